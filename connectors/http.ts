@@ -1,0 +1,190 @@
+// Shared HTTP for connectors: timeouts, failure classification, Retry-After, a token bucket and
+// single-flight refresh. Bun's fetch is used directly (undici's Agent is an inert stub under Bun).
+import type { Problem } from "../agent/problem.ts";
+
+/**
+ * retryable: the target did not act (network before sending, 429, 5xx on a read): try again later.
+ * permanent: the target refused the content (validation, auth): a person must act.
+ * uncertain: the request may have had its effect (timeout, reset, 5xx on a write): look up before creating.
+ */
+export type FailureKind = "retryable" | "permanent" | "uncertain";
+
+export class TargetError extends Error implements Problem {
+  readonly kind: FailureKind;
+  readonly code: string;
+  readonly hint?: string;
+  readonly field?: string;
+  readonly status?: number;
+  readonly retryAfterMs?: number;
+
+  constructor(kind: FailureKind, p: Problem & { status?: number; retryAfterMs?: number }) {
+    super(p.message);
+    this.name = "TargetError";
+    this.kind = kind;
+    this.code = p.code;
+    this.hint = p.hint;
+    this.field = p.field;
+    this.status = p.status;
+    this.retryAfterMs = p.retryAfterMs;
+  }
+}
+
+export function isTargetError(e: unknown): e is TargetError {
+  return e instanceof TargetError;
+}
+
+/** Retry-After is either delta-seconds or an HTTP date. Returns milliseconds, or undefined if absent/invalid. */
+export function parseRetryAfter(value: string | null | undefined, now = Date.now()): number | undefined {
+  if (!value) return undefined;
+  const trimmed = value.trim();
+  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
+  const at = Date.parse(trimmed);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+const WRITE_METHODS = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+
+export interface HttpResponse {
+  status: number;
+  headers: Headers;
+  /** Parsed JSON when the body was JSON, else the text (or null when empty). */
+  body: any;
+}
+
+export interface RequestOptions {
+  json?: unknown;
+  body?: BodyInit;
+  headers?: Record<string, string>;
+  timeoutMs?: number;
+  /** Statuses the caller handles itself (e.g. 404 on a lookup) instead of an error. */
+  accept?: number[];
+}
+
+export interface HttpClientOptions {
+  baseHeaders: () => Promise<Record<string, string>> | Record<string, string>;
+  timeoutMs: number;
+  /** Turns an error response into a Problem in the target's own words. */
+  describeError: (res: HttpResponse, method: string, url: string) => Problem;
+  limiter?: TokenBucket;
+  targetTitle: string;
+}
+
+/** Plain-language problems for the statuses every target shares. */
+function authProblem(status: number, title: string, base: Problem): Problem {
+  if (status === 401) {
+    return { ...base, hint: base.hint ?? `Check the ${title} tokens in kontobro.toml (or their environment variables); the grant may have been revoked. Run \`kontobro check\`.` };
+  }
+  return { ...base, hint: base.hint ?? `The ${title} user or app lacks a role for this; give it the needed role and press retry.` };
+}
+
+export class HttpClient {
+  constructor(private readonly opts: HttpClientOptions) {}
+
+  async request(method: string, url: string, options: RequestOptions = {}): Promise<HttpResponse> {
+    await this.opts.limiter?.take();
+    const isWrite = WRITE_METHODS.has(method);
+    const headers: Record<string, string> = { accept: "application/json", ...(await this.opts.baseHeaders()), ...options.headers };
+    let body = options.body;
+    if (options.json !== undefined) {
+      headers["content-type"] = "application/json";
+      body = JSON.stringify(options.json);
+    }
+    let res: Response;
+    try {
+      res = await fetch(url, { method, headers, body, signal: AbortSignal.timeout(options.timeoutMs ?? this.opts.timeoutMs), redirect: "manual" });
+    } catch (e) {
+      throw networkError(e, isWrite, method, url, this.opts.targetTitle);
+    }
+    let parsed: any;
+    try {
+      const raw = await res.text();
+      parsed = raw.length === 0 ? null : (res.headers.get("content-type") ?? "").includes("json") ? JSON.parse(raw) : raw;
+    } catch (e) {
+      // The answer started but never finished: for a write, the effect is unknown.
+      throw new TargetError(isWrite ? "uncertain" : "retryable", {
+        code: "connection_lost", message: `${this.opts.targetTitle} closed the connection while answering ${method} ${pathOf(url)}: ${errorText(e)}`,
+        hint: "Usually temporary; kontobro retries and checks first whether the record arrived.",
+      });
+    }
+    const response: HttpResponse = { status: res.status, headers: res.headers, body: parsed };
+    if (res.ok || options.accept?.includes(res.status)) return response;
+    throw this.classify(response, method, url, isWrite);
+  }
+
+  private classify(res: HttpResponse, method: string, url: string, isWrite: boolean): TargetError {
+    const described = this.opts.describeError(res, method, url);
+    const p = { ...described, status: res.status };
+    if (res.status === 429) {
+      return new TargetError("retryable", { ...p, code: p.code || "rate_limited", retryAfterMs: parseRetryAfter(res.headers.get("retry-after")), hint: p.hint ?? `${this.opts.targetTitle} asks us to slow down; kontobro waits as told and retries.` });
+    }
+    if (res.status >= 500) {
+      return new TargetError(isWrite ? "uncertain" : "retryable", { ...p, retryAfterMs: parseRetryAfter(res.headers.get("retry-after")), hint: p.hint ?? `${this.opts.targetTitle} had a server error; kontobro retries by itself.` });
+    }
+    if (res.status === 401 || res.status === 403) return new TargetError("permanent", { ...authProblem(res.status, this.opts.targetTitle, p), status: res.status });
+    if (res.status === 408) return new TargetError(isWrite ? "uncertain" : "retryable", p);
+    return new TargetError("permanent", p);
+  }
+}
+
+function pathOf(url: string): string {
+  try { return new URL(url).pathname; } catch { return url; }
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Bun's fetch errors carry no reliable `.code`; classify by name and message. */
+export function networkError(e: unknown, isWrite: boolean, method: string, url: string, title: string): TargetError {
+  const msg = errorText(e);
+  const name = e instanceof Error ? e.name : "";
+  const code = (e as any)?.code ?? "";
+  const notSent = code === "ConnectionRefused" || code === "ECONNREFUSED" || /connection ?refused|unable to connect|FailedToOpenSocket/i.test(msg);
+  const timedOut = name === "TimeoutError" || name === "AbortError" || /timed? ?out/i.test(msg);
+  const kind: FailureKind = notSent || !isWrite ? "retryable" : "uncertain";
+  return new TargetError(kind, {
+    code: notSent ? "unreachable" : timedOut ? "timeout" : "connection_lost",
+    message: notSent ? `${title} could not be reached (${method} ${pathOf(url)}): ${msg}`
+      : timedOut ? `${title} did not answer ${method} ${pathOf(url)} in time`
+      : `The connection to ${title} broke during ${method} ${pathOf(url)}: ${msg}`,
+    hint: notSent ? `Check the network and the ${title} address in kontobro.toml; kontobro retries by itself.`
+      : "Usually temporary; kontobro retries and checks first whether the record arrived.",
+  });
+}
+
+/** A token bucket shared by every request to one target, so parallel pushes cannot cause a retry storm. */
+export class TokenBucket {
+  private tokens: number;
+  private last = performance.now();
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(private readonly ratePerSecond: number, private readonly burst: number) {
+    this.tokens = burst;
+  }
+
+  take(): Promise<void> {
+    if (this.ratePerSecond <= 0) return Promise.resolve();
+    const next = this.queue.then(() => this.takeOne());
+    this.queue = next;
+    return next;
+  }
+
+  private async takeOne(): Promise<void> {
+    for (;;) {
+      const now = performance.now();
+      this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.ratePerSecond);
+      this.last = now;
+      if (this.tokens >= 1) { this.tokens -= 1; return; }
+      await Bun.sleep(Math.ceil(((1 - this.tokens) / this.ratePerSecond) * 1000));
+    }
+  }
+}
+
+/** Runs `fn` once for all concurrent callers (e.g. one token refresh however many pushes need it). */
+export function singleFlight<T>(fn: () => Promise<T>): () => Promise<T> {
+  let running: Promise<T> | null = null;
+  return () => {
+    running ??= fn().finally(() => { running = null; });
+    return running;
+  };
+}
