@@ -112,6 +112,7 @@ export const Invoice = z.object({ ...invoiceFields, kind: z.literal("invoice").d
   .refine((i) => i.dueDate >= i.date, { error: "dueDate must not be before date", path: ["dueDate"] });
 export type Invoice = z.infer<typeof Invoice>;
 
+/** A credit note's lines carry positive quantities and prices (what is credited); connectors negate them. */
 export const CreditNote = z.object({
   ...invoiceFields,
   kind: z.literal("credit_note").default("credit_note"),

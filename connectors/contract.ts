@@ -19,8 +19,10 @@ export interface PushContext {
    * 5xx on a write, or a crash). The connector must look the record up before creating anything.
    */
   uncertain: boolean;
-  /** Stable per delivery and payload; connectors send it where the target supports idempotency keys. */
+  /** Stable per delivery (all retries share it); connectors send it where the target supports idempotency keys. */
   idempotencyKey: string;
+  /** The latest canonical payload of another record (e.g. the invoice's customer), or null if never received. */
+  record?: (entity: Entity, key: string) => any | null;
 }
 
 export interface PushResult {

@@ -53,7 +53,7 @@ export interface HttpResponse {
 
 export interface RequestOptions {
   json?: unknown;
-  body?: BodyInit;
+  body?: string | Uint8Array | FormData | Blob;
   headers?: Record<string, string>;
   timeoutMs?: number;
   /** Statuses the caller handles itself (e.g. 404 on a lookup) instead of an error. */

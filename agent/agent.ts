@@ -1,0 +1,116 @@
+// The running agent: database, outbox, one dispatcher per target, intake and the HTTP server.
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import type { Connector } from "../connectors/contract.ts";
+import { connectorKinds } from "../connectors/registry.ts";
+import type { AgentConfig, TargetConfig } from "./config.ts";
+import { acquireInstanceLock, openDatabase, type Db } from "./db/index.ts";
+import { Dispatcher } from "./dispatcher.ts";
+import { createApp } from "./http/app.ts";
+import { IntakeWriter } from "./intake.ts";
+import { registerSecret, type Logger } from "./log.ts";
+import { Metrics } from "./metrics.ts";
+import type { Entity } from "./model.ts";
+import { Outbox } from "./outbox.ts";
+import { ensureSetting, recordPayload } from "./queries.ts";
+import { VERSION } from "./version.ts";
+
+export interface RunningAgent {
+  url: string;
+  db: Db;
+  outbox: Outbox;
+  intake: IntakeWriter;
+  metrics: Metrics;
+  apiToken: string;
+  connectors: Map<string, Connector>;
+  stop(): Promise<void>;
+}
+
+export const databasePath = (dataDir: string) => join(dataDir, "kontobro.db");
+
+/** The API token: from config, else generated once and kept in the database. */
+export function apiTokenFor(db: Db, config: AgentConfig): string {
+  const token = config.http.api_token ?? ensureSetting(db, "api_token", () => randomBytes(24).toString("base64url"));
+  registerSecret(token);
+  return token;
+}
+
+export function createConnectors(targets: TargetConfig[], log: Logger): Map<string, Connector> {
+  const map = new Map<string, Connector>();
+  for (const t of targets.filter((t) => t.enabled)) {
+    map.set(t.name, connectorKinds[t.kind]!.create(t.name, t.settings, { log: log.child({ target: t.name }) }));
+  }
+  return map;
+}
+
+export async function startAgent(config: AgentConfig, targets: TargetConfig[], log: Logger): Promise<RunningAgent> {
+  const lock = acquireInstanceLock(config.agent.data_dir);
+  let db: Db;
+  try {
+    db = openDatabase(databasePath(config.agent.data_dir));
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+  const outbox = new Outbox(db);
+  // We hold the instance lock, so anything still "in flight" belongs to a process that died.
+  const recovered = outbox.recoverExpiredLeases(true);
+  if (recovered > 0) log.warn("recovered deliveries left in flight by a previous run; each is looked up at the target before any new create", { count: recovered });
+
+  const metrics = new Metrics();
+  const connectors = createConnectors(targets, log);
+  const record = recordPayload(db);
+  const dispatchers = new Map<string, Dispatcher>();
+  for (const [name, connector] of connectors) {
+    dispatchers.set(name, new Dispatcher(name, connector, outbox, {
+      concurrency: config.dispatch.concurrency,
+      leaseMs: config.dispatch.lease_seconds * 1000,
+      backoff: { baseMs: config.dispatch.retry_base_ms, maxMs: config.dispatch.retry_max_ms },
+      idlePollMs: config.dispatch.idle_poll_ms,
+    }, log.child({ target: name }), metrics, record));
+  }
+  const notifyAll = () => { for (const d of dispatchers.values()) d.notify(); };
+  const targetsFor = (entity: Entity) => [...connectors].filter(([, c]) => c.supports(entity)).map(([n]) => n);
+  const intake = new IntakeWriter(db, outbox, targetsFor, notifyAll);
+  const apiToken = apiTokenFor(db, config);
+
+  const app = createApp({
+    db, intake, metrics, apiToken, maxBodyBytes: config.http.max_body_bytes, version: VERSION, startedAt: Date.now(),
+    targets: targets.filter((t) => t.enabled).map((t) => ({ name: t.name, kind: t.kind, title: connectorKinds[t.kind]!.title })),
+    retry: (id) => { const r = outbox.retry(id); notifyAll(); return r; },
+  });
+  let server: ReturnType<typeof Bun.serve>;
+  try {
+    server = Bun.serve({
+      hostname: config.http.host, port: config.http.port, fetch: app.fetch,
+      // Bun's own cap sits above ours so that the app can answer 413 with a clear message.
+      maxRequestBodySize: config.http.max_body_bytes + 1024 * 1024,
+      error: () => new Response(JSON.stringify({ error: "internal_error", message: "Request failed." }), { status: 500, headers: { "content-type": "application/json" } }),
+    });
+  } catch (e) {
+    db.$client.close();
+    lock.release();
+    throw new Error(`Cannot listen on ${config.http.host}:${config.http.port}: ${(e as Error).message}. Is another program using the port? Change http.port in kontobro.toml.`);
+  }
+  for (const d of dispatchers.values()) d.start();
+  const sweeper = setInterval(() => {
+    try { if (outbox.recoverExpiredLeases(false) > 0) notifyAll(); } catch (e) { log.warn("lease sweep failed", { error: e }); }
+  }, 30_000);
+
+  const url = `http://${config.http.host.includes(":") ? `[${config.http.host}]` : config.http.host}:${server.port}`;
+  log.info("kontobro started", { version: VERSION, url, targets: [...connectors.keys()], dataDir: config.agent.data_dir });
+
+  let stopping: Promise<void> | null = null;
+  const stop = () => (stopping ??= (async () => {
+    log.info("stopping: finishing pushes in flight");
+    clearInterval(sweeper);
+    server.stop(false);
+    await Promise.all([...dispatchers.values()].map((d) => d.stop(config.dispatch.shutdown_grace_ms)));
+    server.stop(true);
+    db.$client.close();
+    lock.release();
+    log.info("stopped");
+  })());
+
+  return { url, db, outbox, intake, metrics, apiToken, connectors, stop };
+}

@@ -1,0 +1,140 @@
+// kontobro.toml: parsed with Bun's TOML parser, ${ENV_VAR} references resolved, validated with zod.
+// A wrong config stops the agent with one line per problem, naming the key.
+import { readFileSync, statSync } from "node:fs";
+import { z } from "zod";
+import { connectorKinds } from "../connectors/registry.ts";
+import { registerSecret } from "./log.ts";
+
+export const AgentConfig = z.strictObject({
+  agent: z.strictObject({
+    data_dir: z.string().min(1).default("./data"),
+    log_level: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  }).default({ data_dir: "./data", log_level: "info" }),
+  http: z.strictObject({
+    host: z.string().min(1).default("127.0.0.1"),
+    port: z.number().int().min(0).max(65535).default(8787),
+    /** Bearer token for /api/v1; required when host is not a loopback address. */
+    api_token: z.string().min(16, { error: "must be at least 16 characters" }).optional(),
+    max_body_bytes: z.number().int().min(1024).default(32 * 1024 * 1024),
+  }).default({ host: "127.0.0.1", port: 8787, max_body_bytes: 32 * 1024 * 1024 }),
+  dispatch: z.strictObject({
+    concurrency: z.number().int().min(1).max(256).default(8),
+    lease_seconds: z.number().min(1).default(120),
+    retry_base_ms: z.number().int().min(1).default(1000),
+    retry_max_ms: z.number().int().min(1).default(300_000),
+    idle_poll_ms: z.number().int().min(10).default(1000),
+    shutdown_grace_ms: z.number().int().min(0).default(10_000),
+  }).default({ concurrency: 8, lease_seconds: 120, retry_base_ms: 1000, retry_max_ms: 300_000, idle_poll_ms: 1000, shutdown_grace_ms: 10_000 }),
+  targets: z.array(z.object({
+    name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,39}$/, { error: "must be lowercase letters, digits, - or _ (at most 40)" }),
+    kind: z.string(),
+    enabled: z.boolean().default(true),
+  }).loose()).default([]),
+});
+export type AgentConfig = z.infer<typeof AgentConfig>;
+
+export interface TargetConfig {
+  name: string;
+  kind: string;
+  enabled: boolean;
+  /** The kind-specific settings, validated by the connector's own schema. */
+  settings: any;
+}
+
+export interface LoadedConfig {
+  config: AgentConfig;
+  targets: TargetConfig[];
+  warnings: string[];
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`kontobro.toml has ${problems.length} problem(s):\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}
+
+const SECRET_KEYS = /token|secret|password|key/i;
+
+/** Replaces ${NAME} in every string with the environment variable; an unset variable is a problem. */
+export function resolveEnv(value: unknown, env: Record<string, string | undefined>, path: string, problems: string[]): unknown {
+  if (typeof value === "string") {
+    return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
+      const v = env[name];
+      if (v === undefined || v === "") {
+        problems.push(`${path}: environment variable ${name} is not set (export it, or write the value in the file)`);
+        return "";
+      }
+      if (SECRET_KEYS.test(path)) registerSecret(v);
+      return v;
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => resolveEnv(v, env, `${path}[${i}]`, problems));
+  if (value && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, resolveEnv(v, env, path ? `${path}.${k}` : k, problems)]));
+  }
+  return value;
+}
+
+function zodProblems(error: z.ZodError, prefix: string): string[] {
+  return error.issues.map((i) => {
+    const key = [prefix, ...i.path.map((p) => (typeof p === "number" ? `[${p}]` : String(p)))].filter(Boolean).join(".").replace(/\.\[/g, "[");
+    return `${key || "(top level)"}: ${i.code === "unrecognized_keys" ? `unknown key(s) ${(i as any).keys.join(", ")}` : i.message}`;
+  });
+}
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|::1|\[::1\])$/;
+export const isLoopback = (host: string) => LOOPBACK.test(host);
+
+/** Validates an already-parsed TOML document (pure apart from reading `env`). */
+export function validateConfig(raw: unknown, env: Record<string, string | undefined> = process.env): LoadedConfig {
+  const problems: string[] = [];
+  const resolved = resolveEnv(raw ?? {}, env, "", problems);
+  const parsed = AgentConfig.safeParse(resolved);
+  if (!parsed.success) problems.push(...zodProblems(parsed.error, ""));
+  const targets: TargetConfig[] = [];
+  const names = new Set<string>();
+  const rawTargets = (resolved as any)?.targets;
+  (Array.isArray(rawTargets) ? rawTargets : []).forEach((t: any, i: number) => {
+    const at = `targets[${i}]`;
+    if (!t || typeof t !== "object") return;
+    if (names.has(t.name)) problems.push(`${at}.name: "${t.name}" is used twice; every target needs its own name`);
+    names.add(t.name);
+    const factory = connectorKinds[t.kind];
+    if (!factory) return problems.push(`${at}.kind: unknown kind "${t.kind}"; use one of ${Object.keys(connectorKinds).join(", ")}`);
+    const { name, kind, enabled, ...rest } = t;
+    const settings = factory.configSchema.safeParse(rest);
+    if (!settings.success) return problems.push(...zodProblems(settings.error, at));
+    targets.push({ name, kind, enabled: enabled ?? true, settings: settings.data });
+  });
+  if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
+  const config = parsed.data;
+  if (!isLoopback(config.http.host) && !config.http.api_token) {
+    problems.push(`http.host: kontobro listens on ${config.http.host}, which is not loopback, so http.api_token must be set (e.g. api_token = "\${KONTOBRO_API_TOKEN}")`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  registerSecret(config.http.api_token);
+  return { config, targets, warnings: [] };
+}
+
+/** Reads and validates a kontobro.toml file. */
+export function loadConfigFile(path: string, env: Record<string, string | undefined> = process.env): LoadedConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new ConfigError([`${path}: cannot be read (${(e as Error).message}); copy config/kontobro.example.toml to kontobro.toml and edit it`]);
+  }
+  let raw: unknown;
+  try {
+    raw = Bun.TOML.parse(text);
+  } catch (e) {
+    throw new ConfigError([`${path}: is not valid TOML: ${(e as Error).message}`]);
+  }
+  const loaded = validateConfig(raw, env);
+  const mode = statSync(path).mode;
+  if (process.platform !== "win32" && (mode & 0o004) !== 0) {
+    loaded.warnings.push(`${path} is readable by other users of this machine and may hold secrets; run: chmod 600 ${path}`);
+  }
+  return loaded;
+}

@@ -1,0 +1,91 @@
+// Opens the agent's SQLite file: durable settings, embedded migrations, one agent per data directory.
+import { Database } from "bun:sqlite";
+import { drizzle, type BunSQLiteDatabase } from "drizzle-orm/bun-sqlite";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import * as schema from "./schema.ts";
+import { embeddedMigrations } from "./migrations.generated.ts";
+
+export type Db = BunSQLiteDatabase<typeof schema> & { $client: Database };
+
+export class StorageError extends Error {
+  constructor(message: string, readonly hint: string) {
+    super(message);
+    this.name = "StorageError";
+  }
+}
+
+export interface OpenOptions {
+  /** Milliseconds a write waits for a lock before SQLITE_BUSY. */
+  busyTimeoutMs?: number;
+}
+
+/** Opens (creating if needed) and migrates the database. Throws StorageError with a plain message. */
+export function openDatabase(path: string, options: OpenOptions = {}): Db {
+  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+  let sqlite: Database;
+  try {
+    sqlite = new Database(path, { create: true, strict: true });
+    // Durability first: an acknowledged event must survive a power cut (synchronous=FULL in WAL mode).
+    sqlite.exec("PRAGMA journal_mode = WAL");
+    sqlite.exec("PRAGMA synchronous = FULL");
+    sqlite.exec("PRAGMA foreign_keys = ON");
+    sqlite.exec(`PRAGMA busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
+    const check = sqlite.query("PRAGMA quick_check").get() as { quick_check: string } | null;
+    if (check && check.quick_check !== "ok") throw new Error(`integrity check failed: ${check.quick_check}`);
+  } catch (e) {
+    throw describeOpenError(path, e);
+  }
+  const db = drizzle({ client: sqlite, schema }) as Db;
+  try {
+    migrate(db);
+  } catch (e) {
+    sqlite.close();
+    throw describeOpenError(path, e);
+  }
+  return db;
+}
+
+function describeOpenError(path: string, e: unknown): StorageError {
+  const msg = e instanceof Error ? e.message : String(e);
+  if (/readonly|read-only|permission denied|unable to open|EACCES/i.test(msg)) {
+    return new StorageError(`The database ${path} cannot be written (${msg}).`, "Give the user running kontobro write access to the data directory and the files in it, or set agent.data_dir to a writable folder.");
+  }
+  if (/not a database|malformed|corrupt|integrity check/i.test(msg)) {
+    return new StorageError(`The database ${path} is damaged (${msg}).`, "Stop kontobro, move the file aside (keep it for support), and restore the latest backup or start with an empty data directory; the PSA can resend its events.");
+  }
+  if (/locked|busy/i.test(msg)) {
+    return new StorageError(`The database ${path} is locked by another program (${msg}).`, "Stop the other program using the file, then start kontobro again.");
+  }
+  return new StorageError(`The database ${path} could not be opened: ${msg}`, "Check the path in agent.data_dir and the free disk space.");
+}
+
+/** Applies the embedded migrations with drizzle's own bookkeeping (table __drizzle_migrations). */
+export function migrate(db: Db): void {
+  const migrations = embeddedMigrations.map((m) => ({
+    sql: m.sql.split("--> statement-breakpoint"),
+    bps: m.breakpoints,
+    folderMillis: m.when,
+    hash: m.hash,
+  }));
+  (db as any).dialect.migrate(migrations, (db as any).session, {});
+}
+
+/**
+ * Holds an exclusive lock on `<data dir>/kontobro.lock` for the life of the process, so two agents never
+ * share one outbox. The operating system drops the lock when the process dies, even by SIGKILL.
+ */
+export function acquireInstanceLock(dataDir: string): { release(): void } {
+  mkdirSync(dataDir, { recursive: true });
+  const path = `${dataDir}/kontobro.lock`;
+  const lock = new Database(path, { create: true });
+  try {
+    lock.exec("PRAGMA busy_timeout = 0");
+    lock.exec("PRAGMA locking_mode = EXCLUSIVE");
+    lock.exec("BEGIN EXCLUSIVE");
+  } catch {
+    lock.close();
+    throw new StorageError(`Another kontobro is already running with the data directory ${dataDir}.`, "Stop the other agent first, or give this one its own agent.data_dir.");
+  }
+  return { release: () => { try { lock.exec("ROLLBACK"); } catch {} lock.close(); } };
+}

@@ -1,0 +1,75 @@
+// The database schema. drizzle-kit generates SQL migrations from this file (npm run db:generate).
+import { sql } from "drizzle-orm";
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+
+/** Everything the PSA sent, once per source event id. */
+export const events = sqliteTable("events", {
+  seq: integer("seq").primaryKey({ autoIncrement: true }),
+  eventId: text("event_id").notNull(),
+  type: text("type").notNull(),
+  entity: text("entity").notNull(),
+  key: text("key").notNull(),
+  payload: text("payload").notNull(),
+  receivedAt: integer("received_at").notNull(),
+}, (t) => [uniqueIndex("events_event_id").on(t.eventId), index("events_received").on(t.receivedAt)]);
+
+/** The latest canonical payload per record. */
+export const records = sqliteTable("records", {
+  entity: text("entity").notNull(),
+  key: text("key").notNull(),
+  payload: text("payload").notNull(),
+  version: integer("version").notNull(),
+  lastEventSeq: integer("last_event_seq").notNull(),
+  updatedAt: integer("updated_at").notNull(),
+}, (t) => [primaryKey({ columns: [t.entity, t.key] })]);
+
+/**
+ * One per (event, target). Status: pending → in_flight → done | needs_action | superseded;
+ * waiting while a record it depends on (or an older delivery of the same record) is not yet at the target.
+ */
+export const deliveries = sqliteTable("deliveries", {
+  id: integer("id").primaryKey({ autoIncrement: true }),
+  eventSeq: integer("event_seq").notNull().references(() => events.seq),
+  target: text("target").notNull(),
+  entity: text("entity").notNull(),
+  key: text("key").notNull(),
+  status: text("status").notNull(),
+  attempts: integer("attempts").notNull().default(0),
+  nextAttemptAt: integer("next_attempt_at").notNull(),
+  leaseUntil: integer("lease_until"),
+  /** An earlier attempt may have reached the target: look up before creating. */
+  uncertain: integer("uncertain", { mode: "boolean" }).notNull().default(false),
+  /** "entity:key" this delivery waits for, while status = waiting. */
+  waitingOn: text("waiting_on"),
+  errorCode: text("error_code"),
+  errorMessage: text("error_message"),
+  errorHint: text("error_hint"),
+  errorField: text("error_field"),
+  note: text("note"),
+  remoteId: text("remote_id"),
+  createdAt: integer("created_at").notNull(),
+  updatedAt: integer("updated_at").notNull(),
+  doneAt: integer("done_at"),
+  latencyMs: integer("latency_ms"),
+}, (t) => [
+  index("deliveries_ready").on(t.target, t.status, t.nextAttemptAt),
+  index("deliveries_record").on(t.target, t.entity, t.key, t.status),
+  index("deliveries_waiting").on(t.target, t.waitingOn).where(sql`status = 'waiting'`),
+  index("deliveries_status").on(t.status, t.updatedAt),
+]);
+
+/** What a record is called at a target, and the hash of what we last pushed (skip no-op updates). */
+export const links = sqliteTable("links", {
+  target: text("target").notNull(),
+  entity: text("entity").notNull(),
+  key: text("key").notNull(),
+  remoteId: text("remote_id").notNull(),
+  payloadHash: text("payload_hash").notNull(),
+  updatedAt: integer("updated_at").notNull(),
+}, (t) => [primaryKey({ columns: [t.target, t.entity, t.key] })]);
+
+/** Small durable settings the agent generates itself (API token in demo mode, webhook tokens, …). */
+export const settings = sqliteTable("settings", {
+  name: text("name").primaryKey(),
+  value: text("value").notNull(),
+});

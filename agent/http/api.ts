@@ -1,0 +1,85 @@
+// /api/v1: event intake and delivery management, behind a bearer token.
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { IntakeUnavailable, parseEvents } from "../intake.ts";
+import { getDelivery, listDeliveries } from "../queries.ts";
+import { bearerToken, sameSecret } from "./auth.ts";
+import type { AppContext } from "./context.ts";
+
+const STATUSES = ["pending", "in_flight", "waiting", "done", "needs_action", "superseded"];
+
+export function apiRoutes(ctx: AppContext): Hono {
+  const api = new Hono();
+
+  api.use("*", async (c, next) => {
+    const token = bearerToken(c.req.header("authorization"));
+    if (!token || !sameSecret(token, ctx.apiToken)) {
+      c.header("WWW-Authenticate", 'Bearer realm="kontobro"');
+      return c.json({ error: "unauthorized", message: "A valid API token is required.", hint: "Send the header Authorization: Bearer <token> with the token from kontobro.toml (http.api_token) or `kontobro status`." }, 401);
+    }
+    await next();
+  });
+
+  api.post("/events",
+    bodyLimit({
+      maxSize: ctx.maxBodyBytes,
+      onError: (c) => c.json({ error: "body_too_large", message: `The request body is larger than ${ctx.maxBodyBytes} bytes.`, hint: "Send fewer events per request, or raise http.max_body_bytes." }, 413),
+    }),
+    async (c) => {
+      const type = c.req.header("content-type") ?? "";
+      if (!/^application\/json\b/i.test(type)) {
+        return c.json({ error: "unsupported_media_type", message: `Content-Type must be application/json, not "${type.slice(0, 80)}".`, hint: "Send the events as JSON with Content-Type: application/json." }, 415);
+      }
+      let body: unknown;
+      try {
+        body = JSON.parse(await c.req.text());
+      } catch (e) {
+        ctx.metrics.eventsRejected += 1;
+        return c.json({ error: "invalid_json", message: `The body is not valid JSON: ${(e as Error).message.slice(0, 200)}`, hint: "Send one event object or an array of events as UTF-8 JSON." }, 400);
+      }
+      const parsed = parseEvents(body);
+      if (!parsed.ok) {
+        ctx.metrics.eventsRejected += Math.max(1, parsed.events.length);
+        return c.json({ error: parsed.status === 400 ? "bad_request" : "invalid_events", message: parsed.message, hint: parsed.hint, events: parsed.events }, parsed.status);
+      }
+      try {
+        const results = await ctx.intake.submit(parsed.events);
+        const accepted = results.filter((r) => r.status === "accepted").length;
+        ctx.metrics.eventsReceived += accepted;
+        ctx.metrics.eventsDuplicate += results.length - accepted;
+        return c.json({ accepted, duplicates: results.length - accepted, events: results }, 202);
+      } catch (e) {
+        if (e instanceof IntakeUnavailable) {
+          c.header("Retry-After", String(e.retryAfterSeconds));
+          return c.json({ error: "unavailable", message: e.message, hint: "Send the same events again after the Retry-After delay; repeated ids are stored once." }, 503);
+        }
+        throw e;
+      }
+    });
+
+  api.get("/deliveries", (c) => {
+    const status = c.req.query("status") || undefined;
+    if (status && !STATUSES.includes(status)) {
+      return c.json({ error: "bad_request", message: `Unknown status "${status.slice(0, 40)}".`, hint: `Use one of ${STATUSES.join(", ")}.` }, 400);
+    }
+    const limit = Number(c.req.query("limit") ?? 100);
+    const before = c.req.query("before");
+    const rows = listDeliveries(ctx.db, { status, target: c.req.query("target") || undefined, limit: Number.isFinite(limit) && limit > 0 ? limit : 100, beforeId: before ? Number(before) : undefined });
+    return c.json({ deliveries: rows, next: rows.length > 0 ? rows[rows.length - 1]!.id : null });
+  });
+
+  api.get("/deliveries/:id", (c) => {
+    const row = getDelivery(ctx.db, Number(c.req.param("id")));
+    return row ? c.json(row) : c.json({ error: "not_found", message: `No delivery ${c.req.param("id")}.` }, 404);
+  });
+
+  api.post("/deliveries/:id/retry", (c) => {
+    const id = Number(c.req.param("id"));
+    const result = ctx.retry(id);
+    if (result.ok) return c.json({ id, status: "pending" });
+    if (!result.status) return c.json({ error: "not_found", message: `No delivery ${c.req.param("id")}.` }, 404);
+    return c.json({ error: "conflict", message: `Delivery ${id} is ${result.status} and cannot be retried.`, hint: "Only deliveries that need action, wait or are pending can be retried." }, 409);
+  });
+
+  return api;
+}

@@ -1,0 +1,47 @@
+// The agent's HTTP surface: status page, /healthz, /metrics and the API.
+import { Hono } from "hono";
+import { deliveryCounts, eventCount } from "../queries.ts";
+import { apiRoutes } from "./api.ts";
+import type { AppContext } from "./context.ts";
+import { renderStatusPage } from "./status-page.ts";
+
+export function createApp(ctx: AppContext): Hono {
+  const app = new Hono();
+
+  app.get("/healthz", (c) => {
+    try {
+      ctx.db.$client.query("SELECT 1").get();
+      return c.json({ status: "ok", version: ctx.version, uptimeSeconds: Math.round((Date.now() - ctx.startedAt) / 1000) });
+    } catch (e) {
+      return c.json({ status: "error", message: `database: ${(e as Error).message}` }, 503);
+    }
+  });
+
+  app.get("/metrics", (c) => {
+    c.header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    return c.body(ctx.metrics.render(deliveryCounts(ctx.db), eventCount(ctx.db)));
+  });
+
+  app.get("/", (c) => c.html(renderStatusPage(ctx)));
+
+  // The status page's retry button. Same-origin only, so another site cannot press it for the user.
+  app.post("/ui/deliveries/:id/retry", (c) => {
+    const origin = c.req.header("origin");
+    const host = c.req.header("host");
+    const site = c.req.header("sec-fetch-site");
+    if ((origin && host && new URL(origin).host !== host) || (site && site !== "same-origin" && site !== "none")) {
+      return c.text("Cross-site requests are refused.", 403);
+    }
+    ctx.retry(Number(c.req.param("id")));
+    return c.redirect("/", 303);
+  });
+
+  app.route("/api/v1", apiRoutes(ctx));
+
+  app.notFound((c) => c.json({ error: "not_found", message: `No route ${c.req.method} ${c.req.path}.` }, 404));
+  app.onError((e, c) => {
+    console.error(JSON.stringify({ level: "error", msg: "request failed", path: c.req.path, error: e.message }));
+    return c.json({ error: "internal_error", message: "Something went wrong inside kontobro; nothing partial was stored.", hint: "Try again; if it persists, send the log to support." }, 500);
+  });
+  return app;
+}

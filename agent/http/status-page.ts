@@ -1,0 +1,74 @@
+// The status page: server-rendered HTML, no front-end build. hono/html escapes every interpolated value.
+import { html, raw } from "hono/html";
+import type { HtmlEscapedString } from "hono/utils/html";
+import { deliveryCounts, lastSuccessAt, listDeliveries, recentEvents, type DeliveryRow } from "../queries.ts";
+import type { AppContext } from "./context.ts";
+
+const STATUS_ORDER = ["pending", "in_flight", "waiting", "needs_action", "done", "superseded"];
+const STATUS_LABEL: Record<string, string> = {
+  pending: "Pending", in_flight: "Sending", waiting: "Waiting", needs_action: "Needs action", done: "Delivered", superseded: "Superseded",
+};
+
+const when = (ms: number | null) => (ms ? new Date(ms).toISOString().replace("T", " ").slice(0, 19) + " UTC" : "never");
+
+export function renderStatusPage(ctx: AppContext): HtmlEscapedString | Promise<HtmlEscapedString> {
+  const counts = deliveryCounts(ctx.db);
+  const events = recentEvents(ctx.db, 15);
+  return html`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="refresh" content="10"><title>kontobro status</title>
+<style>${raw(CSS)}</style></head>
+<body>
+<header><h1>kontobro</h1><span class="muted">version ${ctx.version} · up since ${when(ctx.startedAt)}</span></header>
+<main>
+${ctx.targets.length === 0 ? html`<p class="card">No targets are configured. Add a [[targets]] table to kontobro.toml (see config/kontobro.example.toml).</p>` : ""}
+${ctx.targets.map((t) => targetCard(ctx, t, counts.filter((c) => c.target === t.name)))}
+<section class="card"><h2>Recent events</h2>
+${events.length === 0 ? html`<p class="muted">No events received yet. The PSA sends them to POST /api/v1/events.</p>` : html`
+<table><thead><tr><th>#</th><th>Event id</th><th>Type</th><th>Record</th><th>Received</th></tr></thead><tbody>
+${events.map((e) => html`<tr><td>${e.seq}</td><td>${e.eventId}</td><td>${e.type}</td><td>${e.key}</td><td>${when(e.receivedAt)}</td></tr>`)}
+</tbody></table>`}
+</section>
+</main></body></html>`;
+}
+
+function targetCard(ctx: AppContext, t: { name: string; kind: string; title: string }, counts: { status: string; n: number }[]) {
+  const byStatus = new Map(counts.map((c) => [c.status, c.n]));
+  const failures = listDeliveries(ctx.db, { target: t.name, status: "needs_action", limit: 50 });
+  const waiting = listDeliveries(ctx.db, { target: t.name, status: "waiting", limit: 10 });
+  const retrying = listDeliveries(ctx.db, { target: t.name, status: "pending", limit: 10 }).filter((d) => d.errorMessage);
+  return html`<section class="card target" data-target="${t.name}">
+<h2>${t.name} <span class="muted">${t.title}</span></h2>
+<p>Last successful delivery: <strong class="last-success">${when(lastSuccessAt(ctx.db, t.name))}</strong></p>
+<ul class="counts">${STATUS_ORDER.map((s) => html`<li class="status-${s}"><span>${STATUS_LABEL[s]}</span><strong data-status="${s}">${byStatus.get(s) ?? 0}</strong></li>`)}</ul>
+${failures.length > 0 ? html`<h3>Needs action</h3>${failures.map((d) => problemRow(d, true))}` : html`<p class="ok">Nothing needs action.</p>`}
+${retrying.length > 0 ? html`<h3>Retrying</h3>${retrying.map((d) => problemRow(d, false))}` : ""}
+${waiting.length > 0 ? html`<h3>Waiting</h3>${waiting.map((d) => problemRow(d, false))}` : ""}
+</section>`;
+}
+
+function problemRow(d: DeliveryRow, withRetry: boolean) {
+  return html`<div class="problem" data-delivery="${d.id}">
+<div><strong>${d.entity} ${d.key}</strong> <span class="muted">delivery ${d.id} · ${d.attempts} attempt(s)${d.uncertain ? " · checked before resend" : ""}</span></div>
+<div class="message">${d.errorMessage ?? ""}</div>
+${d.errorHint ? html`<div class="hint">How to fix: ${d.errorHint}</div>` : ""}
+${withRetry ? html`<form method="post" action="/ui/deliveries/${d.id}/retry"><button type="submit">Retry</button></form>` : ""}
+</div>`;
+}
+
+const CSS = `
+body{font-family:system-ui,sans-serif;margin:0;background:#f5f6f8;color:#1d2330}
+header{background:#1d2330;color:#fff;padding:12px 24px;display:flex;gap:16px;align-items:baseline}
+header h1{margin:0;font-size:20px} header .muted{color:#b8c0cc}
+main{max-width:1100px;margin:0 auto;padding:16px}
+.card{background:#fff;border-radius:8px;padding:16px 20px;margin-bottom:16px;box-shadow:0 1px 2px rgba(0,0,0,.08)}
+h2{margin:0 0 8px;font-size:18px} h3{font-size:15px;margin:16px 0 8px}
+.muted{color:#6b7280;font-weight:normal;font-size:13px}
+.counts{display:flex;flex-wrap:wrap;gap:8px;list-style:none;padding:0;margin:8px 0}
+.counts li{background:#f0f2f5;border-radius:6px;padding:6px 12px;display:flex;gap:8px}
+.counts .status-needs_action strong{color:#b42318} .counts .status-done strong{color:#067647}
+.problem{border-left:4px solid #f04438;background:#fff6f5;padding:8px 12px;margin:6px 0;border-radius:4px}
+.problem .hint{color:#344054;margin-top:4px} .problem form{margin-top:6px}
+button{background:#1d2330;color:#fff;border:0;border-radius:4px;padding:4px 12px;cursor:pointer}
+.ok{color:#067647} table{border-collapse:collapse;width:100%;font-size:13px}
+th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #eaecf0}`;

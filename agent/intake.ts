@@ -1,0 +1,182 @@
+// Intake: validates PSA events (pure) and stores them with group commit (many events per durable
+// transaction), answering each caller only after its events are on disk.
+import { z } from "zod";
+import type { Db } from "./db/index.ts";
+import { EVENT_TYPES, type Entity, type EventType } from "./model.ts";
+import type { Outbox } from "./outbox.ts";
+import type { Problem } from "./problem.ts";
+
+export const MAX_EVENTS_PER_REQUEST = 1000;
+
+export interface ValidEvent {
+  id: string;
+  type: EventType;
+  entity: Entity;
+  key: string;
+  data: unknown;
+}
+
+export interface RejectedEvent {
+  index: number;
+  id?: string;
+  problems: Problem[];
+}
+
+export type ParseResult =
+  | { ok: true; events: ValidEvent[] }
+  | { ok: false; status: 400 | 422; message: string; hint: string; events: RejectedEvent[] };
+
+const EVENT_TYPE_NAMES = Object.keys(EVENT_TYPES) as EventType[];
+
+const Envelope = z.object({
+  id: z.string({ error: "must be a string: the PSA's unique id of this event (a repeat of it is stored once)" }).trim().min(1).max(200),
+  type: z.string({ error: `must be one of ${EVENT_TYPE_NAMES.join(", ")}` }),
+  data: z.record(z.string(), z.unknown(), { error: "must be an object with the record's fields" }),
+  occurredAt: z.string().optional(),
+});
+
+/** zod issues → Problems with a dotted field path relative to the event. */
+export function issuesToProblems(issues: z.core.$ZodIssue[], prefix: string): Problem[] {
+  return issues.map((i) => {
+    const field = [prefix, ...i.path.map(String)].filter(Boolean).join(".");
+    return { code: `invalid.${i.code}`, field, message: `${field}: ${i.message}`, hint: hintFor(i) };
+  });
+}
+
+function hintFor(i: z.core.$ZodIssue): string {
+  switch (i.code) {
+    case "invalid_type": return (i as any).input === undefined ? "Add this field; it is required." : `Send a ${(i as any).expected} here.`;
+    case "too_big": return `Shorten it to at most ${(i as any).maximum}${(i as any).origin === "string" ? " characters" : ""}.`;
+    case "too_small": return (i as any).origin === "array" ? `Send at least ${(i as any).minimum} item(s).` : "Fill in a value.";
+    case "invalid_value": return `Use one of: ${((i as any).values ?? []).join(", ")}.`;
+    case "unrecognized_keys": return "Remove the unknown field(s).";
+    default: return "Correct the value in the PSA and send the event again.";
+  }
+}
+
+/** Validates one event or an array of them. Nothing is stored unless every event is valid. */
+export function parseEvents(body: unknown): ParseResult {
+  const list = Array.isArray(body) ? body : [body];
+  if (body === null || typeof body !== "object") {
+    return { ok: false, status: 400, message: "The body must be one event object or an array of events.", hint: 'Send JSON like {"id":"…","type":"customer.upserted","data":{…}}.', events: [] };
+  }
+  if (list.length === 0) return { ok: false, status: 400, message: "The array of events is empty.", hint: "Send at least one event.", events: [] };
+  if (list.length > MAX_EVENTS_PER_REQUEST) {
+    return { ok: false, status: 400, message: `Too many events in one request: ${list.length}; the limit is ${MAX_EVENTS_PER_REQUEST}.`, hint: `Split the batch into requests of at most ${MAX_EVENTS_PER_REQUEST} events.`, events: [] };
+  }
+  const valid: ValidEvent[] = [];
+  const rejected: RejectedEvent[] = [];
+  list.forEach((raw, index) => {
+    const env = Envelope.safeParse(raw);
+    const id = typeof (raw as any)?.id === "string" ? (raw as any).id : undefined;
+    if (!env.success) return rejected.push({ index, id, problems: issuesToProblems(env.error.issues, "") });
+    const spec = EVENT_TYPES[env.data.type as EventType];
+    if (!spec) {
+      return rejected.push({ index, id, problems: [{ code: "invalid.event_type", field: "type", message: `type: unknown event type "${env.data.type.slice(0, 60)}"`, hint: `Use one of: ${EVENT_TYPE_NAMES.join(", ")}.` }] });
+    }
+    const data = spec.schema.safeParse(env.data.data);
+    if (!data.success) return rejected.push({ index, id, problems: issuesToProblems(data.error.issues, "data") });
+    valid.push({ id: env.data.id, type: env.data.type as EventType, entity: spec.entity as Entity, key: (spec.key as (d: any) => string)(data.data), data: data.data });
+  });
+  if (rejected.length > 0) {
+    return {
+      ok: false, status: 422,
+      message: `${rejected.length} of ${list.length} event(s) are invalid; nothing in this request was stored.`,
+      hint: "Fix the fields named below in the PSA and send the request again (valid events may be resent: repeated ids are stored once).",
+      events: rejected,
+    };
+  }
+  return { ok: true, events: valid };
+}
+
+export interface StoredResult {
+  id: string;
+  status: "accepted" | "duplicate";
+}
+
+/** Thrown when the database cannot take the events right now; nothing of the batch was stored. */
+export class IntakeUnavailable extends Error {
+  constructor(message: string, readonly retryAfterSeconds: number) {
+    super(message);
+    this.name = "IntakeUnavailable";
+  }
+}
+
+interface Waiting {
+  events: ValidEvent[];
+  resolve: (r: StoredResult[]) => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * Stores validated events. Calls made while a commit is running are gathered and committed together in
+ * the next transaction (group commit), so durability (synchronous=FULL) costs one fsync per group, not
+ * per event. Each caller's promise resolves only after its transaction has committed.
+ */
+export class IntakeWriter {
+  private queue: Waiting[] = [];
+  private scheduled = false;
+  private readonly insertEvent;
+  private readonly upsertRecord;
+
+  constructor(
+    private readonly db: Db,
+    private readonly outbox: Outbox,
+    private readonly targetsFor: (entity: Entity) => string[],
+    private readonly onStored: () => void = () => {},
+    private readonly now: () => number = Date.now,
+  ) {
+    this.insertEvent = db.$client.prepare(
+      `INSERT INTO events (event_id, type, entity, key, payload, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+       ON CONFLICT (event_id) DO NOTHING RETURNING seq`);
+    this.upsertRecord = db.$client.prepare(
+      `INSERT INTO records (entity, key, payload, version, last_event_seq, updated_at) VALUES (?1, ?2, ?3, 1, ?4, ?5)
+       ON CONFLICT (entity, key) DO UPDATE SET payload = excluded.payload, version = version + 1,
+         last_event_seq = excluded.last_event_seq, updated_at = excluded.updated_at`);
+  }
+
+  submit(events: ValidEvent[]): Promise<StoredResult[]> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ events, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const group = this.queue;
+    this.queue = [];
+    if (group.length === 0) return;
+    let results: StoredResult[][];
+    try {
+      results = this.db.transaction(() => group.map((w) => w.events.map((e) => this.store(e))), { behavior: "immediate" });
+    } catch (e) {
+      const err = describeWriteError(e);
+      for (const w of group) w.reject(err);
+      return;
+    }
+    group.forEach((w, i) => w.resolve(results[i]!));
+    this.onStored();
+  }
+
+  private store(e: ValidEvent): StoredResult {
+    const now = this.now();
+    const payload = JSON.stringify(e.data);
+    const row = this.insertEvent.get(e.id, e.type, e.entity, e.key, payload, now) as { seq: number } | null;
+    if (!row) return { id: e.id, status: "duplicate" };
+    this.upsertRecord.run(e.entity, e.key, payload, row.seq, now);
+    this.outbox.enqueue(row.seq, e.entity, e.key, this.targetsFor(e.entity));
+    return { id: e.id, status: "accepted" };
+  }
+}
+
+function describeWriteError(e: unknown): Error {
+  const msg = e instanceof Error ? e.message : String(e);
+  if (/busy|locked/i.test(msg)) return new IntakeUnavailable("The database is busy; nothing was stored. Send the events again shortly.", 1);
+  if (/full|disk|SQLITE_FULL|no space/i.test(msg)) return new IntakeUnavailable("The disk is full; nothing was stored. Free disk space on the kontobro server, then send the events again.", 30);
+  if (/readonly|read-only/i.test(msg)) return new IntakeUnavailable("The database is read-only; nothing was stored. Fix the permissions of the data directory.", 30);
+  return e instanceof Error ? e : new Error(msg);
+}

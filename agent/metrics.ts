@@ -1,0 +1,67 @@
+// In-process metrics rendered as Prometheus text. Counts that must be exact (deliveries by status) are
+// read from the database at scrape time; rates and latencies live here.
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+class Histogram {
+  readonly counts = new Array(LATENCY_BUCKETS.length).fill(0);
+  sum = 0;
+  count = 0;
+  observe(seconds: number) {
+    this.sum += seconds;
+    this.count += 1;
+    for (let i = 0; i < LATENCY_BUCKETS.length; i++) if (seconds <= LATENCY_BUCKETS[i]!) this.counts[i] += 1;
+  }
+}
+
+export class Metrics {
+  eventsReceived = 0;
+  eventsDuplicate = 0;
+  eventsRejected = 0;
+  readonly retries = new Map<string, number>();
+  readonly pushes = new Map<string, number>();
+  readonly pushLatency = new Map<string, Histogram>();
+
+  observePush(target: string, seconds: number, outcome: string) {
+    const key = `${target}\u0000${outcome}`;
+    this.pushes.set(key, (this.pushes.get(key) ?? 0) + 1);
+    let h = this.pushLatency.get(target);
+    if (!h) this.pushLatency.set(target, (h = new Histogram()));
+    h.observe(seconds);
+  }
+
+  countRetry(target: string) {
+    this.retries.set(target, (this.retries.get(target) ?? 0) + 1);
+  }
+
+  render(deliveryCounts: { target: string; status: string; n: number }[], eventsStored: number): string {
+    const out: string[] = [];
+    const help = (name: string, type: string, text: string) => out.push(`# HELP ${name} ${text}`, `# TYPE ${name} ${type}`);
+    help("kontobro_events_stored", "gauge", "Events stored in the database.");
+    out.push(`kontobro_events_stored ${eventsStored}`);
+    help("kontobro_events_received_total", "counter", "Events accepted by intake since start.");
+    out.push(`kontobro_events_received_total ${this.eventsReceived}`);
+    help("kontobro_events_duplicate_total", "counter", "Events acknowledged as repeats since start.");
+    out.push(`kontobro_events_duplicate_total ${this.eventsDuplicate}`);
+    help("kontobro_events_rejected_total", "counter", "Events rejected as invalid since start.");
+    out.push(`kontobro_events_rejected_total ${this.eventsRejected}`);
+    help("kontobro_deliveries", "gauge", "Deliveries by target and status.");
+    for (const r of deliveryCounts) out.push(`kontobro_deliveries{target="${esc(r.target)}",status="${r.status}"} ${r.n}`);
+    help("kontobro_delivery_retries_total", "counter", "Deliveries scheduled for another attempt since start.");
+    for (const [t, n] of this.retries) out.push(`kontobro_delivery_retries_total{target="${esc(t)}"} ${n}`);
+    help("kontobro_pushes_total", "counter", "Push attempts by target and outcome since start.");
+    for (const [k, n] of this.pushes) {
+      const [t, o] = k.split("\u0000");
+      out.push(`kontobro_pushes_total{target="${esc(t!)}",outcome="${o}"} ${n}`);
+    }
+    help("kontobro_push_duration_seconds", "histogram", "Time of one push to a target.");
+    for (const [t, h] of this.pushLatency) {
+      LATENCY_BUCKETS.forEach((b, i) => out.push(`kontobro_push_duration_seconds_bucket{target="${esc(t)}",le="${b}"} ${h.counts[i]}`));
+      out.push(`kontobro_push_duration_seconds_bucket{target="${esc(t)}",le="+Inf"} ${h.count}`);
+      out.push(`kontobro_push_duration_seconds_sum{target="${esc(t)}"} ${h.sum}`);
+      out.push(`kontobro_push_duration_seconds_count{target="${esc(t)}"} ${h.count}`);
+    }
+    return out.join("\n") + "\n";
+  }
+}
+
+const esc = (s: string) => s.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");

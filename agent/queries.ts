@@ -1,0 +1,80 @@
+// Read-only queries for the status page, the API, /metrics and `kontobro status`.
+import type { Db } from "./db/index.ts";
+
+export interface DeliveryRow {
+  id: number;
+  target: string;
+  entity: string;
+  key: string;
+  status: string;
+  attempts: number;
+  uncertain: boolean;
+  nextAttemptAt: number;
+  errorCode: string | null;
+  errorMessage: string | null;
+  errorHint: string | null;
+  errorField: string | null;
+  note: string | null;
+  remoteId: string | null;
+  eventId: string;
+  eventType: string;
+  createdAt: number;
+  updatedAt: number;
+  doneAt: number | null;
+}
+
+const DELIVERY_COLUMNS = `d.id, d.target, d.entity, d.key, d.status, d.attempts, d.uncertain, d.next_attempt_at AS nextAttemptAt,
+  d.error_code AS errorCode, d.error_message AS errorMessage, d.error_hint AS errorHint, d.error_field AS errorField,
+  d.note, d.remote_id AS remoteId, e.event_id AS eventId, e.type AS eventType, d.created_at AS createdAt,
+  d.updated_at AS updatedAt, d.done_at AS doneAt`;
+
+const toRow = (r: any): DeliveryRow => ({ ...r, uncertain: !!r.uncertain });
+
+export function deliveryCounts(db: Db): { target: string; status: string; n: number }[] {
+  return db.$client.query(`SELECT target, status, count(*) AS n FROM deliveries GROUP BY target, status ORDER BY target, status`).all() as any[];
+}
+
+export function eventCount(db: Db): number {
+  return (db.$client.query(`SELECT coalesce(max(seq), 0) AS n FROM events`).get() as any).n;
+}
+
+export function lastSuccessAt(db: Db, target: string): number | null {
+  const row = db.$client.query(`SELECT max(done_at) AS t FROM deliveries WHERE target = ?1 AND status = 'done'`).get(target) as any;
+  return row?.t ?? null;
+}
+
+export function listDeliveries(db: Db, filter: { status?: string; target?: string; limit?: number; beforeId?: number }): DeliveryRow[] {
+  const rows = db.$client.query(
+    `SELECT ${DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.seq = d.event_seq
+      WHERE (?1 IS NULL OR d.status = ?1) AND (?2 IS NULL OR d.target = ?2) AND (?3 IS NULL OR d.id < ?3)
+      ORDER BY d.id DESC LIMIT ?4`,
+  ).all(filter.status ?? null, filter.target ?? null, filter.beforeId ?? null, Math.min(filter.limit ?? 100, 1000)) as any[];
+  return rows.map(toRow);
+}
+
+export function getDelivery(db: Db, id: number): DeliveryRow | null {
+  const r = db.$client.query(`SELECT ${DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.id = ?1`).get(id);
+  return r ? toRow(r) : null;
+}
+
+export function recentEvents(db: Db, limit = 20): { seq: number; eventId: string; type: string; key: string; receivedAt: number }[] {
+  return db.$client.query(`SELECT seq, event_id AS eventId, type, key, received_at AS receivedAt FROM events ORDER BY seq DESC LIMIT ?1`).all(limit) as any[];
+}
+
+export function recordPayload(db: Db): (entity: string, key: string) => any | null {
+  const stmt = db.$client.prepare(`SELECT payload FROM records WHERE entity = ?1 AND key = ?2`);
+  return (entity, key) => {
+    const row = stmt.get(entity, key) as { payload: string } | null;
+    return row ? JSON.parse(row.payload) : null;
+  };
+}
+
+export function getSetting(db: Db, name: string): string | null {
+  return (db.$client.query(`SELECT value FROM settings WHERE name = ?1`).get(name) as any)?.value ?? null;
+}
+
+/** Returns the stored value, creating it with `make()` the first time. */
+export function ensureSetting(db: Db, name: string, make: () => string): string {
+  db.$client.run(`INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING`, [name, make()]);
+  return getSetting(db, name)!;
+}

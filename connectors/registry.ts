@@ -1,0 +1,7 @@
+// Every connector kind the agent knows, by the `kind` used in kontobro.toml.
+import type { ConnectorFactory } from "./contract.ts";
+import { economic } from "./economic/index.ts";
+
+export const connectorKinds: Record<string, ConnectorFactory> = {
+  [economic.kind]: economic,
+};

@@ -1,0 +1,127 @@
+// The outbox state machine on a real SQLite file: claim, lease, outcomes, waiting, coalescing, recovery.
+import { beforeEach, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { openDatabase, type Db } from "../agent/db/index.ts";
+import { IntakeWriter, parseEvents } from "../agent/intake.ts";
+import { Outbox } from "../agent/outbox.ts";
+import { customerEvent, invoiceEvent, projectEvent, tempDir } from "./helpers.ts";
+
+const ALL = () => true;
+let db: Db;
+let clock: number;
+let outbox: Outbox;
+let intake: IntakeWriter;
+
+async function send(...events: unknown[]) {
+  const parsed = parseEvents(events);
+  if (!parsed.ok) throw new Error(JSON.stringify(parsed));
+  return intake.submit(parsed.events);
+}
+const status = (id: number) => (db.$client.query("SELECT status, waiting_on AS waitingOn, uncertain, attempts FROM deliveries WHERE id = ?").get(id) as any);
+const done = (d: { id: number } & any, remoteId = "r") => outbox.complete([{ delivery: d, outcome: { kind: "done", remoteId, payloadHash: "h" } }]);
+
+beforeEach(() => {
+  db = openDatabase(join(tempDir(), "k.db"));
+  clock = 1_000_000;
+  outbox = new Outbox(db, () => clock);
+  intake = new IntakeWriter(db, outbox, () => ["t1", "t2"], () => {}, () => clock);
+});
+
+describe("outbox", () => {
+  test("one delivery per event and target; a repeated event id is stored once", async () => {
+    const e = customerEvent(1, {}, "same-id");
+    expect((await send(e))[0]!.status).toBe("accepted");
+    expect((await send(e))[0]!.status).toBe("duplicate");
+    expect((db.$client.query("SELECT count(*) AS n FROM events").get() as any).n).toBe(1);
+    expect((db.$client.query("SELECT target FROM deliveries ORDER BY target").all() as any[]).map((r) => r.target)).toEqual(["t1", "t2"]);
+  });
+
+  test("claim leases a delivery once, counts the attempt, and does not hand it out again", async () => {
+    await send(customerEvent(1));
+    const first = outbox.claim("t1", 10, 60_000, ALL);
+    expect(first).toHaveLength(1);
+    expect(first[0]!.attempts).toBe(1);
+    expect(first[0]!.payload.name).toBe("Customer 1");
+    expect(outbox.claim("t1", 10, 60_000, ALL)).toHaveLength(0);
+    expect(status(first[0]!.id).status).toBe("in_flight");
+  });
+
+  test("a retry outcome waits for its delay; needs_action stays until retried", async () => {
+    await send(customerEvent(1));
+    const [d] = outbox.claim("t1", 10, 60_000, ALL);
+    outbox.complete([{ delivery: d!, outcome: { kind: "retry", delayMs: 5000, uncertain: true, problem: { code: "http_503", message: "down" } } }]);
+    expect(outbox.claim("t1", 10, 60_000, ALL)).toHaveLength(0);
+    clock += 5000;
+    const [again] = outbox.claim("t1", 10, 60_000, ALL);
+    expect(again!.uncertain).toBe(true);
+    expect(again!.attempts).toBe(2);
+    outbox.complete([{ delivery: again!, outcome: { kind: "needs_action", uncertain: false, problem: { code: "x", message: "bad", hint: "fix" } } }]);
+    clock += 10 * 60_000;
+    expect(outbox.claim("t1", 10, 60_000, ALL)).toHaveLength(0);
+    expect(outbox.retry(again!.id).ok).toBe(true);
+    expect(outbox.claim("t1", 10, 60_000, ALL)).toHaveLength(1);
+  });
+
+  test("customer → project → invoice: dependents wait until their dependency is at the target", async () => {
+    await send(invoiceEvent(100, 1, 50), projectEvent(50, 1), customerEvent(1));
+    // Only the customer can go; the project and invoice wait for it.
+    const first = outbox.claim("t1", 10, 60_000, ALL);
+    expect(first.map((d) => d.entity)).toEqual(["customer"]);
+    const waiting = db.$client.query("SELECT entity, waiting_on AS on_ FROM deliveries WHERE target='t1' AND status='waiting' ORDER BY id").all() as any[];
+    expect(waiting).toEqual([{ entity: "invoice", on_: "customer:1" }, { entity: "project", on_: "customer:1" }]);
+    done(first[0]);
+    const second = outbox.claim("t1", 10, 60_000, ALL);
+    expect(second.map((d) => d.entity)).toEqual(["project"]); // the invoice now waits for the project
+    done(second[0]);
+    expect(outbox.claim("t1", 10, 60_000, ALL).map((d) => d.entity)).toEqual(["invoice"]);
+  });
+
+  test("a failed customer blocks only its own records, never unrelated ones", async () => {
+    await send(customerEvent(1), customerEvent(2));
+    const [c1, c2] = outbox.claim("t1", 10, 60_000, ALL);
+    outbox.complete([{ delivery: c1!, outcome: { kind: "needs_action", uncertain: false, problem: { code: "bad", message: "bad customer" } } }]);
+    done(c2);
+    await send(invoiceEvent(100, 1), invoiceEvent(200, 2));
+    const ready = outbox.claim("t1", 10, 60_000, ALL);
+    expect(ready.map((d) => d.key)).toEqual(["200"]);
+    const blocked = db.$client.query("SELECT error_message AS m FROM deliveries WHERE target='t1' AND key='100'").get() as any;
+    expect(blocked.m).toContain("needs action");
+  });
+
+  test("coalescing: repeated updates of a waiting record are superseded by the newest", async () => {
+    await send(customerEvent(1, { name: "v1" }), customerEvent(1, { name: "v2" }), customerEvent(1, { name: "v3" }));
+    const rows = db.$client.query("SELECT status, count(*) AS n FROM deliveries WHERE target='t1' GROUP BY status ORDER BY status").all();
+    expect(rows).toEqual([{ status: "pending", n: 1 }, { status: "superseded", n: 2 }]);
+    const [d] = outbox.claim("t1", 10, 60_000, ALL);
+    expect(d!.payload.name).toBe("v3");
+  });
+
+  test("an update arriving while the record is in flight waits for it, then goes", async () => {
+    await send(customerEvent(1, { name: "v1" }));
+    const [first] = outbox.claim("t1", 10, 60_000, ALL);
+    await send(customerEvent(1, { name: "v2" }));
+    expect(outbox.claim("t1", 10, 60_000, ALL)).toHaveLength(0);
+    done(first);
+    const [second] = outbox.claim("t1", 10, 60_000, ALL);
+    expect(second!.payload.name).toBe("v2");
+  });
+
+  test("expired leases (a crash) come back as uncertain; live ones do not", async () => {
+    await send(customerEvent(1), customerEvent(2));
+    const [a] = outbox.claim("t1", 1, 1000, ALL);
+    clock += 500;
+    const [b] = outbox.claim("t1", 1, 60_000, ALL);
+    clock += 1000;
+    expect(outbox.recoverExpiredLeases()).toBe(1);
+    expect(status(a!.id)).toMatchObject({ status: "pending", uncertain: 1 });
+    expect(status(b!.id).status).toBe("in_flight");
+    expect(outbox.recoverExpiredLeases(true)).toBe(1);
+    expect(status(b!.id)).toMatchObject({ status: "pending", uncertain: 1 });
+  });
+
+  test("nothing of a rejected batch is stored", async () => {
+    const parsed = parseEvents([customerEvent(1), { id: "bad", type: "customer.upserted", data: { number: 2 } }]);
+    expect(parsed.ok).toBe(false);
+    expect((db.$client.query("SELECT count(*) AS n FROM events").get() as any).n).toBe(0);
+  });
+});
