@@ -1,0 +1,68 @@
+// Builds the single-file binaries: dist/kontobro-linux-x64, dist/kontobro-linux-arm64 and
+// dist/kontobro-windows-x64.exe. Cross-compiling needs the Bun runtime of each platform; Bun would
+// download it from GitHub, which this network cannot reach, so we take the same runtime from the npm
+// registry (@oven/bun-<platform>, the packages `npm install bun` itself uses) and hand it to
+// `bun build --compile-executable-path`.
+//
+//   bun scripts/build.ts               all three
+//   bun scripts/build.ts linux-x64     just one (names as in the table below)
+import { existsSync, mkdirSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+
+interface Platform { name: string; target: string; npmPackage: string; executable: string; outfile: string }
+
+export const PLATFORMS: Platform[] = [
+  { name: "linux-x64", target: "bun-linux-x64", npmPackage: "@oven/bun-linux-x64", executable: "bin/bun", outfile: "kontobro-linux-x64" },
+  { name: "linux-arm64", target: "bun-linux-arm64", npmPackage: "@oven/bun-linux-aarch64", executable: "bin/bun", outfile: "kontobro-linux-arm64" },
+  { name: "windows-x64", target: "bun-windows-x64", npmPackage: "@oven/bun-windows-x64", executable: "bin/bun.exe", outfile: "kontobro-windows-x64.exe" },
+];
+
+const root = join(import.meta.dir, "..");
+const cacheDir = join(root, ".cache", "bun-runtimes");
+
+async function run(cmd: string[], cwd = root): Promise<string> {
+  const proc = Bun.spawn(cmd, { cwd, stdout: "pipe", stderr: "pipe" });
+  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  if (code !== 0) throw new Error(`${cmd.join(" ")} failed (${code}):\n${err || out}`);
+  return out;
+}
+
+/** The Bun runtime for a platform, at exactly this Bun's version: installed locally, cached, or from npm. */
+async function runtimeFor(p: Platform): Promise<string> {
+  const installed = join(root, "node_modules", p.npmPackage, p.executable);
+  if (existsSync(installed)) return installed;
+  const dir = join(cacheDir, `${p.npmPackage.replace("/", "__")}@${Bun.version}`);
+  const exe = join(dir, "package", p.executable);
+  if (existsSync(exe)) return exe;
+  mkdirSync(dir, { recursive: true });
+  console.log(`fetching ${p.npmPackage}@${Bun.version} from the npm registry…`);
+  await run(["npm", "pack", `${p.npmPackage}@${Bun.version}`, "--pack-destination", dir, "--silent"]);
+  const tgz = readdirSync(dir).find((f) => f.endsWith(".tgz"));
+  if (!tgz) throw new Error(`npm pack produced no archive in ${dir}`);
+  await run(["tar", "-xzf", tgz], dir);
+  if (!existsSync(exe)) throw new Error(`${p.npmPackage} has no ${p.executable}`);
+  return exe;
+}
+
+export async function build(names: string[] = PLATFORMS.map((p) => p.name)): Promise<string[]> {
+  const chosen = PLATFORMS.filter((p) => names.includes(p.name));
+  const unknown = names.filter((n) => !PLATFORMS.some((p) => p.name === n));
+  if (unknown.length > 0) throw new Error(`unknown platform(s) ${unknown.join(", ")}; use ${PLATFORMS.map((p) => p.name).join(", ")}`);
+  mkdirSync(join(root, "dist"), { recursive: true });
+  const outputs: string[] = [];
+  for (const p of chosen) {
+    const outfile = join(root, "dist", p.outfile);
+    await run([process.execPath, "build", "--compile", "--minify", `--target=${p.target}`, `--compile-executable-path=${await runtimeFor(p)}`,
+      "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig", "--outfile", outfile, join(root, "agent/main.ts")]);
+    outputs.push(outfile);
+    console.log(`built ${outfile} (${(Bun.file(outfile).size / 1024 / 1024).toFixed(1)} MB)`);
+  }
+  return outputs;
+}
+
+if (import.meta.main) {
+  build(process.argv.slice(2).length > 0 ? process.argv.slice(2) : undefined).catch((e) => {
+    console.error(e.message);
+    process.exit(1);
+  });
+}
