@@ -1,0 +1,217 @@
+// Sales invoices: drafts (with totals), the draft PDF attachment, and booking with or without a number.
+import type { Context, Hono } from "hono";
+import bookedGet from "./schemas/invoices.booked.get.schema.json";
+import bookedPost from "./schemas/invoices.booked.post.schema.json";
+import bookWithNumberPut from "./schemas/invoices.booked.bookWithNumber.put.schema.json";
+import draftsGet from "./schemas/invoices.drafts.get.schema.json";
+import draftsPost from "./schemas/invoices.drafts.post.schema.json";
+import type { JsonSchema } from "./schema-validate.ts";
+import {
+  checkRef, decodeSelfId, filterableFields, readRestDocument, restCollection, restJson, validationError, withSelf,
+  type FieldError,
+} from "./sandbox-http.ts";
+import { checkCurrency, intSegment, methodNotAllowed, notFound, origin, type SandboxCore } from "./sandbox-rest.ts";
+import { registerAttachmentRoutes } from "./sandbox-attachments.ts";
+import type { BookedRecord, Json, SandboxState } from "./sandbox-state.ts";
+
+const schema = (s: unknown) => s as JsonSchema;
+const DRAFT_FILTERS = filterableFields(schema(draftsGet));
+const BOOKED_FILTERS = filterableFields(schema(bookedGet));
+const DOMESTIC_VAT_ZONE = 1;
+
+export function round2(x: number): number {
+  return (Math.sign(x) * Math.round(Math.abs(x) * 100 + 1e-9)) / 100;
+}
+
+function addDays(isoDate: string, days: number): string {
+  const d = new Date(`${isoDate}T00:00:00Z`);
+  d.setUTCDate(d.getUTCDate() + days);
+  return d.toISOString().slice(0, 10);
+}
+
+/** Checks a draft's references and computes what e-conomic computes (totals, due date, line numbers). */
+function buildDraft(core: SandboxCore, base: string, body: Json): { errors: FieldError[]; doc: Json } {
+  const s = core.state;
+  const errors: FieldError[] = [];
+  const customer = checkRef(errors, ["customer"], body.customer, "customerNumber", (n) => s.customers.has(n), `${base}/customers`);
+  const layout = checkRef(errors, ["layout"], body.layout, "layoutNumber", (n) => s.layouts.has(n), `${base}/layouts`);
+  const terms = checkRef(errors, ["paymentTerms"], body.paymentTerms, "paymentTermsNumber", (n) => s.paymentTerms.has(n), `${base}/payment-terms`);
+  const zone = checkRef(errors, ["recipient", "vatZone"], body.recipient?.vatZone, "vatZoneNumber", (n) => s.vatZones.has(n), `${base}/vat-zones`);
+  const project = checkRef(errors, ["project"], body.project, "projectNumber", (n) => s.projects.has(n), `${base}/projects`);
+  checkRef(errors, ["deliveryLocation"], body.deliveryLocation, "deliveryLocationNumber", () => false, `${base}/customers`);
+  checkCurrency(errors, ["currency"], body.currency, base);
+  const termsDoc = terms === undefined ? undefined : s.paymentTerms.get(terms)!;
+  if (termsDoc?.paymentTermsType === "dueDate" && !body.dueDate) {
+    errors.push({ segments: ["dueDate"], errorCode: "SANDBOX_REQUIRED", message: "dueDate is required for payment terms of type dueDate.", developerHint: "Send dueDate." });
+  }
+  const vatRate = zone === DOMESTIC_VAT_ZONE ? core.vatRate : 0;
+  const lines = ((body.lines ?? []) as Json[]).map((line, i) => buildLine(s, base, line, i, vatRate, errors));
+  const net = round2(lines.reduce((sum, l) => sum + l.totalNetAmount, 0));
+  const cost = round2(lines.reduce((sum, l) => sum + (l.unitCostPrice ?? 0) * l.quantity, 0));
+  const vat = round2(net * vatRate);
+  const exchangeRate = body.exchangeRate ?? 100;
+  const inBase = (x: number) => round2((x * exchangeRate) / 100);
+  const doc: Json = {
+    ...body,
+    exchangeRate,
+    customer: customer === undefined ? body.customer : { customerNumber: customer },
+    layout: layout === undefined ? body.layout : { layoutNumber: layout },
+    paymentTerms: termsDoc ? { ...termsDoc } : body.paymentTerms,
+    recipient: { ...body.recipient, ...(zone === undefined ? {} : { vatZone: { ...s.vatZones.get(zone) } }) },
+    ...(project === undefined ? {} : { project: { projectNumber: project } }),
+    dueDate: body.dueDate ?? (termsDoc && body.date ? addDays(body.date, termsDoc.daysOfCredit ?? 0) : undefined),
+    lines,
+    netAmount: net, netAmountInBaseCurrency: inBase(net), vatAmount: vat, grossAmount: round2(net + vat),
+    grossAmountInBaseCurrency: inBase(round2(net + vat)), roundingAmount: 0, costPriceInBaseCurrency: inBase(cost),
+    marginInBaseCurrency: inBase(round2(net - cost)), marginPercentage: net === 0 ? 0 : round2(((net - cost) / net) * 100),
+    lastUpdated: new Date().toISOString(),
+  };
+  return { errors, doc };
+}
+
+function buildLine(s: SandboxState, base: string, line: Json, i: number, vatRate: number, errors: FieldError[]): Json {
+  const at = ["lines", i];
+  let product: Json | undefined;
+  if (line.product !== undefined) {
+    const pn = line.product.productNumber ?? (typeof line.product.self === "string" ? decodeSelfId(line.product.self.split("/").pop() ?? "") : undefined);
+    if (!pn) {
+      errors.push({ segments: [...at, "product"], errorCode: "E04500", message: "No identifiers present on product. Please include either a self link or a productNumber.", developerHint: `Find a list of resources at ${base}/products.` });
+    } else if (!s.products.has(pn)) {
+      errors.push({ segments: [...at, "product"], errorCode: "E06000", message: "product does not exist.", value: pn, developerHint: `Find a list of resources at ${base}/products.` });
+    } else {
+      product = s.products.get(pn);
+      if (line.quantity === undefined) {
+        errors.push({ segments: [...at, "quantity"], errorCode: "E04730", message: "Property quantity must have a value when product is set.", developerHint: "Please check your request data." });
+      }
+      if (line.description === undefined) {
+        errors.push({ segments: [...at, "description"], errorCode: "SANDBOX_REQUIRED", message: "description is required when an existing product is set.", developerHint: "Send a description on every line with a product." });
+      }
+    }
+  }
+  const unit = checkRef(errors, [...at, "unit"], line.unit, "unitNumber", (n) => s.units.has(n), `${base}/units`);
+  const quantity = line.quantity ?? 1;
+  const unitNetPrice = line.unitNetPrice ?? product?.salesPrice ?? 0;
+  const total = round2(quantity * unitNetPrice * (1 - (line.discountPercentage ?? 0) / 100));
+  return {
+    ...line,
+    lineNumber: line.lineNumber ?? i + 1,
+    sortKey: line.sortKey ?? line.lineNumber ?? i + 1,
+    ...(product ? { product: { productNumber: product.productNumber } } : {}),
+    ...(unit === undefined ? {} : { unit: { ...s.units.get(unit) } }),
+    quantity, unitNetPrice, totalNetAmount: total, vatRate: vatRate * 100, vatAmount: round2(total * vatRate),
+  };
+}
+
+function renderCommon(base: string, doc: Json): Json {
+  return {
+    ...doc,
+    customer: withSelf(doc.customer, "customerNumber", `${base}/customers`),
+    layout: withSelf(doc.layout, "layoutNumber", `${base}/layouts`),
+    paymentTerms: withSelf(doc.paymentTerms, "paymentTermsNumber", `${base}/payment-terms`),
+    recipient: doc.recipient && { ...doc.recipient, vatZone: withSelf(doc.recipient.vatZone, "vatZoneNumber", `${base}/vat-zones`) },
+    project: withSelf(doc.project, "projectNumber", `${base}/projects`),
+    lines: (doc.lines ?? []).map((l: Json) => ({
+      ...l, product: withSelf(l.product, "productNumber", `${base}/products`), unit: withSelf(l.unit, "unitNumber", `${base}/units`),
+    })),
+  };
+}
+
+function renderDraft(base: string, doc: Json): Json {
+  const self = `${base}/invoices/drafts/${doc.draftInvoiceNumber}`;
+  return { ...renderCommon(base, doc), pdf: { download: `${self}/pdf` }, attachment: `${self}/attachment`, self };
+}
+
+function renderBooked(base: string, rec: BookedRecord): Json {
+  const self = `${base}/invoices/booked/${rec.invoice.bookedInvoiceNumber}`;
+  const sent = rec.sendBy && rec.sendBy.toLowerCase() !== "none" ? { sent: `${base}/invoices/sent` } : {};
+  return { ...renderCommon(base, rec.invoice), pdf: { download: `${self}/pdf` }, ...sent, self };
+}
+
+/** A placeholder for the PDF e-conomic renders: enough for a viewer to tell what it is. */
+function renderedPdf(title: string): Response {
+  return new Response(`%PDF-1.4\n% kontobro sandbox: ${title}\n%%EOF\n`, { headers: { "content-type": "application/pdf" } });
+}
+
+export function registerInvoiceRoutes(app: Hono, core: SandboxCore): void {
+  const draftOf = (c: Context) => core.state.drafts.get(intSegment(c.req.param("n")) ?? NaN);
+
+  app.get("/invoices/drafts", (c) => restCollection(c, [...core.state.drafts.values()].sort((a, b) => a.invoice.draftInvoiceNumber - b.invoice.draftInvoiceNumber).map((r) => renderDraft(origin(c), r.invoice)), { filterable: DRAFT_FILTERS }));
+  app.post("/invoices/drafts", async (c) => {
+    const body = await readRestDocument(c, schema(draftsPost));
+    if (body instanceof Response) return body;
+    const { errors, doc } = buildDraft(core, origin(c), body);
+    if (errors.length > 0) return validationError(errors);
+    const invoice = { draftInvoiceNumber: core.state.counters.nextDraftNumber++, ...doc };
+    core.state.drafts.set(invoice.draftInvoiceNumber, { invoice });
+    const out = renderDraft(origin(c), invoice);
+    return restJson(201, out, { location: out.self });
+  });
+  app.all("/invoices/drafts", methodNotAllowed);
+  app.get("/invoices/drafts/:n", (c) => {
+    const rec = draftOf(c);
+    return rec ? restJson(200, renderDraft(origin(c), rec.invoice)) : notFound("Draft invoice");
+  });
+  app.delete("/invoices/drafts/:n", (c) => {
+    const rec = draftOf(c);
+    if (!rec) return notFound("Draft invoice");
+    core.state.drafts.delete(rec.invoice.draftInvoiceNumber);
+    const self = `${origin(c)}/invoices/drafts/${rec.invoice.draftInvoiceNumber}`;
+    return restJson(200, { message: "Deleted invoice.", deletedCount: 1, deletedItems: [{ draftInvoiceNumber: rec.invoice.draftInvoiceNumber, self }] });
+  });
+  app.all("/invoices/drafts/:n", methodNotAllowed);
+  app.get("/invoices/drafts/:n/pdf", (c) => (draftOf(c) ? renderedPdf(`draft invoice ${c.req.param("n")}`) : notFound("Draft invoice")));
+  registerAttachmentRoutes(app, draftOf);
+
+  app.get("/invoices/booked", (c) => restCollection(c, [...core.state.booked.values()].sort((a, b) => a.invoice.bookedInvoiceNumber - b.invoice.bookedInvoiceNumber).map((r) => renderBooked(origin(c), r)), { filterable: BOOKED_FILTERS }));
+  app.post("/invoices/booked", async (c) => {
+    const body = await readRestDocument(c, schema(bookedPost));
+    if (body instanceof Response) return body;
+    return book(core, origin(c), body);
+  });
+  app.all("/invoices/booked", methodNotAllowed);
+  app.get("/invoices/booked/:n", (c) => {
+    const rec = core.state.booked.get(intSegment(c.req.param("n")) ?? NaN);
+    return rec ? restJson(200, renderBooked(origin(c), rec)) : notFound("Booked invoice");
+  });
+  app.put("/invoices/booked/:n", async (c) => {
+    const n = intSegment(c.req.param("n"));
+    if (n === undefined) return notFound("Booked invoice");
+    const body = await readRestDocument(c, schema(bookWithNumberPut));
+    if (body instanceof Response) return body;
+    if (body.bookWithNumber !== undefined && body.bookWithNumber !== n) {
+      return validationError([{ segments: ["bookWithNumber"], errorCode: "SANDBOX_MISMATCH", message: "bookWithNumber must match the number in the URL.", value: body.bookWithNumber, developerHint: "Send the same number in the URL and the body, or leave it out of the body." }]);
+    }
+    return book(core, origin(c), { ...body, bookWithNumber: n });
+  });
+  app.all("/invoices/booked/:n", methodNotAllowed);
+  app.get("/invoices/booked/:n/pdf", (c) => (core.state.booked.has(intSegment(c.req.param("n")) ?? NaN) ? renderedPdf(`invoice ${c.req.param("n")}`) : notFound("Booked invoice")));
+}
+
+/** Books a draft: the draft disappears, the invoice gets the chosen or the next number. */
+function book(core: SandboxCore, base: string, body: Json): Response {
+  const s = core.state;
+  const errors: FieldError[] = [];
+  if (body.draftInvoice === undefined) {
+    errors.push({ segments: ["draftInvoice"], errorCode: "SANDBOX_REQUIRED", message: "draftInvoice is required.", developerHint: "Send { draftInvoice: { draftInvoiceNumber } }." });
+  }
+  const draftNumber = checkRef(errors, ["draftInvoice"], body.draftInvoice, "draftInvoiceNumber", (n) => s.drafts.has(n), `${base}/invoices/drafts`);
+  const wanted = body.bookWithNumber as number | undefined;
+  if (wanted !== undefined && (wanted < 1 || wanted > 999_999_999)) {
+    errors.push({ segments: ["bookWithNumber"], errorCode: "SANDBOX_MINIMUM", message: "bookWithNumber must be between 1 and 999999999.", value: wanted, developerHint: "Use a positive invoice number." });
+  } else if (wanted !== undefined && s.booked.has(wanted)) {
+    errors.push({ segments: ["bookWithNumber"], errorCode: "SANDBOX_DUPLICATE", message: `Invoice number ${wanted} is already used by a booked invoice.`, value: wanted, developerHint: `See ${base}/invoices/booked/${wanted}.` });
+  }
+  if (errors.length > 0 || draftNumber === undefined) return validationError(errors);
+  const draft = s.drafts.get(draftNumber)!;
+  if (!s.customers.has(draft.invoice.customer?.customerNumber)) {
+    return validationError([{ segments: ["draftInvoice"], errorCode: "E06000", message: "customer does not exist.", value: draft.invoice.customer?.customerNumber, developerHint: `Find a list of resources at ${base}/customers.` }]);
+  }
+  const number = wanted ?? Math.max(0, ...s.booked.keys()) + 1;
+  const { draftInvoiceNumber: _d, marginInBaseCurrency: _m, marginPercentage: _p, costPriceInBaseCurrency: _c, lastUpdated: _l, ...kept } = draft.invoice;
+  const invoice = { bookedInvoiceNumber: number, ...kept, remainder: kept.grossAmount, remainderInBaseCurrency: kept.grossAmountInBaseCurrency };
+  const rec: BookedRecord = { invoice, ...(draft.attachment ? { attachment: draft.attachment } : {}), ...(body.sendBy ? { sendBy: body.sendBy } : {}) };
+  s.drafts.delete(draftNumber);
+  s.booked.set(number, rec);
+  const out = renderBooked(base, rec);
+  return restJson(201, out, { location: out.self });
+}

@@ -1,0 +1,61 @@
+// The compiled linux-x64 binary, in an empty directory: it migrates a fresh database with no files
+// beside it, serves /healthz, accepts an event and delivers it to a sandbox, and stops on SIGTERM.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { build } from "../scripts/build.ts";
+import { startEconomicSandbox } from "../connectors/economic/sandbox.ts";
+import { customerEvent, tempDir, waitFor } from "./helpers.ts";
+
+let binary: string;
+let sandbox: Awaited<ReturnType<typeof startEconomicSandbox>>;
+
+beforeAll(async () => {
+  [binary] = await build(["linux-x64"]);
+  sandbox = await startEconomicSandbox({ port: 0 });
+}, 120_000);
+afterAll(async () => { await sandbox?.stop(); });
+
+describe("compiled binary", () => {
+  test("version", async () => {
+    const proc = Bun.spawn([binary!, "version"], { cwd: tempDir(), stdout: "pipe" });
+    expect(await new Response(proc.stdout).text()).toContain("kontobro 0.1.0");
+    expect(await proc.exited).toBe(0);
+  });
+
+  test("runs in an empty directory: migrates, serves /healthz, delivers an event, stops cleanly", async () => {
+    const cwd = tempDir("kontobro-bin-");
+    const configDir = tempDir("kontobro-bin-cfg-");
+    const configPath = join(configDir, "kontobro.toml");
+    writeFileSync(configPath, `
+[http]
+port = 0
+api_token = "\${TOKEN}"
+[dispatch]
+idle_poll_ms = 50
+[[targets]]
+name = "eco"
+kind = "economic"
+rest_url = "${sandbox.url}"
+projects_url = "${sandbox.url}/projectsapi/v1.1.0"
+app_secret_token = "demo-app-secret"
+agreement_grant_token = "demo-agreement-grant"
+`, { mode: 0o600 });
+    expect(readdirSync(cwd)).toEqual([]);
+    const proc = Bun.spawn([binary!, "run"], { cwd, env: { ...process.env, KONTOBRO_CONFIG: configPath, TOKEN: "binary-test-token-123" }, stdout: "pipe", stderr: "pipe" });
+    let stderr = "";
+    void (async () => { for await (const chunk of proc.stderr) stderr += new TextDecoder().decode(chunk); })();
+    const url = await waitFor("the started line", () => /"url":"(http:[^"]+)"/.exec(stderr)?.[1]);
+    expect(existsSync(join(cwd, "data", "kontobro.db"))).toBe(true);
+    const health = await fetch(`${url}/healthz`);
+    expect(health.status).toBe(200);
+    expect((await health.json()).status).toBe("ok");
+    const res = await fetch(`${url}/api/v1/events`, { method: "POST", body: JSON.stringify(customerEvent(777)), headers: { authorization: "Bearer binary-test-token-123", "content-type": "application/json" } });
+    expect(res.status).toBe(202);
+    await waitFor("customer 777 at the sandbox", () => sandbox.sandbox.state.customers.has(777));
+    expect(stderr).not.toContain("binary-test-token-123"); // the token never reaches the log
+    proc.kill("SIGTERM");
+    expect(await proc.exited).toBe(0);
+    expect(stderr).toContain('"msg":"stopped"');
+  });
+});
