@@ -83,8 +83,9 @@ export async function startAgent(config: AgentConfig, targets: TargetConfig[], l
   try {
     server = Bun.serve({
       hostname: config.http.host, port: config.http.port, fetch: app.fetch,
-      // Bun's own cap sits above ours so that the app can answer 413 with a clear message.
-      maxRequestBodySize: config.http.max_body_bytes + 1024 * 1024,
+      // The app enforces http.max_body_bytes itself (by Content-Length, or while streaming) so that a
+      // too-large body gets a 413 that says what to do; Bun's own cap would answer with an empty body.
+      maxRequestBodySize: Number.MAX_SAFE_INTEGER,
       error: () => new Response(JSON.stringify({ error: "internal_error", message: "Request failed." }), { status: 500, headers: { "content-type": "application/json" } }),
     });
   } catch (e) {
