@@ -14,7 +14,12 @@ export interface ControlTarget {
   stats(): Json;
 }
 
-const faultsBody = z.object({ rules: z.array(faultRuleSchema).min(1) }).strict();
+/** `{rules: [...]}` (documented), or a bare list or a single rule. */
+const faultsBody = z.union([
+  z.object({ rules: z.array(faultRuleSchema).min(1) }).strict(),
+  z.array(faultRuleSchema).min(1).transform((rules) => ({ rules })),
+  faultRuleSchema.transform((rule) => ({ rules: [rule] })),
+]);
 const seedRemoveBody = z.object({ items: z.array(z.enum(REMOVABLE_SEED)).min(1) }).strict();
 
 function attachmentSummary(a: Attachment | undefined): Json {
@@ -52,7 +57,9 @@ export function registerControlRoutes(app: Hono, target: ControlTarget): void {
     const parsed = faultsBody.safeParse(await jsonBody(c.req.raw));
     if (!parsed.success) return badRequest(parsed.error);
     const ids = parsed.data.rules.map((r) => target.addFault(r));
-    return Response.json({ ids, rules: target.listFaults() }, { status: 201 });
+    // This connection is busy now, so closing idle ones misses it: close it after the answer.
+    const close = parsed.data.rules.some((r) => r.kind === "drop_after_commit") ? { connection: "close" } : undefined;
+    return Response.json({ ids, rules: target.listFaults() }, { status: 201, headers: close });
   });
   app.delete("/__sandbox/faults", () => {
     const cleared = target.listFaults().length;

@@ -42,10 +42,14 @@ export class FaultTable {
   private nextId = 1;
   injected: FaultCounts = emptyFaultCounts();
 
+  /** Called when a drop_after_commit rule is added (the server then closes idle keep-alive connections). */
+  onDropArmed: () => void = () => {};
+
   constructor(private readonly random: () => number) {}
 
   add(rule: FaultRule): number {
     const id = this.nextId++;
+    if (rule.kind === "drop_after_commit") queueMicrotask(() => this.onDropArmed());
     // Neither count nor probability: a one-shot fault.
     const remaining = rule.count ?? (rule.probability === undefined ? 1 : Infinity);
     this.rules.push({ ...rule, id, remaining, fired: 0, regex: new RegExp(rule.path ?? "", "i") });
@@ -53,6 +57,11 @@ export class FaultTable {
   }
 
   clear(): void { this.rules = []; }
+
+  /** A drop_after_commit rule can still fire. */
+  dropArmed(): boolean {
+    return this.rules.some((r) => r.kind === "drop_after_commit" && r.remaining > 0);
+  }
 
   list(): (FaultRule & { id: number; fired: number; remaining: number | null })[] {
     return this.rules.map(({ regex: _regex, remaining, ...r }) => ({ ...r, remaining: Number.isFinite(remaining) ? remaining : null }));
@@ -95,18 +104,36 @@ export function faultResponse(kind: "500" | "503" | "429", path: string, retryAf
   return res;
 }
 
+/**
+ * Bun's fetch (like many clients) silently retries a GET/PUT/DELETE once when a *reused* keep-alive
+ * connection is reset, which would turn a drop into an invisible replay. While a drop rule is armed,
+ * every answer therefore says `Connection: close`, so the next request comes on a fresh connection.
+ */
+export function closeWhileDropArmed(table: FaultTable, res: Response): Response {
+  if (!table.dropArmed()) return res;
+  try {
+    res.headers.set("connection", "close");
+    return res;
+  } catch {
+    return new Response(res.body, { status: res.status, headers: [...res.headers, ["connection", "close"]] });
+  }
+}
+
 export function faultMiddleware(table: FaultTable, onRequest: (method: string) => void): MiddlewareHandler {
   return async (c, next) => {
     onRequest(c.req.method);
     // The raw path: routing lower-cases OpenAPI paths, rules are written against what clients send.
     const d = table.decide(c.req.method, new URL(c.req.url).pathname);
     if (d.latencyMs > 0) await Bun.sleep(d.latencyMs);
-    if (d.fail) return faultResponse(d.fail, c.req.path, d.retryAfterSeconds);
+    if (d.fail) return closeWhileDropArmed(table, faultResponse(d.fail, c.req.path, d.retryAfterSeconds));
     await next();
+    const res = c.res;
+    c.res = undefined as unknown as Response; // replace, do not merge old headers into the new response
     if (d.drop) {
-      await c.res.arrayBuffer().catch(() => undefined); // the request has had its full effect
-      c.res = undefined as unknown as Response; // replace, do not merge headers into the broken response
+      await res.arrayBuffer().catch(() => undefined); // the request has had its full effect
       c.res = droppedResponse();
+    } else {
+      c.res = closeWhileDropArmed(table, res);
     }
   };
 }

@@ -27,6 +27,8 @@ export interface EconomicSandboxOptions {
   vatRate?: number;
   /** Source of randomness for probability faults (tests can make it deterministic). */
   random?: () => number;
+  /** Called when a drop_after_commit rule is added; startEconomicSandbox closes idle connections here. */
+  onDropArmed?: () => void;
 }
 
 export interface SandboxStats {
@@ -62,6 +64,7 @@ export interface StartedEconomicSandbox {
 export function createEconomicSandbox(opts: EconomicSandboxOptions = {}): EconomicSandbox {
   let state = createState();
   const faults = new FaultTable(opts.random ?? Math.random);
+  if (opts.onDropArmed) faults.onDropArmed = opts.onDropArmed;
   const idempotency = new IdempotencyCache();
   let requests = { total: 0, byMethod: {} as Record<string, number> };
   const core: SandboxCore = { get state() { return state; }, vatRate: opts.vatRate ?? 0.25 };
@@ -134,13 +137,16 @@ function authMiddleware(appSecretToken: string, agreementGrantToken: string): Mi
 export async function startEconomicSandbox(
   opts: EconomicSandboxOptions & { port?: number; hostname?: string } = {},
 ): Promise<StartedEconomicSandbox> {
-  const sandbox = createEconomicSandbox(opts);
+  let server: ReturnType<typeof Bun.serve> | undefined;
+  // Pooled keep-alive connections would let a client silently retry a dropped request (see sandbox-faults.ts).
+  const sandbox = createEconomicSandbox({ ...opts, onDropArmed: () => { server?.closeIdleConnections(); opts.onDropArmed?.(); } });
   const hostname = opts.hostname ?? "127.0.0.1";
   // Generous idle timeout so latency faults do not turn into connection resets.
-  const server = Bun.serve({ port: opts.port ?? 0, hostname, fetch: sandbox.app.fetch, idleTimeout: 150 });
+  server = Bun.serve({ port: opts.port ?? 0, hostname, fetch: sandbox.app.fetch, idleTimeout: 150 });
   const host = hostname === "0.0.0.0" ? "127.0.0.1" : hostname.includes(":") ? `[${hostname}]` : hostname;
   const url = `http://${host}:${server.port}`;
-  return { url, restUrl: url, projectsUrl: `${url}${PROJECTS_PREFIX}`, sandbox, stop: () => server.stop(true) };
+  const running = server;
+  return { url, restUrl: url, projectsUrl: `${url}${PROJECTS_PREFIX}`, sandbox, stop: () => running.stop(true) };
 }
 
 if (import.meta.main) {
