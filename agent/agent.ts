@@ -47,7 +47,7 @@ export async function startAgent(config: AgentConfig, targets: TargetConfig[], l
   const lock = acquireInstanceLock(config.agent.data_dir);
   let db: Db;
   try {
-    db = openDatabase(databasePath(config.agent.data_dir));
+    db = openDatabase(databasePath(config.agent.data_dir), { busyTimeoutMs: config.agent.busy_timeout_ms });
   } catch (e) {
     lock.release();
     throw e;

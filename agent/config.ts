@@ -9,7 +9,8 @@ export const AgentConfig = z.strictObject({
   agent: z.strictObject({
     data_dir: z.string().min(1).default("./data"),
     log_level: z.enum(["debug", "info", "warn", "error"]).default("info"),
-  }).default({ data_dir: "./data", log_level: "info" }),
+    busy_timeout_ms: z.number().int().min(0).max(600_000).default(5000),
+  }).default({ data_dir: "./data", log_level: "info", busy_timeout_ms: 5000 }),
   http: z.strictObject({
     host: z.string().min(1).default("127.0.0.1"),
     port: z.number().int().min(0).max(65535).default(8787),

@@ -6,6 +6,7 @@ import { getDelivery, listDeliveries } from "../queries.ts";
 import { bearerToken, sameSecret } from "./auth.ts";
 import type { AppContext } from "./context.ts";
 
+const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true });
 const STATUSES = ["pending", "in_flight", "waiting", "done", "needs_action", "superseded"];
 
 export function apiRoutes(ctx: AppContext): Hono {
@@ -30,9 +31,16 @@ export function apiRoutes(ctx: AppContext): Hono {
       if (!/^application\/json\b/i.test(type)) {
         return c.json({ error: "unsupported_media_type", message: `Content-Type must be application/json, not "${type.slice(0, 80)}".`, hint: "Send the events as JSON with Content-Type: application/json." }, 415);
       }
+      let text: string;
+      try {
+        text = STRICT_UTF8.decode(await c.req.arrayBuffer());
+      } catch {
+        ctx.metrics.eventsRejected += 1;
+        return c.json({ error: "invalid_utf8", message: "The body is not valid UTF-8.", hint: "Encode the JSON as UTF-8 (ø, å and € included)." }, 400);
+      }
       let body: unknown;
       try {
-        body = JSON.parse(await c.req.text());
+        body = JSON.parse(text);
       } catch (e) {
         ctx.metrics.eventsRejected += 1;
         return c.json({ error: "invalid_json", message: `The body is not valid JSON: ${(e as Error).message.slice(0, 200)}`, hint: "Send one event object or an array of events as UTF-8 JSON." }, 400);
