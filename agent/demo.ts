@@ -5,6 +5,8 @@ import { validateConfig } from "./config.ts";
 import type { IntakeWriter, ValidEvent } from "./intake.ts";
 import { parseEvents } from "./intake.ts";
 import type { Db } from "./db/index.ts";
+import { startEconomicSandbox } from "../connectors/economic/sandbox.ts";
+import { DEMO_CLIENT_ID, DEMO_COMPANY, startUniMicroSandbox } from "../connectors/unimicro/sandbox.ts";
 
 /** A one-page PDF, small and valid, so the sandbox accepts it as the invoice attachment. */
 export const SAMPLE_PDF_BASE64 = Buffer.from(
@@ -12,16 +14,45 @@ export const SAMPLE_PDF_BASE64 = Buffer.from(
   "3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n",
 ).toString("base64");
 
-export function demoConfig(opts: { dataDir?: string; port?: number; sandboxUrl: string; appSecretToken: string; agreementGrantToken: string }): { config: AgentConfig; targets: TargetConfig[] } {
+export interface DemoTarget {
+  /** The [[targets]] table pointing at the sandbox. */
+  target: Record<string, unknown>;
+  sandboxUrl: string;
+  stop(): Promise<void>;
+}
+
+export const DEMO_TARGETS = ["economic", "unimicro"] as const;
+
+/** Starts the built-in sandbox of a target kind in-process and describes how to reach it. */
+export async function startDemoTarget(kind: string): Promise<DemoTarget> {
+  if (kind === "economic") {
+    const sandbox = await startEconomicSandbox({ port: 0 });
+    return {
+      sandboxUrl: sandbox.url, stop: () => sandbox.stop(),
+      target: { name: "economic-demo", kind: "economic", rest_url: sandbox.url, projects_url: sandbox.projectsUrl, app_secret_token: "demo-app-secret", agreement_grant_token: "demo-agreement-grant" },
+    };
+  }
+  if (kind === "unimicro") {
+    const { url, sandbox, stop } = startUniMicroSandbox({ port: 0 });
+    return {
+      sandboxUrl: url, stop: async () => { stop(); },
+      target: {
+        name: "unimicro-demo", kind: "unimicro", platform: "custom", base_url: url, identity_url: `${url}/connect/token`,
+        client_id: DEMO_CLIENT_ID, private_key: sandbox.demo!.privateKeyPem, company_key: DEMO_COMPANY.Key,
+        accounts: { hours: 3000, expenses: 3400, products: 3000 }, vat_codes: { hours: "3", expenses: "3", products: "3" },
+        product_numbers: { hours: "1", expenses: "2", products: "3" },
+      },
+    };
+  }
+  throw new Error(`demo has no sandbox for "${kind}"; use one of ${DEMO_TARGETS.join(", ")}`);
+}
+
+export function demoConfig(opts: { dataDir?: string; port?: number; target: Record<string, unknown> }): { config: AgentConfig; targets: TargetConfig[] } {
   const { config, targets } = validateConfig({
     agent: { data_dir: opts.dataDir ?? "./data" },
     http: { port: opts.port ?? 8787 },
     dispatch: { retry_base_ms: 500, retry_max_ms: 30_000 },
-    targets: [{
-      name: "economic-demo", kind: "economic",
-      rest_url: opts.sandboxUrl, projects_url: `${opts.sandboxUrl}/projectsapi/v1.1.0`,
-      app_secret_token: opts.appSecretToken, agreement_grant_token: opts.agreementGrantToken,
-    }],
+    targets: [opts.target],
   }, {});
   return { config, targets };
 }

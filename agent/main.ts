@@ -2,11 +2,12 @@
 // kontobro's command line: run | demo | check | status | enqueue | retry | sandbox | version.
 import { existsSync, readFileSync } from "node:fs";
 import { startEconomicSandbox } from "../connectors/economic/sandbox.ts";
+import { startUniMicroSandbox } from "../connectors/unimicro/sandbox.ts";
 import { apiTokenFor, createConnectors, databasePath, startAgent, type RunningAgent } from "./agent.ts";
 import { parseArgs, type Args } from "./cli-args.ts";
 import { ConfigError, loadConfigFile, validateConfig, type LoadedConfig } from "./config.ts";
 import { openDatabase, StorageError } from "./db/index.ts";
-import { demoConfig, startSampleFeed } from "./demo.ts";
+import { demoConfig, startDemoTarget, startSampleFeed } from "./demo.ts";
 import { IntakeWriter, parseEvents } from "./intake.ts";
 import { createLogger } from "./log.ts";
 import type { Entity } from "./model.ts";
@@ -19,12 +20,13 @@ const USAGE = `kontobro ${VERSION}: sync agent between your PSA and your account
 Usage: kontobro <command> [options]
 
   run                 run the agent with kontobro.toml (or --config FILE, or $KONTOBRO_CONFIG)
-  demo                run against the built-in e-conomic sandbox with sample data (--port, --data, --interval SECONDS)
+  demo                run against a built-in sandbox with sample data (--target economic|unimicro, --port,
+                      --data, --interval SECONDS)
   check               verify each target's credentials and required set-up
   status              deliveries per target and what needs action (--json)
   enqueue FILE|-      store events from a JSON file (one event or an array) or standard input
   retry ID|--all      retry a delivery, or every delivery that needs action (--target NAME)
-  sandbox economic    serve the e-conomic sandbox on its own (--port N)
+  sandbox KIND        serve a sandbox on its own: economic or unimicro (--port N)
   version             print the version
 
 Exit codes: 0 ok, 1 a check or command failed, 2 bad configuration or usage.`;
@@ -68,11 +70,11 @@ async function run(args: Args): Promise<number> {
 }
 
 async function demo(args: Args): Promise<number> {
-  const sandbox = await startEconomicSandbox({ port: 0 });
+  const demoTarget = await startDemoTarget(typeof args.flags.target === "string" ? args.flags.target : "economic");
   const { config, targets } = demoConfig({
     dataDir: typeof args.flags.data === "string" ? args.flags.data : undefined,
     port: typeof args.flags.port === "string" ? Number(args.flags.port) : undefined,
-    sandboxUrl: sandbox.url, appSecretToken: "demo-app-secret", agreementGrantToken: "demo-agreement-grant",
+    target: demoTarget.target,
   });
   const log = createLogger(config.agent.log_level);
   const agent = await startAgent(config, targets, log);
@@ -85,7 +87,7 @@ async function demo(args: Args): Promise<number> {
     Health           ${agent.url}/healthz
     Metrics          ${agent.url}/metrics
     API token        ${agent.apiToken}
-    e-conomic        sandbox at ${sandbox.url} (state: ${sandbox.url}/__sandbox/state)
+    Target           ${targets[0]!.kind} sandbox at ${demoTarget.sandboxUrl} (state: ${demoTarget.sandboxUrl}/__sandbox/state)
     Data             ${databasePath(config.agent.data_dir)}
 
   Sample customers, projects and invoices arrive every ${interval / 1000} s. Send your own:
@@ -94,7 +96,7 @@ async function demo(args: Args): Promise<number> {
   Stop with Ctrl-C.
 
 `);
-  return keepRunning(agent, async () => { stopFeed(); await sandbox.stop(); });
+  return keepRunning(agent, async () => { stopFeed(); await demoTarget.stop(); });
 }
 
 async function check(args: Args): Promise<number> {
@@ -189,11 +191,13 @@ function retry(args: Args): number {
 }
 
 async function sandbox(args: Args): Promise<number> {
-  if (args.positional[0] !== "economic") { console.error("usage: kontobro sandbox economic [--port N]"); return 2; }
-  const s = await startEconomicSandbox({ port: typeof args.flags.port === "string" ? Number(args.flags.port) : 0 });
-  console.log(`e-conomic sandbox on ${s.url}`);
+  const kind = args.positional[0] ?? "";
+  if (!["economic", "unimicro"].includes(kind)) { console.error("usage: kontobro sandbox economic|unimicro [--port N]"); return 2; }
+  const port = typeof args.flags.port === "string" ? Number(args.flags.port) : 0;
+  const s = kind === "economic" ? await startEconomicSandbox({ port }) : startUniMicroSandbox({ port });
+  console.log(`${kind} sandbox on ${s.url}`);
   return new Promise((resolve) => {
-    const stop = () => void s.stop().then(() => resolve(0));
+    const stop = () => void Promise.resolve(s.stop()).then(() => resolve(0));
     process.once("SIGTERM", stop);
     process.once("SIGINT", stop);
   });

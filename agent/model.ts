@@ -135,11 +135,19 @@ export const EVENT_TYPES = {
 } as const;
 export type EventType = keyof typeof EVENT_TYPES;
 
-/** Records an entity needs at the target before it can be pushed (customer → project → invoice). */
-export function dependenciesOf(entity: Entity, payload: any): { entity: Entity; key: string }[] {
+export interface Dependency {
+  entity: Entity;
+  key: string;
+  /** Waited for only if the PSA has sent that record (a credit note for an invoice from before kontobro goes at once). */
+  ifKnown?: boolean;
+}
+
+/** Records an entity needs at the target before it can be pushed (customer → project → invoice → credit note). */
+export function dependenciesOf(entity: Entity, payload: any): Dependency[] {
   if (entity === "project" && payload.customerNumber) return [{ entity: "customer", key: payload.customerNumber }];
   if (entity !== "invoice") return [];
-  const deps: { entity: Entity; key: string }[] = [{ entity: "customer", key: payload.customerNumber }];
+  const deps: Dependency[] = [{ entity: "customer", key: payload.customerNumber }];
+  if (payload.kind === "credit_note" && payload.creditedInvoiceNumber) deps.push({ entity: "invoice", key: payload.creditedInvoiceNumber, ifKnown: true });
   if (payload.projectNumber) deps.push({ entity: "project", key: payload.projectNumber });
   for (const code of new Set<string>((payload.lines ?? []).map((l: InvoiceLine) => l.productCode).filter(Boolean))) {
     deps.push({ entity: "product", key: code });

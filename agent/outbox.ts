@@ -34,6 +34,7 @@ export class Outbox {
   private readonly readyStmt;
   private readonly openForRecordStmt;
   private readonly linkStmt;
+  private readonly recordExistsStmt;
 
   constructor(private readonly db: Db, private readonly now: () => number = Date.now) {
     this.readyStmt = db.$client.prepare(
@@ -43,6 +44,7 @@ export class Outbox {
         ORDER BY d.next_attempt_at, d.id LIMIT ?3`);
     this.openForRecordStmt = db.$client.prepare(
       `SELECT status FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 AND status IN ('pending','in_flight','waiting') AND id <> ?4 AND id < ?5 LIMIT 1`);
+    this.recordExistsStmt = db.$client.prepare(`SELECT 1 FROM records WHERE entity = ?1 AND key = ?2`);
     this.linkStmt = db.$client.prepare(`SELECT remote_id AS remoteId, payload_hash AS payloadHash FROM links WHERE target = ?1 AND entity = ?2 AND key = ?3`);
   }
 
@@ -96,6 +98,7 @@ export class Outbox {
       const open = this.openForRecordStmt.get(d.target, dep.entity, dep.key, -1, Number.MAX_SAFE_INTEGER) as { status: string } | null;
       if (open) return { on: ref, reason: `waiting for ${dep.entity} ${dep.key} to reach the target first` };
       if (!this.linkStmt.get(d.target, dep.entity, dep.key)) {
+        if (dep.ifKnown && !this.recordExistsStmt.get(dep.entity, dep.key)) continue;
         const failed = this.db.select({ id: deliveries.id }).from(deliveries)
           .where(and(eq(deliveries.target, d.target), eq(deliveries.entity, dep.entity), eq(deliveries.key, dep.key), eq(deliveries.status, "needs_action"))).get();
         return {

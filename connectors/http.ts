@@ -58,6 +58,13 @@ export interface RequestOptions {
   timeoutMs?: number;
   /** Statuses the caller handles itself (e.g. 404 on a lookup) instead of an error. */
   accept?: number[];
+  /**
+   * Bun's fetch silently re-sends a GET/PUT/DELETE once when a reused keep-alive connection is reset.
+   * That is harmless for reads and for writes the target deduplicates (an Idempotency-Key); for any
+   * other write we open a fresh connection so a reset surfaces as an uncertain outcome instead.
+   * Default: true for GET and for requests carrying an Idempotency-Key header.
+   */
+  replaySafe?: boolean;
 }
 
 export interface HttpClientOptions {
@@ -91,7 +98,8 @@ export class HttpClient {
     }
     let res: Response;
     try {
-      res = await fetch(url, { method, headers, body, signal: AbortSignal.timeout(options.timeoutMs ?? this.opts.timeoutMs), redirect: "manual" });
+      const replaySafe = options.replaySafe ?? (!isWrite || Object.keys(headers).some((h) => h.toLowerCase() === "idempotency-key"));
+      res = await fetch(url, { method, headers, body, keepalive: replaySafe, signal: AbortSignal.timeout(options.timeoutMs ?? this.opts.timeoutMs), redirect: "manual" });
     } catch (e) {
       throw networkError(e, isWrite, method, url, this.opts.targetTitle);
     }

@@ -1,7 +1,9 @@
 // Every connector kind the agent knows, by the `kind` used in kontobro.toml.
 import type { ConnectorFactory } from "./contract.ts";
 import { economic } from "./economic/index.ts";
+import { unimicroFactory as unimicro } from "./unimicro/index.ts";
 
 export const connectorKinds: Record<string, ConnectorFactory> = {
   [economic.kind]: economic,
+  [unimicro.kind]: unimicro,
 };

@@ -88,6 +88,15 @@ describe("outbox", () => {
     expect(blocked.m).toContain("needs action");
   });
 
+  test("a credit note waits for the invoice it credits, unless that invoice was never sent to kontobro", async () => {
+    await send(customerEvent(1));
+    done(outbox.claim("t1", 10, 60_000, ALL)[0]);
+    const credit = (n: number, credited: number) => ({ ...invoiceEvent(n, 1), id: `cn-${n}`, type: "invoice.credited", data: { ...invoiceEvent(n, 1).data, creditedInvoiceNumber: credited } });
+    await send(invoiceEvent(100, 1), credit(101, 100), credit(201, 9999));
+    expect(outbox.claim("t1", 10, 60_000, ALL).map((d) => d.key).sort()).toEqual(["100", "201"]);
+    expect((db.$client.query("SELECT waiting_on AS w FROM deliveries WHERE target='t1' AND key='101'").get() as any).w).toBe("invoice:100");
+  });
+
   test("coalescing: repeated updates of a waiting record are superseded by the newest", async () => {
     await send(customerEvent(1, { name: "v1" }), customerEvent(1, { name: "v2" }), customerEvent(1, { name: "v3" }));
     const rows = db.$client.query("SELECT status, count(*) AS n FROM deliveries WHERE target='t1' GROUP BY status ORDER BY status").all();

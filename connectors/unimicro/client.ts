@@ -1,0 +1,167 @@
+// HTTP to the Uni Micro business API: Bearer token + CompanyKey on every call, one forced token refresh
+// on a 401, and the platform's error envelope {Message, _validationResults} turned into plain Problems.
+import { HttpClient, TargetError, type HttpResponse, type RequestOptions, type TokenBucket } from "../http.ts";
+import type { Problem } from "../../agent/problem.ts";
+import type { TokenSource } from "./auth.ts";
+
+export interface UniClientOptions {
+  baseUrl: string;
+  companyKey: string;
+  tokens: TokenSource;
+  timeoutMs: number;
+  limiter?: TokenBucket;
+  title: string;
+}
+
+/** OData-flavoured list query; the platform answers with a bare JSON array. */
+export interface ListQuery {
+  filter?: string;
+  select?: string;
+  expand?: string;
+  orderby?: string;
+  top?: number;
+  skip?: number;
+}
+
+/** Quote a value for a filter expression ('O''Brien'). */
+export const q = (v: string) => `'${v.replace(/'/g, "''")}'`;
+
+/** %20 for spaces, never '+': the platform's statistics endpoint is known to want proper encoding. */
+export function queryString(params: Record<string, string | number | undefined>): string {
+  const parts = Object.entries(params).filter(([, v]) => v !== undefined && v !== "").map(([k, v]) => `${k}=${encodeURIComponent(String(v))}`);
+  return parts.length ? `?${parts.join("&")}` : "";
+}
+
+/** `_validationResults` has no documented inner shape; accept a field map, a list, or a string. */
+export function flattenValidation(v: unknown): { field?: string; message: string }[] {
+  if (!v) return [];
+  if (typeof v === "string") return [{ message: v }];
+  const msgOf = (x: any): string => (typeof x === "string" ? x : x?.Message ?? x?.message ?? JSON.stringify(x));
+  if (Array.isArray(v)) return v.map((x: any) => ({ field: x?.PropertyName ?? x?.Field ?? undefined, message: msgOf(x) }));
+  if (typeof v === "object") {
+    return Object.entries(v as Record<string, unknown>).flatMap(([field, x]) => (Array.isArray(x) ? x : [x]).map((y) => ({ field, message: msgOf(y) })));
+  }
+  return [{ message: String(v) }];
+}
+
+function hintFor(status: number, text: string, title: string): string | undefined {
+  if (/foreign key/i.test(text)) return `A referenced internal ID does not exist in this ${title} company: usually an account, VAT code or product set in kontobro.toml, or a customer/project deleted in ${title}. Run \`kontobro check\`, fix the setting or the record, then press retry.`;
+  if (/_createguid/i.test(text)) return "kontobro sent a new child row without _createguid; this is a kontobro bug, please report it with this message.";
+  if (/already (in use|exists|used)|duplicate/i.test(text)) return `A record with this number already exists in ${title}. The PSA is master for numbers: renumber it in the PSA, or remove the duplicate in ${title}, then press retry.`;
+  if (/transition/i.test(text)) return `The record is not in a state that allows this step in ${title} (for example the invoice is already invoiced). Look at it in ${title}, then press retry.`;
+  if (status === 401) return "The access token was refused. Check client_id, the certificate and identity_url in kontobro.toml, then run `kontobro check`.";
+  if (status === 403) return `The server client may not use this company. Check company_key (in ${title}: "?" → "Systeminformasjon") and that the integration is activated for the company.`;
+  if (status === 404) return `Not found in ${title}: the record may have been deleted there, or base_url points at the wrong service. Check, then press retry.`;
+  return undefined;
+}
+
+/** Error response → Problem in the platform's own words plus what to do about it. */
+export function describeUniError(status: number, body: unknown, method: string, path: string, title: string): Problem {
+  const b: any = body && typeof body === "object" ? body : {};
+  const base = typeof b.Message === "string" && b.Message ? b.Message : typeof body === "string" && body ? body.slice(0, 300) : `HTTP ${status}`;
+  const details = flattenValidation(b._validationResults);
+  const detailText = details.map((d) => (d.field ? `${d.field}: ${d.message}` : d.message)).join("; ");
+  const text = `${base} ${detailText}`;
+  const code = /foreign key/i.test(text) ? "unimicro.foreign_key" : details.length ? "unimicro.validation" : `unimicro.http_${status}`;
+  return {
+    code,
+    message: `${title} refused ${method} ${path}: ${base}${detailText ? ` (${detailText})` : ""}`,
+    ...(hintFor(status, text, title) ? { hint: hintFor(status, text, title) } : {}),
+    ...(details[0]?.field ? { field: details[0].field } : {}),
+  };
+}
+
+export class UniClient {
+  private readonly http: HttpClient;
+
+  constructor(private readonly o: UniClientOptions) {
+    this.http = new HttpClient({
+      baseHeaders: () => ({}), // set per request so we know which token a 401 refers to
+      timeoutMs: o.timeoutMs,
+      limiter: o.limiter,
+      targetTitle: o.title,
+      describeError: (res: HttpResponse, method, url) => describeUniError(res.status, res.body, method, new URL(url).pathname, o.title),
+    });
+  }
+
+  get title(): string { return this.o.title; }
+
+  /** `path` is relative to the base URL, e.g. "/api/biz/customers" (query string included). */
+  async request(method: string, path: string, options: { json?: unknown; body?: RequestOptions["body"]; accept?: number[]; headers?: Record<string, string> } = {}): Promise<HttpResponse> {
+    const url = path.startsWith("http") ? path : this.o.baseUrl.replace(/\/+$/, "") + path;
+    for (let attempt = 0; ; attempt++) {
+      const token = await this.o.tokens.get();
+      const headers = { authorization: `Bearer ${token}`, companykey: this.o.companyKey, ...options.headers };
+      try {
+        return await this.http.request(method, url, { ...options, headers });
+      } catch (e) {
+        if (!(e instanceof TargetError)) throw e;
+        // A 401 means the token was not accepted, so nothing happened: refresh once and repeat.
+        if (e.status === 401 && attempt === 0) { this.o.tokens.invalidate(token); continue; }
+        // The platform reports wrong internal IDs as a 500; that is content, not an outage.
+        if (e.code === "unimicro.foreign_key") throw new TargetError("permanent", e);
+        throw e;
+      }
+    }
+  }
+
+  async get<T = any>(path: string, accept?: number[]): Promise<T | null> {
+    const res = await this.request("GET", path, { accept });
+    return accept?.includes(res.status) ? null : (res.body as T);
+  }
+
+  async list<T = any>(entity: string, query: ListQuery = {}): Promise<T[]> {
+    const body = (await this.request("GET", `/api/biz/${entity}${queryString({ ...query })}`)).body;
+    if (!Array.isArray(body)) {
+      throw new TargetError("retryable", { code: "unimicro.unexpected_response", message: `${this.o.title} answered GET /api/biz/${entity} with something other than a list.`, hint: "Check base_url; it must point at the API host of the platform." });
+    }
+    return body as T[];
+  }
+
+  async post<T = any>(path: string, json?: unknown): Promise<T> {
+    return (await this.request("POST", path, json === undefined ? {} : { json })).body as T;
+  }
+
+  async put<T = any>(path: string, json?: unknown): Promise<T> {
+    return (await this.request("PUT", path, json === undefined ? {} : { json })).body as T;
+  }
+
+  /** Companies this client may reach; `Key` is what goes into the CompanyKey header. */
+  async companies(): Promise<{ Name: string; Key: string; ID?: number; IsTest?: boolean }[]> {
+    const body = (await this.request("GET", "/api/init/companies")).body;
+    return Array.isArray(body) ? body : [];
+  }
+}
+
+/**
+ * Internal IDs by human number (customer number, account number, VAT code, …), cached per connector:
+ * the platform wants IDs in every foreign key and answers a number in their place with a 500.
+ */
+export class IdLookups {
+  private readonly cache = new Map<string, number>();
+
+  constructor(private readonly api: UniClient) {}
+
+  /** After a foreign-key error a cached ID may be stale (deleted in the target): forget them all. */
+  clear(): void { this.cache.clear(); }
+
+  remember(kind: string, key: string, id: number): void { this.cache.set(`${kind}:${key}`, id); }
+  forget(kind: string, key: string): void { this.cache.delete(`${kind}:${key}`); }
+
+  private async lookup(kind: string, key: string, entity: string, filter: string): Promise<number | null> {
+    const hit = this.cache.get(`${kind}:${key}`);
+    if (hit) return hit;
+    const rows = await this.api.list<{ ID: number }>(entity, { filter, select: "ID", top: 1 });
+    const id = rows[0]?.ID;
+    if (!id) return null;
+    this.remember(kind, key, id);
+    return id;
+  }
+
+  customer(number: string) { return this.lookup("customer", number, "customers", `CustomerNumber eq ${Number(number)}`); }
+  project(number: string) { return this.lookup("project", number, "projects", `ProjectNumber eq ${q(number)}`); }
+  product(partName: string) { return this.lookup("product", partName, "products", `PartName eq ${q(partName)}`); }
+  account(accountNumber: number) { return this.lookup("account", String(accountNumber), "accounts", `AccountNumber eq ${accountNumber}`); }
+  vatType(vatCode: string) { return this.lookup("vattype", vatCode, "vattypes", `VatCode eq ${q(vatCode)}`); }
+  currency(code: string) { return this.lookup("currency", code, "currencycodes", `Code eq ${q(code)}`); }
+}

@@ -1,0 +1,339 @@
+// The Uni Micro platform connector: customers, projects, products and finalized invoices / credit notes.
+// Every create is preceded by a lookup by natural key, so a repeated or uncertain push never duplicates.
+import { CreditNote, Customer, Invoice, Product, Project, type Entity, type InvoiceLike } from "../../agent/model.ts";
+import type { Problem } from "../../agent/problem.ts";
+import type { CheckItem, Connector, ConnectorDeps, Link, PushContext, PushResult } from "../contract.ts";
+import { TargetError, TokenBucket } from "../http.ts";
+import { TokenSource } from "./auth.ts";
+import { IdLookups, q, UniClient } from "./client.ts";
+import type { UniMicroSettings } from "./index.ts";
+import {
+  deterministicGuid, existingCustomerRows, invoiceMarker, lineNeeds, mapCustomer, mapInvoice, mapProduct, mapProject,
+  paymentIdFor, voucherFollows, type ResolvedLine,
+} from "./map.ts";
+import { customerRules, invoiceRules, productRules, projectRules, type RuleOptions } from "./rules.ts";
+
+/** CustomerInvoice.StatusCode: 42001 draft (inferred), 42002 invoiced, 42003 part paid, 42004 paid, 42006 credited. */
+const DRAFT = 42001;
+const isDraft = (row: { StatusCode?: number | null }) => row.StatusCode == null || row.StatusCode === DRAFT;
+const CUSTOMER_EXPAND = "Info,Info.InvoiceAddress,Info.ShippingAddress,Info.DefaultEmail,Info.DefaultPhone,Info.Phones";
+
+type Parsed = { ok: true; data: any } | { ok: false; problems: Problem[] };
+
+function parseCanonical(entity: Entity, payload: any): Parsed {
+  const schema = entity === "customer" ? Customer : entity === "project" ? Project : entity === "product" ? Product
+    : payload?.kind === "credit_note" ? CreditNote : Invoice;
+  const r = schema.safeParse(payload);
+  if (r.success) return { ok: true, data: r.data };
+  return { ok: false, problems: r.error.issues.map((i) => ({ code: "payload.invalid", message: `${i.path.join(".") || entity}: ${i.message}`, field: i.path.join(".") || undefined, hint: "Correct the record in the PSA, then press retry." })) };
+}
+
+/** Several problems become one permanent error: the first one's code and hint, all the messages. */
+function refuse(problems: Problem[]): TargetError {
+  const [first, ...rest] = problems;
+  const message = rest.length ? `${first!.message} (and ${rest.length} more: ${rest.map((p) => p.message).join(" ")})` : first!.message;
+  return new TargetError("permanent", { ...first!, message });
+}
+
+export class UniMicroConnector implements Connector {
+  readonly kind = "unimicro";
+  private readonly tokens: TokenSource;
+  private readonly api: UniClient;
+  private readonly ids: IdLookups;
+  private readonly rules: RuleOptions;
+  private filesUrl: string | undefined;
+
+  constructor(readonly name: string, private readonly s: UniMicroSettings, private readonly deps: ConnectorDeps) {
+    this.tokens = new TokenSource({ identityUrl: s.identityUrl, clientId: s.clientId, privateKey: s.privateKey, certificate: s.certificate, scope: s.scope, timeoutMs: s.timeoutMs, targetTitle: s.title });
+    const limiter = s.ratePerSecond > 0 ? new TokenBucket(s.ratePerSecond, s.burst) : undefined;
+    this.api = new UniClient({ baseUrl: s.baseUrl, companyKey: s.companyKey, tokens: this.tokens, timeoutMs: s.timeoutMs, limiter, title: s.title });
+    this.ids = new IdLookups(this.api);
+    this.rules = { title: s.title, customerNumberRange: s.customerNumberRange, lines: s.lines };
+    this.filesUrl = s.filesUrl;
+  }
+
+  supports(entity: Entity): boolean {
+    return entity === "customer" || entity === "project" || entity === "product" || entity === "invoice";
+  }
+
+  validate(entity: Entity, payload: any): Problem[] {
+    const parsed = parseCanonical(entity, payload);
+    if (!parsed.ok) return parsed.problems;
+    const d = parsed.data;
+    switch (entity) {
+      case "customer": return customerRules(d, this.rules);
+      case "project": return projectRules(d, this.rules);
+      case "product": return productRules(d, this.rules);
+      case "invoice": return invoiceRules(d, this.rules);
+    }
+  }
+
+  async push(entity: Entity, payload: any, ctx: PushContext): Promise<PushResult> {
+    const problems = this.validate(entity, payload);
+    if (problems.length) throw refuse(problems);
+    const data = (parseCanonical(entity, payload) as { data: any }).data;
+    try {
+      switch (entity) {
+        case "customer": return await this.pushCustomer(data, ctx);
+        case "project": return await this.pushProject(data, ctx);
+        case "product": return await this.pushProduct(data, ctx);
+        case "invoice": return await this.pushInvoice(data, ctx);
+      }
+    } catch (e) {
+      if (e instanceof TargetError && e.code === "unimicro.foreign_key") this.ids.clear();
+      throw e;
+    }
+  }
+
+  async find(entity: Entity, payload: any): Promise<Link | null> {
+    const link = (id: number | null | undefined) => (id ? { remoteId: String(id) } : null);
+    switch (entity) {
+      case "customer": return link(await this.ids.customer(String(payload.number)));
+      case "project": return link(await this.ids.project(String(payload.number)));
+      case "product": return link(await this.ids.product(String(payload.code)));
+      case "invoice": {
+        // Only a booked invoice counts as found: a draft left by an earlier attempt is finished by push().
+        const row = await this.findInvoiceRow(String(payload.number), String(payload.psaId ?? ""));
+        return row && !isDraft(row) ? link(row.ID) : null;
+      }
+    }
+  }
+
+  // ---- customers, projects, products ------------------------------------------------------------
+
+  /** GET by ID from the link; null when it was deleted in the target (then we look up by number). */
+  private async byLink(entity: string, link: Link | null, expand?: string): Promise<any | null> {
+    if (!link || !/^\d+$/.test(link.remoteId)) return null;
+    return this.api.get(`/api/biz/${entity}/${link.remoteId}${expand ? `?expand=${encodeURIComponent(expand)}` : ""}`, [404]);
+  }
+
+  private async requireId(kind: string, key: string, id: Promise<number | null>, hint: string): Promise<number> {
+    const found = await id;
+    if (found) return found;
+    throw new TargetError("permanent", { code: `unimicro.${kind}_missing`, message: `${this.s.title} has no ${kind.replace("_", " ")} ${key}.`, hint });
+  }
+
+  private customerId(number: string): Promise<number> {
+    return this.requireId("customer", number, this.ids.customer(number), `Push customer ${number} first (kontobro does so by itself unless it failed), or check that nobody changed its number in ${this.s.title}; then press retry.`);
+  }
+
+  private async currencyId(code: string): Promise<number | undefined> {
+    if (code === this.s.companyCurrency) return undefined;
+    return this.requireId("currency", code, this.ids.currency(code), `Activate currency ${code} in ${this.s.title}, or invoice in ${this.s.companyCurrency}.`);
+  }
+
+  private async pushCustomer(c: Customer, ctx: PushContext): Promise<PushResult> {
+    let existing = await this.byLink("customers", ctx.link, CUSTOMER_EXPAND);
+    if (!existing) {
+      const rows = await this.api.list("customers", { filter: `CustomerNumber eq ${Number(c.number)}`, expand: CUSTOMER_EXPAND, top: 1 });
+      existing = rows[0] ?? null;
+    }
+    const body = mapCustomer(c, { guid: deterministicGuid(ctx.idempotencyKey), currencyCodeId: await this.currencyId(c.currency), existing: existing ? existingCustomerRows(existing) : undefined });
+    const saved = existing
+      ? await this.api.put(`/api/biz/customers/${existing.ID}`, { ID: existing.ID, ...body })
+      : await this.api.post("/api/biz/customers", body);
+    const id = saved?.ID ?? existing?.ID;
+    this.ids.remember("customer", c.number, id);
+    return { remoteId: String(id) };
+  }
+
+  private async pushProject(p: Project, ctx: PushContext): Promise<PushResult> {
+    const customerId = p.customerNumber ? await this.customerId(p.customerNumber) : undefined;
+    const existing = (await this.byLink("projects", ctx.link)) ?? (await this.api.list("projects", { filter: `ProjectNumber eq ${q(p.number)}`, select: "ID,ProjectNumber", top: 1 }))[0];
+    const body = mapProject(p, { guid: deterministicGuid(ctx.idempotencyKey), customerId, isNew: !existing });
+    const saved = existing ? await this.api.put(`/api/biz/projects/${existing.ID}`, { ID: existing.ID, ...body }) : await this.api.post("/api/biz/projects", body);
+    const id = saved?.ID ?? existing.ID;
+    this.ids.remember("project", p.number, id);
+    return { remoteId: String(id) };
+  }
+
+  private async pushProduct(p: Product, ctx: PushContext): Promise<PushResult> {
+    const setup = this.s.lines.products ?? {};
+    const accountId = setup.accountNumber ? await this.requireId("account", String(setup.accountNumber), this.ids.account(setup.accountNumber), `Create account ${setup.accountNumber} in ${this.s.title} or fix accounts.products.`) : undefined;
+    const vatTypeId = setup.vatCode ? await this.requireId("vat_code", setup.vatCode, this.ids.vatType(setup.vatCode), `Fix vat_codes.products in kontobro.toml.`) : undefined;
+    const existing = (await this.byLink("products", ctx.link)) ?? (await this.api.list("products", { filter: `PartName eq ${q(p.code)}`, select: "ID,PartName", top: 1 }))[0];
+    const body = mapProduct(p, { guid: deterministicGuid(ctx.idempotencyKey), accountId, vatTypeId, isNew: !existing });
+    const saved = existing ? await this.api.put(`/api/biz/products/${existing.ID}`, { ID: existing.ID, ...body }) : await this.api.post("/api/biz/products", body);
+    const id = saved?.ID ?? existing.ID;
+    this.ids.remember("product", p.code, id);
+    return { remoteId: String(id) };
+  }
+
+  // ---- invoices and credit notes ------------------------------------------------------------------
+
+  /** By the PSA's invoice number or the marker with its id; a booked row wins over a draft. */
+  private async findInvoiceRow(number: string, psaId: string): Promise<any | null> {
+    const filter = psaId ? `InvoiceNumber eq ${q(number)} or InternalNote eq ${q(invoiceMarker(psaId))}` : `InvoiceNumber eq ${q(number)}`;
+    const rows = await this.api.list("invoices", { filter, select: "ID,InvoiceNumber,StatusCode,InternalNote", orderby: "ID" });
+    return rows.find((r) => !isDraft(r)) ?? rows[0] ?? null;
+  }
+
+  private async resolveLines(inv: InvoiceLike): Promise<ResolvedLine[]> {
+    const out: ResolvedLine[] = [];
+    for (const [i, line] of inv.lines.entries()) {
+      const n = lineNeeds(line, this.s.lines);
+      const at = `line ${i + 1} (${line.kind})`;
+      const accountId = n.accountNumber ? await this.requireId("account", String(n.accountNumber), this.ids.account(n.accountNumber), `Account ${n.accountNumber} (${at}) must exist in ${this.s.title}; account numbers must be the same in both systems.`) : undefined;
+      const vatTypeId = n.vatCode ? await this.requireId("vat_code", n.vatCode, this.ids.vatType(n.vatCode), `VAT code ${n.vatCode} (${at}) must exist in ${this.s.title}; VAT codes must be the same in both systems.`) : undefined;
+      const productId = n.productId ?? await this.requireId("product", n.productNumber!, this.ids.product(n.productNumber!), `Create product ${n.productNumber} in ${this.s.title}, or fix product_numbers.${line.kind} in kontobro.toml (${at}).`);
+      out.push({ productId, accountId, vatTypeId });
+    }
+    return out;
+  }
+
+  private async pushInvoice(inv: InvoiceLike, ctx: PushContext): Promise<PushResult> {
+    // What did earlier attempts leave? A booked invoice is done; a draft is rewritten and booked.
+    let row = ctx.link ? await this.byLink("invoices", ctx.link) : null;
+    row ??= await this.findInvoiceRow(inv.number, inv.psaId);
+    if (row && !isDraft(row)) {
+      const notes = [await this.attachPdf(row.ID, inv)];
+      if (ctx.link) notes.push(`Invoice ${inv.number} is already booked in ${this.s.title}, where a booked invoice cannot be changed; later changes were not sent. Credit it in the PSA if it is wrong.`);
+      return this.result(row.ID, notes);
+    }
+    const customerId = await this.customerId(inv.customerNumber);
+    const projectId = inv.projectNumber
+      ? await this.requireId("project", inv.projectNumber, this.ids.project(inv.projectNumber), `Push project ${inv.projectNumber} first, or check that nobody changed its number in ${this.s.title}; then press retry.`)
+      : undefined;
+    const refs = { customerId, projectId, currencyCodeId: await this.currencyId(inv.currency), lines: await this.resolveLines(inv) };
+
+    let draftId: number | undefined = row?.ID;
+    if (draftId) this.deps.log.info("unimicro: finishing an invoice draft left by an earlier attempt", { target: this.name, invoice: inv.number, draftId });
+    if (!draftId && inv.kind === "credit_note") draftId = await this.creditDraft(inv);
+    if (draftId) {
+      const draft = await this.api.get(`/api/biz/invoices/${draftId}?expand=Items,DefaultDimensions`);
+      const itemIds: number[] = (draft?.Items ?? []).map((it: any) => it.ID).filter(Boolean);
+      // New guids for a rewrite: the old rows are deleted, and a deleted row's guid must not block its successor.
+      const guid = deterministicGuid(`${ctx.idempotencyKey}:draft:${draftId}:${itemIds.join(",")}`);
+      const body = mapInvoice(inv, { ...refs, guid, existing: { itemIds, defaultDimensionsId: draft?.DefaultDimensions?.ID ?? draft?.DefaultDimensionsID } });
+      await this.api.put(`/api/biz/invoices/${draftId}`, { ID: draftId, ...body });
+    } else {
+      const created = await this.api.post("/api/biz/invoices", mapInvoice(inv, { ...refs, guid: deterministicGuid(ctx.idempotencyKey) }));
+      draftId = created.ID as number;
+    }
+    // The invoice transition books it: it gets its journal entry (voucher) and keeps our payment id (KID).
+    await this.api.request("POST", `/api/biz/invoices/${draftId}?action=invoice`);
+    const notes = [await this.numberNote(draftId, inv), await this.attachPdf(draftId, inv)];
+    return this.result(draftId, notes);
+  }
+
+  private result(id: number, notes: (string | undefined)[]): PushResult {
+    const note = notes.filter(Boolean).join(" ");
+    return { remoteId: String(id), ...(note ? { note } : {}) };
+  }
+
+  /**
+   * A credit note starts as the platform's credit draft of the original (linked to it). A draft an earlier
+   * attempt created but never marked is adopted rather than made again.
+   */
+  private async creditDraft(inv: CreditNote): Promise<number> {
+    const originals = await this.api.list("invoices", { filter: `InvoiceNumber eq ${q(inv.creditedInvoiceNumber)}`, select: "ID,StatusCode,InvoiceNumber" });
+    const original = originals.find((r) => !isDraft(r));
+    if (!original) {
+      throw new TargetError("permanent", {
+        code: "unimicro.credited_invoice_missing", field: "creditedInvoiceNumber",
+        message: `Credit note ${inv.number} credits invoice ${inv.creditedInvoiceNumber}, which is not booked in ${this.s.title}.`,
+        hint: `Push invoice ${inv.creditedInvoiceNumber} first (or credit it by hand in ${this.s.title} if it predates kontobro), then press retry.`,
+      });
+    }
+    const orphans = await this.api.list("invoices", { filter: `InvoiceReferenceID eq ${original.ID} and StatusCode eq ${DRAFT}`, select: "ID,InternalNote", orderby: "ID" });
+    const mine = orphans.find((o) => !o.InternalNote || o.InternalNote === invoiceMarker(inv.psaId));
+    if (mine) {
+      this.deps.log.info("unimicro: adopting a credit draft left by an earlier attempt", { target: this.name, creditNote: inv.number, draftId: mine.ID });
+      return mine.ID;
+    }
+    const draft = await this.api.put(`/api/biz/invoices/${original.ID}?action=create-credit-draft-invoice`);
+    return draft.ID as number;
+  }
+
+  /** The PSA is master for numbers: say so when the platform booked under another invoice or voucher number. */
+  private async numberNote(id: number, inv: InvoiceLike): Promise<string | undefined> {
+    const booked = await this.api.get(`/api/biz/invoices/${id}?expand=JournalEntry`);
+    const notes: string[] = [];
+    if (booked?.InvoiceNumber && String(booked.InvoiceNumber) !== inv.number) {
+      notes.push(`${this.s.title} booked invoice ${inv.number} under number ${booked.InvoiceNumber}; set the invoice number series in ${this.s.title} so it keeps the PSA's numbers (see the connector README).`);
+    }
+    let voucher: string | undefined = booked?.JournalEntry?.JournalEntryNumber;
+    if (!voucher && booked?.JournalEntryID) voucher = (await this.api.get(`/api/biz/journalentries/${booked.JournalEntryID}?select=ID,JournalEntryNumber`, [404]))?.JournalEntryNumber;
+    const expected = paymentIdFor(inv);
+    if (voucher && !voucherFollows(voucher, expected)) {
+      notes.push(`The voucher got number ${voucher}, not one following the payment id ${expected}; check the voucher number series for invoices in ${this.s.title}.`);
+    }
+    return notes.join(" ") || undefined;
+  }
+
+  /** Attach the PDF through the Files service, once; or say plainly why it was not sent. */
+  private async attachPdf(invoiceId: number, inv: InvoiceLike): Promise<string | undefined> {
+    if (!inv.pdf) return undefined;
+    if (!this.s.attachPdf) {
+      return `The invoice PDF was not sent: ${this.s.title} does not accept attachments from integrations (Uni Economy "is currently not able to receive attachments"). The invoice is booked without it; the customer's copy comes from the PSA.`;
+    }
+    const linked = await this.api.list(`files/CustomerInvoice/${invoiceId}`, { select: "ID,Name" });
+    if (linked.some((f) => f.Name === inv.pdf!.filename)) return undefined;
+    const form = new FormData();
+    form.append("Key", this.s.companyKey);
+    // The field must be called "File": any other name uploads nothing and still answers 200.
+    form.append("File", new Blob([Buffer.from(inv.pdf.contentBase64, "base64")], { type: "application/pdf" }), inv.pdf.filename);
+    const uploaded = (await this.api.request("POST", `${await this.filesHost()}/api/file`, { body: form })).body;
+    if (!uploaded?.ID) {
+      throw new TargetError("retryable", { code: "unimicro.upload_empty", message: `The ${this.s.title} Files service stored nothing for ${inv.pdf.filename}.`, hint: "Check files_url; kontobro retries by itself." });
+    }
+    const res = await this.api.request("POST", `/api/biz/files/${uploaded.ID}?action=link&entitytype=CustomerInvoice&entityid=${invoiceId}`, { accept: [400] });
+    if (res.status === 400) return `The invoice is booked, but ${this.s.title} refused the PDF: ${res.body?.Message ?? "no reason given"}. Set attach_pdf = false to stop trying.`;
+    return undefined;
+  }
+
+  /** The Files service lives on its own host, listed in the service map at /api/endpoints. */
+  private async filesHost(): Promise<string> {
+    if (this.filesUrl) return this.filesUrl;
+    const map = await this.api.get("/api/endpoints");
+    const entry = Array.isArray(map) ? map.find((e: any) => /files/i.test(e?.Name ?? ""))?.Url : map?.Files ?? map?.files;
+    if (typeof entry !== "string") {
+      throw new TargetError("permanent", { code: "unimicro.files_host_unknown", message: `${this.s.title} did not list a Files service at /api/endpoints.`, hint: "Set files_url in kontobro.toml, or set attach_pdf = false." });
+    }
+    return (this.filesUrl = entry.replace(/\/+$/, ""));
+  }
+
+  // ---- check ---------------------------------------------------------------------------------------
+
+  async check(): Promise<CheckItem[]> {
+    const items: CheckItem[] = [];
+    const fail = (name: string, e: unknown): CheckItem => ({ ok: false, name, message: e instanceof Error ? e.message : String(e), hint: (e as TargetError)?.hint });
+    try {
+      await this.tokens.get();
+      items.push({ ok: true, name: "credentials", message: `Signed in to ${this.s.title} as server client ${this.s.clientId}.` });
+    } catch (e) {
+      return [fail("credentials", e)];
+    }
+    try {
+      const companies = await this.api.companies();
+      const company = companies.find((c) => c.Key === this.s.companyKey);
+      if (!company) {
+        const list = companies.map((c) => `${c.Name} (${c.Key})`).join(", ") || "none";
+        items.push({ ok: false, name: "company", message: `The company key ${this.s.companyKey} is not among the companies this client may reach: ${list}.`,
+          hint: `Copy the key from ${this.s.title} ("?" → "Systeminformasjon") into company_key, and make sure the integration is activated for that company.` });
+        return items;
+      }
+      items.push({ ok: true, name: "company", message: `Company "${company.Name}" is reachable.` });
+    } catch (e) {
+      return [...items, fail("company", e)];
+    }
+    for (const [kind, setup] of Object.entries(this.s.lines)) {
+      if (!setup || (!setup.accountNumber && !setup.vatCode && !setup.productId && !setup.productNumber)) continue;
+      try {
+        const parts: string[] = [];
+        if (setup.accountNumber) parts.push(`account ${setup.accountNumber} → ID ${await this.requireId("account", String(setup.accountNumber), this.ids.account(setup.accountNumber), `Create it in ${this.s.title} or fix accounts.${kind}.`)}`);
+        if (setup.vatCode) parts.push(`VAT code ${setup.vatCode} → ID ${await this.requireId("vat_code", setup.vatCode, this.ids.vatType(setup.vatCode), `Fix vat_codes.${kind}.`)}`);
+        if (setup.productId) {
+          if (!(await this.api.get(`/api/biz/products/${setup.productId}`, [404]))) throw new TargetError("permanent", { code: "unimicro.product_missing", message: `${this.s.title} has no product with ID ${setup.productId}.`, hint: `Fix product_ids.${kind}.` });
+          parts.push(`product ID ${setup.productId}`);
+        } else if (setup.productNumber) {
+          parts.push(`product ${setup.productNumber} → ID ${await this.requireId("product", setup.productNumber, this.ids.product(setup.productNumber), `Create it in ${this.s.title} or fix product_numbers.${kind}.`)}`);
+        }
+        items.push({ ok: true, name: `${kind} lines`, message: parts.join(", ") });
+      } catch (e) {
+        items.push(fail(`${kind} lines`, e));
+      }
+    }
+    return items;
+  }
+}
