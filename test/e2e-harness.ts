@@ -19,12 +19,12 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-export async function startStack(options: { dataDir?: string; economic?: Record<string, unknown>; dispatch?: Record<string, unknown> } = {}): Promise<Stack> {
+export async function startStack(options: { dataDir?: string; economic?: Record<string, unknown>; dispatch?: Record<string, unknown>; http?: Record<string, unknown>; agent?: Record<string, unknown> } = {}): Promise<Stack> {
   const sandbox = await startEconomicSandbox({ port: 0 });
   const dataDir = options.dataDir ?? tempDir("kontobro-e2e-");
   const { config, targets } = validateConfig({
-    agent: { data_dir: dataDir },
-    http: { port: 0, api_token: "test-token-0123456789" },
+    agent: { data_dir: dataDir, ...options.agent },
+    http: { port: 0, api_token: "test-token-0123456789", ...options.http },
     dispatch: { retry_base_ms: 20, retry_max_ms: 200, idle_poll_ms: 50, lease_seconds: 30, ...options.dispatch },
     targets: [{ name: "eco", kind: "economic", rest_url: sandbox.url, projects_url: `${sandbox.url}/projectsapi/v1.1.0`, app_secret_token: "demo-app-secret", agreement_grant_token: "demo-agreement-grant", requests_per_second: 0, ...options.economic }],
   }, {});
