@@ -106,6 +106,8 @@ export function validateConfig(raw: unknown, env: Record<string, string | undefi
     const { name, kind, enabled, ...rest } = t;
     const settings = factory.configSchema.safeParse(rest);
     if (!settings.success) return problems.push(...zodProblems(settings.error, at));
+    // Secrets written directly in the file are masked in logs as well as those from ${ENV}.
+    for (const [k, v] of Object.entries(settings.data as Record<string, unknown>)) if (SECRET_KEYS.test(k) && typeof v === "string") registerSecret(v);
     targets.push({ name, kind, enabled: enabled ?? true, settings: settings.data });
   });
   if (!parsed.success || problems.length > 0) throw new ConfigError(problems);

@@ -80,18 +80,31 @@ export class Dispatcher {
 
   private async loop(): Promise<void> {
     while (this.running) {
-      this.flushOutcomes();
-      const free = this.options.concurrency - this.inFlight.size;
-      if (free > 0) {
-        const batch = this.outbox.claim(this.target, free, this.options.leaseMs, (e) => this.connector.supports(e));
-        for (const d of batch) this.launch(d);
-        if (batch.length === free) { await this.sleep(0); continue; }
+      let wait: number;
+      try {
+        wait = this.step();
+      } catch (e) {
+        // The database may be busy (a backup holding a lock) or briefly unavailable: never let that end
+        // the dispatcher; try again shortly. Leases protect whatever was in progress.
+        this.log.warn("dispatcher could not read or write the outbox; trying again", { target: this.target, error: e });
+        wait = this.options.idlePollMs;
       }
-      const due = this.outbox.nextDueAt(this.target);
-      const wait = this.inFlight.size >= this.options.concurrency ? this.options.idlePollMs
-        : due === null ? this.options.idlePollMs : Math.max(0, Math.min(this.options.idlePollMs, due - Date.now()));
       await this.sleep(wait);
     }
+  }
+
+  /** One round: record finished pushes, start new ones; returns how long to sleep. */
+  private step(): number {
+    this.flushOutcomes();
+    const free = this.options.concurrency - this.inFlight.size;
+    if (free > 0) {
+      const batch = this.outbox.claim(this.target, free, this.options.leaseMs, (e) => this.connector.supports(e));
+      for (const d of batch) this.launch(d);
+      if (batch.length === free) return 0;
+    }
+    if (this.inFlight.size >= this.options.concurrency) return this.options.idlePollMs;
+    const due = this.outbox.nextDueAt(this.target);
+    return due === null ? this.options.idlePollMs : Math.max(0, Math.min(this.options.idlePollMs, due - Date.now()));
   }
 
   private sleep(ms: number): Promise<void> {
@@ -119,12 +132,14 @@ export class Dispatcher {
   private flushOutcomes(): void {
     if (this.finished.length === 0) return;
     const batch = this.finished;
-    this.finished = [];
     try {
       this.outbox.complete(batch);
+      this.finished = [];
     } catch (e) {
-      // Leases stay; they expire and the deliveries are retried as uncertain. Nothing is lost.
-      this.log.error("could not record push outcomes; they will be retried after their leases expire", { target: this.target, error: e });
+      // Keep the outcomes and write them on the next round; if the agent dies first, the leases expire
+      // and the deliveries are retried as uncertain (looked up before any create). Nothing is lost.
+      this.log.warn("could not record push outcomes yet; keeping them to write on the next round", { target: this.target, error: e });
+      return;
     }
     for (const { delivery: d, outcome } of batch) this.logOutcome(d, outcome);
   }

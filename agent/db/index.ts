@@ -76,15 +76,21 @@ export function migrate(db: Db): void {
  * share one outbox. The operating system drops the lock when the process dies, even by SIGKILL.
  */
 export function acquireInstanceLock(dataDir: string): { release(): void } {
-  mkdirSync(dataDir, { recursive: true });
   const path = `${dataDir}/kontobro.lock`;
-  const lock = new Database(path, { create: true });
+  let lock: Database;
+  try {
+    mkdirSync(dataDir, { recursive: true });
+    lock = new Database(path, { create: true });
+  } catch (e) {
+    throw describeOpenError(path, e);
+  }
   try {
     lock.exec("PRAGMA busy_timeout = 0");
     lock.exec("PRAGMA locking_mode = EXCLUSIVE");
     lock.exec("BEGIN EXCLUSIVE");
-  } catch {
+  } catch (e) {
     lock.close();
+    if (!/busy|locked/i.test(e instanceof Error ? e.message : String(e))) throw describeOpenError(path, e);
     throw new StorageError(`Another kontobro is already running with the data directory ${dataDir}.`, "Stop the other agent first, or give this one its own agent.data_dir.");
   }
   return { release: () => { try { lock.exec("ROLLBACK"); } catch {} lock.close(); } };

@@ -1,0 +1,85 @@
+// Storage faults: a busy database, a full disk, a corrupt or read-only file. Intake never acknowledges
+// what it did not store, stores nothing partial, and the agent says plainly what is wrong.
+import { afterEach, describe, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
+import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { openDatabase } from "../agent/db/index.ts";
+import { startStack, type Stack } from "./e2e-harness.ts";
+import { customerEvent, tempDir, waitFor } from "./helpers.ts";
+
+const MAIN = join(import.meta.dir, "../agent/main.ts");
+let stack: Stack | undefined;
+afterEach(async () => { await stack?.stop(); stack = undefined; });
+
+const count = (s: Stack, table: string) => (s.agent.db.$client.query(`SELECT count(*) AS n FROM ${table}`).get() as any).n;
+
+async function runCli(args: string[], opts: { cwd: string; asNobody?: boolean }) {
+  const cmd = [process.execPath, MAIN, ...args];
+  const proc = Bun.spawn(opts.asNobody ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ...cmd] : cmd, { cwd: opts.cwd, stdout: "pipe", stderr: "pipe", env: { ...process.env, KONTOBRO_CONFIG: "" } });
+  const [err, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
+  return { err, code };
+}
+
+function configIn(dir: string, dataDir: string): string {
+  const path = join(dir, "kontobro.toml");
+  writeFileSync(path, `[agent]\ndata_dir = "${dataDir}"\n[http]\nport = 0\n`, { mode: 0o644 });
+  return path;
+}
+
+describe("storage faults", () => {
+  test("a database locked by another program: 503 with Retry-After, nothing stored, delivered once it is free", async () => {
+    stack = await startStack({ agent: { busy_timeout_ms: 100 } });
+    const other = new Database(join(stack.dataDir, "kontobro.db"));
+    other.exec("BEGIN IMMEDIATE"); // e.g. a backup tool holding the write lock
+    const res = await fetch(`${stack.agent.url}/api/v1/events`, { method: "POST", body: JSON.stringify([customerEvent(1), customerEvent(2)]), headers: { authorization: "Bearer test-token-0123456789", "content-type": "application/json" } });
+    expect(res.status).toBe(503);
+    expect(res.headers.get("retry-after")).toBe("1");
+    expect((await res.json()).message).toContain("nothing was stored");
+    other.exec("ROLLBACK");
+    other.close();
+    expect(count(stack, "events")).toBe(0);
+    expect((await stack.post([customerEvent(1), customerEvent(2)])).status).toBe(202);
+    await stack.waitDelivered(2); // the dispatcher survived the busy spell
+  });
+
+  test("a full disk: acknowledged events are kept and delivered, new ones get 503 until there is room", async () => {
+    stack = await startStack();
+    await stack.addFaults({ kind: "503", count: 1000 }); // keep the acknowledged event in the outbox for now
+    expect((await stack.post(customerEvent(1))).status).toBe(202);
+    const c = stack.agent.db.$client;
+    const pages = (c.query("PRAGMA page_count").get() as any).page_count;
+    c.exec(`PRAGMA max_page_count = ${pages}`); // the disk is now full
+    const big = Array.from({ length: 50 }, (_, i) => customerEvent(100 + i, { name: "x".repeat(250) }));
+    const res = await stack.post(big);
+    expect(res.status).toBe(503);
+    expect(res.body.message).toContain("disk is full");
+    expect(count(stack, "events")).toBe(1);
+    c.exec("PRAGMA max_page_count = 1073741823"); // space freed
+    await fetch(`${stack.sandboxUrl}/__sandbox/faults`, { method: "DELETE" });
+    expect((await stack.post(big)).status).toBe(202);
+    await waitFor("all delivered", async () => (await stack!.deliveries("done")).length === 51, 30_000);
+  });
+
+  test("a corrupt database stops the agent at start with a clear message", async () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, "data"));
+    writeFileSync(join(dir, "data", "kontobro.db"), "garbage ".repeat(2000));
+    const r = await runCli(["run", "--config", configIn(dir, join(dir, "data"))], { cwd: dir });
+    expect(r.code).toBe(1);
+    expect(r.err).toContain("is damaged");
+    expect(r.err).toContain("fix:");
+  });
+
+  test.skipIf(process.getuid?.() !== 0)("a read-only database stops the agent at start with a clear message", async () => {
+    const dir = tempDir();
+    const data = join(dir, "data");
+    openDatabase(join(data, "kontobro.db")).$client.close();
+    chmodSync(dir, 0o755);
+    chmodSync(data, 0o755); // owned by root: the unprivileged user below can read but not write
+    const r = await runCli(["run", "--config", configIn(dir, data)], { cwd: dir, asNobody: true });
+    expect(r.code).toBe(1);
+    expect(r.err).toContain("cannot be written");
+    expect(r.err).toContain("write access");
+  });
+});
