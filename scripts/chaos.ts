@@ -1,7 +1,7 @@
 // The chaos run: the compiled agent and the e-conomic sandbox on loopback. The sandbox injects 503s,
 // 429s with Retry-After, "commit, then drop the connection" and latency, while thousands of invoices
-// with their customers and projects are sent and the agent is killed with SIGKILL at random moments and
-// restarted. At the end every invoice, customer and project must exist exactly once at the target and
+// with their customers and projects are sent and the agent is killed with SIGKILL (every fifth time a
+// SIGTERM) at random moments and restarted. At the end every invoice, customer and project must exist exactly once at the target and
 // nothing may be left in flight.
 //
 //   bun scripts/chaos.ts                      full run: 5,000 invoices, 50 kills
@@ -140,8 +140,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   // The chaos monkey: SIGKILL at random moments, during intake and during dispatch.
   while (kills < opts.kills) {
     await Bun.sleep(50 + random() * (sending ? 400 : 250));
-    agent!.kill("SIGKILL");
-    await agent!.exited;
+    // Mostly SIGKILL (a crash); every fifth a SIGTERM (a clean stop while pushes are in flight).
+    const signal = kills % 5 === 4 ? "SIGTERM" : "SIGKILL";
+    agent!.kill(signal);
+    const code = await agent!.exited;
+    if (signal === "SIGTERM" && code !== 0) throw new Error(`the agent exited ${code} on SIGTERM (see ${dir}/agent-${kills}.log)`);
     kills += 1;
     await startAgent();
     if (kills % 10 === 0) log(`chaos: ${kills} kills so far`);
