@@ -52,6 +52,8 @@ async function jsonBody(req: Request): Promise<unknown> {
 
 export function registerControlRoutes(app: Hono, target: ControlTarget): void {
   app.get("/__sandbox/state", () => Response.json(snapshot(target)));
+  // Counts only: cheap to poll while a large backlog drains (the state can hold a million records).
+  app.get("/__sandbox/stats", () => Response.json(target.stats()));
   app.get("/__sandbox/faults", () => Response.json({ rules: target.listFaults() }));
   app.post("/__sandbox/faults", async (c) => {
     const parsed = faultsBody.safeParse(await jsonBody(c.req.raw));
