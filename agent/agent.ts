@@ -4,14 +4,18 @@ import { join } from "node:path";
 import type { Connector } from "../connectors/contract.ts";
 import { connectorKinds } from "../connectors/registry.ts";
 import type { AgentConfig, TargetConfig } from "./config.ts";
+import { isLoopback } from "./config.ts";
 import { acquireInstanceLock, openDatabase, type Db } from "./db/index.ts";
 import { Dispatcher } from "./dispatcher.ts";
+import { exportSettings } from "./exports/config.ts";
+import { deliverOnStart } from "./exports/deliver.ts";
 import { createApp } from "./http/app.ts";
 import { IntakeWriter } from "./intake.ts";
 import { registerSecret, type Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import type { Entity } from "./model.ts";
 import { Outbox } from "./outbox.ts";
+import { createPulls, type PullsRuntime } from "./pulls.ts";
 import { ensureSetting, recordPayload } from "./queries.ts";
 import { VERSION } from "./version.ts";
 
@@ -23,6 +27,8 @@ export interface RunningAgent {
   metrics: Metrics;
   apiToken: string;
   connectors: Map<string, Connector>;
+  /** Scheduled pulls, the inbox and its delivery to the PSA. */
+  pulls: PullsRuntime;
   stop(): Promise<void>;
 }
 
@@ -73,8 +79,13 @@ export async function startAgent(config: AgentConfig, targets: TargetConfig[], l
   const targetsFor = (entity: Entity) => [...connectors].filter(([, c]) => c.supports(entity)).map(([n]) => n);
   const intake = new IntakeWriter(db, outbox, targetsFor, notifyAll);
   const apiToken = apiTokenFor(db, config);
+  const pulls = createPulls({ db, config, targets, connectors, log });
+  const exports = { settings: exportSettings(config.exports), uiActions: isLoopback(config.http.host) };
+  deliverOnStart(db, exports.settings, log);
 
   const app = createApp({
+    pulls,
+    exports,
     db, intake, metrics, apiToken, maxBodyBytes: config.http.max_body_bytes, version: VERSION, startedAt: Date.now(),
     targets: targets.filter((t) => t.enabled).map((t) => ({ name: t.name, kind: t.kind, title: connectorKinds[t.kind]!.title })),
     retry: (id) => { const r = outbox.retry(id); notifyAll(); return r; },
@@ -94,6 +105,7 @@ export async function startAgent(config: AgentConfig, targets: TargetConfig[], l
     throw new Error(`Cannot listen on ${config.http.host}:${config.http.port}: ${(e as Error).message}. Is another program using the port? Change http.port in kontobro.toml.`);
   }
   for (const d of dispatchers.values()) d.start();
+  pulls.start();
   const sweeper = setInterval(() => {
     try { if (outbox.recoverExpiredLeases(false) > 0) notifyAll(); } catch (e) { log.warn("lease sweep failed", { error: e }); }
   }, 30_000);
@@ -107,11 +119,12 @@ export async function startAgent(config: AgentConfig, targets: TargetConfig[], l
     clearInterval(sweeper);
     server.stop(false);
     await Promise.all([...dispatchers.values()].map((d) => d.stop(config.dispatch.shutdown_grace_ms)));
+    await pulls.stop();
     server.stop(true);
     db.$client.close();
     lock.release();
     log.info("stopped");
   })());
 
-  return { url, db, outbox, intake, metrics, apiToken, connectors, stop };
+  return { url, db, outbox, intake, metrics, apiToken, connectors, pulls, stop };
 }

@@ -5,7 +5,7 @@ export interface Args {
   flags: Record<string, string | true>;
 }
 
-const BOOLEAN_FLAGS = new Set(["json", "all", "help"]);
+const BOOLEAN_FLAGS = new Set(["json", "all", "help", "skip-invalid", "replace"]);
 
 export function parseArgs(argv: string[]): Args {
   const positional: string[] = [];

@@ -3,7 +3,9 @@
 import { readFileSync, statSync } from "node:fs";
 import { z } from "zod";
 import { connectorKinds } from "../connectors/registry.ts";
+import { ExportsConfig } from "./exports/config.ts";
 import { registerSecret } from "./log.ts";
+import { PSA_DEFAULTS, PULLS_DEFAULTS, PsaConfig, PullsConfig, targetSchedules, type TargetPull } from "./pull-config.ts";
 
 export const AgentConfig = z.strictObject({
   agent: z.strictObject({
@@ -26,6 +28,10 @@ export const AgentConfig = z.strictObject({
     idle_poll_ms: z.number().int().min(10).default(1000),
     shutdown_grace_ms: z.number().int().min(0).default(10_000),
   }).default({ concurrency: 8, lease_seconds: 120, retry_base_ms: 1000, retry_max_ms: 300_000, idle_poll_ms: 1000, shutdown_grace_ms: 10_000 }),
+  psa: PsaConfig.default(PSA_DEFAULTS),
+  pulls: PullsConfig.default(PULLS_DEFAULTS),
+  /** File exports: SIE 4 and export templates (agent/exports/config.ts). */
+  exports: ExportsConfig.prefault({}),
   targets: z.array(z.object({
     name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,39}$/, { error: "must be lowercase letters, digits, - or _ (at most 40)" }),
     kind: z.string(),
@@ -40,6 +46,8 @@ export interface TargetConfig {
   enabled: boolean;
   /** The kind-specific settings, validated by the connector's own schema. */
   settings: any;
+  /** Pull jobs ([targets.pulls.<stream>], else the connector's defaults). */
+  pulls?: TargetPull[];
 }
 
 export interface LoadedConfig {
@@ -103,12 +111,13 @@ export function validateConfig(raw: unknown, env: Record<string, string | undefi
     names.add(t.name);
     const factory = connectorKinds[t.kind];
     if (!factory) return problems.push(`${at}.kind: unknown kind "${t.kind}"; use one of ${Object.keys(connectorKinds).join(", ")}`);
-    const { name, kind, enabled, ...rest } = t;
+    const { name, kind, enabled, pulls, ...rest } = t;
+    const schedules = targetSchedules(factory, pulls, at, problems);
     const settings = factory.configSchema.safeParse(rest);
     if (!settings.success) return problems.push(...zodProblems(settings.error, at));
     // Secrets written directly in the file are masked in logs as well as those from ${ENV}.
     for (const [k, v] of Object.entries(settings.data as Record<string, unknown>)) if (SECRET_KEYS.test(k) && typeof v === "string") registerSecret(v);
-    targets.push({ name, kind, enabled: enabled ?? true, settings: settings.data });
+    targets.push({ name, kind, enabled: enabled ?? true, settings: settings.data, pulls: schedules });
   });
   if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const config = parsed.data;

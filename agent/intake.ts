@@ -2,6 +2,7 @@
 // transaction), answering each caller only after its events are on disk.
 import { z } from "zod";
 import type { Db } from "./db/index.ts";
+import { exportStatusOnStore } from "./exports/status.ts";
 import { EVENT_TYPES, type Entity, type EventType } from "./model.ts";
 import type { Outbox } from "./outbox.ts";
 import type { Problem } from "./problem.ts";
@@ -118,6 +119,8 @@ export class IntakeWriter {
   private scheduled = false;
   private readonly insertEvent;
   private readonly upsertRecord;
+  /** A finalized invoice starts as "to transfer" for the file exports, in the same transaction. */
+  private readonly markForExport;
 
   constructor(
     private readonly db: Db,
@@ -133,6 +136,7 @@ export class IntakeWriter {
       `INSERT INTO records (entity, key, payload, version, last_event_seq, updated_at) VALUES (?1, ?2, ?3, 1, ?4, ?5)
        ON CONFLICT (entity, key) DO UPDATE SET payload = excluded.payload, version = version + 1,
          last_event_seq = excluded.last_event_seq, updated_at = excluded.updated_at`);
+    this.markForExport = exportStatusOnStore(db);
   }
 
   submit(events: ValidEvent[]): Promise<StoredResult[]> {
@@ -168,6 +172,7 @@ export class IntakeWriter {
     const row = this.insertEvent.get(e.id, e.type, e.entity, e.key, payload, now) as { seq: number } | null;
     if (!row) return { id: e.id, status: "duplicate" };
     this.upsertRecord.run(e.entity, e.key, payload, row.seq, now);
+    this.markForExport(e.entity, e.key, now);
     this.outbox.enqueue(row.seq, e.entity, e.key, this.targetsFor(e.entity));
     return { id: e.id, status: "accepted" };
   }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bun
-// kontobro's command line: run | demo | check | status | enqueue | retry | sandbox | version.
+// kontobro's command line: run | demo | check | status | enqueue | retry | export | sandbox | version.
 import { existsSync, readFileSync } from "node:fs";
 import { startEconomicSandbox } from "../connectors/economic/sandbox.ts";
 import { startUniMicroSandbox } from "../connectors/unimicro/sandbox.ts";
@@ -8,8 +8,10 @@ import { parseArgs, type Args } from "./cli-args.ts";
 import { ConfigError, loadConfigFile, validateConfig, type LoadedConfig } from "./config.ts";
 import { openDatabase, StorageError } from "./db/index.ts";
 import { demoConfig, startDemoTarget, startSampleFeed } from "./demo.ts";
+import { exportCommand } from "./exports/cli.ts";
 import { IntakeWriter, parseEvents } from "./intake.ts";
 import { createLogger } from "./log.ts";
+import { pullCommand, webhookTokenLines } from "./pull-cli.ts";
 import type { Entity } from "./model.ts";
 import { Outbox } from "./outbox.ts";
 import { deliveryCounts, getSetting, lastSuccessAt, listDeliveries } from "./queries.ts";
@@ -26,7 +28,9 @@ Usage: kontobro <command> [options]
   status              deliveries per target and what needs action (--json)
   enqueue FILE|-      store events from a JSON file (one event or an array) or standard input
   retry ID|--all      retry a delivery, or every delivery that needs action (--target NAME)
+  pull TARGET [STREAM] pull now from a target (expenses, payments), as the schedule would
   sandbox KIND        serve a sandbox on its own: economic or unimicro (--port N)
+  export ...          file exports: SIE 4 and templates, files, export status ("kontobro export" for help)
   version             print the version
 
 Exit codes: 0 ok, 1 a check or command failed, 2 bad configuration or usage.`;
@@ -100,7 +104,7 @@ async function demo(args: Args): Promise<number> {
 }
 
 async function check(args: Args): Promise<number> {
-  const { targets, warnings } = loadConfig(args);
+  const { config, targets, warnings } = loadConfig(args);
   for (const w of warnings) console.log(`warning: ${w}`);
   if (targets.length === 0) {
     console.log("No targets configured: nothing to check. Add a [[targets]] table to kontobro.toml.");
@@ -115,6 +119,7 @@ async function check(args: Args): Promise<number> {
       if (!item.ok && item.hint) console.log(`       fix: ${item.hint}`);
     }
   }
+  for (const line of webhookTokenLines(config, targets)) console.log(line);
   console.log(ok ? "\nAll checks passed." : "\nSome checks failed; fix them and run `kontobro check` again.");
   return ok ? 0 : 1;
 }
@@ -215,6 +220,8 @@ export async function main(argv: string[]): Promise<number> {
       case "enqueue": return await enqueue(args);
       case "retry": return retry(args);
       case "sandbox": return await sandbox(args);
+      case "pull": { const { config, targets } = loadConfig(args); return await pullCommand(config, targets, args.positional, createLogger(config.agent.log_level)); }
+      case "export": return await exportCommand(args, () => loadConfig(args));
       case "version": console.log(`kontobro ${VERSION} (bun ${Bun.version})`); return 0;
       default: console.error(`unknown command "${args.command}"\n\n${USAGE}`); return 2;
     }

@@ -122,9 +122,69 @@ export type CreditNote = z.infer<typeof CreditNote>;
 
 export type InvoiceLike = Invoice | CreditNote;
 
+/** A person in the PSA: who records hours and claims expenses. Used by the file exports. */
+export const User = z.object({
+  number: recordNumber,
+  name: text(255),
+  email: z.email().optional(),
+  department: optionalText(50),
+  /** The employee number in the payroll system; payroll exports need it. */
+  externalEmployeeNumber: optionalText(50),
+  active: z.boolean().default(true),
+});
+export type User = z.infer<typeof User>;
+
+/** Hours one person recorded on one day. The PSA's id is the key; a repeat replaces the record. */
+export const TimeRecord = z.object({
+  id: recordNumber,
+  date: isoDate,
+  personNumber: recordNumber,
+  projectNumber: recordNumber.optional(),
+  activity: optionalText(100),
+  hours: z.number({ error: "must be a number of hours, e.g. 7.5" }).finite().min(0, { error: "must not be negative" }).max(24, { error: "must be at most 24 hours for one record" }),
+  billable: z.boolean().default(true),
+  approved: z.boolean().default(false),
+  description: optionalText(2500),
+});
+export type TimeRecord = z.infer<typeof TimeRecord>;
+
+/** One line of an expense claim: amount is gross (incl. VAT), both in minor units. */
+export const ExpenseLine = z.object({
+  date: isoDate.optional(),
+  text: text(500),
+  category: optionalText(100),
+  account: optionalText(20),
+  projectNumber: recordNumber.optional(),
+  amount: minorUnits,
+  vatAmount: minorUnits.default(0),
+  vatCode: optionalText(10),
+}).refine((l) => Math.abs(l.vatAmount) <= Math.abs(l.amount) && (l.vatAmount === 0 || Math.sign(l.vatAmount) === Math.sign(l.amount)), {
+  error: "vatAmount must be part of amount (amount is gross, incl. VAT): same sign, not larger", path: ["vatAmount"],
+});
+export type ExpenseLine = z.infer<typeof ExpenseLine>;
+
+/** An expense claim (travel and other outlays a person wants refunded). */
+export const ExpenseClaim = z.object({
+  number: recordNumber,
+  personNumber: recordNumber,
+  date: isoDate,
+  description: optionalText(500),
+  currency: currency.default("NOK"),
+  projectNumber: recordNumber.optional(),
+  approved: z.boolean().default(false),
+  lines: z.array(ExpenseLine).min(1, { error: "an expense claim needs at least one line" }).max(500),
+});
+export type ExpenseClaim = z.infer<typeof ExpenseClaim>;
+
 /** The kinds of record the agent stores and pushes. A credit note is stored as an invoice record. */
 export type Entity = "customer" | "project" | "product" | "invoice";
 export const ENTITIES: readonly Entity[] = ["customer", "project", "product", "invoice"];
+/**
+ * Records kept only for the file exports. Intake stores them like the others; no connector supports
+ * them (`supports()` answers false for a kind it does not know), so they never get deliveries.
+ */
+export type ExportOnlyEntity = "user" | "time_record" | "expense_claim";
+export type RecordEntity = Entity | ExportOnlyEntity;
 
 export const EVENT_TYPES = {
   "customer.upserted": { entity: "customer", schema: Customer, key: (d: Customer) => d.number },
@@ -132,6 +192,9 @@ export const EVENT_TYPES = {
   "product.upserted": { entity: "product", schema: Product, key: (d: Product) => d.code },
   "invoice.finalized": { entity: "invoice", schema: Invoice, key: (d: Invoice) => d.number },
   "invoice.credited": { entity: "invoice", schema: CreditNote, key: (d: CreditNote) => d.number },
+  "user.upserted": { entity: "user", schema: User, key: (d: User) => d.number },
+  "time_record.upserted": { entity: "time_record", schema: TimeRecord, key: (d: TimeRecord) => d.id },
+  "expense_claim.upserted": { entity: "expense_claim", schema: ExpenseClaim, key: (d: ExpenseClaim) => d.number },
 } as const;
 export type EventType = keyof typeof EVENT_TYPES;
 

@@ -39,13 +39,46 @@ export interface CheckItem {
   hint?: string;
 }
 
+/** One thing pulled from a target for the PSA: a posted expense, an invoice's payment status, … */
+export interface PullItem<T = unknown> {
+  /** Unique per target and stable: the same entry pulled again has the same id, so it is stored once. */
+  remoteId: string;
+  /** What it is for the PSA, e.g. "expense.posted", "invoice.paid", "invoice.status_changed". */
+  type: string;
+  data: T;
+  /** A PSA record the item belongs to. If the PSA has not sent that record, the item is kept but not delivered. */
+  requires?: { entity: Entity; key: string };
+  /**
+   * For status streams: the record's current state. The agent stores an item only when the state differs
+   * from the last one seen (or from `baseline` the first time); once `final`, the record is not asked for again.
+   */
+  status?: { entity: Entity; key: string; value: string; final?: boolean; baseline?: string };
+  /** A file that belongs to the item (the voucher's receipt), delivered with it. */
+  attachment?: { filename: string; contentType: string; bytes: Uint8Array };
+}
+
 /** A page of items pulled from a target (expenses, payment status, …). */
 export interface PullResult<T = unknown> {
-  items: { remoteId: string; data: T }[];
-  /** Cursor to store once the items are stored; null when unchanged. */
+  items: PullItem<T>[];
+  /** Cursor to store in the same transaction as the items; null when unchanged. */
   cursor: string | null;
-  /** More pages are ready now. */
+  /** More pages are ready now: call pull again with the new cursor. */
   more: boolean;
+}
+
+/** What the agent tells a connector's pull beyond the cursor. */
+export interface PullOptions {
+  /** Today's date (YYYY-MM-DD) in the job's time zone: the day a lookback window is counted from. */
+  today: string;
+  /** Invoices this agent booked at the target whose status is not final yet (for payment-status streams). */
+  openInvoices: { key: string; remoteId: string }[];
+}
+
+/** A stream a connector can pull, with the schedule it gets when kontobro.toml names none. */
+export interface PullStreamSpec {
+  title: string;
+  cron: string;
+  timezone: string;
 }
 
 export interface Connector {
@@ -60,7 +93,8 @@ export interface Connector {
   push(entity: Entity, payload: any, ctx: PushContext): Promise<PushResult>;
   /** Look a record up by its natural key (number, or the PSA id in a reference field). */
   find(entity: Entity, payload: any): Promise<Link | null>;
-  pull?(stream: string, cursor: string | null, options: Record<string, unknown>): Promise<PullResult>;
+  /** One page of a stream (see ConnectorFactory.pulls). Throws TargetError on failure; nothing is stored then. */
+  pull?(stream: string, cursor: string | null, options: PullOptions): Promise<PullResult>;
 }
 
 export interface ConnectorDeps {
@@ -74,4 +108,11 @@ export interface ConnectorFactory<C = any> {
   /** zod schema of the target's [[targets]] table in kontobro.toml (secrets already resolved). */
   configSchema: z.ZodType<C>;
   create(name: string, config: C, deps: ConnectorDeps): Connector;
+  /** Streams the connector can pull, by name, with their default schedules. */
+  pulls?: Record<string, PullStreamSpec>;
+  /**
+   * The target's webhooks are hints: which streams to pull now for a call with these (lower-cased)
+   * query parameters. A target with this gets a webhook token and /webhooks/<kind>/<token>.
+   */
+  webhookStreams?(params: Record<string, string>): string[];
 }

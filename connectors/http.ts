@@ -58,6 +58,8 @@ export interface RequestOptions {
   timeoutMs?: number;
   /** Statuses the caller handles itself (e.g. 404 on a lookup) instead of an error. */
   accept?: number[];
+  /** Return the body as bytes (a PDF, an image) instead of parsing it as JSON or text. */
+  binary?: boolean;
   /**
    * Bun's fetch silently re-sends a GET/PUT/DELETE once when a reused keep-alive connection is reset.
    * That is harmless for reads and for writes the target deduplicates (an Idempotency-Key); for any
@@ -105,8 +107,11 @@ export class HttpClient {
     }
     let parsed: any;
     try {
-      const raw = await res.text();
-      parsed = raw.length === 0 ? null : (res.headers.get("content-type") ?? "").includes("json") ? JSON.parse(raw) : raw;
+      if (options.binary && res.ok) parsed = new Uint8Array(await res.arrayBuffer());
+      else {
+        const raw = await res.text();
+        parsed = raw.length === 0 ? null : (res.headers.get("content-type") ?? "").includes("json") ? JSON.parse(raw) : raw;
+      }
     } catch (e) {
       // The answer started but never finished: for a write, the effect is unknown.
       throw new TargetError(isWrite ? "uncertain" : "retryable", {

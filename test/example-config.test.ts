@@ -3,6 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { AgentConfig, validateConfig } from "../agent/config.ts";
+import { ExportsConfig, PostingConfig, Sie4FileConfig } from "../agent/exports/config.ts";
 import { connectorKinds } from "../connectors/registry.ts";
 
 const path = join(import.meta.dir, "../config/kontobro.example.toml");
@@ -23,12 +24,45 @@ describe("config/kontobro.example.toml", () => {
   test("mentions every key of every section and connector", () => {
     const sections = AgentConfig.shape;
     const missing: string[] = [];
-    for (const section of ["agent", "http", "dispatch"] as const) {
+    for (const section of ["agent", "http", "dispatch", "psa", "pulls"] as const) {
       for (const key of keysOf((sections[section] as any)._zod.def.innerType)) if (!new RegExp(`^#? ?${key} =`, "m").test(text)) missing.push(`${section}.${key}`);
     }
     for (const factory of Object.values(connectorKinds)) {
       for (const key of keysOf(factory.configSchema)) if (!new RegExp(`^(#? ?${key} =|\\[targets\\.${key}\\])`, "m").test(text)) missing.push(`${factory.kind}.${key}`);
     }
     expect(missing).toEqual([]);
+  });
+
+  test("documents the pull schedules and the e-conomic expense settings", () => {
+    const parsed = Bun.TOML.parse(text) as any;
+    const economic = parsed.targets.find((t: any) => t.kind === "economic");
+    for (const [stream, spec] of Object.entries(connectorKinds.economic!.pulls!)) {
+      expect(economic.pulls[stream]).toEqual({ cron: spec.cron, timezone: spec.timezone });
+    }
+    const expenses = (connectorKinds.economic!.configSchema as any).shape.expenses._zod.def.innerType;
+    expect(keysOf(expenses).filter((k) => !(k in economic.expenses))).toEqual([]);
+    expect(text).toMatch(/^# enabled = true$/m);
+  });
+
+  test("documents every key of [exports], [exports.posting] and [exports.sie4]; the commented examples are valid too", () => {
+    const exportsShape = (ExportsConfig as any)._zod.def.shape ?? (ExportsConfig as any).shape;
+    const sections: [string, string[]][] = [
+      ["exports", Object.keys(exportsShape).filter((k) => k !== "posting" && k !== "sie4")],
+      ["exports.posting", keysOf(PostingConfig)], ["exports.sie4", keysOf(Sie4FileConfig)],
+    ];
+    const missing: string[] = [];
+    for (const [section, keys] of sections) {
+      const start = text.indexOf(`[${section}]`);
+      expect(start).toBeGreaterThan(0);
+      const body = text.slice(start).split(/\n\[/)[0]!;
+      for (const key of keys) if (!new RegExp(`^#? ?${key} =`, "m").test(body)) missing.push(`${section}.${key}`);
+    }
+    expect(missing).toEqual([]);
+    const block = text.slice(text.indexOf("[exports]"), text.indexOf("# One [[targets]]"));
+    const uncommented = text.replace(block, block.replace(/^# ([a-z_]+ = .*)$/gm, "$1"));
+    const env = { ECONOMIC_APP_SECRET_TOKEN: "x", ECONOMIC_AGREEMENT_GRANT_TOKEN: "y" };
+    const { config } = validateConfig(Bun.TOML.parse(uncommented), env);
+    expect(config.exports).toMatchObject({ company_name: "Exempel Konsult AB", output_dir: "/srv/kontobro/exports", posting: { cost_centre_id: "200" } });
+    expect(config.exports.posting.vat_codes!["25"]).toEqual({ rate: 25, account: "2611", revenue_accounts: { hours: "3041" } });
   });
 });

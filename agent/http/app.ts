@@ -3,7 +3,12 @@ import { Hono } from "hono";
 import { deliveryCounts, eventCount } from "../queries.ts";
 import { apiRoutes } from "./api.ts";
 import type { AppContext } from "./context.ts";
+import { exportsRoutes } from "./exports-api.ts";
+import { inboxRoutes, pullsApiRoutes } from "./inbox-api.ts";
+import { registerExportUi } from "./status-exports.ts";
 import { renderStatusPage } from "./status-page.ts";
+import { registerPullUi } from "./status-pulls.ts";
+import { targetWebhookRoutes } from "./target-webhooks.ts";
 
 export function createApp(ctx: AppContext): Hono {
   const app = new Hono();
@@ -37,6 +42,14 @@ export function createApp(ctx: AppContext): Hono {
   });
 
   app.route("/api/v1", apiRoutes(ctx));
+  // Pulls: the inbox feed, jobs and run-now, the targets' webhooks and the status page's button.
+  app.route("/api/v1/inbox", inboxRoutes(ctx));
+  app.route("/api/v1/pulls", pullsApiRoutes(ctx));
+  app.route("/webhooks", targetWebhookRoutes(ctx));
+  registerPullUi(app, ctx);
+  // File exports: runs, files, export status, templates; and the status page's forms and downloads.
+  app.route("/api/v1/exports", exportsRoutes(ctx));
+  registerExportUi(app, ctx);
 
   app.notFound((c) => c.json({ error: "not_found", message: `No route ${c.req.method} ${c.req.path}.` }, 404));
   app.onError((e, c) => {

@@ -1,6 +1,8 @@
 import type { Db } from "../db/index.ts";
+import type { ExportsRuntime } from "../exports/config.ts";
 import type { IntakeWriter } from "../intake.ts";
 import type { Metrics } from "../metrics.ts";
+import type { PullsRuntime } from "../pulls.ts";
 
 /** What the HTTP layer needs from the running agent. */
 export interface AppContext {
@@ -13,4 +15,8 @@ export interface AppContext {
   retry(id: number): { ok: boolean; status?: string };
   startedAt: number;
   version: string;
+  /** Pulls, inbox and target webhooks (absent in an app built without them). */
+  pulls?: PullsRuntime;
+  /** File exports: settings, and whether the status page may run them and hand out files. */
+  exports?: ExportsRuntime;
 }

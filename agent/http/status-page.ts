@@ -3,6 +3,8 @@ import { html, raw } from "hono/html";
 import type { HtmlEscapedString } from "hono/utils/html";
 import { deliveryCounts, lastSuccessAt, listDeliveries, recentEvents, type DeliveryRow } from "../queries.ts";
 import type { AppContext } from "./context.ts";
+import { renderExportsSection } from "./status-exports.ts";
+import { renderPullsSection } from "./status-pulls.ts";
 
 const STATUS_ORDER = ["pending", "in_flight", "waiting", "needs_action", "done", "superseded"];
 const STATUS_LABEL: Record<string, string> = {
@@ -23,6 +25,8 @@ export function renderStatusPage(ctx: AppContext): HtmlEscapedString | Promise<H
 <main>
 ${ctx.targets.length === 0 ? html`<p class="card">No targets are configured. Add a [[targets]] table to kontobro.toml (see config/kontobro.example.toml).</p>` : ""}
 ${ctx.targets.map((t) => targetCard(ctx, t, counts.filter((c) => c.target === t.name)))}
+${renderPullsSection(ctx)}
+${renderExportsSection(ctx)}
 <section class="card"><h2>Recent events</h2>
 ${events.length === 0 ? html`<p class="muted">No events received yet. The PSA sends them to POST /api/v1/events.</p>` : html`
 <table><thead><tr><th>#</th><th>Event id</th><th>Type</th><th>Record</th><th>Received</th></tr></thead><tbody>

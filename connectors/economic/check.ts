@@ -24,6 +24,12 @@ export async function runChecks(cfg: EconomicConfig, get: Get, rest: string, pro
   items.push(await exists(get, `${rest}/vat-zones/${cfg.vat_zone}`, `VAT zone ${cfg.vat_zone}`, `VAT zone ${cfg.vat_zone} does not exist.`, "Set vat_zone in kontobro.toml to one listed under e-conomic's VAT zones (1 is usually Domestic)."));
   items.push(await exists(get, `${rest}/payment-terms/${cfg.payment_terms}`, `payment terms ${cfg.payment_terms}`, `Payment terms ${cfg.payment_terms} do not exist.`, "Set payment_terms in kontobro.toml to existing payment terms (Settings → Payment terms)."));
   items.push(await exists(get, `${rest}/layouts/${cfg.layout}`, `layout ${cfg.layout}`, `Invoice layout ${cfg.layout} does not exist.`, "Set layout in kontobro.toml to one of the agreement's layouts."));
+  // Expenses are pulled from these accounts: a wrong number would silently import nothing.
+  for (const account of cfg.expenses.accounts) {
+    items.push(await exists(get, `${rest}/accounts/${account}`, `expense account ${account}`,
+      `Account ${account}, listed in [targets.expenses] accounts, does not exist in e-conomic.`,
+      "Fix the list of expense accounts in kontobro.toml (a comma list of e-conomic account numbers; blank = all)."));
+  }
   for (const [kind, code] of Object.entries(cfg.line_products)) {
     items.push(await exists(get, `${rest}/products/${encodeURIComponent(code)}`, `product ${code} (${kind} lines)`,
       `Product ${code}, used for invoice lines of kind "${kind}", does not exist in e-conomic.`,

@@ -7,6 +7,29 @@ const LineProducts = z.strictObject({
   products: z.string().min(1).max(25).default("PRODUCT"),
 });
 
+/** A comma list ("2800, 2810") or an array of positive integers; blank or empty means all. */
+const numberList = (what: string) => z.union([z.string(), z.array(z.number().int().positive())]).transform((v, ctx) => {
+  if (Array.isArray(v)) return v;
+  const numbers = v.split(",").map((s) => s.trim()).filter(Boolean).map(Number);
+  if (numbers.some((n) => !Number.isInteger(n) || n <= 0)) {
+    ctx.addIssue({ code: "custom", message: `must be a comma-separated list of ${what}, e.g. "2800, 2810" (blank = all)` });
+    return z.NEVER;
+  }
+  return numbers;
+});
+
+/** Posted supplier expenses pulled into the PSA's projects (as Moment's e-conomic integration does). */
+const Expenses = z.strictObject({
+  accounts: numberList("account numbers").default([]),
+  cost_types: numberList("cost type numbers").default([]),
+  lookback_days: z.number().int().min(0).max(366).default(2),
+  activity: z.string().trim().min(1).max(100).default("Expenses"),
+  billable: z.boolean().default(true),
+  attachments: z.boolean().default(true),
+  page_size: z.number().int().min(1).max(1000).default(1000),
+});
+export const EXPENSE_DEFAULTS = { accounts: [], cost_types: [], lookback_days: 2, activity: "Expenses", billable: true, attachments: true, page_size: 1000 };
+
 export const EconomicConfig = z.strictObject({
   rest_url: z.url().default("https://restapi.e-conomic.com"),
   projects_url: z.url().default("https://apis.e-conomic.com/projectsapi/v1.1.0"),
@@ -28,5 +51,6 @@ export const EconomicConfig = z.strictObject({
   /** Client-side token bucket (e-conomic's own numbers are unpublished; fair use is 50,000 calls a day). */
   requests_per_second: z.number().min(0).default(10),
   burst: z.number().int().min(1).default(20),
+  expenses: Expenses.default(EXPENSE_DEFAULTS),
 });
 export type EconomicConfig = z.infer<typeof EconomicConfig>;

@@ -3,12 +3,13 @@
 // after an uncertain attempt we look the record up before creating anything.
 import type { Customer, Entity, InvoiceLike, Product, Project } from "../../agent/model.ts";
 import type { Problem } from "../../agent/problem.ts";
-import type { CheckItem, Connector, ConnectorDeps, Link, PushContext, PushResult } from "../contract.ts";
+import type { CheckItem, Connector, ConnectorDeps, Link, PullOptions, PullResult, PushContext, PushResult } from "../contract.ts";
 import { TargetError, type HttpClient } from "../http.ts";
 import { runChecks } from "./check.ts";
 import { createEconomicHttp, describeEconomicError, filterValue } from "./client.ts";
 import type { EconomicConfig } from "./config.ts";
 import { bookBody, customerBody, draftInvoiceBody, productBody, projectBody } from "./map.ts";
+import { EconomicPuller } from "./pull.ts";
 import { economicRules } from "./rules.ts";
 
 const SUPPORTED: Entity[] = ["customer", "project", "product", "invoice"];
@@ -18,11 +19,18 @@ export class EconomicConnector implements Connector {
   private readonly http: HttpClient;
   private readonly rest: string;
   private readonly projects: string;
+  private readonly puller: EconomicPuller;
 
   constructor(readonly name: string, private readonly cfg: EconomicConfig, _deps: ConnectorDeps) {
     this.http = createEconomicHttp(cfg);
     this.rest = cfg.rest_url.replace(/\/$/, "");
     this.projects = cfg.projects_url.replace(/\/$/, "");
+    this.puller = new EconomicPuller(this.http, this.rest, cfg);
+  }
+
+  /** Posted supplier expenses and invoice payment status (pull.ts). */
+  pull(stream: string, cursor: string | null, options: PullOptions): Promise<PullResult> {
+    return this.puller.pull(stream, cursor, options);
   }
 
   supports(entity: Entity): boolean {

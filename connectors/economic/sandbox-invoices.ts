@@ -12,6 +12,7 @@ import {
 } from "./sandbox-http.ts";
 import { checkCurrency, intSegment, methodNotAllowed, notFound, origin, type SandboxCore } from "./sandbox-rest.ts";
 import { registerAttachmentRoutes } from "./sandbox-attachments.ts";
+import { fireWebhooks } from "./sandbox-ledger.ts";
 import type { BookedRecord, Json, SandboxState } from "./sandbox-state.ts";
 
 const schema = (s: unknown) => s as JsonSchema;
@@ -212,6 +213,7 @@ function book(core: SandboxCore, base: string, body: Json): Response {
   const rec: BookedRecord = { invoice, ...(draft.attachment ? { attachment: draft.attachment } : {}), ...(body.sendBy ? { sendBy: body.sendBy } : {}) };
   s.drafts.delete(draftNumber);
   s.booked.set(number, rec);
+  fireWebhooks(s.ledger, "invoice", { INVOICENO: number });
   const out = renderBooked(base, rec);
   return restJson(201, out, { location: out.self });
 }

@@ -1,5 +1,6 @@
 // The sandbox's agreement: plain Maps, seeded with what Moment's e-conomic integration needs
 // (customer group 1, an Internal project group, journal 1) plus the lookups every push reads.
+import { createLedger, type LedgerState } from "./sandbox-ledger.ts";
 
 export type Json = Record<string, any>;
 
@@ -38,6 +39,8 @@ export interface SandboxState {
   drafts: Map<number, DraftRecord>;
   booked: Map<number, BookedRecord>;
   counters: { nextDraftNumber: number; objectVersion: number };
+  /** Accounting years, accounts, suppliers, VAT, booked entries and webhooks (sandbox-ledger.ts). */
+  ledger: LedgerState;
 }
 
 /** Seed items a control call can remove so a check fails with a readable error. */
@@ -76,6 +79,7 @@ export function createState(): SandboxState {
     drafts: new Map(),
     booked: new Map(),
     counters: { nextDraftNumber: 1, objectVersion: 0 },
+    ledger: createLedger(),
   };
   for (const g of [
     { number: PROJECT_GROUP_INTERNAL, name: "Internal", type: 1 },

@@ -10,6 +10,8 @@ import { registerControlRoutes, type ControlTarget } from "./sandbox-control.ts"
 import { FaultTable, IdempotencyCache, faultMiddleware, faultRuleSchema, type FaultCounts, type FaultRule } from "./sandbox-faults.ts";
 import { familyError, isOpenApiPath, openApiError, PROJECTS_PREFIX, restError } from "./sandbox-http.ts";
 import { registerInvoiceRoutes } from "./sandbox-invoices.ts";
+import { registerLedgerControlRoutes } from "./sandbox-ledger-control.ts";
+import { registerLedgerRoutes } from "./sandbox-ledger-routes.ts";
 import { registerProjectRoutes } from "./sandbox-projects.ts";
 import { registerRestRoutes, type SandboxCore } from "./sandbox-rest.ts";
 import { createState, type SandboxState } from "./sandbox-state.ts";
@@ -98,6 +100,7 @@ export function createEconomicSandbox(opts: EconomicSandboxOptions = {}): Econom
     }),
   };
 
+  registerLedgerControlRoutes(app, () => state);
   registerControlRoutes(app, sandbox);
   app.use("*", faultMiddleware(faults, (method) => {
     requests.total++;
@@ -108,6 +111,7 @@ export function createEconomicSandbox(opts: EconomicSandboxOptions = {}): Econom
   registerRestRoutes(app, core);
   registerInvoiceRoutes(app, core);
   registerProjectRoutes(app, core);
+  registerLedgerRoutes(app, core);
   app.notFound((c) => familyError(c.req.path, 404, `No resource at ${c.req.path}.`));
   app.onError((err, c) => {
     console.error(`e-conomic sandbox: ${c.req.method} ${c.req.path} failed:`, err);

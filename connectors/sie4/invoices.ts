@@ -138,35 +138,39 @@ export function invoiceToVoucher(doc: InvoiceLike, config: SieInvoiceConfig, con
 
   const credits: SieTransactionInput[] = [];
   const revenue = new Map<string, number>();
+  const codesOf = new Map<string, Set<string>>();
   for (const r of rows) {
-    if (config.revenueDetail === "per_line") credits.push({ account: r.account, objects, amountMinor: -sign * r.net, text: r.text });
+    if (config.revenueDetail === "per_line") credits.push({ account: r.account, objects, amountMinor: -sign * r.net, text: r.text, meta: { role: "revenue", vatCode: r.vatCode } });
     else revenue.set(r.account, (revenue.get(r.account) ?? 0) + r.net);
+    codesOf.set(r.account, (codesOf.get(r.account) ?? new Set()).add(r.vatCode));
   }
-  for (const [account, net] of revenue) credits.push({ account, objects, amountMinor: -sign * net });
+  const soleCode = (codes: Set<string> | undefined) => (codes?.size === 1 ? { vatCode: [...codes][0]! } : {});
+  for (const [account, net] of revenue) credits.push({ account, objects, amountMinor: -sign * net, meta: { role: "revenue", ...soleCode(codesOf.get(account)) } });
 
   // VAT on the sum per code (not per line), as an invoice prints it; codes sharing an account are merged.
-  const vatByAccount = new Map<string, { amount: number; rates: Set<number> }>();
+  const vatByAccount = new Map<string, { amount: number; rates: Set<number>; codes: Set<string> }>();
   const netByCode = new Map<string, number>();
   for (const r of rows) netByCode.set(r.vatCode, (netByCode.get(r.vatCode) ?? 0) + r.net);
   for (const [code, net] of netByCode) {
     const { rate, account } = config.vatCodes[code]!;
     if (rate === 0 || !account) continue;
-    const entry = vatByAccount.get(account) ?? { amount: 0, rates: new Set<number>() };
+    const entry = vatByAccount.get(account) ?? { amount: 0, rates: new Set<number>(), codes: new Set<string>() };
     entry.amount += vatOf(net, rate);
     entry.rates.add(rate);
+    entry.codes.add(code);
     vatByAccount.set(account, entry);
   }
-  for (const [account, { amount, rates }] of vatByAccount) {
-    credits.push({ account, amountMinor: -sign * amount, text: `Moms ${[...rates].join("/")} %` });
+  for (const [account, { amount, rates, codes }] of vatByAccount) {
+    credits.push({ account, amountMinor: -sign * amount, text: `Moms ${[...rates].join("/")} %`, meta: { role: "vat", ...soleCode(codes) } });
   }
 
   const gross = -credits.reduce((s, t) => s + t.amountMinor, 0);
   const receivable = config.roundTotal === "krona" ? roundToWhole(gross) : gross;
-  if (receivable !== gross) credits.push({ account: config.roundingAccount, amountMinor: gross - receivable, text: "Öresavrundning" });
+  if (receivable !== gross) credits.push({ account: config.roundingAccount, amountMinor: gross - receivable, text: "Öresavrundning", meta: { role: "rounding" } });
 
   const transactions: SieTransactionInput[] = [
     {
-      account: config.receivableAccount, amountMinor: receivable, text: `${isCredit ? "Kreditnota" : "Faktura"} ${doc.number}`,
+      account: config.receivableAccount, amountMinor: receivable, text: `${isCredit ? "Kreditnota" : "Faktura"} ${doc.number}`, meta: { role: "receivable" },
       ...(config.customerDimension ? { objects: [{ dimension: 8, id: doc.customerNumber }] } : {}),
     },
     ...credits.filter((t) => t.amountMinor !== 0),

@@ -18,6 +18,8 @@ export interface SieTransactionInput {
   text?: string;
   /** ISO date; defaults to the voucher date (written only when a text follows). */
   date?: string;
+  /** Not written to SIE: what the row is, for exports that list voucher rows (invoices grouped by account). */
+  meta?: { role: "receivable" | "revenue" | "vat" | "rounding"; vatCode?: string };
 }
 
 export interface SieVoucherInput {

@@ -1,0 +1,82 @@
+// /api/v1/inbox (the feed of pulled items) and /api/v1/pulls (jobs and "run now"), behind the bearer token.
+import { Hono, type Context } from "hono";
+import { z } from "zod";
+import { toInboxItem } from "../inbox.ts";
+import { recentRuns } from "../pull-runner.ts";
+import { bearerToken, sameSecret } from "./auth.ts";
+import type { AppContext } from "./context.ts";
+
+const FeedQuery = z.object({
+  after: z.string().regex(/^\d{1,15}$/, { error: "must be the cursor from an earlier answer's next (digits), or 0 to start" }).default("0"),
+  limit: z.coerce.number({ error: "must be a number" }).int().min(1, { error: "must be at least 1" }).max(1000, { error: "must be at most 1000" }).default(100),
+  target: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,39}$/, { error: "must be a target name from kontobro.toml" }).optional(),
+});
+
+function requireToken(ctx: AppContext) {
+  return async (c: Context, next: () => Promise<void>) => {
+    const token = bearerToken(c.req.header("authorization"));
+    if (!token || !sameSecret(token, ctx.apiToken)) {
+      c.header("WWW-Authenticate", 'Bearer realm="kontobro"');
+      return c.json({ error: "unauthorized", message: "A valid API token is required.", hint: "Send the header Authorization: Bearer <token> with the token from kontobro.toml (http.api_token) or `kontobro status`." }, 401);
+    }
+    await next();
+  };
+}
+
+function badQuery(c: Context, error: z.ZodError) {
+  const issue = error.issues[0]!;
+  const field = issue.path.join(".");
+  return c.json({ error: "bad_request", message: `${field}: ${issue.message}`, field, hint: "GET /api/v1/inbox?after=CURSOR&limit=N, where CURSOR is the next value of the previous answer (0 at the start)." }, 400);
+}
+
+/**
+ * The feed: items in the order they became deliverable, after a cursor. Asking for items after X
+ * acknowledges everything up to X: those items count as delivered (state "delivered", via "feed").
+ * `next` is the cursor for the following call; it stays the same when nothing new has arrived.
+ */
+export function inboxRoutes(ctx: AppContext): Hono {
+  const api = new Hono();
+  api.use("*", requireToken(ctx));
+
+  api.get("/", (c) => {
+    const pulls = ctx.pulls;
+    if (!pulls) return c.json({ items: [], next: "0", more: false });
+    const parsed = FeedQuery.safeParse(c.req.query());
+    if (!parsed.success) return badQuery(c, parsed.error);
+    const after = Number(parsed.data.after);
+    if (after > 0) pulls.inbox.acknowledge(after, parsed.data.target);
+    const { rows, more } = pulls.inbox.feed({ after, limit: parsed.data.limit, target: parsed.data.target });
+    const items = rows.map((r) => toInboxItem(r, { href: `/api/v1/inbox/${r.id}/attachment` }));
+    return c.json({ items, next: String(rows.length > 0 ? rows[rows.length - 1]!.seq : after), more });
+  });
+
+  api.get("/:id/attachment", (c) => {
+    const id = Number(c.req.param("id"));
+    const a = Number.isInteger(id) ? ctx.pulls?.inbox.attachment(id) : null;
+    if (!a) return c.json({ error: "not_found", message: `Inbox item ${c.req.param("id").slice(0, 20)} has no attachment.` }, 404);
+    return new Response(a.bytes, { headers: { "content-type": a.type, "content-disposition": `attachment; filename="${a.name.replace(/["\\\r\n]/g, "_")}"` } });
+  });
+  return api;
+}
+
+/** GET /api/v1/pulls: the jobs and their recent runs; POST /api/v1/pulls/:target/:stream: run one now and wait. */
+export function pullsApiRoutes(ctx: AppContext): Hono {
+  const api = new Hono();
+  api.use("*", requireToken(ctx));
+
+  api.get("/", (c) => {
+    const jobs = ctx.pulls?.scheduler.describe() ?? [];
+    return c.json({ jobs: jobs.map((j) => ({ ...j, next: j.next?.toISOString() ?? null, runs: recentRuns(ctx.db, j.target, j.stream, 10) })) });
+  });
+
+  api.post("/:target/:stream", async (c) => {
+    const { target, stream } = c.req.param();
+    const result = await (ctx.pulls?.runNow(target, stream, "manual") ?? Promise.resolve({ status: "unknown_job" as const }));
+    if (result.status === "unknown_job") {
+      return c.json({ error: "not_found", message: `No pull job ${target.slice(0, 40)}/${stream.slice(0, 40)}.`, hint: "GET /api/v1/pulls lists the jobs; streams come from the targets in kontobro.toml." }, 404);
+    }
+    if (result.status === "busy") return c.json({ error: "busy", message: `A pull of ${target}/${stream} is already running.`, hint: "Wait for it to finish; its result shows on the status page." }, 409);
+    return c.json(result, result.status === "ok" ? 200 : 502);
+  });
+  return api;
+}

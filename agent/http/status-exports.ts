@@ -1,0 +1,112 @@
+// The status page's exports section: invoices by export status, "export now", changing the status of one
+// invoice or a range, and every file produced, downloadable again. Rendered from one line in
+// status-page.ts; its forms post to /ui/exports/*, which answer with a small result page.
+import type { Context, Hono } from "hono";
+import { html, raw } from "hono/html";
+import { DATA_TYPE_TITLES } from "../../connectors/templates/fields.ts";
+import { exportSettings } from "../exports/config.ts";
+import { runExport, type ExportResult } from "../exports/service.ts";
+import { changeExportStatus, EXPORT_STATUSES, STATUS_LABELS, statusCounts, type ExportStatus } from "../exports/status.ts";
+import { getFileBytes, listFiles, listRuns } from "../exports/store.ts";
+import { listTemplates } from "../exports/templates-store.ts";
+import type { Problem } from "../problem.ts";
+import type { AppContext } from "./context.ts";
+
+const when = (ms: number) => new Date(ms).toISOString().replace("T", " ").slice(0, 16) + " UTC";
+const size = (n: number) => (n < 1024 ? `${n} B` : `${(n / 1024).toFixed(1)} KB`);
+
+export function renderExportsSection(ctx: AppContext) {
+  const counts = statusCounts(ctx.db);
+  const files = listFiles(ctx.db, { limit: 20 });
+  const last = listRuns(ctx.db, 1)[0];
+  const actions = ctx.exports?.uiActions ?? false;
+  const templates = listTemplates(ctx.db);
+  return html`<section class="card exports" id="exports">
+<h2>Exports to accounting <span class="muted">SIE 4 and export templates</span></h2>
+<ul class="counts">${EXPORT_STATUSES.map((s) => html`<li><span>${STATUS_LABELS[s]}</span><strong data-export-status="${s}">${counts[s]}</strong></li>`)}</ul>
+${actions ? html`<form method="post" action="/ui/exports/run" class="inline">
+<label>Export <select name="what"><option value="sie4">SIE 4 (invoices to transfer)</option>
+${templates.map((t) => html`<option value="template:${t.name}">${t.title ?? t.name} (${DATA_TYPE_TITLES[t.dataType as keyof typeof DATA_TYPE_TITLES] ?? t.dataType})${t.guessedColumns ? ` · ${t.guessedColumns} guessed column(s)` : ""}</option>`)}
+</select></label> <label>from <input type="date" name="from"></label> <label>to <input type="date" name="to"></label>
+<button type="submit">Export now</button></form>
+<p class="muted">Invoices: every invoice to transfer (optionally only those dated from–to) is exported and marked transferred.
+Time records and expense claims: give the period; they carry no exported flag, so an overlapping period repeats rows.</p>
+<form method="post" action="/ui/exports/status" class="inline">
+<label>Invoice <input name="number" size="10" placeholder="10001"></label> or <label>from <input name="from" size="8"></label>
+<label>to <input name="to" size="8"></label> <label>set to <select name="status">${EXPORT_STATUSES.map((s) => html`<option value="${s}">${STATUS_LABELS[s]}</option>`)}</select></label>
+<label><input type="checkbox" name="skipInvalid" value="1"> skip those that cannot change</label> <button type="submit">Change status</button></form>`
+    : html`<p class="muted">kontobro listens on a non-loopback address and this page has no login, so exports are run, changed and downloaded with the API (/api/v1/exports) or <code>kontobro export</code>.</p>`}
+${last && last.warnings.length > 0 ? html`<h3>Warnings of the last export (#${last.id})</h3>${last.warnings.map(problemBox)}` : ""}
+<h3>Files</h3>
+${files.length === 0 ? html`<p class="muted">No files exported yet.</p>` : html`<table class="export-files"><thead><tr><th>#</th><th>Made</th><th>File</th><th>Export</th><th>Period</th><th>Rows</th><th>Size</th><th>SHA-256</th></tr></thead><tbody>
+${files.map((f) => html`<tr data-file="${f.id}"><td>${f.id}</td><td>${when(f.createdAt)}</td>
+<td>${actions ? html`<a href="/ui/exports/files/${f.id}/download" download>${f.fileName}</a>` : html`${f.fileName} <span class="muted">(kontobro export download ${f.id})</span>`}</td>
+<td>${f.kind === "sie4" ? "SIE 4" : f.template}</td><td>${f.periodFrom ?? ""}${f.periodFrom || f.periodTo ? " – " : ""}${f.periodTo ?? ""}</td>
+<td>${f.rowCount}</td><td>${size(f.size)}</td><td><code title="${f.sha256}">${f.sha256.slice(0, 12)}</code></td></tr>`)}
+</tbody></table>`}
+</section>`;
+}
+
+function problemBox(p: Problem) {
+  return html`<div class="problem"><div class="message">${p.message}</div>${p.hint ? html`<div class="hint">How to fix: ${p.hint}</div>` : ""}</div>`;
+}
+
+function resultPage(title: string, body: unknown) {
+  return html`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>kontobro: ${title}</title>
+<style>${raw("body{font-family:system-ui,sans-serif;max-width:900px;margin:24px auto;color:#1d2330}.problem{border-left:4px solid #f04438;background:#fff6f5;padding:8px 12px;margin:6px 0}.ok{color:#067647}")}</style></head>
+<body><h1>${title}</h1>${body}<p><a href="/#exports">Back to the status page</a></p></body></html>`;
+}
+
+function exportResultBody(r: ExportResult) {
+  if (!r.ok) return html`<p>Nothing was exported or marked.</p>${r.problems.map(problemBox)}`;
+  return html`<p class="ok">${r.message}</p>
+${r.files.length > 0 ? html`<ul>${r.files.map((f) => html`<li><a href="/ui/exports/files/${f.id}/download" download>${f.fileName}</a> (${f.rowCount} rows, ${size(f.size)})</li>`)}</ul>` : ""}
+${r.warnings.length > 0 ? html`<h2>Warnings</h2>${r.warnings.map(problemBox)}` : ""}`;
+}
+
+function sameOrigin(c: Context): boolean {
+  const origin = c.req.header("origin");
+  const host = c.req.header("host");
+  const site = c.req.header("sec-fetch-site");
+  return !((origin && host && new URL(origin).host !== host) || (site && site !== "same-origin" && site !== "none"));
+}
+
+const field = (body: Record<string, unknown>, name: string) => (typeof body[name] === "string" && (body[name] as string).trim() !== "" ? (body[name] as string).trim() : undefined);
+
+export function registerExportUi(app: Hono, ctx: AppContext): void {
+  const allowed = (c: Context) => (ctx.exports?.uiActions ?? false) && sameOrigin(c);
+  const refused = (c: Context) => c.text("Refused: cross-site request, or the status page's export actions are off because kontobro listens on a non-loopback address.", 403);
+
+  app.post("/ui/exports/run", async (c) => {
+    if (!allowed(c)) return refused(c);
+    const body = await c.req.parseBody();
+    const what = field(body, "what") ?? "sie4";
+    const period = { from: field(body, "from"), to: field(body, "to") };
+    const request = what === "sie4" ? { format: "sie4" as const, ...period } : { format: "template" as const, template: what.replace(/^template:/, ""), ...period };
+    const r = runExport(ctx.db, ctx.exports?.settings ?? exportSettings(), request, { by: "ui" });
+    return c.html(resultPage(r.ok ? "Export" : "Export refused", exportResultBody(r)), r.ok ? 200 : r.httpStatus);
+  });
+
+  app.post("/ui/exports/status", async (c) => {
+    if (!allowed(c)) return refused(c);
+    const body = await c.req.parseBody();
+    const number = field(body, "number");
+    const from = field(body, "from");
+    const to = field(body, "to") ?? from;
+    const status = field(body, "status") as ExportStatus;
+    if (!number && !from) return c.html(resultPage("Nothing changed", html`<p>Give an invoice number, or a range from–to.</p>`), 422);
+    const r = changeExportStatus(ctx.db, number ? { number } : { from: from!, to: to! }, status, "ui", { skipInvalid: body.skipInvalid === "1" });
+    if (!r.ok) return c.html(resultPage("Nothing changed", html`${r.problems.map(problemBox)}`), r.httpStatus);
+    return c.html(resultPage("Export status changed", html`<p class="ok">${r.changed.length} invoice(s) set to "${STATUS_LABELS[r.status]}"${r.changed.length ? `: ${r.changed.join(", ")}` : ""}.
+${r.unchanged.length ? ` ${r.unchanged.length} already had that status.` : ""}</p>${r.skipped.map((s) => problemBox(s.problem))}`));
+  });
+
+  app.get("/ui/exports/files/:id/download", (c) => {
+    if (!(ctx.exports?.uiActions ?? false)) return refused(c);
+    const f = getFileBytes(ctx.db, Number(c.req.param("id")));
+    if (!f) return c.text(`No export file ${c.req.param("id")}.`, 404);
+    c.header("Content-Type", "application/octet-stream");
+    c.header("Content-Disposition", `attachment; filename="${f.fileName.replace(/[^A-Za-z0-9._-]/g, "_")}"`);
+    return c.body(f.bytes as Uint8Array<ArrayBuffer>);
+  });
+}

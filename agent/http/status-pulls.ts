@@ -1,0 +1,85 @@
+// The status page's pull section: jobs with their last runs and a "run now" button, each target's
+// webhook address, and the inbox with every item's state. Rendered from one line in status-page.ts.
+import type { Context, Hono } from "hono";
+import { html, raw } from "hono/html";
+import type { InboxRow } from "../inbox.ts";
+import { recentRuns, type JobRunRow } from "../pull-runner.ts";
+import type { AppContext } from "./context.ts";
+
+const when = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString().replace("T", " ").slice(0, 19) + " UTC" : "never");
+const STATE_LABEL: Record<string, string> = { new: "New", delivered: "Delivered", ignored_unknown_project: "Ignored: project unknown to the PSA" };
+const RUN_LABEL: Record<string, string> = { running: "Running", ok: "OK", failed: "Failed", interrupted: "Interrupted" };
+
+export function renderPullsSection(ctx: AppContext) {
+  const pulls = ctx.pulls;
+  if (!pulls) return "";
+  const jobs = pulls.scheduler.describe();
+  const targets = [...new Set([...jobs.map((j) => j.target), ...pulls.webhooks.map((w) => w.name)])];
+  if (targets.length === 0) return "";
+  const counts = pulls.inbox.counts();
+  return html`<style>${raw(CSS)}</style>${targets.map((t) => {
+    const hook = pulls.webhooks.find((w) => w.name === t);
+    const byState = new Map(counts.filter((c) => c.target === t).map((c) => [c.state, c.n]));
+    const items = pulls.inbox.recent(t, 15);
+    return html`<section class="card pulls" data-pulls="${t}">
+<h2>${t} <span class="muted">pulls to the PSA</span></h2>
+<table class="jobs"><thead><tr><th>Stream</th><th>Schedule</th><th>Next run</th><th>Last run</th><th></th></tr></thead><tbody>
+${jobs.filter((j) => j.target === t).map((j) => jobRow(ctx, j))}
+</tbody></table>
+${hook ? html`<p class="webhook">Webhook token (for the target's webhooks): <code class="webhook-token">${hook.token}</code><br>
+<span class="muted">Address: <code>/webhooks/${hook.kind}/${hook.token}</code> on this agent (behind your reverse proxy), e.g. with
+<code>?type=invoice&amp;invoice=[INVOICENO]</code> or <code>?type=daybook&amp;daybook=[DAYBOOKNO]&amp;from=[FROMSERIALNO]&amp;to=[TOSERIALNO]</code></span></p>` : ""}
+<h3>Inbox</h3>
+<ul class="counts">${["new", "delivered", "ignored_unknown_project"].map((s) => html`<li><span>${STATE_LABEL[s]}</span><strong data-inbox-state="${s}">${byState.get(s as never) ?? 0}</strong></li>`)}</ul>
+${items.length === 0 ? html`<p class="muted">Nothing pulled yet.</p>` : html`<table class="inbox"><thead><tr><th>#</th><th>Type</th><th>From ${t}</th><th>Details</th><th>State</th></tr></thead><tbody>
+${items.map(itemRow)}</tbody></table>`}
+</section>`;
+  })}`;
+}
+
+function jobRow(ctx: AppContext, j: { target: string; stream: string; cron: string | null; timezone: string; next: Date | null; running: boolean }) {
+  const last: JobRunRow | undefined = recentRuns(ctx.db, j.target, j.stream, 1)[0];
+  return html`<tr data-job="${j.target}/${j.stream}">
+<td><strong>${j.stream}</strong></td>
+<td>${j.cron ? html`<code>${j.cron}</code> <span class="muted">${j.timezone}</span>` : html`<span class="muted">on demand only</span>`}</td>
+<td>${j.next ? when(j.next.getTime()) : "—"}</td>
+<td>${last ? html`<span class="run-${last.status}">${RUN_LABEL[last.status] ?? last.status}</span> <span class="muted">${when(last.startedAt)} (${last.trigger}) ·
+fetched ${last.fetched}, imported ${last.imported}, already had ${last.duplicates}, ignored ${last.ignored}</span>
+${last.errorMessage ? html`<div class="message">${last.errorMessage}</div>${last.errorHint ? html`<div class="hint">How to fix: ${last.errorHint}</div>` : ""}` : ""}` : html`<span class="muted">never</span>`}</td>
+<td>${j.running ? html`<em>running…</em>` : html`<form method="post" action="/ui/pulls/${j.target}/${j.stream}/run"><button type="submit">Run now</button></form>`}</td>
+</tr>`;
+}
+
+function itemRow(r: InboxRow) {
+  const d = JSON.parse(r.payload) as Record<string, any>;
+  const money = typeof d.amount === "number" ? `${(d.amount / 100).toFixed(2)} ${d.currency ?? ""}` : "";
+  const details = r.type.startsWith("expense")
+    ? `project ${d.projectNumber ?? "?"} · ${money} · ${d.supplier?.name ?? ""} · ${d.description ?? ""}`
+    : `invoice ${d.invoiceNumber ?? "?"} · ${d.previousStatus ?? "?"} → ${d.status ?? "?"}${money ? ` · ${money}` : ""}`;
+  return html`<tr data-inbox-item="${r.id}" data-state="${r.state}"><td>${r.seq}</td><td>${r.type}</td><td>${r.remoteId}</td>
+<td>${details}${r.attachmentName ? html` · receipt ${r.attachmentName}` : ""}${r.state === "new" && r.errorMessage ? html`<div class="message">${r.errorMessage}</div>${r.errorHint ? html`<div class="hint">${r.errorHint}</div>` : ""}` : ""}</td>
+<td>${STATE_LABEL[r.state] ?? r.state}</td></tr>`;
+}
+
+const CSS = `
+.pulls table.jobs td{vertical-align:top} .pulls .run-ok{color:#067647;font-weight:600}
+.pulls .run-failed,.pulls .run-interrupted{color:#b42318;font-weight:600} .pulls .run-running{color:#b54708}
+.pulls .message{color:#b42318;margin-top:4px} .pulls .hint{color:#344054}
+.pulls code{background:#f0f2f5;padding:1px 4px;border-radius:3px;word-break:break-all}
+.pulls tr[data-state="ignored_unknown_project"] td{color:#6b7280}`;
+
+function sameOrigin(c: Context): boolean {
+  const origin = c.req.header("origin");
+  const host = c.req.header("host");
+  const site = c.req.header("sec-fetch-site");
+  return !((origin && host && new URL(origin).host !== host) || (site && site !== "same-origin" && site !== "none"));
+}
+
+/** The "run now" button: starts the job without waiting for it, then back to the page. */
+export function registerPullUi(app: Hono, ctx: AppContext): void {
+  app.post("/ui/pulls/:target/:stream/run", (c) => {
+    if (!sameOrigin(c)) return c.text("Cross-site requests are refused.", 403);
+    void ctx.pulls?.runNow(c.req.param("target"), c.req.param("stream"), "manual");
+    return c.redirect("/", 303);
+  });
+}

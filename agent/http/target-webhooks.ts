@@ -1,0 +1,59 @@
+// /webhooks/<kind>/<token>: a target's webhook, taken as a hint to pull the relevant stream soon.
+// The token is compared in constant time with every target's token; a wrong one gets a 401 that says
+// nothing about why. Bodies are small and size-limited; the data itself is always fetched by the pull.
+import { Hono, type Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { z } from "zod";
+import type { WebhookTarget } from "../pulls.ts";
+import { sameSecret } from "./auth.ts";
+import type { AppContext } from "./context.ts";
+
+/** Query parameters (URL-template merge fields such as invoice=[INVOICENO]) and flat JSON body fields. */
+const HintParams = z.record(
+  z.string().max(50, { error: "parameter names must be at most 50 characters" }),
+  z.string().max(200, { error: "parameter values must be at most 200 characters" }),
+).refine((p) => Object.keys(p).length <= 30, { error: "at most 30 parameters" });
+
+const unauthorized = (c: Context) => c.json({ error: "unauthorized", message: "Unauthorized." }, 401);
+
+/** The target this token belongs to. Every token is compared, so the time taken does not depend on which matched. */
+export function matchToken(webhooks: WebhookTarget[], kind: string, given: string): WebhookTarget | undefined {
+  let found: WebhookTarget | undefined;
+  for (const w of webhooks) if (sameSecret(given, w.token) && w.kind === kind) found = w;
+  return found;
+}
+
+async function hintParams(c: Context): Promise<Record<string, unknown>> {
+  const params: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(c.req.queries())) params[k.toLowerCase()] = v[v.length - 1];
+  if (c.req.method === "POST" && /json/i.test(c.req.header("content-type") ?? "")) {
+    const body = await c.req.json().catch(() => undefined);
+    if (body && typeof body === "object" && !Array.isArray(body)) {
+      for (const [k, v] of Object.entries(body)) if (typeof v === "string" || typeof v === "number") params[k.toLowerCase()] ??= String(v);
+    }
+  }
+  return params;
+}
+
+export function targetWebhookRoutes(ctx: AppContext) {
+  const hooks = new Hono<{ Variables: { target: WebhookTarget } }>();
+  const limit = bodyLimit({
+    maxSize: ctx.pulls?.maxWebhookBodyBytes ?? 65_536,
+    onError: (c) => c.json({ error: "body_too_large", message: "The webhook body is too large." }, 413),
+  });
+
+  hooks.on(["GET", "POST"], "/:kind/:token", async (c, next) => {
+    // Authenticate before reading any body.
+    const target = ctx.pulls ? matchToken(ctx.pulls.webhooks, c.req.param("kind"), c.req.param("token")) : undefined;
+    if (!target) return unauthorized(c);
+    c.set("target", target);
+    await next();
+  }, limit, async (c) => {
+    const target = c.get("target");
+    const parsed = HintParams.safeParse(await hintParams(c));
+    if (!parsed.success) return c.json({ error: "bad_request", message: parsed.error.issues[0]!.message, hint: "Use the URL-template parameters shown on the status page." }, 400);
+    const streams = target.streamsFor(parsed.data).filter((s) => ctx.pulls!.scheduler.hint(target.name, s));
+    return c.json({ accepted: true, target: target.name, pulls: streams }, 202);
+  });
+  return hooks;
+}

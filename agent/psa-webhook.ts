@@ -1,0 +1,135 @@
+// Delivers new inbox items to the PSA's webhook URL, oldest first, in signed batches, retried with
+// backoff until the PSA answers 2xx. The signature is HMAC-SHA256 over "<timestamp>.<body>":
+//   Kontobro-Signature: t=<unix seconds>,v1=<lowercase hex>
+import { createHmac } from "node:crypto";
+import { parseRetryAfter } from "../connectors/http.ts";
+import { retryDelayMs } from "./backoff.ts";
+import { toInboxItem, type Inbox, type InboxRow } from "./inbox.ts";
+import type { Logger } from "./log.ts";
+import type { Problem } from "./problem.ts";
+
+export const SIGNATURE_HEADER = "Kontobro-Signature";
+
+export interface PsaWebhookOptions {
+  url: string;
+  secret: string;
+  batchSize: number;
+  maxBodyBytes: number;
+  timeoutMs: number;
+  retryBaseMs: number;
+  retryMaxMs: number;
+  /** Longest idle sleep; new items wake the deliverer at once. */
+  pollMs: number;
+  userAgent: string;
+}
+
+/** The Kontobro-Signature header value for a body sent at `timestampSeconds`. */
+export function signatureHeader(secret: string, timestampSeconds: number, body: string): string {
+  const mac = createHmac("sha256", secret).update(`${timestampSeconds}.${body}`).digest("hex");
+  return `t=${timestampSeconds},v1=${mac}`;
+}
+
+/** The next batch: oldest items first, as many as fit in maxBodyBytes (always at least one). */
+export function buildBatch(rows: InboxRow[], attachmentOf: (id: number) => Uint8Array | undefined, maxBodyBytes: number): { ids: number[]; body: string } {
+  const items: string[] = [];
+  const ids: number[] = [];
+  let size = 12; // {"items":[]}
+  for (const row of rows) {
+    const item = JSON.stringify(toInboxItem(row, row.attachmentName ? { bytes: attachmentOf(row.id) } : undefined));
+    if (items.length > 0 && size + item.length + 1 > maxBodyBytes) break;
+    items.push(item);
+    ids.push(row.id);
+    size += item.length + 1;
+  }
+  return { ids, body: `{"items":[${items.join(",")}]}` };
+}
+
+export class PsaDeliverer {
+  private running = false;
+  private wakeUp: (() => void) | null = null;
+  private loopDone: Promise<void> = Promise.resolve();
+
+  constructor(private readonly inbox: Inbox, private readonly opts: PsaWebhookOptions, private readonly log: Logger, private readonly now: () => number = Date.now) {}
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loopDone = this.loop().catch((e) => this.log.error("PSA webhook delivery stopped by an unexpected error", { error: e }));
+  }
+
+  notify(): void {
+    this.wakeUp?.();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.notify();
+    await this.loopDone;
+  }
+
+  private async loop(): Promise<void> {
+    while (this.running) {
+      let wait = this.opts.pollMs;
+      try {
+        wait = await this.deliverOnce();
+      } catch (e) {
+        this.log.error("PSA webhook delivery failed unexpectedly; trying again later", { error: e });
+      }
+      if (wait > 0) await this.sleep(wait);
+    }
+  }
+
+  /** Sends one batch if one is due; returns how long to wait before the next look. */
+  private async deliverOnce(): Promise<number> {
+    const rows = this.inbox.undelivered(this.opts.batchSize);
+    if (rows.length === 0) return this.opts.pollMs;
+    const head = rows[0]!;
+    const dueIn = head.nextAttemptAt - this.now();
+    if (dueIn > 0) return Math.min(this.opts.pollMs, dueIn);
+    const { ids, body } = buildBatch(rows, (id) => this.inbox.attachment(id)?.bytes, this.opts.maxBodyBytes);
+    const timestamp = Math.floor(this.now() / 1000);
+    let problem: Problem;
+    let retryAfterMs: number | undefined;
+    try {
+      const res = await fetch(this.opts.url, {
+        method: "POST", body, redirect: "manual", signal: AbortSignal.timeout(this.opts.timeoutMs),
+        headers: { "content-type": "application/json", "user-agent": this.opts.userAgent, [SIGNATURE_HEADER]: signatureHeader(this.opts.secret, timestamp, body) },
+      });
+      const answer = await res.text().catch(() => "");
+      if (res.status >= 200 && res.status < 300) {
+        this.inbox.markDelivered(ids);
+        this.log.info("delivered to the PSA webhook", { items: ids.length });
+        return 0;
+      }
+      retryAfterMs = parseRetryAfter(res.headers.get("retry-after"));
+      problem = {
+        code: `psa_http_${res.status}`,
+        message: `The PSA webhook answered ${res.status}${answer ? `: ${answer.slice(0, 200)}` : ""}.`,
+        hint: res.status === 401 || res.status === 403
+          ? "Check that the PSA has the same signing secret as psa.webhook_secret in kontobro.toml. kontobro keeps retrying."
+          : "kontobro keeps retrying with backoff until the PSA answers 2xx; check the PSA's logs if this persists.",
+      };
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      const timedOut = e instanceof Error && (e.name === "TimeoutError" || e.name === "AbortError");
+      problem = {
+        code: timedOut ? "psa_timeout" : "psa_unreachable",
+        message: timedOut ? `The PSA webhook did not answer within ${this.opts.timeoutMs} ms.` : `The PSA webhook could not be reached: ${msg}`,
+        hint: "Check psa.webhook_url in kontobro.toml and that this server can reach it. kontobro keeps retrying; items are also in the feed GET /api/v1/inbox.",
+      };
+    }
+    const delay = retryDelayMs(head.attempts + 1, { baseMs: this.opts.retryBaseMs, maxMs: this.opts.retryMaxMs }, retryAfterMs);
+    this.inbox.markFailed(ids, problem, this.now() + delay);
+    this.log.warn("PSA webhook delivery failed; will retry", { items: ids.length, code: problem.code, message: problem.message, inMs: delay });
+    return Math.min(this.opts.pollMs, delay);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const self = this;
+      function done() { clearTimeout(timer); if (self.wakeUp === done) self.wakeUp = null; resolve(); }
+      this.wakeUp = done;
+    });
+  }
+}

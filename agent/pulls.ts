@@ -1,0 +1,76 @@
+// The pull side of a running agent: inbox, scheduler, PSA webhook deliverer and the targets' webhook
+// tokens, created from the config and wired into agent.ts with a few lines.
+import { randomBytes } from "node:crypto";
+import type { Connector } from "../connectors/contract.ts";
+import { connectorKinds } from "../connectors/registry.ts";
+import type { AgentConfig, TargetConfig } from "./config.ts";
+import type { Db } from "./db/index.ts";
+import { Inbox } from "./inbox.ts";
+import { registerSecret, type Logger } from "./log.ts";
+import { PsaDeliverer } from "./psa-webhook.ts";
+import { runPull, type JobRef, type Trigger } from "./pull-runner.ts";
+import { ensureSetting } from "./queries.ts";
+import { Scheduler, type ScheduledJob } from "./scheduler.ts";
+import { VERSION } from "./version.ts";
+
+export interface WebhookTarget {
+  name: string;
+  kind: string;
+  token: string;
+  /** Streams to pull now for a call with these (lower-cased) query parameters. */
+  streamsFor(params: Record<string, string>): string[];
+}
+
+export interface PullsRuntime {
+  inbox: Inbox;
+  scheduler: Scheduler;
+  deliverer: PsaDeliverer | null;
+  webhooks: WebhookTarget[];
+  maxWebhookBodyBytes: number;
+  /** One run of a job now, through the scheduler (so it never overlaps a scheduled run). */
+  runNow(target: string, stream: string, trigger: Trigger): ReturnType<Scheduler["runNow"]>;
+  start(): void;
+  stop(): Promise<void>;
+}
+
+/** The target's webhook token: generated once per data directory and kept in the database. */
+export function webhookTokenFor(db: Db, target: string): string {
+  const token = ensureSetting(db, `webhook_token:${target}`, () => randomBytes(24).toString("base64url"));
+  registerSecret(token);
+  return token;
+}
+
+/** The pull jobs of the enabled targets whose connector can pull. */
+export function pullJobs(targets: TargetConfig[], connectors: Map<string, Connector>): ScheduledJob[] {
+  return targets.filter((t) => t.enabled && connectors.get(t.name)?.pull)
+    .flatMap((t) => (t.pulls ?? []).map((p) => ({ target: t.name, stream: p.stream, cron: p.cron, timezone: p.timezone })));
+}
+
+export function createPulls(opts: { db: Db; config: AgentConfig; targets: TargetConfig[]; connectors: Map<string, Connector>; log: Logger }): PullsRuntime {
+  const { db, config, log } = opts;
+  const inbox = new Inbox(db);
+  const psa = config.psa;
+  const deliverer = psa.webhook_url && psa.webhook_secret ? new PsaDeliverer(inbox, {
+    url: psa.webhook_url, secret: psa.webhook_secret, batchSize: psa.batch_size, maxBodyBytes: psa.max_body_bytes,
+    timeoutMs: psa.timeout_ms, retryBaseMs: psa.retry_base_ms, retryMaxMs: psa.retry_max_ms, pollMs: psa.poll_ms,
+    userAgent: `kontobro/${VERSION}`,
+  }, log.child({ component: "psa-webhook" })) : null;
+  if (psa.webhook_secret) registerSecret(psa.webhook_secret);
+  const deps = { db, inbox, dataDir: config.agent.data_dir, connectors: opts.connectors, log: log.child({ component: "pull" }), onStored: () => deliverer?.notify() };
+  const scheduler = new Scheduler(pullJobs(opts.targets, opts.connectors), {
+    db, log: log.child({ component: "scheduler" }), debounceMs: config.pulls.webhook_debounce_ms,
+    run: (job: JobRef, trigger: Trigger) => runPull(deps, job, trigger),
+  });
+  const webhooks: WebhookTarget[] = opts.targets.filter((t) => t.enabled && connectorKinds[t.kind]?.webhookStreams).map((t) => ({
+    name: t.name, kind: t.kind, token: webhookTokenFor(db, t.name), streamsFor: (params) => connectorKinds[t.kind]!.webhookStreams!(params),
+  }));
+  return {
+    inbox, scheduler, deliverer, webhooks, maxWebhookBodyBytes: config.pulls.webhook_max_body_bytes,
+    runNow: (target, stream, trigger) => scheduler.runNow(target, stream, trigger),
+    start() { scheduler.start(); deliverer?.start(); },
+    async stop() {
+      await scheduler.stop(config.pulls.shutdown_grace_ms);
+      await deliverer?.stop();
+    },
+  };
+}

@@ -1,0 +1,137 @@
+// Pull jobs on node-cron: one job per (target, stream) with a cron expression in a stated time zone.
+// A job never runs twice at once (in-process guard here, a file lock across processes in the runner);
+// a run missed while the agent was down is caught up at start; webhook hints are debounced.
+import cron, { type ScheduledTask } from "node-cron";
+import { missedSlot, nextSlots } from "./cron.ts";
+import type { Db } from "./db/index.ts";
+import type { Logger } from "./log.ts";
+import { lastGoodRunAt, type JobRef, type RunResult, type Trigger } from "./pull-runner.ts";
+import { ensureSetting } from "./queries.ts";
+
+export interface ScheduledJob extends JobRef {
+  /** node-cron expression, or null for a job that only runs when asked (run now, webhook, CLI). */
+  cron: string | null;
+}
+
+export interface SchedulerOptions {
+  db: Db;
+  log: Logger;
+  /** The job body (runPull with the agent's dependencies). */
+  run: (job: JobRef, trigger: Trigger) => Promise<RunResult>;
+  /** Webhook hints for one job within this many ms start one run. */
+  debounceMs: number;
+  now?: () => number;
+}
+
+export type RunNowResult = RunResult | { status: "unknown_job" };
+
+export const jobKey = (target: string, stream: string) => `${target}/${stream}`;
+
+export class Scheduler {
+  private readonly tasks: ScheduledTask[] = [];
+  private readonly running = new Map<string, Promise<RunResult>>();
+  private readonly timers = new Map<string, ReturnType<typeof setTimeout>>();
+  /** A hint arrived while the job was running: the data it hints at may be newer than that run's fetch. */
+  private readonly again = new Set<string>();
+  private stopped = false;
+  private readonly now: () => number;
+
+  constructor(readonly jobs: ScheduledJob[], private readonly opts: SchedulerOptions) {
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** Arms the cron tasks, then starts a catch-up run for every job whose slot passed while we were down. */
+  start(): void {
+    const logger = {
+      info: (m: string) => this.opts.log.debug(m),
+      warn: (m: string) => this.opts.log.warn(m),
+      error: (m: string | Error) => this.opts.log.error(typeof m === "string" ? m : m.message),
+      debug: (m: string | Error) => this.opts.log.debug(typeof m === "string" ? m : m.message),
+    };
+    for (const job of this.jobs) {
+      if (!job.cron) continue;
+      const task = cron.createTask(job.cron, () => this.fire(job, "schedule"), { timezone: job.timezone, name: jobKey(job.target, job.stream), noOverlap: true, logger });
+      void task.start();
+      this.tasks.push(task);
+    }
+    for (const job of this.dueForCatchUp()) void this.fire(job, "catch-up");
+  }
+
+  /** Jobs whose schedule had a slot after their last good run (or after they were first configured). */
+  dueForCatchUp(): ScheduledJob[] {
+    const now = this.now();
+    return this.jobs.filter((job) => {
+      if (!job.cron) return false;
+      const firstSeen = Number(ensureSetting(this.opts.db, `pull_first_seen:${job.target}:${job.stream}`, () => String(now)));
+      const since = lastGoodRunAt(this.opts.db, job.target, job.stream) ?? firstSeen;
+      const slot = missedSlot(job.cron, job.timezone, since, now);
+      if (slot) this.opts.log.info("a scheduled pull was missed while the agent was down; running it now", { target: job.target, stream: job.stream, due: slot.toISOString() });
+      return slot !== null;
+    });
+  }
+
+  find(target: string, stream: string): ScheduledJob | undefined {
+    return this.jobs.find((j) => j.target === target && j.stream === stream);
+  }
+
+  isRunning(target: string, stream: string): boolean {
+    return this.running.has(jobKey(target, stream));
+  }
+
+  /** Starts a run now unless one of this job is under way (then: busy). */
+  runNow(target: string, stream: string, trigger: Trigger): Promise<RunNowResult> {
+    const job = this.find(target, stream);
+    if (!job) return Promise.resolve({ status: "unknown_job" });
+    return this.fire(job, trigger);
+  }
+
+  /** A target's webhook said something changed: run the job soon, once for a burst of hints. */
+  hint(target: string, stream: string): boolean {
+    const key = jobKey(target, stream);
+    const job = this.find(target, stream);
+    if (!job || this.stopped) return false;
+    if (this.running.has(key)) { this.again.add(key); return true; }
+    clearTimeout(this.timers.get(key));
+    this.timers.set(key, setTimeout(() => { this.timers.delete(key); void this.fire(job, "webhook"); }, this.opts.debounceMs));
+    return true;
+  }
+
+  private fire(job: ScheduledJob, trigger: Trigger): Promise<RunResult> {
+    const key = jobKey(job.target, job.stream);
+    if (this.stopped) return Promise.resolve({ status: "busy" });
+    if (this.running.has(key)) {
+      this.opts.log.info("pull already running; not starting another", { target: job.target, stream: job.stream, trigger });
+      return Promise.resolve({ status: "busy" });
+    }
+    const run = this.opts.run(job, trigger)
+      .catch((e): RunResult => {
+        this.opts.log.error("pull could not run", { target: job.target, stream: job.stream, error: e });
+        return { status: "busy" };
+      })
+      .finally(() => {
+        this.running.delete(key);
+        if (this.again.delete(key)) this.hint(job.target, job.stream);
+      });
+    this.running.set(key, run);
+    return run;
+  }
+
+  /** For the status page: each job with its next scheduled time. */
+  describe(): (ScheduledJob & { next: Date | null; running: boolean })[] {
+    return this.jobs.map((j) => ({ ...j, next: j.cron ? nextSlots(j.cron, j.timezone, 1)[0] ?? null : null, running: this.isRunning(j.target, j.stream) }));
+  }
+
+  /** Stops the schedules and waits (up to graceMs) for runs under way. */
+  async stop(graceMs: number): Promise<void> {
+    this.stopped = true;
+    for (const t of this.tasks) await t.destroy();
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.running.values()]),
+      new Promise((resolve) => { timer = setTimeout(resolve, graceMs); }),
+    ]);
+    clearTimeout(timer);
+  }
+}

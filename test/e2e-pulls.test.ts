@@ -1,0 +1,156 @@
+// End to end over loopback: e-conomic sandbox ledger → scheduled pull → inbox → PSA (signed webhook
+// and the feed). Expenses as the knowledge base describes them, and invoice payment status.
+import { afterEach, describe, expect, test } from "bun:test";
+import { invoiceEvent, projectEvent, waitFor } from "./helpers.ts";
+import { day, PDF, seedPsa, startPullStack, type PullStack } from "./pull-harness.ts";
+
+let stack: PullStack;
+afterEach(async () => { await stack?.stop(); });
+
+const line = (account: number, amount: number, projectNumber?: number, costTypeNumber?: number) => ({ account, amount, vatCode: "I25", ...(projectNumber ? { projectNumber } : {}), ...(costTypeNumber ? { costTypeNumber } : {}) });
+const feedAll = async (query = "") => (await stack.api(`/api/v1/inbox?limit=1000${query}`)).body.items as any[];
+
+describe("e-conomic expenses to the PSA", () => {
+  test("a daily pull imports exactly the right entries, once, including one booked late inside the lookback", async () => {
+    stack = await startPullStack({ economic: { expenses: { accounts: "2800, 2810", cost_types: "1, 2", activity: "Udlæg", billable: true } } });
+    await seedPsa(stack);
+    const { booked } = await stack.book([
+      { date: day(-1), supplierNumber: 1, supplierInvoiceNumber: "F-100", text: "Cement", lines: [line(2800, 1250, 4711, 1)], attachment: { fileName: "f100.pdf", contentBase64: PDF.toString("base64") } },
+      { date: day(-1), supplierNumber: 2, text: "Travel", lines: [line(2820, 300, 4711, 1)] }, // account not configured
+      { date: day(-1), supplierNumber: 2, text: "Cables", lines: [line(2810, 300, 4712, 3)] }, // cost type not configured
+      { date: day(0), supplierNumber: 3, text: "Unknown project", lines: [line(2800, 500, 9999, 2)] },
+      { date: day(-5), supplierNumber: 1, text: "Too old", lines: [line(2800, 100, 4711, 1)] }, // outside the two-day lookback
+      { date: day(0), supplierNumber: 1, text: "Split", lines: [line(2800, 400, 4711, 1), line(2810, 600, 4712, 2)] },
+      { date: day(-1), supplierNumber: 1, text: "Overhead", lines: [line(2800, 200, undefined, 1)] }, // no project
+    ]);
+    const v = booked.map((b: any) => b.voucherNumber);
+
+    const first = await stack.runNow("expenses");
+    expect(first).toMatchObject({ status: "ok", imported: 3, ignored: 1, duplicates: 0 });
+    const items = await feedAll();
+    expect(items.map((i) => `${i.data.voucherNumber}/${i.data.projectNumber}`).sort()).toEqual([`${v[0]}/4711`, `${v[3]}/9999`, `${v[5]}/4711`, `${v[5]}/4712`].sort());
+    expect(items.find((i) => i.data.projectNumber === "9999").state).toBe("ignored_unknown_project");
+
+    // The PSA got the three on known projects, signed, with every field, and the receipt.
+    await waitFor("three expenses at the PSA", () => stack.psa.accepted().length === 3);
+    expect(stack.psa.calls.every((c) => c.verified)).toBe(true);
+    const cement = stack.psa.accepted().find((i) => i.data.voucherNumber === v[0]);
+    expect(cement).toMatchObject({
+      type: "expense.posted", target: "eco", state: "new", requires: { entity: "project", key: "4711" },
+      data: {
+        projectNumber: "4711", activity: "Udlæg", billable: true, description: "Cement", amount: 125000, amountExclVat: 100000, vatAmount: 25000,
+        currency: "DKK", invoiceDate: day(-1), supplier: { number: 1, name: "Byggmakker A/S" }, supplierInvoiceNumber: "F-100", accountNumber: 2800, costTypeNumber: 1,
+      },
+      attachment: { filename: `voucher-${booked[0].accountingYear}-${v[0]}.pdf`, contentType: "application/pdf" },
+    });
+    expect(Buffer.from(cement.attachment.contentBase64, "base64").equals(PDF)).toBe(true);
+    expect(stack.psa.accepted().filter((i) => i.data.voucherNumber === v[5]).map((i) => i.data.amount).sort()).toEqual([40000, 60000]);
+
+    // Booked late: one dated yesterday (inside the lookback), one three days ago (outside it).
+    const late = await stack.book([
+      { date: day(-1), supplierNumber: 2, text: "Late but in time", lines: [line(2810, 125, 4712, 2)] },
+      { date: day(-3), supplierNumber: 2, text: "Late and too old", lines: [line(2810, 125, 4712, 2)] },
+    ]);
+    const second = await stack.runNow("expenses");
+    expect(second).toMatchObject({ status: "ok", imported: 1, duplicates: 3, ignored: 1 });
+    const after = await feedAll();
+    expect(after).toHaveLength(5);
+    expect(after.filter((i) => i.data.voucherNumber === late.booked[0].voucherNumber)).toHaveLength(1);
+    expect(after.filter((i) => i.data.voucherNumber === late.booked[1].voucherNumber)).toHaveLength(0);
+    expect(new Set(after.map((i) => i.remoteId)).size).toBe(5);
+
+    // The PSA creates project 9999: the next pull delivers the entry it ignored before, once.
+    await stack.sendPsa([projectEvent(9999, 10042)]);
+    expect(await stack.runNow("expenses")).toMatchObject({ status: "ok", imported: 1, ignored: 0 });
+    expect(await stack.runNow("expenses")).toMatchObject({ status: "ok", imported: 0 });
+    await waitFor("five expenses at the PSA", () => stack.psa.accepted().length === 5);
+    expect(stack.psa.accepted().filter((i) => i.data.projectNumber === "9999")).toHaveLength(1);
+    const runs = (await stack.api("/api/v1/pulls")).body.jobs.find((j: any) => j.stream === "expenses").runs;
+    expect(runs.map((r: any) => [r.trigger, r.status])).toEqual([["manual", "ok"], ["manual", "ok"], ["manual", "ok"], ["manual", "ok"]]);
+  });
+
+  test("blank account and cost type lists mean all; an entry with no project is never an expense", async () => {
+    stack = await startPullStack({ economic: { expenses: { accounts: "", cost_types: "", lookback_days: 0 } } });
+    await seedPsa(stack, [4711]);
+    await stack.book([
+      { date: day(0), supplierNumber: 1, lines: [line(2820, 100, 4711, 7)] },
+      { date: day(0), supplierNumber: 1, lines: [line(3600, 100, 4711)] },
+      { date: day(0), supplierNumber: 1, lines: [line(3600, 100)] },
+      { date: day(-1), supplierNumber: 1, lines: [line(2800, 100, 4711, 1)] }, // lookback 0: today only
+    ]);
+    expect(await stack.runNow("expenses")).toMatchObject({ status: "ok", imported: 2, ignored: 0 });
+    expect((await feedAll()).map((i) => i.data.accountNumber).sort()).toEqual([2820, 3600]);
+  });
+});
+
+describe("invoice payment status to the PSA", () => {
+  test("sent, overdue and paid are pulled for invoices kontobro booked, each change once", async () => {
+    stack = await startPullStack();
+    await seedPsa(stack, [], [20001, 20002]);
+    for (const n of [20001, 20002]) await stack.control(`invoices/booked/${n}`, { dueDate: day(30) }, "PATCH");
+    expect(await stack.runNow("payments")).toMatchObject({ status: "ok", fetched: 2, imported: 0 }); // unpaid: the PSA knows that
+
+    await stack.control("invoices/booked/20001", { sent: true }, "PATCH");
+    await stack.control("invoices/booked/20002", { dueDate: day(-10) }, "PATCH");
+    expect(await stack.runNow("payments")).toMatchObject({ imported: 2 });
+    await stack.control("payments", { invoice: 20001, amount: 100 });
+    expect(await stack.runNow("payments")).toMatchObject({ imported: 0, duplicates: 2 }); // partly paid is still sent
+    await stack.control("payments", { invoice: 20001 });
+    expect(await stack.runNow("payments")).toMatchObject({ imported: 1 });
+    expect(await stack.runNow("payments")).toMatchObject({ fetched: 1, imported: 0 }); // paid is final: no longer asked for
+
+    await waitFor("three status items at the PSA", () => stack.psa.accepted().length === 3);
+    const got = stack.psa.accepted().map((i) => [i.type, i.data.invoiceNumber, i.data.previousStatus, i.data.status]);
+    expect(got.sort()).toEqual([
+      ["invoice.paid", "20001", "sent", "paid"],
+      ["invoice.status_changed", "20001", "unpaid", "sent"],
+      ["invoice.status_changed", "20002", "unpaid", "overdue"],
+    ]);
+    const paid = stack.psa.accepted().find((i) => i.type === "invoice.paid");
+    expect(paid.data).toMatchObject({ remainder: 0, currency: "NOK" });
+    expect(paid.data.amount).toBeGreaterThan(0);
+  });
+
+  test("an invoice the PSA sent but kontobro never booked is not asked for", async () => {
+    stack = await startPullStack();
+    await seedPsa(stack, [], [20003]);
+    await stack.sendPsa([invoiceEvent(20004, 999)]); // waits for its customer: never booked
+    expect(await stack.runNow("payments")).toMatchObject({ status: "ok", fetched: 1 });
+  });
+});
+
+describe("the feed", () => {
+  test("pages in order with a stable cursor; reading past items acknowledges them", async () => {
+    stack = await startPullStack({ psa: { webhook_url: undefined } });
+    await seedPsa(stack, [4711]);
+    await stack.book([1, 2, 3, 4, 5].map((n) => ({ date: day(0), supplierNumber: 1, text: `E${n}`, lines: [line(2800, 100 * n, 4711, 1)] })));
+    expect(await stack.runNow("expenses")).toMatchObject({ imported: 5 });
+    const seen: any[] = [];
+    let cursor = "0";
+    for (let page = 0; page < 10; page++) {
+      const { status, body } = await stack.api(`/api/v1/inbox?after=${cursor}&limit=2`);
+      expect(status).toBe(200);
+      seen.push(...body.items);
+      expect(body.items.every((i: any) => i.state === "new")).toBe(true); // not acknowledged until read past
+      cursor = body.next;
+      if (!body.more) break;
+    }
+    expect(seen.map((i) => i.data.description)).toEqual(["E1", "E2", "E3", "E4", "E5"]);
+    expect(seen.map((i) => i.seq)).toEqual([...seen.map((i) => i.seq)].sort((a, b) => a - b));
+    // Nothing new: the same cursor comes back; everything read is now delivered.
+    const idle = (await stack.api(`/api/v1/inbox?after=${cursor}&limit=2`)).body;
+    expect(idle).toEqual({ items: [], next: cursor, more: false });
+    expect((await feedAll()).map((i) => [i.state, i.deliveredAt !== undefined])).toEqual(Array(5).fill(["delivered", true]));
+    // A new item appears after the cursor, once.
+    await stack.book([{ date: day(0), supplierNumber: 1, text: "E6", lines: [line(2800, 600, 4711, 1)] }]);
+    await stack.runNow("expenses");
+    const next = (await stack.api(`/api/v1/inbox?after=${cursor}&limit=2`)).body;
+    expect(next.items.map((i: any) => i.data.description)).toEqual(["E6"]);
+    expect(Number(next.next)).toBeGreaterThan(Number(cursor));
+    // The receipt link, and bad requests.
+    expect((await stack.api(`/api/v1/inbox/${seen[0].id}/attachment`)).status).toBe(404);
+    expect((await stack.api("/api/v1/inbox?after=abc")).body).toMatchObject({ error: "bad_request", field: "after" });
+    expect((await stack.api("/api/v1/inbox?limit=5000")).status).toBe(400);
+    expect((await fetch(`${stack.agent.url}/api/v1/inbox`)).status).toBe(401);
+  });
+});

@@ -1,0 +1,93 @@
+// A process killed with SIGKILL in the middle of an export: no invoice is marked without its file, no
+// file is kept without its invoices marked, and the next export takes every invoice exactly once.
+import { describe, expect, test } from "bun:test";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { openDatabase } from "../agent/db/index.ts";
+import { deliverOnStart } from "../agent/exports/deliver.ts";
+import { runExport } from "../agent/exports/service.ts";
+import { getFileBytes, listFiles } from "../agent/exports/store.ts";
+import { silentLogger } from "../agent/log.ts";
+import { readSie } from "../connectors/sie4/reader.ts";
+import { BASE, count, invoice, seed, settings, testDb } from "./exports-fixtures.ts";
+import { tempDir, waitFor } from "./helpers.ts";
+
+const CHILD = join(import.meta.dir, "export-crash-child.ts");
+const N = 40;
+
+async function seeded() {
+  const t = testDb();
+  await seed(t.db, [...BASE(), ...Array.from({ length: N }, (_, i) => invoice(5001 + i, { date: `2026-03-${String(1 + (i % 28)).padStart(2, "0")}` }))]);
+  return t;
+}
+
+function spawnChild(dbPath: string, stage: string, marker: string, outputDir?: string) {
+  return Bun.spawn([process.execPath, CHILD, dbPath, stage, marker, ...(outputDir ? [outputDir] : [])], { stdout: "pipe", stderr: "pipe" });
+}
+
+/** Invoice number → how many stored SIE files hold its voucher. */
+function vouchersPerInvoice(dbPath: string): Map<string, number> {
+  const db = openDatabase(dbPath);
+  const seen = new Map<string, number>();
+  for (const f of listFiles(db)) {
+    for (const v of readSie(getFileBytes(db, f.id)!.bytes).document.vouchers) {
+      const n = /^Faktura (\d+)/.exec(v.text ?? "")![1]!;
+      seen.set(n, (seen.get(n) ?? 0) + 1);
+    }
+  }
+  db.$client.close();
+  return seen;
+}
+
+describe("SIGKILL during an export", () => {
+  for (const stage of ["afterFilesStored", "afterInvoicesMarked"]) {
+    test(`killed at ${stage} (inside the transaction): nothing stored, nothing marked; the next export takes each invoice once`, async () => {
+      const { db, dir, path } = await seeded();
+      const marker = join(dir, "marker");
+      const child = spawnChild(path, stage, marker);
+      await waitFor("the child inside the export", () => existsSync(marker));
+      child.kill("SIGKILL");
+      expect(await child.exited).not.toBe(0);
+
+      expect(count(db, `SELECT count(*) AS n FROM export_files`)).toBe(0);
+      expect(count(db, `SELECT count(*) AS n FROM export_runs`)).toBe(0);
+      expect(count(db, `SELECT count(*) AS n FROM invoice_export_status WHERE status = 'to_transfer'`)).toBe(N);
+
+      const r = runExport(db, settings({ company_name: "Krasj AB" }), { format: "sie4" }, { by: "cli" });
+      expect(r.ok && r.invoices.exported.length).toBe(N);
+      const per = vouchersPerInvoice(path);
+      expect(per.size).toBe(N);
+      expect([...per.values()].every((n) => n === 1)).toBe(true);
+      expect(count(db, `SELECT count(*) AS n FROM invoice_export_status s JOIN export_files f ON f.id = s.export_file_id WHERE s.status = 'transferred'`)).toBe(N);
+    });
+  }
+
+  test("killed after the commit but before writing to the output folder: both are kept, and the file is written at the next start", async () => {
+    const { db, dir, path } = await seeded();
+    const out = tempDir("kontobro-out-");
+    const marker = join(dir, "marker");
+    const child = spawnChild(path, "beforeDelivery", marker, out);
+    await waitFor("the child after its commit", () => existsSync(marker));
+    child.kill("SIGKILL");
+    await child.exited;
+    const [file] = listFiles(db);
+    expect(file!.deliveredAt).toBeNull();
+    expect(count(db, `SELECT count(*) AS n FROM invoice_export_status WHERE status = 'transferred' AND export_file_id = ${file!.id}`)).toBe(N);
+    deliverOnStart(db, settings({ output_dir: out }), silentLogger);
+    expect(Buffer.from(getFileBytes(db, file!.id)!.bytes).equals(readFileSync(join(out, file!.fileName)))).toBe(true);
+    expect(runExport(db, settings(), { format: "sie4" }, { by: "cli" })).toMatchObject({ ok: true, files: [] });
+  });
+
+  test("two processes exporting at the same moment never export an invoice twice", async () => {
+    const { path, dir } = await seeded();
+    const markers = [join(dir, "a"), join(dir, "b")];
+    const children = markers.map((m) => spawnChild(path, "none", m));
+    const codes = await Promise.all(children.map((c) => c.exited));
+    expect(codes).toEqual([0, 0]);
+    const results = markers.map((m) => JSON.parse(readFileSync(m, "utf8")));
+    expect(results.map((r) => r.exported).sort((a: number, b: number) => a - b)).toEqual([0, N]);
+    const per = vouchersPerInvoice(path);
+    expect(per.size).toBe(N);
+    expect([...per.values()].every((n) => n === 1)).toBe(true);
+  });
+});
