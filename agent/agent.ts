@@ -1,5 +1,5 @@
 // The running agent: database, outbox, one dispatcher per target, intake and the HTTP server.
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { join } from "node:path";
 import type { Connector } from "../connectors/contract.ts";
 import { connectorKinds } from "../connectors/registry.ts";
@@ -66,6 +66,9 @@ export async function startAgent(config: AgentConfig, targets: TargetConfig[], l
   const metrics = new Metrics();
   const connectors = createConnectors(targets, log);
   const record = recordPayload(db);
+  // Delivery ids restart at 1 in a new data directory; the installation id keeps idempotency keys unique
+  // across reinstalls and agents, so a target's key cache never answers for someone else's request.
+  const installationId = ensureSetting(db, "installation_id", () => randomUUID());
   const dispatchers = new Map<string, Dispatcher>();
   for (const [name, connector] of connectors) {
     dispatchers.set(name, new Dispatcher(name, connector, outbox, {
@@ -73,6 +76,7 @@ export async function startAgent(config: AgentConfig, targets: TargetConfig[], l
       leaseMs: config.dispatch.lease_seconds * 1000,
       backoff: { baseMs: config.dispatch.retry_base_ms, maxMs: config.dispatch.retry_max_ms },
       idlePollMs: config.dispatch.idle_poll_ms,
+      keyPrefix: `kontobro-${installationId}-${name}`,
     }, log.child({ target: name }), metrics, record));
   }
   const notifyAll = () => { for (const d of dispatchers.values()) d.notify(); };

@@ -17,6 +17,8 @@ export interface DispatcherOptions {
   backoff: BackoffPolicy;
   /** Longest sleep when nothing is due; new events wake the dispatcher at once. */
   idlePollMs: number;
+  /** Prefix of idempotency keys, unique per installation and target (the delivery id is appended). */
+  keyPrefix: string;
 }
 
 /** Stable hash of a payload: a link whose hash matches needs no push. */
@@ -162,7 +164,7 @@ export class Dispatcher {
       const result = await this.connector.push(d.entity, d.payload, {
         link: link ? { remoteId: link.remoteId } : null,
         uncertain: d.uncertain,
-        idempotencyKey: `kontobro-${this.target}-${d.id}`,
+        idempotencyKey: `${this.options.keyPrefix}-${d.id}`,
         record: this.record,
       });
       return { kind: "done", remoteId: result.remoteId, payloadHash: hash, note: result.note };

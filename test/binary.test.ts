@@ -49,7 +49,7 @@ agreement_grant_token = "demo-agreement-grant"
     expect(existsSync(join(cwd, "data", "kontobro.db"))).toBe(true);
     const health = await fetch(`${url}/healthz`);
     expect(health.status).toBe(200);
-    expect((await health.json()).status).toBe("ok");
+    expect(((await health.json()) as any).status).toBe("ok");
     const res = await fetch(`${url}/api/v1/events`, { method: "POST", body: JSON.stringify(customerEvent(777)), headers: { authorization: "Bearer binary-test-token-123", "content-type": "application/json" } });
     expect(res.status).toBe(202);
     await waitFor("customer 777 at the sandbox", () => sandbox.sandbox.state.customers.has(777));

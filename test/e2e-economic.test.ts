@@ -91,7 +91,7 @@ describe("e-conomic end to end", () => {
     expect(claimed!.entity).toBe("invoice");
     db.$client.close();
     const headers = { "X-AppSecretToken": "demo-app-secret", "X-AgreementGrantToken": "demo-agreement-grant", "content-type": "application/json" };
-    const draft = await (await fetch(`${stack.sandboxUrl}/invoices/drafts`, { method: "POST", headers, body: JSON.stringify({
+    const draft: any = await (await fetch(`${stack.sandboxUrl}/invoices/drafts`, { method: "POST", headers, body: JSON.stringify({
       date: "2026-11-20", currency: "NOK", customer: { customerNumber: 8 }, paymentTerms: { paymentTermsNumber: 1 }, layout: { layoutNumber: 19 },
       recipient: { name: "Customer 8", vatZone: { vatZoneNumber: 1 } }, references: { other: "PSA-INV-50001" },
       lines: [{ lineNumber: 1, product: { productNumber: "TIME" }, description: "x", quantity: 1, unitNetPrice: 10 }],
@@ -106,7 +106,7 @@ describe("e-conomic end to end", () => {
   test("a permanent validation failure is shown with its hint, and retry delivers once it is fixed", async () => {
     stack = await startStack();
     await stack.post([{ id: "bad-project", type: "project.upserted", data: { number: "P-100", name: "Lettered" } }]);
-    const [failed] = await waitFor("needs action", () => stack.deliveries("needs_action").then((d) => (d.length ? d : null)));
+    const [failed] = (await waitFor("needs action", () => stack.deliveries("needs_action").then((d) => (d.length ? d : null))))!;
     expect(failed.errorMessage).toContain("P-100");
     expect(failed.errorHint).toContain("digits only");
     const page = await (await fetch(stack.agent.url)).text();
@@ -144,5 +144,30 @@ describe("e-conomic end to end", () => {
     await stack.waitDelivered(3);
     const [cn] = await booked(60002);
     expect(cn.netAmount).toBeLessThan(0);
+  });
+});
+
+describe("two installations against one agreement", () => {
+  test("a fresh data directory never gets another installation's cached answers", async () => {
+    stack = await startStack();
+    await stack.post([customerEvent(21)]);
+    await stack.waitDelivered(1);
+    // A reinstall (new data directory, delivery ids from 1 again) talking to the same e-conomic within
+    // the hour its idempotency cache keeps answers: the new customer must really be created.
+    const { startAgent } = await import("../agent/agent.ts");
+    const { validateConfig } = await import("../agent/config.ts");
+    const { silentLogger } = await import("../agent/log.ts");
+    const { tempDir } = await import("./helpers.ts");
+    const { config, targets } = validateConfig({
+      agent: { data_dir: tempDir() }, http: { port: 0 }, dispatch: { idle_poll_ms: 50 },
+      targets: [{ name: "eco", kind: "economic", rest_url: stack.sandboxUrl, projects_url: `${stack.sandboxUrl}/projectsapi/v1.1.0`, app_secret_token: "demo-app-secret", agreement_grant_token: "demo-agreement-grant", requests_per_second: 0 }],
+    }, {});
+    const second = await startAgent(config, targets, silentLogger);
+    try {
+      await fetch(`${second.url}/api/v1/events`, { method: "POST", body: JSON.stringify(customerEvent(22)), headers: { authorization: `Bearer ${second.apiToken}`, "content-type": "application/json" } });
+      await waitFor("customer 22 at e-conomic", async () => (await stack.sandboxState()).customers.some((c: any) => c.customerNumber === 22));
+    } finally {
+      await second.stop();
+    }
   });
 });

@@ -42,7 +42,7 @@ export async function startStack(options: { dataDir?: string; economic?: Record<
     },
     async deliveries(status) {
       const res = await fetch(`${stack.agent.url}/api/v1/deliveries?limit=1000${status ? `&status=${status}` : ""}`, { headers: { authorization: "Bearer test-token-0123456789" } });
-      return (await res.json()).deliveries;
+      return ((await res.json()) as any).deliveries;
     },
     async sandboxState() {
       return (await fetch(`${sandbox.url}/__sandbox/state`)).json();

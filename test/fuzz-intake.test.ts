@@ -69,7 +69,7 @@ describe("intake fuzzing", () => {
           method: "POST", body: c.body,
           headers: { authorization: "Bearer test-token-0123456789", ...(c.contentType === undefined ? { "content-type": "application/json" } : c.contentType ? { "content-type": c.contentType } : {}) },
         });
-        const answer = await res.json().catch(() => null);
+        const answer: any = await res.json().catch(() => null);
         if (!c.expect.includes(res.status) || typeof answer?.message !== "string" || typeof answer?.hint !== "string") {
           if (unexpected.length < 5) unexpected.push(`case ${i}: ${res.status} ${JSON.stringify(answer)?.slice(0, 200)} for ${String(c.body).slice(0, 120)}`);
           else unexpected.push("…");

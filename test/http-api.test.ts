@@ -15,7 +15,7 @@ describe("HTTP API", () => {
     for (const auth of [undefined, "Bearer wrong-token", "Basic abc", "Bearer "]) {
       const res = await fetch(`${stack.agent.url}/api/v1/events`, { method: "POST", body: JSON.stringify(customerEvent(1)), headers: { "content-type": "application/json", ...(auth ? { authorization: auth } : {}) } });
       expect(res.status).toBe(401);
-      expect((await res.json()).hint).toContain("Authorization: Bearer");
+      expect(((await res.json()) as any).hint).toContain("Authorization: Bearer");
     }
     expect(eventCount()).toBe(before);
   });
@@ -47,14 +47,14 @@ describe("HTTP API", () => {
 
   test("/healthz, /metrics and the deliveries API", async () => {
     await stack.waitDelivered(1);
-    expect((await (await fetch(`${stack.agent.url}/healthz`)).json()).status).toBe("ok");
+    expect(((await (await fetch(`${stack.agent.url}/healthz`)).json()) as any).status).toBe("ok");
     const metrics = await (await fetch(`${stack.agent.url}/metrics`)).text();
     expect(metrics).toContain('kontobro_deliveries{target="eco",status="done"}');
     expect(metrics).toContain("kontobro_push_duration_seconds_bucket");
     expect(metrics).toMatch(/kontobro_events_received_total [1-9]/);
     const auth = { authorization: "Bearer test-token-0123456789" };
     expect((await fetch(`${stack.agent.url}/api/v1/deliveries?status=bogus`, { headers: auth })).status).toBe(400);
-    const list = await (await fetch(`${stack.agent.url}/api/v1/deliveries?status=done`, { headers: auth })).json();
+    const list: any = await (await fetch(`${stack.agent.url}/api/v1/deliveries?status=done`, { headers: auth })).json();
     expect(list.deliveries.every((d: any) => d.status === "done")).toBe(true);
     expect((await fetch(`${stack.agent.url}/api/v1/deliveries/${list.deliveries[0].id}/retry`, { method: "POST", headers: auth })).status).toBe(409);
     expect((await fetch(`${stack.agent.url}/api/v1/deliveries/999999/retry`, { method: "POST", headers: auth })).status).toBe(404);

@@ -27,7 +27,7 @@ describe.skipIf(!haveChromium)("status page in a browser", () => {
   test("shows a failure with its hint, and the Retry button delivers it after the fix", async () => {
     await fetch(`${stack.sandboxUrl}/__sandbox/seed/remove`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ items: ["customerGroup1"] }) });
     await stack.post([customerEvent(31)]);
-    const [failed] = await waitFor("needs action", () => stack.deliveries("needs_action").then((d) => (d.length ? d : null)));
+    const [failed] = (await waitFor("needs action", () => stack.deliveries("needs_action").then((d) => (d.length ? d : null))))!;
 
     const page = await browser.newPage();
     await page.goto(stack.agent.url);

@@ -35,7 +35,7 @@ describe("storage faults", () => {
     const res = await fetch(`${stack.agent.url}/api/v1/events`, { method: "POST", body: JSON.stringify([customerEvent(1), customerEvent(2)]), headers: { authorization: "Bearer test-token-0123456789", "content-type": "application/json" } });
     expect(res.status).toBe(503);
     expect(res.headers.get("retry-after")).toBe("1");
-    expect((await res.json()).message).toContain("nothing was stored");
+    expect(((await res.json()) as any).message).toContain("nothing was stored");
     other.exec("ROLLBACK");
     other.close();
     expect(count(stack, "events")).toBe(0);

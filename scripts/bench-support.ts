@@ -1,0 +1,99 @@
+// Process plumbing for the benchmark: the compiled agent and sandbox as separate processes, load
+// generation over loopback, RSS sampling. No figures are computed here.
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+
+export async function freePort(): Promise<number> {
+  const s = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
+  const port = s.port!;
+  s.stop(true);
+  return port;
+}
+
+export async function waitHealthy(url: string, timeoutMs = 20_000, pollMs = 2): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    try { if ((await fetch(url)).ok) return; } catch { /* not up yet */ }
+    await Bun.sleep(pollMs);
+  }
+  throw new Error(`${url} did not become healthy`);
+}
+
+export const TOKEN = "bench-token-0123456789";
+
+export function writeAgentConfig(dir: string, o: { port: number; sandboxUrl: string; concurrency?: number; file?: string }): string {
+  const path = join(dir, o.file ?? "kontobro.toml");
+  writeFileSync(path, `[agent]\ndata_dir = "${dir}/data"\nlog_level = "error"\n[http]\nport = ${o.port}\napi_token = "${TOKEN}"\n` +
+    `[dispatch]\nconcurrency = ${o.concurrency ?? 64}\nidle_poll_ms = 1000\n` +
+    `[[targets]]\nname = "eco"\nkind = "economic"\nrest_url = "${o.sandboxUrl}"\nprojects_url = "${o.sandboxUrl}/projectsapi/v1.1.0"\n` +
+    `app_secret_token = "demo-app-secret"\nagreement_grant_token = "demo-agreement-grant"\nrequests_per_second = 0\n`, { mode: 0o600 });
+  return path;
+}
+
+export interface Proc { proc: ReturnType<typeof Bun.spawn>; url: string; stop(): Promise<void> }
+
+export async function startAgentProcess(binary: string, dir: string, configPath: string, port: number): Promise<Proc & { startedMs: number }> {
+  const t0 = performance.now();
+  const proc = Bun.spawn([binary, "run", "--config", configPath], { cwd: dir, stdout: "ignore", stderr: Bun.file(join(dir, "agent.log")) });
+  const url = `http://127.0.0.1:${port}`;
+  await waitHealthy(`${url}/healthz`);
+  return { proc, url, startedMs: performance.now() - t0, stop: async () => { proc.kill("SIGTERM"); await proc.exited; } };
+}
+
+export async function startSandboxProcess(binary: string): Promise<Proc> {
+  const port = await freePort();
+  const proc = Bun.spawn([binary, "sandbox", "economic", "--port", String(port)], { stdout: "ignore", stderr: "ignore" });
+  const url = `http://127.0.0.1:${port}`;
+  await waitHealthy(`${url}/__sandbox/stats`);
+  return { proc, url, stop: async () => { proc.kill("SIGTERM"); await proc.exited; } };
+}
+
+/** Resident memory of a process in MB, from /proc. */
+export function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** Runs `count` requests with `concurrency` loops; returns requests per second. Fails on any non-2xx. */
+export async function load(count: number, concurrency: number, request: (i: number) => Promise<Response>): Promise<{ perSecond: number; seconds: number }> {
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    for (;;) {
+      const i = next++;
+      if (i >= count) return;
+      const res = await request(i);
+      if (!res.ok) throw new Error(`request ${i} answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
+      await res.arrayBuffer();
+    }
+  }));
+  const seconds = (performance.now() - t0) / 1000;
+  return { perSecond: count / seconds, seconds };
+}
+
+export const postEvents = (url: string, body: string) =>
+  fetch(`${url}/api/v1/events`, { method: "POST", body, headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" } });
+
+export const customer = (n: number, prefix = "b") =>
+  ({ id: `${prefix}-${n}`, type: "customer.upserted", data: { number: n, name: `Bench customer ${n}`, currency: "NOK", email: `c${n}@example.no` } });
+
+/** Polls until `done()` holds; a benchmark that cannot finish says so instead of hanging. */
+export async function until(what: string, done: () => Promise<boolean>, timeoutMs: number, pollMs = 20): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!(await done())) {
+    if (performance.now() > deadline) throw new Error(`gave up waiting for ${what} after ${timeoutMs / 1000} s`);
+    await Bun.sleep(pollMs);
+  }
+}
+
+export async function sandboxCustomers(sandboxUrl: string): Promise<number> {
+  return ((await (await fetch(`${sandboxUrl}/__sandbox/stats`)).json()) as any).counts.customers;
+}
+
+export function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+export function median(xs: number[]): number {
+  return percentile([...xs].sort((a, b) => a - b), 50);
+}

@@ -1,0 +1,188 @@
+// The benchmark: the agent as a user runs it (the compiled binary, over loopback), each figure printed
+// beside a baseline measured in the same run, with the ratio, plus dist/bench.json with every figure.
+// Benchmarks never fail CI; tests check behaviour, this measures speed and memory.
+//
+//   npm run bench                       full run (backlog of 1,000,000 deliveries)
+//   bun scripts/bench.ts --backlog 100000 --single 20000
+import { Database } from "bun:sqlite";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { openDatabase } from "../agent/db/index.ts";
+import { Outbox } from "../agent/outbox.ts";
+import {
+  customer, freePort, load, median, percentile, postEvents, rssMb, sandboxCustomers, startAgentProcess, startSandboxProcess, TOKEN, until, writeAgentConfig,
+} from "./bench-support.ts";
+import { build } from "./build.ts";
+
+interface Figure { name: string; value: number; unit: string; baseline?: number; baselineName?: string; target?: string; met?: boolean; note?: string }
+
+const flag = (name: string, fallback: number) => { const i = process.argv.indexOf(`--${name}`); return i >= 0 ? Number(process.argv[i + 1]) : fallback; };
+const opts = { backlog: flag("backlog", 1_000_000), single: flag("single", 60_000), batches: flag("batches", 200), dispatch: flag("dispatch", 30_000), latency: flag("latency", 200) };
+const figures: Figure[] = [];
+const tmp = (p: string) => mkdtempSync(join(tmpdir(), `kontobro-bench-${p}-`));
+const say = (s: string) => process.stderr.write(`bench: ${s}\n`);
+
+// ── baselines that need no agent ──────────────────────────────────────────────────────────────────
+
+/** One insert per committed transaction, WAL + synchronous=FULL: what durability costs without group commit. */
+function rawSingleInsertsPerSecond(seconds = 2): number {
+  const db = new Database(join(tmp("raw1"), "raw.db"));
+  db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; CREATE TABLE t (id INTEGER PRIMARY KEY, event_id TEXT UNIQUE, payload TEXT)");
+  const ins = db.prepare("INSERT INTO t (event_id, payload) VALUES (?, ?)");
+  const payload = JSON.stringify(customer(1).data);
+  let n = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < seconds * 1000) ins.run(`e${n++}`, payload);
+  const rate = n / ((performance.now() - t0) / 1000);
+  db.close();
+  return rate;
+}
+
+/** Batches of 1,000 rows per durable transaction, straight into bun:sqlite. */
+function rawBatchedInsertsPerSecond(seconds = 2): number {
+  const db = new Database(join(tmp("raw2"), "raw.db"));
+  db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; CREATE TABLE t (id INTEGER PRIMARY KEY, event_id TEXT UNIQUE, payload TEXT)");
+  const ins = db.prepare("INSERT INTO t (event_id, payload) VALUES (?, ?)");
+  const batch = db.transaction((from: number) => { for (let i = 0; i < 1000; i++) ins.run(`e${from + i}`, JSON.stringify(customer(from + i).data)); });
+  let n = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < seconds * 1000) { batch(n); n += 1000; }
+  const rate = n / ((performance.now() - t0) / 1000);
+  db.close();
+  return rate;
+}
+
+/** Average time of claiming 50 deliveries with `pending` deliveries waiting. */
+function claimMs(pending: number): number {
+  const db = openDatabase(join(tmp("claim"), "k.db"));
+  const c = db.$client;
+  c.transaction(() => {
+    const ev = c.prepare("INSERT INTO events (event_id, type, entity, key, payload, received_at) VALUES (?1, 'customer.upserted', 'customer', ?2, ?3, 0)");
+    const del = c.prepare("INSERT INTO deliveries (event_seq, target, entity, key, status, next_attempt_at, created_at, updated_at) VALUES (?1, 'eco', 'customer', ?2, 'pending', ?3, 0, 0)");
+    const payload = JSON.stringify(customer(1).data);
+    for (let i = 1; i <= pending; i++) { ev.run(`e${i}`, String(i), payload); del.run(i, String(i), i); }
+  })();
+  const outbox = new Outbox(db);
+  const times: number[] = [];
+  for (let round = 0; round < 10; round++) {
+    const t0 = performance.now();
+    outbox.claim("eco", 50, 60_000, () => true);
+    times.push(performance.now() - t0);
+  }
+  c.close();
+  return median(times);
+}
+
+// ── the agent as a user runs it ───────────────────────────────────────────────────────────────────
+
+async function main() {
+  say("building the linux-x64 binary");
+  const [binary] = await build(["linux-x64"]);
+
+  say("cold start and idle memory");
+  const colds: number[] = [];
+  const bare: number[] = [];
+  let idleRss = NaN;
+  for (let i = 0; i < 5; i++) {
+    const t0 = performance.now();
+    await Bun.spawn([binary!, "version"], { stdout: "ignore" }).exited;
+    bare.push(performance.now() - t0);
+    const dir = tmp("cold");
+    const port = await freePort();
+    const agent = await startAgentProcess(binary!, dir, writeAgentConfig(dir, { port, sandboxUrl: "http://127.0.0.1:9" }), port);
+    colds.push(agent.startedMs);
+    if (i === 0) { await Bun.sleep(3000); idleRss = rssMb(agent.proc.pid); }
+    await agent.stop();
+  }
+  figures.push({ name: "cold start to healthy /healthz (empty data dir)", value: median(colds), unit: "ms", baseline: median(bare), baselineName: "`kontobro version` start to exit", target: "≤ 250 ms", met: median(colds) <= 250 });
+  const bareIdle = Bun.spawn([process.execPath, "-e", "setInterval(() => {}, 1000)"], { stdout: "ignore" });
+  await Bun.sleep(1500);
+  const bareRss = rssMb(bareIdle.pid);
+  bareIdle.kill();
+  figures.push({ name: "RSS of the binary, idle", value: idleRss, unit: "MB", baseline: bareRss, baselineName: "bare Bun runtime, idle", target: "≤ 80 MB", met: idleRss <= 80 });
+
+  say("intake throughput");
+  const raw1 = rawSingleInsertsPerSecond();
+  const raw2 = rawBatchedInsertsPerSecond();
+  {
+    // The target is unreachable, so dispatch stays idle in backoff while intake is measured.
+    const dir = tmp("intake");
+    const port = await freePort();
+    const agent = await startAgentProcess(binary!, dir, writeAgentConfig(dir, { port, sandboxUrl: "http://127.0.0.1:9" }), port);
+    const singles = Array.from({ length: opts.single }, (_, i) => JSON.stringify(customer(i + 1, "s")));
+    const single = await load(opts.single, 64, (i) => postEvents(agent.url, singles[i]!));
+    figures.push({ name: "intake, single-event requests, concurrency 64, durable", value: single.perSecond, unit: "events/s", baseline: raw1, baselineName: "one bun:sqlite insert per FULL-synced transaction", target: "≥ 20,000 events/s", met: single.perSecond >= 20_000 });
+    const batchBody = (b: number) => JSON.stringify(Array.from({ length: 1000 }, (_, k) => customer(1_000_000 + b * 1000 + k, "m")));
+    const bodies = Array.from({ length: opts.batches }, (_, b) => batchBody(b));
+    const batched = await load(opts.batches, 4, (i) => postEvents(agent.url, bodies[i]!));
+    figures.push({ name: "intake, batches of 1,000 events", value: (batched.perSecond * 1000), unit: "events/s", baseline: raw2, baselineName: "raw batched bun:sqlite inserts (1,000 per transaction)", target: "≥ 150,000 events/s", met: batched.perSecond * 1000 >= 150_000 });
+    await agent.stop();
+  }
+
+  say("dispatch throughput and latency");
+  {
+    const sandbox = await startSandboxProcess(binary!);
+    const rawHttp = await load(5000, 64, (i) => fetch(`${sandbox.url}/customers`, { method: "POST", body: JSON.stringify({ customerNumber: 900_000_000 + i, name: "raw", currency: "NOK", customerGroup: { customerGroupNumber: 1 }, vatZone: { vatZoneNumber: 1 }, paymentTerms: { paymentTermsNumber: 1 } }), headers: { "X-AppSecretToken": "demo-app-secret", "X-AgreementGrantToken": "demo-agreement-grant", "content-type": "application/json" } }));
+    const before = await sandboxCustomers(sandbox.url);
+    const dir = tmp("dispatch");
+    mkdirSync(join(dir, "data"), { recursive: true });
+    const port = await freePort();
+    const config = writeAgentConfig(dir, { port, sandboxUrl: sandbox.url });
+    // Fill the outbox first (agent stopped), then measure start → all delivered.
+    const fill = await startAgentProcess(binary!, dir, writeAgentConfig(dir, { port, sandboxUrl: "http://127.0.0.1:9", file: "fill.toml" }), port);
+    for (let b = 0; b < opts.dispatch / 1000; b++) await postEvents(fill.url, JSON.stringify(Array.from({ length: 1000 }, (_, k) => customer(b * 1000 + k + 1, "d"))));
+    await fill.stop();
+    const t0 = performance.now();
+    const agent = await startAgentProcess(binary!, dir, config, port);
+    await until("the dispatch backlog to drain", async () => (await sandboxCustomers(sandbox.url)) - before >= opts.dispatch, 600_000);
+    const rate = opts.dispatch / ((performance.now() - t0) / 1000);
+    figures.push({ name: "dispatch to the e-conomic sandbox, end to end", value: rate, unit: "deliveries/s", baseline: rawHttp.perSecond, baselineName: "raw POST /customers round trips to the same sandbox, concurrency 64", target: "≥ 5,000 deliveries/s", met: rate >= 5000 });
+
+    // Idle latency: one event at a time, intake commit → outcome commit, as the agent records it.
+    await Bun.sleep(1500);
+    for (let i = 0; i < opts.latency; i++) { await postEvents(agent.url, JSON.stringify(customer(500_000 + i, "l"))); await Bun.sleep(15); }
+    await Bun.sleep(500);
+    const rows = ((await (await fetch(`${agent.url}/api/v1/deliveries?status=done&limit=${opts.latency}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as any).deliveries as any[];
+    const lat = rows.filter((d) => d.key >= "500000").map((d) => d.doneAt - d.createdAt).sort((a, b) => a - b);
+    figures.push({ name: "latency intake → booked, idle, p50", value: percentile(lat, 50), unit: "ms", target: "≤ 20 ms", met: percentile(lat, 50) <= 20 });
+    figures.push({ name: "latency intake → booked, idle, p99", value: percentile(lat, 99), unit: "ms", target: "≤ 100 ms", met: percentile(lat, 99) <= 100 });
+    await agent.stop();
+
+    say(`draining a backlog of ${opts.backlog.toLocaleString()} deliveries (this takes a while)`);
+    const dir2 = tmp("backlog");
+    const port2 = await freePort();
+    const agent2 = await startAgentProcess(binary!, dir2, writeAgentConfig(dir2, { port: port2, sandboxUrl: sandbox.url }), port2);
+    const start = await sandboxCustomers(sandbox.url);
+    let peak = rssMb(agent2.proc.pid);
+    const sampler = setInterval(() => { try { peak = Math.max(peak, rssMb(agent2.proc.pid)); } catch { /* exited */ } }, 100);
+    for (let b = 0; b < opts.backlog / 1000; b++) await postEvents(agent2.url, JSON.stringify(Array.from({ length: 1000 }, (_, k) => customer(2_000_000 + b * 1000 + k, "k"))));
+    await until("the large backlog to drain", async () => (await sandboxCustomers(sandbox.url)) - start >= opts.backlog, 3 * 3600_000, 500);
+    clearInterval(sampler);
+    figures.push({ name: `peak RSS while draining ${opts.backlog.toLocaleString()} deliveries`, value: peak, unit: "MB", baseline: idleRss, baselineName: "the same binary idle", target: "≤ 250 MB", met: peak <= 250 });
+    await agent2.stop();
+    await sandbox.stop();
+  }
+
+  say("claim scaling");
+  const small = claimMs(1_000);
+  const large = claimMs(1_000_000);
+  figures.push({ name: "claim 50 deliveries with 1,000,000 pending", value: large, unit: "ms", baseline: small, baselineName: "the same with 1,000 pending", target: "ratio ≤ 2", met: large / small <= 2 });
+
+  print();
+}
+
+function print() {
+  const fmt = (n: number | undefined) => (n === undefined || Number.isNaN(n) ? "-" : n >= 100 ? Math.round(n).toLocaleString("en") : n.toFixed(2));
+  console.log(`\nkontobro benchmark (${new Date().toISOString()}, ${navigator.hardwareConcurrency} cores, Bun ${Bun.version})\n`);
+  for (const f of figures) {
+    const ratio = f.baseline ? ` (${(f.value / f.baseline).toFixed(2)}× baseline)` : "";
+    console.log(`${f.met ? "met " : "MISS"}  ${f.name}: ${fmt(f.value)} ${f.unit}${ratio}   target ${f.target ?? "-"}`);
+    if (f.baseline !== undefined) console.log(`      baseline: ${f.baselineName}: ${fmt(f.baseline)}`);
+  }
+  mkdirSync("dist", { recursive: true });
+  writeFileSync("dist/bench.json", JSON.stringify({ at: new Date().toISOString(), bun: Bun.version, cores: navigator.hardwareConcurrency, options: opts, figures: figures.map((f) => ({ ...f, ratio: f.baseline ? f.value / f.baseline : undefined })) }, null, 2));
+  console.log("\nall figures: dist/bench.json");
+}
+
+await main();
