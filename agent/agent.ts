@@ -108,7 +108,10 @@ export async function startAgent(config: AgentConfig, targets: TargetConfig[], l
     lock.release();
     throw new Error(`Cannot listen on ${config.http.host}:${config.http.port}: ${(e as Error).message}. Is another program using the port? Change http.port in kontobro.toml.`);
   }
-  for (const d of dispatchers.values()) d.start();
+  for (const [name, d] of dispatchers) {
+    if (targets.find((t) => t.name === name)?.paused) log.warn("target is paused: events are queued for it but not sent", { target: name });
+    else d.start();
+  }
   pulls.start();
   const sweeper = setInterval(() => {
     try { if (outbox.recoverExpiredLeases(false) > 0) notifyAll(); } catch (e) { log.warn("lease sweep failed", { error: e }); }

@@ -36,6 +36,7 @@ export const AgentConfig = z.strictObject({
     name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,39}$/, { error: "must be lowercase letters, digits, - or _ (at most 40)" }),
     kind: z.string(),
     enabled: z.boolean().default(true),
+    paused: z.boolean().default(false),
   }).loose()).default([]),
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;
@@ -44,6 +45,8 @@ export interface TargetConfig {
   name: string;
   kind: string;
   enabled: boolean;
+  /** Events are stored and queued for the target, but nothing is sent until it is unpaused. */
+  paused: boolean;
   /** The kind-specific settings, validated by the connector's own schema. */
   settings: any;
   /** Pull jobs ([targets.pulls.<stream>], else the connector's defaults). */
@@ -111,13 +114,13 @@ export function validateConfig(raw: unknown, env: Record<string, string | undefi
     names.add(t.name);
     const factory = connectorKinds[t.kind];
     if (!factory) return problems.push(`${at}.kind: unknown kind "${t.kind}"; use one of ${Object.keys(connectorKinds).join(", ")}`);
-    const { name, kind, enabled, pulls, ...rest } = t;
+    const { name, kind, enabled, paused, pulls, ...rest } = t;
     const schedules = targetSchedules(factory, pulls, at, problems);
     const settings = factory.configSchema.safeParse(rest);
     if (!settings.success) return problems.push(...zodProblems(settings.error, at));
     // Secrets written directly in the file are masked in logs as well as those from ${ENV}.
     for (const [k, v] of Object.entries(settings.data as Record<string, unknown>)) if (SECRET_KEYS.test(k) && typeof v === "string") registerSecret(v);
-    targets.push({ name, kind, enabled: enabled ?? true, settings: settings.data, pulls: schedules });
+    targets.push({ name, kind, enabled: enabled ?? true, paused: paused ?? false, settings: settings.data, pulls: schedules });
   });
   if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const config = parsed.data;

@@ -21,11 +21,11 @@ export async function waitHealthy(url: string, timeoutMs = 20_000, pollMs = 2): 
 
 export const TOKEN = "bench-token-0123456789";
 
-export function writeAgentConfig(dir: string, o: { port: number; sandboxUrl: string; concurrency?: number; file?: string }): string {
+export function writeAgentConfig(dir: string, o: { port: number; sandboxUrl: string; concurrency?: number; file?: string; paused?: boolean }): string {
   const path = join(dir, o.file ?? "kontobro.toml");
   writeFileSync(path, `[agent]\ndata_dir = "${dir}/data"\nlog_level = "error"\n[http]\nport = ${o.port}\napi_token = "${TOKEN}"\n` +
     `[dispatch]\nconcurrency = ${o.concurrency ?? 64}\nidle_poll_ms = 1000\n` +
-    `[[targets]]\nname = "eco"\nkind = "economic"\nrest_url = "${o.sandboxUrl}"\nprojects_url = "${o.sandboxUrl}/projectsapi/v1.1.0"\n` +
+    `[[targets]]\nname = "eco"\nkind = "economic"\npaused = ${o.paused ?? false}\nrest_url = "${o.sandboxUrl}"\nprojects_url = "${o.sandboxUrl}/projectsapi/v1.1.0"\n` +
     `app_secret_token = "demo-app-secret"\nagreement_grant_token = "demo-agreement-grant"\nrequests_per_second = 0\n`, { mode: 0o600 });
   return path;
 }

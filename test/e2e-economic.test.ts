@@ -171,3 +171,16 @@ describe("two installations against one agreement", () => {
     }
   });
 });
+
+describe("a paused target", () => {
+  test("queues deliveries without sending, and sends them once unpaused", async () => {
+    stack = await startStack({ economic: { paused: true } });
+    await stack.post([customerEvent(41)]);
+    await Bun.sleep(200);
+    expect((await stack.deliveries("pending")).length).toBe(1);
+    expect((await stack.sandboxState()).customers.some((c: any) => c.customerNumber === 41)).toBe(false);
+    await stack.restartWith({ paused: false });
+    await stack.waitDelivered(1);
+    expect((await stack.sandboxState()).customers.some((c: any) => c.customerNumber === 41)).toBe(true);
+  });
+});

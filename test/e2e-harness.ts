@@ -16,6 +16,8 @@ export interface Stack {
   addFaults(...rules: object[]): Promise<void>;
   waitDelivered(count: number): Promise<void>;
   restart(): Promise<void>;
+  /** Restart with changed settings of the target (e.g. unpaused). */
+  restartWith(target: Record<string, unknown>): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -57,6 +59,10 @@ export async function startStack(options: { dataDir?: string; economic?: Record<
     async restart() {
       await stack.agent.stop();
       stack.agent = await startAgent(config, targets, log);
+    },
+    async restartWith(change) {
+      await stack.agent.stop();
+      stack.agent = await startAgent(config, targets.map((t) => ({ ...t, ...change })), log);
     },
     async stop() {
       await stack.agent.stop();
