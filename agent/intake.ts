@@ -135,7 +135,8 @@ export class IntakeWriter {
     this.upsertRecord = db.$client.prepare(
       `INSERT INTO records (entity, key, payload, version, last_event_seq, updated_at) VALUES (?1, ?2, ?3, 1, ?4, ?5)
        ON CONFLICT (entity, key) DO UPDATE SET payload = excluded.payload, version = version + 1,
-         last_event_seq = excluded.last_event_seq, updated_at = excluded.updated_at`);
+         last_event_seq = excluded.last_event_seq, updated_at = excluded.updated_at
+       RETURNING version`);
     this.markForExport = exportStatusOnStore(db);
   }
 
@@ -171,9 +172,10 @@ export class IntakeWriter {
     const payload = JSON.stringify(e.data);
     const row = this.insertEvent.get(e.id, e.type, e.entity, e.key, payload, now) as { seq: number } | null;
     if (!row) return { id: e.id, status: "duplicate" };
-    this.upsertRecord.run(e.entity, e.key, payload, row.seq, now);
+    const { version } = this.upsertRecord.get(e.entity, e.key, payload, row.seq, now) as { version: number };
     this.markForExport(e.entity, e.key, now);
-    this.outbox.enqueue(row.seq, e.entity, e.key, this.targetsFor(e.entity));
+    // A record seen for the first time has no older deliveries to coalesce.
+    this.outbox.enqueue(row.seq, e.entity, e.key, this.targetsFor(e.entity), version > 1);
     return { id: e.id, status: "accepted" };
   }
 }

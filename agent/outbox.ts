@@ -58,11 +58,11 @@ export class Outbox {
   }
 
   /** Creates the deliveries for a stored event (called inside the intake transaction). */
-  enqueue(eventSeq: number, entity: Entity, key: string, targets: string[]): void {
+  enqueue(eventSeq: number, entity: Entity, key: string, targets: string[], seenBefore = true): void {
     const now = this.now();
     for (const target of targets) {
       // Coalesce: an older delivery of the same record that has not started is replaced by this one.
-      this.supersedeStmt.run(target, entity, key, now);
+      if (seenBefore) this.supersedeStmt.run(target, entity, key, now);
       this.insertStmt.run(eventSeq, target, entity, key, now);
     }
   }

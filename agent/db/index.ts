@@ -31,6 +31,8 @@ export function openDatabase(path: string, options: OpenOptions = {}): Db {
     sqlite.exec("PRAGMA synchronous = FULL");
     sqlite.exec("PRAGMA foreign_keys = ON");
     sqlite.exec(`PRAGMA busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
+    // 32 MB of page cache keeps the outbox's indexes in memory with a large backlog (default is 2 MB).
+    sqlite.exec("PRAGMA cache_size = -32768");
     const check = sqlite.query("PRAGMA quick_check").get() as { quick_check: string } | null;
     if (check && check.quick_check !== "ok") throw new Error(`integrity check failed: ${check.quick_check}`);
   } catch (e) {

@@ -11,7 +11,7 @@ export const events = sqliteTable("events", {
   key: text("key").notNull(),
   payload: text("payload").notNull(),
   receivedAt: integer("received_at").notNull(),
-}, (t) => [uniqueIndex("events_event_id").on(t.eventId), index("events_received").on(t.receivedAt)]);
+}, (t) => [uniqueIndex("events_event_id").on(t.eventId)]);
 
 /** The latest canonical payload per record. */
 export const records = sqliteTable("records", {
@@ -55,7 +55,8 @@ export const deliveries = sqliteTable("deliveries", {
   index("deliveries_ready").on(t.target, t.status, t.nextAttemptAt),
   index("deliveries_record").on(t.target, t.entity, t.key, t.status),
   index("deliveries_waiting").on(t.target, t.waitingOn).where(sql`status = 'waiting'`),
-  index("deliveries_status").on(t.status, t.updatedAt),
+  // Listing by status, newest first (the API and the status page).
+  index("deliveries_status_id").on(t.status, t.id),
 ]);
 
 /** What a record is called at a target, and the hash of what we last pushed (skip no-op updates). */
