@@ -95,14 +95,17 @@ export class Dispatcher {
     }
   }
 
-  /** One round: record finished pushes, start new ones; returns how long to sleep. */
+  /** One round (one transaction): record finished pushes, lease new ones; returns how long to sleep. */
   private step(): number {
-    this.flushOutcomes();
+    const finished = this.finished;
     const free = this.options.concurrency - this.inFlight.size;
-    if (free > 0) {
-      const batch = this.outbox.claim(this.target, free, this.options.leaseMs, (e) => this.connector.supports(e));
+    if (finished.length > 0 || free > 0) {
+      // Throws if the database is busy: the outcomes stay in `finished` for the next round.
+      const batch = this.outbox.completeAndClaim(finished, this.target, free, this.options.leaseMs, (e) => this.connector.supports(e));
+      this.finished = [];
+      for (const { delivery, outcome } of finished) this.logOutcome(delivery, outcome);
       for (const d of batch) this.launch(d);
-      if (batch.length === free) return 0;
+      if (free > 0 && batch.length === free) return 0;
     }
     if (this.inFlight.size >= this.options.concurrency) return this.options.idlePollMs;
     const due = this.outbox.nextDueAt(this.target);

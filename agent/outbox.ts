@@ -1,8 +1,9 @@
 // The outbox: deliveries (one per event and target) and the state machine they move through.
 // Every change of state is one SQLite transaction; the network call happens between two of them.
+import type { Statement } from "bun:sqlite";
 import { and, eq, inArray, sql } from "drizzle-orm";
 import type { Db } from "./db/index.ts";
-import { deliveries, links } from "./db/schema.ts";
+import { deliveries } from "./db/schema.ts";
 import { dependenciesOf, type Entity } from "./model.ts";
 import type { Problem } from "./problem.ts";
 
@@ -30,12 +31,19 @@ export type Outcome =
 
 export const recordRef = (entity: string, key: string) => `${entity}:${key}`;
 
+export interface Completed {
+  delivery: ClaimedDelivery;
+  outcome: Outcome;
+  latencyMs?: number;
+}
+
 export class Outbox {
   private readonly readyStmt;
   private readonly openForRecordStmt;
   private readonly linkStmt;
   private readonly recordExistsStmt;
   private readonly supersedeStmt;
+  private readonly sql: Record<"lease" | "park" | "failedFor" | "done" | "upsertLink" | "retry" | "needsAction" | "wake", Statement>;
   private readonly insertStmt;
 
   constructor(private readonly db: Db, private readonly now: () => number = Date.now) {
@@ -46,6 +54,21 @@ export class Outbox {
         ORDER BY d.next_attempt_at, d.id LIMIT ?3`);
     this.openForRecordStmt = db.$client.prepare(
       `SELECT status FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 AND status IN ('pending','in_flight','waiting') AND id <> ?4 AND id < ?5 LIMIT 1`);
+    const c = db.$client;
+    this.sql = {
+      lease: c.prepare(`UPDATE deliveries SET status = 'in_flight', lease_until = ?2, attempts = attempts + 1, updated_at = ?3 WHERE id = ?1`),
+      park: c.prepare(`UPDATE deliveries SET status = 'waiting', waiting_on = ?2, error_code = 'waiting', error_message = ?3, error_hint = NULL, error_field = NULL, lease_until = NULL, updated_at = ?4 WHERE id = ?1`),
+      failedFor: c.prepare(`SELECT id FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 AND status = 'needs_action' LIMIT 1`),
+      done: c.prepare(`UPDATE deliveries SET status = 'done', lease_until = NULL, uncertain = 0, remote_id = ?2, note = ?3, done_at = ?4, updated_at = ?4, latency_ms = ?5,
+        error_code = NULL, error_message = NULL, error_hint = NULL, error_field = NULL WHERE id = ?1`),
+      upsertLink: c.prepare(`INSERT INTO links (target, entity, key, remote_id, payload_hash, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        ON CONFLICT (target, entity, key) DO UPDATE SET remote_id = excluded.remote_id, payload_hash = excluded.payload_hash, updated_at = excluded.updated_at`),
+      retry: c.prepare(`UPDATE deliveries SET status = 'pending', lease_until = NULL, uncertain = ?2, next_attempt_at = ?3, updated_at = ?4,
+        error_code = ?5, error_message = ?6, error_hint = ?7, error_field = ?8 WHERE id = ?1`),
+      needsAction: c.prepare(`UPDATE deliveries SET status = 'needs_action', lease_until = NULL, uncertain = ?2, updated_at = ?3,
+        error_code = ?4, error_message = ?5, error_hint = ?6, error_field = ?7 WHERE id = ?1`),
+      wake: c.prepare(`UPDATE deliveries SET status = 'pending', waiting_on = NULL, next_attempt_at = ?3, updated_at = ?3 WHERE target = ?1 AND status = 'waiting' AND waiting_on = ?2`),
+    };
     // Intake's hot path: prepared once, run per event (the query builder costs more than the write).
     this.supersedeStmt = db.$client.prepare(
       `UPDATE deliveries SET status = 'superseded', updated_at = ?4, waiting_on = NULL
@@ -72,25 +95,38 @@ export class Outbox {
    * whose customer/project/product is not yet at the target, is parked as "waiting" instead.
    */
   claim(target: string, limit: number, leaseMs: number, supports: (e: Entity) => boolean): ClaimedDelivery[] {
-    return this.db.transaction(() => {
+    return this.completeAndClaim([], target, limit, leaseMs, supports);
+  }
+
+  /** Writes the outcomes of finished pushes and releases their leases, in one transaction. */
+  complete(results: Completed[]): void {
+    if (results.length > 0) this.completeAndClaim(results, "", 0, 0, () => false);
+  }
+
+  /**
+   * One transaction (one fsync) per dispatcher round: record what finished, then lease what is ready.
+   * A delivery whose record is still in flight, or whose customer/project/product is not yet at the
+   * target, is parked as "waiting" instead of leased.
+   */
+  completeAndClaim(results: Completed[], target: string, limit: number, leaseMs: number, supports: (e: Entity) => boolean): ClaimedDelivery[] {
+    return this.db.$client.transaction(() => {
       const now = this.now();
+      for (const { delivery, outcome, latencyMs } of results) this.applyOutcome(delivery, outcome, now, latencyMs);
+      if (limit <= 0) return [];
       const claimed: ClaimedDelivery[] = [];
-      const rows = this.readyStmt.all(target, now, limit) as any[];
-      for (const row of rows) {
+      for (const row of this.readyStmt.all(target, now, limit) as any[]) {
         const d: ClaimedDelivery = { ...row, uncertain: !!row.uncertain, payload: JSON.parse(row.payload) };
         const blocker = this.blockerOf(d, supports);
         if (blocker) {
-          this.db.update(deliveries).set({ status: "waiting", waitingOn: blocker.on, errorCode: "waiting", errorMessage: blocker.reason, errorHint: null, errorField: null, updatedAt: now })
-            .where(eq(deliveries.id, d.id)).run();
+          this.sql.park.run(d.id, blocker.on, blocker.reason, now);
           continue;
         }
-        this.db.update(deliveries).set({ status: "in_flight", leaseUntil: now + leaseMs, attempts: d.attempts + 1, updatedAt: now })
-          .where(eq(deliveries.id, d.id)).run();
+        this.sql.lease.run(d.id, now + leaseMs, now);
         d.attempts += 1;
         claimed.push(d);
       }
       return claimed;
-    }, { behavior: "immediate" });
+    }).immediate();
   }
 
   /** Why a delivery cannot go yet, or null. */
@@ -106,8 +142,7 @@ export class Outbox {
       if (open) return { on: ref, reason: `waiting for ${dep.entity} ${dep.key} to reach the target first` };
       if (!this.linkStmt.get(d.target, dep.entity, dep.key)) {
         if (dep.ifKnown && !this.recordExistsStmt.get(dep.entity, dep.key)) continue;
-        const failed = this.db.select({ id: deliveries.id }).from(deliveries)
-          .where(and(eq(deliveries.target, d.target), eq(deliveries.entity, dep.entity), eq(deliveries.key, dep.key), eq(deliveries.status, "needs_action"))).get();
+        const failed = this.sql.failedFor.get(d.target, dep.entity, dep.key) as { id: number } | null;
         return {
           on: ref,
           reason: failed ? `blocked: ${dep.entity} ${dep.key} needs action (delivery ${failed.id}); fix it and this follows`
@@ -122,41 +157,24 @@ export class Outbox {
     return (this.linkStmt.get(target, entity, key) as any) ?? null;
   }
 
-  /** Writes the outcomes of finished pushes and releases their leases, in one transaction. */
-  complete(results: { delivery: ClaimedDelivery; outcome: Outcome; latencyMs?: number }[]): void {
-    if (results.length === 0) return;
-    this.db.transaction(() => {
-      const now = this.now();
-      for (const { delivery: d, outcome, latencyMs } of results) this.applyOutcome(d, outcome, now, latencyMs);
-    }, { behavior: "immediate" });
-  }
-
   private applyOutcome(d: ClaimedDelivery, o: Outcome, now: number, latencyMs?: number): void {
-    const byId = eq(deliveries.id, d.id);
-    const clearError = { errorCode: null, errorMessage: null, errorHint: null, errorField: null };
     switch (o.kind) {
       case "done":
-        this.db.update(deliveries).set({ status: "done", leaseUntil: null, uncertain: false, remoteId: o.remoteId, note: o.note ?? null, doneAt: now, updatedAt: now, latencyMs: latencyMs ?? null, ...clearError }).where(byId).run();
-        this.db.insert(links).values({ target: d.target, entity: d.entity, key: d.key, remoteId: o.remoteId, payloadHash: o.payloadHash, updatedAt: now })
-          .onConflictDoUpdate({ target: [links.target, links.entity, links.key], set: { remoteId: o.remoteId, payloadHash: o.payloadHash, updatedAt: now } }).run();
+        this.sql.done.run(d.id, o.remoteId, o.note ?? null, now, latencyMs ?? null);
+        this.sql.upsertLink.run(d.target, d.entity, d.key, o.remoteId, o.payloadHash, now);
         break;
       case "retry":
-        this.db.update(deliveries).set({ status: "pending", leaseUntil: null, uncertain: o.uncertain, nextAttemptAt: now + o.delayMs, updatedAt: now, ...problemColumns(o.problem) }).where(byId).run();
+        this.sql.retry.run(d.id, o.uncertain ? 1 : 0, now + o.delayMs, now, o.problem.code, o.problem.message, o.problem.hint ?? null, o.problem.field ?? null);
         break;
       case "needs_action":
-        this.db.update(deliveries).set({ status: "needs_action", leaseUntil: null, uncertain: o.uncertain, updatedAt: now, ...problemColumns(o.problem) }).where(byId).run();
+        this.sql.needsAction.run(d.id, o.uncertain ? 1 : 0, now, o.problem.code, o.problem.message, o.problem.hint ?? null, o.problem.field ?? null);
         break;
       case "wait":
-        this.db.update(deliveries).set({ status: "waiting", leaseUntil: null, waitingOn: o.on, updatedAt: now, errorCode: "waiting", errorMessage: o.reason, errorHint: null, errorField: null }).where(byId).run();
+        this.sql.park.run(d.id, o.on, o.reason, now);
         return;
     }
-    this.wake(d.target, recordRef(d.entity, d.key), now);
-  }
-
-  /** Deliveries waiting for `ref` become ready again (they re-check their dependencies when claimed). */
-  private wake(target: string, ref: string, now: number): void {
-    this.db.update(deliveries).set({ status: "pending", waitingOn: null, nextAttemptAt: now, updatedAt: now })
-      .where(and(eq(deliveries.target, target), eq(deliveries.status, "waiting"), eq(deliveries.waitingOn, ref))).run();
+    // Deliveries waiting for this record become ready again (they re-check their dependencies when claimed).
+    this.sql.wake.run(d.target, recordRef(d.entity, d.key), now);
   }
 
   /**
@@ -204,6 +222,3 @@ export class Outbox {
   }
 }
 
-function problemColumns(p: Problem) {
-  return { errorCode: p.code, errorMessage: p.message, errorHint: p.hint ?? null, errorField: p.field ?? null };
-}
