@@ -43,6 +43,7 @@ export class Dispatcher {
   private readonly inFlight = new Map<number, ClaimedDelivery>();
   private finished: { delivery: ClaimedDelivery; outcome: Outcome; latencyMs: number }[] = [];
   private wakeUp: (() => void) | null = null;
+  private notifyScheduled = false;
   private loopDone: Promise<void> = Promise.resolve();
 
   constructor(
@@ -130,8 +131,18 @@ export class Dispatcher {
       if (outcome.kind === "retry") this.metrics.countRetry(this.target);
       this.finished.push({ delivery: d, outcome, latencyMs: Date.now() - d.createdAt });
       this.inFlight.delete(d.id);
-      this.notify();
+      this.notifySoon();
     });
+  }
+
+  /**
+   * Wakes the loop once per event-loop turn, not once per finished push: the answers that arrive
+   * together are written together, one fsync for all of them (group commit of outcomes).
+   */
+  private notifySoon(): void {
+    if (this.notifyScheduled) return;
+    this.notifyScheduled = true;
+    setImmediate(() => { this.notifyScheduled = false; this.notify(); });
   }
 
   private flushOutcomes(): void {
