@@ -80,7 +80,13 @@ export async function startAgent(config: AgentConfig, targets: TargetConfig[], l
     }, log.child({ target: name }), metrics, record));
   }
   const notifyAll = () => { for (const d of dispatchers.values()) d.notify(); };
-  const targetsFor = (entity: Entity) => [...connectors].filter(([, c]) => c.supports(entity)).map(([n]) => n);
+  // Which targets take an entity is fixed for the life of the agent: computed once, not per event.
+  const targetsByEntity = new Map<Entity, string[]>();
+  const targetsFor = (entity: Entity) => {
+    let names = targetsByEntity.get(entity);
+    if (!names) targetsByEntity.set(entity, (names = [...connectors].filter(([, c]) => c.supports(entity)).map(([n]) => n)));
+    return names;
+  };
   const intake = new IntakeWriter(db, outbox, targetsFor, notifyAll);
   const apiToken = apiTokenFor(db, config);
   const pulls = createPulls({ db, config, targets, connectors, log });

@@ -10,6 +10,7 @@ import type { Metrics } from "./metrics.ts";
 import type { Entity } from "./model.ts";
 import type { ClaimedDelivery, Outbox, Outcome } from "./outbox.ts";
 import type { Problem } from "./problem.ts";
+import { WakeableSleep } from "./wakeable.ts";
 
 export interface DispatcherOptions {
   concurrency: number;
@@ -42,7 +43,7 @@ export class Dispatcher {
   private running = false;
   private readonly inFlight = new Map<number, ClaimedDelivery>();
   private finished: { delivery: ClaimedDelivery; outcome: Outcome; latencyMs: number }[] = [];
-  private wakeUp: (() => void) | null = null;
+  private readonly sleeper = new WakeableSleep();
   private notifyScheduled = false;
   private loopDone: Promise<void> = Promise.resolve();
 
@@ -64,7 +65,7 @@ export class Dispatcher {
 
   /** New work may be ready (called by intake after a commit, and by retry). */
   notify(): void {
-    this.wakeUp?.();
+    this.sleeper.wakeUp();
   }
 
   /** Stops claiming, lets pushes in flight finish for up to `graceMs`, then releases the rest. */
@@ -114,12 +115,7 @@ export class Dispatcher {
   }
 
   private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      const self = this;
-      function done() { clearTimeout(timer); if (self.wakeUp === done) self.wakeUp = null; resolve(); }
-      this.wakeUp = done;
-    });
+    return this.sleeper.sleep(ms);
   }
 
   private launch(d: ClaimedDelivery): void {

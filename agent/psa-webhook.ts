@@ -7,6 +7,7 @@ import { retryDelayMs } from "./backoff.ts";
 import { toInboxItem, type Inbox, type InboxRow } from "./inbox.ts";
 import type { Logger } from "./log.ts";
 import type { Problem } from "./problem.ts";
+import { WakeableSleep } from "./wakeable.ts";
 
 export const SIGNATURE_HEADER = "Kontobro-Signature";
 
@@ -46,7 +47,7 @@ export function buildBatch(rows: InboxRow[], attachmentOf: (id: number) => Uint8
 
 export class PsaDeliverer {
   private running = false;
-  private wakeUp: (() => void) | null = null;
+  private readonly sleeper = new WakeableSleep();
   private loopDone: Promise<void> = Promise.resolve();
 
   constructor(private readonly inbox: Inbox, private readonly opts: PsaWebhookOptions, private readonly log: Logger, private readonly now: () => number = Date.now) {}
@@ -58,7 +59,7 @@ export class PsaDeliverer {
   }
 
   notify(): void {
-    this.wakeUp?.();
+    this.sleeper.wakeUp();
   }
 
   async stop(): Promise<void> {
@@ -125,11 +126,6 @@ export class PsaDeliverer {
   }
 
   private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      const self = this;
-      function done() { clearTimeout(timer); if (self.wakeUp === done) self.wakeUp = null; resolve(); }
-      this.wakeUp = done;
-    });
+    return this.sleeper.sleep(ms);
   }
 }

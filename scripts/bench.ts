@@ -68,10 +68,11 @@ function claimMs(pending: number): number {
   })();
   const outbox = new Outbox(db);
   const times: number[] = [];
-  for (let round = 0; round < 10; round++) {
+  // Three rounds warm the page cache, as in a running agent; the median of the next 15 is the figure.
+  for (let round = 0; round < 18; round++) {
     const t0 = performance.now();
     outbox.claim("eco", 50, 60_000, () => true);
-    times.push(performance.now() - t0);
+    if (round >= 3) times.push(performance.now() - t0);
   }
   c.close();
   return median(times);

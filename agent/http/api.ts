@@ -3,7 +3,7 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { IntakeUnavailable, parseEvents } from "../intake.ts";
 import { getDelivery, listDeliveries } from "../queries.ts";
-import { bearerToken, sameSecret } from "./auth.ts";
+import { requireApiToken } from "./auth.ts";
 import type { AppContext } from "./context.ts";
 
 const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true });
@@ -12,14 +12,7 @@ const STATUSES = ["pending", "in_flight", "waiting", "done", "needs_action", "su
 export function apiRoutes(ctx: AppContext): Hono {
   const api = new Hono();
 
-  api.use("*", async (c, next) => {
-    const token = bearerToken(c.req.header("authorization"));
-    if (!token || !sameSecret(token, ctx.apiToken)) {
-      c.header("WWW-Authenticate", 'Bearer realm="kontobro"');
-      return c.json({ error: "unauthorized", message: "A valid API token is required.", hint: "Send the header Authorization: Bearer <token> with the token from kontobro.toml (http.api_token) or `kontobro status`." }, 401);
-    }
-    await next();
-  });
+  api.use("*", requireApiToken(() => ctx.apiToken));
 
   api.post("/events",
     bodyLimit({

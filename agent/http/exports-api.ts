@@ -12,7 +12,7 @@ import { getFile, getFileBytes, getRun, invoicesOfFile, listFiles, listRuns } fr
 import { deleteTemplate, findTemplate, listTemplates, saveTemplate } from "../exports/templates-store.ts";
 import { issuesToProblems } from "../intake.ts";
 import type { Problem } from "../problem.ts";
-import { bearerToken, sameSecret } from "./auth.ts";
+import { requireApiToken } from "./auth.ts";
 import type { AppContext } from "./context.ts";
 
 const date = z.iso.date({ error: "must be a date like 2026-03-31" });
@@ -63,14 +63,7 @@ const attachment = (c: Context, name: string, bytes: Uint8Array, type: string) =
 export function exportsRoutes(ctx: AppContext): Hono {
   const api = new Hono();
   const settings = () => ctx.exports?.settings ?? exportSettings();
-  api.use("*", async (c, next) => {
-    const token = bearerToken(c.req.header("authorization"));
-    if (!token || !sameSecret(token, ctx.apiToken)) {
-      c.header("WWW-Authenticate", 'Bearer realm="kontobro"');
-      return c.json({ error: "unauthorized", message: "A valid API token is required.", hint: "Send the header Authorization: Bearer <token> with the token from kontobro.toml (http.api_token) or `kontobro status`." }, 401);
-    }
-    await next();
-  });
+  api.use("*", requireApiToken(() => ctx.apiToken));
 
   api.post("/runs", async (c) => {
     const body = await jsonBody(c);

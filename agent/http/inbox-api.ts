@@ -3,7 +3,7 @@ import { Hono, type Context } from "hono";
 import { z } from "zod";
 import { toInboxItem } from "../inbox.ts";
 import { recentRuns } from "../pull-runner.ts";
-import { bearerToken, sameSecret } from "./auth.ts";
+import { requireApiToken } from "./auth.ts";
 import type { AppContext } from "./context.ts";
 
 const FeedQuery = z.object({
@@ -11,17 +11,6 @@ const FeedQuery = z.object({
   limit: z.coerce.number({ error: "must be a number" }).int().min(1, { error: "must be at least 1" }).max(1000, { error: "must be at most 1000" }).default(100),
   target: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,39}$/, { error: "must be a target name from kontobro.toml" }).optional(),
 });
-
-function requireToken(ctx: AppContext) {
-  return async (c: Context, next: () => Promise<void>) => {
-    const token = bearerToken(c.req.header("authorization"));
-    if (!token || !sameSecret(token, ctx.apiToken)) {
-      c.header("WWW-Authenticate", 'Bearer realm="kontobro"');
-      return c.json({ error: "unauthorized", message: "A valid API token is required.", hint: "Send the header Authorization: Bearer <token> with the token from kontobro.toml (http.api_token) or `kontobro status`." }, 401);
-    }
-    await next();
-  };
-}
 
 function badQuery(c: Context, error: z.ZodError) {
   const issue = error.issues[0]!;
@@ -36,7 +25,7 @@ function badQuery(c: Context, error: z.ZodError) {
  */
 export function inboxRoutes(ctx: AppContext): Hono {
   const api = new Hono();
-  api.use("*", requireToken(ctx));
+  api.use("*", requireApiToken(() => ctx.apiToken));
 
   api.get("/", (c) => {
     const pulls = ctx.pulls;
@@ -62,7 +51,7 @@ export function inboxRoutes(ctx: AppContext): Hono {
 /** GET /api/v1/pulls: the jobs and their recent runs; POST /api/v1/pulls/:target/:stream: run one now and wait. */
 export function pullsApiRoutes(ctx: AppContext): Hono {
   const api = new Hono();
-  api.use("*", requireToken(ctx));
+  api.use("*", requireApiToken(() => ctx.apiToken));
 
   api.get("/", (c) => {
     const jobs = ctx.pulls?.scheduler.describe() ?? [];
