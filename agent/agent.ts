@@ -97,7 +97,7 @@ export async function startAgent(config: AgentConfig, targets: TargetConfig[], l
     pulls,
     exports,
     db, intake, metrics, apiToken, maxBodyBytes: config.http.max_body_bytes, version: VERSION, startedAt: Date.now(),
-    targets: targets.filter((t) => t.enabled).map((t) => ({ name: t.name, kind: t.kind, title: connectorKinds[t.kind]!.title })),
+    targets: targets.filter((t) => t.enabled).map((t) => ({ name: t.name, kind: t.kind, title: connectorKinds[t.kind]!.title, paused: t.paused })),
     retry: (id) => { const r = outbox.retry(id); notifyAll(); return r; },
   });
   let server: ReturnType<typeof Bun.serve>;

@@ -13,6 +13,13 @@ class Histogram {
   }
 }
 
+/** A gauge read from the database at scrape time. */
+export interface Gauge {
+  name: string;
+  help: string;
+  rows: { labels: Record<string, string>; value: number }[];
+}
+
 export class Metrics {
   eventsReceived = 0;
   eventsDuplicate = 0;
@@ -33,9 +40,13 @@ export class Metrics {
     this.retries.set(target, (this.retries.get(target) ?? 0) + 1);
   }
 
-  render(deliveryCounts: { target: string; status: string; n: number }[], eventsStored: number): string {
+  render(deliveryCounts: { target: string; status: string; n: number }[], eventsStored: number, gauges: Gauge[] = []): string {
     const out: string[] = [];
     const help = (name: string, type: string, text: string) => out.push(`# HELP ${name} ${text}`, `# TYPE ${name} ${type}`);
+    for (const g of gauges) {
+      help(g.name, "gauge", g.help);
+      for (const r of g.rows) out.push(`${g.name}{${Object.entries(r.labels).map(([k, v]) => `${k}="${esc(v)}"`).join(",")}} ${r.value}`);
+    }
     help("kontobro_events_stored", "gauge", "Events stored in the database.");
     out.push(`kontobro_events_stored ${eventsStored}`);
     help("kontobro_events_received_total", "counter", "Events accepted by intake since start.");

@@ -1,5 +1,6 @@
 // Read-only queries for the status page, the API, /metrics and `kontobro status`.
 import type { Db } from "./db/index.ts";
+import type { Gauge } from "./metrics.ts";
 
 export interface DeliveryRow {
   id: number;
@@ -77,4 +78,18 @@ export function getSetting(db: Db, name: string): string | null {
 export function ensureSetting(db: Db, name: string, make: () => string): string {
   db.$client.run(`INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING`, [name, make()]);
   return getSetting(db, name)!;
+}
+
+/** Items pulled from targets for the PSA, and the last run of each pull, for /metrics. */
+export function pullGauges(db: Db): Gauge[] {
+  const inbox = db.$client.query(`SELECT target, state, count(*) AS n FROM inbox GROUP BY target, state`).all() as { target: string; state: string; n: number }[];
+  const runs = db.$client.query(
+    `SELECT target, stream, status, started_at AS startedAt, imported FROM job_runs j
+      WHERE id = (SELECT max(id) FROM job_runs WHERE target = j.target AND stream = j.stream)`).all() as { target: string; stream: string; status: string; startedAt: number; imported: number }[];
+  return [
+    { name: "kontobro_inbox_items", help: "Items pulled for the PSA by target and state.", rows: inbox.map((r) => ({ labels: { target: r.target, state: r.state }, value: r.n })) },
+    { name: "kontobro_pull_last_run_ok", help: "1 if the last run of a pull succeeded, else 0.", rows: runs.map((r) => ({ labels: { target: r.target, stream: r.stream }, value: r.status === "ok" ? 1 : 0 })) },
+    { name: "kontobro_pull_last_run_timestamp_seconds", help: "Start of the last run of a pull.", rows: runs.map((r) => ({ labels: { target: r.target, stream: r.stream }, value: Math.round(r.startedAt / 1000) })) },
+    { name: "kontobro_pull_last_run_imported", help: "Items imported by the last run of a pull.", rows: runs.map((r) => ({ labels: { target: r.target, stream: r.stream }, value: r.imported })) },
+  ];
 }

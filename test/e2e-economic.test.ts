@@ -179,6 +179,7 @@ describe("a paused target", () => {
     await Bun.sleep(200);
     expect((await stack.deliveries("pending")).length).toBe(1);
     expect((await stack.sandboxState()).customers.some((c: any) => c.customerNumber === 41)).toBe(false);
+    expect(await (await fetch(stack.agent.url)).text()).toContain("Paused: events are queued for this target but not sent.");
     await stack.restartWith({ paused: false });
     await stack.waitDelivered(1);
     expect((await stack.sandboxState()).customers.some((c: any) => c.customerNumber === 41)).toBe(true);

@@ -67,6 +67,10 @@ describe("e-conomic expenses to the PSA", () => {
     expect(stack.psa.accepted().filter((i) => i.data.projectNumber === "9999")).toHaveLength(1);
     const runs = (await stack.api("/api/v1/pulls")).body.jobs.find((j: any) => j.stream === "expenses").runs;
     expect(runs.map((r: any) => [r.trigger, r.status])).toEqual([["manual", "ok"], ["manual", "ok"], ["manual", "ok"], ["manual", "ok"]]);
+    const metrics = await (await fetch(`${stack.agent.url}/metrics`)).text();
+    expect(metrics).toContain('kontobro_pull_last_run_ok{target="eco",stream="expenses"} 1');
+    expect(metrics).toContain('kontobro_pull_last_run_imported{target="eco",stream="expenses"} 0');
+    expect(metrics).toMatch(/kontobro_inbox_items\{target="eco",state="delivered"\} 5/);
   });
 
   test("blank account and cost type lists mean all; an entry with no project is never an expense", async () => {

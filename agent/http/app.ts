@@ -1,6 +1,6 @@
 // The agent's HTTP surface: status page, /healthz, /metrics and the API.
 import { Hono } from "hono";
-import { deliveryCounts, eventCount } from "../queries.ts";
+import { deliveryCounts, eventCount, pullGauges } from "../queries.ts";
 import { apiRoutes } from "./api.ts";
 import type { AppContext } from "./context.ts";
 import { exportsRoutes } from "./exports-api.ts";
@@ -24,7 +24,7 @@ export function createApp(ctx: AppContext): Hono {
 
   app.get("/metrics", (c) => {
     c.header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
-    return c.body(ctx.metrics.render(deliveryCounts(ctx.db), eventCount(ctx.db)));
+    return c.body(ctx.metrics.render(deliveryCounts(ctx.db), eventCount(ctx.db), pullGauges(ctx.db)));
   });
 
   app.get("/", (c) => c.html(renderStatusPage(ctx)));

@@ -11,7 +11,7 @@ export interface AppContext {
   metrics: Metrics;
   apiToken: string;
   maxBodyBytes: number;
-  targets: { name: string; kind: string; title: string }[];
+  targets: { name: string; kind: string; title: string; paused: boolean }[];
   retry(id: number): { ok: boolean; status?: string };
   startedAt: number;
   version: string;

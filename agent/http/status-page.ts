@@ -36,13 +36,14 @@ ${events.map((e) => html`<tr><td>${e.seq}</td><td>${e.eventId}</td><td>${e.type}
 </main></body></html>`;
 }
 
-function targetCard(ctx: AppContext, t: { name: string; kind: string; title: string }, counts: { status: string; n: number }[]) {
+function targetCard(ctx: AppContext, t: AppContext["targets"][number], counts: { status: string; n: number }[]) {
   const byStatus = new Map(counts.map((c) => [c.status, c.n]));
   const failures = listDeliveries(ctx.db, { target: t.name, status: "needs_action", limit: 50 });
   const waiting = listDeliveries(ctx.db, { target: t.name, status: "waiting", limit: 10 });
   const retrying = listDeliveries(ctx.db, { target: t.name, status: "pending", limit: 10 }).filter((d) => d.errorMessage);
   return html`<section class="card target" data-target="${t.name}">
 <h2>${t.name} <span class="muted">${t.title}</span></h2>
+${t.paused ? html`<p class="paused">Paused: events are queued for this target but not sent. Set paused = false in kontobro.toml and restart to send them.</p>` : ""}
 <p>Last successful delivery: <strong class="last-success">${when(lastSuccessAt(ctx.db, t.name))}</strong></p>
 <ul class="counts">${STATUS_ORDER.map((s) => html`<li class="status-${s}"><span>${STATUS_LABEL[s]}</span><strong data-status="${s}">${byStatus.get(s) ?? 0}</strong></li>`)}</ul>
 ${failures.length > 0 ? html`<h3>Needs action</h3>${failures.map((d) => problemRow(d, true))}` : html`<p class="ok">Nothing needs action.</p>`}
@@ -74,5 +75,5 @@ h2{margin:0 0 8px;font-size:18px} h3{font-size:15px;margin:16px 0 8px}
 .problem{border-left:4px solid #f04438;background:#fff6f5;padding:8px 12px;margin:6px 0;border-radius:4px}
 .problem .hint{color:#344054;margin-top:4px} .problem form{margin-top:6px}
 button{background:#1d2330;color:#fff;border:0;border-radius:4px;padding:4px 12px;cursor:pointer}
-.ok{color:#067647} table{border-collapse:collapse;width:100%;font-size:13px}
+.ok{color:#067647} .paused{background:#fffaeb;border-left:4px solid #f79009;padding:6px 10px;border-radius:4px} table{border-collapse:collapse;width:100%;font-size:13px}
 th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #eaecf0}`;
