@@ -14,7 +14,7 @@ import { createLogger } from "./log.ts";
 import { pullCommand, webhookTokenLines } from "./pull-cli.ts";
 import type { Entity } from "./model.ts";
 import { Outbox } from "./outbox.ts";
-import { deliveryCounts, getSetting, lastSuccessAt, listDeliveries } from "./queries.ts";
+import { deliveryCounts, getSetting, lastSuccessAt, listDeliveries, pullGauges } from "./queries.ts";
 import { VERSION } from "./version.ts";
 
 const USAGE = `kontobro ${VERSION}: sync agent between your PSA and your accounting system
@@ -130,8 +130,9 @@ function status(args: Args): number {
   try {
     const counts = deliveryCounts(db);
     const failing = listDeliveries(db, { status: "needs_action", limit: 50 });
+    const inbox = pullGauges(db).find((g) => g.name === "kontobro_inbox_items")!.rows.map((r) => ({ target: r.labels.target!, state: r.labels.state!, n: r.value }));
     if (args.flags.json) {
-      console.log(JSON.stringify({ counts, needsAction: failing }, null, 2));
+      console.log(JSON.stringify({ counts, needsAction: failing, inbox }, null, 2));
       return 0;
     }
     const targets = [...new Set(counts.map((c) => c.target))];
@@ -140,6 +141,9 @@ function status(args: Args): number {
       const line = counts.filter((c) => c.target === t).map((c) => `${c.status} ${c.n}`).join(", ");
       const last = lastSuccessAt(db, t);
       console.log(`${t}: ${line}; last success ${last ? new Date(last).toISOString() : "never"}`);
+    }
+    for (const t of [...new Set(inbox.map((r) => r.target))]) {
+      console.log(`${t} → PSA: ${inbox.filter((r) => r.target === t).map((r) => `${r.state} ${r.n}`).join(", ")}`);
     }
     for (const d of failing) console.log(`  needs action #${d.id} ${d.target} ${d.entity} ${d.key}: ${d.errorMessage}${d.errorHint ? `\n      fix: ${d.errorHint}` : ""}`);
     console.log(`API token: ${config.http.api_token ? "(set in kontobro.toml)" : getSetting(db, "api_token") ?? "(not generated yet; start the agent once)"}`);

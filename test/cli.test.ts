@@ -56,6 +56,7 @@ describe("kontobro CLI", () => {
     expect(bad.err).toContain("data.name");
     const status = await cli(["status", "--json"], undefined, { APP: "x" });
     expect(JSON.parse(status.out).counts).toEqual([{ target: "eco", status: "pending", n: 2 }]);
+    expect(JSON.parse(status.out).inbox).toEqual([]);
     expect((await cli(["retry", "1"], undefined, { APP: "x" })).out).toContain("delivery 1 will be retried");
     expect((await cli(["retry", "99"], undefined, { APP: "x" })).code).toBe(1);
   });
