@@ -45,11 +45,17 @@ export function lastSuccessAt(db: Db, target: string): number | null {
 }
 
 export function listDeliveries(db: Db, filter: { status?: string; target?: string; limit?: number; beforeId?: number }): DeliveryRow[] {
+  // Only the conditions in use go into the SQL, so SQLite can pick the (target, status) or (status, id) index.
+  const where: string[] = [];
+  const params: (string | number)[] = [];
+  if (filter.status) { params.push(filter.status); where.push(`d.status = ?${params.length}`); }
+  if (filter.target) { params.push(filter.target); where.push(`d.target = ?${params.length}`); }
+  if (filter.beforeId) { params.push(filter.beforeId); where.push(`d.id < ?${params.length}`); }
+  params.push(Math.min(filter.limit ?? 100, 1000));
   const rows = db.$client.query(
     `SELECT ${DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.seq = d.event_seq
-      WHERE (?1 IS NULL OR d.status = ?1) AND (?2 IS NULL OR d.target = ?2) AND (?3 IS NULL OR d.id < ?3)
-      ORDER BY d.id DESC LIMIT ?4`,
-  ).all(filter.status ?? null, filter.target ?? null, filter.beforeId ?? null, Math.min(filter.limit ?? 100, 1000)) as any[];
+      ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY d.id DESC LIMIT ?${params.length}`,
+  ).all(...params) as any[];
   return rows.map(toRow);
 }
 

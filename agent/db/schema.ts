@@ -57,6 +57,8 @@ export const deliveries = sqliteTable("deliveries", {
   index("deliveries_waiting").on(t.target, t.waitingOn).where(sql`status = 'waiting'`),
   // Listing by status, newest first (the API and the status page).
   index("deliveries_status_id").on(t.status, t.id),
+  // "Last successful delivery" per target without scanning every delivered row.
+  index("deliveries_done").on(t.target, t.doneAt).where(sql`status = 'done'`),
 ]);
 
 /** What a record is called at a target, and the hash of what we last pushed (skip no-op updates). */

@@ -1,0 +1,1 @@
+CREATE INDEX `deliveries_done` ON `deliveries` (`target`,`done_at`) WHERE status = 'done';
