@@ -96,7 +96,7 @@ export async function startAgent(config: AgentConfig, targets: TargetConfig[], l
   const app = createApp({
     pulls,
     exports,
-    db, intake, metrics, apiToken, maxBodyBytes: config.http.max_body_bytes, version: VERSION, startedAt: Date.now(),
+    db, intake, metrics, apiToken, listensOnLoopback: isLoopback(config.http.host), maxBodyBytes: config.http.max_body_bytes, version: VERSION, startedAt: Date.now(),
     targets: targets.filter((t) => t.enabled).map((t) => ({ name: t.name, kind: t.kind, title: connectorKinds[t.kind]!.title, paused: t.paused })),
     retry: (id) => { const r = outbox.retry(id); notifyAll(); return r; },
   });
@@ -119,9 +119,6 @@ export async function startAgent(config: AgentConfig, targets: TargetConfig[], l
     else d.start();
   }
   pulls.start();
-  const sweeper = setInterval(() => {
-    try { if (outbox.recoverExpiredLeases(false) > 0) notifyAll(); } catch (e) { log.warn("lease sweep failed", { error: e }); }
-  }, 30_000);
 
   const url = `http://${config.http.host.includes(":") ? `[${config.http.host}]` : config.http.host}:${server.port}`;
   log.info("kontobro started", { version: VERSION, url, targets: [...connectors.keys()], dataDir: config.agent.data_dir });
@@ -129,7 +126,6 @@ export async function startAgent(config: AgentConfig, targets: TargetConfig[], l
   let stopping: Promise<void> | null = null;
   const stop = () => (stopping ??= (async () => {
     log.info("stopping: finishing pushes in flight");
-    clearInterval(sweeper);
     server.stop(false);
     await Promise.all([...dispatchers.values()].map((d) => d.stop(config.dispatch.shutdown_grace_ms)));
     await pulls.stop();

@@ -18,7 +18,7 @@ export interface DispatcherOptions {
   backoff: BackoffPolicy;
   /** Longest sleep when nothing is due; new events wake the dispatcher at once. */
   idlePollMs: number;
-  /** Prefix of idempotency keys, unique per installation and target (the delivery id is appended). */
+  /** Prefix of idempotency keys, unique per installation and target (delivery id and attempt are appended). */
   keyPrefix: string;
 }
 
@@ -170,11 +170,13 @@ export class Dispatcher {
       if (problems.length > 0) return { kind: "needs_action", problem: combineProblems(problems), uncertain: d.uncertain };
       const hash = payloadHash(d.payload);
       const link = this.outbox.link(this.target, d.entity, d.key);
-      if (link && link.payloadHash === hash) return { kind: "done", remoteId: link.remoteId, payloadHash: hash, note: "unchanged since the last push; nothing sent" };
+      // Unchanged since the last push: nothing to send, unless an earlier attempt may have changed the
+      // record at the target since (then the push looks it up and puts it right).
+      if (link && link.payloadHash === hash && !d.uncertain) return { kind: "done", remoteId: link.remoteId, payloadHash: hash, note: "unchanged since the last push; nothing sent" };
       const result = await this.connector.push(d.entity, d.payload, {
         link: link ? { remoteId: link.remoteId } : null,
         uncertain: d.uncertain,
-        idempotencyKey: `${this.options.keyPrefix}-${d.id}`,
+        idempotencyKey: `${this.options.keyPrefix}-${d.id}-${d.attempts}`,
         record: this.record,
       });
       return { kind: "done", remoteId: result.remoteId, payloadHash: hash, note: result.note };

@@ -183,6 +183,11 @@ export class Inbox {
   }
 
   /** A reader asking for items after `after` has taken everything up to it: those count as delivered. */
+  /** The newest position in the feed (0 when empty). */
+  lastSeq(): number {
+    return (this.db.$client.query(`SELECT coalesce(max(seq), 0) AS s FROM inbox`).get() as { s: number }).s;
+  }
+
   acknowledge(after: number, target?: string): number {
     const now = this.now();
     return this.db.$client.run(
@@ -197,9 +202,14 @@ export class Inbox {
 
   // ── delivery to the PSA webhook ──────────────────────────────────────────────────────────────────
 
-  /** The oldest undelivered items, in feed order (the first one decides when the batch is due). */
-  undelivered(limit: number): InboxRow[] {
-    return this.db.$client.query(`SELECT ${ROW_COLUMNS} FROM inbox WHERE state = 'new' ORDER BY seq LIMIT ?1`).all(limit) as InboxRow[];
+  /** The oldest undelivered items that are due, in feed order. */
+  undelivered(limit: number, now: number = this.now()): InboxRow[] {
+    return this.db.$client.query(`SELECT ${ROW_COLUMNS} FROM inbox WHERE state = 'new' AND next_attempt_at <= ?2 ORDER BY seq LIMIT ?1`).all(limit, now) as InboxRow[];
+  }
+
+  /** When the next undelivered item is due, or null when none waits. */
+  nextUndeliveredAt(): number | null {
+    return (this.db.$client.query(`SELECT min(next_attempt_at) AS t FROM inbox WHERE state = 'new'`).get() as { t: number | null }).t;
   }
 
   markDelivered(ids: number[]): void {

@@ -117,7 +117,8 @@ export const CreditNote = z.object({
   ...invoiceFields,
   kind: z.literal("credit_note").default("credit_note"),
   creditedInvoiceNumber: recordNumber,
-}).refine((i) => i.dueDate >= i.date, { error: "dueDate must not be before date", path: ["dueDate"] });
+}).refine((i) => i.dueDate >= i.date, { error: "dueDate must not be before date", path: ["dueDate"] })
+  .refine((i) => i.creditedInvoiceNumber !== i.number, { error: "a credit note has its own number; creditedInvoiceNumber names the invoice it credits", path: ["creditedInvoiceNumber"] });
 export type CreditNote = z.infer<typeof CreditNote>;
 
 export type InvoiceLike = Invoice | CreditNote;

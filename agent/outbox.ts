@@ -43,7 +43,8 @@ export class Outbox {
   private readonly linkStmt;
   private readonly recordExistsStmt;
   private readonly supersedeStmt;
-  private readonly sql: Record<"lease" | "park" | "failedFor" | "done" | "upsertLink" | "retry" | "needsAction" | "wake", Statement>;
+  private readonly sql: Record<"lease" | "park" | "failedFor" | "done" | "upsertLink" | "retry" | "needsAction" | "wake"
+    | "retireOlder" | "newerOpen" | "supersedeOne" | "markUncertain" | "enqueueFor" | "anyFor", Statement>;
   private readonly insertStmt;
 
   constructor(private readonly db: Db, private readonly now: () => number = Date.now) {
@@ -60,23 +61,32 @@ export class Outbox {
       park: c.prepare(`UPDATE deliveries SET status = 'waiting', waiting_on = ?2, error_code = 'waiting', error_message = ?3, error_hint = NULL, error_field = NULL, lease_until = NULL, updated_at = ?4 WHERE id = ?1`),
       failedFor: c.prepare(`SELECT id FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 AND status = 'needs_action' LIMIT 1`),
       done: c.prepare(`UPDATE deliveries SET status = 'done', lease_until = NULL, uncertain = 0, remote_id = ?2, note = ?3, done_at = ?4, updated_at = ?4, latency_ms = ?5,
-        error_code = NULL, error_message = NULL, error_hint = NULL, error_field = NULL WHERE id = ?1`),
+        error_code = NULL, error_message = NULL, error_hint = NULL, error_field = NULL WHERE id = ?1 AND status = 'in_flight'`),
+      retireOlder: c.prepare(`UPDATE deliveries SET status = 'superseded', updated_at = ?5
+        WHERE target = ?1 AND entity = ?2 AND key = ?3 AND id < ?4 AND status = 'needs_action'`),
+      newerOpen: c.prepare(`SELECT id FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 AND id > ?4 AND status IN ('pending', 'waiting') LIMIT 1`),
+      supersedeOne: c.prepare(`UPDATE deliveries SET status = 'superseded', lease_until = NULL, updated_at = ?2 WHERE id = ?1 AND status = 'in_flight'`),
+      markUncertain: c.prepare(`UPDATE deliveries SET uncertain = 1, updated_at = ?2 WHERE id = ?1`),
+      enqueueFor: c.prepare(`INSERT INTO deliveries (event_seq, target, entity, key, status, next_attempt_at, created_at, updated_at)
+        VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5, ?5)`),
+      anyFor: c.prepare(`SELECT 1 FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 LIMIT 1`),
       upsertLink: c.prepare(`INSERT INTO links (target, entity, key, remote_id, payload_hash, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
         ON CONFLICT (target, entity, key) DO UPDATE SET remote_id = excluded.remote_id, payload_hash = excluded.payload_hash, updated_at = excluded.updated_at`),
       retry: c.prepare(`UPDATE deliveries SET status = 'pending', lease_until = NULL, uncertain = ?2, next_attempt_at = ?3, updated_at = ?4,
-        error_code = ?5, error_message = ?6, error_hint = ?7, error_field = ?8 WHERE id = ?1`),
+        error_code = ?5, error_message = ?6, error_hint = ?7, error_field = ?8 WHERE id = ?1 AND status = 'in_flight'`),
       needsAction: c.prepare(`UPDATE deliveries SET status = 'needs_action', lease_until = NULL, uncertain = ?2, updated_at = ?3,
-        error_code = ?4, error_message = ?5, error_hint = ?6, error_field = ?7 WHERE id = ?1`),
+        error_code = ?4, error_message = ?5, error_hint = ?6, error_field = ?7 WHERE id = ?1 AND status = 'in_flight'`),
       wake: c.prepare(`UPDATE deliveries SET status = 'pending', waiting_on = NULL, next_attempt_at = ?3, updated_at = ?3 WHERE target = ?1 AND status = 'waiting' AND waiting_on = ?2`),
     };
     // Intake's hot path: prepared once, run per event (the query builder costs more than the write).
     this.supersedeStmt = db.$client.prepare(
       `UPDATE deliveries SET status = 'superseded', updated_at = ?4, waiting_on = NULL
-        WHERE target = ?1 AND entity = ?2 AND key = ?3 AND status IN ('pending', 'waiting', 'needs_action')`);
+        WHERE target = ?1 AND entity = ?2 AND key = ?3 AND status IN ('pending', 'waiting', 'needs_action')
+        RETURNING uncertain`);
     this.insertStmt = db.$client.prepare(
-      `INSERT INTO deliveries (event_seq, target, entity, key, status, next_attempt_at, created_at, updated_at)
-       VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5, ?5)`);
-    this.recordExistsStmt = db.$client.prepare(`SELECT 1 FROM records WHERE entity = ?1 AND key = ?2`);
+      `INSERT INTO deliveries (event_seq, target, entity, key, status, next_attempt_at, created_at, updated_at, uncertain)
+       VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5, ?5, ?6)`);
+    this.recordExistsStmt = db.$client.prepare(`SELECT last_event_seq AS seq FROM records WHERE entity = ?1 AND key = ?2`);
     this.linkStmt = db.$client.prepare(`SELECT remote_id AS remoteId, payload_hash AS payloadHash FROM links WHERE target = ?1 AND entity = ?2 AND key = ?3`);
   }
 
@@ -85,8 +95,9 @@ export class Outbox {
     const now = this.now();
     for (const target of targets) {
       // Coalesce: an older delivery of the same record that has not started is replaced by this one.
-      if (seenBefore) this.supersedeStmt.run(target, entity, key, now);
-      this.insertStmt.run(eventSeq, target, entity, key, now);
+      // If that one may already have reached the target, so may "this record" now: the flag carries over.
+      const replaced = seenBefore ? (this.supersedeStmt.all(target, entity, key, now) as { uncertain: number }[]) : [];
+      this.insertStmt.run(eventSeq, target, entity, key, now, replaced.some((r) => r.uncertain) ? 1 : 0);
     }
   }
 
@@ -141,7 +152,13 @@ export class Outbox {
       const open = this.openForRecordStmt.get(d.target, dep.entity, dep.key, -1, Number.MAX_SAFE_INTEGER) as { status: string } | null;
       if (open) return { on: ref, reason: `waiting for ${dep.entity} ${dep.key} to reach the target first` };
       if (!this.linkStmt.get(d.target, dep.entity, dep.key)) {
-        if (dep.ifKnown && !this.recordExistsStmt.get(dep.entity, dep.key)) continue;
+        const known = this.recordExistsStmt.get(dep.entity, dep.key) as { seq: number } | null;
+        if (dep.ifKnown && !known) continue;
+        if (known && !this.sql.anyFor.get(d.target, dep.entity, dep.key)) {
+          // The PSA sent it before this target was configured: send the latest version now, then follow it.
+          this.sql.enqueueFor.run(known.seq, d.target, dep.entity, dep.key, this.now());
+          return { on: ref, reason: `waiting for ${dep.entity} ${dep.key} to reach the target first` };
+        }
         const failed = this.sql.failedFor.get(d.target, dep.entity, dep.key) as { id: number } | null;
         return {
           on: ref,
@@ -162,13 +179,22 @@ export class Outbox {
       case "done":
         this.sql.done.run(d.id, o.remoteId, o.note ?? null, now, latencyMs ?? null);
         this.sql.upsertLink.run(d.target, d.entity, d.key, o.remoteId, o.payloadHash, now);
+        // Older versions of this record that needed action are moot now: retrying one would overwrite this.
+        this.sql.retireOlder.run(d.target, d.entity, d.key, d.id, now);
         break;
       case "retry":
-        this.sql.retry.run(d.id, o.uncertain ? 1 : 0, now + o.delayMs, now, o.problem.code, o.problem.message, o.problem.hint ?? null, o.problem.field ?? null);
+      case "needs_action": {
+        // A newer version of the record is already queued: it replaces this one (and inherits the doubt).
+        const newer = this.sql.newerOpen.get(d.target, d.entity, d.key, d.id) as { id: number } | null;
+        if (newer) {
+          this.sql.supersedeOne.run(d.id, now);
+          if (o.uncertain) this.sql.markUncertain.run(newer.id, now);
+          break;
+        }
+        if (o.kind === "retry") this.sql.retry.run(d.id, o.uncertain ? 1 : 0, now + o.delayMs, now, o.problem.code, o.problem.message, o.problem.hint ?? null, o.problem.field ?? null);
+        else this.sql.needsAction.run(d.id, o.uncertain ? 1 : 0, now, o.problem.code, o.problem.message, o.problem.hint ?? null, o.problem.field ?? null);
         break;
-      case "needs_action":
-        this.sql.needsAction.run(d.id, o.uncertain ? 1 : 0, now, o.problem.code, o.problem.message, o.problem.hint ?? null, o.problem.field ?? null);
-        break;
+      }
       case "wait":
         this.sql.park.run(d.id, o.on, o.reason, now);
         return;

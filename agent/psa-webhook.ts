@@ -80,17 +80,31 @@ export class PsaDeliverer {
     }
   }
 
-  /** Sends one batch if one is due; returns how long to wait before the next look. */
+  /** Sends one batch of the items that are due; returns how long to wait before the next look. */
   private async deliverOnce(): Promise<number> {
-    const rows = this.inbox.undelivered(this.opts.batchSize);
-    if (rows.length === 0) return this.opts.pollMs;
-    const head = rows[0]!;
-    const dueIn = head.nextAttemptAt - this.now();
-    if (dueIn > 0) return Math.min(this.opts.pollMs, dueIn);
+    const now = this.now();
+    // Only items that are due: one the PSA keeps refusing backs off alone, the rest keep flowing.
+    const rows = this.inbox.undelivered(this.opts.batchSize, now);
+    if (rows.length === 0) {
+      const next = this.inbox.nextUndeliveredAt();
+      return next === null ? this.opts.pollMs : Math.max(0, Math.min(this.opts.pollMs, next - now));
+    }
+    const sent = await this.send(rows);
+    if (sent.ok) return 0;
+    if (sent.clientError && sent.ids.length > 1) {
+      // The PSA refused the batch as such (400, 413, …): one item may be at fault, so send them one by one.
+      for (const row of rows.filter((r) => sent.ids.includes(r.id))) {
+        const one = await this.send([row]);
+        if (!one.ok) this.fail([row], one);
+      }
+      return 0;
+    }
+    return this.fail(rows.filter((r) => sent.ids.includes(r.id)), sent);
+  }
+
+  private async send(rows: InboxRow[]): Promise<{ ok: true } | { ok: false; ids: number[]; problem: Problem; retryAfterMs?: number; clientError: boolean }> {
     const { ids, body } = buildBatch(rows, (id) => this.inbox.attachment(id)?.bytes, this.opts.maxBodyBytes);
     const timestamp = Math.floor(this.now() / 1000);
-    let problem: Problem;
-    let retryAfterMs: number | undefined;
     try {
       const res = await fetch(this.opts.url, {
         method: "POST", body, redirect: "manual", signal: AbortSignal.timeout(this.opts.timeoutMs),
@@ -100,28 +114,40 @@ export class PsaDeliverer {
       if (res.status >= 200 && res.status < 300) {
         this.inbox.markDelivered(ids);
         this.log.info("delivered to the PSA webhook", { items: ids.length });
-        return 0;
+        return { ok: true };
       }
-      retryAfterMs = parseRetryAfter(res.headers.get("retry-after"));
-      problem = {
-        code: `psa_http_${res.status}`,
-        message: `The PSA webhook answered ${res.status}${answer ? `: ${answer.slice(0, 200)}` : ""}.`,
-        hint: res.status === 401 || res.status === 403
-          ? "Check that the PSA has the same signing secret as psa.webhook_secret in kontobro.toml. kontobro keeps retrying."
-          : "kontobro keeps retrying with backoff until the PSA answers 2xx; check the PSA's logs if this persists.",
+      const auth = res.status === 401 || res.status === 403;
+      return {
+        ok: false, ids, retryAfterMs: parseRetryAfter(res.headers.get("retry-after")),
+        clientError: res.status >= 400 && res.status < 500 && !auth && res.status !== 408 && res.status !== 429,
+        problem: {
+          code: `psa_http_${res.status}`,
+          message: `The PSA webhook answered ${res.status}${answer ? `: ${answer.slice(0, 200)}` : ""}.`,
+          hint: auth
+            ? "Check that the PSA has the same signing secret as psa.webhook_secret in kontobro.toml. kontobro keeps retrying."
+            : "kontobro keeps retrying with backoff until the PSA answers 2xx; check the PSA's logs if this persists.",
+        },
       };
     } catch (e) {
       const msg = e instanceof Error ? e.message : String(e);
       const timedOut = e instanceof Error && (e.name === "TimeoutError" || e.name === "AbortError");
-      problem = {
-        code: timedOut ? "psa_timeout" : "psa_unreachable",
-        message: timedOut ? `The PSA webhook did not answer within ${this.opts.timeoutMs} ms.` : `The PSA webhook could not be reached: ${msg}`,
-        hint: "Check psa.webhook_url in kontobro.toml and that this server can reach it. kontobro keeps retrying; items are also in the feed GET /api/v1/inbox.",
+      return {
+        ok: false, ids, clientError: false,
+        problem: {
+          code: timedOut ? "psa_timeout" : "psa_unreachable",
+          message: timedOut ? `The PSA webhook did not answer within ${this.opts.timeoutMs} ms.` : `The PSA webhook could not be reached: ${msg}`,
+          hint: "Check psa.webhook_url in kontobro.toml and that this server can reach it. kontobro keeps retrying; items are also in the feed GET /api/v1/inbox.",
+        },
       };
     }
-    const delay = retryDelayMs(head.attempts + 1, { baseMs: this.opts.retryBaseMs, maxMs: this.opts.retryMaxMs }, retryAfterMs);
-    this.inbox.markFailed(ids, problem, this.now() + delay);
-    this.log.warn("PSA webhook delivery failed; will retry", { items: ids.length, code: problem.code, message: problem.message, inMs: delay });
+  }
+
+  /** Schedules the next attempt for items the PSA did not take; returns how long to wait. */
+  private fail(rows: InboxRow[], sent: { problem: Problem; retryAfterMs?: number }): number {
+    const attempts = Math.max(0, ...rows.map((r) => r.attempts));
+    const delay = retryDelayMs(attempts + 1, { baseMs: this.opts.retryBaseMs, maxMs: this.opts.retryMaxMs }, sent.retryAfterMs);
+    this.inbox.markFailed(rows.map((r) => r.id), sent.problem, this.now() + delay);
+    this.log.warn("PSA webhook delivery failed; will retry", { items: rows.length, code: sent.problem.code, message: sent.problem.message, inMs: delay });
     return Math.min(this.opts.pollMs, delay);
   }
 

@@ -106,7 +106,9 @@ export class Scheduler {
     const run = this.opts.run(job, trigger)
       .catch((e): RunResult => {
         this.opts.log.error("pull could not run", { target: job.target, stream: job.stream, error: e });
-        return { status: "busy" };
+        const message = e instanceof Error ? e.message : String(e);
+        return { status: "failed", runId: 0, pages: 0, fetched: 0, imported: 0, duplicates: 0, ignored: 0,
+          problem: { code: "pull_crashed", message: `The pull could not run: ${message}`, hint: "See the agent's log; the next run starts from the stored cursor, so nothing is lost." } };
       })
       .finally(() => {
         this.running.delete(key);

@@ -19,7 +19,11 @@ export interface PushContext {
    * 5xx on a write, or a crash). The connector must look the record up before creating anything.
    */
   uncertain: boolean;
-  /** Stable per delivery (all retries share it); connectors send it where the target supports idempotency keys. */
+  /**
+   * Unique per delivery attempt: a request the HTTP client re-sends within this attempt is deduplicated
+   * by the target; across attempts, connectors reconcile by lookup (see `uncertain`), never by an old key
+   * (a target's key cache would otherwise answer with what a previous attempt created and then removed).
+   */
   idempotencyKey: string;
   /** The latest canonical payload of another record (e.g. the invoice's customer), or null if never received. */
   record?: (entity: Entity, key: string) => any | null;

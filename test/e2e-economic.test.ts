@@ -185,3 +185,18 @@ describe("a paused target", () => {
     expect((await stack.sandboxState()).customers.some((c: any) => c.customerNumber === 41)).toBe(true);
   });
 });
+
+describe("a revert after an update whose answer was lost", () => {
+  test("is sent (not skipped as unchanged), so e-conomic ends with the PSA's version", async () => {
+    stack = await startStack({ dispatch: { retry_base_ms: 10_000, retry_max_ms: 10_000 } });
+    await stack.post([customerEvent(51, { name: "A" })]);
+    await stack.waitDelivered(1);
+    await stack.addFaults({ method: "PUT", path: "^/customers/51$", kind: "drop_after_commit", count: 1 });
+    await stack.post([customerEvent(51, { name: "B" })]); // reaches e-conomic, the answer is lost
+    await waitFor("B failed as uncertain", async () => (await stack.deliveries("pending")).some((d) => d.uncertain));
+    expect((await stack.sandboxState()).customers.find((c: any) => c.customerNumber === 51).name).toBe("B");
+    await stack.post([customerEvent(51, { name: "A" })]); // the user reverts in the PSA
+    await stack.waitDelivered(2);
+    expect((await stack.sandboxState()).customers.find((c: any) => c.customerNumber === 51).name).toBe("A");
+  });
+});

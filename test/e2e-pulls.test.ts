@@ -157,4 +157,11 @@ describe("the feed", () => {
     expect((await stack.api("/api/v1/inbox?limit=5000")).status).toBe(400);
     expect((await fetch(`${stack.agent.url}/api/v1/inbox`)).status).toBe(401);
   });
+
+  test("a feed cursor beyond the newest item (restored backup, reinstall) is refused, not silently acknowledged", async () => {
+    stack = await startPullStack();
+    const res = await stack.api("/api/v1/inbox?after=5000");
+    expect(res.status).toBe(409);
+    expect(res.body.hint).toContain("after=0");
+  });
 });

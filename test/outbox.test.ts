@@ -11,6 +11,7 @@ let db: Db;
 let clock: number;
 let outbox: Outbox;
 let intake: IntakeWriter;
+let targets: string[];
 
 async function send(...events: unknown[]) {
   const parsed = parseEvents(events);
@@ -24,7 +25,8 @@ beforeEach(() => {
   db = openDatabase(join(tempDir(), "k.db"));
   clock = 1_000_000;
   outbox = new Outbox(db, () => clock);
-  intake = new IntakeWriter(db, outbox, () => ["t1", "t2"], () => {}, () => clock);
+  targets = ["t1", "t2"];
+  intake = new IntakeWriter(db, outbox, () => targets, () => {}, () => clock);
 });
 
 describe("outbox", () => {
@@ -132,5 +134,50 @@ describe("outbox", () => {
     const parsed = parseEvents([customerEvent(1), { id: "bad", type: "customer.upserted", data: { number: 2 } }]);
     expect(parsed.ok).toBe(false);
     expect((db.$client.query("SELECT count(*) AS n FROM events").get() as any).n).toBe(0);
+  });
+
+  test("a newer version that replaces an uncertain delivery inherits the doubt (it looks up before creating)", async () => {
+    await send(customerEvent(1, { name: "v1" }));
+    const [d1] = outbox.claim("t1", 10, 60_000, ALL);
+    outbox.complete([{ delivery: d1!, outcome: { kind: "retry", delayMs: 60_000, uncertain: true, problem: { code: "timeout", message: "t" } } }]);
+    await send(customerEvent(1, { name: "v2" }));
+    expect(status(d1!.id).status).toBe("superseded");
+    const [d2] = outbox.claim("t1", 10, 60_000, ALL);
+    expect(d2!.payload.name).toBe("v2");
+    expect(d2!.uncertain).toBe(true);
+  });
+
+  test("an older version that needed action is retired once a newer one is delivered (a retry cannot overwrite it)", async () => {
+    await send(customerEvent(1, { name: "v1" }));
+    const [d1] = outbox.claim("t1", 10, 60_000, ALL);
+    await send(customerEvent(1, { name: "v2" })); // arrives while v1 is in flight
+    outbox.complete([{ delivery: d1!, outcome: { kind: "needs_action", uncertain: false, problem: { code: "bad", message: "v1 invalid" } } }]);
+    const [d2] = outbox.claim("t1", 10, 60_000, ALL);
+    done(d2);
+    expect(status(d1!.id).status).toBe("superseded");
+    expect(outbox.retryAllNeedingAction("t1")).toBe(0);
+  });
+
+  test("a failing push with a newer version queued gives way to it", async () => {
+    await send(customerEvent(1, { name: "v1" }));
+    const [d1] = outbox.claim("t1", 10, 60_000, ALL);
+    await send(customerEvent(1, { name: "v2" }));
+    outbox.complete([{ delivery: d1!, outcome: { kind: "retry", delayMs: 0, uncertain: true, problem: { code: "timeout", message: "t" } } }]);
+    expect(status(d1!.id).status).toBe("superseded");
+    const [d2] = outbox.claim("t1", 10, 60_000, ALL);
+    expect(d2!.payload.name).toBe("v2");
+    expect(d2!.uncertain).toBe(true);
+  });
+
+  test("a target added later gets the customer the PSA sent before, then the invoice", async () => {
+    targets = ["t1"];
+    await send(customerEvent(1));
+    targets = ["t1", "t2"];
+    await send(invoiceEvent(100, 1));
+    const first = outbox.claim("t2", 10, 60_000, ALL);
+    const second = outbox.claim("t2", 10, 60_000, ALL);
+    expect([...first, ...second].map((d) => d.entity)).toEqual(["customer"]);
+    done([...first, ...second][0]);
+    expect(outbox.claim("t2", 10, 60_000, ALL).map((d) => d.entity)).toEqual(["invoice"]);
   });
 });

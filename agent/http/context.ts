@@ -10,6 +10,8 @@ export interface AppContext {
   intake: IntakeWriter;
   metrics: Metrics;
   apiToken: string;
+  /** The server is bound to a loopback address (the status page then needs no login). */
+  listensOnLoopback: boolean;
   maxBodyBytes: number;
   targets: { name: string; kind: string; title: string; paused: boolean }[];
   retry(id: number): { ok: boolean; status?: string };

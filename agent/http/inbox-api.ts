@@ -33,6 +33,11 @@ export function inboxRoutes(ctx: AppContext): Hono {
     const parsed = FeedQuery.safeParse(c.req.query());
     if (!parsed.success) return badQuery(c, parsed.error);
     const after = Number(parsed.data.after);
+    // A cursor beyond the newest item (a restored backup, a reinstall) would silently acknowledge items
+    // the PSA never saw: refuse it and say how to start over.
+    if (after > pulls.inbox.lastSeq()) {
+      return c.json({ error: "cursor_ahead", message: `The cursor ${after} is beyond the newest item (${pulls.inbox.lastSeq()}); this agent's inbox was restored or reinstalled.`, hint: "Start the feed again with after=0; items the PSA already has carry the same id and can be skipped." }, 409);
+    }
     if (after > 0) pulls.inbox.acknowledge(after, parsed.data.target);
     const { rows, more } = pulls.inbox.feed({ after, limit: parsed.data.limit, target: parsed.data.target });
     const items = rows.map((r) => toInboxItem(r, { href: `/api/v1/inbox/${r.id}/attachment` }));

@@ -84,7 +84,11 @@ export class EconomicConnector implements Connector {
       if (!(await this.get(itemUrl))) throw this.http400(res);
       // It was there already (made by hand, or by an attempt we lost track of): the PSA is master, so update it.
     }
-    await this.http.request("PUT", itemUrl, { json: body, headers: { "Idempotency-Key": `${ctx.idempotencyKey}-update` } });
+    const put = await this.http.request("PUT", itemUrl, { json: body, headers: { "Idempotency-Key": `${ctx.idempotencyKey}-update` }, accept: [404] });
+    if (put.status === 404) {
+      // Deleted in e-conomic by hand since we last pushed it: the PSA is master, so create it again.
+      await this.http.request("POST", collectionUrl, { json: body, headers: { "Idempotency-Key": `${ctx.idempotencyKey}-recreate` } });
+    }
     return { remoteId };
   }
 
@@ -125,8 +129,11 @@ export class EconomicConnector implements Connector {
       }
     }
     const customer = (ctx.record?.("customer", inv.customerNumber) as Customer | null) ?? null;
-    let draft = ctx.uncertain ? await this.findDraft(inv.psaId) : null;
-    draft ??= (await this.http.request("POST", `${this.rest}/invoices/drafts`, {
+    // Drafts carrying our PSA id are left over from earlier attempts (whose answer was lost, or that
+    // failed after creating one), possibly of an older version of the invoice: remove them, then book a
+    // fresh draft of the current version. One lookup per invoice buys "never an orphan, never stale".
+    await this.removeDrafts(inv.psaId, ctx);
+    const draft = (await this.http.request("POST", `${this.rest}/invoices/drafts`, {
       json: draftInvoiceBody(inv, customer, this.cfg), headers: { "Idempotency-Key": `${ctx.idempotencyKey}-draft` },
     })).body;
     const draftNumber = Number(draft?.draftInvoiceNumber);
@@ -137,7 +144,7 @@ export class EconomicConnector implements Connector {
     if (inv.pdf && this.cfg.attach_pdf) await this.attachPdf(draftNumber, inv, ctx);
     else if (inv.pdf) note = "PDF not attached: attach_pdf is off for this target.";
     const res = await this.http.request("PUT", `${this.rest}/invoices/booked/${number}`, {
-      json: bookBody(draftNumber, number), headers: { "Idempotency-Key": `${ctx.idempotencyKey}-book` }, accept: [400],
+      json: bookBody(draftNumber, number), headers: { "Idempotency-Key": `${ctx.idempotencyKey}-book-${draftNumber}` }, accept: [400],
     });
     if (res.status >= 400) {
       // Possibly booked by an attempt whose answer we lost; otherwise the number is taken or the data refused.
@@ -150,14 +157,10 @@ export class EconomicConnector implements Connector {
 
   private async attachPdf(draftNumber: number, inv: InvoiceLike, ctx: PushContext): Promise<void> {
     const base = `${this.rest}/invoices/drafts/${draftNumber}/attachment`;
-    if (ctx.uncertain) {
-      const existing = await this.get(base);
-      if (existing && (existing.pages ?? existing.file ?? existing.self)) return;
-    }
     const form = new FormData();
     const bytes = Buffer.from(inv.pdf!.contentBase64, "base64");
     form.append("", new Blob([bytes], { type: "application/pdf" }), inv.pdf!.filename);
-    await this.http.request("POST", `${base}/file`, { body: form, headers: { "Idempotency-Key": `${ctx.idempotencyKey}-pdf` } });
+    await this.http.request("POST", `${base}/file`, { body: form, headers: { "Idempotency-Key": `${ctx.idempotencyKey}-pdf-${draftNumber}` } });
   }
 
   /** The booked invoice with this number, if it is ours; a different invoice with our number is an error. */
@@ -175,10 +178,14 @@ export class EconomicConnector implements Connector {
     return booked;
   }
 
-  private async findDraft(psaId: string): Promise<any | null> {
+  /** Deletes every draft whose references.other is our PSA id. */
+  private async removeDrafts(psaId: string, ctx: PushContext): Promise<void> {
     const filter = encodeURIComponent(`references.other$eq:${filterValue(psaId)}`);
-    const res = await this.http.request("GET", `${this.rest}/invoices/drafts?filter=${filter}&pagesize=10`);
-    return res.body?.collection?.[0] ?? null;
+    const res = await this.http.request("GET", `${this.rest}/invoices/drafts?filter=${filter}&pagesize=100`);
+    const numbers: number[] = (res.body?.collection ?? []).map((d: any) => Number(d.draftInvoiceNumber)).filter((n: number) => Number.isInteger(n));
+    for (const n of numbers) {
+      await this.http.request("DELETE", `${this.rest}/invoices/drafts/${n}`, { accept: [404], headers: { "Idempotency-Key": `${ctx.idempotencyKey}-delete-${n}` } });
+    }
   }
 
   // ── helpers ──────────────────────────────────────────────────────────────────────────────────────

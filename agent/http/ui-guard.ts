@@ -1,0 +1,49 @@
+// Protection for the status page and its buttons (/ and /ui/*), which a browser opens without a token.
+import type { Context, Next } from "hono";
+import { bearerToken, sameSecret } from "./auth.ts";
+
+const LOOPBACK_HOST = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$/i;
+
+/** A state-changing form post must come from this page itself: Origin (if sent) names this host. */
+export function isSameOrigin(c: Context): boolean {
+  const site = c.req.header("sec-fetch-site");
+  if (site && site !== "same-origin" && site !== "none") return false;
+  const origin = c.req.header("origin");
+  if (!origin) return true;
+  try {
+    return new URL(origin).host === c.req.header("host");
+  } catch {
+    return false; // "null" or garbage: treat as another site
+  }
+}
+
+function passwordOf(header: string | undefined): string | null {
+  const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header ?? "");
+  if (!m) return null;
+  const decoded = Buffer.from(m[1]!, "base64").toString("utf8");
+  const colon = decoded.indexOf(":");
+  return colon >= 0 ? decoded.slice(colon + 1) : null;
+}
+
+/**
+ * On loopback: only loopback Host names are answered, so a web page cannot reach the status page by
+ * DNS rebinding. Elsewhere: the API token is required (Bearer, or as the password of HTTP Basic, which
+ * a browser asks for). Posts must be same-origin.
+ */
+export function uiGuard(opts: { loopback: boolean; apiToken: () => string }) {
+  return async (c: Context, next: Next) => {
+    if (opts.loopback) {
+      if (!LOOPBACK_HOST.test(c.req.header("host") ?? "")) {
+        return c.text("kontobro's status page answers only on localhost / 127.0.0.1.", 403);
+      }
+    } else {
+      const given = bearerToken(c.req.header("authorization")) ?? passwordOf(c.req.header("authorization"));
+      if (!given || !sameSecret(given, opts.apiToken())) {
+        c.header("WWW-Authenticate", 'Basic realm="kontobro status page (password: the API token)"');
+        return c.text("Log in with the API token as the password (any user name).", 401);
+      }
+    }
+    if (c.req.method !== "GET" && c.req.method !== "HEAD" && !isSameOrigin(c)) return c.text("Cross-site requests are refused.", 403);
+    await next();
+  };
+}

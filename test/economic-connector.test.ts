@@ -1,0 +1,46 @@
+// The e-conomic connector against the sandbox, for the cases a review found: stale and stray drafts,
+// and records deleted by hand in e-conomic.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { parseEvents } from "../agent/intake.ts";
+import { silentLogger } from "../agent/log.ts";
+import { EconomicConfig } from "../connectors/economic/config.ts";
+import { EconomicConnector } from "../connectors/economic/connector.ts";
+import { startEconomicSandbox } from "../connectors/economic/sandbox.ts";
+import { customerEvent, invoiceEvent } from "./helpers.ts";
+
+let sb: Awaited<ReturnType<typeof startEconomicSandbox>>;
+let conn: EconomicConnector;
+beforeAll(async () => {
+  sb = await startEconomicSandbox({ port: 0 });
+  conn = new EconomicConnector("eco", EconomicConfig.parse({ rest_url: sb.url, projects_url: sb.projectsUrl, app_secret_token: "demo-app-secret", agreement_grant_token: "demo-agreement-grant", requests_per_second: 0 }), { log: silentLogger });
+});
+afterAll(() => sb.stop());
+
+const data = (e: unknown) => { const p = parseEvents([e]); if (!p.ok) throw new Error(JSON.stringify(p)); return p.events[0]!.data as any; };
+const ctx = (key: string, uncertain: boolean, customer: unknown) => ({ link: null, uncertain, idempotencyKey: key, record: (e: string) => (e === "customer" ? customer : null) });
+
+describe("e-conomic connector", () => {
+  test("after a lost booking answer and a corrected invoice, the corrected version is booked and no draft is left", async () => {
+    const customer = data(customerEvent(3));
+    await conn.push("customer", customer, { link: null, uncertain: false, idempotencyKey: "c3" });
+    const v1 = data(invoiceEvent(300, 3, undefined, { lines: [{ text: "OLD line", quantity: 1, unitPrice: 100000, kind: "hours" }] }, "a"));
+    const v2 = data(invoiceEvent(300, 3, undefined, { lines: [{ text: "NEW line", quantity: 2, unitPrice: 250000, kind: "hours" }] }, "b"));
+    sb.sandbox.addFault({ kind: "503", method: "PUT", path: "^/invoices/booked" });
+    expect((await conn.push("invoice", v1, ctx("d1-1", false, customer)).catch((e) => e)).kind).toBe("uncertain");
+    sb.sandbox.addFault({ kind: "503", method: "PUT", path: "^/invoices/booked" });
+    await conn.push("invoice", v2, ctx("d2-1", true, customer)).catch((e) => e);
+    await conn.push("invoice", v2, ctx("d2-2", true, customer));
+    const booked = JSON.stringify(sb.sandbox.state.booked.get(300));
+    expect(booked).toContain("NEW line");
+    expect(booked).not.toContain("OLD line");
+    expect(sb.sandbox.stats().counts.drafts).toBe(0);
+  });
+
+  test("a customer deleted by hand in e-conomic is created again on the next update", async () => {
+    const customer = data(customerEvent(2));
+    await conn.push("customer", customer, { link: null, uncertain: false, idempotencyKey: "c2-1" });
+    sb.sandbox.state.customers.delete(2);
+    await conn.push("customer", { ...customer, name: "Renamed" }, { link: { remoteId: "2" }, uncertain: false, idempotencyKey: "c2-2" });
+    expect((sb.sandbox.state.customers.get(2) as any).name).toBe("Renamed");
+  });
+});
