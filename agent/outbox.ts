@@ -38,25 +38,31 @@ export interface Completed {
 }
 
 export class Outbox {
-  private readonly readyStmt;
-  private readonly openForRecordStmt;
-  private readonly linkStmt;
-  private readonly recordExistsStmt;
-  private readonly supersedeStmt;
-  private readonly sql: Record<"lease" | "park" | "failedFor" | "done" | "upsertLink" | "retry" | "needsAction" | "wake"
-    | "retireOlder" | "newerOpen" | "supersedeOne" | "markUncertain" | "enqueueFor" | "anyFor", Statement>;
-  private readonly insertStmt;
+  /** The statements of the hot paths (intake, claim, outcomes), prepared once: the query builder costs more than the writes. */
+  private readonly sql: Record<"ready" | "openForRecord" | "link" | "record" | "supersede" | "insert" | "lease" | "park"
+    | "failedFor" | "done" | "upsertLink" | "retry" | "needsAction" | "wake" | "retireOlder" | "newerOpen" | "supersedeOne"
+    | "markUncertain" | "anyFor", Statement>;
 
   constructor(private readonly db: Db, private readonly now: () => number = Date.now) {
-    this.readyStmt = db.$client.prepare(
-      `SELECT d.id, d.event_seq AS eventSeq, d.target, d.entity, d.key, d.attempts, d.uncertain, d.created_at AS createdAt, e.payload
-         FROM deliveries d JOIN events e ON e.seq = d.event_seq
-        WHERE d.target = ?1 AND d.status = 'pending' AND d.next_attempt_at <= ?2
-        ORDER BY d.next_attempt_at, d.id LIMIT ?3`);
-    this.openForRecordStmt = db.$client.prepare(
-      `SELECT status FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 AND status IN ('pending','in_flight','waiting') AND id <> ?4 AND id < ?5 LIMIT 1`);
     const c = db.$client;
     this.sql = {
+      ready: c.prepare(
+        `SELECT d.id, d.event_seq AS eventSeq, d.target, d.entity, d.key, d.attempts, d.uncertain, d.created_at AS createdAt, e.payload
+           FROM deliveries d JOIN events e ON e.seq = d.event_seq
+          WHERE d.target = ?1 AND d.status = 'pending' AND d.next_attempt_at <= ?2
+          ORDER BY d.next_attempt_at, d.id LIMIT ?3`),
+      openForRecord: c.prepare(
+        `SELECT status FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 AND status IN ('pending','in_flight','waiting') AND id <> ?4 AND id < ?5 LIMIT 1`),
+      link: c.prepare(`SELECT remote_id AS remoteId, payload_hash AS payloadHash FROM links WHERE target = ?1 AND entity = ?2 AND key = ?3`),
+      record: c.prepare(`SELECT last_event_seq AS seq FROM records WHERE entity = ?1 AND key = ?2`),
+      // Intake's hot path: run per event inside the intake transaction.
+      supersede: c.prepare(
+        `UPDATE deliveries SET status = 'superseded', updated_at = ?4, waiting_on = NULL
+          WHERE target = ?1 AND entity = ?2 AND key = ?3 AND status IN ('pending', 'waiting', 'needs_action')
+          RETURNING uncertain`),
+      insert: c.prepare(
+        `INSERT INTO deliveries (event_seq, target, entity, key, status, next_attempt_at, created_at, updated_at, uncertain)
+         VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5, ?5, ?6)`),
       lease: c.prepare(`UPDATE deliveries SET status = 'in_flight', lease_until = ?2, attempts = attempts + 1, updated_at = ?3 WHERE id = ?1`),
       park: c.prepare(`UPDATE deliveries SET status = 'waiting', waiting_on = ?2, error_code = 'waiting', error_message = ?3, error_hint = NULL, error_field = NULL, lease_until = NULL, updated_at = ?4 WHERE id = ?1`),
       failedFor: c.prepare(`SELECT id FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 AND status = 'needs_action' LIMIT 1`),
@@ -67,8 +73,6 @@ export class Outbox {
       newerOpen: c.prepare(`SELECT id FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 AND id > ?4 AND status IN ('pending', 'waiting') LIMIT 1`),
       supersedeOne: c.prepare(`UPDATE deliveries SET status = 'superseded', lease_until = NULL, updated_at = ?2 WHERE id = ?1 AND status = 'in_flight'`),
       markUncertain: c.prepare(`UPDATE deliveries SET uncertain = 1, updated_at = ?2 WHERE id = ?1`),
-      enqueueFor: c.prepare(`INSERT INTO deliveries (event_seq, target, entity, key, status, next_attempt_at, created_at, updated_at)
-        VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5, ?5)`),
       anyFor: c.prepare(`SELECT 1 FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 LIMIT 1`),
       upsertLink: c.prepare(`INSERT INTO links (target, entity, key, remote_id, payload_hash, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
         ON CONFLICT (target, entity, key) DO UPDATE SET remote_id = excluded.remote_id, payload_hash = excluded.payload_hash, updated_at = excluded.updated_at`),
@@ -78,16 +82,6 @@ export class Outbox {
         error_code = ?4, error_message = ?5, error_hint = ?6, error_field = ?7 WHERE id = ?1 AND status = 'in_flight'`),
       wake: c.prepare(`UPDATE deliveries SET status = 'pending', waiting_on = NULL, next_attempt_at = ?3, updated_at = ?3 WHERE target = ?1 AND status = 'waiting' AND waiting_on = ?2`),
     };
-    // Intake's hot path: prepared once, run per event (the query builder costs more than the write).
-    this.supersedeStmt = db.$client.prepare(
-      `UPDATE deliveries SET status = 'superseded', updated_at = ?4, waiting_on = NULL
-        WHERE target = ?1 AND entity = ?2 AND key = ?3 AND status IN ('pending', 'waiting', 'needs_action')
-        RETURNING uncertain`);
-    this.insertStmt = db.$client.prepare(
-      `INSERT INTO deliveries (event_seq, target, entity, key, status, next_attempt_at, created_at, updated_at, uncertain)
-       VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5, ?5, ?6)`);
-    this.recordExistsStmt = db.$client.prepare(`SELECT last_event_seq AS seq FROM records WHERE entity = ?1 AND key = ?2`);
-    this.linkStmt = db.$client.prepare(`SELECT remote_id AS remoteId, payload_hash AS payloadHash FROM links WHERE target = ?1 AND entity = ?2 AND key = ?3`);
   }
 
   /** Creates the deliveries for a stored event (called inside the intake transaction). */
@@ -96,8 +90,8 @@ export class Outbox {
     for (const target of targets) {
       // Coalesce: an older delivery of the same record that has not started is replaced by this one.
       // If that one may already have reached the target, so may "this record" now: the flag carries over.
-      const replaced = seenBefore ? (this.supersedeStmt.all(target, entity, key, now) as { uncertain: number }[]) : [];
-      this.insertStmt.run(eventSeq, target, entity, key, now, replaced.some((r) => r.uncertain) ? 1 : 0);
+      const replaced = seenBefore ? (this.sql.supersede.all(target, entity, key, now) as { uncertain: number }[]) : [];
+      this.sql.insert.run(eventSeq, target, entity, key, now, replaced.some((r) => r.uncertain) ? 1 : 0);
     }
   }
 
@@ -125,7 +119,7 @@ export class Outbox {
       for (const { delivery, outcome, latencyMs } of results) this.applyOutcome(delivery, outcome, now, latencyMs);
       if (limit <= 0) return [];
       const claimed: ClaimedDelivery[] = [];
-      for (const row of this.readyStmt.all(target, now, limit) as any[]) {
+      for (const row of this.sql.ready.all(target, now, limit) as any[]) {
         const d: ClaimedDelivery = { ...row, uncertain: !!row.uncertain, payload: JSON.parse(row.payload) };
         const blocker = this.blockerOf(d, supports);
         if (blocker) {
@@ -143,20 +137,20 @@ export class Outbox {
   /** Why a delivery cannot go yet, or null. */
   private blockerOf(d: ClaimedDelivery, supports: (e: Entity) => boolean): { on: string; reason: string } | null {
     // An older delivery of the same record is still open (in flight): keep per-record order.
-    if (this.openForRecordStmt.get(d.target, d.entity, d.key, d.id, d.id)) {
+    if (this.sql.openForRecord.get(d.target, d.entity, d.key, d.id, d.id)) {
       return { on: recordRef(d.entity, d.key), reason: `waiting for an earlier change of ${d.entity} ${d.key} to finish` };
     }
     for (const dep of dependenciesOf(d.entity, d.payload)) {
       if (!supports(dep.entity)) continue;
       const ref = recordRef(dep.entity, dep.key);
-      const open = this.openForRecordStmt.get(d.target, dep.entity, dep.key, -1, Number.MAX_SAFE_INTEGER) as { status: string } | null;
+      const open = this.sql.openForRecord.get(d.target, dep.entity, dep.key, -1, Number.MAX_SAFE_INTEGER) as { status: string } | null;
       if (open) return { on: ref, reason: `waiting for ${dep.entity} ${dep.key} to reach the target first` };
-      if (!this.linkStmt.get(d.target, dep.entity, dep.key)) {
-        const known = this.recordExistsStmt.get(dep.entity, dep.key) as { seq: number } | null;
+      if (!this.sql.link.get(d.target, dep.entity, dep.key)) {
+        const known = this.sql.record.get(dep.entity, dep.key) as { seq: number } | null;
         if (dep.ifKnown && !known) continue;
         if (known && !this.sql.anyFor.get(d.target, dep.entity, dep.key)) {
           // The PSA sent it before this target was configured: send the latest version now, then follow it.
-          this.sql.enqueueFor.run(known.seq, d.target, dep.entity, dep.key, this.now());
+          this.sql.insert.run(known.seq, d.target, dep.entity, dep.key, this.now(), 0);
           return { on: ref, reason: `waiting for ${dep.entity} ${dep.key} to reach the target first` };
         }
         const failed = this.sql.failedFor.get(d.target, dep.entity, dep.key) as { id: number } | null;
@@ -171,7 +165,7 @@ export class Outbox {
   }
 
   link(target: string, entity: Entity, key: string): { remoteId: string; payloadHash: string } | null {
-    return (this.linkStmt.get(target, entity, key) as any) ?? null;
+    return (this.sql.link.get(target, entity, key) as any) ?? null;
   }
 
   private applyOutcome(d: ClaimedDelivery, o: Outcome, now: number, latencyMs?: number): void {
