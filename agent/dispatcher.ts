@@ -166,7 +166,7 @@ export class Dispatcher {
   /** One push, turned into an outcome. Never throws. */
   private async deliver(d: ClaimedDelivery): Promise<Outcome> {
     try {
-      const problems = this.connector.validate(d.entity, d.payload);
+      const problems = this.connector.validate(d.entity, d.payload, this.record);
       if (problems.length > 0) return { kind: "needs_action", problem: combineProblems(problems), uncertain: d.uncertain };
       const hash = payloadHash(d.payload);
       const link = this.outbox.link(this.target, d.entity, d.key);

@@ -8,6 +8,11 @@ export interface Problem {
   hint?: string;
   /** Dotted path of the field concerned, when there is one. */
   field?: string;
+  /**
+   * The record the user must change when it is not the one being pushed (an invoice refused because of
+   * its customer's name): a new version of that record retries the refused delivery by itself.
+   */
+  record?: { entity: "customer" | "project" | "product" | "invoice"; key: string };
 }
 
 export function problem(code: string, message: string, hint?: string, field?: string): Problem {

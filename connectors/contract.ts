@@ -26,8 +26,11 @@ export interface PushContext {
    */
   idempotencyKey: string;
   /** The latest canonical payload of another record (e.g. the invoice's customer), or null if never received. */
-  record?: (entity: Entity, key: string) => any | null;
+  record?: RelatedRecords;
 }
+
+/** The latest canonical payload of another record (e.g. the invoice's customer), or null if never received. */
+export type RelatedRecords = (entity: Entity, key: string) => any | null;
 
 export interface PushResult {
   remoteId: string;
@@ -91,8 +94,12 @@ export interface Connector {
   supports(entity: Entity): boolean;
   /** Credentials and the set-up the target needs; plain-language results. */
   check(): Promise<CheckItem[]>;
-  /** Pre-flight rules, no network: an empty list means the payload can be pushed. */
-  validate(entity: Entity, payload: any): Problem[];
+  /**
+   * Pre-flight rules, no network: an empty list means the payload can be pushed. `related` gives the
+   * latest canonical payload of another record (an invoice's customer), so a rule can name the record
+   * the user must change (Problem.record).
+   */
+  validate(entity: Entity, payload: any, related?: RelatedRecords): Problem[];
   /** Idempotent upsert. Throws TargetError (connectors/http.ts) on failure. */
   push(entity: Entity, payload: any, ctx: PushContext): Promise<PushResult>;
   /** Look a record up by its natural key (number, or the PSA id in a reference field). */
