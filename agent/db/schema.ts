@@ -9,8 +9,13 @@ export const events = sqliteTable("events", {
   type: text("type").notNull(),
   entity: text("entity").notNull(),
   key: text("key").notNull(),
+  /** The canonical payload; '' once retention has pruned it (the row stays so a re-sent id is a duplicate). */
   payload: text("payload").notNull(),
   receivedAt: integer("received_at").notNull(),
+  /** The PSA's occurredAt (ms), when it sent one: orders versions of a record. */
+  occurredAt: integer("occurred_at"),
+  /** Older (by occurredAt) than the version already stored: acknowledged, never pushed. */
+  stale: integer("stale", { mode: "boolean" }).notNull().default(false),
 }, (t) => [uniqueIndex("events_event_id").on(t.eventId)]);
 
 /** The latest canonical payload per record. */
@@ -20,6 +25,8 @@ export const records = sqliteTable("records", {
   payload: text("payload").notNull(),
   version: integer("version").notNull(),
   lastEventSeq: integer("last_event_seq").notNull(),
+  /** occurredAt (ms) of the stored version, when the PSA sent one. */
+  occurredAt: integer("occurred_at"),
   updatedAt: integer("updated_at").notNull(),
 }, (t) => [primaryKey({ columns: [t.entity, t.key] })]);
 
@@ -41,6 +48,10 @@ export const deliveries = sqliteTable("deliveries", {
   uncertain: integer("uncertain", { mode: "boolean" }).notNull().default(false),
   /** "entity:key" this delivery waits for, while status = waiting. */
   waitingOn: text("waiting_on"),
+  /** When it started waiting for a record the PSA has not sent (the grace period counts from here). */
+  waitingSince: integer("waiting_since"),
+  /** "entity:key" of another record the user must change (needs_action): a new version of it retries this. */
+  causedBy: text("caused_by"),
   errorCode: text("error_code"),
   errorMessage: text("error_message"),
   errorHint: text("error_hint"),
@@ -59,6 +70,10 @@ export const deliveries = sqliteTable("deliveries", {
   index("deliveries_status_id").on(t.status, t.id),
   // "Last successful delivery" per target without scanning every delivered row.
   index("deliveries_done").on(t.target, t.doneAt).where(sql`status = 'done'`),
+  // Retention: "does this event still have deliveries".
+  index("deliveries_event").on(t.eventSeq),
+  // A new version of a record retries the deliveries refused because of it.
+  index("deliveries_caused_by").on(t.causedBy).where(sql`status = 'needs_action'`),
 ]);
 
 /** What a record is called at a target, and the hash of what we last pushed (skip no-op updates). */
@@ -75,4 +90,20 @@ export const links = sqliteTable("links", {
 export const settings = sqliteTable("settings", {
   name: text("name").primaryKey(),
   value: text("value").notNull(),
+});
+
+/**
+ * Backpressure that belongs to a target, not to one delivery: a Retry-After pause and the circuit
+ * breaker. Stored, so a restart (and, later, every worker) honours it.
+ */
+export const targetState = sqliteTable("target_state", {
+  target: text("target").primaryKey(),
+  pausedUntil: integer("paused_until"),
+  pauseReason: text("pause_reason"),
+  /** closed | open | half_open */
+  breaker: text("breaker").notNull().default("closed"),
+  failures: integer("failures").notNull().default(0),
+  probeDelayMs: integer("probe_delay_ms"),
+  nextProbeAt: integer("next_probe_at"),
+  updatedAt: integer("updated_at").notNull(),
 });
