@@ -1,15 +1,48 @@
 // The canonical model: what the PSA sends us, validated with zod at the intake boundary.
 // Money is always integer minor units (øre/cent); quantities may be decimal.
+//
+// Signs are defined here, once, and every connector and export follows them:
+// - An invoice's lines are as the invoice shows them: a positive line charges the customer, a negative
+//   line (discount, prepayment) reduces the charge. Mixed signs are allowed; a negative total is refused
+//   (that is a credit note: send `invoice.credited`).
+// - A credit note's lines list what is credited. Its total is always positive after parsing and means
+//   "the customer owes this much less". A PSA that writes credit notes with minus signs is understood:
+//   when the sent total is negative, every line's sign is flipped. A zero total is refused.
+// - In every line the sign lives in the quantity: a negative unit price is turned round together with
+//   the quantity (the amount is unchanged), so unitPrice >= 0 after parsing.
+// Connectors never look at line signs: they use customerQuantity() and customerTotal().
 import { z } from "zod";
 
 const text = (max: number) => z.string().trim().min(1).max(max);
 const optionalText = (max: number) => z.string().trim().max(max).optional();
 const isoDate = z.iso.date({ error: "must be a date like 2026-03-31" });
+
+/** Largest amount (minor units) we accept anywhere: 10^13 = 100 billion NOK/DKK/SEK, far inside exact integers. */
+export const MAX_AMOUNT_MINOR = 10_000_000_000_000;
+/** Largest absolute quantity on a line. */
+export const MAX_QUANTITY = 1_000_000_000;
+const amountBound = `at most ${MAX_AMOUNT_MINOR.toLocaleString("en")} minor units in absolute value`;
 const minorUnits = z.number({ error: "must be an integer amount in minor units (øre/cent), e.g. 145000 for 1450.00" })
-  .int({ error: "must be an integer amount in minor units (øre/cent), e.g. 145000 for 1450.00" });
+  .int({ error: "must be an integer amount in minor units (øre/cent), e.g. 145000 for 1450.00" })
+  .min(-MAX_AMOUNT_MINOR, { error: `must be ${amountBound}` })
+  .max(MAX_AMOUNT_MINOR, { error: `must be ${amountBound}` });
 const currency = z.string().regex(/^[A-Z]{3}$/, { error: "must be a 3-letter ISO 4217 code such as NOK, DKK or SEK" });
-/** PSA numbers arrive as strings or numbers; we keep them as strings and let each connector's rules decide. */
+
+/**
+ * The one spelling of a record number: digits-only numbers lose their leading zeros ("0101" and 101
+ * are the same customer), anything else is kept as sent (trimmed).
+ */
+export function canonicalNumber(value: string | number): string {
+  const s = String(value).trim();
+  return /^\d+$/.test(s) ? s.replace(/^0+(?=\d)/, "") : s;
+}
+
+/** PSA numbers arrive as strings or numbers; we keep them as canonical strings and let each connector's rules decide. */
 const recordNumber = z.union([z.string(), z.number().int().nonnegative()])
+  .transform(canonicalNumber)
+  .pipe(z.string().min(1, { error: "must not be empty" }).max(50));
+/** Product codes are codes, not numbers: kept exactly as sent (trimmed), "0101" stays "0101". */
+const recordCode = z.union([z.string(), z.number().int().nonnegative()])
   .transform((v) => String(v).trim())
   .pipe(z.string().min(1, { error: "must not be empty" }).max(50));
 
@@ -61,7 +94,7 @@ export const Project = z.object({
 export type Project = z.infer<typeof Project>;
 
 export const Product = z.object({
-  code: recordNumber,
+  code: recordCode,
   name: text(300),
   unit: optionalText(20),
   price: minorUnits.optional(),
@@ -76,20 +109,31 @@ export type LineKind = z.infer<typeof LineKind>;
 
 export const InvoiceLine = z.object({
   text: text(2500),
-  quantity: z.number().finite().refine((q) => q !== 0, { error: "must not be zero" }),
+  quantity: z.number().finite()
+    .min(-MAX_QUANTITY, { error: `must be between -${MAX_QUANTITY.toLocaleString("en")} and ${MAX_QUANTITY.toLocaleString("en")}` })
+    .max(MAX_QUANTITY, { error: `must be between -${MAX_QUANTITY.toLocaleString("en")} and ${MAX_QUANTITY.toLocaleString("en")}` })
+    .refine((q) => q !== 0, { error: "must not be zero" }),
   unit: optionalText(20),
   unitPrice: minorUnits,
   vatCode: optionalText(10),
   account: optionalText(20),
   kind: LineKind.default("hours"),
-  productCode: recordNumber.optional(),
-});
+  productCode: recordCode.optional(),
+}).refine((l) => Math.abs(l.quantity * l.unitPrice) <= MAX_AMOUNT_MINOR, {
+  error: `quantity × unitPrice must be ${amountBound}`, path: ["unitPrice"],
+}).transform((l) => (l.unitPrice < 0 ? { ...l, quantity: -l.quantity, unitPrice: -l.unitPrice } : l));
 export type InvoiceLine = z.infer<typeof InvoiceLine>;
 
 export const Pdf = z.object({
   filename: text(200).default("invoice.pdf"),
   contentBase64: z.string().min(1).regex(/^[A-Za-z0-9+/=\s]+$/, { error: "must be base64" }),
 });
+
+/** Bytes a base64 text decodes to (line breaks and padding ignored). */
+export function decodedBase64Length(b64: string): number {
+  const chars = b64.replace(/[\s=]/g, "").length;
+  return Math.floor((chars * 3) / 4);
+}
 
 const invoiceFields = {
   number: recordNumber,
@@ -108,17 +152,29 @@ const invoiceFields = {
   pdf: Pdf.optional(),
 };
 
+/** Sum of the lines in minor units, as the document states them (before any sign convention). */
+const statedTotal = (lines: { quantity: number; unitPrice: number }[]) => lines.reduce((sum, l) => sum + lineAmount(l), 0);
+
 export const Invoice = z.object({ ...invoiceFields, kind: z.literal("invoice").default("invoice") })
-  .refine((i) => i.dueDate >= i.date, { error: "dueDate must not be before date", path: ["dueDate"] });
+  .refine((i) => i.dueDate >= i.date, { error: "dueDate must not be before date", path: ["dueDate"] })
+  .refine((i) => statedTotal(i.lines) >= 0, {
+    error: "the invoice total is negative; an invoice that gives money back is a credit note: send it as invoice.credited with creditedInvoiceNumber",
+    path: ["lines"],
+  });
 export type Invoice = z.infer<typeof Invoice>;
 
-/** A credit note's lines carry positive quantities and prices (what is credited); connectors negate them. */
+/**
+ * What a credit note credits: positive lines after parsing (see the sign rules at the top). A credit
+ * note written with minus signs (negative total) is turned round line by line.
+ */
 export const CreditNote = z.object({
   ...invoiceFields,
   kind: z.literal("credit_note").default("credit_note"),
   creditedInvoiceNumber: recordNumber,
 }).refine((i) => i.dueDate >= i.date, { error: "dueDate must not be before date", path: ["dueDate"] })
-  .refine((i) => i.creditedInvoiceNumber !== i.number, { error: "a credit note has its own number; creditedInvoiceNumber names the invoice it credits", path: ["creditedInvoiceNumber"] });
+  .refine((i) => i.creditedInvoiceNumber !== i.number, { error: "a credit note has its own number; creditedInvoiceNumber names the invoice it credits", path: ["creditedInvoiceNumber"] })
+  .refine((i) => statedTotal(i.lines) !== 0, { error: "the credit note's lines add up to zero; it must credit an amount", path: ["lines"] })
+  .transform((i) => (statedTotal(i.lines) < 0 ? { ...i, lines: i.lines.map((l) => ({ ...l, quantity: -l.quantity })) } : i));
 export type CreditNote = z.infer<typeof CreditNote>;
 
 export type InvoiceLike = Invoice | CreditNote;
@@ -213,8 +269,10 @@ export function dependenciesOf(entity: Entity, payload: any): Dependency[] {
   const deps: Dependency[] = [{ entity: "customer", key: payload.customerNumber }];
   if (payload.kind === "credit_note" && payload.creditedInvoiceNumber) deps.push({ entity: "invoice", key: payload.creditedInvoiceNumber, ifKnown: true });
   if (payload.projectNumber) deps.push({ entity: "project", key: payload.projectNumber });
+  // Products named on lines may be the target's own master data (set up there, never sent by the PSA):
+  // waited for only when the PSA has sent them.
   for (const code of new Set<string>((payload.lines ?? []).map((l: InvoiceLine) => l.productCode).filter(Boolean))) {
-    deps.push({ entity: "product", key: code });
+    deps.push({ entity: "product", key: code, ifKnown: true });
   }
   return deps;
 }
@@ -223,4 +281,17 @@ export function dependenciesOf(entity: Entity, payload: any): Dependency[] {
 export function lineAmount(line: Pick<InvoiceLine, "quantity" | "unitPrice">): number {
   const raw = line.quantity * line.unitPrice;
   return Math.sign(raw) * Math.round(Math.abs(raw));
+}
+
+/**
+ * A line's quantity from the customer's point of view: as sent for an invoice, negated for a credit note
+ * (what a target that books credit notes as negative invoices needs). The one place a sign is decided.
+ */
+export function customerQuantity(inv: Pick<InvoiceLike, "kind">, line: Pick<InvoiceLine, "quantity">): number {
+  return inv.kind === "credit_note" ? -line.quantity : line.quantity;
+}
+
+/** What the document changes in what the customer owes, in minor units: negative for every credit note. */
+export function customerTotal(inv: Pick<InvoiceLike, "kind" | "lines">): number {
+  return inv.lines.reduce((sum, l) => sum + lineAmount({ quantity: customerQuantity(inv, l), unitPrice: l.unitPrice }), 0);
 }

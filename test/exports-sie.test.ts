@@ -79,7 +79,9 @@ describe("SIE 4 export of awkward data", () => {
     const docs = Array.from({ length: 60 }, (_, i) => {
       const lines = Array.from({ length: 1 + rand(5) }, () => ({ text: randomText(), quantity: (1 + rand(40)) / 4, unitPrice: rand(500_000) - 50_000, vatCode: ["25", "12", "6", "0"][rand(4)] }));
       const base = { date: `2026-0${1 + rand(9)}-1${rand(10)}`, dueDate: "2026-12-31", projectNumber: rand(2) ? "P-1" : undefined, lines };
-      return rand(4) === 0 ? creditNote(9000 + i, 9000, base) : invoice(9000 + i, base);
+      // An invoice's total is never negative (model sign rules): a negative one is generated as a credit note.
+      const stated = lines.reduce((t, l) => t + Math.round(l.quantity * l.unitPrice), 0);
+      return rand(4) === 0 || stated < 0 ? creditNote(9000 + i, 9000, base) : invoice(9000 + i, base);
     });
     await seed(db, [...BASE(), ...docs]);
     const r = runExport(db, sieSettings(), { format: "sie4" }, { by: "api" });
