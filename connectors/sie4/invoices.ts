@@ -1,8 +1,10 @@
 // Finalized invoices and credit notes (the canonical model) → balanced SIE vouchers. Pure.
 // One voucher per document: debit the receivable for the gross, credit revenue per account and output
 // VAT per VAT account; a credit note is the mirror image. Unit prices are taken as net (excl. VAT).
+// Signs follow the model (agent/model.ts): amounts are what the customer owes (customerQuantity), never
+// guessed from the signs of the lines.
 import { z } from "zod";
-import { lineAmount, type InvoiceLike, type LineKind, type Project } from "../../agent/model.ts";
+import { customerQuantity, lineAmount, type InvoiceLike, type LineKind, type Project } from "../../agent/model.ts";
 import { problem, type Problem } from "../../agent/problem.ts";
 import type { SieObjectRef, SieTransactionInput, SieVoucherInput, SieWriteInput } from "./writer.ts";
 
@@ -101,6 +103,7 @@ export function invoiceToVoucher(doc: InvoiceLike, config: SieInvoiceConfig, con
       "SIE 4 files hold one currency; export this document separately or post it in the accounting system.", "currency"));
   }
 
+  /** `net`: what the line adds to what the customer owes (negative on a credit note, and for a discount). */
   interface Row { account: string; net: number; vatCode: string; text: string }
   const rows: Row[] = [];
   doc.lines.forEach((line, i) => {
@@ -121,13 +124,9 @@ export function invoiceToVoucher(doc: InvoiceLike, config: SieInvoiceConfig, con
       problems.push(problem("sie4.bad_account", `${what}, line ${i + 1}: account "${account}" is not numeric.`,
         "SIE account numbers are digits only; fix the line's account in the project system.", `lines[${i}].account`));
     }
-    rows.push({ account, net: lineAmount(line), vatCode, text: line.text });
+    rows.push({ account, net: lineAmount({ quantity: customerQuantity(doc, line), unitPrice: line.unitPrice }), vatCode, text: line.text });
   });
   if (problems.length > 0) return { ok: false, problems };
-
-  // Credit notes usually carry positive lines; some PSAs send them already negative. Both must credit revenue.
-  const netTotal = rows.reduce((s, r) => s + r.net, 0);
-  const sign = isCredit && netTotal > 0 ? -1 : 1;
 
   const project = doc.projectNumber ? context.projects?.find((p) => p.number === doc.projectNumber) : undefined;
   const objects: SieObjectRef[] = [];
@@ -140,12 +139,12 @@ export function invoiceToVoucher(doc: InvoiceLike, config: SieInvoiceConfig, con
   const revenue = new Map<string, number>();
   const codesOf = new Map<string, Set<string>>();
   for (const r of rows) {
-    if (config.revenueDetail === "per_line") credits.push({ account: r.account, objects, amountMinor: -sign * r.net, text: r.text, meta: { role: "revenue", vatCode: r.vatCode } });
+    if (config.revenueDetail === "per_line") credits.push({ account: r.account, objects, amountMinor: -r.net, text: r.text, meta: { role: "revenue", vatCode: r.vatCode } });
     else revenue.set(r.account, (revenue.get(r.account) ?? 0) + r.net);
     codesOf.set(r.account, (codesOf.get(r.account) ?? new Set()).add(r.vatCode));
   }
   const soleCode = (codes: Set<string> | undefined) => (codes?.size === 1 ? { vatCode: [...codes][0]! } : {});
-  for (const [account, net] of revenue) credits.push({ account, objects, amountMinor: -sign * net, meta: { role: "revenue", ...soleCode(codesOf.get(account)) } });
+  for (const [account, net] of revenue) credits.push({ account, objects, amountMinor: -net, meta: { role: "revenue", ...soleCode(codesOf.get(account)) } });
 
   // VAT on the sum per code (not per line), as an invoice prints it; codes sharing an account are merged.
   const vatByAccount = new Map<string, { amount: number; rates: Set<number>; codes: Set<string> }>();
@@ -161,7 +160,7 @@ export function invoiceToVoucher(doc: InvoiceLike, config: SieInvoiceConfig, con
     vatByAccount.set(account, entry);
   }
   for (const [account, { amount, rates, codes }] of vatByAccount) {
-    credits.push({ account, amountMinor: -sign * amount, text: `Moms ${[...rates].join("/")} %`, meta: { role: "vat", ...soleCode(codes) } });
+    credits.push({ account, amountMinor: -amount, text: `Moms ${[...rates].join("/")} %`, meta: { role: "vat", ...soleCode(codes) } });
   }
 
   const gross = -credits.reduce((s, t) => s + t.amountMinor, 0);
