@@ -23,6 +23,10 @@ export interface Gauge {
 export class Metrics {
   eventsReceived = 0;
   eventsDuplicate = 0;
+  /** Event ids repeated with other content (answered 409, nothing stored). */
+  eventsConflict = 0;
+  /** Versions older (by occurredAt) than the stored one: acknowledged, never pushed. */
+  eventsStale = 0;
   eventsRejected = 0;
   readonly retries = new Map<string, number>();
   readonly pushes = new Map<string, number>();
@@ -53,6 +57,10 @@ export class Metrics {
     out.push(`kontobro_events_received_total ${this.eventsReceived}`);
     help("kontobro_events_duplicate_total", "counter", "Events acknowledged as repeats since start.");
     out.push(`kontobro_events_duplicate_total ${this.eventsDuplicate}`);
+    help("kontobro_events_conflict_total", "counter", "Event ids repeated with other content since start (refused with 409).");
+    out.push(`kontobro_events_conflict_total ${this.eventsConflict}`);
+    help("kontobro_events_stale_total", "counter", "Events older (by occurredAt) than the stored version since start; never pushed.");
+    out.push(`kontobro_events_stale_total ${this.eventsStale}`);
     help("kontobro_events_rejected_total", "counter", "Events rejected as invalid since start.");
     out.push(`kontobro_events_rejected_total ${this.eventsRejected}`);
     help("kontobro_deliveries", "gauge", "Deliveries by target and status.");
