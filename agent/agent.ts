@@ -58,7 +58,7 @@ export async function startAgent(config: AgentConfig, targets: TargetConfig[], l
     lock.release();
     throw e;
   }
-  const outbox = new Outbox(db);
+  const outbox = new Outbox(db, Date.now, config.dispatch.missing_record_grace_minutes * 60_000);
   // We hold the instance lock, so anything still "in flight" belongs to a process that died.
   const recovered = outbox.recoverExpiredLeases(true);
   if (recovered > 0) log.warn("recovered deliveries left in flight by a previous run; each is looked up at the target before any new create", { count: recovered });

@@ -27,7 +27,9 @@ export const AgentConfig = z.strictObject({
     retry_max_ms: z.number().int().min(1).default(300_000),
     idle_poll_ms: z.number().int().min(10).default(1000),
     shutdown_grace_ms: z.number().int().min(0).default(10_000),
-  }).default({ concurrency: 8, lease_seconds: 120, retry_base_ms: 1000, retry_max_ms: 300_000, idle_poll_ms: 1000, shutdown_grace_ms: 10_000 }),
+    /** Minutes a delivery may wait for a record the PSA has not sent before it needs action. */
+    missing_record_grace_minutes: z.number().min(0).default(15),
+  }).prefault({}),
   psa: PsaConfig.default(PSA_DEFAULTS),
   pulls: PullsConfig.default(PULLS_DEFAULTS),
   /** File exports: SIE 4 and export templates (agent/exports/config.ts). */

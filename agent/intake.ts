@@ -3,7 +3,7 @@
 import { z } from "zod";
 import type { Db } from "./db/index.ts";
 import { exportStatusOnStore } from "./exports/status.ts";
-import { EVENT_TYPES, type Entity, type EventType } from "./model.ts";
+import { decodedBase64Length, EVENT_TYPES, type Entity, type EventType } from "./model.ts";
 import type { Outbox } from "./outbox.ts";
 import type { Problem } from "./problem.ts";
 
@@ -15,6 +15,8 @@ export interface ValidEvent {
   entity: Entity;
   key: string;
   data: unknown;
+  /** The PSA's occurredAt in ms, when sent: a version older than the stored one is stale. */
+  occurredAt?: number;
 }
 
 export interface RejectedEvent {
@@ -33,7 +35,7 @@ const Envelope = z.object({
   id: z.string({ error: "must be a string: the PSA's unique id of this event (a repeat of it is stored once)" }).trim().min(1).max(200),
   type: z.string({ error: `must be one of ${EVENT_TYPE_NAMES.join(", ")}` }),
   data: z.record(z.string(), z.unknown(), { error: "must be an object with the record's fields" }),
-  occurredAt: z.string().optional(),
+  occurredAt: z.iso.datetime({ offset: true, error: "must be an ISO 8601 time with a time zone, e.g. 2026-03-31T14:05:00Z or 2026-03-31T16:05:00+02:00" }).optional(),
 });
 
 /** zod issues → Problems with a dotted field path relative to the event. */
@@ -77,7 +79,10 @@ export function parseEvents(body: unknown): ParseResult {
     }
     const data = spec.schema.safeParse(env.data.data);
     if (!data.success) return rejected.push({ index, id, problems: issuesToProblems(data.error.issues, "data") });
-    valid.push({ id: env.data.id, type: env.data.type as EventType, entity: spec.entity as Entity, key: (spec.key as (d: any) => string)(data.data), data: data.data });
+    valid.push({
+      id: env.data.id, type: env.data.type as EventType, entity: spec.entity as Entity, key: (spec.key as (d: any) => string)(data.data), data: data.data,
+      ...(env.data.occurredAt ? { occurredAt: Date.parse(env.data.occurredAt) } : {}),
+    });
   });
   if (rejected.length > 0) {
     return {
@@ -92,7 +97,30 @@ export function parseEvents(body: unknown): ParseResult {
 
 export interface StoredResult {
   id: string;
-  status: "accepted" | "duplicate";
+  /**
+   * accepted: stored and queued. duplicate: this id with this content was stored before. stale: stored,
+   * but older (by occurredAt) than the version already kept, so never pushed.
+   */
+  status: "accepted" | "duplicate" | "stale";
+}
+
+/**
+ * A request repeated an event id with other content. Nothing of that request was stored (a batch is
+ * all-or-nothing); the API answers 409 with a problem per conflicting event.
+ */
+export class EventConflict extends Error {
+  constructor(readonly events: RejectedEvent[]) {
+    super(`${events.length} event id(s) were already used for other content; nothing in this request was stored.`);
+    this.name = "EventConflict";
+  }
+  readonly hint = "An event id names one change for ever. Send a changed record under a new event id; send the same id again only with exactly the same content.";
+}
+
+/** The record payload kept in `records`: an invoice's PDF stays in its event only (stored once). */
+function recordPayload(entity: Entity, data: any, eventPayload: string): string {
+  if (entity !== "invoice" || !data?.pdf?.contentBase64) return eventPayload;
+  const { contentBase64, ...pdf } = data.pdf;
+  return JSON.stringify({ ...data, pdf: { ...pdf, size: decodedBase64Length(contentBase64) } });
 }
 
 /** Thrown when the database cannot take the events right now; nothing of the batch was stored. */
@@ -118,7 +146,9 @@ export class IntakeWriter {
   private queue: Waiting[] = [];
   private scheduled = false;
   private readonly insertEvent;
+  private readonly storedEvent;
   private readonly upsertRecord;
+  private readonly markStale;
   /** A finalized invoice starts as "to transfer" for the file exports, in the same transaction. */
   private readonly markForExport;
 
@@ -130,13 +160,17 @@ export class IntakeWriter {
     private readonly now: () => number = Date.now,
   ) {
     this.insertEvent = db.$client.prepare(
-      `INSERT INTO events (event_id, type, entity, key, payload, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+      `INSERT INTO events (event_id, type, entity, key, payload, received_at, occurred_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
        ON CONFLICT (event_id) DO NOTHING RETURNING seq`);
+    this.storedEvent = db.$client.prepare(`SELECT type, payload FROM events WHERE event_id = ?1`);
+    // A version older (by the PSA's occurredAt) than the stored one changes nothing and returns no row.
     this.upsertRecord = db.$client.prepare(
-      `INSERT INTO records (entity, key, payload, version, last_event_seq, updated_at) VALUES (?1, ?2, ?3, 1, ?4, ?5)
+      `INSERT INTO records (entity, key, payload, version, last_event_seq, occurred_at, updated_at) VALUES (?1, ?2, ?3, 1, ?4, ?6, ?5)
        ON CONFLICT (entity, key) DO UPDATE SET payload = excluded.payload, version = version + 1,
-         last_event_seq = excluded.last_event_seq, updated_at = excluded.updated_at
+         last_event_seq = excluded.last_event_seq, occurred_at = excluded.occurred_at, updated_at = excluded.updated_at
+       WHERE excluded.occurred_at IS NULL OR records.occurred_at IS NULL OR excluded.occurred_at >= records.occurred_at
        RETURNING version`);
+    this.markStale = db.$client.prepare(`UPDATE events SET stale = 1 WHERE seq = ?1`);
     this.markForExport = exportStatusOnStore(db);
   }
 
@@ -155,29 +189,70 @@ export class IntakeWriter {
     const group = this.queue;
     this.queue = [];
     if (group.length === 0) return;
-    let results: StoredResult[][];
+    let results: (StoredResult[] | EventConflict)[];
     try {
-      results = this.db.transaction(() => group.map((w) => w.events.map((e) => this.store(e))), { behavior: "immediate" });
+      // One transaction (one fsync) for every waiting caller; each caller's batch in its own savepoint,
+      // so a conflict in one request leaves the others' events in place.
+      results = this.db.$client.transaction(() => group.map((w) => this.storeBatch(w.events))).immediate();
     } catch (e) {
       const err = describeWriteError(e);
       for (const w of group) w.reject(err);
       return;
     }
-    group.forEach((w, i) => w.resolve(results[i]!));
+    group.forEach((w, i) => {
+      const r = results[i]!;
+      if (r instanceof EventConflict) w.reject(r);
+      else w.resolve(r);
+    });
     this.onStored();
   }
 
-  private store(e: ValidEvent): StoredResult {
+  private storeBatch(events: ValidEvent[]): StoredResult[] | EventConflict {
+    try {
+      return this.db.$client.transaction(() => {
+        const conflicts: RejectedEvent[] = [];
+        const out = events.map((e, index) => {
+          const r = this.store(e);
+          if (r === "conflict") conflicts.push({ index, id: e.id, problems: [conflictProblem(e)] });
+          return r;
+        });
+        if (conflicts.length > 0) throw new EventConflict(conflicts);
+        return out as StoredResult[];
+      })();
+    } catch (e) {
+      if (e instanceof EventConflict) return e;
+      throw e;
+    }
+  }
+
+  private store(e: ValidEvent): StoredResult | "conflict" {
     const now = this.now();
     const payload = JSON.stringify(e.data);
-    const row = this.insertEvent.get(e.id, e.type, e.entity, e.key, payload, now) as { seq: number } | null;
-    if (!row) return { id: e.id, status: "duplicate" };
-    const { version } = this.upsertRecord.get(e.entity, e.key, payload, row.seq, now) as { version: number };
+    const row = this.insertEvent.get(e.id, e.type, e.entity, e.key, payload, now, e.occurredAt ?? null) as { seq: number } | null;
+    if (!row) {
+      const before = this.storedEvent.get(e.id) as { type: string; payload: string };
+      // '' = retention kept only the id: the content can no longer be compared, so it is a repeat.
+      const same = before.payload === "" || (before.type === e.type && before.payload === payload);
+      return same ? { id: e.id, status: "duplicate" } : "conflict";
+    }
+    const stored = this.upsertRecord.get(e.entity, e.key, recordPayload(e.entity, e.data, payload), row.seq, now, e.occurredAt ?? null) as { version: number } | null;
+    if (!stored) {
+      this.markStale.run(row.seq);
+      return { id: e.id, status: "stale" };
+    }
     this.markForExport(e.entity, e.key, now);
     // A record seen for the first time has no older deliveries to coalesce.
-    this.outbox.enqueue(row.seq, e.entity, e.key, this.targetsFor(e.entity), version > 1);
+    this.outbox.enqueue(row.seq, e.entity, e.key, this.targetsFor(e.entity), stored.version > 1);
     return { id: e.id, status: "accepted" };
   }
+}
+
+function conflictProblem(e: ValidEvent): Problem {
+  return {
+    code: "event.id_reused", field: "id",
+    message: `Event id "${e.id.slice(0, 100)}" was already stored with other content (a different ${e.entity} or other fields); the new content was not stored.`,
+    hint: "Give every change its own event id (for example the PSA's change-log id); repeat an id only to resend exactly the same event.",
+  };
 }
 
 function describeWriteError(e: unknown): Error {

@@ -9,7 +9,7 @@ import { ConfigError, loadConfigFile, validateConfig, type LoadedConfig } from "
 import { openDatabase, StorageError } from "./db/index.ts";
 import { demoConfig, startDemoTarget, startSampleFeed } from "./demo.ts";
 import { exportCommand } from "./exports/cli.ts";
-import { IntakeWriter, parseEvents } from "./intake.ts";
+import { EventConflict, IntakeWriter, parseEvents, type StoredResult } from "./intake.ts";
 import { createLogger } from "./log.ts";
 import { pullCommand, webhookTokenLines } from "./pull-cli.ts";
 import type { Entity } from "./model.ts";
@@ -170,9 +170,17 @@ async function enqueue(args: Args): Promise<number> {
   const db = openDatabase(databasePath(config.agent.data_dir));
   try {
     const targetsFor = (e: Entity) => [...connectors].filter(([, c]) => c.supports(e)).map(([n]) => n);
-    const results = await new IntakeWriter(db, new Outbox(db), targetsFor).submit(parsed.events);
-    const accepted = results.filter((r) => r.status === "accepted").length;
-    console.log(`stored ${accepted} event(s), ${results.length - accepted} already known; a running agent delivers them within its poll interval`);
+    let results: StoredResult[];
+    try {
+      results = await new IntakeWriter(db, new Outbox(db), targetsFor).submit(parsed.events);
+    } catch (e) {
+      if (!(e instanceof EventConflict)) throw e;
+      console.error(`${e.message}\n${e.hint}`);
+      for (const ev of e.events) for (const p of ev.problems) console.error(`  event ${ev.index} (${ev.id}): ${p.message}`);
+      return 1;
+    }
+    const count = (status: string) => results.filter((r) => r.status === status).length;
+    console.log(`stored ${count("accepted")} event(s), ${count("duplicate")} already known, ${count("stale")} older than the stored version (kept, not sent); a running agent delivers them within its poll interval`);
     return 0;
   } finally {
     db.$client.close();

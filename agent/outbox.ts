@@ -41,9 +41,16 @@ export class Outbox {
   /** The statements of the hot paths (intake, claim, outcomes), prepared once: the query builder costs more than the writes. */
   private readonly sql: Record<"ready" | "openForRecord" | "link" | "record" | "supersede" | "insert" | "lease" | "park"
     | "failedFor" | "done" | "upsertLink" | "retry" | "needsAction" | "wake" | "retireOlder" | "newerOpen" | "supersedeOne"
-    | "markUncertain" | "anyFor", Statement>;
+    | "markUncertain" | "anyFor" | "retryCausedBy" | "overdueWaits" | "missing", Statement>;
+  /** Per target: when waits for records the PSA never sent were last checked against the grace period. */
+  private readonly lastMissingCheck = new Map<string, number>();
 
-  constructor(private readonly db: Db, private readonly now: () => number = Date.now) {
+  constructor(
+    private readonly db: Db,
+    private readonly now: () => number = Date.now,
+    /** How long a delivery may wait for a record the PSA has not sent before it needs action. */
+    private readonly missingRecordGraceMs = 15 * 60_000,
+  ) {
     const c = db.$client;
     this.sql = {
       ready: c.prepare(
@@ -64,7 +71,13 @@ export class Outbox {
         `INSERT INTO deliveries (event_seq, target, entity, key, status, next_attempt_at, created_at, updated_at, uncertain)
          VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5, ?5, ?6)`),
       lease: c.prepare(`UPDATE deliveries SET status = 'in_flight', lease_until = ?2, attempts = attempts + 1, updated_at = ?3 WHERE id = ?1`),
-      park: c.prepare(`UPDATE deliveries SET status = 'waiting', waiting_on = ?2, error_code = 'waiting', error_message = ?3, error_hint = NULL, error_field = NULL, lease_until = NULL, updated_at = ?4 WHERE id = ?1`),
+      // ?5: set when the wait is for a record the PSA has not sent (the grace period counts from the first such wait).
+      park: c.prepare(`UPDATE deliveries SET status = 'waiting', waiting_on = ?2, error_code = 'waiting', error_message = ?3, error_hint = NULL, error_field = NULL, lease_until = NULL, updated_at = ?4,
+        waiting_since = CASE WHEN ?5 IS NULL THEN NULL ELSE coalesce(waiting_since, ?5) END WHERE id = ?1`),
+      retryCausedBy: c.prepare(`UPDATE deliveries SET status = 'pending', caused_by = NULL, next_attempt_at = ?2, updated_at = ?2 WHERE caused_by = ?1 AND status = 'needs_action'`),
+      overdueWaits: c.prepare(`SELECT id, entity, key, waiting_on AS waitingOn FROM deliveries WHERE target = ?1 AND status = 'waiting' AND waiting_since <= ?2`),
+      missing: c.prepare(`UPDATE deliveries SET status = 'needs_action', caused_by = ?2, waiting_on = NULL, error_code = 'missing_record', error_message = ?3, error_hint = ?4, error_field = NULL, updated_at = ?5
+        WHERE id = ?1 AND status = 'waiting'`),
       failedFor: c.prepare(`SELECT id FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 AND status = 'needs_action' LIMIT 1`),
       done: c.prepare(`UPDATE deliveries SET status = 'done', lease_until = NULL, uncertain = 0, remote_id = ?2, note = ?3, done_at = ?4, updated_at = ?4, latency_ms = ?5,
         error_code = NULL, error_message = NULL, error_hint = NULL, error_field = NULL WHERE id = ?1 AND status = 'in_flight'`),
@@ -79,7 +92,7 @@ export class Outbox {
       retry: c.prepare(`UPDATE deliveries SET status = 'pending', lease_until = NULL, uncertain = ?2, next_attempt_at = ?3, updated_at = ?4,
         error_code = ?5, error_message = ?6, error_hint = ?7, error_field = ?8 WHERE id = ?1 AND status = 'in_flight'`),
       needsAction: c.prepare(`UPDATE deliveries SET status = 'needs_action', lease_until = NULL, uncertain = ?2, updated_at = ?3,
-        error_code = ?4, error_message = ?5, error_hint = ?6, error_field = ?7 WHERE id = ?1 AND status = 'in_flight'`),
+        error_code = ?4, error_message = ?5, error_hint = ?6, error_field = ?7, caused_by = ?8 WHERE id = ?1 AND status = 'in_flight'`),
       wake: c.prepare(`UPDATE deliveries SET status = 'pending', waiting_on = NULL, next_attempt_at = ?3, updated_at = ?3 WHERE target = ?1 AND status = 'waiting' AND waiting_on = ?2`),
     };
   }
@@ -93,6 +106,9 @@ export class Outbox {
       const replaced = seenBefore ? (this.sql.supersede.all(target, entity, key, now) as { uncertain: number }[]) : [];
       this.sql.insert.run(eventSeq, target, entity, key, now, replaced.some((r) => r.uncertain) ? 1 : 0);
     }
+    // Deliveries refused because of this record (an invoice whose customer's name was too long, or that
+    // waited for it too long) are tried again now that the PSA has sent it.
+    this.sql.retryCausedBy.run(recordRef(entity, key), now);
   }
 
   /**
@@ -118,12 +134,13 @@ export class Outbox {
       const now = this.now();
       for (const { delivery, outcome, latencyMs } of results) this.applyOutcome(delivery, outcome, now, latencyMs);
       if (limit <= 0) return [];
+      this.expireMissingWaits(target, now);
       const claimed: ClaimedDelivery[] = [];
       for (const row of this.sql.ready.all(target, now, limit) as any[]) {
         const d: ClaimedDelivery = { ...row, uncertain: !!row.uncertain, payload: JSON.parse(row.payload) };
         const blocker = this.blockerOf(d, supports);
         if (blocker) {
-          this.sql.park.run(d.id, blocker.on, blocker.reason, now);
+          this.sql.park.run(d.id, blocker.on, blocker.reason, now, blocker.missing ? now : null);
           continue;
         }
         this.sql.lease.run(d.id, now + leaseMs, now);
@@ -134,8 +151,32 @@ export class Outbox {
     }).immediate();
   }
 
-  /** Why a delivery cannot go yet, or null. */
-  private blockerOf(d: ClaimedDelivery, supports: (e: Entity) => boolean): { on: string; reason: string } | null {
+  /**
+   * Nothing waits silently: a delivery that has waited longer than the grace period for a record the PSA
+   * never sent needs action, naming what is missing. Checked at most every few seconds per target.
+   */
+  private expireMissingWaits(target: string, now: number): void {
+    const every = Math.min(30_000, Math.max(1_000, this.missingRecordGraceMs / 4));
+    if (now - (this.lastMissingCheck.get(target) ?? 0) < every) return;
+    this.lastMissingCheck.set(target, now);
+    const overdue = this.sql.overdueWaits.all(target, now - this.missingRecordGraceMs) as { id: number; entity: string; key: string; waitingOn: string }[];
+    for (const w of overdue) {
+      const [entity, ...rest] = w.waitingOn.split(":");
+      const key = rest.join(":");
+      if (this.sql.record.get(entity!, key)) {
+        // The PSA has sent it meanwhile: check again now.
+        this.sql.park.run(w.id, w.waitingOn, `waiting for ${entity} ${key} to reach the target first`, now, null);
+        continue;
+      }
+      const minutes = Math.round(this.missingRecordGraceMs / 60_000);
+      this.sql.missing.run(w.id, w.waitingOn,
+        `${capitalise(w.entity)} ${w.key} needs ${entity} ${key}, which the PSA has not sent (waited ${minutes} min).`,
+        `Send ${entity} ${key} from the PSA, or correct the ${w.entity}'s reference to it; then this ${w.entity} goes by itself.`, now);
+    }
+  }
+
+  /** Why a delivery cannot go yet, or null. `missing`: it waits for a record the PSA has not sent. */
+  private blockerOf(d: ClaimedDelivery, supports: (e: Entity) => boolean): { on: string; reason: string; missing?: boolean } | null {
     // An older delivery of the same record is still open (in flight): keep per-record order.
     if (this.sql.openForRecord.get(d.target, d.entity, d.key, d.id, d.id)) {
       return { on: recordRef(d.entity, d.key), reason: `waiting for an earlier change of ${d.entity} ${d.key} to finish` };
@@ -154,11 +195,8 @@ export class Outbox {
           return { on: ref, reason: `waiting for ${dep.entity} ${dep.key} to reach the target first` };
         }
         const failed = this.sql.failedFor.get(d.target, dep.entity, dep.key) as { id: number } | null;
-        return {
-          on: ref,
-          reason: failed ? `blocked: ${dep.entity} ${dep.key} needs action (delivery ${failed.id}); fix it and this follows`
-            : `waiting for ${dep.entity} ${dep.key}, which the PSA has not sent yet`,
-        };
+        if (failed) return { on: ref, reason: `blocked: ${dep.entity} ${dep.key} needs action (delivery ${failed.id}); fix it and this follows` };
+        return { on: ref, reason: `waiting for ${dep.entity} ${dep.key}, which the PSA has not sent yet`, missing: !known };
       }
     }
     return null;
@@ -186,11 +224,12 @@ export class Outbox {
           break;
         }
         if (o.kind === "retry") this.sql.retry.run(d.id, o.uncertain ? 1 : 0, now + o.delayMs, now, o.problem.code, o.problem.message, o.problem.hint ?? null, o.problem.field ?? null);
-        else this.sql.needsAction.run(d.id, o.uncertain ? 1 : 0, now, o.problem.code, o.problem.message, o.problem.hint ?? null, o.problem.field ?? null);
+        else this.sql.needsAction.run(d.id, o.uncertain ? 1 : 0, now, o.problem.code, o.problem.message, o.problem.hint ?? null, o.problem.field ?? null,
+          o.problem.record ? recordRef(o.problem.record.entity, o.problem.record.key) : null);
         break;
       }
       case "wait":
-        this.sql.park.run(d.id, o.on, o.reason, now);
+        this.sql.park.run(d.id, o.on, o.reason, now, null);
         return;
     }
     // Deliveries waiting for this record become ready again (they re-check their dependencies when claimed).
@@ -242,3 +281,5 @@ export class Outbox {
   }
 }
 
+
+const capitalise = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);

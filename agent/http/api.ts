@@ -1,7 +1,7 @@
 // /api/v1: event intake and delivery management, behind a bearer token.
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { IntakeUnavailable, parseEvents } from "../intake.ts";
+import { EventConflict, IntakeUnavailable, parseEvents } from "../intake.ts";
 import { getDelivery, listDeliveries } from "../queries.ts";
 import { requireApiToken } from "./auth.ts";
 import type { AppContext } from "./context.ts";
@@ -45,11 +45,17 @@ export function apiRoutes(ctx: AppContext): Hono {
       }
       try {
         const results = await ctx.intake.submit(parsed.events);
-        const accepted = results.filter((r) => r.status === "accepted").length;
+        const count = (status: string) => results.filter((r) => r.status === status).length;
+        const accepted = count("accepted");
         ctx.metrics.eventsReceived += accepted;
-        ctx.metrics.eventsDuplicate += results.length - accepted;
-        return c.json({ accepted, duplicates: results.length - accepted, events: results }, 202);
+        ctx.metrics.eventsDuplicate += count("duplicate");
+        ctx.metrics.eventsStale += count("stale");
+        return c.json({ accepted, duplicates: count("duplicate"), stale: count("stale"), events: results }, 202);
       } catch (e) {
+        if (e instanceof EventConflict) {
+          ctx.metrics.eventsConflict += e.events.length;
+          return c.json({ error: "event_id_conflict", message: e.message, hint: e.hint, events: e.events }, 409);
+        }
         if (e instanceof IntakeUnavailable) {
           c.header("Retry-After", String(e.retryAfterSeconds));
           return c.json({ error: "unavailable", message: e.message, hint: "Send the same events again after the Retry-After delay; repeated ids are stored once." }, 503);
