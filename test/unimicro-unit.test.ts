@@ -2,11 +2,11 @@
 // query engine and identity checks.
 import { describe, expect, test } from "bun:test";
 import { createPrivateKey, generateKeyPairSync } from "node:crypto";
-import { CreditNote, Customer, Invoice } from "../agent/model.ts";
+import { CreditNote, Customer, customerQuantity, Invoice } from "../agent/model.ts";
 import { buildClientAssertion } from "../connectors/unimicro/auth.ts";
 import { describeUniError, flattenValidation, queryString } from "../connectors/unimicro/client.ts";
 import { settingsFrom, UniMicroConfig } from "../connectors/unimicro/index.ts";
-import { creditSign, deterministicGuid, lineNeeds, mapCustomer, mapInvoice, paymentIdFor, voucherFollows } from "../connectors/unimicro/map.ts";
+import { deterministicGuid, lineNeeds, mapCustomer, mapInvoice, paymentIdFor, voucherFollows } from "../connectors/unimicro/map.ts";
 import { customerRules, invoiceRules, projectRules, type RuleOptions } from "../connectors/unimicro/rules.ts";
 import { IdentityServer } from "../connectors/unimicro/sandbox-auth.ts";
 import { Faults, FaultRulesBody } from "../connectors/unimicro/sandbox-faults.ts";
@@ -63,12 +63,11 @@ describe("map", () => {
     expect(body._createguid).toBeUndefined();
   });
 
-  test("credit notes go out with negative lines whichever sign the PSA used", () => {
+  test("credit notes go out with negative lines: the customer's quantity, never guessed from the lines", () => {
     const positive = CreditNote.parse(invoice({ kind: "credit_note", creditedInvoiceNumber: "10110" }));
-    const negative = CreditNote.parse(invoice({ kind: "credit_note", creditedInvoiceNumber: "10110", lines: [{ text: "x", quantity: -2, unitPrice: 1000 }] }));
-    expect(creditSign(positive)).toBe(-1);
-    expect(creditSign(negative)).toBe(1);
-    expect(creditSign(Invoice.parse(invoice()))).toBe(1);
+    expect(positive.lines.map((l) => customerQuantity(positive, l))).toEqual([-37.5, -1]);
+    const plain = Invoice.parse(invoice());
+    expect(plain.lines.map((l) => customerQuantity(plain, l))).toEqual([37.5, 1]);
     const body: any = mapInvoice(positive, { guid, customerId: 1, lines: [{ productId: 1 }, { productId: 1 }] });
     expect(body.Items.map((i: any) => i.NumberOfItems)).toEqual([-37.5, -1]);
     expect(body.DefaultDimensions).toBeUndefined();
@@ -120,7 +119,11 @@ describe("rules", () => {
     expect(codes(invoiceRules(Invoice.parse(invoice({ projectNumber: "P1" })), rules))).toEqual(["unimicro.project_number_not_numeric"]);
     expect(codes(invoiceRules(Invoice.parse(invoice({ lines: [{ text: "Vare", quantity: 1, unitPrice: 100, kind: "products" }] })), rules)))
       .toEqual(["unimicro.line_account_missing", "unimicro.line_vat_missing", "unimicro.line_product_missing"]);
-    expect(codes(invoiceRules(Invoice.parse(invoice({ lines: [{ text: "Rabatt", quantity: -1, unitPrice: 100 }] })), rules))).toEqual(["unimicro.invoice_negative"]);
+    // Negative invoices and credit notes that would charge are refused at intake already; the rules stay as guards.
+    const parsed = Invoice.parse(invoice());
+    expect(codes(invoiceRules({ ...parsed, lines: [{ ...parsed.lines[0]!, quantity: -1 }] }, rules))).toEqual(["unimicro.invoice_negative"]);
+    const credit = CreditNote.parse(invoice({ kind: "credit_note", creditedInvoiceNumber: "1" }));
+    expect(codes(invoiceRules({ ...credit, lines: [{ ...credit.lines[0]!, quantity: -1 }] }, rules))).toEqual(["unimicro.credit_note_not_negative"]);
     // A credit note crediting its own number is refused at intake already; the connector's rule stays as a guard.
     expect(CreditNote.safeParse(invoice({ kind: "credit_note", creditedInvoiceNumber: "10117" })).success).toBe(false);
     const selfCredit = { ...CreditNote.parse(invoice({ kind: "credit_note", creditedInvoiceNumber: "1" })), creditedInvoiceNumber: "10117" };

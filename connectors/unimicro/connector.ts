@@ -9,13 +9,16 @@ import { IdLookups, q, UniClient } from "./client.ts";
 import type { UniMicroSettings } from "./index.ts";
 import {
   deterministicGuid, existingCustomerRows, invoiceMarker, lineNeeds, mapCustomer, mapInvoice, mapProduct, mapProject,
-  paymentIdFor, voucherFollows, type ResolvedLine,
+  markerPsaId, paymentIdFor, voucherFollows, type ResolvedLine,
 } from "./map.ts";
 import { customerRules, invoiceRules, productRules, projectRules, type RuleOptions } from "./rules.ts";
 
 /** CustomerInvoice.StatusCode: 42001 draft (inferred), 42002 invoiced, 42003 part paid, 42004 paid, 42006 credited. */
 const DRAFT = 42001;
 const isDraft = (row: { StatusCode?: number | null }) => row.StatusCode == null || row.StatusCode === DRAFT;
+const STATUS_NAMES: Record<number, string> = { 42001: "draft", 42002: "invoiced", 42003: "partly paid", 42004: "paid", 42006: "credited" };
+const statusName = (row: { StatusCode?: number | null }) => (row.StatusCode == null ? "draft" : STATUS_NAMES[row.StatusCode] ?? `status ${row.StatusCode}`);
+const INVOICE_SELECT = "ID,InvoiceNumber,StatusCode,InternalNote,InvoiceReferenceID,CreatedBy";
 const CUSTOMER_EXPAND = "Info,Info.InvoiceAddress,Info.ShippingAddress,Info.DefaultEmail,Info.DefaultPhone,Info.Phones";
 
 type Parsed = { ok: true; data: any } | { ok: false; problems: Problem[] };
@@ -92,8 +95,9 @@ export class UniMicroConnector implements Connector {
       case "project": return link(await this.ids.project(String(payload.number)));
       case "product": return link(await this.ids.product(String(payload.code)));
       case "invoice": {
-        // Only a booked invoice counts as found: a draft left by an earlier attempt is finished by push().
-        const row = await this.findInvoiceRow(String(payload.number), String(payload.psaId ?? ""));
+        // Only a booked invoice of ours counts as found: a draft left by an earlier attempt is finished by
+        // push(); an invoice with the PSA's number that kontobro did not create is never linked (it throws).
+        const row = await this.ownInvoiceRow(String(payload.number), String(payload.psaId ?? ""));
         return row && !isDraft(row) ? link(row.ID) : null;
       }
     }
@@ -161,11 +165,33 @@ export class UniMicroConnector implements Connector {
 
   // ---- invoices and credit notes ------------------------------------------------------------------
 
-  /** By the PSA's invoice number or the marker with its id; a booked row wins over a draft. */
-  private async findInvoiceRow(number: string, psaId: string): Promise<any | null> {
+  /**
+   * Our invoice (or credit note) for this PSA id: found by the InternalNote marker or the PSA's number; a booked
+   * row wins over a draft. A row with the PSA's number but no marker, or another PSA id's marker, was not made
+   * by kontobro for this record and is never taken over: that needs the user (see foreignInvoice).
+   */
+  private async ownInvoiceRow(number: string, psaId: string): Promise<any | null> {
     const filter = psaId ? `InvoiceNumber eq ${q(number)} or InternalNote eq ${q(invoiceMarker(psaId))}` : `InvoiceNumber eq ${q(number)}`;
-    const rows = await this.api.list("invoices", { filter, select: "ID,InvoiceNumber,StatusCode,InternalNote", orderby: "ID" });
-    return rows.find((r) => !isDraft(r)) ?? rows[0] ?? null;
+    const rows = await this.api.list("invoices", { filter, select: INVOICE_SELECT, orderby: "ID" });
+    const ours = rows.filter((r) => psaId !== "" && markerPsaId(r.InternalNote) === psaId);
+    const booked = ours.find((r) => !isDraft(r));
+    if (booked) return booked;
+    const foreign = rows.find((r) => !ours.includes(r) && String(r.InvoiceNumber ?? "") === number);
+    if (foreign) throw this.foreignInvoice(foreign, number);
+    return ours[0] ?? null;
+  }
+
+  /** An invoice the agent did not create carries the PSA's invoice number: never linked, "needs action". */
+  private foreignInvoice(row: any, number: string): TargetError {
+    const other = markerPsaId(row.InternalNote);
+    const kind = row.InvoiceReferenceID ? "credit note" : "invoice";
+    return new TargetError("permanent", {
+      code: "unimicro.invoice_number_foreign", field: "number",
+      message: `${this.s.title} already has ${kind} ${row.InvoiceNumber} (ID ${row.ID}, ${statusName(row)}) that kontobro did not create for this PSA invoice`
+        + `${other ? ` (kontobro made it for PSA invoice ${other})` : ""}. kontobro never takes over an invoice it did not create, so ${number} was not booked.`,
+      hint: `Agree separate invoice number ranges for the PSA and ${this.s.title} and renumber the invoice in the PSA, or, if the ${kind} in ${this.s.title} was made by mistake, `
+        + `remove it there (delete the draft, or credit the booked one); then press retry.`,
+    });
   }
 
   private async resolveLines(inv: InvoiceLike): Promise<ResolvedLine[]> {
@@ -184,7 +210,8 @@ export class UniMicroConnector implements Connector {
   private async pushInvoice(inv: InvoiceLike, ctx: PushContext): Promise<PushResult> {
     // What did earlier attempts leave? A booked invoice is done; a draft is rewritten and booked.
     let row = ctx.link ? await this.byLink("invoices", ctx.link) : null;
-    row ??= await this.findInvoiceRow(inv.number, inv.psaId);
+    if (row && markerPsaId(row.InternalNote) !== inv.psaId) row = null; // a link to a row that is not ours (any more) is not trusted
+    row ??= await this.ownInvoiceRow(inv.number, inv.psaId);
     if (row && !isDraft(row)) {
       const notes = [await this.attachPdf(row.ID, inv)];
       if (ctx.link) notes.push(`Invoice ${inv.number} is already booked in ${this.s.title}, where a booked invoice cannot be changed; later changes were not sent. Credit it in the PSA if it is wrong.`);
@@ -198,7 +225,7 @@ export class UniMicroConnector implements Connector {
 
     let draftId: number | undefined = row?.ID;
     if (draftId) this.deps.log.info("unimicro: finishing an invoice draft left by an earlier attempt", { target: this.name, invoice: inv.number, draftId });
-    if (!draftId && inv.kind === "credit_note") draftId = await this.creditDraft(inv);
+    if (!draftId && inv.kind === "credit_note") draftId = await this.creditDraft(inv, ctx.uncertain);
     if (draftId) {
       const draft = await this.api.get(`/api/biz/invoices/${draftId}?expand=Items,DefaultDimensions`);
       const itemIds: number[] = (draft?.Items ?? []).map((it: any) => it.ID).filter(Boolean);
@@ -222,11 +249,14 @@ export class UniMicroConnector implements Connector {
   }
 
   /**
-   * A credit note starts as the platform's credit draft of the original (linked to it). A draft an earlier
-   * attempt created but never marked is adopted rather than made again.
+   * A credit note starts as the platform's credit draft of the original (linked to it). The action makes an
+   * unmarked draft that our PUT then marks; if an attempt was cut off in between (uncertain), an unmarked credit
+   * draft made by the same client as the original is that attempt's and is adopted. Any other credit draft of the
+   * original without a kontobro marker was made by someone else: never taken over, and "needs action", since
+   * booking ours next to it could credit the invoice twice.
    */
-  private async creditDraft(inv: CreditNote): Promise<number> {
-    const originals = await this.api.list("invoices", { filter: `InvoiceNumber eq ${q(inv.creditedInvoiceNumber)}`, select: "ID,StatusCode,InvoiceNumber" });
+  private async creditDraft(inv: CreditNote, uncertain: boolean): Promise<number> {
+    const originals = await this.api.list("invoices", { filter: `InvoiceNumber eq ${q(inv.creditedInvoiceNumber)}`, select: INVOICE_SELECT });
     const original = originals.find((r) => !isDraft(r));
     if (!original) {
       throw new TargetError("permanent", {
@@ -235,11 +265,23 @@ export class UniMicroConnector implements Connector {
         hint: `Push invoice ${inv.creditedInvoiceNumber} first (or credit it by hand in ${this.s.title} if it predates kontobro), then press retry.`,
       });
     }
-    const orphans = await this.api.list("invoices", { filter: `InvoiceReferenceID eq ${original.ID} and StatusCode eq ${DRAFT}`, select: "ID,InternalNote", orderby: "ID" });
-    const mine = orphans.find((o) => !o.InternalNote || o.InternalNote === invoiceMarker(inv.psaId));
-    if (mine) {
-      this.deps.log.info("unimicro: adopting a credit draft left by an earlier attempt", { target: this.name, creditNote: inv.number, draftId: mine.ID });
-      return mine.ID;
+    const drafts = await this.api.list("invoices", { filter: `InvoiceReferenceID eq ${original.ID} and StatusCode eq ${DRAFT}`, select: "ID,StatusCode,InternalNote,CreatedBy", orderby: "ID" });
+    const mine = drafts.find((o) => markerPsaId(o.InternalNote) === inv.psaId);
+    // The platform fills CreatedBy with the caller; when both rows carry it, an orphan must come from our client.
+    const sameClient = (o: any) => !o.CreatedBy || !original.CreatedBy || markerPsaId(original.InternalNote) === null || o.CreatedBy === original.CreatedBy;
+    const orphan = mine ? undefined : drafts.find((o) => uncertain && !String(o.InternalNote ?? "").trim() && sameClient(o));
+    const foreign = drafts.find((o) => o !== orphan && markerPsaId(o.InternalNote) === null);
+    if (foreign) {
+      throw new TargetError("permanent", {
+        code: "unimicro.credit_draft_foreign", field: "creditedInvoiceNumber",
+        message: `Invoice ${inv.creditedInvoiceNumber} has a credit draft in ${this.s.title} (ID ${foreign.ID}, draft) that kontobro did not create. kontobro never takes over a credit note it did not create, and booking credit note ${inv.number} next to it could credit the invoice twice.`,
+        hint: `In ${this.s.title}, delete that credit draft if credit note ${inv.number} from the PSA is the same credit (or book it there and cancel credit note ${inv.number} in the PSA); then press retry.`,
+      });
+    }
+    const adopt = mine ?? orphan;
+    if (adopt) {
+      this.deps.log.info("unimicro: adopting a credit draft left by an earlier attempt", { target: this.name, creditNote: inv.number, draftId: adopt.ID });
+      return adopt.ID;
     }
     const draft = await this.api.put(`/api/biz/invoices/${original.ID}?action=create-credit-draft-invoice`);
     return draft.ID as number;

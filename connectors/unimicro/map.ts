@@ -1,7 +1,7 @@
 // Canonical model → Uni Micro business API JSON. Pure: every internal ID the platform needs (customer,
 // project, product, account, VAT type, currency, existing child rows) is resolved by the caller and passed in.
 import { createHash } from "node:crypto";
-import { lineAmount, type Address, type Customer, type InvoiceLike, type LineKind, type Product, type Project } from "../../agent/model.ts";
+import { customerQuantity, type Address, type Customer, type InvoiceLike, type LineKind, type Product, type Project } from "../../agent/model.ts";
 import type { z } from "zod";
 
 type Addr = z.infer<typeof Address>;
@@ -137,10 +137,10 @@ export const paymentIdFor = (inv: Pick<InvoiceLike, "paymentId" | "number">) => 
 /** Written into InternalNote so an invoice can be found by the PSA's id even if its number was changed. */
 export const invoiceMarker = (psaId: string) => `kontobro:${psaId}`;
 
-/** The platform wants credit notes with negative lines; PSAs send them either way round. */
-export function creditSign(inv: InvoiceLike): 1 | -1 {
-  if (inv.kind !== "credit_note") return 1;
-  return inv.lines.reduce((sum, l) => sum + lineAmount(l), 0) > 0 ? -1 : 1;
+/** The psaId in an InternalNote written by kontobro ("kontobro:<psaId>", possibly with text around it), or null. */
+export function markerPsaId(note: unknown): string | null {
+  const m = typeof note === "string" ? /(?:^|\s)kontobro:(\S+)/.exec(note) : null;
+  return m ? m[1]! : null;
 }
 
 /** Does the voucher number ("118-2024" style) follow the expected payment id / invoice number? */
@@ -166,13 +166,12 @@ export interface InvoiceRefs {
 /** A CustomerInvoice draft (or the rewrite of one): the invoice transition books it afterwards. */
 export function mapInvoice(inv: InvoiceLike, refs: InvoiceRefs) {
   const g = refs.guid;
-  const sign = creditSign(inv);
   const dims = (path: string) => (refs.projectId ? { Dimensions: { ProjectID: refs.projectId, _createguid: g(path) } } : {});
   const items = inv.lines.map((l, i) => ({
     _createguid: g(`Items.${i}`),
     ProductID: refs.lines[i]!.productId,
     ItemText: l.text,
-    NumberOfItems: sign * l.quantity,
+    NumberOfItems: customerQuantity(inv, l),
     PriceExVat: toAmount(l.unitPrice),
     PriceSetByUser: true, // the PSA's price, not the product's list price
     ...(l.unit ? { Unit: l.unit } : {}),

@@ -1,6 +1,6 @@
 // Pre-flight rules for the Uni Micro platform, checked before any network call. Pure.
 // Sources: Moment's KB for Uni Economy / DnB Regnskap / SpareBank 1 Regnskap (numbers), the 2019 swagger (types).
-import { lineAmount, type Customer, type InvoiceLike, type LineKind, type Product, type Project } from "../../agent/model.ts";
+import { customerTotal, type Customer, type InvoiceLike, type LineKind, type Product, type Project } from "../../agent/model.ts";
 import { problem, type Problem } from "../../agent/problem.ts";
 import { lineNeeds, paymentIdFor, type LineSetup } from "./map.ts";
 
@@ -78,9 +78,15 @@ export function invoiceRules(inv: InvoiceLike, o: RuleOptions): Problem[] {
   if (inv.kind === "credit_note" && inv.creditedInvoiceNumber === inv.number) {
     out.push(problem("unimicro.credit_note_self", "A credit note cannot credit itself.", "Set creditedInvoiceNumber to the invoice being credited.", "creditedInvoiceNumber"));
   }
-  const total = inv.lines.reduce((s, l) => s + lineAmount(l), 0);
+  // The model's one sign convention (intake already refuses a negative invoice and turns a credit note
+  // with minus signs round); kept as a guard so nothing ever books a credit note as a charge.
+  const total = customerTotal(inv);
   if (inv.kind === "invoice" && total < 0) {
     out.push(problem("unimicro.invoice_negative", `Invoice ${inv.number} has a negative total.`, "Send it as a credit note (invoice.credited) so it is linked to the invoice it credits.", "lines"));
+  }
+  if (inv.kind === "credit_note" && total >= 0) {
+    out.push(problem("unimicro.credit_note_not_negative", `Credit note ${inv.number} would not reduce what the customer owes (its lines credit ${(-total / 100).toFixed(2)}).`,
+      "List what is credited on the credit note's lines (a credit note's total must be above zero), then press retry.", "lines"));
   }
   inv.lines.forEach((l, i) => {
     const n = lineNeeds(l, o.lines);

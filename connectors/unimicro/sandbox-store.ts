@@ -123,9 +123,10 @@ export class CompanyStore {
     }
   }
 
-  create(coll: string, body: Row): Row {
+  /** `createdBy`: who made the row (the platform fills CreatedBy with the caller's identity). */
+  create(coll: string, body: Row, createdBy: string | null = null): Row {
     const ctx: MergeCtx = { mode: "post", entity: COLLECTIONS[coll]!, newGuids: [] };
-    const row: Row = { ID: this.id(), Deleted: false, CreatedAt: new Date().toISOString(), StatusCode: coll === "invoices" ? INVOICE_STATUS.draft : null };
+    const row: Row = { ID: this.id(), Deleted: false, CreatedAt: new Date().toISOString(), CreatedBy: createdBy, StatusCode: coll === "invoices" ? INVOICE_STATUS.draft : null };
     this.merge(row, body, ctx, "");
     this.finish(coll, row);
     this.rows[coll]!.push(row);
@@ -216,6 +217,9 @@ export class CompanyStore {
     if (!inv) throw notFound(`CustomerInvoice ${id}`);
     if (inv.StatusCode !== INVOICE_STATUS.draft) throw new ApiError(400, { Message: `Transition 'invoice' is not allowed for CustomerInvoice ${id} with status ${inv.StatusCode}` });
     if (!inv.Items?.length) throw new ApiError(400, { Message: "Cannot invoice a CustomerInvoice without items" });
+    // Credit notes and credit lines are negative (§4.2); an ordinary invoice with a negative total is refused.
+    if (inv.InvoiceReferenceID && !(inv.TaxInclusiveAmount < 0)) throw invalid("TaxInclusiveAmount", `A credit note must have a negative total; CustomerInvoice ${id} has ${inv.TaxInclusiveAmount}`);
+    if (!inv.InvoiceReferenceID && inv.TaxInclusiveAmount < 0) throw invalid("TaxInclusiveAmount", `An invoice cannot have a negative total (${inv.TaxInclusiveAmount}); credit the invoice instead`);
     const booked = this.rows.invoices!.filter((r) => r.StatusCode !== INVOICE_STATUS.draft);
     if (this.o.invoiceNumbers === "series" || !inv.InvoiceNumber) {
       while (booked.some((r) => r.InvoiceNumber === String(this.next.invoice))) this.next.invoice++;
@@ -254,7 +258,7 @@ export class CompanyStore {
   private applyCredit(credit: Row): void {
     const original = this.byId("invoices", credit.InvoiceReferenceID);
     if (!original) return;
-    const amount = Math.abs(credit.TaxInclusiveAmount ?? 0);
+    const amount = -(credit.TaxInclusiveAmount ?? 0); // a credit note's total is negative
     original.Credited = true;
     original.CreditedAmount = round2((original.CreditedAmount ?? 0) + amount);
     original.RestAmount = round2((original.RestAmount ?? 0) - amount);
@@ -262,13 +266,13 @@ export class CompanyStore {
   }
 
   /** `invoices/{id}?action=create-credit-draft-invoice`: a draft copy with negated lines, linked to the original. */
-  creditDraft(id: number): Row {
+  creditDraft(id: number, createdBy: string | null = null): Row {
     const original = this.byId("invoices", id);
     if (!original) throw notFound(`CustomerInvoice ${id}`);
     if (original.StatusCode === INVOICE_STATUS.draft) throw new ApiError(400, { Message: `CustomerInvoice ${id} is a draft and cannot be credited` });
     const copyRow = (r: Row | undefined) => (r ? { ...structuredClone(r), ID: this.id() } : undefined);
     const draft: Row = {
-      ID: this.id(), Deleted: false, StatusCode: INVOICE_STATUS.draft, InvoiceType: 1, InvoiceReferenceID: original.ID,
+      ID: this.id(), Deleted: false, CreatedAt: new Date().toISOString(), CreatedBy: createdBy, StatusCode: INVOICE_STATUS.draft, InvoiceType: 1, InvoiceReferenceID: original.ID,
       CustomerID: original.CustomerID, CurrencyCodeID: original.CurrencyCodeID, InvoiceDate: new Date().toISOString().slice(0, 10),
       DefaultDimensions: copyRow(original.DefaultDimensions),
       Items: (original.Items ?? []).map((it: Row) => ({ ...copyRow(it), Dimensions: copyRow(it.Dimensions), NumberOfItems: -it.NumberOfItems })),

@@ -54,7 +54,7 @@ export function createUniMicroSandbox(opts: UniMicroSandboxOptions = {}) {
   freshStores();
   let requests: RequestLogEntry[] = [];
 
-  const api = new Hono<{ Variables: { store: CompanyStore } }>();
+  const api = new Hono<{ Variables: { store: CompanyStore; caller: string } }>();
   api.onError((e, c) => {
     if (e instanceof ApiError) return c.json(e.body, e.status as 400);
     if (e instanceof QueryError) return c.json({ Message: e.message }, 400);
@@ -78,7 +78,9 @@ export function createUniMicroSandbox(opts: UniMicroSandboxOptions = {}) {
   // ---- authenticated API -----------------------------------------------------------------------------
   const unauthorized = (c: any) => c.json({ Message: "Unauthorized" }, 401, { "www-authenticate": 'Bearer error="invalid_token"' });
   api.use("/api/*", async (c, next) => {
-    if (!identity.authenticate(c.req.header("authorization"))) return unauthorized(c);
+    const caller = identity.authenticate(c.req.header("authorization"));
+    if (!caller) return unauthorized(c);
+    c.set("caller", caller);
     await next();
   });
   api.get("/api/init/companies", (c) => c.json(companies));
@@ -121,12 +123,12 @@ export function createUniMicroSandbox(opts: UniMicroSandboxOptions = {}) {
   api.post("/api/biz/:coll", async (c) => {
     const coll = collection(c.req.param("coll"));
     if (!WRITABLE.has(coll)) throw new ApiError(405, { Message: `${COLLECTIONS[coll]} cannot be created through this API` });
-    return c.json(c.get("store").create(coll, await jsonBody(c)), 201);
+    return c.json(c.get("store").create(coll, await jsonBody(c), c.get("caller")), 201);
   });
   api.put("/api/biz/:coll/:id", async (c) => {
     const coll = collection(c.req.param("coll")), id = intId(c.req.param("id")), action = c.req.query("action");
     const store = c.get("store");
-    if (coll === "invoices" && action === "create-credit-draft-invoice") return c.json(store.creditDraft(id));
+    if (coll === "invoices" && action === "create-credit-draft-invoice") return c.json(store.creditDraft(id, c.get("caller")));
     if (action) throw notFound(`Action ${action} on ${coll}`);
     if (!WRITABLE.has(coll)) throw new ApiError(405, { Message: `${COLLECTIONS[coll]} cannot be changed through this API` });
     return c.json(store.update(coll, id, await jsonBody(c)));
@@ -164,6 +166,34 @@ export function createUniMicroSandbox(opts: UniMicroSandboxOptions = {}) {
     if (!store || !inv || typeof b.amount !== "number") return c.json({ error: "need invoiceNumber of a booked invoice and a numeric amount" }, 400);
     return c.json(store.registerPayment(inv.ID, b.amount));
   });
+  // What a user does by hand in the app, as `user`: a customer, project or invoice (draft, or booked with
+  // `book`), a credit draft of a booked invoice (`creditOf`, its lines optionally rewritten), or an edit of a
+  // field such as InternalNote (PATCH, allowed on booked invoices too).
+  const manual = async (c: any, work: (store: CompanyStore, b: any, user: string) => unknown) => {
+    const b = await c.req.json().catch(() => ({}));
+    const store = stores.get(b.companyKey ?? companies[0]!.Key);
+    if (!store) return c.json({ error: "unknown companyKey" }, 400);
+    try {
+      return c.json(work(store, b, typeof b.user === "string" ? b.user : "user:kari.nordmann"), 201);
+    } catch (e) {
+      if (e instanceof ApiError) return c.json(e.body, e.status as 400);
+      throw e;
+    }
+  };
+  app.post("/__sandbox/manual/invoices", (c) => manual(c, (store, b, user) => {
+    let row = typeof b.creditOf === "number" ? store.creditDraft(b.creditOf, user) : store.create("invoices", b.invoice ?? {}, user);
+    if (b.creditOf !== undefined && b.invoice) {
+      const items = [...(row.Items ?? []).map((i: any) => ({ ID: i.ID, Deleted: true })), ...(b.invoice.Items ?? []).map((i: any) => ({ _createguid: crypto.randomUUID(), ...i }))];
+      row = store.update("invoices", row.ID, { ...b.invoice, Items: items });
+    }
+    return b.book ? store.invoice(row.ID) : row;
+  }));
+  app.post("/__sandbox/manual/:coll{customers|projects}", (c) => manual(c, (store, b, user) => store.create(c.req.param("coll"), b.row ?? {}, user)));
+  app.patch("/__sandbox/manual/invoices/:id", (c) => manual(c, (store, b) => {
+    const row = store.rows.invoices!.find((r) => r.ID === Number(c.req.param("id")));
+    if (!row) throw notFound(`CustomerInvoice ${c.req.param("id")}`);
+    return Object.assign(row, b.set ?? {});
+  }));
   app.all("/__sandbox/*", (c) => c.json({ message: `No control endpoint ${c.req.method} ${c.req.path}.` }, 404));
   app.all("*", async (c) => {
     const req = c.req.raw;
@@ -181,7 +211,7 @@ export function createUniMicroSandbox(opts: UniMicroSandboxOptions = {}) {
         name: s.company.Name,
         counts: Object.fromEntries(Object.entries(s.rows).map(([k, v]) => [k, v.length])),
         customers: s.rows.customers, projects: s.rows.projects, products: s.rows.products, invoices: s.rows.invoices,
-        journalentries: s.rows.journalentries, files: s.rows.files, fileLinks: s.fileLinks,
+        journalentries: s.rows.journalentries, journalentrylines: s.rows.journalentrylines, files: s.rows.files, fileLinks: s.fileLinks,
       }])),
     };
   }
