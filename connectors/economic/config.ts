@@ -30,15 +30,37 @@ const Expenses = z.strictObject({
 });
 export const EXPENSE_DEFAULTS = { accounts: [], cost_types: [], lookback_days: 2, activity: "Expenses", billable: true, attachments: true, page_size: 1000 };
 
+/**
+ * `vat_zones = { domestic = 1, eu = 2, abroad = 3, GB = 3 }`: zone numbers per category and per country
+ * (ISO code, wins over the category). Categories left out are found by name in the agreement's /vat-zones.
+ */
+const VatZones = z.record(z.string(), z.number().int().positive()).superRefine((v, ctx) => {
+  for (const key of Object.keys(v)) {
+    if (!/^(domestic|eu|abroad|[A-Z]{2})$/.test(key)) {
+      ctx.addIssue({ code: "custom", message: `unknown key "${key}": use domestic, eu, abroad or a 2-letter country code such as DE`, path: [key] });
+    }
+  }
+}).transform((v): { domestic?: number; eu?: number; abroad?: number; countries: Record<string, number> } => {
+  const { domestic, eu, abroad, ...countries } = v;
+  return { domestic, eu, abroad, countries };
+});
+
 export const EconomicConfig = z.strictObject({
   rest_url: z.url().default("https://restapi.e-conomic.com"),
   projects_url: z.url().default("https://apis.e-conomic.com/projectsapi/v1.1.0"),
   app_secret_token: z.string().min(1, { error: "is required: the app's secret token (use ${ENV_VAR} to read it from the environment)" }),
   agreement_grant_token: z.string().min(1, { error: "is required: the customer's agreement grant token (use ${ENV_VAR})" }),
   customer_group: z.number().int().positive().default(1),
-  vat_zone: z.number().int().positive().default(1),
+  /** Deprecated: the VAT zone for domestic customers (now `vat_zones.domestic`). */
+  vat_zone: z.number().int().positive().optional(),
+  vat_zones: VatZones.default({ countries: {} }),
+  /** The agreement's own country (domestic VAT); default: from the agreement (GET /self), else DK. */
+  home_country: z.string().regex(/^[A-Z]{2}$/, { error: "must be a 2-letter ISO 3166 country code such as DK" }).optional(),
   payment_terms: z.number().int().positive().default(1),
-  /** Optional payment terms of type "dueDate": when set, invoices keep the PSA's due date. */
+  /**
+   * Payment terms of type "dueDate" used for invoices, so they keep the PSA's due date. Default: the
+   * agreement's first payment terms of that type; without any, e-conomic's payment_terms decide the due date.
+   */
   due_date_payment_terms: z.number().int().positive().optional(),
   layout: z.number().int().positive().default(19),
   project_group: z.number().int().positive().default(1),

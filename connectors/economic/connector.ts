@@ -1,14 +1,16 @@
 // The e-conomic connector: customers, products (REST), projects (OpenAPI Projects), invoices and credit
-// notes (REST draft → PDF → booking with the PSA's number). Every write carries an Idempotency-Key;
+// notes (REST draft → PDF → booking with the PSA's number, invoice-push.ts). Every write carries an Idempotency-Key;
 // after an uncertain attempt we look the record up before creating anything.
-import type { Customer, Entity, InvoiceLike, Product, Project } from "../../agent/model.ts";
+import type { Customer, Entity, Product, Project } from "../../agent/model.ts";
 import type { Problem } from "../../agent/problem.ts";
-import type { CheckItem, Connector, ConnectorDeps, Link, PullOptions, PullResult, PushContext, PushResult } from "../contract.ts";
+import type { CheckItem, Connector, ConnectorDeps, Link, PullOptions, PullResult, PushContext, PushResult, RelatedRecords } from "../contract.ts";
 import { TargetError, type HttpClient } from "../http.ts";
+import { AgreementSettings } from "./agreement.ts";
 import { runChecks } from "./check.ts";
-import { createEconomicHttp, describeEconomicError, filterValue } from "./client.ts";
+import { createEconomicHttp, describeEconomicError } from "./client.ts";
 import type { EconomicConfig } from "./config.ts";
-import { bookBody, customerBody, draftInvoiceBody, productBody, projectBody } from "./map.ts";
+import { EconomicInvoices } from "./invoice-push.ts";
+import { customerBody, postalAddress, productBody, projectBody } from "./map.ts";
 import { EconomicPuller } from "./pull.ts";
 import { economicRules } from "./rules.ts";
 
@@ -20,12 +22,18 @@ export class EconomicConnector implements Connector {
   private readonly rest: string;
   private readonly projects: string;
   private readonly puller: EconomicPuller;
+  /** The agreement's country, VAT zones and payment terms, read once in a while. */
+  readonly settings: AgreementSettings;
+  /** Invoices and credit notes (invoice-push.ts). */
+  readonly invoices: EconomicInvoices;
 
   constructor(readonly name: string, private readonly cfg: EconomicConfig, _deps: ConnectorDeps) {
     this.http = createEconomicHttp(cfg);
     this.rest = cfg.rest_url.replace(/\/$/, "");
     this.projects = cfg.projects_url.replace(/\/$/, "");
     this.puller = new EconomicPuller(this.http, this.rest, cfg);
+    this.settings = new AgreementSettings(cfg, (url) => this.get(url), this.rest);
+    this.invoices = new EconomicInvoices(this.http, this.rest, cfg, this.settings);
   }
 
   /** Posted supplier expenses and invoice payment status (pull.ts). */
@@ -37,8 +45,8 @@ export class EconomicConnector implements Connector {
     return SUPPORTED.includes(entity);
   }
 
-  validate(entity: Entity, payload: any): Problem[] {
-    return economicRules(entity, payload);
+  validate(entity: Entity, payload: any, related?: RelatedRecords): Problem[] {
+    return economicRules(entity, payload, related, this.cfg);
   }
 
   async push(entity: Entity, payload: any, ctx: PushContext): Promise<PushResult> {
@@ -46,7 +54,7 @@ export class EconomicConnector implements Connector {
       case "customer": return this.pushCustomer(payload, ctx);
       case "project": return this.pushProject(payload, ctx);
       case "product": return this.pushProduct(payload, ctx);
-      case "invoice": return this.pushInvoice(payload, ctx);
+      case "invoice": return this.invoices.push(payload, ctx);
     }
   }
 
@@ -56,7 +64,7 @@ export class EconomicConnector implements Connector {
       case "project": return (await this.get(`${this.projects}/Projects/${Number(payload.number)}`)) ? { remoteId: String(payload.number) } : null;
       case "product": return (await this.get(`${this.rest}/products/${encodeURIComponent(payload.code)}`)) ? { remoteId: payload.code } : null;
       case "invoice": {
-        const booked = await this.findBooked(payload);
+        const booked = await this.invoices.findBooked(payload);
         return booked ? { remoteId: String(booked.bookedInvoiceNumber) } : null;
       }
     }
@@ -65,7 +73,8 @@ export class EconomicConnector implements Connector {
   // ── customers and products: REST, keyed by the PSA's number ──────────────────────────────────────
 
   private async pushCustomer(c: Customer, ctx: PushContext): Promise<PushResult> {
-    const body = customerBody(c, this.cfg);
+    // The VAT zone follows the customer's country (domestic, EU, abroad) on every push: the PSA is master.
+    const body = customerBody(c, this.cfg, await this.settings.vatZoneFor(postalAddress(c)?.country));
     const url = `${this.rest}/customers/${body.customerNumber}`;
     return this.upsertRest(url, `${this.rest}/customers`, body, ctx, String(body.customerNumber));
   }
@@ -117,77 +126,6 @@ export class EconomicConnector implements Connector {
     return { remoteId: String(body.number) };
   }
 
-  // ── invoices and credit notes ─────────────────────────────────────────────────────────────────────
-
-  private async pushInvoice(inv: InvoiceLike, ctx: PushContext): Promise<PushResult> {
-    const number = Number(inv.number);
-    if (ctx.link || ctx.uncertain) {
-      const booked = await this.findBooked(inv);
-      if (booked) {
-        if (ctx.link) throw alreadyBooked(inv);
-        return { remoteId: String(number) };
-      }
-    }
-    const customer = (ctx.record?.("customer", inv.customerNumber) as Customer | null) ?? null;
-    // Drafts carrying our PSA id are left over from earlier attempts (whose answer was lost, or that
-    // failed after creating one), possibly of an older version of the invoice: remove them, then book a
-    // fresh draft of the current version. One lookup per invoice buys "never an orphan, never stale".
-    await this.removeDrafts(inv.psaId, ctx);
-    const draft = (await this.http.request("POST", `${this.rest}/invoices/drafts`, {
-      json: draftInvoiceBody(inv, customer, this.cfg), headers: { "Idempotency-Key": `${ctx.idempotencyKey}-draft` },
-    })).body;
-    const draftNumber = Number(draft?.draftInvoiceNumber);
-    if (!Number.isInteger(draftNumber) || draftNumber < 1) {
-      throw new TargetError("uncertain", { code: "unexpected_answer", message: "e-conomic answered the draft invoice without a draftInvoiceNumber.", hint: "kontobro checks and retries by itself." });
-    }
-    let note: string | undefined;
-    if (inv.pdf && this.cfg.attach_pdf) await this.attachPdf(draftNumber, inv, ctx);
-    else if (inv.pdf) note = "PDF not attached: attach_pdf is off for this target.";
-    const res = await this.http.request("PUT", `${this.rest}/invoices/booked/${number}`, {
-      json: bookBody(draftNumber, number), headers: { "Idempotency-Key": `${ctx.idempotencyKey}-book-${draftNumber}` }, accept: [400],
-    });
-    if (res.status >= 400) {
-      // Possibly booked by an attempt whose answer we lost; otherwise the number is taken or the data refused.
-      const booked = await this.findBooked(inv);
-      if (booked) return { remoteId: String(number) };
-      throw this.http400(res);
-    }
-    return { remoteId: String(number), note };
-  }
-
-  private async attachPdf(draftNumber: number, inv: InvoiceLike, ctx: PushContext): Promise<void> {
-    const base = `${this.rest}/invoices/drafts/${draftNumber}/attachment`;
-    const form = new FormData();
-    const bytes = Buffer.from(inv.pdf!.contentBase64, "base64");
-    form.append("", new Blob([bytes], { type: "application/pdf" }), inv.pdf!.filename);
-    await this.http.request("POST", `${base}/file`, { body: form, headers: { "Idempotency-Key": `${ctx.idempotencyKey}-pdf-${draftNumber}` } });
-  }
-
-  /** The booked invoice with this number, if it is ours; a different invoice with our number is an error. */
-  private async findBooked(inv: InvoiceLike): Promise<any | null> {
-    const booked = await this.get(`${this.rest}/invoices/booked/${Number(inv.number)}`);
-    if (!booked) return null;
-    if (booked.references?.other !== inv.psaId) {
-      throw new TargetError("permanent", {
-        code: "economic.invoice_number_taken",
-        message: `Invoice number ${inv.number} is already used in e-conomic by another invoice (reference "${booked.references?.other ?? ""}").`,
-        hint: "Invoice numbers must not be made in e-conomic by hand. Agree a separate number range, renumber in the PSA, and send it again.",
-        field: "number",
-      });
-    }
-    return booked;
-  }
-
-  /** Deletes every draft whose references.other is our PSA id. */
-  private async removeDrafts(psaId: string, ctx: PushContext): Promise<void> {
-    const filter = encodeURIComponent(`references.other$eq:${filterValue(psaId)}`);
-    const res = await this.http.request("GET", `${this.rest}/invoices/drafts?filter=${filter}&pagesize=100`);
-    const numbers: number[] = (res.body?.collection ?? []).map((d: any) => Number(d.draftInvoiceNumber)).filter((n: number) => Number.isInteger(n));
-    for (const n of numbers) {
-      await this.http.request("DELETE", `${this.rest}/invoices/drafts/${n}`, { accept: [404], headers: { "Idempotency-Key": `${ctx.idempotencyKey}-delete-${n}` } });
-    }
-  }
-
   // ── helpers ──────────────────────────────────────────────────────────────────────────────────────
 
   private async get(url: string): Promise<any | null> {
@@ -201,16 +139,9 @@ export class EconomicConnector implements Connector {
   }
 
   async check(): Promise<CheckItem[]> {
-    return runChecks(this.cfg, (url) => this.get(url), this.rest, this.projects);
+    this.settings.forget();
+    return runChecks(this.cfg, (url) => this.get(url), this.rest, this.projects, this.settings);
   }
-}
-
-function alreadyBooked(inv: InvoiceLike): TargetError {
-  return new TargetError("permanent", {
-    code: "economic.invoice_already_booked",
-    message: `Invoice ${inv.number} is already booked in e-conomic and booked invoices cannot be changed.`,
-    hint: "Issue a credit note in the PSA (and a new invoice if needed) instead of changing a finalized invoice.",
-  });
 }
 
 function describe(res: { status: number; body: any }): Problem {

@@ -1,5 +1,6 @@
 // Canonical model → e-conomic JSON. Pure functions; amounts leave minor units here.
-import type { Customer, InvoiceLike, Product, Project } from "../../agent/model.ts";
+import { customerQuantity, type Customer, type InvoiceLike, type Product, type Project } from "../../agent/model.ts";
+import type { InvoiceTerms } from "./agreement.ts";
 import type { EconomicConfig } from "./config.ts";
 
 /** Minor units → e-conomic's decimal with at most two decimals. */
@@ -18,18 +19,31 @@ export function compact<T extends Record<string, unknown>>(o: T): Partial<T> {
   return out as Partial<T>;
 }
 
-function postalAddress(c: Customer) {
-  return c.addresses.find((a) => a.kind === "invoice") ?? c.addresses.find((a) => a.kind === "postal") ?? c.addresses[0];
+/** The address e-conomic gets for the customer and the invoice recipient, with its index in the PSA's list. */
+export function billingAddressIndex(c: Pick<Customer, "addresses">): number {
+  const i = c.addresses.findIndex((a) => a.kind === "invoice");
+  if (i >= 0) return i;
+  const p = c.addresses.findIndex((a) => a.kind === "postal");
+  return p >= 0 ? p : c.addresses.length > 0 ? 0 : -1;
 }
 
-export function customerBody(c: Customer, cfg: EconomicConfig) {
+export function postalAddress(c: Pick<Customer, "addresses">) {
+  const i = billingAddressIndex(c);
+  return i >= 0 ? c.addresses[i] : undefined;
+}
+
+/** The zone used when the connector did not choose one (pure tests): the configured domestic zone, else 1. */
+const defaultZone = (cfg: EconomicConfig) => cfg.vat_zones.domestic ?? cfg.vat_zone ?? 1;
+
+/** `vatZone`: chosen from the customer's country by agreement.ts (vat.ts). */
+export function customerBody(c: Customer, cfg: EconomicConfig, vatZone = defaultZone(cfg)) {
   const a = postalAddress(c);
   return compact({
     customerNumber: Number(c.number),
     name: c.name,
     currency: c.currency,
     customerGroup: { customerGroupNumber: cfg.customer_group },
-    vatZone: { vatZoneNumber: cfg.vat_zone },
+    vatZone: { vatZoneNumber: vatZone },
     paymentTerms: { paymentTermsNumber: cfg.payment_terms },
     corporateIdentificationNumber: c.orgNumber,
     vatNumber: c.vatNumber,
@@ -66,17 +80,29 @@ export function productBody(p: Product, cfg: EconomicConfig) {
   });
 }
 
-/** The draft invoice. A credit note is an invoice with negated quantities. */
-export function draftInvoiceBody(inv: InvoiceLike, customer: Customer | null, cfg: EconomicConfig) {
-  const sign = inv.kind === "credit_note" ? -1 : 1;
+export interface DraftOptions {
+  /** The recipient's VAT zone (chosen from the customer's country). */
+  vatZone?: number;
+  /** Payment terms; with `keepsDueDate` (terms of type dueDate) the PSA's due date is sent. */
+  terms?: InvoiceTerms;
+}
+
+/**
+ * The draft invoice. e-conomic books a credit note as an invoice with negative lines: each quantity is the
+ * model's customerQuantity (negated for a credit note, whose lines list what is credited), so a credit
+ * note's total is always negative. The sign is never read from the lines.
+ */
+export function draftInvoiceBody(inv: InvoiceLike, customer: Customer | null, cfg: EconomicConfig, opts: DraftOptions = {}) {
   const a = customer ? postalAddress(customer) : undefined;
-  const dueDateTerms = cfg.due_date_payment_terms;
+  const terms = opts.terms ?? (cfg.due_date_payment_terms
+    ? { paymentTerms: cfg.due_date_payment_terms, keepsDueDate: true }
+    : { paymentTerms: cfg.payment_terms, keepsDueDate: false });
   return compact({
     date: inv.date,
-    dueDate: dueDateTerms ? inv.dueDate : undefined,
+    dueDate: terms.keepsDueDate ? inv.dueDate : undefined,
     currency: inv.currency,
     customer: { customerNumber: Number(inv.customerNumber) },
-    paymentTerms: { paymentTermsNumber: dueDateTerms ?? cfg.payment_terms },
+    paymentTerms: { paymentTermsNumber: terms.paymentTerms },
     layout: { layoutNumber: cfg.layout },
     recipient: compact({
       name: customer?.name ?? `Customer ${inv.customerNumber}`,
@@ -84,23 +110,28 @@ export function draftInvoiceBody(inv: InvoiceLike, customer: Customer | null, cf
       zip: a?.zip,
       city: a?.city,
       country: countryName(a?.country),
-      vatZone: { vatZoneNumber: cfg.vat_zone },
+      vatZone: { vatZoneNumber: opts.vatZone ?? defaultZone(cfg) },
     }),
     references: { other: inv.psaId },
-    notes: compact({
-      heading: inv.heading ?? (inv.kind === "credit_note" ? `Credit note ${inv.number} for invoice ${inv.creditedInvoiceNumber}` : `Invoice ${inv.number}`),
-      textLine1: [inv.ourReference && `Our reference: ${inv.ourReference}`, inv.yourReference && `Your reference: ${inv.yourReference}`, inv.paymentId && `KID: ${inv.paymentId}`].filter(Boolean).join("\n") || undefined,
-    }),
+    notes: compact({ heading: invoiceHeading(inv), textLine1: invoiceTextLine1(inv) }),
     project: inv.projectNumber ? { projectNumber: Number(inv.projectNumber) } : undefined,
     lines: inv.lines.map((l, i) => ({
       lineNumber: i + 1,
       sortKey: i + 1,
       product: { productNumber: l.productCode ?? cfg.line_products[l.kind] },
       description: l.text,
-      quantity: sign * l.quantity,
+      quantity: customerQuantity(inv, l),
       unitNetPrice: toDecimal(l.unitPrice),
     })),
   });
+}
+
+export function invoiceHeading(inv: InvoiceLike): string {
+  return inv.heading ?? (inv.kind === "credit_note" ? `Credit note ${inv.number} for invoice ${inv.creditedInvoiceNumber}` : `Invoice ${inv.number}`);
+}
+
+export function invoiceTextLine1(inv: InvoiceLike): string | undefined {
+  return [inv.ourReference && `Our reference: ${inv.ourReference}`, inv.yourReference && `Your reference: ${inv.yourReference}`, inv.paymentId && `KID: ${inv.paymentId}`].filter(Boolean).join("\n") || undefined;
 }
 
 export function bookBody(draftInvoiceNumber: number, invoiceNumber: number) {

@@ -60,7 +60,8 @@ function buildDraft(core: SandboxCore, base: string, body: Json): { errors: Fiel
     paymentTerms: termsDoc ? { ...termsDoc } : body.paymentTerms,
     recipient: { ...body.recipient, ...(zone === undefined ? {} : { vatZone: { ...s.vatZones.get(zone) } }) },
     ...(project === undefined ? {} : { project: { projectNumber: project } }),
-    dueDate: body.dueDate ?? (termsDoc && body.date ? addDays(body.date, termsDoc.daysOfCredit ?? 0) : undefined),
+    // Only terms of type dueDate take the invoice's own due date; the others compute it (economic.md §8.1).
+    dueDate: termsDoc?.paymentTermsType === "dueDate" ? body.dueDate : termsDoc && body.date ? addDays(body.date, termsDoc.daysOfCredit ?? 0) : body.dueDate,
     lines,
     netAmount: net, netAmountInBaseCurrency: inBase(net), vatAmount: vat, grossAmount: round2(net + vat),
     grossAmountInBaseCurrency: inBase(round2(net + vat)), roundingAmount: 0, costPriceInBaseCurrency: inBase(cost),

@@ -44,7 +44,7 @@ export interface SandboxState {
 }
 
 /** Seed items a control call can remove so a check fails with a readable error. */
-export const REMOVABLE_SEED = ["customerGroup1", "internalProjectGroup", "journal1"] as const;
+export const REMOVABLE_SEED = ["customerGroup1", "internalProjectGroup", "journal1", "dueDateTerms"] as const;
 export type RemovableSeed = (typeof REMOVABLE_SEED)[number];
 
 export const PROJECT_GROUP_INTERNAL = 1;
@@ -65,6 +65,8 @@ export function createState(): SandboxState {
     paymentTerms: byNumber("paymentTermsNumber", [
       { paymentTermsNumber: 1, name: "Net 14 days", daysOfCredit: 14, paymentTermsType: "net" },
       { paymentTermsNumber: 2, name: "Net 30 days", daysOfCredit: 30, paymentTermsType: "net" },
+      // The invoice carries its own due date (mandatory with these terms, ignored with the others).
+      { paymentTermsNumber: 3, name: "Due date", daysOfCredit: 0, paymentTermsType: "dueDate" },
     ]),
     layouts: byNumber("layoutNumber", [{ layoutNumber: 19, name: "Standard invoice" }]),
     units: byNumber("unitNumber", [{ unitNumber: 1, name: "pcs" }, { unitNumber: 2, name: "hours" }]),
@@ -104,6 +106,9 @@ export function removeSeed(state: SandboxState, items: string[]): string[] {
   for (const item of items) {
     if (item === "customerGroup1") state.customerGroups.delete(1);
     else if (item === "journal1") state.journals.delete(1);
+    else if (item === "dueDateTerms") {
+      for (const [n, t] of state.paymentTerms) if (t.paymentTermsType === "dueDate") state.paymentTerms.delete(n);
+    }
     else if (item === "internalProjectGroup") {
       for (const [n, g] of state.projectGroups) if (g.type === 1) state.projectGroups.delete(n);
     } else unknown.push(item);
@@ -125,7 +130,8 @@ function byNumber(key: string, items: Json[]): Map<number, Json> {
 function seedSelf(): Json {
   return {
     agreementNumber: 1234567,
-    agreementType: { agreementTypeNumber: 1, name: "Sandbox" },
+    // self.get: "It can either be denmark, sweden or norway"; the domestic VAT country follows it.
+    agreementType: { agreementTypeNumber: 1, name: "Denmark" },
     userName: "kontobro sandbox",
     signupDate: "2026-01-01",
     user: { loginId: "sandbox", email: "sandbox@example.invalid", name: "Sandbox user", agreementNumber: 1234567 },

@@ -1,0 +1,87 @@
+// What the connector reads from the agreement itself and keeps for a while: its country (GET /self), its
+// VAT zones (GET /vat-zones) and its payment terms (GET /payment-terms). Used by pushes and by check.
+import { TargetError } from "../http.ts";
+import type { EconomicConfig } from "./config.ts";
+import { CATEGORY_TEXT, chooseVatZone, describeZone, planVatZones, type VatZone, type VatZonePlan } from "./vat.ts";
+
+type Get = (url: string) => Promise<any | null>;
+
+/** Lookups are re-read after this long, so a zone or payment terms created in e-conomic is seen without a restart. */
+const CACHE_MS = 10 * 60 * 1000;
+
+export interface PaymentTerms {
+  paymentTermsNumber: number;
+  name?: string;
+  paymentTermsType?: string;
+  daysOfCredit?: number;
+}
+
+/** The payment terms invoices use, and whether they carry the PSA's due date. */
+export interface InvoiceTerms {
+  paymentTerms: number;
+  keepsDueDate: boolean;
+  /** Why the PSA's due date is not kept (no due-date terms), for notes and check. */
+  reason?: string;
+}
+
+export class AgreementSettings {
+  private cache = new Map<string, { at: number; value: Promise<any> }>();
+
+  constructor(private readonly cfg: EconomicConfig, private readonly get: Get, private readonly rest: string, private readonly now: () => number = Date.now) {}
+
+  /** The zones, the agreement's country and the configured overrides, as one plan. */
+  async vatZonePlan(): Promise<VatZonePlan> {
+    const [zones, self] = await Promise.all([this.list<VatZone>("/vat-zones"), this.cached("/self", () => this.get(`${this.rest}/self`))]);
+    return planVatZones(this.cfg, zones, self);
+  }
+
+  /** The zone number for a customer whose address is in `country`; a TargetError (needs action) when it cannot be told. */
+  async vatZoneFor(country: string | undefined): Promise<number> {
+    const plan = await this.vatZonePlan();
+    const choice = chooseVatZone(plan, country);
+    if (choice.zone !== undefined) return choice.zone;
+    throw new TargetError("permanent", {
+      code: "economic.vat_zone_unknown",
+      message: `kontobro cannot tell which e-conomic VAT zone is for ${CATEGORY_TEXT[choice.category]} customers${country ? ` (country ${country})` : ""}: ${choice.reason}. The agreement's zones: ${plan.zones.map(describeZone).join(", ") || "none"}.`,
+      hint: `Set the zone in kontobro.toml, e.g. vat_zones = { ${choice.category} = N } with N from the list, restart kontobro, run \`kontobro check\` and press retry.`,
+    });
+  }
+
+  /**
+   * Payment terms of type dueDate keep the PSA's due date on the invoice: the configured
+   * due_date_payment_terms, else the agreement's first terms of that type; without any, payment_terms.
+   */
+  async invoiceTerms(): Promise<InvoiceTerms> {
+    if (this.cfg.due_date_payment_terms !== undefined) return { paymentTerms: this.cfg.due_date_payment_terms, keepsDueDate: true };
+    const terms = await this.paymentTerms();
+    const dueDate = terms.filter((t) => String(t.paymentTermsType ?? "").toLowerCase() === "duedate").sort((a, b) => a.paymentTermsNumber - b.paymentTermsNumber)[0];
+    if (dueDate) return { paymentTerms: dueDate.paymentTermsNumber, keepsDueDate: true };
+    const fallback = terms.find((t) => t.paymentTermsNumber === this.cfg.payment_terms);
+    return {
+      paymentTerms: this.cfg.payment_terms, keepsDueDate: false,
+      reason: `the agreement has no payment terms of type "due date", so e-conomic sets each invoice's due date from payment terms ${this.cfg.payment_terms}${fallback?.name ? ` (${fallback.name})` : ""}, not the PSA's due date`,
+    };
+  }
+
+  paymentTerms(): Promise<PaymentTerms[]> {
+    return this.list<PaymentTerms>("/payment-terms");
+  }
+
+  /** Forget everything read (after e-conomic refused a zone or terms that were looked up). */
+  forget(): void {
+    this.cache.clear();
+  }
+
+  private list<T>(path: string): Promise<T[]> {
+    return this.cached(path, async () => ((await this.get(`${this.rest}${path}?pagesize=1000`))?.collection ?? []) as T[]);
+  }
+
+  private cached<T>(key: string, load: () => Promise<T>): Promise<T> {
+    const hit = this.cache.get(key);
+    if (hit && this.now() - hit.at < CACHE_MS) return hit.value;
+    const value = load();
+    this.cache.set(key, { at: this.now(), value });
+    value.catch(() => { if (this.cache.get(key)?.value === value) this.cache.delete(key); });
+    return value;
+  }
+}

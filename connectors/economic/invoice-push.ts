@@ -1,0 +1,186 @@
+// Invoices and credit notes: draft → PDF → booking with the PSA's number, and the rule that no draft
+// carrying the PSA's id outlives the push (README "Orphan drafts").
+import type { Customer, InvoiceLike } from "../../agent/model.ts";
+import type { PushContext, PushResult } from "../contract.ts";
+import { isTargetError, TargetError, type HttpClient, type HttpResponse } from "../http.ts";
+import type { AgreementSettings } from "./agreement.ts";
+import { describeEconomicError, filterValue } from "./client.ts";
+import type { EconomicConfig } from "./config.ts";
+import { bookBody, draftInvoiceBody, postalAddress } from "./map.ts";
+
+/**
+ * How long a draft POST that outlived the client timeout is still listened to. Its answer names a draft
+ * nobody will book (the attempt already gave up), so it is deleted when it comes.
+ */
+export const LATE_ANSWER_WAIT_MS = 10 * 60 * 1000;
+
+export class EconomicInvoices {
+  /** Late draft answers still being listened to (tests wait for them; a stopped agent drops them). */
+  readonly pendingLate = new Set<Promise<void>>();
+
+  constructor(
+    private readonly http: HttpClient,
+    private readonly rest: string,
+    private readonly cfg: EconomicConfig,
+    private readonly settings: AgreementSettings,
+  ) {}
+
+  async push(inv: InvoiceLike, ctx: PushContext): Promise<PushResult> {
+    try {
+      return await this.pushOnce(inv, ctx);
+    } catch (e) {
+      // A permanent failure has no next attempt to tidy up after it: remove the drafts it (or an
+      // earlier attempt) left. Best effort; if this fails too, the next attempt removes them first.
+      if (!isTargetError(e) || e.kind === "permanent") await this.removeDrafts(inv.psaId, ctx, "failed").catch(() => undefined);
+      throw e;
+    }
+  }
+
+  private async pushOnce(inv: InvoiceLike, ctx: PushContext): Promise<PushResult> {
+    const number = Number(inv.number);
+    if (ctx.link || ctx.uncertain) {
+      const booked = await this.findBooked(inv);
+      if (booked) {
+        await this.sweepAfterBooking(inv, ctx);
+        if (ctx.link) throw alreadyBooked(inv);
+        return { remoteId: String(number) };
+      }
+    }
+    const customer = (ctx.record?.("customer", inv.customerNumber) as Customer | null) ?? null;
+    const [vatZone, terms] = await Promise.all([this.settings.vatZoneFor(customer ? postalAddress(customer)?.country : undefined), this.settings.invoiceTerms()]);
+    // Drafts carrying our PSA id are left over from earlier attempts (whose answer was lost, or that
+    // failed after creating one), possibly of an older version of the invoice: remove them, then book a
+    // fresh draft of the current version.
+    await this.removeDrafts(inv.psaId, ctx, "before");
+    const draftNumber = await this.createDraft(draftInvoiceBody(inv, customer, this.cfg, { vatZone, terms }), ctx);
+    const notes: string[] = [];
+    if (inv.pdf && this.cfg.attach_pdf) await this.attachPdf(draftNumber, inv, ctx);
+    else if (inv.pdf) notes.push("PDF not attached: attach_pdf is off for this target.");
+    const res = await this.http.request("PUT", `${this.rest}/invoices/booked/${number}`, {
+      json: bookBody(draftNumber, number), headers: { "Idempotency-Key": `${ctx.idempotencyKey}-book-${draftNumber}` }, accept: [400],
+    });
+    if (res.status >= 400) {
+      // Possibly booked by an attempt whose answer we lost (or by an earlier installation: a PSA resend
+      // into an empty data directory); otherwise the number is taken or the data refused.
+      const booked = await this.findBooked(inv);
+      if (!booked) throw permanent(res);
+      await this.sweepAfterBooking(inv, ctx);
+      return { remoteId: String(number) };
+    }
+    await this.sweepAfterBooking(inv, ctx);
+    if (!terms.keepsDueDate && res.body?.dueDate && res.body.dueDate !== inv.dueDate) {
+      notes.push(`Due date ${res.body.dueDate}, not the PSA's ${inv.dueDate}: ${terms.reason ?? "the payment terms decide it"}. See \`kontobro check\`.`);
+    }
+    return { remoteId: String(number), ...(notes.length ? { note: notes.join(" ") } : {}) };
+  }
+
+  /** The booked invoice with this number, if it is ours; a different invoice with our number is refused. */
+  async findBooked(inv: InvoiceLike): Promise<any | null> {
+    const res = await this.http.request("GET", `${this.rest}/invoices/booked/${Number(inv.number)}`, { accept: [404] });
+    if (res.status === 404) return null;
+    const booked = res.body;
+    if (booked?.references?.other !== inv.psaId) throw numberTaken(inv, booked);
+    return booked;
+  }
+
+  /**
+   * The draft POST, with a deadline of its own: at request_timeout_ms the attempt gives up (uncertain),
+   * but the request keeps listening, and a draft answered late is deleted when the answer comes.
+   */
+  private async createDraft(body: object, ctx: PushContext): Promise<number> {
+    const request = this.http.request("POST", `${this.rest}/invoices/drafts`, {
+      json: body, headers: { "Idempotency-Key": `${ctx.idempotencyKey}-draft` }, timeoutMs: LATE_ANSWER_WAIT_MS,
+    });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<"late">((resolve) => { timer = setTimeout(() => resolve("late"), this.cfg.request_timeout_ms); });
+    const first = await Promise.race([request, deadline]).finally(() => clearTimeout(timer));
+    if (first === "late") {
+      this.discardLateDraft(request, ctx);
+      throw new TargetError("uncertain", {
+        code: "timeout", message: "e-conomic did not answer POST /invoices/drafts in time",
+        hint: "Usually temporary; kontobro retries and checks first whether the record arrived. A draft answered late is deleted.",
+      });
+    }
+    const draftNumber = Number(first.body?.draftInvoiceNumber);
+    if (!Number.isInteger(draftNumber) || draftNumber < 1) {
+      throw new TargetError("uncertain", { code: "unexpected_answer", message: "e-conomic answered the draft invoice without a draftInvoiceNumber.", hint: "kontobro checks and retries by itself." });
+    }
+    return draftNumber;
+  }
+
+  private discardLateDraft(request: Promise<HttpResponse>, ctx: PushContext): void {
+    const done: Promise<void> = request.then(async (res) => {
+      const n = Number(res.body?.draftInvoiceNumber);
+      if (!Number.isInteger(n) || n < 1) return;
+      await this.deleteDraft(n, `${ctx.idempotencyKey}-late-delete-${n}`);
+    }).catch(() => undefined).finally(() => { this.pendingLate.delete(done); });
+    this.pendingLate.add(done);
+  }
+
+  private async attachPdf(draftNumber: number, inv: InvoiceLike, ctx: PushContext): Promise<void> {
+    const form = new FormData();
+    const bytes = Buffer.from(inv.pdf!.contentBase64, "base64");
+    form.append("", new Blob([bytes], { type: "application/pdf" }), inv.pdf!.filename);
+    await this.http.request("POST", `${this.rest}/invoices/drafts/${draftNumber}/attachment/file`, {
+      body: form, headers: { "Idempotency-Key": `${ctx.idempotencyKey}-pdf-${draftNumber}` },
+    });
+  }
+
+  /**
+   * Booked: no draft with its PSA id may remain (one landed by a late or lost request, or one this very
+   * attempt made before learning the invoice was booked already). If that cannot be checked now, the
+   * delivery is not done: it retries as uncertain, finds the booking, and sweeps again.
+   */
+  private async sweepAfterBooking(inv: InvoiceLike, ctx: PushContext): Promise<void> {
+    try {
+      await this.removeDrafts(inv.psaId, ctx, "after");
+    } catch (e) {
+      throw new TargetError("uncertain", {
+        code: "economic.draft_cleanup_pending",
+        message: `Invoice ${inv.number} is booked in e-conomic, but removing leftover drafts with its PSA id failed: ${e instanceof Error ? e.message : String(e)}`,
+        hint: "kontobro retries by itself; nothing is booked twice.",
+      });
+    }
+  }
+
+  /** Deletes every draft whose references.other is our PSA id. */
+  private async removeDrafts(psaId: string, ctx: PushContext, step: string): Promise<void> {
+    const filter = encodeURIComponent(`references.other$eq:${filterValue(psaId)}`);
+    const res = await this.http.request("GET", `${this.rest}/invoices/drafts?filter=${filter}&pagesize=1000`);
+    const numbers: number[] = (res.body?.collection ?? []).map((d: any) => Number(d.draftInvoiceNumber)).filter((n: number) => Number.isInteger(n));
+    for (const n of numbers) await this.deleteDraft(n, `${ctx.idempotencyKey}-delete-${step}-${n}`);
+  }
+
+  private async deleteDraft(n: number, key: string): Promise<void> {
+    await this.http.request("DELETE", `${this.rest}/invoices/drafts/${n}`, { accept: [404], headers: { "Idempotency-Key": key } });
+  }
+}
+
+function permanent(res: { status: number; body: any }): TargetError {
+  const p = describeEconomicError({ status: res.status, headers: new Headers(), body: res.body });
+  return new TargetError("permanent", { ...p, status: res.status });
+}
+
+function alreadyBooked(inv: InvoiceLike): TargetError {
+  return new TargetError("permanent", {
+    code: "economic.invoice_already_booked",
+    message: `Invoice ${inv.number} is already booked in e-conomic and booked invoices cannot be changed.`,
+    hint: "Issue a credit note in the PSA (and a new invoice if needed) instead of changing a finalized invoice.",
+  });
+}
+
+/** Never linked: an invoice with our number that kontobro did not book (another references.other). */
+function numberTaken(inv: InvoiceLike, booked: any): TargetError {
+  const what = [
+    booked?.date && `dated ${booked.date}`,
+    booked?.customer?.customerNumber !== undefined && `to customer ${booked.customer.customerNumber}${booked?.recipient?.name ? ` (${booked.recipient.name})` : ""}`,
+    booked?.grossAmount !== undefined && `total ${booked.grossAmount}${booked?.currency ? ` ${booked.currency}` : ""}`,
+  ].filter(Boolean).join(", ");
+  const ref = booked?.references?.other;
+  return new TargetError("permanent", {
+    code: "economic.invoice_number_taken",
+    message: `Invoice number ${inv.number} is already used in e-conomic by booked invoice ${booked?.bookedInvoiceNumber ?? inv.number}${what ? ` (${what})` : ""}, ${ref ? `reference "${ref}"` : "no PSA reference"}; it is not ${inv.psaId}, so kontobro does not link it.`,
+    hint: "Invoice numbers must not be made in e-conomic by hand. Agree a separate number range, renumber the invoice in the PSA, and send it again.",
+    field: "number",
+  });
+}

@@ -1,0 +1,116 @@
+// Issue 10, items 12 and 14 (e-conomic): limits of the draft invoice schema caught before sending, at the
+// record and PSA field the user must change; the 9 MB PDF rule counts decoded bytes.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import type { EconomicConnector } from "../connectors/economic/connector.ts";
+import { invoiceRules, MAX_PDF_BYTES } from "../connectors/economic/invoice-rules.ts";
+import type { StartedEconomicSandbox } from "../connectors/economic/sandbox.ts";
+import { startStack } from "./e2e-harness.ts";
+import { canonical, pushCtx, startEconomic } from "./economic-fixtures.ts";
+import { customerEvent, invoiceEvent, waitFor } from "./helpers.ts";
+
+let sb: StartedEconomicSandbox;
+let conn: EconomicConnector;
+beforeAll(async () => { ({ sb, conn } = await startEconomic()); });
+afterAll(() => sb.stop());
+
+const customer101 = (over: Record<string, unknown> = {}) => canonical(customerEvent(101, over));
+const related = (customer: unknown) => (entity: string, key: string) => (entity === "customer" && key === "101" ? customer : null);
+const invoice = (n: number, over: Record<string, unknown> = {}) => canonical(invoiceEvent(n, 101, undefined, over));
+
+describe("economic pre-flight", () => {
+  test("a customer name that fits an e-conomic customer (255) but not an invoice recipient (250) is the customer's to fix", () => {
+    const c = customer101({ name: "N".repeat(253) });
+    expect(conn.validate("customer", c)).toEqual([]);
+    const problems = conn.validate("invoice", invoice(93001), related(c));
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatchObject({ code: "economic.recipient_too_long", record: { entity: "customer", key: "101" }, field: "customer 101: name" });
+    expect(problems[0]!.message).toContain("253 characters");
+    expect(problems[0]!.hint).toContain("customer 101: name");
+    expect(JSON.stringify(problems[0])).not.toContain("recipient.name");
+  });
+
+  test("a street address too long for the recipient names the customer's address the invoice uses", () => {
+    const c = customer101({ addresses: [{ kind: "visit", street: "short" }, { kind: "invoice", street: "S".repeat(300), zip: "1000", city: "Oslo", country: "NO" }] });
+    expect(conn.validate("customer", c)).toEqual([]);
+    const [p] = conn.validate("invoice", invoice(93002), related(c));
+    expect(p).toMatchObject({ record: { entity: "customer", key: "101" }, field: "customer 101: addresses.1.street" });
+    expect(p!.message).toContain("street address of customer 101 is 300 characters");
+  });
+
+  test("more than 2 decimals: the hint names the number (quantity) and the line", () => {
+    const inv = invoice(93003, { lines: [{ text: "Hours", quantity: 2, unitPrice: 1000, kind: "hours" }, { text: "Travel", quantity: 1.255, unitPrice: 100, kind: "expenses" }] });
+    const [p] = conn.validate("invoice", inv, related(customer101()));
+    expect(p).toMatchObject({ code: "economic.too_many_decimals", field: "lines.1.quantity" });
+    expect(p!.message).toContain('Line 2 ("Travel"): the quantity 1.255 has 3 decimals');
+    expect(p!.hint).toContain("quantity of line 2");
+    expect(p!.record).toBeUndefined(); // the invoice itself must change
+  });
+
+  test("at the limits the sandbox (e-conomic's own schema) accepts what pre-flight lets through, and refuses one more", async () => {
+    const ok = customer101({ name: "N".repeat(250), addresses: [{ street: "S".repeat(250), zip: "1000", city: "C".repeat(50), country: "DK" }] });
+    const inv = invoice(93004, { lines: [{ text: "Hours", quantity: 1.25, unitPrice: 100, kind: "hours" }] });
+    expect(conn.validate("invoice", inv, related(ok))).toEqual([]);
+    await conn.push("customer", ok, pushCtx());
+    await conn.push("invoice", inv, pushCtx({ customer: ok }));
+    expect(sb.sandbox.state.booked.get(93004)!.invoice.recipient.name).toHaveLength(250);
+    // Without pre-flight, one character more is refused by e-conomic, in e-conomic's words (recipient.name).
+    const long = { ...ok, name: "N".repeat(251) };
+    expect(conn.validate("invoice", invoice(93005), related(long))).toHaveLength(1);
+    const refused = await conn.push("invoice", invoice(93005), pushCtx({ customer: long })).catch((e) => e);
+    expect(refused).toMatchObject({ kind: "permanent", field: "recipient.name" });
+  });
+
+  test("invoices and credit notes within the limits pass; the schema backstop finds no fault in them", () => {
+    const c = customer101();
+    const cn = canonical({ ...invoiceEvent(93006, 101), type: "invoice.credited", data: { ...invoiceEvent(93006, 101).data, creditedInvoiceNumber: 93001 } });
+    expect(conn.validate("invoice", invoice(93007, { ourReference: "R".repeat(250), yourReference: "Y".repeat(250), heading: "H".repeat(250) }), related(c))).toEqual([]);
+    expect(conn.validate("invoice", cn, related(c))).toEqual([]);
+    expect(conn.validate("invoice", invoice(93008), () => null)).toEqual([]); // customer not received yet: nothing to say about it
+  });
+
+  test("a limit the named rules do not cover is still caught from the draft schema, with the PSA's field", () => {
+    const odd = { ...invoice(93009), currency: "NO" }; // not a payload the model makes; the backstop sees it anyway
+    const [p] = conn.validate("invoice", odd, related(customer101()));
+    expect(p).toMatchObject({ code: "economic.draft_refused", field: "currency" });
+    expect(p!.message).toContain("would refuse the invoice");
+  });
+
+  test("through the agent: the invoice needs action and the message names the customer, not the recipient", async () => {
+    const stack = await startStack();
+    try {
+      await stack.post([customerEvent(101, { name: "N".repeat(253) }), invoiceEvent(93010, 101)]);
+      const d = await waitFor("invoice needs action", async () => (await stack.deliveries("needs_action")).find((x) => x.entity === "invoice"));
+      expect(d.errorCode).toBe("economic.recipient_too_long");
+      expect(d.errorMessage).toContain("customer 101");
+      expect(d.errorHint).toContain("customer 101: name");
+      expect((await stack.sandboxState()).drafts).toEqual([]); // caught before sending anything
+    } finally {
+      await stack.stop();
+    }
+  });
+});
+
+/** A PDF of exactly `bytes` bytes, base64 wrapped at 76 characters per line as MIME does. */
+function wrappedPdf(bytes: number): string {
+  const head = "%PDF-1.4\n", tail = "\n%%EOF\n";
+  const body = Buffer.concat([Buffer.from(head), Buffer.alloc(bytes - head.length - tail.length, 0x20), Buffer.from(tail)]);
+  return body.toString("base64").replace(/.{76}/g, "$&\r\n");
+}
+
+describe("economic PDF size", () => {
+  test("a line-wrapped base64 PDF under 9 MB passes pre-flight and is attached; one byte over is refused", async () => {
+    const under = wrappedPdf(MAX_PDF_BYTES - 1024);
+    expect(under.length).toBeGreaterThan(Math.ceil((MAX_PDF_BYTES * 4) / 3)); // the old rule counted characters
+    const inv = invoice(93101, { pdf: { filename: "big.pdf", contentBase64: under } });
+    const c = customer101();
+    expect(invoiceRules(inv, related(c)).map((p) => p.code)).toEqual([]);
+    await conn.push("customer", c, pushCtx());
+    await conn.push("invoice", inv, pushCtx({ customer: c }));
+    expect(sb.sandbox.state.booked.get(93101)!.attachment?.size).toBe(MAX_PDF_BYTES - 1024);
+
+    const over = invoiceRules(invoice(93102, { pdf: { filename: "big.pdf", contentBase64: wrappedPdf(MAX_PDF_BYTES + 1) } }), related(c));
+    expect(over).toHaveLength(1);
+    expect(over[0]).toMatchObject({ code: "economic.pdf_too_large", field: "pdf" });
+    expect(over[0]!.message).toContain("9.0 MB");
+  }, 20_000);
+});
