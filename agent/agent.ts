@@ -16,6 +16,7 @@ import { Metrics } from "./metrics.ts";
 import type { Entity } from "./model.ts";
 import { Outbox } from "./outbox.ts";
 import { createPulls, type PullsRuntime } from "./pulls.ts";
+import { startRetention } from "./retention.ts";
 import { ensureSetting, recordPayload } from "./queries.ts";
 import { VERSION } from "./version.ts";
 
@@ -119,6 +120,7 @@ export async function startAgent(config: AgentConfig, targets: TargetConfig[], l
     else d.start();
   }
   pulls.start();
+  const retention = startRetention(db, { retentionDays: config.agent.retention_days, log, metrics });
 
   const url = `http://${config.http.host.includes(":") ? `[${config.http.host}]` : config.http.host}:${server.port}`;
   log.info("kontobro started", { version: VERSION, url, targets: [...connectors.keys()], dataDir: config.agent.data_dir });
@@ -129,6 +131,7 @@ export async function startAgent(config: AgentConfig, targets: TargetConfig[], l
     server.stop(false);
     await Promise.all([...dispatchers.values()].map((d) => d.stop(config.dispatch.shutdown_grace_ms)));
     await pulls.stop();
+    await retention.stop();
     server.stop(true);
     db.$client.close();
     lock.release();

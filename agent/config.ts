@@ -12,7 +12,9 @@ export const AgentConfig = z.strictObject({
     data_dir: z.string().min(1).default("./data"),
     log_level: z.enum(["debug", "info", "warn", "error"]).default("info"),
     busy_timeout_ms: z.number().int().min(0).max(600_000).default(5000),
-  }).default({ data_dir: "./data", log_level: "info", busy_timeout_ms: 5000 }),
+    /** Finished work older than this many days is pruned (0 keeps everything); see agent/retention.ts. */
+    retention_days: z.number().int().min(0).max(36_500).default(90),
+  }).default({ data_dir: "./data", log_level: "info", busy_timeout_ms: 5000, retention_days: 90 }),
   http: z.strictObject({
     host: z.string().min(1).default("127.0.0.1"),
     port: z.number().int().min(0).max(65535).default(8787),

@@ -12,6 +12,8 @@ import { exportCommand } from "./exports/cli.ts";
 import { EventConflict, IntakeWriter, parseEvents, type StoredResult } from "./intake.ts";
 import { createLogger } from "./log.ts";
 import { pullCommand, webhookTokenLines } from "./pull-cli.ts";
+import { pruneCommand } from "./prune-cli.ts";
+import { storageLines } from "./retention.ts";
 import type { Entity } from "./model.ts";
 import { Outbox } from "./outbox.ts";
 import { deliveryCounts, getSetting, lastSuccessAt, listDeliveries, pullGauges } from "./queries.ts";
@@ -28,6 +30,7 @@ Usage: kontobro <command> [options]
   status              deliveries per target and what needs action (--json)
   enqueue FILE|-      store events from a JSON file (one event or an array) or standard input
   retry ID|--all      retry a delivery, or every delivery that needs action (--target NAME)
+  prune               prune finished work older than agent.retention_days now (--days N, --json)
   pull TARGET [STREAM] pull now from a target (expenses, payments), as the schedule would
   sandbox KIND        serve a sandbox on its own: economic or unimicro (--port N)
   export ...          file exports: SIE 4 and templates, files, export status ("kontobro export" for help)
@@ -146,6 +149,7 @@ function status(args: Args): number {
       console.log(`${t} → PSA: ${inbox.filter((r) => r.target === t).map((r) => `${r.state} ${r.n}`).join(", ")}`);
     }
     for (const d of failing) console.log(`  needs action #${d.id} ${d.target} ${d.entity} ${d.key}: ${d.errorMessage}${d.errorHint ? `\n      fix: ${d.errorHint}` : ""}`);
+    for (const line of storageLines(db)) console.log(line);
     console.log(`API token: ${config.http.api_token ? "(set in kontobro.toml)" : getSetting(db, "api_token") ?? "(not generated yet; start the agent once)"}`);
     return 0;
   } finally {
@@ -231,6 +235,7 @@ export async function main(argv: string[]): Promise<number> {
       case "status": return status(args);
       case "enqueue": return await enqueue(args);
       case "retry": return retry(args);
+      case "prune": return await pruneCommand(loadConfig(args).config, args);
       case "sandbox": return await sandbox(args);
       case "pull": { const { config, targets } = loadConfig(args); return await pullCommand(config, targets, args.positional, createLogger(config.agent.log_level)); }
       case "export": return await exportCommand(args, () => loadConfig(args));

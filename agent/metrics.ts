@@ -31,6 +31,8 @@ export class Metrics {
   readonly retries = new Map<string, number>();
   readonly pushes = new Map<string, number>();
   readonly pushLatency = new Map<string, Histogram>();
+  /** More gauges read at scrape time (e.g. the database size, agent/retention.ts). */
+  readonly gaugeSources: (() => Gauge[])[] = [];
 
   observePush(target: string, seconds: number, outcome: string) {
     const key = `${target}\u0000${outcome}`;
@@ -47,7 +49,7 @@ export class Metrics {
   render(deliveryCounts: { target: string; status: string; n: number }[], eventsStored: number, gauges: Gauge[] = []): string {
     const out: string[] = [];
     const help = (name: string, type: string, text: string) => out.push(`# HELP ${name} ${text}`, `# TYPE ${name} ${type}`);
-    for (const g of gauges) {
+    for (const g of [...gauges, ...this.gaugeSources.flatMap((source) => source())]) {
       help(g.name, "gauge", g.help);
       for (const r of g.rows) out.push(`${g.name}{${Object.entries(r.labels).map(([k, v]) => `${k}="${esc(v)}"`).join(",")}} ${r.value}`);
     }

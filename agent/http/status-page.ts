@@ -5,6 +5,7 @@ import { deliveryCounts, lastSuccessAt, listDeliveries, recentEvents, type Deliv
 import type { AppContext } from "./context.ts";
 import { renderExportsSection } from "./status-exports.ts";
 import { renderPullsSection } from "./status-pulls.ts";
+import { renderStorageSection } from "./status-storage.ts";
 
 const STATUS_ORDER = ["pending", "in_flight", "waiting", "needs_action", "done", "superseded"];
 const STATUS_LABEL: Record<string, string> = {
@@ -27,6 +28,7 @@ ${ctx.targets.length === 0 ? html`<p class="card">No targets are configured. Add
 ${ctx.targets.map((t) => targetCard(ctx, t, counts.filter((c) => c.target === t.name)))}
 ${renderPullsSection(ctx)}
 ${renderExportsSection(ctx)}
+${renderStorageSection(ctx)}
 <section class="card"><h2>Recent events</h2>
 ${events.length === 0 ? html`<p class="muted">No events received yet. The PSA sends them to POST /api/v1/events.</p>` : html`
 <table><thead><tr><th>#</th><th>Event id</th><th>Type</th><th>Record</th><th>Received</th></tr></thead><tbody>
