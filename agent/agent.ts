@@ -18,6 +18,7 @@ import { Outbox } from "./outbox.ts";
 import { createPulls, type PullsRuntime } from "./pulls.ts";
 import { startRetention } from "./retention.ts";
 import { ensureSetting, recordPayload } from "./queries.ts";
+import { beginRun, readMarks, writeHighwater } from "./restore.ts";
 import { VERSION } from "./version.ts";
 
 export interface RunningAgent {
@@ -34,6 +35,8 @@ export interface RunningAgent {
 }
 
 export const databasePath = (dataDir: string) => join(dataDir, "kontobro.db");
+/** How often the high-water marks beside the database are refreshed (restore detection). */
+const HIGHWATER_EVERY_MS = 5_000;
 
 /** The API token: from config, else generated once and kept in the database. */
 export function apiTokenFor(db: Db, config: AgentConfig): string {
@@ -67,9 +70,17 @@ export async function startAgent(config: AgentConfig, targets: TargetConfig[], l
   const metrics = new Metrics();
   const connectors = createConnectors(targets, log);
   const record = recordPayload(db);
-  // Delivery ids restart at 1 in a new data directory; the installation id keeps idempotency keys unique
-  // across reinstalls and agents, so a target's key cache never answers for someone else's request.
+  // Delivery ids restart at 1 in a new data directory and repeat after a restore; the installation id and
+  // a random epoch per start keep idempotency keys unique across reinstalls, restores and agents, so a
+  // target's key cache never answers for someone else's request.
   const installationId = ensureSetting(db, "installation_id", () => randomUUID());
+  const run = beginRun(db, config.agent.data_dir);
+  if (run.restore) {
+    log.warn("restore detected: every open delivery is looked up at the target before any new create; events the PSA sent after the backup are not in this database, so ask the PSA to send again what changed since then", { ...run.restore });
+  }
+  const highwater = setInterval(() => {
+    try { writeHighwater(config.agent.data_dir, { ...readMarks(db.$client), generation: run.generation }); } catch (e) { log.warn("could not write the high-water marks beside the database", { error: e }); }
+  }, HIGHWATER_EVERY_MS);
   const dispatchers = new Map<string, Dispatcher>();
   for (const [name, connector] of connectors) {
     dispatchers.set(name, new Dispatcher(name, connector, outbox, {
@@ -77,7 +88,7 @@ export async function startAgent(config: AgentConfig, targets: TargetConfig[], l
       leaseMs: config.dispatch.lease_seconds * 1000,
       backoff: { baseMs: config.dispatch.retry_base_ms, maxMs: config.dispatch.retry_max_ms },
       idlePollMs: config.dispatch.idle_poll_ms,
-      keyPrefix: `kontobro-${installationId}-${name}`,
+      keyPrefix: `kontobro-${installationId}-${run.epoch}-${name}`,
     }, log.child({ target: name }), metrics, record));
   }
   const notifyAll = () => { for (const d of dispatchers.values()) d.notify(); };
@@ -111,6 +122,7 @@ export async function startAgent(config: AgentConfig, targets: TargetConfig[], l
       error: () => new Response(JSON.stringify({ error: "internal_error", message: "Request failed." }), { status: 500, headers: { "content-type": "application/json" } }),
     });
   } catch (e) {
+    clearInterval(highwater);
     db.$client.close();
     lock.release();
     throw new Error(`Cannot listen on ${config.http.host}:${config.http.port}: ${(e as Error).message}. Is another program using the port? Change http.port in kontobro.toml.`);
@@ -133,6 +145,8 @@ export async function startAgent(config: AgentConfig, targets: TargetConfig[], l
     await pulls.stop();
     await retention.stop();
     server.stop(true);
+    clearInterval(highwater);
+    try { writeHighwater(config.agent.data_dir, { ...readMarks(db.$client), generation: run.generation }); } catch {}
     db.$client.close();
     lock.release();
     log.info("stopped");

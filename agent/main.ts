@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { startEconomicSandbox } from "../connectors/economic/sandbox.ts";
 import { startUniMicroSandbox } from "../connectors/unimicro/sandbox.ts";
 import { apiTokenFor, createConnectors, databasePath, startAgent, type RunningAgent } from "./agent.ts";
+import { backupCommand, restoreCommand } from "./backup-cli.ts";
 import { parseArgs, type Args } from "./cli-args.ts";
 import { ConfigError, loadConfigFile, validateConfig, type LoadedConfig } from "./config.ts";
 import { openDatabase, StorageError } from "./db/index.ts";
@@ -34,6 +35,8 @@ Usage: kontobro <command> [options]
   pull TARGET [STREAM] pull now from a target (expenses, payments), as the schedule would
   sandbox KIND        serve a sandbox on its own: economic or unimicro (--port N)
   export ...          file exports: SIE 4 and templates, files, export status ("kontobro export" for help)
+  backup FILE         a consistent copy of the database, safe while the agent runs
+  restore FILE        put a backup in place (agent stopped; the replaced database is kept beside it)
   version             print the version
 
 Exit codes: 0 ok, 1 a check or command failed, 2 bad configuration or usage.`;
@@ -239,6 +242,8 @@ export async function main(argv: string[]): Promise<number> {
       case "sandbox": return await sandbox(args);
       case "pull": { const { config, targets } = loadConfig(args); return await pullCommand(config, targets, args.positional, createLogger(config.agent.log_level)); }
       case "export": return await exportCommand(args, () => loadConfig(args));
+      case "backup": { const { config } = loadConfig(args); return backupCommand(config.agent.data_dir, databasePath(config.agent.data_dir), args.positional); }
+      case "restore": { const { config } = loadConfig(args); return restoreCommand(config.agent.data_dir, databasePath(config.agent.data_dir), args.positional); }
       case "version": console.log(`kontobro ${VERSION} (bun ${Bun.version})`); return 0;
       default: console.error(`unknown command "${args.command}"\n\n${USAGE}`); return 2;
     }

@@ -2,6 +2,7 @@
 import { html, raw } from "hono/html";
 import type { HtmlEscapedString } from "hono/utils/html";
 import { deliveryCounts, lastSuccessAt, listDeliveries, recentEvents, type DeliveryRow } from "../queries.ts";
+import { lastRestore } from "../restore.ts";
 import type { AppContext } from "./context.ts";
 import { renderExportsSection } from "./status-exports.ts";
 import { renderPullsSection } from "./status-pulls.ts";
@@ -24,6 +25,7 @@ export function renderStatusPage(ctx: AppContext): HtmlEscapedString | Promise<H
 <body>
 <header><h1>kontobro</h1><span class="muted">version ${ctx.version} · up since ${when(ctx.startedAt)}</span></header>
 <main>
+${restoreBanner(ctx)}
 ${ctx.targets.length === 0 ? html`<p class="card">No targets are configured. Add a [[targets]] table to kontobro.toml (see config/kontobro.example.toml).</p>` : ""}
 ${ctx.targets.map((t) => targetCard(ctx, t, counts.filter((c) => c.target === t.name)))}
 ${renderPullsSection(ctx)}
@@ -36,6 +38,15 @@ ${events.map((e) => html`<tr><td>${e.seq}</td><td>${e.eventId}</td><td>${e.type}
 </tbody></table>`}
 </section>
 </main></body></html>`;
+}
+
+/** Shown once a restore was detected: what kontobro did and what the user should do. */
+function restoreBanner(ctx: AppContext) {
+  const r = lastRestore(ctx.db);
+  if (!r) return "";
+  return html`<section class="card paused" role="alert"><h2>A restore was detected</h2>
+<p>At ${r.detectedAt} kontobro found that ${r.reason}. ${r.openDeliveries} open deliveries are looked up at each target before anything is created again, so nothing is booked twice.</p>
+<p>Events the PSA sent after the backup${r.backupTakenAt ? ` (${r.backupTakenAt})` : ""} are not in this database: have the PSA send again what changed since then.</p></section>`;
 }
 
 function targetCard(ctx: AppContext, t: AppContext["targets"][number], counts: { status: string; n: number }[]) {
