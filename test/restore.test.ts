@@ -42,7 +42,7 @@ describe("restoring a backup", () => {
     expect(third).toHaveLength(1);
     expect(third[0]).toMatchObject({ customer: { customerNumber: 1 }, references: { other: "PSA-INV-1003" }, netAmount: 3333 });
     expect(await booked(1002)).toHaveLength(1);
-    //DRAFTS expect((await s.sandboxState()).drafts).toHaveLength(0);
+    expect((await s.sandboxState()).drafts).toHaveLength(0);
     const statusPage = await (await fetch(`${s.agent.url}/`)).text();
     expect(statusPage).toContain("restore was detected");
   });
