@@ -63,7 +63,7 @@ const PRUNABLE_EVENTS = `
 /** Prunes once, chunk by chunk. Safe to run while the agent runs (also from another process). */
 export async function pruneOnce(db: Db, options: PruneOptions): Promise<PruneResult> {
   const now = options.now ?? Date.now;
-  const batch = Math.max(1, options.batchSize ?? 500);
+  const batch = Math.max(1, options.batchSize ?? 200);
   const stop = options.shouldStop ?? (() => false);
   const at = now();
   const cutoff = at - options.retentionDays * DAY_MS;

@@ -9,7 +9,9 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openDatabase } from "../agent/db/index.ts";
+import { IntakeWriter, parseEvents } from "../agent/intake.ts";
 import { Outbox } from "../agent/outbox.ts";
+import { pruneOnce } from "../agent/retention.ts";
 import {
   customer, freePort, load, median, percentile, postEvents, rssMb, sandboxCustomers, startAgentProcess, startSandboxProcess, TOKEN, until, writeAgentConfig,
 } from "./bench-support.ts";
@@ -18,9 +20,9 @@ import { build } from "./build.ts";
 interface Figure { name: string; value: number; unit: string; baseline?: number; baselineName?: string; target?: string; met?: boolean; note?: string }
 
 const flag = (name: string, fallback: number) => { const i = process.argv.indexOf(`--${name}`); return i >= 0 ? Number(process.argv[i + 1]) : fallback; };
-const opts = { backlog: flag("backlog", 1_000_000), single: flag("single", 60_000), batches: flag("batches", 200), dispatch: flag("dispatch", 30_000), latency: flag("latency", 200) };
+const opts = { backlog: flag("backlog", 1_000_000), single: flag("single", 60_000), batches: flag("batches", 200), dispatch: flag("dispatch", 30_000), latency: flag("latency", 200), prune: flag("prune", 200_000) };
 const figures: Figure[] = [];
-/** --only start,intake,dispatch,claim runs a subset (for quick iterations); default all. */
+/** --only start,intake,dispatch,claim,prune runs a subset (for quick iterations); default all. */
 const only = (() => { const i = process.argv.indexOf("--only"); return i >= 0 ? new Set(process.argv[i + 1]!.split(",")) : null; })();
 const runs = (section: string) => !only || only.has(section);
 const tmp = (p: string) => mkdtempSync(join(tmpdir(), `kontobro-bench-${p}-`));
@@ -76,6 +78,48 @@ function claimMs(pending: number): number {
   }
   c.close();
   return median(times);
+}
+
+/**
+ * Retention: `old` finished versions (10 per record, 200 days old) pruned while single-event intake calls
+ * keep coming; the p99 of those calls, against the same calls with no prune running.
+ */
+async function pruneFigures(old: number): Promise<{ perSecond: number; idleP99: number; duringP99: number }> {
+  const db = openDatabase(join(tmp("prune"), "k.db"));
+  const c = db.$client;
+  const at = Date.now() - 200 * 86_400_000;
+  c.transaction(() => {
+    const ev = c.prepare("INSERT INTO events (event_id, type, entity, key, payload, received_at) VALUES (?1, 'customer.upserted', 'customer', ?2, ?3, ?4)");
+    const del = c.prepare("INSERT INTO deliveries (event_seq, target, entity, key, status, next_attempt_at, created_at, updated_at, done_at) VALUES (?1, 'eco', 'customer', ?2, ?3, ?4, ?4, ?4, ?4)");
+    const rec = c.prepare("INSERT INTO records (entity, key, payload, version, last_event_seq, updated_at) VALUES ('customer', ?1, ?2, 10, ?3, ?4)");
+    const payload = JSON.stringify(customer(1).data);
+    for (let i = 1; i <= old * 1.1; i++) {
+      const key = String(Math.ceil(i / 10));
+      ev.run(`p${i}`, key, payload, at);
+      del.run(i, key, i % 10 === 0 ? "done" : "superseded", at);
+      if (i % 10 === 0) rec.run(key, payload, i, at);
+    }
+  })();
+  const intake = new IntakeWriter(db, new Outbox(db), () => ["eco"]);
+  let n = 0;
+  const oneCall = async () => {
+    const parsed = parseEvents(customer(9_000_000 + n++, "live"));
+    const t0 = performance.now();
+    if (parsed.ok) await intake.submit(parsed.events);
+    return performance.now() - t0;
+  };
+  const idle: number[] = [];
+  for (let i = 0; i < 300; i++) idle.push(await oneCall());
+  const during: number[] = [];
+  let done = false;
+  const t0 = performance.now();
+  const prune = pruneOnce(db, { retentionDays: 90 }).then((r) => { done = true; return r; });
+  while (!done) during.push(await oneCall());
+  const result = await prune;
+  const seconds = (performance.now() - t0) / 1000;
+  c.close();
+  const p99 = (xs: number[]) => percentile([...xs].sort((a, b) => a - b), 99);
+  return { perSecond: result.events / seconds, idleP99: p99(idle), duringP99: p99(during) };
 }
 
 // ── the agent as a user runs it ───────────────────────────────────────────────────────────────────
@@ -176,6 +220,13 @@ async function main() {
     const small = claimMs(1_000);
     const large = claimMs(1_000_000);
     figures.push({ name: "claim 50 deliveries with 1,000,000 pending", value: large, unit: "ms", baseline: small, baselineName: "the same with 1,000 pending", target: "ratio ≤ 2", met: large / small <= 2 });
+  }
+
+  if (runs("prune")) {
+    say(`pruning ${opts.prune.toLocaleString()} old versions while intake runs`);
+    const p = await pruneFigures(opts.prune);
+    figures.push({ name: `prune ${opts.prune.toLocaleString()} old versions`, value: p.perSecond, unit: "events/s", target: "≥ 5,000 events/s", met: p.perSecond >= 5000 });
+    figures.push({ name: "single-event intake call during a prune, p99", value: p.duringP99, unit: "ms", baseline: p.idleP99, baselineName: "the same calls with no prune running", target: "ratio ≤ 3", met: p.duringP99 / p.idleP99 <= 3 });
   }
 
   print();
