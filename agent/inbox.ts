@@ -202,9 +202,10 @@ export class Inbox {
 
   // ── delivery to the PSA webhook ──────────────────────────────────────────────────────────────────
 
-  /** The oldest undelivered items that are due, in feed order. */
-  undelivered(limit: number, now: number = this.now()): InboxRow[] {
-    return this.db.$client.query(`SELECT ${ROW_COLUMNS} FROM inbox WHERE state = 'new' AND next_attempt_at <= ?2 ORDER BY seq LIMIT ?1`).all(limit, now) as InboxRow[];
+  /** The oldest undelivered items that are due, in feed order; `untriedOnly`: only those never attempted. */
+  undelivered(limit: number, now: number = this.now(), untriedOnly = false): InboxRow[] {
+    return this.db.$client.query(`SELECT ${ROW_COLUMNS} FROM inbox WHERE state = 'new' AND next_attempt_at <= ?2 AND (?3 = 0 OR attempts = 0) ORDER BY seq LIMIT ?1`)
+      .all(limit, now, untriedOnly ? 1 : 0) as InboxRow[];
   }
 
   /** When the next undelivered item is due, or null when none waits. */

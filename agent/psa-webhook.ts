@@ -1,5 +1,5 @@
 // Delivers new inbox items to the PSA's webhook URL, oldest first, in signed batches, retried with
-// backoff until the PSA answers 2xx. The signature is HMAC-SHA256 over "<timestamp>.<body>":
+// backoff until the PSA answers 2xx; an item that failed is retried alone, so it never holds back others. The signature is HMAC-SHA256 over "<timestamp>.<body>":
 //   Kontobro-Signature: t=<unix seconds>,v1=<lowercase hex>
 import { createHmac } from "node:crypto";
 import { parseRetryAfter } from "../connectors/http.ts";
@@ -45,16 +45,37 @@ export function buildBatch(rows: InboxRow[], attachmentOf: (id: number) => Uint8
   return { ids, body: `{"items":[${items.join(",")}]}` };
 }
 
+type SendResult =
+  | { ok: true }
+  | { ok: false; aborted: true }
+  | { ok: false; aborted?: false; ids: number[]; problem: Problem; retryAfterMs?: number; clientError: boolean };
+
+/**
+ * One loop, one request at a time. Items never tried go out in batches, oldest first. An item whose delivery
+ * has failed before is sent alone, with its own backoff (attempts / next_attempt_at): whatever the PSA does
+ * with it (4xx, 5xx, a timeout), the items after it keep flowing. Consecutive failed requests with no success
+ * in between may mean the PSA itself is down: then retries of failed items pause with growing delay (new items
+ * still go out, and the first success ends the pause). A Retry-After pauses everything at least that long.
+ * stop() aborts the request in flight.
+ */
 export class PsaDeliverer {
   private running = false;
   private readonly sleeper = new WakeableSleep();
   private loopDone: Promise<void> = Promise.resolve();
+  private abort = new AbortController();
+  /** Failed requests since the last success. */
+  private failStreak = 0;
+  /** Nothing is sent before this (the PSA's Retry-After). */
+  private pausedUntil = 0;
+  /** No item that failed before is retried before this (the PSA looks down). */
+  private retriesPausedUntil = 0;
 
   constructor(private readonly inbox: Inbox, private readonly opts: PsaWebhookOptions, private readonly log: Logger, private readonly now: () => number = Date.now) {}
 
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.abort = new AbortController();
     this.loopDone = this.loop().catch((e) => this.log.error("PSA webhook delivery stopped by an unexpected error", { error: e }));
   }
 
@@ -62,8 +83,10 @@ export class PsaDeliverer {
     this.sleeper.wakeUp();
   }
 
+  /** Returns promptly: a request in flight is aborted (its items stay undelivered and go out after the restart). */
   async stop(): Promise<void> {
     this.running = false;
+    this.abort.abort();
     this.notify();
     await this.loopDone;
   }
@@ -76,38 +99,56 @@ export class PsaDeliverer {
       } catch (e) {
         this.log.error("PSA webhook delivery failed unexpectedly; trying again later", { error: e });
       }
-      if (wait > 0) await this.sleep(wait);
+      if (wait > 0 && this.running) await this.sleep(wait);
     }
   }
 
-  /** Sends one batch of the items that are due; returns how long to wait before the next look. */
+  /** Sends one request with what is due; returns how long to wait before the next look. */
   private async deliverOnce(): Promise<number> {
     const now = this.now();
-    // Only items that are due: one the PSA keeps refusing backs off alone, the rest keep flowing.
-    const rows = this.inbox.undelivered(this.opts.batchSize, now);
+    if (now < this.pausedUntil) return this.pausedUntil - now;
+    const retriesWait = Math.max(0, this.retriesPausedUntil - now);
+    // Only items that are due: one the PSA keeps failing on backs off alone, the rest keep flowing.
+    const rows = this.inbox.undelivered(this.opts.batchSize, now, retriesWait > 0);
     if (rows.length === 0) {
       const next = this.inbox.nextUndeliveredAt();
-      return next === null ? this.opts.pollMs : Math.max(0, Math.min(this.opts.pollMs, next - now));
+      return next === null ? this.opts.pollMs : Math.max(0, Math.min(this.opts.pollMs, Math.max(retriesWait, next - now)));
     }
-    const sent = await this.send(rows);
-    if (sent.ok) return 0;
-    if (sent.clientError && sent.ids.length > 1) {
-      // The PSA refused the batch as such (400, 413, …): one item may be at fault, so send them one by one.
-      for (const row of rows.filter((r) => sent.ids.includes(r.id))) {
-        const one = await this.send([row]);
-        if (!one.ok) this.fail([row], one);
-      }
+    // An item that failed before goes alone (isolated); the others in a batch of those never tried.
+    const firstTried = rows.findIndex((r) => r.attempts > 0);
+    const batch = firstTried === 0 ? rows.slice(0, 1) : firstTried > 0 ? rows.slice(0, firstTried) : rows;
+    const sent = await this.send(batch);
+    if (sent.ok) {
+      this.failStreak = 0;
+      this.retriesPausedUntil = 0;
       return 0;
     }
-    return this.fail(rows.filter((r) => sent.ids.includes(r.id)), sent);
+    if (sent.aborted) return 0;
+    this.failStreak += 1;
+    const failed = batch.filter((r) => sent.ids.includes(r.id));
+    if (sent.clientError && failed.length > 1) {
+      // The PSA refused the batch as such (400, 413, …): one item may be at fault, so they go one by one now.
+      this.inbox.markFailed(failed.map((r) => r.id), sent.problem, now);
+      this.log.warn("the PSA webhook refused a batch; sending its items one by one", { items: failed.length, code: sent.problem.code });
+    } else {
+      this.fail(failed, sent);
+    }
+    if (sent.retryAfterMs !== undefined) this.pausedUntil = now + sent.retryAfterMs;
+    if (this.failStreak >= 2) {
+      const pause = retryDelayMs(this.failStreak - 1, { baseMs: this.opts.retryBaseMs, maxMs: this.opts.retryMaxMs });
+      this.retriesPausedUntil = now + pause;
+      this.log.warn("the PSA webhook keeps failing; retries of failed items pause", { failures: this.failStreak, inMs: pause });
+    }
+    return 0;
   }
 
-  private async send(rows: InboxRow[]): Promise<{ ok: true } | { ok: false; ids: number[]; problem: Problem; retryAfterMs?: number; clientError: boolean }> {
+  private async send(rows: InboxRow[]): Promise<SendResult> {
     const { ids, body } = buildBatch(rows, (id) => this.inbox.attachment(id)?.bytes, this.opts.maxBodyBytes);
     const timestamp = Math.floor(this.now() / 1000);
+    const stopping = this.abort.signal;
     try {
       const res = await fetch(this.opts.url, {
-        method: "POST", body, redirect: "manual", signal: AbortSignal.timeout(this.opts.timeoutMs),
+        method: "POST", body, redirect: "manual", signal: AbortSignal.any([AbortSignal.timeout(this.opts.timeoutMs), stopping]),
         headers: { "content-type": "application/json", "user-agent": this.opts.userAgent, [SIGNATURE_HEADER]: signatureHeader(this.opts.secret, timestamp, body) },
       });
       const answer = await res.text().catch(() => "");
@@ -125,10 +166,12 @@ export class PsaDeliverer {
           message: `The PSA webhook answered ${res.status}${answer ? `: ${answer.slice(0, 200)}` : ""}.`,
           hint: auth
             ? "Check that the PSA has the same signing secret as psa.webhook_secret in kontobro.toml. kontobro keeps retrying."
-            : "kontobro keeps retrying with backoff until the PSA answers 2xx; check the PSA's logs if this persists.",
+            : "kontobro keeps retrying this item alone with backoff (other items are not held back) until the PSA answers 2xx; check the PSA's logs if this persists.",
         },
       };
     } catch (e) {
+      // Stopping: not the PSA's fault; the items stay as they were and go out after the restart.
+      if (stopping.aborted) return { ok: false, aborted: true };
       const msg = e instanceof Error ? e.message : String(e);
       const timedOut = e instanceof Error && (e.name === "TimeoutError" || e.name === "AbortError");
       return {
@@ -142,13 +185,12 @@ export class PsaDeliverer {
     }
   }
 
-  /** Schedules the next attempt for items the PSA did not take; returns how long to wait. */
-  private fail(rows: InboxRow[], sent: { problem: Problem; retryAfterMs?: number }): number {
+  /** Schedules the next attempt for items the PSA did not take, by their own number of failures. */
+  private fail(rows: InboxRow[], sent: { problem: Problem; retryAfterMs?: number }): void {
     const attempts = Math.max(0, ...rows.map((r) => r.attempts));
     const delay = retryDelayMs(attempts + 1, { baseMs: this.opts.retryBaseMs, maxMs: this.opts.retryMaxMs }, sent.retryAfterMs);
     this.inbox.markFailed(rows.map((r) => r.id), sent.problem, this.now() + delay);
-    this.log.warn("PSA webhook delivery failed; will retry", { items: rows.length, code: sent.problem.code, message: sent.problem.message, inMs: delay });
-    return Math.min(this.opts.pollMs, delay);
+    this.log.warn("PSA webhook delivery failed; will retry", { items: rows.length, ...(rows.length === 1 ? { item: rows[0]!.id } : {}), code: sent.problem.code, message: sent.problem.message, inMs: delay });
   }
 
   private sleep(ms: number): Promise<void> {
