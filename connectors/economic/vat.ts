@@ -32,9 +32,9 @@ export function vatCategory(country: string | undefined, home: string): VatCateg
 // e-conomic names its standard zones "Domestic", "EU" and "Abroad" in English agreements (zone 1 =
 // "Domestic" is documented; the others and the local names are our reading, see README "unverified").
 const NAME_PATTERNS: Record<VatCategory, RegExp> = {
-  domestic: /domestic|indland|indenland|innland|innenland|inrikes|inland/i,
-  eu: /(^|[^a-z])eu([^a-z]|$)/i,
-  abroad: /abroad|udland|utland|export|eksport|outside|non-eu|tredje|third/i,
+  domestic: /\b(domestic|indland|indenlandsk?|innland|innenlands|inrikes|inland)\b/i,
+  eu: /\beu\b/i,
+  abroad: /\b(abroad|udland(et)?|utland(et)?|export|eksport|outside|non-eu|third countr(y|ies)|tredjeland)\b/i,
 };
 /** "Domestic exempt" and the like are special zones, never the default for a category. */
 const SPECIAL = /exempt|momsfri|fritag|undtaget|reverse|omvendt/i;
