@@ -174,20 +174,33 @@ export class Inbox {
 
   // ── the feed ─────────────────────────────────────────────────────────────────────────────────────
 
-  /** Items after the cursor `after` (a seq), oldest first. */
+  /**
+   * Deliverable items (new or delivered) after the cursor `after` (a seq), oldest first. Items kept as
+   * ignored are not in the feed: one becomes deliverable later under a new seq, so a reader sees each item
+   * once, when it can use it (see `ignored()` for the others).
+   */
   feed(opts: { after: number; limit: number; target?: string }): { rows: InboxRow[]; more: boolean } {
+    return this.page(`state IN ('new', 'delivered')`, opts);
+  }
+
+  /** Items kept but not delivered (the PSA does not know their project yet), oldest first; acknowledges nothing. */
+  ignored(opts: { after: number; limit: number; target?: string }): { rows: InboxRow[]; more: boolean } {
+    return this.page(`state = 'ignored_unknown_project'`, opts);
+  }
+
+  private page(where: string, opts: { after: number; limit: number; target?: string }): { rows: InboxRow[]; more: boolean } {
     const rows = this.db.$client.query(
-      `SELECT ${ROW_COLUMNS} FROM inbox WHERE seq > ?1 AND (?2 IS NULL OR target = ?2) ORDER BY seq LIMIT ?3`,
+      `SELECT ${ROW_COLUMNS} FROM inbox WHERE ${where} AND seq > ?1 AND (?2 IS NULL OR target = ?2) ORDER BY seq LIMIT ?3`,
     ).all(opts.after, opts.target ?? null, opts.limit + 1) as InboxRow[];
     return { rows: rows.slice(0, opts.limit), more: rows.length > opts.limit };
   }
 
-  /** A reader asking for items after `after` has taken everything up to it: those count as delivered. */
   /** The newest position in the feed (0 when empty). */
   lastSeq(): number {
     return (this.db.$client.query(`SELECT coalesce(max(seq), 0) AS s FROM inbox`).get() as { s: number }).s;
   }
 
+  /** A reader asking for items after `after` has taken everything up to it: those count as delivered. */
   acknowledge(after: number, target?: string): number {
     const now = this.now();
     return this.db.$client.run(

@@ -19,9 +19,11 @@ function badQuery(c: Context, error: z.ZodError) {
 }
 
 /**
- * The feed: items in the order they became deliverable, after a cursor. Asking for items after X
+ * The feed: deliverable items in the order they became deliverable, after a cursor. Asking for items after X
  * acknowledges everything up to X: those items count as delivered (state "delivered", via "feed").
- * `next` is the cursor for the following call; it stays the same when nothing new has arrived.
+ * `next` is the cursor for the following call; it stays the same when nothing new has arrived. Items kept as
+ * "ignored: project unknown" are not in it (they enter it, once, when their project arrives): they are listed
+ * at /ignored, which acknowledges nothing and moves no cursor.
  */
 export function inboxRoutes(ctx: AppContext): Hono {
   const api = new Hono();
@@ -40,6 +42,17 @@ export function inboxRoutes(ctx: AppContext): Hono {
     }
     if (after > 0) pulls.inbox.acknowledge(after, parsed.data.target);
     const { rows, more } = pulls.inbox.feed({ after, limit: parsed.data.limit, target: parsed.data.target });
+    const items = rows.map((r) => toInboxItem(r, { href: `/api/v1/inbox/${r.id}/attachment` }));
+    return c.json({ items, next: String(rows.length > 0 ? rows[rows.length - 1]!.seq : after), more });
+  });
+
+  api.get("/ignored", (c) => {
+    const pulls = ctx.pulls;
+    if (!pulls) return c.json({ items: [], next: "0", more: false });
+    const parsed = FeedQuery.safeParse(c.req.query());
+    if (!parsed.success) return badQuery(c, parsed.error);
+    const after = Number(parsed.data.after);
+    const { rows, more } = pulls.inbox.ignored({ after, limit: parsed.data.limit, target: parsed.data.target });
     const items = rows.map((r) => toInboxItem(r, { href: `/api/v1/inbox/${r.id}/attachment` }));
     return c.json({ items, next: String(rows.length > 0 ? rows[rows.length - 1]!.seq : after), more });
   });
