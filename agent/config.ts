@@ -31,6 +31,11 @@ export const AgentConfig = z.strictObject({
     shutdown_grace_ms: z.number().int().min(0).default(10_000),
     /** Minutes a delivery may wait for a record the PSA has not sent before it needs action. */
     missing_record_grace_minutes: z.number().min(0).default(15),
+    /** Circuit breaker per target: 5xx answers, timeouts or broken connections in a row that open it. */
+    breaker_failures: z.number().int().min(1).default(5),
+    /** First delay before the open breaker's probe (doubles per failed probe up to breaker_max_ms). */
+    breaker_base_ms: z.number().int().min(1).default(5000),
+    breaker_max_ms: z.number().int().min(1).default(300_000),
   }).prefault({}),
   psa: PsaConfig.default(PSA_DEFAULTS),
   pulls: PullsConfig.default(PULLS_DEFAULTS),

@@ -1,15 +1,22 @@
 // The dispatcher: one per target. Leases ready deliveries, pushes them through the connector with a
 // bounded number in flight, and writes outcomes in batches (each outcome in the transaction that
-// releases its lease).
+// releases its lease). Backpressure belongs to the target (agent/target-state.ts): while the target's
+// stored pause lasts nothing is claimed, and while its circuit breaker is open or half-open at most one
+// delivery (the probe) is claimed.
 import { createHash } from "node:crypto";
 import type { Connector } from "../connectors/contract.ts";
 import { isTargetError } from "../connectors/http.ts";
 import { retryDelayMs, type BackoffPolicy } from "./backoff.ts";
+import type { Db } from "./db/index.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Entity } from "./model.ts";
-import type { ClaimedDelivery, Outbox, Outcome } from "./outbox.ts";
+import type { ClaimedDelivery, Completed, Outbox, Outcome } from "./outbox.ts";
 import type { Problem } from "./problem.ts";
+import {
+  admission, applySignal, BREAKER_DEFAULTS, describeTargetState, releaseProbe, signalOf, takeProbe, TargetStateStore,
+  type Admission, type BreakerPolicy, type TargetSignal, type TargetState,
+} from "./target-state.ts";
 import { WakeableSleep } from "./wakeable.ts";
 
 export interface DispatcherOptions {
@@ -20,6 +27,20 @@ export interface DispatcherOptions {
   idlePollMs: number;
   /** Prefix of idempotency keys, unique per installation and target (delivery id and attempt are appended). */
   keyPrefix: string;
+  /** Circuit breaker settings ([dispatch] breaker_*); defaults when absent. */
+  breaker?: BreakerPolicy;
+  /** The stored pause and breaker, shared by every worker; by default on the outbox's database. */
+  targetState?: TargetStateStore;
+  /**
+   * This is the only worker of the target (the agent holds the instance lock), so a probe left "out" by a
+   * process that died is released at start. Default true; false for a worker among many.
+   */
+  soleWorker?: boolean;
+}
+
+interface Finished extends Completed {
+  /** What the push said about the target (not about the record). */
+  signal: TargetSignal;
 }
 
 /** Stable hash of a payload: a link whose hash matches needs no push. */
@@ -42,7 +63,13 @@ export function combineProblems(problems: Problem[]): Problem {
 export class Dispatcher {
   private running = false;
   private readonly inFlight = new Map<number, ClaimedDelivery>();
-  private finished: { delivery: ClaimedDelivery; outcome: Outcome; latencyMs: number }[] = [];
+  private finished: Finished[] = [];
+  private readonly targetState: TargetStateStore;
+  private readonly breaker: BreakerPolicy;
+  /** The delivery sent as the breaker's probe by this worker, if one is out. */
+  private probeId: number | null = null;
+  /** The last state read or written, for /metrics and the logs. */
+  private lastState: TargetState | null = null;
   private readonly sleeper = new WakeableSleep();
   private notifyScheduled = false;
   private loopDone: Promise<void> = Promise.resolve();
@@ -55,11 +82,26 @@ export class Dispatcher {
     private readonly log: Logger,
     private readonly metrics: Metrics,
     private readonly record: (entity: Entity, key: string) => any | null,
-  ) {}
+  ) {
+    this.breaker = options.breaker ?? BREAKER_DEFAULTS;
+    // The Outbox keeps its database private; the agent should pass `targetState` (see DispatcherOptions).
+    this.targetState = options.targetState ?? new TargetStateStore((outbox as unknown as { db: Db }).db);
+  }
 
   start(): void {
     if (this.running) return;
     this.running = true;
+    if (this.options.soleWorker !== false) {
+      try {
+        this.targetState.transaction(() => {
+          const s = this.targetState.get(this.target);
+          const released = releaseProbe(s, Date.now());
+          if (released !== s) this.targetState.put(released);
+        });
+      } catch (e) {
+        this.log.warn("could not read the target's stored pause and breaker; the dispatcher tries again", { target: this.target, error: e });
+      }
+    }
     this.loopDone = this.loop().catch((e) => this.log.error("dispatcher stopped by an unexpected error", { target: this.target, error: e }));
   }
 
@@ -76,7 +118,11 @@ export class Dispatcher {
     await this.loopDone;
     const deadline = Date.now() + graceMs;
     while (this.inFlight.size > 0 && Date.now() < deadline) await this.sleep(Math.min(50, deadline - Date.now()));
-    this.flushOutcomes();
+    try {
+      this.round(0);
+    } catch (e) {
+      this.log.warn("could not record push outcomes yet; the leases expire and the deliveries are checked before any new create", { target: this.target, error: e });
+    }
     const abandoned = [...this.inFlight.keys()];
     this.outbox.release(abandoned);
     if (abandoned.length > 0) this.log.warn("released deliveries still in flight at shutdown; they will be checked before any new create", { target: this.target, count: abandoned.length });
@@ -99,19 +145,62 @@ export class Dispatcher {
 
   /** One round (one transaction): record finished pushes, lease new ones; returns how long to sleep. */
   private step(): number {
-    const finished = this.finished;
     const free = this.options.concurrency - this.inFlight.size;
-    if (finished.length > 0 || free > 0) {
-      // Throws if the database is busy: the outcomes stay in `finished` for the next round.
-      const batch = this.outbox.completeAndClaim(finished, this.target, free, this.options.leaseMs, (e) => this.connector.supports(e));
-      this.finished = [];
-      for (const { delivery, outcome } of finished) this.logOutcome(delivery, outcome);
-      for (const d of batch) this.launch(d);
-      if (free > 0 && batch.length === free) return 0;
-    }
+    const { limit, claimed, gate } = this.round(free);
+    if (limit > 0 && claimed === limit) return 0;
+    if (gate.kind === "none") return Math.max(0, Math.min(this.options.idlePollMs, gate.until - Date.now()));
     if (this.inFlight.size >= this.options.concurrency) return this.options.idlePollMs;
     const due = this.outbox.nextDueAt(this.target);
     return due === null ? this.options.idlePollMs : Math.max(0, Math.min(this.options.idlePollMs, due - Date.now()));
+  }
+
+  /**
+   * In one write transaction: apply what the finished pushes said about the target to its stored state,
+   * write their outcomes, and claim up to `free` deliveries as the stored pause and breaker allow.
+   * Throws if the database is busy: the outcomes stay in `finished` for the next round.
+   */
+  private round(free: number): { limit: number; claimed: number; gate: Admission } {
+    const finished = this.finished;
+    const now = Date.now();
+    const { batch, gate, limit, before, after } = this.targetState.transaction(() => {
+      const before = this.targetState.get(this.target);
+      let s = before;
+      for (const f of finished) {
+        const isProbe = f.delivery.id === this.probeId;
+        s = applySignal(s, f.signal, now, this.breaker, isProbe);
+      }
+      const gate = admission(s, now);
+      const limit = gate.kind === "all" ? free : gate.kind === "probe" ? Math.min(free, 1) : 0;
+      const batch = finished.length > 0 || limit > 0
+        ? this.outbox.completeAndClaim(finished, this.target, limit, this.options.leaseMs, (e) => this.connector.supports(e))
+        : [];
+      if (gate.kind === "probe" && batch.length > 0) s = takeProbe(s, now, this.options.leaseMs);
+      if (s !== before) this.targetState.put(s);
+      return { batch, gate, limit, before, after: s };
+    });
+    this.finished = [];
+    if (finished.some((f) => f.delivery.id === this.probeId)) this.probeId = null;
+    if (gate.kind === "probe" && batch.length > 0) this.probeId = batch[0]!.id;
+    for (const { delivery, outcome } of finished) this.logOutcome(delivery, outcome);
+    this.noteStateChange(before, after, now);
+    for (const d of batch) this.launch(d);
+    return { limit, claimed: batch.length, gate };
+  }
+
+  private noteStateChange(before: TargetState, after: TargetState, now: number): void {
+    this.metrics.setTargetState(this.target, after);
+    const prev = this.lastState ?? before;
+    this.lastState = after;
+    if (prev === after) return;
+    const line = { target: this.target, state: describeTargetState(after, now) };
+    if (after.pausedUntil !== null && after.pausedUntil > now && after.pausedUntil !== prev.pausedUntil) {
+      this.metrics.countTargetPause(this.target);
+      this.log.warn("the target asked kontobro to wait: nothing is sent to it until the pause ends", { ...line, until: new Date(after.pausedUntil).toISOString() });
+    } else if (after.breaker === "open" && prev.breaker !== "open") {
+      this.log.warn(prev.breaker === "closed" ? "circuit breaker opened: the target keeps failing; one probe request at a time from now on" : "the probe failed; the circuit breaker stays open for longer", line);
+    } else if (after.breaker === "closed" && prev.breaker !== "closed") {
+      this.log.info("circuit breaker closed: the target answers again; sending normally", line);
+    }
   }
 
   private sleep(ms: number): Promise<void> {
@@ -121,11 +210,11 @@ export class Dispatcher {
   private launch(d: ClaimedDelivery): void {
     this.inFlight.set(d.id, d);
     const started = performance.now();
-    this.deliver(d).then((outcome) => {
+    this.deliver(d).then(({ outcome, signal }) => {
       const latencyMs = performance.now() - started;
       this.metrics.observePush(this.target, latencyMs / 1000, outcome.kind);
       if (outcome.kind === "retry") this.metrics.countRetry(this.target);
-      this.finished.push({ delivery: d, outcome, latencyMs: Date.now() - d.createdAt });
+      this.finished.push({ delivery: d, outcome, signal, latencyMs: Date.now() - d.createdAt });
       this.inFlight.delete(d.id);
       this.notifySoon();
     });
@@ -141,21 +230,6 @@ export class Dispatcher {
     setImmediate(() => { this.notifyScheduled = false; this.notify(); });
   }
 
-  private flushOutcomes(): void {
-    if (this.finished.length === 0) return;
-    const batch = this.finished;
-    try {
-      this.outbox.complete(batch);
-      this.finished = [];
-    } catch (e) {
-      // Keep the outcomes and write them on the next round; if the agent dies first, the leases expire
-      // and the deliveries are retried as uncertain (looked up before any create). Nothing is lost.
-      this.log.warn("could not record push outcomes yet; keeping them to write on the next round", { target: this.target, error: e });
-      return;
-    }
-    for (const { delivery: d, outcome } of batch) this.logOutcome(d, outcome);
-  }
-
   private logOutcome(d: ClaimedDelivery, o: Outcome): void {
     const base = { target: this.target, delivery: d.id, entity: d.entity, key: d.key, attempt: d.attempts };
     if (o.kind === "done") this.log.info("delivered", { ...base, remoteId: o.remoteId });
@@ -163,25 +237,26 @@ export class Dispatcher {
     else if (o.kind === "needs_action") this.log.warn("push needs action", { ...base, code: o.problem.code, message: o.problem.message, hint: o.problem.hint });
   }
 
-  /** One push, turned into an outcome. Never throws. */
-  private async deliver(d: ClaimedDelivery): Promise<Outcome> {
+  /** One push, turned into an outcome and what it says about the target. Never throws. */
+  private async deliver(d: ClaimedDelivery): Promise<{ outcome: Outcome; signal: TargetSignal }> {
+    const none: TargetSignal = { kind: "none" };
     try {
       const problems = this.connector.validate(d.entity, d.payload, this.record);
-      if (problems.length > 0) return { kind: "needs_action", problem: combineProblems(problems), uncertain: d.uncertain };
+      if (problems.length > 0) return { outcome: { kind: "needs_action", problem: combineProblems(problems), uncertain: d.uncertain }, signal: none };
       const hash = payloadHash(d.payload);
       const link = this.outbox.link(this.target, d.entity, d.key);
       // Unchanged since the last push: nothing to send, unless an earlier attempt may have changed the
       // record at the target since (then the push looks it up and puts it right).
-      if (link && link.payloadHash === hash && !d.uncertain) return { kind: "done", remoteId: link.remoteId, payloadHash: hash, note: "unchanged since the last push; nothing sent" };
+      if (link && link.payloadHash === hash && !d.uncertain) return { outcome: { kind: "done", remoteId: link.remoteId, payloadHash: hash, note: "unchanged since the last push; nothing sent" }, signal: none };
       const result = await this.connector.push(d.entity, d.payload, {
         link: link ? { remoteId: link.remoteId } : null,
         uncertain: d.uncertain,
         idempotencyKey: `${this.options.keyPrefix}-${d.id}-${d.attempts}`,
         record: this.record,
       });
-      return { kind: "done", remoteId: result.remoteId, payloadHash: hash, note: result.note };
+      return { outcome: { kind: "done", remoteId: result.remoteId, payloadHash: hash, note: result.note }, signal: { kind: "ok" } };
     } catch (e) {
-      return this.failure(d, e);
+      return { outcome: this.failure(d, e), signal: signalOf(e) };
     }
   }
 

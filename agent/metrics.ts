@@ -33,6 +33,17 @@ export class Metrics {
   readonly pushLatency = new Map<string, Histogram>();
   /** More gauges read at scrape time (e.g. the database size, agent/retention.ts). */
   readonly gaugeSources: (() => Gauge[])[] = [];
+  /** Each target's pause and circuit breaker, as its dispatcher last read or wrote them (agent/target-state.ts). */
+  readonly targetStates = new Map<string, { pausedUntil: number | null; breaker: string; failures: number; nextProbeAt: number | null }>();
+  readonly targetPauses = new Map<string, number>();
+
+  setTargetState(target: string, s: { pausedUntil: number | null; breaker: string; failures: number; nextProbeAt: number | null }) {
+    this.targetStates.set(target, { pausedUntil: s.pausedUntil, breaker: s.breaker, failures: s.failures, nextProbeAt: s.nextProbeAt });
+  }
+
+  countTargetPause(target: string) {
+    this.targetPauses.set(target, (this.targetPauses.get(target) ?? 0) + 1);
+  }
 
   observePush(target: string, seconds: number, outcome: string) {
     const key = `${target}\u0000${outcome}`;
@@ -74,6 +85,7 @@ export class Metrics {
       const [t, o] = k.split("\u0000");
       out.push(`kontobro_pushes_total{target="${esc(t!)}",outcome="${o}"} ${n}`);
     }
+    this.renderTargetStates(help, out);
     help("kontobro_push_duration_seconds", "histogram", "Time of one push to a target.");
     for (const [t, h] of this.pushLatency) {
       LATENCY_BUCKETS.forEach((b, i) => out.push(`kontobro_push_duration_seconds_bucket{target="${esc(t)}",le="${b}"} ${h.counts[i]}`));
@@ -82,6 +94,23 @@ export class Metrics {
       out.push(`kontobro_push_duration_seconds_count{target="${esc(t)}"} ${h.count}`);
     }
     return out.join("\n") + "\n";
+  }
+
+  private renderTargetStates(help: (name: string, type: string, text: string) => void, out: string[]) {
+    const now = Date.now();
+    help("kontobro_target_paused_until_seconds", "gauge", "Paused by the target (429/503 Retry-After) until this Unix time; 0 when not paused.");
+    for (const [t, s] of this.targetStates) {
+      const paused = s.pausedUntil !== null && s.pausedUntil > now;
+      out.push(`kontobro_target_paused_until_seconds{target="${esc(t)}"} ${paused ? Math.ceil(s.pausedUntil! / 1000) : 0}`);
+    }
+    help("kontobro_target_breaker_state", "gauge", "Circuit breaker per target: 1 for its current state (closed, open, half_open).");
+    for (const [t, s] of this.targetStates) {
+      for (const state of ["closed", "open", "half_open"]) out.push(`kontobro_target_breaker_state{target="${esc(t)}",state="${state}"} ${s.breaker === state ? 1 : 0}`);
+    }
+    help("kontobro_target_consecutive_failures", "gauge", "5xx answers, timeouts and broken connections in a row per target (the breaker opens at [dispatch] breaker_failures).");
+    for (const [t, s] of this.targetStates) out.push(`kontobro_target_consecutive_failures{target="${esc(t)}"} ${s.failures}`);
+    help("kontobro_target_pauses_total", "counter", "Pauses a target asked for (429/503 with Retry-After) since start.");
+    for (const [t, n] of this.targetPauses) out.push(`kontobro_target_pauses_total{target="${esc(t)}"} ${n}`);
   }
 }
 

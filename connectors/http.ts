@@ -42,6 +42,33 @@ export function parseRetryAfter(value: string | null | undefined, now = Date.now
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
+/** A Retry-After beyond this (a day) counts as this: a wrong header must not silence a target for weeks. */
+export const MAX_PAUSE_MS = 24 * 60 * 60 * 1000;
+
+/** The code of a request held back because the target asked us to wait: nothing was sent. */
+export const TARGET_PAUSED = "target_paused";
+
+/**
+ * A pause the target asked for (429, or 503 with Retry-After), kept by the client itself: a push already
+ * in flight when the pause began sends nothing more until it ends (its next request fails at once as
+ * retryable, exactly as if the target had answered 429 again). The dispatcher keeps the stored pause
+ * shared by every worker; this only closes the gap for requests of pushes already under way.
+ */
+export class PauseGate {
+  private until = 0;
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  pause(ms: number): void {
+    this.until = Math.max(this.until, this.now() + Math.min(ms, MAX_PAUSE_MS));
+  }
+
+  /** Milliseconds left of the pause, 0 if none. */
+  remainingMs(): number {
+    return Math.max(0, this.until - this.now());
+  }
+}
+
 const WRITE_METHODS = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
 export interface HttpResponse {
@@ -76,6 +103,8 @@ export interface HttpClientOptions {
   describeError: (res: HttpResponse, method: string, url: string) => Problem;
   limiter?: TokenBucket;
   targetTitle: string;
+  /** Shared by the clients of one target (else one per client). */
+  gate?: PauseGate;
 }
 
 /** Plain-language problems for the statuses every target shares. */
@@ -87,10 +116,16 @@ function authProblem(status: number, title: string, base: Problem): Problem {
 }
 
 export class HttpClient {
-  constructor(private readonly opts: HttpClientOptions) {}
+  readonly gate: PauseGate;
+
+  constructor(private readonly opts: HttpClientOptions) {
+    this.gate = opts.gate ?? new PauseGate();
+  }
 
   async request(method: string, url: string, options: RequestOptions = {}): Promise<HttpResponse> {
+    this.holdIfPaused(method, url);
     await this.opts.limiter?.take();
+    this.holdIfPaused(method, url);
     const isWrite = WRITE_METHODS.has(method);
     const headers: Record<string, string> = { accept: "application/json", ...(await this.opts.baseHeaders()), ...options.headers };
     let body = options.body;
@@ -124,14 +159,28 @@ export class HttpClient {
     throw this.classify(response, method, url, isWrite);
   }
 
+  /** Sends nothing while the target's pause lasts: fails at once as retryable (nothing was sent). */
+  private holdIfPaused(method: string, url: string): void {
+    const left = this.gate.remainingMs();
+    if (left <= 0) return;
+    throw new TargetError("retryable", {
+      code: TARGET_PAUSED, retryAfterMs: left,
+      message: `${this.opts.targetTitle} asked kontobro to wait until ${new Date(Date.now() + left).toISOString()}; ${method} ${pathOf(url)} was not sent`,
+      hint: "Nothing to do: kontobro sends it when the pause ends.",
+    });
+  }
+
   private classify(res: HttpResponse, method: string, url: string, isWrite: boolean): TargetError {
     const described = this.opts.describeError(res, method, url);
     const p = { ...described, status: res.status };
+    const retryAfterMs = parseRetryAfter(res.headers.get("retry-after"));
+    // 429, or 503 with Retry-After: the whole target is paused, not just this request.
+    if (retryAfterMs !== undefined && (res.status === 429 || res.status === 503)) this.gate.pause(retryAfterMs);
     if (res.status === 429) {
-      return new TargetError("retryable", { ...p, code: p.code || "rate_limited", retryAfterMs: parseRetryAfter(res.headers.get("retry-after")), hint: p.hint ?? `${this.opts.targetTitle} asks us to slow down; kontobro waits as told and retries.` });
+      return new TargetError("retryable", { ...p, code: p.code || "rate_limited", retryAfterMs, hint: p.hint ?? `${this.opts.targetTitle} asks us to slow down; kontobro waits as told and retries.` });
     }
     if (res.status >= 500) {
-      return new TargetError(isWrite ? "uncertain" : "retryable", { ...p, retryAfterMs: parseRetryAfter(res.headers.get("retry-after")), hint: p.hint ?? `${this.opts.targetTitle} had a server error; kontobro retries by itself.` });
+      return new TargetError(isWrite ? "uncertain" : "retryable", { ...p, retryAfterMs, hint: p.hint ?? `${this.opts.targetTitle} had a server error; kontobro retries by itself.` });
     }
     if (res.status === 401 || res.status === 403) return new TargetError("permanent", { ...authProblem(res.status, this.opts.targetTitle, p), status: res.status });
     if (res.status === 408) return new TargetError(isWrite ? "uncertain" : "retryable", p);

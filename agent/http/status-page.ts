@@ -2,6 +2,7 @@
 import { html, raw } from "hono/html";
 import type { HtmlEscapedString } from "hono/utils/html";
 import { deliveryCounts, lastSuccessAt, listDeliveries, recentEvents, type DeliveryRow } from "../queries.ts";
+import { describeTargetState, initialState, readTargetState } from "../target-state.ts";
 import { lastRestore } from "../restore.ts";
 import type { AppContext } from "./context.ts";
 import { renderExportsSection } from "./status-exports.ts";
@@ -57,12 +58,21 @@ function targetCard(ctx: AppContext, t: AppContext["targets"][number], counts: {
   return html`<section class="card target" data-target="${t.name}">
 <h2>${t.name} <span class="muted">${t.title}</span></h2>
 ${t.paused ? html`<p class="paused">Paused: events are queued for this target but not sent. Set paused = false in kontobro.toml and restart to send them.</p>` : ""}
+${targetStateLine(ctx, t.name)}
 <p>Last successful delivery: <strong class="last-success">${when(lastSuccessAt(ctx.db, t.name))}</strong></p>
 <ul class="counts">${STATUS_ORDER.map((s) => html`<li class="status-${s}"><span>${STATUS_LABEL[s]}</span><strong data-status="${s}">${byStatus.get(s) ?? 0}</strong></li>`)}</ul>
 ${failures.length > 0 ? html`<h3>Needs action</h3>${failures.map((d) => problemRow(d, true))}` : html`<p class="ok">Nothing needs action.</p>`}
 ${retrying.length > 0 ? html`<h3>Retrying</h3>${retrying.map((d) => problemRow(d, false))}` : ""}
 ${waiting.length > 0 ? html`<h3>Waiting</h3>${waiting.map((d) => problemRow(d, false))}` : ""}
 </section>`;
+}
+
+/** The target's own backpressure: a pause it asked for, and the circuit breaker (agent/target-state.ts). */
+function targetStateLine(ctx: AppContext, target: string) {
+  const now = Date.now();
+  const s = readTargetState(ctx.db, target) ?? initialState(target);
+  const paused = s.pausedUntil !== null && s.pausedUntil > now;
+  return html`<p class="target-state${paused || s.breaker !== "closed" ? " paused" : ""}" data-breaker="${s.breaker}" data-paused-until="${paused ? s.pausedUntil : ""}">${describeTargetState(s, now)}</p>`;
 }
 
 function problemRow(d: DeliveryRow, withRetry: boolean) {
