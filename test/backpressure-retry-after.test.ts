@@ -58,7 +58,7 @@ describe("a 429 with Retry-After pauses the whole target", () => {
     expect(await statusPage(stack)).toContain("Paused by the target until");
   }, 30_000);
 
-  test("when the pause ends one request goes first; its success lets the queue go again", async () => {
+  test("a short Retry-After: when the pause ends every waiting delivery goes through, and the status no longer shows a pause", async () => {
     stack = await startStack({ dispatch: { concurrency: 8 } });
     await stack.addFaults({ method: "POST", path: "^/customers$", kind: "429", count: 1, retryAfterSeconds: 1 });
     await stack.post(Array.from({ length: 20 }, (_, i) => customerEvent(200 + i)));
