@@ -3,11 +3,13 @@
 // retried alone with growing delay, and stop() returns promptly even while a request hangs.
 import { afterEach, describe, expect, test } from "bun:test";
 import { join } from "node:path";
+import { databasePath } from "../agent/agent.ts";
 import { openDatabase, type Db } from "../agent/db/index.ts";
 import { Inbox } from "../agent/inbox.ts";
 import { silentLogger } from "../agent/log.ts";
 import { PsaDeliverer, type PsaWebhookOptions } from "../agent/psa-webhook.ts";
 import { tempDir, waitFor } from "./helpers.ts";
+import { day, seedPsa, startPullStack } from "./pull-harness.ts";
 
 type Mode = "400" | "500" | "hang" | "ok";
 interface Call { ids: string[]; status: Mode; attemptsBefore?: number; delayBefore?: number }
@@ -108,6 +110,28 @@ describe("stopping", () => {
     startDeliverer(inbox, options(healthy.url));
     await waitFor("all items delivered", () => (db.$client.query(`SELECT count(*) AS n FROM inbox WHERE state = 'delivered'`).get() as any).n === 5);
     expect([...psa.accepted(), ...healthy.accepted()].sort()).toEqual(["a", "b", "c", "d", "e"]);
+  });
+});
+
+describe("stopping the agent", () => {
+  test("the agent stops within its grace while the PSA holds a webhook request open", async () => {
+    let held = 0;
+    const release: (() => void)[] = [];
+    const server = Bun.serve({ port: 0, hostname: "127.0.0.1", idleTimeout: 0, fetch: () => { held++; return new Promise<Response>((r) => release.push(() => r(new Response("late")))); } });
+    cleanups.push(() => { release.forEach((r) => r()); server.stop(true); });
+    const stack = await startPullStack({ psa: { webhook_url: `http://127.0.0.1:${server.port}/hook`, timeout_ms: 120_000 } });
+    cleanups.push(() => stack.stop());
+    await seedPsa(stack, [4711]);
+    await stack.book([1, 2, 3].map((n) => ({ date: day(0), supplierNumber: 1, text: `E${n}`, lines: [{ account: 2800, amount: 100 * n, vatCode: "I25", projectNumber: 4711, costTypeNumber: 1 }] })));
+    expect(await stack.runNow("expenses")).toMatchObject({ imported: 3 });
+    await waitFor("a webhook request held open by the PSA", () => held > 0);
+
+    const outcome = await Promise.race([stack.agent.stop().then(() => "stopped"), Bun.sleep(10_000).then(() => "still waiting for the PSA")]);
+    expect(outcome).toBe("stopped");
+    const db = openDatabase(databasePath(stack.dataDir));
+    cleanups.push(() => db.$client.close());
+    const rows = db.$client.query(`SELECT state, attempts FROM inbox`).all();
+    expect(rows).toEqual(Array(3).fill({ state: "new", attempts: 0 })); // kept for the next start, not counted as failed
   });
 });
 

@@ -2,6 +2,11 @@
 // is never linked (not adopted, not rewritten, not marked delivered): a permanent error that names it, with a
 // hint. Customers and projects stay matched by number on purpose (the PSA is master for them).
 import { afterEach, describe, expect, test } from "bun:test";
+import { startAgent } from "../agent/agent.ts";
+import { demoConfig, startDemoTarget } from "../agent/demo.ts";
+import { silentLogger } from "../agent/log.ts";
+import { DEMO_COMPANY } from "../connectors/unimicro/sandbox.ts";
+import { customerEvent, invoiceEvent, tempDir, waitFor } from "./helpers.ts";
 import { ctx, customer, invoice, project, seedMasterData, startEnv, thrown, type Env } from "./unimicro-fixtures.ts";
 
 let env: Env;
@@ -122,5 +127,36 @@ describe("customers and projects are matched by number on purpose", () => {
     const p = await env.connector.push("project", project(), ctx());
     expect(p.remoteId).toBe(String(handProject.ID));
     expect((await env.company()).projects.map((p: any) => p.Name)).toEqual(["ERP migration"]);
+  });
+});
+
+describe("through the agent", () => {
+  test("an invoice whose number is taken by a foreign booked invoice needs action, naming it; nothing is marked delivered", async () => {
+    const target = await startDemoTarget("unimicro");
+    const { config, targets } = demoConfig({ dataDir: tempDir(), port: 0, target: { ...target.target, rate_per_second: 0 } });
+    Object.assign(config.dispatch, { retry_base_ms: 20, retry_max_ms: 200, idle_poll_ms: 50 });
+    const agent = await startAgent(config, targets, silentLogger);
+    try {
+      const post = (events: unknown[]) => fetch(`${agent.url}/api/v1/events`, { method: "POST", body: JSON.stringify(events), headers: { authorization: `Bearer ${agent.apiToken}`, "content-type": "application/json" } });
+      const delivery = (status: string) => agent.db.$client.query("SELECT error_code AS code, error_message AS message, error_hint AS hint FROM deliveries WHERE entity = 'invoice' AND status = ?").get(status) as any;
+      expect((await post([customerEvent(10501)])).status).toBe(202);
+      const sandboxState = async () => (await (await fetch(`${target.sandboxUrl}/__sandbox/state`)).json() as any).companies[DEMO_COMPANY.Key];
+      await waitFor("customer at the target", async () => (await sandboxState()).customers.length === 1);
+      const co = await sandboxState();
+      const res = await fetch(`${target.sandboxUrl}/__sandbox/manual/invoices`, { method: "POST", headers: { "content-type": "application/json" },
+        body: JSON.stringify({ book: true, invoice: { CustomerID: co.customers[0].ID, InvoiceNumber: "80001", Items: [{ ProductID: co.products[0].ID, NumberOfItems: 1, PriceExVat: 100 }] } }) });
+      const foreign = await res.json() as any;
+
+      expect((await post([invoiceEvent(80001, 10501)])).status).toBe(202);
+      const row = await waitFor("needs action", () => delivery("needs_action"));
+      expect(row.code).toBe("unimicro.invoice_number_foreign");
+      expect(row.message).toContain(`invoice 80001 (ID ${foreign.ID}, invoiced)`);
+      expect(row.hint).toContain("number ranges");
+      expect(delivery("done")).toBeNull();
+      expect((await sandboxState()).invoices).toHaveLength(1);
+    } finally {
+      await agent.stop();
+      await target.stop();
+    }
   });
 });
