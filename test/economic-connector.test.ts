@@ -25,9 +25,10 @@ describe("e-conomic connector", () => {
     await conn.push("customer", customer, { link: null, uncertain: false, idempotencyKey: "c3" });
     const v1 = data(invoiceEvent(300, 3, undefined, { lines: [{ text: "OLD line", quantity: 1, unitPrice: 100000, kind: "hours" }] }, "a"));
     const v2 = data(invoiceEvent(300, 3, undefined, { lines: [{ text: "NEW line", quantity: 2, unitPrice: 250000, kind: "hours" }] }, "b"));
-    sb.sandbox.addFault({ kind: "503", method: "PUT", path: "^/invoices/booked" });
+    // Retry-After: 0: a 503 with a longer Retry-After pauses the whole target (the client would hold the next push back).
+    sb.sandbox.addFault({ kind: "503", method: "PUT", path: "^/invoices/booked", retryAfterSeconds: 0 });
     expect((await conn.push("invoice", v1, ctx("d1-1", false, customer)).catch((e) => e)).kind).toBe("uncertain");
-    sb.sandbox.addFault({ kind: "503", method: "PUT", path: "^/invoices/booked" });
+    sb.sandbox.addFault({ kind: "503", method: "PUT", path: "^/invoices/booked", retryAfterSeconds: 0 });
     await conn.push("invoice", v2, ctx("d2-1", true, customer)).catch((e) => e);
     await conn.push("invoice", v2, ctx("d2-2", true, customer));
     const booked = JSON.stringify(sb.sandbox.state.booked.get(300));
