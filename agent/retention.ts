@@ -9,6 +9,7 @@
 //     old event id is still answered "duplicate", never stored and pushed again;
 //   - a slim row of every pruned inbox item (same reason: a later pull of the same remote id is a duplicate);
 //   - the last run and the last good run of every pull job (the scheduler's catch-up reads them);
+//   - the newest delivery row (restore detection compares the highest ids with marks kept beside the file);
 //   - everything in the export tables (the user's files).
 import { statSync } from "node:fs";
 import type { Db } from "./db/index.ts";
@@ -74,7 +75,9 @@ export async function pruneOnce(db: Db, options: PruneOptions): Promise<PruneRes
     max: c.prepare(`SELECT coalesce(max(seq), 0) AS seq FROM events`),
     prunable: c.prepare(PRUNABLE_EVENTS),
     slim: c.prepare(`UPDATE events SET payload = '' WHERE seq = ?1 AND payload <> ''`),
-    deleteDeliveries: c.prepare(`DELETE FROM deliveries WHERE event_seq = ?1 AND status IN ('done', 'superseded') AND updated_at < ?2`),
+    // The newest delivery row always stays: its id is a high-water mark that restore detection compares.
+    deleteDeliveries: c.prepare(`DELETE FROM deliveries WHERE event_seq = ?1 AND status IN ('done', 'superseded') AND updated_at < ?2
+      AND id < (SELECT max(id) FROM deliveries)`),
     inbox: c.prepare(`SELECT id, seq FROM inbox WHERE state = 'delivered' AND seq > ?1 AND delivered_at < ?2
       AND (attachment IS NOT NULL OR payload <> '{}') ORDER BY seq LIMIT ?3`),
     slimInbox: c.prepare(`UPDATE inbox SET payload = '{}', attachment = NULL, attachment_name = NULL, attachment_type = NULL WHERE id = ?1 AND state = 'delivered'`),

@@ -193,3 +193,16 @@ describe("a large prune and intake at the same time", () => {
     expect(count(`SELECT count(*) AS n FROM events WHERE event_id LIKE 'live-%' AND payload <> ''`)).toBe(20);
   }, 60_000);
 });
+
+describe("restore detection's high-water marks", () => {
+  test("the newest delivery row stays even when it is old and finished, so max(id) never goes down", async () => {
+    await send(customerEvent(1, {}, "only-1"));
+    finish(claim());
+    // The next version reaches no target (none takes it any more): the first one is then prunable.
+    intake = new IntakeWriter(db, outbox, () => [], () => {}, () => clock);
+    await send(customerEvent(1, { name: "B" }, "only-2"));
+    const maxId = count(`SELECT max(id) AS n FROM deliveries`);
+    expect(await pruneOnce(db, { retentionDays: 90, now: () => NOW })).toMatchObject({ events: 1, deliveries: 0 });
+    expect(count(`SELECT max(id) AS n FROM deliveries`)).toBe(maxId);
+  });
+});
