@@ -157,6 +157,8 @@ export function createUniMicroSandbox(opts: UniMicroSandboxOptions = {}) {
   });
   app.delete("/__sandbox/faults", (c) => c.json({ cleared: faults.clear() }));
   app.get("/__sandbox/state", (c) => c.json(state()));
+  /** The ledger lines (journalentrylines) of a company: what the bookings did to the accounts. */
+  app.get("/__sandbox/ledger", (c) => c.json(stores.get(c.req.query("companyKey") ?? companies[0]!.Key)?.rows.journalentrylines ?? []));
   app.post("/__sandbox/reset", (c) => { reset(); return c.json({ reset: true }); });
   app.post("/__sandbox/tokens/expire", (c) => { identity.expireAll(); return c.json({ ok: true }); });
   app.post("/__sandbox/payments", async (c) => {
@@ -211,7 +213,7 @@ export function createUniMicroSandbox(opts: UniMicroSandboxOptions = {}) {
         name: s.company.Name,
         counts: Object.fromEntries(Object.entries(s.rows).map(([k, v]) => [k, v.length])),
         customers: s.rows.customers, projects: s.rows.projects, products: s.rows.products, invoices: s.rows.invoices,
-        journalentries: s.rows.journalentries, journalentrylines: s.rows.journalentrylines, files: s.rows.files, fileLinks: s.fileLinks,
+        journalentries: s.rows.journalentries, files: s.rows.files, fileLinks: s.fileLinks,
       }])),
     };
   }
