@@ -19,6 +19,7 @@ import { createPulls, type PullsRuntime } from "./pulls.ts";
 import { startRetention } from "./retention.ts";
 import { ensureSetting, recordPayload } from "./queries.ts";
 import { beginRun, readMarks, writeHighwater } from "./restore.ts";
+import { breakerPolicy, TargetStateStore } from "./target-state.ts";
 import { VERSION } from "./version.ts";
 
 export interface RunningAgent {
@@ -81,6 +82,7 @@ export async function startAgent(config: AgentConfig, targets: TargetConfig[], l
   const highwater = setInterval(() => {
     try { writeHighwater(config.agent.data_dir, { ...readMarks(db.$client), generation: run.generation }); } catch (e) { log.warn("could not write the high-water marks beside the database", { error: e }); }
   }, HIGHWATER_EVERY_MS);
+  const targetState = new TargetStateStore(db);
   const dispatchers = new Map<string, Dispatcher>();
   for (const [name, connector] of connectors) {
     dispatchers.set(name, new Dispatcher(name, connector, outbox, {
@@ -89,6 +91,8 @@ export async function startAgent(config: AgentConfig, targets: TargetConfig[], l
       backoff: { baseMs: config.dispatch.retry_base_ms, maxMs: config.dispatch.retry_max_ms },
       idlePollMs: config.dispatch.idle_poll_ms,
       keyPrefix: `kontobro-${installationId}-${run.epoch}-${name}`,
+      breaker: breakerPolicy(config.dispatch),
+      targetState,
     }, log.child({ target: name }), metrics, record));
   }
   const notifyAll = () => { for (const d of dispatchers.values()) d.notify(); };

@@ -7,7 +7,6 @@ import { createHash } from "node:crypto";
 import type { Connector } from "../connectors/contract.ts";
 import { isTargetError } from "../connectors/http.ts";
 import { retryDelayMs, type BackoffPolicy } from "./backoff.ts";
-import type { Db } from "./db/index.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Entity } from "./model.ts";
@@ -84,8 +83,7 @@ export class Dispatcher {
     private readonly record: (entity: Entity, key: string) => any | null,
   ) {
     this.breaker = options.breaker ?? BREAKER_DEFAULTS;
-    // The Outbox keeps its database private; the agent should pass `targetState` (see DispatcherOptions).
-    this.targetState = options.targetState ?? new TargetStateStore((outbox as unknown as { db: Db }).db);
+    this.targetState = options.targetState ?? new TargetStateStore(outbox.db);
   }
 
   start(): void {
@@ -262,7 +260,7 @@ export class Dispatcher {
 
   private failure(d: ClaimedDelivery, e: unknown): Outcome {
     if (isTargetError(e)) {
-      const problem: Problem = { code: e.code, message: e.message, hint: e.hint, field: e.field };
+      const problem: Problem = { code: e.code, message: e.message, hint: e.hint, field: e.field, ...(e.record ? { record: e.record } : {}) };
       if (e.kind === "permanent") return { kind: "needs_action", problem, uncertain: d.uncertain };
       return { kind: "retry", problem, uncertain: d.uncertain || e.kind === "uncertain", delayMs: retryDelayMs(d.attempts, this.options.backoff, e.retryAfterMs) };
     }

@@ -46,7 +46,8 @@ export class Outbox {
   private readonly lastMissingCheck = new Map<string, number>();
 
   constructor(
-    private readonly db: Db,
+    /** Public for the parts of a dispatcher round that share the outbox's transaction (target state). */
+    readonly db: Db,
     private readonly now: () => number = Date.now,
     /** How long a delivery may wait for a record the PSA has not sent before it needs action. */
     private readonly missingRecordGraceMs = 15 * 60_000,

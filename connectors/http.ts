@@ -14,6 +14,8 @@ export class TargetError extends Error implements Problem {
   readonly code: string;
   readonly hint?: string;
   readonly field?: string;
+  /** The record the user must change, when it is not the one pushed (see Problem.record). */
+  readonly record?: Problem["record"];
   readonly status?: number;
   readonly retryAfterMs?: number;
 
@@ -24,6 +26,7 @@ export class TargetError extends Error implements Problem {
     this.code = p.code;
     this.hint = p.hint;
     this.field = p.field;
+    this.record = p.record;
     this.status = p.status;
     this.retryAfterMs = p.retryAfterMs;
   }
