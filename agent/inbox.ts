@@ -89,7 +89,9 @@ export class Inbox {
   constructor(private readonly db: Db, private readonly now: () => number = Date.now) {
     const c = db.$client;
     this.q = {
-      nextSeq: c.prepare(`SELECT coalesce(max(seq), 0) + 1 AS seq FROM inbox`),
+      // After a restore the feed continues past every position it may have handed out before (agent/restore.ts).
+      nextSeq: c.prepare(`SELECT max(coalesce((SELECT max(seq) FROM inbox), 0),
+        coalesce((SELECT CAST(value AS INTEGER) FROM settings WHERE name = 'inbox_seq_floor'), 0)) + 1 AS seq`),
       byRemote: c.prepare(`SELECT id, state FROM inbox WHERE target = ?1 AND remote_id = ?2`),
       known: c.prepare(`SELECT 1 AS ok FROM records WHERE entity = ?1 AND key = ?2`),
       insert: c.prepare(`INSERT INTO inbox (seq, target, stream, remote_id, type, state, requires, payload, attachment_name, attachment_type, attachment, next_attempt_at, created_at, updated_at)

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { databasePath } from "../agent/agent.ts";
 import { openDatabase } from "../agent/db/index.ts";
 import { backupDatabase, HIGHWATER_FILE, lastRestore, readMarks, restoreDatabase, restoreReason } from "../agent/restore.ts";
+import { Inbox } from "../agent/inbox.ts";
 import { main } from "../agent/main.ts";
 import { startStack, type Stack } from "./e2e-harness.ts";
 import { customerEvent, invoiceEvent, tempDir } from "./helpers.ts";
@@ -82,9 +83,14 @@ describe("restoring a backup", () => {
     expect(JSON.parse(await Bun.file(join(s.dataDir, HIGHWATER_FILE)).text()).maxInboxId).toBe(1);
     restoreDatabase(s.dataDir, dbPath, backup);
     await s.restart();
-    s.agent.db.$client.run(`INSERT INTO inbox (seq, target, stream, remote_id, type, state, payload, next_attempt_at, created_at, updated_at)
-      VALUES (2, 'eco', 'expenses', 'r2', 'expense.posted', 'new', '{}', 0, 0, 0)`);
-    expect(readMarks(s.agent.db.$client).maxInboxId).toBeGreaterThan(1_000_000);
+    new Inbox(s.agent.db).storeBatch("eco", "expenses", [{ remoteId: "r2", type: "expense.posted", data: {} }], null);
+    const marks = readMarks(s.agent.db.$client);
+    expect(marks.maxInboxId).toBeGreaterThan(1_000_000);
+    expect(marks.maxInboxSeq).toBeGreaterThan(1_000_000);
+    // A PSA whose cursor is from before the restore still gets the new item, under a new id.
+    const feed = await (await fetch(`${s.agent.url}/api/v1/inbox?after=1`, { headers: { authorization: "Bearer test-token-0123456789" } })).json() as any;
+    expect(feed.items.map((i: any) => i.remoteId)).toEqual(["r2"]);
+    expect(feed.items[0].id).toBeGreaterThan(1_000_000);
   });
 });
 

@@ -5,6 +5,7 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import * as schema from "./schema.ts";
 import { embeddedMigrations } from "./migrations.generated.ts";
+import { normaliseStoredPayloads } from "./normalise.ts";
 
 export type Db = BunSQLiteDatabase<typeof schema> & { $client: Database };
 
@@ -41,6 +42,7 @@ export function openDatabase(path: string, options: OpenOptions = {}): Db {
   const db = drizzle({ client: sqlite, schema }) as Db;
   try {
     migrate(db);
+    normaliseStoredPayloads(sqlite);
   } catch (e) {
     sqlite.close();
     throw describeOpenError(path, e);
