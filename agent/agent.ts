@@ -15,7 +15,7 @@ import { registerSecret, type Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import type { Entity } from "./model.ts";
 import { Outbox } from "./outbox.ts";
-import { createPulls, type PullsRuntime } from "./pulls.ts";
+import { createPulls, type PullsRuntime } from "./pulls/index.ts";
 import { startRetention } from "./retention.ts";
 import { ensureSetting, recordPayload } from "./queries.ts";
 import { beginRun, readMarks, writeHighwater } from "./restore.ts";

@@ -5,7 +5,7 @@ import { z } from "zod";
 import { connectorKinds } from "../connectors/registry.ts";
 import { ExportsConfig } from "./exports/config.ts";
 import { registerSecret } from "./log.ts";
-import { PSA_DEFAULTS, PULLS_DEFAULTS, PsaConfig, PullsConfig, targetSchedules, type TargetPull } from "./pull-config.ts";
+import { PSA_DEFAULTS, PULLS_DEFAULTS, PsaConfig, PullsConfig, targetSchedules, type TargetPull } from "./pulls/config.ts";
 
 export const AgentConfig = z.strictObject({
   agent: z.strictObject({

@@ -16,7 +16,7 @@ import {
   admission, applySignal, BREAKER_DEFAULTS, describeTargetState, releaseProbe, signalOf, takeProbe, TargetStateStore,
   type Admission, type BreakerPolicy, type TargetSignal, type TargetState,
 } from "./target-state.ts";
-import { WakeableSleep } from "./wakeable.ts";
+import { WakeableSleep } from "./worker-loop.ts";
 
 export interface DispatcherOptions {
   concurrency: number;

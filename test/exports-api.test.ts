@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startAgent, type RunningAgent } from "../agent/agent.ts";
 import { validateConfig } from "../agent/config.ts";
 import { silentLogger } from "../agent/log.ts";
-import { readSie } from "../connectors/sie4/reader.ts";
+import { readSie } from "../formats/sie4/reader.ts";
 import { BASE, creditNote, invoice, timeRecord } from "./exports-fixtures.ts";
 import { tempDir } from "./helpers.ts";
 

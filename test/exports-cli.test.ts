@@ -2,8 +2,8 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { parseSelector } from "../agent/exports/cli.ts";
-import { readSie } from "../connectors/sie4/reader.ts";
+import { parseSelector } from "../agent/cli/export.ts";
+import { readSie } from "../formats/sie4/reader.ts";
 import { BASE, creditNote, invoice, timeRecord } from "./exports-fixtures.ts";
 import { tempDir } from "./helpers.ts";
 

@@ -8,7 +8,7 @@ import { deliverOnStart } from "../agent/exports/deliver.ts";
 import { runExport } from "../agent/exports/service.ts";
 import { getFileBytes, listFiles } from "../agent/exports/store.ts";
 import { silentLogger } from "../agent/log.ts";
-import { readSie } from "../connectors/sie4/reader.ts";
+import { readSie } from "../formats/sie4/reader.ts";
 import { BASE, count, invoice, seed, settings, testDb } from "./exports-fixtures.ts";
 import { tempDir, waitFor } from "./helpers.ts";
 

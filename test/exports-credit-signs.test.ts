@@ -4,11 +4,11 @@
 import { describe, expect, test } from "bun:test";
 import { parseEvents } from "../agent/intake.ts";
 import { customerTotal, type InvoiceLike } from "../agent/model.ts";
-import { invoicesToSieInput, invoiceToVoucher, SieInvoiceConfig } from "../connectors/sie4/invoices.ts";
-import { writeSie4i } from "../connectors/sie4/writer.ts";
-import { BUILTIN_TEMPLATES } from "../connectors/templates/builtin.ts";
-import { renderTemplate } from "../connectors/templates/render.ts";
-import { buildRows, type ExportData } from "../connectors/templates/rows.ts";
+import { invoicesToSieInput, invoiceToVoucher, SieInvoiceConfig } from "../formats/sie4/invoices.ts";
+import { writeSie4i } from "../formats/sie4/writer.ts";
+import { BUILTIN_TEMPLATES } from "../formats/templates/builtin.ts";
+import { renderTemplate } from "../formats/templates/render.ts";
+import { buildRows, type ExportData } from "../formats/templates/rows.ts";
 
 const posting = SieInvoiceConfig.parse({ costCentre: { source: "fixed", id: "200" }, customerDimension: true });
 const HEADER = { program: "kontobro", programVersion: "test", generatedAt: "2026-03-31", companyName: "Test AB", fiscalYear: { start: "2026-01-01", end: "2026-12-31" } };

@@ -6,8 +6,8 @@ import { deliverOnStart } from "../agent/exports/deliver.ts";
 import { runExport } from "../agent/exports/service.ts";
 import { getFileBytes, listFiles } from "../agent/exports/store.ts";
 import { silentLogger } from "../agent/log.ts";
-import { toCp437Text } from "../connectors/sie4/cp437.ts";
-import { readSie } from "../connectors/sie4/reader.ts";
+import { toCp437Text } from "../formats/sie4/cp437.ts";
+import { readSie } from "../formats/sie4/reader.ts";
 import { AWKWARD, BASE, count, creditNote, invoice, seed, settings, statusOf, testDb } from "./exports-fixtures.ts";
 import { tempDir } from "./helpers.ts";
 

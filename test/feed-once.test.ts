@@ -5,7 +5,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import type { PullItem } from "../connectors/contract.ts";
 import { openDatabase } from "../agent/db/index.ts";
-import { Inbox } from "../agent/inbox.ts";
+import { Inbox } from "../agent/pulls/inbox.ts";
 import { projectEvent, tempDir } from "./helpers.ts";
 import { day, seedPsa, startPullStack, type PullStack } from "./pull-harness.ts";
 

@@ -5,9 +5,9 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { databasePath } from "../agent/agent.ts";
 import { openDatabase, type Db } from "../agent/db/index.ts";
-import { Inbox } from "../agent/inbox.ts";
+import { Inbox } from "../agent/pulls/inbox.ts";
 import { silentLogger } from "../agent/log.ts";
-import { PsaDeliverer, type PsaWebhookOptions } from "../agent/psa-webhook.ts";
+import { PsaDeliverer, type PsaWebhookOptions } from "../agent/pulls/psa-webhook.ts";
 import { tempDir, waitFor } from "./helpers.ts";
 import { day, seedPsa, startPullStack } from "./pull-harness.ts";
 

@@ -3,7 +3,7 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { startAgent, type RunningAgent } from "../agent/agent.ts";
 import { validateConfig } from "../agent/config.ts";
-import { addDays, todayIn } from "../agent/cron.ts";
+import { addDays, todayIn } from "../agent/pulls/cron.ts";
 import { createLogger, silentLogger } from "../agent/log.ts";
 import { startEconomicSandbox, type StartedEconomicSandbox } from "../connectors/economic/sandbox.ts";
 import { customerEvent, invoiceEvent, projectEvent, tempDir, waitFor } from "./helpers.ts";

@@ -4,8 +4,8 @@ import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { ConfigError, validateConfig } from "../agent/config.ts";
 import { openDatabase } from "../agent/db/index.ts";
-import { Inbox } from "../agent/inbox.ts";
-import { buildBatch, signatureHeader } from "../agent/psa-webhook.ts";
+import { Inbox } from "../agent/pulls/inbox.ts";
+import { buildBatch, signatureHeader } from "../agent/pulls/psa-webhook.ts";
 import type { PullItem } from "../connectors/contract.ts";
 import { EconomicConfig } from "../connectors/economic/config.ts";
 import {

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { databasePath } from "../agent/agent.ts";
 import { openDatabase } from "../agent/db/index.ts";
 import { backupDatabase, HIGHWATER_FILE, lastRestore, readMarks, restoreDatabase, restoreReason } from "../agent/restore.ts";
-import { Inbox } from "../agent/inbox.ts";
+import { Inbox } from "../agent/pulls/inbox.ts";
 import { main } from "../agent/main.ts";
 import { startStack, type Stack } from "./e2e-harness.ts";
 import { customerEvent, invoiceEvent, tempDir } from "./helpers.ts";

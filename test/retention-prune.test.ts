@@ -3,7 +3,7 @@
 import { beforeEach, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { openDatabase, type Db } from "../agent/db/index.ts";
-import { Inbox } from "../agent/inbox.ts";
+import { Inbox } from "../agent/pulls/inbox.ts";
 import { IntakeWriter, parseEvents } from "../agent/intake.ts";
 import { Outbox, type ClaimedDelivery } from "../agent/outbox.ts";
 import { lastPrune, lastSeqBefore, pruneOnce } from "../agent/retention.ts";

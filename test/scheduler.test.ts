@@ -3,12 +3,12 @@
 import { afterEach, describe, expect, setSystemTime, test } from "bun:test";
 import { join } from "node:path";
 import cron from "node-cron";
-import { missedSlot, scheduleProblems, todayIn } from "../agent/cron.ts";
+import { missedSlot, scheduleProblems, todayIn } from "../agent/pulls/cron.ts";
 import { openDatabase, type Db } from "../agent/db/index.ts";
-import { tryJobLock } from "../agent/job-lock.ts";
+import { tryJobLock } from "../agent/lock.ts";
 import { silentLogger } from "../agent/log.ts";
-import type { JobRef, RunResult, Trigger } from "../agent/pull-runner.ts";
-import { Scheduler, type ScheduledJob } from "../agent/scheduler.ts";
+import type { JobRef, RunResult, Trigger } from "../agent/pulls/runner.ts";
+import { Scheduler, type ScheduledJob } from "../agent/pulls/scheduler.ts";
 import { tempDir, waitFor } from "./helpers.ts";
 
 const OK: RunResult = { status: "ok", runId: 1, fetched: 0, imported: 0, duplicates: 0, ignored: 0, pages: 1 };

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { crc32 } from "../connectors/sie4/ksumma.ts";
-import { decodeCp437, decodeSieBytes, detectEncoding, encodeCp437, isCp437, toCp437Text } from "../connectors/sie4/cp437.ts";
+import { crc32 } from "../formats/sie4/ksumma.ts";
+import { decodeCp437, decodeSieBytes, detectEncoding, encodeCp437, isCp437, toCp437Text } from "../formats/sie4/cp437.ts";
 
 describe("CP437 table", () => {
   test("is a bijection over all 256 bytes", () => {

@@ -2,9 +2,9 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { CreditNote, Invoice, type InvoiceLike } from "../agent/model.ts";
-import { invoicesToSieInput, invoiceToVoucher, SieInvoiceConfig } from "../connectors/sie4/invoices.ts";
-import { readSie } from "../connectors/sie4/reader.ts";
-import { writeSie4i, type SieVoucherInput } from "../connectors/sie4/writer.ts";
+import { invoicesToSieInput, invoiceToVoucher, SieInvoiceConfig } from "../formats/sie4/invoices.ts";
+import { readSie } from "../formats/sie4/reader.ts";
+import { writeSie4i, type SieVoucherInput } from "../formats/sie4/writer.ts";
 
 const SE = SieInvoiceConfig.parse({ costCentre: { source: "fixed", id: "200" } });
 const HEADER = {

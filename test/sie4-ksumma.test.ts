@@ -1,9 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { encodeCp437 } from "../connectors/sie4/cp437.ts";
-import { crc32, ksummaOf, parseDeclaredKsumma } from "../connectors/sie4/ksumma.ts";
-import { readSie, tokenizeLine } from "../connectors/sie4/reader.ts";
+import { encodeCp437 } from "../formats/sie4/cp437.ts";
+import { crc32, ksummaOf, parseDeclaredKsumma } from "../formats/sie4/ksumma.ts";
+import { readSie, tokenizeLine } from "../formats/sie4/reader.ts";
 
 const recordOf = (line: string) => {
   const [label, ...rest] = tokenizeLine(line).tokens;

@@ -1,8 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { encodeCp437 } from "../connectors/sie4/cp437.ts";
-import { parseSieAmount, parseSieDate, readSie, tokenizeLine, type SieReadResult } from "../connectors/sie4/reader.ts";
+import { encodeCp437 } from "../formats/sie4/cp437.ts";
+import { parseSieAmount, parseSieDate, readSie, tokenizeLine, type SieReadResult } from "../formats/sie4/reader.ts";
 
 const samples = path.join(import.meta.dir, "../../shared/reference/sie-samples");
 const synthetic = path.join(import.meta.dir, "../../shared/reference/sie-synthetic");

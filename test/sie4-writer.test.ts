@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
-import { decodeCp437 } from "../connectors/sie4/cp437.ts";
-import { readSie } from "../connectors/sie4/reader.ts";
-import { formatAmount, sieFileName, SieWriteError, writeSie4i, type SieWriteInput } from "../connectors/sie4/writer.ts";
+import { decodeCp437 } from "../formats/sie4/cp437.ts";
+import { readSie } from "../formats/sie4/reader.ts";
+import { formatAmount, sieFileName, SieWriteError, writeSie4i, type SieWriteInput } from "../formats/sie4/writer.ts";
 
 const LONG = "Ett mycket långt projektnamn ".repeat(20).trim();
 

@@ -1,13 +1,13 @@
 // Export templates, pure parts: value formats, encodings, validation, filters, rendering, template files.
 import { describe, expect, test } from "bun:test";
 import { CreditNote, Invoice, type InvoiceLike } from "../agent/model.ts";
-import { SieInvoiceConfig, invoiceToVoucher } from "../connectors/sie4/invoices.ts";
-import { BUILTIN_TEMPLATES, builtinTemplate } from "../connectors/templates/builtin.ts";
-import { parseTemplate, Template, templateFromFile, templateToFile, type TemplateInput } from "../connectors/templates/definition.ts";
-import { decodeText, encodeText, toEncodable } from "../connectors/templates/encoding.ts";
-import { checkDateFormat, csvCell, formatDate, formatDecimal, formatMoney } from "../connectors/templates/format.ts";
-import { renderTemplate } from "../connectors/templates/render.ts";
-import { buildRows, type ExportData } from "../connectors/templates/rows.ts";
+import { SieInvoiceConfig, invoiceToVoucher } from "../formats/sie4/invoices.ts";
+import { BUILTIN_TEMPLATES, builtinTemplate } from "../formats/templates/builtin.ts";
+import { parseTemplate, Template, templateFromFile, templateToFile, type TemplateInput } from "../formats/templates/definition.ts";
+import { decodeText, encodeText, toEncodable } from "../formats/templates/encoding.ts";
+import { checkDateFormat, csvCell, formatDate, formatDecimal, formatMoney } from "../formats/templates/format.ts";
+import { renderTemplate } from "../formats/templates/render.ts";
+import { buildRows, type ExportData } from "../formats/templates/rows.ts";
 
 const tpl = (over: Partial<TemplateInput>): Template => {
   const r = parseTemplate({ name: "t", dataType: "customers", columns: [{ header: "No", field: "number" }], ...over });

@@ -1,7 +1,7 @@
 // One template export file from already-loaded data. Pure: the caller passes the data, time and run id.
-import type { Template } from "../../connectors/templates/definition.ts";
-import { recordFilter, renderTemplate, templateFileName, type Rendered } from "../../connectors/templates/render.ts";
-import { buildRows, type ExportData } from "../../connectors/templates/rows.ts";
+import type { Template } from "../../formats/templates/definition.ts";
+import { recordFilter, renderTemplate, templateFileName, type Rendered } from "../../formats/templates/render.ts";
+import { buildRows, type ExportData } from "../../formats/templates/rows.ts";
 import { problem, type Problem } from "../problem.ts";
 import type { BuiltFile, LeftOut } from "./build-sie.ts";
 import type { ExportSettings } from "./config.ts";

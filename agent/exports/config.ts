@@ -2,7 +2,7 @@
 // rows, shared by SIE 4 and the "Invoices grouped by account" templates), SIE 4 file options, and an
 // optional folder every file is also written to.
 import { z } from "zod";
-import { DEFAULT_VAT_CODES, SieInvoiceConfig } from "../../connectors/sie4/invoices.ts";
+import { DEFAULT_VAT_CODES, SieInvoiceConfig } from "../../formats/sie4/invoices.ts";
 
 const accountNo = z.string().regex(/^\d+$/, { error: "must be an account number (digits only), e.g. 1510" });
 /** Financial years start on the first of a month. */

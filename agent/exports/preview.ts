@@ -1,10 +1,10 @@
 // "Test template": the first rows a template would export now, formatted exactly as in the file, with
 // the warnings the export would give. Reads only: nothing is stored and no invoice changes status.
-import type { Template } from "../../connectors/templates/definition.ts";
-import { decodeText } from "../../connectors/templates/encoding.ts";
-import { DATA_TYPE_TITLES, SELECTION } from "../../connectors/templates/fields.ts";
-import { buildRows } from "../../connectors/templates/rows.ts";
-import { applyFilters, recordFilter, renderTemplate } from "../../connectors/templates/render.ts";
+import type { Template } from "../../formats/templates/definition.ts";
+import { decodeText } from "../../formats/templates/encoding.ts";
+import { DATA_TYPE_TITLES, SELECTION } from "../../formats/templates/fields.ts";
+import { buildRows } from "../../formats/templates/rows.ts";
+import { applyFilters, recordFilter, renderTemplate } from "../../formats/templates/render.ts";
 import type { Db } from "../db/index.ts";
 import type { Problem } from "../problem.ts";
 import { leftOutWarnings } from "./build-template.ts";

@@ -2,11 +2,11 @@
 // to transfer are selected, the files built and stored, and exactly those invoices marked "transferred".
 // A crash or error anywhere before the commit leaves no file and no marked invoice; after it, both.
 import { createHash } from "node:crypto";
-import type { Template } from "../../connectors/templates/definition.ts";
-import { DATA_TYPE_TITLES, PERIOD_SOURCE, SELECTION } from "../../connectors/templates/fields.ts";
-import { templateFileName } from "../../connectors/templates/render.ts";
-import type { ExportData } from "../../connectors/templates/rows.ts";
-import { isValidIsoDate } from "../../connectors/sie4/writer.ts";
+import type { Template } from "../../formats/templates/definition.ts";
+import { DATA_TYPE_TITLES, PERIOD_SOURCE, SELECTION } from "../../formats/templates/fields.ts";
+import { templateFileName } from "../../formats/templates/render.ts";
+import type { ExportData } from "../../formats/templates/rows.ts";
+import { isValidIsoDate } from "../../formats/sie4/writer.ts";
 import type { Db } from "../db/index.ts";
 import { problem, type Problem } from "../problem.ts";
 import { buildSieFiles, type BuiltFile, type LeftOut } from "./build-sie.ts";

@@ -1,7 +1,7 @@
 // Export templates in SQLite (the user's) and in code (the built-in ones, read-only).
-import { BUILTIN_TEMPLATES, builtinTemplate } from "../../connectors/templates/builtin.ts";
-import { parseTemplate, type Template } from "../../connectors/templates/definition.ts";
-import { DATA_TYPE_TITLES } from "../../connectors/templates/fields.ts";
+import { BUILTIN_TEMPLATES, builtinTemplate } from "../../formats/templates/builtin.ts";
+import { parseTemplate, type Template } from "../../formats/templates/definition.ts";
+import { DATA_TYPE_TITLES } from "../../formats/templates/fields.ts";
 import type { Db } from "../db/index.ts";
 import { problem, type Problem } from "../problem.ts";
 

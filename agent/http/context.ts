@@ -2,7 +2,7 @@ import type { Db } from "../db/index.ts";
 import type { ExportsRuntime } from "../exports/config.ts";
 import type { IntakeWriter } from "../intake.ts";
 import type { Metrics } from "../metrics.ts";
-import type { PullsRuntime } from "../pulls.ts";
+import type { PullsRuntime } from "../pulls/index.ts";
 
 /** What the HTTP layer needs from the running agent. */
 export interface AppContext {

@@ -2,8 +2,8 @@
 // templates. Behind the bearer token. Every refusal is {error, message, hint, problems[]}.
 import { Hono, type Context } from "hono";
 import { z } from "zod";
-import { parseTemplate, templateFileName, templateFromFile, templateToFile } from "../../connectors/templates/definition.ts";
-import { DATA_TYPES, DATA_TYPE_TITLES, FIELDS, SELECTION } from "../../connectors/templates/fields.ts";
+import { parseTemplate, templateFileName, templateFromFile, templateToFile } from "../../formats/templates/definition.ts";
+import { DATA_TYPES, DATA_TYPE_TITLES, FIELDS, SELECTION } from "../../formats/templates/fields.ts";
 import { exportSettings } from "../exports/config.ts";
 import { previewTemplate } from "../exports/preview.ts";
 import { runExport } from "../exports/service.ts";

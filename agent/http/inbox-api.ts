@@ -1,8 +1,8 @@
 // /api/v1/inbox (the feed of pulled items) and /api/v1/pulls (jobs and "run now"), behind the bearer token.
 import { Hono, type Context } from "hono";
 import { z } from "zod";
-import { toInboxItem } from "../inbox.ts";
-import { recentRuns } from "../pull-runner.ts";
+import { toInboxItem } from "../pulls/inbox.ts";
+import { recentRuns } from "../pulls/runner.ts";
 import { requireApiToken } from "./auth.ts";
 import type { AppContext } from "./context.ts";
 

@@ -3,7 +3,7 @@
 // status-page.ts; its forms post to /ui/exports/*, which answer with a small result page.
 import type { Context, Hono } from "hono";
 import { html, raw } from "hono/html";
-import { DATA_TYPE_TITLES } from "../../connectors/templates/fields.ts";
+import { DATA_TYPE_TITLES } from "../../formats/templates/fields.ts";
 import { exportSettings } from "../exports/config.ts";
 import { runExport, type ExportResult } from "../exports/service.ts";
 import { changeExportStatus, EXPORT_STATUSES, STATUS_LABELS, statusCounts, type ExportStatus } from "../exports/status.ts";

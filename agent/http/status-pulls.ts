@@ -2,8 +2,8 @@
 // webhook address, and the inbox with every item's state. Rendered from one line in status-page.ts.
 import type { Context, Hono } from "hono";
 import { html, raw } from "hono/html";
-import type { InboxRow } from "../inbox.ts";
-import { recentRuns, type JobRunRow } from "../pull-runner.ts";
+import type { InboxRow } from "../pulls/inbox.ts";
+import { recentRuns, type JobRunRow } from "../pulls/runner.ts";
 import type { AppContext } from "./context.ts";
 
 const when = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString().replace("T", " ").slice(0, 19) + " UTC" : "never");

@@ -4,7 +4,7 @@
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
-import type { WebhookTarget } from "../pulls.ts";
+import type { WebhookTarget } from "../pulls/index.ts";
 import { sameSecret } from "./auth.ts";
 import type { AppContext } from "./context.ts";
 

@@ -1,5 +1,5 @@
 // Character encodings of export files, and the policy for characters an encoding cannot hold: the same
-// as the SIE writer's (connectors/sie4/cp437.ts): transliterate where a fixed table or dropping an accent
+// as the SIE writer's (formats/sie4/cp437.ts): transliterate where a fixed table or dropping an accent
 // keeps the text readable (€ → EUR in Latin-1, ø → ö in CP437), else "?"; every change is reported.
 import { decodeCp437, TRANSLITERATIONS } from "../sie4/cp437.ts";
 

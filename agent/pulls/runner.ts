@@ -1,14 +1,14 @@
 // One run of a pull job: take the job's lock, record the run, pull page after page (each page stored
 // with its cursor in one transaction), record the outcome. Used by the scheduler, the status page's
 // "run now", webhook hints and `kontobro pull`.
-import type { Connector } from "../connectors/contract.ts";
-import { isTargetError } from "../connectors/http.ts";
+import type { Connector } from "../../connectors/contract.ts";
+import { isTargetError } from "../../connectors/http.ts";
 import { todayIn } from "./cron.ts";
-import type { Db } from "./db/index.ts";
+import type { Db } from "../db/index.ts";
 import type { Inbox, StoreCounts } from "./inbox.ts";
-import { tryJobLock } from "./job-lock.ts";
-import type { Logger } from "./log.ts";
-import type { Problem } from "./problem.ts";
+import { tryJobLock } from "../lock.ts";
+import type { Logger } from "../log.ts";
+import type { Problem } from "../problem.ts";
 
 export type Trigger = "schedule" | "catch-up" | "manual" | "webhook" | "cli";
 

@@ -1,7 +1,7 @@
 // Schedules: cron expressions evaluated by node-cron in a stated IANA time zone. Pure helpers for
 // validation, "was a run missed?" (catch-up at start) and "what is today there?".
 import cron from "node-cron";
-import type { Problem } from "./problem.ts";
+import type { Problem } from "../problem.ts";
 
 /** True when `tz` is an IANA time zone this runtime knows (Intl decides, as it does for node-cron). */
 export function isTimeZone(tz: string): boolean {

@@ -1,17 +1,17 @@
 // The pull side of a running agent: inbox, scheduler, PSA webhook deliverer and the targets' webhook
 // tokens, created from the config and wired into agent.ts with a few lines.
 import { randomBytes } from "node:crypto";
-import type { Connector } from "../connectors/contract.ts";
-import { connectorKinds } from "../connectors/registry.ts";
-import type { AgentConfig, TargetConfig } from "./config.ts";
-import type { Db } from "./db/index.ts";
+import type { Connector } from "../../connectors/contract.ts";
+import { connectorKinds } from "../../connectors/registry.ts";
+import type { AgentConfig, TargetConfig } from "../config.ts";
+import type { Db } from "../db/index.ts";
 import { Inbox } from "./inbox.ts";
-import { registerSecret, type Logger } from "./log.ts";
+import { registerSecret, type Logger } from "../log.ts";
 import { PsaDeliverer } from "./psa-webhook.ts";
-import { runPull, type JobRef, type Trigger } from "./pull-runner.ts";
-import { ensureSetting } from "./queries.ts";
+import { runPull, type JobRef, type Trigger } from "./runner.ts";
+import { ensureSetting } from "../queries.ts";
 import { Scheduler, type ScheduledJob } from "./scheduler.ts";
-import { VERSION } from "./version.ts";
+import { VERSION } from "../version.ts";
 
 export interface WebhookTarget {
   name: string;

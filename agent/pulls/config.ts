@@ -1,7 +1,7 @@
 // kontobro.toml for the pull side: [psa] (where pulled items go), [pulls] (webhook hints) and each
 // target's [targets.pulls.<stream>] schedule. Wired into agent/config.ts.
 import { z } from "zod";
-import type { ConnectorFactory } from "../connectors/contract.ts";
+import type { ConnectorFactory } from "../../connectors/contract.ts";
 import { scheduleProblems } from "./cron.ts";
 
 export const PSA_DEFAULTS = {

@@ -1,5 +1,5 @@
 // Canonical records → flat rows of a data type (field name → value). Pure. Invoice amounts come from the
-// same posting rules as the SIE 4 export (connectors/sie4/invoices.ts), so a template and a SIE file of
+// same posting rules as the SIE 4 export (formats/sie4/invoices.ts), so a template and a SIE file of
 // the same invoices always agree on accounts, VAT and totals.
 import type { Customer, ExpenseClaim, InvoiceLike, Project, TimeRecord, User } from "../../agent/model.ts";
 import type { Problem } from "../../agent/problem.ts";

@@ -1,9 +1,9 @@
 // The inbox: what pulls brought in for the PSA, stored once per (target, remote id), with the stream's
 // watermark written in the same transaction. Read back as a feed (stable cursor = seq) and by the PSA
 // webhook deliverer.
-import type { PullItem } from "../connectors/contract.ts";
-import type { Db } from "./db/index.ts";
-import type { Problem } from "./problem.ts";
+import type { PullItem } from "../../connectors/contract.ts";
+import type { Db } from "../db/index.ts";
+import type { Problem } from "../problem.ts";
 
 export type InboxState = "new" | "delivered" | "ignored_unknown_project";
 export const INBOX_STATES: InboxState[] = ["new", "delivered", "ignored_unknown_project"];

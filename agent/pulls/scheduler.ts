@@ -3,10 +3,10 @@
 // a run missed while the agent was down is caught up at start; webhook hints are debounced.
 import cron, { type ScheduledTask } from "node-cron";
 import { missedSlot, nextSlots } from "./cron.ts";
-import type { Db } from "./db/index.ts";
-import type { Logger } from "./log.ts";
-import { lastGoodRunAt, type JobRef, type RunResult, type Trigger } from "./pull-runner.ts";
-import { ensureSetting } from "./queries.ts";
+import type { Db } from "../db/index.ts";
+import type { Logger } from "../log.ts";
+import { lastGoodRunAt, type JobRef, type RunResult, type Trigger } from "./runner.ts";
+import { ensureSetting } from "../queries.ts";
 
 export interface ScheduledJob extends JobRef {
   /** node-cron expression, or null for a job that only runs when asked (run now, webhook, CLI). */

@@ -2,12 +2,12 @@
 // backoff until the PSA answers 2xx; an item that failed is retried alone, so it never holds back others. The signature is HMAC-SHA256 over "<timestamp>.<body>":
 //   Kontobro-Signature: t=<unix seconds>,v1=<lowercase hex>
 import { createHmac } from "node:crypto";
-import { parseRetryAfter } from "../connectors/http.ts";
-import { retryDelayMs } from "./backoff.ts";
+import { parseRetryAfter } from "../../connectors/http.ts";
+import { retryDelayMs } from "../backoff.ts";
 import { toInboxItem, type Inbox, type InboxRow } from "./inbox.ts";
-import type { Logger } from "./log.ts";
-import type { Problem } from "./problem.ts";
-import { WakeableSleep } from "./wakeable.ts";
+import type { Logger } from "../log.ts";
+import type { Problem } from "../problem.ts";
+import { WakeableSleep } from "../worker-loop.ts";
 
 export const SIGNATURE_HEADER = "Kontobro-Signature";
 
