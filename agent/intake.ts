@@ -5,7 +5,7 @@ import type { Db } from "./db/index.ts";
 import { exportStatusOnStore } from "./exports/status.ts";
 import { decodedBase64Length, EVENT_TYPES, type Entity, type EventType } from "./model.ts";
 import type { Outbox } from "./outbox.ts";
-import type { Problem } from "./problem.ts";
+import { issuesToProblems, type Problem } from "./problem.ts";
 
 export const MAX_EVENTS_PER_REQUEST = 1000;
 
@@ -37,25 +37,6 @@ const Envelope = z.object({
   data: z.record(z.string(), z.unknown(), { error: "must be an object with the record's fields" }),
   occurredAt: z.iso.datetime({ offset: true, error: "must be an ISO 8601 time with a time zone, e.g. 2026-03-31T14:05:00Z or 2026-03-31T16:05:00+02:00" }).optional(),
 });
-
-/** zod issues → Problems with a dotted field path relative to the event. */
-export function issuesToProblems(issues: z.core.$ZodIssue[], prefix: string): Problem[] {
-  return issues.map((i) => {
-    const field = [prefix, ...i.path.map(String)].filter(Boolean).join(".");
-    return { code: `invalid.${i.code}`, field, message: `${field}: ${i.message}`, hint: hintFor(i) };
-  });
-}
-
-function hintFor(i: z.core.$ZodIssue): string {
-  switch (i.code) {
-    case "invalid_type": return (i as any).input === undefined ? "Add this field; it is required." : `Send a ${(i as any).expected} here.`;
-    case "too_big": return `Shorten it to at most ${(i as any).maximum}${(i as any).origin === "string" ? " characters" : ""}.`;
-    case "too_small": return (i as any).origin === "array" ? `Send at least ${(i as any).minimum} item(s).` : "Fill in a value.";
-    case "invalid_value": return `Use one of: ${((i as any).values ?? []).join(", ")}.`;
-    case "unrecognized_keys": return "Remove the unknown field(s).";
-    default: return "Correct the value in the PSA and send the event again.";
-  }
-}
 
 /** Validates one event or an array of them. Nothing is stored unless every event is valid. */
 export function parseEvents(body: unknown): ParseResult {

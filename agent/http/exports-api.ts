@@ -10,8 +10,7 @@ import { runExport } from "../exports/service.ts";
 import { changeExportStatus, EXPORT_STATUSES, invoiceStatus, listInvoiceStatuses, statusCounts } from "../exports/status.ts";
 import { getFile, getFileBytes, getRun, invoicesOfFile, listFiles, listRuns } from "../exports/store.ts";
 import { deleteTemplate, findTemplate, listTemplates, saveTemplate } from "../exports/templates-store.ts";
-import { issuesToProblems } from "../intake.ts";
-import type { Problem } from "../problem.ts";
+import { issuesToProblems, type Problem } from "../problem.ts";
 import { requireApiToken } from "./auth.ts";
 import type { AppContext } from "./context.ts";
 
