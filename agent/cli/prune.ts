@@ -1,10 +1,10 @@
 // `kontobro prune [--days N] [--json]`: prunes finished work now, as the running agent does every hour.
 // Safe while the agent runs (small transactions on the same database file).
-import { databasePath } from "./agent.ts";
-import type { Args } from "./cli-args.ts";
-import type { AgentConfig } from "./config.ts";
-import { openDatabase } from "./db/index.ts";
-import { databaseSize, describePrune, pruneOnce, storageLines } from "./retention.ts";
+import { databasePath } from "../agent.ts";
+import type { Args } from "./command.ts";
+import type { AgentConfig } from "../config.ts";
+import { openDatabase } from "../db/index.ts";
+import { databaseSize, describePrune, pruneOnce, storageLines } from "../retention.ts";
 
 const USAGE = "usage: kontobro prune [--days N] [--json]   (N: keep finished work of the last N days; default agent.retention_days)";
 

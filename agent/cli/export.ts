@@ -3,19 +3,19 @@
 // the writes; an export is one transaction).
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { templateFileName, templateFromFile, templateToFile } from "../../connectors/templates/definition.ts";
-import { DATA_TYPES, DATA_TYPE_TITLES, FIELDS, SELECTION, type DataType } from "../../connectors/templates/fields.ts";
+import { templateFileName, templateFromFile, templateToFile } from "../../formats/templates/definition.ts";
+import { DATA_TYPES, DATA_TYPE_TITLES, FIELDS, SELECTION, type DataType } from "../../formats/templates/fields.ts";
 import { databasePath } from "../agent.ts";
-import type { Args } from "../cli-args.ts";
+import type { Args } from "./command.ts";
 import type { LoadedConfig } from "../config.ts";
 import { openDatabase, type Db } from "../db/index.ts";
 import type { Problem } from "../problem.ts";
-import { exportSettings, type ExportSettings } from "./config.ts";
-import { previewTemplate } from "./preview.ts";
-import { runExport } from "./service.ts";
-import { changeExportStatus, EXPORT_STATUSES, listInvoiceStatuses, STATUS_LABELS, statusCounts, type ExportStatus, type InvoiceSelector } from "./status.ts";
-import { getFileBytes, listFiles } from "./store.ts";
-import { deleteTemplate, findTemplate, listTemplates, saveTemplate } from "./templates-store.ts";
+import { exportSettings, type ExportSettings } from "../exports/config.ts";
+import { previewTemplate } from "../exports/preview.ts";
+import { runExport } from "../exports/service.ts";
+import { changeExportStatus, EXPORT_STATUSES, listInvoiceStatuses, STATUS_LABELS, statusCounts, type ExportStatus, type InvoiceSelector } from "../exports/status.ts";
+import { getFileBytes, listFiles } from "../exports/store.ts";
+import { deleteTemplate, findTemplate, listTemplates, saveTemplate } from "../exports/templates-store.ts";
 
 export const EXPORT_USAGE = `Usage: kontobro export <subcommand>
 

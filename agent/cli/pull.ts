@@ -1,12 +1,12 @@
 // `kontobro pull TARGET [STREAM]`, and the webhook token lines of `kontobro check`.
-import { connectorKinds } from "../connectors/registry.ts";
-import { createConnectors, databasePath } from "./agent.ts";
-import type { AgentConfig, TargetConfig } from "./config.ts";
-import { openDatabase } from "./db/index.ts";
-import { Inbox } from "./inbox.ts";
-import type { Logger } from "./log.ts";
-import { runPull, type RunResult } from "./pull-runner.ts";
-import { pullJobs, webhookTokenFor } from "./pulls.ts";
+import { connectorKinds } from "../../connectors/registry.ts";
+import { createConnectors, databasePath } from "../agent.ts";
+import type { AgentConfig, TargetConfig } from "../config.ts";
+import { openDatabase } from "../db/index.ts";
+import { Inbox } from "../pulls/inbox.ts";
+import type { Logger } from "../log.ts";
+import { runPull, type RunResult } from "../pulls/runner.ts";
+import { pullJobs, webhookTokenFor } from "../pulls/index.ts";
 
 export function describeRun(job: string, r: RunResult): string {
   if (r.status === "busy") return `${job}: already running (in the agent or another \`kontobro pull\`); not started again`;

@@ -1,6 +1,7 @@
 // `kontobro backup FILE` and `kontobro restore FILE` (see agent/restore.ts for the rules).
-import { acquireInstanceLock, StorageError } from "./db/index.ts";
-import { backupDatabase, restoreDatabase } from "./restore.ts";
+import { StorageError } from "../db/index.ts";
+import { acquireInstanceLock } from "../lock.ts";
+import { backupDatabase, restoreDatabase } from "../restore.ts";
 
 export const BACKUP_USAGE = `usage: kontobro backup FILE    a consistent copy of the database, safe while the agent runs
        kontobro restore FILE   put a backup in place (the agent must be stopped; the current database is kept)`;
