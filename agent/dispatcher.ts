@@ -16,7 +16,7 @@ import {
   admission, applySignal, BREAKER_DEFAULTS, describeTargetState, releaseProbe, signalOf, takeProbe, TargetStateStore,
   type Admission, type BreakerPolicy, type TargetSignal, type TargetState,
 } from "./target-state.ts";
-import { WakeableSleep } from "./worker-loop.ts";
+import { WorkerLoop } from "./worker-loop.ts";
 
 export interface DispatcherOptions {
   concurrency: number;
@@ -60,7 +60,6 @@ export function combineProblems(problems: Problem[]): Problem {
 }
 
 export class Dispatcher {
-  private running = false;
   private readonly inFlight = new Map<number, ClaimedDelivery>();
   private finished: Finished[] = [];
   private readonly targetState: TargetStateStore;
@@ -69,9 +68,8 @@ export class Dispatcher {
   private probeId: number | null = null;
   /** The last state read or written, for /metrics and the logs. */
   private lastState: TargetState | null = null;
-  private readonly sleeper = new WakeableSleep();
+  private readonly worker: WorkerLoop;
   private notifyScheduled = false;
-  private loopDone: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly target: string,
@@ -84,11 +82,20 @@ export class Dispatcher {
   ) {
     this.breaker = options.breaker ?? BREAKER_DEFAULTS;
     this.targetState = options.targetState ?? new TargetStateStore(outbox.db);
+    this.worker = new WorkerLoop({
+      step: () => this.step(),
+      // The database may be busy (a backup holding a lock) or briefly unavailable: never let that end
+      // the dispatcher; try again shortly. Leases protect whatever was in progress.
+      onError: (e) => {
+        this.log.warn("dispatcher could not read or write the outbox; trying again", { target: this.target, error: e });
+        return this.options.idlePollMs;
+      },
+      onCrash: (e) => this.log.error("dispatcher stopped by an unexpected error", { target: this.target, error: e }),
+    });
   }
 
   start(): void {
-    if (this.running) return;
-    this.running = true;
+    if (this.worker.running) return;
     if (this.options.soleWorker !== false) {
       try {
         this.targetState.transaction(() => {
@@ -100,20 +107,18 @@ export class Dispatcher {
         this.log.warn("could not read the target's stored pause and breaker; the dispatcher tries again", { target: this.target, error: e });
       }
     }
-    this.loopDone = this.loop().catch((e) => this.log.error("dispatcher stopped by an unexpected error", { target: this.target, error: e }));
+    this.worker.start();
   }
 
   /** New work may be ready (called by intake after a commit, and by retry). */
   notify(): void {
-    this.sleeper.wakeUp();
+    this.worker.notify();
   }
 
   /** Stops claiming, lets pushes in flight finish for up to `graceMs`, then releases the rest. */
   async stop(graceMs: number): Promise<void> {
-    if (!this.running) return;
-    this.running = false;
-    this.notify();
-    await this.loopDone;
+    if (!this.worker.running) return;
+    await this.worker.stop();
     const deadline = Date.now() + graceMs;
     while (this.inFlight.size > 0 && Date.now() < deadline) await this.sleep(Math.min(50, deadline - Date.now()));
     try {
@@ -124,21 +129,6 @@ export class Dispatcher {
     const abandoned = [...this.inFlight.keys()];
     this.outbox.release(abandoned);
     if (abandoned.length > 0) this.log.warn("released deliveries still in flight at shutdown; they will be checked before any new create", { target: this.target, count: abandoned.length });
-  }
-
-  private async loop(): Promise<void> {
-    while (this.running) {
-      let wait: number;
-      try {
-        wait = this.step();
-      } catch (e) {
-        // The database may be busy (a backup holding a lock) or briefly unavailable: never let that end
-        // the dispatcher; try again shortly. Leases protect whatever was in progress.
-        this.log.warn("dispatcher could not read or write the outbox; trying again", { target: this.target, error: e });
-        wait = this.options.idlePollMs;
-      }
-      await this.sleep(wait);
-    }
   }
 
   /** One round (one transaction): record finished pushes, lease new ones; returns how long to sleep. */
@@ -202,7 +192,7 @@ export class Dispatcher {
   }
 
   private sleep(ms: number): Promise<void> {
-    return this.sleeper.sleep(ms);
+    return this.worker.sleep(ms);
   }
 
   private launch(d: ClaimedDelivery): void {

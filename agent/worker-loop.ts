@@ -1,9 +1,39 @@
-// A sleep that can be cut short: background loops (dispatcher, PSA webhook sender) sleep until their
-// next due time, and new work wakes them at once.
-export class WakeableSleep {
-  private wake: (() => void) | null = null;
+// One background worker loop, shared by the dispatcher (one per target) and the PSA webhook deliverer:
+// start, run a step, sleep as long as the step says, wake at once on notify(), stop. The work itself is in
+// the step; the loop only keeps it going (pg-boss keeps one such loop for all its workers).
+export interface WorkerLoopOptions {
+  /** One round of work; returns how long to sleep before the next round (0: after one timer turn). */
+  step: () => number | Promise<number>;
+  /** A step threw: report it and say how long to wait before trying again. The loop keeps running. */
+  onError: (error: unknown) => number;
+  /** The loop itself broke (a bug): it has stopped. */
+  onCrash: (error: unknown) => void;
+}
 
-  /** Resolves after `ms`, or earlier when wake() is called. */
+export class WorkerLoop {
+  private active = false;
+  private wake: (() => void) | null = null;
+  private done: Promise<void> = Promise.resolve();
+
+  constructor(private readonly options: WorkerLoopOptions) {}
+
+  get running(): boolean {
+    return this.active;
+  }
+
+  /** Starts the loop (the first step runs at once); does nothing when it runs already. */
+  start(): void {
+    if (this.active) return;
+    this.active = true;
+    this.done = this.run().catch((e) => this.options.onCrash(e));
+  }
+
+  /** New work may be ready: cuts the current sleep short. */
+  notify(): void {
+    this.wake?.();
+  }
+
+  /** Resolves after `ms`, or earlier on notify(). */
   sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
       const done = () => {
@@ -16,7 +46,23 @@ export class WakeableSleep {
     });
   }
 
-  wakeUp(): void {
-    this.wake?.();
+  /** Stops after the step in progress (a sleep ends at once); resolves when the loop has ended. */
+  async stop(): Promise<void> {
+    if (!this.active) return;
+    this.active = false;
+    this.notify();
+    await this.done;
+  }
+
+  private async run(): Promise<void> {
+    while (this.active) {
+      let wait: number;
+      try {
+        wait = await this.options.step();
+      } catch (e) {
+        wait = this.options.onError(e);
+      }
+      if (this.active) await this.sleep(wait);
+    }
   }
 }

@@ -2,7 +2,8 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { acquireInstanceLock, openDatabase, StorageError } from "../agent/db/index.ts";
+import { openDatabase, StorageError } from "../agent/db/index.ts";
+import { acquireInstanceLock } from "../agent/lock.ts";
 import { renderEmbeddedMigrations } from "../scripts/embed-migrations.ts";
 
 const tmp = () => mkdtempSync(join(tmpdir(), "kontobro-db-"));

@@ -1,4 +1,5 @@
-// Opens the agent's SQLite file: durable settings, embedded migrations, one agent per data directory.
+// Opens the agent's SQLite file: durable settings, embedded migrations (one agent per data directory:
+// agent/lock.ts).
 import { Database } from "bun:sqlite";
 import { drizzle, type BunSQLiteDatabase } from "drizzle-orm/bun-sqlite";
 import { mkdirSync } from "node:fs";
@@ -50,7 +51,8 @@ export function openDatabase(path: string, options: OpenOptions = {}): Db {
   return db;
 }
 
-function describeOpenError(path: string, e: unknown): StorageError {
+/** A plain-language StorageError for a database (or lock) file that could not be opened. */
+export function describeOpenError(path: string, e: unknown): StorageError {
   const msg = e instanceof Error ? e.message : String(e);
   if (/readonly|read-only|permission denied|unable to open|EACCES/i.test(msg)) {
     return new StorageError(`The database ${path} cannot be written (${msg}).`, "Give the user running kontobro write access to the data directory and the files in it, or set agent.data_dir to a writable folder.");
@@ -73,29 +75,4 @@ export function migrate(db: Db): void {
     hash: m.hash,
   }));
   (db as any).dialect.migrate(migrations, (db as any).session, {});
-}
-
-/**
- * Holds an exclusive lock on `<data dir>/kontobro.lock` for the life of the process, so two agents never
- * share one outbox. The operating system drops the lock when the process dies, even by SIGKILL.
- */
-export function acquireInstanceLock(dataDir: string): { release(): void } {
-  const path = `${dataDir}/kontobro.lock`;
-  let lock: Database;
-  try {
-    mkdirSync(dataDir, { recursive: true });
-    lock = new Database(path, { create: true });
-  } catch (e) {
-    throw describeOpenError(path, e);
-  }
-  try {
-    lock.exec("PRAGMA busy_timeout = 0");
-    lock.exec("PRAGMA locking_mode = EXCLUSIVE");
-    lock.exec("BEGIN EXCLUSIVE");
-  } catch (e) {
-    lock.close();
-    if (!/busy|locked/i.test(e instanceof Error ? e.message : String(e))) throw describeOpenError(path, e);
-    throw new StorageError(`Another kontobro is already running with the data directory ${dataDir}.`, "Stop the other agent first, or give this one its own agent.data_dir.");
-  }
-  return { release: () => { try { lock.exec("ROLLBACK"); } catch {} lock.close(); } };
 }

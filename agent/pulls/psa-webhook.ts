@@ -7,7 +7,7 @@ import { retryDelayMs } from "../backoff.ts";
 import { toInboxItem, type Inbox, type InboxRow } from "./inbox.ts";
 import type { Logger } from "../log.ts";
 import type { Problem } from "../problem.ts";
-import { WakeableSleep } from "../worker-loop.ts";
+import { WorkerLoop } from "../worker-loop.ts";
 
 export const SIGNATURE_HEADER = "Kontobro-Signature";
 
@@ -59,9 +59,7 @@ type SendResult =
  * stop() aborts the request in flight.
  */
 export class PsaDeliverer {
-  private running = false;
-  private readonly sleeper = new WakeableSleep();
-  private loopDone: Promise<void> = Promise.resolve();
+  private readonly worker: WorkerLoop;
   private abort = new AbortController();
   /** Failed requests since the last success. */
   private failStreak = 0;
@@ -70,37 +68,31 @@ export class PsaDeliverer {
   /** No item that failed before is retried before this (the PSA looks down). */
   private retriesPausedUntil = 0;
 
-  constructor(private readonly inbox: Inbox, private readonly opts: PsaWebhookOptions, private readonly log: Logger, private readonly now: () => number = Date.now) {}
+  constructor(private readonly inbox: Inbox, private readonly opts: PsaWebhookOptions, private readonly log: Logger, private readonly now: () => number = Date.now) {
+    this.worker = new WorkerLoop({
+      step: () => this.deliverOnce(),
+      onError: (e) => {
+        this.log.error("PSA webhook delivery failed unexpectedly; trying again later", { error: e });
+        return this.opts.pollMs;
+      },
+      onCrash: (e) => this.log.error("PSA webhook delivery stopped by an unexpected error", { error: e }),
+    });
+  }
 
   start(): void {
-    if (this.running) return;
-    this.running = true;
+    if (this.worker.running) return;
     this.abort = new AbortController();
-    this.loopDone = this.loop().catch((e) => this.log.error("PSA webhook delivery stopped by an unexpected error", { error: e }));
+    this.worker.start();
   }
 
   notify(): void {
-    this.sleeper.wakeUp();
+    this.worker.notify();
   }
 
   /** Returns promptly: a request in flight is aborted (its items stay undelivered and go out after the restart). */
   async stop(): Promise<void> {
-    this.running = false;
     this.abort.abort();
-    this.notify();
-    await this.loopDone;
-  }
-
-  private async loop(): Promise<void> {
-    while (this.running) {
-      let wait = this.opts.pollMs;
-      try {
-        wait = await this.deliverOnce();
-      } catch (e) {
-        this.log.error("PSA webhook delivery failed unexpectedly; trying again later", { error: e });
-      }
-      if (wait > 0 && this.running) await this.sleep(wait);
-    }
+    await this.worker.stop();
   }
 
   /** Sends one request with what is due; returns how long to wait before the next look. */
@@ -191,9 +183,5 @@ export class PsaDeliverer {
     const delay = retryDelayMs(attempts + 1, { baseMs: this.opts.retryBaseMs, maxMs: this.opts.retryMaxMs }, sent.retryAfterMs);
     this.inbox.markFailed(rows.map((r) => r.id), sent.problem, this.now() + delay);
     this.log.warn("PSA webhook delivery failed; will retry", { items: rows.length, ...(rows.length === 1 ? { item: rows[0]!.id } : {}), code: sent.problem.code, message: sent.problem.message, inMs: delay });
-  }
-
-  private sleep(ms: number): Promise<void> {
-    return this.sleeper.sleep(ms);
   }
 }

@@ -1,0 +1,29 @@
+// The one worker loop behind the dispatcher and the PSA webhook deliverer.
+import { expect, test } from "bun:test";
+import { WorkerLoop } from "../agent/worker-loop.ts";
+
+test("runs a step at once, sleeps as told, wakes on notify, keeps going after an error, stops", async () => {
+  const seen: string[] = [];
+  let round = 0;
+  const loop = new WorkerLoop({
+    step: async () => {
+      round += 1;
+      seen.push(`step ${round}`);
+      if (round === 2) throw new Error("busy");
+      return 60_000;
+    },
+    onError: (e) => { seen.push(`error ${(e as Error).message}`); return 0; },
+    onCrash: () => seen.push("crash"),
+  });
+  loop.start();
+  loop.start(); // a second start does nothing
+  await Bun.sleep(10);
+  expect(seen).toEqual(["step 1"]);
+  loop.notify(); // cuts the minute's sleep short: step 2 throws, the loop waits 0 ms and runs step 3
+  await Bun.sleep(20);
+  expect(seen).toEqual(["step 1", "step 2", "error busy", "step 3"]);
+  await loop.stop(); // ends the minute's sleep at once
+  expect(loop.running).toBe(false);
+  await Bun.sleep(10);
+  expect(seen).toHaveLength(4);
+});
