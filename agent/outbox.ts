@@ -6,9 +6,8 @@ import type { Db } from "./db/index.ts";
 import { deliveries } from "./db/schema.ts";
 import { dependenciesOf, type Entity } from "./model.ts";
 import type { Problem } from "./problem.ts";
+import { isOneOf, RETRYABLE_DELIVERY_STATUSES, type DeliveryStatus } from "./states.ts";
 
-export type DeliveryStatus = "pending" | "in_flight" | "waiting" | "done" | "needs_action" | "superseded";
-export const OPEN_STATUSES: DeliveryStatus[] = ["pending", "in_flight", "waiting"];
 
 export interface ClaimedDelivery {
   id: number;
@@ -258,10 +257,10 @@ export class Outbox {
   }
 
   /** A person pressed retry: try again now. Returns false if the delivery cannot be retried. */
-  retry(id: number): { ok: boolean; status?: string } {
+  retry(id: number): { ok: boolean; status?: DeliveryStatus } {
     const row = this.db.select({ status: deliveries.status }).from(deliveries).where(eq(deliveries.id, id)).get();
     if (!row) return { ok: false };
-    if (!["needs_action", "pending", "waiting"].includes(row.status)) return { ok: false, status: row.status };
+    if (!isOneOf(RETRYABLE_DELIVERY_STATUSES, row.status)) return { ok: false, status: row.status };
     const now = this.now();
     this.db.update(deliveries).set({ status: "pending", nextAttemptAt: now, waitingOn: null, updatedAt: now }).where(eq(deliveries.id, id)).run();
     return { ok: true, status: "pending" };

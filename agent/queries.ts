@@ -1,13 +1,14 @@
 // Read-only queries for the status page, the API, /metrics and `kontobro status`.
 import type { Db } from "./db/index.ts";
 import type { Gauge } from "./metrics.ts";
+import type { DeliveryStatus } from "./states.ts";
 
 export interface DeliveryRow {
   id: number;
   target: string;
   entity: string;
   key: string;
-  status: string;
+  status: DeliveryStatus;
   attempts: number;
   uncertain: boolean;
   nextAttemptAt: number;
@@ -31,7 +32,7 @@ const DELIVERY_COLUMNS = `d.id, d.target, d.entity, d.key, d.status, d.attempts,
 
 const toRow = (r: any): DeliveryRow => ({ ...r, uncertain: !!r.uncertain });
 
-export function deliveryCounts(db: Db): { target: string; status: string; n: number }[] {
+export function deliveryCounts(db: Db): { target: string; status: DeliveryStatus; n: number }[] {
   return db.$client.query(`SELECT target, status, count(*) AS n FROM deliveries GROUP BY target, status ORDER BY target, status`).all() as any[];
 }
 
@@ -44,7 +45,7 @@ export function lastSuccessAt(db: Db, target: string): number | null {
   return row?.t ?? null;
 }
 
-export function listDeliveries(db: Db, filter: { status?: string; target?: string; limit?: number; beforeId?: number }): DeliveryRow[] {
+export function listDeliveries(db: Db, filter: { status?: DeliveryStatus; target?: string; limit?: number; beforeId?: number }): DeliveryRow[] {
   // Only the conditions in use go into the SQL, so SQLite can pick the (target, status) or (status, id) index.
   const where: string[] = [];
   const params: (string | number)[] = [];

@@ -7,7 +7,8 @@ import { missedSlot, scheduleProblems, todayIn } from "../agent/pulls/cron.ts";
 import { openDatabase, type Db } from "../agent/db/index.ts";
 import { tryJobLock } from "../agent/lock.ts";
 import { silentLogger } from "../agent/log.ts";
-import type { JobRef, RunResult, Trigger } from "../agent/pulls/runner.ts";
+import type { JobRef, RunResult } from "../agent/pulls/runner.ts";
+import type { Trigger } from "../agent/states.ts";
 import { Scheduler, type ScheduledJob } from "../agent/pulls/scheduler.ts";
 import { tempDir, waitFor } from "./helpers.ts";
 

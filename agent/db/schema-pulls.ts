@@ -1,6 +1,7 @@
 // Tables of the pull side (target → PSA): the inbox, the watermarks, status snapshots and the job log.
 // drizzle-kit reads every agent/db/schema*.ts; migrations are generated and embedded as usual.
 import { blob, index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { INBOX_STATES, RUN_STATUSES, RUN_TRIGGERS } from "../states.ts";
 
 /**
  * What was pulled for the PSA, once per (target, remote id). `seq` is the feed position: strictly
@@ -14,7 +15,7 @@ export const inbox = sqliteTable("inbox", {
   stream: text("stream").notNull(),
   remoteId: text("remote_id").notNull(),
   type: text("type").notNull(),
-  state: text("state").notNull(),
+  state: text("state", { enum: INBOX_STATES }).notNull(),
   /** The PSA record the item needs ("entity:key"), e.g. "project:4711". */
   requires: text("requires"),
   payload: text("payload").notNull(),
@@ -61,10 +62,8 @@ export const jobRuns = sqliteTable("job_runs", {
   id: integer("id").primaryKey({ autoIncrement: true }),
   target: text("target").notNull(),
   stream: text("stream").notNull(),
-  /** schedule | catch-up | manual | webhook | cli */
-  trigger: text("trigger").notNull(),
-  /** running | ok | failed | interrupted */
-  status: text("status").notNull(),
+  trigger: text("trigger", { enum: RUN_TRIGGERS }).notNull(),
+  status: text("status", { enum: RUN_STATUSES }).notNull(),
   startedAt: integer("started_at").notNull(),
   finishedAt: integer("finished_at"),
   pages: integer("pages").notNull().default(0),

@@ -1,6 +1,7 @@
 // The database schema. drizzle-kit generates SQL migrations from this file (npm run db:generate).
 import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { DELIVERY_STATUSES } from "../states.ts";
 
 /** Everything the PSA sent, once per source event id. */
 export const events = sqliteTable("events", {
@@ -40,7 +41,7 @@ export const deliveries = sqliteTable("deliveries", {
   target: text("target").notNull(),
   entity: text("entity").notNull(),
   key: text("key").notNull(),
-  status: text("status").notNull(),
+  status: text("status", { enum: DELIVERY_STATUSES }).notNull(),
   attempts: integer("attempts").notNull().default(0),
   nextAttemptAt: integer("next_attempt_at").notNull(),
   leaseUntil: integer("lease_until"),

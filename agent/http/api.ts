@@ -3,11 +3,11 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { EventConflict, IntakeUnavailable, parseEvents } from "../intake.ts";
 import { getDelivery, listDeliveries } from "../queries.ts";
+import { DELIVERY_STATUSES, isOneOf } from "../states.ts";
 import { requireApiToken } from "./auth.ts";
 import type { AppContext } from "./context.ts";
 
 const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true });
-const STATUSES = ["pending", "in_flight", "waiting", "done", "needs_action", "superseded"];
 
 export function apiRoutes(ctx: AppContext): Hono {
   const api = new Hono();
@@ -65,9 +65,10 @@ export function apiRoutes(ctx: AppContext): Hono {
     });
 
   api.get("/deliveries", (c) => {
-    const status = c.req.query("status") || undefined;
-    if (status && !STATUSES.includes(status)) {
-      return c.json({ error: "bad_request", message: `Unknown status "${status.slice(0, 40)}".`, hint: `Use one of ${STATUSES.join(", ")}.` }, 400);
+    const given = c.req.query("status") || undefined;
+    const status = given === undefined || isOneOf(DELIVERY_STATUSES, given) ? given : null;
+    if (status === null) {
+      return c.json({ error: "bad_request", message: `Unknown status "${given!.slice(0, 40)}".`, hint: `Use one of ${DELIVERY_STATUSES.join(", ")}.` }, 400);
     }
     const limit = Number(c.req.query("limit") ?? 100);
     const before = c.req.query("before");

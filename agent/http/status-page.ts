@@ -2,6 +2,7 @@
 import { html, raw } from "hono/html";
 import type { HtmlEscapedString } from "hono/utils/html";
 import { deliveryCounts, lastSuccessAt, listDeliveries, recentEvents, type DeliveryRow } from "../queries.ts";
+import { DELIVERY_STATUS_LABELS, DELIVERY_STATUSES } from "../states.ts";
 import { describeTargetState, initialState, readTargetState } from "../target-state.ts";
 import { lastRestore } from "../restore.ts";
 import type { AppContext } from "./context.ts";
@@ -9,10 +10,6 @@ import { renderExportsSection } from "./status-exports.ts";
 import { renderPullsSection } from "./status-pulls.ts";
 import { renderStorageSection } from "./status-storage.ts";
 
-const STATUS_ORDER = ["pending", "in_flight", "waiting", "needs_action", "done", "superseded"];
-const STATUS_LABEL: Record<string, string> = {
-  pending: "Pending", in_flight: "Sending", waiting: "Waiting", needs_action: "Needs action", done: "Delivered", superseded: "Superseded",
-};
 
 const when = (ms: number | null) => (ms ? new Date(ms).toISOString().replace("T", " ").slice(0, 19) + " UTC" : "never");
 
@@ -60,7 +57,7 @@ function targetCard(ctx: AppContext, t: AppContext["targets"][number], counts: {
 ${t.paused ? html`<p class="paused">Paused: events are queued for this target but not sent. Set paused = false in kontobro.toml and restart to send them.</p>` : ""}
 ${targetStateLine(ctx, t.name)}
 <p>Last successful delivery: <strong class="last-success">${when(lastSuccessAt(ctx.db, t.name))}</strong></p>
-<ul class="counts">${STATUS_ORDER.map((s) => html`<li class="status-${s}"><span>${STATUS_LABEL[s]}</span><strong data-status="${s}">${byStatus.get(s) ?? 0}</strong></li>`)}</ul>
+<ul class="counts">${DELIVERY_STATUSES.map((s) => html`<li class="status-${s}"><span>${DELIVERY_STATUS_LABELS[s]}</span><strong data-status="${s}">${byStatus.get(s) ?? 0}</strong></li>`)}</ul>
 ${failures.length > 0 ? html`<h3>Needs action</h3>${failures.map((d) => problemRow(d, true))}` : html`<p class="ok">Nothing needs action.</p>`}
 ${retrying.length > 0 ? html`<h3>Retrying</h3>${retrying.map((d) => problemRow(d, false))}` : ""}
 ${waiting.length > 0 ? html`<h3>Waiting</h3>${waiting.map((d) => problemRow(d, false))}` : ""}

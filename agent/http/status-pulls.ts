@@ -4,11 +4,10 @@ import type { Context, Hono } from "hono";
 import { html, raw } from "hono/html";
 import type { InboxRow } from "../pulls/inbox.ts";
 import { recentRuns, type JobRunRow } from "../pulls/runner.ts";
+import { INBOX_STATE_LABELS, INBOX_STATES, RUN_STATUS_LABELS } from "../states.ts";
 import type { AppContext } from "./context.ts";
 
 const when = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString().replace("T", " ").slice(0, 19) + " UTC" : "never");
-const STATE_LABEL: Record<string, string> = { new: "New", delivered: "Delivered", ignored_unknown_project: "Ignored: project unknown to the PSA" };
-const RUN_LABEL: Record<string, string> = { running: "Running", ok: "OK", failed: "Failed", interrupted: "Interrupted" };
 
 export function renderPullsSection(ctx: AppContext) {
   const pulls = ctx.pulls;
@@ -30,7 +29,7 @@ ${hook ? html`<p class="webhook">Webhook token (for the target's webhooks): <cod
 <span class="muted">Address: <code>/webhooks/${hook.kind}/${hook.token}</code> on this agent (behind your reverse proxy), e.g. with
 <code>?type=invoice&amp;invoice=[INVOICENO]</code> or <code>?type=daybook&amp;daybook=[DAYBOOKNO]&amp;from=[FROMSERIALNO]&amp;to=[TOSERIALNO]</code></span></p>` : ""}
 <h3>Inbox</h3>
-<ul class="counts">${["new", "delivered", "ignored_unknown_project"].map((s) => html`<li><span>${STATE_LABEL[s]}</span><strong data-inbox-state="${s}">${byState.get(s as never) ?? 0}</strong></li>`)}</ul>
+<ul class="counts">${INBOX_STATES.map((s) => html`<li><span>${INBOX_STATE_LABELS[s]}</span><strong data-inbox-state="${s}">${byState.get(s) ?? 0}</strong></li>`)}</ul>
 ${items.length === 0 ? html`<p class="muted">Nothing pulled yet.</p>` : html`<table class="inbox"><thead><tr><th>#</th><th>Type</th><th>From ${t}</th><th>Details</th><th>State</th></tr></thead><tbody>
 ${items.map(itemRow)}</tbody></table>`}
 </section>`;
@@ -43,7 +42,7 @@ function jobRow(ctx: AppContext, j: { target: string; stream: string; cron: stri
 <td><strong>${j.stream}</strong></td>
 <td>${j.cron ? html`<code>${j.cron}</code> <span class="muted">${j.timezone}</span>` : html`<span class="muted">on demand only</span>`}</td>
 <td>${j.next ? when(j.next.getTime()) : "—"}</td>
-<td>${last ? html`<span class="run-${last.status}">${RUN_LABEL[last.status] ?? last.status}</span> <span class="muted">${when(last.startedAt)} (${last.trigger}) ·
+<td>${last ? html`<span class="run-${last.status}">${RUN_STATUS_LABELS[last.status] ?? last.status}</span> <span class="muted">${when(last.startedAt)} (${last.trigger}) ·
 fetched ${last.fetched}, imported ${last.imported}, already had ${last.duplicates}, ignored ${last.ignored}</span>
 ${last.errorMessage ? html`<div class="message">${last.errorMessage}</div>${last.errorHint ? html`<div class="hint">How to fix: ${last.errorHint}</div>` : ""}` : ""}` : html`<span class="muted">never</span>`}</td>
 <td>${j.running ? html`<em>running…</em>` : html`<form method="post" action="/ui/pulls/${j.target}/${j.stream}/run"><button type="submit">Run now</button></form>`}</td>
@@ -58,7 +57,7 @@ function itemRow(r: InboxRow) {
     : `invoice ${d.invoiceNumber ?? "?"} · ${d.previousStatus ?? "?"} → ${d.status ?? "?"}${money ? ` · ${money}` : ""}`;
   return html`<tr data-inbox-item="${r.id}" data-state="${r.state}"><td>${r.seq}</td><td>${r.type}</td><td>${r.remoteId}</td>
 <td>${details}${r.attachmentName ? html` · receipt ${r.attachmentName}` : ""}${r.state === "new" && r.errorMessage ? html`<div class="message">${r.errorMessage}</div>${r.errorHint ? html`<div class="hint">${r.errorHint}</div>` : ""}` : ""}</td>
-<td>${STATE_LABEL[r.state] ?? r.state}</td></tr>`;
+<td>${INBOX_STATE_LABELS[r.state] ?? r.state}</td></tr>`;
 }
 
 const CSS = `

@@ -4,9 +4,7 @@
 import type { PullItem } from "../../connectors/contract.ts";
 import type { Db } from "../db/index.ts";
 import type { Problem } from "../problem.ts";
-
-export type InboxState = "new" | "delivered" | "ignored_unknown_project";
-export const INBOX_STATES: InboxState[] = ["new", "delivered", "ignored_unknown_project"];
+import type { InboxState } from "../states.ts";
 
 export interface StoreCounts {
   fetched: number;

@@ -9,8 +9,7 @@ import type { Inbox, StoreCounts } from "./inbox.ts";
 import { tryJobLock } from "../lock.ts";
 import type { Logger } from "../log.ts";
 import type { Problem } from "../problem.ts";
-
-export type Trigger = "schedule" | "catch-up" | "manual" | "webhook" | "cli";
+import type { RunStatus, Trigger } from "../states.ts";
 
 export interface JobRef {
   target: string;
@@ -104,7 +103,7 @@ export interface JobRunRow {
   target: string;
   stream: string;
   trigger: Trigger;
-  status: "running" | "ok" | "failed" | "interrupted";
+  status: RunStatus;
   startedAt: number;
   finishedAt: number | null;
   pages: number;

@@ -5,7 +5,8 @@ import cron, { type ScheduledTask } from "node-cron";
 import { missedSlot, nextSlots } from "./cron.ts";
 import type { Db } from "../db/index.ts";
 import type { Logger } from "../log.ts";
-import { lastGoodRunAt, type JobRef, type RunResult, type Trigger } from "./runner.ts";
+import { lastGoodRunAt, type JobRef, type RunResult } from "./runner.ts";
+import type { Trigger } from "../states.ts";
 import { ensureSetting } from "../queries.ts";
 
 export interface ScheduledJob extends JobRef {
