@@ -6,7 +6,7 @@ import { previewTemplate } from "../agent/exports/preview.ts";
 import { runExport } from "../agent/exports/service.ts";
 import { getFileBytes } from "../agent/exports/store.ts";
 import { deleteTemplate, findTemplate, listTemplates, saveTemplate } from "../agent/exports/templates-store.ts";
-import { toEncodable } from "../formats/templates/encoding.ts";
+import { toEncodable } from "../formats/encoding.ts";
 import { AWKWARD, BASE, claim, count, creditNote, invoice, seed, settings, statusOf, testDb, timeRecord, user } from "./exports-fixtures.ts";
 
 let db: Db;

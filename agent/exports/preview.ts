@@ -1,7 +1,7 @@
 // "Test template": the first rows a template would export now, formatted exactly as in the file, with
 // the warnings the export would give. Reads only: nothing is stored and no invoice changes status.
 import type { Template } from "../../formats/templates/definition.ts";
-import { decodeText } from "../../formats/templates/encoding.ts";
+import { decodeText } from "../../formats/encoding.ts";
 import { DATA_TYPE_TITLES, SELECTION } from "../../formats/templates/fields.ts";
 import { buildRows } from "../../formats/templates/rows.ts";
 import { applyFilters, recordFilter, renderTemplate } from "../../formats/templates/render.ts";

@@ -3,7 +3,7 @@
 // the data type's fields, so every mistake comes back as a Problem naming the field to fix.
 import { z } from "zod";
 import { issuesToProblems, problem, type Problem } from "../../agent/problem.ts";
-import { ENCODINGS } from "./encoding.ts";
+import { ENCODINGS } from "../encoding.ts";
 import { AGGREGATE_FIELDS, DATA_TYPES, DATA_TYPE_TITLES, DEFAULT_GROUP_BY, FIELDS, GROUP_KEYS, filterFieldType, filtersRecords, type FieldType } from "./fields.ts";
 import { checkDateFormat } from "./format.ts";
 

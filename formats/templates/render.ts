@@ -3,7 +3,7 @@
 // delimiters in unquoted values) is reported as warnings, never changed silently.
 import { problem, type Problem } from "../../agent/problem.ts";
 import type { Template, TemplateColumn, TemplateFilter } from "./definition.ts";
-import { ENCODING_TITLES, encodeText, toEncodable } from "./encoding.ts";
+import { ENCODING_TITLES, encodeText, toEncodable } from "../encoding.ts";
 import { FIELDS, filterFieldType, filtersRecords, type FieldType } from "./fields.ts";
 import { csvCell, formatDate, formatDecimal, formatMoney } from "./format.ts";
 import type { Row, Value } from "./rows.ts";

@@ -1,7 +1,7 @@
 // Character encodings of export files, and the policy for characters an encoding cannot hold: the same
 // as the SIE writer's (formats/sie4/cp437.ts): transliterate where a fixed table or dropping an accent
 // keeps the text readable (€ → EUR in Latin-1, ø → ö in CP437), else "?"; every change is reported.
-import { decodeCp437, TRANSLITERATIONS } from "../sie4/cp437.ts";
+import { decodeCp437, TRANSLITERATIONS } from "./sie4/cp437.ts";
 
 export const ENCODINGS = ["utf-8", "utf-8-bom", "iso-8859-1", "windows-1252", "cp437", "cp865"] as const;
 export type Encoding = (typeof ENCODINGS)[number];
