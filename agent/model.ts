@@ -54,6 +54,13 @@ export const Address = z.object({
   country: z.string().regex(/^[A-Z]{2}$/, { error: "must be a 2-letter ISO 3166 country code such as NO, DK or SE" }).optional(),
 });
 
+/**
+ * The PSA's tags by tag group: group name → the code of the record's one tag in it (a PSA keeps e.g. a
+ * project category or a department as a tag group with exactly one tag per record). Targets that map a
+ * tag group to one of their fields name the group in their config.
+ */
+export const Tags = z.record(z.string().trim().min(1).max(100), z.string().trim().min(1).max(100));
+
 export const Contact = z.object({
   name: text(255),
   email: z.email().optional(),
@@ -88,6 +95,7 @@ export const Project = z.object({
   endDate: isoDate.optional(),
   department: optionalText(50),
   description: optionalText(2500),
+  tags: Tags.optional(),
 }).refine((p) => !p.startDate || !p.endDate || p.startDate <= p.endDate, {
   error: "endDate must not be before startDate", path: ["endDate"],
 });
@@ -119,6 +127,8 @@ export const InvoiceLine = z.object({
   account: optionalText(20),
   kind: LineKind.default("hours"),
   productCode: recordCode.optional(),
+  /** The line's category at the target where it has one (e.g. Uniconta's project category). */
+  category: optionalText(50),
 }).refine((l) => Math.abs(l.quantity * l.unitPrice) <= MAX_AMOUNT_MINOR, {
   error: `quantity × unitPrice must be ${amountBound}`, path: ["unitPrice"],
 }).transform((l) => (l.unitPrice < 0 ? { ...l, quantity: -l.quantity, unitPrice: -l.unitPrice } : l));
@@ -148,6 +158,8 @@ const invoiceFields = {
   ourReference: optionalText(250),
   yourReference: optionalText(250),
   heading: optionalText(250),
+  department: optionalText(50),
+  tags: Tags.optional(),
   lines: z.array(InvoiceLine).min(1, { error: "an invoice needs at least one line" }).max(1000),
   pdf: Pdf.optional(),
 };
