@@ -5,6 +5,7 @@ import { z } from "zod";
 import { connectorKinds } from "../connectors/registry.ts";
 import { ExportsConfig } from "./exports/config.ts";
 import { registerSecret } from "./log.ts";
+import { issuesToProblems } from "./problem.ts";
 import { PSA_DEFAULTS, PULLS_DEFAULTS, PsaConfig, PullsConfig, targetSchedules, type TargetPull } from "./pulls/config.ts";
 
 export const AgentConfig = z.strictObject({
@@ -97,11 +98,9 @@ export function resolveEnv(value: unknown, env: Record<string, string | undefine
   return value;
 }
 
+/** One line per problem, named by its key as written in kontobro.toml. */
 function zodProblems(error: z.ZodError, prefix: string): string[] {
-  return error.issues.map((i) => {
-    const key = [prefix, ...i.path.map((p) => (typeof p === "number" ? `[${p}]` : String(p)))].filter(Boolean).join(".").replace(/\.\[/g, "[");
-    return `${key || "(top level)"}: ${i.code === "unrecognized_keys" ? `unknown key(s) ${(i as any).keys.join(", ")}` : i.message}`;
-  });
+  return issuesToProblems(error.issues, { prefix, brackets: true, whole: "(top level)" }).map((p) => p.message);
 }
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|::1|\[::1\])$/;

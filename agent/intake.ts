@@ -53,13 +53,13 @@ export function parseEvents(body: unknown): ParseResult {
   list.forEach((raw, index) => {
     const env = Envelope.safeParse(raw);
     const id = typeof (raw as any)?.id === "string" ? (raw as any).id : undefined;
-    if (!env.success) return rejected.push({ index, id, problems: issuesToProblems(env.error.issues, "") });
+    if (!env.success) return rejected.push({ index, id, problems: issuesToProblems(env.error.issues) });
     const spec = EVENT_TYPES[env.data.type as EventType];
     if (!spec) {
       return rejected.push({ index, id, problems: [{ code: "invalid.event_type", field: "type", message: `type: unknown event type "${env.data.type.slice(0, 60)}"`, hint: `Use one of: ${EVENT_TYPE_NAMES.join(", ")}.` }] });
     }
     const data = spec.schema.safeParse(env.data.data);
-    if (!data.success) return rejected.push({ index, id, problems: issuesToProblems(data.error.issues, "data") });
+    if (!data.success) return rejected.push({ index, id, problems: issuesToProblems(data.error.issues, { prefix: "data" }) });
     valid.push({
       id: env.data.id, type: env.data.type as EventType, entity: spec.entity as Entity, key: (spec.key as (d: any) => string)(data.data), data: data.data,
       ...(env.data.occurredAt ? { occurredAt: Date.parse(env.data.occurredAt) } : {}),

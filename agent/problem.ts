@@ -21,12 +21,45 @@ export function problem(code: string, message: string, hint?: string, field?: st
   return { code, message, ...(hint ? { hint } : {}), ...(field ? { field } : {}) };
 }
 
-/** zod issues → Problems with a dotted field path relative to the event. */
-export function issuesToProblems(issues: z.core.$ZodIssue[], prefix: string): Problem[] {
+/** How issuesToProblems names fields and writes messages for one boundary (intake, config, API, connector). */
+export interface IssueStyle {
+  /** Where the validated value sits: "data" (an event's data), "targets[0]", "exports". */
+  prefix?: string;
+  /** Array positions as config keys write them (targets[0].name) instead of as JSON paths (lines.0.text). */
+  brackets?: boolean;
+  /** Names the value itself in the message when the issue has no path: "(top level)", the entity. */
+  whole?: string;
+  /** The code of every problem; by default invalid.<zod's code>. */
+  code?: string;
+  /** The hint of every problem; by default one per kind of issue, for a value the PSA sent. */
+  hint?: string;
+}
+
+/**
+ * The one way zod issues become Problems: the field is the issue's path under `prefix`, the message
+ * "<field>: <what is wrong>" (unknown keys listed by name), the hint says how to fix it.
+ */
+export function issuesToProblems(issues: readonly z.core.$ZodIssue[], style: IssueStyle = {}): Problem[] {
   return issues.map((i) => {
-    const field = [prefix, ...i.path.map(String)].filter(Boolean).join(".");
-    return { code: `invalid.${i.code}`, field, message: `${field}: ${i.message}`, hint: hintFor(i) };
+    const field = fieldPath(style.prefix ?? "", i.path, style.brackets ?? false);
+    const label = field || style.whole;
+    const text = i.code === "unrecognized_keys" ? `unknown key(s) ${i.keys.join(", ")}` : i.message;
+    return {
+      code: style.code ?? `invalid.${i.code}`,
+      message: label ? `${label}: ${text}` : text,
+      hint: style.hint ?? hintFor(i),
+      ...(field ? { field } : {}),
+    };
   });
+}
+
+function fieldPath(prefix: string, path: readonly PropertyKey[], brackets: boolean): string {
+  let out = prefix;
+  for (const p of path) {
+    if (brackets && typeof p === "number") out += `[${p}]`;
+    else out += (out ? "." : "") + String(p);
+  }
+  return out;
 }
 
 function hintFor(i: z.core.$ZodIssue): string {

@@ -1,7 +1,7 @@
 // SIE 4I files for a set of invoices and credit notes: one file per financial year (a SIE file holds one
 // #RAR year, and importers refuse vouchers outside it), each checked by our own reader before it is kept.
 // Pure: the caller passes the time and the next serial number.
-import type { Substitution } from "../../formats/sie4/cp437.ts";
+import type { Substitution } from "../../formats/encoding.ts";
 import { invoicesToSieInput } from "../../formats/sie4/invoices.ts";
 import { readSie } from "../../formats/sie4/reader.ts";
 import { SieWriteError, writeSie4i } from "../../formats/sie4/writer.ts";

@@ -68,7 +68,7 @@ export function exportsRoutes(ctx: AppContext): Hono {
     const body = await jsonBody(c);
     if (!body.ok) return body.response;
     const parsed = RunBody.safeParse(body.body);
-    if (!parsed.success) return refuse(c, 422, issuesToProblems(parsed.error.issues, ""));
+    if (!parsed.success) return refuse(c, 422, issuesToProblems(parsed.error.issues));
     const r = runExport(ctx.db, settings(), parsed.data, { by: "api" });
     if (!r.ok) return refuse(c, r.httpStatus, r.problems);
     return c.json({ ...r, files: r.files.map((f) => ({ ...f, download: `/api/v1/exports/files/${f.id}/download` })) }, r.files.length > 0 ? 201 : 200);
@@ -110,7 +110,7 @@ export function exportsRoutes(ctx: AppContext): Hono {
     const body = await jsonBody(c);
     if (!body.ok) return body.response;
     const parsed = StatusBody.safeParse(body.body);
-    if (!parsed.success) return refuse(c, 422, issuesToProblems(parsed.error.issues, ""));
+    if (!parsed.success) return refuse(c, 422, issuesToProblems(parsed.error.issues));
     const { status, skipInvalid, number, from, to } = parsed.data;
     const r = changeExportStatus(ctx.db, number !== undefined ? { number } : { from: from!, to: to! }, status, "api", { skipInvalid });
     return r.ok ? c.json(r) : refuse(c, r.httpStatus, r.problems);
@@ -122,7 +122,7 @@ export function exportsRoutes(ctx: AppContext): Hono {
     const body = await jsonBody(c);
     if (!body.ok) return body.response;
     const parsed = PreviewBody.safeParse(body.body);
-    if (!parsed.success) return refuse(c, 422, issuesToProblems(parsed.error.issues, ""));
+    if (!parsed.success) return refuse(c, 422, issuesToProblems(parsed.error.issues));
     const t = parseTemplate(parsed.data.template);
     if (!t.ok) return refuse(c, 422, t.problems.map((p) => ({ ...p, field: `template.${p.field ?? ""}`.replace(/\.$/, "") })));
     const r = previewTemplate(ctx.db, settings(), t.template, parsed.data);
@@ -162,7 +162,7 @@ export function exportsRoutes(ctx: AppContext): Hono {
       const body = await jsonBody(c);
       if (!body.ok) return body.response;
       const parsed = PreviewBody.safeParse(body.body ?? {});
-      if (!parsed.success) return refuse(c, 422, issuesToProblems(parsed.error.issues, ""));
+      if (!parsed.success) return refuse(c, 422, issuesToProblems(parsed.error.issues));
       request = parsed.data;
     }
     const r = previewTemplate(ctx.db, settings(), found.template, request);

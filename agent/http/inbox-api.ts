@@ -1,6 +1,7 @@
 // /api/v1/inbox (the feed of pulled items) and /api/v1/pulls (jobs and "run now"), behind the bearer token.
 import { Hono, type Context } from "hono";
 import { z } from "zod";
+import { issuesToProblems } from "../problem.ts";
 import { toInboxItem } from "../pulls/inbox.ts";
 import { recentRuns } from "../pulls/runner.ts";
 import { requireApiToken } from "./auth.ts";
@@ -13,9 +14,8 @@ const FeedQuery = z.object({
 });
 
 function badQuery(c: Context, error: z.ZodError) {
-  const issue = error.issues[0]!;
-  const field = issue.path.join(".");
-  return c.json({ error: "bad_request", message: `${field}: ${issue.message}`, field, hint: "GET /api/v1/inbox?after=CURSOR&limit=N, where CURSOR is the next value of the previous answer (0 at the start)." }, 400);
+  const [p] = issuesToProblems(error.issues, { hint: "GET /api/v1/inbox?after=CURSOR&limit=N, where CURSOR is the next value of the previous answer (0 at the start)." });
+  return c.json({ error: "bad_request", message: p!.message, field: p!.field ?? "", hint: p!.hint }, 400);
 }
 
 /**

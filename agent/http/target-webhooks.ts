@@ -4,6 +4,7 @@
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
+import { issuesToProblems } from "../problem.ts";
 import type { WebhookTarget } from "../pulls/index.ts";
 import { sameSecret } from "./auth.ts";
 import type { AppContext } from "./context.ts";
@@ -51,7 +52,10 @@ export function targetWebhookRoutes(ctx: AppContext) {
   }, limit, async (c) => {
     const target = c.get("target");
     const parsed = HintParams.safeParse(await hintParams(c));
-    if (!parsed.success) return c.json({ error: "bad_request", message: parsed.error.issues[0]!.message, hint: "Use the URL-template parameters shown on the status page." }, 400);
+    if (!parsed.success) {
+      const [p] = issuesToProblems(parsed.error.issues, { hint: "Use the URL-template parameters shown on the status page." });
+      return c.json({ error: "bad_request", message: p!.message, hint: p!.hint }, 400);
+    }
     const streams = target.streamsFor(parsed.data).filter((s) => ctx.pulls!.scheduler.hint(target.name, s));
     return c.json({ accepted: true, target: target.name, pulls: streams }, 202);
   });

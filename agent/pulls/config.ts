@@ -2,6 +2,7 @@
 // target's [targets.pulls.<stream>] schedule. Wired into agent/config.ts.
 import { z } from "zod";
 import type { ConnectorFactory } from "../../connectors/contract.ts";
+import { issuesToProblems } from "../problem.ts";
 import { scheduleProblems } from "./cron.ts";
 
 export const PSA_DEFAULTS = {
@@ -70,10 +71,7 @@ export function targetSchedules(factory: ConnectorFactory, raw: unknown, at: str
     if (given[stream] === undefined) { out.push({ stream, cron: spec.cron, timezone: spec.timezone }); continue; }
     const parsed = Schedule.safeParse(given[stream]);
     if (!parsed.success) {
-      for (const i of parsed.error.issues) {
-        const key = [`${at}.pulls.${stream}`, ...i.path.map(String)].join(".");
-        problems.push(`${key}: ${i.code === "unrecognized_keys" ? `unknown key(s) ${(i as any).keys.join(", ")}` : i.message}`);
-      }
+      for (const p of issuesToProblems(parsed.error.issues, { prefix: `${at}.pulls.${stream}`, brackets: true })) problems.push(p.message);
       continue;
     }
     for (const p of scheduleProblems(parsed.data.cron, parsed.data.timezone, `${at}.pulls.${stream}`)) problems.push(`${p.field}: ${p.message}. ${p.hint}`);

@@ -1,7 +1,8 @@
 // Writes SIE 4I (vouchers for import into an accounting program) from a small generic input.
 // Pure: no clock, no file system. Every text goes through the CP437 policy and every change is reported.
 import { problem, type Problem } from "../../agent/problem.ts";
-import { encodeCp437, toCp437Text, type Substitution } from "./cp437.ts";
+import type { Substitution } from "../encoding.ts";
+import { encodeCp437, toCp437Text } from "./cp437.ts";
 import { KsummaAccumulator } from "./ksumma.ts";
 
 export interface SieObjectRef {

@@ -167,7 +167,7 @@ export type ParsedTemplate = { ok: true; template: Template } | { ok: false; pro
 /** Validates anything (a request body, an imported file) as a template: shape, then meaning. */
 export function parseTemplate(input: unknown): ParsedTemplate {
   const parsed = Template.safeParse(input);
-  if (!parsed.success) return { ok: false, problems: issuesToProblems(parsed.error.issues, "") };
+  if (!parsed.success) return { ok: false, problems: issuesToProblems(parsed.error.issues) };
   const problems = checkTemplate(parsed.data);
   return problems.length > 0 ? { ok: false, problems } : { ok: true, template: parsed.data };
 }
