@@ -9,9 +9,9 @@ import { isTargetError } from "../connectors/http.ts";
 import { retryDelayMs, type BackoffPolicy } from "./backoff.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
-import type { Entity } from "./model.ts";
+import { parseStored, type Entity } from "./model.ts";
 import type { ClaimedDelivery, Completed, Outbox, Outcome } from "./outbox.ts";
-import type { Problem } from "./problem.ts";
+import { issuesToProblems, type Problem } from "./problem.ts";
 import {
   admission, applySignal, BREAKER_DEFAULTS, describeTargetState, releaseProbe, signalOf, takeProbe, TargetStateStore,
   type Admission, type BreakerPolicy, type TargetSignal, type TargetState,
@@ -51,11 +51,14 @@ export function payloadHash(payload: unknown): string {
 export function combineProblems(problems: Problem[]): Problem {
   if (problems.length === 1) return problems[0]!;
   const hints = [...new Set(problems.map((p) => p.hint).filter(Boolean))];
+  // The record to blame, when any problem names one: a new version of it retries the delivery.
+  const record = problems.find((p) => p.record)?.record;
   return {
     code: problems[0]!.code,
     field: problems[0]!.field,
     message: problems.map((p) => p.message).join("; "),
     hint: hints.join(" "),
+    ...(record ? { record } : {}),
   };
 }
 
@@ -229,14 +232,20 @@ export class Dispatcher {
   private async deliver(d: ClaimedDelivery): Promise<{ outcome: Outcome; signal: TargetSignal }> {
     const none: TargetSignal = { kind: "none" };
     try {
-      const problems = this.connector.validate(d.entity, d.payload, this.record);
+      const parsed = parseStored(d.entity, d.payload);
+      if (!parsed.success) {
+        const problem = combineProblems(issuesToProblems(parsed.error.issues, "").map((p) => ({ ...p, hint: "This record was stored by an older kontobro and no longer passes today's checks; correct it in the PSA and send it again." })));
+        return { outcome: { kind: "needs_action", problem, uncertain: d.uncertain }, signal: none };
+      }
+      const payload = parsed.data as Record<string, unknown>;
+      const problems = this.connector.validate(d.entity, payload, this.record);
       if (problems.length > 0) return { outcome: { kind: "needs_action", problem: combineProblems(problems), uncertain: d.uncertain }, signal: none };
-      const hash = payloadHash(d.payload);
+      const hash = payloadHash(payload);
       const link = this.outbox.link(this.target, d.entity, d.key);
       // Unchanged since the last push: nothing to send, unless an earlier attempt may have changed the
       // record at the target since (then the push looks it up and puts it right).
       if (link && link.payloadHash === hash && !d.uncertain) return { outcome: { kind: "done", remoteId: link.remoteId, payloadHash: hash, note: "unchanged since the last push; nothing sent" }, signal: none };
-      const result = await this.connector.push(d.entity, d.payload, {
+      const result = await this.connector.push(d.entity, payload, {
         link: link ? { remoteId: link.remoteId } : null,
         uncertain: d.uncertain,
         idempotencyKey: `${this.options.keyPrefix}-${d.id}-${d.attempts}`,

@@ -3,7 +3,7 @@
 import { z } from "zod";
 import type { Db } from "./db/index.ts";
 import { exportStatusOnStore } from "./exports/status.ts";
-import { decodedBase64Length, EVENT_TYPES, type Entity, type EventType } from "./model.ts";
+import { decodedBase64Length, EVENT_TYPES, type Entity, type EventType, type InvoiceLike } from "./model.ts";
 import type { Outbox } from "./outbox.ts";
 import { issuesToProblems, type Problem } from "./problem.ts";
 
@@ -89,12 +89,17 @@ export interface StoredResult {
  * A request repeated an event id with other content. Nothing of that request was stored (a batch is
  * all-or-nothing); the API answers 409 with a problem per conflicting event.
  */
+/**
+ * A request conflicts with what is stored: an event id repeated with other content, or an invoice or
+ * credit note whose number or PSA id is already another document's. Nothing of that request was stored
+ * (a batch is all-or-nothing); the API answers 409 with a problem per conflicting event.
+ */
 export class EventConflict extends Error {
   constructor(readonly events: RejectedEvent[]) {
-    super(`${events.length} event id(s) were already used for other content; nothing in this request was stored.`);
+    super(`${events.length} event(s) conflict with what is already stored; nothing in this request was stored.`);
     this.name = "EventConflict";
   }
-  readonly hint = "An event id names one change for ever. Send a changed record under a new event id; send the same id again only with exactly the same content.";
+  readonly hint = "Each problem below says what is taken. An event id names one change for ever; an invoice or credit note number and a PSA id each name one document.";
 }
 
 /** The record payload kept in `records`: an invoice's PDF stays in its event only (stored once). */
@@ -130,6 +135,8 @@ export class IntakeWriter {
   private readonly storedEvent;
   private readonly upsertRecord;
   private readonly markStale;
+  private readonly invoiceByKey;
+  private readonly invoiceByPsaId;
   /** A finalized invoice starts as "to transfer" for the file exports, in the same transaction. */
   private readonly markForExport;
 
@@ -146,12 +153,14 @@ export class IntakeWriter {
     this.storedEvent = db.$client.prepare(`SELECT type, payload FROM events WHERE event_id = ?1`);
     // A version older (by the PSA's occurredAt) than the stored one changes nothing and returns no row.
     this.upsertRecord = db.$client.prepare(
-      `INSERT INTO records (entity, key, payload, version, last_event_seq, occurred_at, updated_at) VALUES (?1, ?2, ?3, 1, ?4, ?6, ?5)
+      `INSERT INTO records (entity, key, payload, version, last_event_seq, occurred_at, updated_at, psa_id) VALUES (?1, ?2, ?3, 1, ?4, ?6, ?5, ?7)
        ON CONFLICT (entity, key) DO UPDATE SET payload = excluded.payload, version = version + 1,
-         last_event_seq = excluded.last_event_seq, occurred_at = excluded.occurred_at, updated_at = excluded.updated_at
+         last_event_seq = excluded.last_event_seq, occurred_at = excluded.occurred_at, psa_id = excluded.psa_id, updated_at = excluded.updated_at
        WHERE excluded.occurred_at IS NULL OR records.occurred_at IS NULL OR excluded.occurred_at >= records.occurred_at
        RETURNING version`);
     this.markStale = db.$client.prepare(`UPDATE events SET stale = 1 WHERE seq = ?1`);
+    this.invoiceByKey = db.$client.prepare(`SELECT payload, psa_id AS psaId FROM records WHERE entity = 'invoice' AND key = ?1`);
+    this.invoiceByPsaId = db.$client.prepare(`SELECT key FROM records WHERE psa_id = ?1 AND entity = 'invoice' AND key <> ?2 LIMIT 1`);
     this.markForExport = exportStatusOnStore(db);
   }
 
@@ -194,7 +203,7 @@ export class IntakeWriter {
         const conflicts: RejectedEvent[] = [];
         const out = events.map((e, index) => {
           const r = this.store(e);
-          if (r === "conflict") conflicts.push({ index, id: e.id, problems: [conflictProblem(e)] });
+          if (!("status" in r)) conflicts.push({ index, id: e.id, problems: [r] });
           return r;
         });
         if (conflicts.length > 0) throw new EventConflict(conflicts);
@@ -206,17 +215,18 @@ export class IntakeWriter {
     }
   }
 
-  private store(e: ValidEvent): StoredResult | "conflict" {
+  private store(e: ValidEvent): StoredResult | Problem {
     const now = this.now();
     const payload = JSON.stringify(e.data);
     const row = this.insertEvent.get(e.id, e.type, e.entity, e.key, payload, now, e.occurredAt ?? null) as { seq: number } | null;
     if (!row) {
       const before = this.storedEvent.get(e.id) as { type: string; payload: string };
-      // '' = retention kept only the id: the content can no longer be compared, so it is a repeat.
-      const same = before.payload === "" || (before.type === e.type && before.payload === payload);
-      return same ? { id: e.id, status: "duplicate" } : "conflict";
+      return sameEvent(before, e, payload) ? { id: e.id, status: "duplicate" } : idReused(e);
     }
-    const stored = this.upsertRecord.get(e.entity, e.key, recordPayload(e.entity, e.data, payload), row.seq, now, e.occurredAt ?? null) as { version: number } | null;
+    const taken = e.entity === "invoice" ? this.documentTaken(e.data as InvoiceLike) : null;
+    if (taken) return taken;
+    const psaId = e.entity === "invoice" ? (e.data as InvoiceLike).psaId : null;
+    const stored = this.upsertRecord.get(e.entity, e.key, recordPayload(e.entity, e.data, payload), row.seq, now, e.occurredAt ?? null, psaId) as { version: number } | null;
     if (!stored) {
       this.markStale.run(row.seq);
       return { id: e.id, status: "stale" };
@@ -226,9 +236,54 @@ export class IntakeWriter {
     this.outbox.enqueue(row.seq, e.entity, e.key, this.targetsFor(e.entity), stored.version > 1);
     return { id: e.id, status: "accepted" };
   }
+
+  /**
+   * One document per number and per PSA id: a credit note numbered like a stored invoice (or the other
+   * way round), or a PSA id already used by another number, would replace or be mistaken for the other
+   * document at the target. A new version of the same document keeps both its number and its PSA id.
+   */
+  private documentTaken(doc: InvoiceLike): Problem | null {
+    const what = doc.kind === "credit_note" ? "credit note" : "invoice";
+    const sameNumber = this.invoiceByKey.get(doc.number) as { payload: string; psaId: string | null } | null;
+    if (sameNumber) {
+      const other = JSON.parse(sameNumber.payload) as { kind?: string; psaId?: string };
+      const otherWhat = other.kind === "credit_note" ? "credit note" : "invoice";
+      if (other.kind !== doc.kind || sameNumber.psaId !== doc.psaId) {
+        return {
+          code: "invoice.number_taken", field: "data.number",
+          message: `${capitalise(what)} number ${doc.number} (PSA id "${doc.psaId}") is already ${otherWhat} ${doc.number} with PSA id "${sameNumber.psaId ?? other.psaId}"; it was not stored.`,
+          hint: "Invoices and credit notes share one number series in the accounting systems: give the credit note a number of its own (or resend the document with its original PSA id if it is the same one).",
+        };
+      }
+    }
+    const samePsaId = this.invoiceByPsaId.get(doc.psaId, doc.number) as { key: string } | null;
+    if (samePsaId) {
+      return {
+        code: "invoice.psa_id_taken", field: "data.psaId",
+        message: `PSA id "${doc.psaId}" already belongs to document ${samePsaId.key}; ${what} ${doc.number} was not stored.`,
+        hint: "Every invoice and credit note needs its own psaId (the PSA's id of that document); kontobro finds documents at the target by it.",
+      };
+    }
+    return null;
+  }
 }
 
-function conflictProblem(e: ValidEvent): Problem {
+const capitalise = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
+
+/**
+ * Is a repeated event id the same event? Compared as the current model would store the earlier one:
+ * after an upgrade a payload stored by an older version ("0101") equals its resend ("101").
+ * '' = retention kept only the id: the content can no longer be compared, so it is a repeat.
+ */
+function sameEvent(before: { type: string; payload: string }, e: ValidEvent, payload: string): boolean {
+  if (before.payload === "") return true;
+  if (before.type !== e.type) return false;
+  if (before.payload === payload) return true;
+  const again = EVENT_TYPES[e.type].schema.safeParse(JSON.parse(before.payload));
+  return again.success && JSON.stringify(again.data) === payload;
+}
+
+function idReused(e: ValidEvent): Problem {
   return {
     code: "event.id_reused", field: "id",
     message: `Event id "${e.id.slice(0, 100)}" was already stored with other content (a different ${e.entity} or other fields); the new content was not stored.`,

@@ -274,6 +274,16 @@ export interface Dependency {
   ifKnown?: boolean;
 }
 
+/**
+ * A stored payload as the current model reads it. Every push goes through this, so a payload stored by
+ * an older version (a credit note with minus signs, "0101") reaches a connector in today's form.
+ */
+export function parseStored(entity: Entity, payload: unknown) {
+  const schema = entity === "customer" ? Customer : entity === "project" ? Project : entity === "product" ? Product
+    : (payload as { kind?: string } | null)?.kind === "credit_note" ? CreditNote : Invoice;
+  return (schema as z.ZodType<unknown>).safeParse(payload);
+}
+
 /** Records an entity needs at the target before it can be pushed (customer → project → invoice → credit note). */
 export function dependenciesOf(entity: Entity, payload: any): Dependency[] {
   if (entity === "project" && payload.customerNumber) return [{ entity: "customer", key: payload.customerNumber }];

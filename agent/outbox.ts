@@ -19,6 +19,8 @@ export interface ClaimedDelivery {
   uncertain: boolean;
   payload: any;
   createdAt: number;
+  /** The newest event stored when it was claimed: a blamed record changed after this was fixed meanwhile. */
+  claimSeq?: number;
 }
 
 export type Outcome =
@@ -40,7 +42,7 @@ export class Outbox {
   /** The statements of the hot paths (intake, claim, outcomes), prepared once: the query builder costs more than the writes. */
   private readonly sql: Record<"ready" | "openForRecord" | "link" | "record" | "supersede" | "insert" | "lease" | "park"
     | "failedFor" | "done" | "upsertLink" | "retry" | "needsAction" | "wake" | "retireOlder" | "newerOpen" | "supersedeOne"
-    | "markUncertain" | "anyFor" | "retryCausedBy" | "overdueWaits" | "missing", Statement>;
+    | "markUncertain" | "anyFor" | "retryCausedBy" | "overdueWaits" | "missing" | "maxSeq", Statement>;
   /** Per target: when waits for records the PSA never sent were last checked against the grace period. */
   private readonly lastMissingCheck = new Map<string, number>();
 
@@ -62,6 +64,7 @@ export class Outbox {
         `SELECT status FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 AND status IN ('pending','in_flight','waiting') AND id <> ?4 AND id < ?5 LIMIT 1`),
       link: c.prepare(`SELECT remote_id AS remoteId, payload_hash AS payloadHash FROM links WHERE target = ?1 AND entity = ?2 AND key = ?3`),
       record: c.prepare(`SELECT last_event_seq AS seq FROM records WHERE entity = ?1 AND key = ?2`),
+      maxSeq: c.prepare(`SELECT coalesce(max(seq), 0) AS seq FROM events`),
       // Intake's hot path: run per event inside the intake transaction.
       supersede: c.prepare(
         `UPDATE deliveries SET status = 'superseded', updated_at = ?4, waiting_on = NULL
@@ -133,11 +136,14 @@ export class Outbox {
     return this.db.$client.transaction(() => {
       const now = this.now();
       for (const { delivery, outcome, latencyMs } of results) this.applyOutcome(delivery, outcome, now, latencyMs);
+      // Also while the target is paused (limit 0): a missing record is the PSA's to fix, not the target's.
+      if (target) this.expireMissingWaits(target, now);
       if (limit <= 0) return [];
-      this.expireMissingWaits(target, now);
       const claimed: ClaimedDelivery[] = [];
-      for (const row of this.sql.ready.all(target, now, limit) as any[]) {
-        const d: ClaimedDelivery = { ...row, uncertain: !!row.uncertain, payload: JSON.parse(row.payload) };
+      const rows = this.sql.ready.all(target, now, limit) as any[];
+      const claimSeq = rows.length > 0 ? (this.sql.maxSeq.get() as { seq: number }).seq : 0;
+      for (const row of rows) {
+        const d: ClaimedDelivery = { ...row, uncertain: !!row.uncertain, payload: JSON.parse(row.payload), claimSeq };
         const blocker = this.blockerOf(d, supports);
         if (blocker) {
           this.sql.park.run(d.id, blocker.on, blocker.reason, now, blocker.missing ? now : null);
@@ -223,8 +229,13 @@ export class Outbox {
           if (o.uncertain) this.sql.markUncertain.run(newer.id, now);
           break;
         }
-        if (o.kind === "retry") this.sql.retry.run(d.id, o.uncertain ? 1 : 0, now + o.delayMs, now, o.problem.code, o.problem.message, o.problem.hint ?? null, o.problem.field ?? null);
-        else this.sql.needsAction.run(d.id, o.uncertain ? 1 : 0, now, o.problem.code, o.problem.message, o.problem.hint ?? null, o.problem.field ?? null,
+        // The record it blames changed while this push was under way: the fix is already there, so try again now.
+        const fixedMeanwhile = o.kind === "needs_action" && o.problem.record
+          && ((this.sql.record.get(o.problem.record.entity, o.problem.record.key) as { seq: number } | null)?.seq ?? 0) > (d.claimSeq ?? Infinity);
+        if (o.kind === "retry" || fixedMeanwhile) {
+          const delayMs = o.kind === "retry" ? o.delayMs : 0;
+          this.sql.retry.run(d.id, o.uncertain ? 1 : 0, now + delayMs, now, o.problem.code, o.problem.message, o.problem.hint ?? null, o.problem.field ?? null);
+        } else this.sql.needsAction.run(d.id, o.uncertain ? 1 : 0, now, o.problem.code, o.problem.message, o.problem.hint ?? null, o.problem.field ?? null,
           o.problem.record ? recordRef(o.problem.record.entity, o.problem.record.key) : null);
         break;
       }

@@ -124,3 +124,32 @@ describe("the invoice PDF", () => {
     expect(event.pdf.contentBase64).toBe(pdf);
   });
 });
+
+describe("one document per number and per PSA id", () => {
+  test("a credit note numbered like a stored invoice is refused (409) instead of replacing it", async () => {
+    await send(invoiceEvent(1, 1));
+    const err = await send({ id: "cn-1", type: "invoice.credited", data: { ...invoiceEvent(1, 1).data, psaId: "PSA-CN-1", creditedInvoiceNumber: 1, number: 1 } }).catch((e) => e);
+    // (creditedInvoiceNumber may not equal its own number: the model refuses that first)
+    expect(err).toBeInstanceOf(Error);
+    const cn = { id: "cn-2", type: "invoice.credited", data: { ...invoiceEvent(2, 1).data, psaId: "PSA-CN-2", creditedInvoiceNumber: 5, number: 1 } };
+    const conflict = await send(cn).catch((e) => e);
+    expect(conflict).toBeInstanceOf(EventConflict);
+    expect(conflict.events[0].problems[0]).toMatchObject({ code: "invoice.number_taken", field: "data.number" });
+    expect(conflict.events[0].problems[0].message).toContain('PSA id "PSA-INV-1"');
+    expect(one<{ kind: string }>("SELECT json_extract(payload, '$.kind') AS kind FROM records WHERE entity = 'invoice' AND key = '1'").kind).toBe("invoice");
+  });
+
+  test("a PSA id used by another number is refused; a new version of the same document is fine", async () => {
+    await send(invoiceEvent(1, 1));
+    expect((await send(invoiceEvent(1, 1, undefined, { heading: "Corrected" }, "i-1-v2")))[0]!.status).toBe("accepted");
+    const other = await send(invoiceEvent(2, 1, undefined, { psaId: "PSA-INV-1" })).catch((e) => e);
+    expect(other).toBeInstanceOf(EventConflict);
+    expect(other.events[0].problems[0]).toMatchObject({ code: "invoice.psa_id_taken", field: "data.psaId" });
+  });
+
+  test("a resend of an event an older version stored with another spelling is a duplicate, not a conflict", async () => {
+    await send(customerEvent(101, {}, "evt-0101"));
+    db.$client.run(`UPDATE events SET payload = replace(payload, '"number":"101"', '"number":"0101"') WHERE event_id = 'evt-0101'`);
+    expect((await send(customerEvent(101, {}, "evt-0101")))[0]!.status).toBe("duplicate");
+  });
+});

@@ -28,8 +28,10 @@ export const records = sqliteTable("records", {
   lastEventSeq: integer("last_event_seq").notNull(),
   /** occurredAt (ms) of the stored version, when the PSA sent one. */
   occurredAt: integer("occurred_at"),
+  /** Invoices and credit notes: the PSA's id of the document (one number per PSA id, checked at intake). */
+  psaId: text("psa_id"),
   updatedAt: integer("updated_at").notNull(),
-}, (t) => [primaryKey({ columns: [t.entity, t.key] })]);
+}, (t) => [primaryKey({ columns: [t.entity, t.key] }), index("records_psa_id").on(t.psaId).where(sql`psa_id IS NOT NULL`)]);
 
 /**
  * One per (event, target). Status: pending → in_flight → done | needs_action | superseded;

@@ -1,0 +1,226 @@
+// The canonical model: what the PSA sends us, validated with zod at the intake boundary.
+// Money is always integer minor units (øre/cent); quantities may be decimal.
+import { z } from "zod";
+
+const text = (max: number) => z.string().trim().min(1).max(max);
+const optionalText = (max: number) => z.string().trim().max(max).optional();
+const isoDate = z.iso.date({ error: "must be a date like 2026-03-31" });
+const minorUnits = z.number({ error: "must be an integer amount in minor units (øre/cent), e.g. 145000 for 1450.00" })
+  .int({ error: "must be an integer amount in minor units (øre/cent), e.g. 145000 for 1450.00" });
+const currency = z.string().regex(/^[A-Z]{3}$/, { error: "must be a 3-letter ISO 4217 code such as NOK, DKK or SEK" });
+/** PSA numbers arrive as strings or numbers; we keep them as strings and let each connector's rules decide. */
+const recordNumber = z.union([z.string(), z.number().int().nonnegative()])
+  .transform((v) => String(v).trim())
+  .pipe(z.string().min(1, { error: "must not be empty" }).max(50));
+
+export const Address = z.object({
+  kind: z.enum(["postal", "visit", "delivery", "invoice"]).default("postal"),
+  street: optionalText(510),
+  zip: optionalText(30),
+  city: optionalText(50),
+  country: z.string().regex(/^[A-Z]{2}$/, { error: "must be a 2-letter ISO 3166 country code such as NO, DK or SE" }).optional(),
+});
+
+export const Contact = z.object({
+  name: text(255),
+  email: z.email().optional(),
+  phone: optionalText(50),
+  role: optionalText(100),
+});
+
+export const Customer = z.object({
+  number: recordNumber,
+  name: text(255),
+  orgNumber: optionalText(40),
+  vatNumber: optionalText(50),
+  email: optionalText(255),
+  website: optionalText(255),
+  phone: optionalText(255),
+  fax: optionalText(255),
+  addresses: z.array(Address).max(10).default([]),
+  contacts: z.array(Contact).max(100).default([]),
+  currency: currency.default("NOK"),
+  paymentTermsDays: z.number().int().min(0).max(365).optional(),
+  group: optionalText(50),
+  active: z.boolean().default(true),
+});
+export type Customer = z.infer<typeof Customer>;
+
+export const Project = z.object({
+  number: recordNumber,
+  name: text(255),
+  customerNumber: recordNumber.optional(),
+  status: z.enum(["active", "closed", "planned"]).default("active"),
+  startDate: isoDate.optional(),
+  endDate: isoDate.optional(),
+  department: optionalText(50),
+  description: optionalText(2500),
+}).refine((p) => !p.startDate || !p.endDate || p.startDate <= p.endDate, {
+  error: "endDate must not be before startDate", path: ["endDate"],
+});
+export type Project = z.infer<typeof Project>;
+
+export const Product = z.object({
+  code: recordNumber,
+  name: text(300),
+  unit: optionalText(20),
+  price: minorUnits.optional(),
+  cost: minorUnits.optional(),
+  vatRate: z.number().min(0).max(100).optional(),
+  active: z.boolean().default(true),
+});
+export type Product = z.infer<typeof Product>;
+
+export const LineKind = z.enum(["hours", "expenses", "products"]);
+export type LineKind = z.infer<typeof LineKind>;
+
+export const InvoiceLine = z.object({
+  text: text(2500),
+  quantity: z.number().finite().refine((q) => q !== 0, { error: "must not be zero" }),
+  unit: optionalText(20),
+  unitPrice: minorUnits,
+  vatCode: optionalText(10),
+  account: optionalText(20),
+  kind: LineKind.default("hours"),
+  productCode: recordNumber.optional(),
+});
+export type InvoiceLine = z.infer<typeof InvoiceLine>;
+
+export const Pdf = z.object({
+  filename: text(200).default("invoice.pdf"),
+  contentBase64: z.string().min(1).regex(/^[A-Za-z0-9+/=\s]+$/, { error: "must be base64" }),
+});
+
+const invoiceFields = {
+  number: recordNumber,
+  /** The PSA's own id of the invoice; written into the target's reference field for lookups. */
+  psaId: text(100),
+  customerNumber: recordNumber,
+  projectNumber: recordNumber.optional(),
+  date: isoDate,
+  dueDate: isoDate,
+  paymentId: optionalText(30),
+  currency: currency.default("NOK"),
+  ourReference: optionalText(250),
+  yourReference: optionalText(250),
+  heading: optionalText(250),
+  lines: z.array(InvoiceLine).min(1, { error: "an invoice needs at least one line" }).max(1000),
+  pdf: Pdf.optional(),
+};
+
+export const Invoice = z.object({ ...invoiceFields, kind: z.literal("invoice").default("invoice") })
+  .refine((i) => i.dueDate >= i.date, { error: "dueDate must not be before date", path: ["dueDate"] });
+export type Invoice = z.infer<typeof Invoice>;
+
+/** A credit note's lines carry positive quantities and prices (what is credited); connectors negate them. */
+export const CreditNote = z.object({
+  ...invoiceFields,
+  kind: z.literal("credit_note").default("credit_note"),
+  creditedInvoiceNumber: recordNumber,
+}).refine((i) => i.dueDate >= i.date, { error: "dueDate must not be before date", path: ["dueDate"] })
+  .refine((i) => i.creditedInvoiceNumber !== i.number, { error: "a credit note has its own number; creditedInvoiceNumber names the invoice it credits", path: ["creditedInvoiceNumber"] });
+export type CreditNote = z.infer<typeof CreditNote>;
+
+export type InvoiceLike = Invoice | CreditNote;
+
+/** A person in the PSA: who records hours and claims expenses. Used by the file exports. */
+export const User = z.object({
+  number: recordNumber,
+  name: text(255),
+  email: z.email().optional(),
+  department: optionalText(50),
+  /** The employee number in the payroll system; payroll exports need it. */
+  externalEmployeeNumber: optionalText(50),
+  active: z.boolean().default(true),
+});
+export type User = z.infer<typeof User>;
+
+/** Hours one person recorded on one day. The PSA's id is the key; a repeat replaces the record. */
+export const TimeRecord = z.object({
+  id: recordNumber,
+  date: isoDate,
+  personNumber: recordNumber,
+  projectNumber: recordNumber.optional(),
+  activity: optionalText(100),
+  hours: z.number({ error: "must be a number of hours, e.g. 7.5" }).finite().min(0, { error: "must not be negative" }).max(24, { error: "must be at most 24 hours for one record" }),
+  billable: z.boolean().default(true),
+  approved: z.boolean().default(false),
+  description: optionalText(2500),
+});
+export type TimeRecord = z.infer<typeof TimeRecord>;
+
+/** One line of an expense claim: amount is gross (incl. VAT), both in minor units. */
+export const ExpenseLine = z.object({
+  date: isoDate.optional(),
+  text: text(500),
+  category: optionalText(100),
+  account: optionalText(20),
+  projectNumber: recordNumber.optional(),
+  amount: minorUnits,
+  vatAmount: minorUnits.default(0),
+  vatCode: optionalText(10),
+}).refine((l) => Math.abs(l.vatAmount) <= Math.abs(l.amount) && (l.vatAmount === 0 || Math.sign(l.vatAmount) === Math.sign(l.amount)), {
+  error: "vatAmount must be part of amount (amount is gross, incl. VAT): same sign, not larger", path: ["vatAmount"],
+});
+export type ExpenseLine = z.infer<typeof ExpenseLine>;
+
+/** An expense claim (travel and other outlays a person wants refunded). */
+export const ExpenseClaim = z.object({
+  number: recordNumber,
+  personNumber: recordNumber,
+  date: isoDate,
+  description: optionalText(500),
+  currency: currency.default("NOK"),
+  projectNumber: recordNumber.optional(),
+  approved: z.boolean().default(false),
+  lines: z.array(ExpenseLine).min(1, { error: "an expense claim needs at least one line" }).max(500),
+});
+export type ExpenseClaim = z.infer<typeof ExpenseClaim>;
+
+/** The kinds of record the agent stores and pushes. A credit note is stored as an invoice record. */
+export type Entity = "customer" | "project" | "product" | "invoice";
+export const ENTITIES: readonly Entity[] = ["customer", "project", "product", "invoice"];
+/**
+ * Records kept only for the file exports. Intake stores them like the others; no connector supports
+ * them (`supports()` answers false for a kind it does not know), so they never get deliveries.
+ */
+export type ExportOnlyEntity = "user" | "time_record" | "expense_claim";
+export type RecordEntity = Entity | ExportOnlyEntity;
+
+export const EVENT_TYPES = {
+  "customer.upserted": { entity: "customer", schema: Customer, key: (d: Customer) => d.number },
+  "project.upserted": { entity: "project", schema: Project, key: (d: Project) => d.number },
+  "product.upserted": { entity: "product", schema: Product, key: (d: Product) => d.code },
+  "invoice.finalized": { entity: "invoice", schema: Invoice, key: (d: Invoice) => d.number },
+  "invoice.credited": { entity: "invoice", schema: CreditNote, key: (d: CreditNote) => d.number },
+  "user.upserted": { entity: "user", schema: User, key: (d: User) => d.number },
+  "time_record.upserted": { entity: "time_record", schema: TimeRecord, key: (d: TimeRecord) => d.id },
+  "expense_claim.upserted": { entity: "expense_claim", schema: ExpenseClaim, key: (d: ExpenseClaim) => d.number },
+} as const;
+export type EventType = keyof typeof EVENT_TYPES;
+
+export interface Dependency {
+  entity: Entity;
+  key: string;
+  /** Waited for only if the PSA has sent that record (a credit note for an invoice from before kontobro goes at once). */
+  ifKnown?: boolean;
+}
+
+/** Records an entity needs at the target before it can be pushed (customer → project → invoice → credit note). */
+export function dependenciesOf(entity: Entity, payload: any): Dependency[] {
+  if (entity === "project" && payload.customerNumber) return [{ entity: "customer", key: payload.customerNumber }];
+  if (entity !== "invoice") return [];
+  const deps: Dependency[] = [{ entity: "customer", key: payload.customerNumber }];
+  if (payload.kind === "credit_note" && payload.creditedInvoiceNumber) deps.push({ entity: "invoice", key: payload.creditedInvoiceNumber, ifKnown: true });
+  if (payload.projectNumber) deps.push({ entity: "project", key: payload.projectNumber });
+  for (const code of new Set<string>((payload.lines ?? []).map((l: InvoiceLine) => l.productCode).filter(Boolean))) {
+    deps.push({ entity: "product", key: code });
+  }
+  return deps;
+}
+
+/** Gross amount of a line in minor units: quantity × unit price, rounded half away from zero. */
+export function lineAmount(line: Pick<InvoiceLine, "quantity" | "unitPrice">): number {
+  const raw = line.quantity * line.unitPrice;
+  return Math.sign(raw) * Math.round(Math.abs(raw));
+}

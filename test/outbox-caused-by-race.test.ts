@@ -1,0 +1,28 @@
+// Issue 10 (item 7, race): the customer is corrected while the invoice that blames it is in flight
+// (validated against the old customer, outcome not yet written). retryCausedBy runs in the intake
+// transaction and only looks at needs_action rows, so the outcome written afterwards stays needs_action.
+import { expect, test } from "bun:test";
+import { join } from "node:path";
+import { openDatabase } from "../agent/db/index.ts";
+import { IntakeWriter, parseEvents } from "../agent/intake.ts";
+import { Outbox } from "../agent/outbox.ts";
+import { customerEvent, invoiceEvent, tempDir } from "./helpers.ts";
+
+test("customer corrected while the invoice it blames is in flight: the invoice is still retried", async () => {
+  const db = openDatabase(join(tempDir(), "k.db"));
+  const outbox = new Outbox(db);
+  const intake = new IntakeWriter(db, outbox, () => ["t1"]);
+  const send = async (...e: unknown[]) => { const p = parseEvents(e); if (!p.ok) throw new Error("fixture"); return intake.submit(p.events); };
+  await send(customerEvent(1, { name: "x".repeat(255) }));
+  const [c] = outbox.claim("t1", 10, 60_000, () => true);
+  outbox.complete([{ delivery: c!, outcome: { kind: "done", remoteId: "1", payloadHash: "h" } }]);
+  await send(invoiceEvent(1, 1));
+  const [inv] = outbox.claim("t1", 10, 60_000, () => true); // the dispatcher validates it against the long name…
+
+  await send(customerEvent(1, { name: "Short name" }, "c-1-fixed")); // …while the PSA corrects the customer
+
+  outbox.complete([{ delivery: inv!, outcome: { kind: "needs_action", uncertain: false,
+    problem: { code: "economic.recipient_too_long", message: "too long", record: { entity: "customer", key: "1" } } } }]);
+  const row = db.$client.query("SELECT status FROM deliveries WHERE entity = 'invoice'").get() as any;
+  expect(row.status).not.toBe("needs_action");
+});
