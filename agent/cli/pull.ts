@@ -1,12 +1,13 @@
-// `kontobro pull TARGET [STREAM]`, and the webhook token lines of `kontobro check`.
+// `kontobro pull TARGET [STREAM]`: a scheduled pull, now, in this process.
 import { connectorKinds } from "../../connectors/registry.ts";
 import { createConnectors, databasePath } from "../agent.ts";
-import type { AgentConfig, TargetConfig } from "../config.ts";
 import { openDatabase } from "../db/index.ts";
+import { createLogger } from "../log.ts";
 import { Inbox } from "../pulls/inbox.ts";
-import type { Logger } from "../log.ts";
+import { pullJobs } from "../pulls/index.ts";
 import { runPull, type RunResult } from "../pulls/runner.ts";
-import { pullJobs, webhookTokenFor } from "../pulls/index.ts";
+import { CONFIG_OPTION, defineCommand } from "./command.ts";
+import { loadConfig } from "./runtime.ts";
 
 export function describeRun(job: string, r: RunResult): string {
   if (r.status === "busy") return `${job}: already running (in the agent or another \`kontobro pull\`); not started again`;
@@ -15,62 +16,55 @@ export function describeRun(job: string, r: RunResult): string {
   return `${job}: FAILED after ${counts}\n  ${r.problem.message}${r.problem.hint ? `\n  fix: ${r.problem.hint}` : ""}`;
 }
 
-/** Runs the pull(s) in this process; the job lock keeps it from overlapping a run of the agent. */
-export async function pullCommand(config: AgentConfig, targets: TargetConfig[], positional: string[], log: Logger): Promise<number> {
-  const [targetName, stream] = positional;
-  const pullable = targets.filter((t) => t.enabled && connectorKinds[t.kind]?.pulls);
-  if (!targetName) {
-    console.error(`usage: kontobro pull TARGET [STREAM]\ntargets that can pull: ${pullable.map((t) => t.name).join(", ") || "none"}`);
-    return 2;
-  }
-  const target = pullable.find((t) => t.name === targetName);
-  if (!target) {
-    console.error(`No target "${targetName}" that can pull. Targets that can: ${pullable.map((t) => t.name).join(", ") || "none (add one to kontobro.toml)"}.`);
-    return 2;
-  }
-  const connectors = createConnectors([target], log);
-  const jobs = pullJobs([target], connectors).filter((j) => !stream || j.stream === stream);
-  if (jobs.length === 0) {
-    console.error(`${target.name} has no stream "${stream}". Streams: ${Object.keys(connectorKinds[target.kind]!.pulls ?? {}).join(", ")}.`);
-    return 2;
-  }
-  const db = openDatabase(databasePath(config.agent.data_dir), { busyTimeoutMs: config.agent.busy_timeout_ms });
-  try {
-    const inbox = new Inbox(db);
-    let ok = true;
-    let imported = 0;
-    for (const job of jobs) {
-      const result = await runPull({ db, inbox, dataDir: config.agent.data_dir, connectors, log }, job, "cli");
-      console.log(describeRun(`${job.target}/${job.stream}`, result));
-      ok &&= result.status === "ok";
-      if (result.status !== "busy") imported += result.imported;
+export const pull = defineCommand({
+  name: "pull",
+  args: "TARGET [STREAM]",
+  summary: "pull now from a target (expenses, payments), as the schedule would",
+  description: "Runs the target's pulls (or just STREAM) in this process, from the stored cursor on, exactly as the\n" +
+    "agent's schedule would; the job lock keeps it from overlapping a run of the agent. New items wait for the\n" +
+    "PSA in the inbox. Exits 1 if a pull failed.",
+  options: { ...CONFIG_OPTION },
+  positionals: [0, 2],
+  examples: [
+    ["kontobro pull books", "every stream of that target"],
+    ["kontobro pull books expenses", "one stream"],
+  ],
+  async run({ values, positionals: [targetName, stream], usage }) {
+    const { config, targets } = loadConfig(values.config);
+    const log = createLogger(config.agent.log_level);
+    const pullable = targets.filter((t) => t.enabled && connectorKinds[t.kind]?.pulls);
+    if (!targetName) {
+      console.error(`${usage()}\n\ntargets that can pull: ${pullable.map((t) => t.name).join(", ") || "none"}`);
+      return 2;
     }
-    if (imported > 0) {
-      console.log(`${imported} new item(s) wait for the PSA: a running agent sends them to psa.webhook_url, and the PSA can read them from GET /api/v1/inbox.`);
+    const target = pullable.find((t) => t.name === targetName);
+    if (!target) {
+      console.error(`No target "${targetName}" that can pull. Targets that can: ${pullable.map((t) => t.name).join(", ") || "none (add one to kontobro.toml)"}.`);
+      return 2;
     }
-    return ok ? 0 : 1;
-  } finally {
-    db.$client.close();
-  }
-}
-
-/** For `kontobro check`: each target's webhook token (generated once) and how to use it. */
-export function webhookTokenLines(config: AgentConfig, targets: TargetConfig[]): string[] {
-  const hooked = targets.filter((t) => t.enabled && connectorKinds[t.kind]?.webhookStreams);
-  if (hooked.length === 0) return [];
-  const db = openDatabase(databasePath(config.agent.data_dir), { busyTimeoutMs: config.agent.busy_timeout_ms });
-  try {
-    const base = `http://${config.http.host}:${config.http.port}`;
-    return hooked.flatMap((t) => {
-      const token = webhookTokenFor(db, t.name);
-      return [
-        `${t.name} (${t.kind}) webhook token: ${token}`,
-        `  configure the target's webhooks to call (through a public HTTPS proxy to this agent):`,
-        `  ${base}/webhooks/${t.kind}/${token}?type=invoice&invoice=[INVOICENO]`,
-        `  ${base}/webhooks/${t.kind}/${token}?type=daybook&daybook=[DAYBOOKNO]&from=[FROMSERIALNO]&to=[TOSERIALNO]`,
-      ];
-    });
-  } finally {
-    db.$client.close();
-  }
-}
+    const connectors = createConnectors([target], log);
+    const jobs = pullJobs([target], connectors).filter((j) => !stream || j.stream === stream);
+    if (jobs.length === 0) {
+      console.error(`${target.name} has no stream "${stream}". Streams: ${Object.keys(connectorKinds[target.kind]!.pulls ?? {}).join(", ")}.`);
+      return 2;
+    }
+    const db = openDatabase(databasePath(config.agent.data_dir), { busyTimeoutMs: config.agent.busy_timeout_ms });
+    try {
+      const inbox = new Inbox(db);
+      let ok = true;
+      let imported = 0;
+      for (const job of jobs) {
+        const result = await runPull({ db, inbox, dataDir: config.agent.data_dir, connectors, log }, job, "cli");
+        console.log(describeRun(`${job.target}/${job.stream}`, result));
+        ok &&= result.status === "ok";
+        if (result.status !== "busy") imported += result.imported;
+      }
+      if (imported > 0) {
+        console.log(`${imported} new item(s) wait for the PSA: a running agent sends them to psa.webhook_url, and the PSA can read them from GET /api/v1/inbox.`);
+      }
+      return ok ? 0 : 1;
+    } finally {
+      db.$client.close();
+    }
+  },
+});

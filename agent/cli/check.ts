@@ -1,0 +1,63 @@
+// `kontobro check`: each target's credentials and set-up, and the webhook token of targets that call back.
+import { createConnectors, databasePath } from "../agent.ts";
+import type { AgentConfig, TargetConfig } from "../config.ts";
+import { openDatabase } from "../db/index.ts";
+import { createLogger } from "../log.ts";
+import { webhookTokenFor } from "../pulls/index.ts";
+import { connectorKinds } from "../../connectors/registry.ts";
+import { CONFIG_OPTION, defineCommand } from "./command.ts";
+import { loadConfig } from "./runtime.ts";
+
+export const check = defineCommand({
+  name: "check",
+  summary: "verify each target's credentials and required set-up",
+  description: "Asks each configured target whether the credentials work and the set-up kontobro relies on exists, and\n" +
+    "says in plain words how to fix what is missing. Exits 1 if a check failed. For a target that calls back\n" +
+    "(webhooks), it also shows the webhook token and the URLs to configure there.",
+  options: { ...CONFIG_OPTION },
+  examples: [
+    "kontobro check",
+    ["kontobro check --config /etc/kontobro/kontobro.toml && systemctl restart kontobro", "after changing the configuration"],
+  ],
+  async run({ values }) {
+    const { config, targets, warnings } = loadConfig(values.config);
+    for (const w of warnings) console.log(`warning: ${w}`);
+    if (targets.length === 0) {
+      console.log("No targets configured: nothing to check. Add a [[targets]] table to kontobro.toml.");
+      return 1;
+    }
+    let ok = true;
+    for (const [name, connector] of createConnectors(targets, createLogger("error"))) {
+      console.log(`${name} (${connector.kind}):`);
+      for (const item of await connector.check()) {
+        ok &&= item.ok;
+        console.log(`  ${item.ok ? "ok  " : "FAIL"} ${item.name}: ${item.message}`);
+        if (!item.ok && item.hint) console.log(`       fix: ${item.hint}`);
+      }
+    }
+    for (const line of webhookTokenLines(config, targets)) console.log(line);
+    console.log(ok ? "\nAll checks passed." : "\nSome checks failed; fix them and run `kontobro check` again.");
+    return ok ? 0 : 1;
+  },
+});
+
+/** Each target's webhook token (generated once) and how to use it. */
+export function webhookTokenLines(config: AgentConfig, targets: TargetConfig[]): string[] {
+  const hooked = targets.filter((t) => t.enabled && connectorKinds[t.kind]?.webhookStreams);
+  if (hooked.length === 0) return [];
+  const db = openDatabase(databasePath(config.agent.data_dir), { busyTimeoutMs: config.agent.busy_timeout_ms });
+  try {
+    const base = `http://${config.http.host}:${config.http.port}`;
+    return hooked.flatMap((t) => {
+      const token = webhookTokenFor(db, t.name);
+      return [
+        `${t.name} (${t.kind}) webhook token: ${token}`,
+        `  configure the target's webhooks to call (through a public HTTPS proxy to this agent):`,
+        `  ${base}/webhooks/${t.kind}/${token}?type=invoice&invoice=[INVOICENO]`,
+        `  ${base}/webhooks/${t.kind}/${token}?type=daybook&daybook=[DAYBOOKNO]&from=[FROMSERIALNO]&to=[TOSERIALNO]`,
+      ];
+    });
+  } finally {
+    db.$client.close();
+  }
+}

@@ -1,0 +1,68 @@
+// `kontobro demo`: the agent against a built-in sandbox, with sample PSA data arriving on its own.
+import { connectorKinds } from "../../connectors/registry.ts";
+import { databasePath, startAgent } from "../agent.ts";
+import { DEMO_TARGETS, demoConfig, startDemoTarget, startSampleFeed } from "../demo.ts";
+import { createLogger } from "../log.ts";
+import { defineCommand } from "./command.ts";
+import { keepRunning } from "./runtime.ts";
+
+/** The registry's kinds that have a demo target, in its order. */
+const kinds = Object.keys(connectorKinds).filter((k) => (DEMO_TARGETS as readonly string[]).includes(k));
+
+export const demo = defineCommand({
+  name: "demo",
+  summary: `run against a built-in sandbox with sample data (--target ${kinds.join("|")})`,
+  description: "Needs no kontobro.toml and no account anywhere: it starts the target's sandbox in this process, points an\n" +
+    "agent at it, and sends a sample customer, project and invoice every few seconds (and one broken record,\n" +
+    "to show what \"needs action\" looks like). Stop it with Ctrl-C.",
+  options: {
+    target: { type: "string", value: "KIND", help: `the sandbox to deliver to: ${kinds.join(", ")} (default ${kinds[0]})` },
+    port: { type: "string", value: "N", help: "the status page's port (default 8787)" },
+    data: { type: "string", value: "DIR", help: "the data directory (default ./data)" },
+    interval: { type: "string", value: "SECONDS", help: "seconds between sample rounds (default 15)" },
+  },
+  examples: [
+    "kontobro demo",
+    [`kontobro demo --target ${kinds.at(-1)} --port 8788 --data ./demo-data --interval 5`, "faster, beside a running agent"],
+  ],
+  async run({ values, path }) {
+    const port = values.port === undefined ? undefined : Number(values.port);
+    if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port <= 65535)) {
+      console.error(`${path}: --port must be a port number, not "${values.port}" (see ${path} --help)`);
+      return 2;
+    }
+    const seconds = Number(values.interval ?? 15);
+    if (!(seconds > 0)) {
+      console.error(`${path}: --interval must be a number of seconds above 0, not "${values.interval}" (see ${path} --help)`);
+      return 2;
+    }
+    const kind = values.target ?? kinds[0]!;
+    if (!kinds.includes(kind)) {
+      console.error(`${path}: --target must be one of ${kinds.join(", ")}, not "${kind}" (see ${path} --help)`);
+      return 2;
+    }
+    const demoTarget = await startDemoTarget(kind);
+    const { config, targets } = demoConfig({ dataDir: values.data, port, target: demoTarget.target });
+    const log = createLogger(config.agent.log_level);
+    const agent = await startAgent(config, targets, log);
+    const interval = seconds * 1000;
+    const stopFeed = startSampleFeed(agent.db, agent.intake, interval, (m) => log.info(m));
+    process.stdout.write(`
+  kontobro demo is running.
+
+    Status page      ${agent.url}
+    Health           ${agent.url}/healthz
+    Metrics          ${agent.url}/metrics
+    API token        ${agent.apiToken}
+    Target           ${targets[0]!.kind} sandbox at ${demoTarget.sandboxUrl} (state: ${demoTarget.sandboxUrl}/__sandbox/state)
+    Data             ${databasePath(config.agent.data_dir)}
+
+  Sample customers, projects and invoices arrive every ${interval / 1000} s. Send your own:
+    curl -X POST ${agent.url}/api/v1/events -H 'Authorization: Bearer ${agent.apiToken}' \\
+         -H 'Content-Type: application/json' -d @event.json
+  Stop with Ctrl-C.
+
+`);
+    return keepRunning(agent, async () => { stopFeed(); await demoTarget.stop(); });
+  },
+});

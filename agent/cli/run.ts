@@ -1,0 +1,28 @@
+// `kontobro run`: the agent, until SIGTERM or Ctrl-C.
+import { startAgent } from "../agent.ts";
+import { createLogger } from "../log.ts";
+import { CONFIG_OPTION, defineCommand } from "./command.ts";
+import { keepRunning, loadConfig } from "./runtime.ts";
+
+export const run = defineCommand({
+  name: "run",
+  summary: "run the agent with kontobro.toml (or --config FILE, or $KONTOBRO_CONFIG)",
+  description: "Serves the status page, the API and the webhooks, delivers events to the targets and runs the scheduled\n" +
+    "pulls, until SIGTERM or Ctrl-C (then it finishes what is in flight and stops cleanly). Logs are JSON lines\n" +
+    "on standard error.",
+  options: { ...CONFIG_OPTION },
+  examples: [
+    ["kontobro run", "with ./kontobro.toml"],
+    "kontobro run --config /etc/kontobro/kontobro.toml",
+    ["KONTOBRO_CONFIG=/etc/kontobro/kontobro.toml kontobro run", "the same, as a service unit would"],
+  ],
+  async run({ values }) {
+    const { config, targets, warnings } = loadConfig(values.config, { required: true });
+    const log = createLogger(config.agent.log_level);
+    for (const w of warnings) log.warn(w);
+    if (targets.length === 0) log.warn("no targets are configured; events are stored but go nowhere until you add a [[targets]] table");
+    const agent = await startAgent(config, targets, log);
+    if (!config.http.api_token) log.info("API token generated for this data directory; `kontobro status` shows it");
+    return keepRunning(agent);
+  },
+});

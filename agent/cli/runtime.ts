@@ -1,0 +1,43 @@
+// What several commands share: finding and loading kontobro.toml, and running until a signal.
+import { existsSync } from "node:fs";
+import type { RunningAgent } from "../agent.ts";
+import { ConfigError, loadConfigFile, validateConfig, type LoadedConfig } from "../config.ts";
+
+/** --config, else $KONTOBRO_CONFIG, else ./kontobro.toml if there is one. */
+export function configPath(explicit: string | undefined): string | null {
+  const path = explicit || process.env.KONTOBRO_CONFIG;
+  if (path) return path;
+  return existsSync("kontobro.toml") ? "kontobro.toml" : null;
+}
+
+/**
+ * The configuration. Without a file, `required` (kontobro run) is an error that says what to do; the other
+ * commands run on the defaults (the data directory ./data).
+ */
+export function loadConfig(explicit: string | undefined, opts: { required?: boolean } = {}): LoadedConfig {
+  const path = configPath(explicit);
+  if (!path) {
+    if (opts.required) {
+      throw new ConfigError(["no kontobro.toml found in this folder; copy config/kontobro.example.toml to kontobro.toml and edit it, pass --config FILE, or try `kontobro demo`"]);
+    }
+    return validateConfig({});
+  }
+  return loadConfigFile(path);
+}
+
+/** Resolves on SIGTERM or SIGINT, after `stop`: 0 if it stopped cleanly, else 1. */
+export function untilSignal(stop: () => Promise<void>, announce = true): Promise<number> {
+  return new Promise((resolve) => {
+    const shutdown = (signal: string) => {
+      if (announce) process.stderr.write(`\nkontobro: ${signal} received, shutting down cleanly…\n`);
+      stop().then(() => resolve(0), () => resolve(1));
+    };
+    process.once("SIGTERM", () => shutdown("SIGTERM"));
+    process.once("SIGINT", () => shutdown("SIGINT"));
+  });
+}
+
+/** Keeps the agent running until a signal, then stops it (and `onStop`, e.g. the demo's sandbox). */
+export function keepRunning(agent: RunningAgent, onStop: () => Promise<void> = async () => {}): Promise<number> {
+  return untilSignal(() => agent.stop().then(onStop));
+}
