@@ -234,7 +234,7 @@ export class Dispatcher {
     try {
       const parsed = parseStored(d.entity, d.payload);
       if (!parsed.success) {
-        const problem = combineProblems(issuesToProblems(parsed.error.issues, "").map((p) => ({ ...p, hint: "This record was stored by an older kontobro and no longer passes today's checks; correct it in the PSA and send it again." })));
+        const problem = combineProblems(issuesToProblems(parsed.error.issues, { hint: "This record was stored by an older kontobro and no longer passes today's checks; correct it in the PSA and send it again." }));
         return { outcome: { kind: "needs_action", problem, uncertain: d.uncertain }, signal: none };
       }
       const payload = parsed.data as Record<string, unknown>;
