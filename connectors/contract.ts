@@ -106,10 +106,36 @@ export interface Connector {
   find(entity: Entity, payload: any): Promise<Link | null>;
   /** One page of a stream (see ConnectorFactory.pulls). Throws TargetError on failure; nothing is stored then. */
   pull?(stream: string, cursor: string | null, options: PullOptions): Promise<PullResult>;
+  /** Quotas the target counts against us (e.g. server calls per day), for /metrics and the status page. */
+  budgets?(): TargetBudget[];
+}
+
+/** A quota the target imposes and the connector counts, e.g. Uniconta's server calls per day. */
+export interface TargetBudget {
+  /** Short metric-safe name, e.g. "calls_per_day". */
+  name: string;
+  /** Plain words for the status page, e.g. "Uniconta server calls today". */
+  title: string;
+  used: number;
+  limit: number;
+  /** The period the count belongs to, e.g. "2026-03-31". */
+  period: string;
+  /** What kontobro does about it right now (pulls postponed, pushes held until midnight), if anything. */
+  note?: string;
+}
+
+/** Durable counters that restart with each period (a day), shared by the agent's processes where it offers them. */
+export interface PeriodCounters {
+  /** Adds `by` to counter `name` for `period` (a new period starts from 0) and returns the new value. */
+  add(name: string, period: string, by: number): number;
+  /** The counter's value for `period` (0 when the stored value belongs to another period). */
+  get(name: string, period: string): number;
 }
 
 export interface ConnectorDeps {
   log: Logger;
+  /** Per-target durable counters (absent where the agent runs without its database, e.g. `kontobro check`). */
+  counters?: PeriodCounters;
 }
 
 export interface ConnectorFactory<C = any> {

@@ -2,8 +2,10 @@
 import type { ConnectorFactory } from "./contract.ts";
 import { economic } from "./economic/index.ts";
 import { unimicroFactory as unimicro } from "./unimicro/index.ts";
+import { uniconta } from "./uniconta/index.ts";
 
 export const connectorKinds: Record<string, ConnectorFactory> = {
   [economic.kind]: economic,
   [unimicro.kind]: unimicro,
+  [uniconta.kind]: uniconta,
 };

@@ -109,7 +109,7 @@ export class Faults {
       });
     } else if (d.drop) {
       await (await handle()).arrayBuffer(); // the effect is committed
-      return new Response(new ReadableStream({ pull(c) { c.error(new Error("dropped")); } }), { status: 200, headers: { connection: "close" } });
+      return new Response(new ReadableStream({ pull(c) { c.error(); } }), { status: 200, headers: { connection: "close" } });
     } else {
       res = await handle();
     }
