@@ -36,6 +36,33 @@ export function isTargetError(e: unknown): e is TargetError {
   return e instanceof TargetError;
 }
 
+/**
+ * The one classification of an HTTP answer that is not a success, for the targets and the PSA webhook:
+ * 429 waits and retries; 5xx and 408 retry, but a write may have had its effect (uncertain); any other
+ * answer (4xx, 401/403 included, or a redirect) needs a person.
+ */
+export function failureKindOf(status: number, isWrite: boolean): FailureKind {
+  if (status === 429) return "retryable";
+  if (status >= 500 || status === 408) return isWrite ? "uncertain" : "retryable";
+  return "permanent";
+}
+
+/** 401/403: the credentials or the roles are wrong, not the content. */
+export const isAuthStatus = (status: number): boolean => status === 401 || status === 403;
+
+/** Why a request got no answer: never sent (refused), no answer in time, or cut off mid-way. */
+export type NetworkFailure = "unreachable" | "timeout" | "connection_lost";
+
+/** Bun's fetch errors carry no reliable `.code`; classify by name and message. */
+export function networkFailureOf(e: unknown): NetworkFailure {
+  const msg = errorText(e);
+  const name = e instanceof Error ? e.name : "";
+  const code = (e as any)?.code ?? "";
+  if (code === "ConnectionRefused" || code === "ECONNREFUSED" || /connection ?refused|unable to connect|FailedToOpenSocket/i.test(msg)) return "unreachable";
+  if (name === "TimeoutError" || name === "AbortError" || /timed? ?out/i.test(msg)) return "timeout";
+  return "connection_lost";
+}
+
 /** Retry-After is either delta-seconds or an HTTP date. Returns milliseconds, or undefined if absent/invalid. */
 export function parseRetryAfter(value: string | null | undefined, now = Date.now()): number | undefined {
   if (!value) return undefined;
@@ -176,18 +203,18 @@ export class HttpClient {
   private classify(res: HttpResponse, method: string, url: string, isWrite: boolean): TargetError {
     const described = this.opts.describeError(res, method, url);
     const p = { ...described, status: res.status };
+    const kind = failureKindOf(res.status, isWrite);
     const retryAfterMs = parseRetryAfter(res.headers.get("retry-after"));
     // 429, or 503 with Retry-After: the whole target is paused, not just this request.
     if (retryAfterMs !== undefined && (res.status === 429 || res.status === 503)) this.gate.pause(retryAfterMs);
     if (res.status === 429) {
-      return new TargetError("retryable", { ...p, code: p.code || "rate_limited", retryAfterMs, hint: p.hint ?? `${this.opts.targetTitle} asks us to slow down; kontobro waits as told and retries.` });
+      return new TargetError(kind, { ...p, code: p.code || "rate_limited", retryAfterMs, hint: p.hint ?? `${this.opts.targetTitle} asks us to slow down; kontobro waits as told and retries.` });
     }
     if (res.status >= 500) {
-      return new TargetError(isWrite ? "uncertain" : "retryable", { ...p, retryAfterMs, hint: p.hint ?? `${this.opts.targetTitle} had a server error; kontobro retries by itself.` });
+      return new TargetError(kind, { ...p, retryAfterMs, hint: p.hint ?? `${this.opts.targetTitle} had a server error; kontobro retries by itself.` });
     }
-    if (res.status === 401 || res.status === 403) return new TargetError("permanent", { ...authProblem(res.status, this.opts.targetTitle, p), status: res.status });
-    if (res.status === 408) return new TargetError(isWrite ? "uncertain" : "retryable", p);
-    return new TargetError("permanent", p);
+    if (isAuthStatus(res.status)) return new TargetError(kind, { ...authProblem(res.status, this.opts.targetTitle, p), status: res.status });
+    return new TargetError(kind, p);
   }
 }
 
@@ -199,16 +226,15 @@ function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** Bun's fetch errors carry no reliable `.code`; classify by name and message. */
+/** A request that got no answer, as a TargetError: a write that may have been sent is uncertain. */
 export function networkError(e: unknown, isWrite: boolean, method: string, url: string, title: string): TargetError {
   const msg = errorText(e);
-  const name = e instanceof Error ? e.name : "";
-  const code = (e as any)?.code ?? "";
-  const notSent = code === "ConnectionRefused" || code === "ECONNREFUSED" || /connection ?refused|unable to connect|FailedToOpenSocket/i.test(msg);
-  const timedOut = name === "TimeoutError" || name === "AbortError" || /timed? ?out/i.test(msg);
+  const failure = networkFailureOf(e);
+  const notSent = failure === "unreachable";
+  const timedOut = failure === "timeout";
   const kind: FailureKind = notSent || !isWrite ? "retryable" : "uncertain";
   return new TargetError(kind, {
-    code: notSent ? "unreachable" : timedOut ? "timeout" : "connection_lost",
+    code: failure,
     message: notSent ? `${title} could not be reached (${method} ${pathOf(url)}): ${msg}`
       : timedOut ? `${title} did not answer ${method} ${pathOf(url)} in time`
       : `The connection to ${title} broke during ${method} ${pathOf(url)}: ${msg}`,

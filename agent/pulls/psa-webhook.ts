@@ -2,7 +2,7 @@
 // backoff until the PSA answers 2xx; an item that failed is retried alone, so it never holds back others. The signature is HMAC-SHA256 over "<timestamp>.<body>":
 //   Kontobro-Signature: t=<unix seconds>,v1=<lowercase hex>
 import { createHmac } from "node:crypto";
-import { parseRetryAfter } from "../../connectors/http.ts";
+import { failureKindOf, isAuthStatus, networkFailureOf, parseRetryAfter } from "../../connectors/http.ts";
 import { retryDelayMs } from "../backoff.ts";
 import { toInboxItem, type Inbox, type InboxRow } from "./inbox.ts";
 import type { Logger } from "../log.ts";
@@ -149,10 +149,11 @@ export class PsaDeliverer {
         this.log.info("delivered to the PSA webhook", { items: ids.length });
         return { ok: true };
       }
-      const auth = res.status === 401 || res.status === 403;
+      const auth = isAuthStatus(res.status);
       return {
         ok: false, ids, retryAfterMs: parseRetryAfter(res.headers.get("retry-after")),
-        clientError: res.status >= 400 && res.status < 500 && !auth && res.status !== 408 && res.status !== 429,
+        // The PSA refused the content (not the signature, not a redirect): one item of the batch may be at fault.
+        clientError: failureKindOf(res.status, true) === "permanent" && res.status >= 400 && !auth,
         problem: {
           code: `psa_http_${res.status}`,
           message: `The PSA webhook answered ${res.status}${answer ? `: ${answer.slice(0, 200)}` : ""}.`,
@@ -165,7 +166,7 @@ export class PsaDeliverer {
       // Stopping: not the PSA's fault; the items stay as they were and go out after the restart.
       if (stopping.aborted) return { ok: false, aborted: true };
       const msg = e instanceof Error ? e.message : String(e);
-      const timedOut = e instanceof Error && (e.name === "TimeoutError" || e.name === "AbortError");
+      const timedOut = networkFailureOf(e) === "timeout";
       return {
         ok: false, ids, clientError: false,
         problem: {
