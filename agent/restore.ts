@@ -8,8 +8,9 @@
 // - a restore is detected at start: the database is a copy made by `kontobro backup` (it carries a
 //   backup marker), or it is older than the high-water marks this data directory wrote beside it
 //   (kontobro.highwater.json: a start counter and the largest ids, refreshed every few seconds);
-// - then every open delivery is treated as uncertain (looked up at the target before any create), the
-//   feed's next ids jump past anything handed out before, and the status page and log say so.
+// - then every open delivery is treated as uncertain (looked up at the target before any create), and
+//   the status page and log say so. The PSA feed needs no help: an item's id follows from what it is,
+//   and its position grows with the clock (agent/pulls/inbox.ts), restored or not.
 import { Database } from "bun:sqlite";
 import { copyFileSync, existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -17,8 +18,6 @@ import type { Db } from "./db/index.ts";
 import { StorageError } from "./db/index.ts";
 
 export const HIGHWATER_FILE = "kontobro.highwater.json";
-/** After a restore, the feed's ids and cursor positions skip this far past the last known ones. */
-export const ID_GAP_AFTER_RESTORE = 1_000_000;
 
 /** The largest ids and the start counter: what a restored database would be behind on. */
 export interface Marks {
@@ -111,11 +110,6 @@ export function beginRun(db: Db, dataDir: string, now = new Date()): StartState 
       detectedAt: now.toISOString(), reason, ...(parsedBackup?.takenAt ? { backupTakenAt: parsedBackup.takenAt } : {}),
       openDeliveries: c.run(`UPDATE deliveries SET uncertain = 1, updated_at = ?1 WHERE status IN ('pending', 'in_flight', 'waiting', 'needs_action')`, [now.getTime()]).changes,
     };
-    // The feed never hands out an id or position again that it may have used before the restore.
-    const floor = (a: number, b: number | undefined) => Math.max(a, b ?? 0) + ID_GAP_AFTER_RESTORE;
-    c.run(`INSERT INTO sqlite_sequence (name, seq) SELECT 'inbox', 0 WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'inbox')`);
-    c.run(`UPDATE sqlite_sequence SET seq = ?1 WHERE name = 'inbox'`, [floor(marks.maxInboxId, file?.maxInboxId)]);
-    putSetting(c, "inbox_seq_floor", String(floor(marks.maxInboxSeq, file?.maxInboxSeq)));
     putSetting(c, "restore_detected", JSON.stringify(info));
     c.run(`DELETE FROM settings WHERE name = 'backup_of'`);
     return info;

@@ -1,6 +1,7 @@
 // The inbox: what pulls brought in for the PSA, stored once per (target, remote id), with the stream's
 // watermark written in the same transaction. Read back as a feed (stable cursor = seq) and by the PSA
 // webhook deliverer.
+import { createHash } from "node:crypto";
 import type { PullItem } from "../../connectors/contract.ts";
 import type { Db } from "../db/index.ts";
 import type { Problem } from "../problem.ts";
@@ -81,19 +82,28 @@ export function toInboxItem(row: InboxRow, attachment?: { href?: string; bytes?:
   };
 }
 
+const MAX_ITEM_ID = 2 ** 52;
+
+/** 52 bits of SHA-256 over target and remote id: a positive, exact JavaScript integer. */
+export function stableItemId(target: string, remoteId: string): number {
+  const h = createHash("sha256").update(`${target}\u0000${remoteId}`).digest();
+  return h.readUIntBE(0, 6) * 16 + (h[6]! >> 4) + 1;
+}
+
 export class Inbox {
   private readonly q;
 
   constructor(private readonly db: Db, private readonly now: () => number = Date.now) {
     const c = db.$client;
     this.q = {
-      // After a restore the feed continues past every position it may have handed out before (agent/restore.ts).
-      nextSeq: c.prepare(`SELECT max(coalesce((SELECT max(seq) FROM inbox), 0),
-        coalesce((SELECT CAST(value AS INTEGER) FROM settings WHERE name = 'inbox_seq_floor'), 0)) + 1 AS seq`),
+      // Positions grow with the clock (ms × 1000), not only with the rows kept: after any restore of the
+      // data directory, even of the whole folder, a new item lands after every position handed out before.
+      nextSeq: c.prepare(`SELECT max(coalesce((SELECT max(seq) FROM inbox), 0) + 1, ?1) AS seq`),
+      idTaken: c.prepare(`SELECT 1 AS taken FROM inbox WHERE id = ?1`),
       byRemote: c.prepare(`SELECT id, state FROM inbox WHERE target = ?1 AND remote_id = ?2`),
       known: c.prepare(`SELECT 1 AS ok FROM records WHERE entity = ?1 AND key = ?2`),
-      insert: c.prepare(`INSERT INTO inbox (seq, target, stream, remote_id, type, state, requires, payload, attachment_name, attachment_type, attachment, next_attempt_at, created_at, updated_at)
-        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?12) ON CONFLICT (target, remote_id) DO NOTHING`),
+      insert: c.prepare(`INSERT INTO inbox (seq, target, stream, remote_id, type, state, requires, payload, attachment_name, attachment_type, attachment, next_attempt_at, created_at, updated_at, id)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?12, ?13) ON CONFLICT (target, remote_id) DO NOTHING`),
       release: c.prepare(`UPDATE inbox SET state = 'new', seq = ?2, next_attempt_at = ?3, updated_at = ?3 WHERE id = ?1 AND state = 'ignored_unknown_project'`),
       status: c.prepare(`SELECT value, changes FROM pull_status WHERE target = ?1 AND entity = ?2 AND key = ?3`),
       putStatus: c.prepare(`INSERT INTO pull_status (target, entity, key, value, final, changes, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -134,7 +144,18 @@ export class Inbox {
   }
 
   private nextSeq(): number {
-    return (this.q.nextSeq.get() as { seq: number }).seq;
+    return (this.q.nextSeq.get(this.now() * 1000) as { seq: number }).seq;
+  }
+
+  /**
+   * An item's id follows from what it is (target and remote id), so the same entry pulled again (after a
+   * restore rolled the watermark back) reaches the PSA under the id it already knows, and an id never
+   * names another item. In the very rare case two items hash alike, the next free number is taken.
+   */
+  private idFor(target: string, remoteId: string): number {
+    let id = stableItemId(target, remoteId);
+    while (this.q.idTaken.get(id)) id = id >= MAX_ITEM_ID ? 1 : id + 1;
+    return id;
   }
 
   private storeItem(target: string, stream: string, item: PullItem, now: number): "imported" | "duplicates" | "ignored" {
@@ -169,7 +190,7 @@ export class Inbox {
   private insert(target: string, stream: string, remoteId: string, item: PullItem, state: InboxState, data: unknown, now: number): void {
     const a = item.attachment;
     this.q.insert.run(this.nextSeq(), target, stream, remoteId, item.type, state, item.requires ? requiresRef(item.requires) : null,
-      JSON.stringify(data), a?.filename ?? null, a?.contentType ?? null, a ? Buffer.from(a.bytes) : null, now);
+      JSON.stringify(data), a?.filename ?? null, a?.contentType ?? null, a ? Buffer.from(a.bytes) : null, now, this.idFor(target, remoteId));
   }
 
   // ── the feed ─────────────────────────────────────────────────────────────────────────────────────
