@@ -134,13 +134,21 @@ export function lineNeeds(line: { kind: LineKind; account?: string; vatCode?: st
 /** The payment id the invoice carries: the KID, or the invoice number when there is none (KB-UE). */
 export const paymentIdFor = (inv: Pick<InvoiceLike, "paymentId" | "number">) => inv.paymentId ?? inv.number;
 
-/** Written into InternalNote so an invoice can be found by the PSA's id even if its number was changed. */
-export const invoiceMarker = (psaId: string) => `kontobro:${psaId}`;
+/**
+ * Written into InternalNote so an invoice can be found by the PSA's id even if its number was changed.
+ * The id is URI-encoded, so one with spaces ("INV 2026-1") stays one word in the note.
+ */
+export const invoiceMarker = (psaId: string) => `kontobro:${encodeURIComponent(psaId)}`;
 
 /** The psaId in an InternalNote written by kontobro ("kontobro:<psaId>", possibly with text around it), or null. */
 export function markerPsaId(note: unknown): string | null {
   const m = typeof note === "string" ? /(?:^|\s)kontobro:(\S+)/.exec(note) : null;
-  return m ? m[1]! : null;
+  if (!m) return null;
+  try {
+    return decodeURIComponent(m[1]!);
+  } catch {
+    return m[1]!; // written by an older version, unencoded, with a stray "%"
+  }
 }
 
 /** Does the voucher number ("118-2024" style) follow the expected payment id / invoice number? */
