@@ -19,8 +19,10 @@ export const AgentConfig = z.strictObject({
   http: z.strictObject({
     host: z.string().min(1).default("127.0.0.1"),
     port: z.number().int().min(0).max(65535).default(8787),
-    /** Bearer token for /api/v1; required when host is not a loopback address. */
-    api_token: z.string().min(16, { error: "must be at least 16 characters" }).optional(),
+    /** Bearer token for /api/v1; required when host is not a loopback address. RFC 6750 token characters. */
+    api_token: z.string().min(16, { error: "must be at least 16 characters" })
+      .regex(/^[A-Za-z0-9._~+/-]+=*$/, { error: "may hold only letters, digits and - . _ ~ + / (and = at the end), as a bearer token does; e.g. the output of openssl rand -base64 24" })
+      .optional(),
     max_body_bytes: z.number().int().min(1024).default(32 * 1024 * 1024),
   }).default({ host: "127.0.0.1", port: 8787, max_body_bytes: 32 * 1024 * 1024 }),
   dispatch: z.strictObject({

@@ -11,6 +11,7 @@
 // (half-open), and only its success lets the whole queue go again.
 import { isTargetError, MAX_PAUSE_MS, TARGET_PAUSED } from "../connectors/http.ts";
 import type { Db } from "./db/index.ts";
+import { showTime } from "./time.ts";
 
 export type BreakerState = "closed" | "open" | "half_open";
 
@@ -139,15 +140,13 @@ export function releaseProbe(s: TargetState, now: number): TargetState {
   return s.nextProbeAt > next ? { ...s, nextProbeAt: next, updatedAt: now } : s;
 }
 
-const when = (ms: number) => new Date(ms).toISOString().replace("T", " ").slice(0, 19) + " UTC";
-
 /** One line for the status page and `kontobro status`. Pure. */
 export function describeTargetState(s: TargetState, now: number): string {
   if (s.pausedUntil !== null && s.pausedUntil > now) {
-    return `Paused by the target until ${when(s.pausedUntil)}${s.pauseReason ? ` (${s.pauseReason})` : ""}: nothing is sent before then, then one request goes first.`;
+    return `Paused by the target until ${showTime(s.pausedUntil)}${s.pauseReason ? ` (${s.pauseReason})` : ""}: nothing is sent before then, then one request goes first.`;
   }
   if (s.breaker === "open") {
-    return `Circuit breaker open after ${s.failures} failure(s) in a row: the next probe goes at ${when(s.nextProbeAt ?? now)}; its success resumes sending.`;
+    return `Circuit breaker open after ${s.failures} failure(s) in a row: the next probe goes at ${showTime(s.nextProbeAt ?? now)}; its success resumes sending.`;
   }
   if (s.breaker === "half_open") {
     return s.nextProbeAt !== null && s.nextProbeAt > now

@@ -1,5 +1,6 @@
 // The agent's HTTP surface: status page, /healthz, /metrics and the API.
 import { Hono } from "hono";
+import { HTTPException } from "hono/http-exception";
 import { deliveryCounts, eventCount, pullGauges } from "../queries.ts";
 import { apiRoutes } from "./api.ts";
 import type { AppContext } from "./context.ts";
@@ -52,6 +53,8 @@ export function createApp(ctx: AppContext): Hono {
 
   app.notFound((c) => c.json({ error: "not_found", message: `No route ${c.req.method} ${c.req.path}.` }, 404));
   app.onError((e, c) => {
+    // Hono's own middleware (bearer auth) answers by throwing its response.
+    if (e instanceof HTTPException) return e.getResponse();
     // Through the redactor: a webhook path carries its token.
     console.error(JSON.stringify(redact({ level: "error", msg: "request failed", route: c.req.routePath, error: e.message })));
     return c.json({ error: "internal_error", message: "Something went wrong inside kontobro; nothing partial was stored.", hint: "Try again; if it persists, send the log to support." }, 500);

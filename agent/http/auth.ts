@@ -1,5 +1,7 @@
-// Bearer-token check in constant time: both sides are hashed to equal length before comparing.
-import type { Context, Next } from "hono";
+// The API token. /api/v1 is behind hono/bearer-auth (`Authorization: Bearer <token>`, RFC 6750 syntax);
+// every comparison of a secret is in constant time: both sides are hashed to equal length first.
+import type { Context, MiddlewareHandler } from "hono";
+import { bearerAuth } from "hono/bearer-auth";
 import { createHash, timingSafeEqual } from "node:crypto";
 
 const digest = (s: string) => createHash("sha256").update(s).digest();
@@ -8,22 +10,32 @@ export function sameSecret(given: string, expected: string): boolean {
   return timingSafeEqual(digest(given), digest(expected));
 }
 
+/** The token of an `Authorization: Bearer …` header (the status page's guard also takes HTTP Basic). */
 export function bearerToken(header: string | undefined | null): string | null {
   const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? "");
   return m ? m[1]! : null;
 }
 
+const REALM = "kontobro";
+
+/** No token, a malformed header or a wrong token: the same 401, with a hint. */
+const unauthorized = (c: Context) => c.json(
+  { error: "unauthorized", message: "A valid API token is required.", hint: "Send the header Authorization: Bearer <token> with the token from kontobro.toml (http.api_token) or `kontobro status`." },
+  401, { "WWW-Authenticate": `Bearer realm="${REALM}"` },
+);
+
 /** Hono middleware: the request must carry `Authorization: Bearer <api token>`, else 401 with a hint. */
-export function requireApiToken(apiToken: () => string) {
+export function requireApiToken(apiToken: () => string): MiddlewareHandler {
   // The expected token's digest is computed once per token, not per request.
   let expected = { token: "", hash: digest("") };
-  return async (c: Context, next: Next) => {
-    if (expected.token !== apiToken()) expected = { token: apiToken(), hash: digest(apiToken()) };
-    const token = bearerToken(c.req.header("authorization"));
-    if (!token || !timingSafeEqual(digest(token), expected.hash)) {
-      c.header("WWW-Authenticate", 'Bearer realm="kontobro"');
-      return c.json({ error: "unauthorized", message: "A valid API token is required.", hint: "Send the header Authorization: Bearer <token> with the token from kontobro.toml (http.api_token) or `kontobro status`." }, 401);
-    }
-    await next();
-  };
+  return bearerAuth({
+    realm: REALM,
+    verifyToken: (token) => {
+      if (expected.token !== apiToken()) expected = { token: apiToken(), hash: digest(apiToken()) };
+      return timingSafeEqual(digest(token), expected.hash);
+    },
+    noAuthenticationHeader: { message: unauthorized },
+    invalidAuthenticationHeader: { message: unauthorized },
+    invalidToken: { message: unauthorized },
+  });
 }

@@ -10,9 +10,9 @@ import { changeExportStatus, EXPORT_STATUSES, STATUS_LABELS, statusCounts, type 
 import { getFileBytes, listFiles, listRuns } from "../exports/store.ts";
 import { listTemplates } from "../exports/templates-store.ts";
 import type { Problem } from "../problem.ts";
+import { showTime } from "../time.ts";
 import type { AppContext } from "./context.ts";
 
-const when = (ms: number) => new Date(ms).toISOString().replace("T", " ").slice(0, 16) + " UTC";
 const size = (n: number) => (n < 1024 ? `${n} B` : `${(n / 1024).toFixed(1)} KB`);
 
 export function renderExportsSection(ctx: AppContext) {
@@ -39,7 +39,7 @@ Time records and expense claims: give the period; they carry no exported flag, s
 ${last && last.warnings.length > 0 ? html`<h3>Warnings of the last export (#${last.id})</h3>${last.warnings.map(problemBox)}` : ""}
 <h3>Files</h3>
 ${files.length === 0 ? html`<p class="muted">No files exported yet.</p>` : html`<table class="export-files"><thead><tr><th>#</th><th>Made</th><th>File</th><th>Export</th><th>Period</th><th>Rows</th><th>Size</th><th>SHA-256</th></tr></thead><tbody>
-${files.map((f) => html`<tr data-file="${f.id}"><td>${f.id}</td><td>${when(f.createdAt)}</td>
+${files.map((f) => html`<tr data-file="${f.id}"><td>${f.id}</td><td>${showTime(f.createdAt)}</td>
 <td>${actions ? html`<a href="/ui/exports/files/${f.id}/download" download>${f.fileName}</a>` : html`${f.fileName} <span class="muted">(kontobro export download ${f.id})</span>`}</td>
 <td>${f.kind === "sie4" ? "SIE 4" : f.template}</td><td>${f.periodFrom ?? ""}${f.periodFrom || f.periodTo ? " – " : ""}${f.periodTo ?? ""}</td>
 <td>${f.rowCount}</td><td>${size(f.size)}</td><td><code title="${f.sha256}">${f.sha256.slice(0, 12)}</code></td></tr>`)}

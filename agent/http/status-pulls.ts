@@ -5,9 +5,9 @@ import { html, raw } from "hono/html";
 import type { InboxRow } from "../pulls/inbox.ts";
 import { recentRuns, type JobRunRow } from "../pulls/runner.ts";
 import { INBOX_STATE_LABELS, INBOX_STATES, RUN_STATUS_LABELS } from "../states.ts";
+import { showTime } from "../time.ts";
 import type { AppContext } from "./context.ts";
 
-const when = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString().replace("T", " ").slice(0, 19) + " UTC" : "never");
 
 export function renderPullsSection(ctx: AppContext) {
   const pulls = ctx.pulls;
@@ -41,8 +41,8 @@ function jobRow(ctx: AppContext, j: { target: string; stream: string; cron: stri
   return html`<tr data-job="${j.target}/${j.stream}">
 <td><strong>${j.stream}</strong></td>
 <td>${j.cron ? html`<code>${j.cron}</code> <span class="muted">${j.timezone}</span>` : html`<span class="muted">on demand only</span>`}</td>
-<td>${j.next ? when(j.next.getTime()) : "—"}</td>
-<td>${last ? html`<span class="run-${last.status}">${RUN_STATUS_LABELS[last.status] ?? last.status}</span> <span class="muted">${when(last.startedAt)} (${last.trigger}) ·
+<td>${j.next ? showTime(j.next.getTime()) : "—"}</td>
+<td>${last ? html`<span class="run-${last.status}">${RUN_STATUS_LABELS[last.status] ?? last.status}</span> <span class="muted">${showTime(last.startedAt)} (${last.trigger}) ·
 fetched ${last.fetched}, imported ${last.imported}, already had ${last.duplicates}, ignored ${last.ignored}</span>
 ${last.errorMessage ? html`<div class="message">${last.errorMessage}</div>${last.errorHint ? html`<div class="hint">How to fix: ${last.errorHint}</div>` : ""}` : ""}` : html`<span class="muted">never</span>`}</td>
 <td>${j.running ? html`<em>running…</em>` : html`<form method="post" action="/ui/pulls/${j.target}/${j.stream}/run"><button type="submit">Run now</button></form>`}</td>

@@ -1,19 +1,38 @@
 // Protection for the status page and its buttons (/ and /ui/*), which a browser opens without a token.
 import type { Context, Next } from "hono";
+import { csrf } from "hono/csrf";
+import { HTTPException } from "hono/http-exception";
 import { bearerToken, sameSecret } from "./auth.ts";
 
 const LOOPBACK_HOST = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$/i;
 
-/** A state-changing form post must come from this page itself: Origin (if sent) names this host. */
-export function isSameOrigin(c: Context): boolean {
-  const site = c.req.header("sec-fetch-site");
-  if (site && site !== "same-origin" && site !== "none") return false;
-  const origin = c.req.header("origin");
-  if (!origin) return true;
+/**
+ * hono/csrf: a browser's form post must come from this page itself. Sec-Fetch-Site says so (same-origin,
+ * or none: typed or bookmarked by the user), or else the Origin names this host ("null" or garbage is
+ * another site). The status page is reached by the Host it was opened with, so Origin is compared to Host.
+ */
+const sameOriginPosts = csrf({
+  secFetchSite: ["same-origin", "none"],
+  origin: (origin, c) => {
+    try {
+      return new URL(origin).host === c.req.header("host");
+    } catch {
+      return false;
+    }
+  },
+});
+
+/** Whether hono/csrf refuses this request as cross-site. */
+export async function isCrossSite(c: Context): Promise<boolean> {
+  // A request with neither header is not a browser's (curl, a script): it carries no credentials a
+  // foreign page could borrow. Every browser sends Origin on a form post, and current ones Sec-Fetch-Site.
+  if (c.req.header("origin") === undefined && c.req.header("sec-fetch-site") === undefined) return false;
   try {
-    return new URL(origin).host === c.req.header("host");
-  } catch {
-    return false; // "null" or garbage: treat as another site
+    await sameOriginPosts(c, async () => {});
+    return false;
+  } catch (e) {
+    if (e instanceof HTTPException) return true;
+    throw e;
   }
 }
 
@@ -43,7 +62,7 @@ export function uiGuard(opts: { loopback: boolean; apiToken: () => string }) {
         return c.text("Log in with the API token as the password (any user name).", 401);
       }
     }
-    if (c.req.method !== "GET" && c.req.method !== "HEAD" && !isSameOrigin(c)) return c.text("Cross-site requests are refused.", 403);
+    if (await isCrossSite(c)) return c.text("Cross-site requests are refused.", 403);
     await next();
   };
 }
