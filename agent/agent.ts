@@ -20,6 +20,7 @@ import { createPulls, type PullsRuntime } from "./pulls/index.ts";
 import { startRetention } from "./retention.ts";
 import { ensureSetting, recordPayload } from "./queries.ts";
 import { beginRun, readMarks, writeHighwater } from "./restore.ts";
+import { budgetGauges, periodCounters } from "./target-counters.ts";
 import { breakerPolicy, TargetStateStore } from "./target-state.ts";
 import { VERSION } from "./version.ts";
 
@@ -47,10 +48,11 @@ export function apiTokenFor(db: Db, config: AgentConfig): string {
   return token;
 }
 
-export function createConnectors(targets: TargetConfig[], log: Logger): Map<string, Connector> {
+/** With a database, connectors get durable per-target counters (e.g. a daily call budget kept across restarts). */
+export function createConnectors(targets: TargetConfig[], log: Logger, db?: Db): Map<string, Connector> {
   const map = new Map<string, Connector>();
   for (const t of targets.filter((t) => t.enabled)) {
-    map.set(t.name, connectorKinds[t.kind]!.create(t.name, t.settings, { log: log.child({ target: t.name }) }));
+    map.set(t.name, connectorKinds[t.kind]!.create(t.name, t.settings, { log: log.child({ target: t.name }), ...(db ? { counters: periodCounters(db, t.name) } : {}) }));
   }
   return map;
 }
@@ -70,7 +72,8 @@ export async function startAgent(config: AgentConfig, targets: TargetConfig[], l
   if (recovered > 0) log.warn("recovered deliveries left in flight by a previous run; each is looked up at the target before any new create", { count: recovered });
 
   const metrics = new Metrics();
-  const connectors = createConnectors(targets, log);
+  const connectors = createConnectors(targets, log, db);
+  metrics.gaugeSources.push(() => budgetGauges(connectors));
   const record = recordPayload(db);
   // Delivery ids restart at 1 in a new data directory and repeat after a restore; the installation id and
   // a random epoch per start keep idempotency keys unique across reinstalls, restores and agents, so a
@@ -114,7 +117,10 @@ export async function startAgent(config: AgentConfig, targets: TargetConfig[], l
     pulls,
     exports,
     db, intake, metrics, apiToken, listensOnLoopback: isLoopback(config.http.host), maxBodyBytes: config.http.max_body_bytes, version: VERSION, startedAt: Date.now(),
-    targets: targets.filter((t) => t.enabled).map((t) => ({ name: t.name, kind: t.kind, title: connectorKinds[t.kind]!.title, paused: t.paused })),
+    targets: targets.filter((t) => t.enabled).map((t) => {
+      const c = connectors.get(t.name);
+      return { name: t.name, kind: t.kind, title: connectorKinds[t.kind]!.title, paused: t.paused, ...(c?.budgets ? { budgets: () => c.budgets!() } : {}) };
+    }),
     retry: (id) => { const r = outbox.retry(id); notifyAll(); return r; },
   });
   let server: ReturnType<typeof Bun.serve>;

@@ -175,6 +175,19 @@ describe("invoices through orders and the gateway", () => {
     expect(await env.rows("DebtorOrderClient")).toHaveLength(0);
   });
 
+  test("invoices pushed at the same time post in the PSA's number order (the series numbers in posting order)", async () => {
+    env = startEnv();
+    await seedMasterData(env);
+    // 20001's first lookup is slow, so 20002 reaches the posting step first and must wait for it.
+    await env.faults({ method: "GET", path: "psa-inv-20001'", fault: "latency", latencyMs: 150, count: 1 });
+    const [b, a] = await Promise.all([
+      env.connector.push("invoice", invoice({ number: "20002", psaId: "psa-inv-20002" }), ctx()),
+      env.connector.push("invoice", invoice(), ctx()),
+    ]);
+    expect([a.remoteId, b.remoteId]).toEqual(["20001", "20002"]);
+    expect((await env.rows("DebtorInvoiceClient")).map((r) => [r.InvoiceNumber, r.OurRef])).toEqual([[20001, "kontobro:psa-inv-20001"], [20002, "kontobro:psa-inv-20002"]]);
+  });
+
   test("simulate_before_post stops a mismatch before posting; send_invoice_number keeps the PSA's number where the gateway honours it", async () => {
     env = startEnv({ sandbox: { honourInvoiceNumber: true } });
     await seedMasterData(env);

@@ -1,3 +1,4 @@
+import type { TargetBudget } from "../../connectors/contract.ts";
 import type { Db } from "../db/index.ts";
 import type { ExportsRuntime } from "../exports/config.ts";
 import type { IntakeWriter } from "../intake.ts";
@@ -13,7 +14,8 @@ export interface AppContext {
   /** The server is bound to a loopback address (the status page then needs no login). */
   listensOnLoopback: boolean;
   maxBodyBytes: number;
-  targets: { name: string; kind: string; title: string; paused: boolean }[];
+  /** `budgets`: the target's quotas as its connector counts them (Connector.budgets), when it has any. */
+  targets: { name: string; kind: string; title: string; paused: boolean; budgets?: () => TargetBudget[] }[];
   retry(id: number): { ok: boolean; status?: string };
   startedAt: number;
   version: string;

@@ -56,6 +56,7 @@ function targetCard(ctx: AppContext, t: AppContext["targets"][number], counts: {
 <h2>${t.name} <span class="muted">${t.title}</span></h2>
 ${t.paused ? html`<p class="paused">Paused: events are queued for this target but not sent. Set paused = false in kontobro.toml and restart to send them.</p>` : ""}
 ${targetStateLine(ctx, t.name)}
+${budgetLines(t)}
 <p>Last successful delivery: <strong class="last-success">${when(lastSuccessAt(ctx.db, t.name))}</strong></p>
 <ul class="counts">${DELIVERY_STATUSES.map((s) => html`<li class="status-${s}"><span>${DELIVERY_STATUS_LABELS[s]}</span><strong data-status="${s}">${byStatus.get(s) ?? 0}</strong></li>`)}</ul>
 ${failures.length > 0 ? html`<h3>Needs action</h3>${failures.map((d) => problemRow(d, true))}` : html`<p class="ok">Nothing needs action.</p>`}
@@ -70,6 +71,13 @@ function targetStateLine(ctx: AppContext, target: string) {
   const s = readTargetState(ctx.db, target) ?? initialState(target);
   const paused = s.pausedUntil !== null && s.pausedUntil > now;
   return html`<p class="target-state${paused || s.breaker !== "closed" ? " paused" : ""}" data-breaker="${s.breaker}" data-paused-until="${paused ? s.pausedUntil : ""}">${describeTargetState(s, now)}</p>`;
+}
+
+/** A quota the target counts against us (e.g. Uniconta's server calls per day), as its connector counts it. */
+function budgetLines(t: AppContext["targets"][number]) {
+  let budgets: ReturnType<NonNullable<typeof t.budgets>> = [];
+  try { budgets = t.budgets?.() ?? []; } catch { return ""; }
+  return budgets.map((b) => html`<p class="budget${b.used >= b.limit ? " paused" : ""}" data-budget="${b.name}" data-used="${b.used}" data-limit="${b.limit}">${b.title}: <strong>${b.used} of ${b.limit}</strong> (${b.period})${b.note ? ` · ${b.note}` : ""}</p>`);
 }
 
 function problemRow(d: DeliveryRow, withRetry: boolean) {

@@ -19,10 +19,35 @@ export const NUMBER_SERIES_HINT = "In Uniconta open General Ledger › Maintenan
 export class UnicontaInvoices {
   /** Number mismatches reported as "needs action" by this process: a retry after that accepts Uniconta's number. */
   private readonly reported = new Set<string>();
+  /** Pushes under way and their PSA numbers: Uniconta numbers in posting order, so lower numbers post first. */
+  private readonly active = new Map<symbol, number>();
+  private waiters: (() => void)[] = [];
 
   constructor(private readonly client: UnicontaClient, private readonly cfg: UnicontaConfig, private readonly setup: SetupLists, private readonly log: Logger) {}
 
   async push(inv: InvoiceLike, ctx: PushContext): Promise<PushResult> {
+    const me = Symbol(inv.number);
+    this.active.set(me, Number(inv.number));
+    try {
+      return await this.pushOne(inv, ctx, me);
+    } finally {
+      this.active.delete(me);
+      const w = this.waiters;
+      this.waiters = [];
+      for (const wake of w) wake();
+    }
+  }
+
+  /**
+   * Waits while a push of a lower-numbered invoice is under way in this process: the number series gives the
+   * next number to whichever posts first, so 20004 must not overtake 20003. A failed push leaves at once, so
+   * it never holds the others back (it may then get a later number: needs action, see README).
+   */
+  private async turn(me: symbol, n: number): Promise<void> {
+    while ([...this.active].some(([other, m]) => other !== me && m < n)) await new Promise<void>((wake) => this.waiters.push(wake));
+  }
+
+  private async pushOne(inv: InvoiceLike, ctx: PushContext, me: symbol): Promise<PushResult> {
     const project = inv.projectNumber ? ((ctx.record?.("project", inv.projectNumber) as Project | null) ?? null) : null;
     // 1. Posted already (by an earlier attempt, or by a person from our order)? Then never again.
     const posted = await this.findPosted(inv);
@@ -58,7 +83,8 @@ export class UnicontaInvoices {
       return { remoteId: `order:${order.OrderNumber}`, note: [note, pdfNote].filter(Boolean).join(" ") };
     }
 
-    // 4. Post it through the gateway.
+    // 4. Post it through the gateway, after any lower-numbered invoice under way.
+    await this.turn(me, Number(inv.number));
     const invoiceNumber = this.cfg.send_invoice_number && /^\d+$/.test(inv.number) ? Number(inv.number) : undefined;
     if (this.cfg.simulate_before_post) {
       const sim = await this.client.postOrder(Number(order.OrderNumber), { simulate: true, invoiceNumber });
