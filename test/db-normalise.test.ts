@@ -36,3 +36,25 @@ test("a credit note stored with minus signs by an older version is turned round 
   expect(JSON.parse((third.$client.query("SELECT payload FROM events WHERE event_id = 'e1'").get() as any).payload).lines[0].quantity).toBe(-2);
   third.$client.close();
 });
+
+test("records an older version stored under 0101 move to 101, with their links, deliveries, waits and events", () => {
+  const path = join(tempDir(), "k.db");
+  const db = openDatabase(path);
+  const c = db.$client;
+  const customer = { number: "0101", name: "Old spelling AS", currency: "NOK", addresses: [], contacts: [], active: true };
+  c.run("INSERT INTO events (event_id, type, entity, key, payload, received_at) VALUES ('e1', 'customer.upserted', 'customer', '0101', ?1, 0)", [JSON.stringify(customer)]);
+  c.run("INSERT INTO records (entity, key, payload, version, last_event_seq, updated_at) VALUES ('customer', '0101', ?1, 1, 1, 0)", [JSON.stringify(customer)]);
+  c.run("INSERT INTO links (target, entity, key, remote_id, payload_hash, updated_at) VALUES ('eco', 'customer', '0101', '101', 'h', 0)");
+  c.run("INSERT INTO records (entity, key, payload, version, last_event_seq, updated_at) VALUES ('product', '0042', '{}', 1, 1, 0)");
+  c.run("INSERT INTO deliveries (event_seq, target, entity, key, status, next_attempt_at, created_at, updated_at, waiting_on) VALUES (1, 'eco', 'invoice', '7', 'waiting', 0, 0, 0, 'customer:0101')");
+  c.run("DELETE FROM settings WHERE name = 'record_keys_canonical_v1'");
+  c.close();
+
+  const again = openDatabase(path).$client;
+  expect(again.query("SELECT key, json_extract(payload, '$.number') AS n FROM records WHERE entity = 'customer'").all()).toEqual([{ key: "101", n: "101" }]);
+  expect(again.query("SELECT key FROM links").all()).toEqual([{ key: "101" }]);
+  expect(again.query("SELECT key FROM events").all()).toEqual([{ key: "101" }]);
+  expect(again.query("SELECT waiting_on AS w FROM deliveries").all()).toEqual([{ w: "customer:101" }]);
+  expect(again.query("SELECT key FROM records WHERE entity = 'product'").all()).toEqual([{ key: "0042" }]); // codes keep their zeros
+  again.close();
+});

@@ -7,6 +7,7 @@ import { dirname } from "node:path";
 import * as schema from "./schema.ts";
 import { embeddedMigrations } from "./migrations.generated.ts";
 import { normaliseStoredPayloads } from "./normalise.ts";
+import { canonicaliseRecordKeys } from "./rekey.ts";
 
 export type Db = BunSQLiteDatabase<typeof schema> & { $client: Database };
 
@@ -43,6 +44,7 @@ export function openDatabase(path: string, options: OpenOptions = {}): Db {
   const db = drizzle({ client: sqlite, schema }) as Db;
   try {
     migrate(db);
+    canonicaliseRecordKeys(sqlite);
     normaliseStoredPayloads(sqlite);
   } catch (e) {
     sqlite.close();
