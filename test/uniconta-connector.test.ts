@@ -347,3 +347,30 @@ describe("the daily call budget", () => {
     expect((await env.state()).quota.users.kontobro.over).toBe(0);
   });
 });
+
+describe("the unverified shapes (sandbox options)", () => {
+  test("bare-array lists, empty insert answers, bare ErrorCodes names, other error statuses: the same results", async () => {
+    env = startEnv({ sandbox: { listShape: "array", insertAnswer: "empty", errorBody: "name", errorStatus: { KeyExists: 409, CouldNotFind: 404 } } });
+    await seedMasterData(env);
+    expect(await env.connector.push("invoice", invoice(), ctx())).toEqual({ remoteId: "20001" });
+    expect(await env.rows("DebtorInvoiceClient")).toHaveLength(1);
+    const e = await thrown(env.connector.push("customer", customer({ number: "10043", group: "NOPE" }), ctx()));
+    expect(e.code).toBe("uniconta.customer_group_unknown");
+    const dup = await thrown(env.connector.client.insert("DebtorClient", { Account: "10042", Name: "x", Group: "PRIV" }));
+    expect(dup).toMatchObject({ kind: "permanent", code: "uniconta.KeyExists", status: 409 });
+    expect(dup.hint).toContain("renumber");
+  });
+
+  test("order lines with an inventory item per kind, where the company wants items (item-less lines refused)", async () => {
+    env = startEnv({ sandbox: { itemlessLines: false } });
+    await seedMasterData(env);
+    const e = await thrown(env.connector.push("invoice", invoice(), ctx()));
+    expect(e).toMatchObject({ kind: "permanent", code: "uniconta.FieldCannotBeBlank" });
+    await env.control("rows", { type: "InvItemClient", row: { Item: "KONSULENT", Name: "Konsulent" } });
+    await env.control("rows", { type: "InvItemClient", row: { Item: "UDLAEG", Name: "Udlæg" } });
+    const withItems = env.connectorWith({ items: { hours: "KONSULENT", expenses: "UDLAEG" } });
+    expect(await withItems.push("invoice", invoice(), ctx({ uncertain: true }))).toEqual({ remoteId: "20001" });
+    expect((await env.rows("DebtorInvoiceLines")).map((l) => l.Item)).toEqual(["KONSULENT", "UDLAEG"]);
+    expect(await env.rows("DebtorInvoiceClient")).toHaveLength(1);
+  });
+});

@@ -4,8 +4,10 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { startAgent, type RunningAgent } from "../agent/agent.ts";
 import { validateConfig } from "../agent/config.ts";
+import { BROKEN_SAMPLE, demoConfig, sampleRound } from "../agent/demo.ts";
 import { silentLogger } from "../agent/log.ts";
 import { dayIn } from "../connectors/uniconta/budget.ts";
+import { demoTarget } from "../connectors/uniconta/index.ts";
 import { startUnicontaSandbox } from "../connectors/uniconta/sandbox/index.ts";
 import { tempDir, waitFor } from "./helpers.ts";
 import { day, PSA_SECRET, startPsaReceiver } from "./pull-harness.ts";
@@ -247,5 +249,28 @@ describe("pulls back to the PSA", () => {
     expect(await s.runNow("payments")).toMatchObject({ fetched: 1, imported: 0 }); // paid is final
     await waitFor("paid at the PSA", () => s.psa.accepted().length === 1);
     expect(s.psa.accepted()[0]).toMatchObject({ type: "invoice.paid", data: { invoiceNumber: "20001", unicontaInvoiceNumber: 20001, status: "paid", remainder: 0, currency: "DKK", numberMatches: true } });
+  });
+});
+
+describe("the demo", () => {
+  test("demoTarget() with startUnicontaSandbox(): the demo's sample rounds go through, the broken sample needs action", async () => {
+    const srv = startUnicontaSandbox({ port: 0 });
+    const { config, targets } = demoConfig({ dataDir: tempDir("kontobro-uc-demo-"), port: 0, target: { ...demoTarget(srv.url), requests_per_second: 0 } });
+    config.dispatch.retry_base_ms = 20;
+    config.dispatch.retry_max_ms = 200;
+    config.dispatch.idle_poll_ms = 50;
+    const agent = await startAgent(config, targets, silentLogger);
+    try {
+      const post = (events: unknown[]) => fetch(`${agent.url}/api/v1/events`, { method: "POST", body: JSON.stringify(events), headers: { authorization: `Bearer ${agent.apiToken}`, "content-type": "application/json" } });
+      expect((await post([BROKEN_SAMPLE, ...sampleRound(1), ...sampleRound(2)])).status).toBe(202);
+      const counts = () => agent.db.$client.query("SELECT status, count(*) AS n FROM deliveries GROUP BY status ORDER BY status").all();
+      await waitFor("demo delivered", () => JSON.stringify(counts()) === JSON.stringify([{ status: "done", n: 6 }, { status: "needs_action", n: 1 }]));
+      const state = await (await fetch(`${srv.url}/__sandbox/state`)).json() as any;
+      expect(state.companies[COMPANY].rows.DebtorInvoiceClient.map((i: any) => i.InvoiceNumber)).toEqual([20001, 20002]);
+      expect(state.companies[COMPANY].rows.UserDocsClient).toHaveLength(2); // the sample PDFs
+    } finally {
+      await agent.stop();
+      await srv.stop();
+    }
   });
 });

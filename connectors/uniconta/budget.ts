@@ -45,6 +45,9 @@ export class CallBudget {
 
   today(): string { return dayIn(this.s.timezone, this.now()); }
 
+  /** The count is the day's, kept in the agent's database (else only what this process counted). */
+  get durable(): boolean { return this.counters !== undefined; }
+
   /** Calls counted today. */
   used(): number {
     const today = this.today();

@@ -91,7 +91,9 @@ export async function runChecks(cfg: UnicontaConfig, client: UnicontaClient, set
     items.push({ ok: true, name: "posting", message: "Order only: kontobro creates the orders; invoice them in Uniconta (Debtor › Orders). kontobro reports the invoice number and status to the PSA." });
   }
   const b = budget.report("calls");
-  items.push({ ok: b.used < b.limit, name: "call budget", message: `${b.used} of ${b.limit} Uniconta calls used today (${b.period}); pulls stop while fewer than ${cfg.reserve_for_pushes} are left.` });
+  items.push(budget.durable
+    ? { ok: b.used < b.limit, name: "call budget", message: `${b.used} of ${b.limit} Uniconta calls used today (${b.period}); pulls stop while fewer than ${cfg.reserve_for_pushes} are left.` }
+    : { ok: true, name: "call budget", message: `This check made ${b.used} of the server user's ${b.limit} calls a day; the running agent's count for today is on its status page and in /metrics (kontobro_target_budget_used).` });
   return items;
 }
 

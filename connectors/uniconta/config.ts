@@ -42,7 +42,7 @@ const Payments = z.strictObject({
 export const UnicontaConfig = z.strictObject({
   /** The REST-like / OData host: /api/Entities/… (CRUD) and /odata/<company>/… (queries). */
   api_url: z.url().default("https://odata.uniconta.com"),
-  company_id: z.number().int().positive({ error: "is required: the Uniconta company id (Company › Company information)" }),
+  company_id: z.number({ error: "is required: the Uniconta company id, a number (Company › Company information)" }).int().positive(),
   /** The server user ("server-login"): one per customer and solution (uniconta.md §2). */
   username: z.string().trim().min(1, { error: "is required: the Uniconta server user" }),
   password: z.string().min(1, { error: "is required (use ${ENV_VAR} to read it from the environment)" }),
