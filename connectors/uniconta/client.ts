@@ -3,10 +3,13 @@
 // (rmja/unicontarest: POST /Companies/{id}/Invoice/DebtorOrders/{order}). Every call is counted against the
 // daily budget before it is sent. Uniconta's ErrorCodes names become Problems with hints.
 import type { Problem } from "../../agent/problem.ts";
-import { HttpClient, TargetError, TokenBucket, type HttpResponse, type RequestOptions } from "../http.ts";
+import { HttpClient, TARGET_PAUSED, TargetError, TokenBucket, type HttpResponse, type RequestOptions } from "../http.ts";
 import type { CallBudget } from "./budget.ts";
 
 export type Row = Record<string, any>;
+
+/** Failures that sent nothing. */
+const NOT_SENT = new Set(["uniconta.call_budget_spent", TARGET_PAUSED, "unreachable"]);
 
 /** The .NET ErrorCodes names of uniconta.md §10, and what each means for a push. */
 const PERMANENT = new Set(["CouldNotFind", "KeyExists", "RecordExists", "FieldCannotBeBlank", "AccountIsMissing", "NoRights", "NoLinesFound", "ItemIsOnHold",
@@ -190,18 +193,22 @@ export class UnicontaClient {
   async postOrder(orderNumber: number, args: { simulate: boolean; invoiceNumber?: number }): Promise<InvoicePostingResult> {
     const weight = this.o.budget.gatewayCost();
     const query = `simulate=${args.simulate}${args.invoiceNumber ? `&invoiceNumber=${args.invoiceNumber}` : ""}`;
+    let res: HttpResponse;
     try {
-      const res = await this.call("POST", `${this.gateway()}/Companies/${this.o.companyId}/Invoice/DebtorOrders/${orderNumber}?${query}`,
+      res = await this.call("POST", `${this.gateway()}/Companies/${this.o.companyId}/Invoice/DebtorOrders/${orderNumber}?${query}`,
         args.simulate ? `simulating the posting of order ${orderNumber}` : `posting order ${orderNumber}`, { login: "user", weight });
-      const body = res.body as InvoicePostingResult;
-      if (!body || typeof body !== "object" || typeof body.Err !== "string") {
-        throw new TargetError("uncertain", { code: "uniconta.unexpected_answer", message: `The gateway answered the posting of order ${orderNumber} without an InvoicePostingResult.`, hint: "Check gateway_url; kontobro looks the invoice up before trying again." });
-      }
-      if (body.Err !== "Succes") throw new TargetError("permanent", describeUnicontaError(500, body.Err, "POST", "PostInvoice"));
-      return body;
-    } finally {
-      this.o.budget.gatewayUsed(weight);
+    } catch (e) {
+      // Sent (whatever the answer): the gateway has logged in. Not sent (budget spent, target paused): it has not.
+      if (!(e instanceof TargetError) || !NOT_SENT.has(e.code)) this.o.budget.gatewayUsed(weight);
+      throw e;
     }
+    this.o.budget.gatewayUsed(weight);
+    const body = res.body as InvoicePostingResult;
+    if (!body || typeof body !== "object" || typeof body.Err !== "string") {
+      throw new TargetError("uncertain", { code: "uniconta.unexpected_answer", message: `The gateway answered the posting of order ${orderNumber} without an InvoicePostingResult.`, hint: "Check gateway_url; kontobro looks the invoice up before trying again." });
+    }
+    if (body.Err !== "Succes") throw new TargetError("permanent", describeUnicontaError(500, body.Err, "POST", "PostInvoice"));
+    return body;
   }
 
   private gateway(): string {
