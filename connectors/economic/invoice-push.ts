@@ -112,9 +112,27 @@ export class EconomicInvoices {
     const done: Promise<void> = request.then(async (res) => {
       const n = Number(res.body?.draftInvoiceNumber);
       if (!Number.isInteger(n) || n < 1) return;
-      await this.deleteDraft(n, `${ctx.idempotencyKey}-late-delete-${n}`);
+      await this.deleteLateDraft(n, `${ctx.idempotencyKey}-late-delete-${n}`);
     }).catch(() => undefined).finally(() => { this.pendingLate.delete(done); });
     this.pendingLate.add(done);
+  }
+
+  /**
+   * Nobody else will remove a late draft (its delivery may be done already), so a refusal that may pass
+   * (5xx, 429, a pause, a broken connection) is retried with backoff for as long as late answers are heard.
+   */
+  private async deleteLateDraft(n: number, key: string): Promise<void> {
+    const until = Date.now() + LATE_ANSWER_WAIT_MS;
+    for (let delay = 250; ; delay = Math.min(delay * 2, 30_000)) {
+      try {
+        return await this.deleteDraft(n, key);
+      } catch (e) {
+        // Jittered, so late drafts waiting out one pause do not all go the moment it ends.
+        const wait = Math.max(delay, isTargetError(e) ? e.retryAfterMs ?? 0 : 0) + Math.round(Math.random() * delay);
+        if ((isTargetError(e) && e.kind === "permanent") || Date.now() + wait > until) throw e;
+        await Bun.sleep(wait);
+      }
+    }
   }
 
   private async attachPdf(draftNumber: number, inv: InvoiceLike, ctx: PushContext): Promise<void> {

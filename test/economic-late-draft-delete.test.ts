@@ -1,0 +1,29 @@
+// Found by the chaos run (issue 10 proof): a draft POST answered after the client timeout is deleted when
+// its answer comes, but that DELETE was tried once. A 503 on it left the draft, with the PSA's id, at
+// e-conomic for good (the delivery was done by then, so nothing else would look for it).
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import type { EconomicConnector } from "../connectors/economic/connector.ts";
+import type { StartedEconomicSandbox } from "../connectors/economic/sandbox.ts";
+import { canonical, connectorFor, draftsFor, pushCtx, startEconomic } from "./economic-fixtures.ts";
+import { customerEvent, invoiceEvent, waitFor } from "./helpers.ts";
+
+let sb: StartedEconomicSandbox;
+let conn: EconomicConnector;
+beforeAll(async () => { ({ sb, conn } = await startEconomic()); });
+afterAll(() => sb.stop());
+
+test("a late draft is removed even when e-conomic refuses the first DELETE with a 503", async () => {
+  const customer = canonical(customerEvent(9));
+  await conn.push("customer", customer, pushCtx());
+  const slow = connectorFor(sb, { request_timeout_ms: 300 });
+  const inv = canonical(invoiceEvent(90106, 9));
+  sb.sandbox.addFault({ kind: "latency", method: "POST", path: "^/invoices/drafts$", latencyMs: 1500, count: 1 });
+  expect(await slow.push("invoice", inv, pushCtx({ customer })).catch((err) => err)).toMatchObject({ kind: "uncertain", code: "timeout" });
+  expect(await slow.push("invoice", inv, pushCtx({ customer, uncertain: true }))).toMatchObject({ remoteId: "90106" });
+  // The booking attempt's own cleanup is done; the next DELETE is the late draft's, and it fails once.
+  sb.sandbox.addFault({ kind: "503", method: "DELETE", path: "^/invoices/drafts/", retryAfterSeconds: 0, count: 1 });
+  await waitFor("the late draft POST to take effect", () => sb.sandbox.state.counters.nextDraftNumber >= 3, 10_000);
+  await waitFor("the DELETE refused once", () => sb.sandbox.stats().faults["503"] === 1, 10_000);
+  await waitFor("no draft with the PSA id", () => draftsFor(sb, "PSA-INV-90106").length === 0, 10_000);
+  expect(sb.sandbox.state.booked.size).toBe(1);
+}, 20_000);
