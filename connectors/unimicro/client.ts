@@ -87,7 +87,7 @@ export class UniClient {
   get title(): string { return this.o.title; }
 
   /** `path` is relative to the base URL, e.g. "/api/biz/customers" (query string included). */
-  async request(method: string, path: string, options: { json?: unknown; body?: RequestOptions["body"]; accept?: number[]; headers?: Record<string, string> } = {}): Promise<HttpResponse> {
+  async request(method: string, path: string, options: { json?: unknown; body?: RequestOptions["body"]; accept?: number[]; headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<HttpResponse> {
     const url = path.startsWith("http") ? path : this.o.baseUrl.replace(/\/+$/, "") + path;
     for (let attempt = 0; ; attempt++) {
       const token = await this.o.tokens.get();

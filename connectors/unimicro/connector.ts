@@ -6,6 +6,7 @@ import type { CheckItem, Connector, ConnectorDeps, Link, PushContext, PushResult
 import { TargetError, TokenBucket } from "../http.ts";
 import { TokenSource } from "./auth.ts";
 import { IdLookups, q, UniClient } from "./client.ts";
+import { LateCreates } from "./late-creates.ts";
 import type { UniMicroSettings } from "./index.ts";
 import {
   deterministicGuid, existingCustomerRows, invoiceMarker, lineNeeds, mapCustomer, mapInvoice, mapProduct, mapProject,
@@ -45,12 +46,14 @@ export class UniMicroConnector implements Connector {
   private readonly ids: IdLookups;
   private readonly rules: RuleOptions;
   private filesUrl: string | undefined;
+  private readonly lateCreates: LateCreates;
 
   constructor(readonly name: string, private readonly s: UniMicroSettings, private readonly deps: ConnectorDeps) {
     this.tokens = new TokenSource({ identityUrl: s.identityUrl, clientId: s.clientId, privateKey: s.privateKey, certificate: s.certificate, scope: s.scope, timeoutMs: s.timeoutMs, targetTitle: s.title });
     const limiter = s.ratePerSecond > 0 ? new TokenBucket(s.ratePerSecond, s.burst) : undefined;
     this.api = new UniClient({ baseUrl: s.baseUrl, companyKey: s.companyKey, tokens: this.tokens, timeoutMs: s.timeoutMs, limiter, title: s.title });
     this.ids = new IdLookups(this.api);
+    this.lateCreates = new LateCreates(this.api, s.timeoutMs);
     this.rules = { title: s.title, customerNumberRange: s.customerNumberRange, lines: s.lines };
     this.filesUrl = s.filesUrl;
   }
@@ -225,17 +228,23 @@ export class UniMicroConnector implements Connector {
 
     let draftId: number | undefined = row?.ID;
     if (draftId) this.deps.log.info("unimicro: finishing an invoice draft left by an earlier attempt", { target: this.name, invoice: inv.number, draftId });
-    if (!draftId && inv.kind === "credit_note") draftId = await this.creditDraft(inv, ctx.uncertain);
+    let unmarked = false;
+    if (!draftId && inv.kind === "credit_note") ({ id: draftId, unmarked } = await this.creditDraft(inv, ctx.uncertain));
     if (draftId) {
-      const draft = await this.api.get(`/api/biz/invoices/${draftId}?expand=Items,DefaultDimensions`);
-      const itemIds: number[] = (draft?.Items ?? []).map((it: any) => it.ID).filter(Boolean);
-      // New guids for a rewrite: the old rows are deleted, and a deleted row's guid must not block its successor.
-      const guid = deterministicGuid(`${ctx.idempotencyKey}:draft:${draftId}:${itemIds.join(",")}`);
-      const body = mapInvoice(inv, { ...refs, guid, existing: { itemIds, defaultDimensionsId: draft?.DefaultDimensions?.ID ?? draft?.DefaultDimensionsID } });
-      await this.api.put(`/api/biz/invoices/${draftId}`, { ID: draftId, ...body });
+      try {
+        const draft = await this.api.get(`/api/biz/invoices/${draftId}?expand=Items,DefaultDimensions`);
+        const itemIds: number[] = (draft?.Items ?? []).map((it: any) => it.ID).filter(Boolean);
+        // New guids for a rewrite: the old rows are deleted, and a deleted row's guid must not block its successor.
+        const guid = deterministicGuid(`${ctx.idempotencyKey}:draft:${draftId}:${itemIds.join(",")}`);
+        const body = mapInvoice(inv, { ...refs, guid, existing: { itemIds, defaultDimensionsId: draft?.DefaultDimensions?.ID ?? draft?.DefaultDimensionsID } });
+        await this.api.put(`/api/biz/invoices/${draftId}`, { ID: draftId, ...body });
+      } catch (e) {
+        // Until this PUT marks it, our credit draft is unmarked: only an uncertain attempt adopts it (creditDraft).
+        throw unmarked && e instanceof TargetError && e.kind === "retryable" ? new TargetError("uncertain", e) : e;
+      }
     } else {
-      const created = await this.api.post("/api/biz/invoices", mapInvoice(inv, { ...refs, guid: deterministicGuid(ctx.idempotencyKey) }));
-      draftId = created.ID as number;
+      this.lateCreates.assertNonePending(inv.psaId, inv.number);
+      draftId = await this.lateCreates.createDraft(inv.psaId, mapInvoice(inv, { ...refs, guid: deterministicGuid(ctx.idempotencyKey) }));
     }
     // The invoice transition books it: it gets its journal entry (voucher) and keeps our payment id (KID).
     await this.api.request("POST", `/api/biz/invoices/${draftId}?action=invoice`);
@@ -255,7 +264,7 @@ export class UniMicroConnector implements Connector {
    * original without a kontobro marker was made by someone else: never taken over, and "needs action", since
    * booking ours next to it could credit the invoice twice.
    */
-  private async creditDraft(inv: CreditNote, uncertain: boolean): Promise<number> {
+  private async creditDraft(inv: CreditNote, uncertain: boolean): Promise<{ id: number; unmarked: boolean }> {
     const originals = await this.api.list("invoices", { filter: `InvoiceNumber eq ${q(inv.creditedInvoiceNumber)}`, select: INVOICE_SELECT });
     const original = originals.find((r) => !isDraft(r));
     if (!original) {
@@ -281,10 +290,10 @@ export class UniMicroConnector implements Connector {
     const adopt = mine ?? orphan;
     if (adopt) {
       this.deps.log.info("unimicro: adopting a credit draft left by an earlier attempt", { target: this.name, creditNote: inv.number, draftId: adopt.ID });
-      return adopt.ID;
+      return { id: adopt.ID, unmarked: adopt !== mine };
     }
     const draft = await this.api.put(`/api/biz/invoices/${original.ID}?action=create-credit-draft-invoice`);
-    return draft.ID as number;
+    return { id: draft.ID as number, unmarked: true };
   }
 
   /** The PSA is master for numbers: say so when the platform booked under another invoice or voucher number. */
