@@ -1,17 +1,40 @@
-// The short chaos run inside `npm test`: the compiled agent is SIGKILLed at random moments while the
-// sandbox injects 503s, 429s, dropped answers and latency. Nothing may be missing, doubled or stuck.
-// The full run (5,000 invoices, 50 kills) is `npm run chaos`.
-import { describe, expect, test } from "bun:test";
-import { runChaos } from "../scripts/chaos.ts";
+// The short chaos run inside `npm test`, against e-conomic and against Uni Micro: the compiled agent is
+// killed at random moments while the sandbox injects 503s/429s (Retry-After 0), 500s, dropped answers,
+// latency and invoice creates answered after the client timeout; a backup taken mid-run is restored
+// (and the PSA sends everything again); for a few seconds the target answers 429 with Retry-After 2.
+// Invoices (some with discount lines) and credit notes (some written with minus signs) must be booked
+// exactly once and right. The full run (5,000 invoices, 50 kills) is `npm run chaos -- --target …`.
+import { beforeAll, describe, expect, test } from "bun:test";
+import { runChaos, type ChaosReport } from "../scripts/chaos.ts";
+import { CHAOS_TARGETS } from "../scripts/chaos-targets.ts";
+import { build } from "../scripts/build.ts";
+
+let binary: string;
+beforeAll(async () => { binary = (await build(["linux-x64"]))[0]!; }, 60_000);
+
+function expectSound(r: ChaosReport): void {
+  console.log(`chaos ${r.target}: ${JSON.stringify({ ...r, findings: undefined })}`);
+  for (const f of r.findings) console.log(`  ${f}`);
+  // Every scenario really happened.
+  expect({ kills: r.kills, restores: r.restores }).toEqual({ kills: 5, restores: 1 });
+  expect(r.creditNotes).toBeGreaterThan(0);
+  expect(r.faultsInjected.drop_after_commit).toBeGreaterThan(0);
+  expect(r.faultsInjected["503"]).toBeGreaterThan(0);
+  expect(r.answeredAfterTimeout).toBeGreaterThan(0);
+  expect(r.throttled).toBeGreaterThan(0);
+  expect(r.maxRequestsInRetryAfterWindow).toBeLessThanOrEqual(1);
+  // Left open and documented in both connector READMEs: a draft whose late answer reached no agent (it was
+  // stopped while waiting) stays. The CLI run counts it as a failure; here every other orphan fails the test.
+  expect({
+    missing: r.missing, duplicates: r.duplicates, wrong: r.wrong, orphanDraftsHeardByAnAgent: r.orphanDrafts - r.orphanDraftsAfterStop,
+    missingCustomers: r.missingCustomers, missingProjects: r.missingProjects, needsAction: r.needsAction, leftInFlight: r.leftInFlight,
+  }).toEqual({ missing: 0, duplicates: 0, wrong: 0, orphanDraftsHeardByAnAgent: 0, missingCustomers: 0, missingProjects: 0, needsAction: 0, leftInFlight: 0 });
+}
 
 describe("chaos", () => {
-  test("300 invoices, 8 kills: every invoice, customer and project exactly once", async () => {
-    const report = await runChaos({ invoices: 300, kills: 8, seed: 20261121, log: () => {} });
-    console.log(`chaos: ${JSON.stringify(report)}`);
-    expect(report.kills).toBe(8);
-    expect(report.faultsInjected.drop_after_commit).toBeGreaterThan(0);
-    expect(report.faultsInjected["503"]).toBeGreaterThan(0);
-    expect({ missing: report.missing, duplicates: report.duplicates, orphanDrafts: report.orphanDrafts, missingCustomers: report.missingCustomers, missingProjects: report.missingProjects, needsAction: report.needsAction, leftInFlight: report.leftInFlight })
-      .toEqual({ missing: 0, duplicates: 0, orphanDrafts: 0, missingCustomers: 0, missingProjects: 0, needsAction: 0, leftInFlight: 0 });
-  }, 300_000);
+  for (const target of CHAOS_TARGETS) {
+    test(`${target}: 200 invoices and their credit notes, 5 kills, a restore, a 429 window: each booked once and right`, async () => {
+      expectSound(await runChaos({ target, invoices: 200, kills: 5, seed: 20261121, binary, throttleWindowMs: 3000, retryAfterSeconds: 2, log: () => {} }));
+    }, 120_000);
+  }
 });

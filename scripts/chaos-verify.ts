@@ -1,0 +1,147 @@
+// The chaos run's verdict: the target's final state against what the PSA sent, and the request log
+// against every Retry-After the target gave. Pure functions.
+import type { ExpectedDoc } from "./chaos-events.ts";
+
+/** A booked invoice or credit note as read back from a sandbox, in minor units, customer's point of view. */
+export interface BookedDoc {
+  /** The PSA id the target carries (e-conomic references.other, Uni Micro's InternalNote marker), or null. */
+  psaId: string | null;
+  number: string;
+  customer: string;
+  lines: { text: string; quantity: number; unitPrice: number }[];
+  /** What the document changes in what the customer owes: negative for a credit note. */
+  total: number;
+  /** The invoice a credit note is linked to, where the target links them (Uni Micro). */
+  creditedInvoiceNumber?: string;
+}
+
+/** The final state of a target, read from its sandbox. */
+export interface TargetSnapshot {
+  booked: BookedDoc[];
+  /** Drafts left at the target: the PSA id each carries (null: none; in a chaos run every draft is ours), and when it was made (epoch ms). */
+  drafts: { psaId: string | null; createdAt: number }[];
+  customers: string[];
+  projects: string[];
+}
+
+export interface Verdict {
+  missing: number;
+  duplicates: number;
+  wrong: number;
+  orphanDrafts: number;
+  missingCustomers: number;
+  missingProjects: number;
+  /** The first few findings, for a post-mortem. */
+  findings: string[];
+}
+
+/** Why a booked document is not what the PSA sent, or null when it is. */
+export function whatIsWrong(want: ExpectedDoc, got: BookedDoc): string | null {
+  if (got.customer !== want.customer) return `customer ${got.customer}, PSA sent ${want.customer}`;
+  if (got.total !== want.total) return `total ${got.total}, PSA sent ${want.total}`;
+  if (want.kind === "credit_note" && !(got.total < 0)) return `a credit note raises what the customer owes (total ${got.total})`;
+  if (JSON.stringify(got.lines) !== JSON.stringify(want.lines)) return `lines ${JSON.stringify(got.lines)}, PSA sent ${JSON.stringify(want.lines)}`;
+  if (want.creditedInvoiceNumber !== undefined && got.creditedInvoiceNumber !== undefined && got.creditedInvoiceNumber !== want.creditedInvoiceNumber) {
+    return `credits invoice ${got.creditedInvoiceNumber}, PSA sent ${want.creditedInvoiceNumber}`;
+  }
+  return null;
+}
+
+export function verify(expected: Map<string, ExpectedDoc>, master: { customers: string[]; projects: string[] }, s: TargetSnapshot): Verdict {
+  const findings: string[] = [];
+  const note = (f: string) => { if (findings.length < 20) findings.push(f); };
+  const byPsaId = new Map<string, BookedDoc[]>();
+  let duplicates = 0;
+  const ourNumbers = new Map([...expected.values()].map((d) => [d.number, d.psaId]));
+  for (const b of s.booked) {
+    if (b.psaId !== null && expected.has(b.psaId)) {
+      byPsaId.set(b.psaId, [...(byPsaId.get(b.psaId) ?? []), b]);
+    } else if (ourNumbers.has(b.number)) {
+      duplicates += 1; // our number, booked without our PSA id (or with another's)
+      note(`booked ${b.number} carries PSA id ${b.psaId}, not ${ourNumbers.get(b.number)}`);
+    }
+  }
+  let missing = 0;
+  let wrong = 0;
+  for (const want of expected.values()) {
+    const got = byPsaId.get(want.psaId) ?? [];
+    if (got.length === 0) { missing += 1; note(`missing ${want.psaId} (${want.number})`); continue; }
+    if (got.length > 1) { duplicates += got.length - 1; note(`${want.psaId} booked ${got.length} times (${got.map((g) => g.number).join(", ")})`); }
+    const problems = got.map((g) => (g.number === want.number ? whatIsWrong(want, g) : `booked as ${g.number}, PSA sent ${want.number}`)).filter((p) => p !== null);
+    if (problems.length > 0) { wrong += 1; note(`wrong ${want.psaId}: ${problems[0]}`); }
+  }
+  const orphanDrafts = s.drafts.length;
+  if (orphanDrafts > 0) note(`drafts left: ${s.drafts.slice(0, 10).map((d) => `${d.psaId ?? "(no PSA id)"} made ${new Date(d.createdAt).toISOString()}`).join(", ")}`);
+  const has = (list: string[]) => new Set(list);
+  const customers = has(s.customers);
+  const projects = has(s.projects);
+  return {
+    missing, duplicates, wrong, orphanDrafts,
+    missingCustomers: master.customers.filter((n) => !customers.has(n)).length,
+    missingProjects: master.projects.filter((n) => !projects.has(n)).length,
+    findings,
+  };
+}
+
+/**
+ * Of the drafts left, those made by a request answered after the client timeout whose agent was stopped
+ * before the answer came: no living agent heard of them (the READMEs' "left open" case).
+ */
+export function draftsMadeAfterStop(drafts: { createdAt: number }[], log: LoggedRequest[], stops: number[], timeoutMs: number): number {
+  const unheard = log.filter((r) => r.answeredAt - r.startedAt > timeoutMs && stops.some((s) => r.answeredEpoch - (r.answeredAt - r.startedAt) < s && s < r.answeredEpoch));
+  return drafts.filter((d) => unheard.some((r) => Math.abs(r.answeredEpoch - d.createdAt) <= 50)).length;
+}
+
+/** One request as the sandbox saw it (ms on one monotonic clock). */
+export interface LoggedRequest {
+  method: string;
+  path: string;
+  startedAt: number;
+  answeredAt: number;
+  /** answeredAt on the wall clock (epoch ms), to compare with the sandbox's own timestamps. */
+  answeredEpoch: number;
+  status: number;
+  /** The Retry-After the answer carried, in ms. */
+  retryAfterMs?: number;
+  /** The Location of a created resource, where the answer names one. */
+  location?: string;
+}
+
+/**
+ * Requests the agent sent before it could have read a 429 still reach the sandbox after the 429 was
+ * written (on the wire, or queued while the sandbox was busy: seen back to back, 0.03-0.4 ms apart).
+ * Those within this allowance are in flight, not sent during the pause.
+ */
+export const IN_FLIGHT_ALLOWANCE_MS = 50;
+
+/**
+ * The most requests that reached the target while a Retry-After it gave was running: for every answer with
+ * a Retry-After > 0, the requests that started after that answer (plus the in-flight allowance) and before
+ * its Retry-After ended. `maxInFlight`: the most that arrived within the allowance (for the report).
+ */
+export function maxRequestsInRetryAfterWindow(log: LoggedRequest[], allowanceMs = IN_FLIGHT_ALLOWANCE_MS): { max: number; maxInFlight: number; windows: number; worst?: string } {
+  const starts = log.map((r) => r.startedAt).sort((a, b) => a - b);
+  const atOrBefore = (t: number) => { // how many requests started at or before t
+    let lo = 0, hi = starts.length;
+    while (lo < hi) { const mid = (lo + hi) >> 1; if (starts[mid]! > t) hi = mid; else lo = mid + 1; }
+    return lo;
+  };
+  let max = 0;
+  let maxInFlight = 0;
+  let windows = 0;
+  let worst: string | undefined;
+  for (const r of log) {
+    if (!r.retryAfterMs || r.retryAfterMs <= 0) continue;
+    windows += 1;
+    const from = r.answeredAt + Math.min(allowanceMs, r.retryAfterMs);
+    const end = r.answeredAt + r.retryAfterMs;
+    maxInFlight = Math.max(maxInFlight, atOrBefore(from) - atOrBefore(r.answeredAt));
+    const n = atOrBefore(end - 1e-6) - atOrBefore(from);
+    if (n > max) {
+      max = n;
+      const inside = log.filter((x) => x.startedAt > from && x.startedAt < end).map((x) => `${x.method} ${x.path} +${Math.round(x.startedAt - r.answeredAt)} ms`);
+      worst = `${r.status} to ${r.method} ${r.path} (Retry-After ${r.retryAfterMs} ms), then ${inside.join("; ")}`;
+    }
+  }
+  return { max, maxInFlight, windows, worst };
+}

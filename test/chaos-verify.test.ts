@@ -1,0 +1,76 @@
+// The chaos run's verdict is itself tested: a wrong booking, a doubled or missing one, a left draft and a
+// request sent during a Retry-After must each be caught; the PSA's events follow the model's sign rules.
+import { describe, expect, test } from "bun:test";
+import { chaosEvents, expectedDocs, masterNumbers, rng } from "../scripts/chaos-events.ts";
+import { draftsMadeAfterStop, maxRequestsInRetryAfterWindow, verify, type BookedDoc, type LoggedRequest, type TargetSnapshot } from "../scripts/chaos-verify.ts";
+
+const events = chaosEvents(40, rng(1));
+const expected = expectedDocs(events);
+const master = masterNumbers(events);
+
+/** A target that booked exactly what the PSA sent. */
+function perfect(): TargetSnapshot {
+  const booked: BookedDoc[] = [...expected.values()].map((d) => ({ psaId: d.psaId, number: d.number, customer: d.customer, lines: d.lines.map((l) => ({ ...l })), total: d.total }));
+  return { booked, drafts: [], customers: [...master.customers], projects: [...master.projects] };
+}
+
+describe("chaos events", () => {
+  test("credit notes come after their invoice, lower what the customer owes, whatever signs the PSA wrote", () => {
+    const at = new Map(events.map((e, i) => [e.id, i]));
+    const credits = events.filter((e) => e.type === "invoice.credited");
+    expect(credits.length).toBeGreaterThan(0);
+    for (const c of credits) expect(at.get(c.id)!).toBeGreaterThan(at.get(`chaos-i-${c.id.split("-").pop()}`)!);
+    const written = credits.map((c) => (c.data.lines as { quantity: number; unitPrice: number }[]).some((l) => l.quantity < 0 || l.unitPrice < 0));
+    expect(written).toContain(true); // some written with minus signs
+    expect(written).toContain(false);
+    for (const d of expected.values()) {
+      if (d.kind === "credit_note") expect(d.total).toBeLessThan(0);
+      else expect(d.total).toBeGreaterThan(0);
+      for (const l of d.lines) expect(l.unitPrice).toBeGreaterThanOrEqual(0);
+    }
+    // Discount lines on invoices: a negative quantity after the model's normalisation.
+    expect([...expected.values()].some((d) => d.kind === "invoice" && d.lines.some((l) => l.quantity < 0))).toBe(true);
+  });
+});
+
+describe("chaos verdict", () => {
+  test("a target that booked what the PSA sent passes", () => {
+    expect(verify(expected, master, perfect())).toMatchObject({ missing: 0, duplicates: 0, wrong: 0, orphanDrafts: 0, missingCustomers: 0, missingProjects: 0 });
+  });
+
+  test("a credit note booked as a charge, a wrong customer or a changed line is wrong", () => {
+    for (const spoil of [
+      (b: BookedDoc) => { b.total = -b.total; b.lines = b.lines.map((l) => ({ ...l, quantity: -l.quantity })); },
+      (b: BookedDoc) => { b.customer = "999"; },
+      (b: BookedDoc) => { b.lines = [...b.lines, { text: "extra", quantity: 1, unitPrice: 0 }]; },
+    ]) {
+      const s = perfect();
+      spoil(s.booked.find((b) => b.psaId?.startsWith("CHAOS-CN-"))!);
+      expect(verify(expected, master, s).wrong).toBe(1);
+    }
+  });
+
+  test("booked twice, missing, booked under our number with another PSA id, and drafts left are counted", () => {
+    const s = perfect();
+    s.booked.push({ ...s.booked[0]!, number: "999999" });
+    s.booked.splice(1, 1);
+    s.booked[2] = { ...s.booked[2]!, psaId: "SOMEONE-ELSE" };
+    s.drafts.push({ psaId: "CHAOS-3", createdAt: 0 });
+    s.customers.pop();
+    expect(verify(expected, master, s)).toMatchObject({ duplicates: 2, missing: 2, orphanDrafts: 1, missingCustomers: 1 });
+  });
+
+  test("requests during a Retry-After are counted, those already in flight when it was answered are not", () => {
+    const req = (startedAt: number, extra: Partial<LoggedRequest> = {}): LoggedRequest => ({ method: "GET", path: "/x", startedAt, answeredAt: startedAt + 1, answeredEpoch: 0, status: 200, ...extra });
+    const throttled = req(1000, { status: 429, retryAfterMs: 2000 });
+    expect(maxRequestsInRetryAfterWindow([throttled, req(1001.2), req(2000)])).toMatchObject({ max: 1, maxInFlight: 1, windows: 1 });
+    expect(maxRequestsInRetryAfterWindow([throttled, req(1500), req(2500), req(3100)]).max).toBe(2);
+    expect(maxRequestsInRetryAfterWindow([req(1000, { status: 503, retryAfterMs: 0 }), req(1500), req(1600)]).max).toBe(0);
+  });
+
+  test("a draft made by a slow answer whose agent was stopped meanwhile is told apart from other drafts", () => {
+    const slow: LoggedRequest = { method: "POST", path: "/invoices/drafts", startedAt: 0, answeredAt: 1500, answeredEpoch: 11_500, status: 201 };
+    expect(draftsMadeAfterStop([{ createdAt: 11_498 }, { createdAt: 20_000 }], [slow], [10_700], 1000)).toBe(1);
+    expect(draftsMadeAfterStop([{ createdAt: 11_498 }], [slow], [9_000], 1000)).toBe(0);
+  });
+});
