@@ -5,13 +5,13 @@ import { deliveryCounts, lastSuccessAt, listDeliveries, recentEvents, type Deliv
 import { DELIVERY_STATUS_LABELS, DELIVERY_STATUSES } from "../states.ts";
 import { describeTargetState, initialState, readTargetState } from "../target-state.ts";
 import { lastRestore } from "../restore.ts";
+import { showTime } from "../time.ts";
 import type { AppContext } from "./context.ts";
 import { renderExportsSection } from "./status-exports.ts";
 import { renderPullsSection } from "./status-pulls.ts";
 import { renderStorageSection } from "./status-storage.ts";
 
 
-const when = (ms: number | null) => (ms ? new Date(ms).toISOString().replace("T", " ").slice(0, 19) + " UTC" : "never");
 
 export function renderStatusPage(ctx: AppContext): HtmlEscapedString | Promise<HtmlEscapedString> {
   const counts = deliveryCounts(ctx.db);
@@ -21,7 +21,7 @@ export function renderStatusPage(ctx: AppContext): HtmlEscapedString | Promise<H
 <meta http-equiv="refresh" content="10"><title>kontobro status</title>
 <style>${raw(CSS)}</style></head>
 <body>
-<header><h1>kontobro</h1><span class="muted">version ${ctx.version} · up since ${when(ctx.startedAt)}</span></header>
+<header><h1>kontobro</h1><span class="muted">version ${ctx.version} · up since ${showTime(ctx.startedAt)}</span></header>
 <main>
 ${restoreBanner(ctx)}
 ${ctx.targets.length === 0 ? html`<p class="card">No targets are configured. Add a [[targets]] table to kontobro.toml (see config/kontobro.example.toml).</p>` : ""}
@@ -32,7 +32,7 @@ ${renderStorageSection(ctx)}
 <section class="card"><h2>Recent events</h2>
 ${events.length === 0 ? html`<p class="muted">No events received yet. The PSA sends them to POST /api/v1/events.</p>` : html`
 <table><thead><tr><th>#</th><th>Event id</th><th>Type</th><th>Record</th><th>Received</th></tr></thead><tbody>
-${events.map((e) => html`<tr><td>${e.seq}</td><td>${e.eventId}</td><td>${e.type}</td><td>${e.key}</td><td>${when(e.receivedAt)}</td></tr>`)}
+${events.map((e) => html`<tr><td>${e.seq}</td><td>${e.eventId}</td><td>${e.type}</td><td>${e.key}</td><td>${showTime(e.receivedAt)}</td></tr>`)}
 </tbody></table>`}
 </section>
 </main></body></html>`;
@@ -57,7 +57,7 @@ function targetCard(ctx: AppContext, t: AppContext["targets"][number], counts: {
 ${t.paused ? html`<p class="paused">Paused: events are queued for this target but not sent. Set paused = false in kontobro.toml and restart to send them.</p>` : ""}
 ${targetStateLine(ctx, t.name)}
 ${budgetLines(t)}
-<p>Last successful delivery: <strong class="last-success">${when(lastSuccessAt(ctx.db, t.name))}</strong></p>
+<p>Last successful delivery: <strong class="last-success">${showTime(lastSuccessAt(ctx.db, t.name))}</strong></p>
 <ul class="counts">${DELIVERY_STATUSES.map((s) => html`<li class="status-${s}"><span>${DELIVERY_STATUS_LABELS[s]}</span><strong data-status="${s}">${byStatus.get(s) ?? 0}</strong></li>`)}</ul>
 ${failures.length > 0 ? html`<h3>Needs action</h3>${failures.map((d) => problemRow(d, true))}` : html`<p class="ok">Nothing needs action.</p>`}
 ${retrying.length > 0 ? html`<h3>Retrying</h3>${retrying.map((d) => problemRow(d, false))}` : ""}

@@ -1,7 +1,7 @@
 // The Uni Micro platform connector: customers, projects, products and finalized invoices / credit notes.
 // Every create is preceded by a lookup by natural key, so a repeated or uncertain push never duplicates.
 import { CreditNote, Customer, Invoice, Product, Project, type Entity, type InvoiceLike } from "../../agent/model.ts";
-import type { Problem } from "../../agent/problem.ts";
+import { issuesToProblems, type Problem } from "../../agent/problem.ts";
 import type { CheckItem, Connector, ConnectorDeps, Link, PushContext, PushResult } from "../contract.ts";
 import { TargetError, TokenBucket } from "../http.ts";
 import { TokenSource } from "./auth.ts";
@@ -29,7 +29,7 @@ function parseCanonical(entity: Entity, payload: any): Parsed {
     : payload?.kind === "credit_note" ? CreditNote : Invoice;
   const r = schema.safeParse(payload);
   if (r.success) return { ok: true, data: r.data };
-  return { ok: false, problems: r.error.issues.map((i) => ({ code: "payload.invalid", message: `${i.path.join(".") || entity}: ${i.message}`, field: i.path.join(".") || undefined, hint: "Correct the record in the PSA, then press retry." })) };
+  return { ok: false, problems: issuesToProblems(r.error.issues, { whole: entity, code: "payload.invalid", hint: "Correct the record in the PSA, then press retry." }) };
 }
 
 /** Several problems become one permanent error: the first one's code and hint, all the messages. */
