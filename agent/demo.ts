@@ -5,8 +5,8 @@ import { validateConfig } from "./config.ts";
 import type { IntakeWriter, ValidEvent } from "./intake.ts";
 import { parseEvents } from "./intake.ts";
 import type { Db } from "./db/index.ts";
-import { startEconomicSandbox } from "../connectors/economic/sandbox.ts";
-import { DEMO_CLIENT_ID, DEMO_COMPANY, startUniMicroSandbox } from "../connectors/unimicro/sandbox.ts";
+import { startEconomicSandbox } from "../connectors/economic/sandbox/index.ts";
+import { DEMO_CLIENT_ID, DEMO_COMPANY, startUniMicroSandbox } from "../connectors/unimicro/sandbox/index.ts";
 
 /** A one-page PDF, small and valid, so the sandbox accepts it as the invoice attachment. */
 export const SAMPLE_PDF_BASE64 = Buffer.from(

@@ -4,11 +4,11 @@
 // and reads the final state back (booked invoices and credit notes by PSA id, drafts, customers, projects).
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createEconomicSandbox } from "../connectors/economic/sandbox.ts";
+import { createEconomicSandbox } from "../connectors/economic/sandbox/index.ts";
 import { markerPsaId } from "../connectors/unimicro/map.ts";
-import { createUniMicroSandbox, DEMO_CLIENT_ID, DEMO_COMPANY } from "../connectors/unimicro/sandbox.ts";
-import { FaultRulesBody } from "../connectors/unimicro/sandbox-faults.ts";
-import { INVOICE_STATUS } from "../connectors/unimicro/sandbox-store.ts";
+import { createUniMicroSandbox, DEMO_CLIENT_ID, DEMO_COMPANY } from "../connectors/unimicro/sandbox/index.ts";
+import { FaultRulesBody } from "../connectors/unimicro/sandbox/faults.ts";
+import { INVOICE_STATUS } from "../connectors/unimicro/sandbox/store.ts";
 import type { BookedDoc, LoggedRequest, TargetSnapshot } from "./chaos-verify.ts";
 
 export const CHAOS_TARGETS = ["economic", "unimicro"] as const;
@@ -65,7 +65,7 @@ const minor = (decimal: unknown) => Math.round(Number(decimal) * 100);
 export async function startEconomicTarget(_dir: string, random: () => number, plan: FaultPlan): Promise<ChaosTarget> {
   const log: LoggedRequest[] = [];
   let server: ReturnType<typeof Bun.serve> | undefined;
-  // Pooled keep-alive connections would let a client silently retry a dropped request (sandbox-faults.ts).
+  // Pooled keep-alive connections would let a client silently retry a dropped request (connectors/economic/sandbox/faults.ts).
   const sandbox = createEconomicSandbox({ random, onDropArmed: () => server?.closeIdleConnections() });
   server = serveLogged((req) => sandbox.app.fetch(req), log);
   const url = `http://127.0.0.1:${server.port}`;
@@ -117,7 +117,7 @@ export async function startUniMicroTarget(dir: string, _random: () => number, pl
   const setRules = (rules: unknown[]) => {
     sandbox.faults.clear();
     sandbox.faults.add(FaultRulesBody.parse(rules));
-    server.closeIdleConnections(); // a drop must not hit a pooled connection (see sandbox-faults.ts)
+    server.closeIdleConnections(); // a drop must not hit a pooled connection (see connectors/unimicro/sandbox/faults.ts)
   };
   return {
     kind: "unimicro", log,

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { build } from "../scripts/build.ts";
-import { startEconomicSandbox } from "../connectors/economic/sandbox.ts";
+import { startEconomicSandbox } from "../connectors/economic/sandbox/index.ts";
 import { customerEvent, tempDir, waitFor } from "./helpers.ts";
 
 let binary: string;

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { startAgent, type RunningAgent } from "../agent/agent.ts";
 import { validateConfig } from "../agent/config.ts";
 import { createLogger, silentLogger } from "../agent/log.ts";
-import { startEconomicSandbox } from "../connectors/economic/sandbox.ts";
+import { startEconomicSandbox } from "../connectors/economic/sandbox/index.ts";
 import { tempDir, waitFor } from "./helpers.ts";
 
 export interface Stack {

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { silentLogger } from "../agent/log.ts";
 import { EconomicConfig } from "../connectors/economic/config.ts";
 import { EconomicConnector } from "../connectors/economic/connector.ts";
-import { startEconomicSandbox } from "../connectors/economic/sandbox.ts";
+import { startEconomicSandbox } from "../connectors/economic/sandbox/index.ts";
 
 let sandbox: Awaited<ReturnType<typeof startEconomicSandbox>>;
 beforeAll(async () => { sandbox = await startEconomicSandbox({ port: 0 }); });

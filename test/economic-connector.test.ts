@@ -5,7 +5,7 @@ import { parseEvents } from "../agent/intake.ts";
 import { silentLogger } from "../agent/log.ts";
 import { EconomicConfig } from "../connectors/economic/config.ts";
 import { EconomicConnector } from "../connectors/economic/connector.ts";
-import { startEconomicSandbox } from "../connectors/economic/sandbox.ts";
+import { startEconomicSandbox } from "../connectors/economic/sandbox/index.ts";
 import { customerEvent, invoiceEvent } from "./helpers.ts";
 
 let sb: Awaited<ReturnType<typeof startEconomicSandbox>>;

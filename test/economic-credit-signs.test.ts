@@ -3,7 +3,7 @@
 // computes netAmount/grossAmount from the lines as e-conomic does, never from our mapping.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { lineAmount } from "../agent/model.ts";
-import type { StartedEconomicSandbox } from "../connectors/economic/sandbox.ts";
+import type { StartedEconomicSandbox } from "../connectors/economic/sandbox/index.ts";
 import type { EconomicConnector } from "../connectors/economic/connector.ts";
 import { canonical, pushCtx, startEconomic } from "./economic-fixtures.ts";
 import { customerEvent, invoiceEvent } from "./helpers.ts";

@@ -5,7 +5,7 @@ import { silentLogger } from "../agent/log.ts";
 import type { PushContext } from "../connectors/contract.ts";
 import { EconomicConfig } from "../connectors/economic/config.ts";
 import { EconomicConnector } from "../connectors/economic/connector.ts";
-import { startEconomicSandbox, type StartedEconomicSandbox } from "../connectors/economic/sandbox.ts";
+import { startEconomicSandbox, type StartedEconomicSandbox } from "../connectors/economic/sandbox/index.ts";
 
 export const TOKENS = { app_secret_token: "demo-app-secret", agreement_grant_token: "demo-agreement-grant" };
 

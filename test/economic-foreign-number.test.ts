@@ -3,7 +3,7 @@
 // never linked, and the push leaves no draft behind: on a plain push and on the uncertain path.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { EconomicConnector } from "../connectors/economic/connector.ts";
-import type { StartedEconomicSandbox } from "../connectors/economic/sandbox.ts";
+import type { StartedEconomicSandbox } from "../connectors/economic/sandbox/index.ts";
 import { isTargetError } from "../connectors/http.ts";
 import { startStack } from "./e2e-harness.ts";
 import { bookByHand, canonical, draftsFor, pushCtx, startEconomic } from "./economic-fixtures.ts";

@@ -3,7 +3,7 @@
 // e-conomic for good (the delivery was done by then, so nothing else would look for it).
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { EconomicConnector } from "../connectors/economic/connector.ts";
-import type { StartedEconomicSandbox } from "../connectors/economic/sandbox.ts";
+import type { StartedEconomicSandbox } from "../connectors/economic/sandbox/index.ts";
 import { canonical, connectorFor, draftsFor, pushCtx, startEconomic } from "./economic-fixtures.ts";
 import { customerEvent, invoiceEvent, waitFor } from "./helpers.ts";
 

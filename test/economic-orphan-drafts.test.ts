@@ -2,7 +2,7 @@
 // left-over draft by hand would book the invoice twice.
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import type { EconomicConnector } from "../connectors/economic/connector.ts";
-import type { StartedEconomicSandbox } from "../connectors/economic/sandbox.ts";
+import type { StartedEconomicSandbox } from "../connectors/economic/sandbox/index.ts";
 import { SAMPLE_PDF_BASE64 } from "../agent/demo.ts";
 import { canonical, connectorFor, draftsFor, pushCtx, startEconomic } from "./economic-fixtures.ts";
 import { customerEvent, invoiceEvent, waitFor } from "./helpers.ts";

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { EconomicConnector } from "../connectors/economic/connector.ts";
 import { invoiceRules, MAX_PDF_BYTES } from "../connectors/economic/invoice-rules.ts";
-import type { StartedEconomicSandbox } from "../connectors/economic/sandbox.ts";
+import type { StartedEconomicSandbox } from "../connectors/economic/sandbox/index.ts";
 import { startStack } from "./e2e-harness.ts";
 import { canonical, pushCtx, startEconomic } from "./economic-fixtures.ts";
 import { customerEvent, invoiceEvent, waitFor } from "./helpers.ts";

@@ -3,7 +3,7 @@
 import { afterAll, beforeEach, describe, expect, test } from "bun:test";
 import { silentLogger } from "../agent/log.ts";
 import { economic } from "../connectors/economic/index.ts";
-import { startEconomicSandbox } from "../connectors/economic/sandbox.ts";
+import { startEconomicSandbox } from "../connectors/economic/sandbox/index.ts";
 import { waitFor } from "./helpers.ts";
 
 const sandbox = await startEconomicSandbox({ port: 0 });

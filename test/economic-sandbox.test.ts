@@ -1,6 +1,6 @@
 // The e-conomic sandbox over real HTTP on loopback: shapes, rules, idempotency, faults and control API.
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { createEconomicSandbox, startEconomicSandbox, type StartedEconomicSandbox } from "../connectors/economic/sandbox.ts";
+import { createEconomicSandbox, startEconomicSandbox, type StartedEconomicSandbox } from "../connectors/economic/sandbox/index.ts";
 
 let sb: StartedEconomicSandbox;
 const AUTH = { "X-AppSecretToken": "demo-app-secret", "X-AgreementGrantToken": "demo-agreement-grant" };

@@ -2,10 +2,10 @@
 // the agreement's own /vat-zones, with config overrides; the booked invoice keeps the PSA's due date
 // when the agreement has payment terms of type "dueDate"; `kontobro check` shows both.
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import type { StartedEconomicSandbox } from "../connectors/economic/sandbox.ts";
-import { removeSeed } from "../connectors/economic/sandbox-state.ts";
+import type { StartedEconomicSandbox } from "../connectors/economic/sandbox/index.ts";
+import { removeSeed } from "../connectors/economic/sandbox/state.ts";
 import { canonical, connectorFor, pushCtx } from "./economic-fixtures.ts";
-import { startEconomicSandbox } from "../connectors/economic/sandbox.ts";
+import { startEconomicSandbox } from "../connectors/economic/sandbox/index.ts";
 import { customerEvent, invoiceEvent } from "./helpers.ts";
 
 let sb: StartedEconomicSandbox;

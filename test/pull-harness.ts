@@ -5,7 +5,7 @@ import { startAgent, type RunningAgent } from "../agent/agent.ts";
 import { validateConfig } from "../agent/config.ts";
 import { addDays, todayIn } from "../agent/pulls/cron.ts";
 import { createLogger, silentLogger } from "../agent/log.ts";
-import { startEconomicSandbox, type StartedEconomicSandbox } from "../connectors/economic/sandbox.ts";
+import { startEconomicSandbox, type StartedEconomicSandbox } from "../connectors/economic/sandbox/index.ts";
 import { customerEvent, invoiceEvent, projectEvent, tempDir, waitFor } from "./helpers.ts";
 
 export const TOKEN = "test-token-0123456789";

@@ -4,7 +4,7 @@ import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { startEconomicSandbox } from "../connectors/economic/sandbox.ts";
+import { startEconomicSandbox } from "../connectors/economic/sandbox/index.ts";
 import { projectEvent, tempDir, waitFor } from "./helpers.ts";
 import { day, PDF } from "./pull-harness.ts";
 

@@ -1,9 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import { decimals, formatPath, stripToSchema, validateSchema, type JsonSchema } from "../connectors/economic/schema-validate.ts";
-import customersPost from "../connectors/economic/schemas/customers.post.schema.json";
-import draftsPost from "../connectors/economic/schemas/invoices.drafts.post.schema.json";
-import bookedPost from "../connectors/economic/schemas/invoices.booked.post.schema.json";
-import projectSchema from "../connectors/economic/schemas/openapi-projects-Project.schema.json";
+import customersPost from "../connectors/economic/sandbox/schemas/customers.post.schema.json";
+import draftsPost from "../connectors/economic/sandbox/schemas/invoices.drafts.post.schema.json";
+import bookedPost from "../connectors/economic/sandbox/schemas/invoices.booked.post.schema.json";
+import projectSchema from "../connectors/economic/sandbox/schemas/openapi-projects-Project.schema.json";
 
 const s = (x: unknown) => x as JsonSchema;
 const keywords = (schema: JsonSchema, value: unknown) => validateSchema(schema, value).map((e) => `${e.path}:${e.keyword}`);

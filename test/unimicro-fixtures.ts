@@ -3,7 +3,7 @@ import { generateKeyPairSync } from "node:crypto";
 import { silentLogger } from "../agent/log.ts";
 import type { PushContext } from "../connectors/contract.ts";
 import { unimicroFactory } from "../connectors/unimicro/index.ts";
-import { DEMO_COMPANY, startUniMicroSandbox, type UniMicroSandboxOptions } from "../connectors/unimicro/sandbox.ts";
+import { DEMO_COMPANY, startUniMicroSandbox, type UniMicroSandboxOptions } from "../connectors/unimicro/sandbox/index.ts";
 
 const pair = generateKeyPairSync("rsa", { modulusLength: 2048 });
 export const CLIENT_ID = "kontobro-test";

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { startAgent } from "../agent/agent.ts";
 import { demoConfig, startDemoTarget } from "../agent/demo.ts";
 import { silentLogger } from "../agent/log.ts";
-import { DEMO_COMPANY } from "../connectors/unimicro/sandbox.ts";
+import { DEMO_COMPANY } from "../connectors/unimicro/sandbox/index.ts";
 import { customerEvent, invoiceEvent, tempDir, waitFor } from "./helpers.ts";
 import { ctx, customer, invoice, project, seedMasterData, startEnv, thrown, type Env } from "./unimicro-fixtures.ts";
 

@@ -8,10 +8,10 @@ import { describeUniError, flattenValidation, queryString } from "../connectors/
 import { settingsFrom, UniMicroConfig } from "../connectors/unimicro/index.ts";
 import { deterministicGuid, lineNeeds, mapCustomer, mapInvoice, paymentIdFor, voucherFollows } from "../connectors/unimicro/map.ts";
 import { customerRules, invoiceRules, projectRules, type RuleOptions } from "../connectors/unimicro/rules.ts";
-import { IdentityServer } from "../connectors/unimicro/sandbox-auth.ts";
-import { Faults, FaultRulesBody } from "../connectors/unimicro/sandbox-faults.ts";
-import { parseFilter, runQuery } from "../connectors/unimicro/sandbox-query.ts";
-import { kidFor } from "../connectors/unimicro/sandbox-store.ts";
+import { IdentityServer } from "../connectors/unimicro/sandbox/auth.ts";
+import { Faults, FaultRulesBody } from "../connectors/unimicro/sandbox/faults.ts";
+import { parseFilter, runQuery } from "../connectors/unimicro/sandbox/query.ts";
+import { kidFor } from "../connectors/unimicro/sandbox/store.ts";
 import { customer, invoice, privateKeyPem, publicKey } from "./unimicro-fixtures.ts";
 
 const guid = deterministicGuid("seed");

@@ -1,7 +1,7 @@
 // `kontobro sandbox KIND`: a target's sandbox on its own, for trying a PSA integration or a benchmark.
 import { connectorKinds } from "../../connectors/registry.ts";
-import { startEconomicSandbox } from "../../connectors/economic/sandbox.ts";
-import { startUniMicroSandbox } from "../../connectors/unimicro/sandbox.ts";
+import { startEconomicSandbox } from "../../connectors/economic/sandbox/index.ts";
+import { startUniMicroSandbox } from "../../connectors/unimicro/sandbox/index.ts";
 import { defineCommand } from "./command.ts";
 import { untilSignal } from "./runtime.ts";
 

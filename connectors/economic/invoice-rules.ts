@@ -8,10 +8,10 @@ import type { RelatedRecords } from "../contract.ts";
 import type { EconomicConfig } from "./config.ts";
 import { billingAddressIndex, countryName, draftInvoiceBody, invoiceHeading, invoiceTextLine1, toDecimal } from "./map.ts";
 import { maxLength, numeric } from "./rule-kit.ts";
-import draftsPost from "./schemas/invoices.drafts.post.schema.json";
+import draftsPost from "./sandbox/schemas/invoices.drafts.post.schema.json";
 import { decimals, formatPath, validateSchema, type JsonSchema, type PathSegment } from "./schema-validate.ts";
 
-/** e-conomic's limit for a draft attachment, counted in decoded bytes (sandbox-attachments.ts has the same). */
+/** e-conomic's limit for a draft attachment, counted in decoded bytes (sandbox/attachments.ts has the same). */
 export const MAX_PDF_BYTES = 9 * 1024 * 1024;
 
 /** Limits of the draft's recipient (invoices.drafts.post); the customer itself allows more. */

@@ -7,8 +7,8 @@
 //   GET   /__sandbox/ledger                  years, entries, receipts and webhook calls as JSON
 import type { Context, Hono } from "hono";
 import { z } from "zod";
-import { addEntry, BANK_ACCOUNT, bookSupplierInvoices, DEBTORS_ACCOUNT, fireWebhooks, LedgerInputError, yearOf } from "./sandbox-ledger.ts";
-import type { SandboxState } from "./sandbox-state.ts";
+import { addEntry, BANK_ACCOUNT, bookSupplierInvoices, DEBTORS_ACCOUNT, fireWebhooks, LedgerInputError, yearOf } from "./ledger.ts";
+import type { SandboxState } from "./state.ts";
 
 const isoDate = z.iso.date();
 const SupplierInvoices = z.object({

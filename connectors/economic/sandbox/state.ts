@@ -1,6 +1,6 @@
 // The sandbox's agreement: plain Maps, seeded with what Moment's e-conomic integration needs
 // (customer group 1, an Internal project group, journal 1) plus the lookups every push reads.
-import { createLedger, type LedgerState } from "./sandbox-ledger.ts";
+import { createLedger, type LedgerState } from "./ledger.ts";
 
 export type Json = Record<string, any>;
 
@@ -39,7 +39,7 @@ export interface SandboxState {
   drafts: Map<number, DraftRecord>;
   booked: Map<number, BookedRecord>;
   counters: { nextDraftNumber: number; objectVersion: number };
-  /** Accounting years, accounts, suppliers, VAT, booked entries and webhooks (sandbox-ledger.ts). */
+  /** Accounting years, accounts, suppliers, VAT, booked entries and webhooks (ledger.ts). */
   ledger: LedgerState;
 }
 

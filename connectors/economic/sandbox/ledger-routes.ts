@@ -8,11 +8,11 @@ import notDueGet from "./schemas/invoices.not-due.get.schema.json";
 import overdueGet from "./schemas/invoices.overdue.get.schema.json";
 import paidGet from "./schemas/invoices.paid.get.schema.json";
 import unpaidGet from "./schemas/invoices.unpaid.get.schema.json";
-import type { JsonSchema } from "./schema-validate.ts";
-import { decodeSelfId, encodeSelfId, filterableFields, restCollection, restJson, withSelf } from "./sandbox-http.ts";
-import type { LedgerEntry } from "./sandbox-ledger.ts";
-import { intSegment, methodNotAllowed, notFound, origin, type SandboxCore } from "./sandbox-rest.ts";
-import type { BookedRecord, Json } from "./sandbox-state.ts";
+import type { JsonSchema } from "../schema-validate.ts";
+import { decodeSelfId, encodeSelfId, filterableFields, restCollection, restJson, withSelf } from "./http.ts";
+import type { LedgerEntry } from "./ledger.ts";
+import { intSegment, methodNotAllowed, notFound, origin, type SandboxCore } from "./rest.ts";
+import type { BookedRecord, Json } from "./state.ts";
 
 const schema = (s: unknown) => s as JsonSchema;
 const YEAR_FILTERS = filterableFields(schema(yearsGet));

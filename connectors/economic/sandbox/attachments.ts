@@ -1,9 +1,9 @@
 // The draft invoice attachment: POST …/attachment/file (multipart, PDF only, 9.0 MB), GET …/attachment,
 // GET and DELETE …/attachment/file.
 import type { Context, Hono } from "hono";
-import { restError, restJson } from "./sandbox-http.ts";
-import { methodNotAllowed, notFound, origin } from "./sandbox-rest.ts";
-import type { Attachment } from "./sandbox-state.ts";
+import { restError, restJson } from "./http.ts";
+import { methodNotAllowed, notFound, origin } from "./rest.ts";
+import type { Attachment } from "./state.ts";
 
 export const MAX_ATTACHMENT_BYTES = 9 * 1024 * 1024;
 

@@ -2,7 +2,7 @@
 // (like a gateway); the idempotency cache sits behind auth, in front of the resources.
 import type { MiddlewareHandler } from "hono";
 import { z } from "zod";
-import { familyError, isOpenApiPath, logTime, openApiJson, restJson } from "./sandbox-http.ts";
+import { familyError, isOpenApiPath, logTime, openApiJson, restJson } from "./http.ts";
 
 export const FAULT_KINDS = ["latency", "500", "503", "429", "drop_after_commit"] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];

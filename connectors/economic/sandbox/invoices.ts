@@ -5,15 +5,15 @@ import bookedPost from "./schemas/invoices.booked.post.schema.json";
 import bookWithNumberPut from "./schemas/invoices.booked.bookWithNumber.put.schema.json";
 import draftsGet from "./schemas/invoices.drafts.get.schema.json";
 import draftsPost from "./schemas/invoices.drafts.post.schema.json";
-import type { JsonSchema } from "./schema-validate.ts";
+import type { JsonSchema } from "../schema-validate.ts";
 import {
   checkRef, decodeSelfId, filterableFields, readRestDocument, restCollection, restJson, validationError, withSelf,
   type FieldError,
-} from "./sandbox-http.ts";
-import { checkCurrency, intSegment, methodNotAllowed, notFound, origin, type SandboxCore } from "./sandbox-rest.ts";
-import { registerAttachmentRoutes } from "./sandbox-attachments.ts";
-import { fireWebhooks } from "./sandbox-ledger.ts";
-import type { BookedRecord, Json, SandboxState } from "./sandbox-state.ts";
+} from "./http.ts";
+import { checkCurrency, intSegment, methodNotAllowed, notFound, origin, type SandboxCore } from "./rest.ts";
+import { registerAttachmentRoutes } from "./attachments.ts";
+import { fireWebhooks } from "./ledger.ts";
+import type { BookedRecord, Json, SandboxState } from "./state.ts";
 
 const schema = (s: unknown) => s as JsonSchema;
 const DRAFT_FILTERS = filterableFields(schema(draftsGet));

@@ -2,22 +2,22 @@
 // OpenAPI Projects API under /projectsapi/v1.1.0) served over real HTTP, with fault injection.
 // `kontobro demo` runs the agent against it; end-to-end tests talk to it on loopback.
 //
-//   bun connectors/economic/sandbox.ts --port 9001
+//   bun connectors/economic/sandbox/index.ts --port 9001
 import { parseArgs } from "node:util";
 import { Hono, type MiddlewareHandler } from "hono";
 import { getPath } from "hono/utils/url";
-import { registerControlRoutes, type ControlTarget } from "./sandbox-control.ts";
-import { FaultTable, IdempotencyCache, faultMiddleware, faultRuleSchema, type FaultCounts, type FaultRule } from "./sandbox-faults.ts";
-import { familyError, isOpenApiPath, openApiError, PROJECTS_PREFIX, restError } from "./sandbox-http.ts";
-import { registerInvoiceRoutes } from "./sandbox-invoices.ts";
-import { registerLedgerControlRoutes } from "./sandbox-ledger-control.ts";
-import { registerLedgerRoutes } from "./sandbox-ledger-routes.ts";
-import { registerProjectRoutes } from "./sandbox-projects.ts";
-import { registerRestRoutes, type SandboxCore } from "./sandbox-rest.ts";
-import { createState, type SandboxState } from "./sandbox-state.ts";
+import { registerControlRoutes, type ControlTarget } from "./control.ts";
+import { FaultTable, IdempotencyCache, faultMiddleware, faultRuleSchema, type FaultCounts, type FaultRule } from "./faults.ts";
+import { familyError, isOpenApiPath, openApiError, PROJECTS_PREFIX, restError } from "./http.ts";
+import { registerInvoiceRoutes } from "./invoices.ts";
+import { registerLedgerControlRoutes } from "./ledger-control.ts";
+import { registerLedgerRoutes } from "./ledger-routes.ts";
+import { registerProjectRoutes } from "./projects.ts";
+import { registerRestRoutes, type SandboxCore } from "./rest.ts";
+import { createState, type SandboxState } from "./state.ts";
 
-export type { FaultKind, FaultRule } from "./sandbox-faults.ts";
-export type { SandboxState } from "./sandbox-state.ts";
+export type { FaultKind, FaultRule } from "./faults.ts";
+export type { SandboxState } from "./state.ts";
 
 export const DEFAULT_APP_SECRET_TOKEN = "demo-app-secret";
 export const DEFAULT_AGREEMENT_GRANT_TOKEN = "demo-agreement-grant";
@@ -142,7 +142,7 @@ export async function startEconomicSandbox(
   opts: EconomicSandboxOptions & { port?: number; hostname?: string } = {},
 ): Promise<StartedEconomicSandbox> {
   let server: ReturnType<typeof Bun.serve> | undefined;
-  // Pooled keep-alive connections would let a client silently retry a dropped request (see sandbox-faults.ts).
+  // Pooled keep-alive connections would let a client silently retry a dropped request (see faults.ts).
   const sandbox = createEconomicSandbox({ ...opts, onDropArmed: () => { server?.closeIdleConnections(); opts.onDropArmed?.(); } });
   const hostname = opts.hostname ?? "127.0.0.1";
   // Generous idle timeout so latency faults do not turn into connection resets.

@@ -2,7 +2,7 @@
 // (with voucher receipts), plus legacy "UI" webhooks with merge fields that call a URL when something is
 // booked. Supplier invoices reach the ledger through a test hook that books them as e-conomic does:
 // a cost entry (net, with project and cost type), a VAT entry and a supplier entry (gross).
-import type { Attachment, Json } from "./sandbox-state.ts";
+import type { Attachment, Json } from "./state.ts";
 
 export interface LedgerEntry {
   entryNumber: number;

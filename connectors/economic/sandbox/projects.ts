@@ -2,10 +2,10 @@
 // lists, /ProjectGroups. Routes are lower-case: the sandbox matches OpenAPI paths case-insensitively.
 import type { Context, Hono } from "hono";
 import projectJson from "./schemas/openapi-projects-Project.schema.json";
-import { isPlainObject, stripToSchema, validateSchema, type JsonSchema } from "./schema-validate.ts";
-import { applyFilter, openApiError, openApiJson, PROJECTS_PREFIX, readJsonBody } from "./sandbox-http.ts";
-import { intSegment, origin, type SandboxCore } from "./sandbox-rest.ts";
-import { nextObjectVersion, type Json, type SandboxState } from "./sandbox-state.ts";
+import { isPlainObject, stripToSchema, validateSchema, type JsonSchema } from "../schema-validate.ts";
+import { applyFilter, openApiError, openApiJson, PROJECTS_PREFIX, readJsonBody } from "./http.ts";
+import { intSegment, origin, type SandboxCore } from "./rest.ts";
+import { nextObjectVersion, type Json, type SandboxState } from "./state.ts";
 
 const P = PROJECTS_PREFIX;
 const PROJECT_SCHEMA = projectJson as unknown as JsonSchema;

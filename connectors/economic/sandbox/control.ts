@@ -2,8 +2,8 @@
 // another process.
 import type { Hono } from "hono";
 import { z } from "zod";
-import { faultRuleSchema, type FaultRule } from "./sandbox-faults.ts";
-import { REMOVABLE_SEED, removeSeed, type Attachment, type Json, type SandboxState } from "./sandbox-state.ts";
+import { faultRuleSchema, type FaultRule } from "./faults.ts";
+import { REMOVABLE_SEED, removeSeed, type Attachment, type Json, type SandboxState } from "./state.ts";
 
 export interface ControlTarget {
   readonly state: SandboxState;

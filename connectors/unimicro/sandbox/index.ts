@@ -1,16 +1,16 @@
 // A faithful test double of the Uni Micro platform (Uni Economy / DnB Regnskap / SpareBank 1 Regnskap):
 // identity server, /api/init/companies, /api/endpoints, the Files service and /api/biz with internal IDs,
 // `_createguid`, the invoice transition and credit drafts, the error envelope, and fault injection.
-// Run standalone: `bun connectors/unimicro/sandbox.ts [profile]` prints a kontobro.toml snippet.
+// Run standalone: `bun connectors/unimicro/sandbox/index.ts [profile]` prints a kontobro.toml snippet.
 import { generateKeyPairSync } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Hono } from "hono";
-import { IdentityServer, type SandboxClient } from "./sandbox-auth.ts";
-import { Faults, FaultRulesBody, withConnectionClose } from "./sandbox-faults.ts";
-import { QueryError } from "./sandbox-query.ts";
-import { ApiError, COLLECTIONS, CompanyStore, notFound, WRITABLE, type Profile, type StoreOptions } from "./sandbox-store.ts";
+import { IdentityServer, type SandboxClient } from "./auth.ts";
+import { Faults, FaultRulesBody, withConnectionClose } from "./faults.ts";
+import { QueryError } from "./query.ts";
+import { ApiError, COLLECTIONS, CompanyStore, notFound, WRITABLE, type Profile, type StoreOptions } from "./store.ts";
 
 export interface UniMicroSandboxOptions {
   /** "dnb-regnskap" / "sparebank1-regnskap" enforce the number rules server-side. Default "unimicro". */

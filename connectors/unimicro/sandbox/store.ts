@@ -1,6 +1,6 @@
 // The sandbox's data for one company: entities with internal IDs, the platform's child-row rules
 // (`_createguid`, `Deleted`, IDs), foreign keys that fail as a 500, and per-entity validation.
-import { runQuery, type Query, type Row } from "./sandbox-query.ts";
+import { runQuery, type Query, type Row } from "./query.ts";
 
 export type Profile = "unimicro" | "uni-economy" | "dnb-regnskap" | "sparebank1-regnskap";
 

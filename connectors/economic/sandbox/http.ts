@@ -1,9 +1,9 @@
 // HTTP shapes the sandbox shares: e-conomic's two error envelopes, the annotated validation error, the
 // REST collection with paging and filters, and request-body reading (415 / 400 / null / schema).
 import type { Context } from "hono";
-import { FilterError, filterFields, matchesFilter, parseFilter, valueAt } from "./sandbox-filter.ts";
-import { isPlainObject, stripToSchema, validateSchema, type JsonSchema, type PathSegment, type SchemaError } from "./schema-validate.ts";
-import type { Json } from "./sandbox-state.ts";
+import { FilterError, filterFields, matchesFilter, parseFilter, valueAt } from "./filter.ts";
+import { isPlainObject, stripToSchema, validateSchema, type JsonSchema, type PathSegment, type SchemaError } from "../schema-validate.ts";
+import type { Json } from "./state.ts";
 
 export const PROJECTS_PREFIX = "/projectsapi/v1.1.0";
 export const MAX_PAGE_SIZE = 1000;

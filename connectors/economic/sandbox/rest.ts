@@ -7,12 +7,12 @@ import customersPut from "./schemas/customers.customerNo.put.schema.json";
 import productsGet from "./schemas/products.get.schema.json";
 import productsPost from "./schemas/products.post.schema.json";
 import productsPut from "./schemas/products.productNumber.put.schema.json";
-import type { JsonSchema } from "./schema-validate.ts";
+import type { JsonSchema } from "../schema-validate.ts";
 import {
   checkRef, decodeSelfId, encodeSelfId, filterableFields, readRestDocument, restCollection, restError, restJson,
   validationError, withSelf, type FieldError,
-} from "./sandbox-http.ts";
-import type { Json, SandboxState } from "./sandbox-state.ts";
+} from "./http.ts";
+import type { Json, SandboxState } from "./state.ts";
 
 export interface SandboxCore {
   readonly state: SandboxState;
