@@ -14,6 +14,7 @@ import { createApp } from "./http/app.ts";
 import { IntakeWriter } from "./intake.ts";
 import { registerSecret, type Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
+import { CredentialsWatch } from "./notify/credentials.ts";
 import type { Entity } from "./model.ts";
 import { Outbox } from "./outbox.ts";
 import { createPulls, type PullsRuntime } from "./pulls/index.ts";
@@ -72,7 +73,10 @@ export async function startAgent(config: AgentConfig, targets: TargetConfig[], l
   if (recovered > 0) log.warn("recovered deliveries left in flight by a previous run; each is looked up at the target before any new create", { count: recovered });
 
   const metrics = new Metrics();
-  const connectors = createConnectors(targets, log, db);
+  // Watched: a 401 marks the target's credentials refused, a success working again (/readyz, alerts).
+  const credentials = new CredentialsWatch(db, log);
+  credentials.reconcile(targets.filter((t) => t.enabled));
+  const connectors = credentials.wrap(createConnectors(targets, log, db), (name) => targets.find((t) => t.name === name)?.settings);
   metrics.gaugeSources.push(() => budgetGauges(connectors));
   const record = recordPayload(db);
   // Delivery ids restart at 1 in a new data directory and repeat after a restore; the installation id and

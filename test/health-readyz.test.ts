@@ -31,8 +31,8 @@ describe("/healthz and /readyz", () => {
       const r = await getJson(`${stack!.agent.url}/readyz`);
       return r.status === 503 ? r : null;
     });
-    const check = refused.body.checks.find((c: any) => c.name === "credentials:eco");
-    expect(refused.body.status).toBe("not_ready");
+    const check = refused!.body.checks.find((c: any) => c.name === "credentials:eco");
+    expect(refused!.body.status).toBe("not_ready");
     expect(check.ok).toBe(false);
     expect(check.message).toContain("eco refuses kontobro's credentials");
     expect(check.hint).toBeTruthy();

@@ -1,10 +1,11 @@
-// The agent's HTTP surface: status page, /healthz, /metrics and the API.
+// The agent's HTTP surface: status page, /healthz, /readyz, /metrics and the API.
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { deliveryCounts, eventCount, pullGauges } from "../queries.ts";
 import { apiRoutes } from "./api.ts";
 import type { AppContext } from "./context.ts";
 import { exportsRoutes } from "./exports-api.ts";
+import { registerHealthRoutes } from "./health.ts";
 import { inboxRoutes, pullsApiRoutes } from "./inbox-api.ts";
 import { registerExportUi } from "./status-exports.ts";
 import { renderStatusPage } from "./status-page.ts";
@@ -16,14 +17,8 @@ import { targetWebhookRoutes } from "./target-webhooks.ts";
 export function createApp(ctx: AppContext): Hono {
   const app = new Hono();
 
-  app.get("/healthz", (c) => {
-    try {
-      ctx.db.$client.query("SELECT 1").get();
-      return c.json({ status: "ok", version: ctx.version, uptimeSeconds: Math.round((Date.now() - ctx.startedAt) / 1000) });
-    } catch (e) {
-      return c.json({ status: "error", message: `database: ${(e as Error).message}` }, 503);
-    }
-  });
+  // /healthz (liveness) and /readyz (database, migrations, credentials): agent/http/health.ts.
+  registerHealthRoutes(app, ctx);
 
   app.get("/metrics", (c) => {
     c.header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");

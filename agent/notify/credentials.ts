@@ -1,0 +1,107 @@
+// Whether each target's credentials work, as the last calls found: a 401 from the target (after the
+// connector's own token refresh) marks them refused; any call the target answered with success marks them
+// working again. Kept in the settings table (credentials:<target>), so /readyz, the status page and the
+// notifier see it across restarts. A stored refusal is dropped at start when the target's settings changed
+// (someone fixed the token): the next call tells again.
+import { createHash } from "node:crypto";
+import type { Connector } from "../../connectors/contract.ts";
+import { isTargetError } from "../../connectors/http.ts";
+import type { Db } from "../db/index.ts";
+import type { Logger } from "../log.ts";
+
+export interface CredentialsRefused {
+  target: string;
+  /** When the target first refused them (epoch ms). */
+  since: number;
+  message: string;
+  hint?: string;
+  /** Hash of the target's settings when refused: other settings at start drop the refusal. */
+  settings: string;
+}
+
+const PREFIX = "credentials:";
+
+/** Every target whose credentials were refused and have not worked since. */
+export function refusedCredentials(db: Db): CredentialsRefused[] {
+  try {
+    const rows = db.$client.query(`SELECT name, value FROM settings WHERE name LIKE 'credentials:%' ORDER BY name`).all() as { name: string; value: string }[];
+    return rows.map((r) => ({ ...(JSON.parse(r.value) as Omit<CredentialsRefused, "target">), target: r.name.slice(PREFIX.length) }));
+  } catch {
+    return [];
+  }
+}
+
+export const settingsHash = (settings: unknown) => createHash("sha256").update(JSON.stringify(settings ?? null)).digest("hex").slice(0, 16);
+
+/** The methods that call the target; their outcome tells whether the credentials work. */
+const CALLS = new Set(["push", "find", "pull"]);
+
+export class CredentialsWatch {
+  /** Known state per target: true = working, false = refused. Writes happen only on a change. */
+  private readonly known = new Map<string, boolean>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** At start: forget refusals of targets whose settings changed since, or that are gone. */
+  reconcile(targets: { name: string; settings: unknown }[]): void {
+    const current = new Map(targets.map((t) => [t.name, settingsHash(t.settings)]));
+    for (const r of refusedCredentials(this.db)) {
+      if (current.get(r.target) === r.settings) { this.known.set(r.target, false); continue; }
+      this.db.$client.run(`DELETE FROM settings WHERE name = ?1`, [PREFIX + r.target]);
+      this.log.info("the target's settings changed since its credentials were refused; the next call checks them again", { target: r.target });
+    }
+  }
+
+  refused(target: string, settings: unknown, message: string, hint?: string): void {
+    if (this.known.get(target) === false) return;
+    this.known.set(target, false);
+    try {
+      const value: Omit<CredentialsRefused, "target"> = { since: this.now(), message, ...(hint ? { hint } : {}), settings: settingsHash(settings) };
+      this.db.$client.run(`INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING`, [PREFIX + target, JSON.stringify(value)]);
+      this.log.warn("the target refused kontobro's credentials", { target, message });
+    } catch (e) {
+      this.known.delete(target);
+      this.log.warn("could not record that the target refused the credentials", { target, error: e });
+    }
+  }
+
+  working(target: string): void {
+    if (this.known.get(target) === true) return;
+    try {
+      const changed = this.db.$client.run(`DELETE FROM settings WHERE name = ?1`, [PREFIX + target]).changes;
+      this.known.set(target, true);
+      if (changed > 0) this.log.info("the target accepts kontobro's credentials again", { target });
+    } catch (e) {
+      this.log.warn("could not record that the target accepts the credentials again", { target, error: e });
+    }
+  }
+
+  /** The same connectors, watched: their calls' outcomes keep the credentials state. */
+  wrap(connectors: Map<string, Connector>, settingsOf: (target: string) => unknown): Map<string, Connector> {
+    const out = new Map<string, Connector>();
+    for (const [name, connector] of connectors) {
+      out.set(name, new Proxy(connector, {
+        get: (obj, prop) => {
+          const value = Reflect.get(obj, prop);
+          if (typeof value !== "function") return value;
+          if (typeof prop !== "string" || !CALLS.has(prop)) return value.bind(obj);
+          return async (...args: unknown[]) => {
+            try {
+              const result = await value.apply(obj, args);
+              this.working(name);
+              return result;
+            } catch (e) {
+              if (isTargetError(e) && e.status === 401) this.refused(name, settingsOf(name), e.message, e.hint);
+              throw e;
+            }
+          };
+        },
+      }));
+    }
+    return out;
+  }
+}
