@@ -111,6 +111,7 @@ export const isLoopback = (host: string) => LOOPBACK.test(host);
 /** Validates an already-parsed TOML document (pure apart from reading `env`). */
 export function validateConfig(raw: unknown, env: Record<string, string | undefined> = process.env): LoadedConfig {
   const problems: string[] = [];
+  const warnings: string[] = [];
   const resolved = resolveEnv(raw ?? {}, env, "", problems);
   const parsed = AgentConfig.safeParse(resolved);
   if (!parsed.success) problems.push(...zodProblems(parsed.error, ""));
@@ -126,7 +127,7 @@ export function validateConfig(raw: unknown, env: Record<string, string | undefi
     if (!factory) return problems.push(`${at}.kind: unknown kind "${t.kind}"; use one of ${Object.keys(connectorKinds).join(", ")}`);
     const { name, kind, enabled, paused, pulls, ...rest } = t;
     const schedules = targetSchedules(factory, pulls, at, problems);
-    const settings = factory.configSchema.safeParse(rest);
+    const settings = factory.configSchema.safeParse(renameKeys(rest, factory.renamedKeys, at, problems, warnings));
     if (!settings.success) return problems.push(...zodProblems(settings.error, at));
     // Secrets written directly in the file are masked in logs as well as those from ${ENV}.
     for (const [k, v] of Object.entries(settings.data as Record<string, unknown>)) if (SECRET_KEYS.test(k) && typeof v === "string") registerSecret(v);
@@ -139,7 +140,20 @@ export function validateConfig(raw: unknown, env: Record<string, string | undefi
   }
   if (problems.length > 0) throw new ConfigError(problems);
   registerSecret(config.http.api_token);
-  return { config, targets, warnings: [] };
+  return { config, targets, warnings };
+}
+
+/** A connector's renamed keys: the old name still works (with a warning naming the new one), but not beside the new. */
+function renameKeys(table: Record<string, unknown>, renamed: Record<string, string> = {}, at: string, problems: string[], warnings: string[]): Record<string, unknown> {
+  const out = { ...table };
+  for (const [old, now] of Object.entries(renamed)) {
+    if (!(old in out)) continue;
+    if (now in out) problems.push(`${at}.${old}: is the old name of ${now}, which is set too; remove ${old}`);
+    else warnings.push(`${at}.${old} is now called ${now}; it still works, but rename it in kontobro.toml`);
+    out[now] ??= out[old];
+    delete out[old];
+  }
+  return out;
 }
 
 /** Reads and validates a kontobro.toml file. */

@@ -145,6 +145,8 @@ export interface ConnectorFactory<C = any> {
   /** zod schema of the target's [[targets]] table in kontobro.toml (secrets already resolved). */
   configSchema: z.ZodType<C>;
   create(name: string, config: C, deps: ConnectorDeps): Connector;
+  /** Keys of the [[targets]] table that were renamed (old → new): the old name still works, with a warning. */
+  renamedKeys?: Record<string, string>;
   /** Streams the connector can pull, by name, with their default schedules. */
   pulls?: Record<string, PullStreamSpec>;
   /**

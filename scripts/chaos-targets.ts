@@ -124,7 +124,7 @@ export async function startUniMicroTarget(dir: string, _random: () => number, pl
     toml: `[[targets]]\nname = "${TARGET_NAME}"\nkind = "unimicro"\nplatform = "custom"\nbase_url = "${url}"\nidentity_url = "${url}/connect/token"\n` +
       `client_id = "${DEMO_CLIENT_ID}"\nprivate_key = "${keyPath}"\ncompany_key = "${DEMO_COMPANY.Key}"\n` +
       `accounts = { hours = 3000, expenses = 3400, products = 3000 }\nvat_codes = { hours = "3", expenses = "3", products = "3" }\n` +
-      `product_numbers = { hours = "1", expenses = "2", products = "3" }\nrate_per_second = 0\ntimeout_ms = ${plan.timeoutMs}\n`,
+      `product_numbers = { hours = "1", expenses = "2", products = "3" }\nrequests_per_second = 0\nrequest_timeout_ms = ${plan.timeoutMs}\n`,
     background: () => setRules([
       { fault: "503", probability: 0.02, retryAfterSeconds: 0 },
       { fault: "500", probability: 0.01 },

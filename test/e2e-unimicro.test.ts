@@ -11,7 +11,7 @@ afterEach(async () => { await agent?.stop(); await target?.stop(); });
 
 async function start() {
   target = await startDemoTarget("unimicro");
-  const { config, targets } = demoConfig({ dataDir: tempDir(), port: 0, target: { ...target.target, rate_per_second: 0 } });
+  const { config, targets } = demoConfig({ dataDir: tempDir(), port: 0, target: { ...target.target, requests_per_second: 0 } });
   config.dispatch.retry_base_ms = 20;
   config.dispatch.retry_max_ms = 200;
   config.dispatch.idle_poll_ms = 50;

@@ -32,8 +32,8 @@ export function startEnv(o: { sandbox?: UniMicroSandboxOptions; config?: Record<
     accounts: { hours: 3000, expenses: 3400, products: 3000 },
     vat_codes: { hours: "3", expenses: "3", products: "3" },
     product_numbers: { hours: "1", expenses: "2", products: "3" },
-    rate_per_second: 0,
-    timeout_ms: 5000,
+    requests_per_second: 0,
+    request_timeout_ms: 5000,
     ...o.config,
   });
   const connector = unimicroFactory.create("uni-test", config, { log: silentLogger });

@@ -133,7 +133,7 @@ describe("customers and projects are matched by number on purpose", () => {
 describe("through the agent", () => {
   test("an invoice whose number is taken by a foreign booked invoice needs action, naming it; nothing is marked delivered", async () => {
     const target = await startDemoTarget("unimicro");
-    const { config, targets } = demoConfig({ dataDir: tempDir(), port: 0, target: { ...target.target, rate_per_second: 0 } });
+    const { config, targets } = demoConfig({ dataDir: tempDir(), port: 0, target: { ...target.target, requests_per_second: 0 } });
     Object.assign(config.dispatch, { retry_base_ms: 20, retry_max_ms: 200, idle_poll_ms: 50 });
     const agent = await startAgent(config, targets, silentLogger);
     try {

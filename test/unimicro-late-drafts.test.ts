@@ -29,7 +29,7 @@ const ours = async (psaId: string) => (await env.company()).invoices.filter((r: 
 
 describe("Uni Micro answers that come late or break off", () => {
   test("an invoice draft POST answered after the timeout is finished, not doubled: one booked invoice, no draft", async () => {
-    env = startEnv({ config: { timeout_ms: 1000 } });
+    env = startEnv({ config: { request_timeout_ms: 1000 } });
     await seedMasterData(env);
     await env.faults({ method: "POST", path: "^/api/biz/invoices$", fault: "latency", latencyMs: 1500, count: 1 });
     const r = await pushUntilDone(Invoice.parse(invoice()));

@@ -5,7 +5,8 @@ import { createPrivateKey, generateKeyPairSync } from "node:crypto";
 import { CreditNote, Customer, customerQuantity, Invoice } from "../agent/model.ts";
 import { buildClientAssertion } from "../connectors/unimicro/auth.ts";
 import { describeUniError, flattenValidation, queryString } from "../connectors/unimicro/client.ts";
-import { settingsFrom, UniMicroConfig } from "../connectors/unimicro/index.ts";
+import { ConfigError, validateConfig } from "../agent/config.ts";
+import { settingsFrom, UniMicroConfig } from "../connectors/unimicro/config.ts";
 import { deterministicGuid, lineNeeds, mapCustomer, mapInvoice, paymentIdFor, voucherFollows } from "../connectors/unimicro/map.ts";
 import { customerRules, invoiceRules, projectRules, type RuleOptions } from "../connectors/unimicro/rules.ts";
 import { IdentityServer } from "../connectors/unimicro/sandbox/auth.ts";
@@ -163,6 +164,22 @@ describe("config", () => {
     expect(dnb.error!.issues.map((i) => i.path.join("."))).toEqual(["identity_url"]);
     expect(UniMicroConfig.safeParse({ ...base, platform: "custom" }).error!.issues.map((i) => i.path.join("."))).toEqual(["base_url", "identity_url"]);
     expect(settingsFrom(UniMicroConfig.parse({ ...base, platform: "custom", base_url: "http://x/", identity_url: "http://x/connect/token" })).customerNumberRange).toBeNull();
+  });
+
+  test("the old key names timeout_ms and rate_per_second still work, with a warning naming the new ones; not beside them", () => {
+    const target = { name: "uni", kind: "unimicro", ...base, platform: "sparebank1-regnskap" };
+    const old = validateConfig({ targets: [{ ...target, timeout_ms: 5000, rate_per_second: 0 }] }, {});
+    expect(settingsFrom(old.targets[0]!.settings)).toMatchObject({ timeoutMs: 5000, requestsPerSecond: 0 });
+    expect(old.warnings).toEqual([
+      "targets[0].timeout_ms is now called request_timeout_ms; it still works, but rename it in kontobro.toml",
+      "targets[0].rate_per_second is now called requests_per_second; it still works, but rename it in kontobro.toml",
+    ]);
+    const now = validateConfig({ targets: [{ ...target, request_timeout_ms: 5000, requests_per_second: 0 }] }, {});
+    expect(now.warnings).toEqual([]);
+    expect(settingsFrom(now.targets[0]!.settings)).toMatchObject({ timeoutMs: 5000, requestsPerSecond: 0 });
+    let problems: string[] = [];
+    try { validateConfig({ targets: [{ ...target, timeout_ms: 5000, request_timeout_ms: 6000 }] }, {}); } catch (e) { problems = (e as ConfigError).problems; }
+    expect(problems).toEqual(["targets[0].timeout_ms: is the old name of request_timeout_ms, which is set too; remove timeout_ms"]);
   });
 });
 

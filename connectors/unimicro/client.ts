@@ -165,3 +165,10 @@ export class IdLookups {
   vatType(vatCode: string) { return this.lookup("vattype", vatCode, "vattypes", `VatCode eq ${q(vatCode)}`); }
   currency(code: string) { return this.lookup("currency", code, "currencycodes", `Code eq ${q(code)}`); }
 }
+
+/** The ID a lookup found, or a permanent error saying what the target lacks and how to fix it. */
+export async function requireId(title: string, kind: string, key: string, id: Promise<number | null>, hint: string): Promise<number> {
+  const found = await id;
+  if (found) return found;
+  throw new TargetError("permanent", { code: `unimicro.${kind}_missing`, message: `${title} has no ${kind.replace("_", " ")} ${key}.`, hint });
+}

@@ -5,9 +5,10 @@ import { issuesToProblems, type Problem } from "../../agent/problem.ts";
 import type { CheckItem, Connector, ConnectorDeps, Link, PushContext, PushResult } from "../contract.ts";
 import { TargetError, TokenBucket } from "../http.ts";
 import { TokenSource } from "./auth.ts";
-import { IdLookups, q, UniClient } from "./client.ts";
+import { runChecks } from "./check.ts";
+import { IdLookups, q, requireId, UniClient } from "./client.ts";
 import { LateCreates } from "./late-creates.ts";
-import type { UniMicroSettings } from "./index.ts";
+import type { UniMicroSettings } from "./config.ts";
 import {
   deterministicGuid, existingCustomerRows, invoiceMarker, lineNeeds, mapCustomer, mapInvoice, mapProduct, mapProject,
   markerPsaId, paymentIdFor, voucherFollows, type ResolvedLine,
@@ -50,7 +51,7 @@ export class UniMicroConnector implements Connector {
 
   constructor(readonly name: string, private readonly s: UniMicroSettings, private readonly deps: ConnectorDeps) {
     this.tokens = new TokenSource({ identityUrl: s.identityUrl, clientId: s.clientId, privateKey: s.privateKey, certificate: s.certificate, scope: s.scope, timeoutMs: s.timeoutMs, targetTitle: s.title });
-    const limiter = s.ratePerSecond > 0 ? new TokenBucket(s.ratePerSecond, s.burst) : undefined;
+    const limiter = s.requestsPerSecond > 0 ? new TokenBucket(s.requestsPerSecond, s.burst) : undefined;
     this.api = new UniClient({ baseUrl: s.baseUrl, companyKey: s.companyKey, tokens: this.tokens, timeoutMs: s.timeoutMs, limiter, title: s.title });
     this.ids = new IdLookups(this.api);
     this.lateCreates = new LateCreates(this.api, s.timeoutMs);
@@ -114,10 +115,8 @@ export class UniMicroConnector implements Connector {
     return this.api.get(`/api/biz/${entity}/${link.remoteId}${expand ? `?expand=${encodeURIComponent(expand)}` : ""}`, [404]);
   }
 
-  private async requireId(kind: string, key: string, id: Promise<number | null>, hint: string): Promise<number> {
-    const found = await id;
-    if (found) return found;
-    throw new TargetError("permanent", { code: `unimicro.${kind}_missing`, message: `${this.s.title} has no ${kind.replace("_", " ")} ${key}.`, hint });
+  private requireId(kind: string, key: string, id: Promise<number | null>, hint: string): Promise<number> {
+    return requireId(this.s.title, kind, key, id, hint);
   }
 
   private customerId(number: string): Promise<number> {
@@ -346,45 +345,7 @@ export class UniMicroConnector implements Connector {
 
   // ---- check ---------------------------------------------------------------------------------------
 
-  async check(): Promise<CheckItem[]> {
-    const items: CheckItem[] = [];
-    const fail = (name: string, e: unknown): CheckItem => ({ ok: false, name, message: e instanceof Error ? e.message : String(e), hint: (e as TargetError)?.hint });
-    try {
-      await this.tokens.get();
-      items.push({ ok: true, name: "credentials", message: `Signed in to ${this.s.title} as server client ${this.s.clientId}.` });
-    } catch (e) {
-      return [fail("credentials", e)];
-    }
-    try {
-      const companies = await this.api.companies();
-      const company = companies.find((c) => c.Key === this.s.companyKey);
-      if (!company) {
-        const list = companies.map((c) => `${c.Name} (${c.Key})`).join(", ") || "none";
-        items.push({ ok: false, name: "company", message: `The company key ${this.s.companyKey} is not among the companies this client may reach: ${list}.`,
-          hint: `Copy the key from ${this.s.title} ("?" → "Systeminformasjon") into company_key, and make sure the integration is activated for that company.` });
-        return items;
-      }
-      items.push({ ok: true, name: "company", message: `Company "${company.Name}" is reachable.` });
-    } catch (e) {
-      return [...items, fail("company", e)];
-    }
-    for (const [kind, setup] of Object.entries(this.s.lines)) {
-      if (!setup || (!setup.accountNumber && !setup.vatCode && !setup.productId && !setup.productNumber)) continue;
-      try {
-        const parts: string[] = [];
-        if (setup.accountNumber) parts.push(`account ${setup.accountNumber} → ID ${await this.requireId("account", String(setup.accountNumber), this.ids.account(setup.accountNumber), `Create it in ${this.s.title} or fix accounts.${kind}.`)}`);
-        if (setup.vatCode) parts.push(`VAT code ${setup.vatCode} → ID ${await this.requireId("vat_code", setup.vatCode, this.ids.vatType(setup.vatCode), `Fix vat_codes.${kind}.`)}`);
-        if (setup.productId) {
-          if (!(await this.api.get(`/api/biz/products/${setup.productId}`, [404]))) throw new TargetError("permanent", { code: "unimicro.product_missing", message: `${this.s.title} has no product with ID ${setup.productId}.`, hint: `Fix product_ids.${kind}.` });
-          parts.push(`product ID ${setup.productId}`);
-        } else if (setup.productNumber) {
-          parts.push(`product ${setup.productNumber} → ID ${await this.requireId("product", setup.productNumber, this.ids.product(setup.productNumber), `Create it in ${this.s.title} or fix product_numbers.${kind}.`)}`);
-        }
-        items.push({ ok: true, name: `${kind} lines`, message: parts.join(", ") });
-      } catch (e) {
-        items.push(fail(`${kind} lines`, e));
-      }
-    }
-    return items;
+  check(): Promise<CheckItem[]> {
+    return runChecks(this.s, this.tokens, this.api, this.ids);
   }
 }

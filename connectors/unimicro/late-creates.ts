@@ -1,10 +1,10 @@
-// Invoice draft POSTs answered after timeout_ms. The attempt gives up at the timeout (uncertain), but the
+// Invoice draft POSTs answered after request_timeout_ms. The attempt gives up at the timeout (uncertain), but the
 // request keeps listening; until its answer comes, no attempt for that invoice creates another draft. The
 // next attempt then finds the late draft by its marker and finishes it, so no second draft is left behind.
 import { TargetError } from "../http.ts";
 import type { UniClient } from "./client.ts";
 
-/** How long a draft POST that outlived timeout_ms is still listened to. */
+/** How long a draft POST that outlived request_timeout_ms is still listened to. */
 export const LATE_CREATE_WAIT_MS = 10 * 60 * 1000;
 
 export class LateCreates {
