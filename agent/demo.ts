@@ -1,12 +1,11 @@
-// Demo mode: the agent on its embedded defaults against the built-in e-conomic sandbox, with sample
-// PSA data flowing in, so a new user sees the whole path work after `npm start`.
+// Demo mode: the agent on its embedded defaults against a target's built-in sandbox (the registry's first
+// by default), with sample PSA data flowing in, so a new user sees the whole path work after `npm start`.
 import type { AgentConfig, TargetConfig } from "./config.ts";
 import { validateConfig } from "./config.ts";
 import type { IntakeWriter, ValidEvent } from "./intake.ts";
 import { parseEvents } from "./intake.ts";
 import type { Db } from "./db/index.ts";
-import { startEconomicSandbox } from "../connectors/economic/sandbox/index.ts";
-import { DEMO_CLIENT_ID, DEMO_COMPANY, startUniMicroSandbox } from "../connectors/unimicro/sandbox/index.ts";
+import { connectorKinds } from "../connectors/registry.ts";
 
 /** A one-page PDF, small and valid, so the sandbox accepts it as the invoice attachment. */
 export const SAMPLE_PDF_BASE64 = Buffer.from(
@@ -21,30 +20,15 @@ export interface DemoTarget {
   stop(): Promise<void>;
 }
 
-export const DEMO_TARGETS = ["economic", "unimicro"] as const;
+/** The registry's kinds whose connector has a sandbox (and so a demo target), in its order. */
+export const DEMO_TARGETS: readonly string[] = Object.keys(connectorKinds).filter((k) => connectorKinds[k]!.startSandbox);
 
 /** Starts the built-in sandbox of a target kind in-process and describes how to reach it. */
 export async function startDemoTarget(kind: string): Promise<DemoTarget> {
-  if (kind === "economic") {
-    const sandbox = await startEconomicSandbox({ port: 0 });
-    return {
-      sandboxUrl: sandbox.url, stop: () => sandbox.stop(),
-      target: { name: "economic-demo", kind: "economic", rest_url: sandbox.url, projects_url: sandbox.projectsUrl, app_secret_token: "demo-app-secret", agreement_grant_token: "demo-agreement-grant" },
-    };
-  }
-  if (kind === "unimicro") {
-    const { url, sandbox, stop } = startUniMicroSandbox({ port: 0 });
-    return {
-      sandboxUrl: url, stop: async () => { stop(); },
-      target: {
-        name: "unimicro-demo", kind: "unimicro", platform: "custom", base_url: url, identity_url: `${url}/connect/token`,
-        client_id: DEMO_CLIENT_ID, private_key: sandbox.demo!.privateKeyPem, company_key: DEMO_COMPANY.Key,
-        accounts: { hours: 3000, expenses: 3400, products: 3000 }, vat_codes: { hours: "3", expenses: "3", products: "3" },
-        product_numbers: { hours: "1", expenses: "2", products: "3" },
-      },
-    };
-  }
-  throw new Error(`demo has no sandbox for "${kind}"; use one of ${DEMO_TARGETS.join(", ")}`);
+  const start = connectorKinds[kind]?.startSandbox;
+  if (!start) throw new Error(`demo has no sandbox for "${kind}"; use one of ${DEMO_TARGETS.join(", ")}`);
+  const sandbox = await start({ port: 0 });
+  return { target: sandbox.demoTarget, sandboxUrl: sandbox.url, stop: sandbox.stop };
 }
 
 export function demoConfig(opts: { dataDir?: string; port?: number; target: Record<string, unknown> }): { config: AgentConfig; targets: TargetConfig[] } {
@@ -102,7 +86,7 @@ export function startSampleFeed(db: Db, intake: IntakeWriter, intervalMs: number
     await feed(sampleRound(n));
     log(`demo: sent customer ${10000 + n}, project ${5000 + n} and invoice ${20000 + n}`);
   };
-  // The broken sample goes through intake (it is valid PSA data) and fails e-conomic's pre-flight rules.
+  // The broken sample goes through intake (it is valid PSA data) and fails the target's pre-flight rules.
   void feed([BROKEN_SAMPLE]).then(round).catch((e) => log(`demo feed failed: ${e.message}`));
   const timer = setInterval(() => void round().catch((e) => log(`demo feed failed: ${e.message}`)), intervalMs);
   return () => clearInterval(timer);

@@ -127,7 +127,7 @@ export const InvoiceLine = z.object({
   account: optionalText(20),
   kind: LineKind.default("hours"),
   productCode: recordCode.optional(),
-  /** The line's category at the target where it has one (e.g. Uniconta's project category). */
+  /** The line's category at the target where it has one (e.g. a project category). */
   category: optionalText(50),
 }).refine((l) => Math.abs(l.quantity * l.unitPrice) <= MAX_AMOUNT_MINOR, {
   error: `quantity × unitPrice must be ${amountBound}`, path: ["unitPrice"],

@@ -2,7 +2,7 @@ import type { z } from "zod";
 
 /** The one shape for anything that went wrong, everywhere: intake, rules, connectors, config. */
 export interface Problem {
-  /** Stable machine code, e.g. "economic.project_number_not_numeric" or "E06000". */
+  /** Stable machine code, e.g. "<kind>.project_number_not_numeric" (a connector's own) or "E06000" (the target's). */
   code: string;
   /** Plain language: what is wrong. */
   message: string;

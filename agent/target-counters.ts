@@ -1,5 +1,5 @@
 // Durable counters per target that restart with each period (the connector contract's PeriodCounters), for
-// quotas a target counts against us (Uniconta's server calls per day). One settings row per (target, name)
+// quotas a target counts against us (e.g. server calls per day). One settings row per (target, name)
 // holds "<period>:<value>", changed in one statement, so every process of the agent adds to the same count.
 import type { PeriodCounters, TargetBudget } from "../connectors/contract.ts";
 import type { Db } from "./db/index.ts";
@@ -29,7 +29,7 @@ export function budgetGauges(connectors: Map<string, { budgets?(): TargetBudget[
   if (rows.length === 0) return [];
   const labels = (r: { target: string; b: TargetBudget }) => ({ target: r.target, budget: r.b.name });
   return [
-    { name: "kontobro_target_budget_used", help: "Calls (or other units) of a target's quota used in the current period, e.g. Uniconta server calls today.", rows: rows.map((r) => ({ labels: labels(r), value: r.b.used })) },
+    { name: "kontobro_target_budget_used", help: "Calls (or other units) of a target's quota used in the current period, e.g. a target's server calls today.", rows: rows.map((r) => ({ labels: labels(r), value: r.b.used })) },
     { name: "kontobro_target_budget_limit", help: "A target's quota per period (kontobro never exceeds it).", rows: rows.map((r) => ({ labels: labels(r), value: r.b.limit })) },
   ];
 }

@@ -1,9 +1,12 @@
-// The connector contract: every target (e-conomic, Uni Micro, …) implements this and nothing more.
+// The connector contract: every target implements this and nothing more; its factory describes the rest.
 // The agent core never knows a target's API; a connector never touches the database.
 import type { z } from "zod";
 import type { Entity } from "../agent/model.ts";
 import type { Problem } from "../agent/problem.ts";
 import type { Logger } from "../agent/log.ts";
+import type { BenchAdapter, ChaosAdapter, RunningSandbox } from "./sandbox.ts";
+
+export type { BenchAdapter, ChaosAdapter, RunningSandbox } from "./sandbox.ts";
 
 /** What the agent remembers about a record it has pushed to a target. */
 export interface Link {
@@ -36,6 +39,10 @@ export interface PushResult {
   remoteId: string;
   /** Something the user should know although the push succeeded (shown on the status page). */
   note?: string;
+  /** A master-data record as the target holds it after the push (agent/master/ keeps it, so the push coming back is not echoed). */
+  state?: MasterRecord;
+  /** Something a person should look at in the target although the push succeeded (a new article's coding); reported once. */
+  attention?: string;
 }
 
 export interface CheckItem {
@@ -62,6 +69,8 @@ export interface PullItem<T = unknown> {
   status?: { entity: Entity; key: string; value: string; final?: boolean; baseline?: string };
   /** A file that belongs to the item (the voucher's receipt), delivered with it. */
   attachment?: { filename: string; contentType: string; bytes: Uint8Array };
+  /** A master-data record read back from the target (type "<entity>.upserted"): agent/master/ decides whether it reaches the PSA. */
+  master?: MasterRecord;
 }
 
 /** A page of items pulled from a target (expenses, payment status, …). */
@@ -108,13 +117,81 @@ export interface Connector {
   pull?(stream: string, cursor: string | null, options: PullOptions): Promise<PullResult>;
   /** Quotas the target counts against us (e.g. server calls per day), for /metrics and the status page. */
   budgets?(): TargetBudget[];
+  /** Master data for master per entity (agent/master/): where the target can be master or creates records of its own. */
+  master?: MasterData;
 }
 
-/** A quota the target imposes and the connector counts, e.g. Uniconta's server calls per day. */
+// ---- master per entity (agent/master/) ----------------------------------------------------------------------
+
+/** Entities whose master kontobro.toml names per target (`masters`): the PSA (default) or the target. */
+export type MasterEntity = "customer" | "product";
+export type MasterSide = "psa" | "target";
+
+/** A master-data record as the target holds it, in the PSA's canonical shape (Customer, Product). */
+export interface MasterRecord {
+  entity: MasterEntity;
+  /** The PSA's key as the target has it: the customer number or the product code. */
+  key: string;
+  /** The target's own id of the record. */
+  remoteId: string;
+  data: Record<string, unknown> & { name?: unknown };
+  /** The target's last-modified stamp, when it has one. */
+  modifiedAt?: string;
+}
+
+/** What a connector offers for master per entity; the core (agent/master/) decides what travels where. */
+export interface MasterData {
+  /** Who is master of each entity for this target (from ConnectorDeps.masters; the PSA when not named). */
+  readonly sides: Record<MasterEntity, MasterSide>;
+  /** The entities the connector reads back as master data (its pull streams "customers", "products"). */
+  readonly entities: readonly MasterEntity[];
+  /** A PSA payload as this target would keep it: only the fields it holds, with the defaults a push adds. Pure. */
+  project(entity: MasterEntity, payload: unknown): unknown;
+  /** The record with this number (code) at the target, or null. */
+  lookup(entity: MasterEntity, key: string): Promise<MasterRecord | null>;
+  /** Every record of the entity at the target (the matching report). */
+  list(entity: MasterEntity): Promise<MasterRecord[]>;
+}
+
+// ---- OAuth credentials (agent/credentials.ts, `kontobro connect`) ----------------------------------------------
+
+/** OAuth tokens the agent keeps for a target (table credentials), the rotating refresh token included. */
+export interface StoredCredential {
+  /** The token endpoint the tokens belong to: a credential of another server or app is not used. */
+  issuer: string;
+  clientId: string;
+  refreshToken: string | null;
+  accessToken: string | null;
+  accessExpiresAt: number | null;
+  scope: string | null;
+  /** reconnect: the target refused the refresh token; a person must run `kontobro connect`. */
+  state: "connected" | "reconnect";
+  problem: string | null;
+  updatedAt: number;
+}
+
+export interface CredentialStore {
+  read(): StoredCredential | null;
+  /** Replaces the stored credential durably (committed, synchronous=FULL) before it returns: only then is a new token used. */
+  write(c: Omit<StoredCredential, "updatedAt">): void;
+  /** Runs `fn` while no other process of this data directory runs it for this target: one refresh at a time. */
+  exclusive<T>(fn: () => Promise<T>): Promise<T>;
+}
+
+/** A target's OAuth 2 authorization code flow, for `kontobro connect TARGET`. */
+export interface OAuthFlow<C = any> {
+  /** The redirect URI registered for the app; `kontobro connect` listens there when it is a loopback address. */
+  redirectUri(config: C): string;
+  authorizationUrl(config: C, state: string): string;
+  /** Exchanges the code for tokens and stores them durably; says which scopes kontobro asked for were not granted. */
+  exchange(config: C, code: string, store: CredentialStore): Promise<{ scope: string; missing: string[] }>;
+}
+
+/** A quota the target imposes and the connector counts, e.g. server calls per day. */
 export interface TargetBudget {
   /** Short metric-safe name, e.g. "calls_per_day". */
   name: string;
-  /** Plain words for the status page, e.g. "Uniconta server calls today". */
+  /** Plain words for the status page, e.g. "<Target> server calls today". */
   title: string;
   used: number;
   limit: number;
@@ -136,6 +213,10 @@ export interface ConnectorDeps {
   log: Logger;
   /** Per-target durable counters (absent where the agent runs without its database, e.g. `kontobro check`). */
   counters?: PeriodCounters;
+  /** The target's OAuth tokens, kept in the data directory (absent: kept in memory for this process only). */
+  credentials?: CredentialStore;
+  /** Who is master of which entity (kontobro.toml `masters`); absent entities: the PSA. */
+  masters?: Partial<Record<MasterEntity, MasterSide>>;
 }
 
 export interface ConnectorFactory<C = any> {
@@ -145,6 +226,10 @@ export interface ConnectorFactory<C = any> {
   /** zod schema of the target's [[targets]] table in kontobro.toml (secrets already resolved). */
   configSchema: z.ZodType<C>;
   create(name: string, config: C, deps: ConnectorDeps): Connector;
+  /** Entities the target can be master of (kontobro.toml `masters = { customers = "target" }`); none by default. */
+  masterEntities?: readonly MasterEntity[];
+  /** The OAuth flow of `kontobro connect`, for a target whose tokens come from a person signing in. */
+  oauth?: OAuthFlow<C>;
   /** Keys of the [[targets]] table that were renamed (old → new): the old name still works, with a warning. */
   renamedKeys?: Record<string, string>;
   /** Streams the connector can pull, by name, with their default schedules. */
@@ -154,4 +239,21 @@ export interface ConnectorFactory<C = any> {
    * query parameters. A target with this gets a webhook token and /webhooks/<kind>/<token>.
    */
   webhookStreams?(params: Record<string, string>): string[];
+  /**
+   * The query strings to configure the target's webhooks with, appended to /webhooks/<kind>/<token>, with
+   * the target's own merge fields (e.g. "?type=invoice&invoice=[INVOICENO]"); shown by `kontobro check`
+   * and on the status page.
+   */
+  webhookTemplates?: string[];
+  /** One line about a pulled item for the status page's inbox (its data as the connector's pull made it). */
+  describePulled?(type: string, data: any): string;
+  /**
+   * Starts the target's sandbox (connectors/<kind>/sandbox/, imported only now) on loopback; port 0 takes a
+   * free one. For `kontobro sandbox KIND`, `kontobro demo --target KIND`, tests and scripts.
+   */
+  startSandbox?(options: { port: number }): Promise<RunningSandbox>;
+  /** The chaos run's adapter for the sandbox (scripts/chaos.ts), imported only by the chaos run. */
+  chaos?(): Promise<ChaosAdapter>;
+  /** The benchmark's adapter for the sandbox (scripts/bench.ts), imported only by the benchmark. */
+  bench?(): Promise<BenchAdapter>;
 }

@@ -21,12 +21,21 @@ export async function waitHealthy(url: string, timeoutMs = 20_000, pollMs = 2): 
 
 export const TOKEN = "bench-token-0123456789";
 
-export function writeAgentConfig(dir: string, o: { port: number; sandboxUrl: string; concurrency?: number; file?: string; paused?: boolean }): string {
+/** A TOML value: strings as basic strings, tables inline. */
+function tomlValue(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(tomlValue).join(", ")}]`;
+  if (v && typeof v === "object") return `{ ${Object.entries(v).map(([k, x]) => `${k} = ${tomlValue(x)}`).join(", ")} }`;
+  return typeof v === "string" ? JSON.stringify(v) : String(v);
+}
+
+/** kontobro.toml with one target, "eco": the connector's [[targets]] table for the sandbox, unthrottled. */
+export function writeAgentConfig(dir: string, o: { port: number; target: Record<string, unknown>; concurrency?: number; file?: string; paused?: boolean }): string {
   const path = join(dir, o.file ?? "kontobro.toml");
+  const { name: _name, ...target } = o.target;
+  const table = { name: "eco", ...target, paused: o.paused ?? false, requests_per_second: 0 };
   writeFileSync(path, `[agent]\ndata_dir = "${dir}/data"\nlog_level = "error"\n[http]\nport = ${o.port}\napi_token = "${TOKEN}"\n` +
     `[dispatch]\nconcurrency = ${o.concurrency ?? 64}\nidle_poll_ms = 1000\n` +
-    `[[targets]]\nname = "eco"\nkind = "economic"\npaused = ${o.paused ?? false}\nrest_url = "${o.sandboxUrl}"\nprojects_url = "${o.sandboxUrl}/projectsapi/v1.1.0"\n` +
-    `app_secret_token = "demo-app-secret"\nagreement_grant_token = "demo-agreement-grant"\nrequests_per_second = 0\n`, { mode: 0o600 });
+    `[[targets]]\n${Object.entries(table).map(([k, v]) => `${k} = ${tomlValue(v)}\n`).join("")}`, { mode: 0o600 });
   return path;
 }
 
@@ -40,9 +49,9 @@ export async function startAgentProcess(binary: string, dir: string, configPath:
   return { proc, url, startedMs: performance.now() - t0, stop: async () => { proc.kill("SIGTERM"); await proc.exited; } };
 }
 
-export async function startSandboxProcess(binary: string): Promise<Proc> {
+export async function startSandboxProcess(binary: string, kind: string): Promise<Proc> {
   const port = await freePort();
-  const proc = Bun.spawn([binary, "sandbox", "economic", "--port", String(port)], { stdout: "ignore", stderr: "ignore" });
+  const proc = Bun.spawn([binary, "sandbox", kind, "--port", String(port)], { stdout: "ignore", stderr: "ignore" });
   const url = `http://127.0.0.1:${port}`;
   await waitHealthy(`${url}/__sandbox/stats`);
   return { proc, url, stop: async () => { proc.kill("SIGTERM"); await proc.exited; } };
@@ -84,10 +93,6 @@ export async function until(what: string, done: () => Promise<boolean>, timeoutM
     if (performance.now() > deadline) throw new Error(`gave up waiting for ${what} after ${timeoutMs / 1000} s`);
     await Bun.sleep(pollMs);
   }
-}
-
-export async function sandboxCustomers(sandboxUrl: string): Promise<number> {
-  return ((await (await fetch(`${sandboxUrl}/__sandbox/stats`)).json()) as any).counts.customers;
 }
 
 export function percentile(sorted: number[], p: number): number {

@@ -5,6 +5,7 @@ import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { build } from "../scripts/build.ts";
 import { startEconomicSandbox } from "../connectors/economic/sandbox/index.ts";
+import { connectorKinds } from "../connectors/registry.ts";
 import { customerEvent, tempDir, waitFor } from "./helpers.ts";
 
 let binary: string;
@@ -58,4 +59,32 @@ agreement_grant_token = "demo-agreement-grant"
     expect(await proc.exited).toBe(0);
     expect(stderr).toContain('"msg":"stopped"');
   });
+
+  // The sandboxes are imported only when asked for (ConnectorFactory.startSandbox): the binary must carry them.
+  test("carries every connector's sandbox: `kontobro sandbox KIND` serves it", async () => {
+    const kinds = Object.keys(connectorKinds).filter((k) => connectorKinds[k]!.startSandbox);
+    expect(kinds.length).toBeGreaterThanOrEqual(3);
+    for (const kind of kinds) {
+      const port = await freePort();
+      const proc = Bun.spawn([binary!, "sandbox", kind, "--port", String(port)], { cwd: tempDir(), stdout: "pipe", stderr: "pipe" });
+      try {
+        let status = 0;
+        await waitFor(`the ${kind} sandbox`, async () => {
+          status = await fetch(`http://127.0.0.1:${port}/__sandbox/state`).then((r) => r.status, () => 0);
+          return status !== 0;
+        });
+        expect({ kind, status }).toEqual({ kind, status: 200 });
+      } finally {
+        proc.kill("SIGTERM");
+        await proc.exited;
+      }
+    }
+  }, 60_000);
 });
+
+async function freePort(): Promise<number> {
+  const s = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
+  const port = s.port!;
+  s.stop(true);
+  return port;
+}

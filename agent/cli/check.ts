@@ -50,11 +50,11 @@ export function webhookTokenLines(config: AgentConfig, targets: TargetConfig[]):
     const base = `http://${config.http.host}:${config.http.port}`;
     return hooked.flatMap((t) => {
       const token = webhookTokenFor(db, t.name);
+      const templates = connectorKinds[t.kind]!.webhookTemplates ?? [""];
       return [
         `${t.name} (${t.kind}) webhook token: ${token}`,
         `  configure the target's webhooks to call (through a public HTTPS proxy to this agent):`,
-        `  ${base}/webhooks/${t.kind}/${token}?type=invoice&invoice=[INVOICENO]`,
-        `  ${base}/webhooks/${t.kind}/${token}?type=daybook&daybook=[DAYBOOKNO]&from=[FROMSERIALNO]&to=[TOSERIALNO]`,
+        ...templates.map((template) => `  ${base}/webhooks/${t.kind}/${token}${template}`),
       ];
     });
   } finally {

@@ -1,13 +1,12 @@
 // `kontobro demo`: the agent against a built-in sandbox, with sample PSA data arriving on its own.
-import { connectorKinds } from "../../connectors/registry.ts";
 import { databasePath, startAgent } from "../agent.ts";
 import { DEMO_TARGETS, demoConfig, startDemoTarget, startSampleFeed } from "../demo.ts";
 import { createLogger } from "../log.ts";
 import { defineCommand } from "./command.ts";
 import { keepRunning } from "./runtime.ts";
 
-/** The registry's kinds that have a demo target, in its order. */
-const kinds = Object.keys(connectorKinds).filter((k) => (DEMO_TARGETS as readonly string[]).includes(k));
+/** The registry's kinds that have a sandbox and so a demo target, in its order. */
+const kinds = DEMO_TARGETS;
 
 export const demo = defineCommand({
   name: "demo",

@@ -1,21 +1,10 @@
 // `kontobro sandbox KIND`: a target's sandbox on its own, for trying a PSA integration or a benchmark.
 import { connectorKinds } from "../../connectors/registry.ts";
-import { startEconomicSandbox } from "../../connectors/economic/sandbox/index.ts";
-import { startUniMicroSandbox } from "../../connectors/unimicro/sandbox/index.ts";
 import { defineCommand } from "./command.ts";
 import { untilSignal } from "./runtime.ts";
 
-interface Started { url: string; stop(): unknown }
-
-// How each kind's sandbox starts: the one place here that names kinds, until each connector's factory
-// describes its own sandbox (issue 11, item 1).
-const starters: Record<string, (port: number) => Promise<Started>> = {
-  economic: (port) => startEconomicSandbox({ port }),
-  unimicro: async (port) => startUniMicroSandbox({ port }),
-};
-
 /** The registry's kinds that have a sandbox, in its order. */
-const kinds = Object.keys(connectorKinds).filter((k) => k in starters);
+const kinds = Object.keys(connectorKinds).filter((k) => connectorKinds[k]!.startSandbox);
 
 export const sandbox = defineCommand({
   name: "sandbox",
@@ -29,14 +18,14 @@ export const sandbox = defineCommand({
   positionals: [1, 1],
   examples: kinds.map((k, i) => (i === 0 ? `kontobro sandbox ${k} --port 9100` : `kontobro sandbox ${k}`)),
   async run({ values, positionals: [kind], path, usage }) {
-    const start = kinds.includes(kind!) ? starters[kind!] : undefined;
+    const start = kinds.includes(kind!) ? connectorKinds[kind!]!.startSandbox : undefined;
     if (!start) { console.error(`${path}: no sandbox "${kind}"; KIND is one of ${kinds.join(", ")}\n\n${usage()}`); return 2; }
     const port = Number(values.port ?? 0);
     if (!(Number.isInteger(port) && port >= 0 && port <= 65535)) {
       console.error(`${path}: --port must be a port number, not "${values.port}" (see ${path} --help)`);
       return 2;
     }
-    const s = await start(port);
+    const s = await start({ port });
     console.log(`${kind} sandbox on ${s.url}`);
     return untilSignal(async () => { await s.stop(); }, false);
   },

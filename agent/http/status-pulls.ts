@@ -7,6 +7,7 @@ import { recentRuns, type JobRunRow } from "../pulls/runner.ts";
 import { INBOX_STATE_LABELS, INBOX_STATES, RUN_STATUS_LABELS } from "../states.ts";
 import { showTime } from "../time.ts";
 import type { AppContext } from "./context.ts";
+import { connectorKinds } from "../../connectors/registry.ts";
 
 
 export function renderPullsSection(ctx: AppContext) {
@@ -20,18 +21,18 @@ export function renderPullsSection(ctx: AppContext) {
     const hook = pulls.webhooks.find((w) => w.name === t);
     const byState = new Map(counts.filter((c) => c.target === t).map((c) => [c.state, c.n]));
     const items = pulls.inbox.recent(t, 15);
+    const kind = ctx.targets.find((x) => x.name === t)?.kind ?? hook?.kind;
+    const describe = (kind && connectorKinds[kind]?.describePulled) || (() => "");
     return html`<section class="card pulls" data-pulls="${t}">
 <h2>${t} <span class="muted">pulls to the PSA</span></h2>
 <table class="jobs"><thead><tr><th>Stream</th><th>Schedule</th><th>Next run</th><th>Last run</th><th></th></tr></thead><tbody>
 ${jobs.filter((j) => j.target === t).map((j) => jobRow(ctx, j))}
 </tbody></table>
-${hook ? html`<p class="webhook">Webhook token (for the target's webhooks): <code class="webhook-token">${hook.token}</code><br>
-<span class="muted">Address: <code>/webhooks/${hook.kind}/${hook.token}</code> on this agent (behind your reverse proxy), e.g. with
-<code>?type=invoice&amp;invoice=[INVOICENO]</code> or <code>?type=daybook&amp;daybook=[DAYBOOKNO]&amp;from=[FROMSERIALNO]&amp;to=[TOSERIALNO]</code></span></p>` : ""}
+${hook ? webhookLine(hook) : ""}
 <h3>Inbox</h3>
 <ul class="counts">${INBOX_STATES.map((s) => html`<li><span>${INBOX_STATE_LABELS[s]}</span><strong data-inbox-state="${s}">${byState.get(s) ?? 0}</strong></li>`)}</ul>
 ${items.length === 0 ? html`<p class="muted">Nothing pulled yet.</p>` : html`<table class="inbox"><thead><tr><th>#</th><th>Type</th><th>From ${t}</th><th>Details</th><th>State</th></tr></thead><tbody>
-${items.map(itemRow)}</tbody></table>`}
+${items.map((r) => itemRow(r, describe))}</tbody></table>`}
 </section>`;
   })}`;
 }
@@ -49,12 +50,18 @@ ${last.errorMessage ? html`<div class="message">${last.errorMessage}</div>${last
 </tr>`;
 }
 
-function itemRow(r: InboxRow) {
-  const d = JSON.parse(r.payload) as Record<string, any>;
-  const money = typeof d.amount === "number" ? `${(d.amount / 100).toFixed(2)} ${d.currency ?? ""}` : "";
-  const details = r.type.startsWith("expense")
-    ? `project ${d.projectNumber ?? "?"} · ${money} · ${d.supplier?.name ?? ""} · ${d.description ?? ""}`
-    : `invoice ${d.invoiceNumber ?? "?"} · ${d.previousStatus ?? "?"} → ${d.status ?? "?"}${money ? ` · ${money}` : ""}`;
+/** The target's webhook token and address, with the query strings its connector suggests. */
+function webhookLine(hook: { kind: string; token: string }) {
+  const templates = connectorKinds[hook.kind]?.webhookTemplates ?? [];
+  const examples = templates.map((t, i) => html`${i === 0 ? "" : " or "}<code>${t}</code>`);
+  return html`<p class="webhook">Webhook token (for the target's webhooks): <code class="webhook-token">${hook.token}</code><br>
+<span class="muted">Address: <code>/webhooks/${hook.kind}/${hook.token}</code> on this agent (behind your reverse proxy)${templates.length > 0 ? html`, e.g. with
+${examples}` : ""}</span></p>`;
+}
+
+/** An inbox row; the details line is the connector's own (ConnectorFactory.describePulled). */
+function itemRow(r: InboxRow, describe: (type: string, data: any) => string) {
+  const details = describe(r.type, JSON.parse(r.payload));
   return html`<tr data-inbox-item="${r.id}" data-state="${r.state}"><td>${r.seq}</td><td>${r.type}</td><td>${r.remoteId}</td>
 <td>${details}${r.attachmentName ? html` · receipt ${r.attachmentName}` : ""}${r.state === "new" && r.errorMessage ? html`<div class="message">${r.errorMessage}</div>${r.errorHint ? html`<div class="hint">${r.errorHint}</div>` : ""}` : ""}</td>
 <td>${INBOX_STATE_LABELS[r.state] ?? r.state}</td></tr>`;

@@ -2,7 +2,11 @@
 import type { ConnectorFactory } from "../contract.ts";
 import { EconomicConfig } from "./config.ts";
 import { EconomicConnector } from "./connector.ts";
+import { describePulled } from "./pull.ts";
 import { economicWebhookStreams } from "./pull-map.ts";
+
+// The sandbox's tokens (sandbox/index.ts DEFAULT_APP_SECRET_TOKEN, DEFAULT_AGREEMENT_GRANT_TOKEN), for demoTarget().
+const DEMO = { appSecretToken: "demo-app-secret", agreementGrantToken: "demo-agreement-grant" } as const;
 
 export const economic: ConnectorFactory<EconomicConfig> = {
   kind: "economic",
@@ -15,4 +19,23 @@ export const economic: ConnectorFactory<EconomicConfig> = {
     payments: { title: "Invoice payment status", cron: "0 23 * * *", timezone: "Europe/Copenhagen" },
   },
   webhookStreams: economicWebhookStreams,
+  // e-conomic's webhook URL templates, with its merge fields (README: Webhooks).
+  webhookTemplates: ["?type=invoice&invoice=[INVOICENO]", "?type=daybook&daybook=[DAYBOOKNO]&from=[FROMSERIALNO]&to=[TOSERIALNO]"],
+  describePulled,
+  async startSandbox({ port }) {
+    const { startEconomicSandbox } = await import("./sandbox/index.ts");
+    const s = await startEconomicSandbox({ port });
+    return { url: s.url, demoTarget: demoTarget(s.url), stop: s.stop };
+  },
+  chaos: async () => (await import("./sandbox/chaos.ts")).chaos,
+  bench: async () => (await import("./sandbox/bench.ts")).bench,
 };
+
+/** The [[targets]] table of `kontobro demo --target economic` for a sandbox at `sandboxUrl` (its demo tokens). */
+export function demoTarget(sandboxUrl: string): Record<string, unknown> {
+  const url = sandboxUrl.replace(/\/+$/, "");
+  return {
+    name: "economic-demo", kind: "economic", rest_url: url, projects_url: `${url}/projectsapi/v1.1.0`,
+    app_secret_token: DEMO.appSecretToken, agreement_grant_token: DEMO.agreementGrantToken,
+  };
+}

@@ -136,3 +136,11 @@ export class EconomicPuller {
     return res.status === 404 ? null : res.body;
   }
 }
+
+/** One line about a pulled item for the status page's inbox (ConnectorFactory.describePulled). */
+export function describePulled(type: string, d: Record<string, any>): string {
+  const money = typeof d.amount === "number" ? `${(d.amount / 100).toFixed(2)} ${d.currency ?? ""}` : "";
+  return type.startsWith("expense")
+    ? `project ${d.projectNumber ?? "?"} · ${money} · ${d.supplier?.name ?? ""} · ${d.description ?? ""}`
+    : `invoice ${d.invoiceNumber ?? "?"} · ${d.previousStatus ?? "?"} → ${d.status ?? "?"}${money ? ` · ${money}` : ""}`;
+}

@@ -3,6 +3,7 @@
 import type { ConnectorFactory } from "../contract.ts";
 import { UnicontaConfig } from "./config.ts";
 import { UnicontaConnector } from "./connector.ts";
+import { describePulled } from "./pull.ts";
 
 // The sandbox's demo company and server user (sandbox/fixtures.json), for demoTarget().
 const DEMO = { companyId: 12114, user: "kontobro", password: "demo-password" } as const;
@@ -17,6 +18,12 @@ export const uniconta: ConnectorFactory<UnicontaConfig> = {
     expenses: { title: "Posted project costs (expenses)", cron: "0 7,10,13,16,19 * * *", timezone: "Europe/Copenhagen" },
     payments: { title: "Invoice payment status", cron: "0 21 * * *", timezone: "Europe/Copenhagen" },
     invoices: { title: "Invoices posted from kontobro's orders (order only)", cron: "15 7-18 * * 1-5", timezone: "Europe/Copenhagen" },
+  },
+  describePulled,
+  async startSandbox({ port }) {
+    const { startUnicontaSandbox } = await import("./sandbox/index.ts");
+    const s = startUnicontaSandbox({ port });
+    return { url: s.url, demoTarget: demoTarget(s.url), stop: s.stop };
   },
 };
 

@@ -100,3 +100,11 @@ export class UnicontaPuller {
 }
 
 const accountKey = (r: Row) => `${r.JournalPostedId}:${r.Voucher}:${Math.round(Number(r.CostAmount) * 100)}`;
+
+/** One line about a pulled item for the status page's inbox (ConnectorFactory.describePulled). */
+export function describePulled(type: string, d: Record<string, any>): string {
+  const money = typeof d.amount === "number" ? `${(d.amount / 100).toFixed(2)} ${d.currency ?? ""}` : "";
+  if (type.startsWith("expense")) return `project ${d.projectNumber ?? "?"} · ${money} · ${d.title ?? ""}${d.supplier?.name ? ` · ${d.supplier.name}` : ""}`;
+  const numbers = [d.orderNumber !== undefined ? `order ${d.orderNumber}` : "", d.numberMatches === false ? `Uniconta's number ${d.unicontaInvoiceNumber}` : ""].filter(Boolean);
+  return `invoice ${d.invoiceNumber ?? "?"} · ${d.previousStatus ?? "?"} → ${d.status ?? "?"}${money ? ` · ${money}` : ""}${numbers.map((n) => ` · ${n}`).join("")}`;
+}

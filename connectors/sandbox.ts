@@ -1,0 +1,116 @@
+// The sandboxes' side of the contract. Every connector ships a faithful test double of its target in
+// connectors/<kind>/sandbox/; its factory starts it (ConnectorFactory.startSandbox) and hands the scripts
+// their adapters: the chaos run's (scripts/chaos.ts) and the benchmark's (scripts/bench.ts). The agent
+// imports a sandbox only when asked for one (`kontobro sandbox`, `kontobro demo`), so a run never loads it.
+
+/** A connector's sandbox running on loopback. */
+export interface RunningSandbox {
+  /** Its base URL, e.g. http://127.0.0.1:9100 (its state at /__sandbox/state). */
+  url: string;
+  /** The [[targets]] table that points an agent at this sandbox, with its demo credentials and set-up. */
+  demoTarget: Record<string, unknown>;
+  stop(): Promise<void>;
+}
+
+// ── the chaos run ─────────────────────────────────────────────────────────────────────────────────
+
+/** One request as the sandbox saw it (ms on one monotonic clock). */
+export interface LoggedRequest {
+  method: string;
+  path: string;
+  startedAt: number;
+  answeredAt: number;
+  /** answeredAt on the wall clock (epoch ms), to compare with the sandbox's own timestamps. */
+  answeredEpoch: number;
+  status: number;
+  /** The Retry-After the answer carried, in ms. */
+  retryAfterMs?: number;
+  /** The Location of a created resource, where the answer names one. */
+  location?: string;
+}
+
+/** A booked invoice or credit note as read back from a sandbox, in minor units, customer's point of view. */
+export interface BookedDoc {
+  /** The PSA id the target carries (a reference field or a marker in a note), or null. */
+  psaId: string | null;
+  number: string;
+  customer: string;
+  lines: { text: string; quantity: number; unitPrice: number }[];
+  /** What the document changes in what the customer owes: negative for a credit note. */
+  total: number;
+  /** The invoice a credit note is linked to, where the target links them. */
+  creditedInvoiceNumber?: string;
+}
+
+/** The final state of a target, read from its sandbox. */
+export interface TargetSnapshot {
+  booked: BookedDoc[];
+  /** Drafts left at the target: the PSA id each carries (null: none; in a chaos run every draft is ours), and when it was made (epoch ms). */
+  drafts: { psaId: string | null; createdAt: number }[];
+  customers: string[];
+  projects: string[];
+}
+
+export interface FaultPlan {
+  /** The target's request timeout (the agent's), ms. */
+  timeoutMs: number;
+  /** Latency of a slow invoice-create answer, above timeoutMs. */
+  slowCreateMs: number;
+  /** Probability of a slow invoice-create answer. */
+  slowCreateProbability: number;
+}
+
+/** A sandbox started for the chaos run, behind a request log. */
+export interface ChaosTarget {
+  /** The [[targets]] table for kontobro.toml. */
+  toml: string;
+  /** Every request the sandbox answered, in order of answer. */
+  log: LoggedRequest[];
+  /** Background faults: 503/429 with Retry-After 0, 500s, dropped answers after commit, latency, slow creates. */
+  background(): void;
+  /** Every request answered 429 with this Retry-After, until background() again. */
+  throttle(retryAfterSeconds: number): void;
+  faultsInjected(): Record<string, number>;
+  snapshot(): TargetSnapshot;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the sandbox behind a request log (serveLogged), sets its fault rules on demand, writes the
+ * [[targets]] table (named `name`, files it needs in `dir`), and reads the final state back.
+ */
+export type ChaosAdapter = (o: { name: string; dir: string; random: () => number; plan: FaultPlan }) => Promise<ChaosTarget>;
+
+/** Bun.serve around a sandbox's fetch on loopback, logging every request on one monotonic clock. */
+export function serveLogged(fetch: (req: Request) => Response | Promise<Response>, log: LoggedRequest[]) {
+  return Bun.serve({
+    port: 0, hostname: "127.0.0.1", idleTimeout: 150, // latency faults must not become connection resets
+    async fetch(req) {
+      const startedAt = performance.now();
+      const res = await fetch(req);
+      const ra = res.headers.get("retry-after");
+      const location = res.headers.get("location");
+      const url = new URL(req.url);
+      log.push({
+        method: req.method, path: url.pathname + url.search, startedAt, answeredAt: performance.now(), answeredEpoch: Date.now(), status: res.status,
+        ...(ra !== null && /^\d+$/.test(ra) ? { retryAfterMs: Number(ra) * 1000 } : {}), ...(location ? { location } : {}),
+      });
+      return res;
+    },
+  });
+}
+
+/** A decimal amount as read from a target, in minor units. */
+export const minor = (decimal: unknown) => Math.round(Number(decimal) * 100);
+
+// ── the benchmark ─────────────────────────────────────────────────────────────────────────────────
+
+/** What the benchmark needs of a sandbox it runs in a process of its own (`kontobro sandbox KIND`). */
+export interface BenchAdapter {
+  /** The [[targets]] table for a sandbox at `url`. */
+  target(url: string): Record<string, unknown>;
+  /** The same-run baseline: one customer created at the sandbox by a raw HTTP request, without the agent. */
+  rawCustomer: { title: string; request(url: string, i: number): Promise<Response> };
+  /** How many customers the sandbox holds. */
+  customers(url: string): Promise<number>;
+}
