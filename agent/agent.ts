@@ -15,6 +15,8 @@ import { IntakeWriter } from "./intake.ts";
 import { registerSecret, type Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { CredentialsWatch } from "./notify/credentials.ts";
+import { notificationsEnabled } from "./notify/config.ts";
+import { Notifier, statusPageUrl } from "./notify/index.ts";
 import type { Entity } from "./model.ts";
 import { Outbox } from "./outbox.ts";
 import { createPulls, type PullsRuntime } from "./pulls/index.ts";
@@ -117,7 +119,15 @@ export async function startAgent(config: AgentConfig, targets: TargetConfig[], l
   const exports = { settings: exportSettings(config.exports), uiActions: isLoopback(config.http.host) };
   deliverOnStart(db, exports.settings, log);
 
+  // Alerts by e-mail and webhook (agent/notify/): only when [notifications] names a channel.
+  const notifier = notificationsEnabled(config.notifications) ? new Notifier({
+    db, config: config.notifications, log: log.child({ component: "notify" }), version: VERSION, retentionDays: config.agent.retention_days,
+    statusUrl: () => statusPageUrl(config.notifications, { host: config.http.host, port: server?.port ?? config.http.port }),
+    targets: targets.filter((t) => t.enabled).map((t) => ({ name: t.name, title: connectorKinds[t.kind]!.title })),
+  }) : null;
+
   const app = createApp({
+    notifier,
     pulls,
     exports,
     db, intake, metrics, apiToken, listensOnLoopback: isLoopback(config.http.host), maxBodyBytes: config.http.max_body_bytes, version: VERSION, startedAt: Date.now(),
@@ -147,6 +157,7 @@ export async function startAgent(config: AgentConfig, targets: TargetConfig[], l
     else d.start();
   }
   pulls.start();
+  notifier?.start();
   const retention = startRetention(db, { retentionDays: config.agent.retention_days, log, metrics });
 
   const url = `http://${config.http.host.includes(":") ? `[${config.http.host}]` : config.http.host}:${server.port}`;
@@ -158,6 +169,7 @@ export async function startAgent(config: AgentConfig, targets: TargetConfig[], l
     server.stop(false);
     await Promise.all([...dispatchers.values()].map((d) => d.stop(config.dispatch.shutdown_grace_ms)));
     await pulls.stop();
+    await notifier?.stop();
     await retention.stop();
     server.stop(true);
     clearInterval(highwater);

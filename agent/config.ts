@@ -6,6 +6,7 @@ import { connectorKinds } from "../connectors/registry.ts";
 import { ExportsConfig } from "./exports/config.ts";
 import { registerSecret } from "./log.ts";
 import { issuesToProblems } from "./problem.ts";
+import { NotificationsConfig, notificationProblems } from "./notify/config.ts";
 import { PSA_DEFAULTS, PULLS_DEFAULTS, PsaConfig, PullsConfig, targetSchedules, type TargetPull } from "./pulls/config.ts";
 
 export const AgentConfig = z.strictObject({
@@ -44,6 +45,8 @@ export const AgentConfig = z.strictObject({
   pulls: PullsConfig.default(PULLS_DEFAULTS),
   /** File exports: SIE 4 and export templates (agent/exports/config.ts). */
   exports: ExportsConfig.prefault({}),
+  /** Alerts by e-mail and webhook when something needs action or recovers (agent/notify/config.ts). */
+  notifications: NotificationsConfig.prefault({}),
   targets: z.array(z.object({
     name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,39}$/, { error: "must be lowercase letters, digits, - or _ (at most 40)" }),
     kind: z.string(),
@@ -135,6 +138,7 @@ export function validateConfig(raw: unknown, env: Record<string, string | undefi
   });
   if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const config = parsed.data;
+  problems.push(...notificationProblems(config.notifications, targets.map((t) => t.name)));
   if (!isLoopback(config.http.host) && !config.http.api_token) {
     problems.push(`http.host: kontobro listens on ${config.http.host}, which is not loopback, so http.api_token must be set (e.g. api_token = "\${KONTOBRO_API_TOKEN}")`);
   }

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { AgentConfig, validateConfig } from "../agent/config.ts";
 import { ExportsConfig, PostingConfig, Sie4FileConfig } from "../agent/exports/config.ts";
 import { connectorKinds } from "../connectors/registry.ts";
+import { AlertWebhookConfig, NotificationsConfig, SmtpConfig } from "../agent/notify/config.ts";
 
 const path = join(import.meta.dir, "../config/kontobro.example.toml");
 const text = readFileSync(path, "utf8");
@@ -42,6 +43,27 @@ describe("config/kontobro.example.toml", () => {
     const expenses = (connectorKinds.economic!.configSchema as any).shape.expenses._zod.def.innerType;
     expect(keysOf(expenses).filter((k) => !(k in economic.expenses))).toEqual([]);
     expect(text).toMatch(/^# enabled = true$/m);
+  });
+
+  test("documents every key of [notifications], its smtp and webhook; uncommented, the example is valid", () => {
+    const missing: string[] = [];
+    const sections: [string, string[]][] = [
+      ["notifications", keysOf(NotificationsConfig).filter((k) => k !== "smtp" && k !== "webhook")],
+      ["notifications.smtp", keysOf(SmtpConfig)], ["notifications.webhook", keysOf(AlertWebhookConfig)],
+    ];
+    for (const [section, keys] of sections) {
+      expect(keys.length).toBeGreaterThan(2);
+      const start = text.search(new RegExp(`^(# )?\\[${section.replace(".", "\\.")}\\]$`, "m"));
+      expect(start).toBeGreaterThan(0);
+      const body = text.slice(start + 1).split(/\n(# )?\[/)[0]!;
+      for (const key of keys) if (!new RegExp(`^#? ?${key} =`, "m").test(body)) missing.push(`${section}.${key}`);
+    }
+    expect(missing).toEqual([]);
+    const block = text.slice(text.indexOf("[notifications]"), text.indexOf("# File exports"));
+    const uncommented = text.replace(block, block.replace(/^# (\[notifications\.[a-z]+\]|[a-z_]+ = .*)$/gm, "$1"));
+    const env = { ECONOMIC_APP_SECRET_TOKEN: "x", ECONOMIC_AGREEMENT_GRANT_TOKEN: "y", KONTOBRO_SMTP_PASSWORD: "p", KONTOBRO_ALERT_WEBHOOK_SECRET: "s".repeat(16) };
+    const { config } = validateConfig(Bun.TOML.parse(uncommented), env);
+    expect(config.notifications).toMatchObject({ recipients: ["it@example.com"], target_recipients: { economic: ["regnskap@example.com"] }, smtp: { host: "smtp.example.com", security: "starttls", password: "p" }, webhook: { timeout_ms: 10000 } });
   });
 
   test("documents every key of [exports], [exports.posting] and [exports.sie4]; the commented examples are valid too", () => {

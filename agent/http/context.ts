@@ -3,6 +3,7 @@ import type { Db } from "../db/index.ts";
 import type { ExportsRuntime } from "../exports/config.ts";
 import type { IntakeWriter } from "../intake.ts";
 import type { Metrics } from "../metrics.ts";
+import type { Notifier } from "../notify/index.ts";
 import type { PullsRuntime } from "../pulls/index.ts";
 
 /** What the HTTP layer needs from the running agent. */
@@ -23,4 +24,6 @@ export interface AppContext {
   pulls?: PullsRuntime;
   /** File exports: settings, and whether the status page may run them and hand out files. */
   exports?: ExportsRuntime;
+  /** Alerts by e-mail and webhook, when [notifications] is configured (agent/notify/). */
+  notifier?: Notifier | null;
 }

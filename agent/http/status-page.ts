@@ -8,6 +8,7 @@ import { lastRestore } from "../restore.ts";
 import { showTime } from "../time.ts";
 import type { AppContext } from "./context.ts";
 import { renderExportsSection } from "./status-exports.ts";
+import { renderNotificationsSection } from "./status-notify.ts";
 import { renderPullsSection } from "./status-pulls.ts";
 import { renderStorageSection } from "./status-storage.ts";
 
@@ -29,6 +30,7 @@ ${ctx.targets.map((t) => targetCard(ctx, t, counts.filter((c) => c.target === t.
 ${renderPullsSection(ctx)}
 ${renderExportsSection(ctx)}
 ${renderStorageSection(ctx)}
+${renderNotificationsSection(ctx)}
 <section class="card"><h2>Recent events</h2>
 ${events.length === 0 ? html`<p class="muted">No events received yet. The PSA sends them to POST /api/v1/events.</p>` : html`
 <table><thead><tr><th>#</th><th>Event id</th><th>Type</th><th>Record</th><th>Received</th></tr></thead><tbody>
