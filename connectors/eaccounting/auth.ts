@@ -1,0 +1,171 @@
+// OAuth 2 for eAccounting (eaccounting.md §2): the authorization code flow once (`kontobro connect`), then
+// hour-long access tokens from a refresh token that rotates with every use. The rules from pitfalls.md §7:
+// one refresh at a time (single-flight in the process, `exclusive` across the agent's processes), the new
+// refresh token written durably before the new access token is used, and a refresh token that is refused
+// becomes the "reconnect" state (stored, so `kontobro check` and the status page show it) instead of a loop.
+import type { CredentialStore, StoredCredential } from "../contract.ts";
+import { HttpClient, singleFlight, TargetError, type HttpResponse } from "../http.ts";
+import { registerSecret } from "../../agent/log.ts";
+
+export interface TokenOptions {
+  target: string;
+  tokenUrl: string;
+  clientId: string;
+  clientSecret: string;
+  /** HTTP Basic or form fields for the app's credentials (which eAccounting expects is inferred). */
+  clientAuth?: "basic" | "form";
+  /** From kontobro.toml: used only while nothing is stored for this identity server. */
+  bootstrapRefreshToken?: string;
+  store: CredentialStore;
+  timeoutMs: number;
+  now?: () => number;
+}
+
+/** Refresh this long before the access token expires, so no request leaves with a dying token. */
+const MARGIN_MS = 60_000;
+
+export const reconnectHint = (target: string) =>
+  `Run \`kontobro connect ${target}\` and sign in to eAccounting as a user with access to the company (the app's access was removed, or its refresh token expired or was used elsewhere); kontobro retries by itself afterwards.`;
+
+export class ReconnectNeeded extends TargetError {
+  constructor(target: string, why: string) {
+    // Status 401: the agent's credentials watch (/readyz, alerts) records the refusal like any other.
+    super("permanent", { code: "eaccounting.reconnect", status: 401, message: `eAccounting no longer accepts kontobro's authorisation for ${target}: ${why}.`, hint: reconnectHint(target) });
+  }
+}
+
+function describeTokenError(res: HttpResponse): string {
+  const b = res.body && typeof res.body === "object" ? res.body : {};
+  return [b.error, b.error_description].filter(Boolean).join(": ") || `HTTP ${res.status}`;
+}
+
+/** An in-memory store (no database: a one-off command); `exclusive` is the process's own. */
+export function memoryCredentials(): CredentialStore {
+  let current: StoredCredential | null = null;
+  return {
+    read: () => current,
+    write: (c) => { current = { ...c, updatedAt: Date.now() }; },
+    exclusive: (fn) => fn(),
+  };
+}
+
+export class OAuthTokens {
+  private readonly http: HttpClient;
+  private readonly now: () => number;
+  private readonly refreshOnce: () => Promise<string>;
+  private cached: { token: string; expiresAt: number } | null = null;
+
+  constructor(private readonly o: TokenOptions) {
+    this.now = o.now ?? Date.now;
+    this.http = new HttpClient({ baseHeaders: () => ({}), timeoutMs: o.timeoutMs, targetTitle: "eAccounting's identity server", describeError: () => ({ code: "eaccounting.token_error", message: "" }) });
+    this.refreshOnce = singleFlight(() => this.o.store.exclusive(() => this.refresh()));
+  }
+
+  /** The stored credential if it belongs to this identity server and client. */
+  stored(): StoredCredential | null {
+    const c = this.o.store.read();
+    return c && c.issuer === this.o.tokenUrl && c.clientId === this.o.clientId ? c : null;
+  }
+
+  /** connected / reconnect / not connected, for `kontobro check` and the status page. */
+  status(): { state: "connected" | "reconnect" | "not_connected"; scope: string | null; problem: string | null; updatedAt: number | null } {
+    const c = this.stored();
+    if (c) return { state: c.state, scope: c.scope, problem: c.problem, updatedAt: c.updatedAt };
+    return { state: this.o.bootstrapRefreshToken ? "connected" : "not_connected", scope: null, problem: null, updatedAt: null };
+  }
+
+  /** A valid access token: cached, stored by another process, or refreshed (one refresh for all callers). */
+  async get(): Promise<string> {
+    if (this.cached && this.now() < this.cached.expiresAt - MARGIN_MS) return this.cached.token;
+    const c = this.stored();
+    if (c?.state === "connected" && c.accessToken && c.accessExpiresAt && this.now() < c.accessExpiresAt - MARGIN_MS) {
+      registerSecret(c.accessToken);
+      this.cached = { token: c.accessToken, expiresAt: c.accessExpiresAt };
+      return c.accessToken;
+    }
+    return this.refreshOnce();
+  }
+
+  /** After a 401: forget the token that failed, unless it was replaced meanwhile. */
+  invalidate(failed: string): void {
+    if (this.cached?.token === failed) this.cached = null;
+    const c = this.stored();
+    if (c?.accessToken === failed) this.o.store.write({ ...c, accessToken: null, accessExpiresAt: null });
+  }
+
+  /** Runs under `exclusive`: another process may have refreshed while this one waited, so the store is read first. */
+  private async refresh(): Promise<string> {
+    const c = this.stored();
+    if (c?.state === "connected" && c.accessToken && c.accessExpiresAt && this.now() < c.accessExpiresAt - MARGIN_MS && c.accessToken !== this.cached?.token) {
+      this.cached = { token: c.accessToken, expiresAt: c.accessExpiresAt };
+      return c.accessToken;
+    }
+    if (c?.state === "reconnect") throw new ReconnectNeeded(this.o.target, c.problem ?? "the refresh token was refused");
+    const refreshToken = c?.refreshToken ?? (c ? null : this.o.bootstrapRefreshToken ?? null);
+    if (!refreshToken) {
+      throw new TargetError("permanent", { code: "eaccounting.not_connected", message: `kontobro has no authorisation for eAccounting (${this.o.target}) yet.`, hint: `Run \`kontobro connect ${this.o.target}\` and sign in to eAccounting; kontobro retries by itself afterwards.` });
+    }
+    registerSecret(refreshToken);
+    const answer = await this.tokenRequest({ grant_type: "refresh_token", refresh_token: refreshToken });
+    if (answer.status !== 200) {
+      const why = describeTokenError(answer);
+      if (answer.status === 400 && /invalid_grant/.test(String(answer.body?.error))) {
+        this.o.store.write({ ...this.base(c), refreshToken, accessToken: null, accessExpiresAt: null, state: "reconnect", problem: why });
+        throw new ReconnectNeeded(this.o.target, why);
+      }
+      if (answer.status === 401 || /invalid_client/.test(String(answer.body?.error))) {
+        throw new TargetError("permanent", { code: "eaccounting.client_refused", message: `eAccounting's identity server refused kontobro's app credentials (${why}).`, hint: "Check client_id and client_secret in kontobro.toml against the app in the Visma Developer Portal, then run `kontobro check`." });
+      }
+      throw new TargetError("retryable", { code: "eaccounting.token_error", message: `eAccounting's identity server answered ${why} to a token refresh.`, hint: "Usually temporary; kontobro tries again." });
+    }
+    return this.accept(answer.body, c);
+  }
+
+  /** Stores a token answer durably, and only then hands out its access token. */
+  private accept(body: any, previous: StoredCredential | null): string {
+    const access = body?.access_token;
+    const expiresIn = Number(body?.expires_in);
+    if (typeof access !== "string" || !access || !Number.isFinite(expiresIn) || expiresIn <= 0) {
+      throw new TargetError("retryable", { code: "eaccounting.token_malformed", message: "eAccounting's identity server answered without access_token/expires_in.", hint: "Check identity_url in kontobro.toml (…/connect)." });
+    }
+    registerSecret(access);
+    if (typeof body.refresh_token === "string") registerSecret(body.refresh_token);
+    const expiresAt = this.now() + expiresIn * 1000;
+    this.o.store.write({
+      ...this.base(previous), refreshToken: typeof body.refresh_token === "string" ? body.refresh_token : previous?.refreshToken ?? null,
+      accessToken: access, accessExpiresAt: expiresAt, scope: typeof body.scope === "string" ? body.scope : previous?.scope ?? null, state: "connected", problem: null,
+    });
+    this.cached = { token: access, expiresAt };
+    return access;
+  }
+
+  private base(previous: StoredCredential | null) {
+    return { issuer: this.o.tokenUrl, clientId: this.o.clientId, scope: previous?.scope ?? null };
+  }
+
+  /** `kontobro connect`: the authorization code for tokens, stored durably. Returns the granted scopes. */
+  async exchangeCode(code: string, redirectUri: string): Promise<string> {
+    const answer = await this.tokenRequest({ grant_type: "authorization_code", code, redirect_uri: redirectUri });
+    if (answer.status !== 200) {
+      throw new TargetError("permanent", { code: "eaccounting.code_refused", message: `eAccounting's identity server refused the authorization code (${describeTokenError(answer)}).`, hint: "Codes work once and for a few minutes: run `kontobro connect` again and paste the new code at once; check redirect_uri in kontobro.toml matches the app's in the Visma Developer Portal." });
+    }
+    this.accept(answer.body, null);
+    return String(answer.body.scope ?? "");
+  }
+
+  private async tokenRequest(form: Record<string, string>): Promise<HttpResponse> {
+    const basic = Buffer.from(`${encodeURIComponent(this.o.clientId)}:${encodeURIComponent(this.o.clientSecret)}`).toString("base64");
+    const asForm = this.o.clientAuth === "form";
+    try {
+      return await this.http.request("POST", this.o.tokenUrl, {
+        body: new URLSearchParams(asForm ? { ...form, client_id: this.o.clientId, client_secret: this.o.clientSecret } : form).toString(), accept: [400, 401, 403],
+        headers: { "content-type": "application/x-www-form-urlencoded", ...(asForm ? {} : { authorization: `Basic ${basic}` }) },
+      });
+    } catch (e) {
+      // A token request books nothing; "uncertain" would only start lookups. (A lost answer to a refresh may
+      // still have used up the refresh token: the next refresh then says reconnect. See README, unverified.)
+      if (e instanceof TargetError && e.kind === "uncertain") throw new TargetError("retryable", e);
+      throw e;
+    }
+  }
+}

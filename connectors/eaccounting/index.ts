@@ -1,0 +1,89 @@
+// The Visma eAccounting connector factory (eEkonomi, eRegnskap, "Spiris"): customers and articles with a master
+// per entity, projects as cost-centre items, invoices as drafts that eAccounting numbers, invoice status and
+// number back, supplier costs to the PSA's projects. Sources: ../../../shared/reference/api-notes/eaccounting.md.
+// The sandbox (./sandbox/index.ts: startEaccountingSandbox), demoTarget and startDemoActivity are plain exports,
+// to be wired like the other connectors' (`kontobro sandbox eaccounting`, `kontobro demo --target eaccounting`).
+import type { ConnectorFactory, CredentialStore, OAuthFlow } from "../contract.ts";
+import { OAuthTokens } from "./auth.ts";
+import { authorizeUrl, EaccountingConfig, REQUIRED_SCOPES, tokenUrl } from "./config.ts";
+import { EaccountingConnector } from "./connector.ts";
+
+const TZ = "Europe/Stockholm";
+
+/** `kontobro connect`: the authorization code flow with the scopes of kontobro.toml (eaccounting.md §2). */
+export const eaccountingOAuth: OAuthFlow<EaccountingConfig> = {
+  redirectUri: (cfg) => cfg.redirect_uri,
+  authorizationUrl(cfg, state) {
+    const q = new URLSearchParams({ client_id: cfg.client_id, redirect_uri: cfg.redirect_uri, response_type: "code", scope: cfg.scopes, state });
+    return `${authorizeUrl(cfg)}?${q}`;
+  },
+  async exchange(cfg, code, store: CredentialStore) {
+    const tokens = new OAuthTokens({ target: "connect", tokenUrl: tokenUrl(cfg), clientId: cfg.client_id, clientSecret: cfg.client_secret, clientAuth: cfg.token_auth, store, timeoutMs: cfg.request_timeout_ms });
+    const scope = await tokens.exchangeCode(code, cfg.redirect_uri);
+    const granted = scope.split(/\s+/).filter(Boolean);
+    const wanted = [...new Set([...REQUIRED_SCOPES, ...cfg.scopes.split(/\s+/).filter(Boolean)])];
+    return { scope, missing: wanted.filter((s) => !granted.includes(s)) };
+  },
+};
+
+export const eaccounting: ConnectorFactory<EaccountingConfig> = {
+  kind: "eaccounting",
+  title: "Visma eAccounting",
+  configSchema: EaccountingConfig,
+  create: (name, config, deps) => new EaccountingConnector(name, config, deps),
+  masterEntities: ["customer", "product"],
+  oauth: eaccountingOAuth,
+  pulls: {
+    customers: { title: "Customers created or changed in eAccounting (master data)", cron: "*/15 * * * *", timezone: TZ },
+    products: { title: "Articles created or changed in eAccounting (master data)", cron: "*/15 * * * *", timezone: TZ },
+    invoices: { title: "Invoices sent and paid in eAccounting (number and status)", cron: "*/15 6-21 * * *", timezone: TZ },
+    expenses: { title: "Supplier invoice rows on projects (expenses)", cron: "0 7,12,17 * * *", timezone: TZ },
+  },
+};
+
+/**
+ * The [[targets]] table of `kontobro demo --target eaccounting` for a sandbox at `sandboxUrl` (started with
+ * startEaccountingSandbox from ./sandbox/index.ts): the sandbox's demo grant instead of a browser, its demo
+ * article for lines without a product, and pulls every minute so both directions show at once.
+ */
+export function demoTarget(sandboxUrl: string): Record<string, unknown> {
+  const url = sandboxUrl.replace(/\/+$/, "");
+  const everyMinute = { cron: "* * * * *", timezone: TZ };
+  return {
+    name: "eaccounting-demo", kind: "eaccounting", api_url: `${url}/v2`, identity_url: `${url}/connect`,
+    client_id: "kontobro-sandbox", client_secret: "sandbox-secret", refresh_token: "demo-refresh-token", redirect_uri: "http://localhost:8790/callback",
+    default_article: "100", requests_per_second: 0,
+    pulls: { customers: everyMinute, products: everyMinute, invoices: everyMinute, expenses: everyMinute },
+  };
+}
+
+/**
+ * What a person does in eAccounting during `kontobro demo --target eaccounting`, every `intervalMs`: creates a
+ * customer and an article (they reach the PSA's inbox feed), sends the drafts kontobro made (eAccounting numbers
+ * them) and registers payment for the invoices sent a round earlier. Returns a stop function.
+ */
+export function startDemoActivity(sandboxUrl: string, intervalMs: number, log: (msg: string) => void = () => {}): () => void {
+  const url = sandboxUrl.replace(/\/+$/, "");
+  const call = async (path: string, body: unknown, method = "POST") => {
+    const res = await fetch(`${url}/__sandbox/${path}`, { method, body: JSON.stringify(body), headers: { "content-type": "application/json" } });
+    return res.json() as Promise<any>;
+  };
+  let round = 0;
+  let sent: number[] = [];
+  const tick = async () => {
+    round++;
+    for (const n of sent) await call("payments", { invoiceNumber: n });
+    const state = await (await fetch(`${url}/__sandbox/state`)).json() as any;
+    sent = [];
+    for (const d of state.drafts ?? []) sent.push((await call("send-draft", { draftId: d.Id })).InvoiceNumber);
+    await call("customers", { CustomerNumber: `9${String(round).padStart(3, "0")}`, Name: `Kund från eAccounting ${round} AB`, InvoiceAddress1: `Storgatan ${round}`, InvoicePostalCode: "11122", InvoiceCity: "Stockholm", InvoiceCountryCode: "SE", ContactPersonName: "Anna Svensson" });
+    await call("articles", { Number: `EA-${round}`, Name: `Artikel från eAccounting ${round}`, NetPrice: 100 * round });
+    log(`demo: eAccounting made customer 9${String(round).padStart(3, "0")} and article EA-${round}, sent ${sent.length} draft(s)`);
+  };
+  const timer = setInterval(() => void tick().catch((e) => log(`demo activity failed: ${e.message}`)), intervalMs);
+  void tick().catch((e) => log(`demo activity failed: ${e.message}`));
+  return () => clearInterval(timer);
+}
+
+export { EaccountingConfig };
+export default eaccounting;

@@ -1,0 +1,126 @@
+// Invoices as drafts (issue 13, item 5): kontobro creates a customer invoice draft; eAccounting numbers the
+// invoice when a person sends it there, and the "invoices" pull reports the number and status back. The PSA id
+// is kept in the reference field ("kontobro:<psaId>"); eAccounting has no idempotency key, so a create whose
+// earlier attempt is uncertain looks for a draft (or an invoice made from one) carrying it first.
+import type { Customer, InvoiceLike, Project } from "../../agent/model.ts";
+import type { PushContext, PushResult } from "../contract.ts";
+import { TargetError } from "../http.ts";
+import { EaccountingClient, type Row } from "./client.ts";
+import type { EaccountingConfig } from "./config.ts";
+import { draftFields, referenceValue } from "./map.ts";
+import type { SetupLists } from "./setup.ts";
+
+export const draftRemoteId = (draftId: string) => `draft:${draftId}`;
+export const draftIdOf = (remoteId: string) => (remoteId.startsWith("draft:") ? remoteId.slice(6) : null);
+
+export class EaccountingInvoices {
+  constructor(private readonly client: EaccountingClient, private readonly cfg: EaccountingConfig, private readonly setup: SetupLists) {}
+
+  async push(inv: InvoiceLike, ctx: PushContext): Promise<PushResult> {
+    const what = inv.kind === "credit_note" ? "credit note" : "invoice";
+    // 1. Ours already? By the link, or (after an uncertain attempt) by the reference field.
+    const existing = ctx.link ? await this.byLink(ctx.link.remoteId) : ctx.uncertain ? await this.find(inv) : null;
+    if (existing?.invoice) {
+      return { remoteId: draftRemoteId(existing.invoice.CreatedFromDraftId ?? existing.invoice.Id),
+        note: `eAccounting has already sent ${what} ${inv.number} as invoice ${existing.invoice.InvoiceNumber}; a sent invoice cannot change, so later changes were not sent. Credit it in eAccounting if it is wrong.` };
+    }
+    const body = await this.draftBody(inv, ctx);
+    if (existing?.draft) {
+      await this.client.put(`/customerinvoicedrafts/${existing.draft.Id}`, body);
+      return { remoteId: draftRemoteId(existing.draft.Id), note: `Draft for ${what} ${inv.number} updated in eAccounting (Sales › Invoice drafts); send it from there.` };
+    }
+    let draft: Row;
+    try {
+      draft = await this.client.post("/customerinvoicedrafts", body);
+    } catch (e) {
+      throw this.explain(e, inv);
+    }
+    if (!draft?.Id) throw new TargetError("uncertain", { code: "eaccounting.unexpected_answer", message: `eAccounting accepted the draft for ${what} ${inv.number} without its Id.`, hint: "kontobro looks it up by its reference before creating anything." });
+    return { remoteId: draftRemoteId(draft.Id), note: `Draft for ${what} ${inv.number} is in eAccounting (Sales › Invoice drafts): send it from there; eAccounting numbers it, and kontobro reports the number and payment to the PSA.` };
+  }
+
+  /** Our draft, or the invoice eAccounting made from it, by the reference field (drafts, then invoices). */
+  async find(inv: InvoiceLike): Promise<{ draft?: Row; invoice?: Row } | null> {
+    const marker = referenceValue(inv.psaId);
+    const field = this.cfg.reference_field;
+    const q = { filter: `${field} eq ${EaccountingClient.lit(marker)}`, where: (r: Row) => r[field] === marker };
+    const drafts = await this.client.all("customerinvoicedrafts", q);
+    if (drafts.length > 1) {
+      throw new TargetError("permanent", {
+        code: "eaccounting.draft_duplicate",
+        message: `eAccounting has ${drafts.length} drafts carrying kontobro's reference for ${inv.kind === "credit_note" ? "credit note" : "invoice"} ${inv.number}; sending both would invoice the customer twice.`,
+        hint: "Delete the extra draft(s) in eAccounting (Sales › Invoice drafts), keep one, then press retry.",
+      });
+    }
+    if (drafts[0]) return { draft: drafts[0] };
+    // An invoice eAccounting made from our draft (a person sent it between our attempts).
+    const invoices = await this.client.all("customerinvoices", q);
+    return invoices[0] ? { invoice: invoices[0] } : null;
+  }
+
+  private async byLink(remoteId: string): Promise<{ draft?: Row; invoice?: Row } | null> {
+    const id = draftIdOf(remoteId);
+    if (!id) return null;
+    const res = await this.client.request("GET", `/customerinvoicedrafts/${id}`, { accept: [404] });
+    if (res.status !== 404) return { draft: res.body };
+    const invoices = await this.client.all("customerinvoices", { filter: `CreatedFromDraftId eq ${EaccountingClient.lit(id)}`, where: (r) => r.CreatedFromDraftId === id });
+    return invoices[0] ? { invoice: invoices[0] } : null;
+  }
+
+  private async draftBody(inv: InvoiceLike, ctx: PushContext): Promise<Row> {
+    const customer = (ctx.record?.("customer", inv.customerNumber) as Customer | null) ?? null;
+    const remote = await this.setup.idOf("customer", inv.customerNumber);
+    if (!remote) {
+      throw new TargetError("permanent", {
+        code: "eaccounting.customer_missing", record: { entity: "customer", key: inv.customerNumber },
+        message: `Customer ${inv.customerNumber} of ${inv.kind === "credit_note" ? "credit note" : "invoice"} ${inv.number} does not exist in eAccounting.`,
+        hint: "kontobro sends customers before their invoices; it may have been deleted in eAccounting. Send the customer again from the PSA; the invoice follows by itself.",
+      });
+    }
+    const remoteCustomer = remote.row ?? await this.client.get(`/customers/${remote.id}`);
+    const articleIds: string[] = [];
+    const unitIds: (string | undefined)[] = [];
+    for (const [i, l] of inv.lines.entries()) {
+      const number = l.productCode ?? this.cfg.default_article!;
+      const article = await this.setup.idOf("article", number);
+      if (!article) {
+        const fromLine = !!l.productCode;
+        throw new TargetError("permanent", {
+          code: "eaccounting.article_missing", field: `lines.${i}.productCode`, ...(fromLine ? { record: { entity: "product" as const, key: number } } : {}),
+          message: `${inv.kind === "credit_note" ? "Credit note" : "Invoice"} ${inv.number}, line ${i + 1}: eAccounting has no article ${number}${fromLine ? " (the line's product)" : " (default_article in kontobro.toml)"}.`,
+          hint: fromLine ? "Send the product from the PSA (or create the article in eAccounting, Sales › Articles); the invoice follows by itself." : "Create the article in eAccounting or fix default_article in kontobro.toml (`kontobro check` verifies it); then press retry.",
+        });
+      }
+      articleIds.push(article.id);
+      unitIds.push(l.unit ? (await this.setup.unitFor(l.unit)).Id : undefined);
+    }
+    let costCenterItemId: string | undefined;
+    if (inv.projectNumber) {
+      const item = await this.setup.item(inv.projectNumber) ?? await this.setup.item(inv.projectNumber, true);
+      if (!item) {
+        const project = ctx.record?.("project", inv.projectNumber) as Project | null;
+        throw new TargetError("permanent", {
+          code: "eaccounting.project_missing", record: { entity: "project", key: inv.projectNumber },
+          message: `Project ${inv.projectNumber}${project ? ` (${project.name})` : ""} of invoice ${inv.number} is not a cost-centre item in eAccounting.`,
+          hint: "kontobro sends projects before their invoices; send the project again from the PSA and the invoice follows by itself.",
+        });
+      }
+      costCenterItemId = item.Id;
+    }
+    return draftFields(inv, { cfg: this.cfg, customerId: remote.id, customer, remoteCustomer, articleIds, unitIds, costCenterItemId });
+  }
+
+  /** eAccounting's refusals of a draft, said for this invoice and where to fix them. */
+  private explain(e: unknown, inv: InvoiceLike): unknown {
+    if (!(e instanceof TargetError) || e.kind !== "permanent") return e;
+    const what = `${inv.kind === "credit_note" ? "Credit note" : "Invoice"} ${inv.number}`;
+    if (e.status === 409) {
+      return new TargetError("permanent", { ...e, code: "eaccounting.article_inactive", message: `${what}: ${e.message}`,
+        hint: "An article on the invoice is inactivated in eAccounting. Reactivate it there (Sales › Articles › the article › Active), then press retry." });
+    }
+    if (/InactiveCostCenter/.test(e.code)) {
+      return new TargetError("permanent", { ...e, message: `${what}: ${e.message}`, record: inv.projectNumber ? { entity: "project", key: inv.projectNumber } : undefined });
+    }
+    return new TargetError("permanent", { ...e, message: `${what}: ${e.message}` });
+  }
+}

@@ -1,0 +1,175 @@
+// Scheduled pulls from eAccounting:
+//   customers, products: master data changed since the watermark (ChangedUtc on the server's clock, Meta.ServerTimeUtc,
+//             minus overlap_seconds), as master records in the PSA's shape; agent/master/ decides what reaches the PSA.
+//   invoices: drafts kontobro made that eAccounting has sent (numbered) or that are paid: invoice.sent and
+//             invoice.paid with eAccounting's number and the PSA's id, once each (status items).
+//   expenses: supplier invoice rows with a project (cost-centre item or ProjectId) in the invoice-date window
+//             (this week and the one before, by default), read again every run; each row reaches the PSA once.
+import type { ConnectorDeps, MasterEntity, MasterRecord, PullItem, PullOptions, PullResult } from "../contract.ts";
+import { TargetError } from "../http.ts";
+import type { EaccountingClient, Row } from "./client.ts";
+import type { EaccountingConfig } from "./config.ts";
+import { draftIdOf } from "./invoice-push.ts";
+import { dateOf, psaIdOf, toMinor } from "./map.ts";
+import type { SetupLists } from "./setup.ts";
+
+/** A modified-since run: where it started (null: everything), the page it is at, the server time of its first page. */
+interface Cursor { v: 1; since?: string; run?: { from: string | null; page: number; serverTime: string | null } }
+/** The expense window: a run in progress (its window start and next page), or the day of the last complete run. */
+interface ExpenseCursor { v: 1; window?: { since: string; page: number }; done?: string }
+
+function parseCursor(raw: string | null, stream: string): Cursor & ExpenseCursor {
+  if (!raw) return { v: 1 };
+  try {
+    const c = JSON.parse(raw);
+    if (c?.v === 1) return c;
+  } catch {}
+  throw new TargetError("permanent", { code: "eaccounting.cursor_unreadable", message: `The stored position of the eAccounting ${stream} pull cannot be read.`, hint: `Reset it with \`DELETE FROM cursors WHERE stream = '${stream}'\`; nothing already imported is imported again.` });
+}
+
+const minusSeconds = (iso: string, s: number) => new Date(Date.parse(iso) - s * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
+const ms = (iso: unknown) => (typeof iso === "string" ? Date.parse(/T/.test(iso) && !/(Z|[+-]\d{2}:\d{2})$/.test(iso) ? `${iso}Z` : iso) : NaN);
+
+export function addDays(isoDate: string, days: number): string {
+  const d = new Date(`${isoDate}T00:00:00Z`);
+  d.setUTCDate(d.getUTCDate() + days);
+  return d.toISOString().slice(0, 10);
+}
+
+/** The first day of the invoice-date window: the start of this period, `back` periods earlier. */
+export function windowStart(today: string, period: "day" | "week" | "month", back: number): string {
+  if (period === "day") return addDays(today, -back);
+  if (period === "week") {
+    const weekday = (new Date(`${today}T00:00:00Z`).getUTCDay() + 6) % 7; // Monday = 0 (ISO week)
+    return addDays(today, -weekday - 7 * back);
+  }
+  const d = new Date(`${today.slice(0, 7)}-01T00:00:00Z`);
+  d.setUTCMonth(d.getUTCMonth() - back);
+  return d.toISOString().slice(0, 10);
+}
+
+export class EaccountingPuller {
+  private readonly projectNumbers = new Map<string, string | null>();
+
+  constructor(
+    private readonly client: EaccountingClient,
+    private readonly cfg: EaccountingConfig,
+    private readonly setup: SetupLists,
+    private readonly toMaster: (entity: MasterEntity, row: Row) => Promise<MasterRecord>,
+    private readonly log: ConnectorDeps["log"],
+  ) {}
+
+  pull(stream: string, cursor: string | null, options: PullOptions): Promise<PullResult> {
+    switch (stream) {
+      case "customers": return this.master("customer", "customers", "ChangedUtc", cursor);
+      case "products": return this.master("product", "articles", "ChangedUtc", cursor);
+      case "invoices": return this.statuses(cursor, options);
+      case "expenses": return this.expenses(cursor, options.today);
+      default: throw new TargetError("permanent", { code: "eaccounting.unknown_stream", message: `eAccounting has no stream "${stream}".`, hint: "Use customers, products, invoices or expenses." });
+    }
+  }
+
+  /** One page of a modified-since read; the watermark moves once the last page is stored. */
+  private async modifiedPage(resource: string, field: string, raw: string | null, stream: string, firstFrom: string | null): Promise<{ rows: Row[]; next: Cursor; more: boolean }> {
+    const cursor = parseCursor(raw, stream);
+    const run = cursor.run ?? { from: cursor.since ?? firstFrom, page: 1, serverTime: null };
+    const from = run.from;
+    const q = from ? { filter: `${field} ge ${this.client.date(from)}`, where: (r: Row) => !(ms(r[field]) < ms(from)) } : {};
+    const page = await this.client.page(resource, q, run.page);
+    const serverTime = run.serverTime ?? page.serverTime ?? new Date().toISOString();
+    if (page.page < page.pages) return { rows: page.rows, next: { v: 1, since: cursor.since, run: { ...run, page: run.page + 1, serverTime } }, more: true };
+    return { rows: page.rows, next: { v: 1, since: minusSeconds(serverTime, this.cfg.overlap_seconds) }, more: false };
+  }
+
+  // ---- master data ------------------------------------------------------------------------------------------
+
+  private async master(entity: MasterEntity, resource: string, field: string, raw: string | null): Promise<PullResult> {
+    const { rows, next, more } = await this.modifiedPage(resource, field, raw, `${entity}s`, null);
+    const items: PullItem[] = [];
+    for (const row of rows) {
+      const rec = await this.toMaster(entity, row);
+      // One item per version: the same version read again (overlap) is the same item.
+      items.push({ remoteId: `${entity}:${rec.remoteId}@${rec.modifiedAt ?? ""}`, type: `${entity}.upserted`, data: rec.data, master: rec });
+    }
+    return { items, cursor: JSON.stringify(next), more };
+  }
+
+  // ---- invoice status and number ----------------------------------------------------------------------------
+
+  private async statuses(raw: string | null, options: PullOptions): Promise<PullResult> {
+    const open = new Map<string, string>();
+    for (const i of options.openInvoices) { const d = draftIdOf(i.remoteId); if (d) open.set(d, i.key); }
+    const first = `${this.cfg.invoices_start_date ?? addDays(options.today, -60)}T00:00:00Z`;
+    const { rows, next, more } = await this.modifiedPage("customerinvoices", "ModifiedUtc", raw, "invoices", first);
+    const items: PullItem[] = [];
+    for (const inv of rows) {
+      const key = inv.CreatedFromDraftId ? open.get(inv.CreatedFromDraftId) : undefined;
+      if (!key) continue;
+      const paid = Number(inv.PaymentStatus) === 0;
+      const data = {
+        invoiceNumber: key, psaId: psaIdOf(inv[this.cfg.reference_field]), eaccountingInvoiceNumber: inv.InvoiceNumber, eaccountingInvoiceId: inv.Id,
+        invoiceDate: dateOf(inv.InvoiceDate), dueDate: dateOf(inv.DueDate), amount: toMinor(inv.TotalAmount), remainder: toMinor(inv.RemainingAmount),
+        currency: inv.CurrencyCode, overdue: Number(inv.PaymentStatus) === 2, ...(paid && inv.PaymentDate ? { paymentDate: dateOf(inv.PaymentDate) } : {}),
+      };
+      // Sent first, then paid: each once, in that order, even when both happened between two pulls.
+      items.push({ remoteId: `invoice:${key}`, type: "invoice.sent", data: { ...data, status: "sent" }, status: { entity: "invoice", key, value: "sent", baseline: "draft" } });
+      if (paid) items.push({ remoteId: `invoice:${key}`, type: "invoice.paid", data: { ...data, status: "paid" }, status: { entity: "invoice", key, value: "paid", final: true, baseline: "draft" } });
+    }
+    return { items, cursor: JSON.stringify(next), more };
+  }
+
+  // ---- supplier costs ----------------------------------------------------------------------------------------
+
+  private async expenses(raw: string | null, today: string): Promise<PullResult> {
+    const e = this.cfg.expenses;
+    // A run in progress goes on from its page; a new run reads the whole window again.
+    const saved = parseCursor(raw, "expenses") as ExpenseCursor;
+    let since = saved.window?.since ?? windowStart(today, e.period, e.lookback_periods);
+    if (e.start_date && e.start_date > since) since = e.start_date;
+    const pageNo = saved.window?.page ?? 1;
+    const page = await this.client.page("supplierinvoices", { filter: `InvoiceDate ge ${this.client.date(since)}`, where: (r) => (dateOf(r.InvoiceDate) ?? "") >= since }, pageNo, e.page_size);
+    const items: PullItem[] = [];
+    for (const inv of page.rows) {
+      if (Number(inv.Status ?? 1) !== 1) continue; // drafts (0) and deleted (2) are not costs
+      for (const [i, row] of ((inv.Rows as Row[]) ?? []).entries()) {
+        const project = await this.projectOf(row);
+        if (!project) continue;
+        const amount = toMinor(Number(row.DebetAmount ?? 0) - Number(row.CreditAmount ?? 0));
+        if (amount === 0) continue;
+        const date = dateOf(inv.InvoiceDate) ?? today;
+        items.push({
+          remoteId: `supplierinvoice:${inv.Id}:${row.Id ?? row.LineNumber ?? i + 1}`, type: "expense.posted", requires: { entity: "project", key: project },
+          data: {
+            projectNumber: project, activity: e.activity, billable: e.billable,
+            description: [date, inv.VoucherNumber, inv.SupplierName].filter(Boolean).join(" "),
+            date, quantity: 1, unitCost: amount, unitPrice: amount, amount, vatRate: this.cfg.vat_rate, currency: inv.CurrencyCode,
+            supplier: { number: inv.SupplierNumber, name: inv.SupplierName }, supplierInvoiceNumber: inv.InvoiceNumber, voucherNumber: inv.VoucherNumber,
+            accountNumber: row.AccountNumber, text: row.TransactionText,
+          },
+        });
+      }
+    }
+    const more = page.page < page.pages;
+    const next: ExpenseCursor = more ? { v: 1, window: { since, page: pageNo + 1 } } : { v: 1, done: today };
+    return { items, cursor: JSON.stringify(next), more };
+  }
+
+  /** The PSA project of a supplier invoice row: the configured cost centre's item (its abbreviation), else the eAccounting project. */
+  private async projectOf(row: Row): Promise<string | null> {
+    const itemId = row[`CostCenterItemId${this.cfg.cost_center}`];
+    if (itemId) {
+      const center = await this.setup.costCenter();
+      let item = ((center.Items as Row[]) ?? []).find((i) => i.Id === itemId);
+      if (!item) item = (((await this.setup.costCenter(true)).Items as Row[]) ?? []).find((i) => i.Id === itemId);
+      if (item) return String(item.ShortName);
+    }
+    if (row.ProjectId) {
+      if (!this.projectNumbers.has(row.ProjectId)) {
+        const res = await this.client.request("GET", `/projects/${row.ProjectId}`, { accept: [404] });
+        this.projectNumbers.set(row.ProjectId, res.status === 404 ? null : String(res.body?.Number ?? "") || null);
+      }
+      return this.projectNumbers.get(row.ProjectId) ?? null;
+    }
+    return null;
+  }
+}

@@ -1,0 +1,134 @@
+// The eAccounting connector against its sandbox over loopback: pushes, the known errors (item 8) as rules and
+// hints, uncertain creates reconciled by lookup (no idempotency key), the rate limit, check.
+import { afterEach, describe, expect, test } from "bun:test";
+import { ctx, customer, invoice, product, project, related, startEnv, thrown, type Env } from "./eaccounting-fixtures.ts";
+
+let env: Env | undefined;
+afterEach(async () => { await env?.stop(); env = undefined; });
+
+describe("customers, articles and projects", () => {
+  test("a customer is created once, then updated by a full-replace PUT that keeps what kontobro does not own", async () => {
+    env = startEnv();
+    const first = await env.connector.push("customer", customer(), ctx());
+    expect(first.state).toMatchObject({ entity: "customer", key: "10042", remoteId: first.remoteId });
+    await env.control("customers/10042", { Note: "typed in eAccounting" }, "PUT");
+    const second = await env.connector.push("customer", customer({ name: "Fjordkraft AB" }), ctx({ link: { remoteId: first.remoteId } }));
+    expect(second.remoteId).toBe(first.remoteId);
+    const [c] = (await env.state()).customers;
+    expect(c).toMatchObject({ Name: "Fjordkraft AB", Note: "typed in eAccounting", ContactPersonName: "Kari Nordmann", InvoiceCountryCode: "SE", IsPrivatePerson: false });
+    expect((await env.state()).customers).toHaveLength(1);
+  });
+
+  test("an article gets the services coding at its VAT rate and a note to check it; an existing one keeps its coding", async () => {
+    env = startEnv();
+    const res = await env.connector.push("product", product(), ctx());
+    expect(res.attention).toContain('coding "Tjänster 25 %"');
+    expect(res.attention).toContain("check the coding");
+    let a = (await env.state()).articles.find((x: any) => x.Number === "KONS");
+    expect(a).toMatchObject({ NetPrice: 1450, GrossPrice: 1812.5, UnitAbbreviation: "h", CodingName: "Tjänster 25 %" });
+    const again = await env.connector.push("product", product({ price: 150000, vatRate: 12 }), ctx({ link: { remoteId: res.remoteId } }));
+    expect(again.attention).toBeUndefined();
+    a = (await env.state()).articles.find((x: any) => x.Number === "KONS");
+    expect(a).toMatchObject({ NetPrice: 1500, GrossPrice: 1875, CodingName: "Tjänster 25 %" });
+    const km = await env.connector.push("product", product({ code: "KM", name: "Milersättning", unit: "km", price: 250 }), ctx());
+    expect((await env.state()).articles.find((x: any) => x.Id === km.remoteId).UnitAbbreviation).toBe("km");
+  });
+
+  test("projects become items of the configured cost centre; a closed project an inactive item; a name taken by another item needs action", async () => {
+    env = startEnv();
+    const r = await env.connector.push("project", project(), ctx());
+    await env.connector.push("project", project({ status: "closed" }), ctx({ link: { remoteId: r.remoteId } }));
+    const items = (await env.state()).costCenters.find((c: any) => c.Number === 1).Items;
+    expect(items).toEqual([expect.objectContaining({ Id: r.remoteId, ShortName: "P24017", Name: "ERP migration", IsActive: false })]);
+    const e = await thrown(env.connector.push("project", project({ number: "P24018" }), ctx()));
+    expect(e).toMatchObject({ kind: "permanent", code: "eaccounting.CostCenterItemAlreadyExists", field: "name" });
+    expect(e.message).toContain("Project P24018 (ERP migration)");
+    expect(e.hint).toContain("must match the item's exactly");
+  });
+});
+
+describe("the known errors (item 8)", () => {
+  test("eAccounting's own refusals name the record and the PSA's field, with a hint", async () => {
+    env = startEnv({ config: { payment_terms_days: 45 } });
+    const terms = await thrown(env.connector.push("customer", customer({ paymentTermsDays: undefined }), ctx()));
+    expect(terms).toMatchObject({ code: "eaccounting.terms_unknown" });
+    expect(terms.message).toContain("30 dagar (30 days)");
+    const vat = await thrown(env.connector.push("customer", customer({ vatNumber: "SE12" }), ctx()));
+    expect(vat).toMatchObject({ kind: "permanent", code: "eaccounting.InvalidVatNumber", field: "vatNumber" });
+    expect(vat.message).toStartWith("Customer 10042 (Fjordkraft Consulting AB): eAccounting refused POST /v2/customers (4025 InvalidVatNumber)");
+    expect(vat.hint).toContain("VIES");
+  });
+
+  test("an inactivated article on an invoice line: 409, reactivate it in eAccounting", async () => {
+    env = startEnv();
+    await env.connector.push("customer", customer(), ctx());
+    await env.connector.push("project", project(), ctx());
+    const e = await thrown(env.connector.push("invoice", invoice({ lines: [{ text: "Old", quantity: 1, unitPrice: 100, productCode: "999" }] }), ctx({ record: related({ customer: customer() }) })));
+    expect(e).toMatchObject({ kind: "permanent", code: "eaccounting.article_inactive", status: 409 });
+    expect(e.message).toContain("Invoice 20001");
+    expect(e.hint).toContain("Reactivate");
+  });
+
+  test("an article whose coding lacks a sales account (4024) and onboarding errors get their hints", async () => {
+    env = startEnv();
+    await env.connector.push("customer", customer(), ctx());
+    const e = await thrown(env.connector.push("invoice", invoice({ projectNumber: undefined, lines: [{ text: "x", quantity: 1, unitPrice: 100, productCode: "998" }] }), ctx()));
+    expect(e).toMatchObject({ code: "eaccounting.SalesAccountNumberMissing" });
+    expect(e.hint).toContain("coding with a sales account");
+    for (const [code, words] of [[4003, "start-up guide"], [4012, "licence agreement"], [4019, "read-only"]] as const) {
+      await env.control("settings", { onboarding: code === 4019 ? null : code, readonly: code === 4019 });
+      const err = await thrown(env.connector.push("customer", customer({ name: `C ${code}` }), ctx({ link: null, uncertain: true })));
+      expect(err.hint).toContain(words);
+    }
+    await env.control("settings", { onboarding: 4003, readonly: false });
+    const check = await env.connector.check();
+    expect(check.find((c) => c.name === "company")).toMatchObject({ ok: false });
+    expect(check.find((c) => c.name === "company")!.hint).toContain("start-up guide");
+  });
+});
+
+describe("no idempotency key: uncertain creates are looked up first", () => {
+  test("a dropped answer on a customer or draft create: the retry finds it by number or reference, nothing twice", async () => {
+    env = startEnv();
+    await env.faults({ rules: [{ method: "POST", path: "/v2/customers$", fault: "drop_after_commit" }, { method: "POST", path: "/v2/customerinvoicedrafts$", fault: "drop_after_commit" }] });
+    const lost = await thrown(env.connector.push("customer", customer(), ctx()));
+    expect(lost.kind).toBe("uncertain");
+    const c = await env.connector.push("customer", customer(), ctx({ uncertain: true }));
+    await env.connector.push("project", project(), ctx());
+    const rel = related({ customer: customer() });
+    expect((await thrown(env.connector.push("invoice", invoice(), ctx({ record: rel })))).kind).toBe("uncertain");
+    const d = await env.connector.push("invoice", invoice(), ctx({ uncertain: true, record: rel }));
+    const s = await env.state();
+    expect(s.customers.map((x: any) => x.Id)).toEqual([c.remoteId]);
+    expect(s.drafts).toHaveLength(1);
+    expect(d.remoteId).toBe(`draft:${s.drafts[0].Id}`);
+    expect(s.drafts[0]).toMatchObject({ ElectronicReference: "kontobro:psa-inv-20001", OurReference: "Kari Nordmann", YourReference: "Ole Olsen", InvoiceCity: "Stockholm" });
+    expect(s.drafts[0].Rows.map((r: any) => [r.IsTextRow, r.ArticleNumber ?? null, r.CostCenterItemId1 ? "item" : null])).toEqual([[true, null, null], [false, "100", "item"], [false, "100", "item"]]);
+    // Found by the reference filter (or, where the server refuses the filter, by reading the list whole).
+    const clientSide = env.connectorWith({ filter: "client" });
+    expect(await clientSide.find("invoice", invoice())).toEqual({ remoteId: d.remoteId });
+  });
+
+  test("a draft already sent in eAccounting is not changed again; its update is a note", async () => {
+    env = startEnv();
+    await env.connector.push("customer", customer(), ctx());
+    await env.connector.push("project", project(), ctx());
+    const d = await env.connector.push("invoice", invoice(), ctx());
+    await env.control("send-draft", { draftId: d.remoteId.slice(6) });
+    const again = await env.connector.push("invoice", invoice({ heading: "changed" }), ctx({ link: { remoteId: d.remoteId } }));
+    expect(again.note).toContain("as invoice 1001");
+    expect((await env.state()).drafts).toHaveLength(0);
+  });
+});
+
+describe("rate limit", () => {
+  test("a 429's wait is read from 'Try again in N seconds' and pauses the whole target", async () => {
+    env = startEnv();
+    await env.faults({ method: "GET", path: "/v2/customers", fault: "429", retryAfterSeconds: 7 });
+    const e = await thrown(env.connector.find("customer", customer()));
+    expect(e).toMatchObject({ kind: "retryable", status: 429, retryAfterMs: 7000 });
+    expect(env.connector.client.gate.remainingMs()).toBeGreaterThan(5000);
+    const held = await thrown(env.connector.find("customer", customer()));
+    expect(held.code).toBe("target_paused");
+  });
+});
