@@ -158,7 +158,7 @@ export function backupDatabase(dbPath: string, file: string, now = new Date()): 
  * (no agent runs). The current database is kept beside it, never deleted. The next start applies the
  * restore rules (the file carries the backup marker; a plain copy gets one here).
  */
-export function restoreDatabase(dataDir: string, dbPath: string, file: string, now = new Date()): { keptAs: string | null } {
+export function restoreDatabase(_dataDir: string, dbPath: string, file: string, now = new Date()): { keptAs: string | null } {
   if (!existsSync(file)) throw new StorageError(`${file} does not exist.`, "Give the path of a file made by `kontobro backup` (or a copy of kontobro.db).");
   let candidate: Database;
   try {

@@ -43,7 +43,7 @@ describe("top-level usage", () => {
     for (const c of commands) {
       expect(usage.out).toMatch(new RegExp(`^  ${(c.args ? `${c.name} ${c.args}` : c.name).replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} +${c.summary.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`, "m"));
     }
-    const listed = [...usage.out.matchAll(/^  ([a-z-]+)/gm)].map((m) => m[1]);
+    const listed = [...usage.out.matchAll(/^ {2}([a-z-]+)/gm)].map((m) => m[1]);
     expect(listed).toEqual(commands.map((c) => c.name));
     expect(listed).toEqual(["run", "demo", "check", "status", "enqueue", "retry", "prune", "pull", "sandbox", "export", "backup", "restore", "version"]);
   });

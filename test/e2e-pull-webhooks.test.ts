@@ -113,7 +113,7 @@ describe("status page and start-up", () => {
     await waitFor("the manual run", () => runs("manual").some((r) => r.status === "ok"));
     page = await (await fetch(stack.agent.url)).text();
     expect(page).toContain("fetched 2, imported 1, already had 0, ignored 1");
-    expect(page).toMatch(/data-state="ignored_unknown_project"[^]*Ignored: project unknown to the PSA/);
+    expect(page).toMatch(/data-state="ignored_unknown_project"[\s\S]*Ignored: project unknown to the PSA/);
     expect(page).toContain('data-inbox-state="new">1<');
   });
 

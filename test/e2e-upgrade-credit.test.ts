@@ -6,7 +6,7 @@ import { databasePath } from "../agent/agent.ts";
 import { openDatabase } from "../agent/db/index.ts";
 import { startStack } from "./e2e-harness.ts";
 import { CreditNote as OldCreditNote } from "./old-model-v0.ts";
-import { customerEvent, invoiceEvent, waitFor } from "./helpers.ts";
+import { customerEvent, invoiceEvent } from "./helpers.ts";
 
 test("an old credit note numbered 05001 with minus signs, still pending at upgrade, is booked as a credit at e-conomic", async () => {
   const stack = await startStack();

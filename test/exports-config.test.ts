@@ -1,6 +1,6 @@
 // The [exports] section: defaults, one clear line per wrong key, and what the export service gets.
 import { describe, expect, test } from "bun:test";
-import { ConfigError, validateConfig } from "../agent/config.ts";
+import { type ConfigError, validateConfig } from "../agent/config.ts";
 import { ExportsConfig, exportSettings, fiscalYearOf } from "../agent/exports/config.ts";
 
 const problems = (exports: unknown) => {

@@ -28,7 +28,9 @@ export function startPsaReceiver(secret = PSA_SECRET) {
       const m = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(signature);
       const expected = m ? createHmac("sha256", secret).update(`${m[1]}.${body}`).digest() : Buffer.alloc(32);
       const verified = !!m && timingSafeEqual(expected, Buffer.from(m[2]!, "hex")) && Math.abs(Date.now() / 1000 - Number(m[1])) < 300;
-      const status = failNext > 0 ? (failNext--, 503) : verified ? 200 : 401;
+      const failing = failNext > 0;
+      if (failing) failNext--;
+      const status = failing ? 503 : verified ? 200 : 401;
       calls.push({ signature, body, items: JSON.parse(body).items, verified, status });
       return new Response(status === 200 ? "ok" : "no", { status });
     },

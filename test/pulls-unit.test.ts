@@ -2,7 +2,7 @@
 // real SQLite file (dedupe, state changes, cursor written only with its batch).
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { ConfigError, validateConfig } from "../agent/config.ts";
+import { type ConfigError, validateConfig } from "../agent/config.ts";
 import { openDatabase } from "../agent/db/index.ts";
 import { Inbox } from "../agent/pulls/inbox.ts";
 import { buildBatch, signatureHeader } from "../agent/pulls/psa-webhook.ts";

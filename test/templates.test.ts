@@ -3,7 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { CreditNote, Invoice, type InvoiceLike } from "../agent/model.ts";
 import { SieInvoiceConfig, invoiceToVoucher } from "../formats/sie4/invoices.ts";
 import { BUILTIN_TEMPLATES, builtinTemplate } from "../formats/templates/builtin.ts";
-import { parseTemplate, Template, templateFromFile, templateToFile, type TemplateInput } from "../formats/templates/definition.ts";
+import { parseTemplate, type Template, templateFromFile, templateToFile, type TemplateInput } from "../formats/templates/definition.ts";
 import { decodeText, encodeText, toEncodable } from "../formats/encoding.ts";
 import { checkDateFormat, csvCell, formatDate, formatDecimal, formatMoney } from "../formats/templates/format.ts";
 import { renderTemplate } from "../formats/templates/render.ts";

@@ -3,7 +3,7 @@
 // so "what the customer owes" is read from its ledger, not from what kontobro sent.
 import { afterEach, describe, expect, test } from "bun:test";
 import { CreditNote, Invoice } from "../agent/model.ts";
-import { ctx, invoice, seedMasterData, startEnv, thrown, type Env } from "./unimicro-fixtures.ts";
+import { ctx, invoice, seedMasterData, startEnv, type Env } from "./unimicro-fixtures.ts";
 
 let env: Env;
 afterEach(() => env?.stop());

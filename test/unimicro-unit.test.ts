@@ -5,7 +5,7 @@ import { createPrivateKey, generateKeyPairSync } from "node:crypto";
 import { CreditNote, Customer, customerQuantity, Invoice } from "../agent/model.ts";
 import { buildClientAssertion } from "../connectors/unimicro/auth.ts";
 import { describeUniError, flattenValidation, queryString } from "../connectors/unimicro/client.ts";
-import { ConfigError, validateConfig } from "../agent/config.ts";
+import { type ConfigError, validateConfig } from "../agent/config.ts";
 import { settingsFrom, UniMicroConfig } from "../connectors/unimicro/config.ts";
 import { deterministicGuid, lineNeeds, mapCustomer, mapInvoice, paymentIdFor, voucherFollows } from "../connectors/unimicro/map.ts";
 import { customerRules, invoiceRules, projectRules, type RuleOptions } from "../connectors/unimicro/rules.ts";

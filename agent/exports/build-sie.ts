@@ -79,7 +79,7 @@ export function buildSieFiles(invoices: InvoiceLike[], context: { customers: Rea
     }, { customers: [...context.customers.values()], projects: [...context.projects.values()] });
     leftOut.push(...rejected);
     if (input.vouchers.length === 0) continue;
-    let written;
+    let written: ReturnType<typeof writeSie4i>;
     try {
       written = writeSie4i(input, { serial, lineEnding: settings.sie4.lineEnding, ksumma: settings.sie4.ksumma });
     } catch (e) {

@@ -67,7 +67,7 @@ function overlapWarnings(db: Db, dataType: keyof typeof PERIOD_SOURCE, period: P
     `${what} carry no exported flag: this file holds every one dated ${period.from} to ${period.to} as it is now, and exporting an overlapping period again repeats those rows.`,
     "Export each period once, one after the other (e.g. month by month).")];
   for (const run of store.overlappingRuns(db, types, period.from, period.to)) {
-    const from = run.periodFrom! > period.from ? run.periodFrom! : period.from;
+    const from = run.periodFrom! > period.from ? run.periodFrom! : period.from; // ISO dates: string order
     const to = run.periodTo! < period.to ? run.periodTo! : period.to;
     const files = store.listFiles(db, { runId: run.id }).map((f) => `${f.fileName} (file ${f.id})`).join(", ");
     notes.push(problem("exports.period_overlap",
@@ -113,7 +113,6 @@ export function runExport(db: Db, settings: ExportSettings, request: ExportReque
     if (!found.ok) return { ok: false, httpStatus: found.httpStatus, problems: found.problems };
     template = found.template;
   }
-  const dataType = template?.dataType ?? "invoices";
   const what = template ? DATA_TYPE_TITLES[template.dataType] : "Invoices";
   const checked = checkPeriod(template ? SELECTION[template.dataType] : "to_transfer", request.from, request.to, what);
   if (checked.problems.length > 0) return { ok: false, httpStatus: 422, problems: checked.problems };

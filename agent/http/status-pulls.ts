@@ -1,6 +1,6 @@
 // The status page's pull section: jobs with their last runs and a "run now" button, each target's
 // webhook address, and the inbox with every item's state. Rendered from one line in status-page.ts.
-import type { Context, Hono } from "hono";
+import type { Hono } from "hono";
 import { html, raw } from "hono/html";
 import type { InboxRow } from "../pulls/inbox.ts";
 import { recentRuns, type JobRunRow } from "../pulls/runner.ts";

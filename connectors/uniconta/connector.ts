@@ -25,7 +25,7 @@ export class UnicontaConnector implements Connector {
   readonly invoices: UnicontaInvoices;
   private readonly puller: UnicontaPuller;
 
-  constructor(readonly name: string, private readonly cfg: UnicontaConfig, private readonly deps: ConnectorDeps, now: () => number = Date.now) {
+  constructor(readonly name: string, private readonly cfg: UnicontaConfig, deps: ConnectorDeps, now: () => number = Date.now) {
     this.budget = new CallBudget({
       limit: cfg.calls_per_day, reserve: cfg.reserve_for_pushes, timezone: cfg.quota_timezone,
       gatewayPostCalls: cfg.gateway_post_calls, gatewaySessionMinutes: cfg.gateway_session_minutes,

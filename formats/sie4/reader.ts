@@ -237,7 +237,7 @@ export function readSie(bytes: Uint8Array): SieReadResult {
     const { tokens, error } = tokenizeLine(trimmed);
     if (error) report("error", "malformed_line", line, `${error}.`, 'Quote fields with "…", escape inner quotes as \\", and close every {.');
     const head = tokens[0];
-    if (!head || head.kind !== "value" || !head.value.startsWith("#")) {
+    if (head?.kind !== "value" || !head.value.startsWith("#")) {
       report("warning", "not_a_record", line, "the line does not start with a #LABEL and is ignored.");
       continue;
     }
@@ -247,7 +247,7 @@ export function readSie(bytes: Uint8Array): SieReadResult {
     /** Tolerates unquoted names with spaces (`#FNAMN Övningsbolaget AB`): joins the trailing bare fields. */
     const rest = (k: number): string => {
       const t = fields[k];
-      if (!t || t.kind !== "value") return "";
+      if (t?.kind !== "value") return "";
       if (t.quoted) return t.value;
       const tail = fields.slice(k).filter((f): f is Extract<Token, { kind: "value" }> => f.kind === "value" && !f.quoted);
       return tail.map((f) => f.value).join(" ");

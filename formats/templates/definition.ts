@@ -4,7 +4,7 @@
 import { z } from "zod";
 import { issuesToProblems, problem, type Problem } from "../../agent/problem.ts";
 import { ENCODINGS } from "../encoding.ts";
-import { AGGREGATE_FIELDS, DATA_TYPES, DATA_TYPE_TITLES, DEFAULT_GROUP_BY, FIELDS, GROUP_KEYS, filterFieldType, filtersRecords, type FieldType } from "./fields.ts";
+import { AGGREGATE_FIELDS, DATA_TYPES, DATA_TYPE_TITLES, DEFAULT_GROUP_BY, FIELDS, GROUP_KEYS, filterFieldType, type FieldType } from "./fields.ts";
 import { checkDateFormat } from "./format.ts";
 
 export const TEMPLATE_NAME = /^[a-z0-9][a-z0-9_-]{0,59}$/;

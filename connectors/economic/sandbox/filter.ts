@@ -153,8 +153,8 @@ function compare(actual: unknown, text: string): number | undefined {
 
 /** `$like:` without `*` means "contains"; with `*` the pattern is anchored. */
 function likeRegExp(pieces: Piece[]): RegExp {
-  const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
   const hasWildcard = pieces.some((p) => typeof p !== "string");
-  const body = pieces.map((p) => (typeof p === "string" ? escape(p) : ".*")).join("");
+  const body = pieces.map((p) => (typeof p === "string" ? escapeRe(p) : ".*")).join("");
   return new RegExp(hasWildcard ? `^${body}$` : body, "is");
 }

@@ -129,7 +129,7 @@ export function registerProjectRoutes(app: Hono, core: SandboxCore): void {
   app.delete(`${P}/projects/:number`, (c) => (core.state.projects.delete(intSegment(c.req.param("number")) ?? NaN) ? new Response(null, { status: 204 }) : notFound("Project")));
   app.all(`${P}/projects/:number`, methodNotAllowed);
 
-  app.get(`${P}/projectgroups`, (c) => openApiJson(200, { items: [...core.state.projectGroups.values()].sort((a, b) => a.number - b.number) }));
+  app.get(`${P}/projectgroups`, () => openApiJson(200, { items: [...core.state.projectGroups.values()].sort((a, b) => a.number - b.number) }));
   app.get(`${P}/projectgroups/:number`, (c) => {
     const g = core.state.projectGroups.get(intSegment(c.req.param("number")) ?? NaN);
     return g ? openApiJson(200, g) : notFound("Project group");

@@ -3,7 +3,7 @@
 // with its debtor, ledger and project transactions; payments settle debtor transactions; posted project
 // costs (a journal posting) create project, ledger and supplier transactions with a new JournalPostedId.
 import fixtures from "./fixtures.json";
-import { CompanyStore, UcError, type Row } from "./store.ts";
+import { type CompanyStore, UcError, type Row } from "./store.ts";
 
 export interface PostingOptions {
   /** A non-zero InvoiceNumber given to PostInvoice is used (unverified, uniconta.md §6); else the series decides. */

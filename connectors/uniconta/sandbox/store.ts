@@ -216,7 +216,7 @@ export class CompanyStore {
     throw new UcError(code, `${field} "${row[field]}" does not exist (${type})`, field);
   }
 
-  private validate(type: string, row: Row, staged: Row[], _before?: Row): void {
+  private validate(type: string, row: Row, _staged: Row[], _before?: Row): void {
     for (const f of TYPES[type]!.required ?? []) if (this.blank(row, f)) throw new UcError("FieldCannotBeBlank", `${type}.${f} cannot be blank`, f);
     for (let d = 1; d <= 5; d++) {
       if (this.blank(row, `Dimension${d}`)) continue;

@@ -164,7 +164,7 @@ export function createUniMicroSandbox(opts: UniMicroSandboxOptions = {}) {
   app.post("/__sandbox/payments", async (c) => {
     const b = await c.req.json().catch(() => ({}));
     const store = stores.get(b.companyKey ?? companies[0]!.Key);
-    const inv = store?.rows.invoices!.find((r) => r.InvoiceNumber === String(b.invoiceNumber) && r.StatusCode !== 42001);
+    const inv = store?.rows.invoices?.find((r) => r.InvoiceNumber === String(b.invoiceNumber) && r.StatusCode !== 42001);
     if (!store || !inv || typeof b.amount !== "number") return c.json({ error: "need invoiceNumber of a booked invoice and a numeric amount" }, 400);
     return c.json(store.registerPayment(inv.ID, b.amount));
   });

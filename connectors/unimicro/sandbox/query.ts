@@ -47,7 +47,7 @@ function compare(a: unknown, b: unknown): number {
 const OPS: Record<string, (c: number) => boolean> = { eq: (c) => c === 0, ne: (c) => c !== 0, gt: (c) => c > 0, lt: (c) => c < 0, ge: (c) => c >= 0, le: (c) => c <= 0 };
 
 export function parseFilter(src: string | undefined): Pred {
-  if (!src || !src.trim()) return () => true;
+  if (!src?.trim()) return () => true;
   const toks = tokenize(src);
   let i = 0;
   const peek = () => toks[i]?.toLowerCase();
