@@ -1,8 +1,8 @@
 // The Visma eAccounting connector factory (eEkonomi, eRegnskap, "Spiris"): customers and articles with a master
 // per entity, projects as cost-centre items, invoices as drafts that eAccounting numbers, invoice status and
 // number back, supplier costs to the PSA's projects. Sources: ../../../shared/reference/api-notes/eaccounting.md.
-// The sandbox (./sandbox/index.ts: startEaccountingSandbox), demoTarget and startDemoActivity are plain exports,
-// to be wired like the other connectors' (`kontobro sandbox eaccounting`, `kontobro demo --target eaccounting`).
+// The factory starts the sandbox (./sandbox/index.ts) for `kontobro sandbox eaccounting` and `kontobro demo --target
+// eaccounting`; startDemoActivity (a person working in eAccounting during the demo) is a plain export.
 import type { ConnectorFactory, CredentialStore, OAuthFlow } from "../contract.ts";
 import { OAuthTokens } from "./auth.ts";
 import { authorizeUrl, EaccountingConfig, REQUIRED_SCOPES, tokenUrl } from "./config.ts";
@@ -39,7 +39,22 @@ export const eaccounting: ConnectorFactory<EaccountingConfig> = {
     invoices: { title: "Invoices sent and paid in eAccounting (number and status)", cron: "*/15 6-21 * * *", timezone: TZ },
     expenses: { title: "Supplier invoice rows on projects (expenses)", cron: "0 7,12,17 * * *", timezone: TZ },
   },
+  describePulled,
+  async startSandbox({ port }) {
+    const { startEaccountingSandbox } = await import("./sandbox/index.ts");
+    const s = startEaccountingSandbox({ port });
+    return { url: s.url, demoTarget: demoTarget(s.url), stop: s.stop };
+  },
 };
+
+/** One line about a pulled item for the status page's inbox. */
+export function describePulled(type: string, d: Record<string, any>): string {
+  const money = typeof d.amount === "number" ? `${(d.amount / 100).toFixed(2)} ${d.currency ?? ""}` : "";
+  if (type === "customer.upserted") return `customer ${d.number ?? "?"} · ${d.name ?? ""}${d.addresses?.[0]?.city ? ` · ${d.addresses[0].city}` : ""}`;
+  if (type === "product.upserted") return `article ${d.code ?? "?"} · ${d.name ?? ""}${typeof d.price === "number" ? ` · ${(d.price / 100).toFixed(2)}` : ""}`;
+  if (type.startsWith("expense")) return `project ${d.projectNumber ?? "?"} · ${money} · ${d.description ?? ""}`;
+  return `invoice ${d.invoiceNumber ?? "?"} · eAccounting's number ${d.eaccountingInvoiceNumber ?? "?"} · ${d.previousStatus ?? "?"} → ${d.status ?? "?"}${money ? ` · ${money}` : ""}`;
+}
 
 /**
  * The [[targets]] table of `kontobro demo --target eaccounting` for a sandbox at `sandboxUrl` (started with
