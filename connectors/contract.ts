@@ -252,6 +252,11 @@ export interface ConnectorFactory<C = any> {
    * free one. For `kontobro sandbox KIND`, `kontobro demo --target KIND`, tests and scripts.
    */
   startSandbox?(options: { port: number }): Promise<RunningSandbox>;
+  /**
+   * What happens at the target's own side during `kontobro demo` besides the sample PSA data (a person working
+   * in the target, e.g. sending invoices), every `intervalMs`, against the sandbox at `sandboxUrl`; returns a stop.
+   */
+  startDemoActivity?(sandboxUrl: string, intervalMs: number, log: (msg: string) => void): () => void;
   /** The chaos run's adapter for the sandbox (scripts/chaos.ts), imported only by the chaos run. */
   chaos?(): Promise<ChaosAdapter>;
   /** The benchmark's adapter for the sandbox (scripts/bench.ts), imported only by the benchmark. */

@@ -1,4 +1,5 @@
 // `kontobro demo`: the agent against a built-in sandbox, with sample PSA data arriving on its own.
+import { connectorKinds } from "../../connectors/registry.ts";
 import { databasePath, startAgent } from "../agent.ts";
 import { DEMO_TARGETS, demoConfig, startDemoTarget, startSampleFeed } from "../demo.ts";
 import { createLogger } from "../log.ts";
@@ -46,6 +47,7 @@ export const demo = defineCommand({
     const agent = await startAgent(config, targets, log);
     const interval = seconds * 1000;
     const stopFeed = startSampleFeed(agent.db, agent.intake, interval, (m) => log.info(m));
+    const stopActivity = connectorKinds[kind]!.startDemoActivity?.(demoTarget.sandboxUrl, interval, (m) => log.info(m)) ?? (() => {});
     process.stdout.write(`
   kontobro demo is running.
 
@@ -62,6 +64,6 @@ export const demo = defineCommand({
   Stop with Ctrl-C.
 
 `);
-    return keepRunning(agent, async () => { stopFeed(); await demoTarget.stop(); });
+    return keepRunning(agent, async () => { stopFeed(); stopActivity(); await demoTarget.stop(); });
   },
 });
