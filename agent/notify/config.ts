@@ -30,7 +30,7 @@ export const AlertWebhookConfig = z.strictObject({
 export const NotificationsConfig = z.strictObject({
   /** Addresses that get every notice. */
   recipients: z.array(Address).default([]),
-  /** More addresses per target name, on top of recipients: { economic = ["regnskap@example.com"] }. */
+  /** More addresses per target name, on top of recipients: { books = ["regnskap@example.com"] } (books: a [[targets]] name). */
   target_recipients: z.record(z.string(), z.array(Address)).default({}),
   /** The status page as the recipients reach it (linked from every notice). Default: http://<http.host>:<http.port>/ */
   status_page_url: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).optional(),
