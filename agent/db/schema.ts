@@ -110,3 +110,59 @@ export const targetState = sqliteTable("target_state", {
   nextProbeAt: integer("next_probe_at"),
   updatedAt: integer("updated_at").notNull(),
 });
+
+/**
+ * OAuth credentials per target (eAccounting's rotating refresh tokens): a refreshed token is written here,
+ * committed durably, before it is used (agent/credentials.ts). state "reconnect": the target refused the
+ * refresh token; `kontobro connect` replaces the row.
+ */
+export const credentials = sqliteTable("credentials", {
+  target: text("target").primaryKey(),
+  /** The token endpoint the tokens belong to: tokens of another server (a sandbox, another app) are not used. */
+  issuer: text("issuer").notNull(),
+  clientId: text("client_id").notNull(),
+  refreshToken: text("refresh_token"),
+  accessToken: text("access_token"),
+  accessExpiresAt: integer("access_expires_at"),
+  scope: text("scope"),
+  state: text("state", { enum: ["connected", "reconnect"] }).notNull(),
+  problem: text("problem"),
+  updatedAt: integer("updated_at").notNull(),
+});
+
+/**
+ * Master per entity (agent/master/): a master-data record as kontobro last saw it at a target, keyed by the PSA's
+ * key and found by the target's id. `fingerprint`: the record's fields as both systems hold them; `pending`: what a
+ * push under way will make it (so the push coming back in a pull is never taken for a change).
+ */
+export const masterRecords = sqliteTable("master_records", {
+  target: text("target").notNull(),
+  entity: text("entity").notNull(),
+  key: text("key").notNull(),
+  remoteId: text("remote_id").notNull(),
+  name: text("name"),
+  fingerprint: text("fingerprint"),
+  pending: text("pending_fingerprint"),
+  modifiedAt: text("modified_at"),
+  updatedAt: integer("updated_at").notNull(),
+}, (t) => [primaryKey({ columns: [t.target, t.entity, t.key] }), uniqueIndex("master_records_remote").on(t.target, t.entity, t.remoteId)]);
+
+/**
+ * What master per entity tells a person, once per record and kind until it is resolved: a change made in the
+ * non-master system, a number whose name does not match, a renumbering or rename in one system only, an article
+ * whose coding to check.
+ */
+export const masterReports = sqliteTable("master_reports", {
+  target: text("target").notNull(),
+  entity: text("entity").notNull(),
+  key: text("key").notNull(),
+  kind: text("kind").notNull(),
+  /** Where it happened: psa or target. */
+  side: text("side").notNull(),
+  message: text("message").notNull(),
+  hint: text("hint"),
+  count: integer("count").notNull().default(1),
+  firstAt: integer("first_at").notNull(),
+  lastAt: integer("last_at").notNull(),
+  resolvedAt: integer("resolved_at"),
+}, (t) => [primaryKey({ columns: [t.target, t.entity, t.key, t.kind] }), index("master_reports_open").on(t.target, t.lastAt).where(sql`resolved_at IS NULL`)]);
