@@ -31,7 +31,8 @@ export type ParseResult =
 
 const EVENT_TYPE_NAMES = Object.keys(EVENT_TYPES) as EventType[];
 
-const Envelope = z.object({
+/** Also described in /api/v1/openapi.json (agent/http/openapi.ts). */
+export const Envelope = z.object({
   id: z.string({ error: "must be a string: the PSA's unique id of this event (a repeat of it is stored once)" }).trim().min(1).max(200),
   type: z.string({ error: `must be one of ${EVENT_TYPE_NAMES.join(", ")}` }),
   data: z.record(z.string(), z.unknown(), { error: "must be an object with the record's fields" }),

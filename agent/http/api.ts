@@ -1,13 +1,22 @@
 // /api/v1: event intake and delivery management, behind a bearer token.
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { z } from "zod";
 import { EventConflict, IntakeUnavailable, parseEvents } from "../intake.ts";
 import { getDelivery, listDeliveries } from "../queries.ts";
-import { DELIVERY_STATUSES, isOneOf } from "../states.ts";
+import { DELIVERY_STATUSES } from "../states.ts";
 import { requireApiToken } from "./auth.ts";
 import type { AppContext } from "./context.ts";
 
 const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+/** GET /api/v1/deliveries: validates the query, and describes it in /api/v1/openapi.json. */
+export const DeliveriesQuery = z.object({
+  status: z.enum(DELIVERY_STATUSES).optional().describe("Only deliveries in this state."),
+  target: z.string().max(40).optional().describe("Only deliveries to this target (its name in kontobro.toml)."),
+  limit: z.coerce.number().int().min(1).max(1000).default(100).catch(100).describe("At most this many, newest first."),
+  before: z.coerce.number().int().min(1).optional().catch(undefined).describe("Only deliveries with a smaller id: the previous answer's next, for the next page."),
+});
 
 export function apiRoutes(ctx: AppContext): Hono {
   const api = new Hono();
@@ -65,14 +74,14 @@ export function apiRoutes(ctx: AppContext): Hono {
     });
 
   api.get("/deliveries", (c) => {
-    const given = c.req.query("status") || undefined;
-    const status = given === undefined || isOneOf(DELIVERY_STATUSES, given) ? given : null;
-    if (status === null) {
-      return c.json({ error: "bad_request", message: `Unknown status "${given!.slice(0, 40)}".`, hint: `Use one of ${DELIVERY_STATUSES.join(", ")}.` }, 400);
+    // An empty parameter counts as absent (?status=&target=).
+    const query = Object.fromEntries(Object.entries(c.req.query()).filter(([, v]) => v !== ""));
+    const parsed = DeliveriesQuery.safeParse(query);
+    if (!parsed.success) {
+      return c.json({ error: "bad_request", message: `Unknown status "${String(query.status).slice(0, 40)}".`, hint: `Use one of ${DELIVERY_STATUSES.join(", ")}.` }, 400);
     }
-    const limit = Number(c.req.query("limit") ?? 100);
-    const before = c.req.query("before");
-    const rows = listDeliveries(ctx.db, { status, target: c.req.query("target") || undefined, limit: Number.isFinite(limit) && limit > 0 ? limit : 100, beforeId: before ? Number(before) : undefined });
+    const { status, target, limit, before } = parsed.data;
+    const rows = listDeliveries(ctx.db, { status, target, limit, beforeId: before });
     return c.json({ deliveries: rows, next: rows.length > 0 ? rows[rows.length - 1]!.id : null });
   });
 

@@ -3,10 +3,12 @@ import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { deliveryCounts, eventCount, pullGauges } from "../queries.ts";
 import { apiRoutes } from "./api.ts";
+import { renderApiReference } from "./api-reference.ts";
 import type { AppContext } from "./context.ts";
 import { exportsRoutes } from "./exports-api.ts";
 import { registerHealthRoutes } from "./health.ts";
 import { inboxRoutes, pullsApiRoutes } from "./inbox-api.ts";
+import { openApiDocument } from "./openapi.ts";
 import { registerExportUi } from "./status-exports.ts";
 import { renderStatusPage } from "./status-page.ts";
 import { uiGuard } from "./ui-guard.ts";
@@ -36,6 +38,9 @@ export function createApp(ctx: AppContext): Hono {
     return c.redirect("/", 303);
   });
 
+  // The API's OpenAPI description (no token: it holds nothing secret) and its reference page.
+  app.get("/api/v1/openapi.json", (c) => c.json(openApiDocument(ctx.version, new URL(c.req.url).origin)));
+  app.get("/ui/api", (c) => c.html(renderApiReference(openApiDocument(ctx.version, new URL(c.req.url).origin))));
   app.route("/api/v1", apiRoutes(ctx));
   // Pulls: the inbox feed, jobs and run-now, the targets' webhooks and the status page's button.
   app.route("/api/v1/inbox", inboxRoutes(ctx));

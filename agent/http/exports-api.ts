@@ -16,7 +16,8 @@ import type { AppContext } from "./context.ts";
 
 const date = z.iso.date({ error: "must be a date like 2026-03-31" });
 const numberish = z.union([z.string(), z.number()], { error: "must be an invoice number" }).transform(String);
-const RunBody = z.strictObject({
+/** Also described in /api/v1/openapi.json (agent/http/openapi.ts). */
+export const RunBody = z.strictObject({
   format: z.enum(["sie4", "template"], { error: 'must be "sie4" or "template"' }).optional(),
   template: z.string().min(1).max(60).optional(),
   from: date.optional(),
@@ -26,7 +27,8 @@ const RunBody = z.strictObject({
 }).transform((b) => (b.template !== undefined
   ? { format: "template" as const, template: b.template, from: b.from, to: b.to }
   : { format: "sie4" as const, from: b.from, to: b.to }));
-const StatusBody = z.strictObject({
+/** Also described in /api/v1/openapi.json (agent/http/openapi.ts). */
+export const StatusBody = z.strictObject({
   number: numberish.optional(),
   from: numberish.optional(),
   to: numberish.optional(),
@@ -35,7 +37,8 @@ const StatusBody = z.strictObject({
 }).refine((b) => (b.number !== undefined) !== (b.from !== undefined && b.to !== undefined) && (b.from === undefined) === (b.to === undefined), {
   error: 'give either "number", or both "from" and "to" (a range of invoice numbers)', path: ["number"],
 });
-const PreviewBody = z.strictObject({ from: date.optional(), to: date.optional(), rows: z.number().int().min(1).max(200).optional(), template: z.unknown().optional() });
+/** Also described in /api/v1/openapi.json (agent/http/openapi.ts). */
+export const PreviewBody = z.strictObject({ from: date.optional(), to: date.optional(), rows: z.number().int().min(1).max(200).optional(), template: z.unknown().optional() });
 
 function refuse(c: Context, status: 400 | 404 | 409 | 422, problems: Problem[], error?: string) {
   const first = problems[0];

@@ -7,7 +7,8 @@ import { recentRuns } from "../pulls/runner.ts";
 import { requireApiToken } from "./auth.ts";
 import type { AppContext } from "./context.ts";
 
-const FeedQuery = z.object({
+/** Also described in /api/v1/openapi.json (agent/http/openapi.ts). */
+export const FeedQuery = z.object({
   after: z.string().regex(/^\d{1,16}$/, { error: "must be the cursor from an earlier answer's next (digits), or 0 to start" }).refine((v) => Number.isSafeInteger(Number(v)), { error: "must be the cursor from an earlier answer's next" }).default("0"),
   limit: z.coerce.number({ error: "must be a number" }).int().min(1, { error: "must be at least 1" }).max(1000, { error: "must be at most 1000" }).default(100),
   target: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,39}$/, { error: "must be a target name from kontobro.toml" }).optional(),

@@ -22,7 +22,7 @@ export function renderStatusPage(ctx: AppContext): HtmlEscapedString | Promise<H
 <meta http-equiv="refresh" content="10"><title>kontobro status</title>
 <style>${raw(CSS)}</style></head>
 <body>
-<header><h1>kontobro</h1><span class="muted">version ${ctx.version} · up since ${showTime(ctx.startedAt)}</span></header>
+<header><h1>kontobro</h1><span class="muted">version ${ctx.version} · up since ${showTime(ctx.startedAt)} · <a href="/ui/api">API reference</a> · <a href="/readyz">readiness</a></span></header>
 <main>
 ${restoreBanner(ctx)}
 ${ctx.targets.length === 0 ? html`<p class="card">No targets are configured. Add a [[targets]] table to kontobro.toml (see config/kontobro.example.toml).</p>` : ""}
@@ -94,7 +94,7 @@ ${withRetry ? html`<form method="post" action="/ui/deliveries/${d.id}/retry"><bu
 const CSS = `
 body{font-family:system-ui,sans-serif;margin:0;background:#f5f6f8;color:#1d2330}
 header{background:#1d2330;color:#fff;padding:12px 24px;display:flex;gap:16px;align-items:baseline}
-header h1{margin:0;font-size:20px} header .muted{color:#b8c0cc}
+header h1{margin:0;font-size:20px} header .muted,header a{color:#b8c0cc}
 main{max-width:1100px;margin:0 auto;padding:16px}
 .card{background:#fff;border-radius:8px;padding:16px 20px;margin-bottom:16px;box-shadow:0 1px 2px rgba(0,0,0,.08)}
 h2{margin:0 0 8px;font-size:18px} h3{font-size:15px;margin:16px 0 8px}
