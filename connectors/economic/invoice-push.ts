@@ -52,7 +52,7 @@ export class EconomicInvoices {
     // failed after creating one), possibly of an older version of the invoice: remove them, then book a
     // fresh draft of the current version.
     await this.removeDrafts(inv.psaId, ctx, "before");
-    const draftNumber = await this.createDraft(draftInvoiceBody(inv, customer, this.cfg, { vatZone, terms }), ctx);
+    const draftNumber = await this.createDraft(draftInvoiceBody(inv, customer, this.cfg, { vatZone, terms }), inv, ctx);
     const notes: string[] = [];
     if (inv.pdf && this.cfg.attach_pdf) await this.attachPdf(draftNumber, inv, ctx);
     else if (inv.pdf) notes.push("PDF not attached: attach_pdf is off for this target.");
@@ -87,7 +87,7 @@ export class EconomicInvoices {
    * The draft POST, with a deadline of its own: at request_timeout_ms the attempt gives up (uncertain),
    * but the request keeps listening, and a draft answered late is deleted when the answer comes.
    */
-  private async createDraft(body: object, ctx: PushContext): Promise<number> {
+  private async createDraft(body: object, inv: InvoiceLike, ctx: PushContext): Promise<number> {
     const request = this.http.request("POST", `${this.rest}/invoices/drafts`, {
       json: body, headers: { "Idempotency-Key": `${ctx.idempotencyKey}-draft` }, timeoutMs: LATE_ANSWER_WAIT_MS,
     });
@@ -95,7 +95,7 @@ export class EconomicInvoices {
     const deadline = new Promise<"late">((resolve) => { timer = setTimeout(() => resolve("late"), this.cfg.request_timeout_ms); });
     const first = await Promise.race([request, deadline]).finally(() => clearTimeout(timer));
     if (first === "late") {
-      this.discardLateDraft(request, ctx);
+      this.discardLateDraft(request, inv, ctx);
       throw new TargetError("uncertain", {
         code: "timeout", message: "e-conomic did not answer POST /invoices/drafts in time",
         hint: "Usually temporary; kontobro retries and checks first whether the record arrived. A draft answered late is deleted.",
@@ -108,12 +108,20 @@ export class EconomicInvoices {
     return draftNumber;
   }
 
-  private discardLateDraft(request: Promise<HttpResponse>, ctx: PushContext): void {
-    const done: Promise<void> = request.then(async (res) => {
-      const n = Number(res.body?.draftInvoiceNumber);
-      if (!Number.isInteger(n) || n < 1) return;
-      await this.deleteLateDraft(n, `${ctx.idempotencyKey}-late-delete-${n}`);
-    }).catch(() => undefined).finally(() => { this.pendingLate.delete(done); });
+  private discardLateDraft(request: Promise<HttpResponse>, inv: InvoiceLike, ctx: PushContext): void {
+    const done: Promise<void> = request.then(
+      async (res) => {
+        const n = Number(res.body?.draftInvoiceNumber);
+        if (Number.isInteger(n) && n >= 1) await this.persist(() => this.deleteDraft(n, `${ctx.idempotencyKey}-late-delete-${n}`));
+      },
+      // The answer broke off after all (reset after the commit, or none within the wait): the draft may exist,
+      // its number unknown. Once the invoice is booked, every draft with its PSA id is an orphan; before that,
+      // the attempt that books removes it (sweepAfterBooking).
+      async (e) => {
+        if (!isTargetError(e) || e.kind !== "uncertain") return;
+        await this.persist(async () => { if (await this.findBooked(inv)) await this.removeDrafts(inv.psaId, ctx, "late"); });
+      },
+    ).catch(() => undefined).finally(() => { this.pendingLate.delete(done); });
     this.pendingLate.add(done);
   }
 
@@ -121,11 +129,11 @@ export class EconomicInvoices {
    * Nobody else will remove a late draft (its delivery may be done already), so a refusal that may pass
    * (5xx, 429, a pause, a broken connection) is retried with backoff for as long as late answers are heard.
    */
-  private async deleteLateDraft(n: number, key: string): Promise<void> {
+  private async persist(work: () => Promise<void>): Promise<void> {
     const until = Date.now() + LATE_ANSWER_WAIT_MS;
     for (let delay = 250; ; delay = Math.min(delay * 2, 30_000)) {
       try {
-        return await this.deleteDraft(n, key);
+        return await work();
       } catch (e) {
         // Jittered, so late drafts waiting out one pause do not all go the moment it ends.
         const wait = Math.max(delay, isTargetError(e) ? e.retryAfterMs ?? 0 : 0) + Math.round(Math.random() * delay);
