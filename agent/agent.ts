@@ -3,6 +3,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { join } from "node:path";
 import type { Connector } from "../connectors/contract.ts";
 import { connectorKinds } from "../connectors/registry.ts";
+import { credentialStore, lazyCredentialStore } from "./credentials.ts";
 import type { AgentConfig, TargetConfig } from "./config.ts";
 import { isLoopback } from "./config.ts";
 import { openDatabase, type Db } from "./db/index.ts";
@@ -51,11 +52,20 @@ export function apiTokenFor(db: Db, config: AgentConfig): string {
   return token;
 }
 
-/** With a database, connectors get durable per-target counters (e.g. a daily call budget kept across restarts). */
-export function createConnectors(targets: TargetConfig[], log: Logger, db?: Db): Map<string, Connector> {
+/**
+ * With a database, connectors get durable per-target counters (e.g. a daily call budget kept across restarts).
+ * A target that signs in with OAuth (factory.oauth) gets its tokens from the data directory: through `db`, or
+ * (commands that run without it) from `dataDir`, opened when first needed; the `masters` of kontobro.toml.
+ */
+export function createConnectors(targets: TargetConfig[], log: Logger, db?: Db, opts: { dataDir?: string } = {}): Map<string, Connector> {
   const map = new Map<string, Connector>();
   for (const t of targets.filter((t) => t.enabled)) {
-    map.set(t.name, connectorKinds[t.kind]!.create(t.name, t.settings, { log: log.child({ target: t.name }), ...(db ? { counters: periodCounters(db, t.name) } : {}) }));
+    const factory = connectorKinds[t.kind]!;
+    const dataDir = opts.dataDir;
+    const credentials = !factory.oauth ? undefined : db && dataDir ? credentialStore(db, dataDir, t.name) : dataDir ? lazyCredentialStore(dataDir, t.name) : undefined;
+    map.set(t.name, factory.create(t.name, t.settings, {
+      log: log.child({ target: t.name }), ...(db ? { counters: periodCounters(db, t.name) } : {}), ...(credentials ? { credentials } : {}), masters: t.masters ?? {},
+    }));
   }
   return map;
 }
@@ -78,7 +88,7 @@ export async function startAgent(config: AgentConfig, targets: TargetConfig[], l
   // Watched: a 401 marks the target's credentials refused, a success working again (/readyz, alerts).
   const credentials = new CredentialsWatch(db, log);
   credentials.reconcile(targets.filter((t) => t.enabled));
-  const connectors = credentials.wrap(createConnectors(targets, log, db), (name) => targets.find((t) => t.name === name)?.settings);
+  const connectors = credentials.wrap(createConnectors(targets, log, db, { dataDir: config.agent.data_dir }), (name) => targets.find((t) => t.name === name)?.settings);
   metrics.gaugeSources.push(() => budgetGauges(connectors));
   const record = recordPayload(db);
   // Delivery ids restart at 1 in a new data directory and repeat after a restore; the installation id and

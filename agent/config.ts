@@ -5,6 +5,7 @@ import { z } from "zod";
 import { connectorKinds } from "../connectors/registry.ts";
 import { ExportsConfig } from "./exports/config.ts";
 import { registerSecret } from "./log.ts";
+import { parseMasters, type Masters } from "./master/policy.ts";
 import { issuesToProblems } from "./problem.ts";
 import { NotificationsConfig, notificationProblems } from "./notify/config.ts";
 import { PSA_DEFAULTS, PULLS_DEFAULTS, PsaConfig, PullsConfig, targetSchedules, type TargetPull } from "./pulls/config.ts";
@@ -66,6 +67,8 @@ export interface TargetConfig {
   settings: any;
   /** Pull jobs ([targets.pulls.<stream>], else the connector's defaults). */
   pulls?: TargetPull[];
+  /** Who is master of customers and products (`masters`; absent: the PSA). See agent/master/. */
+  masters?: Masters;
 }
 
 export interface LoadedConfig {
@@ -128,13 +131,14 @@ export function validateConfig(raw: unknown, env: Record<string, string | undefi
     names.add(t.name);
     const factory = connectorKinds[t.kind];
     if (!factory) return problems.push(`${at}.kind: unknown kind "${t.kind}"; use one of ${Object.keys(connectorKinds).join(", ")}`);
-    const { name, kind, enabled, paused, pulls, ...rest } = t;
+    const { name, kind, enabled, paused, pulls, masters, ...rest } = t;
     const schedules = targetSchedules(factory, pulls, at, problems);
+    const sides = parseMasters(factory, masters, at, problems);
     const settings = factory.configSchema.safeParse(renameKeys(rest, factory.renamedKeys, at, problems, warnings));
     if (!settings.success) return problems.push(...zodProblems(settings.error, at));
     // Secrets written directly in the file are masked in logs as well as those from ${ENV}.
     for (const [k, v] of Object.entries(settings.data as Record<string, unknown>)) if (SECRET_KEYS.test(k) && typeof v === "string") registerSecret(v);
-    targets.push({ name, kind, enabled: enabled ?? true, paused: paused ?? false, settings: settings.data, pulls: schedules });
+    targets.push({ name, kind, enabled: enabled ?? true, paused: paused ?? false, settings: settings.data, pulls: schedules, masters: sides });
   });
   if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const config = parsed.data;

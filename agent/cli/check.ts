@@ -27,7 +27,8 @@ export const check = defineCommand({
       return 1;
     }
     let ok = true;
-    for (const [name, connector] of createConnectors(targets, createLogger("error"))) {
+    // Targets that sign in with OAuth read their stored tokens (and store rotated ones) in the data directory.
+    for (const [name, connector] of createConnectors(targets, createLogger("error"), undefined, { dataDir: config.agent.data_dir })) {
       console.log(`${name} (${connector.kind}):`);
       for (const item of await connector.check()) {
         ok &&= item.ok;

@@ -3,6 +3,7 @@
 import { VERSION } from "../version.ts";
 import { backup } from "./backup.ts";
 import { check } from "./check.ts";
+import { connect } from "./connect.ts";
 import { commandList, type Command } from "./command.ts";
 import { demo } from "./demo.ts";
 import { enqueue } from "./enqueue.ts";
@@ -16,7 +17,7 @@ import { sandbox } from "./sandbox.ts";
 import { status } from "./status.ts";
 import { version } from "./version.ts";
 
-export const commands: Command[] = [run, demo, check, status, enqueue, retry, prune, pull, sandbox, exportCommand, backup, restore, version];
+export const commands: Command[] = [run, demo, check, connect, status, enqueue, retry, prune, pull, sandbox, exportCommand, backup, restore, version];
 
 export function topLevelUsage(): string {
   return `kontobro ${VERSION}: sync agent between your PSA and your accounting system

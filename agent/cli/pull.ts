@@ -42,7 +42,7 @@ export const pull = defineCommand({
       console.error(`No target "${targetName}" that can pull. Targets that can: ${pullable.map((t) => t.name).join(", ") || "none (add one to kontobro.toml)"}.`);
       return 2;
     }
-    const connectors = createConnectors([target], log);
+    const connectors = createConnectors([target], log, undefined, { dataDir: config.agent.data_dir });
     const jobs = pullJobs([target], connectors).filter((j) => !stream || j.stream === stream);
     if (jobs.length === 0) {
       console.error(`${target.name} has no stream "${stream}". Streams: ${Object.keys(connectorKinds[target.kind]!.pulls ?? {}).join(", ")}.`);

@@ -1,6 +1,7 @@
 // The status page: server-rendered HTML, no front-end build. hono/html escapes every interpolated value.
 import { html, raw } from "hono/html";
 import type { HtmlEscapedString } from "hono/utils/html";
+import { connectionLine } from "../credentials.ts";
 import { deliveryCounts, lastSuccessAt, listDeliveries, recentEvents, type DeliveryRow } from "../queries.ts";
 import { DELIVERY_STATUS_LABELS, DELIVERY_STATUSES } from "../states.ts";
 import { describeTargetState, initialState, readTargetState } from "../target-state.ts";
@@ -58,6 +59,7 @@ function targetCard(ctx: AppContext, t: AppContext["targets"][number], counts: {
 <h2>${t.name} <span class="muted">${t.title}</span></h2>
 ${t.paused ? html`<p class="paused">Paused: events are queued for this target but not sent. Set paused = false in kontobro.toml and restart to send them.</p>` : ""}
 ${targetStateLine(ctx, t.name)}
+${connectionLine(ctx.db, t.name)}
 ${budgetLines(t)}
 <p>Last successful delivery: <strong class="last-success">${showTime(lastSuccessAt(ctx.db, t.name))}</strong></p>
 <ul class="counts">${DELIVERY_STATUSES.map((s) => html`<li class="status-${s}"><span>${DELIVERY_STATUS_LABELS[s]}</span><strong data-status="${s}">${byStatus.get(s) ?? 0}</strong></li>`)}</ul>

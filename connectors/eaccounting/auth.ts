@@ -27,10 +27,17 @@ const MARGIN_MS = 60_000;
 export const reconnectHint = (target: string) =>
   `Run \`kontobro connect ${target}\` and sign in to eAccounting as a user with access to the company (the app's access was removed, or its refresh token expired or was used elsewhere); kontobro retries by itself afterwards.`;
 
+/** Deliveries and pulls wait this long between looks at the stored state while a person must reconnect. */
+export const RECONNECT_RETRY_MS = 60_000;
+
+/**
+ * The reconnect state. Retryable (nothing is sent while it lasts, so a retry costs nothing): the deliveries go
+ * on by themselves once `kontobro connect` has stored new tokens. Status 401: the agent's credentials watch
+ * (/readyz, alerts) records it like any other refusal.
+ */
 export class ReconnectNeeded extends TargetError {
   constructor(target: string, why: string) {
-    // Status 401: the agent's credentials watch (/readyz, alerts) records the refusal like any other.
-    super("permanent", { code: "eaccounting.reconnect", status: 401, message: `eAccounting no longer accepts kontobro's authorisation for ${target}: ${why}.`, hint: reconnectHint(target) });
+    super("retryable", { code: "eaccounting.reconnect", status: 401, retryAfterMs: RECONNECT_RETRY_MS, message: `reconnect: eAccounting no longer accepts kontobro's authorisation for ${target} (${why}).`, hint: reconnectHint(target) });
   }
 }
 
@@ -103,7 +110,7 @@ export class OAuthTokens {
     if (c?.state === "reconnect") throw new ReconnectNeeded(this.o.target, c.problem ?? "the refresh token was refused");
     const refreshToken = c?.refreshToken ?? (c ? null : this.o.bootstrapRefreshToken ?? null);
     if (!refreshToken) {
-      throw new TargetError("permanent", { code: "eaccounting.not_connected", message: `kontobro has no authorisation for eAccounting (${this.o.target}) yet.`, hint: `Run \`kontobro connect ${this.o.target}\` and sign in to eAccounting; kontobro retries by itself afterwards.` });
+      throw new TargetError("retryable", { code: "eaccounting.not_connected", retryAfterMs: RECONNECT_RETRY_MS, message: `kontobro has no authorisation for eAccounting (${this.o.target}) yet.`, hint: `Run \`kontobro connect ${this.o.target}\` and sign in to eAccounting; kontobro retries by itself afterwards.` });
     }
     registerSecret(refreshToken);
     const answer = await this.tokenRequest({ grant_type: "refresh_token", refresh_token: refreshToken });
