@@ -77,7 +77,7 @@ function targetStateLine(ctx: AppContext, target: string) {
   return html`<p class="target-state${paused || s.breaker !== "closed" ? " paused" : ""}" data-breaker="${s.breaker}" data-paused-until="${paused ? s.pausedUntil : ""}">${describeTargetState(s, now)}</p>`;
 }
 
-/** A quota the target counts against us (e.g. Uniconta's server calls per day), as its connector counts it. */
+/** A quota the target counts against us (e.g. server calls per day), as its connector counts it. */
 function budgetLines(t: AppContext["targets"][number]) {
   let budgets: ReturnType<NonNullable<typeof t.budgets>> = [];
   try { budgets = t.budgets?.() ?? []; } catch { return ""; }
