@@ -3,7 +3,7 @@
 // with one line per problem.
 import { afterAll, describe, expect, test } from "bun:test";
 import { startAgent } from "../agent/agent.ts";
-import { ConfigError, validateConfig } from "../agent/config.ts";
+import { type ConfigError, validateConfig } from "../agent/config.ts";
 import { silentLogger } from "../agent/log.ts";
 import { startStack, type Stack } from "./e2e-harness.ts";
 import { customerEvent, projectEvent, tempDir, waitFor } from "./helpers.ts";
