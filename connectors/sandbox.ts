@@ -38,6 +38,8 @@ export interface BookedDoc {
   lines: { text: string; quantity: number; unitPrice: number }[];
   /** What the document changes in what the customer owes: negative for a credit note. */
   total: number;
+  /** When the target made it (epoch ms), where it says: tells which create made it. */
+  createdAt?: number;
   /** The invoice a credit note is linked to, where the target links them. */
   creditedInvoiceNumber?: string;
 }

@@ -11,6 +11,8 @@ export interface BookedDoc {
   lines: { text: string; quantity: number; unitPrice: number }[];
   /** What the document changes in what the customer owes: negative for a credit note. */
   total: number;
+  /** When the target made it (epoch ms), where it says: tells which create made it. */
+  createdAt?: number;
   /** The invoice a credit note is linked to, where the target links them (Uni Micro). */
   creditedInvoiceNumber?: string;
 }
@@ -84,12 +86,19 @@ export function verify(expected: Map<string, ExpectedDoc>, master: { customers: 
 }
 
 /**
- * Of the drafts left, those made by a request answered after the client timeout whose agent was stopped
- * before the answer came: no living agent heard of them (the READMEs' "left open" case).
+ * Of the drafts left, those traced to a create whose answer reached no agent (it was answered after the
+ * client timeout, and the agent that sent it was stopped meanwhile: the READMEs' "left open" case): the
+ * draft itself, or another document with its PSA id, was made by such a create (at Uni Micro the unheard
+ * draft can be the one finished and booked, and a later one left).
  */
-export function draftsMadeAfterStop(drafts: { createdAt: number }[], log: LoggedRequest[], stops: number[], timeoutMs: number): number {
+export function draftsMadeAfterStop<D extends { psaId: string | null; createdAt: number }>(
+  drafts: D[], booked: { psaId: string | null; createdAt?: number }[], log: LoggedRequest[], stops: number[], timeoutMs: number,
+): { afterStop: D[]; others: D[] } {
   const unheard = log.filter((r) => r.answeredAt - r.startedAt > timeoutMs && stops.some((s) => r.answeredEpoch - (r.answeredAt - r.startedAt) < s && s < r.answeredEpoch));
-  return drafts.filter((d) => unheard.some((r) => Math.abs(r.answeredEpoch - d.createdAt) <= 50)).length;
+  const madeUnheard = (createdAt: number | undefined) => createdAt !== undefined && unheard.some((r) => Math.abs(r.answeredEpoch - createdAt) <= 50);
+  const traced = new Set([...drafts, ...booked].filter((d) => madeUnheard(d.createdAt)).map((d) => d.psaId));
+  const afterStop = drafts.filter((d) => madeUnheard(d.createdAt) || (d.psaId !== null && traced.has(d.psaId)));
+  return { afterStop, others: drafts.filter((d) => !afterStop.includes(d)) };
 }
 
 /** One request as the sandbox saw it (ms on one monotonic clock). */

@@ -153,12 +153,16 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       await Bun.sleep(50);
     }
   };
+  // The 429 window opens when the PSA is half-way (so the agent has work), never while it restarts.
+  let throttling: Promise<void> | null = null;
+  let restarting = false;
   const send = async () => {
     sending = true;
     try {
       for (;;) {
         if (rewind) { rewind = false; next = 0; }
         if (next >= events.length) break;
+        if (!throttling && !restarting && next >= events.length / 2) throttling = throttleWindow();
         await postBatch(JSON.stringify(events.slice(next, next + 50)));
         next += 50;
       }
@@ -166,13 +170,12 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       sending = false;
     }
   };
-  let sender = send();
+  let sender: Promise<void>;
   const resendAll = () => { if (sending) rewind = true; else { next = 0; sender = send(); } };
 
-  // The scenarios, at moments chosen by the seed: a backup, a restore at a later stop, a 429 window.
+  // The scenarios, at moments chosen by the seed: a backup, a restore at a later stop.
   const backupAt = opts.kills >= 2 ? Math.floor(opts.kills * 0.3) : -1;
   const restoreAt = opts.kills >= 2 ? Math.max(backupAt + 1, Math.floor(opts.kills * 0.6)) : -1;
-  const throttleAt = Math.floor(opts.kills * 0.45);
   const backupFile = join(dir, "backup.db");
   let restores = 0;
   let throttled = 0;
@@ -182,10 +185,10 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     await Bun.sleep(throttleWindowMs);
     target.background();
     throttled = target.log.slice(from).filter((r) => r.status === 429 && r.retryAfterMs).length;
-    // No kill while a Retry-After runs: a 429 answered to a process killed at that moment reaches nobody.
     await Bun.sleep(retryAfterSeconds * 1000 + 500);
     log(`chaos: 429 window of ${throttleWindowMs} ms (Retry-After ${retryAfterSeconds} s): ${throttled} requests throttled`);
   };
+  sender = send();
 
   // The chaos monkey: SIGKILL at random moments, during intake and during dispatch.
   let kills = 0;
@@ -200,7 +203,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     } else {
       await Bun.sleep(pause);
     }
-    if (kills === throttleAt) await throttleWindow();
+    // No kill while a Retry-After runs: a 429 answered to a process killed at that moment reaches nobody.
+    if (throttling) await throttling;
+    restarting = true;
     if (kills === restoreAt) {
       await stopAgent("SIGTERM");
       await runCommand([binary, "restore", backupFile, "--config", configPath], dir);
@@ -213,11 +218,12 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       await stopAgent(kills % 5 === 4 ? "SIGTERM" : "SIGKILL");
       await startAgent();
     }
+    restarting = false;
     kills += 1;
     if (kills % 10 === 0) log(`chaos: ${kills} kills so far`);
   }
-  if (opts.kills === 0) await throttleWindow();
   for (let s = sender; ; s = sender) { await s; if (s === sender) break; }
+  await (throttling ??= throttleWindow()); // (only if every half-way moment fell on a restart)
   log(`chaos: all ${events.length} events acknowledged; waiting for the outbox to drain…`);
 
   // Drain: faults stay on; wait until nothing is pending, waiting or in flight.
@@ -240,12 +246,14 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const verdict = verify(expected, masterNumbers(events), snapshot);
   const window = maxRequestsInRetryAfterWindow(target.log);
   if (window.max > 1 && window.worst) verdict.findings.push(`Retry-After not honoured: ${window.worst}`);
+  const drafts = draftsMadeAfterStop(snapshot.drafts, snapshot.booked, target.log, stops, plan.timeoutMs);
+  if (drafts.others.length > 0) verdict.findings.push(`drafts left that a living agent heard of: ${drafts.others.map((d) => `${d.psaId} made ${new Date(d.createdAt).toISOString()}`).join(", ")}`);
   const report: ChaosReport = {
     target: kind, seed, events: events.length,
     invoices: events.filter((e) => e.type === "invoice.finalized").length, creditNotes: events.filter((e) => e.type === "invoice.credited").length,
     kills, restores, faultsInjected: target.faultsInjected(), throttled,
     answeredAfterTimeout: target.log.filter((r) => r.answeredAt - r.startedAt > plan.timeoutMs).length,
-    orphanDraftsAfterStop: draftsMadeAfterStop(snapshot.drafts, target.log, stops, plan.timeoutMs),
+    orphanDraftsAfterStop: drafts.afterStop.length,
     ...verdict, needsAction, leftInFlight,
     maxRequestsInRetryAfterWindow: window.max, maxInFlightAtRetryAfter: window.maxInFlight, retryAfterWindows: window.windows,
     seconds: Math.round((performance.now() - started) / 100) / 10, dir,

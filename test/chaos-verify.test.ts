@@ -68,9 +68,14 @@ describe("chaos verdict", () => {
     expect(maxRequestsInRetryAfterWindow([req(1000, { status: 503, retryAfterMs: 0 }), req(1500), req(1600)]).max).toBe(0);
   });
 
-  test("a draft made by a slow answer whose agent was stopped meanwhile is told apart from other drafts", () => {
+  test("a draft traced to a slow create whose agent was stopped meanwhile is told apart from other drafts", () => {
     const slow: LoggedRequest = { method: "POST", path: "/invoices/drafts", startedAt: 0, answeredAt: 1500, answeredEpoch: 11_500, status: 201 };
-    expect(draftsMadeAfterStop([{ createdAt: 11_498 }, { createdAt: 20_000 }], [slow], [10_700], 1000)).toBe(1);
-    expect(draftsMadeAfterStop([{ createdAt: 11_498 }], [slow], [9_000], 1000)).toBe(0);
+    const unheard = { psaId: "A", createdAt: 11_498 };
+    const other = { psaId: "B", createdAt: 20_000 };
+    expect(draftsMadeAfterStop([unheard, other], [], [slow], [10_700], 1000)).toEqual({ afterStop: [unheard], others: [other] });
+    expect(draftsMadeAfterStop([unheard], [], [slow], [9_000], 1000).afterStop).toEqual([]);
+    // The unheard draft was finished and booked; a later draft with the same PSA id was left.
+    const later = { psaId: "A", createdAt: 15_000 };
+    expect(draftsMadeAfterStop([later], [{ psaId: "A", createdAt: 11_498 }], [slow], [10_700], 1000).afterStop).toEqual([later]);
   });
 });

@@ -49,7 +49,7 @@ export const chaos: ChaosAdapter = async ({ name, dir, plan }) => {
       const booked: BookedDoc[] = rows.invoices!.filter((r) => r.StatusCode !== INVOICE_STATUS.draft).map((r) => ({
         psaId: markerPsaId(r.InternalNote), number: String(r.InvoiceNumber), customer: customerNumber.get(r.CustomerID) ?? `(ID ${r.CustomerID})`,
         lines: [...(r.Items ?? [])].sort((x, y) => x.SortIndex - y.SortIndex).map((it) => ({ text: it.ItemText, quantity: it.NumberOfItems, unitPrice: minor(it.PriceExVat) })),
-        total: minor(r.TaxExclusiveAmount),
+        total: minor(r.TaxExclusiveAmount), createdAt: Date.parse(r.CreatedAt),
         ...(r.InvoiceReferenceID ? { creditedInvoiceNumber: String(byId.get(r.InvoiceReferenceID)?.InvoiceNumber) } : {}),
       }));
       return {
