@@ -4,6 +4,7 @@ import { join } from "node:path";
 import type { Connector } from "../connectors/contract.ts";
 import { connectorKinds } from "../connectors/registry.ts";
 import { credentialStore, lazyCredentialStore } from "./credentials.ts";
+import { masterSyncFor, withMasterGuard } from "./master/index.ts";
 import type { AgentConfig, TargetConfig } from "./config.ts";
 import { isLoopback } from "./config.ts";
 import { openDatabase, type Db } from "./db/index.ts";
@@ -105,7 +106,8 @@ export async function startAgent(config: AgentConfig, targets: TargetConfig[], l
   const targetState = new TargetStateStore(db);
   const dispatchers = new Map<string, Dispatcher>();
   for (const [name, connector] of connectors) {
-    dispatchers.set(name, new Dispatcher(name, connector, outbox, {
+    // Customers and products go through master per entity where the connector offers master data (agent/master/).
+    dispatchers.set(name, new Dispatcher(name, withMasterGuard(connector, masterSyncFor(db, name, connector)), outbox, {
       concurrency: config.dispatch.concurrency,
       leaseMs: config.dispatch.lease_seconds * 1000,
       backoff: { baseMs: config.dispatch.retry_base_ms, maxMs: config.dispatch.retry_max_ms },

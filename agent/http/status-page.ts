@@ -11,6 +11,7 @@ import type { AppContext } from "./context.ts";
 import { renderExportsSection } from "./status-exports.ts";
 import { renderNotificationsSection } from "./status-notify.ts";
 import { renderPullsSection } from "./status-pulls.ts";
+import { renderMasterSection } from "../master/status.ts";
 import { renderStorageSection } from "./status-storage.ts";
 
 
@@ -29,6 +30,7 @@ ${restoreBanner(ctx)}
 ${ctx.targets.length === 0 ? html`<p class="card">No targets are configured. Add a [[targets]] table to kontobro.toml (see config/kontobro.example.toml).</p>` : ""}
 ${ctx.targets.map((t) => targetCard(ctx, t, counts.filter((c) => c.target === t.name)))}
 ${renderPullsSection(ctx)}
+${renderMasterSection(ctx)}
 ${renderExportsSection(ctx)}
 ${renderStorageSection(ctx)}
 ${renderNotificationsSection(ctx)}

@@ -84,6 +84,11 @@ export function toInboxItem(row: InboxRow, attachment?: { href?: string; bytes?:
 
 const MAX_ITEM_ID = 2 ** 52;
 
+/** Decides, inside storeBatch's transaction, what becomes of a master record read back from a target (agent/master/sync.ts). */
+export interface MasterFilter {
+  pulled(item: PullItem): "deliver" | "skip" | "report";
+}
+
 /** 52 bits of SHA-256 over target and remote id: a positive, exact JavaScript integer. */
 export function stableItemId(target: string, remoteId: string): number {
   const h = createHash("sha256").update(`${target}\u0000${remoteId}`).digest();
@@ -130,12 +135,15 @@ export class Inbox {
    * Stores one page of a pull and the stream's new cursor in one transaction: either both are on disk
    * or neither is, so a crash between fetching and storing loses nothing and a repeat stores nothing twice.
    */
-  storeBatch(target: string, stream: string, items: PullItem[], cursor: string | null): StoreCounts {
+  storeBatch(target: string, stream: string, items: PullItem[], cursor: string | null, master?: MasterFilter): StoreCounts {
     return this.db.transaction(() => {
       const now = this.now();
       const counts: StoreCounts = { fetched: items.length, imported: 0, duplicates: 0, ignored: 0 };
       for (const item of items) {
-        const outcome = item.status ? this.storeStatus(target, stream, item, now) : this.storeItem(target, stream, item, now);
+        // Master data (agent/master/): delivered only when master per entity says so; in the same transaction.
+        const decided = item.master && master ? master.pulled(item) : "deliver";
+        const outcome = decided === "skip" ? "duplicates" : decided === "report" ? "ignored"
+          : item.status ? this.storeStatus(target, stream, item, now) : this.storeItem(target, stream, item, now);
         counts[outcome] += 1;
       }
       if (cursor !== null) this.q.putCursor.run(target, stream, cursor, now);

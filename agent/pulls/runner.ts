@@ -3,6 +3,7 @@
 // "run now", webhook hints and `kontobro pull`.
 import type { Connector } from "../../connectors/contract.ts";
 import { isTargetError } from "../../connectors/http.ts";
+import { masterSyncFor } from "../master/index.ts";
 import { todayIn } from "./cron.ts";
 import type { Db } from "../db/index.ts";
 import type { Inbox, StoreCounts } from "./inbox.ts";
@@ -46,6 +47,8 @@ export async function runPull(deps: RunnerDeps, job: JobRef, trigger: Trigger): 
   if (!lock) return { status: "busy" };
   const c = deps.db.$client;
   const log = deps.log.child({ target: job.target, stream: job.stream });
+  // Master data read back goes through master per entity (agent/master/); null for targets without it.
+  const master = masterSyncFor(deps.db, job.target, connector, false);
   let runId = 0;
   const totals = { fetched: 0, imported: 0, duplicates: 0, ignored: 0, pages: 0 };
   try {
@@ -64,7 +67,7 @@ export async function runPull(deps: RunnerDeps, job: JobRef, trigger: Trigger): 
         today: todayIn(job.timezone, now()),
         openInvoices: deps.inbox.openInvoices(job.target),
       });
-      const counts = deps.inbox.storeBatch(job.target, job.stream, result.items, result.cursor);
+      const counts = deps.inbox.storeBatch(job.target, job.stream, result.items, result.cursor, master ? { pulled: (item) => master.pulled(item) } : undefined);
       totals.pages += 1;
       for (const k of ["fetched", "imported", "duplicates", "ignored"] as const) totals[k] += counts[k];
       c.run(`UPDATE job_runs SET pages = ?2, fetched = ?3, imported = ?4, duplicates = ?5, ignored = ?6 WHERE id = ?1`,

@@ -1,0 +1,28 @@
+// The status page's master-data section: the open reports of master per entity, once per record and kind
+// (changed in the non-master system, number matches but name does not, renumbered in one system, an article's
+// coding to check), with how often it was seen and how to fix it. Rendered from one line in status-page.ts.
+import { html } from "hono/html";
+import type { Db } from "../db/index.ts";
+import { showTime } from "../time.ts";
+import { MasterStore, type MasterReport } from "./store.ts";
+
+const KIND_LABELS: Record<string, string> = {
+  changed_in_non_master: "Changed in the non-master system",
+  number_name_mismatch: "Number matches, name does not",
+  renumbered: "Renumbered in one system",
+  attention: "To check in the target",
+};
+
+export function renderMasterSection(ctx: { db: Db }) {
+  let reports: MasterReport[] = [];
+  try { reports = new MasterStore(ctx.db).openReports(undefined, 200); } catch { return ""; }
+  if (reports.length === 0) return "";
+  return html`<section class="card master" data-master-reports="${reports.length}">
+<h2>Master data <span class="muted">customers and products: who is master, and what did not travel</span></h2>
+${reports.map((r) => html`<div class="problem" data-master-report="${r.kind}" data-target="${r.target}" data-record="${r.entity}:${r.key}">
+<div><strong>${KIND_LABELS[r.kind] ?? r.kind}</strong> · ${r.target} · ${r.entity} ${r.key} <span class="muted">(${r.side === "psa" ? "in the PSA" : "in the target"}; seen ${r.count} time(s), first ${showTime(r.firstAt)}, last ${showTime(r.lastAt)})</span></div>
+<div class="message">${r.message}</div>
+${r.hint ? html`<div class="hint">How to fix: ${r.hint}</div>` : ""}
+</div>`)}
+</section>`;
+}
