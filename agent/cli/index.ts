@@ -7,6 +7,7 @@ import { connect } from "./connect.ts";
 import { commandList, type Command } from "./command.ts";
 import { demo } from "./demo.ts";
 import { enqueue } from "./enqueue.ts";
+import { match } from "./match.ts";
 import { exportCommand } from "./export.ts";
 import { prune } from "./prune.ts";
 import { pull } from "./pull.ts";
@@ -17,7 +18,7 @@ import { sandbox } from "./sandbox.ts";
 import { status } from "./status.ts";
 import { version } from "./version.ts";
 
-export const commands: Command[] = [run, demo, check, connect, status, enqueue, retry, prune, pull, sandbox, exportCommand, backup, restore, version];
+export const commands: Command[] = [run, demo, check, connect, status, enqueue, retry, prune, pull, match, sandbox, exportCommand, backup, restore, version];
 
 export function topLevelUsage(): string {
   return `kontobro ${VERSION}: sync agent between your PSA and your accounting system
