@@ -1,30 +1,10 @@
 // The chaos run's verdict: the target's final state against what the PSA sent, and the request log
 // against every Retry-After the target gave. Pure functions.
+import type { BookedDoc, LoggedRequest, TargetSnapshot } from "../connectors/sandbox.ts";
 import type { ExpectedDoc } from "./chaos-events.ts";
 
-/** A booked invoice or credit note as read back from a sandbox, in minor units, customer's point of view. */
-export interface BookedDoc {
-  /** The PSA id the target carries (e-conomic references.other, Uni Micro's InternalNote marker), or null. */
-  psaId: string | null;
-  number: string;
-  customer: string;
-  lines: { text: string; quantity: number; unitPrice: number }[];
-  /** What the document changes in what the customer owes: negative for a credit note. */
-  total: number;
-  /** When the target made it (epoch ms), where it says: tells which create made it. */
-  createdAt?: number;
-  /** The invoice a credit note is linked to, where the target links them (Uni Micro). */
-  creditedInvoiceNumber?: string;
-}
-
-/** The final state of a target, read from its sandbox. */
-export interface TargetSnapshot {
-  booked: BookedDoc[];
-  /** Drafts left at the target: the PSA id each carries (null: none; in a chaos run every draft is ours), and when it was made (epoch ms). */
-  drafts: { psaId: string | null; createdAt: number }[];
-  customers: string[];
-  projects: string[];
-}
+// What a sandbox's chaos adapter reads back (connectors/sandbox.ts), as the verdict uses it.
+export type { BookedDoc, LoggedRequest, TargetSnapshot } from "../connectors/sandbox.ts";
 
 export interface Verdict {
   missing: number;
@@ -99,21 +79,6 @@ export function draftsMadeAfterStop<D extends { psaId: string | null; createdAt:
   const traced = new Set([...drafts, ...booked].filter((d) => madeUnheard(d.createdAt)).map((d) => d.psaId));
   const afterStop = drafts.filter((d) => madeUnheard(d.createdAt) || (d.psaId !== null && traced.has(d.psaId)));
   return { afterStop, others: drafts.filter((d) => !afterStop.includes(d)) };
-}
-
-/** One request as the sandbox saw it (ms on one monotonic clock). */
-export interface LoggedRequest {
-  method: string;
-  path: string;
-  startedAt: number;
-  answeredAt: number;
-  /** answeredAt on the wall clock (epoch ms), to compare with the sandbox's own timestamps. */
-  answeredEpoch: number;
-  status: number;
-  /** The Retry-After the answer carried, in ms. */
-  retryAfterMs?: number;
-  /** The Location of a created resource, where the answer names one. */
-  location?: string;
 }
 
 /**

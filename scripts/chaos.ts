@@ -1,5 +1,5 @@
-// The chaos run: the compiled agent against a target's sandbox on loopback (e-conomic or Uni Micro, see
-// scripts/chaos-targets.ts). While a PSA sends thousands of invoices and credit notes with their customers
+// The chaos run: the compiled agent against a target's sandbox on loopback (any connector whose factory
+// has a chaos adapter, connectors/<kind>/sandbox/chaos.ts). While a PSA sends thousands of invoices and credit notes with their customers
 // and projects, the sandbox injects 503s and 429s (Retry-After 0), 500s, "commit, then drop the
 // connection", latency and invoice-create answers slower than the client timeout, and the agent is
 // killed with SIGKILL (every fifth time a SIGTERM) at random moments and restarted. In the same run:
@@ -11,14 +11,29 @@
 // action or be in flight, and at most one request may reach the target during any Retry-After.
 //
 //   bun scripts/chaos.ts                                   full run: 5,000 invoices, 50 kills, e-conomic
-//   bun scripts/chaos.ts --invoices 500 --kills 10 --seed 7 --target unimicro
+//   bun scripts/chaos.ts --invoices 500 --kills 10 --seed 7 --target KIND
 import { chmodSync, copyFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chaosEvents, expectedDocs, masterNumbers, rng } from "./chaos-events.ts";
-import { CHAOS_TARGETS, startChaosTarget, TARGET_NAME, type ChaosTargetKind, type FaultPlan } from "./chaos-targets.ts";
+import { connectorKinds } from "../connectors/registry.ts";
+import type { ChaosTarget, FaultPlan } from "../connectors/sandbox.ts";
 import { draftsMadeAfterStop, IN_FLIGHT_ALLOWANCE_MS, maxRequestsInRetryAfterWindow, verify, type Verdict } from "./chaos-verify.ts";
 import { build } from "./build.ts";
+
+/** The registry's kinds whose sandbox has a chaos adapter, in its order (the first is the default target). */
+export const CHAOS_TARGETS: readonly string[] = Object.keys(connectorKinds).filter((k) => connectorKinds[k]!.chaos);
+type ChaosTargetKind = string;
+
+/** The target's name in kontobro.toml (and so in /metrics). */
+const TARGET_NAME = "chaos";
+
+/** The connector's chaos adapter: its sandbox behind a request log, its faults, its [[targets]] table, the read-back. */
+async function startChaosTarget(kind: ChaosTargetKind, dir: string, random: () => number, plan: FaultPlan): Promise<ChaosTarget> {
+  const adapter = await connectorKinds[kind]?.chaos?.();
+  if (!adapter) throw new Error(`no chaos adapter for "${kind}"; use one of ${CHAOS_TARGETS.join(", ")}`);
+  return adapter({ name: TARGET_NAME, dir, random, plan });
+}
 
 export interface ChaosOptions {
   invoices: number;
@@ -87,7 +102,7 @@ async function runCommand(cmd: string[], cwd: string): Promise<void> {
 export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const log = opts.log ?? ((l: string) => console.log(l));
   const seed = opts.seed ?? Date.now() % 100000;
-  const kind = opts.target ?? "economic";
+  const kind = opts.target ?? CHAOS_TARGETS[0]!;
   const random = rng(seed);
   const started = performance.now();
   const dir = join(tmpdir(), `kontobro-chaos-${kind}-${process.pid}-${Date.now()}`);
@@ -283,7 +298,7 @@ export function printReport(r: ChaosReport, print: (line: string) => void = cons
 }
 
 if (import.meta.main) {
-  const target = (flag("target") ?? "economic") as ChaosTargetKind;
+  const target = flag("target") ?? CHAOS_TARGETS[0]!;
   if (!CHAOS_TARGETS.includes(target)) { console.error(`--target must be one of ${CHAOS_TARGETS.join(", ")}`); process.exit(2); }
   const number = (name: string, fallback: number) => { const v = flag(name); return v === undefined ? fallback : Number(v); };
   const report = await runChaos({

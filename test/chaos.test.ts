@@ -5,8 +5,7 @@
 // Invoices (some with discount lines) and credit notes (some written with minus signs) must be booked
 // exactly once and right. The full run (5,000 invoices, 50 kills) is `npm run chaos -- --target …`.
 import { beforeAll, describe, expect, test } from "bun:test";
-import { runChaos, type ChaosReport } from "../scripts/chaos.ts";
-import { CHAOS_TARGETS } from "../scripts/chaos-targets.ts";
+import { CHAOS_TARGETS, runChaos, type ChaosReport } from "../scripts/chaos.ts";
 import { build } from "../scripts/build.ts";
 
 let binary: string;

@@ -1,4 +1,4 @@
-// `kontobro connect TARGET`: sign in to a target that uses OAuth 2 (eAccounting) and store its tokens in the
+// `kontobro connect TARGET`: sign in to a target that uses OAuth 2 (its factory has `oauth`) and store its tokens in the
 // data directory. Prints the authorisation URL; the browser comes back to the redirect URI, where this command
 // listens when it is a loopback address; or paste the code (or the whole address the browser came back to).
 // Then it checks the connection, so onboarding problems (start-up guide, licence, scopes) show at once.
@@ -135,10 +135,15 @@ async function waitForCode(redirect: URL, state: string, listen: boolean, input:
 const page = (title: string, text: string, status = 200) =>
   new Response(`<!doctype html><meta charset="utf-8"><title>${title}</title><body style="font-family:system-ui;margin:3em"><h1>${title}</h1><p>${text}</p>`, { status, headers: { "content-type": "text/html; charset=utf-8" } });
 
+/** The registry's kinds whose targets sign in with OAuth, and their names for the usage. */
+const oauthKinds = Object.keys(connectorKinds).filter((k) => connectorKinds[k]!.oauth);
+const oauthTitles = oauthKinds.map((k) => connectorKinds[k]!.title).join(", ");
+const example = oauthKinds[0] ?? "books";
+
 export const connect = defineCommand({
   name: "connect",
   args: "TARGET",
-  summary: "sign in to a target that uses OAuth (eAccounting) and store its tokens",
+  summary: `sign in to a target that uses OAuth (${oauthTitles}) and store its tokens`,
   description: "Prints the authorisation address of the target's identity server. Sign in there and accept; the browser\n" +
     "comes back to the app's redirect URI (redirect_uri in kontobro.toml), where this command listens when it is a\n" +
     "loopback address. If it cannot (the port is taken, or the redirect is elsewhere), paste the code or the whole\n" +
@@ -151,15 +156,15 @@ export const connect = defineCommand({
   },
   positionals: [1, 1],
   examples: [
-    ["kontobro connect eaccounting", "prints the address to open, waits for the browser"],
-    ["kontobro connect eaccounting --code 'http://localhost:8790/callback?code=…&state=…'", "the address the browser came back to, from another machine"],
+    [`kontobro connect ${example}`, "prints the address to open, waits for the browser"],
+    [`kontobro connect ${example} --code 'http://localhost:8790/callback?code=…&state=…'`, "the address the browser came back to, from another machine"],
   ],
   async run({ values, positionals: [name], path }) {
     const { config, targets } = loadConfig(values.config);
     const target = targets.find((t) => t.name === name && t.enabled);
     const oauthTargets = targets.filter((t) => t.enabled && connectorKinds[t.kind]?.oauth).map((t) => t.name);
     if (!target || !connectorKinds[target.kind]?.oauth) {
-      console.error(`${path}: no target "${name}" that signs in with OAuth; those that do: ${oauthTargets.join(", ") || "none (add an eAccounting target to kontobro.toml)"}`);
+      console.error(`${path}: no target "${name}" that signs in with OAuth; those that do: ${oauthTargets.join(", ") || `none (add a target of kind ${oauthKinds.join(" or ")} to kontobro.toml)`}`);
       return 2;
     }
     return runConnect({ config, target, code: values.code, listen: !values["no-listen"], input: console });

@@ -112,7 +112,7 @@ export const targetState = sqliteTable("target_state", {
 });
 
 /**
- * OAuth credentials per target (eAccounting's rotating refresh tokens): a refreshed token is written here,
+ * OAuth credentials per target (e.g. rotating refresh tokens): a refreshed token is written here,
  * committed durably, before it is used (agent/credentials.ts). state "reconnect": the target refused the
  * refresh token; `kontobro connect` replaces the row.
  */

@@ -1,7 +1,7 @@
 // Master per entity wired into the agent with two small hooks: the dispatcher's connector is wrapped so pushes of
 // customers and products go through MasterSync.push (agent.ts), and a pull's master records go through
 // MasterSync.pulled inside the inbox's transaction (pulls/runner.ts → Inbox.storeBatch). A connector without
-// master data (e-conomic, Uni Micro, Uniconta) is returned as it is: the PSA is master, as before.
+// master data (no masterEntities in its factory) is returned as it is: the PSA is master, as before.
 import type { Connector } from "../../connectors/contract.ts";
 import type { Entity } from "../model.ts";
 import { connectorKinds } from "../../connectors/registry.ts";

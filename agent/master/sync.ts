@@ -27,7 +27,7 @@ export class MasterSync {
     private readonly store: MasterStore,
     readonly target: string,
     private readonly master: MasterData,
-    /** The target system's name in messages, e.g. "Visma eAccounting". */
+    /** The target system's name in messages (its factory's title). */
     private readonly title: string,
     /** Where a target's version goes when it is found to differ at first match (target master). */
     private readonly inbox?: Inbox,
