@@ -31,6 +31,21 @@ describe("connector kinds", () => {
     expect(withFactory.filter((k) => !(k in connectorKinds))).toEqual([]);
   });
 
+  test("every connector has the same files, a sandbox, and the same key names for the same ideas", () => {
+    const want = ["index.ts", "config.ts", "connector.ts", "client.ts", "map.ts", "rules.ts", "check.ts", "README.md", "sandbox/index.ts"];
+    const missing: string[] = [];
+    for (const [kind, factory] of Object.entries(connectorKinds)) {
+      const files = [...want, ...(factory.pulls ? ["pull.ts"] : [])];
+      for (const f of files) {
+        try { statSync(join(root, "connectors", kind, f)); } catch { missing.push(`${kind}/${f}`); }
+      }
+      const keys = Object.keys((factory.configSchema as any).shape ?? {});
+      for (const key of ["request_timeout_ms", "requests_per_second", "burst"]) if (!keys.includes(key)) missing.push(`${kind}: config key ${key}`);
+      if (!factory.startSandbox) missing.push(`${kind}: startSandbox`);
+    }
+    expect(missing).toEqual([]);
+  });
+
   test("no source file outside connectors/<kind>/ and connectors/registry.ts names a kind", () => {
     const files = [
       // The migrations are data: their SQL and names are fixed once released.
