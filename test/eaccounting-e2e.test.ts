@@ -1,0 +1,143 @@
+// eAccounting through the real agent (SQLite file, dispatcher, pulls, inbox, signed PSA webhook) over loopback:
+// invoices as drafts that come back numbered and paid, once each; a dropped answer on draft creation (no second
+// draft); supplier invoice rows as project costs, pulled twice in one week without duplicates; credit notes; the
+// known errors before sending, with the record to fix.
+import { afterEach, describe, expect, test } from "bun:test";
+import { addDays, todayIn } from "../agent/pulls/cron.ts";
+import { ev, startEaStack, type EaStack } from "./eaccounting-harness.ts";
+import { customerData, invoiceData, projectData } from "./eaccounting-fixtures.ts";
+import { waitFor } from "./helpers.ts";
+
+let s: EaStack | undefined;
+afterEach(async () => { await s?.stop(); s = undefined; });
+
+const today = () => todayIn("Europe/Stockholm");
+const accepted = (type: string) => s!.psa.accepted().filter((i) => i.type === type);
+const masterData = () => [ev("customer.upserted", customerData()), ev("project.upserted", projectData())];
+
+describe("invoices as drafts, number and status back", () => {
+  test("a PSA invoice becomes a draft; sent in eAccounting it comes back numbered, then paid: invoice.sent and invoice.paid once each", async () => {
+    s = await startEaStack();
+    await s.send([...masterData(), ev("invoice.finalized", invoiceData())]);
+    await s.waitDone(3);
+    const inv = (await s.deliveries("done")).find((d: any) => d.entity === "invoice");
+    expect(inv.remoteId).toMatch(/^draft:/);
+    expect(inv.note).toContain("send it from there");
+    const [draft] = (await s.state()).drafts;
+    expect(draft).toMatchObject({ ElectronicReference: "kontobro:psa-inv-20001", CustomerNumber: "10042", TotalAmount: 61073.75 });
+
+    expect(await s.runNow("invoices")).toMatchObject({ status: "ok", imported: 0 }); // still a draft
+    await s.control("send-draft", { draftId: draft.Id });
+    expect(await s.runNow("invoices")).toMatchObject({ imported: 1 });
+    expect(await s.runNow("invoices")).toMatchObject({ imported: 0 }); // sent, once
+    await s.control("payments", { invoiceNumber: 1001 });
+    await s.control("clock", { advanceMs: 1000 });
+    expect(await s.runNow("invoices")).toMatchObject({ imported: 1 });
+    expect(await s.runNow("invoices")).toMatchObject({ imported: 0 });
+    await waitFor("sent and paid at the PSA", () => accepted("invoice.sent").length === 1 && accepted("invoice.paid").length === 1);
+    expect(accepted("invoice.sent")[0].data).toMatchObject({ invoiceNumber: "20001", psaId: "psa-inv-20001", eaccountingInvoiceNumber: 1001, status: "sent", previousStatus: "draft", amount: 6107375, remainder: 6107375 });
+    expect(accepted("invoice.paid")[0].data).toMatchObject({ invoiceNumber: "20001", psaId: "psa-inv-20001", eaccountingInvoiceNumber: 1001, status: "paid", previousStatus: "sent", remainder: 0, paymentDate: today() });
+    // Paid is final: the invoice is not asked for again.
+    await s.control("clock", { advanceMs: 1000 });
+    expect(await s.runNow("invoices")).toMatchObject({ imported: 0 });
+  });
+
+  test("sent and paid between two pulls: both reach the PSA, in order, once", async () => {
+    s = await startEaStack();
+    await s.send([...masterData(), ev("invoice.finalized", invoiceData())]);
+    await s.waitDone(3);
+    await s.control("send-draft", { draftId: (await s.state()).drafts[0].Id });
+    await s.control("payments", { invoiceNumber: 1001 });
+    expect(await s.runNow("invoices")).toMatchObject({ imported: 2 });
+    expect(await s.runNow("invoices")).toMatchObject({ imported: 0 });
+    await waitFor("both at the PSA", () => s!.psa.accepted().length === 2);
+    expect(s.psa.accepted().map((i) => i.type)).toEqual(["invoice.sent", "invoice.paid"]);
+  });
+
+  test("a dropped answer on draft creation: the agent looks the draft up by its reference, no second draft", async () => {
+    s = await startEaStack();
+    await s.control("faults", { method: "POST", path: "/v2/customerinvoicedrafts$", fault: "drop_after_commit" });
+    await s.send([...masterData(), ev("invoice.finalized", invoiceData())]);
+    await s.waitDone(3);
+    const st = await s.state();
+    expect(st.requests.filter((r: any) => r.fault === "drop_after_commit")).toHaveLength(1);
+    expect(st.drafts).toHaveLength(1);
+    expect((await s.deliveries("done")).find((d: any) => d.entity === "invoice").remoteId).toBe(`draft:${st.drafts[0].Id}`);
+  });
+});
+
+describe("credit notes", () => {
+  const credit = () => ev("invoice.credited", { ...invoiceData({ number: "20002", psaId: "psa-cn-20002" }), creditedInvoiceNumber: "20001", lines: [{ text: "Rabatt", quantity: 2, unitPrice: 125000 }] });
+
+  test("not transferred: needs action with the hint, nothing sent", async () => {
+    s = await startEaStack();
+    await s.send([...masterData(), ev("invoice.finalized", invoiceData()), credit()]);
+    const d = await waitFor("the credit note needs action", async () => (await s!.deliveries("needs_action")).find((x: any) => x.key === "20002"));
+    expect(d.errorCode).toBe("eaccounting.credit_note_not_transferred");
+    expect(d.errorHint).toContain("Credit the invoice in eAccounting");
+    expect((await s.state()).drafts).toHaveLength(1);
+  });
+
+  test("with credit_notes = \"draft\": a credit invoice draft with the customer's negative quantities", async () => {
+    s = await startEaStack({ target: { credit_notes: "draft" } });
+    await s.send([...masterData(), ev("invoice.finalized", invoiceData()), credit()]);
+    await s.waitDone(4);
+    const cn = (await s.state()).drafts.find((d: any) => d.ElectronicReference === "kontobro:psa-cn-20002");
+    expect(cn).toMatchObject({ IsCreditInvoice: true, TotalAmount: -3125 });
+    expect(cn.Rows.filter((r: any) => !r.IsTextRow).map((r: any) => r.Quantity)).toEqual([-2]);
+  });
+});
+
+describe("supplier invoices to project costs", () => {
+  test("rows with a project come as expenses, pulled twice in one week without duplicates; other weeks, drafts and deleted ones are not", async () => {
+    s = await startEaStack({ target: { expenses: { billable: false, activity: "Utlägg" } } });
+    await s.send([...masterData(), ev("project.upserted", projectData({ number: "P24018", name: "Second project" }))]);
+    await s.waitDone(3);
+    const item = (await s.state()).costCenters.find((c: any) => c.Number === 1).Items.find((i: any) => i.ShortName === "P24017");
+    const eaProject = await s.control("projects", { Number: "P24018", Name: "Second project" });
+    const row = (amount: number, extra: object = {}) => ({ AccountNumber: 5830, DebetAmount: amount, CreditAmount: 0, TransactionText: "Hotell", ...extra });
+    const booked = await s.control("supplier-invoices", { invoices: [
+      { SupplierName: "Hotel Bergen AS", SupplierNumber: "S1", InvoiceNumber: "H-1", InvoiceDate: `${today()}T00:00:00`,
+        Rows: [row(1984, { CostCenterItemId1: item.Id }), { AccountNumber: 2641, DebetAmount: 496, TransactionText: "Moms" }, { AccountNumber: 2440, CreditAmount: 2480, TransactionText: "Leverantörsskuld" }] },
+      { SupplierName: "SJ AB", InvoiceNumber: "T-9", InvoiceDate: `${addDays(today(), -7)}T00:00:00`, Rows: [row(450, { ProjectId: eaProject.Id }), row(100)] },
+      { SupplierName: "Old AB", InvoiceNumber: "O-1", InvoiceDate: `${addDays(today(), -30)}T00:00:00`, Rows: [row(999, { CostCenterItemId1: item.Id })] },
+      { SupplierName: "Draft AB", InvoiceNumber: "D-1", Status: 0, InvoiceDate: `${today()}T00:00:00`, Rows: [row(50, { CostCenterItemId1: item.Id })] },
+    ] });
+    expect(await s.runNow("expenses")).toMatchObject({ status: "ok", imported: 2, duplicates: 0 });
+    // Later the same week: a new one and the same ones again.
+    await s.control("supplier-invoices", { SupplierName: "Taxi AB", InvoiceNumber: "X-2", InvoiceDate: `${today()}T00:00:00`, Rows: [row(300, { CostCenterItemId1: item.Id })] });
+    await s.control(`supplier-invoices/${booked.booked[0].Id}`, { Status: 1 }, "PUT"); // touched again: still the same costs
+    expect(await s.runNow("expenses")).toMatchObject({ imported: 1, duplicates: 2 });
+    expect(await s.runNow("expenses")).toMatchObject({ imported: 0, duplicates: 3 });
+    await waitFor("three expenses at the PSA", () => accepted("expense.posted").length === 3);
+    const hotel = accepted("expense.posted").find((i) => i.data.supplier.name === "Hotel Bergen AS");
+    expect(hotel).toMatchObject({ requires: { entity: "project", key: "P24017" }, data: {
+      projectNumber: "P24017", activity: "Utlägg", billable: false, description: `${today()} ${booked.booked[0].VoucherNumber} Hotel Bergen AS`,
+      date: today(), quantity: 1, unitCost: 198400, unitPrice: 198400, amount: 198400, vatRate: 25, supplierInvoiceNumber: "H-1",
+    } });
+    expect(accepted("expense.posted").find((i) => i.data.supplier.name === "SJ AB").data.projectNumber).toBe("P24018");
+    expect(new Set(accepted("expense.posted").map((i) => i.remoteId)).size).toBe(3);
+  });
+});
+
+describe("the known errors before sending", () => {
+  test("a 51-character name and a customer without city are refused with no request; the invoice waits for its customer and follows the fix", async () => {
+    s = await startEaStack();
+    await s.send([
+      ev("customer.upserted", customerData({ name: "x".repeat(51) })),
+      ev("customer.upserted", customerData({ number: "10043", name: "Utan stad AB", addresses: [{ kind: "invoice", street: "Gatan 1", zip: "11122", country: "SE" }] })),
+      ev("project.upserted", projectData({ customerNumber: "10043" })),
+      ev("invoice.finalized", invoiceData({ customerNumber: "10043" })),
+    ]);
+    const failed = await waitFor("two customers need action", async () => { const d = await s!.deliveries("needs_action"); return d.length >= 2 ? d : null; });
+    const byKey = Object.fromEntries(failed!.map((d: any) => [d.key, d]));
+    expect(byKey["10042"]).toMatchObject({ errorCode: "eaccounting.too_long", errorField: "name" });
+    expect(byKey["10042"].errorMessage).toContain("Customer 10042");
+    expect(byKey["10043"]).toMatchObject({ errorCode: "eaccounting.address_missing", errorField: "addresses.0.city" });
+    expect((await s.state()).requests.filter((r: any) => r.path.startsWith("/v2/customers") && r.method === "POST")).toHaveLength(0);
+    // The PSA fixes the customer: it goes, and the project and invoice follow by themselves.
+    await s.send([ev("customer.upserted", customerData({ number: "10043", name: "Utan stad AB", addresses: [{ kind: "invoice", street: "Gatan 1", zip: "11122", city: "Uppsala", country: "SE" }] }))]);
+    await waitFor("the invoice as a draft", async () => (await s!.state()).drafts.length === 1);
+    expect((await s.state()).drafts[0]).toMatchObject({ InvoiceCity: "Uppsala", CustomerNumber: "10043" });
+  });
+});
