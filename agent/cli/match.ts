@@ -53,6 +53,9 @@ export async function runMatch(o: { config: AgentConfig; target: TargetConfig; p
   return { code: bad > 0 ? 1 : 0, reports };
 }
 
+/** A target to show in the examples: named like the registry's first kind that can be master of records. */
+const example = Object.keys(connectorKinds).find((k) => connectorKinds[k]!.masterEntities?.length) ?? "books";
+
 export const match = defineCommand({
   name: "match",
   args: "TARGET",
@@ -68,8 +71,8 @@ export const match = defineCommand({
   },
   positionals: [1, 1],
   examples: [
-    "kontobro match eaccounting",
-    ["kontobro match eaccounting --psa customers.json --json", "the PSA's export, before it sends anything"],
+    `kontobro match ${example}`,
+    [`kontobro match ${example} --psa customers.json --json`, "the PSA's export, before it sends anything"],
   ],
   async run({ values, positionals: [name], path }) {
     const { config, targets } = loadConfig(values.config);
