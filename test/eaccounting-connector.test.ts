@@ -59,6 +59,18 @@ describe("the known errors (item 8)", () => {
     expect(vat.hint).toContain("VIES");
   });
 
+  test("an article without VAT coding is never sent (CodingId): no coding at its rate needs action, listing the codings", async () => {
+    env = startEnv();
+    const e = await thrown(env.connector.push("product", product({ code: "X17", vatRate: 17 }), ctx()));
+    expect(e).toMatchObject({ kind: "permanent", code: "eaccounting.coding_unknown", field: "vatRate" });
+    expect(e.message).toContain("Product X17 (Konsulttimmar senior)");
+    expect(e.hint).toContain("Tjänster 25 % (25%)");
+    expect((await env.state()).requests.filter((r: any) => r.method === "POST" && r.path === "/v2/articles")).toHaveLength(0);
+    const named = env.connectorWith({ article_coding: "Tjänster 12 %" });
+    await named.push("product", product({ code: "X12", vatRate: 17 }), ctx());
+    expect((await env.state()).articles.find((a: any) => a.Number === "X12").CodingName).toBe("Tjänster 12 %");
+  });
+
   test("an inactivated article on an invoice line: 409, reactivate it in eAccounting", async () => {
     env = startEnv();
     await env.connector.push("customer", customer(), ctx());
