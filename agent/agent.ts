@@ -2,6 +2,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { join } from "node:path";
 import type { Connector } from "../connectors/contract.ts";
+import { proxySettings, useProxy } from "../connectors/http.ts";
 import { connectorKinds } from "../connectors/registry.ts";
 import { credentialStore, lazyCredentialStore } from "./credentials.ts";
 import { masterSyncFor, withMasterGuard } from "./master/index.ts";
@@ -72,6 +73,8 @@ export function createConnectors(targets: TargetConfig[], log: Logger, db?: Db, 
 }
 
 export async function startAgent(config: AgentConfig, targets: TargetConfig[], log: Logger): Promise<RunningAgent> {
+  // Outbound requests to the targets (and the alert webhook) through the proxy, if any.
+  useProxy(proxySettings(config.proxy));
   const lock = acquireInstanceLock(config.agent.data_dir);
   let db: Db;
   try {

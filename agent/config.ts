@@ -48,6 +48,15 @@ export const AgentConfig = z.strictObject({
   exports: ExportsConfig.prefault({}),
   /** Alerts by e-mail and webhook when something needs action or recovers (agent/notify/config.ts). */
   notifications: NotificationsConfig.prefault({}),
+  /** Outbound requests to the targets through a corporate proxy (connectors/http.ts, proxySettings). */
+  proxy: z.strictObject({
+    /** http://[user:password@]host:port, for http and https targets (https through CONNECT). Wins over the environment. */
+    url: z.url({ protocol: /^https?$/, error: "must be an http(s) URL such as http://proxy.example.com:3128" }).optional(),
+    /** More hosts that go direct, on top of NO_PROXY: "localhost,127.0.0.1,.intern.example.com". */
+    no_proxy: z.string().default(""),
+    /** Use HTTPS_PROXY / HTTP_PROXY from the environment when url is not set. */
+    from_environment: z.boolean().default(true),
+  }).prefault({}),
   targets: z.array(z.object({
     name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,39}$/, { error: "must be lowercase letters, digits, - or _ (at most 40)" }),
     kind: z.string(),
@@ -148,6 +157,7 @@ export function validateConfig(raw: unknown, env: Record<string, string | undefi
   }
   if (problems.length > 0) throw new ConfigError(problems);
   registerSecret(config.http.api_token);
+  if (config.proxy.url) registerSecret(new URL(config.proxy.url).password || undefined);
   return { config, targets, warnings };
 }
 

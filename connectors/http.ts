@@ -53,11 +53,18 @@ export const isAuthStatus = (status: number): boolean => status === 401 || statu
 /** Why a request got no answer: never sent (refused), no answer in time, or cut off mid-way. */
 export type NetworkFailure = "unreachable" | "timeout" | "connection_lost";
 
+/** A host name that could not be resolved (Bun: ENOTFOUND from getaddrinfo): nothing was sent. */
+export function isDnsFailure(e: unknown): boolean {
+  const code = (e as any)?.code ?? "";
+  return code === "ENOTFOUND" || code === "EAI_AGAIN" || code === "DNSException" || /ENOTFOUND|EAI_AGAIN|getaddrinfo|DNS lookup/i.test(errorText(e));
+}
+
 /** Bun's fetch errors carry no reliable `.code`; classify by name and message. */
 export function networkFailureOf(e: unknown): NetworkFailure {
   const msg = errorText(e);
   const name = e instanceof Error ? e.name : "";
   const code = (e as any)?.code ?? "";
+  if (isDnsFailure(e)) return "unreachable";
   if (code === "ConnectionRefused" || code === "ECONNREFUSED" || /connection ?refused|unable to connect|FailedToOpenSocket/i.test(msg)) return "unreachable";
   if (name === "TimeoutError" || name === "AbortError" || /timed? ?out/i.test(msg)) return "timeout";
   return "connection_lost";
@@ -166,9 +173,9 @@ export class HttpClient {
     let res: Response;
     try {
       const replaySafe = options.replaySafe ?? (!isWrite || Object.keys(headers).some((h) => h.toLowerCase() === "idempotency-key"));
-      res = await fetch(url, { method, headers, body, keepalive: replaySafe, signal: AbortSignal.timeout(options.timeoutMs ?? this.opts.timeoutMs), redirect: "manual" });
+      res = await fetch(url, { method, headers, body, keepalive: replaySafe, signal: AbortSignal.timeout(options.timeoutMs ?? this.opts.timeoutMs), redirect: "manual", ...proxyOption(url) });
     } catch (e) {
-      throw networkError(e, isWrite, method, url, this.opts.targetTitle);
+      throw networkError(e, isWrite, method, url, this.opts.targetTitle, proxyFor(url));
     }
     let parsed: any;
     try {
@@ -226,21 +233,119 @@ function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** A request that got no answer, as a TargetError: a write that may have been sent is uncertain. */
-export function networkError(e: unknown, isWrite: boolean, method: string, url: string, title: string): TargetError {
+/**
+ * A request that got no answer, as a TargetError: a write that may have been sent is uncertain. `proxy`:
+ * the proxy the request went through (then a refused connection is the proxy's, and the target's name is
+ * resolved by the proxy).
+ */
+export function networkError(e: unknown, isWrite: boolean, method: string, url: string, title: string, proxy?: string): TargetError {
   const msg = errorText(e);
   const failure = networkFailureOf(e);
   const notSent = failure === "unreachable";
   const timedOut = failure === "timeout";
   const kind: FailureKind = notSent || !isWrite ? "retryable" : "uncertain";
+  const via = proxy ? ` through the proxy ${showProxy(proxy)}` : "";
+  const proxyNote = proxy ? ` kontobro uses the proxy ${showProxy(proxy)} (${activeProxy.source}) for ${hostOf(url)}.`
+    : activeProxy.source !== "none" ? ` kontobro connects to ${hostOf(url)} directly (${activeProxy.source} does not apply to it).` : " kontobro connects directly (no proxy is set).";
+  if (notSent && isDnsFailure(e)) {
+    return new TargetError(kind, {
+      code: failure,
+      message: `The host name ${proxy ? `of the proxy ${showProxy(proxy)}` : hostOf(url)} could not be resolved (${title}, ${method} ${pathOf(url)}): ${msg}`,
+      hint: `Check the host name in kontobro.toml, the server's DNS, and the proxy settings (HTTPS_PROXY/HTTP_PROXY/NO_PROXY, or [proxy] in kontobro.toml): a server that reaches the internet only through a proxy cannot resolve outside names itself.${proxyNote} kontobro retries by itself.`,
+    });
+  }
   return new TargetError(kind, {
     code: failure,
-    message: notSent ? `${title} could not be reached (${method} ${pathOf(url)}): ${msg}`
-      : timedOut ? `${title} did not answer ${method} ${pathOf(url)} in time`
-      : `The connection to ${title} broke during ${method} ${pathOf(url)}: ${msg}`,
-    hint: notSent ? `Check the network and the ${title} address in kontobro.toml; kontobro retries by itself.`
+    message: notSent ? (proxy ? `The proxy ${showProxy(proxy)} could not be reached for ${title} (${method} ${pathOf(url)}): ${msg}` : `${title} could not be reached (${method} ${pathOf(url)}): ${msg}`)
+      : timedOut ? `${title} did not answer ${method} ${pathOf(url)} in time${via}`
+      : `The connection to ${title} broke during ${method} ${pathOf(url)}${via}: ${msg}`,
+    hint: notSent ? (proxy ? `Check that the proxy runs and that this server may use it ([proxy] url in kontobro.toml, or HTTPS_PROXY); kontobro retries by itself.`
+        : `Check the network, the firewall and the ${title} address in kontobro.toml; behind a corporate proxy, set HTTPS_PROXY or [proxy] url. kontobro retries by itself.`)
       : "Usually temporary; kontobro retries and checks first whether the record arrived.",
   });
+}
+
+// ---- Outbound proxy ----
+
+/**
+ * Where outbound requests to targets go: through a proxy from kontobro.toml ([proxy] url), else from the
+ * environment (HTTPS_PROXY for https, HTTP_PROXY for http, upper or lower case), except for hosts in
+ * NO_PROXY (environment) and [proxy] no_proxy. Bun's fetch tunnels https through the proxy with CONNECT.
+ */
+export interface ProxySettings {
+  /** For http and https URLs; none = direct. */
+  http?: string;
+  https?: string;
+  /** Host patterns that go direct: "example.com" (and its subdomains), ".example.com", "10.1.2.3", "host:port", "*". */
+  noProxy: string[];
+  /** Where the proxy comes from, for messages: "[proxy] url in kontobro.toml", "HTTPS_PROXY", … */
+  source: string;
+}
+
+const envOf = (env: Record<string, string | undefined>, name: string) => env[name] || env[name.toLowerCase()] || undefined;
+const envName = (env: Record<string, string | undefined>, name: string) => (env[name] ? name : name.toLowerCase());
+const splitList = (s: string | undefined) => (s ?? "").split(/[,\s]+/).map((x) => x.trim().toLowerCase()).filter(Boolean);
+
+export function proxySettings(config: { url?: string; no_proxy?: string; from_environment?: boolean } = {}, env: Record<string, string | undefined> = process.env): ProxySettings {
+  const noProxy = [...splitList(envOf(env, "NO_PROXY")), ...splitList(config.no_proxy)];
+  if (config.url) return { http: config.url, https: config.url, noProxy, source: "[proxy] url in kontobro.toml" };
+  if (config.from_environment === false) return { noProxy, source: "none" };
+  const https = envOf(env, "HTTPS_PROXY");
+  const http = envOf(env, "HTTP_PROXY");
+  const names = [https ? envName(env, "HTTPS_PROXY") : "", http ? envName(env, "HTTP_PROXY") : ""].filter(Boolean);
+  return { ...(http ? { http } : {}), ...(https ? { https } : {}), noProxy, source: names.length ? names.join(" and ") : "none" };
+}
+
+let activeProxy: ProxySettings = proxySettings();
+
+/** Sets the proxy for every outbound request of this process (at start, from kontobro.toml). */
+export function useProxy(s: ProxySettings): void {
+  activeProxy = s;
+}
+
+export function currentProxy(): ProxySettings {
+  return activeProxy;
+}
+
+function hostOf(url: string): string {
+  try { return new URL(url).host; } catch { return url; }
+}
+
+function bypassed(url: URL, noProxy: string[]): boolean {
+  const host = url.hostname.toLowerCase().replace(/^\[|\]$/g, "");
+  const port = url.port || (url.protocol === "https:" ? "443" : "80");
+  return noProxy.some((p) => {
+    if (p === "*") return true;
+    const [name, onlyPort] = p.startsWith("[") ? [p.slice(1, p.indexOf("]")), p.split("]:")[1]] : p.split(":") as [string, string | undefined];
+    if (onlyPort && onlyPort !== port) return false;
+    const bare = name!.replace(/^\*?\./, "");
+    return host === bare || host.endsWith(`.${bare}`);
+  });
+}
+
+/** The proxy for a URL, or undefined to connect directly. */
+export function proxyFor(url: string, s: ProxySettings = activeProxy): string | undefined {
+  let u: URL;
+  try { u = new URL(url); } catch { return undefined; }
+  const proxy = u.protocol === "https:" ? s.https : u.protocol === "http:" ? s.http : undefined;
+  return proxy && !bypassed(u, s.noProxy) ? proxy : undefined;
+}
+
+/** Bun's fetch options for a URL: the proxy, or explicitly none (Bun would otherwise apply the environment itself). */
+export function proxyOption(url: string, s: ProxySettings = activeProxy): { proxy?: string } {
+  const proxy = proxyFor(url, s);
+  return (proxy ? { proxy } : { proxy: false }) as { proxy?: string };
+}
+
+/** A proxy URL without its password, for messages. */
+export function showProxy(proxy: string): string {
+  try {
+    const u = new URL(proxy);
+    if (u.password) u.password = "***";
+    return u.toString().replace(/\/$/, "");
+  } catch {
+    return proxy;
+  }
 }
 
 /** A token bucket shared by every request to one target, so parallel pushes cannot cause a retry storm. */

@@ -5,13 +5,15 @@ import { openDatabase } from "../db/index.ts";
 import { createLogger } from "../log.ts";
 import { webhookTokenFor } from "../pulls/index.ts";
 import { connectorKinds } from "../../connectors/registry.ts";
+import { reachability } from "./check-network.ts";
 import { CONFIG_OPTION, defineCommand } from "./command.ts";
 import { loadConfig } from "./runtime.ts";
 
 export const check = defineCommand({
   name: "check",
   summary: "verify each target's credentials and required set-up",
-  description: "Asks each configured target whether the credentials work and the set-up kontobro relies on exists, and\n" +
+  description: "Says whether each target can be reached, and whether through a proxy (HTTPS_PROXY/HTTP_PROXY/NO_PROXY or\n" +
+    "[proxy] in kontobro.toml). Then asks each target whether the credentials work and the set-up kontobro relies on exists, and\n" +
     "says in plain words how to fix what is missing. Exits 1 if a check failed. For a target that calls back\n" +
     "(webhooks), it also shows the webhook token and the URLs to configure there.",
   options: { ...CONFIG_OPTION },
@@ -30,6 +32,9 @@ export const check = defineCommand({
     // Targets that sign in with OAuth read their stored tokens (and store rotated ones) in the data directory.
     for (const [name, connector] of createConnectors(targets, createLogger("error"), undefined, { dataDir: config.agent.data_dir })) {
       console.log(`${name} (${connector.kind}):`);
+      const reach = await reachability(targets.find((t) => t.name === name)!, connectorKinds[connector.kind]?.title ?? connector.kind);
+      for (const line of reach.lines) console.log(line);
+      if (!reach.ok) { ok = false; continue; }
       for (const item of await connector.check()) {
         ok &&= item.ok;
         console.log(`  ${item.ok ? "ok  " : "FAIL"} ${item.name}: ${item.message}`);

@@ -2,6 +2,7 @@
 import { existsSync } from "node:fs";
 import type { RunningAgent } from "../agent.ts";
 import { ConfigError, loadConfigFile, validateConfig, type LoadedConfig } from "../config.ts";
+import { proxySettings, useProxy } from "../../connectors/http.ts";
 
 /** --config, else $KONTOBRO_CONFIG, else ./kontobro.toml if there is one. */
 export function configPath(explicit: string | undefined): string | null {
@@ -20,9 +21,15 @@ export function loadConfig(explicit: string | undefined, opts: { required?: bool
     if (opts.required) {
       throw new ConfigError(["no kontobro.toml found in this folder; copy config/kontobro.example.toml to kontobro.toml and edit it, pass --config FILE, or try `kontobro demo`"]);
     }
-    return validateConfig({});
+    return withProxy(validateConfig({}));
   }
-  return loadConfigFile(path);
+  return withProxy(loadConfigFile(path));
+}
+
+/** Every command that reads kontobro.toml sends its requests to the targets through the configured proxy. */
+function withProxy(loaded: LoadedConfig): LoadedConfig {
+  useProxy(proxySettings(loaded.config.proxy));
+  return loaded;
 }
 
 /** Resolves on SIGTERM or SIGINT, after `stop`: 0 if it stopped cleanly, else 1. */

@@ -4,6 +4,7 @@
 import { readFileSync } from "node:fs";
 import nodemailer from "nodemailer";
 import type { Transporter } from "nodemailer";
+import { proxyOption } from "../../connectors/http.ts";
 import { signatureHeader } from "../pulls/psa-webhook.ts";
 import type { AlertWebhookConfig, SmtpConfig } from "./config.ts";
 import type { z } from "zod";
@@ -85,7 +86,7 @@ function describeMailError(e: unknown, smtp: z.infer<typeof SmtpConfig>): string
   }
 }
 
-export function webhookSender(hook: z.infer<typeof AlertWebhookConfig>, userAgent: string, fetchOptions: () => Record<string, unknown> = () => ({})): NoticeSender {
+export function webhookSender(hook: z.infer<typeof AlertWebhookConfig>, userAgent: string, fetchOptions: () => Record<string, unknown> = () => proxyOption(hook.url)): NoticeSender {
   const shown = (() => { try { return new URL(hook.url).origin; } catch { return "the webhook"; } })();
   return {
     describe: () => `webhook to ${shown} (JSON)`,
