@@ -35,7 +35,7 @@ export class EaccountingConnector implements Connector {
   readonly master: MasterData;
   private readonly puller: EaccountingPuller;
 
-  constructor(readonly name: string, readonly cfg: EaccountingConfig, private readonly deps: ConnectorDeps, now: () => number = Date.now) {
+  constructor(readonly name: string, readonly cfg: EaccountingConfig, deps: ConnectorDeps, now: () => number = Date.now) {
     this.tokens = new OAuthTokens({
       target: name, tokenUrl: tokenUrl(cfg), clientId: cfg.client_id, clientSecret: cfg.client_secret, clientAuth: cfg.token_auth, bootstrapRefreshToken: cfg.refresh_token,
       store: deps.credentials ?? memoryCredentials(), timeoutMs: cfg.request_timeout_ms, now,
@@ -53,7 +53,7 @@ export class EaccountingConnector implements Connector {
       lookup: (entity, key) => this.lookup(entity, key),
       list: (entity) => this.list(entity),
     };
-    this.puller = new EaccountingPuller(this.client, cfg, this.setup, (entity, row) => this.toMaster(entity, row), deps.log);
+    this.puller = new EaccountingPuller(this.client, cfg, this.setup, (entity, row) => this.toMaster(entity, row));
   }
 
   supports(entity: Entity): boolean {

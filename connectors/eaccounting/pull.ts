@@ -5,7 +5,7 @@
 //             invoice.paid with eAccounting's number and the PSA's id, once each (status items).
 //   expenses: supplier invoice rows with a project (cost-centre item or ProjectId) in the invoice-date window
 //             (this week and the one before, by default), read again every run; each row reaches the PSA once.
-import type { ConnectorDeps, MasterEntity, MasterRecord, PullItem, PullOptions, PullResult } from "../contract.ts";
+import type { MasterEntity, MasterRecord, PullItem, PullOptions, PullResult } from "../contract.ts";
 import { TargetError } from "../http.ts";
 import type { EaccountingClient, Row } from "./client.ts";
 import type { EaccountingConfig } from "./config.ts";
@@ -56,7 +56,6 @@ export class EaccountingPuller {
     private readonly cfg: EaccountingConfig,
     private readonly setup: SetupLists,
     private readonly toMaster: (entity: MasterEntity, row: Row) => Promise<MasterRecord>,
-    private readonly log: ConnectorDeps["log"],
   ) {}
 
   pull(stream: string, cursor: string | null, options: PullOptions): Promise<PullResult> {
