@@ -106,7 +106,7 @@ describe("outbound proxy", () => {
     console.log(`--- kontobro check ---\n${r.out}`);
     expect(r.code).toBe(1);
     expect(r.out).toContain(`viaproxy (economic):\n  network: 127.0.0.1:${tlsFront.port} through the proxy ${proxy.url} (from HTTPS_PROXY)\n  ok   reachable: 127.0.0.1:${tlsFront.port} answered`);
-    expect(r.out).toMatch(/viaproxy \(economic\):\n(.*\n){2}  ok +tokens: Connected/);
+    expect(r.out).toMatch(/viaproxy \(economic\):\n(.*\n){2} {2}ok +tokens: Connected/);
     expect(proxy.log.slice(before).filter((l) => l === `CONNECT 127.0.0.1:${tlsFront.port}`).length).toBeGreaterThanOrEqual(2);
     // The https target only ever through a tunnel (the agent of the test above may still pull over http).
     expect(proxy.log.slice(before).filter((l) => l.includes(`:${tlsFront.port}`)).every((l) => l === `CONNECT 127.0.0.1:${tlsFront.port}`)).toBe(true);
