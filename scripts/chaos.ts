@@ -12,6 +12,7 @@
 //
 //   bun scripts/chaos.ts                                   full run: 5,000 invoices, 50 kills, e-conomic
 //   bun scripts/chaos.ts --invoices 500 --kills 10 --seed 7 --target KIND
+//   also --throttle-ms 6000 --retry-after 3 (the 429 window), --slow-create-ms 1500 --slow-create-p 0.03
 import { chmodSync, copyFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -304,6 +305,7 @@ if (import.meta.main) {
   const report = await runChaos({
     target, invoices: number("invoices", 5000), kills: number("kills", 50), seed: number("seed", Date.now() % 100000),
     throttleWindowMs: number("throttle-ms", 6000), retryAfterSeconds: number("retry-after", 3),
+    slowCreateMs: number("slow-create-ms", 1500), slowCreateProbability: number("slow-create-p", 0.03),
   });
   printReport(report);
   const failed = failures(report);
