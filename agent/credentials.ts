@@ -30,6 +30,8 @@ export function credentialStore(db: Db, dataDir: string, target: string, now: ()
       return row;
     },
     write(v) {
+      registerSecret(v.refreshToken ?? undefined);
+      registerSecret(v.accessToken ?? undefined);
       put.run(target, v.issuer, v.clientId, v.refreshToken, v.accessToken, v.accessExpiresAt, v.scope, v.state, v.problem, now());
     },
     async exclusive<T>(fn: () => Promise<T>): Promise<T> {

@@ -8,7 +8,7 @@ import { parsePasted, runConnect } from "../agent/cli/connect.ts";
 import { validateConfig } from "../agent/config.ts";
 import { connectionState, credentialStore } from "../agent/credentials.ts";
 import { openDatabase } from "../agent/db/index.ts";
-import { silentLogger } from "../agent/log.ts";
+import { redact, silentLogger } from "../agent/log.ts";
 import type { EaccountingConnector } from "../connectors/eaccounting/connector.ts";
 import { startEaccountingSandbox } from "../connectors/eaccounting/sandbox/index.ts";
 import { tokenUrl } from "../connectors/eaccounting/config.ts";
@@ -104,6 +104,8 @@ describe("rotating refresh tokens", () => {
     expect(stored.refreshToken).not.toBe(refresh_token);
     expect((await control(srv.url, "oauth/check", { refreshToken: refresh_token })).valid).toBe(false);
     expect((await control(srv.url, "oauth/check", { refreshToken: stored.refreshToken })).valid).toBe(true);
+    // Secrets never appear in logs: every token the store wrote is masked by the logger.
+    expect(redact(`refresh ${stored.refreshToken} access ${stored.accessToken}`)).toBe("refresh [redacted] access [redacted]");
   });
 
   test("a rotated refresh token survives a SIGKILL between the refresh and its use", async () => {

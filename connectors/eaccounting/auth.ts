@@ -3,9 +3,10 @@
 // one refresh at a time (single-flight in the process, `exclusive` across the agent's processes), the new
 // refresh token written durably before the new access token is used, and a refresh token that is refused
 // becomes the "reconnect" state (stored, so `kontobro check` and the status page show it) instead of a loop.
+// Tokens never reach a log: the agent's store registers every token it reads or writes for redaction, and the
+// bootstrap refresh_token is a secret of kontobro.toml.
 import type { CredentialStore, StoredCredential } from "../contract.ts";
 import { HttpClient, singleFlight, TargetError, type HttpResponse } from "../http.ts";
-import { registerSecret } from "../../agent/log.ts";
 
 export interface TokenOptions {
   target: string;
@@ -86,7 +87,6 @@ export class OAuthTokens {
     if (this.cached && this.now() < this.cached.expiresAt - MARGIN_MS) return this.cached.token;
     const c = this.stored();
     if (c?.state === "connected" && c.accessToken && c.accessExpiresAt && this.now() < c.accessExpiresAt - MARGIN_MS) {
-      registerSecret(c.accessToken);
       this.cached = { token: c.accessToken, expiresAt: c.accessExpiresAt };
       return c.accessToken;
     }
@@ -112,7 +112,6 @@ export class OAuthTokens {
     if (!refreshToken) {
       throw new TargetError("retryable", { code: "eaccounting.not_connected", retryAfterMs: RECONNECT_RETRY_MS, message: `kontobro has no authorisation for eAccounting (${this.o.target}) yet.`, hint: `Run \`kontobro connect ${this.o.target}\` and sign in to eAccounting; kontobro retries by itself afterwards.` });
     }
-    registerSecret(refreshToken);
     const answer = await this.tokenRequest({ grant_type: "refresh_token", refresh_token: refreshToken });
     if (answer.status !== 200) {
       const why = describeTokenError(answer);
@@ -135,8 +134,6 @@ export class OAuthTokens {
     if (typeof access !== "string" || !access || !Number.isFinite(expiresIn) || expiresIn <= 0) {
       throw new TargetError("retryable", { code: "eaccounting.token_malformed", message: "eAccounting's identity server answered without access_token/expires_in.", hint: "Check identity_url in kontobro.toml (…/connect)." });
     }
-    registerSecret(access);
-    if (typeof body.refresh_token === "string") registerSecret(body.refresh_token);
     const expiresAt = this.now() + expiresIn * 1000;
     this.o.store.write({
       ...this.base(previous), refreshToken: typeof body.refresh_token === "string" ? body.refresh_token : previous?.refreshToken ?? null,
