@@ -13,8 +13,9 @@ beforeAll(async () => { sb = await startEconomicSandbox({ port: 0 }); });
 afterAll(() => sb.stop());
 beforeEach(() => sb.sandbox.reset());
 
+// Business customers with a VAT number: the EU zone (reverse charge) is only for them (economic-vat-eu-consumer).
 const customerIn = (n: number, country?: string) =>
-  canonical(customerEvent(n, { addresses: [{ street: "Street 1", zip: "1000", city: "City", ...(country ? { country } : {}) }] }));
+  canonical(customerEvent(n, { vatNumber: `${country ?? "DK"}${10000000 + n}`, addresses: [{ street: "Street 1", zip: "1000", city: "City", ...(country ? { country } : {}) }] }));
 
 async function zonesOf(conn: ReturnType<typeof connectorFor>, countries: (string | undefined)[]): Promise<number[]> {
   const out: number[] = [];

@@ -36,9 +36,9 @@ export class AgreementSettings {
   }
 
   /** The zone number for a customer whose address is in `country`; a TargetError (needs action) when it cannot be told. */
-  async vatZoneFor(country: string | undefined): Promise<number> {
+  async vatZoneFor(country: string | undefined, hasVatNumber = true): Promise<number> {
     const plan = await this.vatZonePlan();
-    const choice = chooseVatZone(plan, country);
+    const choice = chooseVatZone(plan, country, hasVatNumber);
     if (choice.zone !== undefined) return choice.zone;
     throw new TargetError("permanent", {
       code: "economic.vat_zone_unknown",

@@ -74,7 +74,7 @@ export class EconomicConnector implements Connector {
 
   private async pushCustomer(c: Customer, ctx: PushContext): Promise<PushResult> {
     // The VAT zone follows the customer's country (domestic, EU, abroad) on every push: the PSA is master.
-    const body = customerBody(c, this.cfg, await this.settings.vatZoneFor(postalAddress(c)?.country));
+    const body = customerBody(c, this.cfg, await this.settings.vatZoneFor(postalAddress(c)?.country, !!c.vatNumber));
     const url = `${this.rest}/customers/${body.customerNumber}`;
     return this.upsertRest(url, `${this.rest}/customers`, body, ctx, String(body.customerNumber));
   }

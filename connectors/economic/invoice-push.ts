@@ -47,7 +47,7 @@ export class EconomicInvoices {
       }
     }
     const customer = (ctx.record?.("customer", inv.customerNumber) as Customer | null) ?? null;
-    const [vatZone, terms] = await Promise.all([this.settings.vatZoneFor(customer ? postalAddress(customer)?.country : undefined), this.settings.invoiceTerms()]);
+    const [vatZone, terms] = await Promise.all([this.settings.vatZoneFor(customer ? postalAddress(customer)?.country : undefined, !!customer?.vatNumber), this.settings.invoiceTerms()]);
     // Drafts carrying our PSA id are left over from earlier attempts (whose answer was lost, or that
     // failed after creating one), possibly of an older version of the invoice: remove them, then book a
     // fresh draft of the current version.

@@ -20,12 +20,14 @@ export interface VatZone {
 
 /**
  * Domestic, EU or abroad, seen from the agreement's country. No country means domestic (the PSA left it
- * out, and most customers are). EU applies only when the agreement itself is in the EU: seen from Norway,
- * a German customer is abroad.
+ * out, and most customers are). EU applies only when the agreement itself is in the EU (seen from Norway,
+ * a German customer is abroad) and the customer has a VAT number: the EU zone invoices without VAT
+ * (reverse charge), which is only right for a VAT-registered business; an EU customer without one pays
+ * domestic VAT.
  */
-export function vatCategory(country: string | undefined, home: string): VatCategory {
+export function vatCategory(country: string | undefined, home: string, hasVatNumber = true): VatCategory {
   if (!country || country === home) return "domestic";
-  if (EU_COUNTRIES.has(home) && EU_COUNTRIES.has(country)) return "eu";
+  if (EU_COUNTRIES.has(home) && EU_COUNTRIES.has(country)) return hasVatNumber ? "eu" : "domestic";
   return "abroad";
 }
 
@@ -98,9 +100,9 @@ export function planVatZones(cfg: Pick<EconomicConfig, "vat_zones" | "vat_zone" 
 export type ZoneChoice = { zone: number; category: VatCategory | "country" } | { zone?: undefined; category: VatCategory; reason: string };
 
 /** The zone for a customer in `country`: a per-country override, else its category's zone. */
-export function chooseVatZone(plan: VatZonePlan, country: string | undefined): ZoneChoice {
+export function chooseVatZone(plan: VatZonePlan, country: string | undefined, hasVatNumber = true): ZoneChoice {
   if (country && plan.countries[country] !== undefined) return { zone: plan.countries[country]!, category: "country" };
-  const category = vatCategory(country, plan.home);
+  const category = vatCategory(country, plan.home, hasVatNumber);
   const c = plan.categories[category];
   return c.zone !== undefined ? { zone: c.zone, category } : { category, reason: c.reason ?? "unknown" };
 }
