@@ -18,6 +18,7 @@ import { IntakeWriter } from "./intake.ts";
 import { registerSecret, type Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { CredentialsWatch } from "./notify/credentials.ts";
+import { alertGauges } from "./notify/gauges.ts";
 import { notificationsEnabled } from "./notify/config.ts";
 import { Notifier, statusPageUrl } from "./notify/index.ts";
 import type { Entity } from "./model.ts";
@@ -93,7 +94,7 @@ export async function startAgent(config: AgentConfig, targets: TargetConfig[], l
   const credentials = new CredentialsWatch(db, log);
   credentials.reconcile(targets.filter((t) => t.enabled));
   const connectors = credentials.wrap(createConnectors(targets, log, db, { dataDir: config.agent.data_dir }), (name) => targets.find((t) => t.name === name)?.settings);
-  metrics.gaugeSources.push(() => budgetGauges(connectors));
+  metrics.gaugeSources.push(() => budgetGauges(connectors), () => alertGauges(db, [...connectors.keys()]));
   const record = recordPayload(db);
   // Delivery ids restart at 1 in a new data directory and repeat after a restore; the installation id and
   // a random epoch per start keep idempotency keys unique across reinstalls, restores and agents, so a
@@ -129,6 +130,8 @@ export async function startAgent(config: AgentConfig, targets: TargetConfig[], l
     return names;
   };
   const intake = new IntakeWriter(db, outbox, targetsFor, notifyAll);
+  // Counted at intake, so events from the demo feed count as received like those from the API.
+  intake.observer = (results) => metrics.countStored(results);
   const apiToken = apiTokenFor(db, config);
   const pulls = createPulls({ db, config, targets, connectors, log });
   const exports = { settings: exportSettings(config.exports), uiActions: isLoopback(config.http.host) };

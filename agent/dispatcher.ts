@@ -203,8 +203,7 @@ export class Dispatcher {
     const started = performance.now();
     this.deliver(d).then(({ outcome, signal }) => {
       const latencyMs = performance.now() - started;
-      this.metrics.observePush(this.target, latencyMs / 1000, outcome.kind);
-      if (outcome.kind === "retry") this.metrics.countRetry(this.target);
+      this.metrics.observePush(this.target, latencyMs / 1000, outcome);
       this.finished.push({ delivery: d, outcome, signal, latencyMs: Date.now() - d.createdAt });
       this.inFlight.delete(d.id);
       this.notifySoon();

@@ -130,6 +130,8 @@ interface Waiting {
  * per event. Each caller's promise resolves only after its transaction has committed.
  */
 export class IntakeWriter {
+  /** Sees every stored batch's results, whoever submitted it (the agent counts them for /metrics). */
+  observer?: (results: StoredResult[]) => void;
   private queue: Waiting[] = [];
   private scheduled = false;
   private readonly insertEvent;
@@ -193,7 +195,7 @@ export class IntakeWriter {
     group.forEach((w, i) => {
       const r = results[i]!;
       if (r instanceof EventConflict) w.reject(r);
-      else w.resolve(r);
+      else { this.observer?.(r); w.resolve(r); }
     });
     this.onStored();
   }

@@ -1,5 +1,10 @@
-// In-process metrics rendered as Prometheus text. Counts that must be exact (deliveries by status) are
-// read from the database at scrape time; rates and latencies live here.
+// In-process metrics rendered as Prometheus text (exposition format 0.0.4), following Prometheus's
+// naming conventions: counters end in _total and only ever grow (until a restart), gauges are states,
+// units are base units (seconds, bytes). Counts that must be exact (deliveries by status) are read from
+// the database at scrape time; rates and latencies live here. Every metric is listed in README.md.
+import { readdirSync, readFileSync } from "node:fs";
+import { VERSION } from "./version.ts";
+
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 class Histogram {
@@ -20,7 +25,17 @@ export interface Gauge {
   rows: { labels: Record<string, string>; value: number }[];
 }
 
+/** What a finished push did, for kontobro_pushes_total's outcome label. */
+export interface PushOutcome {
+  kind: "done" | "retry" | "needs_action" | "wait";
+  problem?: { code: string };
+}
+
+/** The code of a request held back because the target asked to wait (connectors/http.ts TARGET_PAUSED). */
+const HELD = "target_paused";
+
 export class Metrics {
+  /** Events stored by intake since start, whoever sent them (the API, the demo feed). */
   eventsReceived = 0;
   eventsDuplicate = 0;
   /** Event ids repeated with other content (answered 409, nothing stored). */
@@ -28,7 +43,6 @@ export class Metrics {
   /** Versions older (by occurredAt) than the stored one: acknowledged, never pushed. */
   eventsStale = 0;
   eventsRejected = 0;
-  readonly retries = new Map<string, number>();
   readonly pushes = new Map<string, number>();
   readonly pushLatency = new Map<string, Histogram>();
   /** More gauges read at scrape time (e.g. the database size, agent/retention.ts). */
@@ -45,16 +59,28 @@ export class Metrics {
     this.targetPauses.set(target, (this.targetPauses.get(target) ?? 0) + 1);
   }
 
-  observePush(target: string, seconds: number, outcome: string) {
-    const key = `${target}\u0000${outcome}`;
+  /**
+   * One finished push, counted once: by its outcome (a retry is outcome="retry", nowhere else). A push held
+   * back because the target asked to wait sent nothing: outcome="held", and no latency.
+   */
+  observePush(target: string, seconds: number, outcome: PushOutcome | string) {
+    const o: { kind: string; problem?: { code: string } } = typeof outcome === "string" ? { kind: outcome } : outcome;
+    const label = o.kind === "retry" && o.problem?.code === HELD ? "held" : o.kind;
+    const key = `${target}\u0000${label}`;
     this.pushes.set(key, (this.pushes.get(key) ?? 0) + 1);
+    if (label === "held") return;
     let h = this.pushLatency.get(target);
     if (!h) this.pushLatency.set(target, (h = new Histogram()));
     h.observe(seconds);
   }
 
-  countRetry(target: string) {
-    this.retries.set(target, (this.retries.get(target) ?? 0) + 1);
+  /** Intake's results, whoever submitted the events (agent.ts wires this to IntakeWriter). */
+  countStored(results: { status: "accepted" | "duplicate" | "stale" }[]) {
+    for (const r of results) {
+      if (r.status === "accepted") this.eventsReceived += 1;
+      else if (r.status === "duplicate") this.eventsDuplicate += 1;
+      else this.eventsStale += 1;
+    }
   }
 
   render(deliveryCounts: { target: string; status: string; n: number }[], eventsStored: number, gauges: Gauge[] = []): string {
@@ -64,9 +90,12 @@ export class Metrics {
       help(g.name, "gauge", g.help);
       for (const r of g.rows) out.push(`${g.name}{${Object.entries(r.labels).map(([k, v]) => `${k}="${esc(v)}"`).join(",")}} ${r.value}`);
     }
-    help("kontobro_events_stored", "gauge", "Events stored in the database.");
-    out.push(`kontobro_events_stored ${eventsStored}`);
-    help("kontobro_events_received_total", "counter", "Events accepted by intake since start.");
+    help("kontobro_build_info", "gauge", "Always 1; the labels say which kontobro and which runtime.");
+    out.push(`kontobro_build_info{version="${esc(VERSION)}",runtime="bun",runtime_version="${esc(Bun.version)}"} 1`);
+    processMetrics(help, out);
+    help("kontobro_events_stored_total", "counter", "Events ever stored in this database (retention keeps every event's row, so this only grows; a restore lowers it, as a counter reset).");
+    out.push(`kontobro_events_stored_total ${eventsStored}`);
+    help("kontobro_events_received_total", "counter", "Events accepted by intake since start, from the API and the demo feed alike.");
     out.push(`kontobro_events_received_total ${this.eventsReceived}`);
     help("kontobro_events_duplicate_total", "counter", "Events acknowledged as repeats since start.");
     out.push(`kontobro_events_duplicate_total ${this.eventsDuplicate}`);
@@ -78,9 +107,7 @@ export class Metrics {
     out.push(`kontobro_events_rejected_total ${this.eventsRejected}`);
     help("kontobro_deliveries", "gauge", "Deliveries by target and status.");
     for (const r of deliveryCounts) out.push(`kontobro_deliveries{target="${esc(r.target)}",status="${r.status}"} ${r.n}`);
-    help("kontobro_delivery_retries_total", "counter", "Deliveries scheduled for another attempt since start.");
-    for (const [t, n] of this.retries) out.push(`kontobro_delivery_retries_total{target="${esc(t)}"} ${n}`);
-    help("kontobro_pushes_total", "counter", "Push attempts by target and outcome since start.");
+    help("kontobro_pushes_total", "counter", "Finished pushes since start by target and outcome: done, retry (failed, tried again later), needs_action, wait (a record it needs is not there yet), held (not sent: the target asked to wait).");
     for (const [k, n] of this.pushes) {
       const [t, o] = k.split("\u0000");
       out.push(`kontobro_pushes_total{target="${esc(t!)}",outcome="${o}"} ${n}`);
@@ -96,7 +123,7 @@ export class Metrics {
     return out.join("\n") + "\n";
   }
 
-  private renderTargetStates(help: (name: string, type: string, text: string) => void, out: string[]) {
+  private renderTargetStates(help: Help, out: string[]) {
     const now = Date.now();
     help("kontobro_target_paused_until_seconds", "gauge", "Paused by the target (429/503 Retry-After) until this Unix time; 0 when not paused.");
     for (const [t, s] of this.targetStates) {
@@ -113,5 +140,43 @@ export class Metrics {
     for (const [t, n] of this.targetPauses) out.push(`kontobro_target_pauses_total{target="${esc(t)}"} ${n}`);
   }
 }
+
+type Help = (name: string, type: string, text: string) => void;
+
+/** The standard process metrics (as Prometheus's client libraries name them); Linux adds the /proc ones. */
+function processMetrics(help: Help, out: string[]) {
+  const cpu = process.cpuUsage();
+  const mem = process.memoryUsage();
+  help("process_cpu_user_seconds_total", "counter", "User CPU time spent in seconds.");
+  out.push(`process_cpu_user_seconds_total ${cpu.user / 1e6}`);
+  help("process_cpu_system_seconds_total", "counter", "System CPU time spent in seconds.");
+  out.push(`process_cpu_system_seconds_total ${cpu.system / 1e6}`);
+  help("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
+  out.push(`process_cpu_seconds_total ${(cpu.user + cpu.system) / 1e6}`);
+  help("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+  out.push(`process_resident_memory_bytes ${mem.rss}`);
+  help("process_heap_bytes", "gauge", "JavaScript heap in use, in bytes.");
+  out.push(`process_heap_bytes ${mem.heapUsed}`);
+  help("process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch in seconds.");
+  out.push(`process_start_time_seconds ${PROCESS_START}`);
+  if (process.platform !== "linux") return;
+  try {
+    const stat = readFileSync("/proc/self/stat", "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    help("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+    out.push(`process_virtual_memory_bytes ${Number(fields[20])}`);
+    help("process_open_fds", "gauge", "Number of open file descriptors.");
+    out.push(`process_open_fds ${readdirSync("/proc/self/fd").length}`);
+    const max = /^Max open files\s+(\d+)/m.exec(readFileSync("/proc/self/limits", "utf8"));
+    if (max) {
+      help("process_max_fds", "gauge", "Maximum number of open file descriptors.");
+      out.push(`process_max_fds ${max[1]}`);
+    }
+  } catch {
+    // /proc not readable (a hardened container): the portable metrics above still stand.
+  }
+}
+
+const PROCESS_START = Math.round(Date.now() / 1000 - process.uptime());
 
 const esc = (s: string) => s.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");

@@ -56,9 +56,7 @@ export function apiRoutes(ctx: AppContext): Hono {
         const results = await ctx.intake.submit(parsed.events);
         const count = (status: string) => results.filter((r) => r.status === status).length;
         const accepted = count("accepted");
-        ctx.metrics.eventsReceived += accepted;
-        ctx.metrics.eventsDuplicate += count("duplicate");
-        ctx.metrics.eventsStale += count("stale");
+        // Received, duplicate and stale are counted by intake itself (Metrics.countStored), whoever sends.
         return c.json({ accepted, duplicates: count("duplicate"), stale: count("stale"), events: results }, 202);
       } catch (e) {
         if (e instanceof EventConflict) {

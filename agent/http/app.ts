@@ -1,7 +1,7 @@
 // The agent's HTTP surface: status page, /healthz, /readyz, /metrics and the API.
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { deliveryCounts, eventCount, pullGauges } from "../queries.ts";
+import { deliveryCounts, pullGauges } from "../queries.ts";
 import { apiRoutes } from "./api.ts";
 import { renderApiReference } from "./api-reference.ts";
 import type { AppContext } from "./context.ts";
@@ -24,7 +24,9 @@ export function createApp(ctx: AppContext): Hono {
 
   app.get("/metrics", (c) => {
     c.header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
-    return c.body(ctx.metrics.render(deliveryCounts(ctx.db), eventCount(ctx.db), pullGauges(ctx.db)));
+    // Events ever stored: rows are never deleted (retention keeps slim rows), so the count only grows.
+    const stored = (ctx.db.$client.query(`SELECT count(*) AS n FROM events`).get() as { n: number }).n;
+    return c.body(ctx.metrics.render(deliveryCounts(ctx.db), stored, pullGauges(ctx.db)));
   });
 
   const guard = uiGuard({ loopback: ctx.listensOnLoopback, apiToken: () => ctx.apiToken });
