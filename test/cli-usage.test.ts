@@ -45,7 +45,7 @@ describe("top-level usage", () => {
     }
     const listed = [...usage.out.matchAll(/^ {2}([a-z-]+)/gm)].map((m) => m[1]);
     expect(listed).toEqual(commands.map((c) => c.name));
-    expect(listed).toEqual(["run", "demo", "check", "connect", "status", "enqueue", "retry", "prune", "pull", "match", "sandbox", "export", "backup", "restore", "version"]);
+    expect(listed).toEqual(["run", "demo", "check", "connect", "status", "enqueue", "retry", "prune", "pull", "match", "sandbox", "export", "backup", "restore", "service", "version"]);
   });
 
   test("an unknown command or option exits 2", async () => {
