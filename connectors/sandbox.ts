@@ -73,6 +73,8 @@ export interface ChaosTarget {
   /** Every request answered 429 with this Retry-After, until background() again. */
   throttle(retryAfterSeconds: number): void;
   faultsInjected(): Record<string, number>;
+  /** What the sandbox itself noticed that the run should report (e.g. a quota overrun), beyond the verdict. */
+  findings?(): string[];
   snapshot(): TargetSnapshot;
   stop(): Promise<void>;
 }

@@ -260,6 +260,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
 
   const snapshot = target.snapshot();
   const verdict = verify(expected, masterNumbers(events), snapshot);
+  verdict.findings.push(...(target.findings?.() ?? []));
   const window = maxRequestsInRetryAfterWindow(target.log);
   if (window.max > 1 && window.worst) verdict.findings.push(`Retry-After not honoured: ${window.worst}`);
   const drafts = draftsMadeAfterStop(snapshot.drafts, snapshot.booked, target.log, stops, plan.timeoutMs);

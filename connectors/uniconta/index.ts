@@ -25,6 +25,7 @@ export const uniconta: ConnectorFactory<UnicontaConfig> = {
     const s = startUnicontaSandbox({ port });
     return { url: s.url, demoTarget: demoTarget(s.url), stop: s.stop };
   },
+  chaos: async () => (await import("./sandbox/chaos.ts")).chaos,
 };
 
 /**
