@@ -2,7 +2,7 @@
 // per entity, projects as cost-centre items, invoices as drafts that eAccounting numbers, invoice status and
 // number back, supplier costs to the PSA's projects. Sources: ../../../shared/reference/api-notes/eaccounting.md.
 // The factory starts the sandbox (./sandbox/index.ts) for `kontobro sandbox eaccounting` and `kontobro demo --target
-// eaccounting`; startDemoActivity (a person working in eAccounting during the demo) is a plain export.
+// eaccounting`; startDemoActivity (a person working in eAccounting during the demo) is started by the demo.
 import type { ConnectorFactory, CredentialStore, OAuthFlow } from "../contract.ts";
 import { OAuthTokens } from "./auth.ts";
 import { authorizeUrl, EaccountingConfig, REQUIRED_SCOPES, tokenUrl } from "./config.ts";
@@ -40,6 +40,7 @@ export const eaccounting: ConnectorFactory<EaccountingConfig> = {
     expenses: { title: "Supplier invoice rows on projects (expenses)", cron: "0 7,12,17 * * *", timezone: TZ },
   },
   describePulled,
+  startDemoActivity,
   async startSandbox({ port }) {
     const { startEaccountingSandbox } = await import("./sandbox/index.ts");
     const s = startEaccountingSandbox({ port });
