@@ -46,7 +46,7 @@ User=${s.user}
 Group=${s.user}
 ExecStart=${s.command.map(systemdWord).join(" ")} run --config ${systemdWord(s.config)}
 Environment=KONTOBRO_CONFIG=${systemdWord(s.config)}
-${s.environmentFile ? `# Secrets (ECONOMIC_APP_SECRET_TOKEN=…, KONTOBRO_SMTP_PASSWORD=…), one KEY=value a line; chmod 600.\nEnvironmentFile=-${systemdWord(s.environmentFile)}\n` : ""}WorkingDirectory=${systemdWord(s.workingDirectory)}
+${s.environmentFile ? `# Secrets: the \${VARIABLES} kontobro.toml names (KONTOBRO_API_TOKEN=…), one KEY=value a line; chmod 600.\nEnvironmentFile=-${systemdWord(s.environmentFile)}\n` : ""}WorkingDirectory=${systemdWord(s.workingDirectory)}
 ${stateDirectory ? `# Created (owned by ${s.user}, mode 0750) before the start.\nStateDirectory=${stateDirectory}\nStateDirectoryMode=0750\n` : ""}# A crash, a kill or a failed start is restarted; a clean stop (systemctl stop) is not.
 Restart=on-failure
 RestartSec=5s

@@ -113,7 +113,7 @@ export const PullJobs = z.object({
 });
 
 export const PullResult = z.object({
-  status: z.enum(["ok", "failed"]), runId: z.number().int(), pages: z.number().int(), fetched: z.number().int(),
+  status: z.enum(RUN_STATUSES).describe("ok, or failed (problem says why)."), runId: z.number().int(), pages: z.number().int(), fetched: z.number().int(),
   imported: z.number().int(), duplicates: z.number().int(), ignored: z.number().int(), problem: ProblemSchema.optional(),
 });
 
