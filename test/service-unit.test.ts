@@ -102,7 +102,7 @@ describe("kontobro service (Windows: WinSW)", () => {
     expect(xml).toContain("<startmode>Automatic</startmode>");
     // Well formed enough for WinSW: every element closed, in order.
     const stack: string[] = [];
-    for (const [, close, name, selfClosing] of xml.replace(/<!--[^]*?-->/g, "").matchAll(/<(\/?)([a-zA-Z]+)[^>]*?(\/?)>/g)) {
+    for (const [, close, name, selfClosing] of xml.replace(/<!--[\s\S]*?-->/g, "").matchAll(/<(\/?)([a-zA-Z]+)[^>]*?(\/?)>/g)) {
       if (selfClosing) continue;
       if (close) expect(stack.pop()).toBe(name);
       else stack.push(name!);
