@@ -142,8 +142,8 @@ export class UnicontaClient {
   }
 
   /** Inserts one entity or a list; answers what Uniconta stored when it says (null when the answer is empty). */
-  async insert<T extends Row | Row[]>(type: string, body: T): Promise<T | null> {
-    const res = await this.call("POST", `${this.api}/api/Entities/Insert/${type}`, `inserting ${type}`, { json: body });
+  async insert<T extends Row | Row[]>(type: string, body: T, options: { timeoutMs?: number } = {}): Promise<T | null> {
+    const res = await this.call("POST", `${this.api}/api/Entities/Insert/${type}`, `inserting ${type}`, { json: body, ...options });
     return res.body && typeof res.body === "object" ? (res.body as T) : null;
   }
 

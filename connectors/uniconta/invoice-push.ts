@@ -9,6 +9,7 @@ import type { ConnectorDeps, PushContext, PushResult } from "../contract.ts";
 import { TargetError } from "../http.ts";
 import type { Row, UnicontaClient } from "./client.ts";
 import type { UnicontaConfig } from "./config.ts";
+import { LateOrders } from "./late-orders.ts";
 import { dateOf, differs, invoiceDepartment, lineNeeds, mergeEntity, orderFields, orderLines, referenceValue, sameLines, sameNumber } from "./map.ts";
 import type { ListKind, SetupLists } from "./setup.ts";
 
@@ -22,8 +23,12 @@ export class UnicontaInvoices {
   /** Pushes under way and their PSA numbers: Uniconta numbers in posting order, so lower numbers post first. */
   private readonly active = new Map<symbol, number>();
   private waiters: (() => void)[] = [];
+  /** Order inserts answered after request_timeout_ms: still listened to, and nothing more created meanwhile. */
+  private readonly lateOrders: LateOrders;
 
-  constructor(private readonly client: UnicontaClient, private readonly cfg: UnicontaConfig, private readonly setup: SetupLists, private readonly log: Logger) {}
+  constructor(private readonly client: UnicontaClient, private readonly cfg: UnicontaConfig, private readonly setup: SetupLists, private readonly log: Logger) {
+    this.lateOrders = new LateOrders(client, cfg.request_timeout_ms);
+  }
 
   async push(inv: InvoiceLike, ctx: PushContext): Promise<PushResult> {
     const me = Symbol(inv.number);
@@ -51,7 +56,10 @@ export class UnicontaInvoices {
     const project = inv.projectNumber ? ((ctx.record?.("project", inv.projectNumber) as Project | null) ?? null) : null;
     // 1. Posted already (by an earlier attempt, or by a person from our order)? Then never again.
     const posted = await this.findPosted(inv);
-    if (posted) return this.done(posted, inv, false, ctx);
+    if (posted) {
+      await this.removeLeftoverOrders(inv, posted);
+      return this.done(posted, inv, false, ctx);
+    }
     await this.requireSetup(inv, project);
 
     // 2. The order: one left by an earlier attempt, else a new one.
@@ -59,7 +67,9 @@ export class UnicontaInvoices {
     let order = await this.findOrder(inv);
     const fresh = !order;
     if (!order) {
-      const answer = await this.client.insert("DebtorOrderClient", header);
+      // An earlier insert for this invoice still unanswered: another now could leave two orders.
+      this.lateOrders.assertNonePending(inv.psaId, inv.number);
+      const answer = await this.lateOrders.insertOrder(inv.psaId, header);
       order = answer && !Array.isArray(answer) && answer.OrderNumber ? answer : await this.findOrder(inv);
       if (!order) {
         throw new TargetError("uncertain", { code: "uniconta.order_not_found", message: `Uniconta accepted the order for invoice ${inv.number} but it cannot be found by its reference (${this.cfg.reference_field}).`, hint: "kontobro looks again before creating anything; if this repeats, check reference_field in kontobro.toml." });
@@ -118,6 +128,18 @@ export class UnicontaInvoices {
       });
     }
     return null;
+  }
+
+  /**
+   * Orders of ours next to the posted invoice: a late insert (of a process stopped while it waited) that
+   * landed after another attempt posted. They would only invoice the customer twice, so they are deleted.
+   */
+  private async removeLeftoverOrders(inv: InvoiceLike, posted: Row): Promise<void> {
+    this.lateOrders.assertNonePending(inv.psaId, inv.number); // its order lands later: look again after that
+    const left = await this.client.readBy("DebtorOrderClient", this.cfg.reference_field, referenceValue(inv.psaId));
+    if (left.length === 0) return;
+    await this.client.remove("DebtorOrderClient", left.map((o) => ({ RowId: o.RowId })));
+    this.log.warn("uniconta: deleted orders of ours left next to the posted invoice", { invoice: inv.number, posted: posted.InvoiceNumber, orders: left.map((o) => o.OrderNumber) });
   }
 
   /** Our open order (by the reference field), or null. Two orders with our reference are never both posted. */
