@@ -65,10 +65,22 @@ export function createConnectors(targets: TargetConfig[], log: Logger, db?: Db, 
   for (const t of targets.filter((t) => t.enabled)) {
     const factory = connectorKinds[t.kind]!;
     const dataDir = opts.dataDir;
-    const credentials = !factory.oauth ? undefined : db && dataDir ? credentialStore(db, dataDir, t.name) : dataDir ? lazyCredentialStore(dataDir, t.name) : undefined;
-    map.set(t.name, factory.create(t.name, t.settings, {
-      log: log.child({ target: t.name }), ...(db ? { counters: periodCounters(db, t.name) } : {}), ...(credentials ? { credentials } : {}), masters: t.masters ?? {},
-    }));
+    const credentials = !factory.oauth
+      ? undefined
+      : db && dataDir
+        ? credentialStore(db, dataDir, t.name)
+        : dataDir
+          ? lazyCredentialStore(dataDir, t.name)
+          : undefined;
+    map.set(
+      t.name,
+      factory.create(t.name, t.settings, {
+        log: log.child({ target: t.name }),
+        ...(db ? { counters: periodCounters(db, t.name) } : {}),
+        ...(credentials ? { credentials } : {}),
+        masters: t.masters ?? {},
+      }),
+    );
   }
   return map;
 }
@@ -87,14 +99,23 @@ export async function startAgent(config: AgentConfig, targets: TargetConfig[], l
   const outbox = new Outbox(db, Date.now, config.dispatch.missing_record_grace_minutes * 60_000);
   // We hold the instance lock, so anything still "in flight" belongs to a process that died.
   const recovered = outbox.recoverExpiredLeases(true);
-  if (recovered > 0) log.warn("recovered deliveries left in flight by a previous run; each is looked up at the target before any new create", { count: recovered });
+  if (recovered > 0)
+    log.warn("recovered deliveries left in flight by a previous run; each is looked up at the target before any new create", {
+      count: recovered,
+    });
 
   const metrics = new Metrics();
   // Watched: a 401 marks the target's credentials refused, a success working again (/readyz, alerts).
   const credentials = new CredentialsWatch(db, log);
   credentials.reconcile(targets.filter((t) => t.enabled));
-  const connectors = credentials.wrap(createConnectors(targets, log, db, { dataDir: config.agent.data_dir }), (name) => targets.find((t) => t.name === name)?.settings);
-  metrics.gaugeSources.push(() => budgetGauges(connectors), () => alertGauges(db, [...connectors.keys()]));
+  const connectors = credentials.wrap(
+    createConnectors(targets, log, db, { dataDir: config.agent.data_dir }),
+    (name) => targets.find((t) => t.name === name)?.settings,
+  );
+  metrics.gaugeSources.push(
+    () => budgetGauges(connectors),
+    () => alertGauges(db, [...connectors.keys()]),
+  );
   const record = recordPayload(db);
   // Delivery ids restart at 1 in a new data directory and repeat after a restore; the installation id and
   // a random epoch per start keep idempotency keys unique across reinstalls, restores and agents, so a
@@ -102,26 +123,46 @@ export async function startAgent(config: AgentConfig, targets: TargetConfig[], l
   const installationId = ensureSetting(db, "installation_id", () => randomUUID());
   const run = beginRun(db, config.agent.data_dir);
   if (run.restore) {
-    log.warn("restore detected: every open delivery is looked up at the target before any new create; events the PSA sent after the backup are not in this database, so ask the PSA to send again what changed since then", { ...run.restore });
+    log.warn(
+      "restore detected: every open delivery is looked up at the target before any new create; events the PSA sent after the backup are not in this database, so ask the PSA to send again what changed since then",
+      { ...run.restore },
+    );
   }
   const highwater = setInterval(() => {
-    try { writeHighwater(config.agent.data_dir, { ...readMarks(db.$client), generation: run.generation }); } catch (e) { log.warn("could not write the high-water marks beside the database", { error: e }); }
+    try {
+      writeHighwater(config.agent.data_dir, { ...readMarks(db.$client), generation: run.generation });
+    } catch (e) {
+      log.warn("could not write the high-water marks beside the database", { error: e });
+    }
   }, HIGHWATER_EVERY_MS);
   const targetState = new TargetStateStore(db);
   const dispatchers = new Map<string, Dispatcher>();
   for (const [name, connector] of connectors) {
     // Customers and products go through master per entity where the connector offers master data (agent/master/).
-    dispatchers.set(name, new Dispatcher(name, withMasterGuard(connector, masterSyncFor(db, name, connector)), outbox, {
-      concurrency: config.dispatch.concurrency,
-      leaseMs: config.dispatch.lease_seconds * 1000,
-      backoff: { baseMs: config.dispatch.retry_base_ms, maxMs: config.dispatch.retry_max_ms },
-      idlePollMs: config.dispatch.idle_poll_ms,
-      keyPrefix: `kontobro-${installationId}-${run.epoch}-${name}`,
-      breaker: breakerPolicy(config.dispatch),
-      targetState,
-    }, log.child({ target: name }), metrics, record));
+    dispatchers.set(
+      name,
+      new Dispatcher(
+        name,
+        withMasterGuard(connector, masterSyncFor(db, name, connector)),
+        outbox,
+        {
+          concurrency: config.dispatch.concurrency,
+          leaseMs: config.dispatch.lease_seconds * 1000,
+          backoff: { baseMs: config.dispatch.retry_base_ms, maxMs: config.dispatch.retry_max_ms },
+          idlePollMs: config.dispatch.idle_poll_ms,
+          keyPrefix: `kontobro-${installationId}-${run.epoch}-${name}`,
+          breaker: breakerPolicy(config.dispatch),
+          targetState,
+        },
+        log.child({ target: name }),
+        metrics,
+        record,
+      ),
+    );
   }
-  const notifyAll = () => { for (const d of dispatchers.values()) d.notify(); };
+  const notifyAll = () => {
+    for (const d of dispatchers.values()) d.notify();
+  };
   // Which targets take an entity is fixed for the life of the agent: computed once, not per event.
   const targetsByEntity = new Map<Entity, string[]>();
   const targetsFor = (entity: Entity) => {
@@ -138,37 +179,70 @@ export async function startAgent(config: AgentConfig, targets: TargetConfig[], l
   deliverOnStart(db, exports.settings, log);
 
   // Alerts by e-mail and webhook (agent/notify/): only when [notifications] names a channel.
-  const notifier = notificationsEnabled(config.notifications) ? new Notifier({
-    db, config: config.notifications, log: log.child({ component: "notify" }), version: VERSION, retentionDays: config.agent.retention_days,
-    statusUrl: () => statusPageUrl(config.notifications, { host: config.http.host, port: server?.port ?? config.http.port }),
-    targets: targets.filter((t) => t.enabled).map((t) => ({ name: t.name, title: connectorKinds[t.kind]!.title })),
-  }) : null;
+  const notifier = notificationsEnabled(config.notifications)
+    ? new Notifier({
+        db,
+        config: config.notifications,
+        log: log.child({ component: "notify" }),
+        version: VERSION,
+        retentionDays: config.agent.retention_days,
+        statusUrl: () => statusPageUrl(config.notifications, { host: config.http.host, port: server?.port ?? config.http.port }),
+        targets: targets.filter((t) => t.enabled).map((t) => ({ name: t.name, title: connectorKinds[t.kind]!.title })),
+      })
+    : null;
 
   const app = createApp({
     notifier,
     pulls,
     exports,
-    db, intake, metrics, apiToken, listensOnLoopback: isLoopback(config.http.host), maxBodyBytes: config.http.max_body_bytes, version: VERSION, startedAt: Date.now(),
-    targets: targets.filter((t) => t.enabled).map((t) => {
-      const c = connectors.get(t.name);
-      return { name: t.name, kind: t.kind, title: connectorKinds[t.kind]!.title, paused: t.paused, ...(c?.budgets ? { budgets: () => c.budgets!() } : {}) };
-    }),
-    retry: (id) => { const r = outbox.retry(id); notifyAll(); return r; },
+    db,
+    intake,
+    metrics,
+    apiToken,
+    listensOnLoopback: isLoopback(config.http.host),
+    maxBodyBytes: config.http.max_body_bytes,
+    version: VERSION,
+    startedAt: Date.now(),
+    targets: targets
+      .filter((t) => t.enabled)
+      .map((t) => {
+        const c = connectors.get(t.name);
+        return {
+          name: t.name,
+          kind: t.kind,
+          title: connectorKinds[t.kind]!.title,
+          paused: t.paused,
+          ...(c?.budgets ? { budgets: () => c.budgets!() } : {}),
+        };
+      }),
+    retry: (id) => {
+      const r = outbox.retry(id);
+      notifyAll();
+      return r;
+    },
   });
   let server: ReturnType<typeof Bun.serve>;
   try {
     server = Bun.serve({
-      hostname: config.http.host, port: config.http.port, fetch: app.fetch,
+      hostname: config.http.host,
+      port: config.http.port,
+      fetch: app.fetch,
       // The app enforces http.max_body_bytes itself (by Content-Length, or while streaming) so that a
       // too-large body gets a 413 that says what to do; Bun's own cap would answer with an empty body.
       maxRequestBodySize: Number.MAX_SAFE_INTEGER,
-      error: () => new Response(JSON.stringify({ error: "internal_error", message: "Request failed." }), { status: 500, headers: { "content-type": "application/json" } }),
+      error: () =>
+        new Response(JSON.stringify({ error: "internal_error", message: "Request failed." }), {
+          status: 500,
+          headers: { "content-type": "application/json" },
+        }),
     });
   } catch (e) {
     clearInterval(highwater);
     db.$client.close();
     lock.release();
-    throw new Error(`Cannot listen on ${config.http.host}:${config.http.port}: ${(e as Error).message}. Is another program using the port? Change http.port in kontobro.toml.`);
+    throw new Error(
+      `Cannot listen on ${config.http.host}:${config.http.port}: ${(e as Error).message}. Is another program using the port? Change http.port in kontobro.toml.`,
+    );
   }
   for (const [name, d] of dispatchers) {
     if (targets.find((t) => t.name === name)?.paused) log.warn("target is paused: events are queued for it but not sent", { target: name });
@@ -182,20 +256,23 @@ export async function startAgent(config: AgentConfig, targets: TargetConfig[], l
   log.info("kontobro started", { version: VERSION, url, targets: [...connectors.keys()], dataDir: config.agent.data_dir });
 
   let stopping: Promise<void> | null = null;
-  const stop = () => (stopping ??= (async () => {
-    log.info("stopping: finishing pushes in flight");
-    server.stop(false);
-    await Promise.all([...dispatchers.values()].map((d) => d.stop(config.dispatch.shutdown_grace_ms)));
-    await pulls.stop();
-    await notifier?.stop();
-    await retention.stop();
-    server.stop(true);
-    clearInterval(highwater);
-    try { writeHighwater(config.agent.data_dir, { ...readMarks(db.$client), generation: run.generation }); } catch {}
-    db.$client.close();
-    lock.release();
-    log.info("stopped");
-  })());
+  const stop = () =>
+    (stopping ??= (async () => {
+      log.info("stopping: finishing pushes in flight");
+      server.stop(false);
+      await Promise.all([...dispatchers.values()].map((d) => d.stop(config.dispatch.shutdown_grace_ms)));
+      await pulls.stop();
+      await notifier?.stop();
+      await retention.stop();
+      server.stop(true);
+      clearInterval(highwater);
+      try {
+        writeHighwater(config.agent.data_dir, { ...readMarks(db.$client), generation: run.generation });
+      } catch {}
+      db.$client.close();
+      lock.release();
+      log.info("stopped");
+    })());
 
   return { url, db, outbox, intake, metrics, apiToken, connectors, pulls, stop };
 }

@@ -11,37 +11,52 @@ import { NotificationsConfig, notificationProblems } from "./notify/config.ts";
 import { PSA_DEFAULTS, PULLS_DEFAULTS, PsaConfig, PullsConfig, targetSchedules, type TargetPull } from "./pulls/config.ts";
 
 export const AgentConfig = z.strictObject({
-  agent: z.strictObject({
-    data_dir: z.string().min(1).default("./data"),
-    log_level: z.enum(["debug", "info", "warn", "error"]).default("info"),
-    busy_timeout_ms: z.number().int().min(0).max(600_000).default(5000),
-    /** Finished work older than this many days is pruned (0 keeps everything); see agent/retention.ts. */
-    retention_days: z.number().int().min(0).max(36_500).default(90),
-  }).default({ data_dir: "./data", log_level: "info", busy_timeout_ms: 5000, retention_days: 90 }),
-  http: z.strictObject({
-    host: z.string().min(1).default("127.0.0.1"),
-    port: z.number().int().min(0).max(65535).default(8787),
-    /** Bearer token for /api/v1; required when host is not a loopback address. RFC 6750 token characters. */
-    api_token: z.string().min(16, { error: "must be at least 16 characters" })
-      .regex(/^[A-Za-z0-9._~+/-]+=*$/, { error: "may hold only letters, digits and - . _ ~ + / (and = at the end), as a bearer token does; e.g. the output of openssl rand -base64 24" })
-      .optional(),
-    max_body_bytes: z.number().int().min(1024).default(32 * 1024 * 1024),
-  }).default({ host: "127.0.0.1", port: 8787, max_body_bytes: 32 * 1024 * 1024 }),
-  dispatch: z.strictObject({
-    concurrency: z.number().int().min(1).max(256).default(8),
-    lease_seconds: z.number().min(1).default(120),
-    retry_base_ms: z.number().int().min(1).default(1000),
-    retry_max_ms: z.number().int().min(1).default(300_000),
-    idle_poll_ms: z.number().int().min(10).default(1000),
-    shutdown_grace_ms: z.number().int().min(0).default(10_000),
-    /** Minutes a delivery may wait for a record the PSA has not sent before it needs action. */
-    missing_record_grace_minutes: z.number().min(0).default(15),
-    /** Circuit breaker per target: 5xx answers, timeouts or broken connections in a row that open it. */
-    breaker_failures: z.number().int().min(1).default(5),
-    /** First delay before the open breaker's probe (doubles per failed probe up to breaker_max_ms). */
-    breaker_base_ms: z.number().int().min(1).default(5000),
-    breaker_max_ms: z.number().int().min(1).default(300_000),
-  }).prefault({}),
+  agent: z
+    .strictObject({
+      data_dir: z.string().min(1).default("./data"),
+      log_level: z.enum(["debug", "info", "warn", "error"]).default("info"),
+      busy_timeout_ms: z.number().int().min(0).max(600_000).default(5000),
+      /** Finished work older than this many days is pruned (0 keeps everything); see agent/retention.ts. */
+      retention_days: z.number().int().min(0).max(36_500).default(90),
+    })
+    .default({ data_dir: "./data", log_level: "info", busy_timeout_ms: 5000, retention_days: 90 }),
+  http: z
+    .strictObject({
+      host: z.string().min(1).default("127.0.0.1"),
+      port: z.number().int().min(0).max(65535).default(8787),
+      /** Bearer token for /api/v1; required when host is not a loopback address. RFC 6750 token characters. */
+      api_token: z
+        .string()
+        .min(16, { error: "must be at least 16 characters" })
+        .regex(/^[A-Za-z0-9._~+/-]+=*$/, {
+          error:
+            "may hold only letters, digits and - . _ ~ + / (and = at the end), as a bearer token does; e.g. the output of openssl rand -base64 24",
+        })
+        .optional(),
+      max_body_bytes: z
+        .number()
+        .int()
+        .min(1024)
+        .default(32 * 1024 * 1024),
+    })
+    .default({ host: "127.0.0.1", port: 8787, max_body_bytes: 32 * 1024 * 1024 }),
+  dispatch: z
+    .strictObject({
+      concurrency: z.number().int().min(1).max(256).default(8),
+      lease_seconds: z.number().min(1).default(120),
+      retry_base_ms: z.number().int().min(1).default(1000),
+      retry_max_ms: z.number().int().min(1).default(300_000),
+      idle_poll_ms: z.number().int().min(10).default(1000),
+      shutdown_grace_ms: z.number().int().min(0).default(10_000),
+      /** Minutes a delivery may wait for a record the PSA has not sent before it needs action. */
+      missing_record_grace_minutes: z.number().min(0).default(15),
+      /** Circuit breaker per target: 5xx answers, timeouts or broken connections in a row that open it. */
+      breaker_failures: z.number().int().min(1).default(5),
+      /** First delay before the open breaker's probe (doubles per failed probe up to breaker_max_ms). */
+      breaker_base_ms: z.number().int().min(1).default(5000),
+      breaker_max_ms: z.number().int().min(1).default(300_000),
+    })
+    .prefault({}),
   psa: PsaConfig.default(PSA_DEFAULTS),
   pulls: PullsConfig.default(PULLS_DEFAULTS),
   /** File exports: SIE 4 and export templates (agent/exports/config.ts). */
@@ -49,20 +64,28 @@ export const AgentConfig = z.strictObject({
   /** Alerts by e-mail and webhook when something needs action or recovers (agent/notify/config.ts). */
   notifications: NotificationsConfig.prefault({}),
   /** Outbound requests to the targets through a corporate proxy (connectors/http.ts, proxySettings). */
-  proxy: z.strictObject({
-    /** http://[user:password@]host:port, for http and https targets (https through CONNECT). Wins over the environment. */
-    url: z.url({ protocol: /^https?$/, error: "must be an http(s) URL such as http://proxy.example.com:3128" }).optional(),
-    /** More hosts that go direct, on top of NO_PROXY: "localhost,127.0.0.1,.intern.example.com". */
-    no_proxy: z.string().default(""),
-    /** Use HTTPS_PROXY / HTTP_PROXY from the environment when url is not set. */
-    from_environment: z.boolean().default(true),
-  }).prefault({}),
-  targets: z.array(z.object({
-    name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,39}$/, { error: "must be lowercase letters, digits, - or _ (at most 40)" }),
-    kind: z.string(),
-    enabled: z.boolean().default(true),
-    paused: z.boolean().default(false),
-  }).loose()).default([]),
+  proxy: z
+    .strictObject({
+      /** http://[user:password@]host:port, for http and https targets (https through CONNECT). Wins over the environment. */
+      url: z.url({ protocol: /^https?$/, error: "must be an http(s) URL such as http://proxy.example.com:3128" }).optional(),
+      /** More hosts that go direct, on top of NO_PROXY: "localhost,127.0.0.1,.intern.example.com". */
+      no_proxy: z.string().default(""),
+      /** Use HTTPS_PROXY / HTTP_PROXY from the environment when url is not set. */
+      from_environment: z.boolean().default(true),
+    })
+    .prefault({}),
+  targets: z
+    .array(
+      z
+        .object({
+          name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,39}$/, { error: "must be lowercase letters, digits, - or _ (at most 40)" }),
+          kind: z.string(),
+          enabled: z.boolean().default(true),
+          paused: z.boolean().default(false),
+        })
+        .loose(),
+    )
+    .default([]),
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;
 
@@ -146,14 +169,30 @@ export function validateConfig(raw: unknown, env: Record<string, string | undefi
     const settings = factory.configSchema.safeParse(renameKeys(rest, factory.renamedKeys, at, problems, warnings));
     if (!settings.success) return problems.push(...zodProblems(settings.error, at));
     // Secrets written directly in the file are masked in logs as well as those from ${ENV}.
-    for (const [k, v] of Object.entries(settings.data as Record<string, unknown>)) if (SECRET_KEYS.test(k) && typeof v === "string") registerSecret(v);
-    targets.push({ name, kind, enabled: enabled ?? true, paused: paused ?? false, settings: settings.data, pulls: schedules, masters: sides });
+    for (const [k, v] of Object.entries(settings.data as Record<string, unknown>))
+      if (SECRET_KEYS.test(k) && typeof v === "string") registerSecret(v);
+    targets.push({
+      name,
+      kind,
+      enabled: enabled ?? true,
+      paused: paused ?? false,
+      settings: settings.data,
+      pulls: schedules,
+      masters: sides,
+    });
   });
   if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const config = parsed.data;
-  problems.push(...notificationProblems(config.notifications, targets.map((t) => t.name)));
+  problems.push(
+    ...notificationProblems(
+      config.notifications,
+      targets.map((t) => t.name),
+    ),
+  );
   if (!isLoopback(config.http.host) && !config.http.api_token) {
-    problems.push(`http.host: kontobro listens on ${config.http.host}, which is not loopback, so http.api_token must be set (e.g. api_token = "\${KONTOBRO_API_TOKEN}")`);
+    problems.push(
+      `http.host: kontobro listens on ${config.http.host}, which is not loopback, so http.api_token must be set (e.g. api_token = "\${KONTOBRO_API_TOKEN}")`,
+    );
   }
   if (problems.length > 0) throw new ConfigError(problems);
   registerSecret(config.http.api_token);
@@ -162,7 +201,13 @@ export function validateConfig(raw: unknown, env: Record<string, string | undefi
 }
 
 /** A connector's renamed keys: the old name still works (with a warning naming the new one), but not beside the new. */
-function renameKeys(table: Record<string, unknown>, renamed: Record<string, string> = {}, at: string, problems: string[], warnings: string[]): Record<string, unknown> {
+function renameKeys(
+  table: Record<string, unknown>,
+  renamed: Record<string, string> = {},
+  at: string,
+  problems: string[],
+  warnings: string[],
+): Record<string, unknown> {
   const out = { ...table };
   for (const [old, now] of Object.entries(renamed)) {
     if (!(old in out)) continue;
@@ -180,7 +225,9 @@ export function loadConfigFile(path: string, env: Record<string, string | undefi
   try {
     text = readFileSync(path, "utf8");
   } catch (e) {
-    throw new ConfigError([`${path}: cannot be read (${(e as Error).message}); copy config/kontobro.example.toml to kontobro.toml and edit it`]);
+    throw new ConfigError([
+      `${path}: cannot be read (${(e as Error).message}); copy config/kontobro.example.toml to kontobro.toml and edit it`,
+    ]);
   }
   let raw: unknown;
   try {

@@ -20,13 +20,17 @@ const LOCK_WAIT_MS = 60_000;
 export function credentialStore(db: Db, dataDir: string, target: string, now: () => number = Date.now): CredentialStore {
   const c = db.$client;
   const get = c.prepare(`SELECT ${COLUMNS} FROM credentials WHERE target = ?1`);
-  const put = c.prepare(`INSERT INTO credentials (target, issuer, client_id, refresh_token, access_token, access_expires_at, scope, state, problem, updated_at)
+  const put =
+    c.prepare(`INSERT INTO credentials (target, issuer, client_id, refresh_token, access_token, access_expires_at, scope, state, problem, updated_at)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
     ON CONFLICT (target) DO UPDATE SET issuer = ?2, client_id = ?3, refresh_token = ?4, access_token = ?5, access_expires_at = ?6, scope = ?7, state = ?8, problem = ?9, updated_at = ?10`);
   return {
     read() {
       const row = get.get(target) as StoredCredential | null;
-      if (row) { registerSecret(row.refreshToken ?? undefined); registerSecret(row.accessToken ?? undefined); }
+      if (row) {
+        registerSecret(row.refreshToken ?? undefined);
+        registerSecret(row.accessToken ?? undefined);
+      }
       return row;
     },
     write(v) {
@@ -42,7 +46,11 @@ export function credentialStore(db: Db, dataDir: string, target: string, now: ()
         await Bun.sleep(25);
         lock = tryJobLock(dataDir, target, "oauth-refresh");
       }
-      try { return await fn(); } finally { lock.release(); }
+      try {
+        return await fn();
+      } finally {
+        lock.release();
+      }
     },
   };
 }
@@ -54,12 +62,22 @@ export function lazyCredentialStore(dataDir: string, target: string, busyTimeout
   return { read: () => open().read(), write: (v) => open().write(v), exclusive: (fn) => open().exclusive(fn) };
 }
 
-export interface ConnectionState { target: string; state: "connected" | "reconnect"; problem: string | null; scope: string | null; updatedAt: number }
+export interface ConnectionState {
+  target: string;
+  state: "connected" | "reconnect";
+  problem: string | null;
+  scope: string | null;
+  updatedAt: number;
+}
 
 /** The stored state of a target's authorisation, or null (never connected, or no table yet). */
 export function connectionState(db: Db, target: string): ConnectionState | null {
   try {
-    return (db.$client.query(`SELECT target, state, problem, scope, updated_at AS updatedAt FROM credentials WHERE target = ?1`).get(target) as ConnectionState | null) ?? null;
+    return (
+      (db.$client
+        .query(`SELECT target, state, problem, scope, updated_at AS updatedAt FROM credentials WHERE target = ?1`)
+        .get(target) as ConnectionState | null) ?? null
+    );
   } catch {
     return null;
   }

@@ -10,7 +10,7 @@ import { connectorKinds } from "../connectors/registry.ts";
 /** A one-page PDF, small and valid, so the sandbox accepts it as the invoice attachment. */
 export const SAMPLE_PDF_BASE64 = Buffer.from(
   "%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n" +
-  "3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n",
+    "3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 595 842]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n",
 ).toString("base64");
 
 export interface DemoTarget {
@@ -31,18 +31,37 @@ export async function startDemoTarget(kind: string): Promise<DemoTarget> {
   return { target: sandbox.demoTarget, sandboxUrl: sandbox.url, stop: sandbox.stop };
 }
 
-export function demoConfig(opts: { dataDir?: string; port?: number; target: Record<string, unknown> }): { config: AgentConfig; targets: TargetConfig[] } {
-  const { config, targets } = validateConfig({
-    agent: { data_dir: opts.dataDir ?? "./data" },
-    http: { port: opts.port ?? 8787 },
-    dispatch: { retry_base_ms: 500, retry_max_ms: 30_000 },
-    targets: [opts.target],
-  }, {});
+export function demoConfig(opts: { dataDir?: string; port?: number; target: Record<string, unknown> }): {
+  config: AgentConfig;
+  targets: TargetConfig[];
+} {
+  const { config, targets } = validateConfig(
+    {
+      agent: { data_dir: opts.dataDir ?? "./data" },
+      http: { port: opts.port ?? 8787 },
+      dispatch: { retry_base_ms: 500, retry_max_ms: 30_000 },
+      targets: [opts.target],
+    },
+    {},
+  );
   return { config, targets };
 }
 
-const NAMES = ["Fjordkraft Bygg AS", "Nordlys Arkitekter AS", "Bølgen Reklame AS", "Havøy Konsult AS", "Tindefjell Eiendom AS", "Østmark Design AS"];
-const CITIES = [["Bergen", "5013"], ["Oslo", "0150"], ["Tromsø", "9008"], ["Trondheim", "7011"], ["Stavanger", "4006"]];
+const NAMES = [
+  "Fjordkraft Bygg AS",
+  "Nordlys Arkitekter AS",
+  "Bølgen Reklame AS",
+  "Havøy Konsult AS",
+  "Tindefjell Eiendom AS",
+  "Østmark Design AS",
+];
+const CITIES = [
+  ["Bergen", "5013"],
+  ["Oslo", "0150"],
+  ["Tromsø", "9008"],
+  ["Trondheim", "7011"],
+  ["Stavanger", "4006"],
+];
 
 /** The events of one sample round: a customer, a project and an invoice (numbers continue from the store). */
 export function sampleRound(n: number, today = new Date()): unknown[] {
@@ -53,21 +72,51 @@ export function sampleRound(n: number, today = new Date()): unknown[] {
   const date = today.toISOString().slice(0, 10);
   const due = new Date(today.getTime() + 14 * 86400_000).toISOString().slice(0, 10);
   return [
-    { id: `demo-customer-${customer}-${n}`, type: "customer.upserted", data: { number: customer, name: NAMES[n % NAMES.length], orgNumber: `9${String(10000000 + n).slice(-8)}`, email: `faktura${n}@example.no`, currency: "NOK", addresses: [{ street: `Strandgaten ${n}`, zip, city, country: "NO" }] } },
-    { id: `demo-project-${project}-${n}`, type: "project.upserted", data: { number: project, name: `Rehab ${city} ${n}`, customerNumber: customer, startDate: date } },
-    { id: `demo-invoice-${invoice}`, type: "invoice.finalized", data: {
-      number: invoice, psaId: `DEMO-INV-${invoice}`, customerNumber: customer, projectNumber: project, date, dueDate: due, currency: "NOK", paymentId: `${invoice}0`,
-      lines: [
-        { text: "Seniorkonsulent", quantity: 7.5, unitPrice: 145000, kind: "hours" },
-        { text: "Reise og opphold", quantity: 1, unitPrice: 238050, kind: "expenses" },
-      ],
-      pdf: { filename: `faktura-${invoice}.pdf`, contentBase64: SAMPLE_PDF_BASE64 },
-    } },
+    {
+      id: `demo-customer-${customer}-${n}`,
+      type: "customer.upserted",
+      data: {
+        number: customer,
+        name: NAMES[n % NAMES.length],
+        orgNumber: `9${String(10000000 + n).slice(-8)}`,
+        email: `faktura${n}@example.no`,
+        currency: "NOK",
+        addresses: [{ street: `Strandgaten ${n}`, zip, city, country: "NO" }],
+      },
+    },
+    {
+      id: `demo-project-${project}-${n}`,
+      type: "project.upserted",
+      data: { number: project, name: `Rehab ${city} ${n}`, customerNumber: customer, startDate: date },
+    },
+    {
+      id: `demo-invoice-${invoice}`,
+      type: "invoice.finalized",
+      data: {
+        number: invoice,
+        psaId: `DEMO-INV-${invoice}`,
+        customerNumber: customer,
+        projectNumber: project,
+        date,
+        dueDate: due,
+        currency: "NOK",
+        paymentId: `${invoice}0`,
+        lines: [
+          { text: "Seniorkonsulent", quantity: 7.5, unitPrice: 145000, kind: "hours" },
+          { text: "Reise og opphold", quantity: 1, unitPrice: 238050, kind: "expenses" },
+        ],
+        pdf: { filename: `faktura-${invoice}.pdf`, contentBase64: SAMPLE_PDF_BASE64 },
+      },
+    },
   ];
 }
 
 /** One deliberately broken record, so the status page shows what "needs action" looks like. */
-export const BROKEN_SAMPLE = { id: "demo-project-P-100", type: "project.upserted", data: { number: "P-100", name: "Project with a letter in its number" } };
+export const BROKEN_SAMPLE = {
+  id: "demo-project-P-100",
+  type: "project.upserted",
+  data: { number: "P-100", name: "Project with a letter in its number" },
+};
 
 export function nextSampleNumber(db: Db): number {
   const row = db.$client.query(`SELECT count(*) AS n FROM records WHERE entity = 'invoice' AND key LIKE '2%'`).get() as { n: number };
@@ -87,7 +136,9 @@ export function startSampleFeed(db: Db, intake: IntakeWriter, intervalMs: number
     log(`demo: sent customer ${10000 + n}, project ${5000 + n} and invoice ${20000 + n}`);
   };
   // The broken sample goes through intake (it is valid PSA data) and fails the target's pre-flight rules.
-  void feed([BROKEN_SAMPLE]).then(round).catch((e) => log(`demo feed failed: ${e.message}`));
+  void feed([BROKEN_SAMPLE])
+    .then(round)
+    .catch((e) => log(`demo feed failed: ${e.message}`));
   const timer = setInterval(() => void round().catch((e) => log(`demo feed failed: ${e.message}`)), intervalMs);
   return () => clearInterval(timer);
 }

@@ -13,8 +13,18 @@ import { parseStored, type Entity } from "./model.ts";
 import type { ClaimedDelivery, Completed, Outbox, Outcome } from "./outbox.ts";
 import { issuesToProblems, type Problem } from "./problem.ts";
 import {
-  admission, applySignal, BREAKER_DEFAULTS, describeTargetState, releaseProbe, signalOf, takeProbe, TargetStateStore,
-  type Admission, type BreakerPolicy, type TargetSignal, type TargetState,
+  admission,
+  applySignal,
+  BREAKER_DEFAULTS,
+  describeTargetState,
+  releaseProbe,
+  signalOf,
+  takeProbe,
+  TargetStateStore,
+  type Admission,
+  type BreakerPolicy,
+  type TargetSignal,
+  type TargetState,
 } from "./target-state.ts";
 import { WorkerLoop } from "./worker-loop.ts";
 
@@ -107,7 +117,10 @@ export class Dispatcher {
           if (released !== s) this.targetState.put(released);
         });
       } catch (e) {
-        this.log.warn("could not read the target's stored pause and breaker; the dispatcher tries again", { target: this.target, error: e });
+        this.log.warn("could not read the target's stored pause and breaker; the dispatcher tries again", {
+          target: this.target,
+          error: e,
+        });
       }
     }
     this.worker.start();
@@ -127,11 +140,18 @@ export class Dispatcher {
     try {
       this.round(0);
     } catch (e) {
-      this.log.warn("could not record push outcomes yet; the leases expire and the deliveries are checked before any new create", { target: this.target, error: e });
+      this.log.warn("could not record push outcomes yet; the leases expire and the deliveries are checked before any new create", {
+        target: this.target,
+        error: e,
+      });
     }
     const abandoned = [...this.inFlight.keys()];
     this.outbox.release(abandoned);
-    if (abandoned.length > 0) this.log.warn("released deliveries still in flight at shutdown; they will be checked before any new create", { target: this.target, count: abandoned.length });
+    if (abandoned.length > 0)
+      this.log.warn("released deliveries still in flight at shutdown; they will be checked before any new create", {
+        target: this.target,
+        count: abandoned.length,
+      });
   }
 
   /** One round (one transaction): record finished pushes, lease new ones; returns how long to sleep. */
@@ -162,9 +182,10 @@ export class Dispatcher {
       }
       const gate = admission(s, now);
       const limit = gate.kind === "all" ? free : gate.kind === "probe" ? Math.min(free, 1) : 0;
-      const batch = finished.length > 0 || limit > 0
-        ? this.outbox.completeAndClaim(finished, this.target, limit, this.options.leaseMs, (e) => this.connector.supports(e))
-        : [];
+      const batch =
+        finished.length > 0 || limit > 0
+          ? this.outbox.completeAndClaim(finished, this.target, limit, this.options.leaseMs, (e) => this.connector.supports(e))
+          : [];
       if (gate.kind === "probe" && batch.length > 0) s = takeProbe(s, now, this.options.leaseMs);
       if (s !== before) this.targetState.put(s);
       return { batch, gate, limit, before, after: s };
@@ -186,9 +207,17 @@ export class Dispatcher {
     const line = { target: this.target, state: describeTargetState(after, now) };
     if (after.pausedUntil !== null && after.pausedUntil > now && after.pausedUntil !== prev.pausedUntil) {
       this.metrics.countTargetPause(this.target);
-      this.log.warn("the target asked kontobro to wait: nothing is sent to it until the pause ends", { ...line, until: new Date(after.pausedUntil).toISOString() });
+      this.log.warn("the target asked kontobro to wait: nothing is sent to it until the pause ends", {
+        ...line,
+        until: new Date(after.pausedUntil).toISOString(),
+      });
     } else if (after.breaker === "open" && prev.breaker !== "open") {
-      this.log.warn(prev.breaker === "closed" ? "circuit breaker opened: the target keeps failing; one probe request at a time from now on" : "the probe failed; the circuit breaker stays open for longer", line);
+      this.log.warn(
+        prev.breaker === "closed"
+          ? "circuit breaker opened: the target keeps failing; one probe request at a time from now on"
+          : "the probe failed; the circuit breaker stays open for longer",
+        line,
+      );
     } else if (after.breaker === "closed" && prev.breaker !== "closed") {
       this.log.info("circuit breaker closed: the target answers again; sending normally", line);
     }
@@ -217,14 +246,25 @@ export class Dispatcher {
   private notifySoon(): void {
     if (this.notifyScheduled) return;
     this.notifyScheduled = true;
-    setImmediate(() => { this.notifyScheduled = false; this.notify(); });
+    setImmediate(() => {
+      this.notifyScheduled = false;
+      this.notify();
+    });
   }
 
   private logOutcome(d: ClaimedDelivery, o: Outcome): void {
     const base = { target: this.target, delivery: d.id, entity: d.entity, key: d.key, attempt: d.attempts };
     if (o.kind === "done") this.log.info("delivered", { ...base, remoteId: o.remoteId });
-    else if (o.kind === "retry") this.log.warn("push failed; will retry", { ...base, code: o.problem.code, message: o.problem.message, inMs: o.delayMs, uncertain: o.uncertain });
-    else if (o.kind === "needs_action") this.log.warn("push needs action", { ...base, code: o.problem.code, message: o.problem.message, hint: o.problem.hint });
+    else if (o.kind === "retry")
+      this.log.warn("push failed; will retry", {
+        ...base,
+        code: o.problem.code,
+        message: o.problem.message,
+        inMs: o.delayMs,
+        uncertain: o.uncertain,
+      });
+    else if (o.kind === "needs_action")
+      this.log.warn("push needs action", { ...base, code: o.problem.code, message: o.problem.message, hint: o.problem.hint });
   }
 
   /** One push, turned into an outcome and what it says about the target. Never throws. */
@@ -233,17 +273,26 @@ export class Dispatcher {
     try {
       const parsed = parseStored(d.entity, d.payload);
       if (!parsed.success) {
-        const problem = combineProblems(issuesToProblems(parsed.error.issues, { hint: "This record was stored by an older kontobro and no longer passes today's checks; correct it in the PSA and send it again." }));
+        const problem = combineProblems(
+          issuesToProblems(parsed.error.issues, {
+            hint: "This record was stored by an older kontobro and no longer passes today's checks; correct it in the PSA and send it again.",
+          }),
+        );
         return { outcome: { kind: "needs_action", problem, uncertain: d.uncertain }, signal: none };
       }
       const payload = parsed.data as Record<string, unknown>;
       const problems = this.connector.validate(d.entity, payload, this.record);
-      if (problems.length > 0) return { outcome: { kind: "needs_action", problem: combineProblems(problems), uncertain: d.uncertain }, signal: none };
+      if (problems.length > 0)
+        return { outcome: { kind: "needs_action", problem: combineProblems(problems), uncertain: d.uncertain }, signal: none };
       const hash = payloadHash(payload);
       const link = this.outbox.link(this.target, d.entity, d.key);
       // Unchanged since the last push: nothing to send, unless an earlier attempt may have changed the
       // record at the target since (then the push looks it up and puts it right).
-      if (link && link.payloadHash === hash && !d.uncertain) return { outcome: { kind: "done", remoteId: link.remoteId, payloadHash: hash, note: "unchanged since the last push; nothing sent" }, signal: none };
+      if (link && link.payloadHash === hash && !d.uncertain)
+        return {
+          outcome: { kind: "done", remoteId: link.remoteId, payloadHash: hash, note: "unchanged since the last push; nothing sent" },
+          signal: none,
+        };
       const result = await this.connector.push(d.entity, payload, {
         link: link ? { remoteId: link.remoteId } : null,
         uncertain: d.uncertain,
@@ -258,13 +307,32 @@ export class Dispatcher {
 
   private failure(d: ClaimedDelivery, e: unknown): Outcome {
     if (isTargetError(e)) {
-      const problem: Problem = { code: e.code, message: e.message, hint: e.hint, field: e.field, ...(e.record ? { record: e.record } : {}) };
+      const problem: Problem = {
+        code: e.code,
+        message: e.message,
+        hint: e.hint,
+        field: e.field,
+        ...(e.record ? { record: e.record } : {}),
+      };
       if (e.kind === "permanent") return { kind: "needs_action", problem, uncertain: d.uncertain };
-      return { kind: "retry", problem, uncertain: d.uncertain || e.kind === "uncertain", delayMs: retryDelayMs(d.attempts, this.options.backoff, e.retryAfterMs) };
+      return {
+        kind: "retry",
+        problem,
+        uncertain: d.uncertain || e.kind === "uncertain",
+        delayMs: retryDelayMs(d.attempts, this.options.backoff, e.retryAfterMs),
+      };
     }
     // A bug or an unexpected answer: stop and show it rather than loop; whether it reached the target is unknown.
     const message = e instanceof Error ? e.message : String(e);
     this.log.error("unexpected error during push", { target: this.target, delivery: d.id, error: e });
-    return { kind: "needs_action", uncertain: true, problem: { code: "internal_error", message: `Unexpected error: ${message}`, hint: "Press retry; if it happens again, send the log to kontobro support." } };
+    return {
+      kind: "needs_action",
+      uncertain: true,
+      problem: {
+        code: "internal_error",
+        message: `Unexpected error: ${message}`,
+        hint: "Press retry; if it happens again, send the log to kontobro support.",
+      },
+    };
   }
 }

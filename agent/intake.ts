@@ -36,18 +36,33 @@ export const Envelope = z.object({
   id: z.string({ error: "must be a string: the PSA's unique id of this event (a repeat of it is stored once)" }).trim().min(1).max(200),
   type: z.string({ error: `must be one of ${EVENT_TYPE_NAMES.join(", ")}` }),
   data: z.record(z.string(), z.unknown(), { error: "must be an object with the record's fields" }),
-  occurredAt: z.iso.datetime({ offset: true, error: "must be an ISO 8601 time with a time zone, e.g. 2026-03-31T14:05:00Z or 2026-03-31T16:05:00+02:00" }).optional(),
+  occurredAt: z.iso
+    .datetime({ offset: true, error: "must be an ISO 8601 time with a time zone, e.g. 2026-03-31T14:05:00Z or 2026-03-31T16:05:00+02:00" })
+    .optional(),
 });
 
 /** Validates one event or an array of them. Nothing is stored unless every event is valid. */
 export function parseEvents(body: unknown): ParseResult {
   const list = Array.isArray(body) ? body : [body];
   if (body === null || typeof body !== "object") {
-    return { ok: false, status: 400, message: "The body must be one event object or an array of events.", hint: 'Send JSON like {"id":"…","type":"customer.upserted","data":{…}}.', events: [] };
+    return {
+      ok: false,
+      status: 400,
+      message: "The body must be one event object or an array of events.",
+      hint: 'Send JSON like {"id":"…","type":"customer.upserted","data":{…}}.',
+      events: [],
+    };
   }
-  if (list.length === 0) return { ok: false, status: 400, message: "The array of events is empty.", hint: "Send at least one event.", events: [] };
+  if (list.length === 0)
+    return { ok: false, status: 400, message: "The array of events is empty.", hint: "Send at least one event.", events: [] };
   if (list.length > MAX_EVENTS_PER_REQUEST) {
-    return { ok: false, status: 400, message: `Too many events in one request: ${list.length}; the limit is ${MAX_EVENTS_PER_REQUEST}.`, hint: `Split the batch into requests of at most ${MAX_EVENTS_PER_REQUEST} events.`, events: [] };
+    return {
+      ok: false,
+      status: 400,
+      message: `Too many events in one request: ${list.length}; the limit is ${MAX_EVENTS_PER_REQUEST}.`,
+      hint: `Split the batch into requests of at most ${MAX_EVENTS_PER_REQUEST} events.`,
+      events: [],
+    };
   }
   const valid: ValidEvent[] = [];
   const rejected: RejectedEvent[] = [];
@@ -57,18 +72,34 @@ export function parseEvents(body: unknown): ParseResult {
     if (!env.success) return rejected.push({ index, id, problems: issuesToProblems(env.error.issues) });
     const spec = EVENT_TYPES[env.data.type as EventType];
     if (!spec) {
-      return rejected.push({ index, id, problems: [{ code: "invalid.event_type", field: "type", message: `type: unknown event type "${env.data.type.slice(0, 60)}"`, hint: `Use one of: ${EVENT_TYPE_NAMES.join(", ")}.` }] });
+      return rejected.push({
+        index,
+        id,
+        problems: [
+          {
+            code: "invalid.event_type",
+            field: "type",
+            message: `type: unknown event type "${env.data.type.slice(0, 60)}"`,
+            hint: `Use one of: ${EVENT_TYPE_NAMES.join(", ")}.`,
+          },
+        ],
+      });
     }
     const data = spec.schema.safeParse(env.data.data);
     if (!data.success) return rejected.push({ index, id, problems: issuesToProblems(data.error.issues, { prefix: "data" }) });
     valid.push({
-      id: env.data.id, type: env.data.type as EventType, entity: spec.entity as Entity, key: (spec.key as (d: any) => string)(data.data), data: data.data,
+      id: env.data.id,
+      type: env.data.type as EventType,
+      entity: spec.entity as Entity,
+      key: (spec.key as (d: any) => string)(data.data),
+      data: data.data,
       ...(env.data.occurredAt ? { occurredAt: Date.parse(env.data.occurredAt) } : {}),
     });
   });
   if (rejected.length > 0) {
     return {
-      ok: false, status: 422,
+      ok: false,
+      status: 422,
       message: `${rejected.length} of ${list.length} event(s) are invalid; nothing in this request was stored.`,
       hint: "Fix the fields named below in the PSA and send the request again (valid events may be resent: repeated ids are stored once).",
       events: rejected,
@@ -100,7 +131,8 @@ export class EventConflict extends Error {
     super(`${events.length} event(s) conflict with what is already stored; nothing in this request was stored.`);
     this.name = "EventConflict";
   }
-  readonly hint = "Each problem below says what is taken. An event id names one change for ever; an invoice or credit note number and a PSA id each name one document.";
+  readonly hint =
+    "Each problem below says what is taken. An event id names one change for ever; an invoice or credit note number and a PSA id each name one document.";
 }
 
 /** The record payload kept in `records`: an invoice's PDF stays in its event only (stored once). */
@@ -112,7 +144,10 @@ function recordPayload(entity: Entity, data: any, eventPayload: string): string 
 
 /** Thrown when the database cannot take the events right now; nothing of the batch was stored. */
 export class IntakeUnavailable extends Error {
-  constructor(message: string, readonly retryAfterSeconds: number) {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
     super(message);
     this.name = "IntakeUnavailable";
   }
@@ -152,7 +187,8 @@ export class IntakeWriter {
   ) {
     this.insertEvent = db.$client.prepare(
       `INSERT INTO events (event_id, type, entity, key, payload, received_at, occurred_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-       ON CONFLICT (event_id) DO NOTHING RETURNING seq`);
+       ON CONFLICT (event_id) DO NOTHING RETURNING seq`,
+    );
     this.storedEvent = db.$client.prepare(`SELECT type, payload FROM events WHERE event_id = ?1`);
     // A version older (by the PSA's occurredAt) than the stored one changes nothing and returns no row.
     this.upsertRecord = db.$client.prepare(
@@ -160,7 +196,8 @@ export class IntakeWriter {
        ON CONFLICT (entity, key) DO UPDATE SET payload = excluded.payload, version = version + 1,
          last_event_seq = excluded.last_event_seq, occurred_at = excluded.occurred_at, psa_id = excluded.psa_id, updated_at = excluded.updated_at
        WHERE excluded.occurred_at IS NULL OR records.occurred_at IS NULL OR excluded.occurred_at >= records.occurred_at
-       RETURNING version`);
+       RETURNING version`,
+    );
     this.markStale = db.$client.prepare(`UPDATE events SET stale = 1 WHERE seq = ?1`);
     this.invoiceByKey = db.$client.prepare(`SELECT payload, psa_id AS psaId FROM records WHERE entity = 'invoice' AND key = ?1`);
     this.invoiceByPsaId = db.$client.prepare(`SELECT key FROM records WHERE psa_id = ?1 AND entity = 'invoice' AND key <> ?2 LIMIT 1`);
@@ -195,7 +232,10 @@ export class IntakeWriter {
     group.forEach((w, i) => {
       const r = results[i]!;
       if (r instanceof EventConflict) w.reject(r);
-      else { this.observer?.(r); w.resolve(r); }
+      else {
+        this.observer?.(r);
+        w.resolve(r);
+      }
     });
     this.onStored();
   }
@@ -229,7 +269,15 @@ export class IntakeWriter {
     const taken = e.entity === "invoice" ? this.documentTaken(e.data as InvoiceLike) : null;
     if (taken) return taken;
     const psaId = e.entity === "invoice" ? (e.data as InvoiceLike).psaId : null;
-    const stored = this.upsertRecord.get(e.entity, e.key, recordPayload(e.entity, e.data, payload), row.seq, now, e.occurredAt ?? null, psaId) as { version: number } | null;
+    const stored = this.upsertRecord.get(
+      e.entity,
+      e.key,
+      recordPayload(e.entity, e.data, payload),
+      row.seq,
+      now,
+      e.occurredAt ?? null,
+      psaId,
+    ) as { version: number } | null;
     if (!stored) {
       this.markStale.run(row.seq);
       return { id: e.id, status: "stale" };
@@ -253,7 +301,8 @@ export class IntakeWriter {
       const otherWhat = other.kind === "credit_note" ? "credit note" : "invoice";
       if (other.kind !== doc.kind || sameNumber.psaId !== doc.psaId) {
         return {
-          code: "invoice.number_taken", field: "data.number",
+          code: "invoice.number_taken",
+          field: "data.number",
           message: `${capitalise(what)} number ${doc.number} (PSA id "${doc.psaId}") is already ${otherWhat} ${doc.number} with PSA id "${sameNumber.psaId ?? other.psaId}"; it was not stored.`,
           hint: "Invoices and credit notes share one number series in the accounting systems: give the credit note a number of its own (or resend the document with its original PSA id if it is the same one).",
         };
@@ -262,7 +311,8 @@ export class IntakeWriter {
     const samePsaId = this.invoiceByPsaId.get(doc.psaId, doc.number) as { key: string } | null;
     if (samePsaId) {
       return {
-        code: "invoice.psa_id_taken", field: "data.psaId",
+        code: "invoice.psa_id_taken",
+        field: "data.psaId",
         message: `PSA id "${doc.psaId}" already belongs to document ${samePsaId.key}; ${what} ${doc.number} was not stored.`,
         hint: "Every invoice and credit note needs its own psaId (the PSA's id of that document); kontobro finds documents at the target by it.",
       };
@@ -288,7 +338,8 @@ function sameEvent(before: { type: string; payload: string }, e: ValidEvent, pay
 
 function idReused(e: ValidEvent): Problem {
   return {
-    code: "event.id_reused", field: "id",
+    code: "event.id_reused",
+    field: "id",
     message: `Event id "${e.id.slice(0, 100)}" was already stored with other content (a different ${e.entity} or other fields); the new content was not stored.`,
     hint: "Give every change its own event id (for example the PSA's change-log id); repeat an id only to resend exactly the same event.",
   };
@@ -297,7 +348,12 @@ function idReused(e: ValidEvent): Problem {
 function describeWriteError(e: unknown): Error {
   const msg = e instanceof Error ? e.message : String(e);
   if (/busy|locked/i.test(msg)) return new IntakeUnavailable("The database is busy; nothing was stored. Send the events again shortly.", 1);
-  if (/full|disk|SQLITE_FULL|no space/i.test(msg)) return new IntakeUnavailable("The disk is full; nothing was stored. Free disk space on the kontobro server, then send the events again.", 30);
-  if (/readonly|read-only/i.test(msg)) return new IntakeUnavailable("The database is read-only; nothing was stored. Fix the permissions of the data directory.", 30);
+  if (/full|disk|SQLITE_FULL|no space/i.test(msg))
+    return new IntakeUnavailable(
+      "The disk is full; nothing was stored. Free disk space on the kontobro server, then send the events again.",
+      30,
+    );
+  if (/readonly|read-only/i.test(msg))
+    return new IntakeUnavailable("The database is read-only; nothing was stored. Fix the permissions of the data directory.", 30);
   return e instanceof Error ? e : new Error(msg);
 }

@@ -37,7 +37,9 @@ function takeLock(path: string): Taken {
       release: () => {
         if (released) return;
         released = true;
-        try { db.exec("ROLLBACK"); } catch {}
+        try {
+          db.exec("ROLLBACK");
+        } catch {}
         db.close();
       },
     },
@@ -56,7 +58,10 @@ export function acquireInstanceLock(dataDir: string): Lock {
   }
   if (taken.ok) return taken.lock;
   if (!taken.busy) throw describeOpenError(path, taken.error);
-  throw new StorageError(`Another kontobro is already running with the data directory ${dataDir}.`, "Stop the other agent first, or give this one its own agent.data_dir.");
+  throw new StorageError(
+    `Another kontobro is already running with the data directory ${dataDir}.`,
+    "Stop the other agent first, or give this one its own agent.data_dir.",
+  );
 }
 
 export function jobLockPath(dataDir: string, target: string, stream: string): string {

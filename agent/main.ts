@@ -16,14 +16,24 @@ export async function main(argv: string[]): Promise<number> {
   if (name === "help") return main([...rest, "--help"]);
   const command = commands.find((c) => c.name === name);
   if (!command) {
-    console.error(name.startsWith("-") ? `kontobro: unknown option ${name} (see kontobro --help)` : `kontobro: unknown command "${name}"\n\n${topLevelUsage()}`);
+    console.error(
+      name.startsWith("-")
+        ? `kontobro: unknown option ${name} (see kontobro --help)`
+        : `kontobro: unknown command "${name}"\n\n${topLevelUsage()}`,
+    );
     return 2;
   }
   try {
     return await invoke(command, rest, `kontobro ${command.name}`);
   } catch (e) {
-    if (e instanceof ConfigError) { console.error(e.message); return 2; }
-    if (e instanceof StorageError) { console.error(`kontobro: ${e.message}\n  fix: ${e.hint}`); return 1; }
+    if (e instanceof ConfigError) {
+      console.error(e.message);
+      return 2;
+    }
+    if (e instanceof StorageError) {
+      console.error(`kontobro: ${e.message}\n  fix: ${e.hint}`);
+      return 1;
+    }
     console.error(`kontobro: ${(e as Error).message}`);
     return 1;
   }

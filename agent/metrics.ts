@@ -88,12 +88,21 @@ export class Metrics {
     const help = (name: string, type: string, text: string) => out.push(`# HELP ${name} ${text}`, `# TYPE ${name} ${type}`);
     for (const g of [...gauges, ...this.gaugeSources.flatMap((source) => source())]) {
       help(g.name, "gauge", g.help);
-      for (const r of g.rows) out.push(`${g.name}{${Object.entries(r.labels).map(([k, v]) => `${k}="${esc(v)}"`).join(",")}} ${r.value}`);
+      for (const r of g.rows)
+        out.push(
+          `${g.name}{${Object.entries(r.labels)
+            .map(([k, v]) => `${k}="${esc(v)}"`)
+            .join(",")}} ${r.value}`,
+        );
     }
     help("kontobro_build_info", "gauge", "Always 1; the labels say which kontobro and which runtime.");
     out.push(`kontobro_build_info{version="${esc(VERSION)}",runtime="bun",runtime_version="${esc(Bun.version)}"} 1`);
     processMetrics(help, out);
-    help("kontobro_events_stored_total", "counter", "Events ever stored in this database (retention keeps every event's row, so this only grows; a restore lowers it, as a counter reset).");
+    help(
+      "kontobro_events_stored_total",
+      "counter",
+      "Events ever stored in this database (retention keeps every event's row, so this only grows; a restore lowers it, as a counter reset).",
+    );
     out.push(`kontobro_events_stored_total ${eventsStored}`);
     help("kontobro_events_received_total", "counter", "Events accepted by intake since start, from the API and the demo feed alike.");
     out.push(`kontobro_events_received_total ${this.eventsReceived}`);
@@ -107,7 +116,11 @@ export class Metrics {
     out.push(`kontobro_events_rejected_total ${this.eventsRejected}`);
     help("kontobro_deliveries", "gauge", "Deliveries by target and status.");
     for (const r of deliveryCounts) out.push(`kontobro_deliveries{target="${esc(r.target)}",status="${r.status}"} ${r.n}`);
-    help("kontobro_pushes_total", "counter", "Finished pushes since start by target and outcome: done, retry (failed, tried again later), needs_action, wait (a record it needs is not there yet), held (not sent: the target asked to wait).");
+    help(
+      "kontobro_pushes_total",
+      "counter",
+      "Finished pushes since start by target and outcome: done, retry (failed, tried again later), needs_action, wait (a record it needs is not there yet), held (not sent: the target asked to wait).",
+    );
     for (const [k, n] of this.pushes) {
       const [t, o] = k.split("\u0000");
       out.push(`kontobro_pushes_total{target="${esc(t!)}",outcome="${o}"} ${n}`);
@@ -125,16 +138,25 @@ export class Metrics {
 
   private renderTargetStates(help: Help, out: string[]) {
     const now = Date.now();
-    help("kontobro_target_paused_until_seconds", "gauge", "Paused by the target (429/503 Retry-After) until this Unix time; 0 when not paused.");
+    help(
+      "kontobro_target_paused_until_seconds",
+      "gauge",
+      "Paused by the target (429/503 Retry-After) until this Unix time; 0 when not paused.",
+    );
     for (const [t, s] of this.targetStates) {
       const paused = s.pausedUntil !== null && s.pausedUntil > now;
       out.push(`kontobro_target_paused_until_seconds{target="${esc(t)}"} ${paused ? Math.ceil(s.pausedUntil! / 1000) : 0}`);
     }
     help("kontobro_target_breaker_state", "gauge", "Circuit breaker per target: 1 for its current state (closed, open, half_open).");
     for (const [t, s] of this.targetStates) {
-      for (const state of ["closed", "open", "half_open"]) out.push(`kontobro_target_breaker_state{target="${esc(t)}",state="${state}"} ${s.breaker === state ? 1 : 0}`);
+      for (const state of ["closed", "open", "half_open"])
+        out.push(`kontobro_target_breaker_state{target="${esc(t)}",state="${state}"} ${s.breaker === state ? 1 : 0}`);
     }
-    help("kontobro_target_consecutive_failures", "gauge", "5xx answers, timeouts and broken connections in a row per target (the breaker opens at [dispatch] breaker_failures).");
+    help(
+      "kontobro_target_consecutive_failures",
+      "gauge",
+      "5xx answers, timeouts and broken connections in a row per target (the breaker opens at [dispatch] breaker_failures).",
+    );
     for (const [t, s] of this.targetStates) out.push(`kontobro_target_consecutive_failures{target="${esc(t)}"} ${s.failures}`);
     help("kontobro_target_pauses_total", "counter", "Pauses a target asked for (429/503 with Retry-After) since start.");
     for (const [t, n] of this.targetPauses) out.push(`kontobro_target_pauses_total{target="${esc(t)}"} ${n}`);

@@ -22,7 +22,8 @@ export const MAX_AMOUNT_MINOR = 10_000_000_000_000;
 /** Largest absolute quantity on a line. */
 export const MAX_QUANTITY = 1_000_000_000;
 const amountBound = `at most ${MAX_AMOUNT_MINOR.toLocaleString("en")} minor units in absolute value`;
-const minorUnits = z.number({ error: "must be an integer amount in minor units (øre/cent), e.g. 145000 for 1450.00" })
+const minorUnits = z
+  .number({ error: "must be an integer amount in minor units (øre/cent), e.g. 145000 for 1450.00" })
   .int({ error: "must be an integer amount in minor units (øre/cent), e.g. 145000 for 1450.00" })
   .min(-MAX_AMOUNT_MINOR, { error: `must be ${amountBound}` })
   .max(MAX_AMOUNT_MINOR, { error: `must be ${amountBound}` });
@@ -38,11 +39,13 @@ export function canonicalNumber(value: string | number): string {
 }
 
 /** PSA numbers arrive as strings or numbers; we keep them as canonical strings and let each connector's rules decide. */
-const recordNumber = z.union([z.string(), z.number().int().nonnegative()])
+const recordNumber = z
+  .union([z.string(), z.number().int().nonnegative()])
   .transform(canonicalNumber)
   .pipe(z.string().min(1, { error: "must not be empty" }).max(50));
 /** Product codes are codes, not numbers: kept exactly as sent (trimmed), "0101" stays "0101". */
-const recordCode = z.union([z.string(), z.number().int().nonnegative()])
+const recordCode = z
+  .union([z.string(), z.number().int().nonnegative()])
   .transform((v) => String(v).trim())
   .pipe(z.string().min(1, { error: "must not be empty" }).max(50));
 
@@ -51,7 +54,10 @@ export const Address = z.object({
   street: optionalText(510),
   zip: optionalText(30),
   city: optionalText(50),
-  country: z.string().regex(/^[A-Z]{2}$/, { error: "must be a 2-letter ISO 3166 country code such as NO, DK or SE" }).optional(),
+  country: z
+    .string()
+    .regex(/^[A-Z]{2}$/, { error: "must be a 2-letter ISO 3166 country code such as NO, DK or SE" })
+    .optional(),
 });
 
 /**
@@ -86,19 +92,22 @@ export const Customer = z.object({
 });
 export type Customer = z.infer<typeof Customer>;
 
-export const Project = z.object({
-  number: recordNumber,
-  name: text(255),
-  customerNumber: recordNumber.optional(),
-  status: z.enum(["active", "closed", "planned"]).default("active"),
-  startDate: isoDate.optional(),
-  endDate: isoDate.optional(),
-  department: optionalText(50),
-  description: optionalText(2500),
-  tags: Tags.optional(),
-}).refine((p) => !p.startDate || !p.endDate || p.startDate <= p.endDate, {
-  error: "endDate must not be before startDate", path: ["endDate"],
-});
+export const Project = z
+  .object({
+    number: recordNumber,
+    name: text(255),
+    customerNumber: recordNumber.optional(),
+    status: z.enum(["active", "closed", "planned"]).default("active"),
+    startDate: isoDate.optional(),
+    endDate: isoDate.optional(),
+    department: optionalText(50),
+    description: optionalText(2500),
+    tags: Tags.optional(),
+  })
+  .refine((p) => !p.startDate || !p.endDate || p.startDate <= p.endDate, {
+    error: "endDate must not be before startDate",
+    path: ["endDate"],
+  });
 export type Project = z.infer<typeof Project>;
 
 export const Product = z.object({
@@ -115,28 +124,37 @@ export type Product = z.infer<typeof Product>;
 export const LineKind = z.enum(["hours", "expenses", "products"]);
 export type LineKind = z.infer<typeof LineKind>;
 
-export const InvoiceLine = z.object({
-  text: text(2500),
-  quantity: z.number().finite()
-    .min(-MAX_QUANTITY, { error: `must be between -${MAX_QUANTITY.toLocaleString("en")} and ${MAX_QUANTITY.toLocaleString("en")}` })
-    .max(MAX_QUANTITY, { error: `must be between -${MAX_QUANTITY.toLocaleString("en")} and ${MAX_QUANTITY.toLocaleString("en")}` })
-    .refine((q) => q !== 0, { error: "must not be zero" }),
-  unit: optionalText(20),
-  unitPrice: minorUnits,
-  vatCode: optionalText(10),
-  account: optionalText(20),
-  kind: LineKind.default("hours"),
-  productCode: recordCode.optional(),
-  /** The line's category at the target where it has one (e.g. a project category). */
-  category: optionalText(50),
-}).refine((l) => Math.abs(l.quantity * l.unitPrice) <= MAX_AMOUNT_MINOR, {
-  error: `quantity × unitPrice must be ${amountBound}`, path: ["unitPrice"],
-}).transform((l) => (l.unitPrice < 0 ? { ...l, quantity: -l.quantity, unitPrice: -l.unitPrice } : l));
+export const InvoiceLine = z
+  .object({
+    text: text(2500),
+    quantity: z
+      .number()
+      .finite()
+      .min(-MAX_QUANTITY, { error: `must be between -${MAX_QUANTITY.toLocaleString("en")} and ${MAX_QUANTITY.toLocaleString("en")}` })
+      .max(MAX_QUANTITY, { error: `must be between -${MAX_QUANTITY.toLocaleString("en")} and ${MAX_QUANTITY.toLocaleString("en")}` })
+      .refine((q) => q !== 0, { error: "must not be zero" }),
+    unit: optionalText(20),
+    unitPrice: minorUnits,
+    vatCode: optionalText(10),
+    account: optionalText(20),
+    kind: LineKind.default("hours"),
+    productCode: recordCode.optional(),
+    /** The line's category at the target where it has one (e.g. a project category). */
+    category: optionalText(50),
+  })
+  .refine((l) => Math.abs(l.quantity * l.unitPrice) <= MAX_AMOUNT_MINOR, {
+    error: `quantity × unitPrice must be ${amountBound}`,
+    path: ["unitPrice"],
+  })
+  .transform((l) => (l.unitPrice < 0 ? { ...l, quantity: -l.quantity, unitPrice: -l.unitPrice } : l));
 export type InvoiceLine = z.infer<typeof InvoiceLine>;
 
 export const Pdf = z.object({
   filename: text(200).default("invoice.pdf"),
-  contentBase64: z.string().min(1).regex(/^[A-Za-z0-9+/=\s]+$/, { error: "must be base64" }),
+  contentBase64: z
+    .string()
+    .min(1)
+    .regex(/^[A-Za-z0-9+/=\s]+$/, { error: "must be base64" }),
 });
 
 /** Bytes a base64 text decodes to (line breaks and padding ignored). */
@@ -167,10 +185,12 @@ const invoiceFields = {
 /** Sum of the lines in minor units, as the document states them (before any sign convention). */
 const statedTotal = (lines: { quantity: number; unitPrice: number }[]) => lines.reduce((sum, l) => sum + lineAmount(l), 0);
 
-export const Invoice = z.object({ ...invoiceFields, kind: z.literal("invoice").default("invoice") })
+export const Invoice = z
+  .object({ ...invoiceFields, kind: z.literal("invoice").default("invoice") })
   .refine((i) => i.dueDate >= i.date, { error: "dueDate must not be before date", path: ["dueDate"] })
   .refine((i) => statedTotal(i.lines) >= 0, {
-    error: "the invoice total is negative; an invoice that gives money back is a credit note: send it as invoice.credited with creditedInvoiceNumber",
+    error:
+      "the invoice total is negative; an invoice that gives money back is a credit note: send it as invoice.credited with creditedInvoiceNumber",
     path: ["lines"],
   });
 export type Invoice = z.infer<typeof Invoice>;
@@ -179,12 +199,17 @@ export type Invoice = z.infer<typeof Invoice>;
  * What a credit note credits: positive lines after parsing (see the sign rules at the top). A credit
  * note written with minus signs (negative total) is turned round line by line.
  */
-export const CreditNote = z.object({
-  ...invoiceFields,
-  kind: z.literal("credit_note").default("credit_note"),
-  creditedInvoiceNumber: recordNumber,
-}).refine((i) => i.dueDate >= i.date, { error: "dueDate must not be before date", path: ["dueDate"] })
-  .refine((i) => i.creditedInvoiceNumber !== i.number, { error: "a credit note has its own number; creditedInvoiceNumber names the invoice it credits", path: ["creditedInvoiceNumber"] })
+export const CreditNote = z
+  .object({
+    ...invoiceFields,
+    kind: z.literal("credit_note").default("credit_note"),
+    creditedInvoiceNumber: recordNumber,
+  })
+  .refine((i) => i.dueDate >= i.date, { error: "dueDate must not be before date", path: ["dueDate"] })
+  .refine((i) => i.creditedInvoiceNumber !== i.number, {
+    error: "a credit note has its own number; creditedInvoiceNumber names the invoice it credits",
+    path: ["creditedInvoiceNumber"],
+  })
   .refine((i) => statedTotal(i.lines) !== 0, { error: "the credit note's lines add up to zero; it must credit an amount", path: ["lines"] })
   .transform((i) => (statedTotal(i.lines) < 0 ? { ...i, lines: i.lines.map((l) => ({ ...l, quantity: -l.quantity })) } : i));
 export type CreditNote = z.infer<typeof CreditNote>;
@@ -210,7 +235,11 @@ export const TimeRecord = z.object({
   personNumber: recordNumber,
   projectNumber: recordNumber.optional(),
   activity: optionalText(100),
-  hours: z.number({ error: "must be a number of hours, e.g. 7.5" }).finite().min(0, { error: "must not be negative" }).max(24, { error: "must be at most 24 hours for one record" }),
+  hours: z
+    .number({ error: "must be a number of hours, e.g. 7.5" })
+    .finite()
+    .min(0, { error: "must not be negative" })
+    .max(24, { error: "must be at most 24 hours for one record" }),
   billable: z.boolean().default(true),
   approved: z.boolean().default(false),
   description: optionalText(2500),
@@ -218,18 +247,21 @@ export const TimeRecord = z.object({
 export type TimeRecord = z.infer<typeof TimeRecord>;
 
 /** One line of an expense claim: amount is gross (incl. VAT), both in minor units. */
-export const ExpenseLine = z.object({
-  date: isoDate.optional(),
-  text: text(500),
-  category: optionalText(100),
-  account: optionalText(20),
-  projectNumber: recordNumber.optional(),
-  amount: minorUnits,
-  vatAmount: minorUnits.default(0),
-  vatCode: optionalText(10),
-}).refine((l) => Math.abs(l.vatAmount) <= Math.abs(l.amount) && (l.vatAmount === 0 || Math.sign(l.vatAmount) === Math.sign(l.amount)), {
-  error: "vatAmount must be part of amount (amount is gross, incl. VAT): same sign, not larger", path: ["vatAmount"],
-});
+export const ExpenseLine = z
+  .object({
+    date: isoDate.optional(),
+    text: text(500),
+    category: optionalText(100),
+    account: optionalText(20),
+    projectNumber: recordNumber.optional(),
+    amount: minorUnits,
+    vatAmount: minorUnits.default(0),
+    vatCode: optionalText(10),
+  })
+  .refine((l) => Math.abs(l.vatAmount) <= Math.abs(l.amount) && (l.vatAmount === 0 || Math.sign(l.vatAmount) === Math.sign(l.amount)), {
+    error: "vatAmount must be part of amount (amount is gross, incl. VAT): same sign, not larger",
+    path: ["vatAmount"],
+  });
 export type ExpenseLine = z.infer<typeof ExpenseLine>;
 
 /** An expense claim (travel and other outlays a person wants refunded). */
@@ -279,8 +311,16 @@ export interface Dependency {
  * an older version (a credit note with minus signs, "0101") reaches a connector in today's form.
  */
 export function parseStored(entity: Entity, payload: unknown) {
-  const schema = entity === "customer" ? Customer : entity === "project" ? Project : entity === "product" ? Product
-    : (payload as { kind?: string } | null)?.kind === "credit_note" ? CreditNote : Invoice;
+  const schema =
+    entity === "customer"
+      ? Customer
+      : entity === "project"
+        ? Project
+        : entity === "product"
+          ? Product
+          : (payload as { kind?: string } | null)?.kind === "credit_note"
+            ? CreditNote
+            : Invoice;
   return (schema as z.ZodType<unknown>).safeParse(payload);
 }
 
@@ -289,7 +329,8 @@ export function dependenciesOf(entity: Entity, payload: any): Dependency[] {
   if (entity === "project" && payload.customerNumber) return [{ entity: "customer", key: payload.customerNumber }];
   if (entity !== "invoice") return [];
   const deps: Dependency[] = [{ entity: "customer", key: payload.customerNumber }];
-  if (payload.kind === "credit_note" && payload.creditedInvoiceNumber) deps.push({ entity: "invoice", key: payload.creditedInvoiceNumber, ifKnown: true });
+  if (payload.kind === "credit_note" && payload.creditedInvoiceNumber)
+    deps.push({ entity: "invoice", key: payload.creditedInvoiceNumber, ifKnown: true });
   if (payload.projectNumber) deps.push({ entity: "project", key: payload.projectNumber });
   // Products named on lines may be the target's own master data (set up there, never sent by the PSA):
   // waited for only when the PSA has sent them.

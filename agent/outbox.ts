@@ -8,7 +8,6 @@ import { dependenciesOf, type Entity } from "./model.ts";
 import type { Problem } from "./problem.ts";
 import { isOneOf, RETRYABLE_DELIVERY_STATUSES, type DeliveryStatus } from "./states.ts";
 
-
 export interface ClaimedDelivery {
   id: number;
   eventSeq: number;
@@ -40,9 +39,32 @@ export interface Completed {
 
 export class Outbox {
   /** The statements of the hot paths (intake, claim, outcomes), prepared once: the query builder costs more than the writes. */
-  private readonly sql: Record<"ready" | "openForRecord" | "link" | "record" | "supersede" | "insert" | "lease" | "park"
-    | "failedFor" | "done" | "upsertLink" | "retry" | "needsAction" | "wake" | "retireOlder" | "newerOpen" | "supersedeOne"
-    | "markUncertain" | "anyFor" | "retryCausedBy" | "overdueWaits" | "missing" | "maxSeq", Statement>;
+  private readonly sql: Record<
+    | "ready"
+    | "openForRecord"
+    | "link"
+    | "record"
+    | "supersede"
+    | "insert"
+    | "lease"
+    | "park"
+    | "failedFor"
+    | "done"
+    | "upsertLink"
+    | "retry"
+    | "needsAction"
+    | "wake"
+    | "retireOlder"
+    | "newerOpen"
+    | "supersedeOne"
+    | "markUncertain"
+    | "anyFor"
+    | "retryCausedBy"
+    | "overdueWaits"
+    | "missing"
+    | "maxSeq",
+    Statement
+  >;
   /** Per target: when waits for records the PSA never sent were last checked against the grace period. */
   private readonly lastMissingCheck = new Map<string, number>();
 
@@ -59,35 +81,52 @@ export class Outbox {
         `SELECT d.id, d.event_seq AS eventSeq, d.target, d.entity, d.key, d.attempts, d.uncertain, d.created_at AS createdAt, e.payload
            FROM deliveries d JOIN events e ON e.seq = d.event_seq
           WHERE d.target = ?1 AND d.status = 'pending' AND d.next_attempt_at <= ?2
-          ORDER BY d.next_attempt_at, d.id LIMIT ?3`),
+          ORDER BY d.next_attempt_at, d.id LIMIT ?3`,
+      ),
       openForRecord: c.prepare(
-        `SELECT status FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 AND status IN ('pending','in_flight','waiting') AND id <> ?4 AND id < ?5 LIMIT 1`),
-      link: c.prepare(`SELECT remote_id AS remoteId, payload_hash AS payloadHash FROM links WHERE target = ?1 AND entity = ?2 AND key = ?3`),
+        `SELECT status FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 AND status IN ('pending','in_flight','waiting') AND id <> ?4 AND id < ?5 LIMIT 1`,
+      ),
+      link: c.prepare(
+        `SELECT remote_id AS remoteId, payload_hash AS payloadHash FROM links WHERE target = ?1 AND entity = ?2 AND key = ?3`,
+      ),
       record: c.prepare(`SELECT last_event_seq AS seq FROM records WHERE entity = ?1 AND key = ?2`),
       maxSeq: c.prepare(`SELECT coalesce(max(seq), 0) AS seq FROM events`),
       // Intake's hot path: run per event inside the intake transaction.
       supersede: c.prepare(
         `UPDATE deliveries SET status = 'superseded', updated_at = ?4, waiting_on = NULL
           WHERE target = ?1 AND entity = ?2 AND key = ?3 AND status IN ('pending', 'waiting', 'needs_action')
-          RETURNING uncertain`),
+          RETURNING uncertain`,
+      ),
       insert: c.prepare(
         `INSERT INTO deliveries (event_seq, target, entity, key, status, next_attempt_at, created_at, updated_at, uncertain)
-         VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5, ?5, ?6)`),
-      lease: c.prepare(`UPDATE deliveries SET status = 'in_flight', lease_until = ?2, attempts = attempts + 1, updated_at = ?3 WHERE id = ?1`),
+         VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5, ?5, ?6)`,
+      ),
+      lease: c.prepare(
+        `UPDATE deliveries SET status = 'in_flight', lease_until = ?2, attempts = attempts + 1, updated_at = ?3 WHERE id = ?1`,
+      ),
       // ?5: set when the wait is for a record the PSA has not sent (the grace period counts from the first such wait).
       park: c.prepare(`UPDATE deliveries SET status = 'waiting', waiting_on = ?2, error_code = 'waiting', error_message = ?3, error_hint = NULL, error_field = NULL, lease_until = NULL, updated_at = ?4,
         waiting_since = CASE WHEN ?5 IS NULL THEN NULL ELSE coalesce(waiting_since, ?5) END WHERE id = ?1`),
-      retryCausedBy: c.prepare(`UPDATE deliveries SET status = 'pending', caused_by = NULL, next_attempt_at = ?2, updated_at = ?2 WHERE caused_by = ?1 AND status = 'needs_action'`),
-      overdueWaits: c.prepare(`SELECT id, entity, key, waiting_on AS waitingOn FROM deliveries WHERE target = ?1 AND status = 'waiting' AND waiting_since <= ?2`),
-      missing: c.prepare(`UPDATE deliveries SET status = 'needs_action', caused_by = ?2, waiting_on = NULL, error_code = 'missing_record', error_message = ?3, error_hint = ?4, error_field = NULL, updated_at = ?5
+      retryCausedBy: c.prepare(
+        `UPDATE deliveries SET status = 'pending', caused_by = NULL, next_attempt_at = ?2, updated_at = ?2 WHERE caused_by = ?1 AND status = 'needs_action'`,
+      ),
+      overdueWaits: c.prepare(
+        `SELECT id, entity, key, waiting_on AS waitingOn FROM deliveries WHERE target = ?1 AND status = 'waiting' AND waiting_since <= ?2`,
+      ),
+      missing:
+        c.prepare(`UPDATE deliveries SET status = 'needs_action', caused_by = ?2, waiting_on = NULL, error_code = 'missing_record', error_message = ?3, error_hint = ?4, error_field = NULL, updated_at = ?5
         WHERE id = ?1 AND status = 'waiting'`),
       failedFor: c.prepare(`SELECT id FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 AND status = 'needs_action' LIMIT 1`),
       done: c.prepare(`UPDATE deliveries SET status = 'done', lease_until = NULL, uncertain = 0, remote_id = ?2, note = ?3, done_at = ?4, updated_at = ?4, latency_ms = ?5,
         error_code = NULL, error_message = NULL, error_hint = NULL, error_field = NULL WHERE id = ?1 AND status = 'in_flight'`),
       retireOlder: c.prepare(`UPDATE deliveries SET status = 'superseded', updated_at = ?5
         WHERE target = ?1 AND entity = ?2 AND key = ?3 AND id < ?4 AND status = 'needs_action'`),
-      newerOpen: c.prepare(`SELECT id FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 AND id > ?4 AND status IN ('pending', 'waiting') LIMIT 1`),
-      supersedeOne: c.prepare(`UPDATE deliveries SET status = 'superseded', lease_until = NULL, updated_at = ?2 WHERE id = ?1 AND status = 'in_flight'`),
+      newerOpen: c.prepare(
+        `SELECT id FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 AND id > ?4 AND status IN ('pending', 'waiting') LIMIT 1`,
+      ),
+      supersedeOne: c.prepare(
+        `UPDATE deliveries SET status = 'superseded', lease_until = NULL, updated_at = ?2 WHERE id = ?1 AND status = 'in_flight'`,
+      ),
       markUncertain: c.prepare(`UPDATE deliveries SET uncertain = 1, updated_at = ?2 WHERE id = ?1`),
       anyFor: c.prepare(`SELECT 1 FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 LIMIT 1`),
       upsertLink: c.prepare(`INSERT INTO links (target, entity, key, remote_id, payload_hash, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -96,7 +135,9 @@ export class Outbox {
         error_code = ?5, error_message = ?6, error_hint = ?7, error_field = ?8 WHERE id = ?1 AND status = 'in_flight'`),
       needsAction: c.prepare(`UPDATE deliveries SET status = 'needs_action', lease_until = NULL, uncertain = ?2, updated_at = ?3,
         error_code = ?4, error_message = ?5, error_hint = ?6, error_field = ?7, caused_by = ?8 WHERE id = ?1 AND status = 'in_flight'`),
-      wake: c.prepare(`UPDATE deliveries SET status = 'pending', waiting_on = NULL, next_attempt_at = ?3, updated_at = ?3 WHERE target = ?1 AND status = 'waiting' AND waiting_on = ?2`),
+      wake: c.prepare(
+        `UPDATE deliveries SET status = 'pending', waiting_on = NULL, next_attempt_at = ?3, updated_at = ?3 WHERE target = ?1 AND status = 'waiting' AND waiting_on = ?2`,
+      ),
     };
   }
 
@@ -132,29 +173,37 @@ export class Outbox {
    * A delivery whose record is still in flight, or whose customer/project/product is not yet at the
    * target, is parked as "waiting" instead of leased.
    */
-  completeAndClaim(results: Completed[], target: string, limit: number, leaseMs: number, supports: (e: Entity) => boolean): ClaimedDelivery[] {
-    return this.db.$client.transaction(() => {
-      const now = this.now();
-      for (const { delivery, outcome, latencyMs } of results) this.applyOutcome(delivery, outcome, now, latencyMs);
-      // Also while the target is paused (limit 0): a missing record is the PSA's to fix, not the target's.
-      if (target) this.expireMissingWaits(target, now);
-      if (limit <= 0) return [];
-      const claimed: ClaimedDelivery[] = [];
-      const rows = this.sql.ready.all(target, now, limit) as any[];
-      const claimSeq = rows.length > 0 ? (this.sql.maxSeq.get() as { seq: number }).seq : 0;
-      for (const row of rows) {
-        const d: ClaimedDelivery = { ...row, uncertain: !!row.uncertain, payload: JSON.parse(row.payload), claimSeq };
-        const blocker = this.blockerOf(d, supports);
-        if (blocker) {
-          this.sql.park.run(d.id, blocker.on, blocker.reason, now, blocker.missing ? now : null);
-          continue;
+  completeAndClaim(
+    results: Completed[],
+    target: string,
+    limit: number,
+    leaseMs: number,
+    supports: (e: Entity) => boolean,
+  ): ClaimedDelivery[] {
+    return this.db.$client
+      .transaction(() => {
+        const now = this.now();
+        for (const { delivery, outcome, latencyMs } of results) this.applyOutcome(delivery, outcome, now, latencyMs);
+        // Also while the target is paused (limit 0): a missing record is the PSA's to fix, not the target's.
+        if (target) this.expireMissingWaits(target, now);
+        if (limit <= 0) return [];
+        const claimed: ClaimedDelivery[] = [];
+        const rows = this.sql.ready.all(target, now, limit) as any[];
+        const claimSeq = rows.length > 0 ? (this.sql.maxSeq.get() as { seq: number }).seq : 0;
+        for (const row of rows) {
+          const d: ClaimedDelivery = { ...row, uncertain: !!row.uncertain, payload: JSON.parse(row.payload), claimSeq };
+          const blocker = this.blockerOf(d, supports);
+          if (blocker) {
+            this.sql.park.run(d.id, blocker.on, blocker.reason, now, blocker.missing ? now : null);
+            continue;
+          }
+          this.sql.lease.run(d.id, now + leaseMs, now);
+          d.attempts += 1;
+          claimed.push(d);
         }
-        this.sql.lease.run(d.id, now + leaseMs, now);
-        d.attempts += 1;
-        claimed.push(d);
-      }
-      return claimed;
-    }).immediate();
+        return claimed;
+      })
+      .immediate();
   }
 
   /**
@@ -165,7 +214,12 @@ export class Outbox {
     const every = Math.min(30_000, Math.max(1_000, this.missingRecordGraceMs / 4));
     if (now - (this.lastMissingCheck.get(target) ?? 0) < every) return;
     this.lastMissingCheck.set(target, now);
-    const overdue = this.sql.overdueWaits.all(target, now - this.missingRecordGraceMs) as { id: number; entity: string; key: string; waitingOn: string }[];
+    const overdue = this.sql.overdueWaits.all(target, now - this.missingRecordGraceMs) as {
+      id: number;
+      entity: string;
+      key: string;
+      waitingOn: string;
+    }[];
     for (const w of overdue) {
       const [entity, ...rest] = w.waitingOn.split(":");
       const key = rest.join(":");
@@ -175,9 +229,13 @@ export class Outbox {
         continue;
       }
       const minutes = Math.round(this.missingRecordGraceMs / 60_000);
-      this.sql.missing.run(w.id, w.waitingOn,
+      this.sql.missing.run(
+        w.id,
+        w.waitingOn,
         `${capitalise(w.entity)} ${w.key} needs ${entity} ${key}, which the PSA has not sent (waited ${minutes} min).`,
-        `Send ${entity} ${key} from the PSA, or correct the ${w.entity}'s reference to it; then this ${w.entity} goes by itself.`, now);
+        `Send ${entity} ${key} from the PSA, or correct the ${w.entity}'s reference to it; then this ${w.entity} goes by itself.`,
+        now,
+      );
     }
   }
 
@@ -201,7 +259,8 @@ export class Outbox {
           return { on: ref, reason: `waiting for ${dep.entity} ${dep.key} to reach the target first` };
         }
         const failed = this.sql.failedFor.get(d.target, dep.entity, dep.key) as { id: number } | null;
-        if (failed) return { on: ref, reason: `blocked: ${dep.entity} ${dep.key} needs action (delivery ${failed.id}); fix it and this follows` };
+        if (failed)
+          return { on: ref, reason: `blocked: ${dep.entity} ${dep.key} needs action (delivery ${failed.id}); fix it and this follows` };
         return { on: ref, reason: `waiting for ${dep.entity} ${dep.key}, which the PSA has not sent yet`, missing: !known };
       }
     }
@@ -230,13 +289,34 @@ export class Outbox {
           break;
         }
         // The record it blames changed while this push was under way: the fix is already there, so try again now.
-        const fixedMeanwhile = o.kind === "needs_action" && o.problem.record
-          && ((this.sql.record.get(o.problem.record.entity, o.problem.record.key) as { seq: number } | null)?.seq ?? 0) > (d.claimSeq ?? Infinity);
+        const fixedMeanwhile =
+          o.kind === "needs_action" &&
+          o.problem.record &&
+          ((this.sql.record.get(o.problem.record.entity, o.problem.record.key) as { seq: number } | null)?.seq ?? 0) >
+            (d.claimSeq ?? Infinity);
         if (o.kind === "retry" || fixedMeanwhile) {
           const delayMs = o.kind === "retry" ? o.delayMs : 0;
-          this.sql.retry.run(d.id, o.uncertain ? 1 : 0, now + delayMs, now, o.problem.code, o.problem.message, o.problem.hint ?? null, o.problem.field ?? null);
-        } else this.sql.needsAction.run(d.id, o.uncertain ? 1 : 0, now, o.problem.code, o.problem.message, o.problem.hint ?? null, o.problem.field ?? null,
-          o.problem.record ? recordRef(o.problem.record.entity, o.problem.record.key) : null);
+          this.sql.retry.run(
+            d.id,
+            o.uncertain ? 1 : 0,
+            now + delayMs,
+            now,
+            o.problem.code,
+            o.problem.message,
+            o.problem.hint ?? null,
+            o.problem.field ?? null,
+          );
+        } else
+          this.sql.needsAction.run(
+            d.id,
+            o.uncertain ? 1 : 0,
+            now,
+            o.problem.code,
+            o.problem.message,
+            o.problem.hint ?? null,
+            o.problem.field ?? null,
+            o.problem.record ? recordRef(o.problem.record.entity, o.problem.record.key) : null,
+          );
         break;
       }
       case "wait":
@@ -255,7 +335,9 @@ export class Outbox {
     const now = this.now();
     const res = this.db.$client.run(
       `UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, next_attempt_at = ?1, updated_at = ?1
-        WHERE status = 'in_flight' AND (?2 OR lease_until < ?1)`, [now, all ? 1 : 0]);
+        WHERE status = 'in_flight' AND (?2 OR lease_until < ?1)`,
+      [now, all ? 1 : 0],
+    );
     return res.changes;
   }
 
@@ -263,8 +345,11 @@ export class Outbox {
   release(ids: number[]): void {
     if (ids.length === 0) return;
     const now = this.now();
-    this.db.update(deliveries).set({ status: "pending", uncertain: true, leaseUntil: null, nextAttemptAt: now, updatedAt: now })
-      .where(and(inArray(deliveries.id, ids), eq(deliveries.status, "in_flight"))).run();
+    this.db
+      .update(deliveries)
+      .set({ status: "pending", uncertain: true, leaseUntil: null, nextAttemptAt: now, updatedAt: now })
+      .where(and(inArray(deliveries.id, ids), eq(deliveries.status, "in_flight")))
+      .run();
   }
 
   /** A person pressed retry: try again now. Returns false if the delivery cannot be retried. */
@@ -273,7 +358,11 @@ export class Outbox {
     if (!row) return { ok: false };
     if (!isOneOf(RETRYABLE_DELIVERY_STATUSES, row.status)) return { ok: false, status: row.status };
     const now = this.now();
-    this.db.update(deliveries).set({ status: "pending", nextAttemptAt: now, waitingOn: null, updatedAt: now }).where(eq(deliveries.id, id)).run();
+    this.db
+      .update(deliveries)
+      .set({ status: "pending", nextAttemptAt: now, waitingOn: null, updatedAt: now })
+      .where(eq(deliveries.id, id))
+      .run();
     return { ok: true, status: "pending" };
   }
 
@@ -282,15 +371,17 @@ export class Outbox {
     const now = this.now();
     return this.db.$client.run(
       `UPDATE deliveries SET status = 'pending', next_attempt_at = ?1, updated_at = ?1 WHERE status = 'needs_action' AND (?2 IS NULL OR target = ?2)`,
-      [now, target ?? null]).changes;
+      [now, target ?? null],
+    ).changes;
   }
 
   /** Earliest time a pending delivery of `target` becomes ready, or null. */
   nextDueAt(target: string): number | null {
-    const row = this.db.get<{ t: number | null }>(sql`SELECT min(next_attempt_at) AS t FROM deliveries WHERE target = ${target} AND status = 'pending'`);
+    const row = this.db.get<{ t: number | null }>(
+      sql`SELECT min(next_attempt_at) AS t FROM deliveries WHERE target = ${target} AND status = 'pending'`,
+    );
     return row?.t ?? null;
   }
 }
-
 
 const capitalise = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);

@@ -64,11 +64,17 @@ function fieldPath(prefix: string, path: readonly PropertyKey[], brackets: boole
 
 function hintFor(i: z.core.$ZodIssue): string {
   switch (i.code) {
-    case "invalid_type": return (i as any).input === undefined ? "Add this field; it is required." : `Send a ${(i as any).expected} here.`;
-    case "too_big": return `Shorten it to at most ${(i as any).maximum}${(i as any).origin === "string" ? " characters" : ""}.`;
-    case "too_small": return (i as any).origin === "array" ? `Send at least ${(i as any).minimum} item(s).` : "Fill in a value.";
-    case "invalid_value": return `Use one of: ${((i as any).values ?? []).join(", ")}.`;
-    case "unrecognized_keys": return "Remove the unknown field(s).";
-    default: return "Correct the value in the PSA and send the event again.";
+    case "invalid_type":
+      return (i as any).input === undefined ? "Add this field; it is required." : `Send a ${(i as any).expected} here.`;
+    case "too_big":
+      return `Shorten it to at most ${(i as any).maximum}${(i as any).origin === "string" ? " characters" : ""}.`;
+    case "too_small":
+      return (i as any).origin === "array" ? `Send at least ${(i as any).minimum} item(s).` : "Fill in a value.";
+    case "invalid_value":
+      return `Use one of: ${((i as any).values ?? []).join(", ")}.`;
+    case "unrecognized_keys":
+      return "Remove the unknown field(s).";
+    default:
+      return "Correct the value in the PSA and send the event again.";
   }
 }

@@ -33,7 +33,9 @@ const DELIVERY_COLUMNS = `d.id, d.target, d.entity, d.key, d.status, d.attempts,
 const toRow = (r: any): DeliveryRow => ({ ...r, uncertain: !!r.uncertain });
 
 export function deliveryCounts(db: Db): { target: string; status: DeliveryStatus; n: number }[] {
-  return db.$client.query(`SELECT target, status, count(*) AS n FROM deliveries GROUP BY target, status ORDER BY target, status`).all() as any[];
+  return db.$client
+    .query(`SELECT target, status, count(*) AS n FROM deliveries GROUP BY target, status ORDER BY target, status`)
+    .all() as any[];
 }
 
 export function eventCount(db: Db): number {
@@ -45,18 +47,32 @@ export function lastSuccessAt(db: Db, target: string): number | null {
   return row?.t ?? null;
 }
 
-export function listDeliveries(db: Db, filter: { status?: DeliveryStatus; target?: string; limit?: number; beforeId?: number }): DeliveryRow[] {
+export function listDeliveries(
+  db: Db,
+  filter: { status?: DeliveryStatus; target?: string; limit?: number; beforeId?: number },
+): DeliveryRow[] {
   // Only the conditions in use go into the SQL, so SQLite can pick the (target, status) or (status, id) index.
   const where: string[] = [];
   const params: (string | number)[] = [];
-  if (filter.status) { params.push(filter.status); where.push(`d.status = ?${params.length}`); }
-  if (filter.target) { params.push(filter.target); where.push(`d.target = ?${params.length}`); }
-  if (filter.beforeId) { params.push(filter.beforeId); where.push(`d.id < ?${params.length}`); }
+  if (filter.status) {
+    params.push(filter.status);
+    where.push(`d.status = ?${params.length}`);
+  }
+  if (filter.target) {
+    params.push(filter.target);
+    where.push(`d.target = ?${params.length}`);
+  }
+  if (filter.beforeId) {
+    params.push(filter.beforeId);
+    where.push(`d.id < ?${params.length}`);
+  }
   params.push(Math.min(filter.limit ?? 100, 1000));
-  const rows = db.$client.query(
-    `SELECT ${DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.seq = d.event_seq
+  const rows = db.$client
+    .query(
+      `SELECT ${DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.seq = d.event_seq
       ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY d.id DESC LIMIT ?${params.length}`,
-  ).all(...params) as any[];
+    )
+    .all(...params) as any[];
   return rows.map(toRow);
 }
 
@@ -66,7 +82,9 @@ export function getDelivery(db: Db, id: number): DeliveryRow | null {
 }
 
 export function recentEvents(db: Db, limit = 20): { seq: number; eventId: string; type: string; key: string; receivedAt: number }[] {
-  return db.$client.query(`SELECT seq, event_id AS eventId, type, key, received_at AS receivedAt FROM events ORDER BY seq DESC LIMIT ?1`).all(limit) as any[];
+  return db.$client
+    .query(`SELECT seq, event_id AS eventId, type, key, received_at AS receivedAt FROM events ORDER BY seq DESC LIMIT ?1`)
+    .all(limit) as any[];
 }
 
 export function recordPayload(db: Db): (entity: string, key: string) => any | null {
@@ -89,14 +107,37 @@ export function ensureSetting(db: Db, name: string, make: () => string): string 
 
 /** Items pulled from targets for the PSA, and the last run of each pull, for /metrics. */
 export function pullGauges(db: Db): Gauge[] {
-  const inbox = db.$client.query(`SELECT target, state, count(*) AS n FROM inbox GROUP BY target, state`).all() as { target: string; state: string; n: number }[];
-  const runs = db.$client.query(
-    `SELECT target, stream, status, started_at AS startedAt, imported FROM job_runs j
-      WHERE id = (SELECT max(id) FROM job_runs WHERE target = j.target AND stream = j.stream)`).all() as { target: string; stream: string; status: string; startedAt: number; imported: number }[];
+  const inbox = db.$client.query(`SELECT target, state, count(*) AS n FROM inbox GROUP BY target, state`).all() as {
+    target: string;
+    state: string;
+    n: number;
+  }[];
+  const runs = db.$client
+    .query(
+      `SELECT target, stream, status, started_at AS startedAt, imported FROM job_runs j
+      WHERE id = (SELECT max(id) FROM job_runs WHERE target = j.target AND stream = j.stream)`,
+    )
+    .all() as { target: string; stream: string; status: string; startedAt: number; imported: number }[];
   return [
-    { name: "kontobro_inbox_items", help: "Items pulled for the PSA by target and state.", rows: inbox.map((r) => ({ labels: { target: r.target, state: r.state }, value: r.n })) },
-    { name: "kontobro_pull_last_run_ok", help: "1 if the last run of a pull succeeded, else 0.", rows: runs.map((r) => ({ labels: { target: r.target, stream: r.stream }, value: r.status === "ok" ? 1 : 0 })) },
-    { name: "kontobro_pull_last_run_timestamp_seconds", help: "Start of the last run of a pull.", rows: runs.map((r) => ({ labels: { target: r.target, stream: r.stream }, value: Math.round(r.startedAt / 1000) })) },
-    { name: "kontobro_pull_last_run_imported", help: "Items imported by the last run of a pull.", rows: runs.map((r) => ({ labels: { target: r.target, stream: r.stream }, value: r.imported })) },
+    {
+      name: "kontobro_inbox_items",
+      help: "Items pulled for the PSA by target and state.",
+      rows: inbox.map((r) => ({ labels: { target: r.target, state: r.state }, value: r.n })),
+    },
+    {
+      name: "kontobro_pull_last_run_ok",
+      help: "1 if the last run of a pull succeeded, else 0.",
+      rows: runs.map((r) => ({ labels: { target: r.target, stream: r.stream }, value: r.status === "ok" ? 1 : 0 })),
+    },
+    {
+      name: "kontobro_pull_last_run_timestamp_seconds",
+      help: "Start of the last run of a pull.",
+      rows: runs.map((r) => ({ labels: { target: r.target, stream: r.stream }, value: Math.round(r.startedAt / 1000) })),
+    },
+    {
+      name: "kontobro_pull_last_run_imported",
+      help: "Items imported by the last run of a pull.",
+      rows: runs.map((r) => ({ labels: { target: r.target, stream: r.stream }, value: r.imported })),
+    },
   ];
 }

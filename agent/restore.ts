@@ -79,8 +79,11 @@ export function restoreReason(db: Marks & { backupOf: { takenAt?: string } | nul
   if (file.installationId && db.installationId && file.installationId !== db.installationId) {
     return "the database belongs to another installation than the one that last ran in this data directory";
   }
-  const behind = (["generation", "maxEventSeq", "maxDeliveryId", "maxInboxId", "maxInboxSeq"] as const).filter((k) => db[k] < (file[k] ?? 0));
-  if (behind.length > 0) return `the database is older than this data directory's last known state (${behind.map((k) => `${k} ${db[k]} < ${file[k]}`).join(", ")})`;
+  const behind = (["generation", "maxEventSeq", "maxDeliveryId", "maxInboxId", "maxInboxSeq"] as const).filter(
+    (k) => db[k] < (file[k] ?? 0),
+  );
+  if (behind.length > 0)
+    return `the database is older than this data directory's last known state (${behind.map((k) => `${k} ${db[k]} < ${file[k]}`).join(", ")})`;
   return null;
 }
 
@@ -98,22 +101,29 @@ export interface StartState {
 export function beginRun(db: Db, dataDir: string, now = new Date()): StartState {
   const c = db.$client;
   const file = readHighwater(dataDir);
-  const restore = c.transaction(() => {
-    const marks = readMarks(c);
-    const backupOf = setting(c, "backup_of");
-    const parsedBackup = backupOf ? (JSON.parse(backupOf) as { takenAt?: string }) : null;
-    const reason = restoreReason({ ...marks, backupOf: parsedBackup }, file);
-    const generation = Math.max(marks.generation, file?.generation ?? 0) + 1;
-    putSetting(c, "generation", String(generation));
-    if (!reason) return null;
-    const info: RestoreInfo = {
-      detectedAt: now.toISOString(), reason, ...(parsedBackup?.takenAt ? { backupTakenAt: parsedBackup.takenAt } : {}),
-      openDeliveries: c.run(`UPDATE deliveries SET uncertain = 1, updated_at = ?1 WHERE status IN ('pending', 'in_flight', 'waiting', 'needs_action')`, [now.getTime()]).changes,
-    };
-    putSetting(c, "restore_detected", JSON.stringify(info));
-    c.run(`DELETE FROM settings WHERE name = 'backup_of'`);
-    return info;
-  }).immediate();
+  const restore = c
+    .transaction(() => {
+      const marks = readMarks(c);
+      const backupOf = setting(c, "backup_of");
+      const parsedBackup = backupOf ? (JSON.parse(backupOf) as { takenAt?: string }) : null;
+      const reason = restoreReason({ ...marks, backupOf: parsedBackup }, file);
+      const generation = Math.max(marks.generation, file?.generation ?? 0) + 1;
+      putSetting(c, "generation", String(generation));
+      if (!reason) return null;
+      const info: RestoreInfo = {
+        detectedAt: now.toISOString(),
+        reason,
+        ...(parsedBackup?.takenAt ? { backupTakenAt: parsedBackup.takenAt } : {}),
+        openDeliveries: c.run(
+          `UPDATE deliveries SET uncertain = 1, updated_at = ?1 WHERE status IN ('pending', 'in_flight', 'waiting', 'needs_action')`,
+          [now.getTime()],
+        ).changes,
+      };
+      putSetting(c, "restore_detected", JSON.stringify(info));
+      c.run(`DELETE FROM settings WHERE name = 'backup_of'`);
+      return info;
+    })
+    .immediate();
   const generation = Number(setting(c, "generation"));
   writeHighwater(dataDir, { ...readMarks(c), generation });
   return { epoch: randomEpoch(), generation, restore };
@@ -134,8 +144,13 @@ export function lastRestore(db: Db): RestoreInfo | null {
  * included), marked as a backup so that running on it later is noticed as a restore.
  */
 export function backupDatabase(dbPath: string, file: string, now = new Date()): { bytes: number } {
-  if (!existsSync(dbPath)) throw new StorageError(`There is no database at ${dbPath}.`, "Check agent.data_dir in kontobro.toml (or --config).");
-  if (existsSync(file)) throw new StorageError(`${file} already exists; a backup never overwrites a file.`, "Choose a new file name, e.g. with the date in it.");
+  if (!existsSync(dbPath))
+    throw new StorageError(`There is no database at ${dbPath}.`, "Check agent.data_dir in kontobro.toml (or --config).");
+  if (existsSync(file))
+    throw new StorageError(
+      `${file} already exists; a backup never overwrites a file.`,
+      "Choose a new file name, e.g. with the date in it.",
+    );
   const src = new Database(dbPath, { readonly: true });
   try {
     src.exec("PRAGMA busy_timeout = 10000");
@@ -146,7 +161,11 @@ export function backupDatabase(dbPath: string, file: string, now = new Date()): 
   const copy = new Database(file);
   try {
     const installationId = setting(copy, "installation_id");
-    putSetting(copy, "backup_of", JSON.stringify({ installationId, generation: Number(setting(copy, "generation") ?? 0), takenAt: now.toISOString() }));
+    putSetting(
+      copy,
+      "backup_of",
+      JSON.stringify({ installationId, generation: Number(setting(copy, "generation") ?? 0), takenAt: now.toISOString() }),
+    );
   } finally {
     copy.close();
   }
@@ -159,21 +178,31 @@ export function backupDatabase(dbPath: string, file: string, now = new Date()): 
  * restore rules (the file carries the backup marker; a plain copy gets one here).
  */
 export function restoreDatabase(_dataDir: string, dbPath: string, file: string, now = new Date()): { keptAs: string | null } {
-  if (!existsSync(file)) throw new StorageError(`${file} does not exist.`, "Give the path of a file made by `kontobro backup` (or a copy of kontobro.db).");
+  if (!existsSync(file))
+    throw new StorageError(`${file} does not exist.`, "Give the path of a file made by `kontobro backup` (or a copy of kontobro.db).");
   let candidate: Database;
   try {
     candidate = new Database(file, { readonly: true });
   } catch (e) {
-    throw new StorageError(`${file} cannot be opened as a database: ${(e as Error).message}`, "Give the path of a file made by `kontobro backup`.");
+    throw new StorageError(
+      `${file} cannot be opened as a database: ${(e as Error).message}`,
+      "Give the path of a file made by `kontobro backup`.",
+    );
   }
   try {
     const check = candidate.query("PRAGMA quick_check").get() as { quick_check: string };
     if (check.quick_check !== "ok") throw new StorageError(`${file} is damaged (${check.quick_check}).`, "Use an older backup.");
     const hasSettings = candidate.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'settings'").get();
-    if (!hasSettings || !setting(candidate, "installation_id")) throw new StorageError(`${file} is not a kontobro database.`, "Give the path of a file made by `kontobro backup`.");
+    if (!hasSettings || !setting(candidate, "installation_id"))
+      throw new StorageError(`${file} is not a kontobro database.`, "Give the path of a file made by `kontobro backup`.");
   } catch (e) {
     candidate.close();
-    throw e instanceof StorageError ? e : new StorageError(`${file} is not a readable database: ${(e as Error).message}`, "Give the path of a file made by `kontobro backup`.");
+    throw e instanceof StorageError
+      ? e
+      : new StorageError(
+          `${file} is not a readable database: ${(e as Error).message}`,
+          "Give the path of a file made by `kontobro backup`.",
+        );
   }
   candidate.close();
   let keptAs: string | null = null;
@@ -184,7 +213,8 @@ export function restoreDatabase(_dataDir: string, dbPath: string, file: string, 
   copyFileSync(file, dbPath);
   const restored = new Database(dbPath);
   try {
-    if (!setting(restored, "backup_of")) putSetting(restored, "backup_of", JSON.stringify({ installationId: setting(restored, "installation_id"), restoredFrom: file }));
+    if (!setting(restored, "backup_of"))
+      putSetting(restored, "backup_of", JSON.stringify({ installationId: setting(restored, "installation_id"), restoredFrom: file }));
   } finally {
     restored.close();
   }

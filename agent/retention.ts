@@ -68,7 +68,16 @@ export async function pruneOnce(db: Db, options: PruneOptions): Promise<PruneRes
   const stop = options.shouldStop ?? (() => false);
   const at = now();
   const cutoff = at - options.retentionDays * DAY_MS;
-  const result: PruneResult = { at, retentionDays: options.retentionDays, cutoff, events: 0, deliveries: 0, inboxItems: 0, jobRuns: 0, durationMs: 0 };
+  const result: PruneResult = {
+    at,
+    retentionDays: options.retentionDays,
+    cutoff,
+    events: 0,
+    deliveries: 0,
+    inboxItems: 0,
+    jobRuns: 0,
+    durationMs: 0,
+  };
   const c = db.$client;
   const q = {
     first: c.prepare(`SELECT seq, received_at AS receivedAt FROM events WHERE seq >= ?1 ORDER BY seq LIMIT 1`),
@@ -80,7 +89,9 @@ export async function pruneOnce(db: Db, options: PruneOptions): Promise<PruneRes
       AND id < (SELECT max(id) FROM deliveries)`),
     inbox: c.prepare(`SELECT id, seq FROM inbox WHERE state = 'delivered' AND seq > ?1 AND delivered_at < ?2
       AND (attachment IS NOT NULL OR payload <> '{}') ORDER BY seq LIMIT ?3`),
-    slimInbox: c.prepare(`UPDATE inbox SET payload = '{}', attachment = NULL, attachment_name = NULL, attachment_type = NULL WHERE id = ?1 AND state = 'delivered'`),
+    slimInbox: c.prepare(
+      `UPDATE inbox SET payload = '{}', attachment = NULL, attachment_name = NULL, attachment_type = NULL WHERE id = ?1 AND state = 'delivered'`,
+    ),
     jobRuns: c.prepare(`DELETE FROM job_runs WHERE id IN (
       SELECT j.id FROM job_runs j WHERE j.status <> 'running' AND j.finished_at IS NOT NULL AND j.finished_at < ?1
          AND j.id <> (SELECT max(id) FROM job_runs WHERE target = j.target AND stream = j.stream)
@@ -92,7 +103,11 @@ export async function pruneOnce(db: Db, options: PruneOptions): Promise<PruneRes
   try {
     // Events: seq follows arrival, so the old ones are a prefix; find its end by bisection (each row is
     // still checked against the cut-off, in case the clock went backwards).
-    const last = lastSeqBefore(cutoff, (q.max.get() as { seq: number }).seq, (s) => q.first.get(s) as { seq: number; receivedAt: number } | null);
+    const last = lastSeqBefore(
+      cutoff,
+      (q.max.get() as { seq: number }).seq,
+      (s) => q.first.get(s) as { seq: number; receivedAt: number } | null,
+    );
     for (let from = 1; from <= last && !stop(); from += batch) {
       const to = Math.min(from + batch, last + 1);
       if ((q.prunable.all(from, to, cutoff) as unknown[]).length > 0) {
@@ -108,10 +123,12 @@ export async function pruneOnce(db: Db, options: PruneOptions): Promise<PruneRes
     }
 
     // Delivered inbox items: content and attachment bytes go, the row stays (dedupe by remote id).
-    for (let after = 0; !stop();) {
+    for (let after = 0; !stop(); ) {
       const rows = q.inbox.all(after, cutoff, batch) as { id: number; seq: number }[];
       if (rows.length === 0) break;
-      write(() => { for (const r of rows) result.inboxItems += q.slimInbox.run(r.id).changes; });
+      write(() => {
+        for (const r of rows) result.inboxItems += q.slimInbox.run(r.id).changes;
+      });
       after = rows[rows.length - 1]!.seq;
       await yieldToEventLoop();
     }
@@ -127,13 +144,19 @@ export async function pruneOnce(db: Db, options: PruneOptions): Promise<PruneRes
   }
   if (stop()) result.interrupted = true;
   result.durationMs = now() - at;
-  c.run(`INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value`,
-    [LAST_PRUNE_SETTING, JSON.stringify(result)]);
+  c.run(`INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value`, [
+    LAST_PRUNE_SETTING,
+    JSON.stringify(result),
+  ]);
   return result;
 }
 
 /** The largest seq whose event arrived before `cutoff` (0 if none), assuming arrival times grow with seq. */
-export function lastSeqBefore(cutoff: number, maxSeq: number, firstAtOrAfter: (seq: number) => { seq: number; receivedAt: number } | null): number {
+export function lastSeqBefore(
+  cutoff: number,
+  maxSeq: number,
+  firstAtOrAfter: (seq: number) => { seq: number; receivedAt: number } | null,
+): number {
   let lo = 0;
   let hi = maxSeq;
   while (lo < hi) {
@@ -165,7 +188,12 @@ export function databaseSize(db: Db): DatabaseSize {
   const pageSize = pragma("page_size");
   const file = (c.query(`PRAGMA database_list`).all() as { name: string; file: string }[]).find((d) => d.name === "main")?.file;
   let walBytes = 0;
-  if (file) try { walBytes = statSync(`${file}-wal`).size; } catch { /* no WAL file (yet) */ }
+  if (file)
+    try {
+      walBytes = statSync(`${file}-wal`).size;
+    } catch {
+      /* no WAL file (yet) */
+    }
   return { bytes: pragma("page_count") * pageSize + walBytes, walBytes, freeBytes: pragma("freelist_count") * pageSize };
 }
 
@@ -174,23 +202,47 @@ export function retentionGauges(db: Db): Gauge[] {
   const size = databaseSize(db);
   const last = lastPrune(db);
   const gauges: Gauge[] = [
-    { name: "kontobro_database_bytes", help: "Size of the database on disk: pages plus the WAL file.", rows: [{ labels: {}, value: size.bytes }] },
-    { name: "kontobro_database_free_bytes", help: "Free pages in the database file (reused before it grows).", rows: [{ labels: {}, value: size.freeBytes }] },
+    {
+      name: "kontobro_database_bytes",
+      help: "Size of the database on disk: pages plus the WAL file.",
+      rows: [{ labels: {}, value: size.bytes }],
+    },
+    {
+      name: "kontobro_database_free_bytes",
+      help: "Free pages in the database file (reused before it grows).",
+      rows: [{ labels: {}, value: size.freeBytes }],
+    },
   ];
   if (last) {
     gauges.push(
-      { name: "kontobro_retention_last_prune_timestamp_seconds", help: "Start of the last prune of finished work.", rows: [{ labels: {}, value: Math.round(last.at / 1000) }] },
-      { name: "kontobro_retention_last_pruned", help: "What the last prune removed, by kind.", rows: [
-        { labels: { kind: "events" }, value: last.events }, { labels: { kind: "deliveries" }, value: last.deliveries },
-        { labels: { kind: "inbox_items" }, value: last.inboxItems }, { labels: { kind: "job_runs" }, value: last.jobRuns },
-      ] },
+      {
+        name: "kontobro_retention_last_prune_timestamp_seconds",
+        help: "Start of the last prune of finished work.",
+        rows: [{ labels: {}, value: Math.round(last.at / 1000) }],
+      },
+      {
+        name: "kontobro_retention_last_pruned",
+        help: "What the last prune removed, by kind.",
+        rows: [
+          { labels: { kind: "events" }, value: last.events },
+          { labels: { kind: "deliveries" }, value: last.deliveries },
+          { labels: { kind: "inbox_items" }, value: last.inboxItems },
+          { labels: { kind: "job_runs" }, value: last.jobRuns },
+        ],
+      },
     );
   }
   return gauges;
 }
 
 export const formatBytes = (n: number) =>
-  n >= 1024 ** 3 ? `${(n / 1024 ** 3).toFixed(1)} GB` : n >= 1024 ** 2 ? `${(n / 1024 ** 2).toFixed(1)} MB` : n >= 1024 ? `${(n / 1024).toFixed(1)} kB` : `${n} B`;
+  n >= 1024 ** 3
+    ? `${(n / 1024 ** 3).toFixed(1)} GB`
+    : n >= 1024 ** 2
+      ? `${(n / 1024 ** 2).toFixed(1)} MB`
+      : n >= 1024
+        ? `${(n / 1024).toFixed(1)} kB`
+        : `${n} B`;
 
 /** One line per fact, for `kontobro status` and `kontobro prune`. */
 export function storageLines(db: Db): string[] {
@@ -215,7 +267,10 @@ export interface RetentionRuntime {
  * Prunes at start and then every `intervalMs` (an hour by default). retention_days = 0 keeps everything.
  * The database-size gauges go into /metrics either way.
  */
-export function startRetention(db: Db, options: { retentionDays: number; log: Logger; metrics?: { gaugeSources: (() => Gauge[])[] }; intervalMs?: number }): RetentionRuntime {
+export function startRetention(
+  db: Db,
+  options: { retentionDays: number; log: Logger; metrics?: { gaugeSources: (() => Gauge[])[] }; intervalMs?: number },
+): RetentionRuntime {
   options.metrics?.gaugeSources.push(() => retentionGauges(db));
   if (options.retentionDays <= 0) return { stop: async () => {} };
   let stopped = false;

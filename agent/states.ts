@@ -9,7 +9,12 @@
 export const DELIVERY_STATUSES = ["pending", "in_flight", "waiting", "needs_action", "done", "superseded"] as const;
 export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
 export const DELIVERY_STATUS_LABELS: Record<DeliveryStatus, string> = {
-  pending: "Pending", in_flight: "Sending", waiting: "Waiting", needs_action: "Needs action", done: "Delivered", superseded: "Superseded",
+  pending: "Pending",
+  in_flight: "Sending",
+  waiting: "Waiting",
+  needs_action: "Needs action",
+  done: "Delivered",
+  superseded: "Superseded",
 };
 /** What a person may retry (the API's and the status page's retry). */
 export const RETRYABLE_DELIVERY_STATUSES = ["needs_action", "pending", "waiting"] as const satisfies readonly DeliveryStatus[];
@@ -18,7 +23,9 @@ export const RETRYABLE_DELIVERY_STATUSES = ["needs_action", "pending", "waiting"
 export const INBOX_STATES = ["new", "delivered", "ignored_unknown_project"] as const;
 export type InboxState = (typeof INBOX_STATES)[number];
 export const INBOX_STATE_LABELS: Record<InboxState, string> = {
-  new: "New", delivered: "Delivered", ignored_unknown_project: "Ignored: project unknown to the PSA",
+  new: "New",
+  delivered: "Delivered",
+  ignored_unknown_project: "Ignored: project unknown to the PSA",
 };
 
 /** A run of a pull job (job_runs): running → ok | failed; interrupted when its process died mid-run. */

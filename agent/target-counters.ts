@@ -13,7 +13,8 @@ export function periodCounters(db: Db, target: string): PeriodCounters {
     RETURNING value`);
   const get = c.prepare(`SELECT value FROM settings WHERE name = ?1`);
   const key = (name: string) => `counter:${target}:${name}`;
-  const valueIn = (stored: string | undefined, period: string) => (stored?.startsWith(`${period}:`) ? Number(stored.slice(period.length + 1)) || 0 : 0);
+  const valueIn = (stored: string | undefined, period: string) =>
+    stored?.startsWith(`${period}:`) ? Number(stored.slice(period.length + 1)) || 0 : 0;
   return {
     add: (name, period, by) => valueIn((add.get(key(name), period, Math.trunc(by)) as { value: string }).value, period),
     get: (name, period) => valueIn((get.get(key(name)) as { value: string } | null)?.value, period),
@@ -24,12 +25,24 @@ export function periodCounters(db: Db, target: string): PeriodCounters {
 export function budgetGauges(connectors: Map<string, { budgets?(): TargetBudget[] }>): Gauge[] {
   const rows: { target: string; b: TargetBudget }[] = [];
   for (const [target, c] of connectors) {
-    try { for (const b of c.budgets?.() ?? []) rows.push({ target, b }); } catch { /* a budget that cannot be read is left out */ }
+    try {
+      for (const b of c.budgets?.() ?? []) rows.push({ target, b });
+    } catch {
+      /* a budget that cannot be read is left out */
+    }
   }
   if (rows.length === 0) return [];
   const labels = (r: { target: string; b: TargetBudget }) => ({ target: r.target, budget: r.b.name });
   return [
-    { name: "kontobro_target_budget_used", help: "Calls (or other units) of a target's quota used in the current period, e.g. a target's server calls today.", rows: rows.map((r) => ({ labels: labels(r), value: r.b.used })) },
-    { name: "kontobro_target_budget_limit", help: "A target's quota per period (kontobro never exceeds it).", rows: rows.map((r) => ({ labels: labels(r), value: r.b.limit })) },
+    {
+      name: "kontobro_target_budget_used",
+      help: "Calls (or other units) of a target's quota used in the current period, e.g. a target's server calls today.",
+      rows: rows.map((r) => ({ labels: labels(r), value: r.b.used })),
+    },
+    {
+      name: "kontobro_target_budget_limit",
+      help: "A target's quota per period (kontobro never exceeds it).",
+      rows: rows.map((r) => ({ labels: labels(r), value: r.b.limit })),
+    },
   ];
 }

@@ -66,12 +66,22 @@ export function signalOf(e: unknown): TargetSignal {
   if (code === TARGET_PAUSED) return { kind: "none" };
   if (status === 429) return { kind: "throttled", retryAfterMs, reason: `${status}: ${message}` };
   if (status === 503 && retryAfterMs !== undefined) return { kind: "throttled", retryAfterMs, reason: `${status}: ${message}` };
-  if ((status !== undefined && status >= 500) || (code !== undefined && NETWORK_FAILURES.has(code))) return { kind: "failed", reason: message };
+  if ((status !== undefined && status >= 500) || (code !== undefined && NETWORK_FAILURES.has(code)))
+    return { kind: "failed", reason: message };
   return { kind: "ok" };
 }
 
 export function initialState(target: string, now = 0): TargetState {
-  return { target, pausedUntil: null, pauseReason: null, breaker: "closed", failures: 0, probeDelayMs: null, nextProbeAt: null, updatedAt: now };
+  return {
+    target,
+    pausedUntil: null,
+    pauseReason: null,
+    breaker: "closed",
+    failures: 0,
+    probeDelayMs: null,
+    nextProbeAt: null,
+    updatedAt: now,
+  };
 }
 
 /**
@@ -95,7 +105,9 @@ export function applySignal(s: TargetState, sig: TargetSignal, now: number, p: B
       // so does a probe still out. A probe answered with a pause is finished: the next goes after it.
       const keep = s.breaker !== "closed" && !probe ? (s.nextProbeAt ?? 0) : 0;
       return {
-        ...s, pausedUntil, pauseReason: sig.reason,
+        ...s,
+        pausedUntil,
+        pauseReason: sig.reason,
         breaker: s.breaker === "open" ? "open" : "half_open",
         nextProbeAt: Math.max(keep, pausedUntil),
         updatedAt: now,
@@ -153,7 +165,9 @@ export function describeTargetState(s: TargetState, now: number): string {
       ? "Circuit breaker half-open: one probe request is out; its success resumes sending."
       : "Circuit breaker half-open: the next ready delivery goes alone, as a probe; its success resumes sending.";
   }
-  return s.failures > 0 ? `Circuit breaker closed (${s.failures} failure(s) in a row so far).` : "Circuit breaker closed: sending normally.";
+  return s.failures > 0
+    ? `Circuit breaker closed (${s.failures} failure(s) in a row so far).`
+    : "Circuit breaker closed: sending normally.";
 }
 
 const COLUMNS = `target, paused_until AS pausedUntil, pause_reason AS pauseReason, breaker, failures,
@@ -172,7 +186,8 @@ export class TargetStateStore {
        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
        ON CONFLICT (target) DO UPDATE SET paused_until = excluded.paused_until, pause_reason = excluded.pause_reason,
          breaker = excluded.breaker, failures = excluded.failures, probe_delay_ms = excluded.probe_delay_ms,
-         next_probe_at = excluded.next_probe_at, updated_at = excluded.updated_at`);
+         next_probe_at = excluded.next_probe_at, updated_at = excluded.updated_at`,
+    );
   }
 
   get(target: string): TargetState {

@@ -56,7 +56,12 @@ export type NetworkFailure = "unreachable" | "timeout" | "connection_lost";
 /** A host name that could not be resolved (Bun: ENOTFOUND from getaddrinfo): nothing was sent. */
 export function isDnsFailure(e: unknown): boolean {
   const code = (e as any)?.code ?? "";
-  return code === "ENOTFOUND" || code === "EAI_AGAIN" || code === "DNSException" || /ENOTFOUND|EAI_AGAIN|getaddrinfo|DNS lookup/i.test(errorText(e));
+  return (
+    code === "ENOTFOUND" ||
+    code === "EAI_AGAIN" ||
+    code === "DNSException" ||
+    /ENOTFOUND|EAI_AGAIN|getaddrinfo|DNS lookup/i.test(errorText(e))
+  );
 }
 
 /** Bun's fetch errors carry no reliable `.code`; classify by name and message. */
@@ -65,7 +70,8 @@ export function networkFailureOf(e: unknown): NetworkFailure {
   const name = e instanceof Error ? e.name : "";
   const code = (e as any)?.code ?? "";
   if (isDnsFailure(e)) return "unreachable";
-  if (code === "ConnectionRefused" || code === "ECONNREFUSED" || /connection ?refused|unable to connect|FailedToOpenSocket/i.test(msg)) return "unreachable";
+  if (code === "ConnectionRefused" || code === "ECONNREFUSED" || /connection ?refused|unable to connect|FailedToOpenSocket/i.test(msg))
+    return "unreachable";
   if (name === "TimeoutError" || name === "AbortError" || /timed? ?out/i.test(msg)) return "timeout";
   return "connection_lost";
 }
@@ -147,7 +153,12 @@ export interface HttpClientOptions {
 /** Plain-language problems for the statuses every target shares. */
 function authProblem(status: number, title: string, base: Problem): Problem {
   if (status === 401) {
-    return { ...base, hint: base.hint ?? `Check the ${title} tokens in kontobro.toml (or their environment variables); the grant may have been revoked. Run \`kontobro check\`.` };
+    return {
+      ...base,
+      hint:
+        base.hint ??
+        `Check the ${title} tokens in kontobro.toml (or their environment variables); the grant may have been revoked. Run \`kontobro check\`.`,
+    };
   }
   return { ...base, hint: base.hint ?? `The ${title} user or app lacks a role for this; give it the needed role and press retry.` };
 }
@@ -173,7 +184,15 @@ export class HttpClient {
     let res: Response;
     try {
       const replaySafe = options.replaySafe ?? (!isWrite || Object.keys(headers).some((h) => h.toLowerCase() === "idempotency-key"));
-      res = await fetch(url, { method, headers, body, keepalive: replaySafe, signal: AbortSignal.timeout(options.timeoutMs ?? this.opts.timeoutMs), redirect: "manual", ...proxyOption(url) });
+      res = await fetch(url, {
+        method,
+        headers,
+        body,
+        keepalive: replaySafe,
+        signal: AbortSignal.timeout(options.timeoutMs ?? this.opts.timeoutMs),
+        redirect: "manual",
+        ...proxyOption(url),
+      });
     } catch (e) {
       throw networkError(e, isWrite, method, url, this.opts.targetTitle, proxyFor(url));
     }
@@ -187,7 +206,8 @@ export class HttpClient {
     } catch (e) {
       // The answer started but never finished: for a write, the effect is unknown.
       throw new TargetError(isWrite ? "uncertain" : "retryable", {
-        code: "connection_lost", message: `${this.opts.targetTitle} closed the connection while answering ${method} ${pathOf(url)}: ${errorText(e)}`,
+        code: "connection_lost",
+        message: `${this.opts.targetTitle} closed the connection while answering ${method} ${pathOf(url)}: ${errorText(e)}`,
         hint: "Usually temporary; kontobro retries and checks first whether the record arrived.",
       });
     }
@@ -201,7 +221,8 @@ export class HttpClient {
     const left = this.gate.remainingMs();
     if (left <= 0) return;
     throw new TargetError("retryable", {
-      code: TARGET_PAUSED, retryAfterMs: left,
+      code: TARGET_PAUSED,
+      retryAfterMs: left,
       message: `${this.opts.targetTitle} asked kontobro to wait until ${new Date(Date.now() + left).toISOString()}; ${method} ${pathOf(url)} was not sent`,
       hint: "Nothing to do: kontobro sends it when the pause ends.",
     });
@@ -215,18 +236,32 @@ export class HttpClient {
     // 429, or 503 with Retry-After: the whole target is paused, not just this request.
     if (retryAfterMs !== undefined && (res.status === 429 || res.status === 503)) this.gate.pause(retryAfterMs);
     if (res.status === 429) {
-      return new TargetError(kind, { ...p, code: p.code || "rate_limited", retryAfterMs, hint: p.hint ?? `${this.opts.targetTitle} asks us to slow down; kontobro waits as told and retries.` });
+      return new TargetError(kind, {
+        ...p,
+        code: p.code || "rate_limited",
+        retryAfterMs,
+        hint: p.hint ?? `${this.opts.targetTitle} asks us to slow down; kontobro waits as told and retries.`,
+      });
     }
     if (res.status >= 500) {
-      return new TargetError(kind, { ...p, retryAfterMs, hint: p.hint ?? `${this.opts.targetTitle} had a server error; kontobro retries by itself.` });
+      return new TargetError(kind, {
+        ...p,
+        retryAfterMs,
+        hint: p.hint ?? `${this.opts.targetTitle} had a server error; kontobro retries by itself.`,
+      });
     }
-    if (isAuthStatus(res.status)) return new TargetError(kind, { ...authProblem(res.status, this.opts.targetTitle, p), status: res.status });
+    if (isAuthStatus(res.status))
+      return new TargetError(kind, { ...authProblem(res.status, this.opts.targetTitle, p), status: res.status });
     return new TargetError(kind, p);
   }
 }
 
 function pathOf(url: string): string {
-  try { return new URL(url).pathname; } catch { return url; }
+  try {
+    return new URL(url).pathname;
+  } catch {
+    return url;
+  }
 }
 
 function errorText(e: unknown): string {
@@ -245,8 +280,11 @@ export function networkError(e: unknown, isWrite: boolean, method: string, url: 
   const timedOut = failure === "timeout";
   const kind: FailureKind = notSent || !isWrite ? "retryable" : "uncertain";
   const via = proxy ? ` through the proxy ${showProxy(proxy)}` : "";
-  const proxyNote = proxy ? ` kontobro uses the proxy ${showProxy(proxy)} (${activeProxy.source}) for ${hostOf(url)}.`
-    : activeProxy.source !== "none" ? ` kontobro connects to ${hostOf(url)} directly (${activeProxy.source} does not apply to it).` : " kontobro connects directly (no proxy is set).";
+  const proxyNote = proxy
+    ? ` kontobro uses the proxy ${showProxy(proxy)} (${activeProxy.source}) for ${hostOf(url)}.`
+    : activeProxy.source !== "none"
+      ? ` kontobro connects to ${hostOf(url)} directly (${activeProxy.source} does not apply to it).`
+      : " kontobro connects directly (no proxy is set).";
   if (notSent && isDnsFailure(e)) {
     return new TargetError(kind, {
       code: failure,
@@ -256,11 +294,17 @@ export function networkError(e: unknown, isWrite: boolean, method: string, url: 
   }
   return new TargetError(kind, {
     code: failure,
-    message: notSent ? (proxy ? `The proxy ${showProxy(proxy)} could not be reached for ${title} (${method} ${pathOf(url)}): ${msg}` : `${title} could not be reached (${method} ${pathOf(url)}): ${msg}`)
-      : timedOut ? `${title} did not answer ${method} ${pathOf(url)} in time${via}`
-      : `The connection to ${title} broke during ${method} ${pathOf(url)}${via}: ${msg}`,
-    hint: notSent ? (proxy ? `Check that the proxy runs and that this server may use it ([proxy] url in kontobro.toml, or HTTPS_PROXY); kontobro retries by itself.`
-        : `Check the network, the firewall and the ${title} address in kontobro.toml; behind a corporate proxy, set HTTPS_PROXY or [proxy] url. kontobro retries by itself.`)
+    message: notSent
+      ? proxy
+        ? `The proxy ${showProxy(proxy)} could not be reached for ${title} (${method} ${pathOf(url)}): ${msg}`
+        : `${title} could not be reached (${method} ${pathOf(url)}): ${msg}`
+      : timedOut
+        ? `${title} did not answer ${method} ${pathOf(url)} in time${via}`
+        : `The connection to ${title} broke during ${method} ${pathOf(url)}${via}: ${msg}`,
+    hint: notSent
+      ? proxy
+        ? `Check that the proxy runs and that this server may use it ([proxy] url in kontobro.toml, or HTTPS_PROXY); kontobro retries by itself.`
+        : `Check the network, the firewall and the ${title} address in kontobro.toml; behind a corporate proxy, set HTTPS_PROXY or [proxy] url. kontobro retries by itself.`
       : "Usually temporary; kontobro retries and checks first whether the record arrived.",
   });
 }
@@ -284,9 +328,16 @@ export interface ProxySettings {
 
 const envOf = (env: Record<string, string | undefined>, name: string) => env[name] || env[name.toLowerCase()] || undefined;
 const envName = (env: Record<string, string | undefined>, name: string) => (env[name] ? name : name.toLowerCase());
-const splitList = (s: string | undefined) => (s ?? "").split(/[,\s]+/).map((x) => x.trim().toLowerCase()).filter(Boolean);
+const splitList = (s: string | undefined) =>
+  (s ?? "")
+    .split(/[,\s]+/)
+    .map((x) => x.trim().toLowerCase())
+    .filter(Boolean);
 
-export function proxySettings(config: { url?: string; no_proxy?: string; from_environment?: boolean } = {}, env: Record<string, string | undefined> = process.env): ProxySettings {
+export function proxySettings(
+  config: { url?: string; no_proxy?: string; from_environment?: boolean } = {},
+  env: Record<string, string | undefined> = process.env,
+): ProxySettings {
   const noProxy = [...splitList(envOf(env, "NO_PROXY")), ...splitList(config.no_proxy)];
   if (config.url) return { http: config.url, https: config.url, noProxy, source: "[proxy] url in kontobro.toml" };
   if (config.from_environment === false) return { noProxy, source: "none" };
@@ -308,7 +359,11 @@ export function currentProxy(): ProxySettings {
 }
 
 function hostOf(url: string): string {
-  try { return new URL(url).host; } catch { return url; }
+  try {
+    return new URL(url).host;
+  } catch {
+    return url;
+  }
 }
 
 function bypassed(url: URL, noProxy: string[]): boolean {
@@ -316,7 +371,9 @@ function bypassed(url: URL, noProxy: string[]): boolean {
   const port = url.port || (url.protocol === "https:" ? "443" : "80");
   return noProxy.some((p) => {
     if (p === "*") return true;
-    const [name, onlyPort] = p.startsWith("[") ? [p.slice(1, p.indexOf("]")), p.split("]:")[1]] : p.split(":") as [string, string | undefined];
+    const [name, onlyPort] = p.startsWith("[")
+      ? [p.slice(1, p.indexOf("]")), p.split("]:")[1]]
+      : (p.split(":") as [string, string | undefined]);
     if (onlyPort && onlyPort !== port) return false;
     const bare = name!.replace(/^\*?\./, "");
     return host === bare || host.endsWith(`.${bare}`);
@@ -326,7 +383,11 @@ function bypassed(url: URL, noProxy: string[]): boolean {
 /** The proxy for a URL, or undefined to connect directly. */
 export function proxyFor(url: string, s: ProxySettings = activeProxy): string | undefined {
   let u: URL;
-  try { u = new URL(url); } catch { return undefined; }
+  try {
+    u = new URL(url);
+  } catch {
+    return undefined;
+  }
   const proxy = u.protocol === "https:" ? s.https : u.protocol === "http:" ? s.http : undefined;
   return proxy && !bypassed(u, s.noProxy) ? proxy : undefined;
 }
@@ -354,7 +415,10 @@ export class TokenBucket {
   private last = performance.now();
   private queue: Promise<void> = Promise.resolve();
 
-  constructor(private readonly ratePerSecond: number, private readonly burst: number) {
+  constructor(
+    private readonly ratePerSecond: number,
+    private readonly burst: number,
+  ) {
     this.tokens = burst;
   }
 
@@ -370,7 +434,10 @@ export class TokenBucket {
       const now = performance.now();
       this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.ratePerSecond);
       this.last = now;
-      if (this.tokens >= 1) { this.tokens -= 1; return; }
+      if (this.tokens >= 1) {
+        this.tokens -= 1;
+        return;
+      }
       await Bun.sleep(Math.ceil(((1 - this.tokens) / this.ratePerSecond) * 1000));
     }
   }
@@ -380,7 +447,9 @@ export class TokenBucket {
 export function singleFlight<T>(fn: () => Promise<T>): () => Promise<T> {
   let running: Promise<T> | null = null;
   return () => {
-    running ??= fn().finally(() => { running = null; });
+    running ??= fn().finally(() => {
+      running = null;
+    });
     return running;
   };
 }

@@ -88,7 +88,9 @@ export type ChaosAdapter = (o: { name: string; dir: string; random: () => number
 /** Bun.serve around a sandbox's fetch on loopback, logging every request on one monotonic clock. */
 export function serveLogged(fetch: (req: Request) => Response | Promise<Response>, log: LoggedRequest[]) {
   return Bun.serve({
-    port: 0, hostname: "127.0.0.1", idleTimeout: 150, // latency faults must not become connection resets
+    port: 0,
+    hostname: "127.0.0.1",
+    idleTimeout: 150, // latency faults must not become connection resets
     async fetch(req) {
       const startedAt = performance.now();
       const res = await fetch(req);
@@ -96,8 +98,14 @@ export function serveLogged(fetch: (req: Request) => Response | Promise<Response
       const location = res.headers.get("location");
       const url = new URL(req.url);
       log.push({
-        method: req.method, path: url.pathname + url.search, startedAt, answeredAt: performance.now(), answeredEpoch: Date.now(), status: res.status,
-        ...(ra !== null && /^\d+$/.test(ra) ? { retryAfterMs: Number(ra) * 1000 } : {}), ...(location ? { location } : {}),
+        method: req.method,
+        path: url.pathname + url.search,
+        startedAt,
+        answeredAt: performance.now(),
+        answeredEpoch: Date.now(),
+        status: res.status,
+        ...(ra !== null && /^\d+$/.test(ra) ? { retryAfterMs: Number(ra) * 1000 } : {}),
+        ...(location ? { location } : {}),
       });
       return res;
     },

@@ -13,7 +13,11 @@ export async function freePort(): Promise<number> {
 export async function waitHealthy(url: string, timeoutMs = 20_000, pollMs = 2): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   while (performance.now() < deadline) {
-    try { if ((await fetch(url)).ok) return; } catch { /* not up yet */ }
+    try {
+      if ((await fetch(url)).ok) return;
+    } catch {
+      /* not up yet */
+    }
     await Bun.sleep(pollMs);
   }
   throw new Error(`${url} did not become healthy`);
@@ -24,29 +28,58 @@ export const TOKEN = "bench-token-0123456789";
 /** A TOML value: strings as basic strings, tables inline. */
 function tomlValue(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(tomlValue).join(", ")}]`;
-  if (v && typeof v === "object") return `{ ${Object.entries(v).map(([k, x]) => `${k} = ${tomlValue(x)}`).join(", ")} }`;
+  if (v && typeof v === "object")
+    return `{ ${Object.entries(v)
+      .map(([k, x]) => `${k} = ${tomlValue(x)}`)
+      .join(", ")} }`;
   return typeof v === "string" ? JSON.stringify(v) : String(v);
 }
 
 /** kontobro.toml with one target, "eco": the connector's [[targets]] table for the sandbox, unthrottled. */
-export function writeAgentConfig(dir: string, o: { port: number; target: Record<string, unknown>; concurrency?: number; file?: string; paused?: boolean }): string {
+export function writeAgentConfig(
+  dir: string,
+  o: { port: number; target: Record<string, unknown>; concurrency?: number; file?: string; paused?: boolean },
+): string {
   const path = join(dir, o.file ?? "kontobro.toml");
   const { name: _name, ...target } = o.target;
   const table = { name: "eco", ...target, paused: o.paused ?? false, requests_per_second: 0 };
-  writeFileSync(path, `[agent]\ndata_dir = "${dir}/data"\nlog_level = "error"\n[http]\nport = ${o.port}\napi_token = "${TOKEN}"\n` +
-    `[dispatch]\nconcurrency = ${o.concurrency ?? 64}\nidle_poll_ms = 1000\n` +
-    `[[targets]]\n${Object.entries(table).map(([k, v]) => `${k} = ${tomlValue(v)}\n`).join("")}`, { mode: 0o600 });
+  writeFileSync(
+    path,
+    `[agent]\ndata_dir = "${dir}/data"\nlog_level = "error"\n[http]\nport = ${o.port}\napi_token = "${TOKEN}"\n` +
+      `[dispatch]\nconcurrency = ${o.concurrency ?? 64}\nidle_poll_ms = 1000\n` +
+      `[[targets]]\n${Object.entries(table)
+        .map(([k, v]) => `${k} = ${tomlValue(v)}\n`)
+        .join("")}`,
+    { mode: 0o600 },
+  );
   return path;
 }
 
-export interface Proc { proc: ReturnType<typeof Bun.spawn>; url: string; stop(): Promise<void> }
+export interface Proc {
+  proc: ReturnType<typeof Bun.spawn>;
+  url: string;
+  stop(): Promise<void>;
+}
 
-export async function startAgentProcess(binary: string, dir: string, configPath: string, port: number): Promise<Proc & { startedMs: number }> {
+export async function startAgentProcess(
+  binary: string,
+  dir: string,
+  configPath: string,
+  port: number,
+): Promise<Proc & { startedMs: number }> {
   const t0 = performance.now();
   const proc = Bun.spawn([binary, "run", "--config", configPath], { cwd: dir, stdout: "ignore", stderr: Bun.file(join(dir, "agent.log")) });
   const url = `http://127.0.0.1:${port}`;
   await waitHealthy(`${url}/healthz`);
-  return { proc, url, startedMs: performance.now() - t0, stop: async () => { proc.kill("SIGTERM"); await proc.exited; } };
+  return {
+    proc,
+    url,
+    startedMs: performance.now() - t0,
+    stop: async () => {
+      proc.kill("SIGTERM");
+      await proc.exited;
+    },
+  };
 }
 
 export async function startSandboxProcess(binary: string, kind: string): Promise<Proc> {
@@ -54,7 +87,14 @@ export async function startSandboxProcess(binary: string, kind: string): Promise
   const proc = Bun.spawn([binary, "sandbox", kind, "--port", String(port)], { stdout: "ignore", stderr: "ignore" });
   const url = `http://127.0.0.1:${port}`;
   await waitHealthy(`${url}/__sandbox/stats`);
-  return { proc, url, stop: async () => { proc.kill("SIGTERM"); await proc.exited; } };
+  return {
+    proc,
+    url,
+    stop: async () => {
+      proc.kill("SIGTERM");
+      await proc.exited;
+    },
+  };
 }
 
 /** Resident memory of a process in MB, from /proc. */
@@ -64,27 +104,40 @@ export function rssMb(pid: number): number {
 }
 
 /** Runs `count` requests with `concurrency` loops; returns requests per second. Fails on any non-2xx. */
-export async function load(count: number, concurrency: number, request: (i: number) => Promise<Response>): Promise<{ perSecond: number; seconds: number }> {
+export async function load(
+  count: number,
+  concurrency: number,
+  request: (i: number) => Promise<Response>,
+): Promise<{ perSecond: number; seconds: number }> {
   let next = 0;
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    for (;;) {
-      const i = next++;
-      if (i >= count) return;
-      const res = await request(i);
-      if (!res.ok) throw new Error(`request ${i} answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
-      await res.arrayBuffer();
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (;;) {
+        const i = next++;
+        if (i >= count) return;
+        const res = await request(i);
+        if (!res.ok) throw new Error(`request ${i} answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
+        await res.arrayBuffer();
+      }
+    }),
+  );
   const seconds = (performance.now() - t0) / 1000;
   return { perSecond: count / seconds, seconds };
 }
 
 export const postEvents = (url: string, body: string) =>
-  fetch(`${url}/api/v1/events`, { method: "POST", body, headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" } });
+  fetch(`${url}/api/v1/events`, {
+    method: "POST",
+    body,
+    headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+  });
 
-export const customer = (n: number, prefix = "b") =>
-  ({ id: `${prefix}-${n}`, type: "customer.upserted", data: { number: n, name: `Bench customer ${n}`, currency: "NOK", email: `c${n}@example.no` } });
+export const customer = (n: number, prefix = "b") => ({
+  id: `${prefix}-${n}`,
+  type: "customer.upserted",
+  data: { number: n, name: `Bench customer ${n}`, currency: "NOK", email: `c${n}@example.no` },
+});
 
 /** Polls until `done()` holds; a benchmark that cannot finish says so instead of hanging. */
 export async function until(what: string, done: () => Promise<boolean>, timeoutMs: number, pollMs = 20): Promise<void> {
@@ -100,5 +153,8 @@ export function percentile(sorted: number[], p: number): number {
 }
 
 export function median(xs: number[]): number {
-  return percentile([...xs].sort((a, b) => a - b), 50);
+  return percentile(
+    [...xs].sort((a, b) => a - b),
+    50,
+  );
 }

@@ -9,12 +9,30 @@
 import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 
-interface Platform { name: string; target: string; npmPackage: string; executable: string; outfile: string }
+interface Platform {
+  name: string;
+  target: string;
+  npmPackage: string;
+  executable: string;
+  outfile: string;
+}
 
 export const PLATFORMS: Platform[] = [
   { name: "linux-x64", target: "bun-linux-x64", npmPackage: "@oven/bun-linux-x64", executable: "bin/bun", outfile: "kontobro-linux-x64" },
-  { name: "linux-arm64", target: "bun-linux-arm64", npmPackage: "@oven/bun-linux-aarch64", executable: "bin/bun", outfile: "kontobro-linux-arm64" },
-  { name: "windows-x64", target: "bun-windows-x64", npmPackage: "@oven/bun-windows-x64", executable: "bin/bun.exe", outfile: "kontobro-windows-x64.exe" },
+  {
+    name: "linux-arm64",
+    target: "bun-linux-arm64",
+    npmPackage: "@oven/bun-linux-aarch64",
+    executable: "bin/bun",
+    outfile: "kontobro-linux-arm64",
+  },
+  {
+    name: "windows-x64",
+    target: "bun-windows-x64",
+    npmPackage: "@oven/bun-windows-x64",
+    executable: "bin/bun.exe",
+    outfile: "kontobro-windows-x64.exe",
+  },
 ];
 
 const root = join(import.meta.dir, "..");
@@ -52,8 +70,19 @@ export async function build(names: string[] = PLATFORMS.map((p) => p.name)): Pro
   const outputs: string[] = [];
   for (const p of chosen) {
     const outfile = join(root, "dist", p.outfile);
-    await run([process.execPath, "build", "--compile", "--minify", `--target=${p.target}`, `--compile-executable-path=${await runtimeFor(p)}`,
-      "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig", "--outfile", outfile, join(root, "agent/main.ts")]);
+    await run([
+      process.execPath,
+      "build",
+      "--compile",
+      "--minify",
+      `--target=${p.target}`,
+      `--compile-executable-path=${await runtimeFor(p)}`,
+      "--no-compile-autoload-dotenv",
+      "--no-compile-autoload-bunfig",
+      "--outfile",
+      outfile,
+      join(root, "agent/main.ts"),
+    ]);
     outputs.push(outfile);
     console.log(`built ${outfile} (${(Bun.file(outfile).size / 1024 / 1024).toFixed(1)} MB)`);
   }

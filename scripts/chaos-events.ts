@@ -19,7 +19,11 @@ export function rng(seed: number): () => number {
   };
 }
 
-export interface ChaosEvent { id: string; type: EventType; data: Record<string, unknown> }
+export interface ChaosEvent {
+  id: string;
+  type: EventType;
+  data: Record<string, unknown>;
+}
 
 /** One in this many invoices gets a credit note. */
 const CREDIT_EVERY = 8;
@@ -28,7 +32,12 @@ function invoiceLines(i: number): Record<string, unknown>[] {
   const lines: Record<string, unknown>[] = [{ text: `Work ${i}`, quantity: 1 + (i % 5), unitPrice: 100000 + 2 * i, kind: "hours" }];
   if (i % 3 === 0) lines.push({ text: `Travel ${i}`, quantity: 0.5, unitPrice: 2000 + 2 * (i % 50), kind: "expenses" });
   // A discount line, written either way round (the model keeps the sign in the quantity).
-  if (i % 4 === 1) lines.push(i % 8 === 1 ? { text: `Discount ${i}`, quantity: -1, unitPrice: 5000 + (i % 7) * 100, kind: "hours" } : { text: `Discount ${i}`, quantity: 2, unitPrice: -(1500 + (i % 7) * 100), kind: "hours" });
+  if (i % 4 === 1)
+    lines.push(
+      i % 8 === 1
+        ? { text: `Discount ${i}`, quantity: -1, unitPrice: 5000 + (i % 7) * 100, kind: "hours" }
+        : { text: `Discount ${i}`, quantity: 2, unitPrice: -(1500 + (i % 7) * 100), kind: "hours" },
+    );
   return lines;
 }
 
@@ -36,11 +45,18 @@ function invoiceLines(i: number): Record<string, unknown>[] {
 function creditLines(i: number, style: number): Record<string, unknown>[] {
   const amount = 20000 + 2 * (i % 100);
   switch (style) {
-    case 0: return [{ text: `Credit for work ${i}`, quantity: 1, unitPrice: amount, kind: "hours" }];
-    case 1: return [{ text: `Credit for work ${i}`, quantity: -1, unitPrice: amount, kind: "hours" }];
-    case 2: return [{ text: `Credit for work ${i}`, quantity: 2, unitPrice: -amount, kind: "hours" }];
+    case 0:
+      return [{ text: `Credit for work ${i}`, quantity: 1, unitPrice: amount, kind: "hours" }];
+    case 1:
+      return [{ text: `Credit for work ${i}`, quantity: -1, unitPrice: amount, kind: "hours" }];
+    case 2:
+      return [{ text: `Credit for work ${i}`, quantity: 2, unitPrice: -amount, kind: "hours" }];
     // Mixed signs, written negative: credits `amount`, less a part that stays charged.
-    default: return [{ text: `Credit for work ${i}`, quantity: -1, unitPrice: amount, kind: "hours" }, { text: `Kept charge ${i}`, quantity: 1, unitPrice: 5000, kind: "hours" }];
+    default:
+      return [
+        { text: `Credit for work ${i}`, quantity: -1, unitPrice: amount, kind: "hours" },
+        { text: `Kept charge ${i}`, quantity: 1, unitPrice: 5000, kind: "hours" },
+      ];
   }
 }
 
@@ -52,16 +68,31 @@ export function chaosEvents(invoices: number, random: () => number): ChaosEvent[
   const customers = Math.max(5, Math.ceil(invoices / 20));
   const projects = Math.max(5, Math.ceil(invoices / 10));
   const events: ChaosEvent[] = [];
-  for (let c = 1; c <= customers; c++) events.push({ id: `chaos-c-${c}`, type: "customer.upserted", data: { number: 100 + c, name: `Chaos customer ${c}`, currency: "NOK" } });
-  for (let p = 1; p <= projects; p++) events.push({ id: `chaos-p-${p}`, type: "project.upserted", data: { number: 1000 + p, name: `Chaos project ${p}`, customerNumber: 100 + ((p - 1) % customers) + 1 } });
+  for (let c = 1; c <= customers; c++)
+    events.push({ id: `chaos-c-${c}`, type: "customer.upserted", data: { number: 100 + c, name: `Chaos customer ${c}`, currency: "NOK" } });
+  for (let p = 1; p <= projects; p++)
+    events.push({
+      id: `chaos-p-${p}`,
+      type: "project.upserted",
+      data: { number: 1000 + p, name: `Chaos project ${p}`, customerNumber: 100 + ((p - 1) % customers) + 1 },
+    });
   const invoiceOf = (i: number) => {
     const project = ((i - 1) % projects) + 1;
     return { customerNumber: 100 + ((project - 1) % customers) + 1, projectNumber: 1000 + project };
   };
   for (let i = 1; i <= invoices; i++) {
-    events.push({ id: `chaos-i-${i}`, type: "invoice.finalized", data: {
-      number: 100000 + i, psaId: `CHAOS-${i}`, ...invoiceOf(i), date: "2026-11-20", dueDate: "2026-12-04", lines: invoiceLines(i),
-    } });
+    events.push({
+      id: `chaos-i-${i}`,
+      type: "invoice.finalized",
+      data: {
+        number: 100000 + i,
+        psaId: `CHAOS-${i}`,
+        ...invoiceOf(i),
+        date: "2026-11-20",
+        dueDate: "2026-12-04",
+        lines: invoiceLines(i),
+      },
+    });
   }
   // Mostly in order, with local shuffles: dependents often arrive first.
   for (let i = events.length - 1; i > 0; i--) {
@@ -73,10 +104,19 @@ export function chaosEvents(invoices: number, random: () => number): ChaosEvent[
   const position = new Map(events.map((e, at) => [e.id, at]));
   for (let i = 1, n = 0; i <= invoices; i++) {
     if (i % CREDIT_EVERY !== 2) continue;
-    const e: ChaosEvent = { id: `chaos-cn-${i}`, type: "invoice.credited", data: {
-      number: 300000 + i, psaId: `CHAOS-CN-${i}`, creditedInvoiceNumber: 100000 + i, ...invoiceOf(i), date: "2026-11-27", dueDate: "2026-12-11",
-      lines: creditLines(i, n++ % 4),
-    } };
+    const e: ChaosEvent = {
+      id: `chaos-cn-${i}`,
+      type: "invoice.credited",
+      data: {
+        number: 300000 + i,
+        psaId: `CHAOS-CN-${i}`,
+        creditedInvoiceNumber: 100000 + i,
+        ...invoiceOf(i),
+        date: "2026-11-27",
+        dueDate: "2026-12-11",
+        lines: creditLines(i, n++ % 4),
+      },
+    };
     keyed.push({ e, key: position.get(`chaos-i-${i}`)! + 0.5 + Math.floor(random() * 120) });
   }
   return keyed.sort((a, b) => a.key - b.key).map((k) => k.e);
@@ -101,7 +141,10 @@ export function expectedDocs(events: ChaosEvent[]): Map<string, ExpectedDoc> {
     if (e.type !== "invoice.finalized" && e.type !== "invoice.credited") continue;
     const inv = EVENT_TYPES[e.type].schema.parse(e.data) as InvoiceLike;
     out.set(inv.psaId, {
-      psaId: inv.psaId, number: inv.number, kind: inv.kind, customer: inv.customerNumber,
+      psaId: inv.psaId,
+      number: inv.number,
+      kind: inv.kind,
+      customer: inv.customerNumber,
       lines: inv.lines.map((l) => ({ text: l.text, quantity: customerQuantity(inv, l), unitPrice: l.unitPrice })),
       total: customerTotal(inv),
       ...(inv.kind === "credit_note" ? { creditedInvoiceNumber: inv.creditedInvoiceNumber } : {}),

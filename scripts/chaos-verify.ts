@@ -22,16 +22,27 @@ export function whatIsWrong(want: ExpectedDoc, got: BookedDoc): string | null {
   if (got.customer !== want.customer) return `customer ${got.customer}, PSA sent ${want.customer}`;
   if (got.total !== want.total) return `total ${got.total}, PSA sent ${want.total}`;
   if (want.kind === "credit_note" && !(got.total < 0)) return `a credit note raises what the customer owes (total ${got.total})`;
-  if (JSON.stringify(got.lines) !== JSON.stringify(want.lines)) return `lines ${JSON.stringify(got.lines)}, PSA sent ${JSON.stringify(want.lines)}`;
-  if (want.creditedInvoiceNumber !== undefined && got.creditedInvoiceNumber !== undefined && got.creditedInvoiceNumber !== want.creditedInvoiceNumber) {
+  if (JSON.stringify(got.lines) !== JSON.stringify(want.lines))
+    return `lines ${JSON.stringify(got.lines)}, PSA sent ${JSON.stringify(want.lines)}`;
+  if (
+    want.creditedInvoiceNumber !== undefined &&
+    got.creditedInvoiceNumber !== undefined &&
+    got.creditedInvoiceNumber !== want.creditedInvoiceNumber
+  ) {
     return `credits invoice ${got.creditedInvoiceNumber}, PSA sent ${want.creditedInvoiceNumber}`;
   }
   return null;
 }
 
-export function verify(expected: Map<string, ExpectedDoc>, master: { customers: string[]; projects: string[] }, s: TargetSnapshot): Verdict {
+export function verify(
+  expected: Map<string, ExpectedDoc>,
+  master: { customers: string[]; projects: string[] },
+  s: TargetSnapshot,
+): Verdict {
   const findings: string[] = [];
-  const note = (f: string) => { if (findings.length < 20) findings.push(f); };
+  const note = (f: string) => {
+    if (findings.length < 20) findings.push(f);
+  };
   const byPsaId = new Map<string, BookedDoc[]>();
   let duplicates = 0;
   const ourNumbers = new Map([...expected.values()].map((d) => [d.number, d.psaId]));
@@ -47,18 +58,39 @@ export function verify(expected: Map<string, ExpectedDoc>, master: { customers: 
   let wrong = 0;
   for (const want of expected.values()) {
     const got = byPsaId.get(want.psaId) ?? [];
-    if (got.length === 0) { missing += 1; note(`missing ${want.psaId} (${want.number})`); continue; }
-    if (got.length > 1) { duplicates += got.length - 1; note(`${want.psaId} booked ${got.length} times (${got.map((g) => g.number).join(", ")})`); }
-    const problems = got.map((g) => (g.number === want.number ? whatIsWrong(want, g) : `booked as ${g.number}, PSA sent ${want.number}`)).filter((p) => p !== null);
-    if (problems.length > 0) { wrong += 1; note(`wrong ${want.psaId}: ${problems[0]}`); }
+    if (got.length === 0) {
+      missing += 1;
+      note(`missing ${want.psaId} (${want.number})`);
+      continue;
+    }
+    if (got.length > 1) {
+      duplicates += got.length - 1;
+      note(`${want.psaId} booked ${got.length} times (${got.map((g) => g.number).join(", ")})`);
+    }
+    const problems = got
+      .map((g) => (g.number === want.number ? whatIsWrong(want, g) : `booked as ${g.number}, PSA sent ${want.number}`))
+      .filter((p) => p !== null);
+    if (problems.length > 0) {
+      wrong += 1;
+      note(`wrong ${want.psaId}: ${problems[0]}`);
+    }
   }
   const orphanDrafts = s.drafts.length;
-  if (orphanDrafts > 0) note(`drafts left: ${s.drafts.slice(0, 10).map((d) => `${d.psaId ?? "(no PSA id)"} made ${new Date(d.createdAt).toISOString()}`).join(", ")}`);
+  if (orphanDrafts > 0)
+    note(
+      `drafts left: ${s.drafts
+        .slice(0, 10)
+        .map((d) => `${d.psaId ?? "(no PSA id)"} made ${new Date(d.createdAt).toISOString()}`)
+        .join(", ")}`,
+    );
   const has = (list: string[]) => new Set(list);
   const customers = has(s.customers);
   const projects = has(s.projects);
   return {
-    missing, duplicates, wrong, orphanDrafts,
+    missing,
+    duplicates,
+    wrong,
+    orphanDrafts,
     missingCustomers: master.customers.filter((n) => !customers.has(n)).length,
     missingProjects: master.projects.filter((n) => !projects.has(n)).length,
     findings,
@@ -72,10 +104,19 @@ export function verify(expected: Map<string, ExpectedDoc>, master: { customers: 
  * draft can be the one finished and booked, and a later one left).
  */
 export function draftsMadeAfterStop<D extends { psaId: string | null; createdAt: number }>(
-  drafts: D[], booked: { psaId: string | null; createdAt?: number }[], log: LoggedRequest[], stops: number[], timeoutMs: number,
+  drafts: D[],
+  booked: { psaId: string | null; createdAt?: number }[],
+  log: LoggedRequest[],
+  stops: number[],
+  timeoutMs: number,
 ): { afterStop: D[]; others: D[] } {
-  const unheard = log.filter((r) => r.answeredAt - r.startedAt > timeoutMs && stops.some((s) => r.answeredEpoch - (r.answeredAt - r.startedAt) < s && s < r.answeredEpoch));
-  const madeUnheard = (createdAt: number | undefined) => createdAt !== undefined && unheard.some((r) => Math.abs(r.answeredEpoch - createdAt) <= 50);
+  const unheard = log.filter(
+    (r) =>
+      r.answeredAt - r.startedAt > timeoutMs &&
+      stops.some((s) => r.answeredEpoch - (r.answeredAt - r.startedAt) < s && s < r.answeredEpoch),
+  );
+  const madeUnheard = (createdAt: number | undefined) =>
+    createdAt !== undefined && unheard.some((r) => Math.abs(r.answeredEpoch - createdAt) <= 50);
   const traced = new Set([...drafts, ...booked].filter((d) => madeUnheard(d.createdAt)).map((d) => d.psaId));
   const afterStop = drafts.filter((d) => madeUnheard(d.createdAt) || (d.psaId !== null && traced.has(d.psaId)));
   return { afterStop, others: drafts.filter((d) => !afterStop.includes(d)) };
@@ -93,11 +134,20 @@ export const IN_FLIGHT_ALLOWANCE_MS = 50;
  * a Retry-After > 0, the requests that started after that answer (plus the in-flight allowance) and before
  * its Retry-After ended. `maxInFlight`: the most that arrived within the allowance (for the report).
  */
-export function maxRequestsInRetryAfterWindow(log: LoggedRequest[], allowanceMs = IN_FLIGHT_ALLOWANCE_MS): { max: number; maxInFlight: number; windows: number; worst?: string } {
+export function maxRequestsInRetryAfterWindow(
+  log: LoggedRequest[],
+  allowanceMs = IN_FLIGHT_ALLOWANCE_MS,
+): { max: number; maxInFlight: number; windows: number; worst?: string } {
   const starts = log.map((r) => r.startedAt).sort((a, b) => a - b);
-  const atOrBefore = (t: number) => { // how many requests started at or before t
-    let lo = 0, hi = starts.length;
-    while (lo < hi) { const mid = (lo + hi) >> 1; if (starts[mid]! > t) hi = mid; else lo = mid + 1; }
+  const atOrBefore = (t: number) => {
+    // how many requests started at or before t
+    let lo = 0,
+      hi = starts.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (starts[mid]! > t) hi = mid;
+      else lo = mid + 1;
+    }
     return lo;
   };
   let max = 0;
@@ -113,7 +163,9 @@ export function maxRequestsInRetryAfterWindow(log: LoggedRequest[], allowanceMs 
     const n = atOrBefore(end - 1e-6) - atOrBefore(from);
     if (n > max) {
       max = n;
-      const inside = log.filter((x) => x.startedAt > from && x.startedAt < end).map((x) => `${x.method} ${x.path} +${Math.round(x.startedAt - r.answeredAt)} ms`);
+      const inside = log
+        .filter((x) => x.startedAt > from && x.startedAt < end)
+        .map((x) => `${x.method} ${x.path} +${Math.round(x.startedAt - r.answeredAt)} ms`);
       worst = `${r.status} to ${r.method} ${r.path} (Retry-After ${r.retryAfterMs} ms), then ${inside.join("; ")}`;
     }
   }

@@ -81,7 +81,16 @@ export interface ChaosReport extends Omit<Verdict, "findings"> {
 
 /** Why the run failed; empty when it passed. */
 export function failures(r: ChaosReport): string[] {
-  const zero = ["missing", "duplicates", "wrong", "orphanDrafts", "missingCustomers", "missingProjects", "needsAction", "leftInFlight"] as const;
+  const zero = [
+    "missing",
+    "duplicates",
+    "wrong",
+    "orphanDrafts",
+    "missingCustomers",
+    "missingProjects",
+    "needsAction",
+    "leftInFlight",
+  ] as const;
   const out: string[] = zero.filter((k) => r[k] !== 0).map((k) => `${k} ${r[k]}`);
   if (r.maxRequestsInRetryAfterWindow > 1) out.push(`${r.maxRequestsInRetryAfterWindow} requests in one Retry-After window`);
   return out;
@@ -113,7 +122,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   copyFileSync(opts.binary ?? (await build(["linux-x64"]))[0]!, binary);
   chmodSync(binary, 0o755);
 
-  const plan: FaultPlan = { timeoutMs: opts.timeoutMs ?? 1000, slowCreateMs: opts.slowCreateMs ?? 1500, slowCreateProbability: opts.slowCreateProbability ?? 0.03 };
+  const plan: FaultPlan = {
+    timeoutMs: opts.timeoutMs ?? 1000,
+    slowCreateMs: opts.slowCreateMs ?? 1500,
+    slowCreateProbability: opts.slowCreateProbability ?? 0.03,
+  };
   const retryAfterSeconds = opts.retryAfterSeconds ?? 2;
   const throttleWindowMs = opts.throttleWindowMs ?? 4000;
   const target = await startChaosTarget(kind, dir, random, plan);
@@ -122,9 +135,14 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const port = await freePort();
   const token = "chaos-token-0123456789";
   const configPath = join(dir, "kontobro.toml");
-  writeFileSync(configPath, `[agent]\ndata_dir = "${dir}/data"\nlog_level = "warn"\n[http]\nport = ${port}\napi_token = "${token}"\n` +
-    `[dispatch]\nconcurrency = 16\nretry_base_ms = 50\nretry_max_ms = 1000\nidle_poll_ms = 100\nlease_seconds = 10\nshutdown_grace_ms = 2000\n` +
-    `breaker_base_ms = 200\nbreaker_max_ms = 2000\n` + target.toml, { mode: 0o600 });
+  writeFileSync(
+    configPath,
+    `[agent]\ndata_dir = "${dir}/data"\nlog_level = "warn"\n[http]\nport = ${port}\napi_token = "${token}"\n` +
+      `[dispatch]\nconcurrency = 16\nretry_base_ms = 50\nretry_max_ms = 1000\nidle_poll_ms = 100\nlease_seconds = 10\nshutdown_grace_ms = 2000\n` +
+      `breaker_base_ms = 200\nbreaker_max_ms = 2000\n` +
+      target.toml,
+    { mode: 0o600 },
+  );
   const url = `http://127.0.0.1:${port}`;
   const auth = { authorization: `Bearer ${token}` };
 
@@ -132,10 +150,18 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   let lives = 0;
   const startAgent = async () => {
     // One log per life of the agent, kept for a post-mortem of a failed run.
-    agent = Bun.spawn([binary, "run", "--config", configPath], { cwd: dir, stdout: "ignore", stderr: Bun.file(join(dir, `agent-${lives++}.log`)) });
+    agent = Bun.spawn([binary, "run", "--config", configPath], {
+      cwd: dir,
+      stdout: "ignore",
+      stderr: Bun.file(join(dir, `agent-${lives++}.log`)),
+    });
     const deadline = Date.now() + 15_000;
     while (Date.now() < deadline) {
-      try { if ((await fetch(`${url}/healthz`)).ok) return; } catch { /* not up yet */ }
+      try {
+        if ((await fetch(`${url}/healthz`)).ok) return;
+      } catch {
+        /* not up yet */
+      }
       await Bun.sleep(20);
     }
     throw new Error("the agent did not become healthy within 15 s");
@@ -176,7 +202,10 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     sending = true;
     try {
       for (;;) {
-        if (rewind) { rewind = false; next = 0; }
+        if (rewind) {
+          rewind = false;
+          next = 0;
+        }
         if (next >= events.length) break;
         if (!throttling && !restarting && next >= events.length / 2) throttling = throttleWindow();
         await postBatch(JSON.stringify(events.slice(next, next + 50)));
@@ -187,7 +216,13 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     }
   };
   let sender: Promise<void>;
-  const resendAll = () => { if (sending) rewind = true; else { next = 0; sender = send(); } };
+  const resendAll = () => {
+    if (sending) rewind = true;
+    else {
+      next = 0;
+      sender = send();
+    }
+  };
 
   // The scenarios, at moments chosen by the seed: a backup, a restore at a later stop.
   const backupAt = opts.kills >= 2 ? Math.floor(opts.kills * 0.3) : -1;
@@ -238,7 +273,10 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     kills += 1;
     if (kills % 10 === 0) log(`chaos: ${kills} kills so far`);
   }
-  for (let s = sender; ; s = sender) { await s; if (s === sender) break; }
+  for (let s = sender; ; s = sender) {
+    await s;
+    if (s === sender) break;
+  }
   await (throttling ??= throttleWindow()); // (only if every half-way moment fell on a restart)
   log(`chaos: all ${events.length} events acknowledged; waiting for the outbox to drain…`);
 
@@ -246,12 +284,16 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const metric = async (statuses: string) => {
     const text = await (await fetch(`${url}/metrics`)).text();
     let n = 0;
-    for (const m of text.matchAll(new RegExp(`kontobro_deliveries\\{target="${TARGET_NAME}",status="(${statuses})"\\} (\\d+)`, "g"))) n += Number(m[2]);
+    for (const m of text.matchAll(new RegExp(`kontobro_deliveries\\{target="${TARGET_NAME}",status="(${statuses})"\\} (\\d+)`, "g")))
+      n += Number(m[2]);
     return n;
   };
   const deadline = Date.now() + 15 * 60_000;
   let leftInFlight = await metric("pending|in_flight|waiting");
-  while (leftInFlight > 0 && Date.now() < deadline) { await Bun.sleep(200); leftInFlight = await metric("pending|in_flight|waiting"); }
+  while (leftInFlight > 0 && Date.now() < deadline) {
+    await Bun.sleep(200);
+    leftInFlight = await metric("pending|in_flight|waiting");
+  }
   // A slow create answered after the timeout is still listened to by the agent (and its draft removed).
   await Bun.sleep(plan.slowCreateMs + 1000);
   leftInFlight = await metric("pending|in_flight|waiting");
@@ -264,16 +306,30 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const window = maxRequestsInRetryAfterWindow(target.log);
   if (window.max > 1 && window.worst) verdict.findings.push(`Retry-After not honoured: ${window.worst}`);
   const drafts = draftsMadeAfterStop(snapshot.drafts, snapshot.booked, target.log, stops, plan.timeoutMs);
-  if (drafts.others.length > 0) verdict.findings.push(`drafts left that a living agent heard of: ${drafts.others.map((d) => `${d.psaId} made ${new Date(d.createdAt).toISOString()}`).join(", ")}`);
+  if (drafts.others.length > 0)
+    verdict.findings.push(
+      `drafts left that a living agent heard of: ${drafts.others.map((d) => `${d.psaId} made ${new Date(d.createdAt).toISOString()}`).join(", ")}`,
+    );
   const report: ChaosReport = {
-    target: kind, seed, events: events.length,
-    invoices: events.filter((e) => e.type === "invoice.finalized").length, creditNotes: events.filter((e) => e.type === "invoice.credited").length,
-    kills, restores, faultsInjected: target.faultsInjected(), throttled,
+    target: kind,
+    seed,
+    events: events.length,
+    invoices: events.filter((e) => e.type === "invoice.finalized").length,
+    creditNotes: events.filter((e) => e.type === "invoice.credited").length,
+    kills,
+    restores,
+    faultsInjected: target.faultsInjected(),
+    throttled,
     answeredAfterTimeout: target.log.filter((r) => r.answeredAt - r.startedAt > plan.timeoutMs).length,
     orphanDraftsAfterStop: drafts.afterStop.length,
-    ...verdict, needsAction, leftInFlight,
-    maxRequestsInRetryAfterWindow: window.max, maxInFlightAtRetryAfter: window.maxInFlight, retryAfterWindows: window.windows,
-    seconds: Math.round((performance.now() - started) / 100) / 10, dir,
+    ...verdict,
+    needsAction,
+    leftInFlight,
+    maxRequestsInRetryAfterWindow: window.max,
+    maxInFlightAtRetryAfter: window.maxInFlight,
+    retryAfterWindows: window.windows,
+    seconds: Math.round((performance.now() - started) / 100) / 10,
+    dir,
   };
   await target.stop();
   rmSync(binary, { force: true });
@@ -292,21 +348,36 @@ function flag(name: string): string | undefined {
 }
 
 export function printReport(r: ChaosReport, print: (line: string) => void = console.log): void {
-  print(`${r.target} (seed ${r.seed}): events ${r.events} (${r.invoices} invoices, ${r.creditNotes} credit notes), kills ${r.kills}, restores ${r.restores}, faults injected ${JSON.stringify(r.faultsInjected)}, answered after the client timeout ${r.answeredAfterTimeout}, 429 window ${r.throttled} throttled`);
-  print(`missing ${r.missing}, duplicates ${r.duplicates}, wrong ${r.wrong}, orphan drafts ${r.orphanDrafts} (${r.orphanDraftsAfterStop} made after their agent was stopped), missing customers ${r.missingCustomers}, missing projects ${r.missingProjects}, ` +
-    `needs action ${r.needsAction}, left in flight ${r.leftInFlight}, max requests in a Retry-After window ${r.maxRequestsInRetryAfterWindow} (of ${r.retryAfterWindows} windows; ` +
-    `at most ${r.maxInFlightAtRetryAfter} already in flight within ${IN_FLIGHT_ALLOWANCE_MS} ms of a 429) (${r.seconds} s)`);
+  print(
+    `${r.target} (seed ${r.seed}): events ${r.events} (${r.invoices} invoices, ${r.creditNotes} credit notes), kills ${r.kills}, restores ${r.restores}, faults injected ${JSON.stringify(r.faultsInjected)}, answered after the client timeout ${r.answeredAfterTimeout}, 429 window ${r.throttled} throttled`,
+  );
+  print(
+    `missing ${r.missing}, duplicates ${r.duplicates}, wrong ${r.wrong}, orphan drafts ${r.orphanDrafts} (${r.orphanDraftsAfterStop} made after their agent was stopped), missing customers ${r.missingCustomers}, missing projects ${r.missingProjects}, ` +
+      `needs action ${r.needsAction}, left in flight ${r.leftInFlight}, max requests in a Retry-After window ${r.maxRequestsInRetryAfterWindow} (of ${r.retryAfterWindows} windows; ` +
+      `at most ${r.maxInFlightAtRetryAfter} already in flight within ${IN_FLIGHT_ALLOWANCE_MS} ms of a 429) (${r.seconds} s)`,
+  );
   for (const f of r.findings) print(`  ${f}`);
 }
 
 if (import.meta.main) {
   const target = flag("target") ?? CHAOS_TARGETS[0]!;
-  if (!CHAOS_TARGETS.includes(target)) { console.error(`--target must be one of ${CHAOS_TARGETS.join(", ")}`); process.exit(2); }
-  const number = (name: string, fallback: number) => { const v = flag(name); return v === undefined ? fallback : Number(v); };
+  if (!CHAOS_TARGETS.includes(target)) {
+    console.error(`--target must be one of ${CHAOS_TARGETS.join(", ")}`);
+    process.exit(2);
+  }
+  const number = (name: string, fallback: number) => {
+    const v = flag(name);
+    return v === undefined ? fallback : Number(v);
+  };
   const report = await runChaos({
-    target, invoices: number("invoices", 5000), kills: number("kills", 50), seed: number("seed", Date.now() % 100000),
-    throttleWindowMs: number("throttle-ms", 6000), retryAfterSeconds: number("retry-after", 3),
-    slowCreateMs: number("slow-create-ms", 1500), slowCreateProbability: number("slow-create-p", 0.03),
+    target,
+    invoices: number("invoices", 5000),
+    kills: number("kills", 50),
+    seed: number("seed", Date.now() % 100000),
+    throttleWindowMs: number("throttle-ms", 6000),
+    retryAfterSeconds: number("retry-after", 3),
+    slowCreateMs: number("slow-create-ms", 1500),
+    slowCreateProbability: number("slow-create-p", 0.03),
   });
   printReport(report);
   const failed = failures(report);

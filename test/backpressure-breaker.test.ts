@@ -18,9 +18,17 @@ type Mode = "fail" | "hang" | "ok";
 
 /** A target on loopback: answers 500, hangs past the client timeout, or books. Counts what reaches it. */
 function startTarget() {
-  const t = { mode: "fail" as Mode, requests: 0, inFlight: 0, maxInFlight: 0, trace: [] as string[], server: null as unknown as ReturnType<typeof Bun.serve> };
+  const t = {
+    mode: "fail" as Mode,
+    requests: 0,
+    inFlight: 0,
+    maxInFlight: 0,
+    trace: [] as string[],
+    server: null as unknown as ReturnType<typeof Bun.serve>,
+  };
   t.server = Bun.serve({
-    port: 0, hostname: "127.0.0.1",
+    port: 0,
+    hostname: "127.0.0.1",
     async fetch(req) {
       t.requests++;
       t.trace.push("in");
@@ -42,9 +50,15 @@ function startTarget() {
 }
 
 function connectorFor(url: string): Connector {
-  const http = new HttpClient({ baseHeaders: () => ({}), timeoutMs: 150, targetTitle: "Test target", describeError: (res) => ({ code: `http_${res.status}`, message: `HTTP ${res.status}` }) });
+  const http = new HttpClient({
+    baseHeaders: () => ({}),
+    timeoutMs: 150,
+    targetTitle: "Test target",
+    describeError: (res) => ({ code: `http_${res.status}`, message: `HTTP ${res.status}` }),
+  });
   return {
-    name: "t", kind: "test",
+    name: "t",
+    kind: "test",
     supports: (e) => e === "customer",
     check: async () => [],
     validate: () => [],
@@ -69,9 +83,23 @@ async function setUp(breaker = { failures: 3, baseMs: 200, maxMs: 800 }) {
   const intake = new IntakeWriter(db, outbox, () => ["t"]);
   const store = new TargetStateStore(db);
   const metrics = new Metrics();
-  const dispatcher = new Dispatcher("t", connectorFor(`http://127.0.0.1:${target.server.port}`), outbox, {
-    concurrency: 8, leaseMs: 30_000, backoff: { baseMs: 10, maxMs: 50 }, idlePollMs: 20, keyPrefix: "k", breaker, targetState: store,
-  }, silentLogger, metrics, () => null);
+  const dispatcher = new Dispatcher(
+    "t",
+    connectorFor(`http://127.0.0.1:${target.server.port}`),
+    outbox,
+    {
+      concurrency: 8,
+      leaseMs: 30_000,
+      backoff: { baseMs: 10, maxMs: 50 },
+      idlePollMs: 20,
+      keyPrefix: "k",
+      breaker,
+      targetState: store,
+    },
+    silentLogger,
+    metrics,
+    () => null,
+  );
   const send = async (n: number, from = 1) => {
     const parsed = parseEvents(Array.from({ length: n }, (_, i) => customerEvent(from + i)));
     if (!parsed.ok) throw new Error(JSON.stringify(parsed));
@@ -139,7 +167,13 @@ describe("the pause is stored, shared by every worker of the target", () => {
     target.mode = "ok";
     // Another worker got a 429 with Retry-After: 600 (it wrote the shared state).
     const now = Date.now();
-    store.put({ ...initialState("t", now), pausedUntil: now + 600_000, pauseReason: "429: slow down", breaker: "half_open", nextProbeAt: now + 600_000 });
+    store.put({
+      ...initialState("t", now),
+      pausedUntil: now + 600_000,
+      pauseReason: "429: slow down",
+      breaker: "half_open",
+      nextProbeAt: now + 600_000,
+    });
     await send(20);
     dispatcher.start();
     expect((await window(target, 1500)).requests).toBe(0);

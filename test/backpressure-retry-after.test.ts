@@ -10,7 +10,8 @@ afterEach(async () => {
   stack = undefined;
 });
 
-const requestsAtTarget = async (s: Stack) => ((await (await fetch(`${s.sandboxUrl}/__sandbox/stats`)).json()) as any).requests.total as number;
+const requestsAtTarget = async (s: Stack) =>
+  ((await (await fetch(`${s.sandboxUrl}/__sandbox/stats`)).json()) as any).requests.total as number;
 const faults429 = async (s: Stack) => ((await (await fetch(`${s.sandboxUrl}/__sandbox/stats`)).json()) as any).faults["429"] as number;
 const metric = async (s: Stack, name: string) => {
   const text = await (await fetch(`${s.agent.url}/metrics`)).text();
@@ -42,7 +43,10 @@ describe("a 429 with Retry-After pauses the whole target", () => {
     expect((await requestsAtTarget(stack)) - before).toBeLessThanOrEqual(8 + 1);
 
     // The pause is stored and shown: "paused by the target until" about now + 600 s.
-    const until = await waitFor("the pause on /metrics", async () => (await metric(stack!, "kontobro_target_paused_until_seconds")) || undefined);
+    const until = await waitFor(
+      "the pause on /metrics",
+      async () => (await metric(stack!, "kontobro_target_paused_until_seconds")) || undefined,
+    );
     expect(until! * 1000).toBeGreaterThanOrEqual(sentAt + 590_000);
     expect(until! * 1000).toBeLessThanOrEqual(Date.now() + 610_000);
     expect(await statusPage(stack)).toContain("Paused by the target until");

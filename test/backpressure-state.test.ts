@@ -4,8 +4,19 @@ import { join } from "node:path";
 import { validateConfig } from "../agent/config.ts";
 import { openDatabase } from "../agent/db/index.ts";
 import {
-  admission, applySignal, BREAKER_DEFAULTS, breakerPolicy, releaseProbe, describeTargetState, initialState, readTargetState, signalOf, takeProbe,
-  TargetStateStore, type BreakerPolicy, type TargetState,
+  admission,
+  applySignal,
+  BREAKER_DEFAULTS,
+  breakerPolicy,
+  releaseProbe,
+  describeTargetState,
+  initialState,
+  readTargetState,
+  signalOf,
+  takeProbe,
+  TargetStateStore,
+  type BreakerPolicy,
+  type TargetState,
 } from "../agent/target-state.ts";
 import { MAX_PAUSE_MS, TargetError } from "../connectors/http.ts";
 import { tempDir } from "./helpers.ts";
@@ -16,14 +27,16 @@ const ok = { kind: "ok" } as const;
 const T0 = 1_000_000;
 
 describe("signalOf: what a push's error says about the target", () => {
-  const err = (status: number | undefined, code = "x", retryAfterMs?: number) => new TargetError("retryable", { code, message: "m", status, retryAfterMs });
+  const err = (status: number | undefined, code = "x", retryAfterMs?: number) =>
+    new TargetError("retryable", { code, message: "m", status, retryAfterMs });
   test("429 and 503 with Retry-After pause the target; other 5xx and network failures count for the breaker", () => {
     expect(signalOf(err(429, "rate_limited", 600_000))).toMatchObject({ kind: "throttled", retryAfterMs: 600_000 });
     expect(signalOf(err(429, "rate_limited"))).toMatchObject({ kind: "throttled", retryAfterMs: undefined });
     expect(signalOf(err(503, "x", 2000))).toMatchObject({ kind: "throttled", retryAfterMs: 2000 });
     expect(signalOf(err(503))).toMatchObject({ kind: "failed" });
     expect(signalOf(err(500))).toMatchObject({ kind: "failed" });
-    for (const code of ["timeout", "connection_lost", "unreachable"]) expect(signalOf(err(undefined, code))).toMatchObject({ kind: "failed" });
+    for (const code of ["timeout", "connection_lost", "unreachable"])
+      expect(signalOf(err(undefined, code))).toMatchObject({ kind: "failed" });
   });
   test("a 4xx refusal means the target is up; a local pause or a bug of ours says nothing about it", () => {
     expect(signalOf(err(400))).toEqual({ kind: "ok" });
@@ -94,15 +107,28 @@ describe("the pause the target asks for", () => {
   });
 
   test("a 429 without Retry-After pauses for the breaker's base delay; an absurd one is capped at a day", () => {
-    expect(applySignal(initialState("t"), { kind: "throttled", retryAfterMs: undefined, reason: "429" }, T0, P).pausedUntil).toBe(T0 + 1000);
-    expect(applySignal(initialState("t"), { kind: "throttled", retryAfterMs: 1e12, reason: "429" }, T0, P).pausedUntil).toBe(T0 + MAX_PAUSE_MS);
+    expect(applySignal(initialState("t"), { kind: "throttled", retryAfterMs: undefined, reason: "429" }, T0, P).pausedUntil).toBe(
+      T0 + 1000,
+    );
+    expect(applySignal(initialState("t"), { kind: "throttled", retryAfterMs: 1e12, reason: "429" }, T0, P).pausedUntil).toBe(
+      T0 + MAX_PAUSE_MS,
+    );
   });
 
   test("the status line says who paused and until when, and the breaker's state", () => {
-    const paused = applySignal(initialState("t"), { kind: "throttled", retryAfterMs: 600_000, reason: "429: slow down" }, Date.UTC(2026, 0, 1), P);
-    expect(describeTargetState(paused, Date.UTC(2026, 0, 1))).toContain("Paused by the target until 2026-01-01 00:10:00 UTC (429: slow down)");
+    const paused = applySignal(
+      initialState("t"),
+      { kind: "throttled", retryAfterMs: 600_000, reason: "429: slow down" },
+      Date.UTC(2026, 0, 1),
+      P,
+    );
+    expect(describeTargetState(paused, Date.UTC(2026, 0, 1))).toContain(
+      "Paused by the target until 2026-01-01 00:10:00 UTC (429: slow down)",
+    );
     const open = { ...initialState("t"), breaker: "open" as const, failures: 5, nextProbeAt: Date.UTC(2026, 0, 1, 0, 0, 5) };
-    expect(describeTargetState(open, Date.UTC(2026, 0, 1))).toContain("Circuit breaker open after 5 failure(s) in a row: the next probe goes at 2026-01-01 00:00:05 UTC");
+    expect(describeTargetState(open, Date.UTC(2026, 0, 1))).toContain(
+      "Circuit breaker open after 5 failure(s) in a row: the next probe goes at 2026-01-01 00:00:05 UTC",
+    );
     expect(describeTargetState(initialState("t"), 0)).toContain("closed");
   });
 });

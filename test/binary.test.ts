@@ -15,7 +15,9 @@ beforeAll(async () => {
   [binary] = await build(["linux-x64"]);
   sandbox = await startEconomicSandbox({ port: 0 });
 }, 120_000);
-afterAll(async () => { await sandbox?.stop(); });
+afterAll(async () => {
+  await sandbox?.stop();
+});
 
 describe("compiled binary", () => {
   test("version", async () => {
@@ -28,7 +30,9 @@ describe("compiled binary", () => {
     const cwd = tempDir("kontobro-bin-");
     const configDir = tempDir("kontobro-bin-cfg-");
     const configPath = join(configDir, "kontobro.toml");
-    writeFileSync(configPath, `
+    writeFileSync(
+      configPath,
+      `
 [http]
 port = 0
 api_token = "\${TOKEN}"
@@ -41,17 +45,30 @@ rest_url = "${sandbox.url}"
 projects_url = "${sandbox.url}/projectsapi/v1.1.0"
 app_secret_token = "demo-app-secret"
 agreement_grant_token = "demo-agreement-grant"
-`, { mode: 0o600 });
+`,
+      { mode: 0o600 },
+    );
     expect(readdirSync(cwd)).toEqual([]);
-    const proc = Bun.spawn([binary!, "run"], { cwd, env: { ...process.env, KONTOBRO_CONFIG: configPath, TOKEN: "binary-test-token-123" }, stdout: "pipe", stderr: "pipe" });
+    const proc = Bun.spawn([binary!, "run"], {
+      cwd,
+      env: { ...process.env, KONTOBRO_CONFIG: configPath, TOKEN: "binary-test-token-123" },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
     let stderr = "";
-    void (async () => { for await (const chunk of proc.stderr) stderr += new TextDecoder().decode(chunk); })();
+    void (async () => {
+      for await (const chunk of proc.stderr) stderr += new TextDecoder().decode(chunk);
+    })();
     const url = await waitFor("the started line", () => /"url":"(http:[^"]+)"/.exec(stderr)?.[1]);
     expect(existsSync(join(cwd, "data", "kontobro.db"))).toBe(true);
     const health = await fetch(`${url}/healthz`);
     expect(health.status).toBe(200);
     expect(((await health.json()) as any).status).toBe("ok");
-    const res = await fetch(`${url}/api/v1/events`, { method: "POST", body: JSON.stringify(customerEvent(777)), headers: { authorization: "Bearer binary-test-token-123", "content-type": "application/json" } });
+    const res = await fetch(`${url}/api/v1/events`, {
+      method: "POST",
+      body: JSON.stringify(customerEvent(777)),
+      headers: { authorization: "Bearer binary-test-token-123", "content-type": "application/json" },
+    });
     expect(res.status).toBe(202);
     await waitFor("customer 777 at the sandbox", () => sandbox.sandbox.state.customers.has(777));
     expect(stderr).not.toContain("binary-test-token-123"); // the token never reaches the log
@@ -70,7 +87,10 @@ agreement_grant_token = "demo-agreement-grant"
       try {
         let status = 0;
         await waitFor(`the ${kind} sandbox`, async () => {
-          status = await fetch(`http://127.0.0.1:${port}/__sandbox/state`).then((r) => r.status, () => 0);
+          status = await fetch(`http://127.0.0.1:${port}/__sandbox/state`).then(
+            (r) => r.status,
+            () => 0,
+          );
           return status !== 0;
         });
         expect({ kind, status }).toEqual({ kind, status: 200 });

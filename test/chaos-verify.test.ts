@@ -2,7 +2,14 @@
 // request sent during a Retry-After must each be caught; the PSA's events follow the model's sign rules.
 import { describe, expect, test } from "bun:test";
 import { chaosEvents, expectedDocs, masterNumbers, rng } from "../scripts/chaos-events.ts";
-import { draftsMadeAfterStop, maxRequestsInRetryAfterWindow, verify, type BookedDoc, type LoggedRequest, type TargetSnapshot } from "../scripts/chaos-verify.ts";
+import {
+  draftsMadeAfterStop,
+  maxRequestsInRetryAfterWindow,
+  verify,
+  type BookedDoc,
+  type LoggedRequest,
+  type TargetSnapshot,
+} from "../scripts/chaos-verify.ts";
 
 const events = chaosEvents(40, rng(1));
 const expected = expectedDocs(events);
@@ -10,7 +17,13 @@ const master = masterNumbers(events);
 
 /** A target that booked exactly what the PSA sent. */
 function perfect(): TargetSnapshot {
-  const booked: BookedDoc[] = [...expected.values()].map((d) => ({ psaId: d.psaId, number: d.number, customer: d.customer, lines: d.lines.map((l) => ({ ...l })), total: d.total }));
+  const booked: BookedDoc[] = [...expected.values()].map((d) => ({
+    psaId: d.psaId,
+    number: d.number,
+    customer: d.customer,
+    lines: d.lines.map((l) => ({ ...l })),
+    total: d.total,
+  }));
   return { booked, drafts: [], customers: [...master.customers], projects: [...master.projects] };
 }
 
@@ -20,7 +33,9 @@ describe("chaos events", () => {
     const credits = events.filter((e) => e.type === "invoice.credited");
     expect(credits.length).toBeGreaterThan(0);
     for (const c of credits) expect(at.get(c.id)!).toBeGreaterThan(at.get(`chaos-i-${c.id.split("-").pop()}`)!);
-    const written = credits.map((c) => (c.data.lines as { quantity: number; unitPrice: number }[]).some((l) => l.quantity < 0 || l.unitPrice < 0));
+    const written = credits.map((c) =>
+      (c.data.lines as { quantity: number; unitPrice: number }[]).some((l) => l.quantity < 0 || l.unitPrice < 0),
+    );
     expect(written).toContain(true); // some written with minus signs
     expect(written).toContain(false);
     for (const d of expected.values()) {
@@ -35,14 +50,28 @@ describe("chaos events", () => {
 
 describe("chaos verdict", () => {
   test("a target that booked what the PSA sent passes", () => {
-    expect(verify(expected, master, perfect())).toMatchObject({ missing: 0, duplicates: 0, wrong: 0, orphanDrafts: 0, missingCustomers: 0, missingProjects: 0 });
+    expect(verify(expected, master, perfect())).toMatchObject({
+      missing: 0,
+      duplicates: 0,
+      wrong: 0,
+      orphanDrafts: 0,
+      missingCustomers: 0,
+      missingProjects: 0,
+    });
   });
 
   test("a credit note booked as a charge, a wrong customer or a changed line is wrong", () => {
     for (const spoil of [
-      (b: BookedDoc) => { b.total = -b.total; b.lines = b.lines.map((l) => ({ ...l, quantity: -l.quantity })); },
-      (b: BookedDoc) => { b.customer = "999"; },
-      (b: BookedDoc) => { b.lines = [...b.lines, { text: "extra", quantity: 1, unitPrice: 0 }]; },
+      (b: BookedDoc) => {
+        b.total = -b.total;
+        b.lines = b.lines.map((l) => ({ ...l, quantity: -l.quantity }));
+      },
+      (b: BookedDoc) => {
+        b.customer = "999";
+      },
+      (b: BookedDoc) => {
+        b.lines = [...b.lines, { text: "extra", quantity: 1, unitPrice: 0 }];
+      },
     ]) {
       const s = perfect();
       spoil(s.booked.find((b) => b.psaId?.startsWith("CHAOS-CN-"))!);
@@ -61,7 +90,15 @@ describe("chaos verdict", () => {
   });
 
   test("requests during a Retry-After are counted, those already in flight when it was answered are not", () => {
-    const req = (startedAt: number, extra: Partial<LoggedRequest> = {}): LoggedRequest => ({ method: "GET", path: "/x", startedAt, answeredAt: startedAt + 1, answeredEpoch: 0, status: 200, ...extra });
+    const req = (startedAt: number, extra: Partial<LoggedRequest> = {}): LoggedRequest => ({
+      method: "GET",
+      path: "/x",
+      startedAt,
+      answeredAt: startedAt + 1,
+      answeredEpoch: 0,
+      status: 200,
+      ...extra,
+    });
     const throttled = req(1000, { status: 429, retryAfterMs: 2000 });
     expect(maxRequestsInRetryAfterWindow([throttled, req(1001.2), req(2000)])).toMatchObject({ max: 1, maxInFlight: 1, windows: 1 });
     expect(maxRequestsInRetryAfterWindow([throttled, req(1500), req(2500), req(3100)]).max).toBe(2);
@@ -69,7 +106,14 @@ describe("chaos verdict", () => {
   });
 
   test("a draft traced to a slow create whose agent was stopped meanwhile is told apart from other drafts", () => {
-    const slow: LoggedRequest = { method: "POST", path: "/invoices/drafts", startedAt: 0, answeredAt: 1500, answeredEpoch: 11_500, status: 201 };
+    const slow: LoggedRequest = {
+      method: "POST",
+      path: "/invoices/drafts",
+      startedAt: 0,
+      answeredAt: 1500,
+      answeredEpoch: 11_500,
+      status: 201,
+    };
     const unheard = { psaId: "A", createdAt: 11_498 };
     const other = { psaId: "B", createdAt: 20_000 };
     expect(draftsMadeAfterStop([unheard, other], [], [slow], [10_700], 1000)).toEqual({ afterStop: [unheard], others: [other] });

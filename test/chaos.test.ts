@@ -9,7 +9,9 @@ import { CHAOS_TARGETS, runChaos, type ChaosReport } from "../scripts/chaos.ts";
 import { build } from "../scripts/build.ts";
 
 let binary: string;
-beforeAll(async () => { binary = (await build(["linux-x64"]))[0]!; }, 60_000);
+beforeAll(async () => {
+  binary = (await build(["linux-x64"]))[0]!;
+}, 60_000);
 
 function expectSound(r: ChaosReport): void {
   console.log(`chaos ${r.target}: ${JSON.stringify({ ...r, findings: undefined })}`);
@@ -25,9 +27,24 @@ function expectSound(r: ChaosReport): void {
   // Left open and documented in both connector READMEs: a draft whose late answer reached no agent (it was
   // stopped while waiting) stays. The CLI run counts it as a failure; here every other orphan fails the test.
   expect({
-    missing: r.missing, duplicates: r.duplicates, wrong: r.wrong, orphanDraftsHeardByAnAgent: r.orphanDrafts - r.orphanDraftsAfterStop,
-    missingCustomers: r.missingCustomers, missingProjects: r.missingProjects, needsAction: r.needsAction, leftInFlight: r.leftInFlight,
-  }).toEqual({ missing: 0, duplicates: 0, wrong: 0, orphanDraftsHeardByAnAgent: 0, missingCustomers: 0, missingProjects: 0, needsAction: 0, leftInFlight: 0 });
+    missing: r.missing,
+    duplicates: r.duplicates,
+    wrong: r.wrong,
+    orphanDraftsHeardByAnAgent: r.orphanDrafts - r.orphanDraftsAfterStop,
+    missingCustomers: r.missingCustomers,
+    missingProjects: r.missingProjects,
+    needsAction: r.needsAction,
+    leftInFlight: r.leftInFlight,
+  }).toEqual({
+    missing: 0,
+    duplicates: 0,
+    wrong: 0,
+    orphanDraftsHeardByAnAgent: 0,
+    missingCustomers: 0,
+    missingProjects: 0,
+    needsAction: 0,
+    leftInFlight: 0,
+  });
 }
 
 // Uniconta has a chaos adapter (`npm run chaos -- --target uniconta`) but is not in the short run yet: an
@@ -38,7 +55,18 @@ const SHORT_RUN_TARGETS = CHAOS_TARGETS.filter((t) => t !== "uniconta");
 describe("chaos", () => {
   for (const target of SHORT_RUN_TARGETS) {
     test(`${target}: 200 invoices and their credit notes, 5 kills, a restore, a 429 window: each booked once and right`, async () => {
-      expectSound(await runChaos({ target, invoices: 200, kills: 5, seed: 20261121, binary, throttleWindowMs: 3000, retryAfterSeconds: 2, log: () => {} }));
+      expectSound(
+        await runChaos({
+          target,
+          invoices: 200,
+          kills: 5,
+          seed: 20261121,
+          binary,
+          throttleWindowMs: 3000,
+          retryAfterSeconds: 2,
+          log: () => {},
+        }),
+      );
     }, 120_000);
   }
 });

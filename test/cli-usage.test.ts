@@ -41,11 +41,33 @@ describe("top-level usage", () => {
     expect(usage.code).toBe(0);
     for (const argv of [["help"], ["--help"], ["-h"]]) expect(await cli(...argv)).toEqual(usage);
     for (const c of commands) {
-      expect(usage.out).toMatch(new RegExp(`^  ${(c.args ? `${c.name} ${c.args}` : c.name).replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} +${c.summary.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`, "m"));
+      expect(usage.out).toMatch(
+        new RegExp(
+          `^  ${(c.args ? `${c.name} ${c.args}` : c.name).replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} +${c.summary.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`,
+          "m",
+        ),
+      );
     }
     const listed = [...usage.out.matchAll(/^ {2}([a-z-]+)/gm)].map((m) => m[1]);
     expect(listed).toEqual(commands.map((c) => c.name));
-    expect(listed).toEqual(["run", "demo", "check", "connect", "status", "enqueue", "retry", "prune", "pull", "match", "sandbox", "export", "backup", "restore", "service", "version"]);
+    expect(listed).toEqual([
+      "run",
+      "demo",
+      "check",
+      "connect",
+      "status",
+      "enqueue",
+      "retry",
+      "prune",
+      "pull",
+      "match",
+      "sandbox",
+      "export",
+      "backup",
+      "restore",
+      "service",
+      "version",
+    ]);
   });
 
   test("an unknown command or option exits 2", async () => {
@@ -69,7 +91,8 @@ describe("each command's --help", () => {
       for (const s of command.subcommands) expect(help.out).toContain(`  ${s.name}`);
     } else {
       if (command.args) expect(help.out).toContain(`Usage: ${name(words)} ${command.args}`);
-      for (const option of [...Object.keys(command.options), "help"]) expect(help.out).toMatch(new RegExp(`^  (-\\w, )?--${option}\\b`, "m"));
+      for (const option of [...Object.keys(command.options), "help"])
+        expect(help.out).toMatch(new RegExp(`^  (-\\w, )?--${option}\\b`, "m"));
       expect(help.out).toContain("\nExamples:\n");
       for (const e of command.examples ?? []) expect(typeof e === "string" ? e : e[0]).toContain(name(words)); // examples use the command they explain
     }
@@ -83,26 +106,45 @@ describe("usage errors exit 2", () => {
   });
 
   test.each(leaves.filter((e) => (e.command.positionals?.[0] ?? 0) > 0).map((e) => [name(e.words), e] as const))(
-    "%s without its arguments shows its usage", async (_, { words, command }) => {
+    "%s without its arguments shows its usage",
+    async (_, { words, command }) => {
       const r = await cli(...words);
       expect(r.code).toBe(2);
       expect(r.err.split("\n")[0]).toBe(`${name(words)}: missing ${command.args}`);
       expect(r.err).toContain(`Usage: ${name(words)} ${command.args}`);
-    });
+    },
+  );
 
-  test.each(leaves.map((e) => [name(e.words), e] as const))("%s with one argument too many shows its usage", async (_, { words, command }) => {
-    const max = command.positionals?.[1] ?? 0;
-    const r = await cli(...words, ...Array.from({ length: max + 1 }, (_, i) => `arg${i}`));
-    expect(r.code).toBe(2);
-    expect(r.err.split("\n")[0]).toBe(`${name(words)}: unexpected argument "arg${max}"`);
-    expect(r.err).toContain(`Usage: ${name(words)}`);
-  });
+  test.each(leaves.map((e) => [name(e.words), e] as const))(
+    "%s with one argument too many shows its usage",
+    async (_, { words, command }) => {
+      const max = command.positionals?.[1] ?? 0;
+      const r = await cli(...words, ...Array.from({ length: max + 1 }, (_, i) => `arg${i}`));
+      expect(r.code).toBe(2);
+      expect(r.err.split("\n")[0]).toBe(`${name(words)}: unexpected argument "arg${max}"`);
+      expect(r.err).toContain(`Usage: ${name(words)}`);
+    },
+  );
 
   test("an option without its value, a value for a flag, an unknown sub-command", async () => {
-    expect(await cli("prune", "--days")).toEqual({ code: 2, out: "", err: "kontobro prune: option --days needs a value (see kontobro prune --help)" });
-    expect(await cli("status", "--json=yes")).toEqual({ code: 2, out: "", err: "kontobro status: option --json takes no value (see kontobro status --help)" });
-    expect(await cli("export", "frobnicate")).toEqual({ code: 2, out: "", err: 'kontobro export: unknown sub-command "frobnicate" (see kontobro export --help)' });
-    expect((await cli("export", "template", "frobnicate")).err).toBe('kontobro export template: unknown sub-command "frobnicate" (see kontobro export template --help)');
+    expect(await cli("prune", "--days")).toEqual({
+      code: 2,
+      out: "",
+      err: "kontobro prune: option --days needs a value (see kontobro prune --help)",
+    });
+    expect(await cli("status", "--json=yes")).toEqual({
+      code: 2,
+      out: "",
+      err: "kontobro status: option --json takes no value (see kontobro status --help)",
+    });
+    expect(await cli("export", "frobnicate")).toEqual({
+      code: 2,
+      out: "",
+      err: 'kontobro export: unknown sub-command "frobnicate" (see kontobro export --help)',
+    });
+    expect((await cli("export", "template", "frobnicate")).err).toBe(
+      'kontobro export template: unknown sub-command "frobnicate" (see kontobro export template --help)',
+    );
   });
 
   test("retry takes an ID or --all, and --target only with --all", async () => {
@@ -115,7 +157,11 @@ describe("usage errors exit 2", () => {
 
   test("demo and sandbox check their values before starting anything", async () => {
     expect((await cli("demo", "--target", "frobnicate")).err).toStartWith("kontobro demo: --target must be one of ");
-    expect(await cli("demo", "--port", "http")).toEqual({ code: 2, out: "", err: 'kontobro demo: --port must be a port number, not "http" (see kontobro demo --help)' });
+    expect(await cli("demo", "--port", "http")).toEqual({
+      code: 2,
+      out: "",
+      err: 'kontobro demo: --port must be a port number, not "http" (see kontobro demo --help)',
+    });
     expect((await cli("demo", "--interval", "0")).code).toBe(2);
     const kind = /sandbox on its own: (\w+)/.exec((await cli("--help")).out)![1]!;
     expect((await cli("sandbox", kind, "--port", "-1")).code).toBe(2);
@@ -129,12 +175,16 @@ describe("usage errors exit 2", () => {
     expect(offered.length).toBeGreaterThan(0);
     for (const kind of offered) expect(Object.keys(connectorKinds)).toContain(kind);
     const demo = (await cli("demo", "--help")).out;
-    for (const kind of /--target KIND +the sandbox to deliver to: (.+) \(default/.exec(demo)![1]!.split(", ")) expect(Object.keys(connectorKinds)).toContain(kind);
+    for (const kind of /--target KIND +the sandbox to deliver to: (.+) \(default/.exec(demo)![1]!.split(", "))
+      expect(Object.keys(connectorKinds)).toContain(kind);
   });
 });
 
 test("the binary's entry point exits 2 on an unknown option, naming it on standard error", async () => {
-  const proc = Bun.spawn([process.execPath, join(import.meta.dir, "../agent/main.ts"), "status", "--jsn"], { stdout: "pipe", stderr: "pipe" });
+  const proc = Bun.spawn([process.execPath, join(import.meta.dir, "../agent/main.ts"), "status", "--jsn"], {
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   expect({ code, out, err }).toEqual({ code: 2, out: "", err: "kontobro status: unknown option --jsn (see kontobro status --help)\n" });
 });

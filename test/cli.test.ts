@@ -10,7 +10,13 @@ let sandbox: Awaited<ReturnType<typeof startEconomicSandbox>>;
 let cwd: string;
 
 async function cli(args: string[], stdin?: string, env: Record<string, string> = {}) {
-  const proc = Bun.spawn([process.execPath, MAIN, ...args], { cwd, env: { ...process.env, ...env }, stdin: stdin === undefined ? "ignore" : new TextEncoder().encode(stdin), stdout: "pipe", stderr: "pipe" });
+  const proc = Bun.spawn([process.execPath, MAIN, ...args], {
+    cwd,
+    env: { ...process.env, ...env },
+    stdin: stdin === undefined ? "ignore" : new TextEncoder().encode(stdin),
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   return { out, err, code };
 }
@@ -18,9 +24,15 @@ async function cli(args: string[], stdin?: string, env: Record<string, string> =
 beforeAll(async () => {
   sandbox = await startEconomicSandbox({ port: 0 });
   cwd = tempDir("kontobro-cli-");
-  writeFileSync(join(cwd, "kontobro.toml"), `[[targets]]\nname = "eco"\nkind = "economic"\nrest_url = "${sandbox.url}"\nprojects_url = "${sandbox.projectsUrl}"\napp_secret_token = "\${APP}"\nagreement_grant_token = "demo-agreement-grant"\n`, { mode: 0o600 });
+  writeFileSync(
+    join(cwd, "kontobro.toml"),
+    `[[targets]]\nname = "eco"\nkind = "economic"\nrest_url = "${sandbox.url}"\nprojects_url = "${sandbox.projectsUrl}"\napp_secret_token = "\${APP}"\nagreement_grant_token = "demo-agreement-grant"\n`,
+    { mode: 0o600 },
+  );
 });
-afterAll(async () => { await sandbox.stop(); });
+afterAll(async () => {
+  await sandbox.stop();
+});
 
 describe("kontobro CLI", () => {
   test("version and help", async () => {
@@ -63,7 +75,12 @@ describe("kontobro CLI", () => {
 
   test("run without any kontobro.toml explains what to do", async () => {
     const empty = tempDir("kontobro-cli-empty-");
-    const proc = Bun.spawn([process.execPath, MAIN, "run"], { cwd: empty, stdout: "pipe", stderr: "pipe", env: { ...process.env, KONTOBRO_CONFIG: "" } });
+    const proc = Bun.spawn([process.execPath, MAIN, "run"], {
+      cwd: empty,
+      stdout: "pipe",
+      stderr: "pipe",
+      env: { ...process.env, KONTOBRO_CONFIG: "" },
+    });
     expect(await proc.exited).toBe(2);
     expect(await new Response(proc.stderr).text()).toContain("kontobro.example.toml");
   });

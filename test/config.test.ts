@@ -5,7 +5,12 @@ import { join } from "node:path";
 import { ConfigError, loadConfigFile, validateConfig } from "../agent/config.ts";
 
 function problemsOf(fn: () => unknown): string[] {
-  try { fn(); } catch (e) { if (e instanceof ConfigError) return e.problems; throw e; }
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof ConfigError) return e.problems;
+    throw e;
+  }
   throw new Error("expected a ConfigError");
 }
 
@@ -23,17 +28,27 @@ describe("config", () => {
     const { targets } = validateConfig(raw, { APP: "a-secret", GRANT: "g-secret" });
     expect(targets[0]!.settings.app_secret_token).toBe("a-secret");
     const problems = problemsOf(() => validateConfig(raw, { APP: "a-secret" }));
-    expect(problems).toContain("targets[0].agreement_grant_token: environment variable GRANT is not set (export it, or write the value in the file)");
+    expect(problems).toContain(
+      "targets[0].agreement_grant_token: environment variable GRANT is not set (export it, or write the value in the file)",
+    );
   });
 
   test("every problem is one line naming its key", () => {
-    const problems = problemsOf(() => validateConfig({
-      http: { port: "eighty" },
-      targets: [{ name: "Bad Name", kind: "economic" }, { name: "x", kind: "nosuch" }],
-    }, {}));
+    const problems = problemsOf(() =>
+      validateConfig(
+        {
+          http: { port: "eighty" },
+          targets: [
+            { name: "Bad Name", kind: "economic" },
+            { name: "x", kind: "nosuch" },
+          ],
+        },
+        {},
+      ),
+    );
     expect(problems.some((p) => p.startsWith("http.port:"))).toBe(true);
     expect(problems.some((p) => p.startsWith("targets[0].name:"))).toBe(true);
-    expect(problems.some((p) => p.startsWith("targets[1].kind: unknown kind \"nosuch\""))).toBe(true);
+    expect(problems.some((p) => p.startsWith('targets[1].kind: unknown kind "nosuch"'))).toBe(true);
     for (const p of problems) expect(p).not.toContain("\n");
   });
 

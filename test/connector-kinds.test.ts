@@ -17,16 +17,22 @@ function sourceFiles(dir: string, deep = true): string[] {
 }
 
 /** Every kind: the registry's, and every connector folder's (registered or not yet). */
-const kinds = [...new Set([
-  ...Object.keys(connectorKinds),
-  ...readdirSync(join(root, "connectors")).filter((d) => statSync(join(root, "connectors", d)).isDirectory()),
-])];
+const kinds = [
+  ...new Set([
+    ...Object.keys(connectorKinds),
+    ...readdirSync(join(root, "connectors")).filter((d) => statSync(join(root, "connectors", d)).isDirectory()),
+  ]),
+];
 
 describe("connector kinds", () => {
   test("the registry's kinds each have their folder, and every folder with a factory is registered", () => {
     for (const kind of Object.keys(connectorKinds)) expect(statSync(join(root, "connectors", kind)).isDirectory()).toBe(true);
     const withFactory = kinds.filter((k) => {
-      try { return statSync(join(root, "connectors", k, "index.ts")).isFile(); } catch { return false; }
+      try {
+        return statSync(join(root, "connectors", k, "index.ts")).isFile();
+      } catch {
+        return false;
+      }
     });
     expect(withFactory.filter((k) => !(k in connectorKinds))).toEqual([]);
   });
@@ -37,10 +43,15 @@ describe("connector kinds", () => {
     for (const [kind, factory] of Object.entries(connectorKinds)) {
       const files = [...want, ...(factory.pulls ? ["pull.ts"] : [])];
       for (const f of files) {
-        try { statSync(join(root, "connectors", kind, f)); } catch { missing.push(`${kind}/${f}`); }
+        try {
+          statSync(join(root, "connectors", kind, f));
+        } catch {
+          missing.push(`${kind}/${f}`);
+        }
       }
       const keys = Object.keys((factory.configSchema as any).shape ?? {});
-      for (const key of ["request_timeout_ms", "requests_per_second", "burst"]) if (!keys.includes(key)) missing.push(`${kind}: config key ${key}`);
+      for (const key of ["request_timeout_ms", "requests_per_second", "burst"])
+        if (!keys.includes(key)) missing.push(`${kind}: config key ${key}`);
       if (!factory.startSandbox) missing.push(`${kind}: startSandbox`);
     }
     expect(missing).toEqual([]);
@@ -49,15 +60,19 @@ describe("connector kinds", () => {
   test("no source file outside connectors/<kind>/ and connectors/registry.ts names a kind", () => {
     const files = [
       // The migrations are data: their SQL and names are fixed once released.
-      ...["agent", "formats", "scripts"].flatMap((d) => sourceFiles(join(root, d))).filter((f) => !relative(root, f).startsWith("agent/db/migrations")),
+      ...["agent", "formats", "scripts"]
+        .flatMap((d) => sourceFiles(join(root, d)))
+        .filter((f) => !relative(root, f).startsWith("agent/db/migrations")),
       ...sourceFiles(join(root, "connectors"), false).filter((f) => !f.endsWith("registry.ts")),
     ];
     expect(files.length).toBeGreaterThan(50);
     const found: string[] = [];
     for (const file of files) {
-      readFileSync(file, "utf8").split("\n").forEach((line, i) => {
-        for (const kind of kinds) if (line.toLowerCase().includes(kind)) found.push(`${relative(root, file)}:${i + 1} names "${kind}"`);
-      });
+      readFileSync(file, "utf8")
+        .split("\n")
+        .forEach((line, i) => {
+          for (const kind of kinds) if (line.toLowerCase().includes(kind)) found.push(`${relative(root, file)}:${i + 1} names "${kind}"`);
+        });
     }
     expect(found).toEqual([]);
   });

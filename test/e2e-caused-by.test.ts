@@ -9,13 +9,18 @@ test("customer name AND street too long for the recipient: fixing the customer r
   try {
     const long = { name: "N".repeat(253), addresses: [{ street: "S".repeat(300), zip: "5013", city: "Bergen", country: "NO" }] };
     await stack.post([customerEvent(101, long), invoiceEvent(93010, 101)]);
-    const d = await waitFor("invoice needs action", async () => (await stack.deliveries("needs_action")).find((x) => x.entity === "invoice"));
+    const d = await waitFor("invoice needs action", async () =>
+      (await stack.deliveries("needs_action")).find((x) => x.entity === "invoice"),
+    );
     expect(d.errorCode).toBe("economic.recipient_too_long");
     expect(d.errorHint).toContain("is sent again by itself"); // the promise made to the user
 
     // The PSA corrects the customer, as the hint says.
     await stack.post([customerEvent(101, { name: "Short name" }, "c-101-fixed")]);
-    await waitFor("customer 101 updated at e-conomic", async () => (await stack.deliveries("done")).filter((x) => x.entity === "customer").length >= 2);
+    await waitFor(
+      "customer 101 updated at e-conomic",
+      async () => (await stack.deliveries("done")).filter((x) => x.entity === "customer").length >= 2,
+    );
     await Bun.sleep(2_000);
     const inv = (await stack.deliveries()).filter((x) => x.entity === "invoice");
     expect(inv.map((x: any) => x.status)).toEqual(["done"]);

@@ -11,18 +11,30 @@ test("invoice 1 and credit note 1 (own series): both reach e-conomic, or the cre
   try {
     await stack.post([customerEvent(9), invoiceEvent(1, 9)]);
     const credit = {
-      id: "cn-1", type: "invoice.credited",
-      data: { ...invoiceEvent(1, 9).data, psaId: "PSA-CN-1", creditedInvoiceNumber: 77, // an invoice from before kontobro
-        lines: [{ text: "Credit for invoice 77", quantity: 1, unitPrice: 50000, kind: "hours" }] },
+      id: "cn-1",
+      type: "invoice.credited",
+      data: {
+        ...invoiceEvent(1, 9).data,
+        psaId: "PSA-CN-1",
+        creditedInvoiceNumber: 77, // an invoice from before kontobro
+        lines: [{ text: "Credit for invoice 77", quantity: 1, unitPrice: 50000, kind: "hours" }],
+      },
     };
     const res = await stack.post([credit]);
     expect(res.status).toBe(409); // refused with a reason, nothing replaced
     expect(res.body.events[0].problems[0].code).toBe("invoice.number_taken");
     // The invoice itself is still booked once the target is back.
     await stack.restartWith({ paused: false });
-    await waitFor("queue settled", async () => (await stack.deliveries("pending")).length === 0 && (await stack.deliveries("waiting")).length === 0);
+    await waitFor(
+      "queue settled",
+      async () => (await stack.deliveries("pending")).length === 0 && (await stack.deliveries("waiting")).length === 0,
+    );
     await Bun.sleep(500);
-    const booked = (await stack.sandboxState()).booked.map((b: any) => ({ number: b.bookedInvoiceNumber, ref: b.references?.other, net: b.netAmount }));
+    const booked = (await stack.sandboxState()).booked.map((b: any) => ({
+      number: b.bookedInvoiceNumber,
+      ref: b.references?.other,
+      net: b.netAmount,
+    }));
     expect(booked.map((b: any) => b.ref).sort()).toEqual(["PSA-INV-1"]);
   } finally {
     await stack.stop();

@@ -6,7 +6,9 @@ import { startStack, type Stack } from "./e2e-harness.ts";
 import { customerEvent, invoiceEvent, projectEvent, waitFor } from "./helpers.ts";
 
 let stack: Stack;
-afterEach(async () => { await stack?.stop(); });
+afterEach(async () => {
+  await stack?.stop();
+});
 
 const booked = async (n: number) => (await stack.sandboxState()).booked.filter((b: any) => b.bookedInvoiceNumber === n);
 
@@ -23,7 +25,11 @@ describe("e-conomic end to end", () => {
     expect(res.body.accepted).toBe(4);
     await stack.waitDelivered(4);
     const s = await stack.sandboxState();
-    expect(s.customers.find((c: any) => c.customerNumber === 10042)).toMatchObject({ name: "Customer 10042", corporateIdentificationNumber: "912345678", customerGroup: { customerGroupNumber: 1 } });
+    expect(s.customers.find((c: any) => c.customerNumber === 10042)).toMatchObject({
+      name: "Customer 10042",
+      corporateIdentificationNumber: "912345678",
+      customerGroup: { customerGroupNumber: 1 },
+    });
     expect(s.projects.find((p: any) => p.number === 4711)).toMatchObject({ customerNumber: 10042, projectGroupNumber: 1 });
     expect(s.products.find((p: any) => p.productNumber === "CONSULT-1")).toBeTruthy();
     const [inv] = await booked(20001);
@@ -44,10 +50,15 @@ describe("e-conomic end to end", () => {
 
   test("recovers from 503s and honours 429 Retry-After", async () => {
     stack = await startStack();
-    await stack.addFaults({ method: "POST", path: "^/customers$", kind: "503", count: 2 }, { method: "POST", path: "^/projectsapi", kind: "429", count: 1, retryAfterSeconds: 1 });
+    await stack.addFaults(
+      { method: "POST", path: "^/customers$", kind: "503", count: 2 },
+      { method: "POST", path: "^/projectsapi", kind: "429", count: 1, retryAfterSeconds: 1 },
+    );
     await stack.post([customerEvent(1), projectEvent(2, 1)]);
     // The 429 sets the next attempt at least Retry-After later (behaviour, read from the store).
-    const throttled = await waitFor("a throttled project", async () => (await stack.deliveries("pending")).find((d) => d.entity === "project" && d.errorCode && d.errorCode !== "waiting"));
+    const throttled = await waitFor("a throttled project", async () =>
+      (await stack.deliveries("pending")).find((d) => d.entity === "project" && d.errorCode && d.errorCode !== "waiting"),
+    );
     expect(throttled.nextAttemptAt - throttled.updatedAt).toBeGreaterThanOrEqual(1000);
     await stack.waitDelivered(2);
     const [project, customer] = await stack.deliveries("done");
@@ -90,13 +101,36 @@ describe("e-conomic end to end", () => {
     const [claimed] = outbox.claim("eco", 1, 60_000, () => true);
     expect(claimed!.entity).toBe("invoice");
     db.$client.close();
-    const headers = { "X-AppSecretToken": "demo-app-secret", "X-AgreementGrantToken": "demo-agreement-grant", "content-type": "application/json" };
-    const draft: any = await (await fetch(`${stack.sandboxUrl}/invoices/drafts`, { method: "POST", headers, body: JSON.stringify({
-      date: "2026-11-20", currency: "NOK", customer: { customerNumber: 8 }, paymentTerms: { paymentTermsNumber: 1 }, layout: { layoutNumber: 19 },
-      recipient: { name: "Customer 8", vatZone: { vatZoneNumber: 1 } }, references: { other: "PSA-INV-50001" },
-      lines: [{ lineNumber: 1, product: { productNumber: "TIME" }, description: "x", quantity: 1, unitNetPrice: 10 }],
-    }) })).json();
-    expect((await fetch(`${stack.sandboxUrl}/invoices/booked/50001`, { method: "PUT", headers, body: JSON.stringify({ draftInvoice: { draftInvoiceNumber: draft.draftInvoiceNumber }, bookWithNumber: 50001 }) })).status).toBeLessThan(300);
+    const headers = {
+      "X-AppSecretToken": "demo-app-secret",
+      "X-AgreementGrantToken": "demo-agreement-grant",
+      "content-type": "application/json",
+    };
+    const draft: any = await (
+      await fetch(`${stack.sandboxUrl}/invoices/drafts`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({
+          date: "2026-11-20",
+          currency: "NOK",
+          customer: { customerNumber: 8 },
+          paymentTerms: { paymentTermsNumber: 1 },
+          layout: { layoutNumber: 19 },
+          recipient: { name: "Customer 8", vatZone: { vatZoneNumber: 1 } },
+          references: { other: "PSA-INV-50001" },
+          lines: [{ lineNumber: 1, product: { productNumber: "TIME" }, description: "x", quantity: 1, unitNetPrice: 10 }],
+        }),
+      })
+    ).json();
+    expect(
+      (
+        await fetch(`${stack.sandboxUrl}/invoices/booked/50001`, {
+          method: "PUT",
+          headers,
+          body: JSON.stringify({ draftInvoice: { draftInvoiceNumber: draft.draftInvoiceNumber }, bookWithNumber: 50001 }),
+        })
+      ).status,
+    ).toBeLessThan(300);
 
     await stack.restart();
     await waitFor("invoice delivered", async () => (await stack.deliveries("done")).some((d) => d.entity === "invoice"));
@@ -114,13 +148,22 @@ describe("e-conomic end to end", () => {
     expect(page).toContain(`/ui/deliveries/${failed.id}/retry`);
 
     // A failure reported by e-conomic itself: the customer group is missing.
-    await fetch(`${stack.sandboxUrl}/__sandbox/seed/remove`, { method: "POST", body: JSON.stringify({ items: ["customerGroup1"] }), headers: { "content-type": "application/json" } });
+    await fetch(`${stack.sandboxUrl}/__sandbox/seed/remove`, {
+      method: "POST",
+      body: JSON.stringify({ items: ["customerGroup1"] }),
+      headers: { "content-type": "application/json" },
+    });
     await stack.post([customerEvent(9)]);
-    const customer = await waitFor("customer needs action", async () => (await stack.deliveries("needs_action")).find((d) => d.entity === "customer"));
+    const customer = await waitFor("customer needs action", async () =>
+      (await stack.deliveries("needs_action")).find((d) => d.entity === "customer"),
+    );
     expect(customer.errorMessage).toContain("e-conomic");
     expect(customer.errorHint).toBeTruthy();
     await fetch(`${stack.sandboxUrl}/__sandbox/reset`, { method: "POST" });
-    const retried = await fetch(`${stack.agent.url}/api/v1/deliveries/${customer.id}/retry`, { method: "POST", headers: { authorization: "Bearer test-token-0123456789" } });
+    const retried = await fetch(`${stack.agent.url}/api/v1/deliveries/${customer.id}/retry`, {
+      method: "POST",
+      headers: { authorization: "Bearer test-token-0123456789" },
+    });
     expect(retried.status).toBe(200);
     await waitFor("customer delivered after retry", async () => (await stack.deliveries("done")).some((d) => d.id === customer.id));
   });
@@ -140,7 +183,16 @@ describe("e-conomic end to end", () => {
 
   test("a credit note books with negative amounts", async () => {
     stack = await startStack();
-    await stack.post([customerEvent(12), invoiceEvent(60001, 12), { ...invoiceEvent(60002, 12), id: "cn", type: "invoice.credited", data: { ...invoiceEvent(60002, 12).data, creditedInvoiceNumber: 60001 } }]);
+    await stack.post([
+      customerEvent(12),
+      invoiceEvent(60001, 12),
+      {
+        ...invoiceEvent(60002, 12),
+        id: "cn",
+        type: "invoice.credited",
+        data: { ...invoiceEvent(60002, 12).data, creditedInvoiceNumber: 60001 },
+      },
+    ]);
     await stack.waitDelivered(3);
     const [cn] = await booked(60002);
     expect(cn.netAmount).toBeLessThan(0);
@@ -158,14 +210,35 @@ describe("two installations against one agreement", () => {
     const { validateConfig } = await import("../agent/config.ts");
     const { silentLogger } = await import("../agent/log.ts");
     const { tempDir } = await import("./helpers.ts");
-    const { config, targets } = validateConfig({
-      agent: { data_dir: tempDir() }, http: { port: 0 }, dispatch: { idle_poll_ms: 50 },
-      targets: [{ name: "eco", kind: "economic", rest_url: stack.sandboxUrl, projects_url: `${stack.sandboxUrl}/projectsapi/v1.1.0`, app_secret_token: "demo-app-secret", agreement_grant_token: "demo-agreement-grant", requests_per_second: 0 }],
-    }, {});
+    const { config, targets } = validateConfig(
+      {
+        agent: { data_dir: tempDir() },
+        http: { port: 0 },
+        dispatch: { idle_poll_ms: 50 },
+        targets: [
+          {
+            name: "eco",
+            kind: "economic",
+            rest_url: stack.sandboxUrl,
+            projects_url: `${stack.sandboxUrl}/projectsapi/v1.1.0`,
+            app_secret_token: "demo-app-secret",
+            agreement_grant_token: "demo-agreement-grant",
+            requests_per_second: 0,
+          },
+        ],
+      },
+      {},
+    );
     const second = await startAgent(config, targets, silentLogger);
     try {
-      await fetch(`${second.url}/api/v1/events`, { method: "POST", body: JSON.stringify(customerEvent(22)), headers: { authorization: `Bearer ${second.apiToken}`, "content-type": "application/json" } });
-      await waitFor("customer 22 at e-conomic", async () => (await stack.sandboxState()).customers.some((c: any) => c.customerNumber === 22));
+      await fetch(`${second.url}/api/v1/events`, {
+        method: "POST",
+        body: JSON.stringify(customerEvent(22)),
+        headers: { authorization: `Bearer ${second.apiToken}`, "content-type": "application/json" },
+      });
+      await waitFor("customer 22 at e-conomic", async () =>
+        (await stack.sandboxState()).customers.some((c: any) => c.customerNumber === 22),
+      );
     } finally {
       await second.stop();
     }

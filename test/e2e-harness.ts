@@ -21,15 +21,37 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-export async function startStack(options: { dataDir?: string; economic?: Record<string, unknown>; dispatch?: Record<string, unknown>; http?: Record<string, unknown>; agent?: Record<string, unknown> } = {}): Promise<Stack> {
+export async function startStack(
+  options: {
+    dataDir?: string;
+    economic?: Record<string, unknown>;
+    dispatch?: Record<string, unknown>;
+    http?: Record<string, unknown>;
+    agent?: Record<string, unknown>;
+  } = {},
+): Promise<Stack> {
   const sandbox = await startEconomicSandbox({ port: 0 });
   const dataDir = options.dataDir ?? tempDir("kontobro-e2e-");
-  const { config, targets } = validateConfig({
-    agent: { data_dir: dataDir, ...options.agent },
-    http: { port: 0, api_token: "test-token-0123456789", ...options.http },
-    dispatch: { retry_base_ms: 20, retry_max_ms: 200, idle_poll_ms: 50, lease_seconds: 30, ...options.dispatch },
-    targets: [{ name: "eco", kind: "economic", rest_url: sandbox.url, projects_url: `${sandbox.url}/projectsapi/v1.1.0`, app_secret_token: "demo-app-secret", agreement_grant_token: "demo-agreement-grant", requests_per_second: 0, ...options.economic }],
-  }, {});
+  const { config, targets } = validateConfig(
+    {
+      agent: { data_dir: dataDir, ...options.agent },
+      http: { port: 0, api_token: "test-token-0123456789", ...options.http },
+      dispatch: { retry_base_ms: 20, retry_max_ms: 200, idle_poll_ms: 50, lease_seconds: 30, ...options.dispatch },
+      targets: [
+        {
+          name: "eco",
+          kind: "economic",
+          rest_url: sandbox.url,
+          projects_url: `${sandbox.url}/projectsapi/v1.1.0`,
+          app_secret_token: "demo-app-secret",
+          agreement_grant_token: "demo-agreement-grant",
+          requests_per_second: 0,
+          ...options.economic,
+        },
+      ],
+    },
+    {},
+  );
   const log = process.env.KONTOBRO_TEST_LOG ? createLogger("debug") : silentLogger;
   const stack: Stack = {
     agent: await startAgent(config, targets, log),
@@ -37,20 +59,27 @@ export async function startStack(options: { dataDir?: string; economic?: Record<
     dataDir,
     async post(body, headers = {}) {
       const res = await fetch(`${stack.agent.url}/api/v1/events`, {
-        method: "POST", body: typeof body === "string" ? body : JSON.stringify(body),
+        method: "POST",
+        body: typeof body === "string" ? body : JSON.stringify(body),
         headers: { authorization: "Bearer test-token-0123456789", "content-type": "application/json", ...headers },
       });
       return { status: res.status, body: await res.json().catch(() => null) };
     },
     async deliveries(status) {
-      const res = await fetch(`${stack.agent.url}/api/v1/deliveries?limit=1000${status ? `&status=${status}` : ""}`, { headers: { authorization: "Bearer test-token-0123456789" } });
+      const res = await fetch(`${stack.agent.url}/api/v1/deliveries?limit=1000${status ? `&status=${status}` : ""}`, {
+        headers: { authorization: "Bearer test-token-0123456789" },
+      });
       return ((await res.json()) as any).deliveries;
     },
     async sandboxState() {
       return (await fetch(`${sandbox.url}/__sandbox/state`)).json();
     },
     async addFaults(...rules) {
-      const res = await fetch(`${sandbox.url}/__sandbox/faults`, { method: "POST", body: JSON.stringify({ rules }), headers: { "content-type": "application/json" } });
+      const res = await fetch(`${sandbox.url}/__sandbox/faults`, {
+        method: "POST",
+        body: JSON.stringify({ rules }),
+        headers: { "content-type": "application/json" },
+      });
       if (res.status !== 201) throw new Error(`fault rules refused: ${await res.text()}`);
     },
     async waitDelivered(count) {
@@ -62,7 +91,11 @@ export async function startStack(options: { dataDir?: string; economic?: Record<
     },
     async restartWith(change) {
       await stack.agent.stop();
-      stack.agent = await startAgent(config, targets.map((t) => ({ ...t, ...change })), log);
+      stack.agent = await startAgent(
+        config,
+        targets.map((t) => ({ ...t, ...change })),
+        log,
+      );
     },
     async stop() {
       await stack.agent.stop();

@@ -8,10 +8,20 @@ import { waitFor, tempDir } from "./helpers.ts";
 import { day, seedPsa, startPullStack, type PullStack } from "./pull-harness.ts";
 
 let stack: PullStack;
-afterEach(async () => { await stack?.stop(); });
+afterEach(async () => {
+  await stack?.stop();
+});
 
-const expense = (text: string, project = 4711) => ({ date: day(0), supplierNumber: 1, text, lines: [{ account: 2800, amount: 125, vatCode: "I25", projectNumber: project, costTypeNumber: 1 }] });
-const runs = (trigger?: string) => stack.agent.db.$client.query(`SELECT stream, trigger, status FROM job_runs WHERE (?1 IS NULL OR trigger = ?1) ORDER BY id`).all(trigger ?? null) as any[];
+const expense = (text: string, project = 4711) => ({
+  date: day(0),
+  supplierNumber: 1,
+  text,
+  lines: [{ account: 2800, amount: 125, vatCode: "I25", projectNumber: project, costTypeNumber: 1 }],
+});
+const runs = (trigger?: string) =>
+  stack.agent.db.$client
+    .query(`SELECT stream, trigger, status FROM job_runs WHERE (?1 IS NULL OR trigger = ?1) ORDER BY id`)
+    .all(trigger ?? null) as any[];
 const tokenOf = () => stack.agent.pulls.webhooks.find((w) => w.name === "eco")!.token;
 
 describe("delivery to the PSA webhook", () => {
@@ -22,7 +32,10 @@ describe("delivery to the PSA webhook", () => {
     await stack.book([expense("A"), expense("B")]);
     expect(await stack.runNow("expenses")).toMatchObject({ imported: 2 });
     await waitFor("delivered after the PSA recovered", () => stack.psa.accepted().length === 2);
-    await waitFor("marked delivered", () => (stack.agent.db.$client.query(`SELECT count(*) AS n FROM inbox WHERE state = 'delivered'`).get() as any).n === 2);
+    await waitFor(
+      "marked delivered",
+      () => (stack.agent.db.$client.query(`SELECT count(*) AS n FROM inbox WHERE state = 'delivered'`).get() as any).n === 2,
+    );
     expect(stack.psa.calls.map((c) => c.status)).toEqual([503, 503, 503, 200, 200]);
     expect(stack.psa.calls.every((c) => c.verified)).toBe(true);
     const [a, b] = stack.psa.calls[0]!.items.map((i) => i.id);
@@ -30,9 +43,19 @@ describe("delivery to the PSA webhook", () => {
     const sent = stack.psa.calls.map((c) => c.items.map((i) => i.id));
     expect(sent.slice(0, 3)).toEqual([[a, b], [a], [b]]);
     expect(sent.slice(3).sort()).toEqual([[a], [b]].sort());
-    expect(stack.psa.accepted().map((i) => i.data.description).sort()).toEqual(["A", "B"]);
-    const rows = stack.agent.db.$client.query(`SELECT state, attempts, delivered_via AS via, error_code AS code FROM inbox ORDER BY seq`).all();
-    expect(rows).toEqual([{ state: "delivered", attempts: 2, via: "webhook", code: null }, { state: "delivered", attempts: 2, via: "webhook", code: null }]);
+    expect(
+      stack.psa
+        .accepted()
+        .map((i) => i.data.description)
+        .sort(),
+    ).toEqual(["A", "B"]);
+    const rows = stack.agent.db.$client
+      .query(`SELECT state, attempts, delivered_via AS via, error_code AS code FROM inbox ORDER BY seq`)
+      .all();
+    expect(rows).toEqual([
+      { state: "delivered", attempts: 2, via: "webhook", code: null },
+      { state: "delivered", attempts: 2, via: "webhook", code: null },
+    ]);
   });
 
   test("a PSA that cannot verify the signature (other secret) refuses, and kontobro keeps the items and says why", async () => {
@@ -87,7 +110,10 @@ describe("the e-conomic webhook receiver", () => {
   test("the sandbox calls kontobro's webhook when a day book is booked; the expense reaches the PSA", async () => {
     stack = await startPullStack();
     await seedPsa(stack, [4711]);
-    await stack.control("webhooks", { type: "daybook", url: `${stack.agent.url}/webhooks/economic/${tokenOf()}?type=daybook&daybook=[DAYBOOKNO]&from=[FROMSERIALNO]&to=[TOSERIALNO]` });
+    await stack.control("webhooks", {
+      type: "daybook",
+      url: `${stack.agent.url}/webhooks/economic/${tokenOf()}?type=daybook&daybook=[DAYBOOKNO]&from=[FROMSERIALNO]&to=[TOSERIALNO]`,
+    });
     const { booked } = await stack.book([expense("Hinted")]);
     await waitFor("the expense at the PSA", () => stack.psa.accepted().some((i) => i.data.description === "Hinted"));
     expect(runs("webhook")).toEqual([{ stream: "expenses", trigger: "webhook", status: "ok" }]);
@@ -104,11 +130,19 @@ describe("status page and start-up", () => {
     await stack.book([expense("Shown"), expense("Unknown", 9999)]);
     let page = await (await fetch(stack.agent.url)).text();
     expect(page).toContain('data-job="eco/expenses"');
-    expect(page).toContain("<code>0 6 * * *</code> <span class=\"muted\">Europe/Copenhagen</span>");
+    expect(page).toContain('<code>0 6 * * *</code> <span class="muted">Europe/Copenhagen</span>');
     expect(page).toContain(tokenOf());
-    const cross = await fetch(`${stack.agent.url}/ui/pulls/eco/expenses/run`, { method: "POST", redirect: "manual", headers: { origin: "https://evil.example" } });
+    const cross = await fetch(`${stack.agent.url}/ui/pulls/eco/expenses/run`, {
+      method: "POST",
+      redirect: "manual",
+      headers: { origin: "https://evil.example" },
+    });
     expect(cross.status).toBe(403);
-    const res = await fetch(`${stack.agent.url}/ui/pulls/eco/expenses/run`, { method: "POST", redirect: "manual", headers: { origin: stack.agent.url } });
+    const res = await fetch(`${stack.agent.url}/ui/pulls/eco/expenses/run`, {
+      method: "POST",
+      redirect: "manual",
+      headers: { origin: stack.agent.url },
+    });
     expect(res.status).toBe(303);
     await waitFor("the manual run", () => runs("manual").some((r) => r.status === "ok"));
     page = await (await fetch(stack.agent.url)).text();

@@ -5,18 +5,39 @@ import { invoiceEvent, projectEvent, waitFor } from "./helpers.ts";
 import { day, PDF, seedPsa, startPullStack, type PullStack } from "./pull-harness.ts";
 
 let stack: PullStack;
-afterEach(async () => { await stack?.stop(); });
+afterEach(async () => {
+  await stack?.stop();
+});
 
-const line = (account: number, amount: number, projectNumber?: number, costTypeNumber?: number) => ({ account, amount, vatCode: "I25", ...(projectNumber ? { projectNumber } : {}), ...(costTypeNumber ? { costTypeNumber } : {}) });
+const line = (account: number, amount: number, projectNumber?: number, costTypeNumber?: number) => ({
+  account,
+  amount,
+  vatCode: "I25",
+  ...(projectNumber ? { projectNumber } : {}),
+  ...(costTypeNumber ? { costTypeNumber } : {}),
+});
 /** Everything pulled: the feed (deliverable items) and the items kept as ignored, which the feed leaves out. */
-const feedAll = async (query = "") => [...(await stack.api(`/api/v1/inbox?limit=1000${query}`)).body.items, ...(await stack.api(`/api/v1/inbox/ignored?limit=1000${query}`)).body.items] as any[];
+const feedAll = async (query = "") =>
+  [
+    ...(await stack.api(`/api/v1/inbox?limit=1000${query}`)).body.items,
+    ...(await stack.api(`/api/v1/inbox/ignored?limit=1000${query}`)).body.items,
+  ] as any[];
 
 describe("e-conomic expenses to the PSA", () => {
   test("a daily pull imports exactly the right entries, once, including one booked late inside the lookback", async () => {
-    stack = await startPullStack({ economic: { expenses: { accounts: "2800, 2810", cost_types: "1, 2", activity: "Udlæg", billable: true } } });
+    stack = await startPullStack({
+      economic: { expenses: { accounts: "2800, 2810", cost_types: "1, 2", activity: "Udlæg", billable: true } },
+    });
     await seedPsa(stack);
     const { booked } = await stack.book([
-      { date: day(-1), supplierNumber: 1, supplierInvoiceNumber: "F-100", text: "Cement", lines: [line(2800, 1250, 4711, 1)], attachment: { fileName: "f100.pdf", contentBase64: PDF.toString("base64") } },
+      {
+        date: day(-1),
+        supplierNumber: 1,
+        supplierInvoiceNumber: "F-100",
+        text: "Cement",
+        lines: [line(2800, 1250, 4711, 1)],
+        attachment: { fileName: "f100.pdf", contentBase64: PDF.toString("base64") },
+      },
       { date: day(-1), supplierNumber: 2, text: "Travel", lines: [line(2820, 300, 4711, 1)] }, // account not configured
       { date: day(-1), supplierNumber: 2, text: "Cables", lines: [line(2810, 300, 4712, 3)] }, // cost type not configured
       { date: day(0), supplierNumber: 3, text: "Unknown project", lines: [line(2800, 500, 9999, 2)] },
@@ -29,7 +50,9 @@ describe("e-conomic expenses to the PSA", () => {
     const first = await stack.runNow("expenses");
     expect(first).toMatchObject({ status: "ok", imported: 3, ignored: 1, duplicates: 0 });
     const items = await feedAll();
-    expect(items.map((i) => `${i.data.voucherNumber}/${i.data.projectNumber}`).sort()).toEqual([`${v[0]}/4711`, `${v[3]}/9999`, `${v[5]}/4711`, `${v[5]}/4712`].sort());
+    expect(items.map((i) => `${i.data.voucherNumber}/${i.data.projectNumber}`).sort()).toEqual(
+      [`${v[0]}/4711`, `${v[3]}/9999`, `${v[5]}/4711`, `${v[5]}/4712`].sort(),
+    );
     expect(items.find((i) => i.data.projectNumber === "9999").state).toBe("ignored_unknown_project");
 
     // The PSA got the three on known projects, signed, with every field, and the receipt.
@@ -37,15 +60,35 @@ describe("e-conomic expenses to the PSA", () => {
     expect(stack.psa.calls.every((c) => c.verified)).toBe(true);
     const cement = stack.psa.accepted().find((i) => i.data.voucherNumber === v[0]);
     expect(cement).toMatchObject({
-      type: "expense.posted", target: "eco", state: "new", requires: { entity: "project", key: "4711" },
+      type: "expense.posted",
+      target: "eco",
+      state: "new",
+      requires: { entity: "project", key: "4711" },
       data: {
-        projectNumber: "4711", activity: "Udlæg", billable: true, description: "Cement", amount: 125000, amountExclVat: 100000, vatAmount: 25000,
-        currency: "DKK", invoiceDate: day(-1), supplier: { number: 1, name: "Byggmakker A/S" }, supplierInvoiceNumber: "F-100", accountNumber: 2800, costTypeNumber: 1,
+        projectNumber: "4711",
+        activity: "Udlæg",
+        billable: true,
+        description: "Cement",
+        amount: 125000,
+        amountExclVat: 100000,
+        vatAmount: 25000,
+        currency: "DKK",
+        invoiceDate: day(-1),
+        supplier: { number: 1, name: "Byggmakker A/S" },
+        supplierInvoiceNumber: "F-100",
+        accountNumber: 2800,
+        costTypeNumber: 1,
       },
       attachment: { filename: `voucher-${booked[0].accountingYear}-${v[0]}.pdf`, contentType: "application/pdf" },
     });
     expect(Buffer.from(cement.attachment.contentBase64, "base64").equals(PDF)).toBe(true);
-    expect(stack.psa.accepted().filter((i) => i.data.voucherNumber === v[5]).map((i) => i.data.amount).sort()).toEqual([40000, 60000]);
+    expect(
+      stack.psa
+        .accepted()
+        .filter((i) => i.data.voucherNumber === v[5])
+        .map((i) => i.data.amount)
+        .sort(),
+    ).toEqual([40000, 60000]);
 
     // Booked late: one dated yesterday (inside the lookback), one three days ago (outside it).
     const late = await stack.book([
@@ -67,7 +110,12 @@ describe("e-conomic expenses to the PSA", () => {
     await waitFor("five expenses at the PSA", () => stack.psa.accepted().length === 5);
     expect(stack.psa.accepted().filter((i) => i.data.projectNumber === "9999")).toHaveLength(1);
     const runs = (await stack.api("/api/v1/pulls")).body.jobs.find((j: any) => j.stream === "expenses").runs;
-    expect(runs.map((r: any) => [r.trigger, r.status])).toEqual([["manual", "ok"], ["manual", "ok"], ["manual", "ok"], ["manual", "ok"]]);
+    expect(runs.map((r: any) => [r.trigger, r.status])).toEqual([
+      ["manual", "ok"],
+      ["manual", "ok"],
+      ["manual", "ok"],
+      ["manual", "ok"],
+    ]);
     const metrics = await (await fetch(`${stack.agent.url}/metrics`)).text();
     expect(metrics).toContain('kontobro_pull_last_run_ok{target="eco",stream="expenses"} 1');
     expect(metrics).toContain('kontobro_pull_last_run_imported{target="eco",stream="expenses"} 0');
@@ -128,7 +176,9 @@ describe("the feed", () => {
   test("pages in order with a stable cursor; reading past items acknowledges them", async () => {
     stack = await startPullStack({ psa: { webhook_url: undefined } });
     await seedPsa(stack, [4711]);
-    await stack.book([1, 2, 3, 4, 5].map((n) => ({ date: day(0), supplierNumber: 1, text: `E${n}`, lines: [line(2800, 100 * n, 4711, 1)] })));
+    await stack.book(
+      [1, 2, 3, 4, 5].map((n) => ({ date: day(0), supplierNumber: 1, text: `E${n}`, lines: [line(2800, 100 * n, 4711, 1)] })),
+    );
     expect(await stack.runNow("expenses")).toMatchObject({ imported: 5 });
     const seen: any[] = [];
     let cursor = "0";

@@ -7,7 +7,10 @@ import { customerEvent, invoiceEvent, projectEvent, tempDir, waitFor } from "./h
 
 let agent: RunningAgent;
 let target: DemoTarget;
-afterEach(async () => { await agent?.stop(); await target?.stop(); });
+afterEach(async () => {
+  await agent?.stop();
+  await target?.stop();
+});
 
 async function start() {
   target = await startDemoTarget("unimicro");
@@ -18,7 +21,12 @@ async function start() {
   agent = await startAgent(config, targets, silentLogger);
 }
 
-const post = (events: unknown[]) => fetch(`${agent.url}/api/v1/events`, { method: "POST", body: JSON.stringify(events), headers: { authorization: `Bearer ${agent.apiToken}`, "content-type": "application/json" } });
+const post = (events: unknown[]) =>
+  fetch(`${agent.url}/api/v1/events`, {
+    method: "POST",
+    body: JSON.stringify(events),
+    headers: { authorization: `Bearer ${agent.apiToken}`, "content-type": "application/json" },
+  });
 const count = (status: string) => (agent.db.$client.query("SELECT count(*) AS n FROM deliveries WHERE status = ?").get(status) as any).n;
 const state = async () => (await fetch(`${target.sandboxUrl}/__sandbox/state`)).json() as Promise<any>;
 const bookedInvoices = (s: any) => JSON.stringify(s).match(/"InvoiceNumber":"80001"/g)?.length ?? 0;
@@ -26,7 +34,11 @@ const bookedInvoices = (s: any) => JSON.stringify(s).match(/"InvoiceNumber":"800
 describe("Uni Micro end to end", () => {
   test("customer → project → invoice through the agent, exactly once despite a dropped answer", async () => {
     await start();
-    await fetch(`${target.sandboxUrl}/__sandbox/faults`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ rules: [{ method: "POST", path: "^/api/biz/invoices$", kind: "drop_after_commit", count: 1 }] }) });
+    await fetch(`${target.sandboxUrl}/__sandbox/faults`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ rules: [{ method: "POST", path: "^/api/biz/invoices$", kind: "drop_after_commit", count: 1 }] }),
+    });
     expect((await post([invoiceEvent(80001, 10501, 701), projectEvent(701, 10501), customerEvent(10501)])).status).toBe(202);
     await waitFor("all delivered", () => count("done") === 3);
     const s = await state();
@@ -38,7 +50,9 @@ describe("Uni Micro end to end", () => {
     await start();
     await post([{ id: "p", type: "project.upserted", data: { number: "P-7", name: "x" } }]);
     await waitFor("needs action", () => count("needs_action") === 1);
-    const row = agent.db.$client.query("SELECT error_message AS m, error_hint AS h FROM deliveries WHERE status = 'needs_action'").get() as any;
+    const row = agent.db.$client
+      .query("SELECT error_message AS m, error_hint AS h FROM deliveries WHERE status = 'needs_action'")
+      .get() as any;
     expect(row.m).toContain("P-7");
     expect(row.h).toBeTruthy();
   });

@@ -18,16 +18,31 @@ test("an old credit note numbered 05001 with minus signs, still pending at upgra
     // What the previous version stored (numbers kept as sent, signs as sent), still waiting to go out.
     // Exactly what the previous version's model (agent/model.ts at 1edb5cf) made of the PSA's event.
     const old = OldCreditNote.parse({
-      number: "05001", psaId: "PSA-CN-5001", customerNumber: "101", date: "2026-11-20", dueDate: "2026-12-04", currency: "NOK",
-      kind: "credit_note", creditedInvoiceNumber: "5000",
+      number: "05001",
+      psaId: "PSA-CN-5001",
+      customerNumber: "101",
+      date: "2026-11-20",
+      dueDate: "2026-12-04",
+      currency: "NOK",
+      kind: "credit_note",
+      creditedInvoiceNumber: "5000",
       lines: [{ text: "Consulting credited", quantity: -2, unitPrice: 145000, kind: "hours" }],
     });
     const db = openDatabase(databasePath(stack.dataDir));
     const c = db.$client;
-    const { seq } = c.query("INSERT INTO events (event_id, type, entity, key, payload, received_at) VALUES ('cn-old', 'invoice.credited', 'invoice', '05001', ?1, 0) RETURNING seq")
+    const { seq } = c
+      .query(
+        "INSERT INTO events (event_id, type, entity, key, payload, received_at) VALUES ('cn-old', 'invoice.credited', 'invoice', '05001', ?1, 0) RETURNING seq",
+      )
       .get(JSON.stringify(old)) as { seq: number };
-    c.run("INSERT INTO records (entity, key, payload, version, last_event_seq, updated_at) VALUES ('invoice', '05001', ?1, 1, ?2, 0)", [JSON.stringify(old), seq]);
-    c.run("INSERT INTO deliveries (event_seq, target, entity, key, status, next_attempt_at, created_at, updated_at, uncertain) VALUES (?1, 'eco', 'invoice', '05001', 'pending', 0, 0, 0, 0)", [seq]);
+    c.run("INSERT INTO records (entity, key, payload, version, last_event_seq, updated_at) VALUES ('invoice', '05001', ?1, 1, ?2, 0)", [
+      JSON.stringify(old),
+      seq,
+    ]);
+    c.run(
+      "INSERT INTO deliveries (event_seq, target, entity, key, status, next_attempt_at, created_at, updated_at, uncertain) VALUES (?1, 'eco', 'invoice', '05001', 'pending', 0, 0, 0, 0)",
+      [seq],
+    );
     c.run("DELETE FROM settings WHERE name = 'payloads_normalised_v1'"); // as on a database the old version wrote
     c.close();
 

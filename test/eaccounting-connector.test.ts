@@ -4,7 +4,10 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { ctx, customer, invoice, product, project, related, startEnv, thrown, type Env } from "./eaccounting-fixtures.ts";
 
 let env: Env | undefined;
-afterEach(async () => { await env?.stop(); env = undefined; });
+afterEach(async () => {
+  await env?.stop();
+  env = undefined;
+});
 
 describe("customers, articles and projects", () => {
   test("a customer is created once, then updated by a full-replace PUT that keeps what kontobro does not own", async () => {
@@ -15,7 +18,13 @@ describe("customers, articles and projects", () => {
     const second = await env.connector.push("customer", customer({ name: "Fjordkraft AB" }), ctx({ link: { remoteId: first.remoteId } }));
     expect(second.remoteId).toBe(first.remoteId);
     const [c] = (await env.state()).customers;
-    expect(c).toMatchObject({ Name: "Fjordkraft AB", Note: "typed in eAccounting", ContactPersonName: "Kari Nordmann", InvoiceCountryCode: "SE", IsPrivatePerson: false });
+    expect(c).toMatchObject({
+      Name: "Fjordkraft AB",
+      Note: "typed in eAccounting",
+      ContactPersonName: "Kari Nordmann",
+      InvoiceCountryCode: "SE",
+      IsPrivatePerson: false,
+    });
     expect((await env.state()).customers).toHaveLength(1);
   });
 
@@ -55,7 +64,9 @@ describe("the known errors (item 8)", () => {
     expect(terms.message).toContain("30 dagar (30 days)");
     const vat = await thrown(env.connector.push("customer", customer({ vatNumber: "SE12" }), ctx()));
     expect(vat).toMatchObject({ kind: "permanent", code: "eaccounting.InvalidVatNumber", field: "vatNumber" });
-    expect(vat.message).toStartWith("Customer 10042 (Fjordkraft Consulting AB): eAccounting refused POST /v2/customers (4025 InvalidVatNumber)");
+    expect(vat.message).toStartWith(
+      "Customer 10042 (Fjordkraft Consulting AB): eAccounting refused POST /v2/customers (4025 InvalidVatNumber)",
+    );
     expect(vat.hint).toContain("VIES");
   });
 
@@ -75,7 +86,13 @@ describe("the known errors (item 8)", () => {
     env = startEnv();
     await env.connector.push("customer", customer(), ctx());
     await env.connector.push("project", project(), ctx());
-    const e = await thrown(env.connector.push("invoice", invoice({ lines: [{ text: "Old", quantity: 1, unitPrice: 100, productCode: "999" }] }), ctx({ record: related({ customer: customer() }) })));
+    const e = await thrown(
+      env.connector.push(
+        "invoice",
+        invoice({ lines: [{ text: "Old", quantity: 1, unitPrice: 100, productCode: "999" }] }),
+        ctx({ record: related({ customer: customer() }) }),
+      ),
+    );
     expect(e).toMatchObject({ kind: "permanent", code: "eaccounting.article_inactive", status: 409 });
     expect(e.message).toContain("Invoice 20001");
     expect(e.hint).toContain("Reactivate");
@@ -84,10 +101,20 @@ describe("the known errors (item 8)", () => {
   test("an article whose coding lacks a sales account (4024) and onboarding errors get their hints", async () => {
     env = startEnv();
     await env.connector.push("customer", customer(), ctx());
-    const e = await thrown(env.connector.push("invoice", invoice({ projectNumber: undefined, lines: [{ text: "x", quantity: 1, unitPrice: 100, productCode: "998" }] }), ctx()));
+    const e = await thrown(
+      env.connector.push(
+        "invoice",
+        invoice({ projectNumber: undefined, lines: [{ text: "x", quantity: 1, unitPrice: 100, productCode: "998" }] }),
+        ctx(),
+      ),
+    );
     expect(e).toMatchObject({ code: "eaccounting.SalesAccountNumberMissing" });
     expect(e.hint).toContain("coding with a sales account");
-    for (const [code, words] of [[4003, "start-up guide"], [4012, "licence agreement"], [4019, "read-only"]] as const) {
+    for (const [code, words] of [
+      [4003, "start-up guide"],
+      [4012, "licence agreement"],
+      [4019, "read-only"],
+    ] as const) {
       await env.control("settings", { onboarding: code === 4019 ? null : code, readonly: code === 4019 });
       const err = await thrown(env.connector.push("customer", customer({ name: `C ${code}` }), ctx({ link: null, uncertain: true })));
       expect(err.hint).toContain(words);
@@ -102,7 +129,12 @@ describe("the known errors (item 8)", () => {
 describe("no idempotency key: uncertain creates are looked up first", () => {
   test("a dropped answer on a customer or draft create: the retry finds it by number or reference, nothing twice", async () => {
     env = startEnv();
-    await env.faults({ rules: [{ method: "POST", path: "/v2/customers$", fault: "drop_after_commit" }, { method: "POST", path: "/v2/customerinvoicedrafts$", fault: "drop_after_commit" }] });
+    await env.faults({
+      rules: [
+        { method: "POST", path: "/v2/customers$", fault: "drop_after_commit" },
+        { method: "POST", path: "/v2/customerinvoicedrafts$", fault: "drop_after_commit" },
+      ],
+    });
     const lost = await thrown(env.connector.push("customer", customer(), ctx()));
     expect(lost.kind).toBe("uncertain");
     const c = await env.connector.push("customer", customer(), ctx({ uncertain: true }));
@@ -114,8 +146,17 @@ describe("no idempotency key: uncertain creates are looked up first", () => {
     expect(s.customers.map((x: any) => x.Id)).toEqual([c.remoteId]);
     expect(s.drafts).toHaveLength(1);
     expect(d.remoteId).toBe(`draft:${s.drafts[0].Id}`);
-    expect(s.drafts[0]).toMatchObject({ ElectronicReference: "kontobro:psa-inv-20001", OurReference: "Kari Nordmann", YourReference: "Ole Olsen", InvoiceCity: "Stockholm" });
-    expect(s.drafts[0].Rows.map((r: any) => [r.IsTextRow, r.ArticleNumber ?? null, r.CostCenterItemId1 ? "item" : null])).toEqual([[true, null, null], [false, "100", "item"], [false, "100", "item"]]);
+    expect(s.drafts[0]).toMatchObject({
+      ElectronicReference: "kontobro:psa-inv-20001",
+      OurReference: "Kari Nordmann",
+      YourReference: "Ole Olsen",
+      InvoiceCity: "Stockholm",
+    });
+    expect(s.drafts[0].Rows.map((r: any) => [r.IsTextRow, r.ArticleNumber ?? null, r.CostCenterItemId1 ? "item" : null])).toEqual([
+      [true, null, null],
+      [false, "100", "item"],
+      [false, "100", "item"],
+    ]);
     // Found by the reference filter (or, where the server refuses the filter, by reading the list whole).
     const clientSide = env.connectorWith({ filter: "client" });
     expect(await clientSide.find("invoice", invoice())).toEqual({ remoteId: d.remoteId });

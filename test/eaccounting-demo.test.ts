@@ -14,7 +14,12 @@ import { tempDir, waitFor } from "./helpers.ts";
 let agent: RunningAgent | undefined;
 let sandbox: RunningSandbox | undefined;
 let stopActivity: (() => void) | undefined;
-afterEach(async () => { stopActivity?.(); await agent?.stop(); await sandbox?.stop(); agent = sandbox = stopActivity = undefined; });
+afterEach(async () => {
+  stopActivity?.();
+  await agent?.stop();
+  await sandbox?.stop();
+  agent = sandbox = stopActivity = undefined;
+});
 
 test("the demo target: sample data goes to eAccounting; eAccounting's customer, article, invoice number and payment come back", async () => {
   sandbox = await eaccounting.startSandbox!({ port: 0 });
@@ -27,15 +32,24 @@ test("the demo target: sample data goes to eAccounting; eAccounting's customer, 
   await waitFor("the sample invoice as a draft", async () => (await state()).drafts.length === 1);
 
   stopActivity = startDemoActivity(sandbox.url, 300);
-  await waitFor("eAccounting's own customer, and the draft sent", async () => { const s = await state(); return s.customers.some((c: any) => c.CustomerNumber === "9001") && s.invoices.length === 1; });
+  await waitFor("eAccounting's own customer, and the draft sent", async () => {
+    const s = await state();
+    return s.customers.some((c: any) => c.CustomerNumber === "9001") && s.invoices.length === 1;
+  });
   // The schedules run every minute; a run that is under way answers busy, so ask until one has run.
-  const pull = async (stream: string) => waitFor(`${stream} pulled`, async () => { const r = await agent!.pulls.runNow("eaccounting-demo", stream, "manual"); return r.status === "busy" ? null : r; });
+  const pull = async (stream: string) =>
+    waitFor(`${stream} pulled`, async () => {
+      const r = await agent!.pulls.runNow("eaccounting-demo", stream, "manual");
+      return r.status === "busy" ? null : r;
+    });
   await pull("customers");
   await pull("products");
   await waitFor("paid by the demo's person", async () => (await state()).invoices[0].PaymentStatus === 0);
   await pull("invoices");
   const feed = agent.pulls.inbox.feed({ after: 0, limit: 1000 }).rows.map((r) => ({ type: r.type, data: JSON.parse(r.payload) }));
-  expect(feed.some((i) => i.type === "customer.upserted" && i.data.number === "9001" && i.data.contacts[0].firstName === "Anna")).toBe(true);
+  expect(feed.some((i) => i.type === "customer.upserted" && i.data.number === "9001" && i.data.contacts[0].firstName === "Anna")).toBe(
+    true,
+  );
   expect(feed.some((i) => i.type === "product.upserted" && i.data.code === "EA-1")).toBe(true);
   const sent = feed.find((i) => i.type === "invoice.sent");
   expect(sent?.data).toMatchObject({ invoiceNumber: "20001", psaId: "DEMO-INV-20001", eaccountingInvoiceNumber: 1001 });

@@ -9,7 +9,10 @@ import { customerData, invoiceData, projectData } from "./eaccounting-fixtures.t
 import { waitFor } from "./helpers.ts";
 
 let s: EaStack | undefined;
-afterEach(async () => { await s?.stop(); s = undefined; });
+afterEach(async () => {
+  await s?.stop();
+  s = undefined;
+});
 
 const today = () => todayIn("Europe/Stockholm");
 const accepted = (type: string) => s!.psa.accepted().filter((i) => i.type === type);
@@ -35,8 +38,24 @@ describe("invoices as drafts, number and status back", () => {
     expect(await s.runNow("invoices")).toMatchObject({ imported: 1 });
     expect(await s.runNow("invoices")).toMatchObject({ imported: 0 });
     await waitFor("sent and paid at the PSA", () => accepted("invoice.sent").length === 1 && accepted("invoice.paid").length === 1);
-    expect(accepted("invoice.sent")[0].data).toMatchObject({ invoiceNumber: "20001", psaId: "psa-inv-20001", eaccountingInvoiceNumber: 1001, status: "sent", previousStatus: "draft", amount: 6107375, remainder: 6107375 });
-    expect(accepted("invoice.paid")[0].data).toMatchObject({ invoiceNumber: "20001", psaId: "psa-inv-20001", eaccountingInvoiceNumber: 1001, status: "paid", previousStatus: "sent", remainder: 0, paymentDate: today() });
+    expect(accepted("invoice.sent")[0].data).toMatchObject({
+      invoiceNumber: "20001",
+      psaId: "psa-inv-20001",
+      eaccountingInvoiceNumber: 1001,
+      status: "sent",
+      previousStatus: "draft",
+      amount: 6107375,
+      remainder: 6107375,
+    });
+    expect(accepted("invoice.paid")[0].data).toMatchObject({
+      invoiceNumber: "20001",
+      psaId: "psa-inv-20001",
+      eaccountingInvoiceNumber: 1001,
+      status: "paid",
+      previousStatus: "sent",
+      remainder: 0,
+      paymentDate: today(),
+    });
     // Paid is final: the invoice is not asked for again.
     await s.control("clock", { advanceMs: 1000 });
     expect(await s.runNow("invoices")).toMatchObject({ imported: 0 });
@@ -67,18 +86,25 @@ describe("invoices as drafts, number and status back", () => {
 });
 
 describe("credit notes", () => {
-  const credit = () => ev("invoice.credited", { ...invoiceData({ number: "20002", psaId: "psa-cn-20002" }), creditedInvoiceNumber: "20001", lines: [{ text: "Rabatt", quantity: 2, unitPrice: 125000 }] });
+  const credit = () =>
+    ev("invoice.credited", {
+      ...invoiceData({ number: "20002", psaId: "psa-cn-20002" }),
+      creditedInvoiceNumber: "20001",
+      lines: [{ text: "Rabatt", quantity: 2, unitPrice: 125000 }],
+    });
 
   test("not transferred: needs action with the hint, nothing sent", async () => {
     s = await startEaStack();
     await s.send([...masterData(), ev("invoice.finalized", invoiceData()), credit()]);
-    const d = await waitFor("the credit note needs action", async () => (await s!.deliveries("needs_action")).find((x: any) => x.key === "20002"));
+    const d = await waitFor("the credit note needs action", async () =>
+      (await s!.deliveries("needs_action")).find((x: any) => x.key === "20002"),
+    );
     expect(d.errorCode).toBe("eaccounting.credit_note_not_transferred");
     expect(d.errorHint).toContain("Credit the invoice in eAccounting");
     expect((await s.state()).drafts).toHaveLength(1);
   });
 
-  test("with credit_notes = \"draft\": a credit invoice draft with the customer's negative quantities", async () => {
+  test('with credit_notes = "draft": a credit invoice draft with the customer\'s negative quantities', async () => {
     s = await startEaStack({ target: { credit_notes: "draft" } });
     await s.send([...masterData(), ev("invoice.finalized", invoiceData()), credit()]);
     await s.waitDone(4);
@@ -95,26 +121,76 @@ describe("supplier invoices to project costs", () => {
     await s.waitDone(3);
     const item = (await s.state()).costCenters.find((c: any) => c.Number === 1).Items.find((i: any) => i.ShortName === "P24017");
     const eaProject = await s.control("projects", { Number: "P24018", Name: "Second project" });
-    const row = (amount: number, extra: object = {}) => ({ AccountNumber: 5830, DebetAmount: amount, CreditAmount: 0, TransactionText: "Hotell", ...extra });
-    const booked = await s.control("supplier-invoices", { invoices: [
-      { SupplierName: "Hotel Bergen AS", SupplierNumber: "S1", InvoiceNumber: "H-1", InvoiceDate: `${today()}T00:00:00`,
-        Rows: [row(1984, { CostCenterItemId1: item.Id }), { AccountNumber: 2641, DebetAmount: 496, TransactionText: "Moms" }, { AccountNumber: 2440, CreditAmount: 2480, TransactionText: "Leverantörsskuld" }] },
-      { SupplierName: "SJ AB", InvoiceNumber: "T-9", InvoiceDate: `${addDays(today(), -7)}T00:00:00`, Rows: [row(450, { ProjectId: eaProject.Id }), row(100)] },
-      { SupplierName: "Old AB", InvoiceNumber: "O-1", InvoiceDate: `${addDays(today(), -30)}T00:00:00`, Rows: [row(999, { CostCenterItemId1: item.Id })] },
-      { SupplierName: "Draft AB", InvoiceNumber: "D-1", Status: 0, InvoiceDate: `${today()}T00:00:00`, Rows: [row(50, { CostCenterItemId1: item.Id })] },
-    ] });
+    const row = (amount: number, extra: object = {}) => ({
+      AccountNumber: 5830,
+      DebetAmount: amount,
+      CreditAmount: 0,
+      TransactionText: "Hotell",
+      ...extra,
+    });
+    const booked = await s.control("supplier-invoices", {
+      invoices: [
+        {
+          SupplierName: "Hotel Bergen AS",
+          SupplierNumber: "S1",
+          InvoiceNumber: "H-1",
+          InvoiceDate: `${today()}T00:00:00`,
+          Rows: [
+            row(1984, { CostCenterItemId1: item.Id }),
+            { AccountNumber: 2641, DebetAmount: 496, TransactionText: "Moms" },
+            { AccountNumber: 2440, CreditAmount: 2480, TransactionText: "Leverantörsskuld" },
+          ],
+        },
+        {
+          SupplierName: "SJ AB",
+          InvoiceNumber: "T-9",
+          InvoiceDate: `${addDays(today(), -7)}T00:00:00`,
+          Rows: [row(450, { ProjectId: eaProject.Id }), row(100)],
+        },
+        {
+          SupplierName: "Old AB",
+          InvoiceNumber: "O-1",
+          InvoiceDate: `${addDays(today(), -30)}T00:00:00`,
+          Rows: [row(999, { CostCenterItemId1: item.Id })],
+        },
+        {
+          SupplierName: "Draft AB",
+          InvoiceNumber: "D-1",
+          Status: 0,
+          InvoiceDate: `${today()}T00:00:00`,
+          Rows: [row(50, { CostCenterItemId1: item.Id })],
+        },
+      ],
+    });
     expect(await s.runNow("expenses")).toMatchObject({ status: "ok", imported: 2, duplicates: 0 });
     // Later the same week: a new one and the same ones again.
-    await s.control("supplier-invoices", { SupplierName: "Taxi AB", InvoiceNumber: "X-2", InvoiceDate: `${today()}T00:00:00`, Rows: [row(300, { CostCenterItemId1: item.Id })] });
+    await s.control("supplier-invoices", {
+      SupplierName: "Taxi AB",
+      InvoiceNumber: "X-2",
+      InvoiceDate: `${today()}T00:00:00`,
+      Rows: [row(300, { CostCenterItemId1: item.Id })],
+    });
     await s.control(`supplier-invoices/${booked.booked[0].Id}`, { Status: 1 }, "PUT"); // touched again: still the same costs
     expect(await s.runNow("expenses")).toMatchObject({ imported: 1, duplicates: 2 });
     expect(await s.runNow("expenses")).toMatchObject({ imported: 0, duplicates: 3 });
     await waitFor("three expenses at the PSA", () => accepted("expense.posted").length === 3);
     const hotel = accepted("expense.posted").find((i) => i.data.supplier.name === "Hotel Bergen AS");
-    expect(hotel).toMatchObject({ requires: { entity: "project", key: "P24017" }, data: {
-      projectNumber: "P24017", activity: "Utlägg", billable: false, description: `${today()} ${booked.booked[0].VoucherNumber} Hotel Bergen AS`,
-      date: today(), quantity: 1, unitCost: 198400, unitPrice: 198400, amount: 198400, vatRate: 25, supplierInvoiceNumber: "H-1",
-    } });
+    expect(hotel).toMatchObject({
+      requires: { entity: "project", key: "P24017" },
+      data: {
+        projectNumber: "P24017",
+        activity: "Utlägg",
+        billable: false,
+        description: `${today()} ${booked.booked[0].VoucherNumber} Hotel Bergen AS`,
+        date: today(),
+        quantity: 1,
+        unitCost: 198400,
+        unitPrice: 198400,
+        amount: 198400,
+        vatRate: 25,
+        supplierInvoiceNumber: "H-1",
+      },
+    });
     expect(accepted("expense.posted").find((i) => i.data.supplier.name === "SJ AB").data.projectNumber).toBe("P24018");
     expect(new Set(accepted("expense.posted").map((i) => i.remoteId)).size).toBe(3);
   });
@@ -125,18 +201,37 @@ describe("the known errors before sending", () => {
     s = await startEaStack();
     await s.send([
       ev("customer.upserted", customerData({ name: "x".repeat(51) })),
-      ev("customer.upserted", customerData({ number: "10043", name: "Utan stad AB", addresses: [{ kind: "invoice", street: "Gatan 1", zip: "11122", country: "SE" }] })),
+      ev(
+        "customer.upserted",
+        customerData({
+          number: "10043",
+          name: "Utan stad AB",
+          addresses: [{ kind: "invoice", street: "Gatan 1", zip: "11122", country: "SE" }],
+        }),
+      ),
       ev("project.upserted", projectData({ customerNumber: "10043" })),
       ev("invoice.finalized", invoiceData({ customerNumber: "10043" })),
     ]);
-    const failed = await waitFor("two customers need action", async () => { const d = await s!.deliveries("needs_action"); return d.length >= 2 ? d : null; });
+    const failed = await waitFor("two customers need action", async () => {
+      const d = await s!.deliveries("needs_action");
+      return d.length >= 2 ? d : null;
+    });
     const byKey = Object.fromEntries(failed!.map((d: any) => [d.key, d]));
     expect(byKey["10042"]).toMatchObject({ errorCode: "eaccounting.too_long", errorField: "name" });
     expect(byKey["10042"].errorMessage).toContain("Customer 10042");
     expect(byKey["10043"]).toMatchObject({ errorCode: "eaccounting.address_missing", errorField: "addresses.0.city" });
     expect((await s.state()).requests.filter((r: any) => r.path.startsWith("/v2/customers") && r.method === "POST")).toHaveLength(0);
     // The PSA fixes the customer: it goes, and the project and invoice follow by themselves.
-    await s.send([ev("customer.upserted", customerData({ number: "10043", name: "Utan stad AB", addresses: [{ kind: "invoice", street: "Gatan 1", zip: "11122", city: "Uppsala", country: "SE" }] }))]);
+    await s.send([
+      ev(
+        "customer.upserted",
+        customerData({
+          number: "10043",
+          name: "Utan stad AB",
+          addresses: [{ kind: "invoice", street: "Gatan 1", zip: "11122", city: "Uppsala", country: "SE" }],
+        }),
+      ),
+    ]);
     await waitFor("the invoice as a draft", async () => (await s!.state()).drafts.length === 1);
     expect((await s.state()).drafts[0]).toMatchObject({ InvoiceCity: "Uppsala", CustomerNumber: "10043" });
   });

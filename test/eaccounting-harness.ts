@@ -31,32 +31,52 @@ export interface EaStack {
   stop(): Promise<void>;
 }
 
-export async function startEaStack(o: { target?: Record<string, unknown>; sandbox?: EaccountingSandboxOptions; dataDir?: string } = {}): Promise<EaStack> {
+export async function startEaStack(
+  o: { target?: Record<string, unknown>; sandbox?: EaccountingSandboxOptions; dataDir?: string } = {},
+): Promise<EaStack> {
   const srv = startEaccountingSandbox(o.sandbox);
   const psa = startPsaReceiver();
   const dataDir = o.dataDir ?? tempDir("kontobro-ea-e2e-");
-  const { config, targets } = validateConfig({
-    agent: { data_dir: dataDir },
-    http: { port: 0, api_token: TOKEN },
-    dispatch: { retry_base_ms: 20, retry_max_ms: 200, idle_poll_ms: 50, missing_record_grace_minutes: 60 },
-    psa: { webhook_url: psa.url, webhook_secret: PSA_SECRET, retry_base_ms: 20, retry_max_ms: 200, poll_ms: 50 },
-    pulls: { webhook_debounce_ms: 50 },
-    targets: [{ name: "ea", kind: "eaccounting", ...targetConfig(srv.url), pulls: Object.fromEntries(STREAMS.map((s) => [s, OFF])), ...o.target }],
-  }, {});
+  const { config, targets } = validateConfig(
+    {
+      agent: { data_dir: dataDir },
+      http: { port: 0, api_token: TOKEN },
+      dispatch: { retry_base_ms: 20, retry_max_ms: 200, idle_poll_ms: 50, missing_record_grace_minutes: 60 },
+      psa: { webhook_url: psa.url, webhook_secret: PSA_SECRET, retry_base_ms: 20, retry_max_ms: 200, poll_ms: 50 },
+      pulls: { webhook_debounce_ms: 50 },
+      targets: [
+        { name: "ea", kind: "eaccounting", ...targetConfig(srv.url), pulls: Object.fromEntries(STREAMS.map((s) => [s, OFF])), ...o.target },
+      ],
+    },
+    {},
+  );
   const log = process.env.KONTOBRO_TEST_LOG ? createLogger("debug") : silentLogger;
   const control = async (path: string, body?: unknown, method = body === undefined ? "GET" : "POST") => {
-    const res = await fetch(`${srv.url}/__sandbox/${path}`, { method, body: body === undefined ? undefined : JSON.stringify(body), headers: { "content-type": "application/json" } });
-    const out = await res.json() as any;
+    const res = await fetch(`${srv.url}/__sandbox/${path}`, {
+      method,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      headers: { "content-type": "application/json" },
+    });
+    const out = (await res.json()) as any;
     if (res.status >= 300) throw new Error(`sandbox ${path}: ${res.status} ${JSON.stringify(out)}`);
     return out;
   };
   const s: EaStack = {
-    agent: await startAgent(config, targets, log), sandboxUrl: srv.url, dataDir, psa, control,
+    agent: await startAgent(config, targets, log),
+    sandboxUrl: srv.url,
+    dataDir,
+    psa,
+    control,
     async api(path, init = {}) {
-      const res = await fetch(`${s.agent.url}${path}`, { ...init, headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json", ...(init.headers as Record<string, string>) } });
+      const res = await fetch(`${s.agent.url}${path}`, {
+        ...init,
+        headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json", ...(init.headers as Record<string, string>) },
+      });
       const text = await res.text();
       let body: any = text;
-      try { body = JSON.parse(text); } catch {}
+      try {
+        body = JSON.parse(text);
+      } catch {}
       return { status: res.status, body };
     },
     async send(events) {
@@ -69,8 +89,15 @@ export async function startEaStack(o: { target?: Record<string, unknown>; sandbo
     feed: async () => [...(await s.api("/api/v1/inbox/ignored?limit=1000")).body.items, ...s.psa.accepted()],
     page: async () => (await fetch(`${s.agent.url}/`)).text(),
     waitDone: (n) => waitFor(`${n} deliveries done`, async () => (await s.deliveries("done")).length >= n).then(() => {}),
-    async restart() { await s.agent.stop(); s.agent = await startAgent(config, targets, log); },
-    async stop() { await s.agent.stop(); psa.stop(); await srv.stop(); },
+    async restart() {
+      await s.agent.stop();
+      s.agent = await startAgent(config, targets, log);
+    },
+    async stop() {
+      await s.agent.stop();
+      psa.stop();
+      await srv.stop();
+    },
   };
   return s;
 }

@@ -20,6 +20,9 @@ const store = {
     }
   },
 };
-const connector = eaccounting.create("ea", eaccounting.configSchema.parse(targetConfig(sandboxUrl, { refresh_token: undefined })), { log: silentLogger, credentials: store }) as any;
+const connector = eaccounting.create("ea", eaccounting.configSchema.parse(targetConfig(sandboxUrl, { refresh_token: undefined })), {
+  log: silentLogger,
+  credentials: store,
+}) as any;
 await connector.client.get("/customers");
 process.stdout.write("USED\n");

@@ -17,7 +17,9 @@ import { customerData, targetConfig } from "./eaccounting-fixtures.ts";
 import { tempDir, waitFor } from "./helpers.ts";
 
 const cleanups: (() => unknown)[] = [];
-afterEach(async () => { for (const c of cleanups.splice(0).reverse()) await c(); });
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
 
 function freePort(): number {
   const s = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response("") });
@@ -27,7 +29,9 @@ function freePort(): number {
 }
 
 async function control(url: string, path: string, body: unknown = {}) {
-  return (await fetch(`${url}/__sandbox/${path}`, { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } })).json() as Promise<any>;
+  return (
+    await fetch(`${url}/__sandbox/${path}`, { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } })
+  ).json() as Promise<any>;
 }
 
 /** Plays the browser: opens the authorisation address `connect` printed and follows the redirect back to it. */
@@ -46,7 +50,19 @@ function setup(over: Record<string, unknown> = {}) {
   cleanups.push(() => srv.stop());
   const dataDir = tempDir("kontobro-ea-oauth-");
   const port = freePort();
-  const { config, targets } = validateConfig({ agent: { data_dir: dataDir }, targets: [{ name: "ea", kind: "eaccounting", ...targetConfig(srv.url, { refresh_token: undefined, redirect_uri: `http://127.0.0.1:${port}/callback`, ...over }) }] }, {});
+  const { config, targets } = validateConfig(
+    {
+      agent: { data_dir: dataDir },
+      targets: [
+        {
+          name: "ea",
+          kind: "eaccounting",
+          ...targetConfig(srv.url, { refresh_token: undefined, redirect_uri: `http://127.0.0.1:${port}/callback`, ...over }),
+        },
+      ],
+    },
+    {},
+  );
   return { srv, dataDir, config, target: targets[0]! };
 }
 
@@ -72,7 +88,9 @@ describe("kontobro connect", () => {
   test("a pasted code or address is read; missing scopes are said plainly", async () => {
     expect(parsePasted("http://localhost:8790/callback?code=abc&state=s1")).toEqual({ code: "abc", state: "s1", error: undefined });
     expect(parsePasted("  abc123 ")).toEqual({ code: "abc123" });
-    expect(parsePasted("http://localhost:8790/callback?error=access_denied&error_description=User+said+no").error).toBe("access_denied: User said no");
+    expect(parsePasted("http://localhost:8790/callback?error=access_denied&error_description=User+said+no").error).toBe(
+      "access_denied: User said no",
+    );
     const { srv, config, target } = setup();
     await control(srv.url, "oauth/options", { grantable: ["ea:api", "offline_access", "ea:sales"] });
     const lines: string[] = [];
@@ -90,7 +108,16 @@ describe("rotating refresh tokens", () => {
     const { refresh_token } = await control(srv.url, "oauth/grant");
     const db = openDatabase(`${dataDir}/kontobro.db`);
     cleanups.push(() => db.$client.close());
-    credentialStore(db, dataDir, "ea").write({ issuer: tokenUrl(target.settings), clientId: "kontobro-sandbox", refreshToken: refresh_token, accessToken: null, accessExpiresAt: null, scope: null, state: "connected", problem: null });
+    credentialStore(db, dataDir, "ea").write({
+      issuer: tokenUrl(target.settings),
+      clientId: "kontobro-sandbox",
+      refreshToken: refresh_token,
+      accessToken: null,
+      accessExpiresAt: null,
+      scope: null,
+      state: "connected",
+      problem: null,
+    });
     const a = createConnectors([target], silentLogger, db, { dataDir }).get("ea") as EaccountingConnector;
     const b = createConnectors([target], silentLogger, undefined, { dataDir }).get("ea") as EaccountingConnector; // another process's way in
     await a.client.get("/customers");
@@ -114,8 +141,20 @@ describe("rotating refresh tokens", () => {
     const db = openDatabase(`${dataDir}/kontobro.db`);
     cleanups.push(() => db.$client.close());
     const store = credentialStore(db, dataDir, "ea");
-    store.write({ issuer: tokenUrl(target.settings), clientId: "kontobro-sandbox", refreshToken: refresh_token, accessToken: null, accessExpiresAt: null, scope: null, state: "connected", problem: null });
-    const child = Bun.spawn([process.execPath, `${import.meta.dir}/eaccounting-kill-child.ts`, dataDir, srv.url], { stdout: "pipe", stderr: "inherit" });
+    store.write({
+      issuer: tokenUrl(target.settings),
+      clientId: "kontobro-sandbox",
+      refreshToken: refresh_token,
+      accessToken: null,
+      accessExpiresAt: null,
+      scope: null,
+      state: "connected",
+      problem: null,
+    });
+    const child = Bun.spawn([process.execPath, `${import.meta.dir}/eaccounting-kill-child.ts`, dataDir, srv.url], {
+      stdout: "pipe",
+      stderr: "inherit",
+    });
     const reader = child.stdout.getReader();
     let out = "";
     while (!out.includes("WRITTEN")) {
@@ -141,7 +180,10 @@ describe("rotating refresh tokens", () => {
 
 describe("a revoked refresh token", () => {
   let stack: EaStack | undefined;
-  afterEach(async () => { await stack?.stop(); stack = undefined; });
+  afterEach(async () => {
+    await stack?.stop();
+    stack = undefined;
+  });
 
   test("becomes the reconnect state: check and the status page say to run kontobro connect; deliveries wait; connect again and they go", async () => {
     const port = freePort();
@@ -151,7 +193,9 @@ describe("a revoked refresh token", () => {
     await s.waitDone(1);
     await s.control("oauth/revoke", {}); // the user removed kontobro's access in eAccounting
     await s.send([ev("customer.upserted", customerData({ name: "Fjordkraft AB" }))]);
-    const waiting = await waitFor("the delivery waits for a reconnect", async () => (await s.deliveries("pending")).find((d: any) => d.errorCode === "eaccounting.reconnect"));
+    const waiting = await waitFor("the delivery waits for a reconnect", async () =>
+      (await s.deliveries("pending")).find((d: any) => d.errorCode === "eaccounting.reconnect"),
+    );
     expect(waiting.errorMessage).toContain("reconnect");
     expect(waiting.errorHint).toContain("kontobro connect ea");
     const page = await s.page();
@@ -165,7 +209,15 @@ describe("a revoked refresh token", () => {
     await Bun.sleep(100);
     expect((await s.state()).requests.length).toBe(requests); // nothing is sent while reconnect lasts
 
-    const { config, targets } = validateConfig({ agent: { data_dir: s.dataDir }, targets: [{ name: "ea", kind: "eaccounting", ...targetConfig(s.sandboxUrl, { redirect_uri: `http://127.0.0.1:${port}/callback` }) }] }, {});
+    const { config, targets } = validateConfig(
+      {
+        agent: { data_dir: s.dataDir },
+        targets: [
+          { name: "ea", kind: "eaccounting", ...targetConfig(s.sandboxUrl, { redirect_uri: `http://127.0.0.1:${port}/callback` }) },
+        ],
+      },
+      {},
+    );
     const lines: string[] = [];
     const done = runConnect({ config, target: targets[0]!, out: (l) => lines.push(l) });
     await signIn(lines);

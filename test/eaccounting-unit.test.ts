@@ -5,23 +5,60 @@ import { CreditNote, Customer, Invoice, Product, Project } from "../agent/model.
 import { describeEaccountingError, retryAfterOf } from "../connectors/eaccounting/client.ts";
 import { EaccountingConfig } from "../connectors/eaccounting/config.ts";
 import {
-  addressLines, articleFields, customerAddress, customerFields, customerFromApi, draftFields, itemFields, joinName, mergeEntity, productFromApi, splitName, unitKindOf,
+  addressLines,
+  articleFields,
+  customerAddress,
+  customerFields,
+  customerFromApi,
+  draftFields,
+  itemFields,
+  joinName,
+  mergeEntity,
+  productFromApi,
+  splitName,
+  unitKindOf,
 } from "../connectors/eaccounting/map.ts";
 import { windowStart } from "../connectors/eaccounting/pull.ts";
 import { customerRules, invoiceRules, productRules, projectRules } from "../connectors/eaccounting/rules.ts";
 import { TargetError } from "../connectors/http.ts";
 
 const cfg = EaccountingConfig.parse({ client_id: "c", client_secret: "s", default_article: "100" });
-const customer = (over: Record<string, unknown> = {}) => Customer.parse({
-  number: "10042", name: "Fjordkraft Consulting AB", orgNumber: "556677-8899", vatNumber: "SE 556677889901", email: "faktura@example.se", website: "https://example.se", phone: "+46 8 123 45",
-  addresses: [{ kind: "visit", street: "Besöksvägen 2", zip: "11133", city: "Stockholm", country: "SE" }, { kind: "postal", street: "Box 12\nAvd. Ekonomi", zip: "11122", city: "Stockholm", country: "SE" }],
-  contacts: [{ name: "Kari Nordmann", email: "kari@example.se", phone: "+46 70 1" }], currency: "SEK", paymentTermsDays: 14, ...over,
-});
-const invoice = (over: Record<string, unknown> = {}) => Invoice.parse({
-  number: "20001", psaId: "psa-20001", customerNumber: "10042", projectNumber: "P24017", date: "2026-04-30", dueDate: "2026-05-14", currency: "SEK",
-  ourReference: "Kari Nordmann", yourReference: "Ole Olsen", heading: "April 2026",
-  lines: [{ text: "Konsulttimmar", quantity: 37.5, unitPrice: 125000, kind: "hours", productCode: "100" }, { text: "Resa", quantity: 1, unitPrice: 198400, kind: "expenses" }], ...over,
-});
+const customer = (over: Record<string, unknown> = {}) =>
+  Customer.parse({
+    number: "10042",
+    name: "Fjordkraft Consulting AB",
+    orgNumber: "556677-8899",
+    vatNumber: "SE 556677889901",
+    email: "faktura@example.se",
+    website: "https://example.se",
+    phone: "+46 8 123 45",
+    addresses: [
+      { kind: "visit", street: "Besöksvägen 2", zip: "11133", city: "Stockholm", country: "SE" },
+      { kind: "postal", street: "Box 12\nAvd. Ekonomi", zip: "11122", city: "Stockholm", country: "SE" },
+    ],
+    contacts: [{ name: "Kari Nordmann", email: "kari@example.se", phone: "+46 70 1" }],
+    currency: "SEK",
+    paymentTermsDays: 14,
+    ...over,
+  });
+const invoice = (over: Record<string, unknown> = {}) =>
+  Invoice.parse({
+    number: "20001",
+    psaId: "psa-20001",
+    customerNumber: "10042",
+    projectNumber: "P24017",
+    date: "2026-04-30",
+    dueDate: "2026-05-14",
+    currency: "SEK",
+    ourReference: "Kari Nordmann",
+    yourReference: "Ole Olsen",
+    heading: "April 2026",
+    lines: [
+      { text: "Konsulttimmar", quantity: 37.5, unitPrice: 125000, kind: "hours", productCode: "100" },
+      { text: "Resa", quantity: 1, unitPrice: 198400, kind: "expenses" },
+    ],
+    ...over,
+  });
 
 describe("name splitting", () => {
   test("split at the first space coming in; '?' as first name when there is none; joined with a space going out", () => {
@@ -44,55 +81,173 @@ describe("mapping", () => {
     expect(customerAddress(c)!.kind).toBe("postal"); // no invoice address: the head office (postal) before the visit address
     expect(addressLines("Box 12\nAvd. Ekonomi\nPlan 3")).toEqual(["Box 12", "Avd. Ekonomi, Plan 3"]);
     expect(customerFields(c, { Id: "t14", NumberOfDays: 14 })).toEqual({
-      CustomerNumber: "10042", Name: "Fjordkraft Consulting AB", IsPrivatePerson: false, IsActive: true, CorporateIdentityNumber: "556677-8899", VatNumber: "SE556677889901",
-      InvoiceAddress1: "Box 12", InvoiceAddress2: "Avd. Ekonomi", InvoicePostalCode: "11122", InvoiceCity: "Stockholm", InvoiceCountryCode: "SE",
-      EmailAddress: "faktura@example.se", Telephone: "+46 8 123 45", WwwAddress: "https://example.se", CurrencyCode: "SEK", TermsOfPaymentId: "t14",
-      ContactPersonName: "Kari Nordmann", ContactPersonEmail: "kari@example.se", ContactPersonPhone: "+46 70 1",
+      CustomerNumber: "10042",
+      Name: "Fjordkraft Consulting AB",
+      IsPrivatePerson: false,
+      IsActive: true,
+      CorporateIdentityNumber: "556677-8899",
+      VatNumber: "SE556677889901",
+      InvoiceAddress1: "Box 12",
+      InvoiceAddress2: "Avd. Ekonomi",
+      InvoicePostalCode: "11122",
+      InvoiceCity: "Stockholm",
+      InvoiceCountryCode: "SE",
+      EmailAddress: "faktura@example.se",
+      Telephone: "+46 8 123 45",
+      WwwAddress: "https://example.se",
+      CurrencyCode: "SEK",
+      TermsOfPaymentId: "t14",
+      ContactPersonName: "Kari Nordmann",
+      ContactPersonEmail: "kari@example.se",
+      ContactPersonPhone: "+46 70 1",
     });
-    const invoiceAddress = customer({ addresses: [{ kind: "postal", street: "A", zip: "1", city: "B", country: "SE" }, { kind: "invoice", street: "Faktura 1", zip: "2", city: "C", country: "NO" }] });
-    expect(customerFields(invoiceAddress, { Id: "t", NumberOfDays: 30 })).toMatchObject({ InvoiceAddress1: "Faktura 1", InvoiceCountryCode: "NO" });
+    const invoiceAddress = customer({
+      addresses: [
+        { kind: "postal", street: "A", zip: "1", city: "B", country: "SE" },
+        { kind: "invoice", street: "Faktura 1", zip: "2", city: "C", country: "NO" },
+      ],
+    });
+    expect(customerFields(invoiceAddress, { Id: "t", NumberOfDays: 30 })).toMatchObject({
+      InvoiceAddress1: "Faktura 1",
+      InvoiceCountryCode: "NO",
+    });
   });
 
   test("customer in: the PSA's canonical shape, the contact's name split; a PUT keeps what kontobro does not own", () => {
-    const row = { Id: "g", CustomerNumber: "7", Name: "Från eAccounting AB", InvoiceAddress1: "Gatan 1", InvoiceAddress2: "Lgh 2", InvoicePostalCode: "111 22", InvoiceCity: "Stockholm",
-      InvoiceCountryCode: "SE", TermsOfPaymentId: "t30", ContactPersonName: "Svensson", CurrencyCode: "SEK", IsActive: true, Note: "kept" };
+    const row = {
+      Id: "g",
+      CustomerNumber: "7",
+      Name: "Från eAccounting AB",
+      InvoiceAddress1: "Gatan 1",
+      InvoiceAddress2: "Lgh 2",
+      InvoicePostalCode: "111 22",
+      InvoiceCity: "Stockholm",
+      InvoiceCountryCode: "SE",
+      TermsOfPaymentId: "t30",
+      ContactPersonName: "Svensson",
+      CurrencyCode: "SEK",
+      IsActive: true,
+      Note: "kept",
+    };
     const c = customerFromApi(row, () => 30);
-    expect(Customer.parse(c)).toMatchObject({ number: "7", name: "Från eAccounting AB", paymentTermsDays: 30, currency: "SEK", active: true,
-      addresses: [{ kind: "invoice", street: "Gatan 1\nLgh 2", zip: "111 22", city: "Stockholm", country: "SE" }] });
+    expect(Customer.parse(c)).toMatchObject({
+      number: "7",
+      name: "Från eAccounting AB",
+      paymentTermsDays: 30,
+      currency: "SEK",
+      active: true,
+      addresses: [{ kind: "invoice", street: "Gatan 1\nLgh 2", zip: "111 22", city: "Stockholm", country: "SE" }],
+    });
     expect(c.contacts).toEqual([{ name: "Svensson", firstName: "?", lastName: "Svensson" }]);
     const merged = mergeEntity(row, { Name: "New", CustomerNumber: "7" }, ["Name", "CustomerNumber", "Telephone"]);
     expect(merged).toMatchObject({ Name: "New", Note: "kept", InvoiceCity: "Stockholm" });
   });
 
   test("articles: units by kind, price excluding and including VAT; back in the PSA's shape", () => {
-    expect([unitKindOf("h"), unitKindOf("Timer"), unitKindOf("km"), unitKindOf("stk"), unitKindOf(undefined)]).toEqual(["hours", "hours", "kilometres", null, null]);
+    expect([unitKindOf("h"), unitKindOf("Timer"), unitKindOf("km"), unitKindOf("stk"), unitKindOf(undefined)]).toEqual([
+      "hours",
+      "hours",
+      "kilometres",
+      null,
+      null,
+    ]);
     const p = Product.parse({ code: "KONS", name: "Konsult", unit: "h", price: 125000, vatRate: 25 });
-    expect(articleFields(p, { unitId: "u-h", codingId: "c25", vatRate: 25 })).toEqual({ Number: "KONS", Name: "Konsult", IsActive: true, UnitId: "u-h", CodingId: "c25", NetPrice: 1250, GrossPrice: 1562.5, IsServiceArticle: true });
-    expect(articleFields(Product.parse({ code: "X", name: "X", price: 99999 }), { unitId: "u", vatRate: 12 })).toMatchObject({ NetPrice: 999.99, GrossPrice: 1119.99 });
-    expect(productFromApi({ Number: "EA-1", Name: "Art", UnitId: "u", NetPrice: 12.5, CodingId: "c", IsActive: false }, () => "st", () => 25)).toEqual({ code: "EA-1", name: "Art", unit: "st", price: 1250, vatRate: 25, active: false });
+    expect(articleFields(p, { unitId: "u-h", codingId: "c25", vatRate: 25 })).toEqual({
+      Number: "KONS",
+      Name: "Konsult",
+      IsActive: true,
+      UnitId: "u-h",
+      CodingId: "c25",
+      NetPrice: 1250,
+      GrossPrice: 1562.5,
+      IsServiceArticle: true,
+    });
+    expect(articleFields(Product.parse({ code: "X", name: "X", price: 99999 }), { unitId: "u", vatRate: 12 })).toMatchObject({
+      NetPrice: 999.99,
+      GrossPrice: 1119.99,
+    });
+    expect(
+      productFromApi(
+        { Number: "EA-1", Name: "Art", UnitId: "u", NetPrice: 12.5, CodingId: "c", IsActive: false },
+        () => "st",
+        () => 25,
+      ),
+    ).toEqual({ code: "EA-1", name: "Art", unit: "st", price: 1250, vatRate: 25, active: false });
   });
 
   test("projects are cost-centre items: abbreviation = number, name, active = not closed", () => {
-    expect(itemFields(Project.parse({ number: "P24017", name: "ERP", status: "closed" }), "cc1")).toEqual({ CostCenterId: "cc1", ShortName: "P24017", Name: "ERP", IsActive: false });
+    expect(itemFields(Project.parse({ number: "P24017", name: "ERP", status: "closed" }), "cc1")).toEqual({
+      CostCenterId: "cc1",
+      ShortName: "P24017",
+      Name: "ERP",
+      IsActive: false,
+    });
   });
 
   test("an invoice becomes a draft: address from the PSA's customer, references, text rows, article, unit, cost-centre item; a credit note's quantities are negative", () => {
-    const ctx = { cfg, customerId: "cust", customer: customer(), remoteCustomer: {}, articleIds: ["a100", "a200"], unitIds: [undefined, "u-st"], costCenterItemId: "item" };
+    const ctx = {
+      cfg,
+      customerId: "cust",
+      customer: customer(),
+      remoteCustomer: {},
+      articleIds: ["a100", "a200"],
+      unitIds: [undefined, "u-st"],
+      costCenterItemId: "item",
+    };
     const d = draftFields(invoice(), ctx);
     expect(d).toMatchObject({
-      CustomerId: "cust", RotReducedInvoicingType: 0, EuThirdParty: false, InvoiceDate: "2026-04-30T00:00:00", DueDate: "2026-05-14T00:00:00",
-      InvoiceCustomerName: "Fjordkraft Consulting AB", InvoiceAddress1: "Box 12", InvoicePostalCode: "11122", InvoiceCity: "Stockholm", InvoiceCountryCode: "SE",
-      OurReference: "Kari Nordmann", YourReference: "Ole Olsen", ElectronicReference: "kontobro:psa-20001", InvoiceCurrencyCode: "SEK",
+      CustomerId: "cust",
+      RotReducedInvoicingType: 0,
+      EuThirdParty: false,
+      InvoiceDate: "2026-04-30T00:00:00",
+      DueDate: "2026-05-14T00:00:00",
+      InvoiceCustomerName: "Fjordkraft Consulting AB",
+      InvoiceAddress1: "Box 12",
+      InvoicePostalCode: "11122",
+      InvoiceCity: "Stockholm",
+      InvoiceCountryCode: "SE",
+      OurReference: "Kari Nordmann",
+      YourReference: "Ole Olsen",
+      ElectronicReference: "kontobro:psa-20001",
+      InvoiceCurrencyCode: "SEK",
     });
     expect(d.IsCreditInvoice).toBeUndefined();
     expect(d.Rows).toEqual([
       { IsTextRow: true, Text: "April 2026", ReversedConstructionServicesVatFree: false },
-      { ArticleId: "a100", IsTextRow: false, Text: "Konsulttimmar", Quantity: 37.5, UnitPrice: 1250, ReversedConstructionServicesVatFree: false, CostCenterItemId1: "item" },
-      { ArticleId: "a200", IsTextRow: false, Text: "Resa", Quantity: 1, UnitPrice: 1984, UnitId: "u-st", ReversedConstructionServicesVatFree: false, CostCenterItemId1: "item" },
+      {
+        ArticleId: "a100",
+        IsTextRow: false,
+        Text: "Konsulttimmar",
+        Quantity: 37.5,
+        UnitPrice: 1250,
+        ReversedConstructionServicesVatFree: false,
+        CostCenterItemId1: "item",
+      },
+      {
+        ArticleId: "a200",
+        IsTextRow: false,
+        Text: "Resa",
+        Quantity: 1,
+        UnitPrice: 1984,
+        UnitId: "u-st",
+        ReversedConstructionServicesVatFree: false,
+        CostCenterItemId1: "item",
+      },
     ]);
-    const credit = CreditNote.parse({ ...invoice(), number: "20002", psaId: "psa-cn", creditedInvoiceNumber: "20001", kind: "credit_note" });
+    const credit = CreditNote.parse({
+      ...invoice(),
+      number: "20002",
+      psaId: "psa-cn",
+      creditedInvoiceNumber: "20001",
+      kind: "credit_note",
+    });
     const c = draftFields(credit, { ...ctx, cfg: { ...cfg, reference_field: "OurReference" } });
-    expect(c).toMatchObject({ IsCreditInvoice: true, OurReference: "kontobro:psa-cn", YourReference: "Ole Olsen", DueDate: "2026-04-30T00:00:00" });
+    expect(c).toMatchObject({
+      IsCreditInvoice: true,
+      OurReference: "kontobro:psa-cn",
+      YourReference: "Ole Olsen",
+      DueDate: "2026-04-30T00:00:00",
+    });
     expect(c.Rows.filter((r: any) => !r.IsTextRow).map((r: any) => r.Quantity)).toEqual([-37.5, -1]);
     expect(c.Rows[1].Text).toBe("Kreditering av faktura 20001");
   });
@@ -101,8 +256,17 @@ describe("mapping", () => {
 describe("pre-flight rules", () => {
   test("names and address lines over 50 characters, each naming the record and the field", () => {
     const long = "x".repeat(51);
-    const p = customerRules(customer({ name: long, addresses: [{ kind: "invoice", street: `${long}\nok`, zip: "12345678901", city: "Stockholm", country: "SE" }] }));
-    expect(p.map((x) => [x.code, x.field])).toEqual([["eaccounting.too_long", "name"], ["eaccounting.too_long", "addresses.0.street"], ["eaccounting.too_long", "addresses.0.zip"]]);
+    const p = customerRules(
+      customer({
+        name: long,
+        addresses: [{ kind: "invoice", street: `${long}\nok`, zip: "12345678901", city: "Stockholm", country: "SE" }],
+      }),
+    );
+    expect(p.map((x) => [x.code, x.field])).toEqual([
+      ["eaccounting.too_long", "name"],
+      ["eaccounting.too_long", "addresses.0.street"],
+      ["eaccounting.too_long", "addresses.0.zip"],
+    ]);
     expect(p[0]!.message).toContain("Customer 10042");
     expect(p[0]!.hint).toContain("PSA");
     expect(productRules(Product.parse({ code: "KM", name: long })).map((x) => x.field)).toEqual(["name"]);
@@ -112,7 +276,12 @@ describe("pre-flight rules", () => {
   test("a customer or invoice without address, postcode, city or country is refused before sending, naming the field", () => {
     const p = customerRules(customer({ addresses: [{ kind: "invoice", street: "Gatan 1", city: "Stockholm" }] }));
     expect(p.map((x) => x.field)).toEqual(["addresses.0.zip", "addresses.0.country"]);
-    expect(customerRules(customer({ addresses: [] })).map((x) => x.field)).toEqual(["addresses.0.street", "addresses.0.zip", "addresses.0.city", "addresses.0.country"]);
+    expect(customerRules(customer({ addresses: [] })).map((x) => x.field)).toEqual([
+      "addresses.0.street",
+      "addresses.0.zip",
+      "addresses.0.city",
+      "addresses.0.country",
+    ]);
     const bare = customer({ addresses: [{ kind: "postal", city: "Stockholm" }] });
     const inv = invoiceRules(invoice(), (e) => (e === "customer" ? bare : null), cfg);
     expect(inv).toHaveLength(1);
@@ -123,7 +292,11 @@ describe("pre-flight rules", () => {
   test("lines need an article (the product or default_article); quantities take 2 decimals; credit notes need the opt-in", () => {
     const noDefault = EaccountingConfig.parse({ client_id: "c", client_secret: "s" });
     expect(invoiceRules(invoice(), undefined, noDefault).map((x) => x.field)).toEqual(["lines.1.productCode"]);
-    expect(invoiceRules(invoice({ lines: [{ text: "x", quantity: 1.125, unitPrice: 100, productCode: "100" }] }), undefined, cfg).map((x) => x.code)).toEqual(["eaccounting.quantity_decimals"]);
+    expect(
+      invoiceRules(invoice({ lines: [{ text: "x", quantity: 1.125, unitPrice: 100, productCode: "100" }] }), undefined, cfg).map(
+        (x) => x.code,
+      ),
+    ).toEqual(["eaccounting.quantity_decimals"]);
     const credit = CreditNote.parse({ ...invoice(), number: "20002", psaId: "cn", creditedInvoiceNumber: "20001", kind: "credit_note" });
     const refused = invoiceRules(credit, undefined, cfg);
     expect(refused.map((x) => x.code)).toEqual(["eaccounting.credit_note_not_transferred"]);
@@ -134,11 +307,26 @@ describe("pre-flight rules", () => {
 
 describe("errors", () => {
   test("the envelope: code by name, the field, a hint per ErrorCode; 'Try again in N seconds'", () => {
-    const p = describeEaccountingError(400, { ErrorCode: 2000, DeveloperErrorMessage: "Name: The field Name must be a string with a maximum length of 50.", ErrorId: "x" }, "POST", "/v2/customers");
+    const p = describeEaccountingError(
+      400,
+      { ErrorCode: 2000, DeveloperErrorMessage: "Name: The field Name must be a string with a maximum length of 50.", ErrorId: "x" },
+      "POST",
+      "/v2/customers",
+    );
     expect(p).toMatchObject({ code: "eaccounting.DataModelValidationError", field: "Name" });
-    expect(p.message).toBe("eAccounting refused POST /v2/customers (2000 DataModelValidationError): Name: The field Name must be a string with a maximum length of 50.");
-    expect(describeEaccountingError(400, { ErrorCode: 4000, DeveloperErrorMessage: "CostCenterItemAlreadyExists: A cost center item with the short name X already exists." }, "POST", "/v2/costcenteritems").code).toBe("eaccounting.CostCenterItemAlreadyExists");
-    for (const code of [4003, 4012, 4006, 4019]) expect(describeEaccountingError(403, { ErrorCode: code, DeveloperErrorMessage: "x" }, "GET", "/v2/customers").hint).toBeTruthy();
+    expect(p.message).toBe(
+      "eAccounting refused POST /v2/customers (2000 DataModelValidationError): Name: The field Name must be a string with a maximum length of 50.",
+    );
+    expect(
+      describeEaccountingError(
+        400,
+        { ErrorCode: 4000, DeveloperErrorMessage: "CostCenterItemAlreadyExists: A cost center item with the short name X already exists." },
+        "POST",
+        "/v2/costcenteritems",
+      ).code,
+    ).toBe("eaccounting.CostCenterItemAlreadyExists");
+    for (const code of [4003, 4012, 4006, 4019])
+      expect(describeEaccountingError(403, { ErrorCode: code, DeveloperErrorMessage: "x" }, "GET", "/v2/customers").hint).toBeTruthy();
     const e = new TargetError("retryable", { code: "eaccounting.TooManyRequests", message: "… Try again in 55 seconds.", status: 429 });
     expect(retryAfterOf(e)).toBe(55_000);
   });
@@ -154,7 +342,15 @@ describe("expense window and config", () => {
   });
 
   test("defaults and refusals", () => {
-    expect(cfg).toMatchObject({ api_url: "https://eaccountingapi.vismaonline.com/v2", identity_url: "https://identity.vismaonline.com/connect", cost_center: 1, reference_field: "ElectronicReference", credit_notes: "needs_action", requests_per_second: 8, filter: "server" });
+    expect(cfg).toMatchObject({
+      api_url: "https://eaccountingapi.vismaonline.com/v2",
+      identity_url: "https://identity.vismaonline.com/connect",
+      cost_center: 1,
+      reference_field: "ElectronicReference",
+      credit_notes: "needs_action",
+      requests_per_second: 8,
+      filter: "server",
+    });
     expect(EaccountingConfig.safeParse({ client_id: "c", client_secret: "s", cost_center: 4 }).success).toBe(false);
     expect(EaccountingConfig.safeParse({ client_id: "c", client_secret: "s", rate_per_second: 4 }).success).toBe(false);
   });

@@ -6,23 +6,42 @@ import { EconomicConnector } from "../connectors/economic/connector.ts";
 import { startEconomicSandbox } from "../connectors/economic/sandbox/index.ts";
 
 let sandbox: Awaited<ReturnType<typeof startEconomicSandbox>>;
-beforeAll(async () => { sandbox = await startEconomicSandbox({ port: 0 }); });
-afterAll(async () => { await sandbox.stop(); });
+beforeAll(async () => {
+  sandbox = await startEconomicSandbox({ port: 0 });
+});
+afterAll(async () => {
+  await sandbox.stop();
+});
 
 const connector = (tokens: Partial<Record<"app_secret_token" | "agreement_grant_token", string>> = {}) =>
-  new EconomicConnector("eco", EconomicConfig.parse({
-    rest_url: sandbox.url, projects_url: sandbox.projectsUrl, app_secret_token: "demo-app-secret", agreement_grant_token: "demo-agreement-grant", requests_per_second: 0, ...tokens,
-  }), { log: silentLogger });
+  new EconomicConnector(
+    "eco",
+    EconomicConfig.parse({
+      rest_url: sandbox.url,
+      projects_url: sandbox.projectsUrl,
+      app_secret_token: "demo-app-secret",
+      agreement_grant_token: "demo-agreement-grant",
+      requests_per_second: 0,
+      ...tokens,
+    }),
+    { log: silentLogger },
+  );
 
 describe("e-conomic check", () => {
   test("a complete agreement passes every check", async () => {
     const items = await connector().check();
     expect(items.filter((i) => !i.ok)).toEqual([]);
-    expect(items.map((i) => i.name)).toEqual(expect.arrayContaining(["tokens", "customer group 1", "project group 1 (Internal)", "journal 1"]));
+    expect(items.map((i) => i.name)).toEqual(
+      expect.arrayContaining(["tokens", "customer group 1", "project group 1 (Internal)", "journal 1"]),
+    );
   });
 
   test("missing customer group, internal project group and journal are named, with how to fix them", async () => {
-    await fetch(`${sandbox.url}/__sandbox/seed/remove`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ items: ["customerGroup1", "internalProjectGroup", "journal1"] }) });
+    await fetch(`${sandbox.url}/__sandbox/seed/remove`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ items: ["customerGroup1", "internalProjectGroup", "journal1"] }),
+    });
     const failed = (await connector().check()).filter((i) => !i.ok);
     expect(failed.map((i) => i.name)).toEqual(["customer group 1", "project group 1 (Internal)", "journal 1"]);
     for (const f of failed) expect(f.hint).toBeTruthy();

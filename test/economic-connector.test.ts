@@ -12,12 +12,31 @@ let sb: Awaited<ReturnType<typeof startEconomicSandbox>>;
 let conn: EconomicConnector;
 beforeAll(async () => {
   sb = await startEconomicSandbox({ port: 0 });
-  conn = new EconomicConnector("eco", EconomicConfig.parse({ rest_url: sb.url, projects_url: sb.projectsUrl, app_secret_token: "demo-app-secret", agreement_grant_token: "demo-agreement-grant", requests_per_second: 0 }), { log: silentLogger });
+  conn = new EconomicConnector(
+    "eco",
+    EconomicConfig.parse({
+      rest_url: sb.url,
+      projects_url: sb.projectsUrl,
+      app_secret_token: "demo-app-secret",
+      agreement_grant_token: "demo-agreement-grant",
+      requests_per_second: 0,
+    }),
+    { log: silentLogger },
+  );
 });
 afterAll(() => sb.stop());
 
-const data = (e: unknown) => { const p = parseEvents([e]); if (!p.ok) throw new Error(JSON.stringify(p)); return p.events[0]!.data as any; };
-const ctx = (key: string, uncertain: boolean, customer: unknown) => ({ link: null, uncertain, idempotencyKey: key, record: (e: string) => (e === "customer" ? customer : null) });
+const data = (e: unknown) => {
+  const p = parseEvents([e]);
+  if (!p.ok) throw new Error(JSON.stringify(p));
+  return p.events[0]!.data as any;
+};
+const ctx = (key: string, uncertain: boolean, customer: unknown) => ({
+  link: null,
+  uncertain,
+  idempotencyKey: key,
+  record: (e: string) => (e === "customer" ? customer : null),
+});
 
 describe("e-conomic connector", () => {
   test("after a lost booking answer and a corrected invoice, the corrected version is booked and no draft is left", async () => {

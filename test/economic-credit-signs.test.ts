@@ -19,7 +19,9 @@ beforeAll(async () => {
 afterAll(() => sb.stop());
 
 const creditEvent = (n: number, lines: object[]) => ({
-  ...invoiceEvent(n, 12), id: `cn-${n}`, type: "invoice.credited",
+  ...invoiceEvent(n, 12),
+  id: `cn-${n}`,
+  type: "invoice.credited",
   data: { ...invoiceEvent(n, 12).data, creditedInvoiceNumber: 70001, lines },
 });
 
@@ -27,7 +29,11 @@ const creditEvent = (n: number, lines: object[]) => ({
 async function book(payload: any): Promise<{ net: number; gross: number; quantities: number[] }> {
   await conn.push("invoice", payload, pushCtx({ customer }));
   const booked = sb.sandbox.state.booked.get(Number(payload.number))!.invoice;
-  return { net: Math.round(booked.netAmount * 100), gross: Math.round(booked.grossAmount * 100), quantities: booked.lines.map((l: any) => l.quantity) };
+  return {
+    net: Math.round(booked.netAmount * 100),
+    gross: Math.round(booked.grossAmount * 100),
+    quantities: booked.lines.map((l: any) => l.quantity),
+  };
 }
 
 const canonicalTotal = (payload: any) => payload.lines.reduce((s: number, l: any) => s + lineAmount(l), 0);
@@ -42,10 +48,12 @@ describe("economic credit signs", () => {
   });
 
   test("a credit note sent with positive lines is booked with a negative total", async () => {
-    const cn = canonical(creditEvent(70002, [
-      { text: "Consulting credited", quantity: 7.5, unitPrice: 145000, kind: "hours" },
-      { text: "Travel credited", quantity: 1, unitPrice: 50000, kind: "expenses" },
-    ]));
+    const cn = canonical(
+      creditEvent(70002, [
+        { text: "Consulting credited", quantity: 7.5, unitPrice: 145000, kind: "hours" },
+        { text: "Travel credited", quantity: 1, unitPrice: 50000, kind: "expenses" },
+      ]),
+    );
     const booked = await book(cn);
     expect(booked.net).toBe(-canonicalTotal(cn));
     expect(booked.net).toBe(-1137500);
@@ -55,10 +63,12 @@ describe("economic credit signs", () => {
 
   test("a credit note sent with all-negative lines (normalised by intake) is booked with the same negative total", async () => {
     // Before the fix the connector negated lines that were already negative and booked a charge.
-    const cn = canonical(creditEvent(70003, [
-      { text: "Consulting credited", quantity: -7.5, unitPrice: 145000, kind: "hours" },
-      { text: "Travel credited", quantity: 1, unitPrice: -50000, kind: "expenses" },
-    ]));
+    const cn = canonical(
+      creditEvent(70003, [
+        { text: "Consulting credited", quantity: -7.5, unitPrice: 145000, kind: "hours" },
+        { text: "Travel credited", quantity: 1, unitPrice: -50000, kind: "expenses" },
+      ]),
+    );
     expect(canonicalTotal(cn)).toBeGreaterThan(0); // the model's convention: a credit note's total is > 0
     const booked = await book(cn);
     expect(booked.net).toBe(-1137500);
@@ -71,8 +81,14 @@ describe("economic credit signs", () => {
       [{ text: "a", quantity: -2, unitPrice: 10000, kind: "hours" }],
       [{ text: "a", quantity: 2, unitPrice: -10000, kind: "hours" }],
       // Mixed: credit 3 hours, but 1 hour of the credit is taken back (relative meaning kept).
-      [{ text: "credit", quantity: 3, unitPrice: 10000, kind: "hours" }, { text: "taken back", quantity: -1, unitPrice: 10000, kind: "hours" }],
-      [{ text: "credit", quantity: -3, unitPrice: 10000, kind: "hours" }, { text: "taken back", quantity: 1, unitPrice: 10000, kind: "hours" }],
+      [
+        { text: "credit", quantity: 3, unitPrice: 10000, kind: "hours" },
+        { text: "taken back", quantity: -1, unitPrice: 10000, kind: "hours" },
+      ],
+      [
+        { text: "credit", quantity: -3, unitPrice: 10000, kind: "hours" },
+        { text: "taken back", quantity: 1, unitPrice: 10000, kind: "hours" },
+      ],
     ];
     let n = 70100;
     for (const lines of shapes) {

@@ -36,7 +36,7 @@ export function pushCtx(opts: { uncertain?: boolean; link?: string; customer?: u
     link: opts.link ? { remoteId: opts.link } : null,
     uncertain: opts.uncertain ?? false,
     idempotencyKey: `test-${process.pid}-${++keys}`,
-    record: (entity) => (entity === "customer" ? opts.customer ?? null : null),
+    record: (entity) => (entity === "customer" ? (opts.customer ?? null) : null),
   };
 }
 
@@ -46,16 +46,36 @@ export function draftsFor(sb: StartedEconomicSandbox, psaId: string): any[] {
 }
 
 /** Books an invoice at the sandbox the way a person would by hand (another reference, or ours). */
-export async function bookByHand(sb: StartedEconomicSandbox, number: number, customerNumber: number, other: string | undefined): Promise<void> {
-  const headers = { "X-AppSecretToken": TOKENS.app_secret_token, "X-AgreementGrantToken": TOKENS.agreement_grant_token, "content-type": "application/json" };
+export async function bookByHand(
+  sb: StartedEconomicSandbox,
+  number: number,
+  customerNumber: number,
+  other: string | undefined,
+): Promise<void> {
+  const headers = {
+    "X-AppSecretToken": TOKENS.app_secret_token,
+    "X-AgreementGrantToken": TOKENS.agreement_grant_token,
+    "content-type": "application/json",
+  };
   const draft = await fetch(`${sb.restUrl}/invoices/drafts`, {
-    method: "POST", headers, body: JSON.stringify({
-      date: "2026-10-01", currency: "NOK", customer: { customerNumber }, paymentTerms: { paymentTermsNumber: 1 }, layout: { layoutNumber: 19 },
-      recipient: { name: "Booked by hand", vatZone: { vatZoneNumber: 1 } }, ...(other ? { references: { other } } : {}),
+    method: "POST",
+    headers,
+    body: JSON.stringify({
+      date: "2026-10-01",
+      currency: "NOK",
+      customer: { customerNumber },
+      paymentTerms: { paymentTermsNumber: 1 },
+      layout: { layoutNumber: 19 },
+      recipient: { name: "Booked by hand", vatZone: { vatZoneNumber: 1 } },
+      ...(other ? { references: { other } } : {}),
       lines: [{ lineNumber: 1, product: { productNumber: "TIME" }, description: "by hand", quantity: 1, unitNetPrice: 10 }],
     }),
   });
   const { draftInvoiceNumber } = (await draft.json()) as any;
-  const booked = await fetch(`${sb.restUrl}/invoices/booked/${number}`, { method: "PUT", headers, body: JSON.stringify({ draftInvoice: { draftInvoiceNumber }, bookWithNumber: number }) });
+  const booked = await fetch(`${sb.restUrl}/invoices/booked/${number}`, {
+    method: "PUT",
+    headers,
+    body: JSON.stringify({ draftInvoice: { draftInvoiceNumber }, bookWithNumber: number }),
+  });
   if (booked.status >= 300) throw new Error(`booking by hand failed: ${await booked.text()}`);
 }

@@ -21,7 +21,10 @@ afterAll(() => sb.stop());
 
 async function refusal(number: number, ctx: ReturnType<typeof pushCtx>) {
   const inv = canonical(invoiceEvent(number, 5));
-  const e = await conn.push("invoice", inv, ctx).then(() => null, (err) => err);
+  const e = await conn.push("invoice", inv, ctx).then(
+    () => null,
+    (err) => err,
+  );
   expect(isTargetError(e)).toBe(true);
   return e;
 }
@@ -45,7 +48,9 @@ describe("economic foreign invoice number", () => {
   test("uncertain path (reconcile): the lookup refuses it too, and removes our drafts of earlier attempts", async () => {
     await bookByHand(sb, 80002, 5, undefined);
     // A draft from an earlier attempt whose answer was lost.
-    sb.sandbox.state.drafts.set(999, { invoice: { draftInvoiceNumber: 999, references: { other: "PSA-INV-80002" }, customer: { customerNumber: 5 }, lines: [] } });
+    sb.sandbox.state.drafts.set(999, {
+      invoice: { draftInvoiceNumber: 999, references: { other: "PSA-INV-80002" }, customer: { customerNumber: 5 }, lines: [] },
+    });
     const e = await refusal(80002, pushCtx({ customer, uncertain: true }));
     expect(e).toMatchObject({ kind: "permanent", code: "economic.invoice_number_taken" });
     expect(e.message).toContain("booked invoice 80002");
@@ -61,7 +66,9 @@ describe("economic foreign invoice number", () => {
       // A person books 80003 by hand with another reference before the PSA sends its invoice 80003.
       await bookByHand({ restUrl: stack.sandboxUrl } as StartedEconomicSandbox, 80003, 6, "BY-HAND");
       await stack.post([invoiceEvent(80003, 6)]);
-      const d = await waitFor("invoice needs action", async () => (await stack.deliveries("needs_action")).find((x) => x.entity === "invoice"));
+      const d = await waitFor("invoice needs action", async () =>
+        (await stack.deliveries("needs_action")).find((x) => x.entity === "invoice"),
+      );
       expect(d.errorCode).toBe("economic.invoice_number_taken");
       expect(d.errorMessage).toContain('reference "BY-HAND"');
       expect((await stack.deliveries("done")).some((x) => x.entity === "invoice")).toBe(false);

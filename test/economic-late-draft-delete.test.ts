@@ -10,7 +10,9 @@ import { customerEvent, invoiceEvent, waitFor } from "./helpers.ts";
 
 let sb: StartedEconomicSandbox;
 let conn: EconomicConnector;
-beforeAll(async () => { ({ sb, conn } = await startEconomic()); });
+beforeAll(async () => {
+  ({ sb, conn } = await startEconomic());
+});
 afterAll(() => sb.stop());
 beforeEach(() => sb.sandbox.reset());
 

@@ -12,9 +12,18 @@ describe("e-conomic mapping", () => {
   test("a customer keeps the PSA number, group 1, VAT zone, terms and address", () => {
     const c = Customer.parse({ ...customerEvent(10042).data, orgNumber: "912345678", email: "a@b.no" });
     expect(customerBody(c, cfg)).toEqual({
-      customerNumber: 10042, name: "Customer 10042", currency: "NOK",
-      customerGroup: { customerGroupNumber: 1 }, vatZone: { vatZoneNumber: 1 }, paymentTerms: { paymentTermsNumber: 1 },
-      corporateIdentificationNumber: "912345678", email: "a@b.no", address: "Strandgaten 1", zip: "5013", city: "Bergen", country: "Norway",
+      customerNumber: 10042,
+      name: "Customer 10042",
+      currency: "NOK",
+      customerGroup: { customerGroupNumber: 1 },
+      vatZone: { vatZoneNumber: 1 },
+      paymentTerms: { paymentTermsNumber: 1 },
+      corporateIdentificationNumber: "912345678",
+      email: "a@b.no",
+      address: "Strandgaten 1",
+      zip: "5013",
+      city: "Bergen",
+      country: "Norway",
     });
   });
 
@@ -24,7 +33,12 @@ describe("e-conomic mapping", () => {
   });
 
   test("a project is numeric and in the internal project group", () => {
-    expect(projectBody(Project.parse(projectEvent(4711, 10042).data), cfg)).toEqual({ number: 4711, name: "Project 4711", projectGroupNumber: 1, customerNumber: 10042 });
+    expect(projectBody(Project.parse(projectEvent(4711, 10042).data), cfg)).toEqual({
+      number: 4711,
+      name: "Project 4711",
+      projectGroupNumber: 1,
+      customerNumber: 10042,
+    });
   });
 
   test("an invoice: PSA id in references.other, products per line kind, prices in decimals", () => {
@@ -33,7 +47,14 @@ describe("e-conomic mapping", () => {
     const body: any = draftInvoiceBody(inv, customer, cfg);
     expect(body.references).toEqual({ other: "PSA-INV-20001" });
     expect(body.project).toEqual({ projectNumber: 4711 });
-    expect(body.recipient).toEqual({ name: "Customer 10042", address: "Strandgaten 1", zip: "5013", city: "Bergen", country: "Norway", vatZone: { vatZoneNumber: 1 } });
+    expect(body.recipient).toEqual({
+      name: "Customer 10042",
+      address: "Strandgaten 1",
+      zip: "5013",
+      city: "Bergen",
+      country: "Norway",
+      vatZone: { vatZoneNumber: 1 },
+    });
     expect(body.lines).toEqual([
       { lineNumber: 1, sortKey: 1, product: { productNumber: "TIME" }, description: "Consulting", quantity: 7.5, unitNetPrice: 1450 },
       { lineNumber: 2, sortKey: 2, product: { productNumber: "EXPENSE" }, description: "Travel", quantity: 1, unitNetPrice: 500 },
@@ -62,6 +83,8 @@ describe("e-conomic pre-flight rules", () => {
     const codes = economicRules("invoice", inv).map((p) => p.field);
     expect(codes).toEqual(["number", "customerNumber"]);
     expect(economicRules("invoice", Invoice.parse(invoiceEvent(5, 1).data))).toEqual([]);
-    expect(economicRules("customer", Customer.parse({ number: 1, name: "x".repeat(255), addresses: [{ city: "y".repeat(50) }] }))).toEqual([]);
+    expect(economicRules("customer", Customer.parse({ number: 1, name: "x".repeat(255), addresses: [{ city: "y".repeat(50) }] }))).toEqual(
+      [],
+    );
   });
 });

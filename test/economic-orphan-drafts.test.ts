@@ -22,11 +22,22 @@ beforeEach(async () => {
 
 /** A draft left at e-conomic by an earlier attempt (its answer lost), with our PSA id. */
 async function strayDraft(psaId: string): Promise<void> {
-  const headers = { "X-AppSecretToken": "demo-app-secret", "X-AgreementGrantToken": "demo-agreement-grant", "content-type": "application/json" };
+  const headers = {
+    "X-AppSecretToken": "demo-app-secret",
+    "X-AgreementGrantToken": "demo-agreement-grant",
+    "content-type": "application/json",
+  };
   const res = await fetch(`${sb.restUrl}/invoices/drafts`, {
-    method: "POST", headers, body: JSON.stringify({
-      date: "2026-11-20", currency: "NOK", customer: { customerNumber: 9 }, paymentTerms: { paymentTermsNumber: 1 }, layout: { layoutNumber: 19 },
-      recipient: { name: "Customer 9", vatZone: { vatZoneNumber: 1 } }, references: { other: psaId },
+    method: "POST",
+    headers,
+    body: JSON.stringify({
+      date: "2026-11-20",
+      currency: "NOK",
+      customer: { customerNumber: 9 },
+      paymentTerms: { paymentTermsNumber: 1 },
+      layout: { layoutNumber: 19 },
+      recipient: { name: "Customer 9", vatZone: { vatZoneNumber: 1 } },
+      references: { other: psaId },
       lines: [{ lineNumber: 1, product: { productNumber: "TIME" }, description: "stray", quantity: 1, unitNetPrice: 10 }],
     }),
   });
@@ -62,14 +73,18 @@ describe("economic orphan drafts", () => {
     const pushing = conn.push("invoice", inv, pushCtx({ customer }));
     await waitFor("the booking request to arrive", () => (sb.sandbox.stats().requests.byMethod.PUT ?? 0) >= 1);
     const n = sb.sandbox.state.counters.nextDraftNumber++;
-    sb.sandbox.state.drafts.set(n, { invoice: { draftInvoiceNumber: n, references: { other: "PSA-INV-90003" }, customer: { customerNumber: 9 }, lines: [] } });
+    sb.sandbox.state.drafts.set(n, {
+      invoice: { draftInvoiceNumber: n, references: { other: "PSA-INV-90003" }, customer: { customerNumber: 9 }, lines: [] },
+    });
     await pushing;
     expect(sb.sandbox.state.booked.get(90003)).toBeDefined();
     expect(draftsFor(sb, "PSA-INV-90003")).toEqual([]);
   });
 
   test("a draft made by an attempt that then fails permanently is removed in the failure path", async () => {
-    const inv = canonical(invoiceEvent(90004, 9, undefined, { pdf: { filename: "f.pdf", contentBase64: Buffer.from("not a PDF").toString("base64") } }));
+    const inv = canonical(
+      invoiceEvent(90004, 9, undefined, { pdf: { filename: "f.pdf", contentBase64: Buffer.from("not a PDF").toString("base64") } }),
+    );
     const e = await conn.push("invoice", inv, pushCtx({ customer })).catch((err) => err);
     expect(e).toMatchObject({ kind: "permanent" });
     expect(e.message).toContain("PDF");
@@ -78,7 +93,9 @@ describe("economic orphan drafts", () => {
   });
 
   test("if that removal fails too, the next attempt removes the draft before booking a fresh one", async () => {
-    const bad = canonical(invoiceEvent(90005, 9, undefined, { pdf: { filename: "f.pdf", contentBase64: Buffer.from("not a PDF").toString("base64") } }));
+    const bad = canonical(
+      invoiceEvent(90005, 9, undefined, { pdf: { filename: "f.pdf", contentBase64: Buffer.from("not a PDF").toString("base64") } }),
+    );
     sb.sandbox.addFault({ kind: "500", method: "DELETE", path: "^/invoices/drafts/", count: 1 });
     expect(await conn.push("invoice", bad, pushCtx({ customer })).catch((err) => err.kind)).toBe("permanent");
     expect(draftsFor(sb, "PSA-INV-90005")).toHaveLength(1); // best effort failed

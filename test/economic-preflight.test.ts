@@ -10,7 +10,9 @@ import { customerEvent, invoiceEvent, waitFor } from "./helpers.ts";
 
 let sb: StartedEconomicSandbox;
 let conn: EconomicConnector;
-beforeAll(async () => { ({ sb, conn } = await startEconomic()); });
+beforeAll(async () => {
+  ({ sb, conn } = await startEconomic());
+});
 afterAll(() => sb.stop());
 
 const customer101 = (over: Record<string, unknown> = {}) => canonical(customerEvent(101, over));
@@ -23,14 +25,23 @@ describe("economic pre-flight", () => {
     expect(conn.validate("customer", c)).toEqual([]);
     const problems = conn.validate("invoice", invoice(93001), related(c));
     expect(problems).toHaveLength(1);
-    expect(problems[0]).toMatchObject({ code: "economic.recipient_too_long", record: { entity: "customer", key: "101" }, field: "customer 101: name" });
+    expect(problems[0]).toMatchObject({
+      code: "economic.recipient_too_long",
+      record: { entity: "customer", key: "101" },
+      field: "customer 101: name",
+    });
     expect(problems[0]!.message).toContain("253 characters");
     expect(problems[0]!.hint).toContain("customer 101: name");
     expect(JSON.stringify(problems[0])).not.toContain("recipient.name");
   });
 
   test("a street address too long for the recipient names the customer's address the invoice uses", () => {
-    const c = customer101({ addresses: [{ kind: "visit", street: "short" }, { kind: "invoice", street: "S".repeat(300), zip: "1000", city: "Oslo", country: "NO" }] });
+    const c = customer101({
+      addresses: [
+        { kind: "visit", street: "short" },
+        { kind: "invoice", street: "S".repeat(300), zip: "1000", city: "Oslo", country: "NO" },
+      ],
+    });
     expect(conn.validate("customer", c)).toEqual([]);
     const [p] = conn.validate("invoice", invoice(93002), related(c));
     expect(p).toMatchObject({ record: { entity: "customer", key: "101" }, field: "customer 101: addresses.1.street" });
@@ -38,7 +49,12 @@ describe("economic pre-flight", () => {
   });
 
   test("more than 2 decimals: the hint names the number (quantity) and the line", () => {
-    const inv = invoice(93003, { lines: [{ text: "Hours", quantity: 2, unitPrice: 1000, kind: "hours" }, { text: "Travel", quantity: 1.255, unitPrice: 100, kind: "expenses" }] });
+    const inv = invoice(93003, {
+      lines: [
+        { text: "Hours", quantity: 2, unitPrice: 1000, kind: "hours" },
+        { text: "Travel", quantity: 1.255, unitPrice: 100, kind: "expenses" },
+      ],
+    });
     const [p] = conn.validate("invoice", inv, related(customer101()));
     expect(p).toMatchObject({ code: "economic.too_many_decimals", field: "lines.1.quantity" });
     expect(p!.message).toContain('Line 2 ("Travel"): the quantity 1.255 has 3 decimals');
@@ -47,7 +63,10 @@ describe("economic pre-flight", () => {
   });
 
   test("at the limits the sandbox (e-conomic's own schema) accepts what pre-flight lets through, and refuses one more", async () => {
-    const ok = customer101({ name: "N".repeat(250), addresses: [{ street: "S".repeat(250), zip: "1000", city: "C".repeat(50), country: "DK" }] });
+    const ok = customer101({
+      name: "N".repeat(250),
+      addresses: [{ street: "S".repeat(250), zip: "1000", city: "C".repeat(50), country: "DK" }],
+    });
     const inv = invoice(93004, { lines: [{ text: "Hours", quantity: 1.25, unitPrice: 100, kind: "hours" }] });
     expect(conn.validate("invoice", inv, related(ok))).toEqual([]);
     await conn.push("customer", ok, pushCtx());
@@ -62,8 +81,18 @@ describe("economic pre-flight", () => {
 
   test("invoices and credit notes within the limits pass; the schema backstop finds no fault in them", () => {
     const c = customer101();
-    const cn = canonical({ ...invoiceEvent(93006, 101), type: "invoice.credited", data: { ...invoiceEvent(93006, 101).data, creditedInvoiceNumber: 93001 } });
-    expect(conn.validate("invoice", invoice(93007, { ourReference: "R".repeat(250), yourReference: "Y".repeat(250), heading: "H".repeat(250) }), related(c))).toEqual([]);
+    const cn = canonical({
+      ...invoiceEvent(93006, 101),
+      type: "invoice.credited",
+      data: { ...invoiceEvent(93006, 101).data, creditedInvoiceNumber: 93001 },
+    });
+    expect(
+      conn.validate(
+        "invoice",
+        invoice(93007, { ourReference: "R".repeat(250), yourReference: "Y".repeat(250), heading: "H".repeat(250) }),
+        related(c),
+      ),
+    ).toEqual([]);
     expect(conn.validate("invoice", cn, related(c))).toEqual([]);
     expect(conn.validate("invoice", invoice(93008), () => null)).toEqual([]); // customer not received yet: nothing to say about it
   });
@@ -79,7 +108,9 @@ describe("economic pre-flight", () => {
     const stack = await startStack();
     try {
       await stack.post([customerEvent(101, { name: "N".repeat(253) }), invoiceEvent(93010, 101)]);
-      const d = await waitFor("invoice needs action", async () => (await stack.deliveries("needs_action")).find((x) => x.entity === "invoice"));
+      const d = await waitFor("invoice needs action", async () =>
+        (await stack.deliveries("needs_action")).find((x) => x.entity === "invoice"),
+      );
       expect(d.errorCode).toBe("economic.recipient_too_long");
       expect(d.errorMessage).toContain("customer 101");
       expect(d.errorHint).toContain("customer 101: name");
@@ -92,7 +123,8 @@ describe("economic pre-flight", () => {
 
 /** A PDF of exactly `bytes` bytes, base64 wrapped at 76 characters per line as MIME does. */
 function wrappedPdf(bytes: number): string {
-  const head = "%PDF-1.4\n", tail = "\n%%EOF\n";
+  const head = "%PDF-1.4\n",
+    tail = "\n%%EOF\n";
   const body = Buffer.concat([Buffer.from(head), Buffer.alloc(bytes - head.length - tail.length, 0x20), Buffer.from(tail)]);
   return body.toString("base64").replace(/.{76}/g, "$&\r\n");
 }

@@ -5,7 +5,11 @@ import { createEconomicSandbox, startEconomicSandbox, type StartedEconomicSandbo
 let sb: StartedEconomicSandbox;
 const AUTH = { "X-AppSecretToken": "demo-app-secret", "X-AgreementGrantToken": "demo-agreement-grant" };
 
-interface Answer { status: number; headers: Headers; body: any }
+interface Answer {
+  status: number;
+  headers: Headers;
+  body: any;
+}
 
 async function call(method: string, url: string, body?: unknown, headers: Record<string, string> = {}): Promise<Answer> {
   const res = await fetch(url, {
@@ -15,26 +19,51 @@ async function call(method: string, url: string, body?: unknown, headers: Record
   });
   const text = await res.text();
   let parsed: any = text;
-  try { parsed = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
+  try {
+    parsed = text ? JSON.parse(text) : null;
+  } catch {
+    /* not JSON */
+  }
   return { status: res.status, headers: res.headers, body: parsed };
 }
-const rest = (method: string, path: string, body?: unknown, headers?: Record<string, string>) => call(method, `${sb.restUrl}${path}`, body, headers);
-const projects = (method: string, path: string, body?: unknown, headers?: Record<string, string>) => call(method, `${sb.projectsUrl}${path}`, body, headers);
-const control = (method: string, path: string, body?: unknown) => call(method, `${sb.url}/__sandbox${path}`, body, { "X-AppSecretToken": "", "X-AgreementGrantToken": "" });
+const rest = (method: string, path: string, body?: unknown, headers?: Record<string, string>) =>
+  call(method, `${sb.restUrl}${path}`, body, headers);
+const projects = (method: string, path: string, body?: unknown, headers?: Record<string, string>) =>
+  call(method, `${sb.projectsUrl}${path}`, body, headers);
+const control = (method: string, path: string, body?: unknown) =>
+  call(method, `${sb.url}/__sandbox${path}`, body, { "X-AppSecretToken": "", "X-AgreementGrantToken": "" });
 
 function customer(n: number | undefined, over: Record<string, unknown> = {}) {
   return {
-    ...(n === undefined ? {} : { customerNumber: n }), name: `Customer ${n ?? "auto"}`, currency: "NOK",
-    customerGroup: { customerGroupNumber: 1 }, vatZone: { vatZoneNumber: 1 }, paymentTerms: { paymentTermsNumber: 1 }, ...over,
+    ...(n === undefined ? {} : { customerNumber: n }),
+    name: `Customer ${n ?? "auto"}`,
+    currency: "NOK",
+    customerGroup: { customerGroupNumber: 1 },
+    vatZone: { vatZoneNumber: 1 },
+    paymentTerms: { paymentTermsNumber: 1 },
+    ...over,
   };
 }
 
 function draft(over: Record<string, unknown> = {}) {
   return {
-    date: "2026-03-31", currency: "NOK", customer: { customerNumber: 10042 }, paymentTerms: { paymentTermsNumber: 1 },
-    layout: { layoutNumber: 19 }, recipient: { name: "Fjordkraft Bygg AS", vatZone: { vatZoneNumber: 1 } },
+    date: "2026-03-31",
+    currency: "NOK",
+    customer: { customerNumber: 10042 },
+    paymentTerms: { paymentTermsNumber: 1 },
+    layout: { layoutNumber: 19 },
+    recipient: { name: "Fjordkraft Bygg AS", vatZone: { vatZoneNumber: 1 } },
     references: { other: "MOMENT-INV-2026-0815" },
-    lines: [{ lineNumber: 1, product: { productNumber: "TIME" }, description: "Senior, 12.5 h", quantity: 12.5, unit: { unitNumber: 2 }, unitNetPrice: 1450 }],
+    lines: [
+      {
+        lineNumber: 1,
+        product: { productNumber: "TIME" },
+        description: "Senior, 12.5 h",
+        quantity: 12.5,
+        unit: { unitNumber: 2 },
+        unitNetPrice: 1450,
+      },
+    ],
     ...over,
   };
 }
@@ -54,8 +83,12 @@ async function newDraft(over: Record<string, unknown> = {}): Promise<number> {
   return r.body.draftInvoiceNumber;
 }
 
-beforeAll(async () => { sb = await startEconomicSandbox({ port: 0 }); });
-afterAll(async () => { await sb.stop(); });
+beforeAll(async () => {
+  sb = await startEconomicSandbox({ port: 0 });
+});
+afterAll(async () => {
+  await sb.stop();
+});
 beforeEach(async () => {
   expect((await control("POST", "/reset")).status).toBe(200);
   expect((await rest("POST", "/customers", customer(10042, { name: "Fjordkraft Bygg AS" }))).status).toBe(201);
@@ -69,7 +102,11 @@ describe("auth and generic REST behaviour", () => {
     expect(none.body.logId).toBeString();
     const wrong = await rest("GET", "/self", undefined, { "X-AgreementGrantToken": "someone-else" });
     expect(wrong.status).toBe(401);
-    expect(wrong.body).toMatchObject({ errorCode: "E02250", httpStatusCode: 401, message: "AppSecretToken does not correspond to the token." });
+    expect(wrong.body).toMatchObject({
+      errorCode: "E02250",
+      httpStatusCode: 401,
+      message: "AppSecretToken does not correspond to the token.",
+    });
     const ok = await rest("GET", "/self");
     expect(ok.status).toBe(200);
     expect(ok.body.agreementNumber).toBeNumber();
@@ -86,7 +123,11 @@ describe("auth and generic REST behaviour", () => {
   });
 
   test("415 for a non-JSON write, 404 for unknown resources, 405 for a PUT on a collection", async () => {
-    const res = await fetch(`${sb.restUrl}/customers`, { method: "POST", headers: { ...AUTH, "content-type": "text/plain" }, body: "name=x" });
+    const res = await fetch(`${sb.restUrl}/customers`, {
+      method: "POST",
+      headers: { ...AUTH, "content-type": "text/plain" },
+      body: "name=x",
+    });
     expect(res.status).toBe(415);
     expect(((await res.json()) as any).httpStatusCode).toBe(415);
     expect((await rest("GET", "/no-such-thing")).status).toBe(404);
@@ -111,29 +152,51 @@ describe("auth and generic REST behaviour", () => {
 
 describe("schema validation", () => {
   test("a draft with bad lines gets the annotated envelope mirroring the request", async () => {
-    const r = await rest("POST", "/invoices/drafts", draft({
-      date: "31.03.2026", customer: undefined,
-      lines: [{ description: "ok", quantity: 1, unitNetPrice: 10 }, { description: "x", unitNetPrice: 10.12345, quantity: 1 }],
-    }));
+    const r = await rest(
+      "POST",
+      "/invoices/drafts",
+      draft({
+        date: "31.03.2026",
+        customer: undefined,
+        lines: [
+          { description: "ok", quantity: 1, unitNetPrice: 10 },
+          { description: "x", unitNetPrice: 10.12345, quantity: 1 },
+        ],
+      }),
+    );
     expect(r.status).toBe(400);
-    expect(r.body).toMatchObject({ message: "Validation error.", httpStatusCode: 400, developerHint: "Inspect validation errors and correct your request." });
+    expect(r.body).toMatchObject({
+      message: "Validation error.",
+      httpStatusCode: 400,
+      developerHint: "Inspect validation errors and correct your request.",
+    });
     expect(r.body.logTime).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$/);
     expect(r.body.errors.customer.errors[0].errorCode).toBe("SANDBOX_REQUIRED");
     expect(r.body.errors.date.errors.map((e: any) => e.errorCode).sort()).toEqual(["SANDBOX_FORMAT", "SANDBOX_PATTERN"]);
-    expect(r.body.errors.lines).toEqual([{ arrayIndex: 1, unitNetPrice: { errors: [expect.objectContaining({ errorCode: "E04740", value: 10.12345 })] } }]);
+    expect(r.body.errors.lines).toEqual([
+      { arrayIndex: 1, unitNetPrice: { errors: [expect.objectContaining({ errorCode: "E04740", value: 10.12345 })] } },
+    ]);
   });
 
   test("references are checked: E06000 unknown, E04500 no identifier, E04730 quantity with product", async () => {
-    const r = await rest("POST", "/invoices/drafts", draft({
-      customer: { customerNumber: 987987987 },
-      lines: [
-        { product: { productNumber: "TIME" }, description: "x", unitNetPrice: 1, unit: { unitNumber: 10 } },
-        { product: {}, description: "y", quantity: 1 },
-      ],
-    }));
+    const r = await rest(
+      "POST",
+      "/invoices/drafts",
+      draft({
+        customer: { customerNumber: 987987987 },
+        lines: [
+          { product: { productNumber: "TIME" }, description: "x", unitNetPrice: 1, unit: { unitNumber: 10 } },
+          { product: {}, description: "y", quantity: 1 },
+        ],
+      }),
+    );
     expect(r.status).toBe(400);
     expect(r.body.errors.customer.errors[0]).toMatchObject({ errorCode: "E06000", value: 987987987 });
-    expect(r.body.errors.lines[0]).toMatchObject({ arrayIndex: 0, quantity: { errors: [{ errorCode: "E04730" }] }, unit: { errors: [{ errorCode: "E06000", value: 10 }] } });
+    expect(r.body.errors.lines[0]).toMatchObject({
+      arrayIndex: 0,
+      quantity: { errors: [{ errorCode: "E04730" }] },
+      unit: { errors: [{ errorCode: "E06000", value: 10 }] },
+    });
     expect(r.body.errors.lines[1]).toMatchObject({ arrayIndex: 1, product: { errors: [{ errorCode: "E04500" }] } });
   });
 
@@ -149,7 +212,11 @@ describe("customers and products", () => {
     const created = await rest("POST", "/customers", customer(20001, { email: "a@example.com", city: "Bergen" }));
     expect(created.status).toBe(201);
     expect(created.headers.get("location")).toBe(`${sb.restUrl}/customers/20001`);
-    expect(created.body).toMatchObject({ customerNumber: 20001, self: `${sb.restUrl}/customers/20001`, customerGroup: { customerGroupNumber: 1, self: `${sb.restUrl}/customer-groups/1` } });
+    expect(created.body).toMatchObject({
+      customerNumber: 20001,
+      self: `${sb.restUrl}/customers/20001`,
+      customerGroup: { customerGroupNumber: 1, self: `${sb.restUrl}/customer-groups/1` },
+    });
     expect((await rest("GET", "/customers/20001")).body.city).toBe("Bergen");
     const put = await rest("PUT", "/customers/20001", customer(20001, { name: "Renamed" }));
     expect(put.status).toBe(200);
@@ -188,7 +255,12 @@ describe("customers and products", () => {
 
 describe("projects (OpenAPI)", () => {
   test("create returns {number}; a duplicate number is ProjectCannotBeCreatedUpdatedNumberAlreadyExists", async () => {
-    const created = await projects("POST", "/Projects", { number: 4711, name: "Rehab Strandgaten 1", projectGroupNumber: 2, customerNumber: 10042 });
+    const created = await projects("POST", "/Projects", {
+      number: 4711,
+      name: "Rehab Strandgaten 1",
+      projectGroupNumber: 2,
+      customerNumber: 10042,
+    });
     expect(created.status).toBe(201);
     expect(created.body).toEqual({ number: 4711 });
     const got = await projects("GET", "/Projects/4711");
@@ -232,7 +304,8 @@ describe("projects (OpenAPI)", () => {
   });
 
   test("GET /Projects pages with a cursor; ProjectGroups lists the seed", async () => {
-    for (let n = 1; n <= 1005; n++) sb.sandbox.state.projects.set(n, { number: n, name: `P${n}`, projectGroupNumber: 1, objectVersion: "x" });
+    for (let n = 1; n <= 1005; n++)
+      sb.sandbox.state.projects.set(n, { number: n, name: `P${n}`, projectGroupNumber: 1, objectVersion: "x" });
     const first = await projects("GET", "/Projects");
     expect(first.body.items).toHaveLength(1000);
     expect(first.body.cursor).toBe("1001");
@@ -260,8 +333,14 @@ describe("invoices", () => {
     const booked = await rest("PUT", "/invoices/booked/815", { draftInvoice: { draftInvoiceNumber: n } });
     expect(booked.status).toBe(201);
     expect(booked.body).toMatchObject({
-      bookedInvoiceNumber: 815, references: { other: "MOMENT-INV-2026-0815" }, project: { projectNumber: 4711 },
-      customer: { customerNumber: 10042 }, netAmount: 18125, vatAmount: 4531.25, grossAmount: 22656.25, remainder: 22656.25,
+      bookedInvoiceNumber: 815,
+      references: { other: "MOMENT-INV-2026-0815" },
+      project: { projectNumber: 4711 },
+      customer: { customerNumber: 10042 },
+      netAmount: 18125,
+      vatAmount: 4531.25,
+      grossAmount: 22656.25,
+      remainder: 22656.25,
     });
     expect(booked.body.lines).toHaveLength(1);
     expect((await rest("GET", `/invoices/drafts/${n}`)).status).toBe(404);
@@ -289,7 +368,9 @@ describe("invoices", () => {
   });
 
   test("a credit note is a booked invoice with negative amounts", async () => {
-    const n = await newDraft({ lines: [{ product: { productNumber: "PRODUCT" }, description: "Return", quantity: -2, unitNetPrice: 100 }] });
+    const n = await newDraft({
+      lines: [{ product: { productNumber: "PRODUCT" }, description: "Return", quantity: -2, unitNetPrice: 100 }],
+    });
     const booked = await rest("POST", "/invoices/booked", { draftInvoice: { draftInvoiceNumber: n } });
     expect(booked.body).toMatchObject({ netAmount: -200, vatAmount: -50, grossAmount: -250, remainder: -250 });
   });
@@ -325,7 +406,10 @@ describe("collections: filters and paging", () => {
     const one = await rest("GET", `/invoices/drafts?filter=${encodeURIComponent("references.other$eq:psa-2")}`);
     expect(one.body.collection.map((d: any) => d.references.other)).toEqual(["PSA-2"]);
     expect(one.body.pagination).toMatchObject({ results: 1, resultsWithoutFilter: 2 });
-    const b = await rest("POST", "/invoices/booked", { draftInvoice: { draftInvoiceNumber: one.body.collection[0].draftInvoiceNumber }, bookWithNumber: 42 });
+    const b = await rest("POST", "/invoices/booked", {
+      draftInvoice: { draftInvoiceNumber: one.body.collection[0].draftInvoiceNumber },
+      bookWithNumber: 42,
+    });
     expect(b.status).toBe(201);
     const q = encodeURIComponent("references.other$eq:PSA-2$and:(customer.customerNumber$eq:10042$or:bookedInvoiceNumber$gt:100)");
     expect((await rest("GET", `/invoices/booked?filter=${q}`)).body.collection.map((i: any) => i.bookedInvoiceNumber)).toEqual([42]);
@@ -350,7 +434,13 @@ describe("collections: filters and paging", () => {
     for (let n = 1; n <= 44; n++) sb.sandbox.state.customers.set(n, { ...customer(n), balance: 0 });
     const first = await rest("GET", "/customers");
     expect(first.body.collection).toHaveLength(20);
-    expect(first.body.pagination).toMatchObject({ skipPages: 0, pageSize: 20, maxPageSizeAllowed: 1000, results: 45, resultsWithoutFilter: 45 });
+    expect(first.body.pagination).toMatchObject({
+      skipPages: 0,
+      pageSize: 20,
+      maxPageSizeAllowed: 1000,
+      results: 45,
+      resultsWithoutFilter: 45,
+    });
     expect(first.body.pagination.nextPage).toBe(`${sb.restUrl}/customers?skippages=1&pagesize=20`);
     expect(first.body.pagination.lastPage).toBe(`${sb.restUrl}/customers?skippages=2&pagesize=20`);
     const last = await call("GET", first.body.pagination.lastPage);
@@ -358,7 +448,9 @@ describe("collections: filters and paging", () => {
     expect(last.body.pagination.nextPage).toBeUndefined();
     expect((await rest("GET", "/customers?pagesize=1000")).body.collection).toHaveLength(45);
     expect((await rest("GET", "/customers?pagesize=1001")).status).toBe(400);
-    expect((await rest("GET", "/customers?sort=-customerNumber&pagesize=2")).body.collection.map((c: any) => c.customerNumber)).toEqual([10042, 44]);
+    expect((await rest("GET", "/customers?sort=-customerNumber&pagesize=2")).body.collection.map((c: any) => c.customerNumber)).toEqual([
+      10042, 44,
+    ]);
   });
 });
 
@@ -420,9 +512,12 @@ describe("faults", () => {
     await control("POST", "/faults", { rules: [{ kind: "drop_after_commit", method: "PUT", path: "^/invoices/booked/", count: 1 }] });
     const n = await newDraft();
     const key = { "Idempotency-Key": "book-815" };
-    const send = () => fetch(`${sb.restUrl}/invoices/booked/815`, {
-      method: "PUT", headers: { ...AUTH, ...key, "content-type": "application/json" }, body: JSON.stringify({ draftInvoice: { draftInvoiceNumber: n } }),
-    });
+    const send = () =>
+      fetch(`${sb.restUrl}/invoices/booked/815`, {
+        method: "PUT",
+        headers: { ...AUTH, ...key, "content-type": "application/json" },
+        body: JSON.stringify({ draftInvoice: { draftInvoiceNumber: n } }),
+      });
     await expect(send()).rejects.toThrow();
     expect(sb.sandbox.state.booked.has(815)).toBe(true);
     expect(sb.sandbox.state.drafts.has(n)).toBe(false);
@@ -449,7 +544,9 @@ describe("faults", () => {
     await rest("GET", "/units");
     sb.sandbox.addFault({ kind: "drop_after_commit", method: "PUT", path: "^/customers/10042$", count: 1 });
     await Bun.sleep(0); // let the sandbox close idle connections
-    await expect(rest("PUT", "/customers/10042", customer(10042, { name: "Renamed" }), { "Idempotency-Key": "put-10042" })).rejects.toThrow();
+    await expect(
+      rest("PUT", "/customers/10042", customer(10042, { name: "Renamed" }), { "Idempotency-Key": "put-10042" }),
+    ).rejects.toThrow();
     expect(sb.sandbox.state.customers.get(10042)!.name).toBe("Renamed");
     expect(sb.sandbox.stats().requests.byMethod.PUT).toBe(1);
     const replay = await rest("PUT", "/customers/10042", customer(10042, { name: "Renamed" }), { "Idempotency-Key": "put-10042" });
@@ -464,7 +561,12 @@ describe("faults", () => {
   });
 
   test("latency and probability rules are counted; probability 0 never fires", async () => {
-    await control("POST", "/faults", { rules: [{ kind: "latency", path: "^/units", latencyMs: 5, count: 1 }, { kind: "500", path: "^/layouts", probability: 0 }] });
+    await control("POST", "/faults", {
+      rules: [
+        { kind: "latency", path: "^/units", latencyMs: 5, count: 1 },
+        { kind: "500", path: "^/layouts", probability: 0 },
+      ],
+    });
     expect((await rest("GET", "/units")).status).toBe(200);
     for (let i = 0; i < 5; i++) expect((await rest("GET", "/layouts")).status).toBe(200);
     const state = (await control("GET", "/state")).body;
@@ -501,7 +603,9 @@ describe("seed and control", () => {
     expect(groups.some((g: any) => g.type === 1)).toBe(false);
     const c = await rest("POST", "/customers", customer(50));
     expect(c.body.errors.customerGroup.errors[0]).toMatchObject({ errorCode: "E06000", message: "customerGroup does not exist." });
-    expect((await projects("POST", "/Projects", { name: "x", projectGroupNumber: 1 })).body.code).toBe("ProjectCannotBeCreatedUpdatedGroupDoesNotExist");
+    expect((await projects("POST", "/Projects", { name: "x", projectGroupNumber: 1 })).body.code).toBe(
+      "ProjectCannotBeCreatedUpdatedGroupDoesNotExist",
+    );
     expect((await control("POST", "/seed/remove", { items: ["vatZone1"] })).status).toBe(400);
   });
 

@@ -9,13 +9,20 @@ import { startEconomicSandbox } from "../connectors/economic/sandbox/index.ts";
 import { customerEvent, invoiceEvent } from "./helpers.ts";
 
 let sb: StartedEconomicSandbox;
-beforeAll(async () => { sb = await startEconomicSandbox({ port: 0 }); });
+beforeAll(async () => {
+  sb = await startEconomicSandbox({ port: 0 });
+});
 afterAll(() => sb.stop());
 beforeEach(() => sb.sandbox.reset());
 
 // Business customers with a VAT number: the EU zone (reverse charge) is only for them (economic-vat-eu-consumer).
 const customerIn = (n: number, country?: string) =>
-  canonical(customerEvent(n, { vatNumber: `${country ?? "DK"}${10000000 + n}`, addresses: [{ street: "Street 1", zip: "1000", city: "City", ...(country ? { country } : {}) }] }));
+  canonical(
+    customerEvent(n, {
+      vatNumber: `${country ?? "DK"}${10000000 + n}`,
+      addresses: [{ street: "Street 1", zip: "1000", city: "City", ...(country ? { country } : {}) }],
+    }),
+  );
 
 async function zonesOf(conn: ReturnType<typeof connectorFor>, countries: (string | undefined)[]): Promise<number[]> {
   const out: number[] = [];
@@ -60,7 +67,13 @@ describe("economic VAT zones", () => {
   test("local zone names are found (Indland / EU / Udland)", async () => {
     const zones = sb.sandbox.state.vatZones;
     zones.clear();
-    for (const [n, name] of [[11, "Indland"], [12, "EU"], [13, "Udland"], [14, "Indland momsfri"]] as const) zones.set(n, { vatZoneNumber: n, name, enabledForCustomer: true, enabledForSupplier: true });
+    for (const [n, name] of [
+      [11, "Indland"],
+      [12, "EU"],
+      [13, "Udland"],
+      [14, "Indland momsfri"],
+    ] as const)
+      zones.set(n, { vatZoneNumber: n, name, enabledForCustomer: true, enabledForSupplier: true });
     expect(await zonesOf(connectorFor(sb), ["DK", "FR", "CH"])).toEqual([11, 12, 13]);
   });
 
@@ -80,13 +93,25 @@ describe("economic VAT zones", () => {
 
   test("check lists the mapping and refuses a configured zone that does not exist or is not for customers", async () => {
     const items = await connectorFor(sb).check();
-    expect(items.find((i) => i.name === "domestic country")).toMatchObject({ ok: true, message: expect.stringContaining("DK (from the agreement)") });
-    expect(items.find((i) => i.name === "VAT zone for EU customers")).toMatchObject({ ok: true, message: "VAT zone 2 EU (found by its name)." });
+    expect(items.find((i) => i.name === "domestic country")).toMatchObject({
+      ok: true,
+      message: expect.stringContaining("DK (from the agreement)"),
+    });
+    expect(items.find((i) => i.name === "VAT zone for EU customers")).toMatchObject({
+      ok: true,
+      message: "VAT zone 2 EU (found by its name).",
+    });
     const bad = await connectorFor(sb, { vat_zones: { abroad: 9, DE: 4 } }).check();
     sb.sandbox.state.vatZones.get(4)!.enabledForCustomer = false;
     const bad2 = await connectorFor(sb, { vat_zones: { DE: 4 } }).check();
-    expect(bad.find((i) => i.name.includes("abroad"))).toMatchObject({ ok: false, message: expect.stringContaining("VAT zone 9 (set in kontobro.toml) does not exist") });
-    expect(bad2.find((i) => i.name === "VAT zone for customers in DE")).toMatchObject({ ok: false, message: expect.stringContaining("cannot be used for customers") });
+    expect(bad.find((i) => i.name.includes("abroad"))).toMatchObject({
+      ok: false,
+      message: expect.stringContaining("VAT zone 9 (set in kontobro.toml) does not exist"),
+    });
+    expect(bad2.find((i) => i.name === "VAT zone for customers in DE")).toMatchObject({
+      ok: false,
+      message: expect.stringContaining("cannot be used for customers"),
+    });
   });
 });
 
@@ -96,12 +121,19 @@ describe("economic due date", () => {
     const c = customerIn(400, "DK");
     await conn.push("customer", c, pushCtx());
     // Net 14 days from 2026-11-20 would be 2026-12-04; the PSA says 2026-12-31.
-    const res = await conn.push("invoice", canonical(invoiceEvent(92001, 400, undefined, { dueDate: "2026-12-31" })), pushCtx({ customer: c }));
+    const res = await conn.push(
+      "invoice",
+      canonical(invoiceEvent(92001, 400, undefined, { dueDate: "2026-12-31" })),
+      pushCtx({ customer: c }),
+    );
     const booked = sb.sandbox.state.booked.get(92001)!.invoice;
     expect(booked.dueDate).toBe("2026-12-31");
     expect(booked.paymentTerms.paymentTermsType).toBe("dueDate");
     expect(res.note).toBeUndefined();
-    expect((await conn.check()).find((i) => i.name === "due date")).toMatchObject({ ok: true, message: expect.stringContaining("keep the PSA's due date") });
+    expect((await conn.check()).find((i) => i.name === "due date")).toMatchObject({
+      ok: true,
+      message: expect.stringContaining("keep the PSA's due date"),
+    });
   });
 
   test("without such terms the invoice books with e-conomic's due date, and the push and check say so plainly", async () => {
@@ -109,7 +141,11 @@ describe("economic due date", () => {
     const conn = connectorFor(sb);
     const c = customerIn(401, "DK");
     await conn.push("customer", c, pushCtx());
-    const res = await conn.push("invoice", canonical(invoiceEvent(92002, 401, undefined, { dueDate: "2026-12-31" })), pushCtx({ customer: c }));
+    const res = await conn.push(
+      "invoice",
+      canonical(invoiceEvent(92002, 401, undefined, { dueDate: "2026-12-31" })),
+      pushCtx({ customer: c }),
+    );
     expect(sb.sandbox.state.booked.get(92002)!.invoice.dueDate).toBe("2026-12-04");
     expect(res.note).toContain("not the PSA's 2026-12-31");
     const item = (await conn.check()).find((i) => i.name === "due date")!;
@@ -120,6 +156,6 @@ describe("economic due date", () => {
 
   test("check refuses due_date_payment_terms that are not of type due date", async () => {
     const item = (await connectorFor(sb, { due_date_payment_terms: 2 }).check()).find((i) => i.name === "due date")!;
-    expect(item).toMatchObject({ ok: false, message: expect.stringContaining("of type net, not \"due date\"") });
+    expect(item).toMatchObject({ ok: false, message: expect.stringContaining('of type net, not "due date"') });
   });
 });

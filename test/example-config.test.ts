@@ -26,10 +26,12 @@ describe("config/kontobro.example.toml", () => {
     const sections = AgentConfig.shape;
     const missing: string[] = [];
     for (const section of ["agent", "http", "dispatch", "proxy", "psa", "pulls"] as const) {
-      for (const key of keysOf((sections[section] as any)._zod.def.innerType)) if (!new RegExp(`^#? ?${key} =`, "m").test(text)) missing.push(`${section}.${key}`);
+      for (const key of keysOf((sections[section] as any)._zod.def.innerType))
+        if (!new RegExp(`^#? ?${key} =`, "m").test(text)) missing.push(`${section}.${key}`);
     }
     for (const factory of Object.values(connectorKinds)) {
-      for (const key of keysOf(factory.configSchema)) if (!new RegExp(`^(#? ?${key} =|\\[targets\\.${key}\\])`, "m").test(text)) missing.push(`${factory.kind}.${key}`);
+      for (const key of keysOf(factory.configSchema))
+        if (!new RegExp(`^(#? ?${key} =|\\[targets\\.${key}\\])`, "m").test(text)) missing.push(`${factory.kind}.${key}`);
     }
     expect(missing).toEqual([]);
   });
@@ -49,7 +51,8 @@ describe("config/kontobro.example.toml", () => {
     const missing: string[] = [];
     const sections: [string, string[]][] = [
       ["notifications", keysOf(NotificationsConfig).filter((k) => k !== "smtp" && k !== "webhook")],
-      ["notifications.smtp", keysOf(SmtpConfig)], ["notifications.webhook", keysOf(AlertWebhookConfig)],
+      ["notifications.smtp", keysOf(SmtpConfig)],
+      ["notifications.webhook", keysOf(AlertWebhookConfig)],
     ];
     for (const [section, keys] of sections) {
       expect(keys.length).toBeGreaterThan(2);
@@ -61,16 +64,27 @@ describe("config/kontobro.example.toml", () => {
     expect(missing).toEqual([]);
     const block = text.slice(text.indexOf("[notifications]"), text.indexOf("# File exports"));
     const uncommented = text.replace(block, block.replace(/^# (\[notifications\.[a-z]+\]|[a-z_]+ = .*)$/gm, "$1"));
-    const env = { ECONOMIC_APP_SECRET_TOKEN: "x", ECONOMIC_AGREEMENT_GRANT_TOKEN: "y", KONTOBRO_SMTP_PASSWORD: "p", KONTOBRO_ALERT_WEBHOOK_SECRET: "s".repeat(16) };
+    const env = {
+      ECONOMIC_APP_SECRET_TOKEN: "x",
+      ECONOMIC_AGREEMENT_GRANT_TOKEN: "y",
+      KONTOBRO_SMTP_PASSWORD: "p",
+      KONTOBRO_ALERT_WEBHOOK_SECRET: "s".repeat(16),
+    };
     const { config } = validateConfig(Bun.TOML.parse(uncommented), env);
-    expect(config.notifications).toMatchObject({ recipients: ["it@example.com"], target_recipients: { economic: ["regnskap@example.com"] }, smtp: { host: "smtp.example.com", security: "starttls", password: "p" }, webhook: { timeout_ms: 10000 } });
+    expect(config.notifications).toMatchObject({
+      recipients: ["it@example.com"],
+      target_recipients: { economic: ["regnskap@example.com"] },
+      smtp: { host: "smtp.example.com", security: "starttls", password: "p" },
+      webhook: { timeout_ms: 10000 },
+    });
   });
 
   test("documents every key of [exports], [exports.posting] and [exports.sie4]; the commented examples are valid too", () => {
     const exportsShape = (ExportsConfig as any)._zod.def.shape ?? (ExportsConfig as any).shape;
     const sections: [string, string[]][] = [
       ["exports", Object.keys(exportsShape).filter((k) => k !== "posting" && k !== "sie4")],
-      ["exports.posting", keysOf(PostingConfig)], ["exports.sie4", keysOf(Sie4FileConfig)],
+      ["exports.posting", keysOf(PostingConfig)],
+      ["exports.sie4", keysOf(Sie4FileConfig)],
     ];
     const missing: string[] = [];
     for (const [section, keys] of sections) {
@@ -84,7 +98,11 @@ describe("config/kontobro.example.toml", () => {
     const uncommented = text.replace(block, block.replace(/^# ([a-z_]+ = .*)$/gm, "$1"));
     const env = { ECONOMIC_APP_SECRET_TOKEN: "x", ECONOMIC_AGREEMENT_GRANT_TOKEN: "y" };
     const { config } = validateConfig(Bun.TOML.parse(uncommented), env);
-    expect(config.exports).toMatchObject({ company_name: "Exempel Konsult AB", output_dir: "/srv/kontobro/exports", posting: { cost_centre_id: "200" } });
+    expect(config.exports).toMatchObject({
+      company_name: "Exempel Konsult AB",
+      output_dir: "/srv/kontobro/exports",
+      posting: { cost_centre_id: "200" },
+    });
     expect(config.exports.posting.vat_codes!["25"]).toEqual({ rate: 25, account: "2611", revenue_accounts: { hours: "3041" } });
   });
 });

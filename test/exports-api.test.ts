@@ -11,9 +11,15 @@ import { tempDir } from "./helpers.ts";
 const TOKEN = "exports-token-0123456789";
 let agent: RunningAgent;
 const auth = { authorization: `Bearer ${TOKEN}` };
-async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any; res: Response }> {
+async function call(
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: any; res: Response }> {
   const res = await fetch(`${agent.url}${path}`, {
-    method, headers: { ...auth, ...(body !== undefined ? { "content-type": "application/json" } : {}), ...headers },
+    method,
+    headers: { ...auth, ...(body !== undefined ? { "content-type": "application/json" } : {}), ...headers },
     ...(body !== undefined ? { body: typeof body === "string" ? body : JSON.stringify(body) } : {}),
   });
   const type = res.headers.get("content-type") ?? "";
@@ -21,16 +27,30 @@ async function call(method: string, path: string, body?: unknown, headers: Recor
 }
 
 beforeAll(async () => {
-  const { config, targets } = validateConfig({
-    agent: { data_dir: tempDir("kontobro-exports-api-") }, http: { port: 0, api_token: TOKEN },
-    exports: { company_name: "API-bolaget AB", org_number: "556000-1111" },
-  }, {});
+  const { config, targets } = validateConfig(
+    {
+      agent: { data_dir: tempDir("kontobro-exports-api-") },
+      http: { port: 0, api_token: TOKEN },
+      exports: { company_name: "API-bolaget AB", org_number: "556000-1111" },
+    },
+    {},
+  );
   agent = await startAgent(config, targets, silentLogger);
-  const r = await call("POST", "/api/v1/events", [...BASE(), invoice(3001), invoice(3002), invoice(3003), creditNote(3004, 3001), invoice(3010),
-    timeRecord("T1", "2026-03-02", 7, 7.5), timeRecord("T2", "2026-03-09", 7, 3)]);
+  const r = await call("POST", "/api/v1/events", [
+    ...BASE(),
+    invoice(3001),
+    invoice(3002),
+    invoice(3003),
+    creditNote(3004, 3001),
+    invoice(3010),
+    timeRecord("T1", "2026-03-02", 7, 7.5),
+    timeRecord("T2", "2026-03-09", 7, 3),
+  ]);
   expect(r.status).toBe(202);
 });
-afterAll(async () => { await agent.stop(); });
+afterAll(async () => {
+  await agent.stop();
+});
 
 describe("exports API", () => {
   test("requires the token", async () => {
@@ -40,8 +60,15 @@ describe("exports API", () => {
   });
 
   test("export status: one invoice, a range, an invalid transition (409), an unknown one (404), a bad body (422)", async () => {
-    expect((await call("GET", "/api/v1/exports/invoices/3002")).body).toMatchObject({ number: "3002", status: "to_transfer", changedBy: "finalized" });
-    expect((await call("POST", "/api/v1/exports/invoices/status", { number: 3010, status: "do_not_transfer" })).body).toMatchObject({ ok: true, changed: ["3010"] });
+    expect((await call("GET", "/api/v1/exports/invoices/3002")).body).toMatchObject({
+      number: "3002",
+      status: "to_transfer",
+      changedBy: "finalized",
+    });
+    expect((await call("POST", "/api/v1/exports/invoices/status", { number: 3010, status: "do_not_transfer" })).body).toMatchObject({
+      ok: true,
+      changed: ["3010"],
+    });
     const range = await call("POST", "/api/v1/exports/invoices/status", { from: "3002", to: "3003", status: "transferred" });
     expect(range.body.changed).toEqual(["3002", "3003"]);
     const bad = await call("POST", "/api/v1/exports/invoices/status", { from: 3001, to: 3010, status: "do_not_transfer" });
@@ -72,7 +99,11 @@ describe("exports API", () => {
     expect(readSie(bytes).document.vouchers).toHaveLength(4);
     const meta = await call("GET", `/api/v1/exports/files/${file.id}`);
     expect(meta.body.invoices).toEqual(["3001", "3002", "3003", "3004"]);
-    expect((await call("GET", "/api/v1/exports/invoices/3001")).body).toMatchObject({ status: "transferred", changedBy: "export", exportFileId: file.id });
+    expect((await call("GET", "/api/v1/exports/invoices/3001")).body).toMatchObject({
+      status: "transferred",
+      changedBy: "export",
+      exportFileId: file.id,
+    });
     const again = await call("POST", "/api/v1/exports/runs", { format: "sie4" });
     expect([again.status, again.body.message, again.body.files]).toEqual([200, "No invoices to transfer.", []]);
     expect((await call("GET", "/api/v1/exports/files/99999/download")).status).toBe(404);
@@ -96,11 +127,27 @@ describe("exports API", () => {
 
   test("templates: list, get, save (422 with field problems when invalid), download as a file, import it back, test, delete", async () => {
     const list = (await call("GET", "/api/v1/exports/templates")).body.templates;
-    expect(list.find((t: any) => t.name === "xledger-ar10")).toMatchObject({ builtin: true, guessedColumns: 12, dataType: "invoices_by_account" });
-    const invalid = await call("PUT", "/api/v1/exports/templates/mine", { dataType: "users", columns: [{ header: "x", field: "salary" }], filters: [{ field: "active", op: "gt", value: true }] });
+    expect(list.find((t: any) => t.name === "xledger-ar10")).toMatchObject({
+      builtin: true,
+      guessedColumns: 12,
+      dataType: "invoices_by_account",
+    });
+    const invalid = await call("PUT", "/api/v1/exports/templates/mine", {
+      dataType: "users",
+      columns: [{ header: "x", field: "salary" }],
+      filters: [{ field: "active", op: "gt", value: true }],
+    });
     expect(invalid.status).toBe(422);
     expect(invalid.body.problems.map((p: any) => p.field)).toEqual(["columns.0.field", "filters.0.op"]);
-    const body = { title: "Brukere", dataType: "users", encoding: "cp865", columns: [{ header: "Nr", field: "number" }, { header: "Navn", field: "name" }] };
+    const body = {
+      title: "Brukere",
+      dataType: "users",
+      encoding: "cp865",
+      columns: [
+        { header: "Nr", field: "number" },
+        { header: "Navn", field: "name" },
+      ],
+    };
     expect((await call("PUT", "/api/v1/exports/templates/mine", body)).status).toBe(201);
     expect((await call("PUT", "/api/v1/exports/templates/xledger-ar10", body)).status).toBe(409);
     const file = await fetch(`${agent.url}/api/v1/exports/templates/mine/file`, { headers: auth });
@@ -114,7 +161,9 @@ describe("exports API", () => {
     expect((await call("POST", "/api/v1/exports/templates/import?replace=true", text)).status).toBe(200);
     const test = await call("POST", "/api/v1/exports/templates/mine/test", { rows: 1 });
     expect(test.body).toMatchObject({ ok: true, header: ["Nr", "Navn"], rows: [["7", "Åse Øvrebø"]], totalRows: 2 });
-    const unsaved = await call("POST", "/api/v1/exports/templates/test", { template: { ...body, name: "draft", columns: [{ header: "N", field: "nme" }] } });
+    const unsaved = await call("POST", "/api/v1/exports/templates/test", {
+      template: { ...body, name: "draft", columns: [{ header: "N", field: "nme" }] },
+    });
     expect([unsaved.status, unsaved.body.problems[0].field]).toEqual([422, "template.columns.0.field"]);
     const run = await call("POST", "/api/v1/exports/runs", { template: "mine" });
     const bytes = new Uint8Array(await (await fetch(`${agent.url}${run.body.files[0].download}`, { headers: auth })).arrayBuffer());

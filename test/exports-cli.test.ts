@@ -11,7 +11,12 @@ const MAIN = join(import.meta.dir, "../agent/main.ts");
 let cwd: string;
 
 async function cli(...args: string[]) {
-  const proc = Bun.spawn([process.execPath, MAIN, ...args], { cwd, stdout: "pipe", stderr: "pipe", env: { ...process.env, KONTOBRO_CONFIG: "" } });
+  const proc = Bun.spawn([process.execPath, MAIN, ...args], {
+    cwd,
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...process.env, KONTOBRO_CONFIG: "" },
+  });
   const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   return { out, err, code };
 }
@@ -19,8 +24,18 @@ async function cli(...args: string[]) {
 beforeAll(async () => {
   cwd = tempDir("kontobro-export-cli-");
   writeFileSync(join(cwd, "kontobro.toml"), `[exports]\ncompany_name = "CLI-bolaget AB"\norg_number = "556000-2222"\n`, { mode: 0o600 });
-  writeFileSync(join(cwd, "events.json"), JSON.stringify([...BASE(), invoice(7001), invoice(7002), invoice(7003), creditNote(7004, 7001),
-    timeRecord("T1", "2026-03-02", 7, 7.5), timeRecord("T2", "2026-03-16", 7, 4)]));
+  writeFileSync(
+    join(cwd, "events.json"),
+    JSON.stringify([
+      ...BASE(),
+      invoice(7001),
+      invoice(7002),
+      invoice(7003),
+      creditNote(7004, 7001),
+      timeRecord("T1", "2026-03-02", 7, 7.5),
+      timeRecord("T2", "2026-03-16", 7, 4),
+    ]),
+  );
   expect((await cli("enqueue", "events.json")).code).toBe(0);
 });
 
@@ -28,7 +43,18 @@ describe("kontobro export", () => {
   test("help, and usage errors exit 2", async () => {
     const help = await cli("export");
     expect(help.code).toBe(2);
-    for (const sub of ["run sie4|TEMPLATE", "files", "download ID", "invoices", "set-status", "templates", "template show", "template import", "template test"]) expect(help.out).toContain(sub);
+    for (const sub of [
+      "run sie4|TEMPLATE",
+      "files",
+      "download ID",
+      "invoices",
+      "set-status",
+      "templates",
+      "template show",
+      "template import",
+      "template test",
+    ])
+      expect(help.out).toContain(sub);
     expect((await cli("export", "frobnicate")).code).toBe(2);
     expect((await cli("export", "set-status", "7001")).code).toBe(2);
     expect((await cli("--help")).out).toContain("  export ...");
@@ -44,7 +70,9 @@ describe("kontobro export", () => {
     expect(skipped.out).toContain('1 invoice(s) set to "Transferred": 7002.');
     expect(skipped.out).toContain("warning: skipped: Invoice 7003");
     expect((await cli("export", "set-status", "7002", "to_transfer")).code).toBe(0);
-    expect((await cli("export", "invoices", "--status", "to_transfer")).out).toMatch(/To transfer: 3, Transferred: 0, Do not transfer: 1\n\s+7004/);
+    expect((await cli("export", "invoices", "--status", "to_transfer")).out).toMatch(
+      /To transfer: 3, Transferred: 0, Do not transfer: 1\n\s+7004/,
+    );
     expect((await cli("export", "set-status", "8000", "to_transfer")).err).toContain("No invoice 8000");
   });
 
@@ -57,8 +85,15 @@ describe("kontobro export", () => {
     expect((await cli("export", "download", id[1]!, "--out", "copy.si")).out).toContain("wrote copy.si");
     const doc = readSie(new Uint8Array(readFileSync(join(cwd, "copy.si"))));
     expect(doc.ok).toBe(true);
-    expect(doc.document.vouchers.map((v) => v.text)).toEqual(["Faktura 7001, kund 100", "Faktura 7002, kund 100", "Kreditnota 7004 avser faktura 7001"]);
-    const piped = Bun.spawnSync([process.execPath, MAIN, "export", "download", id[1]!, "--out", "-"], { cwd, env: { ...process.env, KONTOBRO_CONFIG: "" } });
+    expect(doc.document.vouchers.map((v) => v.text)).toEqual([
+      "Faktura 7001, kund 100",
+      "Faktura 7002, kund 100",
+      "Kreditnota 7004 avser faktura 7001",
+    ]);
+    const piped = Bun.spawnSync([process.execPath, MAIN, "export", "download", id[1]!, "--out", "-"], {
+      cwd,
+      env: { ...process.env, KONTOBRO_CONFIG: "" },
+    });
     expect(Buffer.compare(piped.stdout, readFileSync(join(cwd, "copy.si")))).toBe(0);
     expect((await cli("export", "run", "sie4")).out).toContain("No invoices to transfer.");
     expect((await cli("export", "download", "999")).code).toBe(1);
@@ -70,11 +105,16 @@ describe("kontobro export", () => {
     const second = await cli("export", "run", "hours-per-employee", "--from", "2026-03-10", "--to", "2026-03-31");
     expect(second.out).toContain("warning: Time records from 2026-03-10 to 2026-03-15 were already exported");
     const missing = await cli("export", "run", "hours-per-employee");
-    expect([missing.code, missing.err.split("\n")[0]]).toEqual([1, "error: Time records (grouped) are exported by period: give both from and to."]);
+    expect([missing.code, missing.err.split("\n")[0]]).toEqual([
+      1,
+      "error: Time records (grouped) are exported by period: give both from and to.",
+    ]);
   });
 
   test("templates: show to a file, import a changed copy, test it, run it, delete it; a broken file is refused with fields", async () => {
-    expect((await cli("export", "templates")).out).toContain("xledger-ar10                     Invoices grouped by account, built in, 12 guessed column(s)");
+    expect((await cli("export", "templates")).out).toContain(
+      "xledger-ar10                     Invoices grouped by account, built in, 12 guessed column(s)",
+    );
     expect((await cli("export", "template", "show", "customer-list", "--out", "t.json")).out).toContain("wrote t.json");
     const file = JSON.parse(readFileSync(join(cwd, "t.json"), "utf8"));
     file.template.name = "kunder";

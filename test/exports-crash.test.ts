@@ -17,7 +17,10 @@ const N = 40;
 
 async function seeded() {
   const t = testDb();
-  await seed(t.db, [...BASE(), ...Array.from({ length: N }, (_, i) => invoice(5001 + i, { date: `2026-03-${String(1 + (i % 28)).padStart(2, "0")}` }))]);
+  await seed(t.db, [
+    ...BASE(),
+    ...Array.from({ length: N }, (_, i) => invoice(5001 + i, { date: `2026-03-${String(1 + (i % 28)).padStart(2, "0")}` })),
+  ]);
   return t;
 }
 
@@ -58,7 +61,12 @@ describe("SIGKILL during an export", () => {
       const per = vouchersPerInvoice(path);
       expect(per.size).toBe(N);
       expect([...per.values()].every((n) => n === 1)).toBe(true);
-      expect(count(db, `SELECT count(*) AS n FROM invoice_export_status s JOIN export_files f ON f.id = s.export_file_id WHERE s.status = 'transferred'`)).toBe(N);
+      expect(
+        count(
+          db,
+          `SELECT count(*) AS n FROM invoice_export_status s JOIN export_files f ON f.id = s.export_file_id WHERE s.status = 'transferred'`,
+        ),
+      ).toBe(N);
     });
   }
 
@@ -72,7 +80,9 @@ describe("SIGKILL during an export", () => {
     await child.exited;
     const [file] = listFiles(db);
     expect(file!.deliveredAt).toBeNull();
-    expect(count(db, `SELECT count(*) AS n FROM invoice_export_status WHERE status = 'transferred' AND export_file_id = ${file!.id}`)).toBe(N);
+    expect(count(db, `SELECT count(*) AS n FROM invoice_export_status WHERE status = 'transferred' AND export_file_id = ${file!.id}`)).toBe(
+      N,
+    );
     deliverOnStart(db, settings({ output_dir: out }), silentLogger);
     expect(Buffer.from(getFileBytes(db, file!.id)!.bytes).equals(readFileSync(join(out, file!.fileName)))).toBe(true);
     expect(runExport(db, settings(), { format: "sie4" }, { by: "cli" })).toMatchObject({ ok: true, files: [] });

@@ -11,11 +11,24 @@ import { renderTemplate } from "../formats/templates/render.ts";
 import { buildRows, type ExportData } from "../formats/templates/rows.ts";
 
 const posting = SieInvoiceConfig.parse({ costCentre: { source: "fixed", id: "200" }, customerDimension: true });
-const HEADER = { program: "kontobro", programVersion: "test", generatedAt: "2026-03-31", companyName: "Test AB", fiscalYear: { start: "2026-01-01", end: "2026-12-31" } };
+const HEADER = {
+  program: "kontobro",
+  programVersion: "test",
+  generatedAt: "2026-03-31",
+  companyName: "Test AB",
+  fiscalYear: { start: "2026-01-01", end: "2026-12-31" },
+};
 
 const creditData = (lines: unknown[]) => ({
-  number: "5002", psaId: "cn-5002", customerNumber: "100", projectNumber: "P-1", date: "2026-03-12", dueDate: "2026-03-12",
-  currency: "SEK", creditedInvoiceNumber: "5001", lines,
+  number: "5002",
+  psaId: "cn-5002",
+  customerNumber: "100",
+  projectNumber: "P-1",
+  date: "2026-03-12",
+  dueDate: "2026-03-12",
+  currency: "SEK",
+  creditedInvoiceNumber: "5001",
+  lines,
 });
 
 /** As intake parses it: the envelope, then the model's CreditNote schema. */
@@ -33,21 +46,30 @@ const positive = received([
   { text: "Resa", quantity: 1, unitPrice: 45050, kind: "expenses", vatCode: "12" },
 ]);
 const variants: [string, InvoiceLike][] = [
-  ["negative quantities", received([
-    { text: "Konsult", quantity: -2, unitPrice: 100000, vatCode: "25" },
-    { text: "Rabatt", quantity: 1, unitPrice: 20000, vatCode: "25" },
-    { text: "Resa", quantity: -1, unitPrice: 45050, kind: "expenses", vatCode: "12" },
-  ])],
-  ["negative unit prices", received([
-    { text: "Konsult", quantity: 2, unitPrice: -100000, vatCode: "25" },
-    { text: "Rabatt", quantity: -1, unitPrice: -20000, vatCode: "25" },
-    { text: "Resa", quantity: 1, unitPrice: -45050, kind: "expenses", vatCode: "12" },
-  ])],
-  ["negative quantity and price mixed", received([
-    { text: "Konsult", quantity: -2, unitPrice: 100000, vatCode: "25" },
-    { text: "Rabatt", quantity: -1, unitPrice: -20000, vatCode: "25" },
-    { text: "Resa", quantity: 1, unitPrice: -45050, kind: "expenses", vatCode: "12" },
-  ])],
+  [
+    "negative quantities",
+    received([
+      { text: "Konsult", quantity: -2, unitPrice: 100000, vatCode: "25" },
+      { text: "Rabatt", quantity: 1, unitPrice: 20000, vatCode: "25" },
+      { text: "Resa", quantity: -1, unitPrice: 45050, kind: "expenses", vatCode: "12" },
+    ]),
+  ],
+  [
+    "negative unit prices",
+    received([
+      { text: "Konsult", quantity: 2, unitPrice: -100000, vatCode: "25" },
+      { text: "Rabatt", quantity: -1, unitPrice: -20000, vatCode: "25" },
+      { text: "Resa", quantity: 1, unitPrice: -45050, kind: "expenses", vatCode: "12" },
+    ]),
+  ],
+  [
+    "negative quantity and price mixed",
+    received([
+      { text: "Konsult", quantity: -2, unitPrice: 100000, vatCode: "25" },
+      { text: "Rabatt", quantity: -1, unitPrice: -20000, vatCode: "25" },
+      { text: "Resa", quantity: 1, unitPrice: -45050, kind: "expenses", vatCode: "12" },
+    ]),
+  ],
 ];
 
 const data = (doc: InvoiceLike): ExportData => ({
@@ -70,7 +92,11 @@ describe("credit notes in the file exports", () => {
   test("the receivable is credited with the gross, revenue and VAT are debited", () => {
     const v = voucher(positive);
     expect(v.transactions.map((t) => [String(t.account), t.amountMinor, t.meta?.role])).toEqual([
-      ["1510", -gross, "receivable"], ["3041", 180000, "revenue"], ["3590", 45050, "revenue"], ["2611", 45000, "vat"], ["2621", 5406, "vat"],
+      ["1510", -gross, "receivable"],
+      ["3041", 180000, "revenue"],
+      ["3590", 45050, "revenue"],
+      ["2611", 45000, "vat"],
+      ["2621", 5406, "vat"],
     ]);
     expect(customerTotal(positive)).toBe(-(180000 + 45050));
   });
@@ -101,11 +127,24 @@ describe("credit notes in the file exports", () => {
   });
 
   test("an invoice with a discount line still charges the customer (its sign is not a credit note's)", () => {
-    const r = parseEvents({ id: "inv", type: "invoice.finalized", data: { ...creditData([
-      { text: "Konsult", quantity: 2, unitPrice: 100000, vatCode: "25" }, { text: "Rabatt", quantity: -1, unitPrice: 20000, vatCode: "25" },
-    ]), number: "5001", creditedInvoiceNumber: undefined } });
+    const r = parseEvents({
+      id: "inv",
+      type: "invoice.finalized",
+      data: {
+        ...creditData([
+          { text: "Konsult", quantity: 2, unitPrice: 100000, vatCode: "25" },
+          { text: "Rabatt", quantity: -1, unitPrice: 20000, vatCode: "25" },
+        ]),
+        number: "5001",
+        creditedInvoiceNumber: undefined,
+      },
+    });
     if (!r.ok) throw new Error(JSON.stringify(r.events));
     const v = voucher(r.events[0]!.data as InvoiceLike);
-    expect(v.transactions.map((t) => [String(t.account), t.amountMinor])).toEqual([["1510", 225000], ["3041", -180000], ["2611", -45000]]);
+    expect(v.transactions.map((t) => [String(t.account), t.amountMinor])).toEqual([
+      ["1510", 225000],
+      ["3041", -180000],
+      ["2611", -45000],
+    ]);
   });
 });

@@ -27,35 +27,77 @@ const id = (p: string) => `${p}-${++seq}-${Math.random().toString(36).slice(2)}`
 
 export const AWKWARD = 'Bølgen "Nord" {AS} \\ 100 € – ' + "Lang ".repeat(30) + "slut";
 
-export const customer = (n: number, name = `Kund ${n}`) => ({ id: id("c"), type: "customer.upserted", data: { number: n, name, currency: "SEK", orgNumber: `55${n}-0000` } });
-export const project = (n: string, customerNumber: number, name = `Projekt ${n}`, department?: string) =>
-  ({ id: id("p"), type: "project.upserted", data: { number: n, name, customerNumber, ...(department ? { department } : {}) } });
-export const user = (n: number, name: string, externalEmployeeNumber?: string) => ({ id: id("u"), type: "user.upserted", data: { number: n, name, ...(externalEmployeeNumber ? { externalEmployeeNumber } : {}) } });
+export const customer = (n: number, name = `Kund ${n}`) => ({
+  id: id("c"),
+  type: "customer.upserted",
+  data: { number: n, name, currency: "SEK", orgNumber: `55${n}-0000` },
+});
+export const project = (n: string, customerNumber: number, name = `Projekt ${n}`, department?: string) => ({
+  id: id("p"),
+  type: "project.upserted",
+  data: { number: n, name, customerNumber, ...(department ? { department } : {}) },
+});
+export const user = (n: number, name: string, externalEmployeeNumber?: string) => ({
+  id: id("u"),
+  type: "user.upserted",
+  data: { number: n, name, ...(externalEmployeeNumber ? { externalEmployeeNumber } : {}) },
+});
 
 export function invoice(n: number, extra: Record<string, unknown> = {}) {
   return {
-    id: id("i"), type: "invoice.finalized", data: {
-      number: n, psaId: `PSA-${n}`, customerNumber: 100, date: "2026-03-10", dueDate: "2026-04-10", currency: "SEK",
-      lines: [{ text: "Konsult", quantity: 7.5, unitPrice: 120000, kind: "hours" }, { text: "Resa", quantity: 1, unitPrice: 45050, kind: "expenses", vatCode: "12" }],
+    id: id("i"),
+    type: "invoice.finalized",
+    data: {
+      number: n,
+      psaId: `PSA-${n}`,
+      customerNumber: 100,
+      date: "2026-03-10",
+      dueDate: "2026-04-10",
+      currency: "SEK",
+      lines: [
+        { text: "Konsult", quantity: 7.5, unitPrice: 120000, kind: "hours" },
+        { text: "Resa", quantity: 1, unitPrice: 45050, kind: "expenses", vatCode: "12" },
+      ],
       ...extra,
     },
   };
 }
 
 export function creditNote(n: number, credited: number, extra: Record<string, unknown> = {}) {
-  return { ...invoice(n, { creditedInvoiceNumber: credited, lines: [{ text: "Kreditering", quantity: 1, unitPrice: 120000 }], ...extra }), type: "invoice.credited" };
+  return {
+    ...invoice(n, { creditedInvoiceNumber: credited, lines: [{ text: "Kreditering", quantity: 1, unitPrice: 120000 }], ...extra }),
+    type: "invoice.credited",
+  };
 }
 
-export const timeRecord = (rid: string, date: string, person: number, hours: number, extra: Record<string, unknown> = {}) =>
-  ({ id: id("t"), type: "time_record.upserted", data: { id: rid, date, personNumber: person, projectNumber: "P-1", activity: "Utvikling", hours, approved: true, ...extra } });
+export const timeRecord = (rid: string, date: string, person: number, hours: number, extra: Record<string, unknown> = {}) => ({
+  id: id("t"),
+  type: "time_record.upserted",
+  data: { id: rid, date, personNumber: person, projectNumber: "P-1", activity: "Utvikling", hours, approved: true, ...extra },
+});
 
-export const claim = (number: string, date: string, person: number, lines: Record<string, unknown>[], extra: Record<string, unknown> = {}) =>
-  ({ id: id("e"), type: "expense_claim.upserted", data: { number, personNumber: person, date, projectNumber: "P-1", currency: "NOK", lines, ...extra } });
+export const claim = (
+  number: string,
+  date: string,
+  person: number,
+  lines: Record<string, unknown>[],
+  extra: Record<string, unknown> = {},
+) => ({
+  id: id("e"),
+  type: "expense_claim.upserted",
+  data: { number, personNumber: person, date, projectNumber: "P-1", currency: "NOK", lines, ...extra },
+});
 
 /** A customer, a project and a user the other records refer to. */
-export const BASE = () => [customer(100, AWKWARD), project("P-1", 100, "Nybygg Ærø {fase \"2\"}", "200"), user(7, "Åse Øvrebø", "E7"), user(8, "Per Uten Nummer")];
+export const BASE = () => [
+  customer(100, AWKWARD),
+  project("P-1", 100, 'Nybygg Ærø {fase "2"}', "200"),
+  user(7, "Åse Øvrebø", "E7"),
+  user(8, "Per Uten Nummer"),
+];
 
 export const statusOf = (db: Db, n: number | string) =>
-  (db.$client.query(`SELECT status FROM invoice_export_status WHERE invoice_key = ?1`).get(String(n)) as { status: string } | null)?.status ?? null;
+  (db.$client.query(`SELECT status FROM invoice_export_status WHERE invoice_key = ?1`).get(String(n)) as { status: string } | null)
+    ?.status ?? null;
 
 export const count = (db: Db, sql: string) => (db.$client.query(sql).get() as { n: number }).n;

@@ -15,16 +15,30 @@ const problemsOf = (events: unknown) => {
 
 describe("intake: users, time records and expense claims", () => {
   test("valid events get their entity and key", () => {
-    const r = parseEvents([user(7, "Åse", "E7"), timeRecord("T-1", "2026-03-02", 7, 7.5), claim("EC-1", "2026-03-03", 7, [{ text: "Taxi", amount: 12500, vatAmount: 1339 }])]);
+    const r = parseEvents([
+      user(7, "Åse", "E7"),
+      timeRecord("T-1", "2026-03-02", 7, 7.5),
+      claim("EC-1", "2026-03-03", 7, [{ text: "Taxi", amount: 12500, vatAmount: 1339 }]),
+    ]);
     expect(r.ok).toBe(true);
-    if (r.ok) expect(r.events.map((e) => [e.entity, e.key])).toEqual([["user", "7"], ["time_record", "T-1"], ["expense_claim", "EC-1"]]);
+    if (r.ok)
+      expect(r.events.map((e) => [e.entity, e.key])).toEqual([
+        ["user", "7"],
+        ["time_record", "T-1"],
+        ["expense_claim", "EC-1"],
+      ]);
   });
 
   test("invalid fields are named, with a hint", () => {
     const tr = problemsOf(timeRecord("T-1", "02.03.2026", 7, 25, { billable: "yes" }));
     expect(tr.map((p) => p.field).sort()).toEqual(["data.billable", "data.date", "data.hours"]);
     expect(tr.find((p) => p.field === "data.hours")!.message).toContain("at most 24 hours");
-    const cl = problemsOf(claim("EC-1", "2026-03-03", 7, [{ text: "Taxi", amount: 100, vatAmount: 200 }, { text: "Hotell", amount: 10.5 }]));
+    const cl = problemsOf(
+      claim("EC-1", "2026-03-03", 7, [
+        { text: "Taxi", amount: 100, vatAmount: 200 },
+        { text: "Hotell", amount: 10.5 },
+      ]),
+    );
     expect(cl.map((p) => p.field).sort()).toEqual(["data.lines.0.vatAmount", "data.lines.1.amount"]);
     expect(cl.find((p) => p.field === "data.lines.0.vatAmount")!.message).toContain("part of amount");
     expect(problemsOf(claim("EC-2", "2026-03-03", 7, [])).map((p) => p.field)).toEqual(["data.lines"]);
@@ -35,12 +49,21 @@ describe("intake: users, time records and expense claims", () => {
 
   test("they are stored as records but get no deliveries: no connector supports them", async () => {
     const { db } = testDb();
-    const connector = economic.create("eco", economic.configSchema.parse({ app_secret_token: "x", agreement_grant_token: "y" }), { log: silentLogger });
-    const parsed = parseEvents([...BASE(), timeRecord("T-1", "2026-03-02", 7, 7.5), claim("EC-1", "2026-03-03", 7, [{ text: "Taxi", amount: 12500 }])]);
+    const connector = economic.create("eco", economic.configSchema.parse({ app_secret_token: "x", agreement_grant_token: "y" }), {
+      log: silentLogger,
+    });
+    const parsed = parseEvents([
+      ...BASE(),
+      timeRecord("T-1", "2026-03-02", 7, 7.5),
+      claim("EC-1", "2026-03-03", 7, [{ text: "Taxi", amount: 12500 }]),
+    ]);
     if (!parsed.ok) throw new Error("invalid");
     await new IntakeWriter(db, new Outbox(db), (e) => (connector.supports(e) ? ["eco"] : [])).submit(parsed.events);
     expect(count(db, `SELECT count(*) AS n FROM records WHERE entity IN ('user', 'time_record', 'expense_claim')`)).toBe(4);
-    expect((db.$client.query(`SELECT DISTINCT entity FROM deliveries ORDER BY entity`).all() as any[]).map((r) => r.entity)).toEqual(["customer", "project"]);
+    expect((db.$client.query(`SELECT DISTINCT entity FROM deliveries ORDER BY entity`).all() as any[]).map((r) => r.entity)).toEqual([
+      "customer",
+      "project",
+    ]);
   });
 });
 
@@ -59,7 +82,9 @@ describe("intake sets the export status", () => {
   test("the status is written in intake's transaction: a failed batch stores neither invoice nor status", async () => {
     const { db } = testDb();
     // A trigger aborts the batch when the customer is stored, after the invoice and its status were written.
-    db.$client.exec(`CREATE TRIGGER fail_on_customer AFTER INSERT ON records WHEN new.entity = 'customer' BEGIN SELECT RAISE(ABORT, 'injected'); END`);
+    db.$client.exec(
+      `CREATE TRIGGER fail_on_customer AFTER INSERT ON records WHEN new.entity = 'customer' BEGIN SELECT RAISE(ABORT, 'injected'); END`,
+    );
     await expect(seed(db, [invoice(2001), { ...BASE()[0]!, id: "c-fail" }])).rejects.toThrow("injected");
     expect(count(db, `SELECT count(*) AS n FROM records WHERE entity = 'invoice'`)).toBe(0);
     expect(count(db, `SELECT count(*) AS n FROM invoice_export_status`)).toBe(0);

@@ -11,20 +11,47 @@ import { readSie } from "../formats/sie4/reader.ts";
 import { AWKWARD, BASE, count, creditNote, invoice, seed, settings, statusOf, testDb } from "./exports-fixtures.ts";
 import { tempDir } from "./helpers.ts";
 
-const LINE_TEXTS = [AWKWARD, 'Citat "inne i" text', "Klammer {6 \"P-9\"} och \\ backslash", "Norsk ø/Ø og € 100 og tab\there", "x".repeat(300)];
+const LINE_TEXTS = [
+  AWKWARD,
+  'Citat "inne i" text',
+  'Klammer {6 "P-9"} och \\ backslash',
+  "Norsk ø/Ø og € 100 og tab\there",
+  "x".repeat(300),
+];
 const cp437 = (s: string) => toCp437Text(s).text;
 
 function awkwardInvoices() {
   return [
-    invoice(1001, { projectNumber: "P-1", lines: LINE_TEXTS.map((text, i) => ({ text, quantity: i + 1, unitPrice: 10000 + i * 333, vatCode: i % 2 ? "12" : "25" })) }),
-    invoice(1002, { date: "2026-03-11", lines: [{ text: "Rabatt ø", quantity: -1, unitPrice: 5000 }, { text: "Konsult", quantity: 3, unitPrice: 99999 }] }),
-    creditNote(1003, 1001, { projectNumber: "P-1", date: "2026-03-12", lines: [{ text: 'Kreditering "fel" {timmar}', quantity: 2, unitPrice: 10000 }] }),
+    invoice(1001, {
+      projectNumber: "P-1",
+      lines: LINE_TEXTS.map((text, i) => ({ text, quantity: i + 1, unitPrice: 10000 + i * 333, vatCode: i % 2 ? "12" : "25" })),
+    }),
+    invoice(1002, {
+      date: "2026-03-11",
+      lines: [
+        { text: "Rabatt ø", quantity: -1, unitPrice: 5000 },
+        { text: "Konsult", quantity: 3, unitPrice: 99999 },
+      ],
+    }),
+    creditNote(1003, 1001, {
+      projectNumber: "P-1",
+      date: "2026-03-12",
+      lines: [{ text: 'Kreditering "fel" {timmar}', quantity: 2, unitPrice: 10000 }],
+    }),
   ];
 }
 
-const sieSettings = (over: Record<string, unknown> = {}) => settings({
-  company_name: "Bølgen & Søn \"AB\"", posting: { revenue_detail: "per_line", customer_dimension: true, cost_centre: "project_department", account_names: { "3041": "Tjänster ø {25 %}" } }, ...over,
-});
+const sieSettings = (over: Record<string, unknown> = {}) =>
+  settings({
+    company_name: 'Bølgen & Søn "AB"',
+    posting: {
+      revenue_detail: "per_line",
+      customer_dimension: true,
+      cost_centre: "project_department",
+      account_names: { "3041": "Tjänster ø {25 %}" },
+    },
+    ...over,
+  });
 
 describe("SIE 4 export of awkward data", () => {
   test("round trip: what the reader gets back from the stored file is what was sent, after the CP437 policy", async () => {
@@ -48,10 +75,14 @@ describe("SIE 4 export of awkward data", () => {
     expect(read.document.vouchers).toHaveLength(3);
     for (const v of read.document.vouchers) expect(v.balanceMinor).toBe(0);
     const v1 = read.document.vouchers.find((v) => v.text?.startsWith("Faktura 1001"))!;
-    expect(v1.transactions.filter((t) => t.account === "3041" || t.account === "3590" || t.account === "3042").map((t) => t.text))
-      .toEqual(LINE_TEXTS.map(cp437));
+    expect(v1.transactions.filter((t) => t.account === "3041" || t.account === "3590" || t.account === "3042").map((t) => t.text)).toEqual(
+      LINE_TEXTS.map(cp437),
+    );
     expect(v1.transactions[0]!.objects).toEqual([{ dimension: 8, id: "100" }]);
-    expect(v1.transactions[1]!.objects).toEqual([{ dimension: 1, id: "200" }, { dimension: 6, id: "P-1" }]);
+    expect(v1.transactions[1]!.objects).toEqual([
+      { dimension: 1, id: "200" },
+      { dimension: 6, id: "P-1" },
+    ]);
     expect(read.document.objects).toContainEqual({ dimension: 6, id: "P-1", name: cp437('Nybygg Ærø {fase "2"}') });
     expect(read.document.objects).toContainEqual({ dimension: 8, id: "100", name: cp437(AWKWARD) });
     expect(read.document.accounts).toContainEqual({ number: "3041", name: "Tjänster ö {25 %}" });
@@ -59,7 +90,10 @@ describe("SIE 4 export of awkward data", () => {
     expect(credit.transactions.map((t) => t.amountMinor)).toEqual([-25000, 20000, 5000]);
 
     // Every character CP437 lacks is reported, never silently changed.
-    const replaced = r.warnings.filter((w) => w.code === "sie4.character_replaced").map((w) => w.message).join("\n");
+    const replaced = r.warnings
+      .filter((w) => w.code === "sie4.character_replaced")
+      .map((w) => w.message)
+      .join("\n");
     for (const ch of ["ø", "Ø", "€", "–"]) expect(replaced).toContain(`"${ch}"`);
     expect(replaced).toContain("a tab or line break");
 
@@ -75,9 +109,17 @@ describe("SIE 4 export of awkward data", () => {
     let seed32 = 42;
     const rand = (n: number) => Math.floor(((seed32 = (seed32 * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * n);
     const POOL = ['"', "{", "}", "\\", "ø", "Ø", "€", "æ", "å", "é", "–", "😀", "\t", " ", "a", "Z", "#", "1"];
-    const randomText = () => Array.from({ length: 1 + rand(rand(4) === 0 ? 400 : 30) }, () => POOL[rand(POOL.length)]).join("").trim() || "x";
+    const randomText = () =>
+      Array.from({ length: 1 + rand(rand(4) === 0 ? 400 : 30) }, () => POOL[rand(POOL.length)])
+        .join("")
+        .trim() || "x";
     const docs = Array.from({ length: 60 }, (_, i) => {
-      const lines = Array.from({ length: 1 + rand(5) }, () => ({ text: randomText(), quantity: (1 + rand(40)) / 4, unitPrice: rand(500_000) - 50_000, vatCode: ["25", "12", "6", "0"][rand(4)] }));
+      const lines = Array.from({ length: 1 + rand(5) }, () => ({
+        text: randomText(),
+        quantity: (1 + rand(40)) / 4,
+        unitPrice: rand(500_000) - 50_000,
+        vatCode: ["25", "12", "6", "0"][rand(4)],
+      }));
       const base = { date: `2026-0${1 + rand(9)}-1${rand(10)}`, dueDate: "2026-12-31", projectNumber: rand(2) ? "P-1" : undefined, lines };
       // An invoice's total is never negative (model sign rules): a negative one is generated as a credit note.
       const stated = lines.reduce((t, l) => t + Math.round(l.quantity * l.unitPrice), 0);
@@ -101,15 +143,25 @@ describe("SIE 4 export of awkward data", () => {
 
   test("one file per financial year, numbered without gaps; a period limits the invoices", async () => {
     const { db } = testDb();
-    await seed(db, [...BASE(), invoice(1, { date: "2026-06-30", dueDate: "2026-12-31" }), invoice(2, { date: "2026-07-01", dueDate: "2026-12-31" }), invoice(3, { date: "2026-08-15", dueDate: "2026-12-31" }), invoice(4, { date: "2026-09-01", dueDate: "2026-12-31" })]);
+    await seed(db, [
+      ...BASE(),
+      invoice(1, { date: "2026-06-30", dueDate: "2026-12-31" }),
+      invoice(2, { date: "2026-07-01", dueDate: "2026-12-31" }),
+      invoice(3, { date: "2026-08-15", dueDate: "2026-12-31" }),
+      invoice(4, { date: "2026-09-01", dueDate: "2026-12-31" }),
+    ]);
     const s = settings({ fiscal_year_start: "07-01" });
     const r = runExport(db, s, { format: "sie4", to: "2026-08-31" }, { by: "api", now: new Date("2026-09-02T08:00:00Z") });
     if (!r.ok) throw new Error(JSON.stringify(r.problems));
     expect(r.files.map((f) => [f.fileName.split("_").pop(), f.periodFrom, f.periodTo, f.invoices])).toEqual([
-      ["1.SI", "2026-06-30", "2026-06-30", ["1"]], ["2.SI", "2026-07-01", "2026-08-15", ["2", "3"]],
+      ["1.SI", "2026-06-30", "2026-06-30", ["1"]],
+      ["2.SI", "2026-07-01", "2026-08-15", ["2", "3"]],
     ]);
     const years = r.files.map((f) => readSie(getFileBytes(db, f.id)!.bytes).document.fiscalYears[0]);
-    expect(years).toEqual([{ index: 0, start: "2025-07-01", end: "2026-06-30" }, { index: 0, start: "2026-07-01", end: "2027-06-30" }]);
+    expect(years).toEqual([
+      { index: 0, start: "2025-07-01", end: "2026-06-30" },
+      { index: 0, start: "2026-07-01", end: "2027-06-30" },
+    ]);
     expect(statusOf(db, 4)).toBe("to_transfer");
     const next = runExport(db, s, { format: "sie4" }, { by: "api" });
     expect(next.ok && next.files.map((f) => f.fileName.split("_").pop())).toEqual(["3.SI"]);
@@ -117,12 +169,20 @@ describe("SIE 4 export of awkward data", () => {
 
   test("an invoice the posting rules refuse is left out, stays to transfer, and the warning says why", async () => {
     const { db } = testDb();
-    await seed(db, [...BASE(), invoice(1), invoice(2, { lines: [{ text: "x", quantity: 1, unitPrice: 100, vatCode: "99" }] }), invoice(3, { currency: "NOK" })]);
+    await seed(db, [
+      ...BASE(),
+      invoice(1),
+      invoice(2, { lines: [{ text: "x", quantity: 1, unitPrice: 100, vatCode: "99" }] }),
+      invoice(3, { currency: "NOK" }),
+    ]);
     const r = runExport(db, settings(), { format: "sie4" }, { by: "api" });
     if (!r.ok) throw new Error("refused");
     expect(r.invoices.exported).toEqual(["1"]);
-    expect(r.invoices.leftOut.map((l) => [l.number, l.problems[0]!.code])).toEqual([["2", "sie4.unknown_vat_code"], ["3", "sie4.currency_mismatch"]]);
-    expect(r.warnings.find((w) => w.message.startsWith("Invoice 2 was left out and stays \"to transfer\""))!.hint).toContain('vatCodes."99"');
+    expect(r.invoices.leftOut.map((l) => [l.number, l.problems[0]!.code])).toEqual([
+      ["2", "sie4.unknown_vat_code"],
+      ["3", "sie4.currency_mismatch"],
+    ]);
+    expect(r.warnings.find((w) => w.message.startsWith('Invoice 2 was left out and stays "to transfer"'))!.hint).toContain('vatCodes."99"');
     expect([1, 2, 3].map((n) => statusOf(db, n))).toEqual(["transferred", "to_transfer", "to_transfer"]);
     expect(r.message).toContain("2 left out");
   });
@@ -142,7 +202,21 @@ describe("a failure between storing the file and marking the invoices", () => {
     test(`${stage}: nothing is kept, and the next export takes every invoice exactly once`, async () => {
       const { db } = testDb();
       await seed(db, [...BASE(), invoice(1), invoice(2), creditNote(3, 1)]);
-      expect(() => runExport(db, settings(), { format: "sie4" }, { by: "api", faults: { [stage]: () => { throw new Error("power cut"); } } })).toThrow("power cut");
+      expect(() =>
+        runExport(
+          db,
+          settings(),
+          { format: "sie4" },
+          {
+            by: "api",
+            faults: {
+              [stage]: () => {
+                throw new Error("power cut");
+              },
+            },
+          },
+        ),
+      ).toThrow("power cut");
       expect(count(db, `SELECT count(*) AS n FROM export_files`)).toBe(0);
       expect(count(db, `SELECT count(*) AS n FROM export_runs`)).toBe(0);
       expect([1, 2, 3].map((n) => statusOf(db, n))).toEqual(["to_transfer", "to_transfer", "to_transfer"]);
@@ -161,7 +235,21 @@ describe("the output folder", () => {
     const out = join(tempDir("kontobro-out-"), "exports");
     await seed(db, [...BASE(), invoice(1)]);
     const s = settings({ output_dir: out });
-    expect(() => runExport(db, s, { format: "sie4" }, { by: "api", faults: { beforeDelivery: () => { throw new Error("crash after commit"); } } })).toThrow("crash after commit");
+    expect(() =>
+      runExport(
+        db,
+        s,
+        { format: "sie4" },
+        {
+          by: "api",
+          faults: {
+            beforeDelivery: () => {
+              throw new Error("crash after commit");
+            },
+          },
+        },
+      ),
+    ).toThrow("crash after commit");
     const [file] = listFiles(db);
     expect(file!.deliveredAt).toBeNull();
     expect(statusOf(db, 1)).toBe("transferred");
@@ -176,10 +264,20 @@ describe("the output folder", () => {
     const { db } = testDb();
     const out = tempDir("kontobro-out-");
     await seed(db, [...BASE(), invoice(1), invoice(2)]);
-    runExport(db, settings(), { format: "template", template: "invoice-journal", to: "2026-12-31" }, { by: "api", now: new Date("2026-03-15T00:00:00Z") });
+    runExport(
+      db,
+      settings(),
+      { format: "template", template: "invoice-journal", to: "2026-12-31" },
+      { by: "api", now: new Date("2026-03-15T00:00:00Z") },
+    );
     await seed(db, [invoice(3)]);
     writeFileSync(join(out, "invoice-journal_20260316_2.csv"), "someone else's file");
-    const r = runExport(db, settings({ output_dir: out }), { format: "template", template: "invoice-journal" }, { by: "api", now: new Date("2026-03-16T00:00:00Z") });
+    const r = runExport(
+      db,
+      settings({ output_dir: out }),
+      { format: "template", template: "invoice-journal" },
+      { by: "api", now: new Date("2026-03-16T00:00:00Z") },
+    );
     expect(r.ok && r.files[0]!.fileName).toBe("invoice-journal_20260316_2.csv");
     expect(r.ok && r.warnings.map((w) => w.code)).toContain("exports.output_file_exists");
     expect(readFileSync(join(out, "invoice-journal_20260316_2.csv"), "utf8")).toBe("someone else's file");

@@ -7,12 +7,27 @@ import { BASE, creditNote, invoice, seed, statusOf, testDb } from "./exports-fix
 let db: Db;
 beforeEach(async () => {
   db = testDb().db;
-  await seed(db, [...BASE(), invoice(1001), invoice(1002), invoice(1003), creditNote(1004, 1001), invoice(1010), invoice(2001), invoice("A-7" as any)]);
+  await seed(db, [
+    ...BASE(),
+    invoice(1001),
+    invoice(1002),
+    invoice(1003),
+    creditNote(1004, 1001),
+    invoice(1010),
+    invoice(2001),
+    invoice("A-7" as any),
+  ]);
 });
 
 describe("transition rules", () => {
   test("allowed and refused, with a reason and a way out", () => {
-    const allowed = [["to_transfer", "transferred"], ["to_transfer", "do_not_transfer"], ["transferred", "to_transfer"], ["do_not_transfer", "to_transfer"], [null, "do_not_transfer"]] as const;
+    const allowed = [
+      ["to_transfer", "transferred"],
+      ["to_transfer", "do_not_transfer"],
+      ["transferred", "to_transfer"],
+      ["do_not_transfer", "to_transfer"],
+      [null, "do_not_transfer"],
+    ] as const;
     for (const [from, to] of allowed) expect(transitionProblem("1", from, to)).toBeNull();
     const p = transitionProblem("1001", "transferred", "do_not_transfer")!;
     expect(p).toMatchObject({ code: "exports.invalid_transition", field: "status" });
@@ -27,7 +42,11 @@ describe("changing the status", () => {
     const r = changeExportStatus(db, { number: "1002" }, "do_not_transfer", "api");
     expect(r).toMatchObject({ ok: true, changed: ["1002"], unchanged: [], skipped: [] });
     expect(statusOf(db, 1002)).toBe("do_not_transfer");
-    expect(changeExportStatus(db, { number: "1002" }, "do_not_transfer", "api")).toMatchObject({ ok: true, changed: [], unchanged: ["1002"] });
+    expect(changeExportStatus(db, { number: "1002" }, "do_not_transfer", "api")).toMatchObject({
+      ok: true,
+      changed: [],
+      unchanged: ["1002"],
+    });
     const row = db.$client.query(`SELECT changed_by AS by FROM invoice_export_status WHERE invoice_key = '1002'`).get() as any;
     expect(row.by).toBe("api");
     expect(changeExportStatus(db, { number: "A-7" }, "transferred", "cli")).toMatchObject({ ok: true, changed: ["A-7"] });

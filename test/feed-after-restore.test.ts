@@ -15,9 +15,15 @@ const AUTH = { authorization: "Bearer test-token-0123456789" };
 test("an expense the PSA already took before the restore is not handed to it again under another id", async () => {
   const stack = await startStack({ economic: { paused: true } });
   const s = stack;
-  const feed = async (after: number) => (await (await fetch(`${s.agent.url}/api/v1/inbox?after=${after}`, { headers: AUTH })).json()) as any;
+  const feed = async (after: number) =>
+    (await (await fetch(`${s.agent.url}/api/v1/inbox?after=${after}`, { headers: AUTH })).json()) as any;
   const pull = (remoteId: string, cursor: string) =>
-    new Inbox(s.agent.db).storeBatch("eco", "expenses", [{ remoteId, type: "expense.posted", data: { entry: remoteId, amount: 1250 } }], cursor);
+    new Inbox(s.agent.db).storeBatch(
+      "eco",
+      "expenses",
+      [{ remoteId, type: "expense.posted", data: { entry: remoteId, amount: 1250 } }],
+      cursor,
+    );
   try {
     pull("entry:2026:1", "c1");
     const backup = join(tempDir(), "nightly.db");
@@ -45,8 +51,10 @@ test("an expense the PSA already took before the restore is not handed to it aga
 test("a folder copied back (not detectable): no feed id reused, nothing acknowledged unseen", async () => {
   const stack = await startStack({ economic: { paused: true } });
   const s = stack;
-  const feed = async (after: number) => (await (await fetch(`${s.agent.url}/api/v1/inbox?after=${after}`, { headers: AUTH })).json()) as any;
-  const pulled = (remoteId: string) => new Inbox(s.agent.db).storeBatch("eco", "expenses", [{ remoteId, type: "expense.posted", data: { remoteId } }], null);
+  const feed = async (after: number) =>
+    (await (await fetch(`${s.agent.url}/api/v1/inbox?after=${after}`, { headers: AUTH })).json()) as any;
+  const pulled = (remoteId: string) =>
+    new Inbox(s.agent.db).storeBatch("eco", "expenses", [{ remoteId, type: "expense.posted", data: { remoteId } }], null);
   try {
     pulled("r1");
     pulled("r2");

@@ -10,9 +10,16 @@ import { projectEvent, tempDir } from "./helpers.ts";
 import { day, seedPsa, startPullStack, type PullStack } from "./pull-harness.ts";
 
 let stack: PullStack;
-afterEach(async () => { await stack?.stop(); });
+afterEach(async () => {
+  await stack?.stop();
+});
 
-const expense = (text: string, project: number) => ({ date: day(0), supplierNumber: 1, text, lines: [{ account: 2800, amount: 125, vatCode: "I25", projectNumber: project, costTypeNumber: 1 }] });
+const expense = (text: string, project: number) => ({
+  date: day(0),
+  supplierNumber: 1,
+  text,
+  lines: [{ account: 2800, amount: 125, vatCode: "I25", projectNumber: project, costTypeNumber: 1 }],
+});
 
 /** The PSA as the README advises: pages through the feed from its cursor and keeps the first copy of each id. */
 function psaReader(stack: PullStack) {
@@ -22,7 +29,9 @@ function psaReader(stack: PullStack) {
   return {
     received,
     copies,
-    get cursor() { return cursor; },
+    get cursor() {
+      return cursor;
+    },
     async read(): Promise<void> {
       for (;;) {
         const { status, body } = await stack.api(`/api/v1/inbox?after=${cursor}&limit=2`);
@@ -50,7 +59,9 @@ describe("the feed shows each item once", () => {
     expect([...psa.received.values()].map((i) => i.data.description)).toEqual(["E1", "E2"]);
     // The waiting one is listed on its own, with what it needs; reading that list acknowledges nothing.
     const ignored = (await stack.api("/api/v1/inbox/ignored")).body;
-    expect(ignored.items.map((i: any) => [i.data.description, i.state, i.requires])).toEqual([["Waits for 9999", "ignored_unknown_project", { entity: "project", key: "9999" }]]);
+    expect(ignored.items.map((i: any) => [i.data.description, i.state, i.requires])).toEqual([
+      ["Waits for 9999", "ignored_unknown_project", { entity: "project", key: "9999" }],
+    ]);
     expect((await stack.api("/api/v1/inbox/ignored")).body.items).toHaveLength(1);
     const idle = (await stack.api(`/api/v1/inbox?after=${psa.cursor}`)).body;
     expect(idle).toEqual({ items: [], next: psa.cursor, more: false }); // the cursor is stable
@@ -74,9 +85,16 @@ describe("the feed shows each item once", () => {
 describe("inbox feed and ignored list", () => {
   test("the feed holds only deliverable items; the ignored list pages on its own and acknowledges nothing", () => {
     const db = openDatabase(join(tempDir("kontobro-feed-"), "k.db"));
-    db.$client.run(`INSERT INTO records (entity, key, payload, version, last_event_seq, updated_at) VALUES ('project', '4711', '{}', 1, 0, 0)`);
+    db.$client.run(
+      `INSERT INTO records (entity, key, payload, version, last_event_seq, updated_at) VALUES ('project', '4711', '{}', 1, 0, 0)`,
+    );
     const inbox = new Inbox(db);
-    const exp = (id: string, project: string): PullItem => ({ remoteId: id, type: "expense.posted", data: { id }, requires: { entity: "project", key: project } });
+    const exp = (id: string, project: string): PullItem => ({
+      remoteId: id,
+      type: "expense.posted",
+      data: { id },
+      requires: { entity: "project", key: project },
+    });
     inbox.storeBatch("eco", "expenses", [exp("a", "4711"), exp("x", "9999"), exp("y", "9999"), exp("b", "4711")], null);
 
     const feed = inbox.feed({ after: 0, limit: 10 });
@@ -88,10 +106,15 @@ describe("inbox feed and ignored list", () => {
     expect(inbox.acknowledge(cursor)).toBe(2);
     expect(inbox.ignored({ after: 0, limit: 10 }).rows.map((r) => r.state)).toEqual(["ignored_unknown_project", "ignored_unknown_project"]);
 
-    db.$client.run(`INSERT INTO records (entity, key, payload, version, last_event_seq, updated_at) VALUES ('project', '9999', '{}', 1, 0, 0)`);
+    db.$client.run(
+      `INSERT INTO records (entity, key, payload, version, last_event_seq, updated_at) VALUES ('project', '9999', '{}', 1, 0, 0)`,
+    );
     inbox.storeBatch("eco", "expenses", [exp("y", "9999"), exp("x", "9999")], null);
     const next = inbox.feed({ after: cursor, limit: 10 }).rows;
-    expect(next.map((r) => [r.remoteId, r.state])).toEqual([["y", "new"], ["x", "new"]]); // in the order they became deliverable
+    expect(next.map((r) => [r.remoteId, r.state])).toEqual([
+      ["y", "new"],
+      ["x", "new"],
+    ]); // in the order they became deliverable
     expect(next.every((r) => r.seq > cursor)).toBe(true);
     expect(inbox.ignored({ after: 0, limit: 10 }).rows).toEqual([]);
   });

@@ -7,7 +7,9 @@ import { startStack, type Stack } from "./e2e-harness.ts";
 import { customerEvent, waitFor } from "./helpers.ts";
 
 let stack: Stack | undefined;
-afterAll(async () => { await stack?.stop(); });
+afterAll(async () => {
+  await stack?.stop();
+});
 
 const getJson = async (url: string) => {
   const res = await fetch(url);
@@ -23,7 +25,11 @@ describe("/healthz and /readyz", () => {
     const before = await getJson(`${stack.agent.url}/readyz`);
     expect(before.status).toBe(200);
     expect(before.body.status).toBe("ready");
-    expect(before.body.checks.map((c: any) => [c.name, c.ok])).toEqual([["database", true], ["migrations", true], ["credentials:eco", true]]);
+    expect(before.body.checks.map((c: any) => [c.name, c.ok])).toEqual([
+      ["database", true],
+      ["migrations", true],
+      ["credentials:eco", true],
+    ]);
 
     // The sandbox answers 401 to a wrong agreement grant token.
     expect((await stack.post(customerEvent(71))).status).toBe(202);
@@ -69,6 +75,21 @@ describe("/healthz and /readyz", () => {
 /** The target's current settings, as the harness configured them. */
 async function settingsOf(s: Stack): Promise<Record<string, unknown>> {
   const { validateConfig } = await import("../agent/config.ts");
-  const { targets } = validateConfig({ targets: [{ name: "eco", kind: "economic", rest_url: s.sandboxUrl, projects_url: `${s.sandboxUrl}/projectsapi/v1.1.0`, app_secret_token: "demo-app-secret", agreement_grant_token: "x", requests_per_second: 0 }] }, {});
+  const { targets } = validateConfig(
+    {
+      targets: [
+        {
+          name: "eco",
+          kind: "economic",
+          rest_url: s.sandboxUrl,
+          projects_url: `${s.sandboxUrl}/projectsapi/v1.1.0`,
+          app_secret_token: "demo-app-secret",
+          agreement_grant_token: "x",
+          requests_per_second: 0,
+        },
+      ],
+    },
+    {},
+  );
   return targets[0]!.settings;
 }

@@ -5,17 +5,39 @@ import { join } from "node:path";
 
 export const tempDir = (prefix = "kontobro-") => mkdtempSync(join(tmpdir(), prefix));
 
-export const customerEvent = (n: number, extra: Record<string, unknown> = {}, id = `c-${n}-${Math.random()}`) =>
-  ({ id, type: "customer.upserted", data: { number: n, name: `Customer ${n}`, currency: "NOK", addresses: [{ street: "Strandgaten 1", zip: "5013", city: "Bergen", country: "NO" }], ...extra } });
+export const customerEvent = (n: number, extra: Record<string, unknown> = {}, id = `c-${n}-${Math.random()}`) => ({
+  id,
+  type: "customer.upserted",
+  data: {
+    number: n,
+    name: `Customer ${n}`,
+    currency: "NOK",
+    addresses: [{ street: "Strandgaten 1", zip: "5013", city: "Bergen", country: "NO" }],
+    ...extra,
+  },
+});
 
-export const projectEvent = (n: number, customer: number, extra: Record<string, unknown> = {}, id = `p-${n}-${Math.random()}`) =>
-  ({ id, type: "project.upserted", data: { number: n, name: `Project ${n}`, customerNumber: customer, ...extra } });
+export const projectEvent = (n: number, customer: number, extra: Record<string, unknown> = {}, id = `p-${n}-${Math.random()}`) => ({
+  id,
+  type: "project.upserted",
+  data: { number: n, name: `Project ${n}`, customerNumber: customer, ...extra },
+});
 
 export const invoiceEvent = (n: number, customer: number, project?: number, extra: Record<string, unknown> = {}, id = `i-${n}`) => ({
-  id, type: "invoice.finalized", data: {
-    number: n, psaId: `PSA-INV-${n}`, customerNumber: customer, ...(project ? { projectNumber: project } : {}),
-    date: "2026-11-20", dueDate: "2026-12-04", currency: "NOK",
-    lines: [{ text: "Consulting", quantity: 7.5, unitPrice: 145000, kind: "hours" }, { text: "Travel", quantity: 1, unitPrice: 50000, kind: "expenses" }],
+  id,
+  type: "invoice.finalized",
+  data: {
+    number: n,
+    psaId: `PSA-INV-${n}`,
+    customerNumber: customer,
+    ...(project ? { projectNumber: project } : {}),
+    date: "2026-11-20",
+    dueDate: "2026-12-04",
+    currency: "NOK",
+    lines: [
+      { text: "Consulting", quantity: 7.5, unitPrice: 145000, kind: "hours" },
+      { text: "Travel", quantity: 1, unitPrice: 50000, kind: "expenses" },
+    ],
     ...extra,
   },
 });

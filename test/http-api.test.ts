@@ -4,8 +4,12 @@ import { startStack, type Stack } from "./e2e-harness.ts";
 import { customerEvent } from "./helpers.ts";
 
 let stack: Stack;
-beforeAll(async () => { stack = await startStack({ dispatch: {} }); });
-afterAll(async () => { await stack.stop(); });
+beforeAll(async () => {
+  stack = await startStack({ dispatch: {} });
+});
+afterAll(async () => {
+  await stack.stop();
+});
 
 const eventCount = () => (stack.agent.db.$client.query("SELECT count(*) AS n FROM events").get() as any).n;
 
@@ -13,7 +17,11 @@ describe("HTTP API", () => {
   test("no token or a wrong token is 401 and stores nothing", async () => {
     const before = eventCount();
     for (const auth of [undefined, "Bearer wrong-token", "Basic abc", "Bearer "]) {
-      const res = await fetch(`${stack.agent.url}/api/v1/events`, { method: "POST", body: JSON.stringify(customerEvent(1)), headers: { "content-type": "application/json", ...(auth ? { authorization: auth } : {}) } });
+      const res = await fetch(`${stack.agent.url}/api/v1/events`, {
+        method: "POST",
+        body: JSON.stringify(customerEvent(1)),
+        headers: { "content-type": "application/json", ...(auth ? { authorization: auth } : {}) },
+      });
       expect(res.status).toBe(401);
       expect(((await res.json()) as any).hint).toContain("Authorization: Bearer");
     }
@@ -24,7 +32,10 @@ describe("HTTP API", () => {
     const before = eventCount();
     expect((await stack.post('{"id": "x", "type": ')).status).toBe(400);
     expect((await stack.post(JSON.stringify(customerEvent(1)), { "content-type": "text/plain" })).status).toBe(415);
-    const res = await stack.post([customerEvent(2), { id: "bad", type: "customer.upserted", data: { number: 3, name: "", currency: "kroner" } }]);
+    const res = await stack.post([
+      customerEvent(2),
+      { id: "bad", type: "customer.upserted", data: { number: 3, name: "", currency: "kroner" } },
+    ]);
     expect(res.status).toBe(422);
     expect(res.body.events[0].index).toBe(1);
     expect(res.body.events[0].problems.map((p: any) => p.field).sort()).toEqual(["data.currency", "data.name"]);
@@ -56,12 +67,18 @@ describe("HTTP API", () => {
     expect((await fetch(`${stack.agent.url}/api/v1/deliveries?status=bogus`, { headers: auth })).status).toBe(400);
     const list: any = await (await fetch(`${stack.agent.url}/api/v1/deliveries?status=done`, { headers: auth })).json();
     expect(list.deliveries.every((d: any) => d.status === "done")).toBe(true);
-    expect((await fetch(`${stack.agent.url}/api/v1/deliveries/${list.deliveries[0].id}/retry`, { method: "POST", headers: auth })).status).toBe(409);
+    expect(
+      (await fetch(`${stack.agent.url}/api/v1/deliveries/${list.deliveries[0].id}/retry`, { method: "POST", headers: auth })).status,
+    ).toBe(409);
     expect((await fetch(`${stack.agent.url}/api/v1/deliveries/999999/retry`, { method: "POST", headers: auth })).status).toBe(404);
   });
 
   test("the status page's retry button refuses cross-site posts", async () => {
-    const res = await fetch(`${stack.agent.url}/ui/deliveries/1/retry`, { method: "POST", headers: { origin: "http://evil.example" }, redirect: "manual" });
+    const res = await fetch(`${stack.agent.url}/ui/deliveries/1/retry`, {
+      method: "POST",
+      headers: { origin: "http://evil.example" },
+      redirect: "manual",
+    });
     expect(res.status).toBe(403);
   });
 });

@@ -8,7 +8,10 @@ const TOKEN = "api-token-0123456789";
 
 function app() {
   const a = new Hono();
-  a.use("*", requireApiToken(() => TOKEN));
+  a.use(
+    "*",
+    requireApiToken(() => TOKEN),
+  );
   a.get("/x", (c) => c.text("ok"));
   return a;
 }
@@ -30,6 +33,8 @@ describe("API token", () => {
 
   test("a configured token must be a bearer token (RFC 6750 characters), said in one line", () => {
     expect(() => validateConfig({ http: { api_token: "0123456789abcdef-._~+/==" } }, {})).not.toThrow();
-    expect(() => validateConfig({ http: { api_token: "has space 0123456789" } }, {})).toThrow(/http\.api_token: may hold only letters, digits/);
+    expect(() => validateConfig({ http: { api_token: "has space 0123456789" } }, {})).toThrow(
+      /http\.api_token: may hold only letters, digits/,
+    );
   });
 });

@@ -32,7 +32,9 @@ function importsOf(file: string): { path: string; typeOnly: boolean }[] {
 function violations(folder: string, allowed: (to: { path: string; typeOnly: boolean }, from: string) => boolean): string[] {
   return sourceFiles(join(root, folder)).flatMap((file) => {
     const from = relative(root, file);
-    return importsOf(file).filter((to) => !allowed(to, from)).map((to) => `${from} imports ${to.path}`);
+    return importsOf(file)
+      .filter((to) => !allowed(to, from))
+      .map((to) => `${from} imports ${to.path}`);
   });
 }
 
@@ -40,17 +42,21 @@ const MODEL_AND_PROBLEMS = ["agent/model.ts", "agent/problem.ts"];
 
 describe("import layout", () => {
   test("nothing under connectors/ imports from agent/ except the model, problems and the contract's types", () => {
-    expect(violations("connectors", (to, from) => {
-      if (!to.path.startsWith("agent/")) return true;
-      if (MODEL_AND_PROBLEMS.includes(to.path)) return true;
-      // The contract names the logger a connector is given (a type, nothing at run time).
-      return from === "connectors/contract.ts" && to.typeOnly && to.path === "agent/log.ts";
-    })).toEqual([]);
+    expect(
+      violations("connectors", (to, from) => {
+        if (!to.path.startsWith("agent/")) return true;
+        if (MODEL_AND_PROBLEMS.includes(to.path)) return true;
+        // The contract names the logger a connector is given (a type, nothing at run time).
+        return from === "connectors/contract.ts" && to.typeOnly && to.path === "agent/log.ts";
+      }),
+    ).toEqual([]);
   });
 
   test("formats/ (SIE 4, templates) use only the model and problems from agent/, and no connector", () => {
-    expect(violations("formats", (to) =>
-      to.path.startsWith("connectors/") ? false : !to.path.startsWith("agent/") || MODEL_AND_PROBLEMS.includes(to.path),
-    )).toEqual([]);
+    expect(
+      violations("formats", (to) =>
+        to.path.startsWith("connectors/") ? false : !to.path.startsWith("agent/") || MODEL_AND_PROBLEMS.includes(to.path),
+      ),
+    ).toEqual([]);
   });
 });

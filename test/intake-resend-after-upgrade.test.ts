@@ -14,15 +14,20 @@ test("the PSA resends an unchanged event stored before the upgrade: duplicate, t
   const sent = customerEvent(0, { number: "0101", name: "Fjordtech AS" }, "evt-0101");
   const db = openDatabase(path);
   // As the previous version stored it: numbers kept as sent (String(v).trim()).
-  db.$client.run("INSERT INTO events (event_id, type, entity, key, payload, received_at) VALUES ('evt-0101', 'customer.upserted', 'customer', '0101', ?1, 0)",
+  db.$client.run(
+    "INSERT INTO events (event_id, type, entity, key, payload, received_at) VALUES ('evt-0101', 'customer.upserted', 'customer', '0101', ?1, 0)",
     // Exactly what the previous version's model (agent/model.ts at 1edb5cf) made of this event.
-    [JSON.stringify(OldCustomer.parse(sent.data))]);
+    [JSON.stringify(OldCustomer.parse(sent.data))],
+  );
   db.$client.close();
 
   const again = openDatabase(path); // the upgraded agent
   const intake = new IntakeWriter(again, new Outbox(again), () => ["eco"]);
   const batch = parseEvents([sent, customerEvent(202, {}, "evt-new")]);
   if (!batch.ok) throw new Error("fixture");
-  const result = await intake.submit(batch.events).then((r) => r.map((x) => x.status), (e) => (e instanceof EventConflict ? `409: ${e.events[0]!.problems[0]!.message}` : String(e)));
+  const result = await intake.submit(batch.events).then(
+    (r) => r.map((x) => x.status),
+    (e) => (e instanceof EventConflict ? `409: ${e.events[0]!.problems[0]!.message}` : String(e)),
+  );
   expect(result).toEqual(["duplicate", "accepted"]);
 });

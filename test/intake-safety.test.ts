@@ -23,28 +23,72 @@ async function send(...events: unknown[]) {
 }
 const one = <T>(sql: string, ...args: any[]) => db.$client.query(sql).get(...args) as T;
 
-const base = { number: 9001, psaId: "PSA-CN-9001", customerNumber: 1, date: "2026-11-20", dueDate: "2026-12-04", creditedInvoiceNumber: 1001 };
+const base = {
+  number: 9001,
+  psaId: "PSA-CN-9001",
+  customerNumber: 1,
+  date: "2026-11-20",
+  dueDate: "2026-12-04",
+  creditedInvoiceNumber: 1001,
+};
 
 describe("sign convention (model)", () => {
   test("a credit note means the same whichever sign the PSA used, and always lowers what the customer owes", () => {
-    const positive = CreditNote.parse({ ...base, lines: [{ text: "Hours", quantity: 2, unitPrice: 100_000 }, { text: "Discount back", quantity: -1, unitPrice: 20_000 }] });
-    const minusQty = CreditNote.parse({ ...base, lines: [{ text: "Hours", quantity: -2, unitPrice: 100_000 }, { text: "Discount back", quantity: 1, unitPrice: 20_000 }] });
-    const minusPrice = CreditNote.parse({ ...base, lines: [{ text: "Hours", quantity: 2, unitPrice: -100_000 }, { text: "Discount back", quantity: 1, unitPrice: 20_000 }] });
+    const positive = CreditNote.parse({
+      ...base,
+      lines: [
+        { text: "Hours", quantity: 2, unitPrice: 100_000 },
+        { text: "Discount back", quantity: -1, unitPrice: 20_000 },
+      ],
+    });
+    const minusQty = CreditNote.parse({
+      ...base,
+      lines: [
+        { text: "Hours", quantity: -2, unitPrice: 100_000 },
+        { text: "Discount back", quantity: 1, unitPrice: 20_000 },
+      ],
+    });
+    const minusPrice = CreditNote.parse({
+      ...base,
+      lines: [
+        { text: "Hours", quantity: 2, unitPrice: -100_000 },
+        { text: "Discount back", quantity: 1, unitPrice: 20_000 },
+      ],
+    });
     for (const cn of [positive, minusQty, minusPrice]) {
-      expect(cn.lines.map((l) => [l.quantity, l.unitPrice])).toEqual([[2, 100_000], [-1, 20_000]]);
+      expect(cn.lines.map((l) => [l.quantity, l.unitPrice])).toEqual([
+        [2, 100_000],
+        [-1, 20_000],
+      ]);
       expect(customerTotal(cn)).toBe(-180_000);
       expect(cn.lines.map((l) => customerQuantity(cn, l))).toEqual([-2, 1]);
     }
   });
 
   test("an invoice with a discount line keeps its signs; a negative invoice and a zero credit note are refused with a hint", () => {
-    const inv = Invoice.parse({ ...base, psaId: "PSA-1", lines: [{ text: "Hours", quantity: 2, unitPrice: 100_000 }, { text: "Discount", quantity: 1, unitPrice: -30_000 }] });
-    expect(inv.lines.map((l) => [l.quantity, l.unitPrice])).toEqual([[2, 100_000], [-1, 30_000]]);
+    const inv = Invoice.parse({
+      ...base,
+      psaId: "PSA-1",
+      lines: [
+        { text: "Hours", quantity: 2, unitPrice: 100_000 },
+        { text: "Discount", quantity: 1, unitPrice: -30_000 },
+      ],
+    });
+    expect(inv.lines.map((l) => [l.quantity, l.unitPrice])).toEqual([
+      [2, 100_000],
+      [-1, 30_000],
+    ]);
     expect(customerTotal(inv)).toBe(170_000);
     const negative = parseEvents([invoiceEvent(5, 1, undefined, { lines: [{ text: "Refund", quantity: 1, unitPrice: -5000 }] })]);
     expect(negative.ok).toBe(false);
     expect(JSON.stringify(negative)).toContain("invoice.credited");
-    const zero = CreditNote.safeParse({ ...base, lines: [{ text: "a", quantity: 1, unitPrice: 100 }, { text: "b", quantity: -1, unitPrice: 100 }] });
+    const zero = CreditNote.safeParse({
+      ...base,
+      lines: [
+        { text: "a", quantity: 1, unitPrice: 100 },
+        { text: "b", quantity: -1, unitPrice: 100 },
+      ],
+    });
     expect(zero.success).toBe(false);
   });
 
@@ -64,11 +108,19 @@ describe("sign convention (model)", () => {
 describe("canonical numbers", () => {
   test("0101 and 101 are the same customer; product codes keep their zeros", async () => {
     await send(customerEvent(101));
-    await send({ ...invoiceEvent(1, 0, undefined, { customerNumber: "0101", lines: [{ text: "x", quantity: 1, unitPrice: 100, productCode: "0042" }] }) });
+    await send({
+      ...invoiceEvent(1, 0, undefined, {
+        customerNumber: "0101",
+        lines: [{ text: "x", quantity: 1, unitPrice: 100, productCode: "0042" }],
+      }),
+    });
     const inv = JSON.parse(one<{ payload: string }>("SELECT payload FROM records WHERE entity = 'invoice'").payload);
     expect(inv.customerNumber).toBe("101");
     expect(inv.lines[0].productCode).toBe("0042");
-    expect(dependenciesOf("invoice", inv)).toEqual([{ entity: "customer", key: "101" }, { entity: "product", key: "0042", ifKnown: true }]);
+    expect(dependenciesOf("invoice", inv)).toEqual([
+      { entity: "customer", key: "101" },
+      { entity: "product", key: "0042", ifKnown: true },
+    ]);
   });
 });
 
@@ -78,7 +130,9 @@ describe("a repeated event id", () => {
     expect((await send(customerEvent(1, {}, "evt-1")))[0]!.status).toBe("duplicate");
     const err = await send(customerEvent(2, {}, "evt-new"), customerEvent(1, { name: "Other name" }, "evt-1")).catch((e) => e);
     expect(err).toBeInstanceOf(EventConflict);
-    expect(err.events).toEqual([expect.objectContaining({ index: 1, id: "evt-1", problems: [expect.objectContaining({ code: "event.id_reused" })] })]);
+    expect(err.events).toEqual([
+      expect.objectContaining({ index: 1, id: "evt-1", problems: [expect.objectContaining({ code: "event.id_reused" })] }),
+    ]);
     expect(one<{ n: number }>("SELECT count(*) AS n FROM events").n).toBe(1);
     expect(one<{ name: string }>("SELECT json_extract(payload, '$.name') AS name FROM records WHERE key = '1'").name).toBe("Customer 1");
   });
@@ -103,7 +157,9 @@ describe("order by the PSA's occurredAt", () => {
     expect((await send(v1))[0]!.status).toBe("stale");
     expect(one<{ name: string }>("SELECT json_extract(payload, '$.name') AS name FROM records WHERE key = '1'").name).toBe("Version 2");
     expect(one<{ stale: number }>("SELECT stale FROM events WHERE event_id = 'v1'").stale).toBe(1);
-    const open = db.$client.query("SELECT e.event_id AS id FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.status = 'pending'").all();
+    const open = db.$client
+      .query("SELECT e.event_id AS id FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.status = 'pending'")
+      .all();
     expect(open).toEqual([{ id: "v2" }]);
   });
 
@@ -128,15 +184,25 @@ describe("the invoice PDF", () => {
 describe("one document per number and per PSA id", () => {
   test("a credit note numbered like a stored invoice is refused (409) instead of replacing it", async () => {
     await send(invoiceEvent(1, 1));
-    const err = await send({ id: "cn-1", type: "invoice.credited", data: { ...invoiceEvent(1, 1).data, psaId: "PSA-CN-1", creditedInvoiceNumber: 1, number: 1 } }).catch((e) => e);
+    const err = await send({
+      id: "cn-1",
+      type: "invoice.credited",
+      data: { ...invoiceEvent(1, 1).data, psaId: "PSA-CN-1", creditedInvoiceNumber: 1, number: 1 },
+    }).catch((e) => e);
     // (creditedInvoiceNumber may not equal its own number: the model refuses that first)
     expect(err).toBeInstanceOf(Error);
-    const cn = { id: "cn-2", type: "invoice.credited", data: { ...invoiceEvent(2, 1).data, psaId: "PSA-CN-2", creditedInvoiceNumber: 5, number: 1 } };
+    const cn = {
+      id: "cn-2",
+      type: "invoice.credited",
+      data: { ...invoiceEvent(2, 1).data, psaId: "PSA-CN-2", creditedInvoiceNumber: 5, number: 1 },
+    };
     const conflict = await send(cn).catch((e) => e);
     expect(conflict).toBeInstanceOf(EventConflict);
     expect(conflict.events[0].problems[0]).toMatchObject({ code: "invoice.number_taken", field: "data.number" });
     expect(conflict.events[0].problems[0].message).toContain('PSA id "PSA-INV-1"');
-    expect(one<{ kind: string }>("SELECT json_extract(payload, '$.kind') AS kind FROM records WHERE entity = 'invoice' AND key = '1'").kind).toBe("invoice");
+    expect(
+      one<{ kind: string }>("SELECT json_extract(payload, '$.kind') AS kind FROM records WHERE entity = 'invoice' AND key = '1'").kind,
+    ).toBe("invoice");
   });
 
   test("a PSA id used by another number is refused; a new version of the same document is fine", async () => {

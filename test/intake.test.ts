@@ -6,11 +6,22 @@ describe("intake validation", () => {
   test("valid events get their entity and key", () => {
     const r = parseEvents([customerEvent(7), invoiceEvent(100, 7)]);
     expect(r.ok).toBe(true);
-    if (r.ok) expect(r.events.map((e) => [e.entity, e.key])).toEqual([["customer", "7"], ["invoice", "100"]]);
+    if (r.ok)
+      expect(r.events.map((e) => [e.entity, e.key])).toEqual([
+        ["customer", "7"],
+        ["invoice", "100"],
+      ]);
   });
 
   test("each invalid field is named, with a message and a hint", () => {
-    const r = parseEvents([customerEvent(1), { id: "x", type: "invoice.finalized", data: { ...invoiceEvent(1, 1).data, lines: [{ text: "a", quantity: 1, unitPrice: 12.5 }], date: "31.03.2026" } }]);
+    const r = parseEvents([
+      customerEvent(1),
+      {
+        id: "x",
+        type: "invoice.finalized",
+        data: { ...invoiceEvent(1, 1).data, lines: [{ text: "a", quantity: 1, unitPrice: 12.5 }], date: "31.03.2026" },
+      },
+    ]);
     expect(r.ok).toBe(false);
     if (r.ok) return;
     expect(r.status).toBe(422);
@@ -35,7 +46,10 @@ describe("intake validation", () => {
   test("more than the limit per request is a 400", () => {
     const r = parseEvents(Array.from({ length: MAX_EVENTS_PER_REQUEST + 1 }, (_, i) => customerEvent(i + 1)));
     expect(r.ok).toBe(false);
-    if (!r.ok) { expect(r.status).toBe(400); expect(r.message).toContain("1001"); }
+    if (!r.ok) {
+      expect(r.status).toBe(400);
+      expect(r.message).toContain("1001");
+    }
   });
 
   test("a credit note must name the invoice it credits", () => {

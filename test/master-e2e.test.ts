@@ -9,14 +9,24 @@ import { customerData, productData } from "./eaccounting-fixtures.ts";
 import { waitFor } from "./helpers.ts";
 
 let s: EaStack | undefined;
-afterEach(async () => { await s?.stop(); s = undefined; });
+afterEach(async () => {
+  await s?.stop();
+  s = undefined;
+});
 
 const FIXTURE_ARTICLES = 4; // the sandbox company's own articles (100, 200, 998, 999): new in eAccounting, so they reach the PSA once
 const accepted = (type: string) => s!.psa.accepted().filter((i) => i.type === type);
 const customerRow = async (number: string) => (await s!.state()).customers.find((c: any) => c.CustomerNumber === number);
-const cursor = (stream: string) => (s!.agent.db.$client.query(`SELECT value FROM cursors WHERE target = 'ea' AND stream = ?1`).get(stream) as { value: string } | null)?.value;
+const cursor = (stream: string) =>
+  (s!.agent.db.$client.query(`SELECT value FROM cursors WHERE target = 'ea' AND stream = ?1`).get(stream) as { value: string } | null)
+    ?.value;
 /** Open reports, leaving out the "check the coding" notes of new articles (asserted on their own). */
-const openReports = () => s!.agent.db.$client.query(`SELECT entity, key, kind, side, count FROM master_reports WHERE resolved_at IS NULL AND kind <> 'attention' ORDER BY entity, key, kind`).all() as any[];
+const openReports = () =>
+  s!.agent.db.$client
+    .query(
+      `SELECT entity, key, kind, side, count FROM master_reports WHERE resolved_at IS NULL AND kind <> 'attention' ORDER BY entity, key, kind`,
+    )
+    .all() as any[];
 
 describe("the PSA is master (the default)", () => {
   test("PSA records go to eAccounting and are not echoed; eAccounting's new ones reach the PSA; its changes are reported once, not sent", async () => {
@@ -31,16 +41,37 @@ describe("the PSA is master (the default)", () => {
     expect(cursor("customers")).toContain('"since"');
 
     // A customer and an article made in eAccounting reach the PSA in its canonical shape.
-    await s.control("customers", { CustomerNumber: "7001", Name: "Från eAccounting AB", InvoiceAddress1: "Gatan 1", InvoicePostalCode: "11122", InvoiceCity: "Stockholm", InvoiceCountryCode: "SE", ContactPersonName: "Anna Svensson" });
+    await s.control("customers", {
+      CustomerNumber: "7001",
+      Name: "Från eAccounting AB",
+      InvoiceAddress1: "Gatan 1",
+      InvoicePostalCode: "11122",
+      InvoiceCity: "Stockholm",
+      InvoiceCountryCode: "SE",
+      ContactPersonName: "Anna Svensson",
+    });
     await s.control("articles", { Number: "EA-1", Name: "Artikel från eAccounting", NetPrice: 100 });
     expect(await s.runNow("customers")).toMatchObject({ imported: 1 });
     expect(await s.runNow("products")).toMatchObject({ imported: 1 });
-    await waitFor("both at the PSA", () => accepted("customer.upserted").length === 1 && accepted("product.upserted").length === FIXTURE_ARTICLES + 1);
+    await waitFor(
+      "both at the PSA",
+      () => accepted("customer.upserted").length === 1 && accepted("product.upserted").length === FIXTURE_ARTICLES + 1,
+    );
     const c = accepted("customer.upserted")[0];
     expect(c).toMatchObject({ target: "ea", stream: "customers" });
-    expect(Customer.parse(c.data)).toMatchObject({ number: "7001", name: "Från eAccounting AB", paymentTermsDays: 30, addresses: [{ city: "Stockholm", country: "SE" }] });
+    expect(Customer.parse(c.data)).toMatchObject({
+      number: "7001",
+      name: "Från eAccounting AB",
+      paymentTermsDays: 30,
+      addresses: [{ city: "Stockholm", country: "SE" }],
+    });
     expect(c.data.contacts[0]).toEqual({ name: "Anna Svensson", firstName: "Anna", lastName: "Svensson" });
-    expect(Product.parse(accepted("product.upserted").find((i) => i.data.code === "EA-1").data)).toMatchObject({ code: "EA-1", price: 10000, unit: "st", vatRate: 25 });
+    expect(Product.parse(accepted("product.upserted").find((i) => i.data.code === "EA-1").data)).toMatchObject({
+      code: "EA-1",
+      price: 10000,
+      unit: "st",
+      vatRate: 25,
+    });
     // Pulled again: nothing new (the watermark, and one item per version).
     expect(await s.runNow("customers")).toMatchObject({ imported: 0 });
 
@@ -117,13 +148,23 @@ describe("eAccounting is master of customers, the PSA of products", () => {
     expect(await s.runNow("products")).toMatchObject({ imported: 0, ignored: 1 });
     await s.send([ev("product.upserted", productData({ price: 150000 }))]);
     await s.waitDone(7);
-    expect((await s.state()).articles.find((a: any) => a.Number === "KONS")).toMatchObject({ Name: "Konsulttimmar senior", NetPrice: 1500 });
+    expect((await s.state()).articles.find((a: any) => a.Number === "KONS")).toMatchObject({
+      Name: "Konsulttimmar senior",
+      NetPrice: 1500,
+    });
     expect(openReports().map((r) => `${r.entity} ${r.key} ${r.kind}`)).toEqual(["customer 10042 changed_in_non_master"]);
   });
 
   test("a customer in both systems before the first sync, differing: eAccounting's version goes to the PSA", async () => {
     s = await startEaStack({ target: { masters: { customers: "target" } } });
-    await s.control("customers", { CustomerNumber: "10042", Name: "Fjordkraft Consulting AB", InvoiceAddress1: "Kungsgatan 9", InvoicePostalCode: "41119", InvoiceCity: "Göteborg", InvoiceCountryCode: "SE" });
+    await s.control("customers", {
+      CustomerNumber: "10042",
+      Name: "Fjordkraft Consulting AB",
+      InvoiceAddress1: "Kungsgatan 9",
+      InvoicePostalCode: "41119",
+      InvoiceCity: "Göteborg",
+      InvoiceCountryCode: "SE",
+    });
     await s.send([ev("customer.upserted", customerData())]);
     await s.waitDone(1);
     expect((await s.deliveries("done"))[0].note).toContain("its version was sent to the PSA");
@@ -136,7 +177,14 @@ describe("eAccounting is master of customers, the PSA of products", () => {
 describe("matching by number and name", () => {
   test("a number whose names differ is not taken for the same record: needs action on the push, reported on the pull", async () => {
     s = await startEaStack();
-    await s.control("customers", { CustomerNumber: "10042", Name: "Helt annat företag AB", InvoiceAddress1: "Gatan 1", InvoicePostalCode: "11122", InvoiceCity: "Stockholm", InvoiceCountryCode: "SE" });
+    await s.control("customers", {
+      CustomerNumber: "10042",
+      Name: "Helt annat företag AB",
+      InvoiceAddress1: "Gatan 1",
+      InvoicePostalCode: "11122",
+      InvoiceCity: "Stockholm",
+      InvoiceCountryCode: "SE",
+    });
     await s.send([ev("customer.upserted", customerData())]);
     const d = await waitFor("needs action", async () => (await s!.deliveries("needs_action"))[0]);
     expect(d).toMatchObject({ entity: "customer", key: "10042", errorCode: "master.number_name_mismatch" });

@@ -14,7 +14,9 @@ import { customerData, targetConfig } from "./eaccounting-fixtures.ts";
 import { tempDir } from "./helpers.ts";
 
 const cleanups: (() => unknown)[] = [];
-afterEach(async () => { for (const c of cleanups.splice(0).reverse()) await c(); });
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
 
 const psaEvents = [
   { id: "c1", type: "customer.upserted", data: customerData() },
@@ -28,22 +30,37 @@ const psaEvents = [
 async function setup() {
   const srv = startEaccountingSandbox();
   cleanups.push(() => srv.stop());
-  const person = (body: object) => fetch(`${srv.url}/__sandbox/customers`, { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } });
+  const person = (body: object) =>
+    fetch(`${srv.url}/__sandbox/customers`, {
+      method: "POST",
+      body: JSON.stringify(body),
+      headers: { "content-type": "application/json" },
+    });
   const addr = { InvoiceAddress1: "Storgatan 1", InvoicePostalCode: "11122", InvoiceCity: "Stockholm", InvoiceCountryCode: "SE" };
   await person({ CustomerNumber: "10042", Name: "Fjordkraft consulting  AB", ...addr }); // the same (case and spaces aside)
   await person({ CustomerNumber: "10043", Name: "Annat Namn AB", ...addr });
   await person({ CustomerNumber: "7001", Name: "Bara i eAccounting AB", ...addr });
   await person({ CustomerNumber: "7002", Name: "Havøy Konsult AS", ...addr });
   const dataDir = tempDir("kontobro-match-");
-  const { config, targets } = validateConfig({ agent: { data_dir: dataDir }, targets: [{ name: "ea", kind: "eaccounting", ...targetConfig(srv.url) }] }, {});
+  const { config, targets } = validateConfig(
+    { agent: { data_dir: dataDir }, targets: [{ name: "ea", kind: "eaccounting", ...targetConfig(srv.url) }] },
+    {},
+  );
   return { srv, dataDir, config, target: targets[0]! };
 }
 
 const counts = (dataDir: string) => {
   const db = openDatabase(join(dataDir, "kontobro.db"));
   try {
-    return Object.fromEntries(["records", "links", "deliveries", "master_records", "master_reports", "inbox"].map((t) => [t, (db.$client.query(`SELECT count(*) AS n FROM ${t}`).get() as { n: number }).n]));
-  } finally { db.$client.close(); }
+    return Object.fromEntries(
+      ["records", "links", "deliveries", "master_records", "master_reports", "inbox"].map((t) => [
+        t,
+        (db.$client.query(`SELECT count(*) AS n FROM ${t}`).get() as { n: number }).n,
+      ]),
+    );
+  } finally {
+    db.$client.close();
+  }
 };
 
 describe("kontobro match", () => {
@@ -60,11 +77,18 @@ describe("kontobro match", () => {
     expect(code).toBe(1);
     const [customers, products] = reports;
     expect(customers).toMatchObject({
-      entity: "customer", master: "psa",
+      entity: "customer",
+      master: "psa",
       both: [{ key: "10042", psaName: "Fjordkraft Consulting AB", targetName: "Fjordkraft consulting  AB", differs: true }],
       nameMismatch: [{ key: "10043", psaName: "Nordlys AB", targetName: "Annat Namn AB" }],
-      onlyPsa: [{ key: "10044", name: "Bara i PSA AB" }, { key: "10045", name: "Havøy Konsult AS" }],
-      onlyTarget: [{ key: "7001", name: "Bara i eAccounting AB" }, { key: "7002", name: "Havøy Konsult AS" }],
+      onlyPsa: [
+        { key: "10044", name: "Bara i PSA AB" },
+        { key: "10045", name: "Havøy Konsult AS" },
+      ],
+      onlyTarget: [
+        { key: "7001", name: "Bara i eAccounting AB" },
+        { key: "7002", name: "Havøy Konsult AS" },
+      ],
       sameNameOtherNumber: [{ psaKey: "10045", targetKey: "7002", name: "Havøy Konsult AS" }],
     });
     expect(products!.both.map((p) => p.key)).toEqual(["100"]);

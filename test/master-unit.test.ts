@@ -7,7 +7,10 @@ import { connectorKinds } from "../connectors/registry.ts";
 describe("masters in kontobro.toml", () => {
   test("per target and entity; the PSA by default; only a connector that can be master may name the target", () => {
     const problems: string[] = [];
-    expect(parseMasters(connectorKinds.eaccounting!, { customers: "target", products: "psa" }, "targets[0]", problems)).toEqual({ customer: "target", product: "psa" });
+    expect(parseMasters(connectorKinds.eaccounting!, { customers: "target", products: "psa" }, "targets[0]", problems)).toEqual({
+      customer: "target",
+      product: "psa",
+    });
     expect(parseMasters(connectorKinds.eaccounting!, undefined, "targets[0]", problems)).toEqual({});
     expect(problems).toEqual([]);
     parseMasters(connectorKinds.economic!, { customers: "target" }, "targets[0]", problems);
@@ -21,14 +24,30 @@ describe("masters in kontobro.toml", () => {
 
   test("validateConfig keeps them on the target and refuses the wrong ones with one line each", () => {
     const base = { kind: "eaccounting", client_id: "c", client_secret: "s" };
-    const { targets } = validateConfig({ targets: [{ name: "ea", ...base, masters: { customers: "target" } }, { name: "eco", kind: "economic", app_secret_token: "a", agreement_grant_token: "b" }] }, {});
-    expect(targets.map((t) => [t.name, t.masters])).toEqual([["ea", { customer: "target" }], ["eco", {}]]);
+    const { targets } = validateConfig(
+      {
+        targets: [
+          { name: "ea", ...base, masters: { customers: "target" } },
+          { name: "eco", kind: "economic", app_secret_token: "a", agreement_grant_token: "b" },
+        ],
+      },
+      {},
+    );
+    expect(targets.map((t) => [t.name, t.masters])).toEqual([
+      ["ea", { customer: "target" }],
+      ["eco", {}],
+    ]);
     try {
-      validateConfig({ targets: [{ name: "uc", kind: "uniconta", company_id: 1, username: "u", password: "p", masters: { products: "target" } }] }, {});
+      validateConfig(
+        { targets: [{ name: "uc", kind: "uniconta", company_id: 1, username: "u", password: "p", masters: { products: "target" } }] },
+        {},
+      );
       throw new Error("expected a ConfigError");
     } catch (e) {
       expect(e).toBeInstanceOf(ConfigError);
-      expect((e as ConfigError).problems).toEqual(['targets[0].masters.products: Uniconta cannot be the master of products; the PSA is (remove the key or write "psa")']);
+      expect((e as ConfigError).problems).toEqual([
+        'targets[0].masters.products: Uniconta cannot be the master of products; the PSA is (remove the key or write "psa")',
+      ]);
     }
   });
 });

@@ -30,7 +30,9 @@ beforeAll(async () => {
     return /kontobro_pushes_total\{target="eco",outcome="retry"\} 1\n/.test(t) ? t : null;
   }))!;
 });
-afterAll(async () => { await stack.stop(); });
+afterAll(async () => {
+  await stack.stop();
+});
 
 const families = (t: string) => [...t.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => ({ name: m[1]!, type: m[2]! }));
 const value = (t: string, series: string) => Number(new RegExp(`^${series.replace(/[{}"=,.+]/g, "\\$&")} (\\S+)$`, "m").exec(t)?.[1]);
@@ -52,7 +54,10 @@ describe("/metrics", () => {
     for (const f of all) expect(text).toContain(`# HELP ${f.name} `);
     expect(all).toContainEqual({ name: "kontobro_events_stored_total", type: "counter" });
     expect(text).not.toMatch(/^kontobro_events_stored /m);
-    const series = text.split("\n").filter((l) => l && !l.startsWith("#")).map((l) => l.slice(0, l.lastIndexOf(" ")));
+    const series = text
+      .split("\n")
+      .filter((l) => l && !l.startsWith("#"))
+      .map((l) => l.slice(0, l.lastIndexOf(" ")));
     expect(new Set(series).size).toBe(series.length);
   });
 
@@ -82,9 +87,12 @@ describe("/metrics", () => {
 
   test("README.md lists every metric family", () => {
     const readme = readFileSync(join(import.meta.dir, "../README.md"), "utf8");
-    const missing = families(text).map((f) => f.name).filter((n) => !readme.includes(`\`${n}\``));
+    const missing = families(text)
+      .map((f) => f.name)
+      .filter((n) => !readme.includes(`\`${n}\``));
     // Families that only appear once something happened (budgets, pauses) are listed too.
-    for (const n of ["kontobro_target_budget_used", "kontobro_target_budget_limit", "kontobro_target_pauses_total"]) if (!readme.includes(`\`${n}\``)) missing.push(n);
+    for (const n of ["kontobro_target_budget_used", "kontobro_target_budget_limit", "kontobro_target_pauses_total"])
+      if (!readme.includes(`\`${n}\``)) missing.push(n);
     expect(missing).toEqual([]);
   });
 });

@@ -25,11 +25,26 @@ beforeAll(async () => {
     target_recipients: { eco: ["regnskap@example.com"] },
     status_page_url: "http://kontobro.example.local:8787/",
     min_interval_minutes: 15,
-    smtp: { host: "127.0.0.1", port: smtp.port, security: "starttls", user: "kontobro", password: "smtp-secret-1", from: "kontobro <kontobro@example.com>", ca_file: smtp.caFile, timeout_ms: 5000 },
+    smtp: {
+      host: "127.0.0.1",
+      port: smtp.port,
+      security: "starttls",
+      user: "kontobro",
+      password: "smtp-secret-1",
+      from: "kontobro <kontobro@example.com>",
+      ca_file: smtp.caFile,
+      timeout_ms: 5000,
+    },
   });
   notifier = new Notifier({
-    db: stack.agent.db, config, targets: [{ name: "eco", title: "Visma e-conomic" }], statusUrl: "http://kontobro.example.local:8787/",
-    log: silentLogger, version: "test", now: () => clock, host: "kontobro-test",
+    db: stack.agent.db,
+    config,
+    targets: [{ name: "eco", title: "Visma e-conomic" }],
+    statusUrl: "http://kontobro.example.local:8787/",
+    log: silentLogger,
+    version: "test",
+    now: () => clock,
+    host: "kontobro-test",
   });
 });
 afterAll(async () => {

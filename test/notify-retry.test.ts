@@ -15,12 +15,20 @@ import { freePort, startSmtp, testCertificate, type TestSmtp } from "./notify-sm
 
 const MIN = 60_000;
 const cleanups: (() => Promise<unknown>)[] = [];
-afterAll(async () => { for (const c of cleanups.reverse()) await c(); });
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
 
 function notifierFor(stack: Stack, config: unknown, clock: { t: number }) {
   const n = new Notifier({
-    db: stack.agent.db, config: NotificationsConfig.parse(config), targets: [{ name: "eco", title: "Visma e-conomic" }],
-    statusUrl: "http://kontobro.example.local:8787/", log: silentLogger, version: "test", now: () => clock.t, host: "kontobro-test",
+    db: stack.agent.db,
+    config: NotificationsConfig.parse(config),
+    targets: [{ name: "eco", title: "Visma e-conomic" }],
+    statusUrl: "http://kontobro.example.local:8787/",
+    log: silentLogger,
+    version: "test",
+    now: () => clock.t,
+    host: "kontobro-test",
   });
   cleanups.push(() => n.stop());
   return n;
@@ -36,15 +44,24 @@ describe("notices survive a mail server that is down", () => {
     const port = await freePort();
     const cert = testCertificate();
     const clock = { t: Date.parse("2026-12-01T09:00:00Z") };
-    const notifier = notifierFor(stack, {
-      recipients: ["it@example.com"], retry_base_ms: 60_000, retry_max_ms: 600_000,
-      smtp: { host: "127.0.0.1", port, security: "starttls", from: "kontobro@example.com", ca_file: cert.caFile, timeout_ms: 2000 },
-    }, clock);
+    const notifier = notifierFor(
+      stack,
+      {
+        recipients: ["it@example.com"],
+        retry_base_ms: 60_000,
+        retry_max_ms: 600_000,
+        smtp: { host: "127.0.0.1", port, security: "starttls", from: "kontobro@example.com", ca_file: cert.caFile, timeout_ms: 2000 },
+      },
+      clock,
+    );
 
     await stack.post([customerEvent(1), projectEvent("P-300" as any, 1)]);
     await waitFor("needs action", async () => (await stack.deliveries("needs_action")).length === 1);
     await notifier.tick();
-    const row = () => stack.agent.db.$client.query(`SELECT status, attempts, last_error AS lastError, next_attempt_at AS nextAt FROM notifications`).get() as any;
+    const row = () =>
+      stack.agent.db.$client
+        .query(`SELECT status, attempts, last_error AS lastError, next_attempt_at AS nextAt FROM notifications`)
+        .get() as any;
     expect(row()).toMatchObject({ status: "pending", attempts: 1 });
     expect(row().lastError).toContain(`cannot connect to the mail server 127.0.0.1:${port}`);
     expect(row().nextAt).toBeGreaterThan(clock.t);
@@ -75,17 +92,31 @@ describe("credentials and the alert webhook", () => {
     const smtp = await startSmtp();
     cleanups.push(() => smtp.stop());
     const hooks: { headers: Headers; body: string }[] = [];
-    const receiver = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: async (req) => { hooks.push({ headers: req.headers, body: await req.text() }); return new Response("ok"); } });
+    const receiver = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      fetch: async (req) => {
+        hooks.push({ headers: req.headers, body: await req.text() });
+        return new Response("ok");
+      },
+    });
     cleanups.push(async () => receiver.stop(true));
     const clock = { t: Date.parse("2026-12-01T09:00:00Z") };
-    const notifier = notifierFor(stack, {
-      recipients: ["it@example.com"],
-      smtp: { host: "127.0.0.1", port: smtp.port, security: "starttls", from: "kontobro@example.com", ca_file: smtp.caFile },
-      webhook: { url: `http://127.0.0.1:${receiver.port}/hooks/T000/B000/XXXX`, secret: "alert-webhook-secret-1" },
-    }, clock);
+    const notifier = notifierFor(
+      stack,
+      {
+        recipients: ["it@example.com"],
+        smtp: { host: "127.0.0.1", port: smtp.port, security: "starttls", from: "kontobro@example.com", ca_file: smtp.caFile },
+        webhook: { url: `http://127.0.0.1:${receiver.port}/hooks/T000/B000/XXXX`, secret: "alert-webhook-secret-1" },
+      },
+      clock,
+    );
 
     await stack.post(customerEvent(4001));
-    const [failed] = (await waitFor("refused", async () => { const d = await stack.deliveries("needs_action"); return d.length ? d : null; }))!;
+    const [failed] = (await waitFor("refused", async () => {
+      const d = await stack.deliveries("needs_action");
+      return d.length ? d : null;
+    }))!;
     await notifier.tick();
     expect(smtp.mails.length).toBe(1);
     const mail = smtp.mails[0]!;
@@ -102,25 +133,54 @@ describe("credentials and the alert webhook", () => {
     const [, t, v1] = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(hooks[0]!.headers.get("kontobro-signature")!)!;
     expect(v1).toBe(createHmac("sha256", "alert-webhook-secret-1").update(`${t}.${hooks[0]!.body}`).digest("hex"));
     expect(hook).toMatchObject({
-      type: "kontobro.notice", target: "eco", targetTitle: "Visma e-conomic", host: "kontobro-test",
-      subject: "[kontobro] eco: 2 new problems need action", statusPage: "http://kontobro.example.local:8787/",
+      type: "kontobro.notice",
+      target: "eco",
+      targetTitle: "Visma e-conomic",
+      host: "kontobro-test",
+      subject: "[kontobro] eco: 2 new problems need action",
+      statusPage: "http://kontobro.example.local:8787/",
       counts: { new: 2, resolved: 0, open: 2 },
     });
-    expect(hook.problems.map((p: any) => [p.kind, p.what])).toEqual([["delivery", "customer 4001"], ["credentials", "the credentials"]]);
+    expect(hook.problems.map((p: any) => [p.kind, p.what])).toEqual([
+      ["delivery", "customer 4001"],
+      ["credentials", "the credentials"],
+    ]);
     expect(hook.text).toContain("kontobro: eco: 2 new problems need action");
 
     // Fixed token, restart, retry: delivered and accepted; one notice with both recoveries.
-    const { targets } = validateConfig({ targets: [{ name: "eco", kind: "economic", rest_url: stack.sandboxUrl, projects_url: `${stack.sandboxUrl}/projectsapi/v1.1.0`, app_secret_token: "demo-app-secret", agreement_grant_token: "demo-agreement-grant", requests_per_second: 0 }] }, {});
+    const { targets } = validateConfig(
+      {
+        targets: [
+          {
+            name: "eco",
+            kind: "economic",
+            rest_url: stack.sandboxUrl,
+            projects_url: `${stack.sandboxUrl}/projectsapi/v1.1.0`,
+            app_secret_token: "demo-app-secret",
+            agreement_grant_token: "demo-agreement-grant",
+            requests_per_second: 0,
+          },
+        ],
+      },
+      {},
+    );
     await stack.restartWith({ settings: targets[0]!.settings });
-    const retried = await fetch(`${stack.agent.url}/api/v1/deliveries/${failed.id}/retry`, { method: "POST", headers: { authorization: "Bearer test-token-0123456789" } });
+    const retried = await fetch(`${stack.agent.url}/api/v1/deliveries/${failed.id}/retry`, {
+      method: "POST",
+      headers: { authorization: "Bearer test-token-0123456789" },
+    });
     expect(retried.status).toBe(200);
     await stack.waitDelivered(1);
     clock.t += 20 * MIN;
-    const again = notifierFor(stack, {
-      recipients: ["it@example.com"],
-      smtp: { host: "127.0.0.1", port: smtp.port, security: "starttls", from: "kontobro@example.com", ca_file: smtp.caFile },
-      webhook: { url: `http://127.0.0.1:${receiver.port}/hooks/T000/B000/XXXX`, secret: "alert-webhook-secret-1" },
-    }, clock);
+    const again = notifierFor(
+      stack,
+      {
+        recipients: ["it@example.com"],
+        smtp: { host: "127.0.0.1", port: smtp.port, security: "starttls", from: "kontobro@example.com", ca_file: smtp.caFile },
+        webhook: { url: `http://127.0.0.1:${receiver.port}/hooks/T000/B000/XXXX`, secret: "alert-webhook-secret-1" },
+      },
+      clock,
+    );
     await again.tick();
     expect(smtp.mails.length).toBe(2);
     const resolved = smtp.mails[1]!;

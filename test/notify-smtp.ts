@@ -33,8 +33,27 @@ export function testCertificate(): { key: string; cert: string; caFile: string }
   const dir = tempDir("kontobro-smtp-cert-");
   const key = join(dir, "key.pem");
   const cert = join(dir, "cert.pem");
-  execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
-    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"], { stdio: "ignore" });
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+      "-days",
+      "2",
+      "-subj",
+      "/CN=localhost",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1,DNS:localhost",
+    ],
+    { stdio: "ignore" },
+  );
   return { key: readFileSync(key, "utf8"), cert: readFileSync(cert, "utf8"), caFile: cert };
 }
 
@@ -50,7 +69,9 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function startSmtp(opts: { port?: number; user?: string; password?: string; cert?: ReturnType<typeof testCertificate> } = {}): Promise<TestSmtp> {
+export async function startSmtp(
+  opts: { port?: number; user?: string; password?: string; cert?: ReturnType<typeof testCertificate> } = {},
+): Promise<TestSmtp> {
   const cert = opts.cert ?? testCertificate();
   const mails: ReceivedMail[] = [];
   const server = new SMTPServer({
@@ -110,14 +131,16 @@ function decodeQuotedPrintable(s: string): string {
   const joined = s.replace(/=\r?\n/g, "");
   const bytes: number[] = [];
   for (let i = 0; i < joined.length; i++) {
-    if (joined[i] === "=" && /^[0-9A-F]{2}$/i.test(joined.slice(i + 1, i + 3))) { bytes.push(parseInt(joined.slice(i + 1, i + 3), 16)); i += 2; }
-    else bytes.push(...Buffer.from(joined[i]!, "utf8"));
+    if (joined[i] === "=" && /^[0-9A-F]{2}$/i.test(joined.slice(i + 1, i + 3))) {
+      bytes.push(parseInt(joined.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else bytes.push(...Buffer.from(joined[i]!, "utf8"));
   }
   return Buffer.from(bytes).toString("utf8");
 }
 
 function decodeWords(s: string): string {
   return s.replace(/=\?utf-8\?([QB])\?([^?]*)\?=\s*/gi, (_, enc: string, text: string) =>
-    enc.toUpperCase() === "B" ? Buffer.from(text, "base64").toString("utf8") : decodeQuotedPrintable(text.replace(/_/g, " ")));
+    enc.toUpperCase() === "B" ? Buffer.from(text, "base64").toString("utf8") : decodeQuotedPrintable(text.replace(/_/g, " ")),
+  );
 }
-

@@ -5,11 +5,13 @@ import { z } from "zod";
 const text = (max: number) => z.string().trim().min(1).max(max);
 const optionalText = (max: number) => z.string().trim().max(max).optional();
 const isoDate = z.iso.date({ error: "must be a date like 2026-03-31" });
-const minorUnits = z.number({ error: "must be an integer amount in minor units (øre/cent), e.g. 145000 for 1450.00" })
+const minorUnits = z
+  .number({ error: "must be an integer amount in minor units (øre/cent), e.g. 145000 for 1450.00" })
   .int({ error: "must be an integer amount in minor units (øre/cent), e.g. 145000 for 1450.00" });
 const currency = z.string().regex(/^[A-Z]{3}$/, { error: "must be a 3-letter ISO 4217 code such as NOK, DKK or SEK" });
 /** PSA numbers arrive as strings or numbers; we keep them as strings and let each connector's rules decide. */
-const recordNumber = z.union([z.string(), z.number().int().nonnegative()])
+const recordNumber = z
+  .union([z.string(), z.number().int().nonnegative()])
   .transform((v) => String(v).trim())
   .pipe(z.string().min(1, { error: "must not be empty" }).max(50));
 
@@ -18,7 +20,10 @@ export const Address = z.object({
   street: optionalText(510),
   zip: optionalText(30),
   city: optionalText(50),
-  country: z.string().regex(/^[A-Z]{2}$/, { error: "must be a 2-letter ISO 3166 country code such as NO, DK or SE" }).optional(),
+  country: z
+    .string()
+    .regex(/^[A-Z]{2}$/, { error: "must be a 2-letter ISO 3166 country code such as NO, DK or SE" })
+    .optional(),
 });
 
 export const Contact = z.object({
@@ -46,18 +51,21 @@ export const Customer = z.object({
 });
 export type Customer = z.infer<typeof Customer>;
 
-export const Project = z.object({
-  number: recordNumber,
-  name: text(255),
-  customerNumber: recordNumber.optional(),
-  status: z.enum(["active", "closed", "planned"]).default("active"),
-  startDate: isoDate.optional(),
-  endDate: isoDate.optional(),
-  department: optionalText(50),
-  description: optionalText(2500),
-}).refine((p) => !p.startDate || !p.endDate || p.startDate <= p.endDate, {
-  error: "endDate must not be before startDate", path: ["endDate"],
-});
+export const Project = z
+  .object({
+    number: recordNumber,
+    name: text(255),
+    customerNumber: recordNumber.optional(),
+    status: z.enum(["active", "closed", "planned"]).default("active"),
+    startDate: isoDate.optional(),
+    endDate: isoDate.optional(),
+    department: optionalText(50),
+    description: optionalText(2500),
+  })
+  .refine((p) => !p.startDate || !p.endDate || p.startDate <= p.endDate, {
+    error: "endDate must not be before startDate",
+    path: ["endDate"],
+  });
 export type Project = z.infer<typeof Project>;
 
 export const Product = z.object({
@@ -76,7 +84,10 @@ export type LineKind = z.infer<typeof LineKind>;
 
 export const InvoiceLine = z.object({
   text: text(2500),
-  quantity: z.number().finite().refine((q) => q !== 0, { error: "must not be zero" }),
+  quantity: z
+    .number()
+    .finite()
+    .refine((q) => q !== 0, { error: "must not be zero" }),
   unit: optionalText(20),
   unitPrice: minorUnits,
   vatCode: optionalText(10),
@@ -88,7 +99,10 @@ export type InvoiceLine = z.infer<typeof InvoiceLine>;
 
 export const Pdf = z.object({
   filename: text(200).default("invoice.pdf"),
-  contentBase64: z.string().min(1).regex(/^[A-Za-z0-9+/=\s]+$/, { error: "must be base64" }),
+  contentBase64: z
+    .string()
+    .min(1)
+    .regex(/^[A-Za-z0-9+/=\s]+$/, { error: "must be base64" }),
 });
 
 const invoiceFields = {
@@ -108,17 +122,23 @@ const invoiceFields = {
   pdf: Pdf.optional(),
 };
 
-export const Invoice = z.object({ ...invoiceFields, kind: z.literal("invoice").default("invoice") })
+export const Invoice = z
+  .object({ ...invoiceFields, kind: z.literal("invoice").default("invoice") })
   .refine((i) => i.dueDate >= i.date, { error: "dueDate must not be before date", path: ["dueDate"] });
 export type Invoice = z.infer<typeof Invoice>;
 
 /** A credit note's lines carry positive quantities and prices (what is credited); connectors negate them. */
-export const CreditNote = z.object({
-  ...invoiceFields,
-  kind: z.literal("credit_note").default("credit_note"),
-  creditedInvoiceNumber: recordNumber,
-}).refine((i) => i.dueDate >= i.date, { error: "dueDate must not be before date", path: ["dueDate"] })
-  .refine((i) => i.creditedInvoiceNumber !== i.number, { error: "a credit note has its own number; creditedInvoiceNumber names the invoice it credits", path: ["creditedInvoiceNumber"] });
+export const CreditNote = z
+  .object({
+    ...invoiceFields,
+    kind: z.literal("credit_note").default("credit_note"),
+    creditedInvoiceNumber: recordNumber,
+  })
+  .refine((i) => i.dueDate >= i.date, { error: "dueDate must not be before date", path: ["dueDate"] })
+  .refine((i) => i.creditedInvoiceNumber !== i.number, {
+    error: "a credit note has its own number; creditedInvoiceNumber names the invoice it credits",
+    path: ["creditedInvoiceNumber"],
+  });
 export type CreditNote = z.infer<typeof CreditNote>;
 
 export type InvoiceLike = Invoice | CreditNote;
@@ -142,7 +162,11 @@ export const TimeRecord = z.object({
   personNumber: recordNumber,
   projectNumber: recordNumber.optional(),
   activity: optionalText(100),
-  hours: z.number({ error: "must be a number of hours, e.g. 7.5" }).finite().min(0, { error: "must not be negative" }).max(24, { error: "must be at most 24 hours for one record" }),
+  hours: z
+    .number({ error: "must be a number of hours, e.g. 7.5" })
+    .finite()
+    .min(0, { error: "must not be negative" })
+    .max(24, { error: "must be at most 24 hours for one record" }),
   billable: z.boolean().default(true),
   approved: z.boolean().default(false),
   description: optionalText(2500),
@@ -150,18 +174,21 @@ export const TimeRecord = z.object({
 export type TimeRecord = z.infer<typeof TimeRecord>;
 
 /** One line of an expense claim: amount is gross (incl. VAT), both in minor units. */
-export const ExpenseLine = z.object({
-  date: isoDate.optional(),
-  text: text(500),
-  category: optionalText(100),
-  account: optionalText(20),
-  projectNumber: recordNumber.optional(),
-  amount: minorUnits,
-  vatAmount: minorUnits.default(0),
-  vatCode: optionalText(10),
-}).refine((l) => Math.abs(l.vatAmount) <= Math.abs(l.amount) && (l.vatAmount === 0 || Math.sign(l.vatAmount) === Math.sign(l.amount)), {
-  error: "vatAmount must be part of amount (amount is gross, incl. VAT): same sign, not larger", path: ["vatAmount"],
-});
+export const ExpenseLine = z
+  .object({
+    date: isoDate.optional(),
+    text: text(500),
+    category: optionalText(100),
+    account: optionalText(20),
+    projectNumber: recordNumber.optional(),
+    amount: minorUnits,
+    vatAmount: minorUnits.default(0),
+    vatCode: optionalText(10),
+  })
+  .refine((l) => Math.abs(l.vatAmount) <= Math.abs(l.amount) && (l.vatAmount === 0 || Math.sign(l.vatAmount) === Math.sign(l.amount)), {
+    error: "vatAmount must be part of amount (amount is gross, incl. VAT): same sign, not larger",
+    path: ["vatAmount"],
+  });
 export type ExpenseLine = z.infer<typeof ExpenseLine>;
 
 /** An expense claim (travel and other outlays a person wants refunded). */
@@ -211,7 +238,8 @@ export function dependenciesOf(entity: Entity, payload: any): Dependency[] {
   if (entity === "project" && payload.customerNumber) return [{ entity: "customer", key: payload.customerNumber }];
   if (entity !== "invoice") return [];
   const deps: Dependency[] = [{ entity: "customer", key: payload.customerNumber }];
-  if (payload.kind === "credit_note" && payload.creditedInvoiceNumber) deps.push({ entity: "invoice", key: payload.creditedInvoiceNumber, ifKnown: true });
+  if (payload.kind === "credit_note" && payload.creditedInvoiceNumber)
+    deps.push({ entity: "invoice", key: payload.creditedInvoiceNumber, ifKnown: true });
   if (payload.projectNumber) deps.push({ entity: "project", key: payload.projectNumber });
   for (const code of new Set<string>((payload.lines ?? []).map((l: InvoiceLine) => l.productCode).filter(Boolean))) {
     deps.push({ entity: "product", key: code });

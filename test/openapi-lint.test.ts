@@ -21,7 +21,9 @@ beforeAll(async () => {
   expect(res.status).toBe(200);
   doc = await res.json();
 });
-afterAll(async () => { await stack.stop(); });
+afterAll(async () => {
+  await stack.stop();
+});
 
 describe("OpenAPI description of /api/v1", () => {
   test("is OpenAPI 3.1, served without a token, for this agent's address", () => {
@@ -34,7 +36,11 @@ describe("OpenAPI description of /api/v1", () => {
 
   test("is generated from the validators themselves", () => {
     // Each event type's data is the model's own schema, as zod renders it.
-    const customer = z.toJSONSchema(EVENT_TYPES["customer.upserted"].schema, { io: "input", target: "draft-2020-12", unrepresentable: "any" }) as any;
+    const customer = z.toJSONSchema(EVENT_TYPES["customer.upserted"].schema, {
+      io: "input",
+      target: "draft-2020-12",
+      unrepresentable: "any",
+    }) as any;
     delete customer.$schema;
     expect(doc.components.schemas.Customer).toEqual(customer);
     expect(doc.components.schemas.CustomerUpsertedEvent.properties.type).toEqual({ type: "string", const: "customer.upserted" });
@@ -45,7 +51,12 @@ describe("OpenAPI description of /api/v1", () => {
   });
 
   test("the agent's answers have the described shapes", async () => {
-    const post = async (body: unknown) => fetch(`${stack.agent.url}/api/v1/events`, { method: "POST", body: JSON.stringify(body), headers: { ...auth, "content-type": "application/json" } });
+    const post = async (body: unknown) =>
+      fetch(`${stack.agent.url}/api/v1/events`, {
+        method: "POST",
+        body: JSON.stringify(body),
+        headers: { ...auth, "content-type": "application/json" },
+      });
     const accepted = await post(customerEvent(501));
     expect(accepted.status).toBe(202);
     EventsAccepted.strict().parse(await accepted.json());
@@ -66,7 +77,8 @@ describe("OpenAPI description of /api/v1", () => {
     // Redocly CLI runs on Node.js (>= 20.19); Bun runs it too where Node.js is missing.
     const runtime = Bun.which("node") ?? process.execPath;
     const r = spawnSync(runtime, [cli, "lint", file, "--extends", "recommended-strict", "--format", "stylish"], {
-      encoding: "utf8", timeout: 120_000,
+      encoding: "utf8",
+      timeout: 120_000,
       env: { ...process.env, REDOCLY_TELEMETRY: "off", REDOCLY_SUPPRESS_UPDATE_NOTICE: "true", NO_COLOR: "1", CI: "true" },
     });
     const output = `${r.stdout}\n${r.stderr}`;

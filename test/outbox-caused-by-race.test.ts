@@ -12,7 +12,11 @@ test("customer corrected while the invoice it blames is in flight: the invoice i
   const db = openDatabase(join(tempDir(), "k.db"));
   const outbox = new Outbox(db);
   const intake = new IntakeWriter(db, outbox, () => ["t1"]);
-  const send = async (...e: unknown[]) => { const p = parseEvents(e); if (!p.ok) throw new Error("fixture"); return intake.submit(p.events); };
+  const send = async (...e: unknown[]) => {
+    const p = parseEvents(e);
+    if (!p.ok) throw new Error("fixture");
+    return intake.submit(p.events);
+  };
   await send(customerEvent(1, { name: "x".repeat(255) }));
   const [c] = outbox.claim("t1", 10, 60_000, () => true);
   outbox.complete([{ delivery: c!, outcome: { kind: "done", remoteId: "1", payloadHash: "h" } }]);
@@ -21,8 +25,16 @@ test("customer corrected while the invoice it blames is in flight: the invoice i
 
   await send(customerEvent(1, { name: "Short name" }, "c-1-fixed")); // …while the PSA corrects the customer
 
-  outbox.complete([{ delivery: inv!, outcome: { kind: "needs_action", uncertain: false,
-    problem: { code: "economic.recipient_too_long", message: "too long", record: { entity: "customer", key: "1" } } } }]);
+  outbox.complete([
+    {
+      delivery: inv!,
+      outcome: {
+        kind: "needs_action",
+        uncertain: false,
+        problem: { code: "economic.recipient_too_long", message: "too long", record: { entity: "customer", key: "1" } },
+      },
+    },
+  ]);
   const row = db.$client.query("SELECT status FROM deliveries WHERE entity = 'invoice'").get() as any;
   expect(row.status).not.toBe("needs_action");
 });

@@ -17,7 +17,13 @@ beforeEach(() => {
   db = openDatabase(join(tempDir(), "k.db"));
   clock = 1_000_000;
   outbox = new Outbox(db, () => clock, GRACE);
-  intake = new IntakeWriter(db, outbox, () => ["t1"], () => {}, () => clock);
+  intake = new IntakeWriter(
+    db,
+    outbox,
+    () => ["t1"],
+    () => {},
+    () => clock,
+  );
 });
 
 async function send(...events: unknown[]) {
@@ -25,8 +31,12 @@ async function send(...events: unknown[]) {
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.events));
   return intake.submit(parsed.events);
 }
-const row = (entity: string, key: string) => db.$client.query(
-  "SELECT id, status, waiting_on AS waitingOn, error_code AS code, error_message AS message, error_hint AS hint FROM deliveries WHERE entity = ? AND key = ? ORDER BY id DESC LIMIT 1").get(entity, key) as any;
+const row = (entity: string, key: string) =>
+  db.$client
+    .query(
+      "SELECT id, status, waiting_on AS waitingOn, error_code AS code, error_message AS message, error_hint AS hint FROM deliveries WHERE entity = ? AND key = ? ORDER BY id DESC LIMIT 1",
+    )
+    .get(entity, key) as any;
 const done = (d: any) => outbox.complete([{ delivery: d, outcome: { kind: "done", remoteId: d.key, payloadHash: "h" } }]);
 
 describe("no silent waits", () => {
@@ -73,7 +83,16 @@ describe("fixing a record re-sends what failed because of it", () => {
     done(outbox.claim("t1", 10, 60_000, ALL)[0]);
     await send(invoiceEvent(1, 1));
     const [inv] = outbox.claim("t1", 10, 60_000, ALL);
-    outbox.complete([{ delivery: inv!, outcome: { kind: "needs_action", uncertain: false, problem: { code: "economic.recipient_too_long", message: "too long", record: { entity: "customer", key: "1" } } } }]);
+    outbox.complete([
+      {
+        delivery: inv!,
+        outcome: {
+          kind: "needs_action",
+          uncertain: false,
+          problem: { code: "economic.recipient_too_long", message: "too long", record: { entity: "customer", key: "1" } },
+        },
+      },
+    ]);
     expect(row("invoice", "1").status).toBe("needs_action");
 
     // An unrelated customer changes nothing.

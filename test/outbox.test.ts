@@ -18,15 +18,23 @@ async function send(...events: unknown[]) {
   if (!parsed.ok) throw new Error(JSON.stringify(parsed));
   return intake.submit(parsed.events);
 }
-const status = (id: number) => (db.$client.query("SELECT status, waiting_on AS waitingOn, uncertain, attempts FROM deliveries WHERE id = ?").get(id) as any);
-const done = (d: { id: number } & any, remoteId = "r") => outbox.complete([{ delivery: d, outcome: { kind: "done", remoteId, payloadHash: "h" } }]);
+const status = (id: number) =>
+  db.$client.query("SELECT status, waiting_on AS waitingOn, uncertain, attempts FROM deliveries WHERE id = ?").get(id) as any;
+const done = (d: { id: number } & any, remoteId = "r") =>
+  outbox.complete([{ delivery: d, outcome: { kind: "done", remoteId, payloadHash: "h" } }]);
 
 beforeEach(() => {
   db = openDatabase(join(tempDir(), "k.db"));
   clock = 1_000_000;
   outbox = new Outbox(db, () => clock);
   targets = ["t1", "t2"];
-  intake = new IntakeWriter(db, outbox, () => targets, () => {}, () => clock);
+  intake = new IntakeWriter(
+    db,
+    outbox,
+    () => targets,
+    () => {},
+    () => clock,
+  );
 });
 
 describe("outbox", () => {
@@ -51,13 +59,17 @@ describe("outbox", () => {
   test("a retry outcome waits for its delay; needs_action stays until retried", async () => {
     await send(customerEvent(1));
     const [d] = outbox.claim("t1", 10, 60_000, ALL);
-    outbox.complete([{ delivery: d!, outcome: { kind: "retry", delayMs: 5000, uncertain: true, problem: { code: "http_503", message: "down" } } }]);
+    outbox.complete([
+      { delivery: d!, outcome: { kind: "retry", delayMs: 5000, uncertain: true, problem: { code: "http_503", message: "down" } } },
+    ]);
     expect(outbox.claim("t1", 10, 60_000, ALL)).toHaveLength(0);
     clock += 5000;
     const [again] = outbox.claim("t1", 10, 60_000, ALL);
     expect(again!.uncertain).toBe(true);
     expect(again!.attempts).toBe(2);
-    outbox.complete([{ delivery: again!, outcome: { kind: "needs_action", uncertain: false, problem: { code: "x", message: "bad", hint: "fix" } } }]);
+    outbox.complete([
+      { delivery: again!, outcome: { kind: "needs_action", uncertain: false, problem: { code: "x", message: "bad", hint: "fix" } } },
+    ]);
     clock += 10 * 60_000;
     expect(outbox.claim("t1", 10, 60_000, ALL)).toHaveLength(0);
     expect(outbox.retry(again!.id).ok).toBe(true);
@@ -69,8 +81,13 @@ describe("outbox", () => {
     // Only the customer can go; the project and invoice wait for it.
     const first = outbox.claim("t1", 10, 60_000, ALL);
     expect(first.map((d) => d.entity)).toEqual(["customer"]);
-    const waiting = db.$client.query("SELECT entity, waiting_on AS on_ FROM deliveries WHERE target='t1' AND status='waiting' ORDER BY id").all() as any[];
-    expect(waiting).toEqual([{ entity: "invoice", on_: "customer:1" }, { entity: "project", on_: "customer:1" }]);
+    const waiting = db.$client
+      .query("SELECT entity, waiting_on AS on_ FROM deliveries WHERE target='t1' AND status='waiting' ORDER BY id")
+      .all() as any[];
+    expect(waiting).toEqual([
+      { entity: "invoice", on_: "customer:1" },
+      { entity: "project", on_: "customer:1" },
+    ]);
     done(first[0]);
     const second = outbox.claim("t1", 10, 60_000, ALL);
     expect(second.map((d) => d.entity)).toEqual(["project"]); // the invoice now waits for the project
@@ -81,7 +98,9 @@ describe("outbox", () => {
   test("a failed customer blocks only its own records, never unrelated ones", async () => {
     await send(customerEvent(1), customerEvent(2));
     const [c1, c2] = outbox.claim("t1", 10, 60_000, ALL);
-    outbox.complete([{ delivery: c1!, outcome: { kind: "needs_action", uncertain: false, problem: { code: "bad", message: "bad customer" } } }]);
+    outbox.complete([
+      { delivery: c1!, outcome: { kind: "needs_action", uncertain: false, problem: { code: "bad", message: "bad customer" } } },
+    ]);
     done(c2);
     await send(invoiceEvent(100, 1), invoiceEvent(200, 2));
     const ready = outbox.claim("t1", 10, 60_000, ALL);
@@ -93,16 +112,29 @@ describe("outbox", () => {
   test("a credit note waits for the invoice it credits, unless that invoice was never sent to kontobro", async () => {
     await send(customerEvent(1));
     done(outbox.claim("t1", 10, 60_000, ALL)[0]);
-    const credit = (n: number, credited: number) => ({ ...invoiceEvent(n, 1), id: `cn-${n}`, type: "invoice.credited", data: { ...invoiceEvent(n, 1).data, creditedInvoiceNumber: credited } });
+    const credit = (n: number, credited: number) => ({
+      ...invoiceEvent(n, 1),
+      id: `cn-${n}`,
+      type: "invoice.credited",
+      data: { ...invoiceEvent(n, 1).data, creditedInvoiceNumber: credited },
+    });
     await send(invoiceEvent(100, 1), credit(101, 100), credit(201, 9999));
-    expect(outbox.claim("t1", 10, 60_000, ALL).map((d) => d.key).sort()).toEqual(["100", "201"]);
+    expect(
+      outbox
+        .claim("t1", 10, 60_000, ALL)
+        .map((d) => d.key)
+        .sort(),
+    ).toEqual(["100", "201"]);
     expect((db.$client.query("SELECT waiting_on AS w FROM deliveries WHERE target='t1' AND key='101'").get() as any).w).toBe("invoice:100");
   });
 
   test("coalescing: repeated updates of a waiting record are superseded by the newest", async () => {
     await send(customerEvent(1, { name: "v1" }), customerEvent(1, { name: "v2" }), customerEvent(1, { name: "v3" }));
     const rows = db.$client.query("SELECT status, count(*) AS n FROM deliveries WHERE target='t1' GROUP BY status ORDER BY status").all();
-    expect(rows).toEqual([{ status: "pending", n: 1 }, { status: "superseded", n: 2 }]);
+    expect(rows).toEqual([
+      { status: "pending", n: 1 },
+      { status: "superseded", n: 2 },
+    ]);
     const [d] = outbox.claim("t1", 10, 60_000, ALL);
     expect(d!.payload.name).toBe("v3");
   });
@@ -139,7 +171,9 @@ describe("outbox", () => {
   test("a newer version that replaces an uncertain delivery inherits the doubt (it looks up before creating)", async () => {
     await send(customerEvent(1, { name: "v1" }));
     const [d1] = outbox.claim("t1", 10, 60_000, ALL);
-    outbox.complete([{ delivery: d1!, outcome: { kind: "retry", delayMs: 60_000, uncertain: true, problem: { code: "timeout", message: "t" } } }]);
+    outbox.complete([
+      { delivery: d1!, outcome: { kind: "retry", delayMs: 60_000, uncertain: true, problem: { code: "timeout", message: "t" } } },
+    ]);
     await send(customerEvent(1, { name: "v2" }));
     expect(status(d1!.id).status).toBe("superseded");
     const [d2] = outbox.claim("t1", 10, 60_000, ALL);
@@ -151,7 +185,9 @@ describe("outbox", () => {
     await send(customerEvent(1, { name: "v1" }));
     const [d1] = outbox.claim("t1", 10, 60_000, ALL);
     await send(customerEvent(1, { name: "v2" })); // arrives while v1 is in flight
-    outbox.complete([{ delivery: d1!, outcome: { kind: "needs_action", uncertain: false, problem: { code: "bad", message: "v1 invalid" } } }]);
+    outbox.complete([
+      { delivery: d1!, outcome: { kind: "needs_action", uncertain: false, problem: { code: "bad", message: "v1 invalid" } } },
+    ]);
     const [d2] = outbox.claim("t1", 10, 60_000, ALL);
     done(d2);
     expect(status(d1!.id).status).toBe("superseded");
@@ -162,7 +198,9 @@ describe("outbox", () => {
     await send(customerEvent(1, { name: "v1" }));
     const [d1] = outbox.claim("t1", 10, 60_000, ALL);
     await send(customerEvent(1, { name: "v2" }));
-    outbox.complete([{ delivery: d1!, outcome: { kind: "retry", delayMs: 0, uncertain: true, problem: { code: "timeout", message: "t" } } }]);
+    outbox.complete([
+      { delivery: d1!, outcome: { kind: "retry", delayMs: 0, uncertain: true, problem: { code: "timeout", message: "t" } } },
+    ]);
     expect(status(d1!.id).status).toBe("superseded");
     const [d2] = outbox.claim("t1", 10, 60_000, ALL);
     expect(d2!.payload.name).toBe("v2");

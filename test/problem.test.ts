@@ -10,7 +10,11 @@ test("JSON paths under a prefix, a message naming the field, a hint per kind of 
   const problems = issuesToProblems(issues, { prefix: "data" });
   expect(problems.map((p) => p.field)).toEqual(["data.name", "data.lines.0.qty", "data"]);
   expect(problems[0]).toMatchObject({ code: "invalid.too_big", hint: "Shorten it to at most 3 characters." });
-  expect(problems[2]).toMatchObject({ code: "invalid.unrecognized_keys", message: "data: unknown key(s) colour", hint: "Remove the unknown field(s)." });
+  expect(problems[2]).toMatchObject({
+    code: "invalid.unrecognized_keys",
+    message: "data: unknown key(s) colour",
+    hint: "Remove the unknown field(s).",
+  });
 });
 
 test("config keys with [index], the value itself named when there is no path, one code and hint for all", () => {

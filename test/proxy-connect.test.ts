@@ -24,10 +24,18 @@ beforeAll(async () => {
   const cert = testCertificate();
   caFile = cert.caFile;
   tlsFront = Bun.serve({
-    port: 0, hostname: "127.0.0.1", tls: { key: cert.key, cert: cert.cert },
+    port: 0,
+    hostname: "127.0.0.1",
+    tls: { key: cert.key, cert: cert.cert },
     fetch: async (req) => {
       const u = new URL(req.url);
-      const res = await fetch(`${stack.sandboxUrl}${u.pathname}${u.search}`, { method: req.method, headers: req.headers, body: req.body, redirect: "manual", proxy: false } as RequestInit);
+      const res = await fetch(`${stack.sandboxUrl}${u.pathname}${u.search}`, {
+        method: req.method,
+        headers: req.headers,
+        body: req.body,
+        redirect: "manual",
+        proxy: false,
+      } as RequestInit);
       return new Response(res.body, { status: res.status, headers: res.headers });
     },
   });
@@ -39,11 +47,23 @@ afterAll(async () => {
   tlsFront.stop(true);
 });
 
-const economic = (name: string, url: string) => ({ name, kind: "economic", rest_url: url, projects_url: `${url}/projectsapi/v1.1.0`, app_secret_token: "demo-app-secret", agreement_grant_token: "demo-agreement-grant", requests_per_second: 0 });
+const economic = (name: string, url: string) => ({
+  name,
+  kind: "economic",
+  rest_url: url,
+  projects_url: `${url}/projectsapi/v1.1.0`,
+  app_secret_token: "demo-app-secret",
+  agreement_grant_token: "demo-agreement-grant",
+  requests_per_second: 0,
+});
 
 describe("outbound proxy", () => {
   test("HTTPS_PROXY, HTTP_PROXY, NO_PROXY and [proxy]: which URL goes where", () => {
-    const env = { HTTPS_PROXY: "http://proxy.example.com:3128", http_proxy: "http://plain.example.com:8080", NO_PROXY: "localhost,.intern.example.com,10.0.0.5:8443" };
+    const env = {
+      HTTPS_PROXY: "http://proxy.example.com:3128",
+      http_proxy: "http://plain.example.com:8080",
+      NO_PROXY: "localhost,.intern.example.com,10.0.0.5:8443",
+    };
     const s = proxySettings({}, env);
     expect(s.source).toBe("HTTPS_PROXY and http_proxy");
     expect(proxyFor("https://restapi.e-conomic.com/customers", s)).toBe("http://proxy.example.com:3128");
@@ -71,17 +91,24 @@ describe("outbound proxy", () => {
   });
 
   test("the agent pushes through [proxy] url (absolute-form requests through the proxy)", async () => {
-    const { config, targets } = validateConfig({
-      agent: { data_dir: tempDir("kontobro-proxy-") }, http: { port: 0, api_token: "test-token-0123456789" },
-      proxy: { url: proxy.url }, targets: [economic("eco", stack.sandboxUrl)],
-    }, {});
+    const { config, targets } = validateConfig(
+      {
+        agent: { data_dir: tempDir("kontobro-proxy-") },
+        http: { port: 0, api_token: "test-token-0123456789" },
+        proxy: { url: proxy.url },
+        targets: [economic("eco", stack.sandboxUrl)],
+      },
+      {},
+    );
     await stack.agent.stop();
     stack.agent = await startAgent(config, targets, silentLogger);
     const before = proxy.log.length;
     expect((await stack.post(customerEvent(7001))).status).toBe(202);
     await stack.waitDelivered(1);
     const seen = proxy.log.slice(before);
-    expect(seen.some((l) => l.startsWith(`POST ${stack.sandboxUrl}/customers`) || l.startsWith(`PUT ${stack.sandboxUrl}/customers`))).toBe(true);
+    expect(seen.some((l) => l.startsWith(`POST ${stack.sandboxUrl}/customers`) || l.startsWith(`PUT ${stack.sandboxUrl}/customers`))).toBe(
+      true,
+    );
     expect(seen.every((l) => l.includes(stack.sandboxUrl))).toBe(true);
   });
 
@@ -90,13 +117,37 @@ describe("outbound proxy", () => {
     const closed = await freePort();
     const https = `https://127.0.0.1:${tlsFront.port}`;
     const file = join(dir, "kontobro.toml");
-    await Bun.write(file, `[agent]\ndata_dir = "${join(dir, "data")}"\n` + [
-      economic("viaproxy", https), economic("closed", `http://127.0.0.1:${closed}`), economic("nodns", "http://kontobro-no-such-host.invalid"),
-    ].map((t) => `[[targets]]\n${Object.entries(t).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join("\n")}\n`).join("\n"));
+    await Bun.write(
+      file,
+      `[agent]\ndata_dir = "${join(dir, "data")}"\n` +
+        [
+          economic("viaproxy", https),
+          economic("closed", `http://127.0.0.1:${closed}`),
+          economic("nodns", "http://kontobro-no-such-host.invalid"),
+        ]
+          .map(
+            (t) =>
+              `[[targets]]\n${Object.entries(t)
+                .map(([k, v]) => `${k} = ${JSON.stringify(v)}`)
+                .join("\n")}\n`,
+          )
+          .join("\n"),
+    );
     const run = async (env: Record<string, string>) => {
       const p = Bun.spawn([process.execPath, join(import.meta.dir, "../agent/main.ts"), "check", "--config", file], {
-        env: { ...process.env, HTTP_PROXY: "", http_proxy: "", HTTPS_PROXY: "", https_proxy: "", NO_PROXY: "", no_proxy: "", NODE_EXTRA_CA_CERTS: caFile, ...env },
-        stdout: "pipe", stderr: "pipe",
+        env: {
+          ...process.env,
+          HTTP_PROXY: "",
+          http_proxy: "",
+          HTTPS_PROXY: "",
+          https_proxy: "",
+          NO_PROXY: "",
+          no_proxy: "",
+          NODE_EXTRA_CA_CERTS: caFile,
+          ...env,
+        },
+        stdout: "pipe",
+        stderr: "pipe",
       });
       const [out, err, code] = [await new Response(p.stdout).text(), await new Response(p.stderr).text(), await p.exited];
       return { out: out + err, code };
@@ -105,18 +156,29 @@ describe("outbound proxy", () => {
     const r = await run({ HTTPS_PROXY: proxy.url });
     console.log(`--- kontobro check ---\n${r.out}`);
     expect(r.code).toBe(1);
-    expect(r.out).toContain(`viaproxy (economic):\n  network: 127.0.0.1:${tlsFront.port} through the proxy ${proxy.url} (from HTTPS_PROXY)\n  ok   reachable: 127.0.0.1:${tlsFront.port} answered`);
+    expect(r.out).toContain(
+      `viaproxy (economic):\n  network: 127.0.0.1:${tlsFront.port} through the proxy ${proxy.url} (from HTTPS_PROXY)\n  ok   reachable: 127.0.0.1:${tlsFront.port} answered`,
+    );
     expect(r.out).toMatch(/viaproxy \(economic\):\n(.*\n){2} {2}ok +tokens: Connected/);
     expect(proxy.log.slice(before).filter((l) => l === `CONNECT 127.0.0.1:${tlsFront.port}`).length).toBeGreaterThanOrEqual(2);
     // The https target only ever through a tunnel (the agent of the test above may still pull over http).
-    expect(proxy.log.slice(before).filter((l) => l.includes(`:${tlsFront.port}`)).every((l) => l === `CONNECT 127.0.0.1:${tlsFront.port}`)).toBe(true);
-    expect(r.out).toContain(`closed (economic):\n  network: 127.0.0.1:${closed} directly (no proxy for http URLs: HTTP_PROXY is not set)\n  FAIL reachable: Visma e-conomic could not be reached`);
+    expect(
+      proxy.log
+        .slice(before)
+        .filter((l) => l.includes(`:${tlsFront.port}`))
+        .every((l) => l === `CONNECT 127.0.0.1:${tlsFront.port}`),
+    ).toBe(true);
+    expect(r.out).toContain(
+      `closed (economic):\n  network: 127.0.0.1:${closed} directly (no proxy for http URLs: HTTP_PROXY is not set)\n  FAIL reachable: Visma e-conomic could not be reached`,
+    );
     expect(r.out).toContain("FAIL reachable: The host name kontobro-no-such-host.invalid could not be resolved");
     expect(r.out).toContain("fix: Check the host name in kontobro.toml, the server's DNS, and the proxy settings");
 
     // NO_PROXY: the https target goes direct; a proxy that is down is named as the proxy.
     const direct = await run({ HTTPS_PROXY: proxy.url, NO_PROXY: "127.0.0.1" });
-    expect(direct.out).toContain(`network: 127.0.0.1:${tlsFront.port} directly (127.0.0.1:${tlsFront.port} is in NO_PROXY / [proxy] no_proxy)`);
+    expect(direct.out).toContain(
+      `network: 127.0.0.1:${tlsFront.port} directly (127.0.0.1:${tlsFront.port} is in NO_PROXY / [proxy] no_proxy)`,
+    );
     const down = await run({ HTTPS_PROXY: `http://127.0.0.1:${closed}` });
     expect(down.out).toContain(`FAIL reachable: The proxy http://127.0.0.1:${closed} could not be reached for Visma e-conomic`);
   });

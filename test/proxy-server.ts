@@ -36,14 +36,21 @@ export async function startProxy(): Promise<TestProxy> {
           upstream.pipe(client);
           client.pipe(upstream);
         });
-        upstream.on("error", () => { client.end("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n"); });
+        upstream.on("error", () => {
+          client.end("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n");
+        });
         sockets.add(upstream);
         upstream.on("close", () => sockets.delete(upstream));
         return;
       }
       // Absolute form: forward to the origin in origin form, one request per connection.
       let url: URL;
-      try { url = new URL(target!); } catch { client.end("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"); return; }
+      try {
+        url = new URL(target!);
+      } catch {
+        client.end("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        return;
+      }
       const headers = headerLines.filter((h) => !/^(connection|proxy-connection|proxy-authorization|keep-alive):/i.test(h));
       const upstream = connect(Number(url.port || 80), url.hostname, () => {
         upstream.write(`${method} ${url.pathname}${url.search} ${version}\r\n${[...headers, "Connection: close"].join("\r\n")}\r\n\r\n`);
@@ -51,15 +58,25 @@ export async function startProxy(): Promise<TestProxy> {
         upstream.pipe(client);
         client.pipe(upstream);
       });
-      upstream.on("error", () => { client.end("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"); });
+      upstream.on("error", () => {
+        client.end("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+      });
       sockets.add(upstream);
       upstream.on("close", () => sockets.delete(upstream));
     };
     client.on("data", onData);
   });
-  const port = await new Promise<number>((resolve) => server.listen(0, "127.0.0.1", () => resolve((server.address() as { port: number }).port)));
+  const port = await new Promise<number>((resolve) =>
+    server.listen(0, "127.0.0.1", () => resolve((server.address() as { port: number }).port)),
+  );
   return {
-    url: `http://127.0.0.1:${port}`, port, log,
-    stop: () => new Promise<void>((resolve) => { for (const s of sockets) s.destroy(); server.close(() => resolve()); }),
+    url: `http://127.0.0.1:${port}`,
+    port,
+    log,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
   };
 }

@@ -12,16 +12,35 @@ import { tempDir, waitFor } from "./helpers.ts";
 import { day, seedPsa, startPullStack } from "./pull-harness.ts";
 
 type Mode = "400" | "500" | "hang" | "ok";
-interface Call { ids: string[]; status: Mode; attemptsBefore?: number; delayBefore?: number }
+interface Call {
+  ids: string[];
+  status: Mode;
+  attemptsBefore?: number;
+  delayBefore?: number;
+}
 
 const cleanups: (() => unknown)[] = [];
-afterEach(async () => { for (const c of cleanups.splice(0).reverse()) await c(); });
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
 
 function freshInbox(now?: () => number): { db: Db; inbox: Inbox } {
   const db = openDatabase(join(tempDir("kontobro-psa-webhook-"), "k.db"));
-  db.$client.run(`INSERT INTO records (entity, key, payload, version, last_event_seq, updated_at) VALUES ('project', '4711', '{}', 1, 0, 0)`);
+  db.$client.run(
+    `INSERT INTO records (entity, key, payload, version, last_event_seq, updated_at) VALUES ('project', '4711', '{}', 1, 0, 0)`,
+  );
   const inbox = new Inbox(db, now);
-  inbox.storeBatch("eco", "expenses", ["a", "b", "c", "d", "e"].map((id) => ({ remoteId: id, type: "expense.posted", data: { description: id }, requires: { entity: "project" as const, key: "4711" } })), null);
+  inbox.storeBatch(
+    "eco",
+    "expenses",
+    ["a", "b", "c", "d", "e"].map((id) => ({
+      remoteId: id,
+      type: "expense.posted",
+      data: { description: id },
+      requires: { entity: "project" as const, key: "4711" },
+    })),
+    null,
+  );
   return { db, inbox };
 }
 
@@ -33,11 +52,18 @@ function startPsa(db: Db, bad: string, modeFor: (attemptsBefore: number) => Mode
   const calls: Call[] = [];
   const hung: (() => void)[] = [];
   const server = Bun.serve({
-    port: 0, hostname: "127.0.0.1", idleTimeout: 0,
+    port: 0,
+    hostname: "127.0.0.1",
+    idleTimeout: 0,
     async fetch(req) {
       const ids: string[] = JSON.parse(await req.text()).items.map((i: any) => i.remoteId);
-      if (!ids.includes(bad)) { calls.push({ ids, status: "ok" }); return new Response("ok"); }
-      const row = db.$client.query(`SELECT attempts, next_attempt_at - updated_at AS delay FROM inbox WHERE remote_id = ?1`).get(bad) as any;
+      if (!ids.includes(bad)) {
+        calls.push({ ids, status: "ok" });
+        return new Response("ok");
+      }
+      const row = db.$client
+        .query(`SELECT attempts, next_attempt_at - updated_at AS delay FROM inbox WHERE remote_id = ?1`)
+        .get(bad) as any;
       const mode = modeFor(row.attempts);
       calls.push({ ids, status: mode, attemptsBefore: row.attempts, delayBefore: row.delay });
       if (mode === "ok") return new Response("ok");
@@ -45,13 +71,28 @@ function startPsa(db: Db, bad: string, modeFor: (attemptsBefore: number) => Mode
       return new Response(`refused ${bad}`, { status: Number(mode) });
     },
   });
-  cleanups.push(() => { hung.forEach((h) => h()); server.stop(true); });
-  return { url: `http://127.0.0.1:${server.port}/hook`, calls, accepted: () => calls.filter((c) => c.status === "ok").flatMap((c) => c.ids) };
+  cleanups.push(() => {
+    hung.forEach((h) => h());
+    server.stop(true);
+  });
+  return {
+    url: `http://127.0.0.1:${server.port}/hook`,
+    calls,
+    accepted: () => calls.filter((c) => c.status === "ok").flatMap((c) => c.ids),
+  };
 }
 
 const options = (url: string, over: Partial<PsaWebhookOptions> = {}): PsaWebhookOptions => ({
-  url, secret: "psa-secret-0123456789abcdef", batchSize: 10, maxBodyBytes: 1_000_000, timeoutMs: 5000,
-  retryBaseMs: 40, retryMaxMs: 10_000, pollMs: 50, userAgent: "kontobro-test", ...over,
+  url,
+  secret: "psa-secret-0123456789abcdef",
+  batchSize: 10,
+  maxBodyBytes: 1_000_000,
+  timeoutMs: 5000,
+  retryBaseMs: 40,
+  retryMaxMs: 10_000,
+  pollMs: 50,
+  userAgent: "kontobro-test",
+  ...over,
 });
 
 function startDeliverer(inbox: Inbox, opts: PsaWebhookOptions, now?: () => number): PsaDeliverer {
@@ -61,10 +102,15 @@ function startDeliverer(inbox: Inbox, opts: PsaWebhookOptions, now?: () => numbe
   return d;
 }
 
-const rowOf = (db: Db, remoteId: string) => db.$client.query(`SELECT state, attempts, error_code AS code, error_hint AS hint FROM inbox WHERE remote_id = ?1`).get(remoteId) as any;
+const rowOf = (db: Db, remoteId: string) =>
+  db.$client.query(`SELECT state, attempts, error_code AS code, error_hint AS hint FROM inbox WHERE remote_id = ?1`).get(remoteId) as any;
 
 describe("one bad item never holds back the others", () => {
-  for (const [mode, code] of [["500", "psa_http_500"], ["hang", "psa_timeout"], ["400", "psa_http_400"]] as const) {
+  for (const [mode, code] of [
+    ["500", "psa_http_500"],
+    ["hang", "psa_timeout"],
+    ["400", "psa_http_400"],
+  ] as const) {
     test(`the PSA answers ${mode === "hang" ? "nothing (timeout)" : mode} for one item: the 4 good ones arrive once, the bad one backs off alone with growing delay`, async () => {
       const { db, inbox } = freshInbox();
       const psa = startPsa(db, "c", () => mode);
@@ -108,7 +154,10 @@ describe("stopping", () => {
     // After a restart (the PSA healthy again) everything not yet taken arrives.
     const healthy = startPsa(db, "c", () => "ok");
     startDeliverer(inbox, options(healthy.url));
-    await waitFor("all items delivered", () => (db.$client.query(`SELECT count(*) AS n FROM inbox WHERE state = 'delivered'`).get() as any).n === 5);
+    await waitFor(
+      "all items delivered",
+      () => (db.$client.query(`SELECT count(*) AS n FROM inbox WHERE state = 'delivered'`).get() as any).n === 5,
+    );
     expect([...psa.accepted(), ...healthy.accepted()].sort()).toEqual(["a", "b", "c", "d", "e"]);
   });
 });
@@ -117,16 +166,37 @@ describe("stopping the agent", () => {
   test("the agent stops within its grace while the PSA holds a webhook request open", async () => {
     let held = 0;
     const release: (() => void)[] = [];
-    const server = Bun.serve({ port: 0, hostname: "127.0.0.1", idleTimeout: 0, fetch: () => { held++; return new Promise<Response>((r) => release.push(() => r(new Response("late")))); } });
-    cleanups.push(() => { release.forEach((r) => r()); server.stop(true); });
+    const server = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      idleTimeout: 0,
+      fetch: () => {
+        held++;
+        return new Promise<Response>((r) => release.push(() => r(new Response("late"))));
+      },
+    });
+    cleanups.push(() => {
+      release.forEach((r) => r());
+      server.stop(true);
+    });
     const stack = await startPullStack({ psa: { webhook_url: `http://127.0.0.1:${server.port}/hook`, timeout_ms: 120_000 } });
     cleanups.push(() => stack.stop());
     await seedPsa(stack, [4711]);
-    await stack.book([1, 2, 3].map((n) => ({ date: day(0), supplierNumber: 1, text: `E${n}`, lines: [{ account: 2800, amount: 100 * n, vatCode: "I25", projectNumber: 4711, costTypeNumber: 1 }] })));
+    await stack.book(
+      [1, 2, 3].map((n) => ({
+        date: day(0),
+        supplierNumber: 1,
+        text: `E${n}`,
+        lines: [{ account: 2800, amount: 100 * n, vatCode: "I25", projectNumber: 4711, costTypeNumber: 1 }],
+      })),
+    );
     expect(await stack.runNow("expenses")).toMatchObject({ imported: 3 });
     await waitFor("a webhook request held open by the PSA", () => held > 0);
 
-    const outcome = await Promise.race([stack.agent.stop().then(() => "stopped"), Bun.sleep(10_000).then(() => "still waiting for the PSA")]);
+    const outcome = await Promise.race([
+      stack.agent.stop().then(() => "stopped"),
+      Bun.sleep(10_000).then(() => "still waiting for the PSA"),
+    ]);
     expect(outcome).toBe("stopped");
     const db = openDatabase(databasePath(stack.dataDir));
     cleanups.push(() => db.$client.close());
@@ -142,30 +212,48 @@ describe("a PSA that is down", () => {
     const { db, inbox } = freshInbox(now);
     let down = true;
     const calls: string[][] = [];
-    const server = Bun.serve({ port: 0, hostname: "127.0.0.1", async fetch(req) {
-      calls.push(JSON.parse(await req.text()).items.map((i: any) => i.remoteId));
-      return new Response(down ? "down" : "ok", { status: down ? 503 : 200 });
-    } });
+    const server = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      async fetch(req) {
+        calls.push(JSON.parse(await req.text()).items.map((i: any) => i.remoteId));
+        return new Response(down ? "down" : "ok", { status: down ? 503 : 200 });
+      },
+    });
     cleanups.push(() => server.stop(true));
-    const deliverer = startDeliverer(inbox, options(`http://127.0.0.1:${server.port}/hook`, { retryBaseMs: 1000, retryMaxMs: 60_000 }), now);
+    const deliverer = startDeliverer(
+      inbox,
+      options(`http://127.0.0.1:${server.port}/hook`, { retryBaseMs: 1000, retryMaxMs: 60_000 }),
+      now,
+    );
 
     await waitFor("the first batch", () => calls.length === 1);
     expect(calls[0]).toEqual(["a", "b", "c", "d", "e"]);
-    t += 3_600_000; deliverer.notify(); // every item is due again
+    t += 3_600_000;
+    deliverer.notify(); // every item is due again
     await waitFor("the first retry, alone", () => calls.length === 2);
     await Bun.sleep(300);
     // Two failed requests in a row: retries pause, so nothing more goes out while the clock stands.
     expect(calls.slice(1)).toEqual([["a"]]);
     // A new item is not held back by the pause.
-    inbox.storeBatch("eco", "expenses", [{ remoteId: "f", type: "expense.posted", data: {}, requires: { entity: "project", key: "4711" } }], null);
+    inbox.storeBatch(
+      "eco",
+      "expenses",
+      [{ remoteId: "f", type: "expense.posted", data: {}, requires: { entity: "project", key: "4711" } }],
+      null,
+    );
     deliverer.notify();
     await waitFor("the new item tried", () => calls.length === 3);
     await Bun.sleep(300);
     expect(calls.slice(2)).toEqual([["f"]]);
     // The PSA is back: when the pause is over, one success ends it and everything flows, each item once.
     down = false;
-    t += 3_600_000; deliverer.notify();
-    await waitFor("all delivered", () => (db.$client.query(`SELECT count(*) AS n FROM inbox WHERE state = 'delivered'`).get() as any).n === 6);
+    t += 3_600_000;
+    deliverer.notify();
+    await waitFor(
+      "all delivered",
+      () => (db.$client.query(`SELECT count(*) AS n FROM inbox WHERE state = 'delivered'`).get() as any).n === 6,
+    );
     expect(calls.slice(3).every((c) => c.length === 1)).toBe(true);
     expect(calls.slice(3).flat().sort()).toEqual(["a", "b", "c", "d", "e", "f"]);
   });

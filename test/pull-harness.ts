@@ -14,14 +14,21 @@ export const TZ = "Europe/Copenhagen";
 /** A date relative to today in the jobs' time zone. */
 export const day = (offset: number) => addDays(todayIn(TZ), offset);
 
-export interface PsaCall { signature: string; body: string; items: any[]; verified: boolean; status: number }
+export interface PsaCall {
+  signature: string;
+  body: string;
+  items: any[];
+  verified: boolean;
+  status: number;
+}
 
 /** The PSA's webhook endpoint: verifies Kontobro-Signature on its own, and can fail on purpose. */
 export function startPsaReceiver(secret = PSA_SECRET) {
   const calls: PsaCall[] = [];
   let failNext = 0;
   const server = Bun.serve({
-    port: 0, hostname: "127.0.0.1",
+    port: 0,
+    hostname: "127.0.0.1",
     async fetch(req) {
       const body = await req.text();
       const signature = req.headers.get("kontobro-signature") ?? "";
@@ -40,7 +47,9 @@ export function startPsaReceiver(secret = PSA_SECRET) {
     calls,
     /** Items the PSA accepted (answered 2xx), in arrival order. */
     accepted: () => calls.filter((c) => c.status === 200).flatMap((c) => c.items),
-    failNext(n: number) { failNext = n; },
+    failNext(n: number) {
+      failNext = n;
+    },
     stop: () => server.stop(true),
   };
 }
@@ -59,36 +68,65 @@ export interface PullStack {
   stop(): Promise<void>;
 }
 
-export async function startPullStack(options: { economic?: Record<string, unknown>; psa?: Record<string, unknown>; pulls?: Record<string, unknown>; dataDir?: string; sandbox?: StartedEconomicSandbox } = {}): Promise<PullStack> {
-  const sandbox = options.sandbox ?? await startEconomicSandbox({ port: 0 });
+export async function startPullStack(
+  options: {
+    economic?: Record<string, unknown>;
+    psa?: Record<string, unknown>;
+    pulls?: Record<string, unknown>;
+    dataDir?: string;
+    sandbox?: StartedEconomicSandbox;
+  } = {},
+): Promise<PullStack> {
+  const sandbox = options.sandbox ?? (await startEconomicSandbox({ port: 0 }));
   const psa = startPsaReceiver();
   const dataDir = options.dataDir ?? tempDir("kontobro-pulls-");
-  const { config, targets } = validateConfig({
-    agent: { data_dir: dataDir },
-    http: { port: 0, api_token: TOKEN },
-    dispatch: { retry_base_ms: 20, retry_max_ms: 200, idle_poll_ms: 50 },
-    psa: { webhook_url: psa.url, webhook_secret: PSA_SECRET, retry_base_ms: 20, retry_max_ms: 200, poll_ms: 50, ...options.psa },
-    pulls: { webhook_debounce_ms: 50, ...options.pulls },
-    targets: [{
-      name: "eco", kind: "economic", rest_url: sandbox.url, projects_url: sandbox.projectsUrl,
-      app_secret_token: "demo-app-secret", agreement_grant_token: "demo-agreement-grant", requests_per_second: 0,
-      ...options.economic,
-    }],
-  }, {});
+  const { config, targets } = validateConfig(
+    {
+      agent: { data_dir: dataDir },
+      http: { port: 0, api_token: TOKEN },
+      dispatch: { retry_base_ms: 20, retry_max_ms: 200, idle_poll_ms: 50 },
+      psa: { webhook_url: psa.url, webhook_secret: PSA_SECRET, retry_base_ms: 20, retry_max_ms: 200, poll_ms: 50, ...options.psa },
+      pulls: { webhook_debounce_ms: 50, ...options.pulls },
+      targets: [
+        {
+          name: "eco",
+          kind: "economic",
+          rest_url: sandbox.url,
+          projects_url: sandbox.projectsUrl,
+          app_secret_token: "demo-app-secret",
+          agreement_grant_token: "demo-agreement-grant",
+          requests_per_second: 0,
+          ...options.economic,
+        },
+      ],
+    },
+    {},
+  );
   const log = process.env.KONTOBRO_TEST_LOG ? createLogger("debug") : silentLogger;
   const stack: PullStack = {
     agent: await startAgent(config, targets, log),
-    sandbox, psa, dataDir,
+    sandbox,
+    psa,
+    dataDir,
     async api(path, init = {}) {
-      const res = await fetch(`${stack.agent.url}${path}`, { ...init, headers: { authorization: `Bearer ${TOKEN}`, ...(init.headers as Record<string, string>) } });
+      const res = await fetch(`${stack.agent.url}${path}`, {
+        ...init,
+        headers: { authorization: `Bearer ${TOKEN}`, ...(init.headers as Record<string, string>) },
+      });
       const text = await res.text();
       let body: any = text;
-      try { body = JSON.parse(text); } catch {}
+      try {
+        body = JSON.parse(text);
+      } catch {}
       return { status: res.status, body };
     },
     async control(path, body, method = body === undefined ? "GET" : "POST") {
-      const res = await fetch(`${sandbox.url}/__sandbox/${path}`, { method, body: body === undefined ? undefined : JSON.stringify(body), headers: { "content-type": "application/json" } });
-      const out = await res.json() as any;
+      const res = await fetch(`${sandbox.url}/__sandbox/${path}`, {
+        method,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        headers: { "content-type": "application/json" },
+      });
+      const out = (await res.json()) as any;
       if (res.status >= 300) throw new Error(`sandbox ${path}: ${res.status} ${JSON.stringify(out)}`);
       return out;
     },
@@ -97,7 +135,11 @@ export async function startPullStack(options: { economic?: Record<string, unknow
       return (await stack.api(`/api/v1/pulls/eco/${stream}`, { method: "POST" })).body;
     },
     async sendPsa(events) {
-      const res = await stack.api("/api/v1/events", { method: "POST", body: JSON.stringify(events), headers: { "content-type": "application/json" } });
+      const res = await stack.api("/api/v1/events", {
+        method: "POST",
+        body: JSON.stringify(events),
+        headers: { "content-type": "application/json" },
+      });
       if (res.status !== 202) throw new Error(`events refused: ${JSON.stringify(res.body)}`);
     },
     async restart() {
@@ -115,8 +157,16 @@ export async function startPullStack(options: { economic?: Record<string, unknow
 
 /** A customer, two projects and an invoice booked through kontobro; waits until they are at e-conomic. */
 export async function seedPsa(stack: PullStack, projects: number[] = [4711, 4712], invoices: number[] = []): Promise<void> {
-  await stack.sendPsa([customerEvent(10042), ...projects.map((p) => projectEvent(p, 10042)), ...invoices.map((n) => invoiceEvent(n, 10042))]);
-  await waitFor("PSA records at e-conomic", async () => (await stack.api("/api/v1/deliveries?status=done&limit=1000")).body.deliveries.length >= 1 + projects.length + invoices.length);
+  await stack.sendPsa([
+    customerEvent(10042),
+    ...projects.map((p) => projectEvent(p, 10042)),
+    ...invoices.map((n) => invoiceEvent(n, 10042)),
+  ]);
+  await waitFor(
+    "PSA records at e-conomic",
+    async () =>
+      (await stack.api("/api/v1/deliveries?status=done&limit=1000")).body.deliveries.length >= 1 + projects.length + invoices.length,
+  );
 }
 
 export const PDF = Buffer.from("%PDF-1.4\n% receipt\n%%EOF\n");

@@ -10,21 +10,40 @@ import { day, PDF } from "./pull-harness.ts";
 
 const MAIN = join(import.meta.dir, "../agent/main.ts");
 let sandbox: Awaited<ReturnType<typeof startEconomicSandbox>>;
-afterAll(async () => { await sandbox.stop(); });
-beforeAll(async () => { sandbox = await startEconomicSandbox({ port: 0 }); });
+afterAll(async () => {
+  await sandbox.stop();
+});
+beforeAll(async () => {
+  sandbox = await startEconomicSandbox({ port: 0 });
+});
 
 const control = async (path: string, body?: unknown, method = body === undefined ? "GET" : "POST") =>
-  (await fetch(`${sandbox.url}/__sandbox/${path}`, { method, body: body === undefined ? undefined : JSON.stringify(body), headers: { "content-type": "application/json" } })).json() as Promise<any>;
+  (
+    await fetch(`${sandbox.url}/__sandbox/${path}`, {
+      method,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      headers: { "content-type": "application/json" },
+    })
+  ).json() as Promise<any>;
 
 /** A data directory with kontobro.toml: one entry per page, so a run has many pages to be cut between. */
 function workdir(): string {
   const cwd = tempDir("kontobro-kill-");
-  writeFileSync(join(cwd, "kontobro.toml"), `[agent]\nlog_level = "error"\n[[targets]]\nname = "eco"\nkind = "economic"\nrest_url = "${sandbox.url}"\nprojects_url = "${sandbox.projectsUrl}"\napp_secret_token = "demo-app-secret"\nagreement_grant_token = "demo-agreement-grant"\nrequests_per_second = 0\n[targets.expenses]\npage_size = 1\n`, { mode: 0o600 });
+  writeFileSync(
+    join(cwd, "kontobro.toml"),
+    `[agent]\nlog_level = "error"\n[[targets]]\nname = "eco"\nkind = "economic"\nrest_url = "${sandbox.url}"\nprojects_url = "${sandbox.projectsUrl}"\napp_secret_token = "demo-app-secret"\nagreement_grant_token = "demo-agreement-grant"\nrequests_per_second = 0\n[targets.expenses]\npage_size = 1\n`,
+    { mode: 0o600 },
+  );
   return cwd;
 }
 
 function cli(cwd: string, args: string[], stdin?: string) {
-  return Bun.spawn([process.execPath, MAIN, ...args], { cwd, stdin: stdin === undefined ? "ignore" : new TextEncoder().encode(stdin), stdout: "pipe", stderr: "pipe" });
+  return Bun.spawn([process.execPath, MAIN, ...args], {
+    cwd,
+    stdin: stdin === undefined ? "ignore" : new TextEncoder().encode(stdin),
+    stdout: "pipe",
+    stderr: "pipe",
+  });
 }
 
 async function run(cwd: string, args: string[], stdin?: string) {
@@ -34,14 +53,27 @@ async function run(cwd: string, args: string[], stdin?: string) {
 }
 
 const readDb = (cwd: string) => new Database(join(cwd, "data/kontobro.db"), { readonly: true });
-const query = (cwd: string, sql: string) => { const db = readDb(cwd); try { return db.query(sql).all() as any[]; } finally { db.close(); } };
+const query = (cwd: string, sql: string) => {
+  const db = readDb(cwd);
+  try {
+    return db.query(sql).all() as any[];
+  } finally {
+    db.close();
+  }
+};
 
 /** Three supplier invoices on project 4711, which the PSA has sent (enqueued into the agent's store). */
 async function prepare(cwd: string) {
   await control("reset", {});
   expect((await run(cwd, ["enqueue", "-"], JSON.stringify([projectEvent(4711, 1, {}, "p-4711")]))).code).toBe(0);
   const { booked } = await control("book/supplier-invoices", {
-    vouchers: [1, 2, 3].map((n) => ({ date: day(0), supplierNumber: 1, text: `Receipt ${n}`, lines: [{ account: 2800, amount: 100 * n, vatCode: "I25", projectNumber: 4711, costTypeNumber: 1 }], attachment: { fileName: `r${n}.pdf`, contentBase64: PDF.toString("base64") } })),
+    vouchers: [1, 2, 3].map((n) => ({
+      date: day(0),
+      supplierNumber: 1,
+      text: `Receipt ${n}`,
+      lines: [{ account: 2800, amount: 100 * n, vatCode: "I25", projectNumber: 4711, costTypeNumber: 1 }],
+      attachment: { fileName: `r${n}.pdf`, contentBase64: PDF.toString("base64") },
+    })),
   });
   return booked as { accountingYear: string; voucherNumber: number }[];
 }
@@ -51,9 +83,22 @@ describe("an interrupted pull resumes without loss or duplicates", () => {
     const cwd = workdir();
     const booked = await prepare(cwd);
     // The second voucher's receipt hangs: the run is stuck after storing the first voucher's pages.
-    await control("faults", { rules: [{ kind: "latency", method: "GET", path: `^/journals/1/vouchers/${booked[0]!.accountingYear}-${booked[1]!.voucherNumber}/attachment$`, latencyMs: 60_000, count: 1 }] });
+    await control("faults", {
+      rules: [
+        {
+          kind: "latency",
+          method: "GET",
+          path: `^/journals/1/vouchers/${booked[0]!.accountingYear}-${booked[1]!.voucherNumber}/attachment$`,
+          latencyMs: 60_000,
+          count: 1,
+        },
+      ],
+    });
     const child = cli(cwd, ["pull", "eco", "expenses"]);
-    await waitFor("the child stuck on page two", async () => (await control("faults")).rules.length === 0 && query(cwd, "SELECT count(*) AS n FROM inbox")[0]?.n === 1);
+    await waitFor(
+      "the child stuck on page two",
+      async () => (await control("faults")).rules.length === 0 && query(cwd, "SELECT count(*) AS n FROM inbox")[0]?.n === 1,
+    );
     // Meanwhile a second `kontobro pull` of the same job does not start (the first holds the job's lock).
     const second = await run(cwd, ["pull", "eco", "expenses"]);
     expect([second.code, second.out]).toEqual([1, expect.stringContaining("eco/expenses: already running")]);
@@ -70,7 +115,10 @@ describe("an interrupted pull resumes without loss or duplicates", () => {
     const items = query(cwd, "SELECT remote_id AS id, payload, length(attachment) AS size FROM inbox ORDER BY seq");
     expect(items.map((i) => JSON.parse(i.payload).voucherNumber)).toEqual(booked.map((b) => b.voucherNumber));
     expect(items.every((i) => i.size === PDF.length)).toBe(true);
-    expect(query(cwd, "SELECT status, trigger FROM job_runs ORDER BY id")).toEqual([{ status: "interrupted", trigger: "cli" }, { status: "ok", trigger: "cli" }]);
+    expect(query(cwd, "SELECT status, trigger FROM job_runs ORDER BY id")).toEqual([
+      { status: "interrupted", trigger: "cli" },
+      { status: "ok", trigger: "cli" },
+    ]);
     const third = await run(cwd, ["pull", "eco", "expenses"]);
     expect(third.out).toContain("imported 0, already had 3");
   });
@@ -78,7 +126,16 @@ describe("an interrupted pull resumes without loss or duplicates", () => {
   test("a failure between fetching a page and storing it: the run fails, the next one resumes", async () => {
     const cwd = workdir();
     const booked = await prepare(cwd);
-    await control("faults", { rules: [{ kind: "500", method: "GET", path: `^/journals/1/vouchers/${booked[0]!.accountingYear}-${booked[2]!.voucherNumber}/attachment$`, count: 1 }] });
+    await control("faults", {
+      rules: [
+        {
+          kind: "500",
+          method: "GET",
+          path: `^/journals/1/vouchers/${booked[0]!.accountingYear}-${booked[2]!.voucherNumber}/attachment$`,
+          count: 1,
+        },
+      ],
+    });
     const failed = await run(cwd, ["pull", "eco", "expenses"]);
     expect(failed.code).toBe(1);
     expect(failed.out).toContain("eco/expenses: FAILED");

@@ -9,19 +9,47 @@ import { buildBatch, signatureHeader } from "../agent/pulls/psa-webhook.ts";
 import type { PullItem } from "../connectors/contract.ts";
 import { EconomicConfig } from "../connectors/economic/config.ts";
 import {
-  economicWebhookStreams, entriesFilter, expenseAmounts, expenseItem, isExpense, parseExpenseCursor, paymentItem, paymentStatus, windowStart, type Entry,
+  economicWebhookStreams,
+  entriesFilter,
+  expenseAmounts,
+  expenseItem,
+  isExpense,
+  parseExpenseCursor,
+  paymentItem,
+  paymentStatus,
+  windowStart,
+  type Entry,
 } from "../connectors/economic/pull-map.ts";
 import { tempDir } from "./helpers.ts";
 
-const cfg = EconomicConfig.parse({ app_secret_token: "a", agreement_grant_token: "b", expenses: { accounts: "2800, 2810", cost_types: [1, 2], activity: "Udlæg", billable: false } });
-const entry = (n: number, extra: Partial<Entry> = {}): Entry => ({ entryNumber: n, voucherNumber: 10, date: "2026-11-20", account: { accountNumber: 2800 }, amount: 100, ...extra });
+const cfg = EconomicConfig.parse({
+  app_secret_token: "a",
+  agreement_grant_token: "b",
+  expenses: { accounts: "2800, 2810", cost_types: [1, 2], activity: "Udlæg", billable: false },
+});
+const entry = (n: number, extra: Partial<Entry> = {}): Entry => ({
+  entryNumber: n,
+  voucherNumber: 10,
+  date: "2026-11-20",
+  account: { accountNumber: 2800 },
+  amount: 100,
+  ...extra,
+});
 const vat = new Map([["I25", { rate: 0.25, accountNumber: 7300 }]]);
 
 describe("e-conomic expenses mapping", () => {
   test("config: comma lists (blank = all), defaults, and a plain message for a bad list", () => {
-    expect(cfg.expenses).toMatchObject({ accounts: [2800, 2810], cost_types: [1, 2], lookback_days: 2, activity: "Udlæg", billable: false });
+    expect(cfg.expenses).toMatchObject({
+      accounts: [2800, 2810],
+      cost_types: [1, 2],
+      lookback_days: 2,
+      activity: "Udlæg",
+      billable: false,
+    });
     expect(EconomicConfig.parse({ app_secret_token: "a", agreement_grant_token: "b" }).expenses.accounts).toEqual([]);
-    expect(EconomicConfig.parse({ app_secret_token: "a", agreement_grant_token: "b", expenses: { accounts: " " } }).expenses.accounts).toEqual([]);
+    expect(
+      EconomicConfig.parse({ app_secret_token: "a", agreement_grant_token: "b", expenses: { accounts: " " } }).expenses.accounts,
+    ).toEqual([]);
     const bad = EconomicConfig.safeParse({ app_secret_token: "a", agreement_grant_token: "b", expenses: { accounts: "2800, drift" } });
     expect(bad.success).toBe(false);
     expect(bad.error!.issues[0]!.message).toContain("comma-separated list of account numbers");
@@ -31,15 +59,25 @@ describe("e-conomic expenses mapping", () => {
     const e = cfg.expenses;
     expect(isExpense(entry(1, { project: { projectNumber: 4711 }, costType: { costTypeNumber: 1 } }), e)).toBe(true);
     expect(isExpense(entry(1, { costType: { costTypeNumber: 1 } }), e)).toBe(false); // no project
-    expect(isExpense(entry(1, { project: { projectNumber: 4711 }, account: { accountNumber: 2820 }, costType: { costTypeNumber: 1 } }), e)).toBe(false);
+    expect(
+      isExpense(entry(1, { project: { projectNumber: 4711 }, account: { accountNumber: 2820 }, costType: { costTypeNumber: 1 } }), e),
+    ).toBe(false);
     expect(isExpense(entry(1, { project: { projectNumber: 4711 }, costType: { costTypeNumber: 3 } }), e)).toBe(false);
-    expect(isExpense(entry(1, { project: { projectNumber: 4711 }, account: { accountNumber: 9999 } }), { ...e, accounts: [], cost_types: [] })).toBe(true);
-    expect(entriesFilter("2026-11-18", 42, [1, 2])).toBe("date$gte:2026-11-18$and:entryNumber$gt:42$and:(entryType$eq:supplierInvoice$or:entryType$eq:financeVoucher)$and:costType.costTypeNumber$in:[1,2]");
+    expect(
+      isExpense(entry(1, { project: { projectNumber: 4711 }, account: { accountNumber: 9999 } }), { ...e, accounts: [], cost_types: [] }),
+    ).toBe(true);
+    expect(entriesFilter("2026-11-18", 42, [1, 2])).toBe(
+      "date$gte:2026-11-18$and:entryNumber$gt:42$and:(entryType$eq:supplierInvoice$or:entryType$eq:financeVoucher)$and:costType.costTypeNumber$in:[1,2]",
+    );
   });
 
   test("amount including VAT: the voucher's own VAT for one cost line, the rate for several", () => {
     const cost = entry(1, { amount: 99.99, vatAccount: { vatCode: "I25" } });
-    const voucher = [cost, entry(2, { account: { accountNumber: 7300 }, amount: 25.01 }), entry(3, { account: { accountNumber: 6800 }, amount: -125, supplier: { supplierNumber: 1 } })];
+    const voucher = [
+      cost,
+      entry(2, { account: { accountNumber: 7300 }, amount: 25.01 }),
+      entry(3, { account: { accountNumber: 6800 }, amount: -125, supplier: { supplierNumber: 1 } }),
+    ];
     expect(expenseAmounts(cost, voucher, vat)).toEqual({ net: 9999, vat: 2501, gross: 12500 });
     const second = entry(4, { amount: 40, vatAccount: { vatCode: "I25" } });
     expect(expenseAmounts(second, [...voucher, second], vat)).toEqual({ net: 4000, vat: 1000, gross: 5000 });
@@ -47,13 +85,40 @@ describe("e-conomic expenses mapping", () => {
   });
 
   test("an expense item carries what the PSA needs and requires its project", () => {
-    const cost = entry(7, { project: { projectNumber: 4711 }, costType: { costTypeNumber: 2 }, text: "Cement", currency: "DKK", vatAccount: { vatCode: "I25" } });
-    const supplier = entry(8, { account: { accountNumber: 6800 }, amount: -125, supplier: { supplierNumber: 3 }, supplierInvoiceNumber: "F-9", dueDate: "2026-12-01" });
-    const item = expenseItem("2026", cost, [cost, entry(9, { account: { accountNumber: 7300 }, amount: 25 }), supplier], { cfg: cfg.expenses, vat, supplierName: "Kontorland" });
+    const cost = entry(7, {
+      project: { projectNumber: 4711 },
+      costType: { costTypeNumber: 2 },
+      text: "Cement",
+      currency: "DKK",
+      vatAccount: { vatCode: "I25" },
+    });
+    const supplier = entry(8, {
+      account: { accountNumber: 6800 },
+      amount: -125,
+      supplier: { supplierNumber: 3 },
+      supplierInvoiceNumber: "F-9",
+      dueDate: "2026-12-01",
+    });
+    const item = expenseItem("2026", cost, [cost, entry(9, { account: { accountNumber: 7300 }, amount: 25 }), supplier], {
+      cfg: cfg.expenses,
+      vat,
+      supplierName: "Kontorland",
+    });
     expect(item).toMatchObject({ remoteId: "entry:2026:7", type: "expense.posted", requires: { entity: "project", key: "4711" } });
     expect(item.data).toMatchObject({
-      projectNumber: "4711", activity: "Udlæg", billable: false, description: "Cement", amount: 12500, amountExclVat: 10000, vatAmount: 2500,
-      invoiceDate: "2026-11-20", dueDate: "2026-12-01", supplier: { number: 3, name: "Kontorland" }, supplierInvoiceNumber: "F-9", voucherNumber: 10, costTypeNumber: 2,
+      projectNumber: "4711",
+      activity: "Udlæg",
+      billable: false,
+      description: "Cement",
+      amount: 12500,
+      amountExclVat: 10000,
+      vatAmount: 2500,
+      invoiceDate: "2026-11-20",
+      dueDate: "2026-12-01",
+      supplier: { number: 3, name: "Kontorland" },
+      supplierInvoiceNumber: "F-9",
+      voucherNumber: 10,
+      costTypeNumber: 2,
     });
   });
 
@@ -71,7 +136,10 @@ describe("e-conomic expenses mapping", () => {
     expect(paymentStatus({ remainder: 10 }, false, true)).toBe("overdue");
     expect(paymentStatus({ remainder: 10, sent: "x" }, false, false)).toBe("sent");
     expect(paymentStatus({ remainder: 10 }, false, false)).toBe("unpaid");
-    expect(paymentItem("20001", { bookedInvoiceNumber: 20001, grossAmount: 125, remainder: 0 }, "paid")).toMatchObject({ type: "invoice.paid", status: { value: "paid", final: true, baseline: "unpaid" } });
+    expect(paymentItem("20001", { bookedInvoiceNumber: 20001, grossAmount: 125, remainder: 0 }, "paid")).toMatchObject({
+      type: "invoice.paid",
+      status: { value: "paid", final: true, baseline: "unpaid" },
+    });
     expect(economicWebhookStreams({ type: "invoice", invoice: "20001" })).toEqual(["payments"]);
     expect(economicWebhookStreams({ type: "daybook", daybook: "1", from: "5", to: "9" })).toEqual(["expenses"]);
     expect(economicWebhookStreams({ eventtype: "INVOICE_BOOKED" })).toEqual(["payments"]);
@@ -83,7 +151,14 @@ describe("e-conomic expenses mapping", () => {
 
 describe("pull configuration", () => {
   const base = { targets: [{ name: "eco", kind: "economic", app_secret_token: "a", agreement_grant_token: "b" }] };
-  const problems = (raw: unknown) => { try { validateConfig(raw, {}); return []; } catch (e) { return (e as ConfigError).problems; } };
+  const problems = (raw: unknown) => {
+    try {
+      validateConfig(raw, {});
+      return [];
+    } catch (e) {
+      return (e as ConfigError).problems;
+    }
+  };
 
   test("defaults: expenses daily at 06:00 and payments at 23:00, Europe/Copenhagen", () => {
     const { targets, config } = validateConfig(base, {});
@@ -101,9 +176,15 @@ describe("pull configuration", () => {
       expect.stringMatching(/^targets\[0\]\.pulls\.expenses\.cron: "0 25 \* \* \*" is not a valid cron expression/),
       expect.stringMatching(/^targets\[0\]\.pulls\.expenses\.timezone: "Mars\/Base" is not a time zone/),
     ]);
-    expect(problems(t({ expenses: { cron: "0 6 * * *" } }))).toEqual([expect.stringContaining("targets[0].pulls.expenses.timezone: is required")]);
-    expect(problems(t({ invoices: { cron: "0 6 * * *", timezone: "UTC" } }))).toEqual([expect.stringContaining('has no stream "invoices"; use expenses or payments')]);
-    expect(problems({ ...base, psa: { webhook_url: "https://psa.example.com/h" } })).toEqual(["psa.webhook_secret: is required when webhook_url is set (the PSA checks the signature with it)"]);
+    expect(problems(t({ expenses: { cron: "0 6 * * *" } }))).toEqual([
+      expect.stringContaining("targets[0].pulls.expenses.timezone: is required"),
+    ]);
+    expect(problems(t({ invoices: { cron: "0 6 * * *", timezone: "UTC" } }))).toEqual([
+      expect.stringContaining('has no stream "invoices"; use expenses or payments'),
+    ]);
+    expect(problems({ ...base, psa: { webhook_url: "https://psa.example.com/h" } })).toEqual([
+      "psa.webhook_secret: is required when webhook_url is set (the PSA checks the signature with it)",
+    ]);
     const off = validateConfig(t({ payments: { cron: "0 21 * * *", timezone: "Europe/Oslo", enabled: false } }), {});
     expect(off.targets[0]!.pulls![1]).toEqual({ stream: "payments", cron: null, timezone: "Europe/Oslo" });
   });
@@ -112,22 +193,44 @@ describe("pull configuration", () => {
 describe("inbox", () => {
   const fresh = () => {
     const db = openDatabase(join(tempDir("kontobro-inbox-"), "k.db"));
-    db.$client.run(`INSERT INTO records (entity, key, payload, version, last_event_seq, updated_at) VALUES ('project', '4711', '{}', 1, 0, 0)`);
+    db.$client.run(
+      `INSERT INTO records (entity, key, payload, version, last_event_seq, updated_at) VALUES ('project', '4711', '{}', 1, 0, 0)`,
+    );
     return { db, inbox: new Inbox(db) };
   };
-  const exp = (id: string, project = "4711"): PullItem => ({ remoteId: id, type: "expense.posted", data: { id }, requires: { entity: "project", key: project } });
+  const exp = (id: string, project = "4711"): PullItem => ({
+    remoteId: id,
+    type: "expense.posted",
+    data: { id },
+    requires: { entity: "project", key: project },
+  });
 
   test("stored once per remote id; unknown projects kept as ignored, released when the project is known", () => {
     const { db, inbox } = fresh();
-    expect(inbox.storeBatch("eco", "expenses", [exp("a"), exp("b", "9999")], "c1")).toEqual({ fetched: 2, imported: 1, duplicates: 0, ignored: 1 });
+    expect(inbox.storeBatch("eco", "expenses", [exp("a"), exp("b", "9999")], "c1")).toEqual({
+      fetched: 2,
+      imported: 1,
+      duplicates: 0,
+      ignored: 1,
+    });
     // Seen again: "a" is a duplicate; "b" is still on a project the PSA does not know.
-    expect(inbox.storeBatch("eco", "expenses", [exp("a"), exp("b", "9999")], "c2")).toEqual({ fetched: 2, imported: 0, duplicates: 1, ignored: 1 });
-    db.$client.run(`INSERT INTO records (entity, key, payload, version, last_event_seq, updated_at) VALUES ('project', '9999', '{}', 1, 0, 0)`);
+    expect(inbox.storeBatch("eco", "expenses", [exp("a"), exp("b", "9999")], "c2")).toEqual({
+      fetched: 2,
+      imported: 0,
+      duplicates: 1,
+      ignored: 1,
+    });
+    db.$client.run(
+      `INSERT INTO records (entity, key, payload, version, last_event_seq, updated_at) VALUES ('project', '9999', '{}', 1, 0, 0)`,
+    );
     expect(inbox.storeBatch("eco", "expenses", [exp("b", "9999")], null)).toEqual({ fetched: 1, imported: 1, duplicates: 0, ignored: 0 });
     expect(inbox.cursor("eco", "expenses")).toBe("c2");
     const { rows } = inbox.feed({ after: 0, limit: 10 });
     // The released item moved to the end of the feed, so a reader past it sees it again.
-    expect(rows.map((r) => [r.remoteId, r.state])).toEqual([["a", "new"], ["b", "new"]]);
+    expect(rows.map((r) => [r.remoteId, r.state])).toEqual([
+      ["a", "new"],
+      ["b", "new"],
+    ]);
     // Positions grow with the clock and past every earlier one (the release took a new one).
     expect(rows[1]!.seq).toBeGreaterThan(rows[0]!.seq + 1);
     expect(inbox.storeBatch("other", "expenses", [exp("a")], null).imported).toBe(1); // unique per target
@@ -135,13 +238,21 @@ describe("inbox", () => {
 
   test("status items are stored only on change, from the baseline", () => {
     const { inbox } = fresh();
-    const st = (value: string): PullItem => ({ remoteId: "invoice:7", type: value === "paid" ? "invoice.paid" : "invoice.status_changed", data: { status: value }, status: { entity: "invoice", key: "7", value, baseline: "unpaid", final: value === "paid" } });
+    const st = (value: string): PullItem => ({
+      remoteId: "invoice:7",
+      type: value === "paid" ? "invoice.paid" : "invoice.status_changed",
+      data: { status: value },
+      status: { entity: "invoice", key: "7", value, baseline: "unpaid", final: value === "paid" },
+    });
     expect(inbox.storeBatch("eco", "payments", [st("unpaid")], null).imported).toBe(0);
     expect(inbox.storeBatch("eco", "payments", [st("sent")], null).imported).toBe(1);
     expect(inbox.storeBatch("eco", "payments", [st("sent")], null).duplicates).toBe(1);
     expect(inbox.storeBatch("eco", "payments", [st("paid")], null).imported).toBe(1);
     const rows = inbox.feed({ after: 0, limit: 10 }).rows;
-    expect(rows.map((r) => [r.remoteId, r.type, JSON.parse(r.payload).previousStatus])).toEqual([["invoice:7#1", "invoice.status_changed", "unpaid"], ["invoice:7#2", "invoice.paid", "sent"]]);
+    expect(rows.map((r) => [r.remoteId, r.type, JSON.parse(r.payload).previousStatus])).toEqual([
+      ["invoice:7#1", "invoice.status_changed", "unpaid"],
+      ["invoice:7#2", "invoice.paid", "sent"],
+    ]);
   });
 
   test("a crash while storing a page stores nothing of it, cursor included", () => {
@@ -155,7 +266,12 @@ describe("inbox", () => {
 
   test("the feed pages with a stable cursor; reading past items acknowledges them", () => {
     const { inbox } = fresh();
-    inbox.storeBatch("eco", "expenses", ["a", "b", "c", "d", "e"].map((x) => exp(x)), null);
+    inbox.storeBatch(
+      "eco",
+      "expenses",
+      ["a", "b", "c", "d", "e"].map((x) => exp(x)),
+      null,
+    );
     const p1 = inbox.feed({ after: 0, limit: 2 });
     expect([p1.rows.map((r) => r.remoteId), p1.more]).toEqual([["a", "b"], true]);
     expect(inbox.acknowledge(p1.rows[1]!.seq)).toBe(2);
@@ -173,6 +289,8 @@ describe("inbox", () => {
     expect(JSON.parse(all.body).items.map((i: any) => i.remoteId)).toEqual(["a", "b", "c"]);
     expect(buildBatch(rows, () => undefined, 10).ids).toHaveLength(1); // always at least one
     const header = signatureHeader("secret-secret-secret", 1700000000, '{"items":[]}');
-    expect(header).toBe("t=1700000000,v1=" + new Bun.CryptoHasher("sha256", "secret-secret-secret").update('1700000000.{"items":[]}').digest("hex"));
+    expect(header).toBe(
+      "t=1700000000,v1=" + new Bun.CryptoHasher("sha256", "secret-secret-secret").update('1700000000.{"items":[]}').digest("hex"),
+    );
   });
 });

@@ -11,7 +11,10 @@ import { startStack, type Stack } from "./e2e-harness.ts";
 import { customerEvent, invoiceEvent, tempDir } from "./helpers.ts";
 
 let stack: Stack | undefined;
-afterEach(async () => { await stack?.stop(); stack = undefined; });
+afterEach(async () => {
+  await stack?.stop();
+  stack = undefined;
+});
 
 const lines = (text: string, unitPrice: number) => ({ lines: [{ text, quantity: 1, unitPrice, kind: "hours" }] });
 
@@ -69,7 +72,6 @@ describe("restoring a backup", () => {
     expect(restoreReason(db, null)).toBeNull();
     expect(restoreReason(db, { ...db, installationId: "b" })).toContain("another installation");
   });
-
 });
 
 describe("kontobro backup / restore", () => {
@@ -85,7 +87,9 @@ describe("kontobro backup / restore", () => {
     expect(existsSync(`${databasePath(s.dataDir)}`)).toBe(true);
     await s.agent.stop();
     expect(await main(["restore", file, "--config", toml])).toBe(0);
-    const replaced = [...new Bun.Glob("kontobro.db.replaced-*").scanSync(s.dataDir)].filter((f) => !f.endsWith("-wal") && !f.endsWith("-shm"));
+    const replaced = [...new Bun.Glob("kontobro.db.replaced-*").scanSync(s.dataDir)].filter(
+      (f) => !f.endsWith("-wal") && !f.endsWith("-shm"),
+    );
     expect(replaced).toHaveLength(1);
     const db = openDatabase(databasePath(s.dataDir));
     expect(db.$client.query("SELECT value FROM settings WHERE name = 'backup_of'").get()).toBeTruthy();

@@ -18,7 +18,13 @@ const MAIN = join(import.meta.dir, "../agent/main.ts");
 async function oldData(dataDir: string) {
   const db = openDatabase(databasePath(dataDir));
   const old = () => Date.now() - 200 * DAY;
-  const intake = new IntakeWriter(db, new Outbox(db, old), () => [], () => {}, old);
+  const intake = new IntakeWriter(
+    db,
+    new Outbox(db, old),
+    () => [],
+    () => {},
+    old,
+  );
   const parsed = parseEvents([customerEvent(1, {}, "v1"), customerEvent(1, { name: "Renamed" }, "v2")]);
   if (!parsed.ok) throw new Error("invalid");
   await intake.submit(parsed.events);
@@ -27,7 +33,11 @@ async function oldData(dataDir: string) {
 
 const payloadOf = (dataDir: string, id: string) => {
   const db = openDatabase(databasePath(dataDir));
-  try { return (db.$client.query(`SELECT payload FROM events WHERE event_id = ?1`).get(id) as { payload: string }).payload; } finally { db.$client.close(); }
+  try {
+    return (db.$client.query(`SELECT payload FROM events WHERE event_id = ?1`).get(id) as { payload: string }).payload;
+  } finally {
+    db.$client.close();
+  }
 };
 
 describe("retention in the agent", () => {

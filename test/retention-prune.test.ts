@@ -22,7 +22,13 @@ beforeEach(() => {
   db = openDatabase(join(tempDir("kontobro-retention-"), "kontobro.db"));
   clock = NOW - 200 * DAY;
   outbox = new Outbox(db, () => clock);
-  intake = new IntakeWriter(db, outbox, (e) => (e === "customer" ? ["eco"] : []), () => {}, () => clock);
+  intake = new IntakeWriter(
+    db,
+    outbox,
+    (e) => (e === "customer" ? ["eco"] : []),
+    () => {},
+    () => clock,
+  );
 });
 
 async function send(...events: object[]) {
@@ -31,9 +37,16 @@ async function send(...events: object[]) {
   return intake.submit(parsed.events);
 }
 const claim = () => outbox.claim("eco", 100, 60_000, ALL);
-const finish = (ds: ClaimedDelivery[]) => outbox.complete(ds.map((d) => ({ delivery: d, outcome: { kind: "done" as const, remoteId: `r-${d.key}`, payloadHash: "h" } })));
-const event = (id: string) => db.$client.query(`SELECT seq, payload FROM events WHERE event_id = ?1`).get(id) as { seq: number; payload: string } | null;
-const deliveriesOf = (id: string) => (db.$client.query(`SELECT d.status FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE e.event_id = ?1 ORDER BY d.id`).all(id) as { status: string }[]).map((r) => r.status);
+const finish = (ds: ClaimedDelivery[]) =>
+  outbox.complete(ds.map((d) => ({ delivery: d, outcome: { kind: "done" as const, remoteId: `r-${d.key}`, payloadHash: "h" } })));
+const event = (id: string) =>
+  db.$client.query(`SELECT seq, payload FROM events WHERE event_id = ?1`).get(id) as { seq: number; payload: string } | null;
+const deliveriesOf = (id: string) =>
+  (
+    db.$client
+      .query(`SELECT d.status FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE e.event_id = ?1 ORDER BY d.id`)
+      .all(id) as { status: string }[]
+  ).map((r) => r.status);
 const count = (sql: string) => (db.$client.query(sql).get() as { n: number }).n;
 
 describe("pruning finished work", () => {
@@ -60,7 +73,10 @@ describe("pruning finished work", () => {
     finish(claim().filter((d) => d.key === "1"));
     await send(customerEvent(6, {}, "c6-a"));
     await send(customerEvent(6, { name: "Six B" }, "c6-b"));
-    db.$client.run(`INSERT INTO invoice_export_status (invoice_key, status, changed_at, changed_by) VALUES ('9', 'transferred', ?1, 'export')`, [NOW - 300 * DAY]);
+    db.$client.run(
+      `INSERT INTO invoice_export_status (invoice_key, status, changed_at, changed_by) VALUES ('9', 'transferred', ?1, 'export')`,
+      [NOW - 300 * DAY],
+    );
     const before = { records: count(`SELECT count(*) AS n FROM records`), events: count(`SELECT count(*) AS n FROM events`) };
 
     clock = NOW;
@@ -126,15 +142,27 @@ describe("pruning finished work", () => {
 
   test("delivered inbox items lose their content and attachment but stay known; undelivered ones are kept", async () => {
     const inbox = new Inbox(db, () => clock);
-    const item = (id: string) => ({ remoteId: id, type: "expense.posted", data: { amount: 100, id }, attachment: { filename: `${id}.pdf`, contentType: "application/pdf", bytes: new Uint8Array(1000) } });
+    const item = (id: string) => ({
+      remoteId: id,
+      type: "expense.posted",
+      data: { amount: 100, id },
+      attachment: { filename: `${id}.pdf`, contentType: "application/pdf", bytes: new Uint8Array(1000) },
+    });
     inbox.storeBatch("eco", "expenses", [item("old-delivered"), item("old-new")], null);
     const [delivered] = inbox.undelivered(10);
     inbox.markDelivered([delivered!.id]);
     clock = NOW - DAY;
     inbox.storeBatch("eco", "expenses", [item("recent")], null);
-    inbox.markDelivered(inbox.undelivered(10).filter((r) => r.remoteId === "recent").map((r) => r.id));
+    inbox.markDelivered(
+      inbox
+        .undelivered(10)
+        .filter((r) => r.remoteId === "recent")
+        .map((r) => r.id),
+    );
     expect((await pruneOnce(db, { retentionDays: 90, now: () => NOW })).inboxItems).toBe(1);
-    const rows = db.$client.query(`SELECT remote_id AS id, state, payload, attachment_name AS name, length(attachment) AS size FROM inbox ORDER BY id`).all();
+    const rows = db.$client
+      .query(`SELECT remote_id AS id, state, payload, attachment_name AS name, length(attachment) AS size FROM inbox ORDER BY id`)
+      .all();
     expect(rows).toEqual([
       { id: "old-delivered", state: "delivered", payload: "{}", name: null, size: null },
       { id: "old-new", state: "new", payload: JSON.stringify({ amount: 100, id: "old-new" }), name: "old-new.pdf", size: 1000 },
@@ -145,16 +173,28 @@ describe("pruning finished work", () => {
   });
 
   test("old pull runs go, but each job's last run and last good run stay (the scheduler's catch-up reads them)", async () => {
-    const run = (stream: string, status: string, daysAgo: number) => db.$client.run(
-      `INSERT INTO job_runs (target, stream, trigger, status, started_at, finished_at) VALUES ('eco', ?1, 'schedule', ?2, ?3, ?3)`, [stream, status, NOW - daysAgo * DAY]);
-    run("expenses", "ok", 300); run("expenses", "failed", 250); run("expenses", "ok", 200); run("expenses", "failed", 150); run("expenses", "failed", 5);
+    const run = (stream: string, status: string, daysAgo: number) =>
+      db.$client.run(
+        `INSERT INTO job_runs (target, stream, trigger, status, started_at, finished_at) VALUES ('eco', ?1, 'schedule', ?2, ?3, ?3)`,
+        [stream, status, NOW - daysAgo * DAY],
+      );
+    run("expenses", "ok", 300);
+    run("expenses", "failed", 250);
+    run("expenses", "ok", 200);
+    run("expenses", "failed", 150);
+    run("expenses", "failed", 5);
     run("payments", "ok", 400);
-    db.$client.run(`INSERT INTO job_runs (target, stream, trigger, status, started_at) VALUES ('eco', 'payments', 'manual', 'running', ?1)`, [NOW - 300 * DAY]);
+    db.$client.run(
+      `INSERT INTO job_runs (target, stream, trigger, status, started_at) VALUES ('eco', 'payments', 'manual', 'running', ?1)`,
+      [NOW - 300 * DAY],
+    );
     expect((await pruneOnce(db, { retentionDays: 90, now: () => NOW })).jobRuns).toBe(3);
     const left = db.$client.query(`SELECT stream, status, (?1 - started_at) / ?2 AS daysAgo FROM job_runs ORDER BY id`).all(NOW, DAY);
     expect(left).toEqual([
-      { stream: "expenses", status: "ok", daysAgo: 200 }, { stream: "expenses", status: "failed", daysAgo: 5 },
-      { stream: "payments", status: "ok", daysAgo: 400 }, { stream: "payments", status: "running", daysAgo: 300 },
+      { stream: "expenses", status: "ok", daysAgo: 200 },
+      { stream: "expenses", status: "failed", daysAgo: 5 },
+      { stream: "payments", status: "ok", daysAgo: 400 },
+      { stream: "payments", status: "running", daysAgo: 300 },
     ]);
   });
 
@@ -177,7 +217,10 @@ describe("a large prune and intake at the same time", () => {
     }
     clock = NOW;
     let pruneDone = false;
-    const prune = pruneOnce(db, { retentionDays: 90, batchSize: 50, now: () => NOW }).then((r) => { pruneDone = true; return r; });
+    const prune = pruneOnce(db, { retentionDays: 90, batchSize: 50, now: () => NOW }).then((r) => {
+      pruneDone = true;
+      return r;
+    });
     const during: boolean[] = [];
     for (let i = 0; i < 20; i++) {
       const [stored] = await send(customerEvent(10_000 + i, {}, `live-${i}`));
@@ -199,7 +242,13 @@ describe("restore detection's high-water marks", () => {
     await send(customerEvent(1, {}, "only-1"));
     finish(claim());
     // The next version reaches no target (none takes it any more): the first one is then prunable.
-    intake = new IntakeWriter(db, outbox, () => [], () => {}, () => clock);
+    intake = new IntakeWriter(
+      db,
+      outbox,
+      () => [],
+      () => {},
+      () => clock,
+    );
     await send(customerEvent(1, { name: "B" }, "only-2"));
     const maxId = count(`SELECT max(id) AS n FROM deliveries`);
     expect(await pruneOnce(db, { retentionDays: 90, now: () => NOW })).toMatchObject({ events: 1, deliveries: 0 });

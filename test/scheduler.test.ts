@@ -13,24 +13,45 @@ import { Scheduler, type ScheduledJob } from "../agent/pulls/scheduler.ts";
 import { tempDir, waitFor } from "./helpers.ts";
 
 const OK: RunResult = { status: "ok", runId: 1, fetched: 0, imported: 0, duplicates: 0, ignored: 0, pages: 1 };
-const job = (cron: string | null, timezone = "Europe/Copenhagen", stream = "expenses"): ScheduledJob => ({ target: "eco", stream, cron, timezone });
+const job = (cron: string | null, timezone = "Europe/Copenhagen", stream = "expenses"): ScheduledJob => ({
+  target: "eco",
+  stream,
+  cron,
+  timezone,
+});
 
 /** A job body that records its calls and finishes only when released. */
 function gatedBody() {
   const calls: { job: JobRef; trigger: Trigger }[] = [];
   let release!: () => void;
-  let gate = new Promise<void>((r) => { release = r; });
+  let gate = new Promise<void>((r) => {
+    release = r;
+  });
   return {
     calls,
-    release: () => { release(); gate = new Promise<void>((r) => { release = r; }); },
-    run: async (j: JobRef, trigger: Trigger): Promise<RunResult> => { calls.push({ job: j, trigger }); await gate; return OK; },
+    release: () => {
+      release();
+      gate = new Promise<void>((r) => {
+        release = r;
+      });
+    },
+    run: async (j: JobRef, trigger: Trigger): Promise<RunResult> => {
+      calls.push({ job: j, trigger });
+      await gate;
+      return OK;
+    },
   };
 }
 
 let db: Db;
 let scheduler: Scheduler | undefined;
 const freshDb = () => (db = openDatabase(join(tempDir("kontobro-sched-"), "k.db")));
-afterEach(async () => { await scheduler?.stop(1000); scheduler = undefined; db?.$client.close(); setSystemTime(); });
+afterEach(async () => {
+  await scheduler?.stop(1000);
+  scheduler = undefined;
+  db?.$client.close();
+  setSystemTime();
+});
 
 describe("scheduler", () => {
   test("a job never runs twice at once; a hint during a run brings one more run after it", async () => {
@@ -86,11 +107,16 @@ describe("scheduler", () => {
     expect(scheduler.dueForCatchUp()).toEqual([]); // first start: nothing was ever due
     // Down since three days before; the last good expenses run was then, payments ran this morning at 00:00.
     db.$client.run(`UPDATE settings SET value = ?1 WHERE name LIKE 'pull_first_seen:%'`, [String(now - 3 * 86_400_000)]);
-    db.$client.run(`INSERT INTO job_runs (target, stream, trigger, status, started_at) VALUES ('eco', 'expenses', 'schedule', 'ok', ?1), ('eco', 'payments', 'schedule', 'ok', ?2)`,
-      [now - 3 * 86_400_000, Date.parse("2026-03-09T22:00:00Z")]);
+    db.$client.run(
+      `INSERT INTO job_runs (target, stream, trigger, status, started_at) VALUES ('eco', 'expenses', 'schedule', 'ok', ?1), ('eco', 'payments', 'schedule', 'ok', ?2)`,
+      [now - 3 * 86_400_000, Date.parse("2026-03-09T22:00:00Z")],
+    );
     expect(scheduler.dueForCatchUp().map((j) => j.stream)).toEqual(["expenses"]);
     // A failed or interrupted run does not count as done: the slot is still caught up.
-    db.$client.run(`INSERT INTO job_runs (target, stream, trigger, status, started_at) VALUES ('eco', 'expenses', 'schedule', 'failed', ?1)`, [now - 60_000]);
+    db.$client.run(
+      `INSERT INTO job_runs (target, stream, trigger, status, started_at) VALUES ('eco', 'expenses', 'schedule', 'failed', ?1)`,
+      [now - 60_000],
+    );
     expect(scheduler.dueForCatchUp().map((j) => j.stream)).toEqual(["expenses"]);
     scheduler.start();
     await waitFor("the catch-up run", () => body.calls.length === 1);
@@ -101,7 +127,15 @@ describe("scheduler", () => {
   test("a cron job with a stated time zone fires under Bun (Asia/Kathmandu, UTC+05:45)", async () => {
     freshDb();
     const body = gatedBody();
-    scheduler = new Scheduler([job("* * * * * *", "Asia/Kathmandu")], { db, log: silentLogger, debounceMs: 10, run: async (j, t) => { body.calls.push({ job: j, trigger: t }); return OK; } });
+    scheduler = new Scheduler([job("* * * * * *", "Asia/Kathmandu")], {
+      db,
+      log: silentLogger,
+      debounceMs: 10,
+      run: async (j, t) => {
+        body.calls.push({ job: j, trigger: t });
+        return OK;
+      },
+    });
     scheduler.start();
     await waitFor("a scheduled run", () => body.calls.some((c) => c.trigger === "schedule"), 10_000);
     expect(scheduler.describe()[0]!.next).toBeInstanceOf(Date);
@@ -110,13 +144,19 @@ describe("scheduler", () => {
 
 describe("time zones and DST (node-cron under Bun)", () => {
   test("a stated time zone gives the same instants whatever the process's TZ is", async () => {
-    const outputs = await Promise.all(["UTC", "America/New_York", "Asia/Tokyo"].map(async (tz) => {
-      const proc = Bun.spawn([process.execPath, join(import.meta.dir, "fixtures/cron-probe.ts")], { env: { ...process.env, TZ: tz }, stdout: "pipe", stderr: "pipe" });
-      const out = JSON.parse(await new Response(proc.stdout).text());
-      expect(await proc.exited).toBe(0);
-      expect(out.processZone).toBe(tz);
-      return out;
-    }));
+    const outputs = await Promise.all(
+      ["UTC", "America/New_York", "Asia/Tokyo"].map(async (tz) => {
+        const proc = Bun.spawn([process.execPath, join(import.meta.dir, "fixtures/cron-probe.ts")], {
+          env: { ...process.env, TZ: tz },
+          stdout: "pipe",
+          stderr: "pipe",
+        });
+        const out = JSON.parse(await new Response(proc.stdout).text());
+        expect(await proc.exited).toBe(0);
+        expect(out.processZone).toBe(tz);
+        return out;
+      }),
+    );
     for (const out of outputs) {
       expect(out.winter).toEqual([true, false]);
       expect(out.summer).toEqual([true, false]);
@@ -131,7 +171,9 @@ describe("time zones and DST (node-cron under Bun)", () => {
     setSystemTime(new Date("2026-03-28T12:00:00Z"));
     const task = cron.createTask("30 2 * * *", () => {}, { timezone: "Europe/Copenhagen" });
     expect(task.getNextRuns(2).map((d) => d.toISOString())).toEqual(["2026-03-30T00:30:00.000Z", "2026-03-31T00:30:00.000Z"]);
-    expect(missedSlot("30 2 * * *", "Europe/Copenhagen", Date.parse("2026-03-28T12:00:00Z"), Date.parse("2026-03-29T12:00:00Z"))).toBeNull();
+    expect(
+      missedSlot("30 2 * * *", "Europe/Copenhagen", Date.parse("2026-03-28T12:00:00Z"), Date.parse("2026-03-29T12:00:00Z")),
+    ).toBeNull();
     void task.destroy();
   });
 
@@ -148,7 +190,10 @@ describe("time zones and DST (node-cron under Bun)", () => {
   });
 
   test("the defaults (06:00 and 23:00 Europe/Copenhagen) keep clear of the DST hours", () => {
-    for (const [expr, since, now] of [["0 6 * * *", "2026-03-28T12:00:00Z", "2026-03-29T12:00:00Z"], ["0 23 * * *", "2026-10-25T12:00:00Z", "2026-10-26T12:00:00Z"]] as const) {
+    for (const [expr, since, now] of [
+      ["0 6 * * *", "2026-03-28T12:00:00Z", "2026-03-29T12:00:00Z"],
+      ["0 23 * * *", "2026-10-25T12:00:00Z", "2026-10-26T12:00:00Z"],
+    ] as const) {
       expect(missedSlot(expr, "Europe/Copenhagen", Date.parse(since), Date.parse(now))).not.toBeNull();
     }
   });

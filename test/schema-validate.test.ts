@@ -27,7 +27,10 @@ describe("types", () => {
   });
 
   test("a type error stops the checks below it", () => {
-    const schema: JsonSchema = { type: "object", properties: { a: { type: "object", properties: { b: { type: "string", required: true } } } } };
+    const schema: JsonSchema = {
+      type: "object",
+      properties: { a: { type: "object", properties: { b: { type: "string", required: true } } } },
+    };
     expect(keywords(schema, { a: 5 })).toEqual(["a:type"]);
   });
 
@@ -42,7 +45,10 @@ describe("objects", () => {
   test("draft-03 required inside the property, with nested paths", () => {
     const schema: JsonSchema = {
       type: "object",
-      properties: { name: { type: "string", required: true }, recipient: { type: "object", properties: { vatZone: { type: "object", required: true } } } },
+      properties: {
+        name: { type: "string", required: true },
+        recipient: { type: "object", properties: { vatZone: { type: "object", required: true } } },
+      },
     };
     expect(keywords(schema, { recipient: {} })).toEqual(["name:required", "recipient.vatZone:required"]);
     expect(keywords(schema, { name: "x", recipient: { vatZone: {} } })).toEqual([]);
@@ -63,7 +69,10 @@ describe("objects", () => {
   });
 
   test("read-only properties are ignored on input (readOnly and e-conomic's readonly)", () => {
-    const schema: JsonSchema = { type: "object", properties: { a: { type: "number", readOnly: true, required: true }, b: { type: "integer", readonly: true } } };
+    const schema: JsonSchema = {
+      type: "object",
+      properties: { a: { type: "number", readOnly: true, required: true }, b: { type: "integer", readonly: true } },
+    };
     expect(keywords(schema, { a: "not a number", b: 1.5 })).toEqual([]);
     expect(keywords(schema, {})).toEqual([]);
   });
@@ -95,7 +104,10 @@ describe("strings and numbers", () => {
     expect(decimals(10.12345)).toBe(5);
     expect(decimals(1e-7)).toBe(7);
     expect(decimals(-1450.25)).toBe(2);
-    const errors = validateSchema({ type: "object", properties: { unitNetPrice: { type: "number", maxDecimal: 2 } } }, { unitNetPrice: 10.12345 });
+    const errors = validateSchema(
+      { type: "object", properties: { unitNetPrice: { type: "number", maxDecimal: 2 } } },
+      { unitNetPrice: 10.12345 },
+    );
     expect(errors).toHaveLength(1);
     expect(errors[0]).toMatchObject({ path: "unitNetPrice", keyword: "maxDecimal", value: 10.12345 });
     expect(errors[0]!.message).toContain("unitNetPrice");
@@ -122,7 +134,10 @@ describe("strings and numbers", () => {
 
 describe("arrays and paths", () => {
   test("items are checked with their index in the path", () => {
-    const schema: JsonSchema = { type: "object", properties: { lines: { type: "array", items: { type: "object", properties: { quantity: { type: "number", maxDecimal: 2 } } } } } };
+    const schema: JsonSchema = {
+      type: "object",
+      properties: { lines: { type: "array", items: { type: "object", properties: { quantity: { type: "number", maxDecimal: 2 } } } } },
+    };
     const errors = validateSchema(schema, { lines: [{ quantity: 1 }, { quantity: 1.001 }] });
     expect(errors.map((e) => [e.path, e.segments])).toEqual([["lines[1].quantity", ["lines", 1, "quantity"]]]);
   });
@@ -137,30 +152,69 @@ describe("arrays and paths", () => {
 describe("e-conomic's own schemas", () => {
   test("customers.post: a good customer passes, a bad one lists every problem", () => {
     const good = {
-      customerNumber: 10042, name: "Fjordkraft Bygg AS", currency: "NOK", customerGroup: { customerGroupNumber: 1 },
-      vatZone: { vatZoneNumber: 1 }, paymentTerms: { paymentTermsNumber: 1 }, email: "faktura@fjordkraftbygg.no",
+      customerNumber: 10042,
+      name: "Fjordkraft Bygg AS",
+      currency: "NOK",
+      customerGroup: { customerGroupNumber: 1 },
+      vatZone: { vatZoneNumber: 1 },
+      paymentTerms: { paymentTermsNumber: 1 },
+      email: "faktura@fjordkraftbygg.no",
     };
     expect(validateSchema(s(customersPost), good)).toEqual([]);
     const bad = { ...good, customerNumber: 0, currency: "NOKK", name: "", paymentTerms: undefined, pNumber: "123" };
-    expect(keywords(s(customersPost), bad).sort()).toEqual(["currency:maxLength", "customerNumber:minimum", "name:minLength", "pNumber:minLength", "paymentTerms:required"]);
+    expect(keywords(s(customersPost), bad).sort()).toEqual([
+      "currency:maxLength",
+      "customerNumber:minimum",
+      "name:minLength",
+      "pNumber:minLength",
+      "paymentTerms:required",
+    ]);
   });
 
   test("invoices.drafts.post: the official example's read-only totals are ignored", () => {
     const draft = {
-      date: "2014-08-08", currency: "DKK", exchangeRate: 10.25, netAmount: 10.0, grossAmount: 12.5, marginInBaseCurrency: -46.93,
+      date: "2014-08-08",
+      currency: "DKK",
+      exchangeRate: 10.25,
+      netAmount: 10.0,
+      grossAmount: 12.5,
+      marginInBaseCurrency: -46.93,
       paymentTerms: { paymentTermsNumber: 1, daysOfCredit: 14, name: "Lobende maned 14 dage", paymentTermsType: "invoiceMonth" },
       customer: { customerNumber: 1 },
-      recipient: { name: "Toj & Co Grossisten", vatZone: { name: "Domestic", vatZoneNumber: 1, enabledForCustomer: true, enabledForSupplier: true } },
-      references: { other: "aaaa" }, layout: { layoutNumber: 5 },
-      lines: [{ lineNumber: 1, sortKey: 1, unit: { unitNumber: 2, name: "Tim" }, product: { productNumber: "50" }, quantity: 1.0, unitNetPrice: 10.0, totalNetAmount: 10.0 }],
+      recipient: {
+        name: "Toj & Co Grossisten",
+        vatZone: { name: "Domestic", vatZoneNumber: 1, enabledForCustomer: true, enabledForSupplier: true },
+      },
+      references: { other: "aaaa" },
+      layout: { layoutNumber: 5 },
+      lines: [
+        {
+          lineNumber: 1,
+          sortKey: 1,
+          unit: { unitNumber: 2, name: "Tim" },
+          product: { productNumber: "50" },
+          quantity: 1.0,
+          unitNetPrice: 10.0,
+          totalNetAmount: 10.0,
+        },
+      ],
     };
     expect(validateSchema(s(draftsPost), draft)).toEqual([]);
     const errors = validateSchema(s(draftsPost), { ...draft, date: "2014-8-8", lines: [{ unitNetPrice: 10.12345, lineNumber: 0 }] });
-    expect(errors.map((e) => `${e.path}:${e.keyword}`).sort()).toEqual(["date:format", "date:pattern", "lines[0].lineNumber:minimum", "lines[0].unitNetPrice:maxDecimal"]);
+    expect(errors.map((e) => `${e.path}:${e.keyword}`).sort()).toEqual([
+      "date:format",
+      "date:pattern",
+      "lines[0].lineNumber:minimum",
+      "lines[0].unitNetPrice:maxDecimal",
+    ]);
   });
 
   test("invoices.booked.post: the documented sendBy 'ean' only passes case-insensitively", () => {
-    const body = { draftInvoice: { draftInvoiceNumber: 2, self: "https://restapi.e-conomic.com/invoices/drafts/2" }, bookWithNumber: 7, sendBy: "ean" };
+    const body = {
+      draftInvoice: { draftInvoiceNumber: 2, self: "https://restapi.e-conomic.com/invoices/drafts/2" },
+      bookWithNumber: 7,
+      sendBy: "ean",
+    };
     expect(keywords(s(bookedPost), body)).toEqual(["sendBy:enum"]);
     expect(validateSchema(s(bookedPost), body, { caseInsensitiveEnums: true })).toEqual([]);
   });
@@ -169,8 +223,13 @@ describe("e-conomic's own schemas", () => {
     expect(validateSchema(s(projectSchema), { name: "Rehab", projectGroupNumber: 1, customerNumber: null })).toEqual([]);
     expect(keywords(s(projectSchema), { number: 4711 })).toEqual(["name:required", "projectGroupNumber:required"]);
     expect(keywords(s(projectSchema), { name: null, projectGroupNumber: 1 })).toEqual(["name:type"]);
-    expect(keywords(s(projectSchema), { name: "x", projectGroupNumber: 1, number: 1_000_000_000, customerNumber: 0 }).sort()).toEqual(["customerNumber:minimum", "number:maximum"]);
-    expect(keywords(s(projectSchema), { name: "x", projectGroupNumber: 1, projectNumber: 5 })).toEqual(["projectNumber:additionalProperties"]);
+    expect(keywords(s(projectSchema), { name: "x", projectGroupNumber: 1, number: 1_000_000_000, customerNumber: 0 }).sort()).toEqual([
+      "customerNumber:minimum",
+      "number:maximum",
+    ]);
+    expect(keywords(s(projectSchema), { name: "x", projectGroupNumber: 1, projectNumber: 5 })).toEqual([
+      "projectNumber:additionalProperties",
+    ]);
     expect(keywords(s(projectSchema), { name: "x", projectGroupNumber: 1, costPrice: "ignored", isClosed: "ignored" })).toEqual([]);
   });
 });
@@ -180,12 +239,14 @@ describe("stripToSchema", () => {
     const schema: JsonSchema = {
       type: "object",
       properties: {
-        name: { type: "string" }, balance: { type: "number", readOnly: true },
+        name: { type: "string" },
+        balance: { type: "number", readOnly: true },
         lines: { type: "array", items: { type: "object", properties: { quantity: { type: "number" } } } },
         free: { type: "object" },
       },
     };
-    expect(stripToSchema(schema, { name: "x", balance: 5, extra: 1, lines: [{ quantity: 1, totalNetAmount: 3 }], free: { any: 1 } }))
-      .toEqual({ name: "x", lines: [{ quantity: 1 }], free: { any: 1 } });
+    expect(
+      stripToSchema(schema, { name: "x", balance: 5, extra: 1, lines: [{ quantity: 1, totalNetAmount: 3 }], free: { any: 1 } }),
+    ).toEqual({ name: "x", lines: [{ quantity: 1 }], free: { any: 1 } });
   });
 });

@@ -9,14 +9,23 @@ import { tempDir } from "./helpers.ts";
 
 const MAIN = join(import.meta.dir, "../agent/main.ts");
 const kontobro = (args: string[], cwd: string) => {
-  const r = Bun.spawnSync([process.execPath, MAIN, ...args], { cwd, stdout: "pipe", stderr: "pipe", env: { ...process.env, KONTOBRO_CONFIG: "" } });
+  const r = Bun.spawnSync([process.execPath, MAIN, ...args], {
+    cwd,
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...process.env, KONTOBRO_CONFIG: "" },
+  });
   return { code: r.exitCode, out: r.stdout.toString(), err: r.stderr.toString() };
 };
 
 function setUp() {
   const dir = tempDir("kontobro-service-");
   const config = join(dir, "kontobro.toml");
-  writeFileSync(config, `[agent]\ndata_dir = "./data"\n\n[dispatch]\nshutdown_grace_ms = 20000\n\n[exports]\noutput_dir = "/srv/kontobro exports"\n`, { mode: 0o600 });
+  writeFileSync(
+    config,
+    `[agent]\ndata_dir = "./data"\n\n[dispatch]\nshutdown_grace_ms = 20000\n\n[exports]\noutput_dir = "/srv/kontobro exports"\n`,
+    { mode: 0o600 },
+  );
   return { dir, config };
 }
 
@@ -29,13 +38,24 @@ describe("kontobro service (Linux: systemd)", () => {
     console.log(`--- the generated unit ---\n${unit}`);
     const lines = unit.split("\n");
     for (const line of [
-      "Restart=on-failure", "User=kontobro", "Group=kontobro", "WorkingDirectory=/var/lib/kontobro", "StateDirectory=kontobro",
-      `ExecStart=${process.execPath} ${MAIN} run --config ${config}`, `Environment=KONTOBRO_CONFIG=${config}`,
-      "KillSignal=SIGTERM", "TimeoutStopSec=45s", "NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes", "CapabilityBoundingSet=",
+      "Restart=on-failure",
+      "User=kontobro",
+      "Group=kontobro",
+      "WorkingDirectory=/var/lib/kontobro",
+      "StateDirectory=kontobro",
+      `ExecStart=${process.execPath} ${MAIN} run --config ${config}`,
+      `Environment=KONTOBRO_CONFIG=${config}`,
+      "KillSignal=SIGTERM",
+      "TimeoutStopSec=45s",
+      "NoNewPrivileges=yes",
+      "ProtectSystem=strict",
+      "PrivateTmp=yes",
+      "CapabilityBoundingSet=",
       // The data directory is inside the working directory; the export folder (with a space) is quoted.
       'ReadWritePaths=/var/lib/kontobro "/srv/kontobro exports"',
       "WantedBy=multi-user.target",
-    ]) expect(lines).toContain(line);
+    ])
+      expect(lines).toContain(line);
     expect(lines.some((l) => /^ProtectHome=(yes|read-only)$/.test(l))).toBe(true);
     expect(unit).not.toMatch(/^MemoryDenyWriteExecute=/m);
 
@@ -63,7 +83,10 @@ describe("kontobro service (Linux: systemd)", () => {
   test("install into a folder, status, uninstall", () => {
     const { dir, config } = setUp();
     const units = join(dir, "units");
-    const installed = kontobro(["service", "install", "--config", config, "--unit-dir", units, "--no-start", "--binary", process.execPath], dir);
+    const installed = kontobro(
+      ["service", "install", "--config", config, "--unit-dir", units, "--no-start", "--binary", process.execPath],
+      dir,
+    );
     expect(installed.code).toBe(0);
     expect(installed.out).toContain(`wrote ${units}/kontobro.service`);
     expect(installed.out).toContain(`sudo cp ${units}/kontobro.service /etc/systemd/system/`);
@@ -80,8 +103,14 @@ describe("kontobro service (Linux: systemd)", () => {
 
   test("usage errors exit 2 and say why", () => {
     const { dir, config } = setUp();
-    expect(kontobro(["service", "install", "--config", join(dir, "missing.toml"), "--print"], dir)).toMatchObject({ code: 2, err: expect.stringContaining("does not exist") });
-    expect(kontobro(["service", "install", "--config", config, "--platform", "bsd"], dir)).toMatchObject({ code: 2, err: expect.stringContaining("--platform must be linux or windows") });
+    expect(kontobro(["service", "install", "--config", join(dir, "missing.toml"), "--print"], dir)).toMatchObject({
+      code: 2,
+      err: expect.stringContaining("does not exist"),
+    });
+    expect(kontobro(["service", "install", "--config", config, "--platform", "bsd"], dir)).toMatchObject({
+      code: 2,
+      err: expect.stringContaining("--platform must be linux or windows"),
+    });
     expect(kontobro(["service", "--help"], dir).out).toMatch(/install[^\n]*\n[^\n]*uninstall[^\n]*\n[^\n]*status/);
   });
 });
@@ -89,7 +118,10 @@ describe("kontobro service (Linux: systemd)", () => {
 describe("kontobro service (Windows: WinSW)", () => {
   test("the WinSW XML: the exe, its arguments, restart on failure, a stop timeout; paths with spaces quoted", () => {
     const { dir } = setUp();
-    const r = kontobro(["service", "install", "--platform", "windows", "--config", "C:\\Program Files\\kontobro\\kontobro.toml", "--print"], dir);
+    const r = kontobro(
+      ["service", "install", "--platform", "windows", "--config", "C:\\Program Files\\kontobro\\kontobro.toml", "--print"],
+      dir,
+    );
     expect(r.code).toBe(0);
     const xml = r.out;
     console.log(`--- the generated WinSW XML ---\n${xml}`);

@@ -10,11 +10,18 @@ let stack: Stack;
 /** Reads a delivery from the closed agent's database file. */
 function storedRow(s: Stack, entity: string) {
   const db = openDatabase(`${s.dataDir}/kontobro.db`);
-  try { return db.$client.query("SELECT status, uncertain FROM deliveries WHERE entity = ?").get(entity); } finally { db.$client.close(); }
+  try {
+    return db.$client.query("SELECT status, uncertain FROM deliveries WHERE entity = ?").get(entity);
+  } finally {
+    db.$client.close();
+  }
 }
-afterEach(async () => { await stack?.stop(); });
+afterEach(async () => {
+  await stack?.stop();
+});
 
-const row = (s: Stack, entity: string) => s.agent.db.$client.query("SELECT status, uncertain FROM deliveries WHERE entity = ?").get(entity) as any;
+const row = (s: Stack, entity: string) =>
+  s.agent.db.$client.query("SELECT status, uncertain FROM deliveries WHERE entity = ?").get(entity) as any;
 
 describe("graceful shutdown", () => {
   test("a push in flight finishes during the grace period", async () => {

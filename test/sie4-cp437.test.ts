@@ -88,7 +88,7 @@ describe("CP437 substitution policy", () => {
 
 describe("encoding detection", () => {
   test("CP437, UTF-8 and Latin-1 bytes of the same text", () => {
-    const text = "#FNAMN \"Övningsbolaget Åre\"\n#KONTO 3041 \"Försäljning tjänster\"\n";
+    const text = '#FNAMN "Övningsbolaget Åre"\n#KONTO 3041 "Försäljning tjänster"\n';
     const cp437 = encodeCp437(text);
     const utf8 = new TextEncoder().encode(text);
     const latin1 = Uint8Array.from(text, (c) => c.charCodeAt(0));

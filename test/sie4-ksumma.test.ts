@@ -48,7 +48,7 @@ describe("#KSUMMA", () => {
   });
 
   test("a sum computed without the labels' # is accepted with a warning", () => {
-    const body = ['#FORMAT PC8', '#PROGRAM "x" 1', '#GEN 20250101', '#FNAMN "AB"'];
+    const body = ["#FORMAT PC8", '#PROGRAM "x" 1', "#GEN 20250101", '#FNAMN "AB"'];
     const noHash = ksummaOf(body.map(recordOf), { withoutHash: true });
     const file = ["#FLAGGA 0", "#KSUMMA", ...body, `#KSUMMA ${noHash}`, ""].join("\n");
     const r = readSie(encodeCp437(file));

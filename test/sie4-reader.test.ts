@@ -15,11 +15,16 @@ const HEAD = '#FLAGGA 0\n#FORMAT PC8\n#SIETYP 4\n#PROGRAM "t" 1\n#GEN 20250201\n
 describe("tokenizer", () => {
   test("quotes, escaped quotes, backslashes, object lists, empty lists", () => {
     expect(tokenizeLine('#VER "K" "" 20180502 "a \\"b\\" c\\\\d"').tokens).toEqual([
-      { kind: "value", value: "#VER", quoted: false }, { kind: "value", value: "K", quoted: true },
-      { kind: "value", value: "", quoted: true }, { kind: "value", value: "20180502", quoted: false },
+      { kind: "value", value: "#VER", quoted: false },
+      { kind: "value", value: "K", quoted: true },
+      { kind: "value", value: "", quoted: true },
+      { kind: "value", value: "20180502", quoted: false },
       { kind: "value", value: 'a "b" c\\d', quoted: true },
     ]);
-    expect(tokenizeLine('\t#TRANS 3041 {1 "200" "6" "P-101"} -3000.00').tokens[2]).toEqual({ kind: "list", values: ["1", "200", "6", "P-101"] });
+    expect(tokenizeLine('\t#TRANS 3041 {1 "200" "6" "P-101"} -3000.00').tokens[2]).toEqual({
+      kind: "list",
+      values: ["1", "200", "6", "P-101"],
+    });
     expect(tokenizeLine("#TRANS 1930 {} 100.00").tokens[2]).toEqual({ kind: "list", values: [] });
     expect(tokenizeLine('#OBJEKT 1 "a {b} c" x').tokens[2]).toEqual({ kind: "value", value: "a {b} c", quoted: true });
     expect(tokenizeLine("#TRANS 7010 {6 P-100}").tokens[2]).toEqual({ kind: "list", values: ["6", "P-100"] });
@@ -66,7 +71,13 @@ describe.skipIf(!existsSync(samples))("real sample files (Sie4j test data)", () 
     const r = readFile(samples, "BLBLOV_SIE4.SI");
     expect(r.document.encoding).toBe("cp437");
     expect(r.document.companyName).toBe("Övningsbolaget AB");
-    expect(r.document.vouchers[0]).toMatchObject({ series: "K", number: "", date: "2018-05-02", text: "Försäljning 25% (DF:157)", regDate: "2018-05-03" });
+    expect(r.document.vouchers[0]).toMatchObject({
+      series: "K",
+      number: "",
+      date: "2018-05-02",
+      text: "Försäljning 25% (DF:157)",
+      regDate: "2018-05-03",
+    });
     expect(r.document.vouchers[1]!.transactions.map((t) => t.amountMinor)).toEqual([50000, -5357, -44643]);
     expect(r.problems).toEqual([]);
   });
@@ -106,7 +117,11 @@ describe.skipIf(!existsSync(samples))("real sample files (Sie4j test data)", () 
     expect(d.accounts.length).toBe(1280);
     const v = d.vouchers[0]!;
     expect(v.sign).toBe("#1 Anders Engman");
-    expect(v.transactions[0]!.objects).toEqual([{ dimension: 1, id: "100000" }, { dimension: 2, id: "100000" }, { dimension: 6, id: "1234567891234567" }]);
+    expect(v.transactions[0]!.objects).toEqual([
+      { dimension: 1, id: "100000" },
+      { dimension: 2, id: "100000" },
+      { dimension: 6, id: "1234567891234567" },
+    ]);
   });
 });
 
@@ -118,13 +133,26 @@ describe.skipIf(!existsSync(synthetic))("synthetic fixtures", () => {
     for (const r of [crlf, lf, ks]) expect(r.problems).toEqual([]);
     expect(lf.document.lineEnding).toBe("lf");
     expect(lf.document.vouchers).toEqual(crlf.document.vouchers);
-    expect(ks.document.vouchers).toEqual(crlf.document.vouchers.map((v) => ({ ...v, line: v.line + 1, transactions: v.transactions.map((t) => ({ ...t, line: t.line + 1 })) })));
+    expect(ks.document.vouchers).toEqual(
+      crlf.document.vouchers.map((v) => ({
+        ...v,
+        line: v.line + 1,
+        transactions: v.transactions.map((t) => ({ ...t, line: t.line + 1 })),
+      })),
+    );
     const d = crlf.document;
     expect(d.objects.find((o) => o.id === "P-101")!.name).toBe('Ombyggnad Sjöbo, etapp "A"');
     expect(d.objects.find((o) => o.id === "P-100")!.name).toBe("Nybygge Åre");
-    expect(d.vouchers[1]!.transactions[1]!.objects).toEqual([{ dimension: 1, id: "200" }, { dimension: 6, id: "P-101" }]);
+    expect(d.vouchers[1]!.transactions[1]!.objects).toEqual([
+      { dimension: 1, id: "200" },
+      { dimension: 6, id: "P-101" },
+    ]);
     expect(d.vouchers[2]!.transactions.map((t) => t.amountMinor)).toEqual([-143750, 115000, 28750]);
-    expect(d.vouchers.map((v) => [v.series, v.number])).toEqual([["", ""], ["", ""], ["", ""]]);
+    expect(d.vouchers.map((v) => [v.series, v.number])).toEqual([
+      ["", ""],
+      ["", ""],
+      ["", ""],
+    ]);
   });
 
   test("negative-4i-imbalanced.si: voucher 1 off by 18.00", () => {
@@ -150,15 +178,21 @@ describe("validation of hand-made files", () => {
   test("bad dates, bad amounts, bad accounts are errors with line numbers", () => {
     const r = read(HEAD + '#VER A 1 20250230 "x"\n{\n#TRANS 15x0 {} 1,00\n#TRANS 3041 {} -1.00 2025013\n}\n');
     expect(errors(r).map((p) => [p.code, p.line])).toEqual([
-      ["sie4.bad_date", 7], ["sie4.bad_account", 9], ["sie4.bad_amount", 9], ["sie4.bad_date", 10], ["sie4.unbalanced_voucher", 7],
+      ["sie4.bad_date", 7],
+      ["sie4.bad_account", 9],
+      ["sie4.bad_amount", 9],
+      ["sie4.bad_date", 10],
+      ["sie4.unbalanced_voucher", 7],
     ]);
   });
 
   test("unknown labels and misplaced records are warnings, not errors", () => {
-    const r = read(HEAD + "#FOO 1 2\n#TRANS 1510 {} 1.00\n#VER \"\" \"\" 20250101\n{\n#KONTO 1510 x\n#TRANS 1510 {} 0\n}\n");
+    const r = read(HEAD + '#FOO 1 2\n#TRANS 1510 {} 1.00\n#VER "" "" 20250101\n{\n#KONTO 1510 x\n#TRANS 1510 {} 0\n}\n');
     expect(r.ok).toBe(true);
     expect(r.problems.map((p) => [p.code, p.severity])).toEqual([
-      ["sie4.unknown_label", "warning"], ["sie4.misplaced_label", "warning"], ["sie4.misplaced_label", "warning"],
+      ["sie4.unknown_label", "warning"],
+      ["sie4.misplaced_label", "warning"],
+      ["sie4.misplaced_label", "warning"],
     ]);
   });
 
@@ -170,16 +204,24 @@ describe("validation of hand-made files", () => {
   test("missing mandatory records are reported", () => {
     const r = read("#FLAGGA 0\n#SIETYP 4\n");
     expect(errors(r).map((p) => p.message)).toEqual([
-      "The mandatory record #FORMAT is missing.", "The mandatory record #PROGRAM is missing.",
-      "The mandatory record #GEN is missing.", "The mandatory record #FNAMN is missing.",
+      "The mandatory record #FORMAT is missing.",
+      "The mandatory record #PROGRAM is missing.",
+      "The mandatory record #GEN is missing.",
+      "The mandatory record #FNAMN is missing.",
     ]);
   });
 
   test("Moment-style #TRANS without an object list, #RTRANS/#BTRANS outside the balance", () => {
-    const r = read(HEAD + '#VER D 10001 20250131\n{\n  #TRANS 3041   -100.00\n#BTRANS 1510 {} 999.00\n#RTRANS 1510 {} 100.00\n#TRANS 1510 {} 100.00\n}\n');
+    const r = read(
+      HEAD +
+        "#VER D 10001 20250131\n{\n  #TRANS 3041   -100.00\n#BTRANS 1510 {} 999.00\n#RTRANS 1510 {} 100.00\n#TRANS 1510 {} 100.00\n}\n",
+    );
     expect(r.problems).toEqual([]);
     expect(r.document.vouchers[0]!.transactions.map((t) => [t.kind, t.account, t.amountMinor])).toEqual([
-      ["TRANS", "3041", -10000], ["BTRANS", "1510", 99900], ["RTRANS", "1510", 10000], ["TRANS", "1510", 10000],
+      ["TRANS", "3041", -10000],
+      ["BTRANS", "1510", 99900],
+      ["RTRANS", "1510", 10000],
+      ["TRANS", "1510", 10000],
     ]);
   });
 });

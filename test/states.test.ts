@@ -6,7 +6,13 @@ import { join, relative } from "node:path";
 import { deliveries } from "../agent/db/schema.ts";
 import { inbox, jobRuns } from "../agent/db/schema-pulls.ts";
 import {
-  DELIVERY_STATUS_LABELS, DELIVERY_STATUSES, INBOX_STATE_LABELS, INBOX_STATES, RUN_STATUS_LABELS, RUN_STATUSES, RUN_TRIGGERS,
+  DELIVERY_STATUS_LABELS,
+  DELIVERY_STATUSES,
+  INBOX_STATE_LABELS,
+  INBOX_STATES,
+  RUN_STATUS_LABELS,
+  RUN_STATUSES,
+  RUN_TRIGGERS,
 } from "../agent/states.ts";
 
 test("the columns' enums are the declared lists, and every state has a label", () => {
@@ -21,13 +27,16 @@ test("the columns' enums are the declared lists, and every state has a label", (
 
 test("no other source file spells out a list of delivery, inbox or run states", () => {
   const root = join(import.meta.dir, "..");
-  const files = (dir: string): string[] => readdirSync(dir).flatMap((n) => {
-    const p = join(dir, n);
-    return statSync(p).isDirectory() ? files(p) : n.endsWith(".ts") ? [p] : [];
-  });
+  const files = (dir: string): string[] =>
+    readdirSync(dir).flatMap((n) => {
+      const p = join(dir, n);
+      return statSync(p).isDirectory() ? files(p) : n.endsWith(".ts") ? [p] : [];
+    });
   // Two or more state names in a row inside brackets: a second copy of a list (or of part of one).
   const names = [...DELIVERY_STATUSES, ...INBOX_STATES, ...RUN_STATUSES].map((s) => `"${s}"`).join("|");
   const list = new RegExp(`\\[\\s*(?:${names})\\s*,\\s*(?:${names})`);
-  const copies = files(join(root, "agent")).filter((f) => !f.endsWith("states.ts") && !f.includes("/db/migrations")).filter((f) => list.test(readFileSync(f, "utf8")));
+  const copies = files(join(root, "agent"))
+    .filter((f) => !f.endsWith("states.ts") && !f.includes("/db/migrations"))
+    .filter((f) => list.test(readFileSync(f, "utf8")));
   expect(copies.map((f) => relative(root, f))).toEqual([]);
 });

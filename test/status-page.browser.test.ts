@@ -18,14 +18,29 @@ beforeAll(async () => {
   stack = await startStack();
   browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
   });
 }, 60_000);
-afterAll(async () => { await browser?.close(); await stack?.stop(); });
+afterAll(async () => {
+  await browser?.close();
+  await stack?.stop();
+});
 
 describe.skipIf(!haveChromium)("status page in a browser", () => {
   test("shows a failure with its hint, and the Retry button delivers it after the fix", async () => {
-    await fetch(`${stack.sandboxUrl}/__sandbox/seed/remove`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ items: ["customerGroup1"] }) });
+    await fetch(`${stack.sandboxUrl}/__sandbox/seed/remove`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ items: ["customerGroup1"] }),
+    });
     await stack.post([customerEvent(31)]);
     const [failed] = (await waitFor("needs action", () => stack.deliveries("needs_action").then((d) => (d.length ? d : null))))!;
 

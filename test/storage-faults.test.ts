@@ -10,13 +10,21 @@ import { customerEvent, tempDir, waitFor } from "./helpers.ts";
 
 const MAIN = join(import.meta.dir, "../agent/main.ts");
 let stack: Stack | undefined;
-afterEach(async () => { await stack?.stop(); stack = undefined; });
+afterEach(async () => {
+  await stack?.stop();
+  stack = undefined;
+});
 
 const count = (s: Stack, table: string) => (s.agent.db.$client.query(`SELECT count(*) AS n FROM ${table}`).get() as any).n;
 
 async function runCli(args: string[], opts: { cwd: string; asNobody?: boolean }) {
   const cmd = [process.execPath, MAIN, ...args];
-  const proc = Bun.spawn(opts.asNobody ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ...cmd] : cmd, { cwd: opts.cwd, stdout: "pipe", stderr: "pipe", env: { ...process.env, KONTOBRO_CONFIG: "" } });
+  const proc = Bun.spawn(opts.asNobody ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ...cmd] : cmd, {
+    cwd: opts.cwd,
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...process.env, KONTOBRO_CONFIG: "" },
+  });
   const [err, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
   return { err, code };
 }
@@ -32,7 +40,11 @@ describe("storage faults", () => {
     stack = await startStack({ agent: { busy_timeout_ms: 100 } });
     const other = new Database(join(stack.dataDir, "kontobro.db"));
     other.exec("BEGIN IMMEDIATE"); // e.g. a backup tool holding the write lock
-    const res = await fetch(`${stack.agent.url}/api/v1/events`, { method: "POST", body: JSON.stringify([customerEvent(1), customerEvent(2)]), headers: { authorization: "Bearer test-token-0123456789", "content-type": "application/json" } });
+    const res = await fetch(`${stack.agent.url}/api/v1/events`, {
+      method: "POST",
+      body: JSON.stringify([customerEvent(1), customerEvent(2)]),
+      headers: { authorization: "Bearer test-token-0123456789", "content-type": "application/json" },
+    });
     expect(res.status).toBe(503);
     expect(res.headers.get("retry-after")).toBe("1");
     expect(((await res.json()) as any).message).toContain("nothing was stored");

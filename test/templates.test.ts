@@ -81,7 +81,13 @@ describe("encodings", () => {
 
   test("CP865 has ø at 0x9B; CP437 transliterates it to ö; emoji become ?", () => {
     expect(encodeText(toEncodable("ø", "cp865").text, "cp865")).toEqual(new Uint8Array([0x9b]));
-    expect(toEncodable("Bølgen 😀", "cp437")).toEqual({ text: "Bölgen ?", substitutions: [{ char: "ø", replacement: "ö" }, { char: "😀", replacement: "?" }] });
+    expect(toEncodable("Bølgen 😀", "cp437")).toEqual({
+      text: "Bölgen ?",
+      substitutions: [
+        { char: "ø", replacement: "ö" },
+        { char: "😀", replacement: "?" },
+      ],
+    });
     expect(decodeText(encodeText("ÆØÅ æøå", "cp865"), "cp865")).toBe("ÆØÅ æøå");
   });
 
@@ -94,38 +100,91 @@ describe("encodings", () => {
 
 describe("template validation", () => {
   test("every built-in template is valid and says which columns are guesses", () => {
-    expect(BUILTIN_TEMPLATES.map((t) => t.name)).toEqual(["xledger-ar10", "visma-document-center-expenses", "hours-per-employee", "invoice-journal", "customer-list"]);
+    expect(BUILTIN_TEMPLATES.map((t) => t.name)).toEqual([
+      "xledger-ar10",
+      "visma-document-center-expenses",
+      "hours-per-employee",
+      "invoice-journal",
+      "customer-list",
+    ]);
     for (const t of BUILTIN_TEMPLATES) expect(parseTemplate(t).ok).toBe(true);
     const ar10 = builtinTemplate("xledger-ar10")!;
     expect(ar10.columns).toHaveLength(29);
     expect(ar10.columns.filter((c) => c.guess).map((c) => c.header)).toContain("Voucher type");
-    for (const c of BUILTIN_TEMPLATES.flatMap((t) => t.columns).filter((c) => c.guess && c.value === undefined)) expect(c.field).toBeTruthy();
+    for (const c of BUILTIN_TEMPLATES.flatMap((t) => t.columns).filter((c) => c.guess && c.value === undefined))
+      expect(c.field).toBeTruthy();
   });
 
   test("an invalid template is refused with one problem per field", () => {
     const fields = fieldsOf({
-      name: "Bad Name", dataType: "invoices", delimiter: ";;", encoding: "ebcdic",
-      columns: [{ header: "x", field: "nope" }, { header: "y" }, { header: "z", field: "date", dateFormat: "DD/MM" }, { header: "w", field: "number", decimals: 2 }],
+      name: "Bad Name",
+      dataType: "invoices",
+      delimiter: ";;",
+      encoding: "ebcdic",
+      columns: [
+        { header: "x", field: "nope" },
+        { header: "y" },
+        { header: "z", field: "date", dateFormat: "DD/MM" },
+        { header: "w", field: "number", decimals: 2 },
+      ],
     });
     expect(fields.sort()).toEqual(["delimiter", "encoding", "name"]);
     const semantic = fieldsOf({
-      name: "ok", dataType: "invoices",
-      columns: [{ header: "x", field: "nope" }, { header: "y" }, { header: "z", field: "date", dateFormat: "DD/MM" }, { header: "w", field: "number", decimals: 2 }, { header: "c", value: "X", dateFormat: "yyyy" }],
-      filters: [{ field: "grossAmount", op: "contains", value: "1" }, { field: "currency", op: "in", value: "NOK" }, { field: "date", op: "gte", value: "31.03.2026" }, { field: "kind", op: "eq" }],
+      name: "ok",
+      dataType: "invoices",
+      columns: [
+        { header: "x", field: "nope" },
+        { header: "y" },
+        { header: "z", field: "date", dateFormat: "DD/MM" },
+        { header: "w", field: "number", decimals: 2 },
+        { header: "c", value: "X", dateFormat: "yyyy" },
+      ],
+      filters: [
+        { field: "grossAmount", op: "contains", value: "1" },
+        { field: "currency", op: "in", value: "NOK" },
+        { field: "date", op: "gte", value: "31.03.2026" },
+        { field: "kind", op: "eq" },
+      ],
       groupBy: ["personNumber"],
     });
-    expect(semantic.sort()).toEqual(["columns.0.field", "columns.1", "columns.2.dateFormat", "columns.3.decimals", "columns.4.dateFormat",
-      "filters.0.op", "filters.1.value", "filters.2.value", "filters.3.value", "groupBy"].sort());
+    expect(semantic.sort()).toEqual(
+      [
+        "columns.0.field",
+        "columns.1",
+        "columns.2.dateFormat",
+        "columns.3.decimals",
+        "columns.4.dateFormat",
+        "filters.0.op",
+        "filters.1.value",
+        "filters.2.value",
+        "filters.3.value",
+        "groupBy",
+      ].sort(),
+    );
     const r = parseTemplate({ name: "ok", dataType: "invoices", columns: [{ header: "x", field: "customerNam" }] });
     expect(!r.ok && r.problems[0]).toMatchObject({ code: "template.unknown_field", field: "columns.0.field" });
     expect(!r.ok && r.problems[0]!.hint).toContain("customerName");
   });
 
   test("grouped time records: columns need their group key, filters may use any time record field", () => {
-    expect(fieldsOf({ name: "g", dataType: "time_records_grouped", groupBy: ["personNumber"], columns: [{ field: "projectName" }] })).toEqual(["columns.0.field"]);
-    expect(parseTemplate({ name: "g", dataType: "time_records_grouped", groupBy: ["personNumber"], columns: [{ field: "personName" }, { field: "hours" }],
-      filters: [{ field: "approved", op: "eq", value: true }, { field: "hours", op: "gt", value: 0 }] }).ok).toBe(true);
-    expect(fieldsOf({ name: "g", dataType: "time_records_grouped", columns: [{ field: "hours" }], filters: [{ field: "bogus", op: "empty" }] })).toEqual(["filters.0.field"]);
+    expect(
+      fieldsOf({ name: "g", dataType: "time_records_grouped", groupBy: ["personNumber"], columns: [{ field: "projectName" }] }),
+    ).toEqual(["columns.0.field"]);
+    expect(
+      parseTemplate({
+        name: "g",
+        dataType: "time_records_grouped",
+        groupBy: ["personNumber"],
+        columns: [{ field: "personName" }, { field: "hours" }],
+        filters: [
+          { field: "approved", op: "eq", value: true },
+          { field: "hours", op: "gt", value: 0 },
+        ],
+      }).ok,
+    ).toBe(true);
+    expect(
+      fieldsOf({ name: "g", dataType: "time_records_grouped", columns: [{ field: "hours" }], filters: [{ field: "bogus", op: "empty" }] }),
+    ).toEqual(["filters.0.field"]);
   });
 
   test("template file round trip; a foreign or broken file is refused", () => {
@@ -136,26 +195,51 @@ describe("template validation", () => {
     const notOurs = templateFromFile('{"name": "x"}');
     expect(!notOurs.ok && notOurs.problems[0]!.code).toBe("template.not_a_template_file");
     expect(templateFromFile("{").ok).toBe(false);
-    const invalid = templateFromFile(JSON.stringify({ format: "kontobro-export-template", version: 1, template: { name: "x", dataType: "users", columns: [{ field: "salary" }] } }));
+    const invalid = templateFromFile(
+      JSON.stringify({
+        format: "kontobro-export-template",
+        version: 1,
+        template: { name: "x", dataType: "users", columns: [{ field: "salary" }] },
+      }),
+    );
     expect(!invalid.ok && invalid.problems[0]!.field).toBe("template.columns.0.field");
   });
 });
 
 describe("rendering", () => {
-  const users: ExportData = { ...empty, users: new Map([
-    ["1", { number: "1", name: "Åse; \"Øvrebø\"", active: true, email: "a@example.no" }],
-    ["2", { number: "2", name: "Bo", active: false, department: "Oslo" }],
-    ["10", { number: "10", name: "Cé € 😀", active: true }],
-  ]) };
+  const users: ExportData = {
+    ...empty,
+    users: new Map([
+      ["1", { number: "1", name: 'Åse; "Øvrebø"', active: true, email: "a@example.no" }],
+      ["2", { number: "2", name: "Bo", active: false, department: "Oslo" }],
+      ["10", { number: "10", name: "Cé € 😀", active: true }],
+    ]),
+  };
   const rowsOf = (t: Template) => renderTemplate(t, buildRows(t.dataType, users, { posting: SieInvoiceConfig.parse({}) }).rows);
 
   test("header, delimiter, quoting, booleans, line ends, numeric order", () => {
-    const t = tpl({ dataType: "users", delimiter: ",", lineEnding: "lf", columns: [{ header: "No", field: "number" }, { header: "Name", field: "name" }, { header: "Active", field: "active", trueText: "Y", falseText: "N" }, { header: "Const", value: "X" }] });
+    const t = tpl({
+      dataType: "users",
+      delimiter: ",",
+      lineEnding: "lf",
+      columns: [
+        { header: "No", field: "number" },
+        { header: "Name", field: "name" },
+        { header: "Active", field: "active", trueText: "Y", falseText: "N" },
+        { header: "Const", value: "X" },
+      ],
+    });
     expect(rowsOf(t).text).toBe('No,Name,Active,Const\n1,"Åse; ""Øvrebø""",Y,X\n2,Bo,N,X\n10,Cé € 😀,Y,X\n');
   });
 
   test("tab delimiter without header, and a non-UTF-8 encoding with reported replacements", () => {
-    const t = tpl({ dataType: "users", delimiter: "\t", headerRow: false, encoding: "iso-8859-1", columns: [{ field: "number" }, { field: "name", maxLength: 4 }] });
+    const t = tpl({
+      dataType: "users",
+      delimiter: "\t",
+      headerRow: false,
+      encoding: "iso-8859-1",
+      columns: [{ field: "number" }, { field: "name", maxLength: 4 }],
+    });
     const r = rowsOf(t);
     expect(r.header).toBeNull();
     expect(new TextDecoder("windows-1252").decode(r.bytes)).toBe("1\tÅse;\r\n2\tBo\r\n10\tCé E\r\n"); // transliterated (€ → EUR), then cut to 4
@@ -164,9 +248,15 @@ describe("rendering", () => {
   });
 
   test("filters combine with AND; in, empty, contains, booleans", () => {
-    const names = (filters: TemplateInput["filters"]) => rowsOf(tpl({ dataType: "users", headerRow: false, filters, columns: [{ field: "number" }] })).rows.map((r) => r.number);
+    const names = (filters: TemplateInput["filters"]) =>
+      rowsOf(tpl({ dataType: "users", headerRow: false, filters, columns: [{ field: "number" }] })).rows.map((r) => r.number);
     expect(names([{ field: "active", op: "eq", value: true }])).toEqual(["1", "10"]);
-    expect(names([{ field: "active", op: "eq", value: true }, { field: "email", op: "empty" }])).toEqual(["10"]);
+    expect(
+      names([
+        { field: "active", op: "eq", value: true },
+        { field: "email", op: "empty" },
+      ]),
+    ).toEqual(["10"]);
     expect(names([{ field: "number", op: "in", value: ["2", "10"] }])).toEqual(["2", "10"]);
     expect(names([{ field: "name", op: "contains", value: "øvre" }])).toEqual(["1"]);
     expect(names([{ field: "department", op: "ne", value: "Oslo" }])).toEqual(["1", "10"]);
@@ -181,22 +271,49 @@ describe("rendering", () => {
 
 describe("invoice rows", () => {
   const posting = SieInvoiceConfig.parse({ costCentre: { source: "project_department" } });
-  const inv = Invoice.parse({ number: "10001", psaId: "a", customerNumber: "100", projectNumber: "P-1", date: "2026-03-10", dueDate: "2026-04-10", currency: "SEK",
-    lines: [{ text: "Konsult", quantity: 7.5, unitPrice: 120000 }, { text: "Resa", quantity: 1, unitPrice: 45050, kind: "expenses", vatCode: "12" }] });
-  const cn = CreditNote.parse({ ...inv, kind: "credit_note", number: "10002", creditedInvoiceNumber: "10001", lines: [{ text: "K", quantity: 1, unitPrice: 120000 }] });
-  const data: ExportData = { ...empty, customers: new Map([["100", { number: "100", name: "Kund", currency: "SEK", addresses: [], contacts: [], active: true }]]),
+  const inv = Invoice.parse({
+    number: "10001",
+    psaId: "a",
+    customerNumber: "100",
+    projectNumber: "P-1",
+    date: "2026-03-10",
+    dueDate: "2026-04-10",
+    currency: "SEK",
+    lines: [
+      { text: "Konsult", quantity: 7.5, unitPrice: 120000 },
+      { text: "Resa", quantity: 1, unitPrice: 45050, kind: "expenses", vatCode: "12" },
+    ],
+  });
+  const cn = CreditNote.parse({
+    ...inv,
+    kind: "credit_note",
+    number: "10002",
+    creditedInvoiceNumber: "10001",
+    lines: [{ text: "K", quantity: 1, unitPrice: 120000 }],
+  });
+  const data: ExportData = {
+    ...empty,
+    customers: new Map([["100", { number: "100", name: "Kund", currency: "SEK", addresses: [], contacts: [], active: true }]]),
     projects: new Map([["P-1", { number: "P-1", name: "Proj", status: "active", department: "200" }]]),
-    invoices: [{ doc: inv, status: "to_transfer" }, { doc: cn as InvoiceLike, status: "to_transfer" }] };
+    invoices: [
+      { doc: inv, status: "to_transfer" },
+      { doc: cn as InvoiceLike, status: "to_transfer" },
+    ],
+  };
 
   test("grouped by account: the voucher's rows, balanced, with VAT codes and the customer on the receivable only", () => {
     const { rows, rejected } = buildRows("invoices_by_account", data, { posting });
     expect(rejected).toEqual([]);
     const voucher = invoiceToVoucher(inv, posting);
     const mine = rows.filter((r) => r.number === "10001");
-    expect(mine.map((r) => [r.rowType, r.account, r.amount, r.vatCode ?? null, r.receivableCustomerNumber ?? null, r.costCentre ?? null])).toEqual([
+    expect(
+      mine.map((r) => [r.rowType, r.account, r.amount, r.vatCode ?? null, r.receivableCustomerNumber ?? null, r.costCentre ?? null]),
+    ).toEqual([
       ["receivable", "1510", 900000 + 45050 + 225000 + 5406, null, "100", null],
-      ["revenue", "3041", -900000, "25", null, "200"], ["revenue", "3590", -45050, "12", null, "200"],
-      ["vat", "2611", -225000, "25", null, null], ["vat", "2621", -5406, "12", null, null],
+      ["revenue", "3041", -900000, "25", null, "200"],
+      ["revenue", "3590", -45050, "12", null, "200"],
+      ["vat", "2611", -225000, "25", null, null],
+      ["vat", "2621", -5406, "12", null, null],
     ]);
     expect(voucher.ok ? voucher.voucher.transactions.map((t) => t.amountMinor) : []).toEqual(mine.map((r) => r.amount as number));
     for (const n of ["10001", "10002"]) expect(rows.filter((r) => r.number === n).reduce((s, r) => s + (r.amount as number), 0)).toBe(0);
@@ -205,8 +322,15 @@ describe("invoice rows", () => {
 
   test("one row per invoice: net, VAT and gross agree; an unmappable invoice is rejected with the reason", () => {
     const bad = Invoice.parse({ ...inv, number: "10003", lines: [{ text: "x", quantity: 1, unitPrice: 100, vatCode: "99" }] });
-    const { rows, rejected } = buildRows("invoices", { ...data, invoices: [...data.invoices!, { doc: bad, status: "to_transfer" }] }, { posting });
-    expect(rows.map((r) => [r.number, r.netAmount, r.vatAmount, r.grossAmount])).toEqual([["10001", 945050, 230406, 1175456], ["10002", -120000, -30000, -150000]]);
+    const { rows, rejected } = buildRows(
+      "invoices",
+      { ...data, invoices: [...data.invoices!, { doc: bad, status: "to_transfer" }] },
+      { posting },
+    );
+    expect(rows.map((r) => [r.number, r.netAmount, r.vatAmount, r.grossAmount])).toEqual([
+      ["10001", 945050, 230406, 1175456],
+      ["10002", -120000, -30000, -150000],
+    ]);
     expect(rejected.map((r) => [r.number, r.problems[0]!.code])).toEqual([["10003", "sie4.unknown_vat_code"]]);
   });
 });

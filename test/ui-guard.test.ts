@@ -16,12 +16,15 @@ function app(loopback: boolean) {
 
 describe("status page guard", () => {
   test("on loopback: loopback Host names pass, any other Host is refused", async () => {
-    for (const host of ["127.0.0.1:8787", "localhost:8787", "[::1]:8787"]) expect((await app(true).request("/", { headers: { host } })).status).toBe(200);
-    for (const host of ["evil.example", "evil.example:8787", "192.168.1.5:8787"]) expect((await app(true).request("/", { headers: { host } })).status).toBe(403);
+    for (const host of ["127.0.0.1:8787", "localhost:8787", "[::1]:8787"])
+      expect((await app(true).request("/", { headers: { host } })).status).toBe(200);
+    for (const host of ["evil.example", "evil.example:8787", "192.168.1.5:8787"])
+      expect((await app(true).request("/", { headers: { host } })).status).toBe(403);
   });
 
   test("posts must be same-origin; a null or garbage Origin is refused, not a crash", async () => {
-    const post = (headers: Record<string, string>) => app(true).request("/ui/x", { method: "POST", headers: { host: "127.0.0.1:8787", ...headers } });
+    const post = (headers: Record<string, string>) =>
+      app(true).request("/ui/x", { method: "POST", headers: { host: "127.0.0.1:8787", ...headers } });
     expect((await post({ origin: "http://127.0.0.1:8787" })).status).toBe(200);
     expect((await post({})).status).toBe(200); // a plain form post from curl
     for (const origin of ["null", "not a url", "http://evil.example"]) expect((await post({ origin })).status).toBe(403);

@@ -4,7 +4,9 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { memoryCounters, startEnv, type Env } from "./uniconta-fixtures.ts";
 
 let env: Env;
-afterEach(async () => { await env?.stop(); });
+afterEach(async () => {
+  await env?.stop();
+});
 
 const byName = (items: { name: string }[], name: string) => items.find((i) => i.name === name) as any;
 
@@ -35,7 +37,12 @@ describe("kontobro check", () => {
     await env.faults({ fault: "empty_companies", path: "CompanyClient", count: 5 });
     const failed = await env.connector.check();
     expect(failed).toHaveLength(1);
-    expect(failed[0]).toMatchObject({ ok: false, name: "login", message: expect.stringContaining("no companies 5 times"), hint: expect.stringContaining("again") });
+    expect(failed[0]).toMatchObject({
+      ok: false,
+      name: "login",
+      message: expect.stringContaining("no companies 5 times"),
+      hint: expect.stringContaining("again"),
+    });
   });
 
   test("wrong password, a company the user cannot reach, set-up codes that do not exist, credit-note terms that are not 0 days", async () => {
@@ -47,8 +54,20 @@ describe("kontobro check", () => {
     const other = await env.connectorWith({ company_id: 99999 }).check();
     expect(byName(other, "company")).toMatchObject({ ok: false, hint: expect.stringContaining("12114, 12115") });
 
-    const bad = await env.connectorWith({ accounts: { hours: "3000" }, vat_codes: { hours: "S25" }, credit_note_payment_terms: "NK14", default_customer_group: "STOR", posting: "gateway", gateway_url: "http://127.0.0.1:1/gateway" }).check();
-    expect(byName(bad, "hours account")).toMatchObject({ ok: false, message: expect.stringContaining("3000 (accounts.hours) does not exist") });
+    const bad = await env
+      .connectorWith({
+        accounts: { hours: "3000" },
+        vat_codes: { hours: "S25" },
+        credit_note_payment_terms: "NK14",
+        default_customer_group: "STOR",
+        posting: "gateway",
+        gateway_url: "http://127.0.0.1:1/gateway",
+      })
+      .check();
+    expect(byName(bad, "hours account")).toMatchObject({
+      ok: false,
+      message: expect.stringContaining("3000 (accounts.hours) does not exist"),
+    });
     expect(byName(bad, "hours VAT code").message).toContain("U25, U0, I25");
     expect(byName(bad, "default customer group").ok).toBe(false);
     expect(byName(bad, "credit note payment terms")).toMatchObject({ ok: false, message: expect.stringContaining("14 days") });

@@ -3,10 +3,24 @@
 // number-series mismatches, unknown codes refused before sending, order only, PDFs and calls per invoice.
 import { afterEach, describe, expect, test } from "bun:test";
 import { customerTotal } from "../agent/model.ts";
-import { COMPANY, creditNote, ctx, customer, invoice, project, related, seedMasterData, startEnv, thrown, type Env } from "./uniconta-fixtures.ts";
+import {
+  COMPANY,
+  creditNote,
+  ctx,
+  customer,
+  invoice,
+  project,
+  related,
+  seedMasterData,
+  startEnv,
+  thrown,
+  type Env,
+} from "./uniconta-fixtures.ts";
 
 let env: Env;
-afterEach(async () => { await env?.stop(); });
+afterEach(async () => {
+  await env?.stop();
+});
 
 const PDF = { filename: "faktura-20001.pdf", contentBase64: Buffer.from("%PDF-1.4\n%%EOF\n").toString("base64") };
 const writes = (reqs: any[], path: RegExp) => reqs.filter((r) => r.method !== "GET" && path.test(r.path));
@@ -17,9 +31,22 @@ describe("customers", () => {
     expect(await env.connector.push("customer", customer(), ctx())).toEqual({ remoteId: "10042" });
     const [debtor] = await env.rows("DebtorClient");
     expect(debtor).toMatchObject({
-      Account: "10042", Name: "Fjordkraft Consulting ApS", CompanyRegNo: "12345678", VatNumber: "DK12345678", InvoiceEmail: "faktura@fjordkraft.dk",
-      ContactEmail: "kari@fjordkraft.dk", ContactPerson: "Kari Nordmann", Www: "https://fjordkraft.dk", Phone: "+45 33 00 00 00",
-      Address1: "Vesterbrogade 1", Address2: "2. sal", ZipCode: "1620", City: "København V", Country: "Denmark", Currency: "DKK", Group: "ERHVERV",
+      Account: "10042",
+      Name: "Fjordkraft Consulting ApS",
+      CompanyRegNo: "12345678",
+      VatNumber: "DK12345678",
+      InvoiceEmail: "faktura@fjordkraft.dk",
+      ContactEmail: "kari@fjordkraft.dk",
+      ContactPerson: "Kari Nordmann",
+      Www: "https://fjordkraft.dk",
+      Phone: "+45 33 00 00 00",
+      Address1: "Vesterbrogade 1",
+      Address2: "2. sal",
+      ZipCode: "1620",
+      City: "København V",
+      Country: "Denmark",
+      Currency: "DKK",
+      Group: "ERHVERV",
     });
     // Fax is not a DebtorClient property in the digest: sent, and dropped by a server without it.
     expect((await env.state()).companies[COMPANY].ignoredProperties.DebtorClient).toEqual(["Fax"]);
@@ -43,15 +70,33 @@ describe("customers", () => {
     // A person sets a credit limit and payment terms in Uniconta.
     const [debtor] = await env.rows("DebtorClient");
     await fetch(`${env.url}/api/Entities/Update/DebtorClient`, {
-      method: "PUT", headers: { authorization: `Basic ${Buffer.from(`00${COMPANY}/kontobro:demo-password`).toString("base64")}`, "content-type": "application/json" },
+      method: "PUT",
+      headers: {
+        authorization: `Basic ${Buffer.from(`00${COMPANY}/kontobro:demo-password`).toString("base64")}`,
+        "content-type": "application/json",
+      },
       body: JSON.stringify({ ...debtor, CreditMax: 50000, Payment: "NK30" }),
     });
-    await env.connector.push("customer", customer({ name: "Fjordkraft Consulting A/S", website: undefined }), ctx({ link: { remoteId: "10042" } }));
+    await env.connector.push(
+      "customer",
+      customer({ name: "Fjordkraft Consulting A/S", website: undefined }),
+      ctx({ link: { remoteId: "10042" } }),
+    );
     const [after] = await env.rows("DebtorClient");
-    expect(after).toMatchObject({ Name: "Fjordkraft Consulting A/S", CreditMax: 50000, Payment: "NK30", Www: "https://fjordkraft.dk", City: "København V" });
+    expect(after).toMatchObject({
+      Name: "Fjordkraft Consulting A/S",
+      CreditMax: 50000,
+      Payment: "NK30",
+      Www: "https://fjordkraft.dk",
+      City: "København V",
+    });
     // Unchanged: no update sent at all.
     const n = (await env.requests()).length;
-    await env.connector.push("customer", customer({ name: "Fjordkraft Consulting A/S", fax: undefined }), ctx({ link: { remoteId: "10042" } }));
+    await env.connector.push(
+      "customer",
+      customer({ name: "Fjordkraft Consulting A/S", fax: undefined }),
+      ctx({ link: { remoteId: "10042" } }),
+    );
     expect(writes((await env.requests()).slice(n), /DebtorClient/)).toEqual([]);
   });
 
@@ -59,7 +104,9 @@ describe("customers", () => {
     env = startEnv();
     await env.control("rows", { type: "DebtorClient", row: { Account: "10042", Name: "Typed in", Group: "PRIV" } });
     expect(await env.connector.push("customer", customer(), ctx({ uncertain: true }))).toEqual({ remoteId: "10042" });
-    expect((await env.rows("DebtorClient")).map((d) => [d.Account, d.Name, d.Group])).toEqual([["10042", "Fjordkraft Consulting ApS", "ERHVERV"]]);
+    expect((await env.rows("DebtorClient")).map((d) => [d.Account, d.Name, d.Group])).toEqual([
+      ["10042", "Fjordkraft Consulting ApS", "ERHVERV"],
+    ]);
     expect(await env.connector.find("customer", customer())).toEqual({ remoteId: "10042" });
     expect(await env.connector.find("customer", customer({ number: "999" }))).toBeNull();
   });
@@ -69,9 +116,21 @@ describe("projects", () => {
   test("name, number, customer, dates, state and the department by the configured choice", async () => {
     env = startEnv({ config: { project_department: "project" } });
     await seedMasterData(env, project({ status: "closed", endDate: "2026-12-31" }));
-    expect((await env.rows("ProjectClient"))[0]).toMatchObject({ Number: "P24017", Name: "ERP migration", Account: "10042", StartDate: "2026-03-01T00:00:00", EndDate: "2026-12-31T00:00:00", Blocked: true, Dimension1: "KBH" });
+    expect((await env.rows("ProjectClient"))[0]).toMatchObject({
+      Number: "P24017",
+      Name: "ERP migration",
+      Account: "10042",
+      StartDate: "2026-03-01T00:00:00",
+      EndDate: "2026-12-31T00:00:00",
+      Blocked: true,
+      Dimension1: "KBH",
+    });
 
-    const tagged = env.connectorWith({ project_department: "tag_group", project_department_tag_group: "Afdeling", department_dimension: 2 });
+    const tagged = env.connectorWith({
+      project_department: "tag_group",
+      project_department_tag_group: "Afdeling",
+      department_dimension: 2,
+    });
     await tagged.push("project", project({ number: "P2", tags: { Afdeling: "SALG" } }), ctx());
     expect((await env.rows("ProjectClient")).find((p) => p.Number === "P2")).toMatchObject({ Dimension2: "SALG" });
     const none = env.connectorWith({ project_department: "none" });
@@ -93,13 +152,30 @@ describe("invoices through orders and the gateway", () => {
     const res = await env.connector.push("invoice", inv, ctx({ record: related({ project: project() }) }));
     expect(res).toEqual({ remoteId: "20001" });
     const [posted] = await env.rows("DebtorInvoiceClient");
-    expect(posted).toMatchObject({ InvoiceNumber: 20001, Account: "10042", Project: "P24017", OurRef: "kontobro:psa-inv-20001", YourRef: "Ole Olsen", Remark: "April 2026", Date: "2026-04-30T00:00:00", DueDate: "2026-05-14T00:00:00", NetAmount: 48859, Vat: 12214.75, TotalAmount: 61073.75 });
+    expect(posted).toMatchObject({
+      InvoiceNumber: 20001,
+      Account: "10042",
+      Project: "P24017",
+      OurRef: "kontobro:psa-inv-20001",
+      YourRef: "Ole Olsen",
+      Remark: "April 2026",
+      Date: "2026-04-30T00:00:00",
+      DueDate: "2026-05-14T00:00:00",
+      NetAmount: 48859,
+      Vat: 12214.75,
+      TotalAmount: 61073.75,
+    });
     const lines = (await env.rows("DebtorInvoiceLines")).map((l) => [l.Text, l.Qty, l.Price, l.Vat, l.PostingAccount, l.PrCategory]);
-    expect(lines).toEqual([["Konsulenttimer april", 37.5, 1250, "U25", "1000", "TIMER"], ["Hotel Bergen", 1, 1984, "U25", "1020", "UDLÆG"]]);
+    expect(lines).toEqual([
+      ["Konsulenttimer april", 37.5, 1250, "U25", "1000", "TIMER"],
+      ["Hotel Bergen", 1, 1984, "U25", "1020", "UDLÆG"],
+    ]);
     const reqs = await env.requests();
     expect(writes(reqs, /Insert\/DebtorOrderLineClient/)).toHaveLength(1); // the lines as one list
-    expect((await env.rows("UserDocsClient")).map((d) => [d.TableId, d.TableRowId, d.Text])).toEqual([["DebtorInvoiceClient", posted.RowId, "faktura-20001.pdf"]]);
-    expect((await env.rows("DebtorOrderClient"))).toEqual([]); // invoiced orders are deleted
+    expect((await env.rows("UserDocsClient")).map((d) => [d.TableId, d.TableRowId, d.Text])).toEqual([
+      ["DebtorInvoiceClient", posted.RowId, "faktura-20001.pdf"],
+    ]);
+    expect(await env.rows("DebtorOrderClient")).toEqual([]); // invoiced orders are deleted
 
     // Pushed again (a new version, or a retry): found by its reference; nothing posted, no second PDF.
     const again = await env.connector.push("invoice", inv, ctx({ link: { remoteId: "20001" }, uncertain: true }));
@@ -185,7 +261,10 @@ describe("invoices through orders and the gateway", () => {
       env.connector.push("invoice", invoice(), ctx()),
     ]);
     expect([a.remoteId, b.remoteId]).toEqual(["20001", "20002"]);
-    expect((await env.rows("DebtorInvoiceClient")).map((r) => [r.InvoiceNumber, r.OurRef])).toEqual([[20001, "kontobro:psa-inv-20001"], [20002, "kontobro:psa-inv-20002"]]);
+    expect((await env.rows("DebtorInvoiceClient")).map((r) => [r.InvoiceNumber, r.OurRef])).toEqual([
+      [20001, "kontobro:psa-inv-20001"],
+      [20002, "kontobro:psa-inv-20002"],
+    ]);
   });
 
   test("simulate_before_post stops a mismatch before posting; send_invoice_number keeps the PSA's number where the gateway honours it", async () => {
@@ -205,19 +284,38 @@ describe("invoices through orders and the gateway", () => {
     env = startEnv();
     await seedMasterData(env);
     const before = (await env.requests()).length;
-    const vat = await thrown(env.connector.push("invoice", invoice({ lines: [{ text: "x", quantity: 1, unitPrice: 100, kind: "hours", vatCode: "S25" }] }), ctx()));
+    const vat = await thrown(
+      env.connector.push("invoice", invoice({ lines: [{ text: "x", quantity: 1, unitPrice: 100, kind: "hours", vatCode: "S25" }] }), ctx()),
+    );
     expect(vat).toMatchObject({ kind: "permanent", code: "uniconta.vat_unknown" });
     expect(vat.message).toContain('VAT code of line 1 (hours) "S25"');
     expect(vat.message).toContain("U25, U0, I25");
-    const account = await thrown(env.connector.push("invoice", invoice({ lines: [{ text: "x", quantity: 1, unitPrice: 100, kind: "hours", account: "3000" }] }), ctx()));
+    const account = await thrown(
+      env.connector.push(
+        "invoice",
+        invoice({ lines: [{ text: "x", quantity: 1, unitPrice: 100, kind: "hours", account: "3000" }] }),
+        ctx(),
+      ),
+    );
     expect(account).toMatchObject({ code: "uniconta.account_unknown" });
     expect(account.message).toContain('"3000"');
-    const cat = await thrown(env.connector.push("invoice", invoice({ lines: [{ text: "x", quantity: 1, unitPrice: 100, kind: "hours", category: "KAFFE" }] }), ctx()));
+    const cat = await thrown(
+      env.connector.push(
+        "invoice",
+        invoice({ lines: [{ text: "x", quantity: 1, unitPrice: 100, kind: "hours", category: "KAFFE" }] }),
+        ctx(),
+      ),
+    );
     expect(cat).toMatchObject({ code: "uniconta.category_unknown" });
     expect(writes((await env.requests()).slice(before), /DebtorOrder/)).toEqual([]);
     // Missing ones are rules (no network).
     const bare = env.connectorWith({ vat_codes: {}, categories: {} });
-    expect(bare.validate("invoice", invoice()).map((p) => p.code)).toEqual(["uniconta.line_vat_missing", "uniconta.line_category_missing", "uniconta.line_vat_missing", "uniconta.line_category_missing"]);
+    expect(bare.validate("invoice", invoice()).map((p) => p.code)).toEqual([
+      "uniconta.line_vat_missing",
+      "uniconta.line_category_missing",
+      "uniconta.line_vat_missing",
+      "uniconta.line_category_missing",
+    ]);
     expect(env.connector.validate("invoice", invoice({ number: "F-100" }))[0]?.code).toBe("uniconta.invoice_number_not_numeric");
   });
 
@@ -227,7 +325,10 @@ describe("invoices through orders and the gateway", () => {
     await seedMasterData(env, p);
     expect(env.connector.validate("invoice", invoice(), related({ project: p }))).toEqual([]);
     await env.connector.push("invoice", invoice(), ctx({ record: related({ project: p }) }));
-    expect((await env.rows("DebtorInvoiceLines")).map((l) => [l.PrCategory, l.Dimension1])).toEqual([["REJSE", "KBH"], ["REJSE", "KBH"]]);
+    expect((await env.rows("DebtorInvoiceLines")).map((l) => [l.PrCategory, l.Dimension1])).toEqual([
+      ["REJSE", "KBH"],
+      ["REJSE", "KBH"],
+    ]);
     expect((await env.rows("DebtorInvoiceClient"))[0].Dimension1).toBe("KBH");
     const [p2] = env.connector.validate("invoice", invoice(), related({ project: project() }));
     expect(p2).toMatchObject({ code: "uniconta.line_category_missing", record: { entity: "project", key: "P24017" } });
@@ -241,11 +342,23 @@ describe("invoices through orders and the gateway", () => {
     expect(customerTotal(cn)).toBe(-250000);
     expect(await env.connector.push("invoice", cn, ctx())).toEqual({ remoteId: "20002" });
     const credit = (await env.rows("DebtorInvoiceClient")).find((r) => r.InvoiceNumber === 20002);
-    expect(credit).toMatchObject({ NetAmount: -2500, TotalAmount: -3125, Payment: "NK0", Date: "2026-04-30T00:00:00", DueDate: "2026-04-30T00:00:00", Remark: "April 2026" });
+    expect(credit).toMatchObject({
+      NetAmount: -2500,
+      TotalAmount: -3125,
+      Payment: "NK0",
+      Date: "2026-04-30T00:00:00",
+      DueDate: "2026-04-30T00:00:00",
+      Remark: "April 2026",
+    });
     expect((await env.rows("DebtorInvoiceLines")).filter((l) => l.InvoiceNumber === 20002).map((l) => l.Qty)).toEqual([-2]);
     expect(await env.control("balances")).toEqual({ "10042": 61073.75 - 3125 });
     // A credit note without 0-day terms configured is refused by the rules.
-    expect(env.connectorWith({ credit_note_payment_terms: undefined }).validate("invoice", cn).map((p) => p.code)).toEqual(["uniconta.credit_note_terms_missing"]);
+    expect(
+      env
+        .connectorWith({ credit_note_payment_terms: undefined })
+        .validate("invoice", cn)
+        .map((p) => p.code),
+    ).toEqual(["uniconta.credit_note_terms_missing"]);
   });
 });
 
@@ -269,8 +382,16 @@ describe("order only", () => {
     const { items } = await env.connector.pull("invoices", null, open);
     expect(items).toHaveLength(1);
     expect(items[0]).toMatchObject({
-      remoteId: "invoice:20001", type: "invoice.posted",
-      data: { invoiceNumber: "20001", unicontaInvoiceNumber: 20001, orderNumber: order, status: "unpaid", numberMatches: true, amount: 6107375 },
+      remoteId: "invoice:20001",
+      type: "invoice.posted",
+      data: {
+        invoiceNumber: "20001",
+        unicontaInvoiceNumber: 20001,
+        orderNumber: order,
+        status: "unpaid",
+        numberMatches: true,
+        amount: 6107375,
+      },
       status: { entity: "invoice", key: "20001", value: "unpaid", baseline: "ordered", final: false },
     });
     // The PDF attached to the order followed it to the invoice.
@@ -286,8 +407,15 @@ describe("order only", () => {
     await env.control("number-series", { next: 20100 });
     const res = await env.connector.push("invoice", invoice(), ctx());
     await env.control("invoice-order", { orderNumber: Number(res.remoteId.slice(6)) });
-    const { items } = await env.connector.pull("invoices", null, { today: "2026-05-01", openInvoices: [{ key: "20001", remoteId: res.remoteId }] });
-    expect(items[0]!.data).toMatchObject({ unicontaInvoiceNumber: 20100, numberMatches: false, numberMismatch: { hint: expect.stringContaining("Voucher number series") } });
+    const { items } = await env.connector.pull("invoices", null, {
+      today: "2026-05-01",
+      openInvoices: [{ key: "20001", remoteId: res.remoteId }],
+    });
+    expect(items[0]!.data).toMatchObject({
+      unicontaInvoiceNumber: 20100,
+      numberMatches: false,
+      numberMismatch: { hint: expect.stringContaining("Voucher number series") },
+    });
   });
 });
 
@@ -304,14 +432,18 @@ describe("calls per invoice", () => {
     await env.connector.push("invoice", invoice({ number: "20003", psaId: "with-pdf", pdf: PDF }), ctx());
     const c = await used();
     const http = (await env.requests()).filter((r) => r.calls > 0);
-    console.log(`Uniconta calls per invoice (gateway posting): without PDF ${b - a} server calls, with PDF ${c - b}; HTTP requests ${http.length}`);
+    console.log(
+      `Uniconta calls per invoice (gateway posting): without PDF ${b - a} server calls, with PDF ${c - b}; HTTP requests ${http.length}`,
+    );
     expect(b - a).toBe(7); // find posted + find order + insert order + insert lines (one list) + gateway post (3)
     expect(c - b).toBe(8); // + the PDF as a UserDocsClient
     // kontobro's own count is the sandbox's.
     expect(env.connector.budgets()[0]!.used).toBe(c);
 
     const orderOnly = env.connectorWith({ posting: "order_only" });
-    await orderOnly.setup.list("vat"); await orderOnly.setup.list("account"); await orderOnly.setup.list("category");
+    await orderOnly.setup.list("vat");
+    await orderOnly.setup.list("account");
+    await orderOnly.setup.list("category");
     const d = await used();
     await orderOnly.push("invoice", invoice({ number: "20004", psaId: "order-only" }), ctx());
     const e = await used();
@@ -331,7 +463,10 @@ describe("the daily call budget", () => {
     await env.control("quota", { limit: 60 });
     // Spend down to the reserve: pulls are postponed, pushes go on.
     budget.spend(60 - 20 - budget.used(), "test");
-    const pulled = await env.connector.pull("expenses", '{"v":1,"start":"2026-01-01","floor":0}', { today: "2026-05-01", openInvoices: [] });
+    const pulled = await env.connector.pull("expenses", '{"v":1,"start":"2026-01-01","floor":0}', {
+      today: "2026-05-01",
+      openInvoices: [],
+    });
     expect(pulled).toEqual({ items: [], cursor: null, more: false });
     expect(env.connector.budgets()[0]!.note).toContain("Pulls are postponed");
     await env.connector.push("invoice", invoice(), ctx());
@@ -350,7 +485,9 @@ describe("the daily call budget", () => {
 
 describe("the unverified shapes (sandbox options)", () => {
   test("bare-array lists, empty insert answers, bare ErrorCodes names, other error statuses: the same results", async () => {
-    env = startEnv({ sandbox: { listShape: "array", insertAnswer: "empty", errorBody: "name", errorStatus: { KeyExists: 409, CouldNotFind: 404 } } });
+    env = startEnv({
+      sandbox: { listShape: "array", insertAnswer: "empty", errorBody: "name", errorStatus: { KeyExists: 409, CouldNotFind: 404 } },
+    });
     await seedMasterData(env);
     expect(await env.connector.push("invoice", invoice(), ctx())).toEqual({ remoteId: "20001" });
     expect(await env.rows("DebtorInvoiceClient")).toHaveLength(1);

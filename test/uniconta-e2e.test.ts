@@ -30,31 +30,52 @@ interface Stack {
 }
 
 let stack: Stack | undefined;
-afterEach(async () => { await stack?.stop(); stack = undefined; });
+afterEach(async () => {
+  await stack?.stop();
+  stack = undefined;
+});
 
-async function start(target: Record<string, unknown> = {}, sandboxOptions: Parameters<typeof startUnicontaSandbox>[0] = {}): Promise<Stack> {
+async function start(
+  target: Record<string, unknown> = {},
+  sandboxOptions: Parameters<typeof startUnicontaSandbox>[0] = {},
+): Promise<Stack> {
   const srv = startUnicontaSandbox(sandboxOptions);
   const psa = startPsaReceiver();
-  const { config, targets } = validateConfig({
-    agent: { data_dir: tempDir("kontobro-uc-e2e-") },
-    http: { port: 0, api_token: TOKEN },
-    dispatch: { retry_base_ms: 20, retry_max_ms: 200, idle_poll_ms: 50 },
-    psa: { webhook_url: psa.url, webhook_secret: PSA_SECRET, retry_base_ms: 20, retry_max_ms: 200, poll_ms: 50 },
-    targets: [{ name: "uc", kind: "uniconta", api_url: srv.url, gateway_url: `${srv.url}/gateway`, ...BASE_CONFIG, ...target }],
-  }, {});
+  const { config, targets } = validateConfig(
+    {
+      agent: { data_dir: tempDir("kontobro-uc-e2e-") },
+      http: { port: 0, api_token: TOKEN },
+      dispatch: { retry_base_ms: 20, retry_max_ms: 200, idle_poll_ms: 50 },
+      psa: { webhook_url: psa.url, webhook_secret: PSA_SECRET, retry_base_ms: 20, retry_max_ms: 200, poll_ms: 50 },
+      targets: [{ name: "uc", kind: "uniconta", api_url: srv.url, gateway_url: `${srv.url}/gateway`, ...BASE_CONFIG, ...target }],
+    },
+    {},
+  );
   const control = async (path: string, body?: unknown) => {
-    const res = await fetch(`${srv.url}/__sandbox/${path}`, { method: body === undefined ? "GET" : "POST", body: body === undefined ? undefined : JSON.stringify(body), headers: { "content-type": "application/json" } });
-    const out = await res.json() as any;
+    const res = await fetch(`${srv.url}/__sandbox/${path}`, {
+      method: body === undefined ? "GET" : "POST",
+      body: body === undefined ? undefined : JSON.stringify(body),
+      headers: { "content-type": "application/json" },
+    });
+    const out = (await res.json()) as any;
     if (res.status >= 300) throw new Error(`sandbox ${path}: ${res.status} ${JSON.stringify(out)}`);
     return out;
   };
   const s: Stack = {
-    agent: await startAgent(config, targets, silentLogger), sandboxUrl: srv.url, psa, control,
+    agent: await startAgent(config, targets, silentLogger),
+    sandboxUrl: srv.url,
+    psa,
+    control,
     async api(path, init = {}) {
-      const res = await fetch(`${s.agent.url}${path}`, { ...init, headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json", ...(init.headers as Record<string, string>) } });
+      const res = await fetch(`${s.agent.url}${path}`, {
+        ...init,
+        headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json", ...(init.headers as Record<string, string>) },
+      });
       const text = await res.text();
       let body: any = text;
-      try { body = JSON.parse(text); } catch {}
+      try {
+        body = JSON.parse(text);
+      } catch {}
       return { status: res.status, body };
     },
     async send(events) {
@@ -64,8 +85,15 @@ async function start(target: Record<string, unknown> = {}, sandboxOptions: Param
     deliveries: async (status) => (await s.api(`/api/v1/deliveries?limit=1000${status ? `&status=${status}` : ""}`)).body.deliveries,
     rows: async (type) => (await control("state")).companies[COMPANY].rows[type] ?? [],
     runNow: async (stream) => (await s.api(`/api/v1/pulls/uc/${stream}`, { method: "POST" })).body,
-    async restart() { await s.agent.stop(); s.agent = await startAgent(config, targets, silentLogger); },
-    async stop() { await s.agent.stop(); psa.stop(); await srv.stop(); },
+    async restart() {
+      await s.agent.stop();
+      s.agent = await startAgent(config, targets, silentLogger);
+    },
+    async stop() {
+      await s.agent.stop();
+      psa.stop();
+      await srv.stop();
+    },
   };
   return (stack = s);
 }
@@ -75,27 +103,43 @@ const ev = (type: string, data: object) => ({ id: `${type}-${++n}-${Math.random(
 const customerEv = (over: Record<string, unknown> = {}) => ev("customer.upserted", customerData(over));
 const projectEv = (over: Record<string, unknown> = {}) => ev("project.upserted", projectData(over));
 const invoiceEv = (over: Record<string, unknown> = {}) => ev("invoice.finalized", invoiceData(over));
-const creditEv = (over: Record<string, unknown> = {}) => ev("invoice.credited", { ...invoiceData({ number: "20002", psaId: "psa-cn-20002" }), creditedInvoiceNumber: "20001", ...over });
+const creditEv = (over: Record<string, unknown> = {}) =>
+  ev("invoice.credited", { ...invoiceData({ number: "20002", psaId: "psa-cn-20002" }), creditedInvoiceNumber: "20001", ...over });
 const count = async (status: string) => (await stack!.deliveries(status)).length;
 
 describe("Uniconta through the agent", () => {
   test("customer → project → invoice → credit note exactly once despite dropped answers on order creation and on posting; the budget in /metrics and on the status page", async () => {
     const s = await start();
-    await s.control("faults", { rules: [
-      { method: "POST", path: "Insert/DebtorOrderClient$", fault: "drop_after_commit", count: 1 },
-      { method: "POST", path: "/Invoice/DebtorOrders/", fault: "drop_after_commit", count: 1 },
-    ] });
+    await s.control("faults", {
+      rules: [
+        { method: "POST", path: "Insert/DebtorOrderClient$", fault: "drop_after_commit", count: 1 },
+        { method: "POST", path: "/Invoice/DebtorOrders/", fault: "drop_after_commit", count: 1 },
+      ],
+    });
     // Out of order on purpose: the outbox sends the customer first and the credit note after its invoice.
-    await s.send([creditEv({ lines: [{ text: "Rabat", quantity: 2, unitPrice: 125000, kind: "hours" }] }), invoiceEv(), projectEv(), customerEv()]);
+    await s.send([
+      creditEv({ lines: [{ text: "Rabat", quantity: 2, unitPrice: 125000, kind: "hours" }] }),
+      invoiceEv(),
+      projectEv(),
+      customerEv(),
+    ]);
     await waitFor("four deliveries done", async () => (await count("done")) === 4);
     const state = await s.control("state");
     expect(state.requests.filter((r: any) => r.fault === "drop_after_commit")).toHaveLength(2); // the answers really were lost
     const invoices = state.companies[COMPANY].rows.DebtorInvoiceClient;
-    expect(invoices.map((i: any) => [i.InvoiceNumber, i.OurRef, i.TotalAmount])).toEqual([[20001, "kontobro:psa-inv-20001", 61073.75], [20002, "kontobro:psa-cn-20002", -3125]]);
+    expect(invoices.map((i: any) => [i.InvoiceNumber, i.OurRef, i.TotalAmount])).toEqual([
+      [20001, "kontobro:psa-inv-20001", 61073.75],
+      [20002, "kontobro:psa-cn-20002", -3125],
+    ]);
     expect(state.companies[COMPANY].rows.DebtorOrderClient).toEqual([]);
     expect(await s.control("balances")).toEqual({ "10042": 57948.75 }); // the credit note lowered what the customer owes
     const done = await s.deliveries("done");
-    expect(done.filter((d: any) => d.entity === "invoice").map((d: any) => d.remoteId).sort()).toEqual(["20001", "20002"]);
+    expect(
+      done
+        .filter((d: any) => d.entity === "invoice")
+        .map((d: any) => d.remoteId)
+        .sort(),
+    ).toEqual(["20001", "20002"]);
 
     // The call budget: counted as the sandbox counts it, in /metrics and on the status page, kept across a restart.
     const used = state.quota.users.kontobro.used;
@@ -105,7 +149,9 @@ describe("Uniconta through the agent", () => {
     const page = await (await fetch(`${s.agent.url}/`)).text();
     expect(page).toContain(`Uniconta server calls today: <strong>${used} of 5000</strong>`);
     await s.restart();
-    expect(await (await fetch(`${s.agent.url}/metrics`)).text()).toContain(`kontobro_target_budget_used{target="uc",budget="calls_per_day"} ${used}`);
+    expect(await (await fetch(`${s.agent.url}/metrics`)).text()).toContain(
+      `kontobro_target_budget_used{target="uc",budget="calls_per_day"} ${used}`,
+    );
   });
 
   test("an unknown customer group: needs action listing Uniconta's groups; fixed in the PSA, everything goes by itself", async () => {
@@ -120,7 +166,7 @@ describe("Uniconta through the agent", () => {
     await s.send([customerEv({ group: "UDLAND" })]);
     await waitFor("all delivered", async () => (await count("done")) === 3);
     expect((await s.rows("DebtorClient"))[0].Group).toBe("UDLAND");
-    expect((await s.rows("DebtorInvoiceClient"))).toHaveLength(1);
+    expect(await s.rows("DebtorInvoiceClient")).toHaveLength(1);
   });
 
   test("a number-series mismatch is needs action with the fix; retry accepts Uniconta's number; posted once", async () => {
@@ -141,7 +187,10 @@ describe("Uniconta through the agent", () => {
   });
 
   test("the quota running low and out: pulls are postponed, invoices still go, nothing ever passes the quota", async () => {
-    const s = await start({ calls_per_day: 80, reserve_for_pushes: 40, expenses: { start_date: day(-5) } }, { quota: { limit: 80, mode: "refuse" } });
+    const s = await start(
+      { calls_per_day: 80, reserve_for_pushes: 40, expenses: { start_date: day(-5) } },
+      { quota: { limit: 80, mode: "refuse" } },
+    );
     await s.send([customerEv(), projectEv(), invoiceEv()]);
     await waitFor("first invoice done", async () => (await count("done")) === 3);
     // The day so far: 60 calls used (by this agent, say) — in the agent's counter and at Uniconta.
@@ -155,7 +204,9 @@ describe("Uniconta through the agent", () => {
     expect(await (await fetch(`${s.agent.url}/`)).text()).toContain("Pulls are postponed");
 
     await s.send([20002, 20003, 20004].map((k) => invoiceEv({ number: String(k), psaId: `psa-inv-${k}` })));
-    await waitFor("the budget spent, the rest waiting for midnight", async () => (await s.deliveries()).some((d: any) => d.errorCode === "uniconta.call_budget_spent"));
+    await waitFor("the budget spent, the rest waiting for midnight", async () =>
+      (await s.deliveries()).some((d: any) => d.errorCode === "uniconta.call_budget_spent"),
+    );
     await waitFor("in-flight pushes settled", async () => (await count("in_flight")) === 0);
     const state = await s.control("state");
     expect(state.quota.users.kontobro.used).toBeLessThanOrEqual(80);
@@ -190,37 +241,67 @@ describe("order only", () => {
     expect(await s.runNow("payments")).toMatchObject({ status: "ok", imported: 1 });
     await waitFor("two items at the PSA", () => s.psa.accepted().length === 2);
     expect(s.psa.accepted().map((i) => [i.type, i.data.previousStatus, i.data.status, i.data.unicontaInvoiceNumber])).toEqual([
-      ["invoice.posted", "ordered", "unpaid", 20001], ["invoice.paid", "unpaid", "paid", 20001],
+      ["invoice.posted", "ordered", "unpaid", 20001],
+      ["invoice.paid", "unpaid", "paid", 20001],
     ]);
   });
 });
 
 describe("pulls back to the PSA", () => {
   test("expenses: configured number series and accounts, on projects the PSA sent, never twice, late postings found", async () => {
-    const s = await start({ expenses: { number_series: "KOB", accounts: "2750, 2810", start_date: day(-10), activity: "Udlæg", billable: false, page_size: 2 } });
+    const s = await start({
+      expenses: { number_series: "KOB", accounts: "2750, 2810", start_date: day(-10), activity: "Udlæg", billable: false, page_size: 2 },
+    });
     await s.send([customerEv(), projectEv({ number: "P1" })]);
     await waitFor("master data", async () => (await count("done")) === 2);
     await s.control("rows", { type: "ProjectClient", row: { Number: "P9", Name: "Only in Uniconta", Account: "10042" } });
-    const cost = (over: Record<string, unknown>) => ({ project: "P1", date: day(-1), category: "REJSE", account: "2750", creditorAccount: "30011", text: "Hotel Bergen", amount: 1984, ...over });
-    await s.control("project-costs", { costs: [
-      cost({}),
-      cost({ account: "2810", text: "Underleverandør", amount: 5000, qty: 2, creditorAccount: "30012", category: "MATERIALER" }),
-      cost({ account: "2800", text: "Wrong account", amount: 100 }),
-      cost({ numberSerie: "KASSE", text: "Wrong series", amount: 100 }),
-      cost({ project: "P9", text: "Unknown project", amount: 700 }),
-      cost({ date: day(-30), text: "Before the start date", amount: 100 }),
-      cost({ timeJournal: true, text: "Hours, not an expense", amount: 800 }),
-    ] });
+    const cost = (over: Record<string, unknown>) => ({
+      project: "P1",
+      date: day(-1),
+      category: "REJSE",
+      account: "2750",
+      creditorAccount: "30011",
+      text: "Hotel Bergen",
+      amount: 1984,
+      ...over,
+    });
+    await s.control("project-costs", {
+      costs: [
+        cost({}),
+        cost({ account: "2810", text: "Underleverandør", amount: 5000, qty: 2, creditorAccount: "30012", category: "MATERIALER" }),
+        cost({ account: "2800", text: "Wrong account", amount: 100 }),
+        cost({ numberSerie: "KASSE", text: "Wrong series", amount: 100 }),
+        cost({ project: "P9", text: "Unknown project", amount: 700 }),
+        cost({ date: day(-30), text: "Before the start date", amount: 100 }),
+        cost({ timeJournal: true, text: "Hours, not an expense", amount: 800 }),
+      ],
+    });
     expect(await s.runNow("expenses")).toMatchObject({ status: "ok", imported: 2, ignored: 1 });
     await waitFor("two expenses at the PSA", () => s.psa.accepted().length === 2);
     const hotel = s.psa.accepted().find((i) => i.data.title === "Hotel Bergen");
     expect(hotel).toMatchObject({
-      type: "expense.posted", requires: { entity: "project", key: "P1" },
-      data: { projectNumber: "P1", activity: "Udlæg", billable: false, date: day(-1), quantity: 1, amount: 198400, currency: "DKK", supplier: { number: "30011", name: "Hotel Bergen A/S" }, category: "REJSE", numberSeries: "KOB" },
+      type: "expense.posted",
+      requires: { entity: "project", key: "P1" },
+      data: {
+        projectNumber: "P1",
+        activity: "Udlæg",
+        billable: false,
+        date: day(-1),
+        quantity: 1,
+        amount: 198400,
+        currency: "DKK",
+        supplier: { number: "30011", name: "Hotel Bergen A/S" },
+        category: "REJSE",
+        numberSeries: "KOB",
+      },
     });
     expect(hotel.data.voucherNumber).toBeGreaterThan(0);
     expect(hotel.data.description).toContain("Hotel Bergen");
-    expect(s.psa.accepted().find((i) => i.data.title === "Underleverandør").data).toMatchObject({ quantity: 2, amount: 500000, unitCost: 250000 });
+    expect(s.psa.accepted().find((i) => i.data.title === "Underleverandør").data).toMatchObject({
+      quantity: 2,
+      amount: 500000,
+      unitCost: 250000,
+    });
 
     // Again: nothing new. A cost posted now with an old date (inside start_date) is still found, once.
     expect(await s.runNow("expenses")).toMatchObject({ status: "ok", imported: 0 });
@@ -234,12 +315,22 @@ describe("pulls back to the PSA", () => {
     await waitFor("four expenses at the PSA", () => s.psa.accepted().length === 4);
     const ids = s.psa.accepted().map((i) => i.remoteId);
     expect(new Set(ids).size).toBe(4);
-    expect(s.psa.accepted().map((i) => i.data.title).sort()).toEqual(["Hotel Bergen", "Late receipt", "Underleverandør", "Unknown project"]);
+    expect(
+      s.psa
+        .accepted()
+        .map((i) => i.data.title)
+        .sort(),
+    ).toEqual(["Hotel Bergen", "Late receipt", "Underleverandør", "Unknown project"]);
   });
 
   test("payments: the status of invoices kontobro posted, from the configured start date, each change once", async () => {
     const s = await start({ payments: { start_date: "2026-01-01" } });
-    await s.send([customerEv(), projectEv(), invoiceEv({ dueDate: day(20) }), invoiceEv({ number: "20002", psaId: "psa-inv-20002", dueDate: day(20) })]);
+    await s.send([
+      customerEv(),
+      projectEv(),
+      invoiceEv({ dueDate: day(20) }),
+      invoiceEv({ number: "20002", psaId: "psa-inv-20002", dueDate: day(20) }),
+    ]);
     await waitFor("invoices done", async () => (await count("done")) === 4);
     expect(await s.runNow("payments")).toMatchObject({ status: "ok", fetched: 2, imported: 0 }); // unpaid: the PSA knows
     await s.control("payments", { invoice: 20001, amount: 1000 });
@@ -248,24 +339,44 @@ describe("pulls back to the PSA", () => {
     expect(await s.runNow("payments")).toMatchObject({ imported: 1 });
     expect(await s.runNow("payments")).toMatchObject({ fetched: 1, imported: 0 }); // paid is final
     await waitFor("paid at the PSA", () => s.psa.accepted().length === 1);
-    expect(s.psa.accepted()[0]).toMatchObject({ type: "invoice.paid", data: { invoiceNumber: "20001", unicontaInvoiceNumber: 20001, status: "paid", remainder: 0, currency: "DKK", numberMatches: true } });
+    expect(s.psa.accepted()[0]).toMatchObject({
+      type: "invoice.paid",
+      data: { invoiceNumber: "20001", unicontaInvoiceNumber: 20001, status: "paid", remainder: 0, currency: "DKK", numberMatches: true },
+    });
   });
 });
 
 describe("the demo", () => {
   test("demoTarget() with startUnicontaSandbox(): the demo's sample rounds go through, the broken sample needs action", async () => {
     const srv = startUnicontaSandbox({ port: 0 });
-    const { config, targets } = demoConfig({ dataDir: tempDir("kontobro-uc-demo-"), port: 0, target: { ...demoTarget(srv.url), requests_per_second: 0 } });
+    const { config, targets } = demoConfig({
+      dataDir: tempDir("kontobro-uc-demo-"),
+      port: 0,
+      target: { ...demoTarget(srv.url), requests_per_second: 0 },
+    });
     config.dispatch.retry_base_ms = 20;
     config.dispatch.retry_max_ms = 200;
     config.dispatch.idle_poll_ms = 50;
     const agent = await startAgent(config, targets, silentLogger);
     try {
-      const post = (events: unknown[]) => fetch(`${agent.url}/api/v1/events`, { method: "POST", body: JSON.stringify(events), headers: { authorization: `Bearer ${agent.apiToken}`, "content-type": "application/json" } });
+      const post = (events: unknown[]) =>
+        fetch(`${agent.url}/api/v1/events`, {
+          method: "POST",
+          body: JSON.stringify(events),
+          headers: { authorization: `Bearer ${agent.apiToken}`, "content-type": "application/json" },
+        });
       expect((await post([BROKEN_SAMPLE, ...sampleRound(1), ...sampleRound(2)])).status).toBe(202);
       const counts = () => agent.db.$client.query("SELECT status, count(*) AS n FROM deliveries GROUP BY status ORDER BY status").all();
-      await waitFor("demo delivered", () => JSON.stringify(counts()) === JSON.stringify([{ status: "done", n: 6 }, { status: "needs_action", n: 1 }]));
-      const state = await (await fetch(`${srv.url}/__sandbox/state`)).json() as any;
+      await waitFor(
+        "demo delivered",
+        () =>
+          JSON.stringify(counts()) ===
+          JSON.stringify([
+            { status: "done", n: 6 },
+            { status: "needs_action", n: 1 },
+          ]),
+      );
+      const state = (await (await fetch(`${srv.url}/__sandbox/state`)).json()) as any;
       expect(state.companies[COMPANY].rows.DebtorInvoiceClient.map((i: any) => i.InvoiceNumber)).toEqual([20001, 20002]);
       expect(state.companies[COMPANY].rows.UserDocsClient).toHaveLength(2); // the sample PDFs
     } finally {

@@ -8,7 +8,9 @@ import { waitFor } from "./helpers.ts";
 import { COMPANY, ctx, invoice, seedMasterData, startEnv, type Env } from "./uniconta-fixtures.ts";
 
 let env: Env;
-afterEach(async () => { await env?.stop(); });
+afterEach(async () => {
+  await env?.stop();
+});
 
 /** What the dispatcher does: push again until done, carrying uncertainty forward. */
 async function pushUntilDone(payload: unknown, connector = env.connector): Promise<{ remoteId: string; tries: string[] }> {
@@ -27,8 +29,12 @@ async function pushUntilDone(payload: unknown, connector = env.connector): Promi
   throw new Error(`not done after 100 tries: ${tries.join(", ")}`);
 }
 
-const orderInserts = async () => (await env.requests()).filter((r: any) => r.method === "POST" && /Insert\/DebtorOrderClient$/.test(r.path));
-const postings = async () => (await env.requests()).filter((r: any) => r.method === "POST" && /\/Invoice\/DebtorOrders\/\d+/.test(r.path) && /simulate=false/.test(r.path));
+const orderInserts = async () =>
+  (await env.requests()).filter((r: any) => r.method === "POST" && /Insert\/DebtorOrderClient$/.test(r.path));
+const postings = async () =>
+  (await env.requests()).filter(
+    (r: any) => r.method === "POST" && /\/Invoice\/DebtorOrders\/\d+/.test(r.path) && /simulate=false/.test(r.path),
+  );
 
 describe("Uniconta order inserts answered late", () => {
   test("an order insert answered after the timeout is finished, not doubled: one order, posted once, nothing left over", async () => {
@@ -54,9 +60,16 @@ describe("Uniconta order inserts answered late", () => {
     const inv = invoice();
     expect((await env.connector.push("invoice", inv, ctx())).remoteId).toBe("20001");
     // The late insert of another process lands after the posting: an order carrying the same reference.
-    const auth = { authorization: `Basic ${Buffer.from(`00${COMPANY}/kontobro:demo-password`).toString("base64")}`, "content-type": "application/json" };
+    const auth = {
+      authorization: `Basic ${Buffer.from(`00${COMPANY}/kontobro:demo-password`).toString("base64")}`,
+      "content-type": "application/json",
+    };
     const [posted] = await env.rows("DebtorInvoiceClient");
-    const res = await fetch(`${env.url}/api/Entities/Insert/DebtorOrderClient`, { method: "POST", headers: auth, body: JSON.stringify({ Account: "10042", Project: "P24017", OurRef: posted.OurRef }) });
+    const res = await fetch(`${env.url}/api/Entities/Insert/DebtorOrderClient`, {
+      method: "POST",
+      headers: auth,
+      body: JSON.stringify({ Account: "10042", Project: "P24017", OurRef: posted.OurRef }),
+    });
     expect(res.status).toBeLessThan(300);
     expect(await env.rows("DebtorOrderClient")).toHaveLength(1);
     const again = await env.connector.push("invoice", inv, ctx({ uncertain: true }));

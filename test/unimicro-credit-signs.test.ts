@@ -11,7 +11,7 @@ afterEach(() => env?.stop());
 /** The customer's balance in the sandbox's ledger (receivables account 1500, the customer's sub-account), in kroner. */
 async function owed(): Promise<number> {
   const co = await env.company();
-  const ledger = await (await fetch(`${env.url}/__sandbox/ledger`)).json() as any[];
+  const ledger = (await (await fetch(`${env.url}/__sandbox/ledger`)).json()) as any[];
   const receivables = ledger.filter((l: any) => l.SubAccountID === co.customers[0].ID);
   return Math.round(receivables.reduce((s: number, l: any) => s + l.Amount, 0) * 100) / 100;
 }
@@ -32,7 +32,11 @@ describe("Uni Micro credit notes follow the model's sign convention", () => {
     const before = await owed();
     expect(before).toBe(61073.75); // 48 859.00 + 25 % VAT
 
-    const r = await env.connector.push("invoice", credit("10118", [{ text: "Kreditert reise", quantity: 1, unitPrice: 198400, kind: "expenses" }]), ctx());
+    const r = await env.connector.push(
+      "invoice",
+      credit("10118", [{ text: "Kreditert reise", quantity: 1, unitPrice: 198400, kind: "expenses" }]),
+      ctx(),
+    );
     const co = await env.company();
     const cn = co.invoices.find((i: any) => String(i.ID) === r.remoteId);
     expect(cn).toMatchObject({ StatusCode: 42002, InvoiceType: 1, TaxExclusiveAmount: -1984, TaxInclusiveAmount: -2480 });
@@ -61,10 +65,14 @@ describe("Uni Micro credit notes follow the model's sign convention", () => {
     await bookOriginal();
     const before = await owed();
     // Credit 3 hours, but one hour of it had already been given as a discount.
-    const r = await env.connector.push("invoice", credit("10120", [
-      { text: "Kreditert timer", quantity: 3, unitPrice: 125000, kind: "hours" },
-      { text: "Allerede gitt rabatt", quantity: -1, unitPrice: 125000, kind: "hours" },
-    ]), ctx());
+    const r = await env.connector.push(
+      "invoice",
+      credit("10120", [
+        { text: "Kreditert timer", quantity: 3, unitPrice: 125000, kind: "hours" },
+        { text: "Allerede gitt rabatt", quantity: -1, unitPrice: 125000, kind: "hours" },
+      ]),
+      ctx(),
+    );
     const cn = (await env.company()).invoices.find((i: any) => String(i.ID) === r.remoteId);
     expect(cn.Items.map((i: any) => i.NumberOfItems)).toEqual([-3, 1]);
     expect(cn.TaxExclusiveAmount).toBe(-2500);
@@ -74,13 +82,20 @@ describe("Uni Micro credit notes follow the model's sign convention", () => {
   test("an invoice with a discount line (mixed signs, positive total) is booked with the right total", async () => {
     env = startEnv();
     await seedMasterData(env);
-    const inv = Invoice.parse(invoice({ lines: [
-      { text: "Konsulenttimer april", quantity: 37.5, unitPrice: 125000, kind: "hours" },
-      { text: "Rabatt", quantity: 1, unitPrice: -500000, kind: "hours" },
-    ] }));
+    const inv = Invoice.parse(
+      invoice({
+        lines: [
+          { text: "Konsulenttimer april", quantity: 37.5, unitPrice: 125000, kind: "hours" },
+          { text: "Rabatt", quantity: 1, unitPrice: -500000, kind: "hours" },
+        ],
+      }),
+    );
     const r = await env.connector.push("invoice", inv, ctx());
     const booked = (await env.company()).invoices.find((i: any) => String(i.ID) === r.remoteId);
-    expect(booked.Items.map((i: any) => [i.NumberOfItems, i.PriceExVat])).toEqual([[37.5, 1250], [-1, 5000]]);
+    expect(booked.Items.map((i: any) => [i.NumberOfItems, i.PriceExVat])).toEqual([
+      [37.5, 1250],
+      [-1, 5000],
+    ]);
     expect(booked).toMatchObject({ StatusCode: 42002, TaxExclusiveAmount: 41875, TaxInclusiveAmount: 52343.75 });
     expect(await owed()).toBe(52343.75);
   });
@@ -106,12 +121,25 @@ describe("the sandbox books totals as the platform does", () => {
     const original = co.invoices[0];
     const product = co.products[0].ID;
     // A credit draft rewritten by hand to positive lines cannot be booked.
-    const res = await fetch(`${env.url}/__sandbox/manual/invoices`, { method: "POST", headers: { "content-type": "application/json" },
-      body: JSON.stringify({ creditOf: original.ID, book: true, invoice: { Items: [{ ProductID: product, NumberOfItems: 1, PriceExVat: 100 }] } }) });
+    const res = await fetch(`${env.url}/__sandbox/manual/invoices`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        creditOf: original.ID,
+        book: true,
+        invoice: { Items: [{ ProductID: product, NumberOfItems: 1, PriceExVat: 100 }] },
+      }),
+    });
     expect(res.status).toBe(400);
     expect(JSON.stringify(await res.json())).toContain("A credit note must have a negative total");
-    const neg = await fetch(`${env.url}/__sandbox/manual/invoices`, { method: "POST", headers: { "content-type": "application/json" },
-      body: JSON.stringify({ book: true, invoice: { CustomerID: original.CustomerID, Items: [{ ProductID: product, NumberOfItems: -1, PriceExVat: 100 }] } }) });
+    const neg = await fetch(`${env.url}/__sandbox/manual/invoices`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        book: true,
+        invoice: { CustomerID: original.CustomerID, Items: [{ ProductID: product, NumberOfItems: -1, PriceExVat: 100 }] },
+      }),
+    });
     expect(neg.status).toBe(400);
     expect(JSON.stringify(await neg.json())).toContain("cannot have a negative total");
   });

@@ -18,7 +18,10 @@ describe("DnB Regnskap number rules", () => {
     expect(e).toBeInstanceOf(TargetError);
     expect(e).toMatchObject({ kind: "permanent", code: "unimicro.customer_number_out_of_range", field: "number" });
     expect(e.hint).toContain("100000");
-    expect(await thrown(c.push("project", project({ number: "P-17" }), ctx()))).toMatchObject({ kind: "permanent", code: "unimicro.project_number_not_numeric" });
+    expect(await thrown(c.push("project", project({ number: "P-17" }), ctx()))).toMatchObject({
+      kind: "permanent",
+      code: "unimicro.project_number_not_numeric",
+    });
     const state = await env.state();
     expect(state.requests).toEqual([]);
     expect(state.tokensIssued).toBe(0);
@@ -93,7 +96,13 @@ describe("uncertain outcomes never duplicate", () => {
     env = startEnv();
     await seedMasterData(env);
     await env.connector.push("invoice", invoice(), ctx());
-    const credit = invoice({ kind: "credit_note", number: "10118", psaId: "psa-inv-10118", creditedInvoiceNumber: "10117", lines: [{ text: "Kreditert reise", quantity: 1, unitPrice: 198400, kind: "expenses" }] });
+    const credit = invoice({
+      kind: "credit_note",
+      number: "10118",
+      psaId: "psa-inv-10118",
+      creditedInvoiceNumber: "10117",
+      lines: [{ text: "Kreditert reise", quantity: 1, unitPrice: 198400, kind: "expenses" }],
+    });
     await env.faults({ method: "PUT", path: "create-credit-draft-invoice", fault: "drop_after_commit", count: 1 });
     expect(await thrown(env.connector.push("invoice", credit, ctx()))).toMatchObject({ kind: "uncertain" });
     expect((await env.company()).invoices.filter((i: any) => i.InvoiceType === 1).map((i: any) => i.StatusCode)).toEqual([42001]);

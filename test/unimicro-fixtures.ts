@@ -38,7 +38,12 @@ export function startEnv(o: { sandbox?: UniMicroSandboxOptions; config?: Record<
   });
   const connector = unimicroFactory.create("uni-test", config, { log: silentLogger });
   const control = async (path: string, body?: unknown): Promise<any> => {
-    const res = await fetch(`${srv.url}/__sandbox/${path}`, body === undefined ? { method: path === "state" ? "GET" : "POST" } : { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } });
+    const res = await fetch(
+      `${srv.url}/__sandbox/${path}`,
+      body === undefined
+        ? { method: path === "state" ? "GET" : "POST" }
+        : { method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" } },
+    );
     if (!res.ok) throw new Error(`sandbox control ${path}: ${res.status} ${await res.text()}`);
     return res.json();
   };
@@ -48,27 +53,50 @@ export function startEnv(o: { sandbox?: UniMicroSandboxOptions; config?: Record<
     connector,
     state,
     company: async () => (await state()).companies[DEMO_COMPANY.Key],
-    faults: async (rules) => { await control("faults", rules); },
+    faults: async (rules) => {
+      await control("faults", rules);
+    },
     control,
     stop: () => srv.stop(),
   };
 }
 
 let seq = 0;
-export const ctx = (over: Partial<PushContext> = {}): PushContext => ({ link: null, uncertain: false, idempotencyKey: `test-${++seq}`, ...over });
+export const ctx = (over: Partial<PushContext> = {}): PushContext => ({
+  link: null,
+  uncertain: false,
+  idempotencyKey: `test-${++seq}`,
+  ...over,
+});
 
 export const customer = (over: Record<string, unknown> = {}) => ({
-  number: "100123", name: "Fjordtech AS", orgNumber: "999 888 777", email: "faktura@fjordtech.no", website: "https://fjordtech.no",
-  phone: "+47 55 00 00 00", fax: "+47 55 00 00 01",
+  number: "100123",
+  name: "Fjordtech AS",
+  orgNumber: "999 888 777",
+  email: "faktura@fjordtech.no",
+  website: "https://fjordtech.no",
+  phone: "+47 55 00 00 00",
+  fax: "+47 55 00 00 01",
   addresses: [{ kind: "postal", street: "Strandkaien 2", zip: "5013", city: "Bergen", country: "NO" }],
   ...over,
 });
 
-export const project = (over: Record<string, unknown> = {}) => ({ number: "24017", name: "ERP migration", customerNumber: "100123", startDate: "2024-03-01", ...over });
+export const project = (over: Record<string, unknown> = {}) => ({
+  number: "24017",
+  name: "ERP migration",
+  customerNumber: "100123",
+  startDate: "2024-03-01",
+  ...over,
+});
 
 export const invoice = (over: Record<string, unknown> = {}) => ({
-  number: "10117", psaId: "psa-inv-10117", customerNumber: "100123", projectNumber: "24017",
-  date: "2024-04-30", dueDate: "2024-05-14", ourReference: "Kari Nordmann",
+  number: "10117",
+  psaId: "psa-inv-10117",
+  customerNumber: "100123",
+  projectNumber: "24017",
+  date: "2024-04-30",
+  dueDate: "2024-05-14",
+  ourReference: "Kari Nordmann",
   lines: [
     { text: "Konsulenttimer april", quantity: 37.5, unitPrice: 125000, kind: "hours" },
     { text: "Hotell prosjektreise", quantity: 1, unitPrice: 198400, kind: "expenses" },
@@ -84,6 +112,10 @@ export async function seedMasterData(env: Env): Promise<void> {
 
 /** Runs `p` and returns what it threw (fails the test if it did not throw). */
 export async function thrown(p: Promise<unknown>): Promise<any> {
-  try { await p; } catch (e) { return e; }
+  try {
+    await p;
+  } catch (e) {
+    return e;
+  }
   throw new Error("expected the call to throw");
 }

@@ -17,7 +17,12 @@ async function handMade(over: Record<string, unknown>, book: boolean): Promise<a
   const co = await env.company();
   return env.control("manual/invoices", {
     book,
-    invoice: { CustomerID: co.customers[0].ID, InvoiceDate: "2024-04-29", Items: [{ ProductID: co.products[0].ID, ItemText: "Typed in by hand", NumberOfItems: 2, PriceExVat: 700 }], ...over },
+    invoice: {
+      CustomerID: co.customers[0].ID,
+      InvoiceDate: "2024-04-29",
+      Items: [{ ProductID: co.products[0].ID, ItemText: "Typed in by hand", NumberOfItems: 2, PriceExVat: 700 }],
+      ...over,
+    },
   });
 }
 
@@ -53,7 +58,12 @@ describe("an invoice number that is not ours", () => {
     expectForeign(await thrown(env.connector.push("invoice", invoice(), ctx({ uncertain: true }))), foreign, "draft");
     const co = await env.company();
     expect(co.invoices).toHaveLength(1);
-    expect(co.invoices[0]).toMatchObject({ ID: foreign.ID, StatusCode: 42001, InternalNote: "Fakturert manuelt av Kari", TaxExclusiveAmount: 1400 });
+    expect(co.invoices[0]).toMatchObject({
+      ID: foreign.ID,
+      StatusCode: 42001,
+      InternalNote: "Fakturert manuelt av Kari",
+      TaxExclusiveAmount: 1400,
+    });
     expect(co.journalentries).toHaveLength(0);
   });
 
@@ -65,7 +75,9 @@ describe("an invoice number that is not ours", () => {
     expectForeign(e, { ID: Number(other.remoteId), InvoiceNumber: "10117" }, "invoiced");
     expect(e.message).toContain("PSA invoice psa-inv-OLD");
     // A link to it does not make it ours either.
-    expect(await thrown(env.connector.push("invoice", invoice(), ctx({ link: other })))).toMatchObject({ code: "unimicro.invoice_number_foreign" });
+    expect(await thrown(env.connector.push("invoice", invoice(), ctx({ link: other })))).toMatchObject({
+      code: "unimicro.invoice_number_foreign",
+    });
   });
 
   test("our own invoice is still found, also when a user added text to its internal note", async () => {
@@ -74,7 +86,11 @@ describe("an invoice number that is not ours", () => {
     const ours = await env.connector.push("invoice", invoice(), ctx());
     // The note edited in the app: the marker stays somewhere in the text.
     const note = "Purret 12.05. kontobro:psa-inv-10117 (ikke endre)";
-    await fetch(`${env.url}/__sandbox/manual/invoices/${ours.remoteId}`, { method: "PATCH", body: JSON.stringify({ set: { InternalNote: note } }), headers: { "content-type": "application/json" } });
+    await fetch(`${env.url}/__sandbox/manual/invoices/${ours.remoteId}`, {
+      method: "PATCH",
+      body: JSON.stringify({ set: { InternalNote: note } }),
+      headers: { "content-type": "application/json" },
+    });
     expect((await env.company()).invoices[0].InternalNote).toBe(note);
     expect(await env.connector.find("invoice", invoice())).toEqual({ remoteId: ours.remoteId });
     expect((await env.connector.push("invoice", invoice(), ctx({ uncertain: true }))).remoteId).toBe(ours.remoteId);
@@ -87,7 +103,13 @@ describe("a credit draft that is not ours", () => {
     await seedMasterData(env);
     const original = await env.connector.push("invoice", invoice(), ctx());
     const hand = await env.control("manual/invoices", { creditOf: Number(original.remoteId) });
-    const credit = invoice({ kind: "credit_note", number: "10118", psaId: "psa-inv-10118", creditedInvoiceNumber: "10117", lines: [{ text: "Kreditert reise", quantity: 1, unitPrice: 198400, kind: "expenses" }] });
+    const credit = invoice({
+      kind: "credit_note",
+      number: "10118",
+      psaId: "psa-inv-10118",
+      creditedInvoiceNumber: "10117",
+      lines: [{ text: "Kreditert reise", quantity: 1, unitPrice: 198400, kind: "expenses" }],
+    });
 
     for (const uncertain of [false, true]) {
       const e = await thrown(env.connector.push("invoice", credit, ctx({ uncertain })));
@@ -107,7 +129,11 @@ describe("a credit draft that is not ours", () => {
     env = startEnv();
     await seedMasterData(env);
     const original = await env.connector.push("invoice", invoice(), ctx());
-    const hand = await env.control("manual/invoices", { creditOf: Number(original.remoteId), book: true, invoice: { InvoiceNumber: "10118", Items: [{ ProductID: (await env.company()).products[0].ID, NumberOfItems: -1, PriceExVat: 100 }] } });
+    const hand = await env.control("manual/invoices", {
+      creditOf: Number(original.remoteId),
+      book: true,
+      invoice: { InvoiceNumber: "10118", Items: [{ ProductID: (await env.company()).products[0].ID, NumberOfItems: -1, PriceExVat: 100 }] },
+    });
     const credit = invoice({ kind: "credit_note", number: "10118", psaId: "psa-inv-10118", creditedInvoiceNumber: "10117" });
     const e = await thrown(env.connector.push("invoice", credit, ctx()));
     expect(e).toMatchObject({ code: "unimicro.invoice_number_foreign" });
@@ -137,15 +163,36 @@ describe("through the agent", () => {
     Object.assign(config.dispatch, { retry_base_ms: 20, retry_max_ms: 200, idle_poll_ms: 50 });
     const agent = await startAgent(config, targets, silentLogger);
     try {
-      const post = (events: unknown[]) => fetch(`${agent.url}/api/v1/events`, { method: "POST", body: JSON.stringify(events), headers: { authorization: `Bearer ${agent.apiToken}`, "content-type": "application/json" } });
-      const delivery = (status: string) => agent.db.$client.query("SELECT error_code AS code, error_message AS message, error_hint AS hint FROM deliveries WHERE entity = 'invoice' AND status = ?").get(status) as any;
+      const post = (events: unknown[]) =>
+        fetch(`${agent.url}/api/v1/events`, {
+          method: "POST",
+          body: JSON.stringify(events),
+          headers: { authorization: `Bearer ${agent.apiToken}`, "content-type": "application/json" },
+        });
+      const delivery = (status: string) =>
+        agent.db.$client
+          .query(
+            "SELECT error_code AS code, error_message AS message, error_hint AS hint FROM deliveries WHERE entity = 'invoice' AND status = ?",
+          )
+          .get(status) as any;
       expect((await post([customerEvent(10501)])).status).toBe(202);
-      const sandboxState = async () => (await (await fetch(`${target.sandboxUrl}/__sandbox/state`)).json() as any).companies[DEMO_COMPANY.Key];
+      const sandboxState = async () =>
+        ((await (await fetch(`${target.sandboxUrl}/__sandbox/state`)).json()) as any).companies[DEMO_COMPANY.Key];
       await waitFor("customer at the target", async () => (await sandboxState()).customers.length === 1);
       const co = await sandboxState();
-      const res = await fetch(`${target.sandboxUrl}/__sandbox/manual/invoices`, { method: "POST", headers: { "content-type": "application/json" },
-        body: JSON.stringify({ book: true, invoice: { CustomerID: co.customers[0].ID, InvoiceNumber: "80001", Items: [{ ProductID: co.products[0].ID, NumberOfItems: 1, PriceExVat: 100 }] } }) });
-      const foreign = await res.json() as any;
+      const res = await fetch(`${target.sandboxUrl}/__sandbox/manual/invoices`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          book: true,
+          invoice: {
+            CustomerID: co.customers[0].ID,
+            InvoiceNumber: "80001",
+            Items: [{ ProductID: co.products[0].ID, NumberOfItems: 1, PriceExVat: 100 }],
+          },
+        }),
+      });
+      const foreign = (await res.json()) as any;
 
       expect((await post([invoiceEvent(80001, 10501)])).status).toBe(202);
       const row = await waitFor("needs action", () => delivery("needs_action"));

@@ -35,7 +35,9 @@ describe("Uni Micro answers that come late or break off", () => {
     const r = await pushUntilDone(Invoice.parse(invoice()));
     expect(r.tries[0]).toBe("timeout");
     // The late POST's answer has come (the sandbox logs a request once answered).
-    await waitFor("the late POST answered", async () => (await env.state()).requests.some((q: any) => q.method === "POST" && q.fault === "latency"));
+    await waitFor("the late POST answered", async () =>
+      (await env.state()).requests.some((q: any) => q.method === "POST" && q.fault === "latency"),
+    );
     const rows = await ours("psa-inv-10117");
     expect(rows.map((x: any) => x.StatusCode)).toEqual([42002]);
     expect(String(rows[0].ID)).toBe(r.remoteId);
@@ -47,10 +49,20 @@ describe("Uni Micro answers that come late or break off", () => {
     await env.connector.push("invoice", Invoice.parse(invoice()), ctx());
     // The action makes the (unmarked) credit draft; the read of it that follows gets a 503.
     await env.faults({ method: "GET", path: "^/api/biz/invoices/\\d+\\?expand=Items", fault: "503", count: 1 });
-    const credit = CreditNote.parse(invoice({ kind: "credit_note", number: "10118", psaId: "psa-inv-10118", creditedInvoiceNumber: "10117", lines: [{ text: "Kreditert", quantity: 1, unitPrice: 100000, kind: "hours" }] }));
+    const credit = CreditNote.parse(
+      invoice({
+        kind: "credit_note",
+        number: "10118",
+        psaId: "psa-inv-10118",
+        creditedInvoiceNumber: "10117",
+        lines: [{ text: "Kreditert", quantity: 1, unitPrice: 100000, kind: "hours" }],
+      }),
+    );
     const r = await pushUntilDone(credit);
     expect(r.tries).toEqual(["unimicro.http_503"]);
     const co = await env.company();
-    expect(co.invoices.filter((i: any) => i.InvoiceReferenceID).map((i: any) => [i.StatusCode, i.InternalNote, i.TaxExclusiveAmount])).toEqual([[42002, "kontobro:psa-inv-10118", -1000]]);
+    expect(
+      co.invoices.filter((i: any) => i.InvoiceReferenceID).map((i: any) => [i.StatusCode, i.InternalNote, i.TaxExclusiveAmount]),
+    ).toEqual([[42002, "kontobro:psa-inv-10118", -1000]]);
   });
 });

@@ -16,7 +16,10 @@ import { kidFor } from "../connectors/unimicro/sandbox/store.ts";
 import { customer, invoice, privateKeyPem, publicKey } from "./unimicro-fixtures.ts";
 
 const guid = deterministicGuid("seed");
-const lines = { hours: { accountNumber: 3000, vatCode: "3", productNumber: "1" }, expenses: { accountNumber: 3400, vatCode: "3", productId: 31 } };
+const lines = {
+  hours: { accountNumber: 3000, vatCode: "3", productNumber: "1" },
+  expenses: { accountNumber: 3400, vatCode: "3", productId: 31 },
+};
 const rules: RuleOptions = { title: "DnB Regnskap", customerNumberRange: [100000, 199999], lines };
 
 describe("map", () => {
@@ -28,16 +31,43 @@ describe("map", () => {
   });
 
   test("a new customer: numbers as integers, every child row with _createguid", () => {
-    const body: any = mapCustomer(Customer.parse(customer({ addresses: [{ kind: "postal", street: "Strandkaien 2\nPostboks 7\nBygg B\n3. etg", zip: "5013", city: "Bergen", country: "NO" }, { kind: "delivery", city: "Oslo" }] })), { guid, currencyCodeId: 7 });
-    expect(body).toMatchObject({ CustomerNumber: 100123, OrgNumber: "999888777", WebUrl: "https://fjordtech.no", CurrencyCodeID: 7, _createguid: guid("Customer") });
+    const body: any = mapCustomer(
+      Customer.parse(
+        customer({
+          addresses: [
+            { kind: "postal", street: "Strandkaien 2\nPostboks 7\nBygg B\n3. etg", zip: "5013", city: "Bergen", country: "NO" },
+            { kind: "delivery", city: "Oslo" },
+          ],
+        }),
+      ),
+      { guid, currencyCodeId: 7 },
+    );
+    expect(body).toMatchObject({
+      CustomerNumber: 100123,
+      OrgNumber: "999888777",
+      WebUrl: "https://fjordtech.no",
+      CurrencyCodeID: 7,
+      _createguid: guid("Customer"),
+    });
     expect(body.Info).toMatchObject({ Name: "Fjordtech AS", _createguid: guid("Info") });
-    expect(body.Info.InvoiceAddress).toEqual({ _createguid: guid("Info.InvoiceAddress"), AddressLine1: "Strandkaien 2", AddressLine2: "Postboks 7", AddressLine3: "Bygg B, 3. etg", PostalCode: "5013", City: "Bergen", CountryCode: "NO" });
+    expect(body.Info.InvoiceAddress).toEqual({
+      _createguid: guid("Info.InvoiceAddress"),
+      AddressLine1: "Strandkaien 2",
+      AddressLine2: "Postboks 7",
+      AddressLine3: "Bygg B, 3. etg",
+      PostalCode: "5013",
+      City: "Bergen",
+      CountryCode: "NO",
+    });
     expect(body.Info.ShippingAddress).toEqual({ _createguid: guid("Info.ShippingAddress"), City: "Oslo" });
     expect(body.Info.DefaultEmail).toEqual({ _createguid: guid("Info.DefaultEmail"), EmailAddress: "faktura@fjordtech.no" });
   });
 
   test("an existing customer: child rows by ID, no guids, so a PUT updates in place", () => {
-    const body: any = mapCustomer(Customer.parse(customer()), { guid, existing: { infoId: 5, invoiceAddressId: 6, emailId: 7, phoneId: 8, faxId: 9 } });
+    const body: any = mapCustomer(Customer.parse(customer()), {
+      guid,
+      existing: { infoId: 5, invoiceAddressId: 6, emailId: 7, phoneId: 8, faxId: 9 },
+    });
     expect(body._createguid).toBeUndefined();
     expect(body.Info.ID).toBe(5);
     expect(body.Info.InvoiceAddress.ID).toBe(6);
@@ -48,17 +78,51 @@ describe("map", () => {
 
   test("an invoice draft: internal IDs, amounts in kroner, project dimensions, payment id", () => {
     const inv = Invoice.parse(invoice());
-    const body: any = mapInvoice(inv, { guid, customerId: 412, projectId: 57, lines: [{ productId: 31, accountId: 301, vatTypeId: 10 }, { productId: 32, accountId: 302, vatTypeId: 10 }] });
-    expect(body).toMatchObject({ CustomerID: 412, InvoiceDate: "2024-04-30", PaymentDueDate: "2024-05-14", InvoiceNumber: "10117", PaymentID: "10117", InternalNote: "kontobro:psa-inv-10117", OurReference: "Kari Nordmann" });
+    const body: any = mapInvoice(inv, {
+      guid,
+      customerId: 412,
+      projectId: 57,
+      lines: [
+        { productId: 31, accountId: 301, vatTypeId: 10 },
+        { productId: 32, accountId: 302, vatTypeId: 10 },
+      ],
+    });
+    expect(body).toMatchObject({
+      CustomerID: 412,
+      InvoiceDate: "2024-04-30",
+      PaymentDueDate: "2024-05-14",
+      InvoiceNumber: "10117",
+      PaymentID: "10117",
+      InternalNote: "kontobro:psa-inv-10117",
+      OurReference: "Kari Nordmann",
+    });
     expect(body.DefaultDimensions).toEqual({ ProjectID: 57, _createguid: guid("DefaultDimensions") });
-    expect(body.Items[0]).toMatchObject({ ProductID: 31, AccountID: 301, VatTypeID: 10, NumberOfItems: 37.5, PriceExVat: 1250, ItemText: "Konsulenttimer april", SortIndex: 1, PriceSetByUser: true });
+    expect(body.Items[0]).toMatchObject({
+      ProductID: 31,
+      AccountID: 301,
+      VatTypeID: 10,
+      NumberOfItems: 37.5,
+      PriceExVat: 1250,
+      ItemText: "Konsulenttimer april",
+      SortIndex: 1,
+      PriceSetByUser: true,
+    });
     expect(body.Items[0].Dimensions).toEqual({ ProjectID: 57, _createguid: guid("Items.0.Dimensions") });
     expect(body.Items[1].PriceExVat).toBe(1984);
   });
 
   test("rewriting a draft deletes its old items and keeps its dimensions row", () => {
-    const body: any = mapInvoice(Invoice.parse(invoice()), { guid, customerId: 1, projectId: 57, lines: [{ productId: 31 }, { productId: 31 }], existing: { itemIds: [90, 91], defaultDimensionsId: 70 } });
-    expect(body.Items.slice(0, 2)).toEqual([{ ID: 90, Deleted: true }, { ID: 91, Deleted: true }]);
+    const body: any = mapInvoice(Invoice.parse(invoice()), {
+      guid,
+      customerId: 1,
+      projectId: 57,
+      lines: [{ productId: 31 }, { productId: 31 }],
+      existing: { itemIds: [90, 91], defaultDimensionsId: 70 },
+    });
+    expect(body.Items.slice(0, 2)).toEqual([
+      { ID: 90, Deleted: true },
+      { ID: 91, Deleted: true },
+    ]);
     expect(body.Items).toHaveLength(4);
     expect(body.DefaultDimensions).toEqual({ ID: 70, ProjectID: 57 });
     expect(body._createguid).toBeUndefined();
@@ -82,7 +146,11 @@ describe("map", () => {
     expect(voucherFollows("118-2024", "10117")).toBe(false);
     expect(voucherFollows(undefined, "10117")).toBe(false);
     expect(lineNeeds({ kind: "hours" }, lines)).toEqual({ accountNumber: 3000, vatCode: "3", productNumber: "1" });
-    expect(lineNeeds({ kind: "expenses", account: "7140", vatCode: "5" }, lines)).toEqual({ accountNumber: 7140, vatCode: "5", productId: 31 });
+    expect(lineNeeds({ kind: "expenses", account: "7140", vatCode: "5" }, lines)).toEqual({
+      accountNumber: 7140,
+      vatCode: "5",
+      productId: 31,
+    });
     expect(lineNeeds({ kind: "hours", productCode: "P-9" }, lines)).toMatchObject({ productNumber: "P-9" });
   });
 });
@@ -109,7 +177,9 @@ describe("rules", () => {
   test("project numbers: digits only, at most 9", () => {
     expect(projectRules({ number: "24017", name: "x", status: "active" }, rules)).toEqual([]);
     expect(codes(projectRules({ number: "P-24017", name: "x", status: "active" }, rules))).toEqual(["unimicro.project_number_not_numeric"]);
-    expect(codes(projectRules({ number: "1234567890", name: "x", status: "active" }, rules))).toEqual(["unimicro.project_number_not_numeric"]);
+    expect(codes(projectRules({ number: "1234567890", name: "x", status: "active" }, rules))).toEqual([
+      "unimicro.project_number_not_numeric",
+    ]);
   });
 
   test("invoices: KID or numeric invoice number, line set-up, credit notes", () => {
@@ -118,32 +188,67 @@ describe("rules", () => {
     expect(invoiceRules(Invoice.parse(invoice({ number: "INV-7", paymentId: "00071" })), rules)).toEqual([]);
     expect(codes(invoiceRules(Invoice.parse(invoice({ paymentId: "7A" })), rules))).toEqual(["unimicro.kid_invalid"]);
     expect(codes(invoiceRules(Invoice.parse(invoice({ projectNumber: "P1" })), rules))).toEqual(["unimicro.project_number_not_numeric"]);
-    expect(codes(invoiceRules(Invoice.parse(invoice({ lines: [{ text: "Vare", quantity: 1, unitPrice: 100, kind: "products" }] })), rules)))
-      .toEqual(["unimicro.line_account_missing", "unimicro.line_vat_missing", "unimicro.line_product_missing"]);
+    expect(
+      codes(invoiceRules(Invoice.parse(invoice({ lines: [{ text: "Vare", quantity: 1, unitPrice: 100, kind: "products" }] })), rules)),
+    ).toEqual(["unimicro.line_account_missing", "unimicro.line_vat_missing", "unimicro.line_product_missing"]);
     // Negative invoices and credit notes that would charge are refused at intake already; the rules stay as guards.
     const parsed = Invoice.parse(invoice());
-    expect(codes(invoiceRules({ ...parsed, lines: [{ ...parsed.lines[0]!, quantity: -1 }] }, rules))).toEqual(["unimicro.invoice_negative"]);
+    expect(codes(invoiceRules({ ...parsed, lines: [{ ...parsed.lines[0]!, quantity: -1 }] }, rules))).toEqual([
+      "unimicro.invoice_negative",
+    ]);
     const credit = CreditNote.parse(invoice({ kind: "credit_note", creditedInvoiceNumber: "1" }));
-    expect(codes(invoiceRules({ ...credit, lines: [{ ...credit.lines[0]!, quantity: -1 }] }, rules))).toEqual(["unimicro.credit_note_not_negative"]);
+    expect(codes(invoiceRules({ ...credit, lines: [{ ...credit.lines[0]!, quantity: -1 }] }, rules))).toEqual([
+      "unimicro.credit_note_not_negative",
+    ]);
     // A credit note crediting its own number is refused at intake already; the connector's rule stays as a guard.
     expect(CreditNote.safeParse(invoice({ kind: "credit_note", creditedInvoiceNumber: "10117" })).success).toBe(false);
-    const selfCredit = { ...CreditNote.parse(invoice({ kind: "credit_note", creditedInvoiceNumber: "1" })), creditedInvoiceNumber: "10117" };
+    const selfCredit = {
+      ...CreditNote.parse(invoice({ kind: "credit_note", creditedInvoiceNumber: "1" })),
+      creditedInvoiceNumber: "10117",
+    };
     expect(codes(invoiceRules(selfCredit, rules))).toEqual(["unimicro.credit_note_self"]);
   });
 });
 
 describe("error envelope", () => {
   test("validation results become a plain message with field and hint", () => {
-    const p = describeUniError(400, { Message: "Validation failed", _validationResults: { CustomerNumber: [{ Message: "Customer number already in use", Level: 3 }] } }, "POST", "/api/biz/customers", "DnB Regnskap");
+    const p = describeUniError(
+      400,
+      { Message: "Validation failed", _validationResults: { CustomerNumber: [{ Message: "Customer number already in use", Level: 3 }] } },
+      "POST",
+      "/api/biz/customers",
+      "DnB Regnskap",
+    );
     expect(p).toMatchObject({ code: "unimicro.validation", field: "CustomerNumber" });
-    expect(p.message).toBe("DnB Regnskap refused POST /api/biz/customers: Validation failed (CustomerNumber: Customer number already in use)");
+    expect(p.message).toBe(
+      "DnB Regnskap refused POST /api/biz/customers: Validation failed (CustomerNumber: Customer number already in use)",
+    );
     expect(p.hint).toContain("already exists");
   });
 
   test("foreign keys, missing guids, 403 and unknown shapes", () => {
-    expect(describeUniError(500, { Message: "An error occurred (foreign key constraint) when saving CustomerInvoiceItem.VatTypeID" }, "POST", "/x", "T")).toMatchObject({ code: "unimicro.foreign_key" });
-    expect(describeUniError(400, { Message: "creating new entities in a PUT is not allowed unless _createguid property is specified" }, "PUT", "/x", "T").hint).toContain("bug");
-    expect(describeUniError(403, null, "GET", "/x", "T")).toMatchObject({ code: "unimicro.http_403", message: "T refused GET /x: HTTP 403" });
+    expect(
+      describeUniError(
+        500,
+        { Message: "An error occurred (foreign key constraint) when saving CustomerInvoiceItem.VatTypeID" },
+        "POST",
+        "/x",
+        "T",
+      ),
+    ).toMatchObject({ code: "unimicro.foreign_key" });
+    expect(
+      describeUniError(
+        400,
+        { Message: "creating new entities in a PUT is not allowed unless _createguid property is specified" },
+        "PUT",
+        "/x",
+        "T",
+      ).hint,
+    ).toContain("bug");
+    expect(describeUniError(403, null, "GET", "/x", "T")).toMatchObject({
+      code: "unimicro.http_403",
+      message: "T refused GET /x: HTTP 403",
+    });
     expect(flattenValidation([{ PropertyName: "Name", Message: "required" }])).toEqual([{ field: "Name", message: "required" }]);
     expect(flattenValidation("broken")).toEqual([{ message: "broken" }]);
   });
@@ -156,14 +261,22 @@ describe("error envelope", () => {
 describe("config", () => {
   const base = { client_id: "c", private_key: "k.pem", company_key: "key" };
   test("brand defaults, and what must be given", () => {
-    const s = settingsFrom(UniMicroConfig.parse({ ...base, platform: "sparebank1-regnskap", accounts: { hours: 3000 }, vat_codes: { hours: 3 } }));
+    const s = settingsFrom(
+      UniMicroConfig.parse({ ...base, platform: "sparebank1-regnskap", accounts: { hours: 3000 }, vat_codes: { hours: 3 } }),
+    );
     expect(s).toMatchObject({ title: "SpareBank 1 Regnskap", baseUrl: "https://regnskap.sb1.no", customerNumberRange: [100000, 199999] });
     expect(s.lines.hours).toEqual({ accountNumber: 3000, vatCode: "3", productId: undefined, productNumber: undefined });
     const dnb = UniMicroConfig.safeParse({ ...base, platform: "dnb-regnskap" });
     expect(dnb.success).toBe(false);
     expect(dnb.error!.issues.map((i) => i.path.join("."))).toEqual(["identity_url"]);
-    expect(UniMicroConfig.safeParse({ ...base, platform: "custom" }).error!.issues.map((i) => i.path.join("."))).toEqual(["base_url", "identity_url"]);
-    expect(settingsFrom(UniMicroConfig.parse({ ...base, platform: "custom", base_url: "http://x/", identity_url: "http://x/connect/token" })).customerNumberRange).toBeNull();
+    expect(UniMicroConfig.safeParse({ ...base, platform: "custom" }).error!.issues.map((i) => i.path.join("."))).toEqual([
+      "base_url",
+      "identity_url",
+    ]);
+    expect(
+      settingsFrom(UniMicroConfig.parse({ ...base, platform: "custom", base_url: "http://x/", identity_url: "http://x/connect/token" }))
+        .customerNumberRange,
+    ).toBeNull();
   });
 
   test("the old key names timeout_ms and rate_per_second still work, with a warning naming the new ones; not beside them", () => {
@@ -178,13 +291,21 @@ describe("config", () => {
     expect(now.warnings).toEqual([]);
     expect(settingsFrom(now.targets[0]!.settings)).toMatchObject({ timeoutMs: 5000, requestsPerSecond: 0 });
     let problems: string[] = [];
-    try { validateConfig({ targets: [{ ...target, timeout_ms: 5000, request_timeout_ms: 6000 }] }, {}); } catch (e) { problems = (e as ConfigError).problems; }
+    try {
+      validateConfig({ targets: [{ ...target, timeout_ms: 5000, request_timeout_ms: 6000 }] }, {});
+    } catch (e) {
+      problems = (e as ConfigError).problems;
+    }
     expect(problems).toEqual(["targets[0].timeout_ms: is the old name of request_timeout_ms, which is set too; remove timeout_ms"]);
   });
 });
 
 describe("sandbox query engine", () => {
-  const rows = [{ ID: 1, StatusCode: 42001, Info: { Name: "Alfa" } }, { ID: 2, StatusCode: null, Info: { Name: "Beta" } }, { ID: 3, StatusCode: 42002, Info: { Name: "alfabet" } }];
+  const rows = [
+    { ID: 1, StatusCode: 42001, Info: { Name: "Alfa" } },
+    { ID: 2, StatusCode: null, Info: { Name: "Beta" } },
+    { ID: 3, StatusCode: 42002, Info: { Name: "alfabet" } },
+  ];
   const ids = (filter: string) => rows.filter(parseFilter(filter)).map((r) => r.ID);
 
   test("null compares like SQL: `ne` drops rows whose value is null", () => {
@@ -213,7 +334,12 @@ describe("sandbox query engine", () => {
 describe("sandbox fault rules", () => {
   test("one-shot by default, counted, method and case-insensitive path filters, `kind` alias", () => {
     const f = new Faults();
-    f.add(FaultRulesBody.parse([{ fault: "503", path: "^/api/biz/customers$" }, { kind: "429", method: "post", path: "ACTION=INVOICE", count: 2 }]));
+    f.add(
+      FaultRulesBody.parse([
+        { fault: "503", path: "^/api/biz/customers$" },
+        { kind: "429", method: "post", path: "ACTION=INVOICE", count: 2 },
+      ]),
+    );
     expect(f.decide("GET", "/api/biz/projects", "").fired).toEqual([]);
     expect(f.decide("GET", "/api/biz/customers", "?top=1").fail).toBe("503");
     expect(f.decide("GET", "/api/biz/customers", "").fail).toBeUndefined();
@@ -228,19 +354,39 @@ describe("sandbox fault rules", () => {
 describe("sandbox identity server", () => {
   const url = "http://127.0.0.1/connect/token";
   const key = createPrivateKey(privateKeyPem);
-  const form = (assertion: string, clientId = "c1") => ({ grant_type: "client_credentials", scope: "AppFramework", client_id: clientId, client_assertion_type: "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", client_assertion: assertion });
+  const form = (assertion: string, clientId = "c1") => ({
+    grant_type: "client_credentials",
+    scope: "AppFramework",
+    client_id: clientId,
+    client_assertion_type: "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+    client_assertion: assertion,
+  });
 
   test("accepts a signed assertion once; rejects replay, wrong audience and an unknown key", () => {
-    const ids = new IdentityServer([{ clientId: "c1", publicKey }, { clientId: "c2", publicKey: generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey }], 60);
+    const ids = new IdentityServer(
+      [
+        { clientId: "c1", publicKey },
+        { clientId: "c2", publicKey: generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey },
+      ],
+      60,
+    );
     const a = buildClientAssertion({ clientId: "c1", audience: url, key, nowMs: Date.now() });
     const ok = ids.token(form(a), url);
     expect(ok.status).toBe(200);
     expect(ok.body.expires_in).toBe(60);
     expect(ids.authenticate(`Bearer ${ok.body.access_token}`)).toBe("c1");
     expect(ids.token(form(a), url).body.error_description).toContain("already used");
-    expect(ids.token(form(buildClientAssertion({ clientId: "c1", audience: "http://elsewhere/connect/token", key, nowMs: Date.now() })), url).body.error_description).toContain("aud");
-    expect(ids.token(form(buildClientAssertion({ clientId: "c2", audience: url, key, nowMs: Date.now() }), "c2"), url).body.error_description).toContain("signature");
-    expect(ids.token(form(buildClientAssertion({ clientId: "c1", audience: url, key, nowMs: Date.now() - 600_000 })), url).body.error_description).toContain("expired");
+    expect(
+      ids.token(form(buildClientAssertion({ clientId: "c1", audience: "http://elsewhere/connect/token", key, nowMs: Date.now() })), url)
+        .body.error_description,
+    ).toContain("aud");
+    expect(
+      ids.token(form(buildClientAssertion({ clientId: "c2", audience: url, key, nowMs: Date.now() }), "c2"), url).body.error_description,
+    ).toContain("signature");
+    expect(
+      ids.token(form(buildClientAssertion({ clientId: "c1", audience: url, key, nowMs: Date.now() - 600_000 })), url).body
+        .error_description,
+    ).toContain("expired");
     ids.expireAll();
     expect(ids.authenticate(`Bearer ${ok.body.access_token}`)).toBeNull();
   });

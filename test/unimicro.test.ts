@@ -23,12 +23,24 @@ describe("unimicro push: customer → project → invoice → credit note", () =
     expect(stored.OrgNumber).toBe("999888777");
     expect(stored.WebUrl).toBe("https://fjordtech.no");
     expect(stored.Info.Name).toBe("Fjordtech AS");
-    expect(stored.Info.InvoiceAddress).toMatchObject({ AddressLine1: "Strandkaien 2", PostalCode: "5013", City: "Bergen", CountryCode: "NO" });
+    expect(stored.Info.InvoiceAddress).toMatchObject({
+      AddressLine1: "Strandkaien 2",
+      PostalCode: "5013",
+      City: "Bergen",
+      CountryCode: "NO",
+    });
     expect(stored.Info.DefaultEmail.EmailAddress).toBe("faktura@fjordtech.no");
     expect(stored.Info.Phones.map((p: any) => p.Number)).toEqual(["+47 55 00 00 01"]);
 
     // An update through the link changes the rows in place: no second address, email or fax row.
-    await c.push("customer", customer({ name: "Fjordtech Bergen AS", addresses: [{ kind: "postal", street: "Bryggen 1", zip: "5003", city: "Bergen", country: "NO" }] }), ctx({ link: cust }));
+    await c.push(
+      "customer",
+      customer({
+        name: "Fjordtech Bergen AS",
+        addresses: [{ kind: "postal", street: "Bryggen 1", zip: "5003", city: "Bergen", country: "NO" }],
+      }),
+      ctx({ link: cust }),
+    );
     co = await env.company();
     expect(co.customers).toHaveLength(1);
     expect(co.customers[0].Info.Name).toBe("Fjordtech Bergen AS");
@@ -39,7 +51,12 @@ describe("unimicro push: customer → project → invoice → credit note", () =
     const proj = await c.push("project", project(), ctx());
     co = await env.company();
     expect(co.projects).toHaveLength(1);
-    expect(co.projects[0]).toMatchObject({ ProjectNumber: "24017", ProjectNumberNumeric: 24017, Name: "ERP migration", ProjectCustomerID: stored.ID });
+    expect(co.projects[0]).toMatchObject({
+      ProjectNumber: "24017",
+      ProjectNumberNumeric: 24017,
+      Name: "ERP migration",
+      ProjectCustomerID: stored.ID,
+    });
     expect(String(co.projects[0].ID)).toBe(proj.remoteId);
 
     const inv = await c.push("invoice", invoice(), ctx());
@@ -48,7 +65,14 @@ describe("unimicro push: customer → project → invoice → credit note", () =
     expect(co.invoices).toHaveLength(1);
     const booked = co.invoices[0];
     expect(String(booked.ID)).toBe(inv.remoteId);
-    expect(booked).toMatchObject({ StatusCode: 42002, InvoiceNumber: "10117", PaymentID: "10117", CustomerID: stored.ID, TaxExclusiveAmount: 48859, OurReference: "Kari Nordmann" });
+    expect(booked).toMatchObject({
+      StatusCode: 42002,
+      InvoiceNumber: "10117",
+      PaymentID: "10117",
+      CustomerID: stored.ID,
+      TaxExclusiveAmount: 48859,
+      OurReference: "Kari Nordmann",
+    });
     expect(booked.DefaultDimensions.ProjectID).toBe(co.projects[0].ID);
     const products = co.products;
     expect(booked.Items.map((i: any) => i.ProductID)).toEqual([idOf(products, "PartName", "1"), idOf(products, "PartName", "2")]);
@@ -57,11 +81,21 @@ describe("unimicro push: customer → project → invoice → credit note", () =
     // No KID: the invoice number is the payment id, and the voucher follows it.
     expect(co.journalentries.map((j: any) => j.JournalEntryNumber)).toEqual(["10117-2024"]);
 
-    const credit = await c.push("invoice", invoice({ kind: "credit_note", number: "10118", psaId: "psa-inv-10118", creditedInvoiceNumber: "10117" }), ctx());
+    const credit = await c.push(
+      "invoice",
+      invoice({ kind: "credit_note", number: "10118", psaId: "psa-inv-10118", creditedInvoiceNumber: "10117" }),
+      ctx(),
+    );
     co = await env.company();
     expect(co.invoices).toHaveLength(2);
     const cn = co.invoices.find((i: any) => String(i.ID) === credit.remoteId);
-    expect(cn).toMatchObject({ StatusCode: 42002, InvoiceNumber: "10118", InvoiceReferenceID: booked.ID, InvoiceType: 1, TaxExclusiveAmount: -48859 });
+    expect(cn).toMatchObject({
+      StatusCode: 42002,
+      InvoiceNumber: "10118",
+      InvoiceReferenceID: booked.ID,
+      InvoiceType: 1,
+      TaxExclusiveAmount: -48859,
+    });
     expect(cn.Items.map((i: any) => i.NumberOfItems)).toEqual([-37.5, -1]);
     expect(co.invoices.find((i: any) => i.ID === booked.ID).StatusCode).toBe(42006);
 
@@ -115,7 +149,13 @@ describe("unimicro check()", () => {
   test("passes with the right company key and resolves the line set-up", async () => {
     env = startEnv();
     const items = await env.connector.check();
-    expect(items.map((i) => [i.name, i.ok])).toEqual([["credentials", true], ["company", true], ["hours lines", true], ["expenses lines", true], ["products lines", true]]);
+    expect(items.map((i) => [i.name, i.ok])).toEqual([
+      ["credentials", true],
+      ["company", true],
+      ["hours lines", true],
+      ["expenses lines", true],
+      ["products lines", true],
+    ]);
   });
 
   test("names the reachable companies when the company key is wrong", async () => {

@@ -12,7 +12,10 @@ test("runs a step at once, sleeps as told, wakes on notify, keeps going after an
       if (round === 2) throw new Error("busy");
       return 60_000;
     },
-    onError: (e) => { seen.push(`error ${(e as Error).message}`); return 0; },
+    onError: (e) => {
+      seen.push(`error ${(e as Error).message}`);
+      return 0;
+    },
     onCrash: () => seen.push("crash"),
   });
   loop.start();

@@ -8,13 +8,14 @@ export const backup = defineCommand({
   name: "backup",
   args: "FILE",
   summary: "a consistent copy of the database, safe while the agent runs",
-  description: "One snapshot of the database, write-ahead log included (SQLite's VACUUM INTO), taken while the agent\n" +
+  description:
+    "One snapshot of the database, write-ahead log included (SQLite's VACUUM INTO), taken while the agent\n" +
     "keeps working. It never overwrites a file: FILE must not exist. Restore it with `kontobro restore FILE`.",
   options: { ...CONFIG_OPTION },
   positionals: [1, 1],
   examples: [
     "kontobro backup /var/backups/kontobro/nightly.db",
-    ["kontobro backup \"backup-$(date +%F).db\" --config /etc/kontobro/kontobro.toml", "from cron, one file a day"],
+    ['kontobro backup "backup-$(date +%F).db" --config /etc/kontobro/kontobro.toml', "from cron, one file a day"],
   ],
   run({ values, positionals: [file] }) {
     const { config } = loadConfig(values.config);

@@ -19,25 +19,39 @@ export async function reachability(t: TargetConfig, title: string, timeoutMs = 1
   const proxy = proxyFor(url);
   const s = currentProxy();
   const https = url.toLowerCase().startsWith("https:");
-  const how = proxy ? `through the proxy ${showProxy(proxy)} (from ${s.source})`
-    : (https ? s.https : s.http) ? `directly (${host} is in NO_PROXY / [proxy] no_proxy)`
-    : s.source !== "none" ? `directly (no proxy for ${https ? "https" : "http"} URLs: ${https ? "HTTPS_PROXY" : "HTTP_PROXY"} is not set)`
-    : "directly (no proxy: neither [proxy] url nor HTTPS_PROXY/HTTP_PROXY is set)";
+  const how = proxy
+    ? `through the proxy ${showProxy(proxy)} (from ${s.source})`
+    : (https ? s.https : s.http)
+      ? `directly (${host} is in NO_PROXY / [proxy] no_proxy)`
+      : s.source !== "none"
+        ? `directly (no proxy for ${https ? "https" : "http"} URLs: ${https ? "HTTPS_PROXY" : "HTTP_PROXY"} is not set)`
+        : "directly (no proxy: neither [proxy] url nor HTTPS_PROXY/HTTP_PROXY is set)";
   const lines = [`  network: ${host} ${how}`];
   try {
-    const res = await fetch(`${origin}/`, { method: "HEAD", redirect: "manual", signal: AbortSignal.timeout(timeoutMs), ...proxyOption(url) });
+    const res = await fetch(`${origin}/`, {
+      method: "HEAD",
+      redirect: "manual",
+      signal: AbortSignal.timeout(timeoutMs),
+      ...proxyOption(url),
+    });
     await res.arrayBuffer().catch(() => {});
     // A proxy that cannot reach the target answers for it: 502 Bad Gateway or 504 Gateway Timeout.
     if (proxy && (res.status === 502 || res.status === 504)) {
-      lines.push(`  FAIL reachable: the proxy ${showProxy(proxy)} answered ${res.status} for ${host}: it could not reach ${title}`,
-        `       fix: Check that the proxy may reach ${host} (its allow list, its DNS), or put ${host} in NO_PROXY / [proxy] no_proxy if it is reachable directly.`);
+      lines.push(
+        `  FAIL reachable: the proxy ${showProxy(proxy)} answered ${res.status} for ${host}: it could not reach ${title}`,
+        `       fix: Check that the proxy may reach ${host} (its allow list, its DNS), or put ${host} in NO_PROXY / [proxy] no_proxy if it is reachable directly.`,
+      );
       return { ok: false, lines };
     }
     lines.push(`  ok   reachable: ${host} answered (HTTP ${res.status})`);
     return { ok: true, lines };
   } catch (e) {
     const err = networkError(e, false, "HEAD", `${origin}/`, title, proxy);
-    lines.push(`  FAIL reachable: ${err.message}`, `       fix: ${err.hint}`, "       (the other checks of this target need the connection; skipped)");
+    lines.push(
+      `  FAIL reachable: ${err.message}`,
+      `       fix: ${err.hint}`,
+      "       (the other checks of this target need the connection; skipped)",
+    );
     return { ok: false, lines };
   }
 }

@@ -12,7 +12,8 @@ import { loadConfig } from "./runtime.ts";
 export const check = defineCommand({
   name: "check",
   summary: "verify each target's credentials and required set-up",
-  description: "Says whether each target can be reached, and whether through a proxy (HTTPS_PROXY/HTTP_PROXY/NO_PROXY or\n" +
+  description:
+    "Says whether each target can be reached, and whether through a proxy (HTTPS_PROXY/HTTP_PROXY/NO_PROXY or\n" +
     "[proxy] in kontobro.toml). Then asks each target whether the credentials work and the set-up kontobro relies on exists, and\n" +
     "says in plain words how to fix what is missing. Exits 1 if a check failed. For a target that calls back\n" +
     "(webhooks), it also shows the webhook token and the URLs to configure there.",
@@ -34,7 +35,10 @@ export const check = defineCommand({
       console.log(`${name} (${connector.kind}):`);
       const reach = await reachability(targets.find((t) => t.name === name)!, connectorKinds[connector.kind]?.title ?? connector.kind);
       for (const line of reach.lines) console.log(line);
-      if (!reach.ok) { ok = false; continue; }
+      if (!reach.ok) {
+        ok = false;
+        continue;
+      }
       for (const item of await connector.check()) {
         ok &&= item.ok;
         console.log(`  ${item.ok ? "ok  " : "FAIL"} ${item.name}: ${item.message}`);

@@ -82,7 +82,8 @@ function columns(rows: [string, string][], indent = "  "): string {
 /** The list of commands of a usage; a group's listing shows the sub-commands of its nested groups too. */
 export function commandList(commands: Command[], expandGroups = false): string {
   const rows = commands.flatMap((c): [string, string][] =>
-    expandGroups && isGroup(c) ? c.subcommands.map((s) => [`${c.name} ${synopsis(s)}`, s.summary]) : [[synopsis(c), c.summary]]);
+    expandGroups && isGroup(c) ? c.subcommands.map((s) => [`${c.name} ${synopsis(s)}`, s.summary]) : [[synopsis(c), c.summary]],
+  );
   return columns(rows);
 }
 
@@ -99,15 +100,21 @@ function header(c: Command, path: string): string {
 export function usageOf(c: Command, path: string): string {
   const description = c.description ? `\n\n${c.description}` : "";
   if (isGroup(c)) {
-    return `${header(c, path)}\n\nUsage: ${path} <sub-command> ...${description}\n\nSub-commands:\n${commandList(c.subcommands, true)}\n\n` +
-      `Run \`${path} <sub-command> --help\` for its options and examples.${examplesSection(c.examples)}`;
+    return (
+      `${header(c, path)}\n\nUsage: ${path} <sub-command> ...${description}\n\nSub-commands:\n${commandList(c.subcommands, true)}\n\n` +
+      `Run \`${path} <sub-command> --help\` for its options and examples.${examplesSection(c.examples)}`
+    );
   }
   const options = { ...c.options, ...HELP_OPTION } as OptionSpecs;
-  const rows = Object.entries(options).map(([name, o]): [string, string] =>
-    [`${o.short ? `-${o.short}, ` : ""}--${name}${o.type === "string" ? ` ${o.value ?? "VALUE"}` : ""}`, o.help]);
+  const rows = Object.entries(options).map(([name, o]): [string, string] => [
+    `${o.short ? `-${o.short}, ` : ""}--${name}${o.type === "string" ? ` ${o.value ?? "VALUE"}` : ""}`,
+    o.help,
+  ]);
   const hasOptions = Object.keys(c.options).length > 0;
-  return `${header(c, path)}\n\nUsage: ${path}${c.args ? ` ${c.args}` : ""}${hasOptions ? " [options]" : ""}${description}\n\n` +
-    `Options:\n${columns(rows)}${examplesSection(c.examples)}`;
+  return (
+    `${header(c, path)}\n\nUsage: ${path}${c.args ? ` ${c.args}` : ""}${hasOptions ? " [options]" : ""}${description}\n\n` +
+    `Options:\n${columns(rows)}${examplesSection(c.examples)}`
+  );
 }
 
 /** A usage error: its message, then where to look; exit code 2. */
@@ -132,8 +139,14 @@ function describeParseError(e: { code?: string; message: string }): string {
 export async function invoke(c: Command, argv: string[], path: string): Promise<number> {
   if (isGroup(c)) {
     const [first, ...rest] = argv;
-    if (first === "--help" || first === "-h") { console.log(usageOf(c, path)); return 0; }
-    if (first === undefined) { console.log(usageOf(c, path)); return 2; }
+    if (first === "--help" || first === "-h") {
+      console.log(usageOf(c, path));
+      return 0;
+    }
+    if (first === undefined) {
+      console.log(usageOf(c, path));
+      return 2;
+    }
     if (first.startsWith("-")) return usageError(path, `unknown option ${first}`);
     const sub = c.subcommands.find((s) => s.name === first);
     if (!sub) return usageError(path, `unknown sub-command "${first}"`);
@@ -147,11 +160,16 @@ export async function invoke(c: Command, argv: string[], path: string): Promise<
     return usageError(path, describeParseError(e as { code?: string; message: string }));
   }
   const usage = () => usageOf(c, path);
-  if (parsed.values.help) { console.log(usage()); return 0; }
+  if (parsed.values.help) {
+    console.log(usage());
+    return 0;
+  }
   const [min, max] = c.positionals ?? [0, 0];
   const n = parsed.positionals.length;
   if (n < min || n > max) {
-    console.error(`${path}: ${n < min ? `missing ${c.args ?? "argument"}` : `unexpected argument "${parsed.positionals[max]}"`}\n\n${usage()}`);
+    console.error(
+      `${path}: ${n < min ? `missing ${c.args ?? "argument"}` : `unexpected argument "${parsed.positionals[max]}"`}\n\n${usage()}`,
+    );
     return 2;
   }
   return c.run({ values: parsed.values as Values<OptionSpecs>, positionals: parsed.positionals, path, usage });

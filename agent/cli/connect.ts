@@ -34,7 +34,11 @@ export function parsePasted(line: string): { code?: string; state?: string; erro
   if (!s) return {};
   if (/^https?:\/\//i.test(s) || s.startsWith("?") || s.includes("code=")) {
     const q = new URL(s.startsWith("?") ? `http://x/${s}` : /^https?:/i.test(s) ? s : `http://x/?${s}`).searchParams;
-    return { code: q.get("code") ?? undefined, state: q.get("state") ?? undefined, error: q.get("error") ? `${q.get("error")}${q.get("error_description") ? `: ${q.get("error_description")}` : ""}` : undefined };
+    return {
+      code: q.get("code") ?? undefined,
+      state: q.get("state") ?? undefined,
+      error: q.get("error") ? `${q.get("error")}${q.get("error_description") ? `: ${q.get("error_description")}` : ""}` : undefined,
+    };
   }
   return { code: s };
 }
@@ -42,19 +46,30 @@ export function parsePasted(line: string): { code?: string; state?: string; erro
 export async function runConnect(o: ConnectOptions): Promise<number> {
   const out = o.out ?? ((l: string) => console.log(l));
   const oauth = connectorKinds[o.target.kind]?.oauth;
-  if (!oauth) { out(`${o.target.name} (${o.target.kind}) does not sign in with OAuth; its credentials are in kontobro.toml.`); return 2; }
+  if (!oauth) {
+    out(`${o.target.name} (${o.target.kind}) does not sign in with OAuth; its credentials are in kontobro.toml.`);
+    return 2;
+  }
   const settings = o.target.settings;
   const state = randomBytes(16).toString("base64url");
   const redirect = new URL(oauth.redirectUri(settings));
   let code: string;
   if (o.code) {
     const p = parsePasted(o.code);
-    if (!p.code) { out(`No authorization code in "${o.code.slice(0, 80)}"${p.error ? ` (the target said ${p.error})` : ""}.`); return 1; }
+    if (!p.code) {
+      out(`No authorization code in "${o.code.slice(0, 80)}"${p.error ? ` (the target said ${p.error})` : ""}.`);
+      return 1;
+    }
     code = p.code;
   } else {
-    out(`Open this address in a browser, sign in to ${connectorKinds[o.target.kind]!.title} and accept:\n\n  ${oauth.authorizationUrl(settings, state)}\n`);
+    out(
+      `Open this address in a browser, sign in to ${connectorKinds[o.target.kind]!.title} and accept:\n\n  ${oauth.authorizationUrl(settings, state)}\n`,
+    );
     const got = await waitForCode(redirect, state, o.listen !== false, o.input, out, o.waitMs ?? WAIT_MS);
-    if ("error" in got) { out(got.error); return 1; }
+    if ("error" in got) {
+      out(got.error);
+      return 1;
+    }
     code = got.code;
   }
   const db = openDatabase(databasePath(o.config.agent.data_dir), { busyTimeoutMs: o.config.agent.busy_timeout_ms });
@@ -68,8 +83,13 @@ export async function runConnect(o: ConnectOptions): Promise<number> {
       out(`Not connected: ${err.message ?? String(e)}${err.hint ? `\n  fix: ${err.hint}` : ""}`);
       return 1;
     }
-    out(`Connected ${o.target.name}; the tokens are stored in ${databasePath(o.config.agent.data_dir)} (granted: ${result.scope || "no scopes listed"}).`);
-    if (result.missing.length > 0) out(`warning: not granted: ${result.missing.join(", ")}. Run \`kontobro connect ${o.target.name}\` again and accept every permission; the user needs access to sales, accounting and purchasing.`);
+    out(
+      `Connected ${o.target.name}; the tokens are stored in ${databasePath(o.config.agent.data_dir)} (granted: ${result.scope || "no scopes listed"}).`,
+    );
+    if (result.missing.length > 0)
+      out(
+        `warning: not granted: ${result.missing.join(", ")}. Run \`kontobro connect ${o.target.name}\` again and accept every permission; the user needs access to sales, accounting and purchasing.`,
+      );
     // The connection at once: onboarding problems (start-up guide, licence, access) say what to do.
     let ok = result.missing.length === 0;
     const [connector] = createConnectors([o.target], createLogger("error"), db, { dataDir: o.config.agent.data_dir }).values();
@@ -77,7 +97,11 @@ export async function runConnect(o: ConnectOptions): Promise<number> {
       ok &&= item.ok;
       out(`  ${item.ok ? "ok  " : "FAIL"} ${item.name}: ${item.message}${!item.ok && item.hint ? `\n       fix: ${item.hint}` : ""}`);
     }
-    out(ok ? "A running agent goes on by itself with the new tokens." : "Connected, but fix the points above; a running agent goes on by itself with the new tokens.");
+    out(
+      ok
+        ? "A running agent goes on by itself with the new tokens."
+        : "Connected, but fix the points above; a running agent goes on by itself with the new tokens.",
+    );
     return ok ? 0 : 1;
   } finally {
     db.$client.close();
@@ -85,29 +109,51 @@ export async function runConnect(o: ConnectOptions): Promise<number> {
 }
 
 /** The code from the loopback redirect (when it is one and free) or from a pasted line, whichever comes first. */
-async function waitForCode(redirect: URL, state: string, listen: boolean, input: AsyncIterable<string> | undefined, out: (l: string) => void, waitMs: number): Promise<{ code: string } | { error: string }> {
+async function waitForCode(
+  redirect: URL,
+  state: string,
+  listen: boolean,
+  input: AsyncIterable<string> | undefined,
+  out: (l: string) => void,
+  waitMs: number,
+): Promise<{ code: string } | { error: string }> {
   let server: ReturnType<typeof Bun.serve> | undefined;
   let settle!: (r: { code: string } | { error: string }) => void;
-  const done = new Promise<{ code: string } | { error: string }>((resolve) => { settle = resolve; });
+  const done = new Promise<{ code: string } | { error: string }>((resolve) => {
+    settle = resolve;
+  });
   if (listen && LOOPBACK.has(redirect.hostname) && redirect.protocol === "http:") {
     const port = Number(redirect.port || 80);
     try {
       server = Bun.serve({
-        hostname: redirect.hostname === "localhost" ? "127.0.0.1" : redirect.hostname.replace(/^\[|\]$/g, ""), port,
+        hostname: redirect.hostname === "localhost" ? "127.0.0.1" : redirect.hostname.replace(/^\[|\]$/g, ""),
+        port,
         fetch(req) {
           const url = new URL(req.url);
           if (url.pathname !== redirect.pathname) return new Response("Not found", { status: 404 });
           const p = parsePasted(url.toString());
-          if (p.error) { settle({ error: `The sign-in was refused: ${p.error}.` }); return page("kontobro was not connected", `The sign-in was refused (${p.error}). Run kontobro connect again.`); }
+          if (p.error) {
+            settle({ error: `The sign-in was refused: ${p.error}.` });
+            return page("kontobro was not connected", `The sign-in was refused (${p.error}). Run kontobro connect again.`);
+          }
           if (!p.code) return page("No code", "This address carries no authorization code.", 400);
-          if (p.state !== state) return page("Not this sign-in", "The state does not match this run of kontobro connect; start the sign-in from the address it printed.", 400);
+          if (p.state !== state)
+            return page(
+              "Not this sign-in",
+              "The state does not match this run of kontobro connect; start the sign-in from the address it printed.",
+              400,
+            );
           settle({ code: p.code });
           return page("kontobro", "Signed in. You can close this window; kontobro connect finishes in the terminal.");
         },
       });
-      out(`Waiting for the browser on ${redirect.origin}${redirect.pathname} (or paste the code, or the address the browser came back to).`);
+      out(
+        `Waiting for the browser on ${redirect.origin}${redirect.pathname} (or paste the code, or the address the browser came back to).`,
+      );
     } catch (e) {
-      out(`Cannot listen on ${redirect.origin} (${(e as Error).message}; is the agent or another program using the port?). Paste the code, or the whole address the browser came back to.`);
+      out(
+        `Cannot listen on ${redirect.origin} (${(e as Error).message}; is the agent or another program using the port?). Paste the code, or the whole address the browser came back to.`,
+      );
     }
   } else {
     out("Paste the code, or the whole address the browser came back to:");
@@ -117,12 +163,18 @@ async function waitForCode(redirect: URL, state: string, listen: boolean, input:
       for await (const line of input) {
         const p = parsePasted(line);
         if (p.error) return settle({ error: `The sign-in was refused: ${p.error}.` });
-        if (p.state !== undefined && p.state !== state) { out("That address belongs to another sign-in (state differs); start from the address printed above."); continue; }
+        if (p.state !== undefined && p.state !== state) {
+          out("That address belongs to another sign-in (state differs); start from the address printed above.");
+          continue;
+        }
         if (p.code) return settle({ code: p.code });
       }
     })();
   }
-  const timer = setTimeout(() => settle({ error: `No code within ${Math.round(waitMs / 60_000)} minutes; run kontobro connect again.` }), waitMs);
+  const timer = setTimeout(
+    () => settle({ error: `No code within ${Math.round(waitMs / 60_000)} minutes; run kontobro connect again.` }),
+    waitMs,
+  );
   try {
     return await done;
   } finally {
@@ -133,7 +185,10 @@ async function waitForCode(redirect: URL, state: string, listen: boolean, input:
 }
 
 const page = (title: string, text: string, status = 200) =>
-  new Response(`<!doctype html><meta charset="utf-8"><title>${title}</title><body style="font-family:system-ui;margin:3em"><h1>${title}</h1><p>${text}</p>`, { status, headers: { "content-type": "text/html; charset=utf-8" } });
+  new Response(
+    `<!doctype html><meta charset="utf-8"><title>${title}</title><body style="font-family:system-ui;margin:3em"><h1>${title}</h1><p>${text}</p>`,
+    { status, headers: { "content-type": "text/html; charset=utf-8" } },
+  );
 
 /** The registry's kinds whose targets sign in with OAuth, and their names for the usage. */
 const oauthKinds = Object.keys(connectorKinds).filter((k) => connectorKinds[k]!.oauth);
@@ -144,11 +199,12 @@ export const connect = defineCommand({
   name: "connect",
   args: "TARGET",
   summary: `sign in to a target that uses OAuth (${oauthTitles}) and store its tokens`,
-  description: "Prints the authorisation address of the target's identity server. Sign in there and accept; the browser\n" +
+  description:
+    "Prints the authorisation address of the target's identity server. Sign in there and accept; the browser\n" +
     "comes back to the app's redirect URI (redirect_uri in kontobro.toml), where this command listens when it is a\n" +
     "loopback address. If it cannot (the port is taken, or the redirect is elsewhere), paste the code or the whole\n" +
     "address the browser came back to. The tokens go to the data directory (never kontobro.toml); refresh tokens\n" +
-    "rotate and are kept there. Run it again whenever `kontobro check` or the status page says \"reconnect\".",
+    'rotate and are kept there. Run it again whenever `kontobro check` or the status page says "reconnect".',
   options: {
     code: { type: "string", value: "CODE", help: "the authorization code (or the address the browser came back to), without waiting" },
     "no-listen": { type: "boolean", help: "do not listen on the redirect URI; wait for a pasted code" },
@@ -157,14 +213,19 @@ export const connect = defineCommand({
   positionals: [1, 1],
   examples: [
     [`kontobro connect ${example}`, "prints the address to open, waits for the browser"],
-    [`kontobro connect ${example} --code 'http://localhost:8790/callback?code=…&state=…'`, "the address the browser came back to, from another machine"],
+    [
+      `kontobro connect ${example} --code 'http://localhost:8790/callback?code=…&state=…'`,
+      "the address the browser came back to, from another machine",
+    ],
   ],
   async run({ values, positionals: [name], path }) {
     const { config, targets } = loadConfig(values.config);
     const target = targets.find((t) => t.name === name && t.enabled);
     const oauthTargets = targets.filter((t) => t.enabled && connectorKinds[t.kind]?.oauth).map((t) => t.name);
     if (!target || !connectorKinds[target.kind]?.oauth) {
-      console.error(`${path}: no target "${name}" that signs in with OAuth; those that do: ${oauthTargets.join(", ") || `none (add a target of kind ${oauthKinds.join(" or ")} to kontobro.toml)`}`);
+      console.error(
+        `${path}: no target "${name}" that signs in with OAuth; those that do: ${oauthTargets.join(", ") || `none (add a target of kind ${oauthKinds.join(" or ")} to kontobro.toml)`}`,
+      );
       return 2;
     }
     return runConnect({ config, target, code: values.code, listen: !values["no-listen"], input: console });

@@ -12,9 +12,10 @@ const kinds = DEMO_TARGETS;
 export const demo = defineCommand({
   name: "demo",
   summary: `run against a built-in sandbox with sample data (--target ${kinds.join("|")})`,
-  description: "Needs no kontobro.toml and no account anywhere: it starts the target's sandbox in this process, points an\n" +
+  description:
+    "Needs no kontobro.toml and no account anywhere: it starts the target's sandbox in this process, points an\n" +
     "agent at it, and sends a sample customer, project and invoice every few seconds (and one broken record,\n" +
-    "to show what \"needs action\" looks like). Stop it with Ctrl-C.",
+    'to show what "needs action" looks like). Stop it with Ctrl-C.',
   options: {
     target: { type: "string", value: "KIND", help: `the sandbox to deliver to: ${kinds.join(", ")} (default ${kinds[0]})` },
     port: { type: "string", value: "N", help: "the status page's port (default 8787)" },
@@ -64,6 +65,10 @@ export const demo = defineCommand({
   Stop with Ctrl-C.
 
 `);
-    return keepRunning(agent, async () => { stopFeed(); stopActivity(); await demoTarget.stop(); });
+    return keepRunning(agent, async () => {
+      stopFeed();
+      stopActivity();
+      await demoTarget.stop();
+    });
   },
 });

@@ -13,22 +13,27 @@ export const enqueue = defineCommand({
   name: "enqueue",
   args: "FILE|-",
   summary: "store events from a JSON file (one event or an array) or standard input",
-  description: "The events are validated and stored exactly as POST /api/v1/events would; a running agent delivers them\n" +
+  description:
+    "The events are validated and stored exactly as POST /api/v1/events would; a running agent delivers them\n" +
     "within its poll interval. Exits 1, storing nothing, if any event is invalid.",
   options: { ...CONFIG_OPTION },
   positionals: [1, 1],
-  examples: [
-    "kontobro enqueue events.json",
-    ["curl -s https://psa.example/export | kontobro enqueue -", "from standard input"],
-  ],
+  examples: ["kontobro enqueue events.json", ["curl -s https://psa.example/export | kontobro enqueue -", "from standard input"]],
   async run({ values, positionals: [source] }) {
     const text = source === "-" ? await Bun.stdin.text() : readFileSync(source!, "utf8");
     let body: unknown;
-    try { body = JSON.parse(text); } catch (e) { console.error(`${source}: not valid JSON: ${(e as Error).message}`); return 1; }
+    try {
+      body = JSON.parse(text);
+    } catch (e) {
+      console.error(`${source}: not valid JSON: ${(e as Error).message}`);
+      return 1;
+    }
     const parsed = parseEvents(body);
     if (!parsed.ok) {
       console.error(`${parsed.message}\n${parsed.hint}`);
-      for (const ev of parsed.events) for (const p of ev.problems) console.error(`  event ${ev.index}${ev.id ? ` (${ev.id})` : ""}: ${p.message}${p.hint ? ` — ${p.hint}` : ""}`);
+      for (const ev of parsed.events)
+        for (const p of ev.problems)
+          console.error(`  event ${ev.index}${ev.id ? ` (${ev.id})` : ""}: ${p.message}${p.hint ? ` — ${p.hint}` : ""}`);
       return 1;
     }
     const { config, targets } = loadConfig(values.config);
@@ -46,7 +51,9 @@ export const enqueue = defineCommand({
         return 1;
       }
       const count = (status: string) => results.filter((r) => r.status === status).length;
-      console.log(`stored ${count("accepted")} event(s), ${count("duplicate")} already known, ${count("stale")} older than the stored version (kept, not sent); a running agent delivers them within its poll interval`);
+      console.log(
+        `stored ${count("accepted")} event(s), ${count("duplicate")} already known, ${count("stale")} older than the stored version (kept, not sent); a running agent delivers them within its poll interval`,
+      );
       return 0;
     } finally {
       db.$client.close();

@@ -10,7 +10,15 @@ import { openDatabase, type Db } from "../db/index.ts";
 import { exportSettings, type ExportSettings } from "../exports/config.ts";
 import { previewTemplate } from "../exports/preview.ts";
 import { runExport } from "../exports/service.ts";
-import { changeExportStatus, EXPORT_STATUSES, listInvoiceStatuses, STATUS_LABELS, statusCounts, type ExportStatus, type InvoiceSelector } from "../exports/status.ts";
+import {
+  changeExportStatus,
+  EXPORT_STATUSES,
+  listInvoiceStatuses,
+  STATUS_LABELS,
+  statusCounts,
+  type ExportStatus,
+  type InvoiceSelector,
+} from "../exports/status.ts";
 import { getFileBytes, listFiles } from "../exports/store.ts";
 import { deleteTemplate, findTemplate, listTemplates, saveTemplate } from "../exports/templates-store.ts";
 import type { Problem } from "../problem.ts";
@@ -38,7 +46,10 @@ export function parseSelector(text: string): InvoiceSelector {
 }
 
 /** Runs `fn` on the database of the configured data directory, with the [exports] settings. */
-async function withStore(configFile: string | undefined, fn: (db: Db, settings: ExportSettings) => number | Promise<number>): Promise<number> {
+async function withStore(
+  configFile: string | undefined,
+  fn: (db: Db, settings: ExportSettings) => number | Promise<number>,
+): Promise<number> {
   const { config } = loadConfig(configFile);
   const settings = exportSettings(config.exports);
   const db = openDatabase(databasePath(config.agent.data_dir));
@@ -53,25 +64,36 @@ const run = defineCommand({
   name: "run",
   args: "sie4|TEMPLATE",
   summary: "export now; invoices to transfer are marked transferred",
-  description: "Writes a SIE 4 file, or a file with a template (built-in or saved), from the stored records; the invoices\n" +
+  description:
+    "Writes a SIE 4 file, or a file with a template (built-in or saved), from the stored records; the invoices\n" +
     "it contains are marked transferred in the same transaction. Data exported by period needs --from and --to.",
   options: { ...PERIOD_OPTIONS, ...JSON_OPTION, ...CONFIG_OPTION },
   positionals: [1, 1],
-  examples: [
-    "kontobro export run sie4",
-    ["kontobro export run hours-per-employee --from 2026-03-01 --to 2026-03-31", "a period"],
-  ],
-  run: ({ values, positionals: [what] }) => withStore(values.config, (db, settings) => {
-    const period = { ...(values.from ? { from: values.from } : {}), ...(values.to ? { to: values.to } : {}) };
-    const r = runExport(db, settings, what === "sie4" ? { format: "sie4", ...period } : { format: "template", template: what!, ...period }, { by: "cli" });
-    if (values.json) { console.log(JSON.stringify(r, null, 2)); return r.ok ? 0 : 1; }
-    if (!r.ok) { printProblems(r.problems); console.error("Nothing was exported or marked."); return 1; }
-    console.log(r.message);
-    for (const f of r.files) console.log(`  file ${f.id}: ${f.fileName}  ${f.rowCount} rows, ${f.size} bytes, sha256 ${f.sha256}`);
-    printWarnings(r.warnings);
-    if (r.files.length > 0) console.log(`Download again any time: kontobro export download ${r.files[0]!.id}`);
-    return 0;
-  }),
+  examples: ["kontobro export run sie4", ["kontobro export run hours-per-employee --from 2026-03-01 --to 2026-03-31", "a period"]],
+  run: ({ values, positionals: [what] }) =>
+    withStore(values.config, (db, settings) => {
+      const period = { ...(values.from ? { from: values.from } : {}), ...(values.to ? { to: values.to } : {}) };
+      const r = runExport(
+        db,
+        settings,
+        what === "sie4" ? { format: "sie4", ...period } : { format: "template", template: what!, ...period },
+        { by: "cli" },
+      );
+      if (values.json) {
+        console.log(JSON.stringify(r, null, 2));
+        return r.ok ? 0 : 1;
+      }
+      if (!r.ok) {
+        printProblems(r.problems);
+        console.error("Nothing was exported or marked.");
+        return 1;
+      }
+      console.log(r.message);
+      for (const f of r.files) console.log(`  file ${f.id}: ${f.fileName}  ${f.rowCount} rows, ${f.size} bytes, sha256 ${f.sha256}`);
+      printWarnings(r.warnings);
+      if (r.files.length > 0) console.log(`Download again any time: kontobro export download ${r.files[0]!.id}`);
+      return 0;
+    }),
 });
 
 const files = defineCommand({
@@ -79,16 +101,22 @@ const files = defineCommand({
   summary: "every file exported, newest first",
   options: { ...JSON_OPTION, ...CONFIG_OPTION },
   examples: ["kontobro export files"],
-  run: ({ values }) => withStore(values.config, (db) => {
-    const list = listFiles(db, { limit: 1000 });
-    if (values.json) { console.log(JSON.stringify(list, null, 2)); return 0; }
-    if (list.length === 0) console.log("No files exported yet.");
-    for (const f of list) {
-      const period = f.periodFrom || f.periodTo ? ` ${f.periodFrom ?? ""}..${f.periodTo ?? ""}` : "";
-      console.log(`${String(f.id).padStart(5)}  ${new Date(f.createdAt).toISOString().slice(0, 16).replace("T", " ")}  ${f.fileName}  (${f.kind === "sie4" ? "SIE 4" : f.template}${period}, ${f.rowCount} rows, ${f.size} bytes, sha256 ${f.sha256.slice(0, 12)}…)`);
-    }
-    return 0;
-  }),
+  run: ({ values }) =>
+    withStore(values.config, (db) => {
+      const list = listFiles(db, { limit: 1000 });
+      if (values.json) {
+        console.log(JSON.stringify(list, null, 2));
+        return 0;
+      }
+      if (list.length === 0) console.log("No files exported yet.");
+      for (const f of list) {
+        const period = f.periodFrom || f.periodTo ? ` ${f.periodFrom ?? ""}..${f.periodTo ?? ""}` : "";
+        console.log(
+          `${String(f.id).padStart(5)}  ${new Date(f.createdAt).toISOString().slice(0, 16).replace("T", " ")}  ${f.fileName}  (${f.kind === "sie4" ? "SIE 4" : f.template}${period}, ${f.rowCount} rows, ${f.size} bytes, sha256 ${f.sha256.slice(0, 12)}…)`,
+        );
+      }
+      return 0;
+    }),
 });
 
 const download = defineCommand({
@@ -100,14 +128,27 @@ const download = defineCommand({
     ...CONFIG_OPTION,
   },
   positionals: [1, 1],
-  examples: ["kontobro export download 12", "kontobro export download 12 --out /srv/transfer/", ["kontobro export download 12 --out - | iconv -f cp437", "to standard output"]],
+  examples: [
+    "kontobro export download 12",
+    "kontobro export download 12 --out /srv/transfer/",
+    ["kontobro export download 12 --out - | iconv -f cp437", "to standard output"],
+  ],
   run: ({ values, positionals: [id], usage }) => {
-    if (!/^\d+$/.test(id!)) { console.error(`file ids are whole numbers, not "${id}"\n\n${usage()}`); return 2; }
+    if (!/^\d+$/.test(id!)) {
+      console.error(`file ids are whole numbers, not "${id}"\n\n${usage()}`);
+      return 2;
+    }
     return withStore(values.config, (db) => {
       const f = getFileBytes(db, Number(id));
-      if (!f) { console.error(`No export file ${id}; \`kontobro export files\` lists them.`); return 1; }
+      if (!f) {
+        console.error(`No export file ${id}; \`kontobro export files\` lists them.`);
+        return 1;
+      }
       const out = values.out;
-      if (out === "-") { process.stdout.write(f.bytes); return 0; }
+      if (out === "-") {
+        process.stdout.write(f.bytes);
+        return 0;
+      }
       const path = !out ? f.fileName : existsSync(out) && statSync(out).isDirectory() ? join(out, f.fileName) : out;
       writeFileSync(path, f.bytes);
       console.log(`wrote ${path} (${f.bytes.length} bytes)`);
@@ -127,13 +168,22 @@ const invoices = defineCommand({
   examples: ["kontobro export invoices", "kontobro export invoices --status to_transfer"],
   run: ({ values, path }) => {
     const status = values.status as ExportStatus | undefined;
-    if (status && !EXPORT_STATUSES.includes(status)) { console.error(`${path}: --status must be one of ${EXPORT_STATUSES.join(", ")} (see ${path} --help)`); return 2; }
+    if (status && !EXPORT_STATUSES.includes(status)) {
+      console.error(`${path}: --status must be one of ${EXPORT_STATUSES.join(", ")} (see ${path} --help)`);
+      return 2;
+    }
     return withStore(values.config, (db) => {
       const rows = listInvoiceStatuses(db, { status, limit: 1000 });
-      if (values.json) { console.log(JSON.stringify({ counts: statusCounts(db), invoices: rows }, null, 2)); return 0; }
+      if (values.json) {
+        console.log(JSON.stringify({ counts: statusCounts(db), invoices: rows }, null, 2));
+        return 0;
+      }
       const counts = statusCounts(db);
       console.log(EXPORT_STATUSES.map((s) => `${STATUS_LABELS[s]}: ${counts[s]}`).join(", "));
-      for (const r of rows) console.log(`  ${r.number.padEnd(10)} ${r.kind === "credit_note" ? "credit note" : "invoice    "} ${r.date}  customer ${r.customerNumber}  ${r.status ? STATUS_LABELS[r.status] : "(no status)"}${r.exportFileId ? ` (file ${r.exportFileId})` : ""}`);
+      for (const r of rows)
+        console.log(
+          `  ${r.number.padEnd(10)} ${r.kind === "credit_note" ? "credit note" : "invoice    "} ${r.date}  customer ${r.customerNumber}  ${r.status ? STATUS_LABELS[r.status] : "(no status)"}${r.exportFileId ? ` (file ${r.exportFileId})` : ""}`,
+        );
       return 0;
     });
   },
@@ -143,8 +193,9 @@ const setStatus = defineCommand({
   name: "set-status",
   args: "NUMBER|FROM..TO STATUS",
   summary: "set the export status of an invoice, or of a range of invoice numbers",
-  description: `STATUS is one of ${EXPORT_STATUSES.join(", ")}; credit notes count as invoices. A change that is\n` +
-    "not allowed (e.g. from \"do not transfer\" to \"transferred\") is refused with the reason, and then nothing\n" +
+  description:
+    `STATUS is one of ${EXPORT_STATUSES.join(", ")}; credit notes count as invoices. A change that is\n` +
+    'not allowed (e.g. from "do not transfer" to "transferred") is refused with the reason, and then nothing\n' +
     "changes, unless --skip-invalid changes the others.",
   options: {
     "skip-invalid": { type: "boolean", help: "change what may be changed, and list what was skipped" },
@@ -152,16 +203,29 @@ const setStatus = defineCommand({
     ...CONFIG_OPTION,
   },
   positionals: [2, 2],
-  examples: ["kontobro export set-status 10001 do_not_transfer", ["kontobro export set-status 10001..10050 to_transfer --skip-invalid", "a range"]],
-  run: ({ values, positionals: [which, status] }) => withStore(values.config, (db) => {
-    const r = changeExportStatus(db, parseSelector(which!), status as ExportStatus, "cli", { skipInvalid: !!values["skip-invalid"] });
-    if (values.json) { console.log(JSON.stringify(r, null, 2)); return r.ok ? 0 : 1; }
-    if (!r.ok) { printProblems(r.problems); return 1; }
-    console.log(`${r.changed.length} invoice(s) set to "${STATUS_LABELS[r.status]}"${r.changed.length ? `: ${r.changed.join(", ")}` : ""}` +
-      (r.unchanged.length ? `; ${r.unchanged.length} already had that status` : "") + ".");
-    printWarnings(r.skipped.map((s) => ({ ...s.problem, message: `skipped: ${s.problem.message}` })));
-    return 0;
-  }),
+  examples: [
+    "kontobro export set-status 10001 do_not_transfer",
+    ["kontobro export set-status 10001..10050 to_transfer --skip-invalid", "a range"],
+  ],
+  run: ({ values, positionals: [which, status] }) =>
+    withStore(values.config, (db) => {
+      const r = changeExportStatus(db, parseSelector(which!), status as ExportStatus, "cli", { skipInvalid: !!values["skip-invalid"] });
+      if (values.json) {
+        console.log(JSON.stringify(r, null, 2));
+        return r.ok ? 0 : 1;
+      }
+      if (!r.ok) {
+        printProblems(r.problems);
+        return 1;
+      }
+      console.log(
+        `${r.changed.length} invoice(s) set to "${STATUS_LABELS[r.status]}"${r.changed.length ? `: ${r.changed.join(", ")}` : ""}` +
+          (r.unchanged.length ? `; ${r.unchanged.length} already had that status` : "") +
+          ".",
+      );
+      printWarnings(r.skipped.map((s) => ({ ...s.problem, message: `skipped: ${s.problem.message}` })));
+      return 0;
+    }),
 });
 
 const templates = defineCommand({
@@ -169,14 +233,20 @@ const templates = defineCommand({
   summary: "built-in and saved templates",
   options: { ...JSON_OPTION, ...CONFIG_OPTION },
   examples: ["kontobro export templates"],
-  run: ({ values }) => withStore(values.config, (db) => {
-    const list = listTemplates(db);
-    if (values.json) { console.log(JSON.stringify(list, null, 2)); return 0; }
-    for (const t of list) {
-      console.log(`${t.name.padEnd(32)} ${DATA_TYPE_TITLES[t.dataType as DataType] ?? t.dataType}${t.builtin ? ", built in" : ""}${t.guessedColumns ? `, ${t.guessedColumns} guessed column(s)` : ""}${t.title ? `\n  ${t.title}` : ""}`);
-    }
-    return 0;
-  }),
+  run: ({ values }) =>
+    withStore(values.config, (db) => {
+      const list = listTemplates(db);
+      if (values.json) {
+        console.log(JSON.stringify(list, null, 2));
+        return 0;
+      }
+      for (const t of list) {
+        console.log(
+          `${t.name.padEnd(32)} ${DATA_TYPE_TITLES[t.dataType as DataType] ?? t.dataType}${t.builtin ? ", built in" : ""}${t.guessedColumns ? `, ${t.guessedColumns} guessed column(s)` : ""}${t.title ? `\n  ${t.title}` : ""}`,
+        );
+      }
+      return 0;
+    }),
 });
 
 const templateShow = defineCommand({
@@ -189,16 +259,23 @@ const templateShow = defineCommand({
   },
   positionals: [1, 1],
   examples: ["kontobro export template show customer-list", "kontobro export template show customer-list --out kunder.json"],
-  run: ({ values, positionals: [name] }) => withStore(values.config, (db) => {
-    const found = findTemplate(db, name!);
-    if (!found.ok) { printProblems(found.problems); return 1; }
-    const t = found.template;
-    if (!values.out) { process.stdout.write(templateToFile(t)); return 0; }
-    const path = existsSync(values.out) && statSync(values.out).isDirectory() ? join(values.out, templateFileName(t.name)) : values.out;
-    writeFileSync(path, templateToFile(t));
-    console.log(`wrote ${path}`);
-    return 0;
-  }),
+  run: ({ values, positionals: [name] }) =>
+    withStore(values.config, (db) => {
+      const found = findTemplate(db, name!);
+      if (!found.ok) {
+        printProblems(found.problems);
+        return 1;
+      }
+      const t = found.template;
+      if (!values.out) {
+        process.stdout.write(templateToFile(t));
+        return 0;
+      }
+      const path = existsSync(values.out) && statSync(values.out).isDirectory() ? join(values.out, templateFileName(t.name)) : values.out;
+      writeFileSync(path, templateToFile(t));
+      console.log(`wrote ${path}`);
+      return 0;
+    }),
 });
 
 const templateImport = defineCommand({
@@ -211,14 +288,22 @@ const templateImport = defineCommand({
   },
   positionals: [1, 1],
   examples: ["kontobro export template import kunder.json", "kontobro export template import kunder.json --replace"],
-  run: ({ values, positionals: [file] }) => withStore(values.config, (db) => {
-    const parsed = templateFromFile(readFileSync(file!, "utf8"));
-    if (!parsed.ok) { printProblems(parsed.problems); console.error(`${file} was not imported.`); return 1; }
-    const saved = saveTemplate(db, parsed.template, { replace: !!values.replace });
-    if (!saved.ok) { printProblems(saved.problems); return 1; }
-    console.log(`${saved.created ? "saved" : "replaced"} template ${saved.template.name}`);
-    return 0;
-  }),
+  run: ({ values, positionals: [file] }) =>
+    withStore(values.config, (db) => {
+      const parsed = templateFromFile(readFileSync(file!, "utf8"));
+      if (!parsed.ok) {
+        printProblems(parsed.problems);
+        console.error(`${file} was not imported.`);
+        return 1;
+      }
+      const saved = saveTemplate(db, parsed.template, { replace: !!values.replace });
+      if (!saved.ok) {
+        printProblems(saved.problems);
+        return 1;
+      }
+      console.log(`${saved.created ? "saved" : "replaced"} template ${saved.template.name}`);
+      return 0;
+    }),
 });
 
 const templateTest = defineCommand({
@@ -232,22 +317,35 @@ const templateTest = defineCommand({
     ...CONFIG_OPTION,
   },
   positionals: [1, 1],
-  examples: ["kontobro export template test kunder", ["kontobro export template test ./kunder.json --rows 5", "a file, before importing it"]],
-  run: ({ values, positionals: [target] }) => withStore(values.config, (db, settings) => {
-    const fromFile = existsSync(target!) && statSync(target!).isFile();
-    const found = fromFile ? templateFromFile(readFileSync(target!, "utf8")) : findTemplate(db, target!);
-    if (!found.ok) { printProblems(found.problems); return 1; }
-    const rows = values.rows ? Number(values.rows) : undefined;
-    const p = previewTemplate(db, settings, found.template, { from: values.from, to: values.to, rows });
-    if (values.json) { console.log(JSON.stringify(p, null, 2)); return p.ok ? 0 : 1; }
-    if (!p.ok) { printProblems(p.problems); return 1; }
-    console.log(p.message);
-    if (p.text) console.log(`\n${p.text.replace(/\r\n/g, "\n")}`);
-    const guesses = p.columns.filter((c) => c.guess);
-    if (guesses.length > 0) console.log(`Guessed columns: ${guesses.map((c) => c.header).join(", ")} (see the template's notes).`);
-    printWarnings(p.warnings);
-    return 0;
-  }),
+  examples: [
+    "kontobro export template test kunder",
+    ["kontobro export template test ./kunder.json --rows 5", "a file, before importing it"],
+  ],
+  run: ({ values, positionals: [target] }) =>
+    withStore(values.config, (db, settings) => {
+      const fromFile = existsSync(target!) && statSync(target!).isFile();
+      const found = fromFile ? templateFromFile(readFileSync(target!, "utf8")) : findTemplate(db, target!);
+      if (!found.ok) {
+        printProblems(found.problems);
+        return 1;
+      }
+      const rows = values.rows ? Number(values.rows) : undefined;
+      const p = previewTemplate(db, settings, found.template, { from: values.from, to: values.to, rows });
+      if (values.json) {
+        console.log(JSON.stringify(p, null, 2));
+        return p.ok ? 0 : 1;
+      }
+      if (!p.ok) {
+        printProblems(p.problems);
+        return 1;
+      }
+      console.log(p.message);
+      if (p.text) console.log(`\n${p.text.replace(/\r\n/g, "\n")}`);
+      const guesses = p.columns.filter((c) => c.guess);
+      if (guesses.length > 0) console.log(`Guessed columns: ${guesses.map((c) => c.header).join(", ")} (see the template's notes).`);
+      printWarnings(p.warnings);
+      return 0;
+    }),
 });
 
 const templateDelete = defineCommand({
@@ -257,12 +355,16 @@ const templateDelete = defineCommand({
   options: { ...CONFIG_OPTION },
   positionals: [1, 1],
   examples: ["kontobro export template delete kunder"],
-  run: ({ values, positionals: [name] }) => withStore(values.config, (db) => {
-    const r = deleteTemplate(db, name!);
-    if (!r.ok) { printProblems(r.problems); return 1; }
-    console.log(`deleted template ${name}`);
-    return 0;
-  }),
+  run: ({ values, positionals: [name] }) =>
+    withStore(values.config, (db) => {
+      const r = deleteTemplate(db, name!);
+      if (!r.ok) {
+        printProblems(r.problems);
+        return 1;
+      }
+      console.log(`deleted template ${name}`);
+      return 0;
+    }),
 });
 
 const template = defineGroup({
@@ -281,10 +383,18 @@ const fields = defineCommand({
   examples: ["kontobro export fields", `kontobro export fields ${DATA_TYPES[0]}`],
   run({ values, positionals: [dataType], path }) {
     const types = dataType ? DATA_TYPES.filter((d) => d === dataType) : [...DATA_TYPES];
-    if (types.length === 0) { console.error(`${path}: unknown data type "${dataType}"; use one of ${DATA_TYPES.join(", ")}`); return 2; }
-    if (values.json) { console.log(JSON.stringify(Object.fromEntries(types.map((d) => [d, FIELDS[d]])), null, 2)); return 0; }
+    if (types.length === 0) {
+      console.error(`${path}: unknown data type "${dataType}"; use one of ${DATA_TYPES.join(", ")}`);
+      return 2;
+    }
+    if (values.json) {
+      console.log(JSON.stringify(Object.fromEntries(types.map((d) => [d, FIELDS[d]])), null, 2));
+      return 0;
+    }
     for (const d of types) {
-      console.log(`${d} (${DATA_TYPE_TITLES[d]}; ${SELECTION[d] === "period" ? "by period: --from and --to" : SELECTION[d] === "to_transfer" ? "invoices to transfer" : "all records"})`);
+      console.log(
+        `${d} (${DATA_TYPE_TITLES[d]}; ${SELECTION[d] === "period" ? "by period: --from and --to" : SELECTION[d] === "to_transfer" ? "invoices to transfer" : "all records"})`,
+      );
       for (const [name, spec] of Object.entries(FIELDS[d])) console.log(`  ${name.padEnd(26)} ${spec.type.padEnd(8)} ${spec.description}`);
     }
     return 0;
@@ -297,5 +407,9 @@ export const exportCommand = defineGroup({
   summary: "file exports: SIE 4 and templates, files, export status, templates",
   description: "Works on the data directory directly, also while the agent runs. Every sub-command answers --help.",
   subcommands: [run, files, download, invoices, setStatus, templates, template, fields],
-  examples: ["kontobro export run sie4", "kontobro export set-status 10001..10050 transferred", "kontobro export template test kunder --rows 5"],
+  examples: [
+    "kontobro export run sie4",
+    "kontobro export set-status 10001..10050 transferred",
+    "kontobro export template test kunder --rows 5",
+  ],
 });

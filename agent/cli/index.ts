@@ -19,7 +19,24 @@ import { service } from "./service.ts";
 import { status } from "./status.ts";
 import { version } from "./version.ts";
 
-export const commands: Command[] = [run, demo, check, connect, status, enqueue, retry, prune, pull, match, sandbox, exportCommand, backup, restore, service, version];
+export const commands: Command[] = [
+  run,
+  demo,
+  check,
+  connect,
+  status,
+  enqueue,
+  retry,
+  prune,
+  pull,
+  match,
+  sandbox,
+  exportCommand,
+  backup,
+  restore,
+  service,
+  version,
+];
 
 export function topLevelUsage(): string {
   return `kontobro ${VERSION}: sync agent between your PSA and your accounting system

@@ -18,7 +18,8 @@ import { loadConfig } from "./runtime.ts";
 export function psaRecords(config: AgentConfig, file?: string): { records: (entity: MasterEntity) => any[]; source: string } {
   if (file) {
     const parsed = parseEvents(JSON.parse(readFileSync(file === "-" ? 0 : file, "utf8")));
-    if (!parsed.ok) throw new Error(`${file}: ${parsed.message} ${parsed.events.map((e) => e.problems.map((p) => p.message).join("; ")).join(" | ")}`);
+    if (!parsed.ok)
+      throw new Error(`${file}: ${parsed.message} ${parsed.events.map((e) => e.problems.map((p) => p.message).join("; ")).join(" | ")}`);
     const byEntity = new Map<string, Map<string, unknown>>();
     for (const e of parsed.events) {
       if (!byEntity.has(e.entity)) byEntity.set(e.entity, new Map());
@@ -30,15 +31,26 @@ export function psaRecords(config: AgentConfig, file?: string): { records: (enti
   if (!existsSync(path)) return { records: () => [], source: `${path} (not there yet: the PSA has sent nothing)` };
   const db = new Database(path, { readonly: true });
   try {
-    const rows = db.query(`SELECT entity, payload FROM records WHERE entity IN ('customer', 'product')`).all() as { entity: MasterEntity; payload: string }[];
-    const parsed = rows.map((r) => ({ entity: r.entity, data: parseStored(r.entity, JSON.parse(r.payload)) })).filter((r) => r.data.success);
+    const rows = db.query(`SELECT entity, payload FROM records WHERE entity IN ('customer', 'product')`).all() as {
+      entity: MasterEntity;
+      payload: string;
+    }[];
+    const parsed = rows
+      .map((r) => ({ entity: r.entity, data: parseStored(r.entity, JSON.parse(r.payload)) }))
+      .filter((r) => r.data.success);
     return { records: (entity) => parsed.filter((r) => r.entity === entity).map((r) => r.data.data), source: path };
   } finally {
     db.close();
   }
 }
 
-export async function runMatch(o: { config: AgentConfig; target: TargetConfig; psaFile?: string; json?: boolean; out?: (s: string) => void }): Promise<{ code: number; reports: MatchReport[] }> {
+export async function runMatch(o: {
+  config: AgentConfig;
+  target: TargetConfig;
+  psaFile?: string;
+  json?: boolean;
+  out?: (s: string) => void;
+}): Promise<{ code: number; reports: MatchReport[] }> {
   const out = o.out ?? ((s: string) => console.log(s));
   const { records, source } = psaRecords(o.config, o.psaFile);
   const connector = createConnectors([o.target], createLogger("error"), undefined, { dataDir: o.config.agent.data_dir }).get(o.target.name);
@@ -49,7 +61,10 @@ export async function runMatch(o: { config: AgentConfig; target: TargetConfig; p
   const reports = await matchReport(connector.master, records);
   const bad = reports.reduce((n, r) => n + r.nameMismatch.length, 0);
   if (o.json) out(JSON.stringify({ target: o.target.name, psa: source, reports }, null, 2));
-  else out(`Matching report for ${o.target.name} (dry run; nothing was written). The PSA's records: ${source}.\n\n${describeMatch(reports, connectorKinds[o.target.kind]!.title, o.target.name)}`);
+  else
+    out(
+      `Matching report for ${o.target.name} (dry run; nothing was written). The PSA's records: ${source}.\n\n${describeMatch(reports, connectorKinds[o.target.kind]!.title, o.target.name)}`,
+    );
   return { code: bad > 0 ? 1 : 0, reports };
 }
 
@@ -60,7 +75,8 @@ export const match = defineCommand({
   name: "match",
   args: "TARGET",
   summary: "before the first sync: customers and products in both systems, in one, and mismatches (dry run)",
-  description: "Lists the PSA's customers and products beside the target's, matched as kontobro matches them (number and\n" +
+  description:
+    "Lists the PSA's customers and products beside the target's, matched as kontobro matches them (number and\n" +
     "name): in both systems, only in one, and those whose number matches but whose name does not, which kontobro\n" +
     "would not take for the same record (fix those first). Writes nothing. The PSA's side is what it has sent to\n" +
     "this data directory, or the events in --psa FILE. Exits 1 when there is something to fix.",

@@ -9,24 +9,24 @@ import { loadConfig } from "./runtime.ts";
 export const prune = defineCommand({
   name: "prune",
   summary: "prune finished work older than agent.retention_days now (--days N, --json)",
-  description: "Removes the payloads and history of work finished longer ago than the retention period; what is still\n" +
+  description:
+    "Removes the payloads and history of work finished longer ago than the retention period; what is still\n" +
     "open, what needs action and the newest state of every record are always kept (see the README, Retention).",
   options: {
     days: { type: "string", value: "N", help: "keep finished work of the last N days (default agent.retention_days)" },
     json: { type: "boolean", help: "machine-readable: what was pruned and the database's size" },
     ...CONFIG_OPTION,
   },
-  examples: [
-    "kontobro prune",
-    ["kontobro prune --days 30 --json", "once, with a shorter period than configured"],
-  ],
+  examples: ["kontobro prune", ["kontobro prune --days 30 --json", "once, with a shorter period than configured"]],
   async run({ values, path }) {
     const { config } = loadConfig(values.config);
     const days = values.days === undefined ? config.agent.retention_days : Number(values.days);
     if (!Number.isInteger(days) || days < 1) {
-      console.error(values.days === undefined
-        ? "agent.retention_days is 0 in kontobro.toml, which keeps everything; nothing was pruned. Pass --days N to prune once anyway."
-        : `--days must be a whole number of days, at least 1 (got "${values.days}") (see ${path} --help)`);
+      console.error(
+        values.days === undefined
+          ? "agent.retention_days is 0 in kontobro.toml, which keeps everything; nothing was pruned. Pass --days N to prune once anyway."
+          : `--days must be a whole number of days, at least 1 (got "${values.days}") (see ${path} --help)`,
+      );
       return 2;
     }
     const db = openDatabase(databasePath(config.agent.data_dir), { busyTimeoutMs: config.agent.busy_timeout_ms });

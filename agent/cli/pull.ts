@@ -20,7 +20,8 @@ export const pull = defineCommand({
   name: "pull",
   args: "TARGET [STREAM]",
   summary: "pull now from a target (expenses, payments), as the schedule would",
-  description: "Runs the target's pulls (or just STREAM) in this process, from the stored cursor on, exactly as the\n" +
+  description:
+    "Runs the target's pulls (or just STREAM) in this process, from the stored cursor on, exactly as the\n" +
     "agent's schedule would; the job lock keeps it from overlapping a run of the agent. New items wait for the\n" +
     "PSA in the inbox. Exits 1 if a pull failed.",
   options: { ...CONFIG_OPTION },
@@ -39,13 +40,17 @@ export const pull = defineCommand({
     }
     const target = pullable.find((t) => t.name === targetName);
     if (!target) {
-      console.error(`No target "${targetName}" that can pull. Targets that can: ${pullable.map((t) => t.name).join(", ") || "none (add one to kontobro.toml)"}.`);
+      console.error(
+        `No target "${targetName}" that can pull. Targets that can: ${pullable.map((t) => t.name).join(", ") || "none (add one to kontobro.toml)"}.`,
+      );
       return 2;
     }
     const connectors = createConnectors([target], log, undefined, { dataDir: config.agent.data_dir });
     const jobs = pullJobs([target], connectors).filter((j) => !stream || j.stream === stream);
     if (jobs.length === 0) {
-      console.error(`${target.name} has no stream "${stream}". Streams: ${Object.keys(connectorKinds[target.kind]!.pulls ?? {}).join(", ")}.`);
+      console.error(
+        `${target.name} has no stream "${stream}". Streams: ${Object.keys(connectorKinds[target.kind]!.pulls ?? {}).join(", ")}.`,
+      );
       return 2;
     }
     const db = openDatabase(databasePath(config.agent.data_dir), { busyTimeoutMs: config.agent.busy_timeout_ms });
@@ -60,7 +65,9 @@ export const pull = defineCommand({
         if (result.status !== "busy") imported += result.imported;
       }
       if (imported > 0) {
-        console.log(`${imported} new item(s) wait for the PSA: a running agent sends them to psa.webhook_url, and the PSA can read them from GET /api/v1/inbox.`);
+        console.log(
+          `${imported} new item(s) wait for the PSA: a running agent sends them to psa.webhook_url, and the PSA can read them from GET /api/v1/inbox.`,
+        );
       }
       return ok ? 0 : 1;
     } finally {

@@ -9,7 +9,8 @@ export const retry = defineCommand({
   name: "retry",
   args: "ID|--all",
   summary: "retry a delivery, or every delivery that needs action (--target NAME)",
-  description: "Marks the delivery (by the id `kontobro status` shows) to be tried again at once; a running agent picks it\n" +
+  description:
+    "Marks the delivery (by the id `kontobro status` shows) to be tried again at once; a running agent picks it\n" +
     "up within its poll interval. Usually after fixing the record in the PSA or the set-up in the target.",
   options: {
     all: { type: "boolean", help: "every delivery that needs action" },
@@ -17,18 +18,17 @@ export const retry = defineCommand({
     ...CONFIG_OPTION,
   },
   positionals: [0, 1],
-  examples: [
-    "kontobro retry 42",
-    "kontobro retry --all",
-    ["kontobro retry --all --target books", "only one target's"],
-  ],
+  examples: ["kontobro retry 42", "kontobro retry --all", ["kontobro retry --all --target books", "only one target's"]],
   run({ values, positionals, usage }) {
     if (values.all ? positionals.length > 0 : positionals.length === 0 || values.target !== undefined) {
       console.error(usage());
       return 2;
     }
     const id = Number(positionals[0]);
-    if (!values.all && !Number.isInteger(id)) { console.error(`delivery ids are whole numbers, not "${positionals[0]}"\n\n${usage()}`); return 2; }
+    if (!values.all && !Number.isInteger(id)) {
+      console.error(`delivery ids are whole numbers, not "${positionals[0]}"\n\n${usage()}`);
+      return 2;
+    }
     const { config } = loadConfig(values.config);
     const db = openDatabase(databasePath(config.agent.data_dir));
     try {
@@ -38,7 +38,9 @@ export const retry = defineCommand({
         return 0;
       }
       const r = outbox.retry(id);
-      console.log(r.ok ? `delivery ${id} will be retried` : r.status ? `delivery ${id} is ${r.status} and cannot be retried` : `no delivery ${id}`);
+      console.log(
+        r.ok ? `delivery ${id} will be retried` : r.status ? `delivery ${id} is ${r.status} and cannot be retried` : `no delivery ${id}`,
+      );
       return r.ok ? 0 : 1;
     } finally {
       db.$client.close();

@@ -7,7 +7,8 @@ import { keepRunning, loadConfig } from "./runtime.ts";
 export const run = defineCommand({
   name: "run",
   summary: "run the agent with kontobro.toml (or --config FILE, or $KONTOBRO_CONFIG)",
-  description: "Serves the status page, the API and the webhooks, delivers events to the targets and runs the scheduled\n" +
+  description:
+    "Serves the status page, the API and the webhooks, delivers events to the targets and runs the scheduled\n" +
     "pulls, until SIGTERM or Ctrl-C (then it finishes what is in flight and stops cleanly). Logs are JSON lines\n" +
     "on standard error.",
   options: { ...CONFIG_OPTION },

@@ -19,7 +19,9 @@ export function loadConfig(explicit: string | undefined, opts: { required?: bool
   const path = configPath(explicit);
   if (!path) {
     if (opts.required) {
-      throw new ConfigError(["no kontobro.toml found in this folder; copy config/kontobro.example.toml to kontobro.toml and edit it, pass --config FILE, or try `kontobro demo`"]);
+      throw new ConfigError([
+        "no kontobro.toml found in this folder; copy config/kontobro.example.toml to kontobro.toml and edit it, pass --config FILE, or try `kontobro demo`",
+      ]);
     }
     return withProxy(validateConfig({}));
   }
@@ -37,7 +39,10 @@ export function untilSignal(stop: () => Promise<void>, announce = true): Promise
   return new Promise((resolve) => {
     const shutdown = (signal: string) => {
       if (announce) process.stderr.write(`\nkontobro: ${signal} received, shutting down cleanly…\n`);
-      stop().then(() => resolve(0), () => resolve(1));
+      stop().then(
+        () => resolve(0),
+        () => resolve(1),
+      );
     };
     process.once("SIGTERM", () => shutdown("SIGTERM"));
     process.once("SIGINT", () => shutdown("SIGINT"));

@@ -10,8 +10,8 @@ export const sandbox = defineCommand({
   name: "sandbox",
   args: "KIND",
   summary: `serve a sandbox on its own: ${kinds.join(", ").replace(/, (?=[^,]*$)/, " or ")} (--port N)`,
-  description: "The same faithful test double `kontobro demo` and the tests use, on loopback, until Ctrl-C. Its state is at\n" +
-    "/__sandbox/state.",
+  description:
+    "The same faithful test double `kontobro demo` and the tests use, on loopback, until Ctrl-C. Its state is at\n" + "/__sandbox/state.",
   options: {
     port: { type: "string", value: "N", help: "the port to listen on (default: any free port)" },
   },
@@ -19,7 +19,10 @@ export const sandbox = defineCommand({
   examples: kinds.map((k, i) => (i === 0 ? `kontobro sandbox ${k} --port 9100` : `kontobro sandbox ${k}`)),
   async run({ values, positionals: [kind], path, usage }) {
     const start = kinds.includes(kind!) ? connectorKinds[kind!]!.startSandbox : undefined;
-    if (!start) { console.error(`${path}: no sandbox "${kind}"; KIND is one of ${kinds.join(", ")}\n\n${usage()}`); return 2; }
+    if (!start) {
+      console.error(`${path}: no sandbox "${kind}"; KIND is one of ${kinds.join(", ")}\n\n${usage()}`);
+      return 2;
+    }
     const port = Number(values.port ?? 0);
     if (!(Number.isInteger(port) && port >= 0 && port <= 65535)) {
       console.error(`${path}: --port must be a port number, not "${values.port}" (see ${path} --help)`);
@@ -27,6 +30,8 @@ export const sandbox = defineCommand({
     }
     const s = await start({ port });
     console.log(`${kind} sandbox on ${s.url}`);
-    return untilSignal(async () => { await s.stop(); }, false);
+    return untilSignal(async () => {
+      await s.stop();
+    }, false);
   },
 });

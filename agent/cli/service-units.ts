@@ -24,11 +24,16 @@ export interface ServiceSpec {
 /** systemd quotes a word with spaces or specials in double quotes, escaping " and \. */
 const systemdWord = (w: string) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(w) ? w : `"${w.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`);
 /** ReadWritePaths= and the like: each folder once (none inside another listed one), quoted when needed. */
-const systemdPaths = (paths: string[]) => [...new Set(paths)]
-  .filter((p, _, all) => !all.some((q) => q !== p && p.startsWith(`${q}/`))).map(systemdWord).join(" ");
+const systemdPaths = (paths: string[]) =>
+  [...new Set(paths)]
+    .filter((p, _, all) => !all.some((q) => q !== p && p.startsWith(`${q}/`)))
+    .map(systemdWord)
+    .join(" ");
 
 export function systemdUnit(s: ServiceSpec): string {
-  const underHome = [s.config, s.command[0]!, ...s.command.slice(1), s.workingDirectory, ...s.writablePaths].some((p) => /^\/(home|root)\//.test(p));
+  const underHome = [s.config, s.command[0]!, ...s.command.slice(1), s.workingDirectory, ...s.writablePaths].some((p) =>
+    /^\/(home|root)\//.test(p),
+  );
   const stateDirectory = /^\/var\/lib\/[^/]+$/.test(s.workingDirectory) ? s.workingDirectory.slice("/var/lib/".length) : null;
   return `# ${s.name}.service, written by \`kontobro service install\`. Re-run that command after moving the binary or the
 # configuration; \`kontobro service uninstall\` removes it (the data directory and kontobro.toml stay).

@@ -12,7 +12,10 @@ import { canonicaliseRecordKeys } from "./rekey.ts";
 export type Db = BunSQLiteDatabase<typeof schema> & { $client: Database };
 
 export class StorageError extends Error {
-  constructor(message: string, readonly hint: string) {
+  constructor(
+    message: string,
+    readonly hint: string,
+  ) {
     super(message);
     this.name = "StorageError";
   }
@@ -57,13 +60,22 @@ export function openDatabase(path: string, options: OpenOptions = {}): Db {
 export function describeOpenError(path: string, e: unknown): StorageError {
   const msg = e instanceof Error ? e.message : String(e);
   if (/readonly|read-only|permission denied|unable to open|EACCES/i.test(msg)) {
-    return new StorageError(`The database ${path} cannot be written (${msg}).`, "Give the user running kontobro write access to the data directory and the files in it, or set agent.data_dir to a writable folder.");
+    return new StorageError(
+      `The database ${path} cannot be written (${msg}).`,
+      "Give the user running kontobro write access to the data directory and the files in it, or set agent.data_dir to a writable folder.",
+    );
   }
   if (/not a database|malformed|corrupt|integrity check/i.test(msg)) {
-    return new StorageError(`The database ${path} is damaged (${msg}).`, "Stop kontobro, move the file aside (keep it for support), and restore the latest backup or start with an empty data directory; the PSA can resend its events.");
+    return new StorageError(
+      `The database ${path} is damaged (${msg}).`,
+      "Stop kontobro, move the file aside (keep it for support), and restore the latest backup or start with an empty data directory; the PSA can resend its events.",
+    );
   }
   if (/locked|busy/i.test(msg)) {
-    return new StorageError(`The database ${path} is locked by another program (${msg}).`, "Stop the other program using the file, then start kontobro again.");
+    return new StorageError(
+      `The database ${path} is locked by another program (${msg}).`,
+      "Stop the other program using the file, then start kontobro again.",
+    );
   }
   return new StorageError(`The database ${path} could not be opened: ${msg}`, "Check the path in agent.data_dir and the free disk space.");
 }

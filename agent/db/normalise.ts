@@ -19,19 +19,28 @@ export function normaliseStoredPayloads(c: Database): number {
   c.transaction(() => {
     let after = 0;
     for (;;) {
-      const rows = c.query(`SELECT seq, type, key, payload FROM events WHERE seq > ?1 AND type IN ('invoice.finalized', 'invoice.credited') AND payload <> '' ORDER BY seq LIMIT ?2`)
+      const rows = c
+        .query(
+          `SELECT seq, type, key, payload FROM events WHERE seq > ?1 AND type IN ('invoice.finalized', 'invoice.credited') AND payload <> '' ORDER BY seq LIMIT ?2`,
+        )
         .all(after, BATCH) as { seq: number; type: string; key: string; payload: string }[];
       if (rows.length === 0) break;
       for (const r of rows) {
         after = r.seq;
         const next = normalised(r.type, r.payload, r.key, false);
-        if (next && next !== r.payload) { update.events.run(r.seq, next); changed += 1; }
+        if (next && next !== r.payload) {
+          update.events.run(r.seq, next);
+          changed += 1;
+        }
       }
     }
     for (const r of c.query(`SELECT key, payload FROM records WHERE entity = 'invoice'`).all() as { key: string; payload: string }[]) {
       const type = JSON.parse(r.payload)?.kind === "credit_note" ? "invoice.credited" : "invoice.finalized";
       const next = normalised(type, r.payload, r.key, true);
-      if (next && next !== r.payload) { update.records.run(r.key, next); changed += 1; }
+      if (next && next !== r.payload) {
+        update.records.run(r.key, next);
+        changed += 1;
+      }
     }
     c.run("INSERT INTO settings (name, value) VALUES (?1, ?2)", [DONE, new Date().toISOString()]);
   }).immediate();
@@ -45,7 +54,9 @@ export function normaliseStoredPayloads(c: Database): number {
 function normalised(type: string, payload: string, key: string, forRecord: boolean): string | null {
   const data = JSON.parse(payload);
   const pdf = data?.pdf;
-  const parsed = (type === "invoice.credited" ? CreditNote : Invoice).safeParse(pdf && !pdf.contentBase64 ? { ...data, pdf: undefined } : data);
+  const parsed = (type === "invoice.credited" ? CreditNote : Invoice).safeParse(
+    pdf && !pdf.contentBase64 ? { ...data, pdf: undefined } : data,
+  );
   if (!parsed.success || parsed.data.number !== key) return null;
   if (!pdf) return JSON.stringify(parsed.data);
   const { contentBase64, ...meta } = pdf as { contentBase64?: string; filename: string };

@@ -13,7 +13,8 @@ export function canonicaliseRecordKeys(c: Database): number {
   if (c.query("SELECT 1 FROM settings WHERE name = ?1").get(DONE)) return 0;
   let moved = 0;
   c.transaction(() => {
-    const rows = c.query(`SELECT entity, key, payload FROM records WHERE entity <> 'product' AND key GLOB '0[0-9]*' AND key NOT GLOB '*[^0-9]*'`)
+    const rows = c
+      .query(`SELECT entity, key, payload FROM records WHERE entity <> 'product' AND key GLOB '0[0-9]*' AND key NOT GLOB '*[^0-9]*'`)
       .all() as { entity: string; key: string; payload: string }[];
     for (const r of rows) {
       const key = canonicalNumber(r.key);
@@ -22,7 +23,8 @@ export function canonicaliseRecordKeys(c: Database): number {
       const payload = parsed?.success ? JSON.stringify(parsed.data) : r.payload;
       const [from, to] = [`${r.entity}:${r.key}`, `${r.entity}:${key}`];
       c.run("UPDATE records SET key = ?3, payload = ?4 WHERE entity = ?1 AND key = ?2", [r.entity, r.key, key, payload]);
-      for (const table of ["events", "deliveries", "links"]) c.run(`UPDATE ${table} SET key = ?3 WHERE entity = ?1 AND key = ?2`, [r.entity, r.key, key]);
+      for (const table of ["events", "deliveries", "links"])
+        c.run(`UPDATE ${table} SET key = ?3 WHERE entity = ?1 AND key = ?2`, [r.entity, r.key, key]);
       c.run("UPDATE deliveries SET waiting_on = ?2 WHERE waiting_on = ?1", [from, to]);
       c.run("UPDATE deliveries SET caused_by = ?2 WHERE caused_by = ?1", [from, to]);
       if (r.entity === "invoice") c.run("UPDATE invoice_export_status SET invoice_key = ?2 WHERE invoice_key = ?1", [r.key, key]);

@@ -8,71 +8,87 @@ import { INBOX_STATES, RUN_STATUSES, RUN_TRIGGERS } from "../states.ts";
  * increasing in commit order, and moved to the end when an item becomes deliverable later (its project
  * arrived), so a feed reader sees it again. State: new → delivered, or ignored_unknown_project.
  */
-export const inbox = sqliteTable("inbox", {
-  id: integer("id").primaryKey({ autoIncrement: true }),
-  seq: integer("seq").notNull(),
-  target: text("target").notNull(),
-  stream: text("stream").notNull(),
-  remoteId: text("remote_id").notNull(),
-  type: text("type").notNull(),
-  state: text("state", { enum: INBOX_STATES }).notNull(),
-  /** The PSA record the item needs ("entity:key"), e.g. "project:4711". */
-  requires: text("requires"),
-  payload: text("payload").notNull(),
-  attachmentName: text("attachment_name"),
-  attachmentType: text("attachment_type"),
-  attachment: blob("attachment", { mode: "buffer" }),
-  /** Delivery to the PSA webhook. */
-  attempts: integer("attempts").notNull().default(0),
-  nextAttemptAt: integer("next_attempt_at").notNull().default(0),
-  errorCode: text("error_code"),
-  errorMessage: text("error_message"),
-  errorHint: text("error_hint"),
-  deliveredVia: text("delivered_via"),
-  createdAt: integer("created_at").notNull(),
-  updatedAt: integer("updated_at").notNull(),
-  deliveredAt: integer("delivered_at"),
-}, (t) => [
-  uniqueIndex("inbox_remote").on(t.target, t.remoteId),
-  uniqueIndex("inbox_seq").on(t.seq),
-  index("inbox_state").on(t.state, t.seq),
-]);
+export const inbox = sqliteTable(
+  "inbox",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    seq: integer("seq").notNull(),
+    target: text("target").notNull(),
+    stream: text("stream").notNull(),
+    remoteId: text("remote_id").notNull(),
+    type: text("type").notNull(),
+    state: text("state", { enum: INBOX_STATES }).notNull(),
+    /** The PSA record the item needs ("entity:key"), e.g. "project:4711". */
+    requires: text("requires"),
+    payload: text("payload").notNull(),
+    attachmentName: text("attachment_name"),
+    attachmentType: text("attachment_type"),
+    attachment: blob("attachment", { mode: "buffer" }),
+    /** Delivery to the PSA webhook. */
+    attempts: integer("attempts").notNull().default(0),
+    nextAttemptAt: integer("next_attempt_at").notNull().default(0),
+    errorCode: text("error_code"),
+    errorMessage: text("error_message"),
+    errorHint: text("error_hint"),
+    deliveredVia: text("delivered_via"),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+    deliveredAt: integer("delivered_at"),
+  },
+  (t) => [
+    uniqueIndex("inbox_remote").on(t.target, t.remoteId),
+    uniqueIndex("inbox_seq").on(t.seq),
+    index("inbox_state").on(t.state, t.seq),
+  ],
+);
 
 /** Watermark per (target, stream): written only in the transaction that stores its batch. */
-export const cursors = sqliteTable("cursors", {
-  target: text("target").notNull(),
-  stream: text("stream").notNull(),
-  value: text("value").notNull(),
-  updatedAt: integer("updated_at").notNull(),
-}, (t) => [primaryKey({ columns: [t.target, t.stream] })]);
+export const cursors = sqliteTable(
+  "cursors",
+  {
+    target: text("target").notNull(),
+    stream: text("stream").notNull(),
+    value: text("value").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.target, t.stream] })],
+);
 
 /** Last state seen per record of a status stream (e.g. an invoice's payment status). */
-export const pullStatus = sqliteTable("pull_status", {
-  target: text("target").notNull(),
-  entity: text("entity").notNull(),
-  key: text("key").notNull(),
-  value: text("value").notNull(),
-  final: integer("final", { mode: "boolean" }).notNull().default(false),
-  changes: integer("changes").notNull().default(0),
-  updatedAt: integer("updated_at").notNull(),
-}, (t) => [primaryKey({ columns: [t.target, t.entity, t.key] })]);
+export const pullStatus = sqliteTable(
+  "pull_status",
+  {
+    target: text("target").notNull(),
+    entity: text("entity").notNull(),
+    key: text("key").notNull(),
+    value: text("value").notNull(),
+    final: integer("final", { mode: "boolean" }).notNull().default(false),
+    changes: integer("changes").notNull().default(0),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.target, t.entity, t.key] })],
+);
 
 /** Every run of a pull job: why it started, when, what it did, and what went wrong. */
-export const jobRuns = sqliteTable("job_runs", {
-  id: integer("id").primaryKey({ autoIncrement: true }),
-  target: text("target").notNull(),
-  stream: text("stream").notNull(),
-  trigger: text("trigger", { enum: RUN_TRIGGERS }).notNull(),
-  status: text("status", { enum: RUN_STATUSES }).notNull(),
-  startedAt: integer("started_at").notNull(),
-  finishedAt: integer("finished_at"),
-  pages: integer("pages").notNull().default(0),
-  fetched: integer("fetched").notNull().default(0),
-  imported: integer("imported").notNull().default(0),
-  duplicates: integer("duplicates").notNull().default(0),
-  ignored: integer("ignored").notNull().default(0),
-  errorCode: text("error_code"),
-  errorMessage: text("error_message"),
-  errorHint: text("error_hint"),
-  pid: integer("pid"),
-}, (t) => [index("job_runs_job").on(t.target, t.stream, t.startedAt)]);
+export const jobRuns = sqliteTable(
+  "job_runs",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    target: text("target").notNull(),
+    stream: text("stream").notNull(),
+    trigger: text("trigger", { enum: RUN_TRIGGERS }).notNull(),
+    status: text("status", { enum: RUN_STATUSES }).notNull(),
+    startedAt: integer("started_at").notNull(),
+    finishedAt: integer("finished_at"),
+    pages: integer("pages").notNull().default(0),
+    fetched: integer("fetched").notNull().default(0),
+    imported: integer("imported").notNull().default(0),
+    duplicates: integer("duplicates").notNull().default(0),
+    ignored: integer("ignored").notNull().default(0),
+    errorCode: text("error_code"),
+    errorMessage: text("error_message"),
+    errorHint: text("error_hint"),
+    pid: integer("pid"),
+  },
+  (t) => [index("job_runs_job").on(t.target, t.stream, t.startedAt)],
+);

@@ -4,90 +4,108 @@ import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "driz
 import { DELIVERY_STATUSES } from "../states.ts";
 
 /** Everything the PSA sent, once per source event id. */
-export const events = sqliteTable("events", {
-  seq: integer("seq").primaryKey({ autoIncrement: true }),
-  eventId: text("event_id").notNull(),
-  type: text("type").notNull(),
-  entity: text("entity").notNull(),
-  key: text("key").notNull(),
-  /** The canonical payload; '' once retention has pruned it (the row stays so a re-sent id is a duplicate). */
-  payload: text("payload").notNull(),
-  receivedAt: integer("received_at").notNull(),
-  /** The PSA's occurredAt (ms), when it sent one: orders versions of a record. */
-  occurredAt: integer("occurred_at"),
-  /** Older (by occurredAt) than the version already stored: acknowledged, never pushed. */
-  stale: integer("stale", { mode: "boolean" }).notNull().default(false),
-}, (t) => [uniqueIndex("events_event_id").on(t.eventId)]);
+export const events = sqliteTable(
+  "events",
+  {
+    seq: integer("seq").primaryKey({ autoIncrement: true }),
+    eventId: text("event_id").notNull(),
+    type: text("type").notNull(),
+    entity: text("entity").notNull(),
+    key: text("key").notNull(),
+    /** The canonical payload; '' once retention has pruned it (the row stays so a re-sent id is a duplicate). */
+    payload: text("payload").notNull(),
+    receivedAt: integer("received_at").notNull(),
+    /** The PSA's occurredAt (ms), when it sent one: orders versions of a record. */
+    occurredAt: integer("occurred_at"),
+    /** Older (by occurredAt) than the version already stored: acknowledged, never pushed. */
+    stale: integer("stale", { mode: "boolean" }).notNull().default(false),
+  },
+  (t) => [uniqueIndex("events_event_id").on(t.eventId)],
+);
 
 /** The latest canonical payload per record. */
-export const records = sqliteTable("records", {
-  entity: text("entity").notNull(),
-  key: text("key").notNull(),
-  payload: text("payload").notNull(),
-  version: integer("version").notNull(),
-  lastEventSeq: integer("last_event_seq").notNull(),
-  /** occurredAt (ms) of the stored version, when the PSA sent one. */
-  occurredAt: integer("occurred_at"),
-  /** Invoices and credit notes: the PSA's id of the document (one number per PSA id, checked at intake). */
-  psaId: text("psa_id"),
-  updatedAt: integer("updated_at").notNull(),
-}, (t) => [primaryKey({ columns: [t.entity, t.key] }), index("records_psa_id").on(t.psaId).where(sql`psa_id IS NOT NULL`)]);
+export const records = sqliteTable(
+  "records",
+  {
+    entity: text("entity").notNull(),
+    key: text("key").notNull(),
+    payload: text("payload").notNull(),
+    version: integer("version").notNull(),
+    lastEventSeq: integer("last_event_seq").notNull(),
+    /** occurredAt (ms) of the stored version, when the PSA sent one. */
+    occurredAt: integer("occurred_at"),
+    /** Invoices and credit notes: the PSA's id of the document (one number per PSA id, checked at intake). */
+    psaId: text("psa_id"),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.entity, t.key] }), index("records_psa_id").on(t.psaId).where(sql`psa_id IS NOT NULL`)],
+);
 
 /**
  * One per (event, target). Status: pending → in_flight → done | needs_action | superseded;
  * waiting while a record it depends on (or an older delivery of the same record) is not yet at the target.
  */
-export const deliveries = sqliteTable("deliveries", {
-  id: integer("id").primaryKey({ autoIncrement: true }),
-  eventSeq: integer("event_seq").notNull().references(() => events.seq),
-  target: text("target").notNull(),
-  entity: text("entity").notNull(),
-  key: text("key").notNull(),
-  status: text("status", { enum: DELIVERY_STATUSES }).notNull(),
-  attempts: integer("attempts").notNull().default(0),
-  nextAttemptAt: integer("next_attempt_at").notNull(),
-  leaseUntil: integer("lease_until"),
-  /** An earlier attempt may have reached the target: look up before creating. */
-  uncertain: integer("uncertain", { mode: "boolean" }).notNull().default(false),
-  /** "entity:key" this delivery waits for, while status = waiting. */
-  waitingOn: text("waiting_on"),
-  /** When it started waiting for a record the PSA has not sent (the grace period counts from here). */
-  waitingSince: integer("waiting_since"),
-  /** "entity:key" of another record the user must change (needs_action): a new version of it retries this. */
-  causedBy: text("caused_by"),
-  errorCode: text("error_code"),
-  errorMessage: text("error_message"),
-  errorHint: text("error_hint"),
-  errorField: text("error_field"),
-  note: text("note"),
-  remoteId: text("remote_id"),
-  createdAt: integer("created_at").notNull(),
-  updatedAt: integer("updated_at").notNull(),
-  doneAt: integer("done_at"),
-  latencyMs: integer("latency_ms"),
-}, (t) => [
-  index("deliveries_ready").on(t.target, t.status, t.nextAttemptAt),
-  index("deliveries_record").on(t.target, t.entity, t.key, t.status),
-  index("deliveries_waiting").on(t.target, t.waitingOn).where(sql`status = 'waiting'`),
-  // Listing by status, newest first (the API and the status page).
-  index("deliveries_status_id").on(t.status, t.id),
-  // "Last successful delivery" per target without scanning every delivered row.
-  index("deliveries_done").on(t.target, t.doneAt).where(sql`status = 'done'`),
-  // Retention: "does this event still have deliveries".
-  index("deliveries_event").on(t.eventSeq),
-  // A new version of a record retries the deliveries refused because of it.
-  index("deliveries_caused_by").on(t.causedBy).where(sql`status = 'needs_action'`),
-]);
+export const deliveries = sqliteTable(
+  "deliveries",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    eventSeq: integer("event_seq")
+      .notNull()
+      .references(() => events.seq),
+    target: text("target").notNull(),
+    entity: text("entity").notNull(),
+    key: text("key").notNull(),
+    status: text("status", { enum: DELIVERY_STATUSES }).notNull(),
+    attempts: integer("attempts").notNull().default(0),
+    nextAttemptAt: integer("next_attempt_at").notNull(),
+    leaseUntil: integer("lease_until"),
+    /** An earlier attempt may have reached the target: look up before creating. */
+    uncertain: integer("uncertain", { mode: "boolean" }).notNull().default(false),
+    /** "entity:key" this delivery waits for, while status = waiting. */
+    waitingOn: text("waiting_on"),
+    /** When it started waiting for a record the PSA has not sent (the grace period counts from here). */
+    waitingSince: integer("waiting_since"),
+    /** "entity:key" of another record the user must change (needs_action): a new version of it retries this. */
+    causedBy: text("caused_by"),
+    errorCode: text("error_code"),
+    errorMessage: text("error_message"),
+    errorHint: text("error_hint"),
+    errorField: text("error_field"),
+    note: text("note"),
+    remoteId: text("remote_id"),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+    doneAt: integer("done_at"),
+    latencyMs: integer("latency_ms"),
+  },
+  (t) => [
+    index("deliveries_ready").on(t.target, t.status, t.nextAttemptAt),
+    index("deliveries_record").on(t.target, t.entity, t.key, t.status),
+    index("deliveries_waiting").on(t.target, t.waitingOn).where(sql`status = 'waiting'`),
+    // Listing by status, newest first (the API and the status page).
+    index("deliveries_status_id").on(t.status, t.id),
+    // "Last successful delivery" per target without scanning every delivered row.
+    index("deliveries_done").on(t.target, t.doneAt).where(sql`status = 'done'`),
+    // Retention: "does this event still have deliveries".
+    index("deliveries_event").on(t.eventSeq),
+    // A new version of a record retries the deliveries refused because of it.
+    index("deliveries_caused_by").on(t.causedBy).where(sql`status = 'needs_action'`),
+  ],
+);
 
 /** What a record is called at a target, and the hash of what we last pushed (skip no-op updates). */
-export const links = sqliteTable("links", {
-  target: text("target").notNull(),
-  entity: text("entity").notNull(),
-  key: text("key").notNull(),
-  remoteId: text("remote_id").notNull(),
-  payloadHash: text("payload_hash").notNull(),
-  updatedAt: integer("updated_at").notNull(),
-}, (t) => [primaryKey({ columns: [t.target, t.entity, t.key] })]);
+export const links = sqliteTable(
+  "links",
+  {
+    target: text("target").notNull(),
+    entity: text("entity").notNull(),
+    key: text("key").notNull(),
+    remoteId: text("remote_id").notNull(),
+    payloadHash: text("payload_hash").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.target, t.entity, t.key] })],
+);
 
 /** Small durable settings the agent generates itself (API token in demo mode, webhook tokens, …). */
 export const settings = sqliteTable("settings", {
@@ -135,34 +153,45 @@ export const credentials = sqliteTable("credentials", {
  * key and found by the target's id. `fingerprint`: the record's fields as both systems hold them; `pending`: what a
  * push under way will make it (so the push coming back in a pull is never taken for a change).
  */
-export const masterRecords = sqliteTable("master_records", {
-  target: text("target").notNull(),
-  entity: text("entity").notNull(),
-  key: text("key").notNull(),
-  remoteId: text("remote_id").notNull(),
-  name: text("name"),
-  fingerprint: text("fingerprint"),
-  pending: text("pending_fingerprint"),
-  modifiedAt: text("modified_at"),
-  updatedAt: integer("updated_at").notNull(),
-}, (t) => [primaryKey({ columns: [t.target, t.entity, t.key] }), uniqueIndex("master_records_remote").on(t.target, t.entity, t.remoteId)]);
+export const masterRecords = sqliteTable(
+  "master_records",
+  {
+    target: text("target").notNull(),
+    entity: text("entity").notNull(),
+    key: text("key").notNull(),
+    remoteId: text("remote_id").notNull(),
+    name: text("name"),
+    fingerprint: text("fingerprint"),
+    pending: text("pending_fingerprint"),
+    modifiedAt: text("modified_at"),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.target, t.entity, t.key] }), uniqueIndex("master_records_remote").on(t.target, t.entity, t.remoteId)],
+);
 
 /**
  * What master per entity tells a person, once per record and kind until it is resolved: a change made in the
  * non-master system, a number whose name does not match, a renumbering or rename in one system only, an article
  * whose coding to check.
  */
-export const masterReports = sqliteTable("master_reports", {
-  target: text("target").notNull(),
-  entity: text("entity").notNull(),
-  key: text("key").notNull(),
-  kind: text("kind").notNull(),
-  /** Where it happened: psa or target. */
-  side: text("side").notNull(),
-  message: text("message").notNull(),
-  hint: text("hint"),
-  count: integer("count").notNull().default(1),
-  firstAt: integer("first_at").notNull(),
-  lastAt: integer("last_at").notNull(),
-  resolvedAt: integer("resolved_at"),
-}, (t) => [primaryKey({ columns: [t.target, t.entity, t.key, t.kind] }), index("master_reports_open").on(t.target, t.lastAt).where(sql`resolved_at IS NULL`)]);
+export const masterReports = sqliteTable(
+  "master_reports",
+  {
+    target: text("target").notNull(),
+    entity: text("entity").notNull(),
+    key: text("key").notNull(),
+    kind: text("kind").notNull(),
+    /** Where it happened: psa or target. */
+    side: text("side").notNull(),
+    message: text("message").notNull(),
+    hint: text("hint"),
+    count: integer("count").notNull().default(1),
+    firstAt: integer("first_at").notNull(),
+    lastAt: integer("last_at").notNull(),
+    resolvedAt: integer("resolved_at"),
+  },
+  (t) => [
+    primaryKey({ columns: [t.target, t.entity, t.key, t.kind] }),
+    index("master_reports_open").on(t.target, t.lastAt).where(sql`resolved_at IS NULL`),
+  ],
+);

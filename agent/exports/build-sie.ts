@@ -27,14 +27,16 @@ export interface LeftOut {
   problems: Problem[];
 }
 
-export type SieBuild =
-  | { ok: true; files: BuiltFile[]; leftOut: LeftOut[]; warnings: Problem[] }
-  | { ok: false; problems: Problem[] };
+export type SieBuild = { ok: true; files: BuiltFile[]; leftOut: LeftOut[]; warnings: Problem[] } | { ok: false; problems: Problem[] };
 
 const FIELD_NAMES: [RegExp, string][] = [
-  [/^companyName/, "company name"], [/^accounts\[\d+\]\.name/, "account name"], [/^dimensions\[\d+\]\.objects\[\d+\]\.name/, "project or customer name"],
-  [/^dimensions\[\d+\]\.objects\[\d+\]\.id/, "project or customer number"], [/\.objects\[\d+\]\.id$/, "object id on a voucher row"],
-  [/^vouchers\[\d+\]\.text/, "voucher text"], [/\.transactions\[\d+\]\.text$/, "voucher row text"],
+  [/^companyName/, "company name"],
+  [/^accounts\[\d+\]\.name/, "account name"],
+  [/^dimensions\[\d+\]\.objects\[\d+\]\.name/, "project or customer name"],
+  [/^dimensions\[\d+\]\.objects\[\d+\]\.id/, "project or customer number"],
+  [/\.objects\[\d+\]\.id$/, "object id on a voucher row"],
+  [/^vouchers\[\d+\]\.text/, "voucher text"],
+  [/\.transactions\[\d+\]\.text$/, "voucher row text"],
 ];
 const describeField = (field?: string) => FIELD_NAMES.find(([re]) => field && re.test(field))?.[1] ?? field ?? "a text";
 
@@ -48,17 +50,33 @@ export function substitutionWarnings(subs: Substitution[], fileName: string): Pr
   return [...groups.values()].map((list) => {
     const s = list[0]!;
     const shown = s.reason === "control" ? "a tab or line break" : `"${s.char}" (${s.codePoint})`;
-    return problem("sie4.character_replaced",
+    return problem(
+      "sie4.character_replaced",
       `${fileName}: ${shown} was written as "${s.replacement}" ${list.length} time(s), first in the ${describeField(s.field)} on line ${s.line}: SIE files use code page 437, which has no such character.`,
-      "Nothing to do if the text is still clear; otherwise change the name or text in the PSA (or in exports.posting.account_names) and export again.", s.field);
+      "Nothing to do if the text is still clear; otherwise change the name or text in the PSA (or in exports.posting.account_names) and export again.",
+      s.field,
+    );
   });
 }
 
-export function buildSieFiles(invoices: InvoiceLike[], context: { customers: ReadonlyMap<string, Customer>; projects: ReadonlyMap<string, Project> },
-  settings: ExportSettings, at: { now: Date; firstSerial: number }): SieBuild {
+export function buildSieFiles(
+  invoices: InvoiceLike[],
+  context: { customers: ReadonlyMap<string, Customer>; projects: ReadonlyMap<string, Project> },
+  settings: ExportSettings,
+  at: { now: Date; firstSerial: number },
+): SieBuild {
   if (!settings.companyName) {
-    return { ok: false, problems: [problem("exports.company_name_missing", "SIE files must name the company (#FNAMN), and exports.company_name is not set.",
-      'Add company_name = "Your Company AB" (and org_number) under [exports] in kontobro.toml, then restart kontobro.', "exports.company_name")] };
+    return {
+      ok: false,
+      problems: [
+        problem(
+          "exports.company_name_missing",
+          "SIE files must name the company (#FNAMN), and exports.company_name is not set.",
+          'Add company_name = "Your Company AB" (and org_number) under [exports] in kontobro.toml, then restart kontobro.',
+          "exports.company_name",
+        ),
+      ],
+    };
   }
   const byYear = new Map<string, InvoiceLike[]>();
   for (const doc of invoices) {
@@ -73,10 +91,19 @@ export function buildSieFiles(invoices: InvoiceLike[], context: { customers: Rea
   for (const key of [...byYear.keys()].sort()) {
     const [start, end] = key.split("/") as [string, string];
     const docs = byYear.get(key)!;
-    const { input, rejected } = invoicesToSieInput(docs, settings.posting, {
-      program: "kontobro", programVersion: VERSION, generatedAt: at.now, companyName: settings.companyName,
-      ...(settings.orgNumber ? { orgNumber: settings.orgNumber } : {}), fiscalYear: { start, end },
-    }, { customers: [...context.customers.values()], projects: [...context.projects.values()] });
+    const { input, rejected } = invoicesToSieInput(
+      docs,
+      settings.posting,
+      {
+        program: "kontobro",
+        programVersion: VERSION,
+        generatedAt: at.now,
+        companyName: settings.companyName,
+        ...(settings.orgNumber ? { orgNumber: settings.orgNumber } : {}),
+        fiscalYear: { start, end },
+      },
+      { customers: [...context.customers.values()], projects: [...context.projects.values()] },
+    );
     leftOut.push(...rejected);
     if (input.vouchers.length === 0) continue;
     let written: ReturnType<typeof writeSie4i>;
@@ -90,11 +117,32 @@ export function buildSieFiles(invoices: InvoiceLike[], context: { customers: Rea
     const check = readSie(written.bytes);
     const errors = check.problems.filter((p) => p.severity === "error");
     if (errors.length > 0 || check.document.vouchers.length !== input.vouchers.length) {
-      return { ok: false, problems: [problem("exports.sie_self_check_failed", `kontobro's own SIE file did not pass validation: ${errors.map((p) => p.message).join("; ") || "voucher count differs"}.`, "Nothing was exported or marked. Please report this to support with the invoices concerned.")] };
+      return {
+        ok: false,
+        problems: [
+          problem(
+            "exports.sie_self_check_failed",
+            `kontobro's own SIE file did not pass validation: ${errors.map((p) => p.message).join("; ") || "voucher count differs"}.`,
+            "Nothing was exported or marked. Please report this to support with the invoices concerned.",
+          ),
+        ],
+      };
     }
     const exported = docs.filter((d) => !rejected.some((r) => r.number === d.number)).map((d) => d.number);
-    const dates = docs.filter((d) => exported.includes(d.number)).map((d) => d.date).sort();
-    files.push({ fileName: written.fileName, format: "sie4i", encoding: "cp437", periodFrom: dates[0]!, periodTo: dates[dates.length - 1]!, bytes: written.bytes, rowCount: input.vouchers.length, invoices: exported });
+    const dates = docs
+      .filter((d) => exported.includes(d.number))
+      .map((d) => d.date)
+      .sort();
+    files.push({
+      fileName: written.fileName,
+      format: "sie4i",
+      encoding: "cp437",
+      periodFrom: dates[0]!,
+      periodTo: dates[dates.length - 1]!,
+      bytes: written.bytes,
+      rowCount: input.vouchers.length,
+      invoices: exported,
+    });
     warnings.push(...substitutionWarnings(written.substitutions, written.fileName));
     serial++;
   }

@@ -10,13 +10,22 @@ const monthDay = z.string().regex(/^(0[1-9]|1[0-2])-01$/, { error: 'must be the 
 
 export const PostingConfig = z.strictObject({
   receivable_account: accountNo.default("1510"),
-  revenue_accounts: z.strictObject({ hours: accountNo.optional(), expenses: accountNo.optional(), products: accountNo.optional() }).default({}),
+  revenue_accounts: z
+    .strictObject({ hours: accountNo.optional(), expenses: accountNo.optional(), products: accountNo.optional() })
+    .default({}),
   default_vat_code: z.string().min(1).default("25"),
-  vat_codes: z.record(z.string(), z.strictObject({
-    rate: z.number().min(0).max(100),
-    account: accountNo.optional(),
-    revenue_accounts: z.strictObject({ hours: accountNo.optional(), expenses: accountNo.optional(), products: accountNo.optional() }).optional(),
-  })).optional(),
+  vat_codes: z
+    .record(
+      z.string(),
+      z.strictObject({
+        rate: z.number().min(0).max(100),
+        account: accountNo.optional(),
+        revenue_accounts: z
+          .strictObject({ hours: accountNo.optional(), expenses: accountNo.optional(), products: accountNo.optional() })
+          .optional(),
+      }),
+    )
+    .optional(),
   rounding_account: accountNo.default("3740"),
   round_total: z.enum(["none", "krona"]).default("none"),
   revenue_detail: z.enum(["per_account", "per_line"]).default("per_account"),
@@ -34,21 +43,30 @@ export const Sie4FileConfig = z.strictObject({
   ksumma: z.boolean().default(true),
 });
 
-export const ExportsConfig = z.strictObject({
-  /** Also write every file here (for the accounting system to pick up); files stay in the database too. */
-  output_dir: z.string().min(1).optional(),
-  company_name: z.string().min(1).optional(),
-  org_number: z.string().min(1).optional(),
-  /** First day of the financial year; SIE files and exports are split at its start. */
-  fiscal_year_start: monthDay.default("01-01"),
-  currency: z.string().regex(/^[A-Z]{3}$/, { error: "must be a 3-letter ISO 4217 code such as SEK or NOK" }).default("SEK"),
-  posting: PostingConfig.prefault({}),
-  sie4: Sie4FileConfig.prefault({}),
-}).superRefine((c, ctx) => {
-  if (c.posting.cost_centre === "fixed" && !c.posting.cost_centre_id) {
-    ctx.addIssue({ code: "custom", path: ["posting", "cost_centre_id"], message: 'is required when cost_centre = "fixed" (the cost centre written on every revenue row)' });
-  }
-});
+export const ExportsConfig = z
+  .strictObject({
+    /** Also write every file here (for the accounting system to pick up); files stay in the database too. */
+    output_dir: z.string().min(1).optional(),
+    company_name: z.string().min(1).optional(),
+    org_number: z.string().min(1).optional(),
+    /** First day of the financial year; SIE files and exports are split at its start. */
+    fiscal_year_start: monthDay.default("01-01"),
+    currency: z
+      .string()
+      .regex(/^[A-Z]{3}$/, { error: "must be a 3-letter ISO 4217 code such as SEK or NOK" })
+      .default("SEK"),
+    posting: PostingConfig.prefault({}),
+    sie4: Sie4FileConfig.prefault({}),
+  })
+  .superRefine((c, ctx) => {
+    if (c.posting.cost_centre === "fixed" && !c.posting.cost_centre_id) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["posting", "cost_centre_id"],
+        message: 'is required when cost_centre = "fixed" (the cost centre written on every revenue row)',
+      });
+    }
+  });
 export type ExportsConfig = z.infer<typeof ExportsConfig>;
 
 /** The settings the export service works with, in the SIE library's terms. */
@@ -74,7 +92,9 @@ export function exportSettings(c: ExportsConfig = ExportsConfig.parse({})): Expo
     receivableAccount: p.receivable_account,
     revenueAccounts: Object.fromEntries(Object.entries(p.revenue_accounts).filter(([, v]) => v !== undefined)),
     vatCodes: p.vat_codes
-      ? Object.fromEntries(Object.entries(p.vat_codes).map(([code, v]) => [code, { rate: v.rate, account: v.account, revenueAccounts: v.revenue_accounts }]))
+      ? Object.fromEntries(
+          Object.entries(p.vat_codes).map(([code, v]) => [code, { rate: v.rate, account: v.account, revenueAccounts: v.revenue_accounts }]),
+        )
       : DEFAULT_VAT_CODES,
     defaultVatCode: p.default_vat_code,
     roundingAccount: p.rounding_account,
@@ -89,8 +109,12 @@ export function exportSettings(c: ExportsConfig = ExportsConfig.parse({})): Expo
     accountNames: p.account_names,
   });
   return {
-    outputDir: c.output_dir, companyName: c.company_name, orgNumber: c.org_number, fiscalYearStart: c.fiscal_year_start,
-    posting, sie4: { lineEnding: c.sie4.line_ending, ksumma: c.sie4.ksumma },
+    outputDir: c.output_dir,
+    companyName: c.company_name,
+    orgNumber: c.org_number,
+    fiscalYearStart: c.fiscal_year_start,
+    posting,
+    sie4: { lineEnding: c.sie4.line_ending, ksumma: c.sie4.ksumma },
   };
 }
 

@@ -26,14 +26,26 @@ const sameBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.e
  * was configured are marked 0 and never written later: an importer must not see old exports again.
  */
 export function deliverPending(db: Db, dir: string, now = Date.now()): { delivered: string[]; problems: Problem[] } {
-  const pending = db.$client.query(`SELECT id, file_name AS fileName, bytes FROM export_files WHERE delivered_at IS NULL ORDER BY id`).all() as { id: number; fileName: string; bytes: Uint8Array }[];
+  const pending = db.$client
+    .query(`SELECT id, file_name AS fileName, bytes FROM export_files WHERE delivered_at IS NULL ORDER BY id`)
+    .all() as { id: number; fileName: string; bytes: Uint8Array }[];
   const delivered: string[] = [];
   const problems: Problem[] = [];
   if (pending.length === 0) return { delivered, problems };
   try {
     mkdirSync(dir, { recursive: true });
   } catch (e) {
-    return { delivered, problems: [problem("exports.output_dir_unwritable", `The export folder ${dir} cannot be created: ${(e as Error).message}.`, "Fix exports.output_dir or its permissions; the files are kept in kontobro and are written there at the next export or start.", "exports.output_dir")] };
+    return {
+      delivered,
+      problems: [
+        problem(
+          "exports.output_dir_unwritable",
+          `The export folder ${dir} cannot be created: ${(e as Error).message}.`,
+          "Fix exports.output_dir or its permissions; the files are kept in kontobro and are written there at the next export or start.",
+          "exports.output_dir",
+        ),
+      ],
+    };
   }
   const mark = db.$client.prepare(`UPDATE export_files SET delivered_at = ?2 WHERE id = ?1`);
   for (const f of pending) {
@@ -43,21 +55,39 @@ export function deliverPending(db: Db, dir: string, now = Date.now()): { deliver
       if (existsSync(path)) {
         // Written before a crash, or someone else's file: never overwrite a different one.
         if (!sameBytes(new Uint8Array(readFileSync(path)), bytes)) {
-          problems.push(problem("exports.output_file_exists", `A different file named ${f.fileName} is already in ${dir}; export file ${f.id} was not written there.`, `Move the other file away; kontobro writes file ${f.id} at the next export or start. It can also be downloaded again.`, "exports.output_dir"));
+          problems.push(
+            problem(
+              "exports.output_file_exists",
+              `A different file named ${f.fileName} is already in ${dir}; export file ${f.id} was not written there.`,
+              `Move the other file away; kontobro writes file ${f.id} at the next export or start. It can also be downloaded again.`,
+              "exports.output_dir",
+            ),
+          );
           continue;
         }
       } else writeAtomically(path, bytes);
       mark.run(f.id, now);
       delivered.push(path);
     } catch (e) {
-      problems.push(problem("exports.output_dir_unwritable", `Export file ${f.id} (${f.fileName}) could not be written to ${dir}: ${(e as Error).message}.`, "Fix exports.output_dir or its permissions; the file is kept in kontobro and written there at the next export or start.", "exports.output_dir"));
+      problems.push(
+        problem(
+          "exports.output_dir_unwritable",
+          `Export file ${f.id} (${f.fileName}) could not be written to ${dir}: ${(e as Error).message}.`,
+          "Fix exports.output_dir or its permissions; the file is kept in kontobro and written there at the next export or start.",
+          "exports.output_dir",
+        ),
+      );
     }
   }
   return { delivered, problems };
 }
 
 /** At start: files whose export committed just before a crash are written now. Problems are logged, not fatal. */
-export function deliverOnStart(db: Db, settings: { outputDir?: string }, log: { info(m: string, f?: Record<string, unknown>): void; warn(m: string, f?: Record<string, unknown>): void }): void {
+export function deliverOnStart(
+  db: Db,
+  settings: { outputDir?: string },
+  log: { info(m: string, f?: Record<string, unknown>): void; warn(m: string, f?: Record<string, unknown>): void },
+): void {
   if (!settings.outputDir) return;
   const r = deliverPending(db, settings.outputDir);
   if (r.delivered.length > 0) log.info("export files written to the output folder", { files: r.delivered });

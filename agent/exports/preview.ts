@@ -14,15 +14,26 @@ import * as store from "./store.ts";
 
 export type Preview =
   | {
-    ok: true; template: string; dataType: string; header: string[] | null; rows: string[][]; totalRows: number;
-    /** The first lines of the file as the receiving system will read them (decoded from the file's encoding). */
-    text: string;
-    columns: { header: string; source: string; guess: boolean; note?: string }[];
-    warnings: Problem[]; message: string;
-  }
+      ok: true;
+      template: string;
+      dataType: string;
+      header: string[] | null;
+      rows: string[][];
+      totalRows: number;
+      /** The first lines of the file as the receiving system will read them (decoded from the file's encoding). */
+      text: string;
+      columns: { header: string; source: string; guess: boolean; note?: string }[];
+      warnings: Problem[];
+      message: string;
+    }
   | { ok: false; httpStatus: 422; problems: Problem[] };
 
-export function previewTemplate(db: Db, settings: ExportSettings, t: Template, request: { from?: string; to?: string; rows?: number }): Preview {
+export function previewTemplate(
+  db: Db,
+  settings: ExportSettings,
+  t: Template,
+  request: { from?: string; to?: string; rows?: number },
+): Preview {
   const what = DATA_TYPE_TITLES[t.dataType];
   const selection = SELECTION[t.dataType];
   const checked = checkPeriod(selection, request.from, request.to, what);
@@ -31,22 +42,46 @@ export function previewTemplate(db: Db, settings: ExportSettings, t: Template, r
   return db.$client.transaction((): Preview => {
     const period = checked.period;
     const data = {
-      customers: store.loadCustomers(db), projects: store.loadProjects(db), users: store.loadUsers(db),
+      customers: store.loadCustomers(db),
+      projects: store.loadProjects(db),
+      users: store.loadUsers(db),
       ...(selection === "to_transfer" ? { invoices: store.loadInvoicesToTransfer(db, period) } : {}),
       ...(t.dataType.startsWith("time_records") ? { timeRecords: store.loadTimeRecords(db, period!.from!, period!.to!) } : {}),
       ...(t.dataType === "expense_claims" ? { claims: store.loadClaims(db, period!.from!, period!.to!) } : {}),
     };
-    const built = buildRows(t.dataType, data, { posting: settings.posting, period: period as { from: string; to: string } | undefined, groupBy: t.groupBy, recordFilter: recordFilter(t) });
+    const built = buildRows(t.dataType, data, {
+      posting: settings.posting,
+      period: period as { from: string; to: string } | undefined,
+      groupBy: t.groupBy,
+      recordFilter: recordFilter(t),
+    });
     const totalRows = applyFilters(t, built.rows).length;
     const rendered = renderTemplate(t, built.rows, { limit });
-    const scope = selection === "to_transfer" ? "invoices to transfer" : selection === "period" ? `${what.toLowerCase()} from ${period!.from} to ${period!.to}` : `all ${what.toLowerCase()}`;
+    const scope =
+      selection === "to_transfer"
+        ? "invoices to transfer"
+        : selection === "period"
+          ? `${what.toLowerCase()} from ${period!.from} to ${period!.to}`
+          : `all ${what.toLowerCase()}`;
     return {
-      ok: true, template: t.name, dataType: t.dataType, header: rendered.header, rows: rendered.cells, totalRows,
+      ok: true,
+      template: t.name,
+      dataType: t.dataType,
+      header: rendered.header,
+      rows: rendered.cells,
+      totalRows,
       text: decodeText(rendered.bytes, t.encoding).replace(/^\ufeff/, ""),
-      columns: t.columns.map((c) => ({ header: c.header, source: c.field ?? `"${c.value}"`, guess: !!c.guess, ...(c.note ? { note: c.note } : {}) })),
+      columns: t.columns.map((c) => ({
+        header: c.header,
+        source: c.field ?? `"${c.value}"`,
+        guess: !!c.guess,
+        ...(c.note ? { note: c.note } : {}),
+      })),
       warnings: [...checked.warnings, ...leftOutWarnings(built.rejected), ...rendered.warnings],
-      message: totalRows === 0 ? `No rows: there are no ${scope} that pass the filters, so an export now would write no file.`
-        : `The first ${Math.min(limit, totalRows)} of ${totalRows} row(s) an export would write now (${scope}). Nothing was stored or marked.`,
+      message:
+        totalRows === 0
+          ? `No rows: there are no ${scope} that pass the filters, so an export now would write no file.`
+          : `The first ${Math.min(limit, totalRows)} of ${totalRows} row(s) an export would write now (${scope}). Nothing was stored or marked.`,
     };
   })();
 }

@@ -17,7 +17,9 @@ import type { ChangedBy } from "./status.ts";
 import * as store from "./store.ts";
 import { findTemplate } from "./templates-store.ts";
 
-export type ExportRequest = { format: "sie4"; from?: string; to?: string } | { format: "template"; template: string; from?: string; to?: string };
+export type ExportRequest =
+  | { format: "sie4"; from?: string; to?: string }
+  | { format: "template"; template: string; from?: string; to?: string };
 
 export interface ExportOptions {
   by: Extract<ChangedBy, "api" | "cli" | "ui">;
@@ -39,40 +41,87 @@ export interface ExportedFile {
 }
 
 export type ExportResult =
-  | { ok: true; runId: number | null; files: ExportedFile[]; rowCount: number; invoices: { exported: string[]; leftOut: LeftOut[] }; warnings: Problem[]; message: string }
+  | {
+      ok: true;
+      runId: number | null;
+      files: ExportedFile[];
+      rowCount: number;
+      invoices: { exported: string[]; leftOut: LeftOut[] };
+      warnings: Problem[];
+      message: string;
+    }
   | { ok: false; httpStatus: 404 | 422; problems: Problem[] };
 
 type Period = { from: string; to: string };
 
 /** Checks from/to against what the data type needs. Pure. */
-export function checkPeriod(selection: "all" | "to_transfer" | "period", from: string | undefined, to: string | undefined, what: string): { period?: Partial<Period>; problems: Problem[]; warnings: Problem[] } {
+export function checkPeriod(
+  selection: "all" | "to_transfer" | "period",
+  from: string | undefined,
+  to: string | undefined,
+  what: string,
+): { period?: Partial<Period>; problems: Problem[]; warnings: Problem[] } {
   const problems: Problem[] = [];
-  for (const [k, v] of [["from", from], ["to", to]] as const) {
-    if (v !== undefined && !isValidIsoDate(v)) problems.push(problem("exports.bad_date", `${k}: "${String(v).slice(0, 30)}" is not a date.`, "Write dates as 2026-03-31.", k));
+  for (const [k, v] of [
+    ["from", from],
+    ["to", to],
+  ] as const) {
+    if (v !== undefined && !isValidIsoDate(v))
+      problems.push(problem("exports.bad_date", `${k}: "${String(v).slice(0, 30)}" is not a date.`, "Write dates as 2026-03-31.", k));
   }
-  if (problems.length === 0 && from && to && from > to) problems.push(problem("exports.bad_period", `The period ${from} to ${to} is empty: from is after to.`, "Swap the dates.", "from"));
+  if (problems.length === 0 && from && to && from > to)
+    problems.push(problem("exports.bad_period", `The period ${from} to ${to} is empty: from is after to.`, "Swap the dates.", "from"));
   if (selection === "period" && (!from || !to)) {
-    problems.push(problem("exports.period_required", `${what} are exported by period: give both from and to.`, "E.g. from 2026-03-01 to 2026-03-31.", !from ? "from" : "to"));
+    problems.push(
+      problem(
+        "exports.period_required",
+        `${what} are exported by period: give both from and to.`,
+        "E.g. from 2026-03-01 to 2026-03-31.",
+        !from ? "from" : "to",
+      ),
+    );
   }
-  const warnings = selection === "all" && (from || to)
-    ? [problem("exports.period_ignored", `${what} are exported whole; from and to were ignored.`, "Leave the period out for this data type.")] : [];
+  const warnings =
+    selection === "all" && (from || to)
+      ? [
+          problem(
+            "exports.period_ignored",
+            `${what} are exported whole; from and to were ignored.`,
+            "Leave the period out for this data type.",
+          ),
+        ]
+      : [];
   return { period: selection === "all" ? undefined : { from, to }, problems, warnings };
 }
 
 function overlapWarnings(db: Db, dataType: keyof typeof PERIOD_SOURCE, period: Period): Problem[] {
   const source = PERIOD_SOURCE[dataType]!;
   const what = source === "time_records" ? "Time records" : "Expense claims";
-  const types = Object.entries(PERIOD_SOURCE).filter(([, s]) => s === source).map(([t]) => t);
-  const notes = [problem("exports.no_exported_flag",
-    `${what} carry no exported flag: this file holds every one dated ${period.from} to ${period.to} as it is now, and exporting an overlapping period again repeats those rows.`,
-    "Export each period once, one after the other (e.g. month by month).")];
+  const types = Object.entries(PERIOD_SOURCE)
+    .filter(([, s]) => s === source)
+    .map(([t]) => t);
+  const notes = [
+    problem(
+      "exports.no_exported_flag",
+      `${what} carry no exported flag: this file holds every one dated ${period.from} to ${period.to} as it is now, and exporting an overlapping period again repeats those rows.`,
+      "Export each period once, one after the other (e.g. month by month).",
+    ),
+  ];
   for (const run of store.overlappingRuns(db, types, period.from, period.to)) {
     const from = run.periodFrom! > period.from ? run.periodFrom! : period.from; // ISO dates: string order
     const to = run.periodTo! < period.to ? run.periodTo! : period.to;
-    const files = store.listFiles(db, { runId: run.id }).map((f) => `${f.fileName} (file ${f.id})`).join(", ");
-    notes.push(problem("exports.period_overlap",
-      `${what} from ${from} to ${to} were already exported on ${new Date(run.createdAt).toISOString().slice(0, 10)} (export ${run.id}${run.template ? `, template ${run.template}` : ""}: ${files}): their rows are in this file again.`,
-      "If the receiving system already imported that export, import only the rows outside that period, or export a period that does not overlap.", "from"));
+    const files = store
+      .listFiles(db, { runId: run.id })
+      .map((f) => `${f.fileName} (file ${f.id})`)
+      .join(", ");
+    notes.push(
+      problem(
+        "exports.period_overlap",
+        `${what} from ${from} to ${to} were already exported on ${new Date(run.createdAt).toISOString().slice(0, 10)} (export ${run.id}${run.template ? `, template ${run.template}` : ""}: ${files}): their rows are in this file again.`,
+        "If the receiving system already imported that export, import only the rows outside that period, or export a period that does not overlap.",
+        "from",
+      ),
+    );
   }
   return notes;
 }
@@ -82,23 +131,37 @@ function storeFiles(db: Db, runId: number, files: BuiltFile[], createdAt: number
     const sha256 = createHash("sha256").update(f.bytes).digest("hex");
     const id = store.insertFile(db, { runId, ...f, sha256, createdAt });
     if (!deliver) db.$client.run(`UPDATE export_files SET delivered_at = 0 WHERE id = ?1`, [id]);
-    return { id, fileName: f.fileName, format: f.format, size: f.bytes.length, sha256, rowCount: f.rowCount, periodFrom: f.periodFrom, periodTo: f.periodTo, invoices: f.invoices };
+    return {
+      id,
+      fileName: f.fileName,
+      format: f.format,
+      size: f.bytes.length,
+      sha256,
+      rowCount: f.rowCount,
+      periodFrom: f.periodFrom,
+      periodTo: f.periodTo,
+      invoices: f.invoices,
+    };
   });
 }
 
 /** Marks exactly the exported invoices; an invoice no longer "to transfer" aborts the whole export. */
 function markTransferred(db: Db, files: ExportedFile[], now: number): void {
-  const mark = db.$client.prepare(`UPDATE invoice_export_status SET status = 'transferred', changed_at = ?2, changed_by = 'export', export_file_id = ?3
+  const mark =
+    db.$client.prepare(`UPDATE invoice_export_status SET status = 'transferred', changed_at = ?2, changed_by = 'export', export_file_id = ?3
     WHERE invoice_key = ?1 AND status = 'to_transfer'`);
-  for (const f of files) for (const number of f.invoices) {
-    if (mark.run(number, now, f.id).changes !== 1) throw new Error(`invoice ${number} is no longer "to transfer"; export aborted, nothing was stored`);
-  }
+  for (const f of files)
+    for (const number of f.invoices) {
+      if (mark.run(number, now, f.id).changes !== 1)
+        throw new Error(`invoice ${number} is no longer "to transfer"; export aborted, nothing was stored`);
+    }
 }
 
 function loadData(db: Db, t: Template, period: Partial<Period> | undefined): ExportData {
   const data: ExportData = { customers: store.loadCustomers(db), projects: store.loadProjects(db), users: store.loadUsers(db) };
   if (SELECTION[t.dataType] === "to_transfer") data.invoices = store.loadInvoicesToTransfer(db, period);
-  if (t.dataType === "time_records" || t.dataType === "time_records_grouped") data.timeRecords = store.loadTimeRecords(db, period!.from!, period!.to!);
+  if (t.dataType === "time_records" || t.dataType === "time_records_grouped")
+    data.timeRecords = store.loadTimeRecords(db, period!.from!, period!.to!);
   if (t.dataType === "expense_claims") data.claims = store.loadClaims(db, period!.from!, period!.to!);
   return data;
 }
@@ -124,12 +187,17 @@ export function runExport(db: Db, settings: ExportSettings, request: ExportReque
     if (!template) {
       const invoices = store.loadInvoicesToTransfer(db, checked.period);
       if (invoices.length === 0) return nothing(`No invoices to transfer${periodText(request)}.`);
-      const built = buildSieFiles(invoices.map((i) => i.doc), { customers: store.loadCustomers(db), projects: store.loadProjects(db) }, settings,
-        { now, firstSerial: store.sieFileCount(db) + 1 });
+      const built = buildSieFiles(
+        invoices.map((i) => i.doc),
+        { customers: store.loadCustomers(db), projects: store.loadProjects(db) },
+        settings,
+        { now, firstSerial: store.sieFileCount(db) + 1 },
+      );
       if (!built.ok) return { ok: false, httpStatus: 422, problems: built.problems };
       ({ files, leftOut } = built);
       warnings.push(...leftOutWarnings(leftOut), ...built.warnings);
-      if (files.length === 0) return { ...nothing(`No invoice could be exported${periodText(request)}.`), invoices: { exported: [], leftOut }, warnings };
+      if (files.length === 0)
+        return { ...nothing(`No invoice could be exported${periodText(request)}.`), invoices: { exported: [], leftOut }, warnings };
     } else {
       const data = loadData(db, template, checked.period);
       if (data.invoices?.length === 0) return nothing(`No invoices to transfer${periodText(request)}.`);
@@ -139,8 +207,10 @@ export function runExport(db: Db, settings: ExportSettings, request: ExportReque
       leftOut = built.leftOut;
       warnings.push(...built.warnings);
       if (!built.file) {
-        const none = leftOut.length > 0 && leftOut.length === data.invoices?.length ? `No invoice could be exported${periodText(request)}.`
-          : `Nothing to export: no ${what.toLowerCase()}${periodText(request)}${template.filters.length ? " pass the template's filters" : ""}.`;
+        const none =
+          leftOut.length > 0 && leftOut.length === data.invoices?.length
+            ? `No invoice could be exported${periodText(request)}.`
+            : `Nothing to export: no ${what.toLowerCase()}${periodText(request)}${template.filters.length ? " pass the template's filters" : ""}.`;
         return { ...nothing(none), invoices: { exported: [], leftOut }, warnings };
       }
       if (period) warnings.push(...overlapWarnings(db, template.dataType as keyof typeof PERIOD_SOURCE, period));
@@ -159,8 +229,11 @@ export function runExport(db: Db, settings: ExportSettings, request: ExportReque
       const rowCount = stored.reduce((s, f) => s + f.rowCount, 0);
       const exported = stored.flatMap((f) => f.invoices);
       store.finishRun(db, runId, { rowCount, invoiceCount: exported.length, warnings });
-      const message = `Exported ${rowCount} ${template ? "row(s)" : "voucher(s)"} to ${stored.map((f) => f.fileName).join(", ")}` +
-        (exported.length > 0 ? `; ${exported.length} invoice(s) marked as transferred` : "") + (leftOut.length > 0 ? `; ${leftOut.length} left out (see warnings)` : "") + ".";
+      const message =
+        `Exported ${rowCount} ${template ? "row(s)" : "voucher(s)"} to ${stored.map((f) => f.fileName).join(", ")}` +
+        (exported.length > 0 ? `; ${exported.length} invoice(s) marked as transferred` : "") +
+        (leftOut.length > 0 ? `; ${leftOut.length} left out (see warnings)` : "") +
+        ".";
       return { ok: true, runId, files: stored, rowCount, invoices: { exported, leftOut }, warnings, message };
     }
   });
@@ -182,7 +255,15 @@ const periodText = (r: { from?: string; to?: string }) => (r.from || r.to ? ` ($
 
 function runRow(t: Template | undefined, r: ExportRequest, o: ExportOptions, now: number): Omit<store.RunRow, "id"> {
   return {
-    kind: t ? "template" : "sie4", template: t?.name ?? null, dataType: t?.dataType ?? "invoices", periodFrom: r.from ?? null, periodTo: r.to ?? null,
-    rowCount: 0, invoiceCount: 0, warnings: [], requestedBy: o.by, createdAt: now,
+    kind: t ? "template" : "sie4",
+    template: t?.name ?? null,
+    dataType: t?.dataType ?? "invoices",
+    periodFrom: r.from ?? null,
+    periodTo: r.to ?? null,
+    rowCount: 0,
+    invoiceCount: 0,
+    warnings: [],
+    requestedBy: o.by,
+    createdAt: now,
   };
 }

@@ -6,7 +6,11 @@ import { problem, type Problem } from "../problem.ts";
 
 export const EXPORT_STATUSES = ["to_transfer", "transferred", "do_not_transfer"] as const;
 export type ExportStatus = (typeof EXPORT_STATUSES)[number];
-export const STATUS_LABELS: Record<ExportStatus, string> = { to_transfer: "To transfer", transferred: "Transferred", do_not_transfer: "Do not transfer" };
+export const STATUS_LABELS: Record<ExportStatus, string> = {
+  to_transfer: "To transfer",
+  transferred: "Transferred",
+  do_not_transfer: "Do not transfer",
+};
 
 /** Who changed a status: intake (finalized), an export, or a person through the API, CLI or status page. */
 export type ChangedBy = "finalized" | "export" | "api" | "cli" | "ui";
@@ -14,12 +18,20 @@ export type ChangedBy = "finalized" | "export" | "api" | "cli" | "ui";
 /** Null when `from` → `to` is allowed; otherwise why not and what to do. Pure. */
 export function transitionProblem(number: string, from: ExportStatus | null, to: ExportStatus): Problem | null {
   if (from === "transferred" && to === "do_not_transfer") {
-    return problem("exports.invalid_transition", `Invoice ${number} has already been transferred, so it cannot be marked "do not transfer".`,
-      'It is in an export file already. To export it again, set it to "to transfer"; if it must never be exported again, set it to "to transfer" first and then "do not transfer".', "status");
+    return problem(
+      "exports.invalid_transition",
+      `Invoice ${number} has already been transferred, so it cannot be marked "do not transfer".`,
+      'It is in an export file already. To export it again, set it to "to transfer"; if it must never be exported again, set it to "to transfer" first and then "do not transfer".',
+      "status",
+    );
   }
   if (from === "do_not_transfer" && to === "transferred") {
-    return problem("exports.invalid_transition", `Invoice ${number} is marked "do not transfer", so no export has transferred it.`,
-      'Set it to "to transfer" to include it in the next export (or, if it was booked by hand, to "to transfer" and then "transferred").', "status");
+    return problem(
+      "exports.invalid_transition",
+      `Invoice ${number} is marked "do not transfer", so no export has transferred it.`,
+      'Set it to "to transfer" to include it in the next export (or, if it was booked by hand, to "to transfer" and then "transferred").',
+      "status",
+    );
   }
   return null;
 }
@@ -28,8 +40,11 @@ export function transitionProblem(number: string, from: ExportStatus | null, to:
 export function exportStatusOnStore(db: Db): (entity: string, key: string, now: number) => void {
   const insert = db.$client.prepare(
     `INSERT INTO invoice_export_status (invoice_key, status, changed_at, changed_by) VALUES (?1, 'to_transfer', ?2, 'finalized')
-     ON CONFLICT (invoice_key) DO NOTHING`);
-  return (entity, key, now) => { if (entity === "invoice") insert.run(key, now); };
+     ON CONFLICT (invoice_key) DO NOTHING`,
+  );
+  return (entity, key, now) => {
+    if (entity === "invoice") insert.run(key, now);
+  };
 }
 
 export interface InvoiceStatusRow {
@@ -56,14 +71,18 @@ export function invoiceStatus(db: Db, number: string): InvoiceStatusRow | null {
 }
 
 export function listInvoiceStatuses(db: Db, filter: { status?: ExportStatus; limit?: number; offset?: number } = {}): InvoiceStatusRow[] {
-  return db.$client.query(`${STATUS_SELECT} AND (?1 IS NULL OR s.status = ?1)
+  return db.$client
+    .query(`${STATUS_SELECT} AND (?1 IS NULL OR s.status = ?1)
       ORDER BY (${NUMERIC_KEY}) DESC, CASE WHEN ${NUMERIC_KEY} THEN CAST(r.key AS INTEGER) END DESC, r.key DESC LIMIT ?2 OFFSET ?3`)
     .all(filter.status ?? null, Math.min(filter.limit ?? 100, 1000), filter.offset ?? 0) as InvoiceStatusRow[];
 }
 
 export function statusCounts(db: Db): Record<ExportStatus, number> {
   const counts: Record<ExportStatus, number> = { to_transfer: 0, transferred: 0, do_not_transfer: 0 };
-  for (const r of db.$client.query(`SELECT status, count(*) AS n FROM invoice_export_status GROUP BY status`).all() as { status: ExportStatus; n: number }[]) {
+  for (const r of db.$client.query(`SELECT status, count(*) AS n FROM invoice_export_status GROUP BY status`).all() as {
+    status: ExportStatus;
+    n: number;
+  }[]) {
     counts[r.status] = r.n;
   }
   return counts;
@@ -82,46 +101,118 @@ const MAX_LISTED = 20;
  * All or nothing: if a transition is not allowed for any of them, nothing changes, unless skipInvalid,
  * which changes the others and reports the skipped ones.
  */
-export function changeExportStatus(db: Db, selector: InvoiceSelector, to: ExportStatus, by: ChangedBy,
-  options: { skipInvalid?: boolean; now?: number } = {}): ChangeResult {
+export function changeExportStatus(
+  db: Db,
+  selector: InvoiceSelector,
+  to: ExportStatus,
+  by: ChangedBy,
+  options: { skipInvalid?: boolean; now?: number } = {},
+): ChangeResult {
   if (!EXPORT_STATUSES.includes(to)) {
-    return { ok: false, httpStatus: 422, problems: [problem("exports.bad_status", `Unknown export status "${String(to).slice(0, 40)}".`, `Use one of: ${EXPORT_STATUSES.join(", ")}.`, "status")] };
+    return {
+      ok: false,
+      httpStatus: 422,
+      problems: [
+        problem(
+          "exports.bad_status",
+          `Unknown export status "${String(to).slice(0, 40)}".`,
+          `Use one of: ${EXPORT_STATUSES.join(", ")}.`,
+          "status",
+        ),
+      ],
+    };
   }
   let what: string;
   if ("number" in selector) what = `invoice ${selector.number}`;
   else {
     const bad = (["from", "to"] as const).find((k) => !/^\d{1,15}$/.test(selector[k]));
-    if (bad) return { ok: false, httpStatus: 422, problems: [problem("exports.bad_range", `${bad}: "${String(selector[bad]).slice(0, 40)}" is not an invoice number made of digits.`, "A range selects invoices by number, e.g. from 10001 to 10050; set invoices with other numbers one at a time.", bad)] };
-    if (Number(selector.from) > Number(selector.to)) return { ok: false, httpStatus: 422, problems: [problem("exports.bad_range", `The range ${selector.from}–${selector.to} is empty: from is larger than to.`, "Swap the numbers.", "from")] };
+    if (bad)
+      return {
+        ok: false,
+        httpStatus: 422,
+        problems: [
+          problem(
+            "exports.bad_range",
+            `${bad}: "${String(selector[bad]).slice(0, 40)}" is not an invoice number made of digits.`,
+            "A range selects invoices by number, e.g. from 10001 to 10050; set invoices with other numbers one at a time.",
+            bad,
+          ),
+        ],
+      };
+    if (Number(selector.from) > Number(selector.to))
+      return {
+        ok: false,
+        httpStatus: 422,
+        problems: [
+          problem(
+            "exports.bad_range",
+            `The range ${selector.from}–${selector.to} is empty: from is larger than to.`,
+            "Swap the numbers.",
+            "from",
+          ),
+        ],
+      };
     what = `invoices ${selector.from}–${selector.to}`;
   }
   const now = options.now ?? Date.now();
-  return db.$client.transaction((): ChangeResult => {
-    const rows = ("number" in selector
-      ? db.$client.query(`${STATUS_SELECT} AND r.key = ?1`).all(selector.number)
-      : db.$client.query(`${STATUS_SELECT} AND ${NUMERIC_KEY} AND CAST(r.key AS INTEGER) BETWEEN ?1 AND ?2 ORDER BY CAST(r.key AS INTEGER)`)
-        .all(Number(selector.from), Number(selector.to))) as InvoiceStatusRow[];
-    if (rows.length === 0) {
-      return { ok: false, httpStatus: 404, problems: [problem("exports.invoice_not_found", `No ${what}: kontobro has received no such invoice or credit note.`, "Check the number; invoices arrive from the PSA when they are finalized.", "number" in selector ? "number" : "from")] };
-    }
-    const skipped = rows.flatMap((r) => { const p = r.status === to ? null : transitionProblem(r.number, r.status, to); return p ? [{ number: r.number, problem: p }] : []; });
-    if (skipped.length > 0 && !options.skipInvalid) {
-      const listed = skipped.slice(0, MAX_LISTED).map((s) => s.problem);
-      if (skipped.length > MAX_LISTED) listed.push(problem("exports.invalid_transition", `… and ${skipped.length - MAX_LISTED} more invoice(s) like these.`));
-      if (rows.length > 1) listed.unshift(problem("exports.invalid_transition", `Nothing was changed: ${skipped.length} of the ${rows.length} ${what} cannot be set to "${STATUS_LABELS[to]}".`, "Narrow the range, or ask to skip the invoices that cannot change (skipInvalid / --skip-invalid).", "status"));
-      return { ok: false, httpStatus: 409, problems: listed };
-    }
-    const skip = new Set(skipped.map((s) => s.number));
-    const upsert = db.$client.prepare(`INSERT INTO invoice_export_status (invoice_key, status, changed_at, changed_by, export_file_id) VALUES (?1, ?2, ?3, ?4, NULL)
+  return db.$client
+    .transaction((): ChangeResult => {
+      const rows = (
+        "number" in selector
+          ? db.$client.query(`${STATUS_SELECT} AND r.key = ?1`).all(selector.number)
+          : db.$client
+              .query(`${STATUS_SELECT} AND ${NUMERIC_KEY} AND CAST(r.key AS INTEGER) BETWEEN ?1 AND ?2 ORDER BY CAST(r.key AS INTEGER)`)
+              .all(Number(selector.from), Number(selector.to))
+      ) as InvoiceStatusRow[];
+      if (rows.length === 0) {
+        return {
+          ok: false,
+          httpStatus: 404,
+          problems: [
+            problem(
+              "exports.invoice_not_found",
+              `No ${what}: kontobro has received no such invoice or credit note.`,
+              "Check the number; invoices arrive from the PSA when they are finalized.",
+              "number" in selector ? "number" : "from",
+            ),
+          ],
+        };
+      }
+      const skipped = rows.flatMap((r) => {
+        const p = r.status === to ? null : transitionProblem(r.number, r.status, to);
+        return p ? [{ number: r.number, problem: p }] : [];
+      });
+      if (skipped.length > 0 && !options.skipInvalid) {
+        const listed = skipped.slice(0, MAX_LISTED).map((s) => s.problem);
+        if (skipped.length > MAX_LISTED)
+          listed.push(problem("exports.invalid_transition", `… and ${skipped.length - MAX_LISTED} more invoice(s) like these.`));
+        if (rows.length > 1)
+          listed.unshift(
+            problem(
+              "exports.invalid_transition",
+              `Nothing was changed: ${skipped.length} of the ${rows.length} ${what} cannot be set to "${STATUS_LABELS[to]}".`,
+              "Narrow the range, or ask to skip the invoices that cannot change (skipInvalid / --skip-invalid).",
+              "status",
+            ),
+          );
+        return { ok: false, httpStatus: 409, problems: listed };
+      }
+      const skip = new Set(skipped.map((s) => s.number));
+      const upsert =
+        db.$client.prepare(`INSERT INTO invoice_export_status (invoice_key, status, changed_at, changed_by, export_file_id) VALUES (?1, ?2, ?3, ?4, NULL)
       ON CONFLICT (invoice_key) DO UPDATE SET status = excluded.status, changed_at = excluded.changed_at, changed_by = excluded.changed_by, export_file_id = NULL`);
-    const changed: string[] = [];
-    const unchanged: string[] = [];
-    for (const r of rows) {
-      if (skip.has(r.number)) continue;
-      if (r.status === to) { unchanged.push(r.number); continue; }
-      upsert.run(r.number, to, now, by);
-      changed.push(r.number);
-    }
-    return { ok: true, status: to, changed, unchanged, skipped };
-  }).immediate();
+      const changed: string[] = [];
+      const unchanged: string[] = [];
+      for (const r of rows) {
+        if (skip.has(r.number)) continue;
+        if (r.status === to) {
+          unchanged.push(r.number);
+          continue;
+        }
+        upsert.run(r.number, to, now, by);
+        changed.push(r.number);
+      }
+      return { ok: true, status: to, changed, unchanged, skipped };
+    })
+    .immediate();
 }

@@ -17,8 +17,13 @@ export interface TemplateSummary {
 }
 
 const summary = (t: Template, builtin: boolean, updatedAt?: number): TemplateSummary => ({
-  name: t.name, ...(t.title ? { title: t.title } : {}), dataType: t.dataType, dataTypeTitle: DATA_TYPE_TITLES[t.dataType], builtin,
-  guessedColumns: t.columns.filter((c) => c.guess).length, ...(updatedAt ? { updatedAt } : {}),
+  name: t.name,
+  ...(t.title ? { title: t.title } : {}),
+  dataType: t.dataType,
+  dataTypeTitle: DATA_TYPE_TITLES[t.dataType],
+  builtin,
+  guessedColumns: t.columns.filter((c) => c.guess).length,
+  ...(updatedAt ? { updatedAt } : {}),
 });
 
 /** Stored rows are re-validated on read: a template saved by an older version must not break an export silently. */
@@ -27,10 +32,17 @@ function fromRow(row: { definition: string }): { ok: true; template: Template } 
 }
 
 export function listTemplates(db: Db): TemplateSummary[] {
-  const stored = db.$client.query(`SELECT name, definition, updated_at AS updatedAt FROM export_templates ORDER BY name`).all() as { name: string; definition: string; updatedAt: number }[];
+  const stored = db.$client.query(`SELECT name, definition, updated_at AS updatedAt FROM export_templates ORDER BY name`).all() as {
+    name: string;
+    definition: string;
+    updatedAt: number;
+  }[];
   return [
     ...BUILTIN_TEMPLATES.map((t) => summary(t, true)),
-    ...stored.flatMap((r) => { const p = fromRow(r); return p.ok ? [summary(p.template, false, r.updatedAt)] : []; }),
+    ...stored.flatMap((r) => {
+      const p = fromRow(r);
+      return p.ok ? [summary(p.template, false, r.updatedAt)] : [];
+    }),
   ];
 }
 
@@ -41,7 +53,18 @@ export function findTemplate(db: Db, name: string): Found {
   if (builtin) return { ok: true, template: builtin, builtin: true };
   const row = db.$client.query(`SELECT definition FROM export_templates WHERE name = ?1`).get(name) as { definition: string } | null;
   if (!row) {
-    return { ok: false, httpStatus: 404, problems: [problem("template.not_found", `There is no export template "${name.slice(0, 60)}".`, "List the templates with `kontobro export templates` or GET /api/v1/exports/templates.", "template")] };
+    return {
+      ok: false,
+      httpStatus: 404,
+      problems: [
+        problem(
+          "template.not_found",
+          `There is no export template "${name.slice(0, 60)}".`,
+          "List the templates with `kontobro export templates` or GET /api/v1/exports/templates.",
+          "template",
+        ),
+      ],
+    };
   }
   const p = fromRow(row);
   return p.ok ? { ok: true, template: p.template, builtin: false } : { ok: false, httpStatus: 422, problems: p.problems };
@@ -55,25 +78,68 @@ export function saveTemplate(db: Db, input: unknown, options: { replace?: boolea
   if (!parsed.ok) return { ok: false, httpStatus: 422, problems: parsed.problems };
   const t = parsed.template;
   if (builtinTemplate(t.name)) {
-    return { ok: false, httpStatus: 409, problems: [problem("template.builtin_name", `"${t.name}" is the name of a built-in template.`, "Save your copy under another name, e.g. my-" + t.name + ".", "name")] };
+    return {
+      ok: false,
+      httpStatus: 409,
+      problems: [
+        problem(
+          "template.builtin_name",
+          `"${t.name}" is the name of a built-in template.`,
+          "Save your copy under another name, e.g. my-" + t.name + ".",
+          "name",
+        ),
+      ],
+    };
   }
   const now = options.now ?? Date.now();
-  return db.$client.transaction((): Saved => {
-    const exists = db.$client.query(`SELECT 1 FROM export_templates WHERE name = ?1`).get(t.name);
-    if (exists && !options.replace) {
-      return { ok: false, httpStatus: 409, problems: [problem("template.exists", `A template named "${t.name}" exists already.`, "Replace it (PUT /api/v1/exports/templates/NAME, or --replace on import), or choose another name.", "name")] };
-    }
-    db.$client.run(`INSERT INTO export_templates (name, data_type, definition, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)
+  return db.$client
+    .transaction((): Saved => {
+      const exists = db.$client.query(`SELECT 1 FROM export_templates WHERE name = ?1`).get(t.name);
+      if (exists && !options.replace) {
+        return {
+          ok: false,
+          httpStatus: 409,
+          problems: [
+            problem(
+              "template.exists",
+              `A template named "${t.name}" exists already.`,
+              "Replace it (PUT /api/v1/exports/templates/NAME, or --replace on import), or choose another name.",
+              "name",
+            ),
+          ],
+        };
+      }
+      db.$client.run(
+        `INSERT INTO export_templates (name, data_type, definition, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)
       ON CONFLICT (name) DO UPDATE SET data_type = excluded.data_type, definition = excluded.definition, updated_at = excluded.updated_at`,
-      [t.name, t.dataType, JSON.stringify(t), now]);
-    return { ok: true, created: !exists, template: t };
-  }).immediate();
+        [t.name, t.dataType, JSON.stringify(t), now],
+      );
+      return { ok: true, created: !exists, template: t };
+    })
+    .immediate();
 }
 
 export function deleteTemplate(db: Db, name: string): { ok: true } | { ok: false; httpStatus: 404 | 409; problems: Problem[] } {
   if (builtinTemplate(name)) {
-    return { ok: false, httpStatus: 409, problems: [problem("template.builtin", `"${name}" is built in and cannot be deleted.`, "Built-in templates are part of kontobro; simply do not use it.", "name")] };
+    return {
+      ok: false,
+      httpStatus: 409,
+      problems: [
+        problem(
+          "template.builtin",
+          `"${name}" is built in and cannot be deleted.`,
+          "Built-in templates are part of kontobro; simply do not use it.",
+          "name",
+        ),
+      ],
+    };
   }
   const r = db.$client.run(`DELETE FROM export_templates WHERE name = ?1`, [name]);
-  return r.changes > 0 ? { ok: true } : { ok: false, httpStatus: 404, problems: [problem("template.not_found", `There is no export template "${name.slice(0, 60)}".`, undefined, "name")] };
+  return r.changes > 0
+    ? { ok: true }
+    : {
+        ok: false,
+        httpStatus: 404,
+        problems: [problem("template.not_found", `There is no export template "${name.slice(0, 60)}".`, undefined, "name")],
+      };
 }

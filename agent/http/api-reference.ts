@@ -18,15 +18,17 @@ function typeOf(s: Json | undefined): Out {
   if (s.const !== undefined) return JSON.stringify(s.const);
   if (s.enum) return (s.enum as unknown[]).map((v) => JSON.stringify(v)).join(" | ");
   if (s.type === "array") return html`array of ${typeOf(s.items)}`;
-  if (s.type === "object" && !s.properties && s.additionalProperties && typeof s.additionalProperties === "object") return html`map of ${typeOf(s.additionalProperties)}`;
-  const t = Array.isArray(s.type) ? s.type.join(" | ") : s.type ?? "any";
+  if (s.type === "object" && !s.properties && s.additionalProperties && typeof s.additionalProperties === "object")
+    return html`map of ${typeOf(s.additionalProperties)}`;
+  const t = Array.isArray(s.type) ? s.type.join(" | ") : (s.type ?? "any");
   return s.format ? `${t} (${s.format})` : t;
 }
 
 /** Bounds, patterns and defaults of a schema, in words. */
 function constraints(s: Json): string {
   const out: string[] = [];
-  if (s.minLength !== undefined || s.maxLength !== undefined) out.push(s.minLength ? `${s.minLength}–${s.maxLength ?? "∞"} characters` : `at most ${s.maxLength} characters`);
+  if (s.minLength !== undefined || s.maxLength !== undefined)
+    out.push(s.minLength ? `${s.minLength}–${s.maxLength ?? "∞"} characters` : `at most ${s.maxLength} characters`);
   if (s.minimum !== undefined && s.maximum !== undefined && s.maximum < 9_007_199_254_740_991) out.push(`${s.minimum}–${s.maximum}`);
   else if (s.minimum !== undefined && s.minimum !== 0) out.push(`at least ${s.minimum}`);
   if (s.minItems !== undefined || s.maxItems !== undefined) out.push(`${s.minItems ?? 0}–${s.maxItems ?? "∞"} items`);
@@ -55,9 +57,13 @@ function operationBlock(path: string, method: string, op: Json) {
   return html`<article class="card op" id="op-${op.operationId}">
 <h3><span class="method m-${method}">${method.toUpperCase()}</span> <code>/api/v1${path}</code></h3>
 <p><strong>${op.summary}</strong>${op.description ? html` ${op.description}` : ""}</p>
-${params.length > 0 ? html`<h4>Parameters</h4><table><thead><tr><th>Name</th><th>In</th><th>Type</th><th>Required</th><th>Description</th></tr></thead><tbody>
+${
+  params.length > 0
+    ? html`<h4>Parameters</h4><table><thead><tr><th>Name</th><th>In</th><th>Type</th><th>Required</th><th>Description</th></tr></thead><tbody>
 ${params.map((p) => html`<tr><td><code>${p.name}</code></td><td>${p.in}</td><td>${typeOf(p.schema)}</td><td>${p.required ? "yes" : ""}</td><td>${p.description ?? ""}${constraints(p.schema ?? {}) ? html` <span class="muted">${constraints(p.schema)}</span>` : ""}</td></tr>`)}
-</tbody></table>` : ""}
+</tbody></table>`
+    : ""
+}
 ${body ? html`<h4>Request body</h4><p>JSON: ${typeOf(body)}</p>` : ""}
 <h4>Answers</h4><table><tbody>
 ${Object.entries(op.responses as Record<string, Json>).map(([status, r]) => {
@@ -69,7 +75,8 @@ ${Object.entries(op.responses as Record<string, Json>).map(([status, r]) => {
 
 export function renderApiReference(doc: Json): HtmlEscapedString | Promise<HtmlEscapedString> {
   const ops = Object.entries(doc.paths as Record<string, Json>).flatMap(([path, item]) =>
-    METHODS.filter((m) => item[m]).map((m) => ({ path, method: m, op: item[m] as Json })));
+    METHODS.filter((m) => item[m]).map((m) => ({ path, method: m, op: item[m] as Json })),
+  );
   const schemas = Object.entries(doc.components.schemas as Record<string, Json>);
   return html`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -83,10 +90,12 @@ export function renderApiReference(doc: Json): HtmlEscapedString | Promise<HtmlE
 </section>
 ${(doc.tags as Json[]).map((t) => html`<h2>${t.name}</h2>${ops.filter((o) => o.op.tags[0] === t.name).map((o) => operationBlock(o.path, o.method, o.op))}`)}
 <h2>Schemas</h2>
-${schemas.map(([name, s]) => html`<article class="card schema" id="schema-${name}"><h3>${name}</h3>
+${schemas.map(
+  ([name, s]) => html`<article class="card schema" id="schema-${name}"><h3>${name}</h3>
 ${s.description ? html`<p>${s.description}</p>` : ""}
 ${s.properties ? fieldsTable(s) : html`<p>${typeOf(s)}${constraints(s) ? html` <span class="muted">${constraints(s)}</span>` : ""}</p>`}
-</article>`)}
+</article>`,
+)}
 </main></body></html>`;
 }
 

@@ -15,42 +15,85 @@ export const DeliveriesQuery = z.object({
   status: z.enum(DELIVERY_STATUSES).optional().describe("Only deliveries in this state."),
   target: z.string().max(40).optional().describe("Only deliveries to this target (its name in kontobro.toml)."),
   limit: z.coerce.number().int().min(1).max(1000).default(100).catch(100).describe("At most this many, newest first."),
-  before: z.coerce.number().int().min(1).optional().catch(undefined).describe("Only deliveries with a smaller id: the previous answer's next, for the next page."),
+  before: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .optional()
+    .catch(undefined)
+    .describe("Only deliveries with a smaller id: the previous answer's next, for the next page."),
 });
 
 export function apiRoutes(ctx: AppContext): Hono {
   const api = new Hono();
 
-  api.use("*", requireApiToken(() => ctx.apiToken));
+  api.use(
+    "*",
+    requireApiToken(() => ctx.apiToken),
+  );
 
-  api.post("/events",
+  api.post(
+    "/events",
     bodyLimit({
       maxSize: ctx.maxBodyBytes,
-      onError: (c) => c.json({ error: "body_too_large", message: `The request body is larger than ${ctx.maxBodyBytes} bytes.`, hint: "Send fewer events per request, or raise http.max_body_bytes." }, 413),
+      onError: (c) =>
+        c.json(
+          {
+            error: "body_too_large",
+            message: `The request body is larger than ${ctx.maxBodyBytes} bytes.`,
+            hint: "Send fewer events per request, or raise http.max_body_bytes.",
+          },
+          413,
+        ),
     }),
     async (c) => {
       const type = c.req.header("content-type") ?? "";
       if (!/^application\/json\b/i.test(type)) {
-        return c.json({ error: "unsupported_media_type", message: `Content-Type must be application/json, not "${type.slice(0, 80)}".`, hint: "Send the events as JSON with Content-Type: application/json." }, 415);
+        return c.json(
+          {
+            error: "unsupported_media_type",
+            message: `Content-Type must be application/json, not "${type.slice(0, 80)}".`,
+            hint: "Send the events as JSON with Content-Type: application/json.",
+          },
+          415,
+        );
       }
       let text: string;
       try {
         text = STRICT_UTF8.decode(await c.req.arrayBuffer());
       } catch {
         ctx.metrics.eventsRejected += 1;
-        return c.json({ error: "invalid_utf8", message: "The body is not valid UTF-8.", hint: "Encode the JSON as UTF-8 (ø, å and € included)." }, 400);
+        return c.json(
+          { error: "invalid_utf8", message: "The body is not valid UTF-8.", hint: "Encode the JSON as UTF-8 (ø, å and € included)." },
+          400,
+        );
       }
       let body: unknown;
       try {
         body = JSON.parse(text);
       } catch (e) {
         ctx.metrics.eventsRejected += 1;
-        return c.json({ error: "invalid_json", message: `The body is not valid JSON: ${(e as Error).message.slice(0, 200)}`, hint: "Send one event object or an array of events as UTF-8 JSON." }, 400);
+        return c.json(
+          {
+            error: "invalid_json",
+            message: `The body is not valid JSON: ${(e as Error).message.slice(0, 200)}`,
+            hint: "Send one event object or an array of events as UTF-8 JSON.",
+          },
+          400,
+        );
       }
       const parsed = parseEvents(body);
       if (!parsed.ok) {
         ctx.metrics.eventsRejected += Math.max(1, parsed.events.length);
-        return c.json({ error: parsed.status === 400 ? "bad_request" : "invalid_events", message: parsed.message, hint: parsed.hint, events: parsed.events }, parsed.status);
+        return c.json(
+          {
+            error: parsed.status === 400 ? "bad_request" : "invalid_events",
+            message: parsed.message,
+            hint: parsed.hint,
+            events: parsed.events,
+          },
+          parsed.status,
+        );
       }
       try {
         const results = await ctx.intake.submit(parsed.events);
@@ -65,18 +108,33 @@ export function apiRoutes(ctx: AppContext): Hono {
         }
         if (e instanceof IntakeUnavailable) {
           c.header("Retry-After", String(e.retryAfterSeconds));
-          return c.json({ error: "unavailable", message: e.message, hint: "Send the same events again after the Retry-After delay; repeated ids are stored once." }, 503);
+          return c.json(
+            {
+              error: "unavailable",
+              message: e.message,
+              hint: "Send the same events again after the Retry-After delay; repeated ids are stored once.",
+            },
+            503,
+          );
         }
         throw e;
       }
-    });
+    },
+  );
 
   api.get("/deliveries", (c) => {
     // An empty parameter counts as absent (?status=&target=).
     const query = Object.fromEntries(Object.entries(c.req.query()).filter(([, v]) => v !== ""));
     const parsed = DeliveriesQuery.safeParse(query);
     if (!parsed.success) {
-      return c.json({ error: "bad_request", message: `Unknown status "${String(query.status).slice(0, 40)}".`, hint: `Use one of ${DELIVERY_STATUSES.join(", ")}.` }, 400);
+      return c.json(
+        {
+          error: "bad_request",
+          message: `Unknown status "${String(query.status).slice(0, 40)}".`,
+          hint: `Use one of ${DELIVERY_STATUSES.join(", ")}.`,
+        },
+        400,
+      );
     }
     const { status, target, limit, before } = parsed.data;
     const rows = listDeliveries(ctx.db, { status, target, limit, beforeId: before });
@@ -93,7 +151,14 @@ export function apiRoutes(ctx: AppContext): Hono {
     const result = ctx.retry(id);
     if (result.ok) return c.json({ id, status: "pending" });
     if (!result.status) return c.json({ error: "not_found", message: `No delivery ${c.req.param("id")}.` }, 404);
-    return c.json({ error: "conflict", message: `Delivery ${id} is ${result.status} and cannot be retried.`, hint: "Only deliveries that need action, wait or are pending can be retried." }, 409);
+    return c.json(
+      {
+        error: "conflict",
+        message: `Delivery ${id} is ${result.status} and cannot be retried.`,
+        hint: "Only deliveries that need action, wait or are pending can be retried.",
+      },
+      409,
+    );
   });
 
   return api;

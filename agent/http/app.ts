@@ -59,7 +59,14 @@ export function createApp(ctx: AppContext): Hono {
     if (e instanceof HTTPException) return e.getResponse();
     // Through the redactor: a webhook path carries its token.
     console.error(JSON.stringify(redact({ level: "error", msg: "request failed", route: c.req.routePath, error: e.message })));
-    return c.json({ error: "internal_error", message: "Something went wrong inside kontobro; nothing partial was stored.", hint: "Try again; if it persists, send the log to support." }, 500);
+    return c.json(
+      {
+        error: "internal_error",
+        message: "Something went wrong inside kontobro; nothing partial was stored.",
+        hint: "Try again; if it persists, send the log to support.",
+      },
+      500,
+    );
   });
   return app;
 }

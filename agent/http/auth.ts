@@ -19,10 +19,16 @@ export function bearerToken(header: string | undefined | null): string | null {
 const REALM = "kontobro";
 
 /** No token, a malformed header or a wrong token: the same 401, with a hint. */
-const unauthorized = (c: Context) => c.json(
-  { error: "unauthorized", message: "A valid API token is required.", hint: "Send the header Authorization: Bearer <token> with the token from kontobro.toml (http.api_token) or `kontobro status`." },
-  401, { "WWW-Authenticate": `Bearer realm="${REALM}"` },
-);
+const unauthorized = (c: Context) =>
+  c.json(
+    {
+      error: "unauthorized",
+      message: "A valid API token is required.",
+      hint: "Send the header Authorization: Bearer <token> with the token from kontobro.toml (http.api_token) or `kontobro status`.",
+    },
+    401,
+    { "WWW-Authenticate": `Bearer realm="${REALM}"` },
+  );
 
 /** Hono middleware: the request must carry `Authorization: Bearer <api token>`, else 401 with a hint. */
 export function requireApiToken(apiToken: () => string): MiddlewareHandler {

@@ -17,42 +17,83 @@ import type { AppContext } from "./context.ts";
 const date = z.iso.date({ error: "must be a date like 2026-03-31" });
 const numberish = z.union([z.string(), z.number()], { error: "must be an invoice number" }).transform(String);
 /** Also described in /api/v1/openapi.json (agent/http/openapi.ts). */
-export const RunBody = z.strictObject({
-  format: z.enum(["sie4", "template"], { error: 'must be "sie4" or "template"' }).optional(),
-  template: z.string().min(1).max(60).optional(),
+export const RunBody = z
+  .strictObject({
+    format: z.enum(["sie4", "template"], { error: 'must be "sie4" or "template"' }).optional(),
+    template: z.string().min(1).max(60).optional(),
+    from: date.optional(),
+    to: date.optional(),
+  })
+  .refine((b) => (b.format === "sie4") !== (b.template !== undefined), {
+    error: 'send {"format": "sie4"} or {"template": "NAME"}, with optional "from" and "to" dates',
+    path: ["format"],
+  })
+  .transform((b) =>
+    b.template !== undefined
+      ? { format: "template" as const, template: b.template, from: b.from, to: b.to }
+      : { format: "sie4" as const, from: b.from, to: b.to },
+  );
+/** Also described in /api/v1/openapi.json (agent/http/openapi.ts). */
+export const StatusBody = z
+  .strictObject({
+    number: numberish.optional(),
+    from: numberish.optional(),
+    to: numberish.optional(),
+    status: z.enum(EXPORT_STATUSES, { error: `must be one of ${EXPORT_STATUSES.join(", ")}` }),
+    skipInvalid: z.boolean().optional(),
+  })
+  .refine(
+    (b) => (b.number !== undefined) !== (b.from !== undefined && b.to !== undefined) && (b.from === undefined) === (b.to === undefined),
+    {
+      error: 'give either "number", or both "from" and "to" (a range of invoice numbers)',
+      path: ["number"],
+    },
+  );
+/** Also described in /api/v1/openapi.json (agent/http/openapi.ts). */
+export const PreviewBody = z.strictObject({
   from: date.optional(),
   to: date.optional(),
-}).refine((b) => (b.format === "sie4") !== (b.template !== undefined), {
-  error: 'send {"format": "sie4"} or {"template": "NAME"}, with optional "from" and "to" dates', path: ["format"],
-}).transform((b) => (b.template !== undefined
-  ? { format: "template" as const, template: b.template, from: b.from, to: b.to }
-  : { format: "sie4" as const, from: b.from, to: b.to }));
-/** Also described in /api/v1/openapi.json (agent/http/openapi.ts). */
-export const StatusBody = z.strictObject({
-  number: numberish.optional(),
-  from: numberish.optional(),
-  to: numberish.optional(),
-  status: z.enum(EXPORT_STATUSES, { error: `must be one of ${EXPORT_STATUSES.join(", ")}` }),
-  skipInvalid: z.boolean().optional(),
-}).refine((b) => (b.number !== undefined) !== (b.from !== undefined && b.to !== undefined) && (b.from === undefined) === (b.to === undefined), {
-  error: 'give either "number", or both "from" and "to" (a range of invoice numbers)', path: ["number"],
+  rows: z.number().int().min(1).max(200).optional(),
+  template: z.unknown().optional(),
 });
-/** Also described in /api/v1/openapi.json (agent/http/openapi.ts). */
-export const PreviewBody = z.strictObject({ from: date.optional(), to: date.optional(), rows: z.number().int().min(1).max(200).optional(), template: z.unknown().optional() });
 
 function refuse(c: Context, status: 400 | 404 | 409 | 422, problems: Problem[], error?: string) {
   const first = problems[0];
-  return c.json({ error: error ?? ({ 400: "bad_request", 404: "not_found", 409: "conflict", 422: "invalid" } as const)[status], message: first?.message ?? "Refused.", hint: first?.hint, problems }, status);
+  return c.json(
+    {
+      error: error ?? ({ 400: "bad_request", 404: "not_found", 409: "conflict", 422: "invalid" } as const)[status],
+      message: first?.message ?? "Refused.",
+      hint: first?.hint,
+      problems,
+    },
+    status,
+  );
 }
 
 async function jsonBody(c: Context): Promise<{ ok: true; body: unknown } | { ok: false; response: Response }> {
   if (!/^application\/json\b/i.test(c.req.header("content-type") ?? "")) {
-    return { ok: false, response: c.json({ error: "unsupported_media_type", message: "Content-Type must be application/json.", hint: "Send the request body as JSON." }, 415) };
+    return {
+      ok: false,
+      response: c.json(
+        { error: "unsupported_media_type", message: "Content-Type must be application/json.", hint: "Send the request body as JSON." },
+        415,
+      ),
+    };
   }
   try {
     return { ok: true, body: JSON.parse(await c.req.text()) };
   } catch (e) {
-    return { ok: false, response: c.json({ error: "invalid_json", message: `The body is not valid JSON: ${(e as Error).message.slice(0, 200)}`, hint: "Send a JSON object." }, 400) };
+    return {
+      ok: false,
+      response: c.json(
+        {
+          error: "invalid_json",
+          message: `The body is not valid JSON: ${(e as Error).message.slice(0, 200)}`,
+          hint: "Send a JSON object.",
+        },
+        400,
+      ),
+    };
   }
 }
 
@@ -65,7 +106,10 @@ const attachment = (c: Context, name: string, bytes: Uint8Array, type: string) =
 export function exportsRoutes(ctx: AppContext): Hono {
   const api = new Hono();
   const settings = () => ctx.exports?.settings ?? exportSettings();
-  api.use("*", requireApiToken(() => ctx.apiToken));
+  api.use(
+    "*",
+    requireApiToken(() => ctx.apiToken),
+  );
 
   api.post("/runs", async (c) => {
     const body = await jsonBody(c);
@@ -74,36 +118,75 @@ export function exportsRoutes(ctx: AppContext): Hono {
     if (!parsed.success) return refuse(c, 422, issuesToProblems(parsed.error.issues));
     const r = runExport(ctx.db, settings(), parsed.data, { by: "api" });
     if (!r.ok) return refuse(c, r.httpStatus, r.problems);
-    return c.json({ ...r, files: r.files.map((f) => ({ ...f, download: `/api/v1/exports/files/${f.id}/download` })) }, r.files.length > 0 ? 201 : 200);
+    return c.json(
+      { ...r, files: r.files.map((f) => ({ ...f, download: `/api/v1/exports/files/${f.id}/download` })) },
+      r.files.length > 0 ? 201 : 200,
+    );
   });
-  api.get("/runs", (c) => c.json({ runs: listRuns(ctx.db, Number(c.req.query("limit") ?? 50) || 50).map((r) => ({ ...r, files: listFiles(ctx.db, { runId: r.id }) })) }));
+  api.get("/runs", (c) =>
+    c.json({
+      runs: listRuns(ctx.db, Number(c.req.query("limit") ?? 50) || 50).map((r) => ({ ...r, files: listFiles(ctx.db, { runId: r.id }) })),
+    }),
+  );
   api.get("/runs/:id", (c) => {
     const run = getRun(ctx.db, Number(c.req.param("id")));
-    return run ? c.json({ ...run, files: listFiles(ctx.db, { runId: run.id }) }) : c.json({ error: "not_found", message: `No export ${c.req.param("id")}.` }, 404);
+    return run
+      ? c.json({ ...run, files: listFiles(ctx.db, { runId: run.id }) })
+      : c.json({ error: "not_found", message: `No export ${c.req.param("id")}.` }, 404);
   });
 
   api.get("/files", (c) => {
     const before = c.req.query("before");
     const files = listFiles(ctx.db, { limit: Number(c.req.query("limit") ?? 100) || 100, beforeId: before ? Number(before) : undefined });
-    return c.json({ files: files.map((f) => ({ ...f, download: `/api/v1/exports/files/${f.id}/download` })), next: files.length > 0 ? files[files.length - 1]!.id : null });
+    return c.json({
+      files: files.map((f) => ({ ...f, download: `/api/v1/exports/files/${f.id}/download` })),
+      next: files.length > 0 ? files[files.length - 1]!.id : null,
+    });
   });
   api.get("/files/:id", (c) => {
     const f = getFile(ctx.db, Number(c.req.param("id")));
-    if (!f) return c.json({ error: "not_found", message: `No export file ${c.req.param("id")}.`, hint: "List the files with GET /api/v1/exports/files." }, 404);
-    return c.json({ ...f, invoices: invoicesOfFile(ctx.db, f.id), warnings: getRun(ctx.db, f.runId)?.warnings ?? [], download: `/api/v1/exports/files/${f.id}/download` });
+    if (!f)
+      return c.json(
+        { error: "not_found", message: `No export file ${c.req.param("id")}.`, hint: "List the files with GET /api/v1/exports/files." },
+        404,
+      );
+    return c.json({
+      ...f,
+      invoices: invoicesOfFile(ctx.db, f.id),
+      warnings: getRun(ctx.db, f.runId)?.warnings ?? [],
+      download: `/api/v1/exports/files/${f.id}/download`,
+    });
   });
   api.get("/files/:id/download", (c) => {
     const f = getFileBytes(ctx.db, Number(c.req.param("id")));
-    if (!f) return c.json({ error: "not_found", message: `No export file ${c.req.param("id")}.`, hint: "List the files with GET /api/v1/exports/files." }, 404);
+    if (!f)
+      return c.json(
+        { error: "not_found", message: `No export file ${c.req.param("id")}.`, hint: "List the files with GET /api/v1/exports/files." },
+        404,
+      );
     return attachment(c, f.fileName, f.bytes, "application/octet-stream");
   });
 
   api.get("/invoices", (c) => {
     const status = c.req.query("status");
     if (status && !(EXPORT_STATUSES as readonly string[]).includes(status)) {
-      return c.json({ error: "bad_request", message: `Unknown export status "${status.slice(0, 40)}".`, hint: `Use one of ${EXPORT_STATUSES.join(", ")}.` }, 400);
+      return c.json(
+        {
+          error: "bad_request",
+          message: `Unknown export status "${status.slice(0, 40)}".`,
+          hint: `Use one of ${EXPORT_STATUSES.join(", ")}.`,
+        },
+        400,
+      );
     }
-    return c.json({ counts: statusCounts(ctx.db), invoices: listInvoiceStatuses(ctx.db, { status: status as any, limit: Number(c.req.query("limit") ?? 100) || 100, offset: Number(c.req.query("offset") ?? 0) || 0 }) });
+    return c.json({
+      counts: statusCounts(ctx.db),
+      invoices: listInvoiceStatuses(ctx.db, {
+        status: status as any,
+        limit: Number(c.req.query("limit") ?? 100) || 100,
+        offset: Number(c.req.query("offset") ?? 0) || 0,
+      }),
+    });
   });
   api.get("/invoices/:number", (c) => {
     const row = invoiceStatus(ctx.db, c.req.param("number"));
@@ -119,7 +202,9 @@ export function exportsRoutes(ctx: AppContext): Hono {
     return r.ok ? c.json(r) : refuse(c, r.httpStatus, r.problems);
   });
 
-  api.get("/data-types", (c) => c.json({ dataTypes: DATA_TYPES.map((d) => ({ name: d, title: DATA_TYPE_TITLES[d], selection: SELECTION[d], fields: FIELDS[d] })) }));
+  api.get("/data-types", (c) =>
+    c.json({ dataTypes: DATA_TYPES.map((d) => ({ name: d, title: DATA_TYPE_TITLES[d], selection: SELECTION[d], fields: FIELDS[d] })) }),
+  );
   api.get("/templates", (c) => c.json({ templates: listTemplates(ctx.db) }));
   api.post("/templates/test", async (c) => {
     const body = await jsonBody(c);
@@ -127,7 +212,12 @@ export function exportsRoutes(ctx: AppContext): Hono {
     const parsed = PreviewBody.safeParse(body.body);
     if (!parsed.success) return refuse(c, 422, issuesToProblems(parsed.error.issues));
     const t = parseTemplate(parsed.data.template);
-    if (!t.ok) return refuse(c, 422, t.problems.map((p) => ({ ...p, field: `template.${p.field ?? ""}`.replace(/\.$/, "") })));
+    if (!t.ok)
+      return refuse(
+        c,
+        422,
+        t.problems.map((p) => ({ ...p, field: `template.${p.field ?? ""}`.replace(/\.$/, "") })),
+      );
     const r = previewTemplate(ctx.db, settings(), t.template, parsed.data);
     return r.ok ? c.json(r) : refuse(c, r.httpStatus, r.problems);
   });
@@ -135,7 +225,9 @@ export function exportsRoutes(ctx: AppContext): Hono {
     const r = templateFromFile(await c.req.text());
     if (!r.ok) return refuse(c, 422, r.problems);
     const saved = saveTemplate(ctx.db, r.template, { replace: c.req.query("replace") === "true" });
-    return saved.ok ? c.json({ name: saved.template.name, created: saved.created }, saved.created ? 201 : 200) : refuse(c, saved.httpStatus, saved.problems);
+    return saved.ok
+      ? c.json({ name: saved.template.name, created: saved.created }, saved.created ? 201 : 200)
+      : refuse(c, saved.httpStatus, saved.problems);
   });
   api.get("/templates/:name", (c) => {
     const r = findTemplate(ctx.db, c.req.param("name"));
@@ -155,7 +247,12 @@ export function exportsRoutes(ctx: AppContext): Hono {
   api.get("/templates/:name/file", (c) => {
     const r = findTemplate(ctx.db, c.req.param("name"));
     if (!r.ok) return refuse(c, r.httpStatus, r.problems);
-    return attachment(c, templateFileName(r.template.name), new TextEncoder().encode(templateToFile(r.template)), "application/json; charset=utf-8");
+    return attachment(
+      c,
+      templateFileName(r.template.name),
+      new TextEncoder().encode(templateToFile(r.template)),
+      "application/json; charset=utf-8",
+    );
   });
   api.post("/templates/:name/test", async (c) => {
     const found = findTemplate(ctx.db, c.req.param("name"));

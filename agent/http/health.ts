@@ -18,12 +18,22 @@ export interface ReadinessCheck {
 /** The database takes a (tiny, durable) write: not read-only, not full, not locked beyond busy_timeout_ms. */
 function databaseWritable(db: Db, now: number): ReadinessCheck {
   try {
-    db.$client.transaction(() => {
-      db.$client.run(`INSERT INTO settings (name, value) VALUES ('readyz_probe', ?1) ON CONFLICT (name) DO UPDATE SET value = excluded.value`, [String(now)]);
-    }).immediate();
+    db.$client
+      .transaction(() => {
+        db.$client.run(
+          `INSERT INTO settings (name, value) VALUES ('readyz_probe', ?1) ON CONFLICT (name) DO UPDATE SET value = excluded.value`,
+          [String(now)],
+        );
+      })
+      .immediate();
     return { name: "database", ok: true, message: "The database takes writes." };
   } catch (e) {
-    return { name: "database", ok: false, message: `The database cannot be written: ${(e as Error).message}`, hint: "Check the free disk space and that the user running kontobro may write the data directory; a backup holding a lock passes by itself." };
+    return {
+      name: "database",
+      ok: false,
+      message: `The database cannot be written: ${(e as Error).message}`,
+      hint: "Check the free disk space and that the user running kontobro may write the data directory; a backup holding a lock passes by itself.",
+    };
   }
 }
 
@@ -32,11 +42,24 @@ function migrationsApplied(db: Db): ReadinessCheck {
   const expected = embeddedMigrations.length;
   const last = embeddedMigrations[expected - 1]!.when;
   try {
-    const row = db.$client.query(`SELECT count(*) AS n, max(created_at) AS last FROM __drizzle_migrations`).get() as { n: number; last: number | null };
+    const row = db.$client.query(`SELECT count(*) AS n, max(created_at) AS last FROM __drizzle_migrations`).get() as {
+      n: number;
+      last: number | null;
+    };
     if ((row.last ?? 0) >= last) return { name: "migrations", ok: true, message: `${row.n} of ${expected} migrations applied.` };
-    return { name: "migrations", ok: false, message: `${row.n} of ${expected} migrations applied; the database is older than this kontobro.`, hint: "Restart kontobro: it migrates the database at start." };
+    return {
+      name: "migrations",
+      ok: false,
+      message: `${row.n} of ${expected} migrations applied; the database is older than this kontobro.`,
+      hint: "Restart kontobro: it migrates the database at start.",
+    };
   } catch (e) {
-    return { name: "migrations", ok: false, message: `The migrations cannot be read: ${(e as Error).message}`, hint: "Restart kontobro: it migrates the database at start." };
+    return {
+      name: "migrations",
+      ok: false,
+      message: `The migrations cannot be read: ${(e as Error).message}`,
+      hint: "Restart kontobro: it migrates the database at start.",
+    };
   }
 }
 
@@ -46,7 +69,13 @@ function credentialChecks(db: Db, targets: string[]): ReadinessCheck[] {
   return targets.map((name) => {
     const r = refused.get(name);
     return r
-      ? { name: `credentials:${name}`, ok: false, message: `${name} refuses kontobro's credentials since ${new Date(r.since).toISOString()}: ${r.message}`, hint: r.hint ?? "Fix the credentials in kontobro.toml (or their environment variables), run `kontobro check`, then restart kontobro." }
+      ? {
+          name: `credentials:${name}`,
+          ok: false,
+          message: `${name} refuses kontobro's credentials since ${new Date(r.since).toISOString()}: ${r.message}`,
+          hint:
+            r.hint ?? "Fix the credentials in kontobro.toml (or their environment variables), run `kontobro check`, then restart kontobro.",
+        }
       : { name: `credentials:${name}`, ok: true, message: `${name}: no refusal seen.` };
   });
 }
@@ -64,7 +93,10 @@ export function registerHealthRoutes(app: Hono, ctx: AppContext): void {
 
   app.get("/readyz", (c) => {
     c.header("Cache-Control", "no-store");
-    const { ready, checks } = readiness(ctx.db, ctx.targets.map((t) => t.name));
+    const { ready, checks } = readiness(
+      ctx.db,
+      ctx.targets.map((t) => t.name),
+    );
     return c.json({ status: ready ? "ready" : "not_ready", version: ctx.version, checks }, ready ? 200 : 503);
   });
 }

@@ -9,13 +9,27 @@ import type { AppContext } from "./context.ts";
 
 /** Also described in /api/v1/openapi.json (agent/http/openapi.ts). */
 export const FeedQuery = z.object({
-  after: z.string().regex(/^\d{1,16}$/, { error: "must be the cursor from an earlier answer's next (digits), or 0 to start" }).refine((v) => Number.isSafeInteger(Number(v)), { error: "must be the cursor from an earlier answer's next" }).default("0"),
-  limit: z.coerce.number({ error: "must be a number" }).int().min(1, { error: "must be at least 1" }).max(1000, { error: "must be at most 1000" }).default(100),
-  target: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,39}$/, { error: "must be a target name from kontobro.toml" }).optional(),
+  after: z
+    .string()
+    .regex(/^\d{1,16}$/, { error: "must be the cursor from an earlier answer's next (digits), or 0 to start" })
+    .refine((v) => Number.isSafeInteger(Number(v)), { error: "must be the cursor from an earlier answer's next" })
+    .default("0"),
+  limit: z.coerce
+    .number({ error: "must be a number" })
+    .int()
+    .min(1, { error: "must be at least 1" })
+    .max(1000, { error: "must be at most 1000" })
+    .default(100),
+  target: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9_-]{0,39}$/, { error: "must be a target name from kontobro.toml" })
+    .optional(),
 });
 
 function badQuery(c: Context, error: z.ZodError) {
-  const [p] = issuesToProblems(error.issues, { hint: "GET /api/v1/inbox?after=CURSOR&limit=N, where CURSOR is the next value of the previous answer (0 at the start)." });
+  const [p] = issuesToProblems(error.issues, {
+    hint: "GET /api/v1/inbox?after=CURSOR&limit=N, where CURSOR is the next value of the previous answer (0 at the start).",
+  });
   return c.json({ error: "bad_request", message: p!.message, field: p!.field ?? "", hint: p!.hint }, 400);
 }
 
@@ -28,7 +42,10 @@ function badQuery(c: Context, error: z.ZodError) {
  */
 export function inboxRoutes(ctx: AppContext): Hono {
   const api = new Hono();
-  api.use("*", requireApiToken(() => ctx.apiToken));
+  api.use(
+    "*",
+    requireApiToken(() => ctx.apiToken),
+  );
 
   api.get("/", (c) => {
     const pulls = ctx.pulls;
@@ -39,7 +56,14 @@ export function inboxRoutes(ctx: AppContext): Hono {
     // A cursor beyond the newest item (a restored backup, a reinstall) would silently acknowledge items
     // the PSA never saw: refuse it and say how to start over.
     if (after > pulls.inbox.lastSeq()) {
-      return c.json({ error: "cursor_ahead", message: `The cursor ${after} is beyond the newest item (${pulls.inbox.lastSeq()}); this agent's inbox was restored or reinstalled.`, hint: "Start the feed again with after=0; items the PSA already has carry the same id and can be skipped." }, 409);
+      return c.json(
+        {
+          error: "cursor_ahead",
+          message: `The cursor ${after} is beyond the newest item (${pulls.inbox.lastSeq()}); this agent's inbox was restored or reinstalled.`,
+          hint: "Start the feed again with after=0; items the PSA already has carry the same id and can be skipped.",
+        },
+        409,
+      );
     }
     if (after > 0) pulls.inbox.acknowledge(after, parsed.data.target);
     const { rows, more } = pulls.inbox.feed({ after, limit: parsed.data.limit, target: parsed.data.target });
@@ -62,7 +86,9 @@ export function inboxRoutes(ctx: AppContext): Hono {
     const id = Number(c.req.param("id"));
     const a = Number.isInteger(id) ? ctx.pulls?.inbox.attachment(id) : null;
     if (!a) return c.json({ error: "not_found", message: `Inbox item ${c.req.param("id").slice(0, 20)} has no attachment.` }, 404);
-    return new Response(a.bytes, { headers: { "content-type": a.type, "content-disposition": `attachment; filename="${a.name.replace(/["\\\r\n]/g, "_")}"` } });
+    return new Response(a.bytes, {
+      headers: { "content-type": a.type, "content-disposition": `attachment; filename="${a.name.replace(/["\\\r\n]/g, "_")}"` },
+    });
   });
   return api;
 }
@@ -70,20 +96,40 @@ export function inboxRoutes(ctx: AppContext): Hono {
 /** GET /api/v1/pulls: the jobs and their recent runs; POST /api/v1/pulls/:target/:stream: run one now and wait. */
 export function pullsApiRoutes(ctx: AppContext): Hono {
   const api = new Hono();
-  api.use("*", requireApiToken(() => ctx.apiToken));
+  api.use(
+    "*",
+    requireApiToken(() => ctx.apiToken),
+  );
 
   api.get("/", (c) => {
     const jobs = ctx.pulls?.scheduler.describe() ?? [];
-    return c.json({ jobs: jobs.map((j) => ({ ...j, next: j.next?.toISOString() ?? null, runs: recentRuns(ctx.db, j.target, j.stream, 10) })) });
+    return c.json({
+      jobs: jobs.map((j) => ({ ...j, next: j.next?.toISOString() ?? null, runs: recentRuns(ctx.db, j.target, j.stream, 10) })),
+    });
   });
 
   api.post("/:target/:stream", async (c) => {
     const { target, stream } = c.req.param();
     const result = await (ctx.pulls?.runNow(target, stream, "manual") ?? Promise.resolve({ status: "unknown_job" as const }));
     if (result.status === "unknown_job") {
-      return c.json({ error: "not_found", message: `No pull job ${target.slice(0, 40)}/${stream.slice(0, 40)}.`, hint: "GET /api/v1/pulls lists the jobs; streams come from the targets in kontobro.toml." }, 404);
+      return c.json(
+        {
+          error: "not_found",
+          message: `No pull job ${target.slice(0, 40)}/${stream.slice(0, 40)}.`,
+          hint: "GET /api/v1/pulls lists the jobs; streams come from the targets in kontobro.toml.",
+        },
+        404,
+      );
     }
-    if (result.status === "busy") return c.json({ error: "busy", message: `A pull of ${target}/${stream} is already running.`, hint: "Wait for it to finish; its result shows on the status page." }, 409);
+    if (result.status === "busy")
+      return c.json(
+        {
+          error: "busy",
+          message: `A pull of ${target}/${stream} is already running.`,
+          hint: "Wait for it to finish; its result shows on the status page.",
+        },
+        409,
+      );
     return c.json(result, result.status === "ok" ? 200 : 502);
   });
   return api;

@@ -24,7 +24,9 @@ export function renderExportsSection(ctx: AppContext) {
   return html`<section class="card exports" id="exports">
 <h2>Exports to accounting <span class="muted">SIE 4 and export templates</span></h2>
 <ul class="counts">${EXPORT_STATUSES.map((s) => html`<li><span>${STATUS_LABELS[s]}</span><strong data-export-status="${s}">${counts[s]}</strong></li>`)}</ul>
-${actions ? html`<form method="post" action="/ui/exports/run" class="inline">
+${
+  actions
+    ? html`<form method="post" action="/ui/exports/run" class="inline">
 <label>Export <select name="what"><option value="sie4">SIE 4 (invoices to transfer)</option>
 ${templates.map((t) => html`<option value="template:${t.name}">${t.title ?? t.name} (${DATA_TYPE_TITLES[t.dataType as keyof typeof DATA_TYPE_TITLES] ?? t.dataType})${t.guessedColumns ? ` · ${t.guessedColumns} guessed column(s)` : ""}</option>`)}
 </select></label> <label>from <input type="date" name="from"></label> <label>to <input type="date" name="to"></label>
@@ -35,15 +37,22 @@ Time records and expense claims: give the period; they carry no exported flag, s
 <label>Invoice <input name="number" size="10" placeholder="10001"></label> or <label>from <input name="from" size="8"></label>
 <label>to <input name="to" size="8"></label> <label>set to <select name="status">${EXPORT_STATUSES.map((s) => html`<option value="${s}">${STATUS_LABELS[s]}</option>`)}</select></label>
 <label><input type="checkbox" name="skipInvalid" value="1"> skip those that cannot change</label> <button type="submit">Change status</button></form>`
-    : html`<p class="muted">kontobro listens on a non-loopback address and this page has no login, so exports are run, changed and downloaded with the API (/api/v1/exports) or <code>kontobro export</code>.</p>`}
+    : html`<p class="muted">kontobro listens on a non-loopback address and this page has no login, so exports are run, changed and downloaded with the API (/api/v1/exports) or <code>kontobro export</code>.</p>`
+}
 ${last && last.warnings.length > 0 ? html`<h3>Warnings of the last export (#${last.id})</h3>${last.warnings.map(problemBox)}` : ""}
 <h3>Files</h3>
-${files.length === 0 ? html`<p class="muted">No files exported yet.</p>` : html`<table class="export-files"><thead><tr><th>#</th><th>Made</th><th>File</th><th>Export</th><th>Period</th><th>Rows</th><th>Size</th><th>SHA-256</th></tr></thead><tbody>
-${files.map((f) => html`<tr data-file="${f.id}"><td>${f.id}</td><td>${showTime(f.createdAt)}</td>
+${
+  files.length === 0
+    ? html`<p class="muted">No files exported yet.</p>`
+    : html`<table class="export-files"><thead><tr><th>#</th><th>Made</th><th>File</th><th>Export</th><th>Period</th><th>Rows</th><th>Size</th><th>SHA-256</th></tr></thead><tbody>
+${files.map(
+  (f) => html`<tr data-file="${f.id}"><td>${f.id}</td><td>${showTime(f.createdAt)}</td>
 <td>${actions ? html`<a href="/ui/exports/files/${f.id}/download" download>${f.fileName}</a>` : html`${f.fileName} <span class="muted">(kontobro export download ${f.id})</span>`}</td>
 <td>${f.kind === "sie4" ? "SIE 4" : f.template}</td><td>${f.periodFrom ?? ""}${f.periodFrom || f.periodTo ? " – " : ""}${f.periodTo ?? ""}</td>
-<td>${f.rowCount}</td><td>${size(f.size)}</td><td><code title="${f.sha256}">${f.sha256.slice(0, 12)}</code></td></tr>`)}
-</tbody></table>`}
+<td>${f.rowCount}</td><td>${size(f.size)}</td><td><code title="${f.sha256}">${f.sha256.slice(0, 12)}</code></td></tr>`,
+)}
+</tbody></table>`
+}
 </section>`;
 }
 
@@ -64,19 +73,27 @@ ${r.files.length > 0 ? html`<ul>${r.files.map((f) => html`<li><a href="/ui/expor
 ${r.warnings.length > 0 ? html`<h2>Warnings</h2>${r.warnings.map(problemBox)}` : ""}`;
 }
 
-const field = (body: Record<string, unknown>, name: string) => (typeof body[name] === "string" && (body[name] as string).trim() !== "" ? (body[name] as string).trim() : undefined);
+const field = (body: Record<string, unknown>, name: string) =>
+  typeof body[name] === "string" && (body[name] as string).trim() !== "" ? (body[name] as string).trim() : undefined;
 
 export function registerExportUi(app: Hono, ctx: AppContext): void {
   // Same-origin is enforced for every /ui route by the guard (ui-guard.ts).
   const allowed = (_c: Context) => ctx.exports?.uiActions ?? false;
-  const refused = (c: Context) => c.text("Refused: cross-site request, or the status page's export actions are off because kontobro listens on a non-loopback address.", 403);
+  const refused = (c: Context) =>
+    c.text(
+      "Refused: cross-site request, or the status page's export actions are off because kontobro listens on a non-loopback address.",
+      403,
+    );
 
   app.post("/ui/exports/run", async (c) => {
     if (!allowed(c)) return refused(c);
     const body = await c.req.parseBody();
     const what = field(body, "what") ?? "sie4";
     const period = { from: field(body, "from"), to: field(body, "to") };
-    const request = what === "sie4" ? { format: "sie4" as const, ...period } : { format: "template" as const, template: what.replace(/^template:/, ""), ...period };
+    const request =
+      what === "sie4"
+        ? { format: "sie4" as const, ...period }
+        : { format: "template" as const, template: what.replace(/^template:/, ""), ...period };
     const r = runExport(ctx.db, ctx.exports?.settings ?? exportSettings(), request, { by: "ui" });
     return c.html(resultPage(r.ok ? "Export" : "Export refused", exportResultBody(r)), r.ok ? 200 : r.httpStatus);
   });
@@ -89,10 +106,17 @@ export function registerExportUi(app: Hono, ctx: AppContext): void {
     const to = field(body, "to") ?? from;
     const status = field(body, "status") as ExportStatus;
     if (!number && !from) return c.html(resultPage("Nothing changed", html`<p>Give an invoice number, or a range from–to.</p>`), 422);
-    const r = changeExportStatus(ctx.db, number ? { number } : { from: from!, to: to! }, status, "ui", { skipInvalid: body.skipInvalid === "1" });
+    const r = changeExportStatus(ctx.db, number ? { number } : { from: from!, to: to! }, status, "ui", {
+      skipInvalid: body.skipInvalid === "1",
+    });
     if (!r.ok) return c.html(resultPage("Nothing changed", html`${r.problems.map(problemBox)}`), r.httpStatus);
-    return c.html(resultPage("Export status changed", html`<p class="ok">${r.changed.length} invoice(s) set to "${STATUS_LABELS[r.status]}"${r.changed.length ? `: ${r.changed.join(", ")}` : ""}.
-${r.unchanged.length ? ` ${r.unchanged.length} already had that status.` : ""}</p>${r.skipped.map((s) => problemBox(s.problem))}`));
+    return c.html(
+      resultPage(
+        "Export status changed",
+        html`<p class="ok">${r.changed.length} invoice(s) set to "${STATUS_LABELS[r.status]}"${r.changed.length ? `: ${r.changed.join(", ")}` : ""}.
+${r.unchanged.length ? ` ${r.unchanged.length} already had that status.` : ""}</p>${r.skipped.map((s) => problemBox(s.problem))}`,
+      ),
+    );
   });
 
   app.get("/ui/exports/files/:id/download", (c) => {

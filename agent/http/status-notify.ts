@@ -23,9 +23,14 @@ export function renderNotificationsSection(ctx: AppContext) {
   let lastSent: number | null = null;
   try {
     const c = ctx.db.$client;
-    unsent = c.query(`SELECT id, target, channel, recipients, subject, attempts, next_attempt_at AS nextAttemptAt, last_error AS lastError, created_at AS createdAt
-                        FROM notifications WHERE status = 'pending' ORDER BY id LIMIT 50`).all() as Unsent[];
-    const s = c.query(`SELECT count(*) AS n, max(sent_at) AS t FROM notifications WHERE status = 'sent'`).get() as { n: number; t: number | null };
+    unsent = c
+      .query(`SELECT id, target, channel, recipients, subject, attempts, next_attempt_at AS nextAttemptAt, last_error AS lastError, created_at AS createdAt
+                        FROM notifications WHERE status = 'pending' ORDER BY id LIMIT 50`)
+      .all() as Unsent[];
+    const s = c.query(`SELECT count(*) AS n, max(sent_at) AS t FROM notifications WHERE status = 'sent'`).get() as {
+      n: number;
+      t: number | null;
+    };
     sent = s.n;
     lastSent = s.t;
   } catch {
@@ -35,12 +40,23 @@ export function renderNotificationsSection(ctx: AppContext) {
   if (channels.length === 0 && unsent.length === 0) return "";
   const failed = unsent.filter((u) => u.lastError);
   return html`<section class="card notifications"><h2>Notifications</h2>
-${channels.length > 0 ? html`<p>Alerts go by ${channels.join(" and ")}. ${sent} notice(s) sent${lastSent ? html`, the last ${showTime(lastSent)}` : ""}.</p>`
-    : html`<p class="paused">Notifications are not configured any more; the notices below are not sent. Add [notifications] to kontobro.toml (see config/kontobro.example.toml).</p>`}
-${failed.length > 0 ? html`<h3>Not sent yet</h3>${failed.map((u) => html`<div class="problem notice-failed" data-notice="${u.id}">
+${
+  channels.length > 0
+    ? html`<p>Alerts go by ${channels.join(" and ")}. ${sent} notice(s) sent${lastSent ? html`, the last ${showTime(lastSent)}` : ""}.</p>`
+    : html`<p class="paused">Notifications are not configured any more; the notices below are not sent. Add [notifications] to kontobro.toml (see config/kontobro.example.toml).</p>`
+}
+${
+  failed.length > 0
+    ? html`<h3>Not sent yet</h3>${failed.map(
+        (u) => html`<div class="problem notice-failed" data-notice="${u.id}">
 <div><strong>${u.subject}</strong> <span class="muted">${u.channel}${u.recipients ? ` to ${(JSON.parse(u.recipients) as string[]).join(", ")}` : ""} · ${u.attempts} attempt(s) since ${showTime(u.createdAt)}</span></div>
 <div class="message">${u.lastError}</div>
 <div class="hint">Kept and tried again at ${showTime(u.nextAttemptAt)}; nothing is lost while the ${u.channel === "email" ? "mail server" : "webhook"} is unreachable.</div>
-</div>`)}` : unsent.length > 0 ? html`<p class="muted">${unsent.length} notice(s) about to be sent.</p>` : html`<p class="ok">Every notice was sent.</p>`}
+</div>`,
+      )}`
+    : unsent.length > 0
+      ? html`<p class="muted">${unsent.length} notice(s) about to be sent.</p>`
+      : html`<p class="ok">Every notice was sent.</p>`
+}
 </section>`;
 }

@@ -14,8 +14,6 @@ import { renderPullsSection } from "./status-pulls.ts";
 import { renderMasterSection } from "../master/status.ts";
 import { renderStorageSection } from "./status-storage.ts";
 
-
-
 export function renderStatusPage(ctx: AppContext): HtmlEscapedString | Promise<HtmlEscapedString> {
   const counts = deliveryCounts(ctx.db);
   const events = recentEvents(ctx.db, 15);
@@ -28,17 +26,27 @@ export function renderStatusPage(ctx: AppContext): HtmlEscapedString | Promise<H
 <main>
 ${restoreBanner(ctx)}
 ${ctx.targets.length === 0 ? html`<p class="card">No targets are configured. Add a [[targets]] table to kontobro.toml (see config/kontobro.example.toml).</p>` : ""}
-${ctx.targets.map((t) => targetCard(ctx, t, counts.filter((c) => c.target === t.name)))}
+${ctx.targets.map((t) =>
+  targetCard(
+    ctx,
+    t,
+    counts.filter((c) => c.target === t.name),
+  ),
+)}
 ${renderPullsSection(ctx)}
 ${renderMasterSection(ctx)}
 ${renderExportsSection(ctx)}
 ${renderStorageSection(ctx)}
 ${renderNotificationsSection(ctx)}
 <section class="card"><h2>Recent events</h2>
-${events.length === 0 ? html`<p class="muted">No events received yet. The PSA sends them to POST /api/v1/events.</p>` : html`
+${
+  events.length === 0
+    ? html`<p class="muted">No events received yet. The PSA sends them to POST /api/v1/events.</p>`
+    : html`
 <table><thead><tr><th>#</th><th>Event id</th><th>Type</th><th>Record</th><th>Received</th></tr></thead><tbody>
 ${events.map((e) => html`<tr><td>${e.seq}</td><td>${e.eventId}</td><td>${e.type}</td><td>${e.key}</td><td>${showTime(e.receivedAt)}</td></tr>`)}
-</tbody></table>`}
+</tbody></table>`
+}
 </section>
 </main></body></html>`;
 }
@@ -82,8 +90,15 @@ function targetStateLine(ctx: AppContext, target: string) {
 /** A quota the target counts against us (e.g. server calls per day), as its connector counts it. */
 function budgetLines(t: AppContext["targets"][number]) {
   let budgets: ReturnType<NonNullable<typeof t.budgets>> = [];
-  try { budgets = t.budgets?.() ?? []; } catch { return ""; }
-  return budgets.map((b) => html`<p class="budget${b.used >= b.limit ? " paused" : ""}" data-budget="${b.name}" data-used="${b.used}" data-limit="${b.limit}">${b.title}: <strong>${b.used} of ${b.limit}</strong> (${b.period})${b.note ? ` · ${b.note}` : ""}</p>`);
+  try {
+    budgets = t.budgets?.() ?? [];
+  } catch {
+    return "";
+  }
+  return budgets.map(
+    (b) =>
+      html`<p class="budget${b.used >= b.limit ? " paused" : ""}" data-budget="${b.name}" data-used="${b.used}" data-limit="${b.limit}">${b.title}: <strong>${b.used} of ${b.limit}</strong> (${b.period})${b.note ? ` · ${b.note}` : ""}</p>`,
+  );
 }
 
 function problemRow(d: DeliveryRow, withRetry: boolean) {

@@ -9,7 +9,6 @@ import { showTime } from "../time.ts";
 import type { AppContext } from "./context.ts";
 import { connectorKinds } from "../../connectors/registry.ts";
 
-
 export function renderPullsSection(ctx: AppContext) {
   const pulls = ctx.pulls;
   if (!pulls) return "";
@@ -31,21 +30,32 @@ ${jobs.filter((j) => j.target === t).map((j) => jobRow(ctx, j))}
 ${hook ? webhookLine(hook) : ""}
 <h3>Inbox</h3>
 <ul class="counts">${INBOX_STATES.map((s) => html`<li><span>${INBOX_STATE_LABELS[s]}</span><strong data-inbox-state="${s}">${byState.get(s) ?? 0}</strong></li>`)}</ul>
-${items.length === 0 ? html`<p class="muted">Nothing pulled yet.</p>` : html`<table class="inbox"><thead><tr><th>#</th><th>Type</th><th>From ${t}</th><th>Details</th><th>State</th></tr></thead><tbody>
-${items.map((r) => itemRow(r, describe))}</tbody></table>`}
+${
+  items.length === 0
+    ? html`<p class="muted">Nothing pulled yet.</p>`
+    : html`<table class="inbox"><thead><tr><th>#</th><th>Type</th><th>From ${t}</th><th>Details</th><th>State</th></tr></thead><tbody>
+${items.map((r) => itemRow(r, describe))}</tbody></table>`
+}
 </section>`;
   })}`;
 }
 
-function jobRow(ctx: AppContext, j: { target: string; stream: string; cron: string | null; timezone: string; next: Date | null; running: boolean }) {
+function jobRow(
+  ctx: AppContext,
+  j: { target: string; stream: string; cron: string | null; timezone: string; next: Date | null; running: boolean },
+) {
   const last: JobRunRow | undefined = recentRuns(ctx.db, j.target, j.stream, 1)[0];
   return html`<tr data-job="${j.target}/${j.stream}">
 <td><strong>${j.stream}</strong></td>
 <td>${j.cron ? html`<code>${j.cron}</code> <span class="muted">${j.timezone}</span>` : html`<span class="muted">on demand only</span>`}</td>
 <td>${j.next ? showTime(j.next.getTime()) : "—"}</td>
-<td>${last ? html`<span class="run-${last.status}">${RUN_STATUS_LABELS[last.status] ?? last.status}</span> <span class="muted">${showTime(last.startedAt)} (${last.trigger}) ·
+<td>${
+    last
+      ? html`<span class="run-${last.status}">${RUN_STATUS_LABELS[last.status] ?? last.status}</span> <span class="muted">${showTime(last.startedAt)} (${last.trigger}) ·
 fetched ${last.fetched}, imported ${last.imported}, already had ${last.duplicates}, ignored ${last.ignored}</span>
-${last.errorMessage ? html`<div class="message">${last.errorMessage}</div>${last.errorHint ? html`<div class="hint">How to fix: ${last.errorHint}</div>` : ""}` : ""}` : html`<span class="muted">never</span>`}</td>
+${last.errorMessage ? html`<div class="message">${last.errorMessage}</div>${last.errorHint ? html`<div class="hint">How to fix: ${last.errorHint}</div>` : ""}` : ""}`
+      : html`<span class="muted">never</span>`
+  }</td>
 <td>${j.running ? html`<em>running…</em>` : html`<form method="post" action="/ui/pulls/${j.target}/${j.stream}/run"><button type="submit">Run now</button></form>`}</td>
 </tr>`;
 }
@@ -55,8 +65,12 @@ function webhookLine(hook: { kind: string; token: string }) {
   const templates = connectorKinds[hook.kind]?.webhookTemplates ?? [];
   const examples = templates.map((t, i) => html`${i === 0 ? "" : " or "}<code>${t}</code>`);
   return html`<p class="webhook">Webhook token (for the target's webhooks): <code class="webhook-token">${hook.token}</code><br>
-<span class="muted">Address: <code>/webhooks/${hook.kind}/${hook.token}</code> on this agent (behind your reverse proxy)${templates.length > 0 ? html`, e.g. with
-${examples}` : ""}</span></p>`;
+<span class="muted">Address: <code>/webhooks/${hook.kind}/${hook.token}</code> on this agent (behind your reverse proxy)${
+    templates.length > 0
+      ? html`, e.g. with
+${examples}`
+      : ""
+  }</span></p>`;
 }
 
 /** An inbox row; the details line is the connector's own (ConnectorFactory.describePulled). */

@@ -5,16 +5,18 @@ import { databaseSize, formatBytes, lastPrune } from "../retention.ts";
 import { showTime } from "../time.ts";
 import type { AppContext } from "./context.ts";
 
-
 export function renderStorageSection(ctx: AppContext) {
   const size = databaseSize(ctx.db);
   const last = lastPrune(ctx.db);
   return html`<section class="card storage"><h2>Storage</h2>
 <p>Database: <strong class="database-bytes" data-bytes="${size.bytes}">${formatBytes(size.bytes)}</strong>
 <span class="muted">(write-ahead log ${formatBytes(size.walBytes)}; ${formatBytes(size.freeBytes)} freed by pruning, reused before the file grows)</span></p>
-${last ? html`<p class="last-prune">Last prune ${showTime(last.at)}: finished work older than ${last.retentionDays} days —
+${
+  last
+    ? html`<p class="last-prune">Last prune ${showTime(last.at)}: finished work older than ${last.retentionDays} days —
 <span data-pruned="events">${last.events}</span> event payload(s), <span data-pruned="deliveries">${last.deliveries}</span> deliveries,
 <span data-pruned="inbox_items">${last.inboxItems}</span> inbox item(s), <span data-pruned="job_runs">${last.jobRuns}</span> pull run(s) removed${last.interrupted ? " (interrupted; continued at the next run)" : ""}.</p>`
-    : html`<p class="last-prune muted">No prune has run yet: it runs at start and then every hour (agent.retention_days = 0 keeps everything).</p>`}
+    : html`<p class="last-prune muted">No prune has run yet: it runs at start and then every hour (agent.retention_days = 0 keeps everything).</p>`
+}
 </section>`;
 }

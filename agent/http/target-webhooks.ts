@@ -10,10 +10,12 @@ import { sameSecret } from "./auth.ts";
 import type { AppContext } from "./context.ts";
 
 /** Query parameters (URL-template merge fields such as invoice=[INVOICENO]) and flat JSON body fields. */
-const HintParams = z.record(
-  z.string().max(50, { error: "parameter names must be at most 50 characters" }),
-  z.string().max(200, { error: "parameter values must be at most 200 characters" }),
-).refine((p) => Object.keys(p).length <= 30, { error: "at most 30 parameters" });
+const HintParams = z
+  .record(
+    z.string().max(50, { error: "parameter names must be at most 50 characters" }),
+    z.string().max(200, { error: "parameter values must be at most 200 characters" }),
+  )
+  .refine((p) => Object.keys(p).length <= 30, { error: "at most 30 parameters" });
 
 const unauthorized = (c: Context) => c.json({ error: "unauthorized", message: "Unauthorized." }, 401);
 
@@ -43,21 +45,27 @@ export function targetWebhookRoutes(ctx: AppContext) {
     onError: (c) => c.json({ error: "body_too_large", message: "The webhook body is too large." }, 413),
   });
 
-  hooks.on(["GET", "POST"], "/:kind/:token", async (c, next) => {
-    // Authenticate before reading any body.
-    const target = ctx.pulls ? matchToken(ctx.pulls.webhooks, c.req.param("kind"), c.req.param("token")) : undefined;
-    if (!target) return unauthorized(c);
-    c.set("target", target);
-    await next();
-  }, limit, async (c) => {
-    const target = c.get("target");
-    const parsed = HintParams.safeParse(await hintParams(c));
-    if (!parsed.success) {
-      const [p] = issuesToProblems(parsed.error.issues, { hint: "Use the URL-template parameters shown on the status page." });
-      return c.json({ error: "bad_request", message: p!.message, hint: p!.hint }, 400);
-    }
-    const streams = target.streamsFor(parsed.data).filter((s) => ctx.pulls!.scheduler.hint(target.name, s));
-    return c.json({ accepted: true, target: target.name, pulls: streams }, 202);
-  });
+  hooks.on(
+    ["GET", "POST"],
+    "/:kind/:token",
+    async (c, next) => {
+      // Authenticate before reading any body.
+      const target = ctx.pulls ? matchToken(ctx.pulls.webhooks, c.req.param("kind"), c.req.param("token")) : undefined;
+      if (!target) return unauthorized(c);
+      c.set("target", target);
+      await next();
+    },
+    limit,
+    async (c) => {
+      const target = c.get("target");
+      const parsed = HintParams.safeParse(await hintParams(c));
+      if (!parsed.success) {
+        const [p] = issuesToProblems(parsed.error.issues, { hint: "Use the URL-template parameters shown on the status page." });
+        return c.json({ error: "bad_request", message: p!.message, hint: p!.hint }, 400);
+      }
+      const streams = target.streamsFor(parsed.data).filter((s) => ctx.pulls!.scheduler.hint(target.name, s));
+      return c.json({ accepted: true, target: target.name, pulls: streams }, 202);
+    },
+  );
   return hooks;
 }

@@ -19,7 +19,13 @@ const isMasterEntity = (connector: Connector, e: Entity): e is "customer" | "pro
 /** The target's master sync, or null when its connector offers no master data. */
 export function masterSyncFor(db: Db, target: string, connector: Connector, withInbox = true): MasterSync | null {
   if (!connector.master) return null;
-  return new MasterSync(new MasterStore(db), target, connector.master, connectorKinds[connector.kind]?.title ?? connector.kind, withInbox ? new Inbox(db) : undefined);
+  return new MasterSync(
+    new MasterStore(db),
+    target,
+    connector.master,
+    connectorKinds[connector.kind]?.title ?? connector.kind,
+    withInbox ? new Inbox(db) : undefined,
+  );
 }
 
 /** The connector the dispatcher uses: pushes of master entities go through master per entity. */
@@ -28,9 +34,10 @@ export function withMasterGuard(connector: Connector, sync: MasterSync | null): 
   return new Proxy(connector, {
     get(obj, prop) {
       if (prop === "push") {
-        return (entity: Entity, payload: any, ctx: Parameters<Connector["push"]>[2]) => (isMasterEntity(obj, entity)
-          ? sync.push(entity, payload, ctx, (c) => obj.push(entity, payload, c))
-          : obj.push(entity, payload, ctx));
+        return (entity: Entity, payload: any, ctx: Parameters<Connector["push"]>[2]) =>
+          isMasterEntity(obj, entity)
+            ? sync.push(entity, payload, ctx, (c) => obj.push(entity, payload, c))
+            : obj.push(entity, payload, ctx);
       }
       const value = Reflect.get(obj, prop);
       return typeof value === "function" ? value.bind(obj) : value;

@@ -20,8 +20,14 @@ export function parseMasters(factory: ConnectorFactory, raw: unknown, at: string
   const out: Masters = {};
   for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
     const entity = MASTER_KEYS[k];
-    if (!entity) { problems.push(`${at}.masters.${k}: unknown entity; use customers or products`); continue; }
-    if (v !== "psa" && v !== "target") { problems.push(`${at}.masters.${k}: must be "psa" or "target"`); continue; }
+    if (!entity) {
+      problems.push(`${at}.masters.${k}: unknown entity; use customers or products`);
+      continue;
+    }
+    if (v !== "psa" && v !== "target") {
+      problems.push(`${at}.masters.${k}: must be "psa" or "target"`);
+      continue;
+    }
     if (v === "target" && !(factory.masterEntities ?? []).includes(entity)) {
       problems.push(`${at}.masters.${k}: ${factory.title} cannot be the master of ${k}; the PSA is (remove the key or write "psa")`);
       continue;
@@ -35,20 +41,33 @@ export function parseMasters(factory: ConnectorFactory, raw: unknown, at: string
 export const keyOf = (entity: MasterEntity, data: any): string => String(entity === "customer" ? data?.number : data?.code);
 
 /** Names as kontobro compares them for a match: trimmed, spaces collapsed, case and Unicode form ignored. */
-export const normaliseName = (name: unknown) => String(name ?? "").normalize("NFC").trim().replace(/\s+/g, " ").toLocaleLowerCase("sv");
+export const normaliseName = (name: unknown) =>
+  String(name ?? "")
+    .normalize("NFC")
+    .trim()
+    .replace(/\s+/g, " ")
+    .toLocaleLowerCase("sv");
 export const sameName = (a: unknown, b: unknown) => normaliseName(a) === normaliseName(b);
 
 function stable(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(stable);
   if (v && typeof v === "object") {
-    return Object.fromEntries(Object.entries(v as Record<string, unknown>).filter(([, x]) => x !== undefined && x !== null && x !== "").sort(([a], [b]) => a.localeCompare(b)).map(([k, x]) => [k, stable(x)]));
+    return Object.fromEntries(
+      Object.entries(v as Record<string, unknown>)
+        .filter(([, x]) => x !== undefined && x !== null && x !== "")
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([k, x]) => [k, stable(x)]),
+    );
   }
   return typeof v === "string" ? v.trim() : v;
 }
 
 /** A fingerprint of a record as the target holds it (`projected`: MasterData.project's output or a pulled record). */
 export function fingerprint(projected: unknown): string {
-  return createHash("sha256").update(JSON.stringify(stable(projected))).digest("hex").slice(0, 24);
+  return createHash("sha256")
+    .update(JSON.stringify(stable(projected)))
+    .digest("hex")
+    .slice(0, 24);
 }
 
 export const entityWord = (entity: MasterEntity) => (entity === "customer" ? "customer" : "product");

@@ -15,7 +15,11 @@ const KIND_LABELS: Record<string, string> = {
 
 export function renderMasterSection(ctx: { db: Db }) {
   let reports: MasterReport[] = [];
-  try { reports = new MasterStore(ctx.db).openReports(undefined, 200); } catch { return ""; }
+  try {
+    reports = new MasterStore(ctx.db).openReports(undefined, 200);
+  } catch {
+    return "";
+  }
   if (reports.length === 0) return "";
   // Notes to check a new record in the target (an article's coding) come one per record: shown once per target.
   const attention = reports.filter((r) => r.kind === "attention");
@@ -23,18 +27,26 @@ export function renderMasterSection(ctx: { db: Db }) {
   return html`<section class="card master" data-master-reports="${reports.length}">
 <h2>Master data <span class="muted">customers and products: who is master, and what did not travel</span></h2>
 ${targets.map((t) => {
-    const mine = attention.filter((r) => r.target === t);
-    const keys = mine.slice(0, 30).map((r) => r.key).join(", ") + (mine.length > 30 ? `, … (${mine.length} in all)` : "");
-    return html`<div class="problem" data-master-report="attention" data-target="${t}">
+  const mine = attention.filter((r) => r.target === t);
+  const keys =
+    mine
+      .slice(0, 30)
+      .map((r) => r.key)
+      .join(", ") + (mine.length > 30 ? `, … (${mine.length} in all)` : "");
+  return html`<div class="problem" data-master-report="attention" data-target="${t}">
 <div><strong>${KIND_LABELS.attention}</strong> · ${t} · ${mine.length} record(s): ${keys}</div>
 <div class="message">${mine[0]!.message}</div>
 ${mine[0]!.hint ? html`<div class="hint">How to fix: ${mine[0]!.hint}</div>` : ""}
 </div>`;
-  })}
-${reports.filter((r) => r.kind !== "attention").map((r) => html`<div class="problem" data-master-report="${r.kind}" data-target="${r.target}" data-record="${r.entity}:${r.key}">
+})}
+${reports
+  .filter((r) => r.kind !== "attention")
+  .map(
+    (r) => html`<div class="problem" data-master-report="${r.kind}" data-target="${r.target}" data-record="${r.entity}:${r.key}">
 <div><strong>${KIND_LABELS[r.kind] ?? r.kind}</strong> · ${r.target} · ${r.entity} ${r.key} <span class="muted">(${r.side === "psa" ? "in the PSA" : "in the target"}; seen ${r.count} time(s), first ${showTime(r.firstAt)}, last ${showTime(r.lastAt)})</span></div>
 <div class="message">${r.message}</div>
 ${r.hint ? html`<div class="hint">How to fix: ${r.hint}</div>` : ""}
-</div>`)}
+</div>`,
+  )}
 </section>`;
 }

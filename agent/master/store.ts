@@ -41,26 +41,40 @@ export const ATTENTION_DAYS = 14;
 export class MasterStore {
   private readonly q: Record<string, Statement>;
 
-  constructor(readonly db: Db, private readonly now: () => number = Date.now) {
+  constructor(
+    readonly db: Db,
+    private readonly now: () => number = Date.now,
+  ) {
     const c = db.$client;
     this.q = {
       byKey: c.prepare(`SELECT ${ROW} FROM master_records WHERE target = ?1 AND entity = ?2 AND key = ?3`),
       byRemote: c.prepare(`SELECT ${ROW} FROM master_records WHERE target = ?1 AND entity = ?2 AND remote_id = ?3`),
       all: c.prepare(`SELECT ${ROW} FROM master_records WHERE target = ?1 AND entity = ?2`),
-      upsert: c.prepare(`INSERT INTO master_records (target, entity, key, remote_id, name, fingerprint, pending_fingerprint, modified_at, updated_at)
+      upsert:
+        c.prepare(`INSERT INTO master_records (target, entity, key, remote_id, name, fingerprint, pending_fingerprint, modified_at, updated_at)
         VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7, ?8)
         ON CONFLICT (target, entity, key) DO UPDATE SET remote_id = ?4, name = ?5, fingerprint = ?6, pending_fingerprint = NULL, modified_at = coalesce(?7, modified_at), updated_at = ?8`),
-      pending: c.prepare(`UPDATE master_records SET pending_fingerprint = ?4, updated_at = ?5 WHERE target = ?1 AND entity = ?2 AND key = ?3`),
+      pending: c.prepare(
+        `UPDATE master_records SET pending_fingerprint = ?4, updated_at = ?5 WHERE target = ?1 AND entity = ?2 AND key = ?3`,
+      ),
       report: c.prepare(`INSERT INTO master_reports (target, entity, key, kind, side, message, hint, count, first_at, last_at, resolved_at)
         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?8, NULL)
         ON CONFLICT (target, entity, key, kind) DO UPDATE SET side = ?5, message = ?6, hint = ?7, last_at = ?8,
           count = CASE WHEN resolved_at IS NULL THEN count + 1 ELSE 1 END, first_at = CASE WHEN resolved_at IS NULL THEN first_at ELSE ?8 END, resolved_at = NULL
         RETURNING count`),
-      openReport: c.prepare(`SELECT ${REPORT} FROM master_reports WHERE target = ?1 AND entity = ?2 AND key = ?3 AND kind = ?4 AND resolved_at IS NULL`),
-      resolve: c.prepare(`UPDATE master_reports SET resolved_at = ?5 WHERE target = ?1 AND entity = ?2 AND key = ?3 AND resolved_at IS NULL AND (?4 IS NULL OR kind = ?4) AND kind <> 'attention'`),
-      open: c.prepare(`SELECT ${REPORT} FROM master_reports WHERE resolved_at IS NULL AND (?1 IS NULL OR target = ?1) AND (kind <> 'attention' OR last_at > ?2) ORDER BY last_at DESC LIMIT ?3`),
+      openReport: c.prepare(
+        `SELECT ${REPORT} FROM master_reports WHERE target = ?1 AND entity = ?2 AND key = ?3 AND kind = ?4 AND resolved_at IS NULL`,
+      ),
+      resolve: c.prepare(
+        `UPDATE master_reports SET resolved_at = ?5 WHERE target = ?1 AND entity = ?2 AND key = ?3 AND resolved_at IS NULL AND (?4 IS NULL OR kind = ?4) AND kind <> 'attention'`,
+      ),
+      open: c.prepare(
+        `SELECT ${REPORT} FROM master_reports WHERE resolved_at IS NULL AND (?1 IS NULL OR target = ?1) AND (kind <> 'attention' OR last_at > ?2) ORDER BY last_at DESC LIMIT ?3`,
+      ),
       psa: c.prepare(`SELECT payload FROM records WHERE entity = ?1 AND key = ?2`),
-      link: c.prepare(`INSERT INTO links (target, entity, key, remote_id, payload_hash, updated_at) VALUES (?1, ?2, ?3, ?4, '', ?5) ON CONFLICT (target, entity, key) DO NOTHING`),
+      link: c.prepare(
+        `INSERT INTO links (target, entity, key, remote_id, payload_hash, updated_at) VALUES (?1, ?2, ?3, ?4, '', ?5) ON CONFLICT (target, entity, key) DO NOTHING`,
+      ),
     };
   }
 
@@ -78,8 +92,22 @@ export class MasterStore {
     return (this.q.all!.all(target, entity) as MasterRow[]).filter((r) => r.key !== notKey && normaliseName(r.name) === n);
   }
 
-  save(target: string, entity: MasterEntity, key: string, v: { remoteId: string; name: unknown; fingerprint: string | null; modifiedAt?: string | null }): void {
-    this.q.upsert!.run(target, entity, key, v.remoteId, v.name === undefined || v.name === null ? null : String(v.name), v.fingerprint, v.modifiedAt ?? null, this.now());
+  save(
+    target: string,
+    entity: MasterEntity,
+    key: string,
+    v: { remoteId: string; name: unknown; fingerprint: string | null; modifiedAt?: string | null },
+  ): void {
+    this.q.upsert!.run(
+      target,
+      entity,
+      key,
+      v.remoteId,
+      v.name === undefined || v.name === null ? null : String(v.name),
+      v.fingerprint,
+      v.modifiedAt ?? null,
+      this.now(),
+    );
   }
 
   /** What a push under way will make the record: its coming back in a pull is ours, not a change. */

@@ -53,19 +53,36 @@ export class MasterSync {
     if (state) {
       // Unchanged, or our own push coming back.
       if (fpT === state.fingerprint || fpT === state.pending) {
-        if (fpT !== state.fingerprint) this.store.save(this.target, entity, state.key, { remoteId: rec.remoteId, name: rec.data.name, fingerprint: fpT, modifiedAt: rec.modifiedAt });
+        if (fpT !== state.fingerprint)
+          this.store.save(this.target, entity, state.key, {
+            remoteId: rec.remoteId,
+            name: rec.data.name,
+            fingerprint: fpT,
+            modifiedAt: rec.modifiedAt,
+          });
         return "skip";
       }
       if (rec.key !== state.key) {
         // Renumbered at the target alone: the PSA matches by number, so delivering it would make a second record.
-        this.store.report(this.target, entity, state.key, "renumbered", "target",
+        this.store.report(
+          this.target,
+          entity,
+          state.key,
+          "renumbered",
+          "target",
           `${this.who(entity, state.key, rec.data.name)} was renumbered in ${this.title} to ${rec.key}; kontobro and the PSA match ${pluralWord(entity)} by number, so the change was not sent to the PSA.`,
           side === "target"
             ? `Renumber it in the PSA too (${state.key} → ${rec.key}), or change it back in ${this.title}; kontobro then links them again.`
-            : `The PSA is master of ${pluralWord(entity)}: change the number back to ${state.key} in ${this.title} (or renumber it in the PSA first).`);
+            : `The PSA is master of ${pluralWord(entity)}: change the number back to ${state.key} in ${this.title} (or renumber it in the PSA first).`,
+        );
         return "report";
       }
-      this.store.save(this.target, entity, state.key, { remoteId: rec.remoteId, name: rec.data.name, fingerprint: fpT, modifiedAt: rec.modifiedAt });
+      this.store.save(this.target, entity, state.key, {
+        remoteId: rec.remoteId,
+        name: rec.data.name,
+        fingerprint: fpT,
+        modifiedAt: rec.modifiedAt,
+      });
       if (side === "target") {
         this.store.resolve(this.target, entity, state.key);
         return "deliver";
@@ -80,7 +97,12 @@ export class MasterSync {
         this.mismatch(entity, rec.key, psa.name, rec.data.name);
         return "report";
       }
-      this.store.save(this.target, entity, rec.key, { remoteId: rec.remoteId, name: rec.data.name, fingerprint: fpT, modifiedAt: rec.modifiedAt });
+      this.store.save(this.target, entity, rec.key, {
+        remoteId: rec.remoteId,
+        name: rec.data.name,
+        fingerprint: fpT,
+        modifiedAt: rec.modifiedAt,
+      });
       this.store.link(this.target, entity, rec.key, rec.remoteId);
       if (this.fp(entity, psa) === fpT) return "skip";
       if (side === "target") return "deliver";
@@ -88,7 +110,12 @@ export class MasterSync {
       return "report";
     }
     // New in the target: it reaches the PSA whoever is master; linked, so the PSA's echo is known.
-    this.store.save(this.target, entity, rec.key, { remoteId: rec.remoteId, name: rec.data.name, fingerprint: fpT, modifiedAt: rec.modifiedAt });
+    this.store.save(this.target, entity, rec.key, {
+      remoteId: rec.remoteId,
+      name: rec.data.name,
+      fingerprint: fpT,
+      modifiedAt: rec.modifiedAt,
+    });
     this.store.link(this.target, entity, rec.key, rec.remoteId);
     return "deliver";
   }
@@ -114,7 +141,10 @@ export class MasterSync {
     }
     if (side === "target") {
       this.changedInNonMaster(entity, key, payload.name, "psa");
-      return { remoteId, note: `Not sent: ${this.title} is master of ${pluralWord(entity)}, so a change made in the PSA is not sent there (reported on the status page).` };
+      return {
+        remoteId,
+        note: `Not sent: ${this.title} is master of ${pluralWord(entity)}, so a change made in the PSA is not sent there (reported on the status page).`,
+      };
     }
     this.store.setPending(this.target, entity, key, fpP);
     const result = await send({ ...ctx, link: { remoteId } });
@@ -127,13 +157,19 @@ export class MasterSync {
    * A record the PSA sends that kontobro has not linked: matched at the target by number and name. Returns the
    * state of the match (null: none at the target), or the push's result when nothing more is to be done.
    */
-  private async match(entity: MasterEntity, key: string, payload: any, fpP: string): Promise<{ state: ReturnType<MasterStore["byKey"]> } | { result: PushResult }> {
+  private async match(
+    entity: MasterEntity,
+    key: string,
+    payload: any,
+    fpP: string,
+  ): Promise<{ state: ReturnType<MasterStore["byKey"]> } | { result: PushResult }> {
     const found = await this.master.lookup(entity, key);
     if (!found) return { state: null };
     if (!sameName(found.data.name, payload.name)) {
       this.mismatch(entity, key, payload.name, found.data.name);
       throw new TargetError("permanent", {
-        code: "master.number_name_mismatch", field: "name",
+        code: "master.number_name_mismatch",
+        field: "name",
         message: `${this.title} already has ${entityWord(entity)} ${key}, named "${found.data.name}"; the PSA's is named "${payload.name}". kontobro matches ${pluralWord(entity)} by number and name, so it does not take them for the same one and sent nothing.`,
         hint: `Give them the same name (in the master, ${this.master.sides[entity] === "target" ? this.title : "the PSA"}), or give one of them another number; then press retry. \`kontobro match ${this.target}\` lists every such pair.`,
       });
@@ -141,7 +177,8 @@ export class MasterSync {
     const other = this.store.byRemote(this.target, entity, found.remoteId);
     if (other && other.key !== key) {
       throw new TargetError("permanent", {
-        code: "master.renumbered", field: "number",
+        code: "master.renumbered",
+        field: "number",
         message: `${this.title}'s ${entityWord(entity)} ${key} is the one kontobro knows as ${other.key}: it was renumbered in ${this.title} alone.`,
         hint: `Renumber it in the PSA too (${other.key} → ${key}), or change it back in ${this.title}; then press retry.`,
       });
@@ -149,16 +186,39 @@ export class MasterSync {
     const fpT = this.fp(entity, found.data);
     const side = this.master.sides[entity];
     // Target master, and its version differs: it goes to the PSA now (a person may have made it long ago, so no pull sees it).
-    this.store.save(this.target, entity, key, { remoteId: found.remoteId, name: found.data.name, fingerprint: side === "target" && fpT !== fpP ? null : fpT, modifiedAt: found.modifiedAt });
-    if (fpT === fpP) return { result: { remoteId: found.remoteId, note: `Matched ${this.title}'s ${entityWord(entity)} ${key} by number and name; the same in both systems, nothing sent.` } };
+    this.store.save(this.target, entity, key, {
+      remoteId: found.remoteId,
+      name: found.data.name,
+      fingerprint: side === "target" && fpT !== fpP ? null : fpT,
+      modifiedAt: found.modifiedAt,
+    });
+    if (fpT === fpP)
+      return {
+        result: {
+          remoteId: found.remoteId,
+          note: `Matched ${this.title}'s ${entityWord(entity)} ${key} by number and name; the same in both systems, nothing sent.`,
+        },
+      };
     if (side === "target") {
       this.inbox?.storeBatch(this.target, pluralWord(entity), [masterItem(found)], null, { pulled: (i) => this.pulled(i) });
-      return { result: { remoteId: found.remoteId, note: `Matched ${this.title}'s ${entityWord(entity)} ${key} by number and name. ${this.title} is master of ${pluralWord(entity)}: its version was sent to the PSA, the PSA's was not sent.` } };
+      return {
+        result: {
+          remoteId: found.remoteId,
+          note: `Matched ${this.title}'s ${entityWord(entity)} ${key} by number and name. ${this.title} is master of ${pluralWord(entity)}: its version was sent to the PSA, the PSA's was not sent.`,
+        },
+      };
     }
     return { state: this.store.byKey(this.target, entity, key) };
   }
 
-  private async create(entity: MasterEntity, key: string, payload: any, ctx: PushContext, send: (ctx: PushContext) => Promise<PushResult>, fpP: string): Promise<PushResult> {
+  private async create(
+    entity: MasterEntity,
+    key: string,
+    payload: any,
+    ctx: PushContext,
+    send: (ctx: PushContext) => Promise<PushResult>,
+    fpP: string,
+  ): Promise<PushResult> {
     // Renumbered in the PSA alone? A linked record of another number has this name. Said once; a retry creates it.
     const twins = this.store.sameName(this.target, entity, payload.name, key).filter((r) => this.store.psaRecord(entity, r.key));
     if (twins.length > 0 && !this.store.openReport(this.target, entity, key, "renumbered")) {
@@ -177,22 +237,40 @@ export class MasterSync {
   /** What the target holds after a push: its own answer when the connector gives one. */
   private remember(entity: MasterEntity, key: string, result: PushResult, fpP: string, name: unknown): void {
     const s = result.state;
-    this.store.save(this.target, entity, key, s
-      ? { remoteId: s.remoteId, name: s.data.name, fingerprint: this.fp(entity, s.data), modifiedAt: s.modifiedAt }
-      : { remoteId: result.remoteId, name, fingerprint: fpP });
-    if (result.attention) this.store.report(this.target, entity, key, "attention", "target", result.attention, `Open it in ${this.title} and check it.`);
+    this.store.save(
+      this.target,
+      entity,
+      key,
+      s
+        ? { remoteId: s.remoteId, name: s.data.name, fingerprint: this.fp(entity, s.data), modifiedAt: s.modifiedAt }
+        : { remoteId: result.remoteId, name, fingerprint: fpP },
+    );
+    if (result.attention)
+      this.store.report(this.target, entity, key, "attention", "target", result.attention, `Open it in ${this.title} and check it.`);
   }
 
   private changedInNonMaster(entity: MasterEntity, key: string, name: unknown, where: "psa" | "target"): void {
     const master = where === "psa" ? this.title : "the PSA";
-    this.store.report(this.target, entity, key, "changed_in_non_master", where,
+    this.store.report(
+      this.target,
+      entity,
+      key,
+      "changed_in_non_master",
+      where,
       `${this.who(entity, key, name)} was changed in ${where === "psa" ? "the PSA" : this.title}, which is not the master of ${pluralWord(entity)} (changed in the non-master system); the change was not sent to ${master}.`,
-      `Make the change in ${master}, the master of ${pluralWord(entity)}; its version then goes to ${where === "psa" ? "the PSA" : this.title}. (kontobro.toml's masters setting decides who is master.)`);
+      `Make the change in ${master}, the master of ${pluralWord(entity)}; its version then goes to ${where === "psa" ? "the PSA" : this.title}. (kontobro.toml's masters setting decides who is master.)`,
+    );
   }
 
   private mismatch(entity: MasterEntity, key: string, psaName: unknown, targetName: unknown): void {
-    this.store.report(this.target, entity, key, "number_name_mismatch", "target",
+    this.store.report(
+      this.target,
+      entity,
+      key,
+      "number_name_mismatch",
+      "target",
       `${cap(entityWord(entity))} ${key} is "${psaName}" in the PSA but "${targetName}" in ${this.title}: the number matches, the name does not, so kontobro does not take them for the same ${entityWord(entity)} and sends nothing either way.`,
-      `Give them the same name, or one of them another number; \`kontobro match ${this.target}\` lists every such pair.`);
+      `Give them the same name, or one of them another number; \`kontobro match ${this.target}\` lists every such pair.`,
+    );
   }
 }

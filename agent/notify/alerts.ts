@@ -40,24 +40,52 @@ export function selectAlerts(db: Db, where: string, ...params: (string | number)
 export function currentProblems(db: Db): Problem[] {
   const c = db.$client;
   // The newest delivery of each record that needs action (SQLite takes the bare columns from the max row).
-  const deliveries = c.query(
-    `SELECT target, entity, key, max(id) AS id, attempts, error_code AS code, error_message AS message, error_hint AS hint
-       FROM deliveries WHERE status = 'needs_action' GROUP BY target, entity, key`).all() as any[];
-  const pulls = c.query(
-    `SELECT target, stream, id, error_code AS code, error_message AS message, error_hint AS hint, started_at AS startedAt FROM job_runs j
-      WHERE id = (SELECT max(id) FROM job_runs WHERE target = j.target AND stream = j.stream) AND status = 'failed'`).all() as any[];
+  const deliveries = c
+    .query(
+      `SELECT target, entity, key, max(id) AS id, attempts, error_code AS code, error_message AS message, error_hint AS hint
+       FROM deliveries WHERE status = 'needs_action' GROUP BY target, entity, key`,
+    )
+    .all() as any[];
+  const pulls = c
+    .query(
+      `SELECT target, stream, id, error_code AS code, error_message AS message, error_hint AS hint, started_at AS startedAt FROM job_runs j
+      WHERE id = (SELECT max(id) FROM job_runs WHERE target = j.target AND stream = j.stream) AND status = 'failed'`,
+    )
+    .all() as any[];
   return [
-    ...deliveries.map((d): Problem => ({
-      target: d.target, kind: "delivery", subject: `${d.entity}:${d.key}`, code: d.code, message: d.message ?? "Needs action.", hint: d.hint,
-      detail: { delivery: d.id, entity: d.entity, key: d.key, attempts: d.attempts },
-    })),
-    ...pulls.map((p): Problem => ({
-      target: p.target, kind: "pull", subject: p.stream, code: p.code, message: p.message ?? "The pull failed.", hint: p.hint,
-      detail: { run: p.id, stream: p.stream, startedAt: p.startedAt },
-    })),
-    ...refusedCredentials(db).map((r): Problem => ({
-      target: r.target, kind: "credentials", subject: "", code: "credentials_refused", message: r.message, hint: r.hint ?? null, detail: { since: r.since },
-    })),
+    ...deliveries.map(
+      (d): Problem => ({
+        target: d.target,
+        kind: "delivery",
+        subject: `${d.entity}:${d.key}`,
+        code: d.code,
+        message: d.message ?? "Needs action.",
+        hint: d.hint,
+        detail: { delivery: d.id, entity: d.entity, key: d.key, attempts: d.attempts },
+      }),
+    ),
+    ...pulls.map(
+      (p): Problem => ({
+        target: p.target,
+        kind: "pull",
+        subject: p.stream,
+        code: p.code,
+        message: p.message ?? "The pull failed.",
+        hint: p.hint,
+        detail: { run: p.id, stream: p.stream, startedAt: p.startedAt },
+      }),
+    ),
+    ...refusedCredentials(db).map(
+      (r): Problem => ({
+        target: r.target,
+        kind: "credentials",
+        subject: "",
+        code: "credentials_refused",
+        message: r.message,
+        hint: r.hint ?? null,
+        detail: { since: r.since },
+      }),
+    ),
   ];
 }
 
@@ -71,14 +99,18 @@ function resolutionOf(db: Db, a: AlertRow): string | null {
   const c = db.$client;
   if (a.kind === "delivery") {
     const { entity, key } = a.detail as { entity: string; key: string };
-    const latest = c.query(`SELECT status FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 ORDER BY id DESC LIMIT 1`).get(a.target, entity, key) as { status: string } | null;
+    const latest = c
+      .query(`SELECT status FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 ORDER BY id DESC LIMIT 1`)
+      .get(a.target, entity, key) as { status: string } | null;
     if (!latest) return "it is no longer queued";
     if (latest.status === "done") return "delivered";
     if (latest.status === "superseded") return "replaced by a newer version";
     return null;
   }
   if (a.kind === "pull") {
-    const last = c.query(`SELECT status FROM job_runs WHERE target = ?1 AND stream = ?2 ORDER BY id DESC LIMIT 1`).get(a.target, a.subject) as { status: string } | null;
+    const last = c
+      .query(`SELECT status FROM job_runs WHERE target = ?1 AND stream = ?2 ORDER BY id DESC LIMIT 1`)
+      .get(a.target, a.subject) as { status: string } | null;
     if (!last) return "no run is recorded any more";
     return last.status === "ok" ? "the pull succeeded" : null;
   }
@@ -88,36 +120,46 @@ function resolutionOf(db: Db, a: AlertRow): string | null {
 /** Opens, updates and resolves alerts to match the current problems, in one transaction. */
 export function syncAlerts(db: Db, now: number): { opened: number; resolved: number } {
   const c = db.$client;
-  return c.transaction(() => {
-    const current = new Map(currentProblems(db).map((p) => [keyOf(p), p]));
-    const open = selectAlerts(db, "resolved_at IS NULL");
-    let opened = 0;
-    let resolved = 0;
-    const openKeys = new Set<string>();
-    for (const a of open) {
-      const k = keyOf(a);
-      openKeys.add(k);
-      const p = current.get(k);
-      if (p) {
-        // Still a problem: keep its latest words (a retry may have failed differently); no new notice.
-        if (p.message !== a.message || p.hint !== a.hint || p.code !== a.code) {
-          c.run(`UPDATE alerts SET code = ?2, message = ?3, hint = ?4, detail = ?5 WHERE id = ?1`, [a.id, p.code, p.message, p.hint, JSON.stringify(p.detail)]);
+  return c
+    .transaction(() => {
+      const current = new Map(currentProblems(db).map((p) => [keyOf(p), p]));
+      const open = selectAlerts(db, "resolved_at IS NULL");
+      let opened = 0;
+      let resolved = 0;
+      const openKeys = new Set<string>();
+      for (const a of open) {
+        const k = keyOf(a);
+        openKeys.add(k);
+        const p = current.get(k);
+        if (p) {
+          // Still a problem: keep its latest words (a retry may have failed differently); no new notice.
+          if (p.message !== a.message || p.hint !== a.hint || p.code !== a.code) {
+            c.run(`UPDATE alerts SET code = ?2, message = ?3, hint = ?4, detail = ?5 WHERE id = ?1`, [
+              a.id,
+              p.code,
+              p.message,
+              p.hint,
+              JSON.stringify(p.detail),
+            ]);
+          }
+          continue;
         }
-        continue;
+        const resolution = resolutionOf(db, a);
+        if (resolution === null) continue;
+        c.run(`UPDATE alerts SET resolved_at = ?2, resolution = ?3 WHERE id = ?1`, [a.id, now, resolution]);
+        resolved += 1;
       }
-      const resolution = resolutionOf(db, a);
-      if (resolution === null) continue;
-      c.run(`UPDATE alerts SET resolved_at = ?2, resolution = ?3 WHERE id = ?1`, [a.id, now, resolution]);
-      resolved += 1;
-    }
-    for (const [k, p] of current) {
-      if (openKeys.has(k)) continue;
-      c.run(`INSERT INTO alerts (target, kind, subject, code, message, hint, detail, opened_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)`,
-        [p.target, p.kind, p.subject, p.code, p.message, p.hint, JSON.stringify(p.detail), now]);
-      opened += 1;
-    }
-    return { opened, resolved };
-  }).immediate();
+      for (const [k, p] of current) {
+        if (openKeys.has(k)) continue;
+        c.run(
+          `INSERT INTO alerts (target, kind, subject, code, message, hint, detail, opened_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)`,
+          [p.target, p.kind, p.subject, p.code, p.message, p.hint, JSON.stringify(p.detail), now],
+        );
+        opened += 1;
+      }
+      return { opened, resolved };
+    })
+    .immediate();
 }
 
 /** "invoice 20001", "the expenses pull", "the credentials". */

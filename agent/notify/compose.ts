@@ -72,42 +72,70 @@ export function composeNotice(n: NoticeInput): Notice {
     subject = `${tag} resolved: ${whatOf(a)} (${a.resolution})`;
     lines.push(`Resolved: ${whatOf(a)}: ${a.resolution}.`, "", `It needed action since ${showTime(a.openedAt)}: ${a.message}`);
   } else {
-    subject = n.resolved.length === 0 ? `${tag} ${plural(n.opened.length, "new problem")} need action`
-      : n.opened.length === 0 ? `${tag} ${plural(n.resolved.length, "problem")} resolved`
-      : `${tag} ${plural(n.opened.length, "new problem")}, ${n.resolved.length} resolved`;
-    lines.push(`Since the last notice: ${plural(n.opened.length, "new problem")}, ${n.resolved.length} resolved. Needing action now: ${n.stillOpen}.`);
+    subject =
+      n.resolved.length === 0
+        ? `${tag} ${plural(n.opened.length, "new problem")} need action`
+        : n.opened.length === 0
+          ? `${tag} ${plural(n.resolved.length, "problem")} resolved`
+          : `${tag} ${plural(n.opened.length, "new problem")}, ${n.resolved.length} resolved`;
+    lines.push(
+      `Since the last notice: ${plural(n.opened.length, "new problem")}, ${n.resolved.length} resolved. Needing action now: ${n.stillOpen}.`,
+    );
     if (n.opened.length > 0) {
       lines.push("", "New problems", "");
-      n.opened.slice(0, DIGEST_DETAILS).forEach((a, i) => lines.push(`${i + 1}. ${capitalise(headline(a, n.targetTitle))}`, ...problemBlock(a, "   "), ""));
+      n.opened
+        .slice(0, DIGEST_DETAILS)
+        .forEach((a, i) => lines.push(`${i + 1}. ${capitalise(headline(a, n.targetTitle))}`, ...problemBlock(a, "   "), ""));
       if (n.opened.length > DIGEST_DETAILS) lines.push(`... and ${n.opened.length - DIGEST_DETAILS} more: see the status page.`, "");
     }
     if (n.resolved.length > 0) {
       lines.push("", "Resolved", "");
-      for (const a of n.resolved.slice(0, DIGEST_DETAILS)) lines.push(`- ${capitalise(whatOf(a))}: ${a.resolution} (needed action since ${showTime(a.openedAt)})`);
+      for (const a of n.resolved.slice(0, DIGEST_DETAILS))
+        lines.push(`- ${capitalise(whatOf(a))}: ${a.resolution} (needed action since ${showTime(a.openedAt)})`);
       if (n.resolved.length > DIGEST_DETAILS) lines.push(`... and ${n.resolved.length - DIGEST_DETAILS} more.`);
     }
   }
   if (n.cameAndWent > 0) lines.push("", `${plural(n.cameAndWent, "other problem")} came and went since the last notice.`);
-  lines.push("", `Status page: ${n.statusUrl}`, "",
+  lines.push(
+    "",
+    `Status page: ${n.statusUrl}`,
+    "",
     "--",
     n.minIntervalMinutes > 0
       ? `kontobro ${n.version} sends at most one notice per target every ${n.minIntervalMinutes} minutes; what happens meanwhile comes in one digest.`
       : `kontobro ${n.version}.`,
-    "Recipients are set in kontobro.toml, [notifications].");
+    "Recipients are set in kontobro.toml, [notifications].",
+  );
   const text = lines.join("\n") + "\n";
-  const chat = [subject.replace(/^\[kontobro\] /, "kontobro: "),
+  const chat = [
+    subject.replace(/^\[kontobro\] /, "kontobro: "),
     ...n.opened.slice(0, 10).map((a) => `• ${capitalise(whatOf(a))}: ${a.message}${a.hint ? ` (How to fix: ${a.hint})` : ""}`),
     ...n.resolved.slice(0, 10).map((a) => `• Resolved: ${whatOf(a)}: ${a.resolution}`),
-    `Status page: ${n.statusUrl}`].join("\n");
+    `Status page: ${n.statusUrl}`,
+  ].join("\n");
   const item = (a: AlertRow) => ({
-    kind: a.kind, what: whatOf(a), code: a.code, message: a.message, hint: a.hint, since: new Date(a.openedAt).toISOString(), detail: a.detail,
+    kind: a.kind,
+    what: whatOf(a),
+    code: a.code,
+    message: a.message,
+    hint: a.hint,
+    since: new Date(a.openedAt).toISOString(),
+    detail: a.detail,
     ...(a.resolvedAt ? { resolvedAt: new Date(a.resolvedAt).toISOString(), resolution: a.resolution } : {}),
   });
   const payload = {
-    type: "kontobro.notice", version: n.version, host: n.host, target: n.target, targetTitle: n.targetTitle,
-    subject, text: chat, statusPage: n.statusUrl, at: new Date(n.now).toISOString(),
+    type: "kontobro.notice",
+    version: n.version,
+    host: n.host,
+    target: n.target,
+    targetTitle: n.targetTitle,
+    subject,
+    text: chat,
+    statusPage: n.statusUrl,
+    at: new Date(n.now).toISOString(),
     counts: { new: n.opened.length, resolved: n.resolved.length, cameAndWent: n.cameAndWent, open: n.stillOpen },
-    problems: n.opened.map(item), resolved: n.resolved.map(item),
+    problems: n.opened.map(item),
+    resolved: n.resolved.map(item),
   };
   return { subject, text, payload };
 }

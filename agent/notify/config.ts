@@ -4,20 +4,25 @@ import { z } from "zod";
 
 const Address = z.email({ error: "must be an e-mail address, e.g. regnskap@example.com" });
 
-export const SmtpConfig = z.strictObject({
-  host: z.string().min(1),
-  /** 587 for STARTTLS, 465 for TLS, 25 for a relay without TLS. */
-  port: z.number().int().min(1).max(65535).default(587),
-  /** starttls: plain connection upgraded with STARTTLS (required); tls: TLS from the start; none: no TLS (a local relay only). */
-  security: z.enum(["starttls", "tls", "none"]).default("starttls"),
-  user: z.string().min(1).optional(),
-  password: z.string().min(1).optional(),
-  /** The sender, e.g. "kontobro <kontobro@example.com>". */
-  from: z.string().min(3),
-  /** A PEM file with the CA that signed the mail server's certificate (an internal CA); else the system's CAs. */
-  ca_file: z.string().min(1).optional(),
-  timeout_ms: z.number().int().min(100).default(30_000),
-}).refine((s) => !s.password || s.user, { error: "password is set but user is not; set both, or neither for a relay without login", path: ["user"] });
+export const SmtpConfig = z
+  .strictObject({
+    host: z.string().min(1),
+    /** 587 for STARTTLS, 465 for TLS, 25 for a relay without TLS. */
+    port: z.number().int().min(1).max(65535).default(587),
+    /** starttls: plain connection upgraded with STARTTLS (required); tls: TLS from the start; none: no TLS (a local relay only). */
+    security: z.enum(["starttls", "tls", "none"]).default("starttls"),
+    user: z.string().min(1).optional(),
+    password: z.string().min(1).optional(),
+    /** The sender, e.g. "kontobro <kontobro@example.com>". */
+    from: z.string().min(3),
+    /** A PEM file with the CA that signed the mail server's certificate (an internal CA); else the system's CAs. */
+    ca_file: z.string().min(1).optional(),
+    timeout_ms: z.number().int().min(100).default(30_000),
+  })
+  .refine((s) => !s.password || s.user, {
+    error: "password is set but user is not; set both, or neither for a relay without login",
+    path: ["user"],
+  });
 
 export const AlertWebhookConfig = z.strictObject({
   /** Receives a JSON POST per notice; its "text" field suits Slack, Mattermost, Rocket.Chat and Google Chat incoming webhooks. */
@@ -50,11 +55,16 @@ export type NotificationsConfig = z.infer<typeof NotificationsConfig>;
 export function notificationProblems(n: NotificationsConfig, targetNames: string[]): string[] {
   const problems: string[] = [];
   for (const name of Object.keys(n.target_recipients)) {
-    if (!targetNames.includes(name)) problems.push(`notifications.target_recipients.${name}: there is no target named "${name}"; use one of ${targetNames.join(", ") || "(none configured)"}`);
+    if (!targetNames.includes(name))
+      problems.push(
+        `notifications.target_recipients.${name}: there is no target named "${name}"; use one of ${targetNames.join(", ") || "(none configured)"}`,
+      );
   }
   const anyone = n.recipients.length > 0 || Object.values(n.target_recipients).some((r) => r.length > 0);
-  if (n.smtp && !anyone) problems.push("notifications.recipients: [notifications.smtp] is set but nobody gets mail; add recipients (or target_recipients)");
-  if (!n.smtp && anyone) problems.push("notifications.smtp: recipients are set but there is no mail server; add [notifications.smtp] with host and from");
+  if (n.smtp && !anyone)
+    problems.push("notifications.recipients: [notifications.smtp] is set but nobody gets mail; add recipients (or target_recipients)");
+  if (!n.smtp && anyone)
+    problems.push("notifications.smtp: recipients are set but there is no mail server; add [notifications.smtp] with host and from");
   return problems;
 }
 

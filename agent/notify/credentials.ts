@@ -24,14 +24,21 @@ const PREFIX = "credentials:";
 /** Every target whose credentials were refused and have not worked since. */
 export function refusedCredentials(db: Db): CredentialsRefused[] {
   try {
-    const rows = db.$client.query(`SELECT name, value FROM settings WHERE name LIKE 'credentials:%' ORDER BY name`).all() as { name: string; value: string }[];
+    const rows = db.$client.query(`SELECT name, value FROM settings WHERE name LIKE 'credentials:%' ORDER BY name`).all() as {
+      name: string;
+      value: string;
+    }[];
     return rows.map((r) => ({ ...(JSON.parse(r.value) as Omit<CredentialsRefused, "target">), target: r.name.slice(PREFIX.length) }));
   } catch {
     return [];
   }
 }
 
-export const settingsHash = (settings: unknown) => createHash("sha256").update(JSON.stringify(settings ?? null)).digest("hex").slice(0, 16);
+export const settingsHash = (settings: unknown) =>
+  createHash("sha256")
+    .update(JSON.stringify(settings ?? null))
+    .digest("hex")
+    .slice(0, 16);
 
 /** The methods that call the target; their outcome tells whether the credentials work. */
 const CALLS = new Set(["push", "find", "pull"]);
@@ -50,9 +57,14 @@ export class CredentialsWatch {
   reconcile(targets: { name: string; settings: unknown }[]): void {
     const current = new Map(targets.map((t) => [t.name, settingsHash(t.settings)]));
     for (const r of refusedCredentials(this.db)) {
-      if (current.get(r.target) === r.settings) { this.known.set(r.target, false); continue; }
+      if (current.get(r.target) === r.settings) {
+        this.known.set(r.target, false);
+        continue;
+      }
       this.db.$client.run(`DELETE FROM settings WHERE name = ?1`, [PREFIX + r.target]);
-      this.log.info("the target's settings changed since its credentials were refused; the next call checks them again", { target: r.target });
+      this.log.info("the target's settings changed since its credentials were refused; the next call checks them again", {
+        target: r.target,
+      });
     }
   }
 
@@ -60,8 +72,16 @@ export class CredentialsWatch {
     if (this.known.get(target) === false) return;
     this.known.set(target, false);
     try {
-      const value: Omit<CredentialsRefused, "target"> = { since: this.now(), message, ...(hint ? { hint } : {}), settings: settingsHash(settings) };
-      this.db.$client.run(`INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING`, [PREFIX + target, JSON.stringify(value)]);
+      const value: Omit<CredentialsRefused, "target"> = {
+        since: this.now(),
+        message,
+        ...(hint ? { hint } : {}),
+        settings: settingsHash(settings),
+      };
+      this.db.$client.run(`INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING`, [
+        PREFIX + target,
+        JSON.stringify(value),
+      ]);
       this.log.warn("the target refused kontobro's credentials", { target, message });
     } catch (e) {
       this.known.delete(target);
@@ -84,23 +104,26 @@ export class CredentialsWatch {
   wrap(connectors: Map<string, Connector>, settingsOf: (target: string) => unknown): Map<string, Connector> {
     const out = new Map<string, Connector>();
     for (const [name, connector] of connectors) {
-      out.set(name, new Proxy(connector, {
-        get: (obj, prop) => {
-          const value = Reflect.get(obj, prop);
-          if (typeof value !== "function") return value;
-          if (typeof prop !== "string" || !CALLS.has(prop)) return value.bind(obj);
-          return async (...args: unknown[]) => {
-            try {
-              const result = await value.apply(obj, args);
-              this.working(name);
-              return result;
-            } catch (e) {
-              if (isTargetError(e) && e.status === 401) this.refused(name, settingsOf(name), e.message, e.hint);
-              throw e;
-            }
-          };
-        },
-      }));
+      out.set(
+        name,
+        new Proxy(connector, {
+          get: (obj, prop) => {
+            const value = Reflect.get(obj, prop);
+            if (typeof value !== "function") return value;
+            if (typeof prop !== "string" || !CALLS.has(prop)) return value.bind(obj);
+            return async (...args: unknown[]) => {
+              try {
+                const result = await value.apply(obj, args);
+                this.working(name);
+                return result;
+              } catch (e) {
+                if (isTargetError(e) && e.status === 401) this.refused(name, settingsOf(name), e.message, e.hint);
+                throw e;
+              }
+            };
+          },
+        }),
+      );
     }
     return out;
   }

@@ -6,12 +6,31 @@ import { refusedCredentials } from "./credentials.ts";
 
 export function alertGauges(db: Db, targets: string[]): Gauge[] {
   const c = db.$client;
-  const open = c.query(`SELECT target, kind, count(*) AS n FROM alerts WHERE resolved_at IS NULL GROUP BY target, kind`).all() as { target: string; kind: string; n: number }[];
-  const unsent = c.query(`SELECT channel, count(*) AS n FROM notifications WHERE status = 'pending' GROUP BY channel`).all() as { channel: string; n: number }[];
+  const open = c.query(`SELECT target, kind, count(*) AS n FROM alerts WHERE resolved_at IS NULL GROUP BY target, kind`).all() as {
+    target: string;
+    kind: string;
+    n: number;
+  }[];
+  const unsent = c.query(`SELECT channel, count(*) AS n FROM notifications WHERE status = 'pending' GROUP BY channel`).all() as {
+    channel: string;
+    n: number;
+  }[];
   const refused = new Set(refusedCredentials(db).map((r) => r.target));
   return [
-    { name: "kontobro_alerts_open", help: "Problems that need a person, by target and kind (delivery, pull, credentials), as the notifier last saw them.", rows: open.map((r) => ({ labels: { target: r.target, kind: r.kind }, value: r.n })) },
-    { name: "kontobro_notifications_unsent", help: "Alert notices stored and not sent yet, by channel (email, webhook); they are retried until sent.", rows: unsent.map((r) => ({ labels: { channel: r.channel }, value: r.n })) },
-    { name: "kontobro_target_credentials_refused", help: "1 while the target refuses kontobro's credentials (a 401 and no success since), else 0.", rows: targets.map((t) => ({ labels: { target: t }, value: refused.has(t) ? 1 : 0 })) },
+    {
+      name: "kontobro_alerts_open",
+      help: "Problems that need a person, by target and kind (delivery, pull, credentials), as the notifier last saw them.",
+      rows: open.map((r) => ({ labels: { target: r.target, kind: r.kind }, value: r.n })),
+    },
+    {
+      name: "kontobro_notifications_unsent",
+      help: "Alert notices stored and not sent yet, by channel (email, webhook); they are retried until sent.",
+      rows: unsent.map((r) => ({ labels: { channel: r.channel }, value: r.n })),
+    },
+    {
+      name: "kontobro_target_credentials_refused",
+      help: "1 while the target refuses kontobro's credentials (a 401 and no success since), else 0.",
+      rows: targets.map((t) => ({ labels: { target: t }, value: refused.has(t) ? 1 : 0 })),
+    },
   ];
 }

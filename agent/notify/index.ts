@@ -71,7 +71,10 @@ export class Notifier {
       syncAlerts(this.o.db, now);
       this.compose(now);
       await this.sendDue();
-      if (now - this.lastPrune >= PRUNE_EVERY_MS) { this.prune(now); this.lastPrune = now; }
+      if (now - this.lastPrune >= PRUNE_EVERY_MS) {
+        this.prune(now);
+        this.lastPrune = now;
+      }
     } catch (e) {
       this.o.log.warn("notifications: could not check for problems or send notices; trying again", { error: e });
     }
@@ -105,13 +108,21 @@ export class Notifier {
   /** Per target with news and no notice within min_interval_minutes: one notice, per channel a row. */
   private compose(now: number): void {
     const c = this.o.db.$client;
-    const targets = (c.query(`SELECT DISTINCT target FROM alerts WHERE opened_batch IS NULL OR (resolved_at IS NOT NULL AND resolved_batch IS NULL)`).all() as { target: string }[]).map((r) => r.target);
+    const targets = (
+      c
+        .query(`SELECT DISTINCT target FROM alerts WHERE opened_batch IS NULL OR (resolved_at IS NOT NULL AND resolved_batch IS NULL)`)
+        .all() as { target: string }[]
+    ).map((r) => r.target);
     const intervalMs = this.o.config.min_interval_minutes * 60_000;
     for (const target of targets) {
       const last = (c.query(`SELECT max(created_at) AS t FROM notifications WHERE target = ?1`).get(target) as { t: number | null }).t;
       if (last !== null && now - last < intervalMs) continue;
       c.transaction(() => {
-        const news = selectAlerts(this.o.db, "target = ?1 AND (opened_batch IS NULL OR (resolved_at IS NOT NULL AND resolved_batch IS NULL))", target);
+        const news = selectAlerts(
+          this.o.db,
+          "target = ?1 AND (opened_batch IS NULL OR (resolved_at IS NOT NULL AND resolved_batch IS NULL))",
+          target,
+        );
         const opened = news.filter((a) => a.openedBatch === null && a.resolvedAt === null);
         const wentAway = news.filter((a) => a.openedBatch === null && a.resolvedAt !== null);
         const resolved = news.filter((a) => a.openedBatch !== null && a.resolvedAt !== null);
@@ -123,15 +134,37 @@ export class Notifier {
         for (const a of [...opened, ...wentAway]) c.run(`UPDATE alerts SET opened_batch = ?2 WHERE id = ?1`, [a.id, batch]);
         for (const a of [...resolved, ...wentAway]) c.run(`UPDATE alerts SET resolved_batch = ?2 WHERE id = ?1`, [a.id, batch]);
         if (!tell) return;
-        const stillOpen = (c.query(`SELECT count(*) AS n FROM alerts WHERE target = ?1 AND resolved_at IS NULL`).get(target) as { n: number }).n;
+        const stillOpen = (
+          c.query(`SELECT count(*) AS n FROM alerts WHERE target = ?1 AND resolved_at IS NULL`).get(target) as { n: number }
+        ).n;
         const notice = composeNotice({
-          target, targetTitle: this.o.targets.find((t) => t.name === target)?.title ?? target, host: this.host, statusUrl: typeof this.o.statusUrl === "string" ? this.o.statusUrl : this.o.statusUrl(),
-          opened, resolved, cameAndWent: wentAway.length, stillOpen, minIntervalMinutes: this.o.config.min_interval_minutes, version: this.o.version, now,
+          target,
+          targetTitle: this.o.targets.find((t) => t.name === target)?.title ?? target,
+          host: this.host,
+          statusUrl: typeof this.o.statusUrl === "string" ? this.o.statusUrl : this.o.statusUrl(),
+          opened,
+          resolved,
+          cameAndWent: wentAway.length,
+          stillOpen,
+          minIntervalMinutes: this.o.config.min_interval_minutes,
+          version: this.o.version,
+          now,
         });
         for (const { channel, recipients } of channels) {
-          c.run(`INSERT INTO notifications (batch, target, channel, recipients, subject, body, payload, status, next_attempt_at, created_at)
+          c.run(
+            `INSERT INTO notifications (batch, target, channel, recipients, subject, body, payload, status, next_attempt_at, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8)`,
-            [batch, target, channel, recipients ? JSON.stringify(recipients) : null, notice.subject, notice.text, JSON.stringify(notice.payload), now]);
+            [
+              batch,
+              target,
+              channel,
+              recipients ? JSON.stringify(recipients) : null,
+              notice.subject,
+              notice.text,
+              JSON.stringify(notice.payload),
+              now,
+            ],
+          );
         }
       }).immediate();
     }
@@ -148,8 +181,10 @@ export class Notifier {
   /** Sends the due rows one by one, oldest first; a failure is recorded and retried with backoff. */
   private async sendDue(): Promise<void> {
     const c = this.o.db.$client;
-    const due = c.query(`SELECT id, batch, target, channel, recipients, subject, body, payload, attempts FROM notifications
-                          WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2`).all(this.now(), SEND_BATCH) as any[];
+    const due = c
+      .query(`SELECT id, batch, target, channel, recipients, subject, body, payload, attempts FROM notifications
+                          WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2`)
+      .all(this.now(), SEND_BATCH) as any[];
     for (const row of due) {
       if (this.stopping) break;
       const sender = this.senders[row.channel as Channel];
@@ -158,13 +193,27 @@ export class Notifier {
       try {
         if (!sender) throw new Error(`the ${row.channel} channel is no longer configured ([notifications] in kontobro.toml)`);
         await sender.send(notice);
-        c.run(`UPDATE notifications SET status = 'sent', attempts = ?2, sent_at = ?3, last_error = NULL WHERE id = ?1`, [row.id, attempts, this.now()]);
+        c.run(`UPDATE notifications SET status = 'sent', attempts = ?2, sent_at = ?3, last_error = NULL WHERE id = ?1`, [
+          row.id,
+          attempts,
+          this.now(),
+        ]);
         this.o.log.info("notice sent", { channel: row.channel, target: row.target, subject: row.subject });
       } catch (e) {
         const delay = retryDelayMs(attempts, { baseMs: this.o.config.retry_base_ms, maxMs: this.o.config.retry_max_ms });
         const message = e instanceof Error ? e.message : String(e);
-        c.run(`UPDATE notifications SET attempts = ?2, next_attempt_at = ?3, last_error = ?4 WHERE id = ?1`, [row.id, attempts, this.now() + delay, message]);
-        this.o.log.warn("a notice could not be sent; it is kept and tried again", { channel: row.channel, target: row.target, attempt: attempts, error: message });
+        c.run(`UPDATE notifications SET attempts = ?2, next_attempt_at = ?3, last_error = ?4 WHERE id = ?1`, [
+          row.id,
+          attempts,
+          this.now() + delay,
+          message,
+        ]);
+        this.o.log.warn("a notice could not be sent; it is kept and tried again", {
+          channel: row.channel,
+          target: row.target,
+          attempt: attempts,
+          error: message,
+        });
       }
     }
   }

@@ -28,22 +28,24 @@ export interface NoticeSender {
 
 export function mailSender(smtp: z.infer<typeof SmtpConfig>, userAgent: string): NoticeSender {
   let transport: Transporter | null = null;
-  const make = () => nodemailer.createTransport({
-    host: smtp.host,
-    port: smtp.port,
-    secure: smtp.security === "tls",
-    requireTLS: smtp.security === "starttls",
-    ignoreTLS: smtp.security === "none",
-    ...(smtp.user ? { auth: { user: smtp.user, pass: smtp.password ?? "" } } : {}),
-    ...(smtp.ca_file ? { tls: { ca: readFileSync(smtp.ca_file, "utf8") } } : {}),
-    connectionTimeout: smtp.timeout_ms,
-    greetingTimeout: smtp.timeout_ms,
-    socketTimeout: smtp.timeout_ms,
-    // One connection per mail: notices are rare, and a pooled connection would go stale between them.
-    pool: false,
-  });
+  const make = () =>
+    nodemailer.createTransport({
+      host: smtp.host,
+      port: smtp.port,
+      secure: smtp.security === "tls",
+      requireTLS: smtp.security === "starttls",
+      ignoreTLS: smtp.security === "none",
+      ...(smtp.user ? { auth: { user: smtp.user, pass: smtp.password ?? "" } } : {}),
+      ...(smtp.ca_file ? { tls: { ca: readFileSync(smtp.ca_file, "utf8") } } : {}),
+      connectionTimeout: smtp.timeout_ms,
+      greetingTimeout: smtp.timeout_ms,
+      socketTimeout: smtp.timeout_ms,
+      // One connection per mail: notices are rare, and a pooled connection would go stale between them.
+      pool: false,
+    });
   return {
-    describe: () => `e-mail via ${smtp.host}:${smtp.port} (${smtp.security === "starttls" ? "STARTTLS" : smtp.security === "tls" ? "TLS" : "no TLS"}) from ${smtp.from}`,
+    describe: () =>
+      `e-mail via ${smtp.host}:${smtp.port} (${smtp.security === "starttls" ? "STARTTLS" : smtp.security === "tls" ? "TLS" : "no TLS"}) from ${smtp.from}`,
     async send(n) {
       transport ??= make();
       try {
@@ -65,7 +67,10 @@ export function mailSender(smtp: z.infer<typeof SmtpConfig>, userAgent: string):
         throw new Error(describeMailError(e, smtp));
       }
     },
-    close() { transport?.close(); transport = null; },
+    close() {
+      transport?.close();
+      transport = null;
+    },
   };
 }
 
@@ -75,27 +80,57 @@ function describeMailError(e: unknown, smtp: z.infer<typeof SmtpConfig>): string
   const where = `${smtp.host}:${smtp.port}`;
   const msg = (err.message ?? String(e)).slice(0, 300);
   switch (err.code) {
-    case "EAUTH": return `the mail server ${where} refused the login (${msg}); check notifications.smtp.user and the password`;
-    case "ECONNECTION": case "ESOCKET": return `cannot connect to the mail server ${where} (${msg}); check host, port and security, and that the server runs`;
-    case "ETIMEDOUT": return `the mail server ${where} did not answer in time (${msg})`;
-    case "ETLS": return `TLS with the mail server ${where} failed (${msg}); check security (starttls/tls) and ca_file`;
-    case "EENVELOPE": return `the mail server ${where} refused the sender or recipients (${msg})`;
-    case "EMESSAGE": return `the mail server ${where} refused the message (${msg})`;
-    case "EDNS": return `the mail server's name ${smtp.host} could not be resolved (${msg}); check the host name and DNS`;
-    default: return `sending through ${where} failed: ${msg}`;
+    case "EAUTH":
+      return `the mail server ${where} refused the login (${msg}); check notifications.smtp.user and the password`;
+    case "ECONNECTION":
+    case "ESOCKET":
+      return `cannot connect to the mail server ${where} (${msg}); check host, port and security, and that the server runs`;
+    case "ETIMEDOUT":
+      return `the mail server ${where} did not answer in time (${msg})`;
+    case "ETLS":
+      return `TLS with the mail server ${where} failed (${msg}); check security (starttls/tls) and ca_file`;
+    case "EENVELOPE":
+      return `the mail server ${where} refused the sender or recipients (${msg})`;
+    case "EMESSAGE":
+      return `the mail server ${where} refused the message (${msg})`;
+    case "EDNS":
+      return `the mail server's name ${smtp.host} could not be resolved (${msg}); check the host name and DNS`;
+    default:
+      return `sending through ${where} failed: ${msg}`;
   }
 }
 
-export function webhookSender(hook: z.infer<typeof AlertWebhookConfig>, userAgent: string, fetchOptions: () => Record<string, unknown> = () => proxyOption(hook.url)): NoticeSender {
-  const shown = (() => { try { return new URL(hook.url).origin; } catch { return "the webhook"; } })();
+export function webhookSender(
+  hook: z.infer<typeof AlertWebhookConfig>,
+  userAgent: string,
+  fetchOptions: () => Record<string, unknown> = () => proxyOption(hook.url),
+): NoticeSender {
+  const shown = (() => {
+    try {
+      return new URL(hook.url).origin;
+    } catch {
+      return "the webhook";
+    }
+  })();
   return {
     describe: () => `webhook to ${shown} (JSON)`,
     async send(n) {
-      const headers: Record<string, string> = { "content-type": "application/json", "user-agent": userAgent, "x-kontobro-notice": String(n.batch) };
+      const headers: Record<string, string> = {
+        "content-type": "application/json",
+        "user-agent": userAgent,
+        "x-kontobro-notice": String(n.batch),
+      };
       if (hook.secret) headers["kontobro-signature"] = signatureHeader(hook.secret, Math.floor(Date.now() / 1000), n.payload);
       let res: Response;
       try {
-        res = await fetch(hook.url, { method: "POST", headers, body: n.payload, signal: AbortSignal.timeout(hook.timeout_ms), redirect: "manual", ...fetchOptions() });
+        res = await fetch(hook.url, {
+          method: "POST",
+          headers,
+          body: n.payload,
+          signal: AbortSignal.timeout(hook.timeout_ms),
+          redirect: "manual",
+          ...fetchOptions(),
+        });
       } catch (e) {
         throw new Error(`the alert webhook at ${shown} could not be reached: ${(e as Error).message}`);
       }

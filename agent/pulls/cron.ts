@@ -20,14 +20,16 @@ export function scheduleProblems(expression: string, timezone: string, field: st
   if (!detail.valid) {
     const why = detail.errors.map((e) => e.message).join("; ");
     problems.push({
-      code: "config.invalid_cron", field: `${field}.cron`,
+      code: "config.invalid_cron",
+      field: `${field}.cron`,
       message: `"${expression}" is not a valid cron expression${why ? ` (${why})` : ""}`,
       hint: 'Use five fields, minute hour day-of-month month day-of-week, e.g. "0 6 * * *" for 06:00 every day.',
     });
   }
   if (!isTimeZone(timezone)) {
     problems.push({
-      code: "config.invalid_time_zone", field: `${field}.timezone`,
+      code: "config.invalid_time_zone",
+      field: `${field}.timezone`,
       message: `"${timezone}" is not a time zone`,
       hint: 'Use an IANA name such as "Europe/Copenhagen", "Europe/Oslo" or "UTC".',
     });
@@ -76,7 +78,9 @@ export function nextSlots(expression: string, timezone: string, count = 1): Date
 
 /** The calendar date (YYYY-MM-DD) at `now` in time zone `tz`. */
 export function todayIn(tz: string, now: number = Date.now()): string {
-  const parts = new Intl.DateTimeFormat("en-CA", { timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit" }).formatToParts(new Date(now));
+  const parts = new Intl.DateTimeFormat("en-CA", { timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit" }).formatToParts(
+    new Date(now),
+  );
   const get = (t: string) => parts.find((p) => p.type === t)!.value;
   return `${get("year")}-${get("month")}-${get("day")}`;
 }

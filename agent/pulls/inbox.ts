@@ -67,16 +67,26 @@ export const requiresRef = (r: { entity: string; key: string }) => `${r.entity}:
 export function toInboxItem(row: InboxRow, attachment?: { href?: string; bytes?: Uint8Array }): InboxItem {
   const [entity, ...rest] = row.requires?.split(":") ?? [];
   return {
-    id: row.id, seq: row.seq, target: row.target, stream: row.stream, type: row.type, remoteId: row.remoteId, state: row.state,
+    id: row.id,
+    seq: row.seq,
+    target: row.target,
+    stream: row.stream,
+    type: row.type,
+    remoteId: row.remoteId,
+    state: row.state,
     ...(row.requires ? { requires: { entity: entity!, key: rest.join(":") } } : {}),
     data: JSON.parse(row.payload),
-    ...(row.attachmentName ? {
-      attachment: {
-        filename: row.attachmentName, contentType: row.attachmentType ?? "application/octet-stream", size: row.attachmentSize ?? 0,
-        ...(attachment?.href ? { href: attachment.href } : {}),
-        ...(attachment?.bytes ? { contentBase64: Buffer.from(attachment.bytes).toString("base64") } : {}),
-      },
-    } : {}),
+    ...(row.attachmentName
+      ? {
+          attachment: {
+            filename: row.attachmentName,
+            contentType: row.attachmentType ?? "application/octet-stream",
+            size: row.attachmentSize ?? 0,
+            ...(attachment?.href ? { href: attachment.href } : {}),
+            ...(attachment?.bytes ? { contentBase64: Buffer.from(attachment.bytes).toString("base64") } : {}),
+          },
+        }
+      : {}),
     createdAt: new Date(row.createdAt).toISOString(),
     ...(row.deliveredAt ? { deliveredAt: new Date(row.deliveredAt).toISOString() } : {}),
   };
@@ -98,7 +108,10 @@ export function stableItemId(target: string, remoteId: string): number {
 export class Inbox {
   private readonly q;
 
-  constructor(private readonly db: Db, private readonly now: () => number = Date.now) {
+  constructor(
+    private readonly db: Db,
+    private readonly now: () => number = Date.now,
+  ) {
     const c = db.$client;
     this.q = {
       // Positions grow with the clock (ms × 1000), not only with the rows kept: after any restore of the
@@ -107,11 +120,15 @@ export class Inbox {
       idTaken: c.prepare(`SELECT 1 AS taken FROM inbox WHERE id = ?1`),
       byRemote: c.prepare(`SELECT id, state FROM inbox WHERE target = ?1 AND remote_id = ?2`),
       known: c.prepare(`SELECT 1 AS ok FROM records WHERE entity = ?1 AND key = ?2`),
-      insert: c.prepare(`INSERT INTO inbox (seq, target, stream, remote_id, type, state, requires, payload, attachment_name, attachment_type, attachment, next_attempt_at, created_at, updated_at, id)
+      insert:
+        c.prepare(`INSERT INTO inbox (seq, target, stream, remote_id, type, state, requires, payload, attachment_name, attachment_type, attachment, next_attempt_at, created_at, updated_at, id)
         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?12, ?13) ON CONFLICT (target, remote_id) DO NOTHING`),
-      release: c.prepare(`UPDATE inbox SET state = 'new', seq = ?2, next_attempt_at = ?3, updated_at = ?3 WHERE id = ?1 AND state = 'ignored_unknown_project'`),
+      release: c.prepare(
+        `UPDATE inbox SET state = 'new', seq = ?2, next_attempt_at = ?3, updated_at = ?3 WHERE id = ?1 AND state = 'ignored_unknown_project'`,
+      ),
       status: c.prepare(`SELECT value, changes FROM pull_status WHERE target = ?1 AND entity = ?2 AND key = ?3`),
-      putStatus: c.prepare(`INSERT INTO pull_status (target, entity, key, value, final, changes, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+      putStatus:
+        c.prepare(`INSERT INTO pull_status (target, entity, key, value, final, changes, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
         ON CONFLICT (target, entity, key) DO UPDATE SET value = ?4, final = ?5, changes = ?6, updated_at = ?7`),
       getCursor: c.prepare(`SELECT value FROM cursors WHERE target = ?1 AND stream = ?2`),
       putCursor: c.prepare(`INSERT INTO cursors (target, stream, value, updated_at) VALUES (?1, ?2, ?3, ?4)
@@ -136,19 +153,28 @@ export class Inbox {
    * or neither is, so a crash between fetching and storing loses nothing and a repeat stores nothing twice.
    */
   storeBatch(target: string, stream: string, items: PullItem[], cursor: string | null, master?: MasterFilter): StoreCounts {
-    return this.db.transaction(() => {
-      const now = this.now();
-      const counts: StoreCounts = { fetched: items.length, imported: 0, duplicates: 0, ignored: 0 };
-      for (const item of items) {
-        // Master data (agent/master/): delivered only when master per entity says so; in the same transaction.
-        const decided = item.master && master ? master.pulled(item) : "deliver";
-        const outcome = decided === "skip" ? "duplicates" : decided === "report" ? "ignored"
-          : item.status ? this.storeStatus(target, stream, item, now) : this.storeItem(target, stream, item, now);
-        counts[outcome] += 1;
-      }
-      if (cursor !== null) this.q.putCursor.run(target, stream, cursor, now);
-      return counts;
-    }, { behavior: "immediate" });
+    return this.db.transaction(
+      () => {
+        const now = this.now();
+        const counts: StoreCounts = { fetched: items.length, imported: 0, duplicates: 0, ignored: 0 };
+        for (const item of items) {
+          // Master data (agent/master/): delivered only when master per entity says so; in the same transaction.
+          const decided = item.master && master ? master.pulled(item) : "deliver";
+          const outcome =
+            decided === "skip"
+              ? "duplicates"
+              : decided === "report"
+                ? "ignored"
+                : item.status
+                  ? this.storeStatus(target, stream, item, now)
+                  : this.storeItem(target, stream, item, now);
+          counts[outcome] += 1;
+        }
+        if (cursor !== null) this.q.putCursor.run(target, stream, cursor, now);
+        return counts;
+      },
+      { behavior: "immediate" },
+    );
   }
 
   private nextSeq(): number {
@@ -197,8 +223,21 @@ export class Inbox {
 
   private insert(target: string, stream: string, remoteId: string, item: PullItem, state: InboxState, data: unknown, now: number): void {
     const a = item.attachment;
-    this.q.insert.run(this.nextSeq(), target, stream, remoteId, item.type, state, item.requires ? requiresRef(item.requires) : null,
-      JSON.stringify(data), a?.filename ?? null, a?.contentType ?? null, a ? Buffer.from(a.bytes) : null, now, this.idFor(target, remoteId));
+    this.q.insert.run(
+      this.nextSeq(),
+      target,
+      stream,
+      remoteId,
+      item.type,
+      state,
+      item.requires ? requiresRef(item.requires) : null,
+      JSON.stringify(data),
+      a?.filename ?? null,
+      a?.contentType ?? null,
+      a ? Buffer.from(a.bytes) : null,
+      now,
+      this.idFor(target, remoteId),
+    );
   }
 
   // ── the feed ─────────────────────────────────────────────────────────────────────────────────────
@@ -218,9 +257,9 @@ export class Inbox {
   }
 
   private page(where: string, opts: { after: number; limit: number; target?: string }): { rows: InboxRow[]; more: boolean } {
-    const rows = this.db.$client.query(
-      `SELECT ${ROW_COLUMNS} FROM inbox WHERE ${where} AND seq > ?1 AND (?2 IS NULL OR target = ?2) ORDER BY seq LIMIT ?3`,
-    ).all(opts.after, opts.target ?? null, opts.limit + 1) as InboxRow[];
+    const rows = this.db.$client
+      .query(`SELECT ${ROW_COLUMNS} FROM inbox WHERE ${where} AND seq > ?1 AND (?2 IS NULL OR target = ?2) ORDER BY seq LIMIT ?3`)
+      .all(opts.after, opts.target ?? null, opts.limit + 1) as InboxRow[];
     return { rows: rows.slice(0, opts.limit), more: rows.length > opts.limit };
   }
 
@@ -234,11 +273,17 @@ export class Inbox {
     const now = this.now();
     return this.db.$client.run(
       `UPDATE inbox SET state = 'delivered', delivered_via = 'feed', delivered_at = ?1, updated_at = ?1
-        WHERE state = 'new' AND seq <= ?2 AND (?3 IS NULL OR target = ?3)`, [now, after, target ?? null]).changes;
+        WHERE state = 'new' AND seq <= ?2 AND (?3 IS NULL OR target = ?3)`,
+      [now, after, target ?? null],
+    ).changes;
   }
 
   attachment(id: number): { name: string; type: string; bytes: Uint8Array } | null {
-    const row = this.db.$client.query(`SELECT attachment_name AS name, attachment_type AS type, attachment AS bytes FROM inbox WHERE id = ?1 AND attachment IS NOT NULL`).get(id) as any;
+    const row = this.db.$client
+      .query(
+        `SELECT attachment_name AS name, attachment_type AS type, attachment AS bytes FROM inbox WHERE id = ?1 AND attachment IS NOT NULL`,
+      )
+      .get(id) as any;
     return row ? { name: row.name, type: row.type ?? "application/octet-stream", bytes: new Uint8Array(row.bytes) } : null;
   }
 
@@ -246,7 +291,10 @@ export class Inbox {
 
   /** The oldest undelivered items that are due, in feed order; `untriedOnly`: only those never attempted. */
   undelivered(limit: number, now: number = this.now(), untriedOnly = false): InboxRow[] {
-    return this.db.$client.query(`SELECT ${ROW_COLUMNS} FROM inbox WHERE state = 'new' AND next_attempt_at <= ?2 AND (?3 = 0 OR attempts = 0) ORDER BY seq LIMIT ?1`)
+    return this.db.$client
+      .query(
+        `SELECT ${ROW_COLUMNS} FROM inbox WHERE state = 'new' AND next_attempt_at <= ?2 AND (?3 = 0 OR attempts = 0) ORDER BY seq LIMIT ?1`,
+      )
       .all(limit, now, untriedOnly ? 1 : 0) as InboxRow[];
   }
 
@@ -260,7 +308,9 @@ export class Inbox {
     const now = this.now();
     this.db.$client.run(
       `UPDATE inbox SET state = 'delivered', delivered_via = 'webhook', delivered_at = ?1, updated_at = ?1, error_code = NULL, error_message = NULL, error_hint = NULL
-        WHERE state = 'new' AND id IN (SELECT value FROM json_each(?2))`, [now, JSON.stringify(ids)]);
+        WHERE state = 'new' AND id IN (SELECT value FROM json_each(?2))`,
+      [now, JSON.stringify(ids)],
+    );
   }
 
   markFailed(ids: number[], problem: Problem, nextAttemptAt: number): void {
@@ -268,16 +318,21 @@ export class Inbox {
     this.db.$client.run(
       `UPDATE inbox SET attempts = attempts + 1, next_attempt_at = ?1, updated_at = ?2, error_code = ?3, error_message = ?4, error_hint = ?5
         WHERE state = 'new' AND id IN (SELECT value FROM json_each(?6))`,
-      [nextAttemptAt, this.now(), problem.code, problem.message, problem.hint ?? null, JSON.stringify(ids)]);
+      [nextAttemptAt, this.now(), problem.code, problem.message, problem.hint ?? null, JSON.stringify(ids)],
+    );
   }
 
   // ── status page ──────────────────────────────────────────────────────────────────────────────────
 
   counts(): { target: string; state: InboxState; n: number }[] {
-    return this.db.$client.query(`SELECT target, state, count(*) AS n FROM inbox GROUP BY target, state ORDER BY target, state`).all() as any[];
+    return this.db.$client
+      .query(`SELECT target, state, count(*) AS n FROM inbox GROUP BY target, state ORDER BY target, state`)
+      .all() as any[];
   }
 
   recent(target: string, limit = 15): InboxRow[] {
-    return this.db.$client.query(`SELECT ${ROW_COLUMNS} FROM inbox WHERE target = ?1 ORDER BY seq DESC LIMIT ?2`).all(target, limit) as InboxRow[];
+    return this.db.$client
+      .query(`SELECT ${ROW_COLUMNS} FROM inbox WHERE target = ?1 ORDER BY seq DESC LIMIT ?2`)
+      .all(target, limit) as InboxRow[];
   }
 }

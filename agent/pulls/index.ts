@@ -43,32 +43,73 @@ export function webhookTokenFor(db: Db, target: string): string {
 
 /** The pull jobs of the enabled targets whose connector can pull. */
 export function pullJobs(targets: TargetConfig[], connectors: Map<string, Connector>): ScheduledJob[] {
-  return targets.filter((t) => t.enabled && connectors.get(t.name)?.pull)
+  return targets
+    .filter((t) => t.enabled && connectors.get(t.name)?.pull)
     .flatMap((t) => (t.pulls ?? []).map((p) => ({ target: t.name, stream: p.stream, cron: p.cron, timezone: p.timezone })));
 }
 
-export function createPulls(opts: { db: Db; config: AgentConfig; targets: TargetConfig[]; connectors: Map<string, Connector>; log: Logger }): PullsRuntime {
+export function createPulls(opts: {
+  db: Db;
+  config: AgentConfig;
+  targets: TargetConfig[];
+  connectors: Map<string, Connector>;
+  log: Logger;
+}): PullsRuntime {
   const { db, config, log } = opts;
   const inbox = new Inbox(db);
   const psa = config.psa;
-  const deliverer = psa.webhook_url && psa.webhook_secret ? new PsaDeliverer(inbox, {
-    url: psa.webhook_url, secret: psa.webhook_secret, batchSize: psa.batch_size, maxBodyBytes: psa.max_body_bytes,
-    timeoutMs: psa.timeout_ms, retryBaseMs: psa.retry_base_ms, retryMaxMs: psa.retry_max_ms, pollMs: psa.poll_ms,
-    userAgent: `kontobro/${VERSION}`,
-  }, log.child({ component: "psa-webhook" })) : null;
+  const deliverer =
+    psa.webhook_url && psa.webhook_secret
+      ? new PsaDeliverer(
+          inbox,
+          {
+            url: psa.webhook_url,
+            secret: psa.webhook_secret,
+            batchSize: psa.batch_size,
+            maxBodyBytes: psa.max_body_bytes,
+            timeoutMs: psa.timeout_ms,
+            retryBaseMs: psa.retry_base_ms,
+            retryMaxMs: psa.retry_max_ms,
+            pollMs: psa.poll_ms,
+            userAgent: `kontobro/${VERSION}`,
+          },
+          log.child({ component: "psa-webhook" }),
+        )
+      : null;
   if (psa.webhook_secret) registerSecret(psa.webhook_secret);
-  const deps = { db, inbox, dataDir: config.agent.data_dir, connectors: opts.connectors, log: log.child({ component: "pull" }), onStored: () => deliverer?.notify() };
+  const deps = {
+    db,
+    inbox,
+    dataDir: config.agent.data_dir,
+    connectors: opts.connectors,
+    log: log.child({ component: "pull" }),
+    onStored: () => deliverer?.notify(),
+  };
   const scheduler = new Scheduler(pullJobs(opts.targets, opts.connectors), {
-    db, log: log.child({ component: "scheduler" }), debounceMs: config.pulls.webhook_debounce_ms,
+    db,
+    log: log.child({ component: "scheduler" }),
+    debounceMs: config.pulls.webhook_debounce_ms,
     run: (job: JobRef, trigger: Trigger) => runPull(deps, job, trigger),
   });
-  const webhooks: WebhookTarget[] = opts.targets.filter((t) => t.enabled && connectorKinds[t.kind]?.webhookStreams).map((t) => ({
-    name: t.name, kind: t.kind, token: webhookTokenFor(db, t.name), streamsFor: (params) => connectorKinds[t.kind]!.webhookStreams!(params),
-  }));
+  const webhooks: WebhookTarget[] = opts.targets
+    .filter((t) => t.enabled && connectorKinds[t.kind]?.webhookStreams)
+    .map((t) => ({
+      name: t.name,
+      kind: t.kind,
+      token: webhookTokenFor(db, t.name),
+      streamsFor: (params) => connectorKinds[t.kind]!.webhookStreams!(params),
+    }));
   return {
-    inbox, scheduler, deliverer, webhooks, maxWebhookBodyBytes: config.pulls.webhook_max_body_bytes,
+    inbox,
+    scheduler,
+    deliverer,
+    webhooks,
+    maxWebhookBodyBytes: config.pulls.webhook_max_body_bytes,
     runNow: (target, stream, trigger) => scheduler.runNow(target, stream, trigger),
-    start() { scheduler.start(); deliverer?.start(); },
+    start() {
+      scheduler.start();
+      deliverer?.start();
+    },
     async stop() {
       await scheduler.stop(config.pulls.shutdown_grace_ms);
       await deliverer?.stop();

@@ -31,7 +31,11 @@ export function signatureHeader(secret: string, timestampSeconds: number, body: 
 }
 
 /** The next batch: oldest items first, as many as fit in maxBodyBytes (always at least one). */
-export function buildBatch(rows: InboxRow[], attachmentOf: (id: number) => Uint8Array | undefined, maxBodyBytes: number): { ids: number[]; body: string } {
+export function buildBatch(
+  rows: InboxRow[],
+  attachmentOf: (id: number) => Uint8Array | undefined,
+  maxBodyBytes: number,
+): { ids: number[]; body: string } {
   const items: string[] = [];
   const ids: number[] = [];
   let size = 12; // {"items":[]}
@@ -68,7 +72,12 @@ export class PsaDeliverer {
   /** No item that failed before is retried before this (the PSA looks down). */
   private retriesPausedUntil = 0;
 
-  constructor(private readonly inbox: Inbox, private readonly opts: PsaWebhookOptions, private readonly log: Logger, private readonly now: () => number = Date.now) {
+  constructor(
+    private readonly inbox: Inbox,
+    private readonly opts: PsaWebhookOptions,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {
     this.worker = new WorkerLoop({
       step: () => this.deliverOnce(),
       onError: (e) => {
@@ -120,7 +129,11 @@ export class PsaDeliverer {
     const failed = batch.filter((r) => sent.ids.includes(r.id));
     if (sent.clientError && failed.length > 1) {
       // The PSA refused the batch as such (400, 413, …): one item may be at fault, so they go one by one now.
-      this.inbox.markFailed(failed.map((r) => r.id), sent.problem, now);
+      this.inbox.markFailed(
+        failed.map((r) => r.id),
+        sent.problem,
+        now,
+      );
       this.log.warn("the PSA webhook refused a batch; sending its items one by one", { items: failed.length, code: sent.problem.code });
     } else {
       this.fail(failed, sent);
@@ -140,8 +153,15 @@ export class PsaDeliverer {
     const stopping = this.abort.signal;
     try {
       const res = await fetch(this.opts.url, {
-        method: "POST", body, redirect: "manual", signal: AbortSignal.any([AbortSignal.timeout(this.opts.timeoutMs), stopping]),
-        headers: { "content-type": "application/json", "user-agent": this.opts.userAgent, [SIGNATURE_HEADER]: signatureHeader(this.opts.secret, timestamp, body) },
+        method: "POST",
+        body,
+        redirect: "manual",
+        signal: AbortSignal.any([AbortSignal.timeout(this.opts.timeoutMs), stopping]),
+        headers: {
+          "content-type": "application/json",
+          "user-agent": this.opts.userAgent,
+          [SIGNATURE_HEADER]: signatureHeader(this.opts.secret, timestamp, body),
+        },
       });
       const answer = await res.text().catch(() => "");
       if (res.status >= 200 && res.status < 300) {
@@ -151,7 +171,9 @@ export class PsaDeliverer {
       }
       const auth = isAuthStatus(res.status);
       return {
-        ok: false, ids, retryAfterMs: parseRetryAfter(res.headers.get("retry-after")),
+        ok: false,
+        ids,
+        retryAfterMs: parseRetryAfter(res.headers.get("retry-after")),
         // The PSA refused the content (not the signature, not a redirect): one item of the batch may be at fault.
         clientError: failureKindOf(res.status, true) === "permanent" && res.status >= 400 && !auth,
         problem: {
@@ -168,10 +190,14 @@ export class PsaDeliverer {
       const msg = e instanceof Error ? e.message : String(e);
       const timedOut = networkFailureOf(e) === "timeout";
       return {
-        ok: false, ids, clientError: false,
+        ok: false,
+        ids,
+        clientError: false,
         problem: {
           code: timedOut ? "psa_timeout" : "psa_unreachable",
-          message: timedOut ? `The PSA webhook did not answer within ${this.opts.timeoutMs} ms.` : `The PSA webhook could not be reached: ${msg}`,
+          message: timedOut
+            ? `The PSA webhook did not answer within ${this.opts.timeoutMs} ms.`
+            : `The PSA webhook could not be reached: ${msg}`,
           hint: "Check psa.webhook_url in kontobro.toml and that this server can reach it. kontobro keeps retrying; items are also in the feed GET /api/v1/inbox.",
         },
       };
@@ -182,7 +208,17 @@ export class PsaDeliverer {
   private fail(rows: InboxRow[], sent: { problem: Problem; retryAfterMs?: number }): void {
     const attempts = Math.max(0, ...rows.map((r) => r.attempts));
     const delay = retryDelayMs(attempts + 1, { baseMs: this.opts.retryBaseMs, maxMs: this.opts.retryMaxMs }, sent.retryAfterMs);
-    this.inbox.markFailed(rows.map((r) => r.id), sent.problem, this.now() + delay);
-    this.log.warn("PSA webhook delivery failed; will retry", { items: rows.length, ...(rows.length === 1 ? { item: rows[0]!.id } : {}), code: sent.problem.code, message: sent.problem.message, inMs: delay });
+    this.inbox.markFailed(
+      rows.map((r) => r.id),
+      sent.problem,
+      this.now() + delay,
+    );
+    this.log.warn("PSA webhook delivery failed; will retry", {
+      items: rows.length,
+      ...(rows.length === 1 ? { item: rows[0]!.id } : {}),
+      code: sent.problem.code,
+      message: sent.problem.message,
+      inMs: delay,
+    });
   }
 }

@@ -52,26 +52,51 @@ export async function runPull(deps: RunnerDeps, job: JobRef, trigger: Trigger): 
   let runId = 0;
   const totals = { fetched: 0, imported: 0, duplicates: 0, ignored: 0, pages: 0 };
   try {
-    runId = deps.db.transaction(() => {
-      // We hold the job's lock, so a run still marked "running" belongs to a process that died.
-      c.run(`UPDATE job_runs SET status = 'interrupted', finished_at = ?3, error_code = 'interrupted',
+    runId = deps.db.transaction(
+      () => {
+        // We hold the job's lock, so a run still marked "running" belongs to a process that died.
+        c.run(
+          `UPDATE job_runs SET status = 'interrupted', finished_at = ?3, error_code = 'interrupted',
                error_message = 'The run was cut off (the process stopped or was killed) before it finished.',
                error_hint = 'Nothing is lost: the next run continues from the last page that was stored.'
-             WHERE target = ?1 AND stream = ?2 AND status = 'running'`, [job.target, job.stream, now()]);
-      return Number(c.run(`INSERT INTO job_runs (target, stream, trigger, status, started_at, pid) VALUES (?1, ?2, ?3, 'running', ?4, ?5)`,
-        [job.target, job.stream, trigger, now(), process.pid]).lastInsertRowid);
-    }, { behavior: "immediate" });
+             WHERE target = ?1 AND stream = ?2 AND status = 'running'`,
+          [job.target, job.stream, now()],
+        );
+        return Number(
+          c.run(`INSERT INTO job_runs (target, stream, trigger, status, started_at, pid) VALUES (?1, ?2, ?3, 'running', ?4, ?5)`, [
+            job.target,
+            job.stream,
+            trigger,
+            now(),
+            process.pid,
+          ]).lastInsertRowid,
+        );
+      },
+      { behavior: "immediate" },
+    );
     log.info("pull started", { trigger, run: runId });
     for (let page = 0; page < MAX_PAGES; page++) {
       const result = await connector.pull(job.stream, deps.inbox.cursor(job.target, job.stream), {
         today: todayIn(job.timezone, now()),
         openInvoices: deps.inbox.openInvoices(job.target),
       });
-      const counts = deps.inbox.storeBatch(job.target, job.stream, result.items, result.cursor, master ? { pulled: (item) => master.pulled(item) } : undefined);
+      const counts = deps.inbox.storeBatch(
+        job.target,
+        job.stream,
+        result.items,
+        result.cursor,
+        master ? { pulled: (item) => master.pulled(item) } : undefined,
+      );
       totals.pages += 1;
       for (const k of ["fetched", "imported", "duplicates", "ignored"] as const) totals[k] += counts[k];
-      c.run(`UPDATE job_runs SET pages = ?2, fetched = ?3, imported = ?4, duplicates = ?5, ignored = ?6 WHERE id = ?1`,
-        [runId, totals.pages, totals.fetched, totals.imported, totals.duplicates, totals.ignored]);
+      c.run(`UPDATE job_runs SET pages = ?2, fetched = ?3, imported = ?4, duplicates = ?5, ignored = ?6 WHERE id = ?1`, [
+        runId,
+        totals.pages,
+        totals.fetched,
+        totals.imported,
+        totals.duplicates,
+        totals.ignored,
+      ]);
       if (counts.imported > 0) deps.onStored?.();
       if (!result.more) break;
     }
@@ -82,8 +107,10 @@ export async function runPull(deps: RunnerDeps, job: JobRef, trigger: Trigger): 
     const problem = describeFailure(e);
     if (runId > 0) {
       try {
-        c.run(`UPDATE job_runs SET status = 'failed', finished_at = ?2, error_code = ?3, error_message = ?4, error_hint = ?5 WHERE id = ?1`,
-          [runId, now(), problem.code, problem.message, problem.hint ?? null]);
+        c.run(
+          `UPDATE job_runs SET status = 'failed', finished_at = ?2, error_code = ?3, error_message = ?4, error_hint = ?5 WHERE id = ?1`,
+          [runId, now(), problem.code, problem.message, problem.hint ?? null],
+        );
       } catch (inner) {
         log.error("could not record the failed run", { run: runId, error: inner });
       }
@@ -98,7 +125,11 @@ export async function runPull(deps: RunnerDeps, job: JobRef, trigger: Trigger): 
 function describeFailure(e: unknown): Problem {
   if (isTargetError(e)) return { code: e.code, message: e.message, hint: e.hint, field: e.field };
   const message = e instanceof Error ? e.message : String(e);
-  return { code: "internal_error", message: `Unexpected error: ${message}`, hint: "Run the pull again; if it happens again, send the log to kontobro support." };
+  return {
+    code: "internal_error",
+    message: `Unexpected error: ${message}`,
+    hint: "Run the pull again; if it happens again, send the log to kontobro support.",
+  };
 }
 
 export interface JobRunRow {
@@ -120,14 +151,19 @@ export interface JobRunRow {
 }
 
 export function recentRuns(db: Db, target: string, stream: string, limit = 5): JobRunRow[] {
-  return db.$client.query(
-    `SELECT id, target, stream, trigger, status, started_at AS startedAt, finished_at AS finishedAt, pages, fetched, imported, duplicates, ignored,
+  return db.$client
+    .query(
+      `SELECT id, target, stream, trigger, status, started_at AS startedAt, finished_at AS finishedAt, pages, fetched, imported, duplicates, ignored,
             error_code AS errorCode, error_message AS errorMessage, error_hint AS errorHint
-       FROM job_runs WHERE target = ?1 AND stream = ?2 ORDER BY id DESC LIMIT ?3`).all(target, stream, limit) as JobRunRow[];
+       FROM job_runs WHERE target = ?1 AND stream = ?2 ORDER BY id DESC LIMIT ?3`,
+    )
+    .all(target, stream, limit) as JobRunRow[];
 }
 
 /** Start time of the last run that finished without error, or null. */
 export function lastGoodRunAt(db: Db, target: string, stream: string): number | null {
-  const row = db.$client.query(`SELECT max(started_at) AS t FROM job_runs WHERE target = ?1 AND stream = ?2 AND status = 'ok'`).get(target, stream) as { t: number | null } | null;
+  const row = db.$client
+    .query(`SELECT max(started_at) AS t FROM job_runs WHERE target = ?1 AND stream = ?2 AND status = 'ok'`)
+    .get(target, stream) as { t: number | null } | null;
   return row?.t ?? null;
 }

@@ -37,7 +37,10 @@ export class Scheduler {
   private stopped = false;
   private readonly now: () => number;
 
-  constructor(readonly jobs: ScheduledJob[], private readonly opts: SchedulerOptions) {
+  constructor(
+    readonly jobs: ScheduledJob[],
+    private readonly opts: SchedulerOptions,
+  ) {
     this.now = opts.now ?? Date.now;
   }
 
@@ -51,7 +54,12 @@ export class Scheduler {
     };
     for (const job of this.jobs) {
       if (!job.cron) continue;
-      const task = cron.createTask(job.cron, () => this.fire(job, "schedule"), { timezone: job.timezone, name: jobKey(job.target, job.stream), noOverlap: true, logger });
+      const task = cron.createTask(job.cron, () => this.fire(job, "schedule"), {
+        timezone: job.timezone,
+        name: jobKey(job.target, job.stream),
+        noOverlap: true,
+        logger,
+      });
       void task.start();
       this.tasks.push(task);
     }
@@ -66,7 +74,12 @@ export class Scheduler {
       const firstSeen = Number(ensureSetting(this.opts.db, `pull_first_seen:${job.target}:${job.stream}`, () => String(now)));
       const since = lastGoodRunAt(this.opts.db, job.target, job.stream) ?? firstSeen;
       const slot = missedSlot(job.cron, job.timezone, since, now);
-      if (slot) this.opts.log.info("a scheduled pull was missed while the agent was down; running it now", { target: job.target, stream: job.stream, due: slot.toISOString() });
+      if (slot)
+        this.opts.log.info("a scheduled pull was missed while the agent was down; running it now", {
+          target: job.target,
+          stream: job.stream,
+          due: slot.toISOString(),
+        });
       return slot !== null;
     });
   }
@@ -91,9 +104,18 @@ export class Scheduler {
     const key = jobKey(target, stream);
     const job = this.find(target, stream);
     if (!job || this.stopped) return false;
-    if (this.running.has(key)) { this.again.add(key); return true; }
+    if (this.running.has(key)) {
+      this.again.add(key);
+      return true;
+    }
     clearTimeout(this.timers.get(key));
-    this.timers.set(key, setTimeout(() => { this.timers.delete(key); void this.fire(job, "webhook"); }, this.opts.debounceMs));
+    this.timers.set(
+      key,
+      setTimeout(() => {
+        this.timers.delete(key);
+        void this.fire(job, "webhook");
+      }, this.opts.debounceMs),
+    );
     return true;
   }
 
@@ -104,12 +126,25 @@ export class Scheduler {
       this.opts.log.info("pull already running; not starting another", { target: job.target, stream: job.stream, trigger });
       return Promise.resolve({ status: "busy" });
     }
-    const run = this.opts.run(job, trigger)
+    const run = this.opts
+      .run(job, trigger)
       .catch((e): RunResult => {
         this.opts.log.error("pull could not run", { target: job.target, stream: job.stream, error: e });
         const message = e instanceof Error ? e.message : String(e);
-        return { status: "failed", runId: 0, pages: 0, fetched: 0, imported: 0, duplicates: 0, ignored: 0,
-          problem: { code: "pull_crashed", message: `The pull could not run: ${message}`, hint: "See the agent's log; the next run starts from the stored cursor, so nothing is lost." } };
+        return {
+          status: "failed",
+          runId: 0,
+          pages: 0,
+          fetched: 0,
+          imported: 0,
+          duplicates: 0,
+          ignored: 0,
+          problem: {
+            code: "pull_crashed",
+            message: `The pull could not run: ${message}`,
+            hint: "See the agent's log; the next run starts from the stored cursor, so nothing is lost.",
+          },
+        };
       })
       .finally(() => {
         this.running.delete(key);
@@ -121,7 +156,11 @@ export class Scheduler {
 
   /** For the status page: each job with its next scheduled time. */
   describe(): (ScheduledJob & { next: Date | null; running: boolean })[] {
-    return this.jobs.map((j) => ({ ...j, next: j.cron ? nextSlots(j.cron, j.timezone, 1)[0] ?? null : null, running: this.isRunning(j.target, j.stream) }));
+    return this.jobs.map((j) => ({
+      ...j,
+      next: j.cron ? (nextSlots(j.cron, j.timezone, 1)[0] ?? null) : null,
+      running: this.isRunning(j.target, j.stream),
+    }));
   }
 
   /** Stops the schedules and waits (up to graceMs) for runs under way. */
@@ -133,7 +172,9 @@ export class Scheduler {
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
       Promise.allSettled([...this.running.values()]),
-      new Promise((resolve) => { timer = setTimeout(resolve, graceMs); }),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, graceMs);
+      }),
     ]);
     clearTimeout(timer);
   }

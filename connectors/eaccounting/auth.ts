@@ -38,7 +38,13 @@ export const RECONNECT_RETRY_MS = 60_000;
  */
 export class ReconnectNeeded extends TargetError {
   constructor(target: string, why: string) {
-    super("retryable", { code: "eaccounting.reconnect", status: 401, retryAfterMs: RECONNECT_RETRY_MS, message: `reconnect: eAccounting no longer accepts kontobro's authorisation for ${target} (${why}).`, hint: reconnectHint(target) });
+    super("retryable", {
+      code: "eaccounting.reconnect",
+      status: 401,
+      retryAfterMs: RECONNECT_RETRY_MS,
+      message: `reconnect: eAccounting no longer accepts kontobro's authorisation for ${target} (${why}).`,
+      hint: reconnectHint(target),
+    });
   }
 }
 
@@ -52,7 +58,9 @@ export function memoryCredentials(): CredentialStore {
   let current: StoredCredential | null = null;
   return {
     read: () => current,
-    write: (c) => { current = { ...c, updatedAt: Date.now() }; },
+    write: (c) => {
+      current = { ...c, updatedAt: Date.now() };
+    },
     exclusive: (fn) => fn(),
   };
 }
@@ -65,7 +73,12 @@ export class OAuthTokens {
 
   constructor(private readonly o: TokenOptions) {
     this.now = o.now ?? Date.now;
-    this.http = new HttpClient({ baseHeaders: () => ({}), timeoutMs: o.timeoutMs, targetTitle: "eAccounting's identity server", describeError: () => ({ code: "eaccounting.token_error", message: "" }) });
+    this.http = new HttpClient({
+      baseHeaders: () => ({}),
+      timeoutMs: o.timeoutMs,
+      targetTitle: "eAccounting's identity server",
+      describeError: () => ({ code: "eaccounting.token_error", message: "" }),
+    });
     this.refreshOnce = singleFlight(() => this.o.store.exclusive(() => this.refresh()));
   }
 
@@ -103,14 +116,25 @@ export class OAuthTokens {
   /** Runs under `exclusive`: another process may have refreshed while this one waited, so the store is read first. */
   private async refresh(): Promise<string> {
     const c = this.stored();
-    if (c?.state === "connected" && c.accessToken && c.accessExpiresAt && this.now() < c.accessExpiresAt - MARGIN_MS && c.accessToken !== this.cached?.token) {
+    if (
+      c?.state === "connected" &&
+      c.accessToken &&
+      c.accessExpiresAt &&
+      this.now() < c.accessExpiresAt - MARGIN_MS &&
+      c.accessToken !== this.cached?.token
+    ) {
       this.cached = { token: c.accessToken, expiresAt: c.accessExpiresAt };
       return c.accessToken;
     }
     if (c?.state === "reconnect") throw new ReconnectNeeded(this.o.target, c.problem ?? "the refresh token was refused");
-    const refreshToken = c?.refreshToken ?? (c ? null : this.o.bootstrapRefreshToken ?? null);
+    const refreshToken = c?.refreshToken ?? (c ? null : (this.o.bootstrapRefreshToken ?? null));
     if (!refreshToken) {
-      throw new TargetError("retryable", { code: "eaccounting.not_connected", retryAfterMs: RECONNECT_RETRY_MS, message: `kontobro has no authorisation for eAccounting (${this.o.target}) yet.`, hint: `Run \`kontobro connect ${this.o.target}\` and sign in to eAccounting; kontobro retries by itself afterwards.` });
+      throw new TargetError("retryable", {
+        code: "eaccounting.not_connected",
+        retryAfterMs: RECONNECT_RETRY_MS,
+        message: `kontobro has no authorisation for eAccounting (${this.o.target}) yet.`,
+        hint: `Run \`kontobro connect ${this.o.target}\` and sign in to eAccounting; kontobro retries by itself afterwards.`,
+      });
     }
     const answer = await this.tokenRequest({ grant_type: "refresh_token", refresh_token: refreshToken });
     if (answer.status !== 200) {
@@ -120,9 +144,17 @@ export class OAuthTokens {
         throw new ReconnectNeeded(this.o.target, why);
       }
       if (answer.status === 401 || /invalid_client/.test(String(answer.body?.error))) {
-        throw new TargetError("permanent", { code: "eaccounting.client_refused", message: `eAccounting's identity server refused kontobro's app credentials (${why}).`, hint: "Check client_id and client_secret in kontobro.toml against the app in the Visma Developer Portal, then run `kontobro check`." });
+        throw new TargetError("permanent", {
+          code: "eaccounting.client_refused",
+          message: `eAccounting's identity server refused kontobro's app credentials (${why}).`,
+          hint: "Check client_id and client_secret in kontobro.toml against the app in the Visma Developer Portal, then run `kontobro check`.",
+        });
       }
-      throw new TargetError("retryable", { code: "eaccounting.token_error", message: `eAccounting's identity server answered ${why} to a token refresh.`, hint: "Usually temporary; kontobro tries again." });
+      throw new TargetError("retryable", {
+        code: "eaccounting.token_error",
+        message: `eAccounting's identity server answered ${why} to a token refresh.`,
+        hint: "Usually temporary; kontobro tries again.",
+      });
     }
     return this.accept(answer.body, c);
   }
@@ -132,12 +164,21 @@ export class OAuthTokens {
     const access = body?.access_token;
     const expiresIn = Number(body?.expires_in);
     if (typeof access !== "string" || !access || !Number.isFinite(expiresIn) || expiresIn <= 0) {
-      throw new TargetError("retryable", { code: "eaccounting.token_malformed", message: "eAccounting's identity server answered without access_token/expires_in.", hint: "Check identity_url in kontobro.toml (…/connect)." });
+      throw new TargetError("retryable", {
+        code: "eaccounting.token_malformed",
+        message: "eAccounting's identity server answered without access_token/expires_in.",
+        hint: "Check identity_url in kontobro.toml (…/connect).",
+      });
     }
     const expiresAt = this.now() + expiresIn * 1000;
     this.o.store.write({
-      ...this.base(previous), refreshToken: typeof body.refresh_token === "string" ? body.refresh_token : previous?.refreshToken ?? null,
-      accessToken: access, accessExpiresAt: expiresAt, scope: typeof body.scope === "string" ? body.scope : previous?.scope ?? null, state: "connected", problem: null,
+      ...this.base(previous),
+      refreshToken: typeof body.refresh_token === "string" ? body.refresh_token : (previous?.refreshToken ?? null),
+      accessToken: access,
+      accessExpiresAt: expiresAt,
+      scope: typeof body.scope === "string" ? body.scope : (previous?.scope ?? null),
+      state: "connected",
+      problem: null,
     });
     this.cached = { token: access, expiresAt };
     return access;
@@ -151,7 +192,11 @@ export class OAuthTokens {
   async exchangeCode(code: string, redirectUri: string): Promise<string> {
     const answer = await this.tokenRequest({ grant_type: "authorization_code", code, redirect_uri: redirectUri });
     if (answer.status !== 200) {
-      throw new TargetError("permanent", { code: "eaccounting.code_refused", message: `eAccounting's identity server refused the authorization code (${describeTokenError(answer)}).`, hint: "Codes work once and for a few minutes: run `kontobro connect` again and paste the new code at once; check redirect_uri in kontobro.toml matches the app's in the Visma Developer Portal." });
+      throw new TargetError("permanent", {
+        code: "eaccounting.code_refused",
+        message: `eAccounting's identity server refused the authorization code (${describeTokenError(answer)}).`,
+        hint: "Codes work once and for a few minutes: run `kontobro connect` again and paste the new code at once; check redirect_uri in kontobro.toml matches the app's in the Visma Developer Portal.",
+      });
     }
     this.accept(answer.body, null);
     return String(answer.body.scope ?? "");
@@ -162,7 +207,8 @@ export class OAuthTokens {
     const asForm = this.o.clientAuth === "form";
     try {
       return await this.http.request("POST", this.o.tokenUrl, {
-        body: new URLSearchParams(asForm ? { ...form, client_id: this.o.clientId, client_secret: this.o.clientSecret } : form).toString(), accept: [400, 401, 403],
+        body: new URLSearchParams(asForm ? { ...form, client_id: this.o.clientId, client_secret: this.o.clientSecret } : form).toString(),
+        accept: [400, 401, 403],
         headers: { "content-type": "application/x-www-form-urlencoded", ...(asForm ? {} : { authorization: `Basic ${basic}` }) },
       });
     } catch (e) {

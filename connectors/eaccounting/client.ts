@@ -11,40 +11,106 @@ export type Row = Record<string, any>;
 
 /** ErrorCode → name and what a person does about it (eaccounting.md §11). */
 export const ERRORS: Record<number, { name: string; hint: string }> = {
-  2000: { name: "DataModelValidationError", hint: "A field is missing, too long or badly formatted (the message names it). Fix the record in the PSA; kontobro sends it again by itself." },
-  3000: { name: "ResourceNotFound", hint: "Something the record refers to (customer, article, cost-centre item, terms of payment) does not exist in eAccounting. Run `kontobro check`; kontobro sends master data first, so a person may have deleted it in eAccounting." },
+  2000: {
+    name: "DataModelValidationError",
+    hint: "A field is missing, too long or badly formatted (the message names it). Fix the record in the PSA; kontobro sends it again by itself.",
+  },
+  3000: {
+    name: "ResourceNotFound",
+    hint: "Something the record refers to (customer, article, cost-centre item, terms of payment) does not exist in eAccounting. Run `kontobro check`; kontobro sends master data first, so a person may have deleted it in eAccounting.",
+  },
   3001: { name: "FiscalYearDoesNotExist", hint: "Create the fiscal year in eAccounting (Settings › Fiscal years), then press retry." },
-  3002: { name: "AccountNotFound", hint: "The account does not exist in eAccounting's chart of accounts; create it there, then press retry." },
-  4000: { name: "Conflict", hint: "eAccounting already has a record with this number or name. The PSA's name and number must match the existing record exactly (kontobro then links to it), or be unique; fix it in the PSA or in eAccounting, then press retry." },
+  3002: {
+    name: "AccountNotFound",
+    hint: "The account does not exist in eAccounting's chart of accounts; create it there, then press retry.",
+  },
+  4000: {
+    name: "Conflict",
+    hint: "eAccounting already has a record with this number or name. The PSA's name and number must match the existing record exactly (kontobro then links to it), or be unique; fix it in the PSA or in eAccounting, then press retry.",
+  },
   4001: { name: "CanNotBeDeleted", hint: "eAccounting refuses to delete this record." },
-  4002: { name: "CanNotBeCreatedOrUpdated", hint: "The record cannot be created or changed, or the company lacks the module; check the company's eAccounting edition." },
-  4003: { name: "StartupGuideNotCompleted", hint: "Finish the start-up guide in eAccounting (log in to eAccounting as the company's administrator), then run `kontobro check`." },
-  4004: { name: "CompanyNotActive", hint: "The company is not active in eAccounting; activate the subscription, then run `kontobro check`." },
+  4002: {
+    name: "CanNotBeCreatedOrUpdated",
+    hint: "The record cannot be created or changed, or the company lacks the module; check the company's eAccounting edition.",
+  },
+  4003: {
+    name: "StartupGuideNotCompleted",
+    hint: "Finish the start-up guide in eAccounting (log in to eAccounting as the company's administrator), then run `kontobro check`.",
+  },
+  4004: {
+    name: "CompanyNotActive",
+    hint: "The company is not active in eAccounting; activate the subscription, then run `kontobro check`.",
+  },
   4005: { name: "NotAuthorized", hint: "kontobro's authorisation was refused; run `kontobro connect` for this target." },
-  4006: { name: "NoAccessToScopes", hint: "The app was not granted the permissions it needs. Run `kontobro connect` and accept every permission asked for (the user must have access to sales, accounting and purchasing in eAccounting)." },
-  4009: { name: "NoAccessDueToProductVariant", hint: "The company's eAccounting edition does not include this function; upgrade the edition or switch the function off in kontobro.toml." },
-  4010: { name: "TooManyRequests", hint: "eAccounting allows 600 calls a minute per endpoint; kontobro waits the time it states and goes on." },
-  4011: { name: "NoAccessForAuthenticatedUser", hint: "The user who connected kontobro has no access to this company; run `kontobro connect` as a user of the company." },
-  4012: { name: "LicenceAgreementNotAccepted", hint: "Accept the licence agreement in eAccounting (log in as the company's administrator), then run `kontobro check`." },
-  4013: { name: "CannotBookkeepInvoice", hint: "The invoice date is in a locked period or year in eAccounting; open the period there or date the invoice later." },
-  4014: { name: "AutoInvoice", hint: "AutoInvoice needs a reference or address data (Norway: \"your reference\"); fill it in the PSA." },
-  4015: { name: "AutoInvoice", hint: "AutoInvoice needs a reference or address data (Norway: \"your reference\"); fill it in the PSA." },
-  4017: { name: "AutoInvoice", hint: "AutoInvoice needs a reference or address data (Norway: \"your reference\"); fill it in the PSA." },
-  4019: { name: "NoPermissionForReadonlyUser", hint: "The user who connected kontobro is read-only in eAccounting. Give the user write access, or run `kontobro connect` as another user." },
-  4024: { name: "SalesAccountNumberMissing", hint: "The article's account coding has no sales account. In eAccounting open the article (Sales › Articles) and choose a coding with a sales account, then press retry." },
-  4025: { name: "InvalidVatNumber", hint: "eAccounting checks VAT numbers against VIES (2-letter country code and 8-12 digits). Correct the customer's VAT number in the PSA." },
+  4006: {
+    name: "NoAccessToScopes",
+    hint: "The app was not granted the permissions it needs. Run `kontobro connect` and accept every permission asked for (the user must have access to sales, accounting and purchasing in eAccounting).",
+  },
+  4009: {
+    name: "NoAccessDueToProductVariant",
+    hint: "The company's eAccounting edition does not include this function; upgrade the edition or switch the function off in kontobro.toml.",
+  },
+  4010: {
+    name: "TooManyRequests",
+    hint: "eAccounting allows 600 calls a minute per endpoint; kontobro waits the time it states and goes on.",
+  },
+  4011: {
+    name: "NoAccessForAuthenticatedUser",
+    hint: "The user who connected kontobro has no access to this company; run `kontobro connect` as a user of the company.",
+  },
+  4012: {
+    name: "LicenceAgreementNotAccepted",
+    hint: "Accept the licence agreement in eAccounting (log in as the company's administrator), then run `kontobro check`.",
+  },
+  4013: {
+    name: "CannotBookkeepInvoice",
+    hint: "The invoice date is in a locked period or year in eAccounting; open the period there or date the invoice later.",
+  },
+  4014: { name: "AutoInvoice", hint: 'AutoInvoice needs a reference or address data (Norway: "your reference"); fill it in the PSA.' },
+  4015: { name: "AutoInvoice", hint: 'AutoInvoice needs a reference or address data (Norway: "your reference"); fill it in the PSA.' },
+  4017: { name: "AutoInvoice", hint: 'AutoInvoice needs a reference or address data (Norway: "your reference"); fill it in the PSA.' },
+  4019: {
+    name: "NoPermissionForReadonlyUser",
+    hint: "The user who connected kontobro is read-only in eAccounting. Give the user write access, or run `kontobro connect` as another user.",
+  },
+  4024: {
+    name: "SalesAccountNumberMissing",
+    hint: "The article's account coding has no sales account. In eAccounting open the article (Sales › Articles) and choose a coding with a sales account, then press retry.",
+  },
+  4025: {
+    name: "InvalidVatNumber",
+    hint: "eAccounting checks VAT numbers against VIES (2-letter country code and 8-12 digits). Correct the customer's VAT number in the PSA.",
+  },
   4026: { name: "VoucherDateInLockedPeriod", hint: "The date is in a locked period in eAccounting; open the period or change the date." },
-  4027: { name: "ReversedVatZero", hint: "Reverse-charge VAT must be zero on this document; check the customer's VAT settings in eAccounting." },
+  4027: {
+    name: "ReversedVatZero",
+    hint: "Reverse-charge VAT must be zero on this document; check the customer's VAT settings in eAccounting.",
+  },
   4032: { name: "SupplierInvoiceDoesntBalance", hint: "The supplier invoice's rows do not add up." },
-  4034: { name: "NotAllowedWithSandboxClient", hint: "A sandbox app was used against production (or the other way round): set api_url and identity_url to the environment of the app's client_id." },
+  4034: {
+    name: "NotAllowedWithSandboxClient",
+    hint: "A sandbox app was used against production (or the other way round): set api_url and identity_url to the environment of the app's client_id.",
+  },
   4038: { name: "VoucherDateInLockedYear", hint: "The date is in a locked fiscal year in eAccounting." },
-  5000: { name: "InternalServerError", hint: "eAccounting failed internally; kontobro retries by itself and looks the record up first, so nothing is created twice." },
+  5000: {
+    name: "InternalServerError",
+    hint: "eAccounting failed internally; kontobro retries by itself and looks the record up first, so nothing is created twice.",
+  },
   5001: { name: "DependencyTimeout", hint: "An eAccounting service timed out; kontobro retries by itself." },
   5005: { name: "ProjectEnded", hint: "The project is finished in eAccounting; reopen it there." },
-  5006: { name: "InactiveCostCenter", hint: "The project's cost-centre item is inactive in eAccounting. Reopen the project in the PSA (kontobro then activates the item), or activate it in eAccounting (Settings › Cost centres)." },
+  5006: {
+    name: "InactiveCostCenter",
+    hint: "The project's cost-centre item is inactive in eAccounting. Reopen the project in the PSA (kontobro then activates the item), or activate it in eAccounting (Settings › Cost centres).",
+  },
   5007: { name: "ItemToAttachNotFound", hint: "The file to attach was not found." },
-  6000: { name: "QueryParameterError", hint: "eAccounting refused a query filter; set filter = \"client\" in kontobro.toml and report it to kontobro support." },
-  6001: { name: "InvalidInput", hint: "eAccounting refused a date or value in a query; set filter_date_literal (bare or quoted) in kontobro.toml, or filter = \"client\"." },
+  6000: {
+    name: "QueryParameterError",
+    hint: 'eAccounting refused a query filter; set filter = "client" in kontobro.toml and report it to kontobro support.',
+  },
+  6001: {
+    name: "InvalidInput",
+    hint: 'eAccounting refused a date or value in a query; set filter_date_literal (bare or quoted) in kontobro.toml, or filter = "client".',
+  },
 };
 
 /** Onboarding and access problems: the company or the user, not the record. */
@@ -58,9 +124,12 @@ export function describeEaccountingError(status: number, body: unknown, method: 
   const field = /^(?:Rows\[\d+\]\.)?([A-Z][A-Za-z0-9]+): /.exec(text)?.[1];
   // eAccounting's own names (CostCenterItemAlreadyExists) lead the message when it has them.
   const named = /^([A-Z][A-Za-z]+(?:AlreadyExists|Missing|Ended|Exists)):/.exec(text)?.[1];
-  const hint = known?.hint
-    ?? (status === 401 ? "kontobro's authorisation was refused; run `kontobro connect` for this target." : undefined)
-    ?? (status === 409 ? "eAccounting refused this because of the state of a record it uses (e.g. an inactivated article): see the message." : undefined);
+  const hint =
+    known?.hint ??
+    (status === 401 ? "kontobro's authorisation was refused; run `kontobro connect` for this target." : undefined) ??
+    (status === 409
+      ? "eAccounting refused this because of the state of a record it uses (e.g. an inactivated article): see the message."
+      : undefined);
   return {
     code: `eaccounting.${named ?? known?.name ?? `http_${status}`}`,
     message: `eAccounting refused ${method} ${path}${code ? ` (${code}${known ? ` ${known.name}` : ""})` : ""}: ${text || `HTTP ${status}`}`,
@@ -94,7 +163,12 @@ export interface ListQuery {
   where?: (row: Row) => boolean;
 }
 
-export interface Page { rows: Row[]; page: number; pages: number; serverTime: string | null }
+export interface Page {
+  rows: Row[];
+  page: number;
+  pages: number;
+  serverTime: string | null;
+}
 
 export class EaccountingClient {
   readonly http: HttpClient;
@@ -108,7 +182,10 @@ export class EaccountingClient {
     this.api = o.apiUrl.replace(/\/+$/, "");
     this.serverFilter = o.filter === "server";
     this.http = new HttpClient({
-      baseHeaders: () => ({}), timeoutMs: o.timeoutMs, targetTitle: "eAccounting", gate: this.gate,
+      baseHeaders: () => ({}),
+      timeoutMs: o.timeoutMs,
+      targetTitle: "eAccounting",
+      gate: this.gate,
       describeError: (res: HttpResponse, method, url) => describeEaccountingError(res.status, res.body, method, new URL(url).pathname),
     });
   }
@@ -128,11 +205,17 @@ export class EaccountingClient {
     for (let attempt = 1; ; attempt++) {
       const token = await this.o.tokens.get();
       try {
-        return await this.http.request(method, `${this.api}${path}`, { ...options, headers: { authorization: `Bearer ${token}`, ...options.headers } });
+        return await this.http.request(method, `${this.api}${path}`, {
+          ...options,
+          headers: { authorization: `Bearer ${token}`, ...options.headers },
+        });
       } catch (e) {
         if (!(e instanceof TargetError)) throw e;
         // An expired or revoked access token: refresh once (the refresh says "reconnect" if that is refused).
-        if (e.status === 401 && attempt === 1) { this.o.tokens.invalidate(token); continue; }
+        if (e.status === 401 && attempt === 1) {
+          this.o.tokens.invalidate(token);
+          continue;
+        }
         if (e.status === 429) {
           const wait = retryAfterOf(e);
           if (wait !== undefined) this.gate.pause(wait);
@@ -162,12 +245,22 @@ export class EaccountingClient {
       }
       throw e;
     }
-    const meta = body?.Meta, data = body?.Data;
+    const meta = body?.Meta,
+      data = body?.Data;
     if (!Array.isArray(data) || !meta || typeof meta !== "object") {
-      throw new TargetError("retryable", { code: "eaccounting.unexpected_answer", message: `eAccounting answered GET /${resource} without the Meta/Data list envelope.`, hint: "Check api_url in kontobro.toml (it ends in /v2)." });
+      throw new TargetError("retryable", {
+        code: "eaccounting.unexpected_answer",
+        message: `eAccounting answered GET /${resource} without the Meta/Data list envelope.`,
+        hint: "Check api_url in kontobro.toml (it ends in /v2).",
+      });
     }
     const rows = q.where ? data.filter(q.where) : data;
-    return { rows, page, pages: Number(meta.TotalNumberOfPages ?? 1), serverTime: typeof meta.ServerTimeUtc === "string" ? meta.ServerTimeUtc : null };
+    return {
+      rows,
+      page,
+      pages: Number(meta.TotalNumberOfPages ?? 1),
+      serverTime: typeof meta.ServerTimeUtc === "string" ? meta.ServerTimeUtc : null,
+    };
   }
 
   /** Every row of a list (all pages). */

@@ -5,7 +5,19 @@
 import type { Customer, Entity, InvoiceLike, Product, Project } from "../../agent/model.ts";
 import type { Problem } from "../../agent/problem.ts";
 import type {
-  CheckItem, Connector, ConnectorDeps, Link, MasterData, MasterEntity, MasterRecord, MasterSide, PullOptions, PullResult, PushContext, PushResult, RelatedRecords,
+  CheckItem,
+  Connector,
+  ConnectorDeps,
+  Link,
+  MasterData,
+  MasterEntity,
+  MasterRecord,
+  MasterSide,
+  PullOptions,
+  PullResult,
+  PushContext,
+  PushResult,
+  RelatedRecords,
 } from "../contract.ts";
 import { TargetError } from "../http.ts";
 import { memoryCredentials, OAuthTokens } from "./auth.ts";
@@ -13,7 +25,18 @@ import { runChecks } from "./check.ts";
 import { EaccountingClient, type Row } from "./client.ts";
 import { tokenUrl, type EaccountingConfig } from "./config.ts";
 import { draftIdOf, draftRemoteId, EaccountingInvoices } from "./invoice-push.ts";
-import { ARTICLE_OWNED, articleFields, CUSTOMER_OWNED, customerFields, customerFromApi, differs, itemFields, mergeEntity, productFromApi, unitKindOf } from "./map.ts";
+import {
+  ARTICLE_OWNED,
+  articleFields,
+  CUSTOMER_OWNED,
+  customerFields,
+  customerFromApi,
+  differs,
+  itemFields,
+  mergeEntity,
+  productFromApi,
+  unitKindOf,
+} from "./map.ts";
 import { EaccountingPuller } from "./pull.ts";
 import { eaccountingRules } from "./rules.ts";
 import { SetupLists } from "./setup.ts";
@@ -22,8 +45,17 @@ const SUPPORTED: Entity[] = ["customer", "product", "project", "invoice"];
 
 /** eAccounting's field names → the PSA's, for messages about a record. */
 const PSA_FIELD: Record<string, string> = {
-  Name: "name", CustomerNumber: "number", InvoiceAddress1: "addresses.0.street", InvoiceAddress2: "addresses.0.street", InvoicePostalCode: "addresses.0.zip",
-  InvoiceCity: "addresses.0.city", InvoiceCountryCode: "addresses.0.country", VatNumber: "vatNumber", CorporateIdentityNumber: "orgNumber", Number: "code", ShortName: "number",
+  Name: "name",
+  CustomerNumber: "number",
+  InvoiceAddress1: "addresses.0.street",
+  InvoiceAddress2: "addresses.0.street",
+  InvoicePostalCode: "addresses.0.zip",
+  InvoiceCity: "addresses.0.city",
+  InvoiceCountryCode: "addresses.0.country",
+  VatNumber: "vatNumber",
+  CorporateIdentityNumber: "orgNumber",
+  Number: "code",
+  ShortName: "number",
 };
 
 export class EaccountingConnector implements Connector {
@@ -35,20 +67,39 @@ export class EaccountingConnector implements Connector {
   readonly master: MasterData;
   private readonly puller: EaccountingPuller;
 
-  constructor(readonly name: string, readonly cfg: EaccountingConfig, deps: ConnectorDeps, now: () => number = Date.now) {
+  constructor(
+    readonly name: string,
+    readonly cfg: EaccountingConfig,
+    deps: ConnectorDeps,
+    now: () => number = Date.now,
+  ) {
     this.tokens = new OAuthTokens({
-      target: name, tokenUrl: tokenUrl(cfg), clientId: cfg.client_id, clientSecret: cfg.client_secret, clientAuth: cfg.token_auth, bootstrapRefreshToken: cfg.refresh_token,
-      store: deps.credentials ?? memoryCredentials(), timeoutMs: cfg.request_timeout_ms, now,
+      target: name,
+      tokenUrl: tokenUrl(cfg),
+      clientId: cfg.client_id,
+      clientSecret: cfg.client_secret,
+      clientAuth: cfg.token_auth,
+      bootstrapRefreshToken: cfg.refresh_token,
+      store: deps.credentials ?? memoryCredentials(),
+      timeoutMs: cfg.request_timeout_ms,
+      now,
     });
     this.client = new EaccountingClient({
-      apiUrl: cfg.api_url, timeoutMs: cfg.request_timeout_ms, requestsPerSecond: cfg.requests_per_second, burst: cfg.burst, tokens: this.tokens,
-      filter: cfg.filter, dateLiteral: cfg.filter_date_literal, pageSize: cfg.page_size,
+      apiUrl: cfg.api_url,
+      timeoutMs: cfg.request_timeout_ms,
+      requestsPerSecond: cfg.requests_per_second,
+      burst: cfg.burst,
+      tokens: this.tokens,
+      filter: cfg.filter,
+      dateLiteral: cfg.filter_date_literal,
+      pageSize: cfg.page_size,
     });
     this.setup = new SetupLists(this.client, cfg, now);
     this.invoices = new EaccountingInvoices(this.client, cfg, this.setup);
     const sides: Record<MasterEntity, MasterSide> = { customer: deps.masters?.customer ?? "psa", product: deps.masters?.product ?? "psa" };
     this.master = {
-      sides, entities: ["customer", "product"],
+      sides,
+      entities: ["customer", "product"],
       project: (entity, payload) => this.project(entity, payload),
       lookup: (entity, key) => this.lookup(entity, key),
       list: (entity) => this.list(entity),
@@ -66,25 +117,44 @@ export class EaccountingConnector implements Connector {
 
   async push(entity: Entity, payload: any, ctx: PushContext): Promise<PushResult> {
     switch (entity) {
-      case "customer": return this.pushCustomer(payload as Customer, ctx);
-      case "product": return this.pushProduct(payload as Product, ctx);
-      case "project": return this.pushProject(payload as Project);
-      case "invoice": return this.invoices.push(payload as InvoiceLike, ctx);
-      default: throw new TargetError("permanent", { code: "eaccounting.unsupported", message: `eAccounting does not take ${entity} records from kontobro.`, hint: "Nothing to do." });
+      case "customer":
+        return this.pushCustomer(payload as Customer, ctx);
+      case "product":
+        return this.pushProduct(payload as Product, ctx);
+      case "project":
+        return this.pushProject(payload as Project);
+      case "invoice":
+        return this.invoices.push(payload as InvoiceLike, ctx);
+      default:
+        throw new TargetError("permanent", {
+          code: "eaccounting.unsupported",
+          message: `eAccounting does not take ${entity} records from kontobro.`,
+          hint: "Nothing to do.",
+        });
     }
   }
 
   async find(entity: Entity, payload: any): Promise<Link | null> {
     switch (entity) {
-      case "customer": { const r = await this.setup.customerByNumber(payload.number); return r ? { remoteId: r.Id } : null; }
-      case "product": { const r = await this.setup.articleByNumber(payload.code); return r ? { remoteId: r.Id } : null; }
-      case "project": { const r = await this.setup.item(payload.number, true); return r ? { remoteId: r.Id } : null; }
+      case "customer": {
+        const r = await this.setup.customerByNumber(payload.number);
+        return r ? { remoteId: r.Id } : null;
+      }
+      case "product": {
+        const r = await this.setup.articleByNumber(payload.code);
+        return r ? { remoteId: r.Id } : null;
+      }
+      case "project": {
+        const r = await this.setup.item(payload.number, true);
+        return r ? { remoteId: r.Id } : null;
+      }
       case "invoice": {
         const found = await this.invoices.find(payload);
         if (found?.draft) return { remoteId: draftRemoteId(found.draft.Id) };
         return found?.invoice ? { remoteId: draftRemoteId(found.invoice.CreatedFromDraftId ?? found.invoice.Id) } : null;
       }
-      default: return null;
+      default:
+        return null;
     }
   }
 
@@ -107,7 +177,10 @@ export class EaccountingConnector implements Connector {
       if (!existing && (ctx.link || ctx.uncertain)) existing = await this.setup.customerByNumber(c.number);
       let row: Row;
       if (!existing) row = await this.client.post("/customers", mapped);
-      else row = differs(existing, mapped, CUSTOMER_OWNED) ? await this.client.put(`/customers/${existing.Id}`, mergeEntity(existing, mapped, CUSTOMER_OWNED)) : existing;
+      else
+        row = differs(existing, mapped, CUSTOMER_OWNED)
+          ? await this.client.put(`/customers/${existing.Id}`, mergeEntity(existing, mapped, CUSTOMER_OWNED))
+          : existing;
       this.setup.remember("customer", c.number, row.Id);
       return { remoteId: row.Id, state: await this.toMaster("customer", row) };
     });
@@ -125,13 +198,18 @@ export class EaccountingConnector implements Connector {
       let attention: string | undefined;
       if (!existing) {
         const coding = await this.setup.codingFor(p);
-        row = await this.client.post("/articles", articleFields(p, { unitId: unit.Id, codingId: coding.Id, vatRate: p.vatRate ?? this.cfg.vat_rate }));
+        row = await this.client.post(
+          "/articles",
+          articleFields(p, { unitId: unit.Id, codingId: coding.Id, vatRate: p.vatRate ?? this.cfg.vat_rate }),
+        );
         attention = `Article ${p.code} (${p.name}) was created in eAccounting with the account coding "${coding.Name}" (services at ${p.vatRate ?? this.cfg.vat_rate} % VAT): check the coding in eAccounting (Sales › Articles).`;
       } else {
         // An existing article keeps its coding (and so its VAT rate); prices follow the PSA.
         const rate = (await this.setup.vatRateOf(existing.CodingId)) ?? p.vatRate ?? this.cfg.vat_rate;
         const mapped = articleFields(p, { unitId: unit.Id, vatRate: rate });
-        row = differs(existing, mapped, ARTICLE_OWNED) ? await this.client.put(`/articles/${existing.Id}`, mergeEntity(existing, mapped, ARTICLE_OWNED)) : existing;
+        row = differs(existing, mapped, ARTICLE_OWNED)
+          ? await this.client.put(`/articles/${existing.Id}`, mergeEntity(existing, mapped, ARTICLE_OWNED))
+          : existing;
       }
       this.setup.remember("article", p.code, row.Id);
       return { remoteId: row.Id, state: await this.toMaster("product", row), ...(attention ? { attention, note: attention } : {}) };
@@ -149,7 +227,8 @@ export class EaccountingConnector implements Connector {
       const clash = items.find((i) => i !== mine && eq(i.Name, p.name));
       if (clash) {
         throw new TargetError("permanent", {
-          code: "eaccounting.CostCenterItemAlreadyExists", field: "name",
+          code: "eaccounting.CostCenterItemAlreadyExists",
+          field: "name",
           message: `${who}: eAccounting's cost centre "${center.Name}" already has an item named "${clash.Name}" with the abbreviation ${clash.ShortName}; names and abbreviations must be unique there (error 4000), so nothing was sent.`,
           hint: `The PSA's project name and number must match the item's exactly: rename the project in the PSA, or the item in eAccounting (Settings › Cost centres), or give item ${clash.ShortName} the project's number ${p.number} there; then press retry.`,
         });
@@ -157,7 +236,8 @@ export class EaccountingConnector implements Connector {
       const wanted = itemFields(p, center.Id);
       let row: Row;
       if (!mine) row = await this.client.post("/costcenteritems", wanted);
-      else if (mine.Name !== wanted.Name || mine.IsActive !== wanted.IsActive || mine.ShortName !== wanted.ShortName) row = await this.client.put(`/costcenteritems/${mine.Id}`, { ...mine, ...wanted });
+      else if (mine.Name !== wanted.Name || mine.IsActive !== wanted.IsActive || mine.ShortName !== wanted.ShortName)
+        row = await this.client.put(`/costcenteritems/${mine.Id}`, { ...mine, ...wanted });
       else row = mine;
       this.setup.forgetList("costcenters");
       return { remoteId: row.Id };
@@ -171,7 +251,16 @@ export class EaccountingConnector implements Connector {
     if (entity === "customer") {
       const c = payload as Customer;
       const days = c.paymentTermsDays ?? this.cfg.payment_terms_days;
-      return customerFromApi({ ...customerFields({ ...c, addresses: c.addresses ?? [], contacts: c.contacts ?? [], active: c.active ?? true } as Customer, { Id: "terms", NumberOfDays: days }), Id: "x" }, () => days);
+      return customerFromApi(
+        {
+          ...customerFields({ ...c, addresses: c.addresses ?? [], contacts: c.contacts ?? [], active: c.active ?? true } as Customer, {
+            Id: "terms",
+            NumberOfDays: days,
+          }),
+          Id: "x",
+        },
+        () => days,
+      );
     }
     const p = payload as Product;
     const units = this.setup.cached("units");
@@ -179,8 +268,24 @@ export class EaccountingConnector implements Connector {
     // The unit as eAccounting names it: the configured code for hours and kilometres, one of eAccounting's own
     // the PSA names, else pieces (as unitFor chooses it when pushing).
     const named = !kind && p.unit ? units?.find((u) => [u.Code, u.Abbreviation, u.Name].some((x) => eq(x, p.unit))) : undefined;
-    const unit = kind ? this.cfg.units[kind] : named ? String(named.Code ?? named.Abbreviation ?? named.Name) : !p.unit || units ? this.cfg.units.pieces : p.unit.trim();
-    const { vatRate: _rate, ...rest } = productFromApi({ Number: p.code, Name: p.name, IsActive: p.active !== false, NetPrice: p.price === undefined ? undefined : p.price / 100, UnitId: "u" }, () => unit, () => undefined);
+    const unit = kind
+      ? this.cfg.units[kind]
+      : named
+        ? String(named.Code ?? named.Abbreviation ?? named.Name)
+        : !p.unit || units
+          ? this.cfg.units.pieces
+          : p.unit.trim();
+    const { vatRate: _rate, ...rest } = productFromApi(
+      {
+        Number: p.code,
+        Name: p.name,
+        IsActive: p.active !== false,
+        NetPrice: p.price === undefined ? undefined : p.price / 100,
+        UnitId: "u",
+      },
+      () => unit,
+      () => undefined,
+    );
     return rest;
   }
 
@@ -193,7 +298,11 @@ export class EaccountingConnector implements Connector {
     }
     const unit = row.UnitId ? await this.setup.unitCode(row.UnitId) : undefined;
     const rate = row.CodingId ? await this.setup.vatRateOf(row.CodingId) : undefined;
-    const data = productFromApi(row, () => unit, () => rate);
+    const data = productFromApi(
+      row,
+      () => unit,
+      () => rate,
+    );
     return { entity, key: data.code, remoteId: row.Id, data: data as any, modifiedAt: row.ChangedUtc };
   }
 
@@ -222,12 +331,18 @@ export class EaccountingConnector implements Connector {
       return await work();
     } catch (e) {
       if (!(e instanceof TargetError) || e.kind !== "permanent" || e.message.startsWith(who)) throw e;
-      const field = e.field ? PSA_FIELD[e.field] ?? e.field : undefined;
+      const field = e.field ? (PSA_FIELD[e.field] ?? e.field) : undefined;
       throw new TargetError("permanent", { ...e, message: `${who}: ${e.message}`, ...(field ? { field } : {}) });
     }
   }
 }
 
-const eq = (a: unknown, b: unknown) => String(a ?? "").trim().toLowerCase() === String(b ?? "").trim().toLowerCase();
+const eq = (a: unknown, b: unknown) =>
+  String(a ?? "")
+    .trim()
+    .toLowerCase() ===
+  String(b ?? "")
+    .trim()
+    .toLowerCase();
 
 export { draftIdOf };

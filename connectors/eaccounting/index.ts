@@ -14,11 +14,25 @@ const TZ = "Europe/Stockholm";
 export const eaccountingOAuth: OAuthFlow<EaccountingConfig> = {
   redirectUri: (cfg) => cfg.redirect_uri,
   authorizationUrl(cfg, state) {
-    const q = new URLSearchParams({ client_id: cfg.client_id, redirect_uri: cfg.redirect_uri, response_type: "code", scope: cfg.scopes, state });
+    const q = new URLSearchParams({
+      client_id: cfg.client_id,
+      redirect_uri: cfg.redirect_uri,
+      response_type: "code",
+      scope: cfg.scopes,
+      state,
+    });
     return `${authorizeUrl(cfg)}?${q}`;
   },
   async exchange(cfg, code, store: CredentialStore) {
-    const tokens = new OAuthTokens({ target: "connect", tokenUrl: tokenUrl(cfg), clientId: cfg.client_id, clientSecret: cfg.client_secret, clientAuth: cfg.token_auth, store, timeoutMs: cfg.request_timeout_ms });
+    const tokens = new OAuthTokens({
+      target: "connect",
+      tokenUrl: tokenUrl(cfg),
+      clientId: cfg.client_id,
+      clientSecret: cfg.client_secret,
+      clientAuth: cfg.token_auth,
+      store,
+      timeoutMs: cfg.request_timeout_ms,
+    });
     const scope = await tokens.exchangeCode(code, cfg.redirect_uri);
     const granted = scope.split(/\s+/).filter(Boolean);
     const wanted = [...new Set([...REQUIRED_SCOPES, ...cfg.scopes.split(/\s+/).filter(Boolean)])];
@@ -51,8 +65,10 @@ export const eaccounting: ConnectorFactory<EaccountingConfig> = {
 /** One line about a pulled item for the status page's inbox. */
 export function describePulled(type: string, d: Record<string, any>): string {
   const money = typeof d.amount === "number" ? `${(d.amount / 100).toFixed(2)} ${d.currency ?? ""}` : "";
-  if (type === "customer.upserted") return `customer ${d.number ?? "?"} · ${d.name ?? ""}${d.addresses?.[0]?.city ? ` · ${d.addresses[0].city}` : ""}`;
-  if (type === "product.upserted") return `article ${d.code ?? "?"} · ${d.name ?? ""}${typeof d.price === "number" ? ` · ${(d.price / 100).toFixed(2)}` : ""}`;
+  if (type === "customer.upserted")
+    return `customer ${d.number ?? "?"} · ${d.name ?? ""}${d.addresses?.[0]?.city ? ` · ${d.addresses[0].city}` : ""}`;
+  if (type === "product.upserted")
+    return `article ${d.code ?? "?"} · ${d.name ?? ""}${typeof d.price === "number" ? ` · ${(d.price / 100).toFixed(2)}` : ""}`;
   if (type.startsWith("expense")) return `project ${d.projectNumber ?? "?"} · ${money} · ${d.description ?? ""}`;
   return `invoice ${d.invoiceNumber ?? "?"} · eAccounting's number ${d.eaccountingInvoiceNumber ?? "?"} · ${d.previousStatus ?? "?"} → ${d.status ?? "?"}${money ? ` · ${money}` : ""}`;
 }
@@ -66,9 +82,16 @@ export function demoTarget(sandboxUrl: string): Record<string, unknown> {
   const url = sandboxUrl.replace(/\/+$/, "");
   const everyMinute = { cron: "* * * * *", timezone: TZ };
   return {
-    name: "eaccounting-demo", kind: "eaccounting", api_url: `${url}/v2`, identity_url: `${url}/connect`,
-    client_id: "kontobro-sandbox", client_secret: "sandbox-secret", refresh_token: "demo-refresh-token", redirect_uri: "http://localhost:8790/callback",
-    default_article: "100", requests_per_second: 0,
+    name: "eaccounting-demo",
+    kind: "eaccounting",
+    api_url: `${url}/v2`,
+    identity_url: `${url}/connect`,
+    client_id: "kontobro-sandbox",
+    client_secret: "sandbox-secret",
+    refresh_token: "demo-refresh-token",
+    redirect_uri: "http://localhost:8790/callback",
+    default_article: "100",
+    requests_per_second: 0,
     pulls: { customers: everyMinute, products: everyMinute, invoices: everyMinute, expenses: everyMinute },
   };
 }
@@ -81,7 +104,11 @@ export function demoTarget(sandboxUrl: string): Record<string, unknown> {
 export function startDemoActivity(sandboxUrl: string, intervalMs: number, log: (msg: string) => void = () => {}): () => void {
   const url = sandboxUrl.replace(/\/+$/, "");
   const call = async (path: string, body: unknown, method = "POST") => {
-    const res = await fetch(`${url}/__sandbox/${path}`, { method, body: JSON.stringify(body), headers: { "content-type": "application/json" } });
+    const res = await fetch(`${url}/__sandbox/${path}`, {
+      method,
+      body: JSON.stringify(body),
+      headers: { "content-type": "application/json" },
+    });
     return res.json() as Promise<any>;
   };
   let round = 0;
@@ -89,10 +116,18 @@ export function startDemoActivity(sandboxUrl: string, intervalMs: number, log: (
   const tick = async () => {
     round++;
     for (const n of sent) await call("payments", { invoiceNumber: n });
-    const state = await (await fetch(`${url}/__sandbox/state`)).json() as any;
+    const state = (await (await fetch(`${url}/__sandbox/state`)).json()) as any;
     sent = [];
     for (const d of state.drafts ?? []) sent.push((await call("send-draft", { draftId: d.Id })).InvoiceNumber);
-    await call("customers", { CustomerNumber: `9${String(round).padStart(3, "0")}`, Name: `Kund från eAccounting ${round} AB`, InvoiceAddress1: `Storgatan ${round}`, InvoicePostalCode: "11122", InvoiceCity: "Stockholm", InvoiceCountryCode: "SE", ContactPersonName: "Anna Svensson" });
+    await call("customers", {
+      CustomerNumber: `9${String(round).padStart(3, "0")}`,
+      Name: `Kund från eAccounting ${round} AB`,
+      InvoiceAddress1: `Storgatan ${round}`,
+      InvoicePostalCode: "11122",
+      InvoiceCity: "Stockholm",
+      InvoiceCountryCode: "SE",
+      ContactPersonName: "Anna Svensson",
+    });
     await call("articles", { Number: `EA-${round}`, Name: `Artikel från eAccounting ${round}`, NetPrice: 100 * round });
     log(`demo: eAccounting made customer 9${String(round).padStart(3, "0")} and article EA-${round}, sent ${sent.length} draft(s)`);
   };

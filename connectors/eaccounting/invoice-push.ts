@@ -14,20 +14,29 @@ export const draftRemoteId = (draftId: string) => `draft:${draftId}`;
 export const draftIdOf = (remoteId: string) => (remoteId.startsWith("draft:") ? remoteId.slice(6) : null);
 
 export class EaccountingInvoices {
-  constructor(private readonly client: EaccountingClient, private readonly cfg: EaccountingConfig, private readonly setup: SetupLists) {}
+  constructor(
+    private readonly client: EaccountingClient,
+    private readonly cfg: EaccountingConfig,
+    private readonly setup: SetupLists,
+  ) {}
 
   async push(inv: InvoiceLike, ctx: PushContext): Promise<PushResult> {
     const what = inv.kind === "credit_note" ? "credit note" : "invoice";
     // 1. Ours already? By the link, or (after an uncertain attempt) by the reference field.
     const existing = ctx.link ? await this.byLink(ctx.link.remoteId) : ctx.uncertain ? await this.find(inv) : null;
     if (existing?.invoice) {
-      return { remoteId: draftRemoteId(existing.invoice.CreatedFromDraftId ?? existing.invoice.Id),
-        note: `eAccounting has already sent ${what} ${inv.number} as invoice ${existing.invoice.InvoiceNumber}; a sent invoice cannot change, so later changes were not sent. Credit it in eAccounting if it is wrong.` };
+      return {
+        remoteId: draftRemoteId(existing.invoice.CreatedFromDraftId ?? existing.invoice.Id),
+        note: `eAccounting has already sent ${what} ${inv.number} as invoice ${existing.invoice.InvoiceNumber}; a sent invoice cannot change, so later changes were not sent. Credit it in eAccounting if it is wrong.`,
+      };
     }
     const body = await this.draftBody(inv, ctx);
     if (existing?.draft) {
       await this.client.put(`/customerinvoicedrafts/${existing.draft.Id}`, body);
-      return { remoteId: draftRemoteId(existing.draft.Id), note: `Draft for ${what} ${inv.number} updated in eAccounting (Sales › Invoice drafts); send it from there.` };
+      return {
+        remoteId: draftRemoteId(existing.draft.Id),
+        note: `Draft for ${what} ${inv.number} updated in eAccounting (Sales › Invoice drafts); send it from there.`,
+      };
     }
     let draft: Row;
     try {
@@ -35,8 +44,16 @@ export class EaccountingInvoices {
     } catch (e) {
       throw this.explain(e, inv);
     }
-    if (!draft?.Id) throw new TargetError("uncertain", { code: "eaccounting.unexpected_answer", message: `eAccounting accepted the draft for ${what} ${inv.number} without its Id.`, hint: "kontobro looks it up by its reference before creating anything." });
-    return { remoteId: draftRemoteId(draft.Id), note: `Draft for ${what} ${inv.number} is in eAccounting (Sales › Invoice drafts): send it from there; eAccounting numbers it, and kontobro reports the number and payment to the PSA.` };
+    if (!draft?.Id)
+      throw new TargetError("uncertain", {
+        code: "eaccounting.unexpected_answer",
+        message: `eAccounting accepted the draft for ${what} ${inv.number} without its Id.`,
+        hint: "kontobro looks it up by its reference before creating anything.",
+      });
+    return {
+      remoteId: draftRemoteId(draft.Id),
+      note: `Draft for ${what} ${inv.number} is in eAccounting (Sales › Invoice drafts): send it from there; eAccounting numbers it, and kontobro reports the number and payment to the PSA.`,
+    };
   }
 
   /** Our draft, or the invoice eAccounting made from it, by the reference field (drafts, then invoices). */
@@ -63,7 +80,10 @@ export class EaccountingInvoices {
     if (!id) return null;
     const res = await this.client.request("GET", `/customerinvoicedrafts/${id}`, { accept: [404] });
     if (res.status !== 404) return { draft: res.body };
-    const invoices = await this.client.all("customerinvoices", { filter: `CreatedFromDraftId eq ${EaccountingClient.lit(id)}`, where: (r) => r.CreatedFromDraftId === id });
+    const invoices = await this.client.all("customerinvoices", {
+      filter: `CreatedFromDraftId eq ${EaccountingClient.lit(id)}`,
+      where: (r) => r.CreatedFromDraftId === id,
+    });
     return invoices[0] ? { invoice: invoices[0] } : null;
   }
 
@@ -72,12 +92,13 @@ export class EaccountingInvoices {
     const remote = await this.setup.idOf("customer", inv.customerNumber);
     if (!remote) {
       throw new TargetError("permanent", {
-        code: "eaccounting.customer_missing", record: { entity: "customer", key: inv.customerNumber },
+        code: "eaccounting.customer_missing",
+        record: { entity: "customer", key: inv.customerNumber },
         message: `Customer ${inv.customerNumber} of ${inv.kind === "credit_note" ? "credit note" : "invoice"} ${inv.number} does not exist in eAccounting.`,
         hint: "kontobro sends customers before their invoices; it may have been deleted in eAccounting. Send the customer again from the PSA; the invoice follows by itself.",
       });
     }
-    const remoteCustomer = remote.row ?? await this.client.get(`/customers/${remote.id}`);
+    const remoteCustomer = remote.row ?? (await this.client.get(`/customers/${remote.id}`));
     const articleIds: string[] = [];
     const unitIds: (string | undefined)[] = [];
     for (const [i, l] of inv.lines.entries()) {
@@ -86,9 +107,13 @@ export class EaccountingInvoices {
       if (!article) {
         const fromLine = !!l.productCode;
         throw new TargetError("permanent", {
-          code: "eaccounting.article_missing", field: `lines.${i}.productCode`, ...(fromLine ? { record: { entity: "product" as const, key: number } } : {}),
+          code: "eaccounting.article_missing",
+          field: `lines.${i}.productCode`,
+          ...(fromLine ? { record: { entity: "product" as const, key: number } } : {}),
           message: `${inv.kind === "credit_note" ? "Credit note" : "Invoice"} ${inv.number}, line ${i + 1}: eAccounting has no article ${number}${fromLine ? " (the line's product)" : " (default_article in kontobro.toml)"}.`,
-          hint: fromLine ? "Send the product from the PSA (or create the article in eAccounting, Sales › Articles); the invoice follows by itself." : "Create the article in eAccounting or fix default_article in kontobro.toml (`kontobro check` verifies it); then press retry.",
+          hint: fromLine
+            ? "Send the product from the PSA (or create the article in eAccounting, Sales › Articles); the invoice follows by itself."
+            : "Create the article in eAccounting or fix default_article in kontobro.toml (`kontobro check` verifies it); then press retry.",
         });
       }
       articleIds.push(article.id);
@@ -96,11 +121,12 @@ export class EaccountingInvoices {
     }
     let costCenterItemId: string | undefined;
     if (inv.projectNumber) {
-      const item = await this.setup.item(inv.projectNumber) ?? await this.setup.item(inv.projectNumber, true);
+      const item = (await this.setup.item(inv.projectNumber)) ?? (await this.setup.item(inv.projectNumber, true));
       if (!item) {
         const project = ctx.record?.("project", inv.projectNumber) as Project | null;
         throw new TargetError("permanent", {
-          code: "eaccounting.project_missing", record: { entity: "project", key: inv.projectNumber },
+          code: "eaccounting.project_missing",
+          record: { entity: "project", key: inv.projectNumber },
           message: `Project ${inv.projectNumber}${project ? ` (${project.name})` : ""} of invoice ${inv.number} is not a cost-centre item in eAccounting.`,
           hint: "kontobro sends projects before their invoices; send the project again from the PSA and the invoice follows by itself.",
         });
@@ -115,11 +141,19 @@ export class EaccountingInvoices {
     if (!(e instanceof TargetError) || e.kind !== "permanent") return e;
     const what = `${inv.kind === "credit_note" ? "Credit note" : "Invoice"} ${inv.number}`;
     if (e.status === 409) {
-      return new TargetError("permanent", { ...e, code: "eaccounting.article_inactive", message: `${what}: ${e.message}`,
-        hint: "An article on the invoice is inactivated in eAccounting. Reactivate it there (Sales › Articles › the article › Active), then press retry." });
+      return new TargetError("permanent", {
+        ...e,
+        code: "eaccounting.article_inactive",
+        message: `${what}: ${e.message}`,
+        hint: "An article on the invoice is inactivated in eAccounting. Reactivate it there (Sales › Articles › the article › Active), then press retry.",
+      });
     }
     if (/InactiveCostCenter/.test(e.code)) {
-      return new TargetError("permanent", { ...e, message: `${what}: ${e.message}`, record: inv.projectNumber ? { entity: "project", key: inv.projectNumber } : undefined });
+      return new TargetError("permanent", {
+        ...e,
+        message: `${what}: ${e.message}`,
+        record: inv.projectNumber ? { entity: "project", key: inv.projectNumber } : undefined,
+      });
     }
     return new TargetError("permanent", { ...e, message: `${what}: ${e.message}` });
   }

@@ -29,30 +29,48 @@ export function splitName(full: string): { firstName: string; lastName: string }
 
 /** Going out: first and last name joined with a space (a "?" first name, our own placeholder, is left out). */
 export function joinName(first: string | undefined, last: string | undefined): string {
-  return [first === "?" ? undefined : first, last].map((s) => s?.trim()).filter(Boolean).join(" ");
+  return [first === "?" ? undefined : first, last]
+    .map((s) => s?.trim())
+    .filter(Boolean)
+    .join(" ");
 }
 
 // ---- customers ----------------------------------------------------------------------------------------------
 
 /** The address eAccounting gets: the first invoice address, else the head office (postal, then visit), else the first. */
 export function customerAddress(c: Pick<Customer, "addresses">) {
-  return c.addresses.find((a) => a.kind === "invoice") ?? c.addresses.find((a) => a.kind === "postal") ?? c.addresses.find((a) => a.kind === "visit") ?? c.addresses[0];
+  return (
+    c.addresses.find((a) => a.kind === "invoice") ??
+    c.addresses.find((a) => a.kind === "postal") ??
+    c.addresses.find((a) => a.kind === "visit") ??
+    c.addresses[0]
+  );
 }
 
 /** "Storgatan 1\nLgh 1102" → two address lines (a third and more joined onto the second). */
 export function addressLines(street: string | undefined): [string | undefined, string | undefined] {
-  const parts = (street ?? "").split(/\r?\n/).map((s) => s.trim()).filter(Boolean);
+  const parts = (street ?? "")
+    .split(/\r?\n/)
+    .map((s) => s.trim())
+    .filter(Boolean);
   return [parts[0], parts.length > 1 ? parts.slice(1).join(", ") : undefined];
 }
 
-export interface Terms { Id: string; NumberOfDays: number }
+export interface Terms {
+  Id: string;
+  NumberOfDays: number;
+}
 
 /** CustomerApi fields from a PSA customer. `terms`: the terms of payment for the customer's days. */
 export function customerFields(c: Customer, terms: Terms): Row {
   const a = customerAddress(c);
   const [line1, line2] = addressLines(a?.street);
   const contact = c.contacts[0] as (Customer["contacts"][number] & { firstName?: string; lastName?: string }) | undefined;
-  const contactName = contact ? (contact.firstName || contact.lastName ? joinName(contact.firstName, contact.lastName) : contact.name) : undefined;
+  const contactName = contact
+    ? contact.firstName || contact.lastName
+      ? joinName(contact.firstName, contact.lastName)
+      : contact.name
+    : undefined;
   return defined({
     CustomerNumber: c.number,
     Name: c.name,
@@ -78,9 +96,27 @@ export function customerFields(c: Customer, terms: Terms): Row {
 }
 
 /** The fields kontobro owns in a CustomerApi: a PUT leaves everything else as eAccounting has it. */
-export const CUSTOMER_OWNED = ["CustomerNumber", "Name", "IsPrivatePerson", "IsActive", "CorporateIdentityNumber", "VatNumber", "InvoiceAddress1", "InvoiceAddress2",
-  "InvoicePostalCode", "InvoiceCity", "InvoiceCountryCode", "EmailAddress", "Telephone", "WwwAddress", "CurrencyCode", "TermsOfPaymentId", "ContactPersonName",
-  "ContactPersonEmail", "ContactPersonPhone"];
+export const CUSTOMER_OWNED = [
+  "CustomerNumber",
+  "Name",
+  "IsPrivatePerson",
+  "IsActive",
+  "CorporateIdentityNumber",
+  "VatNumber",
+  "InvoiceAddress1",
+  "InvoiceAddress2",
+  "InvoicePostalCode",
+  "InvoiceCity",
+  "InvoiceCountryCode",
+  "EmailAddress",
+  "Telephone",
+  "WwwAddress",
+  "CurrencyCode",
+  "TermsOfPaymentId",
+  "ContactPersonName",
+  "ContactPersonEmail",
+  "ContactPersonPhone",
+];
 
 /** The full entity for a PUT: what eAccounting has, with what the PSA owns on top (an owned field the PSA cleared is cleared). */
 export function mergeEntity(existing: Row, mapped: Row, owned: string[]): Row {
@@ -98,12 +134,29 @@ export function differs(existing: Row, mapped: Row, owned: string[]): boolean {
 }
 
 /** An eAccounting customer in the PSA's canonical shape. `daysOf`: its terms of payment's days. */
-export function customerFromApi(r: Row, daysOf: (termsId: string) => number | undefined): Customer & { contacts: { name: string; firstName?: string; lastName?: string }[] } {
+export function customerFromApi(
+  r: Row,
+  daysOf: (termsId: string) => number | undefined,
+): Customer & { contacts: { name: string; firstName?: string; lastName?: string }[] } {
   const street = [r.InvoiceAddress1, r.InvoiceAddress2].filter((s) => typeof s === "string" && s.trim()).join("\n");
-  const address = defined({ kind: "invoice", street: street || undefined, zip: r.InvoicePostalCode, city: r.InvoiceCity, country: r.InvoiceCountryCode });
-  const contact = typeof r.ContactPersonName === "string" && r.ContactPersonName.trim()
-    ? [defined({ name: r.ContactPersonName.trim(), ...splitName(r.ContactPersonName), email: r.ContactPersonEmail, phone: r.ContactPersonPhone }) as { name: string }]
-    : [];
+  const address = defined({
+    kind: "invoice",
+    street: street || undefined,
+    zip: r.InvoicePostalCode,
+    city: r.InvoiceCity,
+    country: r.InvoiceCountryCode,
+  });
+  const contact =
+    typeof r.ContactPersonName === "string" && r.ContactPersonName.trim()
+      ? [
+          defined({
+            name: r.ContactPersonName.trim(),
+            ...splitName(r.ContactPersonName),
+            email: r.ContactPersonEmail,
+            phone: r.ContactPersonPhone,
+          }) as { name: string },
+        ]
+      : [];
   return defined({
     number: String(r.CustomerNumber),
     name: r.Name,
@@ -115,7 +168,7 @@ export function customerFromApi(r: Row, daysOf: (termsId: string) => number | un
     addresses: Object.keys(address).length > 1 ? [address] : [],
     contacts: contact,
     currency: r.CurrencyCode,
-    paymentTermsDays: r.TermsOfPaymentId ? daysOf(r.TermsOfPaymentId) ?? r.TermsOfPayment?.NumberOfDays : undefined,
+    paymentTermsDays: r.TermsOfPaymentId ? (daysOf(r.TermsOfPaymentId) ?? r.TermsOfPayment?.NumberOfDays) : undefined,
     active: r.IsActive !== false,
   }) as any;
 }
@@ -157,7 +210,11 @@ export function articleFields(p: Product, ctx: ArticleContext): Row {
 export const ARTICLE_OWNED = ["Number", "Name", "IsActive", "UnitId", "NetPrice", "GrossPrice"];
 
 /** An eAccounting article in the PSA's canonical shape (unit: eAccounting's unit code; VAT rate: its coding's). */
-export function productFromApi(r: Row, unitCode: (unitId: string) => string | undefined, vatRateOf: (codingId: string) => number | undefined): Product {
+export function productFromApi(
+  r: Row,
+  unitCode: (unitId: string) => string | undefined,
+  vatRateOf: (codingId: string) => number | undefined,
+): Product {
   return defined({
     code: String(r.Number),
     name: r.Name,
@@ -206,16 +263,18 @@ export function draftFields(inv: InvoiceLike, ctx: DraftContext): Row {
   if (inv.heading) rows.push(textRow(inv.heading));
   if (credit) rows.push(textRow(`Kreditering av faktura ${(inv as { creditedInvoiceNumber: string }).creditedInvoiceNumber}`));
   inv.lines.forEach((l, i) => {
-    rows.push(defined({
-      ArticleId: ctx.articleIds[i],
-      IsTextRow: false,
-      Text: l.text.slice(0, 2000),
-      Quantity: customerQuantity(inv, l),
-      UnitPrice: toAmount(l.unitPrice),
-      UnitId: ctx.unitIds[i],
-      ReversedConstructionServicesVatFree: false,
-      ...(ctx.costCenterItemId ? { [`CostCenterItemId${ctx.cfg.cost_center}`]: ctx.costCenterItemId } : {}),
-    }));
+    rows.push(
+      defined({
+        ArticleId: ctx.articleIds[i],
+        IsTextRow: false,
+        Text: l.text.slice(0, 2000),
+        Quantity: customerQuantity(inv, l),
+        UnitPrice: toAmount(l.unitPrice),
+        UnitId: ctx.unitIds[i],
+        ReversedConstructionServicesVatFree: false,
+        ...(ctx.costCenterItemId ? { [`CostCenterItemId${ctx.cfg.cost_center}`]: ctx.costCenterItemId } : {}),
+      }),
+    );
   });
   return defined({
     CustomerId: ctx.customerId,

@@ -14,9 +14,17 @@ import { dateOf, psaIdOf, toMinor } from "./map.ts";
 import type { SetupLists } from "./setup.ts";
 
 /** A modified-since run: where it started (null: everything), the page it is at, the server time of its first page. */
-interface Cursor { v: 1; since?: string; run?: { from: string | null; page: number; serverTime: string | null } }
+interface Cursor {
+  v: 1;
+  since?: string;
+  run?: { from: string | null; page: number; serverTime: string | null };
+}
 /** The expense window: a run in progress (its window start and next page), or the day of the last complete run. */
-interface ExpenseCursor { v: 1; window?: { since: string; page: number }; done?: string }
+interface ExpenseCursor {
+  v: 1;
+  window?: { since: string; page: number };
+  done?: string;
+}
 
 function parseCursor(raw: string | null, stream: string): Cursor & ExpenseCursor {
   if (!raw) return { v: 1 };
@@ -24,11 +32,16 @@ function parseCursor(raw: string | null, stream: string): Cursor & ExpenseCursor
     const c = JSON.parse(raw);
     if (c?.v === 1) return c;
   } catch {}
-  throw new TargetError("permanent", { code: "eaccounting.cursor_unreadable", message: `The stored position of the eAccounting ${stream} pull cannot be read.`, hint: `Reset it with \`DELETE FROM cursors WHERE stream = '${stream}'\`; nothing already imported is imported again.` });
+  throw new TargetError("permanent", {
+    code: "eaccounting.cursor_unreadable",
+    message: `The stored position of the eAccounting ${stream} pull cannot be read.`,
+    hint: `Reset it with \`DELETE FROM cursors WHERE stream = '${stream}'\`; nothing already imported is imported again.`,
+  });
 }
 
 const minusSeconds = (iso: string, s: number) => new Date(Date.parse(iso) - s * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
-const ms = (iso: unknown) => (typeof iso === "string" ? Date.parse(/T/.test(iso) && !/(Z|[+-]\d{2}:\d{2})$/.test(iso) ? `${iso}Z` : iso) : NaN);
+const ms = (iso: unknown) =>
+  typeof iso === "string" ? Date.parse(/T/.test(iso) && !/(Z|[+-]\d{2}:\d{2})$/.test(iso) ? `${iso}Z` : iso) : NaN;
 
 export function addDays(isoDate: string, days: number): string {
   const d = new Date(`${isoDate}T00:00:00Z`);
@@ -60,23 +73,39 @@ export class EaccountingPuller {
 
   pull(stream: string, cursor: string | null, options: PullOptions): Promise<PullResult> {
     switch (stream) {
-      case "customers": return this.master("customer", "customers", "ChangedUtc", cursor);
-      case "products": return this.master("product", "articles", "ChangedUtc", cursor);
-      case "invoices": return this.statuses(cursor, options);
-      case "expenses": return this.expenses(cursor, options.today);
-      default: throw new TargetError("permanent", { code: "eaccounting.unknown_stream", message: `eAccounting has no stream "${stream}".`, hint: "Use customers, products, invoices or expenses." });
+      case "customers":
+        return this.master("customer", "customers", "ChangedUtc", cursor);
+      case "products":
+        return this.master("product", "articles", "ChangedUtc", cursor);
+      case "invoices":
+        return this.statuses(cursor, options);
+      case "expenses":
+        return this.expenses(cursor, options.today);
+      default:
+        throw new TargetError("permanent", {
+          code: "eaccounting.unknown_stream",
+          message: `eAccounting has no stream "${stream}".`,
+          hint: "Use customers, products, invoices or expenses.",
+        });
     }
   }
 
   /** One page of a modified-since read; the watermark moves once the last page is stored. */
-  private async modifiedPage(resource: string, field: string, raw: string | null, stream: string, firstFrom: string | null): Promise<{ rows: Row[]; next: Cursor; more: boolean }> {
+  private async modifiedPage(
+    resource: string,
+    field: string,
+    raw: string | null,
+    stream: string,
+    firstFrom: string | null,
+  ): Promise<{ rows: Row[]; next: Cursor; more: boolean }> {
     const cursor = parseCursor(raw, stream);
     const run = cursor.run ?? { from: cursor.since ?? firstFrom, page: 1, serverTime: null };
     const from = run.from;
     const q = from ? { filter: `${field} ge ${this.client.date(from)}`, where: (r: Row) => !(ms(r[field]) < ms(from)) } : {};
     const page = await this.client.page(resource, q, run.page);
     const serverTime = run.serverTime ?? page.serverTime ?? new Date().toISOString();
-    if (page.page < page.pages) return { rows: page.rows, next: { v: 1, since: cursor.since, run: { ...run, page: run.page + 1, serverTime } }, more: true };
+    if (page.page < page.pages)
+      return { rows: page.rows, next: { v: 1, since: cursor.since, run: { ...run, page: run.page + 1, serverTime } }, more: true };
     return { rows: page.rows, next: { v: 1, since: minusSeconds(serverTime, this.cfg.overlap_seconds) }, more: false };
   }
 
@@ -88,7 +117,12 @@ export class EaccountingPuller {
     for (const row of rows) {
       const rec = await this.toMaster(entity, row);
       // One item per version: the same version read again (overlap) is the same item.
-      items.push({ remoteId: `${entity}:${rec.remoteId}@${rec.modifiedAt ?? ""}`, type: `${entity}.upserted`, data: rec.data, master: rec });
+      items.push({
+        remoteId: `${entity}:${rec.remoteId}@${rec.modifiedAt ?? ""}`,
+        type: `${entity}.upserted`,
+        data: rec.data,
+        master: rec,
+      });
     }
     return { items, cursor: JSON.stringify(next), more };
   }
@@ -97,7 +131,10 @@ export class EaccountingPuller {
 
   private async statuses(raw: string | null, options: PullOptions): Promise<PullResult> {
     const open = new Map<string, string>();
-    for (const i of options.openInvoices) { const d = draftIdOf(i.remoteId); if (d) open.set(d, i.key); }
+    for (const i of options.openInvoices) {
+      const d = draftIdOf(i.remoteId);
+      if (d) open.set(d, i.key);
+    }
     const first = `${this.cfg.invoices_start_date ?? addDays(options.today, -60)}T00:00:00Z`;
     const { rows, next, more } = await this.modifiedPage("customerinvoices", "ModifiedUtc", raw, "invoices", first);
     const items: PullItem[] = [];
@@ -106,13 +143,32 @@ export class EaccountingPuller {
       if (!key) continue;
       const paid = Number(inv.PaymentStatus) === 0;
       const data = {
-        invoiceNumber: key, psaId: psaIdOf(inv[this.cfg.reference_field]), eaccountingInvoiceNumber: inv.InvoiceNumber, eaccountingInvoiceId: inv.Id,
-        invoiceDate: dateOf(inv.InvoiceDate), dueDate: dateOf(inv.DueDate), amount: toMinor(inv.TotalAmount), remainder: toMinor(inv.RemainingAmount),
-        currency: inv.CurrencyCode, overdue: Number(inv.PaymentStatus) === 2, ...(paid && inv.PaymentDate ? { paymentDate: dateOf(inv.PaymentDate) } : {}),
+        invoiceNumber: key,
+        psaId: psaIdOf(inv[this.cfg.reference_field]),
+        eaccountingInvoiceNumber: inv.InvoiceNumber,
+        eaccountingInvoiceId: inv.Id,
+        invoiceDate: dateOf(inv.InvoiceDate),
+        dueDate: dateOf(inv.DueDate),
+        amount: toMinor(inv.TotalAmount),
+        remainder: toMinor(inv.RemainingAmount),
+        currency: inv.CurrencyCode,
+        overdue: Number(inv.PaymentStatus) === 2,
+        ...(paid && inv.PaymentDate ? { paymentDate: dateOf(inv.PaymentDate) } : {}),
       };
       // Sent first, then paid: each once, in that order, even when both happened between two pulls.
-      items.push({ remoteId: `invoice:${key}`, type: "invoice.sent", data: { ...data, status: "sent" }, status: { entity: "invoice", key, value: "sent", baseline: "draft" } });
-      if (paid) items.push({ remoteId: `invoice:${key}`, type: "invoice.paid", data: { ...data, status: "paid" }, status: { entity: "invoice", key, value: "paid", final: true, baseline: "draft" } });
+      items.push({
+        remoteId: `invoice:${key}`,
+        type: "invoice.sent",
+        data: { ...data, status: "sent" },
+        status: { entity: "invoice", key, value: "sent", baseline: "draft" },
+      });
+      if (paid)
+        items.push({
+          remoteId: `invoice:${key}`,
+          type: "invoice.paid",
+          data: { ...data, status: "paid" },
+          status: { entity: "invoice", key, value: "paid", final: true, baseline: "draft" },
+        });
     }
     return { items, cursor: JSON.stringify(next), more };
   }
@@ -126,7 +182,12 @@ export class EaccountingPuller {
     let since = saved.window?.since ?? windowStart(today, e.period, e.lookback_periods);
     if (e.start_date && e.start_date > since) since = e.start_date;
     const pageNo = saved.window?.page ?? 1;
-    const page = await this.client.page("supplierinvoices", { filter: `InvoiceDate ge ${this.client.date(since)}`, where: (r) => (dateOf(r.InvoiceDate) ?? "") >= since }, pageNo, e.page_size);
+    const page = await this.client.page(
+      "supplierinvoices",
+      { filter: `InvoiceDate ge ${this.client.date(since)}`, where: (r) => (dateOf(r.InvoiceDate) ?? "") >= since },
+      pageNo,
+      e.page_size,
+    );
     const items: PullItem[] = [];
     for (const inv of page.rows) {
       if (Number(inv.Status ?? 1) !== 1) continue; // drafts (0) and deleted (2) are not costs
@@ -137,13 +198,26 @@ export class EaccountingPuller {
         if (amount === 0) continue;
         const date = dateOf(inv.InvoiceDate) ?? today;
         items.push({
-          remoteId: `supplierinvoice:${inv.Id}:${row.Id ?? row.LineNumber ?? i + 1}`, type: "expense.posted", requires: { entity: "project", key: project },
+          remoteId: `supplierinvoice:${inv.Id}:${row.Id ?? row.LineNumber ?? i + 1}`,
+          type: "expense.posted",
+          requires: { entity: "project", key: project },
           data: {
-            projectNumber: project, activity: e.activity, billable: e.billable,
+            projectNumber: project,
+            activity: e.activity,
+            billable: e.billable,
             description: [date, inv.VoucherNumber, inv.SupplierName].filter(Boolean).join(" "),
-            date, quantity: 1, unitCost: amount, unitPrice: amount, amount, vatRate: this.cfg.vat_rate, currency: inv.CurrencyCode,
-            supplier: { number: inv.SupplierNumber, name: inv.SupplierName }, supplierInvoiceNumber: inv.InvoiceNumber, voucherNumber: inv.VoucherNumber,
-            accountNumber: row.AccountNumber, text: row.TransactionText,
+            date,
+            quantity: 1,
+            unitCost: amount,
+            unitPrice: amount,
+            amount,
+            vatRate: this.cfg.vat_rate,
+            currency: inv.CurrencyCode,
+            supplier: { number: inv.SupplierNumber, name: inv.SupplierName },
+            supplierInvoiceNumber: inv.InvoiceNumber,
+            voucherNumber: inv.VoucherNumber,
+            accountNumber: row.AccountNumber,
+            text: row.TransactionText,
           },
         });
       }

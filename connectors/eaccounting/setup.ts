@@ -9,18 +9,34 @@ import type { EaccountingConfig } from "./config.ts";
 import { unitKindOf } from "./map.ts";
 
 const TTL_MS = 10 * 60_000;
-const same = (a: unknown, b: unknown) => String(a ?? "").trim().toLowerCase() === String(b ?? "").trim().toLowerCase();
-const list = (rows: Row[], show: (r: Row) => string) => rows.slice(0, 30).map(show).join(", ") + (rows.length > 30 ? `, … (${rows.length} in all)` : "");
+const same = (a: unknown, b: unknown) =>
+  String(a ?? "")
+    .trim()
+    .toLowerCase() ===
+  String(b ?? "")
+    .trim()
+    .toLowerCase();
+const list = (rows: Row[], show: (r: Row) => string) =>
+  rows.slice(0, 30).map(show).join(", ") + (rows.length > 30 ? `, … (${rows.length} in all)` : "");
 
 export class SetupLists {
   private readonly cache = new Map<string, { at: number; rows: Row[] }>();
   private readonly ids = new Map<string, string>();
 
-  constructor(private readonly client: EaccountingClient, private readonly cfg: EaccountingConfig, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly client: EaccountingClient,
+    private readonly cfg: EaccountingConfig,
+    private readonly now: () => number = Date.now,
+  ) {}
 
-  forget(): void { this.cache.clear(); this.ids.clear(); }
+  forget(): void {
+    this.cache.clear();
+    this.ids.clear();
+  }
 
-  forgetList(resource: "termsofpayments" | "units" | "articleaccountcodings" | "costcenters"): void { this.cache.delete(resource); }
+  forgetList(resource: "termsofpayments" | "units" | "articleaccountcodings" | "costcenters"): void {
+    this.cache.delete(resource);
+  }
 
   /** A list already read (no network), or null. */
   cached(resource: "termsofpayments" | "units" | "articleaccountcodings" | "costcenters"): Row[] | null {
@@ -37,12 +53,14 @@ export class SetupLists {
 
   /** Terms of payment of type Normal for sales with this many days. */
   async terms(days: number): Promise<Row> {
-    const pick = (rows: Row[]) => rows.find((t) => Number(t.NumberOfDays) === days && Number(t.TermsOfPaymentTypeId ?? 0) === 0 && t.AvailableForSales !== false);
+    const pick = (rows: Row[]) =>
+      rows.find((t) => Number(t.NumberOfDays) === days && Number(t.TermsOfPaymentTypeId ?? 0) === 0 && t.AvailableForSales !== false);
     const found = pick(await this.rows("termsofpayments")) ?? pick(await this.rows("termsofpayments", true));
     if (found) return found;
     const sales = (await this.rows("termsofpayments")).filter((t) => t.AvailableForSales !== false);
     throw new TargetError("permanent", {
-      code: "eaccounting.terms_unknown", field: "paymentTermsDays",
+      code: "eaccounting.terms_unknown",
+      field: "paymentTermsDays",
       message: `eAccounting has no terms of payment of ${days} days (type Normal), so nothing was sent. It has: ${list(sales, (t) => `${t.Name} (${t.NumberOfDays} days)`)}.`,
       hint: `Create terms of payment of ${days} days in eAccounting (Settings › Terms of payment), or use one of those in the PSA (or payment_terms_days in kontobro.toml); then press retry.`,
     });
@@ -61,7 +79,8 @@ export class SetupLists {
     const found = byName(wanted);
     if (found) return found;
     throw new TargetError("permanent", {
-      code: "eaccounting.unit_unknown", field: "unit",
+      code: "eaccounting.unit_unknown",
+      field: "unit",
       message: `eAccounting has no unit "${wanted}" (${kind ? `units.${kind}` : "units.pieces"} in kontobro.toml). Its units are: ${list(units, (u) => `${u.Code ?? u.Abbreviation} (${u.Name})`)}.`,
       hint: "Set [targets.units] in kontobro.toml to eAccounting's unit codes (`kontobro check` lists them); then press retry.",
     });
@@ -77,11 +96,18 @@ export class SetupLists {
     const codings = (await this.rows("articleaccountcodings")).filter((c) => c.IsActive !== false);
     const rate = p.vatRate ?? this.cfg.vat_rate;
     const found = this.cfg.article_coding
-      ? codings.find((c) => c.Id === this.cfg.article_coding || same(c.Name, this.cfg.article_coding) || same(c.NameEnglish, this.cfg.article_coding))
-      : codings.find((c) => /service|tjänst|tjenest/i.test(`${c.Type} ${c.Name} ${c.NameEnglish}`) && Math.abs(Number(c.VatRatePercent) * 100 - rate) < 0.001);
+      ? codings.find(
+          (c) => c.Id === this.cfg.article_coding || same(c.Name, this.cfg.article_coding) || same(c.NameEnglish, this.cfg.article_coding),
+        )
+      : codings.find(
+          (c) =>
+            /service|tjänst|tjenest/i.test(`${c.Type} ${c.Name} ${c.NameEnglish}`) &&
+            Math.abs(Number(c.VatRatePercent) * 100 - rate) < 0.001,
+        );
     if (found) return found;
     throw new TargetError("permanent", {
-      code: "eaccounting.coding_unknown", field: "vatRate",
+      code: "eaccounting.coding_unknown",
+      field: "vatRate",
       message: this.cfg.article_coding
         ? `eAccounting has no article account coding "${this.cfg.article_coding}" (article_coding in kontobro.toml), so article ${p.code} was not created.`
         : `eAccounting has no services coding at ${rate} % VAT for article ${p.code} (${p.name}); an article without coding is refused (CodingId), so nothing was sent.`,
@@ -101,25 +127,33 @@ export class SetupLists {
     if (c && c.IsActive !== false) return c;
     throw new TargetError("permanent", {
       code: "eaccounting.cost_center_unknown",
-      message: c ? `Cost centre ${this.cfg.cost_center} (${c.Name}) is not active in eAccounting, so projects cannot be sent.` : `eAccounting has no cost centre ${this.cfg.cost_center}, so projects cannot be sent.`,
+      message: c
+        ? `Cost centre ${this.cfg.cost_center} (${c.Name}) is not active in eAccounting, so projects cannot be sent.`
+        : `eAccounting has no cost centre ${this.cfg.cost_center}, so projects cannot be sent.`,
       hint: `Activate the cost centre for projects in eAccounting (Settings › Cost centres), or set cost_center in kontobro.toml to its number (${centers.map((x) => `${x.Number} ${x.Name}${x.IsActive === false ? " (inactive)" : ""}`).join(", ")}); then press retry.`,
     });
   }
 
   /** The cost-centre item of a PSA project (abbreviation = project number), or null. */
   async item(projectNumber: string, fresh = false): Promise<Row | null> {
-    return ((await this.costCenter(fresh)).Items as Row[] ?? []).find((i) => same(i.ShortName, projectNumber)) ?? null;
+    return (((await this.costCenter(fresh)).Items as Row[]) ?? []).find((i) => same(i.ShortName, projectNumber)) ?? null;
   }
 
   // ---- the PSA's numbers → eAccounting's ids -----------------------------------------------------------------
 
   async customerByNumber(number: string): Promise<Row | null> {
-    const rows = await this.client.all("customers", { filter: `CustomerNumber eq ${EaccountingClient.lit(number)}`, where: (r) => same(r.CustomerNumber, number) });
+    const rows = await this.client.all("customers", {
+      filter: `CustomerNumber eq ${EaccountingClient.lit(number)}`,
+      where: (r) => same(r.CustomerNumber, number),
+    });
     return rows[0] ?? null;
   }
 
   async articleByNumber(number: string): Promise<Row | null> {
-    const rows = await this.client.all("articles", { filter: `Number eq ${EaccountingClient.lit(number)}`, where: (r) => same(r.Number, number) });
+    const rows = await this.client.all("articles", {
+      filter: `Number eq ${EaccountingClient.lit(number)}`,
+      where: (r) => same(r.Number, number),
+    });
     return rows[0] ?? null;
   }
 

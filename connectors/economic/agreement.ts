@@ -27,7 +27,12 @@ export interface InvoiceTerms {
 export class AgreementSettings {
   private cache = new Map<string, { at: number; value: Promise<any> }>();
 
-  constructor(private readonly cfg: EconomicConfig, private readonly get: Get, private readonly rest: string, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly cfg: EconomicConfig,
+    private readonly get: Get,
+    private readonly rest: string,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /** The zones, the agreement's country and the configured overrides, as one plan. */
   async vatZonePlan(): Promise<VatZonePlan> {
@@ -54,11 +59,14 @@ export class AgreementSettings {
   async invoiceTerms(): Promise<InvoiceTerms> {
     if (this.cfg.due_date_payment_terms !== undefined) return { paymentTerms: this.cfg.due_date_payment_terms, keepsDueDate: true };
     const terms = await this.paymentTerms();
-    const dueDate = terms.filter((t) => String(t.paymentTermsType ?? "").toLowerCase() === "duedate").sort((a, b) => a.paymentTermsNumber - b.paymentTermsNumber)[0];
+    const dueDate = terms
+      .filter((t) => String(t.paymentTermsType ?? "").toLowerCase() === "duedate")
+      .sort((a, b) => a.paymentTermsNumber - b.paymentTermsNumber)[0];
     if (dueDate) return { paymentTerms: dueDate.paymentTermsNumber, keepsDueDate: true };
     const fallback = terms.find((t) => t.paymentTermsNumber === this.cfg.payment_terms);
     return {
-      paymentTerms: this.cfg.payment_terms, keepsDueDate: false,
+      paymentTerms: this.cfg.payment_terms,
+      keepsDueDate: false,
       reason: `the agreement has no payment terms of type "due date", so e-conomic sets each invoice's due date from payment terms ${this.cfg.payment_terms}${fallback?.name ? ` (${fallback.name})` : ""}, not the PSA's due date`,
     };
   }
@@ -81,7 +89,9 @@ export class AgreementSettings {
     if (hit && this.now() - hit.at < CACHE_MS) return hit.value;
     const value = load();
     this.cache.set(key, { at: this.now(), value });
-    value.catch(() => { if (this.cache.get(key)?.value === value) this.cache.delete(key); });
+    value.catch(() => {
+      if (this.cache.get(key)?.value === value) this.cache.delete(key);
+    });
     return value;
   }
 }

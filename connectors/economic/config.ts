@@ -8,15 +8,20 @@ const LineProducts = z.strictObject({
 });
 
 /** A comma list ("2800, 2810") or an array of positive integers; blank or empty means all. */
-const numberList = (what: string) => z.union([z.string(), z.array(z.number().int().positive())]).transform((v, ctx) => {
-  if (Array.isArray(v)) return v;
-  const numbers = v.split(",").map((s) => s.trim()).filter(Boolean).map(Number);
-  if (numbers.some((n) => !Number.isInteger(n) || n <= 0)) {
-    ctx.addIssue({ code: "custom", message: `must be a comma-separated list of ${what}, e.g. "2800, 2810" (blank = all)` });
-    return z.NEVER;
-  }
-  return numbers;
-});
+const numberList = (what: string) =>
+  z.union([z.string(), z.array(z.number().int().positive())]).transform((v, ctx) => {
+    if (Array.isArray(v)) return v;
+    const numbers = v
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean)
+      .map(Number);
+    if (numbers.some((n) => !Number.isInteger(n) || n <= 0)) {
+      ctx.addIssue({ code: "custom", message: `must be a comma-separated list of ${what}, e.g. "2800, 2810" (blank = all)` });
+      return z.NEVER;
+    }
+    return numbers;
+  });
 
 /** Posted supplier expenses pulled into the PSA's projects (as Moment's e-conomic integration does). */
 const Expenses = z.strictObject({
@@ -28,22 +33,37 @@ const Expenses = z.strictObject({
   attachments: z.boolean().default(true),
   page_size: z.number().int().min(1).max(1000).default(1000),
 });
-export const EXPENSE_DEFAULTS = { accounts: [], cost_types: [], lookback_days: 2, activity: "Expenses", billable: true, attachments: true, page_size: 1000 };
+export const EXPENSE_DEFAULTS = {
+  accounts: [],
+  cost_types: [],
+  lookback_days: 2,
+  activity: "Expenses",
+  billable: true,
+  attachments: true,
+  page_size: 1000,
+};
 
 /**
  * `vat_zones = { domestic = 1, eu = 2, abroad = 3, GB = 3 }`: zone numbers per category and per country
  * (ISO code, wins over the category). Categories left out are found by name in the agreement's /vat-zones.
  */
-const VatZones = z.record(z.string(), z.number().int().positive()).superRefine((v, ctx) => {
-  for (const key of Object.keys(v)) {
-    if (!/^(domestic|eu|abroad|[A-Z]{2})$/.test(key)) {
-      ctx.addIssue({ code: "custom", message: `unknown key "${key}": use domestic, eu, abroad or a 2-letter country code such as DE`, path: [key] });
+const VatZones = z
+  .record(z.string(), z.number().int().positive())
+  .superRefine((v, ctx) => {
+    for (const key of Object.keys(v)) {
+      if (!/^(domestic|eu|abroad|[A-Z]{2})$/.test(key)) {
+        ctx.addIssue({
+          code: "custom",
+          message: `unknown key "${key}": use domestic, eu, abroad or a 2-letter country code such as DE`,
+          path: [key],
+        });
+      }
     }
-  }
-}).transform((v): { domestic?: number; eu?: number; abroad?: number; countries: Record<string, number> } => {
-  const { domestic, eu, abroad, ...countries } = v;
-  return { domestic, eu, abroad, countries };
-});
+  })
+  .transform((v): { domestic?: number; eu?: number; abroad?: number; countries: Record<string, number> } => {
+    const { domestic, eu, abroad, ...countries } = v;
+    return { domestic, eu, abroad, countries };
+  });
 
 export const EconomicConfig = z.strictObject({
   rest_url: z.url().default("https://restapi.e-conomic.com"),
@@ -55,7 +75,10 @@ export const EconomicConfig = z.strictObject({
   vat_zone: z.number().int().positive().optional(),
   vat_zones: VatZones.default({ countries: {} }),
   /** The agreement's own country (domestic VAT); default: from the agreement (GET /self), else DK. */
-  home_country: z.string().regex(/^[A-Z]{2}$/, { error: "must be a 2-letter ISO 3166 country code such as DK" }).optional(),
+  home_country: z
+    .string()
+    .regex(/^[A-Z]{2}$/, { error: "must be a 2-letter ISO 3166 country code such as DK" })
+    .optional(),
   payment_terms: z.number().int().positive().default(1),
   /**
    * Payment terms of type "dueDate" used for invoices, so they keep the PSA's due date. Default: the

@@ -3,7 +3,17 @@
 // after an uncertain attempt we look the record up before creating anything.
 import type { Customer, Entity, Product, Project } from "../../agent/model.ts";
 import type { Problem } from "../../agent/problem.ts";
-import type { CheckItem, Connector, ConnectorDeps, Link, PullOptions, PullResult, PushContext, PushResult, RelatedRecords } from "../contract.ts";
+import type {
+  CheckItem,
+  Connector,
+  ConnectorDeps,
+  Link,
+  PullOptions,
+  PullResult,
+  PushContext,
+  PushResult,
+  RelatedRecords,
+} from "../contract.ts";
 import { TargetError, type HttpClient } from "../http.ts";
 import { AgreementSettings } from "./agreement.ts";
 import { runChecks } from "./check.ts";
@@ -27,7 +37,11 @@ export class EconomicConnector implements Connector {
   /** Invoices and credit notes (invoice-push.ts). */
   readonly invoices: EconomicInvoices;
 
-  constructor(readonly name: string, private readonly cfg: EconomicConfig, _deps: ConnectorDeps) {
+  constructor(
+    readonly name: string,
+    private readonly cfg: EconomicConfig,
+    _deps: ConnectorDeps,
+  ) {
     this.http = createEconomicHttp(cfg);
     this.rest = cfg.rest_url.replace(/\/$/, "");
     this.projects = cfg.projects_url.replace(/\/$/, "");
@@ -51,18 +65,25 @@ export class EconomicConnector implements Connector {
 
   async push(entity: Entity, payload: any, ctx: PushContext): Promise<PushResult> {
     switch (entity) {
-      case "customer": return this.pushCustomer(payload, ctx);
-      case "project": return this.pushProject(payload, ctx);
-      case "product": return this.pushProduct(payload, ctx);
-      case "invoice": return this.invoices.push(payload, ctx);
+      case "customer":
+        return this.pushCustomer(payload, ctx);
+      case "project":
+        return this.pushProject(payload, ctx);
+      case "product":
+        return this.pushProduct(payload, ctx);
+      case "invoice":
+        return this.invoices.push(payload, ctx);
     }
   }
 
   async find(entity: Entity, payload: any): Promise<Link | null> {
     switch (entity) {
-      case "customer": return (await this.get(`${this.rest}/customers/${Number(payload.number)}`)) ? { remoteId: String(payload.number) } : null;
-      case "project": return (await this.get(`${this.projects}/Projects/${Number(payload.number)}`)) ? { remoteId: String(payload.number) } : null;
-      case "product": return (await this.get(`${this.rest}/products/${encodeURIComponent(payload.code)}`)) ? { remoteId: payload.code } : null;
+      case "customer":
+        return (await this.get(`${this.rest}/customers/${Number(payload.number)}`)) ? { remoteId: String(payload.number) } : null;
+      case "project":
+        return (await this.get(`${this.projects}/Projects/${Number(payload.number)}`)) ? { remoteId: String(payload.number) } : null;
+      case "product":
+        return (await this.get(`${this.rest}/products/${encodeURIComponent(payload.code)}`)) ? { remoteId: payload.code } : null;
       case "invoice": {
         const booked = await this.invoices.findBooked(payload);
         return booked ? { remoteId: String(booked.bookedInvoiceNumber) } : null;
@@ -88,12 +109,20 @@ export class EconomicConnector implements Connector {
   private async upsertRest(itemUrl: string, collectionUrl: string, body: object, ctx: PushContext, remoteId: string): Promise<PushResult> {
     const exists = ctx.link !== null || (ctx.uncertain && (await this.get(itemUrl)) !== null);
     if (!exists) {
-      const res = await this.http.request("POST", collectionUrl, { json: body, headers: { "Idempotency-Key": `${ctx.idempotencyKey}-create` }, accept: [400] });
+      const res = await this.http.request("POST", collectionUrl, {
+        json: body,
+        headers: { "Idempotency-Key": `${ctx.idempotencyKey}-create` },
+        accept: [400],
+      });
       if (res.status < 300) return { remoteId };
       if (!(await this.get(itemUrl))) throw this.http400(res);
       // It was there already (made by hand, or by an attempt we lost track of): the PSA is master, so update it.
     }
-    const put = await this.http.request("PUT", itemUrl, { json: body, headers: { "Idempotency-Key": `${ctx.idempotencyKey}-update` }, accept: [404] });
+    const put = await this.http.request("PUT", itemUrl, {
+      json: body,
+      headers: { "Idempotency-Key": `${ctx.idempotencyKey}-update` },
+      accept: [404],
+    });
     if (put.status === 404) {
       // Deleted in e-conomic by hand since we last pushed it: the PSA is master, so create it again.
       await this.http.request("POST", collectionUrl, { json: body, headers: { "Idempotency-Key": `${ctx.idempotencyKey}-recreate` } });
@@ -108,7 +137,11 @@ export class EconomicConnector implements Connector {
     const url = `${this.projects}/Projects/${body.number}`;
     let current = ctx.link || ctx.uncertain ? await this.get(url) : null;
     if (!current) {
-      const res = await this.http.request("POST", `${this.projects}/Projects`, { json: body, headers: { "Idempotency-Key": `${ctx.idempotencyKey}-create` }, accept: [400] });
+      const res = await this.http.request("POST", `${this.projects}/Projects`, {
+        json: body,
+        headers: { "Idempotency-Key": `${ctx.idempotencyKey}-create` },
+        accept: [400],
+      });
       if (res.status < 300) return { remoteId: String(body.number) };
       if (res.body?.code !== "ProjectCannotBeCreatedUpdatedNumberAlreadyExists") throw this.http400(res);
       current = await this.get(url);
@@ -116,13 +149,20 @@ export class EconomicConnector implements Connector {
     }
     // Update: the OpenAPI PUT takes the number and the current objectVersion in the body. A 409 means
     // someone changed it meanwhile; that is retryable (we re-read the version next time).
-    await this.http.request("PUT", `${this.projects}/Projects`, {
-      json: { ...body, objectVersion: current.objectVersion },
-      headers: { "Idempotency-Key": `${ctx.idempotencyKey}-update-${current.objectVersion}` },
-      accept: [409],
-    }).then((res) => {
-      if (res.status === 409) throw new TargetError("retryable", { code: "version_conflict", message: `Project ${body.number} was changed in e-conomic while we updated it.`, hint: "kontobro re-reads it and tries again." });
-    });
+    await this.http
+      .request("PUT", `${this.projects}/Projects`, {
+        json: { ...body, objectVersion: current.objectVersion },
+        headers: { "Idempotency-Key": `${ctx.idempotencyKey}-update-${current.objectVersion}` },
+        accept: [409],
+      })
+      .then((res) => {
+        if (res.status === 409)
+          throw new TargetError("retryable", {
+            code: "version_conflict",
+            message: `Project ${body.number} was changed in e-conomic while we updated it.`,
+            hint: "kontobro re-reads it and tries again.",
+          });
+      });
     return { remoteId: String(body.number) };
   }
 

@@ -35,7 +35,11 @@ export const economic: ConnectorFactory<EconomicConfig> = {
 export function demoTarget(sandboxUrl: string): Record<string, unknown> {
   const url = sandboxUrl.replace(/\/+$/, "");
   return {
-    name: "economic-demo", kind: "economic", rest_url: url, projects_url: `${url}/projectsapi/v1.1.0`,
-    app_secret_token: DEMO.appSecretToken, agreement_grant_token: DEMO.agreementGrantToken,
+    name: "economic-demo",
+    kind: "economic",
+    rest_url: url,
+    projects_url: `${url}/projectsapi/v1.1.0`,
+    app_secret_token: DEMO.appSecretToken,
+    agreement_grant_token: DEMO.agreementGrantToken,
   };
 }

@@ -47,7 +47,10 @@ export class EconomicInvoices {
       }
     }
     const customer = (ctx.record?.("customer", inv.customerNumber) as Customer | null) ?? null;
-    const [vatZone, terms] = await Promise.all([this.settings.vatZoneFor(customer ? postalAddress(customer)?.country : undefined, !!customer?.vatNumber), this.settings.invoiceTerms()]);
+    const [vatZone, terms] = await Promise.all([
+      this.settings.vatZoneFor(customer ? postalAddress(customer)?.country : undefined, !!customer?.vatNumber),
+      this.settings.invoiceTerms(),
+    ]);
     // Drafts carrying our PSA id are left over from earlier attempts (whose answer was lost, or that
     // failed after creating one), possibly of an older version of the invoice: remove them, then book a
     // fresh draft of the current version.
@@ -57,7 +60,9 @@ export class EconomicInvoices {
     if (inv.pdf && this.cfg.attach_pdf) await this.attachPdf(draftNumber, inv, ctx);
     else if (inv.pdf) notes.push("PDF not attached: attach_pdf is off for this target.");
     const res = await this.http.request("PUT", `${this.rest}/invoices/booked/${number}`, {
-      json: bookBody(draftNumber, number), headers: { "Idempotency-Key": `${ctx.idempotencyKey}-book-${draftNumber}` }, accept: [400],
+      json: bookBody(draftNumber, number),
+      headers: { "Idempotency-Key": `${ctx.idempotencyKey}-book-${draftNumber}` },
+      accept: [400],
     });
     if (res.status >= 400) {
       // Possibly booked by an attempt whose answer we lost (or by an earlier installation: a PSA resend
@@ -69,7 +74,9 @@ export class EconomicInvoices {
     }
     await this.sweepAfterBooking(inv, ctx);
     if (!terms.keepsDueDate && res.body?.dueDate && res.body.dueDate !== inv.dueDate) {
-      notes.push(`Due date ${res.body.dueDate}, not the PSA's ${inv.dueDate}: ${terms.reason ?? "the payment terms decide it"}. See \`kontobro check\`.`);
+      notes.push(
+        `Due date ${res.body.dueDate}, not the PSA's ${inv.dueDate}: ${terms.reason ?? "the payment terms decide it"}. See \`kontobro check\`.`,
+      );
     }
     return { remoteId: String(number), ...(notes.length ? { note: notes.join(" ") } : {}) };
   }
@@ -89,39 +96,55 @@ export class EconomicInvoices {
    */
   private async createDraft(body: object, inv: InvoiceLike, ctx: PushContext): Promise<number> {
     const request = this.http.request("POST", `${this.rest}/invoices/drafts`, {
-      json: body, headers: { "Idempotency-Key": `${ctx.idempotencyKey}-draft` }, timeoutMs: LATE_ANSWER_WAIT_MS,
+      json: body,
+      headers: { "Idempotency-Key": `${ctx.idempotencyKey}-draft` },
+      timeoutMs: LATE_ANSWER_WAIT_MS,
     });
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const deadline = new Promise<"late">((resolve) => { timer = setTimeout(() => resolve("late"), this.cfg.request_timeout_ms); });
+    const deadline = new Promise<"late">((resolve) => {
+      timer = setTimeout(() => resolve("late"), this.cfg.request_timeout_ms);
+    });
     const first = await Promise.race([request, deadline]).finally(() => clearTimeout(timer));
     if (first === "late") {
       this.discardLateDraft(request, inv, ctx);
       throw new TargetError("uncertain", {
-        code: "timeout", message: "e-conomic did not answer POST /invoices/drafts in time",
+        code: "timeout",
+        message: "e-conomic did not answer POST /invoices/drafts in time",
         hint: "Usually temporary; kontobro retries and checks first whether the record arrived. A draft answered late is deleted.",
       });
     }
     const draftNumber = Number(first.body?.draftInvoiceNumber);
     if (!Number.isInteger(draftNumber) || draftNumber < 1) {
-      throw new TargetError("uncertain", { code: "unexpected_answer", message: "e-conomic answered the draft invoice without a draftInvoiceNumber.", hint: "kontobro checks and retries by itself." });
+      throw new TargetError("uncertain", {
+        code: "unexpected_answer",
+        message: "e-conomic answered the draft invoice without a draftInvoiceNumber.",
+        hint: "kontobro checks and retries by itself.",
+      });
     }
     return draftNumber;
   }
 
   private discardLateDraft(request: Promise<HttpResponse>, inv: InvoiceLike, ctx: PushContext): void {
-    const done: Promise<void> = request.then(
-      async (res) => {
-        const n = Number(res.body?.draftInvoiceNumber);
-        if (Number.isInteger(n) && n >= 1) await this.persist(() => this.deleteDraft(n, `${ctx.idempotencyKey}-late-delete-${n}`));
-      },
-      // The answer broke off after all (reset after the commit, or none within the wait): the draft may exist,
-      // its number unknown. Once the invoice is booked, every draft with its PSA id is an orphan; before that,
-      // the attempt that books removes it (sweepAfterBooking).
-      async (e) => {
-        if (!isTargetError(e) || e.kind !== "uncertain") return;
-        await this.persist(async () => { if (await this.findBooked(inv)) await this.removeDrafts(inv.psaId, ctx, "late"); });
-      },
-    ).catch(() => undefined).finally(() => { this.pendingLate.delete(done); });
+    const done: Promise<void> = request
+      .then(
+        async (res) => {
+          const n = Number(res.body?.draftInvoiceNumber);
+          if (Number.isInteger(n) && n >= 1) await this.persist(() => this.deleteDraft(n, `${ctx.idempotencyKey}-late-delete-${n}`));
+        },
+        // The answer broke off after all (reset after the commit, or none within the wait): the draft may exist,
+        // its number unknown. Once the invoice is booked, every draft with its PSA id is an orphan; before that,
+        // the attempt that books removes it (sweepAfterBooking).
+        async (e) => {
+          if (!isTargetError(e) || e.kind !== "uncertain") return;
+          await this.persist(async () => {
+            if (await this.findBooked(inv)) await this.removeDrafts(inv.psaId, ctx, "late");
+          });
+        },
+      )
+      .catch(() => undefined)
+      .finally(() => {
+        this.pendingLate.delete(done);
+      });
     this.pendingLate.add(done);
   }
 
@@ -136,7 +159,7 @@ export class EconomicInvoices {
         return await work();
       } catch (e) {
         // Jittered, so late drafts waiting out one pause do not all go the moment it ends.
-        const wait = Math.max(delay, isTargetError(e) ? e.retryAfterMs ?? 0 : 0) + Math.round(Math.random() * delay);
+        const wait = Math.max(delay, isTargetError(e) ? (e.retryAfterMs ?? 0) : 0) + Math.round(Math.random() * delay);
         if ((isTargetError(e) && e.kind === "permanent") || Date.now() + wait > until) throw e;
         await Bun.sleep(wait);
       }
@@ -148,7 +171,8 @@ export class EconomicInvoices {
     const bytes = Buffer.from(inv.pdf!.contentBase64, "base64");
     form.append("", new Blob([bytes], { type: "application/pdf" }), inv.pdf!.filename);
     await this.http.request("POST", `${this.rest}/invoices/drafts/${draftNumber}/attachment/file`, {
-      body: form, headers: { "Idempotency-Key": `${ctx.idempotencyKey}-pdf-${draftNumber}` },
+      body: form,
+      headers: { "Idempotency-Key": `${ctx.idempotencyKey}-pdf-${draftNumber}` },
     });
   }
 
@@ -173,7 +197,9 @@ export class EconomicInvoices {
   private async removeDrafts(psaId: string, ctx: PushContext, step: string): Promise<void> {
     const filter = encodeURIComponent(`references.other$eq:${filterValue(psaId)}`);
     const res = await this.http.request("GET", `${this.rest}/invoices/drafts?filter=${filter}&pagesize=1000`);
-    const numbers: number[] = (res.body?.collection ?? []).map((d: any) => Number(d.draftInvoiceNumber)).filter((n: number) => Number.isInteger(n));
+    const numbers: number[] = (res.body?.collection ?? [])
+      .map((d: any) => Number(d.draftInvoiceNumber))
+      .filter((n: number) => Number.isInteger(n));
     for (const n of numbers) await this.deleteDraft(n, `${ctx.idempotencyKey}-delete-${step}-${n}`);
   }
 
@@ -199,9 +225,12 @@ function alreadyBooked(inv: InvoiceLike): TargetError {
 function numberTaken(inv: InvoiceLike, booked: any): TargetError {
   const what = [
     booked?.date && `dated ${booked.date}`,
-    booked?.customer?.customerNumber !== undefined && `to customer ${booked.customer.customerNumber}${booked?.recipient?.name ? ` (${booked.recipient.name})` : ""}`,
+    booked?.customer?.customerNumber !== undefined &&
+      `to customer ${booked.customer.customerNumber}${booked?.recipient?.name ? ` (${booked.recipient.name})` : ""}`,
     booked?.grossAmount !== undefined && `total ${booked.grossAmount}${booked?.currency ? ` ${booked.currency}` : ""}`,
-  ].filter(Boolean).join(", ");
+  ]
+    .filter(Boolean)
+    .join(", ");
   const ref = booked?.references?.other;
   return new TargetError("permanent", {
     code: "economic.invoice_number_taken",

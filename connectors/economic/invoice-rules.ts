@@ -19,12 +19,17 @@ const RECIPIENT = { name: 250, address: 250, zip: 50, city: 250, country: 50 } a
 const CUSTOMER_LIMIT = { name: 255, address: 510, zip: 30, city: 50, country: 50 } as const;
 const MAX_DECIMALS = 2;
 
-interface Found { problem: Problem; draftPath: string }
+interface Found {
+  problem: Problem;
+  draftPath: string;
+}
 
 export function invoiceRules(inv: InvoiceLike, related?: RelatedRecords, cfg?: EconomicConfig): Problem[] {
   const doc = inv.kind === "credit_note" ? "credit note" : "invoice";
   const found: Found[] = [];
-  const add = (draftPath: string, problems: Problem[]) => { for (const p of problems) found.push({ problem: p, draftPath }); };
+  const add = (draftPath: string, problems: Problem[]) => {
+    for (const p of problems) found.push({ problem: p, draftPath });
+  };
   add("bookWithNumber", numeric(inv.number, "number", inv.kind === "credit_note" ? "Credit note number" : "Invoice number", 1));
   add("customer", numeric(inv.customerNumber, "customerNumber", "Customer number", 1));
   add("project", numeric(inv.projectNumber, "projectNumber", "Project number", 1));
@@ -32,44 +37,64 @@ export function invoiceRules(inv: InvoiceLike, related?: RelatedRecords, cfg?: E
   add("notes.heading", maxLength(invoiceHeading(inv), 250, "heading", "The heading"));
   const text1 = invoiceTextLine1(inv);
   if (text1 && text1.length > 1000) {
-    add("notes.textLine1", [{
-      code: "economic.too_long", field: "ourReference",
-      message: `Our reference, your reference and the payment id together take ${text1.length} characters on the ${doc}; e-conomic allows 1000.`,
-      hint: "Shorten ourReference or yourReference in the PSA.",
-    }]);
+    add("notes.textLine1", [
+      {
+        code: "economic.too_long",
+        field: "ourReference",
+        message: `Our reference, your reference and the payment id together take ${text1.length} characters on the ${doc}; e-conomic allows 1000.`,
+        hint: "Shorten ourReference or yourReference in the PSA.",
+      },
+    ]);
   }
   inv.lines.forEach((l, i) => {
     add(`lines[${i}].description`, maxLength(l.text, 2500, `lines.${i}.text`, `The text of line ${i + 1}`));
-    if (l.productCode) add(`lines[${i}].product`, maxLength(l.productCode, 25, `lines.${i}.productCode`, `The product code of line ${i + 1}`));
+    if (l.productCode)
+      add(`lines[${i}].product`, maxLength(l.productCode, 25, `lines.${i}.productCode`, `The product code of line ${i + 1}`));
     add(`lines[${i}].quantity`, tooManyDecimals(doc, i, l.text, "quantity", l.quantity, "quantity"));
     add(`lines[${i}].unitNetPrice`, tooManyDecimals(doc, i, l.text, "unit price", toDecimal(l.unitPrice), "unitPrice"));
   });
   if (inv.pdf) {
     // Decoded bytes: line-wrapped base64 counts no line breaks (a payload may carry only the size).
     const pdf = inv.pdf as { contentBase64?: string; size?: number };
-    const bytes = typeof pdf.contentBase64 === "string" ? decodedBase64Length(pdf.contentBase64) : pdf.size ?? 0;
+    const bytes = typeof pdf.contentBase64 === "string" ? decodedBase64Length(pdf.contentBase64) : (pdf.size ?? 0);
     if (bytes > MAX_PDF_BYTES) {
-      add("pdf", [{
-        code: "economic.pdf_too_large", field: "pdf",
-        message: `The ${doc} PDF is ${megabytes(bytes)} MB; e-conomic accepts at most 9 MB.`,
-        hint: "Make the PDF smaller in the PSA (fewer or smaller images), or set attach_pdf = false for this target.",
-      }]);
+      add("pdf", [
+        {
+          code: "economic.pdf_too_large",
+          field: "pdf",
+          message: `The ${doc} PDF is ${megabytes(bytes)} MB; e-conomic accepts at most 9 MB.`,
+          hint: "Make the PDF smaller in the PSA (fewer or smaller images), or set attach_pdf = false for this target.",
+        },
+      ]);
     }
   }
   const customer = (related?.("customer", inv.customerNumber) as Customer | null | undefined) ?? null;
   if (customer) add("recipient", recipientRules(inv, customer, doc));
-  if (cfg) add("", backstop(inv, customer, cfg, doc, found.map((f) => f.draftPath)));
+  if (cfg)
+    add(
+      "",
+      backstop(
+        inv,
+        customer,
+        cfg,
+        doc,
+        found.map((f) => f.draftPath),
+      ),
+    );
   return found.map((f) => f.problem);
 }
 
 function tooManyDecimals(doc: string, i: number, text: string, what: string, value: number, field: string): Problem[] {
   const n = decimals(value);
   if (n <= MAX_DECIMALS) return [];
-  return [{
-    code: "economic.too_many_decimals", field: `lines.${i}.${field}`,
-    message: `Line ${i + 1} ("${clip(text)}"): the ${what} ${value} has ${n} decimals; e-conomic accepts at most ${MAX_DECIMALS} on an ${doc} line.`,
-    hint: `Round the ${what} of line ${i + 1} to ${MAX_DECIMALS} decimals in the PSA (for example ${round2(value)}), or use a unit that needs fewer decimals, then send the ${doc} again.`,
-  }];
+  return [
+    {
+      code: "economic.too_many_decimals",
+      field: `lines.${i}.${field}`,
+      message: `Line ${i + 1} ("${clip(text)}"): the ${what} ${value} has ${n} decimals; e-conomic accepts at most ${MAX_DECIMALS} on an ${doc} line.`,
+      hint: `Round the ${what} of line ${i + 1} to ${MAX_DECIMALS} decimals in the PSA (for example ${round2(value)}), or use a unit that needs fewer decimals, then send the ${doc} again.`,
+    },
+  ];
 }
 
 /** The customer's name and billing address as the invoice recipient: the customer is what must change. */
@@ -87,9 +112,10 @@ function recipientRules(inv: InvoiceLike, c: Customer, doc: string): Problem[] {
   for (const [key, value, psaField, label] of fields) {
     const max = RECIPIENT[key];
     if (value === undefined || value.length <= max) continue;
-    const message = value.length <= CUSTOMER_LIMIT[key]
-      ? `The ${label} of customer ${inv.customerNumber} is ${value.length} characters: e-conomic takes that on the customer (up to ${CUSTOMER_LIMIT[key]}) but not on the recipient of an ${doc} (up to ${max}).`
-      : `The ${label} of customer ${inv.customerNumber} is ${value.length} characters; the recipient of an e-conomic ${doc} allows ${max}.`;
+    const message =
+      value.length <= CUSTOMER_LIMIT[key]
+        ? `The ${label} of customer ${inv.customerNumber} is ${value.length} characters: e-conomic takes that on the customer (up to ${CUSTOMER_LIMIT[key]}) but not on the recipient of an ${doc} (up to ${max}).`
+        : `The ${label} of customer ${inv.customerNumber} is ${value.length} characters; the recipient of an e-conomic ${doc} allows ${max}.`;
     out.push({
       code: "economic.recipient_too_long",
       message,
@@ -102,10 +128,21 @@ function recipientRules(inv: InvoiceLike, c: Customer, doc: string): Problem[] {
 }
 
 /** Draft paths → the PSA's field, for limits the rules above do not name. */
-const LINE_FIELDS: Record<string, string> = { description: "text", product: "productCode", quantity: "quantity", unitNetPrice: "unitPrice" };
+const LINE_FIELDS: Record<string, string> = {
+  description: "text",
+  product: "productCode",
+  quantity: "quantity",
+  unitNetPrice: "unitPrice",
+};
 const FIELDS: Record<string, string> = {
-  "notes.heading": "heading", "notes.textLine1": "ourReference", "references.other": "psaId", customer: "customerNumber",
-  project: "projectNumber", date: "date", dueDate: "dueDate", currency: "currency",
+  "notes.heading": "heading",
+  "notes.textLine1": "ourReference",
+  "references.other": "psaId",
+  customer: "customerNumber",
+  project: "projectNumber",
+  date: "date",
+  dueDate: "dueDate",
+  currency: "currency",
 };
 
 function psaField(segments: PathSegment[]): string | undefined {
@@ -113,7 +150,14 @@ function psaField(segments: PathSegment[]): string | undefined {
     const f = LINE_FIELDS[String(segments[2])];
     return `lines.${segments[1]}${f ? `.${f}` : ""}`;
   }
-  return FIELDS[segments.filter((s) => typeof s === "string").slice(0, 2).join(".")] ?? FIELDS[String(segments[0])];
+  return (
+    FIELDS[
+      segments
+        .filter((s) => typeof s === "string")
+        .slice(0, 2)
+        .join(".")
+    ] ?? FIELDS[String(segments[0])]
+  );
 }
 
 /**

@@ -7,10 +7,18 @@ import type { EconomicConfig } from "./config.ts";
 export const toDecimal = (minor: number) => Math.round(minor) / 100;
 
 const COUNTRY_NAMES: Record<string, string> = {
-  NO: "Norway", DK: "Denmark", SE: "Sweden", FI: "Finland", IS: "Iceland", DE: "Germany", GB: "United Kingdom", NL: "Netherlands", US: "United States",
+  NO: "Norway",
+  DK: "Denmark",
+  SE: "Sweden",
+  FI: "Finland",
+  IS: "Iceland",
+  DE: "Germany",
+  GB: "United Kingdom",
+  NL: "Netherlands",
+  US: "United States",
 };
 /** e-conomic's country is free text (≤ 50), not an ISO code. */
-export const countryName = (iso?: string) => (iso ? COUNTRY_NAMES[iso] ?? iso : undefined);
+export const countryName = (iso?: string) => (iso ? (COUNTRY_NAMES[iso] ?? iso) : undefined);
 
 /** Drops undefined, null and false (e-conomic omits false booleans and rejects nulls). */
 export function compact<T extends Record<string, unknown>>(o: T): Partial<T> {
@@ -94,9 +102,11 @@ export interface DraftOptions {
  */
 export function draftInvoiceBody(inv: InvoiceLike, customer: Customer | null, cfg: EconomicConfig, opts: DraftOptions = {}) {
   const a = customer ? postalAddress(customer) : undefined;
-  const terms = opts.terms ?? (cfg.due_date_payment_terms
-    ? { paymentTerms: cfg.due_date_payment_terms, keepsDueDate: true }
-    : { paymentTerms: cfg.payment_terms, keepsDueDate: false });
+  const terms =
+    opts.terms ??
+    (cfg.due_date_payment_terms
+      ? { paymentTerms: cfg.due_date_payment_terms, keepsDueDate: true }
+      : { paymentTerms: cfg.payment_terms, keepsDueDate: false });
   return compact({
     date: inv.date,
     dueDate: terms.keepsDueDate ? inv.dueDate : undefined,
@@ -127,11 +137,22 @@ export function draftInvoiceBody(inv: InvoiceLike, customer: Customer | null, cf
 }
 
 export function invoiceHeading(inv: InvoiceLike): string {
-  return inv.heading ?? (inv.kind === "credit_note" ? `Credit note ${inv.number} for invoice ${inv.creditedInvoiceNumber}` : `Invoice ${inv.number}`);
+  return (
+    inv.heading ??
+    (inv.kind === "credit_note" ? `Credit note ${inv.number} for invoice ${inv.creditedInvoiceNumber}` : `Invoice ${inv.number}`)
+  );
 }
 
 export function invoiceTextLine1(inv: InvoiceLike): string | undefined {
-  return [inv.ourReference && `Our reference: ${inv.ourReference}`, inv.yourReference && `Your reference: ${inv.yourReference}`, inv.paymentId && `KID: ${inv.paymentId}`].filter(Boolean).join("\n") || undefined;
+  return (
+    [
+      inv.ourReference && `Our reference: ${inv.ourReference}`,
+      inv.yourReference && `Your reference: ${inv.yourReference}`,
+      inv.paymentId && `KID: ${inv.paymentId}`,
+    ]
+      .filter(Boolean)
+      .join("\n") || undefined
+  );
 }
 
 export function bookBody(draftInvoiceNumber: number, invoiceNumber: number) {

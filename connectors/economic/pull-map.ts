@@ -45,7 +45,8 @@ export function parseEntries(body: any): Entry[] {
 
 export function unexpected(what: string): TargetError {
   return new TargetError("permanent", {
-    code: "economic.unexpected_answer", message: `e-conomic answered without ${what} where kontobro expected it.`,
+    code: "economic.unexpected_answer",
+    message: `e-conomic answered without ${what} where kontobro expected it.`,
     hint: "This may be a change in e-conomic's API. The pull stopped without storing that page; send the log to kontobro support.",
   });
 }
@@ -61,12 +62,14 @@ export function unexpected(what: string): TargetError {
 export const ExpenseCursor = z.object({
   v: z.literal(1),
   done: z.iso.date().optional(),
-  run: z.object({
-    since: z.iso.date(),
-    until: z.iso.date(),
-    years: z.array(z.string()).min(1),
-    after: z.number().int().min(0),
-  }).optional(),
+  run: z
+    .object({
+      since: z.iso.date(),
+      until: z.iso.date(),
+      years: z.array(z.string()).min(1),
+      after: z.number().int().min(0),
+    })
+    .optional(),
 });
 export type ExpenseCursor = z.infer<typeof ExpenseCursor>;
 
@@ -76,7 +79,8 @@ export function parseExpenseCursor(raw: string | null): ExpenseCursor {
     return ExpenseCursor.parse(JSON.parse(raw));
   } catch {
     throw new TargetError("permanent", {
-      code: "economic.cursor_unreadable", message: "The stored position of the expense pull cannot be read.",
+      code: "economic.cursor_unreadable",
+      message: "The stored position of the expense pull cannot be read.",
       hint: "Reset it with `DELETE FROM cursors WHERE stream = 'expenses'` in the database; the next pull then looks back the configured number of days (nothing is imported twice).",
     });
   }
@@ -107,7 +111,10 @@ export function isExpense(e: Entry, cfg: EconomicConfig["expenses"]): boolean {
   return true;
 }
 
-export interface VatAccount { rate: number; accountNumber: number }
+export interface VatAccount {
+  rate: number;
+  accountNumber: number;
+}
 
 /**
  * The expense line's amount with and without VAT, in minor units. e-conomic books a supplier invoice
@@ -119,9 +126,10 @@ export function expenseAmounts(e: Entry, voucher: Entry[], vat: Map<string, VatA
   const vatAccounts = new Set([...vat.values()].map((v) => v.accountNumber));
   const costLines = voucher.filter((x) => !x.supplier && !vatAccounts.has(x.account.accountNumber));
   const vatLines = voucher.filter((x) => vatAccounts.has(x.account.accountNumber));
-  const vatAmount = costLines.length === 1 && costLines[0]!.entryNumber === e.entryNumber
-    ? vatLines.reduce((sum, x) => sum + toMinor(x.amount), 0)
-    : Math.round(net * (vat.get(e.vatAccount?.vatCode ?? "")?.rate ?? 0));
+  const vatAmount =
+    costLines.length === 1 && costLines[0]!.entryNumber === e.entryNumber
+      ? vatLines.reduce((sum, x) => sum + toMinor(x.amount), 0)
+      : Math.round(net * (vat.get(e.vatAccount?.vatCode ?? "")?.rate ?? 0));
   return { net, vat: vatAmount, gross: net + vatAmount };
 }
 
@@ -146,24 +154,44 @@ export interface ExpenseData {
   costTypeNumber?: number;
 }
 
-export function expenseItem(year: string, e: Entry, voucher: Entry[], ctx: {
-  cfg: EconomicConfig["expenses"]; vat: Map<string, VatAccount>; supplierName?: string; attachment?: PullItem["attachment"];
-}): PullItem<ExpenseData> {
+export function expenseItem(
+  year: string,
+  e: Entry,
+  voucher: Entry[],
+  ctx: {
+    cfg: EconomicConfig["expenses"];
+    vat: Map<string, VatAccount>;
+    supplierName?: string;
+    attachment?: PullItem["attachment"];
+  },
+): PullItem<ExpenseData> {
   const supplierEntry = voucher.find((x) => x.supplier) ?? (e.supplier ? e : undefined);
   const amounts = expenseAmounts(e, voucher, ctx.vat);
   const supplierInvoiceNumber = supplierEntry?.supplierInvoiceNumber ?? e.supplierInvoiceNumber;
   const projectNumber = String(e.project!.projectNumber);
   const data: ExpenseData = {
-    projectNumber, activity: ctx.cfg.activity, billable: ctx.cfg.billable,
+    projectNumber,
+    activity: ctx.cfg.activity,
+    billable: ctx.cfg.billable,
     description: e.text || supplierEntry?.text || `Supplier invoice ${supplierInvoiceNumber ?? e.voucherNumber}`,
-    amount: amounts.gross, amountExclVat: amounts.net, vatAmount: amounts.vat, currency: e.currency,
-    invoiceDate: e.date, dueDate: supplierEntry?.dueDate,
+    amount: amounts.gross,
+    amountExclVat: amounts.net,
+    vatAmount: amounts.vat,
+    currency: e.currency,
+    invoiceDate: e.date,
+    dueDate: supplierEntry?.dueDate,
     supplier: supplierEntry?.supplier ? { number: supplierEntry.supplier.supplierNumber, name: ctx.supplierName } : undefined,
-    supplierInvoiceNumber, voucherNumber: e.voucherNumber, accountingYear: year, entryNumber: e.entryNumber,
-    accountNumber: e.account.accountNumber, costTypeNumber: e.costType?.costTypeNumber,
+    supplierInvoiceNumber,
+    voucherNumber: e.voucherNumber,
+    accountingYear: year,
+    entryNumber: e.entryNumber,
+    accountNumber: e.account.accountNumber,
+    costTypeNumber: e.costType?.costTypeNumber,
   };
   return {
-    remoteId: `entry:${year}:${e.entryNumber}`, type: "expense.posted", data,
+    remoteId: `entry:${year}:${e.entryNumber}`,
+    type: "expense.posted",
+    data,
     requires: { entity: "project", key: projectNumber },
     ...(ctx.attachment ? { attachment: ctx.attachment } : {}),
   };
@@ -172,7 +200,12 @@ export function expenseItem(year: string, e: Entry, voucher: Entry[], ctx: {
 /** e-conomic's id escaping in URLs (`/` → `_6_` etc.), for year keys like "2025/2026". */
 export function selfId(id: string): string {
   const chars = ["<", ">", "*", "%", ":", "&", "/", "\\", "_", " ", "?", ".", "#", "+"];
-  return [...id].map((ch) => { const i = chars.indexOf(ch); return i < 0 ? ch : `_${i}_`; }).join("");
+  return [...id]
+    .map((ch) => {
+      const i = chars.indexOf(ch);
+      return i < 0 ? ch : `_${i}_`;
+    })
+    .join("");
 }
 
 // ── payment status ─────────────────────────────────────────────────────────────────────────────────
@@ -192,9 +225,13 @@ export function paymentItem(key: string, booked: any, status: PaymentStatus): Pu
     remoteId: `invoice:${booked.bookedInvoiceNumber}`,
     type: status === "paid" ? "invoice.paid" : "invoice.status_changed",
     data: {
-      invoiceNumber: key, bookedInvoiceNumber: booked.bookedInvoiceNumber, status,
-      amount: toMinor(booked.grossAmount ?? 0), remainder: toMinor(booked.remainder ?? 0),
-      currency: booked.currency, dueDate: booked.dueDate,
+      invoiceNumber: key,
+      bookedInvoiceNumber: booked.bookedInvoiceNumber,
+      status,
+      amount: toMinor(booked.grossAmount ?? 0),
+      remainder: toMinor(booked.remainder ?? 0),
+      currency: booked.currency,
+      dueDate: booked.dueDate,
     },
     // kontobro booked it and the PSA knows it is unpaid: the first item is sent when that changes.
     status: { entity: "invoice", key, value: status, final: status === "paid", baseline: "unpaid" },
@@ -214,6 +251,7 @@ export function economicWebhookStreams(params: Record<string, string>): string[]
   if (/day ?book|journal|voucher|entr|supplier|expense/.test(type)) return ["expenses"];
   if (/customer|product|project|order|employee|contact/.test(type)) return [];
   if (!type && (params.invoice ?? params.invoiceno) !== undefined) return ["payments"];
-  if (!type && ["daybook", "daybookno", "from", "to", "fromserialno", "toserialno"].some((k) => params[k] !== undefined)) return ["expenses"];
+  if (!type && ["daybook", "daybookno", "from", "to", "fromserialno", "toserialno"].some((k) => params[k] !== undefined))
+    return ["expenses"];
   return ["expenses", "payments"];
 }

@@ -7,19 +7,38 @@ import type { PullItem, PullOptions, PullResult } from "../contract.ts";
 import { TargetError, type HttpClient } from "../http.ts";
 import type { EconomicConfig } from "./config.ts";
 import {
-  entriesFilter, expenseItem, isExpense, parseEntries, parseExpenseCursor, paymentItem, paymentStatus, selfId, unexpected, windowStart,
-  type Entry, type ExpenseCursor, type VatAccount,
+  entriesFilter,
+  expenseItem,
+  isExpense,
+  parseEntries,
+  parseExpenseCursor,
+  paymentItem,
+  paymentStatus,
+  selfId,
+  unexpected,
+  windowStart,
+  type Entry,
+  type ExpenseCursor,
+  type VatAccount,
 } from "./pull-map.ts";
 
 const IN_LIMIT = 200; // e-conomic's $in: takes at most 200 values
 
 export class EconomicPuller {
-  constructor(private readonly http: HttpClient, private readonly rest: string, private readonly cfg: EconomicConfig) {}
+  constructor(
+    private readonly http: HttpClient,
+    private readonly rest: string,
+    private readonly cfg: EconomicConfig,
+  ) {}
 
   pull(stream: string, cursor: string | null, options: PullOptions): Promise<PullResult> {
     if (stream === "expenses") return this.expenses(cursor, options.today);
     if (stream === "payments") return this.payments(options.openInvoices);
-    throw new TargetError("permanent", { code: "unknown_stream", message: `e-conomic has no stream "${stream}".`, hint: "Use expenses or payments." });
+    throw new TargetError("permanent", {
+      code: "unknown_stream",
+      message: `e-conomic has no stream "${stream}".`,
+      hint: "Use expenses or payments.",
+    });
   }
 
   // ── expenses ─────────────────────────────────────────────────────────────────────────────────────
@@ -37,9 +56,17 @@ export class EconomicPuller {
     }
     const year = run.years[0]!;
     const link = years.get(year) ?? `${this.rest}/accounting-years/${selfId(year)}/entries`;
-    const page = await this.get(link, { filter: entriesFilter(run.since, run.after, cfg.cost_types), sort: "entryNumber", pagesize: String(cfg.page_size) });
+    const page = await this.get(link, {
+      filter: entriesFilter(run.since, run.after, cfg.cost_types),
+      sort: "entryNumber",
+      pagesize: String(cfg.page_size),
+    });
     const entries = parseEntries(page);
-    const items = await this.expenseItems(year, link, entries.filter((e) => isExpense(e, cfg)));
+    const items = await this.expenseItems(
+      year,
+      link,
+      entries.filter((e) => isExpense(e, cfg)),
+    );
     const last = entries.length > 0 ? entries[entries.length - 1]!.entryNumber : run.after;
     let next: ExpenseCursor;
     if (page?.pagination?.nextPage) next = { v: 1, done: cursor.done, run: { ...run, after: last } };
@@ -50,9 +77,18 @@ export class EconomicPuller {
 
   /** Accounting years overlapping [since, until], oldest first: year → its entries link. */
   private async accountingYears(since: string, until: string): Promise<Map<string, string>> {
-    const body = await this.get(`${this.rest}/accounting-years`, { filter: `toDate$gte:${since}$and:fromDate$lte:${until}`, sort: "fromDate", pagesize: "1000" });
+    const body = await this.get(`${this.rest}/accounting-years`, {
+      filter: `toDate$gte:${since}$and:fromDate$lte:${until}`,
+      sort: "fromDate",
+      pagesize: "1000",
+    });
     if (!Array.isArray(body?.collection)) throw unexpected("a list of accounting years");
-    return new Map(body.collection.map((y: any) => [String(y.year), typeof y.entries === "string" ? y.entries : `${this.rest}/accounting-years/${selfId(String(y.year))}/entries`]));
+    return new Map(
+      body.collection.map((y: any) => [
+        String(y.year),
+        typeof y.entries === "string" ? y.entries : `${this.rest}/accounting-years/${selfId(String(y.year))}/entries`,
+      ]),
+    );
   }
 
   private async expenseItems(year: string, entriesLink: string, expenses: Entry[]): Promise<PullItem[]> {
@@ -67,12 +103,20 @@ export class EconomicPuller {
         const voucher = parseEntries(await this.get(entriesLink, { filter: `voucherNumber$eq:${e.voucherNumber}`, pagesize: "1000" }));
         vouchers.set(e.voucherNumber, voucher);
         const supplier = voucher.find((x) => x.supplier)?.supplier?.supplierNumber;
-        if (supplier !== undefined && !suppliers.has(supplier)) suppliers.set(supplier, (await this.getOrNull(`${this.rest}/suppliers/${supplier}`))?.name);
+        if (supplier !== undefined && !suppliers.has(supplier))
+          suppliers.set(supplier, (await this.getOrNull(`${this.rest}/suppliers/${supplier}`))?.name);
         receipts.set(e.voucherNumber, this.cfg.expenses.attachments ? await this.receipt(year, e.voucherNumber) : undefined);
       }
       const voucher = vouchers.get(e.voucherNumber)!;
       const supplier = voucher.find((x) => x.supplier)?.supplier?.supplierNumber;
-      items.push(expenseItem(year, e, voucher, { cfg: this.cfg.expenses, vat, supplierName: supplier === undefined ? undefined : suppliers.get(supplier), attachment: receipts.get(e.voucherNumber) }));
+      items.push(
+        expenseItem(year, e, voucher, {
+          cfg: this.cfg.expenses,
+          vat,
+          supplierName: supplier === undefined ? undefined : suppliers.get(supplier),
+          attachment: receipts.get(e.voucherNumber),
+        }),
+      );
     }
     return items;
   }
@@ -81,7 +125,8 @@ export class EconomicPuller {
     const body = await this.get(`${this.rest}/vat-accounts`, { pagesize: "1000" });
     const out = new Map<string, VatAccount>();
     for (const v of body?.collection ?? []) {
-      if (typeof v?.vatCode === "string") out.set(v.vatCode, { rate: Number(v.ratePercentage ?? 0) / 100, accountNumber: Number(v.account?.accountNumber ?? NaN) });
+      if (typeof v?.vatCode === "string")
+        out.set(v.vatCode, { rate: Number(v.ratePercentage ?? 0) / 100, accountNumber: Number(v.account?.accountNumber ?? NaN) });
     }
     return out;
   }
@@ -91,7 +136,10 @@ export class EconomicPuller {
     const base = `${this.rest}/journals/${this.cfg.journal}/vouchers/${selfId(year)}-${voucher}/attachment`;
     const meta = await this.getOrNull(base);
     if (!meta) return undefined;
-    const file = await this.http.request("GET", typeof meta.file === "string" ? meta.file : `${base}/file`, { binary: true, accept: [404] });
+    const file = await this.http.request("GET", typeof meta.file === "string" ? meta.file : `${base}/file`, {
+      binary: true,
+      accept: [404],
+    });
     if (file.status === 404 || !(file.body instanceof Uint8Array)) return undefined;
     const contentType = (file.headers.get("content-type") ?? "application/pdf").split(";")[0]!.trim();
     const ext = contentType.includes("pdf") ? "pdf" : contentType.includes("png") ? "png" : contentType.includes("gif") ? "gif" : "jpg";
@@ -117,7 +165,8 @@ export class EconomicPuller {
       if (!Array.isArray(booked?.collection)) throw unexpected("a list of booked invoices");
       for (const b of booked.collection) {
         const key = keyOf.get(b.bookedInvoiceNumber);
-        if (key !== undefined) items.push(paymentItem(key, b, paymentStatus(b, isPaid.has(b.bookedInvoiceNumber), isOverdue.has(b.bookedInvoiceNumber))));
+        if (key !== undefined)
+          items.push(paymentItem(key, b, paymentStatus(b, isPaid.has(b.bookedInvoiceNumber), isOverdue.has(b.bookedInvoiceNumber))));
       }
     }
     return { items, cursor: null, more: false };

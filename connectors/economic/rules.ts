@@ -35,16 +35,27 @@ export function productRules(p: Product): Problem[] {
   const out = [...maxLength(p.code, 25, "code", "The product code"), ...maxLength(p.name, 300, "name", "The product name")];
   // e-conomic puts product numbers in URLs with its own escaping; plain characters avoid that trap.
   if (!/^[A-Za-z0-9-]+$/.test(p.code)) {
-    out.push(problem("economic.product_code_characters", `Product code "${p.code}" has characters e-conomic handles badly in product URLs.`, "Use letters, digits and '-' only in product codes sent to e-conomic.", "code"));
+    out.push(
+      problem(
+        "economic.product_code_characters",
+        `Product code "${p.code}" has characters e-conomic handles badly in product URLs.`,
+        "Use letters, digits and '-' only in product codes sent to e-conomic.",
+        "code",
+      ),
+    );
   }
   return out;
 }
 
 export function economicRules(entity: Entity, payload: any, related?: RelatedRecords, cfg?: EconomicConfig): Problem[] {
   switch (entity) {
-    case "customer": return customerRules(payload);
-    case "project": return projectRules(payload);
-    case "product": return productRules(payload);
-    case "invoice": return invoiceRules(payload, related, cfg);
+    case "customer":
+      return customerRules(payload);
+    case "project":
+      return projectRules(payload);
+    case "product":
+      return productRules(payload);
+    case "invoice":
+      return invoiceRules(payload, related, cfg);
   }
 }

@@ -80,7 +80,8 @@ export function stripToSchema(schema: JsonSchema, value: unknown): unknown {
 }
 
 function check(schema: JsonSchema, value: unknown, at: PathSegment[], errors: SchemaError[], opts: ValidateOptions): void {
-  const fail = (keyword: string, message: string) => errors.push({ path: formatPath(at), segments: at, keyword, message: `${name(at)} ${message}`, value });
+  const fail = (keyword: string, message: string) =>
+    errors.push({ path: formatPath(at), segments: at, keyword, message: `${name(at)} ${message}`, value });
   if (value === null) {
     if (schema.nullable === true || typeList(schema).includes("null") || schema.enum?.includes(null)) return;
     if (schema.type !== undefined || schema.enum !== undefined) fail("type", "cannot be null.");
@@ -103,8 +104,10 @@ function check(schema: JsonSchema, value: unknown, at: PathSegment[], errors: Sc
 type Fail = (keyword: string, message: string) => void;
 
 function checkString(schema: JsonSchema, value: string, fail: Fail): void {
-  if (schema.minLength !== undefined && value.length < schema.minLength) fail("minLength", `must be at least ${schema.minLength} characters long.`);
-  if (schema.maxLength !== undefined && value.length > schema.maxLength) fail("maxLength", `cannot be longer than ${schema.maxLength} characters.`);
+  if (schema.minLength !== undefined && value.length < schema.minLength)
+    fail("minLength", `must be at least ${schema.minLength} characters long.`);
+  if (schema.maxLength !== undefined && value.length > schema.maxLength)
+    fail("maxLength", `cannot be longer than ${schema.maxLength} characters.`);
   // JSON Schema patterns are not anchored: "[a-zA-Z]{3}" only asks for three letters somewhere.
   const re = schema.pattern === undefined ? null : safeRegExp(schema.pattern);
   if (re && !re.test(value)) fail("pattern", `does not match the pattern ${schema.pattern}.`);
@@ -135,7 +138,13 @@ function checkItems(schema: JsonSchema, value: unknown[], at: PathSegment[], err
   });
 }
 
-function checkObject(schema: JsonSchema, value: Record<string, unknown>, at: PathSegment[], errors: SchemaError[], opts: ValidateOptions): void {
+function checkObject(
+  schema: JsonSchema,
+  value: Record<string, unknown>,
+  at: PathSegment[],
+  errors: SchemaError[],
+  opts: ValidateOptions,
+): void {
   const props = schema.properties ?? {};
   const requiredList = Array.isArray(schema.required) ? schema.required : [];
   for (const key of requiredList) {
@@ -154,7 +163,13 @@ function checkObject(schema: JsonSchema, value: Record<string, unknown>, at: Pat
   const extra = Object.keys(value).filter((k) => !(k in props));
   if (schema.additionalProperties === false) {
     for (const key of extra) {
-      errors.push({ path: formatPath([...at, key]), segments: [...at, key], keyword: "additionalProperties", message: `${key} is not a known property.`, value: value[key] });
+      errors.push({
+        path: formatPath([...at, key]),
+        segments: [...at, key],
+        keyword: "additionalProperties",
+        message: `${key} is not a known property.`,
+        value: value[key],
+      });
     }
   } else if (isPlainObject(schema.additionalProperties)) {
     for (const key of extra) check(schema.additionalProperties as JsonSchema, value[key], [...at, key], errors, opts);
@@ -173,21 +188,33 @@ function typeList(schema: JsonSchema): string[] {
 
 function hasType(value: unknown, type: string): boolean {
   switch (type) {
-    case "string": return typeof value === "string";
-    case "number": return typeof value === "number" && Number.isFinite(value);
-    case "integer": return typeof value === "number" && Number.isInteger(value);
-    case "boolean": return typeof value === "boolean";
-    case "object": return isPlainObject(value);
-    case "array": return Array.isArray(value);
-    case "null": return value === null;
-    case "any": return true;
-    default: return true; // an unknown type name constrains nothing
+    case "string":
+      return typeof value === "string";
+    case "number":
+      return typeof value === "number" && Number.isFinite(value);
+    case "integer":
+      return typeof value === "number" && Number.isInteger(value);
+    case "boolean":
+      return typeof value === "boolean";
+    case "object":
+      return isPlainObject(value);
+    case "array":
+      return Array.isArray(value);
+    case "null":
+      return value === null;
+    case "any":
+      return true;
+    default:
+      return true; // an unknown type name constrains nothing
   }
 }
 
 function enumHas(values: unknown[], value: unknown, opts: ValidateOptions): boolean {
-  return values.some((e) => e === value
-    || (opts.caseInsensitiveEnums && typeof e === "string" && typeof value === "string" && e.toLowerCase() === value.toLowerCase()));
+  return values.some(
+    (e) =>
+      e === value ||
+      (opts.caseInsensitiveEnums && typeof e === "string" && typeof value === "string" && e.toLowerCase() === value.toLowerCase()),
+  );
 }
 
 /** Decimals as written in JSON: 10.12345 has 5; 1e-7 has 7. */
@@ -201,10 +228,14 @@ export function decimals(n: number): number {
 function formatOk(format: string, value: string): boolean {
   switch (format) {
     case "date":
-    case "full-date": return isIsoDate(value);
-    case "date-time": return /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$/i.test(value) && isIsoDate(value.slice(0, 10));
-    case "uri": return /^[a-z][a-z0-9+.-]*:\S+$/i.test(value);
-    default: return true; // int32, double, email, … are not checked
+    case "full-date":
+      return isIsoDate(value);
+    case "date-time":
+      return /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$/i.test(value) && isIsoDate(value.slice(0, 10));
+    case "uri":
+      return /^[a-z][a-z0-9+.-]*:\S+$/i.test(value);
+    default:
+      return true; // int32, double, email, … are not checked
   }
 }
 
@@ -219,7 +250,11 @@ function isIsoDate(value: string): boolean {
 const regexCache = new Map<string, RegExp | null>();
 function safeRegExp(pattern: string): RegExp | null {
   if (!regexCache.has(pattern)) {
-    try { regexCache.set(pattern, new RegExp(pattern)); } catch { regexCache.set(pattern, null); }
+    try {
+      regexCache.set(pattern, new RegExp(pattern));
+    } catch {
+      regexCache.set(pattern, null);
+    }
   }
   return regexCache.get(pattern) ?? null;
 }

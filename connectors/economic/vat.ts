@@ -7,8 +7,34 @@ export const VAT_CATEGORIES: readonly VatCategory[] = ["domestic", "eu", "abroad
 
 /** The 27 EU member states (ISO 3166-1 alpha-2; Greece is GR, its VAT prefix EL is accepted too). */
 export const EU_COUNTRIES: ReadonlySet<string> = new Set([
-  "AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "EL", "HU", "IE", "IT", "LV", "LT", "LU",
-  "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE",
+  "AT",
+  "BE",
+  "BG",
+  "HR",
+  "CY",
+  "CZ",
+  "DK",
+  "EE",
+  "FI",
+  "FR",
+  "DE",
+  "GR",
+  "EL",
+  "HU",
+  "IE",
+  "IT",
+  "LV",
+  "LT",
+  "LU",
+  "MT",
+  "NL",
+  "PL",
+  "PT",
+  "RO",
+  "SK",
+  "SI",
+  "ES",
+  "SE",
 ]);
 
 /** A zone as GET /vat-zones lists it. */
@@ -49,7 +75,12 @@ export function zoneByName(zones: VatZone[], category: VatCategory): { zone?: Va
   // "Non-EU" matches both patterns; it is abroad.
   if (category !== "abroad") matches = matches.filter((z) => !NAME_PATTERNS.abroad.test(z.name ?? ""));
   if (matches.length === 1) return { zone: matches[0] };
-  return { reason: matches.length === 0 ? "no VAT zone has a name that says so" : `several VAT zones could be it (${matches.map(describeZone).join(", ")})` };
+  return {
+    reason:
+      matches.length === 0
+        ? "no VAT zone has a name that says so"
+        : `several VAT zones could be it (${matches.map(describeZone).join(", ")})`,
+  };
 }
 
 export function describeZone(z: VatZone): string {
@@ -77,12 +108,18 @@ export interface VatZonePlan {
 }
 
 /** Config first (vat_zones.domestic|eu|abroad, the old vat_zone for domestic), else the zone's name. */
-export function planVatZones(cfg: Pick<EconomicConfig, "vat_zones" | "vat_zone" | "home_country">, zones: VatZone[], self: any): VatZonePlan {
+export function planVatZones(
+  cfg: Pick<EconomicConfig, "vat_zones" | "vat_zone" | "home_country">,
+  zones: VatZone[],
+  self: any,
+): VatZonePlan {
   const fromAgreement = agreementCountry(self);
   const home = cfg.home_country ?? fromAgreement ?? "DK";
   const homeSource = cfg.home_country ? "config" : fromAgreement ? "agreement" : "default";
   const configured: Record<VatCategory, number | undefined> = {
-    domestic: cfg.vat_zones.domestic ?? cfg.vat_zone, eu: cfg.vat_zones.eu, abroad: cfg.vat_zones.abroad,
+    domestic: cfg.vat_zones.domestic ?? cfg.vat_zone,
+    eu: cfg.vat_zones.eu,
+    abroad: cfg.vat_zones.abroad,
   };
   const categories = {} as VatZonePlan["categories"];
   for (const c of VAT_CATEGORIES) {
@@ -92,7 +129,9 @@ export function planVatZones(cfg: Pick<EconomicConfig, "vat_zones" | "vat_zone" 
       continue;
     }
     const found = zoneByName(zones, c);
-    categories[c] = found.zone ? { zone: found.zone.vatZoneNumber, name: found.zone.name, source: "agreement" } : { source: "agreement", reason: found.reason };
+    categories[c] = found.zone
+      ? { zone: found.zone.vatZoneNumber, name: found.zone.name, source: "agreement" }
+      : { source: "agreement", reason: found.reason };
   }
   return { home, homeSource, categories, countries: { ...cfg.vat_zones.countries }, zones };
 }

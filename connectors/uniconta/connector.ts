@@ -3,7 +3,18 @@
 // notes through orders (invoice-push.ts); expenses and payment status back (pull.ts); the daily call budget.
 import type { Customer, Entity, InvoiceLike, Project } from "../../agent/model.ts";
 import type { Problem } from "../../agent/problem.ts";
-import type { CheckItem, Connector, ConnectorDeps, Link, PullOptions, PullResult, PushContext, PushResult, RelatedRecords, TargetBudget } from "../contract.ts";
+import type {
+  CheckItem,
+  Connector,
+  ConnectorDeps,
+  Link,
+  PullOptions,
+  PullResult,
+  PushContext,
+  PushResult,
+  RelatedRecords,
+  TargetBudget,
+} from "../contract.ts";
 import { TargetError } from "../http.ts";
 import { CallBudget } from "./budget.ts";
 import { runChecks } from "./check.ts";
@@ -25,14 +36,34 @@ export class UnicontaConnector implements Connector {
   readonly invoices: UnicontaInvoices;
   private readonly puller: UnicontaPuller;
 
-  constructor(readonly name: string, private readonly cfg: UnicontaConfig, deps: ConnectorDeps, now: () => number = Date.now) {
-    this.budget = new CallBudget({
-      limit: cfg.calls_per_day, reserve: cfg.reserve_for_pushes, timezone: cfg.quota_timezone,
-      gatewayPostCalls: cfg.gateway_post_calls, gatewaySessionMinutes: cfg.gateway_session_minutes,
-    }, deps.counters, now, (e) => deps.log.warn("uniconta: could not read or write the stored call count; counting in memory", { target: name, error: e }));
+  constructor(
+    readonly name: string,
+    private readonly cfg: UnicontaConfig,
+    deps: ConnectorDeps,
+    now: () => number = Date.now,
+  ) {
+    this.budget = new CallBudget(
+      {
+        limit: cfg.calls_per_day,
+        reserve: cfg.reserve_for_pushes,
+        timezone: cfg.quota_timezone,
+        gatewayPostCalls: cfg.gateway_post_calls,
+        gatewaySessionMinutes: cfg.gateway_session_minutes,
+      },
+      deps.counters,
+      now,
+      (e) => deps.log.warn("uniconta: could not read or write the stored call count; counting in memory", { target: name, error: e }),
+    );
     this.client = new UnicontaClient({
-      apiUrl: cfg.api_url, gatewayUrl: cfg.gateway_url, companyId: cfg.company_id, username: cfg.username, password: cfg.password,
-      timeoutMs: cfg.request_timeout_ms, requestsPerSecond: cfg.requests_per_second, burst: cfg.burst, budget: this.budget,
+      apiUrl: cfg.api_url,
+      gatewayUrl: cfg.gateway_url,
+      companyId: cfg.company_id,
+      username: cfg.username,
+      password: cfg.password,
+      timeoutMs: cfg.request_timeout_ms,
+      requestsPerSecond: cfg.requests_per_second,
+      burst: cfg.burst,
+      budget: this.budget,
     });
     this.setup = new SetupLists(this.client, cfg.setup_cache_minutes * 60_000, now);
     this.invoices = new UnicontaInvoices(this.client, cfg, this.setup, deps.log);
@@ -49,24 +80,35 @@ export class UnicontaConnector implements Connector {
 
   async push(entity: Entity, payload: any, ctx: PushContext): Promise<PushResult> {
     switch (entity) {
-      case "customer": return this.pushCustomer(payload as Customer);
-      case "project": return this.pushProject(payload as Project);
-      case "invoice": return this.invoices.push(payload as InvoiceLike, ctx);
-      default: throw new TargetError("permanent", { code: "uniconta.unsupported", message: `Uniconta does not take ${entity} records from kontobro.`, hint: "Nothing to do." });
+      case "customer":
+        return this.pushCustomer(payload as Customer);
+      case "project":
+        return this.pushProject(payload as Project);
+      case "invoice":
+        return this.invoices.push(payload as InvoiceLike, ctx);
+      default:
+        throw new TargetError("permanent", {
+          code: "uniconta.unsupported",
+          message: `Uniconta does not take ${entity} records from kontobro.`,
+          hint: "Nothing to do.",
+        });
     }
   }
 
   async find(entity: Entity, payload: any): Promise<Link | null> {
     switch (entity) {
-      case "customer": return (await this.client.readBy("DebtorClient", "Account", payload.number)).length ? { remoteId: String(payload.number) } : null;
-      case "project": return (await this.client.readBy("ProjectClient", "Number", payload.number)).length ? { remoteId: String(payload.number) } : null;
+      case "customer":
+        return (await this.client.readBy("DebtorClient", "Account", payload.number)).length ? { remoteId: String(payload.number) } : null;
+      case "project":
+        return (await this.client.readBy("ProjectClient", "Number", payload.number)).length ? { remoteId: String(payload.number) } : null;
       case "invoice": {
         const posted = await this.invoices.findPosted(payload);
         if (posted) return { remoteId: String(posted.InvoiceNumber) };
         const order = this.cfg.posting === "order_only" ? await this.invoices.findOrder(payload) : null;
         return order ? { remoteId: `order:${order.OrderNumber}` } : null;
       }
-      default: return null;
+      default:
+        return null;
     }
   }
 
@@ -87,8 +129,12 @@ export class UnicontaConnector implements Connector {
   private async pushCustomer(c: Customer): Promise<PushResult> {
     const group = c.group ?? this.cfg.default_customer_group;
     if (group) {
-      await this.setup.require("customerGroup", group, `Customer group of customer ${c.number}`,
-        "The customer-group tag in the PSA must carry the code of a Uniconta customer group: fix the tag's code in the PSA, or create the group in Uniconta");
+      await this.setup.require(
+        "customerGroup",
+        group,
+        `Customer group of customer ${c.number}`,
+        "The customer-group tag in the PSA must carry the code of a Uniconta customer group: fix the tag's code in the PSA, or create the group in Uniconta",
+      );
     }
     return this.upsert("DebtorClient", "Account", c.number, (isNew) => debtorFields(c, this.cfg, isNew));
   }
@@ -96,7 +142,13 @@ export class UnicontaConnector implements Connector {
   private async pushProject(p: Project): Promise<PushResult> {
     const mapped = projectFields(p, this.cfg, true);
     const department = mapped[dimensionField(this.cfg)];
-    if (department) await this.setup.require(`dim${this.cfg.department_dimension}` as ListKind, department, `Department of project ${p.number}`, "Create the department in Uniconta, or fix it in the PSA");
+    if (department)
+      await this.setup.require(
+        `dim${this.cfg.department_dimension}` as ListKind,
+        department,
+        `Department of project ${p.number}`,
+        "Create the department in Uniconta, or fix it in the PSA",
+      );
     return this.upsert("ProjectClient", "Number", p.number, (isNew) => projectFields(p, this.cfg, isNew));
   }
 

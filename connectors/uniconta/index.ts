@@ -36,9 +36,16 @@ export const uniconta: ConnectorFactory<UnicontaConfig> = {
 export function demoTarget(sandboxUrl: string): Record<string, unknown> {
   const url = sandboxUrl.replace(/\/+$/, "");
   return {
-    name: "uniconta-demo", kind: "uniconta", api_url: url, gateway_url: `${url}/gateway`, posting: "gateway",
-    company_id: DEMO.companyId, username: DEMO.user, password: DEMO.password,
-    default_customer_group: "ERHVERV", credit_note_payment_terms: "NK0",
+    name: "uniconta-demo",
+    kind: "uniconta",
+    api_url: url,
+    gateway_url: `${url}/gateway`,
+    posting: "gateway",
+    company_id: DEMO.companyId,
+    username: DEMO.user,
+    password: DEMO.password,
+    default_customer_group: "ERHVERV",
+    credit_note_payment_terms: "NK0",
     accounts: { hours: "1000", expenses: "1020", products: "1010" },
     vat_codes: { hours: "U25", expenses: "U25", products: "U25" },
     categories: { hours: "TIMER", expenses: "UDLÆG", products: "VARER" },

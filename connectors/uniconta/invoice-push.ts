@@ -10,12 +10,24 @@ import { TargetError } from "../http.ts";
 import type { Row, UnicontaClient } from "./client.ts";
 import type { UnicontaConfig } from "./config.ts";
 import { LateOrders } from "./late-orders.ts";
-import { dateOf, differs, invoiceDepartment, lineNeeds, mergeEntity, orderFields, orderLines, referenceValue, sameLines, sameNumber } from "./map.ts";
+import {
+  dateOf,
+  differs,
+  invoiceDepartment,
+  lineNeeds,
+  mergeEntity,
+  orderFields,
+  orderLines,
+  referenceValue,
+  sameLines,
+  sameNumber,
+} from "./map.ts";
 import type { ListKind, SetupLists } from "./setup.ts";
 
 type Logger = ConnectorDeps["log"];
 
-export const NUMBER_SERIES_HINT = "In Uniconta open General Ledger › Maintenance › Voucher number series and set \"next number\" of the invoice series to the PSA's next invoice number: the PSA is master for invoice numbers, and Uniconta does not take them from an integration.";
+export const NUMBER_SERIES_HINT =
+  'In Uniconta open General Ledger › Maintenance › Voucher number series and set "next number" of the invoice series to the PSA\'s next invoice number: the PSA is master for invoice numbers, and Uniconta does not take them from an integration.';
 
 export class UnicontaInvoices {
   /** Number mismatches reported as "needs action" by this process: a retry after that accepts Uniconta's number. */
@@ -26,7 +38,12 @@ export class UnicontaInvoices {
   /** Order inserts answered after request_timeout_ms: still listened to, and nothing more created meanwhile. */
   private readonly lateOrders: LateOrders;
 
-  constructor(private readonly client: UnicontaClient, private readonly cfg: UnicontaConfig, private readonly setup: SetupLists, private readonly log: Logger) {
+  constructor(
+    private readonly client: UnicontaClient,
+    private readonly cfg: UnicontaConfig,
+    private readonly setup: SetupLists,
+    private readonly log: Logger,
+  ) {
     this.lateOrders = new LateOrders(client, cfg.request_timeout_ms);
   }
 
@@ -72,7 +89,11 @@ export class UnicontaInvoices {
       const answer = await this.lateOrders.insertOrder(inv.psaId, header);
       order = answer && !Array.isArray(answer) && answer.OrderNumber ? answer : await this.findOrder(inv);
       if (!order) {
-        throw new TargetError("uncertain", { code: "uniconta.order_not_found", message: `Uniconta accepted the order for invoice ${inv.number} but it cannot be found by its reference (${this.cfg.reference_field}).`, hint: "kontobro looks again before creating anything; if this repeats, check reference_field in kontobro.toml." });
+        throw new TargetError("uncertain", {
+          code: "uniconta.order_not_found",
+          message: `Uniconta accepted the order for invoice ${inv.number} but it cannot be found by its reference (${this.cfg.reference_field}).`,
+          hint: "kontobro looks again before creating anything; if this repeats, check reference_field in kontobro.toml.",
+        });
       }
     } else if (differs(order, header)) {
       await this.client.update("DebtorOrderClient", mergeEntity(order, header));
@@ -82,14 +103,19 @@ export class UnicontaInvoices {
     const wanted = orderLines(inv, Number(order.OrderNumber), { cfg: this.cfg, project });
     const existing = fresh ? [] : await this.client.readBy("DebtorOrderLineClient", "OrderNumber", order.OrderNumber);
     if (!sameLines(existing, wanted)) {
-      if (existing.length > 0) await this.client.remove("DebtorOrderLineClient", existing.map((l) => ({ RowId: l.RowId })));
+      if (existing.length > 0)
+        await this.client.remove(
+          "DebtorOrderLineClient",
+          existing.map((l) => ({ RowId: l.RowId })),
+        );
       await this.client.insert("DebtorOrderLineClient", wanted);
     }
 
     if (this.cfg.posting === "order_only") {
       const pdfNote = await this.attachPdf(inv, "DebtorOrderClient", order.RowId, !fresh);
-      const note = `Order ${order.OrderNumber} for ${inv.kind === "credit_note" ? "credit note" : "invoice"} ${inv.number} is in Uniconta (Debtor › Orders): invoice it there. `
-        + "kontobro reports Uniconta's invoice number and payment status to the PSA once it is posted.";
+      const note =
+        `Order ${order.OrderNumber} for ${inv.kind === "credit_note" ? "credit note" : "invoice"} ${inv.number} is in Uniconta (Debtor › Orders): invoice it there. ` +
+        "kontobro reports Uniconta's invoice number and payment status to the PSA once it is posted.";
       return { remoteId: `order:${order.OrderNumber}`, note: [note, pdfNote].filter(Boolean).join(" ") };
     }
 
@@ -98,11 +124,17 @@ export class UnicontaInvoices {
     const invoiceNumber = this.cfg.send_invoice_number && /^\d+$/.test(inv.number) ? Number(inv.number) : undefined;
     if (this.cfg.simulate_before_post) {
       const sim = await this.client.postOrder(Number(order.OrderNumber), { simulate: true, invoiceNumber });
-      if (sim.Header?.InvoiceNumber !== undefined && !sameNumber(sim.Header.InvoiceNumber, inv.number)) throw this.mismatch(inv, sim.Header.InvoiceNumber, false);
+      if (sim.Header?.InvoiceNumber !== undefined && !sameNumber(sim.Header.InvoiceNumber, inv.number))
+        throw this.mismatch(inv, sim.Header.InvoiceNumber, false);
     }
     const result = await this.client.postOrder(Number(order.OrderNumber), { simulate: false, invoiceNumber });
     const row = result.Header?.InvoiceNumber !== undefined ? result.Header : await this.findPosted(inv);
-    if (!row) throw new TargetError("uncertain", { code: "uniconta.posted_not_found", message: `The gateway posted order ${order.OrderNumber} but the invoice cannot be found.`, hint: "kontobro looks it up again before doing anything else." });
+    if (!row)
+      throw new TargetError("uncertain", {
+        code: "uniconta.posted_not_found",
+        message: `The gateway posted order ${order.OrderNumber} but the invoice cannot be found.`,
+        hint: "kontobro looks it up again before doing anything else.",
+      });
     return this.done(row, inv, true, ctx);
   }
 
@@ -111,19 +143,27 @@ export class UnicontaInvoices {
     const marker = referenceValue(inv.psaId);
     const field = this.cfg.reference_field;
     const numeric = /^\d+$/.test(inv.number);
-    const rows = await this.client.query("DebtorInvoiceClient", { filter: `${field} eq '${marker.replace(/'/g, "''")}'${numeric ? ` or InvoiceNumber eq ${inv.number}` : ""}` });
+    const rows = await this.client.query("DebtorInvoiceClient", {
+      filter: `${field} eq '${marker.replace(/'/g, "''")}'${numeric ? ` or InvoiceNumber eq ${inv.number}` : ""}`,
+    });
     const ours = rows.filter((r) => r[field] === marker).sort((a, b) => Number(a.InvoiceNumber) - Number(b.InvoiceNumber));
     if (ours.length > 0) {
-      if (ours.length > 1) this.log.warn("uniconta: more than one posted invoice carries this PSA invoice's reference", { invoice: inv.number, numbers: ours.map((r) => r.InvoiceNumber) });
+      if (ours.length > 1)
+        this.log.warn("uniconta: more than one posted invoice carries this PSA invoice's reference", {
+          invoice: inv.number,
+          numbers: ours.map((r) => r.InvoiceNumber),
+        });
       return ours[0]!;
     }
     const foreign = rows.find((r) => sameNumber(r.InvoiceNumber, inv.number));
     if (foreign) {
       const other = typeof foreign[field] === "string" && foreign[field].startsWith("kontobro:") ? foreign[field].slice(9) : null;
       throw new TargetError("permanent", {
-        code: "uniconta.invoice_number_foreign", field: "number",
-        message: `Uniconta already has invoice ${foreign.InvoiceNumber} (customer ${foreign.Account}, ${dateOf(foreign.Date)})${other ? `, which kontobro posted for PSA invoice ${other}` : ", which kontobro did not post"}. `
-          + `kontobro never takes over an invoice it did not post for this PSA invoice, and posting ${inv.number} now would give it another number, so nothing was sent.`,
+        code: "uniconta.invoice_number_foreign",
+        field: "number",
+        message:
+          `Uniconta already has invoice ${foreign.InvoiceNumber} (customer ${foreign.Account}, ${dateOf(foreign.Date)})${other ? `, which kontobro posted for PSA invoice ${other}` : ", which kontobro did not post"}. ` +
+          `kontobro never takes over an invoice it did not post for this PSA invoice, and posting ${inv.number} now would give it another number, so nothing was sent.`,
         hint: `${NUMBER_SERIES_HINT} If the PSA and Uniconta share a range, agree separate ranges; then press retry.`,
       });
     }
@@ -138,8 +178,15 @@ export class UnicontaInvoices {
     this.lateOrders.assertNonePending(inv.psaId, inv.number); // its order lands later: look again after that
     const left = await this.client.readBy("DebtorOrderClient", this.cfg.reference_field, referenceValue(inv.psaId));
     if (left.length === 0) return;
-    await this.client.remove("DebtorOrderClient", left.map((o) => ({ RowId: o.RowId })));
-    this.log.warn("uniconta: deleted orders of ours left next to the posted invoice", { invoice: inv.number, posted: posted.InvoiceNumber, orders: left.map((o) => o.OrderNumber) });
+    await this.client.remove(
+      "DebtorOrderClient",
+      left.map((o) => ({ RowId: o.RowId })),
+    );
+    this.log.warn("uniconta: deleted orders of ours left next to the posted invoice", {
+      invoice: inv.number,
+      posted: posted.InvoiceNumber,
+      orders: left.map((o) => o.OrderNumber),
+    });
   }
 
   /** Our open order (by the reference field), or null. Two orders with our reference are never both posted. */
@@ -158,7 +205,13 @@ export class UnicontaInvoices {
   /** The codes the order names exist in Uniconta; otherwise nothing is sent and the message lists what exists. */
   private async requireSetup(inv: InvoiceLike, project: Project | null): Promise<void> {
     const checked = new Set<string>();
-    const need = async (kind: ListKind, code: string | undefined, what: string, fix: string, record?: { entity: "project"; key: string }) => {
+    const need = async (
+      kind: ListKind,
+      code: string | undefined,
+      what: string,
+      fix: string,
+      record?: { entity: "project"; key: string },
+    ) => {
       if (!code || checked.has(`${kind}:${code}`)) return;
       checked.add(`${kind}:${code}`);
       await this.setup.require(kind, code, what, fix, record);
@@ -166,19 +219,44 @@ export class UnicontaInvoices {
     for (const [i, l] of inv.lines.entries()) {
       const n = lineNeeds(l, project, this.cfg);
       const at = `line ${i + 1} (${l.kind})`;
-      await need("vat", n.vat, `VAT code of ${at}`, `VAT codes must be the same in the PSA and Uniconta: create it in Uniconta, or fix the line's VAT code or vat_codes.${l.kind}`);
-      await need("account", n.account, `Posting account of ${at}`, `Account numbers must be the same in the PSA and Uniconta: create it in Uniconta, or fix the line's account or accounts.${l.kind}`);
+      await need(
+        "vat",
+        n.vat,
+        `VAT code of ${at}`,
+        `VAT codes must be the same in the PSA and Uniconta: create it in Uniconta, or fix the line's VAT code or vat_codes.${l.kind}`,
+      );
+      await need(
+        "account",
+        n.account,
+        `Posting account of ${at}`,
+        `Account numbers must be the same in the PSA and Uniconta: create it in Uniconta, or fix the line's account or accounts.${l.kind}`,
+      );
       if (inv.projectNumber) {
         const fromProject = !l.category && this.cfg.project_category_tag_group && project?.tags?.[this.cfg.project_category_tag_group];
-        await need("category", n.category, `Project category of ${at}`, "Use one of Uniconta's project categories as the line's category or the project's tag code",
-          fromProject ? { entity: "project", key: inv.projectNumber } : undefined);
+        await need(
+          "category",
+          n.category,
+          `Project category of ${at}`,
+          "Use one of Uniconta's project categories as the line's category or the project's tag code",
+          fromProject ? { entity: "project", key: inv.projectNumber } : undefined,
+        );
       }
       await need("item", n.item, `Item of ${at}`, `Create it in Uniconta or fix items.${l.kind} in kontobro.toml`);
     }
     const terms = inv.kind === "credit_note" ? this.cfg.credit_note_payment_terms : this.cfg.payment_terms;
-    await need("paymentTerms", terms, "Payment terms", `Fix ${inv.kind === "credit_note" ? "credit_note_payment_terms" : "payment_terms"} in kontobro.toml or create them in Uniconta`);
+    await need(
+      "paymentTerms",
+      terms,
+      "Payment terms",
+      `Fix ${inv.kind === "credit_note" ? "credit_note_payment_terms" : "payment_terms"} in kontobro.toml or create them in Uniconta`,
+    );
     const department = invoiceDepartment(inv, project, this.cfg);
-    await need(`dim${this.cfg.department_dimension}` as ListKind, department, `Department (dimension ${this.cfg.department_dimension})`, "Create the department in Uniconta or fix it in the PSA");
+    await need(
+      `dim${this.cfg.department_dimension}` as ListKind,
+      department,
+      `Department (dimension ${this.cfg.department_dimension})`,
+      "Create the department in Uniconta or fix it in the PSA",
+    );
   }
 
   /** The invoice is posted: attach the PDF once, check its number and date, link it. */
@@ -192,16 +270,21 @@ export class UnicontaInvoices {
       }
       notes.push(`Uniconta numbered PSA invoice ${inv.number} as ${row.InvoiceNumber} (reported as needs action, then accepted by retry).`);
     }
-    if (!postedNow && ctx.link) notes.push(`Invoice ${row.InvoiceNumber} is posted in Uniconta, where a posted invoice cannot change; later changes were not sent. Credit it in the PSA if it is wrong.`);
+    if (!postedNow && ctx.link)
+      notes.push(
+        `Invoice ${row.InvoiceNumber} is posted in Uniconta, where a posted invoice cannot change; later changes were not sent. Credit it in the PSA if it is wrong.`,
+      );
     const date = dateOf(row.Date);
-    if (date && date !== inv.date) notes.push(`Uniconta dated the invoice ${date}, the PSA ${inv.date} (a gateway that posts with today's date does this).`);
+    if (date && date !== inv.date)
+      notes.push(`Uniconta dated the invoice ${date}, the PSA ${inv.date} (a gateway that posts with today's date does this).`);
     const note = notes.filter(Boolean).join(" ");
     return { remoteId: String(row.InvoiceNumber), ...(note ? { note } : {}) };
   }
 
   private mismatch(inv: InvoiceLike, number: unknown, posted: boolean): TargetError {
     return new TargetError("permanent", {
-      code: "uniconta.invoice_number_mismatch", field: "number",
+      code: "uniconta.invoice_number_mismatch",
+      field: "number",
       message: posted
         ? `Uniconta posted PSA ${inv.kind === "credit_note" ? "credit note" : "invoice"} ${inv.number} as invoice ${number}: its invoice number series is not in step with the PSA.`
         : `Uniconta would number PSA invoice ${inv.number} as ${number}, so it was not posted.`,
@@ -220,10 +303,17 @@ export class UnicontaInvoices {
       if (docs.some((d) => d.TableId === table && d.Text === filename)) return undefined;
     }
     try {
-      await this.client.insert("UserDocsClient", { TableId: table, TableRowId: Number(rowId), Text: filename, DocumentType: "PDF", Data: inv.pdf.contentBase64.replace(/\s+/g, "") });
+      await this.client.insert("UserDocsClient", {
+        TableId: table,
+        TableRowId: Number(rowId),
+        Text: filename,
+        DocumentType: "PDF",
+        Data: inv.pdf.contentBase64.replace(/\s+/g, ""),
+      });
       return undefined;
     } catch (e) {
-      if (e instanceof TargetError && e.kind === "permanent") return `The invoice is in Uniconta, but it refused the PDF (${e.message}). Set attach_pdf = false to stop sending it.`;
+      if (e instanceof TargetError && e.kind === "permanent")
+        return `The invoice is in Uniconta, but it refused the PDF (${e.message}). Set attach_pdf = false to stop sending it.`;
       throw e;
     }
   }

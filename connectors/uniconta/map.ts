@@ -8,9 +8,33 @@ export type Row = Record<string, any>;
 
 /** Uniconta's CountryCode enum names for ISO 3166 codes (the enum is the .NET API's; unverified over OData). */
 const COUNTRIES: Record<string, string> = {
-  DK: "Denmark", NO: "Norway", SE: "Sweden", FI: "Finland", IS: "Iceland", FO: "FaroeIslands", GL: "Greenland", DE: "Germany", GB: "UnitedKingdom",
-  NL: "Netherlands", BE: "Belgium", FR: "France", ES: "Spain", IT: "Italy", PL: "Poland", EE: "Estonia", LV: "Latvia", LT: "Lithuania",
-  AT: "Austria", CH: "Switzerland", IE: "Ireland", PT: "Portugal", LU: "Luxembourg", CZ: "CzechRepublic", GR: "Greece", US: "UnitedStates", CA: "Canada",
+  DK: "Denmark",
+  NO: "Norway",
+  SE: "Sweden",
+  FI: "Finland",
+  IS: "Iceland",
+  FO: "FaroeIslands",
+  GL: "Greenland",
+  DE: "Germany",
+  GB: "UnitedKingdom",
+  NL: "Netherlands",
+  BE: "Belgium",
+  FR: "France",
+  ES: "Spain",
+  IT: "Italy",
+  PL: "Poland",
+  EE: "Estonia",
+  LV: "Latvia",
+  LT: "Lithuania",
+  AT: "Austria",
+  CH: "Switzerland",
+  IE: "Ireland",
+  PT: "Portugal",
+  LU: "Luxembourg",
+  CZ: "CzechRepublic",
+  GR: "Greece",
+  US: "UnitedStates",
+  CA: "Canada",
 };
 export const countryName = (iso: string | undefined) => (iso ? COUNTRIES[iso] : undefined);
 
@@ -27,7 +51,10 @@ export const referenceValue = (psaId: string) => `kontobro:${psaId}`;
 const defined = (o: Row): Row => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined && v !== ""));
 
 function addressLines(street: string | undefined): Row {
-  const parts = (street ?? "").split(/\r?\n/).map((s) => s.trim()).filter(Boolean);
+  const parts = (street ?? "")
+    .split(/\r?\n/)
+    .map((s) => s.trim())
+    .filter(Boolean);
   return { Address1: parts[0], Address2: parts[1], Address3: parts.length > 2 ? parts.slice(2).join(", ") : undefined };
 }
 
@@ -49,7 +76,14 @@ export function debtorFields(c: Customer, cfg: Pick<UnicontaConfig, "default_cus
     // Not in the property digest; a server without it ignores it (unverified, see README).
     Fax: c.fax,
     ...(a ? { ...addressLines(a.street), ZipCode: a.zip, City: a.city, Country: countryName(a.country) } : {}),
-    ...(delivery ? { DeliveryAddress1: addressLines(delivery.street).Address1, DeliveryZipCode: delivery.zip, DeliveryCity: delivery.city, DeliveryCountry: countryName(delivery.country) } : {}),
+    ...(delivery
+      ? {
+          DeliveryAddress1: addressLines(delivery.street).Address1,
+          DeliveryZipCode: delivery.zip,
+          DeliveryCity: delivery.city,
+          DeliveryCountry: countryName(delivery.country),
+        }
+      : {}),
     Currency: c.currency,
     Group: c.group ?? cfg.default_customer_group,
     Blocked: !c.active,
@@ -57,7 +91,10 @@ export function debtorFields(c: Customer, cfg: Pick<UnicontaConfig, "default_cus
   });
 }
 
-export type DepartmentSettings = Pick<UnicontaConfig, "department_dimension" | "project_department" | "project_department_tag_group" | "invoice_department" | "invoice_department_tag_group">;
+export type DepartmentSettings = Pick<
+  UnicontaConfig,
+  "department_dimension" | "project_department" | "project_department_tag_group" | "invoice_department" | "invoice_department_tag_group"
+>;
 
 export const dimensionField = (cfg: Pick<UnicontaConfig, "department_dimension">) => `Dimension${cfg.department_dimension}`;
 
@@ -72,11 +109,16 @@ export function projectDepartment(p: Project | null | undefined, cfg: Department
 /** The invoice's department: none, from the invoice, an invoice tag group, the project, or a project tag group. */
 export function invoiceDepartment(inv: InvoiceLike, project: Project | null | undefined, cfg: DepartmentSettings): string | undefined {
   switch (cfg.invoice_department) {
-    case "invoice": return inv.department;
-    case "invoice_tag_group": return inv.tags?.[cfg.invoice_department_tag_group!];
-    case "project": return project?.department;
-    case "project_tag_group": return project?.tags?.[cfg.invoice_department_tag_group!];
-    default: return undefined;
+    case "invoice":
+      return inv.department;
+    case "invoice_tag_group":
+      return inv.tags?.[cfg.invoice_department_tag_group!];
+    case "project":
+      return project?.department;
+    case "project_tag_group":
+      return project?.tags?.[cfg.invoice_department_tag_group!];
+    default:
+      return undefined;
   }
 }
 
@@ -109,7 +151,11 @@ export function differs(existing: Row, mapped: Row): boolean {
 export type LineSetting = Pick<UnicontaConfig, "accounts" | "vat_codes" | "categories" | "items" | "project_category_tag_group">;
 
 /** What a line posts to: the line's own account, VAT code and category win over the project's and the kind's defaults. */
-export function lineNeeds(line: Pick<InvoiceLine, "kind" | "account" | "vatCode" | "category">, project: Project | null | undefined, cfg: LineSetting) {
+export function lineNeeds(
+  line: Pick<InvoiceLine, "kind" | "account" | "vatCode" | "category">,
+  project: Project | null | undefined,
+  cfg: LineSetting,
+) {
   const kind: LineKind = line.kind;
   const fromProject = cfg.project_category_tag_group ? project?.tags?.[cfg.project_category_tag_group] : undefined;
   return {
@@ -172,17 +218,37 @@ export function orderLines(inv: InvoiceLike, orderNumber: number, ctx: OrderCont
   });
 }
 
-const LINE_KEYS = ["Item", "Text", "Qty", "Price", "Unit", "Vat", "PostingAccount", "Project", "PrCategory", "Dimension1", "Dimension2", "Dimension3", "Dimension4", "Dimension5"];
+const LINE_KEYS = [
+  "Item",
+  "Text",
+  "Qty",
+  "Price",
+  "Unit",
+  "Vat",
+  "PostingAccount",
+  "Project",
+  "PrCategory",
+  "Dimension1",
+  "Dimension2",
+  "Dimension3",
+  "Dimension4",
+  "Dimension5",
+];
 
 /** Whether the order's lines in Uniconta are the ones we would send (same order, same content). */
 export function sameLines(existing: Row[], wanted: Row[]): boolean {
   if (existing.length !== wanted.length) return false;
   const sorted = [...existing].sort((a, b) => Number(a.LineNumber ?? 0) - Number(b.LineNumber ?? 0));
-  return sorted.every((e, i) => LINE_KEYS.every((k) => (e[k] ?? null) === (wanted[i]![k] ?? null) || Number(e[k]) === Number(wanted[i]![k]) && typeof wanted[i]![k] === "number"));
+  return sorted.every((e, i) =>
+    LINE_KEYS.every(
+      (k) => (e[k] ?? null) === (wanted[i]![k] ?? null) || (Number(e[k]) === Number(wanted[i]![k]) && typeof wanted[i]![k] === "number"),
+    ),
+  );
 }
 
 /** Same number, allowing "0101" vs 101 (Uniconta's invoice numbers are integers). */
 export function sameNumber(a: unknown, b: unknown): boolean {
-  const x = String(a ?? ""), y = String(b ?? "");
+  const x = String(a ?? ""),
+    y = String(b ?? "");
   return x === y || (/^\d+$/.test(x) && /^\d+$/.test(y) && BigInt(x) === BigInt(y));
 }

@@ -26,13 +26,15 @@ export const ExpenseCursor = z.object({
   start: z.iso.date(),
   done: z.iso.date().optional(),
   floor: z.number().int().min(0).default(0),
-  run: z.object({
-    since: z.iso.date(),
-    until: z.iso.date(),
-    floor: z.number().int().min(0),
-    after: z.tuple([z.number(), z.number(), z.number()]).optional(),
-    max: z.number().int().min(0),
-  }).optional(),
+  run: z
+    .object({
+      since: z.iso.date(),
+      until: z.iso.date(),
+      floor: z.number().int().min(0),
+      after: z.tuple([z.number(), z.number(), z.number()]).optional(),
+      max: z.number().int().min(0),
+    })
+    .optional(),
 });
 export type ExpenseCursor = z.infer<typeof ExpenseCursor>;
 
@@ -44,7 +46,8 @@ export function parseExpenseCursor(raw: string | null, startDate: string | undef
     return startDate && startDate > c.start ? { ...c, start: startDate } : c;
   } catch {
     throw new TargetError("permanent", {
-      code: "uniconta.cursor_unreadable", message: "The stored position of the Uniconta expense pull cannot be read.",
+      code: "uniconta.cursor_unreadable",
+      message: "The stored position of the Uniconta expense pull cannot be read.",
       hint: "Reset it with `DELETE FROM cursors WHERE stream = 'expenses'` in the database and set [targets.expenses] start_date; nothing already imported is imported again.",
     });
   }
@@ -63,17 +66,28 @@ export function expenseFilter(c: { start: string }, run: NonNullable<ExpenseCurs
   if (numberSeries.length > 0) parts.push(`(${numberSeries.map((s) => `NumberSerie eq ${lit(s)}`).join(" or ")})`);
   if (run.after) {
     const [jp, v, l] = run.after;
-    parts.push(`(JournalPostedId gt ${jp} or (JournalPostedId eq ${jp} and (Voucher gt ${v} or (Voucher eq ${v} and LineNumber gt ${l}))))`);
+    parts.push(
+      `(JournalPostedId gt ${jp} or (JournalPostedId eq ${jp} and (Voucher gt ${v} or (Voucher eq ${v} and LineNumber gt ${l}))))`,
+    );
   }
   return parts.join(" and ");
 }
 
 export const EXPENSE_ORDER = "JournalPostedId,Voucher,LineNumber";
-export const rowKey = (r: Row): [number, number, number] => [Number(r.JournalPostedId ?? 0), Number(r.Voucher ?? 0), Number(r.LineNumber ?? 0)];
+export const rowKey = (r: Row): [number, number, number] => [
+  Number(r.JournalPostedId ?? 0),
+  Number(r.Voucher ?? 0),
+  Number(r.LineNumber ?? 0),
+];
 
 /** A posted cost, not a time registration and not the revenue of an invoiced line. */
 export function isExpense(r: Row): boolean {
-  return Number(r.CostAmount ?? 0) !== 0 && r.IsTimeJournal !== true && !["Revenue", "OnAccountInvoicing"].includes(String(r.CatType ?? "")) && !!r.Project;
+  return (
+    Number(r.CostAmount ?? 0) !== 0 &&
+    r.IsTimeJournal !== true &&
+    !["Revenue", "OnAccountInvoicing"].includes(String(r.CatType ?? "")) &&
+    !!r.Project
+  );
 }
 
 export interface ExpenseData {
@@ -101,17 +115,31 @@ export function expenseItem(r: Row, cfg: UnicontaConfig): PullItem<ExpenseData> 
   const projectNumber = String(r.Project);
   const qty = Number(r.Qty ?? 1) || 1;
   const data: ExpenseData = {
-    projectNumber, activity: cfg.expenses.activity, billable: cfg.expenses.billable,
+    projectNumber,
+    activity: cfg.expenses.activity,
+    billable: cfg.expenses.billable,
     title: String(r.Text || r.CategoryName || r.PrCategory || `Voucher ${voucher}`),
     description: [r.CreditorName, r.Text].filter(Boolean).join(": ") || String(r.CategoryName ?? ""),
-    date: dateOf(r.Date) ?? "", quantity: qty, amount: toMinor(r.CostAmount), unitCost: toMinor(r.CostPrice ?? Number(r.CostAmount) / qty),
-    currency: String(r.Currency ?? cfg.company_currency), voucherNumber: voucher,
-    ...(r.CreditorAccount ? { supplier: { number: String(r.CreditorAccount), ...(r.CreditorName ? { name: String(r.CreditorName) } : {}) } } : {}),
+    date: dateOf(r.Date) ?? "",
+    quantity: qty,
+    amount: toMinor(r.CostAmount),
+    unitCost: toMinor(r.CostPrice ?? Number(r.CostAmount) / qty),
+    currency: String(r.Currency ?? cfg.company_currency),
+    voucherNumber: voucher,
+    ...(r.CreditorAccount
+      ? { supplier: { number: String(r.CreditorAccount), ...(r.CreditorName ? { name: String(r.CreditorName) } : {}) } }
+      : {}),
     ...(r.PrCategory ? { category: String(r.PrCategory) } : {}),
     ...(r.NumberSerie ? { numberSeries: String(r.NumberSerie) } : {}),
-    journalPostedId: jp, lineNumber: line,
+    journalPostedId: jp,
+    lineNumber: line,
   };
-  return { remoteId: `projtrans:${jp}:${voucher}:${line}`, type: "expense.posted", data, requires: { entity: "project", key: projectNumber } };
+  return {
+    remoteId: `projtrans:${jp}:${voucher}:${line}`,
+    type: "expense.posted",
+    data,
+    requires: { entity: "project", key: projectNumber },
+  };
 }
 
 // ---- payment status ----------------------------------------------------------------------------------------
@@ -122,7 +150,9 @@ export type PaymentStatus = "ordered" | "unpaid" | "overdue" | "paid";
 export function paymentStatus(invoice: Row, trans: Row[], today: string): { status: PaymentStatus; remainder: number } {
   const remainder = Math.round(trans.reduce((s, t) => s + Number(t.Amount ?? 0), 0) * 100) / 100;
   const own = trans.filter((t) => t.PostType === "Invoice" || t.PostType === undefined);
-  const settled = (trans.length > 0 && Math.abs(remainder) < 0.005 && Number(invoice.TotalAmount ?? 0) !== 0) || (own.length > 0 && own.every((t) => t.Open === false));
+  const settled =
+    (trans.length > 0 && Math.abs(remainder) < 0.005 && Number(invoice.TotalAmount ?? 0) !== 0) ||
+    (own.length > 0 && own.every((t) => t.Open === false));
   if (settled) return { status: "paid", remainder: 0 };
   const due = dateOf(invoice.DueDate);
   return { status: due && due < today ? "overdue" : "unpaid", remainder };
@@ -135,8 +165,14 @@ export function paymentItem(key: string, invoice: Row, trans: Row[], today: stri
     remoteId: `invoice:${key}`,
     type: status === "paid" ? "invoice.paid" : fromOrder !== null && status === "unpaid" ? "invoice.posted" : "invoice.status_changed",
     data: {
-      invoiceNumber: key, unicontaInvoiceNumber: Number(invoice.InvoiceNumber), ...(fromOrder !== null ? { orderNumber: fromOrder } : {}),
-      status, amount: toMinor(invoice.TotalAmount), remainder: toMinor(remainder), currency: invoice.Currency, dueDate: dateOf(invoice.DueDate),
+      invoiceNumber: key,
+      unicontaInvoiceNumber: Number(invoice.InvoiceNumber),
+      ...(fromOrder !== null ? { orderNumber: fromOrder } : {}),
+      status,
+      amount: toMinor(invoice.TotalAmount),
+      remainder: toMinor(remainder),
+      currency: invoice.Currency,
+      dueDate: dateOf(invoice.DueDate),
       numberMatches,
       ...(numberMatches ? {} : { numberMismatch: { message: `Uniconta numbered PSA invoice ${key} as ${invoice.InvoiceNumber}.`, hint } }),
     },

@@ -14,7 +14,12 @@ export const LISTS = {
   account: { type: "GLAccountClient", key: "Account", title: "accounts", where: "General Ledger › Chart of accounts" },
   paymentTerms: { type: "PaymentTermClient", key: "Payment", title: "payment terms", where: "Customer › Maintenance › Payment terms" },
   item: { type: "InvItemClient", key: "Item", title: "items", where: "Inventory › Items" },
-  numberSeries: { type: "NumberSerieClient", key: "Number", title: "number series", where: "General Ledger › Maintenance › Voucher number series" },
+  numberSeries: {
+    type: "NumberSerieClient",
+    key: "Number",
+    title: "number series",
+    where: "General Ledger › Maintenance › Voucher number series",
+  },
   dim1: { type: "GLDimType1Client", key: "Dimension", title: "values of dimension 1", where: "Company › Dimensions" },
   dim2: { type: "GLDimType2Client", key: "Dimension", title: "values of dimension 2", where: "Company › Dimensions" },
   dim3: { type: "GLDimType3Client", key: "Dimension", title: "values of dimension 3", where: "Company › Dimensions" },
@@ -29,9 +34,15 @@ const RELOAD_ON_MISS_MS = 60_000;
 export class SetupLists {
   private readonly cache = new Map<ListKind, { at: number; rows: Map<string, Row> }>();
 
-  constructor(private readonly client: UnicontaClient, private readonly ttlMs: number, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly client: UnicontaClient,
+    private readonly ttlMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
 
-  forget(): void { this.cache.clear(); }
+  forget(): void {
+    this.cache.clear();
+  }
 
   async list(kind: ListKind, fresh = false): Promise<Map<string, Row>> {
     const hit = this.cache.get(kind);

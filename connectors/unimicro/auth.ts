@@ -68,7 +68,12 @@ export class TokenSource {
 
   constructor(private readonly o: TokenSourceOptions) {
     this.now = o.now ?? Date.now;
-    this.http = new HttpClient({ baseHeaders: () => ({}), timeoutMs: o.timeoutMs, targetTitle: o.targetTitle, describeError: (res) => describeTokenError(res, o.targetTitle) });
+    this.http = new HttpClient({
+      baseHeaders: () => ({}),
+      timeoutMs: o.timeoutMs,
+      targetTitle: o.targetTitle,
+      describeError: (res) => describeTokenError(res, o.targetTitle),
+    });
     this.refresh = singleFlight(() => this.fetchToken());
   }
 
@@ -92,7 +97,8 @@ export class TokenSource {
     } catch (e) {
       if (e instanceof TargetError) throw e;
       throw new TargetError("permanent", {
-        code: "unimicro.key_invalid", message: `The private key or certificate for ${this.o.targetTitle} is not valid PEM: ${(e as Error).message}`,
+        code: "unimicro.key_invalid",
+        message: `The private key or certificate for ${this.o.targetTitle} is not valid PEM: ${(e as Error).message}`,
         hint: "Export them from the .p12 with openssl (see connectors/unimicro/README.md) and point private_key/certificate at the PEM files.",
       });
     }
@@ -106,10 +112,17 @@ export class TokenSource {
       scope: this.o.scope,
       client_id: this.o.clientId,
       client_assertion_type: "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-      client_assertion: buildClientAssertion({ clientId: this.o.clientId, audience: this.o.identityUrl, key, x5c: this.x5c, nowMs: this.now() }),
+      client_assertion: buildClientAssertion({
+        clientId: this.o.clientId,
+        audience: this.o.identityUrl,
+        key,
+        x5c: this.x5c,
+        nowMs: this.now(),
+      }),
     });
     const started = this.now();
-    const res = await this.http.request("POST", this.o.identityUrl, { body: form.toString(), headers: { "content-type": "application/x-www-form-urlencoded" } })
+    const res = await this.http
+      .request("POST", this.o.identityUrl, { body: form.toString(), headers: { "content-type": "application/x-www-form-urlencoded" } })
       .catch((e) => {
         // A token request has no lasting effect, so "uncertain" would only trigger needless lookups.
         if (e instanceof TargetError && e.kind === "uncertain") throw new TargetError("retryable", e);
@@ -118,7 +131,11 @@ export class TokenSource {
     const token = res.body?.access_token;
     const expiresIn = Number(res.body?.expires_in);
     if (typeof token !== "string" || !token || !Number.isFinite(expiresIn) || expiresIn <= 0) {
-      throw new TargetError("retryable", { code: "unimicro.token_malformed", message: `The ${this.o.targetTitle} login service answered without access_token/expires_in.`, hint: "Check that identity_url points at the token endpoint (…/connect/token)." });
+      throw new TargetError("retryable", {
+        code: "unimicro.token_malformed",
+        message: `The ${this.o.targetTitle} login service answered without access_token/expires_in.`,
+        hint: "Check that identity_url points at the token endpoint (…/connect/token).",
+      });
     }
     // Refresh early: a tenth of the lifetime, at most a minute, so no request leaves with a dying token.
     const margin = Math.min(60_000, expiresIn * 100);

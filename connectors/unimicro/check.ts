@@ -8,7 +8,12 @@ import type { UniMicroSettings } from "./config.ts";
 
 export async function runChecks(s: UniMicroSettings, tokens: TokenSource, api: UniClient, ids: IdLookups): Promise<CheckItem[]> {
   const items: CheckItem[] = [];
-  const fail = (name: string, e: unknown): CheckItem => ({ ok: false, name, message: e instanceof Error ? e.message : String(e), hint: (e as TargetError)?.hint });
+  const fail = (name: string, e: unknown): CheckItem => ({
+    ok: false,
+    name,
+    message: e instanceof Error ? e.message : String(e),
+    hint: (e as TargetError)?.hint,
+  });
   try {
     await tokens.get();
     items.push({ ok: true, name: "credentials", message: `Signed in to ${s.title} as server client ${s.clientId}.` });
@@ -20,8 +25,12 @@ export async function runChecks(s: UniMicroSettings, tokens: TokenSource, api: U
     const company = companies.find((c) => c.Key === s.companyKey);
     if (!company) {
       const list = companies.map((c) => `${c.Name} (${c.Key})`).join(", ") || "none";
-      items.push({ ok: false, name: "company", message: `The company key ${s.companyKey} is not among the companies this client may reach: ${list}.`,
-        hint: `Copy the key from ${s.title} ("?" → "Systeminformasjon") into company_key, and make sure the integration is activated for that company.` });
+      items.push({
+        ok: false,
+        name: "company",
+        message: `The company key ${s.companyKey} is not among the companies this client may reach: ${list}.`,
+        hint: `Copy the key from ${s.title} ("?" → "Systeminformasjon") into company_key, and make sure the integration is activated for that company.`,
+      });
       return items;
     }
     items.push({ ok: true, name: "company", message: `Company "${company.Name}" is reachable.` });
@@ -32,13 +41,26 @@ export async function runChecks(s: UniMicroSettings, tokens: TokenSource, api: U
     if (!setup || (!setup.accountNumber && !setup.vatCode && !setup.productId && !setup.productNumber)) continue;
     try {
       const parts: string[] = [];
-      if (setup.accountNumber) parts.push(`account ${setup.accountNumber} → ID ${await requireId(s.title, "account", String(setup.accountNumber), ids.account(setup.accountNumber), `Create it in ${s.title} or fix accounts.${kind}.`)}`);
-      if (setup.vatCode) parts.push(`VAT code ${setup.vatCode} → ID ${await requireId(s.title, "vat_code", setup.vatCode, ids.vatType(setup.vatCode), `Fix vat_codes.${kind}.`)}`);
+      if (setup.accountNumber)
+        parts.push(
+          `account ${setup.accountNumber} → ID ${await requireId(s.title, "account", String(setup.accountNumber), ids.account(setup.accountNumber), `Create it in ${s.title} or fix accounts.${kind}.`)}`,
+        );
+      if (setup.vatCode)
+        parts.push(
+          `VAT code ${setup.vatCode} → ID ${await requireId(s.title, "vat_code", setup.vatCode, ids.vatType(setup.vatCode), `Fix vat_codes.${kind}.`)}`,
+        );
       if (setup.productId) {
-        if (!(await api.get(`/api/biz/products/${setup.productId}`, [404]))) throw new TargetError("permanent", { code: "unimicro.product_missing", message: `${s.title} has no product with ID ${setup.productId}.`, hint: `Fix product_ids.${kind}.` });
+        if (!(await api.get(`/api/biz/products/${setup.productId}`, [404])))
+          throw new TargetError("permanent", {
+            code: "unimicro.product_missing",
+            message: `${s.title} has no product with ID ${setup.productId}.`,
+            hint: `Fix product_ids.${kind}.`,
+          });
         parts.push(`product ID ${setup.productId}`);
       } else if (setup.productNumber) {
-        parts.push(`product ${setup.productNumber} → ID ${await requireId(s.title, "product", setup.productNumber, ids.product(setup.productNumber), `Create it in ${s.title} or fix product_numbers.${kind}.`)}`);
+        parts.push(
+          `product ${setup.productNumber} → ID ${await requireId(s.title, "product", setup.productNumber, ids.product(setup.productNumber), `Create it in ${s.title} or fix product_numbers.${kind}.`)}`,
+        );
       }
       items.push({ ok: true, name: `${kind} lines`, message: parts.join(", ") });
     } catch (e) {

@@ -28,7 +28,9 @@ export const q = (v: string) => `'${v.replace(/'/g, "''")}'`;
 
 /** %20 for spaces, never '+': the platform's statistics endpoint is known to want proper encoding. */
 export function queryString(params: Record<string, string | number | undefined>): string {
-  const parts = Object.entries(params).filter(([, v]) => v !== undefined && v !== "").map(([k, v]) => `${k}=${encodeURIComponent(String(v))}`);
+  const parts = Object.entries(params)
+    .filter(([, v]) => v !== undefined && v !== "")
+    .map(([k, v]) => `${k}=${encodeURIComponent(String(v))}`);
   return parts.length ? `?${parts.join("&")}` : "";
 }
 
@@ -36,29 +38,39 @@ export function queryString(params: Record<string, string | number | undefined>)
 export function flattenValidation(v: unknown): { field?: string; message: string }[] {
   if (!v) return [];
   if (typeof v === "string") return [{ message: v }];
-  const msgOf = (x: any): string => (typeof x === "string" ? x : x?.Message ?? x?.message ?? JSON.stringify(x));
+  const msgOf = (x: any): string => (typeof x === "string" ? x : (x?.Message ?? x?.message ?? JSON.stringify(x)));
   if (Array.isArray(v)) return v.map((x: any) => ({ field: x?.PropertyName ?? x?.Field ?? undefined, message: msgOf(x) }));
   if (typeof v === "object") {
-    return Object.entries(v as Record<string, unknown>).flatMap(([field, x]) => (Array.isArray(x) ? x : [x]).map((y) => ({ field, message: msgOf(y) })));
+    return Object.entries(v as Record<string, unknown>).flatMap(([field, x]) =>
+      (Array.isArray(x) ? x : [x]).map((y) => ({ field, message: msgOf(y) })),
+    );
   }
   return [{ message: String(v) }];
 }
 
 function hintFor(status: number, text: string, title: string): string | undefined {
-  if (/foreign key/i.test(text)) return `A referenced internal ID does not exist in this ${title} company: usually an account, VAT code or product set in kontobro.toml, or a customer/project deleted in ${title}. Run \`kontobro check\`, fix the setting or the record, then press retry.`;
-  if (/_createguid/i.test(text)) return "kontobro sent a new child row without _createguid; this is a kontobro bug, please report it with this message.";
-  if (/already (in use|exists|used)|duplicate/i.test(text)) return `A record with this number already exists in ${title}. The PSA is master for numbers: renumber it in the PSA, or remove the duplicate in ${title}, then press retry.`;
-  if (/transition/i.test(text)) return `The record is not in a state that allows this step in ${title} (for example the invoice is already invoiced). Look at it in ${title}, then press retry.`;
-  if (status === 401) return "The access token was refused. Check client_id, the certificate and identity_url in kontobro.toml, then run `kontobro check`.";
-  if (status === 403) return `The server client may not use this company. Check company_key (in ${title}: "?" → "Systeminformasjon") and that the integration is activated for the company.`;
-  if (status === 404) return `Not found in ${title}: the record may have been deleted there, or base_url points at the wrong service. Check, then press retry.`;
+  if (/foreign key/i.test(text))
+    return `A referenced internal ID does not exist in this ${title} company: usually an account, VAT code or product set in kontobro.toml, or a customer/project deleted in ${title}. Run \`kontobro check\`, fix the setting or the record, then press retry.`;
+  if (/_createguid/i.test(text))
+    return "kontobro sent a new child row without _createguid; this is a kontobro bug, please report it with this message.";
+  if (/already (in use|exists|used)|duplicate/i.test(text))
+    return `A record with this number already exists in ${title}. The PSA is master for numbers: renumber it in the PSA, or remove the duplicate in ${title}, then press retry.`;
+  if (/transition/i.test(text))
+    return `The record is not in a state that allows this step in ${title} (for example the invoice is already invoiced). Look at it in ${title}, then press retry.`;
+  if (status === 401)
+    return "The access token was refused. Check client_id, the certificate and identity_url in kontobro.toml, then run `kontobro check`.";
+  if (status === 403)
+    return `The server client may not use this company. Check company_key (in ${title}: "?" → "Systeminformasjon") and that the integration is activated for the company.`;
+  if (status === 404)
+    return `Not found in ${title}: the record may have been deleted there, or base_url points at the wrong service. Check, then press retry.`;
   return undefined;
 }
 
 /** Error response → Problem in the platform's own words plus what to do about it. */
 export function describeUniError(status: number, body: unknown, method: string, path: string, title: string): Problem {
   const b: any = body && typeof body === "object" ? body : {};
-  const base = typeof b.Message === "string" && b.Message ? b.Message : typeof body === "string" && body ? body.slice(0, 300) : `HTTP ${status}`;
+  const base =
+    typeof b.Message === "string" && b.Message ? b.Message : typeof body === "string" && body ? body.slice(0, 300) : `HTTP ${status}`;
   const details = flattenValidation(b._validationResults);
   const detailText = details.map((d) => (d.field ? `${d.field}: ${d.message}` : d.message)).join("; ");
   const text = `${base} ${detailText}`;
@@ -84,10 +96,22 @@ export class UniClient {
     });
   }
 
-  get title(): string { return this.o.title; }
+  get title(): string {
+    return this.o.title;
+  }
 
   /** `path` is relative to the base URL, e.g. "/api/biz/customers" (query string included). */
-  async request(method: string, path: string, options: { json?: unknown; body?: RequestOptions["body"]; accept?: number[]; headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<HttpResponse> {
+  async request(
+    method: string,
+    path: string,
+    options: {
+      json?: unknown;
+      body?: RequestOptions["body"];
+      accept?: number[];
+      headers?: Record<string, string>;
+      timeoutMs?: number;
+    } = {},
+  ): Promise<HttpResponse> {
     const url = path.startsWith("http") ? path : this.o.baseUrl.replace(/\/+$/, "") + path;
     for (let attempt = 0; ; attempt++) {
       const token = await this.o.tokens.get();
@@ -97,7 +121,10 @@ export class UniClient {
       } catch (e) {
         if (!(e instanceof TargetError)) throw e;
         // A 401 means the token was not accepted, so nothing happened: refresh once and repeat.
-        if (e.status === 401 && attempt === 0) { this.o.tokens.invalidate(token); continue; }
+        if (e.status === 401 && attempt === 0) {
+          this.o.tokens.invalidate(token);
+          continue;
+        }
         // The platform reports wrong internal IDs as a 500; that is content, not an outage.
         if (e.code === "unimicro.foreign_key") throw new TargetError("permanent", e);
         throw e;
@@ -113,7 +140,11 @@ export class UniClient {
   async list<T = any>(entity: string, query: ListQuery = {}): Promise<T[]> {
     const body = (await this.request("GET", `/api/biz/${entity}${queryString({ ...query })}`)).body;
     if (!Array.isArray(body)) {
-      throw new TargetError("retryable", { code: "unimicro.unexpected_response", message: `${this.o.title} answered GET /api/biz/${entity} with something other than a list.`, hint: "Check base_url; it must point at the API host of the platform." });
+      throw new TargetError("retryable", {
+        code: "unimicro.unexpected_response",
+        message: `${this.o.title} answered GET /api/biz/${entity} with something other than a list.`,
+        hint: "Check base_url; it must point at the API host of the platform.",
+      });
     }
     return body as T[];
   }
@@ -143,10 +174,16 @@ export class IdLookups {
   constructor(private readonly api: UniClient) {}
 
   /** After a foreign-key error a cached ID may be stale (deleted in the target): forget them all. */
-  clear(): void { this.cache.clear(); }
+  clear(): void {
+    this.cache.clear();
+  }
 
-  remember(kind: string, key: string, id: number): void { this.cache.set(`${kind}:${key}`, id); }
-  forget(kind: string, key: string): void { this.cache.delete(`${kind}:${key}`); }
+  remember(kind: string, key: string, id: number): void {
+    this.cache.set(`${kind}:${key}`, id);
+  }
+  forget(kind: string, key: string): void {
+    this.cache.delete(`${kind}:${key}`);
+  }
 
   private async lookup(kind: string, key: string, entity: string, filter: string): Promise<number | null> {
     const hit = this.cache.get(`${kind}:${key}`);
@@ -158,17 +195,33 @@ export class IdLookups {
     return id;
   }
 
-  customer(number: string) { return this.lookup("customer", number, "customers", `CustomerNumber eq ${Number(number)}`); }
-  project(number: string) { return this.lookup("project", number, "projects", `ProjectNumber eq ${q(number)}`); }
-  product(partName: string) { return this.lookup("product", partName, "products", `PartName eq ${q(partName)}`); }
-  account(accountNumber: number) { return this.lookup("account", String(accountNumber), "accounts", `AccountNumber eq ${accountNumber}`); }
-  vatType(vatCode: string) { return this.lookup("vattype", vatCode, "vattypes", `VatCode eq ${q(vatCode)}`); }
-  currency(code: string) { return this.lookup("currency", code, "currencycodes", `Code eq ${q(code)}`); }
+  customer(number: string) {
+    return this.lookup("customer", number, "customers", `CustomerNumber eq ${Number(number)}`);
+  }
+  project(number: string) {
+    return this.lookup("project", number, "projects", `ProjectNumber eq ${q(number)}`);
+  }
+  product(partName: string) {
+    return this.lookup("product", partName, "products", `PartName eq ${q(partName)}`);
+  }
+  account(accountNumber: number) {
+    return this.lookup("account", String(accountNumber), "accounts", `AccountNumber eq ${accountNumber}`);
+  }
+  vatType(vatCode: string) {
+    return this.lookup("vattype", vatCode, "vattypes", `VatCode eq ${q(vatCode)}`);
+  }
+  currency(code: string) {
+    return this.lookup("currency", code, "currencycodes", `Code eq ${q(code)}`);
+  }
 }
 
 /** The ID a lookup found, or a permanent error saying what the target lacks and how to fix it. */
 export async function requireId(title: string, kind: string, key: string, id: Promise<number | null>, hint: string): Promise<number> {
   const found = await id;
   if (found) return found;
-  throw new TargetError("permanent", { code: `unimicro.${kind}_missing`, message: `${title} has no ${kind.replace("_", " ")} ${key}.`, hint });
+  throw new TargetError("permanent", {
+    code: `unimicro.${kind}_missing`,
+    message: `${title} has no ${kind.replace("_", " ")} ${key}.`,
+    hint,
+  });
 }

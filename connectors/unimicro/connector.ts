@@ -10,8 +10,18 @@ import { IdLookups, q, requireId, UniClient } from "./client.ts";
 import { LateCreates } from "./late-creates.ts";
 import type { UniMicroSettings } from "./config.ts";
 import {
-  deterministicGuid, existingCustomerRows, invoiceMarker, lineNeeds, mapCustomer, mapInvoice, mapProduct, mapProject,
-  markerPsaId, paymentIdFor, voucherFollows, type ResolvedLine,
+  deterministicGuid,
+  existingCustomerRows,
+  invoiceMarker,
+  lineNeeds,
+  mapCustomer,
+  mapInvoice,
+  mapProduct,
+  mapProject,
+  markerPsaId,
+  paymentIdFor,
+  voucherFollows,
+  type ResolvedLine,
 } from "./map.ts";
 import { customerRules, invoiceRules, productRules, projectRules, type RuleOptions } from "./rules.ts";
 
@@ -19,18 +29,34 @@ import { customerRules, invoiceRules, productRules, projectRules, type RuleOptio
 const DRAFT = 42001;
 const isDraft = (row: { StatusCode?: number | null }) => row.StatusCode == null || row.StatusCode === DRAFT;
 const STATUS_NAMES: Record<number, string> = { 42001: "draft", 42002: "invoiced", 42003: "partly paid", 42004: "paid", 42006: "credited" };
-const statusName = (row: { StatusCode?: number | null }) => (row.StatusCode == null ? "draft" : STATUS_NAMES[row.StatusCode] ?? `status ${row.StatusCode}`);
+const statusName = (row: { StatusCode?: number | null }) =>
+  row.StatusCode == null ? "draft" : (STATUS_NAMES[row.StatusCode] ?? `status ${row.StatusCode}`);
 const INVOICE_SELECT = "ID,InvoiceNumber,StatusCode,InternalNote,InvoiceReferenceID,CreatedBy";
 const CUSTOMER_EXPAND = "Info,Info.InvoiceAddress,Info.ShippingAddress,Info.DefaultEmail,Info.DefaultPhone,Info.Phones";
 
 type Parsed = { ok: true; data: any } | { ok: false; problems: Problem[] };
 
 function parseCanonical(entity: Entity, payload: any): Parsed {
-  const schema = entity === "customer" ? Customer : entity === "project" ? Project : entity === "product" ? Product
-    : payload?.kind === "credit_note" ? CreditNote : Invoice;
+  const schema =
+    entity === "customer"
+      ? Customer
+      : entity === "project"
+        ? Project
+        : entity === "product"
+          ? Product
+          : payload?.kind === "credit_note"
+            ? CreditNote
+            : Invoice;
   const r = schema.safeParse(payload);
   if (r.success) return { ok: true, data: r.data };
-  return { ok: false, problems: issuesToProblems(r.error.issues, { whole: entity, code: "payload.invalid", hint: "Correct the record in the PSA, then press retry." }) };
+  return {
+    ok: false,
+    problems: issuesToProblems(r.error.issues, {
+      whole: entity,
+      code: "payload.invalid",
+      hint: "Correct the record in the PSA, then press retry.",
+    }),
+  };
 }
 
 /** Several problems become one permanent error: the first one's code and hint, all the messages. */
@@ -49,10 +75,29 @@ export class UniMicroConnector implements Connector {
   private filesUrl: string | undefined;
   private readonly lateCreates: LateCreates;
 
-  constructor(readonly name: string, private readonly s: UniMicroSettings, private readonly deps: ConnectorDeps) {
-    this.tokens = new TokenSource({ identityUrl: s.identityUrl, clientId: s.clientId, privateKey: s.privateKey, certificate: s.certificate, scope: s.scope, timeoutMs: s.timeoutMs, targetTitle: s.title });
+  constructor(
+    readonly name: string,
+    private readonly s: UniMicroSettings,
+    private readonly deps: ConnectorDeps,
+  ) {
+    this.tokens = new TokenSource({
+      identityUrl: s.identityUrl,
+      clientId: s.clientId,
+      privateKey: s.privateKey,
+      certificate: s.certificate,
+      scope: s.scope,
+      timeoutMs: s.timeoutMs,
+      targetTitle: s.title,
+    });
     const limiter = s.requestsPerSecond > 0 ? new TokenBucket(s.requestsPerSecond, s.burst) : undefined;
-    this.api = new UniClient({ baseUrl: s.baseUrl, companyKey: s.companyKey, tokens: this.tokens, timeoutMs: s.timeoutMs, limiter, title: s.title });
+    this.api = new UniClient({
+      baseUrl: s.baseUrl,
+      companyKey: s.companyKey,
+      tokens: this.tokens,
+      timeoutMs: s.timeoutMs,
+      limiter,
+      title: s.title,
+    });
     this.ids = new IdLookups(this.api);
     this.lateCreates = new LateCreates(this.api, s.timeoutMs);
     this.rules = { title: s.title, customerNumberRange: s.customerNumberRange, lines: s.lines };
@@ -68,10 +113,14 @@ export class UniMicroConnector implements Connector {
     if (!parsed.ok) return parsed.problems;
     const d = parsed.data;
     switch (entity) {
-      case "customer": return customerRules(d, this.rules);
-      case "project": return projectRules(d, this.rules);
-      case "product": return productRules(d, this.rules);
-      case "invoice": return invoiceRules(d, this.rules);
+      case "customer":
+        return customerRules(d, this.rules);
+      case "project":
+        return projectRules(d, this.rules);
+      case "product":
+        return productRules(d, this.rules);
+      case "invoice":
+        return invoiceRules(d, this.rules);
     }
   }
 
@@ -81,10 +130,14 @@ export class UniMicroConnector implements Connector {
     const data = (parseCanonical(entity, payload) as { data: any }).data;
     try {
       switch (entity) {
-        case "customer": return await this.pushCustomer(data, ctx);
-        case "project": return await this.pushProject(data, ctx);
-        case "product": return await this.pushProduct(data, ctx);
-        case "invoice": return await this.pushInvoice(data, ctx);
+        case "customer":
+          return await this.pushCustomer(data, ctx);
+        case "project":
+          return await this.pushProject(data, ctx);
+        case "product":
+          return await this.pushProduct(data, ctx);
+        case "invoice":
+          return await this.pushInvoice(data, ctx);
       }
     } catch (e) {
       if (e instanceof TargetError && e.code === "unimicro.foreign_key") this.ids.clear();
@@ -95,9 +148,12 @@ export class UniMicroConnector implements Connector {
   async find(entity: Entity, payload: any): Promise<Link | null> {
     const link = (id: number | null | undefined) => (id ? { remoteId: String(id) } : null);
     switch (entity) {
-      case "customer": return link(await this.ids.customer(String(payload.number)));
-      case "project": return link(await this.ids.project(String(payload.number)));
-      case "product": return link(await this.ids.product(String(payload.code)));
+      case "customer":
+        return link(await this.ids.customer(String(payload.number)));
+      case "project":
+        return link(await this.ids.project(String(payload.number)));
+      case "product":
+        return link(await this.ids.product(String(payload.code)));
       case "invoice": {
         // Only a booked invoice of ours counts as found: a draft left by an earlier attempt is finished by
         // push(); an invoice with the PSA's number that kontobro did not create is never linked (it throws).
@@ -120,12 +176,22 @@ export class UniMicroConnector implements Connector {
   }
 
   private customerId(number: string): Promise<number> {
-    return this.requireId("customer", number, this.ids.customer(number), `Push customer ${number} first (kontobro does so by itself unless it failed), or check that nobody changed its number in ${this.s.title}; then press retry.`);
+    return this.requireId(
+      "customer",
+      number,
+      this.ids.customer(number),
+      `Push customer ${number} first (kontobro does so by itself unless it failed), or check that nobody changed its number in ${this.s.title}; then press retry.`,
+    );
   }
 
   private async currencyId(code: string): Promise<number | undefined> {
     if (code === this.s.companyCurrency) return undefined;
-    return this.requireId("currency", code, this.ids.currency(code), `Activate currency ${code} in ${this.s.title}, or invoice in ${this.s.companyCurrency}.`);
+    return this.requireId(
+      "currency",
+      code,
+      this.ids.currency(code),
+      `Activate currency ${code} in ${this.s.title}, or invoice in ${this.s.companyCurrency}.`,
+    );
   }
 
   private async pushCustomer(c: Customer, ctx: PushContext): Promise<PushResult> {
@@ -134,7 +200,11 @@ export class UniMicroConnector implements Connector {
       const rows = await this.api.list("customers", { filter: `CustomerNumber eq ${Number(c.number)}`, expand: CUSTOMER_EXPAND, top: 1 });
       existing = rows[0] ?? null;
     }
-    const body = mapCustomer(c, { guid: deterministicGuid(ctx.idempotencyKey), currencyCodeId: await this.currencyId(c.currency), existing: existing ? existingCustomerRows(existing) : undefined });
+    const body = mapCustomer(c, {
+      guid: deterministicGuid(ctx.idempotencyKey),
+      currencyCodeId: await this.currencyId(c.currency),
+      existing: existing ? existingCustomerRows(existing) : undefined,
+    });
     const saved = existing
       ? await this.api.put(`/api/biz/customers/${existing.ID}`, { ID: existing.ID, ...body })
       : await this.api.post("/api/biz/customers", body);
@@ -145,9 +215,13 @@ export class UniMicroConnector implements Connector {
 
   private async pushProject(p: Project, ctx: PushContext): Promise<PushResult> {
     const customerId = p.customerNumber ? await this.customerId(p.customerNumber) : undefined;
-    const existing = (await this.byLink("projects", ctx.link)) ?? (await this.api.list("projects", { filter: `ProjectNumber eq ${q(p.number)}`, select: "ID,ProjectNumber", top: 1 }))[0];
+    const existing =
+      (await this.byLink("projects", ctx.link)) ??
+      (await this.api.list("projects", { filter: `ProjectNumber eq ${q(p.number)}`, select: "ID,ProjectNumber", top: 1 }))[0];
     const body = mapProject(p, { guid: deterministicGuid(ctx.idempotencyKey), customerId, isNew: !existing });
-    const saved = existing ? await this.api.put(`/api/biz/projects/${existing.ID}`, { ID: existing.ID, ...body }) : await this.api.post("/api/biz/projects", body);
+    const saved = existing
+      ? await this.api.put(`/api/biz/projects/${existing.ID}`, { ID: existing.ID, ...body })
+      : await this.api.post("/api/biz/projects", body);
     const id = saved?.ID ?? existing.ID;
     this.ids.remember("project", p.number, id);
     return { remoteId: String(id) };
@@ -155,11 +229,24 @@ export class UniMicroConnector implements Connector {
 
   private async pushProduct(p: Product, ctx: PushContext): Promise<PushResult> {
     const setup = this.s.lines.products ?? {};
-    const accountId = setup.accountNumber ? await this.requireId("account", String(setup.accountNumber), this.ids.account(setup.accountNumber), `Create account ${setup.accountNumber} in ${this.s.title} or fix accounts.products.`) : undefined;
-    const vatTypeId = setup.vatCode ? await this.requireId("vat_code", setup.vatCode, this.ids.vatType(setup.vatCode), `Fix vat_codes.products in kontobro.toml.`) : undefined;
-    const existing = (await this.byLink("products", ctx.link)) ?? (await this.api.list("products", { filter: `PartName eq ${q(p.code)}`, select: "ID,PartName", top: 1 }))[0];
+    const accountId = setup.accountNumber
+      ? await this.requireId(
+          "account",
+          String(setup.accountNumber),
+          this.ids.account(setup.accountNumber),
+          `Create account ${setup.accountNumber} in ${this.s.title} or fix accounts.products.`,
+        )
+      : undefined;
+    const vatTypeId = setup.vatCode
+      ? await this.requireId("vat_code", setup.vatCode, this.ids.vatType(setup.vatCode), `Fix vat_codes.products in kontobro.toml.`)
+      : undefined;
+    const existing =
+      (await this.byLink("products", ctx.link)) ??
+      (await this.api.list("products", { filter: `PartName eq ${q(p.code)}`, select: "ID,PartName", top: 1 }))[0];
     const body = mapProduct(p, { guid: deterministicGuid(ctx.idempotencyKey), accountId, vatTypeId, isNew: !existing });
-    const saved = existing ? await this.api.put(`/api/biz/products/${existing.ID}`, { ID: existing.ID, ...body }) : await this.api.post("/api/biz/products", body);
+    const saved = existing
+      ? await this.api.put(`/api/biz/products/${existing.ID}`, { ID: existing.ID, ...body })
+      : await this.api.post("/api/biz/products", body);
     const id = saved?.ID ?? existing.ID;
     this.ids.remember("product", p.code, id);
     return { remoteId: String(id) };
@@ -188,11 +275,14 @@ export class UniMicroConnector implements Connector {
     const other = markerPsaId(row.InternalNote);
     const kind = row.InvoiceReferenceID ? "credit note" : "invoice";
     return new TargetError("permanent", {
-      code: "unimicro.invoice_number_foreign", field: "number",
-      message: `${this.s.title} already has ${kind} ${row.InvoiceNumber} (ID ${row.ID}, ${statusName(row)}) that kontobro did not create for this PSA invoice`
-        + `${other ? ` (kontobro made it for PSA invoice ${other})` : ""}. kontobro never takes over an invoice it did not create, so ${number} was not booked.`,
-      hint: `Agree separate invoice number ranges for the PSA and ${this.s.title} and renumber the invoice in the PSA, or, if the ${kind} in ${this.s.title} was made by mistake, `
-        + `remove it there (delete the draft, or credit the booked one); then press retry.`,
+      code: "unimicro.invoice_number_foreign",
+      field: "number",
+      message:
+        `${this.s.title} already has ${kind} ${row.InvoiceNumber} (ID ${row.ID}, ${statusName(row)}) that kontobro did not create for this PSA invoice` +
+        `${other ? ` (kontobro made it for PSA invoice ${other})` : ""}. kontobro never takes over an invoice it did not create, so ${number} was not booked.`,
+      hint:
+        `Agree separate invoice number ranges for the PSA and ${this.s.title} and renumber the invoice in the PSA, or, if the ${kind} in ${this.s.title} was made by mistake, ` +
+        `remove it there (delete the draft, or credit the booked one); then press retry.`,
     });
   }
 
@@ -201,9 +291,30 @@ export class UniMicroConnector implements Connector {
     for (const [i, line] of inv.lines.entries()) {
       const n = lineNeeds(line, this.s.lines);
       const at = `line ${i + 1} (${line.kind})`;
-      const accountId = n.accountNumber ? await this.requireId("account", String(n.accountNumber), this.ids.account(n.accountNumber), `Account ${n.accountNumber} (${at}) must exist in ${this.s.title}; account numbers must be the same in both systems.`) : undefined;
-      const vatTypeId = n.vatCode ? await this.requireId("vat_code", n.vatCode, this.ids.vatType(n.vatCode), `VAT code ${n.vatCode} (${at}) must exist in ${this.s.title}; VAT codes must be the same in both systems.`) : undefined;
-      const productId = n.productId ?? await this.requireId("product", n.productNumber!, this.ids.product(n.productNumber!), `Create product ${n.productNumber} in ${this.s.title}, or fix product_numbers.${line.kind} in kontobro.toml (${at}).`);
+      const accountId = n.accountNumber
+        ? await this.requireId(
+            "account",
+            String(n.accountNumber),
+            this.ids.account(n.accountNumber),
+            `Account ${n.accountNumber} (${at}) must exist in ${this.s.title}; account numbers must be the same in both systems.`,
+          )
+        : undefined;
+      const vatTypeId = n.vatCode
+        ? await this.requireId(
+            "vat_code",
+            n.vatCode,
+            this.ids.vatType(n.vatCode),
+            `VAT code ${n.vatCode} (${at}) must exist in ${this.s.title}; VAT codes must be the same in both systems.`,
+          )
+        : undefined;
+      const productId =
+        n.productId ??
+        (await this.requireId(
+          "product",
+          n.productNumber!,
+          this.ids.product(n.productNumber!),
+          `Create product ${n.productNumber} in ${this.s.title}, or fix product_numbers.${line.kind} in kontobro.toml (${at}).`,
+        ));
       out.push({ productId, accountId, vatTypeId });
     }
     return out;
@@ -216,17 +327,30 @@ export class UniMicroConnector implements Connector {
     row ??= await this.ownInvoiceRow(inv.number, inv.psaId);
     if (row && !isDraft(row)) {
       const notes = [await this.attachPdf(row.ID, inv)];
-      if (ctx.link) notes.push(`Invoice ${inv.number} is already booked in ${this.s.title}, where a booked invoice cannot be changed; later changes were not sent. Credit it in the PSA if it is wrong.`);
+      if (ctx.link)
+        notes.push(
+          `Invoice ${inv.number} is already booked in ${this.s.title}, where a booked invoice cannot be changed; later changes were not sent. Credit it in the PSA if it is wrong.`,
+        );
       return this.result(row.ID, notes);
     }
     const customerId = await this.customerId(inv.customerNumber);
     const projectId = inv.projectNumber
-      ? await this.requireId("project", inv.projectNumber, this.ids.project(inv.projectNumber), `Push project ${inv.projectNumber} first, or check that nobody changed its number in ${this.s.title}; then press retry.`)
+      ? await this.requireId(
+          "project",
+          inv.projectNumber,
+          this.ids.project(inv.projectNumber),
+          `Push project ${inv.projectNumber} first, or check that nobody changed its number in ${this.s.title}; then press retry.`,
+        )
       : undefined;
     const refs = { customerId, projectId, currencyCodeId: await this.currencyId(inv.currency), lines: await this.resolveLines(inv) };
 
     let draftId: number | undefined = row?.ID;
-    if (draftId) this.deps.log.info("unimicro: finishing an invoice draft left by an earlier attempt", { target: this.name, invoice: inv.number, draftId });
+    if (draftId)
+      this.deps.log.info("unimicro: finishing an invoice draft left by an earlier attempt", {
+        target: this.name,
+        invoice: inv.number,
+        draftId,
+      });
     let unmarked = false;
     if (!draftId && inv.kind === "credit_note") ({ id: draftId, unmarked } = await this.creditDraft(inv, ctx.uncertain));
     if (draftId) {
@@ -235,7 +359,11 @@ export class UniMicroConnector implements Connector {
         const itemIds: number[] = (draft?.Items ?? []).map((it: any) => it.ID).filter(Boolean);
         // New guids for a rewrite: the old rows are deleted, and a deleted row's guid must not block its successor.
         const guid = deterministicGuid(`${ctx.idempotencyKey}:draft:${draftId}:${itemIds.join(",")}`);
-        const body = mapInvoice(inv, { ...refs, guid, existing: { itemIds, defaultDimensionsId: draft?.DefaultDimensions?.ID ?? draft?.DefaultDimensionsID } });
+        const body = mapInvoice(inv, {
+          ...refs,
+          guid,
+          existing: { itemIds, defaultDimensionsId: draft?.DefaultDimensions?.ID ?? draft?.DefaultDimensionsID },
+        });
         await this.api.put(`/api/biz/invoices/${draftId}`, { ID: draftId, ...body });
       } catch (e) {
         // Until this PUT marks it, our credit draft is unmarked: only an uncertain attempt adopts it (creditDraft).
@@ -264,31 +392,45 @@ export class UniMicroConnector implements Connector {
    * booking ours next to it could credit the invoice twice.
    */
   private async creditDraft(inv: CreditNote, uncertain: boolean): Promise<{ id: number; unmarked: boolean }> {
-    const originals = await this.api.list("invoices", { filter: `InvoiceNumber eq ${q(inv.creditedInvoiceNumber)}`, select: INVOICE_SELECT });
+    const originals = await this.api.list("invoices", {
+      filter: `InvoiceNumber eq ${q(inv.creditedInvoiceNumber)}`,
+      select: INVOICE_SELECT,
+    });
     const original = originals.find((r) => !isDraft(r));
     if (!original) {
       throw new TargetError("permanent", {
-        code: "unimicro.credited_invoice_missing", field: "creditedInvoiceNumber",
+        code: "unimicro.credited_invoice_missing",
+        field: "creditedInvoiceNumber",
         message: `Credit note ${inv.number} credits invoice ${inv.creditedInvoiceNumber}, which is not booked in ${this.s.title}.`,
         hint: `Push invoice ${inv.creditedInvoiceNumber} first (or credit it by hand in ${this.s.title} if it predates kontobro), then press retry.`,
       });
     }
-    const drafts = await this.api.list("invoices", { filter: `InvoiceReferenceID eq ${original.ID} and StatusCode eq ${DRAFT}`, select: "ID,StatusCode,InternalNote,CreatedBy", orderby: "ID" });
+    const drafts = await this.api.list("invoices", {
+      filter: `InvoiceReferenceID eq ${original.ID} and StatusCode eq ${DRAFT}`,
+      select: "ID,StatusCode,InternalNote,CreatedBy",
+      orderby: "ID",
+    });
     const mine = drafts.find((o) => markerPsaId(o.InternalNote) === inv.psaId);
     // The platform fills CreatedBy with the caller; when both rows carry it, an orphan must come from our client.
-    const sameClient = (o: any) => !o.CreatedBy || !original.CreatedBy || markerPsaId(original.InternalNote) === null || o.CreatedBy === original.CreatedBy;
+    const sameClient = (o: any) =>
+      !o.CreatedBy || !original.CreatedBy || markerPsaId(original.InternalNote) === null || o.CreatedBy === original.CreatedBy;
     const orphan = mine ? undefined : drafts.find((o) => uncertain && !String(o.InternalNote ?? "").trim() && sameClient(o));
     const foreign = drafts.find((o) => o !== orphan && markerPsaId(o.InternalNote) === null);
     if (foreign) {
       throw new TargetError("permanent", {
-        code: "unimicro.credit_draft_foreign", field: "creditedInvoiceNumber",
+        code: "unimicro.credit_draft_foreign",
+        field: "creditedInvoiceNumber",
         message: `Invoice ${inv.creditedInvoiceNumber} has a credit draft in ${this.s.title} (ID ${foreign.ID}, draft) that kontobro did not create. kontobro never takes over a credit note it did not create, and booking credit note ${inv.number} next to it could credit the invoice twice.`,
         hint: `In ${this.s.title}, delete that credit draft if credit note ${inv.number} from the PSA is the same credit (or book it there and cancel credit note ${inv.number} in the PSA); then press retry.`,
       });
     }
     const adopt = mine ?? orphan;
     if (adopt) {
-      this.deps.log.info("unimicro: adopting a credit draft left by an earlier attempt", { target: this.name, creditNote: inv.number, draftId: adopt.ID });
+      this.deps.log.info("unimicro: adopting a credit draft left by an earlier attempt", {
+        target: this.name,
+        creditNote: inv.number,
+        draftId: adopt.ID,
+      });
       return { id: adopt.ID, unmarked: adopt !== mine };
     }
     const draft = await this.api.put(`/api/biz/invoices/${original.ID}?action=create-credit-draft-invoice`);
@@ -300,13 +442,19 @@ export class UniMicroConnector implements Connector {
     const booked = await this.api.get(`/api/biz/invoices/${id}?expand=JournalEntry`);
     const notes: string[] = [];
     if (booked?.InvoiceNumber && String(booked.InvoiceNumber) !== inv.number) {
-      notes.push(`${this.s.title} booked invoice ${inv.number} under number ${booked.InvoiceNumber}; set the invoice number series in ${this.s.title} so it keeps the PSA's numbers (see the connector README).`);
+      notes.push(
+        `${this.s.title} booked invoice ${inv.number} under number ${booked.InvoiceNumber}; set the invoice number series in ${this.s.title} so it keeps the PSA's numbers (see the connector README).`,
+      );
     }
     let voucher: string | undefined = booked?.JournalEntry?.JournalEntryNumber;
-    if (!voucher && booked?.JournalEntryID) voucher = (await this.api.get(`/api/biz/journalentries/${booked.JournalEntryID}?select=ID,JournalEntryNumber`, [404]))?.JournalEntryNumber;
+    if (!voucher && booked?.JournalEntryID)
+      voucher = (await this.api.get(`/api/biz/journalentries/${booked.JournalEntryID}?select=ID,JournalEntryNumber`, [404]))
+        ?.JournalEntryNumber;
     const expected = paymentIdFor(inv);
     if (voucher && !voucherFollows(voucher, expected)) {
-      notes.push(`The voucher got number ${voucher}, not one following the payment id ${expected}; check the voucher number series for invoices in ${this.s.title}.`);
+      notes.push(
+        `The voucher got number ${voucher}, not one following the payment id ${expected}; check the voucher number series for invoices in ${this.s.title}.`,
+      );
     }
     return notes.join(" ") || undefined;
   }
@@ -325,10 +473,19 @@ export class UniMicroConnector implements Connector {
     form.append("File", new Blob([Buffer.from(inv.pdf.contentBase64, "base64")], { type: "application/pdf" }), inv.pdf.filename);
     const uploaded = (await this.api.request("POST", `${await this.filesHost()}/api/file`, { body: form })).body;
     if (!uploaded?.ID) {
-      throw new TargetError("retryable", { code: "unimicro.upload_empty", message: `The ${this.s.title} Files service stored nothing for ${inv.pdf.filename}.`, hint: "Check files_url; kontobro retries by itself." });
+      throw new TargetError("retryable", {
+        code: "unimicro.upload_empty",
+        message: `The ${this.s.title} Files service stored nothing for ${inv.pdf.filename}.`,
+        hint: "Check files_url; kontobro retries by itself.",
+      });
     }
-    const res = await this.api.request("POST", `/api/biz/files/${uploaded.ID}?action=link&entitytype=CustomerInvoice&entityid=${invoiceId}`, { accept: [400] });
-    if (res.status === 400) return `The invoice is booked, but ${this.s.title} refused the PDF: ${res.body?.Message ?? "no reason given"}. Set attach_pdf = false to stop trying.`;
+    const res = await this.api.request(
+      "POST",
+      `/api/biz/files/${uploaded.ID}?action=link&entitytype=CustomerInvoice&entityid=${invoiceId}`,
+      { accept: [400] },
+    );
+    if (res.status === 400)
+      return `The invoice is booked, but ${this.s.title} refused the PDF: ${res.body?.Message ?? "no reason given"}. Set attach_pdf = false to stop trying.`;
     return undefined;
   }
 
@@ -336,9 +493,13 @@ export class UniMicroConnector implements Connector {
   private async filesHost(): Promise<string> {
     if (this.filesUrl) return this.filesUrl;
     const map = await this.api.get("/api/endpoints");
-    const entry = Array.isArray(map) ? map.find((e: any) => /files/i.test(e?.Name ?? ""))?.Url : map?.Files ?? map?.files;
+    const entry = Array.isArray(map) ? map.find((e: any) => /files/i.test(e?.Name ?? ""))?.Url : (map?.Files ?? map?.files);
     if (typeof entry !== "string") {
-      throw new TargetError("permanent", { code: "unimicro.files_host_unknown", message: `${this.s.title} did not list a Files service at /api/endpoints.`, hint: "Set files_url in kontobro.toml, or set attach_pdf = false." });
+      throw new TargetError("permanent", {
+        code: "unimicro.files_host_unknown",
+        message: `${this.s.title} did not list a Files service at /api/endpoints.`,
+        hint: "Set files_url in kontobro.toml, or set attach_pdf = false.",
+      });
     }
     return (this.filesUrl = entry.replace(/\/+$/, ""));
   }

@@ -17,7 +17,13 @@ export const unimicroFactory: ConnectorFactory<UniMicroConfig> = {
   async startSandbox({ port }) {
     const { startUniMicroSandbox } = await import("./sandbox/index.ts");
     const s = startUniMicroSandbox({ port });
-    return { url: s.url, demoTarget: demoTarget(s.url, s.sandbox.demo!.privateKeyPem), stop: async () => { s.stop(); } };
+    return {
+      url: s.url,
+      demoTarget: demoTarget(s.url, s.sandbox.demo!.privateKeyPem),
+      stop: async () => {
+        s.stop();
+      },
+    };
   },
   chaos: async () => (await import("./sandbox/chaos.ts")).chaos,
 };
@@ -29,9 +35,16 @@ export const unimicroFactory: ConnectorFactory<UniMicroConfig> = {
 export function demoTarget(sandboxUrl: string, privateKey: string): Record<string, unknown> {
   const url = sandboxUrl.replace(/\/+$/, "");
   return {
-    name: "unimicro-demo", kind: "unimicro", platform: "custom", base_url: url, identity_url: `${url}/connect/token`,
-    client_id: DEMO.clientId, private_key: privateKey, company_key: DEMO.companyKey,
-    accounts: { hours: 3000, expenses: 3400, products: 3000 }, vat_codes: { hours: "3", expenses: "3", products: "3" },
+    name: "unimicro-demo",
+    kind: "unimicro",
+    platform: "custom",
+    base_url: url,
+    identity_url: `${url}/connect/token`,
+    client_id: DEMO.clientId,
+    private_key: privateKey,
+    company_key: DEMO.companyKey,
+    accounts: { hours: 3000, expenses: 3400, products: 3000 },
+    vat_codes: { hours: "3", expenses: "3", products: "3" },
     product_numbers: { hours: "1", expenses: "2", products: "3" },
   };
 }

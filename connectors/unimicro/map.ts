@@ -1,7 +1,15 @@
 // Canonical model → Uni Micro business API JSON. Pure: every internal ID the platform needs (customer,
 // project, product, account, VAT type, currency, existing child rows) is resolved by the caller and passed in.
 import { createHash } from "node:crypto";
-import { customerQuantity, type Address, type Customer, type InvoiceLike, type LineKind, type Product, type Project } from "../../agent/model.ts";
+import {
+  customerQuantity,
+  type Address,
+  type Customer,
+  type InvoiceLike,
+  type LineKind,
+  type Product,
+  type Project,
+} from "../../agent/model.ts";
 import type { z } from "zod";
 
 type Addr = z.infer<typeof Address>;
@@ -28,7 +36,10 @@ function row(id: number | undefined, guid: GuidFor, path: string): Record<string
 }
 
 function addressLines(street: string | undefined): Record<string, string> {
-  const parts = (street ?? "").split(/\r?\n/).map((s) => s.trim()).filter(Boolean);
+  const parts = (street ?? "")
+    .split(/\r?\n/)
+    .map((s) => s.trim())
+    .filter(Boolean);
   const out: Record<string, string> = {};
   parts.slice(0, 2).forEach((p, i) => (out[`AddressLine${i + 1}`] = p));
   if (parts.length > 2) out.AddressLine3 = parts.slice(2).join(", ");
@@ -60,9 +71,12 @@ export function existingCustomerRows(c: any): ExistingCustomerRows {
   const info = c?.Info ?? {};
   const fax = (info.Phones ?? []).find((p: any) => /fax/i.test(`${p?.Description ?? ""} ${p?.Type ?? ""}`));
   return {
-    infoId: info.ID ?? c?.BusinessRelationID, invoiceAddressId: info.InvoiceAddress?.ID ?? info.InvoiceAddressID,
-    shippingAddressId: info.ShippingAddress?.ID ?? info.ShippingAddressID, emailId: info.DefaultEmail?.ID ?? info.DefaultEmailID,
-    phoneId: info.DefaultPhone?.ID ?? info.DefaultPhoneID, faxId: fax?.ID,
+    infoId: info.ID ?? c?.BusinessRelationID,
+    invoiceAddressId: info.InvoiceAddress?.ID ?? info.InvoiceAddressID,
+    shippingAddressId: info.ShippingAddress?.ID ?? info.ShippingAddressID,
+    emailId: info.DefaultEmail?.ID ?? info.DefaultEmailID,
+    phoneId: info.DefaultPhone?.ID ?? info.DefaultPhoneID,
+    faxId: fax?.ID,
   };
 }
 
@@ -119,15 +133,27 @@ export function mapProduct(p: Product, refs: { guid: GuidFor; accountId?: number
 }
 
 /** What a line kind posts to, by number/code as configured; resolved to internal IDs by the connector. */
-export interface LineSetup { accountNumber?: number; vatCode?: string; productId?: number; productNumber?: string }
+export interface LineSetup {
+  accountNumber?: number;
+  vatCode?: string;
+  productId?: number;
+  productNumber?: string;
+}
 
 /** The account number, VAT code and product a line needs: the line's own values win over the kind's defaults. */
-export function lineNeeds(line: { kind: LineKind; account?: string; vatCode?: string; productCode?: string }, setup: Partial<Record<LineKind, LineSetup>>): LineSetup {
+export function lineNeeds(
+  line: { kind: LineKind; account?: string; vatCode?: string; productCode?: string },
+  setup: Partial<Record<LineKind, LineSetup>>,
+): LineSetup {
   const s = setup[line.kind] ?? {};
   return {
     accountNumber: line.account !== undefined ? Number(line.account) : s.accountNumber,
     vatCode: line.vatCode ?? s.vatCode,
-    ...(line.productCode ? { productNumber: line.productCode } : s.productId ? { productId: s.productId } : { productNumber: s.productNumber }),
+    ...(line.productCode
+      ? { productNumber: line.productCode }
+      : s.productId
+        ? { productId: s.productId }
+        : { productNumber: s.productNumber }),
   };
 }
 
@@ -158,7 +184,11 @@ export function voucherFollows(journalEntryNumber: string | undefined, expected:
   return head === expected || (/^\d+$/.test(head) && /^\d+$/.test(expected) && BigInt(head) === BigInt(expected));
 }
 
-export interface ResolvedLine { productId: number; accountId?: number; vatTypeId?: number }
+export interface ResolvedLine {
+  productId: number;
+  accountId?: number;
+  vatTypeId?: number;
+}
 
 export interface InvoiceRefs {
   guid: GuidFor;
@@ -201,7 +231,13 @@ export function mapInvoice(inv: InvoiceLike, refs: InvoiceRefs) {
     ...(inv.yourReference ? { YourReference: inv.yourReference } : {}),
     ...(inv.heading ? { FreeTxt: inv.heading } : {}),
     ...(refs.currencyCodeId ? { CurrencyCodeID: refs.currencyCodeId } : {}),
-    ...(refs.projectId ? { DefaultDimensions: ddId ? { ID: ddId, ProjectID: refs.projectId } : { ProjectID: refs.projectId, _createguid: g("DefaultDimensions") } } : {}),
+    ...(refs.projectId
+      ? {
+          DefaultDimensions: ddId
+            ? { ID: ddId, ProjectID: refs.projectId }
+            : { ProjectID: refs.projectId, _createguid: g("DefaultDimensions") },
+        }
+      : {}),
     Items: [...oldItems, ...items],
     ...(refs.existing ? {} : { _createguid: g("CustomerInvoice") }),
   };

@@ -19,22 +19,41 @@ const digits = (s: string) => /^\d+$/.test(s);
 /** CustomerNumber is an integer on this platform; the PSA is master for it, so it must fit as is. */
 function customerNumberProblems(value: string, field: string, o: RuleOptions, checkRange: boolean): Problem[] {
   if (!digits(value) || Number(value) < 1 || Number(value) > INT32_MAX) {
-    return [problem("unimicro.customer_number_not_numeric", `${o.title} needs whole-number customer numbers; "${value}" is not one.`,
-      "Give the customer a number of digits only in the PSA (the PSA is master for customer numbers), then press retry.", field)];
+    return [
+      problem(
+        "unimicro.customer_number_not_numeric",
+        `${o.title} needs whole-number customer numbers; "${value}" is not one.`,
+        "Give the customer a number of digits only in the PSA (the PSA is master for customer numbers), then press retry.",
+        field,
+      ),
+    ];
   }
   const r = o.customerNumberRange;
   if (checkRange && r && (Number(value) < r[0] || Number(value) > r[1])) {
-    return [problem("unimicro.customer_number_out_of_range", `${o.title} needs customer numbers from ${r[0]} to ${r[1]}; ${value} is outside that range.`,
-      `Renumber the customer in the PSA to a number between ${r[0]} and ${r[1]} (the number is not changed in ${o.title}), then press retry.`, field)];
+    return [
+      problem(
+        "unimicro.customer_number_out_of_range",
+        `${o.title} needs customer numbers from ${r[0]} to ${r[1]}; ${value} is outside that range.`,
+        `Renumber the customer in the PSA to a number between ${r[0]} and ${r[1]} (the number is not changed in ${o.title}), then press retry.`,
+        field,
+      ),
+    ];
   }
   return [];
 }
 
 function projectNumberProblems(value: string, field: string, o: RuleOptions): Problem[] {
   if (digits(value) && value.length <= 9) return [];
-  return [problem("unimicro.project_number_not_numeric",
-    digits(value) ? `${o.title} project numbers may have at most 9 digits; "${value}" has ${value.length}.` : `${o.title} accepts only digits in project numbers; "${value}" has other characters.`,
-    "Give the project a number of digits only (at most 9) in the PSA, then press retry.", field)];
+  return [
+    problem(
+      "unimicro.project_number_not_numeric",
+      digits(value)
+        ? `${o.title} project numbers may have at most 9 digits; "${value}" has ${value.length}.`
+        : `${o.title} accepts only digits in project numbers; "${value}" has other characters.`,
+      "Give the project a number of digits only (at most 9) in the PSA, then press retry.",
+      field,
+    ),
+  ];
 }
 
 export function customerRules(c: Customer, o: RuleOptions): Problem[] {
@@ -42,8 +61,14 @@ export function customerRules(c: Customer, o: RuleOptions): Problem[] {
   const org = c.orgNumber?.replace(/\s+/g, "");
   const norwegian = c.addresses.every((a) => !a.country || a.country === "NO");
   if (org && norwegian && !/^\d{9}$/.test(org)) {
-    out.push(problem("unimicro.org_number_invalid", `A Norwegian organisation number has 9 digits; "${c.orgNumber}" does not.`,
-      "Correct the organisation number on the customer in the PSA (or set the address country if the customer is foreign), then press retry.", "orgNumber"));
+    out.push(
+      problem(
+        "unimicro.org_number_invalid",
+        `A Norwegian organisation number has 9 digits; "${c.orgNumber}" does not.`,
+        "Correct the organisation number on the customer in the PSA (or set the address country if the customer is foreign), then press retry.",
+        "orgNumber",
+      ),
+    );
   }
   return out;
 }
@@ -64,9 +89,22 @@ function paymentIdProblems(inv: InvoiceLike, o: RuleOptions): Problem[] {
   const pid = paymentIdFor(inv);
   if (/^\d{2,25}$/.test(pid)) return [];
   return inv.paymentId
-    ? [problem("unimicro.kid_invalid", `The payment id (KID) "${inv.paymentId}" is not 2–25 digits.`, "Correct the KID on the invoice in the PSA (check the KID set-up), then press retry.", "paymentId")]
-    : [problem("unimicro.invoice_number_not_numeric", `Without a KID, ${o.title} uses the invoice number as payment id and voucher number, so it must be 2–25 digits; "${inv.number}" is not.`,
-      "Use numeric invoice numbers in the PSA, or send a KID with the invoice, then press retry.", "number")];
+    ? [
+        problem(
+          "unimicro.kid_invalid",
+          `The payment id (KID) "${inv.paymentId}" is not 2–25 digits.`,
+          "Correct the KID on the invoice in the PSA (check the KID set-up), then press retry.",
+          "paymentId",
+        ),
+      ]
+    : [
+        problem(
+          "unimicro.invoice_number_not_numeric",
+          `Without a KID, ${o.title} uses the invoice number as payment id and voucher number, so it must be 2–25 digits; "${inv.number}" is not.`,
+          "Use numeric invoice numbers in the PSA, or send a KID with the invoice, then press retry.",
+          "number",
+        ),
+      ];
 }
 
 export function invoiceRules(inv: InvoiceLike, o: RuleOptions): Problem[] {
@@ -76,31 +114,72 @@ export function invoiceRules(inv: InvoiceLike, o: RuleOptions): Problem[] {
     ...paymentIdProblems(inv, o),
   ];
   if (inv.kind === "credit_note" && inv.creditedInvoiceNumber === inv.number) {
-    out.push(problem("unimicro.credit_note_self", "A credit note cannot credit itself.", "Set creditedInvoiceNumber to the invoice being credited.", "creditedInvoiceNumber"));
+    out.push(
+      problem(
+        "unimicro.credit_note_self",
+        "A credit note cannot credit itself.",
+        "Set creditedInvoiceNumber to the invoice being credited.",
+        "creditedInvoiceNumber",
+      ),
+    );
   }
   // The model's one sign convention (intake already refuses a negative invoice and turns a credit note
   // with minus signs round); kept as a guard so nothing ever books a credit note as a charge.
   const total = customerTotal(inv);
   if (inv.kind === "invoice" && total < 0) {
-    out.push(problem("unimicro.invoice_negative", `Invoice ${inv.number} has a negative total.`, "Send it as a credit note (invoice.credited) so it is linked to the invoice it credits.", "lines"));
+    out.push(
+      problem(
+        "unimicro.invoice_negative",
+        `Invoice ${inv.number} has a negative total.`,
+        "Send it as a credit note (invoice.credited) so it is linked to the invoice it credits.",
+        "lines",
+      ),
+    );
   }
   if (inv.kind === "credit_note" && total >= 0) {
-    out.push(problem("unimicro.credit_note_not_negative", `Credit note ${inv.number} would not reduce what the customer owes (its lines credit ${(-total / 100).toFixed(2)}).`,
-      "List what is credited on the credit note's lines (a credit note's total must be above zero), then press retry.", "lines"));
+    out.push(
+      problem(
+        "unimicro.credit_note_not_negative",
+        `Credit note ${inv.number} would not reduce what the customer owes (its lines credit ${(-total / 100).toFixed(2)}).`,
+        "List what is credited on the credit note's lines (a credit note's total must be above zero), then press retry.",
+        "lines",
+      ),
+    );
   }
   inv.lines.forEach((l, i) => {
     const n = lineNeeds(l, o.lines);
     const where = `lines.${i}`;
     if (n.accountNumber === undefined || !Number.isInteger(n.accountNumber)) {
-      out.push(problem("unimicro.line_account_missing", l.account !== undefined ? `Line ${i + 1} has account "${l.account}", which is not an account number.` : `Line ${i + 1} (${l.kind}) has no sales account.`,
-        `Set accounts.${l.kind} in kontobro.toml to the sales account number used in ${o.title} (account numbers must match in both systems).`, `${where}.account`));
+      out.push(
+        problem(
+          "unimicro.line_account_missing",
+          l.account !== undefined
+            ? `Line ${i + 1} has account "${l.account}", which is not an account number.`
+            : `Line ${i + 1} (${l.kind}) has no sales account.`,
+          `Set accounts.${l.kind} in kontobro.toml to the sales account number used in ${o.title} (account numbers must match in both systems).`,
+          `${where}.account`,
+        ),
+      );
     }
     if (!n.vatCode) {
-      out.push(problem("unimicro.line_vat_missing", `Line ${i + 1} (${l.kind}) has no VAT code.`, `Set vat_codes.${l.kind} in kontobro.toml to the ${o.title} VAT code, e.g. "3" for 25 % output VAT.`, `${where}.vatCode`));
+      out.push(
+        problem(
+          "unimicro.line_vat_missing",
+          `Line ${i + 1} (${l.kind}) has no VAT code.`,
+          `Set vat_codes.${l.kind} in kontobro.toml to the ${o.title} VAT code, e.g. "3" for 25 % output VAT.`,
+          `${where}.vatCode`,
+        ),
+      );
     }
     if (!n.productId && !n.productNumber) {
-      out.push(problem("unimicro.line_product_missing", `Line ${i + 1} (${l.kind}) is not tied to a product; ${o.title} invoice lines need one.`,
-        `Set product_ids.${l.kind} or product_numbers.${l.kind} in kontobro.toml to a product that exists in ${o.title}.`, `${where}.kind`));
+      out.push(
+        problem(
+          "unimicro.line_product_missing",
+          `Line ${i + 1} (${l.kind}) is not tied to a product; ${o.title} invoice lines need one.`,
+          `Set product_ids.${l.kind} or product_numbers.${l.kind} in kontobro.toml to a product that exists in ${o.title}.`,
+          `${where}.kind`,
+        ),
+      );
     }
   });
   return out;

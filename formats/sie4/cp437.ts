@@ -34,7 +34,11 @@ export type SieEncoding = "cp437" | "utf-8" | "iso-8859-15";
  */
 export function detectEncoding(bytes: Uint8Array): SieEncoding {
   let high = false;
-  for (const b of bytes) if (b >= 0x80) { high = true; break; }
+  for (const b of bytes)
+    if (b >= 0x80) {
+      high = true;
+      break;
+    }
   if (!high) return "cp437";
   try {
     new TextDecoder("utf-8", { fatal: true }).decode(bytes);

@@ -41,13 +41,21 @@ export const SieInvoiceConfig = z.object({
   /** Debited with the gross amount (BAS 1510; Norway 1500). */
   receivableAccount: accountNo.default("1510"),
   /** Revenue account per line kind when neither the line nor its VAT code names one (BAS; Norway 3000). */
-  revenueAccounts: perKind.partial().transform((p) => ({ hours: "3041", expenses: "3590", products: "3001", ...p })).prefault({}),
+  revenueAccounts: perKind
+    .partial()
+    .transform((p) => ({ hours: "3041", expenses: "3590", products: "3001", ...p }))
+    .prefault({}),
   /** Per PSA VAT code: rate in percent, output VAT account (needed when rate > 0), optional revenue accounts per kind. */
-  vatCodes: z.record(z.string(), z.object({
-    rate: z.number().min(0).max(100),
-    account: accountNo.optional(),
-    revenueAccounts: perKind.partial().optional(),
-  })).default(DEFAULT_VAT_CODES),
+  vatCodes: z
+    .record(
+      z.string(),
+      z.object({
+        rate: z.number().min(0).max(100),
+        account: accountNo.optional(),
+        revenueAccounts: perKind.partial().optional(),
+      }),
+    )
+    .default(DEFAULT_VAT_CODES),
   /** Used for lines without a vatCode. */
   defaultVatCode: z.string().default("25"),
   /** Takes the difference when the total is rounded to whole kronor (BAS 3740; Norway 7740). */
@@ -63,15 +71,20 @@ export const SieInvoiceConfig = z.object({
   /** Put the project on the revenue rows as dimension 6. */
   projectDimension: z.boolean().default(true),
   /** Cost centre (dimension 1) on revenue rows: none, a fixed object, or the project's department. */
-  costCentre: z.discriminatedUnion("source", [
-    z.object({ source: z.literal("none") }),
-    z.object({ source: z.literal("fixed"), id: z.string().min(1) }),
-    z.object({ source: z.literal("project_department") }),
-  ]).default({ source: "none" }),
+  costCentre: z
+    .discriminatedUnion("source", [
+      z.object({ source: z.literal("none") }),
+      z.object({ source: z.literal("fixed"), id: z.string().min(1) }),
+      z.object({ source: z.literal("project_department") }),
+    ])
+    .default({ source: "none" }),
   /** Put the customer on the receivable row as dimension 8 (SIE's customer dimension). */
   customerDimension: z.boolean().default(false),
   /** The file's currency (#VALUTA). Documents in another currency are refused: SIE has no exchange rates. */
-  currency: z.string().regex(/^[A-Z]{3}$/).default("SEK"),
+  currency: z
+    .string()
+    .regex(/^[A-Z]{3}$/)
+    .default("SEK"),
   /** Account names for #KONTO, over the BAS defaults. */
   accountNames: z.record(z.string(), z.string()).default({}),
 });
@@ -99,30 +112,59 @@ export function invoiceToVoucher(doc: InvoiceLike, config: SieInvoiceConfig, con
   const isCredit = doc.kind === "credit_note";
   const what = `${isCredit ? "Credit note" : "Invoice"} ${doc.number}`;
   if (doc.currency !== config.currency) {
-    problems.push(problem("sie4.currency_mismatch", `${what} is in ${doc.currency}, the SIE file in ${config.currency}.`,
-      "SIE 4 files hold one currency; export this document separately or post it in the accounting system.", "currency"));
+    problems.push(
+      problem(
+        "sie4.currency_mismatch",
+        `${what} is in ${doc.currency}, the SIE file in ${config.currency}.`,
+        "SIE 4 files hold one currency; export this document separately or post it in the accounting system.",
+        "currency",
+      ),
+    );
   }
 
   /** `net`: what the line adds to what the customer owes (negative on a credit note, and for a discount). */
-  interface Row { account: string; net: number; vatCode: string; text: string }
+  interface Row {
+    account: string;
+    net: number;
+    vatCode: string;
+    text: string;
+  }
   const rows: Row[] = [];
   doc.lines.forEach((line, i) => {
     const vatCode = line.vatCode ?? config.defaultVatCode;
     const vat = config.vatCodes[vatCode];
     if (!vat) {
-      problems.push(problem("sie4.unknown_vat_code", `${what}, line ${i + 1}: VAT code "${vatCode}" is not in the SIE export settings.`,
-        `Add vatCodes."${vatCode}" (rate and output VAT account) to the SIE export configuration.`, `lines[${i}].vatCode`));
+      problems.push(
+        problem(
+          "sie4.unknown_vat_code",
+          `${what}, line ${i + 1}: VAT code "${vatCode}" is not in the SIE export settings.`,
+          `Add vatCodes."${vatCode}" (rate and output VAT account) to the SIE export configuration.`,
+          `lines[${i}].vatCode`,
+        ),
+      );
       return;
     }
     if (vat.rate > 0 && !vat.account) {
-      problems.push(problem("sie4.missing_vat_account", `${what}, line ${i + 1}: VAT code "${vatCode}" has no output VAT account.`,
-        `Set vatCodes."${vatCode}".account, e.g. 2611 for 25 % in BAS.`, `lines[${i}].vatCode`));
+      problems.push(
+        problem(
+          "sie4.missing_vat_account",
+          `${what}, line ${i + 1}: VAT code "${vatCode}" has no output VAT account.`,
+          `Set vatCodes."${vatCode}".account, e.g. 2611 for 25 % in BAS.`,
+          `lines[${i}].vatCode`,
+        ),
+      );
     }
     const kind: LineKind = line.kind;
     const account = line.account ?? vat.revenueAccounts?.[kind] ?? config.revenueAccounts[kind];
     if (!/^\d+$/.test(account)) {
-      problems.push(problem("sie4.bad_account", `${what}, line ${i + 1}: account "${account}" is not numeric.`,
-        "SIE account numbers are digits only; fix the line's account in the project system.", `lines[${i}].account`));
+      problems.push(
+        problem(
+          "sie4.bad_account",
+          `${what}, line ${i + 1}: account "${account}" is not numeric.`,
+          "SIE account numbers are digits only; fix the line's account in the project system.",
+          `lines[${i}].account`,
+        ),
+      );
     }
     rows.push({ account, net: lineAmount({ quantity: customerQuantity(doc, line), unitPrice: line.unitPrice }), vatCode, text: line.text });
   });
@@ -139,12 +181,14 @@ export function invoiceToVoucher(doc: InvoiceLike, config: SieInvoiceConfig, con
   const revenue = new Map<string, number>();
   const codesOf = new Map<string, Set<string>>();
   for (const r of rows) {
-    if (config.revenueDetail === "per_line") credits.push({ account: r.account, objects, amountMinor: -r.net, text: r.text, meta: { role: "revenue", vatCode: r.vatCode } });
+    if (config.revenueDetail === "per_line")
+      credits.push({ account: r.account, objects, amountMinor: -r.net, text: r.text, meta: { role: "revenue", vatCode: r.vatCode } });
     else revenue.set(r.account, (revenue.get(r.account) ?? 0) + r.net);
     codesOf.set(r.account, (codesOf.get(r.account) ?? new Set()).add(r.vatCode));
   }
   const soleCode = (codes: Set<string> | undefined) => (codes?.size === 1 ? { vatCode: [...codes][0]! } : {});
-  for (const [account, net] of revenue) credits.push({ account, objects, amountMinor: -net, meta: { role: "revenue", ...soleCode(codesOf.get(account)) } });
+  for (const [account, net] of revenue)
+    credits.push({ account, objects, amountMinor: -net, meta: { role: "revenue", ...soleCode(codesOf.get(account)) } });
 
   // VAT on the sum per code (not per line), as an invoice prints it; codes sharing an account are merged.
   const vatByAccount = new Map<string, { amount: number; rates: Set<number>; codes: Set<string> }>();
@@ -165,11 +209,15 @@ export function invoiceToVoucher(doc: InvoiceLike, config: SieInvoiceConfig, con
 
   const gross = -credits.reduce((s, t) => s + t.amountMinor, 0);
   const receivable = config.roundTotal === "krona" ? roundToWhole(gross) : gross;
-  if (receivable !== gross) credits.push({ account: config.roundingAccount, amountMinor: gross - receivable, text: "Öresavrundning", meta: { role: "rounding" } });
+  if (receivable !== gross)
+    credits.push({ account: config.roundingAccount, amountMinor: gross - receivable, text: "Öresavrundning", meta: { role: "rounding" } });
 
   const transactions: SieTransactionInput[] = [
     {
-      account: config.receivableAccount, amountMinor: receivable, text: `${isCredit ? "Kreditnota" : "Faktura"} ${doc.number}`, meta: { role: "receivable" },
+      account: config.receivableAccount,
+      amountMinor: receivable,
+      text: `${isCredit ? "Kreditnota" : "Faktura"} ${doc.number}`,
+      meta: { role: "receivable" },
       ...(config.customerDimension ? { objects: [{ dimension: 8, id: doc.customerNumber }] } : {}),
     },
     ...credits.filter((t) => t.amountMinor !== 0),
@@ -177,15 +225,18 @@ export function invoiceToVoucher(doc: InvoiceLike, config: SieInvoiceConfig, con
   const balance = transactions.reduce((s, t) => s + t.amountMinor, 0);
   if (balance !== 0) throw new Error(`internal: voucher for ${what} does not balance (${balance})`); // by construction impossible
 
-  const text = doc.kind === "credit_note"
-    ? `Kreditnota ${doc.number} avser faktura ${doc.creditedInvoiceNumber}`
-    : `Faktura ${doc.number}, kund ${doc.customerNumber}`;
+  const text =
+    doc.kind === "credit_note"
+      ? `Kreditnota ${doc.number} avser faktura ${doc.creditedInvoiceNumber}`
+      : `Faktura ${doc.number}, kund ${doc.customerNumber}`;
   return {
     ok: true,
     voucher: {
       series: config.series,
       ...(config.voucherNumber === "invoice_number" ? { number: doc.number } : {}),
-      date: doc.date, text, transactions,
+      date: doc.date,
+      text,
+      transactions,
     },
   };
 }
@@ -204,8 +255,12 @@ export interface SieHeader {
  * declarations the spec recommends for everything used. A document that cannot be mapped is left out and
  * reported; it never blocks the others.
  */
-export function invoicesToSieInput(docs: InvoiceLike[], config: SieInvoiceConfig, header: SieHeader, context: MappingContext = {}):
-  { input: SieWriteInput; rejected: { number: string; problems: Problem[] }[] } {
+export function invoicesToSieInput(
+  docs: InvoiceLike[],
+  config: SieInvoiceConfig,
+  header: SieHeader,
+  context: MappingContext = {},
+): { input: SieWriteInput; rejected: { number: string; problems: Problem[] }[] } {
   const vouchers: SieVoucherInput[] = [];
   const rejected: { number: string; problems: Problem[] }[] = [];
   const sorted = [...docs].sort((a, b) => a.date.localeCompare(b.date) || a.number.localeCompare(b.number, "sv", { numeric: true }));
@@ -224,20 +279,27 @@ export function invoicesToSieInput(docs: InvoiceLike[], config: SieInvoiceConfig
   const names = { ...BAS_ACCOUNT_NAMES, ...config.accountNames };
   const dimensionNames: Record<number, string> = { 1: "Kostnadsställe", 6: "Projekt", 8: "Kund" };
   const objectName = (dimension: number, id: string): string =>
-    (dimension === 6 ? context.projects?.find((p) => p.number === id)?.name
-      : dimension === 8 ? context.customers?.find((c) => c.number === id)?.name : undefined) ?? id;
+    (dimension === 6
+      ? context.projects?.find((p) => p.number === id)?.name
+      : dimension === 8
+        ? context.customers?.find((c) => c.number === id)?.name
+        : undefined) ?? id;
 
   return {
     input: {
       ...header,
       currency: config.currency,
       chartOfAccountsType: "EUBAS97",
-      accounts: [...accounts].sort((a, b) => a.localeCompare(b, "sv", { numeric: true }))
+      accounts: [...accounts]
+        .sort((a, b) => a.localeCompare(b, "sv", { numeric: true }))
         .map((number) => ({ number, name: names[number] ?? `Konto ${number}` })),
-      dimensions: [...objectIds.keys()].sort((a, b) => a - b).map((id) => ({
-        id, name: dimensionNames[id] ?? `Dimension ${id}`,
-        objects: [...objectIds.get(id)!].sort().map((oid) => ({ id: oid, name: objectName(id, oid) })),
-      })),
+      dimensions: [...objectIds.keys()]
+        .sort((a, b) => a - b)
+        .map((id) => ({
+          id,
+          name: dimensionNames[id] ?? `Dimension ${id}`,
+          objects: [...objectIds.get(id)!].sort().map((oid) => ({ id: oid, name: objectName(id, oid) })),
+        })),
       vouchers,
     },
     rejected,

@@ -80,7 +80,11 @@ export class SieWriteError extends Error {
 }
 
 type Field = { value: string; quoted: boolean } | { objects: SieObjectRef[] };
-interface SieRecord { label: string; fields: Field[]; substitutions: Substitution[] }
+interface SieRecord {
+  label: string;
+  fields: Field[];
+  substitutions: Substitution[];
+}
 
 const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
 
@@ -129,38 +133,116 @@ function checkInput(input: SieWriteInput): Problem[] {
   };
   const isAccount = (a: string | number) => /^\d+$/.test(String(a));
   need(input.program.trim() !== "", "missing_program", "The program name is empty.", "Pass the name of the exporting program.", "program");
-  need(input.companyName.trim() !== "", "missing_company_name", "The company name (#FNAMN) is empty.", "Set the company's legal name in the export settings.", "companyName");
-  need(toUtcDate(input.generatedAt) !== undefined, "bad_date", "generatedAt is not a valid date.", "Pass a Date or an ISO date.", "generatedAt");
-  need(!input.currency || /^[A-Z]{3}$/.test(input.currency), "bad_currency", `Currency "${input.currency}" is not an ISO 4217 code.`, "Use a code such as SEK or NOK.", "currency");
+  need(
+    input.companyName.trim() !== "",
+    "missing_company_name",
+    "The company name (#FNAMN) is empty.",
+    "Set the company's legal name in the export settings.",
+    "companyName",
+  );
+  need(
+    toUtcDate(input.generatedAt) !== undefined,
+    "bad_date",
+    "generatedAt is not a valid date.",
+    "Pass a Date or an ISO date.",
+    "generatedAt",
+  );
+  need(
+    !input.currency || /^[A-Z]{3}$/.test(input.currency),
+    "bad_currency",
+    `Currency "${input.currency}" is not an ISO 4217 code.`,
+    "Use a code such as SEK or NOK.",
+    "currency",
+  );
   const { start, end } = input.fiscalYear;
-  need(isValidIsoDate(start) && isValidIsoDate(end) && start <= end, "bad_fiscal_year",
-    `The fiscal year ${start}–${end} is not a valid date range.`, "Give the fiscal year as two ISO dates, start before end.", "fiscalYear");
-  input.accounts.forEach((a, i) => need(isAccount(a.number), "bad_account", `Account "${a.number}" is not numeric.`,
-    "SIE account numbers must be digits only.", `accounts[${i}].number`));
+  need(
+    isValidIsoDate(start) && isValidIsoDate(end) && start <= end,
+    "bad_fiscal_year",
+    `The fiscal year ${start}–${end} is not a valid date range.`,
+    "Give the fiscal year as two ISO dates, start before end.",
+    "fiscalYear",
+  );
+  input.accounts.forEach((a, i) =>
+    need(
+      isAccount(a.number),
+      "bad_account",
+      `Account "${a.number}" is not numeric.`,
+      "SIE account numbers must be digits only.",
+      `accounts[${i}].number`,
+    ),
+  );
   input.dimensions.forEach((d, i) => {
-    need(Number.isInteger(d.id) && d.id > 0, "bad_dimension", `Dimension "${d.id}" is not a positive integer.`, "Use 1 for cost centres, 6 for projects.", `dimensions[${i}].id`);
-    d.objects.forEach((o, j) => need(o.id.trim() !== "", "bad_object", "An object id is empty.", "Give every object an id.", `dimensions[${i}].objects[${j}].id`));
+    need(
+      Number.isInteger(d.id) && d.id > 0,
+      "bad_dimension",
+      `Dimension "${d.id}" is not a positive integer.`,
+      "Use 1 for cost centres, 6 for projects.",
+      `dimensions[${i}].id`,
+    );
+    d.objects.forEach((o, j) =>
+      need(o.id.trim() !== "", "bad_object", "An object id is empty.", "Give every object an id.", `dimensions[${i}].objects[${j}].id`),
+    );
   });
   input.vouchers.forEach((v, i) => {
     const at = `vouchers[${i}]`;
     const label = `Voucher ${i + 1} (${[v.series, v.number].filter((s) => s !== undefined && s !== "").join(" ") || "unnumbered"}, ${v.date}${v.text ? `, "${v.text}"` : ""})`;
     need(isValidIsoDate(v.date), "bad_date", `${label}: date "${v.date}" is not a valid ISO date.`, "Use YYYY-MM-DD.", `${at}.date`);
-    need(!isValidIsoDate(v.date) || !isValidIsoDate(start) || (v.date >= start && v.date <= end), "voucher_outside_year",
-      `${label} is dated outside the fiscal year ${start}–${end}.`, "Export each fiscal year to its own file.", `${at}.date`);
-    need(v.transactions.length > 0, "empty_voucher", `${label} has no transactions.`, "Leave the voucher out or add its transactions.", `${at}.transactions`);
+    need(
+      !isValidIsoDate(v.date) || !isValidIsoDate(start) || (v.date >= start && v.date <= end),
+      "voucher_outside_year",
+      `${label} is dated outside the fiscal year ${start}–${end}.`,
+      "Export each fiscal year to its own file.",
+      `${at}.date`,
+    );
+    need(
+      v.transactions.length > 0,
+      "empty_voucher",
+      `${label} has no transactions.`,
+      "Leave the voucher out or add its transactions.",
+      `${at}.transactions`,
+    );
     let sum = 0;
     v.transactions.forEach((t, j) => {
       const tAt = `${at}.transactions[${j}]`;
-      need(Number.isSafeInteger(t.amountMinor), "bad_amount", `${label}: amount ${t.amountMinor} is not an integer number of minor units.`,
-        "Amounts are integer öre/øre, e.g. 145000 for 1450.00.", `${tAt}.amountMinor`);
-      need(isAccount(t.account), "bad_account", `${label}: account "${t.account}" is not numeric.`, "SIE account numbers must be digits only.", `${tAt}.account`);
-      need(!t.date || isValidIsoDate(t.date), "bad_date", `${label}: transaction date "${t.date}" is not valid.`, "Use YYYY-MM-DD.", `${tAt}.date`);
-      (t.objects ?? []).forEach((o, k) => need(Number.isInteger(o.dimension) && o.dimension > 0 && o.id.trim() !== "", "bad_object",
-        `${label}: object ${o.dimension}/"${o.id}" is invalid.`, "Give a positive dimension number and a non-empty object id.", `${tAt}.objects[${k}]`));
+      need(
+        Number.isSafeInteger(t.amountMinor),
+        "bad_amount",
+        `${label}: amount ${t.amountMinor} is not an integer number of minor units.`,
+        "Amounts are integer öre/øre, e.g. 145000 for 1450.00.",
+        `${tAt}.amountMinor`,
+      );
+      need(
+        isAccount(t.account),
+        "bad_account",
+        `${label}: account "${t.account}" is not numeric.`,
+        "SIE account numbers must be digits only.",
+        `${tAt}.account`,
+      );
+      need(
+        !t.date || isValidIsoDate(t.date),
+        "bad_date",
+        `${label}: transaction date "${t.date}" is not valid.`,
+        "Use YYYY-MM-DD.",
+        `${tAt}.date`,
+      );
+      (t.objects ?? []).forEach((o, k) =>
+        need(
+          Number.isInteger(o.dimension) && o.dimension > 0 && o.id.trim() !== "",
+          "bad_object",
+          `${label}: object ${o.dimension}/"${o.id}" is invalid.`,
+          "Give a positive dimension number and a non-empty object id.",
+          `${tAt}.objects[${k}]`,
+        ),
+      );
       if (Number.isSafeInteger(t.amountMinor)) sum += t.amountMinor;
     });
-    need(sum === 0, "unbalanced_voucher", `${label} does not balance: its transactions sum to ${formatAmount(sum)} instead of 0.00.`,
-      "Every voucher must sum to zero; check the VAT and rounding lines.", at);
+    need(
+      sum === 0,
+      "unbalanced_voucher",
+      `${label} does not balance: its transactions sum to ${formatAmount(sum)} instead of 0.00.`,
+      "Every voucher must sum to zero; check the VAT and rounding lines.",
+      at,
+    );
   });
   return problems;
 }
@@ -197,17 +279,29 @@ function buildRecords(input: SieWriteInput): SieRecord[] {
   if (input.currency) add("#VALUTA", bare(input.currency));
   input.accounts.forEach((a, i) => add("#KONTO", bare(a.number), text(a.name, `accounts[${i}].name`)));
   input.dimensions.forEach((d, i) => add("#DIM", bare(d.id), text(d.name, `dimensions[${i}].name`)));
-  input.dimensions.forEach((d, i) => d.objects.forEach((o, j) =>
-    add("#OBJEKT", bare(d.id), text(o.id, `dimensions[${i}].objects[${j}].id`), text(o.name, `dimensions[${i}].objects[${j}].name`))));
+  input.dimensions.forEach((d, i) =>
+    d.objects.forEach((o, j) =>
+      add("#OBJEKT", bare(d.id), text(o.id, `dimensions[${i}].objects[${j}].id`), text(o.name, `dimensions[${i}].objects[${j}].name`)),
+    ),
+  );
   input.vouchers.forEach((v, i) => {
     const at = `vouchers[${i}]`;
-    add("#VER", text(v.series ?? "", `${at}.series`), text(String(v.number ?? ""), `${at}.number`), bare(sieDate(v.date)),
-      ...(v.text !== undefined ? [text(v.text, `${at}.text`)] : []));
+    add(
+      "#VER",
+      text(v.series ?? "", `${at}.series`),
+      text(String(v.number ?? ""), `${at}.number`),
+      bare(sieDate(v.date)),
+      ...(v.text !== undefined ? [text(v.text, `${at}.text`)] : []),
+    );
     add("{");
     v.transactions.forEach((t, j) => {
       const tAt = `${at}.transactions[${j}]`;
-      const objects = (t.objects ?? []).map((o, k) => ({ dimension: o.dimension, id: (text(o.id, `${tAt}.objects[${k}].id`) as { value: string }).value }));
-      const tail = t.text !== undefined ? [bare(sieDate(t.date ?? v.date)), text(t.text, `${tAt}.text`)] : t.date ? [bare(sieDate(t.date))] : [];
+      const objects = (t.objects ?? []).map((o, k) => ({
+        dimension: o.dimension,
+        id: (text(o.id, `${tAt}.objects[${k}].id`) as { value: string }).value,
+      }));
+      const tail =
+        t.text !== undefined ? [bare(sieDate(t.date ?? v.date)), text(t.text, `${tAt}.text`)] : t.date ? [bare(sieDate(t.date))] : [];
       add("#TRANS", bare(t.account), { objects }, bare(formatAmount(t.amountMinor)), ...tail);
     });
     add("}");

@@ -4,7 +4,16 @@
 import { z } from "zod";
 import { issuesToProblems, problem, type Problem } from "../../agent/problem.ts";
 import { ENCODINGS } from "../encoding.ts";
-import { AGGREGATE_FIELDS, DATA_TYPES, DATA_TYPE_TITLES, DEFAULT_GROUP_BY, FIELDS, GROUP_KEYS, filterFieldType, type FieldType } from "./fields.ts";
+import {
+  AGGREGATE_FIELDS,
+  DATA_TYPES,
+  DATA_TYPE_TITLES,
+  DEFAULT_GROUP_BY,
+  FIELDS,
+  GROUP_KEYS,
+  filterFieldType,
+  type FieldType,
+} from "./fields.ts";
 import { checkDateFormat } from "./format.ts";
 
 export const TEMPLATE_NAME = /^[a-z0-9][a-z0-9_-]{0,59}$/;
@@ -79,21 +88,35 @@ export function checkTemplate(t: Template): Problem[] {
   const problems: Problem[] = [];
   const fields = FIELDS[t.dataType];
   const known = Object.keys(fields);
-  const say = (code: string, field: string, message: string, hint: string) => problems.push(problem(`template.${code}`, `${field}: ${message}`, hint, field));
+  const say = (code: string, field: string, message: string, hint: string) =>
+    problems.push(problem(`template.${code}`, `${field}: ${message}`, hint, field));
   const grouped = t.dataType === "time_records_grouped";
-  const groupBy = grouped ? t.groupBy ?? DEFAULT_GROUP_BY : [];
+  const groupBy = grouped ? (t.groupBy ?? DEFAULT_GROUP_BY) : [];
   const carried = new Set(groupBy.flatMap((k) => [k, ...(GROUP_KEYS[k] ?? [])]));
   const groupKeyFields = new Set(Object.entries(GROUP_KEYS).flatMap(([k, v]) => [k, ...v]));
 
-  if (['"', "\r", "\n"].includes(t.delimiter)) say("bad_delimiter", "delimiter", "a quote or line break cannot separate columns.", "Use ; or , or a tab.");
+  if (['"', "\r", "\n"].includes(t.delimiter))
+    say("bad_delimiter", "delimiter", "a quote or line break cannot separate columns.", "Use ; or , or a tab.");
   if (t.delimiter === t.decimalSeparator && t.quote === "never") {
-    say("delimiter_clash", "decimalSeparator", `the decimal separator "${t.decimalSeparator}" is also the delimiter and values are never quoted.`, "Use another delimiter, the other decimal separator, or quote as needed.");
+    say(
+      "delimiter_clash",
+      "decimalSeparator",
+      `the decimal separator "${t.decimalSeparator}" is also the delimiter and values are never quoted.`,
+      "Use another delimiter, the other decimal separator, or quote as needed.",
+    );
   }
   const dateProblem = checkDateFormat(t.dateFormat);
   if (dateProblem) say("bad_date_format", "dateFormat", dateProblem, "Write dates with yyyy, MM and dd, e.g. yyyyMMdd or dd.MM.yyyy.");
-  if (t.groupBy && !grouped) say("group_by_not_allowed", "groupBy", `only ${DATA_TYPE_TITLES.time_records_grouped} can be grouped.`, "Remove groupBy, or use the data type time_records_grouped.");
+  if (t.groupBy && !grouped)
+    say(
+      "group_by_not_allowed",
+      "groupBy",
+      `only ${DATA_TYPE_TITLES.time_records_grouped} can be grouped.`,
+      "Remove groupBy, or use the data type time_records_grouped.",
+    );
   groupBy.forEach((k, i) => {
-    if (!(k in GROUP_KEYS)) say("bad_group_by", `groupBy.${i}`, `"${k}" cannot be grouped by.`, `Use some of: ${Object.keys(GROUP_KEYS).join(", ")}.`);
+    if (!(k in GROUP_KEYS))
+      say("bad_group_by", `groupBy.${i}`, `"${k}" cannot be grouped by.`, `Use some of: ${Object.keys(GROUP_KEYS).join(", ")}.`);
   });
 
   const fieldProblem = (name: string | undefined, at: string): FieldType | undefined => {
@@ -104,7 +127,12 @@ export function checkTemplate(t: Template): Problem[] {
       return undefined;
     }
     if (grouped && groupKeyFields.has(name) && !carried.has(name)) {
-      say("field_not_grouped", at, `"${name}" is not in groupBy, so a group has no single value for it.`, `Add ${Object.entries(GROUP_KEYS).find(([k, v]) => k === name || v.includes(name))![0]} to groupBy, or remove the column.`);
+      say(
+        "field_not_grouped",
+        at,
+        `"${name}" is not in groupBy, so a group has no single value for it.`,
+        `Add ${Object.entries(GROUP_KEYS).find(([k, v]) => k === name || v.includes(name))![0]} to groupBy, or remove the column.`,
+      );
     }
     return spec.type;
   };
@@ -112,7 +140,12 @@ export function checkTemplate(t: Template): Problem[] {
   t.columns.forEach((c, i) => {
     const at = `columns.${i}`;
     if ((c.field === undefined) === (c.value === undefined)) {
-      say("field_or_value", at, "set either field (a field of the data type) or value (a constant), not both or neither.", 'Add "field": "number", or "value": "" for an empty column.');
+      say(
+        "field_or_value",
+        at,
+        "set either field (a field of the data type) or value (a constant), not both or neither.",
+        'Add "field": "number", or "value": "" for an empty column.',
+      );
       return;
     }
     const type = fieldProblem(c.field, `${at}.field`);
@@ -124,17 +157,28 @@ export function checkTemplate(t: Template): Problem[] {
     }
     if (!type) return;
     if (c.dateFormat !== undefined) {
-      if (type !== "date") say("format_not_applicable", `${at}.dateFormat`, `"${c.field}" is ${type}, not a date.`, "Remove dateFormat from this column.");
+      if (type !== "date")
+        say("format_not_applicable", `${at}.dateFormat`, `"${c.field}" is ${type}, not a date.`, "Remove dateFormat from this column.");
       else {
         const p = checkDateFormat(c.dateFormat);
         if (p) say("bad_date_format", `${at}.dateFormat`, p, "Write dates with yyyy, MM and dd, e.g. yyyyMMdd.");
       }
     }
     if ((c.decimals !== undefined || c.decimalSeparator !== undefined) && !(type === "money" || type === "decimal")) {
-      say("format_not_applicable", `${at}.${c.decimals !== undefined ? "decimals" : "decimalSeparator"}`, `"${c.field}" is ${type}, not an amount or a number with decimals.`, "Remove the number format from this column.");
+      say(
+        "format_not_applicable",
+        `${at}.${c.decimals !== undefined ? "decimals" : "decimalSeparator"}`,
+        `"${c.field}" is ${type}, not an amount or a number with decimals.`,
+        "Remove the number format from this column.",
+      );
     }
     if ((c.trueText !== undefined || c.falseText !== undefined) && type !== "boolean") {
-      say("format_not_applicable", `${at}.${c.trueText !== undefined ? "trueText" : "falseText"}`, `"${c.field}" is ${type}, not yes/no.`, "Remove trueText/falseText from this column.");
+      say(
+        "format_not_applicable",
+        `${at}.${c.trueText !== undefined ? "trueText" : "falseText"}`,
+        `"${c.field}" is ${type}, not yes/no.`,
+        "Remove trueText/falseText from this column.",
+      );
     }
   });
 
@@ -142,21 +186,40 @@ export function checkTemplate(t: Template): Problem[] {
     const at = `filters.${i}`;
     const type = grouped ? filterFieldType(t.dataType, flt.field) : fieldProblem(flt.field, `${at}.field`);
     if (!type) {
-      if (grouped) say("unknown_field", `${at}.field`, `"${flt.field}" is not a field of time records or of their groups.`, `Use a time record field (${Object.keys(FIELDS.time_records).join(", ")}, month) or a group total (${[...AGGREGATE_FIELDS].join(", ")}).`);
+      if (grouped)
+        say(
+          "unknown_field",
+          `${at}.field`,
+          `"${flt.field}" is not a field of time records or of their groups.`,
+          `Use a time record field (${Object.keys(FIELDS.time_records).join(", ")}, month) or a group total (${[...AGGREGATE_FIELDS].join(", ")}).`,
+        );
       return;
     }
     const needsValue = flt.op !== "empty" && flt.op !== "not_empty";
     const list = flt.op === "in" || flt.op === "not_in";
-    if (needsValue && flt.value === undefined) say("filter_value_missing", `${at}.value`, `"${flt.op}" needs a value.`, "Add a value to compare with.");
-    if (list && flt.value !== undefined && !Array.isArray(flt.value)) say("filter_value_not_list", `${at}.value`, `"${flt.op}" needs a list of values.`, 'Write the value as a list, e.g. ["NOK", "SEK"].');
-    if (!list && Array.isArray(flt.value)) say("filter_value_list", `${at}.value`, `"${flt.op}" compares with one value, not a list.`, 'Use "in" for a list.');
-    if (["gt", "gte", "lt", "lte"].includes(flt.op) && !ORDERED.includes(type)) say("filter_op", `${at}.op`, `"${flt.op}" does not apply to a ${type} field.`, "Use eq or ne.");
-    if ((flt.op === "contains" || flt.op === "starts_with") && type !== "text") say("filter_op", `${at}.op`, `"${flt.op}" applies only to text fields.`, "Use eq, ne, gt or lt.");
+    if (needsValue && flt.value === undefined)
+      say("filter_value_missing", `${at}.value`, `"${flt.op}" needs a value.`, "Add a value to compare with.");
+    if (list && flt.value !== undefined && !Array.isArray(flt.value))
+      say("filter_value_not_list", `${at}.value`, `"${flt.op}" needs a list of values.`, 'Write the value as a list, e.g. ["NOK", "SEK"].');
+    if (!list && Array.isArray(flt.value))
+      say("filter_value_list", `${at}.value`, `"${flt.op}" compares with one value, not a list.`, 'Use "in" for a list.');
+    if (["gt", "gte", "lt", "lte"].includes(flt.op) && !ORDERED.includes(type))
+      say("filter_op", `${at}.op`, `"${flt.op}" does not apply to a ${type} field.`, "Use eq or ne.");
+    if ((flt.op === "contains" || flt.op === "starts_with") && type !== "text")
+      say("filter_op", `${at}.op`, `"${flt.op}" applies only to text fields.`, "Use eq, ne, gt or lt.");
     const values = Array.isArray(flt.value) ? flt.value : flt.value === undefined ? [] : [flt.value];
     for (const v of values) {
-      if (NUMERIC.includes(type) && !Number.isFinite(Number(v))) say("filter_value_type", `${at}.value`, `"${v}" is not a number.`, type === "money" ? "Amounts are in currency units, e.g. 1000.50." : "Give a number.");
-      if (type === "date" && !/^\d{4}-\d{2}-\d{2}$/.test(String(v))) say("filter_value_type", `${at}.value`, `"${v}" is not a date.`, "Write dates as 2026-03-31.");
-      if (type === "boolean" && typeof v !== "boolean") say("filter_value_type", `${at}.value`, `"${v}" is not true or false.`, "Write true or false without quotes.");
+      if (NUMERIC.includes(type) && !Number.isFinite(Number(v)))
+        say(
+          "filter_value_type",
+          `${at}.value`,
+          `"${v}" is not a number.`,
+          type === "money" ? "Amounts are in currency units, e.g. 1000.50." : "Give a number.",
+        );
+      if (type === "date" && !/^\d{4}-\d{2}-\d{2}$/.test(String(v)))
+        say("filter_value_type", `${at}.value`, `"${v}" is not a date.`, "Write dates as 2026-03-31.");
+      if (type === "boolean" && typeof v !== "boolean")
+        say("filter_value_type", `${at}.value`, `"${v}" is not true or false.`, "Write true or false without quotes.");
     }
   });
   return problems;
@@ -184,13 +247,37 @@ export function templateFromFile(text: string): ParsedTemplate {
   try {
     json = JSON.parse(text.replace(/^\ufeff/, ""));
   } catch (e) {
-    return { ok: false, problems: [problem("template.not_json", `The file is not valid JSON: ${(e as Error).message.slice(0, 200)}`, "Import a file written by `kontobro export template get` or the API's template download.")] };
+    return {
+      ok: false,
+      problems: [
+        problem(
+          "template.not_json",
+          `The file is not valid JSON: ${(e as Error).message.slice(0, 200)}`,
+          "Import a file written by `kontobro export template get` or the API's template download.",
+        ),
+      ],
+    };
   }
   if (json?.format !== TEMPLATE_FILE_FORMAT || json?.version !== 1 || typeof json?.template !== "object") {
-    return { ok: false, problems: [problem("template.not_a_template_file", `The file is not a kontobro export template (expected "format": "${TEMPLATE_FILE_FORMAT}", "version": 1 and a "template" object).`, "Import a file written by `kontobro export template get` or the API's template download.", "format")] };
+    return {
+      ok: false,
+      problems: [
+        problem(
+          "template.not_a_template_file",
+          `The file is not a kontobro export template (expected "format": "${TEMPLATE_FILE_FORMAT}", "version": 1 and a "template" object).`,
+          "Import a file written by `kontobro export template get` or the API's template download.",
+          "format",
+        ),
+      ],
+    };
   }
   const r = parseTemplate(json.template);
-  return r.ok ? r : { ok: false, problems: r.problems.map((p) => ({ ...p, field: p.field ? `template.${p.field}` : "template", message: `template.${p.message}` })) };
+  return r.ok
+    ? r
+    : {
+        ok: false,
+        problems: r.problems.map((p) => ({ ...p, field: p.field ? `template.${p.field}` : "template", message: `template.${p.message}` })),
+      };
 }
 
 export const templateFileName = (name: string) => `${name}.kontobro-template.json`;

@@ -3,7 +3,14 @@
 // formatted (dates by dateFormat, money and decimals by decimals and decimalSeparator).
 
 export const DATA_TYPES = [
-  "customers", "expense_claims", "invoices", "invoices_by_account", "projects", "time_records", "time_records_grouped", "users",
+  "customers",
+  "expense_claims",
+  "invoices",
+  "invoices_by_account",
+  "projects",
+  "time_records",
+  "time_records_grouped",
+  "users",
 ] as const;
 export type DataType = (typeof DATA_TYPES)[number];
 
@@ -75,23 +82,48 @@ const PROJECT_REF_FIELDS: Record<string, FieldSpec> = {
 
 export const FIELDS: Record<DataType, Record<string, FieldSpec>> = {
   customers: {
-    number: f("text", "customer number"), name: f("text", "name"), orgNumber: f("text", "organisation number"),
-    vatNumber: f("text", "VAT number"), email: f("text", "invoice e-mail"), phone: f("text", "phone"), website: f("text", "website"),
-    street: f("text", "postal address: street"), zip: f("text", "postal address: postal code"), city: f("text", "postal address: city"),
-    country: f("text", "postal address: ISO country code"), currency: f("text", "currency"),
-    paymentTermsDays: f("integer", "payment terms in days"), group: f("text", "customer group"), active: f("boolean", "active"),
-    contactName: f("text", "first contact's name"), contactEmail: f("text", "first contact's e-mail"),
+    number: f("text", "customer number"),
+    name: f("text", "name"),
+    orgNumber: f("text", "organisation number"),
+    vatNumber: f("text", "VAT number"),
+    email: f("text", "invoice e-mail"),
+    phone: f("text", "phone"),
+    website: f("text", "website"),
+    street: f("text", "postal address: street"),
+    zip: f("text", "postal address: postal code"),
+    city: f("text", "postal address: city"),
+    country: f("text", "postal address: ISO country code"),
+    currency: f("text", "currency"),
+    paymentTermsDays: f("integer", "payment terms in days"),
+    group: f("text", "customer group"),
+    active: f("boolean", "active"),
+    contactName: f("text", "first contact's name"),
+    contactEmail: f("text", "first contact's e-mail"),
   },
   projects: {
-    number: f("text", "project number"), name: f("text", "name"), customerNumber: f("text", "customer number"),
-    customerName: f("text", "customer name"), status: f("text", "active, closed or planned"), startDate: f("date", "start date"),
-    endDate: f("date", "end date"), department: f("text", "department"), description: f("text", "description"),
+    number: f("text", "project number"),
+    name: f("text", "name"),
+    customerNumber: f("text", "customer number"),
+    customerName: f("text", "customer name"),
+    status: f("text", "active, closed or planned"),
+    startDate: f("date", "start date"),
+    endDate: f("date", "end date"),
+    department: f("text", "department"),
+    description: f("text", "description"),
   },
   users: {
-    number: f("text", "user number"), name: f("text", "name"), email: f("text", "e-mail"), department: f("text", "department"),
-    externalEmployeeNumber: f("text", "employee number in the payroll system"), active: f("boolean", "active"),
+    number: f("text", "user number"),
+    name: f("text", "name"),
+    email: f("text", "e-mail"),
+    department: f("text", "department"),
+    externalEmployeeNumber: f("text", "employee number in the payroll system"),
+    active: f("boolean", "active"),
   },
-  invoices: { ...INVOICE_FIELDS, lineCount: f("integer", "number of invoice lines"), exportStatus: f("text", "export status before this export") },
+  invoices: {
+    ...INVOICE_FIELDS,
+    lineCount: f("integer", "number of invoice lines"),
+    exportStatus: f("text", "export status before this export"),
+  },
   invoices_by_account: {
     ...INVOICE_FIELDS,
     rowType: f("text", "receivable, revenue, vat or rounding"),
@@ -106,36 +138,68 @@ export const FIELDS: Record<DataType, Record<string, FieldSpec>> = {
     receivableCustomerNumber: f("text", "the customer number on the receivable row, empty on the others (ledger rows)"),
   },
   time_records: {
-    id: f("text", "the PSA's id of the time record"), date: f("date", "the day worked"), ...PERSON_FIELDS, ...PROJECT_REF_FIELDS,
-    activity: f("text", "activity"), hours: f("decimal", "hours"), billable: f("boolean", "billable"), approved: f("boolean", "approved"),
+    id: f("text", "the PSA's id of the time record"),
+    date: f("date", "the day worked"),
+    ...PERSON_FIELDS,
+    ...PROJECT_REF_FIELDS,
+    activity: f("text", "activity"),
+    hours: f("decimal", "hours"),
+    billable: f("boolean", "billable"),
+    approved: f("boolean", "approved"),
     description: f("text", "description"),
   },
   time_records_grouped: {
-    ...PERSON_FIELDS, ...PROJECT_REF_FIELDS, activity: f("text", "activity"), billable: f("boolean", "billable"),
-    approved: f("boolean", "approved"), date: f("date", "the day (when grouped by date)"), month: f("text", "yyyy-MM (when grouped by month)"),
-    hours: f("decimal", "sum of hours in the group"), billableHours: f("decimal", "sum of billable hours in the group"),
-    records: f("integer", "number of time records in the group"), firstDate: f("date", "first day in the group"),
-    lastDate: f("date", "last day in the group"), periodFrom: f("date", "the export's period: from"), periodTo: f("date", "the export's period: to"),
+    ...PERSON_FIELDS,
+    ...PROJECT_REF_FIELDS,
+    activity: f("text", "activity"),
+    billable: f("boolean", "billable"),
+    approved: f("boolean", "approved"),
+    date: f("date", "the day (when grouped by date)"),
+    month: f("text", "yyyy-MM (when grouped by month)"),
+    hours: f("decimal", "sum of hours in the group"),
+    billableHours: f("decimal", "sum of billable hours in the group"),
+    records: f("integer", "number of time records in the group"),
+    firstDate: f("date", "first day in the group"),
+    lastDate: f("date", "last day in the group"),
+    periodFrom: f("date", "the export's period: from"),
+    periodTo: f("date", "the export's period: to"),
   },
   expense_claims: {
-    claimNumber: f("text", "claim number"), ...PERSON_FIELDS, claimDate: f("date", "claim date"),
-    date: f("date", "the expense's date (the line's, else the claim's)"), lineNumber: f("integer", "line number in the claim, from 1"),
-    text: f("text", "the line's text"), description: f("text", "the claim's description"), category: f("text", "expense category"),
-    account: f("text", "ledger account of the line"), ...PROJECT_REF_FIELDS, currency: f("text", "currency"),
-    amount: f("money", "gross amount incl. VAT"), vatAmount: f("money", "VAT"), netAmount: f("money", "amount excl. VAT"),
-    vatCode: f("text", "VAT code"), approved: f("boolean", "approved"),
+    claimNumber: f("text", "claim number"),
+    ...PERSON_FIELDS,
+    claimDate: f("date", "claim date"),
+    date: f("date", "the expense's date (the line's, else the claim's)"),
+    lineNumber: f("integer", "line number in the claim, from 1"),
+    text: f("text", "the line's text"),
+    description: f("text", "the claim's description"),
+    category: f("text", "expense category"),
+    account: f("text", "ledger account of the line"),
+    ...PROJECT_REF_FIELDS,
+    currency: f("text", "currency"),
+    amount: f("money", "gross amount incl. VAT"),
+    vatAmount: f("money", "VAT"),
+    netAmount: f("money", "amount excl. VAT"),
+    vatCode: f("text", "VAT code"),
+    approved: f("boolean", "approved"),
   },
 };
 
 export const SELECTION: Record<DataType, Selection> = {
-  customers: "all", projects: "all", users: "all",
-  invoices: "to_transfer", invoices_by_account: "to_transfer",
-  time_records: "period", time_records_grouped: "period", expense_claims: "period",
+  customers: "all",
+  projects: "all",
+  users: "all",
+  invoices: "to_transfer",
+  invoices_by_account: "to_transfer",
+  time_records: "period",
+  time_records_grouped: "period",
+  expense_claims: "period",
 };
 
 /** Data types that read the same records: an overlapping period of any of them repeats the same data. */
 export const PERIOD_SOURCE: Partial<Record<DataType, "time_records" | "expense_claims">> = {
-  time_records: "time_records", time_records_grouped: "time_records", expense_claims: "expense_claims",
+  time_records: "time_records",
+  time_records_grouped: "time_records",
+  expense_claims: "expense_claims",
 };
 
 /** What time records may be grouped by, and the fields that come along with each key. */
@@ -151,7 +215,15 @@ export const GROUP_KEYS: Record<string, string[]> = {
 export const DEFAULT_GROUP_BY = ["personNumber", "projectNumber", "activity"];
 
 /** Fields of time_records_grouped computed per group. Filters on them apply to the groups. */
-export const AGGREGATE_FIELDS: ReadonlySet<string> = new Set(["hours", "billableHours", "records", "firstDate", "lastDate", "periodFrom", "periodTo"]);
+export const AGGREGATE_FIELDS: ReadonlySet<string> = new Set([
+  "hours",
+  "billableHours",
+  "records",
+  "firstDate",
+  "lastDate",
+  "periodFrom",
+  "periodTo",
+]);
 
 /**
  * For grouped time records, a filter on anything but an aggregate applies to the time records before

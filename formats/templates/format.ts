@@ -20,12 +20,18 @@ export function formatDate(iso: string, pattern: string): string {
   const [, y, mo, d] = m as unknown as [string, string, string, string];
   return pattern.replace(DATE_TOKEN, (t) => {
     switch (t) {
-      case "yyyy": return y;
-      case "yy": return y.slice(2);
-      case "MM": return mo;
-      case "M": return String(Number(mo));
-      case "dd": return d;
-      default: return String(Number(d));
+      case "yyyy":
+        return y;
+      case "yy":
+        return y.slice(2);
+      case "MM":
+        return mo;
+      case "M":
+        return String(Number(mo));
+      case "dd":
+        return d;
+      default:
+        return String(Number(d));
     }
   });
 }

@@ -29,12 +29,18 @@ function matches(row: Row, f: TemplateFilter, type: FieldType): boolean {
   const values = (Array.isArray(f.value) ? f.value : [f.value]).map((x) => typed(x, type));
   const eq = (x: Value) => !isEmpty(v) && compare(v, x, type) === 0 && (type !== "boolean" || v === x);
   switch (f.op) {
-    case "eq": return eq(values[0]);
-    case "ne": return !eq(values[0]);
-    case "in": return values.some(eq);
-    case "not_in": return !values.some(eq);
-    case "contains": return !isEmpty(v) && String(v).toLowerCase().includes(String(values[0]).toLowerCase());
-    case "starts_with": return !isEmpty(v) && String(v).toLowerCase().startsWith(String(values[0]).toLowerCase());
+    case "eq":
+      return eq(values[0]);
+    case "ne":
+      return !eq(values[0]);
+    case "in":
+      return values.some(eq);
+    case "not_in":
+      return !values.some(eq);
+    case "contains":
+      return !isEmpty(v) && String(v).toLowerCase().includes(String(values[0]).toLowerCase());
+    case "starts_with":
+      return !isEmpty(v) && String(v).toLowerCase().startsWith(String(values[0]).toLowerCase());
     default: {
       if (isEmpty(v)) return false;
       const c = compare(v, values[0], type);
@@ -62,11 +68,16 @@ export function formatValue(t: Template, c: TemplateColumn, row: Row): string {
   const v = row[c.field!];
   if (v === undefined || v === null || v === "") return "";
   switch (FIELDS[t.dataType][c.field!]!.type) {
-    case "date": return formatDate(String(v), c.dateFormat ?? t.dateFormat);
-    case "money": return formatMoney(Number(v), c.decimals ?? 2, c.decimalSeparator ?? t.decimalSeparator);
-    case "decimal": return formatDecimal(Number(v), c.decimals ?? 2, c.decimalSeparator ?? t.decimalSeparator);
-    case "boolean": return v ? (c.trueText ?? t.trueText) : (c.falseText ?? t.falseText);
-    default: return String(v);
+    case "date":
+      return formatDate(String(v), c.dateFormat ?? t.dateFormat);
+    case "money":
+      return formatMoney(Number(v), c.decimals ?? 2, c.decimalSeparator ?? t.decimalSeparator);
+    case "decimal":
+      return formatDecimal(Number(v), c.decimals ?? 2, c.decimalSeparator ?? t.decimalSeparator);
+    case "boolean":
+      return v ? (c.trueText ?? t.trueText) : (c.falseText ?? t.falseText);
+    default:
+      return String(v);
   }
 }
 
@@ -82,7 +93,10 @@ export interface Rendered {
   warnings: Problem[];
 }
 
-interface Tally { count: number; example: string }
+interface Tally {
+  count: number;
+  example: string;
+}
 
 /** Writes the file for already-built rows. `limit` cuts the output (previews). */
 export function renderTemplate(t: Template, allRows: Row[], options: { limit?: number } = {}): Rendered {
@@ -112,31 +126,54 @@ export function renderTemplate(t: Template, allRows: Row[], options: { limit?: n
       truncated.set(colIndex, tally);
     }
     const cell = csvCell(value, t.delimiter, forceQuote ? "all" : t.quote, isText);
-    if (cell.changed) { delimiterChanged.count++; delimiterChanged.example ||= `row ${rowIndex + 1}, column "${c.header || colIndex + 1}"`; }
+    if (cell.changed) {
+      delimiterChanged.count++;
+      delimiterChanged.example ||= `row ${rowIndex + 1}, column "${c.header || colIndex + 1}"`;
+    }
     return cell.cell;
   };
 
   const header = t.headerRow ? t.columns.map((c, i) => cellText(c.header, i, -1, true, t.quoteHeader)) : null;
-  const cells = rows.map((row, r) => t.columns.map((c, i) => {
-    const isText = c.value !== undefined || fields[c.field!]!.type === "text";
-    return cellText(formatValue(t, c, row), i, r, isText);
-  }));
+  const cells = rows.map((row, r) =>
+    t.columns.map((c, i) => {
+      const isText = c.value !== undefined || fields[c.field!]!.type === "text";
+      return cellText(formatValue(t, c, row), i, r, isText);
+    }),
+  );
   const lines = [...(header ? [header] : []), ...cells].map((cs) => cs.join(t.delimiter));
   const text = lines.length > 0 ? lines.join(eol) + eol : "";
 
   const warnings: Problem[] = [];
   if (substituted.size > 0) {
     const list = [...substituted].map(([k, v]) => `${k} (${v.count}×, first at ${v.example})`).join("; ");
-    warnings.push(problem("template.characters_replaced", `Some characters cannot be written in ${ENCODING_TITLES[t.encoding]} and were replaced: ${list}.`,
-      "Check these values in the file; choose UTF-8 (or windows-1252 for €) if the receiving system reads it.", "encoding"));
+    warnings.push(
+      problem(
+        "template.characters_replaced",
+        `Some characters cannot be written in ${ENCODING_TITLES[t.encoding]} and were replaced: ${list}.`,
+        "Check these values in the file; choose UTF-8 (or windows-1252 for €) if the receiving system reads it.",
+        "encoding",
+      ),
+    );
   }
   for (const [i, v] of truncated) {
-    warnings.push(problem("template.value_truncated", `Column ${i + 1} ("${t.columns[i]!.header}"): ${v.count} value(s) were longer than ${t.columns[i]!.maxLength} characters and were cut (${v.example}).`,
-      "The receiving format allows no more; shorten the text in the PSA, or raise maxLength if the target accepts longer values.", `columns.${i}.maxLength`));
+    warnings.push(
+      problem(
+        "template.value_truncated",
+        `Column ${i + 1} ("${t.columns[i]!.header}"): ${v.count} value(s) were longer than ${t.columns[i]!.maxLength} characters and were cut (${v.example}).`,
+        "The receiving format allows no more; shorten the text in the PSA, or raise maxLength if the target accepts longer values.",
+        `columns.${i}.maxLength`,
+      ),
+    );
   }
   if (delimiterChanged.count > 0) {
-    warnings.push(problem("template.delimiter_in_value", `${delimiterChanged.count} value(s) contained the delimiter "${t.delimiter}" or a quote and were changed, because values are never quoted (first at ${delimiterChanged.example}).`,
-      'Set quote to "as_needed" if the receiving system reads quoted values.', "quote"));
+    warnings.push(
+      problem(
+        "template.delimiter_in_value",
+        `${delimiterChanged.count} value(s) contained the delimiter "${t.delimiter}" or a quote and were changed, because values are never quoted (first at ${delimiterChanged.example}).`,
+        'Set quote to "as_needed" if the receiving system reads quoted values.',
+        "quote",
+      ),
+    );
   }
   return { bytes: encodeText(text, t.encoding), text, header, cells, rows, warnings };
 }
@@ -145,7 +182,10 @@ export function renderTemplate(t: Template, allRows: Row[], options: { limit?: n
 export function templateFileName(t: Template, at: { today: string; from?: string; to?: string; run: number }): string {
   const compact = (d?: string) => (d ?? "").replaceAll("-", "");
   const pattern = t.fileName ?? (at.from ? `${t.name}_{from}-{to}_{run}.csv` : `${t.name}_{date}_{run}.csv`);
-  const name = pattern.replaceAll("{from}", compact(at.from)).replaceAll("{to}", compact(at.to))
-    .replaceAll("{date}", compact(at.today)).replaceAll("{run}", String(at.run));
+  const name = pattern
+    .replaceAll("{from}", compact(at.from))
+    .replaceAll("{to}", compact(at.to))
+    .replaceAll("{date}", compact(at.today))
+    .replaceAll("{run}", String(at.run));
   return name.replace(/[^A-Za-z0-9._-]/g, "_");
 }

@@ -24,15 +24,27 @@ export interface ApiState {
 
 /** The scope family of each resource (which resource needs which scope is unverified beyond the descriptions, §2). */
 const SCOPE_OF: Record<string, "sales" | "accounting" | "purchase"> = {
-  customers: "sales", articles: "sales", articleaccountcodings: "sales", units: "sales", termsofpayments: "sales", termsofpayment: "sales",
-  customerinvoicedrafts: "sales", customerinvoices: "sales", projects: "sales",
-  costcenters: "accounting", costcenteritems: "accounting",
+  customers: "sales",
+  articles: "sales",
+  articleaccountcodings: "sales",
+  units: "sales",
+  termsofpayments: "sales",
+  termsofpayment: "sales",
+  customerinvoicedrafts: "sales",
+  customerinvoices: "sales",
+  projects: "sales",
+  costcenters: "accounting",
+  costcenteritems: "accounting",
   supplierinvoices: "purchase",
 };
 
 const ONBOARDING_TEXT: Record<number, string> = {
-  4003: "The company has not completed the startup guide.", 4004: "The company is not active.", 4009: "The company's product variant has no access to this.",
-  4011: "The authenticated user has no access to this company.", 4012: "The licence agreement has not been accepted.", 4034: "A sandbox client is not allowed here.",
+  4003: "The company has not completed the startup guide.",
+  4004: "The company is not active.",
+  4009: "The company's product variant has no access to this.",
+  4011: "The authenticated user has no access to this company.",
+  4012: "The licence agreement has not been accepted.",
+  4034: "A sandbox client is not allowed here.",
 };
 
 type Env = { Variables: { clientId: string } };
@@ -43,19 +55,41 @@ export function apiRoutes(st: ApiState): Hono<Env> {
 
   api.use("*", async (c, next) => {
     const auth = st.identity.authenticate(c.req.header("authorization"));
-    if (!auth.ok) return c.json(envelope(4005, `NotAuthorized: ${auth.reason}.`), 401, { "www-authenticate": 'Bearer error="invalid_token"' });
+    if (!auth.ok)
+      return c.json(envelope(4005, `NotAuthorized: ${auth.reason}.`), 401, { "www-authenticate": 'Bearer error="invalid_token"' });
     const resource = new URL(c.req.url).pathname.split("/")[2] ?? "";
     const family = SCOPE_OF[resource];
     const write = c.req.method !== "GET";
-    if (!auth.scope.includes("ea:api") || (family && !auth.scope.includes(`ea:${family}`) && (write || !auth.scope.includes(`ea:${family}_readonly`)))) {
-      return fail(c, new EaError(403, 4006, `NoAccessToScopes: Requires any of the following scopes: ea:${family ?? "api"}${family ? `, ea:${family}_readonly` : ""}.`));
+    if (
+      !auth.scope.includes("ea:api") ||
+      (family && !auth.scope.includes(`ea:${family}`) && (write || !auth.scope.includes(`ea:${family}_readonly`)))
+    ) {
+      return fail(
+        c,
+        new EaError(
+          403,
+          4006,
+          `NoAccessToScopes: Requires any of the following scopes: ea:${family ?? "api"}${family ? `, ea:${family}_readonly` : ""}.`,
+        ),
+      );
     }
-    if (st.onboarding.code) return fail(c, new EaError(403, st.onboarding.code, `${ERROR_NAMES[st.onboarding.code] ?? "Forbidden"}: ${ONBOARDING_TEXT[st.onboarding.code] ?? "No access."}`));
+    if (st.onboarding.code)
+      return fail(
+        c,
+        new EaError(
+          403,
+          st.onboarding.code,
+          `${ERROR_NAMES[st.onboarding.code] ?? "Forbidden"}: ${ONBOARDING_TEXT[st.onboarding.code] ?? "No access."}`,
+        ),
+      );
     if (write && st.readonlyUser.on) return fail(c, new EaError(403, 4019, "NoPermissionForReadonlyUser: The user has read-only access."));
     const wait = st.limiter.take(auth.clientId, `/v2/${resource}`);
     if (wait > 0) {
-      return c.json(envelope(4010, `API calls quota exceeded! maximum admitted ${st.limiter.perMinute} per Minute. Try again in ${wait} seconds.`), 429,
-        st.retryAfterHeader ? { "retry-after": String(wait) } : {});
+      return c.json(
+        envelope(4010, `API calls quota exceeded! maximum admitted ${st.limiter.perMinute} per Minute. Try again in ${wait} seconds.`),
+        429,
+        st.retryAfterHeader ? { "retry-after": String(wait) } : {},
+      );
     }
     c.set("clientId", auth.clientId);
     await next();
@@ -65,7 +99,11 @@ export function apiRoutes(st: ApiState): Hono<Env> {
   const inv = () => st.invoicing();
   const page = (c: Context, rows: Row[]) => c.json(listPage(rows, c.req.query(), st.query, s().nowIso()));
   const body = async (c: Context): Promise<Row> => {
-    try { return await c.req.json(); } catch { throw new EaError(400, 2000, "The request body is not valid JSON."); }
+    try {
+      return await c.req.json();
+    } catch {
+      throw new EaError(400, 2000, "The request body is not valid JSON.");
+    }
   };
 
   // ---- set-up lists ------------------------------------------------------------------------------------------
@@ -101,9 +139,19 @@ export function apiRoutes(st: ApiState): Hono<Env> {
   api.get("/customerinvoicedrafts/:id", (c) => c.json(inv().draft(c.req.param("id"))));
   api.post("/customerinvoicedrafts", async (c) => c.json(inv().createDraft(await body(c)), 201));
   api.put("/customerinvoicedrafts/:id", async (c) => c.json(inv().replaceDraft(c.req.param("id"), await body(c))));
-  api.delete("/customerinvoicedrafts/:id", (c) => { inv().deleteDraft(c.req.param("id")); return c.body(null, 204); });
-  api.post("/customerinvoicedrafts/:id/convert", (c) => c.json(inv().convert(c.req.param("id"), c.req.query("keepOriginalDraftDate") === "true"), 201));
-  api.get("/customerinvoices", (c) => page(c, [...inv().invoices.values()].map((i) => inv().read(i))));
+  api.delete("/customerinvoicedrafts/:id", (c) => {
+    inv().deleteDraft(c.req.param("id"));
+    return c.body(null, 204);
+  });
+  api.post("/customerinvoicedrafts/:id/convert", (c) =>
+    c.json(inv().convert(c.req.param("id"), c.req.query("keepOriginalDraftDate") === "true"), 201),
+  );
+  api.get("/customerinvoices", (c) =>
+    page(
+      c,
+      [...inv().invoices.values()].map((i) => inv().read(i)),
+    ),
+  );
   api.get("/customerinvoices/:id", (c) => c.json(inv().invoice(c.req.param("id"))));
 
   // ---- supplier invoices (§10) ----------------------------------------------------------------------------------

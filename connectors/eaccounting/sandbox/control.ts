@@ -41,11 +41,18 @@ export function registerControl(app: Hono, d: ControlDeps): void {
   };
 
   app.get("/__sandbox/state", (c) => c.json(d.state()));
-  app.post("/__sandbox/reset", (c) => { d.reset(); return c.json({ reset: true }); });
+  app.post("/__sandbox/reset", (c) => {
+    d.reset();
+    return c.json({ reset: true });
+  });
   app.get("/__sandbox/faults", (c) => c.json({ rules: d.faults.list(), injected: d.faults.injected }));
   app.post("/__sandbox/faults", async (c) => {
     const parsed = FaultRulesBody.safeParse(await c.req.json().catch(() => undefined));
-    if (!parsed.success) return c.json({ message: "Invalid fault rules.", issues: parsed.error.issues.map((i) => `${i.path.join(".") || "(body)"}: ${i.message}`) }, 400);
+    if (!parsed.success)
+      return c.json(
+        { message: "Invalid fault rules.", issues: parsed.error.issues.map((i) => `${i.path.join(".") || "(body)"}: ${i.message}`) },
+        400,
+      );
     d.faults.add(parsed.data);
     const res = Response.json({ rules: d.faults.list() }, { status: 201 });
     return d.faults.dropArmed() ? withConnectionClose(res) : res;
@@ -53,72 +60,144 @@ export function registerControl(app: Hono, d: ControlDeps): void {
   app.delete("/__sandbox/faults", (c) => c.json({ cleared: d.faults.clear() }));
 
   /** {advanceMs} or {offsetMs}: the server clock (ServerTimeUtc, ChangedUtc, token expiry). */
-  app.post("/__sandbox/clock", (c) => run(c, (b) => {
-    if (typeof b.offsetMs === "number") d.clock.offsetMs = b.offsetMs;
-    if (typeof b.advanceMs === "number") d.clock.offsetMs += b.advanceMs;
-    return { offsetMs: d.clock.offsetMs, now: d.store().nowIso() };
-  }, 200));
+  app.post("/__sandbox/clock", (c) =>
+    run(
+      c,
+      (b) => {
+        if (typeof b.offsetMs === "number") d.clock.offsetMs = b.offsetMs;
+        if (typeof b.advanceMs === "number") d.clock.offsetMs += b.advanceMs;
+        return { offsetMs: d.clock.offsetMs, now: d.store().nowIso() };
+      },
+      200,
+    ),
+  );
 
   /** {scope?, refreshToken?}: a grant made without the browser; answers its refresh token. */
-  app.post("/__sandbox/oauth/grant", (c) => run(c, (b) => ({
-    refresh_token: d.identity.grant(d.clientId, (b.scope ?? "ea:api offline_access ea:sales ea:accounting ea:purchase").split(/\s+/), b.refreshToken),
-  })));
+  app.post("/__sandbox/oauth/grant", (c) =>
+    run(c, (b) => ({
+      refresh_token: d.identity.grant(
+        d.clientId,
+        (b.scope ?? "ea:api offline_access ea:sales ea:accounting ea:purchase").split(/\s+/),
+        b.refreshToken,
+      ),
+    })),
+  );
   /** {refreshToken?}: the user removes the app's access (all grants without refreshToken). */
   app.post("/__sandbox/oauth/revoke", (c) => run(c, (b) => ({ revoked: d.identity.revoke(b.refreshToken) }), 200));
-  app.post("/__sandbox/oauth/expire", (c) => run(c, () => { d.identity.expireAccessTokens(); return { expired: true }; }, 200));
+  app.post("/__sandbox/oauth/expire", (c) =>
+    run(
+      c,
+      () => {
+        d.identity.expireAccessTokens();
+        return { expired: true };
+      },
+      200,
+    ),
+  );
   /** {accessTokenSeconds?, refreshTokenSeconds?, grantable?}. */
-  app.post("/__sandbox/oauth/options", (c) => run(c, (b) => { Object.assign(d.identity.o, b); return d.identity.o; }, 200));
+  app.post("/__sandbox/oauth/options", (c) =>
+    run(
+      c,
+      (b) => {
+        Object.assign(d.identity.o, b);
+        return d.identity.o;
+      },
+      200,
+    ),
+  );
   app.post("/__sandbox/oauth/check", (c) => run(c, (b) => ({ valid: d.identity.isValidRefreshToken(String(b.refreshToken ?? "")) }), 200));
 
   /** {code: 4003 | 4004 | 4009 | 4011 | 4012 | 4034 | null}; {readonly: bool}; {rateLimitPerMinute}; {lockedBefore}; {nextInvoiceNumber}; {filter}. */
-  app.post("/__sandbox/settings", (c) => run(c, (b) => {
-    if ("onboarding" in b) d.api.onboarding.code = b.onboarding;
-    if (typeof b.readonly === "boolean") d.api.readonlyUser.on = b.readonly;
-    if (typeof b.rateLimitPerMinute === "number") d.api.limiter.perMinute = b.rateLimitPerMinute;
-    if (typeof b.retryAfterHeader === "boolean") d.api.retryAfterHeader = b.retryAfterHeader;
-    if ("lockedBefore" in b) d.invoicing().lockedBefore = b.lockedBefore;
-    if (typeof b.nextInvoiceNumber === "number") d.invoicing().nextInvoiceNumber = b.nextInvoiceNumber;
-    if (typeof b.filter === "boolean") d.api.query.filter = b.filter;
-    if (b.dateLiterals) d.api.query.dateLiterals = b.dateLiterals;
-    return { onboarding: d.api.onboarding.code, readonly: d.api.readonlyUser.on, rateLimitPerMinute: d.api.limiter.perMinute, query: d.api.query };
-  }, 200));
+  app.post("/__sandbox/settings", (c) =>
+    run(
+      c,
+      (b) => {
+        if ("onboarding" in b) d.api.onboarding.code = b.onboarding;
+        if (typeof b.readonly === "boolean") d.api.readonlyUser.on = b.readonly;
+        if (typeof b.rateLimitPerMinute === "number") d.api.limiter.perMinute = b.rateLimitPerMinute;
+        if (typeof b.retryAfterHeader === "boolean") d.api.retryAfterHeader = b.retryAfterHeader;
+        if ("lockedBefore" in b) d.invoicing().lockedBefore = b.lockedBefore;
+        if (typeof b.nextInvoiceNumber === "number") d.invoicing().nextInvoiceNumber = b.nextInvoiceNumber;
+        if (typeof b.filter === "boolean") d.api.query.filter = b.filter;
+        if (b.dateLiterals) d.api.query.dateLiterals = b.dateLiterals;
+        return {
+          onboarding: d.api.onboarding.code,
+          readonly: d.api.readonlyUser.on,
+          rateLimitPerMinute: d.api.limiter.perMinute,
+          query: d.api.query,
+        };
+      },
+      200,
+    ),
+  );
 
   // ---- a person in eAccounting ---------------------------------------------------------------------------------
   /** A customer created in eAccounting (defaults: 30 days, active, a company). */
-  app.post("/__sandbox/customers", (c) => run(c, (b) => d.store().createCustomer({ IsPrivatePerson: false, IsActive: true, TermsOfPaymentId: d.store().terms[0]!.Id, ...b })));
+  app.post("/__sandbox/customers", (c) =>
+    run(c, (b) => d.store().createCustomer({ IsPrivatePerson: false, IsActive: true, TermsOfPaymentId: d.store().terms[0]!.Id, ...b })),
+  );
   /** Edit a customer by its number: the fields given replace the stored ones. */
-  app.put("/__sandbox/customers/:number", (c) => run(c, (b) => {
-    const row = byNumber(d.store().customers, "CustomerNumber", c.req.param("number"));
-    return d.store().replaceCustomer(row.Id, { ...row, ...b });
-  }, 200));
+  app.put("/__sandbox/customers/:number", (c) =>
+    run(
+      c,
+      (b) => {
+        const row = byNumber(d.store().customers, "CustomerNumber", c.req.param("number"));
+        return d.store().replaceCustomer(row.Id, { ...row, ...b });
+      },
+      200,
+    ),
+  );
   /** An article created in eAccounting (defaults: services 25 %, pieces, active). */
-  app.post("/__sandbox/articles", (c) => run(c, (b) => d.store().createArticle({ IsActive: true, CodingId: d.store().codings[0]!.Id, UnitId: d.store().units[2]!.Id, ...b })));
-  app.put("/__sandbox/articles/:number", (c) => run(c, (b) => {
-    const row = byNumber(d.store().articles, "Number", c.req.param("number"));
-    return d.store().replaceArticle(row.Id, { ...row, ...b });
-  }, 200));
+  app.post("/__sandbox/articles", (c) =>
+    run(c, (b) => d.store().createArticle({ IsActive: true, CodingId: d.store().codings[0]!.Id, UnitId: d.store().units[2]!.Id, ...b })),
+  );
+  app.put("/__sandbox/articles/:number", (c) =>
+    run(
+      c,
+      (b) => {
+        const row = byNumber(d.store().articles, "Number", c.req.param("number"));
+        return d.store().replaceArticle(row.Id, { ...row, ...b });
+      },
+      200,
+    ),
+  );
   /** {ShortName, Name?, IsActive?, costCenterNumber?}: a cost-centre item made or changed in eAccounting. */
-  app.post("/__sandbox/costcenteritems", (c) => run(c, (b) => {
-    const center = d.store().costCenters.find((x) => x.Number === (b.costCenterNumber ?? 1))!;
-    const item = (center.Items as Row[]).find((i) => same(i.ShortName, b.ShortName));
-    const next = { CostCenterId: center.Id, Name: b.Name ?? item?.Name, ShortName: b.ShortName, IsActive: b.IsActive ?? item?.IsActive ?? true };
-    return item ? d.store().updateCostCenterItem(item.Id, next) : d.store().createCostCenterItem(next);
-  }));
+  app.post("/__sandbox/costcenteritems", (c) =>
+    run(c, (b) => {
+      const center = d.store().costCenters.find((x) => x.Number === (b.costCenterNumber ?? 1))!;
+      const item = (center.Items as Row[]).find((i) => same(i.ShortName, b.ShortName));
+      const next = {
+        CostCenterId: center.Id,
+        Name: b.Name ?? item?.Name,
+        ShortName: b.ShortName,
+        IsActive: b.IsActive ?? item?.IsActive ?? true,
+      };
+      return item ? d.store().updateCostCenterItem(item.Id, next) : d.store().createCostCenterItem(next);
+    }),
+  );
 
   /** {draftId? | reference?: [field, value], keepOriginalDraftDate?}: a person sends the draft; it becomes a numbered invoice. */
-  app.post("/__sandbox/send-draft", (c) => run(c, (b) => {
-    const inv = d.invoicing();
-    const draft = b.draftId ? inv.draft(b.draftId) : [...inv.drafts.values()].find((x) => b.reference && x[b.reference[0]] === b.reference[1]);
-    if (!draft) throw new EaError(404, 3000, "Customer invoice draft not found.");
-    const invoice = inv.convert(draft.Id, !!b.keepOriginalDraftDate);
-    const stored = inv.invoices.get(invoice.Id)!;
-    stored.SendType = 2;
-    return { ...invoice, SendType: 2 };
-  }));
+  app.post("/__sandbox/send-draft", (c) =>
+    run(c, (b) => {
+      const inv = d.invoicing();
+      const draft = b.draftId
+        ? inv.draft(b.draftId)
+        : [...inv.drafts.values()].find((x) => b.reference && x[b.reference[0]] === b.reference[1]);
+      if (!draft) throw new EaError(404, 3000, "Customer invoice draft not found.");
+      const invoice = inv.convert(draft.Id, !!b.keepOriginalDraftDate);
+      const stored = inv.invoices.get(invoice.Id)!;
+      stored.SendType = 2;
+      return { ...invoice, SendType: 2 };
+    }),
+  );
   /** {invoiceNumber, amount?}: a payment received (the whole remainder without amount). */
-  app.post("/__sandbox/payments", (c) => run(c, (b) => d.invoicing().registerPayment(Number(b.invoiceNumber), typeof b.amount === "number" ? b.amount : undefined)));
+  app.post("/__sandbox/payments", (c) =>
+    run(c, (b) => d.invoicing().registerPayment(Number(b.invoiceNumber), typeof b.amount === "number" ? b.amount : undefined)),
+  );
   /** {invoices: [...]}: supplier invoices booked in eAccounting, rows with DebetAmount and a project (cost-centre item or ProjectId). */
-  app.post("/__sandbox/supplier-invoices", (c) => run(c, (b) => ({ booked: (b.invoices ?? [b]).map((i: Row) => d.invoicing().addSupplierInvoice(i)) })));
+  app.post("/__sandbox/supplier-invoices", (c) =>
+    run(c, (b) => ({ booked: (b.invoices ?? [b]).map((i: Row) => d.invoicing().addSupplierInvoice(i)) })),
+  );
   app.put("/__sandbox/supplier-invoices/:id", (c) => run(c, (b) => d.invoicing().changeSupplierInvoice(c.req.param("id"), b), 200));
   /** {Number, Name, StartDate?}: an eAccounting project (supplier rows may name it by ProjectId). */
   app.post("/__sandbox/projects", (c) => run(c, (b) => d.store().createProject({ StartDate: `${d.store().today()}T00:00:00`, ...b })));

@@ -11,9 +11,25 @@ const FAULTS = ["latency", "500", "5001", "503", "429", "drop_after_commit"] as 
 export const FaultRule = z.preprocess(
   (v: any) => (v && typeof v === "object" && v.fault === undefined && v.kind !== undefined ? { ...v, fault: v.kind, kind: undefined } : v),
   z.object({
-    method: z.string().transform((m) => m.toUpperCase()).optional(),
+    method: z
+      .string()
+      .transform((m) => m.toUpperCase())
+      .optional(),
     /** Regex (case-insensitive) tested against the path and against path + query (decoded too). */
-    path: z.string().refine((p) => { try { new RegExp(p); return true; } catch { return false; } }, { error: "must be a valid regular expression" }).optional(),
+    path: z
+      .string()
+      .refine(
+        (p) => {
+          try {
+            new RegExp(p);
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        { error: "must be a valid regular expression" },
+      )
+      .optional(),
     fault: z.enum(FAULTS),
     count: z.number().int().positive().optional(),
     probability: z.number().min(0).max(1).optional(),
@@ -29,8 +45,17 @@ export const FaultRulesBody = z.union([
   FaultRule.transform((r) => [r]),
 ]);
 
-interface ActiveRule extends FaultRule { remaining: number; regex: RegExp }
-export interface FaultDecision { latencyMs: number; fail?: "500" | "5001" | "503" | "429"; retryAfterSeconds?: number; drop: boolean; fired: string[] }
+interface ActiveRule extends FaultRule {
+  remaining: number;
+  regex: RegExp;
+}
+export interface FaultDecision {
+  latencyMs: number;
+  fail?: "500" | "5001" | "503" | "429";
+  retryAfterSeconds?: number;
+  drop: boolean;
+  fired: string[];
+}
 
 export class Faults {
   private rules: ActiveRule[] = [];
@@ -47,17 +72,29 @@ export class Faults {
     }
   }
 
-  clear(): number { const n = this.rules.length; this.rules = []; return n; }
-  resetCounts(): void { for (const k of Object.keys(this.injected)) delete this.injected[k]; }
-  list() { return this.rules.map(({ regex: _r, remaining, ...r }) => ({ ...r, remaining: Number.isFinite(remaining) ? remaining : null })); }
+  clear(): number {
+    const n = this.rules.length;
+    this.rules = [];
+    return n;
+  }
+  resetCounts(): void {
+    for (const k of Object.keys(this.injected)) delete this.injected[k];
+  }
+  list() {
+    return this.rules.map(({ regex: _r, remaining, ...r }) => ({ ...r, remaining: Number.isFinite(remaining) ? remaining : null }));
+  }
 
   /** Bun's fetch repeats a GET/PUT/DELETE once on a reset keep-alive connection; while a drop can fire, answers close theirs. */
-  dropArmed(): boolean { return this.rules.some((r) => r.fault === "drop_after_commit" && r.remaining > 0); }
+  dropArmed(): boolean {
+    return this.rules.some((r) => r.fault === "drop_after_commit" && r.remaining > 0);
+  }
 
   decide(method: string, path: string, search: string): FaultDecision {
     const out: FaultDecision = { latencyMs: 0, drop: false, fired: [] };
     let decoded = path + search;
-    try { decoded = decodeURIComponent((path + search).replace(/\+/g, " ")); } catch {}
+    try {
+      decoded = decodeURIComponent((path + search).replace(/\+/g, " "));
+    } catch {}
     const targets = [path, path + search, decoded];
     for (const r of this.rules) {
       if (r.fault !== "latency" && (out.fail || out.drop)) continue;
@@ -69,7 +106,10 @@ export class Faults {
       out.fired.push(r.fault);
       if (r.fault === "latency") out.latencyMs += r.latencyMs ?? 1000;
       else if (r.fault === "drop_after_commit") out.drop = true;
-      else { out.fail = r.fault; out.retryAfterSeconds = r.retryAfterSeconds; }
+      else {
+        out.fail = r.fault;
+        out.retryAfterSeconds = r.retryAfterSeconds;
+      }
     }
     this.rules = this.rules.filter((r) => r.remaining > 0);
     return out;
@@ -80,14 +120,29 @@ export class Faults {
     let res: Response;
     if (d.fail === "429") {
       const s = d.retryAfterSeconds ?? 1;
-      res = Response.json(envelope(4010, `API calls quota exceeded! maximum admitted 600 per Minute. Try again in ${s} seconds.`), { status: 429 });
+      res = Response.json(envelope(4010, `API calls quota exceeded! maximum admitted 600 per Minute. Try again in ${s} seconds.`), {
+        status: 429,
+      });
     } else if (d.fail === "500" || d.fail === "5001") {
-      res = Response.json(envelope(d.fail === "500" ? 5000 : 5001, d.fail === "500" ? "An internal server error occurred." : "A dependency timed out."), { status: 500 });
+      res = Response.json(
+        envelope(d.fail === "500" ? 5000 : 5001, d.fail === "500" ? "An internal server error occurred." : "A dependency timed out."),
+        { status: 500 },
+      );
     } else if (d.fail === "503") {
-      res = new Response("Service Unavailable", { status: 503, headers: d.retryAfterSeconds !== undefined ? { "retry-after": String(d.retryAfterSeconds) } : {} });
+      res = new Response("Service Unavailable", {
+        status: 503,
+        headers: d.retryAfterSeconds !== undefined ? { "retry-after": String(d.retryAfterSeconds) } : {},
+      });
     } else if (d.drop) {
       await (await handle()).arrayBuffer(); // the effect is committed
-      return new Response(new ReadableStream({ pull(c) { c.error(); } }), { status: 200, headers: { connection: "close" } });
+      return new Response(
+        new ReadableStream({
+          pull(c) {
+            c.error();
+          },
+        }),
+        { status: 200, headers: { connection: "close" } },
+      );
     } else {
       res = await handle();
     }
@@ -108,7 +163,10 @@ export function withConnectionClose(res: Response): Response {
 export class RateLimiter {
   private readonly hits = new Map<string, number[]>();
 
-  constructor(public perMinute: number, private readonly now: () => number) {}
+  constructor(
+    public perMinute: number,
+    private readonly now: () => number,
+  ) {}
 
   /** Seconds to wait, or 0 when the request may pass (it is then counted). */
   take(client: string, endpoint: string): number {
@@ -124,5 +182,7 @@ export class RateLimiter {
     return 0;
   }
 
-  clear(): void { this.hits.clear(); }
+  clear(): void {
+    this.hits.clear();
+  }
 }

@@ -35,24 +35,41 @@ export interface EaccountingSandboxOptions extends Partial<StoreOptions>, Partia
   random?: () => number;
 }
 
-export interface RequestLogEntry { method: string; path: string; status: number; fault?: string }
+export interface RequestLogEntry {
+  method: string;
+  path: string;
+  status: number;
+  fault?: string;
+}
 
 export function createEaccountingSandbox(opts: EaccountingSandboxOptions = {}) {
   const clock = { offsetMs: 0 };
   const now = () => Date.now() + clock.offsetMs;
-  const storeOptions: StoreOptions = { duplicateCustomerNumber: opts.duplicateCustomerNumber ?? "conflict", vatNumberCheck: opts.vatNumberCheck ?? true };
+  const storeOptions: StoreOptions = {
+    duplicateCustomerNumber: opts.duplicateCustomerNumber ?? "conflict",
+    vatNumberCheck: opts.vatNumberCheck ?? true,
+  };
   let store = new CompanyStore(storeOptions, now);
   let invoicing = new Invoicing(store, { creditDrafts: opts.creditDrafts ?? true }, fixtures.nextInvoiceNumber);
   const oauthOptions: OAuthOptions = { accessTokenSeconds: 3600, refreshTokenSeconds: 0, grantable: [...SCOPES], ...opts.oauth };
   let identity = new IdentityServer(fixtures.clients, oauthOptions, now);
-  const grantDemo = () => { if (opts.demoGrant !== false) identity.grant(DEMO.clientId, DEMO.scope.split(" "), DEMO.refreshToken); };
+  const grantDemo = () => {
+    if (opts.demoGrant !== false) identity.grant(DEMO.clientId, DEMO.scope.split(" "), DEMO.refreshToken);
+  };
   grantDemo();
   const faults = new Faults(opts.random);
   const limiter = new RateLimiter(opts.rateLimitPerMinute ?? 600, now);
   const api: ApiState = {
-    store: () => store, invoicing: () => invoicing, get identity() { return identity; }, limiter,
+    store: () => store,
+    invoicing: () => invoicing,
+    get identity() {
+      return identity;
+    },
+    limiter,
     query: { filter: true, dateLiterals: "any", maxPageSize: 1000, defaultPageSize: 50, ...opts.query },
-    retryAfterHeader: opts.retryAfterHeader ?? false, onboarding: { code: null }, readonlyUser: { on: false },
+    retryAfterHeader: opts.retryAfterHeader ?? false,
+    onboarding: { code: null },
+    readonlyUser: { on: false },
   };
   let requests: RequestLogEntry[] = [];
 
@@ -75,10 +92,25 @@ export function createEaccountingSandbox(opts: EaccountingSandboxOptions = {}) {
 
   function state() {
     return {
-      now: store.nowIso(), oauth: identity.state(), requests, faults: faults.list(), faultsInjected: { ...faults.injected },
-      settings: { onboarding: api.onboarding.code, readonly: api.readonlyUser.on, rateLimitPerMinute: limiter.perMinute, lockedBefore: invoicing.lockedBefore, nextInvoiceNumber: invoicing.nextInvoiceNumber },
-      customers: [...store.customers.values()], articles: [...store.articles.values()], costCenters: store.costCenters, projects: [...store.projects.values()],
-      drafts: [...invoicing.drafts.values()], invoices: [...invoicing.invoices.values()].map((i) => invoicing.read(i)), supplierInvoices: [...invoicing.supplierInvoices.values()],
+      now: store.nowIso(),
+      oauth: identity.state(),
+      requests,
+      faults: faults.list(),
+      faultsInjected: { ...faults.injected },
+      settings: {
+        onboarding: api.onboarding.code,
+        readonly: api.readonlyUser.on,
+        rateLimitPerMinute: limiter.perMinute,
+        lockedBefore: invoicing.lockedBefore,
+        nextInvoiceNumber: invoicing.nextInvoiceNumber,
+      },
+      customers: [...store.customers.values()],
+      articles: [...store.articles.values()],
+      costCenters: store.costCenters,
+      projects: [...store.projects.values()],
+      drafts: [...invoicing.drafts.values()],
+      invoices: [...invoicing.invoices.values()].map((i) => invoicing.read(i)),
+      supplierInvoices: [...invoicing.supplierInvoices.values()],
     };
   }
   const reset = () => {
@@ -86,28 +118,52 @@ export function createEaccountingSandbox(opts: EaccountingSandboxOptions = {}) {
     invoicing = new Invoicing(store, { creditDrafts: opts.creditDrafts ?? true }, fixtures.nextInvoiceNumber);
     identity = new IdentityServer(fixtures.clients, { ...oauthOptions }, now);
     grantDemo();
-    faults.clear(); faults.resetCounts(); limiter.clear(); requests = []; clock.offsetMs = 0;
-    api.onboarding.code = null; api.readonlyUser.on = false;
+    faults.clear();
+    faults.resetCounts();
+    limiter.clear();
+    requests = [];
+    clock.offsetMs = 0;
+    api.onboarding.code = null;
+    api.readonlyUser.on = false;
   };
 
   const outer = new Hono();
-  registerControl(outer, { faults, get identity() { return identity; }, api, store: () => store, invoicing: () => invoicing, clientId: DEMO.clientId, clock, state, reset });
+  registerControl(outer, {
+    faults,
+    get identity() {
+      return identity;
+    },
+    api,
+    store: () => store,
+    invoicing: () => invoicing,
+    clientId: DEMO.clientId,
+    clock,
+    state,
+    reset,
+  });
   outer.all("*", async (c) => {
     const req = c.req.raw;
     const url = new URL(req.url);
     const decision = faults.decide(req.method, url.pathname, url.search);
     const res = await faults.apply(decision, async () => app.fetch(req));
     let path = url.pathname + url.search;
-    try { path = decodeURIComponent(path.replace(/\+/g, " ")); } catch {}
+    try {
+      path = decodeURIComponent(path.replace(/\+/g, " "));
+    } catch {}
     requests.push({ method: req.method, path, status: res.status, ...(decision.fired.length ? { fault: decision.fired.join(",") } : {}) });
     return res;
   });
 
   return {
     fetch: (req: Request) => outer.fetch(req),
-    faults, state,
-    get identity() { return identity; },
-    store: () => store, invoicing: () => invoicing, clock,
+    faults,
+    state,
+    get identity() {
+      return identity;
+    },
+    store: () => store,
+    invoicing: () => invoicing,
+    clock,
     reset: () => outer.fetch(new Request("http://sandbox/__sandbox/reset", { method: "POST" })),
   };
 }
@@ -122,18 +178,29 @@ export function startEaccountingSandbox(opts: EaccountingSandboxOptions & { port
   server = Bun.serve({ port: opts.port ?? 0, hostname: opts.hostname ?? "127.0.0.1", idleTimeout: 150, fetch: sandbox.fetch });
   const url = `http://${server.hostname}:${server.port}`;
   const running = server;
-  return { url, sandbox, server: running, stop: async () => { running.stop(true); } };
+  return {
+    url,
+    sandbox,
+    server: running,
+    stop: async () => {
+      running.stop(true);
+    },
+  };
 }
 
 /** The [[targets]] snippet for a sandbox at `url` (also printed by the standalone run). */
 export function sandboxToml(url: string): string {
-  return `[[targets]]\nname = "eaccounting-sandbox"\nkind = "eaccounting"\napi_url = "${url}/v2"\nidentity_url = "${url}/connect"\n`
-    + `client_id = "${DEMO.clientId}"\nclient_secret = "${DEMO.clientSecret}"\nrefresh_token = "${DEMO.refreshToken}"\ndefault_article = "100"\n`;
+  return (
+    `[[targets]]\nname = "eaccounting-sandbox"\nkind = "eaccounting"\napi_url = "${url}/v2"\nidentity_url = "${url}/connect"\n` +
+    `client_id = "${DEMO.clientId}"\nclient_secret = "${DEMO.clientSecret}"\nrefresh_token = "${DEMO.refreshToken}"\ndefault_article = "100"\n`
+  );
 }
 
 if (import.meta.main) {
   const { url } = startEaccountingSandbox({ port: Number(process.env.PORT ?? 8794) });
-  console.log(`eAccounting sandbox on ${url} (API at ${url}/v2, identity at ${url}/connect, control at ${url}/__sandbox/state)\n\n${sandboxToml(url)}`);
+  console.log(
+    `eAccounting sandbox on ${url} (API at ${url}/v2, identity at ${url}/connect, control at ${url}/__sandbox/state)\n\n${sandboxToml(url)}`,
+  );
 }
 
 export { withConnectionClose };

@@ -10,8 +10,25 @@ export interface InvoicingOptions {
 }
 
 const clone = <T>(x: T): T => structuredClone(x);
-const ROW_FIELDS = ["LineNumber", "ArticleId", "ArticleNumber", "IsTextRow", "Text", "UnitPrice", "DiscountPercentage", "Quantity", "ReversedConstructionServicesVatFree",
-  "CostCenterItemId1", "CostCenterItemId2", "CostCenterItemId3", "UnitId", "ProjectId", "VatRateId", "WorkCostType", "IsWorkCost"];
+const ROW_FIELDS = [
+  "LineNumber",
+  "ArticleId",
+  "ArticleNumber",
+  "IsTextRow",
+  "Text",
+  "UnitPrice",
+  "DiscountPercentage",
+  "Quantity",
+  "ReversedConstructionServicesVatFree",
+  "CostCenterItemId1",
+  "CostCenterItemId2",
+  "CostCenterItemId3",
+  "UnitId",
+  "ProjectId",
+  "VatRateId",
+  "WorkCostType",
+  "IsWorkCost",
+];
 
 export class Invoicing {
   readonly drafts = new Map<string, Row>();
@@ -23,7 +40,11 @@ export class Invoicing {
   /** Invoices dated before this day cannot be bookkept (a locked period or year: 4013). */
   lockedBefore: string | null = null;
 
-  constructor(private readonly s: CompanyStore, private readonly o: InvoicingOptions, firstNumber: number) {
+  constructor(
+    private readonly s: CompanyStore,
+    private readonly o: InvoicingOptions,
+    firstNumber: number,
+  ) {
     this.nextInvoiceNumber = firstNumber;
   }
 
@@ -31,11 +52,13 @@ export class Invoicing {
 
   private buildDraft(body: Row, id: string, created: string): Row {
     validate("draft", body);
-    if (body.IsCreditInvoice && !this.o.creditDrafts) throw invalid("IsCreditInvoice: Credit invoice drafts cannot be created through the API.");
+    if (body.IsCreditInvoice && !this.o.creditDrafts)
+      throw invalid("IsCreditInvoice: Credit invoice drafts cannot be created through the API.");
     const customer = this.s.customers.get(String(body.CustomerId));
     if (!customer) throw notFound("Customer");
     const rows = Array.isArray(body.Rows) ? body.Rows : [];
-    let net = 0, vat = 0;
+    let net = 0,
+      vat = 0;
     const outRows = rows.map((r: Row, i: number) => {
       validate("draftRow", r, `Rows[${i}].`);
       const row: Row = Object.fromEntries(ROW_FIELDS.filter((f) => r[f] !== undefined).map((f) => [f, r[f]]));
@@ -46,32 +69,48 @@ export class Invoicing {
         const article = this.s.articles.get(String(r.ArticleId));
         if (!article) throw notFound(`Rows[${i}].ArticleId: Article ${r.ArticleId}`);
         // An inactivated article on an invoice line: 409 Conflict (the issue's known error).
-        if (!article.IsActive) throw conflict(`Conflict: the article ${article.Number} ${article.Name} is inactive and cannot be used on invoices.`, 409);
+        if (!article.IsActive)
+          throw conflict(`Conflict: the article ${article.Number} ${article.Name} is inactive and cannot be used on invoices.`, 409);
         const coding = this.s.codings.find((c) => c.Id === article.CodingId);
-        if (!coding?.DomesticSalesSubjectToVatAccountNumber) throw new EaError(400, 4024, `SalesAccountNumberMissing: the account coding ${coding?.Name ?? article.CodingId} of article ${article.Number} has no sales account.`);
+        if (!coding?.DomesticSalesSubjectToVatAccountNumber)
+          throw new EaError(
+            400,
+            4024,
+            `SalesAccountNumberMissing: the account coding ${coding?.Name ?? article.CodingId} of article ${article.Number} has no sales account.`,
+          );
         row.ArticleNumber = article.Number;
         row.Text ??= article.Name;
         row.UnitId ??= article.UnitId;
         const unit = this.s.units.find((u) => u.Id === row.UnitId);
         if (!unit) throw notFound(`Rows[${i}].UnitId: Unit ${row.UnitId}`);
         row.UnitAbbreviation = unit.Abbreviation;
-        const qty = Number(r.Quantity ?? 1), price = Number(r.UnitPrice ?? article.NetPrice ?? 0);
-        if (Math.abs(Math.round(price * 100) - price * 100) > 1e-6) throw invalid(`Rows[${i}].UnitPrice: The field UnitPrice allows at most 2 decimals for a domestic customer.`);
+        const qty = Number(r.Quantity ?? 1),
+          price = Number(r.UnitPrice ?? article.NetPrice ?? 0);
+        if (Math.abs(Math.round(price * 100) - price * 100) > 1e-6)
+          throw invalid(`Rows[${i}].UnitPrice: The field UnitPrice allows at most 2 decimals for a domestic customer.`);
         const amount = round2(qty * price * (1 - Number(r.DiscountPercentage ?? 0)));
-        row.Quantity = qty; row.UnitPrice = price;
-        net += amount; vat += round2(amount * Number(coding.VatRatePercent ?? 0));
+        row.Quantity = qty;
+        row.UnitPrice = price;
+        net += amount;
+        vat += round2(amount * Number(coding.VatRatePercent ?? 0));
       }
       for (const n of [1, 2, 3]) {
         const itemId = r[`CostCenterItemId${n}`];
         if (!itemId) continue;
         const item = this.s.allItems().find((x) => x.Id === itemId);
         if (!item) throw notFound(`Rows[${i}].CostCenterItemId${n}: Cost center item ${itemId}`);
-        if (!item.IsActive) throw new EaError(400, 5006, `InactiveCostCenter: the cost center item ${item.ShortName} ${item.Name} is inactive.`);
+        if (!item.IsActive)
+          throw new EaError(400, 5006, `InactiveCostCenter: the cost center item ${item.ShortName} ${item.Name} is inactive.`);
       }
-      if (r.ProjectId && this.s.projects.get(String(r.ProjectId))?.Status === 2) throw new EaError(400, 5005, "ProjectEnded: the project is finished and cannot be used.");
+      if (r.ProjectId && this.s.projects.get(String(r.ProjectId))?.Status === 2)
+        throw new EaError(400, 5005, "ProjectEnded: the project is finished and cannot be used.");
       return row;
     });
-    const header: Row = Object.fromEntries(Object.entries(body).filter(([k, v]) => k !== "Rows" && v !== undefined && !["Id", "TotalAmount", "TotalVatAmount", "CreatedUtc"].includes(k)));
+    const header: Row = Object.fromEntries(
+      Object.entries(body).filter(
+        ([k, v]) => k !== "Rows" && v !== undefined && !["Id", "TotalAmount", "TotalVatAmount", "CreatedUtc"].includes(k),
+      ),
+    );
     // An address the draft leaves out is the customer's.
     header.InvoiceCustomerName ??= String(customer.Name).slice(0, 50);
     header.InvoiceAddress1 ??= customer.InvoiceAddress1;
@@ -80,8 +119,16 @@ export class Invoicing {
     header.InvoiceCountryCode ??= customer.InvoiceCountryCode;
     header.InvoiceCurrencyCode ??= customer.CurrencyCode;
     return {
-      ...header, Id: id, CreatedUtc: created, CustomerNumber: customer.CustomerNumber, CustomerName: customer.Name, Rows: outRows,
-      TotalAmount: round2(net + vat), TotalVatAmount: round2(vat), TotalRoundings: 0, ModifiedUtc: this.s.nowIso(),
+      ...header,
+      Id: id,
+      CreatedUtc: created,
+      CustomerNumber: customer.CustomerNumber,
+      CustomerName: customer.Name,
+      Rows: outRows,
+      TotalAmount: round2(net + vat),
+      TotalVatAmount: round2(vat),
+      TotalRoundings: 0,
+      ModifiedUtc: this.s.nowIso(),
     };
   }
 
@@ -118,14 +165,31 @@ export class Invoicing {
     const today = this.s.today();
     const draftDay = dayOf(d.InvoiceDate);
     const invoiceDay = keepOriginalDraftDate && draftDay ? draftDay : draftDay && draftDay > today ? draftDay : today;
-    if (this.lockedBefore && invoiceDay < this.lockedBefore) throw new EaError(400, 4013, `CannotBookkeepInvoice: ${invoiceDay} is in a locked period (locked before ${this.lockedBefore}).`);
+    if (this.lockedBefore && invoiceDay < this.lockedBefore)
+      throw new EaError(400, 4013, `CannotBookkeepInvoice: ${invoiceDay} is in a locked period (locked before ${this.lockedBefore}).`);
     const number = this.nextInvoiceNumber++;
     const now = this.s.nowIso();
     const invoice: Row = {
-      ...clone(d), Id: crypto.randomUUID(), InvoiceNumber: number, InvoiceDate: `${invoiceDay}T00:00:00`, DueDate: d.DueDate ?? `${invoiceDay}T00:00:00`,
-      CurrencyCode: d.InvoiceCurrencyCode, CreatedFromDraftId: d.Id, RemainingAmount: d.TotalAmount, RemainingAmountInvoiceCurrency: d.TotalAmount,
-      PaymentStatus: 1, VoucherNumber: `F${number}`, VoucherId: crypto.randomUUID(), CreatedUtc: now, ModifiedUtc: now, SendType: 0,
-      Rows: (d.Rows as Row[]).map((r) => ({ ...r, AmountNoVat: r.IsTextRow ? 0 : round2(Number(r.Quantity) * Number(r.UnitPrice)), PercentVat: this.vatOf(r) })),
+      ...clone(d),
+      Id: crypto.randomUUID(),
+      InvoiceNumber: number,
+      InvoiceDate: `${invoiceDay}T00:00:00`,
+      DueDate: d.DueDate ?? `${invoiceDay}T00:00:00`,
+      CurrencyCode: d.InvoiceCurrencyCode,
+      CreatedFromDraftId: d.Id,
+      RemainingAmount: d.TotalAmount,
+      RemainingAmountInvoiceCurrency: d.TotalAmount,
+      PaymentStatus: 1,
+      VoucherNumber: `F${number}`,
+      VoucherId: crypto.randomUUID(),
+      CreatedUtc: now,
+      ModifiedUtc: now,
+      SendType: 0,
+      Rows: (d.Rows as Row[]).map((r) => ({
+        ...r,
+        AmountNoVat: r.IsTextRow ? 0 : round2(Number(r.Quantity) * Number(r.UnitPrice)),
+        PercentVat: this.vatOf(r),
+      })),
     };
     delete invoice.InvoiceCurrencyCode;
     this.drafts.delete(id);
@@ -172,15 +236,33 @@ export class Invoicing {
 
   /** A supplier invoice booked by a person: rows carry DebetAmount/CreditAmount, ProjectId and CostCenterItemId1..3. */
   addSupplierInvoice(body: Row): Row {
-    if (!body.SupplierName || !body.InvoiceNumber || !body.InvoiceDate) throw invalid("SupplierName, InvoiceNumber and InvoiceDate are required.");
-    const rows = (Array.isArray(body.Rows) ? body.Rows : []).map((r: Row, i: number) => ({ LineNumber: i + 1, CreditAmount: 0, DebetAmount: 0, ...r, Id: crypto.randomUUID() }));
+    if (!body.SupplierName || !body.InvoiceNumber || !body.InvoiceDate)
+      throw invalid("SupplierName, InvoiceNumber and InvoiceDate are required.");
+    const rows = (Array.isArray(body.Rows) ? body.Rows : []).map((r: Row, i: number) => ({
+      LineNumber: i + 1,
+      CreditAmount: 0,
+      DebetAmount: 0,
+      ...r,
+      Id: crypto.randomUUID(),
+    }));
     const debit = rows.reduce((s: number, r: Row) => s + Number(r.DebetAmount ?? 0), 0);
     const credit = rows.reduce((s: number, r: Row) => s + Number(r.CreditAmount ?? 0), 0);
     const now = this.s.nowIso();
     const row: Row = {
-      SupplierId: body.SupplierId ?? crypto.randomUUID(), SupplierNumber: body.SupplierNumber ?? String(this.nextSupplierNumber++), CurrencyCode: this.s.company.CurrencyCode,
-      Status: 1, PaymentStatus: 1, IsCreditInvoice: false, ...body, Rows: rows, Id: crypto.randomUUID(), TotalAmount: body.TotalAmount ?? round2(Math.max(debit, credit)),
-      VoucherNumber: body.VoucherNumber ?? `L${this.nextVoucher++}`, VoucherId: crypto.randomUUID(), CreatedUtc: now, ModifiedUtc: now,
+      SupplierId: body.SupplierId ?? crypto.randomUUID(),
+      SupplierNumber: body.SupplierNumber ?? String(this.nextSupplierNumber++),
+      CurrencyCode: this.s.company.CurrencyCode,
+      Status: 1,
+      PaymentStatus: 1,
+      IsCreditInvoice: false,
+      ...body,
+      Rows: rows,
+      Id: crypto.randomUUID(),
+      TotalAmount: body.TotalAmount ?? round2(Math.max(debit, credit)),
+      VoucherNumber: body.VoucherNumber ?? `L${this.nextVoucher++}`,
+      VoucherId: crypto.randomUUID(),
+      CreatedUtc: now,
+      ModifiedUtc: now,
     };
     this.supplierInvoices.set(row.Id, row);
     return clone(row);

@@ -3,7 +3,16 @@
 // new refresh token and the old one stops working (reuse → invalid_grant). The refresh-token lifetime is not
 // published (Q7): an option, unlimited by default. Client authentication by HTTP Basic or form fields.
 
-export const SCOPES = ["ea:api", "offline_access", "ea:sales", "ea:sales_readonly", "ea:accounting", "ea:accounting_readonly", "ea:purchase", "ea:purchase_readonly"] as const;
+export const SCOPES = [
+  "ea:api",
+  "offline_access",
+  "ea:sales",
+  "ea:sales_readonly",
+  "ea:accounting",
+  "ea:accounting_readonly",
+  "ea:purchase",
+  "ea:purchase_readonly",
+] as const;
 
 export interface OAuthOptions {
   accessTokenSeconds: number;
@@ -13,13 +22,30 @@ export interface OAuthOptions {
   grantable: string[];
 }
 
-export interface Client { clientId: string; clientSecret: string }
+export interface Client {
+  clientId: string;
+  clientSecret: string;
+}
 type Answer = { status: number; body: Record<string, unknown> };
-interface Grant { clientId: string; scope: string[]; revoked: boolean }
-interface RefreshToken { grant: Grant; issuedAt: number; used: boolean }
-interface AccessToken { grant: Grant; expiresAt: number }
+interface Grant {
+  clientId: string;
+  scope: string[];
+  revoked: boolean;
+}
+interface RefreshToken {
+  grant: Grant;
+  issuedAt: number;
+  used: boolean;
+}
+interface AccessToken {
+  grant: Grant;
+  expiresAt: number;
+}
 
-const oauthError = (error: string, description: string, status = 400): Answer => ({ status, body: { error, error_description: description } });
+const oauthError = (error: string, description: string, status = 400): Answer => ({
+  status,
+  body: { error, error_description: description },
+});
 const token = (prefix: string) => `${prefix}_${crypto.randomUUID().replace(/-/g, "")}${crypto.randomUUID().replace(/-/g, "").slice(0, 16)}`;
 
 export class IdentityServer {
@@ -29,7 +55,11 @@ export class IdentityServer {
   /** Counters for tests and the state page. */
   stats = { codes: 0, issued: 0, refreshed: 0, rejected: 0, reused: 0 };
 
-  constructor(private readonly clients: Client[], public o: OAuthOptions, private readonly now: () => number) {}
+  constructor(
+    private readonly clients: Client[],
+    public o: OAuthOptions,
+    private readonly now: () => number,
+  ) {}
 
   private client(id: string | undefined, secret: string | undefined): Client | null {
     const c = this.clients.find((x) => x.clientId === id);
@@ -42,7 +72,8 @@ export class IdentityServer {
    */
   authorize(q: Record<string, string>): { redirect: string } | Answer {
     if (q.response_type !== "code") return oauthError("unsupported_response_type", "response_type must be code");
-    if (!this.clients.some((c) => c.clientId === q.client_id)) return oauthError("invalid_client", `Unknown client ${q.client_id ?? "(none)"}`);
+    if (!this.clients.some((c) => c.clientId === q.client_id))
+      return oauthError("invalid_client", `Unknown client ${q.client_id ?? "(none)"}`);
     if (!q.redirect_uri || !/^https?:\/\//.test(q.redirect_uri)) return oauthError("invalid_request", "redirect_uri is required");
     const back = new URL(q.redirect_uri);
     if (q.state !== undefined) back.searchParams.set("state", q.state);
@@ -55,7 +86,12 @@ export class IdentityServer {
     }
     const scope = asked.filter((s) => this.o.grantable.includes(s) || !(SCOPES as readonly string[]).includes(s));
     const code = token("code");
-    this.codes.set(code, { grant: { clientId: q.client_id!, scope, revoked: false }, redirectUri: q.redirect_uri, expiresAt: this.now() + 300_000, used: false });
+    this.codes.set(code, {
+      grant: { clientId: q.client_id!, scope, revoked: false },
+      redirectUri: q.redirect_uri,
+      expiresAt: this.now() + 300_000,
+      used: false,
+    });
     this.stats.codes++;
     back.searchParams.set("code", code);
     return { redirect: back.toString() };
@@ -69,15 +105,18 @@ export class IdentityServer {
   }
 
   private tokenAnswer(form: Record<string, string>, authorization: string | null): Answer {
-    let id = form.client_id, secret = form.client_secret;
+    let id = form.client_id,
+      secret = form.client_secret;
     const basic = /^Basic\s+(\S+)$/i.exec(authorization ?? "");
     if (basic) [id, secret] = Buffer.from(basic[1]!, "base64").toString("utf8").split(":").map(decodeURIComponent) as [string, string];
     const client = this.client(id, secret);
     if (!client) return oauthError("invalid_client", "Client authentication failed", 401);
     if (form.grant_type === "authorization_code") {
       const c = this.codes.get(form.code ?? "");
-      if (!c || c.used || c.expiresAt < this.now() || c.grant.clientId !== client.clientId) return oauthError("invalid_grant", "The authorization code is invalid or expired");
-      if (c.redirectUri !== form.redirect_uri) return oauthError("invalid_grant", "redirect_uri does not match the one of the authorization request");
+      if (!c || c.used || c.expiresAt < this.now() || c.grant.clientId !== client.clientId)
+        return oauthError("invalid_grant", "The authorization code is invalid or expired");
+      if (c.redirectUri !== form.redirect_uri)
+        return oauthError("invalid_grant", "redirect_uri does not match the one of the authorization request");
       c.used = true;
       this.stats.issued++;
       return { status: 200, body: this.issue(c.grant) };
@@ -85,9 +124,13 @@ export class IdentityServer {
     if (form.grant_type === "refresh_token") {
       const r = this.refresh.get(form.refresh_token ?? "");
       if (!r || r.grant.clientId !== client.clientId) return oauthError("invalid_grant", "Invalid refresh token");
-      if (r.used) { this.stats.reused++; return oauthError("invalid_grant", "The refresh token has already been used"); }
+      if (r.used) {
+        this.stats.reused++;
+        return oauthError("invalid_grant", "The refresh token has already been used");
+      }
       if (r.grant.revoked) return oauthError("invalid_grant", "The grant has been revoked");
-      if (this.o.refreshTokenSeconds > 0 && r.issuedAt + this.o.refreshTokenSeconds * 1000 < this.now()) return oauthError("invalid_grant", "The refresh token has expired");
+      if (this.o.refreshTokenSeconds > 0 && r.issuedAt + this.o.refreshTokenSeconds * 1000 < this.now())
+        return oauthError("invalid_grant", "The refresh token has expired");
       r.used = true;
       this.stats.refreshed++;
       return { status: 200, body: this.issue(r.grant) };
@@ -98,7 +141,12 @@ export class IdentityServer {
   private issue(grant: Grant): Record<string, unknown> {
     const accessToken = token("eyJsbx");
     this.access.set(accessToken, { grant, expiresAt: this.now() + this.o.accessTokenSeconds * 1000 });
-    const body: Record<string, unknown> = { access_token: accessToken, expires_in: this.o.accessTokenSeconds, token_type: "Bearer", scope: grant.scope.join(" ") };
+    const body: Record<string, unknown> = {
+      access_token: accessToken,
+      expires_in: this.o.accessTokenSeconds,
+      token_type: "Bearer",
+      scope: grant.scope.join(" "),
+    };
     // A refresh token only with offline_access (§2).
     if (grant.scope.includes("offline_access")) {
       const refreshToken = token("rt");
@@ -127,7 +175,9 @@ export class IdentityServer {
 
   /** The user removed the app's access: every token of every grant (or of the grant of `refreshToken`) stops working. */
   revoke(refreshToken?: string): number {
-    const grants = new Set(refreshToken ? [this.refresh.get(refreshToken)?.grant].filter(Boolean) : [...this.refresh.values()].map((r) => r.grant));
+    const grants = new Set(
+      refreshToken ? [this.refresh.get(refreshToken)?.grant].filter(Boolean) : [...this.refresh.values()].map((r) => r.grant),
+    );
     for (const g of grants) g!.revoked = true;
     return grants.size;
   }
@@ -144,6 +194,10 @@ export class IdentityServer {
   }
 
   state() {
-    return { ...this.stats, liveRefreshTokens: [...this.refresh.values()].filter((r) => !r.used && !r.grant.revoked).length, options: this.o };
+    return {
+      ...this.stats,
+      liveRefreshTokens: [...this.refresh.values()].filter((r) => !r.used && !r.grant.revoked).length,
+      options: this.o,
+    };
   }
 }

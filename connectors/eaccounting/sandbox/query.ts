@@ -24,7 +24,10 @@ function tokenize(s: string): string[] {
   const re = /\s*('(?:[^']|'')*'|\(|\)|[A-Za-z_][A-Za-z0-9_.]*|\d{4}-\d{2}-\d{2}(?:T[0-9:.]+(?:Z|[+-]\d{2}:\d{2})?)?|-?\d+(?:\.\d+)?)\s*/gy;
   let m: RegExpExecArray | null;
   let at = 0;
-  while (at < s.length && (m = re.exec(s))) { out.push(m[1]!); at = re.lastIndex; }
+  while (at < s.length && (m = re.exec(s))) {
+    out.push(m[1]!);
+    at = re.lastIndex;
+  }
   if (at < s.length) throw queryError(`cannot read "${s.slice(at, at + 20)}"`);
   return out;
 }
@@ -66,10 +69,16 @@ export function parseFilter(text: string, o: QueryOptions): Node {
     return left;
   };
   const term = (): Node => {
-    if (toks[i] === "(") { i++; const e = expr(); if (toks[i++] !== ")") throw queryError("a ) is missing"); return e; }
+    if (toks[i] === "(") {
+      i++;
+      const e = expr();
+      if (toks[i++] !== ")") throw queryError("a ) is missing");
+      return e;
+    }
     const field = toks[i++];
     const cmp = toks[i++];
-    if (!field || !/^[A-Za-z]/.test(field) || !cmp || !["eq", "ne", "gt", "ge", "lt", "le"].includes(cmp)) throw queryError(`expected "Field op value" near "${field ?? ""}"`);
+    if (!field || !/^[A-Za-z]/.test(field) || !cmp || !["eq", "ne", "gt", "ge", "lt", "le"].includes(cmp))
+      throw queryError(`expected "Field op value" near "${field ?? ""}"`);
     return { field, cmp, value: literal(toks[i++], o) };
   };
   const node = expr();
@@ -78,26 +87,35 @@ export function parseFilter(text: string, o: QueryOptions): Node {
 }
 
 function compare(a: unknown, cmp: string, b: Value): boolean {
-  let x: any = a, y: any = b;
+  let x: any = a,
+    y: any = b;
   if (b && typeof b === "object") {
     x = typeof a === "string" ? Date.parse(/T/.test(a) && !/(Z|[+-]\d{2}:\d{2})$/.test(a) ? `${a}Z` : a) : NaN;
     y = b.date;
     if (Number.isNaN(x)) return false;
   } else if (typeof a === "string" && typeof b === "string") {
-    x = a.toLowerCase(); y = b.toLowerCase();
+    x = a.toLowerCase();
+    y = b.toLowerCase();
   }
   switch (cmp) {
-    case "eq": return x === y || (x == null && y == null);
-    case "ne": return !(x === y || (x == null && y == null));
-    case "gt": return x > y;
-    case "ge": return x >= y;
-    case "lt": return x < y;
-    default: return x <= y;
+    case "eq":
+      return x === y || (x == null && y == null);
+    case "ne":
+      return !(x === y || (x == null && y == null));
+    case "gt":
+      return x > y;
+    case "ge":
+      return x >= y;
+    case "lt":
+      return x < y;
+    default:
+      return x <= y;
   }
 }
 
 export function matches(row: Row, node: Node): boolean {
-  if ("op" in node) return node.op === "and" ? matches(row, node.left) && matches(row, node.right) : matches(row, node.left) || matches(row, node.right);
+  if ("op" in node)
+    return node.op === "and" ? matches(row, node.left) && matches(row, node.right) : matches(row, node.left) || matches(row, node.right);
   return compare(row[node.field], node.cmp, node.value);
 }
 
@@ -111,12 +129,20 @@ export function listPage(rows: Row[], query: Record<string, string>, o: QueryOpt
   }
   const page = query.$page === undefined ? 1 : Number(query.$page);
   const size = query.$pagesize === undefined ? o.defaultPageSize : Number(query.$pagesize);
-  if (!Number.isInteger(page) || page < 1) throw new EaError(400, 6001, `Invalid input: $page must be a whole number from 1, not ${query.$page}.`);
-  if (!Number.isInteger(size) || size < 1) throw new EaError(400, 6001, `Invalid input: $pagesize must be a whole number from 1, not ${query.$pagesize}.`);
+  if (!Number.isInteger(page) || page < 1)
+    throw new EaError(400, 6001, `Invalid input: $page must be a whole number from 1, not ${query.$page}.`);
+  if (!Number.isInteger(size) || size < 1)
+    throw new EaError(400, 6001, `Invalid input: $pagesize must be a whole number from 1, not ${query.$pagesize}.`);
   const pageSize = Math.min(size, o.maxPageSize);
   const total = selected.length;
   return {
-    Meta: { CurrentPage: page, PageSize: pageSize, TotalNumberOfPages: Math.max(1, Math.ceil(total / pageSize)), TotalNumberOfResults: total, ServerTimeUtc: serverTimeUtc },
+    Meta: {
+      CurrentPage: page,
+      PageSize: pageSize,
+      TotalNumberOfPages: Math.max(1, Math.ceil(total / pageSize)),
+      TotalNumberOfResults: total,
+      ServerTimeUtc: serverTimeUtc,
+    },
     Data: selected.slice((page - 1) * pageSize, page * pageSize),
   };
 }

@@ -14,10 +14,26 @@ export interface StoreOptions {
 }
 
 const clone = <T>(x: T): T => structuredClone(x);
-const same = (a: unknown, b: unknown) => String(a ?? "").trim().toLowerCase() === String(b ?? "").trim().toLowerCase();
+const same = (a: unknown, b: unknown) =>
+  String(a ?? "")
+    .trim()
+    .toLowerCase() ===
+  String(b ?? "")
+    .trim()
+    .toLowerCase();
 
 /** Fields of each entity that the server sets: never taken from a request body. */
-const SERVER_FIELDS = new Set(["Id", "ChangedUtc", "CreatedUtc", "ModifiedUtc", "CodingName", "UnitName", "UnitAbbreviation", "CustomerName", "TermsOfPayment"]);
+const SERVER_FIELDS = new Set([
+  "Id",
+  "ChangedUtc",
+  "CreatedUtc",
+  "ModifiedUtc",
+  "CodingName",
+  "UnitName",
+  "UnitAbbreviation",
+  "CustomerName",
+  "TermsOfPayment",
+]);
 const fromBody = (body: Row): Row => Object.fromEntries(Object.entries(body).filter(([k, v]) => !SERVER_FIELDS.has(k) && v !== undefined));
 
 export class CompanyStore {
@@ -31,12 +47,19 @@ export class CompanyStore {
   readonly projects = new Map<string, Row>();
   nextCustomerNumber = fixtures.nextCustomerNumber;
 
-  constructor(readonly o: StoreOptions, readonly clock: () => number) {
+  constructor(
+    readonly o: StoreOptions,
+    readonly clock: () => number,
+  ) {
     for (const a of fixtures.articles) this.articles.set(a.Id, clone(a));
   }
 
-  nowIso(): string { return new Date(this.clock()).toISOString().replace(/\.\d{3}Z$/, "Z"); }
-  today(): string { return this.nowIso().slice(0, 10); }
+  nowIso(): string {
+    return new Date(this.clock()).toISOString().replace(/\.\d{3}Z$/, "Z");
+  }
+  today(): string {
+    return this.nowIso().slice(0, 10);
+  }
 
   // ---- customers (§5) -------------------------------------------------------------------------------------
 
@@ -154,15 +177,26 @@ export class CompanyStore {
     const center = this.costCenter(String(body.CostCenterId));
     for (const i of center.Items as Row[]) {
       if (i.Id === id) continue;
-      if (same(i.ShortName, body.ShortName)) throw conflict(`CostCenterItemAlreadyExists: A cost center item with the short name ${body.ShortName} already exists in ${center.Name}.`);
-      if (same(i.Name, body.Name)) throw conflict(`CostCenterItemAlreadyExists: A cost center item with the name ${body.Name} already exists in ${center.Name}.`);
+      if (same(i.ShortName, body.ShortName))
+        throw conflict(
+          `CostCenterItemAlreadyExists: A cost center item with the short name ${body.ShortName} already exists in ${center.Name}.`,
+        );
+      if (same(i.Name, body.Name))
+        throw conflict(`CostCenterItemAlreadyExists: A cost center item with the name ${body.Name} already exists in ${center.Name}.`);
     }
     return center;
   }
 
   createCostCenterItem(body: Row): Row {
     const center = this.checkItem(body, null);
-    const row: Row = { CostCenterId: center.Id, Name: body.Name, ShortName: body.ShortName, IsActive: body.IsActive, Id: crypto.randomUUID(), CreatedUtc: this.nowIso() };
+    const row: Row = {
+      CostCenterId: center.Id,
+      Name: body.Name,
+      ShortName: body.ShortName,
+      IsActive: body.IsActive,
+      Id: crypto.randomUUID(),
+      CreatedUtc: this.nowIso(),
+    };
     (center.Items as Row[]).push(row);
     return clone(row);
   }
@@ -179,7 +213,8 @@ export class CompanyStore {
 
   createProject(body: Row): Row {
     validate("project", body);
-    if ([...this.projects.values()].some((p) => same(p.Number, body.Number))) throw conflict(`Conflict: a project with number ${body.Number} already exists.`);
+    if ([...this.projects.values()].some((p) => same(p.Number, body.Number)))
+      throw conflict(`Conflict: a project with number ${body.Number} already exists.`);
     if (body.CustomerId && !this.customers.has(body.CustomerId)) throw notFound("Customer");
     const row: Row = { ...fromBody(body), Status: body.Status ?? 1, Id: crypto.randomUUID(), ModifiedUtc: this.nowIso() };
     if (row.CustomerId) row.CustomerName = this.customers.get(row.CustomerId)!.Name;

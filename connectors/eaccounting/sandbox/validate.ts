@@ -6,21 +6,45 @@ export type Row = Record<string, any>;
 
 /** The ErrorCodes of the published catalogue the sandbox answers with (eaccounting.md §11). */
 export const ERROR_NAMES: Record<number, string> = {
-  2000: "DataModelValidationError", 3000: "ResourceNotFound", 4000: "Conflict", 4003: "StartupGuideNotCompleted", 4004: "CompanyNotActive",
-  4005: "NotAuthorized", 4006: "NoAccessToScopes", 4009: "NoAccessDueToProductVariant", 4010: "TooManyRequests", 4011: "NoAccessForAuthenticatedUser",
-  4012: "LicenceAgreementNotAccepted", 4013: "CannotBookkeepInvoice", 4019: "NoPermissionForReadonlyUser", 4024: "SalesAccountNumberMissing",
-  4025: "InvalidVatNumber", 4034: "NotAllowedWithSandboxClient", 5000: "InternalServerError", 5001: "DependencyTimeout", 5006: "InactiveCostCenter",
-  6000: "QueryParameterError", 6001: "InvalidInput",
+  2000: "DataModelValidationError",
+  3000: "ResourceNotFound",
+  4000: "Conflict",
+  4003: "StartupGuideNotCompleted",
+  4004: "CompanyNotActive",
+  4005: "NotAuthorized",
+  4006: "NoAccessToScopes",
+  4009: "NoAccessDueToProductVariant",
+  4010: "TooManyRequests",
+  4011: "NoAccessForAuthenticatedUser",
+  4012: "LicenceAgreementNotAccepted",
+  4013: "CannotBookkeepInvoice",
+  4019: "NoPermissionForReadonlyUser",
+  4024: "SalesAccountNumberMissing",
+  4025: "InvalidVatNumber",
+  4034: "NotAllowedWithSandboxClient",
+  5000: "InternalServerError",
+  5001: "DependencyTimeout",
+  5006: "InactiveCostCenter",
+  6000: "QueryParameterError",
+  6001: "InvalidInput",
 };
 
 export class EaError extends Error {
-  constructor(readonly status: number, readonly code: number, message: string) {
+  constructor(
+    readonly status: number,
+    readonly code: number,
+    message: string,
+  ) {
     super(message);
   }
 }
 
 /** The 3-field envelope of every 4xx (schema CommonExtendedBadRequest). */
-export const envelope = (code: number, message: string) => ({ ErrorCode: code, DeveloperErrorMessage: message, ErrorId: crypto.randomUUID() });
+export const envelope = (code: number, message: string) => ({
+  ErrorCode: code,
+  DeveloperErrorMessage: message,
+  ErrorId: crypto.randomUUID(),
+});
 
 export const invalid = (message: string) => new EaError(400, 2000, message);
 export const notFound = (what: string) => new EaError(404, 3000, `${what} not found.`);
@@ -41,11 +65,38 @@ export const SPECS: Record<string, Spec> = {
   customer: {
     required: ["Name", "InvoiceCity", "InvoicePostalCode", "TermsOfPaymentId", "IsPrivatePerson", "IsActive"],
     max: {
-      Name: 50, CustomerNumber: 16, CorporateIdentityNumber: 20, ContactPersonEmail: 255, ContactPersonMobile: 50, ContactPersonName: 100, ContactPersonPhone: 50,
-      CurrencyCode: 3, EmailAddress: 255, EmailAddressOrder: 255, EmailAddressQuote: 255, InvoiceAddress1: 50, InvoiceAddress2: 50, InvoiceCity: 50,
-      InvoiceCountryCode: 2, InvoicePostalCode: 10, DeliveryCustomerName: 100, DeliveryAddress1: 50, DeliveryAddress2: 50, DeliveryCity: 50,
-      DeliveryCountryCode: 2, DeliveryPostalCode: 10, Note: 4000, MobilePhone: 50, Telephone: 50, VatNumber: 20, WwwAddress: 255, GLN: 255,
-      ElectronicAddress: 255, ElectronicReference: 35, EdiGlnNumber: 255, SalesDocumentLanguage: 2,
+      Name: 50,
+      CustomerNumber: 16,
+      CorporateIdentityNumber: 20,
+      ContactPersonEmail: 255,
+      ContactPersonMobile: 50,
+      ContactPersonName: 100,
+      ContactPersonPhone: 50,
+      CurrencyCode: 3,
+      EmailAddress: 255,
+      EmailAddressOrder: 255,
+      EmailAddressQuote: 255,
+      InvoiceAddress1: 50,
+      InvoiceAddress2: 50,
+      InvoiceCity: 50,
+      InvoiceCountryCode: 2,
+      InvoicePostalCode: 10,
+      DeliveryCustomerName: 100,
+      DeliveryAddress1: 50,
+      DeliveryAddress2: 50,
+      DeliveryCity: 50,
+      DeliveryCountryCode: 2,
+      DeliveryPostalCode: 10,
+      Note: 4000,
+      MobilePhone: 50,
+      Telephone: 50,
+      VatNumber: 20,
+      WwwAddress: 255,
+      GLN: 255,
+      ElectronicAddress: 255,
+      ElectronicReference: 35,
+      EdiGlnNumber: 255,
+      SalesDocumentLanguage: 2,
     },
   },
   article: {
@@ -58,38 +109,65 @@ export const SPECS: Record<string, Spec> = {
   draft: {
     required: ["CustomerId", "RotReducedInvoicingType", "EuThirdParty"],
     max: {
-      YourReference: 100, OurReference: 100, BuyersOrderReference: 35, ElectronicReference: 100, InvoiceCustomerName: 50, InvoiceAddress1: 50,
-      InvoiceAddress2: 50, InvoicePostalCode: 10, InvoiceCity: 50, InvoiceCountryCode: 2, DeliveryCustomerName: 50, DeliveryAddress1: 50,
-      DeliveryAddress2: 50, DeliveryPostalCode: 10, DeliveryCity: 50, DeliveryCountryCode: 2, CustomerNumber: 16,
+      YourReference: 100,
+      OurReference: 100,
+      BuyersOrderReference: 35,
+      ElectronicReference: 100,
+      InvoiceCustomerName: 50,
+      InvoiceAddress1: 50,
+      InvoiceAddress2: 50,
+      InvoicePostalCode: 10,
+      InvoiceCity: 50,
+      InvoiceCountryCode: 2,
+      DeliveryCustomerName: 50,
+      DeliveryAddress1: 50,
+      DeliveryAddress2: 50,
+      DeliveryPostalCode: 10,
+      DeliveryCity: 50,
+      DeliveryCountryCode: 2,
+      CustomerNumber: 16,
     },
   },
-  draftRow: { required: ["IsTextRow", "ReversedConstructionServicesVatFree"], max: { Text: 2000 }, decimals: { Quantity: 2, DiscountPercentage: 4 } },
+  draftRow: {
+    required: ["IsTextRow", "ReversedConstructionServicesVatFree"],
+    max: { Text: 2000 },
+    decimals: { Quantity: 2, DiscountPercentage: 4 },
+  },
 };
 
 const missing = (v: unknown) => v === undefined || v === null || (typeof v === "string" && v.trim() === "");
 
 /** Throws 2000 for the first problem, named by field (with `at` before it for nested rows). */
 export function validate(kind: keyof typeof SPECS, body: Row, at = ""): void {
-  if (!body || typeof body !== "object" || Array.isArray(body)) throw invalid(`${at || "The request"}: The request body must be a JSON object.`);
+  if (!body || typeof body !== "object" || Array.isArray(body))
+    throw invalid(`${at || "The request"}: The request body must be a JSON object.`);
   const spec = SPECS[kind]!;
   for (const f of spec.required ?? []) if (missing(body[f])) throw invalid(`${at}${f}: The ${f} field is required.`);
   for (const [f, n] of Object.entries(spec.max ?? {})) {
     const v = body[f];
-    if (typeof v === "string" && [...v].length > n) throw invalid(`${at}${f}: The field ${f} must be a string with a maximum length of ${n}.`);
+    if (typeof v === "string" && [...v].length > n)
+      throw invalid(`${at}${f}: The field ${f} must be a string with a maximum length of ${n}.`);
   }
   for (const [f, n] of Object.entries(spec.decimals ?? {})) {
     const v = body[f];
-    if (typeof v === "number" && Math.abs(Math.round(v * 10 ** n) - v * 10 ** n) > 1e-6) throw invalid(`${at}${f}: The field ${f} allows at most ${n} decimals.`);
+    if (typeof v === "number" && Math.abs(Math.round(v * 10 ** n) - v * 10 ** n) > 1e-6)
+      throw invalid(`${at}${f}: The field ${f} allows at most ${n} decimals.`);
   }
 }
 
 /** "2 character country code followed by 8-12 numbers" (digest); VIES itself is not reachable from a sandbox. */
 export function checkVatNumber(v: unknown): void {
   if (missing(v)) return;
-  if (!/^[A-Z]{2}[0-9]{8,12}$/.test(String(v))) throw new EaError(400, 4025, `VatNumber: ${v} is not a valid VAT number (2 character country code followed by 8-12 numbers, checked against VIES).`);
+  if (!/^[A-Z]{2}[0-9]{8,12}$/.test(String(v)))
+    throw new EaError(
+      400,
+      4025,
+      `VatNumber: ${v} is not a valid VAT number (2 character country code followed by 8-12 numbers, checked against VIES).`,
+    );
 }
 
 /** A date-time or date string as eAccounting sends it ("2024-04-30T00:00:00"), or undefined. */
-export const dayOf = (v: unknown): string | undefined => (typeof v === "string" && /^\d{4}-\d{2}-\d{2}/.test(v) ? v.slice(0, 10) : undefined);
+export const dayOf = (v: unknown): string | undefined =>
+  typeof v === "string" && /^\d{4}-\d{2}-\d{2}/.test(v) ? v.slice(0, 10) : undefined;
 
 export const round2 = (x: number) => Math.round(x * 100) / 100;

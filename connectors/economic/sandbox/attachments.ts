@@ -71,15 +71,26 @@ export function registerAttachmentRoutes(app: Hono, draftOf: (c: Context) => { a
     const rec = draftOf(c);
     if (!rec) return notFound("Draft invoice");
     const type = c.req.header("content-type") ?? "";
-    if (!/^multipart\/form-data/i.test(type)) return restError(415, "Upload the file as multipart/form-data; application/json is not accepted here.");
+    if (!/^multipart\/form-data/i.test(type))
+      return restError(415, "Upload the file as multipart/form-data; application/json is not accepted here.");
     if (Number(c.req.header("content-length") ?? 0) > MAX_ATTACHMENT_BYTES + 64 * 1024) return tooLarge();
     const file = firstMultipartFile(new Uint8Array(await c.req.arrayBuffer()), type);
-    if (!file) return restError(400, "No file was found in the request.", { developerHint: "Send the PDF as a part of multipart/form-data with a boundary." });
+    if (!file)
+      return restError(400, "No file was found in the request.", {
+        developerHint: "Send the PDF as a part of multipart/form-data with a boundary.",
+      });
     if (file.bytes.byteLength > MAX_ATTACHMENT_BYTES) return tooLarge();
     if (new TextDecoder().decode(file.bytes.subarray(0, 5)) !== "%PDF-") {
-      return restError(400, "Only valid PDF files can be attached to a draft invoice.", { developerHint: "The file must be a PDF (it must start with %PDF-)." });
+      return restError(400, "Only valid PDF files can be attached to a draft invoice.", {
+        developerHint: "The file must be a PDF (it must start with %PDF-).",
+      });
     }
-    rec.attachment = { fileName: file.fileName || "attachment.pdf", size: file.bytes.byteLength, pages: countPages(file.bytes), bytes: file.bytes };
+    rec.attachment = {
+      fileName: file.fileName || "attachment.pdf",
+      size: file.bytes.byteLength,
+      pages: countPages(file.bytes),
+      bytes: file.bytes,
+    };
     const info = attachmentInfo(c, rec.attachment);
     return restJson(201, info, { location: info.self });
   });

@@ -13,7 +13,8 @@ export const chaos: ChaosAdapter = async ({ name, random, plan }) => {
   const running = server;
   return {
     log,
-    toml: `[[targets]]\nname = "${name}"\nkind = "economic"\nrest_url = "${url}"\nprojects_url = "${url}/projectsapi/v1.1.0"\n` +
+    toml:
+      `[[targets]]\nname = "${name}"\nkind = "economic"\nrest_url = "${url}"\nprojects_url = "${url}/projectsapi/v1.1.0"\n` +
       `app_secret_token = "demo-app-secret"\nagreement_grant_token = "demo-agreement-grant"\nrequests_per_second = 0\nrequest_timeout_ms = ${plan.timeoutMs}\n`,
     background() {
       sandbox.clearFaults();
@@ -24,8 +25,15 @@ export const chaos: ChaosAdapter = async ({ name, random, plan }) => {
         { kind: "drop_after_commit", method: "POST", probability: 0.03 },
         { kind: "drop_after_commit", method: "PUT", probability: 0.03 },
         { kind: "latency", probability: 0.1, latencyMs: 20 },
-        { kind: "latency", method: "POST", path: "^/invoices/drafts$", probability: plan.slowCreateProbability, latencyMs: plan.slowCreateMs },
-      ] as const) sandbox.addFault(rule);
+        {
+          kind: "latency",
+          method: "POST",
+          path: "^/invoices/drafts$",
+          probability: plan.slowCreateProbability,
+          latencyMs: plan.slowCreateMs,
+        },
+      ] as const)
+        sandbox.addFault(rule);
     },
     throttle(retryAfterSeconds) {
       sandbox.clearFaults();
@@ -35,13 +43,22 @@ export const chaos: ChaosAdapter = async ({ name, random, plan }) => {
     snapshot() {
       const s = sandbox.state;
       const booked: BookedDoc[] = [...s.booked.values()].map(({ invoice: b }) => ({
-        psaId: b.references?.other ?? null, number: String(b.bookedInvoiceNumber), customer: String(b.customer?.customerNumber),
-        lines: [...(b.lines ?? [])].sort((x, y) => x.lineNumber - y.lineNumber).map((l) => ({ text: l.description, quantity: l.quantity, unitPrice: minor(l.unitNetPrice) })),
+        psaId: b.references?.other ?? null,
+        number: String(b.bookedInvoiceNumber),
+        customer: String(b.customer?.customerNumber),
+        lines: [...(b.lines ?? [])]
+          .sort((x, y) => x.lineNumber - y.lineNumber)
+          .map((l) => ({ text: l.description, quantity: l.quantity, unitPrice: minor(l.unitNetPrice) })),
         total: minor(b.netAmount),
       }));
       return {
-        booked, drafts: [...s.drafts.values()].map((d) => ({ psaId: d.invoice.references?.other ?? null, createdAt: Date.parse(d.invoice.lastUpdated) })),
-        customers: [...s.customers.keys()].map(String), projects: [...s.projects.keys()].map(String),
+        booked,
+        drafts: [...s.drafts.values()].map((d) => ({
+          psaId: d.invoice.references?.other ?? null,
+          createdAt: Date.parse(d.invoice.lastUpdated),
+        })),
+        customers: [...s.customers.keys()].map(String),
+        projects: [...s.projects.keys()].map(String),
       };
     },
     stop: () => running.stop(true),

@@ -17,7 +17,10 @@ export interface ControlTarget {
 /** `{rules: [...]}` (documented), or a bare list or a single rule. */
 const faultsBody = z.union([
   z.object({ rules: z.array(faultRuleSchema).min(1) }).strict(),
-  z.array(faultRuleSchema).min(1).transform((rules) => ({ rules })),
+  z
+    .array(faultRuleSchema)
+    .min(1)
+    .transform((rules) => ({ rules })),
   faultRuleSchema.transform((rule) => ({ rules: [rule] })),
 ]);
 const seedRemoveBody = z.object({ items: z.array(z.enum(REMOVABLE_SEED)).min(1) }).strict();
@@ -35,7 +38,11 @@ export function snapshot(target: ControlTarget): Json {
     projects: [...s.projects.values()],
     projectGroups: [...s.projectGroups.values()],
     drafts: [...s.drafts.values()].map((r) => ({ ...r.invoice, ...attachmentSummary(r.attachment) })),
-    booked: [...s.booked.values()].map((r) => ({ ...r.invoice, ...attachmentSummary(r.attachment), ...(r.sendBy ? { sendBy: r.sendBy } : {}) })),
+    booked: [...s.booked.values()].map((r) => ({
+      ...r.invoice,
+      ...attachmentSummary(r.attachment),
+      ...(r.sendBy ? { sendBy: r.sendBy } : {}),
+    })),
     seed: { customerGroups: [...s.customerGroups.keys()], journals: [...s.journals.keys()] },
     faultRules: target.listFaults(),
     ...target.stats(),
@@ -43,11 +50,18 @@ export function snapshot(target: ControlTarget): Json {
 }
 
 function badRequest(error: z.ZodError): Response {
-  return Response.json({ message: "Invalid control request.", issues: error.issues.map((i) => `${i.path.join(".") || "(body)"}: ${i.message}`) }, { status: 400 });
+  return Response.json(
+    { message: "Invalid control request.", issues: error.issues.map((i) => `${i.path.join(".") || "(body)"}: ${i.message}`) },
+    { status: 400 },
+  );
 }
 
 async function jsonBody(req: Request): Promise<unknown> {
-  try { return await req.json(); } catch { return undefined; }
+  try {
+    return await req.json();
+  } catch {
+    return undefined;
+  }
 }
 
 export function registerControlRoutes(app: Hono, target: ControlTarget): void {

@@ -7,19 +7,32 @@ import { familyError, isOpenApiPath, logTime, openApiJson, restJson } from "./ht
 export const FAULT_KINDS = ["latency", "500", "503", "429", "drop_after_commit"] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
-export const faultRuleSchema = z.object({
-  kind: z.enum(FAULT_KINDS),
-  /** HTTP method, or omitted / "*" for any. */
-  method: z.string().optional(),
-  /** Regular expression (case-insensitive) matched against the URL path, e.g. "^/invoices/booked"; omitted = any path. */
-  path: z.string().optional(),
-  /** Fire this many times, then the rule is spent. */
-  count: z.number().int().positive().optional(),
-  /** Fire with this probability on each matching request (no limit unless count is set too). */
-  probability: z.number().min(0).max(1).optional(),
-  latencyMs: z.number().int().min(0).max(120_000).optional(),
-  retryAfterSeconds: z.number().int().min(0).optional(),
-}).strict().refine((r) => { try { new RegExp(r.path ?? ""); return true; } catch { return false; } }, { message: "path must be a valid regular expression", path: ["path"] });
+export const faultRuleSchema = z
+  .object({
+    kind: z.enum(FAULT_KINDS),
+    /** HTTP method, or omitted / "*" for any. */
+    method: z.string().optional(),
+    /** Regular expression (case-insensitive) matched against the URL path, e.g. "^/invoices/booked"; omitted = any path. */
+    path: z.string().optional(),
+    /** Fire this many times, then the rule is spent. */
+    count: z.number().int().positive().optional(),
+    /** Fire with this probability on each matching request (no limit unless count is set too). */
+    probability: z.number().min(0).max(1).optional(),
+    latencyMs: z.number().int().min(0).max(120_000).optional(),
+    retryAfterSeconds: z.number().int().min(0).optional(),
+  })
+  .strict()
+  .refine(
+    (r) => {
+      try {
+        new RegExp(r.path ?? "");
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    { message: "path must be a valid regular expression", path: ["path"] },
+  );
 
 export type FaultRule = z.infer<typeof faultRuleSchema>;
 
@@ -56,7 +69,9 @@ export class FaultTable {
     return id;
   }
 
-  clear(): void { this.rules = []; }
+  clear(): void {
+    this.rules = [];
+  }
 
   /** A drop_after_commit rule can still fire. */
   dropArmed(): boolean {
@@ -81,7 +96,10 @@ export class FaultTable {
       this.injected[r.kind]++;
       if (r.kind === "latency") out.latencyMs += r.latencyMs ?? 1000;
       else if (r.kind === "drop_after_commit") out.drop = true;
-      else { out.fail = r.kind; out.retryAfterSeconds = r.retryAfterSeconds ?? 1; }
+      else {
+        out.fail = r.kind;
+        out.retryAfterSeconds = r.retryAfterSeconds ?? 1;
+      }
     }
     this.rules = this.rules.filter((r) => r.remaining > 0);
     return out;
@@ -90,7 +108,14 @@ export class FaultTable {
 
 /** A response whose body errors at once: Bun resets the connection and the client sees no answer. */
 export function droppedResponse(): Response {
-  return new Response(new ReadableStream({ pull(c) { c.error(); } }), { status: 201 });
+  return new Response(
+    new ReadableStream({
+      pull(c) {
+        c.error();
+      },
+    }),
+    { status: 201 },
+  );
 }
 
 export function faultResponse(kind: "500" | "503" | "429", path: string, retryAfterSeconds: number): Response {
@@ -99,7 +124,11 @@ export function faultResponse(kind: "500" | "503" | "429", path: string, retryAf
     const headers = { "retry-after": String(retryAfterSeconds) };
     return isOpenApiPath(path) ? openApiJson(429, { ...body, logTimeUtc: logTime() }, headers) : restJson(429, body, headers);
   }
-  const res = familyError(path, Number(kind), kind === "503" ? "Service unavailable. Please try again later." : "Internal server error. The error has been logged.");
+  const res = familyError(
+    path,
+    Number(kind),
+    kind === "503" ? "Service unavailable. Please try again later." : "Internal server error. The error has been logged.",
+  );
   if (kind === "503") res.headers.set("retry-after", String(retryAfterSeconds));
   return res;
 }
@@ -155,9 +184,15 @@ export class IdempotencyCache {
 
   constructor(private readonly now: () => number = Date.now) {}
 
-  clear(): void { this.done.clear(); this.running.clear(); this.replays = 0; }
+  clear(): void {
+    this.done.clear();
+    this.running.clear();
+    this.replays = 0;
+  }
 
-  size(): number { return this.done.size; }
+  size(): number {
+    return this.done.size;
+  }
 
   middleware(): MiddlewareHandler {
     return async (c, next) => {
@@ -167,14 +202,24 @@ export class IdempotencyCache {
       const hit = this.lookup(cacheKey) ?? (await this.running.get(cacheKey));
       if (hit) return this.replay(hit);
       let finish!: (r: CachedResponse | undefined) => void;
-      this.running.set(cacheKey, new Promise((resolve) => { finish = resolve; }));
+      this.running.set(
+        cacheKey,
+        new Promise((resolve) => {
+          finish = resolve;
+        }),
+      );
       let stored: CachedResponse | undefined;
       try {
         await next();
         const res = c.res;
         // Server errors are not cached: the request did not get an answer worth repeating.
         if (res.status < 500) {
-          stored = { status: res.status, headers: [...res.headers], body: await res.clone().arrayBuffer(), expiresAt: this.now() + IDEMPOTENCY_TTL_MS };
+          stored = {
+            status: res.status,
+            headers: [...res.headers],
+            body: await res.clone().arrayBuffer(),
+            expiresAt: this.now() + IDEMPOTENCY_TTL_MS,
+          };
           this.done.set(cacheKey, stored);
         }
       } finally {
@@ -186,7 +231,10 @@ export class IdempotencyCache {
 
   private lookup(cacheKey: string): CachedResponse | undefined {
     const hit = this.done.get(cacheKey);
-    if (hit && hit.expiresAt <= this.now()) { this.done.delete(cacheKey); return undefined; }
+    if (hit && hit.expiresAt <= this.now()) {
+      this.done.delete(cacheKey);
+      return undefined;
+    }
     return hit;
   }
 

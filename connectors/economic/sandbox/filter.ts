@@ -44,19 +44,29 @@ class Parser {
   pos = 0;
   constructor(private readonly s: string) {}
 
-  atEnd(): boolean { return this.pos >= this.s.length; }
+  atEnd(): boolean {
+    return this.pos >= this.s.length;
+  }
 
-  private startsWith(token: string): boolean { return this.s.startsWith(token, this.pos); }
+  private startsWith(token: string): boolean {
+    return this.s.startsWith(token, this.pos);
+  }
 
   parseOr(): FilterNode {
     const nodes = [this.parseAnd()];
-    while (this.startsWith("$or:")) { this.pos += 4; nodes.push(this.parseAnd()); }
+    while (this.startsWith("$or:")) {
+      this.pos += 4;
+      nodes.push(this.parseAnd());
+    }
     return nodes.length === 1 ? nodes[0]! : { kind: "or", nodes };
   }
 
   private parseAnd(): FilterNode {
     const nodes = [this.parseTerm()];
-    while (this.startsWith("$and:")) { this.pos += 5; nodes.push(this.parseTerm()); }
+    while (this.startsWith("$and:")) {
+      this.pos += 5;
+      nodes.push(this.parseTerm());
+    }
     return nodes.length === 1 ? nodes[0]! : { kind: "and", nodes };
   }
 
@@ -106,10 +116,20 @@ class Parser {
       if (c === "$") {
         if (this.startsWith("$and:") || this.startsWith("$or:")) break;
         const next = this.s[this.pos + 1];
-        if (next !== undefined && "$()*,[]".includes(next)) { text += next; this.pos += 2; continue; }
+        if (next !== undefined && "$()*,[]".includes(next)) {
+          text += next;
+          this.pos += 2;
+          continue;
+        }
       }
       if (c === ")" || (inList && (c === "," || c === "]"))) break;
-      if (c === "*") { if (text) pieces.push(text); text = ""; pieces.push({ wildcard: true }); this.pos++; continue; }
+      if (c === "*") {
+        if (text) pieces.push(text);
+        text = "";
+        pieces.push({ wildcard: true });
+        this.pos++;
+        continue;
+      }
       text += c;
       this.pos++;
     }
@@ -125,11 +145,16 @@ function piecesText(pieces: Piece[]): string {
 function matchCondition(cond: Extract<FilterNode, { kind: "cond" }>, actual: unknown): boolean {
   const text = piecesText(cond.pieces);
   switch (cond.op) {
-    case "null": return (text.toLowerCase() === "false") !== (actual === null || actual === undefined);
-    case "in": return cond.list.some((v) => compare(actual, v) === 0);
-    case "nin": return !cond.list.some((v) => compare(actual, v) === 0);
-    case "like": return typeof actual === "string" && likeRegExp(cond.pieces).test(actual);
-    case "ne": return compare(actual, text) !== 0;
+    case "null":
+      return (text.toLowerCase() === "false") !== (actual === null || actual === undefined);
+    case "in":
+      return cond.list.some((v) => compare(actual, v) === 0);
+    case "nin":
+      return !cond.list.some((v) => compare(actual, v) === 0);
+    case "like":
+      return typeof actual === "string" && likeRegExp(cond.pieces).test(actual);
+    case "ne":
+      return compare(actual, text) !== 0;
     default: {
       const c = compare(actual, text);
       if (c === undefined) return false;

@@ -48,9 +48,13 @@ export interface RestErrorExtra {
 
 export function restError(status: number, message: string, extra: RestErrorExtra = {}, headers: Record<string, string> = {}): Response {
   const body = {
-    message, ...(extra.errorCode ? { errorCode: extra.errorCode } : {}),
+    message,
+    ...(extra.errorCode ? { errorCode: extra.errorCode } : {}),
     developerHint: extra.developerHint ?? "Inspect the message and correct your request.",
-    logId: crypto.randomUUID(), httpStatusCode: status, logTime: logTime(), ...(extra.errors ? { errors: extra.errors } : {}),
+    logId: crypto.randomUUID(),
+    httpStatusCode: status,
+    logTime: logTime(),
+    ...(extra.errors ? { errors: extra.errors } : {}),
   };
   return restJson(status, body, headers);
 }
@@ -63,8 +67,12 @@ export interface OpenApiErrorExtra {
 
 export function openApiError(status: number, message: string, extra: OpenApiErrorExtra = {}): Response {
   return openApiJson(status, {
-    message, developerHint: extra.developerHint ?? "Inspect the message and correct your request.",
-    logId: crypto.randomUUID(), logTimeUtc: logTime(), code: extra.code, property: extra.property,
+    message,
+    developerHint: extra.developerHint ?? "Inspect the message and correct your request.",
+    logId: crypto.randomUUID(),
+    logTimeUtc: logTime(),
+    code: extra.code,
+    property: extra.property,
   });
 }
 
@@ -83,13 +91,21 @@ export interface FieldError {
 
 /** The annotated 400: errors mirror the request, array items carry `arrayIndex`. */
 export function validationError(fieldErrors: FieldError[]): Response {
-  return restError(400, "Validation error.", { developerHint: "Inspect validation errors and correct your request.", errors: annotate(fieldErrors) });
+  return restError(400, "Validation error.", {
+    developerHint: "Inspect validation errors and correct your request.",
+    errors: annotate(fieldErrors),
+  });
 }
 
 export function annotate(fieldErrors: FieldError[]): Json {
   const root: Json = {};
   for (const e of fieldErrors) {
-    const entry = { errorCode: e.errorCode, message: e.message, ...(e.value !== undefined ? { value: e.value } : {}), developerHint: e.developerHint };
+    const entry = {
+      errorCode: e.errorCode,
+      message: e.message,
+      ...(e.value !== undefined ? { value: e.value } : {}),
+      developerHint: e.developerHint,
+    };
     let node: any = root;
     e.segments.forEach((seg, i) => {
       if (typeof seg === "number") {
@@ -127,7 +143,15 @@ export function schemaFieldErrors(errors: SchemaError[]): FieldError[] {
 }
 
 export function nullFieldErrors(value: unknown, at: PathSegment[] = []): FieldError[] {
-  if (value === null) return [{ segments: at, errorCode: "SANDBOX_NULL", message: "null is not accepted; omit the property instead.", developerHint: "e-conomic does not accept null. Leave the property out." }];
+  if (value === null)
+    return [
+      {
+        segments: at,
+        errorCode: "SANDBOX_NULL",
+        message: "null is not accepted; omit the property instead.",
+        developerHint: "e-conomic does not accept null. Leave the property out.",
+      },
+    ];
   if (Array.isArray(value)) return value.flatMap((v, i) => nullFieldErrors(v, [...at, i]));
   if (isPlainObject(value)) return Object.entries(value).flatMap(([k, v]) => nullFieldErrors(v, [...at, k]));
   return [];
@@ -152,7 +176,10 @@ export async function readRestDocument(c: Context, schema: JsonSchema): Promise<
   const body = await readJsonBody(c);
   if (body instanceof Response) return body;
   if (!isPlainObject(body)) return restError(400, "The request body must be a JSON object.");
-  const problems = [...nullFieldErrors(body), ...schemaFieldErrors(validateSchema(schema, body, { caseInsensitiveEnums: true }).filter((e) => e.value !== null))];
+  const problems = [
+    ...nullFieldErrors(body),
+    ...schemaFieldErrors(validateSchema(schema, body, { caseInsensitiveEnums: true }).filter((e) => e.value !== null)),
+  ];
   if (problems.length > 0) return validationError(problems);
   return stripToSchema(schema, body) as Json;
 }
@@ -173,16 +200,34 @@ export function refNumber(ref: unknown, key: string): number | undefined {
  * Resolves a reference and records E04500 (no identifier) or E06000 (does not exist). Returns the number
  * when it exists.
  */
-export function checkRef(errors: FieldError[], at: PathSegment[], ref: unknown, key: string, exists: (n: number) => boolean, listUrl: string): number | undefined {
+export function checkRef(
+  errors: FieldError[],
+  at: PathSegment[],
+  ref: unknown,
+  key: string,
+  exists: (n: number) => boolean,
+  listUrl: string,
+): number | undefined {
   if (ref === undefined) return undefined;
   const label = String(at[at.length - 1]);
   const n = refNumber(ref, key);
   if (n === undefined) {
-    errors.push({ segments: at, errorCode: "E04500", message: `No identifiers present on ${label}. Please include either a self link or a ${key}.`, developerHint: `Find a list of resources at ${listUrl}.` });
+    errors.push({
+      segments: at,
+      errorCode: "E04500",
+      message: `No identifiers present on ${label}. Please include either a self link or a ${key}.`,
+      developerHint: `Find a list of resources at ${listUrl}.`,
+    });
     return undefined;
   }
   if (!exists(n)) {
-    errors.push({ segments: at, errorCode: "E06000", message: `${label} does not exist.`, value: n, developerHint: `Find a list of resources at ${listUrl}.` });
+    errors.push({
+      segments: at,
+      errorCode: "E06000",
+      message: `${label} does not exist.`,
+      value: n,
+      developerHint: `Find a list of resources at ${listUrl}.`,
+    });
     return undefined;
   }
   return n;
@@ -197,7 +242,12 @@ export function withSelf(ref: Json | undefined, key: string, base: string): Json
 const SELF_CHARS = ["<", ">", "*", "%", ":", "&", "/", "\\", "_", " ", "?", ".", "#", "+"];
 
 export function encodeSelfId(id: string): string {
-  return [...id].map((ch) => { const i = SELF_CHARS.indexOf(ch); return i < 0 ? ch : `_${i}_`; }).join("");
+  return [...id]
+    .map((ch) => {
+      const i = SELF_CHARS.indexOf(ch);
+      return i < 0 ? ch : `_${i}_`;
+    })
+    .join("");
 }
 
 export function decodeSelfId(id: string): string {
@@ -241,9 +291,15 @@ export function restCollection(c: Context, items: Json[], opts: CollectionOption
     collection: page,
     metaData: opts.metaData ?? {},
     pagination: {
-      maxPageSizeAllowed: MAX_PAGE_SIZE, skipPages, pageSize, results: sorted.length, resultsWithoutFilter: items.length,
-      firstPage: link(0), ...(skipPages > 0 ? { previousPage: link(Math.min(skipPages - 1, lastSkip)) } : {}),
-      ...(skipPages < lastSkip ? { nextPage: link(skipPages + 1) } : {}), lastPage: link(lastSkip),
+      maxPageSizeAllowed: MAX_PAGE_SIZE,
+      skipPages,
+      pageSize,
+      results: sorted.length,
+      resultsWithoutFilter: items.length,
+      firstPage: link(0),
+      ...(skipPages > 0 ? { previousPage: link(Math.min(skipPages - 1, lastSkip)) } : {}),
+      ...(skipPages < lastSkip ? { nextPage: link(skipPages + 1) } : {}),
+      lastPage: link(lastSkip),
     },
     self: link(skipPages),
   });
@@ -266,13 +322,17 @@ export function applyFilter(items: Json[], filter: string | null, filterable: Re
 
 /** `sort=name,-age,~number`: `-` descending, `~` alphabetical even for numbers. */
 function sortItems(items: Json[], sort: string): Json[] {
-  const keys = sort.split(",").filter(Boolean).map((k) => ({ desc: k.startsWith("-"), alpha: k.includes("~"), field: k.replace(/^[-~]+/, "") }));
+  const keys = sort
+    .split(",")
+    .filter(Boolean)
+    .map((k) => ({ desc: k.startsWith("-"), alpha: k.includes("~"), field: k.replace(/^[-~]+/, "") }));
   return [...items].sort((a, b) => {
     for (const k of keys) {
       const [x, y] = [valueAt(a, k.field), valueAt(b, k.field)];
-      const c = k.alpha || typeof x !== "number" || typeof y !== "number"
-        ? String(x ?? "").localeCompare(String(y ?? ""), undefined, { sensitivity: "base" })
-        : x - y;
+      const c =
+        k.alpha || typeof x !== "number" || typeof y !== "number"
+          ? String(x ?? "").localeCompare(String(y ?? ""), undefined, { sensitivity: "base" })
+          : x - y;
       if (c !== 0) return k.desc ? -c : c;
     }
     return 0;

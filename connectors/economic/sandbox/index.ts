@@ -69,7 +69,12 @@ export function createEconomicSandbox(opts: EconomicSandboxOptions = {}): Econom
   if (opts.onDropArmed) faults.onDropArmed = opts.onDropArmed;
   const idempotency = new IdempotencyCache();
   let requests = { total: 0, byMethod: {} as Record<string, number> };
-  const core: SandboxCore = { get state() { return state; }, vatRate: opts.vatRate ?? 0.25 };
+  const core: SandboxCore = {
+    get state() {
+      return state;
+    },
+    vatRate: opts.vatRate ?? 0.25,
+  };
 
   // OpenAPI paths are matched case-insensitively (`/Projects` and `/projects` are the same resource).
   const app = new Hono({
@@ -81,7 +86,9 @@ export function createEconomicSandbox(opts: EconomicSandboxOptions = {}): Econom
 
   const sandbox: EconomicSandbox & ControlTarget = {
     app,
-    get state() { return state; },
+    get state() {
+      return state;
+    },
     addFault: (rule) => faults.add(faultRuleSchema.parse(rule)),
     clearFaults: () => faults.clear(),
     listFaults: () => faults.list(),
@@ -96,16 +103,25 @@ export function createEconomicSandbox(opts: EconomicSandboxOptions = {}): Econom
       requests: { total: requests.total, byMethod: { ...requests.byMethod } },
       faults: { ...faults.injected },
       idempotency: { cached: idempotency.size(), replays: idempotency.replays },
-      counts: { customers: state.customers.size, products: state.products.size, projects: state.projects.size, drafts: state.drafts.size, booked: state.booked.size },
+      counts: {
+        customers: state.customers.size,
+        products: state.products.size,
+        projects: state.projects.size,
+        drafts: state.drafts.size,
+        booked: state.booked.size,
+      },
     }),
   };
 
   registerLedgerControlRoutes(app, () => state);
   registerControlRoutes(app, sandbox);
-  app.use("*", faultMiddleware(faults, (method) => {
-    requests.total++;
-    requests.byMethod[method] = (requests.byMethod[method] ?? 0) + 1;
-  }));
+  app.use(
+    "*",
+    faultMiddleware(faults, (method) => {
+      requests.total++;
+      requests.byMethod[method] = (requests.byMethod[method] ?? 0) + 1;
+    }),
+  );
   app.use("*", authMiddleware(opts.appSecretToken ?? DEFAULT_APP_SECRET_TOKEN, opts.agreementGrantToken ?? DEFAULT_AGREEMENT_GRANT_TOKEN));
   app.use("*", idempotency.middleware());
   registerRestRoutes(app, core);
@@ -127,13 +143,15 @@ function authMiddleware(appSecretToken: string, agreementGrantToken: string): Mi
     const grant = c.req.header("x-agreementgranttoken");
     const openApi = isOpenApiPath(c.req.path);
     const deny = (status: number, message: string, code?: string) =>
-      openApi ? openApiError(status, message, { code, developerHint: "Send X-AppSecretToken and X-AgreementGrantToken." })
+      openApi
+        ? openApiError(status, message, { code, developerHint: "Send X-AppSecretToken and X-AgreementGrantToken." })
         : restError(status, message, { errorCode: code, developerHint: "Send X-AppSecretToken and X-AgreementGrantToken." });
     if (!secret || !grant) return deny(401, "Unauthorized. Both X-AppSecretToken and X-AgreementGrantToken headers are required.");
     if (secret === "demo" && grant === "demo") {
       return c.req.method === "GET" || c.req.method === "HEAD" ? next() : deny(403, "The demo agreement is read-only.");
     }
-    if (secret !== appSecretToken || grant !== agreementGrantToken) return deny(401, "AppSecretToken does not correspond to the token.", "E02250");
+    if (secret !== appSecretToken || grant !== agreementGrantToken)
+      return deny(401, "AppSecretToken does not correspond to the token.", "E02250");
     return next();
   };
 }
@@ -143,7 +161,13 @@ export async function startEconomicSandbox(
 ): Promise<StartedEconomicSandbox> {
   let server: ReturnType<typeof Bun.serve> | undefined;
   // Pooled keep-alive connections would let a client silently retry a dropped request (see faults.ts).
-  const sandbox = createEconomicSandbox({ ...opts, onDropArmed: () => { server?.closeIdleConnections(); opts.onDropArmed?.(); } });
+  const sandbox = createEconomicSandbox({
+    ...opts,
+    onDropArmed: () => {
+      server?.closeIdleConnections();
+      opts.onDropArmed?.();
+    },
+  });
   const hostname = opts.hostname ?? "127.0.0.1";
   // Generous idle timeout so latency faults do not turn into connection resets.
   server = Bun.serve({ port: opts.port ?? 0, hostname, fetch: sandbox.app.fetch, idleTimeout: 150 });
@@ -164,13 +188,19 @@ if (import.meta.main) {
     },
   });
   const started = await startEconomicSandbox({
-    port: Number(values.port), hostname: values.hostname,
-    appSecretToken: values["app-secret-token"], agreementGrantToken: values["agreement-grant-token"],
+    port: Number(values.port),
+    hostname: values.hostname,
+    appSecretToken: values["app-secret-token"],
+    agreementGrantToken: values["agreement-grant-token"],
   });
   console.log(`e-conomic sandbox listening on ${started.url}`);
   console.log(`  REST      ${started.restUrl}   Projects ${started.projectsUrl}   control ${started.url}/__sandbox/state`);
-  console.log(`  tokens    X-AppSecretToken: ${values["app-secret-token"] ?? DEFAULT_APP_SECRET_TOKEN}   X-AgreementGrantToken: ${values["agreement-grant-token"] ?? DEFAULT_AGREEMENT_GRANT_TOKEN}`);
-  const shutdown = () => { void started.stop().then(() => process.exit(0)); };
+  console.log(
+    `  tokens    X-AppSecretToken: ${values["app-secret-token"] ?? DEFAULT_APP_SECRET_TOKEN}   X-AgreementGrantToken: ${values["agreement-grant-token"] ?? DEFAULT_AGREEMENT_GRANT_TOKEN}`,
+  );
+  const shutdown = () => {
+    void started.stop().then(() => process.exit(0));
+  };
   process.on("SIGINT", shutdown);
   process.on("SIGTERM", shutdown);
 }

@@ -7,7 +7,14 @@ import draftsGet from "./schemas/invoices.drafts.get.schema.json";
 import draftsPost from "./schemas/invoices.drafts.post.schema.json";
 import type { JsonSchema } from "../schema-validate.ts";
 import {
-  checkRef, decodeSelfId, filterableFields, readRestDocument, restCollection, restJson, validationError, withSelf,
+  checkRef,
+  decodeSelfId,
+  filterableFields,
+  readRestDocument,
+  restCollection,
+  restJson,
+  validationError,
+  withSelf,
   type FieldError,
 } from "./http.ts";
 import { checkCurrency, intSegment, methodNotAllowed, notFound, origin, type SandboxCore } from "./rest.ts";
@@ -36,14 +43,33 @@ function buildDraft(core: SandboxCore, base: string, body: Json): { errors: Fiel
   const errors: FieldError[] = [];
   const customer = checkRef(errors, ["customer"], body.customer, "customerNumber", (n) => s.customers.has(n), `${base}/customers`);
   const layout = checkRef(errors, ["layout"], body.layout, "layoutNumber", (n) => s.layouts.has(n), `${base}/layouts`);
-  const terms = checkRef(errors, ["paymentTerms"], body.paymentTerms, "paymentTermsNumber", (n) => s.paymentTerms.has(n), `${base}/payment-terms`);
-  const zone = checkRef(errors, ["recipient", "vatZone"], body.recipient?.vatZone, "vatZoneNumber", (n) => s.vatZones.has(n), `${base}/vat-zones`);
+  const terms = checkRef(
+    errors,
+    ["paymentTerms"],
+    body.paymentTerms,
+    "paymentTermsNumber",
+    (n) => s.paymentTerms.has(n),
+    `${base}/payment-terms`,
+  );
+  const zone = checkRef(
+    errors,
+    ["recipient", "vatZone"],
+    body.recipient?.vatZone,
+    "vatZoneNumber",
+    (n) => s.vatZones.has(n),
+    `${base}/vat-zones`,
+  );
   const project = checkRef(errors, ["project"], body.project, "projectNumber", (n) => s.projects.has(n), `${base}/projects`);
   checkRef(errors, ["deliveryLocation"], body.deliveryLocation, "deliveryLocationNumber", () => false, `${base}/customers`);
   checkCurrency(errors, ["currency"], body.currency, base);
   const termsDoc = terms === undefined ? undefined : s.paymentTerms.get(terms)!;
   if (termsDoc?.paymentTermsType === "dueDate" && !body.dueDate) {
-    errors.push({ segments: ["dueDate"], errorCode: "SANDBOX_REQUIRED", message: "dueDate is required for payment terms of type dueDate.", developerHint: "Send dueDate." });
+    errors.push({
+      segments: ["dueDate"],
+      errorCode: "SANDBOX_REQUIRED",
+      message: "dueDate is required for payment terms of type dueDate.",
+      developerHint: "Send dueDate.",
+    });
   }
   const vatRate = zone === DOMESTIC_VAT_ZONE ? core.vatRate : 0;
   const lines = ((body.lines ?? []) as Json[]).map((line, i) => buildLine(s, base, line, i, vatRate, errors));
@@ -61,11 +87,22 @@ function buildDraft(core: SandboxCore, base: string, body: Json): { errors: Fiel
     recipient: { ...body.recipient, ...(zone === undefined ? {} : { vatZone: { ...s.vatZones.get(zone) } }) },
     ...(project === undefined ? {} : { project: { projectNumber: project } }),
     // Only terms of type dueDate take the invoice's own due date; the others compute it (economic.md §8.1).
-    dueDate: termsDoc?.paymentTermsType === "dueDate" ? body.dueDate : termsDoc && body.date ? addDays(body.date, termsDoc.daysOfCredit ?? 0) : body.dueDate,
+    dueDate:
+      termsDoc?.paymentTermsType === "dueDate"
+        ? body.dueDate
+        : termsDoc && body.date
+          ? addDays(body.date, termsDoc.daysOfCredit ?? 0)
+          : body.dueDate,
     lines,
-    netAmount: net, netAmountInBaseCurrency: inBase(net), vatAmount: vat, grossAmount: round2(net + vat),
-    grossAmountInBaseCurrency: inBase(round2(net + vat)), roundingAmount: 0, costPriceInBaseCurrency: inBase(cost),
-    marginInBaseCurrency: inBase(round2(net - cost)), marginPercentage: net === 0 ? 0 : round2(((net - cost) / net) * 100),
+    netAmount: net,
+    netAmountInBaseCurrency: inBase(net),
+    vatAmount: vat,
+    grossAmount: round2(net + vat),
+    grossAmountInBaseCurrency: inBase(round2(net + vat)),
+    roundingAmount: 0,
+    costPriceInBaseCurrency: inBase(cost),
+    marginInBaseCurrency: inBase(round2(net - cost)),
+    marginPercentage: net === 0 ? 0 : round2(((net - cost) / net) * 100),
     lastUpdated: new Date().toISOString(),
   };
   return { errors, doc };
@@ -75,18 +112,41 @@ function buildLine(s: SandboxState, base: string, line: Json, i: number, vatRate
   const at = ["lines", i];
   let product: Json | undefined;
   if (line.product !== undefined) {
-    const pn = line.product.productNumber ?? (typeof line.product.self === "string" ? decodeSelfId(line.product.self.split("/").pop() ?? "") : undefined);
+    const pn =
+      line.product.productNumber ??
+      (typeof line.product.self === "string" ? decodeSelfId(line.product.self.split("/").pop() ?? "") : undefined);
     if (!pn) {
-      errors.push({ segments: [...at, "product"], errorCode: "E04500", message: "No identifiers present on product. Please include either a self link or a productNumber.", developerHint: `Find a list of resources at ${base}/products.` });
+      errors.push({
+        segments: [...at, "product"],
+        errorCode: "E04500",
+        message: "No identifiers present on product. Please include either a self link or a productNumber.",
+        developerHint: `Find a list of resources at ${base}/products.`,
+      });
     } else if (!s.products.has(pn)) {
-      errors.push({ segments: [...at, "product"], errorCode: "E06000", message: "product does not exist.", value: pn, developerHint: `Find a list of resources at ${base}/products.` });
+      errors.push({
+        segments: [...at, "product"],
+        errorCode: "E06000",
+        message: "product does not exist.",
+        value: pn,
+        developerHint: `Find a list of resources at ${base}/products.`,
+      });
     } else {
       product = s.products.get(pn);
       if (line.quantity === undefined) {
-        errors.push({ segments: [...at, "quantity"], errorCode: "E04730", message: "Property quantity must have a value when product is set.", developerHint: "Please check your request data." });
+        errors.push({
+          segments: [...at, "quantity"],
+          errorCode: "E04730",
+          message: "Property quantity must have a value when product is set.",
+          developerHint: "Please check your request data.",
+        });
       }
       if (line.description === undefined) {
-        errors.push({ segments: [...at, "description"], errorCode: "SANDBOX_REQUIRED", message: "description is required when an existing product is set.", developerHint: "Send a description on every line with a product." });
+        errors.push({
+          segments: [...at, "description"],
+          errorCode: "SANDBOX_REQUIRED",
+          message: "description is required when an existing product is set.",
+          developerHint: "Send a description on every line with a product.",
+        });
       }
     }
   }
@@ -100,7 +160,11 @@ function buildLine(s: SandboxState, base: string, line: Json, i: number, vatRate
     sortKey: line.sortKey ?? line.lineNumber ?? i + 1,
     ...(product ? { product: { productNumber: product.productNumber } } : {}),
     ...(unit === undefined ? {} : { unit: { ...s.units.get(unit) } }),
-    quantity, unitNetPrice, totalNetAmount: total, vatRate: vatRate * 100, vatAmount: round2(total * vatRate),
+    quantity,
+    unitNetPrice,
+    totalNetAmount: total,
+    vatRate: vatRate * 100,
+    vatAmount: round2(total * vatRate),
   };
 }
 
@@ -113,7 +177,9 @@ function renderCommon(base: string, doc: Json): Json {
     recipient: doc.recipient && { ...doc.recipient, vatZone: withSelf(doc.recipient.vatZone, "vatZoneNumber", `${base}/vat-zones`) },
     project: withSelf(doc.project, "projectNumber", `${base}/projects`),
     lines: (doc.lines ?? []).map((l: Json) => ({
-      ...l, product: withSelf(l.product, "productNumber", `${base}/products`), unit: withSelf(l.unit, "unitNumber", `${base}/units`),
+      ...l,
+      product: withSelf(l.product, "productNumber", `${base}/products`),
+      unit: withSelf(l.unit, "unitNumber", `${base}/units`),
     })),
   };
 }
@@ -137,7 +203,15 @@ function renderedPdf(title: string): Response {
 export function registerInvoiceRoutes(app: Hono, core: SandboxCore): void {
   const draftOf = (c: Context) => core.state.drafts.get(intSegment(c.req.param("n")) ?? NaN);
 
-  app.get("/invoices/drafts", (c) => restCollection(c, [...core.state.drafts.values()].sort((a, b) => a.invoice.draftInvoiceNumber - b.invoice.draftInvoiceNumber).map((r) => renderDraft(origin(c), r.invoice)), { filterable: DRAFT_FILTERS }));
+  app.get("/invoices/drafts", (c) =>
+    restCollection(
+      c,
+      [...core.state.drafts.values()]
+        .sort((a, b) => a.invoice.draftInvoiceNumber - b.invoice.draftInvoiceNumber)
+        .map((r) => renderDraft(origin(c), r.invoice)),
+      { filterable: DRAFT_FILTERS },
+    ),
+  );
   app.post("/invoices/drafts", async (c) => {
     const body = await readRestDocument(c, schema(draftsPost));
     if (body instanceof Response) return body;
@@ -158,13 +232,25 @@ export function registerInvoiceRoutes(app: Hono, core: SandboxCore): void {
     if (!rec) return notFound("Draft invoice");
     core.state.drafts.delete(rec.invoice.draftInvoiceNumber);
     const self = `${origin(c)}/invoices/drafts/${rec.invoice.draftInvoiceNumber}`;
-    return restJson(200, { message: "Deleted invoice.", deletedCount: 1, deletedItems: [{ draftInvoiceNumber: rec.invoice.draftInvoiceNumber, self }] });
+    return restJson(200, {
+      message: "Deleted invoice.",
+      deletedCount: 1,
+      deletedItems: [{ draftInvoiceNumber: rec.invoice.draftInvoiceNumber, self }],
+    });
   });
   app.all("/invoices/drafts/:n", methodNotAllowed);
   app.get("/invoices/drafts/:n/pdf", (c) => (draftOf(c) ? renderedPdf(`draft invoice ${c.req.param("n")}`) : notFound("Draft invoice")));
   registerAttachmentRoutes(app, draftOf);
 
-  app.get("/invoices/booked", (c) => restCollection(c, [...core.state.booked.values()].sort((a, b) => a.invoice.bookedInvoiceNumber - b.invoice.bookedInvoiceNumber).map((r) => renderBooked(origin(c), r)), { filterable: BOOKED_FILTERS }));
+  app.get("/invoices/booked", (c) =>
+    restCollection(
+      c,
+      [...core.state.booked.values()]
+        .sort((a, b) => a.invoice.bookedInvoiceNumber - b.invoice.bookedInvoiceNumber)
+        .map((r) => renderBooked(origin(c), r)),
+      { filterable: BOOKED_FILTERS },
+    ),
+  );
   app.post("/invoices/booked", async (c) => {
     const body = await readRestDocument(c, schema(bookedPost));
     if (body instanceof Response) return body;
@@ -181,12 +267,22 @@ export function registerInvoiceRoutes(app: Hono, core: SandboxCore): void {
     const body = await readRestDocument(c, schema(bookWithNumberPut));
     if (body instanceof Response) return body;
     if (body.bookWithNumber !== undefined && body.bookWithNumber !== n) {
-      return validationError([{ segments: ["bookWithNumber"], errorCode: "SANDBOX_MISMATCH", message: "bookWithNumber must match the number in the URL.", value: body.bookWithNumber, developerHint: "Send the same number in the URL and the body, or leave it out of the body." }]);
+      return validationError([
+        {
+          segments: ["bookWithNumber"],
+          errorCode: "SANDBOX_MISMATCH",
+          message: "bookWithNumber must match the number in the URL.",
+          value: body.bookWithNumber,
+          developerHint: "Send the same number in the URL and the body, or leave it out of the body.",
+        },
+      ]);
     }
     return book(core, origin(c), { ...body, bookWithNumber: n });
   });
   app.all("/invoices/booked/:n", methodNotAllowed);
-  app.get("/invoices/booked/:n/pdf", (c) => (core.state.booked.has(intSegment(c.req.param("n")) ?? NaN) ? renderedPdf(`invoice ${c.req.param("n")}`) : notFound("Booked invoice")));
+  app.get("/invoices/booked/:n/pdf", (c) =>
+    core.state.booked.has(intSegment(c.req.param("n")) ?? NaN) ? renderedPdf(`invoice ${c.req.param("n")}`) : notFound("Booked invoice"),
+  );
 }
 
 /** Books a draft: the draft disappears, the invoice gets the chosen or the next number. */
@@ -194,24 +290,72 @@ function book(core: SandboxCore, base: string, body: Json): Response {
   const s = core.state;
   const errors: FieldError[] = [];
   if (body.draftInvoice === undefined) {
-    errors.push({ segments: ["draftInvoice"], errorCode: "SANDBOX_REQUIRED", message: "draftInvoice is required.", developerHint: "Send { draftInvoice: { draftInvoiceNumber } }." });
+    errors.push({
+      segments: ["draftInvoice"],
+      errorCode: "SANDBOX_REQUIRED",
+      message: "draftInvoice is required.",
+      developerHint: "Send { draftInvoice: { draftInvoiceNumber } }.",
+    });
   }
-  const draftNumber = checkRef(errors, ["draftInvoice"], body.draftInvoice, "draftInvoiceNumber", (n) => s.drafts.has(n), `${base}/invoices/drafts`);
+  const draftNumber = checkRef(
+    errors,
+    ["draftInvoice"],
+    body.draftInvoice,
+    "draftInvoiceNumber",
+    (n) => s.drafts.has(n),
+    `${base}/invoices/drafts`,
+  );
   const wanted = body.bookWithNumber as number | undefined;
   if (wanted !== undefined && (wanted < 1 || wanted > 999_999_999)) {
-    errors.push({ segments: ["bookWithNumber"], errorCode: "SANDBOX_MINIMUM", message: "bookWithNumber must be between 1 and 999999999.", value: wanted, developerHint: "Use a positive invoice number." });
+    errors.push({
+      segments: ["bookWithNumber"],
+      errorCode: "SANDBOX_MINIMUM",
+      message: "bookWithNumber must be between 1 and 999999999.",
+      value: wanted,
+      developerHint: "Use a positive invoice number.",
+    });
   } else if (wanted !== undefined && s.booked.has(wanted)) {
-    errors.push({ segments: ["bookWithNumber"], errorCode: "SANDBOX_DUPLICATE", message: `Invoice number ${wanted} is already used by a booked invoice.`, value: wanted, developerHint: `See ${base}/invoices/booked/${wanted}.` });
+    errors.push({
+      segments: ["bookWithNumber"],
+      errorCode: "SANDBOX_DUPLICATE",
+      message: `Invoice number ${wanted} is already used by a booked invoice.`,
+      value: wanted,
+      developerHint: `See ${base}/invoices/booked/${wanted}.`,
+    });
   }
   if (errors.length > 0 || draftNumber === undefined) return validationError(errors);
   const draft = s.drafts.get(draftNumber)!;
   if (!s.customers.has(draft.invoice.customer?.customerNumber)) {
-    return validationError([{ segments: ["draftInvoice"], errorCode: "E06000", message: "customer does not exist.", value: draft.invoice.customer?.customerNumber, developerHint: `Find a list of resources at ${base}/customers.` }]);
+    return validationError([
+      {
+        segments: ["draftInvoice"],
+        errorCode: "E06000",
+        message: "customer does not exist.",
+        value: draft.invoice.customer?.customerNumber,
+        developerHint: `Find a list of resources at ${base}/customers.`,
+      },
+    ]);
   }
   const number = wanted ?? Math.max(0, ...s.booked.keys()) + 1;
-  const { draftInvoiceNumber: _d, marginInBaseCurrency: _m, marginPercentage: _p, costPriceInBaseCurrency: _c, lastUpdated: _l, ...kept } = draft.invoice;
-  const invoice = { bookedInvoiceNumber: number, ...kept, remainder: kept.grossAmount, remainderInBaseCurrency: kept.grossAmountInBaseCurrency };
-  const rec: BookedRecord = { invoice, ...(draft.attachment ? { attachment: draft.attachment } : {}), ...(body.sendBy ? { sendBy: body.sendBy } : {}) };
+  const {
+    draftInvoiceNumber: _d,
+    marginInBaseCurrency: _m,
+    marginPercentage: _p,
+    costPriceInBaseCurrency: _c,
+    lastUpdated: _l,
+    ...kept
+  } = draft.invoice;
+  const invoice = {
+    bookedInvoiceNumber: number,
+    ...kept,
+    remainder: kept.grossAmount,
+    remainderInBaseCurrency: kept.grossAmountInBaseCurrency,
+  };
+  const rec: BookedRecord = {
+    invoice,
+    ...(draft.attachment ? { attachment: draft.attachment } : {}),
+    ...(body.sendBy ? { sendBy: body.sendBy } : {}),
+  };
   s.drafts.delete(draftNumber);
   s.booked.set(number, rec);
   fireWebhooks(s.ledger, "invoice", { INVOICENO: number });

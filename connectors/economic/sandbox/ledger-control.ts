@@ -11,32 +11,53 @@ import { addEntry, BANK_ACCOUNT, bookSupplierInvoices, DEBTORS_ACCOUNT, fireWebh
 import type { SandboxState } from "./state.ts";
 
 const isoDate = z.iso.date();
-const SupplierInvoices = z.object({
-  journal: z.number().int().positive().default(1),
-  vouchers: z.array(z.object({
-    date: isoDate,
-    supplierNumber: z.number().int().positive(),
-    supplierInvoiceNumber: z.string().max(30).optional(),
-    text: z.string().max(250).optional(),
-    currency: z.string().length(3).optional(),
-    dueDate: isoDate.optional(),
-    voucherNumber: z.number().int().positive().optional(),
-    lines: z.array(z.object({
-      account: z.number().int().positive(),
-      /** Including VAT, as on the supplier's invoice. */
-      amount: z.number(),
-      vatCode: z.string().max(5).optional(),
-      projectNumber: z.number().int().positive().optional(),
-      costTypeNumber: z.number().int().positive().optional(),
-      text: z.string().max(250).optional(),
-    }).strict()).min(1),
-    attachment: z.object({ fileName: z.string().min(1), contentBase64: z.string().min(1), contentType: z.string().optional() }).strict().optional(),
-  }).strict()).min(1),
-}).strict();
+const SupplierInvoices = z
+  .object({
+    journal: z.number().int().positive().default(1),
+    vouchers: z
+      .array(
+        z
+          .object({
+            date: isoDate,
+            supplierNumber: z.number().int().positive(),
+            supplierInvoiceNumber: z.string().max(30).optional(),
+            text: z.string().max(250).optional(),
+            currency: z.string().length(3).optional(),
+            dueDate: isoDate.optional(),
+            voucherNumber: z.number().int().positive().optional(),
+            lines: z
+              .array(
+                z
+                  .object({
+                    account: z.number().int().positive(),
+                    /** Including VAT, as on the supplier's invoice. */
+                    amount: z.number(),
+                    vatCode: z.string().max(5).optional(),
+                    projectNumber: z.number().int().positive().optional(),
+                    costTypeNumber: z.number().int().positive().optional(),
+                    text: z.string().max(250).optional(),
+                  })
+                  .strict(),
+              )
+              .min(1),
+            attachment: z
+              .object({ fileName: z.string().min(1), contentBase64: z.string().min(1), contentType: z.string().optional() })
+              .strict()
+              .optional(),
+          })
+          .strict(),
+      )
+      .min(1),
+  })
+  .strict();
 
-const Payment = z.object({ invoice: z.number().int().positive(), amount: z.number().positive().optional(), date: isoDate.optional() }).strict();
+const Payment = z
+  .object({ invoice: z.number().int().positive(), amount: z.number().positive().optional(), date: isoDate.optional() })
+  .strict();
 const InvoicePatch = z.object({ dueDate: isoDate.optional(), sent: z.boolean().optional() }).strict();
-const Supplier = z.object({ supplierNumber: z.number().int().positive(), name: z.string().min(1).max(255), currency: z.string().length(3).default("DKK") }).strict();
+const Supplier = z
+  .object({ supplierNumber: z.number().int().positive(), name: z.string().min(1).max(255), currency: z.string().length(3).default("DKK") })
+  .strict();
 const Webhook = z.object({ type: z.enum(["invoice", "daybook"]), url: z.url(), method: z.enum(["GET", "POST"]).default("POST") }).strict();
 
 const round2 = (x: number) => (Math.sign(x) * Math.round(Math.abs(x) * 100 + 1e-9)) / 100;
@@ -45,7 +66,10 @@ async function parse<T extends z.ZodType>(c: Context, s: T): Promise<z.infer<T> 
   const body = await c.req.json().catch(() => undefined);
   const r = s.safeParse(body);
   if (r.success) return r.data;
-  return Response.json({ message: "Invalid control request.", issues: r.error.issues.map((i) => `${i.path.join(".") || "(body)"}: ${i.message}`) }, { status: 400 });
+  return Response.json(
+    { message: "Invalid control request.", issues: r.error.issues.map((i) => `${i.path.join(".") || "(body)"}: ${i.message}`) },
+    { status: 400 },
+  );
 }
 
 export function registerLedgerControlRoutes(app: Hono, state: () => SandboxState): void {
@@ -54,14 +78,26 @@ export function registerLedgerControlRoutes(app: Hono, state: () => SandboxState
     if (body instanceof Response) return body;
     const s = state();
     try {
-      const booked = bookSupplierInvoices(s.ledger, body.journal, body.vouchers.map((v) => ({
-        ...v, attachment: v.attachment ? { fileName: v.attachment.fileName, contentType: v.attachment.contentType, bytes: new Uint8Array(Buffer.from(v.attachment.contentBase64, "base64")) } : undefined,
-      })));
+      const booked = bookSupplierInvoices(
+        s.ledger,
+        body.journal,
+        body.vouchers.map((v) => ({
+          ...v,
+          attachment: v.attachment
+            ? {
+                fileName: v.attachment.fileName,
+                contentType: v.attachment.contentType,
+                bytes: new Uint8Array(Buffer.from(v.attachment.contentBase64, "base64")),
+              }
+            : undefined,
+        })),
+      );
       const numbers = booked.map((b) => b.voucherNumber);
       fireWebhooks(s.ledger, "daybook", { DAYBOOKNO: body.journal, FROMSERIALNO: Math.min(...numbers), TOSERIALNO: Math.max(...numbers) });
       return Response.json({ booked }, { status: 201 });
     } catch (e) {
-      if (e instanceof LedgerInputError) return Response.json({ message: e.message, issues: [`${e.field}: ${e.message}`] }, { status: 400 });
+      if (e instanceof LedgerInputError)
+        return Response.json({ message: e.message, issues: [`${e.field}: ${e.message}`] }, { status: 400 });
       throw e;
     }
   });
@@ -79,9 +115,21 @@ export function registerLedgerControlRoutes(app: Hono, state: () => SandboxState
     inv.remainderInBaseCurrency = round2((inv.remainderInBaseCurrency ?? inv.remainder) - amount);
     const year = yearOf(s.ledger, date);
     if (year) {
-      const base = { voucherNumber: 90000 + body.invoice, date, currency: inv.currency ?? "DKK", entryType: "customerPayment", text: `Payment of invoice ${body.invoice}` };
+      const base = {
+        voucherNumber: 90000 + body.invoice,
+        date,
+        currency: inv.currency ?? "DKK",
+        entryType: "customerPayment",
+        text: `Payment of invoice ${body.invoice}`,
+      };
       addEntry(s.ledger, year, { ...base, account: { accountNumber: BANK_ACCOUNT }, amount, amountInBaseCurrency: amount });
-      addEntry(s.ledger, year, { ...base, account: { accountNumber: DEBTORS_ACCOUNT }, amount: -amount, amountInBaseCurrency: -amount, customer: inv.customer && { customerNumber: inv.customer.customerNumber } });
+      addEntry(s.ledger, year, {
+        ...base,
+        account: { accountNumber: DEBTORS_ACCOUNT },
+        amount: -amount,
+        amountInBaseCurrency: -amount,
+        customer: inv.customer && { customerNumber: inv.customer.customerNumber },
+      });
     }
     return Response.json({ invoice: body.invoice, remainder: inv.remainder });
   });

@@ -18,8 +18,10 @@ const schema = (s: unknown) => s as JsonSchema;
 const YEAR_FILTERS = filterableFields(schema(yearsGet));
 const ENTRY_FILTERS = filterableFields(schema(entriesGet));
 const STATUS_FILTERS = {
-  paid: filterableFields(schema(paidGet)), unpaid: filterableFields(schema(unpaidGet)),
-  overdue: filterableFields(schema(overdueGet)), "not-due": filterableFields(schema(notDueGet)),
+  paid: filterableFields(schema(paidGet)),
+  unpaid: filterableFields(schema(unpaidGet)),
+  overdue: filterableFields(schema(overdueGet)),
+  "not-due": filterableFields(schema(notDueGet)),
 };
 
 const today = () => new Date().toISOString().slice(0, 10);
@@ -45,10 +47,20 @@ function renderEntry(base: string, year: string, e: LedgerEntry): Json {
 function renderStatus(base: string, rec: BookedRecord): Json {
   const i = rec.invoice;
   return {
-    bookedInvoiceNumber: i.bookedInvoiceNumber, date: i.date, currency: i.currency, netAmount: i.netAmount,
-    netAmountInBaseCurrency: i.netAmountInBaseCurrency, grossAmount: i.grossAmount, vatAmount: i.vatAmount, roundingAmount: i.roundingAmount,
-    remainder: i.remainder, remainderInBaseCurrency: i.remainderInBaseCurrency, dueDate: i.dueDate,
-    customer: withSelf(i.customer, "customerNumber", `${base}/customers`), references: i.references, notes: i.notes,
+    bookedInvoiceNumber: i.bookedInvoiceNumber,
+    date: i.date,
+    currency: i.currency,
+    netAmount: i.netAmount,
+    netAmountInBaseCurrency: i.netAmountInBaseCurrency,
+    grossAmount: i.grossAmount,
+    vatAmount: i.vatAmount,
+    roundingAmount: i.roundingAmount,
+    remainder: i.remainder,
+    remainderInBaseCurrency: i.remainderInBaseCurrency,
+    dueDate: i.dueDate,
+    customer: withSelf(i.customer, "customerNumber", `${base}/customers`),
+    references: i.references,
+    notes: i.notes,
     project: withSelf(i.project, "projectNumber", `${base}/projects`),
     ...(rec.sendBy && rec.sendBy.toLowerCase() !== "none" ? { sent: `${base}/invoices/sent` } : {}),
     self: `${base}/invoices/booked/${i.bookedInvoiceNumber}`,
@@ -67,26 +79,66 @@ export function registerLedgerRoutes(app: Hono, core: SandboxCore): void {
   const ledger = () => core.state.ledger;
   const yearOf = (c: Context) => ledger().years.get(decodeSelfId(c.req.param("year") ?? ""));
 
-  app.get("/accounting-years", (c) => restCollection(c, [...ledger().years.values()].map((y) => renderYear(origin(c), y)), { filterable: YEAR_FILTERS }));
+  app.get("/accounting-years", (c) =>
+    restCollection(
+      c,
+      [...ledger().years.values()].map((y) => renderYear(origin(c), y)),
+      { filterable: YEAR_FILTERS },
+    ),
+  );
   app.all("/accounting-years", methodNotAllowed);
-  app.get("/accounting-years/:year", (c) => { const y = yearOf(c); return y ? restJson(200, renderYear(origin(c), y)) : notFound("Accounting year"); });
+  app.get("/accounting-years/:year", (c) => {
+    const y = yearOf(c);
+    return y ? restJson(200, renderYear(origin(c), y)) : notFound("Accounting year");
+  });
   app.get("/accounting-years/:year/entries", (c) => {
     const y = yearOf(c);
     if (!y) return notFound("Accounting year");
-    return restCollection(c, (ledger().entries.get(y.year) ?? []).map((e) => renderEntry(origin(c), y.year, e)), { filterable: ENTRY_FILTERS });
+    return restCollection(
+      c,
+      (ledger().entries.get(y.year) ?? []).map((e) => renderEntry(origin(c), y.year, e)),
+      { filterable: ENTRY_FILTERS },
+    );
   });
   app.all("/accounting-years/:year/entries", methodNotAllowed);
 
   const simple = (path: string, label: string, map: () => Map<any, Json>, key: string, parse: (s: string) => unknown) => {
     const render = (c: Context, item: Json) => ({ ...item, self: `${origin(c)}${path}/${encodeSelfId(String(item[key]))}` });
-    app.get(path, (c) => restCollection(c, [...map().values()].map((i) => render(c, i)), { filterable: new Set([key, "name"]) }));
-    app.get(`${path}/:id`, (c) => { const item = map().get(parse(decodeSelfId(c.req.param("id")))); return item ? restJson(200, render(c, item)) : notFound(label); });
+    app.get(path, (c) =>
+      restCollection(
+        c,
+        [...map().values()].map((i) => render(c, i)),
+        { filterable: new Set([key, "name"]) },
+      ),
+    );
+    app.get(`${path}/:id`, (c) => {
+      const item = map().get(parse(decodeSelfId(c.req.param("id"))));
+      return item ? restJson(200, render(c, item)) : notFound(label);
+    });
     app.all(path, methodNotAllowed);
     app.all(`${path}/:id`, methodNotAllowed);
   };
-  simple("/accounts", "Account", () => ledger().accounts, "accountNumber", (s) => intSegment(s));
-  simple("/suppliers", "Supplier", () => ledger().suppliers, "supplierNumber", (s) => intSegment(s));
-  simple("/vat-accounts", "VAT account", () => ledger().vatAccounts, "vatCode", (s) => s);
+  simple(
+    "/accounts",
+    "Account",
+    () => ledger().accounts,
+    "accountNumber",
+    (s) => intSegment(s),
+  );
+  simple(
+    "/suppliers",
+    "Supplier",
+    () => ledger().suppliers,
+    "supplierNumber",
+    (s) => intSegment(s),
+  );
+  simple(
+    "/vat-accounts",
+    "VAT account",
+    () => ledger().vatAccounts,
+    "vatCode",
+    (s) => s,
+  );
 
   // Journal voucher receipts: /journals/{j}/vouchers/{accountingYear}-{voucherNumber}/attachment(/file).
   const receipt = (c: Context) => {
@@ -105,9 +157,16 @@ export function registerLedgerRoutes(app: Hono, core: SandboxCore): void {
   });
 
   for (const status of Object.keys(STATUS_FILTERS) as (keyof typeof STATUS_FILTERS)[]) {
-    app.get(`/invoices/${status}`, (c) => restCollection(c,
-      [...core.state.booked.values()].filter(STATUS_OF[status]).sort((a, b) => a.invoice.bookedInvoiceNumber - b.invoice.bookedInvoiceNumber).map((r) => renderStatus(origin(c), r)),
-      { filterable: STATUS_FILTERS[status] }));
+    app.get(`/invoices/${status}`, (c) =>
+      restCollection(
+        c,
+        [...core.state.booked.values()]
+          .filter(STATUS_OF[status])
+          .sort((a, b) => a.invoice.bookedInvoiceNumber - b.invoice.bookedInvoiceNumber)
+          .map((r) => renderStatus(origin(c), r)),
+        { filterable: STATUS_FILTERS[status] },
+      ),
+    );
     app.all(`/invoices/${status}`, methodNotAllowed);
   }
 }

@@ -72,14 +72,47 @@ export function createLedger(today = new Date()): LedgerState {
     [3, { supplierNumber: 3, name: "Kontorland A/S", currency: "DKK", supplierGroup: { supplierGroupNumber: 1 } }],
   ]);
   const vatAccounts = new Map<string, Json>([
-    ["I25", { vatCode: "I25", name: "Købsmoms 25%", ratePercentage: 25, account: { accountNumber: 7300 }, vatType: { vatTypeNumber: 1, name: "Købsmoms" } }],
-    ["U25", { vatCode: "U25", name: "Salgsmoms 25%", ratePercentage: 25, account: { accountNumber: 7310 }, vatType: { vatTypeNumber: 2, name: "Salgsmoms" } }],
+    [
+      "I25",
+      {
+        vatCode: "I25",
+        name: "Købsmoms 25%",
+        ratePercentage: 25,
+        account: { accountNumber: 7300 },
+        vatType: { vatTypeNumber: 1, name: "Købsmoms" },
+      },
+    ],
+    [
+      "U25",
+      {
+        vatCode: "U25",
+        name: "Salgsmoms 25%",
+        ratePercentage: 25,
+        account: { accountNumber: 7310 },
+        vatType: { vatTypeNumber: 2, name: "Salgsmoms" },
+      },
+    ],
   ]);
-  return { years, accounts, suppliers, vatAccounts, entries: new Map(), voucherAttachments: new Map(), counters: new Map(), webhooks: [], webhookCalls: [] };
+  return {
+    years,
+    accounts,
+    suppliers,
+    vatAccounts,
+    entries: new Map(),
+    voucherAttachments: new Map(),
+    counters: new Map(),
+    webhooks: [],
+    webhookCalls: [],
+  };
 }
 
 export class LedgerInputError extends Error {
-  constructor(readonly field: string, message: string) { super(message); }
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 const round2 = (x: number) => (Math.sign(x) * Math.round(Math.abs(x) * 100 + 1e-9)) / 100;
@@ -122,13 +155,15 @@ export function bookSupplierInvoices(ledger: LedgerState, journal: number, vouch
     const at = `vouchers[${i}]`;
     const year = yearOf(ledger, v.date);
     if (!year) throw new LedgerInputError(`${at}.date`, `No open accounting year contains ${v.date}.`);
-    if (!ledger.suppliers.has(v.supplierNumber)) throw new LedgerInputError(`${at}.supplierNumber`, `Supplier ${v.supplierNumber} does not exist.`);
+    if (!ledger.suppliers.has(v.supplierNumber))
+      throw new LedgerInputError(`${at}.supplierNumber`, `Supplier ${v.supplierNumber} does not exist.`);
     if (v.voucherNumber !== undefined && (ledger.entries.get(year) ?? []).some((e) => e.voucherNumber === v.voucherNumber)) {
       throw new LedgerInputError(`${at}.voucherNumber`, `Voucher ${v.voucherNumber} is already used in ${year}.`);
     }
     v.lines.forEach((l, j) => {
       if (!ledger.accounts.has(l.account)) throw new LedgerInputError(`${at}.lines[${j}].account`, `Account ${l.account} does not exist.`);
-      if (l.vatCode && !ledger.vatAccounts.has(l.vatCode)) throw new LedgerInputError(`${at}.lines[${j}].vatCode`, `VAT code ${l.vatCode} does not exist.`);
+      if (l.vatCode && !ledger.vatAccounts.has(l.vatCode))
+        throw new LedgerInputError(`${at}.lines[${j}].vatCode`, `VAT code ${l.vatCode} does not exist.`);
     });
   });
   return vouchers.map((v) => {
@@ -143,25 +178,54 @@ export function bookSupplierInvoices(ledger: LedgerState, journal: number, vouch
       const vat = l.vatCode ? ledger.vatAccounts.get(l.vatCode)! : undefined;
       const net = vat ? round2(l.amount / (1 + vat.ratePercentage / 100)) : round2(l.amount);
       gross = round2(gross + l.amount);
-      entries.push(addEntry(ledger, year, {
-        ...base, account: { accountNumber: l.account }, amount: net, amountInBaseCurrency: net, text: l.text ?? v.text,
-        ...(l.projectNumber !== undefined ? { project: { projectNumber: l.projectNumber } } : {}),
-        ...(l.costTypeNumber !== undefined ? { costType: { costTypeNumber: l.costTypeNumber } } : {}),
-        ...(vat ? { vatAccount: { vatCode: l.vatCode! } } : {}),
-      }));
+      entries.push(
+        addEntry(ledger, year, {
+          ...base,
+          account: { accountNumber: l.account },
+          amount: net,
+          amountInBaseCurrency: net,
+          text: l.text ?? v.text,
+          ...(l.projectNumber !== undefined ? { project: { projectNumber: l.projectNumber } } : {}),
+          ...(l.costTypeNumber !== undefined ? { costType: { costTypeNumber: l.costTypeNumber } } : {}),
+          ...(vat ? { vatAccount: { vatCode: l.vatCode! } } : {}),
+        }),
+      );
       if (vat && round2(l.amount - net) !== 0) {
         const vatAmount = round2(l.amount - net);
-        entries.push(addEntry(ledger, year, { ...base, account: { accountNumber: vat.account.accountNumber }, amount: vatAmount, amountInBaseCurrency: vatAmount, text: l.text ?? v.text }));
+        entries.push(
+          addEntry(ledger, year, {
+            ...base,
+            account: { accountNumber: vat.account.accountNumber },
+            amount: vatAmount,
+            amountInBaseCurrency: vatAmount,
+            text: l.text ?? v.text,
+          }),
+        );
       }
     }
-    entries.push(addEntry(ledger, year, {
-      ...base, account: { accountNumber: SUPPLIER_PAYABLES_ACCOUNT }, amount: -gross, amountInBaseCurrency: -gross, text: v.text,
-      supplier: { supplierNumber: v.supplierNumber }, ...(v.supplierInvoiceNumber ? { supplierInvoiceNumber: v.supplierInvoiceNumber } : {}),
-      ...(v.dueDate ? { dueDate: v.dueDate } : {}), remainder: -gross, remainderInBaseCurrency: -gross,
-    }));
+    entries.push(
+      addEntry(ledger, year, {
+        ...base,
+        account: { accountNumber: SUPPLIER_PAYABLES_ACCOUNT },
+        amount: -gross,
+        amountInBaseCurrency: -gross,
+        text: v.text,
+        supplier: { supplierNumber: v.supplierNumber },
+        ...(v.supplierInvoiceNumber ? { supplierInvoiceNumber: v.supplierInvoiceNumber } : {}),
+        ...(v.dueDate ? { dueDate: v.dueDate } : {}),
+        remainder: -gross,
+        remainderInBaseCurrency: -gross,
+      }),
+    );
     if (v.attachment) {
       const a = v.attachment;
-      ledger.voucherAttachments.set(`${journal}:${year}-${voucherNumber}`, { fileName: a.fileName, size: a.bytes.byteLength, pages: 1, bytes: a.bytes, contentType: a.contentType ?? "application/pdf" });
+      ledger.voucherAttachments.set(`${journal}:${year}-${voucherNumber}`, {
+        fileName: a.fileName,
+        size: a.bytes.byteLength,
+        pages: 1,
+        bytes: a.bytes,
+        contentType: a.contentType ?? "application/pdf",
+      });
     }
     return { accountingYear: year, voucherNumber, entryNumbers: entries.map((e) => e.entryNumber) };
   });
@@ -170,14 +234,21 @@ export function bookSupplierInvoices(ledger: LedgerState, journal: number, vouch
 /** Calls the subscribed webhooks of `type`, replacing merge fields such as [INVOICENO] in their URLs. */
 export function fireWebhooks(ledger: LedgerState, type: WebhookSubscription["type"], fields: Record<string, string | number>): void {
   for (const sub of ledger.webhooks.filter((w) => w.type === type)) {
-    const url = sub.url.replace(/\[([A-Z]+)\]/g, (m, name: string) => (fields[name] !== undefined ? encodeURIComponent(String(fields[name])) : m));
+    const url = sub.url.replace(/\[([A-Z]+)\]/g, (m, name: string) =>
+      fields[name] !== undefined ? encodeURIComponent(String(fields[name])) : m,
+    );
     const call: LedgerState["webhookCalls"][number] = { type, url };
     ledger.webhookCalls.push(call);
     // Like e-conomic: after the change is committed, not as part of the request that made it.
     setTimeout(() => {
       fetch(url, { method: sub.method, signal: AbortSignal.timeout(10_000) })
-        .then(async (res) => { call.status = res.status; await res.arrayBuffer().catch(() => undefined); })
-        .catch((e) => { call.error = e instanceof Error ? e.message : String(e); });
+        .then(async (res) => {
+          call.status = res.status;
+          await res.arrayBuffer().catch(() => undefined);
+        })
+        .catch((e) => {
+          call.error = e instanceof Error ? e.message : String(e);
+        });
     }, 0);
   }
 }

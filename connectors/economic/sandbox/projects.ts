@@ -14,9 +14,14 @@ const PAGED_MAX = 100;
 const PAGED_CAP = 10_000;
 
 /** Properties with `x-filterable` in the OpenAPI schema. */
-const PROJECT_FILTERS = new Set(Object.entries(PROJECT_SCHEMA.properties ?? {}).filter(([, p]) => p["x-filterable"]).map(([k]) => k));
+const PROJECT_FILTERS = new Set(
+  Object.entries(PROJECT_SCHEMA.properties ?? {})
+    .filter(([, p]) => p["x-filterable"])
+    .map(([k]) => k),
+);
 
-const notFound = (what: string) => openApiError(404, `${what} not found.`, { code: "NotFound", developerHint: "Check the number; the resource may have been deleted." });
+const notFound = (what: string) =>
+  openApiError(404, `${what} not found.`, { code: "NotFound", developerHint: "Check the number; the resource may have been deleted." });
 const methodNotAllowed = (c: Context) => openApiError(405, `The method ${c.req.method} is not allowed here.`, { code: "MethodNotAllowed" });
 
 /** Reads and validates a Project body; the first problem becomes the OpenAPI error. */
@@ -33,14 +38,23 @@ async function readProject(c: Context): Promise<Json | Response> {
 function ruleError(state: SandboxState, doc: Json): Response | undefined {
   const group = state.projectGroups.get(doc.projectGroupNumber);
   if (!group) {
-    return openApiError(400, `Project group ${doc.projectGroupNumber} does not exist.`, { code: "ProjectCannotBeCreatedUpdatedGroupDoesNotExist", property: "projectGroupNumber" });
+    return openApiError(400, `Project group ${doc.projectGroupNumber} does not exist.`, {
+      code: "ProjectCannotBeCreatedUpdatedGroupDoesNotExist",
+      property: "projectGroupNumber",
+    });
   }
   const customer = doc.customerNumber;
   if (group.type !== 1 && (customer === undefined || customer === null)) {
-    return openApiError(400, "customerNumber is required when the project group is not Internal.", { code: "ProjectCannotBeCreatedUpdatedCustomerNumberRequired", property: "customerNumber" });
+    return openApiError(400, "customerNumber is required when the project group is not Internal.", {
+      code: "ProjectCannotBeCreatedUpdatedCustomerNumberRequired",
+      property: "customerNumber",
+    });
   }
   if (customer !== undefined && customer !== null && !state.customers.has(customer)) {
-    return openApiError(400, `Customer ${customer} was not found.`, { code: "ProjectCannotBeCreatedUpdatedCustomerNotFound", property: "customerNumber" });
+    return openApiError(400, `Customer ${customer} was not found.`, {
+      code: "ProjectCannotBeCreatedUpdatedCustomerNotFound",
+      property: "customerNumber",
+    });
   }
   return undefined;
 }
@@ -49,9 +63,14 @@ function ruleError(state: SandboxState, doc: Json): Response | undefined {
 function storedProject(state: SandboxState, body: Json, number: number): Json {
   const { objectVersion: _v, ...input } = stripToSchema(PROJECT_SCHEMA, body) as Json;
   return {
-    number, isBarred: false, isMainProject: false, isMileageInvoiced: false,
+    number,
+    isBarred: false,
+    isMainProject: false,
+    isMileageInvoiced: false,
     ...input,
-    isClosed: false, objectVersion: nextObjectVersion(state), lastUpdated: new Date().toISOString(),
+    isClosed: false,
+    objectVersion: nextObjectVersion(state),
+    lastUpdated: new Date().toISOString(),
   };
 }
 
@@ -91,7 +110,10 @@ export function registerProjectRoutes(app: Hono, core: SandboxCore): void {
     if (body instanceof Response) return body;
     const { projects } = core.state;
     if (body.number !== undefined && projects.has(body.number)) {
-      return openApiError(400, `A project with number ${body.number} already exists.`, { code: "ProjectCannotBeCreatedUpdatedNumberAlreadyExists", property: "number" });
+      return openApiError(400, `A project with number ${body.number} already exists.`, {
+        code: "ProjectCannotBeCreatedUpdatedNumberAlreadyExists",
+        property: "number",
+      });
     }
     const rule = ruleError(core.state, body);
     if (rule) return rule;
@@ -103,7 +125,8 @@ export function registerProjectRoutes(app: Hono, core: SandboxCore): void {
   app.put(`${P}/projects`, async (c) => {
     const body = await readProject(c);
     if (body instanceof Response) return body;
-    if (body.number === undefined) return openApiError(400, "number is required to update a project.", { code: "SANDBOX_REQUIRED", property: "number" });
+    if (body.number === undefined)
+      return openApiError(400, "number is required to update a project.", { code: "SANDBOX_REQUIRED", property: "number" });
     const existing = core.state.projects.get(body.number);
     if (!existing) return notFound("Project");
     if (typeof body.objectVersion !== "string") {
@@ -112,8 +135,11 @@ export function registerProjectRoutes(app: Hono, core: SandboxCore): void {
     if (body.objectVersion !== existing.objectVersion) {
       return openApiJson(409, {
         message: "Update conflict. Version does not match.",
-        developerHint: "The resource has been updated by another user. Retrieve the resource/object and try the update again. This is needed in order to prevent you from rolling back another user's update.",
-        logId: crypto.randomUUID(), logTimeUtc: new Date().toISOString().slice(0, 19), property: "version",
+        developerHint:
+          "The resource has been updated by another user. Retrieve the resource/object and try the update again. This is needed in order to prevent you from rolling back another user's update.",
+        logId: crypto.randomUUID(),
+        logTimeUtc: new Date().toISOString().slice(0, 19),
+        property: "version",
       });
     }
     const rule = ruleError(core.state, body);
@@ -126,10 +152,14 @@ export function registerProjectRoutes(app: Hono, core: SandboxCore): void {
     const p = core.state.projects.get(intSegment(c.req.param("number")) ?? NaN);
     return p ? openApiJson(200, p) : notFound("Project");
   });
-  app.delete(`${P}/projects/:number`, (c) => (core.state.projects.delete(intSegment(c.req.param("number")) ?? NaN) ? new Response(null, { status: 204 }) : notFound("Project")));
+  app.delete(`${P}/projects/:number`, (c) =>
+    core.state.projects.delete(intSegment(c.req.param("number")) ?? NaN) ? new Response(null, { status: 204 }) : notFound("Project"),
+  );
   app.all(`${P}/projects/:number`, methodNotAllowed);
 
-  app.get(`${P}/projectgroups`, () => openApiJson(200, { items: [...core.state.projectGroups.values()].sort((a, b) => a.number - b.number) }));
+  app.get(`${P}/projectgroups`, () =>
+    openApiJson(200, { items: [...core.state.projectGroups.values()].sort((a, b) => a.number - b.number) }),
+  );
   app.get(`${P}/projectgroups/:number`, (c) => {
     const g = core.state.projectGroups.get(intSegment(c.req.param("number")) ?? NaN);
     return g ? openApiJson(200, g) : notFound("Project group");

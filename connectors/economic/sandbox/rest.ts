@@ -9,8 +9,17 @@ import productsPost from "./schemas/products.post.schema.json";
 import productsPut from "./schemas/products.productNumber.put.schema.json";
 import type { JsonSchema } from "../schema-validate.ts";
 import {
-  checkRef, decodeSelfId, encodeSelfId, filterableFields, readRestDocument, restCollection, restError, restJson,
-  validationError, withSelf, type FieldError,
+  checkRef,
+  decodeSelfId,
+  encodeSelfId,
+  filterableFields,
+  readRestDocument,
+  restCollection,
+  restError,
+  restJson,
+  validationError,
+  withSelf,
+  type FieldError,
 } from "./http.ts";
 import type { Json, SandboxState } from "./state.ts";
 
@@ -33,7 +42,9 @@ export function methodNotAllowed(c: Context): Response {
 }
 
 export function notFound(what: string): Response {
-  return restError(404, `${what} not found.`, { developerHint: "Check the number in the URL; find a list of resources at the collection URL." });
+  return restError(404, `${what} not found.`, {
+    developerHint: "Check the number in the URL; find a list of resources at the collection URL.",
+  });
 }
 
 /** Positive integer from a URL segment, or undefined. */
@@ -72,7 +83,13 @@ export function registerRestRoutes(app: Hono, core: SandboxCore): void {
 
 function registerLookup(app: Hono, core: SandboxCore, spec: LookupSpec): void {
   const render = (c: Context, item: Json) => ({ ...item, self: `${origin(c)}${spec.path}/${item[spec.key]}` });
-  app.get(spec.path, (c) => restCollection(c, sortedValues(spec.map(core.state)).map((i) => render(c, i)), { filterable: new Set([spec.key, "name"]) }));
+  app.get(spec.path, (c) =>
+    restCollection(
+      c,
+      sortedValues(spec.map(core.state)).map((i) => render(c, i)),
+      { filterable: new Set([spec.key, "name"]) },
+    ),
+  );
   app.get(`${spec.path}/:n`, (c) => {
     const item = spec.map(core.state).get(intSegment(c.req.param("n")) ?? NaN);
     return item ? restJson(200, render(c, item)) : notFound(spec.label);
@@ -115,24 +132,44 @@ const CURRENCIES = new Set(Intl.supportedValuesOf("currency"));
 
 export function checkCurrency(errors: FieldError[], at: string[], currency: unknown, base: string): void {
   if (typeof currency === "string" && !CURRENCIES.has(currency.toUpperCase())) {
-    errors.push({ segments: at, errorCode: "E06000", message: "currency does not exist.", value: currency, developerHint: `Find a list of currencies at ${base}/currencies.` });
+    errors.push({
+      segments: at,
+      errorCode: "E06000",
+      message: "currency does not exist.",
+      value: currency,
+      developerHint: `Find a list of currencies at ${base}/currencies.`,
+    });
   }
 }
 
 function duplicate(prop: string, value: unknown, what: string): FieldError {
-  return { segments: [prop], errorCode: "SANDBOX_DUPLICATE", message: `${what} ${value} is already in use.`, value, developerHint: "Use another number, or update the existing resource with PUT." };
+  return {
+    segments: [prop],
+    errorCode: "SANDBOX_DUPLICATE",
+    message: `${what} ${value} is already in use.`,
+    value,
+    developerHint: "Use another number, or update the existing resource with PUT.",
+  };
 }
 
 function registerCustomers(app: Hono, core: SandboxCore): void {
-  app.get("/customers", (c) => restCollection(c, sortedValues(core.state.customers).map((d) => renderCustomer(origin(c), d)), {
-    filterable: CUSTOMER_FILTERS, metaData: { create: { description: "Create a new customer.", href: `${origin(c)}/customers`, httpMethod: "post" } },
-  }));
+  app.get("/customers", (c) =>
+    restCollection(
+      c,
+      sortedValues(core.state.customers).map((d) => renderCustomer(origin(c), d)),
+      {
+        filterable: CUSTOMER_FILTERS,
+        metaData: { create: { description: "Create a new customer.", href: `${origin(c)}/customers`, httpMethod: "post" } },
+      },
+    ),
+  );
   app.post("/customers", async (c) => {
     const body = await readRestDocument(c, schema(customersPost));
     if (body instanceof Response) return body;
     const { customers } = core.state;
     const errors = resolveCustomerRefs(core.state, origin(c), body);
-    if (body.customerNumber !== undefined && customers.has(body.customerNumber)) errors.push(duplicate("customerNumber", body.customerNumber, "Customer number"));
+    if (body.customerNumber !== undefined && customers.has(body.customerNumber))
+      errors.push(duplicate("customerNumber", body.customerNumber, "Customer number"));
     if (errors.length > 0) return validationError(errors);
     const customerNumber = body.customerNumber ?? Math.max(0, ...customers.keys()) + 1;
     const doc = { ...body, customerNumber, balance: 0, lastUpdated: new Date().toISOString() };
@@ -153,7 +190,13 @@ function registerCustomers(app: Hono, core: SandboxCore): void {
     if (body instanceof Response) return body;
     const errors = resolveCustomerRefs(core.state, origin(c), body);
     if (body.customerNumber !== undefined && body.customerNumber !== n) {
-      errors.push({ segments: ["customerNumber"], errorCode: "SANDBOX_MISMATCH", message: "customerNumber must match the number in the URL.", value: body.customerNumber, developerHint: "PUT replaces the customer at the URL." });
+      errors.push({
+        segments: ["customerNumber"],
+        errorCode: "SANDBOX_MISMATCH",
+        message: "customerNumber must match the number in the URL.",
+        value: body.customerNumber,
+        developerHint: "PUT replaces the customer at the URL.",
+      });
     }
     if (errors.length > 0) return validationError(errors);
     // PUT replaces the document; the balance is the server's.
@@ -161,7 +204,9 @@ function registerCustomers(app: Hono, core: SandboxCore): void {
     core.state.customers.set(n!, doc);
     return restJson(200, renderCustomer(origin(c), doc));
   });
-  app.delete("/customers/:n", (c) => (core.state.customers.delete(intSegment(c.req.param("n")) ?? NaN) ? new Response(null, { status: 204 }) : notFound("Customer")));
+  app.delete("/customers/:n", (c) =>
+    core.state.customers.delete(intSegment(c.req.param("n")) ?? NaN) ? new Response(null, { status: 204 }) : notFound("Customer"),
+  );
   app.all("/customers/:n", methodNotAllowed);
 }
 
@@ -178,7 +223,14 @@ function renderProduct(base: string, doc: Json): Json {
 
 function resolveProductRefs(state: SandboxState, base: string, body: Json): FieldError[] {
   const errors: FieldError[] = [];
-  const group = checkRef(errors, ["productGroup"], body.productGroup, "productGroupNumber", (n) => state.productGroups.has(n), `${base}/product-groups`);
+  const group = checkRef(
+    errors,
+    ["productGroup"],
+    body.productGroup,
+    "productGroupNumber",
+    (n) => state.productGroups.has(n),
+    `${base}/product-groups`,
+  );
   if (group !== undefined) body.productGroup = { productGroupNumber: group };
   const unit = checkRef(errors, ["unit"], body.unit, "unitNumber", (n) => state.units.has(n), `${base}/units`);
   if (unit !== undefined) body.unit = { unitNumber: unit };
@@ -190,7 +242,13 @@ function productParam(c: Context): string {
 }
 
 function registerProducts(app: Hono, core: SandboxCore): void {
-  app.get("/products", (c) => restCollection(c, sortedValues(core.state.products).map((d) => renderProduct(origin(c), d)), { filterable: PRODUCT_FILTERS }));
+  app.get("/products", (c) =>
+    restCollection(
+      c,
+      sortedValues(core.state.products).map((d) => renderProduct(origin(c), d)),
+      { filterable: PRODUCT_FILTERS },
+    ),
+  );
   app.post("/products", async (c) => {
     const body = await readRestDocument(c, schema(productsPost));
     if (body instanceof Response) return body;
@@ -214,13 +272,21 @@ function registerProducts(app: Hono, core: SandboxCore): void {
     if (body instanceof Response) return body;
     const errors = resolveProductRefs(core.state, origin(c), body);
     if (body.productNumber !== n) {
-      errors.push({ segments: ["productNumber"], errorCode: "SANDBOX_MISMATCH", message: "productNumber must match the number in the URL.", value: body.productNumber, developerHint: "PUT replaces the product at the URL." });
+      errors.push({
+        segments: ["productNumber"],
+        errorCode: "SANDBOX_MISMATCH",
+        message: "productNumber must match the number in the URL.",
+        value: body.productNumber,
+        developerHint: "PUT replaces the product at the URL.",
+      });
     }
     if (errors.length > 0) return validationError(errors);
     const doc = { ...body, lastUpdated: new Date().toISOString() };
     core.state.products.set(n, doc);
     return restJson(200, renderProduct(origin(c), doc));
   });
-  app.delete("/products/:n", (c) => (core.state.products.delete(productParam(c)) ? new Response(null, { status: 204 }) : notFound("Product")));
+  app.delete("/products/:n", (c) =>
+    core.state.products.delete(productParam(c)) ? new Response(null, { status: 204 }) : notFound("Product"),
+  );
   app.all("/products/:n", methodNotAllowed);
 }

@@ -69,10 +69,17 @@ export function createState(): SandboxState {
       { paymentTermsNumber: 3, name: "Due date", daysOfCredit: 0, paymentTermsType: "dueDate" },
     ]),
     layouts: byNumber("layoutNumber", [{ layoutNumber: 19, name: "Standard invoice" }]),
-    units: byNumber("unitNumber", [{ unitNumber: 1, name: "pcs" }, { unitNumber: 2, name: "hours" }]),
+    units: byNumber("unitNumber", [
+      { unitNumber: 1, name: "pcs" },
+      { unitNumber: 2, name: "hours" },
+    ]),
     productGroups: byNumber("productGroupNumber", [{ productGroupNumber: 1, name: "Services and goods" }]),
     journals: byNumber("journalNumber", [
-      { journalNumber: 1, name: "Daily journal", settings: { voucherNumbers: { minimumVoucherNumber: 1, maximumVoucherNumber: 999999999 } } },
+      {
+        journalNumber: 1,
+        name: "Daily journal",
+        settings: { voucherNumbers: { minimumVoucherNumber: 1, maximumVoucherNumber: 999999999 } },
+      },
     ]),
     projectGroups: new Map(),
     customers: new Map(),
@@ -87,7 +94,12 @@ export function createState(): SandboxState {
     { number: PROJECT_GROUP_INTERNAL, name: "Internal", type: 1 },
     { number: 2, name: "External invoiceable", type: 2 },
   ]) {
-    state.projectGroups.set(g.number, { ...g, includeCostPriceInFinance: false, includeSalesPriceInFinance: false, objectVersion: nextObjectVersion(state) });
+    state.projectGroups.set(g.number, {
+      ...g,
+      includeCostPriceInFinance: false,
+      includeSalesPriceInFinance: false,
+      objectVersion: nextObjectVersion(state),
+    });
   }
   const now = new Date().toISOString();
   for (const p of [
@@ -108,8 +120,7 @@ export function removeSeed(state: SandboxState, items: string[]): string[] {
     else if (item === "journal1") state.journals.delete(1);
     else if (item === "dueDateTerms") {
       for (const [n, t] of state.paymentTerms) if (t.paymentTermsType === "dueDate") state.paymentTerms.delete(n);
-    }
-    else if (item === "internalProjectGroup") {
+    } else if (item === "internalProjectGroup") {
       for (const [n, g] of state.projectGroups) if (g.type === 1) state.projectGroups.delete(n);
     } else unknown.push(item);
   }
@@ -136,11 +147,19 @@ function seedSelf(): Json {
     signupDate: "2026-01-01",
     user: { loginId: "sandbox", email: "sandbox@example.invalid", name: "Sandbox user", agreementNumber: 1234567 },
     company: {
-      name: "Kontobro Sandbox ApS", addressLine1: "Sandkassevej 1", zip: "2100", city: "København Ø", country: "Danmark",
-      companyIdentificationNumber: "12345678", email: "sandbox@example.invalid",
+      name: "Kontobro Sandbox ApS",
+      addressLine1: "Sandkassevej 1",
+      zip: "2100",
+      city: "København Ø",
+      country: "Danmark",
+      companyIdentificationNumber: "12345678",
+      email: "sandbox@example.invalid",
     },
     application: {
-      appNumber: 1, name: "kontobro (sandbox)", appPublicToken: "demo-app-public", created: "2026-01-01",
+      appNumber: 1,
+      name: "kontobro (sandbox)",
+      appPublicToken: "demo-app-public",
+      created: "2026-01-01",
       requiredRoles: [{ roleNumber: 1, name: "SuperUser" }],
     },
     settings: { baseCurrency: "DKK" },

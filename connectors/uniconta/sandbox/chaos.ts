@@ -10,7 +10,10 @@ import type { Row } from "./store.ts";
 const REFERENCE = "kontobro:";
 const psaIdOf = (ref: unknown) => (typeof ref === "string" && ref.startsWith(REFERENCE) ? ref.slice(REFERENCE.length) : null);
 /** A TOML inline table of string values, e.g. { hours = "1000", … }. */
-const inline = (t: unknown) => `{ ${Object.entries(t as Record<string, string>).map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join(", ")} }`;
+const inline = (t: unknown) =>
+  `{ ${Object.entries(t as Record<string, string>)
+    .map(([k, v]) => `${k} = ${JSON.stringify(v)}`)
+    .join(", ")} }`;
 
 export const chaos: ChaosAdapter = async ({ name, random, plan }) => {
   const log: LoggedRequest[] = [];
@@ -42,22 +45,36 @@ export const chaos: ChaosAdapter = async ({ name, random, plan }) => {
   };
   return {
     log,
-    toml: `[[targets]]\nname = "${name}"\nkind = "uniconta"\napi_url = "${url}"\ngateway_url = "${url}/gateway"\nposting = "gateway"\n` +
+    toml:
+      `[[targets]]\nname = "${name}"\nkind = "uniconta"\napi_url = "${url}"\ngateway_url = "${url}/gateway"\nposting = "gateway"\n` +
       `company_id = ${DEMO.companyId}\nusername = "${DEMO.user}"\npassword = "${DEMO.password}"\n` +
       `default_customer_group = "ERHVERV"\ncredit_note_payment_terms = "NK0"\n` +
       `accounts = ${inline(demo.accounts)}\nvat_codes = ${inline(demo.vat_codes)}\ncategories = ${inline(demo.categories)}\n` +
       `send_invoice_number = true\ncalls_per_day = 1000000\nrequests_per_second = 0\nrequest_timeout_ms = ${plan.timeoutMs}\n`,
-    background: () => setRules([
-      { fault: "503", probability: 0.02, retryAfterSeconds: 0 },
-      { fault: "500", probability: 0.01 },
-      { fault: "429", probability: 0.01, retryAfterSeconds: 0 },
-      { fault: "drop_after_commit", method: "POST", probability: 0.03 },
-      { fault: "drop_after_commit", method: "PUT", probability: 0.03 },
-      { fault: "latency", probability: 0.1, latencyMs: 20 },
-      // Slow creates: the order (the draft) and its posting through the gateway.
-      { fault: "latency", method: "POST", path: "/Entities/Insert/DebtorOrderClient$", probability: plan.slowCreateProbability, latencyMs: plan.slowCreateMs },
-      { fault: "latency", method: "POST", path: "^/gateway/Companies/\\d+/Invoice/DebtorOrders/", probability: plan.slowCreateProbability, latencyMs: plan.slowCreateMs },
-    ]),
+    background: () =>
+      setRules([
+        { fault: "503", probability: 0.02, retryAfterSeconds: 0 },
+        { fault: "500", probability: 0.01 },
+        { fault: "429", probability: 0.01, retryAfterSeconds: 0 },
+        { fault: "drop_after_commit", method: "POST", probability: 0.03 },
+        { fault: "drop_after_commit", method: "PUT", probability: 0.03 },
+        { fault: "latency", probability: 0.1, latencyMs: 20 },
+        // Slow creates: the order (the draft) and its posting through the gateway.
+        {
+          fault: "latency",
+          method: "POST",
+          path: "/Entities/Insert/DebtorOrderClient$",
+          probability: plan.slowCreateProbability,
+          latencyMs: plan.slowCreateMs,
+        },
+        {
+          fault: "latency",
+          method: "POST",
+          path: "^/gateway/Companies/\\d+/Invoice/DebtorOrders/",
+          probability: plan.slowCreateProbability,
+          latencyMs: plan.slowCreateMs,
+        },
+      ]),
     throttle: (retryAfterSeconds) => setRules([{ fault: "429", probability: 1, retryAfterSeconds }]),
     faultsInjected: () => ({ ...sandbox.faults.injected }),
     findings() {
@@ -67,10 +84,14 @@ export const chaos: ChaosAdapter = async ({ name, random, plan }) => {
     snapshot() {
       const s = store();
       const linesOf = new Map<number, Row[]>();
-      for (const l of s.raw("DebtorInvoiceLines")) linesOf.set(Number(l.InvoiceNumber), [...(linesOf.get(Number(l.InvoiceNumber)) ?? []), l]);
+      for (const l of s.raw("DebtorInvoiceLines"))
+        linesOf.set(Number(l.InvoiceNumber), [...(linesOf.get(Number(l.InvoiceNumber)) ?? []), l]);
       const booked: BookedDoc[] = s.raw("DebtorInvoiceClient").map((r) => ({
-        psaId: psaIdOf(r.OurRef), number: String(r.InvoiceNumber), customer: String(r.Account),
-        lines: [...(linesOf.get(Number(r.InvoiceNumber)) ?? [])].sort((x, y) => Number(x.LineNumber) - Number(y.LineNumber))
+        psaId: psaIdOf(r.OurRef),
+        number: String(r.InvoiceNumber),
+        customer: String(r.Account),
+        lines: [...(linesOf.get(Number(r.InvoiceNumber)) ?? [])]
+          .sort((x, y) => Number(x.LineNumber) - Number(y.LineNumber))
           .map((l) => ({ text: String(l.Text ?? ""), quantity: Number(l.Qty), unitPrice: minor(l.Price) })),
         total: minor(r.NetAmount),
         ...(madeAt.has(Number(r.RowId)) ? { createdAt: madeAt.get(Number(r.RowId))! } : {}),
@@ -78,9 +99,12 @@ export const chaos: ChaosAdapter = async ({ name, random, plan }) => {
       return {
         booked,
         drafts: s.raw("DebtorOrderClient").map((o) => ({ psaId: psaIdOf(o.OurRef), createdAt: madeAt.get(Number(o.RowId)) ?? 0 })),
-        customers: s.raw("DebtorClient").map((d) => String(d.Account)), projects: s.raw("ProjectClient").map((p) => String(p.Number)),
+        customers: s.raw("DebtorClient").map((d) => String(d.Account)),
+        projects: s.raw("ProjectClient").map((p) => String(p.Number)),
       };
     },
-    stop: async () => { server.stop(true); },
+    stop: async () => {
+      server.stop(true);
+    },
   };
 };

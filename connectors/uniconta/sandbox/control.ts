@@ -32,11 +32,18 @@ export function registerControl(app: Hono, d: ControlDeps): void {
   };
 
   app.get("/__sandbox/state", (c) => c.json(d.state()));
-  app.post("/__sandbox/reset", (c) => { d.reset(); return c.json({ reset: true }); });
+  app.post("/__sandbox/reset", (c) => {
+    d.reset();
+    return c.json({ reset: true });
+  });
   app.get("/__sandbox/faults", (c) => c.json({ rules: d.faults.list(), injected: d.faults.injected }));
   app.post("/__sandbox/faults", async (c) => {
     const parsed = FaultRulesBody.safeParse(await c.req.json().catch(() => undefined));
-    if (!parsed.success) return c.json({ message: "Invalid fault rules.", issues: parsed.error.issues.map((i) => `${i.path.join(".") || "(body)"}: ${i.message}`) }, 400);
+    if (!parsed.success)
+      return c.json(
+        { message: "Invalid fault rules.", issues: parsed.error.issues.map((i) => `${i.path.join(".") || "(body)"}: ${i.message}`) },
+        400,
+      );
     d.faults.add(parsed.data);
     const res = Response.json({ rules: d.faults.list() }, { status: 201 });
     return d.faults.dropArmed() ? withConnectionClose(res) : res;
@@ -54,20 +61,26 @@ export function registerControl(app: Hono, d: ControlDeps): void {
   });
 
   /** {next}: General Ledger › Maintenance › Voucher number series, the invoice series' next number. */
-  app.post("/__sandbox/number-series", (c) => withStore(c, (store, b) => {
-    const s = store.raw("NumberSerieClient").find((r) => r.Use === "Invoice")!;
-    if (typeof b.next === "number") s.NextNumber = b.next;
-    return { ...s };
-  }));
+  app.post("/__sandbox/number-series", (c) =>
+    withStore(c, (store, b) => {
+      const s = store.raw("NumberSerieClient").find((r) => r.Use === "Invoice")!;
+      if (typeof b.next === "number") s.NextNumber = b.next;
+      return { ...s };
+    }),
+  );
 
   /** {orderNumber, simulate?}: a person invoices an order in Uniconta (the "order only" route). */
-  app.post("/__sandbox/invoice-order", (c) => withStore(c, (store, b) => postOrder(store, Number(b.orderNumber), { simulate: !!b.simulate, today: d.today() }, d.posting)));
+  app.post("/__sandbox/invoice-order", (c) =>
+    withStore(c, (store, b) => postOrder(store, Number(b.orderNumber), { simulate: !!b.simulate, today: d.today() }, d.posting)),
+  );
 
   /** {costs: ProjectCost[]}: a posted journal of project costs (supplier invoices, travel, …). */
   app.post("/__sandbox/project-costs", (c) => withStore(c, (store, b) => postProjectCosts(store, (b.costs ?? []) as ProjectCost[])));
 
   /** {invoice, amount?}: a payment received for a posted invoice (the whole remainder without amount). */
-  app.post("/__sandbox/payments", (c) => withStore(c, (store, b) => registerPayment(store, Number(b.invoice), typeof b.amount === "number" ? b.amount : undefined, d.today())));
+  app.post("/__sandbox/payments", (c) =>
+    withStore(c, (store, b) => registerPayment(store, Number(b.invoice), typeof b.amount === "number" ? b.amount : undefined, d.today())),
+  );
 
   /** {type, row}: a row created by a person in Uniconta (quota not charged, checks as for the API). */
   app.post("/__sandbox/rows", (c) => withStore(c, (store, b) => store.insert(String(b.type), b.row)[0]));

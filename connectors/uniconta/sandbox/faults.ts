@@ -9,9 +9,25 @@ const FAULTS = ["latency", "500", "503", "429", "drop_after_commit", "empty_comp
 export const FaultRule = z.preprocess(
   (v: any) => (v && typeof v === "object" && v.fault === undefined && v.kind !== undefined ? { ...v, fault: v.kind, kind: undefined } : v),
   z.object({
-    method: z.string().transform((m) => m.toUpperCase()).optional(),
+    method: z
+      .string()
+      .transform((m) => m.toUpperCase())
+      .optional(),
     /** Regex (case-insensitive) tested against the path and against path + query (decoded too). */
-    path: z.string().refine((p) => { try { new RegExp(p); return true; } catch { return false; } }, { error: "must be a valid regular expression" }).optional(),
+    path: z
+      .string()
+      .refine(
+        (p) => {
+          try {
+            new RegExp(p);
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        { error: "must be a valid regular expression" },
+      )
+      .optional(),
     fault: z.enum(FAULTS),
     count: z.number().int().positive().optional(),
     probability: z.number().min(0).max(1).optional(),
@@ -27,8 +43,18 @@ export const FaultRulesBody = z.union([
   FaultRule.transform((r) => [r]),
 ]);
 
-interface ActiveRule extends FaultRule { remaining: number; fired: number; regex: RegExp }
-export interface FaultDecision { latencyMs: number; fail?: "500" | "503" | "429"; retryAfterSeconds?: number; drop: boolean; fired: string[] }
+interface ActiveRule extends FaultRule {
+  remaining: number;
+  fired: number;
+  regex: RegExp;
+}
+export interface FaultDecision {
+  latencyMs: number;
+  fail?: "500" | "503" | "429";
+  retryAfterSeconds?: number;
+  drop: boolean;
+  fired: string[];
+}
 
 export class Faults {
   private rules: ActiveRule[] = [];
@@ -41,25 +67,41 @@ export class Faults {
 
   add(rules: FaultRule[]): void {
     for (const r of rules) {
-      this.rules.push({ ...r, remaining: r.count ?? (r.probability === undefined ? 1 : Infinity), fired: 0, regex: new RegExp(r.path ?? "", "i") });
+      this.rules.push({
+        ...r,
+        remaining: r.count ?? (r.probability === undefined ? 1 : Infinity),
+        fired: 0,
+        regex: new RegExp(r.path ?? "", "i"),
+      });
       if (r.fault === "drop_after_commit") queueMicrotask(() => this.onDropArmed());
     }
   }
 
-  clear(): number { const n = this.rules.length; this.rules = []; return n; }
+  clear(): number {
+    const n = this.rules.length;
+    this.rules = [];
+    return n;
+  }
 
-  resetCounts(): void { for (const k of Object.keys(this.injected)) delete this.injected[k]; }
+  resetCounts(): void {
+    for (const k of Object.keys(this.injected)) delete this.injected[k];
+  }
 
-  list() { return this.rules.map(({ regex: _r, remaining, ...r }) => ({ ...r, remaining: Number.isFinite(remaining) ? remaining : null })); }
+  list() {
+    return this.rules.map(({ regex: _r, remaining, ...r }) => ({ ...r, remaining: Number.isFinite(remaining) ? remaining : null }));
+  }
 
   /**
    * Bun's fetch repeats a GET/PUT/DELETE once when a reused keep-alive connection is reset, which would
    * hide a drop behind a replay. While a drop can still fire, answers close their connection.
    */
-  dropArmed(): boolean { return this.rules.some((r) => r.fault === "drop_after_commit" && r.remaining > 0); }
+  dropArmed(): boolean {
+    return this.rules.some((r) => r.fault === "drop_after_commit" && r.remaining > 0);
+  }
 
   private take(r: ActiveRule): void {
-    r.remaining--; r.fired++;
+    r.remaining--;
+    r.fired++;
     this.injected[r.fault] = (this.injected[r.fault] ?? 0) + 1;
   }
 
@@ -82,7 +124,9 @@ export class Faults {
   decide(method: string, path: string, search: string): FaultDecision {
     const out: FaultDecision = { latencyMs: 0, drop: false, fired: [] };
     let decoded = path + search;
-    try { decoded = decodeURIComponent((path + search).replace(/\+/g, " ")); } catch {}
+    try {
+      decoded = decodeURIComponent((path + search).replace(/\+/g, " "));
+    } catch {}
     const targets = [path, path + search, decoded];
     for (const r of this.rules) {
       if (r.fault === "empty_companies") continue;
@@ -92,7 +136,10 @@ export class Faults {
       out.fired.push(r.fault);
       if (r.fault === "latency") out.latencyMs += r.latencyMs ?? 1000;
       else if (r.fault === "drop_after_commit") out.drop = true;
-      else { out.fail = r.fault as "500" | "503" | "429"; out.retryAfterSeconds = r.retryAfterSeconds; }
+      else {
+        out.fail = r.fault as "500" | "503" | "429";
+        out.retryAfterSeconds = r.retryAfterSeconds;
+      }
     }
     this.rules = this.rules.filter((r) => r.remaining > 0);
     return out;
@@ -103,13 +150,25 @@ export class Faults {
     if (d.latencyMs) await Bun.sleep(d.latencyMs);
     let res: Response;
     if (d.fail) {
-      const retryAfter = d.fail === "429" ? String(d.retryAfterSeconds ?? 1) : d.retryAfterSeconds !== undefined ? String(d.retryAfterSeconds) : undefined;
-      res = new Response(JSON.stringify(d.fail === "500" ? "Exception" : d.fail === "503" ? "The service is unavailable." : "Too many requests."), {
-        status: Number(d.fail), headers: { "content-type": "application/json; charset=utf-8", ...(retryAfter ? { "retry-after": retryAfter } : {}) },
-      });
+      const retryAfter =
+        d.fail === "429" ? String(d.retryAfterSeconds ?? 1) : d.retryAfterSeconds !== undefined ? String(d.retryAfterSeconds) : undefined;
+      res = new Response(
+        JSON.stringify(d.fail === "500" ? "Exception" : d.fail === "503" ? "The service is unavailable." : "Too many requests."),
+        {
+          status: Number(d.fail),
+          headers: { "content-type": "application/json; charset=utf-8", ...(retryAfter ? { "retry-after": retryAfter } : {}) },
+        },
+      );
     } else if (d.drop) {
       await (await handle()).arrayBuffer(); // the effect is committed
-      return new Response(new ReadableStream({ pull(c) { c.error(); } }), { status: 200, headers: { connection: "close" } });
+      return new Response(
+        new ReadableStream({
+          pull(c) {
+            c.error();
+          },
+        }),
+        { status: 200, headers: { connection: "close" } },
+      );
     } else {
       res = await handle();
     }

@@ -32,24 +32,37 @@ export interface UnicontaSandboxOptions extends Partial<StoreOptions>, Partial<P
   random?: () => number;
 }
 
-export interface RequestLogEntry { method: string; path: string; status: number; user?: string; calls: number; fault?: string }
+export interface RequestLogEntry {
+  method: string;
+  path: string;
+  status: number;
+  user?: string;
+  calls: number;
+  fault?: string;
+}
 
 /** A minimal valid PDF, for answers with `Accept: application/pdf`. */
 const PDF = Buffer.from("%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n");
 
 export function createUnicontaSandbox(opts: UnicontaSandboxOptions = {}) {
   const storeOptions: StoreOptions = {
-    unknownProperties: opts.unknownProperties ?? "ignore", itemlessLines: opts.itemlessLines ?? true,
-    categoryRequired: opts.categoryRequired ?? true, maxFileBytes: opts.maxFileBytes ?? 10 * 1024 * 1024,
+    unknownProperties: opts.unknownProperties ?? "ignore",
+    itemlessLines: opts.itemlessLines ?? true,
+    categoryRequired: opts.categoryRequired ?? true,
+    maxFileBytes: opts.maxFileBytes ?? 10 * 1024 * 1024,
   };
   const posting: PostingOptions = {
-    honourInvoiceNumber: opts.honourInvoiceNumber ?? false, deleteOrderAfterPosting: opts.deleteOrderAfterPosting ?? true, invoiceDate: opts.invoiceDate ?? "order",
+    honourInvoiceNumber: opts.honourInvoiceNumber ?? false,
+    deleteOrderAfterPosting: opts.deleteOrderAfterPosting ?? true,
+    invoiceDate: opts.invoiceDate ?? "order",
   };
   const users: User[] = fixtures.users.map((u) => ({ ...u }));
   const quota = new Quota({ limit: 5000, mode: "slow", slowMs: 1000, timezone: "Europe/Copenhagen", ...opts.quota });
   const faults = new Faults(opts.random);
   let stores = new Map<number, CompanyStore>();
-  const fresh = () => { stores = new Map(fixtures.companies.map((c) => [c.CompanyId, new CompanyStore(c, storeOptions)])); };
+  const fresh = () => {
+    stores = new Map(fixtures.companies.map((c) => [c.CompanyId, new CompanyStore(c, storeOptions)]));
+  };
   fresh();
   let requests: RequestLogEntry[] = [];
   const gatewaySessions = new Map<string, number>();
@@ -75,12 +88,22 @@ export function createUnicontaSandbox(opts: UnicontaSandboxOptions = {}) {
   /** Charges `calls` to the caller's quota; an error answer when a refusing quota is used up. */
   const charge = async (c: Context<Env>, caller: Caller, calls: number): Promise<Response | null> => {
     const held = quota.charge(caller.user.user, calls);
-    if (held === "refused") return fail(c, new UcError("NoSubscription", `The daily call quota of ${quota.o.limit} calls for ${caller.user.user} is used up; it resets at midnight.`));
+    if (held === "refused")
+      return fail(
+        c,
+        new UcError(
+          "NoSubscription",
+          `The daily call quota of ${quota.o.limit} calls for ${caller.user.user} is used up; it resets at midnight.`,
+        ),
+      );
     charges.set(c.req.raw, { user: caller.user.user, calls });
     if (held > 0) await Bun.sleep(held);
     return null;
   };
-  const loginFailed = (c: Context) => c.json(opts.errorBody === "name" ? "NoRights" : { ErrorCode: "NoRights", Message: "Login failed" }, 401, { "www-authenticate": 'Basic realm="Uniconta"' });
+  const loginFailed = (c: Context) =>
+    c.json(opts.errorBody === "name" ? "NoRights" : { ErrorCode: "NoRights", Message: "Login failed" }, 401, {
+      "www-authenticate": 'Basic realm="Uniconta"',
+    });
 
   app.use("*", async (c, next) => {
     const path = new URL(c.req.url).pathname;
@@ -97,12 +120,18 @@ export function createUnicontaSandbox(opts: UnicontaSandboxOptions = {}) {
       const caller = authenticate(c.req.header("authorization"), users, false);
       if (!caller) return c.body(null, c.req.header("authorization") ? 403 : 401);
       const user = caller.user.user;
-      let calls = c.req.method === "POST" ? opts.gatewayPostCalls ?? 3 : 0;
+      let calls = c.req.method === "POST" ? (opts.gatewayPostCalls ?? 3) : 0;
       const at = gatewaySessions.get(user);
       if (at === undefined || Date.now() - at >= (opts.gatewaySessionMinutes ?? 10) * 60_000) {
         let listed = false;
-        for (let trial = 1; trial <= 5 && !listed; trial++) { calls += 2; listed = !faults.emptyCompanies(c.req.method, path); }
-        if (!listed) { await charge(c, caller, calls - (c.req.method === "POST" ? opts.gatewayPostCalls ?? 3 : 0)); return c.body(null, 502); }
+        for (let trial = 1; trial <= 5 && !listed; trial++) {
+          calls += 2;
+          listed = !faults.emptyCompanies(c.req.method, path);
+        }
+        if (!listed) {
+          await charge(c, caller, calls - (c.req.method === "POST" ? (opts.gatewayPostCalls ?? 3) : 0));
+          return c.body(null, 502);
+        }
         gatewaySessions.set(user, Date.now());
       }
       c.set("caller", caller);
@@ -112,15 +141,20 @@ export function createUnicontaSandbox(opts: UnicontaSandboxOptions = {}) {
   });
 
   const company = (caller: Caller, id?: string): CompanyStore => {
-    const cid = id !== undefined ? Number(id) : caller.companyId ?? caller.user.companies[0]!;
+    const cid = id !== undefined ? Number(id) : (caller.companyId ?? caller.user.companies[0]!);
     if (!caller.user.companies.includes(cid)) throw new UcError("NoRights", `User ${caller.user.user} has no rights in company ${cid}`);
     const store = stores.get(cid);
     if (!store) throw new UcError("NoRights", `Company ${cid} does not exist`);
     return store;
   };
-  const knownType = (type: string) => { if (!TYPES[type]) throw new UcError("CouldNotFind", `The entity type ${type} does not exist`); return type; };
-  const companies = (caller: Caller, c: Context) => faults.emptyCompanies(c.req.method, new URL(c.req.url).pathname)
-    ? [] : fixtures.companies.filter((x) => caller.user.companies.includes(x.CompanyId));
+  const knownType = (type: string) => {
+    if (!TYPES[type]) throw new UcError("CouldNotFind", `The entity type ${type} does not exist`);
+    return type;
+  };
+  const companies = (caller: Caller, c: Context) =>
+    faults.emptyCompanies(c.req.method, new URL(c.req.url).pathname)
+      ? []
+      : fixtures.companies.filter((x) => caller.user.companies.includes(x.CompanyId));
   const listAnswer = (c: Context, rows: Row[]) => c.json(opts.listShape === "array" ? rows : { value: rows });
 
   // ---- the CRUD side (§1 "OData CRUD", §5) -------------------------------------------------------------
@@ -129,13 +163,17 @@ export function createUnicontaSandbox(opts: UnicontaSandboxOptions = {}) {
     const caller = c.get("caller");
     if (type === "CompanyClient") return c.json(companies(caller, c));
     const rows = company(caller).read(type);
-    const name = c.req.query("Name"), value = c.req.query("Value");
+    const name = c.req.query("Name"),
+      value = c.req.query("Value");
     return c.json(name ? rows.filter((r) => String(r[name]) === value) : rows);
   });
   app.get("/api/Entities/Read/:type", (c) => {
     const type = knownType(c.req.param("type"));
-    const name = c.req.query("Name") ?? TYPES[type]!.key, value = c.req.query("Value");
-    const row = company(c.get("caller")).read(type).find((r) => String(r[name]) === value);
+    const name = c.req.query("Name") ?? TYPES[type]!.key,
+      value = c.req.query("Value");
+    const row = company(c.get("caller"))
+      .read(type)
+      .find((r) => String(r[name]) === value);
     if (!row) throw new UcError("CouldNotFind", `${type} with ${name} ${value} was not found`, name);
     return c.json(row);
   });
@@ -170,16 +208,26 @@ export function createUnicontaSandbox(opts: UnicontaSandboxOptions = {}) {
   app.get("/odata/:type", (c) => odata(c, undefined, c.req.param("type")));
 
   // ---- the gateway (§1 "self-hosted .NET gateway", §6) -------------------------------------------------
-  app.get("/gateway", (c) => c.json({ QueryEndpoint: "/Companies/:companyId/Query/:type", CrudEndpoint: "/Companies/:companyId/Crud/:type" }));
-  app.get("/gateway/", (c) => c.json({ QueryEndpoint: "/Companies/:companyId/Query/:type", CrudEndpoint: "/Companies/:companyId/Crud/:type" }));
+  app.get("/gateway", (c) =>
+    c.json({ QueryEndpoint: "/Companies/:companyId/Query/:type", CrudEndpoint: "/Companies/:companyId/Crud/:type" }),
+  );
+  app.get("/gateway/", (c) =>
+    c.json({ QueryEndpoint: "/Companies/:companyId/Query/:type", CrudEndpoint: "/Companies/:companyId/Crud/:type" }),
+  );
   const gatewayPost = (c: Context<Env>) => {
     const caller = c.get("caller");
     const cid = Number(c.req.param("cid"));
     if (!caller.user.companies.includes(cid)) return c.body(null, 404);
     const invoiceNumber = Number(c.req.query("invoiceNumber") ?? 0) || undefined;
     try {
-      const result = postOrder(stores.get(cid)!, Number(c.req.param("n")), { simulate: c.req.query("simulate") === "true", invoiceNumber, today: today() }, posting);
-      if ((c.req.header("accept") ?? "").toLowerCase().includes("application/pdf")) return c.body(PDF, 200, { "content-type": "application/pdf" });
+      const result = postOrder(
+        stores.get(cid)!,
+        Number(c.req.param("n")),
+        { simulate: c.req.query("simulate") === "true", invoiceNumber, today: today() },
+        posting,
+      );
+      if ((c.req.header("accept") ?? "").toLowerCase().includes("application/pdf"))
+        return c.body(PDF, 200, { "content-type": "application/pdf" });
       return c.json(result);
     } catch (e) {
       if (e instanceof UcError) return c.json(e.code, 500); // StatusCode(500, invoice.Err) with StringEnumConverter
@@ -193,8 +241,22 @@ export function createUnicontaSandbox(opts: UnicontaSandboxOptions = {}) {
   // ---- control API, request log and faults around everything else ---------------------------------------
   const outer = new Hono();
   registerControl(outer, {
-    faults, quota, store: (cid?: number) => stores.get(cid ?? DEMO.companyId), stores: () => stores, today, posting, state,
-    reset: () => { fresh(); faults.clear(); faults.resetCounts(); requests = []; gatewaySessions.clear(); quota.used.clear(); quota.over.clear(); },
+    faults,
+    quota,
+    store: (cid?: number) => stores.get(cid ?? DEMO.companyId),
+    stores: () => stores,
+    today,
+    posting,
+    state,
+    reset: () => {
+      fresh();
+      faults.clear();
+      faults.resetCounts();
+      requests = [];
+      gatewaySessions.clear();
+      quota.used.clear();
+      quota.over.clear();
+    },
   });
   outer.all("*", async (c) => {
     const req = c.req.raw;
@@ -203,27 +265,46 @@ export function createUnicontaSandbox(opts: UnicontaSandboxOptions = {}) {
     const res = await faults.apply(decision, async () => app.fetch(req));
     const charged = charges.get(req);
     let path = url.pathname + url.search;
-    try { path = decodeURIComponent(path.replace(/\+/g, " ")); } catch {}
-    requests.push({ method: req.method, path, status: res.status, ...(charged ? { user: charged.user } : {}), calls: charged?.calls ?? 0, ...(decision.fired.length ? { fault: decision.fired.join(",") } : {}) });
+    try {
+      path = decodeURIComponent(path.replace(/\+/g, " "));
+    } catch {}
+    requests.push({
+      method: req.method,
+      path,
+      status: res.status,
+      ...(charged ? { user: charged.user } : {}),
+      calls: charged?.calls ?? 0,
+      ...(decision.fired.length ? { fault: decision.fired.join(",") } : {}),
+    });
     return res;
   });
 
   function state() {
     return {
-      quota: quota.state(), requests, faults: faults.list(), faultsInjected: { ...faults.injected },
-      companies: Object.fromEntries([...stores].map(([cid, s]) => [cid, {
-        name: s.company.Name,
-        counts: Object.fromEntries([...s.rows].filter(([, v]) => v.length > 0).map(([k, v]) => [k, v.length])),
-        rows: Object.fromEntries([...s.rows].filter(([t]) => !SETUP_TYPES.has(t)).map(([k, v]) => [k, v])),
-        ignoredProperties: s.ignored,
-        nextInvoiceNumber: s.raw("NumberSerieClient").find((r) => r.Use === "Invoice")?.NextNumber,
-      }])),
+      quota: quota.state(),
+      requests,
+      faults: faults.list(),
+      faultsInjected: { ...faults.injected },
+      companies: Object.fromEntries(
+        [...stores].map(([cid, s]) => [
+          cid,
+          {
+            name: s.company.Name,
+            counts: Object.fromEntries([...s.rows].filter(([, v]) => v.length > 0).map(([k, v]) => [k, v.length])),
+            rows: Object.fromEntries([...s.rows].filter(([t]) => !SETUP_TYPES.has(t)).map(([k, v]) => [k, v])),
+            ignoredProperties: s.ignored,
+            nextInvoiceNumber: s.raw("NumberSerieClient").find((r) => r.Use === "Invoice")?.NextNumber,
+          },
+        ]),
+      ),
     };
   }
 
   return {
     fetch: (req: Request) => outer.fetch(req),
-    faults, quota, state,
+    faults,
+    quota,
+    state,
     store: (cid: number = DEMO.companyId) => stores.get(cid)!,
     reset: () => outer.fetch(new Request("http://sandbox/__sandbox/reset", { method: "POST" })),
   };
@@ -241,15 +322,24 @@ export function startUnicontaSandbox(opts: UnicontaSandboxOptions & { port?: num
   server = Bun.serve({ port: opts.port ?? 0, hostname: opts.hostname ?? "127.0.0.1", idleTimeout: 150, fetch: sandbox.fetch });
   const url = `http://${server.hostname}:${server.port}`;
   const running = server;
-  return { url, sandbox, server: running, stop: async () => { running.stop(true); } };
+  return {
+    url,
+    sandbox,
+    server: running,
+    stop: async () => {
+      running.stop(true);
+    },
+  };
 }
 
 /** The [[targets]] snippet for a sandbox at `url` (also printed by the standalone run). */
 export function sandboxToml(url: string): string {
-  return `[[targets]]\nname = "uniconta-sandbox"\nkind = "uniconta"\napi_url = "${url}"\ngateway_url = "${url}/gateway"\nposting = "gateway"\n`
-    + `company_id = ${DEMO.companyId}\nusername = "${DEMO.user}"\npassword = "${DEMO.password}"\ndefault_customer_group = "ERHVERV"\n`
-    + `credit_note_payment_terms = "NK0"\naccounts = { hours = "1000", expenses = "1020", products = "1010" }\n`
-    + `vat_codes = { hours = "U25", expenses = "U25", products = "U25" }\ncategories = { hours = "TIMER", expenses = "UDLÆG", products = "VARER" }\n`;
+  return (
+    `[[targets]]\nname = "uniconta-sandbox"\nkind = "uniconta"\napi_url = "${url}"\ngateway_url = "${url}/gateway"\nposting = "gateway"\n` +
+    `company_id = ${DEMO.companyId}\nusername = "${DEMO.user}"\npassword = "${DEMO.password}"\ndefault_customer_group = "ERHVERV"\n` +
+    `credit_note_payment_terms = "NK0"\naccounts = { hours = "1000", expenses = "1020", products = "1010" }\n` +
+    `vat_codes = { hours = "U25", expenses = "U25", products = "U25" }\ncategories = { hours = "TIMER", expenses = "UDLÆG", products = "VARER" }\n`
+  );
 }
 
 if (import.meta.main) {

@@ -20,15 +20,28 @@ function tokenize(s: string): string[] {
   let i = 0;
   while (i < s.length) {
     const c = s[i]!;
-    if (/\s/.test(c)) { i++; continue; }
-    if (c === "(" || c === ")") { out.push(c); i++; continue; }
+    if (/\s/.test(c)) {
+      i++;
+      continue;
+    }
+    if (c === "(" || c === ")") {
+      out.push(c);
+      i++;
+      continue;
+    }
     if (c === "'") {
-      let j = i + 1, text = "";
+      let j = i + 1,
+        text = "";
       for (;;) {
         if (j >= s.length) throw new QueryError(`Unterminated string literal in $filter at ${i}`);
-        if (s[j] === "'" && s[j + 1] === "'") { text += "'"; j += 2; continue; }
+        if (s[j] === "'" && s[j + 1] === "'") {
+          text += "'";
+          j += 2;
+          continue;
+        }
         if (s[j] === "'") break;
-        text += s[j]; j++;
+        text += s[j];
+        j++;
       }
       out.push(`'${text}`); // a leading quote marks a string token
       i = j + 1;
@@ -46,9 +59,16 @@ export function parseFilter(text: string): FilterNode {
   const tokens = tokenize(text);
   let pos = 0;
   const peek = () => tokens[pos];
-  const next = () => { const t = tokens[pos++]; if (t === undefined) throw new QueryError("Unexpected end of $filter"); return t; };
+  const next = () => {
+    const t = tokens[pos++];
+    if (t === undefined) throw new QueryError("Unexpected end of $filter");
+    return t;
+  };
   const literal = (t: string): { value: Literal; isDate: boolean } => {
-    if (t.startsWith("'")) { const v = t.slice(1); return { value: v, isDate: DATE.test(v) }; }
+    if (t.startsWith("'")) {
+      const v = t.slice(1);
+      return { value: v, isDate: DATE.test(v) };
+    }
     if (t === "true" || t === "false") return { value: t === "true", isDate: false };
     if (t === "null") return { value: null, isDate: false };
     if (DATE.test(t)) return { value: t, isDate: true };
@@ -72,12 +92,18 @@ export function parseFilter(text: string): FilterNode {
   };
   const andExpr = (): FilterNode => {
     const parts = [primary()];
-    while (peek()?.toLowerCase() === "and") { pos++; parts.push(primary()); }
+    while (peek()?.toLowerCase() === "and") {
+      pos++;
+      parts.push(primary());
+    }
     return parts.length === 1 ? parts[0]! : { kind: "and", parts };
   };
   const orExpr = (): FilterNode => {
     const parts = [andExpr()];
-    while (peek()?.toLowerCase() === "or") { pos++; parts.push(andExpr()); }
+    while (peek()?.toLowerCase() === "or") {
+      pos++;
+      parts.push(andExpr());
+    }
     return parts.length === 1 ? parts[0]! : { kind: "or", parts };
   };
   const node = orExpr();
@@ -93,7 +119,9 @@ function alternatives(n: FilterNode): number {
 
 function checkOrs(n: FilterNode): void {
   if (n.kind === "or" && alternatives(n) > MAX_ORS) {
-    throw new QueryError(`The maximum number of OR's in a filter run on the Uniconta server is ${MAX_ORS}; this filter has ${alternatives(n)}.`);
+    throw new QueryError(
+      `The maximum number of OR's in a filter run on the Uniconta server is ${MAX_ORS}; this filter has ${alternatives(n)}.`,
+    );
   }
   if (n.kind === "and" || n.kind === "or") n.parts.forEach(checkOrs);
   if (n.kind === "not") checkOrs(n.part);
@@ -102,20 +130,25 @@ function checkOrs(n: FilterNode): void {
 function compare(a: unknown, b: Literal, isDate: boolean): number | null {
   if (a === undefined || a === null || b === null) return null;
   if (isDate && typeof a === "string" && typeof b === "string") {
-    const x = a.slice(0, b.length > 10 ? 19 : 10), y = b.slice(0, b.length > 10 ? 19 : 10);
+    const x = a.slice(0, b.length > 10 ? 19 : 10),
+      y = b.slice(0, b.length > 10 ? 19 : 10);
     return x < y ? -1 : x > y ? 1 : 0;
   }
   if (typeof a === "number" && typeof b === "number") return a - b;
   if (typeof a === "boolean" && typeof b === "boolean") return a === b ? 0 : a ? 1 : -1;
-  const x = String(a), y = String(b);
+  const x = String(a),
+    y = String(b);
   return x < y ? -1 : x > y ? 1 : 0;
 }
 
 export function matches(row: Record<string, unknown>, n: FilterNode): boolean {
   switch (n.kind) {
-    case "and": return n.parts.every((p) => matches(row, p));
-    case "or": return n.parts.some((p) => matches(row, p));
-    case "not": return !matches(row, n.part);
+    case "and":
+      return n.parts.every((p) => matches(row, p));
+    case "or":
+      return n.parts.some((p) => matches(row, p));
+    case "not":
+      return !matches(row, n.part);
     case "cmp": {
       const v = row[n.field];
       if (n.value === null) return n.op === "eq" ? v === undefined || v === null : n.op === "ne" ? v !== undefined && v !== null : false;
@@ -134,9 +167,15 @@ export interface QueryOptions {
 /** Applies the OData system query options to rows. */
 export function runQuery(rows: Record<string, unknown>[], params: Record<string, string>, o: QueryOptions): Record<string, unknown>[] {
   let out = rows;
-  if (params.$filter) { const f = parseFilter(params.$filter); out = out.filter((r) => matches(r, f)); }
+  if (params.$filter) {
+    const f = parseFilter(params.$filter);
+    out = out.filter((r) => matches(r, f));
+  }
   if (params.$orderby) {
-    const keys = params.$orderby.split(",").map((s) => s.trim().split(/\s+/)).map(([field, dir]) => ({ field: field!, desc: dir?.toLowerCase() === "desc" }));
+    const keys = params.$orderby
+      .split(",")
+      .map((s) => s.trim().split(/\s+/))
+      .map(([field, dir]) => ({ field: field!, desc: dir?.toLowerCase() === "desc" }));
     out = [...out].sort((a, b) => {
       for (const k of keys) {
         const c = compare(a[k.field], (b[k.field] ?? null) as Literal, typeof b[k.field] === "string" && DATE.test(String(b[k.field])));

@@ -41,10 +41,18 @@ function invoiceSeries(store: CompanyStore): Row {
 }
 
 /** PostInvoice for a debtor order. `simulate` computes the result and changes nothing. */
-export function postOrder(store: CompanyStore, orderNumber: number, args: { simulate: boolean; invoiceNumber?: number; today: string }, o: PostingOptions): InvoicePostingResult {
+export function postOrder(
+  store: CompanyStore,
+  orderNumber: number,
+  args: { simulate: boolean; invoiceNumber?: number; today: string },
+  o: PostingOptions,
+): InvoicePostingResult {
   const order = store.byKey("DebtorOrderClient", orderNumber);
   if (!order) throw new UcError("CouldNotFind", `Order ${orderNumber} was not found`);
-  const lines = store.raw("DebtorOrderLineClient").filter((l) => l.OrderNumber === order.OrderNumber).sort((a, b) => Number(a.LineNumber) - Number(b.LineNumber));
+  const lines = store
+    .raw("DebtorOrderLineClient")
+    .filter((l) => l.OrderNumber === order.OrderNumber)
+    .sort((a, b) => Number(a.LineNumber) - Number(b.LineNumber));
   if (lines.length === 0) throw new UcError("NoLinesFound", `Order ${orderNumber} has no lines`);
   const debtor = store.byKey("DebtorClient", order.Account);
   if (!debtor) throw new UcError("AccountIsMissing", `Debtor ${order.Account} does not exist`);
@@ -64,50 +72,125 @@ export function postOrder(store: CompanyStore, orderNumber: number, args: { simu
   const series = invoiceSeries(store);
   const wanted = o.honourInvoiceNumber && args.invoiceNumber ? args.invoiceNumber : undefined;
   const number = wanted ?? Number(series.NextNumber);
-  if (!wanted && number > Number(series.LastNumber)) throw new UcError("InvoiceNumberMissing", `Number series ${series.Number} is used up (last number ${series.LastNumber})`);
+  if (!wanted && number > Number(series.LastNumber))
+    throw new UcError("InvoiceNumberMissing", `Number series ${series.Number} is used up (last number ${series.LastNumber})`);
   if (store.byKey("DebtorInvoiceClient", number)) throw new UcError("KeyExists", `Invoice ${number} already exists`, "InvoiceNumber");
   const journalPostedId = args.simulate ? store.nextJournalPostedId : store.nextJournalPostedId++;
   const header: Row = {
-    RowId: args.simulate ? 0 : store.newRowId(), InvoiceNumber: number, Account: debtor.Account, Name: debtor.Name, Date: stamp(date), DueDate: stamp(due),
-    Payment: payment, Currency: order.Currency ?? debtor.Currency ?? store.company.Currency, OrderNumber: order.OrderNumber,
-    OurRef: order.OurRef, YourRef: order.YourRef, Requisition: order.Requisition, Remark: order.Remark, Project: order.Project,
-    NetAmount: net, Vat: vat, TotalAmount: total, JournalPostedId: journalPostedId, ...dims(order),
+    RowId: args.simulate ? 0 : store.newRowId(),
+    InvoiceNumber: number,
+    Account: debtor.Account,
+    Name: debtor.Name,
+    Date: stamp(date),
+    DueDate: stamp(due),
+    Payment: payment,
+    Currency: order.Currency ?? debtor.Currency ?? store.company.Currency,
+    OrderNumber: order.OrderNumber,
+    OurRef: order.OurRef,
+    YourRef: order.YourRef,
+    Requisition: order.Requisition,
+    Remark: order.Remark,
+    Project: order.Project,
+    NetAmount: net,
+    Vat: vat,
+    TotalAmount: total,
+    JournalPostedId: journalPostedId,
+    ...dims(order),
   };
   const result: InvoicePostingResult = { Err: "Succes", Header: clean(header), ledgerRes: { JournalPostedlId: journalPostedId } };
   if (args.simulate) return result;
 
   store.raw("DebtorInvoiceClient").push(clean(header));
   const numberSerie = String(series.Number);
-  const gl = (account: unknown, amount: number, text: string, extra: Row = {}) => store.raw("GLTransClient").push(clean({
-    RowId: store.newRowId(), Account: account, Date: stamp(date), Text: text, Amount: amount, Voucher: number, Invoice: number, JournalPostedId: journalPostedId,
-    DCAccount: debtor.Account, DCType: "Debtor", NumberSerie: numberSerie, ...extra,
-  }));
+  const gl = (account: unknown, amount: number, text: string, extra: Row = {}) =>
+    store.raw("GLTransClient").push(
+      clean({
+        RowId: store.newRowId(),
+        Account: account,
+        Date: stamp(date),
+        Text: text,
+        Amount: amount,
+        Voucher: number,
+        Invoice: number,
+        JournalPostedId: journalPostedId,
+        DCAccount: debtor.Account,
+        DCType: "Debtor",
+        NumberSerie: numberSerie,
+        ...extra,
+      }),
+    );
   gl(fixtures.accounts.debtors, total, `Faktura ${number} ${debtor.Name}`);
   priced.forEach((p, i) => {
     const l = p.line;
-    store.raw("DebtorInvoiceLines").push(clean({
-      RowId: store.newRowId(), InvoiceNumber: number, LineNumber: i + 1, Text: l.Text, Qty: l.Qty, Price: l.Price, NetAmount: p.amount, Vat: p.vatCode,
-      PostingAccount: l.PostingAccount, Project: l.Project, PrCategory: l.PrCategory, Item: l.Item, DCAccount: debtor.Account, ...dims(l),
-    }));
+    store.raw("DebtorInvoiceLines").push(
+      clean({
+        RowId: store.newRowId(),
+        InvoiceNumber: number,
+        LineNumber: i + 1,
+        Text: l.Text,
+        Qty: l.Qty,
+        Price: l.Price,
+        NetAmount: p.amount,
+        Vat: p.vatCode,
+        PostingAccount: l.PostingAccount,
+        Project: l.Project,
+        PrCategory: l.PrCategory,
+        Item: l.Item,
+        DCAccount: debtor.Account,
+        ...dims(l),
+      }),
+    );
     gl(l.PostingAccount ?? "1000", -p.amount, String(l.Text ?? ""), { Vat: p.vatCode, VoucherLine: i + 1, ...dims(l) });
     if (l.Project) {
       const cat = store.byKey("PrCategoryClient", l.PrCategory);
-      store.raw("ProjectTransClient").push(clean({
-        RowId: store.newRowId(), Project: l.Project, Date: stamp(date), PrCategory: l.PrCategory, CategoryName: cat?.Name, CatType: "Revenue", Text: l.Text, Qty: l.Qty,
-        SalesAmount: p.amount, SalesPrice: l.Price, CostAmount: 0, Invoice: number, Invoiced: true, JournalPostedId: journalPostedId, Voucher: number, LineNumber: i + 1,
-        NumberSerie: numberSerie, ...dims(l),
-      }));
+      store.raw("ProjectTransClient").push(
+        clean({
+          RowId: store.newRowId(),
+          Project: l.Project,
+          Date: stamp(date),
+          PrCategory: l.PrCategory,
+          CategoryName: cat?.Name,
+          CatType: "Revenue",
+          Text: l.Text,
+          Qty: l.Qty,
+          SalesAmount: p.amount,
+          SalesPrice: l.Price,
+          CostAmount: 0,
+          Invoice: number,
+          Invoiced: true,
+          JournalPostedId: journalPostedId,
+          Voucher: number,
+          LineNumber: i + 1,
+          NumberSerie: numberSerie,
+          ...dims(l),
+        }),
+      );
     }
   });
   if (vat !== 0) gl(fixtures.accounts.salesVat, -vat, `Moms faktura ${number}`);
-  store.raw("DebtorTransClient").push(clean({
-    RowId: store.newRowId(), Account: debtor.Account, Name: debtor.Name, Date: stamp(date), Invoice: number, Amount: total, Currency: header.Currency,
-    Text: `Faktura ${number}`, Voucher: number, JournalPostedId: journalPostedId, PostType: "Invoice", Open: total !== 0,
-  }));
+  store.raw("DebtorTransClient").push(
+    clean({
+      RowId: store.newRowId(),
+      Account: debtor.Account,
+      Name: debtor.Name,
+      Date: stamp(date),
+      Invoice: number,
+      Amount: total,
+      Currency: header.Currency,
+      Text: `Faktura ${number}`,
+      Voucher: number,
+      JournalPostedId: journalPostedId,
+      PostType: "Invoice",
+      Open: total !== 0,
+    }),
+  );
   series.NextNumber = Math.max(Number(series.NextNumber), number + 1);
   // Documents attached to the order follow it to the invoice.
   for (const d of store.raw("UserDocsClient")) {
-    if (d.TableId === "DebtorOrderClient" && d.TableRowId === order.RowId) { d.TableId = "DebtorInvoiceClient"; d.TableRowId = header.RowId; }
+    if (d.TableId === "DebtorOrderClient" && d.TableRowId === order.RowId) {
+      d.TableId = "DebtorInvoiceClient";
+      d.TableRowId = header.RowId;
+    }
   }
   if (o.deleteOrderAfterPosting) store.delete("DebtorOrderClient", { OrderNumber: order.OrderNumber });
   return result;
@@ -118,7 +201,12 @@ function clean(r: Row): Row {
 }
 
 /** A payment received for a posted invoice (the whole remainder when `amount` is absent). */
-export function registerPayment(store: CompanyStore, invoiceNumber: number, amount: number | undefined, today: string): { remainder: number } {
+export function registerPayment(
+  store: CompanyStore,
+  invoiceNumber: number,
+  amount: number | undefined,
+  today: string,
+): { remainder: number } {
   const inv = store.byKey("DebtorInvoiceClient", invoiceNumber);
   if (!inv) throw new UcError("CouldNotFind", `Invoice ${invoiceNumber} was not found`);
   const trans = () => store.raw("DebtorTransClient").filter((t) => t.Invoice === inv.InvoiceNumber);
@@ -126,8 +214,18 @@ export function registerPayment(store: CompanyStore, invoiceNumber: number, amou
   const paid = amount ?? remainder();
   const jp = store.nextJournalPostedId++;
   store.raw("DebtorTransClient").push({
-    RowId: store.newRowId(), Account: inv.Account, Name: inv.Name, Date: stamp(today), Invoice: inv.InvoiceNumber, Amount: -paid, Currency: inv.Currency,
-    Text: `Indbetaling faktura ${inv.InvoiceNumber}`, Voucher: store.nextVoucher++, JournalPostedId: jp, PostType: "Payment", Open: false,
+    RowId: store.newRowId(),
+    Account: inv.Account,
+    Name: inv.Name,
+    Date: stamp(today),
+    Invoice: inv.InvoiceNumber,
+    Amount: -paid,
+    Currency: inv.Currency,
+    Text: `Indbetaling faktura ${inv.InvoiceNumber}`,
+    Voucher: store.nextVoucher++,
+    JournalPostedId: jp,
+    PostType: "Payment",
+    Open: false,
   });
   const left = remainder();
   if (left === 0) for (const t of trans()) t.Open = false;
@@ -169,21 +267,54 @@ export function postProjectCosts(store: CompanyStore, costs: ProjectCost[]): { j
     const creditor = c.creditorAccount ? store.byKey("CreditorClient", c.creditorAccount) : undefined;
     const vat = round2((c.amount * Number(store.byKey("GLVatClient", c.vat ?? "I25")?.Rate ?? 0)) / 100);
     const base = { Date: stamp(c.date), Voucher: voucher, JournalPostedId: jp, NumberSerie: series.Number };
-    store.raw("ProjectTransClient").push(clean({
-      RowId: store.newRowId(), ...base, Project: c.project, PrCategory: c.category, CategoryName: cat.Name, CatType: c.timeJournal ? "Labour" : cat.CatType,
-      Text: c.text, Qty: c.qty ?? 1, CostAmount: c.amount, CostPrice: round2(c.amount / (c.qty ?? 1)), SalesAmount: 0, CreditorAccount: creditor?.Account,
-      CreditorName: creditor?.Name, LineNumber: 1, Invoiceable: true, Invoiced: false, IsTimeJournal: c.timeJournal ?? false,
-    }));
-    const gl = (account: unknown, amount: number, line: number) => store.raw("GLTransClient").push(clean({
-      RowId: store.newRowId(), ...base, Account: account, Amount: amount, Text: c.text, VoucherLine: line, DCAccount: creditor?.Account, DCType: creditor ? "Creditor" : undefined,
-    }));
+    store.raw("ProjectTransClient").push(
+      clean({
+        RowId: store.newRowId(),
+        ...base,
+        Project: c.project,
+        PrCategory: c.category,
+        CategoryName: cat.Name,
+        CatType: c.timeJournal ? "Labour" : cat.CatType,
+        Text: c.text,
+        Qty: c.qty ?? 1,
+        CostAmount: c.amount,
+        CostPrice: round2(c.amount / (c.qty ?? 1)),
+        SalesAmount: 0,
+        CreditorAccount: creditor?.Account,
+        CreditorName: creditor?.Name,
+        LineNumber: 1,
+        Invoiceable: true,
+        Invoiced: false,
+        IsTimeJournal: c.timeJournal ?? false,
+      }),
+    );
+    const gl = (account: unknown, amount: number, line: number) =>
+      store.raw("GLTransClient").push(
+        clean({
+          RowId: store.newRowId(),
+          ...base,
+          Account: account,
+          Amount: amount,
+          Text: c.text,
+          VoucherLine: line,
+          DCAccount: creditor?.Account,
+          DCType: creditor ? "Creditor" : undefined,
+        }),
+      );
     gl(c.account, c.amount, 1);
     if (vat) gl(fixtures.accounts.purchaseVat, vat, 2);
     if (creditor) {
       gl(fixtures.accounts.creditors, -round2(c.amount + vat), 3);
       store.raw("CreditorTransClient").push({
-        RowId: store.newRowId(), ...base, Account: creditor.Account, Name: creditor.Name, Amount: -round2(c.amount + vat), Project: c.project,
-        Text: c.text ?? "", Open: true, PostType: "Invoice",
+        RowId: store.newRowId(),
+        ...base,
+        Account: creditor.Account,
+        Name: creditor.Name,
+        Amount: -round2(c.amount + vat),
+        Project: c.project,
+        Text: c.text ?? "",
+        Open: true,
+        PostType: "Invoice",
       });
     }
   });

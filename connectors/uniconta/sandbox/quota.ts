@@ -4,7 +4,11 @@
 // user down rather than refusing (the mechanics are unverified: "slow" or "refuse" here).
 import fixtures from "./fixtures.json";
 
-export interface User { user: string; password: string; companies: number[] }
+export interface User {
+  user: string;
+  password: string;
+  companies: number[];
+}
 
 export interface QuotaOptions {
   /** Calls per user per day. */
@@ -20,7 +24,10 @@ export function dayIn(timezone: string, at = Date.now()): string {
   return new Intl.DateTimeFormat("en-CA", { timeZone: timezone, year: "numeric", month: "2-digit", day: "2-digit" }).format(new Date(at));
 }
 
-export interface Caller { user: User; companyId: number | null }
+export interface Caller {
+  user: User;
+  companyId: number | null;
+}
 
 /** "00<CompanyID>/<user>" or "<user>", password: the caller, or null when the login is refused. */
 export function authenticate(header: string | undefined | null, users: User[], allowCompanyPrefix: boolean): Caller | null {
@@ -29,7 +36,8 @@ export function authenticate(header: string | undefined | null, users: User[], a
   const decoded = Buffer.from(m[1]!, "base64").toString("utf8");
   const colon = decoded.indexOf(":");
   if (colon < 0) return null;
-  const name = decoded.slice(0, colon), password = decoded.slice(colon + 1);
+  const name = decoded.slice(0, colon),
+    password = decoded.slice(colon + 1);
   const prefixed = /^00(\d+)\/(.+)$/.exec(name);
   if (prefixed && !allowCompanyPrefix) return null;
   const userName = prefixed ? prefixed[2]! : name;
@@ -46,7 +54,11 @@ export class Quota {
 
   private roll(): void {
     const today = dayIn(this.o.timezone);
-    if (today !== this.day) { this.day = today; this.used.clear(); this.over.clear(); }
+    if (today !== this.day) {
+      this.day = today;
+      this.used.clear();
+      this.over.clear();
+    }
   }
 
   /** Counts `calls` for the user; answers how long to hold the answer back, or "refused" past a refusing quota. */
@@ -60,13 +72,19 @@ export class Quota {
     return beyond > 0 ? this.o.slowMs : 0;
   }
 
-  set(user: string, used: number): void { this.roll(); this.used.set(user, used); }
+  set(user: string, used: number): void {
+    this.roll();
+    this.used.set(user, used);
+  }
 
   state() {
     this.roll();
     const users = fixtures.users.map((u) => u.user);
     return {
-      day: this.day, limit: this.o.limit, mode: this.o.mode, timezone: this.o.timezone,
+      day: this.day,
+      limit: this.o.limit,
+      mode: this.o.mode,
+      timezone: this.o.timezone,
       users: Object.fromEntries(users.map((u) => [u, { used: this.used.get(u) ?? 0, over: this.over.get(u) ?? 0 }])),
     };
   }

@@ -7,11 +7,26 @@ import fixtures from "./fixtures.json";
 export type Row = Record<string, unknown>;
 
 /** Uniconta's ErrorCodes names (uniconta.md §10), the ones the sandbox answers with. */
-export type ErrorCode = "CouldNotFind" | "KeyExists" | "FieldCannotBeBlank" | "AccountIsMissing" | "NoRights" | "CouldNotDeleteRecordThatIsReferred"
-  | "NoLinesFound" | "FileIsTooBig" | "InvoiceNumberMissing" | "Exception" | "CouldNotSave" | "NoSubscription";
+export type ErrorCode =
+  | "CouldNotFind"
+  | "KeyExists"
+  | "FieldCannotBeBlank"
+  | "AccountIsMissing"
+  | "NoRights"
+  | "CouldNotDeleteRecordThatIsReferred"
+  | "NoLinesFound"
+  | "FileIsTooBig"
+  | "InvoiceNumberMissing"
+  | "Exception"
+  | "CouldNotSave"
+  | "NoSubscription";
 
 export class UcError extends Error {
-  constructor(readonly code: ErrorCode, message: string, readonly field?: string) {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly field?: string,
+  ) {
     super(message);
   }
 }
@@ -21,14 +36,18 @@ const DIMS = "Dimension1 Dimension2 Dimension3 Dimension4 Dimension5";
 
 /** Properties per entity: the digest's (uniconta-entity-field-digest.md) plus RowId; the notes' Dimension1..5 where §4 lists them. */
 const FIELDS: Record<string, Set<string>> = {
-  DebtorClient: list(`RowId Account Address1 Address2 Address3 BalanceMethod BankAccount Blocked City CompanyRegNo ContactEmail ContactPerson Country Created CreditMax
+  DebtorClient:
+    list(`RowId Account Address1 Address2 Address3 BalanceMethod BankAccount Blocked City CompanyRegNo ContactEmail ContactPerson Country Created CreditMax
     Currency DeliveryAddress1 DeliveryAddress2 DeliveryAddress3 DeliveryCity DeliveryCountry DeliveryName DeliveryZipCode EAN EmailDocuments Group InvoiceEmail
     InvoiceInXML LayoutGroup MobilPhone Name Payment Phone PriceList UserLanguage Vat VatNumber VatZone Www ZipCode ${DIMS}`),
-  ProjectClient: list(`RowId Account Blocked City Created Currency Description Email EndDate FixedPrice Group InvoicingMethod MasterProject Name Number OurRef
+  ProjectClient:
+    list(`RowId Account Blocked City Created Currency Description Email EndDate FixedPrice Group InvoicingMethod MasterProject Name Number OurRef
     Payment PersonInCharge Phase PrStandard PrType PriceList Requisition StartDate Vat WorkAddress1 WorkAddress2 WorkAddress3 WorkCountry YourRef ZipCode ${DIMS}`),
-  DebtorOrderClient: list(`RowId Account ContactName Currency DeleteLines DeleteOrder DeliveryDate DueDate Employee EndDiscountPct Group InvoiceDate LayoutGroup
+  DebtorOrderClient:
+    list(`RowId Account ContactName Currency DeleteLines DeleteOrder DeliveryDate DueDate Employee EndDiscountPct Group InvoiceDate LayoutGroup
     Name OrderNumber OurRef Payment PostingAccount PostingText PrCategory PriceList PricesInclVat Project Remark Requisition Task Vat WorkSpace YourRef ${DIMS}`),
-  DebtorOrderLineClient: list(`RowId OrderNumber LineNumber Item Text Qty Price DiscountPct Discount Vat PostingAccount Project PrCategory Task Employee Date Unit
+  DebtorOrderLineClient:
+    list(`RowId OrderNumber LineNumber Item Text Qty Price DiscountPct Discount Vat PostingAccount Project PrCategory Task Employee Date Unit
     Currency Note Storage Warehouse Location ${DIMS}`),
   UserDocsClient: list("RowId TableId TableRowId Text DocumentType Data Created"),
 };
@@ -61,8 +80,11 @@ export const TYPES: Record<string, TypeSpec> = {
   GLVatClient: { key: "Vat", required: ["Vat"] },
   GLAccountClient: { key: "Account", required: ["Account"] },
   PaymentTermClient: { key: "Payment", required: ["Payment"] },
-  GLDimType1Client: { key: "Dimension" }, GLDimType2Client: { key: "Dimension" }, GLDimType3Client: { key: "Dimension" },
-  GLDimType4Client: { key: "Dimension" }, GLDimType5Client: { key: "Dimension" },
+  GLDimType1Client: { key: "Dimension" },
+  GLDimType2Client: { key: "Dimension" },
+  GLDimType3Client: { key: "Dimension" },
+  GLDimType4Client: { key: "Dimension" },
+  GLDimType5Client: { key: "Dimension" },
   NumberSerieClient: { key: "Number", required: ["Number"] },
 };
 
@@ -89,9 +111,13 @@ export class CompanyStore {
   nextJournalPostedId = 88000;
   nextVoucher = 1;
 
-  constructor(readonly company: Company, private readonly o: StoreOptions) {
+  constructor(
+    readonly company: Company,
+    private readonly o: StoreOptions,
+  ) {
     for (const type of Object.keys(TYPES)) this.rows.set(type, []);
-    for (const [type, seed] of Object.entries(fixtures.setup)) for (const r of seed as Row[]) this.raw(type).push({ RowId: this.rowId++, ...r });
+    for (const [type, seed] of Object.entries(fixtures.setup))
+      for (const r of seed as Row[]) this.raw(type).push({ RowId: this.rowId++, ...r });
   }
 
   raw(type: string): Row[] {
@@ -113,7 +139,9 @@ export class CompanyStore {
     return this.find(type, TYPES[type]!.key, key);
   }
 
-  newRowId(): number { return this.rowId++; }
+  newRowId(): number {
+    return this.rowId++;
+  }
 
   /** Inserts one entity or a list, all or nothing; answers what was stored (with assigned keys). */
   insert(type: string, body: unknown): Row[] {
@@ -127,7 +155,14 @@ export class CompanyStore {
       if (type === "DebtorOrderClient" && !row.OrderNumber) row.OrderNumber = ++this.orderNumber;
       if (type === "DebtorOrderLineClient" && !row.LineNumber) {
         const order = Number(row.OrderNumber);
-        const last = lineNumbers.get(order) ?? Math.max(0, ...this.raw(type).filter((l) => l.OrderNumber === order).map((l) => Number(l.LineNumber)));
+        const last =
+          lineNumbers.get(order) ??
+          Math.max(
+            0,
+            ...this.raw(type)
+              .filter((l) => l.OrderNumber === order)
+              .map((l) => Number(l.LineNumber)),
+          );
         row.LineNumber = last + 1;
         lineNumbers.set(order, last + 1);
       }
@@ -152,7 +187,8 @@ export class CompanyStore {
     for (const e of this.entities(type, body)) {
       const key = e[spec.key];
       const current = spec.key === "RowId" ? this.find(type, "RowId", key) : this.byKey(type, key);
-      if (key === undefined || !current) throw new UcError("CouldNotFind", `${type} with ${spec.key} ${key ?? "(none)"} was not found`, spec.key);
+      if (key === undefined || !current)
+        throw new UcError("CouldNotFind", `${type} with ${spec.key} ${key ?? "(none)"} was not found`, spec.key);
       const row = { ...this.sanitize(type, e), RowId: current.RowId, ...(current.Created ? { Created: current.Created } : {}) };
       this.validate(type, row, [], current);
       const rows = this.raw(type);
@@ -171,8 +207,15 @@ export class CompanyStore {
       const current = spec.key === "RowId" || e[spec.key] === undefined ? this.find(type, "RowId", key) : this.byKey(type, key);
       if (!current) throw new UcError("CouldNotFind", `${type} with ${spec.key} ${key ?? "(none)"} was not found`, spec.key);
       this.checkNotReferred(type, current);
-      this.rows.set(type, this.raw(type).filter((r) => r !== current));
-      if (type === "DebtorOrderClient") this.rows.set("DebtorOrderLineClient", this.raw("DebtorOrderLineClient").filter((l) => l.OrderNumber !== current.OrderNumber));
+      this.rows.set(
+        type,
+        this.raw(type).filter((r) => r !== current),
+      );
+      if (type === "DebtorOrderClient")
+        this.rows.set(
+          "DebtorOrderLineClient",
+          this.raw("DebtorOrderLineClient").filter((l) => l.OrderNumber !== current.OrderNumber),
+        );
       n++;
     }
     return n;
@@ -217,29 +260,46 @@ export class CompanyStore {
   }
 
   private validate(type: string, row: Row, _staged: Row[], _before?: Row): void {
-    for (const f of TYPES[type]!.required ?? []) if (this.blank(row, f)) throw new UcError("FieldCannotBeBlank", `${type}.${f} cannot be blank`, f);
+    for (const f of TYPES[type]!.required ?? [])
+      if (this.blank(row, f)) throw new UcError("FieldCannotBeBlank", `${type}.${f} cannot be blank`, f);
     for (let d = 1; d <= 5; d++) {
       if (this.blank(row, `Dimension${d}`)) continue;
-      if (d > this.company.NumberOfDimensions) throw new UcError("CouldNotFind", `Dimension${d} is not in use in this company (it has ${this.company.NumberOfDimensions})`, `Dimension${d}`);
+      if (d > this.company.NumberOfDimensions)
+        throw new UcError(
+          "CouldNotFind",
+          `Dimension${d} is not in use in this company (it has ${this.company.NumberOfDimensions})`,
+          `Dimension${d}`,
+        );
       this.ref(row, `Dimension${d}`, `GLDimType${d}Client`);
     }
     switch (type) {
       case "DebtorClient":
-        this.ref(row, "Group", "DebtorGroupClient"); this.ref(row, "Payment", "PaymentTermClient"); this.ref(row, "Vat", "GLVatClient");
+        this.ref(row, "Group", "DebtorGroupClient");
+        this.ref(row, "Payment", "PaymentTermClient");
+        this.ref(row, "Vat", "GLVatClient");
         break;
       case "ProjectClient":
-        this.ref(row, "Account", "DebtorClient", "AccountIsMissing"); this.ref(row, "Group", "ProjectGroupClient"); this.ref(row, "Payment", "PaymentTermClient");
+        this.ref(row, "Account", "DebtorClient", "AccountIsMissing");
+        this.ref(row, "Group", "ProjectGroupClient");
+        this.ref(row, "Payment", "PaymentTermClient");
         break;
       case "DebtorOrderClient":
-        this.ref(row, "Account", "DebtorClient", "AccountIsMissing"); this.ref(row, "Project", "ProjectClient"); this.ref(row, "Payment", "PaymentTermClient");
+        this.ref(row, "Account", "DebtorClient", "AccountIsMissing");
+        this.ref(row, "Project", "ProjectClient");
+        this.ref(row, "Payment", "PaymentTermClient");
         this.ref(row, "PrCategory", "PrCategoryClient");
         break;
       case "DebtorOrderLineClient":
         this.ref(row, "OrderNumber", "DebtorOrderClient");
-        this.ref(row, "Vat", "GLVatClient"); this.ref(row, "PostingAccount", "GLAccountClient", "AccountIsMissing");
-        this.ref(row, "Project", "ProjectClient"); this.ref(row, "PrCategory", "PrCategoryClient"); this.ref(row, "Item", "InvItemClient");
-        if (this.blank(row, "Item") && !this.o.itemlessLines) throw new UcError("FieldCannotBeBlank", "DebtorOrderLineClient.Item cannot be blank", "Item");
-        if (this.blank(row, "Item") && this.blank(row, "PostingAccount")) throw new UcError("AccountIsMissing", "A line without an item needs a PostingAccount", "PostingAccount");
+        this.ref(row, "Vat", "GLVatClient");
+        this.ref(row, "PostingAccount", "GLAccountClient", "AccountIsMissing");
+        this.ref(row, "Project", "ProjectClient");
+        this.ref(row, "PrCategory", "PrCategoryClient");
+        this.ref(row, "Item", "InvItemClient");
+        if (this.blank(row, "Item") && !this.o.itemlessLines)
+          throw new UcError("FieldCannotBeBlank", "DebtorOrderLineClient.Item cannot be blank", "Item");
+        if (this.blank(row, "Item") && this.blank(row, "PostingAccount"))
+          throw new UcError("AccountIsMissing", "A line without an item needs a PostingAccount", "PostingAccount");
         if (this.o.categoryRequired && !this.blank(row, "Project") && this.blank(row, "PrCategory")) {
           throw new UcError("FieldCannotBeBlank", "DebtorOrderLineClient.PrCategory cannot be blank on a project line", "PrCategory");
         }
@@ -247,7 +307,8 @@ export class CompanyStore {
       case "UserDocsClient": {
         const data = String(row.Data ?? "");
         if (!/^[A-Za-z0-9+/=\s]+$/.test(data)) throw new UcError("Exception", "UserDocsClient.Data must be base64", "Data");
-        if (Math.floor((data.replace(/[\s=]/g, "").length * 3) / 4) > this.o.maxFileBytes) throw new UcError("FileIsTooBig", `The file is larger than ${this.o.maxFileBytes} bytes`, "Data");
+        if (Math.floor((data.replace(/[\s=]/g, "").length * 3) / 4) > this.o.maxFileBytes)
+          throw new UcError("FileIsTooBig", `The file is larger than ${this.o.maxFileBytes} bytes`, "Data");
         if (!this.byKey(String(row.TableId), row.TableRowId) && !this.find(String(row.TableId), "RowId", row.TableRowId)) {
           throw new UcError("CouldNotFind", `${row.TableId} ${row.TableRowId} does not exist`, "TableRowId");
         }
@@ -258,8 +319,15 @@ export class CompanyStore {
 
   private checkNotReferred(type: string, row: Row): void {
     const refs: Record<string, [string, string][]> = {
-      DebtorClient: [["ProjectClient", "Account"], ["DebtorOrderClient", "Account"], ["DebtorInvoiceClient", "Account"]],
-      ProjectClient: [["DebtorOrderClient", "Project"], ["ProjectTransClient", "Project"]],
+      DebtorClient: [
+        ["ProjectClient", "Account"],
+        ["DebtorOrderClient", "Account"],
+        ["DebtorInvoiceClient", "Account"],
+      ],
+      ProjectClient: [
+        ["DebtorOrderClient", "Project"],
+        ["ProjectTransClient", "Project"],
+      ],
     };
     for (const [t, f] of refs[type] ?? []) {
       if (this.raw(t).some((r) => String(r[f]) === String(row[TYPES[type]!.key]))) {

@@ -2,15 +2,25 @@
 // unimicro.md §2 describes (iss = sub = client_id, aud = token URL, exp ≤ iat + 300, signature, no replay).
 import { createPublicKey, verify, type KeyObject } from "node:crypto";
 
-export interface SandboxClient { clientId: string; publicKey: string | KeyObject }
+export interface SandboxClient {
+  clientId: string;
+  publicKey: string | KeyObject;
+}
 
 const ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 type TokenAnswer = { status: number; body: Record<string, unknown> };
-const oauthError = (error: string, description: string, status = 400): TokenAnswer => ({ status, body: { error, error_description: description } });
+const oauthError = (error: string, description: string, status = 400): TokenAnswer => ({
+  status,
+  body: { error, error_description: description },
+});
 
 function decodePart(part: string | undefined): any {
-  try { return JSON.parse(Buffer.from(part ?? "", "base64url").toString("utf8")); } catch { return null; }
+  try {
+    return JSON.parse(Buffer.from(part ?? "", "base64url").toString("utf8"));
+  } catch {
+    return null;
+  }
 }
 
 export class IdentityServer {
@@ -20,7 +30,11 @@ export class IdentityServer {
   issued = 0;
   rejected = 0;
 
-  constructor(clients: SandboxClient[], public lifetimeSeconds: number, private readonly now: () => number = Date.now) {
+  constructor(
+    clients: SandboxClient[],
+    public lifetimeSeconds: number,
+    private readonly now: () => number = Date.now,
+  ) {
     for (const c of clients) this.keys.set(c.clientId, typeof c.publicKey === "string" ? createPublicKey(c.publicKey) : c.publicKey);
   }
 
@@ -32,20 +46,25 @@ export class IdentityServer {
   }
 
   private check(form: Record<string, string>, tokenUrl: string): TokenAnswer {
-    if (form.grant_type !== "client_credentials") return oauthError("unsupported_grant_type", `grant_type ${form.grant_type ?? "(none)"} is not supported for server clients`);
-    if (form.client_assertion_type !== ASSERTION_TYPE) return oauthError("invalid_client", "client_assertion_type must be " + ASSERTION_TYPE);
+    if (form.grant_type !== "client_credentials")
+      return oauthError("unsupported_grant_type", `grant_type ${form.grant_type ?? "(none)"} is not supported for server clients`);
+    if (form.client_assertion_type !== ASSERTION_TYPE)
+      return oauthError("invalid_client", "client_assertion_type must be " + ASSERTION_TYPE);
     const key = this.keys.get(form.client_id ?? "");
     if (!key) return oauthError("invalid_client", `Unknown client ${form.client_id ?? "(none)"}`);
     const parts = (form.client_assertion ?? "").split(".");
-    const header = decodePart(parts[0]), claims = decodePart(parts[1]);
+    const header = decodePart(parts[0]),
+      claims = decodePart(parts[1]);
     if (parts.length !== 3 || !header || !claims) return oauthError("invalid_client", "client_assertion is not a JWT");
     if (header.alg !== "RS256") return oauthError("invalid_client", `Assertion alg ${header.alg} is not RS256`);
     const signed = verify("sha256", Buffer.from(`${parts[0]}.${parts[1]}`), key, Buffer.from(parts[2]!, "base64url"));
     if (!signed) return oauthError("invalid_client", "The assertion signature does not match the client's certificate");
     const nowS = Math.floor(this.now() / 1000);
-    if (claims.iss !== form.client_id || claims.sub !== form.client_id) return oauthError("invalid_client", "iss and sub must both be the client_id");
+    if (claims.iss !== form.client_id || claims.sub !== form.client_id)
+      return oauthError("invalid_client", "iss and sub must both be the client_id");
     if (claims.aud !== tokenUrl) return oauthError("invalid_client", `aud must be ${tokenUrl}`);
-    if (typeof claims.exp !== "number" || typeof claims.iat !== "number" || claims.exp <= nowS || claims.exp - claims.iat > 300) return oauthError("invalid_client", "Assertion expired or lives longer than 300 seconds");
+    if (typeof claims.exp !== "number" || typeof claims.iat !== "number" || claims.exp <= nowS || claims.exp - claims.iat > 300)
+      return oauthError("invalid_client", "Assertion expired or lives longer than 300 seconds");
     if (!claims.jti || this.seenJti.has(claims.jti)) return oauthError("invalid_client", "Assertion jti missing or already used");
     this.seenJti.add(claims.jti);
     if (!(form.scope ?? "").split(" ").includes("AppFramework")) return oauthError("invalid_scope", "scope must include AppFramework");
@@ -67,5 +86,8 @@ export class IdentityServer {
     for (const t of this.tokens.values()) t.expiresAt = 0;
   }
 
-  resetCounters(): void { this.issued = 0; this.rejected = 0; }
+  resetCounters(): void {
+    this.issued = 0;
+    this.rejected = 0;
+  }
 }

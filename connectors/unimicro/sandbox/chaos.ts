@@ -23,19 +23,27 @@ export const chaos: ChaosAdapter = async ({ name, dir, plan }) => {
   };
   return {
     log,
-    toml: `[[targets]]\nname = "${name}"\nkind = "unimicro"\nplatform = "custom"\nbase_url = "${url}"\nidentity_url = "${url}/connect/token"\n` +
+    toml:
+      `[[targets]]\nname = "${name}"\nkind = "unimicro"\nplatform = "custom"\nbase_url = "${url}"\nidentity_url = "${url}/connect/token"\n` +
       `client_id = "${DEMO_CLIENT_ID}"\nprivate_key = "${keyPath}"\ncompany_key = "${DEMO_COMPANY.Key}"\n` +
       `accounts = { hours = 3000, expenses = 3400, products = 3000 }\nvat_codes = { hours = "3", expenses = "3", products = "3" }\n` +
       `product_numbers = { hours = "1", expenses = "2", products = "3" }\nrequests_per_second = 0\nrequest_timeout_ms = ${plan.timeoutMs}\n`,
-    background: () => setRules([
-      { fault: "503", probability: 0.02, retryAfterSeconds: 0 },
-      { fault: "500", probability: 0.01 },
-      { fault: "429", probability: 0.01, retryAfterSeconds: 0 },
-      { fault: "drop_after_commit", method: "POST", probability: 0.03 },
-      { fault: "drop_after_commit", method: "PUT", probability: 0.03 },
-      { fault: "latency", probability: 0.1, latencyMs: 20 },
-      { fault: "latency", method: "POST", path: "^/api/biz/invoices$", probability: plan.slowCreateProbability, latencyMs: plan.slowCreateMs },
-    ]),
+    background: () =>
+      setRules([
+        { fault: "503", probability: 0.02, retryAfterSeconds: 0 },
+        { fault: "500", probability: 0.01 },
+        { fault: "429", probability: 0.01, retryAfterSeconds: 0 },
+        { fault: "drop_after_commit", method: "POST", probability: 0.03 },
+        { fault: "drop_after_commit", method: "PUT", probability: 0.03 },
+        { fault: "latency", probability: 0.1, latencyMs: 20 },
+        {
+          fault: "latency",
+          method: "POST",
+          path: "^/api/biz/invoices$",
+          probability: plan.slowCreateProbability,
+          latencyMs: plan.slowCreateMs,
+        },
+      ]),
     throttle: (retryAfterSeconds) => setRules([{ fault: "429", probability: 1, retryAfterSeconds }]),
     faultsInjected() {
       const counts: Record<string, number> = {};
@@ -46,17 +54,30 @@ export const chaos: ChaosAdapter = async ({ name, dir, plan }) => {
       const rows = sandbox.store().rows;
       const byId = new Map(rows.invoices!.map((r) => [r.ID, r]));
       const customerNumber = new Map(rows.customers!.map((c) => [c.ID, String(c.CustomerNumber)]));
-      const booked: BookedDoc[] = rows.invoices!.filter((r) => r.StatusCode !== INVOICE_STATUS.draft).map((r) => ({
-        psaId: markerPsaId(r.InternalNote), number: String(r.InvoiceNumber), customer: customerNumber.get(r.CustomerID) ?? `(ID ${r.CustomerID})`,
-        lines: [...(r.Items ?? [])].sort((x, y) => x.SortIndex - y.SortIndex).map((it) => ({ text: it.ItemText, quantity: it.NumberOfItems, unitPrice: minor(it.PriceExVat) })),
-        total: minor(r.TaxExclusiveAmount), createdAt: Date.parse(r.CreatedAt),
-        ...(r.InvoiceReferenceID ? { creditedInvoiceNumber: String(byId.get(r.InvoiceReferenceID)?.InvoiceNumber) } : {}),
-      }));
+      const booked: BookedDoc[] = rows
+        .invoices!.filter((r) => r.StatusCode !== INVOICE_STATUS.draft)
+        .map((r) => ({
+          psaId: markerPsaId(r.InternalNote),
+          number: String(r.InvoiceNumber),
+          customer: customerNumber.get(r.CustomerID) ?? `(ID ${r.CustomerID})`,
+          lines: [...(r.Items ?? [])]
+            .sort((x, y) => x.SortIndex - y.SortIndex)
+            .map((it) => ({ text: it.ItemText, quantity: it.NumberOfItems, unitPrice: minor(it.PriceExVat) })),
+          total: minor(r.TaxExclusiveAmount),
+          createdAt: Date.parse(r.CreatedAt),
+          ...(r.InvoiceReferenceID ? { creditedInvoiceNumber: String(byId.get(r.InvoiceReferenceID)?.InvoiceNumber) } : {}),
+        }));
       return {
-        booked, drafts: rows.invoices!.filter((r) => r.StatusCode === INVOICE_STATUS.draft).map((r) => ({ psaId: markerPsaId(r.InternalNote), createdAt: Date.parse(r.CreatedAt) })),
-        customers: rows.customers!.map((c) => String(c.CustomerNumber)), projects: rows.projects!.map((p) => String(p.ProjectNumber)),
+        booked,
+        drafts: rows
+          .invoices!.filter((r) => r.StatusCode === INVOICE_STATUS.draft)
+          .map((r) => ({ psaId: markerPsaId(r.InternalNote), createdAt: Date.parse(r.CreatedAt) })),
+        customers: rows.customers!.map((c) => String(c.CustomerNumber)),
+        projects: rows.projects!.map((p) => String(p.ProjectNumber)),
       };
     },
-    stop: async () => { server.stop(true); },
+    stop: async () => {
+      server.stop(true);
+    },
   };
 };

@@ -9,9 +9,25 @@ export const FaultRule = z.preprocess(
   (v: any) => (v && typeof v === "object" && v.fault === undefined && v.kind !== undefined ? { ...v, fault: v.kind, kind: undefined } : v),
   z.object({
     /** HTTP method; omitted or "*" for any. */
-    method: z.string().transform((m) => m.toUpperCase()).optional(),
+    method: z
+      .string()
+      .transform((m) => m.toUpperCase())
+      .optional(),
     /** Regex (case-insensitive) tested against the path and against path + query (so `action=invoice` can be targeted). */
-    path: z.string().refine((p) => { try { new RegExp(p); return true; } catch { return false; } }, { error: "must be a valid regular expression" }).optional(),
+    path: z
+      .string()
+      .refine(
+        (p) => {
+          try {
+            new RegExp(p);
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        { error: "must be a valid regular expression" },
+      )
+      .optional(),
     fault: z.enum(FAULTS),
     /** Fire this many times. Neither count nor probability: once. */
     count: z.number().int().positive().optional(),
@@ -23,27 +39,55 @@ export const FaultRule = z.preprocess(
 export type FaultRule = z.infer<typeof FaultRule>;
 
 /** Body of POST /__sandbox/faults: {rules: [...]}, a list, or one rule. */
-export const FaultRulesBody = z.union([z.object({ rules: z.array(FaultRule).min(1) }).transform((b) => b.rules), z.array(FaultRule).min(1), FaultRule.transform((r) => [r])]);
+export const FaultRulesBody = z.union([
+  z.object({ rules: z.array(FaultRule).min(1) }).transform((b) => b.rules),
+  z.array(FaultRule).min(1),
+  FaultRule.transform((r) => [r]),
+]);
 
-interface ActiveRule extends FaultRule { remaining: number; fired: number; regex: RegExp }
-export interface FaultDecision { latencyMs: number; fail?: "500" | "503" | "429"; retryAfterSeconds?: number; drop: boolean; fired: string[] }
+interface ActiveRule extends FaultRule {
+  remaining: number;
+  fired: number;
+  regex: RegExp;
+}
+export interface FaultDecision {
+  latencyMs: number;
+  fail?: "500" | "503" | "429";
+  retryAfterSeconds?: number;
+  drop: boolean;
+  fired: string[];
+}
 
 export class Faults {
   private rules: ActiveRule[] = [];
 
   add(rules: FaultRule[]): void {
-    for (const r of rules) this.rules.push({ ...r, remaining: r.count ?? (r.probability === undefined ? 1 : Infinity), fired: 0, regex: new RegExp(r.path ?? "", "i") });
+    for (const r of rules)
+      this.rules.push({
+        ...r,
+        remaining: r.count ?? (r.probability === undefined ? 1 : Infinity),
+        fired: 0,
+        regex: new RegExp(r.path ?? "", "i"),
+      });
   }
 
-  clear(): number { const n = this.rules.length; this.rules = []; return n; }
+  clear(): number {
+    const n = this.rules.length;
+    this.rules = [];
+    return n;
+  }
 
-  list() { return this.rules.map(({ regex: _r, remaining, ...r }) => ({ ...r, remaining: Number.isFinite(remaining) ? remaining : null })); }
+  list() {
+    return this.rules.map(({ regex: _r, remaining, ...r }) => ({ ...r, remaining: Number.isFinite(remaining) ? remaining : null }));
+  }
 
   /**
    * Bun's fetch silently repeats a GET/PUT/DELETE once when a reused keep-alive connection is reset, which
    * would hide a drop behind a replay. While a drop can still fire, answers close their connection.
    */
-  dropArmed(): boolean { return this.rules.some((r) => r.fault === "drop_after_commit" && r.remaining > 0); }
+  dropArmed(): boolean {
+    return this.rules.some((r) => r.fault === "drop_after_commit" && r.remaining > 0);
+  }
 
   /** Latency adds up; at most one failure or drop per request. Spent rules are removed. */
   decide(method: string, path: string, search: string): FaultDecision {
@@ -54,10 +98,15 @@ export class Faults {
       if (!target.some((t) => r.regex.test(t))) continue;
       if (r.fault !== "latency" && (out.fail || out.drop)) continue;
       if (r.probability !== undefined && Math.random() >= r.probability) continue;
-      r.remaining--; r.fired++; out.fired.push(r.fault);
+      r.remaining--;
+      r.fired++;
+      out.fired.push(r.fault);
       if (r.fault === "latency") out.latencyMs += r.latencyMs ?? 1000;
       else if (r.fault === "drop_after_commit") out.drop = true;
-      else { out.fail = r.fault; out.retryAfterSeconds = r.retryAfterSeconds; }
+      else {
+        out.fail = r.fault;
+        out.retryAfterSeconds = r.retryAfterSeconds;
+      }
     }
     this.rules = this.rules.filter((r) => r.remaining > 0);
     return out;
@@ -68,12 +117,23 @@ export class Faults {
     if (d.latencyMs) await Bun.sleep(d.latencyMs);
     let res: Response;
     if (d.fail) {
-      const retryAfter = d.fail === "429" ? String(d.retryAfterSeconds ?? 1) : d.retryAfterSeconds !== undefined ? String(d.retryAfterSeconds) : undefined;
+      const retryAfter =
+        d.fail === "429" ? String(d.retryAfterSeconds ?? 1) : d.retryAfterSeconds !== undefined ? String(d.retryAfterSeconds) : undefined;
       const message = d.fail === "429" ? "Too many requests." : d.fail === "503" ? "The service is unavailable." : "An error has occurred.";
-      res = new Response(JSON.stringify({ Message: message }), { status: Number(d.fail), headers: { "content-type": "application/json; charset=utf-8", ...(retryAfter ? { "retry-after": retryAfter } : {}) } });
+      res = new Response(JSON.stringify({ Message: message }), {
+        status: Number(d.fail),
+        headers: { "content-type": "application/json; charset=utf-8", ...(retryAfter ? { "retry-after": retryAfter } : {}) },
+      });
     } else if (d.drop) {
       await (await handle()).arrayBuffer(); // the effect is committed
-      return new Response(new ReadableStream({ pull(c) { c.error(); } }), { status: 200 });
+      return new Response(
+        new ReadableStream({
+          pull(c) {
+            c.error();
+          },
+        }),
+        { status: 200 },
+      );
     } else {
       res = await handle();
     }

@@ -31,13 +31,20 @@ export interface UniMicroSandboxOptions {
 export const DEMO_COMPANY = { ID: 8639, Name: "Demo AS", Key: "910c715b-0000-4000-8000-000000000000", IsTest: true };
 export const DEMO_CLIENT_ID = "kontobro-demo";
 
-export interface RequestLogEntry { method: string; path: string; status: number; fault?: string }
+export interface RequestLogEntry {
+  method: string;
+  path: string;
+  status: number;
+  fault?: string;
+}
 
 export function createUniMicroSandbox(opts: UniMicroSandboxOptions = {}) {
   const profile = opts.profile ?? "unimicro";
   const storeOptions: StoreOptions = {
-    profile, attachments: opts.attachments ?? profile === "unimicro",
-    invoiceNumbers: opts.invoiceNumbers ?? "client", voucherNumbers: opts.voucherNumbers ?? "payment-id",
+    profile,
+    attachments: opts.attachments ?? profile === "unimicro",
+    invoiceNumbers: opts.invoiceNumbers ?? "client",
+    voucherNumbers: opts.voucherNumbers ?? "payment-id",
   };
   let demo: { clientId: string; privateKeyPem: string } | undefined;
   let clients = opts.clients;
@@ -46,11 +53,18 @@ export function createUniMicroSandbox(opts: UniMicroSandboxOptions = {}) {
     demo = { clientId: DEMO_CLIENT_ID, privateKeyPem: pair.privateKey.export({ type: "pkcs8", format: "pem" }).toString() };
     clients = [{ clientId: DEMO_CLIENT_ID, publicKey: pair.publicKey }];
   }
-  const companies = (opts.companies ?? [DEMO_COMPANY]).map((c, i) => ({ ID: c.ID ?? 8639 + i, Name: c.Name, Key: c.Key, IsTest: c.IsTest ?? true }));
+  const companies = (opts.companies ?? [DEMO_COMPANY]).map((c, i) => ({
+    ID: c.ID ?? 8639 + i,
+    Name: c.Name,
+    Key: c.Key,
+    IsTest: c.IsTest ?? true,
+  }));
   const identity = new IdentityServer(clients, opts.tokenLifetimeSeconds ?? 3600);
   const faults = new Faults();
   let stores = new Map<string, CompanyStore>();
-  const freshStores = () => { stores = new Map(companies.map((c) => [c.Key, new CompanyStore(c, storeOptions)])); };
+  const freshStores = () => {
+    stores = new Map(companies.map((c) => [c.Key, new CompanyStore(c, storeOptions)]));
+  };
   freshStores();
   let requests: RequestLogEntry[] = [];
 
@@ -66,7 +80,12 @@ export function createUniMicroSandbox(opts: UniMicroSandboxOptions = {}) {
   // ---- identity ------------------------------------------------------------------------------------
   api.get("/.well-known/openid-configuration", (c) => {
     const origin = new URL(c.req.url).origin;
-    return c.json({ issuer: origin, token_endpoint: `${origin}/connect/token`, grant_types_supported: ["client_credentials"], token_endpoint_auth_methods_supported: ["private_key_jwt"] });
+    return c.json({
+      issuer: origin,
+      token_endpoint: `${origin}/connect/token`,
+      grant_types_supported: ["client_credentials"],
+      token_endpoint_auth_methods_supported: ["private_key_jwt"],
+    });
   });
   api.post("/connect/token", async (c) => {
     const form = Object.fromEntries(Object.entries(await c.req.parseBody()).map(([k, v]) => [k, String(v)]));
@@ -114,19 +133,32 @@ export function createUniMicroSandbox(opts: UniMicroSandboxOptions = {}) {
     if (!COLLECTIONS[name]) throw notFound(`Entity ${name}`); // unknown entity and missing record: both 404
     return name;
   };
-  const intId = (v: string) => { if (!/^\d+$/.test(v)) throw notFound(`ID ${v}`); return Number(v); };
-  const jsonBody = async (c: any) => { const b = await c.req.json(); if (!b || typeof b !== "object" || Array.isArray(b)) throw new ApiError(400, { Message: "The request body must be a JSON object" }); return b; };
+  const intId = (v: string) => {
+    if (!/^\d+$/.test(v)) throw notFound(`ID ${v}`);
+    return Number(v);
+  };
+  const jsonBody = async (c: any) => {
+    const b = await c.req.json();
+    if (!b || typeof b !== "object" || Array.isArray(b)) throw new ApiError(400, { Message: "The request body must be a JSON object" });
+    return b;
+  };
 
-  api.get("/api/biz/files/:entitytype/:entityid", (c) => c.json(c.get("store").filesOf(c.req.param("entitytype"), intId(c.req.param("entityid")))));
+  api.get("/api/biz/files/:entitytype/:entityid", (c) =>
+    c.json(c.get("store").filesOf(c.req.param("entitytype"), intId(c.req.param("entityid")))),
+  );
   api.get("/api/biz/:coll", (c) => c.json(c.get("store").list(collection(c.req.param("coll")), c.req.query())));
-  api.get("/api/biz/:coll/:id", (c) => c.json(c.get("store").get(collection(c.req.param("coll")), intId(c.req.param("id")), c.req.query("expand"))));
+  api.get("/api/biz/:coll/:id", (c) =>
+    c.json(c.get("store").get(collection(c.req.param("coll")), intId(c.req.param("id")), c.req.query("expand"))),
+  );
   api.post("/api/biz/:coll", async (c) => {
     const coll = collection(c.req.param("coll"));
     if (!WRITABLE.has(coll)) throw new ApiError(405, { Message: `${COLLECTIONS[coll]} cannot be created through this API` });
     return c.json(c.get("store").create(coll, await jsonBody(c), c.get("caller")), 201);
   });
   api.put("/api/biz/:coll/:id", async (c) => {
-    const coll = collection(c.req.param("coll")), id = intId(c.req.param("id")), action = c.req.query("action");
+    const coll = collection(c.req.param("coll")),
+      id = intId(c.req.param("id")),
+      action = c.req.query("action");
     const store = c.get("store");
     if (coll === "invoices" && action === "create-credit-draft-invoice") return c.json(store.creditDraft(id, c.get("caller")));
     if (action) throw notFound(`Action ${action} on ${coll}`);
@@ -134,13 +166,16 @@ export function createUniMicroSandbox(opts: UniMicroSandboxOptions = {}) {
     return c.json(store.update(coll, id, await jsonBody(c)));
   });
   api.post("/api/biz/:coll/:id", async (c) => {
-    const coll = collection(c.req.param("coll")), id = intId(c.req.param("id")), action = c.req.query("action");
+    const coll = collection(c.req.param("coll")),
+      id = intId(c.req.param("id")),
+      action = c.req.query("action");
     const store = c.get("store");
     if (coll === "invoices" && action === "invoice") {
       const inv = store.invoice(id);
       return opts.transitionStatus === 200 ? c.json(inv) : c.body(null, 204);
     }
-    if (coll === "files" && action === "link") return c.json(store.linkFile(id, c.req.query("entitytype") ?? "", intId(c.req.query("entityid") ?? "")));
+    if (coll === "files" && action === "link")
+      return c.json(store.linkFile(id, c.req.query("entitytype") ?? "", intId(c.req.query("entityid") ?? "")));
     throw notFound(`Action ${action ?? "(none)"} on ${coll}`);
   });
 
@@ -149,7 +184,11 @@ export function createUniMicroSandbox(opts: UniMicroSandboxOptions = {}) {
   app.get("/__sandbox/faults", (c) => c.json({ rules: faults.list() }));
   app.post("/__sandbox/faults", async (c) => {
     const parsed = FaultRulesBody.safeParse(await c.req.json().catch(() => undefined));
-    if (!parsed.success) return c.json({ message: "Invalid control request.", issues: parsed.error.issues.map((i) => `${i.path.join(".") || "(body)"}: ${i.message}`) }, 400);
+    if (!parsed.success)
+      return c.json(
+        { message: "Invalid control request.", issues: parsed.error.issues.map((i) => `${i.path.join(".") || "(body)"}: ${i.message}`) },
+        400,
+      );
     faults.add(parsed.data);
     // This very connection would be reused for the next request: close it once a drop is armed.
     const res = Response.json({ rules: faults.list() }, { status: 201 });
@@ -159,13 +198,20 @@ export function createUniMicroSandbox(opts: UniMicroSandboxOptions = {}) {
   app.get("/__sandbox/state", (c) => c.json(state()));
   /** The ledger lines (journalentrylines) of a company: what the bookings did to the accounts. */
   app.get("/__sandbox/ledger", (c) => c.json(stores.get(c.req.query("companyKey") ?? companies[0]!.Key)?.rows.journalentrylines ?? []));
-  app.post("/__sandbox/reset", (c) => { reset(); return c.json({ reset: true }); });
-  app.post("/__sandbox/tokens/expire", (c) => { identity.expireAll(); return c.json({ ok: true }); });
+  app.post("/__sandbox/reset", (c) => {
+    reset();
+    return c.json({ reset: true });
+  });
+  app.post("/__sandbox/tokens/expire", (c) => {
+    identity.expireAll();
+    return c.json({ ok: true });
+  });
   app.post("/__sandbox/payments", async (c) => {
     const b = await c.req.json().catch(() => ({}));
     const store = stores.get(b.companyKey ?? companies[0]!.Key);
     const inv = store?.rows.invoices?.find((r) => r.InvoiceNumber === String(b.invoiceNumber) && r.StatusCode !== 42001);
-    if (!store || !inv || typeof b.amount !== "number") return c.json({ error: "need invoiceNumber of a booked invoice and a numeric amount" }, 400);
+    if (!store || !inv || typeof b.amount !== "number")
+      return c.json({ error: "need invoiceNumber of a booked invoice and a numeric amount" }, 400);
     return c.json(store.registerPayment(inv.ID, b.amount));
   });
   // What a user does by hand in the app, as `user`: a customer, project or invoice (draft, or booked with
@@ -182,39 +228,67 @@ export function createUniMicroSandbox(opts: UniMicroSandboxOptions = {}) {
       throw e;
     }
   };
-  app.post("/__sandbox/manual/invoices", (c) => manual(c, (store, b, user) => {
-    let row = typeof b.creditOf === "number" ? store.creditDraft(b.creditOf, user) : store.create("invoices", b.invoice ?? {}, user);
-    if (b.creditOf !== undefined && b.invoice) {
-      const items = [...(row.Items ?? []).map((i: any) => ({ ID: i.ID, Deleted: true })), ...(b.invoice.Items ?? []).map((i: any) => ({ _createguid: crypto.randomUUID(), ...i }))];
-      row = store.update("invoices", row.ID, { ...b.invoice, Items: items });
-    }
-    return b.book ? store.invoice(row.ID) : row;
-  }));
-  app.post("/__sandbox/manual/:coll{customers|projects}", (c) => manual(c, (store, b, user) => store.create(c.req.param("coll"), b.row ?? {}, user)));
-  app.patch("/__sandbox/manual/invoices/:id", (c) => manual(c, (store, b) => {
-    const row = store.rows.invoices!.find((r) => r.ID === Number(c.req.param("id")));
-    if (!row) throw notFound(`CustomerInvoice ${c.req.param("id")}`);
-    return Object.assign(row, b.set ?? {});
-  }));
+  app.post("/__sandbox/manual/invoices", (c) =>
+    manual(c, (store, b, user) => {
+      let row = typeof b.creditOf === "number" ? store.creditDraft(b.creditOf, user) : store.create("invoices", b.invoice ?? {}, user);
+      if (b.creditOf !== undefined && b.invoice) {
+        const items = [
+          ...(row.Items ?? []).map((i: any) => ({ ID: i.ID, Deleted: true })),
+          ...(b.invoice.Items ?? []).map((i: any) => ({ _createguid: crypto.randomUUID(), ...i })),
+        ];
+        row = store.update("invoices", row.ID, { ...b.invoice, Items: items });
+      }
+      return b.book ? store.invoice(row.ID) : row;
+    }),
+  );
+  app.post("/__sandbox/manual/:coll{customers|projects}", (c) =>
+    manual(c, (store, b, user) => store.create(c.req.param("coll"), b.row ?? {}, user)),
+  );
+  app.patch("/__sandbox/manual/invoices/:id", (c) =>
+    manual(c, (store, b) => {
+      const row = store.rows.invoices!.find((r) => r.ID === Number(c.req.param("id")));
+      if (!row) throw notFound(`CustomerInvoice ${c.req.param("id")}`);
+      return Object.assign(row, b.set ?? {});
+    }),
+  );
   app.all("/__sandbox/*", (c) => c.json({ message: `No control endpoint ${c.req.method} ${c.req.path}.` }, 404));
   app.all("*", async (c) => {
     const req = c.req.raw;
     const url = new URL(req.url);
     const decision = faults.decide(req.method, url.pathname, url.search);
     const res = await faults.apply(decision, async () => api.fetch(req));
-    requests.push({ method: req.method, path: decodeURIComponent(url.pathname + url.search), status: res.status, ...(decision.fired.length ? { fault: decision.fired.join(",") } : {}) });
+    requests.push({
+      method: req.method,
+      path: decodeURIComponent(url.pathname + url.search),
+      status: res.status,
+      ...(decision.fired.length ? { fault: decision.fired.join(",") } : {}),
+    });
     return res;
   });
 
   function state() {
     return {
-      profile, tokensIssued: identity.issued, tokensRejected: identity.rejected, requests, faults: faults.list(),
-      companies: Object.fromEntries([...stores].map(([key, s]) => [key, {
-        name: s.company.Name,
-        counts: Object.fromEntries(Object.entries(s.rows).map(([k, v]) => [k, v.length])),
-        customers: s.rows.customers, projects: s.rows.projects, products: s.rows.products, invoices: s.rows.invoices,
-        journalentries: s.rows.journalentries, files: s.rows.files, fileLinks: s.fileLinks,
-      }])),
+      profile,
+      tokensIssued: identity.issued,
+      tokensRejected: identity.rejected,
+      requests,
+      faults: faults.list(),
+      companies: Object.fromEntries(
+        [...stores].map(([key, s]) => [
+          key,
+          {
+            name: s.company.Name,
+            counts: Object.fromEntries(Object.entries(s.rows).map(([k, v]) => [k, v.length])),
+            customers: s.rows.customers,
+            projects: s.rows.projects,
+            products: s.rows.products,
+            invoices: s.rows.invoices,
+            journalentries: s.rows.journalentries,
+            files: s.rows.files,
+            fileLinks: s.fileLinks,
+          },
+        ]),
+      ),
     };
   }
 
@@ -253,5 +327,7 @@ if (import.meta.main) {
   const keyPath = join(tmpdir(), "kontobro-unimicro-sandbox-key.pem");
   writeFileSync(keyPath, sandbox.demo!.privateKeyPem, { mode: 0o600 });
   const platform = profile === "unimicro" ? "custom" : profile;
-  console.log(`Uni Micro sandbox (${profile}) on ${url}\n\n[[targets]]\nname = "unimicro-sandbox"\nkind = "unimicro"\nplatform = "${platform}"\nbase_url = "${url}"\nidentity_url = "${url}/connect/token"\nclient_id = "${DEMO_CLIENT_ID}"\nprivate_key = "${keyPath}"\ncompany_key = "${DEMO_COMPANY.Key}"\naccounts = { hours = 3000, expenses = 3400, products = 3000 }\nvat_codes = { hours = "3", expenses = "3", products = "3" }\nproduct_numbers = { hours = "1", expenses = "2", products = "3" }\n`);
+  console.log(
+    `Uni Micro sandbox (${profile}) on ${url}\n\n[[targets]]\nname = "unimicro-sandbox"\nkind = "unimicro"\nplatform = "${platform}"\nbase_url = "${url}"\nidentity_url = "${url}/connect/token"\nclient_id = "${DEMO_CLIENT_ID}"\nprivate_key = "${keyPath}"\ncompany_key = "${DEMO_COMPANY.Key}"\naccounts = { hours = 3000, expenses = 3400, products = 3000 }\nvat_codes = { hours = "3", expenses = "3", products = "3" }\nproduct_numbers = { hours = "1", expenses = "2", products = "3" }\n`,
+  );
 }

@@ -44,17 +44,32 @@ function compare(a: unknown, b: unknown): number {
   return String(a).toLowerCase().localeCompare(String(b).toLowerCase());
 }
 
-const OPS: Record<string, (c: number) => boolean> = { eq: (c) => c === 0, ne: (c) => c !== 0, gt: (c) => c > 0, lt: (c) => c < 0, ge: (c) => c >= 0, le: (c) => c <= 0 };
+const OPS: Record<string, (c: number) => boolean> = {
+  eq: (c) => c === 0,
+  ne: (c) => c !== 0,
+  gt: (c) => c > 0,
+  lt: (c) => c < 0,
+  ge: (c) => c >= 0,
+  le: (c) => c <= 0,
+};
 
 export function parseFilter(src: string | undefined): Pred {
   if (!src?.trim()) return () => true;
   const toks = tokenize(src);
   let i = 0;
   const peek = () => toks[i]?.toLowerCase();
-  const expect = (t: string) => { if (toks[i] !== t) throw new QueryError(`Expected '${t}' in filter`); i++; };
+  const expect = (t: string) => {
+    if (toks[i] !== t) throw new QueryError(`Expected '${t}' in filter`);
+    i++;
+  };
 
   const term = (): Pred => {
-    if (toks[i] === "(") { i++; const e = orExpr(); expect(")"); return e; }
+    if (toks[i] === "(") {
+      i++;
+      const e = orExpr();
+      expect(")");
+      return e;
+    }
     const fn = peek();
     if ((fn === "startswith" || fn === "endswith" || fn === "contains") && toks[i + 1] === "(") {
       i += 2;
@@ -74,8 +89,16 @@ export function parseFilter(src: string | undefined): Pred {
     if (!field || !op || !(op in OPS || op === "like")) throw new QueryError(`Expected a comparison after '${field ?? ""}'`);
     const value = literal(toks[i++]);
     if (op === "like") {
-      const re = new RegExp(`^${String(value).replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replace(/%/g, ".*")}$`, "i");
-      return (r) => { const v = pathValue(r, field); return v != null && re.test(String(v)); };
+      const re = new RegExp(
+        `^${String(value)
+          .replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
+          .replace(/%/g, ".*")}$`,
+        "i",
+      );
+      return (r) => {
+        const v = pathValue(r, field);
+        return v != null && re.test(String(v));
+      };
     }
     return (r) => {
       const v = pathValue(r, field);
@@ -86,12 +109,22 @@ export function parseFilter(src: string | undefined): Pred {
   };
   const andExpr = (): Pred => {
     let left = term();
-    while (peek() === "and") { i++; const l = left, r = term(); left = (row) => l(row) && r(row); }
+    while (peek() === "and") {
+      i++;
+      const l = left,
+        r = term();
+      left = (row) => l(row) && r(row);
+    }
     return left;
   };
   const orExpr = (): Pred => {
     let left = andExpr();
-    while (peek() === "or") { i++; const l = left, r = andExpr(); left = (row) => l(row) || r(row); }
+    while (peek() === "or") {
+      i++;
+      const l = left,
+        r = andExpr();
+      left = (row) => l(row) || r(row);
+    }
     return left;
   };
   const pred = orExpr();
@@ -115,7 +148,10 @@ export function shape(row: Row, expand: string[], prefix = ""): Row {
 /** Every prefix of every expand path counts as expanded ("Info.InvoiceAddress" expands "Info" too). */
 export function expandPaths(expand: string | undefined): string[] {
   const out = new Set<string>();
-  for (const p of (expand ?? "").split(",").map((s) => s.trim().toLowerCase()).filter(Boolean)) {
+  for (const p of (expand ?? "")
+    .split(",")
+    .map((s) => s.trim().toLowerCase())
+    .filter(Boolean)) {
     const parts = p.split(".");
     parts.forEach((_, n) => out.add(parts.slice(0, n + 1).join(".")));
   }
@@ -129,26 +165,45 @@ function select(row: Row, fields: string[]): Row {
     if (v === undefined) continue;
     const parts = f.split(".");
     let cur = out;
-    parts.slice(0, -1).forEach((p) => { cur = cur[p] ??= {}; });
+    parts.slice(0, -1).forEach((p) => {
+      cur = cur[p] ??= {};
+    });
     cur[parts.at(-1)!] = v;
   }
   return out;
 }
 
-export interface Query { filter?: string; select?: string; expand?: string; orderby?: string; top?: string; skip?: string }
+export interface Query {
+  filter?: string;
+  select?: string;
+  expand?: string;
+  orderby?: string;
+  top?: string;
+  skip?: string;
+}
 
 export function runQuery(rows: Row[], q: Query): Row[] {
   let out = rows.filter(parseFilter(q.filter));
   if (q.orderby) {
-    const keys = q.orderby.split(",").map((s) => s.trim().split(/\s+/)).map(([f, dir]) => ({ f: f!, desc: /^desc$/i.test(dir ?? "") }));
+    const keys = q.orderby
+      .split(",")
+      .map((s) => s.trim().split(/\s+/))
+      .map(([f, dir]) => ({ f: f!, desc: /^desc$/i.test(dir ?? "") }));
     out = [...out].sort((a, b) => {
-      for (const k of keys) { const c = compare(pathValue(a, k.f) ?? "", pathValue(b, k.f) ?? ""); if (c) return k.desc ? -c : c; }
+      for (const k of keys) {
+        const c = compare(pathValue(a, k.f) ?? "", pathValue(b, k.f) ?? "");
+        if (c) return k.desc ? -c : c;
+      }
       return 0;
     });
   }
-  const skip = Number(q.skip ?? 0), top = q.top !== undefined ? Number(q.top) : undefined;
+  const skip = Number(q.skip ?? 0),
+    top = q.top !== undefined ? Number(q.top) : undefined;
   out = out.slice(skip, top !== undefined ? skip + top : undefined);
   const expand = expandPaths(q.expand);
-  const fields = q.select?.split(",").map((s) => s.trim()).filter(Boolean);
+  const fields = q.select
+    ?.split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
   return out.map((r) => (fields?.length ? select(r, fields) : shape(r, expand)));
 }

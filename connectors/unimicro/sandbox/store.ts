@@ -16,17 +16,31 @@ export interface StoreOptions {
 
 /** An answer in the platform's error envelope. */
 export class ApiError extends Error {
-  constructor(readonly status: number, readonly body: { Message: string; _validationResults?: unknown }) { super(body.Message); }
+  constructor(
+    readonly status: number,
+    readonly body: { Message: string; _validationResults?: unknown },
+  ) {
+    super(body.Message);
+  }
 }
-const invalid = (field: string, message: string) => new ApiError(400, { Message: "Validation failed", _validationResults: { [field]: [{ Message: message, Level: 3 }] } });
-const foreignKey = (entity: string, field: string) => new ApiError(500, { Message: `An error occurred (foreign key constraint) when saving ${entity}.${field}` });
+const invalid = (field: string, message: string) =>
+  new ApiError(400, { Message: "Validation failed", _validationResults: { [field]: [{ Message: message, Level: 3 }] } });
+const foreignKey = (entity: string, field: string) =>
+  new ApiError(500, { Message: `An error occurred (foreign key constraint) when saving ${entity}.${field}` });
 export const notFound = (what: string) => new ApiError(404, { Message: `${what} not found` });
 
 /** Collection path → entity name; the first four can be written. */
 export const COLLECTIONS: Record<string, string> = {
-  customers: "Customer", projects: "Project", products: "Product", invoices: "CustomerInvoice",
-  accounts: "Account", vattypes: "VatType", currencycodes: "CurrencyCode", journalentries: "JournalEntry",
-  journalentrylines: "JournalEntryLine", files: "File",
+  customers: "Customer",
+  projects: "Project",
+  products: "Product",
+  invoices: "CustomerInvoice",
+  accounts: "Account",
+  vattypes: "VatType",
+  currencycodes: "CurrencyCode",
+  journalentries: "JournalEntry",
+  journalentrylines: "JournalEntryLine",
+  files: "File",
 };
 export const WRITABLE = new Set(["customers", "projects", "products", "invoices"]);
 
@@ -35,7 +49,11 @@ const ID_FIELD_OF: Record<string, string> = { Info: "BusinessRelationID" };
 const round2 = (n: number) => Math.round(n * 100) / 100;
 const isDnbProfile = (p: Profile) => p === "dnb-regnskap" || p === "sparebank1-regnskap";
 
-interface MergeCtx { mode: "post" | "put"; entity: string; newGuids: string[] }
+interface MergeCtx {
+  mode: "post" | "put";
+  entity: string;
+  newGuids: string[];
+}
 
 export class CompanyStore {
   private seq = 1000;
@@ -44,20 +62,44 @@ export class CompanyStore {
   readonly fileLinks: { FileID: number; EntityType: string; EntityID: number }[] = [];
   private next = { customer: 100000, project: 1, product: 1, invoice: 10001, voucher: 1 };
 
-  constructor(readonly company: { ID: number; Name: string; Key: string }, readonly o: StoreOptions) {
+  constructor(
+    readonly company: { ID: number; Name: string; Key: string },
+    readonly o: StoreOptions,
+  ) {
     this.seed();
   }
 
-  private id(): number { return ++this.seq; }
+  private id(): number {
+    return ++this.seq;
+  }
 
   private seed(): void {
-    const add = (coll: string, r: Row) => { const row = { ID: this.id(), Deleted: false, ...r }; this.rows[coll]!.push(row); return row; };
+    const add = (coll: string, r: Row) => {
+      const row = { ID: this.id(), Deleted: false, ...r };
+      this.rows[coll]!.push(row);
+      return row;
+    };
     const acc: Record<number, Row> = {};
-    for (const [n, name] of [[1500, "Kundefordringer"], [1920, "Bankinnskudd"], [2700, "Utgående merverdiavgift"], [3000, "Salgsinntekt, avgiftspliktig"], [3100, "Salgsinntekt, avgiftsfri"], [3400, "Viderefakturerte kostnader"], [7140, "Reisekostnad"]] as const) {
+    for (const [n, name] of [
+      [1500, "Kundefordringer"],
+      [1920, "Bankinnskudd"],
+      [2700, "Utgående merverdiavgift"],
+      [3000, "Salgsinntekt, avgiftspliktig"],
+      [3100, "Salgsinntekt, avgiftsfri"],
+      [3400, "Viderefakturerte kostnader"],
+      [7140, "Reisekostnad"],
+    ] as const) {
       acc[n] = add("accounts", { AccountNumber: n, AccountName: name, Visible: true });
     }
     const vat: Record<string, Row> = {};
-    for (const [code, pct, name] of [["0", 0, "Ingen mva"], ["3", 25, "Utgående mva, høy sats"], ["31", 15, "Utgående mva, middels sats"], ["33", 12, "Utgående mva, lav sats"], ["5", 0, "Ingen utgående mva innenlands"], ["6", 0, "Utenfor mva-loven"]] as const) {
+    for (const [code, pct, name] of [
+      ["0", 0, "Ingen mva"],
+      ["3", 25, "Utgående mva, høy sats"],
+      ["31", 15, "Utgående mva, middels sats"],
+      ["33", 12, "Utgående mva, lav sats"],
+      ["5", 0, "Ingen utgående mva innenlands"],
+      ["6", 0, "Utenfor mva-loven"],
+    ] as const) {
       vat[code] = add("vattypes", { VatCode: code, VatPercent: pct, Name: name, OutputVat: true, OutgoingAccountID: acc[2700]!.ID });
     }
     for (const code of ["NOK", "EUR", "SEK", "DKK", "USD", "GBP"]) add("currencycodes", { Code: code, Name: code, ShortCode: code });
@@ -71,7 +113,9 @@ export class CompanyStore {
     return this.rows[coll]!.find((r) => r.ID === Number(id));
   }
 
-  list(coll: string, q: Query): Row[] { return runQuery(this.rows[coll]!, q); }
+  list(coll: string, q: Query): Row[] {
+    return runQuery(this.rows[coll]!, q);
+  }
 
   get(coll: string, id: number, expand?: string): Row {
     const row = this.byId(coll, id);
@@ -83,7 +127,8 @@ export class CompanyStore {
 
   private newChild(v: Row, ctx: MergeCtx, path: string): Row | null {
     const guid = v._createguid as string | undefined;
-    if (ctx.mode === "put" && !guid) throw new ApiError(400, { Message: "creating new entities in a PUT is not allowed unless _createguid property is specified" });
+    if (ctx.mode === "put" && !guid)
+      throw new ApiError(400, { Message: "creating new entities in a PUT is not allowed unless _createguid property is specified" });
     // "the same guid cannot be inserted twice": a replayed insert is a no-op.
     if (guid && (this.guids.has(guid) || ctx.newGuids.includes(guid))) return null;
     if (guid) ctx.newGuids.push(guid);
@@ -115,7 +160,10 @@ export class CompanyStore {
           this.merge(target[k], v, ctx, `${path}.${k}`);
         } else {
           const child = this.newChild(v, ctx, `${path}.${k}`);
-          if (child) { target[k] = child; target[ID_FIELD_OF[k] ?? `${k}ID`] = child.ID; }
+          if (child) {
+            target[k] = child;
+            target[ID_FIELD_OF[k] ?? `${k}ID`] = child.ID;
+          }
         }
       } else if (!(v === null && target[k] && typeof target[k] === "object")) {
         target[k] = v; // `"Dimensions": null` keeps the row; scalars are set
@@ -126,7 +174,13 @@ export class CompanyStore {
   /** `createdBy`: who made the row (the platform fills CreatedBy with the caller's identity). */
   create(coll: string, body: Row, createdBy: string | null = null): Row {
     const ctx: MergeCtx = { mode: "post", entity: COLLECTIONS[coll]!, newGuids: [] };
-    const row: Row = { ID: this.id(), Deleted: false, CreatedAt: new Date().toISOString(), CreatedBy: createdBy, StatusCode: coll === "invoices" ? INVOICE_STATUS.draft : null };
+    const row: Row = {
+      ID: this.id(),
+      Deleted: false,
+      CreatedAt: new Date().toISOString(),
+      CreatedBy: createdBy,
+      StatusCode: coll === "invoices" ? INVOICE_STATUS.draft : null,
+    };
     this.merge(row, body, ctx, "");
     this.finish(coll, row);
     this.rows[coll]!.push(row);
@@ -162,17 +216,22 @@ export class CompanyStore {
   private finish(coll: string, row: Row): void {
     if (coll === "customers") {
       if (!row.Info?.Name) throw invalid("Info.Name", "Name is required");
-      if (row.CustomerNumber == null) { while (!this.unique(coll, { CustomerNumber: this.next.customer }, "CustomerNumber")) this.next.customer++; row.CustomerNumber = this.next.customer++; }
+      if (row.CustomerNumber == null) {
+        while (!this.unique(coll, { CustomerNumber: this.next.customer }, "CustomerNumber")) this.next.customer++;
+        row.CustomerNumber = this.next.customer++;
+      }
       if (!Number.isInteger(row.CustomerNumber)) throw invalid("CustomerNumber", "CustomerNumber must be a whole number");
       if (!this.unique(coll, row, "CustomerNumber")) throw invalid("CustomerNumber", "Customer number already in use");
-      if (isDnbProfile(this.o.profile) && (row.CustomerNumber < 100000 || row.CustomerNumber > 199999)) throw invalid("CustomerNumber", "Customer number must be between 100000 and 199999");
+      if (isDnbProfile(this.o.profile) && (row.CustomerNumber < 100000 || row.CustomerNumber > 199999))
+        throw invalid("CustomerNumber", "Customer number must be between 100000 and 199999");
       this.requireFk("currencycodes", row.CurrencyCodeID, "Customer", "CurrencyCodeID");
     } else if (coll === "projects") {
       if (!row.Name) throw invalid("Name", "Name is required");
       if (row.ProjectNumber == null) row.ProjectNumber = String(this.next.project++);
       row.ProjectNumber = String(row.ProjectNumber);
       if (!this.unique(coll, row, "ProjectNumber")) throw invalid("ProjectNumber", "Project number already in use");
-      if (isDnbProfile(this.o.profile) && !/^\d+$/.test(row.ProjectNumber)) throw invalid("ProjectNumber", "Project number must be numeric");
+      if (isDnbProfile(this.o.profile) && !/^\d+$/.test(row.ProjectNumber))
+        throw invalid("ProjectNumber", "Project number must be numeric");
       row.ProjectNumberNumeric = /^\d{1,9}$/.test(row.ProjectNumber) ? Number(row.ProjectNumber) : null;
       this.requireFk("customers", row.ProjectCustomerID, "Project", "ProjectCustomerID");
     } else if (coll === "products") {
@@ -192,7 +251,8 @@ export class CompanyStore {
     row.CustomerName = customer.Info?.Name;
     row.InvoiceType ??= 0;
     this.requireFk("projects", row.DefaultDimensions?.ProjectID, "Dimensions", "ProjectID");
-    let ex = 0, vat = 0;
+    let ex = 0,
+      vat = 0;
     for (const item of row.Items ?? []) {
       const product = this.byId("products", item.ProductID);
       if (item.ProductID != null && !product) throw foreignKey("CustomerInvoiceItem", "ProductID");
@@ -201,12 +261,17 @@ export class CompanyStore {
       this.requireFk("projects", item.Dimensions?.ProjectID, "Dimensions", "ProjectID");
       const vatType = this.byId("vattypes", item.VatTypeID ?? product?.VatTypeID);
       item.VatPercent = vatType?.VatPercent ?? 0;
-      item.SumTotalExVat = round2(Number(item.NumberOfItems ?? 0) * Number(item.PriceExVat ?? 0) * (1 - Number(item.DiscountPercent ?? 0) / 100));
+      item.SumTotalExVat = round2(
+        Number(item.NumberOfItems ?? 0) * Number(item.PriceExVat ?? 0) * (1 - Number(item.DiscountPercent ?? 0) / 100),
+      );
       item.SumVat = round2((item.SumTotalExVat * item.VatPercent) / 100);
       item.SumTotalIncVat = round2(item.SumTotalExVat + item.SumVat);
-      ex += item.SumTotalExVat; vat += item.SumVat;
+      ex += item.SumTotalExVat;
+      vat += item.SumVat;
     }
-    row.TaxExclusiveAmount = round2(ex); row.VatTotalsAmount = round2(vat); row.TaxInclusiveAmount = round2(ex + vat);
+    row.TaxExclusiveAmount = round2(ex);
+    row.VatTotalsAmount = round2(vat);
+    row.TaxInclusiveAmount = round2(ex + vat);
   }
 
   // ---- invoice actions ----------------------------------------------------------------------------
@@ -215,44 +280,83 @@ export class CompanyStore {
   invoice(id: number): Row {
     const inv = this.byId("invoices", id);
     if (!inv) throw notFound(`CustomerInvoice ${id}`);
-    if (inv.StatusCode !== INVOICE_STATUS.draft) throw new ApiError(400, { Message: `Transition 'invoice' is not allowed for CustomerInvoice ${id} with status ${inv.StatusCode}` });
+    if (inv.StatusCode !== INVOICE_STATUS.draft)
+      throw new ApiError(400, { Message: `Transition 'invoice' is not allowed for CustomerInvoice ${id} with status ${inv.StatusCode}` });
     if (!inv.Items?.length) throw new ApiError(400, { Message: "Cannot invoice a CustomerInvoice without items" });
     // Credit notes and credit lines are negative (§4.2); an ordinary invoice with a negative total is refused.
-    if (inv.InvoiceReferenceID && !(inv.TaxInclusiveAmount < 0)) throw invalid("TaxInclusiveAmount", `A credit note must have a negative total; CustomerInvoice ${id} has ${inv.TaxInclusiveAmount}`);
-    if (!inv.InvoiceReferenceID && inv.TaxInclusiveAmount < 0) throw invalid("TaxInclusiveAmount", `An invoice cannot have a negative total (${inv.TaxInclusiveAmount}); credit the invoice instead`);
+    if (inv.InvoiceReferenceID && !(inv.TaxInclusiveAmount < 0))
+      throw invalid("TaxInclusiveAmount", `A credit note must have a negative total; CustomerInvoice ${id} has ${inv.TaxInclusiveAmount}`);
+    if (!inv.InvoiceReferenceID && inv.TaxInclusiveAmount < 0)
+      throw invalid(
+        "TaxInclusiveAmount",
+        `An invoice cannot have a negative total (${inv.TaxInclusiveAmount}); credit the invoice instead`,
+      );
     const booked = this.rows.invoices!.filter((r) => r.StatusCode !== INVOICE_STATUS.draft);
     if (this.o.invoiceNumbers === "series" || !inv.InvoiceNumber) {
       while (booked.some((r) => r.InvoiceNumber === String(this.next.invoice))) this.next.invoice++;
       inv.InvoiceNumber = String(this.next.invoice++);
     }
     inv.InvoiceNumber = String(inv.InvoiceNumber);
-    if (booked.some((r) => r.InvoiceNumber === inv.InvoiceNumber)) throw invalid("InvoiceNumber", `Invoice number ${inv.InvoiceNumber} is already used`);
+    if (booked.some((r) => r.InvoiceNumber === inv.InvoiceNumber))
+      throw invalid("InvoiceNumber", `Invoice number ${inv.InvoiceNumber} is already used`);
     inv.PaymentID ??= kidFor(inv.InvoiceNumber);
     const year = String(inv.InvoiceDate ?? new Date().toISOString()).slice(0, 4);
     const base = this.o.voucherNumbers === "payment-id" ? String(inv.PaymentID) : String(this.next.voucher++);
     const number = `${base}-${year}`;
-    if (this.rows.journalentries!.some((j) => j.JournalEntryNumber === number)) throw invalid("JournalEntryNumber", `Voucher number ${number} is already used`);
-    const je = { ID: this.id(), Deleted: false, JournalEntryNumber: number, JournalEntryNumberNumeric: /^\d{1,9}$/.test(base) ? Number(base) : null, Description: `Faktura ${inv.InvoiceNumber}` };
+    if (this.rows.journalentries!.some((j) => j.JournalEntryNumber === number))
+      throw invalid("JournalEntryNumber", `Voucher number ${number} is already used`);
+    const je = {
+      ID: this.id(),
+      Deleted: false,
+      JournalEntryNumber: number,
+      JournalEntryNumberNumeric: /^\d{1,9}$/.test(base) ? Number(base) : null,
+      Description: `Faktura ${inv.InvoiceNumber}`,
+    };
     this.rows.journalentries!.push(je);
     this.journalLines(inv, je);
-    Object.assign(inv, { StatusCode: INVOICE_STATUS.invoiced, JournalEntryID: je.ID, RestAmount: inv.TaxInclusiveAmount, UpdatedAt: new Date().toISOString() });
+    Object.assign(inv, {
+      StatusCode: INVOICE_STATUS.invoiced,
+      JournalEntryID: je.ID,
+      RestAmount: inv.TaxInclusiveAmount,
+      UpdatedAt: new Date().toISOString(),
+    });
     if (inv.InvoiceReferenceID) this.applyCredit(inv);
     return inv;
   }
 
   private journalLines(inv: Row, je: Row): void {
     const account = (n: number) => this.rows.accounts!.find((a) => a.AccountNumber === n)!.ID;
-    const line = (r: Row) => this.rows.journalentrylines!.push({
-      ID: this.id(), JournalEntryID: je.ID, JournalEntryNumber: je.JournalEntryNumber, FinancialDate: inv.InvoiceDate, CustomerInvoiceID: inv.ID,
-      InvoiceNumber: inv.InvoiceNumber, StatusCode: null, // many real lines have null status (the `ne` filter trap)
-      ...r,
+    const line = (r: Row) =>
+      this.rows.journalentrylines!.push({
+        ID: this.id(),
+        JournalEntryID: je.ID,
+        JournalEntryNumber: je.JournalEntryNumber,
+        FinancialDate: inv.InvoiceDate,
+        CustomerInvoiceID: inv.ID,
+        InvoiceNumber: inv.InvoiceNumber,
+        StatusCode: null, // many real lines have null status (the `ne` filter trap)
+        ...r,
+      });
+    line({
+      AccountID: account(1500),
+      SubAccountID: inv.CustomerID,
+      Amount: inv.TaxInclusiveAmount,
+      PaymentID: inv.PaymentID,
+      DueDate: inv.PaymentDueDate,
+      Description: `Faktura ${inv.InvoiceNumber} ${inv.CustomerName}`,
     });
-    line({ AccountID: account(1500), SubAccountID: inv.CustomerID, Amount: inv.TaxInclusiveAmount, PaymentID: inv.PaymentID, DueDate: inv.PaymentDueDate, Description: `Faktura ${inv.InvoiceNumber} ${inv.CustomerName}` });
     for (const it of inv.Items ?? []) {
       const acc = it.AccountID ?? this.byId("products", it.ProductID)?.AccountID ?? account(3000);
-      line({ AccountID: acc, Amount: -it.SumTotalExVat, VatTypeID: it.VatTypeID, Description: it.ItemText, Dimensions: it.Dimensions ?? inv.DefaultDimensions ?? null });
+      line({
+        AccountID: acc,
+        Amount: -it.SumTotalExVat,
+        VatTypeID: it.VatTypeID,
+        Description: it.ItemText,
+        Dimensions: it.Dimensions ?? inv.DefaultDimensions ?? null,
+      });
     }
-    if (inv.VatTotalsAmount) line({ AccountID: account(2700), Amount: -inv.VatTotalsAmount, Description: `Mva faktura ${inv.InvoiceNumber}` });
+    if (inv.VatTotalsAmount)
+      line({ AccountID: account(2700), Amount: -inv.VatTotalsAmount, Description: `Mva faktura ${inv.InvoiceNumber}` });
   }
 
   private applyCredit(credit: Row): void {
@@ -269,13 +373,26 @@ export class CompanyStore {
   creditDraft(id: number, createdBy: string | null = null): Row {
     const original = this.byId("invoices", id);
     if (!original) throw notFound(`CustomerInvoice ${id}`);
-    if (original.StatusCode === INVOICE_STATUS.draft) throw new ApiError(400, { Message: `CustomerInvoice ${id} is a draft and cannot be credited` });
+    if (original.StatusCode === INVOICE_STATUS.draft)
+      throw new ApiError(400, { Message: `CustomerInvoice ${id} is a draft and cannot be credited` });
     const copyRow = (r: Row | undefined) => (r ? { ...structuredClone(r), ID: this.id() } : undefined);
     const draft: Row = {
-      ID: this.id(), Deleted: false, CreatedAt: new Date().toISOString(), CreatedBy: createdBy, StatusCode: INVOICE_STATUS.draft, InvoiceType: 1, InvoiceReferenceID: original.ID,
-      CustomerID: original.CustomerID, CurrencyCodeID: original.CurrencyCodeID, InvoiceDate: new Date().toISOString().slice(0, 10),
+      ID: this.id(),
+      Deleted: false,
+      CreatedAt: new Date().toISOString(),
+      CreatedBy: createdBy,
+      StatusCode: INVOICE_STATUS.draft,
+      InvoiceType: 1,
+      InvoiceReferenceID: original.ID,
+      CustomerID: original.CustomerID,
+      CurrencyCodeID: original.CurrencyCodeID,
+      InvoiceDate: new Date().toISOString().slice(0, 10),
       DefaultDimensions: copyRow(original.DefaultDimensions),
-      Items: (original.Items ?? []).map((it: Row) => ({ ...copyRow(it), Dimensions: copyRow(it.Dimensions), NumberOfItems: -it.NumberOfItems })),
+      Items: (original.Items ?? []).map((it: Row) => ({
+        ...copyRow(it),
+        Dimensions: copyRow(it.Dimensions),
+        NumberOfItems: -it.NumberOfItems,
+      })),
     };
     draft.DefaultDimensionsID = draft.DefaultDimensions?.ID;
     this.finishInvoice(draft);
@@ -296,7 +413,15 @@ export class CompanyStore {
   // ---- files ---------------------------------------------------------------------------------------
 
   addFile(name: string, contentType: string, size: number): Row {
-    const file = { ID: this.id(), Deleted: false, Name: name, ContentType: contentType, Size: String(size), StorageReference: crypto.randomUUID(), StatusCode: null };
+    const file = {
+      ID: this.id(),
+      Deleted: false,
+      Name: name,
+      ContentType: contentType,
+      Size: String(size),
+      StorageReference: crypto.randomUUID(),
+      StatusCode: null,
+    };
     this.rows.files!.push(file);
     return file;
   }
@@ -308,12 +433,15 @@ export class CompanyStore {
       if (!this.o.attachments) throw new ApiError(400, { Message: "Attachments are not accepted on CustomerInvoice in this company" });
       if (!this.byId("invoices", entityId)) throw notFound(`CustomerInvoice ${entityId}`);
     }
-    if (!this.fileLinks.some((l) => l.FileID === fileId && l.EntityType === entityType && l.EntityID === entityId)) this.fileLinks.push({ FileID: fileId, EntityType: entityType, EntityID: entityId });
+    if (!this.fileLinks.some((l) => l.FileID === fileId && l.EntityType === entityType && l.EntityID === entityId))
+      this.fileLinks.push({ FileID: fileId, EntityType: entityType, EntityID: entityId });
     return file;
   }
 
   filesOf(entityType: string, entityId: number): Row[] {
-    const ids = this.fileLinks.filter((l) => l.EntityType.toLowerCase() === entityType.toLowerCase() && l.EntityID === entityId).map((l) => l.FileID);
+    const ids = this.fileLinks
+      .filter((l) => l.EntityType.toLowerCase() === entityType.toLowerCase() && l.EntityID === entityId)
+      .map((l) => l.FileID);
     return this.rows.files!.filter((f) => ids.includes(f.ID));
   }
 }
@@ -322,6 +450,10 @@ export class CompanyStore {
 export function kidFor(invoiceNumber: string): string {
   const digits = invoiceNumber.replace(/\D/g, "").padStart(7, "0");
   let sum = 0;
-  [...digits].reverse().forEach((d, i) => { let n = Number(d) * (i % 2 === 0 ? 2 : 1); if (n > 9) n -= 9; sum += n; });
+  [...digits].reverse().forEach((d, i) => {
+    let n = Number(d) * (i % 2 === 0 ? 2 : 1);
+    if (n > 9) n -= 9;
+    sum += n;
+  });
   return digits + String((10 - (sum % 10)) % 10);
 }
