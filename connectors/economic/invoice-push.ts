@@ -3,16 +3,11 @@
 import type { Customer, InvoiceLike } from "../../agent/model.ts";
 import type { PushContext, PushResult } from "../contract.ts";
 import { isTargetError, TargetError, type HttpClient, type HttpResponse } from "../http.ts";
+import { answerWithin, LATE_ANSWER_WAIT_MS } from "../late-answers.ts";
 import type { AgreementSettings } from "./agreement.ts";
 import { describeEconomicError, filterValue } from "./client.ts";
 import type { EconomicConfig } from "./config.ts";
 import { bookBody, draftInvoiceBody, postalAddress } from "./map.ts";
-
-/**
- * How long a draft POST that outlived the client timeout is still listened to. Its answer names a draft
- * nobody will book (the attempt already gave up), so it is deleted when it comes.
- */
-export const LATE_ANSWER_WAIT_MS = 10 * 60 * 1000;
 
 export class EconomicInvoices {
   /** Late draft answers still being listened to (tests wait for them; a stopped agent drops them). */
@@ -100,19 +95,12 @@ export class EconomicInvoices {
       headers: { "Idempotency-Key": `${ctx.idempotencyKey}-draft` },
       timeoutMs: LATE_ANSWER_WAIT_MS,
     });
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const deadline = new Promise<"late">((resolve) => {
-      timer = setTimeout(() => resolve("late"), this.cfg.request_timeout_ms);
-    });
-    const first = await Promise.race([request, deadline]).finally(() => clearTimeout(timer));
-    if (first === "late") {
-      this.discardLateDraft(request, inv, ctx);
-      throw new TargetError("uncertain", {
-        code: "timeout",
-        message: "e-conomic did not answer POST /invoices/drafts in time",
-        hint: "Usually temporary; kontobro retries and checks first whether the record arrived. A draft answered late is deleted.",
-      });
-    }
+    const first = await answerWithin(
+      request,
+      this.cfg.request_timeout_ms,
+      { title: "e-conomic", call: "POST /invoices/drafts", afterwards: "A draft answered late is deleted." },
+      (late) => this.discardLateDraft(late, inv, ctx),
+    );
     const draftNumber = Number(first.body?.draftInvoiceNumber);
     if (!Number.isInteger(draftNumber) || draftNumber < 1) {
       throw new TargetError("uncertain", {

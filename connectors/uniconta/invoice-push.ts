@@ -9,7 +9,7 @@ import type { ConnectorDeps, PushContext, PushResult } from "../contract.ts";
 import { TargetError } from "../http.ts";
 import type { Row, UnicontaClient } from "./client.ts";
 import type { UnicontaConfig } from "./config.ts";
-import { LateOrders } from "./late-orders.ts";
+import { LATE_ANSWER_WAIT_MS, PendingCreates } from "../late-answers.ts";
 import {
   dateOf,
   differs,
@@ -36,7 +36,7 @@ export class UnicontaInvoices {
   private readonly active = new Map<symbol, number>();
   private waiters: (() => void)[] = [];
   /** Order inserts answered after request_timeout_ms: still listened to, and nothing more created meanwhile. */
-  private readonly lateOrders: LateOrders;
+  private readonly lateOrders: PendingCreates;
 
   constructor(
     private readonly client: UnicontaClient,
@@ -44,7 +44,15 @@ export class UnicontaInvoices {
     private readonly setup: SetupLists,
     private readonly log: Logger,
   ) {
-    this.lateOrders = new LateOrders(client, cfg.request_timeout_ms);
+    this.lateOrders = new PendingCreates(
+      {
+        title: "Uniconta",
+        call: "POST /api/Entities/Insert/DebtorOrderClient",
+        afterwards: "An order answered late is finished, not doubled.",
+      },
+      cfg.request_timeout_ms,
+      "uniconta.create_pending",
+    );
   }
 
   async push(inv: InvoiceLike, ctx: PushContext): Promise<PushResult> {
@@ -86,7 +94,10 @@ export class UnicontaInvoices {
     if (!order) {
       // An earlier insert for this invoice still unanswered: another now could leave two orders.
       this.lateOrders.assertNonePending(inv.psaId, inv.number);
-      const answer = await this.lateOrders.insertOrder(inv.psaId, header);
+      const answer = await this.lateOrders.create(
+        inv.psaId,
+        this.client.insert("DebtorOrderClient", header, { timeoutMs: LATE_ANSWER_WAIT_MS }),
+      );
       order = answer && !Array.isArray(answer) && answer.OrderNumber ? answer : await this.findOrder(inv);
       if (!order) {
         throw new TargetError("uncertain", {

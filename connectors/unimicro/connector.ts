@@ -7,7 +7,7 @@ import { TargetError, TokenBucket } from "../http.ts";
 import { TokenSource } from "./auth.ts";
 import { runChecks } from "./check.ts";
 import { IdLookups, q, requireId, UniClient } from "./client.ts";
-import { LateCreates } from "./late-creates.ts";
+import { LATE_ANSWER_WAIT_MS, PendingCreates } from "../late-answers.ts";
 import type { UniMicroSettings } from "./config.ts";
 import {
   deterministicGuid,
@@ -73,7 +73,7 @@ export class UniMicroConnector implements Connector {
   private readonly ids: IdLookups;
   private readonly rules: RuleOptions;
   private filesUrl: string | undefined;
-  private readonly lateCreates: LateCreates;
+  private readonly lateCreates: PendingCreates;
 
   constructor(
     readonly name: string,
@@ -99,7 +99,11 @@ export class UniMicroConnector implements Connector {
       title: s.title,
     });
     this.ids = new IdLookups(this.api);
-    this.lateCreates = new LateCreates(this.api, s.timeoutMs);
+    this.lateCreates = new PendingCreates(
+      { title: s.title, call: "POST /api/biz/invoices", afterwards: "A draft answered late is finished, not doubled." },
+      s.timeoutMs,
+      "unimicro.create_pending",
+    );
     this.rules = { title: s.title, customerNumberRange: s.customerNumberRange, lines: s.lines };
     this.filesUrl = s.filesUrl;
   }
@@ -371,7 +375,12 @@ export class UniMicroConnector implements Connector {
       }
     } else {
       this.lateCreates.assertNonePending(inv.psaId, inv.number);
-      draftId = await this.lateCreates.createDraft(inv.psaId, mapInvoice(inv, { ...refs, guid: deterministicGuid(ctx.idempotencyKey) }));
+      const body = mapInvoice(inv, { ...refs, guid: deterministicGuid(ctx.idempotencyKey) });
+      const created = await this.lateCreates.create(
+        inv.psaId,
+        this.api.request("POST", "/api/biz/invoices", { json: body, timeoutMs: LATE_ANSWER_WAIT_MS }),
+      );
+      draftId = created.body?.ID as number;
     }
     // The invoice transition books it: it gets its journal entry (voucher) and keeps our payment id (KID).
     await this.api.request("POST", `/api/biz/invoices/${draftId}?action=invoice`);
