@@ -1,0 +1,21 @@
+CREATE TABLE `delivery_stats` (
+	`target` text NOT NULL,
+	`hour` integer NOT NULL,
+	`delivered` integer DEFAULT 0 NOT NULL,
+	`retried` integer DEFAULT 0 NOT NULL,
+	`needs_action` integer DEFAULT 0 NOT NULL,
+	`latency_le_50ms` integer DEFAULT 0 NOT NULL,
+	`latency_le_100ms` integer DEFAULT 0 NOT NULL,
+	`latency_le_250ms` integer DEFAULT 0 NOT NULL,
+	`latency_le_500ms` integer DEFAULT 0 NOT NULL,
+	`latency_le_1s` integer DEFAULT 0 NOT NULL,
+	`latency_le_2500ms` integer DEFAULT 0 NOT NULL,
+	`latency_le_5s` integer DEFAULT 0 NOT NULL,
+	`latency_le_10s` integer DEFAULT 0 NOT NULL,
+	`latency_le_30s` integer DEFAULT 0 NOT NULL,
+	`latency_le_1m` integer DEFAULT 0 NOT NULL,
+	`latency_le_5m` integer DEFAULT 0 NOT NULL,
+	`latency_le_30m` integer DEFAULT 0 NOT NULL,
+	`latency_over_30m` integer DEFAULT 0 NOT NULL,
+	PRIMARY KEY(`target`, `hour`)
+);
