@@ -19,6 +19,22 @@ export const DELIVERY_STATUS_LABELS: Record<DeliveryStatus, string> = {
 /** What a person may retry (the API's and the status page's retry). */
 export const RETRYABLE_DELIVERY_STATUSES = ["needs_action", "pending", "waiting"] as const satisfies readonly DeliveryStatus[];
 
+/**
+ * How one attempt to push a delivery ended (delivery_attempts): delivered; failed and tried again by itself;
+ * failed and needs action; failed while a newer version was queued (which replaced it); held back because
+ * another record must reach the target first; or no answer recorded (kontobro stopped during the push).
+ */
+export const ATTEMPT_OUTCOMES = ["delivered", "retry", "needs_action", "superseded", "wait", "interrupted"] as const;
+export type AttemptOutcome = (typeof ATTEMPT_OUTCOMES)[number];
+export const ATTEMPT_OUTCOME_LABELS: Record<AttemptOutcome, string> = {
+  delivered: "Delivered",
+  retry: "Failed, retried by itself",
+  needs_action: "Failed, needs action",
+  superseded: "Failed, replaced by a newer version",
+  wait: "Held back",
+  interrupted: "No answer recorded",
+};
+
 /** An item pulled for the PSA: new → delivered (by the feed or the webhook), or kept aside while its project is unknown. */
 export const INBOX_STATES = ["new", "delivered", "ignored_unknown_project"] as const;
 export type InboxState = (typeof INBOX_STATES)[number];

@@ -3,9 +3,11 @@
 import { expect, test } from "bun:test";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
-import { deliveries } from "../agent/db/schema.ts";
+import { deliveries, deliveryAttempts } from "../agent/db/schema.ts";
 import { inbox, jobRuns } from "../agent/db/schema-pulls.ts";
 import {
+  ATTEMPT_OUTCOME_LABELS,
+  ATTEMPT_OUTCOMES,
   DELIVERY_STATUS_LABELS,
   DELIVERY_STATUSES,
   INBOX_STATE_LABELS,
@@ -23,6 +25,8 @@ test("the columns' enums are the declared lists, and every state has a label", (
   expect(Object.keys(DELIVERY_STATUS_LABELS).sort()).toEqual([...DELIVERY_STATUSES].sort());
   expect(Object.keys(INBOX_STATE_LABELS).sort()).toEqual([...INBOX_STATES].sort());
   expect(Object.keys(RUN_STATUS_LABELS).sort()).toEqual([...RUN_STATUSES].sort());
+  expect(deliveryAttempts.outcome.enumValues).toEqual([...ATTEMPT_OUTCOMES]);
+  expect(Object.keys(ATTEMPT_OUTCOME_LABELS).sort()).toEqual([...ATTEMPT_OUTCOMES].sort());
 });
 
 test("no other source file spells out a list of delivery, inbox or run states", () => {

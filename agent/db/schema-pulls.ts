@@ -1,5 +1,6 @@
 // Tables of the pull side (target → PSA): the inbox, the watermarks, status snapshots and the job log.
 // drizzle-kit reads every agent/db/schema*.ts; migrations are generated and embedded as usual.
+import { sql } from "drizzle-orm";
 import { blob, index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import { INBOX_STATES, RUN_STATUSES, RUN_TRIGGERS } from "../states.ts";
 
@@ -20,6 +21,8 @@ export const inbox = sqliteTable(
     state: text("state", { enum: INBOX_STATES }).notNull(),
     /** The PSA record the item needs ("entity:key"), e.g. "project:4711". */
     requires: text("requires"),
+    /** The PSA record the item is about ("entity:key"): the project of an expense, the invoice of a payment status. */
+    record: text("record"),
     payload: text("payload").notNull(),
     attachmentName: text("attachment_name"),
     attachmentType: text("attachment_type"),
@@ -39,6 +42,8 @@ export const inbox = sqliteTable(
     uniqueIndex("inbox_remote").on(t.target, t.remoteId),
     uniqueIndex("inbox_seq").on(t.seq),
     index("inbox_state").on(t.state, t.seq),
+    // What was pulled for one record (the status page's record page).
+    index("inbox_record").on(t.record).where(sql`record IS NOT NULL`),
   ],
 );
 

@@ -1,7 +1,7 @@
 // The database schema. drizzle-kit generates SQL migrations from this file (npm run db:generate).
 import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
-import { DELIVERY_STATUSES } from "../states.ts";
+import { ATTEMPT_OUTCOMES, DELIVERY_STATUSES } from "../states.ts";
 
 /** Everything the PSA sent, once per source event id. */
 export const events = sqliteTable(
@@ -20,7 +20,11 @@ export const events = sqliteTable(
     /** Older (by occurredAt) than the version already stored: acknowledged, never pushed. */
     stale: integer("stale", { mode: "boolean" }).notNull().default(false),
   },
-  (t) => [uniqueIndex("events_event_id").on(t.eventId)],
+  (t) => [
+    uniqueIndex("events_event_id").on(t.eventId),
+    // A record's story on the status page: its events in order (seq is the rowid, so it is in the index).
+    index("events_record").on(t.entity, t.key),
+  ],
 );
 
 /** The latest canonical payload per record. */
@@ -91,6 +95,29 @@ export const deliveries = sqliteTable(
     // A new version of a record retries the deliveries refused because of it.
     index("deliveries_caused_by").on(t.causedBy).where(sql`status = 'needs_action'`),
   ],
+);
+
+/**
+ * Every attempt to push a delivery and how it ended (the deliveries row keeps only the latest state), written in
+ * the transaction that writes the outcome. The record page shows them; retention prunes those older than
+ * retention_days (a delivery pruned with its event is older still). No foreign key: deliveries are pruned first.
+ */
+export const deliveryAttempts = sqliteTable(
+  "delivery_attempts",
+  {
+    id: integer("id").primaryKey(),
+    deliveryId: integer("delivery_id").notNull(),
+    /** Which attempt of the delivery this was (deliveries.attempts when it was made). */
+    attempt: integer("attempt").notNull(),
+    at: integer("at").notNull(),
+    outcome: text("outcome", { enum: ATTEMPT_OUTCOMES }).notNull(),
+    code: text("code"),
+    /** What went wrong, why it was held back, or the note of a delivered push. */
+    message: text("message"),
+    hint: text("hint"),
+    remoteId: text("remote_id"),
+  },
+  (t) => [index("delivery_attempts_delivery").on(t.deliveryId)],
 );
 
 /** What a record is called at a target, and the hash of what we last pushed (skip no-op updates). */

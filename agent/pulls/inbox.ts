@@ -121,8 +121,8 @@ export class Inbox {
       byRemote: c.prepare(`SELECT id, state FROM inbox WHERE target = ?1 AND remote_id = ?2`),
       known: c.prepare(`SELECT 1 AS ok FROM records WHERE entity = ?1 AND key = ?2`),
       insert:
-        c.prepare(`INSERT INTO inbox (seq, target, stream, remote_id, type, state, requires, payload, attachment_name, attachment_type, attachment, next_attempt_at, created_at, updated_at, id)
-        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?12, ?13) ON CONFLICT (target, remote_id) DO NOTHING`),
+        c.prepare(`INSERT INTO inbox (seq, target, stream, remote_id, type, state, requires, payload, attachment_name, attachment_type, attachment, next_attempt_at, created_at, updated_at, id, record)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?12, ?13, ?14) ON CONFLICT (target, remote_id) DO NOTHING`),
       release: c.prepare(
         `UPDATE inbox SET state = 'new', seq = ?2, next_attempt_at = ?3, updated_at = ?3 WHERE id = ?1 AND state = 'ignored_unknown_project'`,
       ),
@@ -237,6 +237,8 @@ export class Inbox {
       a ? Buffer.from(a.bytes) : null,
       now,
       this.idFor(target, remoteId),
+      // The record it is about: a status item's record, else the record it requires.
+      item.status ? requiresRef(item.status) : item.requires ? requiresRef(item.requires) : null,
     );
   }
 
