@@ -4,6 +4,7 @@ import type { Statement } from "bun:sqlite";
 import { and, eq, inArray, sql } from "drizzle-orm";
 import type { Db } from "./db/index.ts";
 import { deliveries } from "./db/schema.ts";
+import { deliveryStatsWriter, tallyOutcomes } from "./delivery-stats.ts";
 import { dependenciesOf, type Entity } from "./model.ts";
 import type { Problem } from "./problem.ts";
 import { isOneOf, RETRYABLE_DELIVERY_STATUSES, type DeliveryStatus } from "./states.ts";
@@ -67,6 +68,8 @@ export class Outbox {
   >;
   /** Per target: when waits for records the PSA never sent were last checked against the grace period. */
   private readonly lastMissingCheck = new Map<string, number>();
+  /** Adds a round's outcomes to the per-hour statistics (the status page's charts), in the outcomes' transaction. */
+  private readonly addStats: ReturnType<typeof deliveryStatsWriter>;
 
   constructor(
     /** Public for the parts of a dispatcher round that share the outbox's transaction (target state). */
@@ -76,6 +79,7 @@ export class Outbox {
     private readonly missingRecordGraceMs = 15 * 60_000,
   ) {
     const c = db.$client;
+    this.addStats = deliveryStatsWriter(c);
     this.sql = {
       ready: c.prepare(
         `SELECT d.id, d.event_seq AS eventSeq, d.target, d.entity, d.key, d.attempts, d.uncertain, d.created_at AS createdAt, e.payload
@@ -184,6 +188,7 @@ export class Outbox {
       .transaction(() => {
         const now = this.now();
         for (const { delivery, outcome, latencyMs } of results) this.applyOutcome(delivery, outcome, now, latencyMs);
+        if (results.length > 0) this.addStats(tallyOutcomes(results, now));
         // Also while the target is paused (limit 0): a missing record is the PSA's to fix, not the target's.
         if (target) this.expireMissingWaits(target, now);
         if (limit <= 0) return [];

@@ -11,8 +11,10 @@
 //   - the last run and the last good run of every pull job (the scheduler's catch-up reads them);
 //   - the newest delivery row (restore detection compares the highest ids with marks kept beside the file);
 //   - everything in the export tables (the user's files).
+// Delivery statistics (the status page's charts) are kept STATS_KEPT_DAYS, whatever retention_days says.
 import { statSync } from "node:fs";
 import type { Db } from "./db/index.ts";
+import { pruneDeliveryStats, STATS_KEPT_DAYS } from "./delivery-stats.ts";
 import type { Logger } from "./log.ts";
 import type { Gauge } from "./metrics.ts";
 import { getSetting } from "./queries.ts";
@@ -33,6 +35,8 @@ export interface PruneResult {
   /** Delivered inbox items whose content and attachment were dropped (their slim rows stay). */
   inboxItems: number;
   jobRuns: number;
+  /** Hours of delivery statistics older than STATS_KEPT_DAYS (absent in results stored by older versions). */
+  statsHours?: number;
   durationMs: number;
   /** Stopped early (the agent is shutting down); the next run continues. */
   interrupted?: boolean;
@@ -76,6 +80,7 @@ export async function pruneOnce(db: Db, options: PruneOptions): Promise<PruneRes
     deliveries: 0,
     inboxItems: 0,
     jobRuns: 0,
+    statsHours: 0,
     durationMs: 0,
   };
   const c = db.$client;
@@ -139,6 +144,8 @@ export async function pruneOnce(db: Db, options: PruneOptions): Promise<PruneRes
       await yieldToEventLoop();
       if (n < batch) break;
     }
+
+    if (!stop()) result.statsHours = write(() => pruneDeliveryStats(c, at));
   } finally {
     for (const s of Object.values(q)) s.finalize();
   }
@@ -228,6 +235,7 @@ export function retentionGauges(db: Db): Gauge[] {
           { labels: { kind: "deliveries" }, value: last.deliveries },
           { labels: { kind: "inbox_items" }, value: last.inboxItems },
           { labels: { kind: "job_runs" }, value: last.jobRuns },
+          { labels: { kind: "delivery_stats_hours" }, value: last.statsHours ?? 0 },
         ],
       },
     );
@@ -255,7 +263,7 @@ export function storageLines(db: Db): string[] {
 }
 
 export function describePrune(r: PruneResult): string {
-  return `finished work older than ${r.retentionDays} days: ${r.events} event payload(s), ${r.deliveries} deliveries, ${r.inboxItems} inbox item(s), ${r.jobRuns} job run(s) removed in ${(r.durationMs / 1000).toFixed(1)} s${r.interrupted ? " (interrupted; continued next time)" : ""}`;
+  return `finished work older than ${r.retentionDays} days: ${r.events} event payload(s), ${r.deliveries} deliveries, ${r.inboxItems} inbox item(s), ${r.jobRuns} job run(s), ${r.statsHours ?? 0} hour(s) of delivery statistics (kept ${STATS_KEPT_DAYS} days) removed in ${(r.durationMs / 1000).toFixed(1)} s${r.interrupted ? " (interrupted; continued next time)" : ""}`;
 }
 
 export interface RetentionRuntime {
@@ -280,7 +288,8 @@ export function startRetention(
     running = (async () => {
       try {
         const r = await pruneOnce(db, { retentionDays: options.retentionDays, shouldStop: () => stopped });
-        if (r.events + r.deliveries + r.inboxItems + r.jobRuns > 0) options.log.info(`pruned ${describePrune(r)}`, { ...r });
+        if (r.events + r.deliveries + r.inboxItems + r.jobRuns + (r.statsHours ?? 0) > 0)
+          options.log.info(`pruned ${describePrune(r)}`, { ...r });
       } catch (e) {
         options.log.warn("pruning finished work failed; it is tried again at the next interval", { error: (e as Error).message });
       }
