@@ -6,6 +6,7 @@
 //   bun scripts/bench.ts --backlog 100000 --single 20000
 //   bun scripts/bench.ts --target KIND    another connector's sandbox (one with a bench adapter)
 import { Database } from "bun:sqlite";
+import { bun as plainjobConnection, defineQueue } from "plainjob";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -107,6 +108,28 @@ function rawBatchedInsertsPerSecond(seconds = 2): number {
   }
   const rate = n / ((performance.now() - t0) / 1000);
   db.close();
+  return rate;
+}
+
+/**
+ * The peer: plainjob's bulk add (queue.addMany, one transaction per 1,000 jobs) with the payload of
+ * `rawBatchedInsertsPerSecond`, at synchronous=FULL like every figure here (plainjob itself sets NORMAL).
+ */
+function plainjobBulkAddsPerSecond(seconds = 2): number {
+  const sqlite = new Database(join(tmp("plainjob"), "plainjob.db"), { strict: true });
+  const queue = defineQueue({ connection: plainjobConnection(sqlite) });
+  sqlite.exec("PRAGMA synchronous = FULL");
+  let n = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < seconds * 1000) {
+    queue.addMany(
+      "customer.upserted",
+      Array.from({ length: 1000 }, (_, i) => customer(n + i).data),
+    );
+    n += 1000;
+  }
+  const rate = n / ((performance.now() - t0) / 1000);
+  queue.close();
   return rate;
 }
 
@@ -252,6 +275,7 @@ async function main() {
     say("intake throughput");
     const raw1 = rawSingleInsertsPerSecond();
     const raw2 = rawBatchedInsertsPerSecond();
+    const peer = plainjobBulkAddsPerSecond();
     // The target is paused: deliveries are written as in normal operation, but nothing is sent, so the
     // figure is intake alone (dispatch is measured below).
     const dir = tmp("intake");
@@ -270,8 +294,9 @@ async function main() {
       unit: "events/s",
       baseline: raw1,
       baselineName: "one bun:sqlite insert per FULL-synced transaction",
-      target: "≥ 20,000 events/s",
-      met: single.perSecond >= 20_000,
+      // Issue 16: the fsync must not stop the agent from parsing and validating the next requests.
+      target: "ratio ≥ 4",
+      met: single.perSecond >= 4 * raw1,
     });
     const batchBody = (b: number) => JSON.stringify(Array.from({ length: 1000 }, (_, k) => customer(1_000_000 + b * 1000 + k, "m")));
     const bodies = Array.from({ length: opts.batches }, (_, b) => batchBody(b));
@@ -282,8 +307,18 @@ async function main() {
       unit: "events/s",
       baseline: raw2,
       baselineName: "raw batched bun:sqlite inserts (1,000 per transaction)",
-      target: "≥ 150,000 events/s",
-      met: batched.perSecond * 1000 >= 150_000,
+      target: "ratio ≥ 0.5",
+      met: batched.perSecond * 1000 >= 0.5 * raw2,
+    });
+    // Issue 16: bulk intake through HTTP with validation at least as fast as plainjob's bulk add.
+    figures.push({
+      name: "intake, batches of 1,000 events, against plainjob",
+      value: batched.perSecond * 1000,
+      unit: "events/s",
+      baseline: peer,
+      baselineName: "plainjob 0.0.14 queue.addMany, 1,000 jobs per call, synchronous=FULL",
+      target: "ratio ≥ 1",
+      met: batched.perSecond * 1000 >= peer,
     });
     await agent.stop();
   }
