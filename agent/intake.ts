@@ -1,9 +1,9 @@
 // Intake: validates PSA events (pure) and stores them with group commit (many events per durable
-// transaction), answering each caller only after its events are on disk.
+// transaction, agent/intake-store.ts), answering each caller only after its events are on disk.
 import { z } from "zod";
 import type { Db } from "./db/index.ts";
-import { exportStatusOnStore } from "./exports/status.ts";
-import { decodedBase64Length, EVENT_TYPES, type Entity, type EventType, type InvoiceLike } from "./model.ts";
+import { IntakeStore, type PreparedEvent, prepareEvents, type RequestOutcome } from "./intake-store.ts";
+import { EVENT_TYPES, type Entity, type EventType } from "./model.ts";
 import type { Outbox } from "./outbox.ts";
 import { issuesToProblems, type Problem } from "./problem.ts";
 
@@ -118,10 +118,6 @@ export interface StoredResult {
 }
 
 /**
- * A request repeated an event id with other content. Nothing of that request was stored (a batch is
- * all-or-nothing); the API answers 409 with a problem per conflicting event.
- */
-/**
  * A request conflicts with what is stored: an event id repeated with other content, or an invoice or
  * credit note whose number or PSA id is already another document's. Nothing of that request was stored
  * (a batch is all-or-nothing); the API answers 409 with a problem per conflicting event.
@@ -133,13 +129,6 @@ export class EventConflict extends Error {
   }
   readonly hint =
     "Each problem below says what is taken. An event id names one change for ever; an invoice or credit note number and a PSA id each name one document.";
-}
-
-/** The record payload kept in `records`: an invoice's PDF stays in its event only (stored once). */
-function recordPayload(entity: Entity, data: any, eventPayload: string): string {
-  if (entity !== "invoice" || !data?.pdf?.contentBase64) return eventPayload;
-  const { contentBase64, ...pdf } = data.pdf;
-  return JSON.stringify({ ...data, pdf: { ...pdf, size: decodedBase64Length(contentBase64) } });
 }
 
 /** Thrown when the database cannot take the events right now; nothing of the batch was stored. */
@@ -154,7 +143,7 @@ export class IntakeUnavailable extends Error {
 }
 
 interface Waiting {
-  events: ValidEvent[];
+  events: PreparedEvent[];
   resolve: (r: StoredResult[]) => void;
   reject: (e: unknown) => void;
 }
@@ -169,44 +158,22 @@ export class IntakeWriter {
   observer?: (results: StoredResult[]) => void;
   private queue: Waiting[] = [];
   private scheduled = false;
-  private readonly insertEvent;
-  private readonly storedEvent;
-  private readonly upsertRecord;
-  private readonly markStale;
-  private readonly invoiceByKey;
-  private readonly invoiceByPsaId;
-  /** A finalized invoice starts as "to transfer" for the file exports, in the same transaction. */
-  private readonly markForExport;
+  private readonly store: IntakeStore;
 
   constructor(
-    private readonly db: Db,
-    private readonly outbox: Outbox,
-    private readonly targetsFor: (entity: Entity) => string[],
+    db: Db,
+    outbox: Outbox,
+    targetsFor: (entity: Entity) => string[],
     private readonly onStored: () => void = () => {},
-    private readonly now: () => number = Date.now,
+    now: () => number = Date.now,
   ) {
-    this.insertEvent = db.$client.prepare(
-      `INSERT INTO events (event_id, type, entity, key, payload, received_at, occurred_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-       ON CONFLICT (event_id) DO NOTHING RETURNING seq`,
-    );
-    this.storedEvent = db.$client.prepare(`SELECT type, payload FROM events WHERE event_id = ?1`);
-    // A version older (by the PSA's occurredAt) than the stored one changes nothing and returns no row.
-    this.upsertRecord = db.$client.prepare(
-      `INSERT INTO records (entity, key, payload, version, last_event_seq, occurred_at, updated_at, psa_id) VALUES (?1, ?2, ?3, 1, ?4, ?6, ?5, ?7)
-       ON CONFLICT (entity, key) DO UPDATE SET payload = excluded.payload, version = version + 1,
-         last_event_seq = excluded.last_event_seq, occurred_at = excluded.occurred_at, psa_id = excluded.psa_id, updated_at = excluded.updated_at
-       WHERE excluded.occurred_at IS NULL OR records.occurred_at IS NULL OR excluded.occurred_at >= records.occurred_at
-       RETURNING version`,
-    );
-    this.markStale = db.$client.prepare(`UPDATE events SET stale = 1 WHERE seq = ?1`);
-    this.invoiceByKey = db.$client.prepare(`SELECT payload, psa_id AS psaId FROM records WHERE entity = 'invoice' AND key = ?1`);
-    this.invoiceByPsaId = db.$client.prepare(`SELECT key FROM records WHERE psa_id = ?1 AND entity = 'invoice' AND key <> ?2 LIMIT 1`);
-    this.markForExport = exportStatusOnStore(db);
+    this.store = new IntakeStore(db, outbox, targetsFor, now);
   }
 
   submit(events: ValidEvent[]): Promise<StoredResult[]> {
+    const prepared = prepareEvents(events);
     return new Promise((resolve, reject) => {
-      this.queue.push({ events, resolve, reject });
+      this.queue.push({ events: prepared, resolve, reject });
       if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(() => this.flush());
@@ -219,130 +186,26 @@ export class IntakeWriter {
     const group = this.queue;
     this.queue = [];
     if (group.length === 0) return;
-    let results: (StoredResult[] | EventConflict)[];
+    let outcomes: RequestOutcome[];
     try {
-      // One transaction (one fsync) for every waiting caller; each caller's batch in its own savepoint,
-      // so a conflict in one request leaves the others' events in place.
-      results = this.db.$client.transaction(() => group.map((w) => this.storeBatch(w.events))).immediate();
+      // One transaction (one fsync) for every waiting caller; a conflict in one request stores nothing of
+      // it and leaves the others' events in place.
+      outcomes = this.store.storeGroup(group.map((w) => w.events));
     } catch (e) {
       const err = describeWriteError(e);
       for (const w of group) w.reject(err);
       return;
     }
-    group.forEach((w, i) => {
-      const r = results[i]!;
-      if (r instanceof EventConflict) w.reject(r);
-      else {
-        this.observer?.(r);
-        w.resolve(r);
-      }
-    });
+    group.forEach((w, i) => settle(w, outcomes[i]!, this.observer));
     this.onStored();
   }
-
-  private storeBatch(events: ValidEvent[]): StoredResult[] | EventConflict {
-    try {
-      return this.db.$client.transaction(() => {
-        const conflicts: RejectedEvent[] = [];
-        const out = events.map((e, index) => {
-          const r = this.store(e);
-          if (!("status" in r)) conflicts.push({ index, id: e.id, problems: [r] });
-          return r;
-        });
-        if (conflicts.length > 0) throw new EventConflict(conflicts);
-        return out as StoredResult[];
-      })();
-    } catch (e) {
-      if (e instanceof EventConflict) return e;
-      throw e;
-    }
-  }
-
-  private store(e: ValidEvent): StoredResult | Problem {
-    const now = this.now();
-    const payload = JSON.stringify(e.data);
-    const row = this.insertEvent.get(e.id, e.type, e.entity, e.key, payload, now, e.occurredAt ?? null) as { seq: number } | null;
-    if (!row) {
-      const before = this.storedEvent.get(e.id) as { type: string; payload: string };
-      return sameEvent(before, e, payload) ? { id: e.id, status: "duplicate" } : idReused(e);
-    }
-    const taken = e.entity === "invoice" ? this.documentTaken(e.data as InvoiceLike) : null;
-    if (taken) return taken;
-    const psaId = e.entity === "invoice" ? (e.data as InvoiceLike).psaId : null;
-    const stored = this.upsertRecord.get(
-      e.entity,
-      e.key,
-      recordPayload(e.entity, e.data, payload),
-      row.seq,
-      now,
-      e.occurredAt ?? null,
-      psaId,
-    ) as { version: number } | null;
-    if (!stored) {
-      this.markStale.run(row.seq);
-      return { id: e.id, status: "stale" };
-    }
-    this.markForExport(e.entity, e.key, now);
-    // A record seen for the first time has no older deliveries to coalesce.
-    this.outbox.enqueue(row.seq, e.entity, e.key, this.targetsFor(e.entity), stored.version > 1);
-    return { id: e.id, status: "accepted" };
-  }
-
-  /**
-   * One document per number and per PSA id: a credit note numbered like a stored invoice (or the other
-   * way round), or a PSA id already used by another number, would replace or be mistaken for the other
-   * document at the target. A new version of the same document keeps both its number and its PSA id.
-   */
-  private documentTaken(doc: InvoiceLike): Problem | null {
-    const what = doc.kind === "credit_note" ? "credit note" : "invoice";
-    const sameNumber = this.invoiceByKey.get(doc.number) as { payload: string; psaId: string | null } | null;
-    if (sameNumber) {
-      const other = JSON.parse(sameNumber.payload) as { kind?: string; psaId?: string };
-      const otherWhat = other.kind === "credit_note" ? "credit note" : "invoice";
-      if (other.kind !== doc.kind || sameNumber.psaId !== doc.psaId) {
-        return {
-          code: "invoice.number_taken",
-          field: "data.number",
-          message: `${capitalise(what)} number ${doc.number} (PSA id "${doc.psaId}") is already ${otherWhat} ${doc.number} with PSA id "${sameNumber.psaId ?? other.psaId}"; it was not stored.`,
-          hint: "Invoices and credit notes share one number series in the accounting systems: give the credit note a number of its own (or resend the document with its original PSA id if it is the same one).",
-        };
-      }
-    }
-    const samePsaId = this.invoiceByPsaId.get(doc.psaId, doc.number) as { key: string } | null;
-    if (samePsaId) {
-      return {
-        code: "invoice.psa_id_taken",
-        field: "data.psaId",
-        message: `PSA id "${doc.psaId}" already belongs to document ${samePsaId.key}; ${what} ${doc.number} was not stored.`,
-        hint: "Every invoice and credit note needs its own psaId (the PSA's id of that document); kontobro finds documents at the target by it.",
-      };
-    }
-    return null;
-  }
 }
 
-const capitalise = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
-
-/**
- * Is a repeated event id the same event? Compared as the current model would store the earlier one:
- * after an upgrade a payload stored by an older version ("0101") equals its resend ("101").
- * '' = retention kept only the id: the content can no longer be compared, so it is a repeat.
- */
-function sameEvent(before: { type: string; payload: string }, e: ValidEvent, payload: string): boolean {
-  if (before.payload === "") return true;
-  if (before.type !== e.type) return false;
-  if (before.payload === payload) return true;
-  const again = EVENT_TYPES[e.type].schema.safeParse(JSON.parse(before.payload));
-  return again.success && JSON.stringify(again.data) === payload;
-}
-
-function idReused(e: ValidEvent): Problem {
-  return {
-    code: "event.id_reused",
-    field: "id",
-    message: `Event id "${e.id.slice(0, 100)}" was already stored with other content (a different ${e.entity} or other fields); the new content was not stored.`,
-    hint: "Give every change its own event id (for example the PSA's change-log id); repeat an id only to resend exactly the same event.",
-  };
+/** Answers one caller: its results (seen by the observer too), or its conflicts. */
+export function settle(w: Omit<Waiting, "events">, outcome: RequestOutcome, observer?: (results: StoredResult[]) => void): void {
+  if ("conflicts" in outcome) return w.reject(new EventConflict(outcome.conflicts));
+  observer?.(outcome.stored);
+  w.resolve(outcome.stored);
 }
 
 function describeWriteError(e: unknown): Error {

@@ -3,6 +3,7 @@
 import type { Statement } from "bun:sqlite";
 import { and, eq, inArray, sql } from "drizzle-orm";
 import type { Db } from "./db/index.ts";
+import { multiRowStatement } from "./db/multi-row.ts";
 import { deliveries } from "./db/schema.ts";
 import { deliveryStatsWriter, tallyOutcomes } from "./delivery-stats.ts";
 import { dependenciesOf, type Entity } from "./model.ts";
@@ -31,6 +32,18 @@ export type Outcome =
   | { kind: "wait"; on: string; reason: string };
 
 export const recordRef = (entity: string, key: string) => `${entity}:${key}`;
+
+/** A stored event's deliveries to create (Outbox.enqueue). */
+export interface NewDeliveries {
+  eventSeq: number;
+  entity: Entity;
+  key: string;
+  targets: string[];
+  /** The record was stored before this request: its open deliveries are superseded by this one. */
+  seenBefore: boolean;
+  /** A newer version of the record came later in the same request: this delivery is superseded at once. */
+  superseded: boolean;
+}
 
 export interface Completed {
   delivery: ClaimedDelivery;
@@ -112,7 +125,8 @@ export class Outbox {
       park: c.prepare(`UPDATE deliveries SET status = 'waiting', waiting_on = ?2, error_code = 'waiting', error_message = ?3, error_hint = NULL, error_field = NULL, lease_until = NULL, updated_at = ?4,
         waiting_since = CASE WHEN ?5 IS NULL THEN NULL ELSE coalesce(waiting_since, ?5) END WHERE id = ?1`),
       retryCausedBy: c.prepare(
-        `UPDATE deliveries SET status = 'pending', caused_by = NULL, next_attempt_at = ?2, updated_at = ?2 WHERE caused_by = ?1 AND status = 'needs_action'`,
+        `UPDATE deliveries INDEXED BY deliveries_caused_by SET status = 'pending', caused_by = NULL, next_attempt_at = ?2, updated_at = ?2
+          WHERE caused_by IN (SELECT value FROM json_each(?1)) AND status = 'needs_action'`,
       ),
       overdueWaits: c.prepare(
         `SELECT id, entity, key, waiting_on AS waitingOn FROM deliveries WHERE target = ?1 AND status = 'waiting' AND waiting_since <= ?2`,
@@ -145,19 +159,40 @@ export class Outbox {
     };
   }
 
-  /** Creates the deliveries for a stored event (called inside the intake transaction). */
-  enqueue(eventSeq: number, entity: Entity, key: string, targets: string[], seenBefore = true): void {
+  /**
+   * Creates the deliveries of stored events, one per event and target (called inside the intake
+   * transaction, once per request, in the order of its events): one multi-row INSERT for them all.
+   */
+  enqueue(events: NewDeliveries[]): void {
+    if (events.length === 0) return;
     const now = this.now();
-    for (const target of targets) {
-      // Coalesce: an older delivery of the same record that has not started is replaced by this one.
-      // If that one may already have reached the target, so may "this record" now: the flag carries over.
-      const replaced = seenBefore ? (this.sql.supersede.all(target, entity, key, now) as { uncertain: number }[]) : [];
-      this.sql.insert.run(eventSeq, target, entity, key, now, replaced.some((r) => r.uncertain) ? 1 : 0);
+    this.insertMany ??= multiRowStatement(
+      this.db.$client,
+      "INSERT INTO deliveries (event_seq, target, entity, key, status, next_attempt_at, created_at, updated_at, uncertain)",
+      9,
+    );
+    // Coalesce: an older delivery of the same record that has not started is replaced by this one.
+    // If that one may already have reached the target, so may "this record" now: the flag carries over.
+    const carried = new Map<string, boolean>();
+    const rows: unknown[][] = [];
+    for (const e of events) {
+      for (const target of e.targets) {
+        const ref = `${target}\u0000${recordRef(e.entity, e.key)}`;
+        let uncertain = carried.get(ref);
+        if (uncertain === undefined) {
+          const replaced = e.seenBefore ? (this.sql.supersede.all(target, e.entity, e.key, now) as { uncertain: number }[]) : [];
+          carried.set(ref, (uncertain = replaced.some((r) => r.uncertain)));
+        }
+        rows.push([e.eventSeq, target, e.entity, e.key, e.superseded ? "superseded" : "pending", now, now, now, uncertain ? 1 : 0]);
+      }
     }
-    // Deliveries refused because of this record (an invoice whose customer's name was too long, or that
-    // waited for it too long) are tried again now that the PSA has sent it.
-    this.sql.retryCausedBy.run(recordRef(entity, key), now);
+    this.insertMany(rows);
+    // Deliveries refused because of these records (an invoice whose customer's name was too long, or that
+    // waited for it too long) are tried again now that the PSA has sent them.
+    this.sql.retryCausedBy.run(JSON.stringify([...new Set(events.map((e) => recordRef(e.entity, e.key)))]), now);
   }
+
+  private insertMany?: (rows: unknown[][]) => unknown[];
 
   /**
    * Leases up to `limit` ready deliveries of one target. A delivery whose record is still in flight, or

@@ -1,0 +1,287 @@
+// Storing validated events: a group of requests in one durable transaction (group commit), each request
+// all or nothing. Every decision (duplicate, id reused, number or PSA id taken, stale, new version) is
+// made from a few set-based reads before anything of the request is written, so a refused request writes
+// nothing and needs no savepoint; the writes are multi-row statements (issue 16: one call per row was
+// most of intake's time). Runs on the thread that holds the connection: the agent's intake worker
+// (agent/intake-worker.ts) or an in-process IntakeWriter.
+import type { Statement } from "bun:sqlite";
+import type { Db } from "./db/index.ts";
+import { multiRowStatement } from "./db/multi-row.ts";
+import { exportStatusOnStore } from "./exports/status.ts";
+import type { RejectedEvent, StoredResult, ValidEvent } from "./intake.ts";
+import { decodedBase64Length, EVENT_TYPES, type Entity, type EventType, type InvoiceLike } from "./model.ts";
+import type { NewDeliveries, Outbox } from "./outbox.ts";
+import type { Problem } from "./problem.ts";
+
+/** What the writer needs of a validated event: plain data, so it can be handed to the intake worker. */
+export interface PreparedEvent {
+  id: string;
+  type: EventType;
+  entity: Entity;
+  key: string;
+  /** The canonical payload (JSON of the validated data). */
+  payload: string;
+  occurredAt: number | null;
+  /** Invoices and credit notes: what the number and PSA id checks need, and the record's payload. */
+  doc?: { kind: InvoiceLike["kind"]; number: string; psaId: string; recordPayload: string };
+}
+
+/** Serialises validated events for the writer (on the caller's thread, off the writer's). Pure. */
+export function prepareEvents(events: ValidEvent[]): PreparedEvent[] {
+  return events.map((e) => {
+    const payload = JSON.stringify(e.data);
+    const prepared: PreparedEvent = { id: e.id, type: e.type, entity: e.entity, key: e.key, payload, occurredAt: e.occurredAt ?? null };
+    if (e.entity === "invoice") {
+      const doc = e.data as InvoiceLike;
+      prepared.doc = { kind: doc.kind, number: String(doc.number), psaId: doc.psaId, recordPayload: recordPayload(doc, payload) };
+    }
+    return prepared;
+  });
+}
+
+/** The record payload kept in `records`: an invoice's PDF stays in its event only (stored once). */
+function recordPayload(doc: any, eventPayload: string): string {
+  if (!doc?.pdf?.contentBase64) return eventPayload;
+  const { contentBase64, ...pdf } = doc.pdf;
+  return JSON.stringify({ ...doc, pdf: { ...pdf, size: decodedBase64Length(contentBase64) } });
+}
+
+/** A request's outcome: every event's result, or the conflicts that kept all of it from being stored. */
+export type RequestOutcome = { stored: StoredResult[] } | { conflicts: RejectedEvent[] };
+
+/** A record as stored, with the versions earlier events of the same request made of it. */
+interface RecordState {
+  version: number;
+  occurredAt: number | null;
+  psaId: string | null;
+  /** Invoices: the stored document's kind and PSA id as its payload says. */
+  kind?: string;
+  payloadPsaId?: string;
+  /** Stored before this request (its open deliveries are superseded by the new version). */
+  stored: boolean;
+}
+
+const recordKey = (entity: string, key: string) => `${entity}\u0000${key}`;
+
+export class IntakeStore {
+  private readonly sql: Record<"eventsById" | "recordsByKey" | "invoicesByPsaId", Statement>;
+  private readonly insertEvents;
+  private readonly upsertRecords;
+  /** A finalized invoice starts as "to transfer" for the file exports, in the same transaction. */
+  private readonly markForExport;
+
+  constructor(
+    private readonly db: Db,
+    private readonly outbox: Outbox,
+    private readonly targetsFor: (entity: Entity) => string[],
+    private readonly now: () => number = Date.now,
+  ) {
+    const c = db.$client;
+    this.sql = {
+      eventsById: c.prepare(`SELECT event_id AS id, type, payload FROM events WHERE event_id IN (SELECT value FROM json_each(?1))`),
+      recordsByKey: c.prepare(
+        `SELECT key, version, occurred_at AS occurredAt, psa_id AS psaId, CASE WHEN entity = 'invoice' THEN payload END AS payload
+           FROM records WHERE entity = ?1 AND key IN (SELECT value FROM json_each(?2))`,
+      ),
+      invoicesByPsaId: c.prepare(
+        `SELECT key, psa_id AS psaId FROM records WHERE psa_id IN (SELECT value FROM json_each(?1)) AND +entity = 'invoice'`,
+      ),
+    };
+    this.insertEvents = multiRowStatement(
+      c,
+      "INSERT INTO events (event_id, type, entity, key, payload, received_at, occurred_at, stale)",
+      8,
+      "RETURNING seq, event_id AS id",
+    );
+    this.upsertRecords = multiRowStatement(
+      c,
+      "INSERT INTO records (entity, key, payload, version, last_event_seq, occurred_at, updated_at, psa_id)",
+      8,
+      `ON CONFLICT (entity, key) DO UPDATE SET payload = excluded.payload, version = excluded.version, last_event_seq = excluded.last_event_seq,
+         occurred_at = excluded.occurred_at, psa_id = excluded.psa_id, updated_at = excluded.updated_at`,
+    );
+    this.markForExport = exportStatusOnStore(db);
+  }
+
+  /**
+   * Stores each request of the group in one IMMEDIATE transaction (one fsync for them all), in order, each
+   * seeing what the earlier ones stored. Throws, with nothing stored, if the transaction fails.
+   */
+  storeGroup(requests: PreparedEvent[][]): RequestOutcome[] {
+    return this.db.$client.transaction(() => requests.map((events) => this.storeRequest(events))).immediate();
+  }
+
+  private storeRequest(events: PreparedEvent[]): RequestOutcome {
+    const now = this.now();
+    const stored = new Map<string, { type: string; payload: string }>();
+    for (const r of this.sql.eventsById.all(JSON.stringify(events.map((e) => e.id))) as { id: string; type: string; payload: string }[])
+      stored.set(r.id, r);
+    const records = this.storedRecords(events);
+    const psaOwners = this.invoiceOwners(events);
+
+    const results: StoredResult[] = [];
+    const conflicts: RejectedEvent[] = [];
+    /** Events to insert, and per record the index (in `rows`) of its latest accepted version. */
+    const rows: { e: PreparedEvent; stale: boolean }[] = [];
+    const latest = new Map<string, number>();
+    events.forEach((e, index) => {
+      const before = stored.get(e.id);
+      if (before) {
+        if (sameEvent(before, e)) results.push({ id: e.id, status: "duplicate" });
+        else conflicts.push({ index, id: e.id, problems: [idReused(e)] });
+        return;
+      }
+      stored.set(e.id, e);
+      const taken = e.doc ? documentTaken(e.doc, records, psaOwners) : null;
+      if (taken) return conflicts.push({ index, id: e.id, problems: [taken] });
+      const rk = recordKey(e.entity, e.key);
+      const record = records.get(rk);
+      // A version older (by the PSA's occurredAt) than the stored one changes nothing: kept, never pushed.
+      if (record && e.occurredAt !== null && record.occurredAt !== null && e.occurredAt < record.occurredAt) {
+        rows.push({ e, stale: true });
+        return results.push({ id: e.id, status: "stale" });
+      }
+      records.set(rk, {
+        version: (record?.version ?? 0) + 1,
+        occurredAt: e.occurredAt,
+        psaId: e.doc?.psaId ?? null,
+        kind: e.doc?.kind,
+        payloadPsaId: e.doc?.psaId,
+        stored: record?.stored ?? false,
+      });
+      if (e.doc) addOwner(psaOwners, e.doc.psaId, e.key);
+      latest.set(rk, rows.length);
+      rows.push({ e, stale: false });
+      results.push({ id: e.id, status: "accepted" });
+    });
+    if (conflicts.length > 0) return { conflicts };
+    if (rows.length === 0) return { stored: results };
+
+    const seqs = new Map<string, number>();
+    const inserted = this.insertEvents(
+      rows.map(({ e, stale }) => [e.id, e.type, e.entity, e.key, e.payload, now, e.occurredAt, stale ? 1 : 0]),
+    ) as { seq: number; id: string }[];
+    for (const r of inserted) seqs.set(r.id, r.seq);
+    const recordRows: unknown[][] = [];
+    for (const [rk, i] of latest) {
+      const { e } = rows[i]!;
+      const r = records.get(rk)!;
+      recordRows.push([e.entity, e.key, e.doc?.recordPayload ?? e.payload, r.version, seqs.get(e.id)!, e.occurredAt, now, r.psaId]);
+      this.markForExport(e.entity, e.key, now);
+    }
+    this.upsertRecords(recordRows);
+    const deliveries: NewDeliveries[] = [];
+    rows.forEach(({ e, stale }, i) => {
+      if (stale) return;
+      const rk = recordKey(e.entity, e.key);
+      deliveries.push({
+        eventSeq: seqs.get(e.id)!,
+        entity: e.entity,
+        key: e.key,
+        targets: this.targetsFor(e.entity),
+        seenBefore: records.get(rk)!.stored,
+        superseded: latest.get(rk) !== i,
+      });
+    });
+    this.outbox.enqueue(deliveries);
+    return { stored: results };
+  }
+
+  /** The stored records the request's events are versions of (invoices with their kind and PSA id). */
+  private storedRecords(events: PreparedEvent[]): Map<string, RecordState> {
+    const keysByEntity = new Map<Entity, string[]>();
+    for (const e of events) {
+      const keys = keysByEntity.get(e.entity);
+      if (keys) keys.push(e.key);
+      else keysByEntity.set(e.entity, [e.key]);
+    }
+    const records = new Map<string, RecordState>();
+    for (const [entity, keys] of keysByEntity) {
+      for (const r of this.sql.recordsByKey.all(entity, JSON.stringify(keys)) as any[]) {
+        const doc = r.payload ? (JSON.parse(r.payload) as { kind?: string; psaId?: string }) : undefined;
+        records.set(recordKey(entity, r.key), {
+          version: r.version,
+          occurredAt: r.occurredAt,
+          psaId: r.psaId,
+          kind: doc?.kind,
+          payloadPsaId: doc?.psaId,
+          stored: true,
+        });
+      }
+    }
+    return records;
+  }
+
+  /** The stored invoices and credit notes holding the PSA ids the request's documents name. */
+  private invoiceOwners(events: PreparedEvent[]): Map<string, string[]> {
+    const owners = new Map<string, string[]>();
+    const psaIds = events.flatMap((e) => (e.doc ? [e.doc.psaId] : []));
+    if (psaIds.length === 0) return owners;
+    for (const r of this.sql.invoicesByPsaId.all(JSON.stringify(psaIds)) as { key: string; psaId: string }[])
+      addOwner(owners, r.psaId, r.key);
+    return owners;
+  }
+}
+
+/**
+ * One document per number and per PSA id: a credit note numbered like a stored invoice (or the other
+ * way round), or a PSA id already used by another number, would replace or be mistaken for the other
+ * document at the target. A new version of the same document keeps both its number and its PSA id.
+ */
+function documentTaken(
+  doc: NonNullable<PreparedEvent["doc"]>,
+  records: Map<string, RecordState>,
+  psaOwners: Map<string, string[]>,
+): Problem | null {
+  const what = doc.kind === "credit_note" ? "credit note" : "invoice";
+  const sameNumber = records.get(recordKey("invoice", doc.number));
+  if (sameNumber && (sameNumber.kind !== doc.kind || sameNumber.psaId !== doc.psaId)) {
+    const otherWhat = sameNumber.kind === "credit_note" ? "credit note" : "invoice";
+    return {
+      code: "invoice.number_taken",
+      field: "data.number",
+      message: `${capitalise(what)} number ${doc.number} (PSA id "${doc.psaId}") is already ${otherWhat} ${doc.number} with PSA id "${sameNumber.psaId ?? sameNumber.payloadPsaId}"; it was not stored.`,
+      hint: "Invoices and credit notes share one number series in the accounting systems: give the credit note a number of its own (or resend the document with its original PSA id if it is the same one).",
+    };
+  }
+  const other = psaOwners.get(doc.psaId)?.find((key) => key !== doc.number);
+  if (other !== undefined) {
+    return {
+      code: "invoice.psa_id_taken",
+      field: "data.psaId",
+      message: `PSA id "${doc.psaId}" already belongs to document ${other}; ${what} ${doc.number} was not stored.`,
+      hint: "Every invoice and credit note needs its own psaId (the PSA's id of that document); kontobro finds documents at the target by it.",
+    };
+  }
+  return null;
+}
+
+function addOwner(owners: Map<string, string[]>, psaId: string, key: string): void {
+  const keys = owners.get(psaId);
+  if (keys) keys.push(key);
+  else owners.set(psaId, [key]);
+}
+
+const capitalise = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
+
+/**
+ * Is a repeated event id the same event? Compared as the current model would store the earlier one:
+ * after an upgrade a payload stored by an older version ("0101") equals its resend ("101").
+ * '' = retention kept only the id: the content can no longer be compared, so it is a repeat.
+ */
+function sameEvent(before: { type: string; payload: string }, e: PreparedEvent): boolean {
+  if (before.payload === "") return true;
+  if (before.type !== e.type) return false;
+  if (before.payload === e.payload) return true;
+  const again = EVENT_TYPES[e.type].schema.safeParse(JSON.parse(before.payload));
+  return again.success && JSON.stringify(again.data) === e.payload;
+}
+
+function idReused(e: PreparedEvent): Problem {
+  return {
+    code: "event.id_reused",
+    field: "id",
+    message: `Event id "${e.id.slice(0, 100)}" was already stored with other content (a different ${e.entity} or other fields); the new content was not stored.`,
+    hint: "Give every change its own event id (for example the PSA's change-log id); repeat an id only to resend exactly the same event.",
+  };
+}

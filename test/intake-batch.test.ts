@@ -1,0 +1,131 @@
+// Intake decides a whole request before writing it (agent/intake-store.ts, issue 16): versions of one record,
+// repeats, stale versions and taken numbers inside one request must come out as if the events had been sent
+// one request at a time. A real SQLite file throughout.
+import { describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { openDatabase, type Db } from "../agent/db/index.ts";
+import { EventConflict, IntakeWriter, parseEvents } from "../agent/intake.ts";
+import { Outbox } from "../agent/outbox.ts";
+import { customerEvent, invoiceEvent, tempDir } from "./helpers.ts";
+
+const NOW = 1_760_000_000_000;
+
+function open(): { db: Db; intake: IntakeWriter } {
+  const db = openDatabase(join(tempDir(), "k.db"));
+  return {
+    db,
+    intake: new IntakeWriter(
+      db,
+      new Outbox(db, () => NOW),
+      () => ["t1", "t2"],
+      undefined,
+      () => NOW,
+    ),
+  };
+}
+
+const send = (intake: IntakeWriter, events: unknown[]) => {
+  const parsed = parseEvents(events);
+  if (!parsed.ok) throw new Error(JSON.stringify(parsed.events));
+  return intake.submit(parsed.events);
+};
+
+/** Everything intake writes, in a form two databases can be compared by. */
+const state = (db: Db) => ({
+  events: db.$client.query("SELECT seq, event_id, type, key, payload, occurred_at, stale FROM events ORDER BY seq").all(),
+  records: db.$client
+    .query("SELECT entity, key, payload, version, last_event_seq, occurred_at, psa_id FROM records ORDER BY entity, key")
+    .all(),
+  deliveries: db.$client.query("SELECT id, event_seq, target, key, status, uncertain, caused_by FROM deliveries ORDER BY id").all(),
+  exports: db.$client.query("SELECT invoice_key, status FROM invoice_export_status ORDER BY invoice_key").all(),
+});
+
+/** A deterministic mix: several versions per record, with and without occurredAt, exact resends, invoices. */
+function mixedEvents(seed: number, count: number): unknown[] {
+  let x = seed;
+  const next = (n: number) => {
+    x = (x * 1103515245 + 12345) % 2 ** 31;
+    return x % n;
+  };
+  const sent: unknown[] = [];
+  for (let i = 0; i < count; i++) {
+    const pick = next(10);
+    if (pick === 0 && sent.length > 0)
+      sent.push(sent[next(sent.length)]); // an exact resend
+    else if (pick < 3) {
+      const n = 500 + next(4);
+      sent.push(invoiceEvent(n, 1, undefined, { dueDate: `2026-12-${10 + next(9)}` }, `i-${seed}-${i}`));
+    } else {
+      const at = next(3) === 0 ? {} : { occurredAt: `2026-03-0${1 + next(5)}T10:00:00Z` };
+      sent.push({ ...customerEvent(1 + next(3), { name: `Customer v${i}` }, `c-${seed}-${i}`), ...at });
+    }
+  }
+  return sent;
+}
+
+describe("a request is stored as if its events came one at a time", () => {
+  for (const seed of [1, 7, 42, 2026]) {
+    test(`seed ${seed}: versions, resends, stale versions and invoices`, async () => {
+      const events = mixedEvents(seed, 40);
+      const single = open();
+      // Something stored before, with an open delivery, so the request's versions supersede it.
+      await send(single.intake, [customerEvent(1, {}, "before-1"), invoiceEvent(500, 1)]);
+      const batched = open();
+      await send(batched.intake, [customerEvent(1, {}, "before-1"), invoiceEvent(500, 1)]);
+
+      const one: string[] = [];
+      for (const e of events) one.push(...(await send(single.intake, [e])).map((r) => r.status));
+      const all = (await send(batched.intake, events)).map((r) => r.status);
+      expect(all).toEqual(one);
+      expect(all).toContain("duplicate");
+      expect(all).toContain("stale");
+      expect(state(batched.db)).toEqual(state(single.db));
+    });
+  }
+
+  test("two versions of a record in one request: one pending delivery per target, the earlier superseded", async () => {
+    const { db, intake } = open();
+    await send(intake, [customerEvent(1, { name: "A" }, "a"), customerEvent(1, { name: "B" }, "b")]);
+    expect(db.$client.query("SELECT version, json_extract(payload, '$.name') AS name FROM records").get()).toEqual({
+      version: 2,
+      name: "B",
+    });
+    const rows = db.$client
+      .query("SELECT e.event_id AS id, d.target, d.status FROM deliveries d JOIN events e ON e.seq = d.event_seq ORDER BY d.id")
+      .all();
+    expect(rows).toEqual([
+      { id: "a", target: "t1", status: "superseded" },
+      { id: "a", target: "t2", status: "superseded" },
+      { id: "b", target: "t1", status: "pending" },
+      { id: "b", target: "t2", status: "pending" },
+    ]);
+  });
+
+  test("an earlier attempt's doubt carries over to the version that supersedes it", async () => {
+    const { db, intake } = open();
+    await send(intake, [customerEvent(1, {}, "a")]);
+    db.$client.run("UPDATE deliveries SET uncertain = 1 WHERE target = 't1'");
+    await send(intake, [customerEvent(1, { name: "B" }, "b"), customerEvent(1, { name: "C" }, "c")]);
+    const open_ = db.$client.query("SELECT target, uncertain FROM deliveries WHERE status = 'pending' ORDER BY target").all();
+    expect(open_).toEqual([
+      { target: "t1", uncertain: 1 },
+      { target: "t2", uncertain: 0 },
+    ]);
+  });
+
+  test("conflicts inside one request store nothing of it", async () => {
+    const { db, intake } = open();
+    const cases: unknown[][] = [
+      [customerEvent(1, {}, "x"), customerEvent(2, {}, "x")], // one id, two contents
+      [invoiceEvent(700, 1), { ...invoiceEvent(700, 1, undefined, { psaId: "PSA-OTHER" }), id: "i-700b" }], // number taken
+      [invoiceEvent(701, 1), { ...invoiceEvent(702, 1, undefined, { psaId: "PSA-INV-701" }), id: "i-702" }], // PSA id taken
+    ];
+    for (const events of cases) {
+      const err = await send(intake, events).catch((e) => e);
+      expect(err).toBeInstanceOf(EventConflict);
+      expect((err as EventConflict).events.map((c) => c.index)).toEqual([1]);
+    }
+    expect(db.$client.query("SELECT count(*) AS n FROM events").get()).toEqual({ n: 0 });
+    expect(db.$client.query("SELECT count(*) AS n FROM deliveries").get()).toEqual({ n: 0 });
+  });
+});
