@@ -75,7 +75,7 @@ describe("a request is stored as if its events came one at a time", () => {
 
       const one: string[] = [];
       for (const e of events) one.push(...(await send(single.intake, [e])).map((r) => r.status));
-      const all = (await send(batched.intake, events)).map((r) => r.status);
+      const all: string[] = (await send(batched.intake, events)).map((r) => r.status);
       expect(all).toEqual(one);
       expect(all).toContain("duplicate");
       expect(all).toContain("stale");
