@@ -8,7 +8,7 @@ import { deliveries } from "./db/schema.ts";
 import { deliveryStatsWriter, tallyOutcomes } from "./delivery-stats.ts";
 import { dependenciesOf, type Entity } from "./model.ts";
 import type { Problem } from "./problem.ts";
-import { isOneOf, RETRYABLE_DELIVERY_STATUSES, type DeliveryStatus } from "./states.ts";
+import { isOneOf, RETRYABLE_DELIVERY_STATUSES, type AttemptOutcome, type DeliveryStatus } from "./states.ts";
 
 export interface ClaimedDelivery {
   id: number;
@@ -76,7 +76,8 @@ export class Outbox {
     | "retryCausedBy"
     | "overdueWaits"
     | "missing"
-    | "maxSeq",
+    | "maxSeq"
+    | "attempt",
     Statement
   >;
   /** Per target: when waits for records the PSA never sent were last checked against the grace period. */
@@ -153,6 +154,10 @@ export class Outbox {
         error_code = ?5, error_message = ?6, error_hint = ?7, error_field = ?8 WHERE id = ?1 AND status = 'in_flight'`),
       needsAction: c.prepare(`UPDATE deliveries SET status = 'needs_action', lease_until = NULL, uncertain = ?2, updated_at = ?3,
         error_code = ?4, error_message = ?5, error_hint = ?6, error_field = ?7, caused_by = ?8 WHERE id = ?1 AND status = 'in_flight'`),
+      // The attempt's history row (the record page), next to the outcome it records.
+      attempt: c.prepare(
+        `INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, code, message, hint, remote_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)`,
+      ),
       wake: c.prepare(
         `UPDATE deliveries SET status = 'pending', waiting_on = NULL, next_attempt_at = ?3, updated_at = ?3 WHERE target = ?1 AND status = 'waiting' AND waiting_on = ?2`,
       ),
@@ -314,7 +319,8 @@ export class Outbox {
   private applyOutcome(d: ClaimedDelivery, o: Outcome, now: number, latencyMs?: number): void {
     switch (o.kind) {
       case "done":
-        this.sql.done.run(d.id, o.remoteId, o.note ?? null, now, latencyMs ?? null);
+        if (this.sql.done.run(d.id, o.remoteId, o.note ?? null, now, latencyMs ?? null).changes > 0)
+          this.recordAttempt(d, now, "delivered", null, o.note ?? null, null, o.remoteId);
         this.sql.upsertLink.run(d.target, d.entity, d.key, o.remoteId, o.payloadHash, now);
         // Older versions of this record that needed action are moot now: retrying one would overwrite this.
         this.sql.retireOlder.run(d.target, d.entity, d.key, d.id, now);
@@ -324,7 +330,8 @@ export class Outbox {
         // A newer version of the record is already queued: it replaces this one (and inherits the doubt).
         const newer = this.sql.newerOpen.get(d.target, d.entity, d.key, d.id) as { id: number } | null;
         if (newer) {
-          this.sql.supersedeOne.run(d.id, now);
+          if (this.sql.supersedeOne.run(d.id, now).changes > 0)
+            this.recordAttempt(d, now, "superseded", o.problem.code, o.problem.message, o.problem.hint ?? null, null);
           if (o.uncertain) this.sql.markUncertain.run(newer.id, now);
           break;
         }
@@ -336,7 +343,7 @@ export class Outbox {
             (d.claimSeq ?? Infinity);
         if (o.kind === "retry" || fixedMeanwhile) {
           const delayMs = o.kind === "retry" ? o.delayMs : 0;
-          this.sql.retry.run(
+          const written = this.sql.retry.run(
             d.id,
             o.uncertain ? 1 : 0,
             now + delayMs,
@@ -346,8 +353,9 @@ export class Outbox {
             o.problem.hint ?? null,
             o.problem.field ?? null,
           );
-        } else
-          this.sql.needsAction.run(
+          if (written.changes > 0) this.recordAttempt(d, now, "retry", o.problem.code, o.problem.message, o.problem.hint ?? null, null);
+        } else {
+          const written = this.sql.needsAction.run(
             d.id,
             o.uncertain ? 1 : 0,
             now,
@@ -357,14 +365,31 @@ export class Outbox {
             o.problem.field ?? null,
             o.problem.record ? recordRef(o.problem.record.entity, o.problem.record.key) : null,
           );
+          if (written.changes > 0)
+            this.recordAttempt(d, now, "needs_action", o.problem.code, o.problem.message, o.problem.hint ?? null, null);
+        }
         break;
       }
       case "wait":
         this.sql.park.run(d.id, o.on, o.reason, now, null);
+        this.recordAttempt(d, now, "wait", null, o.reason, null, null);
         return;
     }
     // Deliveries waiting for this record become ready again (they re-check their dependencies when claimed).
     this.sql.wake.run(d.target, recordRef(d.entity, d.key), now);
+  }
+
+  /** One row of the delivery's attempt history (delivery_attempts), in the transaction that writes its outcome. */
+  private recordAttempt(
+    d: ClaimedDelivery,
+    now: number,
+    outcome: AttemptOutcome,
+    code: string | null,
+    message: string | null,
+    hint: string | null,
+    remoteId: string | null,
+  ): void {
+    this.sql.attempt.run(d.id, d.attempts, now, outcome, code, message, hint, remoteId);
   }
 
   /**
@@ -373,23 +398,40 @@ export class Outbox {
    */
   recoverExpiredLeases(all = false): number {
     const now = this.now();
-    const res = this.db.$client.run(
-      `UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, next_attempt_at = ?1, updated_at = ?1
-        WHERE status = 'in_flight' AND (?2 OR lease_until < ?1)`,
-      [now, all ? 1 : 0],
-    );
-    return res.changes;
+    const c = this.db.$client;
+    return c
+      .transaction(() => {
+        c.run(
+          `INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, message, hint)
+           SELECT id, attempts, ?1, 'interrupted', ?3, ?4 FROM deliveries WHERE status = 'in_flight' AND (?2 OR lease_until < ?1)`,
+          [now, all ? 1 : 0, ...NO_ANSWER],
+        );
+        return c.run(
+          `UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, next_attempt_at = ?1, updated_at = ?1
+            WHERE status = 'in_flight' AND (?2 OR lease_until < ?1)`,
+          [now, all ? 1 : 0],
+        ).changes;
+      })
+      .immediate();
   }
 
   /** Releases leases we hold without an answer (shutdown): pending again, uncertain. */
   release(ids: number[]): void {
     if (ids.length === 0) return;
     const now = this.now();
-    this.db
-      .update(deliveries)
-      .set({ status: "pending", uncertain: true, leaseUntil: null, nextAttemptAt: now, updatedAt: now })
-      .where(and(inArray(deliveries.id, ids), eq(deliveries.status, "in_flight")))
-      .run();
+    const c = this.db.$client;
+    c.transaction(() => {
+      c.run(
+        `INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, message, hint)
+         SELECT id, attempts, ?1, 'interrupted', ?3, ?4 FROM deliveries WHERE id IN (SELECT value FROM json_each(?2)) AND status = 'in_flight'`,
+        [now, JSON.stringify(ids), ...NO_ANSWER],
+      );
+      this.db
+        .update(deliveries)
+        .set({ status: "pending", uncertain: true, leaseUntil: null, nextAttemptAt: now, updatedAt: now })
+        .where(and(inArray(deliveries.id, ids), eq(deliveries.status, "in_flight")))
+        .run();
+    }).immediate();
   }
 
   /** A person pressed retry: try again now. Returns false if the delivery cannot be retried. */
@@ -423,5 +465,11 @@ export class Outbox {
     return row?.t ?? null;
   }
 }
+
+/** An attempt whose answer never arrived: kontobro stopped (or lost the lease) while the push was under way. */
+const NO_ANSWER = [
+  "No answer was recorded: kontobro stopped, or its lease ran out, while this push was under way. It may have reached the target.",
+  "Nothing to do: the next attempt looks the record up at the target first, so it is not created twice.",
+] as const;
 
 const capitalise = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);

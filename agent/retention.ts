@@ -11,6 +11,8 @@
 //   - the last run and the last good run of every pull job (the scheduler's catch-up reads them);
 //   - the newest delivery row (restore detection compares the highest ids with marks kept beside the file);
 //   - everything in the export tables (the user's files).
+// Delivery attempts (the record page's history) older than retention_days go, whatever their delivery's state:
+// the delivery row keeps its latest state.
 // Delivery statistics (the status page's charts) are kept STATS_KEPT_DAYS, whatever retention_days says.
 import { statSync } from "node:fs";
 import type { Db } from "./db/index.ts";
@@ -35,6 +37,8 @@ export interface PruneResult {
   /** Delivered inbox items whose content and attachment were dropped (their slim rows stay). */
   inboxItems: number;
   jobRuns: number;
+  /** Rows of delivery attempt history (absent in results stored by older versions). */
+  attempts?: number;
   /** Hours of delivery statistics older than STATS_KEPT_DAYS (absent in results stored by older versions). */
   statsHours?: number;
   durationMs: number;
@@ -80,6 +84,7 @@ export async function pruneOnce(db: Db, options: PruneOptions): Promise<PruneRes
     deliveries: 0,
     inboxItems: 0,
     jobRuns: 0,
+    attempts: 0,
     statsHours: 0,
     durationMs: 0,
   };
@@ -102,6 +107,9 @@ export async function pruneOnce(db: Db, options: PruneOptions): Promise<PruneRes
          AND j.id <> (SELECT max(id) FROM job_runs WHERE target = j.target AND stream = j.stream)
          AND j.id IS NOT (SELECT id FROM job_runs WHERE target = j.target AND stream = j.stream AND status = 'ok' ORDER BY started_at DESC, id DESC LIMIT 1)
        LIMIT ?2)`),
+    // Attempt ids grow with time: the old ones are a prefix.
+    oldestAttempts: c.prepare(`SELECT id, at FROM delivery_attempts ORDER BY id LIMIT ?1`),
+    deleteAttempts: c.prepare(`DELETE FROM delivery_attempts WHERE id <= ?1 AND at < ?2`),
   };
   const write = <T>(fn: () => T): T => c.transaction(fn).immediate();
 
@@ -143,6 +151,15 @@ export async function pruneOnce(db: Db, options: PruneOptions): Promise<PruneRes
       result.jobRuns += n;
       await yieldToEventLoop();
       if (n < batch) break;
+    }
+
+    while (!stop()) {
+      const rows = q.oldestAttempts.all(batch) as { id: number; at: number }[];
+      const end = rows.findIndex((r) => r.at >= cutoff);
+      const old = end < 0 ? rows : rows.slice(0, end);
+      if (old.length > 0) result.attempts! += write(() => q.deleteAttempts.run(old[old.length - 1]!.id, cutoff).changes);
+      await yieldToEventLoop();
+      if (old.length < batch) break;
     }
 
     if (!stop()) result.statsHours = write(() => pruneDeliveryStats(c, at));
@@ -235,6 +252,7 @@ export function retentionGauges(db: Db): Gauge[] {
           { labels: { kind: "deliveries" }, value: last.deliveries },
           { labels: { kind: "inbox_items" }, value: last.inboxItems },
           { labels: { kind: "job_runs" }, value: last.jobRuns },
+          { labels: { kind: "delivery_attempts" }, value: last.attempts ?? 0 },
           { labels: { kind: "delivery_stats_hours" }, value: last.statsHours ?? 0 },
         ],
       },
@@ -263,7 +281,7 @@ export function storageLines(db: Db): string[] {
 }
 
 export function describePrune(r: PruneResult): string {
-  return `finished work older than ${r.retentionDays} days: ${r.events} event payload(s), ${r.deliveries} deliveries, ${r.inboxItems} inbox item(s), ${r.jobRuns} job run(s), ${r.statsHours ?? 0} hour(s) of delivery statistics (kept ${STATS_KEPT_DAYS} days) removed in ${(r.durationMs / 1000).toFixed(1)} s${r.interrupted ? " (interrupted; continued next time)" : ""}`;
+  return `finished work older than ${r.retentionDays} days: ${r.events} event payload(s), ${r.deliveries} deliveries, ${r.inboxItems} inbox item(s), ${r.jobRuns} job run(s), ${r.attempts ?? 0} delivery attempt(s), ${r.statsHours ?? 0} hour(s) of delivery statistics (kept ${STATS_KEPT_DAYS} days) removed in ${(r.durationMs / 1000).toFixed(1)} s${r.interrupted ? " (interrupted; continued next time)" : ""}`;
 }
 
 export interface RetentionRuntime {
@@ -288,7 +306,7 @@ export function startRetention(
     running = (async () => {
       try {
         const r = await pruneOnce(db, { retentionDays: options.retentionDays, shouldStop: () => stopped });
-        if (r.events + r.deliveries + r.inboxItems + r.jobRuns + (r.statsHours ?? 0) > 0)
+        if (r.events + r.deliveries + r.inboxItems + r.jobRuns + (r.attempts ?? 0) + (r.statsHours ?? 0) > 0)
           options.log.info(`pruned ${describePrune(r)}`, { ...r });
       } catch (e) {
         options.log.warn("pruning finished work failed; it is tried again at the next interval", { error: (e as Error).message });

@@ -54,7 +54,7 @@ describe.skipIf(!haveChromium)("status page in a browser", () => {
     await page.screenshot({ path: `${stack.dataDir}/status-before.png`, fullPage: true });
 
     await fetch(`${stack.sandboxUrl}/__sandbox/reset`, { method: "POST" }); // the user creates customer group 1
-    await row.getByRole("button", { name: "Retry" }).click();
+    await row.getByRole("button", { name: "Retry customer 31 at eco" }).click();
     await page.waitForURL(stack.agent.url + "/");
     await waitFor("delivered after retry", async () => (await stack.deliveries("done")).some((d) => d.id === failed.id));
     await page.reload();

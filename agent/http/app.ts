@@ -14,6 +14,7 @@ import { renderStatusPage } from "./status-page.ts";
 import { uiGuard } from "./ui-guard.ts";
 import { redact } from "../log.ts";
 import { registerPullUi } from "./status-pulls.ts";
+import { registerRecordUi, retryReturnPath } from "./status-record.ts";
 import { targetWebhookRoutes } from "./target-webhooks.ts";
 
 export function createApp(ctx: AppContext): Hono {
@@ -34,11 +35,13 @@ export function createApp(ctx: AppContext): Hono {
   app.use("/ui/*", guard);
   app.get("/", (c) => c.html(renderStatusPage(ctx)));
 
-  // The status page's retry button (the guard makes it same-origin only).
-  app.post("/ui/deliveries/:id/retry", (c) => {
+  // The retry button of the status page and of a record page (the guard makes it same-origin only).
+  app.post("/ui/deliveries/:id/retry", async (c) => {
     ctx.retry(Number(c.req.param("id")));
-    return c.redirect("/", 303);
+    return c.redirect(retryReturnPath((await c.req.parseBody()).back), 303);
   });
+  // "Where is my invoice?": the search by number and a page per record.
+  registerRecordUi(app, ctx);
 
   // The API's OpenAPI description (no token: it holds nothing secret) and its reference page.
   app.get("/api/v1/openapi.json", (c) => c.json(openApiDocument(ctx.version, new URL(c.req.url).origin)));

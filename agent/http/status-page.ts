@@ -13,6 +13,9 @@ import { renderNotificationsSection } from "./status-notify.ts";
 import { renderPullsSection } from "./status-pulls.ts";
 import { renderMasterSection } from "../master/status.ts";
 import { renderStorageSection } from "./status-storage.ts";
+import { recordHref, recordSearchSection, retryForm } from "./status-record.ts";
+import { kindOfEvent, recordName } from "../record-story.ts";
+import type { Entity } from "../model.ts";
 
 export function renderStatusPage(ctx: AppContext): HtmlEscapedString | Promise<HtmlEscapedString> {
   const counts = deliveryCounts(ctx.db);
@@ -25,6 +28,7 @@ export function renderStatusPage(ctx: AppContext): HtmlEscapedString | Promise<H
 <header><h1>kontobro</h1><span class="muted">version ${ctx.version} · up since ${showTime(ctx.startedAt)} · <a href="/ui/api">API reference</a> · <a href="/readyz">readiness</a></span></header>
 <main>
 ${restoreBanner(ctx)}
+${recordSearchSection()}
 ${ctx.targets.length === 0 ? html`<p class="card">No targets are configured. Add a [[targets]] table to kontobro.toml (see config/kontobro.example.toml).</p>` : ""}
 ${ctx.targets.map((t) =>
   targetCard(
@@ -103,10 +107,10 @@ function budgetLines(t: AppContext["targets"][number]) {
 
 function problemRow(d: DeliveryRow, withRetry: boolean) {
   return html`<div class="problem" data-delivery="${d.id}">
-<div><strong>${d.entity} ${d.key}</strong> <span class="muted">delivery ${d.id} · ${d.attempts} attempt(s)${d.uncertain ? " · checked before resend" : ""}</span></div>
+<div><strong><a href="${recordHref(d.entity, d.key)}">${recordName(kindOfEvent(d.entity as Entity, d.eventType), d.key)}</a></strong> <span class="muted">delivery ${d.id} · ${d.attempts} attempt(s)${d.uncertain ? " · checked before resend" : ""}</span></div>
 <div class="message">${d.errorMessage ?? ""}</div>
 ${d.errorHint ? html`<div class="hint">How to fix: ${d.errorHint}</div>` : ""}
-${withRetry ? html`<form method="post" action="/ui/deliveries/${d.id}/retry"><button type="submit">Retry</button></form>` : ""}
+${withRetry ? retryForm(d, kindOfEvent(d.entity as Entity, d.eventType), d.key) : ""}
 </div>`;
 }
 
