@@ -21,6 +21,7 @@ import { CredentialsWatch } from "./notify/credentials.ts";
 import { alertGauges } from "./notify/gauges.ts";
 import { notificationsEnabled } from "./notify/config.ts";
 import { Notifier, statusPageUrl } from "./notify/index.ts";
+import type { DemoMailbox } from "./notify/demo-mailbox.ts";
 import type { Entity } from "./model.ts";
 import { Outbox } from "./outbox.ts";
 import { createPulls, type PullsRuntime } from "./pulls/index.ts";
@@ -85,7 +86,18 @@ export function createConnectors(targets: TargetConfig[], log: Logger, db?: Db, 
   return map;
 }
 
-export async function startAgent(config: AgentConfig, targets: TargetConfig[], log: Logger): Promise<RunningAgent> {
+/** What only `kontobro demo` adds to an agent. */
+export interface AgentExtras {
+  /** Alert mails are built and kept here, shown at /ui/demo/mail, instead of being sent. */
+  mailbox?: DemoMailbox;
+}
+
+export async function startAgent(
+  config: AgentConfig,
+  targets: TargetConfig[],
+  log: Logger,
+  extras: AgentExtras = {},
+): Promise<RunningAgent> {
   // Outbound requests to the targets (and the alert webhook) through the proxy, if any.
   useProxy(proxySettings(config.proxy));
   const lock = acquireInstanceLock(config.agent.data_dir);
@@ -188,11 +200,13 @@ export async function startAgent(config: AgentConfig, targets: TargetConfig[], l
         retentionDays: config.agent.retention_days,
         statusUrl: () => statusPageUrl(config.notifications, { host: config.http.host, port: server?.port ?? config.http.port }),
         targets: targets.filter((t) => t.enabled).map((t) => ({ name: t.name, title: connectorKinds[t.kind]!.title })),
+        mailbox: extras.mailbox,
       })
     : null;
 
   const app = createApp({
     notifier,
+    mailbox: extras.mailbox,
     pulls,
     exports,
     db,

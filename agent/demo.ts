@@ -31,16 +31,57 @@ export async function startDemoTarget(kind: string): Promise<DemoTarget> {
   return { target: sandbox.demoTarget, sandboxUrl: sandbox.url, stop: sandbox.stop };
 }
 
-export function demoConfig(opts: { dataDir?: string; port?: number; target: Record<string, unknown> }): {
+/** The demo's company for file exports, so the status page's SIE export works with no editing (the sample invoices are in NOK). */
+export const DEMO_EXPORTS = { company_name: "Kontobro Demo AS", org_number: "912345678", currency: "NOK" };
+
+/**
+ * Where the demo's alert mails go: [notifications] as a real kontobro.toml has it. The mail server is never
+ * reached: the demo hands the agent a mailbox (agent/notify/demo-mailbox.ts) that keeps each mail instead.
+ * Problems are looked for every 2 s and told at most once a minute per target.
+ */
+export const DEMO_NOTIFICATIONS = {
+  recipients: ["regnskap@example.no"],
+  min_interval_minutes: 1,
+  check_interval_seconds: 2,
+  smtp: { host: "smtp.demo.invalid", from: "kontobro demo <kontobro@example.no>" },
+};
+
+/**
+ * Every stream the target's connector pulls, every `everyMs` (a cron with seconds; a minute or more: whole
+ * minutes), so supplier costs and payments show on the status page within the first minute of the demo.
+ */
+export function demoPullSchedules(kind: string, everyMs: number): Record<string, { cron: string; timezone: string }> {
+  const seconds = Math.max(1, Math.round(everyMs / 1000));
+  const cron = seconds < 60 ? `*/${seconds} * * * * *` : `0 */${Math.min(59, Math.round(seconds / 60))} * * * *`;
+  const streams = Object.entries(connectorKinds[kind]?.pulls ?? {});
+  return Object.fromEntries(streams.map(([stream, spec]) => [stream, { cron, timezone: spec.timezone }]));
+}
+
+/**
+ * The demo's configuration for `target` (a sandbox's demo [[targets]] table): the embedded defaults, quick
+ * retries, the demo company for exports; with `pullEveryMs` every pull on that schedule, with `mail` alerts
+ * by e-mail to the demo mailbox (DEMO_NOTIFICATIONS).
+ */
+export function demoConfig(opts: {
+  dataDir?: string;
+  port?: number;
+  target: Record<string, unknown>;
+  pullEveryMs?: number;
+  mail?: boolean;
+}): {
   config: AgentConfig;
   targets: TargetConfig[];
 } {
+  const pulls = opts.pullEveryMs === undefined ? {} : demoPullSchedules(String(opts.target.kind), opts.pullEveryMs);
+  const target = Object.keys(pulls).length === 0 ? opts.target : { ...opts.target, pulls };
   const { config, targets } = validateConfig(
     {
       agent: { data_dir: opts.dataDir ?? "./data" },
       http: { port: opts.port ?? 8787 },
       dispatch: { retry_base_ms: 500, retry_max_ms: 30_000 },
-      targets: [opts.target],
+      exports: DEMO_EXPORTS,
+      ...(opts.mail ? { notifications: DEMO_NOTIFICATIONS } : {}),
+      targets: [target],
     },
     {},
   );
@@ -63,6 +104,13 @@ const CITIES = [
   ["Stavanger", "4006"],
 ];
 
+/** Customer n's name: unique, as a target that matches customers by name needs ("Nordlys Arkitekter 2 AS" after a full cycle). */
+export function sampleName(n: number): string {
+  const base = NAMES[n % NAMES.length]!;
+  const cycle = Math.floor(n / NAMES.length);
+  return cycle === 0 ? base : base.replace(/ AS$/, ` ${cycle + 1} AS`);
+}
+
 /** The events of one sample round: a customer, a project and an invoice (numbers continue from the store). */
 export function sampleRound(n: number, today = new Date()): unknown[] {
   const customer = 10000 + n;
@@ -77,7 +125,7 @@ export function sampleRound(n: number, today = new Date()): unknown[] {
       type: "customer.upserted",
       data: {
         number: customer,
-        name: NAMES[n % NAMES.length],
+        name: sampleName(n),
         orgNumber: `9${String(10000000 + n).slice(-8)}`,
         email: `faktura${n}@example.no`,
         currency: "NOK",
@@ -111,11 +159,14 @@ export function sampleRound(n: number, today = new Date()): unknown[] {
   ];
 }
 
-/** One deliberately broken record, so the status page shows what "needs action" looks like. */
+/**
+ * One deliberately broken record, so the status page shows what "needs action" looks like and the demo mailbox
+ * gets an alert: every target refuses it (letters in the number, a number longer than 9 characters, no customer).
+ */
 export const BROKEN_SAMPLE = {
-  id: "demo-project-P-100",
+  id: "demo-project-P-100-DEMO",
   type: "project.upserted",
-  data: { number: "P-100", name: "Project with a letter in its number" },
+  data: { number: "P-100-DEMO", name: "Project with letters in its number" },
 };
 
 export function nextSampleNumber(db: Db): number {

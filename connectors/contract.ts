@@ -253,8 +253,10 @@ export interface ConnectorFactory<C = any> {
    */
   startSandbox?(options: { port: number }): Promise<RunningSandbox>;
   /**
-   * What happens at the target's own side during `kontobro demo` besides the sample PSA data (a person working
-   * in the target, e.g. sending invoices), every `intervalMs`, against the sandbox at `sandboxUrl`; returns a stop.
+   * What happens at the target's own side during `kontobro demo` besides the sample PSA data: a person working in
+   * the target (booking supplier costs on the PSA's projects, sending and paying invoices, …), so that every pull
+   * stream brings something back. Every `intervalMs`, against the sandbox at `sandboxUrl` (connectors/<kind>/demo.ts,
+   * with the helpers of connectors/demo-activity.ts); returns a stop.
    */
   startDemoActivity?(sandboxUrl: string, intervalMs: number, log: (msg: string) => void): () => void;
   /** The chaos run's adapter for the sandbox (scripts/chaos.ts), imported only by the chaos run. */

@@ -77,6 +77,43 @@ agreement_grant_token = "demo-agreement-grant"
     expect(stderr).toContain('"msg":"stopped"');
   });
 
+  // `kontobro demo` from the binary alone, as `npm start` runs it from the source: data under ./data, the pulls
+  // bring back what the sandbox's person booked, the alert mail is in the demo mailbox.
+  test("runs the demo in an empty directory: status page, pulled items, the demo mailbox", async () => {
+    const cwd = tempDir("kontobro-bin-demo-");
+    const proc = Bun.spawn([binary!, "demo", "--port", "0", "--interval", "1"], { cwd, stdout: "pipe", stderr: "pipe" });
+    let out = "";
+    void (async () => {
+      for await (const chunk of proc.stdout) out += new TextDecoder().decode(chunk);
+    })();
+    try {
+      const [, url, token] = (await waitFor(
+        "the demo's banner",
+        () => /Status page\s+(http:\S+)[\s\S]*API token\s+(\S+)/.exec(out),
+        30_000,
+      ))!;
+      expect(existsSync(join(cwd, "data", "kontobro.db"))).toBe(true);
+      await waitFor(
+        "an expense pulled back",
+        async () => {
+          const feed = (await (
+            await fetch(`${url}/api/v1/inbox?limit=1000`, { headers: { authorization: `Bearer ${token}` } })
+          ).json()) as any;
+          return feed.items.some((i: any) => i.type === "expense.posted");
+        },
+        30_000,
+      );
+      await waitFor(
+        "a mail in the demo mailbox",
+        async () => /href="\/ui\/demo\/mail\/1"/.test(await (await fetch(`${url}/ui/demo/mail`)).text()),
+        30_000,
+      );
+    } finally {
+      proc.kill("SIGTERM");
+    }
+    expect(await proc.exited).toBe(0);
+  }, 90_000);
+
   // The sandboxes are imported only when asked for (ConnectorFactory.startSandbox): the binary must carry them.
   test("carries every connector's sandbox: `kontobro sandbox KIND` serves it", async () => {
     const kinds = Object.keys(connectorKinds).filter((k) => connectorKinds[k]!.startSandbox);

@@ -3,6 +3,7 @@ import { connectorKinds } from "../../connectors/registry.ts";
 import { databasePath, startAgent } from "../agent.ts";
 import { DEMO_TARGETS, demoConfig, startDemoTarget, startSampleFeed } from "../demo.ts";
 import { createLogger } from "../log.ts";
+import { DemoMailbox } from "../notify/demo-mailbox.ts";
 import { defineCommand } from "./command.ts";
 import { keepRunning } from "./runtime.ts";
 
@@ -15,7 +16,8 @@ export const demo = defineCommand({
   description:
     "Needs no kontobro.toml and no account anywhere: it starts the target's sandbox in this process, points an\n" +
     "agent at it, and sends a sample customer, project and invoice every few seconds (and one broken record,\n" +
-    'to show what "needs action" looks like). Stop it with Ctrl-C.',
+    'to show what "needs action" looks like). In the sandbox a person books supplier costs and payments, which\n' +
+    "the pulls bring back; alert mails are kept in a demo mailbox on the status page. Stop it with Ctrl-C.",
   options: {
     target: { type: "string", value: "KIND", help: `the sandbox to deliver to: ${kinds.join(", ")} (default ${kinds[0]})` },
     port: { type: "string", value: "N", help: "the status page's port (default 8787)" },
@@ -43,12 +45,16 @@ export const demo = defineCommand({
       return 2;
     }
     const demoTarget = await startDemoTarget(kind);
-    const { config, targets } = demoConfig({ dataDir: values.data, port, target: demoTarget.target });
-    const log = createLogger(config.agent.log_level);
-    const agent = await startAgent(config, targets, log);
     const interval = seconds * 1000;
+    const { config, targets } = demoConfig({ dataDir: values.data, port, target: demoTarget.target, pullEveryMs: interval, mail: true });
+    const log = createLogger(config.agent.log_level);
+    const agent = await startAgent(config, targets, log, { mailbox: new DemoMailbox() });
     const stopFeed = startSampleFeed(agent.db, agent.intake, interval, (m) => log.info(m));
-    const stopActivity = connectorKinds[kind]!.startDemoActivity?.(demoTarget.sandboxUrl, interval, (m) => log.info(m)) ?? (() => {});
+    const factory = connectorKinds[kind]!;
+    const stopActivity = factory.startDemoActivity?.(demoTarget.sandboxUrl, interval, (m) => log.info(m)) ?? (() => {});
+    const activity = factory.startDemoActivity
+      ? `in the sandbox, a person books supplier costs and payments, which the pulls bring back every ${interval / 1000} s`
+      : "nothing is pulled back from this target";
     process.stdout.write(`
   kontobro demo is running.
 
@@ -56,10 +62,11 @@ export const demo = defineCommand({
     Health           ${agent.url}/healthz
     Metrics          ${agent.url}/metrics
     API token        ${agent.apiToken}
+    Demo mailbox     ${agent.url}/ui/demo/mail (the alert mails, kept instead of sent)
     Target           ${targets[0]!.kind} sandbox at ${demoTarget.sandboxUrl} (state: ${demoTarget.sandboxUrl}/__sandbox/state)
     Data             ${databasePath(config.agent.data_dir)}
 
-  Sample customers, projects and invoices arrive every ${interval / 1000} s. Send your own:
+  Sample customers, projects and invoices arrive every ${interval / 1000} s; ${activity}. Send your own:
     curl -X POST ${agent.url}/api/v1/events -H 'Authorization: Bearer ${agent.apiToken}' \\
          -H 'Content-Type: application/json' -d @event.json
   Stop with Ctrl-C.

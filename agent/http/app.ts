@@ -5,6 +5,7 @@ import { deliveryCounts, pullGauges } from "../queries.ts";
 import { apiRoutes } from "./api.ts";
 import { renderApiReference } from "./api-reference.ts";
 import type { AppContext } from "./context.ts";
+import { registerDemoMailUi } from "./demo-mail.ts";
 import { exportsRoutes } from "./exports-api.ts";
 import { registerHealthRoutes } from "./health.ts";
 import { inboxRoutes, pullsApiRoutes } from "./inbox-api.ts";
@@ -55,6 +56,8 @@ export function createApp(ctx: AppContext): Hono {
   // File exports: runs, files, export status, templates; and the status page's forms and downloads.
   app.route("/api/v1/exports", exportsRoutes(ctx));
   registerExportUi(app, ctx);
+  // `kontobro demo` only: the alert mails it built instead of sending them.
+  registerDemoMailUi(app, ctx);
 
   app.notFound((c) => c.json({ error: "not_found", message: `No route ${c.req.method} ${c.req.path}.` }, 404));
   app.onError((e, c) => {

@@ -4,6 +4,7 @@ import type { ExportsRuntime } from "../exports/config.ts";
 import type { IntakeWriter } from "../intake.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Notifier } from "../notify/index.ts";
+import type { DemoMailbox } from "../notify/demo-mailbox.ts";
 import type { PullsRuntime } from "../pulls/index.ts";
 
 /** What the HTTP layer needs from the running agent. */
@@ -26,4 +27,6 @@ export interface AppContext {
   exports?: ExportsRuntime;
   /** Alerts by e-mail and webhook, when [notifications] is configured (agent/notify/). */
   notifier?: Notifier | null;
+  /** `kontobro demo`: the alert mails it built instead of sending them (/ui/demo/mail). */
+  mailbox?: DemoMailbox;
 }

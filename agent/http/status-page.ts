@@ -8,6 +8,7 @@ import { describeTargetState, initialState, readTargetState } from "../target-st
 import { lastRestore } from "../restore.ts";
 import { showTime } from "../time.ts";
 import type { AppContext } from "./context.ts";
+import { demoMailLink } from "./demo-mail.ts";
 import { renderExportsSection } from "./status-exports.ts";
 import { renderNotificationsSection } from "./status-notify.ts";
 import { renderPullsSection } from "./status-pulls.ts";
@@ -25,7 +26,7 @@ export function renderStatusPage(ctx: AppContext): HtmlEscapedString | Promise<H
 <meta http-equiv="refresh" content="10"><title>kontobro status</title>
 <style>${raw(CSS)}</style></head>
 <body>
-<header><h1>kontobro</h1><span class="muted">version ${ctx.version} · up since ${showTime(ctx.startedAt)} · <a href="/ui/api">API reference</a> · <a href="/readyz">readiness</a></span></header>
+<header><h1>kontobro</h1><span class="muted">version ${ctx.version} · up since ${showTime(ctx.startedAt)} · <a href="/ui/api">API reference</a> · <a href="/readyz">readiness</a>${demoMailLink(ctx)}</span></header>
 <main>
 ${restoreBanner(ctx)}
 ${recordSearchSection()}

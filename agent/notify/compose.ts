@@ -102,7 +102,7 @@ export function composeNotice(n: NoticeInput): Notice {
     "",
     "--",
     n.minIntervalMinutes > 0
-      ? `kontobro ${n.version} sends at most one notice per target every ${n.minIntervalMinutes} minutes; what happens meanwhile comes in one digest.`
+      ? `kontobro ${n.version} sends at most one notice per target every ${n.minIntervalMinutes === 1 ? "minute" : `${n.minIntervalMinutes} minutes`}; what happens meanwhile comes in one digest.`
       : `kontobro ${n.version}.`,
     "Recipients are set in kontobro.toml, [notifications].",
   );

@@ -13,6 +13,7 @@ import { registerSecret, type Logger } from "../log.ts";
 import { selectAlerts, syncAlerts } from "./alerts.ts";
 import { composeNotice } from "./compose.ts";
 import type { NotificationsConfig } from "./config.ts";
+import { mailboxSender, type DemoMailbox } from "./demo-mailbox.ts";
 import { mailSender, webhookSender, type NoticeSender, type OutgoingNotice } from "./send.ts";
 
 export interface NotifierOptions {
@@ -32,6 +33,8 @@ export interface NotifierOptions {
   senders?: Partial<Record<Channel, NoticeSender>>;
   /** Extra fetch options for the webhook (the outbound proxy). */
   fetchOptions?: () => Record<string, unknown>;
+  /** `kontobro demo`: mails are built as for [notifications.smtp] and kept here instead of being sent. */
+  mailbox?: DemoMailbox;
 }
 
 export type Channel = "email" | "webhook";
@@ -59,7 +62,7 @@ export class Notifier {
     registerSecret(o.config.webhook?.url);
     registerSecret(o.config.webhook?.secret);
     this.senders = o.senders ?? {
-      ...(o.config.smtp ? { email: mailSender(o.config.smtp, ua) } : {}),
+      ...(o.config.smtp ? { email: o.mailbox ? mailboxSender(o.mailbox, o.config.smtp.from, ua) : mailSender(o.config.smtp, ua) } : {}),
       ...(o.config.webhook ? { webhook: webhookSender(o.config.webhook, ua, o.fetchOptions) } : {}),
     };
   }

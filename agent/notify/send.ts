@@ -3,7 +3,7 @@
 // the notifier keeps the notice and tries again.
 import { readFileSync } from "node:fs";
 import nodemailer from "nodemailer";
-import type { Transporter } from "nodemailer";
+import type { SendMailOptions, Transporter } from "nodemailer";
 import { proxyOption } from "../../connectors/http.ts";
 import { signatureHeader } from "../pulls/psa-webhook.ts";
 import type { AlertWebhookConfig, SmtpConfig } from "./config.ts";
@@ -24,6 +24,24 @@ export interface NoticeSender {
   describe(): string;
   send(n: OutgoingNotice): Promise<void>;
   close(): void;
+}
+
+/** The message nodemailer builds for a notice: the same for the mail server and for the demo's mailbox (demo-mailbox.ts). */
+export function mailMessage(n: OutgoingNotice, from: string, userAgent: string): SendMailOptions {
+  return {
+    from,
+    to: n.recipients,
+    subject: n.subject,
+    text: n.body,
+    headers: {
+      // RFC 3834: an automatic message; well-behaved auto-responders do not answer it.
+      "Auto-Submitted": "auto-generated",
+      "X-Auto-Response-Suppress": "All",
+      "X-Kontobro-Target": n.target,
+      "X-Kontobro-Notice": String(n.batch),
+      "X-Mailer": userAgent,
+    },
+  };
 }
 
 export function mailSender(smtp: z.infer<typeof SmtpConfig>, userAgent: string): NoticeSender {
@@ -49,20 +67,7 @@ export function mailSender(smtp: z.infer<typeof SmtpConfig>, userAgent: string):
     async send(n) {
       transport ??= make();
       try {
-        await transport.sendMail({
-          from: smtp.from,
-          to: n.recipients,
-          subject: n.subject,
-          text: n.body,
-          headers: {
-            // RFC 3834: an automatic message; well-behaved auto-responders do not answer it.
-            "Auto-Submitted": "auto-generated",
-            "X-Auto-Response-Suppress": "All",
-            "X-Kontobro-Target": n.target,
-            "X-Kontobro-Notice": String(n.batch),
-            "X-Mailer": userAgent,
-          },
-        });
+        await transport.sendMail(mailMessage(n, smtp.from, userAgent));
       } catch (e) {
         throw new Error(describeMailError(e, smtp));
       }

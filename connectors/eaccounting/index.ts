@@ -2,11 +2,12 @@
 // per entity, projects as cost-centre items, invoices as drafts that eAccounting numbers, invoice status and
 // number back, supplier costs to the PSA's projects. Sources: ../../../shared/reference/api-notes/eaccounting.md.
 // The factory starts the sandbox (./sandbox/index.ts) for `kontobro sandbox eaccounting` and `kontobro demo --target
-// eaccounting`; startDemoActivity (a person working in eAccounting during the demo) is started by the demo.
+// eaccounting`; startDemoActivity (./demo.ts: a person working in eAccounting during the demo) is started by the demo.
 import type { ConnectorFactory, CredentialStore, OAuthFlow } from "../contract.ts";
 import { OAuthTokens } from "./auth.ts";
 import { authorizeUrl, EaccountingConfig, REQUIRED_SCOPES, tokenUrl } from "./config.ts";
 import { EaccountingConnector } from "./connector.ts";
+import { startDemoActivity } from "./demo.ts";
 
 const TZ = "Europe/Stockholm";
 
@@ -96,45 +97,5 @@ export function demoTarget(sandboxUrl: string): Record<string, unknown> {
   };
 }
 
-/**
- * What a person does in eAccounting during `kontobro demo --target eaccounting`, every `intervalMs`: creates a
- * customer and an article (they reach the PSA's inbox feed), sends the drafts kontobro made (eAccounting numbers
- * them) and registers payment for the invoices sent a round earlier. Returns a stop function.
- */
-export function startDemoActivity(sandboxUrl: string, intervalMs: number, log: (msg: string) => void = () => {}): () => void {
-  const url = sandboxUrl.replace(/\/+$/, "");
-  const call = async (path: string, body: unknown, method = "POST") => {
-    const res = await fetch(`${url}/__sandbox/${path}`, {
-      method,
-      body: JSON.stringify(body),
-      headers: { "content-type": "application/json" },
-    });
-    return res.json() as Promise<any>;
-  };
-  let round = 0;
-  let sent: number[] = [];
-  const tick = async () => {
-    round++;
-    for (const n of sent) await call("payments", { invoiceNumber: n });
-    const state = (await (await fetch(`${url}/__sandbox/state`)).json()) as any;
-    sent = [];
-    for (const d of state.drafts ?? []) sent.push((await call("send-draft", { draftId: d.Id })).InvoiceNumber);
-    await call("customers", {
-      CustomerNumber: `9${String(round).padStart(3, "0")}`,
-      Name: `Kund från eAccounting ${round} AB`,
-      InvoiceAddress1: `Storgatan ${round}`,
-      InvoicePostalCode: "11122",
-      InvoiceCity: "Stockholm",
-      InvoiceCountryCode: "SE",
-      ContactPersonName: "Anna Svensson",
-    });
-    await call("articles", { Number: `EA-${round}`, Name: `Artikel från eAccounting ${round}`, NetPrice: 100 * round });
-    log(`demo: eAccounting made customer 9${String(round).padStart(3, "0")} and article EA-${round}, sent ${sent.length} draft(s)`);
-  };
-  const timer = setInterval(() => void tick().catch((e) => log(`demo activity failed: ${e.message}`)), intervalMs);
-  void tick().catch((e) => log(`demo activity failed: ${e.message}`));
-  return () => clearInterval(timer);
-}
-
-export { EaccountingConfig };
+export { EaccountingConfig, startDemoActivity };
 export default eaccounting;

@@ -2,6 +2,7 @@
 import type { ConnectorFactory } from "../contract.ts";
 import { EconomicConfig } from "./config.ts";
 import { EconomicConnector } from "./connector.ts";
+import { startDemoActivity } from "./demo.ts";
 import { describePulled } from "./pull.ts";
 import { economicWebhookStreams } from "./pull-map.ts";
 
@@ -22,6 +23,7 @@ export const economic: ConnectorFactory<EconomicConfig> = {
   // e-conomic's webhook URL templates, with its merge fields (README: Webhooks).
   webhookTemplates: ["?type=invoice&invoice=[INVOICENO]", "?type=daybook&daybook=[DAYBOOKNO]&from=[FROMSERIALNO]&to=[TOSERIALNO]"],
   describePulled,
+  startDemoActivity,
   async startSandbox({ port }) {
     const { startEconomicSandbox } = await import("./sandbox/index.ts");
     const s = await startEconomicSandbox({ port });

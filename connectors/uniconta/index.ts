@@ -3,6 +3,7 @@
 import type { ConnectorFactory } from "../contract.ts";
 import { UnicontaConfig } from "./config.ts";
 import { UnicontaConnector } from "./connector.ts";
+import { startDemoActivity } from "./demo.ts";
 import { describePulled } from "./pull.ts";
 
 // The sandbox's demo company and server user (sandbox/fixtures.json), for demoTarget().
@@ -20,6 +21,7 @@ export const uniconta: ConnectorFactory<UnicontaConfig> = {
     invoices: { title: "Invoices posted from kontobro's orders (order only)", cron: "15 7-18 * * 1-5", timezone: "Europe/Copenhagen" },
   },
   describePulled,
+  startDemoActivity,
   async startSandbox({ port }) {
     const { startUnicontaSandbox } = await import("./sandbox/index.ts");
     const s = startUnicontaSandbox({ port });
