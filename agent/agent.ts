@@ -14,7 +14,7 @@ import { Dispatcher } from "./dispatcher.ts";
 import { exportSettings } from "./exports/config.ts";
 import { deliverOnStart } from "./exports/deliver.ts";
 import { createApp } from "./http/app.ts";
-import { IntakeWriter } from "./intake.ts";
+import { IntakeThread } from "./intake-thread.ts";
 import { registerSecret, type Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { CredentialsWatch } from "./notify/credentials.ts";
@@ -22,7 +22,7 @@ import { alertGauges } from "./notify/gauges.ts";
 import { notificationsEnabled } from "./notify/config.ts";
 import { Notifier, statusPageUrl } from "./notify/index.ts";
 import type { DemoMailbox } from "./notify/demo-mailbox.ts";
-import type { Entity } from "./model.ts";
+import { ENTITIES, type Entity } from "./model.ts";
 import { Outbox } from "./outbox.ts";
 import { createPulls, type PullsRuntime } from "./pulls/index.ts";
 import { startRetention } from "./retention.ts";
@@ -36,7 +36,7 @@ export interface RunningAgent {
   url: string;
   db: Db;
   outbox: Outbox;
-  intake: IntakeWriter;
+  intake: IntakeThread;
   metrics: Metrics;
   apiToken: string;
   connectors: Map<string, Connector>;
@@ -182,7 +182,13 @@ export async function startAgent(
     if (!names) targetsByEntity.set(entity, (names = [...connectors].filter(([, c]) => c.supports(entity)).map(([n]) => n)));
     return names;
   };
-  const intake = new IntakeWriter(db, outbox, targetsFor, notifyAll);
+  // The writer on its own thread with its own connection (issue 16): the fsync never holds up the HTTP side.
+  const intake = await IntakeThread.start({
+    path: databasePath(config.agent.data_dir),
+    busyTimeoutMs: config.agent.busy_timeout_ms,
+    targets: Object.fromEntries(ENTITIES.map((e) => [e, targetsFor(e)])),
+    onStored: notifyAll,
+  });
   // Counted at intake, so events from the demo feed count as received like those from the API.
   intake.observer = (results) => metrics.countStored(results);
   const apiToken = apiTokenFor(db, config);
@@ -252,6 +258,7 @@ export async function startAgent(
     });
   } catch (e) {
     clearInterval(highwater);
+    await intake.close();
     db.$client.close();
     lock.release();
     throw new Error(
@@ -279,6 +286,8 @@ export async function startAgent(
       await notifier?.stop();
       await retention.stop();
       server.stop(true);
+      // What the writer was given is committed before the connections close.
+      await intake.close();
       clearInterval(highwater);
       try {
         writeHighwater(config.agent.data_dir, { ...readMarks(db.$client), generation: run.generation });

@@ -2,7 +2,7 @@
 // by default), with sample PSA data flowing in, so a new user sees the whole path work after `npm start`.
 import type { AgentConfig, TargetConfig } from "./config.ts";
 import { validateConfig } from "./config.ts";
-import type { IntakeWriter, ValidEvent } from "./intake.ts";
+import type { Intake, ValidEvent } from "./intake.ts";
 import { parseEvents } from "./intake.ts";
 import type { Db } from "./db/index.ts";
 import { connectorKinds } from "../connectors/registry.ts";
@@ -175,7 +175,7 @@ export function nextSampleNumber(db: Db): number {
 }
 
 /** Feeds a sample round every `intervalMs` through the same intake the API uses. */
-export function startSampleFeed(db: Db, intake: IntakeWriter, intervalMs: number, log: (msg: string) => void): () => void {
+export function startSampleFeed(db: Db, intake: Intake, intervalMs: number, log: (msg: string) => void): () => void {
   const feed = async (events: unknown[]) => {
     const parsed = parseEvents(events);
     if (!parsed.ok) throw new Error(`demo data invalid: ${JSON.stringify(parsed.events)}`);

@@ -142,6 +142,16 @@ export class IntakeUnavailable extends Error {
   }
 }
 
+/** Stores validated events: in process (IntakeWriter) or on the writer's own thread (IntakeThread, agent/intake-thread.ts). */
+export interface Intake {
+  /** Resolves after the events' transaction has committed (synchronous=FULL), or rejects with nothing stored. */
+  submit(events: ValidEvent[]): Promise<StoredResult[]>;
+  /** Sees every stored batch's results, whoever submitted it (the agent counts them for /metrics). */
+  observer?: (results: StoredResult[]) => void;
+  /** Finishes what was submitted; nothing more is taken. */
+  close(): Promise<void>;
+}
+
 interface Waiting {
   events: PreparedEvent[];
   resolve: (r: StoredResult[]) => void;
@@ -153,7 +163,7 @@ interface Waiting {
  * the next transaction (group commit), so durability (synchronous=FULL) costs one fsync per group, not
  * per event. Each caller's promise resolves only after its transaction has committed.
  */
-export class IntakeWriter {
+export class IntakeWriter implements Intake {
   /** Sees every stored batch's results, whoever submitted it (the agent counts them for /metrics). */
   observer?: (results: StoredResult[]) => void;
   private queue: Waiting[] = [];
@@ -179,6 +189,12 @@ export class IntakeWriter {
         setImmediate(() => this.flush());
       }
     });
+  }
+
+  /** Commits what is queued now (the connection is the caller's to close). */
+  close(): Promise<void> {
+    this.flush();
+    return Promise.resolve();
   }
 
   private flush(): void {
@@ -208,7 +224,8 @@ export function settle(w: Omit<Waiting, "events">, outcome: RequestOutcome, obse
   w.resolve(outcome.stored);
 }
 
-function describeWriteError(e: unknown): Error {
+/** A failed write in plain language: busy, disk full and read-only become IntakeUnavailable (503, Retry-After). */
+export function describeWriteError(e: unknown): Error {
   const msg = e instanceof Error ? e.message : String(e);
   if (/busy|locked/i.test(msg)) return new IntakeUnavailable("The database is busy; nothing was stored. Send the events again shortly.", 1);
   if (/full|disk|SQLITE_FULL|no space/i.test(msg))

@@ -82,6 +82,8 @@ export async function build(names: string[] = PLATFORMS.map((p) => p.name)): Pro
       "--outfile",
       outfile,
       join(root, "agent/main.ts"),
+      // The intake writer's thread (new Worker in agent/intake-thread.ts) is a second entry point of the binary.
+      join(root, "agent/intake-worker.ts"),
     ]);
     outputs.push(outfile);
     console.log(`built ${outfile} (${(Bun.file(outfile).size / 1024 / 1024).toFixed(1)} MB)`);

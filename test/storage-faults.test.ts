@@ -61,13 +61,14 @@ describe("storage faults", () => {
     expect((await stack.post(customerEvent(1))).status).toBe(202);
     const c = stack.agent.db.$client;
     const pages = (c.query("PRAGMA page_count").get() as any).page_count;
-    c.exec(`PRAGMA max_page_count = ${pages}`); // the disk is now full
+    // The disk is now full for intake's writer (its own connection, on its own thread).
+    await stack.agent.intake.pragma(`max_page_count = ${pages}`);
     const big = Array.from({ length: 50 }, (_, i) => customerEvent(100 + i, { name: "x".repeat(250) }));
     const res = await stack.post(big);
     expect(res.status).toBe(503);
     expect(res.body.message).toContain("disk is full");
     expect(count(stack, "events")).toBe(1);
-    c.exec("PRAGMA max_page_count = 1073741823"); // space freed
+    await stack.agent.intake.pragma("max_page_count = 1073741823"); // space freed
     await fetch(`${stack.sandboxUrl}/__sandbox/faults`, { method: "DELETE" });
     expect((await stack.post(big)).status).toBe(202);
     await waitFor("all delivered", async () => (await stack!.deliveries("done")).length === 51, 30_000);

@@ -24,6 +24,8 @@ export class StorageError extends Error {
 export interface OpenOptions {
   /** Milliseconds a write waits for a lock before SQLITE_BUSY. */
   busyTimeoutMs?: number;
+  /** Page cache in KB (default 32 MB). */
+  cacheKb?: number;
 }
 
 /** Opens (creating if needed) and migrates the database. Throws StorageError with a plain message. */
@@ -31,14 +33,7 @@ export function openDatabase(path: string, options: OpenOptions = {}): Db {
   if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
   let sqlite: Database;
   try {
-    sqlite = new Database(path, { create: true, strict: true });
-    // Durability first: an acknowledged event must survive a power cut (synchronous=FULL in WAL mode).
-    sqlite.exec("PRAGMA journal_mode = WAL");
-    sqlite.exec("PRAGMA synchronous = FULL");
-    sqlite.exec("PRAGMA foreign_keys = ON");
-    sqlite.exec(`PRAGMA busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
-    // 32 MB of page cache keeps the outbox's indexes in memory with a large backlog (default is 2 MB).
-    sqlite.exec("PRAGMA cache_size = -32768");
+    sqlite = connect(path, options);
     const check = sqlite.query("PRAGMA quick_check").get() as { quick_check: string } | null;
     if (check && check.quick_check !== "ok") throw new Error(`integrity check failed: ${check.quick_check}`);
   } catch (e) {
@@ -54,6 +49,22 @@ export function openDatabase(path: string, options: OpenOptions = {}): Db {
     throw describeOpenError(path, e);
   }
   return db;
+}
+
+/**
+ * A connection with the agent's settings, to a database openDatabase has created and migrated (also the
+ * intake worker's own connection, agent/intake-worker.ts). The settings are per connection.
+ */
+export function connect(path: string, options: OpenOptions = {}): Database {
+  const sqlite = new Database(path, { create: true, strict: true });
+  // Durability first: an acknowledged event must survive a power cut (synchronous=FULL in WAL mode).
+  sqlite.exec("PRAGMA journal_mode = WAL");
+  sqlite.exec("PRAGMA synchronous = FULL");
+  sqlite.exec("PRAGMA foreign_keys = ON");
+  sqlite.exec(`PRAGMA busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
+  // 32 MB of page cache keeps the outbox's indexes in memory with a large backlog (default is 2 MB).
+  sqlite.exec(`PRAGMA cache_size = ${options.cacheKb === undefined ? -32768 : -options.cacheKb}`);
+  return sqlite;
 }
 
 /** A plain-language StorageError for a database (or lock) file that could not be opened. */

@@ -1,7 +1,7 @@
 import type { TargetBudget } from "../../connectors/contract.ts";
 import type { Db } from "../db/index.ts";
 import type { ExportsRuntime } from "../exports/config.ts";
-import type { IntakeWriter } from "../intake.ts";
+import type { Intake } from "../intake.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Notifier } from "../notify/index.ts";
 import type { DemoMailbox } from "../notify/demo-mailbox.ts";
@@ -10,7 +10,7 @@ import type { PullsRuntime } from "../pulls/index.ts";
 /** What the HTTP layer needs from the running agent. */
 export interface AppContext {
   db: Db;
-  intake: IntakeWriter;
+  intake: Intake;
   metrics: Metrics;
   apiToken: string;
   /** The server is bound to a loopback address (the status page then needs no login). */

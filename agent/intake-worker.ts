@@ -1,0 +1,78 @@
+// The intake writer's own thread (issue 16): it holds a connection of its own and commits the requests the
+// main thread has parsed and validated, many per transaction (group commit). While it waits for the fsync
+// the main thread goes on reading, parsing and validating the next requests; their messages queue here
+// and become the next group. Started by IntakeThread (agent/intake-thread.ts); nothing here answers a
+// caller before its transaction has committed.
+import { drizzle } from "drizzle-orm/bun-sqlite";
+import { connect, type Db } from "./db/index.ts";
+import { IntakeStore, type PreparedEvent, type RequestOutcome } from "./intake-store.ts";
+import type { Entity } from "./model.ts";
+import { Outbox } from "./outbox.ts";
+
+declare const self: Worker;
+
+/** Messages from the main thread. */
+export type ToWriter =
+  | { kind: "open"; path: string; busyTimeoutMs: number; targets: Partial<Record<Entity, string[]>> }
+  | { kind: "store"; id: number; events: PreparedEvent[] }
+  | { kind: "pragma"; id: number; statement: string }
+  | { kind: "close" };
+
+/** Messages to the main thread. */
+export type FromWriter =
+  | { kind: "ready" }
+  | { kind: "stored"; ids: number[]; outcomes: RequestOutcome[] }
+  | { kind: "failed"; ids: number[]; message: string }
+  | { kind: "pragma"; id: number; result?: unknown; message?: string }
+  | { kind: "closed" };
+
+const reply = (m: FromWriter) => self.postMessage(m);
+
+let db: Db | undefined;
+let store: IntakeStore | undefined;
+let queue: { id: number; events: PreparedEvent[] }[] = [];
+let scheduled = false;
+
+/** Commits every request that arrived since the last commit, in one transaction. */
+function flush(): void {
+  scheduled = false;
+  const group = queue;
+  queue = [];
+  if (group.length === 0) return;
+  const ids = group.map((r) => r.id);
+  try {
+    reply({ kind: "stored", ids, outcomes: store!.storeGroup(group.map((r) => r.events)) });
+  } catch (e) {
+    reply({ kind: "failed", ids, message: e instanceof Error ? e.message : String(e) });
+  }
+}
+
+self.onmessage = (event: MessageEvent<ToWriter>) => {
+  const m = event.data;
+  switch (m.kind) {
+    case "open": {
+      // The intake pages stay warm in a smaller cache than the main connection's.
+      db = drizzle({ client: connect(m.path, { busyTimeoutMs: m.busyTimeoutMs, cacheKb: 8192 }) }) as unknown as Db;
+      store = new IntakeStore(db, new Outbox(db), (entity) => m.targets[entity] ?? []);
+      return reply({ kind: "ready" });
+    }
+    case "store":
+      queue.push({ id: m.id, events: m.events });
+      if (!scheduled) {
+        scheduled = true;
+        // After the messages already waiting have been queued: they join this group.
+        setImmediate(flush);
+      }
+      return;
+    case "pragma":
+      try {
+        return reply({ kind: "pragma", id: m.id, result: db!.$client.query(`PRAGMA ${m.statement}`).all() });
+      } catch (e) {
+        return reply({ kind: "pragma", id: m.id, message: (e as Error).message });
+      }
+    case "close":
+      flush();
+      db?.$client.close();
+      return reply({ kind: "closed" });
+  }
+};
