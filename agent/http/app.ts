@@ -34,7 +34,7 @@ export function createApp(ctx: AppContext): Hono {
   const guard = uiGuard({ loopback: ctx.listensOnLoopback, apiToken: () => ctx.apiToken });
   app.use("/", guard);
   app.use("/ui/*", guard);
-  app.get("/", (c) => c.html(renderStatusPage(ctx)));
+  app.get("/", (c) => c.html(renderStatusPage(ctx, { refresh: c.req.query("refresh") })));
 
   // The retry button of the status page and of a record page (the guard makes it same-origin only).
   app.post("/ui/deliveries/:id/retry", async (c) => {

@@ -14,20 +14,26 @@ import { renderNotificationsSection } from "./status-notify.ts";
 import { renderPullsSection } from "./status-pulls.ts";
 import { renderMasterSection } from "../master/status.ts";
 import { renderStorageSection } from "./status-storage.ts";
+import { CHART_CSS, chartsFrom, targetCharts } from "./status-charts.ts";
+import { REFRESH_CSS, refreshNote, refreshSeconds } from "./status-refresh.ts";
+import { readDeliveryStats } from "../delivery-stats.ts";
 import { recordHref, recordSearchSection, retryForm } from "./status-record.ts";
 import { kindOfEvent, recordName } from "../record-story.ts";
 import type { Entity } from "../model.ts";
 
-export function renderStatusPage(ctx: AppContext): HtmlEscapedString | Promise<HtmlEscapedString> {
+/** `options.refresh`: the ?refresh= query (seconds between automatic updates; status-refresh.ts). */
+export function renderStatusPage(ctx: AppContext, options: { refresh?: string } = {}): HtmlEscapedString | Promise<HtmlEscapedString> {
+  const refresh = refreshSeconds(options.refresh);
   const counts = deliveryCounts(ctx.db);
   const events = recentEvents(ctx.db, 15);
   return html`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="refresh" content="10"><title>kontobro status</title>
-<style>${raw(CSS)}</style></head>
-<body>
+<title>kontobro status</title>
+<style>${raw(CSS + CHART_CSS + REFRESH_CSS)}</style></head>
+<body data-refresh-seconds="${refresh}">
 <header><h1>kontobro</h1><span class="muted">version ${ctx.version} · up since ${showTime(ctx.startedAt)} · <a href="/ui/api">API reference</a> · <a href="/readyz">readiness</a>${demoMailLink(ctx)}</span></header>
 <main>
+${refreshNote(refresh)}
 ${restoreBanner(ctx)}
 ${recordSearchSection()}
 ${ctx.targets.length === 0 ? html`<p class="card">No targets are configured. Add a [[targets]] table to kontobro.toml (see config/kontobro.example.toml).</p>` : ""}
@@ -67,6 +73,7 @@ function restoreBanner(ctx: AppContext) {
 
 function targetCard(ctx: AppContext, t: AppContext["targets"][number], counts: { status: string; n: number }[]) {
   const byStatus = new Map(counts.map((c) => [c.status, c.n]));
+  const now = Date.now();
   const failures = listDeliveries(ctx.db, { target: t.name, status: "needs_action", limit: 50 });
   const waiting = listDeliveries(ctx.db, { target: t.name, status: "waiting", limit: 10 });
   const retrying = listDeliveries(ctx.db, { target: t.name, status: "pending", limit: 10 }).filter((d) => d.errorMessage);
@@ -78,6 +85,7 @@ ${connectionLine(ctx.db, t.name)}
 ${budgetLines(t)}
 <p>Last successful delivery: <strong class="last-success">${showTime(lastSuccessAt(ctx.db, t.name))}</strong></p>
 <ul class="counts">${DELIVERY_STATUSES.map((s) => html`<li class="status-${s}"><span>${DELIVERY_STATUS_LABELS[s]}</span><strong data-status="${s}">${byStatus.get(s) ?? 0}</strong></li>`)}</ul>
+${targetCharts(t.name, readDeliveryStats(ctx.db.$client, t.name, chartsFrom(now)), now)}
 ${failures.length > 0 ? html`<h3>Needs action</h3>${failures.map((d) => problemRow(d, true))}` : html`<p class="ok">Nothing needs action.</p>`}
 ${retrying.length > 0 ? html`<h3>Retrying</h3>${retrying.map((d) => problemRow(d, false))}` : ""}
 ${waiting.length > 0 ? html`<h3>Waiting</h3>${waiting.map((d) => problemRow(d, false))}` : ""}
