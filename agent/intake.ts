@@ -219,9 +219,11 @@ export class IntakeWriter implements Intake {
 
 /** Answers one caller: its results (seen by the observer too), or its conflicts. */
 export function settle(w: Omit<Waiting, "events">, outcome: RequestOutcome, observer?: (results: StoredResult[]) => void): void {
-  if ("conflicts" in outcome) return w.reject(new EventConflict(outcome.conflicts));
-  observer?.(outcome.stored);
-  w.resolve(outcome.stored);
+  if ("conflicts" in outcome) w.reject(new EventConflict(outcome.conflicts));
+  else {
+    observer?.(outcome.stored);
+    w.resolve(outcome.stored);
+  }
 }
 
 /** A failed write in plain language: busy, disk full and read-only become IntakeUnavailable (503, Retry-After). */
