@@ -153,6 +153,15 @@ describe("the record pages as plain HTML", () => {
     expect(two.text).toContain('<a href="/ui/records/project/777">project 777</a>');
     expect((await html("/ui/records?number=777&kind=project")).location).toBe("/ui/records/project/777");
 
+    // A credit note is found and named as one, and links to the invoice it credits.
+    const credit = invoiceEvent(5001, 101, undefined, { psaId: "PSA-CN-5001", creditedInvoiceNumber: 20001 }, "cn-5001");
+    expect((await stack.post([{ ...credit, type: "invoice.credited" }])).status).toBeLessThan(300);
+    expect((await html("/ui/records?number=5001&kind=credit_note")).location).toBe("/ui/records/invoice/5001");
+    expect((await html("/ui/records?number=5001&kind=invoice")).text).toContain("Nothing numbered 5001");
+    const creditPage = await html("/ui/records/invoice/5001");
+    expect(creditPage.text).toContain("<h1>Credit note 5001</h1>");
+    expect(creditPage.text).toContain('<a href="/ui/records/invoice/20001">invoice 20001 (credited)</a>');
+
     const none = await html("/ui/records?number=424242");
     expect(none.status).toBe(200);
     expect(none.text).toContain("Nothing numbered 424242");
