@@ -257,4 +257,5 @@ export const CHART_CSS = `
 .chart-panel h3{margin:8px 0 4px} .chart{display:block;width:100%;max-width:480px;height:auto}
 .chart-empty{color:#6b7280;font-size:13px;border:1px dashed #d0d5dd;border-radius:6px;padding:16px;text-align:center}
 .latency-summary{font-size:13px;margin:8px 0 0} .chart-numbers{font-size:13px;margin:4px 0}
-.chart-numbers summary{cursor:pointer;color:#1849a9} .chart-numbers caption{text-align:left;font-weight:600;padding:4px 0}`;
+.chart-numbers summary{cursor:pointer;color:#1849a9} .chart-numbers caption{text-align:left;font-weight:600;padding:4px 0}
+.chart-numbers th[scope=row]{white-space:nowrap;font-weight:normal}`;
