@@ -42,6 +42,12 @@ describe("toPostgres", () => {
     );
   });
 
+  test("SQLite's planner hints are dropped: INDEXED BY and a unary + before a column; a binary + stays", () => {
+    expect(
+      toPostgres("UPDATE deliveries INDEXED BY deliveries_caused_by SET n = n + 1, m = m+1 WHERE a = ?1 AND +entity = 'invoice'"),
+    ).toBe("UPDATE deliveries SET n = n + 1, m = m+1 WHERE a = $1 AND entity = 'invoice'");
+  });
+
   test("an unterminated literal is an error that shows where", () => {
     expect(() => toPostgres("SELECT 'oops FROM t")).toThrow("unterminated string in SQL: 'oops FROM t");
   });

@@ -11,7 +11,8 @@ const NUMERIC = 1700;
  * SQLite text → PostgreSQL text: `?N` and `?` become `$N` (a bare `?` takes the next number, as in SQLite);
  * every `ON CONFLICT (cols)` becomes `ON CONFLICT (tenant_id, cols)`, as every unique key on PostgreSQL starts
  * with the tenant (agent/db/pg/mirror.ts); a camelCase alias (`AS eventSeq`) is quoted so it keeps its case;
- * `json_each(?N)` over a JSON array parameter becomes json_array_elements_text (rows of `value` on both).
+ * `json_each(?N)` over a JSON array parameter becomes json_array_elements_text (rows of `value` on both); SQLite's
+ * planner hints (INDEXED BY, unary +) are dropped.
  * String literals, quoted names and comments are left as they are.
  */
 export function toPostgres(text: string): string {
@@ -41,7 +42,14 @@ export function toPostgres(text: string): string {
       const conflict = atWord ? /^ON\s+CONFLICT\s*\(/i.exec(ahead) : null;
       const alias = atWord ? /^(?:AS|as)\s+([a-z][a-z0-9_]*[A-Z][A-Za-z0-9_]*)\b/.exec(ahead) : null;
       const jsonEach = atWord ? /^json_each\(\s*\?(\d*)\s*\)/i.exec(ahead) : null;
-      if (jsonEach) {
+      // SQLite's planner hints (INDEXED BY name; a unary + that keeps an index from being used) mean nothing here.
+      const indexedBy = atWord ? /^INDEXED\s+BY\s+\w+\s*/i.exec(ahead) : null;
+      const unaryPlus = ch === "+" && /(^|[(,=]|\b(AND|OR|WHERE|ON|NOT))\s*$/i.test(out) && /^[A-Za-z_]/.test(text[i + 1] ?? "");
+      if (unaryPlus) {
+        i++;
+      } else if (indexedBy) {
+        i += indexedBy[0].length;
+      } else if (jsonEach) {
         // A JSON array parameter as rows of `value` (set-based reads: WHERE id IN (SELECT value FROM json_each(?1))).
         // The parameter is text (the JSON the caller made); typed json, Bun would encode the string once more.
         const n = jsonEach[1] ? Number(jsonEach[1]) : highest + 1;
