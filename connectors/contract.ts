@@ -4,9 +4,9 @@ import type { z } from "zod";
 import type { Entity } from "../agent/model.ts";
 import type { Problem } from "../agent/problem.ts";
 import type { Logger } from "../agent/log.ts";
-import type { BenchAdapter, ChaosAdapter, RunningSandbox } from "./sandbox.ts";
+import type { BenchAdapter, CallsAdapter, ChaosAdapter, RunningSandbox } from "./sandbox.ts";
 
-export type { BenchAdapter, ChaosAdapter, RunningSandbox } from "./sandbox.ts";
+export type { BenchAdapter, CallsAdapter, ChaosAdapter, RunningSandbox } from "./sandbox.ts";
 
 /** What the agent remembers about a record it has pushed to a target. */
 export interface Link {
@@ -263,4 +263,6 @@ export interface ConnectorFactory<C = any> {
   chaos?(): Promise<ChaosAdapter>;
   /** The benchmark's adapter for the sandbox (scripts/bench.ts), imported only by the benchmark. */
   bench?(): Promise<BenchAdapter>;
+  /** Calls per record at the target and its daily budget (scripts/calls-per-record.ts: its test and the benchmark). */
+  calls?(): Promise<CallsAdapter>;
 }

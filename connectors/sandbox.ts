@@ -1,7 +1,9 @@
 // The sandboxes' side of the contract. Every connector ships a faithful test double of its target in
 // connectors/<kind>/sandbox/; its factory starts it (ConnectorFactory.startSandbox) and hands the scripts
-// their adapters: the chaos run's (scripts/chaos.ts) and the benchmark's (scripts/bench.ts). The agent
-// imports a sandbox only when asked for one (`kontobro sandbox`, `kontobro demo`), so a run never loads it.
+// their adapters: the chaos run's (scripts/chaos.ts), the benchmark's (scripts/bench.ts) and the calls-per-record
+// count's (scripts/calls-per-record.ts). The agent imports a sandbox only when asked for one (`kontobro sandbox`,
+// `kontobro demo`), so a run never loads it.
+import type { Hono } from "hono";
 
 /** A connector's sandbox running on loopback. */
 export interface RunningSandbox {
@@ -125,4 +127,99 @@ export interface BenchAdapter {
   rawCustomer: { title: string; request(url: string, i: number): Promise<Response> };
   /** How many customers the sandbox holds. */
   customers(url: string): Promise<number>;
+}
+
+// ── calls per record ──────────────────────────────────────────────────────────────────────────────
+
+/** The records whose calls at the target are counted: the entities, with credit notes apart from invoices. */
+export const COUNTED_RECORDS = ["customer", "product", "project", "invoice", "credit_note"] as const;
+export type CountedRecord = (typeof COUNTED_RECORDS)[number];
+
+/** HTTP requests, and the calls the target counts against its budget for them (a request may cost several). */
+export interface CallCount {
+  requests: number;
+  calls: number;
+}
+
+/** What a sandbox's GET /__sandbox/requests answers: every request since the last DELETE, by method and path family. */
+export interface RequestCountsBody extends CallCount {
+  families: Record<string, CallCount>;
+}
+
+/** A path segment that names one record (a number, a GUID): counted as `{id}`, so a family is a kind of call. */
+const RECORD_SEGMENT = /^(\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i;
+
+/**
+ * "METHOD /path/{id}" for a request: record ids replaced, the query left out except an `action` (a call of
+ * its own on targets that name transitions that way, e.g. `?action=invoice`).
+ */
+export function requestFamily(method: string, pathAndQuery: string): string {
+  const [path = "", query = ""] = pathAndQuery.split("?", 2);
+  const family = path
+    .split("/")
+    .map((s) => (RECORD_SEGMENT.test(s) ? "{id}" : s))
+    .join("/");
+  const action = new URLSearchParams(query).get("action");
+  return `${method.toUpperCase()} ${family}${action ? `?action=${action}` : ""}`;
+}
+
+/** Counts a sandbox's requests by family, with what each cost in the target's own unit of calls. */
+export class RequestCounts {
+  private families = new Map<string, CallCount>();
+
+  /** One request; `calls` is what the target charges for it (1 unless it counts otherwise). */
+  add(method: string, pathAndQuery: string, calls = 1): void {
+    const key = requestFamily(method, pathAndQuery);
+    const f = this.families.get(key) ?? { requests: 0, calls: 0 };
+    f.requests++;
+    f.calls += calls;
+    this.families.set(key, f);
+  }
+
+  read(): RequestCountsBody {
+    const families = Object.fromEntries([...this.families].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, { ...v }]));
+    const sum = (pick: (c: CallCount) => number) => [...this.families.values()].reduce((n, c) => n + pick(c), 0);
+    return { requests: sum((c) => c.requests), calls: sum((c) => c.calls), families };
+  }
+
+  clear(): void {
+    this.families.clear();
+  }
+}
+
+/** GET /__sandbox/requests (the counts) and DELETE /__sandbox/requests (start again from zero) on a sandbox's control app. */
+export function registerRequestCounts(app: Hono<any, any, any>, counts: RequestCounts): void {
+  app.get("/__sandbox/requests", (c) => c.json(counts.read()));
+  app.delete("/__sandbox/requests", (c) => {
+    counts.clear();
+    return c.json({ cleared: true });
+  });
+}
+
+/** A target's daily call budget, as its API notes state it. */
+export interface DailyBudget {
+  /** Calls a day. */
+  calls: number;
+  /** Whose budget it is, in words: "per agreement", "per user", "per client and endpoint". */
+  scope: string;
+  /** Counted per endpoint: records a day are bounded by the endpoint a record calls most. */
+  perEndpoint?: boolean;
+  /** Where the figure comes from (the notes' section and its source). */
+  source: string;
+  /** False where no primary source confirms the figure (or it is derived, e.g. from a per-minute limit). */
+  verified: boolean;
+}
+
+/** What the calls-per-record count (its test and the benchmark) needs of a connector's sandbox. */
+export interface CallsAdapter {
+  /** Changes to the sandbox's demo [[targets]] table for the count (e.g. credit notes taken as drafts). */
+  target?: Record<string, unknown>;
+  /**
+   * The fewest calls per record the target's API allows on the normal path (no faults, nothing uncertain),
+   * once the set-up lists are read: what the connector makes, and what its README states.
+   */
+  minimum: Partial<Record<CountedRecord, CallCount>>;
+  /** The daily budget the target counts calls against; null with `noBudget` saying why. */
+  budget: DailyBudget | null;
+  noBudget?: string;
 }

@@ -5,6 +5,7 @@
 //   npm run bench                       full run (backlog of 1,000,000 deliveries)
 //   bun scripts/bench.ts --backlog 100000 --single 20000
 //   bun scripts/bench.ts --target KIND    another connector's sandbox (one with a bench adapter)
+//   bun scripts/bench.ts --only calls     calls per record at every target, and records a day at its budget
 import { Database } from "bun:sqlite";
 import { bun as plainjobConnection, defineQueue } from "plainjob";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
@@ -29,6 +30,7 @@ import {
   writeAgentConfig,
 } from "./bench-support.ts";
 import { build } from "./build.ts";
+import { countCalls, countedKinds, recordsPerDay } from "./calls-per-record.ts";
 import { connectorKinds } from "../connectors/registry.ts";
 
 interface Figure {
@@ -53,9 +55,10 @@ const opts = {
   dispatch: flag("dispatch", 30_000),
   latency: flag("latency", 200),
   prune: flag("prune", 200_000),
+  calls: flag("calls", 20),
 };
 const figures: Figure[] = [];
-/** --only start,intake,dispatch,claim,prune runs a subset (for quick iterations); default all. */
+/** --only start,intake,dispatch,claim,prune,calls runs a subset (for quick iterations); default all. */
 const only = (() => {
   const i = process.argv.indexOf("--only");
   return i >= 0 ? new Set(process.argv[i + 1]!.split(",")) : null;
@@ -215,6 +218,54 @@ async function pruneFigures(old: number): Promise<{ perSecond: number; idleP99: 
       99,
     );
   return { perSecond: result.events / seconds, idleP99: p99(idle), duringP99: p99(during) };
+}
+
+// ── calls per record at the targets ───────────────────────────────────────────────────────────────
+
+/**
+ * For every connector with a sandbox: what one record of each kind costs at the target once the set-up lists
+ * are read (scripts/calls-per-record.ts: the agent in this process, the sandbox counting), against the minimum
+ * its README states, and the records a day that leaves within the target's daily budget. Printed as a table
+ * here (records a day are no speed figure), and kept in dist/bench.json as figures.
+ */
+async function callsPerRecord(records: number): Promise<void> {
+  const rows: string[][] = [["target", "record", "requests", "calls", "minimum", "first record", "records a day at the budget"]];
+  const budgets: string[] = [];
+  for (const kind of countedKinds()) {
+    const t = await countCalls(kind, { records });
+    const b = t.adapter.budget;
+    budgets.push(
+      b
+        ? `${t.title}: ${b.calls.toLocaleString("en")} calls a day ${b.scope}${b.verified ? "" : " (unverified: derived, not a documented daily figure)"}; ${b.source}`
+        : `${t.title}: no budget (${t.adapter.noBudget})`,
+    );
+    for (const r of t.results) {
+      const min = t.adapter.minimum[r.record]!;
+      const perDay = b ? recordsPerDay(b, r) : undefined;
+      const label = r.record.replace("_", " ");
+      rows.push([
+        t.title.replace(/ \(.*\)$/, ""),
+        label,
+        String(r.perRecord.requests),
+        String(r.perRecord.calls),
+        `${min.requests} / ${min.calls}`,
+        `${r.first.requests} / ${r.first.calls}`,
+        perDay === undefined ? "no documented budget" : `${Math.floor(perDay).toLocaleString("en")}${b!.verified ? "" : " (unverified)"}`,
+      ]);
+      figures.push({
+        name: `calls per ${label} at ${rows.at(-1)![0]} (${rows.at(-1)![6]} a day within its budget)`,
+        value: r.perRecord.calls,
+        unit: "calls/record",
+        target: `≤ ${min.calls}, the fewest its API allows (README)`,
+        met: r.perRecord.calls <= min.calls,
+        note: `${r.perRecord.requests} requests per record; first record ${r.first.requests} requests, ${r.first.calls} calls`,
+      });
+    }
+  }
+  const width = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  console.log(`\ncalls per record at the targets (steady state over ${records} records of each kind; requests / calls)\n`);
+  for (const r of rows) console.log(`  ${r.map((x, c) => x.padEnd(width[c]!)).join("  ")}`);
+  console.log(`\nbudgets:\n${budgets.map((x) => `  ${x}`).join("\n")}`);
 }
 
 // ── the agent as a user runs it ───────────────────────────────────────────────────────────────────
@@ -458,6 +509,11 @@ async function main() {
       target: "ratio ≤ 3",
       met: p.duringP99 / p.idleP99 <= 3,
     });
+  }
+
+  if (runs("calls")) {
+    say("calls per record at every target with a sandbox");
+    await callsPerRecord(opts.calls);
   }
 
   print();

@@ -56,6 +56,23 @@ describe("customers, articles and projects", () => {
   });
 });
 
+describe("projects without a lookup first", () => {
+  test("a new project is one request; an item that exists already (made by hand) is found after the refusal and taken, not doubled", async () => {
+    env = startEnv();
+    await env.connector.push("project", project({ number: "P1", name: "Warm-up" }), ctx()); // the cost centre is read once
+    const before = (await env.state()).requests.length;
+    const fresh = await env.connector.push("project", project(), ctx());
+    expect((await env.state()).requests.slice(before).map((r: any) => `${r.method} ${r.path}`)).toEqual(["POST /v2/costcenteritems"]);
+    // The same number and name made in eAccounting by hand: eAccounting refuses a second (4000 Conflict), kontobro takes it.
+    const made = await env.control("costcenteritems", { ShortName: "P24018", Name: "Data warehouse" });
+    const taken = await env.connector.push("project", project({ number: "P24018", name: "Data warehouse" }), ctx());
+    expect(taken.remoteId).toBe(made.Id);
+    const items = (await env.state()).costCenters.find((c: any) => c.Number === 1).Items;
+    expect(items.map((i: any) => i.ShortName).sort()).toEqual(["P1", "P24017", "P24018"]);
+    expect(items.find((i: any) => i.ShortName === "P24017").Id).toBe(fresh.remoteId);
+  });
+});
+
 describe("the known errors (item 8)", () => {
   test("eAccounting's own refusals name the record and the PSA's field, with a hint", async () => {
     env = startEnv({ config: { payment_terms_days: 45 } });

@@ -68,9 +68,10 @@ describe("economic orphan drafts", () => {
   test("after booking, a draft with the PSA id that appeared meanwhile is removed too", async () => {
     const inv = canonical(invoiceEvent(90003, 9));
     // Hold the booking request at e-conomic; while it is held (after the attempt's first cleanup), a
-    // stray draft with the PSA id appears, as a late POST of a lost attempt would.
+    // stray draft with the PSA id appears, as a late POST of a lost attempt would. A lost attempt leaves
+    // the delivery uncertain until it is done, so this attempt is uncertain.
     sb.sandbox.addFault({ kind: "latency", method: "PUT", path: "^/invoices/booked/", latencyMs: 1000, count: 1 });
-    const pushing = conn.push("invoice", inv, pushCtx({ customer }));
+    const pushing = conn.push("invoice", inv, pushCtx({ customer, uncertain: true }));
     await waitFor("the booking request to arrive", () => (sb.sandbox.stats().requests.byMethod.PUT ?? 0) >= 1);
     const n = sb.sandbox.state.counters.nextDraftNumber++;
     sb.sandbox.state.drafts.set(n, {
@@ -92,17 +93,31 @@ describe("economic orphan drafts", () => {
     expect(sb.sandbox.state.booked.size).toBe(0);
   });
 
-  test("if that removal fails too, the next attempt removes the draft before booking a fresh one", async () => {
+  test("if that removal fails too, the attempt is uncertain and the next one removes the draft before booking a fresh one", async () => {
     const bad = canonical(
       invoiceEvent(90005, 9, undefined, { pdf: { filename: "f.pdf", contentBase64: Buffer.from("not a PDF").toString("base64") } }),
     );
     sb.sandbox.addFault({ kind: "500", method: "DELETE", path: "^/invoices/drafts/", count: 1 });
-    expect(await conn.push("invoice", bad, pushCtx({ customer })).catch((err) => err.kind)).toBe("permanent");
+    const first = await conn.push("invoice", bad, pushCtx({ customer })).catch((err) => err);
+    // Not "needs action" with a draft left behind: retried as uncertain, saying what was refused.
+    expect(first).toMatchObject({ kind: "uncertain", code: "economic.draft_cleanup_pending" });
+    expect(first.message).toContain("PDF");
     expect(draftsFor(sb, "PSA-INV-90005")).toHaveLength(1); // best effort failed
     const fixed = canonical(invoiceEvent(90005, 9, undefined, { pdf: { filename: "f.pdf", contentBase64: SAMPLE_PDF_BASE64 } }));
-    await conn.push("invoice", fixed, pushCtx({ customer }));
+    await conn.push("invoice", fixed, pushCtx({ customer, uncertain: true }));
     expect(draftsFor(sb, "PSA-INV-90005")).toEqual([]);
     expect(sb.sandbox.state.booked.get(90005)).toBeDefined();
+  });
+
+  test("held back after its draft was sent (429 on the booking), the attempt is uncertain; the next removes that draft first", async () => {
+    const inv = canonical(invoiceEvent(90007, 9));
+    sb.sandbox.addFault({ kind: "429", method: "PUT", path: "^/invoices/booked/", retryAfterSeconds: 0, count: 1 });
+    const first = await conn.push("invoice", inv, pushCtx({ customer })).catch((err) => err);
+    expect(first).toMatchObject({ kind: "uncertain", status: 429 });
+    expect(draftsFor(sb, "PSA-INV-90007")).toHaveLength(1);
+    await conn.push("invoice", inv, pushCtx({ customer, uncertain: true }));
+    expect(draftsFor(sb, "PSA-INV-90007")).toEqual([]);
+    expect(sb.sandbox.state.booked.get(90007)).toBeDefined();
   });
 
   test("a draft POST answered after the client timeout leaves no orphan once the delivery finishes", async () => {

@@ -203,7 +203,8 @@ describe("Uniconta through the agent", () => {
     expect(s.agent.db.$client.query(`SELECT count(*) AS n FROM cursors WHERE target = 'uc'`).get()).toEqual({ n: 0 }); // nothing moved
     expect(await (await fetch(`${s.agent.url}/`)).text()).toContain("Pulls are postponed");
 
-    await s.send([20002, 20003, 20004].map((k) => invoiceEv({ number: String(k), psaId: `psa-inv-${k}` })));
+    // 20 calls left: four invoices (6 calls each through the gateway) do not fit.
+    await s.send([20002, 20003, 20004, 20005].map((k) => invoiceEv({ number: String(k), psaId: `psa-inv-${k}` })));
     await waitFor("the budget spent, the rest waiting for midnight", async () =>
       (await s.deliveries()).some((d: any) => d.errorCode === "uniconta.call_budget_spent"),
     );

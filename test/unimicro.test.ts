@@ -199,5 +199,8 @@ describe("unimicro invoice PDF", () => {
     expect(co.fileLinks).toEqual([{ FileID: co.files[0].ID, EntityType: "CustomerInvoice", EntityID: Number(r.remoteId) }]);
     const state = await env.state();
     expect(state.requests.some((q: any) => q.path === "/files-service/api/file")).toBe(true);
+    // The attempt that booked it sent the PDF without looking first; the uncertain one looked and sent nothing more.
+    expect(state.requests.filter((q: any) => q.path.startsWith("/api/biz/files/CustomerInvoice/"))).toHaveLength(1);
+    expect(state.requests.filter((q: any) => q.path === "/files-service/api/file")).toHaveLength(1);
   });
 });

@@ -122,7 +122,7 @@ export class EaccountingConnector implements Connector {
       case "product":
         return this.pushProduct(payload as Product, ctx);
       case "project":
-        return this.pushProject(payload as Project);
+        return this.pushProject(payload as Project, ctx);
       case "invoice":
         return this.invoices.push(payload as InvoiceLike, ctx);
       default:
@@ -218,9 +218,22 @@ export class EaccountingConnector implements Connector {
 
   // ---- projects as cost-centre items ------------------------------------------------------------------------
 
-  private async pushProject(p: Project): Promise<PushResult> {
+  private async pushProject(p: Project, ctx: PushContext): Promise<PushResult> {
     const who = `Project ${p.number} (${p.name})`;
     return this.explained(who, async () => {
+      // A new project is created at once in the cost centre as last read: eAccounting refuses an item whose short
+      // name or name is taken (4000 Conflict), and only then, for an update or after an uncertain attempt, are the
+      // items read to find ours or name the clash.
+      if (!ctx.link && !ctx.uncertain) {
+        const center = await this.setup.costCenter();
+        try {
+          const row = await this.client.post("/costcenteritems", itemFields(p, center.Id));
+          this.setup.addItem(row);
+          return { remoteId: row.Id };
+        } catch (e) {
+          if (!isConflict(e)) throw e;
+        }
+      }
       const center = await this.setup.costCenter(true);
       const items = (center.Items as Row[] | undefined) ?? [];
       const mine = items.find((i) => eq(i.ShortName, p.number));
@@ -229,7 +242,7 @@ export class EaccountingConnector implements Connector {
         throw new TargetError("permanent", {
           code: "eaccounting.CostCenterItemAlreadyExists",
           field: "name",
-          message: `${who}: eAccounting's cost centre "${center.Name}" already has an item named "${clash.Name}" with the abbreviation ${clash.ShortName}; names and abbreviations must be unique there (error 4000), so nothing was sent.`,
+          message: `${who}: eAccounting's cost centre "${center.Name}" already has an item named "${clash.Name}" with the abbreviation ${clash.ShortName}; names and abbreviations must be unique there (error 4000), so kontobro created nothing.`,
           hint: `The PSA's project name and number must match the item's exactly: rename the project in the PSA, or the item in eAccounting (Settings › Cost centres), or give item ${clash.ShortName} the project's number ${p.number} there; then press retry.`,
         });
       }
@@ -336,6 +349,9 @@ export class EaccountingConnector implements Connector {
     }
   }
 }
+
+/** eAccounting's 4000 Conflict: a record with this number, short name or name exists. */
+const isConflict = (e: unknown) => e instanceof TargetError && (e.code === "eaccounting.Conflict" || e.code.endsWith("AlreadyExists"));
 
 const eq = (a: unknown, b: unknown) =>
   String(a ?? "")

@@ -61,6 +61,7 @@ export const eaccounting: ConnectorFactory<EaccountingConfig> = {
     const s = startEaccountingSandbox({ port });
     return { url: s.url, demoTarget: demoTarget(s.url), stop: s.stop };
   },
+  calls: async () => (await import("./sandbox/calls.ts")).calls,
 };
 
 /** One line about a pulled item for the status page's inbox. */

@@ -7,7 +7,7 @@ import type { PushContext, PushResult } from "../contract.ts";
 import { TargetError } from "../http.ts";
 import { EaccountingClient, type Row } from "./client.ts";
 import type { EaccountingConfig } from "./config.ts";
-import { draftFields, referenceValue } from "./map.ts";
+import { draftFields, draftNeedsRemoteCustomer, referenceValue } from "./map.ts";
 import type { SetupLists } from "./setup.ts";
 
 export const draftRemoteId = (draftId: string) => `draft:${draftId}`;
@@ -98,7 +98,7 @@ export class EaccountingInvoices {
         hint: "kontobro sends customers before their invoices; it may have been deleted in eAccounting. Send the customer again from the PSA; the invoice follows by itself.",
       });
     }
-    const remoteCustomer = remote.row ?? (await this.client.get(`/customers/${remote.id}`));
+    const remoteCustomer = remote.row ?? (draftNeedsRemoteCustomer(customer) ? await this.client.get(`/customers/${remote.id}`) : {});
     const articleIds: string[] = [];
     const unitIds: (string | undefined)[] = [];
     for (const [i, l] of inv.lines.entries()) {

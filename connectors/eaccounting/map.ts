@@ -251,6 +251,17 @@ export interface DraftContext {
 
 const textRow = (text: string) => ({ IsTextRow: true, Text: text.slice(0, 2000), ReversedConstructionServicesVatFree: false });
 
+/**
+ * Whether a draft takes anything from eAccounting's own customer record: only what the PSA's customer lacks
+ * (name, street, postcode, city, country; see draftFields). Otherwise that record is not read.
+ */
+export function draftNeedsRemoteCustomer(c: Customer | null): boolean {
+  if (!c) return true;
+  const a = customerAddress(c);
+  const [line1] = addressLines(a?.street);
+  return !(c.name && line1 && a?.zip && a.city && a.country);
+}
+
 /** CustomerInvoiceDraftApi for an invoice or credit note. Quantities are the customer's (negative on a credit note). */
 export function draftFields(inv: InvoiceLike, ctx: DraftContext): Row {
   const credit = inv.kind === "credit_note";

@@ -135,6 +135,12 @@ export class SetupLists {
   }
 
   /** The cost-centre item of a PSA project (abbreviation = project number), or null. */
+  /** A cost-centre item just created: added to the list as read, so invoices find it without reading it again. */
+  addItem(item: Row): void {
+    const center = this.cached("costcenters")?.find((c) => c.Id === item.CostCenterId);
+    if (center) center.Items = [...((center.Items as Row[] | undefined) ?? []), item];
+  }
+
   async item(projectNumber: string, fresh = false): Promise<Row | null> {
     return (((await this.costCenter(fresh)).Items as Row[]) ?? []).find((i) => same(i.ShortName, projectNumber)) ?? null;
   }

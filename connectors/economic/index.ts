@@ -31,6 +31,7 @@ export const economic: ConnectorFactory<EconomicConfig> = {
   },
   chaos: async () => (await import("./sandbox/chaos.ts")).chaos,
   bench: async () => (await import("./sandbox/bench.ts")).bench,
+  calls: async () => (await import("./sandbox/calls.ts")).calls,
 };
 
 /** The [[targets]] table of `kontobro demo --target economic` for a sandbox at `sandboxUrl` (its demo tokens). */

@@ -21,19 +21,38 @@ export class EconomicInvoices {
   ) {}
 
   async push(inv: InvoiceLike, ctx: PushContext): Promise<PushResult> {
+    const attempt = { draftSent: false };
     try {
-      return await this.pushOnce(inv, ctx);
+      return await this.pushOnce(inv, ctx, attempt);
     } catch (e) {
-      // A permanent failure has no next attempt to tidy up after it: remove the drafts it (or an
-      // earlier attempt) left. Best effort; if this fails too, the next attempt removes them first.
-      if (!isTargetError(e) || e.kind === "permanent") await this.removeDrafts(inv.psaId, ctx, "failed").catch(() => undefined);
+      // A permanent failure has no next attempt to tidy up after it: remove the drafts it (or an earlier
+      // attempt) left. If that fails too while a draft of this attempt may be there, the delivery is not
+      // left at "needs action" but retried as uncertain: that attempt removes the draft first.
+      if (!isTargetError(e) || e.kind === "permanent") {
+        const removed = await this.removeDrafts(inv.psaId, ctx, "failed").then(
+          () => true,
+          () => false,
+        );
+        if (!removed && attempt.draftSent) throw cleanupPending(inv, e);
+        throw e;
+      }
+      // Held back after the draft was sent (a 429, a pause): the draft may be there, so the next attempt is
+      // uncertain and looks for it before creating another.
+      if (e.kind === "retryable" && attempt.draftSent) throw new TargetError("uncertain", e);
       throw e;
     }
   }
 
-  private async pushOnce(inv: InvoiceLike, ctx: PushContext): Promise<PushResult> {
+  /**
+   * Lookups only where an earlier attempt may have reached e-conomic (uncertain) or the invoice was pushed
+   * before (a link): only then can a booking or a draft with the PSA id exist. Every attempt that fails after
+   * sending its draft leaves the delivery uncertain (push), so a plain attempt is the draft, the PDF and the
+   * booking; a booking refused because the number is used is looked up on every path.
+   */
+  private async pushOnce(inv: InvoiceLike, ctx: PushContext, attempt: { draftSent: boolean }): Promise<PushResult> {
     const number = Number(inv.number);
-    if (ctx.link || ctx.uncertain) {
+    const reconcile = ctx.link !== null || ctx.uncertain;
+    if (reconcile) {
       const booked = await this.findBooked(inv);
       if (booked) {
         await this.sweepAfterBooking(inv, ctx);
@@ -49,7 +68,8 @@ export class EconomicInvoices {
     // Drafts carrying our PSA id are left over from earlier attempts (whose answer was lost, or that
     // failed after creating one), possibly of an older version of the invoice: remove them, then book a
     // fresh draft of the current version.
-    await this.removeDrafts(inv.psaId, ctx, "before");
+    if (reconcile) await this.removeDrafts(inv.psaId, ctx, "before");
+    attempt.draftSent = true;
     const draftNumber = await this.createDraft(draftInvoiceBody(inv, customer, this.cfg, { vatZone, terms }), inv, ctx);
     const notes: string[] = [];
     if (inv.pdf && this.cfg.attach_pdf) await this.attachPdf(draftNumber, inv, ctx);
@@ -67,7 +87,7 @@ export class EconomicInvoices {
       await this.sweepAfterBooking(inv, ctx);
       return { remoteId: String(number) };
     }
-    await this.sweepAfterBooking(inv, ctx);
+    if (reconcile) await this.sweepAfterBooking(inv, ctx);
     if (!terms.keepsDueDate && res.body?.dueDate && res.body.dueDate !== inv.dueDate) {
       notes.push(
         `Due date ${res.body.dueDate}, not the PSA's ${inv.dueDate}: ${terms.reason ?? "the payment terms decide it"}. See \`kontobro check\`.`,
@@ -199,6 +219,15 @@ export class EconomicInvoices {
 function permanent(res: { status: number; body: any }): TargetError {
   const p = describeEconomicError({ status: res.status, headers: new Headers(), body: res.body });
   return new TargetError("permanent", { ...p, status: res.status });
+}
+
+/** A permanent failure whose draft could not be removed: retried as uncertain, so the next attempt removes it first. */
+function cleanupPending(inv: InvoiceLike, e: unknown): TargetError {
+  return new TargetError("uncertain", {
+    code: "economic.draft_cleanup_pending",
+    message: `${e instanceof Error ? e.message : String(e)} Removing the draft this attempt left for invoice ${inv.number} in e-conomic failed too.`,
+    hint: "kontobro removes the draft and tries again by itself; if e-conomic refuses the invoice again, it then needs action.",
+  });
 }
 
 function alreadyBooked(inv: InvoiceLike): TargetError {

@@ -28,6 +28,7 @@ export const uniconta: ConnectorFactory<UnicontaConfig> = {
     return { url: s.url, demoTarget: demoTarget(s.url), stop: s.stop };
   },
   chaos: async () => (await import("./sandbox/chaos.ts")).chaos,
+  calls: async () => (await import("./sandbox/calls.ts")).calls,
 };
 
 /**

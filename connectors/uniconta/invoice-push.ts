@@ -58,8 +58,11 @@ export class UnicontaInvoices {
   async push(inv: InvoiceLike, ctx: PushContext): Promise<PushResult> {
     const me = Symbol(inv.number);
     this.active.set(me, Number(inv.number));
+    const attempt = { orderSent: false };
     try {
-      return await this.pushOne(inv, ctx, me);
+      return await this.pushOne(inv, ctx, me, attempt);
+    } catch (e) {
+      throw attempt.orderSent ? await this.afterFailedPosting(inv, e) : e;
     } finally {
       this.active.delete(me);
       const w = this.waiters;
@@ -77,7 +80,13 @@ export class UnicontaInvoices {
     while ([...this.active].some(([other, m]) => other !== me && m < n)) await new Promise<void>((wake) => this.waiters.push(wake));
   }
 
-  private async pushOne(inv: InvoiceLike, ctx: PushContext, me: symbol): Promise<PushResult> {
+  /**
+   * Posting through the gateway, an order lives only within the attempt that made it, so a plain attempt (not
+   * uncertain, no link) does not look for one: an attempt that fails after sending its order insert leaves
+   * nothing a person could invoice by hand, or leaves the delivery uncertain (afterFailedPosting). With
+   * "order only" the order is what kontobro delivers and waits for a person: every attempt looks for it.
+   */
+  private async pushOne(inv: InvoiceLike, ctx: PushContext, me: symbol, attempt: { orderSent: boolean }): Promise<PushResult> {
     const project = inv.projectNumber ? ((ctx.record?.("project", inv.projectNumber) as Project | null) ?? null) : null;
     // 1. Posted already (by an earlier attempt, or by a person from our order)? Then never again.
     const posted = await this.findPosted(inv);
@@ -89,11 +98,13 @@ export class UnicontaInvoices {
 
     // 2. The order: one left by an earlier attempt, else a new one.
     const header = orderFields(inv, { cfg: this.cfg, project });
-    let order = await this.findOrder(inv);
+    const gateway = this.cfg.posting !== "order_only";
+    let order = !gateway || ctx.uncertain || ctx.link ? await this.findOrder(inv) : null;
     const fresh = !order;
     if (!order) {
       // An earlier insert for this invoice still unanswered: another now could leave two orders.
       this.lateOrders.assertNonePending(inv.psaId, inv.number);
+      attempt.orderSent = gateway;
       const answer = await this.lateOrders.create(
         inv.psaId,
         this.client.insert("DebtorOrderClient", header, { timeoutMs: LATE_ANSWER_WAIT_MS }),
@@ -147,6 +158,31 @@ export class UnicontaInvoices {
         hint: "kontobro looks it up again before doing anything else.",
       });
     return this.done(row, inv, true, ctx);
+  }
+
+  /**
+   * A gateway attempt failed after sending its order insert. Refused (permanent): the order is deleted, so no
+   * person invoices it next to the one a later attempt posts. Held back (retryable), or the delete fails too:
+   * the delivery is uncertain, and the next attempt finds the order and finishes it.
+   */
+  private async afterFailedPosting(inv: InvoiceLike, e: unknown): Promise<unknown> {
+    if (!(e instanceof TargetError) || e.kind === "uncertain") return e;
+    if (e.kind === "retryable") return new TargetError("uncertain", e);
+    try {
+      const left = await this.client.readBy("DebtorOrderClient", this.cfg.reference_field, referenceValue(inv.psaId));
+      if (left.length > 0)
+        await this.client.remove(
+          "DebtorOrderClient",
+          left.map((o) => ({ RowId: o.RowId })),
+        );
+      return e;
+    } catch (cleanup) {
+      return new TargetError("uncertain", {
+        code: "uniconta.order_cleanup_pending",
+        message: `${e.message} Deleting the order this attempt left in Uniconta for invoice ${inv.number} failed too: ${cleanup instanceof Error ? cleanup.message : String(cleanup)}`,
+        hint: "kontobro deletes the order and tries again by itself; if Uniconta refuses the invoice again, it then needs action.",
+      });
+    }
   }
 
   /** Our posted invoice (by the reference field), or null; a foreign one with the PSA's number stops the push. */

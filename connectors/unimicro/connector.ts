@@ -161,7 +161,7 @@ export class UniMicroConnector implements Connector {
       case "invoice": {
         // Only a booked invoice of ours counts as found: a draft left by an earlier attempt is finished by
         // push(); an invoice with the PSA's number that kontobro did not create is never linked (it throws).
-        const row = await this.ownInvoiceRow(String(payload.number), String(payload.psaId ?? ""));
+        const { own: row } = await this.ownInvoiceRow(String(payload.number), String(payload.psaId ?? ""));
         return row && !isDraft(row) ? link(row.ID) : null;
       }
     }
@@ -261,17 +261,24 @@ export class UniMicroConnector implements Connector {
   /**
    * Our invoice (or credit note) for this PSA id: found by the InternalNote marker or the PSA's number; a booked
    * row wins over a draft. A row with the PSA's number but no marker, or another PSA id's marker, was not made
-   * by kontobro for this record and is never taken over: that needs the user (see foreignInvoice).
+   * by kontobro for this record and is never taken over: that needs the user (see foreignInvoice). For a credit
+   * note, the same request brings the rows of the invoice it credits (`credited`), which its credit draft needs.
    */
-  private async ownInvoiceRow(number: string, psaId: string): Promise<any | null> {
-    const filter = psaId ? `InvoiceNumber eq ${q(number)} or InternalNote eq ${q(invoiceMarker(psaId))}` : `InvoiceNumber eq ${q(number)}`;
-    const rows = await this.api.list("invoices", { filter, select: INVOICE_SELECT, orderby: "ID" });
+  private async ownInvoiceRow(number: string, psaId: string, creditedNumber?: string): Promise<{ own: any | null; credited: any[] }> {
+    const filter = [
+      `InvoiceNumber eq ${q(number)}`,
+      ...(psaId ? [`InternalNote eq ${q(invoiceMarker(psaId))}`] : []),
+      ...(creditedNumber ? [`InvoiceNumber eq ${q(creditedNumber)}`] : []),
+    ].join(" or ");
+    const all = await this.api.list("invoices", { filter, select: INVOICE_SELECT, orderby: "ID" });
+    const credited = creditedNumber ? all.filter((r) => String(r.InvoiceNumber ?? "") === creditedNumber) : [];
+    const rows = all.filter((r) => !credited.includes(r));
     const ours = rows.filter((r) => psaId !== "" && markerPsaId(r.InternalNote) === psaId);
     const booked = ours.find((r) => !isDraft(r));
-    if (booked) return booked;
+    if (booked) return { own: booked, credited };
     const foreign = rows.find((r) => !ours.includes(r) && String(r.InvoiceNumber ?? "") === number);
     if (foreign) throw this.foreignInvoice(foreign, number);
-    return ours[0] ?? null;
+    return { own: ours[0] ?? null, credited };
   }
 
   /** An invoice the agent did not create carries the PSA's invoice number: never linked, "needs action". */
@@ -328,9 +335,15 @@ export class UniMicroConnector implements Connector {
     // What did earlier attempts leave? A booked invoice is done; a draft is rewritten and booked.
     let row = ctx.link ? await this.byLink("invoices", ctx.link) : null;
     if (row && markerPsaId(row.InternalNote) !== inv.psaId) row = null; // a link to a row that is not ours (any more) is not trusted
-    row ??= await this.ownInvoiceRow(inv.number, inv.psaId);
+    let credited: any[] | undefined;
+    if (!row)
+      ({ own: row, credited } = await this.ownInvoiceRow(
+        inv.number,
+        inv.psaId,
+        inv.kind === "credit_note" ? inv.creditedInvoiceNumber : undefined,
+      ));
     if (row && !isDraft(row)) {
-      const notes = [await this.attachPdf(row.ID, inv)];
+      const notes = [await this.attachPdf(row.ID, inv, true)];
       if (ctx.link)
         notes.push(
           `Invoice ${inv.number} is already booked in ${this.s.title}, where a booked invoice cannot be changed; later changes were not sent. Credit it in the PSA if it is wrong.`,
@@ -356,7 +369,7 @@ export class UniMicroConnector implements Connector {
         draftId,
       });
     let unmarked = false;
-    if (!draftId && inv.kind === "credit_note") ({ id: draftId, unmarked } = await this.creditDraft(inv, ctx.uncertain));
+    if (!draftId && inv.kind === "credit_note") ({ id: draftId, unmarked } = await this.creditDraft(inv, ctx.uncertain, credited));
     if (draftId) {
       try {
         const draft = await this.api.get(`/api/biz/invoices/${draftId}?expand=Items,DefaultDimensions`);
@@ -384,7 +397,8 @@ export class UniMicroConnector implements Connector {
     }
     // The invoice transition books it: it gets its journal entry (voucher) and keeps our payment id (KID).
     await this.api.request("POST", `/api/biz/invoices/${draftId}?action=invoice`);
-    const notes = [await this.numberNote(draftId, inv), await this.attachPdf(draftId, inv)];
+    // Booked by this very attempt: no file can be linked to it yet, so the PDF goes without a look first.
+    const notes = [await this.numberNote(draftId, inv), await this.attachPdf(draftId, inv, false)];
     return this.result(draftId, notes);
   }
 
@@ -400,11 +414,9 @@ export class UniMicroConnector implements Connector {
    * original without a kontobro marker was made by someone else: never taken over, and "needs action", since
    * booking ours next to it could credit the invoice twice.
    */
-  private async creditDraft(inv: CreditNote, uncertain: boolean): Promise<{ id: number; unmarked: boolean }> {
-    const originals = await this.api.list("invoices", {
-      filter: `InvoiceNumber eq ${q(inv.creditedInvoiceNumber)}`,
-      select: INVOICE_SELECT,
-    });
+  private async creditDraft(inv: CreditNote, uncertain: boolean, credited?: any[]): Promise<{ id: number; unmarked: boolean }> {
+    const originals =
+      credited ?? (await this.api.list("invoices", { filter: `InvoiceNumber eq ${q(inv.creditedInvoiceNumber)}`, select: INVOICE_SELECT }));
     const original = originals.find((r) => !isDraft(r));
     if (!original) {
       throw new TargetError("permanent", {
@@ -468,14 +480,19 @@ export class UniMicroConnector implements Connector {
     return notes.join(" ") || undefined;
   }
 
-  /** Attach the PDF through the Files service, once; or say plainly why it was not sent. */
-  private async attachPdf(invoiceId: number, inv: InvoiceLike): Promise<string | undefined> {
+  /**
+   * Attach the PDF through the Files service, once (`checkFirst`: an earlier attempt may have linked it); or say
+   * plainly why it was not sent.
+   */
+  private async attachPdf(invoiceId: number, inv: InvoiceLike, checkFirst: boolean): Promise<string | undefined> {
     if (!inv.pdf) return undefined;
     if (!this.s.attachPdf) {
       return `The invoice PDF was not sent: ${this.s.title} does not accept attachments from integrations (Uni Economy "is currently not able to receive attachments"). The invoice is booked without it; the customer's copy comes from the PSA.`;
     }
-    const linked = await this.api.list(`files/CustomerInvoice/${invoiceId}`, { select: "ID,Name" });
-    if (linked.some((f) => f.Name === inv.pdf!.filename)) return undefined;
+    if (checkFirst) {
+      const linked = await this.api.list(`files/CustomerInvoice/${invoiceId}`, { select: "ID,Name" });
+      if (linked.some((f) => f.Name === inv.pdf!.filename)) return undefined;
+    }
     const form = new FormData();
     form.append("Key", this.s.companyKey);
     // The field must be called "File": any other name uploads nothing and still answers 200.

@@ -26,6 +26,7 @@ export const unimicroFactory: ConnectorFactory<UniMicroConfig> = {
     };
   },
   chaos: async () => (await import("./sandbox/chaos.ts")).chaos,
+  calls: async () => (await import("./sandbox/calls.ts")).calls,
 };
 
 /**

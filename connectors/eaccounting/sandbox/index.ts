@@ -7,6 +7,7 @@
 // Follows ../../../../shared/reference/api-notes/eaccounting.md; its unverified points are options.
 // Run standalone: `bun connectors/eaccounting/sandbox/index.ts` prints a kontobro.toml snippet.
 import { Hono } from "hono";
+import { registerRequestCounts, RequestCounts } from "../../sandbox.ts";
 import { apiRoutes, type ApiState } from "./api.ts";
 import { registerControl } from "./control.ts";
 import { Faults, RateLimiter, withConnectionClose } from "./faults.ts";
@@ -72,6 +73,8 @@ export function createEaccountingSandbox(opts: EaccountingSandboxOptions = {}) {
     readonlyUser: { on: false },
   };
   let requests: RequestLogEntry[] = [];
+  // The rate limit counts requests (per client and endpoint): one request, one call.
+  const counts = new RequestCounts();
 
   const app = new Hono();
   app.onError((e, c) => {
@@ -122,12 +125,14 @@ export function createEaccountingSandbox(opts: EaccountingSandboxOptions = {}) {
     faults.resetCounts();
     limiter.clear();
     requests = [];
+    counts.clear();
     clock.offsetMs = 0;
     api.onboarding.code = null;
     api.readonlyUser.on = false;
   };
 
   const outer = new Hono();
+  registerRequestCounts(outer, counts);
   registerControl(outer, {
     faults,
     get identity() {
@@ -146,6 +151,7 @@ export function createEaccountingSandbox(opts: EaccountingSandboxOptions = {}) {
     const url = new URL(req.url);
     const decision = faults.decide(req.method, url.pathname, url.search);
     const res = await faults.apply(decision, async () => app.fetch(req));
+    counts.add(req.method, url.pathname + url.search);
     let path = url.pathname + url.search;
     try {
       path = decodeURIComponent(path.replace(/\+/g, " "));

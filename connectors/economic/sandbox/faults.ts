@@ -148,9 +148,9 @@ export function closeWhileDropArmed(table: FaultTable, res: Response): Response 
   }
 }
 
-export function faultMiddleware(table: FaultTable, onRequest: (method: string) => void): MiddlewareHandler {
+export function faultMiddleware(table: FaultTable, onRequest: (method: string, url: URL) => void): MiddlewareHandler {
   return async (c, next) => {
-    onRequest(c.req.method);
+    onRequest(c.req.method, new URL(c.req.url));
     // The raw path: routing lower-cases OpenAPI paths, rules are written against what clients send.
     const d = table.decide(c.req.method, new URL(c.req.url).pathname);
     if (d.latencyMs > 0) await Bun.sleep(d.latencyMs);

@@ -6,6 +6,7 @@
 import { parseArgs } from "node:util";
 import { Hono, type MiddlewareHandler } from "hono";
 import { getPath } from "hono/utils/url";
+import { registerRequestCounts, RequestCounts } from "../../sandbox.ts";
 import { registerControlRoutes, type ControlTarget } from "./control.ts";
 import { FaultTable, IdempotencyCache, faultMiddleware, faultRuleSchema, type FaultCounts, type FaultRule } from "./faults.ts";
 import { familyError, isOpenApiPath, openApiError, PROJECTS_PREFIX, restError } from "./http.ts";
@@ -69,6 +70,8 @@ export function createEconomicSandbox(opts: EconomicSandboxOptions = {}): Econom
   if (opts.onDropArmed) faults.onDropArmed = opts.onDropArmed;
   const idempotency = new IdempotencyCache();
   let requests = { total: 0, byMethod: {} as Record<string, number> };
+  // e-conomic's fair use counts every API call alike: one request, one call.
+  const counts = new RequestCounts();
   const core: SandboxCore = {
     get state() {
       return state;
@@ -98,6 +101,7 @@ export function createEconomicSandbox(opts: EconomicSandboxOptions = {}): Econom
       faults.injected = { latency: 0, "500": 0, "503": 0, "429": 0, drop_after_commit: 0 };
       idempotency.clear();
       requests = { total: 0, byMethod: {} };
+      counts.clear();
     },
     stats: () => ({
       requests: { total: requests.total, byMethod: { ...requests.byMethod } },
@@ -114,12 +118,14 @@ export function createEconomicSandbox(opts: EconomicSandboxOptions = {}): Econom
   };
 
   registerLedgerControlRoutes(app, () => state);
+  registerRequestCounts(app, counts);
   registerControlRoutes(app, sandbox);
   app.use(
     "*",
-    faultMiddleware(faults, (method) => {
+    faultMiddleware(faults, (method, url) => {
       requests.total++;
       requests.byMethod[method] = (requests.byMethod[method] ?? 0) + 1;
+      counts.add(method, url.pathname + url.search);
     }),
   );
   app.use("*", authMiddleware(opts.appSecretToken ?? DEFAULT_APP_SECRET_TOKEN, opts.agreementGrantToken ?? DEFAULT_AGREEMENT_GRANT_TOKEN));

@@ -4,6 +4,7 @@
 // Follows ../../../../shared/reference/api-notes/uniconta.md (§n below); its unverified points are options.
 // Run standalone: `bun connectors/uniconta/sandbox/index.ts` prints a kontobro.toml snippet.
 import { Hono, type Context } from "hono";
+import { registerRequestCounts, RequestCounts } from "../../sandbox.ts";
 import { registerControl } from "./control.ts";
 import fixtures from "./fixtures.json";
 import { Faults, withConnectionClose } from "./faults.ts";
@@ -65,6 +66,8 @@ export function createUnicontaSandbox(opts: UnicontaSandboxOptions = {}) {
   };
   fresh();
   let requests: RequestLogEntry[] = [];
+  // Counted in server calls, as the quota counts them (a gateway posting costs several; see charge()).
+  const counts = new RequestCounts();
   const gatewaySessions = new Map<string, number>();
   const today = () => dayIn(quota.o.timezone);
 
@@ -240,6 +243,7 @@ export function createUnicontaSandbox(opts: UnicontaSandboxOptions = {}) {
 
   // ---- control API, request log and faults around everything else ---------------------------------------
   const outer = new Hono();
+  registerRequestCounts(outer, counts);
   registerControl(outer, {
     faults,
     quota,
@@ -253,6 +257,7 @@ export function createUnicontaSandbox(opts: UnicontaSandboxOptions = {}) {
       faults.clear();
       faults.resetCounts();
       requests = [];
+      counts.clear();
       gatewaySessions.clear();
       quota.used.clear();
       quota.over.clear();
@@ -264,6 +269,7 @@ export function createUnicontaSandbox(opts: UnicontaSandboxOptions = {}) {
     const decision = faults.decide(req.method, url.pathname, url.search);
     const res = await faults.apply(decision, async () => app.fetch(req));
     const charged = charges.get(req);
+    counts.add(req.method, url.pathname + url.search, charged?.calls ?? 0);
     let path = url.pathname + url.search;
     try {
       path = decodeURIComponent(path.replace(/\+/g, " "));

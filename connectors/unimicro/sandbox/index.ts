@@ -7,6 +7,7 @@ import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Hono } from "hono";
+import { registerRequestCounts, RequestCounts } from "../../sandbox.ts";
 import { IdentityServer, type SandboxClient } from "./auth.ts";
 import { Faults, FaultRulesBody, withConnectionClose } from "./faults.ts";
 import { QueryError } from "./query.ts";
@@ -67,6 +68,8 @@ export function createUniMicroSandbox(opts: UniMicroSandboxOptions = {}) {
   };
   freshStores();
   let requests: RequestLogEntry[] = [];
+  // No documented quota: every request, to the API, the identity server or the Files service, counts as one call.
+  const counts = new RequestCounts();
 
   const api = new Hono<{ Variables: { store: CompanyStore; caller: string } }>();
   api.onError((e, c) => {
@@ -251,12 +254,14 @@ export function createUniMicroSandbox(opts: UniMicroSandboxOptions = {}) {
       return Object.assign(row, b.set ?? {});
     }),
   );
+  registerRequestCounts(app, counts);
   app.all("/__sandbox/*", (c) => c.json({ message: `No control endpoint ${c.req.method} ${c.req.path}.` }, 404));
   app.all("*", async (c) => {
     const req = c.req.raw;
     const url = new URL(req.url);
     const decision = faults.decide(req.method, url.pathname, url.search);
     const res = await faults.apply(decision, async () => api.fetch(req));
+    counts.add(req.method, url.pathname + url.search);
     requests.push({
       method: req.method,
       path: decodeURIComponent(url.pathname + url.search),
@@ -296,6 +301,7 @@ export function createUniMicroSandbox(opts: UniMicroSandboxOptions = {}) {
     freshStores();
     faults.clear();
     requests = [];
+    counts.clear();
     identity.resetCounters();
   }
 

@@ -1,6 +1,6 @@
 // The sandbox's data for one company: entities with internal IDs, the platform's child-row rules
 // (`_createguid`, `Deleted`, IDs), foreign keys that fail as a 500, and per-entity validation.
-import { runQuery, type Query, type Row } from "./query.ts";
+import { expandPaths, runQuery, type Query, type Row } from "./query.ts";
 
 export type Profile = "unimicro" | "uni-economy" | "dnb-regnskap" | "sparebank1-regnskap";
 
@@ -54,6 +54,11 @@ interface MergeCtx {
   entity: string;
   newGuids: string[];
 }
+
+/** Navigation properties the platform expands from a foreign key (2019 swagger: CustomerInvoice.JournalEntry, by JournalEntryID). */
+const REFERENCES: Record<string, { name: string; coll: string; key: string }[]> = {
+  invoices: [{ name: "JournalEntry", coll: "journalentries", key: "JournalEntryID" }],
+};
 
 export class CompanyStore {
   private seq = 1000;
@@ -114,13 +119,20 @@ export class CompanyStore {
   }
 
   list(coll: string, q: Query): Row[] {
-    return runQuery(this.rows[coll]!, q);
+    return runQuery(this.withReferences(coll, this.rows[coll]!, q.expand), q);
   }
 
   get(coll: string, id: number, expand?: string): Row {
     const row = this.byId(coll, id);
     if (!row) throw notFound(`${COLLECTIONS[coll]} ${id}`);
-    return runQuery([row], { expand })[0]!;
+    return runQuery(this.withReferences(coll, [row], expand), { expand })[0]!;
+  }
+
+  /** Navigation properties kept by foreign key, filled in when expanded (`expand=JournalEntry` on an invoice). */
+  private withReferences(coll: string, rows: Row[], expand: string | undefined): Row[] {
+    const wanted = (REFERENCES[coll] ?? []).filter((r) => expandPaths(expand).includes(r.name.toLowerCase()));
+    if (wanted.length === 0) return rows;
+    return rows.map((row) => ({ ...row, ...Object.fromEntries(wanted.map((r) => [r.name, this.byId(r.coll, row[r.key]) ?? null])) }));
   }
 
   // ---- writes with the platform's child-row rules ---------------------------------------------------

@@ -1,0 +1,16 @@
+// Calls per record at the Uni Micro platform (README "Calls per record"), for scripts/calls-per-record.ts.
+import type { CallsAdapter } from "../../sandbox.ts";
+
+const two = { requests: 2, calls: 2 };
+
+export const calls: CallsAdapter = {
+  minimum: {
+    customer: two,
+    product: two,
+    project: two,
+    invoice: { requests: 4, calls: 4 },
+    credit_note: { requests: 7, calls: 7 },
+  },
+  budget: null,
+  noBudget: "no rate limit or daily quota is documented (api-notes/unimicro.md §13, open question Q6)",
+};
