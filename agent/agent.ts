@@ -25,6 +25,7 @@ import type { DemoMailbox } from "./notify/demo-mailbox.ts";
 import { ENTITIES, type Entity } from "./model.ts";
 import { Outbox } from "./outbox.ts";
 import { createPulls, type PullsRuntime } from "./pulls/index.ts";
+import { QueueProgressWatch } from "./queue-progress.ts";
 import { startRetention } from "./retention.ts";
 import { ensureSetting, recordPayload } from "./queries.ts";
 import { beginRun, readMarks, writeHighwater } from "./restore.ts";
@@ -271,6 +272,9 @@ export async function startAgent(
   }
   pulls.start();
   notifier?.start();
+  // A burst (an initial sync) shows its progress on the status page and in `kontobro status` (agent/queue-progress.ts).
+  const queueProgress = new QueueProgressWatch(db, [...dispatchers.keys()], log.child({ component: "queue-progress" }));
+  queueProgress.start();
   const retention = startRetention(db, { retentionDays: config.agent.retention_days, log, metrics });
 
   const url = `http://${config.http.host.includes(":") ? `[${config.http.host}]` : config.http.host}:${server.port}`;
@@ -281,6 +285,7 @@ export async function startAgent(
     (stopping ??= (async () => {
       log.info("stopping: finishing pushes in flight");
       server.stop(false);
+      queueProgress.stop();
       await Promise.all([...dispatchers.values()].map((d) => d.stop(config.dispatch.shutdown_grace_ms)));
       await pulls.stop();
       await notifier?.stop();

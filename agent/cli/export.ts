@@ -22,7 +22,9 @@ import {
 import { getFileBytes, listFiles } from "../exports/store.ts";
 import { deleteTemplate, findTemplate, listTemplates, saveTemplate } from "../exports/templates-store.ts";
 import type { Problem } from "../problem.ts";
+import { describeWork } from "../running-work.ts";
 import { CONFIG_OPTION, defineCommand, defineGroup } from "./command.ts";
+import { ProgressLine } from "./progress-line.ts";
 import { loadConfig } from "./runtime.ts";
 
 const JSON_OPTION = { json: { type: "boolean", help: "machine-readable output" } } as const;
@@ -66,19 +68,22 @@ const run = defineCommand({
   summary: "export now; invoices to transfer are marked transferred",
   description:
     "Writes a SIE 4 file, or a file with a template (built-in or saved), from the stored records; the invoices\n" +
-    "it contains are marked transferred in the same transaction. Data exported by period needs --from and --to.",
+    "it contains are marked transferred in the same transaction. Data exported by period needs --from and --to.\n" +
+    "Shows its progress (on a terminal one line that rewrites itself; otherwise a line every few seconds).",
   options: { ...PERIOD_OPTIONS, ...JSON_OPTION, ...CONFIG_OPTION },
   positionals: [1, 1],
   examples: ["kontobro export run sie4", ["kontobro export run hours-per-employee --from 2026-03-01 --to 2026-03-31", "a period"]],
   run: ({ values, positionals: [what] }) =>
     withStore(values.config, (db, settings) => {
       const period = { ...(values.from ? { from: values.from } : {}), ...(values.to ? { to: values.to } : {}) };
+      const line = values.json ? null : new ProgressLine();
       const r = runExport(
         db,
         settings,
         what === "sie4" ? { format: "sie4", ...period } : { format: "template", template: what!, ...period },
-        { by: "cli" },
+        { by: "cli", ...(line ? { onProgress: (w) => line.update(describeWork(w)) } : {}) },
       );
+      line?.finish();
       if (values.json) {
         console.log(JSON.stringify(r, null, 2));
         return r.ok ? 0 : 1;

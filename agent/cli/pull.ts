@@ -6,7 +6,9 @@ import { createLogger } from "../log.ts";
 import { Inbox } from "../pulls/inbox.ts";
 import { pullJobs } from "../pulls/index.ts";
 import { runPull, type RunResult } from "../pulls/runner.ts";
+import { describeWork } from "../running-work.ts";
 import { CONFIG_OPTION, defineCommand } from "./command.ts";
+import { ProgressLine } from "./progress-line.ts";
 import { loadConfig } from "./runtime.ts";
 
 export function describeRun(job: string, r: RunResult): string {
@@ -23,7 +25,8 @@ export const pull = defineCommand({
   description:
     "Runs the target's pulls (or just STREAM) in this process, from the stored cursor on, exactly as the\n" +
     "agent's schedule would; the job lock keeps it from overlapping a run of the agent. New items wait for the\n" +
-    "PSA in the inbox. Exits 1 if a pull failed.",
+    "PSA in the inbox. Shows its progress (on a terminal one line that rewrites itself; otherwise a line every\n" +
+    "few seconds). Exits 1 if a pull failed.",
   options: { ...CONFIG_OPTION },
   positionals: [0, 2],
   examples: [
@@ -59,7 +62,10 @@ export const pull = defineCommand({
       let ok = true;
       let imported = 0;
       for (const job of jobs) {
-        const result = await runPull({ db, inbox, dataDir: config.agent.data_dir, connectors, log }, job, "cli");
+        const line = new ProgressLine();
+        const onProgress = (w: Parameters<typeof describeWork>[0]) => line.update(describeWork(w));
+        const result = await runPull({ db, inbox, dataDir: config.agent.data_dir, connectors, log, onProgress }, job, "cli");
+        if (result.status !== "busy") line.finish();
         console.log(describeRun(`${job.target}/${job.stream}`, result));
         ok &&= result.status === "ok";
         if (result.status !== "busy") imported += result.imported;

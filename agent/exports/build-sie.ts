@@ -59,11 +59,17 @@ export function substitutionWarnings(subs: Substitution[], fileName: string): Pr
   });
 }
 
+/** The three passes over every invoice while its file is built; an export counts its progress in them. */
+export const SIE_BUILD_STAGES = ["mapping invoices", "writing the file", "checking the file"] as const;
+export type SieBuildStage = (typeof SIE_BUILD_STAGES)[number];
+
+/** `progress` hears the stage and the passes done so far, over every file (at most three per invoice). */
 export function buildSieFiles(
   invoices: InvoiceLike[],
   context: { customers: ReadonlyMap<string, Customer>; projects: ReadonlyMap<string, Project> },
   settings: ExportSettings,
   at: { now: Date; firstSerial: number },
+  progress?: (stage: SieBuildStage, passes: number) => void,
 ): SieBuild {
   if (!settings.companyName) {
     return {
@@ -88,6 +94,8 @@ export function buildSieFiles(
   const leftOut: LeftOut[] = [];
   const warnings: Problem[] = [];
   let serial = at.firstSerial;
+  let passes = 0;
+  const report = progress ? (stage: SieBuildStage) => (done: number) => progress(stage, passes + done) : () => undefined;
   for (const key of [...byYear.keys()].sort()) {
     const [start, end] = key.split("/") as [string, string];
     const docs = byYear.get(key)!;
@@ -103,18 +111,27 @@ export function buildSieFiles(
         fiscalYear: { start, end },
       },
       { customers: [...context.customers.values()], projects: [...context.projects.values()] },
+      report("mapping invoices"),
     );
+    passes += docs.length;
     leftOut.push(...rejected);
     if (input.vouchers.length === 0) continue;
     let written: ReturnType<typeof writeSie4i>;
     try {
-      written = writeSie4i(input, { serial, lineEnding: settings.sie4.lineEnding, ksumma: settings.sie4.ksumma });
+      written = writeSie4i(input, {
+        serial,
+        lineEnding: settings.sie4.lineEnding,
+        ksumma: settings.sie4.ksumma,
+        progress: report("writing the file"),
+      });
     } catch (e) {
       if (e instanceof SieWriteError) return { ok: false, problems: e.problems };
       throw e;
     }
     // Prove the file with the independent reader before anything is marked as transferred.
-    const check = readSie(written.bytes);
+    passes += input.vouchers.length;
+    const check = readSie(written.bytes, { progress: report("checking the file") });
+    passes += input.vouchers.length;
     const errors = check.problems.filter((p) => p.severity === "error");
     if (errors.length > 0 || check.document.vouchers.length !== input.vouchers.length) {
       return {

@@ -9,7 +9,8 @@ import type { ExportData } from "../../formats/templates/rows.ts";
 import { isValidIsoDate } from "../../formats/sie4/writer.ts";
 import type { Db } from "../db/index.ts";
 import { problem, type Problem } from "../problem.ts";
-import { buildSieFiles, type BuiltFile, type LeftOut } from "./build-sie.ts";
+import { startWork, type WorkEntry, type WorkTracker } from "../running-work.ts";
+import { buildSieFiles, SIE_BUILD_STAGES, type BuiltFile, type LeftOut } from "./build-sie.ts";
 import { buildTemplateFile, leftOutWarnings } from "./build-template.ts";
 import type { ExportSettings } from "./config.ts";
 import { deliverPending } from "./deliver.ts";
@@ -24,6 +25,8 @@ export type ExportRequest =
 export interface ExportOptions {
   by: Extract<ChangedBy, "api" | "cli" | "ui">;
   now?: Date;
+  /** Hears the export's progress (the CLI's progress line); every process sees it too (agent/running-work.ts). */
+  onProgress?: (work: Readonly<WorkEntry>) => void;
   /** Fault injection for tests: throwing here rolls the whole export back, as a crash would. */
   faults?: { afterFilesStored?: () => void; afterInvoicesMarked?: () => void; beforeDelivery?: () => void };
 }
@@ -146,15 +149,31 @@ function storeFiles(db: Db, runId: number, files: BuiltFile[], createdAt: number
 }
 
 /** Marks exactly the exported invoices; an invoice no longer "to transfer" aborts the whole export. */
-function markTransferred(db: Db, files: ExportedFile[], now: number): void {
+function markTransferred(db: Db, files: ExportedFile[], now: number, progress: (marked: number) => void): void {
   const mark =
     db.$client.prepare(`UPDATE invoice_export_status SET status = 'transferred', changed_at = ?2, changed_by = 'export', export_file_id = ?3
     WHERE invoice_key = ?1 AND status = 'to_transfer'`);
+  let marked = 0;
   for (const f of files)
     for (const number of f.invoices) {
       if (mark.run(number, now, f.id).changes !== 1)
         throw new Error(`invoice ${number} is no longer "to transfer"; export aborted, nothing was stored`);
+      progress(++marked);
     }
+}
+
+const MARKING = "marking invoices transferred";
+
+/**
+ * An export's progress in invoices: a SIE 4 export passes every invoice through its three build stages and then
+ * marks it, so `done` counts whole invoices' worth of those four passes.
+ */
+function sieProgress(work: WorkTracker, invoices: number) {
+  const passes = SIE_BUILD_STAGES.length + 1;
+  return {
+    build: (stage: string, done: number) => work.update(Math.floor(done / passes), invoices, stage),
+    mark: (marked: number) => work.update(Math.floor((SIE_BUILD_STAGES.length * invoices + marked) / passes), invoices, MARKING),
+  };
 }
 
 function loadData(db: Db, t: Template, period: Partial<Period> | undefined): ExportData {
@@ -180,18 +199,35 @@ export function runExport(db: Db, settings: ExportSettings, request: ExportReque
   const checked = checkPeriod(template ? SELECTION[template.dataType] : "to_transfer", request.from, request.to, what);
   if (checked.problems.length > 0) return { ok: false, httpStatus: 422, problems: checked.problems };
 
+  const work = startWork(
+    db,
+    {
+      kind: "export",
+      title: template ? `Export "${template.title ?? template.name}"` : "SIE 4 export",
+      // Invoices are counted until they are marked; other data by the rows of its file.
+      unit: !template || SELECTION[template.dataType] === "to_transfer" ? "invoices" : "rows",
+    },
+    { listener: options.onProgress },
+  );
+  // Another export (or a long write) holds the database: say so rather than look stuck.
+  work.update(0, null, "waiting for the database");
+  let markProgress: (marked: number) => void = () => undefined;
   const result = db.$client.transaction((): ExportResult => {
     let files: BuiltFile[];
     let leftOut: LeftOut[] = [];
     const warnings = [...checked.warnings];
     if (!template) {
+      work.update(0, null, "selecting invoices");
       const invoices = store.loadInvoicesToTransfer(db, checked.period);
       if (invoices.length === 0) return nothing(`No invoices to transfer${periodText(request)}.`);
+      const progress = sieProgress(work, invoices.length);
+      markProgress = progress.mark;
       const built = buildSieFiles(
         invoices.map((i) => i.doc),
         { customers: store.loadCustomers(db), projects: store.loadProjects(db) },
         settings,
         { now, firstSerial: store.sieFileCount(db) + 1 },
+        progress.build,
       );
       if (!built.ok) return { ok: false, httpStatus: 422, problems: built.problems };
       ({ files, leftOut } = built);
@@ -199,11 +235,17 @@ export function runExport(db: Db, settings: ExportSettings, request: ExportReque
       if (files.length === 0)
         return { ...nothing(`No invoice could be exported${periodText(request)}.`), invoices: { exported: [], leftOut }, warnings };
     } else {
+      work.update(0, null, "building the file");
       const data = loadData(db, template, checked.period);
       if (data.invoices?.length === 0) return nothing(`No invoices to transfer${periodText(request)}.`);
       const period = SELECTION[template.dataType] === "period" ? (checked.period as Period) : undefined;
       const today = now.toISOString().slice(0, 10);
       const built = buildTemplateFile(template, data, settings, { today, run: 0, period });
+      const invoices = built.file?.invoices.length ?? 0;
+      if (SELECTION[template.dataType] === "to_transfer") {
+        work.update(0, invoices, MARKING);
+        markProgress = (n) => work.update(n, invoices, MARKING);
+      } else work.update(0, built.file?.rowCount ?? null, "storing the file");
       leftOut = built.leftOut;
       warnings.push(...built.warnings);
       if (!built.file) {
@@ -224,7 +266,7 @@ export function runExport(db: Db, settings: ExportSettings, request: ExportReque
     function finish(runId: number, built: BuiltFile[]): ExportResult {
       const stored = storeFiles(db, runId, built, nowMs, !!settings.outputDir);
       options.faults?.afterFilesStored?.();
-      markTransferred(db, stored, nowMs);
+      markTransferred(db, stored, nowMs, markProgress);
       options.faults?.afterInvoicesMarked?.();
       const rowCount = stored.reduce((s, f) => s + f.rowCount, 0);
       const exported = stored.flatMap((f) => f.invoices);
@@ -238,11 +280,29 @@ export function runExport(db: Db, settings: ExportSettings, request: ExportReque
     }
   });
 
-  const outcome = result.immediate();
+  let outcome: ExportResult;
+  try {
+    outcome = result.immediate();
+  } catch (e) {
+    work.finish("failed", "nothing was exported or marked");
+    throw e;
+  }
   if (outcome.ok && outcome.files.length > 0 && settings.outputDir) {
-    options.faults?.beforeDelivery?.();
-    const delivered = deliverPending(db, settings.outputDir);
-    outcome.warnings.push(...delivered.problems);
+    try {
+      options.faults?.beforeDelivery?.();
+      const delivered = deliverPending(db, settings.outputDir);
+      outcome.warnings.push(...delivered.problems);
+    } catch (e) {
+      work.finish("failed", "stored, not yet written to the output folder");
+      throw e;
+    }
+  }
+  if (!outcome.ok) work.finish("failed", outcome.problems[0]?.message);
+  else if (outcome.files.length === 0) work.finish("ok", "nothing to export");
+  else {
+    const total = work.entry.total ?? outcome.rowCount;
+    work.update(total, total, "done");
+    work.finish("ok", `${outcome.files.length} file(s)`);
   }
   return outcome;
 }

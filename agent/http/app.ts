@@ -15,6 +15,7 @@ import { renderStatusPage } from "./status-page.ts";
 import { uiGuard } from "./ui-guard.ts";
 import { redact } from "../log.ts";
 import { registerPullUi } from "./status-pulls.ts";
+import { registerProgressUi } from "./status-progress.ts";
 import { registerRecordUi, retryReturnPath } from "./status-record.ts";
 import { targetWebhookRoutes } from "./target-webhooks.ts";
 
@@ -53,6 +54,8 @@ export function createApp(ctx: AppContext): Hono {
   app.route("/api/v1/pulls", pullsApiRoutes(ctx));
   app.route("/webhooks", targetWebhookRoutes(ctx));
   registerPullUi(app, ctx);
+  // Long work under way (queues catching up, exports, pulls): the status page's section, fetched again while it runs.
+  registerProgressUi(app, ctx);
   // File exports: runs, files, export status, templates; and the status page's forms and downloads.
   app.route("/api/v1/exports", exportsRoutes(ctx));
   registerExportUi(app, ctx);

@@ -12,6 +12,7 @@ import { demoMailLink } from "./demo-mail.ts";
 import { renderExportsSection } from "./status-exports.ts";
 import { renderNotificationsSection } from "./status-notify.ts";
 import { renderPullsSection } from "./status-pulls.ts";
+import { renderProgressSection } from "./status-progress.ts";
 import { renderMasterSection } from "../master/status.ts";
 import { renderStorageSection } from "./status-storage.ts";
 import { CHART_CSS, chartsFrom, targetCharts } from "./status-charts.ts";
@@ -35,6 +36,7 @@ export function renderStatusPage(ctx: AppContext, options: { refresh?: string } 
 <main>
 ${refreshNote(refresh)}
 ${restoreBanner(ctx)}
+${renderProgressSection(ctx)}
 ${recordSearchSection()}
 ${ctx.targets.length === 0 ? html`<p class="card">No targets are configured. Add a [[targets]] table to kontobro.toml (see config/kontobro.example.toml).</p>` : ""}
 ${ctx.targets.map((t) =>

@@ -10,6 +10,7 @@ import type { Inbox, StoreCounts } from "./inbox.ts";
 import { tryJobLock } from "../lock.ts";
 import type { Logger } from "../log.ts";
 import type { Problem } from "../problem.ts";
+import { startWork, type WorkEntry } from "../running-work.ts";
 import type { RunStatus, Trigger } from "../states.ts";
 
 export interface JobRef {
@@ -34,6 +35,8 @@ export interface RunnerDeps {
   now?: () => number;
   /** Called after each stored page (wakes the PSA webhook deliverer). */
   onStored?: () => void;
+  /** Hears the run's progress (the CLI's progress line); every process sees it too (agent/running-work.ts). */
+  onProgress?: (work: Readonly<WorkEntry>) => void;
 }
 
 /** A runaway connector that always says "more" must not loop forever. */
@@ -50,6 +53,7 @@ export async function runPull(deps: RunnerDeps, job: JobRef, trigger: Trigger): 
   // Master data read back goes through master per entity (agent/master/); null for targets without it.
   const master = masterSyncFor(deps.db, job.target, connector, false);
   let runId = 0;
+  let work: ReturnType<typeof startWork> | undefined;
   const totals = { fetched: 0, imported: 0, duplicates: 0, ignored: 0, pages: 0 };
   try {
     runId = deps.db.transaction(
@@ -75,6 +79,12 @@ export async function runPull(deps: RunnerDeps, job: JobRef, trigger: Trigger): 
       { behavior: "immediate" },
     );
     log.info("pull started", { trigger, run: runId });
+    // How many items a pull brings is not known until the target says "no more": progress counts what came.
+    work = startWork(
+      deps.db,
+      { kind: "pull", title: `${job.target}: ${job.stream}`, unit: "items fetched" },
+      { listener: deps.onProgress },
+    );
     for (let page = 0; page < MAX_PAGES; page++) {
       const result = await connector.pull(job.stream, deps.inbox.cursor(job.target, job.stream), {
         today: todayIn(job.timezone, now()),
@@ -97,11 +107,13 @@ export async function runPull(deps: RunnerDeps, job: JobRef, trigger: Trigger): 
         totals.duplicates,
         totals.ignored,
       ]);
+      work.update(totals.fetched, null, `page ${totals.pages}, ${totals.imported} new`);
       if (counts.imported > 0) deps.onStored?.();
       if (!result.more) break;
     }
     c.run(`UPDATE job_runs SET status = 'ok', finished_at = ?2 WHERE id = ?1`, [runId, now()]);
     log.info("pull finished", { run: runId, ...totals });
+    work.finish("ok", `${totals.imported} new`);
     return { status: "ok", runId, ...totals };
   } catch (e) {
     const problem = describeFailure(e);
@@ -116,6 +128,7 @@ export async function runPull(deps: RunnerDeps, job: JobRef, trigger: Trigger): 
       }
     }
     log.warn("pull failed", { run: runId, code: problem.code, message: problem.message, ...totals });
+    work?.finish("failed", problem.message);
     return { status: "failed", runId, problem, ...totals };
   } finally {
     lock.release();

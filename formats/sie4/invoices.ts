@@ -260,6 +260,8 @@ export function invoicesToSieInput(
   config: SieInvoiceConfig,
   header: SieHeader,
   context: MappingContext = {},
+  /** Hears how many documents are mapped so far (an export's progress). */
+  progress?: (mapped: number) => void,
 ): { input: SieWriteInput; rejected: { number: string; problems: Problem[] }[] } {
   const vouchers: SieVoucherInput[] = [];
   const rejected: { number: string; problems: Problem[] }[] = [];
@@ -268,6 +270,7 @@ export function invoicesToSieInput(
     const r = invoiceToVoucher(doc, config, context);
     if (r.ok) vouchers.push(r.voucher);
     else rejected.push({ number: doc.number, problems: r.problems });
+    progress?.(vouchers.length + rejected.length);
   }
 
   const accounts = new Set<string>();

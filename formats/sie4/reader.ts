@@ -191,8 +191,11 @@ const KNOWN = new Set([
 ]);
 const MANDATORY = ["FLAGGA", "FORMAT", "PROGRAM", "GEN", "FNAMN"];
 
-/** Reads a SIE file of any type (bytes as they are on disk) and validates it. Never throws. */
-export function readSie(bytes: Uint8Array): SieReadResult {
+/**
+ * Reads a SIE file of any type (bytes as they are on disk) and validates it. Never throws. `progress` hears how
+ * many vouchers are read so far (an export checking its own file).
+ */
+export function readSie(bytes: Uint8Array, options: { progress?: (vouchers: number) => void } = {}): SieReadResult {
   const encoding = detectEncoding(bytes);
   const text = decodeSieBytes(bytes, encoding);
   const problems: SieProblem[] = [];
@@ -291,6 +294,7 @@ export function readSie(bytes: Uint8Array): SieReadResult {
     if (v.transactions.length === 0) report("warning", "empty_voucher", v.line, `${name} has no transactions.`);
     voucher = undefined;
     block = "none";
+    options.progress?.(doc.vouchers.length);
   };
 
   const lines = text.split("\n");

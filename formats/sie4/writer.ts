@@ -58,6 +58,8 @@ export interface SieWriteOptions {
   ksumma?: boolean;
   /** A serial number switches the file name from FAKT.SI to the unique SIE4I_… form. */
   serial?: number;
+  /** Hears how many vouchers are written so far (an export's progress). */
+  progress?: (written: number) => void;
 }
 
 export interface SieWriteResult {
@@ -325,10 +327,12 @@ export function writeSie4i(input: SieWriteInput, options: SieWriteOptions = {}):
   const lines: string[] = ["#FLAGGA 0", ...(withKsumma ? ["#KSUMMA"] : [])];
   const substitutions: Substitution[] = [];
   let inVoucher = false;
+  let vouchers = 0;
   for (const r of records) {
     if (r.label === "{" || r.label === "}") {
       lines.push(r.label);
       inVoucher = r.label === "{";
+      if (!inVoucher) options.progress?.(++vouchers);
       continue;
     }
     const values = r.fields.flatMap((f) => ("objects" in f ? f.objects.flatMap((o) => [String(o.dimension), o.id]) : [f.value]));

@@ -1,0 +1,98 @@
+// The status page's "In progress" section: a queue catching up after a burst, and exports and pulls under way (in
+// this agent or in a `kontobro export` / `kontobro pull` of its own), each with a <progress> bar labelled by its
+// text. Rendered from one line in status-page.ts; while something runs, a few lines of script fetch the section
+// again every two seconds (/ui/progress). Without script the page shows it as of its last load.
+import type { Hono } from "hono";
+import { html, raw } from "hono/html";
+import { isCatchingUp, queueTotal, readQueueProgress, describeQueueProgress } from "../queue-progress.ts";
+import { describeWorkState, isRunning, listWork } from "../running-work.ts";
+import type { AppContext } from "./context.ts";
+
+export interface ProgressItem {
+  /** "queue:<target>", or the work's id. */
+  key: string;
+  title: string;
+  text: string;
+  done: number;
+  /** null: nobody knows how much there is (the bar shows activity, not a fraction). */
+  total: number | null;
+  state: "running" | "finished" | "failed";
+}
+
+/** Everything the section shows, in order: the targets' queues, then the work, oldest first. */
+export function progressItems(ctx: AppContext, now = Date.now()): ProgressItem[] {
+  const items: ProgressItem[] = [];
+  for (const t of ctx.targets) {
+    const p = readQueueProgress(ctx.db, t.name, now);
+    if (!p) continue;
+    items.push({
+      key: `queue:${t.name}`,
+      title: `${t.name} queue`,
+      text: describeQueueProgress(p, now),
+      done: p.delivered,
+      total: queueTotal(p),
+      state: isCatchingUp(p) ? "running" : "finished",
+    });
+  }
+  for (const w of listWork(ctx.db, now)) {
+    items.push({
+      key: w.id,
+      title: w.title,
+      text: describeWorkState(w),
+      done: w.done,
+      total: w.finishedAt !== undefined && w.outcome === "ok" ? Math.max(w.done, w.total ?? 0) : w.total,
+      state: isRunning(w) ? "running" : w.outcome === "ok" ? "finished" : "failed",
+    });
+  }
+  return items;
+}
+
+export function renderProgressSection(ctx: AppContext, now = Date.now()) {
+  const items = progressItems(ctx, now);
+  if (items.length === 0) return "";
+  const live = items.some((i) => i.state === "running");
+  return html`<section class="card progress" id="progress" aria-labelledby="progress-title" data-live="${live ? "1" : "0"}">
+<style>${raw(CSS)}</style>
+<h2 id="progress-title">In progress</h2>
+${items.map((item, i) => itemRow(item, i))}
+</section>${live ? html`<script>${raw(REFRESH)}</script>` : ""}`;
+}
+
+function itemRow(item: ProgressItem, i: number) {
+  const id = `progress-${i}`;
+  // A bar without value is indeterminate: work whose total is unknown.
+  const value = item.total === null ? "" : html` value="${Math.min(item.done, item.total)}" max="${Math.max(item.total, 1)}"`;
+  const percent = item.total ? `${Math.floor((Math.min(item.done, item.total) / item.total) * 100)}%` : "";
+  return html`<div class="progress-item" data-progress="${item.key}" data-state="${item.state}">
+<div><strong id="${id}-label">${item.title}</strong> <span id="${id}-text">${item.text}</span></div>
+<progress aria-labelledby="${id}-label" aria-describedby="${id}-text"${value}>${percent}</progress>
+</div>`;
+}
+
+/** The section alone, for the script that keeps it current. */
+export function registerProgressUi(app: Hono, ctx: AppContext): void {
+  app.get("/ui/progress", (c) => c.html(renderProgressSection(ctx)));
+}
+
+// Replaces the section's content with a fresh copy every 2 s, and stops once nothing runs any more; not when the
+// page's automatic updates are off (?refresh=0, status-refresh.ts).
+const REFRESH = `(() => {
+  if (document.body.dataset.refreshSeconds === "0") return;
+  const timer = setInterval(async () => {
+    const section = document.getElementById("progress");
+    if (!section) return clearInterval(timer);
+    try {
+      const res = await fetch("/ui/progress", { headers: { accept: "text/html" }, credentials: "same-origin" });
+      const box = document.createElement("div");
+      box.innerHTML = await res.text();
+      const fresh = box.querySelector("#progress");
+      if (!fresh) return clearInterval(timer);
+      section.replaceChildren(...fresh.childNodes);
+      if (fresh.dataset.live !== "1") clearInterval(timer);
+    } catch {}
+  }, 2000);
+})();`;
+
+const CSS = `
+.progress .progress-item{margin:8px 0} .progress progress{width:100%;height:14px;margin-top:4px}
+.progress [data-state="finished"] strong{color:#067647} .progress [data-state="failed"] strong{color:#b42318}`;

@@ -1,0 +1,146 @@
+// A target's queue catching up after a burst (agent/queue-progress.ts): the state from counts (pure), the counts
+// from a real SQLite file with the outbox's indexes, and what `kontobro status` and the status page read.
+import { describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { openDatabase, type Db } from "../agent/db/index.ts";
+import { silentLogger } from "../agent/log.ts";
+import {
+  BURST_ENDS_BELOW,
+  BURST_STARTS_AT,
+  describeQueueProgress,
+  isCatchingUp,
+  nextQueueProgress,
+  QUEUE_COUNTS,
+  QueueProgressWatch,
+  queueTotal,
+  readQueueProgress,
+  type QueueProgress,
+} from "../agent/queue-progress.ts";
+import { tempDir } from "./helpers.ts";
+
+describe("nextQueueProgress", () => {
+  test("a few open deliveries are no burst; many start one, counted from then", () => {
+    expect(nextQueueProgress("eco", null, { at: 1000, open: BURST_STARTS_AT - 1, delivered: 0, needsAction: 0 })).toBeNull();
+    const started = nextQueueProgress("eco", null, { at: 1000, open: 500, delivered: 0, needsAction: 0 })!;
+    expect(started).toMatchObject({ target: "eco", since: 1000, delivered: 0, open: 500, finishedAt: null });
+    expect(isCatchingUp(started)).toBe(true);
+    expect(queueTotal(started)).toBe(500);
+  });
+
+  test("goes on with the counts, and is over when few are open; then a new burst starts afresh", () => {
+    let p: QueueProgress | null = nextQueueProgress("eco", null, { at: 0, open: 500, delivered: 0, needsAction: 0 });
+    p = nextQueueProgress("eco", p, { at: 2000, open: 300, delivered: 200, needsAction: 0 });
+    expect(p).toMatchObject({ delivered: 200, open: 300, finishedAt: null });
+    expect(describeQueueProgress(p!, 2000)).toBe("catching up: 200 of 500 delivered (40%) · 100/s · about 3 s left");
+    p = nextQueueProgress("eco", p, { at: 4000, open: 0, delivered: 497, needsAction: 3 });
+    expect(p!.finishedAt).toBe(4000);
+    expect(describeQueueProgress(p!, 5000)).toBe("caught up: 497 delivered in 4 s, 3 need action");
+    // Once over, counts below the start leave it as it was (nothing to write).
+    expect(nextQueueProgress("eco", p, { at: 6000, open: 5, delivered: 0, needsAction: 0 })).toBe(p);
+    const again = nextQueueProgress("eco", p, { at: 8000, open: 1000, delivered: 0, needsAction: 0 })!;
+    expect(again).toMatchObject({ since: 8000, delivered: 0, open: 1000, finishedAt: null });
+  });
+
+  test("the end allows a trickle of new events to stay open", () => {
+    const p = nextQueueProgress("eco", null, { at: 0, open: 500, delivered: 0, needsAction: 0 });
+    const over = nextQueueProgress("eco", p, { at: 1000, open: BURST_ENDS_BELOW - 1, delivered: 491, needsAction: 0 })!;
+    expect(over.finishedAt).toBe(1000);
+    expect(describeQueueProgress(over, 1000)).toContain(`, ${BURST_ENDS_BELOW - 1} still open`);
+  });
+
+  test("counts the agent stopped refreshing say so", () => {
+    const p = nextQueueProgress("eco", null, { at: 1000, open: 500, delivered: 0, needsAction: 0 })!;
+    expect(describeQueueProgress(p, 10_000)).not.toContain("is the agent running");
+    expect(describeQueueProgress(p, 120_000)).toContain("(counted at 1970-01-01 00:00:01 UTC: is the agent running?)");
+  });
+});
+
+function outbox(): Db {
+  return openDatabase(join(tempDir("kontobro-queue-progress-"), "kontobro.db"));
+}
+
+/** Deliveries as the outbox writes them (one event is enough: the counts only read deliveries). */
+function queue(db: Db, target: string, n: number, now: number): void {
+  const c = db.$client;
+  const seq = Number(
+    c.run(
+      `INSERT INTO events (event_id, type, entity, key, payload, received_at) VALUES (?1, 'customer.upserted', 'customer', '1', '{}', ?2)`,
+      [`e-${target}-${now}-${Math.random()}`, now],
+    ).lastInsertRowid,
+  );
+  const insert = c.prepare(
+    `INSERT INTO deliveries (event_seq, target, entity, key, status, next_attempt_at, created_at, updated_at) VALUES (?1, ?2, 'customer', ?3, 'pending', ?4, ?4, ?4)`,
+  );
+  c.transaction(() => {
+    for (let i = 0; i < n; i++) insert.run(seq, target, `${now}-${i}`, now);
+  })();
+}
+
+const deliver = (db: Db, target: string, n: number, at: number) =>
+  db.$client.run(
+    `UPDATE deliveries SET status = 'done', done_at = ?2, updated_at = ?2 WHERE id IN (SELECT id FROM deliveries WHERE target = ?1 AND status = 'pending' ORDER BY id LIMIT ?3)`,
+    [target, at, n],
+  );
+
+describe("QueueProgressWatch on a real outbox", () => {
+  test("a burst from the first count to caught up, kept in settings for the status page and the CLI", () => {
+    const db = outbox();
+    let now = 1_000_000;
+    const watch = new QueueProgressWatch(db, ["eco", "quiet"], silentLogger, () => now);
+    queue(db, "quiet", 3, now);
+    queue(db, "eco", 400, now);
+    // Delivered before the burst is seen: not part of it.
+    deliver(db, "eco", 100, now - 1);
+    watch.tick();
+    expect(readQueueProgress(db, "quiet", now)).toBeNull();
+    expect(readQueueProgress(db, "eco", now)).toMatchObject({ since: now, delivered: 0, open: 300, finishedAt: null });
+
+    now += 2000;
+    deliver(db, "eco", 120, now);
+    db.$client.run(
+      `UPDATE deliveries SET status = 'needs_action', updated_at = ?1 WHERE id = (SELECT max(id) FROM deliveries WHERE target = 'eco')`,
+      [now],
+    );
+    watch.tick();
+    const mid = readQueueProgress(db, "eco", now)!;
+    expect(mid).toMatchObject({ delivered: 120, needsAction: 1, open: 179 });
+    expect(describeQueueProgress(mid, now)).toBe("catching up: 120 of 300 delivered (40%), 1 need action · 60/s · about 3 s left");
+
+    now += 3000;
+    deliver(db, "eco", 179, now);
+    watch.tick();
+    const over = readQueueProgress(db, "eco", now)!;
+    expect(over.finishedAt).toBe(now);
+    expect(describeQueueProgress(over, now)).toBe("caught up: 299 delivered in 5 s, 1 need action");
+    // A new watch (the agent restarted) does not start the finished burst again, and it is shown for a while only.
+    const later = new QueueProgressWatch(db, ["eco"], silentLogger, () => now + 1000);
+    later.tick();
+    expect(readQueueProgress(db, "eco", now + 1000)!.finishedAt).toBe(now);
+    expect(readQueueProgress(db, "eco", now + 11 * 60_000)).toBeNull();
+    db.$client.close();
+  });
+
+  test("a burst under way when the agent stopped goes on after a restart, from when it started", () => {
+    const db = outbox();
+    let now = 5_000_000;
+    queue(db, "eco", 200, now);
+    new QueueProgressWatch(db, ["eco"], silentLogger, () => now).tick();
+    now += 60_000;
+    deliver(db, "eco", 50, now);
+    new QueueProgressWatch(db, ["eco"], silentLogger, () => now).tick();
+    expect(readQueueProgress(db, "eco", now)).toMatchObject({ since: 5_000_000, delivered: 50, open: 150 });
+    db.$client.close();
+  });
+
+  test("each count is a range of an outbox index, never a scan of the table", () => {
+    const db = outbox();
+    for (const q of Object.values(QUEUE_COUNTS)) {
+      const plan = (db.$client.query(`EXPLAIN QUERY PLAN ${q}`).all(...(q.includes("?2") ? ["eco", 0] : ["eco"])) as { detail: string }[])
+        .map((r) => r.detail)
+        .join("\n");
+      expect(plan).toMatch(/^SEARCH deliveries USING (COVERING )?INDEX deliveries_\w+ \(target=\? AND/);
+      expect(plan).not.toContain("SCAN");
+    }
+    db.$client.close();
+  });
+});
