@@ -226,7 +226,9 @@ export function numbersTable(target: string, range: ChartRange, buckets: Bucket[
 <thead><tr><th scope="col">${range.per === "hour" ? "Hour from (UTC)" : "Day (UTC)"}</th><th scope="col">Delivered</th><th scope="col">Failed, retried</th><th scope="col">Failed, needs action</th><th scope="col">Median time to deliver</th><th scope="col">95% delivered within</th></tr></thead>
 <tbody>${buckets.map(
     (b) =>
-      html`<tr data-start="${iso(b.start)}"><th scope="row">${iso(b.start).slice(0, range.per === "hour" ? 16 : 10).replace("T", " ")}</th><td>${b.delivered}</td><td>${b.retried}</td><td>${b.needsAction}</td>${cell(b.latency)}</tr>`,
+      html`<tr data-start="${iso(b.start)}"><th scope="row">${iso(b.start)
+        .slice(0, range.per === "hour" ? 16 : 10)
+        .replace("T", " ")}</th><td>${b.delivered}</td><td>${b.retried}</td><td>${b.needsAction}</td>${cell(b.latency)}</tr>`,
   )}</tbody></table></details>`;
 }
 
