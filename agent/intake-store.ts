@@ -105,73 +105,38 @@ export class IntakeStore {
 
   /**
    * Stores each request of the group in one IMMEDIATE transaction (one fsync for them all), in order, each
-   * seeing what the earlier ones stored. Throws, with nothing stored, if the transaction fails.
+   * seeing what the earlier ones stored. The whole group is read and written with a few statements: the
+   * decisions are made per request in memory. Throws, with nothing stored, if the transaction fails.
    */
   storeGroup(requests: PreparedEvent[][]): RequestOutcome[] {
-    return this.db.$client.transaction(() => requests.map((events) => this.storeRequest(events))).immediate();
+    return this.db.$client
+      .transaction(() => {
+        const all = requests.flat();
+        const d = new Decisions(this.storedEvents(all), this.storedRecords(all), this.invoiceOwners(all));
+        const outcomes = requests.map((events) => decide(events, d));
+        this.write(d, this.now());
+        return outcomes;
+      })
+      .immediate();
   }
 
-  private storeRequest(events: PreparedEvent[]): RequestOutcome {
-    const now = this.now();
-    const stored = new Map<string, { type: string; payload: string }>();
-    for (const r of this.sql.eventsById.all(JSON.stringify(events.map((e) => e.id))) as { id: string; type: string; payload: string }[])
-      stored.set(r.id, r);
-    const records = this.storedRecords(events);
-    const psaOwners = this.invoiceOwners(events);
-
-    const results: StoredResult[] = [];
-    const conflicts: RejectedEvent[] = [];
-    /** Events to insert, and per record the index (in `rows`) of its latest accepted version. */
-    const rows: { e: PreparedEvent; stale: boolean }[] = [];
-    const latest = new Map<string, number>();
-    events.forEach((e, index) => {
-      const before = stored.get(e.id);
-      if (before) {
-        if (sameEvent(before, e)) results.push({ id: e.id, status: "duplicate" });
-        else conflicts.push({ index, id: e.id, problems: [idReused(e)] });
-        return;
-      }
-      stored.set(e.id, e);
-      const taken = e.doc ? documentTaken(e.doc, records, psaOwners) : null;
-      if (taken) return conflicts.push({ index, id: e.id, problems: [taken] });
-      const rk = recordKey(e.entity, e.key);
-      const record = records.get(rk);
-      // A version older (by the PSA's occurredAt) than the stored one changes nothing: kept, never pushed.
-      if (record && e.occurredAt !== null && record.occurredAt !== null && e.occurredAt < record.occurredAt) {
-        rows.push({ e, stale: true });
-        return results.push({ id: e.id, status: "stale" });
-      }
-      records.set(rk, {
-        version: (record?.version ?? 0) + 1,
-        occurredAt: e.occurredAt,
-        psaId: e.doc?.psaId ?? null,
-        kind: e.doc?.kind,
-        payloadPsaId: e.doc?.psaId,
-        stored: record?.stored ?? false,
-      });
-      if (e.doc) addOwner(psaOwners, e.doc.psaId, e.key);
-      latest.set(rk, rows.length);
-      rows.push({ e, stale: false });
-      results.push({ id: e.id, status: "accepted" });
-    });
-    if (conflicts.length > 0) return { conflicts };
-    if (rows.length === 0) return { stored: results };
-
+  private write(d: Decisions, now: number): void {
+    if (d.rows.length === 0) return;
     const seqs = new Map<string, number>();
     const inserted = this.insertEvents(
-      rows.map(({ e, stale }) => [e.id, e.type, e.entity, e.key, e.payload, now, e.occurredAt, stale ? 1 : 0]),
+      d.rows.map(({ e, stale }) => [e.id, e.type, e.entity, e.key, e.payload, now, e.occurredAt, stale ? 1 : 0]),
     ) as { seq: number; id: string }[];
     for (const r of inserted) seqs.set(r.id, r.seq);
     const recordRows: unknown[][] = [];
-    for (const [rk, i] of latest) {
-      const { e } = rows[i]!;
-      const r = records.get(rk)!;
+    for (const [rk, i] of d.latest) {
+      const { e } = d.rows[i]!;
+      const r = d.records.get(rk)!;
       recordRows.push([e.entity, e.key, e.doc?.recordPayload ?? e.payload, r.version, seqs.get(e.id)!, e.occurredAt, now, r.psaId]);
       this.markForExport(e.entity, e.key, now);
     }
     this.upsertRecords(recordRows);
     const deliveries: NewDeliveries[] = [];
-    rows.forEach(({ e, stale }, i) => {
+    d.rows.forEach(({ e, stale }, i) => {
       if (stale) return;
       const rk = recordKey(e.entity, e.key);
       deliveries.push({
@@ -179,12 +144,19 @@ export class IntakeStore {
         entity: e.entity,
         key: e.key,
         targets: this.targetsFor(e.entity),
-        seenBefore: records.get(rk)!.stored,
-        superseded: latest.get(rk) !== i,
+        seenBefore: d.records.get(rk)!.stored,
+        superseded: d.latest.get(rk) !== i,
       });
     });
     this.outbox.enqueue(deliveries);
-    return { stored: results };
+  }
+
+  /** The stored events with the group's ids (a repeat is a duplicate or a reused id). */
+  private storedEvents(events: PreparedEvent[]): Map<string, { type: string; payload: string }> {
+    const stored = new Map<string, { type: string; payload: string }>();
+    for (const r of this.sql.eventsById.all(JSON.stringify(events.map((e) => e.id))) as { id: string; type: string; payload: string }[])
+      stored.set(r.id, r);
+    return stored;
   }
 
   /** The stored records the request's events are versions of (invoices with their kind and PSA id). */
@@ -221,6 +193,81 @@ export class IntakeStore {
       addOwner(owners, r.psaId, r.key);
     return owners;
   }
+}
+
+/**
+ * What the group's requests have decided so far: the events and records as stored plus the accepted
+ * requests' changes, and the rows to write. A request refused part-way is undone from its log.
+ */
+class Decisions {
+  /** Events to insert (stale ones too), and per record the index in `rows` of its latest accepted version. */
+  readonly rows: { e: PreparedEvent; stale: boolean }[] = [];
+  readonly latest = new Map<string, number>();
+  private undo: (() => void)[] = [];
+  private rowsBefore = 0;
+
+  constructor(
+    readonly events: Map<string, { type: string; payload: string }>,
+    readonly records: Map<string, RecordState>,
+    readonly psaOwners: Map<string, string[]>,
+  ) {}
+
+  begin(): void {
+    this.undo = [];
+    this.rowsBefore = this.rows.length;
+  }
+
+  set<K, V>(map: Map<K, V>, key: K, value: V): void {
+    const had = map.has(key);
+    const old = map.get(key);
+    this.undo.push(() => (had ? map.set(key, old as V) : map.delete(key)));
+    map.set(key, value);
+  }
+
+  rollback(): void {
+    for (const u of this.undo.reverse()) u();
+    this.rows.length = this.rowsBefore;
+  }
+}
+
+/** Decides one request against what is stored and what the group's earlier requests decided. Pure but for `d`. */
+function decide(events: PreparedEvent[], d: Decisions): RequestOutcome {
+  d.begin();
+  const results: StoredResult[] = [];
+  const conflicts: RejectedEvent[] = [];
+  events.forEach((e, index) => {
+    const before = d.events.get(e.id);
+    if (before) {
+      if (sameEvent(before, e)) results.push({ id: e.id, status: "duplicate" });
+      else conflicts.push({ index, id: e.id, problems: [idReused(e)] });
+      return;
+    }
+    d.set(d.events, e.id, e);
+    const taken = e.doc ? documentTaken(e.doc, d.records, d.psaOwners) : null;
+    if (taken) return conflicts.push({ index, id: e.id, problems: [taken] });
+    const rk = recordKey(e.entity, e.key);
+    const record = d.records.get(rk);
+    // A version older (by the PSA's occurredAt) than the stored one changes nothing: kept, never pushed.
+    if (record && e.occurredAt !== null && record.occurredAt !== null && e.occurredAt < record.occurredAt) {
+      d.rows.push({ e, stale: true });
+      return results.push({ id: e.id, status: "stale" });
+    }
+    d.set(d.records, rk, {
+      version: (record?.version ?? 0) + 1,
+      occurredAt: e.occurredAt,
+      psaId: e.doc?.psaId ?? null,
+      kind: e.doc?.kind,
+      payloadPsaId: e.doc?.psaId,
+      stored: record?.stored ?? false,
+    });
+    if (e.doc) d.set(d.psaOwners, e.doc.psaId, [...(d.psaOwners.get(e.doc.psaId) ?? []), e.key]);
+    d.set(d.latest, rk, d.rows.length);
+    d.rows.push({ e, stale: false });
+    results.push({ id: e.id, status: "accepted" });
+  });
+  if (conflicts.length === 0) return { stored: results };
+  d.rollback();
+  return { conflicts };
 }
 
 /**

@@ -83,6 +83,30 @@ describe("a request is stored as if its events came one at a time", () => {
     });
   }
 
+  test("requests committed in one group see each other, and a refused one leaves nothing behind", async () => {
+    const requests: unknown[][] = [
+      [customerEvent(1, { name: "v1" }, "a")],
+      [customerEvent(1, { name: "v2" }, "b"), invoiceEvent(800, 1)],
+      // Refused (the id "a" with other content): its new customer and its version of customer 1 must vanish.
+      [customerEvent(2, {}, "x"), customerEvent(1, { name: "v3" }, "y"), customerEvent(3, {}, "a")],
+      [customerEvent(1, { name: "v4" }, "c"), invoiceEvent(801, 1, undefined, { psaId: "PSA-INV-800" }, "i-801")],
+      [invoiceEvent(800, 1), customerEvent(2, {}, "x")],
+    ];
+    const outcome = (p: Promise<{ status: string }[]>) =>
+      p.then(
+        (r) => r.map((x) => x.status),
+        (e) => (e instanceof EventConflict ? e.events.map((c) => `conflict ${c.index}`) : String(e)),
+      );
+    const grouped = open();
+    const together = await Promise.all(requests.map((r) => outcome(send(grouped.intake, r))));
+    const single = open();
+    const oneByOne: (string | string[])[] = [];
+    for (const r of requests) oneByOne.push(await outcome(send(single.intake, r)));
+    expect(together).toEqual(oneByOne);
+    expect(together).toEqual([["accepted"], ["accepted", "accepted"], ["conflict 2"], ["conflict 1"], ["duplicate", "accepted"]]);
+    expect(state(grouped.db)).toEqual(state(single.db));
+  });
+
   test("two versions of a record in one request: one pending delivery per target, the earlier superseded", async () => {
     const { db, intake } = open();
     await send(intake, [customerEvent(1, { name: "A" }, "a"), customerEvent(1, { name: "B" }, "b")]);
