@@ -109,7 +109,7 @@ describe.skipIf(!!unavailable)("the PostgreSQL schema on a real server", () => {
     const other = new SQL(server.url);
     await Promise.all([migratePostgres(client, migrations), migratePostgres(other, migrations), migratePostgres(client, migrations)]);
     await other.close();
-    await admin`INSERT INTO tenants (slug, created_at, updated_at) VALUES ('acme', 1, 1), ('globex', 1, 1)`;
+    await admin`INSERT INTO tenants (slug, name, api_token_hash, created_at, updated_at) VALUES ('acme', 'Acme', 'a', 1, 1), ('globex', 'Globex', 'b', 1, 1)`;
     expect(await admin`SELECT count(*)::int AS n FROM drizzle.__drizzle_migrations`).toEqual([{ n: migrations.length }]);
     const tables = await admin`SELECT relname AS name, relrowsecurity AS rls, relforcerowsecurity AS forced FROM pg_class
       WHERE relnamespace = 'public'::regnamespace AND relkind = 'r' ORDER BY relname`;

@@ -24,16 +24,24 @@ export const tenants = pgTable(
   "tenants",
   {
     id: integer("id").primaryKey().generatedByDefaultAsIdentity(),
-    /** The name in `kontobro tenant add <slug>`, URLs and logs. */
+    /** The name in `kontobro tenant add <slug>`, URLs and logs: lowercase letters, digits and dashes. */
     slug: text("slug").notNull(),
-    /** active | disabled */
+    /** For people: "Acme Consulting A/S". */
+    name: text("name").notNull(),
+    /** active | disabled (a disabled tenant's API answers 403 and the workers skip its work). */
     state: text("state", { enum: ["active", "disabled"] })
       .notNull()
       .default("active"),
+    /** The tenant's [[targets]], [psa], [pulls], [exports] and [notifications] as JSON, with kontobro.toml's keys. */
+    config: text("config").notNull().default("{}"),
+    /** sha256 (hex) of the tenant's API token; the token itself is shown once, when the tenant is added. */
+    apiTokenHash: text("api_token_hash").notNull(),
+    /** sha256 (hex) of each target's webhook token, as JSON: {"<target name>": "<hash>"}. */
+    webhookTokenHashes: text("webhook_token_hashes").notNull().default("{}"),
     createdAt: bigint("created_at", { mode: "number" }).notNull(),
     updatedAt: bigint("updated_at", { mode: "number" }).notNull(),
   },
-  (t) => [uniqueIndex("tenants_slug").on(t.slug)],
+  (t) => [uniqueIndex("tenants_slug").on(t.slug), uniqueIndex("tenants_api_token").on(t.apiTokenHash)],
 );
 
 const mirrored = mirrorTables({ ...core, ...exportTables, ...notifyTables, ...pullTables, ...statsTables }, tenants);
