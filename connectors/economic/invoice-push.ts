@@ -141,7 +141,7 @@ export class EconomicInvoices {
         },
         // The answer broke off after all (reset after the commit, or none within the wait): the draft may exist,
         // its number unknown. Once the invoice is booked, every draft with its PSA id is an orphan; before that,
-        // the attempt that books removes it (sweepAfterBooking).
+        // the attempt that books (uncertain, as this one timed out) removes it (sweepAfterBooking).
         async (e) => {
           if (!isTargetError(e) || e.kind !== "uncertain") return;
           await this.persist(async () => {
