@@ -47,17 +47,31 @@ export interface QueueProgress {
 export interface QueueCounts {
   at: number;
   open: number;
-  /** Since the burst started (0 when none is under way). */
+  /** Since the burst started (0 when none is under way: countsSince). */
   delivered: number;
   needsAction: number;
 }
 
-export const isCatchingUp = (p: QueueProgress | null): p is QueueProgress => p !== null && p.finishedAt === null;
+export const isCatchingUp = (p: QueueProgress | null): p is QueueProgress & { finishedAt: null } => p !== null && p.finishedAt === null;
+
+/**
+ * Over, with the last few still open when it ended: their counts are followed until none is (for as long as the
+ * burst is shown), so it ends as "caught up: 2,000 delivered" rather than "1,995 delivered, 5 still open".
+ */
+const isFinishing = (p: QueueProgress | null, at: number): p is QueueProgress & { finishedAt: number } =>
+  p !== null && p.finishedAt !== null && p.open > 0 && at - p.finishedAt <= SHOW_FINISHED_MS;
+
+/** Whether the next state needs the counts since the burst started (not only the open deliveries). */
+export const countsSince = (p: QueueProgress | null, at: number): number | null =>
+  isCatchingUp(p) || isFinishing(p, at) ? p!.since : null;
 
 /** The next state from new counts; the same object when nothing is to be kept (no burst, none starting). Pure. */
 export function nextQueueProgress(target: string, prev: QueueProgress | null, seen: QueueCounts): QueueProgress | null {
   if (!isCatchingUp(prev)) {
-    if (seen.open < BURST_STARTS_AT) return prev;
+    if (seen.open < BURST_STARTS_AT) {
+      if (!isFinishing(prev, seen.at)) return prev;
+      return { ...prev, delivered: seen.delivered, needsAction: seen.needsAction, open: seen.open, updatedAt: seen.at };
+    }
     return {
       target,
       since: seen.at,
@@ -82,6 +96,9 @@ export function nextQueueProgress(target: string, prev: QueueProgress | null, se
 
 export const queueTotal = (p: QueueProgress) => p.delivered + p.needsAction + p.open;
 
+/** Not refreshed for a while although not over: the agent that counts is not running. */
+export const isStale = (p: QueueProgress, now: number) => p.finishedAt === null && now - p.updatedAt > STALE_AFTER_MS;
+
 /**
  * A line for a person: "catching up: 1,200 of 5,000 delivered (24%) · 300/s · about 13 s left", or how the
  * last burst ended: "caught up: 5,000 delivered in 20 s". Counts the agent has not refreshed for a while say so.
@@ -94,7 +111,7 @@ export function describeQueueProgress(p: QueueProgress, now: number): string {
   }
   const e = estimate(p.delivered, queueTotal(p), p.samples);
   const pace = describePace(e, p.samples);
-  const stale = now - p.updatedAt > STALE_AFTER_MS ? ` (counted at ${showTime(p.updatedAt)}: is the agent running?)` : "";
+  const stale = isStale(p, now) ? ` (counted at ${showTime(p.updatedAt)}: is the agent running?)` : "";
   return `catching up: ${describeAmount(e, "delivered")}${extra}${pace ? ` · ${pace}` : ""}${stale}`;
 }
 
@@ -152,11 +169,12 @@ export class QueueProgressWatch {
     for (const target of this.targets) {
       const prev = this.state.get(target) ?? null;
       const at = this.now();
+      const since = countsSince(prev, at);
       const next = nextQueueProgress(target, prev, {
         at,
         open: count(this.queries.open, target),
-        delivered: isCatchingUp(prev) ? count(this.queries.delivered, target, prev.since) : 0,
-        needsAction: isCatchingUp(prev) ? count(this.queries.needsAction, target, prev.since) : 0,
+        delivered: since === null ? 0 : count(this.queries.delivered, target, since),
+        needsAction: since === null ? 0 : count(this.queries.needsAction, target, since),
       });
       if (next === prev || !next) continue;
       this.state.set(target, next);

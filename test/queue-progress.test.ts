@@ -7,6 +7,7 @@ import { silentLogger } from "../agent/log.ts";
 import {
   BURST_ENDS_BELOW,
   BURST_STARTS_AT,
+  countsSince,
   describeQueueProgress,
   isCatchingUp,
   nextQueueProgress,
@@ -41,11 +42,18 @@ describe("nextQueueProgress", () => {
     expect(again).toMatchObject({ since: 8000, delivered: 0, open: 1000, finishedAt: null });
   });
 
-  test("the end allows a trickle of new events to stay open", () => {
+  test("the end allows a trickle of new events to stay open; those last few are followed until none is", () => {
     const p = nextQueueProgress("eco", null, { at: 0, open: 500, delivered: 0, needsAction: 0 });
     const over = nextQueueProgress("eco", p, { at: 1000, open: BURST_ENDS_BELOW - 1, delivered: 491, needsAction: 0 })!;
     expect(over.finishedAt).toBe(1000);
-    expect(describeQueueProgress(over, 1000)).toContain(`, ${BURST_ENDS_BELOW - 1} still open`);
+    expect(countsSince(over, 2000)).toBe(0);
+    expect(describeQueueProgress(over, 1000)).toBe(`caught up: 491 delivered in 1 s, ${BURST_ENDS_BELOW - 1} still open`);
+    const all = nextQueueProgress("eco", over, { at: 2000, open: 0, delivered: 500, needsAction: 0 })!;
+    expect(describeQueueProgress(all, 2000)).toBe("caught up: 500 delivered in 1 s");
+    expect(countsSince(all, 3000)).toBeNull();
+    expect(nextQueueProgress("eco", all, { at: 3000, open: 3, delivered: 0, needsAction: 0 })).toBe(all);
+    // Not for ever: once it is no longer shown, a stuck few are left to the target's card.
+    expect(countsSince(over, 1000 + 11 * 60_000)).toBeNull();
   });
 
   test("counts the agent stopped refreshing say so", () => {

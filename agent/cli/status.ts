@@ -1,9 +1,12 @@
-// `kontobro status`: deliveries per target, the feed to the PSA, what needs action, storage, the API token.
+// `kontobro status`: deliveries per target, the feed to the PSA, what is in progress, what needs action, storage,
+// the API token; --watch follows what is in progress until it is over (status-watch.ts).
 import { databasePath } from "../agent.ts";
 import { openDatabase } from "../db/index.ts";
+import { progressItems } from "../in-progress.ts";
 import { deliveryCounts, getSetting, lastSuccessAt, listDeliveries, pullGauges } from "../queries.ts";
 import { storageLines } from "../retention.ts";
 import { CONFIG_OPTION, defineCommand } from "./command.ts";
+import { watchProgress } from "./status-watch.ts";
 import { loadConfig } from "./runtime.ts";
 
 export const status = defineCommand({
@@ -11,24 +14,34 @@ export const status = defineCommand({
   summary: "deliveries per target and what needs action (--json)",
   description:
     "Reads the data directory (also while the agent runs): deliveries per target and state, items waiting\n" +
-    "for the PSA, up to 50 deliveries that need action with how to fix them, the database's size, and the\n" +
-    "API token.",
+    "for the PSA, what is in progress (a queue catching up after a burst, exports and pulls under way), up to\n" +
+    "50 deliveries that need action with how to fix them, the database's size, and the API token. --watch\n" +
+    "shows only what is in progress, on one line that rewrites itself (a line every few seconds when not on a\n" +
+    "terminal), until it is all over.",
   options: {
-    json: { type: "boolean", help: "machine-readable: {counts, needsAction, inbox}" },
+    json: { type: "boolean", help: "machine-readable: {counts, needsAction, inbox, progress}" },
+    watch: { type: "boolean", help: "follow what is in progress until it is over" },
     ...CONFIG_OPTION,
   },
-  examples: ["kontobro status", ["kontobro status --json | jq '.needsAction[].id'", "the ids of the deliveries that need action"]],
-  run({ values }) {
-    const { config } = loadConfig(values.config);
+  examples: [
+    "kontobro status",
+    ["kontobro status --json | jq '.needsAction[].id'", "the ids of the deliveries that need action"],
+    ["kontobro status --watch", "e.g. while the first sync goes to a new target"],
+  ],
+  async run({ values }) {
+    const { config, targets: configured } = loadConfig(values.config);
     const db = openDatabase(databasePath(config.agent.data_dir));
     try {
       const counts = deliveryCounts(db);
+      const targetNames = [...new Set([...configured.filter((t) => t.enabled).map((t) => t.name), ...counts.map((c) => c.target)])];
+      if (values.watch) return await watchProgress(db, targetNames);
+      const progress = progressItems(db, targetNames);
       const failing = listDeliveries(db, { status: "needs_action", limit: 50 });
       const inbox = pullGauges(db)
         .find((g) => g.name === "kontobro_inbox_items")!
         .rows.map((r) => ({ target: r.labels.target!, state: r.labels.state!, n: r.value }));
       if (values.json) {
-        console.log(JSON.stringify({ counts, needsAction: failing, inbox }, null, 2));
+        console.log(JSON.stringify({ counts, needsAction: failing, inbox, progress }, null, 2));
         return 0;
       }
       const targets = [...new Set(counts.map((c) => c.target))];
@@ -49,6 +62,8 @@ export const status = defineCommand({
             .join(", ")}`,
         );
       }
+      if (progress.length > 0) console.log("In progress:");
+      for (const p of progress) console.log(`  ${p.title}: ${p.text}`);
       for (const d of failing)
         console.log(
           `  needs action #${d.id} ${d.target} ${d.entity} ${d.key}: ${d.errorMessage}${d.errorHint ? `\n      fix: ${d.errorHint}` : ""}`,

@@ -4,51 +4,15 @@
 // again every two seconds (/ui/progress). Without script the page shows it as of its last load.
 import type { Hono } from "hono";
 import { html, raw } from "hono/html";
-import { isCatchingUp, queueTotal, readQueueProgress, describeQueueProgress } from "../queue-progress.ts";
-import { describeWorkState, isRunning, listWork } from "../running-work.ts";
+import { progressItems, type ProgressItem } from "../in-progress.ts";
 import type { AppContext } from "./context.ts";
 
-export interface ProgressItem {
-  /** "queue:<target>", or the work's id. */
-  key: string;
-  title: string;
-  text: string;
-  done: number;
-  /** null: nobody knows how much there is (the bar shows activity, not a fraction). */
-  total: number | null;
-  state: "running" | "finished" | "failed";
-}
-
-/** Everything the section shows, in order: the targets' queues, then the work, oldest first. */
-export function progressItems(ctx: AppContext, now = Date.now()): ProgressItem[] {
-  const items: ProgressItem[] = [];
-  for (const t of ctx.targets) {
-    const p = readQueueProgress(ctx.db, t.name, now);
-    if (!p) continue;
-    items.push({
-      key: `queue:${t.name}`,
-      title: `${t.name} queue`,
-      text: describeQueueProgress(p, now),
-      done: p.delivered,
-      total: queueTotal(p),
-      state: isCatchingUp(p) ? "running" : "finished",
-    });
-  }
-  for (const w of listWork(ctx.db, now)) {
-    items.push({
-      key: w.id,
-      title: w.title,
-      text: describeWorkState(w),
-      done: w.done,
-      total: w.finishedAt !== undefined && w.outcome === "ok" ? Math.max(w.done, w.total ?? 0) : w.total,
-      state: isRunning(w) ? "running" : w.outcome === "ok" ? "finished" : "failed",
-    });
-  }
-  return items;
-}
-
 export function renderProgressSection(ctx: AppContext, now = Date.now()) {
-  const items = progressItems(ctx, now);
+  const items = progressItems(
+    ctx.db,
+    ctx.targets.map((t) => t.name),
+    now,
+  );
   if (items.length === 0) return "";
   const live = items.some((i) => i.state === "running");
   return html`<section class="card progress" id="progress" aria-labelledby="progress-title" data-live="${live ? "1" : "0"}">
@@ -95,4 +59,5 @@ const REFRESH = `(() => {
 
 const CSS = `
 .progress .progress-item{margin:8px 0} .progress progress{width:100%;height:14px;margin-top:4px}
-.progress [data-state="finished"] strong{color:#067647} .progress [data-state="failed"] strong{color:#b42318}`;
+.progress [data-state="finished"] strong{color:#067647} .progress [data-state="failed"] strong{color:#b42318}
+.progress [data-state="stale"] strong{color:#b54708}`;
