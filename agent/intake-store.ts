@@ -203,7 +203,8 @@ class Decisions {
   /** Events to insert (stale ones too), and per record the index in `rows` of its latest accepted version. */
   readonly rows: { e: PreparedEvent; stale: boolean }[] = [];
   readonly latest = new Map<string, number>();
-  private undo: (() => void)[] = [];
+  /** What each `set` of the current request replaced: the map, the key, whether it had one, the old value. */
+  private undo: [Map<unknown, unknown>, unknown, boolean, unknown][] = [];
   private rowsBefore = 0;
 
   constructor(
@@ -218,14 +219,15 @@ class Decisions {
   }
 
   set<K, V>(map: Map<K, V>, key: K, value: V): void {
-    const had = map.has(key);
-    const old = map.get(key);
-    this.undo.push(() => (had ? map.set(key, old as V) : map.delete(key)));
+    this.undo.push([map as Map<unknown, unknown>, key, map.has(key), map.get(key)]);
     map.set(key, value);
   }
 
   rollback(): void {
-    for (const u of this.undo.reverse()) u();
+    for (const [map, key, had, old] of this.undo.reverse()) {
+      if (had) map.set(key, old);
+      else map.delete(key);
+    }
     this.rows.length = this.rowsBefore;
   }
 }

@@ -4,7 +4,7 @@
 // A caller's promise resolves only after the worker reports its transaction committed.
 import type { Intake, StoredResult, ValidEvent } from "./intake.ts";
 import { describeWriteError, settle } from "./intake.ts";
-import { prepareEvents } from "./intake-store.ts";
+import { type PreparedEvent, prepareEvents } from "./intake-store.ts";
 import type { FromWriter, ToWriter } from "./intake-worker.ts";
 import type { Entity } from "./model.ts";
 
@@ -28,6 +28,8 @@ export class IntakeThread implements Intake {
   private readonly waiting = new Map<number, Waiting>();
   private readonly pragmas = new Map<number, Waiting & { resolve: (r: any) => void }>();
   private next = 1;
+  /** Requests handed over once per turn of the event loop: one message (one wake of the writer) for them all. */
+  private outgoing: { id: number; events: PreparedEvent[] }[] = [];
   private stopped: Error | null = null;
   private closed?: () => void;
 
@@ -59,8 +61,15 @@ export class IntakeThread implements Intake {
     return new Promise((resolve, reject) => {
       const id = this.next++;
       this.waiting.set(id, { resolve, reject });
-      this.worker.postMessage({ kind: "store", id, events: prepared } satisfies ToWriter);
+      if (this.outgoing.push({ id, events: prepared }) === 1) setImmediate(() => this.handOver());
     });
+  }
+
+  private handOver(): void {
+    const requests = this.outgoing;
+    if (requests.length === 0) return;
+    this.outgoing = [];
+    this.worker.postMessage({ kind: "store", requests } satisfies ToWriter);
   }
 
   /** Runs a PRAGMA on the writer's own connection (per-connection settings: diagnostics and fault tests). */
@@ -80,6 +89,7 @@ export class IntakeThread implements Intake {
         this.worker.terminate();
         resolve();
       };
+      this.handOver();
       this.worker.postMessage({ kind: "close" } satisfies ToWriter);
     });
   }

@@ -14,7 +14,7 @@ declare const self: Worker;
 /** Messages from the main thread. */
 export type ToWriter =
   | { kind: "open"; path: string; busyTimeoutMs: number; targets: Partial<Record<Entity, string[]>> }
-  | { kind: "store"; id: number; events: PreparedEvent[] }
+  | { kind: "store"; requests: { id: number; events: PreparedEvent[] }[] }
   | { kind: "pragma"; id: number; statement: string }
   | { kind: "close" };
 
@@ -57,7 +57,7 @@ self.onmessage = (event: MessageEvent<ToWriter>) => {
       return reply({ kind: "ready" });
     }
     case "store":
-      queue.push({ id: m.id, events: m.events });
+      queue.push(...m.requests);
       if (!scheduled) {
         scheduled = true;
         // After the messages already waiting have been queued: they join this group.
