@@ -2,6 +2,7 @@
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { deliveryCounts, pullGauges } from "../queries.ts";
+import { adminRoutes } from "./admin-api.ts";
 import { apiRoutes } from "./api.ts";
 import { renderApiReference } from "./api-reference.ts";
 import type { AppContext } from "./context.ts";
@@ -61,6 +62,8 @@ export function createApp(ctx: AppContext): Hono {
   registerExportUi(app, ctx);
   // `kontobro demo` only: the alert mails it built instead of sending them.
   registerDemoMailUi(app, ctx);
+  // Hosted mode: the operator's API (tenants), only when its token is configured.
+  if (ctx.admin) app.route("/admin/v1", adminRoutes(ctx.admin));
 
   app.notFound((c) => c.json({ error: "not_found", message: `No route ${c.req.method} ${c.req.path}.` }, 404));
   app.onError((e, c) => {

@@ -18,20 +18,20 @@ export function bearerToken(header: string | undefined | null): string | null {
 
 const REALM = "kontobro";
 
-/** No token, a malformed header or a wrong token: the same 401, with a hint. */
-const unauthorized = (c: Context) =>
-  c.json(
-    {
-      error: "unauthorized",
-      message: "A valid API token is required.",
-      hint: "Send the header Authorization: Bearer <token> with the token from kontobro.toml (http.api_token) or `kontobro status`.",
-    },
-    401,
-    { "WWW-Authenticate": `Bearer realm="${REALM}"` },
-  );
+const API_TOKEN_HINT =
+  "Send the header Authorization: Bearer <token> with the token from kontobro.toml (http.api_token) or `kontobro status`.";
 
-/** Hono middleware: the request must carry `Authorization: Bearer <api token>`, else 401 with a hint. */
-export function requireApiToken(apiToken: () => string): MiddlewareHandler {
+/** No token, a malformed header or a wrong token: the same 401, with a hint. */
+const unauthorized = (hint: string) => (c: Context) =>
+  c.json({ error: "unauthorized", message: "A valid API token is required.", hint }, 401, {
+    "WWW-Authenticate": `Bearer realm="${REALM}"`,
+  });
+
+/**
+ * Hono middleware: the request must carry `Authorization: Bearer <api token>`, else 401 with a hint (by
+ * default where the API token is; the admin API names its own).
+ */
+export function requireApiToken(apiToken: () => string, hint = API_TOKEN_HINT): MiddlewareHandler {
   // The expected token's digest is computed once per token, not per request.
   let expected = { token: "", hash: digest("") };
   return bearerAuth({
@@ -40,8 +40,8 @@ export function requireApiToken(apiToken: () => string): MiddlewareHandler {
       if (expected.token !== apiToken()) expected = { token: apiToken(), hash: digest(apiToken()) };
       return timingSafeEqual(digest(token), expected.hash);
     },
-    noAuthenticationHeader: { message: unauthorized },
-    invalidAuthenticationHeader: { message: unauthorized },
-    invalidToken: { message: unauthorized },
+    noAuthenticationHeader: { message: unauthorized(hint) },
+    invalidAuthenticationHeader: { message: unauthorized(hint) },
+    invalidToken: { message: unauthorized(hint) },
   });
 }

@@ -6,6 +6,7 @@ import type { Metrics } from "../metrics.ts";
 import type { Notifier } from "../notify/index.ts";
 import type { DemoMailbox } from "../notify/demo-mailbox.ts";
 import type { PullsRuntime } from "../pulls/index.ts";
+import type { AdminContext } from "./admin-api.ts";
 
 /** What the HTTP layer needs from the running agent. */
 export interface AppContext {
@@ -29,4 +30,6 @@ export interface AppContext {
   notifier?: Notifier | null;
   /** `kontobro demo`: the alert mails it built instead of sending them (/ui/demo/mail). */
   mailbox?: DemoMailbox;
+  /** The admin API (/admin/v1: tenants), on PostgreSQL storage with [admin] token_file or token set. */
+  admin?: AdminContext;
 }

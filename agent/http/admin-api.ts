@@ -1,0 +1,148 @@
+// /admin/v1: the operator's API of a hosted installation (PostgreSQL storage, issue 17), guarded by its own
+// token ([admin] token_file or token), never by a tenant's. Mounted by app.ts only when that token is set.
+//   GET    /admin/v1/tenants                 the tenants (no secrets: no configuration, no tokens)
+//   POST   /admin/v1/tenants                 {slug, name?, config}: adds one; its tokens are in this answer only
+//   POST   /admin/v1/tenants/:slug/disable   its API answers 403, the workers skip it
+//   POST   /admin/v1/tenants/:slug/enable
+//   DELETE /admin/v1/tenants/:slug           a disabled tenant and all its rows
+import { Hono, type Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { z } from "zod";
+import { issuesToProblems } from "../problem.ts";
+import { TENANT_SECTIONS } from "../tenants/config.ts";
+import { TenantError, type TenantErrorCode } from "../tenants/errors.ts";
+import type { Tenant, TenantStore } from "../tenants/store.ts";
+import { requireApiToken } from "./auth.ts";
+
+export interface AdminContext {
+  /** The admin token ([admin] token_file or token). */
+  token: string;
+  tenants: TenantStore;
+}
+
+export const NewTenantBody = z.strictObject({
+  slug: z.string().min(1).max(100).describe("Lowercase letters, digits and dashes (1 to 40), e.g. acme-consulting."),
+  name: z.string().trim().min(1).max(200).optional().describe("For people; the slug when absent."),
+  config: z
+    .record(z.string(), z.unknown())
+    .describe(`The tenant's ${TENANT_SECTIONS.join(", ")} with kontobro.toml's keys, as JSON ({"targets": [{"name": …, "kind": …}]}).`),
+});
+
+const STATUS: Record<TenantErrorCode, ContentfulStatusCode> = {
+  invalid_slug: 400,
+  invalid_config: 422,
+  duplicate_slug: 409,
+  not_found: 404,
+  still_active: 409,
+};
+
+/** A tenant as the admin API shows it: no configuration (it holds the targets' secrets) and no token hashes. */
+const view = (t: Tenant) => ({
+  slug: t.slug,
+  name: t.name,
+  state: t.state,
+  targets: t.targets,
+  createdAt: new Date(t.createdAt).toISOString(),
+  updatedAt: new Date(t.updatedAt).toISOString(),
+});
+
+function refusal(c: Context, e: unknown) {
+  if (!(e instanceof TenantError)) throw e;
+  return c.json(
+    {
+      error: e.code,
+      message: `${e.message[0]!.toUpperCase()}${e.message.slice(1)}.`,
+      hint: e.hint,
+      ...(e.problems.length ? { problems: e.problems } : {}),
+    },
+    STATUS[e.code],
+  );
+}
+
+export function adminRoutes(admin: AdminContext): Hono {
+  const api = new Hono();
+  api.use(
+    "*",
+    requireApiToken(
+      () => admin.token,
+      "Send the header Authorization: Bearer <admin token>, the token in [admin] token_file (or token) of kontobro.toml; a tenant's API token is not accepted here.",
+    ),
+  );
+
+  api.get("/tenants", async (c) => c.json({ tenants: (await admin.tenants.list()).map(view) }));
+
+  api.post(
+    "/tenants",
+    bodyLimit({
+      maxSize: 1024 * 1024,
+      onError: (c) => c.json({ error: "body_too_large", message: "The request body is larger than 1 MiB." }, 413),
+    }),
+    async (c) => {
+      if (!/^application\/json\b/i.test(c.req.header("content-type") ?? "")) {
+        return c.json(
+          { error: "unsupported_media_type", message: "Content-Type must be application/json.", hint: "Send the tenant as JSON." },
+          415,
+        );
+      }
+      let body: unknown;
+      try {
+        body = await c.req.json();
+      } catch (e) {
+        return c.json({ error: "invalid_json", message: `The body is not valid JSON: ${(e as Error).message.slice(0, 200)}` }, 400);
+      }
+      const parsed = NewTenantBody.safeParse(body);
+      if (!parsed.success) {
+        return c.json(
+          {
+            error: "bad_request",
+            message: "The body is not a tenant.",
+            hint: 'Send {"slug": "acme", "name": "Acme A/S", "config": {"targets": [...]}}.',
+            problems: issuesToProblems(parsed.error.issues, { whole: "(body)" }).map((p) => p.message),
+          },
+          400,
+        );
+      }
+      try {
+        // The server's environment is not the caller's: ${NAME} in the configuration is not resolved here.
+        const added = await admin.tenants.add(parsed.data, {});
+        c.header("Cache-Control", "no-store");
+        return c.json(
+          {
+            tenant: view(added.tenant),
+            apiToken: added.apiToken,
+            webhookTokens: added.webhookTokens,
+            warnings: added.warnings,
+            note: "The tokens are shown only in this answer; kontobro keeps their hashes. Store them now.",
+          },
+          201,
+        );
+      } catch (e) {
+        return refusal(c, e);
+      }
+    },
+  );
+
+  for (const [action, state] of [
+    ["disable", "disabled"],
+    ["enable", "active"],
+  ] as const) {
+    api.post(`/tenants/:slug/${action}`, async (c) => {
+      try {
+        return c.json({ tenant: view(await admin.tenants.setState(c.req.param("slug"), state)) });
+      } catch (e) {
+        return refusal(c, e);
+      }
+    });
+  }
+
+  api.delete("/tenants/:slug", async (c) => {
+    try {
+      return c.json({ removed: await admin.tenants.remove(c.req.param("slug")) });
+    } catch (e) {
+      return refusal(c, e);
+    }
+  });
+
+  return api;
+}

@@ -1,0 +1,159 @@
+// The tenants of a PostgreSQL installation (issue 17): add, list, disable, enable, remove, and which tenant an
+// API token belongs to. The tenants table is global (no row-level security); every other table holds a
+// tenant's rows under row-level security, and removing a tenant deletes them in one transaction.
+import type { SQL } from "bun";
+import { asc, eq } from "drizzle-orm";
+import { drizzle } from "drizzle-orm/bun-sql";
+import { connectorKinds } from "../../connectors/registry.ts";
+import { postgresRunner } from "../db/pg/runner.ts";
+import { tenants } from "../db/pg/schema.ts";
+import { checkSlug, targetsOf, validateTenantConfig } from "./config.ts";
+import { TenantError } from "./errors.ts";
+import { TENANT_TABLES } from "./tables.ts";
+import { newToken, sameHash, tokenHash } from "./tokens.ts";
+
+export type TenantState = "active" | "disabled";
+
+export interface Tenant {
+  id: number;
+  slug: string;
+  name: string;
+  state: TenantState;
+  /** The tenant's sections of kontobro.toml ([[targets]], [psa], [exports], [notifications]) as stored. */
+  config: Record<string, unknown>;
+  targets: { name: string; kind: string }[];
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface AddedTenant {
+  tenant: Tenant;
+  /** The tenant's API token: shown once, only its hash is stored. */
+  apiToken: string;
+  /** Each target's webhook token (targets whose connector takes webhook hints), shown once. */
+  webhookTokens: Record<string, string>;
+  warnings: string[];
+}
+
+/** Who a request's API token belongs to. */
+export interface ResolvedTenant {
+  id: number;
+  slug: string;
+  state: TenantState;
+}
+
+const notFound = (slug: string) =>
+  new TenantError("not_found", `there is no tenant "${slug}"`, "`kontobro tenant list` (or GET /admin/v1/tenants) shows the tenants.");
+
+type Row = typeof tenants.$inferSelect;
+
+function toTenant(row: Row): Tenant {
+  const config = JSON.parse(row.config) as Record<string, unknown>;
+  const { apiTokenHash: _, webhookTokenHashes: __, config: ___, ...rest } = row;
+  return { ...rest, config, targets: targetsOf(config) };
+}
+
+export class TenantStore {
+  private readonly db;
+
+  constructor(
+    private readonly client: SQL,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.db = drizzle({ client });
+  }
+
+  /**
+   * Adds a tenant after validating its slug and configuration; ${NAME} in the configuration is read from `env`
+   * (pass {} where the environment is not the caller's, as in the admin API).
+   */
+  async add(input: { slug: string; name?: string; config: unknown }, env: Record<string, string | undefined>): Promise<AddedTenant> {
+    const slug = checkSlug(input.slug);
+    const { config, targets, warnings } = validateTenantConfig(input.config, env);
+    const apiToken = newToken();
+    const webhookTokens = Object.fromEntries(
+      targets.filter((t) => connectorKinds[t.kind]?.webhookStreams).map((t) => [t.name, newToken()]),
+    );
+    const hashes = Object.fromEntries(Object.entries(webhookTokens).map(([target, token]) => [target, tokenHash(token)]));
+    const at = this.now();
+    const [row] = await this.db
+      .insert(tenants)
+      .values({
+        slug,
+        name: input.name?.trim() || slug,
+        config: JSON.stringify(config),
+        apiTokenHash: tokenHash(apiToken),
+        webhookTokenHashes: JSON.stringify(hashes),
+        createdAt: at,
+        updatedAt: at,
+      })
+      .onConflictDoNothing({ target: tenants.slug })
+      .returning();
+    if (!row) {
+      throw new TenantError(
+        "duplicate_slug",
+        `a tenant "${slug}" already exists`,
+        "Choose another slug; `kontobro tenant list` shows those taken.",
+      );
+    }
+    return { tenant: toTenant(row), apiToken, webhookTokens, warnings };
+  }
+
+  async list(): Promise<Tenant[]> {
+    return (await this.db.select().from(tenants).orderBy(asc(tenants.slug))).map(toTenant);
+  }
+
+  async get(slug: string): Promise<Tenant | null> {
+    const [row] = await this.db.select().from(tenants).where(eq(tenants.slug, slug));
+    return row ? toTenant(row) : null;
+  }
+
+  /** Disables (or enables again) a tenant: a disabled tenant's API answers 403 and the workers skip its work. */
+  async setState(slug: string, state: TenantState): Promise<Tenant> {
+    const [row] = await this.db.update(tenants).set({ state, updatedAt: this.now() }).where(eq(tenants.slug, slug)).returning();
+    if (!row) throw notFound(slug);
+    return toTenant(row);
+  }
+
+  /**
+   * Deletes a disabled tenant and every row it has, in every tenant table, in one transaction: all of it or
+   * nothing. An active tenant is refused (disable it first, so nothing of it is running when it goes).
+   */
+  async remove(slug: string): Promise<{ slug: string; rows: number }> {
+    const found = await this.get(slug);
+    if (!found) throw notFound(slug);
+    const refuseActive = () =>
+      new TenantError(
+        "still_active",
+        `tenant "${slug}" is active; only a disabled tenant can be removed`,
+        `Disable it first (kontobro tenant disable ${slug}), so its API and workers stop, then remove it.`,
+      );
+    if (found.state === "active") throw refuseActive();
+    return postgresRunner(this.client, found.id).transaction(async (tx) => {
+      // Locked until the commit: nobody enables it while its rows go.
+      const row = await tx.get<{ state: string }>("SELECT state FROM tenants WHERE id = ?1 FOR UPDATE", found.id);
+      if (!row) throw notFound(slug);
+      if (row.state === "active") throw refuseActive();
+      let rows = 0;
+      // tenant_id named as well as enforced by row-level security: a connection that bypasses it (a superuser's)
+      // still deletes this tenant's rows only.
+      for (const table of TENANT_TABLES) rows += (await tx.run(`DELETE FROM ${table} WHERE tenant_id = ?1`, found.id)).changes;
+      await tx.run("DELETE FROM tenants WHERE id = ?1", found.id);
+      return { slug, rows };
+    });
+  }
+
+  /**
+   * The tenant an API token belongs to, or null. Looked up by the token's hash (an index), then the hashes are
+   * compared in constant time; a disabled tenant is returned too, so its API can say it is disabled.
+   */
+  async resolveApiToken(token: string): Promise<ResolvedTenant | null> {
+    const hash = tokenHash(token);
+    const [row] = await this.db
+      .select({ id: tenants.id, slug: tenants.slug, state: tenants.state, hash: tenants.apiTokenHash })
+      .from(tenants)
+      .where(eq(tenants.apiTokenHash, hash));
+    if (!row || !sameHash(row.hash, hash)) return null;
+    return { id: row.id, slug: row.slug, state: row.state };
+  }
+}
