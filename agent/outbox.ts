@@ -33,6 +33,12 @@ export type Outcome =
 
 export const recordRef = (entity: string, key: string) => `${entity}:${key}`;
 
+/**
+ * "Not finished" (neither done nor superseded) as the deliveries_record index has it (agent/db/schema.ts): a
+ * query by record says so to read only those, however long the record's history.
+ */
+export const OPEN = "(status = 'done' OR status = 'superseded') = FALSE";
+
 /** A stored event's deliveries to create (Outbox.enqueue). */
 export interface NewDeliveries {
   eventSeq: number;
@@ -102,7 +108,7 @@ export class Outbox {
           ORDER BY d.next_attempt_at, d.id LIMIT ?3`,
       ),
       openForRecord: c.prepare(
-        `SELECT status FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 AND status IN ('pending','in_flight','waiting') AND id <> ?4 AND id < ?5 LIMIT 1`,
+        `SELECT status FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 AND ${OPEN} AND status IN ('pending','in_flight','waiting') AND id <> ?4 AND id < ?5 LIMIT 1`,
       ),
       link: c.prepare(
         `SELECT remote_id AS remoteId, payload_hash AS payloadHash FROM links WHERE target = ?1 AND entity = ?2 AND key = ?3`,
@@ -112,7 +118,7 @@ export class Outbox {
       // Intake's hot path: run per event inside the intake transaction.
       supersede: c.prepare(
         `UPDATE deliveries SET status = 'superseded', updated_at = ?4, waiting_on = NULL
-          WHERE target = ?1 AND entity = ?2 AND key = ?3 AND status IN ('pending', 'waiting', 'needs_action')
+          WHERE target = ?1 AND entity = ?2 AND key = ?3 AND ${OPEN} AND status IN ('pending', 'waiting', 'needs_action')
           RETURNING uncertain`,
       ),
       insert: c.prepare(
@@ -135,13 +141,15 @@ export class Outbox {
       missing:
         c.prepare(`UPDATE deliveries SET status = 'needs_action', caused_by = ?2, waiting_on = NULL, error_code = 'missing_record', error_message = ?3, error_hint = ?4, error_field = NULL, updated_at = ?5
         WHERE id = ?1 AND status = 'waiting'`),
-      failedFor: c.prepare(`SELECT id FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 AND status = 'needs_action' LIMIT 1`),
+      failedFor: c.prepare(
+        `SELECT id FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 AND ${OPEN} AND status = 'needs_action' LIMIT 1`,
+      ),
       done: c.prepare(`UPDATE deliveries SET status = 'done', lease_until = NULL, uncertain = 0, remote_id = ?2, note = ?3, done_at = ?4, updated_at = ?4, latency_ms = ?5,
         error_code = NULL, error_message = NULL, error_hint = NULL, error_field = NULL WHERE id = ?1 AND status = 'in_flight'`),
       retireOlder: c.prepare(`UPDATE deliveries SET status = 'superseded', updated_at = ?5
-        WHERE target = ?1 AND entity = ?2 AND key = ?3 AND id < ?4 AND status = 'needs_action'`),
+        WHERE target = ?1 AND entity = ?2 AND key = ?3 AND ${OPEN} AND id < ?4 AND status = 'needs_action'`),
       newerOpen: c.prepare(
-        `SELECT id FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 AND id > ?4 AND status IN ('pending', 'waiting') LIMIT 1`,
+        `SELECT id FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 AND ${OPEN} AND id > ?4 AND status IN ('pending', 'waiting') LIMIT 1`,
       ),
       supersedeOne: c.prepare(
         `UPDATE deliveries SET status = 'superseded', lease_until = NULL, updated_at = ?2 WHERE id = ?1 AND status = 'in_flight'`,

@@ -6,7 +6,7 @@
 //     statement see and write only that tenant's rows: SQL written for SQLite runs unchanged, scoped.
 // Column types: SQLite integer → bigint (epoch ms overflow int4), an autoincrement id → bigint identity,
 // boolean (0/1) → smallint 0/1 (the SQL compares with 1 and 0 on both engines), text → text, blob → bytea.
-import { getTableColumns, sql, type SQL } from "drizzle-orm";
+import { getTableColumns, is, SQL, sql } from "drizzle-orm";
 import {
   bigint,
   customType,
@@ -152,7 +152,8 @@ export function mirrorTables<M extends Record<string, SQLiteTable>>(
         ...cfg.indexes.map((i) => {
           const built = (i.config.unique ? uniqueIndex(i.config.name) : index(i.config.name)).on(
             t.tenantId,
-            ...(i.config.columns as { name: string }[]).map(col),
+            // An expression (SQL) is the same text on both engines.
+            ...i.config.columns.map((c) => (is(c, SQL) ? c : col(c as { name: string }))),
           );
           return i.config.where ? built.where(i.config.where) : built;
         }),
