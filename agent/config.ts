@@ -10,6 +10,15 @@ import { issuesToProblems } from "./problem.ts";
 import { NotificationsConfig, notificationProblems } from "./notify/config.ts";
 import { PSA_DEFAULTS, PULLS_DEFAULTS, PsaConfig, PullsConfig, targetSchedules, type TargetPull } from "./pulls/config.ts";
 
+/** A bearer token written in kontobro.toml (http.api_token, admin.token): RFC 6750 token characters. */
+export const BearerToken = z
+  .string()
+  .min(16, { error: "must be at least 16 characters" })
+  .regex(/^[A-Za-z0-9._~+/-]+=*$/, {
+    error:
+      "may hold only letters, digits and - . _ ~ + / (and = at the end), as a bearer token does; e.g. the output of openssl rand -base64 24",
+  });
+
 export const AgentConfig = z.strictObject({
   agent: z
     .strictObject({
@@ -25,14 +34,7 @@ export const AgentConfig = z.strictObject({
       host: z.string().min(1).default("127.0.0.1"),
       port: z.number().int().min(0).max(65535).default(8787),
       /** Bearer token for /api/v1; required when host is not a loopback address. RFC 6750 token characters. */
-      api_token: z
-        .string()
-        .min(16, { error: "must be at least 16 characters" })
-        .regex(/^[A-Za-z0-9._~+/-]+=*$/, {
-          error:
-            "may hold only letters, digits and - . _ ~ + / (and = at the end), as a bearer token does; e.g. the output of openssl rand -base64 24",
-        })
-        .optional(),
+      api_token: BearerToken.optional(),
       max_body_bytes: z
         .number()
         .int()
@@ -73,6 +75,15 @@ export const AgentConfig = z.strictObject({
       /** Use HTTPS_PROXY / HTTP_PROXY from the environment when url is not set. */
       from_environment: z.boolean().default(true),
     })
+    .prefault({}),
+  /** The admin API (/admin/v1: tenants; PostgreSQL storage), guarded by its own token: off unless one is set. */
+  admin: z
+    .strictObject({
+      /** A file holding the admin token (kept out of kontobro.toml); see agent/tenants/admin-token.ts. */
+      token_file: z.string().min(1).optional(),
+      token: BearerToken.optional(),
+    })
+    .refine((a) => !(a.token_file && a.token), { error: "set token_file or token, not both" })
     .prefault({}),
   targets: z
     .array(
@@ -196,6 +207,7 @@ export function validateConfig(raw: unknown, env: Record<string, string | undefi
   }
   if (problems.length > 0) throw new ConfigError(problems);
   registerSecret(config.http.api_token);
+  registerSecret(config.admin.token);
   if (config.proxy.url) registerSecret(new URL(config.proxy.url).password || undefined);
   return { config, targets, warnings };
 }
