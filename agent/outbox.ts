@@ -130,7 +130,7 @@ export class Outbox {
       ),
       // ?5: set when the wait is for a record the PSA has not sent (the grace period counts from the first such wait).
       park: c.prepare(`UPDATE deliveries SET status = 'waiting', waiting_on = ?2, error_code = 'waiting', error_message = ?3, error_hint = NULL, error_field = NULL, lease_until = NULL, updated_at = ?4,
-        waiting_since = CASE WHEN ?5 IS NULL THEN NULL ELSE coalesce(waiting_since, ?5) END WHERE id = ?1`),
+        waiting_since = CASE WHEN CAST(?5 AS BIGINT) IS NULL THEN NULL ELSE coalesce(waiting_since, ?5) END WHERE id = ?1`),
       retryCausedBy: c.prepare(
         `UPDATE deliveries INDEXED BY deliveries_caused_by SET status = 'pending', caused_by = NULL, next_attempt_at = ?2, updated_at = ?2
           WHERE caused_by IN (SELECT value FROM json_each(?1)) AND status = 'needs_action'`,
@@ -431,7 +431,7 @@ export class Outbox {
     c.transaction(() => {
       c.run(
         `INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, message, hint)
-         SELECT id, attempts, ?1, 'interrupted', ?3, ?4 FROM deliveries WHERE id IN (SELECT value FROM json_each(?2)) AND status = 'in_flight'`,
+         SELECT id, attempts, ?1, 'interrupted', ?3, ?4 FROM deliveries WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_each(?2)) AND status = 'in_flight'`,
         [now, JSON.stringify(ids), ...NO_ANSWER],
       );
       this.db
@@ -460,7 +460,7 @@ export class Outbox {
   retryAllNeedingAction(target?: string): number {
     const now = this.now();
     return this.db.$client.run(
-      `UPDATE deliveries SET status = 'pending', next_attempt_at = ?1, updated_at = ?1 WHERE status = 'needs_action' AND (?2 IS NULL OR target = ?2)`,
+      `UPDATE deliveries SET status = 'pending', next_attempt_at = ?1, updated_at = ?1 WHERE status = 'needs_action' AND (CAST(?2 AS TEXT) IS NULL OR target = ?2)`,
       [now, target ?? null],
     ).changes;
   }

@@ -112,7 +112,7 @@ export function deliveryAttempts(db: Db, deliveryIds: number[]): AttemptRow[] {
   return db.$client
     .query(
       `SELECT id, delivery_id AS deliveryId, attempt, at, outcome, code, message, hint, remote_id AS remoteId
-         FROM delivery_attempts WHERE delivery_id IN (SELECT value FROM json_each(?1)) ORDER BY id`,
+         FROM delivery_attempts WHERE delivery_id IN (SELECT CAST(value AS BIGINT) FROM json_each(?1)) ORDER BY id`,
     )
     .all(JSON.stringify(deliveryIds)) as AttemptRow[];
 }

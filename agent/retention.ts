@@ -62,10 +62,10 @@ const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resol
 const PRUNABLE_EVENTS = `
   SELECT e.seq FROM events e
    WHERE e.seq >= ?1 AND e.seq < ?2 AND CASE
-     WHEN EXISTS (SELECT 1 FROM records r WHERE r.entity = e.entity AND r.key = e.key AND r.last_event_seq = e.seq) THEN 0
-     WHEN EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq AND d.status NOT IN ('done', 'superseded')) THEN 0
-     WHEN e.received_at >= ?3 THEN 0
-     WHEN e.payload <> '' THEN 1
+     WHEN EXISTS (SELECT 1 FROM records r WHERE r.entity = e.entity AND r.key = e.key AND r.last_event_seq = e.seq) THEN FALSE
+     WHEN EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq AND d.status NOT IN ('done', 'superseded')) THEN FALSE
+     WHEN e.received_at >= ?3 THEN FALSE
+     WHEN e.payload <> '' THEN TRUE
      ELSE EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq AND d.status IN ('done', 'superseded') AND d.updated_at < ?3)
    END`;
 
@@ -105,7 +105,7 @@ export async function pruneOnce(db: Db, options: PruneOptions): Promise<PruneRes
     jobRuns: c.prepare(`DELETE FROM job_runs WHERE id IN (
       SELECT j.id FROM job_runs j WHERE j.status <> 'running' AND j.finished_at IS NOT NULL AND j.finished_at < ?1
          AND j.id <> (SELECT max(id) FROM job_runs WHERE target = j.target AND stream = j.stream)
-         AND j.id IS NOT (SELECT id FROM job_runs WHERE target = j.target AND stream = j.stream AND status = 'ok' ORDER BY started_at DESC, id DESC LIMIT 1)
+         AND j.id IS DISTINCT FROM (SELECT id FROM job_runs WHERE target = j.target AND stream = j.stream AND status = 'ok' ORDER BY started_at DESC, id DESC LIMIT 1)
        LIMIT ?2)`),
     // Attempt ids grow with time: the old ones are a prefix.
     oldestAttempts: c.prepare(`SELECT id, at FROM delivery_attempts ORDER BY id LIMIT ?1`),

@@ -8,8 +8,8 @@ import type { Gauge } from "./metrics.ts";
 export function periodCounters(db: Db, target: string): PeriodCounters {
   const c = db.$client;
   const add = c.prepare(`INSERT INTO settings (name, value) VALUES (?1, ?2 || ':' || ?3)
-    ON CONFLICT (name) DO UPDATE SET value = CASE WHEN substr(value, 1, length(?2) + 1) = ?2 || ':'
-      THEN ?2 || ':' || (CAST(substr(value, length(?2) + 2) AS INTEGER) + ?3) ELSE ?2 || ':' || ?3 END
+    ON CONFLICT (name) DO UPDATE SET value = CASE WHEN substr(settings.value, 1, length(?2) + 1) = ?2 || ':'
+      THEN ?2 || ':' || (CAST(substr(settings.value, length(?2) + 2) AS BIGINT) + CAST(?3 AS BIGINT)) ELSE ?2 || ':' || ?3 END
     RETURNING value`);
   const get = c.prepare(`SELECT value FROM settings WHERE name = ?1`);
   const key = (name: string) => `counter:${target}:${name}`;

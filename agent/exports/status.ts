@@ -63,8 +63,8 @@ const STATUS_SELECT = `SELECT r.key AS number, json_extract(r.payload, '$.kind')
     s.export_file_id AS exportFileId
   FROM records r LEFT JOIN invoice_export_status s ON s.invoice_key = r.key WHERE r.entity = 'invoice'`;
 
-/** Digits only: the numbers a range can select. */
-const NUMERIC_KEY = `r.key <> '' AND r.key NOT GLOB '*[^0-9]*'`;
+/** Digits only: the numbers a range can select (trim(x, chars) is btrim on PostgreSQL). */
+const NUMERIC_KEY = `r.key <> '' AND trim(r.key, '0123456789') = ''`;
 
 export function invoiceStatus(db: Db, number: string): InvoiceStatusRow | null {
   return db.$client.query(`${STATUS_SELECT} AND r.key = ?1`).get(number) as InvoiceStatusRow | null;
@@ -72,8 +72,8 @@ export function invoiceStatus(db: Db, number: string): InvoiceStatusRow | null {
 
 export function listInvoiceStatuses(db: Db, filter: { status?: ExportStatus; limit?: number; offset?: number } = {}): InvoiceStatusRow[] {
   return db.$client
-    .query(`${STATUS_SELECT} AND (?1 IS NULL OR s.status = ?1)
-      ORDER BY (${NUMERIC_KEY}) DESC, CASE WHEN ${NUMERIC_KEY} THEN CAST(r.key AS INTEGER) END DESC, r.key DESC LIMIT ?2 OFFSET ?3`)
+    .query(`${STATUS_SELECT} AND (CAST(?1 AS TEXT) IS NULL OR s.status = ?1)
+      ORDER BY (${NUMERIC_KEY}) DESC, CASE WHEN ${NUMERIC_KEY} THEN CAST(r.key AS BIGINT) END DESC, r.key DESC LIMIT ?2 OFFSET ?3`)
     .all(filter.status ?? null, Math.min(filter.limit ?? 100, 1000), filter.offset ?? 0) as InvoiceStatusRow[];
 }
 
@@ -161,7 +161,9 @@ export function changeExportStatus(
         "number" in selector
           ? db.$client.query(`${STATUS_SELECT} AND r.key = ?1`).all(selector.number)
           : db.$client
-              .query(`${STATUS_SELECT} AND ${NUMERIC_KEY} AND CAST(r.key AS INTEGER) BETWEEN ?1 AND ?2 ORDER BY CAST(r.key AS INTEGER)`)
+              .query(
+                `${STATUS_SELECT} AND CASE WHEN ${NUMERIC_KEY} THEN CAST(r.key AS BIGINT) END BETWEEN ?1 AND ?2 ORDER BY CAST(r.key AS BIGINT)`,
+              )
               .all(Number(selector.from), Number(selector.to))
       ) as InvoiceStatusRow[];
       if (rows.length === 0) {

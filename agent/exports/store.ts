@@ -18,8 +18,8 @@ export function loadInvoicesToTransfer(db: Db, period: { from?: string; to?: str
   const rows = db.$client
     .query(
       `SELECT r.payload, s.status FROM invoice_export_status s JOIN records r ON r.entity = 'invoice' AND r.key = s.invoice_key
-      WHERE s.status = 'to_transfer' AND (?1 IS NULL OR json_extract(r.payload, '$.date') >= ?1)
-        AND (?2 IS NULL OR json_extract(r.payload, '$.date') <= ?2)`,
+      WHERE s.status = 'to_transfer' AND (CAST(?1 AS TEXT) IS NULL OR json_extract(r.payload, '$.date') >= ?1)
+        AND (CAST(?2 AS TEXT) IS NULL OR json_extract(r.payload, '$.date') <= ?2)`,
     )
     .all(period.from ?? null, period.to ?? null) as { payload: string; status: string }[];
   return rows.map((r) => ({ doc: JSON.parse(r.payload) as InvoiceLike, status: r.status }));
@@ -162,7 +162,7 @@ export function listFiles(db: Db, filter: { limit?: number; beforeId?: number; r
   return db.$client
     .query(
       `SELECT ${FILE_COLUMNS} FROM export_files f JOIN export_runs r ON r.id = f.run_id
-      WHERE (?1 IS NULL OR f.id < ?1) AND (?2 IS NULL OR f.run_id = ?2) ORDER BY f.id DESC LIMIT ?3`,
+      WHERE (CAST(?1 AS BIGINT) IS NULL OR f.id < ?1) AND (CAST(?2 AS BIGINT) IS NULL OR f.run_id = ?2) ORDER BY f.id DESC LIMIT ?3`,
     )
     .all(filter.beforeId ?? null, filter.runId ?? null, Math.min(filter.limit ?? 100, 1000)) as FileRow[];
 }

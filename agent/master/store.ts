@@ -53,23 +53,24 @@ export class MasterStore {
       upsert:
         c.prepare(`INSERT INTO master_records (target, entity, key, remote_id, name, fingerprint, pending_fingerprint, modified_at, updated_at)
         VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7, ?8)
-        ON CONFLICT (target, entity, key) DO UPDATE SET remote_id = ?4, name = ?5, fingerprint = ?6, pending_fingerprint = NULL, modified_at = coalesce(?7, modified_at), updated_at = ?8`),
+        ON CONFLICT (target, entity, key) DO UPDATE SET remote_id = ?4, name = ?5, fingerprint = ?6, pending_fingerprint = NULL, modified_at = coalesce(?7, master_records.modified_at), updated_at = ?8`),
       pending: c.prepare(
         `UPDATE master_records SET pending_fingerprint = ?4, updated_at = ?5 WHERE target = ?1 AND entity = ?2 AND key = ?3`,
       ),
       report: c.prepare(`INSERT INTO master_reports (target, entity, key, kind, side, message, hint, count, first_at, last_at, resolved_at)
         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?8, NULL)
         ON CONFLICT (target, entity, key, kind) DO UPDATE SET side = ?5, message = ?6, hint = ?7, last_at = ?8,
-          count = CASE WHEN resolved_at IS NULL THEN count + 1 ELSE 1 END, first_at = CASE WHEN resolved_at IS NULL THEN first_at ELSE ?8 END, resolved_at = NULL
+          count = CASE WHEN master_reports.resolved_at IS NULL THEN master_reports.count + 1 ELSE 1 END,
+          first_at = CASE WHEN master_reports.resolved_at IS NULL THEN master_reports.first_at ELSE ?8 END, resolved_at = NULL
         RETURNING count`),
       openReport: c.prepare(
         `SELECT ${REPORT} FROM master_reports WHERE target = ?1 AND entity = ?2 AND key = ?3 AND kind = ?4 AND resolved_at IS NULL`,
       ),
       resolve: c.prepare(
-        `UPDATE master_reports SET resolved_at = ?5 WHERE target = ?1 AND entity = ?2 AND key = ?3 AND resolved_at IS NULL AND (?4 IS NULL OR kind = ?4) AND kind <> 'attention'`,
+        `UPDATE master_reports SET resolved_at = ?5 WHERE target = ?1 AND entity = ?2 AND key = ?3 AND resolved_at IS NULL AND (CAST(?4 AS TEXT) IS NULL OR kind = ?4) AND kind <> 'attention'`,
       ),
       open: c.prepare(
-        `SELECT ${REPORT} FROM master_reports WHERE resolved_at IS NULL AND (?1 IS NULL OR target = ?1) AND (kind <> 'attention' OR last_at > ?2) ORDER BY last_at DESC LIMIT ?3`,
+        `SELECT ${REPORT} FROM master_reports WHERE resolved_at IS NULL AND (CAST(?1 AS TEXT) IS NULL OR target = ?1) AND (kind <> 'attention' OR last_at > ?2) ORDER BY last_at DESC LIMIT ?3`,
       ),
       psa: c.prepare(`SELECT payload FROM records WHERE entity = ?1 AND key = ?2`),
       link: c.prepare(

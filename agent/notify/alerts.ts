@@ -39,11 +39,11 @@ export function selectAlerts(db: Db, where: string, ...params: (string | number)
 /** Everything that needs a person right now. */
 export function currentProblems(db: Db): Problem[] {
   const c = db.$client;
-  // The newest delivery of each record that needs action (SQLite takes the bare columns from the max row).
+  // The newest delivery of each record that needs action.
   const deliveries = c
     .query(
-      `SELECT target, entity, key, max(id) AS id, attempts, error_code AS code, error_message AS message, error_hint AS hint
-       FROM deliveries WHERE status = 'needs_action' GROUP BY target, entity, key`,
+      `SELECT target, entity, key, id, attempts, error_code AS code, error_message AS message, error_hint AS hint FROM deliveries
+        WHERE id IN (SELECT max(id) FROM deliveries WHERE status = 'needs_action' GROUP BY target, entity, key) ORDER BY target, entity, key`,
     )
     .all() as any[];
   const pulls = c

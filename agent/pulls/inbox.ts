@@ -116,7 +116,7 @@ export class Inbox {
     this.q = {
       // Positions grow with the clock (ms × 1000), not only with the rows kept: after any restore of the
       // data directory, even of the whole folder, a new item lands after every position handed out before.
-      nextSeq: c.prepare(`SELECT max(coalesce((SELECT max(seq) FROM inbox), 0) + 1, ?1) AS seq`),
+      nextSeq: c.prepare(`SELECT CASE WHEN coalesce(max(seq), 0) + 1 > ?1 THEN coalesce(max(seq), 0) + 1 ELSE ?1 END AS seq FROM inbox`),
       idTaken: c.prepare(`SELECT 1 AS taken FROM inbox WHERE id = ?1`),
       byRemote: c.prepare(`SELECT id, state FROM inbox WHERE target = ?1 AND remote_id = ?2`),
       known: c.prepare(`SELECT 1 AS ok FROM records WHERE entity = ?1 AND key = ?2`),
@@ -275,7 +275,7 @@ export class Inbox {
     const now = this.now();
     return this.db.$client.run(
       `UPDATE inbox SET state = 'delivered', delivered_via = 'feed', delivered_at = ?1, updated_at = ?1
-        WHERE state = 'new' AND seq <= ?2 AND (?3 IS NULL OR target = ?3)`,
+        WHERE state = 'new' AND seq <= ?2 AND (CAST(?3 AS TEXT) IS NULL OR target = ?3)`,
       [now, after, target ?? null],
     ).changes;
   }
@@ -310,7 +310,7 @@ export class Inbox {
     const now = this.now();
     this.db.$client.run(
       `UPDATE inbox SET state = 'delivered', delivered_via = 'webhook', delivered_at = ?1, updated_at = ?1, error_code = NULL, error_message = NULL, error_hint = NULL
-        WHERE state = 'new' AND id IN (SELECT value FROM json_each(?2))`,
+        WHERE state = 'new' AND id IN (SELECT CAST(value AS BIGINT) FROM json_each(?2))`,
       [now, JSON.stringify(ids)],
     );
   }
@@ -319,7 +319,7 @@ export class Inbox {
     if (ids.length === 0) return;
     this.db.$client.run(
       `UPDATE inbox SET attempts = attempts + 1, next_attempt_at = ?1, updated_at = ?2, error_code = ?3, error_message = ?4, error_hint = ?5
-        WHERE state = 'new' AND id IN (SELECT value FROM json_each(?6))`,
+        WHERE state = 'new' AND id IN (SELECT CAST(value AS BIGINT) FROM json_each(?6))`,
       [nextAttemptAt, this.now(), problem.code, problem.message, problem.hint ?? null, JSON.stringify(ids)],
     );
   }
