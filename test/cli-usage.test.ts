@@ -65,6 +65,7 @@ describe("top-level usage", () => {
       "export",
       "backup",
       "restore",
+      "tenant",
       "service",
       "version",
     ]);

@@ -17,6 +17,7 @@ import { run } from "./run.ts";
 import { sandbox } from "./sandbox.ts";
 import { service } from "./service.ts";
 import { status } from "./status.ts";
+import { tenant } from "./tenant.ts";
 import { version } from "./version.ts";
 
 export const commands: Command[] = [
@@ -34,6 +35,7 @@ export const commands: Command[] = [
   exportCommand,
   backup,
   restore,
+  tenant,
   service,
   version,
 ];

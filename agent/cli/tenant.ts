@@ -1,0 +1,171 @@
+// `kontobro tenant add|list|disable|enable|remove`: the tenants of a hosted installation (PostgreSQL storage,
+// issue 17), as the admin API manages them. A tenant's file is a kontobro.toml holding only its [[targets]],
+// [psa], [exports] and [notifications]; its tokens are printed once, when it is added.
+import { readFileSync } from "node:fs";
+import { loadConfig } from "./runtime.ts";
+import { CONFIG_OPTION, defineCommand, defineGroup } from "./command.ts";
+import { TenantError } from "../tenants/errors.ts";
+import { NoTenantsInSqlite, openTenantStore } from "../tenants/open.ts";
+import type { Tenant, TenantStore } from "../tenants/store.ts";
+
+/** Runs `fn` on the configured tenants; a refusal is printed with how to fix it (2: bad input, 1: otherwise). */
+async function withTenants(configFile: string | undefined, path: string, fn: (tenants: TenantStore) => Promise<number>): Promise<number> {
+  const { config } = loadConfig(configFile);
+  let opened: Awaited<ReturnType<typeof openTenantStore>>;
+  try {
+    opened = await openTenantStore(config);
+  } catch (e) {
+    if (!(e instanceof NoTenantsInSqlite)) throw e;
+    console.error(`${path}: ${e.message}.`);
+    return 2;
+  }
+  try {
+    return await fn(opened.tenants);
+  } catch (e) {
+    if (!(e instanceof TenantError)) throw e;
+    console.error(`${path}: ${e.message}${e.problems.map((p) => `\n  - ${p}`).join("")}\n  fix: ${e.hint}`);
+    return e.code === "invalid_slug" || e.code === "invalid_config" ? 2 : 1;
+  } finally {
+    await opened.close();
+  }
+}
+
+const targetsText = (t: Tenant) => t.targets.map((x) => `${x.name} (${x.kind})`).join(", ") || "none";
+const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+
+const add = defineCommand({
+  name: "add",
+  args: "SLUG",
+  summary: "add a tenant from a file with its targets; prints its API token once",
+  description:
+    "FILE is a kontobro.toml holding only the tenant's sections: [[targets]] (same keys as kontobro.toml's),\n" +
+    "[psa], [exports] and [notifications]; ${NAME} is read from the environment now and stored resolved.\n" +
+    "The API token and the targets' webhook tokens are printed once and stored only as hashes: keep them.",
+  options: {
+    file: { type: "string", value: "FILE", help: "the tenant's targets and settings (TOML), required" },
+    name: { type: "string", value: "NAME", help: "for people (default: the slug)" },
+    ...CONFIG_OPTION,
+  },
+  positionals: [1, 1],
+  examples: [["kontobro tenant add acme --file acme.toml --name 'Acme A/S'", "prints its API token once"]],
+  async run({ values, positionals: [slug], path, usage }) {
+    if (!values.file) {
+      console.error(`${path}: --file FILE is required: the tenant's targets, as in kontobro.toml\n\n${usage()}`);
+      return 2;
+    }
+    let raw: unknown;
+    try {
+      raw = Bun.TOML.parse(readFileSync(values.file, "utf8"));
+    } catch (e) {
+      console.error(`${path}: ${values.file} cannot be read as TOML: ${(e as Error).message}`);
+      return 2;
+    }
+    return withTenants(values.config, path, async (tenants) => {
+      const added = await tenants.add({ slug: slug!, name: values.name, config: raw }, process.env);
+      for (const w of added.warnings) console.log(`warning: ${w}`);
+      console.log(`Tenant ${added.tenant.slug} added (${added.tenant.name}); targets: ${targetsText(added.tenant)}.`);
+      console.log("\nIts API token, shown only now (kontobro keeps its hash): give it to the tenant's PSA.");
+      console.log(`  ${added.apiToken}`);
+      const hooks = Object.entries(added.webhookTokens);
+      if (hooks.length > 0) {
+        console.log("\nWebhook tokens of its targets, shown only now:");
+        for (const [target, token] of hooks) console.log(`  ${target}  ${token}`);
+      }
+      return 0;
+    });
+  },
+});
+
+const list = defineCommand({
+  name: "list",
+  summary: "the tenants: slug, state, targets, created (--json)",
+  options: { json: { type: "boolean", help: "machine-readable: [{slug, name, state, targets, createdAt}]" }, ...CONFIG_OPTION },
+  examples: ["kontobro tenant list", "kontobro tenant list --json"],
+  run: ({ values, path }) =>
+    withTenants(values.config, path, async (tenants) => {
+      const all = await tenants.list();
+      if (values.json) {
+        const rows = all.map((t) => ({
+          slug: t.slug,
+          name: t.name,
+          state: t.state,
+          targets: t.targets,
+          createdAt: new Date(t.createdAt).toISOString(),
+        }));
+        console.log(JSON.stringify(rows, null, 2));
+        return 0;
+      }
+      if (all.length === 0) {
+        console.log("No tenants yet; add one with kontobro tenant add SLUG --file FILE.");
+        return 0;
+      }
+      const rows = [["SLUG", "STATE", "TARGETS", "CREATED"], ...all.map((t) => [t.slug, t.state, targetsText(t), day(t.createdAt)])];
+      const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+      for (const r of rows) console.log(r.map((cell, i) => (i < r.length - 1 ? cell.padEnd(widths[i]!) : cell)).join("  "));
+      return 0;
+    }),
+});
+
+const stateCommand = (name: "disable" | "enable", state: "disabled" | "active", summary: string, description: string) =>
+  defineCommand({
+    name,
+    args: "SLUG",
+    summary,
+    description,
+    options: { ...CONFIG_OPTION },
+    positionals: [1, 1],
+    examples: [`kontobro tenant ${name} acme`],
+    run: ({ values, positionals: [slug], path }) =>
+      withTenants(values.config, path, async (tenants) => {
+        const t = await tenants.setState(slug!, state);
+        console.log(`Tenant ${t.slug} is ${t.state}.`);
+        return 0;
+      }),
+  });
+
+const disable = stateCommand(
+  "disable",
+  "disabled",
+  "stop a tenant's work: its API answers 403, the workers skip it",
+  "Nothing of the tenant is deleted; `kontobro tenant enable` lets it work again.",
+);
+const enable = stateCommand(
+  "enable",
+  "active",
+  "let a disabled tenant work again",
+  "Its API takes requests again and the workers take up its work.",
+);
+
+const remove = defineCommand({
+  name: "remove",
+  args: "SLUG",
+  summary: "delete a disabled tenant and all its rows (--yes)",
+  description:
+    "Deletes the tenant and every row it has in every table (events, deliveries, credentials, inbox, exports…)\n" +
+    "in one transaction. Only a disabled tenant can be removed (kontobro tenant disable SLUG first). Cannot be undone.",
+  options: { yes: { type: "boolean", help: "confirm: delete the tenant and everything it has" }, ...CONFIG_OPTION },
+  positionals: [1, 1],
+  examples: [["kontobro tenant remove acme --yes", "after kontobro tenant disable acme"]],
+  async run({ values, positionals: [slug], path }) {
+    if (!values.yes) {
+      console.error(`${path}: this deletes tenant "${slug}" and all its rows and cannot be undone; pass --yes to confirm`);
+      return 2;
+    }
+    return withTenants(values.config, path, async (tenants) => {
+      const { rows } = await tenants.remove(slug!);
+      console.log(`Tenant ${slug} removed, with its ${rows} rows.`);
+      return 0;
+    });
+  },
+});
+
+export const tenant = defineGroup({
+  name: "tenant",
+  args: "...",
+  summary: "tenants of a PostgreSQL installation: add, list, disable, enable, remove",
+  description:
+    "A hosted installation (PostgreSQL storage) keeps many tenants in one database, each with its own targets,\n" +
+    "API token and data. With the SQLite file there is exactly one tenant: kontobro.toml's.",
+  subcommands: [add, list, disable, enable, remove],
+  examples: ["kontobro tenant add acme --file acme.toml", "kontobro tenant list", "kontobro tenant disable acme"],
+});
