@@ -81,9 +81,12 @@ export function getDelivery(db: Db, id: number): DeliveryRow | null {
   return r ? toRow(r) : null;
 }
 
-export function recentEvents(db: Db, limit = 20): { seq: number; eventId: string; type: string; key: string; receivedAt: number }[] {
+export function recentEvents(
+  db: Db,
+  limit = 20,
+): { seq: number; eventId: string; type: string; entity: string; key: string; receivedAt: number }[] {
   return db.$client
-    .query(`SELECT seq, event_id AS eventId, type, key, received_at AS receivedAt FROM events ORDER BY seq DESC LIMIT ?1`)
+    .query(`SELECT seq, event_id AS eventId, type, entity, key, received_at AS receivedAt FROM events ORDER BY seq DESC LIMIT ?1`)
     .all(limit) as any[];
 }
 

@@ -1,6 +1,6 @@
 // A real agent (SQLite file, HTTP server, dispatcher) and a real e-conomic sandbox, over loopback.
 import { join } from "node:path";
-import { startAgent, type RunningAgent } from "../agent/agent.ts";
+import { startAgent, type AgentExtras, type RunningAgent } from "../agent/agent.ts";
 import { validateConfig } from "../agent/config.ts";
 import { createLogger, silentLogger } from "../agent/log.ts";
 import { startEconomicSandbox } from "../connectors/economic/sandbox/index.ts";
@@ -28,12 +28,17 @@ export async function startStack(
     dispatch?: Record<string, unknown>;
     http?: Record<string, unknown>;
     agent?: Record<string, unknown>;
+    /** Other sections of kontobro.toml as they are (exports, notifications, psa, pulls). */
+    sections?: Record<string, unknown>;
+    /** What only `kontobro demo` adds (the demo mailbox). */
+    extras?: AgentExtras;
   } = {},
 ): Promise<Stack> {
   const sandbox = await startEconomicSandbox({ port: 0 });
   const dataDir = options.dataDir ?? tempDir("kontobro-e2e-");
   const { config, targets } = validateConfig(
     {
+      ...options.sections,
       agent: { data_dir: dataDir, ...options.agent },
       http: { port: 0, api_token: "test-token-0123456789", ...options.http },
       dispatch: { retry_base_ms: 20, retry_max_ms: 200, idle_poll_ms: 50, lease_seconds: 30, ...options.dispatch },
@@ -54,7 +59,7 @@ export async function startStack(
   );
   const log = process.env.KONTOBRO_TEST_LOG ? createLogger("debug") : silentLogger;
   const stack: Stack = {
-    agent: await startAgent(config, targets, log),
+    agent: await startAgent(config, targets, log, options.extras),
     sandboxUrl: sandbox.url,
     dataDir,
     async post(body, headers = {}) {
@@ -87,7 +92,7 @@ export async function startStack(
     },
     async restart() {
       await stack.agent.stop();
-      stack.agent = await startAgent(config, targets, log);
+      stack.agent = await startAgent(config, targets, log, options.extras);
     },
     async restartWith(change) {
       await stack.agent.stop();
@@ -95,6 +100,7 @@ export async function startStack(
         config,
         targets.map((t) => ({ ...t, ...change })),
         log,
+        options.extras,
       );
     },
     async stop() {

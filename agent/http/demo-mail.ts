@@ -8,7 +8,8 @@ import type { AppContext } from "./context.ts";
 
 const CSS = `body{font-family:system-ui,sans-serif;max-width:960px;margin:24px auto;padding:0 12px;color:#1d2330}
 table{border-collapse:collapse;width:100%}caption{text-align:left;font-weight:600;padding:6px 0}
-th,td{text-align:left;padding:6px 8px;border-bottom:1px solid #e3e6ec;vertical-align:top}
+th,td{text-align:left;padding:6px 8px;border-bottom:1px solid #e3e6ec;vertical-align:top} tbody th{font-weight:normal}
+a:focus-visible,summary:focus-visible{outline:3px solid #2e90fa;outline-offset:2px}
 .muted{color:#5b6472}pre{white-space:pre-wrap;background:#f6f7f9;padding:12px;border-radius:6px}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 12px}dt{font-weight:600}dd{margin:0}`;
 
@@ -31,7 +32,7 @@ ${
 <thead><tr><th scope="col">Time</th><th scope="col">Subject</th><th scope="col">To</th></tr></thead><tbody>
 ${mails.map(
   (m) =>
-    html`<tr data-mail="${m.id}"><td>${showTime(m.at)}</td><td><a href="/ui/demo/mail/${m.id}">${m.subject}</a></td><td>${m.to.join(", ")}</td></tr>`,
+    html`<tr data-mail="${m.id}"><td>${showTime(m.at)}</td><th scope="row"><a href="/ui/demo/mail/${m.id}">${m.subject}</a></th><td>${m.to.join(", ")}</td></tr>`,
 )}
 </tbody></table>`
 }`,

@@ -21,22 +21,29 @@ export function renderExportsSection(ctx: AppContext) {
   const last = listRuns(ctx.db, 1)[0];
   const actions = ctx.exports?.uiActions ?? false;
   const templates = listTemplates(ctx.db);
-  return html`<section class="card exports" id="exports">
+  return html`<section class="card exports" id="exports"><style>${raw(CSS)}</style>
 <h2>Exports to accounting <span class="muted">SIE 4 and export templates</span></h2>
 <ul class="counts">${EXPORT_STATUSES.map((s) => html`<li><span>${STATUS_LABELS[s]}</span><strong data-export-status="${s}">${counts[s]}</strong></li>`)}</ul>
 ${
   actions
-    ? html`<form method="post" action="/ui/exports/run" class="inline">
-<label>Export <select name="what"><option value="sie4">SIE 4 (invoices to transfer)</option>
-${templates.map((t) => html`<option value="template:${t.name}">${t.title ?? t.name} (${DATA_TYPE_TITLES[t.dataType as keyof typeof DATA_TYPE_TITLES] ?? t.dataType})${t.guessedColumns ? ` · ${t.guessedColumns} guessed column(s)` : ""}</option>`)}
-</select></label> <label>from <input type="date" name="from"></label> <label>to <input type="date" name="to"></label>
-<button type="submit">Export now</button></form>
-<p class="muted">Invoices: every invoice to transfer (optionally only those dated from–to) is exported and marked transferred.
-Time records and expense claims: give the period; they carry no exported flag, so an overlapping period repeats rows.</p>
-<form method="post" action="/ui/exports/status" class="inline">
-<label>Invoice <input name="number" size="10" placeholder="10001"></label> or <label>from <input name="from" size="8"></label>
+    ? html`<form method="post" action="/ui/exports/run" class="inline export-sie4"><fieldset><legend>SIE 4 file</legend>
+<input type="hidden" name="what" value="sie4">
+<label>invoices dated from <input type="date" name="from"></label> <label>to <input type="date" name="to"></label>
+<button type="submit">${SIE4_BUTTON}</button>
+<p class="muted">Every invoice to transfer (only those dated from–to, when given) is exported and marked transferred.</p></fieldset></form>
+${
+  templates.length === 0
+    ? ""
+    : html`<form method="post" action="/ui/exports/run" class="inline export-template"><fieldset><legend>With an export template</legend>
+<label>template <select name="what">${templates.map((t) => html`<option value="template:${t.name}">${t.title ?? t.name} (${DATA_TYPE_TITLES[t.dataType as keyof typeof DATA_TYPE_TITLES] ?? t.dataType})${t.guessedColumns ? ` · ${t.guessedColumns} guessed column(s)` : ""}</option>`)}</select></label>
+<label>from <input type="date" name="from"></label> <label>to <input type="date" name="to"></label>
+<button type="submit">${TEMPLATE_BUTTON}</button>
+<p class="muted">Invoices go as for SIE 4. Time records and expense claims: give the period; they carry no exported flag, so an overlapping period repeats rows.</p></fieldset></form>`
+}
+<form method="post" action="/ui/exports/status" class="inline"><fieldset><legend>Change the export status</legend>
+<label>invoice <input name="number" size="10" placeholder="10001"></label> or <label>from <input name="from" size="8"></label>
 <label>to <input name="to" size="8"></label> <label>set to <select name="status">${EXPORT_STATUSES.map((s) => html`<option value="${s}">${STATUS_LABELS[s]}</option>`)}</select></label>
-<label><input type="checkbox" name="skipInvalid" value="1"> skip those that cannot change</label> <button type="submit">Change status</button></form>`
+<label><input type="checkbox" name="skipInvalid" value="1"> skip those that cannot change</label> <button type="submit">${STATUS_BUTTON}</button></fieldset></form>`
     : html`<p class="muted">kontobro listens on a non-loopback address and this page has no login, so exports are run, changed and downloaded with the API (/api/v1/exports) or <code>kontobro export</code>.</p>`
 }
 ${last && last.warnings.length > 0 ? html`<h3>Warnings of the last export (#${last.id})</h3>${last.warnings.map(problemBox)}` : ""}
@@ -44,10 +51,11 @@ ${last && last.warnings.length > 0 ? html`<h3>Warnings of the last export (#${la
 ${
   files.length === 0
     ? html`<p class="muted">No files exported yet.</p>`
-    : html`<table class="export-files"><thead><tr><th>#</th><th>Made</th><th>File</th><th>Export</th><th>Period</th><th>Rows</th><th>Size</th><th>SHA-256</th></tr></thead><tbody>
+    : html`<table class="export-files"><caption>The newest ${files.length} files exported, newest first</caption>
+<thead><tr><th scope="col">Id</th><th scope="col">Made</th><th scope="col">File</th><th scope="col">Export</th><th scope="col">Period</th><th scope="col">Rows</th><th scope="col">Size</th><th scope="col">SHA-256</th></tr></thead><tbody>
 ${files.map(
   (f) => html`<tr data-file="${f.id}"><td>${f.id}</td><td>${showTime(f.createdAt)}</td>
-<td>${actions ? html`<a href="/ui/exports/files/${f.id}/download" download>${f.fileName}</a>` : html`${f.fileName} <span class="muted">(kontobro export download ${f.id})</span>`}</td>
+<th scope="row">${actions ? html`<a href="/ui/exports/files/${f.id}/download" download>${f.fileName}</a>` : html`${f.fileName} <span class="muted">(kontobro export download ${f.id})</span>`}</th>
 <td>${f.kind === "sie4" ? "SIE 4" : f.template}</td><td>${f.periodFrom ?? ""}${f.periodFrom || f.periodTo ? " – " : ""}${f.periodTo ?? ""}</td>
 <td>${f.rowCount}</td><td>${size(f.size)}</td><td><code title="${f.sha256}">${f.sha256.slice(0, 12)}</code></td></tr>`,
 )}
@@ -56,6 +64,15 @@ ${files.map(
 </section>`;
 }
 
+/** The forms' buttons, each naming what it acts on. */
+export const SIE4_BUTTON = "Export invoices to transfer as SIE 4";
+export const TEMPLATE_BUTTON = "Export with the chosen template";
+export const STATUS_BUTTON = "Change the invoices' export status";
+
+const CSS = `
+.exports fieldset{border:0;padding:0;margin:8px 0 12px} .exports legend{font-weight:600;padding:0;margin-bottom:4px}
+.exports fieldset p{margin:4px 0 0}`;
+
 function problemBox(p: Problem) {
   return html`<div class="problem"><div class="message">${p.message}</div>${p.hint ? html`<div class="hint">How to fix: ${p.hint}</div>` : ""}</div>`;
 }
@@ -63,7 +80,7 @@ function problemBox(p: Problem) {
 function resultPage(title: string, body: unknown) {
   return html`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>kontobro: ${title}</title>
 <style>${raw("body{font-family:system-ui,sans-serif;max-width:900px;margin:24px auto;color:#1d2330}.problem{border-left:4px solid #f04438;background:#fff6f5;padding:8px 12px;margin:6px 0}.ok{color:#067647}")}</style></head>
-<body><h1>${title}</h1>${body}<p><a href="/#exports">Back to the status page</a></p></body></html>`;
+<body><main><h1>${title}</h1>${body}<p><a href="/#exports">Back to the status page</a></p></main></body></html>`;
 }
 
 function exportResultBody(r: ExportResult) {

@@ -19,7 +19,7 @@ import { CHART_CSS, chartsFrom, targetCharts } from "./status-charts.ts";
 import { REFRESH_CSS, refreshNote, refreshSeconds } from "./status-refresh.ts";
 import { readDeliveryStats } from "../delivery-stats.ts";
 import { recordHref, recordSearchSection, retryForm } from "./status-record.ts";
-import { kindOfEvent, recordName } from "../record-story.ts";
+import { isEntity, kindOfEvent, recordName } from "../record-story.ts";
 import type { Entity } from "../model.ts";
 
 /** `options.refresh`: the ?refresh= query (seconds between automatic updates; status-refresh.ts). */
@@ -56,12 +56,22 @@ ${
   events.length === 0
     ? html`<p class="muted">No events received yet. The PSA sends them to POST /api/v1/events.</p>`
     : html`
-<table><thead><tr><th>#</th><th>Event id</th><th>Type</th><th>Record</th><th>Received</th></tr></thead><tbody>
-${events.map((e) => html`<tr><td>${e.seq}</td><td>${e.eventId}</td><td>${e.type}</td><td>${e.key}</td><td>${showTime(e.receivedAt)}</td></tr>`)}
+<table class="events"><caption>The newest ${events.length} events from the PSA, newest first</caption>
+<thead><tr><th scope="col">Received</th><th scope="col">Event id</th><th scope="col">Type</th><th scope="col">Record</th></tr></thead><tbody>
+${events.map(
+  (e) =>
+    html`<tr data-event="${e.eventId}"><td>${showTime(e.receivedAt)}</td><th scope="row">${e.eventId}</th><td>${e.type}</td><td>${eventRecord(e)}</td></tr>`,
+)}
 </tbody></table>`
 }
 </section>
 </main></body></html>`;
+}
+
+/** The record an event is about: a link to its page; a record kept only for the exports (a time record, a user) by kind and number. */
+function eventRecord(e: { entity: string; type: string; key: string }) {
+  if (!isEntity(e.entity)) return `${e.entity.replace(/_/g, " ")} ${e.key}`;
+  return html`<a href="${recordHref(e.entity, e.key)}">${recordName(kindOfEvent(e.entity, e.type), e.key)}</a>`;
 }
 
 /** Shown once a restore was detected: what kontobro did and what the user should do. */
@@ -132,12 +142,14 @@ header h1{margin:0;font-size:20px} header .muted,header a{color:#b8c0cc}
 main{max-width:1100px;margin:0 auto;padding:16px}
 .card{background:#fff;border-radius:8px;padding:16px 20px;margin-bottom:16px;box-shadow:0 1px 2px rgba(0,0,0,.08)}
 h2{margin:0 0 8px;font-size:18px} h3{font-size:15px;margin:16px 0 8px}
-.muted{color:#6b7280;font-weight:normal;font-size:13px}
+.muted{color:#4b5563;font-weight:normal;font-size:13px}
 .counts{display:flex;flex-wrap:wrap;gap:8px;list-style:none;padding:0;margin:8px 0}
 .counts li{background:#f0f2f5;border-radius:6px;padding:6px 12px;display:flex;gap:8px}
 .counts .status-needs_action strong{color:#b42318} .counts .status-done strong{color:#067647}
 .problem{border-left:4px solid #f04438;background:#fff6f5;padding:8px 12px;margin:6px 0;border-radius:4px}
 .problem .hint{color:#344054;margin-top:4px} .problem form{margin-top:6px}
 button{background:#1d2330;color:#fff;border:0;border-radius:4px;padding:4px 12px;cursor:pointer}
+button:focus-visible,a:focus-visible,input:focus-visible,select:focus-visible,summary:focus-visible{outline:3px solid #2e90fa;outline-offset:2px}
+caption{text-align:left;font-weight:600;padding:4px 0} tbody th{font-weight:normal}
 .ok{color:#067647} .paused{background:#fffaeb;border-left:4px solid #f79009;padding:6px 10px;border-radius:4px} table{border-collapse:collapse;width:100%;font-size:13px}
 th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #eaecf0}`;

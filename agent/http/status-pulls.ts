@@ -24,7 +24,8 @@ export function renderPullsSection(ctx: AppContext) {
     const describe = (kind && connectorKinds[kind]?.describePulled) || (() => "");
     return html`<section class="card pulls" data-pulls="${t}">
 <h2>${t} <span class="muted">pulls to the PSA</span></h2>
-<table class="jobs"><thead><tr><th>Stream</th><th>Schedule</th><th>Next run</th><th>Last run</th><th></th></tr></thead><tbody>
+<table class="jobs"><caption>What kontobro pulls from ${t}: each stream's schedule, next and last run</caption>
+<thead><tr><th scope="col">Stream</th><th scope="col">Schedule</th><th scope="col">Next run</th><th scope="col">Last run</th><th scope="col">Run it now</th></tr></thead><tbody>
 ${jobs.filter((j) => j.target === t).map((j) => jobRow(ctx, j))}
 </tbody></table>
 ${hook ? webhookLine(hook) : ""}
@@ -33,7 +34,8 @@ ${hook ? webhookLine(hook) : ""}
 ${
   items.length === 0
     ? html`<p class="muted">Nothing pulled yet.</p>`
-    : html`<table class="inbox"><thead><tr><th>#</th><th>Type</th><th>From ${t}</th><th>Details</th><th>State</th></tr></thead><tbody>
+    : html`<table class="inbox"><caption>The newest ${items.length} items pulled from ${t}, newest first</caption>
+<thead><tr><th scope="col">Pulled</th><th scope="col">Type</th><th scope="col">Entry at ${t}</th><th scope="col">Details</th><th scope="col">State</th></tr></thead><tbody>
 ${items.map((r) => itemRow(r, describe))}</tbody></table>`
 }
 </section>`;
@@ -46,7 +48,7 @@ function jobRow(
 ) {
   const last: JobRunRow | undefined = recentRuns(ctx.db, j.target, j.stream, 1)[0];
   return html`<tr data-job="${j.target}/${j.stream}">
-<td><strong>${j.stream}</strong></td>
+<th scope="row"><strong>${j.stream}</strong></th>
 <td>${j.cron ? html`<code>${j.cron}</code> <span class="muted">${j.timezone}</span>` : html`<span class="muted">on demand only</span>`}</td>
 <td>${j.next ? showTime(j.next.getTime()) : "—"}</td>
 <td>${
@@ -56,9 +58,12 @@ fetched ${last.fetched}, imported ${last.imported}, already had ${last.duplicate
 ${last.errorMessage ? html`<div class="message">${last.errorMessage}</div>${last.errorHint ? html`<div class="hint">How to fix: ${last.errorHint}</div>` : ""}` : ""}`
       : html`<span class="muted">never</span>`
   }</td>
-<td>${j.running ? html`<em>running…</em>` : html`<form method="post" action="/ui/pulls/${j.target}/${j.stream}/run"><button type="submit">Run now</button></form>`}</td>
+<td>${j.running ? html`<em>running…</em>` : html`<form method="post" action="/ui/pulls/${j.target}/${j.stream}/run"><button type="submit">${runNowLabel(j.target, j.stream)}</button></form>`}</td>
 </tr>`;
 }
+
+/** What a job's button says: the pull it starts, "Run pull expenses from eco now". */
+export const runNowLabel = (target: string, stream: string) => `Run pull ${stream} from ${target} now`;
 
 /** The target's webhook token and address, with the query strings its connector suggests. */
 function webhookLine(hook: { kind: string; token: string }) {
@@ -73,20 +78,24 @@ ${examples}`
   }</span></p>`;
 }
 
-/** An inbox row; the details line is the connector's own (ConnectorFactory.describePulled). */
+/**
+ * An inbox row, told by when it was pulled and the entry it came from at the target (the item's seq and feed id are
+ * clock-based and hash-based: long numbers that mean nothing to a person; the id stays in data-inbox-item); the
+ * details line is the connector's own (ConnectorFactory.describePulled).
+ */
 function itemRow(r: InboxRow, describe: (type: string, data: any) => string) {
   const details = describe(r.type, JSON.parse(r.payload));
-  return html`<tr data-inbox-item="${r.id}" data-state="${r.state}"><td>${r.seq}</td><td>${r.type}</td><td>${r.remoteId}</td>
+  return html`<tr data-inbox-item="${r.id}" data-state="${r.state}"><td>${showTime(r.createdAt)}</td><td>${r.type}</td><th scope="row">${r.remoteId}</th>
 <td>${details}${r.attachmentName ? html` · receipt ${r.attachmentName}` : ""}${r.state === "new" && r.errorMessage ? html`<div class="message">${r.errorMessage}</div>${r.errorHint ? html`<div class="hint">${r.errorHint}</div>` : ""}` : ""}</td>
-<td>${INBOX_STATE_LABELS[r.state] ?? r.state}</td></tr>`;
+<td>${INBOX_STATE_LABELS[r.state] ?? r.state}${r.deliveredAt ? html` <span class="muted">${showTime(r.deliveredAt)}</span>` : ""}</td></tr>`;
 }
 
 const CSS = `
-.pulls table.jobs td{vertical-align:top} .pulls .run-ok{color:#067647;font-weight:600}
+.pulls table.jobs td,.pulls table.jobs th{vertical-align:top} .pulls tbody th{white-space:nowrap} .pulls .run-ok{color:#067647;font-weight:600}
 .pulls .run-failed,.pulls .run-interrupted{color:#b42318;font-weight:600} .pulls .run-running{color:#b54708}
 .pulls .message{color:#b42318;margin-top:4px} .pulls .hint{color:#344054}
 .pulls code{background:#f0f2f5;padding:1px 4px;border-radius:3px;word-break:break-all}
-.pulls tr[data-state="ignored_unknown_project"] td{color:#6b7280}`;
+.pulls tr[data-state="ignored_unknown_project"] td{color:#4b5563}`;
 
 /** The "run now" button: starts the job without waiting for it, then back to the page. */
 export function registerPullUi(app: Hono, ctx: AppContext): void {
