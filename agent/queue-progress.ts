@@ -47,7 +47,8 @@ export interface QueueProgress {
 export interface QueueCounts {
   at: number;
   open: number;
-  /** Since the burst started (0 when none is under way: countsSince). */
+  /** What `delivered` and `needsAction` count from (countsSince); null: they were not counted. */
+  since: number | null;
   delivered: number;
   needsAction: number;
 }
@@ -61,9 +62,16 @@ export const isCatchingUp = (p: QueueProgress | null): p is QueueProgress & { fi
 const isFinishing = (p: QueueProgress | null, at: number): p is QueueProgress & { finishedAt: number } =>
   p !== null && p.finishedAt !== null && p.open > 0 && at - p.finishedAt <= SHOW_FINISHED_MS;
 
-/** Whether the next state needs the counts since the burst started (not only the open deliveries). */
-export const countsSince = (p: QueueProgress | null, at: number): number | null =>
-  isCatchingUp(p) || isFinishing(p, at) ? p!.since : null;
+/**
+ * From when the delivered and needing-action deliveries are to be counted, given the open ones: since the burst
+ * under way started; for a burst starting now, since `quietAt` (the last count that found the queue quiet: what was
+ * delivered since then belongs to this burst); null when only the open ones matter.
+ */
+export function countsSince(p: QueueProgress | null, at: number, open: number, quietAt: number): number | null {
+  if (isCatchingUp(p)) return p.since;
+  if (open >= BURST_STARTS_AT) return quietAt;
+  return isFinishing(p, at) ? p.since : null;
+}
 
 /** The next state from new counts; the same object when nothing is to be kept (no burst, none starting). Pure. */
 export function nextQueueProgress(target: string, prev: QueueProgress | null, seen: QueueCounts): QueueProgress | null {
@@ -72,13 +80,14 @@ export function nextQueueProgress(target: string, prev: QueueProgress | null, se
       if (!isFinishing(prev, seen.at)) return prev;
       return { ...prev, delivered: seen.delivered, needsAction: seen.needsAction, open: seen.open, updatedAt: seen.at };
     }
+    const since = seen.since ?? seen.at;
     return {
       target,
-      since: seen.at,
-      delivered: 0,
-      needsAction: 0,
+      since,
+      delivered: seen.delivered,
+      needsAction: seen.needsAction,
       open: seen.open,
-      samples: [{ at: seen.at, done: 0 }],
+      samples: addSample([{ at: since, done: 0 }], { at: seen.at, done: seen.delivered }),
       updatedAt: seen.at,
       finishedAt: null,
     };
@@ -141,6 +150,8 @@ export const QUEUE_COUNTS = {
 export class QueueProgressWatch {
   private readonly queries: Record<keyof typeof QUEUE_COUNTS, Statement>;
   private readonly state = new Map<string, QueueProgress | null>();
+  /** Per target, the last count that found its queue quiet (a burst that starts began after it). */
+  private readonly quietAt = new Map<string, number>();
   private readonly save: Statement;
   private timer: ReturnType<typeof setTimeout> | null = null;
 
@@ -160,7 +171,11 @@ export class QueueProgressWatch {
       `INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value`,
     );
     // A burst under way when the agent stopped goes on from where it was.
-    for (const t of targets) this.state.set(t, readQueueProgress(db, t, Number.POSITIVE_INFINITY) ?? null);
+    for (const t of targets) {
+      this.state.set(t, readQueueProgress(db, t, Number.POSITIVE_INFINITY) ?? null);
+      // Nothing was delivered by this agent before it started: a backlog it finds belongs to its first burst.
+      this.quietAt.set(t, now());
+    }
   }
 
   /** Counts once; writes a target's row only while it catches up, and when it has caught up. */
@@ -169,13 +184,16 @@ export class QueueProgressWatch {
     for (const target of this.targets) {
       const prev = this.state.get(target) ?? null;
       const at = this.now();
-      const since = countsSince(prev, at);
+      const open = count(this.queries.open, target);
+      const since = countsSince(prev, at, open, this.quietAt.get(target) ?? at);
       const next = nextQueueProgress(target, prev, {
         at,
-        open: count(this.queries.open, target),
+        open,
+        since,
         delivered: since === null ? 0 : count(this.queries.delivered, target, since),
         needsAction: since === null ? 0 : count(this.queries.needsAction, target, since),
       });
+      if (!isCatchingUp(next)) this.quietAt.set(target, at);
       if (next === prev || !next) continue;
       this.state.set(target, next);
       this.save.run(settingName(target), JSON.stringify(next));

@@ -1,9 +1,13 @@
 // Progress of long work seen on the status page of a real agent: a burst of a few thousand customers posted
 // through the real HTTP intake to a slowed e-conomic sandbox shows as "N of M delivered" that grows until the
-// queue has caught up; the section alone (/ui/progress) says the same.
+// queue has caught up; the section alone (/ui/progress) says the same. An export made by another process on the
+// same data directory (as `kontobro export run` while the agent runs) shows there too, part way and finished.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { databasePath } from "../agent/agent.ts";
 import { startStack, type Stack } from "./e2e-harness.ts";
-import { customerEvent, waitFor } from "./helpers.ts";
+import { customerEvent, invoiceEvent, waitFor } from "./helpers.ts";
 
 const CUSTOMERS = 2000;
 let stack: Stack;
@@ -21,22 +25,30 @@ interface Bar {
   max: number;
 }
 
-/** The queue's item of the "In progress" section, as a browser would read it (label, text, <progress>). */
-function queueBar(page: string, target: string): Bar | null {
+/** An item of the "In progress" section (its key matching `key`), as a browser reads it: label, text, <progress>. */
+function progressBar(page: string, key: RegExp): Bar | null {
   const item = new RegExp(
-    `<div class="progress-item" data-progress="queue:${target}" data-state="(\\w+)">([\\s\\S]*?</progress>)\\s*</div>`,
+    `<div class="progress-item" data-progress="${key.source}" data-state="(\\w+)">([\\s\\S]*?</progress>)\\s*</div>`,
   ).exec(page);
   if (!item) return null;
   const body = item[2]!;
-  const bar = /<progress aria-labelledby="([\w-]+)" aria-describedby="([\w-]+)" value="(\d+)" max="(\d+)">/.exec(body);
+  const bar = /<progress aria-labelledby="([\w-]+)" aria-describedby="([\w-]+)"(?: value="(\d+)" max="(\d+)")?>/.exec(body);
   if (!bar) throw new Error(`no labelled <progress> in ${body}`);
   const textOf = (id: string) => new RegExp(`id="${id}">([^<]*)<`).exec(body)?.[1] ?? "";
-  return { state: item[1]!, label: textOf(bar[1]!), text: textOf(bar[2]!), value: Number(bar[3]), max: Number(bar[4]) };
+  return {
+    state: item[1]!,
+    label: textOf(bar[1]!),
+    text: textOf(bar[2]!),
+    value: Number(bar[3] ?? Number.NaN),
+    max: Number(bar[4] ?? Number.NaN),
+  };
 }
+
+const queueBar = (page: string, target: string) => progressBar(page, new RegExp(`queue:${target}`));
 
 const statusPage = async (path = "/") => (await fetch(`${stack.agent.url}${path}`)).text();
 
-describe("a burst of customers on the status page", () => {
+describe("progress on the status page", () => {
   test("progress goes from partial to caught up, with a rate and the time left on the way", async () => {
     // Every request to the sandbox takes 10 ms more: the queue takes several seconds to drain.
     await stack.addFaults({ kind: "latency", latencyMs: 10, probability: 1 });
@@ -88,4 +100,32 @@ describe("a burst of customers on the status page", () => {
     // Once nothing runs, the section stops asking for updates.
     expect(await statusPage("/ui/progress")).toContain('data-live="0"');
   }, 200_000);
+
+  test("an export another process makes shows on the agent's status page, part way and finished", async () => {
+    const INVOICES = 400;
+    const invoices = Array.from({ length: INVOICES }, (_, i) => invoiceEvent(70_000 + i, 20_000 + (i % 50)));
+    expect((await stack.post(invoices)).status).toBe(202);
+    const marker = join(stack.dataDir, "export-held");
+    const go = join(stack.dataDir, "export-go");
+    const child = Bun.spawn(
+      [process.execPath, join(import.meta.dir, "export-progress-child.ts"), databasePath(stack.dataDir), marker, go],
+      {
+        stdout: "pipe",
+        stderr: "inherit",
+      },
+    );
+    await waitFor("the export to hold part way", () => existsSync(marker), 60_000);
+    const exportBar = (page: string) => progressBar(page, /export-[\w-]+/);
+    const partWay = exportBar(await statusPage())!;
+    expect(partWay).toMatchObject({ state: "running", label: "SIE 4 export", value: Number(readFileSync(marker, "utf8")), max: INVOICES });
+    expect(partWay.value).toBeGreaterThan(0);
+    expect(partWay.value).toBeLessThan(INVOICES);
+    expect(partWay.text).toMatch(new RegExp(`^[\\d,]+ of 400 invoices \\(\\d+%\\), (mapping invoices|writing the file|checking the file)`));
+    writeFileSync(go, "");
+    expect(await child.exited).toBe(0);
+    expect(JSON.parse(await new Response(child.stdout).text())).toEqual({ exported: INVOICES });
+    const finished = exportBar(await statusPage())!;
+    expect(finished).toMatchObject({ state: "finished", value: INVOICES, max: INVOICES });
+    expect(finished.text).toMatch(/^finished in .+, 400 invoices \(1 file\(s\)\)$/);
+  }, 120_000);
 });

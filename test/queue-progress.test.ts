@@ -19,45 +19,61 @@ import {
 } from "../agent/queue-progress.ts";
 import { tempDir } from "./helpers.ts";
 
+/** Counts as the watch makes them (since: what delivered and needing action are counted from). */
+const seen = (at: number, open: number, delivered = 0, needsAction = 0, since: number | null = null) => ({
+  at,
+  open,
+  since,
+  delivered,
+  needsAction,
+});
+
 describe("nextQueueProgress", () => {
-  test("a few open deliveries are no burst; many start one, counted from then", () => {
-    expect(nextQueueProgress("eco", null, { at: 1000, open: BURST_STARTS_AT - 1, delivered: 0, needsAction: 0 })).toBeNull();
-    const started = nextQueueProgress("eco", null, { at: 1000, open: 500, delivered: 0, needsAction: 0 })!;
-    expect(started).toMatchObject({ target: "eco", since: 1000, delivered: 0, open: 500, finishedAt: null });
+  test("a few open deliveries are no burst; many start one, from the last count that found the queue quiet", () => {
+    expect(countsSince(null, 1000, BURST_STARTS_AT - 1, 0)).toBeNull();
+    expect(nextQueueProgress("eco", null, seen(1000, BURST_STARTS_AT - 1))).toBeNull();
+    // Quiet at 0; at 1000 there are 500 open and 20 were delivered in between: they belong to this burst.
+    expect(countsSince(null, 1000, 500, 0)).toBe(0);
+    const started = nextQueueProgress("eco", null, seen(1000, 500, 20, 0, 0))!;
+    expect(started).toMatchObject({ target: "eco", since: 0, delivered: 20, open: 500, finishedAt: null });
     expect(isCatchingUp(started)).toBe(true);
-    expect(queueTotal(started)).toBe(500);
+    expect(queueTotal(started)).toBe(520);
+    expect(describeQueueProgress(started, 1000)).toBe("catching up: 20 of 520 delivered (3%) · 20/s · about 25 s left");
   });
 
   test("goes on with the counts, and is over when few are open; then a new burst starts afresh", () => {
-    let p: QueueProgress | null = nextQueueProgress("eco", null, { at: 0, open: 500, delivered: 0, needsAction: 0 });
-    p = nextQueueProgress("eco", p, { at: 2000, open: 300, delivered: 200, needsAction: 0 });
+    let p: QueueProgress | null = nextQueueProgress("eco", null, seen(0, 500, 0, 0, 0));
+    expect(countsSince(p, 2000, 300, 1500)).toBe(0);
+    p = nextQueueProgress("eco", p, seen(2000, 300, 200, 0, 0));
     expect(p).toMatchObject({ delivered: 200, open: 300, finishedAt: null });
     expect(describeQueueProgress(p!, 2000)).toBe("catching up: 200 of 500 delivered (40%) · 100/s · about 3 s left");
-    p = nextQueueProgress("eco", p, { at: 4000, open: 0, delivered: 497, needsAction: 3 });
+    p = nextQueueProgress("eco", p, seen(4000, 0, 497, 3, 0));
     expect(p!.finishedAt).toBe(4000);
     expect(describeQueueProgress(p!, 5000)).toBe("caught up: 497 delivered in 4 s, 3 need action");
     // Once over, counts below the start leave it as it was (nothing to write).
-    expect(nextQueueProgress("eco", p, { at: 6000, open: 5, delivered: 0, needsAction: 0 })).toBe(p);
-    const again = nextQueueProgress("eco", p, { at: 8000, open: 1000, delivered: 0, needsAction: 0 })!;
-    expect(again).toMatchObject({ since: 8000, delivered: 0, open: 1000, finishedAt: null });
+    expect(countsSince(p, 6000, 5, 5000)).toBeNull();
+    expect(nextQueueProgress("eco", p, seen(6000, 5))).toBe(p);
+    expect(countsSince(p, 8000, 1000, 6000)).toBe(6000);
+    const again = nextQueueProgress("eco", p, seen(8000, 1000, 0, 0, 6000))!;
+    expect(again).toMatchObject({ since: 6000, delivered: 0, open: 1000, finishedAt: null });
   });
 
   test("the end allows a trickle of new events to stay open; those last few are followed until none is", () => {
-    const p = nextQueueProgress("eco", null, { at: 0, open: 500, delivered: 0, needsAction: 0 });
-    const over = nextQueueProgress("eco", p, { at: 1000, open: BURST_ENDS_BELOW - 1, delivered: 491, needsAction: 0 })!;
+    const p = nextQueueProgress("eco", null, seen(0, 500, 0, 0, 0));
+    const over = nextQueueProgress("eco", p, seen(1000, BURST_ENDS_BELOW - 1, 491, 0, 0))!;
     expect(over.finishedAt).toBe(1000);
-    expect(countsSince(over, 2000)).toBe(0);
+    expect(countsSince(over, 2000, 0, 1000)).toBe(0);
     expect(describeQueueProgress(over, 1000)).toBe(`caught up: 491 delivered in 1 s, ${BURST_ENDS_BELOW - 1} still open`);
-    const all = nextQueueProgress("eco", over, { at: 2000, open: 0, delivered: 500, needsAction: 0 })!;
+    const all = nextQueueProgress("eco", over, seen(2000, 0, 500, 0, 0))!;
     expect(describeQueueProgress(all, 2000)).toBe("caught up: 500 delivered in 1 s");
-    expect(countsSince(all, 3000)).toBeNull();
-    expect(nextQueueProgress("eco", all, { at: 3000, open: 3, delivered: 0, needsAction: 0 })).toBe(all);
+    expect(countsSince(all, 3000, 3, 2000)).toBeNull();
+    expect(nextQueueProgress("eco", all, seen(3000, 3))).toBe(all);
     // Not for ever: once it is no longer shown, a stuck few are left to the target's card.
-    expect(countsSince(over, 1000 + 11 * 60_000)).toBeNull();
+    expect(countsSince(over, 1000 + 11 * 60_000, 3, 1000)).toBeNull();
   });
 
   test("counts the agent stopped refreshing say so", () => {
-    const p = nextQueueProgress("eco", null, { at: 1000, open: 500, delivered: 0, needsAction: 0 })!;
+    const p = nextQueueProgress("eco", null, seen(1000, 500, 0, 0, 1000))!;
     expect(describeQueueProgress(p, 10_000)).not.toContain("is the agent running");
     expect(describeQueueProgress(p, 120_000)).toContain("(counted at 1970-01-01 00:00:01 UTC: is the agent running?)");
   });
@@ -125,6 +141,23 @@ describe("QueueProgressWatch on a real outbox", () => {
     later.tick();
     expect(readQueueProgress(db, "eco", now + 1000)!.finishedAt).toBe(now);
     expect(readQueueProgress(db, "eco", now + 11 * 60_000)).toBeNull();
+    db.$client.close();
+  });
+
+  test("what was delivered between the last quiet count and the first count of the burst belongs to it", () => {
+    const db = outbox();
+    let now = 3_000_000;
+    const watch = new QueueProgressWatch(db, ["eco"], silentLogger, () => now);
+    now += 1000;
+    watch.tick(); // quiet
+    now += 1000;
+    queue(db, "eco", 300, now - 900);
+    deliver(db, "eco", 50, now - 500);
+    watch.tick();
+    expect(readQueueProgress(db, "eco", now)).toMatchObject({ since: 3_001_000, delivered: 50, open: 250 });
+    expect(describeQueueProgress(readQueueProgress(db, "eco", now)!, now)).toBe(
+      "catching up: 50 of 300 delivered (16%) · 50/s · about 5 s left",
+    );
     db.$client.close();
   });
 
