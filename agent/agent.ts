@@ -189,6 +189,11 @@ export async function startAgent(
     busyTimeoutMs: config.agent.busy_timeout_ms,
     targets: Object.fromEntries(ENTITIES.map((e) => [e, targetsFor(e)])),
     onStored: notifyAll,
+  }).catch((e) => {
+    clearInterval(highwater);
+    db.$client.close();
+    lock.release();
+    throw e;
   });
   // Counted at intake, so events from the demo feed count as received like those from the API.
   intake.observer = (results) => metrics.countStored(results);
