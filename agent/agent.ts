@@ -1,6 +1,5 @@
 // The running agent: database, outbox, one dispatcher per target, intake and the HTTP server.
 import { randomBytes, randomUUID } from "node:crypto";
-import { join } from "node:path";
 import type { Connector } from "../connectors/contract.ts";
 import { proxySettings, useProxy } from "../connectors/http.ts";
 import { connectorKinds } from "../connectors/registry.ts";
@@ -27,6 +26,7 @@ import { Outbox } from "./outbox.ts";
 import { createPulls, type PullsRuntime } from "./pulls/index.ts";
 import { QueueProgressWatch } from "./queue-progress.ts";
 import { startRetention } from "./retention.ts";
+import { databasePath, refuseUntilOnPostgres } from "./storage.ts";
 import { ensureSetting, recordPayload } from "./queries.ts";
 import { beginRun, readMarks, writeHighwater } from "./restore.ts";
 import { budgetGauges, periodCounters } from "./target-counters.ts";
@@ -46,7 +46,7 @@ export interface RunningAgent {
   stop(): Promise<void>;
 }
 
-export const databasePath = (dataDir: string) => join(dataDir, "kontobro.db");
+export { databasePath };
 /** How often the high-water marks beside the database are refreshed (restore detection). */
 const HIGHWATER_EVERY_MS = 5_000;
 
@@ -99,6 +99,7 @@ export async function startAgent(
   log: Logger,
   extras: AgentExtras = {},
 ): Promise<RunningAgent> {
+  refuseUntilOnPostgres(config, "the agent (kontobro run)");
   // Outbound requests to the targets (and the alert webhook) through the proxy, if any.
   useProxy(proxySettings(config.proxy));
   const lock = acquireInstanceLock(config.agent.data_dir);

@@ -4,6 +4,7 @@ import { readFileSync, statSync } from "node:fs";
 import { z } from "zod";
 import { connectorKinds } from "../connectors/registry.ts";
 import { ExportsConfig } from "./exports/config.ts";
+import { postgresUrlProblem, passwordOf } from "./db/pg/url.ts";
 import { registerSecret } from "./log.ts";
 import { parseMasters, type Masters } from "./master/policy.ts";
 import { issuesToProblems } from "./problem.ts";
@@ -29,6 +30,19 @@ export const AgentConfig = z.strictObject({
       retention_days: z.number().int().min(0).max(36_500).default(90),
     })
     .default({ data_dir: "./data", log_level: "info", busy_timeout_ms: 5000, retention_days: 90 }),
+  /** Where kontobro keeps its data: the SQLite file in agent.data_dir, or PostgreSQL (agent/storage.ts). */
+  storage: z
+    .strictObject({
+      /** postgres://role[:password]@host[:port]/database; unset: <agent.data_dir>/kontobro.db. */
+      url: z
+        .string()
+        .superRefine((url, ctx) => {
+          const problem = postgresUrlProblem(url);
+          if (problem) ctx.addIssue({ code: "custom", message: problem });
+        })
+        .optional(),
+    })
+    .prefault({}),
   http: z
     .strictObject({
       host: z.string().min(1).default("127.0.0.1"),
@@ -209,6 +223,7 @@ export function validateConfig(raw: unknown, env: Record<string, string | undefi
   registerSecret(config.http.api_token);
   registerSecret(config.admin.token);
   if (config.proxy.url) registerSecret(new URL(config.proxy.url).password || undefined);
+  if (config.storage.url) registerSecret(passwordOf(config.storage.url));
   return { config, targets, warnings };
 }
 

@@ -66,6 +66,7 @@ describe("top-level usage", () => {
       "backup",
       "restore",
       "tenant",
+      "storage",
       "service",
       "version",
     ]);

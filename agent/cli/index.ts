@@ -17,6 +17,7 @@ import { run } from "./run.ts";
 import { sandbox } from "./sandbox.ts";
 import { service } from "./service.ts";
 import { status } from "./status.ts";
+import { storage } from "./storage.ts";
 import { tenant } from "./tenant.ts";
 import { version } from "./version.ts";
 
@@ -36,6 +37,7 @@ export const commands: Command[] = [
   backup,
   restore,
   tenant,
+  storage,
   service,
   version,
 ];

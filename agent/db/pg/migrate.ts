@@ -1,7 +1,7 @@
-// Prototype (issue 17; not used by the agent yet): migrates a PostgreSQL database with embedded migrations
-// (scripts/embed-migrations.ts's shape) through drizzle's own migrator and bookkeeping
-// (drizzle.__drizzle_migrations). Many workers may start at once: an advisory lock lets one migrate while the
-// others wait, then find nothing left to do.
+// Migrates a PostgreSQL database with the embedded migrations (scripts/embed-migrations.ts's shape) through
+// drizzle's own migrator and bookkeeping (drizzle.__drizzle_migrations); openPostgres (agent/db/pg/open.ts) calls
+// it. Many workers may start at once: an advisory lock lets one migrate while the others wait, then find nothing
+// left to do.
 import type { SQL } from "bun";
 import { drizzle } from "drizzle-orm/bun-sql";
 

@@ -1,0 +1,92 @@
+// Where kontobro keeps its data ([storage] url in kontobro.toml): the SQLite file in agent.data_dir (the
+// default: one installation, one process) or PostgreSQL (hosted mode, issue 17: many tenants, many workers).
+// openStorage opens either, migrated, and says what it found; `kontobro storage check` prints that.
+// The agent itself (`kontobro run`) still runs on SQLite only: with a PostgreSQL url it refuses at start.
+import { statSync } from "node:fs";
+import { join } from "node:path";
+import type { AgentConfig } from "./config.ts";
+import { openDatabase, StorageError, type Db } from "./db/index.ts";
+import { openPostgres, type OpenPostgresOptions, type PostgresStorage } from "./db/pg/open.ts";
+import { sqliteRunner, type SqlRunner } from "./db/pg/runner.ts";
+import { displayUrl } from "./db/pg/url.ts";
+
+/** The SQLite file of a data directory. */
+export const databasePath = (dataDir: string) => join(dataDir, "kontobro.db");
+
+export type StorageChoice = { engine: "sqlite"; path: string } | { engine: "postgres"; url: string };
+
+type StorageConfig = Pick<AgentConfig, "agent" | "storage">;
+
+/** Which storage the configuration names. */
+export function storageOf(config: StorageConfig): StorageChoice {
+  const url = config.storage.url;
+  return url ? { engine: "postgres", url } : { engine: "sqlite", path: databasePath(config.agent.data_dir) };
+}
+
+export interface SqliteReport {
+  sqliteVersion: string;
+  migrations: number;
+  bytes: number;
+}
+
+export interface SqliteStorage {
+  engine: "sqlite";
+  /** The file. */
+  location: string;
+  db: Db;
+  report: SqliteReport;
+  /** SQLite holds exactly one tenant: this installation. */
+  runner(): SqlRunner;
+  close(): Promise<void>;
+}
+
+export type Storage = SqliteStorage | PostgresStorage;
+
+/**
+ * Opens the configured storage: creates and migrates the SQLite file, or connects to PostgreSQL, checks the
+ * server and role and migrates under the migration lock (agent/db/pg/open.ts). Throws StorageError.
+ */
+export async function openStorage(config: StorageConfig, options: OpenPostgresOptions = {}): Promise<Storage> {
+  const choice = storageOf(config);
+  if (choice.engine === "postgres") return openPostgres(choice.url, options);
+  const db = openDatabase(choice.path, { busyTimeoutMs: config.agent.busy_timeout_ms });
+  const c = db.$client;
+  const report = {
+    sqliteVersion: (c.query("SELECT sqlite_version() AS v").get() as { v: string }).v,
+    migrations: (c.query("SELECT count(*) AS n FROM __drizzle_migrations").get() as { n: number }).n,
+    bytes: statSync(choice.path).size,
+  };
+  return {
+    engine: "sqlite",
+    location: choice.path,
+    db,
+    report,
+    runner: () => sqliteRunner(c),
+    close: async () => c.close(),
+  };
+}
+
+/** What does not run on PostgreSQL yet: the agent's parts that still hold a SQLite connection. */
+export const NOT_YET_ON_POSTGRES = [
+  "intake",
+  "the outbox and its dispatcher",
+  "pulls and the inbox",
+  "exports",
+  "alerts",
+  "the status page and the API",
+];
+
+/**
+ * Throws, before anything is opened or started, when the configuration names PostgreSQL: `what` (the agent)
+ * does not run there yet, and must never run half on one engine and half on the other.
+ */
+export function refuseUntilOnPostgres(config: StorageConfig, what: string): void {
+  const choice = storageOf(config);
+  if (choice.engine === "sqlite") return;
+  throw new StorageError(
+    `[storage] url names PostgreSQL (${displayUrl(choice.url)}), but ${what} does not run on PostgreSQL yet: ` +
+      `${NOT_YET_ON_POSTGRES.join(", ")} still work on the SQLite file only (issue 17, in progress). Nothing was started.`,
+    `Leave [storage] url out of kontobro.toml to run on the SQLite file in ${config.agent.data_dir}; ` +
+      "`kontobro storage check` verifies the PostgreSQL database (server, role, migrations) in the meantime.",
+  );
+}
