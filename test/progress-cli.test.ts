@@ -1,11 +1,14 @@
 // The CLI's progress line, as a user sees it: `kontobro export run` with standard output in a pipe (plain lines,
 // no carriage returns), in --json (nothing but the JSON), and on a pseudo-terminal (one line rewritten in place;
-// `script` from util-linux provides the terminal). `kontobro status --watch` with nothing in progress.
+// `script` from util-linux provides the terminal); `kontobro pull` page by page from a sandbox; `kontobro status
+// --watch` with nothing in progress.
 import { beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { startEconomicSandbox } from "../connectors/economic/sandbox/index.ts";
 import { BASE, invoice } from "./exports-fixtures.ts";
-import { tempDir } from "./helpers.ts";
+import { projectEvent, tempDir } from "./helpers.ts";
+import { day, PDF } from "./pull-harness.ts";
 
 const MAIN = join(import.meta.dir, "../agent/main.ts");
 /** ANSI: clear from the cursor to the end of the line. */
@@ -14,9 +17,9 @@ const INVOICES = 300;
 const SCRIPT = ["/usr/bin/script", "/bin/script"].find((p) => existsSync(p));
 let cwd: string;
 
-async function cli(args: string[], env: Record<string, string> = {}) {
+async function cli(args: string[], env: Record<string, string> = {}, dir = cwd) {
   const proc = Bun.spawn([process.execPath, MAIN, ...args], {
-    cwd,
+    cwd: dir,
     stdout: "pipe",
     stderr: "pipe",
     env: { ...process.env, KONTOBRO_CONFIG: "", ...env },
@@ -92,6 +95,52 @@ describe("export progress on the command line", () => {
     expect(last).toMatch(/^SIE 4 export: finished in .+, 300 invoices \(1 file\(s\)\)/);
     expect(out.includes(`${last}\r\n`) || out.includes(`${last}\n`)).toBe(true);
     expect(out).toContain("Exported 300 voucher(s)");
+  });
+});
+
+describe("pull progress on the command line", () => {
+  test("a line per page with the items fetched so far, then how it ended", async () => {
+    const sandbox = await startEconomicSandbox({ port: 0 });
+    try {
+      const dir = tempDir("kontobro-progress-pull-");
+      writeFileSync(
+        join(dir, "kontobro.toml"),
+        `[agent]\nlog_level = "error"\n[[targets]]\nname = "eco"\nkind = "economic"\nrest_url = "${sandbox.url}"\nprojects_url = "${sandbox.projectsUrl}"\napp_secret_token = "demo-app-secret"\nagreement_grant_token = "demo-agreement-grant"\nrequests_per_second = 0\n[targets.expenses]\npage_size = 1\n`,
+        { mode: 0o600 },
+      );
+      writeFileSync(join(dir, "project.json"), JSON.stringify([projectEvent(4711, 1, {}, "p-4711")]));
+      const inDir = (args: string[], env: Record<string, string> = {}) => cli(args, env, dir);
+      expect((await inDir(["enqueue", "project.json"])).code).toBe(0);
+      const booked = await fetch(`${sandbox.url}/__sandbox/book/supplier-invoices`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          vouchers: [1, 2, 3].map((n) => ({
+            date: day(0),
+            supplierNumber: 1,
+            text: `Receipt ${n}`,
+            lines: [{ account: 2800, amount: 100 * n, vatCode: "I25", projectNumber: 4711, costTypeNumber: 1 }],
+            attachment: { fileName: `r${n}.pdf`, contentBase64: PDF.toString("base64") },
+          })),
+        }),
+      });
+      expect(booked.ok).toBe(true);
+      const r = await inDir(["pull", "eco", "expenses"], { KONTOBRO_PROGRESS_EVERY_MS: "0" });
+      expect(r.code).toBe(0);
+      expect(r.out).not.toContain("\r");
+      const lines = r.out.split("\n").filter((l) => l.startsWith("eco: expenses: "));
+      const pages = lines
+        .map((l) => /^eco: expenses: (\d+) items fetched, page (\d+), (\d+) new/.exec(l))
+        .filter((m) => m !== null)
+        .map((m) => ({ fetched: Number(m[1]), page: Number(m[2]) }));
+      expect(pages.length).toBeGreaterThanOrEqual(3);
+      expect(pages.map((p) => p.page)).toEqual(pages.map((_, i) => i + 1));
+      expect(pages.at(-1)!.fetched).toBe(3);
+      expect(lines.at(-1)).toMatch(/^eco: expenses: finished in .+, 3 items fetched \(3 new\)$/);
+      expect(r.out).toContain("eco/expenses: ok");
+    } finally {
+      await sandbox.stop();
+    }
   });
 });
 
