@@ -57,8 +57,11 @@ export class CompanyStore {
   nowIso(): string {
     return new Date(this.clock()).toISOString().replace(/\.\d{3}Z$/, "Z");
   }
+  /** The company's calendar date: eAccounting keeps dates (invoice, due, payment) as Swedish local dates. */
   today(): string {
-    return this.nowIso().slice(0, 10);
+    return new Intl.DateTimeFormat("en-CA", { timeZone: "Europe/Stockholm", year: "numeric", month: "2-digit", day: "2-digit" }).format(
+      new Date(this.clock()),
+    );
   }
 
   // ---- customers (§5) -------------------------------------------------------------------------------------
