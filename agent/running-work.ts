@@ -50,6 +50,8 @@ export interface WorkTracker {
 
 /** How often a running piece of work rewrites its file. */
 export const WRITE_EVERY_MS = 1_000;
+/** Writes that fail one after the other before a piece of work stops trying. */
+const MAX_WRITE_FAILURES = 5;
 /** A file not rewritten for this long belongs to work that stopped without saying so (and whose pid was reused). */
 const ABANDONED_AFTER_MS = 60 * 60_000;
 
@@ -60,8 +62,10 @@ export function progressDirOf(db: Db): string | null {
 }
 
 /**
- * Starts tracking a piece of work. `listener` hears every update (the CLI draws its progress line from it);
- * writing the file never throws: progress is only shown, and a full disk must not stop an export.
+ * Starts tracking a piece of work. `listener` hears every update (the CLI draws its progress line from it).
+ * Neither writing the file nor the listener ever throws into the work: progress is only shown, and a full disk or
+ * a closed pipe must not roll an export back. A write that fails is tried again at the next update (on Windows a
+ * reader may hold the file for a moment), up to a few times in a row.
  */
 export function startWork(
   db: Db,
@@ -83,17 +87,25 @@ export function startWork(
     updatedAt: startedAt,
     pid: process.pid,
   };
-  let writable = dir !== null;
+  let failures = dir === null ? MAX_WRITE_FAILURES : 0;
   let sampledAt = startedAt;
   const write = () => {
-    if (!writable) return;
+    if (failures >= MAX_WRITE_FAILURES) return;
     try {
       mkdirSync(dir!, { recursive: true });
       const file = join(dir!, `${entry.id}.json`);
       writeFileSync(`${file}.tmp`, JSON.stringify(entry));
       renameSync(`${file}.tmp`, file);
+      failures = 0;
     } catch {
-      writable = false;
+      failures += 1;
+    }
+  };
+  const tell = () => {
+    try {
+      options.listener?.(entry);
+    } catch {
+      // The display failed (e.g. standard output closed): the work goes on.
     }
   };
   write();
@@ -110,7 +122,7 @@ export function startWork(
         entry.samples = addSample(entry.samples, { at, done });
         write();
       }
-      options.listener?.(entry);
+      tell();
     },
     finish(outcome, message) {
       const at = now();
@@ -120,7 +132,7 @@ export function startWork(
       if (message !== undefined) entry.message = message;
       entry.samples = addSample(entry.samples, { at, done: entry.done });
       write();
-      options.listener?.(entry);
+      tell();
     },
   };
 }

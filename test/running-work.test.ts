@@ -4,7 +4,9 @@ import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openDatabase, type Db } from "../agent/db/index.ts";
+import { runExport } from "../agent/exports/service.ts";
 import { describeWork, listWork, progressDirOf, startWork, type WorkEntry } from "../agent/running-work.ts";
+import { BASE, invoice, seed, settings } from "./exports-fixtures.ts";
 import { tempDir } from "./helpers.ts";
 
 function store(): { db: Db; dir: string } {
@@ -84,6 +86,28 @@ describe("running work", () => {
     writeFileSync(join(dir, "progress", "garbage.json"), "{");
     expect(listWork(db).map((e) => e.id)).toContain("export-dead");
     expect(JSON.parse(readFileSync(file, "utf8")).finishedAt).toBeUndefined();
+    db.$client.close();
+  });
+
+  test("a display that fails (standard output closed) never stops the work: the export goes through", async () => {
+    const { db } = store();
+    await seed(db, [...BASE(), invoice(501), invoice(502)]);
+    let calls = 0;
+    const r = runExport(
+      db,
+      settings(),
+      { format: "sie4" },
+      {
+        by: "cli",
+        onProgress: () => {
+          calls += 1;
+          throw new Error("EPIPE: broken pipe, write");
+        },
+      },
+    );
+    expect(r.ok && r.invoices.exported).toEqual(["501", "502"]);
+    expect(calls).toBeGreaterThan(2);
+    expect(describeWork(listWork(db).at(-1)!)).toMatch(/^SIE 4 export: finished in .+, 2 invoices \(1 file\(s\)\)$/);
     db.$client.close();
   });
 

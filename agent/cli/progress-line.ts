@@ -15,11 +15,17 @@ export interface ProgressOutput {
  * later would only appear after it.
  */
 export function stdoutProgress(): ProgressOutput {
+  let open = true;
   return {
     isTTY: !!process.stdout.isTTY,
     columns: process.stdout.columns,
     write: (text) => {
-      writeSync(1, text);
+      if (!open) return;
+      try {
+        writeSync(1, text);
+      } catch {
+        open = false; // e.g. `| head` has gone: the progress is not worth failing the work for
+      }
     },
   };
 }
