@@ -219,6 +219,11 @@ export function validateConfig(raw: unknown, env: Record<string, string | undefi
       `http.host: kontobro listens on ${config.http.host}, which is not loopback, so http.api_token must be set (e.g. api_token = "\${KONTOBRO_API_TOKEN}")`,
     );
   }
+  if ((config.admin.token || config.admin.token_file) && !config.storage.url) {
+    problems.push(
+      'admin: the admin API manages tenants, which need PostgreSQL storage; set [storage] url = "postgres://…", or remove [admin] (with the SQLite file there is exactly one tenant: this kontobro.toml)',
+    );
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   registerSecret(config.http.api_token);
   registerSecret(config.admin.token);

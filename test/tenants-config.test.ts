@@ -83,8 +83,14 @@ describe("tokens and the admin token", () => {
     writeFileSync(file, "Zm9vYmFyYmF6cXV4cXV1eGNvcmdl\n");
     chmodSync(file, 0o600);
     expect(adminToken({ token_file: file })).toBe("Zm9vYmFyYmF6cXV4cXV1eGNvcmdl");
-    expect(problemsOf(() => validateConfig({ admin: { token_file: file, token: "0123456789abcdef0123" } }, {}))).toEqual([
+    const pg = { url: "postgres://kontobro@db.example.com/kontobro" };
+    expect(problemsOf(() => validateConfig({ storage: pg, admin: { token_file: file, token: "0123456789abcdef0123" } }, {}))).toEqual([
       "admin: set token_file or token, not both",
+    ]);
+    expect(validateConfig({ storage: pg, admin: { token_file: file } }, {}).config.admin).toEqual({ token_file: file });
+    // On the SQLite file there are no tenants to manage.
+    expect(problemsOf(() => validateConfig({ admin: { token_file: file } }, {}))).toEqual([
+      expect.stringMatching(/^admin: the admin API manages tenants, which need PostgreSQL storage; set \[storage\] url/),
     ]);
   });
 });

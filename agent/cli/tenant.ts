@@ -153,7 +153,7 @@ const remove = defineCommand({
     }
     return withTenants(values.config, path, async (tenants) => {
       const { rows } = await tenants.remove(slug!);
-      console.log(`Tenant ${slug} removed, with its ${rows} rows.`);
+      console.log(`Tenant ${slug} removed, with its ${rows} row${rows === 1 ? "" : "s"}.`);
       return 0;
     });
   },

@@ -1,10 +1,8 @@
-// The tenants of the configured PostgreSQL storage, for `kontobro tenant` and the admin API: the storage URL
-// from kontobro.toml, the database migrated (under the migration lock, so it is safe beside running workers).
-// SQLite storage has exactly one tenant (this installation) and no tenants table: that is a clear error.
-import { SQL } from "bun";
+// The tenants of the configured PostgreSQL storage, for `kontobro tenant`: opened with openStorage (server and
+// role checked, migrated under the migration lock, so it is safe beside running workers). The SQLite file has
+// exactly one tenant (this installation) and no tenants table: that is a clear error, and nothing is opened.
 import type { AgentConfig } from "../config.ts";
-import { migratePostgres } from "../db/pg/migrate.ts";
-import { embeddedMigrations } from "../db/pg/migrations.generated.ts";
+import { openStorage, storageOf } from "../storage.ts";
 import { TenantStore } from "./store.ts";
 
 export class NoTenantsInSqlite extends Error {
@@ -17,22 +15,11 @@ export class NoTenantsInSqlite extends Error {
   }
 }
 
-/** The PostgreSQL URL of [storage] url, or null when the storage is the SQLite file. */
-export function postgresUrl(config: AgentConfig): string | null {
-  // [storage] url is being added beside this slice (issue 17, step 1c); read through a narrow view until then.
-  const url = (config as { storage?: { url?: string } }).storage?.url;
-  return url && /^postgres(ql)?:\/\//.test(url) ? url : null;
-}
-
-export async function openTenantStore(config: AgentConfig): Promise<{ tenants: TenantStore; close(): Promise<void> }> {
-  const url = postgresUrl(config);
-  if (!url) throw new NoTenantsInSqlite();
-  const client = new SQL({ url, max: 2 });
-  try {
-    await migratePostgres(client, embeddedMigrations);
-  } catch (e) {
-    await client.close();
-    throw e;
-  }
-  return { tenants: new TenantStore(client), close: () => client.close() };
+export async function openTenantStore(
+  config: Pick<AgentConfig, "agent" | "storage">,
+): Promise<{ tenants: TenantStore; close(): Promise<void> }> {
+  if (storageOf(config).engine !== "postgres") throw new NoTenantsInSqlite();
+  const storage = await openStorage(config, { max: 2 });
+  if (storage.engine !== "postgres") throw new NoTenantsInSqlite();
+  return { tenants: new TenantStore(storage.client), close: () => storage.close() };
 }
