@@ -51,7 +51,7 @@ ${last && last.warnings.length > 0 ? html`<h3>Warnings of the last export (#${la
 ${
   files.length === 0
     ? html`<p class="muted">No files exported yet.</p>`
-    : html`<table class="export-files"><caption>The newest ${files.length} files exported, newest first</caption>
+    : html`<table class="export-files"><caption>Files exported, newest first</caption>
 <thead><tr><th scope="col">Id</th><th scope="col">Made</th><th scope="col">File</th><th scope="col">Export</th><th scope="col">Period</th><th scope="col">Rows</th><th scope="col">Size</th><th scope="col">SHA-256</th></tr></thead><tbody>
 ${files.map(
   (f) => html`<tr data-file="${f.id}"><td>${f.id}</td><td>${showTime(f.createdAt)}</td>

@@ -56,7 +56,7 @@ ${
   events.length === 0
     ? html`<p class="muted">No events received yet. The PSA sends them to POST /api/v1/events.</p>`
     : html`
-<table class="events"><caption>The newest ${events.length} events from the PSA, newest first</caption>
+<table class="events"><caption>Events from the PSA, newest first</caption>
 <thead><tr><th scope="col">Received</th><th scope="col">Event id</th><th scope="col">Type</th><th scope="col">Record</th></tr></thead><tbody>
 ${events.map(
   (e) =>

@@ -34,7 +34,7 @@ ${hook ? webhookLine(hook) : ""}
 ${
   items.length === 0
     ? html`<p class="muted">Nothing pulled yet.</p>`
-    : html`<table class="inbox"><caption>The newest ${items.length} items pulled from ${t}, newest first</caption>
+    : html`<table class="inbox"><caption>Items pulled from ${t}, newest first</caption>
 <thead><tr><th scope="col">Pulled</th><th scope="col">Type</th><th scope="col">Entry at ${t}</th><th scope="col">Details</th><th scope="col">State</th></tr></thead><tbody>
 ${items.map((r) => itemRow(r, describe))}</tbody></table>`
 }
