@@ -229,6 +229,10 @@ describe("a PSA that is down", () => {
 
     await waitFor("the first batch", () => calls.length === 1);
     expect(calls[0]).toEqual(["a", "b", "c", "d", "e"]);
+    // The server saw the request; wait until the deliverer has stored its failure before the clock moves on
+    // (otherwise, on a busy machine, the retry is scheduled from the new time and never falls due).
+    const failed = () => (db.$client.query(`SELECT count(*) AS n FROM inbox WHERE attempts > 0`).get() as { n: number }).n;
+    await waitFor("the first failure stored", () => failed() === 5);
     t += 3_600_000;
     deliverer.notify(); // every item is due again
     await waitFor("the first retry, alone", () => calls.length === 2);
@@ -246,6 +250,7 @@ describe("a PSA that is down", () => {
     await waitFor("the new item tried", () => calls.length === 3);
     await Bun.sleep(300);
     expect(calls.slice(2)).toEqual([["f"]]);
+    await waitFor("the new item's failure stored", () => failed() === 6);
     // The PSA is back: when the pause is over, one success ends it and everything flows, each item once.
     down = false;
     t += 3_600_000;
