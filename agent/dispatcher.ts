@@ -138,7 +138,7 @@ export class Dispatcher {
     const deadline = Date.now() + graceMs;
     while (this.inFlight.size > 0 && Date.now() < deadline) await this.sleep(Math.min(50, deadline - Date.now()));
     try {
-      this.round(0);
+      await this.round(0);
     } catch (e) {
       this.log.warn("could not record push outcomes yet; the leases expire and the deliveries are checked before any new create", {
         target: this.target,
@@ -155,9 +155,9 @@ export class Dispatcher {
   }
 
   /** One round (one transaction): record finished pushes, lease new ones; returns how long to sleep. */
-  private step(): number {
+  private async step(): Promise<number> {
     const free = this.options.concurrency - this.inFlight.size;
-    const { limit, claimed, gate } = this.round(free);
+    const { limit, claimed, gate } = await this.round(free);
     if (limit > 0 && claimed === limit) return 0;
     if (gate.kind === "none") return Math.max(0, Math.min(this.options.idlePollMs, gate.until - Date.now()));
     if (this.inFlight.size >= this.options.concurrency) return this.options.idlePollMs;
@@ -168,29 +168,35 @@ export class Dispatcher {
   /**
    * In one write transaction: apply what the finished pushes said about the target to its stored state,
    * write their outcomes, and claim up to `free` deliveries as the stored pause and breaker allow.
-   * Throws if the database is busy: the outcomes stay in `finished` for the next round.
+   * Throws if the database is busy: the outcomes stay in `finished` for the next round. The transaction's fsync
+   * does not hold up the event loop (answers of pushes in flight are taken meanwhile), but nothing is sent under
+   * the new leases, and no outcome is reported, before it has returned.
    */
-  private round(free: number): { limit: number; claimed: number; gate: Admission } {
+  private async round(free: number): Promise<{ limit: number; claimed: number; gate: Admission }> {
     const finished = this.finished;
     const now = Date.now();
-    const { batch, gate, limit, before, after } = this.targetState.transaction(() => {
-      const before = this.targetState.get(this.target);
-      let s = before;
-      for (const f of finished) {
-        const isProbe = f.delivery.id === this.probeId;
-        s = applySignal(s, f.signal, now, this.breaker, isProbe);
-      }
-      const gate = admission(s, now);
-      const limit = gate.kind === "all" ? free : gate.kind === "probe" ? Math.min(free, 1) : 0;
-      const batch =
-        finished.length > 0 || limit > 0
-          ? this.outbox.completeAndClaim(finished, this.target, limit, this.options.leaseMs, (e) => this.connector.supports(e))
-          : [];
-      if (gate.kind === "probe" && batch.length > 0) s = takeProbe(s, now, this.options.leaseMs);
-      if (s !== before) this.targetState.put(s);
-      return { batch, gate, limit, before, after: s };
-    });
+    const { result, durable } = this.outbox.rounds.transaction(() =>
+      this.targetState.transaction(() => {
+        const before = this.targetState.get(this.target);
+        let s = before;
+        for (const f of finished) {
+          const isProbe = f.delivery.id === this.probeId;
+          s = applySignal(s, f.signal, now, this.breaker, isProbe);
+        }
+        const gate = admission(s, now);
+        const limit = gate.kind === "all" ? free : gate.kind === "probe" ? Math.min(free, 1) : 0;
+        const batch =
+          finished.length > 0 || limit > 0
+            ? this.outbox.completeAndClaim(finished, this.target, limit, this.options.leaseMs, (e) => this.connector.supports(e))
+            : [];
+        if (gate.kind === "probe" && batch.length > 0) s = takeProbe(s, now, this.options.leaseMs);
+        if (s !== before) this.targetState.put(s);
+        return { batch, gate, limit, before, after: s };
+      }),
+    );
     this.finished = [];
+    await durable;
+    const { batch, gate, limit, before, after } = result;
     if (finished.some((f) => f.delivery.id === this.probeId)) this.probeId = null;
     if (gate.kind === "probe" && batch.length > 0) this.probeId = batch[0]!.id;
     for (const { delivery, outcome } of finished) this.logOutcome(delivery, outcome);
@@ -285,7 +291,7 @@ export class Dispatcher {
       if (problems.length > 0)
         return { outcome: { kind: "needs_action", problem: combineProblems(problems), uncertain: d.uncertain }, signal: none };
       const hash = payloadHash(payload);
-      const link = this.outbox.link(this.target, d.entity, d.key);
+      const link = d.link;
       // Unchanged since the last push: nothing to send, unless an earlier attempt may have changed the
       // record at the target since (then the push looks it up and puts it right).
       if (link && link.payloadHash === hash && !d.uncertain)

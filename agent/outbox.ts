@@ -4,6 +4,7 @@ import type { Statement } from "bun:sqlite";
 import { and, eq, inArray, sql } from "drizzle-orm";
 import type { Db } from "./db/index.ts";
 import { multiRowStatement } from "./db/multi-row.ts";
+import { WalSync } from "./db/wal-sync.ts";
 import { deliveries } from "./db/schema.ts";
 import { deliveryStatsWriter, tallyOutcomes } from "./delivery-stats.ts";
 import { dependenciesOf, type Entity } from "./model.ts";
@@ -22,6 +23,8 @@ export interface ClaimedDelivery {
   createdAt: number;
   /** The newest event stored when it was claimed: a blamed record changed after this was fixed meanwhile. */
   claimSeq?: number;
+  /** The record's link at the target when it was claimed (read in the claim's transaction), or null. */
+  link: { remoteId: string; payloadHash: string } | null;
 }
 
 export type Outcome =
@@ -70,7 +73,7 @@ export class Outbox {
     | "park"
     | "failedFor"
     | "done"
-    | "upsertLink"
+    | "anyInStatus"
     | "retry"
     | "needsAction"
     | "wake"
@@ -86,6 +89,11 @@ export class Outbox {
     | "attempt",
     Statement
   >;
+  /** A round's attempt rows and links, each in one statement (agent/db/multi-row.ts). */
+  private readonly insertAttempts: (rows: unknown[][]) => unknown[];
+  private readonly upsertLinks: (rows: unknown[][]) => unknown[];
+  /** A dispatcher round's transaction: committed at once, its fsync off the event loop (agent/db/wal-sync.ts). */
+  readonly rounds: WalSync;
   /** Per target: when waits for records the PSA never sent were last checked against the grace period. */
   private readonly lastMissingCheck = new Map<string, number>();
   /** Adds a round's outcomes to the per-hour statistics (the status page's charts), in the outcomes' transaction. */
@@ -100,10 +108,24 @@ export class Outbox {
   ) {
     const c = db.$client;
     this.addStats = deliveryStatsWriter(c);
+    this.rounds = new WalSync(c);
+    this.insertAttempts = multiRowStatement(
+      c,
+      "INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, code, message, hint, remote_id)",
+      8,
+    );
+    this.upsertLinks = multiRowStatement(
+      c,
+      "INSERT INTO links (target, entity, key, remote_id, payload_hash, updated_at)",
+      6,
+      "ON CONFLICT (target, entity, key) DO UPDATE SET remote_id = excluded.remote_id, payload_hash = excluded.payload_hash, updated_at = excluded.updated_at",
+    );
     this.sql = {
       ready: c.prepare(
-        `SELECT d.id, d.event_seq AS eventSeq, d.target, d.entity, d.key, d.attempts, d.uncertain, d.created_at AS createdAt, e.payload
+        `SELECT d.id, d.event_seq AS eventSeq, d.target, d.entity, d.key, d.attempts, d.uncertain, d.created_at AS createdAt, e.payload,
+                l.remote_id AS linkRemoteId, l.payload_hash AS linkPayloadHash
            FROM deliveries d JOIN events e ON e.seq = d.event_seq
+           LEFT JOIN links l ON l.target = d.target AND l.entity = d.entity AND l.key = d.key
           WHERE d.target = ?1 AND d.status = 'pending' AND d.next_attempt_at <= ?2
           ORDER BY d.next_attempt_at, d.id LIMIT ?3`,
       ),
@@ -125,8 +147,10 @@ export class Outbox {
         `INSERT INTO deliveries (event_seq, target, entity, key, status, next_attempt_at, created_at, updated_at, uncertain)
          VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5, ?5, ?6)`,
       ),
+      // ?1: the ids of a round's claim, a JSON array: one statement for all of them.
       lease: c.prepare(
-        `UPDATE deliveries SET status = 'in_flight', lease_until = ?2, attempts = attempts + 1, updated_at = ?3 WHERE id = ?1`,
+        `UPDATE deliveries SET status = 'in_flight', lease_until = ?2, attempts = attempts + 1, updated_at = ?3
+          WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_each(?1))`,
       ),
       // ?5: set when the wait is for a record the PSA has not sent (the grace period counts from the first such wait).
       park: c.prepare(`UPDATE deliveries SET status = 'waiting', waiting_on = ?2, error_code = 'waiting', error_message = ?3, error_hint = NULL, error_field = NULL, lease_until = NULL, updated_at = ?4,
@@ -146,6 +170,9 @@ export class Outbox {
       ),
       done: c.prepare(`UPDATE deliveries SET status = 'done', lease_until = NULL, uncertain = 0, remote_id = ?2, note = ?3, done_at = ?4, updated_at = ?4, latency_ms = ?5,
         error_code = NULL, error_message = NULL, error_hint = NULL, error_field = NULL WHERE id = ?1 AND status = 'in_flight'`),
+      // Whether a target has any delivery needing action, or waiting: most rounds have none, and then the
+      // per-record statements that retire or wake them (retireOlder, wake) are not run at all.
+      anyInStatus: c.prepare(`SELECT 1 FROM deliveries WHERE target = ?1 AND status = ?2 LIMIT 1`),
       retireOlder: c.prepare(`UPDATE deliveries SET status = 'superseded', updated_at = ?5
         WHERE target = ?1 AND entity = ?2 AND key = ?3 AND ${OPEN} AND id < ?4 AND status = 'needs_action'`),
       newerOpen: c.prepare(
@@ -156,8 +183,6 @@ export class Outbox {
       ),
       markUncertain: c.prepare(`UPDATE deliveries SET uncertain = 1, updated_at = ?2 WHERE id = ?1`),
       anyFor: c.prepare(`SELECT 1 FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 LIMIT 1`),
-      upsertLink: c.prepare(`INSERT INTO links (target, entity, key, remote_id, payload_hash, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-        ON CONFLICT (target, entity, key) DO UPDATE SET remote_id = excluded.remote_id, payload_hash = excluded.payload_hash, updated_at = excluded.updated_at`),
       retry: c.prepare(`UPDATE deliveries SET status = 'pending', lease_until = NULL, uncertain = ?2, next_attempt_at = ?3, updated_at = ?4,
         error_code = ?5, error_message = ?6, error_hint = ?7, error_field = ?8 WHERE id = ?1 AND status = 'in_flight'`),
       needsAction: c.prepare(`UPDATE deliveries SET status = 'needs_action', lease_until = NULL, uncertain = ?2, updated_at = ?3,
@@ -235,7 +260,12 @@ export class Outbox {
     return this.db.$client
       .transaction(() => {
         const now = this.now();
-        for (const { delivery, outcome, latencyMs } of results) this.applyOutcome(delivery, outcome, now, latencyMs);
+        const delivered: Completed[] = [];
+        for (const r of results) {
+          if (r.outcome.kind === "done") delivered.push(r);
+          else this.applyOutcome(r.delivery, r.outcome, now);
+        }
+        this.applyDone(delivered, now);
         if (results.length > 0) this.addStats(tallyOutcomes(results, now));
         // Also while the target is paused (limit 0): a missing record is the PSA's to fix, not the target's.
         if (target) this.expireMissingWaits(target, now);
@@ -243,17 +273,18 @@ export class Outbox {
         const claimed: ClaimedDelivery[] = [];
         const rows = this.sql.ready.all(target, now, limit) as any[];
         const claimSeq = rows.length > 0 ? (this.sql.maxSeq.get() as { seq: number }).seq : 0;
-        for (const row of rows) {
-          const d: ClaimedDelivery = { ...row, uncertain: !!row.uncertain, payload: JSON.parse(row.payload), claimSeq };
+        for (const { linkRemoteId, linkPayloadHash, ...row } of rows) {
+          const link = linkRemoteId === null ? null : { remoteId: linkRemoteId, payloadHash: linkPayloadHash };
+          const d: ClaimedDelivery = { ...row, uncertain: !!row.uncertain, payload: JSON.parse(row.payload), claimSeq, link };
           const blocker = this.blockerOf(d, supports);
           if (blocker) {
             this.sql.park.run(d.id, blocker.on, blocker.reason, now, blocker.missing ? now : null);
             continue;
           }
-          this.sql.lease.run(d.id, now + leaseMs, now);
           d.attempts += 1;
           claimed.push(d);
         }
+        if (claimed.length > 0) this.sql.lease.run(JSON.stringify(claimed.map((d) => d.id)), now + leaseMs, now);
         return claimed;
       })
       .immediate();
@@ -320,19 +351,39 @@ export class Outbox {
     return null;
   }
 
-  link(target: string, entity: Entity, key: string): { remoteId: string; payloadHash: string } | null {
-    return (this.sql.link.get(target, entity, key) as any) ?? null;
+  /**
+   * The round's delivered pushes, the common outcome, written with as few statements as the round allows: one
+   * UPDATE per delivery, then their attempt rows and links in multi-row statements.
+   */
+  private applyDone(delivered: Completed[], now: number): void {
+    if (delivered.length === 0) return;
+    const attempts: unknown[][] = [];
+    const links = new Map<string, unknown[]>();
+    for (const { delivery: d, outcome, latencyMs } of delivered) {
+      const o = outcome as Extract<Outcome, { kind: "done" }>;
+      if (this.sql.done.run(d.id, o.remoteId, o.note ?? null, now, latencyMs ?? null).changes > 0)
+        attempts.push([d.id, d.attempts, now, "delivered", null, o.note ?? null, null, o.remoteId]);
+      links.set(`${d.target}\u0000${recordRef(d.entity, d.key)}`, [d.target, d.entity, d.key, o.remoteId, o.payloadHash, now]);
+    }
+    if (attempts.length > 0) this.insertAttempts(attempts);
+    this.upsertLinks([...links.values()]);
+    const anyIn = new Map<string, boolean>();
+    const has = (target: string, status: DeliveryStatus) => {
+      const k = `${target}\u0000${status}`;
+      let v = anyIn.get(k);
+      if (v === undefined) anyIn.set(k, (v = this.sql.anyInStatus.get(target, status) !== null));
+      return v;
+    };
+    for (const { delivery: d } of delivered) {
+      // Older versions of this record that needed action are moot now: retrying one would overwrite this.
+      if (has(d.target, "needs_action")) this.sql.retireOlder.run(d.target, d.entity, d.key, d.id, now);
+      // Deliveries waiting for this record become ready again (they re-check their dependencies when claimed).
+      if (has(d.target, "waiting")) this.sql.wake.run(d.target, recordRef(d.entity, d.key), now);
+    }
   }
 
-  private applyOutcome(d: ClaimedDelivery, o: Outcome, now: number, latencyMs?: number): void {
+  private applyOutcome(d: ClaimedDelivery, o: Exclude<Outcome, { kind: "done" }>, now: number): void {
     switch (o.kind) {
-      case "done":
-        if (this.sql.done.run(d.id, o.remoteId, o.note ?? null, now, latencyMs ?? null).changes > 0)
-          this.recordAttempt(d, now, "delivered", null, o.note ?? null, null, o.remoteId);
-        this.sql.upsertLink.run(d.target, d.entity, d.key, o.remoteId, o.payloadHash, now);
-        // Older versions of this record that needed action are moot now: retrying one would overwrite this.
-        this.sql.retireOlder.run(d.target, d.entity, d.key, d.id, now);
-        break;
       case "retry":
       case "needs_action": {
         // A newer version of the record is already queued: it replaces this one (and inherits the doubt).

@@ -1,0 +1,61 @@
+// Write transactions whose fsync does not hold up the event loop (issue 16). With synchronous=FULL the thread
+// that commits stands still for the fsync, and with it every push's answer, intake and the status page. Here the
+// transaction commits with synchronous=NORMAL (its pages written to the WAL, not yet synced) and the WAL file is
+// then fsynced on a thread of Bun's pool while the event loop goes on. Once that fsync returns the transaction
+// is as durable as after a synchronous=FULL commit (the WAL is append-only, so the fsync also covers every
+// transaction committed before it). Whoever acts on what the transaction wrote (sends a push under its lease,
+// reports an outcome) waits for `durable` first. Every other transaction on the connection commits with
+// synchronous=FULL as before: the setting is restored as soon as this one has committed.
+import type { Database } from "bun:sqlite";
+import { open } from "node:fs/promises";
+import { resolve } from "node:path";
+
+const FULL = 2;
+
+export class WalSync {
+  /** The WAL file, or null when there is none to sync (an in-memory database, or a connection not at FULL). */
+  private readonly wal: string | null;
+
+  private readonly totalChanges;
+
+  constructor(private readonly client: Database) {
+    this.totalChanges = client.prepare("SELECT total_changes() AS n");
+    const file = client.filename;
+    const full = (client.query("PRAGMA synchronous").get() as { synchronous: number }).synchronous === FULL;
+    this.wal = file && file !== ":memory:" && full ? `${resolve(file)}-wal` : null;
+  }
+
+  /**
+   * Runs `fn` in one IMMEDIATE transaction now (throwing, with nothing written, if it fails) and returns what it
+   * returned with a promise that resolves once the transaction is durable.
+   */
+  transaction<T>(fn: () => T): { result: T; durable: Promise<void> } {
+    // Nested in another transaction, its durability is that transaction's.
+    if (this.wal === null || this.client.inTransaction)
+      return { result: this.client.transaction(fn).immediate(), durable: Promise.resolve() };
+    const changes = this.changes();
+    this.client.exec("PRAGMA synchronous = NORMAL");
+    let result: T;
+    try {
+      result = this.client.transaction(fn).immediate();
+    } finally {
+      this.client.exec("PRAGMA synchronous = FULL");
+    }
+    // A transaction that wrote nothing (a round with nothing to do) has nothing to sync.
+    return { result, durable: this.changes() === changes ? Promise.resolve() : syncFile(this.wal) };
+  }
+
+  /** Rows this connection has inserted, updated or deleted since it was opened. */
+  private changes(): number {
+    return (this.totalChanges.get() as { n: number }).n;
+  }
+}
+
+async function syncFile(path: string): Promise<void> {
+  const file = await open(path, "r+");
+  try {
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+}
