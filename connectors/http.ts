@@ -196,6 +196,9 @@ export class HttpClient {
     } catch (e) {
       throw networkError(e, isWrite, method, url, this.opts.targetTitle, proxyFor(url));
     }
+    // The status line and headers are in: a pause the target asks for begins now, not once the body has
+    // arrived (reading it takes another turn of the event loop, in which other pushes would still send).
+    if (!res.ok && !options.accept?.includes(res.status)) this.pauseIfAsked(res.status, res.headers);
     let parsed: any;
     try {
       if (options.binary && res.ok) parsed = new Uint8Array(await res.arrayBuffer());
@@ -228,13 +231,17 @@ export class HttpClient {
     });
   }
 
+  /** 429, or 503 with Retry-After: the whole target is paused, not just this request. */
+  private pauseIfAsked(status: number, headers: Headers): void {
+    const retryAfterMs = parseRetryAfter(headers.get("retry-after"));
+    if (retryAfterMs !== undefined && (status === 429 || status === 503)) this.gate.pause(retryAfterMs);
+  }
+
   private classify(res: HttpResponse, method: string, url: string, isWrite: boolean): TargetError {
     const described = this.opts.describeError(res, method, url);
     const p = { ...described, status: res.status };
     const kind = failureKindOf(res.status, isWrite);
     const retryAfterMs = parseRetryAfter(res.headers.get("retry-after"));
-    // 429, or 503 with Retry-After: the whole target is paused, not just this request.
-    if (retryAfterMs !== undefined && (res.status === 429 || res.status === 503)) this.gate.pause(retryAfterMs);
     if (res.status === 429) {
       return new TargetError(kind, {
         ...p,
