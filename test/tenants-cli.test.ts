@@ -35,7 +35,7 @@ writeFileSync(
 name = "books"
 kind = "economic"
 app_secret_token = "\${ACME_APP_SECRET}"
-agreement_grant_token = "grant"
+agreement_grant_token = "tenants-cli-grant"
 
 [[targets]]
 name = "ledger"
@@ -88,7 +88,7 @@ afterAll(async () => {
 
 describe.skipIf(!!unavailable)("kontobro tenant on PostgreSQL", () => {
   test("add prints the API token once; it resolves the tenant; list, disable, remove", async () => {
-    process.env.ACME_APP_SECRET = "from-the-environment";
+    process.env.ACME_APP_SECRET = "tenants-cli-app-secret";
     const added = await cli("tenant", "add", "acme", "--file", tenantFile, "--name", "Acme A/S", "--config", config);
     expect([added.code, added.err]).toEqual([0, ""]);
     expect(added.out).toStartWith("Tenant acme added (Acme A/S); targets: books (economic), ledger (uniconta).");

@@ -40,12 +40,12 @@ afterAll(async () => {
 });
 
 /** A tenant's configuration as `kontobro tenant add` reads it: kontobro.toml's keys. */
-const configOf = (secret = "app-secret") => ({
+const configOf = (secret = "tenants-pg-app-secret") => ({
   targets: [
-    { name: "books", kind: "economic", app_secret_token: secret, agreement_grant_token: "grant" },
+    { name: "books", kind: "economic", app_secret_token: secret, agreement_grant_token: "tenants-pg-grant" },
     { name: "ledger", kind: "uniconta", company_id: 7, username: "u", password: "p" },
   ],
-  psa: { webhook_url: "https://psa.example.com/hooks/kontobro", webhook_secret: "0123456789abcdef" },
+  psa: { webhook_url: "https://psa.example.com/hooks/kontobro", webhook_secret: "tenants-pg-psa-secret" },
 });
 
 /** What the store refuses: the TenantError's code and problems. */
@@ -96,7 +96,10 @@ describe.skipIf(!!unavailable)("tenants in the store", () => {
   });
 
   test("the tokens are shown once and stored as sha256; the API token resolves its tenant", async () => {
-    const added = await store.add({ slug: "acme", name: "Acme A/S", config: configOf("${ACME_SECRET}") }, { ACME_SECRET: "from-env" });
+    const added = await store.add(
+      { slug: "acme", name: "Acme A/S", config: configOf("${ACME_SECRET}") },
+      { ACME_SECRET: "tenants-pg-from-env" },
+    );
     expect(added.apiToken).toMatch(/^[A-Za-z0-9_-]{43}$/);
     // Only the target whose connector takes webhook hints gets a webhook token.
     expect(Object.keys(added.webhookTokens)).toEqual(["books"]);
@@ -109,7 +112,7 @@ describe.skipIf(!!unavailable)("tenants in the store", () => {
     expect(row.api_token_hash).toBe(tokenHash(added.apiToken));
     expect(JSON.parse(row.webhook_token_hashes)).toEqual({ books: tokenHash(added.webhookTokens.books!) });
     // ${NAME} was resolved when the tenant was added: every worker reads the same value without the environment.
-    expect(JSON.parse(row.config).targets[0].app_secret_token).toBe("from-env");
+    expect(JSON.parse(row.config).targets[0].app_secret_token).toBe("tenants-pg-from-env");
     // The tokens themselves are nowhere in the database.
     const dump = JSON.stringify(await su`SELECT * FROM tenants`);
     expect(dump).not.toContain(added.apiToken);
@@ -241,7 +244,7 @@ describe.skipIf(!!unavailable)("the admin API and a tenant's API token over HTTP
         updatedAt: expect.any(String),
       });
       // No secret in the listing: neither the targets' nor the tokens or their hashes.
-      expect(JSON.stringify(list.body)).not.toMatch(/app-secret|0123456789abcdef|token/i);
+      expect(JSON.stringify(list.body)).not.toMatch(/app-secret|tenants-pg-grant|psa-secret|token/i);
 
       const badSlug = await call("POST", "/admin/v1/tenants", { token: ADMIN, body: { slug: "Globex Inc", config: {} } });
       expect([badSlug.status, badSlug.body.error, badSlug.body.hint]).toEqual([
