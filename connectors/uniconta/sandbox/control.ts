@@ -74,8 +74,18 @@ export function registerControl(app: Hono, d: ControlDeps): void {
     withStore(c, (store, b) => postOrder(store, Number(b.orderNumber), { simulate: !!b.simulate, today: d.today() }, d.posting)),
   );
 
-  /** {costs: ProjectCost[]}: a posted journal of project costs (supplier invoices, travel, …). */
-  app.post("/__sandbox/project-costs", (c) => withStore(c, (store, b) => postProjectCosts(store, (b.costs ?? []) as ProjectCost[])));
+  /**
+   * {costs: ProjectCost[]}: a posted journal of project costs (supplier invoices, travel, …). A cost without a
+   * date is posted on the company's calendar day (Danish time), as a person posting it in Uniconta today would.
+   */
+  app.post("/__sandbox/project-costs", (c) =>
+    withStore(c, (store, b) =>
+      postProjectCosts(
+        store,
+        ((b.costs ?? []) as Partial<ProjectCost>[]).map((cost) => ({ ...cost, date: cost.date ?? d.today() }) as ProjectCost),
+      ),
+    ),
+  );
 
   /** {invoice, amount?}: a payment received for a posted invoice (the whole remainder without amount). */
   app.post("/__sandbox/payments", (c) =>

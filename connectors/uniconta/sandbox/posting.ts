@@ -234,6 +234,7 @@ export function registerPayment(
 
 export interface ProjectCost {
   project: string;
+  /** The posting date (YYYY-MM-DD); the control API fills in the company's calendar day when it is left out. */
   date: string;
   category: string;
   text?: string;
