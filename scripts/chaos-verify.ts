@@ -123,21 +123,19 @@ export function draftsMadeAfterStop<D extends { psaId: string | null; createdAt:
 }
 
 /**
- * Requests the agent sent before it could have read a 429 still reach the sandbox after the 429 was
- * written (on the wire, or queued while the sandbox was busy: seen back to back, 0.03-0.4 ms apart).
- * Those within this allowance are in flight, not sent during the pause.
+ * The most requests that reached the target while a Retry-After it gave was running: for every answer with a
+ * Retry-After > 0, the requests the sandbox began after that answer and before its Retry-After ended.
+ *
+ * No time allowance tells "already on its way" from "sent during the pause": the sandbox cannot see when the
+ * agent read the 429. On a loaded machine that was up to 0.3 s after the sandbox wrote it, and requests sent
+ * before it reached the sandbox's handler up to 0.17 s after they left. What bounds the count is the agent's
+ * order of work: a push sends its requests one after another; while the target throttles, every request is
+ * answered 429, which ends the push; once the agent has read a 429 it sends nothing until the Retry-After
+ * has passed on its own clock (so the probe that follows lands after the window). Each push under way sends
+ * at most one request into a window, so the count is at most [dispatch] concurrency; more means the pause
+ * did not stop new work.
  */
-export const IN_FLIGHT_ALLOWANCE_MS = 50;
-
-/**
- * The most requests that reached the target while a Retry-After it gave was running: for every answer with
- * a Retry-After > 0, the requests that started after that answer (plus the in-flight allowance) and before
- * its Retry-After ended. `maxInFlight`: the most that arrived within the allowance (for the report).
- */
-export function maxRequestsInRetryAfterWindow(
-  log: LoggedRequest[],
-  allowanceMs = IN_FLIGHT_ALLOWANCE_MS,
-): { max: number; maxInFlight: number; windows: number; worst?: string } {
+export function maxRequestsInRetryAfterWindow(log: LoggedRequest[]): { max: number; windows: number; worst?: string } {
   const starts = log.map((r) => r.startedAt).sort((a, b) => a - b);
   const atOrBefore = (t: number) => {
     // how many requests started at or before t
@@ -151,23 +149,20 @@ export function maxRequestsInRetryAfterWindow(
     return lo;
   };
   let max = 0;
-  let maxInFlight = 0;
   let windows = 0;
   let worst: string | undefined;
   for (const r of log) {
     if (!r.retryAfterMs || r.retryAfterMs <= 0) continue;
     windows += 1;
-    const from = r.answeredAt + Math.min(allowanceMs, r.retryAfterMs);
     const end = r.answeredAt + r.retryAfterMs;
-    maxInFlight = Math.max(maxInFlight, atOrBefore(from) - atOrBefore(r.answeredAt));
-    const n = atOrBefore(end - 1e-6) - atOrBefore(from);
+    const n = atOrBefore(end - 1e-6) - atOrBefore(r.answeredAt);
     if (n > max) {
       max = n;
       const inside = log
-        .filter((x) => x.startedAt > from && x.startedAt < end)
+        .filter((x) => x.startedAt > r.answeredAt && x.startedAt < end)
         .map((x) => `${x.method} ${x.path} +${Math.round(x.startedAt - r.answeredAt)} ms`);
       worst = `${r.status} to ${r.method} ${r.path} (Retry-After ${r.retryAfterMs} ms), then ${inside.join("; ")}`;
     }
   }
-  return { max, maxInFlight, windows, worst };
+  return { max, windows, worst };
 }

@@ -89,7 +89,7 @@ describe("chaos verdict", () => {
     expect(verify(expected, master, s)).toMatchObject({ duplicates: 2, missing: 2, orphanDrafts: 1, missingCustomers: 1 });
   });
 
-  test("requests during a Retry-After are counted, those already in flight when it was answered are not", () => {
+  test("requests the target began after a Retry-After answer and before it ended are counted; answers without one open no window", () => {
     const req = (startedAt: number, extra: Partial<LoggedRequest> = {}): LoggedRequest => ({
       method: "GET",
       path: "/x",
@@ -100,8 +100,14 @@ describe("chaos verdict", () => {
       ...extra,
     });
     const throttled = req(1000, { status: 429, retryAfterMs: 2000 });
-    expect(maxRequestsInRetryAfterWindow([throttled, req(1001.2), req(2000)])).toMatchObject({ max: 1, maxInFlight: 1, windows: 1 });
+    expect(maxRequestsInRetryAfterWindow([req(900), throttled, req(1001.2), req(2000)])).toMatchObject({ max: 2, windows: 1 });
     expect(maxRequestsInRetryAfterWindow([throttled, req(1500), req(2500), req(3100)]).max).toBe(2);
+    // Each 429 opens its own window: the most in any one of them counts.
+    const second = req(2900, { status: 429, retryAfterMs: 2000 });
+    expect(maxRequestsInRetryAfterWindow([throttled, req(1500), second, req(3000), req(3500), req(4000), req(4500)])).toMatchObject({
+      max: 4,
+      windows: 2,
+    });
     expect(maxRequestsInRetryAfterWindow([req(1000, { status: 503, retryAfterMs: 0 }), req(1500), req(1600)]).max).toBe(0);
   });
 

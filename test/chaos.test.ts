@@ -23,7 +23,10 @@ function expectSound(r: ChaosReport): void {
   expect(r.faultsInjected["503"]).toBeGreaterThan(0);
   expect(r.answeredAfterTimeout).toBeGreaterThan(0);
   expect(r.throttled).toBeGreaterThan(0);
-  expect(r.maxRequestsInRetryAfterWindow).toBeLessThanOrEqual(1);
+  // A push under way sends at most one request into a Retry-After window (scripts/chaos-verify.ts says why
+  // this is counted, not timed); that the pause also holds back the next request of every push under way
+  // is test/backpressure-in-flight.test.ts.
+  expect(r.maxRequestsInRetryAfterWindow).toBeLessThanOrEqual(r.concurrency);
   // Left open and documented in both connector READMEs: a draft whose late answer reached no agent (it was
   // stopped while waiting) stays. The CLI run counts it as a failure; here every other orphan fails the test.
   expect({
