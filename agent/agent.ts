@@ -303,6 +303,7 @@ export async function startAgent(
       try {
         writeHighwater(config.agent.data_dir, { ...readMarks(db.$client), generation: run.generation });
       } catch {}
+      outbox.rounds.close();
       db.$client.close();
       lock.release();
       log.info("stopped");
