@@ -394,10 +394,13 @@ async function main() {
     for (let b = 0; b < opts.dispatch / 1000; b++)
       await postEvents(fill.url, JSON.stringify(Array.from({ length: 1000 }, (_, k) => customer(b * 1000 + k + 1, "d"))));
     await fill.stop();
-    const t0 = performance.now();
     const agent = await startAgentProcess(binary!, dir, config, port);
+    // Timed from the moment the agent answers, as the raw round trips are timed from their first request: its
+    // start-up (the process, opening the data directory) is the cold-start figure's, not dispatch's.
+    const t0 = performance.now();
+    const atStart = (await sandboxCustomers(sandbox.url)) - before;
     await until("the dispatch backlog to drain", async () => (await sandboxCustomers(sandbox.url)) - before >= opts.dispatch, 600_000);
-    const rate = opts.dispatch / ((performance.now() - t0) / 1000);
+    const rate = (opts.dispatch - atStart) / ((performance.now() - t0) / 1000);
     figures.push({
       name: `dispatch to the ${factory.title} sandbox, end to end`,
       value: rate,
