@@ -284,6 +284,8 @@ export async function startAgent(
   const retention = startRetention(db, { retentionDays: config.agent.retention_days, log, metrics });
 
   const url = `http://${config.http.host.includes(":") ? `[${config.http.host}]` : config.http.host}:${server.port}`;
+  // The binary starts with a reluctant JIT (scripts/build.ts); from here on the hot paths get the normal one.
+  Bun.unsafe.setJITPolicy(1);
   log.info("kontobro started", { version: VERSION, url, targets: [...connectors.keys()], dataDir: config.agent.data_dir });
 
   let stopping: Promise<void> | null = null;

@@ -29,6 +29,8 @@ export const sandbox = defineCommand({
       return 2;
     }
     const s = await start({ port });
+    // Started: the normal JIT from here on (the binary starts with a reluctant one, scripts/build.ts).
+    Bun.unsafe.setJITPolicy(1);
     console.log(`${kind} sandbox on ${s.url}`);
     return untilSignal(async () => {
       await s.stop();

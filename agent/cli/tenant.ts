@@ -5,11 +5,12 @@ import { readFileSync } from "node:fs";
 import { loadConfig } from "./runtime.ts";
 import { CONFIG_OPTION, defineCommand, defineGroup } from "./command.ts";
 import { TenantError } from "../tenants/errors.ts";
-import { NoTenantsInSqlite, openTenantStore } from "../tenants/open.ts";
 import type { Tenant, TenantStore } from "../tenants/store.ts";
 
 /** Runs `fn` on the configured tenants; a refusal is printed with how to fix it (2: bad input, 1: otherwise). */
 async function withTenants(configFile: string | undefined, path: string, fn: (tenants: TenantStore) => Promise<number>): Promise<number> {
+  // PostgreSQL's modules are loaded by this command only, not at every start of the binary (issue 16: idle memory).
+  const { NoTenantsInSqlite, openTenantStore } = await import("../tenants/open.ts");
   const { config } = loadConfig(configFile);
   let opened: Awaited<ReturnType<typeof openTenantStore>>;
   try {
