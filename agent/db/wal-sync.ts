@@ -23,7 +23,8 @@ export class WalSync {
   constructor(private readonly client: Database) {
     this.totalChanges = client.prepare("SELECT total_changes() AS n");
     const file = client.filename;
-    const full = (client.query("PRAGMA synchronous").get() as { synchronous: number }).synchronous === FULL;
+    // prepare, not query: a cached statement would answer with the setting it was compiled under.
+    const full = (client.prepare("PRAGMA synchronous").get() as { synchronous: number }).synchronous === FULL;
     this.wal = file && file !== ":memory:" && full ? `${resolve(file)}-wal` : null;
   }
 
@@ -36,6 +37,7 @@ export class WalSync {
     if (this.wal === null || this.client.inTransaction)
       return { result: this.client.transaction(fn).immediate(), durable: Promise.resolve() };
     const changes = this.changes();
+    // exec, not a prepared statement: SQLite applies this PRAGMA when it compiles it, not when it runs it.
     this.client.exec("PRAGMA synchronous = NORMAL");
     let result: T;
     try {

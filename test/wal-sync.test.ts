@@ -1,0 +1,68 @@
+// A dispatcher round's transaction (agent/db/wal-sync.ts): it commits at once with synchronous=NORMAL, its WAL
+// is fsynced off the event loop, and `durable` resolves only after that fsync; every other transaction on the
+// connection still commits with synchronous=FULL. A real SQLite file in WAL mode.
+import { describe, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
+import { join } from "node:path";
+import { connect } from "../agent/db/index.ts";
+import { WalSync } from "../agent/db/wal-sync.ts";
+import { tempDir } from "./helpers.ts";
+
+/** The connection's setting now (a fresh statement: a cached one answers with the setting it was compiled under). */
+const synchronous = (c: Database) => (c.prepare("PRAGMA synchronous").get() as { synchronous: number }).synchronous;
+const FULL = 2;
+const NORMAL = 1;
+
+function fileDb(): Database {
+  const c = connect(join(tempDir(), "k.db"));
+  c.exec("CREATE TABLE t (a INTEGER)");
+  return c;
+}
+
+describe("WalSync", () => {
+  test("commits at once without the fsync (NORMAL), is back at FULL after, and is durable once the WAL is synced", async () => {
+    const c = fileDb();
+    const rounds = new WalSync(c);
+    const { result, durable } = rounds.transaction(() => {
+      c.run("INSERT INTO t VALUES (1)");
+      return synchronous(c);
+    });
+    expect(result).toBe(NORMAL);
+    expect(synchronous(c)).toBe(FULL);
+    // Committed: another connection sees it before the fsync has returned.
+    const other = new Database(c.filename, { readonly: true });
+    expect((other.query("SELECT count(*) AS n FROM t").get() as { n: number }).n).toBe(1);
+    await durable;
+    other.close();
+    rounds.close();
+    c.close();
+  });
+
+  test("a transaction that fails writes nothing and leaves the connection at FULL", () => {
+    const c = fileDb();
+    const rounds = new WalSync(c);
+    expect(() =>
+      rounds.transaction(() => {
+        c.run("INSERT INTO t VALUES (1)");
+        throw new Error("busy");
+      }),
+    ).toThrow("busy");
+    expect(synchronous(c)).toBe(FULL);
+    expect((c.query("SELECT count(*) AS n FROM t").get() as { n: number }).n).toBe(0);
+    c.close();
+  });
+
+  test("inside another transaction it is part of that one, and an in-memory database has no WAL to sync", async () => {
+    const c = fileDb();
+    const rounds = new WalSync(c);
+    const inner = c.transaction(() => rounds.transaction(() => synchronous(c))).immediate();
+    expect(inner.result).toBe(FULL);
+    await inner.durable;
+    const memory = new Database(":memory:");
+    memory.exec("PRAGMA synchronous = FULL; CREATE TABLE t (a INTEGER)");
+    const plain = new WalSync(memory).transaction(() => memory.run("INSERT INTO t VALUES (1)").changes);
+    expect(plain.result).toBe(1);
+    await plain.durable;
+    c.close();
+  });
+});
