@@ -1,6 +1,6 @@
 // The CLI's progress line (agent/cli/progress-line.ts) on a terminal and on a pipe, with a clock of its own.
 import { describe, expect, test } from "bun:test";
-import { plainEveryMs, PLAIN_EVERY_MS, ProgressLine, type ProgressOutput } from "../agent/cli/progress-line.ts";
+import { plainEveryMs, PLAIN_EVERY_MS, ProgressLine, writeAllSync, type ProgressOutput } from "../agent/cli/progress-line.ts";
 
 function output(isTTY: boolean, columns?: number): ProgressOutput & { text: string } {
   const o = { isTTY, columns, text: "", write: (t: string) => void (o.text += t) };
@@ -54,5 +54,30 @@ describe("ProgressLine", () => {
     expect(plainEveryMs({ KONTOBRO_PROGRESS_EVERY_MS: "1500" })).toBe(1500);
     expect(plainEveryMs({ KONTOBRO_PROGRESS_EVERY_MS: "soon" })).toBe(PLAIN_EVERY_MS);
     expect(plainEveryMs({ KONTOBRO_PROGRESS_EVERY_MS: "-1" })).toBe(PLAIN_EVERY_MS);
+  });
+
+  test("a full pipe (EAGAIN) is waited for and partial writes are finished; a reader that has gone (EPIPE) ends the output", () => {
+    const errno = (code: string) => Object.assign(new Error(code), { code });
+    const got: string[] = [];
+    let busy = 3;
+    let slept = 0;
+    const slowPipe = (_fd: number, b: Uint8Array) => {
+      if (busy-- > 0) throw errno("EAGAIN");
+      const n = Math.min(4, b.length);
+      got.push(Buffer.from(b.subarray(0, n)).toString());
+      return n;
+    };
+    expect(writeAllSync(1, "0123456789\n", slowPipe as never, () => slept++)).toBe(true);
+    expect(got.join("")).toBe("0123456789\n");
+    expect(slept).toBe(3);
+    const gone = () => {
+      throw errno("EPIPE");
+    };
+    expect(writeAllSync(1, "x\n", gone as never, () => undefined)).toBe(false);
+    // A pipe that stays full skips the line after a while, but the output stays open.
+    const full = () => {
+      throw errno("EAGAIN");
+    };
+    expect(writeAllSync(1, "x\n", full as never, () => undefined)).toBe(true);
   });
 });

@@ -10,6 +10,29 @@ export interface ProgressOutput {
   write(text: string): void;
 }
 
+/** How long a full pipe (a slow reader) may hold one progress line before that line is skipped. */
+const FULL_PIPE_WAIT_MS = 2_000;
+
+/**
+ * Writes `text` to file descriptor `fd` synchronously. A pipe whose reader is slow answers EAGAIN when it is full:
+ * wait for it (briefly), as a blocking write would. Returns false when the reader has gone (EPIPE and the like).
+ */
+export function writeAllSync(fd: number, text: string, write: typeof writeSync = writeSync, sleep = Bun.sleepSync): boolean {
+  let rest = Buffer.from(text);
+  let waited = 0;
+  while (rest.length > 0) {
+    try {
+      rest = rest.subarray(write(fd, rest));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EAGAIN") return false;
+      if (waited >= FULL_PIPE_WAIT_MS) return true; // this line is skipped; the next ones are tried again
+      sleep(1);
+      waited += 1;
+    }
+  }
+  return true;
+}
+
 /**
  * Standard output, written synchronously: an export runs in one synchronous transaction, so anything queued for
  * later would only appear after it.
@@ -20,12 +43,8 @@ export function stdoutProgress(): ProgressOutput {
     isTTY: !!process.stdout.isTTY,
     columns: process.stdout.columns,
     write: (text) => {
-      if (!open) return;
-      try {
-        writeSync(1, text);
-      } catch {
-        open = false; // e.g. `| head` has gone: the progress is not worth failing the work for
-      }
+      // e.g. `| head` has gone: the progress is not worth failing the work for
+      if (open) open = writeAllSync(1, text);
     },
   };
 }
