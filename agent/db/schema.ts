@@ -63,6 +63,11 @@ export const deliveries = sqliteTable(
     attempts: integer("attempts").notNull().default(0),
     nextAttemptAt: integer("next_attempt_at").notNull(),
     leaseUntil: integer("lease_until"),
+    /**
+     * PostgreSQL, many workers: workers.id of the worker holding the lease (agent/db/pg/workers.ts), and an outcome
+     * lands only while it still does (agent/db/lease-owner.ts). SQLite (one process) never sets it: always NULL.
+     */
+    leaseOwner: integer("lease_owner"),
     /** An earlier attempt may have reached the target: look up before creating. */
     uncertain: integer("uncertain", { mode: "boolean" }).notNull().default(false),
     /** "entity:key" this delivery waits for, while status = waiting. */

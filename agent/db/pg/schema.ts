@@ -1,8 +1,9 @@
-// The PostgreSQL schema (hosted mode, issue 17): the tenants, and a twin of every SQLite table with a
+// The PostgreSQL schema (hosted mode, issue 17): the tenants and workers (global), and a twin of every SQLite table with a
 // tenant_id (agent/db/pg/mirror.ts). drizzle-kit reads this file for the PostgreSQL migrations
 // (agent/db/pg/drizzle.config.ts). A new agent/db/schema*.ts file is added to SOURCES below; test/pg-schema.test.ts
 // fails until it is.
-import { bigint, integer, pgTable, text, uniqueIndex } from "drizzle-orm/pg-core";
+import { sql } from "drizzle-orm";
+import { bigint, integer, pgTable, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
 import * as core from "../schema.ts";
 import * as exportTables from "../schema-exports.ts";
 import * as notifyTables from "../schema-notify.ts";
@@ -43,6 +44,20 @@ export const tenants = pgTable(
   },
   (t) => [uniqueIndex("tenants_slug").on(t.slug), uniqueIndex("tenants_api_token").on(t.apiTokenHash)],
 );
+
+/**
+ * One row per running `kontobro run` process (agent/db/pg/workers.ts). Not row-level secured: workers are the
+ * installation's, not a tenant's. Times are the database's clock (clock_timestamp()), never a machine's: one
+ * worker's clock may be off, and a worker is judged by how long the server has not heard from it.
+ */
+export const workers = pgTable("workers", {
+  id: bigint("id", { mode: "number" }).primaryKey().generatedByDefaultAsIdentity(),
+  host: text("host").notNull(),
+  pid: integer("pid").notNull(),
+  startedAt: timestamp("started_at", { withTimezone: true, mode: "string" }).notNull().default(sql`clock_timestamp()`),
+  /** The last heartbeat; older than the dead-after setting (30 s by default), the worker is dead and its leases recovered. */
+  heartbeatAt: timestamp("heartbeat_at", { withTimezone: true, mode: "string" }).notNull().default(sql`clock_timestamp()`),
+});
 
 const mirrored = mirrorTables({ ...core, ...exportTables, ...notifyTables, ...pullTables, ...statsTables }, tenants);
 
