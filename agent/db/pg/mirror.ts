@@ -89,9 +89,12 @@ export type Mirrored<T extends SQLiteTable> = PgTableWithColumns<{
   };
 }>;
 
-/** Whether the SQLite table's key is a generated id (kept as the key alone: ids are unique across tenants). */
-const isIdentity = (c: SQLiteColumn) =>
-  c.primary && c.columnType === "SQLiteInteger" && (c as unknown as { autoIncrement: boolean }).autoIncrement;
+/**
+ * Whether the SQLite table's key is a generated id (kept as the key alone: ids are unique across tenants). In SQLite
+ * every INTEGER PRIMARY KEY of one column is the rowid, given a value when an INSERT leaves it out, with
+ * AUTOINCREMENT (never reused) or without (delivery_attempts.id); on PostgreSQL both are an identity.
+ */
+export const isIdentity = (c: SQLiteColumn) => c.primary && c.columnType === "SQLiteInteger";
 
 /** The PostgreSQL column builder for one SQLite column. Throws for a type that has no mapping yet. */
 export function pgColumnFor(table: string, c: SQLiteColumn): PgColumnBuilderBase {
