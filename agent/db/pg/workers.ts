@@ -1,0 +1,119 @@
+// A `kontobro run` process as one of many workers on PostgreSQL (issue 17; agent/db/pg/README.md §6): it registers
+// its row in `workers`, heartbeats every few seconds, and at each beat takes back the leases of workers the server
+// has not heard from for longer than the dead-after setting (agent/db/pg/dead-workers.ts). Every time is the
+// database's clock (clock_timestamp()), never this machine's: machines' clocks differ, the server's is one.
+// The worker's id is what its leases carry (deliveries.lease_owner; agent/db/lease-owner.ts).
+import type { SQL } from "bun";
+import { hostname } from "node:os";
+import { recoverDeadWorkers, retireWorker, type Recovery } from "./dead-workers.ts";
+import { rowsFromPostgres } from "./dialect.ts";
+
+export const DEFAULT_HEARTBEAT_MS = 5_000;
+export const DEFAULT_DEAD_AFTER_MS = 30_000;
+
+export interface WorkerOptions {
+  /** How often the worker heartbeats and looks for dead workers (default 5 s). */
+  heartbeatMs?: number;
+  /** A worker not heard from for longer than this, on the server's clock, is dead (default 30 s). */
+  deadAfterMs?: number;
+  /** Called once if this worker learns it was declared dead (it was silent too long: a partition, a long pause).
+   * Its leases are gone and its outcomes no longer land: stop pushing, and register anew to go on. */
+  onLost?: () => void;
+  /** After every beat, with what it recovered (usually nothing). */
+  onBeat?: (recovered: Recovery) => void;
+  /** A beat that failed (the server unreachable, …); the next beat tries again. */
+  onError?: (e: unknown) => void;
+}
+
+/** What is wrong with these timings, or null. A live worker must be able to miss a beat or two without being declared dead. */
+export function workerTimingProblem(heartbeatMs: number, deadAfterMs: number): string | null {
+  if (!Number.isFinite(heartbeatMs) || heartbeatMs < 10)
+    return `heartbeat every ${heartbeatMs} ms: give a number of milliseconds, at least 10 (the default is ${DEFAULT_HEARTBEAT_MS})`;
+  if (!Number.isFinite(deadAfterMs) || deadAfterMs < 3 * heartbeatMs)
+    return `dead after ${deadAfterMs} ms with a heartbeat every ${heartbeatMs} ms: a worker would be declared dead after missing fewer than three heartbeats; make dead-after at least 3 × the heartbeat (the defaults are ${DEFAULT_DEAD_AFTER_MS} and ${DEFAULT_HEARTBEAT_MS} ms)`;
+  return null;
+}
+
+export class Worker {
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private beating: Promise<void> | null = null;
+  private running = false;
+  private lostNoticed = false;
+
+  private constructor(
+    private readonly client: SQL,
+    /** workers.id: what this worker's leases carry in deliveries.lease_owner. */
+    readonly id: number,
+    private readonly heartbeatMs: number,
+    private readonly deadAfterMs: number,
+    private readonly options: WorkerOptions,
+  ) {}
+
+  /** Registers this process (host, pid; started and heard from now, on the server's clock). Call start() to beat. */
+  static async register(client: SQL, options: WorkerOptions = {}): Promise<Worker> {
+    const heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+    const deadAfterMs = options.deadAfterMs ?? DEFAULT_DEAD_AFTER_MS;
+    const problem = workerTimingProblem(heartbeatMs, deadAfterMs);
+    if (problem) throw new Error(problem);
+    const res = await client.unsafe("INSERT INTO workers (host, pid) VALUES ($1, $2) RETURNING id", [hostname(), process.pid]);
+    const [row] = rowsFromPostgres<{ id: number }>(res, res.columns);
+    return new Worker(client, row!.id, heartbeatMs, deadAfterMs, options);
+  }
+
+  /** Tells the server this worker is alive. False: its row is gone, it was declared dead (see onLost). */
+  async heartbeat(): Promise<boolean> {
+    const res = await this.client.unsafe("UPDATE workers SET heartbeat_at = clock_timestamp() WHERE id = $1", [this.id]);
+    return (res.affectedRows ?? 0) > 0;
+  }
+
+  /** Takes back the leases of every worker silent for longer than dead-after (this one too, were it silent). */
+  recoverDead(): Promise<Recovery> {
+    return recoverDeadWorkers(this.client, this.deadAfterMs);
+  }
+
+  /** Beats every heartbeatMs until stop(), or until the worker learns it was declared dead. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.schedule(0);
+  }
+
+  /**
+   * Stops beating and leaves: the row is deleted, and a lease it still holds goes back to pending, uncertain
+   * (stop the pushes first; their outcomes would no longer land). Nothing to do for a worker declared dead.
+   */
+  async stop(): Promise<Recovery> {
+    this.running = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.beating;
+    return retireWorker(this.client, this.id);
+  }
+
+  private schedule(delayMs: number): void {
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.beating = this.beat().finally(() => {
+        this.beating = null;
+        if (this.running) this.schedule(this.heartbeatMs);
+      });
+    }, delayMs);
+  }
+
+  private async beat(): Promise<void> {
+    try {
+      if (!(await this.heartbeat())) {
+        this.running = false;
+        if (!this.lostNoticed) {
+          this.lostNoticed = true;
+          this.options.onLost?.();
+        }
+        return;
+      }
+      const recovered = await this.recoverDead();
+      this.options.onBeat?.(recovered);
+    } catch (e) {
+      this.options.onError?.(e);
+    }
+  }
+}
