@@ -2,11 +2,18 @@
 // requests and serialises their events; a Bun Worker (agent/intake-worker.ts) holding its own connection
 // commits them with group commit, so the fsync never stops the agent from handling the next requests.
 // A caller's promise resolves only after the worker reports its transaction committed.
+//
+// The thread runs only while there is intake: it starts with the first request and ends after a minute
+// without any (a thread and its connection are about 8 MB of an idle agent's memory, issue 16's goal 6).
+// Requests that arrive while it ends wait for it to finish and go to the next one; nothing is dropped.
 import type { Intake, StoredResult, ValidEvent } from "./intake.ts";
 import { describeWriteError, settle } from "./intake.ts";
 import { type PreparedEvent, prepareEvents } from "./intake-store.ts";
 import type { FromWriter, ToWriter } from "./intake-worker.ts";
 import type { Entity } from "./model.ts";
+
+/** How long the writer thread stays without requests before it ends (the next request starts it again). */
+export const WRITER_IDLE_MS = 60_000;
 
 interface Waiting {
   resolve: (r: StoredResult[]) => void;
@@ -21,10 +28,119 @@ export interface IntakeThreadOptions {
   targets: Partial<Record<Entity, string[]>>;
   /** Called after each commit (the dispatchers look for new deliveries). */
   onStored?: () => void;
+  /** Milliseconds without requests before the thread ends (default WRITER_IDLE_MS). */
+  idleMs?: number;
 }
 
 export class IntakeThread implements Intake {
   observer?: (results: StoredResult[]) => void;
+  /** The writer taking requests now (starting or running), if any. */
+  private writer: Promise<Writer> | null = null;
+  /** The writer that is ending: the next one starts after it has committed what it was given. */
+  private ending: Promise<void> = Promise.resolve();
+  private idleTimer: ReturnType<typeof setTimeout> | null = null;
+  /** A PRAGMA was run on the writer's connection: keep that connection (and its setting) for good. */
+  private pinned = false;
+  private closed: Error | null = null;
+  /** Writer threads started so far (diagnostics). */
+  started = 0;
+
+  private constructor(private readonly o: IntakeThreadOptions) {}
+
+  /** Ready to take events; the writer thread starts with the first request. */
+  static start(o: IntakeThreadOptions): Promise<IntakeThread> {
+    return Promise.resolve(new IntakeThread(o));
+  }
+
+  /** Is the writer thread there now (started or starting)? */
+  get running(): boolean {
+    return this.writer !== null;
+  }
+
+  submit(events: ValidEvent[]): Promise<StoredResult[]> {
+    if (this.closed) return Promise.reject(this.closed);
+    const prepared = prepareEvents(events);
+    // Writers are handed requests in the order they were submitted (promise reactions run in order).
+    return this.use().then((w) => w.submit(prepared));
+  }
+
+  /** Runs a PRAGMA on the writer's own connection (per-connection settings: diagnostics and fault tests). */
+  pragma(statement: string): Promise<unknown[]> {
+    if (this.closed) return Promise.reject(this.closed);
+    this.pinned = true;
+    return this.use().then((w) => w.pragma(statement));
+  }
+
+  /** Lets the writer finish what it was given, closes its connection and ends the thread. */
+  async close(): Promise<void> {
+    this.closed ??= new Error("The intake writer is closed.");
+    this.end();
+    await this.ending;
+  }
+
+  /** The running writer, or a new one once the one ending is done. A writer that cannot start is tried again. */
+  private use(): Promise<Writer> {
+    this.cancelIdle();
+    if (this.writer) return this.writer;
+    this.started += 1;
+    const starting: Promise<Writer> = this.ending.then(() =>
+      Writer.start(this.o, {
+        observer: () => this.observer,
+        idle: () => this.armIdle(starting),
+        gone: () => {
+          if (this.writer === starting) this.writer = null;
+        },
+      }),
+    );
+    this.writer = starting;
+    starting.catch(() => {
+      if (this.writer === starting) this.writer = null;
+    });
+    return starting;
+  }
+
+  private armIdle(writer: Promise<Writer>): void {
+    if (this.pinned || this.closed || this.writer !== writer) return;
+    this.cancelIdle();
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = null;
+      if (this.writer === writer) this.end();
+    }, this.o.idleMs ?? WRITER_IDLE_MS);
+    this.idleTimer.unref?.();
+  }
+
+  private cancelIdle(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+  }
+
+  /** Ends the current writer after what it was given (requests already chained on it go first). */
+  private end(): void {
+    this.cancelIdle();
+    const writer = this.writer;
+    this.writer = null;
+    if (!writer) return;
+    const before = this.ending;
+    this.ending = Promise.all([
+      before,
+      writer.then(
+        (w) => w.close(),
+        () => undefined,
+      ),
+    ]).then(() => undefined);
+  }
+}
+
+interface WriterHooks {
+  observer: () => ((results: StoredResult[]) => void) | undefined;
+  /** Nothing is waiting for the writer any more. */
+  idle: () => void;
+  /** The thread stopped on its own (it died): callers are told, the next request starts a new one. */
+  gone: () => void;
+}
+
+/** One life of the writer thread, from its start to its close. */
+class Writer {
   private readonly waiting = new Map<number, Waiting>();
   private readonly pragmas = new Map<number, Waiting & { resolve: (r: any) => void }>();
   private next = 1;
@@ -36,7 +152,9 @@ export class IntakeThread implements Intake {
   private constructor(
     private readonly worker: Worker,
     private readonly onStored: () => void,
+    private readonly hooks: WriterHooks,
   ) {
+    worker.onerror = null;
     worker.onmessage = (event: MessageEvent<FromWriter>) => this.receive(event.data);
     // A writer that died answers nobody: every caller still waiting is told, nothing hangs.
     worker.addEventListener("error", (e) => this.fail(new Error(`The intake writer stopped: ${(e as ErrorEvent).message}`)));
@@ -44,20 +162,22 @@ export class IntakeThread implements Intake {
   }
 
   /** Starts the worker and opens its connection; resolves once it can take events. */
-  static start(o: IntakeThreadOptions): Promise<IntakeThread> {
+  static start(o: IntakeThreadOptions, hooks: WriterHooks): Promise<Writer> {
     const worker = new Worker(new URL("./intake-worker.ts", import.meta.url), { smol: true });
     return new Promise((resolve, reject) => {
-      worker.onerror = (e) => reject(new Error(`The intake writer could not start: ${e.message}`));
+      worker.onerror = (e) => {
+        worker.terminate();
+        reject(new Error(`The intake writer could not start: ${e.message}`));
+      };
       worker.onmessage = (event: MessageEvent<FromWriter>) => {
-        if (event.data.kind === "ready") resolve(new IntakeThread(worker, o.onStored ?? (() => {})));
+        if (event.data.kind === "ready") resolve(new Writer(worker, o.onStored ?? (() => {}), hooks));
       };
       worker.postMessage({ kind: "open", path: o.path, busyTimeoutMs: o.busyTimeoutMs, targets: o.targets } satisfies ToWriter);
     });
   }
 
-  submit(events: ValidEvent[]): Promise<StoredResult[]> {
+  submit(prepared: PreparedEvent[]): Promise<StoredResult[]> {
     if (this.stopped) return Promise.reject(this.stopped);
-    const prepared = prepareEvents(events);
     return new Promise((resolve, reject) => {
       const id = this.next++;
       this.waiting.set(id, { resolve, reject });
@@ -65,15 +185,8 @@ export class IntakeThread implements Intake {
     });
   }
 
-  private handOver(): void {
-    const requests = this.outgoing;
-    if (requests.length === 0) return;
-    this.outgoing = [];
-    this.worker.postMessage({ kind: "store", requests } satisfies ToWriter);
-  }
-
-  /** Runs a PRAGMA on the writer's own connection (per-connection settings: diagnostics and fault tests). */
   pragma(statement: string): Promise<unknown[]> {
+    if (this.stopped) return Promise.reject(this.stopped);
     return new Promise((resolve, reject) => {
       const id = this.next++;
       this.pragmas.set(id, { resolve, reject });
@@ -81,7 +194,6 @@ export class IntakeThread implements Intake {
     });
   }
 
-  /** Lets the writer finish what it was given, closes its connection and ends the thread. */
   close(): Promise<void> {
     if (this.stopped) return Promise.resolve();
     return new Promise((resolve) => {
@@ -94,32 +206,40 @@ export class IntakeThread implements Intake {
     });
   }
 
+  private handOver(): void {
+    const requests = this.outgoing;
+    if (requests.length === 0) return;
+    this.outgoing = [];
+    this.worker.postMessage({ kind: "store", requests } satisfies ToWriter);
+  }
+
   private receive(m: FromWriter): void {
     switch (m.kind) {
       case "stored":
         m.ids.forEach((id, i) => {
           const w = this.take(id);
-          if (w) settle(w, m.outcomes[i]!, this.observer);
+          if (w) settle(w, m.outcomes[i]!, this.hooks.observer());
         });
         this.onStored();
-        return;
+        break;
       case "failed": {
         const err = describeWriteError(new Error(m.message));
         for (const id of m.ids) this.take(id)?.reject(err);
-        return;
+        break;
       }
       case "pragma": {
         const p = this.pragmas.get(m.id);
         this.pragmas.delete(m.id);
         if (m.message !== undefined) p?.reject(new Error(m.message));
         else p?.resolve(m.result);
-        return;
+        break;
       }
       case "closed":
         this.stopped = new Error("The intake writer is closed.");
         this.closed?.();
         return;
     }
+    if (this.waiting.size === 0 && this.pragmas.size === 0 && this.outgoing.length === 0) this.hooks.idle();
   }
 
   private take(id: number): Waiting | undefined {
@@ -129,10 +249,12 @@ export class IntakeThread implements Intake {
   }
 
   private fail(err: Error): void {
+    const unexpected = !this.stopped && !this.closed;
     this.stopped ??= err;
     for (const w of [...this.waiting.values(), ...this.pragmas.values()]) w.reject(err);
     this.waiting.clear();
     this.pragmas.clear();
     this.closed?.();
+    if (unexpected) this.hooks.gone();
   }
 }
