@@ -1,8 +1,8 @@
 // The demo's mailbox: in `kontobro demo` the alert mails are not sent. nodemailer's stream transport builds each
 // message exactly as the mail server would get it (the same options as send.ts's mailSender: headers, MIME
 // encoding, Message-ID, Date), and the mailbox keeps it in memory for the page /ui/demo/mail (agent/http/demo-mail.ts).
-import nodemailer from "nodemailer";
-import { mailMessage, type NoticeSender } from "./send.ts";
+import type { Transporter } from "nodemailer";
+import { loadMailer, mailMessage, type NoticeSender } from "./send.ts";
 
 export interface DemoMail {
   /** 1, 2, … in the order the mails were built. */
@@ -48,11 +48,12 @@ export class DemoMailbox {
 
 /** The e-mail channel of the demo: builds the real message from `from` and keeps it in `mailbox` instead of sending it. */
 export function mailboxSender(mailbox: DemoMailbox, from: string, userAgent: string): NoticeSender {
-  const transport = nodemailer.createTransport({ streamTransport: true, buffer: true });
+  let transport: Promise<Transporter> | null = null;
   return {
     describe: () => `e-mail from ${from}, kept in the demo mailbox (/ui/demo/mail) instead of being sent`,
     async send(n) {
-      const info = await transport.sendMail(mailMessage(n, from, userAgent));
+      transport ??= loadMailer().then((mailer) => mailer.createTransport({ streamTransport: true, buffer: true }));
+      const info = await (await transport).sendMail(mailMessage(n, from, userAgent));
       mailbox.add({
         at: Date.now(),
         from,
@@ -63,7 +64,8 @@ export function mailboxSender(mailbox: DemoMailbox, from: string, userAgent: str
       });
     },
     close() {
-      transport.close();
+      transport?.then((t) => t.close()).catch(() => undefined);
+      transport = null;
     },
   };
 }

@@ -2,7 +2,6 @@
 // login, timeouts) and a JSON POST to the alert webhook. Each throws with a plain message when it fails;
 // the notifier keeps the notice and tries again.
 import { readFileSync } from "node:fs";
-import nodemailer from "nodemailer";
 import type { SendMailOptions, Transporter } from "nodemailer";
 import { proxyOption } from "../../connectors/http.ts";
 import { signatureHeader } from "../pulls/psa-webhook.ts";
@@ -44,10 +43,16 @@ export function mailMessage(n: OutgoingNotice, from: string, userAgent: string):
   };
 }
 
+/**
+ * nodemailer, loaded when the first mail is built: an agent without e-mail alerts never holds it (about 2 MB of
+ * its heap, issue 16's idle memory).
+ */
+export const loadMailer = () => import("nodemailer").then((m) => m.default);
+
 export function mailSender(smtp: z.infer<typeof SmtpConfig>, userAgent: string): NoticeSender {
-  let transport: Transporter | null = null;
-  const make = () =>
-    nodemailer.createTransport({
+  let transport: Promise<Transporter> | null = null;
+  const make = async () =>
+    (await loadMailer()).createTransport({
       host: smtp.host,
       port: smtp.port,
       secure: smtp.security === "tls",
@@ -61,21 +66,24 @@ export function mailSender(smtp: z.infer<typeof SmtpConfig>, userAgent: string):
       // One connection per mail: notices are rare, and a pooled connection would go stale between them.
       pool: false,
     });
+  const close = () => {
+    transport?.then((t) => t.close()).catch(() => undefined);
+    transport = null;
+  };
   return {
     describe: () =>
       `e-mail via ${smtp.host}:${smtp.port} (${smtp.security === "starttls" ? "STARTTLS" : smtp.security === "tls" ? "TLS" : "no TLS"}) from ${smtp.from}`,
     async send(n) {
       transport ??= make();
       try {
-        await transport.sendMail(mailMessage(n, smtp.from, userAgent));
+        await (await transport).sendMail(mailMessage(n, smtp.from, userAgent));
       } catch (e) {
+        // A fresh transport next time (also when building this one failed, e.g. an unreadable ca_file).
+        close();
         throw new Error(describeMailError(e, smtp));
       }
     },
-    close() {
-      transport?.close();
-      transport = null;
-    },
+    close,
   };
 }
 
