@@ -6,7 +6,7 @@ import { statSync } from "node:fs";
 import { join } from "node:path";
 import type { AgentConfig } from "./config.ts";
 import { openDatabase, StorageError, type Db } from "./db/index.ts";
-import { openPostgres, type OpenPostgresOptions, type PostgresStorage } from "./db/pg/open.ts";
+import type { OpenPostgresOptions, PostgresStorage } from "./db/pg/open.ts";
 import { sqliteRunner, type SqlRunner } from "./db/pg/runner.ts";
 import { displayUrl } from "./db/pg/url.ts";
 
@@ -48,7 +48,8 @@ export type Storage = SqliteStorage | PostgresStorage;
  */
 export async function openStorage(config: StorageConfig, options: OpenPostgresOptions = {}): Promise<Storage> {
   const choice = storageOf(config);
-  if (choice.engine === "postgres") return openPostgres(choice.url, options);
+  // PostgreSQL's modules (its client, drizzle's pg-core, the mirrored schema) load only when it is the storage.
+  if (choice.engine === "postgres") return (await import("./db/pg/open.ts")).openPostgres(choice.url, options);
   const db = openDatabase(choice.path, { busyTimeoutMs: config.agent.busy_timeout_ms });
   const c = db.$client;
   const report = {

@@ -1,7 +1,7 @@
 // `kontobro storage check`: opens the storage kontobro.toml names ([storage] url: the SQLite file in
 // agent.data_dir, or PostgreSQL), migrated, and says what it found, or what is wrong and how to fix it.
 import { StorageError } from "../db/index.ts";
-import { MIN_SERVER_VERSION } from "../db/pg/open.ts";
+import { MIN_SERVER_VERSION } from "../db/pg/tenancy.ts";
 import { NOT_YET_ON_POSTGRES, openStorage, storageOf, type Storage } from "../storage.ts";
 import { CONFIG_OPTION, defineCommand, defineGroup } from "./command.ts";
 import { loadConfig } from "./runtime.ts";

@@ -16,7 +16,7 @@
 // leaves nothing half-done (the rows come back and the next pass does it all).
 import type { SQL } from "bun";
 import { rowsFromPostgres } from "./dialect.ts";
-import { TENANT_SETTING } from "./mirror.ts";
+import { TENANT_SETTING } from "./tenancy.ts";
 
 /** A worker whose leases were taken back. */
 export interface RetiredWorker {

@@ -1,7 +1,7 @@
 // SQL written once for both engines: the text is SQLite's (numbered ?N parameters, as the outbox writes it
 // today); PostgreSQL gets it through toPostgres (pure, cached per text by the caller), and its rows through
 // rowsFromPostgres, so a statement reads the same values on both engines.
-import { TENANT_COLUMN } from "./mirror.ts";
+import { TENANT_COLUMN } from "./tenancy.ts";
 
 /** PostgreSQL type ids whose values Bun returns as strings: int8 (count(*), bigint columns) and numeric (sum). */
 const INT8 = 20;

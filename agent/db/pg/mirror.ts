@@ -25,9 +25,9 @@ import {
 } from "drizzle-orm/pg-core";
 import { getTableConfig, type SQLiteColumn, type SQLiteTable } from "drizzle-orm/sqlite-core";
 
-/** The setting a transaction names its tenant in (SET LOCAL kontobro.tenant = '7'). */
-export const TENANT_SETTING = "kontobro.tenant";
-export const TENANT_COLUMN = "tenant_id";
+import { TENANT_COLUMN, TENANT_SETTING } from "./tenancy.ts";
+
+export { TENANT_COLUMN, TENANT_SETTING };
 /** The transaction's tenant; an error when none is set, so an unscoped statement fails instead of seeing all. */
 export const currentTenant: SQL = sql.raw(`current_setting('${TENANT_SETTING}')::integer`);
 /** Row-level security: a row is visible and writable only inside a transaction of its tenant. */

@@ -7,10 +7,10 @@ import { StorageError } from "../index.ts";
 import { migratePostgres, type EmbeddedMigration } from "./migrate.ts";
 import { embeddedMigrations } from "./migrations.generated.ts";
 import { postgresRunner, type SqlRunner } from "./runner.ts";
+import { MIN_SERVER_VERSION } from "./tenancy.ts";
 import { displayUrl, partsOf, POSTGRES_URL_EXAMPLE, postgresUrlProblem } from "./url.ts";
 
-/** The oldest PostgreSQL kontobro runs on. */
-export const MIN_SERVER_VERSION = 13;
+export { MIN_SERVER_VERSION };
 
 /** What the server says about itself and the role kontobro connected as. */
 export interface ServerFacts {
