@@ -8,6 +8,7 @@ import { masterSyncFor, withMasterGuard } from "./master/index.ts";
 import type { AgentConfig, TargetConfig } from "./config.ts";
 import { isLoopback } from "./config.ts";
 import { openDatabase, type Db } from "./db/index.ts";
+import { sqliteRunner } from "./db/pg/runner.ts";
 import { acquireInstanceLock } from "./lock.ts";
 import { Dispatcher } from "./dispatcher.ts";
 import { exportSettings } from "./exports/config.ts";
@@ -110,9 +111,10 @@ export async function startAgent(
     lock.release();
     throw e;
   }
-  const outbox = new Outbox(db, Date.now, config.dispatch.missing_record_grace_minutes * 60_000);
+  const storage = sqliteRunner(db.$client);
+  const outbox = new Outbox(storage, Date.now, config.dispatch.missing_record_grace_minutes * 60_000);
   // We hold the instance lock, so anything still "in flight" belongs to a process that died.
-  const recovered = outbox.recoverExpiredLeases(true);
+  const recovered = await outbox.recoverExpiredLeases(true);
   if (recovered > 0)
     log.warn("recovered deliveries left in flight by a previous run; each is looked up at the target before any new create", {
       count: recovered,
@@ -149,7 +151,7 @@ export async function startAgent(
       log.warn("could not write the high-water marks beside the database", { error: e });
     }
   }, HIGHWATER_EVERY_MS);
-  const targetState = new TargetStateStore(db);
+  const targetState = new TargetStateStore(storage);
   const dispatchers = new Map<string, Dispatcher>();
   for (const [name, connector] of connectors) {
     // Customers and products go through master per entity where the connector offers master data (agent/master/).
@@ -242,8 +244,8 @@ export async function startAgent(
           ...(c?.budgets ? { budgets: () => c.budgets!() } : {}),
         };
       }),
-    retry: (id) => {
-      const r = outbox.retry(id);
+    retry: async (id) => {
+      const r = await outbox.retry(id);
       notifyAll();
       return r;
     },
@@ -305,8 +307,7 @@ export async function startAgent(
       try {
         writeHighwater(config.agent.data_dir, { ...readMarks(db.$client), generation: run.generation });
       } catch {}
-      outbox.rounds.close();
-      db.$client.close();
+      storage.close();
       lock.release();
       log.info("stopped");
     })());

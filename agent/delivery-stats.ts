@@ -4,6 +4,7 @@
 // than STATS_KEPT_DAYS are pruned with the rest of the finished work (agent/retention.ts).
 import type { Database } from "bun:sqlite";
 import { TARGET_PAUSED } from "../connectors/http.ts";
+import type { SqlRunner } from "./db/pg/runner.ts";
 import type { Completed } from "./outbox.ts";
 
 export const HOUR_MS = 3_600_000;
@@ -78,15 +79,12 @@ export function tallyOutcomes(results: Completed[], now: number): HourStats[] {
 
 const COUNT_COLUMNS = ["delivered", "retried", "needs_action", ...LATENCY_BUCKETS.map((b) => b.column)];
 
-/** Adds tallies to their hours' rows (one statement per target and hour; call it inside the outcome transaction). */
-export function deliveryStatsWriter(client: Database): (rows: HourStats[]) => void {
-  const upsert = client.prepare(
-    `INSERT INTO delivery_stats (target, hour, ${COUNT_COLUMNS.join(", ")}) VALUES (?, ?, ${COUNT_COLUMNS.map(() => "?").join(", ")})
-     ON CONFLICT (target, hour) DO UPDATE SET ${COUNT_COLUMNS.map((c) => `${c} = ${c} + excluded.${c}`).join(", ")}`,
-  );
-  return (rows) => {
-    for (const r of rows) upsert.run(r.target, r.hour, r.delivered, r.retried, r.needsAction, ...r.latency);
-  };
+const UPSERT = `INSERT INTO delivery_stats (target, hour, ${COUNT_COLUMNS.join(", ")}) VALUES (?, ?, ${COUNT_COLUMNS.map(() => "?").join(", ")})
+  ON CONFLICT (target, hour) DO UPDATE SET ${COUNT_COLUMNS.map((c) => `${c} = delivery_stats.${c} + excluded.${c}`).join(", ")}`;
+
+/** Adds tallies to their hours' rows: one statement per target and hour, through the outcome transaction's `tx`. */
+export async function addDeliveryStats(tx: SqlRunner, rows: HourStats[]): Promise<void> {
+  for (const r of rows) await tx.run(UPSERT, r.target, r.hour, r.delivered, r.retried, r.needsAction, ...r.latency);
 }
 
 /** One target's hours from `fromHour` on, oldest first. */

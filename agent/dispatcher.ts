@@ -7,6 +7,7 @@ import { createHash } from "node:crypto";
 import type { Connector } from "../connectors/contract.ts";
 import { isTargetError } from "../connectors/http.ts";
 import { retryDelayMs, type BackoffPolicy } from "./backoff.ts";
+import type { SqlRunner } from "./db/pg/runner.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { parseStored, type Entity } from "./model.ts";
@@ -94,7 +95,7 @@ export class Dispatcher {
     private readonly record: (entity: Entity, key: string) => any | null,
   ) {
     this.breaker = options.breaker ?? BREAKER_DEFAULTS;
-    this.targetState = options.targetState ?? new TargetStateStore(outbox.db);
+    this.targetState = options.targetState ?? new TargetStateStore(outbox.runner);
     this.worker = new WorkerLoop({
       step: () => this.step(),
       // The database may be busy (a backup holding a lock) or briefly unavailable: never let that end
@@ -109,21 +110,25 @@ export class Dispatcher {
 
   start(): void {
     if (this.worker.running) return;
-    if (this.options.soleWorker !== false) {
-      try {
-        this.targetState.transaction(() => {
-          const s = this.targetState.get(this.target);
-          const released = releaseProbe(s, Date.now());
-          if (released !== s) this.targetState.put(released);
-        });
-      } catch (e) {
-        this.log.warn("could not read the target's stored pause and breaker; the dispatcher tries again", {
-          target: this.target,
-          error: e,
-        });
-      }
-    }
+    // Queued on the storage before the loop's first round, so that round sees the released probe.
+    if (this.options.soleWorker !== false) void this.releaseDeadProbe();
     this.worker.start();
+  }
+
+  /** A probe left "out" by a process that died is released (this is the target's only worker). */
+  private async releaseDeadProbe(): Promise<void> {
+    try {
+      await this.targetState.transaction(async (tx) => {
+        const s = await this.targetState.get(this.target, tx);
+        const released = releaseProbe(s, Date.now());
+        if (released !== s) await this.targetState.put(released, tx);
+      });
+    } catch (e) {
+      this.log.warn("could not read the target's stored pause and breaker; the dispatcher tries again", {
+        target: this.target,
+        error: e,
+      });
+    }
   }
 
   /** New work may be ready (called by intake after a commit, and by retry). */
@@ -146,7 +151,7 @@ export class Dispatcher {
       });
     }
     const abandoned = [...this.inFlight.keys()];
-    this.outbox.release(abandoned);
+    await this.outbox.release(abandoned);
     if (abandoned.length > 0)
       this.log.warn("released deliveries still in flight at shutdown; they will be checked before any new create", {
         target: this.target,
@@ -161,7 +166,7 @@ export class Dispatcher {
     if (limit > 0 && claimed === limit) return 0;
     if (gate.kind === "none") return Math.max(0, Math.min(this.options.idlePollMs, gate.until - Date.now()));
     if (this.inFlight.size >= this.options.concurrency) return this.options.idlePollMs;
-    const due = this.outbox.nextDueAt(this.target);
+    const due = await this.outbox.nextDueAt(this.target);
     return due === null ? this.options.idlePollMs : Math.max(0, Math.min(this.options.idlePollMs, due - Date.now()));
   }
 
@@ -173,36 +178,43 @@ export class Dispatcher {
    * the new leases, and no outcome is reported, before it has returned.
    */
   private async round(free: number): Promise<{ limit: number; claimed: number; gate: Admission }> {
+    // Pushes that finish while this round is written go to the next round.
     const finished = this.finished;
-    const now = Date.now();
-    const { result, durable } = this.outbox.rounds.transaction(() =>
-      this.targetState.transaction(() => {
-        const before = this.targetState.get(this.target);
-        let s = before;
-        for (const f of finished) {
-          const isProbe = f.delivery.id === this.probeId;
-          s = applySignal(s, f.signal, now, this.breaker, isProbe);
-        }
-        const gate = admission(s, now);
-        const limit = gate.kind === "all" ? free : gate.kind === "probe" ? Math.min(free, 1) : 0;
-        const batch =
-          finished.length > 0 || limit > 0
-            ? this.outbox.completeAndClaim(finished, this.target, limit, this.options.leaseMs, (e) => this.connector.supports(e))
-            : [];
-        if (gate.kind === "probe" && batch.length > 0) s = takeProbe(s, now, this.options.leaseMs);
-        if (s !== before) this.targetState.put(s);
-        return { batch, gate, limit, before, after: s };
-      }),
-    );
     this.finished = [];
-    await durable;
-    const { batch, gate, limit, before, after } = result;
+    const now = Date.now();
+    const committed = await this.outbox.runner
+      .transactionDurableLater((tx) => this.writeRound(tx, finished, free, now))
+      .catch((e) => {
+        this.finished = finished.concat(this.finished);
+        throw e;
+      });
+    await committed.durable;
+    const { batch, gate, limit, before, after } = committed.result;
     if (finished.some((f) => f.delivery.id === this.probeId)) this.probeId = null;
     if (gate.kind === "probe" && batch.length > 0) this.probeId = batch[0]!.id;
     for (const { delivery, outcome } of finished) this.logOutcome(delivery, outcome);
     this.noteStateChange(before, after, now);
     for (const d of batch) this.launch(d);
     return { limit, claimed: batch.length, gate };
+  }
+
+  /** The round's transaction: the target's stored state, the finished pushes' outcomes, the new leases. */
+  private async writeRound(tx: SqlRunner, finished: Finished[], free: number, now: number) {
+    const before = await this.targetState.get(this.target, tx);
+    let s = before;
+    for (const f of finished) {
+      const isProbe = f.delivery.id === this.probeId;
+      s = applySignal(s, f.signal, now, this.breaker, isProbe);
+    }
+    const gate = admission(s, now);
+    const limit = gate.kind === "all" ? free : gate.kind === "probe" ? Math.min(free, 1) : 0;
+    const batch =
+      finished.length > 0 || limit > 0
+        ? await this.outbox.completeAndClaim(tx, finished, this.target, limit, this.options.leaseMs, (e) => this.connector.supports(e))
+        : [];
+    if (gate.kind === "probe" && batch.length > 0) s = takeProbe(s, now, this.options.leaseMs);
+    if (s !== before) await this.targetState.put(s, tx);
+    return { batch, gate, limit, before, after: s };
   }
 
   private noteStateChange(before: TargetState, after: TargetState, now: number): void {

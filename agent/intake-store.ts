@@ -7,6 +7,7 @@
 import type { Statement } from "bun:sqlite";
 import type { Db } from "./db/index.ts";
 import { multiRowStatement } from "./db/multi-row.ts";
+import { sqliteRunner, type SqlRunner } from "./db/pg/runner.ts";
 import { exportStatusOnStore } from "./exports/status.ts";
 import type { RejectedEvent, StoredResult, ValidEvent } from "./intake.ts";
 import { decodedBase64Length, EVENT_TYPES, type Entity, type EventType, type InvoiceLike } from "./model.ts";
@@ -108,19 +109,19 @@ export class IntakeStore {
    * seeing what the earlier ones stored. The whole group is read and written with a few statements: the
    * decisions are made per request in memory. Throws, with nothing stored, if the transaction fails.
    */
-  storeGroup(requests: PreparedEvent[][]): RequestOutcome[] {
-    return this.db.$client
-      .transaction(() => {
-        const all = requests.flat();
-        const d = new Decisions(this.storedEvents(all), this.storedRecords(all), this.invoiceOwners(all));
-        const outcomes = requests.map((events) => decide(events, d));
-        this.write(d, this.now());
-        return outcomes;
-      })
-      .immediate();
+  storeGroup(requests: PreparedEvent[][]): Promise<RequestOutcome[]> {
+    // The outbox's part runs through the connection's runner (agent/db/pg/runner.ts), the rest on the
+    // connection itself, inside the runner's transaction.
+    return sqliteRunner(this.db.$client).transaction(async (tx) => {
+      const all = requests.flat();
+      const d = new Decisions(this.storedEvents(all), this.storedRecords(all), this.invoiceOwners(all));
+      const outcomes = requests.map((events) => decide(events, d));
+      await this.write(tx, d, this.now());
+      return outcomes;
+    });
   }
 
-  private write(d: Decisions, now: number): void {
+  private async write(tx: SqlRunner, d: Decisions, now: number): Promise<void> {
     if (d.rows.length === 0) return;
     const seqs = new Map<string, number>();
     const inserted = this.insertEvents(
@@ -148,7 +149,7 @@ export class IntakeStore {
         superseded: d.latest.get(rk) !== i,
       });
     });
-    this.outbox.enqueue(deliveries);
+    await this.outbox.enqueue(tx, deliveries);
   }
 
   /** The stored events with the group's ids (a repeat is a duplicate or a reused id). */

@@ -7,6 +7,7 @@ import { drizzle } from "drizzle-orm/bun-sqlite";
 import { connect, type Db } from "./db/index.ts";
 import { IntakeStore, type PreparedEvent, type RequestOutcome } from "./intake-store.ts";
 import type { Entity } from "./model.ts";
+import { sqliteRunner } from "./db/pg/runner.ts";
 import { Outbox } from "./outbox.ts";
 
 declare const self: Worker;
@@ -33,15 +34,19 @@ let store: IntakeStore | undefined;
 let queue: { id: number; events: PreparedEvent[] }[] = [];
 let scheduled = false;
 
+/** The groups being committed, in order: closing waits for them. */
+let flushing: Promise<void> = Promise.resolve();
+const flush = (): Promise<void> => (flushing = flushing.then(commitQueued));
+
 /** Commits every request that arrived since the last commit, in one transaction. */
-function flush(): void {
+async function commitQueued(): Promise<void> {
   scheduled = false;
   const group = queue;
   queue = [];
   if (group.length === 0) return;
   const ids = group.map((r) => r.id);
   try {
-    reply({ kind: "stored", ids, outcomes: store!.storeGroup(group.map((r) => r.events)) });
+    reply({ kind: "stored", ids, outcomes: await store!.storeGroup(group.map((r) => r.events)) });
   } catch (e) {
     reply({ kind: "failed", ids, message: e instanceof Error ? e.message : String(e) });
   }
@@ -53,7 +58,7 @@ self.onmessage = (event: MessageEvent<ToWriter>) => {
     case "open": {
       // The intake pages stay warm in a smaller cache than the main connection's.
       db = drizzle({ client: connect(m.path, { busyTimeoutMs: m.busyTimeoutMs, cacheKb: 8192 }) }) as unknown as Db;
-      store = new IntakeStore(db, new Outbox(db), (entity) => m.targets[entity] ?? []);
+      store = new IntakeStore(db, new Outbox(sqliteRunner(db.$client)), (entity) => m.targets[entity] ?? []);
       return reply({ kind: "ready" });
     }
     case "store":
@@ -71,8 +76,9 @@ self.onmessage = (event: MessageEvent<ToWriter>) => {
         return reply({ kind: "pragma", id: m.id, message: (e as Error).message });
       }
     case "close":
-      flush();
-      db?.$client.close();
-      return reply({ kind: "closed" });
+      return void flush().then(() => {
+        db?.$client.close();
+        reply({ kind: "closed" });
+      });
   }
 };

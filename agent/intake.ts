@@ -193,11 +193,17 @@ export class IntakeWriter implements Intake {
 
   /** Commits what is queued now (the connection is the caller's to close). */
   close(): Promise<void> {
-    this.flush();
-    return Promise.resolve();
+    return this.flush();
   }
 
-  private flush(): void {
+  /** The groups being committed, in order: closing waits for them. */
+  private flushing: Promise<void> = Promise.resolve();
+
+  private flush(): Promise<void> {
+    return (this.flushing = this.flushing.then(() => this.commitQueued()));
+  }
+
+  private async commitQueued(): Promise<void> {
     this.scheduled = false;
     const group = this.queue;
     this.queue = [];
@@ -206,7 +212,7 @@ export class IntakeWriter implements Intake {
     try {
       // One transaction (one fsync) for every waiting caller; a conflict in one request stores nothing of
       // it and leaves the others' events in place.
-      outcomes = this.store.storeGroup(group.map((w) => w.events));
+      outcomes = await this.store.storeGroup(group.map((w) => w.events));
     } catch (e) {
       const err = describeWriteError(e);
       for (const w of group) w.reject(err);

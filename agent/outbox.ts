@@ -1,12 +1,9 @@
 // The outbox: deliveries (one per event and target) and the state machine they move through.
-// Every change of state is one SQLite transaction; the network call happens between two of them.
-import type { Statement } from "bun:sqlite";
-import { and, eq, inArray, sql } from "drizzle-orm";
-import type { Db } from "./db/index.ts";
-import { multiRowStatement } from "./db/multi-row.ts";
-import { WalSync } from "./db/wal-sync.ts";
-import { deliveries } from "./db/schema.ts";
-import { deliveryStatsWriter, tallyOutcomes } from "./delivery-stats.ts";
+// Every change of state is one transaction; the network call happens between two of them. The SQL is written
+// once and runs through a SqlRunner (agent/db/pg/runner.ts): the agent's SQLite file, or PostgreSQL.
+import { multiRowSql } from "./db/multi-row.ts";
+import type { SqlRunner } from "./db/pg/runner.ts";
+import { addDeliveryStats, tallyOutcomes } from "./delivery-stats.ts";
 import { dependenciesOf, type Entity } from "./model.ts";
 import type { Problem } from "./problem.ts";
 import { isOneOf, RETRYABLE_DELIVERY_STATUSES, type AttemptOutcome, type DeliveryStatus } from "./states.ts";
@@ -60,155 +57,100 @@ export interface Completed {
   latencyMs?: number;
 }
 
-export class Outbox {
-  /** The statements of the hot paths (intake, claim, outcomes), prepared once: the query builder costs more than the writes. */
-  private readonly sql: Record<
-    | "ready"
-    | "openForRecord"
-    | "link"
-    | "record"
-    | "supersede"
-    | "insert"
-    | "lease"
-    | "park"
-    | "failedFor"
-    | "done"
-    | "anyInStatus"
-    | "retry"
-    | "needsAction"
-    | "wake"
-    | "retireOlder"
-    | "newerOpen"
-    | "supersedeOne"
-    | "markUncertain"
-    | "anyFor"
-    | "retryCausedBy"
-    | "overdueWaits"
-    | "missing"
-    | "maxSeq"
-    | "attempt",
-    Statement
-  >;
-  /** A round's attempt rows and links, each in one statement (agent/db/multi-row.ts). */
-  private readonly insertAttempts: (rows: unknown[][]) => unknown[];
-  private readonly upsertLinks: (rows: unknown[][]) => unknown[];
-  /** A dispatcher round's transaction: committed at once, its fsync off the event loop (agent/db/wal-sync.ts). */
-  readonly rounds: WalSync;
-  /** Per target: when waits for records the PSA never sent were last checked against the grace period. */
-  private readonly lastMissingCheck = new Map<string, number>();
-  /** Adds a round's outcomes to the per-hour statistics (the status page's charts), in the outcomes' transaction. */
-  private readonly addStats: ReturnType<typeof deliveryStatsWriter>;
-
-  constructor(
-    /** Public for the parts of a dispatcher round that share the outbox's transaction (target state). */
-    readonly db: Db,
-    private readonly now: () => number = Date.now,
-    /** How long a delivery may wait for a record the PSA has not sent before it needs action. */
-    private readonly missingRecordGraceMs = 15 * 60_000,
-  ) {
-    const c = db.$client;
-    this.addStats = deliveryStatsWriter(c);
-    this.rounds = new WalSync(c);
-    this.insertAttempts = multiRowStatement(
-      c,
-      "INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, code, message, hint, remote_id)",
-      8,
-    );
-    this.upsertLinks = multiRowStatement(
-      c,
-      "INSERT INTO links (target, entity, key, remote_id, payload_hash, updated_at)",
-      6,
-      "ON CONFLICT (target, entity, key) DO UPDATE SET remote_id = excluded.remote_id, payload_hash = excluded.payload_hash, updated_at = excluded.updated_at",
-    );
-    this.sql = {
-      ready: c.prepare(
-        `SELECT d.id, d.event_seq AS eventSeq, d.target, d.entity, d.key, d.attempts, d.uncertain, d.created_at AS createdAt, e.payload,
+/** The outbox's statements, written once for both engines. */
+const SQL = {
+  ready: `SELECT d.id, d.event_seq AS eventSeq, d.target, d.entity, d.key, d.attempts, d.uncertain, d.created_at AS createdAt, e.payload,
                 l.remote_id AS linkRemoteId, l.payload_hash AS linkPayloadHash
            FROM deliveries d JOIN events e ON e.seq = d.event_seq
            LEFT JOIN links l ON l.target = d.target AND l.entity = d.entity AND l.key = d.key
           WHERE d.target = ?1 AND d.status = 'pending' AND d.next_attempt_at <= ?2
           ORDER BY d.next_attempt_at, d.id LIMIT ?3`,
-      ),
-      openForRecord: c.prepare(
-        `SELECT status FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 AND ${OPEN} AND status IN ('pending','in_flight','waiting') AND id <> ?4 AND id < ?5 LIMIT 1`,
-      ),
-      link: c.prepare(
-        `SELECT remote_id AS remoteId, payload_hash AS payloadHash FROM links WHERE target = ?1 AND entity = ?2 AND key = ?3`,
-      ),
-      record: c.prepare(`SELECT last_event_seq AS seq FROM records WHERE entity = ?1 AND key = ?2`),
-      maxSeq: c.prepare(`SELECT coalesce(max(seq), 0) AS seq FROM events`),
-      // Intake's hot path: run per event inside the intake transaction.
-      supersede: c.prepare(
-        `UPDATE deliveries SET status = 'superseded', updated_at = ?4, waiting_on = NULL
+  openForRecord: `SELECT status FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 AND ${OPEN} AND status IN ('pending','in_flight','waiting') AND id <> ?4 AND id < ?5 LIMIT 1`,
+  link: `SELECT remote_id AS remoteId, payload_hash AS payloadHash FROM links WHERE target = ?1 AND entity = ?2 AND key = ?3`,
+  record: `SELECT last_event_seq AS seq FROM records WHERE entity = ?1 AND key = ?2`,
+  maxSeq: `SELECT coalesce(max(seq), 0) AS seq FROM events`,
+  // Intake's hot path: run per event inside the intake transaction.
+  supersede: `UPDATE deliveries SET status = 'superseded', updated_at = ?4, waiting_on = NULL
           WHERE target = ?1 AND entity = ?2 AND key = ?3 AND ${OPEN} AND status IN ('pending', 'waiting', 'needs_action')
           RETURNING uncertain`,
-      ),
-      insert: c.prepare(
-        `INSERT INTO deliveries (event_seq, target, entity, key, status, next_attempt_at, created_at, updated_at, uncertain)
+  insert: `INSERT INTO deliveries (event_seq, target, entity, key, status, next_attempt_at, created_at, updated_at, uncertain)
          VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5, ?5, ?6)`,
-      ),
-      // ?1: the ids of a round's claim, a JSON array: one statement for all of them.
-      lease: c.prepare(
-        `UPDATE deliveries SET status = 'in_flight', lease_until = ?2, attempts = attempts + 1, updated_at = ?3
+  // ?1: the ids of a round's claim, a JSON array: one statement for all of them.
+  lease: `UPDATE deliveries SET status = 'in_flight', lease_until = ?2, attempts = attempts + 1, updated_at = ?3
           WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_each(?1))`,
-      ),
-      // ?5: set when the wait is for a record the PSA has not sent (the grace period counts from the first such wait).
-      park: c.prepare(`UPDATE deliveries SET status = 'waiting', waiting_on = ?2, error_code = 'waiting', error_message = ?3, error_hint = NULL, error_field = NULL, lease_until = NULL, updated_at = ?4,
-        waiting_since = CASE WHEN CAST(?5 AS BIGINT) IS NULL THEN NULL ELSE coalesce(waiting_since, ?5) END WHERE id = ?1`),
-      retryCausedBy: c.prepare(
-        `UPDATE deliveries INDEXED BY deliveries_caused_by SET status = 'pending', caused_by = NULL, next_attempt_at = ?2, updated_at = ?2
+  // ?5: set when the wait is for a record the PSA has not sent (the grace period counts from the first such wait).
+  park: `UPDATE deliveries SET status = 'waiting', waiting_on = ?2, error_code = 'waiting', error_message = ?3, error_hint = NULL, error_field = NULL, lease_until = NULL, updated_at = ?4,
+        waiting_since = CASE WHEN CAST(?5 AS BIGINT) IS NULL THEN NULL ELSE coalesce(waiting_since, ?5) END WHERE id = ?1`,
+  retryCausedBy: `UPDATE deliveries INDEXED BY deliveries_caused_by SET status = 'pending', caused_by = NULL, next_attempt_at = ?2, updated_at = ?2
           WHERE caused_by IN (SELECT value FROM json_each(?1)) AND status = 'needs_action'`,
-      ),
-      overdueWaits: c.prepare(
-        `SELECT id, entity, key, waiting_on AS waitingOn FROM deliveries WHERE target = ?1 AND status = 'waiting' AND waiting_since <= ?2`,
-      ),
-      missing:
-        c.prepare(`UPDATE deliveries SET status = 'needs_action', caused_by = ?2, waiting_on = NULL, error_code = 'missing_record', error_message = ?3, error_hint = ?4, error_field = NULL, updated_at = ?5
-        WHERE id = ?1 AND status = 'waiting'`),
-      failedFor: c.prepare(
-        `SELECT id FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 AND ${OPEN} AND status = 'needs_action' LIMIT 1`,
-      ),
-      done: c.prepare(`UPDATE deliveries SET status = 'done', lease_until = NULL, uncertain = 0, remote_id = ?2, note = ?3, done_at = ?4, updated_at = ?4, latency_ms = ?5,
-        error_code = NULL, error_message = NULL, error_hint = NULL, error_field = NULL WHERE id = ?1 AND status = 'in_flight'`),
-      // Whether a target has any delivery needing action, or waiting: most rounds have none, and then the
-      // per-record statements that retire or wake them (retireOlder, wake) are not run at all.
-      anyInStatus: c.prepare(`SELECT 1 FROM deliveries WHERE target = ?1 AND status = ?2 LIMIT 1`),
-      retireOlder: c.prepare(`UPDATE deliveries SET status = 'superseded', updated_at = ?5
-        WHERE target = ?1 AND entity = ?2 AND key = ?3 AND ${OPEN} AND id < ?4 AND status = 'needs_action'`),
-      newerOpen: c.prepare(
-        `SELECT id FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 AND ${OPEN} AND id > ?4 AND status IN ('pending', 'waiting') LIMIT 1`,
-      ),
-      supersedeOne: c.prepare(
-        `UPDATE deliveries SET status = 'superseded', lease_until = NULL, updated_at = ?2 WHERE id = ?1 AND status = 'in_flight'`,
-      ),
-      markUncertain: c.prepare(`UPDATE deliveries SET uncertain = 1, updated_at = ?2 WHERE id = ?1`),
-      anyFor: c.prepare(`SELECT 1 FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 LIMIT 1`),
-      retry: c.prepare(`UPDATE deliveries SET status = 'pending', lease_until = NULL, uncertain = ?2, next_attempt_at = ?3, updated_at = ?4,
-        error_code = ?5, error_message = ?6, error_hint = ?7, error_field = ?8 WHERE id = ?1 AND status = 'in_flight'`),
-      needsAction: c.prepare(`UPDATE deliveries SET status = 'needs_action', lease_until = NULL, uncertain = ?2, updated_at = ?3,
-        error_code = ?4, error_message = ?5, error_hint = ?6, error_field = ?7, caused_by = ?8 WHERE id = ?1 AND status = 'in_flight'`),
-      // The attempt's history row (the record page), next to the outcome it records.
-      attempt: c.prepare(
-        `INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, code, message, hint, remote_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)`,
-      ),
-      wake: c.prepare(
-        `UPDATE deliveries SET status = 'pending', waiting_on = NULL, next_attempt_at = ?3, updated_at = ?3 WHERE target = ?1 AND status = 'waiting' AND waiting_on = ?2`,
-      ),
-    };
-  }
+  overdueWaits: `SELECT id, entity, key, waiting_on AS waitingOn FROM deliveries WHERE target = ?1 AND status = 'waiting' AND waiting_since <= ?2`,
+  missing: `UPDATE deliveries SET status = 'needs_action', caused_by = ?2, waiting_on = NULL, error_code = 'missing_record', error_message = ?3, error_hint = ?4, error_field = NULL, updated_at = ?5
+        WHERE id = ?1 AND status = 'waiting'`,
+  failedFor: `SELECT id FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 AND ${OPEN} AND status = 'needs_action' LIMIT 1`,
+  done: `UPDATE deliveries SET status = 'done', lease_until = NULL, uncertain = 0, remote_id = ?2, note = ?3, done_at = ?4, updated_at = ?4, latency_ms = ?5,
+        error_code = NULL, error_message = NULL, error_hint = NULL, error_field = NULL WHERE id = ?1 AND status = 'in_flight'`,
+  // Whether a target has any delivery needing action, or waiting: most rounds have none, and then the
+  // per-record statements that retire or wake them (retireOlder, wake) are not run at all.
+  anyInStatus: `SELECT 1 AS found FROM deliveries WHERE target = ?1 AND status = ?2 LIMIT 1`,
+  retireOlder: `UPDATE deliveries SET status = 'superseded', updated_at = ?5
+        WHERE target = ?1 AND entity = ?2 AND key = ?3 AND ${OPEN} AND id < ?4 AND status = 'needs_action'`,
+  newerOpen: `SELECT id FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 AND ${OPEN} AND id > ?4 AND status IN ('pending', 'waiting') LIMIT 1`,
+  supersedeOne: `UPDATE deliveries SET status = 'superseded', lease_until = NULL, updated_at = ?2 WHERE id = ?1 AND status = 'in_flight'`,
+  markUncertain: `UPDATE deliveries SET uncertain = 1, updated_at = ?2 WHERE id = ?1`,
+  anyFor: `SELECT 1 AS found FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 LIMIT 1`,
+  retry: `UPDATE deliveries SET status = 'pending', lease_until = NULL, uncertain = ?2, next_attempt_at = ?3, updated_at = ?4,
+        error_code = ?5, error_message = ?6, error_hint = ?7, error_field = ?8 WHERE id = ?1 AND status = 'in_flight'`,
+  needsAction: `UPDATE deliveries SET status = 'needs_action', lease_until = NULL, uncertain = ?2, updated_at = ?3,
+        error_code = ?4, error_message = ?5, error_hint = ?6, error_field = ?7, caused_by = ?8 WHERE id = ?1 AND status = 'in_flight'`,
+  // The attempt's history row (the record page), next to the outcome it records.
+  attempt: `INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, code, message, hint, remote_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)`,
+  wake: `UPDATE deliveries SET status = 'pending', waiting_on = NULL, next_attempt_at = ?3, updated_at = ?3 WHERE target = ?1 AND status = 'waiting' AND waiting_on = ?2`,
+  // ?2: 1 for every delivery in flight (at start, holding the instance lock), 0 for those whose lease ran out.
+  interruptedExpired: `INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, message, hint)
+           SELECT id, attempts, ?1, 'interrupted', ?3, ?4 FROM deliveries WHERE status = 'in_flight' AND (?2 = 1 OR lease_until < ?1)`,
+  recoverExpired: `UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, next_attempt_at = ?1, updated_at = ?1
+            WHERE status = 'in_flight' AND (?2 = 1 OR lease_until < ?1)`,
+  interruptedReleased: `INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, message, hint)
+         SELECT id, attempts, ?1, 'interrupted', ?3, ?4 FROM deliveries WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_each(?2)) AND status = 'in_flight'`,
+  releaseLeases: `UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, next_attempt_at = ?1, updated_at = ?1
+            WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_each(?2)) AND status = 'in_flight'`,
+  statusOf: `SELECT status FROM deliveries WHERE id = ?1`,
+  retryNow: `UPDATE deliveries SET status = 'pending', next_attempt_at = ?2, waiting_on = NULL, updated_at = ?2 WHERE id = ?1`,
+  retryAllNeedingAction: `UPDATE deliveries SET status = 'pending', next_attempt_at = ?1, updated_at = ?1 WHERE status = 'needs_action' AND (CAST(?2 AS TEXT) IS NULL OR target = ?2)`,
+  nextDueAt: `SELECT min(next_attempt_at) AS t FROM deliveries WHERE target = ?1 AND status = 'pending'`,
+};
+
+/** A request's deliveries, a round's attempt rows and links: each in one statement (agent/db/multi-row.ts). */
+const insertDeliveries = multiRowSql(
+  "INSERT INTO deliveries (event_seq, target, entity, key, status, next_attempt_at, created_at, updated_at, uncertain)",
+  9,
+);
+const insertAttempts = multiRowSql("INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, code, message, hint, remote_id)", 8);
+const upsertLinks = multiRowSql(
+  "INSERT INTO links (target, entity, key, remote_id, payload_hash, updated_at)",
+  6,
+  "ON CONFLICT (target, entity, key) DO UPDATE SET remote_id = excluded.remote_id, payload_hash = excluded.payload_hash, updated_at = excluded.updated_at",
+);
+
+export class Outbox {
+  /** Per target: when waits for records the PSA never sent were last checked against the grace period. */
+  private readonly lastMissingCheck = new Map<string, number>();
+
+  constructor(
+    /** The storage the outbox runs on; public for the parts of a dispatcher round that share its transaction (target state). */
+    readonly runner: SqlRunner,
+    private readonly now: () => number = Date.now,
+    /** How long a delivery may wait for a record the PSA has not sent before it needs action. */
+    private readonly missingRecordGraceMs = 15 * 60_000,
+  ) {}
 
   /**
-   * Creates the deliveries of stored events, one per event and target (called inside the intake
-   * transaction, once per request, in the order of its events): one multi-row INSERT for them all.
+   * Creates the deliveries of stored events, one per event and target, in the intake transaction `tx` (once per
+   * request, in the order of its events): one multi-row INSERT for them all.
    */
-  enqueue(events: NewDeliveries[]): void {
+  async enqueue(tx: SqlRunner, events: NewDeliveries[]): Promise<void> {
     if (events.length === 0) return;
     const now = this.now();
-    this.insertMany ??= multiRowStatement(
-      this.db.$client,
-      "INSERT INTO deliveries (event_seq, target, entity, key, status, next_attempt_at, created_at, updated_at, uncertain)",
-      9,
-    );
     // Coalesce: an older delivery of the same record that has not started is replaced by this one.
     // If that one may already have reached the target, so may "this record" now: the flag carries over.
     const carried = new Map<string, boolean>();
@@ -218,102 +160,97 @@ export class Outbox {
         const ref = `${target}\u0000${recordRef(e.entity, e.key)}`;
         let uncertain = carried.get(ref);
         if (uncertain === undefined) {
-          const replaced = e.seenBefore ? (this.sql.supersede.all(target, e.entity, e.key, now) as { uncertain: number }[]) : [];
+          const replaced = e.seenBefore ? await tx.all<{ uncertain: number }>(SQL.supersede, target, e.entity, e.key, now) : [];
           carried.set(ref, (uncertain = replaced.some((r) => r.uncertain)));
         }
         rows.push([e.eventSeq, target, e.entity, e.key, e.superseded ? "superseded" : "pending", now, now, now, uncertain ? 1 : 0]);
       }
     }
-    this.insertMany(rows);
+    await insertDeliveries(tx, rows);
     // Deliveries refused because of these records (an invoice whose customer's name was too long, or that
     // waited for it too long) are tried again now that the PSA has sent them.
-    this.sql.retryCausedBy.run(JSON.stringify([...new Set(events.map((e) => recordRef(e.entity, e.key)))]), now);
+    await tx.run(SQL.retryCausedBy, JSON.stringify([...new Set(events.map((e) => recordRef(e.entity, e.key)))]), now);
   }
-
-  private insertMany?: (rows: unknown[][]) => unknown[];
 
   /**
    * Leases up to `limit` ready deliveries of one target. A delivery whose record is still in flight, or
    * whose customer/project/product is not yet at the target, is parked as "waiting" instead.
    */
-  claim(target: string, limit: number, leaseMs: number, supports: (e: Entity) => boolean): ClaimedDelivery[] {
-    return this.completeAndClaim([], target, limit, leaseMs, supports);
+  claim(target: string, limit: number, leaseMs: number, supports: (e: Entity) => boolean): Promise<ClaimedDelivery[]> {
+    return this.runner.transaction((tx) => this.completeAndClaim(tx, [], target, limit, leaseMs, supports));
   }
 
   /** Writes the outcomes of finished pushes and releases their leases, in one transaction. */
-  complete(results: Completed[]): void {
-    if (results.length > 0) this.completeAndClaim(results, "", 0, 0, () => false);
+  async complete(results: Completed[]): Promise<void> {
+    if (results.length > 0) await this.runner.transaction((tx) => this.completeAndClaim(tx, results, "", 0, 0, () => false));
   }
 
   /**
-   * One transaction (one fsync) per dispatcher round: record what finished, then lease what is ready.
-   * A delivery whose record is still in flight, or whose customer/project/product is not yet at the
-   * target, is parked as "waiting" instead of leased.
+   * A dispatcher round's work in its transaction `tx` (one fsync per round): record what finished, then lease
+   * what is ready. A delivery whose record is still in flight, or whose customer/project/product is not yet at
+   * the target, is parked as "waiting" instead of leased.
    */
-  completeAndClaim(
+  async completeAndClaim(
+    tx: SqlRunner,
     results: Completed[],
     target: string,
     limit: number,
     leaseMs: number,
     supports: (e: Entity) => boolean,
-  ): ClaimedDelivery[] {
-    return this.db.$client
-      .transaction(() => {
-        const now = this.now();
-        const delivered: Completed[] = [];
-        for (const r of results) {
-          if (r.outcome.kind === "done") delivered.push(r);
-          else this.applyOutcome(r.delivery, r.outcome, now);
-        }
-        this.applyDone(delivered, now);
-        if (results.length > 0) this.addStats(tallyOutcomes(results, now));
-        // Also while the target is paused (limit 0): a missing record is the PSA's to fix, not the target's.
-        if (target) this.expireMissingWaits(target, now);
-        if (limit <= 0) return [];
-        const claimed: ClaimedDelivery[] = [];
-        const rows = this.sql.ready.all(target, now, limit) as any[];
-        const claimSeq = rows.length > 0 ? (this.sql.maxSeq.get() as { seq: number }).seq : 0;
-        for (const { linkRemoteId, linkPayloadHash, ...row } of rows) {
-          const link = linkRemoteId === null ? null : { remoteId: linkRemoteId, payloadHash: linkPayloadHash };
-          const d: ClaimedDelivery = { ...row, uncertain: !!row.uncertain, payload: JSON.parse(row.payload), claimSeq, link };
-          const blocker = this.blockerOf(d, supports);
-          if (blocker) {
-            this.sql.park.run(d.id, blocker.on, blocker.reason, now, blocker.missing ? now : null);
-            continue;
-          }
-          d.attempts += 1;
-          claimed.push(d);
-        }
-        if (claimed.length > 0) this.sql.lease.run(JSON.stringify(claimed.map((d) => d.id)), now + leaseMs, now);
-        return claimed;
-      })
-      .immediate();
+  ): Promise<ClaimedDelivery[]> {
+    const now = this.now();
+    const delivered: Completed[] = [];
+    for (const r of results) {
+      if (r.outcome.kind === "done") delivered.push(r);
+      else await this.applyOutcome(tx, r.delivery, r.outcome, now);
+    }
+    await this.applyDone(tx, delivered, now);
+    if (results.length > 0) await addDeliveryStats(tx, tallyOutcomes(results, now));
+    // Also while the target is paused (limit 0): a missing record is the PSA's to fix, not the target's.
+    if (target) await this.expireMissingWaits(tx, target, now);
+    if (limit <= 0) return [];
+    const claimed: ClaimedDelivery[] = [];
+    const rows = await tx.all<any>(SQL.ready, target, now, limit);
+    const claimSeq = rows.length > 0 ? (await tx.get<{ seq: number }>(SQL.maxSeq))!.seq : 0;
+    for (const { linkRemoteId, linkPayloadHash, ...row } of rows) {
+      const link = linkRemoteId === null ? null : { remoteId: linkRemoteId, payloadHash: linkPayloadHash };
+      const d: ClaimedDelivery = { ...row, uncertain: !!row.uncertain, payload: JSON.parse(row.payload), claimSeq, link };
+      const blocker = await this.blockerOf(tx, d, supports);
+      if (blocker) {
+        await tx.run(SQL.park, d.id, blocker.on, blocker.reason, now, blocker.missing ? now : null);
+        continue;
+      }
+      d.attempts += 1;
+      claimed.push(d);
+    }
+    if (claimed.length > 0) await tx.run(SQL.lease, JSON.stringify(claimed.map((d) => d.id)), now + leaseMs, now);
+    return claimed;
   }
 
   /**
    * Nothing waits silently: a delivery that has waited longer than the grace period for a record the PSA
    * never sent needs action, naming what is missing. Checked at most every few seconds per target.
    */
-  private expireMissingWaits(target: string, now: number): void {
+  private async expireMissingWaits(tx: SqlRunner, target: string, now: number): Promise<void> {
     const every = Math.min(30_000, Math.max(1_000, this.missingRecordGraceMs / 4));
     if (now - (this.lastMissingCheck.get(target) ?? 0) < every) return;
     this.lastMissingCheck.set(target, now);
-    const overdue = this.sql.overdueWaits.all(target, now - this.missingRecordGraceMs) as {
-      id: number;
-      entity: string;
-      key: string;
-      waitingOn: string;
-    }[];
+    const overdue = await tx.all<{ id: number; entity: string; key: string; waitingOn: string }>(
+      SQL.overdueWaits,
+      target,
+      now - this.missingRecordGraceMs,
+    );
     for (const w of overdue) {
       const [entity, ...rest] = w.waitingOn.split(":");
       const key = rest.join(":");
-      if (this.sql.record.get(entity!, key)) {
+      if (await tx.get(SQL.record, entity!, key)) {
         // The PSA has sent it meanwhile: check again now.
-        this.sql.park.run(w.id, w.waitingOn, `waiting for ${entity} ${key} to reach the target first`, now, null);
+        await tx.run(SQL.park, w.id, w.waitingOn, `waiting for ${entity} ${key} to reach the target first`, now, null);
         continue;
       }
       const minutes = Math.round(this.missingRecordGraceMs / 60_000);
-      this.sql.missing.run(
+      await tx.run(
+        SQL.missing,
         w.id,
         w.waitingOn,
         `${capitalise(w.entity)} ${w.key} needs ${entity} ${key}, which the PSA has not sent (waited ${minutes} min).`,
@@ -324,25 +261,29 @@ export class Outbox {
   }
 
   /** Why a delivery cannot go yet, or null. `missing`: it waits for a record the PSA has not sent. */
-  private blockerOf(d: ClaimedDelivery, supports: (e: Entity) => boolean): { on: string; reason: string; missing?: boolean } | null {
+  private async blockerOf(
+    tx: SqlRunner,
+    d: ClaimedDelivery,
+    supports: (e: Entity) => boolean,
+  ): Promise<{ on: string; reason: string; missing?: boolean } | null> {
     // An older delivery of the same record is still open (in flight): keep per-record order.
-    if (this.sql.openForRecord.get(d.target, d.entity, d.key, d.id, d.id)) {
+    if (await tx.get(SQL.openForRecord, d.target, d.entity, d.key, d.id, d.id)) {
       return { on: recordRef(d.entity, d.key), reason: `waiting for an earlier change of ${d.entity} ${d.key} to finish` };
     }
     for (const dep of dependenciesOf(d.entity, d.payload)) {
       if (!supports(dep.entity)) continue;
       const ref = recordRef(dep.entity, dep.key);
-      const open = this.sql.openForRecord.get(d.target, dep.entity, dep.key, -1, Number.MAX_SAFE_INTEGER) as { status: string } | null;
+      const open = await tx.get<{ status: string }>(SQL.openForRecord, d.target, dep.entity, dep.key, -1, Number.MAX_SAFE_INTEGER);
       if (open) return { on: ref, reason: `waiting for ${dep.entity} ${dep.key} to reach the target first` };
-      if (!this.sql.link.get(d.target, dep.entity, dep.key)) {
-        const known = this.sql.record.get(dep.entity, dep.key) as { seq: number } | null;
+      if (!(await tx.get(SQL.link, d.target, dep.entity, dep.key))) {
+        const known = await tx.get<{ seq: number }>(SQL.record, dep.entity, dep.key);
         if (dep.ifKnown && !known) continue;
-        if (known && !this.sql.anyFor.get(d.target, dep.entity, dep.key)) {
+        if (known && !(await tx.get(SQL.anyFor, d.target, dep.entity, dep.key))) {
           // The PSA sent it before this target was configured: send the latest version now, then follow it.
-          this.sql.insert.run(known.seq, d.target, dep.entity, dep.key, this.now(), 0);
+          await tx.run(SQL.insert, known.seq, d.target, dep.entity, dep.key, this.now(), 0);
           return { on: ref, reason: `waiting for ${dep.entity} ${dep.key} to reach the target first` };
         }
-        const failed = this.sql.failedFor.get(d.target, dep.entity, dep.key) as { id: number } | null;
+        const failed = await tx.get<{ id: number }>(SQL.failedFor, d.target, dep.entity, dep.key);
         if (failed)
           return { on: ref, reason: `blocked: ${dep.entity} ${dep.key} needs action (delivery ${failed.id}); fix it and this follows` };
         return { on: ref, reason: `waiting for ${dep.entity} ${dep.key}, which the PSA has not sent yet`, missing: !known };
@@ -355,54 +296,54 @@ export class Outbox {
    * The round's delivered pushes, the common outcome, written with as few statements as the round allows: one
    * UPDATE per delivery, then their attempt rows and links in multi-row statements.
    */
-  private applyDone(delivered: Completed[], now: number): void {
+  private async applyDone(tx: SqlRunner, delivered: Completed[], now: number): Promise<void> {
     if (delivered.length === 0) return;
     const attempts: unknown[][] = [];
     const links = new Map<string, unknown[]>();
     for (const { delivery: d, outcome, latencyMs } of delivered) {
       const o = outcome as Extract<Outcome, { kind: "done" }>;
-      if (this.sql.done.run(d.id, o.remoteId, o.note ?? null, now, latencyMs ?? null).changes > 0)
+      if ((await tx.run(SQL.done, d.id, o.remoteId, o.note ?? null, now, latencyMs ?? null)).changes > 0)
         attempts.push([d.id, d.attempts, now, "delivered", null, o.note ?? null, null, o.remoteId]);
       links.set(`${d.target}\u0000${recordRef(d.entity, d.key)}`, [d.target, d.entity, d.key, o.remoteId, o.payloadHash, now]);
     }
-    if (attempts.length > 0) this.insertAttempts(attempts);
-    this.upsertLinks([...links.values()]);
+    if (attempts.length > 0) await insertAttempts(tx, attempts);
+    await upsertLinks(tx, [...links.values()]);
     const anyIn = new Map<string, boolean>();
-    const has = (target: string, status: DeliveryStatus) => {
+    const has = async (target: string, status: DeliveryStatus) => {
       const k = `${target}\u0000${status}`;
       let v = anyIn.get(k);
-      if (v === undefined) anyIn.set(k, (v = this.sql.anyInStatus.get(target, status) !== null));
+      if (v === undefined) anyIn.set(k, (v = (await tx.get(SQL.anyInStatus, target, status)) !== null));
       return v;
     };
     for (const { delivery: d } of delivered) {
       // Older versions of this record that needed action are moot now: retrying one would overwrite this.
-      if (has(d.target, "needs_action")) this.sql.retireOlder.run(d.target, d.entity, d.key, d.id, now);
+      if (await has(d.target, "needs_action")) await tx.run(SQL.retireOlder, d.target, d.entity, d.key, d.id, now);
       // Deliveries waiting for this record become ready again (they re-check their dependencies when claimed).
-      if (has(d.target, "waiting")) this.sql.wake.run(d.target, recordRef(d.entity, d.key), now);
+      if (await has(d.target, "waiting")) await tx.run(SQL.wake, d.target, recordRef(d.entity, d.key), now);
     }
   }
 
-  private applyOutcome(d: ClaimedDelivery, o: Exclude<Outcome, { kind: "done" }>, now: number): void {
+  private async applyOutcome(tx: SqlRunner, d: ClaimedDelivery, o: Exclude<Outcome, { kind: "done" }>, now: number): Promise<void> {
     switch (o.kind) {
       case "retry":
       case "needs_action": {
         // A newer version of the record is already queued: it replaces this one (and inherits the doubt).
-        const newer = this.sql.newerOpen.get(d.target, d.entity, d.key, d.id) as { id: number } | null;
+        const newer = await tx.get<{ id: number }>(SQL.newerOpen, d.target, d.entity, d.key, d.id);
         if (newer) {
-          if (this.sql.supersedeOne.run(d.id, now).changes > 0)
-            this.recordAttempt(d, now, "superseded", o.problem.code, o.problem.message, o.problem.hint ?? null, null);
-          if (o.uncertain) this.sql.markUncertain.run(newer.id, now);
+          if ((await tx.run(SQL.supersedeOne, d.id, now)).changes > 0)
+            await this.recordAttempt(tx, d, now, "superseded", o.problem.code, o.problem.message, o.problem.hint ?? null, null);
+          if (o.uncertain) await tx.run(SQL.markUncertain, newer.id, now);
           break;
         }
         // The record it blames changed while this push was under way: the fix is already there, so try again now.
         const fixedMeanwhile =
           o.kind === "needs_action" &&
           o.problem.record &&
-          ((this.sql.record.get(o.problem.record.entity, o.problem.record.key) as { seq: number } | null)?.seq ?? 0) >
-            (d.claimSeq ?? Infinity);
+          ((await tx.get<{ seq: number }>(SQL.record, o.problem.record.entity, o.problem.record.key))?.seq ?? 0) > (d.claimSeq ?? Infinity);
         if (o.kind === "retry" || fixedMeanwhile) {
           const delayMs = o.kind === "retry" ? o.delayMs : 0;
-          const written = this.sql.retry.run(
+          const written = await tx.run(
+            SQL.retry,
             d.id,
             o.uncertain ? 1 : 0,
             now + delayMs,
@@ -412,9 +353,11 @@ export class Outbox {
             o.problem.hint ?? null,
             o.problem.field ?? null,
           );
-          if (written.changes > 0) this.recordAttempt(d, now, "retry", o.problem.code, o.problem.message, o.problem.hint ?? null, null);
+          if (written.changes > 0)
+            await this.recordAttempt(tx, d, now, "retry", o.problem.code, o.problem.message, o.problem.hint ?? null, null);
         } else {
-          const written = this.sql.needsAction.run(
+          const written = await tx.run(
+            SQL.needsAction,
             d.id,
             o.uncertain ? 1 : 0,
             now,
@@ -425,21 +368,22 @@ export class Outbox {
             o.problem.record ? recordRef(o.problem.record.entity, o.problem.record.key) : null,
           );
           if (written.changes > 0)
-            this.recordAttempt(d, now, "needs_action", o.problem.code, o.problem.message, o.problem.hint ?? null, null);
+            await this.recordAttempt(tx, d, now, "needs_action", o.problem.code, o.problem.message, o.problem.hint ?? null, null);
         }
         break;
       }
       case "wait":
-        this.sql.park.run(d.id, o.on, o.reason, now, null);
-        this.recordAttempt(d, now, "wait", null, o.reason, null, null);
+        await tx.run(SQL.park, d.id, o.on, o.reason, now, null);
+        await this.recordAttempt(tx, d, now, "wait", null, o.reason, null, null);
         return;
     }
     // Deliveries waiting for this record become ready again (they re-check their dependencies when claimed).
-    this.sql.wake.run(d.target, recordRef(d.entity, d.key), now);
+    await tx.run(SQL.wake, d.target, recordRef(d.entity, d.key), now);
   }
 
   /** One row of the delivery's attempt history (delivery_attempts), in the transaction that writes its outcome. */
-  private recordAttempt(
+  private async recordAttempt(
+    tx: SqlRunner,
     d: ClaimedDelivery,
     now: number,
     outcome: AttemptOutcome,
@@ -447,81 +391,51 @@ export class Outbox {
     message: string | null,
     hint: string | null,
     remoteId: string | null,
-  ): void {
-    this.sql.attempt.run(d.id, d.attempts, now, outcome, code, message, hint, remoteId);
+  ): Promise<void> {
+    await tx.run(SQL.attempt, d.id, d.attempts, now, outcome, code, message, hint, remoteId);
   }
 
   /**
    * Deliveries whose lease ran out (the agent died mid-push, or `all` at start when we hold the instance
    * lock) go back to pending, marked uncertain: the push may have reached the target.
    */
-  recoverExpiredLeases(all = false): number {
+  recoverExpiredLeases(all = false): Promise<number> {
     const now = this.now();
-    const c = this.db.$client;
-    return c
-      .transaction(() => {
-        c.run(
-          `INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, message, hint)
-           SELECT id, attempts, ?1, 'interrupted', ?3, ?4 FROM deliveries WHERE status = 'in_flight' AND (?2 OR lease_until < ?1)`,
-          [now, all ? 1 : 0, ...NO_ANSWER],
-        );
-        return c.run(
-          `UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, next_attempt_at = ?1, updated_at = ?1
-            WHERE status = 'in_flight' AND (?2 OR lease_until < ?1)`,
-          [now, all ? 1 : 0],
-        ).changes;
-      })
-      .immediate();
+    return this.runner.transaction(async (tx) => {
+      await tx.run(SQL.interruptedExpired, now, all ? 1 : 0, ...NO_ANSWER);
+      return (await tx.run(SQL.recoverExpired, now, all ? 1 : 0)).changes;
+    });
   }
 
   /** Releases leases we hold without an answer (shutdown): pending again, uncertain. */
-  release(ids: number[]): void {
+  async release(ids: number[]): Promise<void> {
     if (ids.length === 0) return;
     const now = this.now();
-    const c = this.db.$client;
-    c.transaction(() => {
-      c.run(
-        `INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, message, hint)
-         SELECT id, attempts, ?1, 'interrupted', ?3, ?4 FROM deliveries WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_each(?2)) AND status = 'in_flight'`,
-        [now, JSON.stringify(ids), ...NO_ANSWER],
-      );
-      this.db
-        .update(deliveries)
-        .set({ status: "pending", uncertain: true, leaseUntil: null, nextAttemptAt: now, updatedAt: now })
-        .where(and(inArray(deliveries.id, ids), eq(deliveries.status, "in_flight")))
-        .run();
-    }).immediate();
+    await this.runner.transaction(async (tx) => {
+      await tx.run(SQL.interruptedReleased, now, JSON.stringify(ids), ...NO_ANSWER);
+      await tx.run(SQL.releaseLeases, now, JSON.stringify(ids));
+    });
   }
 
   /** A person pressed retry: try again now. Returns false if the delivery cannot be retried. */
-  retry(id: number): { ok: boolean; status?: DeliveryStatus } {
-    const row = this.db.select({ status: deliveries.status }).from(deliveries).where(eq(deliveries.id, id)).get();
-    if (!row) return { ok: false };
-    if (!isOneOf(RETRYABLE_DELIVERY_STATUSES, row.status)) return { ok: false, status: row.status };
-    const now = this.now();
-    this.db
-      .update(deliveries)
-      .set({ status: "pending", nextAttemptAt: now, waitingOn: null, updatedAt: now })
-      .where(eq(deliveries.id, id))
-      .run();
-    return { ok: true, status: "pending" };
+  retry(id: number): Promise<{ ok: boolean; status?: DeliveryStatus }> {
+    return this.runner.transaction(async (tx) => {
+      const row = await tx.get<{ status: DeliveryStatus }>(SQL.statusOf, id);
+      if (!row) return { ok: false };
+      if (!isOneOf(RETRYABLE_DELIVERY_STATUSES, row.status)) return { ok: false, status: row.status };
+      await tx.run(SQL.retryNow, id, this.now());
+      return { ok: true, status: "pending" as const };
+    });
   }
 
   /** Retries every delivery that needs action (optionally for one target). */
-  retryAllNeedingAction(target?: string): number {
-    const now = this.now();
-    return this.db.$client.run(
-      `UPDATE deliveries SET status = 'pending', next_attempt_at = ?1, updated_at = ?1 WHERE status = 'needs_action' AND (CAST(?2 AS TEXT) IS NULL OR target = ?2)`,
-      [now, target ?? null],
-    ).changes;
+  async retryAllNeedingAction(target?: string): Promise<number> {
+    return (await this.runner.run(SQL.retryAllNeedingAction, this.now(), target ?? null)).changes;
   }
 
   /** Earliest time a pending delivery of `target` becomes ready, or null. */
-  nextDueAt(target: string): number | null {
-    const row = this.db.get<{ t: number | null }>(
-      sql`SELECT min(next_attempt_at) AS t FROM deliveries WHERE target = ${target} AND status = 'pending'`,
-    );
-    return row?.t ?? null;
+  async nextDueAt(target: string): Promise<number | null> {
+    return (await this.runner.get<{ t: number | null }>(SQL.nextDueAt, target))?.t ?? null;
   }
 }
 

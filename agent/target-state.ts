@@ -11,6 +11,7 @@
 // (half-open), and only its success lets the whole queue go again.
 import { isTargetError, MAX_PAUSE_MS, TARGET_PAUSED } from "../connectors/http.ts";
 import type { Db } from "./db/index.ts";
+import type { SqlRunner } from "./db/pg/runner.ts";
 import { showTime } from "./time.ts";
 
 export type BreakerState = "closed" | "open" | "half_open";
@@ -173,41 +174,38 @@ export function describeTargetState(s: TargetState, now: number): string {
 const COLUMNS = `target, paused_until AS pausedUntil, pause_reason AS pauseReason, breaker, failures,
   probe_delay_ms AS probeDelayMs, next_probe_at AS nextProbeAt, updated_at AS updatedAt`;
 
-/** The stored state of every target (table target_state), shared by all workers. */
+const SELECT_ONE = `SELECT ${COLUMNS} FROM target_state WHERE target = ?1`;
+const UPSERT = `INSERT INTO target_state (target, paused_until, pause_reason, breaker, failures, probe_delay_ms, next_probe_at, updated_at)
+   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+   ON CONFLICT (target) DO UPDATE SET paused_until = excluded.paused_until, pause_reason = excluded.pause_reason,
+     breaker = excluded.breaker, failures = excluded.failures, probe_delay_ms = excluded.probe_delay_ms,
+     next_probe_at = excluded.next_probe_at, updated_at = excluded.updated_at`;
+
+/**
+ * The stored state of every target (table target_state), shared by all workers. `tx`: the transaction to read
+ * or write in (a dispatcher round's); without it, a statement of its own.
+ */
 export class TargetStateStore {
-  private readonly getOne;
-  private readonly upsert;
+  constructor(private readonly runner: SqlRunner) {}
 
-  constructor(private readonly db: Db) {
-    const c = db.$client;
-    this.getOne = c.prepare(`SELECT ${COLUMNS} FROM target_state WHERE target = ?1`);
-    this.upsert = c.prepare(
-      `INSERT INTO target_state (target, paused_until, pause_reason, breaker, failures, probe_delay_ms, next_probe_at, updated_at)
-       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-       ON CONFLICT (target) DO UPDATE SET paused_until = excluded.paused_until, pause_reason = excluded.pause_reason,
-         breaker = excluded.breaker, failures = excluded.failures, probe_delay_ms = excluded.probe_delay_ms,
-         next_probe_at = excluded.next_probe_at, updated_at = excluded.updated_at`,
-    );
+  async get(target: string, tx: SqlRunner = this.runner): Promise<TargetState> {
+    return (await tx.get<TargetState>(SELECT_ONE, target)) ?? initialState(target);
   }
 
-  get(target: string): TargetState {
-    return (this.getOne.get(target) as TargetState | null) ?? initialState(target);
-  }
-
-  put(s: TargetState): void {
-    this.upsert.run(s.target, s.pausedUntil, s.pauseReason, s.breaker, s.failures, s.probeDelayMs, s.nextProbeAt, s.updatedAt);
+  async put(s: TargetState, tx: SqlRunner = this.runner): Promise<void> {
+    await tx.run(UPSERT, s.target, s.pausedUntil, s.pauseReason, s.breaker, s.failures, s.probeDelayMs, s.nextProbeAt, s.updatedAt);
   }
 
   /** Runs `fn` in one write transaction (read, decide, write: no other worker in between). */
-  transaction<T>(fn: () => T): T {
-    return this.db.$client.transaction(fn).immediate();
+  transaction<T>(fn: (tx: SqlRunner) => Promise<T>): Promise<T> {
+    return this.runner.transaction(fn);
   }
 }
 
 /** The stored state of one target for the status page, or null if nothing was ever stored (or no table yet). */
 export function readTargetState(db: Db, target: string): TargetState | null {
   try {
-    return (db.$client.query(`SELECT ${COLUMNS} FROM target_state WHERE target = ?1`).get(target) as TargetState | null) ?? null;
+    return (db.$client.query(SELECT_ONE).get(target) as TargetState | null) ?? null;
   } catch {
     return null;
   }

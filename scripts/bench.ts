@@ -12,6 +12,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openDatabase } from "../agent/db/index.ts";
+import { sqliteRunner } from "../agent/db/pg/runner.ts";
 import { IntakeWriter, parseEvents } from "../agent/intake.ts";
 import { Outbox } from "../agent/outbox.ts";
 import { pruneOnce } from "../agent/retention.ts";
@@ -137,7 +138,7 @@ function plainjobBulkAddsPerSecond(seconds = 2): number {
 }
 
 /** Average time of claiming 50 deliveries with `pending` deliveries waiting. */
-function claimMs(pending: number): number {
+async function claimMs(pending: number): Promise<number> {
   const db = openDatabase(join(tmp("claim"), "k.db"));
   const c = db.$client;
   c.transaction(() => {
@@ -153,12 +154,12 @@ function claimMs(pending: number): number {
       del.run(i, String(i), i);
     }
   })();
-  const outbox = new Outbox(db);
+  const outbox = new Outbox(sqliteRunner(c));
   const times: number[] = [];
   // Three rounds warm the page cache, as in a running agent; the median of the next 15 is the figure.
   for (let round = 0; round < 18; round++) {
     const t0 = performance.now();
-    outbox.claim("eco", 50, 60_000, () => true);
+    await outbox.claim("eco", 50, 60_000, () => true);
     if (round >= 3) times.push(performance.now() - t0);
   }
   c.close();
@@ -191,7 +192,7 @@ async function pruneFigures(old: number): Promise<{ perSecond: number; idleP99: 
       if (i % 10 === 0) rec.run(key, payload, i, at);
     }
   })();
-  const intake = new IntakeWriter(db, new Outbox(db), () => ["eco"]);
+  const intake = new IntakeWriter(db, new Outbox(sqliteRunner(c)), () => ["eco"]);
   let n = 0;
   const oneCall = async () => {
     const parsed = parseEvents(customer(9_000_000 + n++, "live"));
@@ -480,8 +481,8 @@ async function main() {
 
   if (runs("claim")) {
     say("claim scaling");
-    const small = claimMs(1_000);
-    const large = claimMs(1_000_000);
+    const small = await claimMs(1_000);
+    const large = await claimMs(1_000_000);
     figures.push({
       name: "claim 50 deliveries with 1,000,000 pending",
       value: large,

@@ -13,6 +13,7 @@ import { Metrics } from "../agent/metrics.ts";
 import { Outbox } from "../agent/outbox.ts";
 import { initialState, TargetStateStore } from "../agent/target-state.ts";
 import { customerEvent, tempDir, waitFor } from "./helpers.ts";
+import { sqliteRunner } from "../agent/db/pg/runner.ts";
 
 type Mode = "fail" | "hang" | "ok";
 
@@ -79,9 +80,9 @@ afterEach(async () => {
 async function setUp(breaker = { failures: 3, baseMs: 200, maxMs: 800 }) {
   const target = startTarget();
   const db: Db = openDatabase(join(tempDir(), "k.db"));
-  const outbox = new Outbox(db);
+  const outbox = new Outbox(sqliteRunner(db.$client));
   const intake = new IntakeWriter(db, outbox, () => ["t"]);
-  const store = new TargetStateStore(db);
+  const store = new TargetStateStore(sqliteRunner(db.$client));
   const metrics = new Metrics();
   const dispatcher = new Dispatcher(
     "t",
@@ -129,22 +130,22 @@ describe("circuit breaker per target", () => {
     const { target, store, metrics, dispatcher, send, doneCount } = await setUp();
     await send(30);
     dispatcher.start();
-    await waitFor("the breaker to open", () => store.get("t").breaker === "open");
-    expect(store.get("t").probeDelayMs).toBe(200);
+    await waitFor("the breaker to open", async () => (await store.get("t")).breaker === "open");
+    expect((await store.get("t")).probeDelayMs).toBe(200);
 
     // Open: probes at +200 ms, then +400, +800 (the cap), … one at a time, never the whole queue.
     const open = await window(target, 2000);
     expect(open.maxInFlight).toBeLessThanOrEqual(1);
     expect(open.requests).toBeGreaterThanOrEqual(1);
     expect(open.requests).toBeLessThanOrEqual(5);
-    expect(store.get("t").probeDelayMs).toBeGreaterThan(200); // failed probes doubled the delay
+    expect((await store.get("t")).probeDelayMs).toBeGreaterThan(200); // failed probes doubled the delay
     expect(metrics.render([], 0)).toMatch(/kontobro_target_breaker_state\{target="t",state="(open|half_open)"\} 1/);
 
     // The target recovers: the next probe succeeds, the breaker closes, the rest go at full concurrency.
     target.mode = "ok";
     target.maxInFlight = 0;
     await waitFor("all 30 delivered", () => doneCount() === 30);
-    expect(store.get("t")).toMatchObject({ breaker: "closed", failures: 0 });
+    expect(await store.get("t")).toMatchObject({ breaker: "closed", failures: 0 });
     expect(target.maxInFlight).toBeGreaterThan(1);
     expect(metrics.render([], 0)).toContain(`kontobro_target_breaker_state{target="t",state="closed"} 1`);
   }, 30_000);
@@ -154,7 +155,7 @@ describe("circuit breaker per target", () => {
     target.mode = "hang";
     await send(20);
     dispatcher.start();
-    await waitFor("the breaker to open", () => store.get("t").breaker === "open");
+    await waitFor("the breaker to open", async () => (await store.get("t")).breaker === "open");
     const open = await window(target, 1500);
     expect(open.maxInFlight).toBeLessThanOrEqual(1);
     expect(open.requests).toBeLessThanOrEqual(4);
@@ -167,7 +168,7 @@ describe("the pause is stored, shared by every worker of the target", () => {
     target.mode = "ok";
     // Another worker got a 429 with Retry-After: 600 (it wrote the shared state).
     const now = Date.now();
-    store.put({
+    await store.put({
       ...initialState("t", now),
       pausedUntil: now + 600_000,
       pauseReason: "429: slow down",
@@ -180,13 +181,13 @@ describe("the pause is stored, shared by every worker of the target", () => {
     expect(doneCount()).toBe(0);
 
     // The pause ends (written as the other worker would see it expire).
-    store.put({ ...store.get("t"), pausedUntil: Date.now() - 1, nextProbeAt: Date.now() - 1 });
+    await store.put({ ...(await store.get("t")), pausedUntil: Date.now() - 1, nextProbeAt: Date.now() - 1 });
     target.trace = [];
     target.maxInFlight = 0;
     dispatcher.notify();
     await waitFor("all 20 delivered", () => doneCount() === 20);
     expect(target.trace.slice(0, 2)).toEqual(["in", "out"]); // the probe went alone and was answered first
     expect(target.maxInFlight).toBeGreaterThan(1); // then the queue at full concurrency
-    expect(store.get("t").breaker).toBe("closed");
+    expect((await store.get("t")).breaker).toBe("closed");
   }, 30_000);
 });

@@ -14,6 +14,7 @@ import { Metrics } from "../agent/metrics.ts";
 import { Outbox } from "../agent/outbox.ts";
 import { TargetStateStore } from "../agent/target-state.ts";
 import { customerEvent, tempDir, waitFor } from "./helpers.ts";
+import { sqliteRunner } from "../agent/db/pg/runner.ts";
 
 /**
  * The target: customer 1's lookup is answered 429 (Retry-After 600) at once, its body sent whole or held
@@ -91,8 +92,8 @@ describe("a 429 with Retry-After stops the pushes already under way", () => {
         describeError: (res) => ({ code: `http_${res.status}`, message: `HTTP ${res.status}` }),
       });
       const db = openDatabase(join(tempDir(), "k.db"));
-      const outbox = new Outbox(db);
-      const store = new TargetStateStore(db);
+      const outbox = new Outbox(sqliteRunner(db.$client));
+      const store = new TargetStateStore(sqliteRunner(db.$client));
       const dispatcher = new Dispatcher(
         "t",
         lookupThenCreate(url, http),
@@ -140,7 +141,7 @@ describe("a 429 with Retry-After stops the pushes already under way", () => {
       target.releaseBody();
       await waitFor("customer 1's push to end", () => ended().has("1"));
       expect(ended().get("1")).toBe("http_429");
-      expect(store.get("t").pausedUntil).toBeGreaterThan(Date.now() + 500_000);
+      expect((await store.get("t")).pausedUntil).toBeGreaterThan(Date.now() + 500_000);
       expect([...target.seen].sort()).toEqual(["GET /customers/lookup/1", "GET /customers/lookup/2"]);
     }, 30_000);
   }

@@ -20,6 +20,7 @@ import {
 } from "../agent/target-state.ts";
 import { MAX_PAUSE_MS, TargetError } from "../connectors/http.ts";
 import { tempDir } from "./helpers.ts";
+import { sqliteRunner } from "../agent/db/pg/runner.ts";
 
 const P: BreakerPolicy = { failures: 3, baseMs: 1000, maxMs: 4000 };
 const fail = { kind: "failed", reason: "500: boom" } as const;
@@ -134,16 +135,16 @@ describe("the pause the target asks for", () => {
 });
 
 describe("TargetStateStore", () => {
-  test("stores the state per target, survives reopening the database, reads nothing for an unknown target", () => {
+  test("stores the state per target, survives reopening the database, reads nothing for an unknown target", async () => {
     const path = join(tempDir(), "k.db");
     let db = openDatabase(path);
-    const store = new TargetStateStore(db);
-    expect(store.get("eco")).toEqual(initialState("eco"));
+    const store = new TargetStateStore(sqliteRunner(db.$client));
+    expect(await store.get("eco")).toEqual(initialState("eco"));
     const s = applySignal(initialState("eco"), { kind: "throttled", retryAfterMs: 600_000, reason: "429" }, T0, P);
-    store.transaction(() => store.put(s));
+    await store.transaction((tx) => store.put(s, tx));
     db.$client.close();
     db = openDatabase(path);
-    expect(new TargetStateStore(db).get("eco")).toEqual(s);
+    expect(await new TargetStateStore(sqliteRunner(db.$client)).get("eco")).toEqual(s);
     expect(readTargetState(db, "eco")).toEqual(s);
     expect(readTargetState(db, "other")).toBeNull();
     db.$client.close();

@@ -10,6 +10,7 @@ import { Inbox } from "../agent/pulls/inbox.ts";
 import { deliveryAttempts, findRecords, pulledFor, recordEvents } from "../agent/record-queries.ts";
 import { pruneOnce } from "../agent/retention.ts";
 import { customerEvent, invoiceEvent, projectEvent, tempDir } from "./helpers.ts";
+import { sqliteRunner } from "../agent/db/pg/runner.ts";
 
 const DAY = 86_400_000;
 const ALL = () => true;
@@ -21,7 +22,7 @@ let intake: IntakeWriter;
 beforeEach(() => {
   db = openDatabase(join(tempDir("kontobro-attempts-"), "kontobro.db"));
   clock = Date.UTC(2026, 0, 1);
-  outbox = new Outbox(db, () => clock);
+  outbox = new Outbox(sqliteRunner(db.$client), () => clock);
   intake = new IntakeWriter(
     db,
     outbox,
@@ -36,7 +37,7 @@ async function send(...events: object[]) {
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.events));
   return intake.submit(parsed.events);
 }
-const claimOne = () => outbox.claim("eco", 1, 60_000, ALL)[0]!;
+const claimOne = async () => (await outbox.claim("eco", 1, 60_000, ALL))[0]!;
 const problem = { code: "x.failed", message: "It failed.", hint: "Fix it." };
 const history = (d: { id: number }) =>
   deliveryAttempts(db, [d.id]).map(({ attempt, outcome, code, message, hint, remoteId }) => ({
@@ -51,13 +52,13 @@ const history = (d: { id: number }) =>
 describe("delivery attempts", () => {
   test("each outcome is one row: retry and needs action with the problem, delivered with the remote id and note", async () => {
     await send(customerEvent(1));
-    let d: ClaimedDelivery = claimOne();
-    outbox.complete([{ delivery: d, outcome: { kind: "retry", problem, delayMs: 0, uncertain: false } }]);
-    d = claimOne();
-    outbox.complete([{ delivery: d, outcome: { kind: "needs_action", problem, uncertain: false } }]);
-    outbox.retry(d.id);
-    d = claimOne();
-    outbox.complete([{ delivery: d, outcome: { kind: "done", remoteId: "R-1", payloadHash: "h", note: "kept the due date" } }]);
+    let d: ClaimedDelivery = await claimOne();
+    await outbox.complete([{ delivery: d, outcome: { kind: "retry", problem, delayMs: 0, uncertain: false } }]);
+    d = await claimOne();
+    await outbox.complete([{ delivery: d, outcome: { kind: "needs_action", problem, uncertain: false } }]);
+    await outbox.retry(d.id);
+    d = await claimOne();
+    await outbox.complete([{ delivery: d, outcome: { kind: "done", remoteId: "R-1", payloadHash: "h", note: "kept the due date" } }]);
     expect(history(d)).toEqual([
       { attempt: 1, outcome: "retry", code: "x.failed", message: "It failed.", hint: "Fix it.", remoteId: null },
       { attempt: 2, outcome: "needs_action", code: "x.failed", message: "It failed.", hint: "Fix it.", remoteId: null },
@@ -67,12 +68,12 @@ describe("delivery attempts", () => {
 
   test("a failure while a newer version waits is recorded as replaced; a wait as held back", async () => {
     await send(customerEvent(1, {}, "c-1"));
-    const d = claimOne();
+    const d = await claimOne();
     await send(customerEvent(1, { name: "New" }, "c-1b"));
-    outbox.complete([{ delivery: d, outcome: { kind: "retry", problem, delayMs: 0, uncertain: true } }]);
+    await outbox.complete([{ delivery: d, outcome: { kind: "retry", problem, delayMs: 0, uncertain: true } }]);
     expect(history(d).map((a) => a.outcome)).toEqual(["superseded"]);
-    const newer = claimOne();
-    outbox.complete([{ delivery: newer, outcome: { kind: "wait", on: "customer:2", reason: "waiting for customer 2" } }]);
+    const newer = await claimOne();
+    await outbox.complete([{ delivery: newer, outcome: { kind: "wait", on: "customer:2", reason: "waiting for customer 2" } }]);
     expect(history(newer)).toEqual([
       { attempt: 1, outcome: "wait", code: null, message: "waiting for customer 2", hint: null, remoteId: null },
     ]);
@@ -80,25 +81,25 @@ describe("delivery attempts", () => {
 
   test("pushes left without an answer say so, at shutdown and when a lease ran out; a late outcome for them is not recorded twice", async () => {
     await send(customerEvent(1), customerEvent(2));
-    const [a, b] = outbox.claim("eco", 2, 60_000, ALL);
-    outbox.release([a!.id]);
+    const [a, b] = await outbox.claim("eco", 2, 60_000, ALL);
+    await outbox.release([a!.id]);
     expect(history(a!)).toMatchObject([{ attempt: 1, outcome: "interrupted", message: expect.stringContaining("No answer was recorded") }]);
     clock += 120_000;
-    expect(outbox.recoverExpiredLeases()).toBe(1);
+    expect(await outbox.recoverExpiredLeases()).toBe(1);
     expect(history(b!)).toMatchObject([{ attempt: 1, outcome: "interrupted", hint: expect.stringContaining("not created twice") }]);
     // The answer of the lost push arrives after all: the delivery is no longer in flight, so nothing changes.
-    outbox.complete([{ delivery: b!, outcome: { kind: "done", remoteId: "R-2", payloadHash: "h" } }]);
+    await outbox.complete([{ delivery: b!, outcome: { kind: "done", remoteId: "R-2", payloadHash: "h" } }]);
     expect(history(b!).map((x) => x.outcome)).toEqual(["interrupted"]);
   });
 
   test("retention prunes attempts older than retention_days, oldest first, and keeps the newer ones", async () => {
     await send(customerEvent(1));
-    const d = claimOne();
-    outbox.complete([{ delivery: d, outcome: { kind: "retry", problem, delayMs: 0, uncertain: false } }]);
+    const d = await claimOne();
+    await outbox.complete([{ delivery: d, outcome: { kind: "retry", problem, delayMs: 0, uncertain: false } }]);
     clock += 100 * DAY;
-    outbox.complete([{ delivery: claimOne(), outcome: { kind: "retry", problem, delayMs: 0, uncertain: false } }]);
+    await outbox.complete([{ delivery: await claimOne(), outcome: { kind: "retry", problem, delayMs: 0, uncertain: false } }]);
     clock += 1 * DAY;
-    outbox.complete([{ delivery: claimOne(), outcome: { kind: "needs_action", problem, uncertain: false } }]);
+    await outbox.complete([{ delivery: await claimOne(), outcome: { kind: "needs_action", problem, uncertain: false } }]);
     const r = await pruneOnce(db, { retentionDays: 90, now: () => clock, batchSize: 1 });
     expect(r.attempts).toBe(1);
     expect(history(d).map((a) => a.attempt)).toEqual([2, 3]);

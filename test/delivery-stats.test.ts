@@ -18,6 +18,7 @@ import { IntakeWriter, parseEvents } from "../agent/intake.ts";
 import { Outbox, type ClaimedDelivery, type Completed } from "../agent/outbox.ts";
 import { pruneOnce } from "../agent/retention.ts";
 import { customerEvent, tempDir } from "./helpers.ts";
+import { sqliteRunner } from "../agent/db/pg/runner.ts";
 
 const ALL = () => true;
 const HOUR = Date.UTC(2026, 5, 1, 14);
@@ -29,7 +30,7 @@ let intake: IntakeWriter;
 beforeEach(() => {
   db = openDatabase(join(tempDir("kontobro-stats-"), "k.db"));
   clock = HOUR + 10 * 60_000;
-  outbox = new Outbox(db, () => clock);
+  outbox = new Outbox(sqliteRunner(db.$client), () => clock);
   intake = new IntakeWriter(
     db,
     outbox,
@@ -43,7 +44,7 @@ async function queue(n: number) {
   const parsed = parseEvents(Array.from({ length: n }, (_, i) => customerEvent(i + 1)));
   if (!parsed.ok) throw new Error(JSON.stringify(parsed));
   await intake.submit(parsed.events);
-  return outbox.claim("eco", 100, 60_000, ALL);
+  return await outbox.claim("eco", 100, 60_000, ALL);
 }
 const problem = (code = "economic.validation") => ({ code, message: "refused" });
 const delivered = (d: ClaimedDelivery, latencyMs: number): Completed => ({
@@ -68,7 +69,7 @@ describe("delivery statistics", () => {
 
   test("a round's outcomes are counted once, in the hour they were written, with the time to deliver", async () => {
     const [a, b, c, d, e] = await queue(5);
-    outbox.complete([
+    await outbox.complete([
       delivered(a!, 30),
       delivered(b!, 700),
       { delivery: c!, outcome: { kind: "retry", problem: problem("http_503"), delayMs: 10, uncertain: false } },
@@ -85,11 +86,11 @@ describe("delivery statistics", () => {
 
     // The next round adds to the same hour; one in the next hour starts a new row.
     clock += 60_000;
-    const ready = outbox.claim("eco", 100, 60_000, ALL);
+    const ready = await outbox.claim("eco", 100, 60_000, ALL);
     expect(ready.map((x) => x.id).sort()).toEqual([c!.id, e!.id].sort());
-    outbox.complete([delivered(ready.find((x) => x.id === c!.id)!, 60_000)]);
+    await outbox.complete([delivered(ready.find((x) => x.id === c!.id)!, 60_000)]);
     clock = HOUR + HOUR_MS;
-    outbox.complete([delivered(ready.find((x) => x.id === e!.id)!, 61_000)]);
+    await outbox.complete([delivered(ready.find((x) => x.id === e!.id)!, 61_000)]);
     const rows = readDeliveryStats(db.$client, "eco", 0);
     expect(rows.map((r) => [r.hour, r.delivered, r.retried])).toEqual([
       [HOUR, 3, 1],
@@ -116,9 +117,9 @@ describe("delivery statistics", () => {
 
   test("hours older than 31 days are pruned, by itself and with the rest of the finished work", async () => {
     const [a, b] = await queue(2);
-    outbox.complete([delivered(a!, 5)]);
+    await outbox.complete([delivered(a!, 5)]);
     clock = HOUR + 20 * DAY_MS;
-    outbox.complete([delivered(b!, 5)]);
+    await outbox.complete([delivered(b!, 5)]);
     expect(pruneDeliveryStats(db.$client, HOUR + 31 * DAY_MS)).toBe(0);
     expect(pruneDeliveryStats(db.$client, HOUR + 31 * DAY_MS + HOUR_MS)).toBe(1);
     expect(readDeliveryStats(db.$client, "eco", 0).map((r) => r.hour)).toEqual([HOUR + 20 * DAY_MS]);

@@ -4,6 +4,7 @@ import { Outbox } from "../agent/outbox.ts";
 import { SAMPLE_PDF_BASE64 } from "../agent/demo.ts";
 import { startStack, type Stack } from "./e2e-harness.ts";
 import { customerEvent, invoiceEvent, projectEvent, waitFor } from "./helpers.ts";
+import { sqliteRunner } from "../agent/db/pg/runner.ts";
 
 let stack: Stack;
 afterEach(async () => {
@@ -94,11 +95,11 @@ describe("e-conomic end to end", () => {
     const { openDatabase } = await import("../agent/db/index.ts");
     const { IntakeWriter, parseEvents } = await import("../agent/intake.ts");
     const db = openDatabase(`${stack.dataDir}/kontobro.db`);
-    const outbox = new Outbox(db);
+    const outbox = new Outbox(sqliteRunner(db.$client));
     const parsed = parseEvents([invoiceEvent(50001, 8)]);
     if (!parsed.ok) throw new Error("bad fixture");
     await new IntakeWriter(db, outbox, () => ["eco"]).submit(parsed.events);
-    const [claimed] = outbox.claim("eco", 1, 60_000, () => true);
+    const [claimed] = await outbox.claim("eco", 1, 60_000, () => true);
     expect(claimed!.entity).toBe("invoice");
     db.$client.close();
     const headers = {

@@ -6,6 +6,7 @@ import { ExportsConfig, exportSettings, type ExportSettings } from "../agent/exp
 import { IntakeWriter, parseEvents } from "../agent/intake.ts";
 import { Outbox } from "../agent/outbox.ts";
 import { tempDir } from "./helpers.ts";
+import { sqliteRunner } from "../agent/db/pg/runner.ts";
 
 export function testDb(dir = tempDir("kontobro-exports-")): { db: Db; dir: string; path: string } {
   const path = join(dir, "kontobro.db");
@@ -16,7 +17,7 @@ export function testDb(dir = tempDir("kontobro-exports-")): { db: Db; dir: strin
 export async function seed(db: Db, events: unknown[]): Promise<void> {
   const parsed = parseEvents(events);
   if (!parsed.ok) throw new Error(`test events invalid: ${JSON.stringify(parsed.events)}`);
-  await new IntakeWriter(db, new Outbox(db), () => []).submit(parsed.events);
+  await new IntakeWriter(db, new Outbox(sqliteRunner(db.$client)), () => []).submit(parsed.events);
 }
 
 export const settings = (over: Record<string, unknown> = {}): ExportSettings =>

@@ -7,6 +7,7 @@ import { openDatabase, type Db } from "../agent/db/index.ts";
 import { EventConflict, IntakeWriter, parseEvents } from "../agent/intake.ts";
 import { Outbox } from "../agent/outbox.ts";
 import { customerEvent, invoiceEvent, tempDir } from "./helpers.ts";
+import { sqliteRunner } from "../agent/db/pg/runner.ts";
 
 const NOW = 1_760_000_000_000;
 
@@ -16,7 +17,7 @@ function open(): { db: Db; intake: IntakeWriter } {
     db,
     intake: new IntakeWriter(
       db,
-      new Outbox(db, () => NOW),
+      new Outbox(sqliteRunner(db.$client), () => NOW),
       () => ["t1", "t2"],
       undefined,
       () => NOW,

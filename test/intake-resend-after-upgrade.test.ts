@@ -8,6 +8,7 @@ import { EventConflict, IntakeWriter, parseEvents } from "../agent/intake.ts";
 import { Outbox } from "../agent/outbox.ts";
 import { Customer as OldCustomer } from "./old-model-v0.ts";
 import { customerEvent, tempDir } from "./helpers.ts";
+import { sqliteRunner } from "../agent/db/pg/runner.ts";
 
 test("the PSA resends an unchanged event stored before the upgrade: duplicate, the batch is stored", async () => {
   const path = join(tempDir(), "k.db");
@@ -22,7 +23,7 @@ test("the PSA resends an unchanged event stored before the upgrade: duplicate, t
   db.$client.close();
 
   const again = openDatabase(path); // the upgraded agent
-  const intake = new IntakeWriter(again, new Outbox(again), () => ["eco"]);
+  const intake = new IntakeWriter(again, new Outbox(sqliteRunner(again.$client)), () => ["eco"]);
   const batch = parseEvents([sent, customerEvent(202, {}, "evt-new")]);
   if (!batch.ok) throw new Error("fixture");
   const result = await intake.submit(batch.events).then(

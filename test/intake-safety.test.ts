@@ -7,13 +7,14 @@ import { EventConflict, IntakeWriter, parseEvents } from "../agent/intake.ts";
 import { CreditNote, customerQuantity, customerTotal, dependenciesOf, Invoice } from "../agent/model.ts";
 import { Outbox } from "../agent/outbox.ts";
 import { customerEvent, invoiceEvent, tempDir } from "./helpers.ts";
+import { sqliteRunner } from "../agent/db/pg/runner.ts";
 
 let db: Db;
 let intake: IntakeWriter;
 
 beforeEach(() => {
   db = openDatabase(join(tempDir(), "k.db"));
-  intake = new IntakeWriter(db, new Outbox(db), () => ["t1"]);
+  intake = new IntakeWriter(db, new Outbox(sqliteRunner(db.$client)), () => ["t1"]);
 });
 
 async function send(...events: unknown[]) {

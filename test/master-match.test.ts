@@ -12,6 +12,7 @@ import { Outbox } from "../agent/outbox.ts";
 import { startEaccountingSandbox } from "../connectors/eaccounting/sandbox/index.ts";
 import { customerData, targetConfig } from "./eaccounting-fixtures.ts";
 import { tempDir } from "./helpers.ts";
+import { sqliteRunner } from "../agent/db/pg/runner.ts";
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -69,7 +70,7 @@ describe("kontobro match", () => {
     const db = openDatabase(join(dataDir, "kontobro.db"));
     const parsed = parseEvents(psaEvents);
     if (!parsed.ok) throw new Error("bad events");
-    await new IntakeWriter(db, new Outbox(db), () => []).submit(parsed.events as ValidEvent[]);
+    await new IntakeWriter(db, new Outbox(sqliteRunner(db.$client)), () => []).submit(parsed.events as ValidEvent[]);
     db.$client.close();
     const before = counts(dataDir);
     const lines: string[] = [];

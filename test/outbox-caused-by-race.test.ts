@@ -7,10 +7,11 @@ import { openDatabase } from "../agent/db/index.ts";
 import { IntakeWriter, parseEvents } from "../agent/intake.ts";
 import { Outbox } from "../agent/outbox.ts";
 import { customerEvent, invoiceEvent, tempDir } from "./helpers.ts";
+import { sqliteRunner } from "../agent/db/pg/runner.ts";
 
 test("customer corrected while the invoice it blames is in flight: the invoice is still retried", async () => {
   const db = openDatabase(join(tempDir(), "k.db"));
-  const outbox = new Outbox(db);
+  const outbox = new Outbox(sqliteRunner(db.$client));
   const intake = new IntakeWriter(db, outbox, () => ["t1"]);
   const send = async (...e: unknown[]) => {
     const p = parseEvents(e);
@@ -18,14 +19,14 @@ test("customer corrected while the invoice it blames is in flight: the invoice i
     return intake.submit(p.events);
   };
   await send(customerEvent(1, { name: "x".repeat(255) }));
-  const [c] = outbox.claim("t1", 10, 60_000, () => true);
-  outbox.complete([{ delivery: c!, outcome: { kind: "done", remoteId: "1", payloadHash: "h" } }]);
+  const [c] = await outbox.claim("t1", 10, 60_000, () => true);
+  await outbox.complete([{ delivery: c!, outcome: { kind: "done", remoteId: "1", payloadHash: "h" } }]);
   await send(invoiceEvent(1, 1));
-  const [inv] = outbox.claim("t1", 10, 60_000, () => true); // the dispatcher validates it against the long name…
+  const [inv] = await outbox.claim("t1", 10, 60_000, () => true); // the dispatcher validates it against the long name…
 
   await send(customerEvent(1, { name: "Short name" }, "c-1-fixed")); // …while the PSA corrects the customer
 
-  outbox.complete([
+  await outbox.complete([
     {
       delivery: inv!,
       outcome: {

@@ -5,6 +5,7 @@ import { openDatabase, type Db } from "../agent/db/index.ts";
 import { IntakeWriter, parseEvents } from "../agent/intake.ts";
 import { Outbox } from "../agent/outbox.ts";
 import { customerEvent, invoiceEvent, tempDir } from "./helpers.ts";
+import { sqliteRunner } from "../agent/db/pg/runner.ts";
 
 const ALL = () => true;
 const GRACE = 15 * 60_000;
@@ -16,7 +17,7 @@ let intake: IntakeWriter;
 beforeEach(() => {
   db = openDatabase(join(tempDir(), "k.db"));
   clock = 1_000_000;
-  outbox = new Outbox(db, () => clock, GRACE);
+  outbox = new Outbox(sqliteRunner(db.$client), () => clock, GRACE);
   intake = new IntakeWriter(
     db,
     outbox,
@@ -42,48 +43,48 @@ const done = (d: any) => outbox.complete([{ delivery: d, outcome: { kind: "done"
 describe("no silent waits", () => {
   test("an invoice whose customer the PSA never sends needs action after the grace period, naming the customer", async () => {
     await send(invoiceEvent(1, 77));
-    expect(outbox.claim("t1", 10, 60_000, ALL)).toHaveLength(0);
+    expect(await outbox.claim("t1", 10, 60_000, ALL)).toHaveLength(0);
     expect(row("invoice", "1")).toMatchObject({ status: "waiting", waitingOn: "customer:77" });
     clock += GRACE - 1000;
-    outbox.claim("t1", 10, 60_000, ALL);
+    await outbox.claim("t1", 10, 60_000, ALL);
     expect(row("invoice", "1").status).toBe("waiting");
     clock += 31_000;
-    outbox.claim("t1", 10, 60_000, ALL);
+    await outbox.claim("t1", 10, 60_000, ALL);
     expect(row("invoice", "1")).toMatchObject({ status: "needs_action", code: "missing_record" });
     expect(row("invoice", "1").message).toContain("customer 77");
     expect(row("invoice", "1").hint).toContain("Send customer 77");
 
     // The PSA sends the customer: the invoice goes by itself after it, no retry button needed.
     await send(customerEvent(77));
-    const [c] = outbox.claim("t1", 10, 60_000, ALL);
+    const [c] = await outbox.claim("t1", 10, 60_000, ALL);
     expect(c!.entity).toBe("customer");
-    done(c);
-    const [inv] = outbox.claim("t1", 10, 60_000, ALL);
+    await done(c);
+    const [inv] = await outbox.claim("t1", 10, 60_000, ALL);
     expect(inv).toMatchObject({ entity: "invoice", key: "1" });
   });
 
   test("a product named on a line that the PSA never sent (the target's own master data) does not hold the invoice", async () => {
     await send(customerEvent(1));
-    done(outbox.claim("t1", 10, 60_000, ALL)[0]);
+    await done((await outbox.claim("t1", 10, 60_000, ALL))[0]);
     await send(invoiceEvent(1, 1, undefined, { lines: [{ text: "Hours", quantity: 1, unitPrice: 100, productCode: "TIME" }] }));
-    expect(outbox.claim("t1", 10, 60_000, ALL).map((d) => d.key)).toEqual(["1"]);
+    expect((await outbox.claim("t1", 10, 60_000, ALL)).map((d) => d.key)).toEqual(["1"]);
   });
 
   test("a customer number written 0101 matches customer 101", async () => {
     await send(customerEvent(101));
-    done(outbox.claim("t1", 10, 60_000, ALL)[0]);
+    await done((await outbox.claim("t1", 10, 60_000, ALL))[0]);
     await send(invoiceEvent(1, 0, undefined, { customerNumber: "0101" }));
-    expect(outbox.claim("t1", 10, 60_000, ALL).map((d) => `${d.entity}:${d.key}`)).toEqual(["invoice:1"]);
+    expect((await outbox.claim("t1", 10, 60_000, ALL)).map((d) => `${d.entity}:${d.key}`)).toEqual(["invoice:1"]);
   });
 });
 
 describe("fixing a record re-sends what failed because of it", () => {
   test("an invoice refused because of its customer's name is retried when the PSA corrects the customer", async () => {
     await send(customerEvent(1, { name: "x".repeat(255) }));
-    done(outbox.claim("t1", 10, 60_000, ALL)[0]);
+    await done((await outbox.claim("t1", 10, 60_000, ALL))[0]);
     await send(invoiceEvent(1, 1));
-    const [inv] = outbox.claim("t1", 10, 60_000, ALL);
-    outbox.complete([
+    const [inv] = await outbox.claim("t1", 10, 60_000, ALL);
+    await outbox.complete([
       {
         delivery: inv!,
         outcome: {
@@ -98,13 +99,13 @@ describe("fixing a record re-sends what failed because of it", () => {
     // An unrelated customer changes nothing.
     await send(customerEvent(2));
     expect(row("invoice", "1").status).toBe("needs_action");
-    done(outbox.claim("t1", 10, 60_000, ALL)[0]);
+    await done((await outbox.claim("t1", 10, 60_000, ALL))[0]);
 
     await send(customerEvent(1, { name: "Short name" }));
     expect(row("invoice", "1").status).toBe("pending");
-    const [c] = outbox.claim("t1", 10, 60_000, ALL);
+    const [c] = await outbox.claim("t1", 10, 60_000, ALL);
     expect(c).toMatchObject({ entity: "customer", key: "1" });
-    done(c);
-    expect(outbox.claim("t1", 10, 60_000, ALL).map((d) => `${d.entity}:${d.key}`)).toEqual(["invoice:1"]);
+    await done(c);
+    expect((await outbox.claim("t1", 10, 60_000, ALL)).map((d) => `${d.entity}:${d.key}`)).toEqual(["invoice:1"]);
   });
 });

@@ -5,6 +5,7 @@ import { openDatabase, type Db } from "../agent/db/index.ts";
 import { IntakeWriter, parseEvents } from "../agent/intake.ts";
 import { Outbox } from "../agent/outbox.ts";
 import { customerEvent, invoiceEvent, projectEvent, tempDir } from "./helpers.ts";
+import { sqliteRunner } from "../agent/db/pg/runner.ts";
 
 const ALL = () => true;
 let db: Db;
@@ -26,7 +27,7 @@ const done = (d: { id: number } & any, remoteId = "r") =>
 beforeEach(() => {
   db = openDatabase(join(tempDir(), "k.db"));
   clock = 1_000_000;
-  outbox = new Outbox(db, () => clock);
+  outbox = new Outbox(sqliteRunner(db.$client), () => clock);
   targets = ["t1", "t2"];
   intake = new IntakeWriter(
     db,
@@ -48,38 +49,38 @@ describe("outbox", () => {
 
   test("claim leases a delivery once, counts the attempt, and does not hand it out again", async () => {
     await send(customerEvent(1));
-    const first = outbox.claim("t1", 10, 60_000, ALL);
+    const first = await outbox.claim("t1", 10, 60_000, ALL);
     expect(first).toHaveLength(1);
     expect(first[0]!.attempts).toBe(1);
     expect(first[0]!.payload.name).toBe("Customer 1");
-    expect(outbox.claim("t1", 10, 60_000, ALL)).toHaveLength(0);
+    expect(await outbox.claim("t1", 10, 60_000, ALL)).toHaveLength(0);
     expect(status(first[0]!.id).status).toBe("in_flight");
   });
 
   test("a retry outcome waits for its delay; needs_action stays until retried", async () => {
     await send(customerEvent(1));
-    const [d] = outbox.claim("t1", 10, 60_000, ALL);
-    outbox.complete([
+    const [d] = await outbox.claim("t1", 10, 60_000, ALL);
+    await outbox.complete([
       { delivery: d!, outcome: { kind: "retry", delayMs: 5000, uncertain: true, problem: { code: "http_503", message: "down" } } },
     ]);
-    expect(outbox.claim("t1", 10, 60_000, ALL)).toHaveLength(0);
+    expect(await outbox.claim("t1", 10, 60_000, ALL)).toHaveLength(0);
     clock += 5000;
-    const [again] = outbox.claim("t1", 10, 60_000, ALL);
+    const [again] = await outbox.claim("t1", 10, 60_000, ALL);
     expect(again!.uncertain).toBe(true);
     expect(again!.attempts).toBe(2);
-    outbox.complete([
+    await outbox.complete([
       { delivery: again!, outcome: { kind: "needs_action", uncertain: false, problem: { code: "x", message: "bad", hint: "fix" } } },
     ]);
     clock += 10 * 60_000;
-    expect(outbox.claim("t1", 10, 60_000, ALL)).toHaveLength(0);
-    expect(outbox.retry(again!.id).ok).toBe(true);
-    expect(outbox.claim("t1", 10, 60_000, ALL)).toHaveLength(1);
+    expect(await outbox.claim("t1", 10, 60_000, ALL)).toHaveLength(0);
+    expect((await outbox.retry(again!.id)).ok).toBe(true);
+    expect(await outbox.claim("t1", 10, 60_000, ALL)).toHaveLength(1);
   });
 
   test("customer → project → invoice: dependents wait until their dependency is at the target", async () => {
     await send(invoiceEvent(100, 1, 50), projectEvent(50, 1), customerEvent(1));
     // Only the customer can go; the project and invoice wait for it.
-    const first = outbox.claim("t1", 10, 60_000, ALL);
+    const first = await outbox.claim("t1", 10, 60_000, ALL);
     expect(first.map((d) => d.entity)).toEqual(["customer"]);
     const waiting = db.$client
       .query("SELECT entity, waiting_on AS on_ FROM deliveries WHERE target='t1' AND status='waiting' ORDER BY id")
@@ -88,22 +89,22 @@ describe("outbox", () => {
       { entity: "invoice", on_: "customer:1" },
       { entity: "project", on_: "customer:1" },
     ]);
-    done(first[0]);
-    const second = outbox.claim("t1", 10, 60_000, ALL);
+    await done(first[0]);
+    const second = await outbox.claim("t1", 10, 60_000, ALL);
     expect(second.map((d) => d.entity)).toEqual(["project"]); // the invoice now waits for the project
-    done(second[0]);
-    expect(outbox.claim("t1", 10, 60_000, ALL).map((d) => d.entity)).toEqual(["invoice"]);
+    await done(second[0]);
+    expect((await outbox.claim("t1", 10, 60_000, ALL)).map((d) => d.entity)).toEqual(["invoice"]);
   });
 
   test("a failed customer blocks only its own records, never unrelated ones", async () => {
     await send(customerEvent(1), customerEvent(2));
-    const [c1, c2] = outbox.claim("t1", 10, 60_000, ALL);
-    outbox.complete([
+    const [c1, c2] = await outbox.claim("t1", 10, 60_000, ALL);
+    await outbox.complete([
       { delivery: c1!, outcome: { kind: "needs_action", uncertain: false, problem: { code: "bad", message: "bad customer" } } },
     ]);
-    done(c2);
+    await done(c2);
     await send(invoiceEvent(100, 1), invoiceEvent(200, 2));
-    const ready = outbox.claim("t1", 10, 60_000, ALL);
+    const ready = await outbox.claim("t1", 10, 60_000, ALL);
     expect(ready.map((d) => d.key)).toEqual(["200"]);
     const blocked = db.$client.query("SELECT error_message AS m FROM deliveries WHERE target='t1' AND key='100'").get() as any;
     expect(blocked.m).toContain("needs action");
@@ -111,7 +112,7 @@ describe("outbox", () => {
 
   test("a credit note waits for the invoice it credits, unless that invoice was never sent to kontobro", async () => {
     await send(customerEvent(1));
-    done(outbox.claim("t1", 10, 60_000, ALL)[0]);
+    await done((await outbox.claim("t1", 10, 60_000, ALL))[0]);
     const credit = (n: number, credited: number) => ({
       ...invoiceEvent(n, 1),
       id: `cn-${n}`,
@@ -119,12 +120,7 @@ describe("outbox", () => {
       data: { ...invoiceEvent(n, 1).data, creditedInvoiceNumber: credited },
     });
     await send(invoiceEvent(100, 1), credit(101, 100), credit(201, 9999));
-    expect(
-      outbox
-        .claim("t1", 10, 60_000, ALL)
-        .map((d) => d.key)
-        .sort(),
-    ).toEqual(["100", "201"]);
+    expect((await outbox.claim("t1", 10, 60_000, ALL)).map((d) => d.key).sort()).toEqual(["100", "201"]);
     expect((db.$client.query("SELECT waiting_on AS w FROM deliveries WHERE target='t1' AND key='101'").get() as any).w).toBe("invoice:100");
   });
 
@@ -135,30 +131,30 @@ describe("outbox", () => {
       { status: "pending", n: 1 },
       { status: "superseded", n: 2 },
     ]);
-    const [d] = outbox.claim("t1", 10, 60_000, ALL);
+    const [d] = await outbox.claim("t1", 10, 60_000, ALL);
     expect(d!.payload.name).toBe("v3");
   });
 
   test("an update arriving while the record is in flight waits for it, then goes", async () => {
     await send(customerEvent(1, { name: "v1" }));
-    const [first] = outbox.claim("t1", 10, 60_000, ALL);
+    const [first] = await outbox.claim("t1", 10, 60_000, ALL);
     await send(customerEvent(1, { name: "v2" }));
-    expect(outbox.claim("t1", 10, 60_000, ALL)).toHaveLength(0);
-    done(first);
-    const [second] = outbox.claim("t1", 10, 60_000, ALL);
+    expect(await outbox.claim("t1", 10, 60_000, ALL)).toHaveLength(0);
+    await done(first);
+    const [second] = await outbox.claim("t1", 10, 60_000, ALL);
     expect(second!.payload.name).toBe("v2");
   });
 
   test("expired leases (a crash) come back as uncertain; live ones do not", async () => {
     await send(customerEvent(1), customerEvent(2));
-    const [a] = outbox.claim("t1", 1, 1000, ALL);
+    const [a] = await outbox.claim("t1", 1, 1000, ALL);
     clock += 500;
-    const [b] = outbox.claim("t1", 1, 60_000, ALL);
+    const [b] = await outbox.claim("t1", 1, 60_000, ALL);
     clock += 1000;
-    expect(outbox.recoverExpiredLeases()).toBe(1);
+    expect(await outbox.recoverExpiredLeases()).toBe(1);
     expect(status(a!.id)).toMatchObject({ status: "pending", uncertain: 1 });
     expect(status(b!.id).status).toBe("in_flight");
-    expect(outbox.recoverExpiredLeases(true)).toBe(1);
+    expect(await outbox.recoverExpiredLeases(true)).toBe(1);
     expect(status(b!.id)).toMatchObject({ status: "pending", uncertain: 1 });
   });
 
@@ -170,39 +166,39 @@ describe("outbox", () => {
 
   test("a newer version that replaces an uncertain delivery inherits the doubt (it looks up before creating)", async () => {
     await send(customerEvent(1, { name: "v1" }));
-    const [d1] = outbox.claim("t1", 10, 60_000, ALL);
-    outbox.complete([
+    const [d1] = await outbox.claim("t1", 10, 60_000, ALL);
+    await outbox.complete([
       { delivery: d1!, outcome: { kind: "retry", delayMs: 60_000, uncertain: true, problem: { code: "timeout", message: "t" } } },
     ]);
     await send(customerEvent(1, { name: "v2" }));
     expect(status(d1!.id).status).toBe("superseded");
-    const [d2] = outbox.claim("t1", 10, 60_000, ALL);
+    const [d2] = await outbox.claim("t1", 10, 60_000, ALL);
     expect(d2!.payload.name).toBe("v2");
     expect(d2!.uncertain).toBe(true);
   });
 
   test("an older version that needed action is retired once a newer one is delivered (a retry cannot overwrite it)", async () => {
     await send(customerEvent(1, { name: "v1" }));
-    const [d1] = outbox.claim("t1", 10, 60_000, ALL);
+    const [d1] = await outbox.claim("t1", 10, 60_000, ALL);
     await send(customerEvent(1, { name: "v2" })); // arrives while v1 is in flight
-    outbox.complete([
+    await outbox.complete([
       { delivery: d1!, outcome: { kind: "needs_action", uncertain: false, problem: { code: "bad", message: "v1 invalid" } } },
     ]);
-    const [d2] = outbox.claim("t1", 10, 60_000, ALL);
-    done(d2);
+    const [d2] = await outbox.claim("t1", 10, 60_000, ALL);
+    await done(d2);
     expect(status(d1!.id).status).toBe("superseded");
-    expect(outbox.retryAllNeedingAction("t1")).toBe(0);
+    expect(await outbox.retryAllNeedingAction("t1")).toBe(0);
   });
 
   test("a failing push with a newer version queued gives way to it", async () => {
     await send(customerEvent(1, { name: "v1" }));
-    const [d1] = outbox.claim("t1", 10, 60_000, ALL);
+    const [d1] = await outbox.claim("t1", 10, 60_000, ALL);
     await send(customerEvent(1, { name: "v2" }));
-    outbox.complete([
+    await outbox.complete([
       { delivery: d1!, outcome: { kind: "retry", delayMs: 0, uncertain: true, problem: { code: "timeout", message: "t" } } },
     ]);
     expect(status(d1!.id).status).toBe("superseded");
-    const [d2] = outbox.claim("t1", 10, 60_000, ALL);
+    const [d2] = await outbox.claim("t1", 10, 60_000, ALL);
     expect(d2!.payload.name).toBe("v2");
     expect(d2!.uncertain).toBe(true);
   });
@@ -212,10 +208,10 @@ describe("outbox", () => {
     await send(customerEvent(1));
     targets = ["t1", "t2"];
     await send(invoiceEvent(100, 1));
-    const first = outbox.claim("t2", 10, 60_000, ALL);
-    const second = outbox.claim("t2", 10, 60_000, ALL);
+    const first = await outbox.claim("t2", 10, 60_000, ALL);
+    const second = await outbox.claim("t2", 10, 60_000, ALL);
     expect([...first, ...second].map((d) => d.entity)).toEqual(["customer"]);
-    done([...first, ...second][0]);
-    expect(outbox.claim("t2", 10, 60_000, ALL).map((d) => d.entity)).toEqual(["invoice"]);
+    await done([...first, ...second][0]);
+    expect((await outbox.claim("t2", 10, 60_000, ALL)).map((d) => d.entity)).toEqual(["invoice"]);
   });
 });

@@ -10,6 +10,7 @@ import { IntakeWriter, parseEvents } from "../agent/intake.ts";
 import { silentLogger } from "../agent/log.ts";
 import { Outbox } from "../agent/outbox.ts";
 import { customerEvent, tempDir, waitFor } from "./helpers.ts";
+import { sqliteRunner } from "../agent/db/pg/runner.ts";
 
 const DAY = 86_400_000;
 const MAIN = join(import.meta.dir, "../agent/main.ts");
@@ -20,7 +21,7 @@ async function oldData(dataDir: string) {
   const old = () => Date.now() - 200 * DAY;
   const intake = new IntakeWriter(
     db,
-    new Outbox(db, old),
+    new Outbox(sqliteRunner(db.$client), old),
     () => [],
     () => {},
     old,

@@ -8,6 +8,7 @@ import { IntakeWriter, parseEvents } from "../agent/intake.ts";
 import { Outbox, type ClaimedDelivery } from "../agent/outbox.ts";
 import { lastPrune, lastSeqBefore, pruneOnce } from "../agent/retention.ts";
 import { customerEvent, tempDir } from "./helpers.ts";
+import { sqliteRunner } from "../agent/db/pg/runner.ts";
 
 const DAY = 86_400_000;
 const NOW = Date.UTC(2026, 5, 1);
@@ -21,7 +22,7 @@ let intake: IntakeWriter;
 beforeEach(() => {
   db = openDatabase(join(tempDir("kontobro-retention-"), "kontobro.db"));
   clock = NOW - 200 * DAY;
-  outbox = new Outbox(db, () => clock);
+  outbox = new Outbox(sqliteRunner(db.$client), () => clock);
   intake = new IntakeWriter(
     db,
     outbox,
@@ -54,23 +55,23 @@ describe("pruning finished work", () => {
     // 200 days ago: customer 1 twice (both delivered), customer 2 once (its latest), customer 5 in flight
     // when its second version arrived.
     await send(customerEvent(1, {}, "c1-a"));
-    finish(claim());
+    await finish(await claim());
     await send(customerEvent(1, { name: "One B" }, "c1-b"));
-    finish(claim());
+    await finish(await claim());
     await send(customerEvent(2, {}, "c2-a"));
-    finish(claim());
+    await finish(await claim());
     await send(customerEvent(5, {}, "c5-a"));
-    const inFlight = claim();
+    const inFlight = await claim();
     await send(customerEvent(5, { name: "Five B" }, "c5-b"));
     // Customer 7: sent long ago, its delivery finished only recently.
     await send(customerEvent(7, {}, "c7-a"));
-    const late = claim().filter((d) => d.key === "7");
+    const late = (await claim()).filter((d) => d.key === "7");
     await send(customerEvent(7, { name: "Seven B" }, "c7-b"));
     // 10 days ago: customer 1's third version, customer 6 twice, customer 7's first push ends.
     clock = NOW - 10 * DAY;
-    finish(late);
+    await finish(late);
     await send(customerEvent(1, { name: "One C" }, "c1-c"));
-    finish(claim().filter((d) => d.key === "1"));
+    await finish((await claim()).filter((d) => d.key === "1"));
     await send(customerEvent(6, {}, "c6-a"));
     await send(customerEvent(6, { name: "Six B" }, "c6-b"));
     db.$client.run(
@@ -116,8 +117,10 @@ describe("pruning finished work", () => {
 
   test("needs-action, pending and waiting deliveries of a pruned record's latest version are never deleted", async () => {
     await send(customerEvent(1, {}, "a1"));
-    const [d] = claim();
-    outbox.complete([{ delivery: d!, outcome: { kind: "needs_action", uncertain: false, problem: { code: "x", message: "refused" } } }]);
+    const [d] = await claim();
+    await outbox.complete([
+      { delivery: d!, outcome: { kind: "needs_action", uncertain: false, problem: { code: "x", message: "refused" } } },
+    ]);
     await send(customerEvent(3, {}, "b1"));
     const r = await pruneOnce(db, { retentionDays: 1, now: () => NOW });
     expect(r.events + r.deliveries).toBe(0);
@@ -127,9 +130,9 @@ describe("pruning finished work", () => {
 
   test("a PSA re-sending a pruned event id gets 'duplicate', and nothing is stored or pushed again", async () => {
     await send(customerEvent(1, {}, "old-1"));
-    finish(claim());
+    await finish(await claim());
     await send(customerEvent(1, { name: "Newer" }, "old-2"));
-    finish(claim());
+    await finish(await claim());
     clock = NOW;
     expect((await pruneOnce(db, { retentionDays: 90, now: () => NOW })).events).toBe(1);
     const deliveries = count(`SELECT count(*) AS n FROM deliveries`);
@@ -240,7 +243,7 @@ describe("a large prune and intake at the same time", () => {
 describe("restore detection's high-water marks", () => {
   test("the newest delivery row stays even when it is old and finished, so max(id) never goes down", async () => {
     await send(customerEvent(1, {}, "only-1"));
-    finish(claim());
+    await finish(await claim());
     // The next version reaches no target (none takes it any more): the first one is then prunable.
     intake = new IntakeWriter(
       db,

@@ -1,11 +1,12 @@
-// A dispatcher round's transaction (agent/db/wal-sync.ts): it commits at once with synchronous=NORMAL, its WAL
-// is fsynced off the event loop, and `durable` resolves only after that fsync; every other transaction on the
-// connection still commits with synchronous=FULL. A real SQLite file in WAL mode.
+// A dispatcher round's transaction (the runner's transactionDurableLater, agent/db/wal-sync.ts): it commits at
+// once with synchronous=NORMAL, its WAL is fsynced off the event loop, and `durable` resolves only after that
+// fsync; every other transaction on the connection still commits with synchronous=FULL. A real SQLite file in
+// WAL mode.
 import { describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { join } from "node:path";
 import { connect } from "../agent/db/index.ts";
-import { WalSync } from "../agent/db/wal-sync.ts";
+import { sqliteRunner } from "../agent/db/pg/runner.ts";
 import { tempDir } from "./helpers.ts";
 
 /** The connection's setting now (a fresh statement: a cached one answers with the setting it was compiled under). */
@@ -19,12 +20,12 @@ function fileDb(): Database {
   return c;
 }
 
-describe("WalSync", () => {
+describe("a durable-later transaction (WalSync through the SQLite runner)", () => {
   test("commits at once without the fsync (NORMAL), is back at FULL after, and is durable once the WAL is synced", async () => {
     const c = fileDb();
-    const rounds = new WalSync(c);
-    const { result, durable } = rounds.transaction(() => {
-      c.run("INSERT INTO t VALUES (1)");
+    const runner = sqliteRunner(c);
+    const { result, durable } = await runner.transactionDurableLater(async (tx) => {
+      await tx.run("INSERT INTO t VALUES (1)");
       return synchronous(c);
     });
     expect(result).toBe(NORMAL);
@@ -34,35 +35,33 @@ describe("WalSync", () => {
     expect((other.query("SELECT count(*) AS n FROM t").get() as { n: number }).n).toBe(1);
     await durable;
     other.close();
-    rounds.close();
-    c.close();
+    runner.close();
   });
 
-  test("a transaction that fails writes nothing and leaves the connection at FULL", () => {
+  test("a transaction that fails writes nothing and leaves the connection at FULL", async () => {
     const c = fileDb();
-    const rounds = new WalSync(c);
-    expect(() =>
-      rounds.transaction(() => {
-        c.run("INSERT INTO t VALUES (1)");
-        throw new Error("busy");
-      }),
-    ).toThrow("busy");
+    const runner = sqliteRunner(c);
+    const failing = runner.transactionDurableLater(async (tx) => {
+      await tx.run("INSERT INTO t VALUES (1)");
+      throw new Error("busy");
+    });
+    await expect(failing).rejects.toThrow("busy");
     expect(synchronous(c)).toBe(FULL);
     expect((c.query("SELECT count(*) AS n FROM t").get() as { n: number }).n).toBe(0);
-    c.close();
+    runner.close();
   });
 
   test("inside another transaction it is part of that one, and an in-memory database has no WAL to sync", async () => {
     const c = fileDb();
-    const rounds = new WalSync(c);
-    const inner = c.transaction(() => rounds.transaction(() => synchronous(c))).immediate();
+    const runner = sqliteRunner(c);
+    const inner = await runner.transaction((tx) => tx.transactionDurableLater(async () => synchronous(c)));
     expect(inner.result).toBe(FULL);
     await inner.durable;
     const memory = new Database(":memory:");
     memory.exec("PRAGMA synchronous = FULL; CREATE TABLE t (a INTEGER)");
-    const plain = new WalSync(memory).transaction(() => memory.run("INSERT INTO t VALUES (1)").changes);
+    const plain = await sqliteRunner(memory).transactionDurableLater(async (tx) => (await tx.run("INSERT INTO t VALUES (1)")).changes);
     expect(plain.result).toBe(1);
     await plain.durable;
-    c.close();
+    runner.close();
   });
 });

@@ -2,6 +2,7 @@
 import { readFileSync } from "node:fs";
 import { createConnectors, databasePath } from "../agent.ts";
 import { openDatabase } from "../db/index.ts";
+import { sqliteRunner } from "../db/pg/runner.ts";
 import { EventConflict, IntakeWriter, parseEvents, type StoredResult } from "../intake.ts";
 import { createLogger } from "../log.ts";
 import type { Entity } from "../model.ts";
@@ -43,7 +44,7 @@ export const enqueue = defineCommand({
       const targetsFor = (e: Entity) => [...connectors].filter(([, c]) => c.supports(e)).map(([n]) => n);
       let results: StoredResult[];
       try {
-        results = await new IntakeWriter(db, new Outbox(db), targetsFor).submit(parsed.events);
+        results = await new IntakeWriter(db, new Outbox(sqliteRunner(db.$client)), targetsFor).submit(parsed.events);
       } catch (e) {
         if (!(e instanceof EventConflict)) throw e;
         console.error(`${e.message}\n${e.hint}`);

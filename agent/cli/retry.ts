@@ -1,6 +1,7 @@
 // `kontobro retry ID` and `kontobro retry --all [--target NAME]`: deliveries that need action go again.
 import { databasePath } from "../agent.ts";
 import { openDatabase } from "../db/index.ts";
+import { sqliteRunner } from "../db/pg/runner.ts";
 import { Outbox } from "../outbox.ts";
 import { CONFIG_OPTION, defineCommand } from "./command.ts";
 import { loadConfig } from "./runtime.ts";
@@ -19,7 +20,7 @@ export const retry = defineCommand({
   },
   positionals: [0, 1],
   examples: ["kontobro retry 42", "kontobro retry --all", ["kontobro retry --all --target books", "only one target's"]],
-  run({ values, positionals, usage }) {
+  async run({ values, positionals, usage }) {
     if (values.all ? positionals.length > 0 : positionals.length === 0 || values.target !== undefined) {
       console.error(usage());
       return 2;
@@ -32,12 +33,12 @@ export const retry = defineCommand({
     const { config } = loadConfig(values.config);
     const db = openDatabase(databasePath(config.agent.data_dir));
     try {
-      const outbox = new Outbox(db);
+      const outbox = new Outbox(sqliteRunner(db.$client));
       if (values.all) {
-        console.log(`${outbox.retryAllNeedingAction(values.target)} deliveries will be retried`);
+        console.log(`${await outbox.retryAllNeedingAction(values.target)} deliveries will be retried`);
         return 0;
       }
-      const r = outbox.retry(id);
+      const r = await outbox.retry(id);
       console.log(
         r.ok ? `delivery ${id} will be retried` : r.status ? `delivery ${id} is ${r.status} and cannot be retried` : `no delivery ${id}`,
       );

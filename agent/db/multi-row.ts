@@ -2,6 +2,7 @@
 // not the rows, were most of intake's time). A statement is prepared once per chunk size, a power of two
 // up to MAX_ROWS, so any number of rows takes a handful of calls and at most nine cached statements.
 import type { Database, Statement } from "bun:sqlite";
+import type { SqlRunner } from "./pg/runner.ts";
 
 const MAX_ROWS = 256;
 
@@ -12,22 +13,51 @@ const MAX_ROWS = 256;
  */
 export function multiRowStatement(c: Database, head: string, columns: number, tail = ""): (rows: unknown[][]) => unknown[] {
   const byChunk = new Map<number, Statement>();
-  const row = `(${Array.from({ length: columns }, () => "?").join(", ")})`;
+  const text = chunkText(head, columns, tail);
   const statement = (n: number) => {
     let st = byChunk.get(n);
-    if (!st) byChunk.set(n, (st = c.prepare(`${head} VALUES ${Array.from({ length: n }, () => row).join(", ")} ${tail}`)));
+    if (!st) byChunk.set(n, (st = c.prepare(text(n))));
     return st;
   };
   return (rows) => {
     const out: unknown[] = [];
-    for (let i = 0; i < rows.length; ) {
-      let n = MAX_ROWS;
-      while (n > rows.length - i) n >>= 1;
-      const params: unknown[] = [];
-      for (let k = i; k < i + n; k++) for (const v of rows[k]!) params.push(v);
-      for (const r of statement(n).all(...(params as any[]))) out.push(r);
-      i += n;
-    }
+    for (const [n, params] of chunks(rows)) for (const r of statement(n).all(...(params as any[]))) out.push(r);
     return out;
   };
+}
+
+/**
+ * The same through a SqlRunner (agent/db/pg/runner.ts), so the text serves both engines: the runner keeps a
+ * statement per text, and there is one text per chunk size.
+ */
+export function multiRowSql(head: string, columns: number, tail = ""): (q: SqlRunner, rows: unknown[][]) => Promise<unknown[]> {
+  const text = chunkText(head, columns, tail);
+  return async (q, rows) => {
+    const out: unknown[] = [];
+    for (const [n, params] of chunks(rows)) for (const r of await q.all(text(n), ...params)) out.push(r);
+    return out;
+  };
+}
+
+/** The statement's text for `n` rows, made once per chunk size. */
+function chunkText(head: string, columns: number, tail: string): (n: number) => string {
+  const byChunk = new Map<number, string>();
+  const row = `(${Array.from({ length: columns }, () => "?").join(", ")})`;
+  return (n) => {
+    let t = byChunk.get(n);
+    if (t === undefined) byChunk.set(n, (t = `${head} VALUES ${Array.from({ length: n }, () => row).join(", ")} ${tail}`));
+    return t;
+  };
+}
+
+/** The rows in chunks of a power of two (largest first), each as its size and its parameters in a row. */
+function* chunks(rows: unknown[][]): Generator<[number, unknown[]]> {
+  for (let i = 0; i < rows.length; ) {
+    let n = MAX_ROWS;
+    while (n > rows.length - i) n >>= 1;
+    const params: unknown[] = [];
+    for (let k = i; k < i + n; k++) for (const v of rows[k]!) params.push(v);
+    yield [n, params];
+    i += n;
+  }
 }

@@ -11,6 +11,7 @@ import { closeSync, fsync, openSync } from "node:fs";
 import { resolve } from "node:path";
 
 const FULL = 2;
+const DURABLE = Promise.resolve();
 
 export class WalSync {
   /** The WAL file, or null when there is none to sync (an in-memory database, or a connection not at FULL). */
@@ -29,24 +30,23 @@ export class WalSync {
   }
 
   /**
-   * Runs `fn` in one IMMEDIATE transaction now (throwing, with nothing written, if it fails) and returns what it
-   * returned with a promise that resolves once the transaction is durable.
+   * Called right before BEGIN: the transaction about to start commits with synchronous=NORMAL. The function it
+   * returns is called right after that transaction's COMMIT (true) or ROLLBACK (false): it sets FULL again and
+   * returns a promise that resolves once the committed transaction is durable. The runner's transactions
+   * (agent/db/pg/runner.ts) hold the connection meanwhile, so no other transaction commits under NORMAL.
    */
-  transaction<T>(fn: () => T): { result: T; durable: Promise<void> } {
+  relax(): (committed: boolean) => Promise<void> {
     // Nested in another transaction, its durability is that transaction's.
-    if (this.wal === null || this.client.inTransaction)
-      return { result: this.client.transaction(fn).immediate(), durable: Promise.resolve() };
+    if (this.wal === null || this.client.inTransaction) return () => DURABLE;
+    const wal = this.wal;
     const changes = this.changes();
     // exec, not a prepared statement: SQLite applies this PRAGMA when it compiles it, not when it runs it.
     this.client.exec("PRAGMA synchronous = NORMAL");
-    let result: T;
-    try {
-      result = this.client.transaction(fn).immediate();
-    } finally {
+    return (committed) => {
       this.client.exec("PRAGMA synchronous = FULL");
-    }
-    // A transaction that wrote nothing (a round with nothing to do) has nothing to sync.
-    return { result, durable: this.changes() === changes ? Promise.resolve() : this.sync(this.wal) };
+      // A transaction that wrote nothing (a round with nothing to do) has nothing to sync.
+      return committed && this.changes() !== changes ? this.sync(wal) : DURABLE;
+    };
   }
 
   /** Closes the WAL file (with the connection). */

@@ -146,9 +146,9 @@ export function apiRoutes(ctx: AppContext): Hono {
     return row ? c.json(row) : c.json({ error: "not_found", message: `No delivery ${c.req.param("id")}.` }, 404);
   });
 
-  api.post("/deliveries/:id/retry", (c) => {
+  api.post("/deliveries/:id/retry", async (c) => {
     const id = Number(c.req.param("id"));
-    const result = ctx.retry(id);
+    const result = await ctx.retry(id);
     if (result.ok) return c.json({ id, status: "pending" });
     if (!result.status) return c.json({ error: "not_found", message: `No delivery ${c.req.param("id")}.` }, 404);
     return c.json(

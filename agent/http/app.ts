@@ -40,7 +40,7 @@ export function createApp(ctx: AppContext): Hono {
 
   // The retry button of the status page and of a record page (the guard makes it same-origin only).
   app.post("/ui/deliveries/:id/retry", async (c) => {
-    ctx.retry(Number(c.req.param("id")));
+    await ctx.retry(Number(c.req.param("id")));
     return c.redirect(retryReturnPath((await c.req.parseBody()).back), 303);
   });
   // "Where is my invoice?": the search by number and a page per record.

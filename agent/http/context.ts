@@ -19,7 +19,7 @@ export interface AppContext {
   maxBodyBytes: number;
   /** `budgets`: the target's quotas as its connector counts them (Connector.budgets), when it has any. */
   targets: { name: string; kind: string; title: string; paused: boolean; budgets?: () => TargetBudget[] }[];
-  retry(id: number): { ok: boolean; status?: string };
+  retry(id: number): Promise<{ ok: boolean; status?: string }>;
   startedAt: number;
   version: string;
   /** Pulls, inbox and target webhooks (absent in an app built without them). */

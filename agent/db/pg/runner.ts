@@ -1,14 +1,17 @@
-// Prototype of the storage contract's lowest layer (issue 17; not used by the agent yet): one async way to run
-// SQL written once (SQLite text, ?N parameters) on either engine.
-//   - SQLite: bun:sqlite's cached statements; a transaction holds the connection (BEGIN IMMEDIATE … COMMIT)
-//     and every other statement waits for it, so awaiting inside a transaction never lets another caller's
-//     statement slip into it.
+// The storage contract's lowest layer (issue 17): one async way to run SQL written once (SQLite text, ?N
+// parameters) on either engine.
+//   - SQLite: statements prepared once per text and kept; a transaction holds the connection (BEGIN IMMEDIATE …
+//     COMMIT) and every other statement of the runner waits for it. A transaction starts on a fresh turn of the
+//     event loop and awaits nothing but its own statements (checked: one that does is rolled back), so it commits
+//     before the event loop runs anything else: code that still uses the connection directly (the status page,
+//     other readers and writers not yet on the runner) can never see an open transaction or slip into one.
 //   - PostgreSQL: Bun's SQL client (named prepared statements); every statement runs in a transaction of one
 //     tenant (SET LOCAL kontobro.tenant), which row-level security and the tenant_id defaults rely on.
-import type { Database } from "bun:sqlite";
+import type { Database, Statement } from "bun:sqlite";
 import type { SQL, TransactionSQL } from "bun";
+import { WalSync } from "../wal-sync.ts";
 import { rowsFromPostgres, toPostgres } from "./dialect.ts";
-import { TENANT_SETTING } from "./mirror.ts";
+import { TENANT_SETTING } from "./tenancy.ts";
 
 export interface SqlRunner {
   all<T = Record<string, unknown>>(text: string, ...params: unknown[]): Promise<T[]>;
@@ -16,23 +19,70 @@ export interface SqlRunner {
   run(text: string, ...params: unknown[]): Promise<{ changes: number }>;
   /** Everything `fn` runs through `tx` commits together, or nothing does when it throws. */
   transaction<T>(fn: (tx: SqlRunner) => Promise<T>): Promise<T>;
+  /**
+   * A transaction (a dispatcher round) that resolves once committed, with `durable`, which resolves once the
+   * commit would survive a power cut. Nothing may act on what it wrote (send under its leases, report its
+   * outcomes) before `durable`. SQLite syncs the WAL off the event loop (agent/db/wal-sync.ts); PostgreSQL is
+   * durable at commit. Inside another transaction it is part of that one.
+   */
+  transactionDurableLater<T>(fn: (tx: SqlRunner) => Promise<T>): Promise<{ result: T; durable: Promise<void> }>;
+}
+
+/** A SQLite connection's runner: also closes the connection (and the WAL file it keeps open for durable commits). */
+export interface SqliteRunner extends SqlRunner {
+  close(): void;
 }
 
 type Params = unknown[];
 
-export function sqliteRunner(db: Database): SqlRunner {
+/** Statements kept per connection; far more than the texts the agent has, so only built texts ever leave. */
+const MAX_STATEMENTS = 1000;
+
+const runners = new WeakMap<Database, SqliteRunner>();
+
+/**
+ * The runner of a SQLite connection: one per connection (every caller gets the same one), so that all of them
+ * wait for each other's transactions.
+ */
+export function sqliteRunner(db: Database): SqliteRunner {
+  let runner = runners.get(db);
+  if (!runner) runners.set(db, (runner = newSqliteRunner(db)));
+  return runner;
+}
+
+function newSqliteRunner(db: Database): SqliteRunner {
+  const statements = new Map<string, Statement>();
+  /** bun:sqlite's own cache (db.query) keeps 20 statements: fewer than the outbox alone runs in a round. */
+  const statement = (text: string): Statement => {
+    let st = statements.get(text);
+    if (st === undefined) {
+      if (statements.size >= MAX_STATEMENTS) {
+        const [oldest, old] = statements.entries().next().value!;
+        statements.delete(oldest);
+        old.finalize();
+      }
+      statements.set(text, (st = db.prepare(text)));
+    }
+    return st;
+  };
   let tail: Promise<unknown> = Promise.resolve();
   /** Runs `fn` when every earlier caller is done: one user of the connection at a time. */
   const exclusive = <T>(fn: () => Promise<T> | T): Promise<T> => {
+    if (open)
+      throw new Error(
+        "SQL run on the runner itself inside one of its transactions (it would wait for that transaction forever): use the transaction's runner (tx).",
+      );
     const result = tail.then(fn);
     tail = result.catch(() => {});
     return result;
   };
+  let open = false;
+  let walSync: WalSync | undefined;
   const bind = (params: Params) => params as any[];
   const inside: SqlRunner = {
-    all: async <T>(text: string, ...p: Params) => db.query(text).all(...bind(p)) as T[],
-    get: async <T>(text: string, ...p: Params) => (db.query(text).get(...bind(p)) as T | null) ?? null,
-    run: async (text: string, ...p: Params) => ({ changes: db.query(text).run(...bind(p)).changes }),
+    all: async <T>(text: string, ...p: Params) => statement(text).all(...bind(p)) as T[],
+    get: async <T>(text: string, ...p: Params) => (statement(text).get(...bind(p)) as T | null) ?? null,
+    run: async (text: string, ...p: Params) => ({ changes: statement(text).run(...bind(p)).changes }),
     transaction: async (fn) => {
       db.run("SAVEPOINT nested");
       try {
@@ -45,25 +95,58 @@ export function sqliteRunner(db: Database): SqlRunner {
         throw e;
       }
     },
+    transactionDurableLater: async (fn) => ({ result: await inside.transaction(fn), durable: Promise.resolve() }),
+  };
+  /**
+   * BEGIN IMMEDIATE … COMMIT around `fn`, on a fresh turn of the event loop and within that turn. `durableLater`:
+   * it commits with synchronous=NORMAL and its WAL is synced off the event loop (agent/db/wal-sync.ts).
+   */
+  const immediate = async <T>(fn: (tx: SqlRunner) => Promise<T>, durableLater: boolean) => {
+    await nextTurn();
+    let spanned = false;
+    const watch = setImmediate(() => {
+      spanned = true;
+    });
+    const relaxed = durableLater ? (walSync ??= new WalSync(db)).relax() : null;
+    let committed = false;
+    try {
+      db.run("BEGIN IMMEDIATE");
+      open = true;
+      const result = await fn(inside);
+      if (spanned) throw new Error(SPANNED);
+      db.run("COMMIT");
+      committed = true;
+      return { result, durable: relaxed?.(true) ?? DURABLE };
+    } catch (e) {
+      if (db.inTransaction) db.run("ROLLBACK");
+      throw e;
+    } finally {
+      if (!committed) relaxed?.(false);
+      open = false;
+      clearImmediate(watch);
+    }
   };
   return {
     all: (text, ...p) => exclusive(() => inside.all(text, ...p)),
     get: (text, ...p) => exclusive(() => inside.get(text, ...p)),
     run: (text, ...p) => exclusive(() => inside.run(text, ...p)),
-    transaction: (fn) =>
-      exclusive(async () => {
-        db.run("BEGIN IMMEDIATE");
-        try {
-          const r = await fn(inside);
-          db.run("COMMIT");
-          return r;
-        } catch (e) {
-          db.run("ROLLBACK");
-          throw e;
-        }
-      }),
+    transaction: (fn) => exclusive(async () => (await immediate(fn, false)).result),
+    transactionDurableLater: (fn) => exclusive(() => immediate(fn, true)),
+    close: () => {
+      walSync?.close();
+      for (const st of statements.values()) st.finalize();
+      statements.clear();
+      db.close();
+    },
   };
 }
+
+const DURABLE = Promise.resolve();
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+const SPANNED =
+  "A SQLite transaction awaited something other than its own statements (a timer, a request, another runner), so it was rolled back: " +
+  "a transaction holds the connection, and code using the connection directly would have run inside it. Do that work before or after the transaction.";
 
 /** The runner of one tenant on a PostgreSQL pool. */
 export function postgresRunner(client: SQL, tenant: number): SqlRunner {
@@ -82,6 +165,7 @@ export function postgresRunner(client: SQL, tenant: number): SqlRunner {
     get: async <T>(text: string, ...p: Params) => ((await on(c).all<T>(text, ...p))[0] ?? null) as T | null,
     run: async (text: string, ...p: Params) => ({ changes: (await c.unsafe(pgText(text), p)).affectedRows }),
     transaction: (fn) => (c as TransactionSQL).savepoint((sp) => fn(on(sp))) as Promise<any>,
+    transactionDurableLater: async (fn) => ({ result: await on(c).transaction(fn), durable: Promise.resolve() }),
   });
   const transaction = <T>(fn: (tx: SqlRunner) => Promise<T>): Promise<T> =>
     client.begin(async (tx) => {
@@ -93,5 +177,7 @@ export function postgresRunner(client: SQL, tenant: number): SqlRunner {
     get: (text, ...p) => transaction((tx) => tx.get(text, ...p)),
     run: (text, ...p) => transaction((tx) => tx.run(text, ...p)),
     transaction,
+    // PostgreSQL's commit is durable when it returns.
+    transactionDurableLater: async (fn) => ({ result: await transaction(fn), durable: Promise.resolve() }),
   };
 }
