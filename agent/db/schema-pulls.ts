@@ -34,6 +34,11 @@ export const inbox = sqliteTable(
     errorMessage: text("error_message"),
     errorHint: text("error_hint"),
     deliveredVia: text("delivered_via"),
+    /**
+     * While a webhook request carries the item: no other worker sends it before this time (the request's timeout
+     * and a margin). Null when no request carries it; SQLite, one process, clears leftovers at start.
+     */
+    leaseUntil: integer("lease_until"),
     createdAt: integer("created_at").notNull(),
     updatedAt: integer("updated_at").notNull(),
     deliveredAt: integer("delivered_at"),
@@ -94,6 +99,17 @@ export const jobRuns = sqliteTable(
     errorMessage: text("error_message"),
     errorHint: text("error_hint"),
     pid: integer("pid"),
+    /** The schedule time a scheduled or catch-up run is for (epoch ms); null for runs asked for (run now, webhook, CLI). */
+    slot: integer("slot"),
+    /** The worker running it (workers.id, PostgreSQL); null on SQLite, where one process holds the job's file lock. */
+    worker: integer("worker"),
   },
-  (t) => [index("job_runs_job").on(t.target, t.stream, t.startedAt)],
+  (t) => [
+    index("job_runs_job").on(t.target, t.stream, t.startedAt),
+    // Once per schedule across workers: the first to insert a slot's run runs it; a failed or interrupted one may be
+    // run again (a catch-up), a running or good one not.
+    uniqueIndex("job_runs_slot").on(t.target, t.stream, t.slot).where(sql`slot IS NOT NULL AND status IN ('running', 'ok')`),
+    // A job never has two runs at once, whoever asked for them.
+    uniqueIndex("job_runs_running").on(t.target, t.stream).where(sql`status = 'running'`),
+  ],
 );
