@@ -30,6 +30,8 @@ export interface IntakeThreadOptions {
   onStored?: () => void;
   /** Milliseconds without requests before the thread ends (default WRITER_IDLE_MS). */
   idleMs?: number;
+  /** Called once a writer has ended for want of requests (the agent collects garbage then: a burst is over). */
+  onIdleEnd?: () => void;
 }
 
 export class IntakeThread implements Intake {
@@ -104,7 +106,13 @@ export class IntakeThread implements Intake {
     this.cancelIdle();
     this.idleTimer = setTimeout(() => {
       this.idleTimer = null;
-      if (this.writer === writer) this.end();
+      if (this.writer !== writer) return;
+      this.end();
+      const ended = this.ending;
+      ended.then(() => {
+        // Only when no new writer has started meanwhile: then the burst is really over.
+        if (this.ending === ended && !this.writer) this.o.onIdleEnd?.();
+      });
     }, this.o.idleMs ?? WRITER_IDLE_MS);
     this.idleTimer.unref?.();
   }

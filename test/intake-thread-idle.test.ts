@@ -14,7 +14,13 @@ const IDLE_MS = 40;
 function setUp() {
   const path = join(tempDir("kontobro-intake-idle-"), "k.db");
   const db = openDatabase(path);
-  return { db, start: (idleMs = IDLE_MS) => IntakeThread.start({ path, busyTimeoutMs: 5000, targets: { customer: ["t1"] }, idleMs }) };
+  const idleEnds: number[] = [];
+  return {
+    db,
+    idleEnds,
+    start: (idleMs = IDLE_MS) =>
+      IntakeThread.start({ path, busyTimeoutMs: 5000, targets: { customer: ["t1"] }, idleMs, onIdleEnd: () => idleEnds.push(Date.now()) }),
+  };
 }
 
 const events = (...numbers: number[]): ValidEvent[] => {
@@ -43,7 +49,7 @@ async function until(what: string, ok: () => boolean, ms = 5000) {
 
 describe("the intake writer thread runs only while there is intake", () => {
   test("no thread before the first request; it stores, ends when idle, and the next request starts another", async () => {
-    const { db, start } = setUp();
+    const { db, start, idleEnds } = setUp();
     const threadsBefore = workerThreads();
     const intake = await start();
     expect(intake.running).toBe(false);
@@ -54,6 +60,7 @@ describe("the intake writer thread runs only while there is intake", () => {
     expect(intake.running).toBe(true);
     await until("the idle writer to end", () => !intake.running);
     await until("its thread to be gone", () => workerThreads() === threadsBefore);
+    await until("the agent to hear the burst is over", () => idleEnds.length === 1);
 
     const [second] = await intake.submit(events(2));
     expect(second!.status).toBe("accepted");
@@ -61,6 +68,8 @@ describe("the intake writer thread runs only while there is intake", () => {
     expect(db.$client.query("SELECT count(*) AS n FROM deliveries WHERE target = 't1'").get()).toEqual({ n: 2 });
     await intake.close();
     await expect(intake.submit(events(3))).rejects.toThrow(/closed/);
+    // Closing is not an idle end.
+    expect(idleEnds).toHaveLength(1);
   });
 
   test("requests sent while the writer ends are all accepted and stored, in the order they were sent", async () => {
