@@ -201,7 +201,7 @@ export async function startAgent(
   // Counted at intake, so events from the demo feed count as received like those from the API.
   intake.observer = (results) => metrics.countStored(results);
   const apiToken = apiTokenFor(db, config);
-  const pulls = createPulls({ db, config, targets, connectors, log });
+  const pulls = createPulls({ db, storage, soleProcess: true, config, targets, connectors, log });
   const exports = { settings: exportSettings(config.exports), uiActions: isLoopback(config.http.host) };
   deliverOnStart(db, exports.settings, log);
 
@@ -278,7 +278,7 @@ export async function startAgent(
     if (targets.find((t) => t.name === name)?.paused) log.warn("target is paused: events are queued for it but not sent", { target: name });
     else d.start();
   }
-  pulls.start();
+  await pulls.start();
   notifier?.start();
   // A burst (an initial sync) shows its progress on the status page and in `kontobro status` (agent/queue-progress.ts).
   const queueProgress = new QueueProgressWatch(db, [...dispatchers.keys()], log.child({ component: "queue-progress" }));

@@ -127,14 +127,14 @@ describe("record queries", () => {
     expect(page.events.map((e) => e.eventId)).toEqual(["c-7b"]);
     expect(page.before?.eventId).toBe("c-7a");
 
-    const inbox = new Inbox(db, () => clock);
-    inbox.storeBatch(
+    const inbox = new Inbox(sqliteRunner(db.$client), () => clock);
+    await inbox.storeBatch(
       "eco",
       "expenses",
       [{ remoteId: "entry:1", type: "expense.posted", data: { amount: 100 }, requires: { entity: "project", key: "101" } }],
       "c1",
     );
-    inbox.storeBatch(
+    await inbox.storeBatch(
       "eco",
       "payments",
       [

@@ -46,7 +46,7 @@ test("the demo target: sample data goes to eAccounting; eAccounting's customer, 
   await pull("products");
   await waitFor("paid by the demo's person", async () => (await state()).invoices[0].PaymentStatus === 0);
   await pull("invoices");
-  const feed = agent.pulls.inbox.feed({ after: 0, limit: 1000 }).rows.map((r) => ({ type: r.type, data: JSON.parse(r.payload) }));
+  const feed = (await agent.pulls.inbox.feed({ after: 0, limit: 1000 })).rows.map((r) => ({ type: r.type, data: JSON.parse(r.payload) }));
   expect(feed.some((i) => i.type === "customer.upserted" && i.data.number === "9001" && i.data.contacts[0].firstName === "Anna")).toBe(
     true,
   );

@@ -5,6 +5,7 @@ import { expect, test } from "bun:test";
 import { cpSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { databasePath } from "../agent/agent.ts";
+import { sqliteRunner } from "../agent/db/pg/runner.ts";
 import { Inbox } from "../agent/pulls/inbox.ts";
 import { backupDatabase, lastRestore, restoreDatabase } from "../agent/restore.ts";
 import { startStack } from "./e2e-harness.ts";
@@ -18,17 +19,17 @@ test("an expense the PSA already took before the restore is not handed to it aga
   const feed = async (after: number) =>
     (await (await fetch(`${s.agent.url}/api/v1/inbox?after=${after}`, { headers: AUTH })).json()) as any;
   const pull = (remoteId: string, cursor: string) =>
-    new Inbox(s.agent.db).storeBatch(
+    new Inbox(sqliteRunner(s.agent.db.$client)).storeBatch(
       "eco",
       "expenses",
       [{ remoteId, type: "expense.posted", data: { entry: remoteId, amount: 1250 } }],
       cursor,
     );
   try {
-    pull("entry:2026:1", "c1");
+    await pull("entry:2026:1", "c1");
     const backup = join(tempDir(), "nightly.db");
     backupDatabase(databasePath(s.dataDir), backup);
-    pull("entry:2026:2", "c2"); // posted after the backup
+    await pull("entry:2026:2", "c2"); // posted after the backup
     const first = await feed(0);
     const took = first.items.map((i: any) => ({ id: i.id, remoteId: i.remoteId }));
     await feed(Number(first.next)); // the PSA acknowledges both
@@ -38,8 +39,8 @@ test("an expense the PSA already took before the restore is not handed to it aga
     await s.restart();
     expect(lastRestore(s.agent.db)).not.toBeNull();
     // The restored watermark is c1, so the next pull brings entry 2 again.
-    expect(new Inbox(s.agent.db).cursor("eco", "expenses")).toBe("c1");
-    pull("entry:2026:2", "c2");
+    expect(await new Inbox(sqliteRunner(s.agent.db.$client)).cursor("eco", "expenses")).toBe("c1");
+    await pull("entry:2026:2", "c2");
     const after = await feed(Number(first.next)).then((f) => (f.error ? feed(0) : f)); // as the 409 hint says
     const handedAgain = after.items.filter((i: any) => !took.some((t: any) => t.id === i.id));
     expect(handedAgain.map((i: any) => `${i.remoteId} as id ${i.id}`)).toEqual([]);
@@ -54,16 +55,21 @@ test("a folder copied back (not detectable): no feed id reused, nothing acknowle
   const feed = async (after: number) =>
     (await (await fetch(`${s.agent.url}/api/v1/inbox?after=${after}`, { headers: AUTH })).json()) as any;
   const pulled = (remoteId: string) =>
-    new Inbox(s.agent.db).storeBatch("eco", "expenses", [{ remoteId, type: "expense.posted", data: { remoteId } }], null);
+    new Inbox(sqliteRunner(s.agent.db.$client)).storeBatch(
+      "eco",
+      "expenses",
+      [{ remoteId, type: "expense.posted", data: { remoteId } }],
+      null,
+    );
   try {
-    pulled("r1");
-    pulled("r2");
+    await pulled("r1");
+    await pulled("r2");
     await s.agent.stop();
     const copy = tempDir("kontobro-folder-copy-");
     cpSync(s.dataDir, copy, { recursive: true }); // nightly file-level backup of the stopped agent's folder
 
     await s.restart();
-    pulled("r3");
+    await pulled("r3");
     const seen = await feed(0); // the PSA reads everything: ids 1..3, cursor 3
     const seenIds = seen.items.map((i: any) => i.id);
     const cursor = Number(seen.next);
@@ -74,7 +80,7 @@ test("a folder copied back (not detectable): no feed id reused, nothing acknowle
     cpSync(copy, s.dataDir, { recursive: true }); // the folder is restored
     await s.restart();
 
-    pulled("r4"); // a new expense after the restore
+    await pulled("r4"); // a new expense after the restore
     const r4 = s.agent.db.$client.query("SELECT id, seq FROM inbox WHERE remote_id = 'r4'").get() as { id: number; seq: number };
     const next = await feed(cursor); // the PSA continues from its cursor
     expect({

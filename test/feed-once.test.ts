@@ -5,6 +5,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import type { PullItem } from "../connectors/contract.ts";
 import { openDatabase } from "../agent/db/index.ts";
+import { sqliteRunner } from "../agent/db/pg/runner.ts";
 import { Inbox } from "../agent/pulls/inbox.ts";
 import { projectEvent, tempDir } from "./helpers.ts";
 import { day, seedPsa, startPullStack, type PullStack } from "./pull-harness.ts";
@@ -83,39 +84,42 @@ describe("the feed shows each item once", () => {
 });
 
 describe("inbox feed and ignored list", () => {
-  test("the feed holds only deliverable items; the ignored list pages on its own and acknowledges nothing", () => {
+  test("the feed holds only deliverable items; the ignored list pages on its own and acknowledges nothing", async () => {
     const db = openDatabase(join(tempDir("kontobro-feed-"), "k.db"));
     db.$client.run(
       `INSERT INTO records (entity, key, payload, version, last_event_seq, updated_at) VALUES ('project', '4711', '{}', 1, 0, 0)`,
     );
-    const inbox = new Inbox(db);
+    const inbox = new Inbox(sqliteRunner(db.$client));
     const exp = (id: string, project: string): PullItem => ({
       remoteId: id,
       type: "expense.posted",
       data: { id },
       requires: { entity: "project", key: project },
     });
-    inbox.storeBatch("eco", "expenses", [exp("a", "4711"), exp("x", "9999"), exp("y", "9999"), exp("b", "4711")], null);
+    await inbox.storeBatch("eco", "expenses", [exp("a", "4711"), exp("x", "9999"), exp("y", "9999"), exp("b", "4711")], null);
 
-    const feed = inbox.feed({ after: 0, limit: 10 });
+    const feed = await inbox.feed({ after: 0, limit: 10 });
     expect(feed.rows.map((r) => r.remoteId)).toEqual(["a", "b"]);
-    const p1 = inbox.ignored({ after: 0, limit: 1 });
+    const p1 = await inbox.ignored({ after: 0, limit: 1 });
     expect([p1.rows.map((r) => r.remoteId), p1.more]).toEqual([["x"], true]);
-    expect(inbox.ignored({ after: p1.rows[0]!.seq, limit: 1 }).rows.map((r) => r.remoteId)).toEqual(["y"]);
+    expect((await inbox.ignored({ after: p1.rows[0]!.seq, limit: 1 })).rows.map((r) => r.remoteId)).toEqual(["y"]);
     const cursor = feed.rows.at(-1)!.seq;
-    expect(inbox.acknowledge(cursor)).toBe(2);
-    expect(inbox.ignored({ after: 0, limit: 10 }).rows.map((r) => r.state)).toEqual(["ignored_unknown_project", "ignored_unknown_project"]);
+    expect(await inbox.acknowledge(cursor)).toBe(2);
+    expect((await inbox.ignored({ after: 0, limit: 10 })).rows.map((r) => r.state)).toEqual([
+      "ignored_unknown_project",
+      "ignored_unknown_project",
+    ]);
 
     db.$client.run(
       `INSERT INTO records (entity, key, payload, version, last_event_seq, updated_at) VALUES ('project', '9999', '{}', 1, 0, 0)`,
     );
-    inbox.storeBatch("eco", "expenses", [exp("y", "9999"), exp("x", "9999")], null);
-    const next = inbox.feed({ after: cursor, limit: 10 }).rows;
+    await inbox.storeBatch("eco", "expenses", [exp("y", "9999"), exp("x", "9999")], null);
+    const next = (await inbox.feed({ after: cursor, limit: 10 })).rows;
     expect(next.map((r) => [r.remoteId, r.state])).toEqual([
       ["y", "new"],
       ["x", "new"],
     ]); // in the order they became deliverable
     expect(next.every((r) => r.seq > cursor)).toBe(true);
-    expect(inbox.ignored({ after: 0, limit: 10 }).rows).toEqual([]);
+    expect((await inbox.ignored({ after: 0, limit: 10 })).rows).toEqual([]);
   });
 });

@@ -133,7 +133,6 @@ const BUILT_AT_RUN_TIME = [
   'agent/delivery-stats.ts: COUNT_COLUMNS.join(", ")',
   "agent/exports/store.ts: marks",
   "agent/notify/alerts.ts: where",
-  "agent/pulls/inbox.ts: where",
   'agent/queries.ts: where.length ? `WHERE ${where.join(" AND ")}` : ""',
   "agent/tenants/store.ts: table",
 ];

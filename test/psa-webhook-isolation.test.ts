@@ -5,6 +5,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { databasePath } from "../agent/agent.ts";
 import { openDatabase, type Db } from "../agent/db/index.ts";
+import { sqliteRunner } from "../agent/db/pg/runner.ts";
 import { Inbox } from "../agent/pulls/inbox.ts";
 import { silentLogger } from "../agent/log.ts";
 import { PsaDeliverer, type PsaWebhookOptions } from "../agent/pulls/psa-webhook.ts";
@@ -24,13 +25,13 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-function freshInbox(now?: () => number): { db: Db; inbox: Inbox } {
+async function freshInbox(now?: () => number): Promise<{ db: Db; inbox: Inbox }> {
   const db = openDatabase(join(tempDir("kontobro-psa-webhook-"), "k.db"));
   db.$client.run(
     `INSERT INTO records (entity, key, payload, version, last_event_seq, updated_at) VALUES ('project', '4711', '{}', 1, 0, 0)`,
   );
-  const inbox = new Inbox(db, now);
-  inbox.storeBatch(
+  const inbox = new Inbox(sqliteRunner(db.$client), now);
+  await inbox.storeBatch(
     "eco",
     "expenses",
     ["a", "b", "c", "d", "e"].map((id) => ({
@@ -112,7 +113,7 @@ describe("one bad item never holds back the others", () => {
     ["400", "psa_http_400"],
   ] as const) {
     test(`the PSA answers ${mode === "hang" ? "nothing (timeout)" : mode} for one item: the 4 good ones arrive once, the bad one backs off alone with growing delay`, async () => {
-      const { db, inbox } = freshInbox();
+      const { db, inbox } = await freshInbox();
       const psa = startPsa(db, "c", () => mode);
       const deliverer = startDeliverer(inbox, options(psa.url, { timeoutMs: mode === "hang" ? 300 : 5000 }));
 
@@ -137,7 +138,7 @@ describe("one bad item never holds back the others", () => {
 
 describe("stopping", () => {
   test("stop() returns promptly while a request hangs in the middle of one-by-one isolation; nothing is lost", async () => {
-    const { db, inbox } = freshInbox();
+    const { db, inbox } = await freshInbox();
     // The batch is refused at once (so isolation starts), then the bad item's own request hangs for good.
     const psa = startPsa(db, "c", (attemptsBefore) => (attemptsBefore === 0 ? "500" : "hang"));
     const deliverer = startDeliverer(inbox, options(psa.url, { timeoutMs: 120_000 }));
@@ -209,7 +210,7 @@ describe("a PSA that is down", () => {
   test("retries of failed items pause after consecutive failures (one request per pause); new items still go out; the first success resumes", async () => {
     let t = 1_000_000;
     const now = () => t; // the clock moves only when the test says so
-    const { db, inbox } = freshInbox(now);
+    const { db, inbox } = await freshInbox(now);
     let down = true;
     const calls: string[][] = [];
     const server = Bun.serve({
@@ -240,7 +241,7 @@ describe("a PSA that is down", () => {
     // Two failed requests in a row: retries pause, so nothing more goes out while the clock stands.
     expect(calls.slice(1)).toEqual([["a"]]);
     // A new item is not held back by the pause.
-    inbox.storeBatch(
+    await inbox.storeBatch(
       "eco",
       "expenses",
       [{ remoteId: "f", type: "expense.posted", data: {}, requires: { entity: "project", key: "4711" } }],

@@ -4,6 +4,7 @@ import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { type ConfigError, validateConfig } from "../agent/config.ts";
 import { openDatabase } from "../agent/db/index.ts";
+import { sqliteRunner } from "../agent/db/pg/runner.ts";
 import { Inbox } from "../agent/pulls/inbox.ts";
 import { buildBatch, signatureHeader } from "../agent/pulls/psa-webhook.ts";
 import type { PullItem } from "../connectors/contract.ts";
@@ -196,7 +197,7 @@ describe("inbox", () => {
     db.$client.run(
       `INSERT INTO records (entity, key, payload, version, last_event_seq, updated_at) VALUES ('project', '4711', '{}', 1, 0, 0)`,
     );
-    return { db, inbox: new Inbox(db) };
+    return { db, inbox: new Inbox(sqliteRunner(db.$client)) };
   };
   const exp = (id: string, project = "4711"): PullItem => ({
     remoteId: id,
@@ -205,16 +206,16 @@ describe("inbox", () => {
     requires: { entity: "project", key: project },
   });
 
-  test("stored once per remote id; unknown projects kept as ignored, released when the project is known", () => {
+  test("stored once per remote id; unknown projects kept as ignored, released when the project is known", async () => {
     const { db, inbox } = fresh();
-    expect(inbox.storeBatch("eco", "expenses", [exp("a"), exp("b", "9999")], "c1")).toEqual({
+    expect(await inbox.storeBatch("eco", "expenses", [exp("a"), exp("b", "9999")], "c1")).toEqual({
       fetched: 2,
       imported: 1,
       duplicates: 0,
       ignored: 1,
     });
     // Seen again: "a" is a duplicate; "b" is still on a project the PSA does not know.
-    expect(inbox.storeBatch("eco", "expenses", [exp("a"), exp("b", "9999")], "c2")).toEqual({
+    expect(await inbox.storeBatch("eco", "expenses", [exp("a"), exp("b", "9999")], "c2")).toEqual({
       fetched: 2,
       imported: 0,
       duplicates: 1,
@@ -223,9 +224,14 @@ describe("inbox", () => {
     db.$client.run(
       `INSERT INTO records (entity, key, payload, version, last_event_seq, updated_at) VALUES ('project', '9999', '{}', 1, 0, 0)`,
     );
-    expect(inbox.storeBatch("eco", "expenses", [exp("b", "9999")], null)).toEqual({ fetched: 1, imported: 1, duplicates: 0, ignored: 0 });
-    expect(inbox.cursor("eco", "expenses")).toBe("c2");
-    const { rows } = inbox.feed({ after: 0, limit: 10 });
+    expect(await inbox.storeBatch("eco", "expenses", [exp("b", "9999")], null)).toEqual({
+      fetched: 1,
+      imported: 1,
+      duplicates: 0,
+      ignored: 0,
+    });
+    expect(await inbox.cursor("eco", "expenses")).toBe("c2");
+    const { rows } = await inbox.feed({ after: 0, limit: 10 });
     // The released item moved to the end of the feed, so a reader past it sees it again.
     expect(rows.map((r) => [r.remoteId, r.state])).toEqual([
       ["a", "new"],
@@ -233,10 +239,10 @@ describe("inbox", () => {
     ]);
     // Positions grow with the clock and past every earlier one (the release took a new one).
     expect(rows[1]!.seq).toBeGreaterThan(rows[0]!.seq + 1);
-    expect(inbox.storeBatch("other", "expenses", [exp("a")], null).imported).toBe(1); // unique per target
+    expect((await inbox.storeBatch("other", "expenses", [exp("a")], null)).imported).toBe(1); // unique per target
   });
 
-  test("status items are stored only on change, from the baseline", () => {
+  test("status items are stored only on change, from the baseline", async () => {
     const { inbox } = fresh();
     const st = (value: string): PullItem => ({
       remoteId: "invoice:7",
@@ -244,46 +250,46 @@ describe("inbox", () => {
       data: { status: value },
       status: { entity: "invoice", key: "7", value, baseline: "unpaid", final: value === "paid" },
     });
-    expect(inbox.storeBatch("eco", "payments", [st("unpaid")], null).imported).toBe(0);
-    expect(inbox.storeBatch("eco", "payments", [st("sent")], null).imported).toBe(1);
-    expect(inbox.storeBatch("eco", "payments", [st("sent")], null).duplicates).toBe(1);
-    expect(inbox.storeBatch("eco", "payments", [st("paid")], null).imported).toBe(1);
-    const rows = inbox.feed({ after: 0, limit: 10 }).rows;
+    expect((await inbox.storeBatch("eco", "payments", [st("unpaid")], null)).imported).toBe(0);
+    expect((await inbox.storeBatch("eco", "payments", [st("sent")], null)).imported).toBe(1);
+    expect((await inbox.storeBatch("eco", "payments", [st("sent")], null)).duplicates).toBe(1);
+    expect((await inbox.storeBatch("eco", "payments", [st("paid")], null)).imported).toBe(1);
+    const rows = (await inbox.feed({ after: 0, limit: 10 })).rows;
     expect(rows.map((r) => [r.remoteId, r.type, JSON.parse(r.payload).previousStatus])).toEqual([
       ["invoice:7#1", "invoice.status_changed", "unpaid"],
       ["invoice:7#2", "invoice.paid", "sent"],
     ]);
   });
 
-  test("a crash while storing a page stores nothing of it, cursor included", () => {
+  test("a crash while storing a page stores nothing of it, cursor included", async () => {
     const { inbox } = fresh();
-    inbox.storeBatch("eco", "expenses", [exp("a")], "before");
+    await inbox.storeBatch("eco", "expenses", [exp("a")], "before");
     const poison: PullItem = { remoteId: "p", type: "expense.posted", data: { n: 1n } }; // JSON.stringify throws mid-transaction
-    expect(() => inbox.storeBatch("eco", "expenses", [exp("b"), poison], "after")).toThrow();
-    expect(inbox.cursor("eco", "expenses")).toBe("before");
-    expect(inbox.feed({ after: 0, limit: 10 }).rows.map((r) => r.remoteId)).toEqual(["a"]);
+    await expect(inbox.storeBatch("eco", "expenses", [exp("b"), poison], "after")).rejects.toThrow();
+    expect(await inbox.cursor("eco", "expenses")).toBe("before");
+    expect((await inbox.feed({ after: 0, limit: 10 })).rows.map((r) => r.remoteId)).toEqual(["a"]);
   });
 
-  test("the feed pages with a stable cursor; reading past items acknowledges them", () => {
+  test("the feed pages with a stable cursor; reading past items acknowledges them", async () => {
     const { inbox } = fresh();
-    inbox.storeBatch(
+    await inbox.storeBatch(
       "eco",
       "expenses",
       ["a", "b", "c", "d", "e"].map((x) => exp(x)),
       null,
     );
-    const p1 = inbox.feed({ after: 0, limit: 2 });
+    const p1 = await inbox.feed({ after: 0, limit: 2 });
     expect([p1.rows.map((r) => r.remoteId), p1.more]).toEqual([["a", "b"], true]);
-    expect(inbox.acknowledge(p1.rows[1]!.seq)).toBe(2);
-    const p2 = inbox.feed({ after: p1.rows[1]!.seq, limit: 2 });
+    expect(await inbox.acknowledge(p1.rows[1]!.seq)).toBe(2);
+    const p2 = await inbox.feed({ after: p1.rows[1]!.seq, limit: 2 });
     expect(p2.rows.map((r) => r.remoteId)).toEqual(["c", "d"]);
-    expect(inbox.undelivered(10).map((r) => r.remoteId)).toEqual(["c", "d", "e"]);
+    expect((await inbox.undelivered(10)).map((r) => r.remoteId)).toEqual(["c", "d", "e"]);
   });
 
-  test("webhook batches: signed over timestamp and body, cut to the size limit", () => {
+  test("webhook batches: signed over timestamp and body, cut to the size limit", async () => {
     const { inbox } = fresh();
-    inbox.storeBatch("eco", "expenses", [exp("a"), exp("b"), exp("c")], null);
-    const rows = inbox.undelivered(10);
+    await inbox.storeBatch("eco", "expenses", [exp("a"), exp("b"), exp("c")], null);
+    const rows = await inbox.undelivered(10);
     const all = buildBatch(rows, () => undefined, 1_000_000);
     expect(all.ids).toHaveLength(3);
     expect(JSON.parse(all.body).items.map((i: any) => i.remoteId)).toEqual(["a", "b", "c"]);

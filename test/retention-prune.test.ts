@@ -144,24 +144,19 @@ describe("pruning finished work", () => {
   });
 
   test("delivered inbox items lose their content and attachment but stay known; undelivered ones are kept", async () => {
-    const inbox = new Inbox(db, () => clock);
+    const inbox = new Inbox(sqliteRunner(db.$client), () => clock);
     const item = (id: string) => ({
       remoteId: id,
       type: "expense.posted",
       data: { amount: 100, id },
       attachment: { filename: `${id}.pdf`, contentType: "application/pdf", bytes: new Uint8Array(1000) },
     });
-    inbox.storeBatch("eco", "expenses", [item("old-delivered"), item("old-new")], null);
-    const [delivered] = inbox.undelivered(10);
-    inbox.markDelivered([delivered!.id]);
+    await inbox.storeBatch("eco", "expenses", [item("old-delivered"), item("old-new")], null);
+    const [delivered] = await inbox.undelivered(10);
+    await inbox.markDelivered([delivered!.id]);
     clock = NOW - DAY;
-    inbox.storeBatch("eco", "expenses", [item("recent")], null);
-    inbox.markDelivered(
-      inbox
-        .undelivered(10)
-        .filter((r) => r.remoteId === "recent")
-        .map((r) => r.id),
-    );
+    await inbox.storeBatch("eco", "expenses", [item("recent")], null);
+    await inbox.markDelivered((await inbox.undelivered(10)).filter((r) => r.remoteId === "recent").map((r) => r.id));
     expect((await pruneOnce(db, { retentionDays: 90, now: () => NOW })).inboxItems).toBe(1);
     const rows = db.$client
       .query(`SELECT remote_id AS id, state, payload, attachment_name AS name, length(attachment) AS size FROM inbox ORDER BY id`)
@@ -172,7 +167,7 @@ describe("pruning finished work", () => {
       { id: "recent", state: "delivered", payload: JSON.stringify({ amount: 100, id: "recent" }), name: "recent.pdf", size: 1000 },
     ]);
     // Pulled again (an overlapping window): still a duplicate, not a new item for the PSA.
-    expect(inbox.storeBatch("eco", "expenses", [item("old-delivered")], null)).toMatchObject({ imported: 0, duplicates: 1 });
+    expect(await inbox.storeBatch("eco", "expenses", [item("old-delivered")], null)).toMatchObject({ imported: 0, duplicates: 1 });
   });
 
   test("old pull runs go, but each job's last run and last good run stay (the scheduler's catch-up reads them)", async () => {

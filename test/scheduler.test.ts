@@ -5,6 +5,7 @@ import { join } from "node:path";
 import cron from "node-cron";
 import { missedSlot, scheduleProblems, todayIn } from "../agent/pulls/cron.ts";
 import { openDatabase, type Db } from "../agent/db/index.ts";
+import { sqliteRunner } from "../agent/db/pg/runner.ts";
 import { tryJobLock } from "../agent/lock.ts";
 import { silentLogger } from "../agent/log.ts";
 import type { JobRef, RunResult } from "../agent/pulls/runner.ts";
@@ -57,7 +58,7 @@ describe("scheduler", () => {
   test("a job never runs twice at once; a hint during a run brings one more run after it", async () => {
     freshDb();
     const body = gatedBody();
-    scheduler = new Scheduler([job(null)], { db, log: silentLogger, debounceMs: 10, run: body.run });
+    scheduler = new Scheduler([job(null)], { storage: sqliteRunner(db.$client), log: silentLogger, debounceMs: 10, run: body.run });
     const first = scheduler.runNow("eco", "expenses", "manual");
     expect(await scheduler.runNow("eco", "expenses", "manual")).toEqual({ status: "busy" });
     expect(scheduler.isRunning("eco", "expenses")).toBe(true);
@@ -76,7 +77,7 @@ describe("scheduler", () => {
   test("a burst of webhook hints starts one run", async () => {
     freshDb();
     const body = gatedBody();
-    scheduler = new Scheduler([job(null)], { db, log: silentLogger, debounceMs: 300, run: body.run });
+    scheduler = new Scheduler([job(null)], { storage: sqliteRunner(db.$client), log: silentLogger, debounceMs: 300, run: body.run });
     for (let i = 0; i < 5; i++) scheduler.hint("eco", "expenses");
     await waitFor("the debounced run", () => body.calls.length === 1);
     body.release();
@@ -103,21 +104,27 @@ describe("scheduler", () => {
     const now = Date.parse("2026-03-10T12:00:00Z");
     const body = gatedBody();
     const jobs = [job("0 6 * * *"), job("0 23 * * *", "Europe/Copenhagen", "payments")];
-    scheduler = new Scheduler(jobs, { db, log: silentLogger, debounceMs: 10, run: body.run, now: () => now });
-    expect(scheduler.dueForCatchUp()).toEqual([]); // first start: nothing was ever due
+    scheduler = new Scheduler(jobs, {
+      storage: sqliteRunner(db.$client),
+      log: silentLogger,
+      debounceMs: 10,
+      run: body.run,
+      now: () => now,
+    });
+    expect(await scheduler.dueForCatchUp()).toEqual([]); // first start: nothing was ever due
     // Down since three days before; the last good expenses run was then, payments ran this morning at 00:00.
     db.$client.run(`UPDATE settings SET value = ?1 WHERE name LIKE 'pull_first_seen:%'`, [String(now - 3 * 86_400_000)]);
     db.$client.run(
       `INSERT INTO job_runs (target, stream, trigger, status, started_at) VALUES ('eco', 'expenses', 'schedule', 'ok', ?1), ('eco', 'payments', 'schedule', 'ok', ?2)`,
       [now - 3 * 86_400_000, Date.parse("2026-03-09T22:00:00Z")],
     );
-    expect(scheduler.dueForCatchUp().map((j) => j.stream)).toEqual(["expenses"]);
+    expect((await scheduler.dueForCatchUp()).map((d) => d.job.stream)).toEqual(["expenses"]);
     // A failed or interrupted run does not count as done: the slot is still caught up.
     db.$client.run(
       `INSERT INTO job_runs (target, stream, trigger, status, started_at) VALUES ('eco', 'expenses', 'schedule', 'failed', ?1)`,
       [now - 60_000],
     );
-    expect(scheduler.dueForCatchUp().map((j) => j.stream)).toEqual(["expenses"]);
+    expect((await scheduler.dueForCatchUp()).map((d) => d.job.stream)).toEqual(["expenses"]);
     scheduler.start();
     await waitFor("the catch-up run", () => body.calls.length === 1);
     expect(body.calls[0]).toMatchObject({ trigger: "catch-up", job: { stream: "expenses" } });
@@ -128,7 +135,7 @@ describe("scheduler", () => {
     freshDb();
     const body = gatedBody();
     scheduler = new Scheduler([job("* * * * * *", "Asia/Kathmandu")], {
-      db,
+      storage: sqliteRunner(db.$client),
       log: silentLogger,
       debounceMs: 10,
       run: async (j, t) => {

@@ -3,6 +3,7 @@ import { connectorKinds } from "../../connectors/registry.ts";
 import { createConnectors, databasePath } from "../agent.ts";
 import { openDatabase } from "../db/index.ts";
 import { createLogger } from "../log.ts";
+import { sqliteRunner } from "../db/pg/runner.ts";
 import { Inbox } from "../pulls/inbox.ts";
 import { pullJobs } from "../pulls/index.ts";
 import { runPull, type RunResult } from "../pulls/runner.ts";
@@ -58,13 +59,14 @@ export const pull = defineCommand({
     }
     const db = openDatabase(databasePath(config.agent.data_dir), { busyTimeoutMs: config.agent.busy_timeout_ms });
     try {
-      const inbox = new Inbox(db);
+      const storage = sqliteRunner(db.$client);
+      const inbox = new Inbox(storage);
       let ok = true;
       let imported = 0;
       for (const job of jobs) {
         const line = new ProgressLine();
         const onProgress = (w: Parameters<typeof describeWork>[0]) => line.update(describeWork(w));
-        const result = await runPull({ db, inbox, dataDir: config.agent.data_dir, connectors, log, onProgress }, job, "cli");
+        const result = await runPull({ db, storage, inbox, dataDir: config.agent.data_dir, connectors, log, onProgress }, job, "cli");
         if (result.status !== "busy") line.finish();
         console.log(describeRun(`${job.target}/${job.stream}`, result));
         ok &&= result.status === "ok";

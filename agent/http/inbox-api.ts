@@ -47,7 +47,7 @@ export function inboxRoutes(ctx: AppContext): Hono {
     requireApiToken(() => ctx.apiToken),
   );
 
-  api.get("/", (c) => {
+  api.get("/", async (c) => {
     const pulls = ctx.pulls;
     if (!pulls) return c.json({ items: [], next: "0", more: false });
     const parsed = FeedQuery.safeParse(c.req.query());
@@ -55,36 +55,37 @@ export function inboxRoutes(ctx: AppContext): Hono {
     const after = Number(parsed.data.after);
     // A cursor beyond the newest item (a restored backup, a reinstall) would silently acknowledge items
     // the PSA never saw: refuse it and say how to start over.
-    if (after > pulls.inbox.lastSeq()) {
+    const lastSeq = await pulls.inbox.lastSeq();
+    if (after > lastSeq) {
       return c.json(
         {
           error: "cursor_ahead",
-          message: `The cursor ${after} is beyond the newest item (${pulls.inbox.lastSeq()}); this agent's inbox was restored or reinstalled.`,
+          message: `The cursor ${after} is beyond the newest item (${lastSeq}); this agent's inbox was restored or reinstalled.`,
           hint: "Start the feed again with after=0; items the PSA already has carry the same id and can be skipped.",
         },
         409,
       );
     }
-    if (after > 0) pulls.inbox.acknowledge(after, parsed.data.target);
-    const { rows, more } = pulls.inbox.feed({ after, limit: parsed.data.limit, target: parsed.data.target });
+    if (after > 0) await pulls.inbox.acknowledge(after, parsed.data.target);
+    const { rows, more } = await pulls.inbox.feed({ after, limit: parsed.data.limit, target: parsed.data.target });
     const items = rows.map((r) => toInboxItem(r, { href: `/api/v1/inbox/${r.id}/attachment` }));
     return c.json({ items, next: String(rows.length > 0 ? rows[rows.length - 1]!.seq : after), more });
   });
 
-  api.get("/ignored", (c) => {
+  api.get("/ignored", async (c) => {
     const pulls = ctx.pulls;
     if (!pulls) return c.json({ items: [], next: "0", more: false });
     const parsed = FeedQuery.safeParse(c.req.query());
     if (!parsed.success) return badQuery(c, parsed.error);
     const after = Number(parsed.data.after);
-    const { rows, more } = pulls.inbox.ignored({ after, limit: parsed.data.limit, target: parsed.data.target });
+    const { rows, more } = await pulls.inbox.ignored({ after, limit: parsed.data.limit, target: parsed.data.target });
     const items = rows.map((r) => toInboxItem(r, { href: `/api/v1/inbox/${r.id}/attachment` }));
     return c.json({ items, next: String(rows.length > 0 ? rows[rows.length - 1]!.seq : after), more });
   });
 
-  api.get("/:id/attachment", (c) => {
+  api.get("/:id/attachment", async (c) => {
     const id = Number(c.req.param("id"));
-    const a = Number.isInteger(id) ? ctx.pulls?.inbox.attachment(id) : null;
+    const a = Number.isInteger(id) ? await ctx.pulls?.inbox.attachment(id) : null;
     if (!a) return c.json({ error: "not_found", message: `Inbox item ${c.req.param("id").slice(0, 20)} has no attachment.` }, 404);
     return new Response(a.bytes, {
       headers: { "content-type": a.type, "content-disposition": `attachment; filename="${a.name.replace(/["\\\r\n]/g, "_")}"` },
@@ -101,11 +102,13 @@ export function pullsApiRoutes(ctx: AppContext): Hono {
     requireApiToken(() => ctx.apiToken),
   );
 
-  api.get("/", (c) => {
-    const jobs = ctx.pulls?.scheduler.describe() ?? [];
-    return c.json({
-      jobs: jobs.map((j) => ({ ...j, next: j.next?.toISOString() ?? null, runs: recentRuns(ctx.db, j.target, j.stream, 10) })),
-    });
+  api.get("/", async (c) => {
+    const pulls = ctx.pulls;
+    const jobs = pulls?.scheduler.describe() ?? [];
+    const described = [];
+    for (const j of jobs)
+      described.push({ ...j, next: j.next?.toISOString() ?? null, runs: await recentRuns(pulls!.storage, j.target, j.stream, 10) });
+    return c.json({ jobs: described });
   });
 
   api.post("/:target/:stream", async (c) => {

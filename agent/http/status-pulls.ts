@@ -4,29 +4,34 @@ import type { Hono } from "hono";
 import { html, raw } from "hono/html";
 import type { InboxRow } from "../pulls/inbox.ts";
 import { recentRuns, type JobRunRow } from "../pulls/runner.ts";
+import { jobKey } from "../pulls/scheduler.ts";
 import { INBOX_STATE_LABELS, INBOX_STATES, RUN_STATUS_LABELS } from "../states.ts";
 import { showTime } from "../time.ts";
 import type { AppContext } from "./context.ts";
 import { connectorKinds } from "../../connectors/registry.ts";
 
-export function renderPullsSection(ctx: AppContext) {
+export async function renderPullsSection(ctx: AppContext) {
   const pulls = ctx.pulls;
   if (!pulls) return "";
   const jobs = pulls.scheduler.describe();
   const targets = [...new Set([...jobs.map((j) => j.target), ...pulls.webhooks.map((w) => w.name)])];
   if (targets.length === 0) return "";
-  const counts = pulls.inbox.counts();
+  const counts = await pulls.inbox.counts();
+  const recent = new Map<string, InboxRow[]>();
+  for (const t of targets) recent.set(t, await pulls.inbox.recent(t, 15));
+  const lastRuns = new Map<string, JobRunRow | undefined>();
+  for (const j of jobs) lastRuns.set(jobKey(j.target, j.stream), (await recentRuns(pulls.storage, j.target, j.stream, 1))[0]);
   return html`<style>${raw(CSS)}</style>${targets.map((t) => {
     const hook = pulls.webhooks.find((w) => w.name === t);
     const byState = new Map(counts.filter((c) => c.target === t).map((c) => [c.state, c.n]));
-    const items = pulls.inbox.recent(t, 15);
+    const items = recent.get(t)!;
     const kind = ctx.targets.find((x) => x.name === t)?.kind ?? hook?.kind;
     const describe = (kind && connectorKinds[kind]?.describePulled) || (() => "");
     return html`<section class="card pulls" data-pulls="${t}">
 <h2>${t} <span class="muted">pulls to the PSA</span></h2>
 <table class="jobs"><caption>What kontobro pulls from ${t}: each stream's schedule, next and last run</caption>
 <thead><tr><th scope="col">Stream</th><th scope="col">Schedule</th><th scope="col">Next run</th><th scope="col">Last run</th><th scope="col">Run it now</th></tr></thead><tbody>
-${jobs.filter((j) => j.target === t).map((j) => jobRow(ctx, j))}
+${jobs.filter((j) => j.target === t).map((j) => jobRow(j, lastRuns.get(jobKey(j.target, j.stream))))}
 </tbody></table>
 ${hook ? webhookLine(hook) : ""}
 <h3>Inbox</h3>
@@ -43,10 +48,9 @@ ${items.map((r) => itemRow(r, describe))}</tbody></table>`
 }
 
 function jobRow(
-  ctx: AppContext,
   j: { target: string; stream: string; cron: string | null; timezone: string; next: Date | null; running: boolean },
+  last: JobRunRow | undefined,
 ) {
-  const last: JobRunRow | undefined = recentRuns(ctx.db, j.target, j.stream, 1)[0];
   return html`<tr data-job="${j.target}/${j.stream}">
 <th scope="row"><strong>${j.stream}</strong></th>
 <td>${j.cron ? html`<code>${j.cron}</code> <span class="muted">${j.timezone}</span>` : html`<span class="muted">on demand only</span>`}</td>

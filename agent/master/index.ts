@@ -6,6 +6,7 @@ import type { Connector } from "../../connectors/contract.ts";
 import type { Entity } from "../model.ts";
 import { connectorKinds } from "../../connectors/registry.ts";
 import type { Db } from "../db/index.ts";
+import { sqliteRunner } from "../db/pg/runner.ts";
 import { Inbox } from "../pulls/inbox.ts";
 import { MasterStore } from "./store.ts";
 import { MasterSync } from "./sync.ts";
@@ -24,7 +25,7 @@ export function masterSyncFor(db: Db, target: string, connector: Connector, with
     target,
     connector.master,
     connectorKinds[connector.kind]?.title ?? connector.kind,
-    withInbox ? new Inbox(db) : undefined,
+    withInbox ? new Inbox(sqliteRunner(db.$client)) : undefined,
   );
 }
 

@@ -200,7 +200,7 @@ export class MasterSync {
         },
       };
     if (side === "target") {
-      this.inbox?.storeBatch(this.target, pluralWord(entity), [masterItem(found)], null, { pulled: (i) => this.pulled(i) });
+      await this.inbox?.storeBatch(this.target, pluralWord(entity), [masterItem(found)], null, { pulled: (i) => this.pulled(i) });
       return {
         result: {
           remoteId: found.remoteId,

@@ -1,9 +1,10 @@
 // The inbox: what pulls brought in for the PSA, stored once per (target, remote id), with the stream's
 // watermark written in the same transaction. Read back as a feed (stable cursor = seq) and by the PSA
-// webhook deliverer.
+// webhook deliverer. The SQL is written once and runs through a SqlRunner (agent/db/pg/runner.ts): the
+// agent's SQLite file, or one tenant on PostgreSQL.
 import { createHash } from "node:crypto";
 import type { PullItem } from "../../connectors/contract.ts";
-import type { Db } from "../db/index.ts";
+import type { SqlRunner } from "../db/pg/runner.ts";
 import type { Problem } from "../problem.ts";
 import type { InboxState } from "../states.ts";
 
@@ -105,80 +106,99 @@ export function stableItemId(target: string, remoteId: string): number {
   return h.readUIntBE(0, 6) * 16 + (h[6]! >> 4) + 1;
 }
 
-export class Inbox {
-  private readonly q;
-
-  constructor(
-    private readonly db: Db,
-    private readonly now: () => number = Date.now,
-  ) {
-    const c = db.$client;
-    this.q = {
-      // Positions grow with the clock (ms × 1000), not only with the rows kept: after any restore of the
-      // data directory, even of the whole folder, a new item lands after every position handed out before.
-      nextSeq: c.prepare(`SELECT CASE WHEN coalesce(max(seq), 0) + 1 > ?1 THEN coalesce(max(seq), 0) + 1 ELSE ?1 END AS seq FROM inbox`),
-      idTaken: c.prepare(`SELECT 1 AS taken FROM inbox WHERE id = ?1`),
-      byRemote: c.prepare(`SELECT id, state FROM inbox WHERE target = ?1 AND remote_id = ?2`),
-      known: c.prepare(`SELECT 1 AS ok FROM records WHERE entity = ?1 AND key = ?2`),
-      insert:
-        c.prepare(`INSERT INTO inbox (seq, target, stream, remote_id, type, state, requires, payload, attachment_name, attachment_type, attachment, next_attempt_at, created_at, updated_at, id, record)
-        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?12, ?13, ?14) ON CONFLICT (target, remote_id) DO NOTHING`),
-      release: c.prepare(
-        `UPDATE inbox SET state = 'new', seq = ?2, next_attempt_at = ?3, updated_at = ?3 WHERE id = ?1 AND state = 'ignored_unknown_project'`,
-      ),
-      status: c.prepare(`SELECT value, changes FROM pull_status WHERE target = ?1 AND entity = ?2 AND key = ?3`),
-      putStatus:
-        c.prepare(`INSERT INTO pull_status (target, entity, key, value, final, changes, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-        ON CONFLICT (target, entity, key) DO UPDATE SET value = ?4, final = ?5, changes = ?6, updated_at = ?7`),
-      getCursor: c.prepare(`SELECT value FROM cursors WHERE target = ?1 AND stream = ?2`),
-      putCursor: c.prepare(`INSERT INTO cursors (target, stream, value, updated_at) VALUES (?1, ?2, ?3, ?4)
-        ON CONFLICT (target, stream) DO UPDATE SET value = ?3, updated_at = ?4`),
-      openInvoices: c.prepare(`SELECT l.key, l.remote_id AS remoteId FROM links l
+/** The inbox's statements, written once for both engines. */
+const SQL = {
+  // Writers of the inbox take turns (PostgreSQL, many workers: feed positions are handed out in commit order, so a
+  // reader past a position never misses an item committed later). The upsert locks the tenant's row until commit;
+  // on SQLite the write transaction holds the database already.
+  takeTurn: `INSERT INTO settings (name, value) VALUES ('inbox_writer', '') ON CONFLICT (name) DO UPDATE SET value = settings.value`,
+  // Positions grow with the clock (ms × 1000), not only with the rows kept: after any restore of the
+  // data directory, even of the whole folder, a new item lands after every position handed out before.
+  nextSeq: `SELECT CASE WHEN coalesce(max(seq), 0) + 1 > ?1 THEN coalesce(max(seq), 0) + 1 ELSE ?1 END AS seq FROM inbox`,
+  idTaken: `SELECT 1 AS taken FROM inbox WHERE id = ?1`,
+  byRemote: `SELECT id, state FROM inbox WHERE target = ?1 AND remote_id = ?2`,
+  known: `SELECT 1 AS ok FROM records WHERE entity = ?1 AND key = ?2`,
+  insert: `INSERT INTO inbox (seq, target, stream, remote_id, type, state, requires, payload, attachment_name, attachment_type, attachment, next_attempt_at, created_at, updated_at, id, record)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?12, ?13, ?14) ON CONFLICT (target, remote_id) DO NOTHING`,
+  release: `UPDATE inbox SET state = 'new', seq = ?2, next_attempt_at = ?3, updated_at = ?3 WHERE id = ?1 AND state = 'ignored_unknown_project'`,
+  status: `SELECT value, changes FROM pull_status WHERE target = ?1 AND entity = ?2 AND key = ?3`,
+  putStatus: `INSERT INTO pull_status (target, entity, key, value, final, changes, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+        ON CONFLICT (target, entity, key) DO UPDATE SET value = ?4, final = ?5, changes = ?6, updated_at = ?7`,
+  getCursor: `SELECT value FROM cursors WHERE target = ?1 AND stream = ?2`,
+  putCursor: `INSERT INTO cursors (target, stream, value, updated_at) VALUES (?1, ?2, ?3, ?4)
+        ON CONFLICT (target, stream) DO UPDATE SET value = ?3, updated_at = ?4`,
+  openInvoices: `SELECT l.key, l.remote_id AS remoteId FROM links l
         LEFT JOIN pull_status s ON s.target = l.target AND s.entity = 'invoice' AND s.key = l.key
-        WHERE l.target = ?1 AND l.entity = 'invoice' AND (s.final IS NULL OR s.final = 0) ORDER BY l.key`),
-    };
-  }
+        WHERE l.target = ?1 AND l.entity = 'invoice' AND (s.final IS NULL OR s.final = 0) ORDER BY l.key`,
+  feed: `SELECT ${ROW_COLUMNS} FROM inbox WHERE state IN ('new', 'delivered') AND seq > ?1 AND (CAST(?2 AS TEXT) IS NULL OR target = ?2) ORDER BY seq LIMIT ?3`,
+  ignored: `SELECT ${ROW_COLUMNS} FROM inbox WHERE state = 'ignored_unknown_project' AND seq > ?1 AND (CAST(?2 AS TEXT) IS NULL OR target = ?2) ORDER BY seq LIMIT ?3`,
+  lastSeq: `SELECT coalesce(max(seq), 0) AS s FROM inbox`,
+  acknowledge: `UPDATE inbox SET state = 'delivered', delivered_via = 'feed', delivered_at = ?1, updated_at = ?1
+        WHERE state = 'new' AND seq <= ?2 AND (CAST(?3 AS TEXT) IS NULL OR target = ?3)`,
+  attachment: `SELECT attachment_name AS name, attachment_type AS type, attachment AS bytes FROM inbox WHERE id = ?1 AND attachment IS NOT NULL`,
+  // Due and not carried by a request of another worker (lease_until); `?3 = 1`: only those never attempted.
+  undelivered: `SELECT ${ROW_COLUMNS} FROM inbox WHERE state = 'new' AND next_attempt_at <= ?2 AND (lease_until IS NULL OR lease_until <= ?2)
+        AND (?3 = 0 OR attempts = 0) ORDER BY seq LIMIT ?1`,
+  nextUndeliveredAt: `SELECT min(CASE WHEN lease_until > next_attempt_at THEN lease_until ELSE next_attempt_at END) AS t FROM inbox WHERE state = 'new'`,
+  // Takes the items for one request. The WHERE is checked again on each row: of two workers that both read an item
+  // as due, the second finds it leased once the first commits (PostgreSQL re-reads a row it waited for), and gets
+  // nothing for it.
+  lease: `UPDATE inbox SET lease_until = ?3 WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_each(?1)) AND state = 'new'
+        AND next_attempt_at <= ?2 AND (lease_until IS NULL OR lease_until <= ?2) RETURNING id`,
+  releaseLeases: `UPDATE inbox SET lease_until = NULL WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_each(?1)) AND state = 'new'`,
+  releaseAllLeases: `UPDATE inbox SET lease_until = NULL WHERE lease_until IS NOT NULL`,
+  markDelivered: `UPDATE inbox SET state = 'delivered', delivered_via = 'webhook', delivered_at = ?1, updated_at = ?1, lease_until = NULL, error_code = NULL, error_message = NULL, error_hint = NULL
+        WHERE state = 'new' AND id IN (SELECT CAST(value AS BIGINT) FROM json_each(?2))`,
+  markFailed: `UPDATE inbox SET attempts = attempts + 1, next_attempt_at = ?1, updated_at = ?2, lease_until = NULL, error_code = ?3, error_message = ?4, error_hint = ?5
+        WHERE state = 'new' AND id IN (SELECT CAST(value AS BIGINT) FROM json_each(?6))`,
+  counts: `SELECT target, state, count(*) AS n FROM inbox GROUP BY target, state ORDER BY target, state`,
+  recent: `SELECT ${ROW_COLUMNS} FROM inbox WHERE target = ?1 ORDER BY seq DESC LIMIT ?2`,
+};
 
-  cursor(target: string, stream: string): string | null {
-    return (this.q.getCursor.get(target, stream) as { value: string } | null)?.value ?? null;
+export class Inbox {
+  constructor(
+    private readonly storage: SqlRunner,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async cursor(target: string, stream: string): Promise<string | null> {
+    return (await this.storage.get<{ value: string }>(SQL.getCursor, target, stream))?.value ?? null;
   }
 
   /** Invoices booked at `target` by this agent whose payment status is not final yet. */
-  openInvoices(target: string): { key: string; remoteId: string }[] {
-    return this.q.openInvoices.all(target) as { key: string; remoteId: string }[];
+  openInvoices(target: string): Promise<{ key: string; remoteId: string }[]> {
+    return this.storage.all<{ key: string; remoteId: string }>(SQL.openInvoices, target);
   }
 
   /**
    * Stores one page of a pull and the stream's new cursor in one transaction: either both are on disk
    * or neither is, so a crash between fetching and storing loses nothing and a repeat stores nothing twice.
    */
-  storeBatch(target: string, stream: string, items: PullItem[], cursor: string | null, master?: MasterFilter): StoreCounts {
-    return this.db.transaction(
-      () => {
-        const now = this.now();
-        const counts: StoreCounts = { fetched: items.length, imported: 0, duplicates: 0, ignored: 0 };
-        for (const item of items) {
-          // Master data (agent/master/): delivered only when master per entity says so; in the same transaction.
-          const decided = item.master && master ? master.pulled(item) : "deliver";
-          const outcome =
-            decided === "skip"
-              ? "duplicates"
-              : decided === "report"
-                ? "ignored"
-                : item.status
-                  ? this.storeStatus(target, stream, item, now)
-                  : this.storeItem(target, stream, item, now);
-          counts[outcome] += 1;
-        }
-        if (cursor !== null) this.q.putCursor.run(target, stream, cursor, now);
-        return counts;
-      },
-      { behavior: "immediate" },
-    );
+  storeBatch(target: string, stream: string, items: PullItem[], cursor: string | null, master?: MasterFilter): Promise<StoreCounts> {
+    return this.storage.transaction(async (tx) => {
+      await tx.run(SQL.takeTurn);
+      const now = this.now();
+      const counts: StoreCounts = { fetched: items.length, imported: 0, duplicates: 0, ignored: 0 };
+      for (const item of items) {
+        // Master data (agent/master/): delivered only when master per entity says so; in the same transaction.
+        const decided = item.master && master ? master.pulled(item) : "deliver";
+        const outcome =
+          decided === "skip"
+            ? "duplicates"
+            : decided === "report"
+              ? "ignored"
+              : item.status
+                ? await this.storeStatus(tx, target, stream, item, now)
+                : await this.storeItem(tx, target, stream, item, now);
+        counts[outcome] += 1;
+      }
+      if (cursor !== null) await tx.run(SQL.putCursor, target, stream, cursor, now);
+      return counts;
+    });
   }
 
-  private nextSeq(): number {
-    return (this.q.nextSeq.get(this.now() * 1000) as { seq: number }).seq;
+  private async nextSeq(tx: SqlRunner): Promise<number> {
+    return (await tx.get<{ seq: number }>(SQL.nextSeq, this.now() * 1000))!.seq;
   }
 
   /**
@@ -186,45 +206,67 @@ export class Inbox {
    * restore rolled the watermark back) reaches the PSA under the id it already knows, and an id never
    * names another item. In the very rare case two items hash alike, the next free number is taken.
    */
-  private idFor(target: string, remoteId: string): number {
+  private async idFor(tx: SqlRunner, target: string, remoteId: string): Promise<number> {
     let id = stableItemId(target, remoteId);
-    while (this.q.idTaken.get(id)) id = id >= MAX_ITEM_ID ? 1 : id + 1;
+    while (await tx.get(SQL.idTaken, id)) id = id >= MAX_ITEM_ID ? 1 : id + 1;
     return id;
   }
 
-  private storeItem(target: string, stream: string, item: PullItem, now: number): "imported" | "duplicates" | "ignored" {
-    const known = !item.requires || this.q.known.get(item.requires.entity, item.requires.key) !== null;
-    const existing = this.q.byRemote.get(target, item.remoteId) as { id: number; state: InboxState } | null;
+  private async storeItem(
+    tx: SqlRunner,
+    target: string,
+    stream: string,
+    item: PullItem,
+    now: number,
+  ): Promise<"imported" | "duplicates" | "ignored"> {
+    const known = !item.requires || (await tx.get(SQL.known, item.requires.entity, item.requires.key)) !== null;
+    const existing = await tx.get<{ id: number; state: InboxState }>(SQL.byRemote, target, item.remoteId);
     if (existing) {
       // Seen before on a project the PSA did not know; it knows it now, so the item goes out after all.
       if (existing.state === "ignored_unknown_project") {
         if (!known) return "ignored";
-        this.q.release.run(existing.id, this.nextSeq(), now);
+        await tx.run(SQL.release, existing.id, await this.nextSeq(tx), now);
         return "imported";
       }
       return "duplicates";
     }
-    this.insert(target, stream, item.remoteId, item, known ? "new" : "ignored_unknown_project", item.data, now);
+    await this.insert(tx, target, stream, item.remoteId, item, known ? "new" : "ignored_unknown_project", item.data, now);
     return known ? "imported" : "ignored";
   }
 
   /** A status stream item is stored only when the record's state changed since it was last seen. */
-  private storeStatus(target: string, stream: string, item: PullItem, now: number): "imported" | "duplicates" {
+  private async storeStatus(
+    tx: SqlRunner,
+    target: string,
+    stream: string,
+    item: PullItem,
+    now: number,
+  ): Promise<"imported" | "duplicates"> {
     const s = item.status!;
-    const last = this.q.status.get(target, s.entity, s.key) as { value: string; changes: number } | null;
+    const last = await tx.get<{ value: string; changes: number }>(SQL.status, target, s.entity, s.key);
     const previous = last?.value ?? s.baseline ?? null;
     const changes = (last?.changes ?? 0) + (previous === s.value ? 0 : 1);
-    this.q.putStatus.run(target, s.entity, s.key, s.value, s.final ? 1 : 0, changes, now);
+    await tx.run(SQL.putStatus, target, s.entity, s.key, s.value, s.final ? 1 : 0, changes, now);
     if (previous === s.value) return "duplicates";
     const data = { ...(item.data as object), previousStatus: previous };
-    this.insert(target, stream, `${item.remoteId}#${changes}`, item, "new", data, now);
+    await this.insert(tx, target, stream, `${item.remoteId}#${changes}`, item, "new", data, now);
     return "imported";
   }
 
-  private insert(target: string, stream: string, remoteId: string, item: PullItem, state: InboxState, data: unknown, now: number): void {
+  private async insert(
+    tx: SqlRunner,
+    target: string,
+    stream: string,
+    remoteId: string,
+    item: PullItem,
+    state: InboxState,
+    data: unknown,
+    now: number,
+  ): Promise<void> {
     const a = item.attachment;
-    this.q.insert.run(
-      this.nextSeq(),
+    await tx.run(
+      SQL.insert,
+      await this.nextSeq(tx),
       target,
       stream,
       remoteId,
@@ -236,7 +278,7 @@ export class Inbox {
       a?.contentType ?? null,
       a ? Buffer.from(a.bytes) : null,
       now,
-      this.idFor(target, remoteId),
+      await this.idFor(tx, target, remoteId),
       // The record it is about: a status item's record, else the record it requires.
       item.status ? requiresRef(item.status) : item.requires ? requiresRef(item.requires) : null,
     );
@@ -249,92 +291,92 @@ export class Inbox {
    * ignored are not in the feed: one becomes deliverable later under a new seq, so a reader sees each item
    * once, when it can use it (see `ignored()` for the others).
    */
-  feed(opts: { after: number; limit: number; target?: string }): { rows: InboxRow[]; more: boolean } {
-    return this.page(`state IN ('new', 'delivered')`, opts);
+  feed(opts: { after: number; limit: number; target?: string }): Promise<{ rows: InboxRow[]; more: boolean }> {
+    return this.page(SQL.feed, opts);
   }
 
   /** Items kept but not delivered (the PSA does not know their project yet), oldest first; acknowledges nothing. */
-  ignored(opts: { after: number; limit: number; target?: string }): { rows: InboxRow[]; more: boolean } {
-    return this.page(`state = 'ignored_unknown_project'`, opts);
+  ignored(opts: { after: number; limit: number; target?: string }): Promise<{ rows: InboxRow[]; more: boolean }> {
+    return this.page(SQL.ignored, opts);
   }
 
-  private page(where: string, opts: { after: number; limit: number; target?: string }): { rows: InboxRow[]; more: boolean } {
-    const rows = this.db.$client
-      .query(`SELECT ${ROW_COLUMNS} FROM inbox WHERE ${where} AND seq > ?1 AND (?2 IS NULL OR target = ?2) ORDER BY seq LIMIT ?3`)
-      .all(opts.after, opts.target ?? null, opts.limit + 1) as InboxRow[];
+  private async page(text: string, opts: { after: number; limit: number; target?: string }): Promise<{ rows: InboxRow[]; more: boolean }> {
+    const rows = await this.storage.all<InboxRow>(text, opts.after, opts.target ?? null, opts.limit + 1);
     return { rows: rows.slice(0, opts.limit), more: rows.length > opts.limit };
   }
 
   /** The newest position in the feed (0 when empty). */
-  lastSeq(): number {
-    return (this.db.$client.query(`SELECT coalesce(max(seq), 0) AS s FROM inbox`).get() as { s: number }).s;
+  async lastSeq(): Promise<number> {
+    return (await this.storage.get<{ s: number }>(SQL.lastSeq))!.s;
   }
 
   /** A reader asking for items after `after` has taken everything up to it: those count as delivered. */
-  acknowledge(after: number, target?: string): number {
-    const now = this.now();
-    return this.db.$client.run(
-      `UPDATE inbox SET state = 'delivered', delivered_via = 'feed', delivered_at = ?1, updated_at = ?1
-        WHERE state = 'new' AND seq <= ?2 AND (CAST(?3 AS TEXT) IS NULL OR target = ?3)`,
-      [now, after, target ?? null],
-    ).changes;
+  async acknowledge(after: number, target?: string): Promise<number> {
+    return (await this.storage.run(SQL.acknowledge, this.now(), after, target ?? null)).changes;
   }
 
-  attachment(id: number): { name: string; type: string; bytes: Uint8Array } | null {
-    const row = this.db.$client
-      .query(
-        `SELECT attachment_name AS name, attachment_type AS type, attachment AS bytes FROM inbox WHERE id = ?1 AND attachment IS NOT NULL`,
-      )
-      .get(id) as any;
+  async attachment(id: number): Promise<{ name: string; type: string; bytes: Uint8Array } | null> {
+    const row = await this.storage.get<{ name: string; type: string | null; bytes: Uint8Array }>(SQL.attachment, id);
     return row ? { name: row.name, type: row.type ?? "application/octet-stream", bytes: new Uint8Array(row.bytes) } : null;
   }
 
   // ── delivery to the PSA webhook ──────────────────────────────────────────────────────────────────
 
   /** The oldest undelivered items that are due, in feed order; `untriedOnly`: only those never attempted. */
-  undelivered(limit: number, now: number = this.now(), untriedOnly = false): InboxRow[] {
-    return this.db.$client
-      .query(
-        `SELECT ${ROW_COLUMNS} FROM inbox WHERE state = 'new' AND next_attempt_at <= ?2 AND (?3 = 0 OR attempts = 0) ORDER BY seq LIMIT ?1`,
-      )
-      .all(limit, now, untriedOnly ? 1 : 0) as InboxRow[];
+  undelivered(limit: number, now: number = this.now(), untriedOnly = false): Promise<InboxRow[]> {
+    return this.storage.all<InboxRow>(SQL.undelivered, limit, now, untriedOnly ? 1 : 0);
   }
 
   /** When the next undelivered item is due, or null when none waits. */
-  nextUndeliveredAt(): number | null {
-    return (this.db.$client.query(`SELECT min(next_attempt_at) AS t FROM inbox WHERE state = 'new'`).get() as { t: number | null }).t;
+  async nextUndeliveredAt(): Promise<number | null> {
+    return (await this.storage.get<{ t: number | null }>(SQL.nextUndeliveredAt))!.t;
   }
 
-  markDelivered(ids: number[]): void {
-    if (ids.length === 0) return;
-    const now = this.now();
-    this.db.$client.run(
-      `UPDATE inbox SET state = 'delivered', delivered_via = 'webhook', delivered_at = ?1, updated_at = ?1, error_code = NULL, error_message = NULL, error_hint = NULL
-        WHERE state = 'new' AND id IN (SELECT CAST(value AS BIGINT) FROM json_each(?2))`,
-      [now, JSON.stringify(ids)],
-    );
+  /**
+   * Takes items for one webhook request until `until`: returns the ids taken, those no other worker took first
+   * (an item stays due for nobody else until it is marked delivered or failed, its lease released, or `until`).
+   */
+  async lease(ids: number[], now: number, until: number): Promise<number[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.storage.all<{ id: number }>(SQL.lease, JSON.stringify(ids), now, until);
+    return rows.map((r) => r.id);
   }
 
-  markFailed(ids: number[], problem: Problem, nextAttemptAt: number): void {
+  /** Gives leased items back untouched (a request that was stopped): they are due again at once. */
+  async releaseLeases(ids: number[]): Promise<void> {
+    if (ids.length > 0) await this.storage.run(SQL.releaseLeases, JSON.stringify(ids));
+  }
+
+  /** Gives every lease back: for a single process at start (SQLite), whose leases can only be a dead run's. */
+  async releaseAllLeases(): Promise<number> {
+    return (await this.storage.run(SQL.releaseAllLeases)).changes;
+  }
+
+  async markDelivered(ids: number[]): Promise<void> {
     if (ids.length === 0) return;
-    this.db.$client.run(
-      `UPDATE inbox SET attempts = attempts + 1, next_attempt_at = ?1, updated_at = ?2, error_code = ?3, error_message = ?4, error_hint = ?5
-        WHERE state = 'new' AND id IN (SELECT CAST(value AS BIGINT) FROM json_each(?6))`,
-      [nextAttemptAt, this.now(), problem.code, problem.message, problem.hint ?? null, JSON.stringify(ids)],
+    await this.storage.run(SQL.markDelivered, this.now(), JSON.stringify(ids));
+  }
+
+  async markFailed(ids: number[], problem: Problem, nextAttemptAt: number): Promise<void> {
+    if (ids.length === 0) return;
+    await this.storage.run(
+      SQL.markFailed,
+      nextAttemptAt,
+      this.now(),
+      problem.code,
+      problem.message,
+      problem.hint ?? null,
+      JSON.stringify(ids),
     );
   }
 
   // ── status page ──────────────────────────────────────────────────────────────────────────────────
 
-  counts(): { target: string; state: InboxState; n: number }[] {
-    return this.db.$client
-      .query(`SELECT target, state, count(*) AS n FROM inbox GROUP BY target, state ORDER BY target, state`)
-      .all() as any[];
+  counts(): Promise<{ target: string; state: InboxState; n: number }[]> {
+    return this.storage.all(SQL.counts);
   }
 
-  recent(target: string, limit = 15): InboxRow[] {
-    return this.db.$client
-      .query(`SELECT ${ROW_COLUMNS} FROM inbox WHERE target = ?1 ORDER BY seq DESC LIMIT ?2`)
-      .all(target, limit) as InboxRow[];
+  recent(target: string, limit = 15): Promise<InboxRow[]> {
+    return this.storage.all<InboxRow>(SQL.recent, target, limit);
   }
 }

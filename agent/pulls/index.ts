@@ -5,6 +5,7 @@ import type { Connector } from "../../connectors/contract.ts";
 import { connectorKinds } from "../../connectors/registry.ts";
 import type { AgentConfig, TargetConfig } from "../config.ts";
 import type { Db } from "../db/index.ts";
+import type { SqlRunner } from "../db/pg/runner.ts";
 import { Inbox } from "./inbox.ts";
 import { registerSecret, type Logger } from "../log.ts";
 import { PsaDeliverer } from "./psa-webhook.ts";
@@ -24,13 +25,15 @@ export interface WebhookTarget {
 
 export interface PullsRuntime {
   inbox: Inbox;
+  /** Where the inbox, cursors and runs are kept (the status page and API read the runs from it). */
+  storage: SqlRunner;
   scheduler: Scheduler;
   deliverer: PsaDeliverer | null;
   webhooks: WebhookTarget[];
   maxWebhookBodyBytes: number;
   /** One run of a job now, through the scheduler (so it never overlaps a scheduled run). */
   runNow(target: string, stream: string, trigger: Trigger): ReturnType<Scheduler["runNow"]>;
-  start(): void;
+  start(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -50,13 +53,20 @@ export function pullJobs(targets: TargetConfig[], connectors: Map<string, Connec
 
 export function createPulls(opts: {
   db: Db;
+  /** Where the inbox, cursors and runs are kept. */
+  storage: SqlRunner;
+  /**
+   * True when this process is the only one on the storage (SQLite: it holds the instance lock): runs still marked
+   * running and inbox items still leased are then a dead process's, taken back at start.
+   */
+  soleProcess: boolean;
   config: AgentConfig;
   targets: TargetConfig[];
   connectors: Map<string, Connector>;
   log: Logger;
 }): PullsRuntime {
-  const { db, config, log } = opts;
-  const inbox = new Inbox(db);
+  const { db, storage, config, log } = opts;
+  const inbox = new Inbox(storage);
   const psa = config.psa;
   const deliverer =
     psa.webhook_url && psa.webhook_secret
@@ -79,17 +89,18 @@ export function createPulls(opts: {
   if (psa.webhook_secret) registerSecret(psa.webhook_secret);
   const deps = {
     db,
+    storage,
     inbox,
-    dataDir: config.agent.data_dir,
+    dataDir: opts.soleProcess ? config.agent.data_dir : null,
     connectors: opts.connectors,
     log: log.child({ component: "pull" }),
     onStored: () => deliverer?.notify(),
   };
   const scheduler = new Scheduler(pullJobs(opts.targets, opts.connectors), {
-    db,
+    storage,
     log: log.child({ component: "scheduler" }),
     debounceMs: config.pulls.webhook_debounce_ms,
-    run: (job: JobRef, trigger: Trigger) => runPull(deps, job, trigger),
+    run: (job: JobRef, trigger: Trigger, slot: number | null) => runPull(deps, job, trigger, slot),
   });
   const webhooks: WebhookTarget[] = opts.targets
     .filter((t) => t.enabled && connectorKinds[t.kind]?.webhookStreams)
@@ -101,13 +112,15 @@ export function createPulls(opts: {
     }));
   return {
     inbox,
+    storage,
     scheduler,
     deliverer,
     webhooks,
     maxWebhookBodyBytes: config.pulls.webhook_max_body_bytes,
     runNow: (target, stream, trigger) => scheduler.runNow(target, stream, trigger),
-    start() {
-      scheduler.start();
+    async start() {
+      if (opts.soleProcess) await inbox.releaseAllLeases();
+      await scheduler.start();
       deliverer?.start();
     },
     async stop() {

@@ -11,6 +11,9 @@ import { WorkerLoop } from "../worker-loop.ts";
 
 export const SIGNATURE_HEADER = "Kontobro-Signature";
 
+/** A request's items stay leased this much longer than its timeout: the response may still be on its way. */
+const LEASE_MARGIN_MS = 30_000;
+
 export interface PsaWebhookOptions {
   url: string;
   secret: string;
@@ -110,33 +113,39 @@ export class PsaDeliverer {
     if (now < this.pausedUntil) return this.pausedUntil - now;
     const retriesWait = Math.max(0, this.retriesPausedUntil - now);
     // Only items that are due: one the PSA keeps failing on backs off alone, the rest keep flowing.
-    const rows = this.inbox.undelivered(this.opts.batchSize, now, retriesWait > 0);
+    const rows = await this.inbox.undelivered(this.opts.batchSize, now, retriesWait > 0);
     if (rows.length === 0) {
-      const next = this.inbox.nextUndeliveredAt();
+      const next = await this.inbox.nextUndeliveredAt();
       return next === null ? this.opts.pollMs : Math.max(0, Math.min(this.opts.pollMs, Math.max(retriesWait, next - now)));
     }
     // An item that failed before goes alone (isolated); the others in a batch of those never tried.
     const firstTried = rows.findIndex((r) => r.attempts > 0);
-    const batch = firstTried === 0 ? rows.slice(0, 1) : firstTried > 0 ? rows.slice(0, firstTried) : rows;
-    const sent = await this.send(batch);
+    const candidates = firstTried === 0 ? rows.slice(0, 1) : firstTried > 0 ? rows.slice(0, firstTried) : rows;
+    const request = await this.take(candidates, now);
+    // Another worker took them first: look again at once.
+    if (!request) return 0;
+    const { batch, body } = request;
+    const sent = await this.send(batch, body);
     if (sent.ok) {
       this.failStreak = 0;
       this.retriesPausedUntil = 0;
       return 0;
     }
-    if (sent.aborted) return 0;
+    if (sent.aborted) {
+      await this.inbox.releaseLeases(batch.map((r) => r.id));
+      return 0;
+    }
     this.failStreak += 1;
-    const failed = batch.filter((r) => sent.ids.includes(r.id));
-    if (sent.clientError && failed.length > 1) {
+    if (sent.clientError && batch.length > 1) {
       // The PSA refused the batch as such (400, 413, …): one item may be at fault, so they go one by one now.
-      this.inbox.markFailed(
-        failed.map((r) => r.id),
+      await this.inbox.markFailed(
+        batch.map((r) => r.id),
         sent.problem,
         now,
       );
-      this.log.warn("the PSA webhook refused a batch; sending its items one by one", { items: failed.length, code: sent.problem.code });
+      this.log.warn("the PSA webhook refused a batch; sending its items one by one", { items: batch.length, code: sent.problem.code });
     } else {
-      this.fail(failed, sent);
+      await this.fail(batch, sent);
     }
     if (sent.retryAfterMs !== undefined) this.pausedUntil = now + sent.retryAfterMs;
     if (this.failStreak >= 2) {
@@ -147,8 +156,32 @@ export class PsaDeliverer {
     return 0;
   }
 
-  private async send(rows: InboxRow[]): Promise<SendResult> {
-    const { ids, body } = buildBatch(rows, (id) => this.inbox.attachment(id)?.bytes, this.opts.maxBodyBytes);
+  /**
+   * The next request: the oldest candidates that fit in one body, leased for as long as the request may take (its
+   * timeout and a margin), so no other worker sends them meanwhile. Null when another worker took them all first.
+   */
+  private async take(candidates: InboxRow[], now: number): Promise<{ batch: InboxRow[]; body: string } | null> {
+    // Attachments are read for as many items as may fit in the body (base64 takes 4 bytes per 3), not for all.
+    const attachments = new Map<number, Uint8Array | undefined>();
+    let room = this.opts.maxBodyBytes;
+    let readable = 0;
+    for (const r of candidates) {
+      if (room < 0) break;
+      if (r.attachmentName) attachments.set(r.id, (await this.inbox.attachment(r.id))?.bytes);
+      room -= r.payload.length + Math.ceil((r.attachmentSize ?? 0) / 3) * 4;
+      readable += 1;
+    }
+    const build = (rows: InboxRow[]) => buildBatch(rows, (id) => attachments.get(id), this.opts.maxBodyBytes);
+    const wanted = build(candidates.slice(0, readable));
+    const taken = new Set(await this.inbox.lease(wanted.ids, now, now + this.opts.timeoutMs + LEASE_MARGIN_MS));
+    if (taken.size === 0) return null;
+    const batch = candidates.filter((r) => taken.has(r.id));
+    // Some were taken by another worker: the body holds the rest (fewer items, so it still fits).
+    return { batch, body: batch.length === wanted.ids.length ? wanted.body : build(batch).body };
+  }
+
+  private async send(rows: InboxRow[], body: string): Promise<SendResult> {
+    const ids = rows.map((r) => r.id);
     const timestamp = Math.floor(this.now() / 1000);
     const stopping = this.abort.signal;
     try {
@@ -165,7 +198,7 @@ export class PsaDeliverer {
       });
       const answer = await res.text().catch(() => "");
       if (res.status >= 200 && res.status < 300) {
-        this.inbox.markDelivered(ids);
+        await this.inbox.markDelivered(ids);
         this.log.info("delivered to the PSA webhook", { items: ids.length });
         return { ok: true };
       }
@@ -205,10 +238,10 @@ export class PsaDeliverer {
   }
 
   /** Schedules the next attempt for items the PSA did not take, by their own number of failures. */
-  private fail(rows: InboxRow[], sent: { problem: Problem; retryAfterMs?: number }): void {
+  private async fail(rows: InboxRow[], sent: { problem: Problem; retryAfterMs?: number }): Promise<void> {
     const attempts = Math.max(0, ...rows.map((r) => r.attempts));
     const delay = retryDelayMs(attempts + 1, { baseMs: this.opts.retryBaseMs, maxMs: this.opts.retryMaxMs }, sent.retryAfterMs);
-    this.inbox.markFailed(
+    await this.inbox.markFailed(
       rows.map((r) => r.id),
       sent.problem,
       this.now() + delay,

@@ -1,11 +1,12 @@
-// One run of a pull job: take the job's lock, record the run, pull page after page (each page stored
-// with its cursor in one transaction), record the outcome. Used by the scheduler, the status page's
-// "run now", webhook hints and `kontobro pull`.
+// One run of a pull job: claim the run (its row), pull page after page (each page stored with its cursor
+// in one transaction), record the outcome. Used by the scheduler, the status page's "run now", webhook
+// hints and `kontobro pull`. The SQL is written once and runs through a SqlRunner (agent/db/pg/runner.ts).
 import type { Connector } from "../../connectors/contract.ts";
 import { isTargetError } from "../../connectors/http.ts";
 import { masterSyncFor } from "../master/index.ts";
 import { todayIn } from "./cron.ts";
 import type { Db } from "../db/index.ts";
+import type { SqlRunner } from "../db/pg/runner.ts";
 import type { Inbox, StoreCounts } from "./inbox.ts";
 import { tryJobLock } from "../lock.ts";
 import type { Logger } from "../log.ts";
@@ -23,13 +24,26 @@ export interface JobRef {
 export type RunResult =
   | ({ status: "ok"; runId: number } & StoreCounts & { pages: number })
   | ({ status: "failed"; runId: number; problem: Problem } & StoreCounts & { pages: number })
-  /** Another run of the same job (in this or another process) is under way; nothing was done. */
+  /**
+   * Another run of the same job (in this or another process or worker) is under way, or the schedule slot asked for
+   * was already run by another worker; nothing was done.
+   */
   | { status: "busy" };
 
 export interface RunnerDeps {
+  /** The data directory's database: progress files and master data (agent/master/, not on the runner yet). */
   db: Db;
+  /** Where the runs are recorded (job_runs). */
+  storage: SqlRunner;
   inbox: Inbox;
-  dataDir: string;
+  /**
+   * SQLite: the data directory whose job lock a run holds (one process at a time; a run still marked running is
+   * then a dead process's). Null on PostgreSQL: the claimed run row alone decides, and a dead worker's runs are
+   * ended by the workers' recovery.
+   */
+  dataDir: string | null;
+  /** The worker the run is recorded under (workers.id, PostgreSQL); null on SQLite. */
+  worker?: number | null;
   connectors: Map<string, Connector>;
   log: Logger;
   now?: () => number;
@@ -42,13 +56,36 @@ export interface RunnerDeps {
 /** A runaway connector that always says "more" must not loop forever. */
 const MAX_PAGES = 100_000;
 
-export async function runPull(deps: RunnerDeps, job: JobRef, trigger: Trigger): Promise<RunResult> {
+/** Pull runs' statements, written once for both engines. */
+const SQL = {
+  // Only while holding the job's lock (SQLite): a run still marked "running" belongs to a process that died.
+  interruptLeftover: `UPDATE job_runs SET status = 'interrupted', finished_at = ?3, error_code = 'interrupted',
+        error_message = 'The run was cut off (the process stopped or was killed) before it finished.',
+        error_hint = 'Nothing is lost: the next run continues from the last page that was stored.'
+      WHERE target = ?1 AND stream = ?2 AND status = 'running'`,
+  // Nothing is inserted while the job has a running run, or when the slot has a running or good one
+  // (the unique indexes job_runs_running and job_runs_slot): the first to insert runs it.
+  claim: `INSERT INTO job_runs (target, stream, trigger, status, started_at, pid, slot, worker) VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7)
+      ON CONFLICT DO NOTHING RETURNING id`,
+  progress: `UPDATE job_runs SET pages = ?2, fetched = ?3, imported = ?4, duplicates = ?5, ignored = ?6 WHERE id = ?1`,
+  ok: `UPDATE job_runs SET status = 'ok', finished_at = ?2 WHERE id = ?1`,
+  failed: `UPDATE job_runs SET status = 'failed', finished_at = ?2, error_code = ?3, error_message = ?4, error_hint = ?5 WHERE id = ?1`,
+  recent: `SELECT id, target, stream, trigger, status, started_at AS startedAt, finished_at AS finishedAt, pages, fetched, imported, duplicates, ignored,
+            error_code AS errorCode, error_message AS errorMessage, error_hint AS errorHint
+       FROM job_runs WHERE target = ?1 AND stream = ?2 ORDER BY id DESC LIMIT ?3`,
+  lastGood: `SELECT max(started_at) AS t FROM job_runs WHERE target = ?1 AND stream = ?2 AND status = 'ok'`,
+};
+
+/**
+ * One run of `job`. `slot`: the schedule time a scheduled or catch-up run is for; of all workers that fire the same
+ * slot, the first to record its run runs it, the others get "busy".
+ */
+export async function runPull(deps: RunnerDeps, job: JobRef, trigger: Trigger, slot: number | null = null): Promise<RunResult> {
   const now = deps.now ?? Date.now;
   const connector = deps.connectors.get(job.target);
   if (!connector?.pull) throw new Error(`target ${job.target} cannot pull`);
-  const lock = tryJobLock(deps.dataDir, job.target, job.stream);
-  if (!lock) return { status: "busy" };
-  const c = deps.db.$client;
+  const lock = deps.dataDir === null ? null : tryJobLock(deps.dataDir, job.target, job.stream);
+  if (deps.dataDir !== null && !lock) return { status: "busy" };
   const log = deps.log.child({ target: job.target, stream: job.stream });
   // Master data read back goes through master per entity (agent/master/); null for targets without it.
   const master = masterSyncFor(deps.db, job.target, connector, false);
@@ -56,28 +93,15 @@ export async function runPull(deps: RunnerDeps, job: JobRef, trigger: Trigger): 
   let work: ReturnType<typeof startWork> | undefined;
   const totals = { fetched: 0, imported: 0, duplicates: 0, ignored: 0, pages: 0 };
   try {
-    runId = deps.db.transaction(
-      () => {
-        // We hold the job's lock, so a run still marked "running" belongs to a process that died.
-        c.run(
-          `UPDATE job_runs SET status = 'interrupted', finished_at = ?3, error_code = 'interrupted',
-               error_message = 'The run was cut off (the process stopped or was killed) before it finished.',
-               error_hint = 'Nothing is lost: the next run continues from the last page that was stored.'
-             WHERE target = ?1 AND stream = ?2 AND status = 'running'`,
-          [job.target, job.stream, now()],
-        );
-        return Number(
-          c.run(`INSERT INTO job_runs (target, stream, trigger, status, started_at, pid) VALUES (?1, ?2, ?3, 'running', ?4, ?5)`, [
-            job.target,
-            job.stream,
-            trigger,
-            now(),
-            process.pid,
-          ]).lastInsertRowid,
-        );
-      },
-      { behavior: "immediate" },
-    );
+    const claimed = await deps.storage.transaction(async (tx) => {
+      if (lock) await tx.run(SQL.interruptLeftover, job.target, job.stream, now());
+      return tx.get<{ id: number }>(SQL.claim, job.target, job.stream, trigger, now(), process.pid, slot, deps.worker ?? null);
+    });
+    if (!claimed) {
+      log.info("pull already running or this slot already run elsewhere; not starting another", { trigger, slot });
+      return { status: "busy" };
+    }
+    runId = claimed.id;
     log.info("pull started", { trigger, run: runId });
     // How many items a pull brings is not known until the target says "no more": progress counts what came.
     work = startWork(
@@ -86,11 +110,11 @@ export async function runPull(deps: RunnerDeps, job: JobRef, trigger: Trigger): 
       { listener: deps.onProgress },
     );
     for (let page = 0; page < MAX_PAGES; page++) {
-      const result = await connector.pull(job.stream, deps.inbox.cursor(job.target, job.stream), {
+      const result = await connector.pull(job.stream, await deps.inbox.cursor(job.target, job.stream), {
         today: todayIn(job.timezone, now()),
-        openInvoices: deps.inbox.openInvoices(job.target),
+        openInvoices: await deps.inbox.openInvoices(job.target),
       });
-      const counts = deps.inbox.storeBatch(
+      const counts = await deps.inbox.storeBatch(
         job.target,
         job.stream,
         result.items,
@@ -99,19 +123,12 @@ export async function runPull(deps: RunnerDeps, job: JobRef, trigger: Trigger): 
       );
       totals.pages += 1;
       for (const k of ["fetched", "imported", "duplicates", "ignored"] as const) totals[k] += counts[k];
-      c.run(`UPDATE job_runs SET pages = ?2, fetched = ?3, imported = ?4, duplicates = ?5, ignored = ?6 WHERE id = ?1`, [
-        runId,
-        totals.pages,
-        totals.fetched,
-        totals.imported,
-        totals.duplicates,
-        totals.ignored,
-      ]);
+      await deps.storage.run(SQL.progress, runId, totals.pages, totals.fetched, totals.imported, totals.duplicates, totals.ignored);
       work.update(totals.fetched, null, `page ${totals.pages}, ${totals.imported} new`);
       if (counts.imported > 0) deps.onStored?.();
       if (!result.more) break;
     }
-    c.run(`UPDATE job_runs SET status = 'ok', finished_at = ?2 WHERE id = ?1`, [runId, now()]);
+    await deps.storage.run(SQL.ok, runId, now());
     log.info("pull finished", { run: runId, ...totals });
     work.finish("ok", `${totals.imported} new`);
     return { status: "ok", runId, ...totals };
@@ -119,10 +136,7 @@ export async function runPull(deps: RunnerDeps, job: JobRef, trigger: Trigger): 
     const problem = describeFailure(e);
     if (runId > 0) {
       try {
-        c.run(
-          `UPDATE job_runs SET status = 'failed', finished_at = ?2, error_code = ?3, error_message = ?4, error_hint = ?5 WHERE id = ?1`,
-          [runId, now(), problem.code, problem.message, problem.hint ?? null],
-        );
+        await deps.storage.run(SQL.failed, runId, now(), problem.code, problem.message, problem.hint ?? null);
       } catch (inner) {
         log.error("could not record the failed run", { run: runId, error: inner });
       }
@@ -131,7 +145,7 @@ export async function runPull(deps: RunnerDeps, job: JobRef, trigger: Trigger): 
     work?.finish("failed", problem.message);
     return { status: "failed", runId, problem, ...totals };
   } finally {
-    lock.release();
+    lock?.release();
   }
 }
 
@@ -163,20 +177,11 @@ export interface JobRunRow {
   errorHint: string | null;
 }
 
-export function recentRuns(db: Db, target: string, stream: string, limit = 5): JobRunRow[] {
-  return db.$client
-    .query(
-      `SELECT id, target, stream, trigger, status, started_at AS startedAt, finished_at AS finishedAt, pages, fetched, imported, duplicates, ignored,
-            error_code AS errorCode, error_message AS errorMessage, error_hint AS errorHint
-       FROM job_runs WHERE target = ?1 AND stream = ?2 ORDER BY id DESC LIMIT ?3`,
-    )
-    .all(target, stream, limit) as JobRunRow[];
+export function recentRuns(storage: SqlRunner, target: string, stream: string, limit = 5): Promise<JobRunRow[]> {
+  return storage.all<JobRunRow>(SQL.recent, target, stream, limit);
 }
 
 /** Start time of the last run that finished without error, or null. */
-export function lastGoodRunAt(db: Db, target: string, stream: string): number | null {
-  const row = db.$client
-    .query(`SELECT max(started_at) AS t FROM job_runs WHERE target = ?1 AND stream = ?2 AND status = 'ok'`)
-    .get(target, stream) as { t: number | null } | null;
-  return row?.t ?? null;
+export async function lastGoodRunAt(storage: SqlRunner, target: string, stream: string): Promise<number | null> {
+  return (await storage.get<{ t: number | null }>(SQL.lastGood, target, stream))?.t ?? null;
 }

@@ -1,13 +1,13 @@
 // Pull jobs on node-cron: one job per (target, stream) with a cron expression in a stated time zone.
-// A job never runs twice at once (in-process guard here, a file lock across processes in the runner);
-// a run missed while the agent was down is caught up at start; webhook hints are debounced.
+// A job never runs twice at once (in-process guard here; across processes and workers the runner's claimed
+// run row, and on SQLite its file lock); each schedule slot runs once whichever workers fire it (the run row
+// names its slot); a run missed while the agent was down is caught up at start; webhook hints are debounced.
 import cron, { type ScheduledTask } from "node-cron";
 import { missedSlot, nextSlots } from "./cron.ts";
-import type { Db } from "../db/index.ts";
+import type { SqlRunner } from "../db/pg/runner.ts";
 import type { Logger } from "../log.ts";
 import { lastGoodRunAt, type JobRef, type RunResult } from "./runner.ts";
 import type { Trigger } from "../states.ts";
-import { ensureSetting } from "../queries.ts";
 
 export interface ScheduledJob extends JobRef {
   /** node-cron expression, or null for a job that only runs when asked (run now, webhook, CLI). */
@@ -15,10 +15,10 @@ export interface ScheduledJob extends JobRef {
 }
 
 export interface SchedulerOptions {
-  db: Db;
+  storage: SqlRunner;
   log: Logger;
-  /** The job body (runPull with the agent's dependencies). */
-  run: (job: JobRef, trigger: Trigger) => Promise<RunResult>;
+  /** The job body (runPull with the agent's dependencies); `slot`: the schedule time of a scheduled or catch-up run. */
+  run: (job: JobRef, trigger: Trigger, slot: number | null) => Promise<RunResult>;
   /** Webhook hints for one job within this many ms start one run. */
   debounceMs: number;
   now?: () => number;
@@ -27,6 +27,12 @@ export interface SchedulerOptions {
 export type RunNowResult = RunResult | { status: "unknown_job" };
 
 export const jobKey = (target: string, stream: string) => `${target}/${stream}`;
+
+/** When a job was first configured (the catch-up counts from it), kept as a setting; the same text as queries.ts's ensureSetting. */
+const FIRST_SEEN = {
+  put: `INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING`,
+  get: `SELECT value FROM settings WHERE name = ?1`,
+};
 
 export class Scheduler {
   private readonly tasks: ScheduledTask[] = [];
@@ -45,7 +51,7 @@ export class Scheduler {
   }
 
   /** Arms the cron tasks, then starts a catch-up run for every job whose slot passed while we were down. */
-  start(): void {
+  async start(): Promise<void> {
     const logger = {
       info: (m: string) => this.opts.log.debug(m),
       warn: (m: string) => this.opts.log.warn(m),
@@ -54,7 +60,8 @@ export class Scheduler {
     };
     for (const job of this.jobs) {
       if (!job.cron) continue;
-      const task = cron.createTask(job.cron, () => this.fire(job, "schedule"), {
+      // The slot node-cron fires is the schedule time itself, the same in every worker.
+      const task = cron.createTask(job.cron, (ctx) => this.fire(job, "schedule", ctx.date.getTime()), {
         timezone: job.timezone,
         name: jobKey(job.target, job.stream),
         noOverlap: true,
@@ -63,25 +70,32 @@ export class Scheduler {
       void task.start();
       this.tasks.push(task);
     }
-    for (const job of this.dueForCatchUp()) void this.fire(job, "catch-up");
+    for (const { job, slot } of await this.dueForCatchUp()) void this.fire(job, "catch-up", slot);
   }
 
-  /** Jobs whose schedule had a slot after their last good run (or after they were first configured). */
-  dueForCatchUp(): ScheduledJob[] {
+  /** Jobs whose schedule had a slot after their last good run (or after they were first configured), with that slot. */
+  async dueForCatchUp(): Promise<{ job: ScheduledJob; slot: number }[]> {
     const now = this.now();
-    return this.jobs.filter((job) => {
-      if (!job.cron) return false;
-      const firstSeen = Number(ensureSetting(this.opts.db, `pull_first_seen:${job.target}:${job.stream}`, () => String(now)));
-      const since = lastGoodRunAt(this.opts.db, job.target, job.stream) ?? firstSeen;
+    const due: { job: ScheduledJob; slot: number }[] = [];
+    for (const job of this.jobs) {
+      if (!job.cron) continue;
+      const firstSeen = Number(await this.firstSeen(`pull_first_seen:${job.target}:${job.stream}`, now));
+      const since = (await lastGoodRunAt(this.opts.storage, job.target, job.stream)) ?? firstSeen;
       const slot = missedSlot(job.cron, job.timezone, since, now);
-      if (slot)
-        this.opts.log.info("a scheduled pull was missed while the agent was down; running it now", {
-          target: job.target,
-          stream: job.stream,
-          due: slot.toISOString(),
-        });
-      return slot !== null;
-    });
+      if (!slot) continue;
+      this.opts.log.info("a scheduled pull was missed while the agent was down; running it now", {
+        target: job.target,
+        stream: job.stream,
+        due: slot.toISOString(),
+      });
+      due.push({ job, slot: slot.getTime() });
+    }
+    return due;
+  }
+
+  private async firstSeen(name: string, now: number): Promise<string> {
+    await this.opts.storage.run(FIRST_SEEN.put, name, String(now));
+    return (await this.opts.storage.get<{ value: string }>(FIRST_SEEN.get, name))!.value;
   }
 
   find(target: string, stream: string): ScheduledJob | undefined {
@@ -119,7 +133,7 @@ export class Scheduler {
     return true;
   }
 
-  private fire(job: ScheduledJob, trigger: Trigger): Promise<RunResult> {
+  private fire(job: ScheduledJob, trigger: Trigger, slot: number | null = null): Promise<RunResult> {
     const key = jobKey(job.target, job.stream);
     if (this.stopped) return Promise.resolve({ status: "busy" });
     if (this.running.has(key)) {
@@ -127,7 +141,7 @@ export class Scheduler {
       return Promise.resolve({ status: "busy" });
     }
     const run = this.opts
-      .run(job, trigger)
+      .run(job, trigger, slot)
       .catch((e): RunResult => {
         this.opts.log.error("pull could not run", { target: job.target, stream: job.stream, error: e });
         const message = e instanceof Error ? e.message : String(e);
