@@ -18,6 +18,7 @@ import {
   applySignal,
   BREAKER_DEFAULTS,
   describeTargetState,
+  lockTargets,
   releaseProbe,
   signalOf,
   takeProbe,
@@ -119,6 +120,7 @@ export class Dispatcher {
   private async releaseDeadProbe(): Promise<void> {
     try {
       await this.targetState.transaction(async (tx) => {
+        await lockTargets(tx, [this.target], Date.now());
         const s = await this.targetState.get(this.target, tx);
         const released = releaseProbe(s, Date.now());
         if (released !== s) await this.targetState.put(released, tx);
@@ -200,6 +202,7 @@ export class Dispatcher {
 
   /** The round's transaction: the target's stored state, the finished pushes' outcomes, the new leases. */
   private async writeRound(tx: SqlRunner, finished: Finished[], free: number, now: number) {
+    await lockTargets(tx, [this.target], now);
     const before = await this.targetState.get(this.target, tx);
     let s = before;
     for (const f of finished) {

@@ -4,10 +4,8 @@
 // nothing and needs no savepoint; the writes are multi-row statements (issue 16: one call per row was
 // most of intake's time). Runs on the thread that holds the connection: the agent's intake worker
 // (agent/intake-worker.ts) or an in-process IntakeWriter.
-import type { Statement } from "bun:sqlite";
-import type { Db } from "./db/index.ts";
-import { multiRowStatement } from "./db/multi-row.ts";
-import { sqliteRunner, type SqlRunner } from "./db/pg/runner.ts";
+import { multiRowSql } from "./db/multi-row.ts";
+import type { SqlRunner } from "./db/pg/runner.ts";
 import { exportStatusOnStore } from "./exports/status.ts";
 import type { RejectedEvent, StoredResult, ValidEvent } from "./intake.ts";
 import { decodedBase64Length, EVENT_TYPES, type Entity, type EventType, type InvoiceLike } from "./model.ts";
@@ -64,45 +62,32 @@ interface RecordState {
 
 const recordKey = (entity: string, key: string) => `${entity}\u0000${key}`;
 
-export class IntakeStore {
-  private readonly sql: Record<"eventsById" | "recordsByKey" | "invoicesByPsaId", Statement>;
-  private readonly insertEvents;
-  private readonly upsertRecords;
-  /** A finalized invoice starts as "to transfer" for the file exports, in the same transaction. */
-  private readonly markForExport;
+/** Intake's statements, written once for both engines. */
+const SQL = {
+  eventsById: `SELECT event_id AS id, type, payload FROM events WHERE event_id IN (SELECT value FROM json_each(?1))`,
+  recordsByKey: `SELECT key, version, occurred_at AS occurredAt, psa_id AS psaId, CASE WHEN entity = 'invoice' THEN payload END AS payload
+           FROM records WHERE entity = ?1 AND key IN (SELECT value FROM json_each(?2))`,
+  invoicesByPsaId: `SELECT key, psa_id AS psaId FROM records WHERE psa_id IN (SELECT value FROM json_each(?1)) AND +entity = 'invoice'`,
+};
+const insertEvents = multiRowSql(
+  "INSERT INTO events (event_id, type, entity, key, payload, received_at, occurred_at, stale)",
+  8,
+  "RETURNING seq, event_id AS id",
+);
+const upsertRecords = multiRowSql(
+  "INSERT INTO records (entity, key, payload, version, last_event_seq, occurred_at, updated_at, psa_id)",
+  8,
+  `ON CONFLICT (entity, key) DO UPDATE SET payload = excluded.payload, version = excluded.version, last_event_seq = excluded.last_event_seq,
+         occurred_at = excluded.occurred_at, psa_id = excluded.psa_id, updated_at = excluded.updated_at`,
+);
 
+/** Stores events on the outbox's storage, in the transaction that creates their deliveries. */
+export class IntakeStore {
   constructor(
-    private readonly db: Db,
     private readonly outbox: Outbox,
     private readonly targetsFor: (entity: Entity) => string[],
     private readonly now: () => number = Date.now,
-  ) {
-    const c = db.$client;
-    this.sql = {
-      eventsById: c.prepare(`SELECT event_id AS id, type, payload FROM events WHERE event_id IN (SELECT value FROM json_each(?1))`),
-      recordsByKey: c.prepare(
-        `SELECT key, version, occurred_at AS occurredAt, psa_id AS psaId, CASE WHEN entity = 'invoice' THEN payload END AS payload
-           FROM records WHERE entity = ?1 AND key IN (SELECT value FROM json_each(?2))`,
-      ),
-      invoicesByPsaId: c.prepare(
-        `SELECT key, psa_id AS psaId FROM records WHERE psa_id IN (SELECT value FROM json_each(?1)) AND +entity = 'invoice'`,
-      ),
-    };
-    this.insertEvents = multiRowStatement(
-      c,
-      "INSERT INTO events (event_id, type, entity, key, payload, received_at, occurred_at, stale)",
-      8,
-      "RETURNING seq, event_id AS id",
-    );
-    this.upsertRecords = multiRowStatement(
-      c,
-      "INSERT INTO records (entity, key, payload, version, last_event_seq, occurred_at, updated_at, psa_id)",
-      8,
-      `ON CONFLICT (entity, key) DO UPDATE SET payload = excluded.payload, version = excluded.version, last_event_seq = excluded.last_event_seq,
-         occurred_at = excluded.occurred_at, psa_id = excluded.psa_id, updated_at = excluded.updated_at`,
-    );
-    this.markForExport = exportStatusOnStore(db);
-  }
+  ) {}
 
   /**
    * Stores each request of the group in one IMMEDIATE transaction (one fsync for them all), in order, each
@@ -110,11 +95,9 @@ export class IntakeStore {
    * decisions are made per request in memory. Throws, with nothing stored, if the transaction fails.
    */
   storeGroup(requests: PreparedEvent[][]): Promise<RequestOutcome[]> {
-    // The outbox's part runs through the connection's runner (agent/db/pg/runner.ts), the rest on the
-    // connection itself, inside the runner's transaction.
-    return sqliteRunner(this.db.$client).transaction(async (tx) => {
+    return this.outbox.runner.transaction(async (tx) => {
       const all = requests.flat();
-      const d = new Decisions(this.storedEvents(all), this.storedRecords(all), this.invoiceOwners(all));
+      const d = new Decisions(await this.storedEvents(tx, all), await this.storedRecords(tx, all), await this.invoiceOwners(tx, all));
       const outcomes = requests.map((events) => decide(events, d));
       await this.write(tx, d, this.now());
       return outcomes;
@@ -124,18 +107,19 @@ export class IntakeStore {
   private async write(tx: SqlRunner, d: Decisions, now: number): Promise<void> {
     if (d.rows.length === 0) return;
     const seqs = new Map<string, number>();
-    const inserted = this.insertEvents(
+    const inserted = (await insertEvents(
+      tx,
       d.rows.map(({ e, stale }) => [e.id, e.type, e.entity, e.key, e.payload, now, e.occurredAt, stale ? 1 : 0]),
-    ) as { seq: number; id: string }[];
+    )) as { seq: number; id: string }[];
     for (const r of inserted) seqs.set(r.id, r.seq);
     const recordRows: unknown[][] = [];
     for (const [rk, i] of d.latest) {
       const { e } = d.rows[i]!;
       const r = d.records.get(rk)!;
       recordRows.push([e.entity, e.key, e.doc?.recordPayload ?? e.payload, r.version, seqs.get(e.id)!, e.occurredAt, now, r.psaId]);
-      this.markForExport(e.entity, e.key, now);
+      await exportStatusOnStore(tx, e.entity, e.key, now);
     }
-    this.upsertRecords(recordRows);
+    await upsertRecords(tx, recordRows);
     const deliveries: NewDeliveries[] = [];
     d.rows.forEach(({ e, stale }, i) => {
       if (stale) return;
@@ -153,15 +137,15 @@ export class IntakeStore {
   }
 
   /** The stored events with the group's ids (a repeat is a duplicate or a reused id). */
-  private storedEvents(events: PreparedEvent[]): Map<string, { type: string; payload: string }> {
+  private async storedEvents(tx: SqlRunner, events: PreparedEvent[]): Promise<Map<string, { type: string; payload: string }>> {
     const stored = new Map<string, { type: string; payload: string }>();
-    for (const r of this.sql.eventsById.all(JSON.stringify(events.map((e) => e.id))) as { id: string; type: string; payload: string }[])
+    for (const r of await tx.all<{ id: string; type: string; payload: string }>(SQL.eventsById, JSON.stringify(events.map((e) => e.id))))
       stored.set(r.id, r);
     return stored;
   }
 
   /** The stored records the request's events are versions of (invoices with their kind and PSA id). */
-  private storedRecords(events: PreparedEvent[]): Map<string, RecordState> {
+  private async storedRecords(tx: SqlRunner, events: PreparedEvent[]): Promise<Map<string, RecordState>> {
     const keysByEntity = new Map<Entity, string[]>();
     for (const e of events) {
       const keys = keysByEntity.get(e.entity);
@@ -170,7 +154,7 @@ export class IntakeStore {
     }
     const records = new Map<string, RecordState>();
     for (const [entity, keys] of keysByEntity) {
-      for (const r of this.sql.recordsByKey.all(entity, JSON.stringify(keys)) as any[]) {
+      for (const r of await tx.all<any>(SQL.recordsByKey, entity, JSON.stringify(keys))) {
         const doc = r.payload ? (JSON.parse(r.payload) as { kind?: string; psaId?: string }) : undefined;
         records.set(recordKey(entity, r.key), {
           version: r.version,
@@ -186,11 +170,11 @@ export class IntakeStore {
   }
 
   /** The stored invoices and credit notes holding the PSA ids the request's documents name. */
-  private invoiceOwners(events: PreparedEvent[]): Map<string, string[]> {
+  private async invoiceOwners(tx: SqlRunner, events: PreparedEvent[]): Promise<Map<string, string[]>> {
     const owners = new Map<string, string[]>();
     const psaIds = events.flatMap((e) => (e.doc ? [e.doc.psaId] : []));
     if (psaIds.length === 0) return owners;
-    for (const r of this.sql.invoicesByPsaId.all(JSON.stringify(psaIds)) as { key: string; psaId: string }[])
+    for (const r of await tx.all<{ key: string; psaId: string }>(SQL.invoicesByPsaId, JSON.stringify(psaIds)))
       addOwner(owners, r.psaId, r.key);
     return owners;
   }

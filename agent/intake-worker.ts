@@ -58,7 +58,7 @@ self.onmessage = (event: MessageEvent<ToWriter>) => {
     case "open": {
       // The intake pages stay warm in a smaller cache than the main connection's.
       db = drizzle({ client: connect(m.path, { busyTimeoutMs: m.busyTimeoutMs, cacheKb: 8192 }) }) as unknown as Db;
-      store = new IntakeStore(db, new Outbox(sqliteRunner(db.$client)), (entity) => m.targets[entity] ?? []);
+      store = new IntakeStore(new Outbox(sqliteRunner(db.$client)), (entity) => m.targets[entity] ?? []);
       return reply({ kind: "ready" });
     }
     case "store":

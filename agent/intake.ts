@@ -1,7 +1,6 @@
 // Intake: validates PSA events (pure) and stores them with group commit (many events per durable
 // transaction, agent/intake-store.ts), answering each caller only after its events are on disk.
 import { z } from "zod";
-import type { Db } from "./db/index.ts";
 import { IntakeStore, type PreparedEvent, prepareEvents, type RequestOutcome } from "./intake-store.ts";
 import { EVENT_TYPES, type Entity, type EventType } from "./model.ts";
 import type { Outbox } from "./outbox.ts";
@@ -170,14 +169,14 @@ export class IntakeWriter implements Intake {
   private scheduled = false;
   private readonly store: IntakeStore;
 
+  /** The events go to the outbox's storage, in the transaction that creates their deliveries. */
   constructor(
-    db: Db,
     outbox: Outbox,
     targetsFor: (entity: Entity) => string[],
     private readonly onStored: () => void = () => {},
     now: () => number = Date.now,
   ) {
-    this.store = new IntakeStore(db, outbox, targetsFor, now);
+    this.store = new IntakeStore(outbox, targetsFor, now);
   }
 
   submit(events: ValidEvent[]): Promise<StoredResult[]> {

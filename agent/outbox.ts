@@ -4,6 +4,7 @@
 import { multiRowSql } from "./db/multi-row.ts";
 import type { SqlRunner } from "./db/pg/runner.ts";
 import { addDeliveryStats, tallyOutcomes } from "./delivery-stats.ts";
+import { lockTargets } from "./target-state.ts";
 import { dependenciesOf, type Entity } from "./model.ts";
 import type { Problem } from "./problem.ts";
 import { isOneOf, RETRYABLE_DELIVERY_STATUSES, type AttemptOutcome, type DeliveryStatus } from "./states.ts";
@@ -151,6 +152,11 @@ export class Outbox {
   async enqueue(tx: SqlRunner, events: NewDeliveries[]): Promise<void> {
     if (events.length === 0) return;
     const now = this.now();
+    await lockTargets(
+      tx,
+      events.flatMap((e) => e.targets),
+      now,
+    );
     // Coalesce: an older delivery of the same record that has not started is replaced by this one.
     // If that one may already have reached the target, so may "this record" now: the flag carries over.
     const carried = new Map<string, boolean>();
@@ -199,6 +205,7 @@ export class Outbox {
     supports: (e: Entity) => boolean,
   ): Promise<ClaimedDelivery[]> {
     const now = this.now();
+    await lockTargets(tx, target ? [target, ...results.map((r) => r.delivery.target)] : results.map((r) => r.delivery.target), now);
     const delivered: Completed[] = [];
     for (const r of results) {
       if (r.outcome.kind === "done") delivered.push(r);

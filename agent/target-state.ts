@@ -181,6 +181,24 @@ const UPSERT = `INSERT INTO target_state (target, paused_until, pause_reason, br
      breaker = excluded.breaker, failures = excluded.failures, probe_delay_ms = excluded.probe_delay_ms,
      next_probe_at = excluded.next_probe_at, updated_at = excluded.updated_at`;
 
+const LOCK_ONE = `SELECT target FROM target_state WHERE target = ?1 FOR UPDATE`;
+const CREATE_ONE = `INSERT INTO target_state (target, updated_at) VALUES (?1, ?2) ON CONFLICT (target) DO NOTHING`;
+
+/**
+ * The unit of work with many workers (agent/db/pg/README.md, "Many workers on PostgreSQL"): a transaction that
+ * changes a target's deliveries or its stored state first locks the target's row here, so claims, outcomes and
+ * intake of one target take turns as under SQLite's one writer while other targets go on in parallel. Several
+ * targets are locked in name order, so no two transactions wait for each other. SQLite: nothing to do.
+ */
+export async function lockTargets(tx: SqlRunner, targets: Iterable<string>, now: number): Promise<void> {
+  for (const target of [...new Set(targets)].sort()) {
+    if ((await tx.lockForUpdate(LOCK_ONE, target)) !== 0) continue;
+    // The target's first transaction: its row, then the lock (a concurrent creator waits for this one).
+    await tx.run(CREATE_ONE, target, now);
+    await tx.lockForUpdate(LOCK_ONE, target);
+  }
+}
+
 /**
  * The stored state of every target (table target_state), shared by all workers. `tx`: the transaction to read
  * or write in (a dispatcher round's); without it, a statement of its own.

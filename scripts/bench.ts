@@ -192,7 +192,7 @@ async function pruneFigures(old: number): Promise<{ perSecond: number; idleP99: 
       if (i % 10 === 0) rec.run(key, payload, i, at);
     }
   })();
-  const intake = new IntakeWriter(db, new Outbox(sqliteRunner(c)), () => ["eco"]);
+  const intake = new IntakeWriter(new Outbox(sqliteRunner(c)), () => ["eco"]);
   let n = 0;
   const oneCall = async () => {
     const parsed = parseEvents(customer(9_000_000 + n++, "live"));

@@ -81,7 +81,7 @@ async function setUp(breaker = { failures: 3, baseMs: 200, maxMs: 800 }) {
   const target = startTarget();
   const db: Db = openDatabase(join(tempDir(), "k.db"));
   const outbox = new Outbox(sqliteRunner(db.$client));
-  const intake = new IntakeWriter(db, outbox, () => ["t"]);
+  const intake = new IntakeWriter(outbox, () => ["t"]);
   const store = new TargetStateStore(sqliteRunner(db.$client));
   const metrics = new Metrics();
   const dispatcher = new Dispatcher(

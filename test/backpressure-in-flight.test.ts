@@ -123,7 +123,7 @@ describe("a 429 with Retry-After stops the pushes already under way", () => {
 
       const parsed = parseEvents([customerEvent(1), customerEvent(2)]);
       if (!parsed.ok) throw new Error(JSON.stringify(parsed));
-      await new IntakeWriter(db, outbox, () => ["t"]).submit(parsed.events);
+      await new IntakeWriter(outbox, () => ["t"]).submit(parsed.events);
       dispatcher.start();
       // Both pushes are under way: customer 1's lookup has its 429, customer 2's lookup waits for its answer.
       await waitFor("both lookups at the target", () => target.seen.length === 2);

@@ -24,7 +24,6 @@ beforeEach(() => {
   clock = Date.UTC(2026, 0, 1);
   outbox = new Outbox(sqliteRunner(db.$client), () => clock);
   intake = new IntakeWriter(
-    db,
     outbox,
     (e) => (e === "customer" || e === "invoice" ? ["eco"] : []),
     () => {},

@@ -32,7 +32,6 @@ beforeEach(() => {
   clock = HOUR + 10 * 60_000;
   outbox = new Outbox(sqliteRunner(db.$client), () => clock);
   intake = new IntakeWriter(
-    db,
     outbox,
     () => ["eco"],
     () => {},

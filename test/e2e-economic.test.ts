@@ -98,7 +98,7 @@ describe("e-conomic end to end", () => {
     const outbox = new Outbox(sqliteRunner(db.$client));
     const parsed = parseEvents([invoiceEvent(50001, 8)]);
     if (!parsed.ok) throw new Error("bad fixture");
-    await new IntakeWriter(db, outbox, () => ["eco"]).submit(parsed.events);
+    await new IntakeWriter(outbox, () => ["eco"]).submit(parsed.events);
     const [claimed] = await outbox.claim("eco", 1, 60_000, () => true);
     expect(claimed!.entity).toBe("invoice");
     db.$client.close();

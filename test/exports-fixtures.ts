@@ -17,7 +17,7 @@ export function testDb(dir = tempDir("kontobro-exports-")): { db: Db; dir: strin
 export async function seed(db: Db, events: unknown[]): Promise<void> {
   const parsed = parseEvents(events);
   if (!parsed.ok) throw new Error(`test events invalid: ${JSON.stringify(parsed.events)}`);
-  await new IntakeWriter(db, new Outbox(sqliteRunner(db.$client)), () => []).submit(parsed.events);
+  await new IntakeWriter(new Outbox(sqliteRunner(db.$client)), () => []).submit(parsed.events);
 }
 
 export const settings = (over: Record<string, unknown> = {}): ExportSettings =>

@@ -59,7 +59,7 @@ describe("intake: users, time records and expense claims", () => {
       claim("EC-1", "2026-03-03", 7, [{ text: "Taxi", amount: 12500 }]),
     ]);
     if (!parsed.ok) throw new Error("invalid");
-    await new IntakeWriter(db, new Outbox(sqliteRunner(db.$client)), (e) => (connector.supports(e) ? ["eco"] : [])).submit(parsed.events);
+    await new IntakeWriter(new Outbox(sqliteRunner(db.$client)), (e) => (connector.supports(e) ? ["eco"] : [])).submit(parsed.events);
     expect(count(db, `SELECT count(*) AS n FROM records WHERE entity IN ('user', 'time_record', 'expense_claim')`)).toBe(4);
     expect((db.$client.query(`SELECT DISTINCT entity FROM deliveries ORDER BY entity`).all() as any[]).map((r) => r.entity)).toEqual([
       "customer",

@@ -16,7 +16,6 @@ function open(): { db: Db; intake: IntakeWriter } {
   return {
     db,
     intake: new IntakeWriter(
-      db,
       new Outbox(sqliteRunner(db.$client), () => NOW),
       () => ["t1", "t2"],
       undefined,

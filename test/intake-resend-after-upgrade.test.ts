@@ -23,7 +23,7 @@ test("the PSA resends an unchanged event stored before the upgrade: duplicate, t
   db.$client.close();
 
   const again = openDatabase(path); // the upgraded agent
-  const intake = new IntakeWriter(again, new Outbox(sqliteRunner(again.$client)), () => ["eco"]);
+  const intake = new IntakeWriter(new Outbox(sqliteRunner(again.$client)), () => ["eco"]);
   const batch = parseEvents([sent, customerEvent(202, {}, "evt-new")]);
   if (!batch.ok) throw new Error("fixture");
   const result = await intake.submit(batch.events).then(

@@ -14,7 +14,7 @@ let intake: IntakeWriter;
 
 beforeEach(() => {
   db = openDatabase(join(tempDir(), "k.db"));
-  intake = new IntakeWriter(db, new Outbox(sqliteRunner(db.$client)), () => ["t1"]);
+  intake = new IntakeWriter(new Outbox(sqliteRunner(db.$client)), () => ["t1"]);
 });
 
 async function send(...events: unknown[]) {

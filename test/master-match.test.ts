@@ -70,7 +70,7 @@ describe("kontobro match", () => {
     const db = openDatabase(join(dataDir, "kontobro.db"));
     const parsed = parseEvents(psaEvents);
     if (!parsed.ok) throw new Error("bad events");
-    await new IntakeWriter(db, new Outbox(sqliteRunner(db.$client)), () => []).submit(parsed.events as ValidEvent[]);
+    await new IntakeWriter(new Outbox(sqliteRunner(db.$client)), () => []).submit(parsed.events as ValidEvent[]);
     db.$client.close();
     const before = counts(dataDir);
     const lines: string[] = [];

@@ -1,18 +1,19 @@
 // Issue 10 (item 7, race): the customer is corrected while the invoice that blames it is in flight
 // (validated against the old customer, outcome not yet written). retryCausedBy runs in the intake
 // transaction and only looks at needs_action rows, so the outcome written afterwards stays needs_action.
+// On both engines (test/engines.ts).
 import { expect, test } from "bun:test";
-import { join } from "node:path";
-import { openDatabase } from "../agent/db/index.ts";
 import { IntakeWriter, parseEvents } from "../agent/intake.ts";
 import { Outbox } from "../agent/outbox.ts";
-import { customerEvent, invoiceEvent, tempDir } from "./helpers.ts";
-import { sqliteRunner } from "../agent/db/pg/runner.ts";
+import { storageEngines } from "./engines.ts";
+import { customerEvent, invoiceEvent } from "./helpers.ts";
 
-test("customer corrected while the invoice it blames is in flight: the invoice is still retried", async () => {
-  const db = openDatabase(join(tempDir(), "k.db"));
-  const outbox = new Outbox(sqliteRunner(db.$client));
-  const intake = new IntakeWriter(db, outbox, () => ["t1"]);
+const { engines, open } = storageEngines("the caused-by race test");
+
+test.each(engines)("%s: customer corrected while the invoice it blames is in flight: the invoice is still retried", async (engine) => {
+  const runner = await open(engine);
+  const outbox = new Outbox(runner);
+  const intake = new IntakeWriter(outbox, () => ["t1"]);
   const send = async (...e: unknown[]) => {
     const p = parseEvents(e);
     if (!p.ok) throw new Error("fixture");
@@ -36,6 +37,6 @@ test("customer corrected while the invoice it blames is in flight: the invoice i
       },
     },
   ]);
-  const row = db.$client.query("SELECT status FROM deliveries WHERE entity = 'invoice'").get() as any;
-  expect(row.status).not.toBe("needs_action");
+  const row = await runner.get<{ status: string }>("SELECT status FROM deliveries WHERE entity = 'invoice'");
+  expect(row!.status).not.toBe("needs_action");
 });

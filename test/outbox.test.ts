@@ -1,50 +1,55 @@
-// The outbox state machine on a real SQLite file: claim, lease, outcomes, waiting, coalescing, recovery.
+// The outbox state machine on both engines (issue 17): a real SQLite file, and a real PostgreSQL server
+// (test/pg-server.ts), each test there a tenant of its own (row-level security gives it an empty outbox).
+// Claim, lease, outcomes, waiting, coalescing, recovery, and four claimers at once.
 import { beforeEach, describe, expect, test } from "bun:test";
-import { join } from "node:path";
-import { openDatabase, type Db } from "../agent/db/index.ts";
+import type { SqlRunner } from "../agent/db/pg/runner.ts";
 import { IntakeWriter, parseEvents } from "../agent/intake.ts";
-import { Outbox } from "../agent/outbox.ts";
-import { customerEvent, invoiceEvent, projectEvent, tempDir } from "./helpers.ts";
-import { sqliteRunner } from "../agent/db/pg/runner.ts";
+import { type ClaimedDelivery, Outbox } from "../agent/outbox.ts";
+import { storageEngines } from "./engines.ts";
+import { customerEvent, invoiceEvent, projectEvent } from "./helpers.ts";
 
 const ALL = () => true;
-let db: Db;
-let clock: number;
-let outbox: Outbox;
-let intake: IntakeWriter;
-let targets: string[];
+const { engines, open } = storageEngines("the outbox tests");
 
-async function send(...events: unknown[]) {
-  const parsed = parseEvents(events);
-  if (!parsed.ok) throw new Error(JSON.stringify(parsed));
-  return intake.submit(parsed.events);
-}
-const status = (id: number) =>
-  db.$client.query("SELECT status, waiting_on AS waitingOn, uncertain, attempts FROM deliveries WHERE id = ?").get(id) as any;
-const done = (d: { id: number } & any, remoteId = "r") =>
-  outbox.complete([{ delivery: d, outcome: { kind: "done", remoteId, payloadHash: "h" } }]);
+describe.each(engines)("outbox on %s", (engine) => {
+  let runner: SqlRunner;
+  let clock: number;
+  let outbox: Outbox;
+  let intake: IntakeWriter;
+  let targets: string[];
 
-beforeEach(() => {
-  db = openDatabase(join(tempDir(), "k.db"));
-  clock = 1_000_000;
-  outbox = new Outbox(sqliteRunner(db.$client), () => clock);
-  targets = ["t1", "t2"];
-  intake = new IntakeWriter(
-    db,
-    outbox,
-    () => targets,
-    () => {},
-    () => clock,
-  );
-});
+  async function send(...events: unknown[]) {
+    const parsed = parseEvents(events);
+    if (!parsed.ok) throw new Error(JSON.stringify(parsed));
+    return intake.submit(parsed.events);
+  }
+  const status = (id: number) =>
+    runner.get<any>("SELECT status, waiting_on AS waitingOn, uncertain, attempts FROM deliveries WHERE id = ?1", id);
+  const done = (d: { id: number } & any, remoteId = "r") =>
+    outbox.complete([{ delivery: d, outcome: { kind: "done", remoteId, payloadHash: "h" } }]);
 
-describe("outbox", () => {
+  beforeEach(async () => {
+    runner = await open(engine);
+    clock = 1_000_000;
+    outbox = new Outbox(runner, () => clock);
+    targets = ["t1", "t2"];
+    intake = new IntakeWriter(
+      outbox,
+      () => targets,
+      () => {},
+      () => clock,
+    );
+  });
+
   test("one delivery per event and target; a repeated event id is stored once", async () => {
     const e = customerEvent(1, {}, "same-id");
     expect((await send(e))[0]!.status).toBe("accepted");
     expect((await send(e))[0]!.status).toBe("duplicate");
-    expect((db.$client.query("SELECT count(*) AS n FROM events").get() as any).n).toBe(1);
-    expect((db.$client.query("SELECT target FROM deliveries ORDER BY target").all() as any[]).map((r) => r.target)).toEqual(["t1", "t2"]);
+    expect((await runner.get<{ n: number }>("SELECT count(*) AS n FROM events"))!.n).toBe(1);
+    expect((await runner.all<{ target: string }>("SELECT target FROM deliveries ORDER BY target")).map((r) => r.target)).toEqual([
+      "t1",
+      "t2",
+    ]);
   });
 
   test("claim leases a delivery once, counts the attempt, and does not hand it out again", async () => {
@@ -54,7 +59,7 @@ describe("outbox", () => {
     expect(first[0]!.attempts).toBe(1);
     expect(first[0]!.payload.name).toBe("Customer 1");
     expect(await outbox.claim("t1", 10, 60_000, ALL)).toHaveLength(0);
-    expect(status(first[0]!.id).status).toBe("in_flight");
+    expect((await status(first[0]!.id)).status).toBe("in_flight");
   });
 
   test("a retry outcome waits for its delay; needs_action stays until retried", async () => {
@@ -82,9 +87,7 @@ describe("outbox", () => {
     // Only the customer can go; the project and invoice wait for it.
     const first = await outbox.claim("t1", 10, 60_000, ALL);
     expect(first.map((d) => d.entity)).toEqual(["customer"]);
-    const waiting = db.$client
-      .query("SELECT entity, waiting_on AS on_ FROM deliveries WHERE target='t1' AND status='waiting' ORDER BY id")
-      .all() as any[];
+    const waiting = await runner.all("SELECT entity, waiting_on AS on_ FROM deliveries WHERE target='t1' AND status='waiting' ORDER BY id");
     expect(waiting).toEqual([
       { entity: "invoice", on_: "customer:1" },
       { entity: "project", on_: "customer:1" },
@@ -106,8 +109,8 @@ describe("outbox", () => {
     await send(invoiceEvent(100, 1), invoiceEvent(200, 2));
     const ready = await outbox.claim("t1", 10, 60_000, ALL);
     expect(ready.map((d) => d.key)).toEqual(["200"]);
-    const blocked = db.$client.query("SELECT error_message AS m FROM deliveries WHERE target='t1' AND key='100'").get() as any;
-    expect(blocked.m).toContain("needs action");
+    const blocked = await runner.get<{ m: string }>("SELECT error_message AS m FROM deliveries WHERE target='t1' AND key='100'");
+    expect(blocked!.m).toContain("needs action");
   });
 
   test("a credit note waits for the invoice it credits, unless that invoice was never sent to kontobro", async () => {
@@ -121,12 +124,12 @@ describe("outbox", () => {
     });
     await send(invoiceEvent(100, 1), credit(101, 100), credit(201, 9999));
     expect((await outbox.claim("t1", 10, 60_000, ALL)).map((d) => d.key).sort()).toEqual(["100", "201"]);
-    expect((db.$client.query("SELECT waiting_on AS w FROM deliveries WHERE target='t1' AND key='101'").get() as any).w).toBe("invoice:100");
+    expect(await runner.get("SELECT waiting_on AS w FROM deliveries WHERE target='t1' AND key='101'")).toEqual({ w: "invoice:100" });
   });
 
   test("coalescing: repeated updates of a waiting record are superseded by the newest", async () => {
     await send(customerEvent(1, { name: "v1" }), customerEvent(1, { name: "v2" }), customerEvent(1, { name: "v3" }));
-    const rows = db.$client.query("SELECT status, count(*) AS n FROM deliveries WHERE target='t1' GROUP BY status ORDER BY status").all();
+    const rows = await runner.all("SELECT status, count(*) AS n FROM deliveries WHERE target='t1' GROUP BY status ORDER BY status");
     expect(rows).toEqual([
       { status: "pending", n: 1 },
       { status: "superseded", n: 2 },
@@ -152,16 +155,16 @@ describe("outbox", () => {
     const [b] = await outbox.claim("t1", 1, 60_000, ALL);
     clock += 1000;
     expect(await outbox.recoverExpiredLeases()).toBe(1);
-    expect(status(a!.id)).toMatchObject({ status: "pending", uncertain: 1 });
-    expect(status(b!.id).status).toBe("in_flight");
+    expect(await status(a!.id)).toMatchObject({ status: "pending", uncertain: 1 });
+    expect((await status(b!.id)).status).toBe("in_flight");
     expect(await outbox.recoverExpiredLeases(true)).toBe(1);
-    expect(status(b!.id)).toMatchObject({ status: "pending", uncertain: 1 });
+    expect(await status(b!.id)).toMatchObject({ status: "pending", uncertain: 1 });
   });
 
   test("nothing of a rejected batch is stored", async () => {
     const parsed = parseEvents([customerEvent(1), { id: "bad", type: "customer.upserted", data: { number: 2 } }]);
     expect(parsed.ok).toBe(false);
-    expect((db.$client.query("SELECT count(*) AS n FROM events").get() as any).n).toBe(0);
+    expect(await runner.get("SELECT count(*) AS n FROM events")).toEqual({ n: 0 });
   });
 
   test("a newer version that replaces an uncertain delivery inherits the doubt (it looks up before creating)", async () => {
@@ -171,7 +174,7 @@ describe("outbox", () => {
       { delivery: d1!, outcome: { kind: "retry", delayMs: 60_000, uncertain: true, problem: { code: "timeout", message: "t" } } },
     ]);
     await send(customerEvent(1, { name: "v2" }));
-    expect(status(d1!.id).status).toBe("superseded");
+    expect((await status(d1!.id)).status).toBe("superseded");
     const [d2] = await outbox.claim("t1", 10, 60_000, ALL);
     expect(d2!.payload.name).toBe("v2");
     expect(d2!.uncertain).toBe(true);
@@ -186,7 +189,7 @@ describe("outbox", () => {
     ]);
     const [d2] = await outbox.claim("t1", 10, 60_000, ALL);
     await done(d2);
-    expect(status(d1!.id).status).toBe("superseded");
+    expect((await status(d1!.id)).status).toBe("superseded");
     expect(await outbox.retryAllNeedingAction("t1")).toBe(0);
   });
 
@@ -197,7 +200,7 @@ describe("outbox", () => {
     await outbox.complete([
       { delivery: d1!, outcome: { kind: "retry", delayMs: 0, uncertain: true, problem: { code: "timeout", message: "t" } } },
     ]);
-    expect(status(d1!.id).status).toBe("superseded");
+    expect((await status(d1!.id)).status).toBe("superseded");
     const [d2] = await outbox.claim("t1", 10, 60_000, ALL);
     expect(d2!.payload.name).toBe("v2");
     expect(d2!.uncertain).toBe(true);
@@ -214,4 +217,57 @@ describe("outbox", () => {
     await done([...first, ...second][0]);
     expect((await outbox.claim("t2", 10, 60_000, ALL)).map((d) => d.entity)).toEqual(["invoice"]);
   });
+
+  test("four claimers at once never get the same delivery, and each record's versions go one at a time, in order", async () => {
+    targets = ["t1"];
+    const claimers = Array.from({ length: 4 }, () => new Outbox(runner, () => clock));
+    const records = Array.from({ length: 30 }, (_, i) => i + 1);
+    const timesClaimed = new Map<number, number>();
+    const claimedByRecord = new Map<string, ClaimedDelivery[]>();
+    /** Deliveries whose outcome is being written: only after that may the record's next version be claimed. */
+    const finishing = new Set<number>();
+    const problems: string[] = [];
+    let sending = true;
+    const sender = (async () => {
+      for (let v = 1; v <= 4; v++) {
+        await send(...records.map((n) => customerEvent(n, { name: `v${v}` }, `c${n}-v${v}`)));
+        await Bun.sleep(2);
+      }
+      sending = false;
+    })();
+    const stillOpen = async () =>
+      (await runner.get<{ n: number }>("SELECT count(*) AS n FROM deliveries WHERE status NOT IN ('done', 'superseded')"))!.n;
+    const work = async (claimer: Outbox) => {
+      for (;;) {
+        const batch = await claimer.claim("t1", 5, 60_000, ALL);
+        if (batch.length === 0) {
+          if (!sending && (await stillOpen()) === 0) return;
+          await Bun.sleep(1);
+          continue;
+        }
+        for (const d of batch) {
+          timesClaimed.set(d.id, (timesClaimed.get(d.id) ?? 0) + 1);
+          const earlier = claimedByRecord.get(d.key) ?? [];
+          const unfinished = earlier.filter((e) => !finishing.has(e.id));
+          if (unfinished.length > 0) problems.push(`${d.key}: delivery ${d.id} claimed while ${unfinished[0]!.id} was in flight`);
+          if (earlier.some((e) => e.eventSeq > d.eventSeq)) problems.push(`${d.key}: an older version claimed after a newer one`);
+          claimedByRecord.set(d.key, [...earlier, d]);
+        }
+        await Bun.sleep(1); // the pushes
+        for (const d of batch) finishing.add(d.id);
+        await claimer.complete(
+          batch.map((d) => ({ delivery: d, outcome: { kind: "done" as const, remoteId: `r-${d.key}`, payloadHash: "h" } })),
+        );
+      }
+    };
+    await Promise.all([sender, ...claimers.map(work)]);
+    expect(problems).toEqual([]);
+    expect([...timesClaimed.values()].filter((n) => n !== 1)).toEqual([]);
+    // Every record ends with its newest version delivered.
+    const latest = await runner.all<{ key: string; name: string }>(
+      `SELECT d.key, e.payload AS name FROM deliveries d JOIN events e ON e.seq = d.event_seq
+        WHERE d.status = 'done' AND d.event_seq = (SELECT max(event_seq) FROM deliveries WHERE key = d.key)`,
+    );
+    expect(latest.map((r) => [r.key, JSON.parse(r.name).name]).sort()).toEqual(records.map((n) => [String(n), "v4"]).sort());
+  }, 60_000);
 });

@@ -99,7 +99,7 @@ describe("agentStatements finds the SQL in the source", () => {
       "db.query(`SELECT ${ROW} FROM t WHERE id = ?1`);",
       'db.query("UPDATE t SET name = ?2 WHERE id = ?1");',
       "db.query(`DELETE FROM t WHERE ${where}`);",
-      'multiRowStatement(this.db.$client, "INSERT INTO t (id, name)", 2, `RETURNING id`);',
+      'const insert = multiRowSql("INSERT INTO t (id, name)", 2, `RETURNING id`);',
       'const note = "Select a target from the list";',
     ].join("\n");
     expect(statementsOf("x.ts", src).map(({ line, text, builtFrom }) => ({ line, text, builtFrom }))).toEqual([

@@ -20,7 +20,6 @@ async function oldData(dataDir: string) {
   const db = openDatabase(databasePath(dataDir));
   const old = () => Date.now() - 200 * DAY;
   const intake = new IntakeWriter(
-    db,
     new Outbox(sqliteRunner(db.$client), old),
     () => [],
     () => {},

@@ -24,7 +24,6 @@ beforeEach(() => {
   clock = NOW - 200 * DAY;
   outbox = new Outbox(sqliteRunner(db.$client), () => clock);
   intake = new IntakeWriter(
-    db,
     outbox,
     (e) => (e === "customer" ? ["eco"] : []),
     () => {},
@@ -241,7 +240,6 @@ describe("restore detection's high-water marks", () => {
     await finish(await claim());
     // The next version reaches no target (none takes it any more): the first one is then prunable.
     intake = new IntakeWriter(
-      db,
       outbox,
       () => [],
       () => {},

@@ -1,7 +1,7 @@
 // Every SQL statement the agent writes as text, found in its source: the string and template literals under
 // agent/ that start with SELECT, INSERT, UPDATE, DELETE or WITH. A `${NAME}` in a template is filled in from a
-// string constant of the same file (`const ROW = "…"`), and a multiRowStatement(db, head, columns, tail) or
-// multiRowSql(head, columns, tail) call becomes its statement for one row. What is still built from run-time values is reported as such.
+// string constant of the same file (`const ROW = "…"`), and a multiRowSql(head, columns, tail) call becomes its
+// statement for one row. What is still built from run-time values is reported as such.
 // test/pg-dialect.test.ts prepares each statement on a real PostgreSQL server (SQL written once, both engines).
 import { Glob } from "bun";
 import { readFileSync } from "node:fs";
@@ -117,9 +117,8 @@ export function statementsOf(file: string, src: string): SqlStatement[] {
   const lineOf = (index: number) => src.slice(0, index).split("\n").length;
   const out: SqlStatement[] = [];
   const consumed = new Set<number>();
-  // multiRowStatement(db, "INSERT INTO t (a, b)", 2, "RETURNING …") writes "INSERT INTO t (a, b) VALUES (?, ?) RETURNING …";
-  // so does multiRowSql("INSERT INTO t (a, b)", 2, "RETURNING …") through a runner.
-  for (const m of src.matchAll(/multiRow(?:Statement\(\s*[\w.$]+\s*,|Sql\()\s*/g)) {
+  // multiRowSql("INSERT INTO t (a, b)", 2, "RETURNING …") writes "INSERT INTO t (a, b) VALUES (?, ?) RETURNING …".
+  for (const m of src.matchAll(/multiRowSql\(\s*/g)) {
     const head = at.get(m.index + m[0].length);
     if (!head) continue;
     const rest = /^\s*,\s*(\d+)\s*(,\s*)?/.exec(src.slice(head.end));

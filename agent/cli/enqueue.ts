@@ -44,7 +44,7 @@ export const enqueue = defineCommand({
       const targetsFor = (e: Entity) => [...connectors].filter(([, c]) => c.supports(e)).map(([n]) => n);
       let results: StoredResult[];
       try {
-        results = await new IntakeWriter(db, new Outbox(sqliteRunner(db.$client)), targetsFor).submit(parsed.events);
+        results = await new IntakeWriter(new Outbox(sqliteRunner(db.$client)), targetsFor).submit(parsed.events);
       } catch (e) {
         if (!(e instanceof EventConflict)) throw e;
         console.error(`${e.message}\n${e.hint}`);

@@ -1,34 +1,15 @@
 // Multi-row statements: one INSERT with many VALUES rows instead of one call per row (issue 16: the calls,
 // not the rows, were most of intake's time). A statement is prepared once per chunk size, a power of two
-// up to MAX_ROWS, so any number of rows takes a handful of calls and at most nine cached statements.
-import type { Database, Statement } from "bun:sqlite";
+// up to MAX_ROWS, so any number of rows takes a handful of calls and at most nine statements.
 import type { SqlRunner } from "./pg/runner.ts";
 
 const MAX_ROWS = 256;
 
 /**
- * `head` is the statement up to VALUES (e.g. "INSERT INTO t (a, b)"), `tail` what follows the rows
- * (ON CONFLICT, RETURNING). Returns a function that writes rows of `columns` values each and returns
- * the rows RETURNING gave, in the order of the chunks.
- */
-export function multiRowStatement(c: Database, head: string, columns: number, tail = ""): (rows: unknown[][]) => unknown[] {
-  const byChunk = new Map<number, Statement>();
-  const text = chunkText(head, columns, tail);
-  const statement = (n: number) => {
-    let st = byChunk.get(n);
-    if (!st) byChunk.set(n, (st = c.prepare(text(n))));
-    return st;
-  };
-  return (rows) => {
-    const out: unknown[] = [];
-    for (const [n, params] of chunks(rows)) for (const r of statement(n).all(...(params as any[]))) out.push(r);
-    return out;
-  };
-}
-
-/**
- * The same through a SqlRunner (agent/db/pg/runner.ts), so the text serves both engines: the runner keeps a
- * statement per text, and there is one text per chunk size.
+ * `head` is the statement up to VALUES (e.g. "INSERT INTO t (a, b)"), `tail` what follows the rows (ON CONFLICT,
+ * RETURNING). Returns a function that writes rows of `columns` values each through a SqlRunner
+ * (agent/db/pg/runner.ts), so the text serves both engines, and returns the rows RETURNING gave, in the order of
+ * the chunks. There is one text per chunk size; the runner keeps a statement per text.
  */
 export function multiRowSql(head: string, columns: number, tail = ""): (q: SqlRunner, rows: unknown[][]) => Promise<unknown[]> {
   const text = chunkText(head, columns, tail);

@@ -2,6 +2,7 @@
 // transaction that stores the invoice), "transferred" by an export or by hand, "do not transfer" by hand.
 // The rules are pure; changes for one invoice or a range of numbers are one transaction each.
 import type { Db } from "../db/index.ts";
+import type { SqlRunner } from "../db/pg/runner.ts";
 import { problem, type Problem } from "../problem.ts";
 
 export const EXPORT_STATUSES = ["to_transfer", "transferred", "do_not_transfer"] as const;
@@ -36,15 +37,12 @@ export function transitionProblem(number: string, from: ExportStatus | null, to:
   return null;
 }
 
-/** The intake hook: one prepared INSERT per invoice, inside intake's transaction. A later update keeps the status. */
-export function exportStatusOnStore(db: Db): (entity: string, key: string, now: number) => void {
-  const insert = db.$client.prepare(
-    `INSERT INTO invoice_export_status (invoice_key, status, changed_at, changed_by) VALUES (?1, 'to_transfer', ?2, 'finalized')
-     ON CONFLICT (invoice_key) DO NOTHING`,
-  );
-  return (entity, key, now) => {
-    if (entity === "invoice") insert.run(key, now);
-  };
+const TO_TRANSFER_ON_STORE = `INSERT INTO invoice_export_status (invoice_key, status, changed_at, changed_by) VALUES (?1, 'to_transfer', ?2, 'finalized')
+  ON CONFLICT (invoice_key) DO NOTHING`;
+
+/** The intake hook: one INSERT per invoice, in intake's transaction `tx`. A later update keeps the status. */
+export async function exportStatusOnStore(tx: SqlRunner, entity: string, key: string, now: number): Promise<void> {
+  if (entity === "invoice") await tx.run(TO_TRANSFER_ON_STORE, key, now);
 }
 
 export interface InvoiceStatusRow {

@@ -17,6 +17,12 @@ export interface SqlRunner {
   all<T = Record<string, unknown>>(text: string, ...params: unknown[]): Promise<T[]>;
   get<T = Record<string, unknown>>(text: string, ...params: unknown[]): Promise<T | null>;
   run(text: string, ...params: unknown[]): Promise<{ changes: number }>;
+  /**
+   * A SELECT … FOR UPDATE in a transaction: the rows it reads stay locked until the transaction ends, so writers
+   * of the same rows take turns (PostgreSQL, many workers). Returns how many rows it locked. SQLite runs nothing
+   * and returns null: its write transaction holds the whole database already.
+   */
+  lockForUpdate(text: string, ...params: unknown[]): Promise<number | null>;
   /** Everything `fn` runs through `tx` commits together, or nothing does when it throws. */
   transaction<T>(fn: (tx: SqlRunner) => Promise<T>): Promise<T>;
   /**
@@ -83,6 +89,7 @@ function newSqliteRunner(db: Database): SqliteRunner {
     all: async <T>(text: string, ...p: Params) => statement(text).all(...bind(p)) as T[],
     get: async <T>(text: string, ...p: Params) => (statement(text).get(...bind(p)) as T | null) ?? null,
     run: async (text: string, ...p: Params) => ({ changes: statement(text).run(...bind(p)).changes }),
+    lockForUpdate: async () => null,
     transaction: async (fn) => {
       db.run("SAVEPOINT nested");
       try {
@@ -130,6 +137,7 @@ function newSqliteRunner(db: Database): SqliteRunner {
     all: (text, ...p) => exclusive(() => inside.all(text, ...p)),
     get: (text, ...p) => exclusive(() => inside.get(text, ...p)),
     run: (text, ...p) => exclusive(() => inside.run(text, ...p)),
+    lockForUpdate: async () => null,
     transaction: (fn) => exclusive(async () => (await immediate(fn, false)).result),
     transactionDurableLater: (fn) => exclusive(() => immediate(fn, true)),
     close: () => {
@@ -164,6 +172,7 @@ export function postgresRunner(client: SQL, tenant: number): SqlRunner {
     },
     get: async <T>(text: string, ...p: Params) => ((await on(c).all<T>(text, ...p))[0] ?? null) as T | null,
     run: async (text: string, ...p: Params) => ({ changes: (await c.unsafe(pgText(text), p)).affectedRows }),
+    lockForUpdate: async (text: string, ...p: Params) => (await c.unsafe(pgText(text), p)).length,
     transaction: (fn) => (c as TransactionSQL).savepoint((sp) => fn(on(sp))) as Promise<any>,
     transactionDurableLater: async (fn) => ({ result: await on(c).transaction(fn), durable: Promise.resolve() }),
   });
@@ -176,6 +185,7 @@ export function postgresRunner(client: SQL, tenant: number): SqlRunner {
     all: (text, ...p) => transaction((tx) => tx.all(text, ...p)),
     get: (text, ...p) => transaction((tx) => tx.get(text, ...p)),
     run: (text, ...p) => transaction((tx) => tx.run(text, ...p)),
+    lockForUpdate: (text, ...p) => transaction((tx) => tx.lockForUpdate(text, ...p)),
     transaction,
     // PostgreSQL's commit is durable when it returns.
     transactionDurableLater: async (fn) => ({ result: await transaction(fn), durable: Promise.resolve() }),
