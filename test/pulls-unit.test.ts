@@ -1,10 +1,7 @@
 // Pure parts of the pull side (e-conomic mapping, cursor, webhook hints, config) and the inbox on a
-// real SQLite file (dedupe, state changes, cursor written only with its batch).
+// real SQLite file and on a real PostgreSQL server (dedupe, state changes, cursor written only with its batch).
 import { describe, expect, test } from "bun:test";
-import { join } from "node:path";
 import { type ConfigError, validateConfig } from "../agent/config.ts";
-import { openDatabase } from "../agent/db/index.ts";
-import { sqliteRunner } from "../agent/db/pg/runner.ts";
 import { Inbox } from "../agent/pulls/inbox.ts";
 import { buildBatch, signatureHeader } from "../agent/pulls/psa-webhook.ts";
 import type { PullItem } from "../connectors/contract.ts";
@@ -21,7 +18,7 @@ import {
   windowStart,
   type Entry,
 } from "../connectors/economic/pull-map.ts";
-import { tempDir } from "./helpers.ts";
+import { pullEngines } from "./pull-engines.ts";
 
 const cfg = EconomicConfig.parse({
   app_secret_token: "a",
@@ -191,13 +188,15 @@ describe("pull configuration", () => {
   });
 });
 
-describe("inbox", () => {
-  const fresh = () => {
-    const db = openDatabase(join(tempDir("kontobro-inbox-"), "k.db"));
-    db.$client.run(
-      `INSERT INTO records (entity, key, payload, version, last_event_seq, updated_at) VALUES ('project', '4711', '{}', 1, 0, 0)`,
-    );
-    return { db, inbox: new Inbox(sqliteRunner(db.$client)) };
+const { engines, open } = pullEngines("the inbox tests");
+const knownProject = (key: string) =>
+  `INSERT INTO records (entity, key, payload, version, last_event_seq, updated_at) VALUES ('project', '${key}', '{}', 1, 0, 0)`;
+
+describe.each(engines)("inbox (%s)", (engine) => {
+  const fresh = async () => {
+    const { storage } = await open(engine);
+    await storage.run(knownProject("4711"));
+    return { storage, inbox: new Inbox(storage) };
   };
   const exp = (id: string, project = "4711"): PullItem => ({
     remoteId: id,
@@ -207,7 +206,7 @@ describe("inbox", () => {
   });
 
   test("stored once per remote id; unknown projects kept as ignored, released when the project is known", async () => {
-    const { db, inbox } = fresh();
+    const { storage, inbox } = await fresh();
     expect(await inbox.storeBatch("eco", "expenses", [exp("a"), exp("b", "9999")], "c1")).toEqual({
       fetched: 2,
       imported: 1,
@@ -221,9 +220,7 @@ describe("inbox", () => {
       duplicates: 1,
       ignored: 1,
     });
-    db.$client.run(
-      `INSERT INTO records (entity, key, payload, version, last_event_seq, updated_at) VALUES ('project', '9999', '{}', 1, 0, 0)`,
-    );
+    await storage.run(knownProject("9999"));
     expect(await inbox.storeBatch("eco", "expenses", [exp("b", "9999")], null)).toEqual({
       fetched: 1,
       imported: 1,
@@ -243,7 +240,7 @@ describe("inbox", () => {
   });
 
   test("status items are stored only on change, from the baseline", async () => {
-    const { inbox } = fresh();
+    const { inbox } = await fresh();
     const st = (value: string): PullItem => ({
       remoteId: "invoice:7",
       type: value === "paid" ? "invoice.paid" : "invoice.status_changed",
@@ -262,7 +259,7 @@ describe("inbox", () => {
   });
 
   test("a crash while storing a page stores nothing of it, cursor included", async () => {
-    const { inbox } = fresh();
+    const { inbox } = await fresh();
     await inbox.storeBatch("eco", "expenses", [exp("a")], "before");
     const poison: PullItem = { remoteId: "p", type: "expense.posted", data: { n: 1n } }; // JSON.stringify throws mid-transaction
     await expect(inbox.storeBatch("eco", "expenses", [exp("b"), poison], "after")).rejects.toThrow();
@@ -271,7 +268,7 @@ describe("inbox", () => {
   });
 
   test("the feed pages with a stable cursor; reading past items acknowledges them", async () => {
-    const { inbox } = fresh();
+    const { inbox } = await fresh();
     await inbox.storeBatch(
       "eco",
       "expenses",
@@ -287,7 +284,7 @@ describe("inbox", () => {
   });
 
   test("webhook batches: signed over timestamp and body, cut to the size limit", async () => {
-    const { inbox } = fresh();
+    const { inbox } = await fresh();
     await inbox.storeBatch("eco", "expenses", [exp("a"), exp("b"), exp("c")], null);
     const rows = await inbox.undelivered(10);
     const all = buildBatch(rows, () => undefined, 1_000_000);

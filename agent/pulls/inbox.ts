@@ -94,6 +94,7 @@ export function toInboxItem(row: InboxRow, attachment?: { href?: string; bytes?:
 }
 
 const MAX_ITEM_ID = 2 ** 52;
+const nextItemId = (id: number) => (id >= MAX_ITEM_ID ? 1 : id + 1);
 
 /** Decides, inside storeBatch's transaction, what becomes of a master record read back from a target (agent/master/sync.ts). */
 export interface MasterFilter {
@@ -119,7 +120,7 @@ const SQL = {
   byRemote: `SELECT id, state FROM inbox WHERE target = ?1 AND remote_id = ?2`,
   known: `SELECT 1 AS ok FROM records WHERE entity = ?1 AND key = ?2`,
   insert: `INSERT INTO inbox (seq, target, stream, remote_id, type, state, requires, payload, attachment_name, attachment_type, attachment, next_attempt_at, created_at, updated_at, id, record)
-        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?12, ?13, ?14) ON CONFLICT (target, remote_id) DO NOTHING`,
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?12, ?13, ?14) ON CONFLICT DO NOTHING`,
   release: `UPDATE inbox SET state = 'new', seq = ?2, next_attempt_at = ?3, updated_at = ?3 WHERE id = ?1 AND state = 'ignored_unknown_project'`,
   status: `SELECT value, changes FROM pull_status WHERE target = ?1 AND entity = ?2 AND key = ?3`,
   putStatus: `INSERT INTO pull_status (target, entity, key, value, final, changes, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -208,7 +209,7 @@ export class Inbox {
    */
   private async idFor(tx: SqlRunner, target: string, remoteId: string): Promise<number> {
     let id = stableItemId(target, remoteId);
-    while (await tx.get(SQL.idTaken, id)) id = id >= MAX_ITEM_ID ? 1 : id + 1;
+    while (await tx.get(SQL.idTaken, id)) id = nextItemId(id);
     return id;
   }
 
@@ -264,8 +265,7 @@ export class Inbox {
     now: number,
   ): Promise<void> {
     const a = item.attachment;
-    await tx.run(
-      SQL.insert,
+    const row = [
       await this.nextSeq(tx),
       target,
       stream,
@@ -278,10 +278,17 @@ export class Inbox {
       a?.contentType ?? null,
       a ? Buffer.from(a.bytes) : null,
       now,
-      await this.idFor(tx, target, remoteId),
-      // The record it is about: a status item's record, else the record it requires.
-      item.status ? requiresRef(item.status) : item.requires ? requiresRef(item.requires) : null,
-    );
+    ];
+    // The record it is about: a status item's record, else the record it requires.
+    const record = item.status ? requiresRef(item.status) : item.requires ? requiresRef(item.requires) : null;
+    let id = await this.idFor(tx, target, remoteId);
+    for (let tries = 0; (await tx.run(SQL.insert, ...row, id, record)).changes === 0; tries++) {
+      // Stored already; or, on PostgreSQL, the id is another tenant's item (ids are unique across the database,
+      // and a tenant sees only its own rows): the next free number is taken, as for a hash collision.
+      if (await tx.get(SQL.byRemote, target, remoteId)) return;
+      if (tries >= 1000) throw new Error(`inbox item ${target}/${remoteId} could not be stored: no free id or feed position found`);
+      id = nextItemId(id);
+    }
   }
 
   // ── the feed ─────────────────────────────────────────────────────────────────────────────────────

@@ -1,0 +1,73 @@
+// The engines a pull-side storage test runs on (issue 17): a new SQLite file, and, where PostgreSQL can run, a new
+// tenant on one real server per test file (test/pg-server.ts; row-level security gives each tenant an empty
+// database), reachable through several clients: each is a worker of its own. A test file calls pullEngines() at its
+// top level: the server starts before its tests and stops after them. Where PostgreSQL cannot run, the file's tests
+// run on SQLite only and say so once. (The same idea as test/engines.ts, with workers.)
+import { afterAll, beforeAll } from "bun:test";
+import { SQL } from "bun";
+import { join } from "node:path";
+import { type Db, openDatabase } from "../agent/db/index.ts";
+import { migratePostgres } from "../agent/db/pg/migrate.ts";
+import { embeddedMigrations } from "../agent/db/pg/migrations.generated.ts";
+import { postgresRunner, type SqlRunner, sqliteRunner } from "../agent/db/pg/runner.ts";
+import { tempDir } from "./helpers.ts";
+import { type PgServer, pgUnavailable, startPgServer } from "./pg-server.ts";
+
+export type Engine = "sqlite" | "postgres";
+
+/** One tenant's storage, and what a worker has of its own. */
+export interface PullStorage {
+  engine: Engine;
+  /** The first worker's runner. */
+  storage: SqlRunner;
+  /** The worker's data directory and its SQLite file (progress files, master data; on SQLite also the storage). */
+  dataDir: string;
+  db: Db;
+  /** Another worker on the same tenant: on PostgreSQL a runner on a client (connection pool) of its own. */
+  worker(): SqlRunner;
+}
+
+export function pullEngines(what: string): { engines: Engine[]; open(engine: Engine): Promise<PullStorage> } {
+  const unavailable = pgUnavailable();
+  if (unavailable) console.warn(`${what} on PostgreSQL skipped: ${unavailable}`);
+  let pg: { server: PgServer; admin: SQL; clients: SQL[] } | undefined;
+  let tenants = 0;
+  beforeAll(async () => {
+    if (unavailable) return;
+    const server = await startPgServer();
+    const client = new SQL(server.url);
+    await migratePostgres(client, embeddedMigrations);
+    pg = { server, admin: new SQL(server.adminUrl), clients: [client] };
+  }, 120_000);
+  afterAll(async () => {
+    for (const c of pg?.clients ?? []) await c.close();
+    await pg?.admin.close();
+    await pg?.server.stop();
+  });
+  return {
+    engines: unavailable ? ["sqlite"] : ["sqlite", "postgres"],
+    async open(engine) {
+      const dataDir = tempDir("kontobro-pulls-");
+      const db = openDatabase(join(dataDir, "k.db"));
+      if (engine === "sqlite") {
+        const storage = sqliteRunner(db.$client);
+        return { engine, storage, dataDir, db, worker: () => storage };
+      }
+      const slug = `tenant-${++tenants}`;
+      const [row] = await pg!.admin`INSERT INTO tenants (slug, name, api_token_hash, created_at, updated_at)
+        VALUES (${slug}, ${slug}, ${slug}, 1, 1) RETURNING id`;
+      const tenant = Number(row.id);
+      return {
+        engine,
+        storage: postgresRunner(pg!.clients[0]!, tenant),
+        dataDir,
+        db,
+        worker: () => {
+          const client = new SQL(pg!.server.url);
+          pg!.clients.push(client);
+          return postgresRunner(client, tenant);
+        },
+      };
+    },
+  };
+}
