@@ -140,7 +140,7 @@ export async function startAgent(
   const run = beginRun(db, config.agent.data_dir);
   if (run.restore) {
     log.warn(
-      "restore detected: every open delivery is looked up at the target before any new create; events the PSA sent after the backup are not in this database, so ask the PSA to send again what changed since then",
+      "restore detected: every open delivery is looked up at the target before any new create, and so is every record not linked at a target until lookupsUntil (or whose change is dated before it); events the PSA sent after the backup are not in this database, so ask the PSA to send again what changed since then",
       { ...run.restore },
     );
   }

@@ -131,6 +131,7 @@ export class IntakeStore {
         targets: this.targetsFor(e.entity),
         seenBefore: d.records.get(rk)!.stored,
         superseded: d.latest.get(rk) !== i,
+        occurredAt: e.occurredAt,
       });
     });
     await this.outbox.enqueue(tx, deliveries);

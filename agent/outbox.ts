@@ -7,6 +7,7 @@ import { addDeliveryStats, tallyOutcomes } from "./delivery-stats.ts";
 import { lockTargets } from "./target-state.ts";
 import { dependenciesOf, type Entity } from "./model.ts";
 import type { Problem } from "./problem.ts";
+import { mayHaveBeenPushed, RESTORE_SETTING_SQL, restoreDoubt, type RestoreDoubt } from "./restore.ts";
 import { isOneOf, RETRYABLE_DELIVERY_STATUSES, type AttemptOutcome, type DeliveryStatus } from "./states.ts";
 
 export interface ClaimedDelivery {
@@ -50,6 +51,8 @@ export interface NewDeliveries {
   seenBefore: boolean;
   /** A newer version of the record came later in the same request: this delivery is superseded at once. */
   superseded: boolean;
+  /** The PSA's occurredAt (ms), if it sent one: after a restore, a change from before its window is looked up (agent/restore.ts). */
+  occurredAt: number | null;
 }
 
 export interface Completed {
@@ -68,7 +71,9 @@ const SQL = {
           ORDER BY d.next_attempt_at, d.id LIMIT ?3`,
   openForRecord: `SELECT status FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 AND ${OPEN} AND status IN ('pending','in_flight','waiting') AND id <> ?4 AND id < ?5 LIMIT 1`,
   link: `SELECT remote_id AS remoteId, payload_hash AS payloadHash FROM links WHERE target = ?1 AND entity = ?2 AND key = ?3`,
-  record: `SELECT last_event_seq AS seq FROM records WHERE entity = ?1 AND key = ?2`,
+  record: `SELECT last_event_seq AS seq, occurred_at AS occurredAt FROM records WHERE entity = ?1 AND key = ?2`,
+  // After a restore: which of one target's records of one entity have a link there (the others are looked up first).
+  linkedKeys: `SELECT key FROM links WHERE target = ?1 AND entity = ?2 AND key IN (SELECT value FROM json_each(?3))`,
   maxSeq: `SELECT coalesce(max(seq), 0) AS seq FROM events`,
   // Intake's hot path: run per event inside the intake transaction.
   supersede: `UPDATE deliveries SET status = 'superseded', updated_at = ?4, waiting_on = NULL
@@ -157,6 +162,8 @@ export class Outbox {
       events.flatMap((e) => e.targets),
       now,
     );
+    // After a restore, records the restored database may have forgotten pushing are looked up first.
+    const lost = await this.mayHaveBeenPushed(tx, events, now);
     // Coalesce: an older delivery of the same record that has not started is replaced by this one.
     // If that one may already have reached the target, so may "this record" now: the flag carries over.
     const carried = new Map<string, boolean>();
@@ -167,7 +174,7 @@ export class Outbox {
         let uncertain = carried.get(ref);
         if (uncertain === undefined) {
           const replaced = e.seenBefore ? await tx.all<{ uncertain: number }>(SQL.supersede, target, e.entity, e.key, now) : [];
-          carried.set(ref, (uncertain = replaced.some((r) => r.uncertain)));
+          carried.set(ref, (uncertain = replaced.some((r) => r.uncertain) || lost.has(ref)));
         }
         rows.push([e.eventSeq, target, e.entity, e.key, e.superseded ? "superseded" : "pending", now, now, now, uncertain ? 1 : 0]);
       }
@@ -176,6 +183,37 @@ export class Outbox {
     // Deliveries refused because of these records (an invoice whose customer's name was too long, or that
     // waited for it too long) are tried again now that the PSA has sent them.
     await tx.run(SQL.retryCausedBy, JSON.stringify([...new Set(events.map((e) => recordRef(e.entity, e.key)))]), now);
+  }
+
+  /**
+   * The records ("target\0entity:key") of `events` whose push a detected restore cannot rule out: no link at
+   * the target, and the event inside the restore's doubt (agent/restore.ts says the rule and what it costs).
+   * Without a restore: one read of a setting.
+   */
+  private async mayHaveBeenPushed(tx: SqlRunner, events: NewDeliveries[], now: number): Promise<Set<string>> {
+    const lost = new Set<string>();
+    const doubt = await this.restoreDoubt(tx);
+    const keys = new Map<string, Set<string>>(); // "target\0entity" → keys in doubt
+    for (const e of events) {
+      if (!mayHaveBeenPushed(doubt, e.occurredAt, now)) continue;
+      for (const target of e.targets) {
+        const group = `${target}\u0000${e.entity}`;
+        keys.set(group, (keys.get(group) ?? new Set()).add(e.key));
+      }
+    }
+    for (const [group, inDoubt] of keys) {
+      const [target, entity] = group.split("\u0000") as [string, string];
+      const linked = new Set(
+        (await tx.all<{ key: string }>(SQL.linkedKeys, target, entity, JSON.stringify([...inDoubt]))).map((r) => r.key),
+      );
+      for (const key of inDoubt) if (!linked.has(key)) lost.add(`${target}\u0000${recordRef(entity, key)}`);
+    }
+    return lost;
+  }
+
+  /** The restore's doubt as stored (agent/restore.ts), or null when no restore was detected. */
+  private async restoreDoubt(tx: SqlRunner): Promise<RestoreDoubt | null> {
+    return restoreDoubt((await tx.get<{ value: string }>(RESTORE_SETTING_SQL))?.value);
   }
 
   /**
@@ -283,11 +321,14 @@ export class Outbox {
       const open = await tx.get<{ status: string }>(SQL.openForRecord, d.target, dep.entity, dep.key, -1, Number.MAX_SAFE_INTEGER);
       if (open) return { on: ref, reason: `waiting for ${dep.entity} ${dep.key} to reach the target first` };
       if (!(await tx.get(SQL.link, d.target, dep.entity, dep.key))) {
-        const known = await tx.get<{ seq: number }>(SQL.record, dep.entity, dep.key);
+        const known = await tx.get<{ seq: number; occurredAt: number | null }>(SQL.record, dep.entity, dep.key);
         if (dep.ifKnown && !known) continue;
         if (known && !(await tx.get(SQL.anyFor, d.target, dep.entity, dep.key))) {
-          // The PSA sent it before this target was configured: send the latest version now, then follow it.
-          await tx.run(SQL.insert, known.seq, d.target, dep.entity, dep.key, this.now(), 0);
+          // The PSA sent it before this target was configured: send the latest version now, then follow it
+          // (looked up first if a restore may have forgotten its push: it has no link).
+          const now = this.now();
+          const lost = mayHaveBeenPushed(await this.restoreDoubt(tx), known.occurredAt, now);
+          await tx.run(SQL.insert, known.seq, d.target, dep.entity, dep.key, now, lost ? 1 : 0);
           return { on: ref, reason: `waiting for ${dep.entity} ${dep.key} to reach the target first` };
         }
         const failed = await tx.get<{ id: number }>(SQL.failedFor, d.target, dep.entity, dep.key);

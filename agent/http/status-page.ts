@@ -80,7 +80,7 @@ function restoreBanner(ctx: AppContext) {
   if (!r) return "";
   return html`<section class="card paused" role="alert"><h2>A restore was detected</h2>
 <p>At ${r.detectedAt} kontobro found that ${r.reason}. ${r.openDeliveries} open deliveries are looked up at each target before anything is created again, so nothing is booked twice.</p>
-<p>Events the PSA sent after the backup${r.backupTakenAt ? ` (${r.backupTakenAt})` : ""} are not in this database: have the PSA send again what changed since then.</p></section>`;
+<p>Events the PSA sent after the backup${r.backupTakenAt ? ` (${r.backupTakenAt})` : ""} are not in this database${r.lostEvents ? ` (at least ${r.lostEvents})` : ""}: have the PSA send again what changed since then.${r.lookupsUntil ? ` Until ${r.lookupsUntil}, and for changes dated before then, a record kontobro has not linked at a target is looked up there before it is created, so what was pushed after the backup is not created twice.` : ""}</p></section>`;
 }
 
 function targetCard(ctx: AppContext, t: AppContext["targets"][number], counts: { status: string; n: number }[]) {
