@@ -4,6 +4,8 @@
 // message; SQL run on the runner itself inside its own transaction fails at once instead of waiting forever.
 // A real SQLite file.
 import { describe, expect, test } from "bun:test";
+import { renameSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { connect } from "../agent/db/index.ts";
 import { sqliteRunner } from "../agent/db/pg/runner.ts";
@@ -65,6 +67,89 @@ describe("the SQLite runner's transactions", () => {
     });
     await expect(wrong).rejects.toThrow("use the transaction's runner (tx)");
     expect(count(c)).toBe(0);
+    runner.close();
+  });
+
+  test("that mistake is a rejected promise, not a throw, so a caller's .catch sees it", async () => {
+    const { c, runner } = fileDb();
+    let inner: Promise<unknown> | undefined;
+    const wrong = runner.transaction(async (tx) => {
+      await tx.run("INSERT INTO t VALUES (1)");
+      inner = runner.run("INSERT INTO t VALUES (2)").catch((e: Error) => `caught: ${e.message}`);
+    });
+    await wrong;
+    expect(await inner).toContain("caught: SQL run on the runner itself");
+    expect(count(c)).toBe(1);
+    runner.close();
+  });
+
+  // Other code (a timer callback) set going while a transaction is open must never find it open, and what it writes
+  // directly must stay written. A transaction that awaits a timer is rolled back before any timer it set runs, and
+  // its later statements fail; one that awaits work done off the thread (a file read, a digest) is rolled back the
+  // same way, unless that work is back before the event loop's next timer: then nothing else ran, and it commits.
+  const otherWork: Record<string, { wait: () => Promise<unknown>; rolledBack: boolean }> = {
+    "a timer": { wait: () => Bun.sleep(5), rolledBack: true },
+    "a timer of 0 ms": { wait: () => new Promise((resolve) => setTimeout(resolve, 0)), rolledBack: true },
+    "a file read": { wait: () => readFile("/etc/hostname"), rolledBack: false },
+    "a digest": { wait: () => crypto.subtle.digest("SHA-256", new Uint8Array(10)), rolledBack: false },
+  };
+  for (const [name, { wait, rolledBack }] of Object.entries(otherWork)) {
+    test(`awaiting ${name}: other code never runs inside the transaction, and its direct write stays`, async () => {
+      const { c, runner } = fileDb();
+      const others: boolean[] = [];
+      const wrong = runner.transaction(async (tx) => {
+        await tx.run("INSERT INTO t VALUES (1)");
+        // Other code on the same connection, set going while the transaction is open.
+        setTimeout(() => {
+          others.push(c.inTransaction);
+          c.run("INSERT INTO t VALUES (99)");
+        }, 0);
+        await wait();
+        await tx.run("INSERT INTO t VALUES (2)");
+      });
+      const error = await wrong.then(
+        () => null,
+        (e: Error) => e.message,
+      );
+      await Bun.sleep(20);
+      expect(others).toEqual([false]);
+      const rows = c.query("SELECT a FROM t ORDER BY a").all();
+      if (rolledBack || error !== null) {
+        expect(error).toContain("awaited something other than its own statements");
+        expect(rows).toEqual([{ a: 99 }]);
+      } else expect(rows).toEqual([{ a: 1 }, { a: 2 }, { a: 99 }]);
+      runner.close();
+    });
+  }
+
+  test("a transaction's runner fails once the transaction has ended", async () => {
+    const { c, runner } = fileDb();
+    let leaked: Parameters<Parameters<typeof runner.transaction>[0]>[0] | undefined;
+    await runner.transaction(async (tx) => {
+      leaked = tx;
+      await tx.run("INSERT INTO t VALUES (1)");
+    });
+    await expect(leaked!.run("INSERT INTO t VALUES (2)")).rejects.toThrow("This transaction has ended");
+    expect(count(c)).toBe(1);
+    runner.close();
+  });
+
+  test("a durable transaction resolves once committed even if its WAL cannot be synced: only `durable` rejects", async () => {
+    const dir = tempDir();
+    const c = connect(join(dir, "k.db"));
+    c.exec("CREATE TABLE t (a INTEGER)");
+    const runner = sqliteRunner(c);
+    // SQLite keeps its own descriptor; opening the WAL by name for the fsync fails (ENOENT, like EMFILE).
+    renameSync(join(dir, "k.db-wal"), join(dir, "moved-wal"));
+    const committed = await runner.transactionDurableLater(async (tx) => (await tx.run("INSERT INTO t VALUES (1)")).changes);
+    expect(committed.result).toBe(1);
+    await expect(committed.durable).rejects.toThrow("ENOENT");
+    expect(count(c)).toBe(1);
+    // The connection is at synchronous=FULL again and free.
+    expect((c.prepare("PRAGMA synchronous").get() as { synchronous: number }).synchronous).toBe(2);
+    await runner.run("INSERT INTO t VALUES (2)");
+    expect(count(c)).toBe(2);
+    renameSync(join(dir, "moved-wal"), join(dir, "k.db-wal"));
     runner.close();
   });
 

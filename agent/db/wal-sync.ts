@@ -12,6 +12,9 @@ import { resolve } from "node:path";
 
 const FULL = 2;
 const DURABLE = Promise.resolve();
+/** Opening the WAL file for a round's fsync: tries, and the pause before the next (times the try's number). */
+const OPEN_ATTEMPTS = 3;
+const OPEN_RETRY_MS = 20;
 
 export class WalSync {
   /** The WAL file, or null when there is none to sync (an in-memory database, or a connection not at FULL). */
@@ -33,7 +36,8 @@ export class WalSync {
    * Called right before BEGIN: the transaction about to start commits with synchronous=NORMAL. The function it
    * returns is called right after that transaction's COMMIT (true) or ROLLBACK (false): it sets FULL again and
    * returns a promise that resolves once the committed transaction is durable. The runner's transactions
-   * (agent/db/pg/runner.ts) hold the connection meanwhile, so no other transaction commits under NORMAL.
+   * (agent/db/pg/runner.ts) hold the connection meanwhile, so no other transaction commits under NORMAL. After a
+   * COMMIT the runner turns a throw of that function into a rejected `durable`: the transaction stays committed.
    */
   relax(): (committed: boolean) => Promise<void> {
     // Nested in another transaction, its durability is that transaction's.
@@ -55,10 +59,30 @@ export class WalSync {
     this.fd = null;
   }
 
-  private sync(wal: string): Promise<void> {
-    this.fd ??= openSync(wal, "r+");
+  /**
+   * fsyncs the WAL. Opening it may fail for a moment (EMFILE: too many open files): that is tried again, since no
+   * fsync was attempted. A failed fsync is not: after one, Linux may have dropped the dirty pages, and a second
+   * fsync would report success for data that never reached the disk. The descriptor is dropped after any failure.
+   */
+  private async sync(wal: string): Promise<void> {
+    for (let attempt = 1; this.fd === null; attempt++) {
+      try {
+        const fd = openSync(wal, "r+");
+        // Another round's sync may have opened it while this one waited to try again.
+        if (this.fd === null) this.fd = fd;
+        else closeSync(fd);
+      } catch (e) {
+        if (attempt >= OPEN_ATTEMPTS) throw e;
+        await Bun.sleep(OPEN_RETRY_MS * attempt);
+      }
+    }
     const fd = this.fd;
-    return new Promise((done, failed) => fsync(fd, (e) => (e ? failed(e) : done())));
+    try {
+      await new Promise<void>((done, failed) => fsync(fd, (e) => (e ? failed(e) : done())));
+    } catch (e) {
+      if (this.fd === fd) this.close();
+      throw e;
+    }
   }
 
   /** Rows this connection has inserted, updated or deleted since it was opened. */

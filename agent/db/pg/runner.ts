@@ -2,9 +2,10 @@
 // parameters) on either engine.
 //   - SQLite: statements prepared once per text and kept; a transaction holds the connection (BEGIN IMMEDIATE …
 //     COMMIT) and every other statement of the runner waits for it. A transaction starts on a fresh turn of the
-//     event loop and awaits nothing but its own statements (checked: one that does is rolled back), so it commits
-//     before the event loop runs anything else: code that still uses the connection directly (the status page,
-//     other readers and writers not yet on the runner) can never see an open transaction or slip into one.
+//     event loop and awaits nothing but its own statements (checked: one that does is rolled back at the next timer
+//     and its later statements fail), so it commits before the event loop runs anything else: code that still uses
+//     the connection directly (the status page, other readers and writers not yet on the runner) can never see an
+//     open transaction or slip into one.
 //   - PostgreSQL: Bun's SQL client (named prepared statements); every statement runs in a transaction of one
 //     tenant (SET LOCAL kontobro.tenant), which row-level security and the tenant_id defaults rely on.
 import type { Database, Statement } from "bun:sqlite";
@@ -74,9 +75,12 @@ function newSqliteRunner(db: Database): SqliteRunner {
   let tail: Promise<unknown> = Promise.resolve();
   /** Runs `fn` when every earlier caller is done: one user of the connection at a time. */
   const exclusive = <T>(fn: () => Promise<T> | T): Promise<T> => {
+    // Rejected, not thrown: a caller's .catch (the dispatcher putting a round's outcomes back) must see it.
     if (open)
-      throw new Error(
-        "SQL run on the runner itself inside one of its transactions (it would wait for that transaction forever): use the transaction's runner (tx).",
+      return Promise.reject(
+        new Error(
+          "SQL run on the runner itself inside one of its transactions (it would wait for that transaction forever): use the transaction's runner (tx).",
+        ),
       );
     const result = tail.then(fn);
     tail = result.catch(() => {});
@@ -85,58 +89,110 @@ function newSqliteRunner(db: Database): SqliteRunner {
   let open = false;
   let walSync: WalSync | undefined;
   const bind = (params: Params) => params as any[];
-  const inside: SqlRunner = {
-    all: async <T>(text: string, ...p: Params) => statement(text).all(...bind(p)) as T[],
-    get: async <T>(text: string, ...p: Params) => (statement(text).get(...bind(p)) as T | null) ?? null,
-    run: async (text: string, ...p: Params) => ({ changes: statement(text).run(...bind(p)).changes }),
-    lockForUpdate: async () => null,
-    transaction: async (fn) => {
-      db.run("SAVEPOINT nested");
-      try {
-        const r = await fn(inside);
-        db.run("RELEASE nested");
-        return r;
-      } catch (e) {
-        db.run("ROLLBACK TO nested");
-        db.run("RELEASE nested");
-        throw e;
-      }
-    },
-    transactionDurableLater: async (fn) => ({ result: await inside.transaction(fn), durable: Promise.resolve() }),
+  /**
+   * The runner a transaction's function gets. Once the transaction has ended (committed, or rolled back because it
+   * awaited something else) its statements fail: they would run outside it, or inside the next caller's.
+   */
+  const transactionRunner = (ended: () => string | null): SqlRunner => {
+    const check = () => {
+      const why = ended();
+      if (why !== null) throw new Error(why);
+    };
+    const use = (text: string): Statement => {
+      check();
+      return statement(text);
+    };
+    const tx: SqlRunner = {
+      all: async <T>(text: string, ...p: Params) => use(text).all(...bind(p)) as T[],
+      get: async <T>(text: string, ...p: Params) => (use(text).get(...bind(p)) as T | null) ?? null,
+      run: async (text: string, ...p: Params) => ({ changes: use(text).run(...bind(p)).changes }),
+      lockForUpdate: async () => null,
+      transaction: async (fn) => {
+        check();
+        db.run("SAVEPOINT nested");
+        try {
+          const r = await fn(tx);
+          check();
+          db.run("RELEASE nested");
+          return r;
+        } catch (e) {
+          if (ended() === null) {
+            db.run("ROLLBACK TO nested");
+            db.run("RELEASE nested");
+          }
+          throw e;
+        }
+      },
+      transactionDurableLater: async (fn) => ({ result: await tx.transaction(fn), durable: DURABLE }),
+    };
+    return tx;
   };
   /**
    * BEGIN IMMEDIATE … COMMIT around `fn`, on a fresh turn of the event loop and within that turn. `durableLater`:
-   * it commits with synchronous=NORMAL and its WAL is synced off the event loop (agent/db/wal-sync.ts).
+   * it commits with synchronous=NORMAL and its WAL is synced off the event loop (agent/db/wal-sync.ts). Once it has
+   * committed it resolves: a failure after COMMIT (restoring FULL, the WAL's fsync) only rejects `durable`.
    */
   const immediate = async <T>(fn: (tx: SqlRunner) => Promise<T>, durableLater: boolean) => {
     await nextTurn();
-    let spanned = false;
-    const watch = setImmediate(() => {
-      spanned = true;
-    });
+    /** The transaction's state; an object, as callbacks change it while the function awaits. */
+    const t: { state: "open" | "spanned" | "ended" } = { state: "open" };
+    const tx = transactionRunner(() => (t.state === "open" ? null : t.state === "spanned" ? SPANNED : ENDED));
     const relaxed = durableLater ? (walSync ??= new WalSync(db)).relax() : null;
-    let committed = false;
-    try {
-      db.run("BEGIN IMMEDIATE");
-      open = true;
-      const result = await fn(inside);
-      if (spanned) throw new Error(SPANNED);
-      db.run("COMMIT");
-      committed = true;
-      return { result, durable: relaxed?.(true) ?? DURABLE };
-    } catch (e) {
-      if (db.inTransaction) db.run("ROLLBACK");
-      throw e;
-    } finally {
-      if (!committed) relaxed?.(false);
+    /** Ends the transaction without committing (at most once). */
+    const rollBack = () => {
       open = false;
-      clearImmediate(watch);
+      if (db.inTransaction) db.run("ROLLBACK");
+      relaxed?.(false);
+    };
+    let abandon: (e: Error) => void = () => {};
+    const abandoned = new Promise<never>((_, reject) => (abandon = reject));
+    // Anything else the event loop runs while the transaction is open would see it, or write into it: the first
+    // timer or immediate after this turn rolls it back at once, before any timer the function set itself. (Not
+    // before a timer due earlier that was set before the transaction began, nor work returning from another
+    // thread ahead of the timers: such code still finds it open. Awaiting only its own statements is the rule.)
+    const onSpan = () => {
+      if (t.state !== "open") return;
+      t.state = "spanned";
+      rollBack();
+      abandon(new Error(SPANNED));
+    };
+    const timer = setTimeout(onSpan, 0);
+    const immediateWatch = setImmediate(onSpan);
+    try {
+      try {
+        db.run("BEGIN IMMEDIATE");
+      } catch (e) {
+        t.state = "ended";
+        relaxed?.(false);
+        throw e;
+      }
+      open = true;
+      let result: T;
+      try {
+        result = await Promise.race([fn(tx), abandoned]);
+        if (t.state !== "open") throw new Error(SPANNED);
+        t.state = "ended";
+        db.run("COMMIT");
+        open = false;
+      } catch (e) {
+        if (t.state !== "spanned") {
+          t.state = "ended";
+          rollBack();
+        }
+        throw e;
+      }
+      return { result, durable: afterCommit(relaxed) };
+    } finally {
+      clearTimeout(timer);
+      clearImmediate(immediateWatch);
     }
   };
+  /** Single statements outside any transaction (each its own, in turn with the transactions). */
+  const single = transactionRunner(() => null);
   return {
-    all: (text, ...p) => exclusive(() => inside.all(text, ...p)),
-    get: (text, ...p) => exclusive(() => inside.get(text, ...p)),
-    run: (text, ...p) => exclusive(() => inside.run(text, ...p)),
+    all: (text, ...p) => exclusive(() => single.all(text, ...p)),
+    get: (text, ...p) => exclusive(() => single.get(text, ...p)),
+    run: (text, ...p) => exclusive(() => single.run(text, ...p)),
     lockForUpdate: async () => null,
     transaction: (fn) => exclusive(async () => (await immediate(fn, false)).result),
     transactionDurableLater: (fn) => exclusive(() => immediate(fn, true)),
@@ -151,6 +207,18 @@ function newSqliteRunner(db: Database): SqliteRunner {
 
 const DURABLE = Promise.resolve();
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** After COMMIT nothing throws: what fails there (restoring FULL, the WAL's fsync) rejects `durable` only. */
+function afterCommit(relaxed: ((committed: boolean) => Promise<void>) | null): Promise<void> {
+  if (relaxed === null) return DURABLE;
+  try {
+    return relaxed(true);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+const ENDED = "This transaction has ended: its runner (tx) cannot be used after it committed or rolled back.";
 
 const SPANNED =
   "A SQLite transaction awaited something other than its own statements (a timer, a request, another runner), so it was rolled back: " +
