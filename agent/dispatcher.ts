@@ -49,6 +49,9 @@ export interface DispatcherOptions {
   soleWorker?: boolean;
 }
 
+/** Shutdown writes answers that arrive during its last round in another, at most this many in all. */
+const FINAL_ROUNDS = 5;
+
 interface Finished extends Completed {
   /** What the push said about the target (not about the record). */
   signal: TargetSignal;
@@ -85,6 +88,8 @@ export class Dispatcher {
   private lastState: TargetState | null = null;
   private readonly worker: WorkerLoop;
   private notifyScheduled = false;
+  /** Leases of a round whose commit could not be made durable: nothing was sent under them; released at the next chance. */
+  private readonly stranded = new Set<number>();
 
   constructor(
     private readonly target: string,
@@ -138,24 +143,33 @@ export class Dispatcher {
     this.worker.notify();
   }
 
-  /** Stops claiming, lets pushes in flight finish for up to `graceMs`, then releases the rest. */
+  /**
+   * Stops claiming, lets pushes in flight finish for up to `graceMs`, writes their outcomes, then releases the rest:
+   * every lease this worker holds ends written or released.
+   */
   async stop(graceMs: number): Promise<void> {
     if (!this.worker.running) return;
     await this.worker.stop();
     const deadline = Date.now() + graceMs;
     while (this.inFlight.size > 0 && Date.now() < deadline) await this.sleep(Math.min(50, deadline - Date.now()));
-    try {
-      await this.round(0);
-    } catch (e) {
-      this.log.warn("could not record push outcomes yet; the leases expire and the deliveries are checked before any new create", {
-        target: this.target,
-        error: e,
-      });
+    // Answers that arrive while a round is written (it waits for its turn and its fsync) go to the next round.
+    for (let round = 0; round < FINAL_ROUNDS && (round === 0 || this.finished.length > 0); round++) {
+      try {
+        await this.round(0);
+      } catch (e) {
+        this.log.warn("could not record push outcomes at shutdown; their deliveries are released and checked before any new create", {
+          target: this.target,
+          error: e,
+        });
+        break;
+      }
     }
-    const abandoned = [...this.inFlight.keys()];
+    // Pushes still under way, answers not written, and leases of a round that could not be made durable.
+    const abandoned = [...new Set([...this.inFlight.keys(), ...this.finished.map((f) => f.delivery.id), ...this.stranded])];
     await this.outbox.release(abandoned);
+    this.stranded.clear();
     if (abandoned.length > 0)
-      this.log.warn("released deliveries still in flight at shutdown; they will be checked before any new create", {
+      this.log.warn("released deliveries without a recorded answer at shutdown; they will be checked before any new create", {
         target: this.target,
         count: abandoned.length,
       });
@@ -163,6 +177,7 @@ export class Dispatcher {
 
   /** One round (one transaction): record finished pushes, lease new ones; returns how long to sleep. */
   private async step(): Promise<number> {
+    if (this.stranded.size > 0) await this.releaseStranded();
     const free = this.options.concurrency - this.inFlight.size;
     const { limit, claimed, gate } = await this.round(free);
     if (limit > 0 && claimed === limit) return 0;
@@ -177,7 +192,8 @@ export class Dispatcher {
    * write their outcomes, and claim up to `free` deliveries as the stored pause and breaker allow.
    * Throws if the database is busy: the outcomes stay in `finished` for the next round. The transaction's fsync
    * does not hold up the event loop (answers of pushes in flight are taken meanwhile), but nothing is sent under
-   * the new leases, and no outcome is reported, before it has returned.
+   * the new leases, and no outcome is reported, before it has returned. Once committed, the outcomes are never
+   * written again: if the fsync fails, the new leases are released unsent and the round throws.
    */
   private async round(free: number): Promise<{ limit: number; claimed: number; gate: Admission }> {
     // Pushes that finish while this round is written go to the next round.
@@ -190,14 +206,43 @@ export class Dispatcher {
         this.finished = finished.concat(this.finished);
         throw e;
       });
-    await committed.durable;
     const { batch, gate, limit, before, after } = committed.result;
     if (finished.some((f) => f.delivery.id === this.probeId)) this.probeId = null;
+    try {
+      await committed.durable;
+    } catch (e) {
+      await this.strand(batch, e);
+    }
     if (gate.kind === "probe" && batch.length > 0) this.probeId = batch[0]!.id;
     for (const { delivery, outcome } of finished) this.logOutcome(delivery, outcome);
     this.noteStateChange(before, after, now);
     for (const d of batch) this.launch(d);
     return { limit, claimed: batch.length, gate };
+  }
+
+  /**
+   * A round committed but its fsync failed: nothing may go under its leases. They are released (a transaction
+   * committed with synchronous=FULL, which also makes the round's outcomes durable), or, if that fails too, at the
+   * next round or at stop. Throws, so the worker waits before its next round.
+   */
+  private async strand(batch: ClaimedDelivery[], cause: unknown): Promise<never> {
+    for (const d of batch) this.stranded.add(d.id);
+    const released = await this.releaseStranded().then(
+      () => true,
+      () => false,
+    );
+    throw new Error(
+      `The round's commit could not be made durable (${cause instanceof Error ? cause.message : String(cause)}); ` +
+        (released ? "its new leases were released unsent." : "its new leases are released at the next round."),
+      { cause },
+    );
+  }
+
+  /** Leases this worker holds with nothing sent under them (see strand). */
+  private async releaseStranded(): Promise<void> {
+    const ids = [...this.stranded];
+    await this.outbox.release(ids);
+    for (const id of ids) this.stranded.delete(id);
   }
 
   /** The round's transaction: the target's stored state, the finished pushes' outcomes, the new leases. */

@@ -85,8 +85,10 @@ const SQL = {
   lease: `UPDATE deliveries SET status = 'in_flight', lease_until = ?2, attempts = attempts + 1, updated_at = ?3
           WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_each(?1))`,
   // ?5: set when the wait is for a record the PSA has not sent (the grace period counts from the first such wait).
+  // ?6: the status it parks from (pending when claimed, waiting when checked again, in_flight as a push's outcome):
+  // an outcome for a lease already given up or written changes nothing.
   park: `UPDATE deliveries SET status = 'waiting', waiting_on = ?2, error_code = 'waiting', error_message = ?3, error_hint = NULL, error_field = NULL, lease_until = NULL, updated_at = ?4,
-        waiting_since = CASE WHEN CAST(?5 AS BIGINT) IS NULL THEN NULL ELSE coalesce(waiting_since, ?5) END WHERE id = ?1`,
+        waiting_since = CASE WHEN CAST(?5 AS BIGINT) IS NULL THEN NULL ELSE coalesce(waiting_since, ?5) END WHERE id = ?1 AND status = ?6`,
   retryCausedBy: `UPDATE deliveries INDEXED BY deliveries_caused_by SET status = 'pending', caused_by = NULL, next_attempt_at = ?2, updated_at = ?2
           WHERE caused_by IN (SELECT value FROM json_each(?1)) AND status = 'needs_action'`,
   overdueWaits: `SELECT id, entity, key, waiting_on AS waitingOn FROM deliveries WHERE target = ?1 AND status = 'waiting' AND waiting_since <= ?2`,
@@ -262,7 +264,7 @@ export class Outbox {
       const d: ClaimedDelivery = { ...row, uncertain: !!row.uncertain, payload: JSON.parse(row.payload), claimSeq, link };
       const blocker = await this.blockerOf(tx, d, supports);
       if (blocker) {
-        await tx.run(SQL.park, d.id, blocker.on, blocker.reason, now, blocker.missing ? now : null);
+        await tx.run(SQL.park, d.id, blocker.on, blocker.reason, now, blocker.missing ? now : null, "pending");
         continue;
       }
       d.attempts += 1;
@@ -290,7 +292,7 @@ export class Outbox {
       const key = rest.join(":");
       if (await tx.get(SQL.record, entity!, key)) {
         // The PSA has sent it meanwhile: check again now.
-        await tx.run(SQL.park, w.id, w.waitingOn, `waiting for ${entity} ${key} to reach the target first`, now, null);
+        await tx.run(SQL.park, w.id, w.waitingOn, `waiting for ${entity} ${key} to reach the target first`, now, null, "waiting");
         continue;
       }
       const minutes = Math.round(this.missingRecordGraceMs / 60_000);
@@ -421,7 +423,7 @@ export class Outbox {
         break;
       }
       case "wait":
-        await tx.run(SQL.park, d.id, o.on, o.reason, now, null);
+        if ((await tx.run(SQL.park, d.id, o.on, o.reason, now, null, "in_flight")).changes === 0) return;
         await this.recordAttempt(tx, d, now, "wait", null, o.reason, null, null);
         return;
     }

@@ -161,6 +161,19 @@ describe.each(engines)("outbox on %s", (engine) => {
     expect(await status(b!.id)).toMatchObject({ status: "pending", uncertain: 1 });
   });
 
+  test("an outcome for a lease already given up changes nothing, a wait included (no second write, no attempt row)", async () => {
+    await send(customerEvent(1));
+    const [a] = await outbox.claim("t1", 1, 60_000, ALL);
+    await outbox.release([a!.id]); // shutdown gave the lease up: pending again, uncertain
+    await outbox.complete([{ delivery: a!, outcome: { kind: "wait", on: "customer:2", reason: "waiting for customer 2" } }]);
+    await outbox.complete([
+      { delivery: a!, outcome: { kind: "retry", problem: { code: "x", message: "m" }, uncertain: false, delayMs: 0 } },
+    ]);
+    expect(await status(a!.id)).toMatchObject({ status: "pending", waitingOn: null, uncertain: 1 });
+    const outcomes = await runner.all<{ outcome: string }>("SELECT outcome FROM delivery_attempts WHERE delivery_id = ?1", a!.id);
+    expect(outcomes.map((o) => o.outcome)).toEqual(["interrupted"]);
+  });
+
   test("nothing of a rejected batch is stored", async () => {
     const parsed = parseEvents([customerEvent(1), { id: "bad", type: "customer.upserted", data: { number: 2 } }]);
     expect(parsed.ok).toBe(false);
