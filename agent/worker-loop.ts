@@ -13,6 +13,8 @@ export interface WorkerLoopOptions {
 export class WorkerLoop {
   private active = false;
   private wake: (() => void) | null = null;
+  /** notify() came while a step ran: its work may have come too late for that step, so the next runs at once. */
+  private notified = false;
   private done: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: WorkerLoopOptions) {}
@@ -28,13 +30,18 @@ export class WorkerLoop {
     this.done = this.run().catch((e) => this.options.onCrash(e));
   }
 
-  /** New work may be ready: cuts the current sleep short. */
+  /** New work may be ready: cuts the current sleep short, or the next one if none is under way. */
   notify(): void {
-    this.wake?.();
+    if (this.wake) this.wake();
+    else this.notified = true;
   }
 
-  /** Resolves after `ms`, or earlier on notify(). */
+  /** Resolves after `ms`, or earlier on notify() (at once if one came since the last step began). */
   sleep(ms: number): Promise<void> {
+    if (this.notified) {
+      this.notified = false;
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
@@ -57,6 +64,7 @@ export class WorkerLoop {
   private async run(): Promise<void> {
     while (this.active) {
       let wait: number;
+      this.notified = false;
       try {
         wait = await this.options.step();
       } catch (e) {

@@ -30,3 +30,29 @@ test("runs a step at once, sleeps as told, wakes on notify, keeps going after an
   await Bun.sleep(10);
   expect(seen).toHaveLength(4);
 });
+
+test("a notify that comes while a step runs is not lost: the next step runs at once, not after the sleep", async () => {
+  let steps = 0;
+  let stepInProgress: (() => void) | null = null;
+  const loop = new WorkerLoop({
+    step: async () => {
+      steps += 1;
+      // The first step waits (a round writing its transaction) while new work is announced.
+      if (steps === 1) await new Promise<void>((resolve) => (stepInProgress = resolve));
+      return 60_000;
+    },
+    onError: () => 60_000,
+    onCrash: () => {},
+  });
+  loop.start();
+  await Bun.sleep(5);
+  expect(steps).toBe(1);
+  loop.notify(); // during the step
+  stepInProgress!();
+  await Bun.sleep(20);
+  expect(steps).toBe(2);
+  // A notify before the step began counts for that step only: the loop sleeps its minute after it.
+  await Bun.sleep(20);
+  expect(steps).toBe(2);
+  await loop.stop();
+});
