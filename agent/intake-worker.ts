@@ -34,9 +34,9 @@ let store: IntakeStore | undefined;
 let queue: { id: number; events: PreparedEvent[] }[] = [];
 let scheduled = false;
 
-/** The groups being committed, in order: closing waits for them. */
+/** The groups being committed, in order: closing waits for them. One that fails does not stop the next. */
 let flushing: Promise<void> = Promise.resolve();
-const flush = (): Promise<void> => (flushing = flushing.then(commitQueued));
+const flush = (): Promise<void> => (flushing = flushing.then(commitQueued, commitQueued));
 
 /** Commits every request that arrived since the last commit, in one transaction. */
 async function commitQueued(): Promise<void> {
@@ -76,7 +76,7 @@ self.onmessage = (event: MessageEvent<ToWriter>) => {
         return reply({ kind: "pragma", id: m.id, message: (e as Error).message });
       }
     case "close":
-      return void flush().then(() => {
+      return void flush().finally(() => {
         db?.$client.close();
         reply({ kind: "closed" });
       });

@@ -217,8 +217,21 @@ export class IntakeWriter implements Intake {
       for (const w of group) w.reject(err);
       return;
     }
-    group.forEach((w, i) => settle(w, outcomes[i]!, this.observer));
-    this.onStored();
+    // Never throws: a throw here would end the chain of groups (later callers would wait for ever, close() too).
+    // A listener that fails fails this group's callers (their events are stored: sent again, they are duplicates).
+    try {
+      this.onStored();
+    } catch (e) {
+      for (const w of group) w.reject(e);
+      return;
+    }
+    group.forEach((w, i) => {
+      try {
+        settle(w, outcomes[i]!, this.observer);
+      } catch (e) {
+        w.reject(e);
+      }
+    });
   }
 }
 

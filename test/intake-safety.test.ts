@@ -220,3 +220,28 @@ describe("one document per number and per PSA id", () => {
     expect((await send(customerEvent(101, {}, "evt-0101")))[0]!.status).toBe("duplicate");
   });
 });
+
+describe("a group whose listener fails", () => {
+  test("fails only its own callers: later groups are stored and close() finishes", async () => {
+    let calls = 0;
+    const failing = new IntakeWriter(
+      new Outbox(sqliteRunner(db.$client)),
+      () => ["t1"],
+      () => {
+        if (calls++ === 0) throw new Error("listener bug");
+      },
+    );
+    const events = (n: number) => {
+      const parsed = parseEvents([customerEvent(n)]);
+      if (!parsed.ok) throw new Error("test event invalid");
+      return parsed.events;
+    };
+    await expect(failing.submit(events(1))).rejects.toThrow("listener bug");
+    const second = await Promise.race([failing.submit(events(2)), Bun.sleep(2_000).then(() => "still waiting")]);
+    expect(second).toMatchObject([{ status: "accepted" }]);
+    const closed = await Promise.race([failing.close().then(() => "closed"), Bun.sleep(2_000).then(() => "close() hangs")]);
+    expect(closed).toBe("closed");
+    // The failed group's events were stored: sent again, they are duplicates.
+    expect(one<{ n: number }>("SELECT count(*) AS n FROM events").n).toBe(2);
+  });
+});
