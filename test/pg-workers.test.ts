@@ -96,7 +96,7 @@ describe.skipIf(!!unavailable)("workers on PostgreSQL", () => {
     expect(first.started).toBeGreaterThanOrEqual(before);
     expect(await worker.heartbeat()).toBe(true);
     expect((await row())!.heard).toBeGreaterThan(first.heard);
-    expect(await worker.stop()).toEqual({ workers: [{ id: worker.id, host: first.host, pid: process.pid }], deliveries: 0 });
+    expect(await worker.stop()).toEqual({ workers: [{ id: worker.id, host: first.host, pid: process.pid }], deliveries: 0, runs: 0 });
     expect(await row()).toBeUndefined();
     expect(await worker.heartbeat()).toBe(false);
   });
@@ -114,7 +114,7 @@ describe.skipIf(!!unavailable)("workers on PostgreSQL", () => {
     const leasedAt = await serverMs();
 
     // While it beats, nobody takes its leases.
-    expect(await live.recoverDead()).toEqual({ workers: [], deliveries: 0 });
+    expect(await live.recoverDead()).toEqual({ workers: [], deliveries: 0, runs: 0 });
     expect(await states(tenants.acme)).toEqual([
       { id: acme[0], status: "in_flight", uncertain: 0, leaseOwner: doomed.id },
       { id: acme[1], status: "in_flight", uncertain: 0, leaseOwner: doomed.id },
@@ -196,7 +196,11 @@ describe.skipIf(!!unavailable)("workers on PostgreSQL", () => {
 
     // Stopped cleanly (SIGTERM), a worker leaves: its row goes, and the lease it still held is pending and uncertain.
     behind.proc.kill("SIGTERM");
-    expect(await behind.stopped()).toEqual({ workers: [{ id: behind.id, host: expect.any(String), pid: behind.proc.pid }], deliveries: 1 });
+    expect(await behind.stopped()).toEqual({
+      workers: [{ id: behind.id, host: expect.any(String), pid: behind.proc.pid }],
+      deliveries: 1,
+      runs: 0,
+    });
     expect(await workerRow(behind.id)).toBeNull();
     expect((await states(tenants.initech))[1]).toEqual({ id: theirs, status: "pending", uncertain: 1, leaseOwner: null });
     ahead.proc.kill("SIGTERM");

@@ -1,6 +1,7 @@
 // The engines a pull-side storage test runs on (issue 17): a new SQLite file, and, where PostgreSQL can run, a new
 // tenant on one real server per test file (test/pg-server.ts; row-level security gives each tenant an empty
-// database), reachable through several clients: each is a worker of its own. A test file calls pullEngines() at its
+// database), reachable through several clients: each is a worker of its own, registered in `workers` (its runs
+// carry its id; nobody beats or recovers here: test/pull-dead-worker.test.ts does). A test file calls pullEngines() at its
 // top level: the server starts before its tests and stops after them. Where PostgreSQL cannot run, the file's tests
 // run on SQLite only and say so once. (The same idea as test/engines.ts, with workers.)
 import { afterAll, beforeAll } from "bun:test";
@@ -10,6 +11,7 @@ import { type Db, openDatabase } from "../agent/db/index.ts";
 import { migratePostgres } from "../agent/db/pg/migrate.ts";
 import { embeddedMigrations } from "../agent/db/pg/migrations.generated.ts";
 import { postgresRunner, type SqlRunner, sqliteRunner } from "../agent/db/pg/runner.ts";
+import { Worker } from "../agent/db/pg/workers.ts";
 import { tempDir } from "./helpers.ts";
 import { type PgServer, pgUnavailable, startPgServer } from "./pg-server.ts";
 
@@ -24,7 +26,9 @@ export interface PullStorage {
   dataDir: string;
   db: Db;
   /** Another worker on the same tenant: on PostgreSQL a runner on a client (connection pool) of its own. */
-  worker(): SqlRunner;
+  worker(): Promise<SqlRunner>;
+  /** The workers.id a runner of this storage runs pulls as (RunnerDeps.worker); null on SQLite. */
+  workerOf(storage: SqlRunner): number | null;
 }
 
 export function pullEngines(what: string): { engines: Engine[]; open(engine: Engine): Promise<PullStorage> } {
@@ -51,22 +55,29 @@ export function pullEngines(what: string): { engines: Engine[]; open(engine: Eng
       const db = openDatabase(join(dataDir, "k.db"));
       if (engine === "sqlite") {
         const storage = sqliteRunner(db.$client);
-        return { engine, storage, dataDir, db, worker: () => storage };
+        return { engine, storage, dataDir, db, worker: async () => storage, workerOf: () => null };
       }
       const slug = `tenant-${++tenants}`;
       const [row] = await pg!.admin`INSERT INTO tenants (slug, name, api_token_hash, created_at, updated_at)
         VALUES (${slug}, ${slug}, ${slug}, 1, 1) RETURNING id`;
       const tenant = Number(row.id);
+      const workers = new Map<SqlRunner, number>();
+      const runnerOn = async (client: SQL) => {
+        const storage = postgresRunner(client, tenant);
+        workers.set(storage, (await Worker.register(client)).id);
+        return storage;
+      };
       return {
         engine,
-        storage: postgresRunner(pg!.clients[0]!, tenant),
+        storage: await runnerOn(pg!.clients[0]!),
         dataDir,
         db,
         worker: () => {
           const client = new SQL(pg!.server.url);
           pg!.clients.push(client);
-          return postgresRunner(client, tenant);
+          return runnerOn(client);
         },
+        workerOf: (storage) => workers.get(storage) ?? null,
       };
     },
   };

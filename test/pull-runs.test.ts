@@ -72,6 +72,7 @@ function depsOf(s: PullStorage, storage: SqlRunner, target: ReturnType<typeof fa
     storage,
     inbox: new Inbox(storage),
     dataDir: s.engine === "sqlite" ? s.dataDir : null,
+    worker: s.workerOf(storage),
     connectors: new Map([["eco", target.connector]]),
     log: silentLogger,
   };
@@ -133,7 +134,7 @@ describe.each(engines)("pull runs (%s)", (engine) => {
   test("two workers fire the same schedule slots at once: each slot is run by exactly one of them", async () => {
     const s = await open(engine);
     const target = fakeTarget(2);
-    const workers = [depsOf(s, s.storage, target), depsOf(s, s.worker(), target)];
+    const workers = [depsOf(s, s.storage, target), depsOf(s, await s.worker(), target)];
     const slots = Array.from({ length: 12 }, (_, i) => Date.UTC(2026, 11, 1, i));
     const results = [];
     for (const slot of slots) {
@@ -150,7 +151,7 @@ describe.each(engines)("pull runs (%s)", (engine) => {
 describe.each(engines)("the inbox across workers (%s)", (engine) => {
   test("two workers store pages of two jobs at once: every item stored once, each at a feed position of its own", async () => {
     const s = await open(engine);
-    const inboxes = [new Inbox(s.storage), new Inbox(s.worker())];
+    const inboxes = [new Inbox(s.storage), new Inbox(await s.worker())];
     const stored: string[] = [];
     for (let round = 1; round <= 10; round++) {
       await Promise.all(
@@ -173,7 +174,7 @@ describe.each(engines)("the schedule across workers (%s)", (engine) => {
     const s = await open(engine);
     const target = fakeTarget(1);
     const fired = new Map<number, number>();
-    const schedulers = [s.storage, s.worker()].map((storage) => {
+    const schedulers = [s.storage, await s.worker()].map((storage) => {
       const deps = depsOf(s, storage, target);
       const scheduler = new Scheduler([{ ...JOB, cron: "* * * * * *" }], {
         storage,
@@ -223,7 +224,7 @@ describe.each(engines)("PSA webhook delivery across workers (%s)", (engine) => {
       ids.map((remoteId) => ({ remoteId, type: "expense.posted", data: { remoteId } })),
       null,
     );
-    for (const storage of [s.storage, s.worker()]) {
+    for (const storage of [s.storage, await s.worker()]) {
       const deliverer = new PsaDeliverer(
         new Inbox(storage),
         {

@@ -267,6 +267,29 @@ describe.each(engines)("inbox (%s)", (engine) => {
     expect((await inbox.feed({ after: 0, limit: 10 })).rows.map((r) => r.remoteId)).toEqual(["a"]);
   });
 
+  test("a run's page is stored only while its run is running and the cursor is still the one it was pulled from", async () => {
+    const { inbox } = await fresh();
+    const running = { cursorWas: null, stillRunning: async () => true };
+    expect(await inbox.storeBatch("eco", "expenses", [exp("a")], "c1", undefined, running)).toMatchObject({ imported: 1 });
+    // Another run wrote a cursor first (there is one now), or moved it past the one this page was pulled from.
+    await expect(inbox.storeBatch("eco", "expenses", [exp("b")], "c2", undefined, running)).rejects.toThrow(
+      /not stored: the cursor moved from null while the page was fetched/,
+    );
+    await expect(inbox.storeBatch("eco", "expenses", [exp("b")], "c2", undefined, { ...running, cursorWas: "c0" })).rejects.toThrow(
+      /not stored: the cursor moved from "c0"/,
+    );
+    // The run was ended by another worker's recovery: nothing, even with the right cursor.
+    await expect(
+      inbox.storeBatch("eco", "expenses", [exp("b")], "c2", undefined, { cursorWas: "c1", stillRunning: async () => false }),
+    ).rejects.toThrow(/not stored: its run was ended by another worker/);
+    expect(await inbox.cursor("eco", "expenses")).toBe("c1");
+    expect((await inbox.feed({ after: 0, limit: 10 })).rows.map((r) => r.remoteId)).toEqual(["a"]);
+    expect(await inbox.storeBatch("eco", "expenses", [exp("b")], "c2", undefined, { ...running, cursorWas: "c1" })).toMatchObject({
+      imported: 1,
+    });
+    expect(await inbox.cursor("eco", "expenses")).toBe("c2");
+  });
+
   test("the feed pages with a stable cursor; reading past items acknowledges them", async () => {
     const { inbox } = await fresh();
     await inbox.storeBatch(

@@ -66,7 +66,11 @@ export const pull = defineCommand({
       for (const job of jobs) {
         const line = new ProgressLine();
         const onProgress = (w: Parameters<typeof describeWork>[0]) => line.update(describeWork(w));
-        const result = await runPull({ db, storage, inbox, dataDir: config.agent.data_dir, connectors, log, onProgress }, job, "cli");
+        const result = await runPull(
+          { db, storage, inbox, dataDir: config.agent.data_dir, worker: null, connectors, log, onProgress },
+          job,
+          "cli",
+        );
         if (result.status !== "busy") line.finish();
         console.log(describeRun(`${job.target}/${job.stream}`, result));
         ok &&= result.status === "ok";

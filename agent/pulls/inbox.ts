@@ -128,6 +128,10 @@ const SQL = {
   getCursor: `SELECT value FROM cursors WHERE target = ?1 AND stream = ?2`,
   putCursor: `INSERT INTO cursors (target, stream, value, updated_at) VALUES (?1, ?2, ?3, ?4)
         ON CONFLICT (target, stream) DO UPDATE SET value = ?3, updated_at = ?4`,
+  // A run's page: its cursor replaces the one it was pulled from, or is the first (nothing changes when another run
+  // wrote one meanwhile; on PostgreSQL the second writer waits for the first and then finds the row changed).
+  moveCursor: `UPDATE cursors SET value = ?3, updated_at = ?4 WHERE target = ?1 AND stream = ?2 AND value = ?5`,
+  firstCursor: `INSERT INTO cursors (target, stream, value, updated_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (target, stream) DO NOTHING`,
   openInvoices: `SELECT l.key, l.remote_id AS remoteId FROM links l
         LEFT JOIN pull_status s ON s.target = l.target AND s.entity = 'invoice' AND s.key = l.key
         WHERE l.target = ?1 AND l.entity = 'invoice' AND (s.final IS NULL OR s.final = 0) ORDER BY l.key`,
@@ -156,6 +160,21 @@ const SQL = {
   recent: `SELECT ${ROW_COLUMNS} FROM inbox WHERE target = ?1 ORDER BY seq DESC LIMIT ?2`,
 };
 
+/**
+ * A page of a claimed pull run (agent/pulls/runner.ts). It is stored only while the run is still running and its
+ * own, and its cursor only replaces the one the page was pulled from: a worker declared dead (PostgreSQL) that
+ * comes back with a late page changes neither the inbox nor the cursor.
+ */
+export interface PageOfRun {
+  /** The cursor the page was pulled from (null: the stream had none). */
+  cursorWas: string | null;
+  /** First thing in the page's transaction: false when the run is no longer running (its worker was declared dead). */
+  stillRunning(tx: SqlRunner): Promise<boolean>;
+}
+
+/** A page of a run that was not stored (see PageOfRun); nothing of it was written. */
+export class StalePageError extends Error {}
+
 export class Inbox {
   constructor(
     private readonly storage: SqlRunner,
@@ -174,9 +193,22 @@ export class Inbox {
   /**
    * Stores one page of a pull and the stream's new cursor in one transaction: either both are on disk
    * or neither is, so a crash between fetching and storing loses nothing and a repeat stores nothing twice.
+   * `run`: the page is a run's, kept only while that run is still running and the cursor is still the one it was
+   * pulled from; otherwise nothing is written and a StalePageError says why.
    */
-  storeBatch(target: string, stream: string, items: PullItem[], cursor: string | null, master?: MasterFilter): Promise<StoreCounts> {
+  storeBatch(
+    target: string,
+    stream: string,
+    items: PullItem[],
+    cursor: string | null,
+    master?: MasterFilter,
+    run?: PageOfRun,
+  ): Promise<StoreCounts> {
     return this.storage.transaction(async (tx) => {
+      if (run && !(await run.stillRunning(tx)))
+        throw new StalePageError(
+          `The page of ${target}/${stream} was not stored: its run was ended by another worker (this one was declared dead after missing its heartbeats). The job's next run pulls these items again.`,
+        );
       await tx.run(SQL.takeTurn);
       const now = this.now();
       const counts: StoreCounts = { fetched: items.length, imported: 0, duplicates: 0, ignored: 0 };
@@ -193,9 +225,25 @@ export class Inbox {
                 : await this.storeItem(tx, target, stream, item, now);
         counts[outcome] += 1;
       }
-      if (cursor !== null) await tx.run(SQL.putCursor, target, stream, cursor, now);
+      if (cursor !== null && !(await this.putCursor(tx, target, stream, cursor, now, run)))
+        throw new StalePageError(
+          `The page of ${target}/${stream} was not stored: the cursor moved from ${JSON.stringify(run!.cursorWas)} while the page was fetched (another run stored pages meanwhile). That run has these items.`,
+        );
       return counts;
     });
+  }
+
+  /** Writes the stream's cursor; false when it is a run's page and the cursor is no longer the one it was pulled from. */
+  private async putCursor(tx: SqlRunner, target: string, stream: string, cursor: string, now: number, run?: PageOfRun): Promise<boolean> {
+    if (!run) {
+      await tx.run(SQL.putCursor, target, stream, cursor, now);
+      return true;
+    }
+    const { changes } =
+      run.cursorWas === null
+        ? await tx.run(SQL.firstCursor, target, stream, cursor, now)
+        : await tx.run(SQL.moveCursor, target, stream, cursor, now, run.cursorWas);
+    return changes > 0;
   }
 
   private async nextSeq(tx: SqlRunner): Promise<number> {

@@ -60,6 +60,8 @@ export function createPulls(opts: {
    * running and inbox items still leased are then a dead process's, taken back at start.
    */
   soleProcess: boolean;
+  /** The worker's id (workers.id) when it is not: its runs carry it, so its recovery can end them if it dies. */
+  worker?: number;
   config: AgentConfig;
   targets: TargetConfig[];
   connectors: Map<string, Connector>;
@@ -92,6 +94,7 @@ export function createPulls(opts: {
     storage,
     inbox,
     dataDir: opts.soleProcess ? config.agent.data_dir : null,
+    worker: opts.worker ?? null,
     connectors: opts.connectors,
     log: log.child({ component: "pull" }),
     onStored: () => deliverer?.notify(),

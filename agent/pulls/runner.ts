@@ -1,13 +1,16 @@
 // One run of a pull job: claim the run (its row), pull page after page (each page stored with its cursor
 // in one transaction), record the outcome. Used by the scheduler, the status page's "run now", webhook
 // hints and `kontobro pull`. The SQL is written once and runs through a SqlRunner (agent/db/pg/runner.ts).
+// On PostgreSQL the run row names its worker; if that worker is declared dead (agent/db/pg/dead-workers.ts ends the
+// run as interrupted), whatever it still writes lands nowhere: its pages, progress and outcome are written only
+// while the run is still running, and a page's cursor only replaces the one it was pulled from.
 import type { Connector } from "../../connectors/contract.ts";
 import { isTargetError } from "../../connectors/http.ts";
 import { masterSyncFor } from "../master/index.ts";
 import { todayIn } from "./cron.ts";
 import type { Db } from "../db/index.ts";
 import type { SqlRunner } from "../db/pg/runner.ts";
-import type { Inbox, StoreCounts } from "./inbox.ts";
+import { type Inbox, StalePageError, type StoreCounts } from "./inbox.ts";
 import { tryJobLock } from "../lock.ts";
 import type { Logger } from "../log.ts";
 import type { Problem } from "../problem.ts";
@@ -42,8 +45,11 @@ export interface RunnerDeps {
    * ended by the workers' recovery.
    */
   dataDir: string | null;
-  /** The worker the run is recorded under (workers.id, PostgreSQL); null on SQLite. */
-  worker?: number | null;
+  /**
+   * The worker the run is recorded under (workers.id, agent/db/pg/workers.ts): when it is declared dead, its running
+   * run is ended so the job can run again. Null on SQLite (the job lock and the start-up handling of a leftover run).
+   */
+  worker: number | null;
   connectors: Map<string, Connector>;
   log: Logger;
   now?: () => number;
@@ -67,9 +73,13 @@ const SQL = {
   // (the unique indexes job_runs_running and job_runs_slot): the first to insert runs it.
   claim: `INSERT INTO job_runs (target, stream, trigger, status, started_at, pid, slot, worker) VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7)
       ON CONFLICT DO NOTHING RETURNING id`,
-  progress: `UPDATE job_runs SET pages = ?2, fetched = ?3, imported = ?4, duplicates = ?5, ignored = ?6 WHERE id = ?1`,
-  ok: `UPDATE job_runs SET status = 'ok', finished_at = ?2 WHERE id = ?1`,
-  failed: `UPDATE job_runs SET status = 'failed', finished_at = ?2, error_code = ?3, error_message = ?4, error_hint = ?5 WHERE id = ?1`,
+  // Only while the run is still running: a run ended by the workers' recovery stays as the recovery wrote it.
+  // stillRunning also holds the run's row until the page's transaction ends (PostgreSQL: the recovery waits for it).
+  stillRunning: `UPDATE job_runs SET worker = worker WHERE id = ?1 AND status = 'running'`,
+  progress: `UPDATE job_runs SET pages = ?2, fetched = ?3, imported = ?4, duplicates = ?5, ignored = ?6 WHERE id = ?1 AND status = 'running'`,
+  ok: `UPDATE job_runs SET status = 'ok', finished_at = ?2 WHERE id = ?1 AND status = 'running'`,
+  failed: `UPDATE job_runs SET status = 'failed', finished_at = ?2, error_code = ?3, error_message = ?4, error_hint = ?5
+      WHERE id = ?1 AND status = 'running'`,
   recent: `SELECT id, target, stream, trigger, status, started_at AS startedAt, finished_at AS finishedAt, pages, fetched, imported, duplicates, ignored,
             error_code AS errorCode, error_message AS errorMessage, error_hint AS errorHint
        FROM job_runs WHERE target = ?1 AND stream = ?2 ORDER BY id DESC LIMIT ?3`,
@@ -84,6 +94,10 @@ export async function runPull(deps: RunnerDeps, job: JobRef, trigger: Trigger, s
   const now = deps.now ?? Date.now;
   const connector = deps.connectors.get(job.target);
   if (!connector?.pull) throw new Error(`target ${job.target} cannot pull`);
+  if (deps.dataDir === null && deps.worker === null)
+    throw new Error(
+      "runPull on shared storage (no data directory lock) needs the worker id (Worker.register), or a dead worker's run would block its job",
+    );
   const lock = deps.dataDir === null ? null : tryJobLock(deps.dataDir, job.target, job.stream);
   if (deps.dataDir !== null && !lock) return { status: "busy" };
   const log = deps.log.child({ target: job.target, stream: job.stream });
@@ -109,8 +123,10 @@ export async function runPull(deps: RunnerDeps, job: JobRef, trigger: Trigger, s
       { kind: "pull", title: `${job.target}: ${job.stream}`, unit: "items fetched" },
       { listener: deps.onProgress },
     );
+    const stillRunning = async (tx: SqlRunner) => (await tx.run(SQL.stillRunning, runId)).changes > 0;
     for (let page = 0; page < MAX_PAGES; page++) {
-      const result = await connector.pull(job.stream, await deps.inbox.cursor(job.target, job.stream), {
+      const cursorWas = await deps.inbox.cursor(job.target, job.stream);
+      const result = await connector.pull(job.stream, cursorWas, {
         today: todayIn(job.timezone, now()),
         openInvoices: await deps.inbox.openInvoices(job.target),
       });
@@ -120,6 +136,7 @@ export async function runPull(deps: RunnerDeps, job: JobRef, trigger: Trigger, s
         result.items,
         result.cursor,
         master ? { pulled: (item) => master.pulled(item) } : undefined,
+        { cursorWas, stillRunning },
       );
       totals.pages += 1;
       for (const k of ["fetched", "imported", "duplicates", "ignored"] as const) totals[k] += counts[k];
@@ -128,7 +145,8 @@ export async function runPull(deps: RunnerDeps, job: JobRef, trigger: Trigger, s
       if (counts.imported > 0) deps.onStored?.();
       if (!result.more) break;
     }
-    await deps.storage.run(SQL.ok, runId, now());
+    if ((await deps.storage.run(SQL.ok, runId, now())).changes === 0)
+      throw new StalePageError("The run's outcome was not recorded: the run was ended by another worker (this one was declared dead).");
     log.info("pull finished", { run: runId, ...totals });
     work.finish("ok", `${totals.imported} new`);
     return { status: "ok", runId, ...totals };
@@ -151,6 +169,12 @@ export async function runPull(deps: RunnerDeps, job: JobRef, trigger: Trigger, s
 
 function describeFailure(e: unknown): Problem {
   if (isTargetError(e)) return { code: e.code, message: e.message, hint: e.hint, field: e.field };
+  if (e instanceof StalePageError)
+    return {
+      code: "interrupted",
+      message: e.message,
+      hint: "Nothing to do: the job's next run continues from the last page that was stored.",
+    };
   const message = e instanceof Error ? e.message : String(e);
   return {
     code: "internal_error",

@@ -4,7 +4,9 @@
 // it knows; and its late outcomes find a lease_owner that is no longer its own, so they land nowhere), and in every
 // tenant its in_flight deliveries go back to pending, marked uncertain: the push may have reached the target, so
 // the next attempt looks the record up before creating it (as the outbox's recoverExpiredLeases does on SQLite),
-// and each gets an "interrupted" attempt row. A slow push of a live worker is never taken: its worker heartbeats.
+// and each gets an "interrupted" attempt row. Its running pull runs (job_runs.worker) end as interrupted, so the
+// job's next slot or a pull asked for may run (a job has one running run at most); a late page of the dead worker
+// lands nowhere (agent/pulls/runner.ts). A slow push of a live worker is never taken: its worker heartbeats.
 //
 // Crossing tenants: the deliveries are row-level secured, and the role kontobro connects as owns them with FORCE,
 // so no statement of it sees two tenants at once. A SECURITY DEFINER function would not help (it runs as that same
@@ -29,6 +31,8 @@ export interface Recovery {
   workers: RetiredWorker[];
   /** In_flight deliveries put back to pending (uncertain), over all tenants. */
   deliveries: number;
+  /** Pull runs still running under these workers, ended as interrupted, over all tenants. */
+  runs: number;
 }
 
 /** Workers silent for longer than $1 seconds on the server's clock; ones another recoverer is handling are skipped. */
@@ -40,8 +44,10 @@ const DELETE_ONE = "DELETE FROM workers WHERE id = $1 RETURNING id, host, pid";
 /**
  * In the transaction's current tenant: the in_flight deliveries leased by the workers in $1 (a JSON array of
  * {id, host, pid}) back to pending and uncertain, each with its "interrupted" attempt (message $2, a format() text
- * taking the worker's id, host and pid; hint $3). next_attempt_at is left as it was: it was due when the push was
- * claimed, so it is due now on every worker's clock. Times written are the server's (epoch ms).
+ * taking the worker's id, host and pid; hint $3), and their running pull runs ended as interrupted (message $4,
+ * the same kind of format() text; hint $5). next_attempt_at is left as it was: it was due when the push was
+ * claimed, so it is due now on every worker's clock. Times written are the server's (epoch ms). One round trip:
+ * the counts of both come back as one row.
  */
 const RECOVER = `WITH gone AS (
     SELECT * FROM json_to_recordset(CAST(CAST($1 AS text) AS json)) AS w(id bigint, host text, pid integer)),
@@ -49,36 +55,59 @@ const RECOVER = `WITH gone AS (
   recovered AS (
     UPDATE deliveries d SET status = 'pending', uncertain = 1, lease_until = NULL, lease_owner = NULL, updated_at = clock.ms
       FROM gone, clock WHERE d.status = 'in_flight' AND d.lease_owner = gone.id
-    RETURNING d.id, d.attempts, gone.id AS worker, gone.host, gone.pid, clock.ms)
-  INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, message, hint)
-  SELECT id, attempts, ms, 'interrupted', format(CAST($2 AS text), worker, host, pid), $3 FROM recovered`;
+    RETURNING d.id, d.attempts, gone.id AS worker, gone.host, gone.pid, clock.ms),
+  recorded AS (
+    INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, message, hint)
+    SELECT id, attempts, ms, 'interrupted', format(CAST($2 AS text), worker, host, pid), $3 FROM recovered),
+  runs AS (
+    UPDATE job_runs r SET status = 'interrupted', finished_at = clock.ms, error_code = 'interrupted',
+        error_message = format(CAST($4 AS text), gone.id, gone.host, gone.pid), error_hint = $5
+      FROM gone, clock WHERE r.status = 'running' AND r.worker = gone.id
+    RETURNING r.id)
+  SELECT (SELECT count(*) FROM recovered) AS deliveries, (SELECT count(*) FROM runs) AS runs`;
 
-const DIED =
-  "No answer was recorded: worker %s (%s, pid %s) stopped sending heartbeats while this push was under way. It may have reached the target.";
-const STOPPED = "No answer was recorded: worker %s (%s, pid %s) stopped while this push was under way. It may have reached the target.";
-const HINT = "Nothing to do: the next attempt looks the record up at the target first, so it is not created twice.";
+/** What the recovered pushes and runs say: format() texts taking the worker's id, host and pid. */
+interface Messages {
+  push: string;
+  run: string;
+}
+const DIED: Messages = {
+  push: "No answer was recorded: worker %s (%s, pid %s) stopped sending heartbeats while this push was under way. It may have reached the target.",
+  run: "The run was cut off: worker %s (%s, pid %s) stopped answering (no heartbeat) before it finished.",
+};
+const STOPPED: Messages = {
+  push: "No answer was recorded: worker %s (%s, pid %s) stopped while this push was under way. It may have reached the target.",
+  run: "The run was cut off: worker %s (%s, pid %s) stopped before it finished.",
+};
+const PUSH_HINT = "Nothing to do: the next attempt looks the record up at the target first, so it is not created twice.";
+const RUN_HINT = "Nothing is lost: the job's next scheduled run, or a pull started by hand, continues from the last page that was stored.";
 
 /** Declares dead every worker silent for more than `deadAfterMs` (server clock) and takes back its leases. */
 export function recoverDeadWorkers(client: SQL, deadAfterMs: number): Promise<Recovery> {
   return retire(client, DELETE_DEAD, [deadAfterMs / 1000], DIED);
 }
 
-/** A worker leaving cleanly: its row goes, and any lease it still holds goes back to pending, uncertain. */
+/** A worker leaving cleanly: its row goes, any lease it still holds goes back to pending, uncertain, and a run it still has is interrupted. */
 export function retireWorker(client: SQL, id: number): Promise<Recovery> {
   return retire(client, DELETE_ONE, [id], STOPPED);
 }
 
-async function retire(client: SQL, deleteWorkers: string, params: unknown[], message: string): Promise<Recovery> {
+async function retire(client: SQL, deleteWorkers: string, params: unknown[], messages: Messages): Promise<Recovery> {
   return (await client.begin(async (tx) => {
     const res = await tx.unsafe(deleteWorkers, params);
     const workers = rowsFromPostgres<RetiredWorker>(res, res.columns);
-    if (workers.length === 0) return { workers, deliveries: 0 };
+    const recovery: Recovery = { workers, deliveries: 0, runs: 0 };
+    if (workers.length === 0) return recovery;
     const gone = JSON.stringify(workers);
-    let deliveries = 0;
     for (const { id } of (await tx.unsafe("SELECT id FROM tenants ORDER BY id")) as { id: number }[]) {
       await tx`SELECT set_config(${TENANT_SETTING}, ${String(id)}, true)`;
-      deliveries += (await tx.unsafe(RECOVER, [gone, message, HINT])).affectedRows ?? 0;
+      const [counts] = (await tx.unsafe(RECOVER, [gone, messages.push, PUSH_HINT, messages.run, RUN_HINT])) as {
+        deliveries: number | string;
+        runs: number | string;
+      }[];
+      recovery.deliveries += Number(counts!.deliveries);
+      recovery.runs += Number(counts!.runs);
     }
-    return { workers, deliveries };
+    return recovery;
   })) as Recovery;
 }
