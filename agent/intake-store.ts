@@ -81,6 +81,20 @@ const upsertRecords = multiRowSql(
          occurred_at = excluded.occurred_at, psa_id = excluded.psa_id, updated_at = excluded.updated_at`,
 );
 
+// Intake decides a group in memory from what it reads, then writes (duplicates, reused ids, numbers taken, stale and
+// superseded versions): that is right only if no other writer of the same tenant commits in between. On SQLite the
+// write transaction holds the database. On PostgreSQL, where intake can land on any worker, the writers of a tenant
+// take turns on the tenant's `intake_writer` settings row, locked until commit (created by the first writer).
+const INTAKE_TURN = `SELECT name FROM settings WHERE name = 'intake_writer' FOR UPDATE`;
+const INTAKE_TURN_ROW = `INSERT INTO settings (name, value) VALUES ('intake_writer', '') ON CONFLICT (name) DO NOTHING`;
+
+async function takeIntakeTurn(tx: SqlRunner): Promise<void> {
+  const locked = await tx.lockForUpdate(INTAKE_TURN);
+  if (locked !== 0) return; // taken (PostgreSQL), or nothing to take (SQLite: null)
+  await tx.run(INTAKE_TURN_ROW);
+  await tx.lockForUpdate(INTAKE_TURN);
+}
+
 /** Stores events on the outbox's storage, in the transaction that creates their deliveries. */
 export class IntakeStore {
   constructor(
@@ -96,6 +110,7 @@ export class IntakeStore {
    */
   storeGroup(requests: PreparedEvent[][]): Promise<RequestOutcome[]> {
     return this.outbox.runner.transaction(async (tx) => {
+      await takeIntakeTurn(tx);
       const all = requests.flat();
       const d = new Decisions(await this.storedEvents(tx, all), await this.storedRecords(tx, all), await this.invoiceOwners(tx, all));
       const outcomes = requests.map((events) => decide(events, d));
