@@ -8,9 +8,9 @@ import type { SqlRunner } from "../agent/db/pg/runner.ts";
 import { IntakeWriter, parseEvents } from "../agent/intake.ts";
 import { Outbox } from "../agent/outbox.ts";
 import { customerEvent } from "./helpers.ts";
-import { pullEngines } from "./pull-engines.ts";
+import { workerEngines } from "./engines.ts";
 
-const { engines, open } = pullEngines("intake with two writers");
+const { engines, open } = workerEngines("intake with two writers");
 const RECORDS = 40;
 
 const writerOn = (runner: SqlRunner) => new IntakeWriter(new Outbox(runner), () => ["t1"]);

@@ -13,6 +13,7 @@ import { sqliteRunner, type SqlRunner } from "../agent/db/pg/runner.ts";
 import { Worker, workerTimingProblem } from "../agent/db/pg/workers.ts";
 import { tempDir, waitFor } from "./helpers.ts";
 import { pgUnavailable, startPgServer, type PgServer } from "./pg-server.ts";
+import { jsonLines } from "./json-lines.ts";
 
 const HEARTBEAT_MS = 250;
 const DEAD_AFTER_MS = 3_000;
@@ -289,20 +290,9 @@ async function spawnWorker(offsetMs = 0) {
     stderr: "inherit",
   });
   children.push(proc);
-  const lines: Record<string, any>[] = [];
-  void (async () => {
-    let buffered = "";
-    for await (const chunk of proc.stdout) {
-      buffered += new TextDecoder().decode(chunk);
-      let nl: number;
-      while ((nl = buffered.indexOf("\n")) >= 0) {
-        const line = JSON.parse(buffered.slice(0, nl));
-        if ("error" in line) beatErrors.push(`worker process: ${line.error}`);
-        lines.push(line);
-        buffered = buffered.slice(nl + 1);
-      }
-    }
-  })();
+  const lines = jsonLines(proc.stdout, (line) => {
+    if ("error" in line) beatErrors.push(`worker process: ${line.error}`);
+  });
   const hello = (await waitFor(`worker process (clock ${offsetMs} ms off) to register`, () => lines.find((l) => "id" in l), 30_000))!;
   return {
     proc,

@@ -16,6 +16,7 @@ import { type JobRef, recentRuns, runPull, type RunnerDeps } from "../agent/pull
 import { tempDir, waitFor } from "./helpers.ts";
 import { pagedTarget } from "./paged-target.ts";
 import { pgUnavailable, startPgServer, type PgServer } from "./pg-server.ts";
+import { jsonLines } from "./json-lines.ts";
 
 const HEARTBEAT_MS = 250;
 const DEAD_AFTER_MS = 3_000;
@@ -161,20 +162,9 @@ function spawnPuller(tenant: number, slot: number) {
     { stdout: "pipe", stderr: "inherit" },
   );
   children.push(proc);
-  const lines: Record<string, any>[] = [];
-  void (async () => {
-    let buffered = "";
-    for await (const chunk of proc.stdout) {
-      buffered += new TextDecoder().decode(chunk);
-      let nl: number;
-      while ((nl = buffered.indexOf("\n")) >= 0) {
-        const line = JSON.parse(buffered.slice(0, nl));
-        if ("error" in line) beatErrors.push(`worker process: ${line.error}`);
-        lines.push(line);
-        buffered = buffered.slice(nl + 1);
-      }
-    }
-  })();
+  const lines = jsonLines(proc.stdout, (line) => {
+    if ("error" in line) beatErrors.push(`worker process: ${line.error}`);
+  });
   return {
     proc,
     line: (match: (l: Record<string, any>) => boolean) =>

@@ -1,9 +1,8 @@
 // Pull runs, the schedule and the PSA webhook deliverer on both storage engines (issue 17): a run stores each page
 // with its cursor; a run is claimed as its job_runs row, so a job never has two runs at once and a schedule slot
 // runs once whichever workers fire it; two deliverers never send one inbox item twice. On PostgreSQL the workers
-// are runners on clients of their own (test/pull-engines.ts), racing for real.
+// are runners on clients of their own (test/engines.ts), racing for real.
 import { afterEach, describe, expect, test } from "bun:test";
-import type { Connector, PullResult } from "../connectors/contract.ts";
 import { TargetError } from "../connectors/http.ts";
 import type { SqlRunner } from "../agent/db/pg/runner.ts";
 import { silentLogger } from "../agent/log.ts";
@@ -12,9 +11,10 @@ import { PsaDeliverer } from "../agent/pulls/psa-webhook.ts";
 import { type JobRef, lastGoodRunAt, recentRuns, runPull, type RunnerDeps } from "../agent/pulls/runner.ts";
 import { Scheduler } from "../agent/pulls/scheduler.ts";
 import { waitFor } from "./helpers.ts";
-import { type PullStorage, pullEngines } from "./pull-engines.ts";
+import { pullOnlyConnector } from "./paged-target.ts";
+import { type EngineStorage, workerEngines } from "./engines.ts";
 
-const { engines, open } = pullEngines("the pull run tests");
+const { engines, open } = workerEngines("the pull run tests");
 const JOB: JobRef = { target: "eco", stream: "expenses", timezone: "UTC" };
 
 const cleanups: (() => unknown)[] = [];
@@ -42,31 +42,20 @@ function fakeTarget(pages = 3) {
       gate = null;
       open();
     },
-    connector: {
-      name: "eco",
-      kind: "fake",
-      supports: () => false,
-      check: async () => [],
-      validate: () => [],
-      push: async () => {
-        throw new Error("this target only pulls");
-      },
-      find: async () => null,
-      async pull(_stream: string, cursor: string | null): Promise<PullResult> {
-        calls.push(cursor);
-        if (gate) await gate;
-        if (target.failAt !== null && cursor === target.failAt)
-          throw new TargetError("retryable", { code: "http_503", message: "The target answered 503." });
-        const n = Number(cursor ?? 0) + 1;
-        return { items: [{ remoteId: `entry:${n}`, type: "expense.posted", data: { n } }], cursor: String(n), more: n < pages };
-      },
-    } satisfies Connector,
+    connector: pullOnlyConnector(async (_stream, cursor) => {
+      calls.push(cursor);
+      if (gate) await gate;
+      if (target.failAt !== null && cursor === target.failAt)
+        throw new TargetError("retryable", { code: "http_503", message: "The target answered 503." });
+      const n = Number(cursor ?? 0) + 1;
+      return { items: [{ remoteId: `entry:${n}`, type: "expense.posted", data: { n } }], cursor: String(n), more: n < pages };
+    }),
   };
   return target;
 }
 
 /** What one worker runs a pull with: SQLite holds the data directory's job lock, PostgreSQL claims the run row only. */
-function depsOf(s: PullStorage, storage: SqlRunner, target: ReturnType<typeof fakeTarget>): RunnerDeps {
+function depsOf(s: EngineStorage, storage: SqlRunner, target: ReturnType<typeof fakeTarget>): RunnerDeps {
   return {
     db: s.db,
     storage,

@@ -18,7 +18,7 @@ import {
   windowStart,
   type Entry,
 } from "../connectors/economic/pull-map.ts";
-import { pullEngines } from "./pull-engines.ts";
+import { workerEngines } from "./engines.ts";
 
 const cfg = EconomicConfig.parse({
   app_secret_token: "a",
@@ -188,7 +188,7 @@ describe("pull configuration", () => {
   });
 });
 
-const { engines, open } = pullEngines("the inbox tests");
+const { engines, open } = workerEngines("the inbox tests");
 const knownProject = (key: string) =>
   `INSERT INTO records (entity, key, payload, version, last_event_seq, updated_at) VALUES ('project', '${key}', '{}', 1, 0, 0)`;
 
