@@ -1,8 +1,9 @@
 // /api/v1: event intake and delivery management, behind a bearer token.
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
-import { EventConflict, IntakeUnavailable, parseEvents } from "../intake.ts";
+import { EventConflict, type Intake, IntakeUnavailable, parseEvents } from "../intake.ts";
+import type { Metrics } from "../metrics.ts";
 import { getDelivery, listDeliveries } from "../queries.ts";
 import { DELIVERY_STATUSES } from "../states.ts";
 import { requireApiToken } from "./auth.ts";
@@ -24,23 +25,29 @@ export const DeliveriesQuery = z.object({
     .describe("Only deliveries with a smaller id: the previous answer's next, for the next page."),
 });
 
-export function apiRoutes(ctx: AppContext): Hono {
-  const api = new Hono();
+/** What POST /api/v1/events needs: the SQLite agent's one intake, or (hosted mode) the intake of the request's tenant. */
+export interface EventsIntakeOptions {
+  maxBodyBytes: number;
+  metrics: Pick<Metrics, "eventsRejected" | "eventsConflict">;
+  /** The intake this request's events go to. */
+  intake(c: Context): Intake;
+}
 
-  api.use(
-    "*",
-    requireApiToken(() => ctx.apiToken),
-  );
-
-  api.post(
-    "/events",
+/**
+ * POST /events (mounted at /api/v1/events): reads, validates and stores a batch of events, and answers with the
+ * same contract wherever it is mounted (agent/http/app.ts, agent/hosted/app.ts). Authentication is the mounter's.
+ */
+export function eventsRoute(opts: EventsIntakeOptions): Hono {
+  const route = new Hono();
+  route.post(
+    "/",
     bodyLimit({
-      maxSize: ctx.maxBodyBytes,
+      maxSize: opts.maxBodyBytes,
       onError: (c) =>
         c.json(
           {
             error: "body_too_large",
-            message: `The request body is larger than ${ctx.maxBodyBytes} bytes.`,
+            message: `The request body is larger than ${opts.maxBodyBytes} bytes.`,
             hint: "Send fewer events per request, or raise http.max_body_bytes.",
           },
           413,
@@ -62,7 +69,7 @@ export function apiRoutes(ctx: AppContext): Hono {
       try {
         text = STRICT_UTF8.decode(await c.req.arrayBuffer());
       } catch {
-        ctx.metrics.eventsRejected += 1;
+        opts.metrics.eventsRejected += 1;
         return c.json(
           { error: "invalid_utf8", message: "The body is not valid UTF-8.", hint: "Encode the JSON as UTF-8 (ø, å and € included)." },
           400,
@@ -72,7 +79,7 @@ export function apiRoutes(ctx: AppContext): Hono {
       try {
         body = JSON.parse(text);
       } catch (e) {
-        ctx.metrics.eventsRejected += 1;
+        opts.metrics.eventsRejected += 1;
         return c.json(
           {
             error: "invalid_json",
@@ -84,7 +91,7 @@ export function apiRoutes(ctx: AppContext): Hono {
       }
       const parsed = parseEvents(body);
       if (!parsed.ok) {
-        ctx.metrics.eventsRejected += Math.max(1, parsed.events.length);
+        opts.metrics.eventsRejected += Math.max(1, parsed.events.length);
         return c.json(
           {
             error: parsed.status === 400 ? "bad_request" : "invalid_events",
@@ -96,14 +103,14 @@ export function apiRoutes(ctx: AppContext): Hono {
         );
       }
       try {
-        const results = await ctx.intake.submit(parsed.events);
+        const results = await opts.intake(c).submit(parsed.events);
         const count = (status: string) => results.filter((r) => r.status === status).length;
         const accepted = count("accepted");
         // Received, duplicate and stale are counted by intake itself (Metrics.countStored), whoever sends.
         return c.json({ accepted, duplicates: count("duplicate"), stale: count("stale"), events: results }, 202);
       } catch (e) {
         if (e instanceof EventConflict) {
-          ctx.metrics.eventsConflict += e.events.length;
+          opts.metrics.eventsConflict += e.events.length;
           return c.json({ error: "event_id_conflict", message: e.message, hint: e.hint, events: e.events }, 409);
         }
         if (e instanceof IntakeUnavailable) {
@@ -121,6 +128,18 @@ export function apiRoutes(ctx: AppContext): Hono {
       }
     },
   );
+  return route;
+}
+
+export function apiRoutes(ctx: AppContext): Hono {
+  const api = new Hono();
+
+  api.use(
+    "*",
+    requireApiToken(() => ctx.apiToken),
+  );
+
+  api.route("/events", eventsRoute({ maxBodyBytes: ctx.maxBodyBytes, metrics: ctx.metrics, intake: () => ctx.intake }));
 
   api.get("/deliveries", (c) => {
     // An empty parameter counts as absent (?status=&target=).
