@@ -1,6 +1,7 @@
 // The outbox: deliveries (one per event and target) and the state machine they move through.
 // Every change of state is one transaction; the network call happens between two of them. The SQL is written
 // once and runs through a SqlRunner (agent/db/pg/runner.ts): the agent's SQLite file, or PostgreSQL.
+import { leaseHeldBy } from "./db/lease-owner.ts";
 import { multiRowSql } from "./db/multi-row.ts";
 import type { SqlRunner } from "./db/pg/runner.ts";
 import { addDeliveryStats, tallyOutcomes } from "./delivery-stats.ts";
@@ -61,6 +62,13 @@ export interface Completed {
   latencyMs?: number;
 }
 
+/**
+ * The WHERE of an outcome's write: the lease it answers is still the one its worker holds. ?a: the attempt the lease
+ * was taken for (each lease counts one), ?o: the lease owner (null on SQLite). A worker declared dead (PostgreSQL),
+ * or whose lease ran out and was taken again, finds another lease there, so its late outcome changes nothing.
+ */
+const leaseStillHeld = (a: number, o: number) => `status = 'in_flight' AND attempts = ?${a} AND ${leaseHeldBy(o)}`;
+
 /** The outbox's statements, written once for both engines. */
 const SQL = {
   ready: `SELECT d.id, d.event_seq AS eventSeq, d.target, d.entity, d.key, d.attempts, d.uncertain, d.created_at AS createdAt, e.payload,
@@ -81,47 +89,51 @@ const SQL = {
           RETURNING uncertain`,
   insert: `INSERT INTO deliveries (event_seq, target, entity, key, status, next_attempt_at, created_at, updated_at, uncertain)
          VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5, ?5, ?6)`,
-  // ?1: the ids of a round's claim, a JSON array: one statement for all of them.
-  lease: `UPDATE deliveries SET status = 'in_flight', lease_until = ?2, attempts = attempts + 1, updated_at = ?3
+  // ?1: the ids of a round's claim, a JSON array: one statement for all of them. ?4: the lease owner.
+  lease: `UPDATE deliveries SET status = 'in_flight', lease_until = ?2, lease_owner = ?4, attempts = attempts + 1, updated_at = ?3
           WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_each(?1))`,
   // ?5: set when the wait is for a record the PSA has not sent (the grace period counts from the first such wait).
-  // ?6: the status it parks from (pending when claimed, waiting when checked again, in_flight as a push's outcome):
-  // an outcome for a lease already given up or written changes nothing.
+  // ?6: the status it parks from (pending when claimed, waiting when checked again; a push's outcome is parkOutcome).
   park: `UPDATE deliveries SET status = 'waiting', waiting_on = ?2, error_code = 'waiting', error_message = ?3, error_hint = NULL, error_field = NULL, lease_until = NULL, updated_at = ?4,
         waiting_since = CASE WHEN CAST(?5 AS BIGINT) IS NULL THEN NULL ELSE coalesce(waiting_since, ?5) END WHERE id = ?1 AND status = ?6`,
+  // A push's "wait" outcome: parked only while its lease is still held (a lease given up or taken back: nothing).
+  parkOutcome: `UPDATE deliveries SET status = 'waiting', waiting_on = ?2, error_code = 'waiting', error_message = ?3, error_hint = NULL, error_field = NULL,
+        lease_until = NULL, lease_owner = NULL, updated_at = ?4, waiting_since = NULL WHERE id = ?1 AND ${leaseStillHeld(5, 6)}`,
   retryCausedBy: `UPDATE deliveries INDEXED BY deliveries_caused_by SET status = 'pending', caused_by = NULL, next_attempt_at = ?2, updated_at = ?2
           WHERE caused_by IN (SELECT value FROM json_each(?1)) AND status = 'needs_action'`,
   overdueWaits: `SELECT id, entity, key, waiting_on AS waitingOn FROM deliveries WHERE target = ?1 AND status = 'waiting' AND waiting_since <= ?2`,
   missing: `UPDATE deliveries SET status = 'needs_action', caused_by = ?2, waiting_on = NULL, error_code = 'missing_record', error_message = ?3, error_hint = ?4, error_field = NULL, updated_at = ?5
         WHERE id = ?1 AND status = 'waiting'`,
   failedFor: `SELECT id FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 AND ${OPEN} AND status = 'needs_action' LIMIT 1`,
-  done: `UPDATE deliveries SET status = 'done', lease_until = NULL, uncertain = 0, remote_id = ?2, note = ?3, done_at = ?4, updated_at = ?4, latency_ms = ?5,
-        error_code = NULL, error_message = NULL, error_hint = NULL, error_field = NULL WHERE id = ?1 AND status = 'in_flight'`,
+  done: `UPDATE deliveries SET status = 'done', lease_until = NULL, lease_owner = NULL, uncertain = 0, remote_id = ?2, note = ?3, done_at = ?4, updated_at = ?4,
+        latency_ms = ?5, error_code = NULL, error_message = NULL, error_hint = NULL, error_field = NULL WHERE id = ?1 AND ${leaseStillHeld(6, 7)}`,
   // Whether a target has any delivery needing action, or waiting: most rounds have none, and then the
   // per-record statements that retire or wake them (retireOlder, wake) are not run at all.
   anyInStatus: `SELECT 1 AS found FROM deliveries WHERE target = ?1 AND status = ?2 LIMIT 1`,
   retireOlder: `UPDATE deliveries SET status = 'superseded', updated_at = ?5
         WHERE target = ?1 AND entity = ?2 AND key = ?3 AND ${OPEN} AND id < ?4 AND status = 'needs_action'`,
   newerOpen: `SELECT id FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 AND ${OPEN} AND id > ?4 AND status IN ('pending', 'waiting') LIMIT 1`,
-  supersedeOne: `UPDATE deliveries SET status = 'superseded', lease_until = NULL, updated_at = ?2 WHERE id = ?1 AND status = 'in_flight'`,
+  supersedeOne: `UPDATE deliveries SET status = 'superseded', lease_until = NULL, lease_owner = NULL, updated_at = ?2 WHERE id = ?1 AND ${leaseStillHeld(3, 4)}`,
   markUncertain: `UPDATE deliveries SET uncertain = 1, updated_at = ?2 WHERE id = ?1`,
   anyFor: `SELECT 1 AS found FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 LIMIT 1`,
-  retry: `UPDATE deliveries SET status = 'pending', lease_until = NULL, uncertain = ?2, next_attempt_at = ?3, updated_at = ?4,
-        error_code = ?5, error_message = ?6, error_hint = ?7, error_field = ?8 WHERE id = ?1 AND status = 'in_flight'`,
-  needsAction: `UPDATE deliveries SET status = 'needs_action', lease_until = NULL, uncertain = ?2, updated_at = ?3,
-        error_code = ?4, error_message = ?5, error_hint = ?6, error_field = ?7, caused_by = ?8 WHERE id = ?1 AND status = 'in_flight'`,
+  retry: `UPDATE deliveries SET status = 'pending', lease_until = NULL, lease_owner = NULL, uncertain = ?2, next_attempt_at = ?3, updated_at = ?4,
+        error_code = ?5, error_message = ?6, error_hint = ?7, error_field = ?8 WHERE id = ?1 AND ${leaseStillHeld(9, 10)}`,
+  needsAction: `UPDATE deliveries SET status = 'needs_action', lease_until = NULL, lease_owner = NULL, uncertain = ?2, updated_at = ?3,
+        error_code = ?4, error_message = ?5, error_hint = ?6, error_field = ?7, caused_by = ?8 WHERE id = ?1 AND ${leaseStillHeld(9, 10)}`,
   // The attempt's history row (the record page), next to the outcome it records.
   attempt: `INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, code, message, hint, remote_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)`,
   wake: `UPDATE deliveries SET status = 'pending', waiting_on = NULL, next_attempt_at = ?3, updated_at = ?3 WHERE target = ?1 AND status = 'waiting' AND waiting_on = ?2`,
   // ?2: 1 for every delivery in flight (at start, holding the instance lock), 0 for those whose lease ran out.
   interruptedExpired: `INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, message, hint)
            SELECT id, attempts, ?1, 'interrupted', ?3, ?4 FROM deliveries WHERE status = 'in_flight' AND (?2 = 1 OR lease_until < ?1)`,
-  recoverExpired: `UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, next_attempt_at = ?1, updated_at = ?1
+  recoverExpired: `UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, lease_owner = NULL, next_attempt_at = ?1, updated_at = ?1
             WHERE status = 'in_flight' AND (?2 = 1 OR lease_until < ?1)`,
+  // Leases given up at shutdown (?2, a JSON array of ids) by the lease owner ?5 (?3 in releaseLeases): only those it still holds.
   interruptedReleased: `INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, message, hint)
-         SELECT id, attempts, ?1, 'interrupted', ?3, ?4 FROM deliveries WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_each(?2)) AND status = 'in_flight'`,
-  releaseLeases: `UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, next_attempt_at = ?1, updated_at = ?1
-            WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_each(?2)) AND status = 'in_flight'`,
+         SELECT id, attempts, ?1, 'interrupted', ?3, ?4 FROM deliveries
+          WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_each(?2)) AND status = 'in_flight' AND ${leaseHeldBy(5)}`,
+  releaseLeases: `UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, lease_owner = NULL, next_attempt_at = ?1, updated_at = ?1
+            WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_each(?2)) AND status = 'in_flight' AND ${leaseHeldBy(3)}`,
   statusOf: `SELECT status FROM deliveries WHERE id = ?1`,
   retryNow: `UPDATE deliveries SET status = 'pending', next_attempt_at = ?2, waiting_on = NULL, updated_at = ?2 WHERE id = ?1`,
   retryAllNeedingAction: `UPDATE deliveries SET status = 'pending', next_attempt_at = ?1, updated_at = ?1 WHERE status = 'needs_action' AND (CAST(?2 AS TEXT) IS NULL OR target = ?2)`,
@@ -140,9 +152,19 @@ const upsertLinks = multiRowSql(
   "ON CONFLICT (target, entity, key) DO UPDATE SET remote_id = excluded.remote_id, payload_hash = excluded.payload_hash, updated_at = excluded.updated_at",
 );
 
+export interface OutboxOptions {
+  /**
+   * The worker whose leases this outbox takes and answers (workers.id, agent/db/pg/workers.ts) when many workers
+   * share PostgreSQL; null or absent on SQLite (one process).
+   */
+  leaseOwner?: number | null;
+}
+
 export class Outbox {
   /** Per target: when waits for records the PSA never sent were last checked against the grace period. */
   private readonly lastMissingCheck = new Map<string, number>();
+  /** Written into every lease this outbox takes; its outcomes land only on leases that still carry it. */
+  readonly leaseOwner: number | null;
 
   constructor(
     /** The storage the outbox runs on; public for the parts of a dispatcher round that share its transaction (target state). */
@@ -150,7 +172,10 @@ export class Outbox {
     private readonly now: () => number = Date.now,
     /** How long a delivery may wait for a record the PSA has not sent before it needs action. */
     private readonly missingRecordGraceMs = 15 * 60_000,
-  ) {}
+    options: OutboxOptions = {},
+  ) {
+    this.leaseOwner = options.leaseOwner ?? null;
+  }
 
   /**
    * Creates the deliveries of stored events, one per event and target, in the intake transaction `tx` (once per
@@ -234,7 +259,8 @@ export class Outbox {
   /**
    * A dispatcher round's work in its transaction `tx` (one fsync per round): record what finished, then lease
    * what is ready. A delivery whose record is still in flight, or whose customer/project/product is not yet at
-   * the target, is parked as "waiting" instead of leased.
+   * the target, is parked as "waiting" instead of leased. An outcome whose lease is no longer held (taken back
+   * from a worker declared dead, or given up) writes nothing, and nothing follows from it.
    */
   async completeAndClaim(
     tx: SqlRunner,
@@ -247,12 +273,14 @@ export class Outbox {
     const now = this.now();
     await lockTargets(tx, target ? [target, ...results.map((r) => r.delivery.target)] : results.map((r) => r.delivery.target), now);
     const delivered: Completed[] = [];
+    /** The outcomes written: only they count. */
+    const landed: Completed[] = [];
     for (const r of results) {
       if (r.outcome.kind === "done") delivered.push(r);
-      else await this.applyOutcome(tx, r.delivery, r.outcome, now);
+      else if (await this.applyOutcome(tx, r.delivery, r.outcome, now)) landed.push(r);
     }
-    await this.applyDone(tx, delivered, now);
-    if (results.length > 0) await addDeliveryStats(tx, tallyOutcomes(results, now));
+    landed.push(...(await this.applyDone(tx, delivered, now)));
+    if (landed.length > 0) await addDeliveryStats(tx, tallyOutcomes(landed, now));
     // Also while the target is paused (limit 0): a missing record is the PSA's to fix, not the target's.
     if (target) await this.expireMissingWaits(tx, target, now);
     if (limit <= 0) return [];
@@ -270,7 +298,7 @@ export class Outbox {
       d.attempts += 1;
       claimed.push(d);
     }
-    if (claimed.length > 0) await tx.run(SQL.lease, JSON.stringify(claimed.map((d) => d.id)), now + leaseMs, now);
+    if (claimed.length > 0) await tx.run(SQL.lease, JSON.stringify(claimed.map((d) => d.id)), now + leaseMs, now, this.leaseOwner);
     return claimed;
   }
 
@@ -344,19 +372,24 @@ export class Outbox {
 
   /**
    * The round's delivered pushes, the common outcome, written with as few statements as the round allows: one
-   * UPDATE per delivery, then their attempt rows and links in multi-row statements.
+   * UPDATE per delivery, then their attempt rows and links in multi-row statements. Returns those written (their
+   * lease still held); only they link the record and wake what waits for it.
    */
-  private async applyDone(tx: SqlRunner, delivered: Completed[], now: number): Promise<void> {
-    if (delivered.length === 0) return;
+  private async applyDone(tx: SqlRunner, delivered: Completed[], now: number): Promise<Completed[]> {
+    const written: Completed[] = [];
     const attempts: unknown[][] = [];
     const links = new Map<string, unknown[]>();
-    for (const { delivery: d, outcome, latencyMs } of delivered) {
-      const o = outcome as Extract<Outcome, { kind: "done" }>;
-      if ((await tx.run(SQL.done, d.id, o.remoteId, o.note ?? null, now, latencyMs ?? null)).changes > 0)
-        attempts.push([d.id, d.attempts, now, "delivered", null, o.note ?? null, null, o.remoteId]);
+    for (const r of delivered) {
+      const { delivery: d, latencyMs } = r;
+      const o = r.outcome as Extract<Outcome, { kind: "done" }>;
+      const w = await tx.run(SQL.done, d.id, o.remoteId, o.note ?? null, now, latencyMs ?? null, d.attempts, this.leaseOwner);
+      if (w.changes === 0) continue;
+      written.push(r);
+      attempts.push([d.id, d.attempts, now, "delivered", null, o.note ?? null, null, o.remoteId]);
       links.set(`${d.target}\u0000${recordRef(d.entity, d.key)}`, [d.target, d.entity, d.key, o.remoteId, o.payloadHash, now]);
     }
-    if (attempts.length > 0) await insertAttempts(tx, attempts);
+    if (written.length === 0) return written;
+    await insertAttempts(tx, attempts);
     await upsertLinks(tx, [...links.values()]);
     const anyIn = new Map<string, boolean>();
     const has = async (target: string, status: DeliveryStatus) => {
@@ -365,23 +398,26 @@ export class Outbox {
       if (v === undefined) anyIn.set(k, (v = (await tx.get(SQL.anyInStatus, target, status)) !== null));
       return v;
     };
-    for (const { delivery: d } of delivered) {
+    for (const { delivery: d } of written) {
       // Older versions of this record that needed action are moot now: retrying one would overwrite this.
       if (await has(d.target, "needs_action")) await tx.run(SQL.retireOlder, d.target, d.entity, d.key, d.id, now);
       // Deliveries waiting for this record become ready again (they re-check their dependencies when claimed).
       if (await has(d.target, "waiting")) await tx.run(SQL.wake, d.target, recordRef(d.entity, d.key), now);
     }
+    return written;
   }
 
-  private async applyOutcome(tx: SqlRunner, d: ClaimedDelivery, o: Exclude<Outcome, { kind: "done" }>, now: number): Promise<void> {
+  /** Writes an outcome other than done; false, and nothing written, when its lease is no longer held. */
+  private async applyOutcome(tx: SqlRunner, d: ClaimedDelivery, o: Exclude<Outcome, { kind: "done" }>, now: number): Promise<boolean> {
+    const lease = [d.attempts, this.leaseOwner] as const;
     switch (o.kind) {
       case "retry":
       case "needs_action": {
         // A newer version of the record is already queued: it replaces this one (and inherits the doubt).
         const newer = await tx.get<{ id: number }>(SQL.newerOpen, d.target, d.entity, d.key, d.id);
         if (newer) {
-          if ((await tx.run(SQL.supersedeOne, d.id, now)).changes > 0)
-            await this.recordAttempt(tx, d, now, "superseded", o.problem.code, o.problem.message, o.problem.hint ?? null, null);
+          if ((await tx.run(SQL.supersedeOne, d.id, now, ...lease)).changes === 0) return false;
+          await this.recordAttempt(tx, d, now, "superseded", o.problem.code, o.problem.message, o.problem.hint ?? null, null);
           if (o.uncertain) await tx.run(SQL.markUncertain, newer.id, now);
           break;
         }
@@ -402,9 +438,10 @@ export class Outbox {
             o.problem.message,
             o.problem.hint ?? null,
             o.problem.field ?? null,
+            ...lease,
           );
-          if (written.changes > 0)
-            await this.recordAttempt(tx, d, now, "retry", o.problem.code, o.problem.message, o.problem.hint ?? null, null);
+          if (written.changes === 0) return false;
+          await this.recordAttempt(tx, d, now, "retry", o.problem.code, o.problem.message, o.problem.hint ?? null, null);
         } else {
           const written = await tx.run(
             SQL.needsAction,
@@ -416,19 +453,21 @@ export class Outbox {
             o.problem.hint ?? null,
             o.problem.field ?? null,
             o.problem.record ? recordRef(o.problem.record.entity, o.problem.record.key) : null,
+            ...lease,
           );
-          if (written.changes > 0)
-            await this.recordAttempt(tx, d, now, "needs_action", o.problem.code, o.problem.message, o.problem.hint ?? null, null);
+          if (written.changes === 0) return false;
+          await this.recordAttempt(tx, d, now, "needs_action", o.problem.code, o.problem.message, o.problem.hint ?? null, null);
         }
         break;
       }
       case "wait":
-        if ((await tx.run(SQL.park, d.id, o.on, o.reason, now, null, "in_flight")).changes === 0) return;
+        if ((await tx.run(SQL.parkOutcome, d.id, o.on, o.reason, now, ...lease)).changes === 0) return false;
         await this.recordAttempt(tx, d, now, "wait", null, o.reason, null, null);
-        return;
+        return true;
     }
     // Deliveries waiting for this record become ready again (they re-check their dependencies when claimed).
     await tx.run(SQL.wake, d.target, recordRef(d.entity, d.key), now);
+    return true;
   }
 
   /** One row of the delivery's attempt history (delivery_attempts), in the transaction that writes its outcome. */
@@ -457,13 +496,13 @@ export class Outbox {
     });
   }
 
-  /** Releases leases we hold without an answer (shutdown): pending again, uncertain. */
+  /** Releases leases we hold without an answer (shutdown): pending again, uncertain. Leases no longer ours are left alone. */
   async release(ids: number[]): Promise<void> {
     if (ids.length === 0) return;
     const now = this.now();
     await this.runner.transaction(async (tx) => {
-      await tx.run(SQL.interruptedReleased, now, JSON.stringify(ids), ...NO_ANSWER);
-      await tx.run(SQL.releaseLeases, now, JSON.stringify(ids));
+      await tx.run(SQL.interruptedReleased, now, JSON.stringify(ids), ...NO_ANSWER, this.leaseOwner);
+      await tx.run(SQL.releaseLeases, now, JSON.stringify(ids), this.leaseOwner);
     });
   }
 

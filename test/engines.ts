@@ -11,6 +11,7 @@ import { type Db, openDatabase } from "../agent/db/index.ts";
 import { migratePostgres } from "../agent/db/pg/migrate.ts";
 import { embeddedMigrations } from "../agent/db/pg/migrations.generated.ts";
 import { postgresRunner, type SqlRunner, sqliteRunner } from "../agent/db/pg/runner.ts";
+import { type Recovery, recoverDeadWorkers } from "../agent/db/pg/dead-workers.ts";
 import { Worker } from "../agent/db/pg/workers.ts";
 import { tempDir } from "./helpers.ts";
 import { type PgServer, pgUnavailable, startPgServer } from "./pg-server.ts";
@@ -29,6 +30,12 @@ export interface EngineStorage {
   worker(): Promise<SqlRunner>;
   /** The workers.id a runner of this storage runs pulls as (RunnerDeps.worker); null on SQLite. */
   workerOf(storage: SqlRunner): number | null;
+  /**
+   * PostgreSQL: the worker of `storage` falls silent (its heartbeat an hour old on the server's clock) and is
+   * declared dead as a live worker's beat does it (recoverDeadWorkers): its leases go back to pending, uncertain.
+   * SQLite has no workers (a lease there runs out: Outbox.recoverExpiredLeases).
+   */
+  declareDead(storage: SqlRunner): Promise<Recovery>;
 }
 
 export function workerEngines(what: string): { engines: Engine[]; open(engine: Engine): Promise<EngineStorage> } {
@@ -55,7 +62,8 @@ export function workerEngines(what: string): { engines: Engine[]; open(engine: E
       const db = openDatabase(join(dataDir, "k.db"));
       if (engine === "sqlite") {
         const storage = sqliteRunner(db.$client);
-        return { engine, storage, dataDir, db, worker: async () => storage, workerOf: () => null };
+        const declareDead = () => Promise.reject(new Error("SQLite has no workers: let the lease run out (Outbox.recoverExpiredLeases)"));
+        return { engine, storage, dataDir, db, worker: async () => storage, workerOf: () => null, declareDead };
       }
       const slug = `tenant-${++tenants}`;
       const [row] = await pg!.admin`INSERT INTO tenants (slug, name, api_token_hash, created_at, updated_at)
@@ -78,6 +86,13 @@ export function workerEngines(what: string): { engines: Engine[]; open(engine: E
           return runnerOn(client);
         },
         workerOf: (storage) => workers.get(storage) ?? null,
+        declareDead: async (storage) => {
+          const id = workers.get(storage);
+          if (id === undefined) throw new Error("declareDead: not a runner of this storage");
+          await pg!.admin`UPDATE workers SET heartbeat_at = clock_timestamp() - interval '1 hour' WHERE id = ${id}`;
+          // Dead after ten minutes: only the worker silenced here, never one of this file's idle workers.
+          return recoverDeadWorkers(pg!.clients[0]!, 10 * 60_000);
+        },
       };
     },
   };
