@@ -28,7 +28,8 @@ import { createPulls, type PullsRuntime } from "./pulls/index.ts";
 import { QueueProgressWatch } from "./queue-progress.ts";
 import { startRetention } from "./retention.ts";
 import { databasePath, refuseUntilOnPostgres } from "./storage.ts";
-import { ensureSetting, recordPayload } from "./queries.ts";
+import { ensureSetting } from "./queries.ts";
+import { recordSource } from "./record-source.ts";
 import { beginRun, readMarks, writeHighwater } from "./restore.ts";
 import { budgetGauges, periodCounters } from "./target-counters.ts";
 import { breakerPolicy, TargetStateStore } from "./target-state.ts";
@@ -132,7 +133,6 @@ export async function startAgent(
     () => budgetGauges(connectors),
     () => alertGauges(db, [...connectors.keys()]),
   );
-  const record = recordPayload(db);
   // Delivery ids restart at 1 in a new data directory and repeat after a restore; the installation id and
   // a random epoch per start keep idempotency keys unique across reinstalls, restores and agents, so a
   // target's key cache never answers for someone else's request.
@@ -152,6 +152,7 @@ export async function startAgent(
     }
   }, HIGHWATER_EVERY_MS);
   const targetState = new TargetStateStore(storage);
+  const records = recordSource(storage);
   const dispatchers = new Map<string, Dispatcher>();
   for (const [name, connector] of connectors) {
     // Customers and products go through master per entity where the connector offers master data (agent/master/).
@@ -172,7 +173,7 @@ export async function startAgent(
         },
         log.child({ target: name }),
         metrics,
-        record,
+        records,
       ),
     );
   }

@@ -10,9 +10,10 @@ import { retryDelayMs, type BackoffPolicy } from "./backoff.ts";
 import type { SqlRunner } from "./db/pg/runner.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
-import { parseStored, type Entity } from "./model.ts";
+import { dependenciesOf, parseStored } from "./model.ts";
 import type { ClaimedDelivery, Completed, Outbox, Outcome } from "./outbox.ts";
 import { issuesToProblems, type Problem } from "./problem.ts";
+import type { RecordLookup, RecordSource } from "./record-source.ts";
 import {
   admission,
   applySignal,
@@ -98,7 +99,8 @@ export class Dispatcher {
     private readonly options: DispatcherOptions,
     private readonly log: Logger,
     private readonly metrics: Metrics,
-    private readonly record: (entity: Entity, key: string) => any | null,
+    /** The records a push reads besides its own (an invoice's customer): loaded once per round for its new leases. */
+    private readonly records: RecordSource,
   ) {
     this.breaker = options.breaker ?? BREAKER_DEFAULTS;
     this.targetState = options.targetState ?? new TargetStateStore(outbox.runner);
@@ -206,7 +208,7 @@ export class Dispatcher {
         this.finished = finished.concat(this.finished);
         throw e;
       });
-    const { batch, gate, limit, before, after } = committed.result;
+    const { batch, records, gate, limit, before, after } = committed.result;
     if (finished.some((f) => f.delivery.id === this.probeId)) this.probeId = null;
     try {
       await committed.durable;
@@ -216,7 +218,7 @@ export class Dispatcher {
     if (gate.kind === "probe" && batch.length > 0) this.probeId = batch[0]!.id;
     for (const { delivery, outcome } of finished) this.logOutcome(delivery, outcome);
     this.noteStateChange(before, after, now);
-    for (const d of batch) this.launch(d);
+    for (const d of batch) this.launch(d, records);
     return { limit, claimed: batch.length, gate };
   }
 
@@ -245,7 +247,10 @@ export class Dispatcher {
     for (const id of ids) this.stranded.delete(id);
   }
 
-  /** The round's transaction: the target's stored state, the finished pushes' outcomes, the new leases. */
+  /**
+   * The round's transaction: the target's stored state, the finished pushes' outcomes, the new leases, and the
+   * records their pushes read (one statement; a failure there rolls the round back, leases and all).
+   */
   private async writeRound(tx: SqlRunner, finished: Finished[], free: number, now: number) {
     await lockTargets(tx, [this.target], now);
     const before = await this.targetState.get(this.target, tx);
@@ -262,7 +267,11 @@ export class Dispatcher {
         : [];
     if (gate.kind === "probe" && batch.length > 0) s = takeProbe(s, now, this.options.leaseMs);
     if (s !== before) await this.targetState.put(s, tx);
-    return { batch, gate, limit, before, after: s };
+    const records = await this.records.load(
+      batch.flatMap((d) => dependenciesOf(d.entity, d.payload)),
+      tx,
+    );
+    return { batch, records, gate, limit, before, after: s };
   }
 
   private noteStateChange(before: TargetState, after: TargetState, now: number): void {
@@ -293,10 +302,10 @@ export class Dispatcher {
     return this.worker.sleep(ms);
   }
 
-  private launch(d: ClaimedDelivery): void {
+  private launch(d: ClaimedDelivery, records: RecordLookup): void {
     this.inFlight.set(d.id, d);
     const started = performance.now();
-    this.deliver(d).then(({ outcome, signal }) => {
+    this.deliver(d, records).then(({ outcome, signal }) => {
       const latencyMs = performance.now() - started;
       this.metrics.observePush(this.target, latencyMs / 1000, outcome);
       this.finished.push({ delivery: d, outcome, signal, latencyMs: Date.now() - d.createdAt });
@@ -334,7 +343,7 @@ export class Dispatcher {
   }
 
   /** One push, turned into an outcome and what it says about the target. Never throws. */
-  private async deliver(d: ClaimedDelivery): Promise<{ outcome: Outcome; signal: TargetSignal }> {
+  private async deliver(d: ClaimedDelivery, records: RecordLookup): Promise<{ outcome: Outcome; signal: TargetSignal }> {
     const none: TargetSignal = { kind: "none" };
     try {
       const parsed = parseStored(d.entity, d.payload);
@@ -347,7 +356,7 @@ export class Dispatcher {
         return { outcome: { kind: "needs_action", problem, uncertain: d.uncertain }, signal: none };
       }
       const payload = parsed.data as Record<string, unknown>;
-      const problems = this.connector.validate(d.entity, payload, this.record);
+      const problems = this.connector.validate(d.entity, payload, records);
       if (problems.length > 0)
         return { outcome: { kind: "needs_action", problem: combineProblems(problems), uncertain: d.uncertain }, signal: none };
       const hash = payloadHash(payload);
@@ -363,7 +372,7 @@ export class Dispatcher {
         link: link ? { remoteId: link.remoteId } : null,
         uncertain: d.uncertain,
         idempotencyKey: `${this.options.keyPrefix}-${d.id}-${d.attempts}`,
-        record: this.record,
+        record: records,
       });
       return { outcome: { kind: "done", remoteId: result.remoteId, payloadHash: hash, note: result.note }, signal: { kind: "ok" } };
     } catch (e) {

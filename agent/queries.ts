@@ -90,14 +90,6 @@ export function recentEvents(
     .all(limit) as any[];
 }
 
-export function recordPayload(db: Db): (entity: string, key: string) => any | null {
-  const stmt = db.$client.prepare(`SELECT payload FROM records WHERE entity = ?1 AND key = ?2`);
-  return (entity, key) => {
-    const row = stmt.get(entity, key) as { payload: string } | null;
-    return row ? JSON.parse(row.payload) : null;
-  };
-}
-
 export function getSetting(db: Db, name: string): string | null {
   return (db.$client.query(`SELECT value FROM settings WHERE name = ?1`).get(name) as any)?.value ?? null;
 }

@@ -11,6 +11,7 @@ import { IntakeWriter, parseEvents } from "../agent/intake.ts";
 import { silentLogger } from "../agent/log.ts";
 import { Metrics } from "../agent/metrics.ts";
 import { Outbox } from "../agent/outbox.ts";
+import { recordSource } from "../agent/record-source.ts";
 import { initialState, TargetStateStore } from "../agent/target-state.ts";
 import { customerEvent, tempDir, waitFor } from "./helpers.ts";
 import { sqliteRunner } from "../agent/db/pg/runner.ts";
@@ -99,7 +100,7 @@ async function setUp(breaker = { failures: 3, baseMs: 200, maxMs: 800 }) {
     },
     silentLogger,
     metrics,
-    () => null,
+    recordSource(outbox.runner),
   );
   const send = async (n: number, from = 1) => {
     const parsed = parseEvents(Array.from({ length: n }, (_, i) => customerEvent(from + i)));

@@ -12,6 +12,7 @@ import { IntakeWriter, parseEvents } from "../agent/intake.ts";
 import { silentLogger } from "../agent/log.ts";
 import { Metrics } from "../agent/metrics.ts";
 import { Outbox } from "../agent/outbox.ts";
+import { recordSource } from "../agent/record-source.ts";
 import { TargetStateStore } from "../agent/target-state.ts";
 import { customerEvent, tempDir, waitFor } from "./helpers.ts";
 import { sqliteRunner } from "../agent/db/pg/runner.ts";
@@ -101,7 +102,7 @@ describe("a 429 with Retry-After stops the pushes already under way", () => {
         { concurrency: 2, leaseMs: 30_000, backoff: { baseMs: 10, maxMs: 50 }, idlePollMs: 20, keyPrefix: "k", targetState: store },
         silentLogger,
         new Metrics(),
-        () => null,
+        recordSource(outbox.runner),
       );
       cleanup = async () => {
         target.releaseBody();

@@ -14,6 +14,7 @@ import { IntakeWriter, parseEvents } from "../agent/intake.ts";
 import { silentLogger } from "../agent/log.ts";
 import { Metrics } from "../agent/metrics.ts";
 import { Outbox } from "../agent/outbox.ts";
+import { recordSource } from "../agent/record-source.ts";
 import { TargetStateStore } from "../agent/target-state.ts";
 import { customerEvent, tempDir, waitFor } from "./helpers.ts";
 
@@ -47,7 +48,7 @@ function dispatcher(outbox: Outbox, connector: Connector, concurrency: number, t
     { concurrency, leaseMs: 30_000, backoff: { baseMs: 10, maxMs: 50 }, idlePollMs: 20, keyPrefix: "k", targetState },
     silentLogger,
     new Metrics(),
-    () => null,
+    recordSource(outbox.runner),
   );
 }
 
