@@ -138,6 +138,9 @@ const SQL = {
   retryNow: `UPDATE deliveries SET status = 'pending', next_attempt_at = ?2, waiting_on = NULL, updated_at = ?2 WHERE id = ?1`,
   retryAllNeedingAction: `UPDATE deliveries SET status = 'pending', next_attempt_at = ?1, updated_at = ?1 WHERE status = 'needs_action' AND (CAST(?2 AS TEXT) IS NULL OR target = ?2)`,
   nextDueAt: `SELECT min(next_attempt_at) AS t FROM deliveries WHERE target = ?1 AND status = 'pending'`,
+  // PostgreSQL only (lockForUpdate runs nothing on SQLite): the lease owner's workers row, held until the round
+  // commits; a DELETE (declaring it dead) waits for it, and a recoverer's SKIP LOCKED passes it by until then.
+  ownerRegistered: `SELECT id FROM workers WHERE id = ?1 FOR KEY SHARE`,
 };
 
 /** A request's deliveries, a round's attempt rows and links: each in one statement (agent/db/multi-row.ts). */
@@ -272,6 +275,10 @@ export class Outbox {
   ): Promise<ClaimedDelivery[]> {
     const now = this.now();
     await lockTargets(tx, target ? [target, ...results.map((r) => r.delivery.target)] : results.map((r) => r.delivery.target), now);
+    // A worker declared dead leases nothing more: no one would take those leases back (it learns it at its next
+    // heartbeat; agent/db/pg/workers.ts). Read before the outcomes are written, so a recovery under way is waited
+    // for, not deadlocked with on the deliveries both write; the outcomes then find their leases taken back.
+    const registered = this.leaseOwner === null || (await tx.lockForUpdate(SQL.ownerRegistered, this.leaseOwner)) !== 0;
     const delivered: Completed[] = [];
     /** The outcomes written: only they count. */
     const landed: Completed[] = [];
@@ -283,7 +290,7 @@ export class Outbox {
     if (landed.length > 0) await addDeliveryStats(tx, tallyOutcomes(landed, now));
     // Also while the target is paused (limit 0): a missing record is the PSA's to fix, not the target's.
     if (target) await this.expireMissingWaits(tx, target, now);
-    if (limit <= 0) return [];
+    if (limit <= 0 || !registered) return [];
     const claimed: ClaimedDelivery[] = [];
     const rows = await tx.all<any>(SQL.ready, target, now, limit);
     const claimSeq = rows.length > 0 ? (await tx.get<{ seq: number }>(SQL.maxSeq))!.seq : 0;

@@ -126,6 +126,14 @@ describe.each(engines)("a worker declared dead on %s", (engine) => {
     },
   );
 
+  test.if(engine === "postgres")("a worker declared dead leases nothing more (no one would take those leases back)", async () => {
+    await send(customerEvent(1), customerEvent(2));
+    const [mine] = await dead.claim("t", 1, LEASE_MS, ALL);
+    await takeBack();
+    expect(await dead.claim("t", 10, LEASE_MS, ALL)).toEqual([]);
+    expect((await live.claim("t", 10, LEASE_MS, ALL)).map((d) => d.id).sort()).toEqual([mine!.id, mine!.id + 1]);
+  });
+
   test("each outcome of the live worker clears its lease owner", async () => {
     await send(customerEvent(1), customerEvent(2), customerEvent(3), customerEvent(4));
     const [a, b, c, d] = await live.claim("t", 10, LEASE_MS, ALL);
