@@ -27,7 +27,7 @@ import { Outbox } from "./outbox.ts";
 import { createPulls, type PullsRuntime } from "./pulls/index.ts";
 import { QueueProgressWatch } from "./queue-progress.ts";
 import { startRetention } from "./retention.ts";
-import { databasePath, refuseUntilOnPostgres } from "./storage.ts";
+import { databasePath, refuseUntilOnPostgres, storageOf } from "./storage.ts";
 import { ensureSetting } from "./queries.ts";
 import { recordSource } from "./record-source.ts";
 import { beginRun, readMarks, writeHighwater } from "./restore.ts";
@@ -89,6 +89,29 @@ export function createConnectors(targets: TargetConfig[], log: Logger, db?: Db, 
   return map;
 }
 
+/** What `kontobro run` keeps running until a signal. */
+export interface RunningProcess {
+  url: string;
+  stop(): Promise<void>;
+  /** Resolves with an exit code if the process ends by itself (a hosted worker declared dead by the others). */
+  ended?: Promise<number>;
+}
+
+/**
+ * What `kontobro run` starts: on PostgreSQL storage a worker of the hosted installation (agent/hosted/: every active
+ * tenant, beside any number of other workers), else the agent of this one installation on its SQLite file.
+ */
+export async function startRun(config: AgentConfig, targets: TargetConfig[], log: Logger): Promise<RunningProcess> {
+  if (storageOf(config).engine === "sqlite") return startAgent(config, targets, log);
+  if (targets.length > 0)
+    log.warn(
+      "[[targets]] of kontobro.toml are not used on PostgreSQL storage: each tenant's targets are its own (kontobro tenant add SLUG --file FILE)",
+    );
+  // PostgreSQL's modules load only when it is the storage (issue 16: idle memory).
+  const { startHostedWorker } = await import("./hosted/worker.ts");
+  return startHostedWorker(config, log);
+}
+
 /** What only `kontobro demo` adds to an agent. */
 export interface AgentExtras {
   /** Alert mails are built and kept here, shown at /ui/demo/mail, instead of being sent. */
@@ -101,7 +124,8 @@ export async function startAgent(
   log: Logger,
   extras: AgentExtras = {},
 ): Promise<RunningAgent> {
-  refuseUntilOnPostgres(config, "the agent (kontobro run)");
+  // On PostgreSQL `kontobro run` starts the hosted worker instead (startRun); this agent holds a SQLite file.
+  refuseUntilOnPostgres(config, "the single-installation agent (kontobro demo, and kontobro run on the SQLite file)");
   // Outbound requests to the targets (and the alert webhook) through the proxy, if any.
   useProxy(proxySettings(config.proxy));
   const lock = acquireInstanceLock(config.agent.data_dir);

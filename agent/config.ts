@@ -99,6 +99,18 @@ export const AgentConfig = z.strictObject({
     })
     .refine((a) => !(a.token_file && a.token), { error: "set token_file or token, not both" })
     .prefault({}),
+  /**
+   * Hosted mode (PostgreSQL storage) only: every `kontobro run` is a worker of the installation (agent/hosted/).
+   * Heartbeat and dead-after are judged on the database's clock (agent/db/pg/workers.ts).
+   */
+  workers: z
+    .strictObject({
+      heartbeat_ms: z.number().int().min(10).default(5_000),
+      dead_after_ms: z.number().int().min(30).default(30_000),
+      /** How often a worker reads the tenants again to start new ones and stop disabled or removed ones. */
+      tenants_refresh_ms: z.number().int().min(100).default(30_000),
+    })
+    .prefault({}),
   targets: z
     .array(
       z

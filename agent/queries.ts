@@ -25,12 +25,13 @@ export interface DeliveryRow {
   doneAt: number | null;
 }
 
-const DELIVERY_COLUMNS = `d.id, d.target, d.entity, d.key, d.status, d.attempts, d.uncertain, d.next_attempt_at AS nextAttemptAt,
+/** A delivery row's columns (deliveries d JOIN events e), for toDeliveryRow. */
+export const DELIVERY_COLUMNS = `d.id, d.target, d.entity, d.key, d.status, d.attempts, d.uncertain, d.next_attempt_at AS nextAttemptAt,
   d.error_code AS errorCode, d.error_message AS errorMessage, d.error_hint AS errorHint, d.error_field AS errorField,
   d.note, d.remote_id AS remoteId, e.event_id AS eventId, e.type AS eventType, d.created_at AS createdAt,
   d.updated_at AS updatedAt, d.done_at AS doneAt`;
 
-const toRow = (r: any): DeliveryRow => ({ ...r, uncertain: !!r.uncertain });
+export const toDeliveryRow = (r: any): DeliveryRow => ({ ...r, uncertain: !!r.uncertain });
 
 export function deliveryCounts(db: Db): { target: string; status: DeliveryStatus; n: number }[] {
   return db.$client
@@ -73,12 +74,12 @@ export function listDeliveries(
       ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY d.id DESC LIMIT ?${params.length}`,
     )
     .all(...params) as any[];
-  return rows.map(toRow);
+  return rows.map(toDeliveryRow);
 }
 
 export function getDelivery(db: Db, id: number): DeliveryRow | null {
   const r = db.$client.query(`SELECT ${DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.id = ?1`).get(id);
-  return r ? toRow(r) : null;
+  return r ? toDeliveryRow(r) : null;
 }
 
 export function recentEvents(

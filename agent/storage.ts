@@ -1,7 +1,8 @@
 // Where kontobro keeps its data ([storage] url in kontobro.toml): the SQLite file in agent.data_dir (the
 // default: one installation, one process) or PostgreSQL (hosted mode, issue 17: many tenants, many workers).
 // openStorage opens either, migrated, and says what it found; `kontobro storage check` prints that.
-// The agent itself (`kontobro run`) still runs on SQLite only: with a PostgreSQL url it refuses at start.
+// With a PostgreSQL url `kontobro run` is a worker of a hosted installation (agent/hosted/); what does not run there
+// yet is NOT_YET_ON_POSTGRES, and what holds a SQLite file refuses such a url (refuseUntilOnPostgres).
 import { statSync } from "node:fs";
 import { join } from "node:path";
 import type { AgentConfig } from "./config.ts";
@@ -67,27 +68,29 @@ export async function openStorage(config: StorageConfig, options: OpenPostgresOp
   };
 }
 
-/** What does not run on PostgreSQL yet: the agent's parts that still hold a SQLite connection. */
+/** What does not run on PostgreSQL yet: the parts of the agent that still hold a SQLite connection. */
 export const NOT_YET_ON_POSTGRES = [
-  "intake",
-  "the outbox and its dispatcher",
-  "pulls and the inbox",
+  "pulls and the inbox (scheduled pulls, the targets' webhooks, the PSA webhook, the inbox feed)",
   "exports",
   "alerts",
-  "the status page and the API",
+  "the status page, /metrics and the deliveries API (a tenant has GET /api/v1/status)",
+  "master data per entity (targets with masters)",
+  "targets that sign in with OAuth",
+  "call budgets kept across restarts",
+  "kontobro demo, status, retry, enqueue, pull, export, backup and restore",
 ];
 
 /**
- * Throws, before anything is opened or started, when the configuration names PostgreSQL: `what` (the agent)
- * does not run there yet, and must never run half on one engine and half on the other.
+ * Throws, before anything is opened or started, when the configuration names PostgreSQL: `what` holds the SQLite
+ * file and must never run half on one engine and half on the other.
  */
 export function refuseUntilOnPostgres(config: StorageConfig, what: string): void {
   const choice = storageOf(config);
   if (choice.engine === "sqlite") return;
   throw new StorageError(
-    `[storage] url names PostgreSQL (${displayUrl(choice.url)}), but ${what} does not run on PostgreSQL yet: ` +
-      `${NOT_YET_ON_POSTGRES.join(", ")} still work on the SQLite file only (issue 17, in progress). Nothing was started.`,
-    `Leave [storage] url out of kontobro.toml to run on the SQLite file in ${config.agent.data_dir}; ` +
-      "`kontobro storage check` verifies the PostgreSQL database (server, role, migrations) in the meantime.",
+    `[storage] url names PostgreSQL (${displayUrl(choice.url)}), but ${what} works on the SQLite file only. ` +
+      `Not yet on PostgreSQL: ${NOT_YET_ON_POSTGRES.join("; ")} (issue 17, in progress). Nothing was started.`,
+    "`kontobro run` serves a hosted installation's tenants on PostgreSQL; for this, leave [storage] url out of kontobro.toml " +
+      `to use the SQLite file in ${config.agent.data_dir}.`,
   );
 }

@@ -25,7 +25,7 @@ describe("config/kontobro.example.toml", () => {
   test("mentions every key of every section and connector", () => {
     const sections = AgentConfig.shape;
     const missing: string[] = [];
-    for (const section of ["agent", "storage", "http", "dispatch", "proxy", "admin", "psa", "pulls"] as const) {
+    for (const section of ["agent", "storage", "http", "dispatch", "proxy", "admin", "workers", "psa", "pulls"] as const) {
       for (const key of keysOf((sections[section] as any)._zod.def.innerType))
         if (!new RegExp(`^#? ?${key} =`, "m").test(text)) missing.push(`${section}.${key}`);
     }

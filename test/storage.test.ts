@@ -2,7 +2,8 @@
 // file by default, and for a postgres:// url a real PostgreSQL server (test/pg-server.ts): it connects, refuses
 // a superuser or BYPASSRLS role, an old server, an unreachable one or a missing database with what to do,
 // migrates under the migration lock (three workers at once) and hands out tenant runners. `kontobro storage
-// check` reports it; `kontobro run` with a postgres url refuses at start and leaves nothing behind.
+// check` reports it; the SQLite agent (kontobro demo's) with a postgres url refuses at start and leaves nothing behind
+// (`kontobro run` on PostgreSQL is the hosted worker: test/hosted-workers.test.ts).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { SQL } from "bun";
 import { existsSync, writeFileSync } from "node:fs";
@@ -12,7 +13,8 @@ import { StorageError } from "../agent/db/index.ts";
 import { serverProblem, type ServerFacts } from "../agent/db/pg/open.ts";
 import { embeddedMigrations } from "../agent/db/pg/migrations.generated.ts";
 import { displayUrl, postgresUrlProblem } from "../agent/db/pg/url.ts";
-import { redact } from "../agent/log.ts";
+import { redact, silentLogger } from "../agent/log.ts";
+import { startAgent } from "../agent/agent.ts";
 import { main } from "../agent/main.ts";
 import { openStorage, storageOf } from "../agent/storage.ts";
 import { tempDir } from "./helpers.ts";
@@ -226,7 +228,7 @@ describe.skipIf(!!unavailable)("openStorage with a postgres:// url, on a real se
       expect.stringMatching(/^ {2}ok {3}row-level security: on (\d+) tenant tables, forced for their owner on \1$/),
       "  ok   tenants: 0 (kontobro tenant add adds one)",
     ]);
-    expect(lines[7]).toStartWith("Not yet on PostgreSQL: intake, the outbox and its dispatcher");
+    expect(lines[7]).toStartWith("kontobro run starts a worker of this hosted installation. Not yet on PostgreSQL: pulls and the inbox");
 
     const refused = await cli("storage", "check", "--config", configFile(url.replace("kontobro@", "postgres@")).path);
     expect(refused.code).toBe(1);
@@ -234,17 +236,17 @@ describe.skipIf(!!unavailable)("openStorage with a postgres:// url, on a real se
     expect(refused.out).toContain("       fix: Connect as a role of its own");
   });
 
-  test("kontobro run with a postgres url refuses at start, naming what does not run there yet, and starts nothing", async () => {
+  test("the single-installation agent (kontobro demo's) with a postgres url refuses at start, naming what does not run there yet, and starts nothing", async () => {
     const url = await server.createDatabase("not_run");
-    const { path, dataDir } = configFile(url);
-    const r = await cli("run", "--config", path);
-    expect(r.code).toBe(1);
-    expect(r.err).toStartWith(
-      `kontobro: [storage] url names PostgreSQL (${url}), but the agent (kontobro run) does not run on PostgreSQL yet: ` +
-        "intake, the outbox and its dispatcher, pulls and the inbox, exports, alerts, the status page and the API still work on the SQLite file only",
+    const dataDir = join(tempDir(), "data");
+    const { config } = validateConfig({ agent: { data_dir: dataDir }, storage: { url } });
+    const refused = await startAgent(config, [], silentLogger).catch((e) => e);
+    expect(refused).toBeInstanceOf(StorageError);
+    expect(refused.message).toStartWith(
+      `[storage] url names PostgreSQL (${url}), but the single-installation agent (kontobro demo, and kontobro run on the SQLite file) works on the SQLite file only. ` +
+        "Not yet on PostgreSQL: pulls and the inbox",
     );
-    expect(r.err).toContain("fix: Leave [storage] url out of kontobro.toml to run on the SQLite file");
-    // Never half-run: no data directory, lock or SQLite file was made, nothing was migrated.
+    expect(refused.hint).toContain("leave [storage] url out of kontobro.toml to use the SQLite file");
     expect(existsSync(dataDir)).toBe(false);
     const check = new SQL(server.adminUrl.replace(/\/[^/]+$/, "/not_run"));
     try {

@@ -1,5 +1,6 @@
 // `kontobro run`: the agent, until SIGTERM or Ctrl-C.
-import { startAgent } from "../agent.ts";
+import { startRun } from "../agent.ts";
+import { storageOf } from "../storage.ts";
 import { createLogger } from "../log.ts";
 import { CONFIG_OPTION, defineCommand } from "./command.ts";
 import { keepRunning, loadConfig } from "./runtime.ts";
@@ -21,9 +22,12 @@ export const run = defineCommand({
     const { config, targets, warnings } = loadConfig(values.config, { required: true });
     const log = createLogger(config.agent.log_level);
     for (const w of warnings) log.warn(w);
-    if (targets.length === 0) log.warn("no targets are configured; events are stored but go nowhere until you add a [[targets]] table");
-    const agent = await startAgent(config, targets, log);
-    if (!config.http.api_token) log.info("API token generated for this data directory; `kontobro status` shows it");
-    return keepRunning(agent);
+    const sqlite = storageOf(config).engine === "sqlite";
+    if (sqlite && targets.length === 0)
+      log.warn("no targets are configured; events are stored but go nowhere until you add a [[targets]] table");
+    // On PostgreSQL a worker of the hosted installation, which also ends by itself (exit 1) if the others declared it dead.
+    const running = await startRun(config, targets, log);
+    if (sqlite && !config.http.api_token) log.info("API token generated for this data directory; `kontobro status` shows it");
+    return Promise.race([keepRunning(running), running.ended ?? new Promise<number>(() => {})]);
   },
 });

@@ -50,6 +50,6 @@ export function untilSignal(stop: () => Promise<void>, announce = true): Promise
 }
 
 /** Keeps the agent running until a signal, then stops it (and `onStop`, e.g. the demo's sandbox). */
-export function keepRunning(agent: RunningAgent, onStop: () => Promise<void> = async () => {}): Promise<number> {
+export function keepRunning(agent: Pick<RunningAgent, "stop">, onStop: () => Promise<void> = async () => {}): Promise<number> {
   return untilSignal(() => agent.stop().then(onStop));
 }

@@ -59,7 +59,7 @@ export function reportLines(storage: Storage): string[] {
     `  ok   migrations: ${r.migrations} applied`,
     `  ${r.forcedRls === r.tables ? "ok  " : "FAIL"} row-level security: on ${r.tables} tenant tables, forced for their owner on ${r.forcedRls}`,
     `  ok   tenants: ${r.tenants}${r.tenants === 0 ? " (kontobro tenant add adds one)" : ""}`,
-    `Not yet on PostgreSQL: ${NOT_YET_ON_POSTGRES.join(", ")}; kontobro run refuses to start with this url until they are.`,
+    `kontobro run starts a worker of this hosted installation. Not yet on PostgreSQL: ${NOT_YET_ON_POSTGRES.join("; ")}.`,
   ];
 }
 

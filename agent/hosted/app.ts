@@ -1,0 +1,129 @@
+// The hosted worker's HTTP surface (PostgreSQL storage, issue 17): /healthz, /readyz, the tenants' API (events
+// and status, each tenant by its own API token) and the operator's /admin/v1. Any worker answers for any tenant:
+// intake requests of one tenant on two workers take turns on the tenant's intake_writer lock.
+import { Hono, type MiddlewareHandler } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { redact } from "../log.ts";
+import type { Metrics } from "../metrics.ts";
+import type { SqlRunner } from "../db/pg/runner.ts";
+import type { TenantStore } from "../tenants/store.ts";
+import { adminRoutes, type AdminContext } from "../http/admin-api.ts";
+import { eventsRoute } from "../http/api.ts";
+import type { ReadinessCheck } from "../http/health.ts";
+import { requireTenant, type TenantVariables } from "../http/tenant-auth.ts";
+import type { TenantFleet } from "./fleet.ts";
+import { tenantStatus } from "./status.ts";
+import type { TenantRuntime } from "./tenant-runtime.ts";
+
+export interface HostedAppContext {
+  version: string;
+  startedAt: number;
+  workerId: number;
+  maxBodyBytes: number;
+  metrics: Metrics;
+  tenants: TenantStore;
+  fleet: TenantFleet;
+  runner(tenant: number): SqlRunner;
+  /** The database answers and this worker's row is there. */
+  readiness(): Promise<ReadinessCheck[]>;
+  /** The operator's API, when [admin] sets its token. */
+  admin: AdminContext | null;
+}
+
+type Vars = { Variables: TenantVariables & { runtime: TenantRuntime } };
+
+/** The request's tenant runs on this worker (started now if it was added since the last refresh), else 503. */
+function tenantRunning(ctx: HostedAppContext): MiddlewareHandler<Vars> {
+  return async (c, next) => {
+    const tenant = c.get("tenant");
+    let runtime = ctx.fleet.get(tenant.id);
+    if (!runtime && ctx.fleet.whyNotRunning(tenant.id) === undefined) {
+      await ctx.fleet.refresh();
+      runtime = ctx.fleet.get(tenant.id);
+    }
+    if (!runtime) {
+      c.header("Retry-After", "30");
+      return c.json(
+        {
+          error: "tenant_not_running",
+          message: `Tenant "${tenant.slug}" does not run on this kontobro worker${ctx.fleet.whyNotRunning(tenant.id) ? `: ${ctx.fleet.whyNotRunning(tenant.id)}` : ""}. Nothing was stored.`,
+          hint: "Send the same events again later; repeated ids are stored once. The operator finds the cause in the worker's log.",
+        },
+        503,
+      );
+    }
+    c.set("runtime", runtime);
+    await next();
+  };
+}
+
+function tenantApi(ctx: HostedAppContext): Hono<Vars> {
+  const api = new Hono<Vars>();
+  api.use(
+    "*",
+    requireTenant((token) => ctx.tenants.resolveApiToken(token)),
+  );
+  api.use("/events", tenantRunning(ctx));
+  api.route("/events", eventsRoute({ maxBodyBytes: ctx.maxBodyBytes, metrics: ctx.metrics, intake: (c) => c.get("runtime").intake }));
+  api.get("/status", async (c) => {
+    const tenant = c.get("tenant");
+    const runtime = ctx.fleet.get(tenant.id);
+    const notRunning = runtime ? undefined : (ctx.fleet.whyNotRunning(tenant.id) ?? "not started on this worker yet");
+    c.header("Cache-Control", "no-store");
+    return c.json(
+      await tenantStatus(ctx.runner(tenant.id), {
+        tenant: tenant.slug,
+        worker: ctx.workerId,
+        targets: runtime?.targets ?? [],
+        ...(notRunning ? { notRunning } : {}),
+      }),
+    );
+  });
+  return api;
+}
+
+/** Adding, disabling or enabling a tenant here takes effect on this worker at once (the others at their next refresh). */
+function refreshAfterChange(fleet: TenantFleet): MiddlewareHandler {
+  return async (c, next) => {
+    await next();
+    if (c.req.method !== "GET" && c.res.status < 300) await fleet.refresh();
+  };
+}
+
+export function createHostedApp(ctx: HostedAppContext): Hono {
+  const app = new Hono();
+  app.get("/healthz", (c) => {
+    c.header("Cache-Control", "no-store");
+    return c.json({
+      status: "ok",
+      version: ctx.version,
+      worker: ctx.workerId,
+      uptimeSeconds: Math.round((Date.now() - ctx.startedAt) / 1000),
+    });
+  });
+  app.get("/readyz", async (c) => {
+    c.header("Cache-Control", "no-store");
+    const checks = await ctx.readiness();
+    const ready = checks.every((x) => x.ok);
+    return c.json({ status: ready ? "ready" : "not_ready", version: ctx.version, worker: ctx.workerId, checks }, ready ? 200 : 503);
+  });
+  app.route("/api/v1", tenantApi(ctx));
+  if (ctx.admin) {
+    app.use("/admin/v1/*", refreshAfterChange(ctx.fleet));
+    app.route("/admin/v1", adminRoutes(ctx.admin));
+  }
+  app.notFound((c) => c.json({ error: "not_found", message: `No route ${c.req.method} ${c.req.path}.` }, 404));
+  app.onError((e, c) => {
+    if (e instanceof HTTPException) return e.getResponse();
+    console.error(JSON.stringify(redact({ level: "error", msg: "request failed", route: c.req.routePath, error: e.message })));
+    return c.json(
+      {
+        error: "internal_error",
+        message: "Something went wrong inside kontobro; nothing partial was stored.",
+        hint: "Try again; if it persists, send the log to support.",
+      },
+      500,
+    );
+  });
+  return app;
+}

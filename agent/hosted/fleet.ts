@@ -1,0 +1,93 @@
+// The tenants this worker runs: every active tenant of the database, read again every tenants_refresh_ms (and when
+// this worker's admin API adds, disables or enables one). New and enabled tenants start; disabled and removed ones
+// stop (their dispatchers finish or release their leases, their intake commits what it was given); a tenant whose
+// row changed starts afresh. Refreshes run one at a time.
+import type { Logger } from "../log.ts";
+import { TenantError } from "../tenants/errors.ts";
+import type { Tenant } from "../tenants/store.ts";
+import type { SqlRunner } from "../db/pg/runner.ts";
+import type { TenantRuntime } from "./tenant-runtime.ts";
+
+export interface FleetDeps {
+  listTenants(): Promise<Tenant[]>;
+  runner(tenant: number): SqlRunner;
+  start(tenant: Tenant, runner: SqlRunner): Promise<TenantRuntime>;
+  log: Logger;
+}
+
+export class TenantFleet {
+  private readonly running = new Map<number, TenantRuntime>();
+  /** Active tenants that could not start, with why (and the version that failed: tried again once it changes). */
+  private readonly failed = new Map<number, { version: number; reason: string }>();
+  private chain: Promise<void> = Promise.resolve();
+  private stopped = false;
+
+  constructor(private readonly deps: FleetDeps) {}
+
+  /** The tenant's runtime on this worker, if it runs here. */
+  get(tenant: number): TenantRuntime | undefined {
+    return this.running.get(tenant);
+  }
+
+  /** Why an active tenant does not run on this worker, if it could not start. */
+  whyNotRunning(tenant: number): string | undefined {
+    return this.failed.get(tenant)?.reason;
+  }
+
+  get size(): number {
+    return this.running.size;
+  }
+
+  /** Reads the tenants and starts or stops what changed; resolves when done (a failure is logged, never thrown). */
+  refresh(): Promise<void> {
+    return (this.chain = this.chain.then(() => this.reconcile()));
+  }
+
+  /** Stops every tenant; no refresh starts one again. */
+  stop(): Promise<void> {
+    this.stopped = true;
+    return (this.chain = this.chain.then(async () => {
+      const all = [...this.running.values()];
+      this.running.clear();
+      await Promise.all(all.map((r) => this.stopOne(r)));
+    }));
+  }
+
+  private async reconcile(): Promise<void> {
+    if (this.stopped) return;
+    let tenants: Tenant[];
+    try {
+      tenants = await this.deps.listTenants();
+    } catch (e) {
+      this.deps.log.warn("could not read the tenants; the ones running go on, the next refresh tries again", { error: e });
+      return;
+    }
+    const active = new Map(tenants.filter((t) => t.state === "active").map((t) => [t.id, t]));
+    // Stopped first: a changed tenant is stopped before it starts afresh.
+    const leaving = [...this.running.values()].filter((r) => active.get(r.tenant.id)?.updatedAt !== r.version);
+    for (const r of leaving) this.running.delete(r.tenant.id);
+    await Promise.all(leaving.map((r) => this.stopOne(r)));
+    for (const id of this.failed.keys()) if (active.get(id)?.updatedAt !== this.failed.get(id)!.version) this.failed.delete(id);
+    for (const t of active.values()) {
+      if (this.running.has(t.id) || this.failed.has(t.id)) continue;
+      try {
+        this.running.set(t.id, await this.deps.start(t, this.deps.runner(t.id)));
+      } catch (e) {
+        const reason =
+          e instanceof TenantError
+            ? `its stored configuration is not valid: ${[e.message, ...e.problems].join("; ")}`
+            : `it could not start: ${(e as Error).message}`;
+        this.failed.set(t.id, { version: t.updatedAt, reason });
+        this.deps.log.error(`tenant ${t.slug} does not run on this worker: ${reason}`, { tenant: t.slug });
+      }
+    }
+  }
+
+  private async stopOne(r: TenantRuntime): Promise<void> {
+    try {
+      await r.stop();
+    } catch (e) {
+      this.deps.log.error("tenant did not stop cleanly; its leases go back when this worker stops", { tenant: r.tenant.slug, error: e });
+    }
+  }
+}

@@ -1,0 +1,38 @@
+// GET /api/v1/status of a hosted tenant: its targets as this worker runs them, its deliveries counted per target
+// and status, and the deliveries that need action. Read through the tenant's runner: row-level security holds
+// every statement to the tenant's rows.
+import type { SqlRunner } from "../db/pg/runner.ts";
+import { DELIVERY_COLUMNS, toDeliveryRow, type DeliveryRow } from "../queries.ts";
+import type { DeliveryStatus } from "../states.ts";
+import type { RuntimeTarget } from "./tenant-runtime.ts";
+
+/** The needs-action list holds at most this many, newest first. */
+export const NEEDS_ACTION_LIMIT = 100;
+
+export interface TenantStatus {
+  tenant: string;
+  /** The worker that answered (any worker answers for every tenant). */
+  worker: number;
+  /** The tenant's targets, sending or held (with why); empty when the tenant does not run on this worker. */
+  targets: RuntimeTarget[];
+  /** Why the tenant does not run on this worker, when it does not. */
+  notRunning?: string;
+  counts: { target: string; status: DeliveryStatus; n: number }[];
+  needsAction: DeliveryRow[];
+}
+
+const COUNTS = `SELECT target, status, count(*) AS n FROM deliveries GROUP BY target, status ORDER BY target, status`;
+const NEEDS_ACTION = `SELECT ${DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.seq = d.event_seq
+  WHERE d.status = 'needs_action' ORDER BY d.id DESC LIMIT ?1`;
+
+export async function tenantStatus(
+  runner: SqlRunner,
+  about: { tenant: string; worker: number; targets: RuntimeTarget[]; notRunning?: string },
+): Promise<TenantStatus> {
+  // One transaction: the counts and the list are of the same moment.
+  const { counts, needsAction } = await runner.transaction(async (tx) => ({
+    counts: await tx.all<{ target: string; status: DeliveryStatus; n: number }>(COUNTS),
+    needsAction: (await tx.all(NEEDS_ACTION, NEEDS_ACTION_LIMIT)).map(toDeliveryRow),
+  }));
+  return { ...about, counts, needsAction };
+}

@@ -1,0 +1,160 @@
+// One tenant's work on this worker (hosted mode, issue 17): its targets from the stored configuration, their
+// connectors, one outbox whose leases carry this worker's id, a dispatcher per target, and an intake writer. Every
+// statement runs through the tenant's runner, so row-level security holds it to the tenant's rows. Any number of
+// workers run the same tenant at once: claims, the (tenant, target) unit lock and the intake_writer lock make them
+// take turns where it matters (agent/db/pg/README.md §6).
+import { randomUUID } from "node:crypto";
+import { connectorKinds } from "../../connectors/registry.ts";
+import { createConnectors } from "../agent.ts";
+import type { AgentConfig, TargetConfig } from "../config.ts";
+import type { SqlRunner } from "../db/pg/runner.ts";
+import { Dispatcher } from "../dispatcher.ts";
+import { IntakeWriter } from "../intake.ts";
+import type { Logger } from "../log.ts";
+import type { Metrics } from "../metrics.ts";
+import type { Entity } from "../model.ts";
+import { Outbox } from "../outbox.ts";
+import { recordSource } from "../record-source.ts";
+import { breakerPolicy, TargetStateStore } from "../target-state.ts";
+import { loadTenantConfig } from "../tenants/config.ts";
+import type { Tenant } from "../tenants/store.ts";
+
+/** A target of the tenant as this worker runs it. */
+export interface RuntimeTarget {
+  name: string;
+  kind: string;
+  /** Sending now: enabled, not paused, and able to run on PostgreSQL. */
+  sending: boolean;
+  /** Why it is not sending (its events are queued for it all the same), or null. */
+  held: string | null;
+}
+
+export interface TenantRuntime {
+  tenant: { id: number; slug: string };
+  /** tenants.updated_at when it started: a changed tenant is started afresh. */
+  version: number;
+  intake: IntakeWriter;
+  targets: RuntimeTarget[];
+  /** Wakes the tenant's dispatchers (new deliveries). */
+  notify(): void;
+  /** Dispatchers finish or release their pushes, then what intake was given is committed. */
+  stop(): Promise<void>;
+}
+
+export interface RuntimeDeps {
+  config: AgentConfig;
+  /** This worker's id (workers.id): the leases its outbox takes carry it. */
+  workerId: number;
+  /** Random per start of the worker: idempotency keys never repeat across restarts. */
+  epoch: string;
+  metrics: Metrics;
+  log: Logger;
+}
+
+/**
+ * Why a target cannot run on PostgreSQL yet, or null. Its deliveries are queued (as for a paused target) and wait
+ * until it can: nothing accepted is lost. Pure.
+ */
+export function heldOnPostgres(t: TargetConfig): string | null {
+  if (connectorKinds[t.kind]?.oauth)
+    return "it signs in with OAuth, whose tokens are kept in the SQLite data directory; OAuth targets do not run on PostgreSQL yet";
+  if (t.masters && Object.keys(t.masters).length > 0)
+    return "it sets masters (master data per entity), which does not run on PostgreSQL yet; remove masters from the target to send its events now";
+  return null;
+}
+
+/** The tenant's setting, created with `make()` the first time (the same statements as queries.ts's ensureSetting). */
+async function ensureSetting(runner: SqlRunner, name: string, make: () => string): Promise<string> {
+  return runner.transaction(async (tx) => {
+    await tx.run(`INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING`, name, make());
+    return (await tx.get<{ value: string }>(`SELECT value FROM settings WHERE name = ?1`, name))!.value;
+  });
+}
+
+/**
+ * Starts the tenant's work. Throws a TenantError when its stored configuration is no longer valid (nothing is
+ * started then: an intake without its targets would store events that never get their deliveries).
+ */
+export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps: RuntimeDeps): Promise<TenantRuntime> {
+  const { config, metrics } = deps;
+  const log = deps.log.child({ tenant: tenant.slug });
+  const { targets } = loadTenantConfig(tenant.config);
+  const enabled = targets.filter((t) => t.enabled);
+  const held = new Map(enabled.map((t) => [t.name, heldOnPostgres(t)]));
+  for (const t of enabled) {
+    const why = held.get(t.name);
+    if (why)
+      log.error(`target ${t.name} of tenant ${tenant.slug} cannot run on PostgreSQL: ${why}; its events are queued, not sent`, {
+        target: t.name,
+      });
+    else if (t.paused) log.warn("target is paused: events are queued for it but not sent", { target: t.name });
+    if ((t.pulls ?? []).length > 0)
+      log.warn(`target ${t.name} of tenant ${tenant.slug} has pull jobs, which do not run on PostgreSQL yet; its pushes run`, {
+        target: t.name,
+      });
+  }
+  // No SQLite database here: no per-target counters kept across restarts, no OAuth token store.
+  const connectors = createConnectors(enabled, log);
+  const outbox = new Outbox(runner, Date.now, config.dispatch.missing_record_grace_minutes * 60_000, { leaseOwner: deps.workerId });
+  const installationId = await ensureSetting(runner, "installation_id", () => randomUUID());
+  const targetState = new TargetStateStore(runner);
+  const records = recordSource(runner);
+  const dispatchers = new Map<string, Dispatcher>();
+  for (const t of enabled) {
+    if (held.get(t.name) || t.paused) continue;
+    dispatchers.set(
+      t.name,
+      new Dispatcher(
+        t.name,
+        connectors.get(t.name)!,
+        outbox,
+        {
+          concurrency: config.dispatch.concurrency,
+          leaseMs: config.dispatch.lease_seconds * 1000,
+          backoff: { baseMs: config.dispatch.retry_base_ms, maxMs: config.dispatch.retry_max_ms },
+          idlePollMs: config.dispatch.idle_poll_ms,
+          // Unique per tenant, installation, start of this worker and target: no two pushes share a key.
+          keyPrefix: `kontobro-${installationId}-${deps.epoch}-${deps.workerId}-${t.name}`,
+          breaker: breakerPolicy(config.dispatch),
+          targetState,
+          // Other workers run this target too: a probe left out is theirs to finish, or the recovery's.
+          soleWorker: false,
+        },
+        log.child({ target: t.name }),
+        metrics,
+        records,
+      ),
+    );
+  }
+  const notify = () => {
+    for (const d of dispatchers.values()) d.notify();
+  };
+  // Deliveries are made for every enabled target that takes the entity, sending or held: held ones wait.
+  const targetsByEntity = new Map<Entity, string[]>();
+  const targetsFor = (entity: Entity) => {
+    let names = targetsByEntity.get(entity);
+    if (!names) targetsByEntity.set(entity, (names = [...connectors].filter(([, c]) => c.supports(entity)).map(([n]) => n)));
+    return names;
+  };
+  const intake = new IntakeWriter(outbox, targetsFor, notify);
+  intake.observer = (results) => metrics.countStored(results);
+  for (const d of dispatchers.values()) d.start();
+  log.info("tenant started", { sending: [...dispatchers.keys()] });
+  return {
+    tenant: { id: tenant.id, slug: tenant.slug },
+    version: tenant.updatedAt,
+    intake,
+    targets: enabled.map((t) => ({
+      name: t.name,
+      kind: t.kind,
+      sending: dispatchers.has(t.name),
+      held: held.get(t.name) ?? (t.paused ? "paused in the tenant's configuration" : null),
+    })),
+    notify,
+    async stop() {
+      await Promise.all([...dispatchers.values()].map((d) => d.stop(config.dispatch.shutdown_grace_ms)));
+      await intake.close();
+      log.info("tenant stopped");
+    },
+  };
+}

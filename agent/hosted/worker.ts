@@ -1,0 +1,163 @@
+// `kontobro run` on PostgreSQL (issue 17): one worker of a hosted installation. Any number of them, on any number
+// of machines, share one database and serve all its active tenants: each registers in `workers` (heartbeat on the
+// database's clock, recovery of dead workers' leases), runs every active tenant (agent/hosted/tenant-runtime.ts,
+// agent/hosted/fleet.ts) and answers any tenant's requests (agent/hosted/app.ts).
+import { randomBytes } from "node:crypto";
+import { ConfigError, type AgentConfig } from "../config.ts";
+import type { PostgresStorage } from "../db/pg/open.ts";
+import { Worker, workerTimingProblem } from "../db/pg/workers.ts";
+import type { ReadinessCheck } from "../http/health.ts";
+import type { Logger } from "../log.ts";
+import { Metrics } from "../metrics.ts";
+import { openStorage } from "../storage.ts";
+import { adminToken } from "../tenants/admin-token.ts";
+import { TenantStore } from "../tenants/store.ts";
+import { VERSION } from "../version.ts";
+import { createHostedApp } from "./app.ts";
+import { TenantFleet } from "./fleet.ts";
+import { startTenantRuntime } from "./tenant-runtime.ts";
+
+export interface HostedWorker {
+  url: string;
+  /** workers.id */
+  id: number;
+  fleet: TenantFleet;
+  /** Resolves with the exit code once the worker has ended by itself (declared dead: 1, after stopping cleanly). */
+  ended: Promise<number>;
+  stop(): Promise<void>;
+}
+
+export async function startHostedWorker(config: AgentConfig, log: Logger): Promise<HostedWorker> {
+  const timing = workerTimingProblem(config.workers.heartbeat_ms, config.workers.dead_after_ms);
+  if (timing) throw new ConfigError([`workers: ${timing}`]);
+  const admin = adminToken(config.admin);
+  const storage = await openStorage(config);
+  if (storage.engine !== "postgres") throw new Error("startHostedWorker needs PostgreSQL storage ([storage] url)");
+  try {
+    return await startOn(storage, config, log, admin);
+  } catch (e) {
+    await storage.close().catch(() => {});
+    throw e;
+  }
+}
+
+async function startOn(storage: PostgresStorage, config: AgentConfig, log: Logger, admin: string | null): Promise<HostedWorker> {
+  let endWith: (code: number) => void = () => {};
+  const ended = new Promise<number>((resolve) => (endWith = resolve));
+  let stop: () => Promise<void> = async () => {};
+  let lost = false;
+  const worker = await Worker.register(storage.client, {
+    heartbeatMs: config.workers.heartbeat_ms,
+    deadAfterMs: config.workers.dead_after_ms,
+    // Declared dead (silent longer than dead_after_ms: a pause, a partition): the others have taken back its leases,
+    // and its outcomes no longer land. It stops and exits 1 rather than registering anew in this process: a fresh
+    // start (the service manager restarts it) is the one tested way to come back, with nothing of the old run kept.
+    onLost: () => {
+      lost = true;
+      log.error(
+        "this worker was declared dead by the others (no heartbeat reached the database for longer than workers.dead_after_ms); its leases were taken back. Stopping and exiting 1 so the service manager starts it afresh",
+        { worker: worker.id, deadAfterMs: config.workers.dead_after_ms },
+      );
+      void stop().then(
+        () => endWith(1),
+        () => endWith(1),
+      );
+    },
+    onBeat: (recovered) => {
+      if (recovered.workers.length > 0) log.warn("took back the leases of workers that stopped answering", { ...recovered });
+    },
+    onError: (e) => log.warn("heartbeat failed; trying again at the next beat", { worker: worker.id, error: e }),
+  });
+  const metrics = new Metrics();
+  const tenants = new TenantStore(storage.client);
+  const epoch = randomBytes(4).toString("hex");
+  const fleet = new TenantFleet({
+    listTenants: () => tenants.list(),
+    runner: (id) => storage.runner(id),
+    start: (tenant, runner) => startTenantRuntime(tenant, runner, { config, workerId: worker.id, epoch, metrics, log }),
+    log,
+  });
+  worker.start();
+  await fleet.refresh();
+  const refresher = setInterval(() => void fleet.refresh(), config.workers.tenants_refresh_ms);
+
+  const readiness = async (): Promise<ReadinessCheck[]> => {
+    try {
+      const [row] = (await storage.client.unsafe("SELECT count(*)::integer AS n FROM workers WHERE id = $1", [worker.id])) as {
+        n: number;
+      }[];
+      const registered: ReadinessCheck =
+        row!.n > 0 && !lost
+          ? { name: "worker", ok: true, message: `Registered as worker ${worker.id}; running ${fleet.size} tenant(s).` }
+          : {
+              name: "worker",
+              ok: false,
+              message: `Worker ${worker.id} is no longer registered: it was declared dead and is stopping.`,
+              hint: "It exits and the service manager starts it afresh.",
+            };
+      return [{ name: "database", ok: true, message: "The database answers." }, registered];
+    } catch (e) {
+      return [
+        {
+          name: "database",
+          ok: false,
+          message: `The database does not answer: ${(e as Error).message}`,
+          hint: "Check that the PostgreSQL server runs and that this machine reaches it ([storage] url).",
+        },
+      ];
+    }
+  };
+
+  const app = createHostedApp({
+    version: VERSION,
+    startedAt: Date.now(),
+    workerId: worker.id,
+    maxBodyBytes: config.http.max_body_bytes,
+    metrics,
+    tenants,
+    fleet,
+    runner: (id) => storage.runner(id),
+    readiness,
+    admin: admin ? { token: admin, tenants } : null,
+  });
+  let server: ReturnType<typeof Bun.serve>;
+  try {
+    server = Bun.serve({
+      hostname: config.http.host,
+      port: config.http.port,
+      fetch: app.fetch,
+      // eventsRoute enforces http.max_body_bytes itself, answering 413 with what to do.
+      maxRequestBodySize: Number.MAX_SAFE_INTEGER,
+      error: () =>
+        new Response(JSON.stringify({ error: "internal_error", message: "Request failed." }), {
+          status: 500,
+          headers: { "content-type": "application/json" },
+        }),
+    });
+  } catch (e) {
+    clearInterval(refresher);
+    await fleet.stop();
+    await worker.stop();
+    throw new Error(
+      `Cannot listen on ${config.http.host}:${config.http.port}: ${(e as Error).message}. Is another program using the port? Change http.port in kontobro.toml (each worker on one machine needs its own).`,
+    );
+  }
+  const url = `http://${config.http.host.includes(":") ? `[${config.http.host}]` : config.http.host}:${server.port}`;
+  log.info("kontobro worker started", { version: VERSION, url, worker: worker.id, storage: storage.location, tenants: fleet.size });
+
+  let stopping: Promise<void> | null = null;
+  stop = () =>
+    (stopping ??= (async () => {
+      log.info("stopping: finishing pushes in flight", { worker: worker.id });
+      server.stop(false);
+      clearInterval(refresher);
+      // Dispatchers finish or release their pushes; intake commits what it was given.
+      await fleet.stop();
+      server.stop(true);
+      // Its row goes, and a lease still held goes back to pending, to be looked up before any new create.
+      await worker.stop();
+      await storage.close();
+      log.info("stopped", { worker: worker.id });
+    })());
+  return { url, id: worker.id, fleet, ended, stop: () => stop() };
+}

@@ -1,0 +1,356 @@
+// `kontobro run` on PostgreSQL (issue 17, agent/hosted/): two real worker processes (`bun agent/main.ts run`) on one
+// real PostgreSQL server (test/pg-server.ts), two tenants added with the real `kontobro tenant add`, each with its
+// own e-conomic sandbox over loopback. Invoices posted to either worker with a tenant's token are booked exactly
+// once at that tenant's target and nowhere else; one tenant's token sees and writes nothing of the other; a
+// disabled tenant's API answers 403 on every worker and its deliveries are not sent until it is enabled; a worker
+// stopped with SIGTERM while the other goes on loses nothing.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { SQL, type Subprocess } from "bun";
+import { writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { IntakeWriter } from "../agent/intake.ts";
+import { postgresRunner } from "../agent/db/pg/runner.ts";
+import { parseEvents } from "../agent/intake.ts";
+import { Outbox } from "../agent/outbox.ts";
+import { startEconomicSandbox, type StartedEconomicSandbox } from "../connectors/economic/sandbox/index.ts";
+import { customerEvent, invoiceEvent, tempDir, waitFor } from "./helpers.ts";
+import { pgUnavailable, startPgServer, type PgServer } from "./pg-server.ts";
+
+const ROOT = resolve(import.meta.dir, "..");
+const ADMIN_TOKEN = "hosted-admin-token-0123456789";
+const unavailable = pgUnavailable();
+if (unavailable) console.warn(`hosted workers on PostgreSQL skipped: ${unavailable}`);
+
+interface RunningWorker {
+  name: string;
+  url: string;
+  proc: Subprocess<"ignore", "pipe", "pipe">;
+  /** What it logged (JSON lines on standard error). */
+  log: () => string;
+}
+
+interface TenantUnderTest {
+  slug: string;
+  token: string;
+  sandbox: StartedEconomicSandbox;
+  id: number;
+}
+
+const dir = tempDir("kontobro-hosted-");
+let server: PgServer;
+let admin: SQL;
+const workers: Record<"a" | "b", RunningWorker> = {} as any;
+const tenants: Record<"acme" | "globex", TenantUnderTest> = {} as any;
+
+/** A loopback port nobody listens on right now. */
+function freePort(): number {
+  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = probe.port;
+  probe.stop(true);
+  return port;
+}
+
+function workerConfig(name: string, port: number): string {
+  const path = join(dir, `${name}.toml`);
+  writeFileSync(
+    path,
+    `[agent]
+data_dir = "${join(dir, `data-${name}`)}"
+log_level = "debug"
+
+[storage]
+url = "${server.url}"
+
+[http]
+port = ${port}
+
+[dispatch]
+retry_base_ms = 20
+retry_max_ms = 200
+idle_poll_ms = 50
+
+[workers]
+heartbeat_ms = 200
+dead_after_ms = 3000
+tenants_refresh_ms = 300
+
+[admin]
+token = "${ADMIN_TOKEN}"
+`,
+  );
+  return path;
+}
+
+async function startWorker(name: "a" | "b"): Promise<RunningWorker> {
+  const port = freePort();
+  const proc = Bun.spawn([process.execPath, "agent/main.ts", "run", "--config", workerConfig(name, port)], {
+    cwd: ROOT,
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  let text = "";
+  void (async () => {
+    const decoder = new TextDecoder();
+    for await (const chunk of proc.stderr) text += decoder.decode(chunk, { stream: true });
+  })();
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(
+    `worker ${name} ready`,
+    async () => {
+      if (proc.exitCode !== null) throw new Error(`worker ${name} exited ${proc.exitCode}: ${text}`);
+      return (await fetch(`${url}/readyz`).catch(() => null))?.status === 200;
+    },
+    60_000,
+  );
+  return { name, url, proc, log: () => text };
+}
+
+/** `kontobro tenant add` as the operator runs it; returns the API token it prints once. */
+function addTenant(slug: string, sandbox: StartedEconomicSandbox, config: string): string {
+  const file = join(dir, `${slug}.toml`);
+  writeFileSync(
+    file,
+    `[[targets]]
+name = "books"
+kind = "economic"
+rest_url = "${sandbox.url}"
+projects_url = "${sandbox.url}/projectsapi/v1.1.0"
+app_secret_token = "demo-app-secret"
+agreement_grant_token = "demo-agreement-grant"
+requests_per_second = 0
+`,
+  );
+  const res = Bun.spawnSync([process.execPath, "agent/main.ts", "tenant", "add", slug, "--file", file, "--config", config], { cwd: ROOT });
+  const out = res.stdout.toString();
+  if (res.exitCode !== 0) throw new Error(`tenant add ${slug} failed: ${res.stderr.toString()}`);
+  return /shown only now[^\n]*\n {2}(\S+)/.exec(out)![1]!;
+}
+
+async function post(worker: RunningWorker, token: string, body: unknown) {
+  const res = await fetch(`${worker.url}/api/v1/events`, {
+    method: "POST",
+    body: JSON.stringify(body),
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+  });
+  return { status: res.status, body: (await res.json()) as any };
+}
+
+async function status(worker: RunningWorker, token: string) {
+  const res = await fetch(`${worker.url}/api/v1/status`, { headers: { authorization: `Bearer ${token}` } });
+  return { status: res.status, body: (await res.json()) as any };
+}
+
+/** Every delivery of the tenant is done (its status counts nothing else). */
+async function allDone(worker: RunningWorker, token: string): Promise<boolean> {
+  const { counts } = (await status(worker, token)).body;
+  return counts.length === 1 && counts[0].status === "done";
+}
+
+async function adminPost(worker: RunningWorker, path: string) {
+  const res = await fetch(`${worker.url}/admin/v1${path}`, { method: "POST", headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+  return { status: res.status, body: (await res.json()) as any };
+}
+
+/** Booked invoice numbers at a sandbox, each as often as it was booked. */
+async function bookedNumbers(sandbox: StartedEconomicSandbox): Promise<number[]> {
+  const state = (await (await fetch(`${sandbox.url}/__sandbox/state`)).json()) as any;
+  return state.booked.map((b: any) => b.bookedInvoiceNumber).sort((x: number, y: number) => x - y);
+}
+
+async function sandboxRequests(sandbox: StartedEconomicSandbox): Promise<number> {
+  return ((await (await fetch(`${sandbox.url}/__sandbox/stats`)).json()) as any).requests.total;
+}
+
+const range = (from: number, n: number) => Array.from({ length: n }, (_, i) => from + i);
+
+beforeAll(async () => {
+  if (unavailable) return;
+  server = await startPgServer();
+  admin = new SQL({ url: server.adminUrl, max: 1 });
+  const [acmeSandbox, globexSandbox] = await Promise.all([startEconomicSandbox({ port: 0 }), startEconomicSandbox({ port: 0 })]);
+  // One tenant before the workers start, the other while they run.
+  const acmeToken = addTenant("acme", acmeSandbox!, workerConfig("cli", 0));
+  tenants.acme = { slug: "acme", token: acmeToken, sandbox: acmeSandbox!, id: 0 };
+  tenants.globex = { slug: "globex", token: "", sandbox: globexSandbox!, id: 0 };
+  [workers.a, workers.b] = await Promise.all([startWorker("a"), startWorker("b")]);
+}, 180_000);
+
+afterAll(async () => {
+  for (const w of Object.values(workers)) w.proc.kill("SIGKILL");
+  await admin?.close();
+  await server?.stop();
+  for (const t of Object.values(tenants)) await t.sandbox?.stop();
+});
+
+describe.skipIf(!!unavailable)("kontobro run on PostgreSQL: two workers, two tenants", () => {
+  test("both workers are registered and ready; a tenant added while they run is served by either at once", async () => {
+    const rows = await admin`SELECT id, pid FROM workers ORDER BY id`;
+    expect(rows.map((r: any) => r.pid).sort()).toEqual([workers.a.proc.pid, workers.b.proc.pid].sort());
+    for (const w of Object.values(workers)) {
+      const ready = (await (await fetch(`${w.url}/readyz`)).json()) as any;
+      expect(ready).toMatchObject({
+        status: "ready",
+        checks: [
+          { name: "database", ok: true },
+          { name: "worker", ok: true },
+        ],
+      });
+    }
+    tenants.globex.token = addTenant("globex", tenants.globex.sandbox, workerConfig("cli", 0));
+    const first = await post(workers.b, tenants.globex.token, [customerEvent(700)]);
+    expect(first.status).toBe(202);
+    expect(first.body.accepted).toBe(1);
+    const ids = await admin`SELECT id, slug FROM tenants ORDER BY slug`;
+    tenants.acme.id = ids.find((r: any) => r.slug === "acme").id;
+    tenants.globex.id = ids.find((r: any) => r.slug === "globex").id;
+  });
+
+  test("invoices posted to either worker are booked exactly once, at their own tenant's target only", async () => {
+    const { acme, globex } = tenants;
+    // Both tenants use customer 700 and target name "books": names are per tenant.
+    expect((await post(workers.a, acme.token, [customerEvent(700)])).status).toBe(202);
+    const acmeNumbers = range(10_001, 12);
+    const globexNumbers = range(20_001, 8);
+    const sends: Promise<{ status: number; body: any }>[] = [];
+    acmeNumbers.forEach((n, i) => sends.push(post(i % 2 ? workers.a : workers.b, acme.token, [invoiceEvent(n, 700)])));
+    globexNumbers.forEach((n, i) => sends.push(post(i % 2 ? workers.b : workers.a, globex.token, [invoiceEvent(n, 700)])));
+    // The same event sent to both workers (a PSA resending after a timeout) is stored once.
+    sends.push(post(workers.a, acme.token, [invoiceEvent(10_001, 700)]), post(workers.b, acme.token, [invoiceEvent(10_001, 700)]));
+    const answers = await Promise.all(sends);
+    expect(answers.map((a) => a.status)).toEqual(answers.map(() => 202));
+
+    await waitFor("acme's invoices booked", async () => (await bookedNumbers(acme.sandbox)).length >= acmeNumbers.length, 60_000);
+    await waitFor("globex's invoices booked", async () => (await bookedNumbers(globex.sandbox)).length >= globexNumbers.length, 60_000);
+    expect(await bookedNumbers(acme.sandbox)).toEqual(acmeNumbers);
+    expect(await bookedNumbers(globex.sandbox)).toEqual(globexNumbers);
+
+    // Each tenant's status, through either worker, counts its own deliveries only.
+    await waitFor("acme all done", () => allDone(workers.b, acme.token));
+    for (const w of Object.values(workers)) {
+      expect((await status(w, acme.token)).body).toMatchObject({
+        tenant: "acme",
+        targets: [{ name: "books", sending: true, held: null }],
+        counts: [{ target: "books", status: "done", n: acmeNumbers.length + 1 }],
+        needsAction: [],
+      });
+    }
+    await waitFor("globex all done", () => allDone(workers.a, globex.token));
+    expect((await status(workers.a, globex.token)).body.counts).toEqual([{ target: "books", status: "done", n: globexNumbers.length + 1 }]);
+    // In the database: each tenant's events under its own id, the resend stored once.
+    const events = await admin`SELECT tenant_id, count(*)::integer AS n FROM events GROUP BY tenant_id ORDER BY tenant_id`;
+    expect(events).toEqual(
+      [
+        { tenant_id: acme.id, n: acmeNumbers.length + 1 },
+        { tenant_id: globex.id, n: globexNumbers.length + 1 },
+      ].sort((x, y) => x.tenant_id - y.tenant_id),
+    );
+  }, 120_000);
+
+  test("one tenant's token reads and writes nothing of another's; other tokens get 401", async () => {
+    const { acme, globex } = tenants;
+    // A needs-action delivery at globex only: a project number e-conomic cannot take (digits only).
+    const lettered = { id: "globex-bad-project", type: "project.upserted", data: { number: "P-29999", name: "Lettered" } };
+    expect((await post(workers.a, globex.token, [lettered])).status).toBe(202);
+    await waitFor("globex's needs action", async () => (await status(workers.b, globex.token)).body.needsAction.length === 1, 30_000);
+
+    const acmeView = (await status(workers.b, acme.token)).body;
+    expect(acmeView.tenant).toBe("acme");
+    expect(acmeView.needsAction).toEqual([]);
+    expect(JSON.stringify(acmeView)).not.toContain("29999");
+    expect(JSON.stringify(acmeView)).not.toContain("2000");
+    // Events sent with acme's token are acme's, whichever numbers they carry: globex's target never sees them.
+    const before = await bookedNumbers(globex.sandbox);
+    expect((await post(workers.b, acme.token, [invoiceEvent(20_050, 700)])).status).toBe(202);
+    await waitFor("acme's 20050 booked at acme", async () => (await bookedNumbers(acme.sandbox)).includes(20_050), 30_000);
+    expect(await bookedNumbers(globex.sandbox)).toEqual(before);
+
+    for (const w of Object.values(workers)) {
+      for (const token of ["not-a-token-of-anyone-0123456789", ADMIN_TOKEN]) {
+        expect((await status(w, token)).status).toBe(401);
+        expect((await post(w, token, [customerEvent(1)])).status).toBe(401);
+      }
+      // A tenant's token is not the admin's.
+      const res = await fetch(`${w.url}/admin/v1/tenants`, { headers: { authorization: `Bearer ${acme.token}` } });
+      expect(res.status).toBe(401);
+    }
+  }, 60_000);
+
+  test("a disabled tenant's API answers 403 on every worker and nothing of it is sent until it is enabled", async () => {
+    const { globex } = tenants;
+    expect((await adminPost(workers.a, "/tenants/globex/disable")).body.tenant.state).toBe("disabled");
+    for (const w of Object.values(workers)) {
+      const refused = await post(w, globex.token, [invoiceEvent(21_001, 700)]);
+      expect(refused.status).toBe(403);
+      expect(refused.body.error).toBe("tenant_disabled");
+      expect((await status(w, globex.token)).status).toBe(403);
+    }
+    // Worker A stopped it at once (its admin API disabled it), B at its next refresh: both say so.
+    for (const w of Object.values(workers))
+      await waitFor(`worker ${w.name} stopped globex`, () => w.log().includes('"msg":"tenant stopped","tenant":"globex"'));
+    // Events that reached the database anyway (stored before the disable took effect) wait: simulated by storing
+    // them with the tenant's own intake, in this process.
+    const client = new SQL({ url: server.url, max: 2 });
+    try {
+      const outbox = new Outbox(postgresRunner(client, globex.id));
+      const intake = new IntakeWriter(outbox, (entity) => (entity === "invoice" ? ["books"] : []));
+      const parsed = parseEvents([invoiceEvent(21_002, 700), invoiceEvent(21_003, 700)]);
+      if (!parsed.ok) throw new Error(parsed.message);
+      await intake.submit(parsed.events);
+      await intake.close();
+    } finally {
+      await client.close();
+    }
+    const requests = await sandboxRequests(globex.sandbox);
+    // Several refreshes (300 ms) and idle polls (50 ms) of both workers pass: neither sends anything of globex.
+    await Bun.sleep(1_500);
+    expect(await sandboxRequests(globex.sandbox)).toBe(requests);
+    expect(await bookedNumbers(globex.sandbox)).not.toContain(21_002);
+
+    expect((await adminPost(workers.b, "/tenants/globex/enable")).body.tenant.state).toBe("active");
+    await waitFor(
+      "globex's waiting invoices booked once enabled",
+      async () => {
+        const booked = await bookedNumbers(globex.sandbox);
+        return booked.includes(21_002) && booked.includes(21_003);
+      },
+      30_000,
+    );
+    expect((await post(workers.a, globex.token, [customerEvent(701)])).status).toBe(202);
+  }, 60_000);
+
+  test("a worker stopped with SIGTERM while the other goes on loses nothing and books nothing twice", async () => {
+    const { acme } = tenants;
+    const numbers = range(30_001, 30);
+    const answers: number[] = [];
+    // Slow drafts: worker A has pushes in flight when it is told to stop.
+    await fetch(`${acme.sandbox.url}/__sandbox/faults`, {
+      method: "POST",
+      body: JSON.stringify({ rules: [{ method: "POST", path: "^/invoices/drafts$", kind: "latency", latencyMs: 300, count: 12 }] }),
+      headers: { "content-type": "application/json" },
+    });
+    // Half to each worker; then worker A stops with its pushes in flight, and the rest go to B.
+    for (const [i, n] of numbers.slice(0, 15).entries())
+      answers.push((await post(i % 2 ? workers.a : workers.b, acme.token, [invoiceEvent(n, 700)])).status);
+    workers.a.proc.kill("SIGTERM");
+    for (const n of numbers.slice(15)) answers.push((await post(workers.b, acme.token, [invoiceEvent(n, 700)])).status);
+    expect(answers).toEqual(numbers.map(() => 202));
+    expect(await workers.a.proc.exited).toBe(0);
+    expect(workers.a.log()).toContain('"msg":"stopped"');
+    // Its row is gone and no delivery is left leased to it.
+    expect((await admin`SELECT pid FROM workers`).map((r: any) => r.pid)).toEqual([workers.b.proc.pid]);
+
+    await waitFor(
+      "every invoice booked",
+      async () => {
+        const booked = await bookedNumbers(acme.sandbox);
+        return numbers.every((n) => booked.includes(n));
+      },
+      60_000,
+    );
+    const all = await bookedNumbers(acme.sandbox);
+    expect(all.filter((n) => n >= 30_001)).toEqual(numbers);
+    expect(new Set(all).size).toBe(all.length);
+    await waitFor("acme all done", () => allDone(workers.b, acme.token));
+  }, 120_000);
+});
