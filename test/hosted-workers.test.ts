@@ -3,7 +3,8 @@
 // own e-conomic sandbox over loopback. Invoices posted to either worker with a tenant's token are booked exactly
 // once at that tenant's target and nowhere else; one tenant's token sees and writes nothing of the other; a
 // disabled tenant's API answers 403 on every worker and its deliveries are not sent until it is enabled; a worker
-// stopped with SIGTERM while the other goes on loses nothing.
+// stopped with SIGTERM while the other goes on loses nothing; one paused past dead-after has its leases taken by the
+// other and exits 1 when it wakes, and still nothing is booked twice.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { SQL, type Subprocess } from "bun";
 import { writeFileSync } from "node:fs";
@@ -352,5 +353,45 @@ describe.skipIf(!!unavailable)("kontobro run on PostgreSQL: two workers, two ten
     expect(all.filter((n) => n >= 30_001)).toEqual(numbers);
     expect(new Set(all).size).toBe(all.length);
     await waitFor("acme all done", () => allDone(workers.b, acme.token));
+  }, 120_000);
+
+  test("a worker paused past dead-after loses its leases to the other, exits 1 when it wakes, and nothing is booked twice", async () => {
+    const { acme } = tenants;
+    workers.a = await startWorker("a");
+    const [paused] = await admin`SELECT id FROM workers WHERE pid = ${workers.b.proc.pid}`;
+    // Slow drafts, so that B holds leases while it is paused.
+    await fetch(`${acme.sandbox.url}/__sandbox/faults`, {
+      method: "POST",
+      body: JSON.stringify({ rules: [{ method: "POST", path: "^/invoices/drafts$", kind: "latency", latencyMs: 1_000, count: 6 }] }),
+      headers: { "content-type": "application/json" },
+    });
+    const numbers = range(40_001, 6);
+    for (const n of numbers) expect((await post(workers.b, acme.token, [invoiceEvent(n, 700)])).status).toBe(202);
+    await waitFor("B holding leases", async () => {
+      const [row] = await admin`SELECT count(*)::integer AS n FROM deliveries WHERE status = 'in_flight' AND lease_owner = ${paused.id}`;
+      return row.n > 0;
+    });
+    workers.b.proc.kill("SIGSTOP");
+    // Worker A hears nothing from B for longer than dead_after_ms (3 s): it declares B dead and takes its leases back
+    // (a transaction B was in the middle of is ended by the server after dead_after_ms / 2, so it holds nothing up).
+    await waitFor("B declared dead", async () => (await admin`SELECT id FROM workers WHERE id = ${paused.id}`).length === 0, 30_000);
+    workers.b.proc.kill("SIGCONT");
+    expect(await workers.b.proc.exited).toBe(1);
+    expect(workers.b.log()).toContain("this worker was declared dead by the others");
+
+    await waitFor(
+      "every invoice booked",
+      async () => {
+        const booked = await bookedNumbers(acme.sandbox);
+        return numbers.every((n) => booked.includes(n));
+      },
+      60_000,
+    );
+    await waitFor("acme all done", () => allDone(workers.a, acme.token), 30_000);
+    const all = await bookedNumbers(acme.sandbox);
+    expect(all.filter((n) => n >= 40_001)).toEqual(numbers);
+    expect(new Set(all).size).toBe(all.length);
+    const state = (await (await fetch(`${acme.sandbox.url}/__sandbox/state`)).json()) as any;
+    expect(state.drafts).toEqual([]);
   }, 120_000);
 });

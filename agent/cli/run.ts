@@ -11,7 +11,8 @@ export const run = defineCommand({
   description:
     "Serves the status page, the API and the webhooks, delivers events to the targets and runs the scheduled\n" +
     "pulls, until SIGTERM or Ctrl-C (then it finishes what is in flight and stops cleanly). Logs are JSON lines\n" +
-    "on standard error.",
+    'on standard error. With [storage] url = "postgres://…" it is one worker of a hosted installation: it serves\n' +
+    "every active tenant (kontobro tenant) beside any number of other workers (README.md, Hosted mode).",
   options: { ...CONFIG_OPTION },
   examples: [
     ["kontobro run", "with ./kontobro.toml"],

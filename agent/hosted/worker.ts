@@ -31,7 +31,15 @@ export async function startHostedWorker(config: AgentConfig, log: Logger): Promi
   const timing = workerTimingProblem(config.workers.heartbeat_ms, config.workers.dead_after_ms);
   if (timing) throw new ConfigError([`workers: ${timing}`]);
   const admin = adminToken(config.admin);
-  const storage = await openStorage(config);
+  const storage = await openStorage(config, {
+    connection: {
+      application_name: "kontobro-worker",
+      // A transaction of ours only ever waits for its own statements. One left open longer is a process frozen or cut
+      // off mid-transaction: the server ends it before the others declare the worker dead, so its row locks never
+      // hold up their recovery of its leases (nor anyone's claims).
+      idle_in_transaction_session_timeout: Math.floor(config.workers.dead_after_ms / 2),
+    },
+  });
   if (storage.engine !== "postgres") throw new Error("startHostedWorker needs PostgreSQL storage ([storage] url)");
   try {
     return await startOn(storage, config, log, admin);

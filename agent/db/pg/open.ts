@@ -48,6 +48,8 @@ export interface OpenPostgresOptions {
   max?: number;
   /** Seconds to wait for a connection before the server counts as unreachable (default 10). */
   connectTimeoutSeconds?: number;
+  /** Server settings every connection starts with (e.g. idle_in_transaction_session_timeout), as Bun's SQL `connection`. */
+  connection?: Record<string, string | number | boolean>;
   /** The migrations to apply; the embedded ones unless a test gives others. */
   migrations?: EmbeddedMigration[];
 }
@@ -60,7 +62,12 @@ export async function openPostgres(url: string, options: OpenPostgresOptions = {
   const problem = postgresUrlProblem(url);
   if (problem) throw new StorageError(`[storage] url ${problem}.`, `Correct [storage] url in kontobro.toml.`);
   const where = partsOf(url);
-  const client = new SQL({ url, max: options.max ?? 10, connectionTimeout: options.connectTimeoutSeconds ?? 10 });
+  const client = new SQL({
+    url,
+    max: options.max ?? 10,
+    connectionTimeout: options.connectTimeoutSeconds ?? 10,
+    ...(options.connection ? { connection: options.connection } : {}),
+  });
   try {
     let facts: ServerFacts;
     try {
