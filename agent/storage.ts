@@ -74,7 +74,7 @@ export const NOT_YET_ON_POSTGRES = [
   "exports",
   "alerts",
   "the status page, /metrics and the deliveries API (a tenant has GET /api/v1/status)",
-  "master data per entity (targets with masters)",
+  "master data per entity (targets whose connector keeps it: held, their events queued)",
   "targets that sign in with OAuth",
   "call budgets kept across restarts",
   "kontobro demo, status, retry, enqueue, pull, export, backup and restore",

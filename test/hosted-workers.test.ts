@@ -1,10 +1,11 @@
 // `kontobro run` on PostgreSQL (issue 17, agent/hosted/): two real worker processes (`bun agent/main.ts run`) on one
-// real PostgreSQL server (test/pg-server.ts), two tenants added with the real `kontobro tenant add`, each with its
-// own e-conomic sandbox over loopback. Invoices posted to either worker with a tenant's token are booked exactly
-// once at that tenant's target and nowhere else; one tenant's token sees and writes nothing of the other; a
-// disabled tenant's API answers 403 on every worker and its deliveries are not sent until it is enabled; a worker
-// stopped with SIGTERM while the other goes on loses nothing; one paused past dead-after has its leases taken by the
-// other and exits 1 when it wakes, and still nothing is booked twice.
+// real PostgreSQL server (test/pg-server.ts), tenants added with the real `kontobro tenant add`, each with its own
+// e-conomic sandbox over loopback. Invoices posted to either worker with a tenant's token are booked exactly once at
+// that tenant's target and nowhere else; one tenant's token sees and writes nothing of another's; a disabled
+// tenant's API answers 403 on every worker and its deliveries are not sent until it is enabled; a target that cannot
+// run on PostgreSQL yet is held (its events queue) and a tenant whose stored configuration went bad answers 503; a
+// worker stopped with SIGTERM while the other goes on loses nothing; one paused past dead-after has its leases taken
+// by the other and exits 1 when it wakes, and still nothing is booked twice.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { SQL, type Subprocess } from "bun";
 import { writeFileSync } from "node:fs";
@@ -41,7 +42,7 @@ const dir = tempDir("kontobro-hosted-");
 let server: PgServer;
 let admin: SQL;
 const workers: Record<"a" | "b", RunningWorker> = {} as any;
-const tenants: Record<"acme" | "globex", TenantUnderTest> = {} as any;
+const tenants: Record<"acme" | "globex" | "initech", TenantUnderTest> = {} as any;
 
 /** A loopback port nobody listens on right now. */
 function freePort(): number {
@@ -108,7 +109,7 @@ async function startWorker(name: "a" | "b"): Promise<RunningWorker> {
 }
 
 /** `kontobro tenant add` as the operator runs it; returns the API token it prints once. */
-function addTenant(slug: string, sandbox: StartedEconomicSandbox, config: string): string {
+function addTenant(slug: string, sandbox: StartedEconomicSandbox, config: string, moreTargets = ""): string {
   const file = join(dir, `${slug}.toml`);
   writeFileSync(
     file,
@@ -120,7 +121,7 @@ projects_url = "${sandbox.url}/projectsapi/v1.1.0"
 app_secret_token = "demo-app-secret"
 agreement_grant_token = "demo-agreement-grant"
 requests_per_second = 0
-`,
+${moreTargets}`,
   );
   const res = Bun.spawnSync([process.execPath, "agent/main.ts", "tenant", "add", slug, "--file", file, "--config", config], { cwd: ROOT });
   const out = res.stdout.toString();
@@ -184,7 +185,7 @@ afterAll(async () => {
   for (const t of Object.values(tenants)) await t.sandbox?.stop();
 });
 
-describe.skipIf(!!unavailable)("kontobro run on PostgreSQL: two workers, two tenants", () => {
+describe.skipIf(!!unavailable)("kontobro run on PostgreSQL: two workers, three tenants", () => {
   test("both workers are registered and ready; a tenant added while they run is served by either at once", async () => {
     const rows = await admin`SELECT id, pid FROM workers ORDER BY id`;
     expect(rows.map((r: any) => r.pid).sort()).toEqual([workers.a.proc.pid, workers.b.proc.pid].sort());
@@ -318,6 +319,50 @@ describe.skipIf(!!unavailable)("kontobro run on PostgreSQL: two workers, two ten
       30_000,
     );
     expect((await post(workers.a, globex.token, [customerEvent(701)])).status).toBe(202);
+  }, 60_000);
+
+  test("a target that cannot run on PostgreSQL yet is held with a logged error naming tenant and target; its events queue, the others send", async () => {
+    const sandbox = await startEconomicSandbox({ port: 0 });
+    // eAccounting signs in with OAuth (tokens kept in the SQLite data directory): held.
+    const oauthTarget = `[[targets]]\nname = "ledger"\nkind = "eaccounting"\nclient_id = "hosted-test"\nclient_secret = "hosted-test-secret"\n`;
+    const token = addTenant("initech", sandbox, workerConfig("cli", 0), oauthTarget);
+    tenants.initech = { slug: "initech", token, sandbox, id: 0 };
+    expect((await post(workers.a, token, [customerEvent(800)])).status).toBe(202);
+    await waitFor("initech's customer at books", async () =>
+      (await status(workers.b, token)).body.counts.some((c: any) => c.target === "books" && c.status === "done"),
+    );
+    const view = (await status(workers.b, token)).body;
+    expect(view.targets).toEqual([
+      { name: "books", kind: "economic", sending: true, held: null },
+      { name: "ledger", kind: "eaccounting", sending: false, held: expect.stringContaining("OAuth") },
+    ]);
+    expect(view.counts).toEqual([
+      { target: "books", status: "done", n: 1 },
+      { target: "ledger", status: "pending", n: 1 },
+    ]);
+    for (const w of Object.values(workers))
+      expect(w.log()).toContain("target ledger of tenant initech cannot run on PostgreSQL: it signs in with OAuth");
+  }, 60_000);
+
+  test("a tenant whose stored configuration is no longer valid stops, and its events get 503 saying why, nothing stored", async () => {
+    const { initech } = tenants;
+    await admin`UPDATE tenants SET config = '{"targets":[{"name":"books","kind":"nosuchkind"}]}', updated_at = updated_at + 1 WHERE slug = 'initech'`;
+    for (const w of Object.values(workers))
+      await waitFor(`worker ${w.name} gave up initech`, () =>
+        w.log().includes("tenant initech does not run on this worker: its stored configuration is not valid"),
+      );
+    const [before] =
+      await admin`SELECT count(*)::integer AS n FROM events WHERE tenant_id = (SELECT id FROM tenants WHERE slug = 'initech')`;
+    for (const w of Object.values(workers)) {
+      const refused = await post(w, initech.token, [customerEvent(801)]);
+      expect(refused.status).toBe(503);
+      expect(refused.body.error).toBe("tenant_not_running");
+      expect(refused.body.message).toContain("targets[0].kind");
+      expect((await status(w, initech.token)).body.notRunning).toContain("targets[0].kind");
+    }
+    expect(
+      await admin`SELECT count(*)::integer AS n FROM events WHERE tenant_id = (SELECT id FROM tenants WHERE slug = 'initech')`,
+    ).toEqual([before]);
   }, 60_000);
 
   test("a worker stopped with SIGTERM while the other goes on loses nothing and books nothing twice", async () => {

@@ -58,8 +58,10 @@ export interface RuntimeDeps {
 export function heldOnPostgres(t: TargetConfig): string | null {
   if (connectorKinds[t.kind]?.oauth)
     return "it signs in with OAuth, whose tokens are kept in the SQLite data directory; OAuth targets do not run on PostgreSQL yet";
-  if (t.masters && Object.keys(t.masters).length > 0)
-    return "it sets masters (master data per entity), which does not run on PostgreSQL yet; remove masters from the target to send its events now";
+  // Such a connector's pushes of customers and products go through master per entity (agent/master/) whatever
+  // `masters` says (the PSA as master included), and its store is still the SQLite file's.
+  if ((connectorKinds[t.kind]?.masterEntities ?? []).length > 0)
+    return "its customers and products go through master data per entity (masters), which does not run on PostgreSQL yet";
   return null;
 }
 
