@@ -8,8 +8,8 @@
 // Requests that arrive while it ends wait for it to finish and go to the next one; nothing is dropped.
 import type { Intake, StoredResult, ValidEvent } from "./intake.ts";
 import { describeWriteError, settle } from "./intake.ts";
-import { type PreparedEvent, prepareEvents } from "./intake-store.ts";
-import type { FromWriter, ToWriter } from "./intake-worker.ts";
+import { type PreparedEvent, prepareEvents, type RequestOutcome } from "./intake-store.ts";
+import type { FromWriter, ToWriter, WriterRequest } from "./intake-worker.ts";
 import type { Entity } from "./model.ts";
 
 /** How long the writer thread stays without requests before it ends (the next request starts it again). */
@@ -152,8 +152,13 @@ class Writer {
   private readonly waiting = new Map<number, Waiting>();
   private readonly pragmas = new Map<number, Waiting & { resolve: (r: any) => void }>();
   private next = 1;
-  /** Requests handed over once per turn of the event loop: one message (one wake of the writer) for them all. */
-  private outgoing: { id: number; events: PreparedEvent[] }[] = [];
+  /**
+   * Requests not yet handed over. While the writer has requests it has not answered, new ones gather here and go
+   * over together when it answers: one message each way per group commit, not one per turn of the event loop.
+   */
+  private outgoing: WriterRequest[] = [];
+  /** Requests handed over and not answered yet. */
+  private handedOver = 0;
   private stopped: Error | null = null;
   private closed?: () => void;
 
@@ -189,7 +194,7 @@ class Writer {
     return new Promise((resolve, reject) => {
       const id = this.next++;
       this.waiting.set(id, { resolve, reject });
-      if (this.outgoing.push({ id, events: prepared }) === 1) setImmediate(() => this.handOver());
+      if (this.outgoing.push({ id, events: prepared }) === 1 && this.handedOver === 0) setImmediate(() => this.handOver());
     });
   }
 
@@ -218,19 +223,30 @@ class Writer {
     const requests = this.outgoing;
     if (requests.length === 0) return;
     this.outgoing = [];
-    this.worker.postMessage({ kind: "store", requests } satisfies ToWriter);
+    this.handedOver += requests.length;
+    this.worker.postMessage({ kind: "store", requests: JSON.stringify(requests) } satisfies ToWriter);
+  }
+
+  /** The writer answered these requests: what gathered meanwhile goes over now (its next group), before anyone is answered. */
+  private answered(count: number): void {
+    this.handedOver -= count;
+    if (this.handedOver === 0) this.handOver();
   }
 
   private receive(m: FromWriter): void {
     switch (m.kind) {
-      case "stored":
+      case "stored": {
+        this.answered(m.ids.length);
+        const outcomes = JSON.parse(m.outcomes) as RequestOutcome[];
         m.ids.forEach((id, i) => {
           const w = this.take(id);
-          if (w) settle(w, m.outcomes[i]!, this.hooks.observer());
+          if (w) settle(w, outcomes[i]!, this.hooks.observer());
         });
         this.onStored();
         break;
+      }
       case "failed": {
+        this.answered(m.ids.length);
         const err = describeWriteError(new Error(m.message));
         for (const id of m.ids) this.take(id)?.reject(err);
         break;
