@@ -40,6 +40,23 @@ export const Envelope = z.object({
     .optional(),
 });
 
+/**
+ * The envelope without its data: what an event whose data is a plain object is checked against. Envelope's
+ * record check would only copy such data key by key before the event type's own schema reads it again.
+ */
+const EnvelopeOfObject = Envelope.omit({ data: true });
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && Object.getPrototypeOf(v) === Object.prototype;
+
+/** The envelope checked once: data that is not a plain object goes through Envelope, whose problems name it. */
+function parseEnvelope(raw: unknown) {
+  const data = (raw as { data?: unknown } | null)?.data;
+  if (!isPlainObject(data)) return Envelope.safeParse(raw);
+  const head = EnvelopeOfObject.safeParse(raw);
+  return head.success ? { success: true as const, data: { ...head.data, data } } : head;
+}
+
 /** Validates one event or an array of them. Nothing is stored unless every event is valid. */
 export function parseEvents(body: unknown): ParseResult {
   const list = Array.isArray(body) ? body : [body];
@@ -66,7 +83,7 @@ export function parseEvents(body: unknown): ParseResult {
   const valid: ValidEvent[] = [];
   const rejected: RejectedEvent[] = [];
   list.forEach((raw, index) => {
-    const env = Envelope.safeParse(raw);
+    const env = parseEnvelope(raw);
     const id = typeof (raw as any)?.id === "string" ? (raw as any).id : undefined;
     if (!env.success) return rejected.push({ index, id, problems: issuesToProblems(env.error.issues) });
     const spec = EVENT_TYPES[env.data.type as EventType];
