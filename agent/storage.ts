@@ -77,7 +77,7 @@ export const NOT_YET_ON_POSTGRES = [
   "master data per entity (targets whose connector keeps it: held, their events queued)",
   "targets that sign in with OAuth",
   "call budgets kept across restarts",
-  "kontobro demo, status, retry, enqueue, pull, export, backup and restore",
+  "the commands that open the SQLite file (all but kontobro run, storage check and tenant)",
 ];
 
 /**

@@ -328,9 +328,11 @@ describe.skipIf(!!unavailable)("kontobro run on PostgreSQL: two workers, three t
     const token = addTenant("initech", sandbox, workerConfig("cli", 0), oauthTarget);
     tenants.initech = { slug: "initech", token, sandbox, id: 0 };
     expect((await post(workers.a, token, [customerEvent(800)])).status).toBe(202);
-    await waitFor("initech's customer at books", async () =>
-      (await status(workers.b, token)).body.counts.some((c: any) => c.target === "books" && c.status === "done"),
-    );
+    // Worker B runs initech from its next refresh on (A started it for the request).
+    await waitFor("initech's customer at books, and B running initech", async () => {
+      const { counts, targets } = (await status(workers.b, token)).body;
+      return targets.length === 2 && counts.some((c: any) => c.target === "books" && c.status === "done");
+    });
     const view = (await status(workers.b, token)).body;
     expect(view.targets).toEqual([
       { name: "books", kind: "economic", sending: true, held: null },

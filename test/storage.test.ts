@@ -41,6 +41,17 @@ describe("[storage] url in kontobro.toml", () => {
     expect(postgresUrlProblem("postgresql://kontobro@10.0.0.5/kontobro?sslmode=require")).toBeNull();
   });
 
+  test("with a postgres url, the commands that work on the SQLite file only refuse before opening anything", async () => {
+    const url = "postgres://kontobro@127.0.0.1:1/nowhere";
+    const { path, dataDir } = configFile(url);
+    for (const argv of [["status"], ["retry", "--all"], ["prune"], ["backup", join(dataDir, "copy.db")], ["check"]]) {
+      const r = await cli(...argv, "--config", path);
+      expect([argv[0], r.code]).toEqual([argv[0], 1]);
+      expect(r.err).toStartWith(`kontobro: [storage] url names PostgreSQL (${url}), but this command works on the SQLite file only.`);
+    }
+    expect(existsSync(dataDir)).toBe(false);
+  });
+
   test("a wrong url is a problem naming the key and how to write it, never repeating the url", () => {
     const problems = (url: string) => {
       try {

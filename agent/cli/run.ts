@@ -20,7 +20,7 @@ export const run = defineCommand({
     ["KONTOBRO_CONFIG=/etc/kontobro/kontobro.toml kontobro run", "the same, as a service unit would"],
   ],
   async run({ values }) {
-    const { config, targets, warnings } = loadConfig(values.config, { required: true });
+    const { config, targets, warnings } = loadConfig(values.config, { required: true, postgres: true });
     const log = createLogger(config.agent.log_level);
     for (const w of warnings) log.warn(w);
     const sqlite = storageOf(config).engine === "sqlite";

@@ -3,6 +3,7 @@ import { existsSync } from "node:fs";
 import type { RunningAgent } from "../agent.ts";
 import { ConfigError, loadConfigFile, validateConfig, type LoadedConfig } from "../config.ts";
 import { proxySettings, useProxy } from "../../connectors/http.ts";
+import { refuseUntilOnPostgres } from "../storage.ts";
 
 /** --config, else $KONTOBRO_CONFIG, else ./kontobro.toml if there is one. */
 export function configPath(explicit: string | undefined): string | null {
@@ -13,9 +14,11 @@ export function configPath(explicit: string | undefined): string | null {
 
 /**
  * The configuration. Without a file, `required` (kontobro run) is an error that says what to do; the other
- * commands run on the defaults (the data directory ./data).
+ * commands run on the defaults (the data directory ./data). A command works on the SQLite file only unless it says
+ * `postgres` (it runs on PostgreSQL storage too): with a PostgreSQL url the others refuse before opening anything,
+ * rather than quietly open a SQLite file the hosted installation does not use.
  */
-export function loadConfig(explicit: string | undefined, opts: { required?: boolean } = {}): LoadedConfig {
+export function loadConfig(explicit: string | undefined, opts: { required?: boolean; postgres?: boolean } = {}): LoadedConfig {
   const path = configPath(explicit);
   if (!path) {
     if (opts.required) {
@@ -25,7 +28,9 @@ export function loadConfig(explicit: string | undefined, opts: { required?: bool
     }
     return withProxy(validateConfig({}));
   }
-  return withProxy(loadConfigFile(path));
+  const loaded = loadConfigFile(path);
+  if (!opts.postgres) refuseUntilOnPostgres(loaded.config, "this command");
+  return withProxy(loaded);
 }
 
 /** Every command that reads kontobro.toml sends its requests to the targets through the configured proxy. */

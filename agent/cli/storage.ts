@@ -20,7 +20,7 @@ const check = defineCommand({
     ["KONTOBRO_PG_PASSWORD=… kontobro storage check --config /etc/kontobro/kontobro.toml", "before the first start on PostgreSQL"],
   ],
   async run({ values }) {
-    const { config, warnings } = loadConfig(values.config);
+    const { config, warnings } = loadConfig(values.config, { postgres: true });
     for (const w of warnings) console.log(`warning: ${w}`);
     const choice = storageOf(config);
     console.log(choice.engine === "sqlite" ? `Storage: the SQLite file ${choice.path}` : "Storage: PostgreSQL");

@@ -11,7 +11,7 @@ import type { Tenant, TenantStore } from "../tenants/store.ts";
 async function withTenants(configFile: string | undefined, path: string, fn: (tenants: TenantStore) => Promise<number>): Promise<number> {
   // PostgreSQL's modules are loaded by this command only, not at every start of the binary (issue 16: idle memory).
   const { NoTenantsInSqlite, openTenantStore } = await import("../tenants/open.ts");
-  const { config } = loadConfig(configFile);
+  const { config } = loadConfig(configFile, { postgres: true });
   let opened: Awaited<ReturnType<typeof openTenantStore>>;
   try {
     opened = await openTenantStore(config);

@@ -2,13 +2,12 @@
 // and status, each tenant by its own API token) and the operator's /admin/v1. Any worker answers for any tenant:
 // intake requests of one tenant on two workers take turns on the tenant's intake_writer lock.
 import { Hono, type MiddlewareHandler } from "hono";
-import { HTTPException } from "hono/http-exception";
-import { redact } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import type { SqlRunner } from "../db/pg/runner.ts";
 import type { TenantStore } from "../tenants/store.ts";
 import { adminRoutes, type AdminContext } from "../http/admin-api.ts";
 import { eventsRoute } from "../http/api.ts";
+import { failedRequest, noRoute } from "../http/failure.ts";
 import type { ReadinessCheck } from "../http/health.ts";
 import { requireTenant, type TenantVariables } from "../http/tenant-auth.ts";
 import type { TenantFleet } from "./fleet.ts";
@@ -112,18 +111,7 @@ export function createHostedApp(ctx: HostedAppContext): Hono {
     app.use("/admin/v1/*", refreshAfterChange(ctx.fleet));
     app.route("/admin/v1", adminRoutes(ctx.admin));
   }
-  app.notFound((c) => c.json({ error: "not_found", message: `No route ${c.req.method} ${c.req.path}.` }, 404));
-  app.onError((e, c) => {
-    if (e instanceof HTTPException) return e.getResponse();
-    console.error(JSON.stringify(redact({ level: "error", msg: "request failed", route: c.req.routePath, error: e.message })));
-    return c.json(
-      {
-        error: "internal_error",
-        message: "Something went wrong inside kontobro; nothing partial was stored.",
-        hint: "Try again; if it persists, send the log to support.",
-      },
-      500,
-    );
-  });
+  app.notFound(noRoute);
+  app.onError(failedRequest);
   return app;
 }

@@ -1,6 +1,5 @@
 // The agent's HTTP surface: status page, /healthz, /readyz, /metrics and the API.
 import { Hono } from "hono";
-import { HTTPException } from "hono/http-exception";
 import { deliveryCounts, pullGauges } from "../queries.ts";
 import { adminRoutes } from "./admin-api.ts";
 import { apiRoutes } from "./api.ts";
@@ -8,13 +7,13 @@ import { renderApiReference } from "./api-reference.ts";
 import type { AppContext } from "./context.ts";
 import { registerDemoMailUi } from "./demo-mail.ts";
 import { exportsRoutes } from "./exports-api.ts";
+import { failedRequest, noRoute } from "./failure.ts";
 import { registerHealthRoutes } from "./health.ts";
 import { inboxRoutes, pullsApiRoutes } from "./inbox-api.ts";
 import { openApiDocument } from "./openapi.ts";
 import { registerExportUi } from "./status-exports.ts";
 import { renderStatusPage } from "./status-page.ts";
 import { uiGuard } from "./ui-guard.ts";
-import { redact } from "../log.ts";
 import { registerPullUi } from "./status-pulls.ts";
 import { registerProgressUi } from "./status-progress.ts";
 import { registerRecordUi, retryReturnPath } from "./status-record.ts";
@@ -65,20 +64,7 @@ export function createApp(ctx: AppContext): Hono {
   // Hosted mode: the operator's API (tenants), only when its token is configured.
   if (ctx.admin) app.route("/admin/v1", adminRoutes(ctx.admin));
 
-  app.notFound((c) => c.json({ error: "not_found", message: `No route ${c.req.method} ${c.req.path}.` }, 404));
-  app.onError((e, c) => {
-    // Hono's own middleware (bearer auth) answers by throwing its response.
-    if (e instanceof HTTPException) return e.getResponse();
-    // Through the redactor: a webhook path carries its token.
-    console.error(JSON.stringify(redact({ level: "error", msg: "request failed", route: c.req.routePath, error: e.message })));
-    return c.json(
-      {
-        error: "internal_error",
-        message: "Something went wrong inside kontobro; nothing partial was stored.",
-        hint: "Try again; if it persists, send the log to support.",
-      },
-      500,
-    );
-  });
+  app.notFound(noRoute);
+  app.onError(failedRequest);
   return app;
 }

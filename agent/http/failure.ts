@@ -1,0 +1,22 @@
+// How both HTTP apps (the agent's, agent/http/app.ts, and the hosted worker's, agent/hosted/app.ts) answer a route
+// they do not have and a request that failed inside kontobro.
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { redact } from "../log.ts";
+
+export const noRoute = (c: Context) => c.json({ error: "not_found", message: `No route ${c.req.method} ${c.req.path}.` }, 404);
+
+export function failedRequest(e: Error, c: Context) {
+  // Hono's own middleware (bearer auth) answers by throwing its response.
+  if (e instanceof HTTPException) return e.getResponse();
+  // Through the redactor: a webhook path carries its token.
+  console.error(JSON.stringify(redact({ level: "error", msg: "request failed", route: c.req.routePath, error: e.message })));
+  return c.json(
+    {
+      error: "internal_error",
+      message: "Something went wrong inside kontobro; nothing partial was stored.",
+      hint: "Try again; if it persists, send the log to support.",
+    },
+    500,
+  );
+}
