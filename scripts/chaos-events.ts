@@ -122,6 +122,29 @@ export function chaosEvents(invoices: number, random: () => number): ChaosEvent[
   return keyed.sort((a, b) => a.key - b.key).map((k) => k.e);
 }
 
+/**
+ * The same events as another tenant of a hosted installation sends them: the same ids, PSA ids and numbers
+ * (tenants' numbers overlap), but other content: every text names the tenant and every unit price is 2 x `tenant`
+ * minor units larger (same sign; even, so half quantities stay whole minor units). A document booked at the
+ * wrong tenant's target then reads as wrong or as a duplicate there. Tenant 0 changes nothing.
+ */
+export function forTenant(events: ChaosEvent[], tenant: number): ChaosEvent[] {
+  if (tenant === 0) return events;
+  const tag = ` (tenant ${tenant})`;
+  const line = (l: Record<string, unknown>) => {
+    const price = l.unitPrice as number;
+    return { ...l, text: `${l.text}${tag}`, unitPrice: price + Math.sign(price) * 2 * tenant };
+  };
+  return events.map((e) => ({
+    ...e,
+    data: {
+      ...e.data,
+      ...(typeof e.data.name === "string" ? { name: `${e.data.name}${tag}` } : {}),
+      ...(Array.isArray(e.data.lines) ? { lines: (e.data.lines as Record<string, unknown>[]).map(line) } : {}),
+    },
+  }));
+}
+
 /** What the target must show for one invoice or credit note, in minor units, from the customer's point of view. */
 export interface ExpectedDoc {
   psaId: string;

@@ -14,6 +14,7 @@
 //   bun scripts/chaos.ts                                   full run: 5,000 invoices, 50 kills, e-conomic
 //   bun scripts/chaos.ts --invoices 500 --kills 10 --seed 7 --target KIND
 //   also --throttle-ms 6000 --retry-after 3 (the 429 window), --slow-create-ms 1500 --slow-create-p 0.03
+//   bun scripts/chaos.ts --storage postgres --workers 3 --tenants 20 --invoices 2000   (scripts/chaos-pg.ts)
 import { chmodSync, copyFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -33,7 +34,7 @@ const TARGET_NAME = "chaos";
 const CONCURRENCY = 16;
 
 /** The connector's chaos adapter: its sandbox behind a request log, its faults, its [[targets]] table, the read-back. */
-async function startChaosTarget(kind: ChaosTargetKind, dir: string, random: () => number, plan: FaultPlan): Promise<ChaosTarget> {
+export async function startChaosTarget(kind: ChaosTargetKind, dir: string, random: () => number, plan: FaultPlan): Promise<ChaosTarget> {
   const adapter = await connectorKinds[kind]?.chaos?.();
   if (!adapter) throw new Error(`no chaos adapter for "${kind}"; use one of ${CHAOS_TARGETS.join(", ")}`);
   return adapter({ name: TARGET_NAME, dir, random, plan });
@@ -100,7 +101,7 @@ export function failures(r: ChaosReport): string[] {
   return out;
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const s = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
   const port = s.port!;
   s.stop(true);
@@ -363,7 +364,11 @@ export function printReport(r: ChaosReport, print: (line: string) => void = cons
   for (const f of r.findings) print(`  ${f}`);
 }
 
-if (import.meta.main) {
+if (import.meta.main && flag("storage") === "postgres") {
+  // The hosted installation's run: several workers on one PostgreSQL, many tenants (scripts/chaos-pg.ts).
+  const { pgChaosMain } = await import("./chaos-pg.ts");
+  process.exit(await pgChaosMain(flag));
+} else if (import.meta.main) {
   const target = flag("target") ?? CHAOS_TARGETS[0]!;
   if (!CHAOS_TARGETS.includes(target)) {
     console.error(`--target must be one of ${CHAOS_TARGETS.join(", ")}`);

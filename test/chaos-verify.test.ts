@@ -1,7 +1,7 @@
 // The chaos run's verdict is itself tested: a wrong booking, a doubled or missing one, a left draft and a
 // request sent during a Retry-After must each be caught; the PSA's events follow the model's sign rules.
 import { describe, expect, test } from "bun:test";
-import { chaosEvents, expectedDocs, masterNumbers, rng } from "../scripts/chaos-events.ts";
+import { chaosEvents, expectedDocs, forTenant, masterNumbers, rng } from "../scripts/chaos-events.ts";
 import {
   draftsMadeAfterStop,
   maxRequestsInRetryAfterWindow,
@@ -127,5 +127,35 @@ describe("chaos verdict", () => {
     // The unheard draft was finished and booked; a later draft with the same PSA id was left.
     const later = { psaId: "A", createdAt: 15_000 };
     expect(draftsMadeAfterStop([later], [{ psaId: "A", createdAt: 11_498 }], [slow], [10_700], 1000).afterStop).toEqual([later]);
+  });
+});
+
+describe("chaos verdict per tenant (scripts/chaos-pg.ts)", () => {
+  const other = expectedDocs(forTenant(events, 7));
+  const otherBooked = (psaId: string): BookedDoc => {
+    const d = other.get(psaId)!;
+    return { psaId: d.psaId, number: d.number, customer: d.customer, lines: d.lines.map((l) => ({ ...l })), total: d.total };
+  };
+
+  test("another tenant sends the same ids and numbers with other texts and unit prices, of the same signs", () => {
+    const mine = expectedDocs(forTenant(events, 0));
+    expect([...other.keys()]).toEqual([...mine.keys()]);
+    for (const [psaId, d] of other) {
+      const m = mine.get(psaId)!;
+      expect({ number: d.number, customer: d.customer, kind: d.kind }).toEqual({ number: m.number, customer: m.customer, kind: m.kind });
+      expect(Math.sign(d.total)).toBe(Math.sign(m.total));
+      expect(d.lines.map((l) => l.unitPrice)).not.toEqual(m.lines.map((l) => l.unitPrice));
+      expect(d.lines.every((l) => l.text.endsWith(" (tenant 7)"))).toBe(true);
+    }
+  });
+
+  test("a document of another tenant booked at this tenant's target is caught: in its place wrong, beside it a duplicate", () => {
+    const [first, second] = [...expected.keys()];
+    const instead = perfect();
+    instead.booked = instead.booked.map((b) => (b.psaId === first ? otherBooked(first!) : b));
+    expect(verify(expected, master, instead)).toMatchObject({ missing: 0, duplicates: 0, wrong: 1 });
+    const beside = perfect();
+    beside.booked.push(otherBooked(second!));
+    expect(verify(expected, master, beside)).toMatchObject({ missing: 0, duplicates: 1, wrong: 1 });
   });
 });
