@@ -9,7 +9,8 @@
 import type { Intake, StoredResult, ValidEvent } from "./intake.ts";
 import { describeWriteError, settle } from "./intake.ts";
 import { type PreparedEvent, prepareEvents, type RequestOutcome } from "./intake-store.ts";
-import type { FromWriter, ToWriter, WriterRequest } from "./intake-worker.ts";
+import { encodeRequests, type WriterRequest } from "./intake-handover.ts";
+import type { FromWriter, ToWriter } from "./intake-worker.ts";
 import type { Entity } from "./model.ts";
 
 /** How long the writer thread stays without requests before it ends (the next request starts it again). */
@@ -224,7 +225,7 @@ class Writer {
     if (requests.length === 0) return;
     this.outgoing = [];
     this.handedOver += requests.length;
-    this.worker.postMessage({ kind: "store", requests: JSON.stringify(requests) } satisfies ToWriter);
+    this.worker.postMessage({ kind: "store", requests: encodeRequests(requests) } satisfies ToWriter);
   }
 
   /** The writer answered these requests: what gathered meanwhile goes over now (its next group), before anyone is answered. */

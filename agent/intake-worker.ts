@@ -5,26 +5,21 @@
 // caller before its transaction has committed.
 import { drizzle } from "drizzle-orm/bun-sqlite";
 import { connect, type Db } from "./db/index.ts";
-import { IntakeStore, type PreparedEvent, type RequestOutcome } from "./intake-store.ts";
+import { decodeRequests, type WriterRequest } from "./intake-handover.ts";
+import { IntakeStore, type RequestOutcome } from "./intake-store.ts";
 import type { Entity } from "./model.ts";
 import { sqliteRunner } from "./db/pg/runner.ts";
 import { Outbox } from "./outbox.ts";
 
 declare const self: Worker;
 
-/** One request's events, as the main thread prepared them. */
-export interface WriterRequest {
-  id: number;
-  events: PreparedEvent[];
-}
-
 /**
- * Messages from the main thread. Requests and outcomes cross as one JSON text each way: a string is copied
- * between threads at a fraction of what cloning the same objects costs the main thread (issue 16).
+ * Messages from the main thread. Requests and outcomes cross as one text each way: a string is copied between
+ * threads at a fraction of what cloning the same objects costs the main thread (issue 16).
  */
 export type ToWriter =
   | { kind: "open"; path: string; busyTimeoutMs: number; targets: Partial<Record<Entity, string[]>> }
-  /** requests: JSON of WriterRequest[]. */
+  /** requests: encodeRequests' text (agent/intake-handover.ts). */
   | { kind: "store"; requests: string }
   | { kind: "pragma"; id: number; statement: string }
   | { kind: "close" };
@@ -74,7 +69,7 @@ self.onmessage = (event: MessageEvent<ToWriter>) => {
       return reply({ kind: "ready" });
     }
     case "store":
-      for (const request of JSON.parse(m.requests) as WriterRequest[]) queue.push(request);
+      for (const request of decodeRequests(m.requests)) queue.push(request);
       if (!scheduled) {
         scheduled = true;
         // After the messages already waiting have been queued: they join this group.
