@@ -17,9 +17,11 @@ export interface FleetDeps {
 
 export class TenantFleet {
   private readonly running = new Map<number, TenantRuntime>();
-  /** Active tenants that could not start, with why (and the version that failed: tried again once it changes). */
+  /** Active tenants whose stored configuration is not valid, with why (tried again once the tenant changes). */
   private readonly failed = new Map<number, { version: number; reason: string }>();
   private chain: Promise<void> = Promise.resolve();
+  /** A refresh that has not started yet. */
+  private waiting: Promise<void> | null = null;
   private stopped = false;
 
   constructor(private readonly deps: FleetDeps) {}
@@ -38,9 +40,18 @@ export class TenantFleet {
     return this.running.size;
   }
 
-  /** Reads the tenants and starts or stops what changed; resolves when done (a failure is logged, never thrown). */
+  /**
+   * Reads the tenants and starts or stops what changed; resolves when done (a failure is logged, never thrown).
+   * Calls made while one waits to start share it: it reads the tenants after every one of them was made.
+   */
   refresh(): Promise<void> {
-    return (this.chain = this.chain.then(() => this.reconcile()));
+    if (this.waiting) return this.waiting;
+    const next = this.chain.then(() => {
+      this.waiting = null;
+      return this.reconcile();
+    });
+    this.waiting = next;
+    return (this.chain = next);
   }
 
   /** Stops every tenant; no refresh starts one again. */
@@ -73,10 +84,16 @@ export class TenantFleet {
       try {
         this.running.set(t.id, await this.deps.start(t, this.deps.runner(t.id)));
       } catch (e) {
-        const reason =
-          e instanceof TenantError
-            ? `its stored configuration is not valid: ${[e.message, ...e.problems].join("; ")}`
-            : `it could not start: ${(e as Error).message}`;
+        if (!(e instanceof TenantError)) {
+          // The database, most likely: tried again at the next refresh (or the tenant's next request).
+          this.deps.log.warn(`tenant ${t.slug} could not start on this worker; trying again at the next refresh`, {
+            tenant: t.slug,
+            error: e,
+          });
+          continue;
+        }
+        // Its stored configuration: nothing changes until the tenant does.
+        const reason = `its stored configuration is not valid: ${[e.message, ...e.problems].join("; ")}`;
         this.failed.set(t.id, { version: t.updatedAt, reason });
         this.deps.log.error(`tenant ${t.slug} does not run on this worker: ${reason}`, { tenant: t.slug });
       }
