@@ -119,7 +119,7 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
           keyPrefix: `kontobro-${installationId}-${deps.epoch}-${deps.workerId}-${t.name}`,
           breaker: breakerPolicy(config.dispatch),
           targetState,
-          // Other workers run this target too: a probe left out is theirs to finish, or the recovery's.
+          // Other workers run this target too: a breaker probe out is theirs (one that died frees it when its lease ends).
           soleWorker: false,
         },
         log.child({ target: t.name }),
