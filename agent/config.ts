@@ -226,7 +226,8 @@ export function validateConfig(raw: unknown, env: Record<string, string | undefi
       targets.map((t) => t.name),
     ),
   );
-  if (!isLoopback(config.http.host) && !config.http.api_token) {
+  // On PostgreSQL each tenant's API has its own token (kontobro tenant add); http.api_token is not used there.
+  if (!isLoopback(config.http.host) && !config.http.api_token && !config.storage.url) {
     problems.push(
       `http.host: kontobro listens on ${config.http.host}, which is not loopback, so http.api_token must be set (e.g. api_token = "\${KONTOBRO_API_TOKEN}")`,
     );

@@ -77,4 +77,9 @@ describe("listening address", () => {
     expect(() => validateConfig({ http: { host: "192.168.1.10", api_token: "short" } }, {})).toThrow(/at least 16/);
     for (const host of ["127.0.0.1", "localhost", "::1"]) expect(() => validateConfig({ http: { host } }, {})).not.toThrow();
   });
+
+  test("on PostgreSQL storage (hosted mode) every tenant's API has its own token: another address needs no http.api_token", () => {
+    const storage = { url: "postgres://kontobro@db.example.com/kontobro" };
+    expect(validateConfig({ http: { host: "0.0.0.0" }, storage }, {}).config.http.api_token).toBeUndefined();
+  });
 });
