@@ -63,13 +63,12 @@ export interface Completed {
 }
 
 /**
- * The WHERE of an outcome's write: the lease it answers is still the one its worker holds. ?a: the attempt the lease
- * was taken for (each lease counts one), ?o: the lease owner (null on SQLite). A worker declared dead (PostgreSQL),
- * or whose lease ran out and was taken again, finds another lease there, so its late outcome changes nothing.
+ * The outbox's statements, written once for both engines. An outcome's write (done, retry, needsAction, supersedeOne,
+ * parkOutcome) lands only while the lease it answers is still held: `status = 'in_flight' AND attempts = ?a AND
+ * ${leaseHeldBy(o)}`, ?a the attempt the lease was taken for (each lease counts one), ?o the lease owner (null on
+ * SQLite). A worker declared dead (PostgreSQL), or whose lease ran out and was taken again, finds another lease there,
+ * so its late outcome changes nothing.
  */
-const leaseStillHeld = (a: number, o: number) => `status = 'in_flight' AND attempts = ?${a} AND ${leaseHeldBy(o)}`;
-
-/** The outbox's statements, written once for both engines. */
 const SQL = {
   ready: `SELECT d.id, d.event_seq AS eventSeq, d.target, d.entity, d.key, d.attempts, d.uncertain, d.created_at AS createdAt, e.payload,
                 l.remote_id AS linkRemoteId, l.payload_hash AS linkPayloadHash
@@ -98,7 +97,7 @@ const SQL = {
         waiting_since = CASE WHEN CAST(?5 AS BIGINT) IS NULL THEN NULL ELSE coalesce(waiting_since, ?5) END WHERE id = ?1 AND status = ?6`,
   // A push's "wait" outcome: parked only while its lease is still held (a lease given up or taken back: nothing).
   parkOutcome: `UPDATE deliveries SET status = 'waiting', waiting_on = ?2, error_code = 'waiting', error_message = ?3, error_hint = NULL, error_field = NULL,
-        lease_until = NULL, lease_owner = NULL, updated_at = ?4, waiting_since = NULL WHERE id = ?1 AND ${leaseStillHeld(5, 6)}`,
+        lease_until = NULL, lease_owner = NULL, updated_at = ?4, waiting_since = NULL WHERE id = ?1 AND status = 'in_flight' AND attempts = ?5 AND ${leaseHeldBy(6)}`,
   retryCausedBy: `UPDATE deliveries INDEXED BY deliveries_caused_by SET status = 'pending', caused_by = NULL, next_attempt_at = ?2, updated_at = ?2
           WHERE caused_by IN (SELECT value FROM json_each(?1)) AND status = 'needs_action'`,
   overdueWaits: `SELECT id, entity, key, waiting_on AS waitingOn FROM deliveries WHERE target = ?1 AND status = 'waiting' AND waiting_since <= ?2`,
@@ -106,20 +105,20 @@ const SQL = {
         WHERE id = ?1 AND status = 'waiting'`,
   failedFor: `SELECT id FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 AND ${OPEN} AND status = 'needs_action' LIMIT 1`,
   done: `UPDATE deliveries SET status = 'done', lease_until = NULL, lease_owner = NULL, uncertain = 0, remote_id = ?2, note = ?3, done_at = ?4, updated_at = ?4,
-        latency_ms = ?5, error_code = NULL, error_message = NULL, error_hint = NULL, error_field = NULL WHERE id = ?1 AND ${leaseStillHeld(6, 7)}`,
+        latency_ms = ?5, error_code = NULL, error_message = NULL, error_hint = NULL, error_field = NULL WHERE id = ?1 AND status = 'in_flight' AND attempts = ?6 AND ${leaseHeldBy(7)}`,
   // Whether a target has any delivery needing action, or waiting: most rounds have none, and then the
   // per-record statements that retire or wake them (retireOlder, wake) are not run at all.
   anyInStatus: `SELECT 1 AS found FROM deliveries WHERE target = ?1 AND status = ?2 LIMIT 1`,
   retireOlder: `UPDATE deliveries SET status = 'superseded', updated_at = ?5
         WHERE target = ?1 AND entity = ?2 AND key = ?3 AND ${OPEN} AND id < ?4 AND status = 'needs_action'`,
   newerOpen: `SELECT id FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 AND ${OPEN} AND id > ?4 AND status IN ('pending', 'waiting') LIMIT 1`,
-  supersedeOne: `UPDATE deliveries SET status = 'superseded', lease_until = NULL, lease_owner = NULL, updated_at = ?2 WHERE id = ?1 AND ${leaseStillHeld(3, 4)}`,
+  supersedeOne: `UPDATE deliveries SET status = 'superseded', lease_until = NULL, lease_owner = NULL, updated_at = ?2 WHERE id = ?1 AND status = 'in_flight' AND attempts = ?3 AND ${leaseHeldBy(4)}`,
   markUncertain: `UPDATE deliveries SET uncertain = 1, updated_at = ?2 WHERE id = ?1`,
   anyFor: `SELECT 1 AS found FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 LIMIT 1`,
   retry: `UPDATE deliveries SET status = 'pending', lease_until = NULL, lease_owner = NULL, uncertain = ?2, next_attempt_at = ?3, updated_at = ?4,
-        error_code = ?5, error_message = ?6, error_hint = ?7, error_field = ?8 WHERE id = ?1 AND ${leaseStillHeld(9, 10)}`,
+        error_code = ?5, error_message = ?6, error_hint = ?7, error_field = ?8 WHERE id = ?1 AND status = 'in_flight' AND attempts = ?9 AND ${leaseHeldBy(10)}`,
   needsAction: `UPDATE deliveries SET status = 'needs_action', lease_until = NULL, lease_owner = NULL, uncertain = ?2, updated_at = ?3,
-        error_code = ?4, error_message = ?5, error_hint = ?6, error_field = ?7, caused_by = ?8 WHERE id = ?1 AND ${leaseStillHeld(9, 10)}`,
+        error_code = ?4, error_message = ?5, error_hint = ?6, error_field = ?7, caused_by = ?8 WHERE id = ?1 AND status = 'in_flight' AND attempts = ?9 AND ${leaseHeldBy(10)}`,
   // The attempt's history row (the record page), next to the outcome it records.
   attempt: `INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, code, message, hint, remote_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)`,
   wake: `UPDATE deliveries SET status = 'pending', waiting_on = NULL, next_attempt_at = ?3, updated_at = ?3 WHERE target = ?1 AND status = 'waiting' AND waiting_on = ?2`,

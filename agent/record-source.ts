@@ -3,7 +3,7 @@
 // ones a round's deliveries need (their dependencies, agent/model.ts) in one statement, through the SqlRunner,
 // before it validates and pushes them: written once for SQLite and PostgreSQL.
 import type { SqlRunner } from "./db/pg/runner.ts";
-import { ENTITIES } from "./model.ts";
+import type { Entity } from "./model.ts";
 
 export interface RecordRef {
   entity: string;
@@ -22,21 +22,24 @@ export interface RecordSource {
   load(refs: RecordRef[], via?: SqlRunner): Promise<RecordLookup>;
 }
 
+/** The entities of a push's dependencies (dependenciesOf), in the order of READ's parameters. */
+const READ_ENTITIES: readonly Entity[] = ["customer", "project", "product", "invoice"];
 /**
- * ?1…?n: per entity (ENTITIES, in that order) a JSON array of keys. One text, index lookups by (entity, key) on both
- * engines; an entity with no keys costs nothing.
+ * Per entity of READ_ENTITIES (?1 customers, ?2 projects, ?3 products, ?4 invoices) a JSON array of keys. One text,
+ * index lookups by (entity, key) on both engines; an entity with no keys costs nothing.
  */
-const READ = ENTITIES.map(
-  (entity, i) => `SELECT entity, key, payload FROM records WHERE entity = '${entity}' AND key IN (SELECT value FROM json_each(?${i + 1}))`,
-).join("\nUNION ALL ");
+const READ = `SELECT entity, key, payload FROM records WHERE entity = 'customer' AND key IN (SELECT value FROM json_each(?1))
+  UNION ALL SELECT entity, key, payload FROM records WHERE entity = 'project' AND key IN (SELECT value FROM json_each(?2))
+  UNION ALL SELECT entity, key, payload FROM records WHERE entity = 'product' AND key IN (SELECT value FROM json_each(?3))
+  UNION ALL SELECT entity, key, payload FROM records WHERE entity = 'invoice' AND key IN (SELECT value FROM json_each(?4))`;
 
 export function recordSource(runner: SqlRunner): RecordSource {
   return {
     async load(refs, via = runner) {
       const wanted = new Map<string, Set<string>>();
       for (const { entity, key } of refs) {
-        if (!(ENTITIES as readonly string[]).includes(entity))
-          throw new Error(`record ${entity} ${key}: a push reads only records of ${ENTITIES.join(", ")}`);
+        if (!(READ_ENTITIES as readonly string[]).includes(entity))
+          throw new Error(`record ${entity} ${key}: a push reads only records of ${READ_ENTITIES.join(", ")}`);
         let keys = wanted.get(entity);
         if (!keys) wanted.set(entity, (keys = new Set()));
         keys.add(String(key));
@@ -45,7 +48,7 @@ export function recordSource(runner: SqlRunner): RecordSource {
       if (wanted.size > 0) {
         const rows = await via.all<{ entity: string; key: string; payload: string }>(
           READ,
-          ...ENTITIES.map((e) => JSON.stringify([...(wanted.get(e) ?? [])])),
+          ...READ_ENTITIES.map((e) => JSON.stringify([...(wanted.get(e) ?? [])])),
         );
         for (const r of rows) found.set(refKey(r.entity, r.key), JSON.parse(r.payload));
       }

@@ -1,11 +1,13 @@
 // Every SQL statement the agent writes as text, found in its source: the string and template literals under
 // agent/ that start with SELECT, INSERT, UPDATE, DELETE or WITH. A `${NAME}` in a template is filled in from a
-// string constant of the same file (`const ROW = "…"`), and a multiRowSql(head, columns, tail) call becomes its
-// statement for one row. What is still built from run-time values is reported as such.
+// string constant of the same file (`const ROW = "…"`), a `${leaseHeldBy(N)}` with the lease owner's condition
+// (agent/db/lease-owner.ts), and a multiRowSql(head, columns, tail) call becomes its statement for one row. What is
+// still built from run-time values is reported as such.
 // test/pg-dialect.test.ts prepares each statement on a real PostgreSQL server (SQL written once, both engines).
 import { Glob } from "bun";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { leaseHeldBy } from "../agent/db/lease-owner.ts";
 
 export interface SqlStatement {
   /** Path from the repository root: "agent/outbox.ts". */
@@ -111,9 +113,11 @@ export function statementsOf(file: string, src: string): SqlStatement[] {
   const fill = (text: string, depth = 0): string =>
     depth > 5
       ? text
-      : text.replace(/\$\{\s*([A-Za-z_$][\w$]*)\s*\}/g, (all, name: string) =>
-          constants.has(name) ? fill(constants.get(name)!, depth + 1) : all,
-        );
+      : text
+          .replace(/\$\{\s*([A-Za-z_$][\w$]*)\s*\}/g, (all, name: string) =>
+            constants.has(name) ? fill(constants.get(name)!, depth + 1) : all,
+          )
+          .replace(/\$\{\s*leaseHeldBy\(\s*(\d+)\s*\)\s*\}/g, (_, n: string) => leaseHeldBy(Number(n)));
   const lineOf = (index: number) => src.slice(0, index).split("\n").length;
   const out: SqlStatement[] = [];
   const consumed = new Set<number>();
