@@ -5,7 +5,7 @@
 // tenant's API answers 403 on every worker and its deliveries are not sent until it is enabled; a target that cannot
 // run on PostgreSQL yet is held (its events queue) and a tenant whose stored configuration went bad answers 503; a
 // worker stopped with SIGTERM while the other goes on loses nothing; one paused past dead-after has its leases taken
-// by the other and exits 1 when it wakes, and still nothing is booked twice.
+// by the other and exits 1 when it wakes, and still nothing is booked twice; /readyz answers 503 once the database is gone.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { SQL, type Subprocess } from "bun";
 import { writeFileSync } from "node:fs";
@@ -441,4 +441,19 @@ describe.skipIf(!!unavailable)("kontobro run on PostgreSQL: two workers, three t
     const state = (await (await fetch(`${acme.sandbox.url}/__sandbox/state`)).json()) as any;
     expect(state.drafts).toEqual([]);
   }, 120_000);
+
+  test("when the database stops answering, /readyz says so with 503 (a load balancer takes the worker out)", async () => {
+    await admin.close();
+    await server.stop();
+    const res = await fetch(`${workers.a.url}/readyz`);
+    expect(res.status).toBe(503);
+    const body = (await res.json()) as any;
+    expect(body.status).toBe("not_ready");
+    expect(body.checks[0]).toMatchObject({
+      name: "database",
+      ok: false,
+      message: expect.stringMatching(/^The database does not answer/),
+    });
+    expect((await fetch(`${workers.a.url}/healthz`)).status).toBe(200);
+  }, 60_000);
 });
