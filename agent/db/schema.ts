@@ -162,6 +162,11 @@ export const targetState = sqliteTable("target_state", {
   failures: integer("failures").notNull().default(0),
   probeDelayMs: integer("probe_delay_ms"),
   nextProbeAt: integer("next_probe_at"),
+  /**
+   * half_open: the worker whose probe is out (workers.id, PostgreSQL); the recovery of a dead worker frees its probe
+   * (agent/db/pg/dead-workers.ts). NULL when no probe is out, and always on SQLite (one process).
+   */
+  probeOwner: integer("probe_owner"),
   updatedAt: integer("updated_at").notNull(),
 });
 

@@ -1,0 +1,1 @@
+ALTER TABLE `target_state` ADD `probe_owner` integer;

@@ -1,0 +1,1 @@
+ALTER TABLE "target_state" ADD COLUMN "probe_owner" bigint;
