@@ -108,8 +108,8 @@ describe.skipIf(!!unavailable)("the PostgreSQL schema on a real server", () => {
     const tables = await admin`SELECT relname AS name, relrowsecurity AS rls, relforcerowsecurity AS forced FROM pg_class
       WHERE relnamespace = 'public'::regnamespace AND relkind = 'r' ORDER BY relname`;
     const tenantTables = Object.values(pg.tenantTables).map((t) => pgConfig(t).name);
-    // The installation's own tables (tenants, workers) are global; every other table is a tenant's.
-    const global = ["tenants", "workers"];
+    // The installation's own tables (tenants, workers, database_history) are global; every other table is a tenant's.
+    const global = ["database_history", "tenants", "workers"];
     expect(tables.filter((t: any) => global.includes(t.name))).toEqual(global.map((name) => ({ name, rls: false, forced: false })));
     expect(tables.filter((t: any) => !global.includes(t.name))).toEqual(
       tenantTables.sort().map((name) => ({ name, rls: true, forced: true })),

@@ -59,6 +59,29 @@ export const workers = pgTable("workers", {
   heartbeatAt: timestamp("heartbeat_at", { withTimezone: true, mode: "string" }).notNull().default(sql`clock_timestamp()`),
 });
 
+/**
+ * One row (id 1): the history this database remembers of itself, to notice a restore or a move (agent/db/pg/restore-watch.ts;
+ * agent/db/pg/README.md "Restores"). What the server said about the database when a worker last looked (NULL until
+ * then, or where the role may not ask), a random incarnation (new at every restore handled) and a generation the
+ * workers advance at every look. Not row-level secured: it is the installation's.
+ */
+export const databaseHistory = pgTable("database_history", {
+  id: integer("id").primaryKey(),
+  /** pg_control_system().system_identifier: the cluster (initdb); a dump restored on another server changes it. */
+  systemIdentifier: text("system_identifier"),
+  /** pg_database.oid: a dump restored into a new (or dropped and recreated) database changes it. */
+  databaseOid: bigint("database_oid", { mode: "number" }),
+  /** This table's own oid: a dump restored into the same database (pg_restore --clean, psql) creates the table anew. */
+  tableOid: bigint("table_oid", { mode: "number" }),
+  /** The WAL timeline: a point-in-time recovery or a standby's promotion raises it. */
+  timeline: integer("timeline"),
+  incarnation: text("incarnation").notNull(),
+  /** The incarnation a handled restore replaced: live workers that knew that one take the new one without a second alarm. */
+  replacedIncarnation: text("replaced_incarnation"),
+  generation: bigint("generation", { mode: "number" }).notNull().default(0),
+  checkedAt: timestamp("checked_at", { withTimezone: true, mode: "string" }),
+});
+
 const mirrored = mirrorTables({ ...core, ...exportTables, ...notifyTables, ...pullTables, ...statsTables }, tenants);
 
 // Named exports: drizzle-kit finds the tables among a schema module's exports (test/pg-schema.test.ts names a
