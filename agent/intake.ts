@@ -264,6 +264,8 @@ export function settle(w: Omit<Waiting, "events">, outcome: RequestOutcome, obse
 /** A failed write in plain language: busy, disk full and read-only become IntakeUnavailable (503, Retry-After). */
 export function describeWriteError(e: unknown): Error {
   const msg = e instanceof Error ? e.message : String(e);
+  const pg = postgresTrouble(e);
+  if (pg) return new IntakeUnavailable(pg, 2);
   if (/busy|locked/i.test(msg)) return new IntakeUnavailable("The database is busy; nothing was stored. Send the events again shortly.", 1);
   if (/full|disk|SQLITE_FULL|no space/i.test(msg))
     return new IntakeUnavailable(
@@ -273,4 +275,27 @@ export function describeWriteError(e: unknown): Error {
   if (/readonly|read-only/i.test(msg))
     return new IntakeUnavailable("The database is read-only; nothing was stored. Fix the permissions of the data directory.", 30);
   return e instanceof Error ? e : new Error(msg);
+}
+
+/**
+ * PostgreSQL (hosted mode) failures that pass: the server unreachable, restarting or failing over, out of
+ * connections, a deadlock or serialization failure. Bun's client names them by `code` (its own, for the
+ * connection) and `errno` (the SQLSTATE). A connection lost during COMMIT may have committed, so the answer
+ * says the events may be stored: sent again, an event is stored once (its id).
+ */
+export function postgresTrouble(e: unknown, depth = 0): string | null {
+  const { code, errno, cause } = (e ?? {}) as { code?: unknown; errno?: unknown; cause?: unknown };
+  // drizzle-orm wraps the client's error (DrizzleQueryError) and keeps it as the cause.
+  if (cause && depth < 3) {
+    const inner = postgresTrouble(cause, depth + 1);
+    if (inner) return inner;
+  }
+  const state = typeof errno === "string" ? errno : "";
+  const lostConnection =
+    (typeof code === "string" && code.startsWith("ERR_POSTGRES_CONNECTION")) || state.startsWith("08") || /^57P0[123]$/.test(state);
+  if (lostConnection)
+    return "The database could not be reached; the events may not have been stored. Send them again shortly (an event sent twice is stored once).";
+  if (state.startsWith("53") || state === "40001" || state === "40P01")
+    return "The database is busy; nothing was stored. Send the events again shortly.";
+  return null;
 }

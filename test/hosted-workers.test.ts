@@ -5,7 +5,7 @@
 // tenant's API answers 403 on every worker and its deliveries are not sent until it is enabled; a target that cannot
 // run on PostgreSQL yet is held (its events queue) and a tenant whose stored configuration went bad answers 503; a
 // worker stopped with SIGTERM while the other goes on loses nothing; one paused past dead-after has its leases taken
-// by the other and exits 1 when it wakes, and still nothing is booked twice; /readyz answers 503 once the database is gone.
+// by the other and exits 1 when it wakes, and still nothing is booked twice; /readyz and the API answer 503 once the database is gone.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { SQL, type Subprocess } from "bun";
 import { writeFileSync } from "node:fs";
@@ -442,7 +442,7 @@ describe.skipIf(!!unavailable)("kontobro run on PostgreSQL: two workers, three t
     expect(state.drafts).toEqual([]);
   }, 120_000);
 
-  test("when the database stops answering, /readyz says so with 503 (a load balancer takes the worker out)", async () => {
+  test("when the database stops answering, /readyz says so with 503 (a load balancer takes the worker out) and the PSA is told to send again (503)", async () => {
     await admin.close();
     await server.stop();
     const res = await fetch(`${workers.a.url}/readyz`);
@@ -455,5 +455,9 @@ describe.skipIf(!!unavailable)("kontobro run on PostgreSQL: two workers, three t
       message: expect.stringMatching(/^The database does not answer/),
     });
     expect((await fetch(`${workers.a.url}/healthz`)).status).toBe(200);
+    // The PSA is told to send again (503, Retry-After), not that kontobro failed (500).
+    const sent = await post(workers.a, tenants.acme.token, [customerEvent(77_001)]);
+    expect(sent.status).toBe(503);
+    expect(sent.body).toMatchObject({ error: "storage_unavailable", message: expect.stringMatching(/^The database could not be reached/) });
   }, 60_000);
 });

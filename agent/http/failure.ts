@@ -2,6 +2,7 @@
 // they do not have and a request that failed inside kontobro.
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
+import { postgresTrouble } from "../intake.ts";
 import { redact } from "../log.ts";
 
 export const noRoute = (c: Context) => c.json({ error: "not_found", message: `No route ${c.req.method} ${c.req.path}.` }, 404);
@@ -11,6 +12,12 @@ export function failedRequest(e: Error, c: Context) {
   if (e instanceof HTTPException) return e.getResponse();
   // Through the redactor: a webhook path carries its token.
   console.error(JSON.stringify(redact({ level: "error", msg: "request failed", route: c.req.routePath, error: e.message })));
+  // The database down, restarting or out of connections (hosted mode): it passes, so the caller sends again.
+  const passing = postgresTrouble(e);
+  if (passing) {
+    c.header("Retry-After", "2");
+    return c.json({ error: "storage_unavailable", message: passing, hint: "Send the request again in a few seconds." }, 503);
+  }
   return c.json(
     {
       error: "internal_error",
