@@ -3,6 +3,18 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
+/** One figure of the benchmark, printed and kept in dist/bench.json; with a baseline, printed as a ratio to it. */
+export interface Figure {
+  name: string;
+  value: number;
+  unit: string;
+  baseline?: number;
+  baselineName?: string;
+  target?: string;
+  met?: boolean;
+  note?: string;
+}
+
 export async function freePort(): Promise<number> {
   const s = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
   const port = s.port!;
@@ -35,21 +47,26 @@ function tomlValue(v: unknown): string {
   return typeof v === "string" ? JSON.stringify(v) : String(v);
 }
 
-/** kontobro.toml with one target, "eco": the connector's [[targets]] table for the sandbox, unthrottled. */
+/** The one target of every agent and tenant in the benchmark, "eco": the connector's [[targets]] table for the sandbox, unthrottled. */
+export function targetToml(target: Record<string, unknown>, paused = false): string {
+  const { name: _name, ...rest } = target;
+  const table = { name: "eco", ...rest, paused, requests_per_second: 0 };
+  return `[[targets]]\n${Object.entries(table)
+    .map(([k, v]) => `${k} = ${tomlValue(v)}\n`)
+    .join("")}`;
+}
+
+/** kontobro.toml with one target (targetToml). */
 export function writeAgentConfig(
   dir: string,
   o: { port: number; target: Record<string, unknown>; concurrency?: number; file?: string; paused?: boolean },
 ): string {
   const path = join(dir, o.file ?? "kontobro.toml");
-  const { name: _name, ...target } = o.target;
-  const table = { name: "eco", ...target, paused: o.paused ?? false, requests_per_second: 0 };
   writeFileSync(
     path,
     `[agent]\ndata_dir = "${dir}/data"\nlog_level = "error"\n[http]\nport = ${o.port}\napi_token = "${TOKEN}"\n` +
       `[dispatch]\nconcurrency = ${o.concurrency ?? 64}\nidle_poll_ms = 1000\n` +
-      `[[targets]]\n${Object.entries(table)
-        .map(([k, v]) => `${k} = ${tomlValue(v)}\n`)
-        .join("")}`,
+      targetToml(o.target, o.paused ?? false),
     { mode: 0o600 },
   );
   return path;
@@ -126,11 +143,12 @@ export async function load(
   return { perSecond: count / seconds, seconds };
 }
 
-export const postEvents = (url: string, body: string) =>
+/** POST /api/v1/events with a body already serialised; `token`: a hosted tenant's API token (default: the agent's). */
+export const postEvents = (url: string, body: string, token = TOKEN) =>
   fetch(`${url}/api/v1/events`, {
     method: "POST",
     body,
-    headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
   });
 
 export const customer = (n: number, prefix = "b") => ({

@@ -19,7 +19,7 @@
 import { SQL, type Subprocess } from "bun";
 import { chmodSync, copyFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { ChaosTarget, FaultPlan } from "../connectors/sandbox.ts";
 import { pgUnavailable, startPgServer, type PgServer } from "../test/pg-server.ts";
 import { build } from "./build.ts";
@@ -181,8 +181,23 @@ async function spawnText(cmd: string[], cwd: string): Promise<string> {
   return out;
 }
 
+/**
+ * `kontobro tenant add SLUG --file FILE --config CLI_CONFIG` as an operator runs it (the tenant's configuration
+ * `toml` is written to `file` first); returns the API token it prints once. The chaos run's and the benchmark's.
+ */
+export async function addTenantWithCli(
+  binary: string,
+  t: { slug: string; toml: string; file: string; cliConfig: string },
+): Promise<string> {
+  writeFileSync(t.file, t.toml, { mode: 0o600 });
+  const out = await spawnText([binary, "tenant", "add", t.slug, "--file", t.file, "--config", t.cliConfig], dirname(t.file));
+  const token = /shown only now[^\n]*\n {2}(\S+)/.exec(out)?.[1];
+  if (!token) throw new Error(`kontobro tenant add ${t.slug} printed no API token: ${out}`);
+  return token;
+}
+
 /** Runs `fn` on every item, at most `n` at once. */
-async function eachLimited<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
+export async function eachLimited<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   await Promise.all(
     Array.from({ length: Math.min(n, items.length) }, async () => {
@@ -253,12 +268,7 @@ export async function runPgChaos(opts: PgChaosOptions): Promise<PgChaosReport> {
     }
     // Added with the real CLI, a few at once (the first migrates the database; the others wait on its lock).
     await eachLimited(tenants, 4, async (t) => {
-      const file = join(dir, t.slug, "tenant.toml");
-      writeFileSync(file, t.target.toml, { mode: 0o600 });
-      const out = await spawnText([binary, "tenant", "add", t.slug, "--file", file, "--config", cliConfig], dir);
-      const token = /shown only now[^\n]*\n {2}(\S+)/.exec(out)?.[1];
-      if (!token) throw new Error(`kontobro tenant add ${t.slug} printed no API token: ${out}`);
-      t.token = token;
+      t.token = await addTenantWithCli(binary, { slug: t.slug, toml: t.target.toml, file: join(dir, t.slug, "tenant.toml"), cliConfig });
     });
     log(`chaos-pg: ${tenants.length} tenants added (${spread.join(", ")} invoices)`);
 
