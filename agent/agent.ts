@@ -30,7 +30,7 @@ import { startRetention } from "./retention.ts";
 import { databasePath, refuseUntilOnPostgres, storageOf } from "./storage.ts";
 import { ensureSetting } from "./queries.ts";
 import { recordSource } from "./record-source.ts";
-import { beginRun, readMarks, writeHighwater } from "./restore.ts";
+import { beginRun, readMarks, writeHighwater } from "./restore-sqlite.ts";
 import { budgetGauges, periodCounters } from "./target-counters.ts";
 import { breakerPolicy, TargetStateStore } from "./target-state.ts";
 import { VERSION } from "./version.ts";

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { databasePath } from "../agent/agent.ts";
 import { sqliteRunner } from "../agent/db/pg/runner.ts";
 import { Inbox } from "../agent/pulls/inbox.ts";
-import { backupDatabase, lastRestore, restoreDatabase } from "../agent/restore.ts";
+import { backupDatabase, lastRestore, restoreDatabase } from "../agent/restore-sqlite.ts";
 import { startStack } from "./e2e-harness.ts";
 import { tempDir } from "./helpers.ts";
 

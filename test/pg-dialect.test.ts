@@ -117,7 +117,7 @@ describe("agentStatements finds the SQL in the source", () => {
  * column in DO UPDATE SET, no bare columns beside GROUP BY, no scalar max(a, b)).
  */
 const SQLITE_ONLY = [
-  { file: "agent/restore.ts", contains: "sqlite_master", why: "reads SQLite's own catalogue of a backup file" },
+  { file: "agent/restore-sqlite.ts", contains: "sqlite_master", why: "reads SQLite's own catalogue of a backup file" },
   { file: "agent/db/rekey.ts", contains: "GLOB", why: "a one-time repair of SQLite files written before keys were canonical" },
   { file: "agent/http/health.ts", contains: "__drizzle_migrations", why: "PostgreSQL keeps drizzle's log in drizzle.__drizzle_migrations" },
   { file: "agent/storage.ts", contains: "__drizzle_migrations", why: "the SQLite file's migration log, in `kontobro storage check`" },

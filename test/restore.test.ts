@@ -5,7 +5,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { databasePath } from "../agent/agent.ts";
 import { openDatabase } from "../agent/db/index.ts";
-import { backupDatabase, lastRestore, restoreDatabase, restoreReason } from "../agent/restore.ts";
+import { backupDatabase, lastRestore, restoreDatabase, restoreReason } from "../agent/restore-sqlite.ts";
 import { main } from "../agent/main.ts";
 import { startStack, type Stack } from "./e2e-harness.ts";
 import { customerEvent, invoiceEvent, tempDir } from "./helpers.ts";

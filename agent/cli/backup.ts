@@ -1,6 +1,6 @@
-// `kontobro backup FILE`: a consistent copy of the database (see agent/restore.ts for the rules).
+// `kontobro backup FILE`: a consistent copy of the database (see agent/restore-sqlite.ts for the rules).
 import { databasePath } from "../agent.ts";
-import { backupDatabase } from "../restore.ts";
+import { backupDatabase } from "../restore-sqlite.ts";
 import { CONFIG_OPTION, defineCommand } from "./command.ts";
 import { loadConfig } from "./runtime.ts";
 

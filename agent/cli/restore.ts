@@ -1,8 +1,8 @@
-// `kontobro restore FILE`: puts a backup in place, the agent stopped (see agent/restore.ts for the rules).
+// `kontobro restore FILE`: puts a backup in place, the agent stopped (see agent/restore-sqlite.ts for the rules).
 import { databasePath } from "../agent.ts";
 import { StorageError } from "../db/index.ts";
 import { acquireInstanceLock } from "../lock.ts";
-import { restoreDatabase } from "../restore.ts";
+import { restoreDatabase } from "../restore-sqlite.ts";
 import { CONFIG_OPTION, defineCommand } from "./command.ts";
 import { loadConfig } from "./runtime.ts";
 

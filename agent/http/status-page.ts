@@ -5,7 +5,7 @@ import { connectionLine } from "../credentials.ts";
 import { deliveryCounts, lastSuccessAt, listDeliveries, recentEvents, type DeliveryRow } from "../queries.ts";
 import { DELIVERY_STATUS_LABELS, DELIVERY_STATUSES } from "../states.ts";
 import { describeTargetState, initialState, readTargetState } from "../target-state.ts";
-import { lastRestore } from "../restore.ts";
+import { lastRestore } from "../restore-sqlite.ts";
 import { showTime } from "../time.ts";
 import type { AppContext } from "./context.ts";
 import { demoMailLink } from "./demo-mail.ts";
