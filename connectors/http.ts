@@ -1,5 +1,6 @@
 // Shared HTTP for connectors: timeouts, failure classification, Retry-After, a token bucket and
 // single-flight refresh. Bun's fetch is used directly (undici's Agent is an inert stub under Bun).
+import { AsyncLocalStorage } from "node:async_hooks";
 import type { Problem } from "../agent/problem.ts";
 
 /**
@@ -112,6 +113,36 @@ export class PauseGate {
   }
 }
 
+/** The code of a request a push was not let send: its worker is stopping or fenced (see pushUnder). */
+export const NOT_SENT = "not_sent";
+
+/** Why the push under way may send nothing now (its dispatcher stopping, its worker fenced), or null. */
+export type SendFence = () => string | null;
+
+/** The fence of the push that runs in this async context, and whether that push has sent a write yet. */
+const pushFence = new AsyncLocalStorage<{ fence: SendFence; wrote: boolean }>();
+
+/**
+ * Runs one push under a fence: every request it makes through an HttpClient (after waiting for the rate limiter)
+ * first asks the fence, and is not sent while the fence gives a reason. Connectors need do nothing: the context
+ * follows the push's awaits. A refused request fails as retryable if the push sent no write before it, else as
+ * uncertain (an earlier write of the push may have had its effect).
+ */
+export function pushUnder<T>(fence: SendFence, push: () => Promise<T>): Promise<T> {
+  return pushFence.run({ fence, wrote: false }, push);
+}
+
+/** The error of a request (or a whole push) held back by the fence: nothing of it was sent. */
+export function notSentError(why: string, what: string, afterWrite: boolean): TargetError {
+  return new TargetError(afterWrite ? "uncertain" : "retryable", {
+    code: NOT_SENT,
+    message: `${what} was not sent: ${why}`,
+    hint: afterWrite
+      ? "Nothing to do: an earlier request of this push was sent, so the next attempt looks the record up first."
+      : "Nothing to do: another attempt sends it.",
+  });
+}
+
 const WRITE_METHODS = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
 export interface HttpResponse {
@@ -175,6 +206,10 @@ export class HttpClient {
     await this.opts.limiter?.take();
     this.holdIfPaused(method, url);
     const isWrite = WRITE_METHODS.has(method);
+    const push = pushFence.getStore();
+    const why = push?.fence();
+    if (why) throw notSentError(why, `${method} ${pathOf(url)} to ${this.opts.targetTitle}`, push!.wrote);
+    if (isWrite && push) push.wrote = true;
     const headers: Record<string, string> = { accept: "application/json", ...(await this.opts.baseHeaders()), ...options.headers };
     let body = options.body;
     if (options.json !== undefined) {
@@ -416,6 +451,18 @@ export function showProxy(proxy: string): string {
   }
 }
 
+/**
+ * This process's share of every target's request rate. 1 for a single installation. Hosted workers (many
+ * processes pushing to the same targets) set 1 / the number of live workers at every heartbeat, so together they
+ * stay within a target's requests_per_second and burst.
+ */
+let rateShare = 1;
+
+export function setRateShare(share: number): void {
+  if (!(share > 0 && share <= 1)) throw new Error(`setRateShare(${share}): a share is more than 0 and at most 1`);
+  rateShare = share;
+}
+
 /** A token bucket shared by every request to one target, so parallel pushes cannot cause a retry storm. */
 export class TokenBucket {
   private tokens: number;
@@ -423,10 +470,19 @@ export class TokenBucket {
   private queue: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly ratePerSecond: number,
-    private readonly burst: number,
+    private readonly fullRatePerSecond: number,
+    private readonly fullBurst: number,
   ) {
-    this.tokens = burst;
+    this.tokens = this.burst;
+  }
+
+  /** The configured rate and burst, times this process's share (at least one request's worth of burst). */
+  private get ratePerSecond(): number {
+    return this.fullRatePerSecond * rateShare;
+  }
+
+  private get burst(): number {
+    return Math.max(1, this.fullBurst * rateShare);
   }
 
   take(): Promise<void> {

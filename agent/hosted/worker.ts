@@ -14,6 +14,7 @@ import { adminToken } from "../tenants/admin-token.ts";
 import { TenantStore } from "../tenants/store.ts";
 import { VERSION } from "../version.ts";
 import { createHostedApp } from "./app.ts";
+import { shareTargetRates } from "./rate-share.ts";
 import { TenantFleet } from "./fleet.ts";
 import { startTenantRuntime } from "./tenant-runtime.ts";
 
@@ -73,16 +74,28 @@ async function startOn(storage: PostgresStorage, config: AgentConfig, log: Logge
     },
     onBeat: (recovered) => {
       if (recovered.workers.length > 0) log.warn("took back the leases of workers that stopped answering", { ...recovered });
+      shareRates();
     },
     onError: (e) => log.warn("heartbeat failed; trying again at the next beat", { worker: worker.id, error: e }),
   });
+  // Each target's request rate is shared by the live workers (agent/hosted/rate-share.ts), counted at every beat.
+  let liveWorkers = await shareTargetRates(storage.client, config.workers.dead_after_ms);
+  function shareRates() {
+    shareTargetRates(storage.client, config.workers.dead_after_ms).then(
+      (n) => {
+        if (n !== liveWorkers) log.info("live workers changed: each takes its share of every target's request rate", { workers: n });
+        liveWorkers = n;
+      },
+      (e) => log.warn("could not count the live workers; the share of the targets' request rates stays as it was", { error: e }),
+    );
+  }
   const metrics = new Metrics();
   const tenants = new TenantStore(storage.client);
   const epoch = randomBytes(4).toString("hex");
   const fleet = new TenantFleet({
     listTenants: () => tenants.list(),
     runner: (id) => storage.runner(id),
-    start: (tenant, runner) => startTenantRuntime(tenant, runner, { config, workerId: worker.id, epoch, metrics, log }),
+    start: (tenant, runner) => startTenantRuntime(tenant, runner, { config, workerId: worker.id, epoch, metrics, log, fence: () => worker.fence() }),
     log,
   });
   worker.start();
@@ -96,7 +109,11 @@ async function startOn(storage: PostgresStorage, config: AgentConfig, log: Logge
       }[];
       const registered: ReadinessCheck =
         row!.n > 0 && !lost
-          ? { name: "worker", ok: true, message: `Registered as worker ${worker.id}; running ${fleet.size} tenant(s).` }
+          ? {
+              name: "worker",
+              ok: true,
+              message: `Registered as worker ${worker.id}; running ${fleet.size} tenant(s); ${liveWorkers} live worker(s) share each target's request rate.`,
+            }
           : {
               name: "worker",
               ok: false,
