@@ -256,7 +256,8 @@ export class Dispatcher {
     const before = await this.targetState.get(this.target, tx);
     let s = before;
     for (const f of finished) {
-      const isProbe = f.delivery.id === this.probeId;
+      // Still this worker's probe: not freed since by the recovery of a worker declared dead (this one, cut off).
+      const isProbe = f.delivery.id === this.probeId && s.probeOwner === this.outbox.leaseOwner;
       s = applySignal(s, f.signal, now, this.breaker, isProbe);
     }
     const gate = admission(s, now);
@@ -265,7 +266,7 @@ export class Dispatcher {
       finished.length > 0 || limit > 0
         ? await this.outbox.completeAndClaim(tx, finished, this.target, limit, this.options.leaseMs, (e) => this.connector.supports(e))
         : [];
-    if (gate.kind === "probe" && batch.length > 0) s = takeProbe(s, now, this.options.leaseMs);
+    if (gate.kind === "probe" && batch.length > 0) s = takeProbe(s, now, this.options.leaseMs, this.outbox.leaseOwner);
     if (s !== before) await this.targetState.put(s, tx);
     const records = await this.records.load(
       batch.flatMap((d) => dependenciesOf(d.entity, d.payload)),

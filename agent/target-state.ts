@@ -28,6 +28,11 @@ export interface TargetState {
   probeDelayMs: number | null;
   /** open: the first probe may go at this time. half_open: a probe is out; the next may go at this time. */
   nextProbeAt: number | null;
+  /**
+   * half_open: the worker whose probe is out (workers.id on PostgreSQL), so the recovery of a dead worker frees its
+   * probe and only its probe (agent/db/pg/dead-workers.ts). Null when no probe is out, and always on SQLite.
+   */
+  probeOwner: number | null;
   updatedAt: number;
 }
 
@@ -82,6 +87,7 @@ export function initialState(target: string, now = 0): TargetState {
     probeDelayMs: null,
     nextProbeAt: null,
     updatedAt: now,
+    probeOwner: null,
   };
 }
 
@@ -94,11 +100,11 @@ export function applySignal(s: TargetState, sig: TargetSignal, now: number, p: B
   switch (sig.kind) {
     case "none":
       // A probe that sent nothing frees the probe slot at once.
-      return probe && s.breaker === "half_open" ? { ...s, nextProbeAt: now, updatedAt: now } : s;
+      return probe && s.breaker === "half_open" ? { ...s, nextProbeAt: now, probeOwner: null, updatedAt: now } : s;
     case "ok":
       if (s.breaker === "closed") return s.failures === 0 ? s : { ...s, failures: 0, updatedAt: now };
       if (!probe) return s;
-      return { ...s, breaker: "closed", failures: 0, probeDelayMs: null, nextProbeAt: null, updatedAt: now };
+      return { ...s, breaker: "closed", failures: 0, probeDelayMs: null, nextProbeAt: null, probeOwner: null, updatedAt: now };
     case "throttled": {
       const until = now + Math.min(MAX_PAUSE_MS, Math.max(0, sig.retryAfterMs ?? p.baseMs));
       const pausedUntil = Math.max(s.pausedUntil ?? 0, until);
@@ -112,13 +118,14 @@ export function applySignal(s: TargetState, sig: TargetSignal, now: number, p: B
         breaker: s.breaker === "open" ? "open" : "half_open",
         nextProbeAt: Math.max(keep, pausedUntil),
         updatedAt: now,
+        probeOwner: probe ? null : s.probeOwner,
       };
     }
     case "failed": {
       const failures = s.failures + 1;
       if (s.breaker === "half_open" && probe) {
         const delay = s.probeDelayMs ? Math.min(p.maxMs, s.probeDelayMs * 2) : p.baseMs;
-        return { ...s, breaker: "open", failures, probeDelayMs: delay, nextProbeAt: now + delay, updatedAt: now };
+        return { ...s, breaker: "open", failures, probeDelayMs: delay, nextProbeAt: now + delay, probeOwner: null, updatedAt: now };
       }
       if (s.breaker === "closed" && failures >= p.failures) {
         return { ...s, breaker: "open", failures, probeDelayMs: p.baseMs, nextProbeAt: now + p.baseMs, updatedAt: now };
@@ -138,19 +145,25 @@ export function admission(s: TargetState, now: number): Admission {
   return { kind: "probe" };
 }
 
-/** A probe was claimed: half-open, and no other probe until its lease ends (or its answer arrives). */
-export function takeProbe(s: TargetState, now: number, leaseMs: number): TargetState {
-  return { ...s, breaker: "half_open", nextProbeAt: now + leaseMs, updatedAt: now };
+/**
+ * A probe was claimed by worker `owner` (workers.id; null on SQLite): half-open, and no other probe until its lease
+ * ends (or its answer arrives, or its worker is declared dead).
+ */
+export function takeProbe(s: TargetState, now: number, leaseMs: number, owner: number | null): TargetState {
+  return { ...s, breaker: "half_open", nextProbeAt: now + leaseMs, probeOwner: owner, updatedAt: now };
 }
 
 /**
- * At start, with the instance lock held, no probe of an earlier run can still be out (its delivery's lease
- * was recovered): the next probe may go now (or when a pause ends), not when the dead probe's lease ends.
+ * The probe out is dead: at a SQLite start, with the instance lock held, no probe of an earlier run can still be out
+ * (its delivery's lease was recovered). The next probe may go now (or when a pause ends), not when the dead probe's
+ * lease ends. On PostgreSQL the recovery of a dead worker does the same to its probes, in SQL (agent/db/pg/dead-workers.ts).
  */
 export function releaseProbe(s: TargetState, now: number): TargetState {
   if (s.breaker !== "half_open" || s.nextProbeAt === null) return s;
   const next = Math.max(now, s.pausedUntil ?? 0);
-  return s.nextProbeAt > next ? { ...s, nextProbeAt: next, updatedAt: now } : s;
+  return s.nextProbeAt > next || s.probeOwner !== null
+    ? { ...s, nextProbeAt: Math.min(s.nextProbeAt, next), probeOwner: null, updatedAt: now }
+    : s;
 }
 
 /** One line for the status page and `kontobro status`. Pure. */
@@ -172,14 +185,14 @@ export function describeTargetState(s: TargetState, now: number): string {
 }
 
 const COLUMNS = `target, paused_until AS pausedUntil, pause_reason AS pauseReason, breaker, failures,
-  probe_delay_ms AS probeDelayMs, next_probe_at AS nextProbeAt, updated_at AS updatedAt`;
+  probe_delay_ms AS probeDelayMs, next_probe_at AS nextProbeAt, probe_owner AS probeOwner, updated_at AS updatedAt`;
 
 const SELECT_ONE = `SELECT ${COLUMNS} FROM target_state WHERE target = ?1`;
-const UPSERT = `INSERT INTO target_state (target, paused_until, pause_reason, breaker, failures, probe_delay_ms, next_probe_at, updated_at)
-   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+const UPSERT = `INSERT INTO target_state (target, paused_until, pause_reason, breaker, failures, probe_delay_ms, next_probe_at, probe_owner, updated_at)
+   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
    ON CONFLICT (target) DO UPDATE SET paused_until = excluded.paused_until, pause_reason = excluded.pause_reason,
      breaker = excluded.breaker, failures = excluded.failures, probe_delay_ms = excluded.probe_delay_ms,
-     next_probe_at = excluded.next_probe_at, updated_at = excluded.updated_at`;
+     next_probe_at = excluded.next_probe_at, probe_owner = excluded.probe_owner, updated_at = excluded.updated_at`;
 
 const LOCK_ONE = `SELECT target FROM target_state WHERE target = ?1 FOR UPDATE`;
 const CREATE_ONE = `INSERT INTO target_state (target, updated_at) VALUES (?1, ?2) ON CONFLICT (target) DO NOTHING`;
@@ -211,7 +224,18 @@ export class TargetStateStore {
   }
 
   async put(s: TargetState, tx: SqlRunner = this.runner): Promise<void> {
-    await tx.run(UPSERT, s.target, s.pausedUntil, s.pauseReason, s.breaker, s.failures, s.probeDelayMs, s.nextProbeAt, s.updatedAt);
+    await tx.run(
+      UPSERT,
+      s.target,
+      s.pausedUntil,
+      s.pauseReason,
+      s.breaker,
+      s.failures,
+      s.probeDelayMs,
+      s.nextProbeAt,
+      s.probeOwner,
+      s.updatedAt,
+    );
   }
 
   /** Runs `fn` in one write transaction (read, decide, write: no other worker in between). */

@@ -16,6 +16,7 @@ import {
   takeProbe,
   TargetStateStore,
   type BreakerPolicy,
+  type TargetSignal,
   type TargetState,
 } from "../agent/target-state.ts";
 import { MAX_PAUSE_MS, TargetError } from "../connectors/http.ts";
@@ -66,7 +67,7 @@ describe("the breaker: closed -> open after N failures -> half-open probe -> clo
     const delays: number[] = [];
     for (let i = 0; i < 4; i++) {
       expect(admission(s, now).kind).toBe("probe");
-      s = takeProbe(s, now, 60_000);
+      s = takeProbe(s, now, 60_000, null);
       expect(s.breaker).toBe("half_open");
       expect(admission(s, now + 10).kind).toBe("none"); // the probe is out: nobody else goes
       s = applySignal(s, fail, now + 10, P, true);
@@ -75,13 +76,29 @@ describe("the breaker: closed -> open after N failures -> half-open probe -> clo
       now = s.nextProbeAt!;
     }
     expect(delays).toEqual([2000, 4000, 4000, 4000]);
-    s = applySignal(takeProbe(s, now, 60_000), ok, now + 5, P, true);
+    s = applySignal(takeProbe(s, now, 60_000, null), ok, now + 5, P, true);
     expect(s).toMatchObject({ breaker: "closed", failures: 0, probeDelayMs: null, nextProbeAt: null });
     expect(admission(s, now + 5)).toEqual({ kind: "all" });
   });
 
+  test("the probe names its worker while it is out; every answer that ends it, and a release, clear the name", () => {
+    const open: TargetState = { ...initialState("t"), breaker: "open", failures: 3, probeDelayMs: 1000, nextProbeAt: T0 };
+    const out = takeProbe(open, T0, 60_000, 7);
+    expect(out).toMatchObject({ breaker: "half_open", probeOwner: 7, nextProbeAt: T0 + 60_000 });
+    // Answers of pushes sent before the breaker opened leave the probe out, and its worker named.
+    expect(applySignal(out, fail, T0 + 1, P, false).probeOwner).toBe(7);
+    expect(applySignal(out, { kind: "throttled", retryAfterMs: 1000, reason: "429" }, T0 + 1, P, false).probeOwner).toBe(7);
+    // The probe's own answer ends it, whatever it says.
+    const ends: TargetSignal[] = [ok, fail, { kind: "none" }, { kind: "throttled", retryAfterMs: 1000, reason: "429" }];
+    for (const sig of ends) expect(applySignal(out, sig, T0 + 1, P, true).probeOwner).toBeNull();
+    // Released (its worker is gone): the next probe may go now, and nobody owns one.
+    expect(releaseProbe(out, T0 + 10)).toMatchObject({ probeOwner: null, nextProbeAt: T0 + 10 });
+    // A release never postpones a probe that is already due; it only clears the owner.
+    expect(releaseProbe({ ...out, nextProbeAt: T0 + 5 }, T0 + 10)).toMatchObject({ probeOwner: null, nextProbeAt: T0 + 5 });
+  });
+
   test("answers of pushes sent before the breaker opened do not move it; a probe that sent nothing frees the slot", () => {
-    let s = takeProbe({ ...initialState("t"), breaker: "open", failures: 3, probeDelayMs: 1000, nextProbeAt: T0 }, T0, 60_000);
+    let s = takeProbe({ ...initialState("t"), breaker: "open", failures: 3, probeDelayMs: 1000, nextProbeAt: T0 }, T0, 60_000, null);
     expect(applySignal(s, ok, T0 + 1, P, false)).toBe(s);
     expect(applySignal(s, fail, T0 + 1, P, false)).toMatchObject({ breaker: "half_open", failures: 4 });
     s = applySignal(s, { kind: "none" }, T0 + 2, P, true);
@@ -101,7 +118,12 @@ describe("the pause the target asks for", () => {
   });
 
   test("a probe answered with a pause ends the probe: the next one goes when the pause ends, not after the probe's lease", () => {
-    let s = takeProbe(applySignal(initialState("t"), { kind: "throttled", retryAfterMs: 1000, reason: "503" }, T0, P), T0 + 1000, 60_000);
+    let s = takeProbe(
+      applySignal(initialState("t"), { kind: "throttled", retryAfterMs: 1000, reason: "503" }, T0, P),
+      T0 + 1000,
+      60_000,
+      null,
+    );
     s = applySignal(s, { kind: "throttled", retryAfterMs: 1000, reason: "503" }, T0 + 1010, P, true);
     expect(s).toMatchObject({ breaker: "half_open", pausedUntil: T0 + 2010, nextProbeAt: T0 + 2010 });
     expect(admission(s, T0 + 2010)).toEqual({ kind: "probe" });
@@ -160,7 +182,12 @@ describe("configuration and restarts", () => {
   });
 
   test("a start releases a probe left out by a process that died, but keeps a pause and an open breaker's delay", () => {
-    const probing = takeProbe({ ...initialState("t"), breaker: "open", failures: 5, probeDelayMs: 1000, nextProbeAt: T0 }, T0, 120_000);
+    const probing = takeProbe(
+      { ...initialState("t"), breaker: "open", failures: 5, probeDelayMs: 1000, nextProbeAt: T0 },
+      T0,
+      120_000,
+      null,
+    );
     expect(admission(releaseProbe(probing, T0 + 10), T0 + 10)).toEqual({ kind: "probe" });
     const paused = applySignal(initialState("t"), { kind: "throttled", retryAfterMs: 600_000, reason: "429" }, T0, P);
     expect(releaseProbe(paused, T0 + 10)).toBe(paused);

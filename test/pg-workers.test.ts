@@ -97,7 +97,12 @@ describe.skipIf(!!unavailable)("workers on PostgreSQL", () => {
     expect(first.started).toBeGreaterThanOrEqual(before);
     expect(await worker.heartbeat()).toBe(true);
     expect((await row())!.heard).toBeGreaterThan(first.heard);
-    expect(await worker.stop()).toEqual({ workers: [{ id: worker.id, host: first.host, pid: process.pid }], deliveries: 0, runs: 0 });
+    expect(await worker.stop()).toEqual({
+      workers: [{ id: worker.id, host: first.host, pid: process.pid }],
+      deliveries: 0,
+      runs: 0,
+      probes: 0,
+    });
     expect(await row()).toBeUndefined();
     expect(await worker.heartbeat()).toBe(false);
   });
@@ -115,7 +120,7 @@ describe.skipIf(!!unavailable)("workers on PostgreSQL", () => {
     const leasedAt = await serverMs();
 
     // While it beats, nobody takes its leases.
-    expect(await live.recoverDead()).toEqual({ workers: [], deliveries: 0, runs: 0 });
+    expect(await live.recoverDead()).toEqual({ workers: [], deliveries: 0, runs: 0, probes: 0 });
     expect(await states(tenants.acme)).toEqual([
       { id: acme[0], status: "in_flight", uncertain: 0, leaseOwner: doomed.id },
       { id: acme[1], status: "in_flight", uncertain: 0, leaseOwner: doomed.id },
@@ -201,6 +206,7 @@ describe.skipIf(!!unavailable)("workers on PostgreSQL", () => {
       workers: [{ id: behind.id, host: expect.any(String), pid: behind.proc.pid }],
       deliveries: 1,
       runs: 0,
+      probes: 0,
     });
     expect(await workerRow(behind.id)).toBeNull();
     expect((await states(tenants.initech))[1]).toEqual({ id: theirs, status: "pending", uncertain: 1, leaseOwner: null });

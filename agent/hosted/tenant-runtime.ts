@@ -119,7 +119,8 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
           keyPrefix: `kontobro-${installationId}-${deps.epoch}-${deps.workerId}-${t.name}`,
           breaker: breakerPolicy(config.dispatch),
           targetState,
-          // Other workers run this target too: a breaker probe out is theirs (one that died frees it when its lease ends).
+          // Other workers run this target too: a breaker probe out may be theirs (a dead worker's is freed by the
+          // recovery of its leases, agent/db/pg/dead-workers.ts).
           soleWorker: false,
         },
         log.child({ target: t.name }),

@@ -6,7 +6,9 @@
 // the next attempt looks the record up before creating it (as the outbox's recoverExpiredLeases does on SQLite),
 // and each gets an "interrupted" attempt row. Its running pull runs (job_runs.worker) end as interrupted, so the
 // job's next slot or a pull asked for may run (a job has one running run at most); a late page of the dead worker
-// lands nowhere (agent/pulls/runner.ts). A slow push of a live worker is never taken: its worker heartbeats.
+// lands nowhere (agent/pulls/runner.ts). The circuit breaker's probe it had out (target_state.probe_owner) is freed:
+// the next probe may go at once (or when the target's pause ends), not when the dead probe's lease would have ended
+// (lease_seconds). A slow push of a live worker is never taken, nor its probe freed: its worker heartbeats.
 //
 // Crossing tenants: the deliveries are row-level secured, and the role kontobro connects as owns them with FORCE,
 // so no statement of it sees two tenants at once. A SECURITY DEFINER function would not help (it runs as that same
@@ -33,6 +35,8 @@ export interface Recovery {
   deliveries: number;
   /** Pull runs still running under these workers, ended as interrupted, over all tenants. */
   runs: number;
+  /** Half-open targets whose probe one of these workers had out, freed for the next probe, over all tenants. */
+  probes: number;
 }
 
 /** Workers silent for longer than $1 seconds on the server's clock; ones another recoverer is handling are skipped. */
@@ -46,8 +50,10 @@ const DELETE_ONE = "DELETE FROM workers WHERE id = $1 RETURNING id, host, pid";
  * {id, host, pid}) back to pending and uncertain, each with its "interrupted" attempt (message $2, a format() text
  * taking the worker's id, host and pid; hint $3), and their running pull runs ended as interrupted (message $4,
  * the same kind of format() text; hint $5). next_attempt_at is left as it was: it was due when the push was
- * claimed, so it is due now on every worker's clock. Times written are the server's (epoch ms). One round trip:
- * the counts of both come back as one row.
+ * claimed, so it is due now on every worker's clock. The half-open targets whose probe these workers had out
+ * (probe_owner) get their probe back: no owner, and the next probe due now or when the target's pause ends, never
+ * later than it was (releaseProbe in agent/target-state.ts, which a SQLite start applies). Times written are the
+ * server's (epoch ms). One round trip: the counts come back as one row.
  */
 const RECOVER = `WITH gone AS (
     SELECT * FROM json_to_recordset(CAST(CAST($1 AS text) AS json)) AS w(id bigint, host text, pid integer)),
@@ -63,8 +69,13 @@ const RECOVER = `WITH gone AS (
     UPDATE job_runs r SET status = 'interrupted', finished_at = clock.ms, error_code = 'interrupted',
         error_message = format(CAST($4 AS text), gone.id, gone.host, gone.pid), error_hint = $5
       FROM gone, clock WHERE r.status = 'running' AND r.worker = gone.id
-    RETURNING r.id)
-  SELECT (SELECT count(*) FROM recovered) AS deliveries, (SELECT count(*) FROM runs) AS runs`;
+    RETURNING r.id),
+  probes AS (
+    UPDATE target_state t SET probe_owner = NULL, updated_at = clock.ms,
+        next_probe_at = LEAST(t.next_probe_at, GREATEST(clock.ms, COALESCE(t.paused_until, 0)))
+      FROM gone, clock WHERE t.breaker = 'half_open' AND t.probe_owner = gone.id
+    RETURNING t.target)
+  SELECT (SELECT count(*) FROM recovered) AS deliveries, (SELECT count(*) FROM runs) AS runs, (SELECT count(*) FROM probes) AS probes`;
 
 /** What the recovered pushes and runs say: format() texts taking the worker's id, host and pid. */
 interface Messages {
@@ -96,7 +107,7 @@ async function retire(client: SQL, deleteWorkers: string, params: unknown[], mes
   return (await client.begin(async (tx) => {
     const res = await tx.unsafe(deleteWorkers, params);
     const workers = rowsFromPostgres<RetiredWorker>(res, res.columns);
-    const recovery: Recovery = { workers, deliveries: 0, runs: 0 };
+    const recovery: Recovery = { workers, deliveries: 0, runs: 0, probes: 0 };
     if (workers.length === 0) return recovery;
     const gone = JSON.stringify(workers);
     for (const { id } of (await tx.unsafe("SELECT id FROM tenants ORDER BY id")) as { id: number }[]) {
@@ -104,9 +115,11 @@ async function retire(client: SQL, deleteWorkers: string, params: unknown[], mes
       const [counts] = (await tx.unsafe(RECOVER, [gone, messages.push, PUSH_HINT, messages.run, RUN_HINT])) as {
         deliveries: number | string;
         runs: number | string;
+        probes: number | string;
       }[];
       recovery.deliveries += Number(counts!.deliveries);
       recovery.runs += Number(counts!.runs);
+      recovery.probes += Number(counts!.probes);
     }
     return recovery;
   })) as Recovery;
