@@ -91,6 +91,8 @@ export class Dispatcher {
   private notifyScheduled = false;
   /** Leases of a round whose commit could not be made durable: nothing was sent under them; released at the next chance. */
   private readonly stranded = new Set<number>();
+  /** When leases of this worker that none of its pushes holds were last given back (0: at the next round). */
+  private orphansCheckedAt = 0;
 
   constructor(
     private readonly target: string,
@@ -109,6 +111,8 @@ export class Dispatcher {
       // The database may be busy (a backup holding a lock) or briefly unavailable: never let that end
       // the dispatcher; try again shortly. Leases protect whatever was in progress.
       onError: (e) => {
+        // A round whose COMMIT answer was lost may have committed leases this dispatcher knows nothing of.
+        this.orphansCheckedAt = 0;
         this.log.warn("dispatcher could not read or write the outbox; trying again", { target: this.target, error: e });
         return this.options.idlePollMs;
       },
@@ -180,6 +184,7 @@ export class Dispatcher {
   /** One round (one transaction): record finished pushes, lease new ones; returns how long to sleep. */
   private async step(): Promise<number> {
     if (this.stranded.size > 0) await this.releaseStranded();
+    if (Date.now() - this.orphansCheckedAt >= this.options.leaseMs) await this.releaseOrphans();
     const free = this.options.concurrency - this.inFlight.size;
     const { limit, claimed, gate } = await this.round(free);
     if (limit > 0 && claimed === limit) return 0;
@@ -238,6 +243,18 @@ export class Dispatcher {
         (released ? "its new leases were released unsent." : "its new leases are released at the next round."),
       { cause },
     );
+  }
+
+  /** Gives back the target's leases of this worker that no push of this dispatcher holds (Outbox.releaseOrphans). */
+  private async releaseOrphans(): Promise<void> {
+    const held = [...this.inFlight.keys(), ...this.finished.map((f) => f.delivery.id)];
+    const count = await this.outbox.releaseOrphans(this.target, held);
+    this.orphansCheckedAt = Date.now();
+    if (count > 0)
+      this.log.warn("gave back leases of this worker that no push held (a round's commit answer was lost, or a release failed)", {
+        target: this.target,
+        count,
+      });
   }
 
   /** Leases this worker holds with nothing sent under them (see strand). */

@@ -133,6 +133,13 @@ const SQL = {
           WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_each(?2)) AND status = 'in_flight' AND ${leaseHeldBy(5)}`,
   releaseLeases: `UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, lease_owner = NULL, next_attempt_at = ?1, updated_at = ?1
             WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_each(?2)) AND status = 'in_flight' AND ${leaseHeldBy(3)}`,
+  // A target's leases of a lease owner (?5; ?3 in releaseOrphans) that none of its pushes holds (?2, a JSON array of the ids
+  // it holds); releaseOrphans makes them claimable again from ?5 on.
+  interruptedOrphans: `INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, message, hint)
+         SELECT id, attempts, ?1, 'interrupted', ?3, ?4 FROM deliveries
+          WHERE target = ?6 AND status = 'in_flight' AND ${leaseHeldBy(5)} AND id NOT IN (SELECT CAST(value AS BIGINT) FROM json_each(?2))`,
+  releaseOrphans: `UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, lease_owner = NULL, next_attempt_at = ?5, updated_at = ?1
+            WHERE target = ?4 AND status = 'in_flight' AND ${leaseHeldBy(3)} AND id NOT IN (SELECT CAST(value AS BIGINT) FROM json_each(?2))`,
   statusOf: `SELECT status FROM deliveries WHERE id = ?1`,
   retryNow: `UPDATE deliveries SET status = 'pending', next_attempt_at = ?2, waiting_on = NULL, updated_at = ?2 WHERE id = ?1`,
   retryAllNeedingAction: `UPDATE deliveries SET status = 'pending', next_attempt_at = ?1, updated_at = ?1 WHERE status = 'needs_action' AND (CAST(?2 AS TEXT) IS NULL OR target = ?2)`,
@@ -509,6 +516,25 @@ export class Outbox {
     await this.runner.transaction(async (tx) => {
       await tx.run(SQL.interruptedReleased, now, JSON.stringify(ids), ...NO_ANSWER, this.leaseOwner);
       await tx.run(SQL.releaseLeases, now, JSON.stringify(ids), this.leaseOwner);
+    });
+  }
+
+  /**
+   * Gives back the target's leases this outbox's owner holds but none of its pushes does (`held`: the ids of the
+   * pushes under way or answered and not yet written): pending again, uncertain, with an 'interrupted' attempt row.
+   * They come from a round whose COMMIT went through while its answer was lost (a connection cut, a failover: the
+   * worker took the round for failed and sent nothing under them) or from a release at a tenant's restart that
+   * failed. Nothing else takes back a live worker's lease on PostgreSQL, so without this the delivery, and every
+   * change waiting behind it, would stay in flight for ever. Called by the target's dispatcher between its rounds
+   * (never while one is under way, when a lease just committed may not be in `held` yet); claimable again after
+   * `holdMs` (a push of an earlier dispatcher may still have a request on the wire). Returns how many.
+   */
+  async releaseOrphans(target: string, held: Iterable<number>, holdMs = 0): Promise<number> {
+    const now = this.now();
+    const ids = JSON.stringify([...held]);
+    return this.runner.transaction(async (tx) => {
+      await tx.run(SQL.interruptedOrphans, now, ids, ...NO_ANSWER, this.leaseOwner, target);
+      return (await tx.run(SQL.releaseOrphans, now, ids, this.leaseOwner, target, now + holdMs)).changes;
     });
   }
 
