@@ -5,7 +5,7 @@
 // delivery (the probe) is claimed.
 import { createHash } from "node:crypto";
 import type { Connector } from "../connectors/contract.ts";
-import { isTargetError } from "../connectors/http.ts";
+import { isTargetError, notSentError, pushUnder } from "../connectors/http.ts";
 import { retryDelayMs, type BackoffPolicy } from "./backoff.ts";
 import type { SqlRunner } from "./db/pg/runner.ts";
 import type { Logger } from "./log.ts";
@@ -48,6 +48,17 @@ export interface DispatcherOptions {
    * process that died is released at start. Default true; false for a worker among many.
    */
   soleWorker?: boolean;
+  /**
+   * Why this process may send nothing now, or null: a hosted worker whose last heartbeat is too old, or that was
+   * declared dead (agent/db/pg/workers.ts Worker.fence). No push starts and no request of a push is sent while it
+   * gives a reason; the leases are left for the recovery. None on SQLite (the agent is the only worker).
+   */
+  fence?: () => string | null;
+  /**
+   * The longest a request already sent may take to land (the connector's request timeout): a lease released at stop
+   * while its push is still under way is claimable again only after this long. Default 0.
+   */
+  releaseHoldMs?: number;
 }
 
 /** Shutdown writes answers that arrive during its last round in another, at most this many in all. */
@@ -91,6 +102,8 @@ export class Dispatcher {
   private notifyScheduled = false;
   /** Leases of a round whose commit could not be made durable: nothing was sent under them; released at the next chance. */
   private readonly stranded = new Set<number>();
+  /** Set once stop's grace has run out: no push of this dispatcher starts or sends another request. */
+  private stopping: string | null = null;
   /** When leases of this worker that none of its pushes holds were last given back (0: at the next round). */
   private orphansCheckedAt = 0;
 
@@ -152,12 +165,20 @@ export class Dispatcher {
   /**
    * Stops claiming, lets pushes in flight finish for up to `graceMs`, writes their outcomes, then releases the rest:
    * every lease this worker holds ends written or released.
+   *
+   * A lease is never given back while its push can still send (issue 17): once the grace has run out, the pushes
+   * still under way may send nothing more (no push starts, no further request of one is sent: pushUnder), and their
+   * leases are released with `releaseHoldMs` before anyone may claim them, the longest a request already on the wire
+   * may take to land. The same for a tenant's restart (this process lives on and its pushes end by themselves, having
+   * sent nothing more) and for the process's exit (which need not wait for them): bounded, and no one looks the
+   * record up before our last request can have landed.
    */
   async stop(graceMs: number): Promise<void> {
     if (!this.worker.running) return;
     await this.worker.stop();
     const deadline = Date.now() + graceMs;
     while (this.inFlight.size > 0 && Date.now() < deadline) await this.sleep(Math.min(50, deadline - Date.now()));
+    this.stopping = "kontobro stopped this target's dispatcher (a restart of the tenant or of the worker) before the push ended";
     // Answers that arrive while a round is written (it waits for its turn and its fsync) go to the next round.
     for (let round = 0; round < FINAL_ROUNDS && (round === 0 || this.finished.length > 0); round++) {
       try {
@@ -170,9 +191,13 @@ export class Dispatcher {
         break;
       }
     }
-    // Pushes still under way, answers not written, and leases of a round that could not be made durable.
-    const abandoned = [...new Set([...this.inFlight.keys(), ...this.finished.map((f) => f.delivery.id), ...this.stranded])];
-    await this.outbox.release(abandoned);
+    // Pushes still under way (a request may be on the wire: held), answers not written, and leases of a round that
+    // could not be made durable (nothing sent under them: claimable at once).
+    const running = [...this.inFlight.keys()];
+    const ended = [...new Set([...this.finished.map((f) => f.delivery.id), ...this.stranded])].filter((id) => !this.inFlight.has(id));
+    await this.outbox.release(running, this.options.releaseHoldMs ?? 0);
+    await this.outbox.release(ended);
+    const abandoned = [...running, ...ended];
     this.stranded.clear();
     if (abandoned.length > 0)
       this.log.warn("released deliveries without a recorded answer at shutdown; they will be checked before any new create", {
@@ -185,7 +210,8 @@ export class Dispatcher {
   private async step(): Promise<number> {
     if (this.stranded.size > 0) await this.releaseStranded();
     if (Date.now() - this.orphansCheckedAt >= this.options.leaseMs) await this.releaseOrphans();
-    const free = this.options.concurrency - this.inFlight.size;
+    // A fenced worker claims nothing (it could not send it); it still writes the outcomes it has.
+    const free = this.whyNotSend() ? 0 : this.options.concurrency - this.inFlight.size;
     const { limit, claimed, gate } = await this.round(free);
     if (limit > 0 && claimed === limit) return 0;
     if (gate.kind === "none") return Math.max(0, Math.min(this.options.idlePollMs, gate.until - Date.now()));
@@ -316,6 +342,11 @@ export class Dispatcher {
     }
   }
 
+  /** Why this dispatcher's pushes may send nothing now (stopping, or the worker fenced), or null. */
+  private whyNotSend(): string | null {
+    return this.stopping ?? this.options.fence?.() ?? null;
+  }
+
   private sleep(ms: number): Promise<void> {
     return this.worker.sleep(ms);
   }
@@ -386,12 +417,19 @@ export class Dispatcher {
           outcome: { kind: "done", remoteId: link.remoteId, payloadHash: hash, note: "unchanged since the last push; nothing sent" },
           signal: none,
         };
-      const result = await this.connector.push(d.entity, payload, {
-        link: link ? { remoteId: link.remoteId } : null,
-        uncertain: d.uncertain,
-        idempotencyKey: `${this.options.keyPrefix}-${d.id}-${d.attempts}`,
-        record: records,
-      });
+      const why = this.whyNotSend();
+      if (why) throw notSentError(why, "the push", false);
+      // Every request of the push asks the fence first (connectors/http.ts pushUnder).
+      const result = await pushUnder(
+        () => this.whyNotSend(),
+        () =>
+          this.connector.push(d.entity, payload, {
+            link: link ? { remoteId: link.remoteId } : null,
+            uncertain: d.uncertain,
+            idempotencyKey: `${this.options.keyPrefix}-${d.id}-${d.attempts}`,
+            record: records,
+          }),
+      );
       return { outcome: { kind: "done", remoteId: result.remoteId, payloadHash: hash, note: result.note }, signal: { kind: "ok" } };
     } catch (e) {
       return { outcome: this.failure(d, e), signal: signalOf(e) };

@@ -127,11 +127,12 @@ const SQL = {
            SELECT id, attempts, ?1, 'interrupted', ?3, ?4 FROM deliveries WHERE status = 'in_flight' AND (?2 = 1 OR lease_until < ?1)`,
   recoverExpired: `UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, lease_owner = NULL, next_attempt_at = ?1, updated_at = ?1
             WHERE status = 'in_flight' AND (?2 = 1 OR lease_until < ?1)`,
-  // Leases given up at shutdown (?2, a JSON array of ids) by the lease owner ?5 (?3 in releaseLeases): only those it still holds.
+  // Leases given up at shutdown (?2, a JSON array of ids) by the lease owner ?5 (?3 in releaseLeases): only those it still holds;
+  // claimable again from ?4 on.
   interruptedReleased: `INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, message, hint)
          SELECT id, attempts, ?1, 'interrupted', ?3, ?4 FROM deliveries
           WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_each(?2)) AND status = 'in_flight' AND ${leaseHeldBy(5)}`,
-  releaseLeases: `UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, lease_owner = NULL, next_attempt_at = ?1, updated_at = ?1
+  releaseLeases: `UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, lease_owner = NULL, next_attempt_at = ?4, updated_at = ?1
             WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_each(?2)) AND status = 'in_flight' AND ${leaseHeldBy(3)}`,
   // A target's leases of a lease owner (?5; ?3 in releaseOrphans) that none of its pushes holds (?2, a JSON array of the ids
   // it holds); releaseOrphans makes them claimable again from ?5 on.
@@ -509,13 +510,17 @@ export class Outbox {
     });
   }
 
-  /** Releases leases we hold without an answer (shutdown): pending again, uncertain. Leases no longer ours are left alone. */
-  async release(ids: number[]): Promise<void> {
+  /**
+   * Releases leases we hold without an answer (shutdown): pending again, uncertain, and claimable only after `holdMs`
+   * (a push still under way may have a request on the wire: no one looks the record up before it can have landed).
+   * Leases no longer ours are left alone.
+   */
+  async release(ids: number[], holdMs = 0): Promise<void> {
     if (ids.length === 0) return;
     const now = this.now();
     await this.runner.transaction(async (tx) => {
       await tx.run(SQL.interruptedReleased, now, JSON.stringify(ids), ...NO_ANSWER, this.leaseOwner);
-      await tx.run(SQL.releaseLeases, now, JSON.stringify(ids), this.leaseOwner);
+      await tx.run(SQL.releaseLeases, now, JSON.stringify(ids), this.leaseOwner, now + holdMs);
     });
   }
 

@@ -49,6 +49,17 @@ export interface RuntimeDeps {
   epoch: string;
   metrics: Metrics;
   log: Logger;
+  /** Why this worker may send nothing now (Worker.fence: its heartbeat too old, or declared dead), or null. */
+  fence?: () => string | null;
+}
+
+/** Every connector's default request timeout. */
+const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+
+/** The longest a request of this target may take: its `request_timeout_ms` (every connector's setting). Pure. */
+export function requestTimeoutOf(t: TargetConfig): number {
+  const ms = t.settings?.request_timeout_ms;
+  return typeof ms === "number" && ms > 0 ? ms : DEFAULT_REQUEST_TIMEOUT_MS;
 }
 
 /**
@@ -122,6 +133,10 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
           // Other workers run this target too: a breaker probe out may be theirs (a dead worker's is freed by the
           // recovery of its leases, agent/db/pg/dead-workers.ts).
           soleWorker: false,
+          // Pushes send nothing while this worker is fenced; a lease released at a stop while its push runs is held
+          // for the longest a request of it may take (agent/db/pg/README.md §6).
+          ...(deps.fence ? { fence: deps.fence } : {}),
+          releaseHoldMs: requestTimeoutOf(t),
         },
         log.child({ target: t.name }),
         metrics,

@@ -39,6 +39,8 @@ export class Worker {
   private beating: Promise<void> | null = null;
   private running = false;
   private lostNoticed = false;
+  /** A heartbeat found this worker's row gone: the others declared it dead. */
+  private declaredDead = false;
 
   private constructor(
     private readonly client: SQL,
@@ -47,7 +49,26 @@ export class Worker {
     private readonly heartbeatMs: number,
     private readonly deadAfterMs: number,
     private readonly options: WorkerOptions,
+    /** When (performance.now(), a monotonic clock) the last heartbeat that reached the server was sent. */
+    private lastBeatSentAt: number,
   ) {}
+
+  /**
+   * Why this worker may send nothing now, or null (issue 17). The others declare it dead once the server has not
+   * heard from it for dead-after, and then push what it held: a worker frozen (GC, SIGSTOP, a paused VM) or cut off
+   * from the database but not from the targets must not go on sending. So it fences itself: it sends only while its
+   * last heartbeat that reached the server was sent less than dead-after / 2 ago, on this machine's monotonic clock
+   * (the server stamped it later still), and only until it learns it was declared dead. The other half of dead-after
+   * is the margin for a request let through just before the fence closes, and for clocks that run at slightly
+   * different rates. Nothing is released: its leases are left for the recovery (or, once a beat gets through again,
+   * for itself).
+   */
+  fence(): string | null {
+    if (this.declaredDead) return `worker ${this.id} was declared dead by the others; its leases were taken back`;
+    const age = performance.now() - this.lastBeatSentAt;
+    if (age < this.deadAfterMs / 2) return null;
+    return `no heartbeat of worker ${this.id} has reached the database for ${Math.round(age)} ms (half of workers.dead_after_ms is ${this.deadAfterMs / 2}); it sends nothing until one does, the others may be about to take its leases back`;
+  }
 
   /** Registers this process (host, pid; started and heard from now, on the server's clock). Call start() to beat. */
   static async register(client: SQL, options: WorkerOptions = {}): Promise<Worker> {
@@ -55,15 +76,20 @@ export class Worker {
     const deadAfterMs = options.deadAfterMs ?? DEFAULT_DEAD_AFTER_MS;
     const problem = workerTimingProblem(heartbeatMs, deadAfterMs);
     if (problem) throw new Error(problem);
+    const sentAt = performance.now();
     const res = await client.unsafe("INSERT INTO workers (host, pid) VALUES ($1, $2) RETURNING id", [hostname(), process.pid]);
     const [row] = rowsFromPostgres<{ id: number }>(res, res.columns);
-    return new Worker(client, row!.id, heartbeatMs, deadAfterMs, options);
+    return new Worker(client, row!.id, heartbeatMs, deadAfterMs, options, sentAt);
   }
 
   /** Tells the server this worker is alive. False: its row is gone, it was declared dead (see onLost). */
   async heartbeat(): Promise<boolean> {
+    const sentAt = performance.now();
     const res = await this.client.unsafe("UPDATE workers SET heartbeat_at = clock_timestamp() WHERE id = $1", [this.id]);
-    return (res.affectedRows ?? 0) > 0;
+    const alive = (res.affectedRows ?? 0) > 0;
+    if (alive) this.lastBeatSentAt = Math.max(this.lastBeatSentAt, sentAt);
+    else this.declaredDead = true;
+    return alive;
   }
 
   /** Takes back the leases of every worker silent for longer than dead-after (this one too, were it silent). */
