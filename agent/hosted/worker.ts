@@ -95,7 +95,8 @@ async function startOn(storage: PostgresStorage, config: AgentConfig, log: Logge
   const fleet = new TenantFleet({
     listTenants: () => tenants.list(),
     runner: (id) => storage.runner(id),
-    start: (tenant, runner) => startTenantRuntime(tenant, runner, { config, workerId: worker.id, epoch, metrics, log, fence: () => worker.fence() }),
+    start: (tenant, runner) =>
+      startTenantRuntime(tenant, runner, { config, workerId: worker.id, epoch, metrics, log, fence: () => worker.fence() }),
     log,
   });
   worker.start();
