@@ -206,16 +206,17 @@ export class HttpClient {
     await this.opts.limiter?.take();
     this.holdIfPaused(method, url);
     const isWrite = WRITE_METHODS.has(method);
-    const push = pushFence.getStore();
-    const why = push?.fence();
-    if (why) throw notSentError(why, `${method} ${pathOf(url)} to ${this.opts.targetTitle}`, push!.wrote);
-    if (isWrite && push) push.wrote = true;
     const headers: Record<string, string> = { accept: "application/json", ...(await this.opts.baseHeaders()), ...options.headers };
     let body = options.body;
     if (options.json !== undefined) {
       headers["content-type"] = "application/json";
       body = JSON.stringify(options.json);
     }
+    // Asked last, right before sending: the limiter's wait and the headers (a token refresh) may have taken long.
+    const push = pushFence.getStore();
+    const why = push?.fence();
+    if (why) throw notSentError(why, `${method} ${pathOf(url)} to ${this.opts.targetTitle}`, push!.wrote);
+    if (isWrite && push) push.wrote = true;
     let res: Response;
     try {
       const replaySafe = options.replaySafe ?? (!isWrite || Object.keys(headers).some((h) => h.toLowerCase() === "idempotency-key"));
