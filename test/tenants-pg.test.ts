@@ -11,9 +11,10 @@ import { postgresRunner } from "../agent/db/pg/runner.ts";
 import { adminRoutes } from "../agent/http/admin-api.ts";
 import { requireTenant, type TenantVariables } from "../agent/http/tenant-auth.ts";
 import { TenantError } from "../agent/tenants/errors.ts";
-import { TenantStore } from "../agent/tenants/store.ts";
+import { TENANTS_CHANNEL, TenantStore } from "../agent/tenants/store.ts";
 import { TENANT_TABLES } from "../agent/tenants/tables.ts";
 import { tokenHash } from "../agent/tenants/tokens.ts";
+import { waitFor } from "./helpers.ts";
 import { pgUnavailable, startPgServer, type PgServer } from "./pg-server.ts";
 
 const unavailable = pgUnavailable();
@@ -118,7 +119,12 @@ describe.skipIf(!!unavailable)("tenants in the store", () => {
     expect(dump).not.toContain(added.apiToken);
     expect(dump).not.toContain(added.webhookTokens.books!);
 
-    expect(await store.resolveApiToken(added.apiToken)).toEqual({ id: added.tenant.id, slug: "acme", state: "active" });
+    expect(await store.resolveApiToken(added.apiToken)).toEqual({
+      id: added.tenant.id,
+      slug: "acme",
+      state: "active",
+      updatedAt: added.tenant.updatedAt,
+    });
     expect(await store.resolveApiToken(`${added.apiToken}x`)).toBeNull();
     expect(await store.resolveApiToken(tokenHash(added.apiToken))).toBeNull();
     expect(await refusal(store.add({ slug: "acme", config: {} }, {}))).toEqual({ code: "duplicate_slug", problems: [] });
@@ -164,6 +170,30 @@ describe.skipIf(!!unavailable)("tenants in the store", () => {
     expect(await rowsOf(b.tenant.id)).toBe(4);
     expect((await asB.all<{ key: string }>(reads)).map((r) => r.key)).toEqual(["b-2000", "b-2000", "b-2000"]);
     expect(await refusal(store.remove("tenant-a"))).toEqual({ code: "not_found", problems: [] });
+  });
+
+  test("every change of a tenant is announced to the workers at its commit (LISTEN kontobro_tenants), a refused one not", async () => {
+    const listener = new SQL({ url: server.url, max: 1 });
+    const heard: string[] = [];
+    const subscription = await listener.listen(TENANTS_CHANNEL, (payload) => heard.push(payload));
+    try {
+      const { tenant } = await store.add({ slug: "announced", config: configOf() }, {});
+      await store.setState("announced", "disabled");
+      await store.setState("announced", "active");
+      expect(await refusal(store.remove("announced"))).toMatchObject({ code: "still_active" });
+      expect(await refusal(store.add({ slug: "announced", config: configOf() }, {}))).toMatchObject({ code: "duplicate_slug" });
+      await store.setState("announced", "disabled");
+      await store.remove("announced");
+      const id = String(tenant.id);
+      await waitFor("five announcements", () => heard.length >= 5);
+      // The refused remove and the duplicate add announced nothing.
+      await client`SELECT pg_notify(${TENANTS_CHANNEL}, 'flush')`;
+      await waitFor("the flush", () => heard.includes("flush"));
+      expect(heard).toEqual([id, id, id, id, id, "flush"]);
+    } finally {
+      await subscription.unlisten();
+      await listener.close();
+    }
   });
 
   test("every tenant table comes before the tables it references, and all of them are in the list", async () => {

@@ -31,12 +31,16 @@ export interface HostedAppContext {
 
 type Vars = { Variables: TenantVariables & { runtime: TenantRuntime } };
 
-/** The request's tenant runs on this worker (started now if it was added since the last refresh), else 503. */
+/**
+ * The request's tenant runs on this worker as it is now, else 503. Its row, read with the request's token, says which
+ * version: one added or changed since this worker's last refresh (another worker's change, whose announcement may
+ * still be on its way) is started afresh first, so no event is taken with an older configuration's targets.
+ */
 function tenantRunning(ctx: HostedAppContext): MiddlewareHandler<Vars> {
   return async (c, next) => {
     const tenant = c.get("tenant");
     let runtime = ctx.fleet.get(tenant.id);
-    if (!runtime && ctx.fleet.whyNotRunning(tenant.id) === undefined) {
+    if (!ctx.fleet.isCurrent(tenant.id, tenant.updatedAt)) {
       await ctx.fleet.refresh();
       runtime = ctx.fleet.get(tenant.id);
     }
@@ -81,7 +85,10 @@ function tenantApi(ctx: HostedAppContext): Hono<Vars> {
   return api;
 }
 
-/** Adding, disabling or enabling a tenant here takes effect on this worker at once (the others at their next refresh). */
+/**
+ * Adding, disabling or enabling a tenant here takes effect on this worker before the answer; the others refresh when
+ * they hear its announcement (TENANTS_CHANNEL), sent at its commit.
+ */
 function refreshAfterChange(fleet: TenantFleet): MiddlewareHandler {
   return async (c, next) => {
     await next();

@@ -1,5 +1,6 @@
-// The tenants this worker runs: every active tenant of the database, read again every tenants_refresh_ms (and when
-// this worker's admin API adds, disables or enables one). New and enabled tenants start; disabled and removed ones
+// The tenants this worker runs: every active tenant of the database, read again every tenants_refresh_ms, at once when
+// any worker announces a change of a tenant (TENANTS_CHANNEL, agent/tenants/store.ts), and before a request for a
+// tenant this worker does not run as it now is. New and enabled tenants start; disabled and removed ones
 // stop (their dispatchers finish or release their leases, their intake commits what it was given); a tenant whose
 // row changed starts afresh. Refreshes run one at a time.
 import type { Logger } from "../log.ts";
@@ -29,6 +30,11 @@ export class TenantFleet {
   /** The tenant's runtime on this worker, if it runs here. */
   get(tenant: number): TenantRuntime | undefined {
     return this.running.get(tenant);
+  }
+
+  /** This worker runs the tenant (or found it could not) as of `version` (tenants.updated_at): nothing to refresh. */
+  isCurrent(tenant: number, version: number): boolean {
+    return (this.running.get(tenant)?.version ?? this.failed.get(tenant)?.version) === version;
   }
 
   /** Why an active tenant does not run on this worker, if it could not start. */

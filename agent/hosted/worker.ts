@@ -11,7 +11,7 @@ import type { Logger } from "../log.ts";
 import { Metrics } from "../metrics.ts";
 import { openStorage } from "../storage.ts";
 import { adminToken } from "../tenants/admin-token.ts";
-import { TenantStore } from "../tenants/store.ts";
+import { TENANTS_CHANNEL, TenantStore } from "../tenants/store.ts";
 import { VERSION } from "../version.ts";
 import { createHostedApp } from "./app.ts";
 import { shareTargetRates } from "./rate-share.ts";
@@ -102,6 +102,14 @@ async function startOn(storage: PostgresStorage, config: AgentConfig, log: Logge
   worker.start();
   await fleet.refresh();
   const refresher = setInterval(() => void fleet.refresh(), config.workers.tenants_refresh_ms);
+  // A change of a tenant on any worker (its admin API, `kontobro tenant`) is announced at its commit: refreshed at once,
+  // and again whenever the listening connection is back (what was announced while it was down is lost); the periodic
+  // refresh remains the fallback.
+  const announcements = await storage.client.listen(
+    TENANTS_CHANNEL,
+    () => void fleet.refresh(),
+    () => void fleet.refresh(),
+  );
 
   const readiness = async (): Promise<ReadinessCheck[]> => {
     try {
@@ -162,6 +170,7 @@ async function startOn(storage: PostgresStorage, config: AgentConfig, log: Logge
     });
   } catch (e) {
     clearInterval(refresher);
+    void announcements.unlisten().catch(() => {});
     await fleet.stop();
     await worker.stop();
     throw new Error(
@@ -177,6 +186,7 @@ async function startOn(storage: PostgresStorage, config: AgentConfig, log: Logge
       log.info("stopping: finishing pushes in flight", { worker: worker.id });
       server.stop(false);
       clearInterval(refresher);
+      void announcements.unlisten().catch(() => {});
       // Dispatchers finish or release their pushes; intake commits what it was given.
       await fleet.stop();
       server.stop(true);

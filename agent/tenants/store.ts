@@ -1,8 +1,9 @@
 // The tenants of a PostgreSQL installation (issue 17): add, list, disable, enable, remove, and which tenant an
 // API token belongs to. The tenants table is global (no row-level security); every other table holds a
-// tenant's rows under row-level security, and removing a tenant deletes them in one transaction.
+// tenant's rows under row-level security, and removing a tenant deletes them in one transaction. Every change is
+// announced on TENANTS_CHANNEL in its own transaction (delivered at commit): every worker refreshes its tenants at once.
 import type { SQL } from "bun";
-import { asc, eq } from "drizzle-orm";
+import { asc, eq, type SQLWrapper, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/bun-sql";
 import { connectorKinds } from "../../connectors/registry.ts";
 import { postgresRunner } from "../db/pg/runner.ts";
@@ -13,6 +14,11 @@ import { TENANT_TABLES } from "./tables.ts";
 import { newToken, sameHash, tokenHash } from "./tokens.ts";
 
 export type TenantState = "active" | "disabled";
+
+/** The PostgreSQL NOTIFY channel on which a change of a tenant (its id as the payload) is announced to the workers. */
+export const TENANTS_CHANNEL = "kontobro_tenants";
+/** The announcement, sent inside the change's transaction: PostgreSQL delivers it at commit, and never on rollback. */
+const ANNOUNCE_CHANGE = `SELECT pg_notify('${TENANTS_CHANNEL}', CAST(?1 AS TEXT)) AS sent`;
 
 export interface Tenant {
   id: number;
@@ -40,6 +46,8 @@ export interface ResolvedTenant {
   id: number;
   slug: string;
   state: TenantState;
+  /** tenants.updated_at: a worker running an older version of the tenant starts it afresh before serving it. */
+  updatedAt: number;
 }
 
 const notFound = (slug: string) =>
@@ -76,19 +84,23 @@ export class TenantStore {
     );
     const hashes = Object.fromEntries(Object.entries(webhookTokens).map(([target, token]) => [target, tokenHash(token)]));
     const at = this.now();
-    const [row] = await this.db
-      .insert(tenants)
-      .values({
-        slug,
-        name: input.name?.trim() || slug,
-        config: JSON.stringify(config),
-        apiTokenHash: tokenHash(apiToken),
-        webhookTokenHashes: JSON.stringify(hashes),
-        createdAt: at,
-        updatedAt: at,
-      })
-      .onConflictDoNothing({ target: tenants.slug })
-      .returning();
+    const row = await this.db.transaction(async (tx) => {
+      const [added] = await tx
+        .insert(tenants)
+        .values({
+          slug,
+          name: input.name?.trim() || slug,
+          config: JSON.stringify(config),
+          apiTokenHash: tokenHash(apiToken),
+          webhookTokenHashes: JSON.stringify(hashes),
+          createdAt: at,
+          updatedAt: at,
+        })
+        .onConflictDoNothing({ target: tenants.slug })
+        .returning();
+      if (added) await announce(tx, added.id);
+      return added;
+    });
     if (!row) {
       throw new TenantError(
         "duplicate_slug",
@@ -110,7 +122,11 @@ export class TenantStore {
 
   /** Disables (or enables again) a tenant: a disabled tenant's API answers 403 and the workers skip its work. */
   async setState(slug: string, state: TenantState): Promise<Tenant> {
-    const [row] = await this.db.update(tenants).set({ state, updatedAt: this.now() }).where(eq(tenants.slug, slug)).returning();
+    const row = await this.db.transaction(async (tx) => {
+      const [changed] = await tx.update(tenants).set({ state, updatedAt: this.now() }).where(eq(tenants.slug, slug)).returning();
+      if (changed) await announce(tx, changed.id);
+      return changed;
+    });
     if (!row) throw notFound(slug);
     return toTenant(row);
   }
@@ -139,6 +155,7 @@ export class TenantStore {
       // still deletes this tenant's rows only.
       for (const table of TENANT_TABLES) rows += (await tx.run(`DELETE FROM ${table} WHERE tenant_id = ?1`, found.id)).changes;
       await tx.run("DELETE FROM tenants WHERE id = ?1", found.id);
+      await tx.get(ANNOUNCE_CHANGE, found.id);
       return { slug, rows };
     });
   }
@@ -150,10 +167,15 @@ export class TenantStore {
   async resolveApiToken(token: string): Promise<ResolvedTenant | null> {
     const hash = tokenHash(token);
     const [row] = await this.db
-      .select({ id: tenants.id, slug: tenants.slug, state: tenants.state, hash: tenants.apiTokenHash })
+      .select({ id: tenants.id, slug: tenants.slug, state: tenants.state, updatedAt: tenants.updatedAt, hash: tenants.apiTokenHash })
       .from(tenants)
       .where(eq(tenants.apiTokenHash, hash));
     if (!row || !sameHash(row.hash, hash)) return null;
-    return { id: row.id, slug: row.slug, state: row.state };
+    return { id: row.id, slug: row.slug, state: row.state, updatedAt: row.updatedAt };
   }
+}
+
+/** Announces a change of tenant `id` in the transaction `tx` that makes it (see TENANTS_CHANNEL). */
+async function announce(tx: { execute(query: SQLWrapper): Promise<unknown> }, id: number): Promise<void> {
+  await tx.execute(sql`SELECT pg_notify(${TENANTS_CHANNEL}, ${String(id)})`);
 }
