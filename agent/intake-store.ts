@@ -85,10 +85,11 @@ const upsertRecords = multiRowSql(
 // superseded versions): that is right only if no other writer of the same tenant commits in between. On SQLite the
 // write transaction holds the database. On PostgreSQL, where intake can land on any worker, the writers of a tenant
 // take turns on the tenant's `intake_writer` settings row, locked until commit (created by the first writer).
+// A restore noticed on PostgreSQL takes each tenant's turn too (agent/db/pg/restore-watch.ts), so a group reads its doubt.
 const INTAKE_TURN = `SELECT name FROM settings WHERE name = 'intake_writer' FOR UPDATE`;
 const INTAKE_TURN_ROW = `INSERT INTO settings (name, value) VALUES ('intake_writer', '') ON CONFLICT (name) DO NOTHING`;
 
-async function takeIntakeTurn(tx: SqlRunner): Promise<void> {
+export async function takeIntakeTurn(tx: SqlRunner): Promise<void> {
   const locked = await tx.lockForUpdate(INTAKE_TURN);
   if (locked !== 0) return; // taken (PostgreSQL), or nothing to take (SQLite: null)
   await tx.run(INTAKE_TURN_ROW);

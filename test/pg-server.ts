@@ -18,6 +18,8 @@ export interface PgServer {
   port: number;
   /** Creates another empty database (owned by `kontobro`) on the same server and returns its URL. */
   createDatabase(name: string): Promise<string>;
+  /** Restarts the server (fast shutdown, same settings and data): clients lose their connections. */
+  restart(): void;
   /** Stops the server (fast shutdown) and deletes its directory. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -170,6 +172,7 @@ export async function startPgServer(options: PgServerOptions = {}): Promise<PgSe
       adminUrl: urlOf(database, SUPERUSER),
       port,
       createDatabase,
+      restart: () => run([join(bin, "pg_ctl"), "-D", data, "-l", logFile, "-m", "fast", "-w", "-t", "60", "restart"], "pg_ctl restart"),
       stop: async () => {
         if (started) run([join(bin, "pg_ctl"), "-D", data, "-m", "fast", "-w", "stop"], "pg_ctl stop");
         started = false;

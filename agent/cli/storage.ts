@@ -1,7 +1,9 @@
 // `kontobro storage check`: opens the storage kontobro.toml names ([storage] url: the SQLite file in
 // agent.data_dir, or PostgreSQL), migrated, and says what it found, or what is wrong and how to fix it.
+// `kontobro storage restored`: the operator tells the PostgreSQL workers the database was restored.
 import { StorageError } from "../db/index.ts";
 import { MIN_SERVER_VERSION } from "../db/pg/tenancy.ts";
+import { RESTORE_LOOKUP_DAYS } from "../restore.ts";
 import { NOT_YET_ON_POSTGRES, openStorage, storageOf, type Storage } from "../storage.ts";
 import { CONFIG_OPTION, defineCommand, defineGroup } from "./command.ts";
 import { loadConfig } from "./runtime.ts";
@@ -42,6 +44,53 @@ const check = defineCommand({
   },
 });
 
+const restored = defineCommand({
+  name: "restored",
+  summary: "tell the PostgreSQL workers the database was restored: what was pushed since is looked up, not created twice",
+  description:
+    "For a restore the workers cannot see by themselves (agent/db/pg/README.md, Restores): a snapshot of the database\n" +
+    "server taken back while every worker was stopped, or a restore done so that nothing about the database changed.\n" +
+    "For every tenant, in one transaction: every open delivery is looked up at its target before any create, and so is\n" +
+    `every record new to a target for ${RESTORE_LOOKUP_DAYS} days (or whose change is dated before then); GET /api/v1/status shows it.\n` +
+    "Running workers start their tenants afresh at their next heartbeat. Safe to repeat: it only costs lookups.\n" +
+    "With the SQLite file, `kontobro restore FILE` puts a backup in place and the next start does this.",
+  options: { ...CONFIG_OPTION },
+  examples: [["kontobro storage restored --config /etc/kontobro/kontobro.toml", "after putting back a snapshot of the database server"]],
+  async run({ values, path }) {
+    const { config } = loadConfig(values.config, { postgres: true });
+    if (storageOf(config).engine === "sqlite") {
+      console.error(
+        `${path}: this installation keeps its data in the SQLite file; \`kontobro restore FILE\` puts a backup in place, and the next start looks up what may have been pushed since.`,
+      );
+      return 2;
+    }
+    let storage: Storage;
+    try {
+      storage = await openStorage(config, { max: 2 });
+    } catch (e) {
+      if (!(e instanceof StorageError)) throw e;
+      console.error(`${path}: ${e.message}\n  fix: ${e.hint}`);
+      return 1;
+    }
+    try {
+      if (storage.engine !== "postgres") return 2;
+      const { checkHistory, readIdentity } = await import("../db/pg/restore-watch.ts");
+      const { identity } = await readIdentity(storage.client);
+      const { applied } = await checkHistory(storage.client, identity, null, {
+        operator: "the operator said so (kontobro storage restored)",
+      });
+      console.log(
+        `Restore recorded for ${applied!.tenants} tenant(s): ${applied!.openDeliveries} open deliveries are looked up at their targets before any create, ` +
+          `and records new to a target are looked up first for ${RESTORE_LOOKUP_DAYS} days. Running workers start their tenants afresh at their next heartbeat.`,
+      );
+      console.log(`Why: ${applied!.reason}.`);
+      return 0;
+    } finally {
+      await storage.close();
+    }
+  },
+});
+
 /** What an opened storage reports, one line per check. */
 export function reportLines(storage: Storage): string[] {
   if (storage.engine === "sqlite") {
@@ -67,6 +116,6 @@ export const storage = defineGroup({
   name: "storage",
   args: "...",
   summary: "the storage kontobro.toml names: the SQLite file or PostgreSQL",
-  subcommands: [check],
-  examples: ["kontobro storage check"],
+  subcommands: [check, restored],
+  examples: ["kontobro storage check", "kontobro storage restored"],
 });

@@ -60,6 +60,19 @@ export class TenantFleet {
     return (this.chain = next);
   }
 
+  /**
+   * Stops every running tenant and starts the active ones afresh (after a restore: delivery ids repeat, so their
+   * idempotency keys need the new epoch the caller gives its start function). Resolves when done.
+   */
+  restartAll(): Promise<void> {
+    return (this.chain = this.chain.then(async () => {
+      const all = [...this.running.values()];
+      this.running.clear();
+      await Promise.all(all.map((r) => this.stopOne(r)));
+      await this.reconcile();
+    }));
+  }
+
   /** Stops every tenant; no refresh starts one again. */
   stop(): Promise<void> {
     this.stopped = true;

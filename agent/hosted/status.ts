@@ -3,6 +3,7 @@
 // every statement to the tenant's rows.
 import type { SqlRunner } from "../db/pg/runner.ts";
 import { DELIVERY_COLUMNS, toDeliveryRow, type DeliveryRow } from "../queries.ts";
+import { RESTORE_SETTING_SQL, type RestoreInfo } from "../restore.ts";
 import type { DeliveryStatus } from "../states.ts";
 import type { RuntimeTarget } from "./tenant-runtime.ts";
 
@@ -19,6 +20,8 @@ export interface TenantStatus {
   notRunning?: string;
   counts: { target: string; status: DeliveryStatus; n: number }[];
   needsAction: DeliveryRow[];
+  /** The last restore of the database noticed (agent/db/pg/restore-watch.ts): what was done, and until when records new to a target are looked up first. */
+  restore?: RestoreInfo;
 }
 
 const COUNTS = `SELECT target, status, count(*) AS n FROM deliveries GROUP BY target, status ORDER BY target, status`;
@@ -30,9 +33,10 @@ export async function tenantStatus(
   about: { tenant: string; worker: number; targets: RuntimeTarget[]; notRunning?: string },
 ): Promise<TenantStatus> {
   // One transaction: the counts and the list are of the same moment.
-  const { counts, needsAction } = await runner.transaction(async (tx) => ({
+  const { counts, needsAction, restore } = await runner.transaction(async (tx) => ({
     counts: await tx.all<{ target: string; status: DeliveryStatus; n: number }>(COUNTS),
     needsAction: (await tx.all(NEEDS_ACTION, NEEDS_ACTION_LIMIT)).map(toDeliveryRow),
+    restore: (await tx.get<{ value: string }>(RESTORE_SETTING_SQL))?.value,
   }));
-  return { ...about, counts, needsAction };
+  return { ...about, counts, needsAction, ...(restore ? { restore: JSON.parse(restore) as RestoreInfo } : {}) };
 }

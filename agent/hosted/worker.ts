@@ -5,6 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { ConfigError, type AgentConfig } from "../config.ts";
 import type { PostgresStorage } from "../db/pg/open.ts";
+import { RestoreWatch } from "../db/pg/restore-watch.ts";
 import { Worker, workerTimingProblem } from "../db/pg/workers.ts";
 import type { ReadinessCheck } from "../http/health.ts";
 import type { Logger } from "../log.ts";
@@ -91,7 +92,16 @@ async function startOn(storage: PostgresStorage, config: AgentConfig, log: Logge
   }
   const metrics = new Metrics();
   const tenants = new TenantStore(storage.client);
-  const epoch = randomBytes(4).toString("hex");
+  // Before any tenant runs: a restore or move of the database is applied first (agent/db/pg/restore-watch.ts).
+  const history = new RestoreWatch(storage.client, log);
+  try {
+    await history.check();
+  } catch (e) {
+    await worker.stop().catch(() => {});
+    throw e;
+  }
+  // Random per start, and new after a restore (delivery ids repeat then): part of every idempotency key.
+  let epoch = randomBytes(4).toString("hex");
   const fleet = new TenantFleet({
     listTenants: () => tenants.list(),
     runner: (id) => storage.runner(id),
@@ -110,6 +120,22 @@ async function startOn(storage: PostgresStorage, config: AgentConfig, log: Logge
     () => void fleet.refresh(),
     () => void fleet.refresh(),
   );
+  let looking = false;
+  const lookAtHistory = async () => {
+    if (looking || lost) return;
+    looking = true;
+    try {
+      if (await history.check()) {
+        epoch = randomBytes(4).toString("hex");
+        await fleet.restartAll();
+      }
+    } catch (e) {
+      log.warn("could not compare the database with its history; trying again at the next heartbeat", { worker: worker.id, error: e });
+    } finally {
+      looking = false;
+    }
+  };
+  const watcher = setInterval(() => void lookAtHistory(), config.workers.heartbeat_ms);
 
   const readiness = async (): Promise<ReadinessCheck[]> => {
     try {
@@ -171,6 +197,7 @@ async function startOn(storage: PostgresStorage, config: AgentConfig, log: Logge
   } catch (e) {
     clearInterval(refresher);
     void announcements.unlisten().catch(() => {});
+    clearInterval(watcher);
     await fleet.stop();
     await worker.stop();
     throw new Error(
@@ -187,6 +214,7 @@ async function startOn(storage: PostgresStorage, config: AgentConfig, log: Logge
       server.stop(false);
       clearInterval(refresher);
       void announcements.unlisten().catch(() => {});
+      clearInterval(watcher);
       // Dispatchers finish or release their pushes; intake commits what it was given.
       await fleet.stop();
       server.stop(true);

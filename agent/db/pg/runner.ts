@@ -227,27 +227,11 @@ const SPANNED =
 /** The runner of one tenant on a PostgreSQL pool. */
 export function postgresRunner(client: SQL, tenant: number): SqlRunner {
   if (!Number.isSafeInteger(tenant) || tenant <= 0) throw new Error(`tenant ${tenant}: a tenant is a positive whole number (tenants.id)`);
-  const texts = new Map<string, string>();
-  const pgText = (text: string) => {
-    let t = texts.get(text);
-    if (t === undefined) texts.set(text, (t = toPostgres(text)));
-    return t;
-  };
-  const on = (c: SQL): SqlRunner => ({
-    all: async <T>(text: string, ...p: Params) => {
-      const res = await c.unsafe(pgText(text), p);
-      return rowsFromPostgres<T>(res, res.columns);
-    },
-    get: async <T>(text: string, ...p: Params) => ((await on(c).all<T>(text, ...p))[0] ?? null) as T | null,
-    run: async (text: string, ...p: Params) => ({ changes: (await c.unsafe(pgText(text), p)).affectedRows }),
-    lockForUpdate: async (text: string, ...p: Params) => (await c.unsafe(pgText(text), p)).length,
-    transaction: (fn) => (c as TransactionSQL).savepoint((sp) => fn(on(sp))) as Promise<any>,
-    transactionDurableLater: async (fn) => ({ result: await on(c).transaction(fn), durable: Promise.resolve() }),
-  });
+  const pgText = textCache();
   const transaction = <T>(fn: (tx: SqlRunner) => Promise<T>): Promise<T> =>
     client.begin(async (tx) => {
       await tx`SELECT set_config(${TENANT_SETTING}, ${String(tenant)}, true)`;
-      return fn(on(tx));
+      return fn(runnerOn(tx, pgText));
     }) as Promise<T>;
   return {
     all: (text, ...p) => transaction((tx) => tx.all(text, ...p)),
@@ -257,5 +241,39 @@ export function postgresRunner(client: SQL, tenant: number): SqlRunner {
     transaction,
     // PostgreSQL's commit is durable when it returns.
     transactionDurableLater: async (fn) => ({ result: await transaction(fn), durable: Promise.resolve() }),
+  };
+}
+
+/**
+ * Inside a transaction that walks the tenants (a restore noticed, agent/db/pg/restore-watch.ts): names `tenant` for
+ * the rest of the transaction, or until the next call names another, and returns a runner of its statements.
+ */
+export async function asTenant(tx: TransactionSQL, tenant: number): Promise<SqlRunner> {
+  await tx`SELECT set_config(${TENANT_SETTING}, ${String(tenant)}, true)`;
+  return runnerOn(tx, textCache());
+}
+
+/** SQLite text → PostgreSQL text, translated once per text. */
+function textCache(): (text: string) => string {
+  const texts = new Map<string, string>();
+  return (text) => {
+    let t = texts.get(text);
+    if (t === undefined) texts.set(text, (t = toPostgres(text)));
+    return t;
+  };
+}
+
+/** Statements on a connection already in a tenant's transaction; a nested transaction is a savepoint. */
+function runnerOn(c: SQL, pgText: (text: string) => string): SqlRunner {
+  return {
+    all: async <T>(text: string, ...p: Params) => {
+      const res = await c.unsafe(pgText(text), p);
+      return rowsFromPostgres<T>(res, res.columns);
+    },
+    get: async <T>(text: string, ...p: Params) => ((await runnerOn(c, pgText).all<T>(text, ...p))[0] ?? null) as T | null,
+    run: async (text: string, ...p: Params) => ({ changes: (await c.unsafe(pgText(text), p)).affectedRows }),
+    lockForUpdate: async (text: string, ...p: Params) => (await c.unsafe(pgText(text), p)).length,
+    transaction: (fn) => (c as TransactionSQL).savepoint((sp) => fn(runnerOn(sp, pgText))) as Promise<any>,
+    transactionDurableLater: async (fn) => ({ result: await runnerOn(c, pgText).transaction(fn), durable: Promise.resolve() }),
   };
 }
