@@ -106,7 +106,7 @@ export const AgentConfig = z.strictObject({
   workers: z
     .strictObject({
       heartbeat_ms: z.number().int().min(10).default(5_000),
-      dead_after_ms: z.number().int().min(30).default(30_000),
+      dead_after_ms: z.number().int().min(30).default(75_000),
       /** How often a worker reads the tenants again to start new ones and stop disabled or removed ones. */
       tenants_refresh_ms: z.number().int().min(100).default(30_000),
     })

@@ -101,6 +101,14 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
         target: t.name,
       });
     else if (t.paused) log.warn("target is paused: events are queued for it but not sent", { target: t.name });
+    // A push passes this worker's fence (agent/db/pg/workers.ts) until its last heartbeat is dead_after / 2 old; a
+    // request let through then must land before the others take the lease back at dead_after, or their lookup may
+    // miss it and create again.
+    if (requestTimeoutOf(t) > config.workers.dead_after_ms / 2)
+      log.warn(
+        `target ${t.name} of tenant ${tenant.slug}: its request_timeout_ms (${requestTimeoutOf(t)}) is more than half of [workers] dead_after_ms (${config.workers.dead_after_ms}); if this worker freezes or loses the database just as a request leaves, another worker may look the record up before that request lands and create it again. Raise dead_after_ms to at least ${2 * requestTimeoutOf(t)} or lower the target's request_timeout_ms`,
+        { target: t.name },
+      );
     if ((t.pulls ?? []).length > 0)
       log.warn(`target ${t.name} of tenant ${tenant.slug} has pull jobs, which do not run on PostgreSQL yet; its pushes run`, {
         target: t.name,

@@ -9,7 +9,7 @@ import { recoverDeadWorkers, retireWorker, type Recovery } from "./dead-workers.
 import { rowsFromPostgres } from "./dialect.ts";
 
 export const DEFAULT_HEARTBEAT_MS = 5_000;
-export const DEFAULT_DEAD_AFTER_MS = 30_000;
+export const DEFAULT_DEAD_AFTER_MS = 75_000;
 
 export interface WorkerOptions {
   /** How often the worker heartbeats and looks for dead workers (default 5 s). */
