@@ -3,7 +3,7 @@ import { startRun } from "../agent.ts";
 import { storageOf } from "../storage.ts";
 import { createLogger } from "../log.ts";
 import { CONFIG_OPTION, defineCommand } from "./command.ts";
-import { keepRunning, loadConfig } from "./runtime.ts";
+import { keepRunning, loadConfig, nextSignal } from "./runtime.ts";
 
 export const run = defineCommand({
   name: "run",
@@ -26,9 +26,11 @@ export const run = defineCommand({
     const sqlite = storageOf(config).engine === "sqlite";
     if (sqlite && targets.length === 0)
       log.warn("no targets are configured; events are stored but go nowhere until you add a [[targets]] table");
+    // Listening from here: a SIGTERM while the agent starts (its server may already answer) stops it once it is up.
+    const signal = nextSignal();
     // On PostgreSQL a worker of the hosted installation, which also ends by itself (exit 1) if the others declared it dead.
     const running = await startRun(config, targets, log);
     if (sqlite && !config.http.api_token) log.info("API token generated for this data directory; `kontobro status` shows it");
-    return Promise.race([keepRunning(running), running.ended ?? new Promise<number>(() => {})]);
+    return Promise.race([keepRunning(running, undefined, signal), running.ended ?? new Promise<number>(() => {})]);
   },
 });

@@ -39,22 +39,40 @@ function withProxy(loaded: LoadedConfig): LoadedConfig {
   return loaded;
 }
 
-/** Resolves on SIGTERM or SIGINT, after `stop`: 0 if it stopped cleanly, else 1. */
-export function untilSignal(stop: () => Promise<void>, announce = true): Promise<number> {
+/**
+ * Resolves with the first SIGTERM or SIGINT from now on. Listen before starting anything: a signal that comes
+ * while the agent is still starting (its server already answers) is kept, and the agent stops once it is up,
+ * instead of the process dying mid-start (exit 143).
+ */
+export function nextSignal(announce = true): Promise<string> {
   return new Promise((resolve) => {
-    const shutdown = (signal: string) => {
+    const received = (signal: string) => {
       if (announce) process.stderr.write(`\nkontobro: ${signal} received, shutting down cleanly…\n`);
-      stop().then(
-        () => resolve(0),
-        () => resolve(1),
-      );
+      resolve(signal);
     };
-    process.once("SIGTERM", () => shutdown("SIGTERM"));
-    process.once("SIGINT", () => shutdown("SIGINT"));
+    process.once("SIGTERM", () => received("SIGTERM"));
+    process.once("SIGINT", () => received("SIGINT"));
   });
 }
 
-/** Keeps the agent running until a signal, then stops it (and `onStop`, e.g. the demo's sandbox). */
-export function keepRunning(agent: Pick<RunningAgent, "stop">, onStop: () => Promise<void> = async () => {}): Promise<number> {
-  return untilSignal(() => agent.stop().then(onStop));
+/** Resolves on SIGTERM or SIGINT (`signal`), after `stop`: 0 if it stopped cleanly, else 1. */
+export function untilSignal(stop: () => Promise<void>, announce = true, signal: Promise<string> = nextSignal(announce)): Promise<number> {
+  return signal.then(() =>
+    stop().then(
+      () => 0,
+      () => 1,
+    ),
+  );
+}
+
+/**
+ * Keeps the agent running until a signal, then stops it (and `onStop`, e.g. the demo's sandbox). `signal`: from
+ * nextSignal() called before the agent was started.
+ */
+export function keepRunning(
+  agent: Pick<RunningAgent, "stop">,
+  onStop: () => Promise<void> = async () => {},
+  signal: Promise<string> = nextSignal(),
+): Promise<number> {
+  return untilSignal(() => agent.stop().then(onStop), true, signal);
 }
