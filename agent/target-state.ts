@@ -9,7 +9,7 @@
 //
 // A pause (429/503 with Retry-After) stops every request until it ends; then one request goes first
 // (half-open), and only its success lets the whole queue go again.
-import { isTargetError, MAX_PAUSE_MS, TARGET_PAUSED } from "../connectors/http.ts";
+import { isTargetError, MAX_PAUSE_MS, NOT_SENT, TARGET_PAUSED } from "../connectors/http.ts";
 import type { Db } from "./db/index.ts";
 import type { SqlRunner } from "./db/pg/runner.ts";
 import { showTime } from "./time.ts";
@@ -69,7 +69,8 @@ const NETWORK_FAILURES = new Set(["timeout", "connection_lost", "unreachable"]);
 export function signalOf(e: unknown): TargetSignal {
   if (!isTargetError(e)) return { kind: "none" };
   const { status, code, retryAfterMs, message } = e;
-  if (code === TARGET_PAUSED) return { kind: "none" };
+  // Held back before sending (a pause, a fence): says nothing about the target.
+  if (code === TARGET_PAUSED || code === NOT_SENT) return { kind: "none" };
   if (status === 429) return { kind: "throttled", retryAfterMs, reason: `${status}: ${message}` };
   if (status === 503 && retryAfterMs !== undefined) return { kind: "throttled", retryAfterMs, reason: `${status}: ${message}` };
   if ((status !== undefined && status >= 500) || (code !== undefined && NETWORK_FAILURES.has(code)))
@@ -86,8 +87,8 @@ export function initialState(target: string, now = 0): TargetState {
     failures: 0,
     probeDelayMs: null,
     nextProbeAt: null,
-    updatedAt: now,
     probeOwner: null,
+    updatedAt: now,
   };
 }
 
@@ -117,8 +118,8 @@ export function applySignal(s: TargetState, sig: TargetSignal, now: number, p: B
         pauseReason: sig.reason,
         breaker: s.breaker === "open" ? "open" : "half_open",
         nextProbeAt: Math.max(keep, pausedUntil),
-        updatedAt: now,
         probeOwner: probe ? null : s.probeOwner,
+        updatedAt: now,
       };
     }
     case "failed": {

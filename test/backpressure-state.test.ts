@@ -19,7 +19,7 @@ import {
   type TargetSignal,
   type TargetState,
 } from "../agent/target-state.ts";
-import { MAX_PAUSE_MS, TargetError } from "../connectors/http.ts";
+import { MAX_PAUSE_MS, notSentError, TargetError } from "../connectors/http.ts";
 import { tempDir } from "./helpers.ts";
 import { sqliteRunner } from "../agent/db/pg/runner.ts";
 
@@ -44,6 +44,11 @@ describe("signalOf: what a push's error says about the target", () => {
     expect(signalOf(err(400))).toEqual({ kind: "ok" });
     expect(signalOf(err(undefined, "target_paused", 5000))).toEqual({ kind: "none" });
     expect(signalOf(new Error("bug"))).toEqual({ kind: "none" });
+  });
+
+  test("a request held back by the push's fence was never sent: it says nothing about the target (not a success)", () => {
+    expect(signalOf(notSentError("fenced", "POST /invoices/drafts", false))).toEqual({ kind: "none" });
+    expect(signalOf(notSentError("fenced", "POST /invoices/booked", true))).toEqual({ kind: "none" });
   });
 });
 
