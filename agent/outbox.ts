@@ -70,12 +70,15 @@ export interface Completed {
  * so its late outcome changes nothing.
  */
 const SQL = {
+  // The first `?3` ready deliveries are picked before the joins: PostgreSQL, not knowing that each has one event,
+  // otherwise joins all of the tenant's deliveries and events and sorts them (10 ms against 0.6 ms with 1,000 each).
   ready: `SELECT d.id, d.event_seq AS eventSeq, d.target, d.entity, d.key, d.attempts, d.uncertain, d.created_at AS createdAt, e.payload,
                 l.remote_id AS linkRemoteId, l.payload_hash AS linkPayloadHash
-           FROM deliveries d JOIN events e ON e.seq = d.event_seq
+           FROM (SELECT id, event_seq, target, entity, key, attempts, uncertain, created_at, next_attempt_at FROM deliveries
+                  WHERE target = ?1 AND status = 'pending' AND next_attempt_at <= ?2 ORDER BY next_attempt_at, id LIMIT ?3) d
+           JOIN events e ON e.seq = d.event_seq
            LEFT JOIN links l ON l.target = d.target AND l.entity = d.entity AND l.key = d.key
-          WHERE d.target = ?1 AND d.status = 'pending' AND d.next_attempt_at <= ?2
-          ORDER BY d.next_attempt_at, d.id LIMIT ?3`,
+          ORDER BY d.next_attempt_at, d.id`,
   openForRecord: `SELECT status FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 AND ${OPEN} AND status IN ('pending','in_flight','waiting') AND id <> ?4 AND id < ?5 LIMIT 1`,
   link: `SELECT remote_id AS remoteId, payload_hash AS payloadHash FROM links WHERE target = ?1 AND entity = ?2 AND key = ?3`,
   record: `SELECT last_event_seq AS seq, occurred_at AS occurredAt FROM records WHERE entity = ?1 AND key = ?2`,
@@ -89,8 +92,9 @@ const SQL = {
   insert: `INSERT INTO deliveries (event_seq, target, entity, key, status, next_attempt_at, created_at, updated_at, uncertain)
          VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5, ?5, ?6)`,
   // ?1: the ids of a round's claim, a JSON array: one statement for all of them. ?4: the lease owner.
+  // Joined, not `id IN (…)`: PostgreSQL plans that as a hash semi-join over all of the tenant's deliveries.
   lease: `UPDATE deliveries SET status = 'in_flight', lease_until = ?2, lease_owner = ?4, attempts = attempts + 1, updated_at = ?3
-          WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_each(?1))`,
+          FROM (SELECT CAST(value AS BIGINT) AS id FROM json_each(?1)) claimed WHERE deliveries.id = claimed.id`,
   // ?5: set when the wait is for a record the PSA has not sent (the grace period counts from the first such wait).
   // ?6: the status it parks from (pending when claimed, waiting when checked again; a push's outcome is parkOutcome).
   park: `UPDATE deliveries SET status = 'waiting', waiting_on = ?2, error_code = 'waiting', error_message = ?3, error_hint = NULL, error_field = NULL, lease_until = NULL, updated_at = ?4,

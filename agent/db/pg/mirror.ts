@@ -146,12 +146,17 @@ export function mirrorTables<M extends Record<string, SQLiteTable>>(
     };
     for (const [k, c] of Object.entries(columns)) builders[k] = pgColumnFor(cfg.name, c);
     const naturalKey = cfg.primaryKeys[0]?.columns ?? Object.values(columns).filter((c) => c.primary && !isIdentity(c));
+    const identity = Object.values(columns).find(isIdentity);
     const twin = pgTable(cfg.name, builders, (t: Record<string, any>) => {
       const col = (c: { name: string }) => t[keyOf.get(c.name)!];
       return [
         ...(naturalKey.length > 0
           ? [primaryKey({ name: `${cfg.name}_pkey`, columns: [t.tenantId, ...naturalKey.map(col)] as [any, ...any[]] })]
           : []),
+        // An id-keyed table keeps the id as its key alone (ids are global) and gains the tenant's rows in id order, as
+        // SQLite's rowid gives them: a tenant's newest event (max(seq)), its inbox feed after a seq, its latest runs
+        // are one probe there, where the key alone walks back past every newer row of the other tenants.
+        ...(identity ? [index(`${cfg.name}_tenant_${identity.name}`).on(t.tenantId, col(identity))] : []),
         ...cfg.indexes.map((i) => {
           const built = (i.config.unique ? uniqueIndex(i.config.name) : index(i.config.name)).on(
             t.tenantId,
