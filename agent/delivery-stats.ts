@@ -88,10 +88,12 @@ export async function addDeliveryStats(tx: SqlRunner, rows: HourStats[]): Promis
 }
 
 /** One target's hours from `fromHour` on, oldest first. */
-export function readDeliveryStats(client: Database, target: string, fromHour: number): HourStats[] {
-  const rows = client
-    .query(`SELECT hour, ${COUNT_COLUMNS.join(", ")} FROM delivery_stats WHERE target = ?1 AND hour >= ?2 ORDER BY hour`)
-    .all(target, fromHour) as Record<string, number>[];
+export async function readDeliveryStats(runner: SqlRunner, target: string, fromHour: number): Promise<HourStats[]> {
+  const rows = await runner.all<Record<string, number>>(
+    `SELECT hour, ${COUNT_COLUMNS.join(", ")} FROM delivery_stats WHERE target = ?1 AND hour >= ?2 ORDER BY hour`,
+    target,
+    fromHour,
+  );
   return rows.map((r) => ({
     target,
     hour: r.hour!,

@@ -1,5 +1,8 @@
-// Read-only queries for the status page, the API, /metrics and `kontobro status`.
+// Read-only queries for the status page, the API, /metrics and `kontobro status`. Those of deliveries and events run
+// through the SqlRunner (one text for SQLite and a hosted tenant's PostgreSQL); settings and the pull gauges still read
+// the SQLite file.
 import type { Db } from "./db/index.ts";
+import type { SqlRunner } from "./db/pg/runner.ts";
 import type { Gauge } from "./metrics.ts";
 import type { DeliveryStatus } from "./states.ts";
 
@@ -33,25 +36,26 @@ export const DELIVERY_COLUMNS = `d.id, d.target, d.entity, d.key, d.status, d.at
 
 export const toDeliveryRow = (r: any): DeliveryRow => ({ ...r, uncertain: !!r.uncertain });
 
-export function deliveryCounts(db: Db): { target: string; status: DeliveryStatus; n: number }[] {
-  return db.$client
-    .query(`SELECT target, status, count(*) AS n FROM deliveries GROUP BY target, status ORDER BY target, status`)
-    .all() as any[];
+export function deliveryCounts(runner: SqlRunner): Promise<{ target: string; status: DeliveryStatus; n: number }[]> {
+  return runner.all(`SELECT target, status, count(*) AS n FROM deliveries GROUP BY target, status ORDER BY target, status`);
 }
 
 export function eventCount(db: Db): number {
   return (db.$client.query(`SELECT coalesce(max(seq), 0) AS n FROM events`).get() as any).n;
 }
 
-export function lastSuccessAt(db: Db, target: string): number | null {
-  const row = db.$client.query(`SELECT max(done_at) AS t FROM deliveries WHERE target = ?1 AND status = 'done'`).get(target) as any;
+export async function lastSuccessAt(runner: SqlRunner, target: string): Promise<number | null> {
+  const row = await runner.get<{ t: number | null }>(
+    `SELECT max(done_at) AS t FROM deliveries WHERE target = ?1 AND status = 'done'`,
+    target,
+  );
   return row?.t ?? null;
 }
 
-export function listDeliveries(
-  db: Db,
+export async function listDeliveries(
+  runner: SqlRunner,
   filter: { status?: DeliveryStatus; target?: string; limit?: number; beforeId?: number },
-): DeliveryRow[] {
+): Promise<DeliveryRow[]> {
   // Only the conditions in use go into the SQL, so SQLite can pick the (target, status) or (status, id) index.
   const where: string[] = [];
   const params: (string | number)[] = [];
@@ -68,27 +72,27 @@ export function listDeliveries(
     where.push(`d.id < ?${params.length}`);
   }
   params.push(Math.min(filter.limit ?? 100, 1000));
-  const rows = db.$client
-    .query(
-      `SELECT ${DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.seq = d.event_seq
+  const rows = await runner.all(
+    `SELECT ${DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.seq = d.event_seq
       ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY d.id DESC LIMIT ?${params.length}`,
-    )
-    .all(...params) as any[];
+    ...params,
+  );
   return rows.map(toDeliveryRow);
 }
 
-export function getDelivery(db: Db, id: number): DeliveryRow | null {
-  const r = db.$client.query(`SELECT ${DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.id = ?1`).get(id);
+export async function getDelivery(runner: SqlRunner, id: number): Promise<DeliveryRow | null> {
+  const r = await runner.get(`SELECT ${DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.id = ?1`, id);
   return r ? toDeliveryRow(r) : null;
 }
 
 export function recentEvents(
-  db: Db,
+  runner: SqlRunner,
   limit = 20,
-): { seq: number; eventId: string; type: string; entity: string; key: string; receivedAt: number }[] {
-  return db.$client
-    .query(`SELECT seq, event_id AS eventId, type, entity, key, received_at AS receivedAt FROM events ORDER BY seq DESC LIMIT ?1`)
-    .all(limit) as any[];
+): Promise<{ seq: number; eventId: string; type: string; entity: string; key: string; receivedAt: number }[]> {
+  return runner.all(
+    `SELECT seq, event_id AS eventId, type, entity, key, received_at AS receivedAt FROM events ORDER BY seq DESC LIMIT ?1`,
+    limit,
+  );
 }
 
 export function getSetting(db: Db, name: string): string | null {

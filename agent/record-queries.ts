@@ -1,6 +1,7 @@
 // Read-only queries behind the status page's search and record page (agent/http/status-record.ts): a record,
-// its events, its deliveries with every attempt, what was pulled for it. Each reads through an index.
-import type { Db } from "./db/index.ts";
+// its events, its deliveries with every attempt, what was pulled for it. Each reads through an index, through the
+// SqlRunner: the same text on SQLite and on a hosted tenant's PostgreSQL.
+import type { SqlRunner } from "./db/pg/runner.ts";
 import type { Entity } from "./model.ts";
 import { recordRef } from "./outbox.ts";
 import { entityOfKind, kindOf, type SearchRequest, type StoredEvent } from "./record-story.ts";
@@ -17,16 +18,17 @@ export interface StoredRecord {
 const RECORD_COLUMNS = `entity, key, payload, version, updated_at AS updatedAt`;
 const toRecord = (r: any): StoredRecord => ({ ...r, payload: JSON.parse(r.payload) });
 
-export function getRecord(db: Db, entity: Entity, key: string): StoredRecord | null {
-  const row = db.$client.query(`SELECT ${RECORD_COLUMNS} FROM records WHERE entity = ?1 AND key = ?2`).get(entity, key);
+const BY_KEY = `SELECT ${RECORD_COLUMNS} FROM records WHERE entity = ?1 AND key = ?2`;
+const BY_PSA_ID = `SELECT ${RECORD_COLUMNS} FROM records WHERE psa_id = ?1 AND entity = 'invoice'`;
+
+export async function getRecord(runner: SqlRunner, entity: Entity, key: string): Promise<StoredRecord | null> {
+  const row = await runner.get(BY_KEY, entity, key);
   return row ? toRecord(row) : null;
 }
 
 /** Records whose number (key) is one of the request's keys, and invoices or credit notes whose PSA id it is. */
-export function findRecords(db: Db, req: SearchRequest, entities: readonly Entity[]): StoredRecord[] {
+export async function findRecords(runner: SqlRunner, req: SearchRequest, entities: readonly Entity[]): Promise<StoredRecord[]> {
   const wanted = req.kind ? [entityOfKind(req.kind)] : entities;
-  const byKey = db.$client.prepare(`SELECT ${RECORD_COLUMNS} FROM records WHERE entity = ?1 AND key = ?2`);
-  const byPsaId = db.$client.prepare(`SELECT ${RECORD_COLUMNS} FROM records WHERE psa_id = ?1 AND entity = 'invoice'`);
   const found = new Map<string, StoredRecord>();
   const add = (row: unknown) => {
     if (!row) return;
@@ -34,10 +36,8 @@ export function findRecords(db: Db, req: SearchRequest, entities: readonly Entit
     if (req.kind && kindOf(r.entity, r.payload) !== req.kind) return;
     found.set(recordRef(r.entity, r.key), r);
   };
-  for (const entity of wanted) for (const key of req.keys) add(byKey.get(entity, key));
-  if (wanted.includes("invoice")) for (const key of req.keys) for (const row of byPsaId.all(key)) add(row);
-  byKey.finalize();
-  byPsaId.finalize();
+  for (const entity of wanted) for (const key of req.keys) add(await runner.get(BY_KEY, entity, key));
+  if (wanted.includes("invoice")) for (const key of req.keys) for (const row of await runner.all(BY_PSA_ID, key)) add(row);
   return [...found.values()];
 }
 
@@ -45,19 +45,20 @@ export function findRecords(db: Db, req: SearchRequest, entities: readonly Entit
  * The newest `limit` events of a record in arrival order, the one just before them (to compare the first
  * with), and how many there are in all.
  */
-export function recordEvents(
-  db: Db,
+export async function recordEvents(
+  runner: SqlRunner,
   entity: Entity,
   key: string,
   limit = 100,
-): { events: StoredEvent[]; before?: StoredEvent; total: number } {
-  const rows = db.$client
-    .query(
-      `SELECT seq, event_id AS eventId, type, payload, received_at AS receivedAt, occurred_at AS occurredAt, stale
-         FROM events WHERE entity = ?1 AND key = ?2 ORDER BY seq DESC LIMIT ?3`,
-    )
-    .all(entity, key, limit + 1) as any[];
-  const total = (db.$client.query(`SELECT count(*) AS n FROM events WHERE entity = ?1 AND key = ?2`).get(entity, key) as { n: number }).n;
+): Promise<{ events: StoredEvent[]; before?: StoredEvent; total: number }> {
+  const rows = await runner.all<any>(
+    `SELECT seq, event_id AS eventId, type, payload, received_at AS receivedAt, occurred_at AS occurredAt, stale
+       FROM events WHERE entity = ?1 AND key = ?2 ORDER BY seq DESC LIMIT ?3`,
+    entity,
+    key,
+    limit + 1,
+  );
+  const total = (await runner.get<{ n: number }>(`SELECT count(*) AS n FROM events WHERE entity = ?1 AND key = ?2`, entity, key))!.n;
   const events: StoredEvent[] = rows.map((r) => ({ ...r, stale: !!r.stale })).reverse();
   const before = events.length > limit ? events.shift() : undefined;
   return { events, before, total };
@@ -81,16 +82,24 @@ export interface RecordDelivery {
 }
 
 /** The record's newest `limit` deliveries to `target`, oldest first. */
-export function recordDeliveries(db: Db, target: string, entity: Entity, key: string, limit = 50): RecordDelivery[] {
-  const rows = db.$client
-    .query(
-      `SELECT d.id, d.target, d.status, d.attempts, e.event_id AS eventId, d.event_seq AS eventSeq, d.error_message AS errorMessage,
+export async function recordDeliveries(
+  runner: SqlRunner,
+  target: string,
+  entity: Entity,
+  key: string,
+  limit = 50,
+): Promise<RecordDelivery[]> {
+  const rows = await runner.all<RecordDelivery>(
+    `SELECT d.id, d.target, d.status, d.attempts, e.event_id AS eventId, d.event_seq AS eventSeq, d.error_message AS errorMessage,
           d.error_hint AS errorHint, d.remote_id AS remoteId, d.note, d.next_attempt_at AS nextAttemptAt, d.created_at AS createdAt,
           d.updated_at AS updatedAt, d.done_at AS doneAt
          FROM deliveries d JOIN events e ON e.seq = d.event_seq
         WHERE d.target = ?1 AND d.entity = ?2 AND d.key = ?3 ORDER BY d.id DESC LIMIT ?4`,
-    )
-    .all(target, entity, key, limit) as RecordDelivery[];
+    target,
+    entity,
+    key,
+    limit,
+  );
   return rows.reverse();
 }
 
@@ -107,21 +116,23 @@ export interface AttemptRow {
 }
 
 /** Every stored attempt of these deliveries, in the order they were made. */
-export function deliveryAttempts(db: Db, deliveryIds: number[]): AttemptRow[] {
+export async function deliveryAttempts(runner: SqlRunner, deliveryIds: number[]): Promise<AttemptRow[]> {
   if (deliveryIds.length === 0) return [];
-  return db.$client
-    .query(
-      `SELECT id, delivery_id AS deliveryId, attempt, at, outcome, code, message, hint, remote_id AS remoteId
-         FROM delivery_attempts WHERE delivery_id IN (SELECT CAST(value AS BIGINT) FROM json_each(?1)) ORDER BY id`,
-    )
-    .all(JSON.stringify(deliveryIds)) as AttemptRow[];
+  return runner.all<AttemptRow>(
+    `SELECT id, delivery_id AS deliveryId, attempt, at, outcome, code, message, hint, remote_id AS remoteId
+       FROM delivery_attempts WHERE delivery_id IN (SELECT CAST(value AS BIGINT) FROM json_each(?1)) ORDER BY id`,
+    JSON.stringify(deliveryIds),
+  );
 }
 
 /** What the record is called at a target (links), when it has been delivered there. */
-export function remoteIdAt(db: Db, target: string, entity: Entity, key: string): string | null {
-  const row = db.$client
-    .query(`SELECT remote_id AS remoteId FROM links WHERE target = ?1 AND entity = ?2 AND key = ?3`)
-    .get(target, entity, key) as { remoteId: string } | null;
+export async function remoteIdAt(runner: SqlRunner, target: string, entity: Entity, key: string): Promise<string | null> {
+  const row = await runner.get<{ remoteId: string }>(
+    `SELECT remote_id AS remoteId FROM links WHERE target = ?1 AND entity = ?2 AND key = ?3`,
+    target,
+    entity,
+    key,
+  );
   return row?.remoteId ?? null;
 }
 
@@ -139,25 +150,28 @@ export interface PulledItem {
 }
 
 /** Items pulled for the record (an invoice's payment status changes, a project's expenses), newest first. */
-export function pulledFor(db: Db, entity: Entity, key: string, limit = 100): PulledItem[] {
-  return db.$client
-    .query(
-      `SELECT id, target, stream, remote_id AS remoteId, type, state, payload, attachment_name AS attachmentName,
-          created_at AS createdAt, delivered_at AS deliveredAt
-         FROM inbox WHERE record = ?1 ORDER BY seq DESC LIMIT ?2`,
-    )
-    .all(recordRef(entity, key), limit) as PulledItem[];
+export function pulledFor(runner: SqlRunner, entity: Entity, key: string, limit = 100): Promise<PulledItem[]> {
+  return runner.all<PulledItem>(
+    `SELECT id, target, stream, remote_id AS remoteId, type, state, payload, attachment_name AS attachmentName,
+        created_at AS createdAt, delivered_at AS deliveredAt
+       FROM inbox WHERE record = ?1 ORDER BY seq DESC LIMIT ?2`,
+    recordRef(entity, key),
+    limit,
+  );
 }
 
 /** The last state a status stream saw for the record at `target` (an invoice's payment status), if any. */
-export function pulledStatus(
-  db: Db,
+export async function pulledStatus(
+  runner: SqlRunner,
   target: string,
   entity: Entity,
   key: string,
-): { value: string; final: boolean; updatedAt: number } | null {
-  const row = db.$client
-    .query(`SELECT value, final, updated_at AS updatedAt FROM pull_status WHERE target = ?1 AND entity = ?2 AND key = ?3`)
-    .get(target, entity, key) as { value: string; final: number; updatedAt: number } | null;
+): Promise<{ value: string; final: boolean; updatedAt: number } | null> {
+  const row = await runner.get<{ value: string; final: number; updatedAt: number }>(
+    `SELECT value, final, updated_at AS updatedAt FROM pull_status WHERE target = ?1 AND entity = ?2 AND key = ?3`,
+    target,
+    entity,
+    key,
+  );
   return row ? { ...row, final: !!row.final } : null;
 }

@@ -38,8 +38,8 @@ async function send(...events: object[]) {
 }
 const claimOne = async () => (await outbox.claim("eco", 1, 60_000, ALL))[0]!;
 const problem = { code: "x.failed", message: "It failed.", hint: "Fix it." };
-const history = (d: { id: number }) =>
-  deliveryAttempts(db, [d.id]).map(({ attempt, outcome, code, message, hint, remoteId }) => ({
+const history = async (d: { id: number }) =>
+  (await deliveryAttempts(sqliteRunner(db.$client), [d.id])).map(({ attempt, outcome, code, message, hint, remoteId }) => ({
     attempt,
     outcome,
     code,
@@ -58,7 +58,7 @@ describe("delivery attempts", () => {
     await outbox.retry(d.id);
     d = await claimOne();
     await outbox.complete([{ delivery: d, outcome: { kind: "done", remoteId: "R-1", payloadHash: "h", note: "kept the due date" } }]);
-    expect(history(d)).toEqual([
+    expect(await history(d)).toEqual([
       { attempt: 1, outcome: "retry", code: "x.failed", message: "It failed.", hint: "Fix it.", remoteId: null },
       { attempt: 2, outcome: "needs_action", code: "x.failed", message: "It failed.", hint: "Fix it.", remoteId: null },
       { attempt: 3, outcome: "delivered", code: null, message: "kept the due date", hint: null, remoteId: "R-1" },
@@ -70,10 +70,10 @@ describe("delivery attempts", () => {
     const d = await claimOne();
     await send(customerEvent(1, { name: "New" }, "c-1b"));
     await outbox.complete([{ delivery: d, outcome: { kind: "retry", problem, delayMs: 0, uncertain: true } }]);
-    expect(history(d).map((a) => a.outcome)).toEqual(["superseded"]);
+    expect((await history(d)).map((a) => a.outcome)).toEqual(["superseded"]);
     const newer = await claimOne();
     await outbox.complete([{ delivery: newer, outcome: { kind: "wait", on: "customer:2", reason: "waiting for customer 2" } }]);
-    expect(history(newer)).toEqual([
+    expect(await history(newer)).toEqual([
       { attempt: 1, outcome: "wait", code: null, message: "waiting for customer 2", hint: null, remoteId: null },
     ]);
   });
@@ -82,13 +82,15 @@ describe("delivery attempts", () => {
     await send(customerEvent(1), customerEvent(2));
     const [a, b] = await outbox.claim("eco", 2, 60_000, ALL);
     await outbox.release([a!.id]);
-    expect(history(a!)).toMatchObject([{ attempt: 1, outcome: "interrupted", message: expect.stringContaining("No answer was recorded") }]);
+    expect(await history(a!)).toMatchObject([
+      { attempt: 1, outcome: "interrupted", message: expect.stringContaining("No answer was recorded") },
+    ]);
     clock += 120_000;
     expect(await outbox.recoverExpiredLeases()).toBe(1);
-    expect(history(b!)).toMatchObject([{ attempt: 1, outcome: "interrupted", hint: expect.stringContaining("not created twice") }]);
+    expect(await history(b!)).toMatchObject([{ attempt: 1, outcome: "interrupted", hint: expect.stringContaining("not created twice") }]);
     // The answer of the lost push arrives after all: the delivery is no longer in flight, so nothing changes.
     await outbox.complete([{ delivery: b!, outcome: { kind: "done", remoteId: "R-2", payloadHash: "h" } }]);
-    expect(history(b!).map((x) => x.outcome)).toEqual(["interrupted"]);
+    expect((await history(b!)).map((x) => x.outcome)).toEqual(["interrupted"]);
   });
 
   test("retention prunes attempts older than retention_days, oldest first, and keeps the newer ones", async () => {
@@ -101,7 +103,7 @@ describe("delivery attempts", () => {
     await outbox.complete([{ delivery: await claimOne(), outcome: { kind: "needs_action", problem, uncertain: false } }]);
     const r = await pruneOnce(db, { retentionDays: 90, now: () => clock, batchSize: 1 });
     expect(r.attempts).toBe(1);
-    expect(history(d).map((a) => a.attempt)).toEqual([2, 3]);
+    expect((await history(d)).map((a) => a.attempt)).toEqual([2, 3]);
   });
 });
 
@@ -114,14 +116,14 @@ describe("record queries", () => {
       customerEvent(7, {}, "c-7a"),
       customerEvent(7, { name: "B" }, "c-7b"),
     );
-    const keys = (req: Parameters<typeof findRecords>[1]) =>
-      findRecords(db, req, ["customer", "project", "product", "invoice"]).map((r) => `${r.entity}:${r.key}`);
-    expect(keys({ keys: ["0101", "101"], kind: null })).toEqual(["customer:101", "project:101"]);
-    expect(keys({ keys: ["101"], kind: "project" })).toEqual(["project:101"]);
-    expect(keys({ keys: ["PSA-INV-10042"], kind: null })).toEqual(["invoice:10042"]);
-    expect(keys({ keys: ["10042"], kind: "credit_note" })).toEqual([]);
+    const keys = async (req: Parameters<typeof findRecords>[1]) =>
+      (await findRecords(sqliteRunner(db.$client), req, ["customer", "project", "product", "invoice"])).map((r) => `${r.entity}:${r.key}`);
+    expect(await keys({ keys: ["0101", "101"], kind: null })).toEqual(["customer:101", "project:101"]);
+    expect(await keys({ keys: ["101"], kind: "project" })).toEqual(["project:101"]);
+    expect(await keys({ keys: ["PSA-INV-10042"], kind: null })).toEqual(["invoice:10042"]);
+    expect(await keys({ keys: ["10042"], kind: "credit_note" })).toEqual([]);
 
-    const page = recordEvents(db, "customer", "7", 1);
+    const page = await recordEvents(sqliteRunner(db.$client), "customer", "7", 1);
     expect(page.total).toBe(2);
     expect(page.events.map((e) => e.eventId)).toEqual(["c-7b"]);
     expect(page.before?.eventId).toBe("c-7a");
@@ -146,8 +148,8 @@ describe("record queries", () => {
       ],
       null,
     );
-    expect(pulledFor(db, "project", "101").map((i) => i.type)).toEqual(["expense.posted"]);
-    expect(pulledFor(db, "invoice", "10042").map((i) => i.remoteId)).toEqual(["invoice:9#1"]);
-    expect(pulledFor(db, "customer", "101")).toEqual([]);
+    expect((await pulledFor(sqliteRunner(db.$client), "project", "101")).map((i) => i.type)).toEqual(["expense.posted"]);
+    expect((await pulledFor(sqliteRunner(db.$client), "invoice", "10042")).map((i) => i.remoteId)).toEqual(["invoice:9#1"]);
+    expect(await pulledFor(sqliteRunner(db.$client), "customer", "101")).toEqual([]);
   });
 });

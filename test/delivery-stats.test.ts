@@ -76,7 +76,7 @@ describe("delivery statistics", () => {
       // The target asked us to wait: nothing was sent, so nothing failed.
       { delivery: e!, outcome: { kind: "retry", problem: problem(TARGET_PAUSED), delayMs: 10, uncertain: false } },
     ]);
-    const [row, ...more] = readDeliveryStats(db.$client, "eco", 0);
+    const [row, ...more] = await readDeliveryStats(sqliteRunner(db.$client), "eco", 0);
     expect(more).toEqual([]);
     expect(row).toMatchObject({ target: "eco", hour: HOUR, delivered: 2, retried: 1, needsAction: 1 });
     expect(row!.latency[latencyBucket(30)]).toBe(1);
@@ -90,7 +90,7 @@ describe("delivery statistics", () => {
     await outbox.complete([delivered(ready.find((x) => x.id === c!.id)!, 60_000)]);
     clock = HOUR + HOUR_MS;
     await outbox.complete([delivered(ready.find((x) => x.id === e!.id)!, 61_000)]);
-    const rows = readDeliveryStats(db.$client, "eco", 0);
+    const rows = await readDeliveryStats(sqliteRunner(db.$client), "eco", 0);
     expect(rows.map((r) => [r.hour, r.delivered, r.retried])).toEqual([
       [HOUR, 3, 1],
       [HOUR + HOUR_MS, 1, 0],
@@ -121,9 +121,9 @@ describe("delivery statistics", () => {
     await outbox.complete([delivered(b!, 5)]);
     expect(pruneDeliveryStats(db.$client, HOUR + 31 * DAY_MS)).toBe(0);
     expect(pruneDeliveryStats(db.$client, HOUR + 31 * DAY_MS + HOUR_MS)).toBe(1);
-    expect(readDeliveryStats(db.$client, "eco", 0).map((r) => r.hour)).toEqual([HOUR + 20 * DAY_MS]);
+    expect((await readDeliveryStats(sqliteRunner(db.$client), "eco", 0)).map((r) => r.hour)).toEqual([HOUR + 20 * DAY_MS]);
     const result = await pruneOnce(db, { retentionDays: 90, now: () => HOUR + 60 * DAY_MS });
     expect(result.statsHours).toBe(1);
-    expect(readDeliveryStats(db.$client, "eco", 0)).toEqual([]);
+    expect(await readDeliveryStats(sqliteRunner(db.$client), "eco", 0)).toEqual([]);
   });
 });

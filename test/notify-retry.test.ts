@@ -5,6 +5,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { createHmac } from "node:crypto";
 import { validateConfig } from "../agent/config.ts";
+import { statusOf } from "../agent/http/context.ts";
 import { renderStatusPage } from "../agent/http/status-page.ts";
 import { silentLogger } from "../agent/log.ts";
 import { NotificationsConfig } from "../agent/notify/config.ts";
@@ -35,7 +36,7 @@ function notifierFor(stack: Stack, config: unknown, clock: { t: number }) {
 }
 
 const statusPage = async (stack: Stack, notifier: Notifier) =>
-  String(await renderStatusPage({ db: stack.agent.db, notifier, targets: [], version: "test", startedAt: 0 } as any));
+  String(await renderStatusPage(statusOf({ db: stack.agent.db, notifier, targets: [], version: "test", startedAt: 0 } as any)));
 
 describe("notices survive a mail server that is down", () => {
   test("kept, shown on the status page with the reason, retried, and delivered once the server answers", async () => {

@@ -2,6 +2,7 @@
 // the API token; --watch follows what is in progress until it is over (status-watch.ts).
 import { databasePath } from "../agent.ts";
 import { openDatabase } from "../db/index.ts";
+import { sqliteRunner } from "../db/pg/runner.ts";
 import { progressItems } from "../in-progress.ts";
 import { deliveryCounts, getSetting, lastSuccessAt, listDeliveries, pullGauges } from "../queries.ts";
 import { storageLines } from "../retention.ts";
@@ -32,11 +33,12 @@ export const status = defineCommand({
     const { config, targets: configured } = loadConfig(values.config);
     const db = openDatabase(databasePath(config.agent.data_dir));
     try {
-      const counts = deliveryCounts(db);
+      const runner = sqliteRunner(db.$client);
+      const counts = await deliveryCounts(runner);
       const targetNames = [...new Set([...configured.filter((t) => t.enabled).map((t) => t.name), ...counts.map((c) => c.target)])];
       if (values.watch) return await watchProgress(db, targetNames);
       const progress = progressItems(db, targetNames);
-      const failing = listDeliveries(db, { status: "needs_action", limit: 50 });
+      const failing = await listDeliveries(runner, { status: "needs_action", limit: 50 });
       const inbox = pullGauges(db)
         .find((g) => g.name === "kontobro_inbox_items")!
         .rows.map((r) => ({ target: r.labels.target!, state: r.labels.state!, n: r.value }));
@@ -51,7 +53,7 @@ export const status = defineCommand({
           .filter((c) => c.target === t)
           .map((c) => `${c.status} ${c.n}`)
           .join(", ");
-        const last = lastSuccessAt(db, t);
+        const last = await lastSuccessAt(runner, t);
         console.log(`${t}: ${line}; last success ${last ? new Date(last).toISOString() : "never"}`);
       }
       for (const t of [...new Set(inbox.map((r) => r.target))]) {

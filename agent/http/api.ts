@@ -4,6 +4,7 @@ import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import { EventConflict, type Intake, IntakeUnavailable, parseEvents } from "../intake.ts";
 import type { Metrics } from "../metrics.ts";
+import { sqliteRunner } from "../db/pg/runner.ts";
 import { getDelivery, listDeliveries } from "../queries.ts";
 import { DELIVERY_STATUSES } from "../states.ts";
 import { requireApiToken } from "./auth.ts";
@@ -141,7 +142,7 @@ export function apiRoutes(ctx: AppContext): Hono {
 
   api.route("/events", eventsRoute({ maxBodyBytes: ctx.maxBodyBytes, metrics: ctx.metrics, intake: () => ctx.intake }));
 
-  api.get("/deliveries", (c) => {
+  api.get("/deliveries", async (c) => {
     // An empty parameter counts as absent (?status=&target=).
     const query = Object.fromEntries(Object.entries(c.req.query()).filter(([, v]) => v !== ""));
     const parsed = DeliveriesQuery.safeParse(query);
@@ -156,12 +157,12 @@ export function apiRoutes(ctx: AppContext): Hono {
       );
     }
     const { status, target, limit, before } = parsed.data;
-    const rows = listDeliveries(ctx.db, { status, target, limit, beforeId: before });
+    const rows = await listDeliveries(sqliteRunner(ctx.db.$client), { status, target, limit, beforeId: before });
     return c.json({ deliveries: rows, next: rows.length > 0 ? rows[rows.length - 1]!.id : null });
   });
 
-  api.get("/deliveries/:id", (c) => {
-    const row = getDelivery(ctx.db, Number(c.req.param("id")));
+  api.get("/deliveries/:id", async (c) => {
+    const row = await getDelivery(sqliteRunner(ctx.db.$client), Number(c.req.param("id")));
     return row ? c.json(row) : c.json({ error: "not_found", message: `No delivery ${c.req.param("id")}.` }, 404);
   });
 

@@ -4,7 +4,8 @@ import { deliveryCounts, pullGauges } from "../queries.ts";
 import { adminRoutes } from "./admin-api.ts";
 import { apiRoutes } from "./api.ts";
 import { renderApiReference } from "./api-reference.ts";
-import type { AppContext } from "./context.ts";
+import { sqliteRunner } from "../db/pg/runner.ts";
+import { statusOf, type AppContext } from "./context.ts";
 import { registerDemoMailUi } from "./demo-mail.ts";
 import { exportsRoutes } from "./exports-api.ts";
 import { failedRequest, noRoute } from "./failure.ts";
@@ -12,11 +13,10 @@ import { registerHealthRoutes } from "./health.ts";
 import { inboxRoutes, pullsApiRoutes } from "./inbox-api.ts";
 import { openApiDocument } from "./openapi.ts";
 import { registerExportUi } from "./status-exports.ts";
-import { renderStatusPage } from "./status-page.ts";
 import { uiGuard } from "./ui-guard.ts";
 import { registerPullUi } from "./status-pulls.ts";
 import { registerProgressUi } from "./status-progress.ts";
-import { registerRecordUi, retryReturnPath } from "./status-record.ts";
+import { registerStatusPages } from "./status-routes.ts";
 import { targetWebhookRoutes } from "./target-webhooks.ts";
 
 export function createApp(ctx: AppContext): Hono {
@@ -25,25 +25,18 @@ export function createApp(ctx: AppContext): Hono {
   // /healthz (liveness) and /readyz (database, migrations, credentials): agent/http/health.ts.
   registerHealthRoutes(app, ctx);
 
-  app.get("/metrics", (c) => {
+  app.get("/metrics", async (c) => {
     c.header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
     // Events ever stored: rows are never deleted (retention keeps slim rows), so the count only grows.
     const stored = (ctx.db.$client.query(`SELECT count(*) AS n FROM events`).get() as { n: number }).n;
-    return c.body(ctx.metrics.render(deliveryCounts(ctx.db), stored, pullGauges(ctx.db)));
+    return c.body(ctx.metrics.render(await deliveryCounts(sqliteRunner(ctx.db.$client)), stored, pullGauges(ctx.db)));
   });
 
   const guard = uiGuard({ loopback: ctx.listensOnLoopback, apiToken: () => ctx.apiToken });
   app.use("/", guard);
   app.use("/ui/*", guard);
-  app.get("/", (c) => c.html(renderStatusPage(ctx, { refresh: c.req.query("refresh") })));
-
-  // The retry button of the status page and of a record page (the guard makes it same-origin only).
-  app.post("/ui/deliveries/:id/retry", async (c) => {
-    await ctx.retry(Number(c.req.param("id")));
-    return c.redirect(retryReturnPath((await c.req.parseBody()).back), 303);
-  });
-  // "Where is my invoice?": the search by number and a page per record.
-  registerRecordUi(app, ctx);
+  // The status page, its retry button, the search and the record pages (the same routes serve a hosted tenant's).
+  registerStatusPages(app, "", () => statusOf(ctx));
 
   // The API's OpenAPI description (no token: it holds nothing secret) and its reference page.
   app.get("/api/v1/openapi.json", (c) => c.json(openApiDocument(ctx.version, new URL(c.req.url).origin)));

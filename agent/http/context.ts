@@ -1,5 +1,6 @@
 import type { TargetBudget } from "../../connectors/contract.ts";
 import type { Db } from "../db/index.ts";
+import { sqliteRunner, type SqlRunner } from "../db/pg/runner.ts";
 import type { ExportsRuntime } from "../exports/config.ts";
 import type { Intake } from "../intake.ts";
 import type { Metrics } from "../metrics.ts";
@@ -32,4 +33,53 @@ export interface AppContext {
   mailbox?: DemoMailbox;
   /** The admin API (/admin/v1: tenants), on PostgreSQL storage with [admin] token_file or token set. */
   admin?: AdminContext;
+}
+
+/** A target as the status page shows it. */
+export interface StatusTarget {
+  name: string;
+  kind: string;
+  title: string;
+  paused: boolean;
+  /** Why its events queue without being sent, when not because it is paused (a hosted target held on PostgreSQL). */
+  held?: string | null;
+  budgets?: () => TargetBudget[];
+}
+
+/**
+ * What the status page and the record pages read and do, on either engine: the SQLite agent's (statusOf) or a
+ * hosted tenant's (agent/hosted/status-page.ts). The same rendering code serves both.
+ */
+export interface StatusContext {
+  /** The storage the pages read: sqliteRunner(db), or the tenant's runner (row-level security holds it to its rows). */
+  runner: SqlRunner;
+  /** Where the pages live: "" on SQLite, "/t/<slug>" for a hosted tenant. Every link and form of the pages starts with it. */
+  base: string;
+  version: string;
+  startedAt: number;
+  targets: StatusTarget[];
+  /** The retry button: the delivery back to pending through the Outbox, and its target's dispatcher woken. */
+  retry(id: number): Promise<{ ok: boolean; status?: string }>;
+  pulls?: PullsRuntime;
+  /**
+   * The SQLite agent, for the sections that read its file and data directory only (progress files, master data,
+   * alerts and notifications, the file's size, exports): absent on PostgreSQL, where the page says they do not run yet.
+   */
+  local?: AppContext;
+  /** A hosted tenant's page: its slug, the worker that answered, and why the tenant does not run there, if it does not. */
+  hosted?: { tenant: string; worker: number; notRunning?: string };
+}
+
+/** The SQLite agent's status page. */
+export function statusOf(ctx: AppContext): StatusContext {
+  return {
+    runner: sqliteRunner(ctx.db.$client),
+    base: "",
+    version: ctx.version,
+    startedAt: ctx.startedAt,
+    targets: ctx.targets,
+    retry: (id) => ctx.retry(id),
+    ...(ctx.pulls ? { pulls: ctx.pulls } : {}),
+    local: ctx,
+  };
 }

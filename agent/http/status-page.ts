@@ -1,13 +1,15 @@
 // The status page: server-rendered HTML, no front-end build. hono/html escapes every interpolated value.
 import { html, raw } from "hono/html";
 import type { HtmlEscapedString } from "hono/utils/html";
+// The same code renders the SQLite agent's page and a hosted tenant's (StatusContext: its runner, its links' base).
 import { connectionLine } from "../credentials.ts";
+import type { SqlRunner } from "../db/pg/runner.ts";
 import { deliveryCounts, lastSuccessAt, listDeliveries, recentEvents, type DeliveryRow } from "../queries.ts";
+import { RESTORE_SETTING_SQL, type RestoreInfo } from "../restore.ts";
 import { DELIVERY_STATUS_LABELS, DELIVERY_STATUSES } from "../states.ts";
-import { describeTargetState, initialState, readTargetState } from "../target-state.ts";
-import { lastRestore } from "../restore-sqlite.ts";
+import { describeTargetState, TargetStateStore } from "../target-state.ts";
 import { showTime } from "../time.ts";
-import type { AppContext } from "./context.ts";
+import type { StatusContext, StatusTarget } from "./context.ts";
 import { demoMailLink } from "./demo-mail.ts";
 import { renderExportsSection } from "./status-exports.ts";
 import { renderNotificationsSection } from "./status-notify.ts";
@@ -23,34 +25,33 @@ import { isEntity, kindOfEvent, recordName } from "../record-story.ts";
 import type { Entity } from "../model.ts";
 
 /** `options.refresh`: the ?refresh= query (seconds between automatic updates; status-refresh.ts). */
-export function renderStatusPage(ctx: AppContext, options: { refresh?: string } = {}): HtmlEscapedString | Promise<HtmlEscapedString> {
+export async function renderStatusPage(s: StatusContext, options: { refresh?: string } = {}): Promise<HtmlEscapedString> {
   const refresh = refreshSeconds(options.refresh);
-  const counts = deliveryCounts(ctx.db);
-  const events = recentEvents(ctx.db, 15);
+  const counts = await deliveryCounts(s.runner);
+  const events = await recentEvents(s.runner, 15);
+  const local = s.local;
   return html`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>kontobro status</title>
+<title>kontobro status${s.hosted ? `: ${s.hosted.tenant}` : ""}</title>
 <style>${raw(CSS + CHART_CSS + REFRESH_CSS)}</style></head>
 <body data-refresh-seconds="${refresh}">
-<header><h1>kontobro</h1><span class="muted">version ${ctx.version} · up since ${showTime(ctx.startedAt)} · <a href="/ui/api">API reference</a> · <a href="/readyz">readiness</a>${demoMailLink(ctx)}</span></header>
+${pageHeader(s)}
 <main>
-${refreshNote(refresh)}
-${restoreBanner(ctx)}
-${renderProgressSection(ctx)}
-${recordSearchSection()}
-${ctx.targets.length === 0 ? html`<p class="card">No targets are configured. Add a [[targets]] table to kontobro.toml (see config/kontobro.example.toml).</p>` : ""}
-${ctx.targets.map((t) =>
+${refreshNote(refresh, s.base)}
+${s.hosted?.notRunning ? html`<p class="card paused" role="alert">This tenant does not run on the worker that answered: ${s.hosted.notRunning}. Its events are kept; the operator finds the cause in the worker's log.</p>` : ""}
+${restoreBanner(await lastRestore(s.runner))}
+${local ? renderProgressSection(local) : ""}
+${recordSearchSection(s.base)}
+${s.targets.length === 0 ? html`<p class="card">No targets are configured. ${s.hosted ? "The operator adds them to the tenant's configuration." : "Add a [[targets]] table to kontobro.toml (see config/kontobro.example.toml)."}</p>` : ""}
+${s.targets.map((t) =>
   targetCard(
-    ctx,
+    s,
     t,
     counts.filter((c) => c.target === t.name),
   ),
 )}
-${renderPullsSection(ctx)}
-${renderMasterSection(ctx)}
-${renderExportsSection(ctx)}
-${renderStorageSection(ctx)}
-${renderNotificationsSection(ctx)}
+${s.pulls ? renderPullsSection({ pulls: s.pulls, targets: s.targets, base: s.base }) : ""}
+${local ? html`${renderMasterSection(local)}${renderExportsSection(local)}${renderStorageSection(local)}${renderNotificationsSection(local)}` : notYetOnPostgres(s)}
 <section class="card"><h2>Recent events</h2>
 ${
   events.length === 0
@@ -60,7 +61,7 @@ ${
 <thead><tr><th scope="col">Received</th><th scope="col">Event id</th><th scope="col">Type</th><th scope="col">Record</th></tr></thead><tbody>
 ${events.map(
   (e) =>
-    html`<tr data-event="${e.eventId}"><td>${showTime(e.receivedAt)}</td><th scope="row">${e.eventId}</th><td>${e.type}</td><td>${eventRecord(e)}</td></tr>`,
+    html`<tr data-event="${e.eventId}"><td>${showTime(e.receivedAt)}</td><th scope="row">${e.eventId}</th><td>${e.type}</td><td>${eventRecord(s.base, e)}</td></tr>`,
 )}
 </tbody></table>`
 }
@@ -68,52 +69,72 @@ ${events.map(
 </main></body></html>`;
 }
 
+/** The SQLite agent's header links to its API reference and readiness; a hosted tenant's names the tenant and the worker. */
+function pageHeader(s: StatusContext) {
+  const about = html`version ${s.version} · up since ${showTime(s.startedAt)}`;
+  if (s.hosted)
+    return html`<header><h1>kontobro</h1><span class="muted">tenant <strong class="tenant">${s.hosted.tenant}</strong> · worker ${s.hosted.worker} · ${about}</span></header>`;
+  return html`<header><h1>kontobro</h1><span class="muted">${about} · <a href="/ui/api">API reference</a> · <a href="/readyz">readiness</a>${s.local ? demoMailLink(s.local) : ""}</span></header>`;
+}
+
+/** On PostgreSQL: the sections that read the SQLite agent's file and data directory, named in one line. */
+function notYetOnPostgres(s: StatusContext) {
+  return html`<p class="card muted not-yet">Not on this page on PostgreSQL yet: work in progress, master data, exports, alerts and notifications, and the storage's size${s.pulls ? "" : ", pulls"}. They do not run on a hosted worker yet.</p>`;
+}
+
 /** The record an event is about: a link to its page; a record kept only for the exports (a time record, a user) by kind and number. */
-function eventRecord(e: { entity: string; type: string; key: string }) {
+function eventRecord(base: string, e: { entity: string; type: string; key: string }) {
   if (!isEntity(e.entity)) return `${e.entity.replace(/_/g, " ")} ${e.key}`;
-  return html`<a href="${recordHref(e.entity, e.key)}">${recordName(kindOfEvent(e.entity, e.type), e.key)}</a>`;
+  return html`<a href="${recordHref(e.entity, e.key, base)}">${recordName(kindOfEvent(e.entity, e.type), e.key)}</a>`;
+}
+
+/** The last restore noticed (agent/restore.ts's setting, on either engine), or null. */
+async function lastRestore(runner: SqlRunner): Promise<RestoreInfo | null> {
+  const v = (await runner.get<{ value: string }>(RESTORE_SETTING_SQL))?.value;
+  return v ? (JSON.parse(v) as RestoreInfo) : null;
 }
 
 /** Shown once a restore was detected: what kontobro did and what the user should do. */
-function restoreBanner(ctx: AppContext) {
-  const r = lastRestore(ctx.db);
+function restoreBanner(r: RestoreInfo | null) {
   if (!r) return "";
   return html`<section class="card paused" role="alert"><h2>A restore was detected</h2>
 <p>At ${r.detectedAt} kontobro found that ${r.reason}. ${r.openDeliveries} open deliveries are looked up at each target before anything is created again, so nothing is booked twice.</p>
 <p>Events the PSA sent after the backup${r.backupTakenAt ? ` (${r.backupTakenAt})` : ""} are not in this database${r.lostEvents ? ` (at least ${r.lostEvents})` : ""}: have the PSA send again what changed since then.${r.lookupsUntil ? ` Until ${r.lookupsUntil}, and for changes dated before then, a record kontobro has not linked at a target is looked up there before it is created, so what was pushed after the backup is not created twice.` : ""}</p></section>`;
 }
 
-function targetCard(ctx: AppContext, t: AppContext["targets"][number], counts: { status: string; n: number }[]) {
+async function targetCard(s: StatusContext, t: StatusTarget, counts: { status: string; n: number }[]) {
   const byStatus = new Map(counts.map((c) => [c.status, c.n]));
   const now = Date.now();
-  const failures = listDeliveries(ctx.db, { target: t.name, status: "needs_action", limit: 50 });
-  const waiting = listDeliveries(ctx.db, { target: t.name, status: "waiting", limit: 10 });
-  const retrying = listDeliveries(ctx.db, { target: t.name, status: "pending", limit: 10 }).filter((d) => d.errorMessage);
+  const failures = await listDeliveries(s.runner, { target: t.name, status: "needs_action", limit: 50 });
+  const waiting = await listDeliveries(s.runner, { target: t.name, status: "waiting", limit: 10 });
+  const retrying = (await listDeliveries(s.runner, { target: t.name, status: "pending", limit: 10 })).filter((d) => d.errorMessage);
+  const lastSuccess = await lastSuccessAt(s.runner, t.name);
+  const stats = await readDeliveryStats(s.runner, t.name, chartsFrom(now));
   return html`<section class="card target" data-target="${t.name}">
 <h2>${t.name} <span class="muted">${t.title}</span></h2>
-${t.paused ? html`<p class="paused">Paused: events are queued for this target but not sent. Set paused = false in kontobro.toml and restart to send them.</p>` : ""}
-${targetStateLine(ctx, t.name)}
-${connectionLine(ctx.db, t.name)}
+${t.held ? html`<p class="paused held">Held: events are queued for this target but not sent, because ${t.held}.</p>` : t.paused ? html`<p class="paused">Paused: events are queued for this target but not sent. ${s.hosted ? "The operator sets paused = false in the tenant's configuration to send them." : "Set paused = false in kontobro.toml and restart to send them."}</p>` : ""}
+${await targetStateLine(s.runner, t.name)}
+${s.local ? connectionLine(s.local.db, t.name) : ""}
 ${budgetLines(t)}
-<p>Last successful delivery: <strong class="last-success">${showTime(lastSuccessAt(ctx.db, t.name))}</strong></p>
-<ul class="counts">${DELIVERY_STATUSES.map((s) => html`<li class="status-${s}"><span>${DELIVERY_STATUS_LABELS[s]}</span><strong data-status="${s}">${byStatus.get(s) ?? 0}</strong></li>`)}</ul>
-${targetCharts(t.name, readDeliveryStats(ctx.db.$client, t.name, chartsFrom(now)), now)}
-${failures.length > 0 ? html`<h3>Needs action</h3>${failures.map((d) => problemRow(d, true))}` : html`<p class="ok">Nothing needs action.</p>`}
-${retrying.length > 0 ? html`<h3>Retrying</h3>${retrying.map((d) => problemRow(d, false))}` : ""}
-${waiting.length > 0 ? html`<h3>Waiting</h3>${waiting.map((d) => problemRow(d, false))}` : ""}
+<p>Last successful delivery: <strong class="last-success">${showTime(lastSuccess)}</strong></p>
+<ul class="counts">${DELIVERY_STATUSES.map((st) => html`<li class="status-${st}"><span>${DELIVERY_STATUS_LABELS[st]}</span><strong data-status="${st}">${byStatus.get(st) ?? 0}</strong></li>`)}</ul>
+${targetCharts(t.name, stats, now)}
+${failures.length > 0 ? html`<h3>Needs action</h3>${failures.map((d) => problemRow(s.base, d, true))}` : html`<p class="ok">Nothing needs action.</p>`}
+${retrying.length > 0 ? html`<h3>Retrying</h3>${retrying.map((d) => problemRow(s.base, d, false))}` : ""}
+${waiting.length > 0 ? html`<h3>Waiting</h3>${waiting.map((d) => problemRow(s.base, d, false))}` : ""}
 </section>`;
 }
 
 /** The target's own backpressure: a pause it asked for, and the circuit breaker (agent/target-state.ts). */
-function targetStateLine(ctx: AppContext, target: string) {
+async function targetStateLine(runner: SqlRunner, target: string) {
   const now = Date.now();
-  const s = readTargetState(ctx.db, target) ?? initialState(target);
+  const s = await new TargetStateStore(runner).get(target);
   const paused = s.pausedUntil !== null && s.pausedUntil > now;
   return html`<p class="target-state${paused || s.breaker !== "closed" ? " paused" : ""}" data-breaker="${s.breaker}" data-paused-until="${paused ? s.pausedUntil : ""}">${describeTargetState(s, now)}</p>`;
 }
 
 /** A quota the target counts against us (e.g. server calls per day), as its connector counts it. */
-function budgetLines(t: AppContext["targets"][number]) {
+function budgetLines(t: StatusTarget) {
   let budgets: ReturnType<NonNullable<typeof t.budgets>> = [];
   try {
     budgets = t.budgets?.() ?? [];
@@ -126,12 +147,12 @@ function budgetLines(t: AppContext["targets"][number]) {
   );
 }
 
-function problemRow(d: DeliveryRow, withRetry: boolean) {
+function problemRow(base: string, d: DeliveryRow, withRetry: boolean) {
   return html`<div class="problem" data-delivery="${d.id}">
-<div><strong><a href="${recordHref(d.entity, d.key)}">${recordName(kindOfEvent(d.entity as Entity, d.eventType), d.key)}</a></strong> <span class="muted">delivery ${d.id} · ${d.attempts} attempt(s)${d.uncertain ? " · checked before resend" : ""}</span></div>
+<div><strong><a href="${recordHref(d.entity, d.key, base)}">${recordName(kindOfEvent(d.entity as Entity, d.eventType), d.key)}</a></strong> <span class="muted">delivery ${d.id} · ${d.attempts} attempt(s)${d.uncertain ? " · checked before resend" : ""}</span></div>
 <div class="message">${d.errorMessage ?? ""}</div>
 ${d.errorHint ? html`<div class="hint">How to fix: ${d.errorHint}</div>` : ""}
-${withRetry ? retryForm(d, kindOfEvent(d.entity as Entity, d.eventType), d.key) : ""}
+${withRetry ? retryForm(base, d, kindOfEvent(d.entity as Entity, d.eventType), d.key) : ""}
 </div>`;
 }
 

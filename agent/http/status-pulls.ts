@@ -2,6 +2,7 @@
 // webhook address, and the inbox with every item's state. Rendered from one line in status-page.ts.
 import type { Hono } from "hono";
 import { html, raw } from "hono/html";
+import type { PullsRuntime } from "../pulls/index.ts";
 import type { InboxRow } from "../pulls/inbox.ts";
 import { recentRuns, type JobRunRow } from "../pulls/runner.ts";
 import { jobKey } from "../pulls/scheduler.ts";
@@ -10,9 +11,9 @@ import { showTime } from "../time.ts";
 import type { AppContext } from "./context.ts";
 import { connectorKinds } from "../../connectors/registry.ts";
 
-export async function renderPullsSection(ctx: AppContext) {
-  const pulls = ctx.pulls;
-  if (!pulls) return "";
+/** `base`: where the pages live ("" on SQLite, "/t/<slug>" for a hosted tenant); the buttons and addresses start with it. */
+export async function renderPullsSection(ctx: { pulls: PullsRuntime; targets: { name: string; kind: string }[]; base: string }) {
+  const { pulls, base } = ctx;
   const jobs = pulls.scheduler.describe();
   const targets = [...new Set([...jobs.map((j) => j.target), ...pulls.webhooks.map((w) => w.name)])];
   if (targets.length === 0) return "";
@@ -31,9 +32,9 @@ export async function renderPullsSection(ctx: AppContext) {
 <h2>${t} <span class="muted">pulls to the PSA</span></h2>
 <table class="jobs"><caption>What kontobro pulls from ${t}: each stream's schedule, next and last run</caption>
 <thead><tr><th scope="col">Stream</th><th scope="col">Schedule</th><th scope="col">Next run</th><th scope="col">Last run</th><th scope="col">Run it now</th></tr></thead><tbody>
-${jobs.filter((j) => j.target === t).map((j) => jobRow(j, lastRuns.get(jobKey(j.target, j.stream))))}
+${jobs.filter((j) => j.target === t).map((j) => jobRow(base, j, lastRuns.get(jobKey(j.target, j.stream))))}
 </tbody></table>
-${hook ? webhookLine(hook) : ""}
+${hook ? webhookLine(base, hook) : ""}
 <h3>Inbox</h3>
 <ul class="counts">${INBOX_STATES.map((s) => html`<li><span>${INBOX_STATE_LABELS[s]}</span><strong data-inbox-state="${s}">${byState.get(s) ?? 0}</strong></li>`)}</ul>
 ${
@@ -48,6 +49,7 @@ ${items.map((r) => itemRow(r, describe))}</tbody></table>`
 }
 
 function jobRow(
+  base: string,
   j: { target: string; stream: string; cron: string | null; timezone: string; next: Date | null; running: boolean },
   last: JobRunRow | undefined,
 ) {
@@ -62,7 +64,7 @@ fetched ${last.fetched}, imported ${last.imported}, already had ${last.duplicate
 ${last.errorMessage ? html`<div class="message">${last.errorMessage}</div>${last.errorHint ? html`<div class="hint">How to fix: ${last.errorHint}</div>` : ""}` : ""}`
       : html`<span class="muted">never</span>`
   }</td>
-<td>${j.running ? html`<em>running…</em>` : html`<form method="post" action="/ui/pulls/${j.target}/${j.stream}/run"><button type="submit">${runNowLabel(j.target, j.stream)}</button></form>`}</td>
+<td>${j.running ? html`<em>running…</em>` : html`<form method="post" action="${base}/ui/pulls/${j.target}/${j.stream}/run"><button type="submit">${runNowLabel(j.target, j.stream)}</button></form>`}</td>
 </tr>`;
 }
 
@@ -70,11 +72,11 @@ ${last.errorMessage ? html`<div class="message">${last.errorMessage}</div>${last
 export const runNowLabel = (target: string, stream: string) => `Run pull ${stream} from ${target} now`;
 
 /** The target's webhook token and address, with the query strings its connector suggests. */
-function webhookLine(hook: { kind: string; token: string }) {
+function webhookLine(base: string, hook: { kind: string; token: string }) {
   const templates = connectorKinds[hook.kind]?.webhookTemplates ?? [];
   const examples = templates.map((t, i) => html`${i === 0 ? "" : " or "}<code>${t}</code>`);
   return html`<p class="webhook">Webhook token (for the target's webhooks): <code class="webhook-token">${hook.token}</code><br>
-<span class="muted">Address: <code>/webhooks/${hook.kind}/${hook.token}</code> on this agent (behind your reverse proxy)${
+<span class="muted">Address: <code>${base}/webhooks/${hook.kind}/${hook.token}</code> on this agent (behind your reverse proxy)${
     templates.length > 0
       ? html`, e.g. with
 ${examples}`

@@ -1,8 +1,9 @@
 // "Where is my invoice?": the status page's search by number and a page per record with its whole story
 // (events and what each changed, every delivery attempt per target, what was pulled for it, its export
 // status, the retry button). Server-rendered with hono/html (every interpolated value escaped), plain forms
-// and links: it works without JavaScript and by keyboard. Routes under /ui/, so the UI guard covers them.
-import type { Context, Hono } from "hono";
+// and links: it works without JavaScript and by keyboard. Routes under /ui/ (a hosted tenant's under /t/<slug>/ui/),
+// so the UI guard covers them; the same code serves both engines (StatusContext).
+import type { Context, Env, Hono } from "hono";
 import { html, raw } from "hono/html";
 import { connectorKinds } from "../../connectors/registry.ts";
 import { invoiceStatus, STATUS_LABELS } from "../exports/status.ts";
@@ -38,24 +39,29 @@ import {
 } from "../record-story.ts";
 import { ATTEMPT_OUTCOME_LABELS, DELIVERY_STATUS_LABELS, INBOX_STATE_LABELS } from "../states.ts";
 import { showTime } from "../time.ts";
-import type { AppContext } from "./context.ts";
+import type { StatusContext, StatusTarget } from "./context.ts";
 
-/** The record page's address. */
-export const recordHref = (entity: string, key: string) => `/ui/records/${encodeURIComponent(entity)}/${encodeURIComponent(key)}`;
+/** The record page's address; `base`: where the pages live ("" on SQLite, "/t/<slug>" for a hosted tenant). */
+export const recordHref = (entity: string, key: string, base = "") =>
+  `${base}/ui/records/${encodeURIComponent(entity)}/${encodeURIComponent(key)}`;
 
-/** Where the retry button sends the browser back to: a record page it came from, else the status page. */
-export function retryReturnPath(back: unknown): string {
-  return typeof back === "string" && /^\/ui\/records\/[a-z_]+\/[^/?#\\]+$/.test(back) ? back : "/";
+/** Where the retry button sends the browser back to: a record page under `base` it came from, else the status page. */
+export function retryReturnPath(back: unknown, base = ""): string {
+  const ok =
+    typeof back === "string" &&
+    back.startsWith(`${base}/ui/records/`) &&
+    /^\/ui\/records\/[a-z_]+\/[^/?#\\]+$/.test(back.slice(base.length));
+  return ok ? back : `${base}/`;
 }
 
 /** The retry button, naming what it acts on: "Retry invoice 10042 at eco". */
-export function retryForm(d: { id: number; target: string }, kind: RecordKind, key: string, back?: string) {
-  return html`<form method="post" action="/ui/deliveries/${d.id}/retry" class="retry">${back ? html`<input type="hidden" name="back" value="${back}">` : ""}<button type="submit">${retryLabel(kind, key, d.target)}</button></form>`;
+export function retryForm(base: string, d: { id: number; target: string }, kind: RecordKind, key: string, back?: string) {
+  return html`<form method="post" action="${base}/ui/deliveries/${d.id}/retry" class="retry">${back ? html`<input type="hidden" name="back" value="${back}">` : ""}<button type="submit">${retryLabel(kind, key, d.target)}</button></form>`;
 }
 
 /** The search form (on the status page, the results page, the record page and the not-found page). */
-export function recordSearchForm(number = "", kind = "") {
-  return html`<form method="get" action="/ui/records" role="search" class="record-search">
+export function recordSearchForm(base: string, number = "", kind = "") {
+  return html`<form method="get" action="${base}/ui/records" role="search" class="record-search">
 <label for="record-number">Number</label> <input id="record-number" name="number" value="${number}" size="14" autocomplete="off" required>
 <label for="record-kind">Kind</label> <select id="record-kind" name="kind"><option value="">Any</option>${RECORD_KINDS.map(
     (k) => html`<option value="${k}"${k === kind ? " selected" : ""}>${RECORD_KIND_LABELS[k]}</option>`,
@@ -64,107 +70,122 @@ export function recordSearchForm(number = "", kind = "") {
 }
 
 /** The status page's search card. */
-export function recordSearchSection() {
+export function recordSearchSection(base: string) {
   return html`<section class="card" aria-labelledby="find-record"><h2 id="find-record">Where is my invoice?</h2>
 <p class="muted">Find a customer, project, product, invoice or credit note by its number in the PSA (an invoice also by its PSA id), and see its whole story.</p>
-${recordSearchForm()}</section>`;
+${recordSearchForm(base)}</section>`;
 }
 
-export function registerRecordUi(app: Hono, ctx: AppContext): void {
-  app.get("/ui/records", (c) => searchPage(c, ctx));
-  app.get("/ui/records/:entity/:key", (c) => {
+/**
+ * The search and the record pages at `${prefix}/ui/records…` (a Hono path: "" on SQLite, "/t/:slug" on a hosted
+ * worker); `view` gives the request's StatusContext (behind the UI guard).
+ */
+export function registerRecordUi<E extends Env>(
+  app: Hono<E>,
+  prefix: string,
+  view: (c: Context<E>) => StatusContext | Promise<StatusContext>,
+): void {
+  app.get(`${prefix}/ui/records`, async (c) => searchPage(c, await view(c)));
+  app.get(`${prefix}/ui/records/:entity/:key`, async (c) => {
+    const ctx = await view(c);
     const kindParam = c.req.param("entity");
     const key = c.req.param("key");
     const entity = (RECORD_KINDS as readonly string[]).includes(kindParam) ? entityOfKind(kindParam as RecordKind) : null;
     if (!entity || !isEntity(entity)) {
       return c.html(
         page(
+          ctx.base,
           "No such kind of record",
-          html`<h1>No such kind of record</h1><p>kontobro keeps no records of the kind "${kindParam}". It keeps customers, projects, products, invoices and credit notes: search for one by its number.</p>${recordSearchForm(key)}`,
+          html`<h1>No such kind of record</h1><p>kontobro keeps no records of the kind "${kindParam}". It keeps customers, projects, products, invoices and credit notes: search for one by its number.</p>${recordSearchForm(ctx.base, key)}`,
         ),
         404,
       );
     }
-    const record = getRecord(ctx.db, entity, key);
+    const record = await getRecord(ctx.runner, entity, key);
     if (!record) {
       const what = entity === "invoice" ? "invoice or credit note" : entity;
       return c.html(
         page(
+          ctx.base,
           `No ${what} ${key}`,
           html`<h1>No ${what} ${key}</h1>
 <p>kontobro has received no ${what} numbered "${key}" from the PSA. Check the number (the PSA's number, not the accounting system's), or search every kind of record for it.</p>
-${recordSearchForm(key)}`,
+${recordSearchForm(ctx.base, key)}`,
         ),
         404,
       );
     }
-    return c.html(page(recordName(kindOf(record.entity, record.payload), record.key), recordPage(ctx, record)));
+    return c.html(page(ctx.base, recordName(kindOf(record.entity, record.payload), record.key), recordPage(ctx, record)));
   });
 }
 
-function searchPage(c: Context, ctx: AppContext) {
+async function searchPage(c: Context<any>, ctx: StatusContext) {
+  const base = ctx.base;
   const number = c.req.query("number") ?? "";
   const kind = c.req.query("kind") ?? "";
   const read = searchRequest(number, kind);
   if (!read.ok) {
     return c.html(
       page(
+        base,
         "Find a record",
-        html`<h1>Find a record</h1><p class="problem" role="alert">${read.message}</p>${recordSearchForm(number, kind)}`,
+        html`<h1>Find a record</h1><p class="problem" role="alert">${read.message}</p>${recordSearchForm(base, number, kind)}`,
       ),
       400,
     );
   }
-  const found = findRecords(ctx.db, read.request, ENTITIES);
-  if (found.length === 1) return c.redirect(recordHref(found[0]!.entity, found[0]!.key), 303);
+  const found = await findRecords(ctx.runner, read.request, ENTITIES);
+  if (found.length === 1) return c.redirect(recordHref(found[0]!.entity, found[0]!.key, base), 303);
   const typed = number.trim();
   if (found.length === 0) {
     return c.html(
       page(
+        base,
         `Nothing numbered ${typed}`,
         html`<h1>Nothing numbered ${typed}</h1>
 <p>kontobro has received no ${read.request.kind ? RECORD_KIND_LABELS[read.request.kind].toLowerCase() : "customer, project, product, invoice or credit note"} numbered "${typed}" from the PSA${read.request.kind ? "" : ", and no invoice with that PSA id"}.</p>
 <p>Search by the PSA's number exactly as the PSA shows it (leading zeros do not matter: 0101 finds 101), with Kind set to Any to look through every kind of record. A record the PSA has not sent yet is not here.</p>
-${recordSearchForm(typed, kind)}`,
+${recordSearchForm(base, typed, kind)}`,
       ),
     );
   }
   return c.html(
     page(
+      base,
       `Records numbered ${typed}`,
       html`<h1>Records numbered ${typed}</h1>
 <table class="results"><caption>${found.length} records match "${typed}"</caption>
 <thead><tr><th scope="col">Kind</th><th scope="col">Number</th><th scope="col">Summary</th><th scope="col">Last changed</th></tr></thead><tbody>
 ${found.map((r) => {
   const k = kindOf(r.entity, r.payload);
-  return html`<tr><td>${RECORD_KIND_LABELS[k]}</td><th scope="row"><a href="${recordHref(r.entity, r.key)}">${recordName(k, r.key)}</a></th><td>${recordSummary(r.entity, r.payload)}</td><td>${showTime(r.updatedAt)}</td></tr>`;
+  return html`<tr><td>${RECORD_KIND_LABELS[k]}</td><th scope="row"><a href="${recordHref(r.entity, r.key, base)}">${recordName(k, r.key)}</a></th><td>${recordSummary(r.entity, r.payload)}</td><td>${showTime(r.updatedAt)}</td></tr>`;
 })}
 </tbody></table>
-${recordSearchForm(typed, kind)}`,
+${recordSearchForm(base, typed, kind)}`,
     ),
   );
 }
 
 // ── the record page ───────────────────────────────────────────────────────────────────────────────────
 
-function recordPage(ctx: AppContext, r: StoredRecord) {
+function recordPage(ctx: StatusContext, r: StoredRecord) {
   const kind = kindOf(r.entity, r.payload);
   const name = recordName(kind, r.key);
-  const here = recordHref(r.entity, r.key);
+  const here = recordHref(r.entity, r.key, ctx.base);
   return html`<h1>${RECORD_KIND_LABELS[kind]} ${r.key}</h1>
 <p class="summary">${recordSummary(r.entity, r.payload)}</p>
-${facts(r, kind)}
+${facts(ctx.base, r, kind)}
 <section aria-labelledby="deliveries"><h2 id="deliveries">Delivery to the accounting systems</h2>
 ${ctx.targets.length === 0 ? html`<p class="muted">No targets are configured.</p>` : ctx.targets.map((t) => targetStory(ctx, t, r, kind, name, here))}
 </section>
 ${eventsSection(ctx, r, name)}
 ${pulledSection(ctx, r, name)}
 ${exportSection(ctx, r, kind, name)}
-<section class="card" aria-labelledby="search-again"><h2 id="search-again">Find another record</h2>${recordSearchForm()}</section>`;
+<section class="card" aria-labelledby="search-again"><h2 id="search-again">Find another record</h2>${recordSearchForm(ctx.base)}</section>`;
 }
 
 /** Number, PSA id, version, and links to the records it refers to. */
-function facts(r: StoredRecord, kind: RecordKind) {
+function facts(base: string, r: StoredRecord, kind: RecordKind) {
   const p = r.payload ?? {};
   const related: { entity: Entity; key: string; label: string }[] = [];
   if (p.customerNumber) related.push({ entity: "customer", key: String(p.customerNumber), label: `customer ${p.customerNumber}` });
@@ -175,22 +196,22 @@ function facts(r: StoredRecord, kind: RecordKind) {
 <dt>Number in the PSA</dt><dd>${r.key}</dd>
 ${r.entity === "invoice" && p.psaId ? html`<dt>PSA id</dt><dd>${p.psaId}</dd>` : ""}
 <dt>Version</dt><dd>${r.version} <span class="muted">(last changed ${showTime(r.updatedAt)})</span></dd>
-${related.length > 0 ? html`<dt>Refers to</dt><dd>${related.map((x, i) => html`${i > 0 ? ", " : ""}<a href="${recordHref(x.entity, x.key)}">${x.label}</a>`)}</dd>` : ""}
+${related.length > 0 ? html`<dt>Refers to</dt><dd>${related.map((x, i) => html`${i > 0 ? ", " : ""}<a href="${recordHref(x.entity, x.key, base)}">${x.label}</a>`)}</dd>` : ""}
 </dl>`;
 }
 
-function targetStory(ctx: AppContext, t: AppContext["targets"][number], r: StoredRecord, kind: RecordKind, name: string, here: string) {
-  const deliveries = recordDeliveries(ctx.db, t.name, r.entity, r.key);
-  const attempts = deliveryAttempts(
-    ctx.db,
+async function targetStory(ctx: StatusContext, t: StatusTarget, r: StoredRecord, kind: RecordKind, name: string, here: string) {
+  const deliveries = await recordDeliveries(ctx.runner, t.name, r.entity, r.key);
+  const attempts = await deliveryAttempts(
+    ctx.runner,
     deliveries.map((d) => d.id),
   );
-  const remoteId = remoteIdAt(ctx.db, t.name, r.entity, r.key);
+  const remoteId = await remoteIdAt(ctx.runner, t.name, r.entity, r.key);
   const latest = deliveries[deliveries.length - 1];
   const eventOf = new Map(deliveries.map((d) => [d.id, d.eventId]));
   return html`<section class="card target-story" data-target="${t.name}" aria-labelledby="at-${t.name}">
 <h3 id="at-${t.name}">${t.name} <span class="muted">${t.title}</span></h3>
-${currentState(t.name, latest, remoteId, kind, r.key, here)}
+${currentState(ctx.base, t.name, latest, remoteId, kind, r.key, here)}
 ${
   attempts.length === 0
     ? html`<p class="muted">No attempt to deliver ${name} to ${t.name} is recorded${deliveries.length === 0 ? ", and none is queued" : ""}.</p>`
@@ -214,7 +235,15 @@ ${deliveries.map(
 }
 
 /** Where the record stands at a target now: the newest delivery's state, with the retry button when it needs action or is retrying. */
-function currentState(target: string, d: RecordDelivery | undefined, remoteId: string | null, kind: RecordKind, key: string, here: string) {
+function currentState(
+  base: string,
+  target: string,
+  d: RecordDelivery | undefined,
+  remoteId: string | null,
+  kind: RecordKind,
+  key: string,
+  here: string,
+) {
   const at = remoteId ? html` <span class="muted">Its id there: <code>${remoteId}</code>.</span>` : "";
   if (!d) return html`<p class="state">Not sent to ${target}.${at}</p>`;
   const label = DELIVERY_STATUS_LABELS[d.status];
@@ -234,7 +263,7 @@ function currentState(target: string, d: RecordDelivery | undefined, remoteId: s
   return html`<div class="state status-${d.status}${d.status === "needs_action" || retrying ? " problem" : ""}" data-status="${d.status}">
 <p><strong>${label}</strong>${when}.${at}${d.note ? html` <span class="muted">${d.note}</span>` : ""}</p>
 ${problem}
-${d.status === "needs_action" || retrying ? retryForm(d, kind, key, here) : ""}
+${d.status === "needs_action" || retrying ? retryForm(base, d, kind, key, here) : ""}
 </div>`;
 }
 
@@ -244,8 +273,8 @@ function attemptRow(a: AttemptRow, eventId: string | undefined) {
 <td class="hint">${a.hint ?? ""}</td><td>${a.remoteId ? html`<code>${a.remoteId}</code>` : ""}</td></tr>`;
 }
 
-function eventsSection(ctx: AppContext, r: StoredRecord, name: string) {
-  const { events, before, total } = recordEvents(ctx.db, r.entity, r.key);
+async function eventsSection(ctx: StatusContext, r: StoredRecord, name: string) {
+  const { events, before, total } = await recordEvents(ctx.runner, r.entity, r.key);
   const story = eventStory(events, before);
   return html`<section class="card" aria-labelledby="events"><h2 id="events">Events received</h2>
 ${total > events.length ? html`<p class="muted">The newest ${events.length} of ${total} events.</p>` : ""}
@@ -285,16 +314,15 @@ function changeCell(e: StoryEvent) {
 }
 
 /** Payment status changes of an invoice, expenses of a project: what the pulls brought back for it. */
-function pulledSection(ctx: AppContext, r: StoredRecord, name: string) {
+async function pulledSection(ctx: StatusContext, r: StoredRecord, name: string) {
   if (r.entity !== "invoice" && r.entity !== "project") return "";
-  const items = pulledFor(ctx.db, r.entity, r.key);
-  const statuses =
-    r.entity === "invoice"
-      ? ctx.targets.flatMap((t) => {
-          const s = pulledStatus(ctx.db, t.name, r.entity, r.key);
-          return s ? [{ target: t.name, ...s }] : [];
-        })
-      : [];
+  const items = await pulledFor(ctx.runner, r.entity, r.key);
+  const statuses: { target: string; value: string; final: boolean; updatedAt: number }[] = [];
+  if (r.entity === "invoice")
+    for (const t of ctx.targets) {
+      const s = await pulledStatus(ctx.runner, t.name, r.entity, r.key);
+      if (s) statuses.push({ target: t.name, ...s });
+    }
   const what = r.entity === "invoice" ? "payment status" : "expenses";
   return html`<section class="card" aria-labelledby="pulled"><h2 id="pulled">Pulled from the accounting systems</h2>
 ${statuses.map(
@@ -312,7 +340,7 @@ ${items.map((i) => pulledRow(ctx, i))}
 </section>`;
 }
 
-function pulledRow(ctx: AppContext, i: PulledItem) {
+function pulledRow(ctx: StatusContext, i: PulledItem) {
   const kind = ctx.targets.find((t) => t.name === i.target)?.kind;
   const describe = (kind && connectorKinds[kind]?.describePulled) || null;
   const details =
@@ -321,10 +349,11 @@ function pulledRow(ctx: AppContext, i: PulledItem) {
 <td>${details}${i.attachmentName ? ` · receipt ${i.attachmentName}` : ""}</td><td>${INBOX_STATE_LABELS[i.state] ?? i.state}${i.deliveredAt ? html` <span class="muted">${showTime(i.deliveredAt)}</span>` : ""}</td></tr>`;
 }
 
-function exportSection(ctx: AppContext, r: StoredRecord, kind: RecordKind, name: string) {
+async function exportSection(ctx: StatusContext, r: StoredRecord, kind: RecordKind, name: string) {
   if (r.entity !== "invoice") return "";
-  const s = invoiceStatus(ctx.db, r.key);
-  const downloads = ctx.exports?.uiActions ?? false;
+  const s = await invoiceStatus(ctx.runner, r.key);
+  // The files and the exports section are the SQLite agent's page's (a hosted tenant's page has none yet).
+  const downloads = ctx.local?.exports?.uiActions ?? false;
   return html`<section class="card" aria-labelledby="export"><h2 id="export">Export status</h2>
 ${
   !s?.status
@@ -332,14 +361,14 @@ ${
     : html`<p class="export-status" data-export-status="${s.status}"><strong>${STATUS_LABELS[s.status]}</strong> <span class="muted">since ${showTime(s.changedAt)}, set by ${s.changedBy === "finalized" ? `the PSA finalizing the ${kind === "credit_note" ? "credit note" : "invoice"}` : s.changedBy}</span>
 ${s.exportFileId ? (downloads ? html` · in <a href="/ui/exports/files/${s.exportFileId}/download" download>export file ${s.exportFileId}</a>` : html` · in export file ${s.exportFileId}`) : ""}</p>`
 }
-<p><a href="/#exports">Exports on the status page</a></p></section>`;
+${ctx.local ? html`<p><a href="/#exports">Exports on the status page</a></p>` : ""}</section>`;
 }
 
-function page(title: string, body: unknown) {
+function page(base: string, title: string, body: unknown) {
   return html`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>kontobro: ${title}</title><style>${raw(CSS)}</style></head>
-<body><header><a href="/">kontobro status page</a></header>
+<body><header><a href="${base}/">kontobro status page</a></header>
 <main>${body}</main></body></html>`;
 }
 

@@ -12,9 +12,9 @@ export function refreshSeconds(query: string | undefined): number {
   return Number.isInteger(n) && n <= 3600 ? n : DEFAULT_REFRESH_SECONDS;
 }
 
-/** The line under the header: how often the page updates, why it is holding still, and a Refresh link. */
-export function refreshNote(seconds: number) {
-  const href = seconds === DEFAULT_REFRESH_SECONDS ? "/" : `/?refresh=${seconds}`;
+/** The line under the header: how often the page updates, why it is holding still, and a Refresh link (the page is at `${base}/`). */
+export function refreshNote(seconds: number, base = "") {
+  const href = seconds === DEFAULT_REFRESH_SECONDS ? `${base}/` : `${base}/?refresh=${seconds}`;
   return html`<p class="refresh-note muted" id="refresh-note">${seconds > 0 ? `Updates every ${seconds} s` : "Automatic updates are off"}<span id="refresh-state"></span> · <a href="${href}">Refresh</a>
 <button type="button" id="refresh-pause" class="link" hidden>Pause updates</button></p>
 <script>${raw(REFRESH_SCRIPT)}</script>`;
