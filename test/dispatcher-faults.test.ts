@@ -9,54 +9,14 @@ import { join } from "node:path";
 import type { Connector } from "../connectors/contract.ts";
 import { openDatabase, type Db } from "../agent/db/index.ts";
 import { sqliteRunner, type SqlRunner } from "../agent/db/pg/runner.ts";
-import { Dispatcher } from "../agent/dispatcher.ts";
-import { IntakeWriter, parseEvents } from "../agent/intake.ts";
-import { silentLogger } from "../agent/log.ts";
-import { Metrics } from "../agent/metrics.ts";
 import { Outbox } from "../agent/outbox.ts";
-import { recordSource } from "../agent/record-source.ts";
 import { TargetStateStore } from "../agent/target-state.ts";
-import { customerEvent, tempDir, waitFor } from "./helpers.ts";
+import { enqueueCustomers, memoryTarget, testDispatcher } from "./dispatch-fixture.ts";
+import { tempDir, waitFor } from "./helpers.ts";
 
-/** A target whose pushes answer when the test says (or at once), counting them. */
-function heldTarget(answerAtOnce = false) {
-  const answers: (() => void)[] = [];
-  const pushed: number[] = [];
-  const connector = {
-    name: "t",
-    kind: "test",
-    supports: (e: string) => e === "customer",
-    check: async () => [],
-    validate: () => [],
-    push: (_entity: string, payload: { number: string }) => {
-      pushed.push(Number(payload.number));
-      const remoteId = `R-${payload.number}`;
-      if (answerAtOnce) return Promise.resolve({ remoteId });
-      return new Promise<{ remoteId: string }>((resolve) => answers.push(() => resolve({ remoteId })));
-    },
-    find: async () => null,
-  } as unknown as Connector;
-  const answerAll = () => answers.splice(0).forEach((answer) => answer());
-  return { connector, pushed, answerAll };
-}
-
-function dispatcher(outbox: Outbox, connector: Connector, concurrency: number, targetState?: TargetStateStore) {
-  return new Dispatcher(
-    "t",
-    connector,
-    outbox,
-    { concurrency, leaseMs: 30_000, backoff: { baseMs: 10, maxMs: 50 }, idlePollMs: 20, keyPrefix: "k", targetState },
-    silentLogger,
-    new Metrics(),
-    recordSource(outbox.runner),
-  );
-}
-
-async function enqueueCustomers(outbox: Outbox, numbers: number[]) {
-  const parsed = parseEvents(numbers.map((n) => customerEvent(n)));
-  if (!parsed.ok) throw new Error("test events invalid");
-  await new IntakeWriter(outbox, () => ["t"]).submit(parsed.events);
-}
+const heldTarget = (answerAtOnce = false) => memoryTarget(!answerAtOnce);
+const dispatcher = (outbox: Outbox, connector: Connector, concurrency: number, targetState?: TargetStateStore) =>
+  testDispatcher(outbox, connector, { concurrency, targetState });
 
 const rows = (db: Db) =>
   db.$client.query("SELECT id, status, remote_id AS remoteId FROM deliveries ORDER BY id").all() as {

@@ -9,37 +9,12 @@
 import { describe, expect, test } from "bun:test";
 import type { Connector } from "../connectors/contract.ts";
 import type { SqlRunner } from "../agent/db/pg/runner.ts";
-import { Dispatcher } from "../agent/dispatcher.ts";
-import { IntakeWriter, parseEvents } from "../agent/intake.ts";
-import { silentLogger } from "../agent/log.ts";
-import { Metrics } from "../agent/metrics.ts";
 import { Outbox } from "../agent/outbox.ts";
-import { recordSource } from "../agent/record-source.ts";
+import { enqueueCustomers as enqueue, memoryTarget as target, testDispatcher } from "./dispatch-fixture.ts";
 import { workerEngines } from "./engines.ts";
-import { customerEvent, waitFor } from "./helpers.ts";
+import { waitFor } from "./helpers.ts";
 
 const { engines, open } = workerEngines("orphaned leases");
-
-/** A target taking customers, counting its pushes; with `held`, a push answers only when the test says. */
-function target(held: boolean) {
-  const answers: (() => void)[] = [];
-  const pushed: number[] = [];
-  const connector = {
-    name: "t",
-    kind: "test",
-    supports: (e: string) => e === "customer",
-    check: async () => [],
-    validate: () => [],
-    push: (_entity: string, payload: { number: string }) => {
-      pushed.push(Number(payload.number));
-      const answer = { remoteId: `R-${payload.number}` };
-      if (!held) return Promise.resolve(answer);
-      return new Promise<typeof answer>((resolve) => answers.push(() => resolve(answer)));
-    },
-    find: async () => null,
-  } as unknown as Connector;
-  return { connector, pushed, answerAll: () => answers.splice(0).forEach((answer) => answer()) };
-}
 
 /**
  * The storage's real runner, whose next round (a transactionDurableLater that leases something) commits and then
@@ -66,24 +41,8 @@ function cutAtCommit(real: SqlRunner) {
   return { runner, loseNextAnswer: () => (loseNextAnswer = true), failNextRound: () => (failNext = true) };
 }
 
-function dispatcher(outbox: Outbox, connector: Connector) {
-  return new Dispatcher(
-    "t",
-    connector,
-    outbox,
-    // A lease period far longer than the test: only a failed round makes the dispatcher look for orphans.
-    { concurrency: 2, leaseMs: 600_000, backoff: { baseMs: 10, maxMs: 50 }, idlePollMs: 20, keyPrefix: "k", soleWorker: false },
-    silentLogger,
-    new Metrics(),
-    recordSource(outbox.runner),
-  );
-}
-
-async function enqueue(outbox: Outbox, numbers: number[]) {
-  const parsed = parseEvents(numbers.map((n) => customerEvent(n)));
-  if (!parsed.ok) throw new Error("test events invalid");
-  await new IntakeWriter(outbox, () => ["t"]).submit(parsed.events);
-}
+/** A lease period far longer than the test: only a failed round makes the dispatcher look for orphans. */
+const dispatcher = (outbox: Outbox, connector: Connector) => testDispatcher(outbox, connector, { leaseMs: 600_000, soleWorker: false });
 
 describe.each(engines)("leases of a live worker that no push holds, on %s", (engine) => {
   const rows = (runner: SqlRunner) =>

@@ -6,16 +6,11 @@
 // Real parts: a tenant on a real PostgreSQL server (test/engines.ts) with workers on clients of their own, the real
 // Dispatcher, Outbox and intake, a real loopback target behind the shared HTTP client.
 import { afterEach, describe, expect, test } from "bun:test";
-import type { Connector } from "../connectors/contract.ts";
-import { HttpClient } from "../connectors/http.ts";
 import type { SqlRunner } from "../agent/db/pg/runner.ts";
-import { Dispatcher } from "../agent/dispatcher.ts";
 import { IntakeWriter, parseEvents } from "../agent/intake.ts";
-import { silentLogger } from "../agent/log.ts";
-import { Metrics } from "../agent/metrics.ts";
 import { Outbox } from "../agent/outbox.ts";
-import { recordSource } from "../agent/record-source.ts";
 import { initialState, TargetStateStore } from "../agent/target-state.ts";
+import { loopbackConnector, testDispatcher } from "./dispatch-fixture.ts";
 import { type EngineStorage, workerEngines } from "./engines.ts";
 import { customerEvent, waitFor } from "./helpers.ts";
 
@@ -52,27 +47,6 @@ function startTarget() {
   return t;
 }
 
-function connectorFor(url: string): Connector {
-  const http = new HttpClient({
-    baseHeaders: () => ({}),
-    timeoutMs: 60_000,
-    targetTitle: "Test target",
-    describeError: (res) => ({ code: `http_${res.status}`, message: `HTTP ${res.status}` }),
-  });
-  return {
-    name: "t",
-    kind: "test",
-    supports: (e) => e === "customer",
-    check: async () => [],
-    validate: () => [],
-    async push(_entity, payload, ctx) {
-      const res = await http.request("POST", `${url}/customers`, { json: payload, headers: { "idempotency-key": ctx.idempotencyKey } });
-      return { remoteId: String(res.body.id) };
-    },
-    find: async () => null,
-  };
-}
-
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
@@ -82,7 +56,7 @@ afterEach(async () => {
 async function setUp(engine: (typeof engines)[number]) {
   const storage: EngineStorage = await open(engine);
   const target = startTarget();
-  const connector = connectorFor(`http://127.0.0.1:${target.server.port}`);
+  const connector = loopbackConnector(`http://127.0.0.1:${target.server.port}`, 60_000);
   cleanups.push(async () => {
     target.letGo();
     target.server.stop(true);
@@ -94,24 +68,15 @@ async function setUp(engine: (typeof engines)[number]) {
   /** A worker (its own runner, so its own workers row on PostgreSQL) running a dispatcher of "t" among many. */
   const worker = async (name: string, runner: SqlRunner) => {
     const outbox = new Outbox(runner, Date.now, 15 * 60_000, { leaseOwner: storage.workerOf(runner) });
-    const dispatcher = new Dispatcher(
-      "t",
-      connector,
-      outbox,
-      {
-        concurrency: 4,
-        leaseMs: LEASE_MS,
-        backoff: { baseMs: 10, maxMs: 50 },
-        idlePollMs: 25,
-        keyPrefix: name,
-        breaker: { failures: 3, baseMs: 100, maxMs: 400 },
-        targetState: new TargetStateStore(runner),
-        soleWorker: false,
-      },
-      silentLogger,
-      new Metrics(),
-      recordSource(runner),
-    );
+    const dispatcher = testDispatcher(outbox, connector, {
+      concurrency: 4,
+      leaseMs: LEASE_MS,
+      idlePollMs: 25,
+      keyPrefix: name,
+      breaker: { failures: 3, baseMs: 100, maxMs: 400 },
+      targetState: new TargetStateStore(runner),
+      soleWorker: false,
+    });
     cleanups.push(async () => {
       target.letGo();
       await dispatcher.stop(2_000);
