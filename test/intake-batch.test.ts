@@ -1,22 +1,22 @@
 // Intake decides a whole request before writing it (agent/intake-store.ts, issue 16): versions of one record,
 // repeats, stale versions and taken numbers inside one request must come out as if the events had been sent
-// one request at a time. A real SQLite file throughout.
+// one request at a time. Both engines: a real SQLite file, and a tenant on a real PostgreSQL server (test/engines.ts).
 import { describe, expect, test } from "bun:test";
-import { join } from "node:path";
-import { openDatabase, type Db } from "../agent/db/index.ts";
+import type { SqlRunner } from "../agent/db/pg/runner.ts";
 import { EventConflict, IntakeWriter, parseEvents } from "../agent/intake.ts";
 import { Outbox } from "../agent/outbox.ts";
-import { customerEvent, invoiceEvent, tempDir } from "./helpers.ts";
-import { sqliteRunner } from "../agent/db/pg/runner.ts";
+import { type Engine, storageEngines } from "./engines.ts";
+import { customerEvent, invoiceEvent } from "./helpers.ts";
 
 const NOW = 1_760_000_000_000;
+const { engines, open: openStorage } = storageEngines("intake's decisions per request");
 
-function open(): { db: Db; intake: IntakeWriter } {
-  const db = openDatabase(join(tempDir(), "k.db"));
+async function open(engine: Engine): Promise<{ db: SqlRunner; intake: IntakeWriter }> {
+  const db = await openStorage(engine);
   return {
     db,
     intake: new IntakeWriter(
-      new Outbox(sqliteRunner(db.$client), () => NOW),
+      new Outbox(db, () => NOW),
       () => ["t1", "t2"],
       undefined,
       () => NOW,
@@ -30,15 +30,29 @@ const send = (intake: IntakeWriter, events: unknown[]) => {
   return intake.submit(parsed.events);
 };
 
-/** Everything intake writes, in a form two databases can be compared by. */
-const state = (db: Db) => ({
-  events: db.$client.query("SELECT seq, event_id, type, key, payload, occurred_at, stale FROM events ORDER BY seq").all(),
-  records: db.$client
-    .query("SELECT entity, key, payload, version, last_event_seq, occurred_at, psa_id FROM records ORDER BY entity, key")
-    .all(),
-  deliveries: db.$client.query("SELECT id, event_seq, target, key, status, uncertain, caused_by FROM deliveries ORDER BY id").all(),
-  exports: db.$client.query("SELECT invoice_key, status FROM invoice_export_status ORDER BY invoice_key").all(),
-});
+/**
+ * Everything intake writes, in a form two databases can be compared by: event seqs and delivery ids by their order
+ * (PostgreSQL numbers them across tenants), and what refers to them by the same order.
+ */
+async function state(db: SqlRunner) {
+  const events = await db.all<any>("SELECT seq, event_id, type, key, payload, occurred_at, stale FROM events ORDER BY seq");
+  const deliveries = await db.all<any>("SELECT id, event_seq, target, key, status, uncertain, caused_by FROM deliveries ORDER BY id");
+  const seqRank = new Map(events.map((e, i) => [e.seq, i + 1]));
+  const idRank = new Map(deliveries.map((d, i) => [d.id, i + 1]));
+  return {
+    events: events.map((e) => ({ ...e, seq: seqRank.get(e.seq) })),
+    records: (
+      await db.all<any>("SELECT entity, key, payload, version, last_event_seq, occurred_at, psa_id FROM records ORDER BY entity, key")
+    ).map((r) => ({ ...r, last_event_seq: seqRank.get(r.last_event_seq) })),
+    deliveries: deliveries.map((d) => ({
+      ...d,
+      id: idRank.get(d.id),
+      event_seq: seqRank.get(d.event_seq),
+      caused_by: d.caused_by === null ? null : idRank.get(d.caused_by),
+    })),
+    exports: await db.all("SELECT invoice_key, status FROM invoice_export_status ORDER BY invoice_key"),
+  };
+}
 
 /** A deterministic mix: several versions per record, with and without occurredAt, exact resends, invoices. */
 function mixedEvents(seed: number, count: number): unknown[] {
@@ -63,14 +77,14 @@ function mixedEvents(seed: number, count: number): unknown[] {
   return sent;
 }
 
-describe("a request is stored as if its events came one at a time", () => {
+describe.each(engines)("a request is stored as if its events came one at a time, on %s", (engine) => {
   for (const seed of [1, 7, 42, 2026]) {
     test(`seed ${seed}: versions, resends, stale versions and invoices`, async () => {
       const events = mixedEvents(seed, 40);
-      const single = open();
+      const single = await open(engine);
       // Something stored before, with an open delivery, so the request's versions supersede it.
       await send(single.intake, [customerEvent(1, {}, "before-1"), invoiceEvent(500, 1)]);
-      const batched = open();
+      const batched = await open(engine);
       await send(batched.intake, [customerEvent(1, {}, "before-1"), invoiceEvent(500, 1)]);
 
       const one: string[] = [];
@@ -79,7 +93,7 @@ describe("a request is stored as if its events came one at a time", () => {
       expect(all).toEqual(one);
       expect(all).toContain("duplicate");
       expect(all).toContain("stale");
-      expect(state(batched.db)).toEqual(state(single.db));
+      expect(await state(batched.db)).toEqual(await state(single.db));
     });
   }
 
@@ -97,26 +111,24 @@ describe("a request is stored as if its events came one at a time", () => {
         (r) => r.map((x) => x.status),
         (e) => (e instanceof EventConflict ? e.events.map((c) => `conflict ${c.index}`) : String(e)),
       );
-    const grouped = open();
+    const grouped = await open(engine);
     const together = await Promise.all(requests.map((r) => outcome(send(grouped.intake, r))));
-    const single = open();
+    const single = await open(engine);
     const oneByOne: (string | string[])[] = [];
     for (const r of requests) oneByOne.push(await outcome(send(single.intake, r)));
     expect(together).toEqual(oneByOne);
     expect(together).toEqual([["accepted"], ["accepted", "accepted"], ["conflict 2"], ["conflict 1"], ["duplicate", "accepted"]]);
-    expect(state(grouped.db)).toEqual(state(single.db));
+    expect(await state(grouped.db)).toEqual(await state(single.db));
   });
 
   test("two versions of a record in one request: one pending delivery per target, the earlier superseded", async () => {
-    const { db, intake } = open();
+    const { db, intake } = await open(engine);
     await send(intake, [customerEvent(1, { name: "A" }, "a"), customerEvent(1, { name: "B" }, "b")]);
-    expect(db.$client.query("SELECT version, json_extract(payload, '$.name') AS name FROM records").get()).toEqual({
-      version: 2,
-      name: "B",
-    });
-    const rows = db.$client
-      .query("SELECT e.event_id AS id, d.target, d.status FROM deliveries d JOIN events e ON e.seq = d.event_seq ORDER BY d.id")
-      .all();
+    const record = (await db.get<{ version: number; payload: string }>("SELECT version, payload FROM records"))!;
+    expect({ version: record.version, name: JSON.parse(record.payload).name }).toEqual({ version: 2, name: "B" });
+    const rows = await db.all(
+      "SELECT e.event_id AS id, d.target, d.status FROM deliveries d JOIN events e ON e.seq = d.event_seq ORDER BY d.id",
+    );
     expect(rows).toEqual([
       { id: "a", target: "t1", status: "superseded" },
       { id: "a", target: "t2", status: "superseded" },
@@ -126,11 +138,11 @@ describe("a request is stored as if its events came one at a time", () => {
   });
 
   test("an earlier attempt's doubt carries over to the version that supersedes it", async () => {
-    const { db, intake } = open();
+    const { db, intake } = await open(engine);
     await send(intake, [customerEvent(1, {}, "a")]);
-    db.$client.run("UPDATE deliveries SET uncertain = 1 WHERE target = 't1'");
+    await db.run("UPDATE deliveries SET uncertain = 1 WHERE target = 't1'");
     await send(intake, [customerEvent(1, { name: "B" }, "b"), customerEvent(1, { name: "C" }, "c")]);
-    const open_ = db.$client.query("SELECT target, uncertain FROM deliveries WHERE status = 'pending' ORDER BY target").all();
+    const open_ = await db.all("SELECT target, uncertain FROM deliveries WHERE status = 'pending' ORDER BY target");
     expect(open_).toEqual([
       { target: "t1", uncertain: 1 },
       { target: "t2", uncertain: 0 },
@@ -138,7 +150,7 @@ describe("a request is stored as if its events came one at a time", () => {
   });
 
   test("conflicts inside one request store nothing of it", async () => {
-    const { db, intake } = open();
+    const { db, intake } = await open(engine);
     const cases: unknown[][] = [
       [customerEvent(1, {}, "x"), customerEvent(2, {}, "x")], // one id, two contents
       [invoiceEvent(700, 1), { ...invoiceEvent(700, 1, undefined, { psaId: "PSA-OTHER" }), id: "i-700b" }], // number taken
@@ -149,7 +161,7 @@ describe("a request is stored as if its events came one at a time", () => {
       expect(err).toBeInstanceOf(EventConflict);
       expect((err as EventConflict).events.map((c) => c.index)).toEqual([1]);
     }
-    expect(db.$client.query("SELECT count(*) AS n FROM events").get()).toEqual({ n: 0 });
-    expect(db.$client.query("SELECT count(*) AS n FROM deliveries").get()).toEqual({ n: 0 });
+    expect(await db.get("SELECT count(*) AS n FROM events")).toEqual({ n: 0 });
+    expect(await db.get("SELECT count(*) AS n FROM deliveries")).toEqual({ n: 0 });
   });
 });
