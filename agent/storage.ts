@@ -73,7 +73,7 @@ export const NOT_YET_ON_POSTGRES = [
   "pulls and the inbox (scheduled pulls, the targets' webhooks, the PSA webhook, the inbox feed)",
   "exports",
   "alerts",
-  "the status page, /metrics and the deliveries API (a tenant has GET /api/v1/status)",
+  "/metrics and the deliveries API (a tenant has GET /api/v1/status, and its status page at /t/<slug>/ without the sections that read the SQLite data directory: progress, master data, exports, alerts, storage size)",
   "master data per entity (targets whose connector keeps it: held, their events queued)",
   "targets that sign in with OAuth",
   "call budgets kept across restarts",

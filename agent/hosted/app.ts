@@ -12,6 +12,7 @@ import type { ReadinessCheck } from "../http/health.ts";
 import { requireTenant, type TenantVariables } from "../http/tenant-auth.ts";
 import type { TenantFleet } from "./fleet.ts";
 import { tenantStatus } from "./status.ts";
+import { tenantPages } from "./status-page.ts";
 import type { TenantRuntime } from "./tenant-runtime.ts";
 
 export interface HostedAppContext {
@@ -114,6 +115,8 @@ export function createHostedApp(ctx: HostedAppContext): Hono {
     return c.json({ status: ready ? "ready" : "not_ready", version: ctx.version, worker: ctx.workerId, checks }, ready ? 200 : 503);
   });
   app.route("/api/v1", tenantApi(ctx));
+  // Each tenant's status page and record pages: /t/:slug/ and /t/:slug/ui/* (agent/hosted/status-page.ts).
+  app.route("/", tenantPages(ctx));
   if (ctx.admin) {
     app.use("/admin/v1/*", refreshAfterChange(ctx.fleet));
     app.route("/admin/v1", adminRoutes(ctx.admin));
