@@ -59,6 +59,11 @@ export interface DispatcherOptions {
    * while its push is still under way is claimable again only after this long. Default 0.
    */
   releaseHoldMs?: number;
+  /**
+   * The clock the stored times are judged by (epoch ms): on PostgreSQL the database's, as the worker's heartbeat
+   * measures it (Worker.now), so that every worker ends a shared pause at the same moment. Default Date.now.
+   */
+  now?: () => number;
 }
 
 /** Shutdown writes answers that arrive during its last round in another, at most this many in all. */
@@ -106,6 +111,8 @@ export class Dispatcher {
   private stopping: string | null = null;
   /** When leases of this worker that none of its pushes holds were last given back (0: at the next round). */
   private orphansCheckedAt = 0;
+  /** The clock stored times are judged by (DispatcherOptions.now). */
+  private readonly now: () => number;
 
   constructor(
     private readonly target: string,
@@ -118,6 +125,7 @@ export class Dispatcher {
     private readonly records: RecordSource,
   ) {
     this.breaker = options.breaker ?? BREAKER_DEFAULTS;
+    this.now = options.now ?? Date.now;
     this.targetState = options.targetState ?? new TargetStateStore(outbox.runner);
     this.worker = new WorkerLoop({
       step: () => this.step(),
@@ -144,9 +152,9 @@ export class Dispatcher {
   private async releaseDeadProbe(): Promise<void> {
     try {
       await this.targetState.transaction(async (tx) => {
-        await lockTargets(tx, [this.target], Date.now());
+        await lockTargets(tx, [this.target], this.now());
         const s = await this.targetState.get(this.target, tx);
-        const released = releaseProbe(s, Date.now());
+        const released = releaseProbe(s, this.now());
         if (released !== s) await this.targetState.put(released, tx);
       });
     } catch (e) {
@@ -214,10 +222,10 @@ export class Dispatcher {
     const free = this.whyNotSend() ? 0 : this.options.concurrency - this.inFlight.size;
     const { limit, claimed, gate } = await this.round(free);
     if (limit > 0 && claimed === limit) return 0;
-    if (gate.kind === "none") return Math.max(0, Math.min(this.options.idlePollMs, gate.until - Date.now()));
+    if (gate.kind === "none") return Math.max(0, Math.min(this.options.idlePollMs, gate.until - this.now()));
     if (this.inFlight.size >= this.options.concurrency) return this.options.idlePollMs;
     const due = await this.outbox.nextDueAt(this.target);
-    return due === null ? this.options.idlePollMs : Math.max(0, Math.min(this.options.idlePollMs, due - Date.now()));
+    return due === null ? this.options.idlePollMs : Math.max(0, Math.min(this.options.idlePollMs, due - this.now()));
   }
 
   /**
@@ -232,7 +240,7 @@ export class Dispatcher {
     // Pushes that finish while this round is written go to the next round.
     const finished = this.finished;
     this.finished = [];
-    const now = Date.now();
+    const now = this.now();
     const committed = await this.outbox.runner
       .transactionDurableLater((tx) => this.writeRound(tx, finished, free, now))
       .catch((e) => {
@@ -357,7 +365,7 @@ export class Dispatcher {
     this.deliver(d, records).then(({ outcome, signal }) => {
       const latencyMs = performance.now() - started;
       this.metrics.observePush(this.target, latencyMs / 1000, outcome);
-      this.finished.push({ delivery: d, outcome, signal, latencyMs: Date.now() - d.createdAt });
+      this.finished.push({ delivery: d, outcome, signal, latencyMs: this.now() - d.createdAt });
       this.inFlight.delete(d.id);
       this.notifySoon();
     });

@@ -39,5 +39,5 @@ process.on("SIGTERM", async () => {
   await client.close();
   process.exit(0);
 });
-print({ id: worker.id, clock: Date.now() });
+print({ id: worker.id, clock: Date.now(), now: worker.now() });
 worker.start();

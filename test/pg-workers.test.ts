@@ -170,7 +170,7 @@ describe.skipIf(!!unavailable)("workers on PostgreSQL", () => {
     await other.stop();
   }, 60_000);
 
-  test("workers are judged by the server's clock: one an hour behind is alive, one an hour ahead declares nobody dead", async () => {
+  test("workers are judged by the server's clock: one an hour behind is alive, one an hour ahead declares nobody dead; both tell the server's time", async () => {
     const behind = await spawnWorker(-HOUR);
     const ahead = await spawnWorker(HOUR);
     const live = await Worker.register(storage.client, TIMING);
@@ -191,6 +191,8 @@ describe.skipIf(!!unavailable)("workers on PostgreSQL", () => {
       const row = await workerRow(w.id);
       // Its clock is an hour off; what the server holds for it is the server's own time.
       expect(Math.abs(row!.startedMs - w.clock)).toBeGreaterThan(HOUR / 2);
+      // Its now() is the server's time all the same (the shared pauses and due times are judged by it).
+      expect(Math.abs(row!.startedMs - w.now)).toBeLessThan(10_000);
       expect(row!.silentMs).toBeLessThan(DEAD_AFTER_MS);
     }
     expect(await workerRow(live.id)).toBeTruthy();
@@ -305,6 +307,8 @@ async function spawnWorker(offsetMs = 0) {
     id: hello.id as number,
     /** What the process's own clock said when it registered. */
     clock: hello.clock as number,
+    /** What its Worker.now() said then: the database's clock. */
+    now: hello.now as number,
     beats: () => lines.filter((l) => "beat" in l).length,
     lost: () => lines.some((l) => "lost" in l),
     recovered: () => lines.reduce((n, l) => n + (l.recovered?.deliveries ?? 0), 0),

@@ -34,6 +34,9 @@ export function workerTimingProblem(heartbeatMs: number, deadAfterMs: number): s
   return null;
 }
 
+/** The database's clock in epoch milliseconds. */
+const SERVER_MS = `(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS "serverMs"`;
+
 export class Worker {
   private timer: ReturnType<typeof setTimeout> | null = null;
   private beating: Promise<void> | null = null;
@@ -41,6 +44,8 @@ export class Worker {
   private lostNoticed = false;
   /** A heartbeat found this worker's row gone: the others declared it dead. */
   private declaredDead = false;
+  /** The database's clock minus this machine's, as the last heartbeat measured it (see now()). */
+  private clockOffsetMs = 0;
 
   private constructor(
     private readonly client: SQL,
@@ -70,6 +75,20 @@ export class Worker {
     return `no heartbeat of worker ${this.id} has reached the database for ${Math.round(age)} ms (half of workers.dead_after_ms is ${this.deadAfterMs / 2}); it sends nothing until one does, the others may be about to take its leases back`;
   }
 
+  /**
+   * The time now on the database's clock (epoch ms), as this machine's clock corrected by the offset the last heartbeat
+   * measured. Every worker judges the stored times (a Retry-After pause, a breaker's next probe, a retry's due time) by
+   * this clock: a worker whose machine runs a minute fast would otherwise end another's pause a minute early.
+   */
+  now(): number {
+    return Date.now() + this.clockOffsetMs;
+  }
+
+  /** The offset of the database's clock from this machine's, from the server's time read between `before` and `after`. */
+  private noteServerTime(serverMs: number, before: number, after: number): void {
+    this.clockOffsetMs = Math.round(serverMs - (before + after) / 2);
+  }
+
   /** Registers this process (host, pid; started and heard from now, on the server's clock). Call start() to beat. */
   static async register(client: SQL, options: WorkerOptions = {}): Promise<Worker> {
     const heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
@@ -77,19 +96,30 @@ export class Worker {
     const problem = workerTimingProblem(heartbeatMs, deadAfterMs);
     if (problem) throw new Error(problem);
     const sentAt = performance.now();
-    const res = await client.unsafe("INSERT INTO workers (host, pid) VALUES ($1, $2) RETURNING id", [hostname(), process.pid]);
-    const [row] = rowsFromPostgres<{ id: number }>(res, res.columns);
-    return new Worker(client, row!.id, heartbeatMs, deadAfterMs, options, sentAt);
+    const before = Date.now();
+    const res = await client.unsafe(`INSERT INTO workers (host, pid) VALUES ($1, $2) RETURNING id, ${SERVER_MS}`, [
+      hostname(),
+      process.pid,
+    ]);
+    const [row] = rowsFromPostgres<{ id: number; serverMs: number }>(res, res.columns);
+    const worker = new Worker(client, row!.id, heartbeatMs, deadAfterMs, options, sentAt);
+    worker.noteServerTime(row!.serverMs, before, Date.now());
+    return worker;
   }
 
   /** Tells the server this worker is alive. False: its row is gone, it was declared dead (see onLost). */
   async heartbeat(): Promise<boolean> {
     const sentAt = performance.now();
-    const res = await this.client.unsafe("UPDATE workers SET heartbeat_at = clock_timestamp() WHERE id = $1", [this.id]);
-    const alive = (res.affectedRows ?? 0) > 0;
-    if (alive) this.lastBeatSentAt = Math.max(this.lastBeatSentAt, sentAt);
-    else this.declaredDead = true;
-    return alive;
+    const before = Date.now();
+    const res = await this.client.unsafe(`UPDATE workers SET heartbeat_at = clock_timestamp() WHERE id = $1 RETURNING ${SERVER_MS}`, [
+      this.id,
+    ]);
+    const [row] = rowsFromPostgres<{ serverMs: number }>(res, res.columns);
+    if (row) {
+      this.lastBeatSentAt = Math.max(this.lastBeatSentAt, sentAt);
+      this.noteServerTime(row.serverMs, before, Date.now());
+    } else this.declaredDead = true;
+    return row !== undefined;
   }
 
   /** Takes back the leases of every worker silent for longer than dead-after (this one too, were it silent). */
