@@ -14,7 +14,6 @@ import { inboxRoutes, pullsApiRoutes } from "./inbox-api.ts";
 import { openApiDocument } from "./openapi.ts";
 import { registerExportUi } from "./status-exports.ts";
 import { uiGuard } from "./ui-guard.ts";
-import { registerPullUi } from "./status-pulls.ts";
 import { registerProgressUi } from "./status-progress.ts";
 import { registerStatusPages } from "./status-routes.ts";
 import { targetWebhookRoutes } from "./target-webhooks.ts";
@@ -42,11 +41,10 @@ export function createApp(ctx: AppContext): Hono {
   app.get("/api/v1/openapi.json", (c) => c.json(openApiDocument(ctx.version, new URL(c.req.url).origin)));
   app.get("/ui/api", (c) => c.html(renderApiReference(openApiDocument(ctx.version, new URL(c.req.url).origin))));
   app.route("/api/v1", apiRoutes(ctx));
-  // Pulls: the inbox feed, jobs and run-now, the targets' webhooks and the status page's button.
+  // Pulls: the inbox feed, jobs and run-now, the targets' webhooks (the status page's button: status-routes.ts).
   app.route("/api/v1/inbox", inboxRoutes(ctx));
   app.route("/api/v1/pulls", pullsApiRoutes(ctx));
   app.route("/webhooks", targetWebhookRoutes(ctx));
-  registerPullUi(app, ctx);
   // Long work under way (queues catching up, exports, pulls): the status page's section, fetched again while it runs.
   registerProgressUi(app, ctx);
   // File exports: runs, files, export status, templates; and the status page's forms and downloads.

@@ -1,6 +1,6 @@
 // The status page's pull section: jobs with their last runs and a "run now" button, each target's
 // webhook address, and the inbox with every item's state. Rendered from one line in status-page.ts.
-import type { Hono } from "hono";
+import type { Context, Env, Hono } from "hono";
 import { html, raw } from "hono/html";
 import type { PullsRuntime } from "../pulls/index.ts";
 import type { InboxRow } from "../pulls/inbox.ts";
@@ -8,7 +8,7 @@ import { recentRuns, type JobRunRow } from "../pulls/runner.ts";
 import { jobKey } from "../pulls/scheduler.ts";
 import { INBOX_STATE_LABELS, INBOX_STATES, RUN_STATUS_LABELS } from "../states.ts";
 import { showTime } from "../time.ts";
-import type { AppContext } from "./context.ts";
+import type { StatusContext } from "./context.ts";
 import { connectorKinds } from "../../connectors/registry.ts";
 
 /** `base`: where the pages live ("" on SQLite, "/t/<slug>" for a hosted tenant); the buttons and addresses start with it. */
@@ -103,10 +103,15 @@ const CSS = `
 .pulls code{background:#f0f2f5;padding:1px 4px;border-radius:3px;word-break:break-all}
 .pulls tr[data-state="ignored_unknown_project"] td{color:#4b5563}`;
 
-/** The "run now" button: starts the job without waiting for it, then back to the page. */
-export function registerPullUi(app: Hono, ctx: AppContext): void {
-  app.post("/ui/pulls/:target/:stream/run", (c) => {
-    void ctx.pulls?.runNow(c.req.param("target"), c.req.param("stream"), "manual");
-    return c.redirect("/", 303);
+/** The "run now" button at `${prefix}/ui/pulls/…` (status-routes.ts): starts the job without waiting for it, then back to the page. */
+export function registerPullUi<E extends Env>(
+  app: Hono<E>,
+  prefix: string,
+  view: (c: Context<E>) => StatusContext | Promise<StatusContext>,
+): void {
+  app.post(`${prefix}/ui/pulls/:target/:stream/run`, async (c) => {
+    const s = await view(c);
+    void s.pulls?.runNow(c.req.param("target")!, c.req.param("stream")!, "manual");
+    return c.redirect(`${s.base}/`, 303);
   });
 }

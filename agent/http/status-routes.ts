@@ -1,9 +1,10 @@
-// The status page, its retry button and the record pages, at `${prefix}/` and `${prefix}/ui/…`: the SQLite agent's
+// The status page, its retry and run-now buttons and the record pages, at `${prefix}/` and `${prefix}/ui/…`: the SQLite agent's
 // (prefix "") and a hosted tenant's (prefix "/t/:slug", agent/hosted/status-page.ts) are the same routes over a
 // StatusContext. The guard in front of them is the caller's (ui-guard.ts; the tenant's in the hosted file).
 import type { Context, Env, Hono } from "hono";
 import type { StatusContext } from "./context.ts";
 import { renderStatusPage } from "./status-page.ts";
+import { registerPullUi } from "./status-pulls.ts";
 import { registerRecordUi, retryReturnPath } from "./status-record.ts";
 
 export function registerStatusPages<E extends Env>(
@@ -20,4 +21,6 @@ export function registerStatusPages<E extends Env>(
   });
   // "Where is my invoice?": the search by number and a page per record.
   registerRecordUi(app, prefix, view);
+  // The pulls section's "run now" buttons.
+  registerPullUi(app, prefix, view);
 }
