@@ -1,6 +1,6 @@
 // The running agent: database, outbox, one dispatcher per target, intake and the HTTP server.
 import { randomBytes, randomUUID } from "node:crypto";
-import type { Connector } from "../connectors/contract.ts";
+import type { Connector, CredentialStore } from "../connectors/contract.ts";
 import { proxySettings, useProxy } from "../connectors/http.ts";
 import { connectorKinds } from "../connectors/registry.ts";
 import { credentialStore, lazyCredentialStore } from "./credentials.ts";
@@ -61,21 +61,29 @@ export function apiTokenFor(db: Db, config: AgentConfig): string {
 
 /**
  * With a database, connectors get durable per-target counters (e.g. a daily call budget kept across restarts).
- * A target that signs in with OAuth (factory.oauth) gets its tokens from the data directory: through `db`, or
- * (commands that run without it) from `dataDir`, opened when first needed; the `masters` of kontobro.toml.
+ * A target that signs in with OAuth (factory.oauth) gets its tokens from `opts.credentials` (a hosted tenant's, on
+ * PostgreSQL) or the data directory: through `db`, or (commands that run without it) from `dataDir`, opened when
+ * first needed; the `masters` of kontobro.toml.
  */
-export function createConnectors(targets: TargetConfig[], log: Logger, db?: Db, opts: { dataDir?: string } = {}): Map<string, Connector> {
+export function createConnectors(
+  targets: TargetConfig[],
+  log: Logger,
+  db?: Db,
+  opts: { dataDir?: string; credentials?: (target: string) => CredentialStore } = {},
+): Map<string, Connector> {
   const map = new Map<string, Connector>();
   for (const t of targets.filter((t) => t.enabled)) {
     const factory = connectorKinds[t.kind]!;
     const dataDir = opts.dataDir;
     const credentials = !factory.oauth
       ? undefined
-      : db && dataDir
-        ? credentialStore(db, dataDir, t.name)
-        : dataDir
-          ? lazyCredentialStore(dataDir, t.name)
-          : undefined;
+      : opts.credentials
+        ? opts.credentials(t.name)
+        : db && dataDir
+          ? credentialStore(db, dataDir, t.name)
+          : dataDir
+            ? lazyCredentialStore(dataDir, t.name)
+            : undefined;
     map.set(
       t.name,
       factory.create(t.name, t.settings, {
@@ -147,8 +155,8 @@ export async function startAgent(
 
   const metrics = new Metrics();
   // Watched: a 401 marks the target's credentials refused, a success working again (/readyz, alerts).
-  const credentials = new CredentialsWatch(db, log);
-  credentials.reconcile(targets.filter((t) => t.enabled));
+  const credentials = new CredentialsWatch(storage, log);
+  await credentials.reconcile(targets.filter((t) => t.enabled));
   const connectors = credentials.wrap(
     createConnectors(targets, log, db, { dataDir: config.agent.data_dir }),
     (name) => targets.find((t) => t.name === name)?.settings,
@@ -224,14 +232,14 @@ export async function startAgent(
   // Counted at intake, so events from the demo feed count as received like those from the API.
   intake.observer = (results) => metrics.countStored(results);
   const apiToken = apiTokenFor(db, config);
-  const pulls = createPulls({ db, storage, soleProcess: true, config, targets, connectors, log });
+  const pulls = await createPulls({ db, storage, soleProcess: true, config, targets, connectors, log });
   const exports = { settings: exportSettings(config.exports), uiActions: isLoopback(config.http.host) };
-  deliverOnStart(db, exports.settings, log);
+  await deliverOnStart(storage, exports.settings, log);
 
   // Alerts by e-mail and webhook (agent/notify/): only when [notifications] names a channel.
   const notifier = notificationsEnabled(config.notifications)
     ? new Notifier({
-        db,
+        storage,
         config: config.notifications,
         log: log.child({ component: "notify" }),
         version: VERSION,

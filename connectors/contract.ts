@@ -171,10 +171,17 @@ export interface StoredCredential {
 }
 
 export interface CredentialStore {
-  read(): StoredCredential | null;
-  /** Replaces the stored credential durably (committed, synchronous=FULL) before it returns: only then is a new token used. */
-  write(c: Omit<StoredCredential, "updatedAt">): void;
-  /** Runs `fn` while no other process of this data directory runs it for this target: one refresh at a time. */
+  read(): Promise<StoredCredential | null>;
+  /**
+   * Replaces the stored credential durably before it resolves; inside `exclusive`, durably once `exclusive` has
+   * resolved. Only then is a new token used.
+   */
+  write(c: Omit<StoredCredential, "updatedAt">): Promise<void>;
+  /**
+   * Runs `fn` while nobody else runs it for this target (no other process of the data directory, no other worker of
+   * the tenant): one refresh at a time. What `fn` writes is committed when this resolves or rejects, and a read in
+   * `fn` sees what the one before it wrote.
+   */
   exclusive<T>(fn: () => Promise<T>): Promise<T>;
 }
 
@@ -213,7 +220,7 @@ export interface ConnectorDeps {
   log: Logger;
   /** Per-target durable counters (absent where the agent runs without its database, e.g. `kontobro check`). */
   counters?: PeriodCounters;
-  /** The target's OAuth tokens, kept in the data directory (absent: kept in memory for this process only). */
+  /** The target's OAuth tokens, kept in the agent's database (absent: kept in memory for this process only). */
   credentials?: CredentialStore;
   /** Who is master of which entity (kontobro.toml `masters`); absent entities: the PSA. */
   masters?: Partial<Record<MasterEntity, MasterSide>>;

@@ -12,8 +12,8 @@ const db = openDatabase(`${dataDir}/kontobro.db`);
 const real = credentialStore(db, dataDir, "ea");
 const store = {
   ...real,
-  write(c: Parameters<typeof real.write>[0]) {
-    real.write(c);
+  async write(c: Parameters<typeof real.write>[0]) {
+    await real.write(c);
     if (c.state === "connected" && c.accessToken) {
       process.stdout.write("WRITTEN\n");
       Bun.sleepSync(60_000); // killed here: the new refresh token is on disk, the new access token never used

@@ -77,7 +77,7 @@ describe("kontobro connect", () => {
     expect(lines.join("\n")).toContain("ok   company");
     const db = openDatabase(`${dataDir}/kontobro.db`);
     cleanups.push(() => db.$client.close());
-    const stored = credentialStore(db, dataDir, "ea").read()!;
+    const stored = (await credentialStore(db, dataDir, "ea").read())!;
     expect(stored).toMatchObject({ state: "connected", issuer: tokenUrl(target.settings), clientId: "kontobro-sandbox" });
     expect(stored.scope).toContain("ea:purchase");
     expect((await control(srv.url, "oauth/check", { refreshToken: stored.refreshToken })).valid).toBe(true);
@@ -108,7 +108,7 @@ describe("rotating refresh tokens", () => {
     const { refresh_token } = await control(srv.url, "oauth/grant");
     const db = openDatabase(`${dataDir}/kontobro.db`);
     cleanups.push(() => db.$client.close());
-    credentialStore(db, dataDir, "ea").write({
+    await credentialStore(db, dataDir, "ea").write({
       issuer: tokenUrl(target.settings),
       clientId: "kontobro-sandbox",
       refreshToken: refresh_token,
@@ -127,7 +127,7 @@ describe("rotating refresh tokens", () => {
     await Promise.all([a.client.get("/customers"), b.client.get("/customers"), a.client.get("/articles"), b.client.get("/units")]);
     expect(srv.sandbox.identity.stats.refreshed).toBe(2);
     expect(srv.sandbox.identity.stats.reused).toBe(0);
-    const stored = credentialStore(db, dataDir, "ea").read()!;
+    const stored = (await credentialStore(db, dataDir, "ea").read())!;
     expect(stored.refreshToken).not.toBe(refresh_token);
     expect((await control(srv.url, "oauth/check", { refreshToken: refresh_token })).valid).toBe(false);
     expect((await control(srv.url, "oauth/check", { refreshToken: stored.refreshToken })).valid).toBe(true);
@@ -141,7 +141,7 @@ describe("rotating refresh tokens", () => {
     const db = openDatabase(`${dataDir}/kontobro.db`);
     cleanups.push(() => db.$client.close());
     const store = credentialStore(db, dataDir, "ea");
-    store.write({
+    await store.write({
       issuer: tokenUrl(target.settings),
       clientId: "kontobro-sandbox",
       refreshToken: refresh_token,
@@ -167,7 +167,7 @@ describe("rotating refresh tokens", () => {
     expect(out).not.toContain("USED");
     // The old refresh token is used up at eAccounting; the new one is on disk and works.
     expect((await control(srv.url, "oauth/check", { refreshToken: refresh_token })).valid).toBe(false);
-    const after = store.read()!;
+    const after = (await store.read())!;
     expect(after.state).toBe("connected");
     expect(after.refreshToken).not.toBe(refresh_token);
     await control(srv.url, "oauth/expire"); // make the next process refresh again with what the dead one stored

@@ -36,6 +36,8 @@ export interface EngineStorage {
    * SQLite has no workers (a lease there runs out: Outbox.recoverExpiredLeases).
    */
   declareDead(storage: SqlRunner): Promise<Recovery>;
+  /** PostgreSQL: the server's URLs (the app role's, the superuser's), for a command run against it. */
+  server?: { url: string; adminUrl: string };
 }
 
 export function workerEngines(what: string): { engines: Engine[]; open(engine: Engine): Promise<EngineStorage> } {
@@ -86,6 +88,7 @@ export function workerEngines(what: string): { engines: Engine[]; open(engine: E
           return runnerOn(client);
         },
         workerOf: (storage) => workers.get(storage) ?? null,
+        server: { url: pg!.server.url, adminUrl: pg!.server.adminUrl },
         declareDead: async (storage) => {
           const id = workers.get(storage);
           if (id === undefined) throw new Error("declareDead: not a runner of this storage");

@@ -352,7 +352,7 @@ describe.skipIf(!!unavailable)("kontobro run on PostgreSQL: two workers, three t
 
   test("a target that cannot run on PostgreSQL yet is held with a logged error naming tenant and target; its events queue, the others send", async () => {
     const sandbox = await startEconomicSandbox({ port: 0 });
-    // eAccounting signs in with OAuth (tokens kept in the SQLite data directory): held.
+    // eAccounting keeps customers and products through master data per entity, not on PostgreSQL yet: held.
     const oauthTarget = `[[targets]]\nname = "ledger"\nkind = "eaccounting"\nclient_id = "hosted-test"\nclient_secret = "hosted-test-secret"\n`;
     const token = addTenant("initech", sandbox, workerConfig("cli", 0), oauthTarget);
     tenants.initech = { slug: "initech", token, sandbox, id: 0 };
@@ -365,14 +365,16 @@ describe.skipIf(!!unavailable)("kontobro run on PostgreSQL: two workers, three t
     const view = (await status(workers.b, token)).body;
     expect(view.targets).toEqual([
       { name: "books", kind: "economic", sending: true, held: null },
-      { name: "ledger", kind: "eaccounting", sending: false, held: expect.stringContaining("OAuth") },
+      { name: "ledger", kind: "eaccounting", sending: false, held: expect.stringContaining("master data per entity") },
     ]);
     expect(view.counts).toEqual([
       { target: "books", status: "done", n: 1 },
       { target: "ledger", status: "pending", n: 1 },
     ]);
     for (const w of Object.values(workers))
-      expect(w.log()).toContain("target ledger of tenant initech cannot run on PostgreSQL: it signs in with OAuth");
+      expect(w.log()).toContain(
+        "target ledger of tenant initech cannot run on PostgreSQL: its customers and products go through master data",
+      );
   }, 60_000);
 
   test("a tenant whose stored configuration is no longer valid stops, and its events get 503 saying why, nothing stored", async () => {

@@ -2,22 +2,52 @@
 // data directory. Prints the authorisation URL; the browser comes back to the redirect URI, where this command
 // listens when it is a loopback address; or paste the code (or the whole address the browser came back to).
 // Then it checks the connection, so onboarding problems (start-up guide, licence, scopes) show at once.
+// A hosted installation's tenant is connected the same way by `kontobro tenant connect SLUG TARGET` (agent/cli/tenant.ts),
+// which gives runConnect the tenant's credential store instead of the data directory's.
 import { randomBytes } from "node:crypto";
+import type { Connector, CredentialStore } from "../../connectors/contract.ts";
 import { connectorKinds } from "../../connectors/registry.ts";
 import { createConnectors, databasePath } from "../agent.ts";
 import type { AgentConfig, TargetConfig } from "../config.ts";
 import { credentialStore } from "../credentials.ts";
 import { openDatabase } from "../db/index.ts";
 import { createLogger } from "../log.ts";
+import { storageOf } from "../storage.ts";
 import { CONFIG_OPTION, defineCommand } from "./command.ts";
 import { loadConfig } from "./runtime.ts";
 
 const LOOPBACK = new Set(["localhost", "127.0.0.1", "[::1]", "::1"]);
 const WAIT_MS = 10 * 60_000;
 
+/** Where the tokens go, and the connector that checks the connection with them. */
+export interface TokenHome {
+  store: CredentialStore;
+  /** The target's connector, reading its tokens from `store`. */
+  connector(): Connector | undefined;
+  /** Where the tokens are kept, for the message. */
+  where: string;
+  /** The command that connects the target again. */
+  command: string;
+  close(): void;
+}
+
+/** The data directory's SQLite file (a single installation). */
+function dataDirHome(config: AgentConfig, target: TargetConfig): TokenHome {
+  const db = openDatabase(databasePath(config.agent.data_dir), { busyTimeoutMs: config.agent.busy_timeout_ms });
+  return {
+    store: credentialStore(db, config.agent.data_dir, target.name),
+    connector: () => createConnectors([target], createLogger("error"), db, { dataDir: config.agent.data_dir }).get(target.name),
+    where: databasePath(config.agent.data_dir),
+    command: `kontobro connect ${target.name}`,
+    close: () => db.$client.close(),
+  };
+}
+
 export interface ConnectOptions {
   config: AgentConfig;
   target: TargetConfig;
+  /** Where the tokens go (default: the data directory of `config`). */
+  home?: TokenHome;
   /** The code (or the address the browser came back to), given on the command line. */
   code?: string;
   /** Listen on a loopback redirect URI (default true). */
@@ -72,9 +102,9 @@ export async function runConnect(o: ConnectOptions): Promise<number> {
     }
     code = got.code;
   }
-  const db = openDatabase(databasePath(o.config.agent.data_dir), { busyTimeoutMs: o.config.agent.busy_timeout_ms });
+  const home = o.home ?? dataDirHome(o.config, o.target);
   try {
-    const store = credentialStore(db, o.config.agent.data_dir, o.target.name);
+    const store = home.store;
     let result: { scope: string; missing: string[] };
     try {
       result = await store.exclusive(() => oauth.exchange(settings, code, store));
@@ -83,16 +113,14 @@ export async function runConnect(o: ConnectOptions): Promise<number> {
       out(`Not connected: ${err.message ?? String(e)}${err.hint ? `\n  fix: ${err.hint}` : ""}`);
       return 1;
     }
-    out(
-      `Connected ${o.target.name}; the tokens are stored in ${databasePath(o.config.agent.data_dir)} (granted: ${result.scope || "no scopes listed"}).`,
-    );
+    out(`Connected ${o.target.name}; the tokens are stored in ${home.where} (granted: ${result.scope || "no scopes listed"}).`);
     if (result.missing.length > 0)
       out(
-        `warning: not granted: ${result.missing.join(", ")}. Run \`kontobro connect ${o.target.name}\` again and accept every permission; the user needs access to sales, accounting and purchasing.`,
+        `warning: not granted: ${result.missing.join(", ")}. Run \`${home.command}\` again and accept every permission; the user needs access to sales, accounting and purchasing.`,
       );
     // The connection at once: onboarding problems (start-up guide, licence, access) say what to do.
     let ok = result.missing.length === 0;
-    const [connector] = createConnectors([o.target], createLogger("error"), db, { dataDir: o.config.agent.data_dir }).values();
+    const connector = home.connector();
     for (const item of connector ? await connector.check() : []) {
       ok &&= item.ok;
       out(`  ${item.ok ? "ok  " : "FAIL"} ${item.name}: ${item.message}${!item.ok && item.hint ? `\n       fix: ${item.hint}` : ""}`);
@@ -104,7 +132,7 @@ export async function runConnect(o: ConnectOptions): Promise<number> {
     );
     return ok ? 0 : 1;
   } finally {
-    db.$client.close();
+    home.close();
   }
 }
 
@@ -219,7 +247,13 @@ export const connect = defineCommand({
     ],
   ],
   async run({ values, positionals: [name], path }) {
-    const { config, targets } = loadConfig(values.config);
+    const { config, targets } = loadConfig(values.config, { postgres: true });
+    if (storageOf(config).engine === "postgres") {
+      console.error(
+        `${path}: [storage] url names PostgreSQL: a hosted installation keeps each tenant's tokens with the tenant; run \`kontobro tenant connect SLUG ${name}\` (kontobro tenant list shows the slugs)`,
+      );
+      return 2;
+    }
     const target = targets.find((t) => t.name === name && t.enabled);
     const oauthTargets = targets.filter((t) => t.enabled && connectorKinds[t.kind]?.oauth).map((t) => t.name);
     if (!target || !connectorKinds[target.kind]?.oauth) {

@@ -1,14 +1,26 @@
-// `kontobro tenant add|list|disable|enable|remove`: the tenants of a hosted installation (PostgreSQL storage,
-// issue 17), as the admin API manages them. A tenant's file is a kontobro.toml holding only its [[targets]],
-// [psa], [exports] and [notifications]; its tokens are printed once, when it is added.
+// `kontobro tenant add|list|set|connect|disable|enable|remove`: the tenants of a hosted installation (PostgreSQL
+// storage, issue 17), as the admin API manages them. A tenant's file is a kontobro.toml holding only its [[targets]],
+// [psa], [exports] and [notifications]; its tokens are printed once, when it is added. `connect` signs a tenant's
+// OAuth target in (as `kontobro connect` does for a single installation) and keeps the tokens in the tenant's rows.
 import { readFileSync } from "node:fs";
+import { connectorKinds } from "../../connectors/registry.ts";
+import { createConnectors } from "../agent.ts";
+import type { AgentConfig } from "../config.ts";
+import { tenantCredentialStore } from "../credentials.ts";
+import { createLogger } from "../log.ts";
+import { loadTenantConfig } from "../tenants/config.ts";
 import { loadConfig } from "./runtime.ts";
 import { CONFIG_OPTION, defineCommand, defineGroup } from "./command.ts";
+import { runConnect } from "./connect.ts";
 import { TenantError } from "../tenants/errors.ts";
 import type { Tenant, TenantStore } from "../tenants/store.ts";
 
 /** Runs `fn` on the configured tenants; a refusal is printed with how to fix it (2: bad input, 1: otherwise). */
-async function withTenants(configFile: string | undefined, path: string, fn: (tenants: TenantStore) => Promise<number>): Promise<number> {
+async function withTenants(
+  configFile: string | undefined,
+  path: string,
+  fn: (tenants: TenantStore, config: AgentConfig) => Promise<number>,
+): Promise<number> {
   // PostgreSQL's modules are loaded by this command only, not at every start of the binary (issue 16: idle memory).
   const { NoTenantsInSqlite, openTenantStore } = await import("../tenants/open.ts");
   const { config } = loadConfig(configFile, { postgres: true });
@@ -21,7 +33,7 @@ async function withTenants(configFile: string | undefined, path: string, fn: (te
     return 2;
   }
   try {
-    return await fn(opened.tenants);
+    return await fn(opened.tenants, config);
   } catch (e) {
     if (!(e instanceof TenantError)) throw e;
     console.error(`${path}: ${e.message}${e.problems.map((p) => `\n  - ${p}`).join("")}\n  fix: ${e.hint}`);
@@ -33,6 +45,15 @@ async function withTenants(configFile: string | undefined, path: string, fn: (te
 
 const targetsText = (t: Tenant) => t.targets.map((x) => `${x.name} (${x.kind})`).join(", ") || "none";
 const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+
+/** A tenant file (TOML), or the message saying why it cannot be read. */
+function readTenantFile(file: string): { raw: unknown } | { error: string } {
+  try {
+    return { raw: Bun.TOML.parse(readFileSync(file, "utf8")) };
+  } catch (e) {
+    return { error: `${file} cannot be read as TOML: ${(e as Error).message}` };
+  }
+}
 
 const add = defineCommand({
   name: "add",
@@ -54,15 +75,13 @@ const add = defineCommand({
       console.error(`${path}: --file FILE is required: the tenant's targets, as in kontobro.toml\n\n${usage()}`);
       return 2;
     }
-    let raw: unknown;
-    try {
-      raw = Bun.TOML.parse(readFileSync(values.file, "utf8"));
-    } catch (e) {
-      console.error(`${path}: ${values.file} cannot be read as TOML: ${(e as Error).message}`);
+    const file = readTenantFile(values.file);
+    if ("error" in file) {
+      console.error(`${path}: ${file.error}`);
       return 2;
     }
     return withTenants(values.config, path, async (tenants) => {
-      const added = await tenants.add({ slug: slug!, name: values.name, config: raw }, process.env);
+      const added = await tenants.add({ slug: slug!, name: values.name, config: file.raw }, process.env);
       for (const w of added.warnings) console.log(`warning: ${w}`);
       console.log(`Tenant ${added.tenant.slug} added (${added.tenant.name}); targets: ${targetsText(added.tenant)}.`);
       console.log("\nIts API token, shown only now (kontobro keeps its hash): give it to the tenant's PSA.");
@@ -104,6 +123,87 @@ const list = defineCommand({
       const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
       for (const r of rows) console.log(r.map((cell, i) => (i < r.length - 1 ? cell.padEnd(widths[i]!) : cell)).join("  "));
       return 0;
+    }),
+});
+
+const set = defineCommand({
+  name: "set",
+  args: "SLUG",
+  summary: "replace a tenant's configuration from a file; every worker restarts the tenant with it",
+  description:
+    "FILE is the tenant's whole configuration, as for `kontobro tenant add` (its [[targets]], [psa], [exports],\n" +
+    "[notifications]); it is checked the same way and nothing is stored when it has a problem. Every worker starts\n" +
+    "the tenant afresh with it at once. Deliveries queued for a target the new file drops stay queued (counted in\n" +
+    "GET /api/v1/status) and go out if the target comes back under the same name. Tokens do not change.",
+  // --file as for tenant add: --config names kontobro.toml in every command.
+  options: { file: { type: "string", value: "FILE", help: "the tenant's new configuration (TOML), required" }, ...CONFIG_OPTION },
+  positionals: [1, 1],
+  examples: [["kontobro tenant set acme --file acme.toml", "after editing acme.toml"]],
+  async run({ values, positionals: [slug], path, usage }) {
+    if (!values.file) {
+      console.error(`${path}: --file FILE is required: the tenant's whole configuration, as for tenant add\n\n${usage()}`);
+      return 2;
+    }
+    const file = readTenantFile(values.file);
+    if ("error" in file) {
+      console.error(`${path}: ${file.error}`);
+      return 2;
+    }
+    return withTenants(values.config, path, async (tenants) => {
+      const changed = await tenants.setConfig(slug!, file.raw, process.env);
+      for (const w of changed.warnings) console.log(`warning: ${w}`);
+      console.log(`Tenant ${changed.tenant.slug} changed; targets: ${targetsText(changed.tenant)}. Every worker restarts it now.`);
+      return 0;
+    });
+  },
+});
+
+const connect = defineCommand({
+  name: "connect",
+  args: "SLUG TARGET",
+  summary: "sign a tenant's OAuth target in and keep its tokens in the tenant's rows",
+  description:
+    "As `kontobro connect` for a single installation: prints the authorisation address of the target's identity\n" +
+    "server; sign in there as the tenant's user and accept. The browser comes back to the target's redirect_uri, where\n" +
+    "this command listens when it is a loopback address; otherwise paste the code or the whole address it came back\n" +
+    "to. The tokens go to the tenant's rows in PostgreSQL, where every worker reads them; refresh tokens rotate there.",
+  options: {
+    code: { type: "string", value: "CODE", help: "the authorization code (or the address the browser came back to), without waiting" },
+    "no-listen": { type: "boolean", help: "do not listen on the redirect URI; wait for a pasted code" },
+    ...CONFIG_OPTION,
+  },
+  positionals: [2, 2],
+  examples: [["kontobro tenant connect acme books", "prints the address to open, waits for the browser"]],
+  run: ({ values, positionals: [slug, name], path }) =>
+    withTenants(values.config, path, async (tenants, config) => {
+      const tenant = await tenants.get(slug!);
+      if (!tenant) throw new TenantError("not_found", `there is no tenant "${slug}"`, "`kontobro tenant list` shows the tenants.");
+      const { targets } = loadTenantConfig(tenant.config);
+      const oauthTargets = targets.filter((t) => t.enabled && connectorKinds[t.kind]?.oauth);
+      const target = oauthTargets.find((t) => t.name === name);
+      if (!target) {
+        const known = targets.some((t) => t.name === name);
+        console.error(
+          `${path}: tenant ${slug} has ${known ? `a target "${name}", but it does not sign in with OAuth (or is disabled)` : `no target "${name}"`}; ` +
+            `its targets that sign in with OAuth: ${oauthTargets.map((t) => t.name).join(", ") || "none"}`,
+        );
+        return 2;
+      }
+      const store = tenantCredentialStore(tenants.runnerOf(tenant), target.name);
+      return runConnect({
+        config,
+        target,
+        code: values.code,
+        listen: !values["no-listen"],
+        input: console,
+        home: {
+          store,
+          connector: () => createConnectors([target], createLogger("error"), undefined, { credentials: () => store }).get(target.name),
+          where: `tenant ${slug}'s rows in PostgreSQL`,
+          command: `kontobro tenant connect ${slug} ${target.name}`,
+          close: () => {},
+        },
+      });
     }),
 });
 
@@ -163,10 +263,15 @@ const remove = defineCommand({
 export const tenant = defineGroup({
   name: "tenant",
   args: "...",
-  summary: "tenants of a PostgreSQL installation: add, list, disable, enable, remove",
+  summary: "tenants of a PostgreSQL installation: add, list, set, connect, disable, enable, remove",
   description:
     "A hosted installation (PostgreSQL storage) keeps many tenants in one database, each with its own targets,\n" +
     "API token and data. With the SQLite file there is exactly one tenant: kontobro.toml's.",
-  subcommands: [add, list, disable, enable, remove],
-  examples: ["kontobro tenant add acme --file acme.toml", "kontobro tenant list", "kontobro tenant disable acme"],
+  subcommands: [add, list, set, connect, disable, enable, remove],
+  examples: [
+    "kontobro tenant add acme --file acme.toml",
+    "kontobro tenant list",
+    "kontobro tenant set acme --file acme.toml",
+    "kontobro tenant disable acme",
+  ],
 });

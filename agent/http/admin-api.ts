@@ -2,6 +2,7 @@
 // token ([admin] token_file or token), never by a tenant's. Mounted by app.ts only when that token is set.
 //   GET    /admin/v1/tenants                 the tenants (no secrets: no configuration, no tokens)
 //   POST   /admin/v1/tenants                 {slug, name?, config}: adds one; its tokens are in this answer only
+//   PUT    /admin/v1/tenants/:slug/config    its configuration replaced (validated as when added); every worker restarts it
 //   POST   /admin/v1/tenants/:slug/disable   its API answers 403, the workers skip it
 //   POST   /admin/v1/tenants/:slug/enable
 //   DELETE /admin/v1/tenants/:slug           a disabled tenant and all its rows
@@ -60,6 +61,30 @@ function refusal(c: Context, e: unknown) {
   );
 }
 
+const ONE_MIB = bodyLimit({
+  maxSize: 1024 * 1024,
+  onError: (c) => c.json({ error: "body_too_large", message: "The request body is larger than 1 MiB." }, 413),
+});
+
+/** The request's JSON body, or the answer that says what is wrong with it. */
+async function jsonBody(c: Context, what: string): Promise<{ body: unknown } | { refused: Response }> {
+  if (!/^application\/json\b/i.test(c.req.header("content-type") ?? "")) {
+    return {
+      refused: c.json(
+        { error: "unsupported_media_type", message: "Content-Type must be application/json.", hint: `Send ${what} as JSON.` },
+        415,
+      ),
+    };
+  }
+  try {
+    return { body: await c.req.json() };
+  } catch (e) {
+    return {
+      refused: c.json({ error: "invalid_json", message: `The body is not valid JSON: ${(e as Error).message.slice(0, 200)}` }, 400),
+    };
+  }
+}
+
 export function adminRoutes(admin: AdminContext): Hono {
   const api = new Hono();
   api.use(
@@ -72,56 +97,55 @@ export function adminRoutes(admin: AdminContext): Hono {
 
   api.get("/tenants", async (c) => c.json({ tenants: (await admin.tenants.list()).map(view) }));
 
-  api.post(
-    "/tenants",
-    bodyLimit({
-      maxSize: 1024 * 1024,
-      onError: (c) => c.json({ error: "body_too_large", message: "The request body is larger than 1 MiB." }, 413),
-    }),
-    async (c) => {
-      if (!/^application\/json\b/i.test(c.req.header("content-type") ?? "")) {
-        return c.json(
-          { error: "unsupported_media_type", message: "Content-Type must be application/json.", hint: "Send the tenant as JSON." },
-          415,
-        );
-      }
-      let body: unknown;
-      try {
-        body = await c.req.json();
-      } catch (e) {
-        return c.json({ error: "invalid_json", message: `The body is not valid JSON: ${(e as Error).message.slice(0, 200)}` }, 400);
-      }
-      const parsed = NewTenantBody.safeParse(body);
-      if (!parsed.success) {
-        return c.json(
-          {
-            error: "bad_request",
-            message: "The body is not a tenant.",
-            hint: 'Send {"slug": "acme", "name": "Acme A/S", "config": {"targets": [...]}}.',
-            problems: issuesToProblems(parsed.error.issues, { whole: "(body)" }).map((p) => p.message),
-          },
-          400,
-        );
-      }
-      try {
-        // The server's environment is not the caller's: ${NAME} in the configuration is not resolved here.
-        const added = await admin.tenants.add(parsed.data, {});
-        c.header("Cache-Control", "no-store");
-        return c.json(
-          {
-            tenant: view(added.tenant),
-            apiToken: added.apiToken,
-            webhookTokens: added.webhookTokens,
-            warnings: added.warnings,
-            note: "The tokens are shown only in this answer; kontobro keeps their hashes. Store them now.",
-          },
-          201,
-        );
-      } catch (e) {
-        return refusal(c, e);
-      }
-    },
-  );
+  api.post("/tenants", ONE_MIB, async (c) => {
+    const got = await jsonBody(c, "the tenant");
+    if ("refused" in got) return got.refused;
+    const parsed = NewTenantBody.safeParse(got.body);
+    if (!parsed.success) {
+      return c.json(
+        {
+          error: "bad_request",
+          message: "The body is not a tenant.",
+          hint: 'Send {"slug": "acme", "name": "Acme A/S", "config": {"targets": [...]}}.',
+          problems: issuesToProblems(parsed.error.issues, { whole: "(body)" }).map((p) => p.message),
+        },
+        400,
+      );
+    }
+    try {
+      // The server's environment is not the caller's: ${NAME} in the configuration is not resolved here.
+      const added = await admin.tenants.add(parsed.data, {});
+      c.header("Cache-Control", "no-store");
+      return c.json(
+        {
+          tenant: view(added.tenant),
+          apiToken: added.apiToken,
+          webhookTokens: added.webhookTokens,
+          warnings: added.warnings,
+          note: "The tokens are shown only in this answer; kontobro keeps their hashes. Store them now.",
+        },
+        201,
+      );
+    } catch (e) {
+      return refusal(c, e);
+    }
+  });
+
+  // The body is the configuration itself, as POST /tenants takes it in `config`.
+  api.put("/tenants/:slug/config", ONE_MIB, async (c) => {
+    const got = await jsonBody(c, 'the configuration ({"targets": [...]})');
+    if ("refused" in got) return got.refused;
+    try {
+      const changed = await admin.tenants.setConfig(c.req.param("slug"), got.body, {});
+      return c.json({
+        tenant: view(changed.tenant),
+        warnings: changed.warnings,
+        note: "Every worker starts the tenant afresh with this configuration now.",
+      });
+    } catch (e) {
+      return refusal(c, e);
+    }
+  });
 
   for (const [action, state] of [
     ["disable", "disabled"],

@@ -6,8 +6,10 @@ import type { SQL } from "bun";
 import { asc, eq, type SQLWrapper, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/bun-sql";
 import { connectorKinds } from "../../connectors/registry.ts";
-import { postgresRunner } from "../db/pg/runner.ts";
+import { postgresRunner, type SqlRunner } from "../db/pg/runner.ts";
 import { tenants } from "../db/pg/schema.ts";
+import { TENANT_SETTING } from "../db/pg/tenancy.ts";
+import { webhookTokenSetting } from "../pulls/settings.ts";
 import { checkSlug, targetsOf, validateTenantConfig } from "./config.ts";
 import { TenantError } from "./errors.ts";
 import { TENANT_TABLES } from "./tables.ts";
@@ -19,6 +21,9 @@ export type TenantState = "active" | "disabled";
 export const TENANTS_CHANNEL = "kontobro_tenants";
 /** The announcement, sent inside the change's transaction: PostgreSQL delivers it at commit, and never on rollback. */
 const ANNOUNCE_CHANGE = `SELECT pg_notify('${TENANTS_CHANNEL}', CAST(?1 AS TEXT)) AS sent`;
+/** A tenant's deliveries not done yet, per target. */
+const QUEUED_PER_TARGET = `SELECT target, count(*) AS n FROM deliveries
+  WHERE status IN ('pending', 'in_flight', 'waiting', 'needs_action') GROUP BY target ORDER BY target`;
 
 export interface Tenant {
   id: number;
@@ -36,7 +41,7 @@ export interface AddedTenant {
   tenant: Tenant;
   /** The tenant's API token: shown once, only its hash is stored. */
   apiToken: string;
-  /** Each target's webhook token (targets whose connector takes webhook hints), shown once. */
+  /** Each target's webhook token (targets whose connector takes webhook hints), kept in the tenant's settings. */
   webhookTokens: Record<string, string>;
   warnings: string[];
 }
@@ -82,7 +87,6 @@ export class TenantStore {
     const webhookTokens = Object.fromEntries(
       targets.filter((t) => connectorKinds[t.kind]?.webhookStreams).map((t) => [t.name, newToken()]),
     );
-    const hashes = Object.fromEntries(Object.entries(webhookTokens).map(([target, token]) => [target, tokenHash(token)]));
     const at = this.now();
     const row = await this.db.transaction(async (tx) => {
       const [added] = await tx
@@ -92,13 +96,19 @@ export class TenantStore {
           name: input.name?.trim() || slug,
           config: JSON.stringify(config),
           apiTokenHash: tokenHash(apiToken),
-          webhookTokenHashes: JSON.stringify(hashes),
           createdAt: at,
           updatedAt: at,
         })
         .onConflictDoNothing({ target: tenants.slug })
         .returning();
-      if (added) await announce(tx, added.id);
+      if (added) {
+        // The webhook tokens go to the tenant's own settings, where its workers read them (webhookTokenFor,
+        // agent/pulls/index.ts) and its API lists them again (GET /api/v1/pulls); tenants.webhook_token_hashes is no longer used.
+        await tx.execute(sql`SELECT set_config(${TENANT_SETTING}, ${String(added.id)}, true)`);
+        for (const [target, token] of Object.entries(webhookTokens))
+          await tx.execute(sql`INSERT INTO settings (name, value) VALUES (${webhookTokenSetting(target)}, ${token})`);
+        await announce(tx, added.id);
+      }
       return added;
     });
     if (!row) {
@@ -129,6 +139,38 @@ export class TenantStore {
     });
     if (!row) throw notFound(slug);
     return toTenant(row);
+  }
+
+  /**
+   * Replaces a tenant's configuration, validated as `add` validates it (nothing is stored when it is not valid); every
+   * worker starts the tenant afresh with it (announced at commit). ${NAME} is read from `env` ({} from the admin API).
+   * Deliveries already queued for a target it no longer has (removed or disabled) stay as they are: the warnings
+   * count them, GET /api/v1/status shows them, and they go out if the target comes back under the same name.
+   */
+  async setConfig(slug: string, raw: unknown, env: Record<string, string | undefined>): Promise<{ tenant: Tenant; warnings: string[] }> {
+    const found = await this.get(slug);
+    if (!found) throw notFound(slug);
+    const { config, targets, warnings } = validateTenantConfig(raw, env);
+    const sending = new Set(targets.filter((t) => t.enabled).map((t) => t.name));
+    return postgresRunner(this.client, found.id).transaction(async (tx) => {
+      const row = await tx.get<{ updatedAt: number }>("SELECT updated_at AS updatedAt FROM tenants WHERE id = ?1 FOR UPDATE", found.id);
+      if (!row) throw notFound(slug);
+      // Always a newer version, even within the same millisecond: the workers compare it to restart the tenant.
+      const at = Math.max(this.now(), row.updatedAt + 1);
+      await tx.run("UPDATE tenants SET config = ?1, updated_at = ?2 WHERE id = ?3", JSON.stringify(config), at, found.id);
+      const queued = await tx.all<{ target: string; n: number }>(QUEUED_PER_TARGET);
+      for (const q of queued.filter((q) => !sending.has(q.target)))
+        warnings.push(
+          `target ${q.target} is no longer in the configuration (or is disabled): its ${q.n} queued deliver${q.n === 1 ? "y stays" : "ies stay"} as they are (GET /api/v1/status counts them) and go out if it comes back under that name`,
+        );
+      await tx.get(ANNOUNCE_CHANGE, found.id);
+      return { tenant: { ...found, config, targets: targetsOf(config), updatedAt: at }, warnings };
+    });
+  }
+
+  /** The tenant's runner: its rows, under row-level security (e.g. its OAuth tokens, `kontobro tenant connect`). */
+  runnerOf(tenant: Tenant): SqlRunner {
+    return postgresRunner(this.client, tenant.id);
   }
 
   /**

@@ -1,7 +1,8 @@
 // OAuth 2 for eAccounting (eaccounting.md §2): the authorization code flow once (`kontobro connect`), then
 // hour-long access tokens from a refresh token that rotates with every use. The rules from pitfalls.md §7:
-// one refresh at a time (single-flight in the process, `exclusive` across the agent's processes), the new
-// refresh token written durably before the new access token is used, and a refresh token that is refused
+// one refresh at a time (single-flight in the process, `exclusive` across the agent's processes and a hosted
+// tenant's workers), the new refresh token committed before the new access token is used (the token is handed out
+// only once `exclusive` has resolved), and a refresh token that is refused
 // becomes the "reconnect" state (stored, so `kontobro check` and the status page show it) instead of a loop.
 // Tokens never reach a log: the agent's store registers every token it reads or writes for redaction, and the
 // bootstrap refresh_token is a secret of kontobro.toml.
@@ -57,8 +58,8 @@ function describeTokenError(res: HttpResponse): string {
 export function memoryCredentials(): CredentialStore {
   let current: StoredCredential | null = null;
   return {
-    read: () => current,
-    write: (c) => {
+    read: async () => current,
+    write: async (c) => {
       current = { ...c, updatedAt: Date.now() };
     },
     exclusive: (fn) => fn(),
@@ -79,18 +80,28 @@ export class OAuthTokens {
       targetTitle: "eAccounting's identity server",
       describeError: () => ({ code: "eaccounting.token_error", message: "" }),
     });
-    this.refreshOnce = singleFlight(() => this.o.store.exclusive(() => this.refresh()));
+    // The token is handed out (and cached) only once `exclusive` has resolved: its refresh token is committed then.
+    this.refreshOnce = singleFlight(async () => {
+      const fresh = await this.o.store.exclusive(() => this.refresh());
+      this.cached = fresh;
+      return fresh.token;
+    });
   }
 
   /** The stored credential if it belongs to this identity server and client. */
-  stored(): StoredCredential | null {
-    const c = this.o.store.read();
+  async stored(): Promise<StoredCredential | null> {
+    const c = await this.o.store.read();
     return c && c.issuer === this.o.tokenUrl && c.clientId === this.o.clientId ? c : null;
   }
 
   /** connected / reconnect / not connected, for `kontobro check` and the status page. */
-  status(): { state: "connected" | "reconnect" | "not_connected"; scope: string | null; problem: string | null; updatedAt: number | null } {
-    const c = this.stored();
+  async status(): Promise<{
+    state: "connected" | "reconnect" | "not_connected";
+    scope: string | null;
+    problem: string | null;
+    updatedAt: number | null;
+  }> {
+    const c = await this.stored();
     if (c) return { state: c.state, scope: c.scope, problem: c.problem, updatedAt: c.updatedAt };
     return { state: this.o.bootstrapRefreshToken ? "connected" : "not_connected", scope: null, problem: null, updatedAt: null };
   }
@@ -98,7 +109,7 @@ export class OAuthTokens {
   /** A valid access token: cached, stored by another process, or refreshed (one refresh for all callers). */
   async get(): Promise<string> {
     if (this.cached && this.now() < this.cached.expiresAt - MARGIN_MS) return this.cached.token;
-    const c = this.stored();
+    const c = await this.stored();
     if (c?.state === "connected" && c.accessToken && c.accessExpiresAt && this.now() < c.accessExpiresAt - MARGIN_MS) {
       this.cached = { token: c.accessToken, expiresAt: c.accessExpiresAt };
       return c.accessToken;
@@ -107,15 +118,18 @@ export class OAuthTokens {
   }
 
   /** After a 401: forget the token that failed, unless it was replaced meanwhile. */
-  invalidate(failed: string): void {
+  async invalidate(failed: string): Promise<void> {
     if (this.cached?.token === failed) this.cached = null;
-    const c = this.stored();
-    if (c?.accessToken === failed) this.o.store.write({ ...c, accessToken: null, accessExpiresAt: null });
+    const c = await this.stored();
+    if (c?.accessToken === failed) await this.o.store.write({ ...c, accessToken: null, accessExpiresAt: null });
   }
 
-  /** Runs under `exclusive`: another process may have refreshed while this one waited, so the store is read first. */
-  private async refresh(): Promise<string> {
-    const c = this.stored();
+  /**
+   * Runs under `exclusive`: another process or worker may have refreshed while this one waited, so the store is read
+   * first. Returns the access token to use once `exclusive` has resolved (what it wrote is committed then).
+   */
+  private async refresh(): Promise<{ token: string; expiresAt: number }> {
+    const c = await this.stored();
     if (
       c?.state === "connected" &&
       c.accessToken &&
@@ -123,8 +137,7 @@ export class OAuthTokens {
       this.now() < c.accessExpiresAt - MARGIN_MS &&
       c.accessToken !== this.cached?.token
     ) {
-      this.cached = { token: c.accessToken, expiresAt: c.accessExpiresAt };
-      return c.accessToken;
+      return { token: c.accessToken, expiresAt: c.accessExpiresAt };
     }
     if (c?.state === "reconnect") throw new ReconnectNeeded(this.o.target, c.problem ?? "the refresh token was refused");
     const refreshToken = c?.refreshToken ?? (c ? null : (this.o.bootstrapRefreshToken ?? null));
@@ -140,7 +153,14 @@ export class OAuthTokens {
     if (answer.status !== 200) {
       const why = describeTokenError(answer);
       if (answer.status === 400 && /invalid_grant/.test(String(answer.body?.error))) {
-        this.o.store.write({ ...this.base(c), refreshToken, accessToken: null, accessExpiresAt: null, state: "reconnect", problem: why });
+        await this.o.store.write({
+          ...this.base(c),
+          refreshToken,
+          accessToken: null,
+          accessExpiresAt: null,
+          state: "reconnect",
+          problem: why,
+        });
         throw new ReconnectNeeded(this.o.target, why);
       }
       if (answer.status === 401 || /invalid_client/.test(String(answer.body?.error))) {
@@ -159,8 +179,8 @@ export class OAuthTokens {
     return this.accept(answer.body, c);
   }
 
-  /** Stores a token answer durably, and only then hands out its access token. */
-  private accept(body: any, previous: StoredCredential | null): string {
+  /** Stores a token answer (durably once the caller's `exclusive` has resolved) and returns its access token. */
+  private async accept(body: any, previous: StoredCredential | null): Promise<{ token: string; expiresAt: number }> {
     const access = body?.access_token;
     const expiresIn = Number(body?.expires_in);
     if (typeof access !== "string" || !access || !Number.isFinite(expiresIn) || expiresIn <= 0) {
@@ -171,7 +191,7 @@ export class OAuthTokens {
       });
     }
     const expiresAt = this.now() + expiresIn * 1000;
-    this.o.store.write({
+    await this.o.store.write({
       ...this.base(previous),
       refreshToken: typeof body.refresh_token === "string" ? body.refresh_token : (previous?.refreshToken ?? null),
       accessToken: access,
@@ -180,8 +200,7 @@ export class OAuthTokens {
       state: "connected",
       problem: null,
     });
-    this.cached = { token: access, expiresAt };
-    return access;
+    return { token: access, expiresAt };
   }
 
   private base(previous: StoredCredential | null) {
@@ -198,7 +217,7 @@ export class OAuthTokens {
         hint: "Codes work once and for a few minutes: run `kontobro connect` again and paste the new code at once; check redirect_uri in kontobro.toml matches the app's in the Visma Developer Portal.",
       });
     }
-    this.accept(answer.body, null);
+    this.cached = await this.accept(answer.body, null);
     return String(answer.body.scope ?? "");
   }
 

@@ -17,7 +17,7 @@ export async function runChecks(
 ): Promise<CheckItem[]> {
   const items: CheckItem[] = [];
   setup.forget();
-  const status = tokens.status();
+  const status = await tokens.status();
   if (status.state === "not_connected") {
     return [
       {
@@ -43,7 +43,7 @@ export async function runChecks(
   } catch (e) {
     return [failed("authorisation", e, `Run \`kontobro connect ${name}\`.`)];
   }
-  const granted = tokens.status().scope?.split(/\s+/).filter(Boolean) ?? null;
+  const granted = (await tokens.status()).scope?.split(/\s+/).filter(Boolean) ?? null;
   items.push({
     ok: true,
     name: "authorisation",

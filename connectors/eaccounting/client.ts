@@ -213,7 +213,7 @@ export class EaccountingClient {
         if (!(e instanceof TargetError)) throw e;
         // An expired or revoked access token: refresh once (the refresh says "reconnect" if that is refused).
         if (e.status === 401 && attempt === 1) {
-          this.o.tokens.invalidate(token);
+          await this.o.tokens.invalidate(token);
           continue;
         }
         if (e.status === 429) {
