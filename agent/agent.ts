@@ -155,8 +155,8 @@ export async function startAgent(
 
   const metrics = new Metrics();
   // Watched: a 401 marks the target's credentials refused, a success working again (/readyz, alerts).
-  const credentials = new CredentialsWatch(storage, log);
-  await credentials.reconcile(targets.filter((t) => t.enabled));
+  const credentials = new CredentialsWatch(db, log);
+  credentials.reconcile(targets.filter((t) => t.enabled));
   const connectors = credentials.wrap(
     createConnectors(targets, log, db, { dataDir: config.agent.data_dir }),
     (name) => targets.find((t) => t.name === name)?.settings,
@@ -232,14 +232,14 @@ export async function startAgent(
   // Counted at intake, so events from the demo feed count as received like those from the API.
   intake.observer = (results) => metrics.countStored(results);
   const apiToken = apiTokenFor(db, config);
-  const pulls = createPulls({ db, storage, soleProcess: true, config, targets, connectors, log });
+  const pulls = await createPulls({ db, storage, soleProcess: true, config, targets, connectors, log });
   const exports = { settings: exportSettings(config.exports), uiActions: isLoopback(config.http.host) };
   deliverOnStart(db, exports.settings, log);
 
   // Alerts by e-mail and webhook (agent/notify/): only when [notifications] names a channel.
   const notifier = notificationsEnabled(config.notifications)
     ? new Notifier({
-        storage,
+        db,
         config: config.notifications,
         log: log.child({ component: "notify" }),
         version: VERSION,

@@ -65,15 +65,16 @@ export function progressDirOf(db: Db): string | null {
  * Starts tracking a piece of work. `listener` hears every update (the CLI draws its progress line from it).
  * Neither writing the file nor the listener ever throws into the work: progress is only shown, and a full disk or
  * a closed pipe must not roll an export back. A write that fails is tried again at the next update (on Windows a
- * reader may hold the file for a moment), up to a few times in a row.
+ * reader may hold the file for a moment), up to a few times in a row. `db` null (work on PostgreSQL, where no data
+ * directory is shared): no file, only the listener hears it.
  */
 export function startWork(
-  db: Db,
+  db: Db | null,
   spec: { kind: WorkKind; title: string; unit: string; total?: number | null },
   options: { listener?: (e: Readonly<WorkEntry>) => void; now?: () => number } = {},
 ): WorkTracker {
   const now = options.now ?? Date.now;
-  const dir = progressDirOf(db);
+  const dir = db === null ? null : progressDirOf(db);
   const startedAt = now();
   const entry: WorkEntry = {
     id: `${spec.kind}-${process.pid}-${startedAt}-${Math.random().toString(36).slice(2, 8)}`,

@@ -84,7 +84,12 @@ describe("the e-conomic webhook receiver", () => {
     ]);
     for (const res of answers) {
       expect(res.status).toBe(401);
-      expect(await res.json()).toEqual({ error: "unauthorized", message: "Unauthorized." });
+      // The same answer for every wrong token: it says where the right URL is, never why this one is wrong.
+      expect(await res.json()).toEqual({
+        error: "unauthorized",
+        message: "Unauthorized.",
+        hint: expect.stringContaining("GET /api/v1/pulls"),
+      });
     }
     await Bun.sleep(150); // longer than the debounce: a wrongly accepted hint would have started a run
     expect(runs("webhook")).toEqual([]);

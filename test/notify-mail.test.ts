@@ -6,7 +6,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { NotificationsConfig } from "../agent/notify/config.ts";
 import { Notifier } from "../agent/notify/index.ts";
-import { sqliteRunner } from "../agent/db/pg/runner.ts";
 import { silentLogger } from "../agent/log.ts";
 import { startStack, type Stack } from "./e2e-harness.ts";
 import { customerEvent, projectEvent, waitFor } from "./helpers.ts";
@@ -38,7 +37,7 @@ beforeAll(async () => {
     },
   });
   notifier = new Notifier({
-    storage: sqliteRunner(stack.agent.db.$client),
+    db: stack.agent.db,
     config,
     targets: [{ name: "eco", title: "Visma e-conomic" }],
     statusUrl: "http://kontobro.example.local:8787/",

@@ -136,6 +136,8 @@ const BUILT_AT_RUN_TIME = [
   "agent/notify/alerts.ts: where",
   'agent/queries.ts: where.length ? `WHERE ${where.join(" AND ")}` : ""',
   "agent/tenants/store.ts: table",
+  // A bound parameter of drizzle's sql tag (the setting's name), not text built into the statement.
+  "agent/tenants/store.ts: webhookTokenSetting(target)",
 ];
 
 /** How many complete statements prepare on PostgreSQL today: the count may only go up (raise it when it does). */

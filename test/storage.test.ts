@@ -16,7 +16,7 @@ import { displayUrl, postgresUrlProblem } from "../agent/db/pg/url.ts";
 import { redact, silentLogger } from "../agent/log.ts";
 import { startAgent } from "../agent/agent.ts";
 import { main } from "../agent/main.ts";
-import { openStorage, storageOf } from "../agent/storage.ts";
+import { NOT_YET_ON_POSTGRES, openStorage, storageOf } from "../agent/storage.ts";
 import { tempDir } from "./helpers.ts";
 import { pgUnavailable, startPgServer, type PgServer } from "./pg-server.ts";
 
@@ -239,7 +239,9 @@ describe.skipIf(!!unavailable)("openStorage with a postgres:// url, on a real se
       expect.stringMatching(/^ {2}ok {3}row-level security: on (\d+) tenant tables, forced for their owner on \1$/),
       "  ok   tenants: 0 (kontobro tenant add adds one)",
     ]);
-    expect(lines[7]).toStartWith("kontobro run starts a worker of this hosted installation. Not yet on PostgreSQL: pulls and the inbox");
+    expect(lines[7]).toStartWith(
+      `kontobro run starts a worker of this hosted installation. Not yet on PostgreSQL: ${NOT_YET_ON_POSTGRES[0]}`,
+    );
 
     const refused = await cli("storage", "check", "--config", configFile(url.replace("kontobro@", "postgres@")).path);
     expect(refused.code).toBe(1);
@@ -255,7 +257,7 @@ describe.skipIf(!!unavailable)("openStorage with a postgres:// url, on a real se
     expect(refused).toBeInstanceOf(StorageError);
     expect(refused.message).toStartWith(
       `[storage] url names PostgreSQL (${url}), but the single-installation agent (kontobro demo, and kontobro run on the SQLite file) works on the SQLite file only. ` +
-        "Not yet on PostgreSQL: pulls and the inbox",
+        `Not yet on PostgreSQL: ${NOT_YET_ON_POSTGRES[0]}`,
     );
     expect(refused.hint).toContain("leave [storage] url out of kontobro.toml to use the SQLite file");
     expect(existsSync(dataDir)).toBe(false);

@@ -111,13 +111,16 @@ describe.skipIf(!!unavailable)("tenants in the store", () => {
     ]);
     const [row] = await su`SELECT * FROM tenants WHERE slug = 'acme'`;
     expect(row.api_token_hash).toBe(tokenHash(added.apiToken));
-    expect(JSON.parse(row.webhook_token_hashes)).toEqual({ books: tokenHash(added.webhookTokens.books!) });
     // ${NAME} was resolved when the tenant was added: every worker reads the same value without the environment.
     expect(JSON.parse(row.config).targets[0].app_secret_token).toBe("tenants-pg-from-env");
-    // The tokens themselves are nowhere in the database.
+    // The API token itself is nowhere in the database; the webhook token is in the tenant's own settings, where its
+    // workers check it (and its API lists it again), and nowhere else.
     const dump = JSON.stringify(await su`SELECT * FROM tenants`);
     expect(dump).not.toContain(added.apiToken);
     expect(dump).not.toContain(added.webhookTokens.books!);
+    expect(await su`SELECT tenant_id, name, value FROM settings WHERE value = ${added.webhookTokens.books!}`).toEqual([
+      { tenant_id: added.tenant.id, name: "webhook_token:books", value: added.webhookTokens.books! },
+    ]);
 
     expect(await store.resolveApiToken(added.apiToken)).toEqual({
       id: added.tenant.id,
@@ -151,7 +154,7 @@ describe.skipIf(!!unavailable)("tenants in the store", () => {
     };
     await seed(a.tenant.id, "a-1000");
     const reads =
-      "SELECT e.key FROM events e JOIN deliveries d ON d.event_seq = e.seq UNION ALL SELECT value FROM cursors UNION ALL SELECT value FROM settings";
+      "SELECT e.key FROM events e JOIN deliveries d ON d.event_seq = e.seq UNION ALL SELECT value FROM cursors UNION ALL SELECT value FROM settings WHERE name = 'api_token'";
     expect(await postgresRunner(client, a.tenant.id).all(reads)).toHaveLength(3);
     // B sees nothing of A's, and cannot change or delete it.
     const asB = postgresRunner(client, b.tenant.id);
@@ -162,12 +165,13 @@ describe.skipIf(!!unavailable)("tenants in the store", () => {
     expect((await asB.all<{ key: string }>(reads)).map((r) => r.key)).toEqual(["b-2000", "b-2000", "b-2000"]);
 
     expect(await refusal(store.remove("tenant-a"))).toEqual({ code: "still_active", problems: [] });
-    expect(await rowsOf(a.tenant.id)).toBe(4);
+    // Its rows: the event, delivery, cursor and setting seeded, and its target's webhook token (kept by tenant add).
+    expect(await rowsOf(a.tenant.id)).toBe(5);
     expect((await store.setState("tenant-a", "disabled")).state).toBe("disabled");
-    expect(await store.remove("tenant-a")).toEqual({ slug: "tenant-a", rows: 4 });
+    expect(await store.remove("tenant-a")).toEqual({ slug: "tenant-a", rows: 5 });
     expect(await rowsOf(a.tenant.id)).toBe(0);
     expect(await su`SELECT slug FROM tenants WHERE id = ${a.tenant.id}`).toEqual([]);
-    expect(await rowsOf(b.tenant.id)).toBe(4);
+    expect(await rowsOf(b.tenant.id)).toBe(5);
     expect((await asB.all<{ key: string }>(reads)).map((r) => r.key)).toEqual(["b-2000", "b-2000", "b-2000"]);
     expect(await refusal(store.remove("tenant-a"))).toEqual({ code: "not_found", problems: [] });
   });
@@ -313,7 +317,8 @@ describe.skipIf(!!unavailable)("the admin API and a tenant's API token over HTTP
       expect((await call("GET", "/api/v1/whoami", { token })).status).toBe(200);
       await call("POST", "/admin/v1/tenants/globex/disable", { token: ADMIN });
       const removed = await call("DELETE", "/admin/v1/tenants/globex", { token: ADMIN });
-      expect([removed.status, removed.body]).toEqual([200, { removed: { slug: "globex", rows: 0 } }]);
+      // Its one row: its target's webhook token.
+      expect([removed.status, removed.body]).toEqual([200, { removed: { slug: "globex", rows: 1 } }]);
       expect((await call("GET", "/api/v1/whoami", { token })).status).toBe(401);
       const gone = await call("DELETE", "/admin/v1/tenants/globex", { token: ADMIN });
       expect([gone.status, gone.body.error]).toEqual([404, "not_found"]);

@@ -2,6 +2,7 @@
 import { createConnectors, databasePath } from "../agent.ts";
 import type { AgentConfig, TargetConfig } from "../config.ts";
 import { openDatabase } from "../db/index.ts";
+import { sqliteRunner } from "../db/pg/runner.ts";
 import { createLogger } from "../log.ts";
 import { webhookTokenFor } from "../pulls/index.ts";
 import { connectorKinds } from "../../connectors/registry.ts";
@@ -45,28 +46,30 @@ export const check = defineCommand({
         if (!item.ok && item.hint) console.log(`       fix: ${item.hint}`);
       }
     }
-    for (const line of webhookTokenLines(config, targets)) console.log(line);
+    for (const line of await webhookTokenLines(config, targets)) console.log(line);
     console.log(ok ? "\nAll checks passed." : "\nSome checks failed; fix them and run `kontobro check` again.");
     return ok ? 0 : 1;
   },
 });
 
 /** Each target's webhook token (generated once) and how to use it. */
-export function webhookTokenLines(config: AgentConfig, targets: TargetConfig[]): string[] {
+export async function webhookTokenLines(config: AgentConfig, targets: TargetConfig[]): Promise<string[]> {
   const hooked = targets.filter((t) => t.enabled && connectorKinds[t.kind]?.webhookStreams);
   if (hooked.length === 0) return [];
   const db = openDatabase(databasePath(config.agent.data_dir), { busyTimeoutMs: config.agent.busy_timeout_ms });
   try {
     const base = `http://${config.http.host}:${config.http.port}`;
-    return hooked.flatMap((t) => {
-      const token = webhookTokenFor(db, t.name);
+    const lines: string[] = [];
+    for (const t of hooked) {
+      const token = await webhookTokenFor(sqliteRunner(db.$client), t.name);
       const templates = connectorKinds[t.kind]!.webhookTemplates ?? [""];
-      return [
+      lines.push(
         `${t.name} (${t.kind}) webhook token: ${token}`,
         `  configure the target's webhooks to call (through a public HTTPS proxy to this agent):`,
         ...templates.map((template) => `  ${base}/webhooks/${t.kind}/${token}${template}`),
-      ];
-    });
+      );
+    }
+    return lines;
   } finally {
     db.$client.close();
   }

@@ -1,7 +1,7 @@
 // The hosted worker's HTTP surface (PostgreSQL storage, issue 17): /healthz, /readyz, the tenants' API (events
 // and status, each tenant by its own API token) and the operator's /admin/v1. Any worker answers for any tenant:
 // intake requests of one tenant on two workers take turns on the tenant's intake_writer lock.
-import { Hono, type MiddlewareHandler } from "hono";
+import { type Context, Hono, type MiddlewareHandler } from "hono";
 import type { Metrics } from "../metrics.ts";
 import type { SqlRunner } from "../db/pg/runner.ts";
 import type { TenantStore } from "../tenants/store.ts";
@@ -9,6 +9,8 @@ import { adminRoutes, type AdminContext } from "../http/admin-api.ts";
 import { eventsRoute } from "../http/api.ts";
 import { failedRequest, noRoute } from "../http/failure.ts";
 import type { ReadinessCheck } from "../http/health.ts";
+import { inboxFeedRoutes, pullsRoutes, type PullsSource } from "../http/inbox-api.ts";
+import { webhookRoutes } from "../http/target-webhooks.ts";
 import { requireTenant, type TenantVariables } from "../http/tenant-auth.ts";
 import type { TenantFleet } from "./fleet.ts";
 import { tenantStatus } from "./status.ts";
@@ -20,6 +22,8 @@ export interface HostedAppContext {
   startedAt: number;
   workerId: number;
   maxBodyBytes: number;
+  /** [pulls] webhook_max_body_bytes: the targets' webhook bodies. */
+  maxWebhookBodyBytes: number;
   metrics: Metrics;
   tenants: TenantStore;
   fleet: TenantFleet;
@@ -69,6 +73,14 @@ function tenantApi(ctx: HostedAppContext): Hono<Vars> {
   );
   api.use("/events", tenantRunning(ctx));
   api.route("/events", eventsRoute({ maxBodyBytes: ctx.maxBodyBytes, metrics: ctx.metrics, intake: (c) => c.get("runtime").intake }));
+  // The tenant's inbox feed, pull jobs and run-now: the SQLite agent's routes on the tenant's pulls on this worker.
+  const tenantPulls: PullsSource = {
+    pulls: (c) => (c as Context<Vars>).get("runtime").pulls,
+    webhookBase: (c) => `/t/${(c as Context<Vars>).get("tenant").slug}/webhooks`,
+  };
+  for (const path of ["/inbox", "/inbox/*", "/pulls", "/pulls/*"]) api.use(path, tenantRunning(ctx));
+  api.route("/inbox", inboxFeedRoutes(tenantPulls));
+  api.route("/pulls", pullsRoutes(tenantPulls));
   api.get("/status", async (c) => {
     const tenant = c.get("tenant");
     const runtime = ctx.fleet.get(tenant.id);
@@ -84,6 +96,41 @@ function tenantApi(ctx: HostedAppContext): Hono<Vars> {
     );
   });
   return api;
+}
+
+/**
+ * /t/:slug/webhooks/<kind>/<token>: a target's webhook of the tenant named in the path, checked against that tenant's
+ * webhook tokens only (another tenant's token is as wrong as any); the hint starts a pull on this worker.
+ */
+function tenantWebhooks(ctx: HostedAppContext): Hono<Vars> {
+  const hooks = new Hono<Vars>();
+  hooks.use("*", async (c, next) => {
+    const slug = c.req.param("slug") ?? "";
+    const tenant = /^[a-z0-9-]{1,40}$/.test(slug) ? await ctx.tenants.get(slug) : null;
+    if (!tenant)
+      return c.json(
+        {
+          error: "not_found",
+          message: `There is no tenant "${slug.slice(0, 40)}" on this kontobro installation.`,
+          hint: "Give the target the webhook URL GET /api/v1/pulls lists (webhooks) with the tenant's API token.",
+        },
+        404,
+      );
+    if (tenant.state !== "active")
+      return c.json(
+        {
+          error: "tenant_disabled",
+          message: `Tenant "${tenant.slug}" is disabled: its webhooks start no pulls.`,
+          hint: "Ask the operator of this kontobro installation to enable it again (kontobro tenant enable).",
+        },
+        403,
+      );
+    c.set("tenant", { id: tenant.id, slug: tenant.slug, state: tenant.state, updatedAt: tenant.updatedAt });
+    await next();
+  });
+  hooks.use("*", tenantRunning(ctx));
+  hooks.route("/", webhookRoutes({ pulls: (c) => (c as Context<Vars>).get("runtime").pulls, maxBodyBytes: ctx.maxWebhookBodyBytes }));
+  return hooks;
 }
 
 /**
@@ -115,6 +162,7 @@ export function createHostedApp(ctx: HostedAppContext): Hono {
     return c.json({ status: ready ? "ready" : "not_ready", version: ctx.version, worker: ctx.workerId, checks }, ready ? 200 : 503);
   });
   app.route("/api/v1", tenantApi(ctx));
+  app.route("/t/:slug/webhooks", tenantWebhooks(ctx));
   // Each tenant's status page and record pages: /t/:slug/ and /t/:slug/ui/* (agent/hosted/status-page.ts).
   app.route("/", tenantPages(ctx));
   if (ctx.admin) {

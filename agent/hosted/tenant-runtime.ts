@@ -1,5 +1,6 @@
 // One tenant's work on this worker (hosted mode, issue 17): its targets from the stored configuration, their
-// connectors, one outbox whose leases carry this worker's id, a dispatcher per target, and an intake writer. Every
+// connectors, one outbox whose leases carry this worker's id, a dispatcher per target, an intake writer, and its pulls
+// (scheduler, inbox, PSA webhook deliverer from the tenant's own [psa], the targets' webhook tokens). Every
 // statement runs through the tenant's runner, so row-level security holds it to the tenant's rows. Any number of
 // workers run the same tenant at once: claims, the (tenant, target) unit lock and the intake_writer lock make them
 // take turns where it matters (agent/db/pg/README.md §6).
@@ -15,6 +16,7 @@ import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Entity } from "../model.ts";
 import { Outbox } from "../outbox.ts";
+import { createPulls, type PullsRuntime } from "../pulls/index.ts";
 import { recordSource } from "../record-source.ts";
 import { breakerPolicy, TargetStateStore } from "../target-state.ts";
 import { loadTenantConfig } from "../tenants/config.ts";
@@ -36,6 +38,8 @@ export interface TenantRuntime {
   version: number;
   intake: IntakeWriter;
   targets: RuntimeTarget[];
+  /** The tenant's pull jobs, inbox and PSA webhook deliverer on this worker. */
+  pulls: PullsRuntime;
   /** Wakes the tenant's dispatchers (new deliveries). */
   notify(): void;
   /** Dispatchers finish or release their pushes, then what intake was given is committed. */
@@ -90,15 +94,18 @@ async function ensureSetting(runner: SqlRunner, name: string, make: () => string
 export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps: RuntimeDeps): Promise<TenantRuntime> {
   const { config, metrics } = deps;
   const log = deps.log.child({ tenant: tenant.slug });
-  const { targets } = loadTenantConfig(tenant.config);
+  const { targets, sections } = loadTenantConfig(tenant.config);
   const enabled = targets.filter((t) => t.enabled);
   const held = new Map(enabled.map((t) => [t.name, heldOnPostgres(t)]));
   for (const t of enabled) {
     const why = held.get(t.name);
     if (why)
-      log.error(`target ${t.name} of tenant ${tenant.slug} cannot run on PostgreSQL: ${why}; its events are queued, not sent`, {
-        target: t.name,
-      });
+      log.error(
+        `target ${t.name} of tenant ${tenant.slug} cannot run on PostgreSQL: ${why}; its events are queued, not sent, and its pulls do not run`,
+        {
+          target: t.name,
+        },
+      );
     else if (t.paused) log.warn("target is paused: events are queued for it but not sent", { target: t.name });
     // A push passes this worker's fence (agent/db/pg/workers.ts) until its last heartbeat is dead_after / 2 old; a
     // request let through then must land before the others take the lease back at dead_after, or their lookup may
@@ -108,10 +115,6 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
         `target ${t.name} of tenant ${tenant.slug}: its request_timeout_ms (${requestTimeoutOf(t)}) is more than half of [workers] dead_after_ms (${config.workers.dead_after_ms}); if this worker freezes or loses the database just as a request leaves, another worker may look the record up before that request lands and create it again. Raise dead_after_ms to at least ${2 * requestTimeoutOf(t)} or lower the target's request_timeout_ms`,
         { target: t.name },
       );
-    if ((t.pulls ?? []).length > 0)
-      log.warn(`target ${t.name} of tenant ${tenant.slug} has pull jobs, which do not run on PostgreSQL yet; its pushes run`, {
-        target: t.name,
-      });
   }
   // No SQLite database here: no per-target counters kept across restarts. OAuth tokens: the tenant's credentials rows.
   const connectors = createConnectors(enabled, log, undefined, { credentials: (target) => tenantCredentialStore(runner, target) });
@@ -163,6 +166,24 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
   };
   const intake = new IntakeWriter(outbox, targetsFor, notify);
   intake.observer = (results) => metrics.countStored(results);
+  // Pulls of the targets that run here. Each schedule slot runs once across all workers (the first to record its run
+  // in job_runs runs it), a webhook hint or "run now" runs on the worker that got it unless a run is under way anywhere.
+  const pulls = await createPulls({
+    db: null,
+    storage: runner,
+    soleProcess: false,
+    worker: deps.workerId,
+    config: { agent: config.agent, pulls: config.pulls, psa: sections.psa },
+    targets: enabled.filter((t) => !held.get(t.name)),
+    connectors,
+    log,
+  });
+  try {
+    await pulls.start();
+  } catch (e) {
+    await pulls.stop();
+    throw e;
+  }
   for (const d of dispatchers.values()) d.start();
   log.info("tenant started", { sending: [...dispatchers.keys()] });
   return {
@@ -175,9 +196,10 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
       sending: dispatchers.has(t.name),
       held: held.get(t.name) ?? (t.paused ? "paused in the tenant's configuration" : null),
     })),
+    pulls,
     notify,
     async stop() {
-      await Promise.all([...dispatchers.values()].map((d) => d.stop(config.dispatch.shutdown_grace_ms)));
+      await Promise.all([...[...dispatchers.values()].map((d) => d.stop(config.dispatch.shutdown_grace_ms)), pulls.stop()]);
       await intake.close();
       log.info("tenant stopped");
     },

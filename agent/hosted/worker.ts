@@ -173,6 +173,7 @@ async function startOn(storage: PostgresStorage, config: AgentConfig, log: Logge
     startedAt: Date.now(),
     workerId: worker.id,
     maxBodyBytes: config.http.max_body_bytes,
+    maxWebhookBodyBytes: config.pulls.webhook_max_body_bytes,
     metrics,
     tenants,
     fleet,

@@ -1,11 +1,25 @@
-// /api/v1/inbox (the feed of pulled items) and /api/v1/pulls (jobs and "run now"), behind the bearer token.
+// /api/v1/inbox (the feed of pulled items) and /api/v1/pulls (jobs, "run now", the targets' webhook URLs), behind the
+// bearer token: the agent's (SQLite), or on a hosted worker the tenant's API token, with that tenant's pulls
+// (agent/hosted/app.ts mounts the same routes).
 import { Hono, type Context } from "hono";
 import { z } from "zod";
+import { connectorKinds } from "../../connectors/registry.ts";
 import { issuesToProblems } from "../problem.ts";
+import type { PullsRuntime } from "../pulls/index.ts";
 import { toInboxItem } from "../pulls/inbox.ts";
 import { recentRuns } from "../pulls/runner.ts";
 import { requireApiToken } from "./auth.ts";
 import type { AppContext } from "./context.ts";
+
+/** Whose pulls a request reads: the agent's, or (hosted) those of the request's tenant on this worker. */
+export interface PullsSource {
+  pulls(c: Context<any>): PullsRuntime | undefined;
+  /** Where the targets' webhooks are served: "/webhooks", or "/t/<slug>/webhooks" on a hosted worker. */
+  webhookBase(c: Context<any>): string;
+}
+
+/** The agent's own pulls (SQLite), behind its API token. */
+const agentPulls = (ctx: AppContext): PullsSource => ({ pulls: () => ctx.pulls, webhookBase: () => "/webhooks" });
 
 /** Also described in /api/v1/openapi.json (agent/http/openapi.ts). */
 export const FeedQuery = z.object({
@@ -46,9 +60,15 @@ export function inboxRoutes(ctx: AppContext): Hono {
     "*",
     requireApiToken(() => ctx.apiToken),
   );
+  api.route("/", inboxFeedRoutes(agentPulls(ctx)));
+  return api;
+}
 
+/** The inbox routes without authentication: the caller has checked the token (the agent's, or a tenant's). */
+export function inboxFeedRoutes(source: PullsSource): Hono<any> {
+  const api = new Hono<any>();
   api.get("/", async (c) => {
-    const pulls = ctx.pulls;
+    const pulls = source.pulls(c);
     if (!pulls) return c.json({ items: [], next: "0", more: false });
     const parsed = FeedQuery.safeParse(c.req.query());
     if (!parsed.success) return badQuery(c, parsed.error);
@@ -73,7 +93,7 @@ export function inboxRoutes(ctx: AppContext): Hono {
   });
 
   api.get("/ignored", async (c) => {
-    const pulls = ctx.pulls;
+    const pulls = source.pulls(c);
     if (!pulls) return c.json({ items: [], next: "0", more: false });
     const parsed = FeedQuery.safeParse(c.req.query());
     if (!parsed.success) return badQuery(c, parsed.error);
@@ -85,7 +105,7 @@ export function inboxRoutes(ctx: AppContext): Hono {
 
   api.get("/:id/attachment", async (c) => {
     const id = Number(c.req.param("id"));
-    const a = Number.isInteger(id) ? await ctx.pulls?.inbox.attachment(id) : null;
+    const a = Number.isInteger(id) ? await source.pulls(c)?.inbox.attachment(id) : null;
     if (!a) return c.json({ error: "not_found", message: `Inbox item ${c.req.param("id").slice(0, 20)} has no attachment.` }, 404);
     return new Response(a.bytes, {
       headers: { "content-type": a.type, "content-disposition": `attachment; filename="${a.name.replace(/["\\\r\n]/g, "_")}"` },
@@ -94,26 +114,41 @@ export function inboxRoutes(ctx: AppContext): Hono {
   return api;
 }
 
-/** GET /api/v1/pulls: the jobs and their recent runs; POST /api/v1/pulls/:target/:stream: run one now and wait. */
+/**
+ * GET /api/v1/pulls: the jobs and their recent runs, and the URLs (paths on this server) to give each target's webhooks;
+ * POST /api/v1/pulls/:target/:stream: run one now and wait.
+ */
 export function pullsApiRoutes(ctx: AppContext): Hono {
   const api = new Hono();
   api.use(
     "*",
     requireApiToken(() => ctx.apiToken),
   );
+  api.route("/", pullsRoutes(agentPulls(ctx)));
+  return api;
+}
 
+/** The pulls routes without authentication: the caller has checked the token (the agent's, or a tenant's). */
+export function pullsRoutes(source: PullsSource): Hono<any> {
+  const api = new Hono<any>();
   api.get("/", async (c) => {
-    const pulls = ctx.pulls;
+    const pulls = source.pulls(c);
     const jobs = pulls?.scheduler.describe() ?? [];
     const described = [];
     for (const j of jobs)
       described.push({ ...j, next: j.next?.toISOString() ?? null, runs: await recentRuns(pulls!.storage, j.target, j.stream, 10) });
-    return c.json({ jobs: described });
+    const webhooks = (pulls?.webhooks ?? []).map((w) => ({
+      target: w.name,
+      kind: w.kind,
+      paths: (connectorKinds[w.kind]?.webhookTemplates ?? [""]).map((t) => `${source.webhookBase(c)}/${w.kind}/${w.token}${t}`),
+    }));
+    c.header("Cache-Control", "no-store");
+    return c.json({ jobs: described, webhooks });
   });
 
   api.post("/:target/:stream", async (c) => {
     const { target, stream } = c.req.param();
-    const result = await (ctx.pulls?.runNow(target, stream, "manual") ?? Promise.resolve({ status: "unknown_job" as const }));
+    const result = await (source.pulls(c)?.runNow(target, stream, "manual") ?? Promise.resolve({ status: "unknown_job" as const }));
     if (result.status === "unknown_job") {
       return c.json(
         {

@@ -171,6 +171,17 @@ export const PullJobs = z.object({
       runs: z.array(JobRun),
     }),
   ),
+  webhooks: z
+    .array(
+      z.object({
+        target: z.string(),
+        kind: z.string(),
+        paths: z
+          .array(z.string())
+          .describe("Paths on this server (token and URL-template parameters included) to give the target's webhooks."),
+      }),
+    )
+    .describe("The targets that take webhook hints, with the URLs to configure there."),
 });
 
 export const PullResult = z.object({

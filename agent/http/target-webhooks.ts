@@ -1,11 +1,12 @@
-// /webhooks/<kind>/<token>: a target's webhook, taken as a hint to pull the relevant stream soon.
-// The token is compared in constant time with every target's token; a wrong one gets a 401 that says
-// nothing about why. Bodies are small and size-limited; the data itself is always fetched by the pull.
+// /webhooks/<kind>/<token> (on a hosted worker /t/<slug>/webhooks/<kind>/<token>, the tenant's): a target's webhook,
+// taken as a hint to pull the relevant stream soon, on the worker that got it. The token is compared in constant time
+// with every target's token; a wrong one gets a 401 that says nothing about why. Bodies are small and size-limited;
+// the data itself is always fetched by the pull.
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import { issuesToProblems } from "../problem.ts";
-import type { WebhookTarget } from "../pulls/index.ts";
+import type { PullsRuntime, WebhookTarget } from "../pulls/index.ts";
 import { sameSecret } from "./auth.ts";
 import type { AppContext } from "./context.ts";
 
@@ -17,7 +18,15 @@ const HintParams = z
   )
   .refine((p) => Object.keys(p).length <= 30, { error: "at most 30 parameters" });
 
-const unauthorized = (c: Context) => c.json({ error: "unauthorized", message: "Unauthorized." }, 401);
+const unauthorized = (c: Context) =>
+  c.json(
+    {
+      error: "unauthorized",
+      message: "Unauthorized.",
+      hint: "Give the target the webhook URL kontobro lists for it: `kontobro check`, or GET /api/v1/pulls (webhooks) with the API token.",
+    },
+    401,
+  );
 
 /** The target this token belongs to. Every token is compared, so the time taken does not depend on which matched. */
 export function matchToken(webhooks: WebhookTarget[], kind: string, given: string): WebhookTarget | undefined {
@@ -39,9 +48,14 @@ async function hintParams(c: Context): Promise<Record<string, unknown>> {
 }
 
 export function targetWebhookRoutes(ctx: AppContext) {
-  const hooks = new Hono<{ Variables: { target: WebhookTarget } }>();
+  return webhookRoutes({ pulls: () => ctx.pulls, maxBodyBytes: ctx.pulls?.maxWebhookBodyBytes ?? 65_536 });
+}
+
+/** The webhook routes of the pulls `pulls(c)` gives for a request: the agent's, or on a hosted worker the tenant's. */
+export function webhookRoutes(opts: { pulls: (c: Context<any>) => PullsRuntime | undefined; maxBodyBytes: number }) {
+  const hooks = new Hono<{ Variables: { target: WebhookTarget; hooked: PullsRuntime } }>();
   const limit = bodyLimit({
-    maxSize: ctx.pulls?.maxWebhookBodyBytes ?? 65_536,
+    maxSize: opts.maxBodyBytes,
     onError: (c) => c.json({ error: "body_too_large", message: "The webhook body is too large." }, 413),
   });
 
@@ -50,9 +64,11 @@ export function targetWebhookRoutes(ctx: AppContext) {
     "/:kind/:token",
     async (c, next) => {
       // Authenticate before reading any body.
-      const target = ctx.pulls ? matchToken(ctx.pulls.webhooks, c.req.param("kind"), c.req.param("token")) : undefined;
-      if (!target) return unauthorized(c);
+      const pulls = opts.pulls(c);
+      const target = pulls ? matchToken(pulls.webhooks, c.req.param("kind"), c.req.param("token")) : undefined;
+      if (!pulls || !target) return unauthorized(c);
       c.set("target", target);
+      c.set("hooked", pulls);
       await next();
     },
     limit,
@@ -63,7 +79,7 @@ export function targetWebhookRoutes(ctx: AppContext) {
         const [p] = issuesToProblems(parsed.error.issues, { hint: "Use the URL-template parameters shown on the status page." });
         return c.json({ error: "bad_request", message: p!.message, hint: p!.hint }, 400);
       }
-      const streams = target.streamsFor(parsed.data).filter((s) => ctx.pulls!.scheduler.hint(target.name, s));
+      const streams = target.streamsFor(parsed.data).filter((s) => c.get("hooked").scheduler.hint(target.name, s));
       return c.json({ accepted: true, target: target.name, pulls: streams }, 202);
     },
   );

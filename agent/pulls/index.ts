@@ -1,5 +1,6 @@
 // The pull side of a running agent: inbox, scheduler, PSA webhook deliverer and the targets' webhook
-// tokens, created from the config and wired into agent.ts with a few lines.
+// tokens, created from the config and wired into agent.ts (SQLite) and a hosted tenant's runtime (PostgreSQL,
+// agent/hosted/tenant-runtime.ts) with a few lines. Everything it keeps goes through the SqlRunner.
 import { randomBytes } from "node:crypto";
 import type { Connector } from "../../connectors/contract.ts";
 import { connectorKinds } from "../../connectors/registry.ts";
@@ -11,8 +12,8 @@ import { registerSecret, type Logger } from "../log.ts";
 import { PsaDeliverer } from "./psa-webhook.ts";
 import { runPull, type JobRef } from "./runner.ts";
 import type { Trigger } from "../states.ts";
-import { ensureSetting } from "../queries.ts";
 import { Scheduler, type ScheduledJob } from "./scheduler.ts";
+import { storedSetting, webhookTokenSetting } from "./settings.ts";
 import { VERSION } from "../version.ts";
 
 export interface WebhookTarget {
@@ -37,9 +38,12 @@ export interface PullsRuntime {
   stop(): Promise<void>;
 }
 
-/** The target's webhook token: generated once per data directory and kept in the database. */
-export function webhookTokenFor(db: Db, target: string): string {
-  const token = ensureSetting(db, `webhook_token:${target}`, () => randomBytes(24).toString("base64url"));
+/**
+ * The target's webhook token: generated once and kept in `settings` (the data directory's database on SQLite, the
+ * tenant's rows on PostgreSQL, where every worker reads the same one; `kontobro tenant add` puts the ones it shows there).
+ */
+export async function webhookTokenFor(storage: SqlRunner, target: string): Promise<string> {
+  const token = await storedSetting(storage, webhookTokenSetting(target), () => randomBytes(24).toString("base64url"));
   registerSecret(token);
   return token;
 }
@@ -51,9 +55,13 @@ export function pullJobs(targets: TargetConfig[], connectors: Map<string, Connec
     .flatMap((t) => (t.pulls ?? []).map((p) => ({ target: t.name, stream: p.stream, cron: p.cron, timezone: p.timezone })));
 }
 
-export function createPulls(opts: {
-  db: Db;
-  /** Where the inbox, cursors and runs are kept. */
+export async function createPulls(opts: {
+  /**
+   * SQLite: the data directory's database (progress files, master data per entity). Null on PostgreSQL: no data
+   * directory is shared there, and targets with master data are held (agent/hosted/tenant-runtime.ts).
+   */
+  db: Db | null;
+  /** Where the inbox, cursors, runs and webhook tokens are kept. */
   storage: SqlRunner;
   /**
    * True when this process is the only one on the storage (SQLite: it holds the instance lock): runs still marked
@@ -62,11 +70,12 @@ export function createPulls(opts: {
   soleProcess: boolean;
   /** The worker's id (workers.id) when it is not: its runs carry it, so its recovery can end them if it dies. */
   worker?: number;
-  config: AgentConfig;
+  /** `psa` is the installation's on SQLite, the tenant's own section on PostgreSQL. */
+  config: Pick<AgentConfig, "agent" | "psa" | "pulls">;
   targets: TargetConfig[];
   connectors: Map<string, Connector>;
   log: Logger;
-}): PullsRuntime {
+}): Promise<PullsRuntime> {
   const { db, storage, config, log } = opts;
   const inbox = new Inbox(storage);
   const psa = config.psa;
@@ -105,14 +114,14 @@ export function createPulls(opts: {
     debounceMs: config.pulls.webhook_debounce_ms,
     run: (job: JobRef, trigger: Trigger, slot: number | null) => runPull(deps, job, trigger, slot),
   });
-  const webhooks: WebhookTarget[] = opts.targets
-    .filter((t) => t.enabled && connectorKinds[t.kind]?.webhookStreams)
-    .map((t) => ({
+  const webhooks: WebhookTarget[] = [];
+  for (const t of opts.targets.filter((t) => t.enabled && connectorKinds[t.kind]?.webhookStreams))
+    webhooks.push({
       name: t.name,
       kind: t.kind,
-      token: webhookTokenFor(db, t.name),
+      token: await webhookTokenFor(storage, t.name),
       streamsFor: (params) => connectorKinds[t.kind]!.webhookStreams!(params),
-    }));
+    });
   return {
     inbox,
     storage,

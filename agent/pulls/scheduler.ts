@@ -7,6 +7,7 @@ import { missedSlot, nextSlots } from "./cron.ts";
 import type { SqlRunner } from "../db/pg/runner.ts";
 import type { Logger } from "../log.ts";
 import { lastGoodRunAt, type JobRef, type RunResult } from "./runner.ts";
+import { storedSetting } from "./settings.ts";
 import type { Trigger } from "../states.ts";
 
 export interface ScheduledJob extends JobRef {
@@ -27,12 +28,6 @@ export interface SchedulerOptions {
 export type RunNowResult = RunResult | { status: "unknown_job" };
 
 export const jobKey = (target: string, stream: string) => `${target}/${stream}`;
-
-/** When a job was first configured (the catch-up counts from it), kept as a setting; the same text as queries.ts's ensureSetting. */
-const FIRST_SEEN = {
-  put: `INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING`,
-  get: `SELECT value FROM settings WHERE name = ?1`,
-};
 
 export class Scheduler {
   private readonly tasks: ScheduledTask[] = [];
@@ -79,7 +74,8 @@ export class Scheduler {
     const due: { job: ScheduledJob; slot: number }[] = [];
     for (const job of this.jobs) {
       if (!job.cron) continue;
-      const firstSeen = Number(await this.firstSeen(`pull_first_seen:${job.target}:${job.stream}`, now));
+      // When the job was first configured: the catch-up counts from it.
+      const firstSeen = Number(await storedSetting(this.opts.storage, `pull_first_seen:${job.target}:${job.stream}`, () => String(now)));
       const since = (await lastGoodRunAt(this.opts.storage, job.target, job.stream)) ?? firstSeen;
       const slot = missedSlot(job.cron, job.timezone, since, now);
       if (!slot) continue;
@@ -91,11 +87,6 @@ export class Scheduler {
       due.push({ job, slot: slot.getTime() });
     }
     return due;
-  }
-
-  private async firstSeen(name: string, now: number): Promise<string> {
-    await this.opts.storage.run(FIRST_SEEN.put, name, String(now));
-    return (await this.opts.storage.get<{ value: string }>(FIRST_SEEN.get, name))!.value;
   }
 
   find(target: string, stream: string): ScheduledJob | undefined {

@@ -25,6 +25,8 @@ export interface ValidTenantConfig {
   /** What is stored: the tenant's sections as given, ${NAME} references replaced by the environment's values. */
   config: Record<string, unknown>;
   targets: TargetConfig[];
+  /** The tenant's sections parsed with kontobro.toml's defaults ([psa], [exports], [notifications]); read only those. */
+  sections: Pick<AgentConfig, "psa" | "exports" | "notifications">;
   warnings: string[];
 }
 
@@ -55,8 +57,8 @@ export function validateTenantConfig(raw: unknown, env: Record<string, string | 
   const config = resolveEnv(raw, env, "", problems) as Record<string, unknown>;
   if (problems.length > 0) throw invalid(problems);
   try {
-    const { targets, warnings } = validateConfig(config, {});
-    return { config, targets, warnings };
+    const { config: sections, targets, warnings } = validateConfig(config, {});
+    return { config, targets, sections, warnings };
   } catch (e) {
     if (e instanceof ConfigError) throw invalid(e.problems);
     throw e;

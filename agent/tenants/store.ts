@@ -8,6 +8,8 @@ import { drizzle } from "drizzle-orm/bun-sql";
 import { connectorKinds } from "../../connectors/registry.ts";
 import { postgresRunner, type SqlRunner } from "../db/pg/runner.ts";
 import { tenants } from "../db/pg/schema.ts";
+import { TENANT_SETTING } from "../db/pg/tenancy.ts";
+import { webhookTokenSetting } from "../pulls/settings.ts";
 import { checkSlug, targetsOf, validateTenantConfig } from "./config.ts";
 import { TenantError } from "./errors.ts";
 import { TENANT_TABLES } from "./tables.ts";
@@ -39,7 +41,7 @@ export interface AddedTenant {
   tenant: Tenant;
   /** The tenant's API token: shown once, only its hash is stored. */
   apiToken: string;
-  /** Each target's webhook token (targets whose connector takes webhook hints), shown once. */
+  /** Each target's webhook token (targets whose connector takes webhook hints), kept in the tenant's settings. */
   webhookTokens: Record<string, string>;
   warnings: string[];
 }
@@ -85,7 +87,6 @@ export class TenantStore {
     const webhookTokens = Object.fromEntries(
       targets.filter((t) => connectorKinds[t.kind]?.webhookStreams).map((t) => [t.name, newToken()]),
     );
-    const hashes = Object.fromEntries(Object.entries(webhookTokens).map(([target, token]) => [target, tokenHash(token)]));
     const at = this.now();
     const row = await this.db.transaction(async (tx) => {
       const [added] = await tx
@@ -95,13 +96,19 @@ export class TenantStore {
           name: input.name?.trim() || slug,
           config: JSON.stringify(config),
           apiTokenHash: tokenHash(apiToken),
-          webhookTokenHashes: JSON.stringify(hashes),
           createdAt: at,
           updatedAt: at,
         })
         .onConflictDoNothing({ target: tenants.slug })
         .returning();
-      if (added) await announce(tx, added.id);
+      if (added) {
+        // The webhook tokens go to the tenant's own settings, where its workers read them (webhookTokenFor,
+        // agent/pulls/index.ts) and its API lists them again (GET /api/v1/pulls); tenants.webhook_token_hashes is no longer used.
+        await tx.execute(sql`SELECT set_config(${TENANT_SETTING}, ${String(added.id)}, true)`);
+        for (const [target, token] of Object.entries(webhookTokens))
+          await tx.execute(sql`INSERT INTO settings (name, value) VALUES (${webhookTokenSetting(target)}, ${token})`);
+        await announce(tx, added.id);
+      }
       return added;
     });
     if (!row) {
