@@ -155,8 +155,8 @@ export async function startAgent(
 
   const metrics = new Metrics();
   // Watched: a 401 marks the target's credentials refused, a success working again (/readyz, alerts).
-  const credentials = new CredentialsWatch(db, log);
-  credentials.reconcile(targets.filter((t) => t.enabled));
+  const credentials = new CredentialsWatch(storage, log);
+  await credentials.reconcile(targets.filter((t) => t.enabled));
   const connectors = credentials.wrap(
     createConnectors(targets, log, db, { dataDir: config.agent.data_dir }),
     (name) => targets.find((t) => t.name === name)?.settings,
@@ -239,7 +239,7 @@ export async function startAgent(
   // Alerts by e-mail and webhook (agent/notify/): only when [notifications] names a channel.
   const notifier = notificationsEnabled(config.notifications)
     ? new Notifier({
-        db,
+        storage,
         config: config.notifications,
         log: log.child({ component: "notify" }),
         version: VERSION,

@@ -142,25 +142,23 @@ export interface ConnectionState {
 }
 
 /** The stored state of a target's authorisation, or null (never connected, or no table yet). */
-export function connectionState(db: Db, target: string): ConnectionState | null {
-  try {
-    return (
-      (db.$client
-        .query(`SELECT target, state, problem, scope, updated_at AS updatedAt FROM credentials WHERE target = ?1`)
-        .get(target) as ConnectionState | null) ?? null
-    );
-  } catch {
-    return null;
-  }
+export function connectionState(runner: SqlRunner, target: string): Promise<ConnectionState | null> {
+  return runner.get<ConnectionState>(
+    `SELECT target, state, problem, scope, updated_at AS updatedAt FROM credentials WHERE target = ?1`,
+    target,
+  );
 }
 
-/** The status page's line for a target signed in with OAuth: reconnect needed (with the command), or connected. */
-export function connectionLine(db: Db, target: string) {
-  const s = connectionState(db, target);
+/**
+ * The status page's line for a target signed in with OAuth: reconnect needed (with `reconnect`, the command that signs
+ * in again: `kontobro connect <target>`, or for a hosted tenant `kontobro tenant connect <slug> <target>`), or connected.
+ */
+export async function connectionLine(runner: SqlRunner, target: string, reconnect = `kontobro connect ${target}`) {
+  const s = await connectionState(runner, target);
   if (!s) return "";
   if (s.state === "reconnect") {
     return html`<p class="connection paused" data-connection="reconnect"><strong>Reconnect needed:</strong> the target no longer accepts kontobro's authorisation
-(${s.problem ?? "the refresh token was refused"}, ${showTime(s.updatedAt)}). Nothing is sent or pulled until you run <code>kontobro connect ${target}</code>;
+(${s.problem ?? "the refresh token was refused"}, ${showTime(s.updatedAt)}). Nothing is sent or pulled until you run <code>${reconnect}</code>;
 kontobro then goes on by itself.</p>`;
   }
   return html`<p class="connection muted" data-connection="connected">Connected (OAuth${s.scope ? `: ${s.scope}` : ""}); tokens last renewed ${showTime(s.updatedAt)}.</p>`;

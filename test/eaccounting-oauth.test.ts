@@ -8,6 +8,7 @@ import { parsePasted, runConnect } from "../agent/cli/connect.ts";
 import { validateConfig } from "../agent/config.ts";
 import { connectionState, credentialStore } from "../agent/credentials.ts";
 import { openDatabase } from "../agent/db/index.ts";
+import { sqliteRunner } from "../agent/db/pg/runner.ts";
 import { redact, silentLogger } from "../agent/log.ts";
 import type { EaccountingConnector } from "../connectors/eaccounting/connector.ts";
 import { startEaccountingSandbox } from "../connectors/eaccounting/sandbox/index.ts";
@@ -173,7 +174,7 @@ describe("rotating refresh tokens", () => {
     await control(srv.url, "oauth/expire"); // make the next process refresh again with what the dead one stored
     const next = createConnectors([target], silentLogger, db, { dataDir }).get("ea") as EaccountingConnector;
     expect((await next.client.get("/customers")).Meta).toBeDefined();
-    expect(connectionState(db, "ea")!.state).toBe("connected");
+    expect((await connectionState(sqliteRunner(db.$client), "ea"))!.state).toBe("connected");
     expect(srv.sandbox.identity.stats.reused).toBe(0);
   });
 });

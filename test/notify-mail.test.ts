@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { NotificationsConfig } from "../agent/notify/config.ts";
 import { Notifier } from "../agent/notify/index.ts";
+import { sqliteRunner } from "../agent/db/pg/runner.ts";
 import { silentLogger } from "../agent/log.ts";
 import { startStack, type Stack } from "./e2e-harness.ts";
 import { customerEvent, projectEvent, waitFor } from "./helpers.ts";
@@ -37,7 +38,7 @@ beforeAll(async () => {
     },
   });
   notifier = new Notifier({
-    db: stack.agent.db,
+    storage: sqliteRunner(stack.agent.db.$client),
     config,
     targets: [{ name: "eco", title: "Visma e-conomic" }],
     statusUrl: "http://kontobro.example.local:8787/",

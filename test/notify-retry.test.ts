@@ -7,6 +7,7 @@ import { createHmac } from "node:crypto";
 import { validateConfig } from "../agent/config.ts";
 import { statusOf } from "../agent/http/context.ts";
 import { renderStatusPage } from "../agent/http/status-page.ts";
+import { sqliteRunner } from "../agent/db/pg/runner.ts";
 import { silentLogger } from "../agent/log.ts";
 import { NotificationsConfig } from "../agent/notify/config.ts";
 import { Notifier } from "../agent/notify/index.ts";
@@ -22,7 +23,7 @@ afterAll(async () => {
 
 function notifierFor(stack: Stack, config: unknown, clock: { t: number }) {
   const n = new Notifier({
-    db: stack.agent.db,
+    storage: sqliteRunner(stack.agent.db.$client),
     config: NotificationsConfig.parse(config),
     targets: [{ name: "eco", title: "Visma e-conomic" }],
     statusUrl: "http://kontobro.example.local:8787/",

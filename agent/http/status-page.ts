@@ -114,7 +114,7 @@ async function targetCard(s: StatusContext, t: StatusTarget, counts: { status: s
 <h2>${t.name} <span class="muted">${t.title}</span></h2>
 ${t.held ? html`<p class="paused held">Held: events are queued for this target but not sent, because ${t.held}.</p>` : t.paused ? html`<p class="paused">Paused: events are queued for this target but not sent. ${s.hosted ? "The operator sets paused = false in the tenant's configuration to send them." : "Set paused = false in kontobro.toml and restart to send them."}</p>` : ""}
 ${await targetStateLine(s.runner, t.name)}
-${s.local ? connectionLine(s.local.db, t.name) : ""}
+${connectionLine(s.runner, t.name, s.hosted ? `kontobro tenant connect ${s.hosted.tenant} ${t.name}` : undefined)}
 ${budgetLines(t)}
 <p>Last successful delivery: <strong class="last-success">${showTime(lastSuccess)}</strong></p>
 <ul class="counts">${DELIVERY_STATUSES.map((st) => html`<li class="status-${st}"><span>${DELIVERY_STATUS_LABELS[st]}</span><strong data-status="${st}">${byStatus.get(st) ?? 0}</strong></li>`)}</ul>

@@ -2,8 +2,8 @@
 // the alerts table kept in step with it: a problem seen for the first time opens an alert, a problem gone
 // resolves it. Per target: records that need action (one alert per record, whatever its retries), pull
 // jobs whose last run failed, and credentials the target refused.
-import type { Db } from "../db/index.ts";
-import { refusedCredentials } from "./credentials.ts";
+import type { SqlRunner } from "../db/pg/runner.ts";
+import { listRefusedCredentials } from "./credentials.ts";
 
 export type AlertKind = "delivery" | "pull" | "credentials";
 
@@ -32,26 +32,22 @@ const ALERT_COLUMNS = `id, target, kind, subject, code, message, hint, detail, o
 
 export const toAlert = (r: any): AlertRow => ({ ...r, detail: JSON.parse(r.detail || "{}") });
 
-export function selectAlerts(db: Db, where: string, ...params: (string | number)[]): AlertRow[] {
-  return (db.$client.query(`SELECT ${ALERT_COLUMNS} FROM alerts WHERE ${where} ORDER BY id`).all(...params) as any[]).map(toAlert);
+export async function selectAlerts(db: SqlRunner, where: string, ...params: (string | number)[]): Promise<AlertRow[]> {
+  return (await db.all<any>(`SELECT ${ALERT_COLUMNS} FROM alerts WHERE ${where} ORDER BY id`, ...params)).map(toAlert);
 }
 
 /** Everything that needs a person right now. */
-export function currentProblems(db: Db): Problem[] {
-  const c = db.$client;
+export async function currentProblems(db: SqlRunner): Promise<Problem[]> {
   // The newest delivery of each record that needs action.
-  const deliveries = c
-    .query(
-      `SELECT target, entity, key, id, attempts, error_code AS code, error_message AS message, error_hint AS hint FROM deliveries
+  const deliveries = await db.all<any>(
+    `SELECT target, entity, key, id, attempts, error_code AS code, error_message AS message, error_hint AS hint FROM deliveries
         WHERE id IN (SELECT max(id) FROM deliveries WHERE status = 'needs_action' GROUP BY target, entity, key) ORDER BY target, entity, key`,
-    )
-    .all() as any[];
-  const pulls = c
-    .query(
-      `SELECT target, stream, id, error_code AS code, error_message AS message, error_hint AS hint, started_at AS startedAt FROM job_runs j
+  );
+  const pulls = await db.all<any>(
+    `SELECT target, stream, id, error_code AS code, error_message AS message, error_hint AS hint, started_at AS startedAt FROM job_runs j
       WHERE id = (SELECT max(id) FROM job_runs WHERE target = j.target AND stream = j.stream) AND status = 'failed'`,
-    )
-    .all() as any[];
+  );
+  const refused = await listRefusedCredentials(db);
   return [
     ...deliveries.map(
       (d): Problem => ({
@@ -75,7 +71,7 @@ export function currentProblems(db: Db): Problem[] {
         detail: { run: p.id, stream: p.stream, startedAt: p.startedAt },
       }),
     ),
-    ...refusedCredentials(db).map(
+    ...refused.map(
       (r): Problem => ({
         target: r.target,
         kind: "credentials",
@@ -95,71 +91,80 @@ const keyOf = (p: { target: string; kind: string; subject: string }) => `${p.tar
  * Why an open alert that is no longer a current problem is over, or null while it is still under way
  * (a record retried and not delivered yet, a pull running again).
  */
-function resolutionOf(db: Db, a: AlertRow): string | null {
-  const c = db.$client;
+async function resolutionOf(db: SqlRunner, a: AlertRow): Promise<string | null> {
   if (a.kind === "delivery") {
     const { entity, key } = a.detail as { entity: string; key: string };
-    const latest = c
-      .query(`SELECT status FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 ORDER BY id DESC LIMIT 1`)
-      .get(a.target, entity, key) as { status: string } | null;
+    const latest = await db.get<{ status: string }>(
+      `SELECT status FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 ORDER BY id DESC LIMIT 1`,
+      a.target,
+      entity,
+      key,
+    );
     if (!latest) return "it is no longer queued";
     if (latest.status === "done") return "delivered";
     if (latest.status === "superseded") return "replaced by a newer version";
     return null;
   }
   if (a.kind === "pull") {
-    const last = c
-      .query(`SELECT status FROM job_runs WHERE target = ?1 AND stream = ?2 ORDER BY id DESC LIMIT 1`)
-      .get(a.target, a.subject) as { status: string } | null;
+    const last = await db.get<{ status: string }>(
+      `SELECT status FROM job_runs WHERE target = ?1 AND stream = ?2 ORDER BY id DESC LIMIT 1`,
+      a.target,
+      a.subject,
+    );
     if (!last) return "no run is recorded any more";
     return last.status === "ok" ? "the pull succeeded" : null;
   }
   return "the target accepts the credentials again";
 }
 
-/** Opens, updates and resolves alerts to match the current problems, in one transaction. */
-export function syncAlerts(db: Db, now: number): { opened: number; resolved: number } {
-  const c = db.$client;
-  return c
-    .transaction(() => {
-      const current = new Map(currentProblems(db).map((p) => [keyOf(p), p]));
-      const open = selectAlerts(db, "resolved_at IS NULL");
-      let opened = 0;
-      let resolved = 0;
-      const openKeys = new Set<string>();
-      for (const a of open) {
-        const k = keyOf(a);
-        openKeys.add(k);
-        const p = current.get(k);
-        if (p) {
-          // Still a problem: keep its latest words (a retry may have failed differently); no new notice.
-          if (p.message !== a.message || p.hint !== a.hint || p.code !== a.code) {
-            c.run(`UPDATE alerts SET code = ?2, message = ?3, hint = ?4, detail = ?5 WHERE id = ?1`, [
-              a.id,
-              p.code,
-              p.message,
-              p.hint,
-              JSON.stringify(p.detail),
-            ]);
-          }
-          continue;
-        }
-        const resolution = resolutionOf(db, a);
-        if (resolution === null) continue;
-        c.run(`UPDATE alerts SET resolved_at = ?2, resolution = ?3 WHERE id = ?1`, [a.id, now, resolution]);
-        resolved += 1;
-      }
-      for (const [k, p] of current) {
-        if (openKeys.has(k)) continue;
-        c.run(
-          `INSERT INTO alerts (target, kind, subject, code, message, hint, detail, opened_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)`,
-          [p.target, p.kind, p.subject, p.code, p.message, p.hint, JSON.stringify(p.detail), now],
+/**
+ * Opens, updates and resolves alerts to match the current problems. Runs inside the caller's transaction (`tx`: the
+ * notifier's round), so what it reads and writes commits together.
+ */
+export async function syncAlerts(tx: SqlRunner, now: number): Promise<{ opened: number; resolved: number }> {
+  const current = new Map((await currentProblems(tx)).map((p) => [keyOf(p), p]));
+  const open = await selectAlerts(tx, "resolved_at IS NULL");
+  let opened = 0;
+  let resolved = 0;
+  const openKeys = new Set<string>();
+  for (const a of open) {
+    const k = keyOf(a);
+    openKeys.add(k);
+    const p = current.get(k);
+    if (p) {
+      // Still a problem: keep its latest words (a retry may have failed differently); no new notice.
+      if (p.message !== a.message || p.hint !== a.hint || p.code !== a.code)
+        await tx.run(
+          `UPDATE alerts SET code = ?2, message = ?3, hint = ?4, detail = ?5 WHERE id = ?1`,
+          a.id,
+          p.code,
+          p.message,
+          p.hint,
+          JSON.stringify(p.detail),
         );
-        opened += 1;
-      }
-      return { opened, resolved };
-    })
-    .immediate();
+      continue;
+    }
+    const resolution = await resolutionOf(tx, a);
+    if (resolution === null) continue;
+    await tx.run(`UPDATE alerts SET resolved_at = ?2, resolution = ?3 WHERE id = ?1`, a.id, now, resolution);
+    resolved += 1;
+  }
+  for (const [k, p] of current) {
+    if (openKeys.has(k)) continue;
+    await tx.run(
+      `INSERT INTO alerts (target, kind, subject, code, message, hint, detail, opened_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)`,
+      p.target,
+      p.kind,
+      p.subject,
+      p.code,
+      p.message,
+      p.hint,
+      JSON.stringify(p.detail),
+      now,
+    );
+    opened += 1;
+  }
+  return { opened, resolved };
 }
 
 /** "invoice 20001", "the expenses pull", "the credentials". */

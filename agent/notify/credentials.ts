@@ -2,11 +2,14 @@
 // connector's own token refresh) marks them refused; any call the target answered with success marks them
 // working again. Kept in the settings table (credentials:<target>), so /readyz, the status page and the
 // notifier see it across restarts. A stored refusal is dropped at start when the target's settings changed
-// (someone fixed the token): the next call tells again.
+// (someone fixed the token): the next call tells again. Through the SqlRunner, so a hosted tenant's refusals are its
+// own settings rows (row-level security); the SQLite agent's synchronous readers (/readyz, /metrics) read the same
+// statement from the connection.
 import { createHash } from "node:crypto";
 import type { Connector } from "../../connectors/contract.ts";
 import { isTargetError } from "../../connectors/http.ts";
 import type { Db } from "../db/index.ts";
+import type { SqlRunner } from "../db/pg/runner.ts";
 import type { Logger } from "../log.ts";
 
 export interface CredentialsRefused {
@@ -21,14 +24,21 @@ export interface CredentialsRefused {
 
 const PREFIX = "credentials:";
 
+const REFUSED = `SELECT name, value FROM settings WHERE name LIKE 'credentials:%' ORDER BY name`;
+const DROP = `DELETE FROM settings WHERE name = ?1`;
+
+const toRefused = (rows: { name: string; value: string }[]): CredentialsRefused[] =>
+  rows.map((r) => ({ ...(JSON.parse(r.value) as Omit<CredentialsRefused, "target">), target: r.name.slice(PREFIX.length) }));
+
 /** Every target whose credentials were refused and have not worked since. */
+export async function listRefusedCredentials(db: SqlRunner): Promise<CredentialsRefused[]> {
+  return toRefused(await db.all<{ name: string; value: string }>(REFUSED));
+}
+
+/** The same, read at once from the SQLite agent's connection: /readyz and /metrics answer synchronously. */
 export function refusedCredentials(db: Db): CredentialsRefused[] {
   try {
-    const rows = db.$client.query(`SELECT name, value FROM settings WHERE name LIKE 'credentials:%' ORDER BY name`).all() as {
-      name: string;
-      value: string;
-    }[];
-    return rows.map((r) => ({ ...(JSON.parse(r.value) as Omit<CredentialsRefused, "target">), target: r.name.slice(PREFIX.length) }));
+    return toRefused(db.$client.query(REFUSED).all() as { name: string; value: string }[]);
   } catch {
     return [];
   }
@@ -48,27 +58,27 @@ export class CredentialsWatch {
   private readonly known = new Map<string, boolean>();
 
   constructor(
-    private readonly db: Db,
+    private readonly db: SqlRunner,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
   ) {}
 
   /** At start: forget refusals of targets whose settings changed since, or that are gone. */
-  reconcile(targets: { name: string; settings: unknown }[]): void {
+  async reconcile(targets: { name: string; settings: unknown }[]): Promise<void> {
     const current = new Map(targets.map((t) => [t.name, settingsHash(t.settings)]));
-    for (const r of refusedCredentials(this.db)) {
+    for (const r of await listRefusedCredentials(this.db)) {
       if (current.get(r.target) === r.settings) {
         this.known.set(r.target, false);
         continue;
       }
-      this.db.$client.run(`DELETE FROM settings WHERE name = ?1`, [PREFIX + r.target]);
+      await this.db.run(DROP, PREFIX + r.target);
       this.log.info("the target's settings changed since its credentials were refused; the next call checks them again", {
         target: r.target,
       });
     }
   }
 
-  refused(target: string, settings: unknown, message: string, hint?: string): void {
+  async refused(target: string, settings: unknown, message: string, hint?: string): Promise<void> {
     if (this.known.get(target) === false) return;
     this.known.set(target, false);
     try {
@@ -78,10 +88,11 @@ export class CredentialsWatch {
         ...(hint ? { hint } : {}),
         settings: settingsHash(settings),
       };
-      this.db.$client.run(`INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING`, [
+      await this.db.run(
+        `INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING`,
         PREFIX + target,
         JSON.stringify(value),
-      ]);
+      );
       this.log.warn("the target refused kontobro's credentials", { target, message });
     } catch (e) {
       this.known.delete(target);
@@ -89,10 +100,10 @@ export class CredentialsWatch {
     }
   }
 
-  working(target: string): void {
+  async working(target: string): Promise<void> {
     if (this.known.get(target) === true) return;
     try {
-      const changed = this.db.$client.run(`DELETE FROM settings WHERE name = ?1`, [PREFIX + target]).changes;
+      const { changes: changed } = await this.db.run(DROP, PREFIX + target);
       this.known.set(target, true);
       if (changed > 0) this.log.info("the target accepts kontobro's credentials again", { target });
     } catch (e) {
@@ -114,10 +125,10 @@ export class CredentialsWatch {
             return async (...args: unknown[]) => {
               try {
                 const result = await value.apply(obj, args);
-                this.working(name);
+                await this.working(name);
                 return result;
               } catch (e) {
-                if (isTargetError(e) && e.status === 401) this.refused(name, settingsOf(name), e.message, e.hint);
+                if (isTargetError(e) && e.status === 401) await this.refused(name, settingsOf(name), e.message, e.hint);
                 throw e;
               }
             };

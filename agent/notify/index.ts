@@ -6,9 +6,20 @@
 // stored as one row per channel in the same transaction that marks the alerts announced, and (3) sends the
 // rows that are due. A notice that cannot be sent stays in the database and is tried again with backoff,
 // for as long as it takes; the status page shows it (agent/http/status-notify.ts).
+//
+// Many workers (a hosted tenant, agent/hosted/tenant-runtime.ts) run the same tenant's notifier at once, on the
+// tenant's SqlRunner. Steps (1) and (2) are one transaction that first takes the tenant's round turn (the
+// `notifier_round` settings row, FOR UPDATE SKIP LOCKED): one round at a time per tenant; a worker that finds the
+// turn taken skips its round, as the other composes. Step (3) claims one due notice at a time with a lease: the
+// claim moves its next_attempt_at to the end of the lease (noticeLeaseMs), so no other worker finds it due while
+// it is being sent; sent, it is marked sent; failed, it gets its backoff (only while the lease is still this
+// worker's). A worker that dies mid-send leaves the notice to be sent again once the lease has run out. The
+// guarantee is at least once, never a storm: a notice goes twice only when a worker dies (or its send outlasts
+// the lease) between the mail server's or webhook's answer and the commit that marks it sent. SQLite: one
+// process, the same statements; its write transaction holds the database, so the round turn takes nothing.
 import { hostname } from "node:os";
 import { retryDelayMs } from "../backoff.ts";
-import type { Db } from "../db/index.ts";
+import type { SqlRunner } from "../db/pg/runner.ts";
 import { registerSecret, type Logger } from "../log.ts";
 import { selectAlerts, syncAlerts } from "./alerts.ts";
 import { composeNotice } from "./compose.ts";
@@ -17,7 +28,8 @@ import { mailboxSender, type DemoMailbox } from "./demo-mailbox.ts";
 import { mailSender, webhookSender, type NoticeSender, type OutgoingNotice } from "./send.ts";
 
 export interface NotifierOptions {
-  db: Db;
+  /** The tenant's storage: sqliteRunner(db) for the SQLite agent, the tenant's runner on PostgreSQL. */
+  storage: SqlRunner;
   config: NotificationsConfig;
   /** Configured targets: name and the connector's title. */
   targets: { name: string; title: string }[];
@@ -41,6 +53,39 @@ export type Channel = "email" | "webhook";
 
 const SEND_BATCH = 20;
 const PRUNE_EVERY_MS = 3_600_000;
+
+/**
+ * How long a claimed notice is not due for anyone else: far longer than a send may take (every channel's timeout
+ * applies per step, connect, greeting, each reply), so a live worker's send is never taken over. Pure.
+ */
+export function noticeLeaseMs(config: NotificationsConfig): number {
+  return Math.max(300_000, 4 * Math.max(config.smtp?.timeout_ms ?? 0, config.webhook?.timeout_ms ?? 0));
+}
+
+// The tenant's round turn (see the top of this file): created by the first round, then locked by each, or skipped.
+const ROUND_TURN = `SELECT name FROM settings WHERE name = 'notifier_round' FOR UPDATE SKIP LOCKED`;
+const ROUND_TURN_ROW = `INSERT INTO settings (name, value) VALUES ('notifier_round', '') ON CONFLICT (name) DO NOTHING`;
+
+/** Takes the tenant's round turn for `tx`; false when another worker's round holds it (PostgreSQL). */
+async function takeRoundTurn(tx: SqlRunner): Promise<boolean> {
+  const locked = await tx.lockForUpdate(ROUND_TURN);
+  if (locked !== 0) return true; // taken (PostgreSQL), or nothing to take (SQLite: null)
+  // No row yet (the tenant's first round), or held by another round: the INSERT does nothing then.
+  await tx.run(ROUND_TURN_ROW);
+  return (await tx.lockForUpdate(ROUND_TURN)) !== 0;
+}
+
+// Claims the oldest due notice: its next_attempt_at becomes the end of the lease. Two workers may pick the same id;
+// the second's UPDATE finds it no longer due (PostgreSQL checks the row again after the first commits) and claims
+// nothing this round.
+const CLAIM = `UPDATE notifications SET next_attempt_at = ?2
+  WHERE id = (SELECT id FROM notifications WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY id LIMIT 1)
+    AND status = 'pending' AND next_attempt_at <= ?1
+  RETURNING id, batch, target, channel, recipients, subject, body, payload, attempts`;
+const MARK_SENT = `UPDATE notifications SET status = 'sent', attempts = ?2, sent_at = ?3, last_error = NULL WHERE id = ?1 AND status = 'pending'`;
+// Only while the lease is still this worker's: a late failure never shortens another worker's lease.
+const MARK_FAILED = `UPDATE notifications SET attempts = ?2, next_attempt_at = ?3, last_error = ?4
+  WHERE id = ?1 AND status = 'pending' AND next_attempt_at = ?5`;
 
 export class Notifier {
   readonly senders: Partial<Record<Channel, NoticeSender>>;
@@ -71,11 +116,14 @@ export class Notifier {
   async tick(): Promise<void> {
     try {
       const now = this.now();
-      syncAlerts(this.o.db, now);
-      this.compose(now);
+      await this.o.storage.transaction(async (tx) => {
+        if (!(await takeRoundTurn(tx))) return; // another worker's round of this tenant is under way
+        await syncAlerts(tx, now);
+        await this.compose(tx, now);
+      });
       await this.sendDue();
       if (now - this.lastPrune >= PRUNE_EVERY_MS) {
-        this.prune(now);
+        await this.prune(now);
         this.lastPrune = now;
       }
     } catch (e) {
@@ -108,68 +156,62 @@ export class Notifier {
     return [...new Set([...this.o.config.recipients, ...(this.o.config.target_recipients[target] ?? [])])];
   }
 
-  /** Per target with news and no notice within min_interval_minutes: one notice, per channel a row. */
-  private compose(now: number): void {
-    const c = this.o.db.$client;
+  /** Per target with news and no notice within min_interval_minutes: one notice, per channel a row (in the round's `tx`). */
+  private async compose(tx: SqlRunner, now: number): Promise<void> {
     const targets = (
-      c
-        .query(`SELECT DISTINCT target FROM alerts WHERE opened_batch IS NULL OR (resolved_at IS NOT NULL AND resolved_batch IS NULL)`)
-        .all() as { target: string }[]
+      await tx.all<{ target: string }>(
+        `SELECT DISTINCT target FROM alerts WHERE opened_batch IS NULL OR (resolved_at IS NOT NULL AND resolved_batch IS NULL) ORDER BY target`,
+      )
     ).map((r) => r.target);
     const intervalMs = this.o.config.min_interval_minutes * 60_000;
     for (const target of targets) {
-      const last = (c.query(`SELECT max(created_at) AS t FROM notifications WHERE target = ?1`).get(target) as { t: number | null }).t;
+      const last = (await tx.get<{ t: number | null }>(`SELECT max(created_at) AS t FROM notifications WHERE target = ?1`, target))!.t;
       if (last !== null && now - last < intervalMs) continue;
-      c.transaction(() => {
-        const news = selectAlerts(
-          this.o.db,
-          "target = ?1 AND (opened_batch IS NULL OR (resolved_at IS NOT NULL AND resolved_batch IS NULL))",
-          target,
-        );
-        const opened = news.filter((a) => a.openedBatch === null && a.resolvedAt === null);
-        const wentAway = news.filter((a) => a.openedBatch === null && a.resolvedAt !== null);
-        const resolved = news.filter((a) => a.openedBatch !== null && a.resolvedAt !== null);
-        const channels = this.channelsFor(target);
-        const tell = opened.length + resolved.length > 0 && channels.length > 0;
-        const batch = tell ? (c.query(`SELECT coalesce(max(batch), 0) + 1 AS b FROM notifications`).get() as { b: number }).b : 0;
-        // Problems that came and went before anyone was told are only counted; with no channel for the
-        // target (no recipients, no webhook) everything is marked as told (batch 0).
-        for (const a of [...opened, ...wentAway]) c.run(`UPDATE alerts SET opened_batch = ?2 WHERE id = ?1`, [a.id, batch]);
-        for (const a of [...resolved, ...wentAway]) c.run(`UPDATE alerts SET resolved_batch = ?2 WHERE id = ?1`, [a.id, batch]);
-        if (!tell) return;
-        const stillOpen = (
-          c.query(`SELECT count(*) AS n FROM alerts WHERE target = ?1 AND resolved_at IS NULL`).get(target) as { n: number }
-        ).n;
-        const notice = composeNotice({
-          target,
-          targetTitle: this.o.targets.find((t) => t.name === target)?.title ?? target,
-          host: this.host,
-          statusUrl: typeof this.o.statusUrl === "string" ? this.o.statusUrl : this.o.statusUrl(),
-          opened,
-          resolved,
-          cameAndWent: wentAway.length,
-          stillOpen,
-          minIntervalMinutes: this.o.config.min_interval_minutes,
-          version: this.o.version,
-          now,
-        });
-        for (const { channel, recipients } of channels) {
-          c.run(
-            `INSERT INTO notifications (batch, target, channel, recipients, subject, body, payload, status, next_attempt_at, created_at)
+      const news = await selectAlerts(
+        tx,
+        "target = ?1 AND (opened_batch IS NULL OR (resolved_at IS NOT NULL AND resolved_batch IS NULL))",
+        target,
+      );
+      const opened = news.filter((a) => a.openedBatch === null && a.resolvedAt === null);
+      const wentAway = news.filter((a) => a.openedBatch === null && a.resolvedAt !== null);
+      const resolved = news.filter((a) => a.openedBatch !== null && a.resolvedAt !== null);
+      const channels = this.channelsFor(target);
+      const tell = opened.length + resolved.length > 0 && channels.length > 0;
+      const batch = tell ? (await tx.get<{ b: number }>(`SELECT coalesce(max(batch), 0) + 1 AS b FROM notifications`))!.b : 0;
+      // Problems that came and went before anyone was told are only counted; with no channel for the
+      // target (no recipients, no webhook) everything is marked as told (batch 0).
+      for (const a of [...opened, ...wentAway]) await tx.run(`UPDATE alerts SET opened_batch = ?2 WHERE id = ?1`, a.id, batch);
+      for (const a of [...resolved, ...wentAway]) await tx.run(`UPDATE alerts SET resolved_batch = ?2 WHERE id = ?1`, a.id, batch);
+      if (!tell) continue;
+      const stillOpen = (await tx.get<{ n: number }>(`SELECT count(*) AS n FROM alerts WHERE target = ?1 AND resolved_at IS NULL`, target))!
+        .n;
+      const notice = composeNotice({
+        target,
+        targetTitle: this.o.targets.find((t) => t.name === target)?.title ?? target,
+        host: this.host,
+        statusUrl: typeof this.o.statusUrl === "string" ? this.o.statusUrl : this.o.statusUrl(),
+        opened,
+        resolved,
+        cameAndWent: wentAway.length,
+        stillOpen,
+        minIntervalMinutes: this.o.config.min_interval_minutes,
+        version: this.o.version,
+        now,
+      });
+      for (const { channel, recipients } of channels) {
+        await tx.run(
+          `INSERT INTO notifications (batch, target, channel, recipients, subject, body, payload, status, next_attempt_at, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8)`,
-            [
-              batch,
-              target,
-              channel,
-              recipients ? JSON.stringify(recipients) : null,
-              notice.subject,
-              notice.text,
-              JSON.stringify(notice.payload),
-              now,
-            ],
-          );
-        }
-      }).immediate();
+          batch,
+          target,
+          channel,
+          recipients ? JSON.stringify(recipients) : null,
+          notice.subject,
+          notice.text,
+          JSON.stringify(notice.payload),
+          now,
+        );
+      }
     }
   }
 
@@ -181,54 +223,45 @@ export class Notifier {
     return out;
   }
 
-  /** Sends the due rows one by one, oldest first; a failure is recorded and retried with backoff. */
+  /** Sends the due notices one by one, oldest first, each claimed with a lease; a failure is recorded and retried with backoff. */
   private async sendDue(): Promise<void> {
-    const c = this.o.db.$client;
-    const due = c
-      .query(`SELECT id, batch, target, channel, recipients, subject, body, payload, attempts FROM notifications
-                          WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2`)
-      .all(this.now(), SEND_BATCH) as any[];
-    for (const row of due) {
-      if (this.stopping) break;
+    const leaseMs = noticeLeaseMs(this.o.config);
+    for (let sent = 0; sent < SEND_BATCH && !this.stopping; sent++) {
+      const now = this.now();
+      const leaseEnd = now + leaseMs;
+      const row = await this.o.storage.get<any>(CLAIM, now, leaseEnd);
+      if (!row) return; // nothing due, or another worker claimed it first
       const sender = this.senders[row.channel as Channel];
       const notice: OutgoingNotice = { ...row, recipients: row.recipients ? JSON.parse(row.recipients) : [] };
       const attempts = row.attempts + 1;
       try {
         if (!sender) throw new Error(`the ${row.channel} channel is no longer configured ([notifications] in kontobro.toml)`);
         await sender.send(notice);
-        c.run(`UPDATE notifications SET status = 'sent', attempts = ?2, sent_at = ?3, last_error = NULL WHERE id = ?1`, [
-          row.id,
-          attempts,
-          this.now(),
-        ]);
-        this.o.log.info("notice sent", { channel: row.channel, target: row.target, subject: row.subject });
       } catch (e) {
         const delay = retryDelayMs(attempts, { baseMs: this.o.config.retry_base_ms, maxMs: this.o.config.retry_max_ms });
         const message = e instanceof Error ? e.message : String(e);
-        c.run(`UPDATE notifications SET attempts = ?2, next_attempt_at = ?3, last_error = ?4 WHERE id = ?1`, [
-          row.id,
-          attempts,
-          this.now() + delay,
-          message,
-        ]);
+        await this.o.storage.run(MARK_FAILED, row.id, attempts, this.now() + delay, message, leaseEnd);
         this.o.log.warn("a notice could not be sent; it is kept and tried again", {
           channel: row.channel,
           target: row.target,
           attempt: attempts,
           error: message,
         });
+        continue;
       }
+      // Sent: a worker that dies before this commit leaves it to be sent again after the lease (at least once).
+      await this.o.storage.run(MARK_SENT, row.id, attempts, this.now());
+      this.o.log.info("notice sent", { channel: row.channel, target: row.target, subject: row.subject });
     }
   }
 
   /** Sent notices and told, resolved alerts older than the retention period. */
-  private prune(now: number): void {
+  private async prune(now: number): Promise<void> {
     const days = this.o.retentionDays ?? 0;
     if (days <= 0) return;
     const cutoff = now - days * 86_400_000;
-    const c = this.o.db.$client;
-    c.run(`DELETE FROM notifications WHERE status = 'sent' AND sent_at < ?1`, [cutoff]);
-    c.run(`DELETE FROM alerts WHERE resolved_at < ?1 AND resolved_batch IS NOT NULL`, [cutoff]);
+    await this.o.storage.run(`DELETE FROM notifications WHERE status = 'sent' AND sent_at < ?1`, cutoff);
+    await this.o.storage.run(`DELETE FROM alerts WHERE resolved_at < ?1 AND resolved_batch IS NOT NULL`, cutoff);
   }
 }
 
