@@ -234,7 +234,7 @@ export async function startAgent(
   const apiToken = apiTokenFor(db, config);
   const pulls = await createPulls({ db, storage, soleProcess: true, config, targets, connectors, log });
   const exports = { settings: exportSettings(config.exports), uiActions: isLoopback(config.http.host) };
-  deliverOnStart(db, exports.settings, log);
+  await deliverOnStart(storage, exports.settings, log);
 
   // Alerts by e-mail and webhook (agent/notify/): only when [notifications] names a channel.
   const notifier = notificationsEnabled(config.notifications)

@@ -2,6 +2,7 @@
 // stops at a point inside (or just after) the export's transaction, so the parent can SIGKILL it there.
 import { writeFileSync } from "node:fs";
 import { openDatabase } from "../agent/db/index.ts";
+import { sqliteRunner } from "../agent/db/pg/runner.ts";
 import { ExportsConfig, exportSettings } from "../agent/exports/config.ts";
 import { runExport } from "../agent/exports/service.ts";
 
@@ -12,5 +13,10 @@ const stop = () => {
   writeFileSync(marker, stage);
   Bun.sleepSync(60_000); // the parent kills us here
 };
-const r = runExport(db, settings, { format: "sie4" }, { by: "cli", faults: stage === "none" ? {} : { [stage]: stop } });
+const r = await runExport(
+  sqliteRunner(db.$client),
+  settings,
+  { format: "sie4" },
+  { by: "cli", faults: stage === "none" ? {} : { [stage]: stop } },
+);
 writeFileSync(marker, JSON.stringify(r.ok ? { files: r.files.map((f) => f.id), exported: r.invoices.exported.length } : r.problems));

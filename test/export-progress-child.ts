@@ -3,6 +3,7 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openDatabase } from "../agent/db/index.ts";
+import { sqliteRunner } from "../agent/db/pg/runner.ts";
 import { ExportsConfig, exportSettings } from "../agent/exports/config.ts";
 import { runExport } from "../agent/exports/service.ts";
 import { progressDirOf } from "../agent/running-work.ts";
@@ -13,12 +14,13 @@ const settings = exportSettings(ExportsConfig.parse({ company_name: "Framsteg AS
 let step: "first" | "written" | "held" = "first";
 const onDisk = (id: string) =>
   JSON.parse(readFileSync(join(progressDirOf(db)!, `${id}.json`), "utf8")) as { done: number; total: number | null };
-const r = runExport(
-  db,
+const r = await runExport(
+  sqliteRunner(db.$client),
   settings,
   { format: "sie4" },
   {
     by: "cli",
+    progressIn: db,
     onProgress: (w) => {
       if (w.finishedAt !== undefined || w.total === null || w.done === 0) return;
       if (step === "first") {

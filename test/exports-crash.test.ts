@@ -4,6 +4,7 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { openDatabase } from "../agent/db/index.ts";
+import { sqliteRunner } from "../agent/db/pg/runner.ts";
 import { deliverOnStart } from "../agent/exports/deliver.ts";
 import { runExport } from "../agent/exports/service.ts";
 import { getFileBytes, listFiles } from "../agent/exports/store.ts";
@@ -17,7 +18,7 @@ const N = 40;
 
 async function seeded() {
   const t = testDb();
-  await seed(t.db, [
+  await seed(t.runner, [
     ...BASE(),
     ...Array.from({ length: N }, (_, i) => invoice(5001 + i, { date: `2026-03-${String(1 + (i % 28)).padStart(2, "0")}` })),
   ]);
@@ -29,40 +30,41 @@ function spawnChild(dbPath: string, stage: string, marker: string, outputDir?: s
 }
 
 /** Invoice number → how many stored SIE files hold its voucher. */
-function vouchersPerInvoice(dbPath: string): Map<string, number> {
-  const db = openDatabase(dbPath);
+async function vouchersPerInvoice(dbPath: string): Promise<Map<string, number>> {
+  const file = openDatabase(dbPath);
+  const db = sqliteRunner(file.$client);
   const seen = new Map<string, number>();
-  for (const f of listFiles(db)) {
-    for (const v of readSie(getFileBytes(db, f.id)!.bytes).document.vouchers) {
+  for (const f of await listFiles(db)) {
+    for (const v of readSie((await getFileBytes(db, f.id))!.bytes).document.vouchers) {
       const n = /^Faktura (\d+)/.exec(v.text ?? "")![1]!;
       seen.set(n, (seen.get(n) ?? 0) + 1);
     }
   }
-  db.$client.close();
+  file.$client.close();
   return seen;
 }
 
 describe("SIGKILL during an export", () => {
   for (const stage of ["afterFilesStored", "afterInvoicesMarked"]) {
     test(`killed at ${stage} (inside the transaction): nothing stored, nothing marked; the next export takes each invoice once`, async () => {
-      const { db, dir, path } = await seeded();
+      const { runner: db, dir, path } = await seeded();
       const marker = join(dir, "marker");
       const child = spawnChild(path, stage, marker);
       await waitFor("the child inside the export", () => existsSync(marker));
       child.kill("SIGKILL");
       expect(await child.exited).not.toBe(0);
 
-      expect(count(db, `SELECT count(*) AS n FROM export_files`)).toBe(0);
-      expect(count(db, `SELECT count(*) AS n FROM export_runs`)).toBe(0);
-      expect(count(db, `SELECT count(*) AS n FROM invoice_export_status WHERE status = 'to_transfer'`)).toBe(N);
+      expect(await count(db, `SELECT count(*) AS n FROM export_files`)).toBe(0);
+      expect(await count(db, `SELECT count(*) AS n FROM export_runs`)).toBe(0);
+      expect(await count(db, `SELECT count(*) AS n FROM invoice_export_status WHERE status = 'to_transfer'`)).toBe(N);
 
-      const r = runExport(db, settings({ company_name: "Krasj AB" }), { format: "sie4" }, { by: "cli" });
+      const r = await runExport(db, settings({ company_name: "Krasj AB" }), { format: "sie4" }, { by: "cli" });
       expect(r.ok && r.invoices.exported.length).toBe(N);
-      const per = vouchersPerInvoice(path);
+      const per = await vouchersPerInvoice(path);
       expect(per.size).toBe(N);
       expect([...per.values()].every((n) => n === 1)).toBe(true);
       expect(
-        count(
+        await count(
           db,
           `SELECT count(*) AS n FROM invoice_export_status s JOIN export_files f ON f.id = s.export_file_id WHERE s.status = 'transferred'`,
         ),
@@ -71,21 +73,21 @@ describe("SIGKILL during an export", () => {
   }
 
   test("killed after the commit but before writing to the output folder: both are kept, and the file is written at the next start", async () => {
-    const { db, dir, path } = await seeded();
+    const { runner: db, dir, path } = await seeded();
     const out = tempDir("kontobro-out-");
     const marker = join(dir, "marker");
     const child = spawnChild(path, "beforeDelivery", marker, out);
     await waitFor("the child after its commit", () => existsSync(marker));
     child.kill("SIGKILL");
     await child.exited;
-    const [file] = listFiles(db);
+    const [file] = await listFiles(db);
     expect(file!.deliveredAt).toBeNull();
-    expect(count(db, `SELECT count(*) AS n FROM invoice_export_status WHERE status = 'transferred' AND export_file_id = ${file!.id}`)).toBe(
-      N,
-    );
-    deliverOnStart(db, settings({ output_dir: out }), silentLogger);
-    expect(Buffer.from(getFileBytes(db, file!.id)!.bytes).equals(readFileSync(join(out, file!.fileName)))).toBe(true);
-    expect(runExport(db, settings(), { format: "sie4" }, { by: "cli" })).toMatchObject({ ok: true, files: [] });
+    expect(
+      await count(db, `SELECT count(*) AS n FROM invoice_export_status WHERE status = 'transferred' AND export_file_id = ${file!.id}`),
+    ).toBe(N);
+    await deliverOnStart(db, settings({ output_dir: out }), silentLogger);
+    expect(Buffer.from((await getFileBytes(db, file!.id))!.bytes).equals(readFileSync(join(out, file!.fileName)))).toBe(true);
+    expect(await runExport(db, settings(), { format: "sie4" }, { by: "cli" })).toMatchObject({ ok: true, files: [] });
   });
 
   test("two processes exporting at the same moment never export an invoice twice", async () => {
@@ -96,7 +98,7 @@ describe("SIGKILL during an export", () => {
     expect(codes).toEqual([0, 0]);
     const results = markers.map((m) => JSON.parse(readFileSync(m, "utf8")));
     expect(results.map((r) => r.exported).sort((a: number, b: number) => a - b)).toEqual([0, N]);
-    const per = vouchersPerInvoice(path);
+    const per = await vouchersPerInvoice(path);
     expect(per.size).toBe(N);
     expect([...per.values()].every((n) => n === 1)).toBe(true);
   });

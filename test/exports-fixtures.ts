@@ -1,23 +1,25 @@
-// Test data for the exports: a real SQLite file filled through the real intake, and PSA events with
-// awkward text (quotes, braces, backslashes, ø, €, long names).
+// Test data for the exports: a real SQLite file (or a tenant on a real PostgreSQL server, test/engines.ts) filled
+// through the real intake, and PSA events with awkward text (quotes, braces, backslashes, ø, €, long names).
 import { join } from "node:path";
 import { openDatabase, type Db } from "../agent/db/index.ts";
 import { ExportsConfig, exportSettings, type ExportSettings } from "../agent/exports/config.ts";
 import { IntakeWriter, parseEvents } from "../agent/intake.ts";
 import { Outbox } from "../agent/outbox.ts";
 import { tempDir } from "./helpers.ts";
-import { sqliteRunner } from "../agent/db/pg/runner.ts";
+import { type SqlRunner, sqliteRunner } from "../agent/db/pg/runner.ts";
 
-export function testDb(dir = tempDir("kontobro-exports-")): { db: Db; dir: string; path: string } {
+/** A SQLite file in `dir`: the file, and its runner (`runner`), which the exports take. */
+export function testDb(dir = tempDir("kontobro-exports-")): { db: Db; runner: SqlRunner; dir: string; path: string } {
   const path = join(dir, "kontobro.db");
-  return { db: openDatabase(path), dir, path };
+  const db = openDatabase(path);
+  return { db, runner: sqliteRunner(db.$client), dir, path };
 }
 
 /** Stores events through intake exactly as the API does (validation, group commit, hooks). */
-export async function seed(db: Db, events: unknown[]): Promise<void> {
+export async function seed(db: SqlRunner, events: unknown[]): Promise<void> {
   const parsed = parseEvents(events);
   if (!parsed.ok) throw new Error(`test events invalid: ${JSON.stringify(parsed.events)}`);
-  await new IntakeWriter(new Outbox(sqliteRunner(db.$client)), () => []).submit(parsed.events);
+  await new IntakeWriter(new Outbox(db), () => []).submit(parsed.events);
 }
 
 export const settings = (over: Record<string, unknown> = {}): ExportSettings =>
@@ -97,8 +99,7 @@ export const BASE = () => [
   user(8, "Per Uten Nummer"),
 ];
 
-export const statusOf = (db: Db, n: number | string) =>
-  (db.$client.query(`SELECT status FROM invoice_export_status WHERE invoice_key = ?1`).get(String(n)) as { status: string } | null)
-    ?.status ?? null;
+export const statusOf = async (db: SqlRunner, n: number | string) =>
+  (await db.get<{ status: string }>(`SELECT status FROM invoice_export_status WHERE invoice_key = ?1`, String(n)))?.status ?? null;
 
-export const count = (db: Db, sql: string) => (db.$client.query(sql).get() as { n: number }).n;
+export const count = async (db: SqlRunner, sql: string) => (await db.get<{ n: number }>(sql))!.n;

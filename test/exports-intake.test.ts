@@ -60,7 +60,9 @@ describe("intake: users, time records and expense claims", () => {
     ]);
     if (!parsed.ok) throw new Error("invalid");
     await new IntakeWriter(new Outbox(sqliteRunner(db.$client)), (e) => (connector.supports(e) ? ["eco"] : [])).submit(parsed.events);
-    expect(count(db, `SELECT count(*) AS n FROM records WHERE entity IN ('user', 'time_record', 'expense_claim')`)).toBe(4);
+    expect(
+      await count(sqliteRunner(db.$client), `SELECT count(*) AS n FROM records WHERE entity IN ('user', 'time_record', 'expense_claim')`),
+    ).toBe(4);
     expect((db.$client.query(`SELECT DISTINCT entity FROM deliveries ORDER BY entity`).all() as any[]).map((r) => r.entity)).toEqual([
       "customer",
       "project",
@@ -70,24 +72,24 @@ describe("intake: users, time records and expense claims", () => {
 
 describe("intake sets the export status", () => {
   test("a finalized invoice and a credit note start as to_transfer; an update keeps the status", async () => {
-    const { db } = testDb();
-    await seed(db, [...BASE(), invoice(1001), creditNote(1002, 1001)]);
-    expect([statusOf(db, 1001), statusOf(db, 1002)]).toEqual(["to_transfer", "to_transfer"]);
-    expect(count(db, `SELECT count(*) AS n FROM invoice_export_status`)).toBe(2);
+    const { db, runner } = testDb();
+    await seed(runner, [...BASE(), invoice(1001), creditNote(1002, 1001)]);
+    expect([await statusOf(runner, 1001), await statusOf(runner, 1002)]).toEqual(["to_transfer", "to_transfer"]);
+    expect(await count(runner, `SELECT count(*) AS n FROM invoice_export_status`)).toBe(2);
     db.$client.run(`UPDATE invoice_export_status SET status = 'transferred' WHERE invoice_key = '1001'`);
-    await seed(db, [invoice(1001, { heading: "changed" })]);
-    expect(statusOf(db, 1001)).toBe("transferred");
-    expect(count(db, `SELECT count(*) AS n FROM invoice_export_status`)).toBe(2);
+    await seed(runner, [invoice(1001, { heading: "changed" })]);
+    expect(await statusOf(runner, 1001)).toBe("transferred");
+    expect(await count(runner, `SELECT count(*) AS n FROM invoice_export_status`)).toBe(2);
   });
 
   test("the status is written in intake's transaction: a failed batch stores neither invoice nor status", async () => {
-    const { db } = testDb();
+    const { db, runner } = testDb();
     // A trigger aborts the batch when the customer is stored, after the invoice and its status were written.
     db.$client.exec(
       `CREATE TRIGGER fail_on_customer AFTER INSERT ON records WHEN new.entity = 'customer' BEGIN SELECT RAISE(ABORT, 'injected'); END`,
     );
-    await expect(seed(db, [invoice(2001), { ...BASE()[0]!, id: "c-fail" }])).rejects.toThrow("injected");
-    expect(count(db, `SELECT count(*) AS n FROM records WHERE entity = 'invoice'`)).toBe(0);
-    expect(count(db, `SELECT count(*) AS n FROM invoice_export_status`)).toBe(0);
+    await expect(seed(runner, [invoice(2001), { ...BASE()[0]!, id: "c-fail" }])).rejects.toThrow("injected");
+    expect(await count(runner, `SELECT count(*) AS n FROM records WHERE entity = 'invoice'`)).toBe(0);
+    expect(await count(runner, `SELECT count(*) AS n FROM invoice_export_status`)).toBe(0);
   });
 });

@@ -4,6 +4,7 @@ import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openDatabase, type Db } from "../agent/db/index.ts";
+import { sqliteRunner } from "../agent/db/pg/runner.ts";
 import { runExport } from "../agent/exports/service.ts";
 import { describeWork, listWork, progressDirOf, startWork, type WorkEntry } from "../agent/running-work.ts";
 import { BASE, invoice, seed, settings } from "./exports-fixtures.ts";
@@ -91,14 +92,15 @@ describe("running work", () => {
 
   test("a display that fails (standard output closed) never stops the work: the export goes through", async () => {
     const { db } = store();
-    await seed(db, [...BASE(), invoice(501), invoice(502)]);
+    await seed(sqliteRunner(db.$client), [...BASE(), invoice(501), invoice(502)]);
     let calls = 0;
-    const r = runExport(
-      db,
+    const r = await runExport(
+      sqliteRunner(db.$client),
       settings(),
       { format: "sie4" },
       {
         by: "cli",
+        progressIn: db,
         onProgress: () => {
           calls += 1;
           throw new Error("EPIPE: broken pipe, write");

@@ -7,6 +7,7 @@ import { templateFileName, templateFromFile, templateToFile } from "../../format
 import { DATA_TYPES, DATA_TYPE_TITLES, FIELDS, SELECTION, type DataType } from "../../formats/templates/fields.ts";
 import { databasePath } from "../agent.ts";
 import { openDatabase, type Db } from "../db/index.ts";
+import { sqliteRunner, type SqlRunner } from "../db/pg/runner.ts";
 import { exportSettings, type ExportSettings } from "../exports/config.ts";
 import { previewTemplate } from "../exports/preview.ts";
 import { runExport } from "../exports/service.ts";
@@ -47,18 +48,21 @@ export function parseSelector(text: string): InvoiceSelector {
   return m ? { from: m[1]!, to: m[2]! } : { number: text };
 }
 
-/** Runs `fn` on the database of the configured data directory, with the [exports] settings. */
+/**
+ * Runs `fn` on the database of the configured data directory (its runner, and the file itself, whose data directory
+ * shows an export's progress to the agent's status page), with the [exports] settings.
+ */
 async function withStore(
   configFile: string | undefined,
-  fn: (db: Db, settings: ExportSettings) => number | Promise<number>,
+  fn: (db: SqlRunner, settings: ExportSettings, file: Db) => number | Promise<number>,
 ): Promise<number> {
   const { config } = loadConfig(configFile);
   const settings = exportSettings(config.exports);
-  const db = openDatabase(databasePath(config.agent.data_dir));
+  const file = openDatabase(databasePath(config.agent.data_dir));
   try {
-    return await fn(db, settings);
+    return await fn(sqliteRunner(file.$client), settings, file);
   } finally {
-    db.$client.close();
+    file.$client.close();
   }
 }
 
@@ -74,14 +78,14 @@ const run = defineCommand({
   positionals: [1, 1],
   examples: ["kontobro export run sie4", ["kontobro export run hours-per-employee --from 2026-03-01 --to 2026-03-31", "a period"]],
   run: ({ values, positionals: [what] }) =>
-    withStore(values.config, (db, settings) => {
+    withStore(values.config, async (db, settings, file) => {
       const period = { ...(values.from ? { from: values.from } : {}), ...(values.to ? { to: values.to } : {}) };
       const line = values.json ? null : new ProgressLine();
-      const r = runExport(
+      const r = await runExport(
         db,
         settings,
         what === "sie4" ? { format: "sie4", ...period } : { format: "template", template: what!, ...period },
-        { by: "cli", ...(line ? { onProgress: (w) => line.update(describeWork(w)) } : {}) },
+        { by: "cli", progressIn: file, ...(line ? { onProgress: (w) => line.update(describeWork(w)) } : {}) },
       );
       line?.finish();
       if (values.json) {
@@ -107,8 +111,8 @@ const files = defineCommand({
   options: { ...JSON_OPTION, ...CONFIG_OPTION },
   examples: ["kontobro export files"],
   run: ({ values }) =>
-    withStore(values.config, (db) => {
-      const list = listFiles(db, { limit: 1000 });
+    withStore(values.config, async (db) => {
+      const list = await listFiles(db, { limit: 1000 });
       if (values.json) {
         console.log(JSON.stringify(list, null, 2));
         return 0;
@@ -143,8 +147,8 @@ const download = defineCommand({
       console.error(`file ids are whole numbers, not "${id}"\n\n${usage()}`);
       return 2;
     }
-    return withStore(values.config, (db) => {
-      const f = getFileBytes(db, Number(id));
+    return withStore(values.config, async (db) => {
+      const f = await getFileBytes(db, Number(id));
       if (!f) {
         console.error(`No export file ${id}; \`kontobro export files\` lists them.`);
         return 1;
@@ -177,13 +181,13 @@ const invoices = defineCommand({
       console.error(`${path}: --status must be one of ${EXPORT_STATUSES.join(", ")} (see ${path} --help)`);
       return 2;
     }
-    return withStore(values.config, (db) => {
-      const rows = listInvoiceStatuses(db, { status, limit: 1000 });
+    return withStore(values.config, async (db) => {
+      const rows = await listInvoiceStatuses(db, { status, limit: 1000 });
       if (values.json) {
-        console.log(JSON.stringify({ counts: statusCounts(db), invoices: rows }, null, 2));
+        console.log(JSON.stringify({ counts: await statusCounts(db), invoices: rows }, null, 2));
         return 0;
       }
-      const counts = statusCounts(db);
+      const counts = await statusCounts(db);
       console.log(EXPORT_STATUSES.map((s) => `${STATUS_LABELS[s]}: ${counts[s]}`).join(", "));
       for (const r of rows)
         console.log(
@@ -213,8 +217,10 @@ const setStatus = defineCommand({
     ["kontobro export set-status 10001..10050 to_transfer --skip-invalid", "a range"],
   ],
   run: ({ values, positionals: [which, status] }) =>
-    withStore(values.config, (db) => {
-      const r = changeExportStatus(db, parseSelector(which!), status as ExportStatus, "cli", { skipInvalid: !!values["skip-invalid"] });
+    withStore(values.config, async (db) => {
+      const r = await changeExportStatus(db, parseSelector(which!), status as ExportStatus, "cli", {
+        skipInvalid: !!values["skip-invalid"],
+      });
       if (values.json) {
         console.log(JSON.stringify(r, null, 2));
         return r.ok ? 0 : 1;
@@ -239,8 +245,8 @@ const templates = defineCommand({
   options: { ...JSON_OPTION, ...CONFIG_OPTION },
   examples: ["kontobro export templates"],
   run: ({ values }) =>
-    withStore(values.config, (db) => {
-      const list = listTemplates(db);
+    withStore(values.config, async (db) => {
+      const list = await listTemplates(db);
       if (values.json) {
         console.log(JSON.stringify(list, null, 2));
         return 0;
@@ -265,8 +271,8 @@ const templateShow = defineCommand({
   positionals: [1, 1],
   examples: ["kontobro export template show customer-list", "kontobro export template show customer-list --out kunder.json"],
   run: ({ values, positionals: [name] }) =>
-    withStore(values.config, (db) => {
-      const found = findTemplate(db, name!);
+    withStore(values.config, async (db) => {
+      const found = await findTemplate(db, name!);
       if (!found.ok) {
         printProblems(found.problems);
         return 1;
@@ -294,14 +300,14 @@ const templateImport = defineCommand({
   positionals: [1, 1],
   examples: ["kontobro export template import kunder.json", "kontobro export template import kunder.json --replace"],
   run: ({ values, positionals: [file] }) =>
-    withStore(values.config, (db) => {
+    withStore(values.config, async (db) => {
       const parsed = templateFromFile(readFileSync(file!, "utf8"));
       if (!parsed.ok) {
         printProblems(parsed.problems);
         console.error(`${file} was not imported.`);
         return 1;
       }
-      const saved = saveTemplate(db, parsed.template, { replace: !!values.replace });
+      const saved = await saveTemplate(db, parsed.template, { replace: !!values.replace });
       if (!saved.ok) {
         printProblems(saved.problems);
         return 1;
@@ -327,15 +333,15 @@ const templateTest = defineCommand({
     ["kontobro export template test ./kunder.json --rows 5", "a file, before importing it"],
   ],
   run: ({ values, positionals: [target] }) =>
-    withStore(values.config, (db, settings) => {
+    withStore(values.config, async (db, settings) => {
       const fromFile = existsSync(target!) && statSync(target!).isFile();
-      const found = fromFile ? templateFromFile(readFileSync(target!, "utf8")) : findTemplate(db, target!);
+      const found = fromFile ? templateFromFile(readFileSync(target!, "utf8")) : await findTemplate(db, target!);
       if (!found.ok) {
         printProblems(found.problems);
         return 1;
       }
       const rows = values.rows ? Number(values.rows) : undefined;
-      const p = previewTemplate(db, settings, found.template, { from: values.from, to: values.to, rows });
+      const p = await previewTemplate(db, settings, found.template, { from: values.from, to: values.to, rows });
       if (values.json) {
         console.log(JSON.stringify(p, null, 2));
         return p.ok ? 0 : 1;
@@ -361,8 +367,8 @@ const templateDelete = defineCommand({
   positionals: [1, 1],
   examples: ["kontobro export template delete kunder"],
   run: ({ values, positionals: [name] }) =>
-    withStore(values.config, (db) => {
-      const r = deleteTemplate(db, name!);
+    withStore(values.config, async (db) => {
+      const r = await deleteTemplate(db, name!);
       if (!r.ok) {
         printProblems(r.problems);
         return 1;

@@ -5,7 +5,7 @@ import { decodeText } from "../../formats/encoding.ts";
 import { DATA_TYPE_TITLES, SELECTION } from "../../formats/templates/fields.ts";
 import { buildRows } from "../../formats/templates/rows.ts";
 import { applyFilters, recordFilter, renderTemplate } from "../../formats/templates/render.ts";
-import type { Db } from "../db/index.ts";
+import type { SqlRunner } from "../db/pg/runner.ts";
 import type { Problem } from "../problem.ts";
 import { leftOutWarnings } from "./build-template.ts";
 import type { ExportSettings } from "./config.ts";
@@ -28,26 +28,27 @@ export type Preview =
     }
   | { ok: false; httpStatus: 422; problems: Problem[] };
 
-export function previewTemplate(
-  db: Db,
+export async function previewTemplate(
+  db: SqlRunner,
   settings: ExportSettings,
   t: Template,
   request: { from?: string; to?: string; rows?: number },
-): Preview {
+): Promise<Preview> {
   const what = DATA_TYPE_TITLES[t.dataType];
   const selection = SELECTION[t.dataType];
   const checked = checkPeriod(selection, request.from, request.to, what);
   if (checked.problems.length > 0) return { ok: false, httpStatus: 422, problems: checked.problems };
   const limit = Math.max(1, Math.min(request.rows ?? 10, 200));
-  return db.$client.transaction((): Preview => {
+  // One transaction, as an export reads (on SQLite its reads see one moment).
+  return db.transaction(async (tx): Promise<Preview> => {
     const period = checked.period;
     const data = {
-      customers: store.loadCustomers(db),
-      projects: store.loadProjects(db),
-      users: store.loadUsers(db),
-      ...(selection === "to_transfer" ? { invoices: store.loadInvoicesToTransfer(db, period) } : {}),
-      ...(t.dataType.startsWith("time_records") ? { timeRecords: store.loadTimeRecords(db, period!.from!, period!.to!) } : {}),
-      ...(t.dataType === "expense_claims" ? { claims: store.loadClaims(db, period!.from!, period!.to!) } : {}),
+      customers: await store.loadCustomers(tx),
+      projects: await store.loadProjects(tx),
+      users: await store.loadUsers(tx),
+      ...(selection === "to_transfer" ? { invoices: await store.loadInvoicesToTransfer(tx, period) } : {}),
+      ...(t.dataType.startsWith("time_records") ? { timeRecords: await store.loadTimeRecords(tx, period!.from!, period!.to!) } : {}),
+      ...(t.dataType === "expense_claims" ? { claims: await store.loadClaims(tx, period!.from!, period!.to!) } : {}),
     };
     const built = buildRows(t.dataType, data, {
       posting: settings.posting,
@@ -83,5 +84,5 @@ export function previewTemplate(
           ? `No rows: there are no ${scope} that pass the filters, so an export now would write no file.`
           : `The first ${Math.min(limit, totalRows)} of ${totalRows} row(s) an export would write now (${scope}). Nothing was stored or marked.`,
     };
-  })();
+  });
 }

@@ -1,5 +1,6 @@
-// Runs an export: SIE 4 or a template. Everything happens in one SQLite write transaction: the invoices
-// to transfer are selected, the files built and stored, and exactly those invoices marked "transferred".
+// Runs an export: SIE 4 or a template. Everything happens in one transaction of the tenant's runner (SQLite: the
+// write transaction; PostgreSQL: holding the tenant's export turn, so exports on two workers take turns): the
+// invoices to transfer are selected, the files built and stored, and exactly those invoices marked "transferred".
 // A crash or error anywhere before the commit leaves no file and no marked invoice; after it, both.
 import { createHash } from "node:crypto";
 import type { Template } from "../../formats/templates/definition.ts";
@@ -8,6 +9,7 @@ import { templateFileName } from "../../formats/templates/render.ts";
 import type { ExportData } from "../../formats/templates/rows.ts";
 import { isValidIsoDate } from "../../formats/sie4/writer.ts";
 import type { Db } from "../db/index.ts";
+import type { SqlRunner } from "../db/pg/runner.ts";
 import { problem, type Problem } from "../problem.ts";
 import { startWork, type WorkEntry, type WorkTracker } from "../running-work.ts";
 import { buildSieFiles, SIE_BUILD_STAGES, type BuiltFile, type LeftOut } from "./build-sie.ts";
@@ -27,6 +29,8 @@ export interface ExportOptions {
   now?: Date;
   /** Hears the export's progress (the CLI's progress line); every process sees it too (agent/running-work.ts). */
   onProgress?: (work: Readonly<WorkEntry>) => void;
+  /** SQLite: the data directory's database, whose progress files show the export to other processes. Null on PostgreSQL. */
+  progressIn?: Db | null;
   /** Fault injection for tests: throwing here rolls the whole export back, as a crash would. */
   faults?: { afterFilesStored?: () => void; afterInvoicesMarked?: () => void; beforeDelivery?: () => void };
 }
@@ -97,7 +101,7 @@ export function checkPeriod(
   return { period: selection === "all" ? undefined : { from, to }, problems, warnings };
 }
 
-function overlapWarnings(db: Db, dataType: keyof typeof PERIOD_SOURCE, period: Period): Problem[] {
+async function overlapWarnings(db: SqlRunner, dataType: keyof typeof PERIOD_SOURCE, period: Period): Promise<Problem[]> {
   const source = PERIOD_SOURCE[dataType]!;
   const what = source === "time_records" ? "Time records" : "Expense claims";
   const types = Object.entries(PERIOD_SOURCE)
@@ -110,13 +114,10 @@ function overlapWarnings(db: Db, dataType: keyof typeof PERIOD_SOURCE, period: P
       "Export each period once, one after the other (e.g. month by month).",
     ),
   ];
-  for (const run of store.overlappingRuns(db, types, period.from, period.to)) {
+  for (const run of await store.overlappingRuns(db, types, period.from, period.to)) {
     const from = run.periodFrom! > period.from ? run.periodFrom! : period.from; // ISO dates: string order
     const to = run.periodTo! < period.to ? run.periodTo! : period.to;
-    const files = store
-      .listFiles(db, { runId: run.id })
-      .map((f) => `${f.fileName} (file ${f.id})`)
-      .join(", ");
+    const files = (await store.listFiles(db, { runId: run.id })).map((f) => `${f.fileName} (file ${f.id})`).join(", ");
     notes.push(
       problem(
         "exports.period_overlap",
@@ -129,12 +130,12 @@ function overlapWarnings(db: Db, dataType: keyof typeof PERIOD_SOURCE, period: P
   return notes;
 }
 
-function storeFiles(db: Db, runId: number, files: BuiltFile[], createdAt: number, deliver: boolean): ExportedFile[] {
-  return files.map((f) => {
+async function storeFiles(db: SqlRunner, runId: number, files: BuiltFile[], createdAt: number, deliver: boolean): Promise<ExportedFile[]> {
+  const stored: ExportedFile[] = [];
+  for (const f of files) {
     const sha256 = createHash("sha256").update(f.bytes).digest("hex");
-    const id = store.insertFile(db, { runId, ...f, sha256, createdAt });
-    if (!deliver) db.$client.run(`UPDATE export_files SET delivered_at = 0 WHERE id = ?1`, [id]);
-    return {
+    const id = await store.insertFile(db, { runId, ...f, sha256, createdAt, toDeliver: deliver });
+    stored.push({
       id,
       fileName: f.fileName,
       format: f.format,
@@ -144,19 +145,20 @@ function storeFiles(db: Db, runId: number, files: BuiltFile[], createdAt: number
       periodFrom: f.periodFrom,
       periodTo: f.periodTo,
       invoices: f.invoices,
-    };
-  });
+    });
+  }
+  return stored;
 }
 
+const MARK_TRANSFERRED = `UPDATE invoice_export_status SET status = 'transferred', changed_at = ?2, changed_by = 'export', export_file_id = ?3
+    WHERE invoice_key = ?1 AND status = 'to_transfer'`;
+
 /** Marks exactly the exported invoices; an invoice no longer "to transfer" aborts the whole export. */
-function markTransferred(db: Db, files: ExportedFile[], now: number, progress: (marked: number) => void): void {
-  const mark =
-    db.$client.prepare(`UPDATE invoice_export_status SET status = 'transferred', changed_at = ?2, changed_by = 'export', export_file_id = ?3
-    WHERE invoice_key = ?1 AND status = 'to_transfer'`);
+async function markTransferred(db: SqlRunner, files: ExportedFile[], now: number, progress: (marked: number) => void): Promise<void> {
   let marked = 0;
   for (const f of files)
     for (const number of f.invoices) {
-      if (mark.run(number, now, f.id).changes !== 1)
+      if ((await db.run(MARK_TRANSFERRED, number, now, f.id)).changes !== 1)
         throw new Error(`invoice ${number} is no longer "to transfer"; export aborted, nothing was stored`);
       progress(++marked);
     }
@@ -176,22 +178,31 @@ function sieProgress(work: WorkTracker, invoices: number) {
   };
 }
 
-function loadData(db: Db, t: Template, period: Partial<Period> | undefined): ExportData {
-  const data: ExportData = { customers: store.loadCustomers(db), projects: store.loadProjects(db), users: store.loadUsers(db) };
-  if (SELECTION[t.dataType] === "to_transfer") data.invoices = store.loadInvoicesToTransfer(db, period);
+async function loadData(db: SqlRunner, t: Template, period: Partial<Period> | undefined): Promise<ExportData> {
+  const data: ExportData = {
+    customers: await store.loadCustomers(db),
+    projects: await store.loadProjects(db),
+    users: await store.loadUsers(db),
+  };
+  if (SELECTION[t.dataType] === "to_transfer") data.invoices = await store.loadInvoicesToTransfer(db, period);
   if (t.dataType === "time_records" || t.dataType === "time_records_grouped")
-    data.timeRecords = store.loadTimeRecords(db, period!.from!, period!.to!);
-  if (t.dataType === "expense_claims") data.claims = store.loadClaims(db, period!.from!, period!.to!);
+    data.timeRecords = await store.loadTimeRecords(db, period!.from!, period!.to!);
+  if (t.dataType === "expense_claims") data.claims = await store.loadClaims(db, period!.from!, period!.to!);
   return data;
 }
 
 /** Runs one export. Never leaves a file without its invoices marked, or marked invoices without their file. */
-export function runExport(db: Db, settings: ExportSettings, request: ExportRequest, options: ExportOptions): ExportResult {
+export async function runExport(
+  db: SqlRunner,
+  settings: ExportSettings,
+  request: ExportRequest,
+  options: ExportOptions,
+): Promise<ExportResult> {
   const now = options.now ?? new Date();
   const nowMs = now.getTime();
   let template: Template | undefined;
   if (request.format === "template") {
-    const found = findTemplate(db, request.template);
+    const found = await findTemplate(db, request.template);
     if (!found.ok) return { ok: false, httpStatus: found.httpStatus, problems: found.problems };
     template = found.template;
   }
@@ -200,7 +211,7 @@ export function runExport(db: Db, settings: ExportSettings, request: ExportReque
   if (checked.problems.length > 0) return { ok: false, httpStatus: 422, problems: checked.problems };
 
   const work = startWork(
-    db,
+    options.progressIn ?? null,
     {
       kind: "export",
       title: template ? `Export "${template.title ?? template.name}"` : "SIE 4 export",
@@ -212,21 +223,23 @@ export function runExport(db: Db, settings: ExportSettings, request: ExportReque
   // Another export (or a long write) holds the database: say so rather than look stuck.
   work.update(0, null, "waiting for the database");
   let markProgress: (marked: number) => void = () => undefined;
-  const result = db.$client.transaction((): ExportResult => {
+  const exporting = async (tx: SqlRunner): Promise<ExportResult> => {
+    // Another export of the tenant on another worker waits here until this one has committed (PostgreSQL).
+    await store.takeExportTurn(tx);
     let files: BuiltFile[];
     let leftOut: LeftOut[] = [];
     const warnings = [...checked.warnings];
     if (!template) {
       work.update(0, null, "selecting invoices");
-      const invoices = store.loadInvoicesToTransfer(db, checked.period);
+      const invoices = await store.loadInvoicesToTransfer(tx, checked.period);
       if (invoices.length === 0) return nothing(`No invoices to transfer${periodText(request)}.`);
       const progress = sieProgress(work, invoices.length);
       markProgress = progress.mark;
       const built = buildSieFiles(
         invoices.map((i) => i.doc),
-        { customers: store.loadCustomers(db), projects: store.loadProjects(db) },
+        { customers: await store.loadCustomers(tx), projects: await store.loadProjects(tx) },
         settings,
-        { now, firstSerial: store.sieFileCount(db) + 1 },
+        { now, firstSerial: (await store.sieFileCount(tx)) + 1 },
         progress.build,
       );
       if (!built.ok) return { ok: false, httpStatus: 422, problems: built.problems };
@@ -236,7 +249,7 @@ export function runExport(db: Db, settings: ExportSettings, request: ExportReque
         return { ...nothing(`No invoice could be exported${periodText(request)}.`), invoices: { exported: [], leftOut }, warnings };
     } else {
       work.update(0, null, "building the file");
-      const data = loadData(db, template, checked.period);
+      const data = await loadData(tx, template, checked.period);
       if (data.invoices?.length === 0) return nothing(`No invoices to transfer${periodText(request)}.`);
       const period = SELECTION[template.dataType] === "period" ? (checked.period as Period) : undefined;
       const today = now.toISOString().slice(0, 10);
@@ -255,22 +268,22 @@ export function runExport(db: Db, settings: ExportSettings, request: ExportReque
             : `Nothing to export: no ${what.toLowerCase()}${periodText(request)}${template.filters.length ? " pass the template's filters" : ""}.`;
         return { ...nothing(none), invoices: { exported: [], leftOut }, warnings };
       }
-      if (period) warnings.push(...overlapWarnings(db, template.dataType as keyof typeof PERIOD_SOURCE, period));
-      const runId = store.insertRun(db, runRow(template, request, options, nowMs));
+      if (period) warnings.push(...(await overlapWarnings(tx, template.dataType as keyof typeof PERIOD_SOURCE, period)));
+      const runId = await store.insertRun(tx, runRow(template, request, options, nowMs));
       built.file.fileName = templateFileName(template, { today, from: period?.from, to: period?.to, run: runId });
       return finish(runId, [built.file]);
     }
-    const runId = store.insertRun(db, runRow(undefined, request, options, nowMs));
+    const runId = await store.insertRun(tx, runRow(undefined, request, options, nowMs));
     return finish(runId, files);
 
-    function finish(runId: number, built: BuiltFile[]): ExportResult {
-      const stored = storeFiles(db, runId, built, nowMs, !!settings.outputDir);
+    async function finish(runId: number, built: BuiltFile[]): Promise<ExportResult> {
+      const stored = await storeFiles(tx, runId, built, nowMs, !!settings.outputDir);
       options.faults?.afterFilesStored?.();
-      markTransferred(db, stored, nowMs, markProgress);
+      await markTransferred(tx, stored, nowMs, markProgress);
       options.faults?.afterInvoicesMarked?.();
       const rowCount = stored.reduce((s, f) => s + f.rowCount, 0);
       const exported = stored.flatMap((f) => f.invoices);
-      store.finishRun(db, runId, { rowCount, invoiceCount: exported.length, warnings });
+      await store.finishRun(tx, runId, { rowCount, invoiceCount: exported.length, warnings });
       const message =
         `Exported ${rowCount} ${template ? "row(s)" : "voucher(s)"} to ${stored.map((f) => f.fileName).join(", ")}` +
         (exported.length > 0 ? `; ${exported.length} invoice(s) marked as transferred` : "") +
@@ -278,11 +291,11 @@ export function runExport(db: Db, settings: ExportSettings, request: ExportReque
         ".";
       return { ok: true, runId, files: stored, rowCount, invoices: { exported, leftOut }, warnings, message };
     }
-  });
+  };
 
   let outcome: ExportResult;
   try {
-    outcome = result.immediate();
+    outcome = await db.transaction(exporting);
   } catch (e) {
     work.finish("failed", "nothing was exported or marked");
     throw e;
@@ -290,7 +303,7 @@ export function runExport(db: Db, settings: ExportSettings, request: ExportReque
   if (outcome.ok && outcome.files.length > 0 && settings.outputDir) {
     try {
       options.faults?.beforeDelivery?.();
-      const delivered = deliverPending(db, settings.outputDir);
+      const delivered = await deliverPending(db, settings.outputDir);
       outcome.warnings.push(...delivered.problems);
     } catch (e) {
       work.finish("failed", "stored, not yet written to the output folder");

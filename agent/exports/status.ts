@@ -1,8 +1,9 @@
 // Export status per invoice and credit note: "to transfer" when finalized (set by intake in the same
 // transaction that stores the invoice), "transferred" by an export or by hand, "do not transfer" by hand.
-// The rules are pure; changes for one invoice or a range of numbers are one transaction each.
-import type { Db } from "../db/index.ts";
+// The rules are pure; changes for one invoice or a range of numbers are one transaction each, in turn with the
+// tenant's exports (takeExportTurn). SQL written once for both engines, on the tenant's runner.
 import type { SqlRunner } from "../db/pg/runner.ts";
+import { takeExportTurn } from "./store.ts";
 import { problem, type Problem } from "../problem.ts";
 
 export const EXPORT_STATUSES = ["to_transfer", "transferred", "do_not_transfer"] as const;
@@ -64,25 +65,27 @@ const STATUS_SELECT = `SELECT r.key AS number, json_extract(r.payload, '$.kind')
 /** Digits only: the numbers a range can select (trim(x, chars) is btrim on PostgreSQL). */
 const NUMERIC_KEY = `r.key <> '' AND trim(r.key, '0123456789') = ''`;
 
-export function invoiceStatus(db: Db, number: string): InvoiceStatusRow | null {
-  return db.$client.query(`${STATUS_SELECT} AND r.key = ?1`).get(number) as InvoiceStatusRow | null;
+export function invoiceStatus(db: SqlRunner, number: string): Promise<InvoiceStatusRow | null> {
+  return db.get<InvoiceStatusRow>(`${STATUS_SELECT} AND r.key = ?1`, number);
 }
 
-export function listInvoiceStatuses(db: Db, filter: { status?: ExportStatus; limit?: number; offset?: number } = {}): InvoiceStatusRow[] {
-  return db.$client
-    .query(`${STATUS_SELECT} AND (CAST(?1 AS TEXT) IS NULL OR s.status = ?1)
-      ORDER BY (${NUMERIC_KEY}) DESC, CASE WHEN ${NUMERIC_KEY} THEN CAST(r.key AS BIGINT) END DESC, r.key DESC LIMIT ?2 OFFSET ?3`)
-    .all(filter.status ?? null, Math.min(filter.limit ?? 100, 1000), filter.offset ?? 0) as InvoiceStatusRow[];
+export function listInvoiceStatuses(
+  db: SqlRunner,
+  filter: { status?: ExportStatus; limit?: number; offset?: number } = {},
+): Promise<InvoiceStatusRow[]> {
+  return db.all<InvoiceStatusRow>(
+    `${STATUS_SELECT} AND (CAST(?1 AS TEXT) IS NULL OR s.status = ?1)
+      ORDER BY (${NUMERIC_KEY}) DESC, CASE WHEN ${NUMERIC_KEY} THEN CAST(r.key AS BIGINT) END DESC, r.key DESC LIMIT ?2 OFFSET ?3`,
+    filter.status ?? null,
+    Math.min(filter.limit ?? 100, 1000),
+    filter.offset ?? 0,
+  );
 }
 
-export function statusCounts(db: Db): Record<ExportStatus, number> {
+export async function statusCounts(db: SqlRunner): Promise<Record<ExportStatus, number>> {
   const counts: Record<ExportStatus, number> = { to_transfer: 0, transferred: 0, do_not_transfer: 0 };
-  for (const r of db.$client.query(`SELECT status, count(*) AS n FROM invoice_export_status GROUP BY status`).all() as {
-    status: ExportStatus;
-    n: number;
-  }[]) {
-    counts[r.status] = r.n;
-  }
+  const rows = await db.all<{ status: ExportStatus; n: number }>(`SELECT status, count(*) AS n FROM invoice_export_status GROUP BY status`);
+  for (const r of rows) counts[r.status] = r.n;
   return counts;
 }
 
@@ -99,13 +102,13 @@ const MAX_LISTED = 20;
  * All or nothing: if a transition is not allowed for any of them, nothing changes, unless skipInvalid,
  * which changes the others and reports the skipped ones.
  */
-export function changeExportStatus(
-  db: Db,
+export async function changeExportStatus(
+  db: SqlRunner,
   selector: InvoiceSelector,
   to: ExportStatus,
   by: ChangedBy,
   options: { skipInvalid?: boolean; now?: number } = {},
-): ChangeResult {
+): Promise<ChangeResult> {
   if (!EXPORT_STATUSES.includes(to)) {
     return {
       ok: false,
@@ -153,66 +156,64 @@ export function changeExportStatus(
     what = `invoices ${selector.from}–${selector.to}`;
   }
   const now = options.now ?? Date.now();
-  return db.$client
-    .transaction((): ChangeResult => {
-      const rows = (
-        "number" in selector
-          ? db.$client.query(`${STATUS_SELECT} AND r.key = ?1`).all(selector.number)
-          : db.$client
-              .query(
-                `${STATUS_SELECT} AND CASE WHEN ${NUMERIC_KEY} THEN CAST(r.key AS BIGINT) END BETWEEN ?1 AND ?2 ORDER BY CAST(r.key AS BIGINT)`,
-              )
-              .all(Number(selector.from), Number(selector.to))
-      ) as InvoiceStatusRow[];
-      if (rows.length === 0) {
-        return {
-          ok: false,
-          httpStatus: 404,
-          problems: [
-            problem(
-              "exports.invoice_not_found",
-              `No ${what}: kontobro has received no such invoice or credit note.`,
-              "Check the number; invoices arrive from the PSA when they are finalized.",
-              "number" in selector ? "number" : "from",
-            ),
-          ],
-        };
-      }
-      const skipped = rows.flatMap((r) => {
-        const p = r.status === to ? null : transitionProblem(r.number, r.status, to);
-        return p ? [{ number: r.number, problem: p }] : [];
-      });
-      if (skipped.length > 0 && !options.skipInvalid) {
-        const listed = skipped.slice(0, MAX_LISTED).map((s) => s.problem);
-        if (skipped.length > MAX_LISTED)
-          listed.push(problem("exports.invalid_transition", `… and ${skipped.length - MAX_LISTED} more invoice(s) like these.`));
-        if (rows.length > 1)
-          listed.unshift(
-            problem(
-              "exports.invalid_transition",
-              `Nothing was changed: ${skipped.length} of the ${rows.length} ${what} cannot be set to "${STATUS_LABELS[to]}".`,
-              "Narrow the range, or ask to skip the invoices that cannot change (skipInvalid / --skip-invalid).",
-              "status",
-            ),
+  return db.transaction(async (tx): Promise<ChangeResult> => {
+    await takeExportTurn(tx);
+    const rows =
+      "number" in selector
+        ? await tx.all<InvoiceStatusRow>(`${STATUS_SELECT} AND r.key = ?1`, selector.number)
+        : await tx.all<InvoiceStatusRow>(
+            `${STATUS_SELECT} AND CASE WHEN ${NUMERIC_KEY} THEN CAST(r.key AS BIGINT) END BETWEEN ?1 AND ?2 ORDER BY CAST(r.key AS BIGINT)`,
+            Number(selector.from),
+            Number(selector.to),
           );
-        return { ok: false, httpStatus: 409, problems: listed };
+    if (rows.length === 0) {
+      return {
+        ok: false,
+        httpStatus: 404,
+        problems: [
+          problem(
+            "exports.invoice_not_found",
+            `No ${what}: kontobro has received no such invoice or credit note.`,
+            "Check the number; invoices arrive from the PSA when they are finalized.",
+            "number" in selector ? "number" : "from",
+          ),
+        ],
+      };
+    }
+    const skipped = rows.flatMap((r) => {
+      const p = r.status === to ? null : transitionProblem(r.number, r.status, to);
+      return p ? [{ number: r.number, problem: p }] : [];
+    });
+    if (skipped.length > 0 && !options.skipInvalid) {
+      const listed = skipped.slice(0, MAX_LISTED).map((s) => s.problem);
+      if (skipped.length > MAX_LISTED)
+        listed.push(problem("exports.invalid_transition", `… and ${skipped.length - MAX_LISTED} more invoice(s) like these.`));
+      if (rows.length > 1)
+        listed.unshift(
+          problem(
+            "exports.invalid_transition",
+            `Nothing was changed: ${skipped.length} of the ${rows.length} ${what} cannot be set to "${STATUS_LABELS[to]}".`,
+            "Narrow the range, or ask to skip the invoices that cannot change (skipInvalid / --skip-invalid).",
+            "status",
+          ),
+        );
+      return { ok: false, httpStatus: 409, problems: listed };
+    }
+    const skip = new Set(skipped.map((s) => s.number));
+    const changed: string[] = [];
+    const unchanged: string[] = [];
+    for (const r of rows) {
+      if (skip.has(r.number)) continue;
+      if (r.status === to) {
+        unchanged.push(r.number);
+        continue;
       }
-      const skip = new Set(skipped.map((s) => s.number));
-      const upsert =
-        db.$client.prepare(`INSERT INTO invoice_export_status (invoice_key, status, changed_at, changed_by, export_file_id) VALUES (?1, ?2, ?3, ?4, NULL)
-      ON CONFLICT (invoice_key) DO UPDATE SET status = excluded.status, changed_at = excluded.changed_at, changed_by = excluded.changed_by, export_file_id = NULL`);
-      const changed: string[] = [];
-      const unchanged: string[] = [];
-      for (const r of rows) {
-        if (skip.has(r.number)) continue;
-        if (r.status === to) {
-          unchanged.push(r.number);
-          continue;
-        }
-        upsert.run(r.number, to, now, by);
-        changed.push(r.number);
-      }
-      return { ok: true, status: to, changed, unchanged, skipped };
-    })
-    .immediate();
+      await tx.run(UPSERT_STATUS, r.number, to, now, by);
+      changed.push(r.number);
+    }
+    return { ok: true, status: to, changed, unchanged, skipped };
+  });
 }
+
+const UPSERT_STATUS = `INSERT INTO invoice_export_status (invoice_key, status, changed_at, changed_by, export_file_id) VALUES (?1, ?2, ?3, ?4, NULL)
+  ON CONFLICT (invoice_key) DO UPDATE SET status = excluded.status, changed_at = excluded.changed_at, changed_by = excluded.changed_by, export_file_id = NULL`;

@@ -1,40 +1,47 @@
 // Database reads and writes of the exports: the records an export is built from, export runs and the
-// files they produced. Plain SQL on the shared connection; callers own the transactions.
+// files they produced. SQL written once for both engines (agent/db/pg/README.md §3), run on the tenant's
+// runner (a transaction's `tx` or the runner itself); callers own the transactions.
 import type { Customer, ExpenseClaim, InvoiceLike, Project, TimeRecord, User } from "../model.ts";
-import type { Db } from "../db/index.ts";
+import type { SqlRunner } from "../db/pg/runner.ts";
 import type { Problem } from "../problem.ts";
 
-function recordMap<T>(db: Db, entity: string): Map<string, T> {
-  const rows = db.$client.query(`SELECT key, payload FROM records WHERE entity = ?1`).all(entity) as { key: string; payload: string }[];
+async function recordMap<T>(db: SqlRunner, entity: string): Promise<Map<string, T>> {
+  const rows = await db.all<{ key: string; payload: string }>(`SELECT key, payload FROM records WHERE entity = ?1`, entity);
   return new Map(rows.map((r) => [r.key, JSON.parse(r.payload) as T]));
 }
 
-export const loadCustomers = (db: Db) => recordMap<Customer>(db, "customer");
-export const loadProjects = (db: Db) => recordMap<Project>(db, "project");
-export const loadUsers = (db: Db) => recordMap<User>(db, "user");
+export const loadCustomers = (db: SqlRunner) => recordMap<Customer>(db, "customer");
+export const loadProjects = (db: SqlRunner) => recordMap<Project>(db, "project");
+export const loadUsers = (db: SqlRunner) => recordMap<User>(db, "user");
 
 /** Invoices and credit notes whose status is "to transfer", optionally only those dated from…to. */
-export function loadInvoicesToTransfer(db: Db, period: { from?: string; to?: string } = {}): { doc: InvoiceLike; status: string }[] {
-  const rows = db.$client
-    .query(
-      `SELECT r.payload, s.status FROM invoice_export_status s JOIN records r ON r.entity = 'invoice' AND r.key = s.invoice_key
+export async function loadInvoicesToTransfer(
+  db: SqlRunner,
+  period: { from?: string; to?: string } = {},
+): Promise<{ doc: InvoiceLike; status: string }[]> {
+  const rows = await db.all<{ payload: string; status: string }>(
+    `SELECT r.payload, s.status FROM invoice_export_status s JOIN records r ON r.entity = 'invoice' AND r.key = s.invoice_key
       WHERE s.status = 'to_transfer' AND (CAST(?1 AS TEXT) IS NULL OR json_extract(r.payload, '$.date') >= ?1)
         AND (CAST(?2 AS TEXT) IS NULL OR json_extract(r.payload, '$.date') <= ?2)`,
-    )
-    .all(period.from ?? null, period.to ?? null) as { payload: string; status: string }[];
+    period.from ?? null,
+    period.to ?? null,
+  );
   return rows.map((r) => ({ doc: JSON.parse(r.payload) as InvoiceLike, status: r.status }));
 }
 
-function datedRecords<T>(db: Db, entity: string, from: string, to: string): T[] {
-  const rows = db.$client
-    .query(`SELECT payload FROM records WHERE entity = ?1 AND json_extract(payload, '$.date') BETWEEN ?2 AND ?3`)
-    .all(entity, from, to) as { payload: string }[];
+async function datedRecords<T>(db: SqlRunner, entity: string, from: string, to: string): Promise<T[]> {
+  const rows = await db.all<{ payload: string }>(
+    `SELECT payload FROM records WHERE entity = ?1 AND json_extract(payload, '$.date') BETWEEN ?2 AND ?3`,
+    entity,
+    from,
+    to,
+  );
   return rows.map((r) => JSON.parse(r.payload) as T);
 }
 
-export const loadTimeRecords = (db: Db, from: string, to: string) => datedRecords<TimeRecord>(db, "time_record", from, to);
+export const loadTimeRecords = (db: SqlRunner, from: string, to: string) => datedRecords<TimeRecord>(db, "time_record", from, to);
 /** Claims by the claim's date: a claim's lines always travel together. */
-export const loadClaims = (db: Db, from: string, to: string) => datedRecords<ExpenseClaim>(db, "expense_claim", from, to);
+export const loadClaims = (db: SqlRunner, from: string, to: string) => datedRecords<ExpenseClaim>(db, "expense_claim", from, to);
 
 export interface RunRow {
   id: number;
@@ -75,29 +82,27 @@ const FILE_COLUMNS = `f.id, f.run_id AS runId, f.file_name AS fileName, f.format
 
 const toRun = (r: any): RunRow => ({ ...r, warnings: JSON.parse(r.warnings) });
 
-export function insertRun(db: Db, run: Omit<RunRow, "id">): number {
-  const row = db.$client
-    .query(
-      `INSERT INTO export_runs (kind, template, data_type, period_from, period_to, row_count, invoice_count, warnings, requested_by, created_at)
+export async function insertRun(db: SqlRunner, run: Omit<RunRow, "id">): Promise<number> {
+  const row = await db.get<{ id: number }>(
+    `INSERT INTO export_runs (kind, template, data_type, period_from, period_to, row_count, invoice_count, warnings, requested_by, created_at)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id`,
-    )
-    .get(
-      run.kind,
-      run.template,
-      run.dataType,
-      run.periodFrom,
-      run.periodTo,
-      run.rowCount,
-      run.invoiceCount,
-      JSON.stringify(run.warnings),
-      run.requestedBy,
-      run.createdAt,
-    ) as { id: number };
-  return row.id;
+    run.kind,
+    run.template,
+    run.dataType,
+    run.periodFrom,
+    run.periodTo,
+    run.rowCount,
+    run.invoiceCount,
+    JSON.stringify(run.warnings),
+    run.requestedBy,
+    run.createdAt,
+  );
+  return row!.id;
 }
 
-export function insertFile(
-  db: Db,
+/** `delivered`: false for a file made while no output folder is set (delivered_at 0: never written there later). */
+export async function insertFile(
+  db: SqlRunner,
   file: {
     runId: number;
     fileName: string;
@@ -109,92 +114,112 @@ export function insertFile(
     sha256: string;
     rowCount: number;
     createdAt: number;
+    toDeliver: boolean;
   },
-): number {
-  const row = db.$client
-    .query(
-      `INSERT INTO export_files (run_id, file_name, format, encoding, period_from, period_to, bytes, size, sha256, row_count, created_at)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING id`,
-    )
-    .get(
-      file.runId,
-      file.fileName,
-      file.format,
-      file.encoding,
-      file.periodFrom,
-      file.periodTo,
-      file.bytes,
-      file.bytes.length,
-      file.sha256,
-      file.rowCount,
-      file.createdAt,
-    ) as { id: number };
-  return row.id;
+): Promise<number> {
+  const row = await db.get<{ id: number }>(
+    `INSERT INTO export_files (run_id, file_name, format, encoding, period_from, period_to, bytes, size, sha256, row_count, created_at, delivered_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, CASE WHEN ?12 = 1 THEN NULL ELSE 0 END) RETURNING id`,
+    file.runId,
+    file.fileName,
+    file.format,
+    file.encoding,
+    file.periodFrom,
+    file.periodTo,
+    file.bytes,
+    file.bytes.length,
+    file.sha256,
+    file.rowCount,
+    file.createdAt,
+    file.toDeliver ? 1 : 0,
+  );
+  return row!.id;
 }
 
 /** Completes a run inserted at the start of its export's transaction. */
-export function finishRun(db: Db, id: number, done: { rowCount: number; invoiceCount: number; warnings: Problem[] }): void {
-  db.$client.run(`UPDATE export_runs SET row_count = ?2, invoice_count = ?3, warnings = ?4 WHERE id = ?1`, [
+export async function finishRun(
+  db: SqlRunner,
+  id: number,
+  done: { rowCount: number; invoiceCount: number; warnings: Problem[] },
+): Promise<void> {
+  await db.run(
+    `UPDATE export_runs SET row_count = ?2, invoice_count = ?3, warnings = ?4 WHERE id = ?1`,
     id,
     done.rowCount,
     done.invoiceCount,
     JSON.stringify(done.warnings),
-  ]);
-}
-
-/** How many SIE files exist: their serial numbers run 1, 2, 3, … without gaps (PayEx naming). */
-export function sieFileCount(db: Db): number {
-  return (db.$client.query(`SELECT count(*) AS n FROM export_files WHERE format = 'sie4i'`).get() as { n: number }).n;
-}
-
-export function listRuns(db: Db, limit = 50): RunRow[] {
-  return (db.$client.query(`SELECT ${RUN_COLUMNS} FROM export_runs ORDER BY id DESC LIMIT ?1`).all(Math.min(limit, 1000)) as any[]).map(
-    toRun,
   );
 }
 
-export function getRun(db: Db, id: number): RunRow | null {
-  const r = db.$client.query(`SELECT ${RUN_COLUMNS} FROM export_runs WHERE id = ?1`).get(id);
+/** How many SIE files exist: their serial numbers run 1, 2, 3, … without gaps (PayEx naming). */
+export async function sieFileCount(db: SqlRunner): Promise<number> {
+  return (await db.get<{ n: number }>(`SELECT count(*) AS n FROM export_files WHERE format = 'sie4i'`))!.n;
+}
+
+export async function listRuns(db: SqlRunner, limit = 50): Promise<RunRow[]> {
+  return (await db.all(`SELECT ${RUN_COLUMNS} FROM export_runs ORDER BY id DESC LIMIT ?1`, Math.min(limit, 1000))).map(toRun);
+}
+
+export async function getRun(db: SqlRunner, id: number): Promise<RunRow | null> {
+  const r = await db.get(`SELECT ${RUN_COLUMNS} FROM export_runs WHERE id = ?1`, id);
   return r ? toRun(r) : null;
 }
 
-export function listFiles(db: Db, filter: { limit?: number; beforeId?: number; runId?: number } = {}): FileRow[] {
-  return db.$client
-    .query(
-      `SELECT ${FILE_COLUMNS} FROM export_files f JOIN export_runs r ON r.id = f.run_id
+export function listFiles(db: SqlRunner, filter: { limit?: number; beforeId?: number; runId?: number } = {}): Promise<FileRow[]> {
+  return db.all<FileRow>(
+    `SELECT ${FILE_COLUMNS} FROM export_files f JOIN export_runs r ON r.id = f.run_id
       WHERE (CAST(?1 AS BIGINT) IS NULL OR f.id < ?1) AND (CAST(?2 AS BIGINT) IS NULL OR f.run_id = ?2) ORDER BY f.id DESC LIMIT ?3`,
-    )
-    .all(filter.beforeId ?? null, filter.runId ?? null, Math.min(filter.limit ?? 100, 1000)) as FileRow[];
+    filter.beforeId ?? null,
+    filter.runId ?? null,
+    Math.min(filter.limit ?? 100, 1000),
+  );
 }
 
-export function getFile(db: Db, id: number): FileRow | null {
-  return db.$client
-    .query(`SELECT ${FILE_COLUMNS} FROM export_files f JOIN export_runs r ON r.id = f.run_id WHERE f.id = ?1`)
-    .get(id) as FileRow | null;
+export function getFile(db: SqlRunner, id: number): Promise<FileRow | null> {
+  return db.get<FileRow>(`SELECT ${FILE_COLUMNS} FROM export_files f JOIN export_runs r ON r.id = f.run_id WHERE f.id = ?1`, id);
 }
 
-export function getFileBytes(db: Db, id: number): { fileName: string; format: string; bytes: Uint8Array } | null {
-  const r = db.$client.query(`SELECT file_name AS fileName, format, bytes FROM export_files WHERE id = ?1`).get(id) as any;
+export async function getFileBytes(db: SqlRunner, id: number): Promise<{ fileName: string; format: string; bytes: Uint8Array } | null> {
+  const r = await db.get<{ fileName: string; format: string; bytes: Uint8Array }>(
+    `SELECT file_name AS fileName, format, bytes FROM export_files WHERE id = ?1`,
+    id,
+  );
   return r ? { fileName: r.fileName, format: r.format, bytes: new Uint8Array(r.bytes) } : null;
 }
 
 /** Earlier runs over the same records whose period overlaps from…to. */
-export function overlappingRuns(db: Db, dataTypes: string[], from: string, to: string): RunRow[] {
+export async function overlappingRuns(db: SqlRunner, dataTypes: string[], from: string, to: string): Promise<RunRow[]> {
   const marks = dataTypes.map((_, i) => `?${i + 3}`).join(", ");
   return (
-    db.$client
-      .query(
-        `SELECT ${RUN_COLUMNS} FROM export_runs WHERE data_type IN (${marks}) AND period_from <= ?2 AND period_to >= ?1 AND row_count > 0 ORDER BY id`,
-      )
-      .all(from, to, ...dataTypes) as any[]
+    await db.all(
+      `SELECT ${RUN_COLUMNS} FROM export_runs WHERE data_type IN (${marks}) AND period_from <= ?2 AND period_to >= ?1 AND row_count > 0 ORDER BY id`,
+      from,
+      to,
+      ...dataTypes,
+    )
   ).map(toRun);
 }
 
 /** The invoices an export file transferred (still marked with it). */
-export function invoicesOfFile(db: Db, fileId: number): string[] {
-  return (
-    db.$client.query(`SELECT invoice_key AS k FROM invoice_export_status WHERE export_file_id = ?1 ORDER BY invoice_key`).all(fileId) as {
-      k: string;
-    }[]
-  ).map((r) => r.k);
+export async function invoicesOfFile(db: SqlRunner, fileId: number): Promise<string[]> {
+  const rows = await db.all<{ k: string }>(
+    `SELECT invoice_key AS k FROM invoice_export_status WHERE export_file_id = ?1 ORDER BY invoice_key`,
+    fileId,
+  );
+  return rows.map((r) => r.k);
+}
+
+// An export decides what it takes (the invoices still "to transfer", the next SIE serial number) from what it reads,
+// then writes: right only if no other export or status change of the same tenant commits in between. On SQLite the
+// write transaction holds the database. On PostgreSQL, where an export can run on any worker, they take turns on the
+// tenant's `export_writer` settings row, locked until commit (created by the first). SQLite runs nothing here.
+const EXPORT_TURN = `SELECT name FROM settings WHERE name = 'export_writer' FOR UPDATE`;
+const EXPORT_TURN_ROW = `INSERT INTO settings (name, value) VALUES ('export_writer', '') ON CONFLICT (name) DO NOTHING`;
+
+/** Waits for the tenant's export turn, held by `tx` until it ends. Call it first in the transaction. */
+export async function takeExportTurn(tx: SqlRunner): Promise<void> {
+  const locked = await tx.lockForUpdate(EXPORT_TURN);
+  if (locked !== 0) return; // taken (PostgreSQL), or nothing to take (SQLite: null)
+  await tx.run(EXPORT_TURN_ROW);
+  await tx.lockForUpdate(EXPORT_TURN);
 }

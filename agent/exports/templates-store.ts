@@ -1,9 +1,10 @@
-// Export templates in SQLite (the user's) and in code (the built-in ones, read-only).
+// Export templates in the database (the user's, per tenant on PostgreSQL) and in code (the built-in ones, read-only).
 import { BUILTIN_TEMPLATES, builtinTemplate } from "../../formats/templates/builtin.ts";
 import { parseTemplate, type Template } from "../../formats/templates/definition.ts";
 import { DATA_TYPE_TITLES } from "../../formats/templates/fields.ts";
-import type { Db } from "../db/index.ts";
+import type { SqlRunner } from "../db/pg/runner.ts";
 import { problem, type Problem } from "../problem.ts";
+import { takeExportTurn } from "./store.ts";
 
 export interface TemplateSummary {
   name: string;
@@ -31,12 +32,10 @@ function fromRow(row: { definition: string }): { ok: true; template: Template } 
   return parseTemplate(JSON.parse(row.definition));
 }
 
-export function listTemplates(db: Db): TemplateSummary[] {
-  const stored = db.$client.query(`SELECT name, definition, updated_at AS updatedAt FROM export_templates ORDER BY name`).all() as {
-    name: string;
-    definition: string;
-    updatedAt: number;
-  }[];
+export async function listTemplates(db: SqlRunner): Promise<TemplateSummary[]> {
+  const stored = await db.all<{ name: string; definition: string; updatedAt: number }>(
+    `SELECT name, definition, updated_at AS updatedAt FROM export_templates ORDER BY name`,
+  );
   return [
     ...BUILTIN_TEMPLATES.map((t) => summary(t, true)),
     ...stored.flatMap((r) => {
@@ -48,10 +47,10 @@ export function listTemplates(db: Db): TemplateSummary[] {
 
 export type Found = { ok: true; template: Template; builtin: boolean } | { ok: false; httpStatus: 404 | 422; problems: Problem[] };
 
-export function findTemplate(db: Db, name: string): Found {
+export async function findTemplate(db: SqlRunner, name: string): Promise<Found> {
   const builtin = builtinTemplate(name);
   if (builtin) return { ok: true, template: builtin, builtin: true };
-  const row = db.$client.query(`SELECT definition FROM export_templates WHERE name = ?1`).get(name) as { definition: string } | null;
+  const row = await db.get<{ definition: string }>(`SELECT definition FROM export_templates WHERE name = ?1`, name);
   if (!row) {
     return {
       ok: false,
@@ -73,7 +72,7 @@ export function findTemplate(db: Db, name: string): Found {
 export type Saved = { ok: true; created: boolean; template: Template } | { ok: false; httpStatus: 409 | 422; problems: Problem[] };
 
 /** Validates and stores a template. A built-in name is reserved; an existing one is replaced only when asked. */
-export function saveTemplate(db: Db, input: unknown, options: { replace?: boolean; now?: number } = {}): Saved {
+export async function saveTemplate(db: SqlRunner, input: unknown, options: { replace?: boolean; now?: number } = {}): Promise<Saved> {
   const parsed = parseTemplate(input);
   if (!parsed.ok) return { ok: false, httpStatus: 422, problems: parsed.problems };
   const t = parsed.template;
@@ -92,34 +91,40 @@ export function saveTemplate(db: Db, input: unknown, options: { replace?: boolea
     };
   }
   const now = options.now ?? Date.now();
-  return db.$client
-    .transaction((): Saved => {
-      const exists = db.$client.query(`SELECT 1 FROM export_templates WHERE name = ?1`).get(t.name);
-      if (exists && !options.replace) {
-        return {
-          ok: false,
-          httpStatus: 409,
-          problems: [
-            problem(
-              "template.exists",
-              `A template named "${t.name}" exists already.`,
-              "Replace it (PUT /api/v1/exports/templates/NAME, or --replace on import), or choose another name.",
-              "name",
-            ),
-          ],
-        };
-      }
-      db.$client.run(
-        `INSERT INTO export_templates (name, data_type, definition, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)
+  return db.transaction(async (tx): Promise<Saved> => {
+    // Two saves of one name on two workers: the second sees the first's (409 unless replace), as on SQLite.
+    await takeExportTurn(tx);
+    const exists = await tx.get(`SELECT 1 AS found FROM export_templates WHERE name = ?1`, t.name);
+    if (exists && !options.replace) {
+      return {
+        ok: false,
+        httpStatus: 409,
+        problems: [
+          problem(
+            "template.exists",
+            `A template named "${t.name}" exists already.`,
+            "Replace it (PUT /api/v1/exports/templates/NAME, or --replace on import), or choose another name.",
+            "name",
+          ),
+        ],
+      };
+    }
+    await tx.run(
+      `INSERT INTO export_templates (name, data_type, definition, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)
       ON CONFLICT (name) DO UPDATE SET data_type = excluded.data_type, definition = excluded.definition, updated_at = excluded.updated_at`,
-        [t.name, t.dataType, JSON.stringify(t), now],
-      );
-      return { ok: true, created: !exists, template: t };
-    })
-    .immediate();
+      t.name,
+      t.dataType,
+      JSON.stringify(t),
+      now,
+    );
+    return { ok: true, created: !exists, template: t };
+  });
 }
 
-export function deleteTemplate(db: Db, name: string): { ok: true } | { ok: false; httpStatus: 404 | 409; problems: Problem[] } {
+export async function deleteTemplate(
+  db: SqlRunner,
+  name: string,
+): Promise<{ ok: true } | { ok: false; httpStatus: 404 | 409; problems: Problem[] }> {
   if (builtinTemplate(name)) {
     return {
       ok: false,
@@ -134,7 +139,7 @@ export function deleteTemplate(db: Db, name: string): { ok: true } | { ok: false
       ],
     };
   }
-  const r = db.$client.run(`DELETE FROM export_templates WHERE name = ?1`, [name]);
+  const r = await db.run(`DELETE FROM export_templates WHERE name = ?1`, name);
   return r.changes > 0
     ? { ok: true }
     : {

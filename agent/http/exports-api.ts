@@ -1,10 +1,13 @@
 // /api/v1/exports: run exports, download files again, change invoices' export status, manage and test
-// templates. Behind the bearer token. Every refusal is {error, message, hint, problems[]}.
+// templates. Behind the bearer token: the agent's (SQLite), or a tenant's on a hosted worker, where the routes run on
+// that tenant's runner with its [exports] settings. Every refusal is {error, message, hint, problems[]}.
 import { Hono, type Context } from "hono";
 import { z } from "zod";
 import { parseTemplate, templateFileName, templateFromFile, templateToFile } from "../../formats/templates/definition.ts";
 import { DATA_TYPES, DATA_TYPE_TITLES, FIELDS, SELECTION } from "../../formats/templates/fields.ts";
-import { exportSettings } from "../exports/config.ts";
+import type { Db } from "../db/index.ts";
+import { sqliteRunner, type SqlRunner } from "../db/pg/runner.ts";
+import { exportSettings, type ExportSettings } from "../exports/config.ts";
 import { previewTemplate } from "../exports/preview.ts";
 import { runExport } from "../exports/service.ts";
 import { changeExportStatus, EXPORT_STATUSES, invoiceStatus, listInvoiceStatuses, statusCounts } from "../exports/status.ts";
@@ -103,48 +106,70 @@ const attachment = (c: Context, name: string, bytes: Uint8Array, type: string) =
   return c.body(bytes as Uint8Array<ArrayBuffer>);
 };
 
+/** The SQLite agent's exports API, behind its API token. */
 export function exportsRoutes(ctx: AppContext): Hono {
   const api = new Hono();
-  const settings = () => ctx.exports?.settings ?? exportSettings();
   api.use(
     "*",
     requireApiToken(() => ctx.apiToken),
   );
+  const runner = sqliteRunner(ctx.db.$client);
+  api.route("/", exportsApi({ runner: () => runner, settings: () => ctx.exports?.settings ?? exportSettings(), progressIn: ctx.db }));
+  return api;
+}
+
+/** Where the exports API finds the request's tenant (the caller has checked its token). */
+export interface ExportsApiContext {
+  runner(c: Context): SqlRunner;
+  settings(c: Context): ExportSettings;
+  /** SQLite: the data directory's database, where progress files show an export to other processes; null on PostgreSQL. */
+  progressIn: Db | null;
+}
+
+/** The routes, on the tenant `ctx` finds for each request. */
+export function exportsApi(ctx: ExportsApiContext): Hono<any> {
+  const api = new Hono<any>();
+  const db = (c: Context) => ctx.runner(c);
+  const settings = (c: Context) => ctx.settings(c);
 
   api.post("/runs", async (c) => {
     const body = await jsonBody(c);
     if (!body.ok) return body.response;
     const parsed = RunBody.safeParse(body.body);
     if (!parsed.success) return refuse(c, 422, issuesToProblems(parsed.error.issues));
-    const r = runExport(ctx.db, settings(), parsed.data, { by: "api" });
+    const r = await runExport(db(c), settings(c), parsed.data, { by: "api", progressIn: ctx.progressIn });
     if (!r.ok) return refuse(c, r.httpStatus, r.problems);
     return c.json(
       { ...r, files: r.files.map((f) => ({ ...f, download: `/api/v1/exports/files/${f.id}/download` })) },
       r.files.length > 0 ? 201 : 200,
     );
   });
-  api.get("/runs", (c) =>
-    c.json({
-      runs: listRuns(ctx.db, Number(c.req.query("limit") ?? 50) || 50).map((r) => ({ ...r, files: listFiles(ctx.db, { runId: r.id }) })),
-    }),
-  );
-  api.get("/runs/:id", (c) => {
-    const run = getRun(ctx.db, Number(c.req.param("id")));
+  api.get("/runs", async (c) => {
+    const runs = [];
+    for (const r of await listRuns(db(c), Number(c.req.query("limit") ?? 50) || 50))
+      runs.push({ ...r, files: await listFiles(db(c), { runId: r.id }) });
+    return c.json({ runs });
+  });
+  api.get("/runs/:id", async (c) => {
+    const run = await getRun(db(c), Number(c.req.param("id")));
     return run
-      ? c.json({ ...run, files: listFiles(ctx.db, { runId: run.id }) })
+      ? c.json({ ...run, files: await listFiles(db(c), { runId: run.id }) })
       : c.json({ error: "not_found", message: `No export ${c.req.param("id")}.` }, 404);
   });
 
-  api.get("/files", (c) => {
+  api.get("/files", async (c) => {
     const before = c.req.query("before");
-    const files = listFiles(ctx.db, { limit: Number(c.req.query("limit") ?? 100) || 100, beforeId: before ? Number(before) : undefined });
+    const files = await listFiles(db(c), {
+      limit: Number(c.req.query("limit") ?? 100) || 100,
+      beforeId: before ? Number(before) : undefined,
+    });
     return c.json({
       files: files.map((f) => ({ ...f, download: `/api/v1/exports/files/${f.id}/download` })),
       next: files.length > 0 ? files[files.length - 1]!.id : null,
     });
   });
-  api.get("/files/:id", (c) => {
-    const f = getFile(ctx.db, Number(c.req.param("id")));
+  api.get("/files/:id", async (c) => {
+    const f = await getFile(db(c), Number(c.req.param("id")));
     if (!f)
       return c.json(
         { error: "not_found", message: `No export file ${c.req.param("id")}.`, hint: "List the files with GET /api/v1/exports/files." },
@@ -152,13 +177,13 @@ export function exportsRoutes(ctx: AppContext): Hono {
       );
     return c.json({
       ...f,
-      invoices: invoicesOfFile(ctx.db, f.id),
-      warnings: getRun(ctx.db, f.runId)?.warnings ?? [],
+      invoices: await invoicesOfFile(db(c), f.id),
+      warnings: (await getRun(db(c), f.runId))?.warnings ?? [],
       download: `/api/v1/exports/files/${f.id}/download`,
     });
   });
-  api.get("/files/:id/download", (c) => {
-    const f = getFileBytes(ctx.db, Number(c.req.param("id")));
+  api.get("/files/:id/download", async (c) => {
+    const f = await getFileBytes(db(c), Number(c.req.param("id")));
     if (!f)
       return c.json(
         { error: "not_found", message: `No export file ${c.req.param("id")}.`, hint: "List the files with GET /api/v1/exports/files." },
@@ -167,7 +192,7 @@ export function exportsRoutes(ctx: AppContext): Hono {
     return attachment(c, f.fileName, f.bytes, "application/octet-stream");
   });
 
-  api.get("/invoices", (c) => {
+  api.get("/invoices", async (c) => {
     const status = c.req.query("status");
     if (status && !(EXPORT_STATUSES as readonly string[]).includes(status)) {
       return c.json(
@@ -180,16 +205,16 @@ export function exportsRoutes(ctx: AppContext): Hono {
       );
     }
     return c.json({
-      counts: statusCounts(ctx.db),
-      invoices: listInvoiceStatuses(ctx.db, {
+      counts: await statusCounts(db(c)),
+      invoices: await listInvoiceStatuses(db(c), {
         status: status as any,
         limit: Number(c.req.query("limit") ?? 100) || 100,
         offset: Number(c.req.query("offset") ?? 0) || 0,
       }),
     });
   });
-  api.get("/invoices/:number", (c) => {
-    const row = invoiceStatus(ctx.db, c.req.param("number"));
+  api.get("/invoices/:number", async (c) => {
+    const row = await invoiceStatus(db(c), c.req.param("number"));
     return row ? c.json(row) : c.json({ error: "not_found", message: `No invoice ${c.req.param("number")}.` }, 404);
   });
   api.post("/invoices/status", async (c) => {
@@ -198,14 +223,14 @@ export function exportsRoutes(ctx: AppContext): Hono {
     const parsed = StatusBody.safeParse(body.body);
     if (!parsed.success) return refuse(c, 422, issuesToProblems(parsed.error.issues));
     const { status, skipInvalid, number, from, to } = parsed.data;
-    const r = changeExportStatus(ctx.db, number !== undefined ? { number } : { from: from!, to: to! }, status, "api", { skipInvalid });
+    const r = await changeExportStatus(db(c), number !== undefined ? { number } : { from: from!, to: to! }, status, "api", { skipInvalid });
     return r.ok ? c.json(r) : refuse(c, r.httpStatus, r.problems);
   });
 
   api.get("/data-types", (c) =>
     c.json({ dataTypes: DATA_TYPES.map((d) => ({ name: d, title: DATA_TYPE_TITLES[d], selection: SELECTION[d], fields: FIELDS[d] })) }),
   );
-  api.get("/templates", (c) => c.json({ templates: listTemplates(ctx.db) }));
+  api.get("/templates", async (c) => c.json({ templates: await listTemplates(db(c)) }));
   api.post("/templates/test", async (c) => {
     const body = await jsonBody(c);
     if (!body.ok) return body.response;
@@ -218,34 +243,34 @@ export function exportsRoutes(ctx: AppContext): Hono {
         422,
         t.problems.map((p) => ({ ...p, field: `template.${p.field ?? ""}`.replace(/\.$/, "") })),
       );
-    const r = previewTemplate(ctx.db, settings(), t.template, parsed.data);
+    const r = await previewTemplate(db(c), settings(c), t.template, parsed.data);
     return r.ok ? c.json(r) : refuse(c, r.httpStatus, r.problems);
   });
   api.post("/templates/import", async (c) => {
     const r = templateFromFile(await c.req.text());
     if (!r.ok) return refuse(c, 422, r.problems);
-    const saved = saveTemplate(ctx.db, r.template, { replace: c.req.query("replace") === "true" });
+    const saved = await saveTemplate(db(c), r.template, { replace: c.req.query("replace") === "true" });
     return saved.ok
       ? c.json({ name: saved.template.name, created: saved.created }, saved.created ? 201 : 200)
       : refuse(c, saved.httpStatus, saved.problems);
   });
-  api.get("/templates/:name", (c) => {
-    const r = findTemplate(ctx.db, c.req.param("name"));
+  api.get("/templates/:name", async (c) => {
+    const r = await findTemplate(db(c), c.req.param("name"));
     return r.ok ? c.json({ ...r.template, builtin: r.builtin }) : refuse(c, r.httpStatus, r.problems);
   });
   api.put("/templates/:name", async (c) => {
     const body = await jsonBody(c);
     if (!body.ok) return body.response;
     const input = { ...(body.body as object), name: c.req.param("name") };
-    const saved = saveTemplate(ctx.db, input, { replace: true });
+    const saved = await saveTemplate(db(c), input, { replace: true });
     return saved.ok ? c.json(saved.template, saved.created ? 201 : 200) : refuse(c, saved.httpStatus, saved.problems);
   });
-  api.delete("/templates/:name", (c) => {
-    const r = deleteTemplate(ctx.db, c.req.param("name"));
+  api.delete("/templates/:name", async (c) => {
+    const r = await deleteTemplate(db(c), c.req.param("name"));
     return r.ok ? c.body(null, 204) : refuse(c, r.httpStatus, r.problems);
   });
-  api.get("/templates/:name/file", (c) => {
-    const r = findTemplate(ctx.db, c.req.param("name"));
+  api.get("/templates/:name/file", async (c) => {
+    const r = await findTemplate(db(c), c.req.param("name"));
     if (!r.ok) return refuse(c, r.httpStatus, r.problems);
     return attachment(
       c,
@@ -255,7 +280,7 @@ export function exportsRoutes(ctx: AppContext): Hono {
     );
   });
   api.post("/templates/:name/test", async (c) => {
-    const found = findTemplate(ctx.db, c.req.param("name"));
+    const found = await findTemplate(db(c), c.req.param("name"));
     if (!found.ok) return refuse(c, found.httpStatus, found.problems);
     let request: z.infer<typeof PreviewBody> = {};
     if ((c.req.header("content-length") ?? "0") !== "0") {
@@ -265,7 +290,7 @@ export function exportsRoutes(ctx: AppContext): Hono {
       if (!parsed.success) return refuse(c, 422, issuesToProblems(parsed.error.issues));
       request = parsed.data;
     }
-    const r = previewTemplate(ctx.db, settings(), found.template, request);
+    const r = await previewTemplate(db(c), settings(c), found.template, request);
     return r.ok ? c.json(r) : refuse(c, r.httpStatus, r.problems);
   });
   return api;

@@ -4,6 +4,7 @@
 import type { Context, Hono } from "hono";
 import { html, raw } from "hono/html";
 import { DATA_TYPE_TITLES } from "../../formats/templates/fields.ts";
+import { sqliteRunner } from "../db/pg/runner.ts";
 import { exportSettings } from "../exports/config.ts";
 import { runExport, type ExportResult } from "../exports/service.ts";
 import { changeExportStatus, EXPORT_STATUSES, STATUS_LABELS, statusCounts, type ExportStatus } from "../exports/status.ts";
@@ -15,12 +16,13 @@ import type { AppContext } from "./context.ts";
 
 const size = (n: number) => (n < 1024 ? `${n} B` : `${(n / 1024).toFixed(1)} KB`);
 
-export function renderExportsSection(ctx: AppContext) {
-  const counts = statusCounts(ctx.db);
-  const files = listFiles(ctx.db, { limit: 20 });
-  const last = listRuns(ctx.db, 1)[0];
+export async function renderExportsSection(ctx: AppContext) {
+  const db = sqliteRunner(ctx.db.$client);
+  const counts = await statusCounts(db);
+  const files = await listFiles(db, { limit: 20 });
+  const last = (await listRuns(db, 1))[0];
   const actions = ctx.exports?.uiActions ?? false;
-  const templates = listTemplates(ctx.db);
+  const templates = await listTemplates(db);
   return html`<section class="card exports" id="exports"><style>${raw(CSS)}</style>
 <h2>Exports to accounting <span class="muted">SIE 4 and export templates</span></h2>
 <ul class="counts">${EXPORT_STATUSES.map((s) => html`<li><span>${STATUS_LABELS[s]}</span><strong data-export-status="${s}">${counts[s]}</strong></li>`)}</ul>
@@ -111,7 +113,10 @@ export function registerExportUi(app: Hono, ctx: AppContext): void {
       what === "sie4"
         ? { format: "sie4" as const, ...period }
         : { format: "template" as const, template: what.replace(/^template:/, ""), ...period };
-    const r = runExport(ctx.db, ctx.exports?.settings ?? exportSettings(), request, { by: "ui" });
+    const r = await runExport(sqliteRunner(ctx.db.$client), ctx.exports?.settings ?? exportSettings(), request, {
+      by: "ui",
+      progressIn: ctx.db,
+    });
     return c.html(resultPage(r.ok ? "Export" : "Export refused", exportResultBody(r)), r.ok ? 200 : r.httpStatus);
   });
 
@@ -123,7 +128,7 @@ export function registerExportUi(app: Hono, ctx: AppContext): void {
     const to = field(body, "to") ?? from;
     const status = field(body, "status") as ExportStatus;
     if (!number && !from) return c.html(resultPage("Nothing changed", html`<p>Give an invoice number, or a range from–to.</p>`), 422);
-    const r = changeExportStatus(ctx.db, number ? { number } : { from: from!, to: to! }, status, "ui", {
+    const r = await changeExportStatus(sqliteRunner(ctx.db.$client), number ? { number } : { from: from!, to: to! }, status, "ui", {
       skipInvalid: body.skipInvalid === "1",
     });
     if (!r.ok) return c.html(resultPage("Nothing changed", html`${r.problems.map(problemBox)}`), r.httpStatus);
@@ -136,9 +141,9 @@ ${r.unchanged.length ? ` ${r.unchanged.length} already had that status.` : ""}</
     );
   });
 
-  app.get("/ui/exports/files/:id/download", (c) => {
+  app.get("/ui/exports/files/:id/download", async (c) => {
     if (!(ctx.exports?.uiActions ?? false)) return refused(c);
-    const f = getFileBytes(ctx.db, Number(c.req.param("id")));
+    const f = await getFileBytes(sqliteRunner(ctx.db.$client), Number(c.req.param("id")));
     if (!f) return c.text(`No export file ${c.req.param("id")}.`, 404);
     c.header("Content-Type", "application/octet-stream");
     c.header("Content-Disposition", `attachment; filename="${f.fileName.replace(/[^A-Za-z0-9._-]/g, "_")}"`);
