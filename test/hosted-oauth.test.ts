@@ -7,7 +7,7 @@
 // that does not exist, the tokens stored in the tenant's rows), `kontobro connect` pointing there, `kontobro tenant set`.
 import { describe, expect, test } from "bun:test";
 import { SQL } from "bun";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { storedCredentials, tenantCredentialStore } from "../agent/credentials.ts";
 import { postgresRunner, type SqlRunner } from "../agent/db/pg/runner.ts";
@@ -149,7 +149,7 @@ pgOnly("OAuth targets of hosted tenants (PostgreSQL)", () => {
     }
   }, 30_000);
 
-  test("kontobro tenant connect: a clear error for a tenant or target that does not exist; the tokens go to the tenant's rows", async () => {
+  test("kontobro tenant connect and tenant set: a clear error for a tenant or target that does not exist; the tokens go to the tenant's rows; a refused configuration stores nothing", async () => {
     const s = await open("postgres");
     const dir = tempDir("kontobro-tenant-connect-");
     const srv = startEaccountingSandbox();
@@ -213,6 +213,24 @@ pgOnly("OAuth targets of hosted tenants (PostgreSQL)", () => {
         const rows =
           await admin`SELECT t.slug, c.target, c.state FROM credentials c JOIN tenants t ON t.id = c.tenant_id WHERE t.slug = 'initech'`;
         expect(rows.map((r: any) => ({ ...r }))).toEqual([{ slug: "initech", target: "ledger", state: "connected" }]);
+
+        // kontobro tenant set: checked as tenant add checks, nothing stored when refused.
+        const storedConfig = async () => (await admin`SELECT config FROM tenants WHERE slug = 'initech'`)[0].config;
+        const before = await storedConfig();
+        const badFile = join(dir, "bad.toml");
+        writeFileSync(badFile, `[[targets]]\nname = "books"\nkind = "nosuchkind"\n\n[http]\nport = 1\n`);
+        const bad = await cli("tenant", "set", "initech", "--file", badFile);
+        expect(bad.code).toBe(2);
+        expect(bad.err).toContain("http: is set for the whole installation");
+        expect((await cli("tenant", "set", "initech")).err).toContain("--file FILE is required");
+        expect((await cli("tenant", "set", "nosuch", "--file", tenantFile)).err).toContain('there is no tenant "nosuch"');
+        expect(await storedConfig()).toBe(before);
+        const onlyLedger = join(dir, "only-ledger.toml");
+        writeFileSync(onlyLedger, readFileSync(tenantFile, "utf8").split("\n\n[[targets]]")[0]!);
+        const set = await cli("tenant", "set", "initech", "--file", onlyLedger);
+        expect(set.out).toContain("Tenant initech changed; targets: ledger (eaccounting). Every worker restarts it now.");
+        expect(set.code).toBe(0);
+        expect(JSON.parse(await storedConfig()).targets.map((t: any) => t.name)).toEqual(["ledger"]);
       } finally {
         await admin.close();
       }

@@ -157,6 +157,15 @@ async function adminPost(worker: RunningWorker, path: string) {
   return { status: res.status, body: (await res.json()) as any };
 }
 
+async function adminPut(worker: RunningWorker, path: string, body: unknown, contentType = "application/json") {
+  const res = await fetch(`${worker.url}/admin/v1${path}`, {
+    method: "PUT",
+    body: typeof body === "string" ? body : JSON.stringify(body),
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": contentType },
+  });
+  return { status: res.status, body: (await res.json()) as any };
+}
+
 /** Booked invoice numbers at a sandbox, each as often as it was booked. */
 async function bookedNumbers(sandbox: StartedEconomicSandbox): Promise<number[]> {
   const state = (await (await fetch(`${sandbox.url}/__sandbox/state`)).json()) as any;
@@ -349,6 +358,79 @@ describe.skipIf(!!unavailable)("kontobro run on PostgreSQL: two workers, three t
       await second!.stop();
     }
   }, 60_000);
+
+  test("PUT /admin/v1/tenants/:slug/config: a bad one is refused naming every problem, nothing stored; a good one restarts the tenant on both workers; a dropped target's queue stays", async () => {
+    const { globex } = tenants;
+    const [third, fourth] = await Promise.all([startEconomicSandbox({ port: 0 }), startEconomicSandbox({ port: 0 })]);
+    try {
+      const [before] = await admin`SELECT config, updated_at FROM tenants WHERE slug = 'globex'`;
+      const books = JSON.parse(before.config).targets[0];
+      const target = (name: string, sandbox: StartedEconomicSandbox, more: Record<string, unknown> = {}) => ({
+        ...books,
+        name,
+        rest_url: sandbox.url,
+        projects_url: `${sandbox.url}/projectsapi/v1.1.0`,
+        ...more,
+      });
+
+      const bad = await adminPut(workers.a, "/tenants/globex/config", {
+        targets: [{ ...books, kind: "nosuchkind" }, { name: "x" }],
+        http: { port: 1 },
+      });
+      expect(bad.status).toBe(422);
+      expect(bad.body.error).toBe("invalid_config");
+      expect(bad.body.problems.join("\n")).toContain("http: is set for the whole installation");
+      expect(
+        (await adminPut(workers.a, "/tenants/globex/config", { targets: [{ ...books, kind: "nosuchkind" }] })).body.problems[0],
+      ).toContain("targets[0].kind");
+      expect((await adminPut(workers.a, "/tenants/nosuch/config", { targets: [books] })).status).toBe(404);
+      expect((await adminPut(workers.a, "/tenants/globex/config", "targets = []", "text/plain")).status).toBe(415);
+      expect((await adminPut(workers.a, "/tenants/globex/config", "{", "application/json")).status).toBe(400);
+      expect(await admin`SELECT config, updated_at FROM tenants WHERE slug = 'globex'`).toEqual([before]);
+
+      // books3 paused: its deliveries queue. Sent to worker A; worker B learns it from the announcement.
+      const paused = await adminPut(workers.a, "/tenants/globex/config", { targets: [books, target("books3", third!, { paused: true })] });
+      expect(paused.status).toBe(200);
+      expect(paused.body.tenant.targets.map((t: any) => t.name)).toEqual(["books", "books3"]);
+      await waitFor("both workers run globex with books3", async () => {
+        for (const w of Object.values(workers))
+          if (!(await status(w, globex.token)).body.targets.some((t: any) => t.name === "books3")) return false;
+        return true;
+      });
+      expect((await post(workers.b, globex.token, [invoiceEvent(23_001, 700)])).status).toBe(202);
+      await waitFor("invoice 23001 booked at books", async () => (await bookedNumbers(globex.sandbox)).includes(23_001), 30_000);
+
+      // books3 dropped, books4 added, through worker B: the next invoices, posted to both workers, go to books4.
+      const changed = await adminPut(workers.b, "/tenants/globex/config", { targets: [books, target("books4", fourth!)] });
+      expect(changed.status).toBe(200);
+      expect(changed.body.warnings).toHaveLength(1);
+      const queued = /^target books3 is no longer in the configuration \(or is disabled\): its (\d+) queued deliver/.exec(
+        changed.body.warnings[0],
+      );
+      expect(Number(queued?.[1])).toBeGreaterThanOrEqual(1); // the invoice (and its customer, if it went first)
+      await waitFor("both workers run globex with books4", async () => {
+        for (const w of Object.values(workers)) {
+          const names = (await status(w, globex.token)).body.targets.map((t: any) => t.name);
+          if (names.join() !== "books,books4") return false;
+        }
+        return true;
+      });
+      expect((await post(workers.a, globex.token, [invoiceEvent(23_002, 700)])).status).toBe(202);
+      expect((await post(workers.b, globex.token, [invoiceEvent(23_003, 700)])).status).toBe(202);
+      await waitFor("invoices 23002 and 23003 booked at books4", async () => (await bookedNumbers(fourth!)).length === 2, 30_000);
+      expect(await bookedNumbers(fourth!)).toEqual([23_002, 23_003]);
+      expect(await bookedNumbers(third!)).toEqual([]);
+      // books3's delivery is kept and shown, not lost.
+      for (const w of Object.values(workers)) {
+        const open = (await status(w, globex.token)).body.counts.filter((c: any) => c.target === "books3");
+        expect(open.every((c: any) => c.status === "pending" || c.status === "waiting")).toBe(true);
+        expect(open.reduce((sum: number, c: any) => sum + c.n, 0)).toBe(Number(queued![1]));
+      }
+    } finally {
+      await third!.stop();
+      await fourth!.stop();
+    }
+  }, 90_000);
 
   test("a target that cannot run on PostgreSQL yet is held with a logged error naming tenant and target; its events queue, the others send", async () => {
     const sandbox = await startEconomicSandbox({ port: 0 });
