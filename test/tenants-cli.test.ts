@@ -93,7 +93,9 @@ describe.skipIf(!!unavailable)("kontobro tenant on PostgreSQL", () => {
     expect([added.code, added.err]).toEqual([0, ""]);
     expect(added.out).toStartWith("Tenant acme added (Acme A/S); targets: books (economic), ledger (uniconta).");
     const token = /shown only now[^\n]*\n {2}(\S+)/.exec(added.out)![1]!;
-    expect(added.out).toMatch(/Webhook tokens of its targets, shown only now:\n {2}books {2}\S{43}$/);
+    expect(added.out).toMatch(
+      /Webhook tokens of its targets \(their URLs: \/t\/<slug>\/webhooks\/<kind>\/<token>…, listed again by GET \/api\/v1\/pulls\):\n {2}books {2}\S{43}$/,
+    );
     const store = new TenantStore(client);
     expect(await store.resolveApiToken(token)).toMatchObject({ slug: "acme", state: "active" });
     // Never shown again: not by list, not as JSON.
@@ -137,7 +139,8 @@ describe.skipIf(!!unavailable)("kontobro tenant on PostgreSQL", () => {
     await acme.run(`INSERT INTO settings (name, value) VALUES ('api_token', 'x')`);
     expect(await cli("tenant", "remove", "acme", "--yes", "--config", config)).toEqual({
       code: 0,
-      out: "Tenant acme removed, with its 2 rows.",
+      // The cursor, the setting and its target's webhook token (kept by tenant add).
+      out: "Tenant acme removed, with its 3 rows.",
       err: "",
     });
     expect(await store.resolveApiToken(token)).toBeNull();

@@ -62,7 +62,8 @@ const add = defineCommand({
   description:
     "FILE is a kontobro.toml holding only the tenant's sections: [[targets]] (same keys as kontobro.toml's),\n" +
     "[psa], [exports] and [notifications]; ${NAME} is read from the environment now and stored resolved.\n" +
-    "The API token and the targets' webhook tokens are printed once and stored only as hashes: keep them.",
+    "The API token is printed once and stored only as a hash: keep it. The targets' webhook tokens are kept\n" +
+    "in the tenant's settings: GET /api/v1/pulls (with the API token) lists their URLs again.",
   options: {
     file: { type: "string", value: "FILE", help: "the tenant's targets and settings (TOML), required" },
     name: { type: "string", value: "NAME", help: "for people (default: the slug)" },
@@ -88,7 +89,7 @@ const add = defineCommand({
       console.log(`  ${added.apiToken}`);
       const hooks = Object.entries(added.webhookTokens);
       if (hooks.length > 0) {
-        console.log("\nWebhook tokens of its targets, shown only now:");
+        console.log("\nWebhook tokens of its targets (their URLs: /t/<slug>/webhooks/<kind>/<token>…, listed again by GET /api/v1/pulls):");
         for (const [target, token] of hooks) console.log(`  ${target}  ${token}`);
       }
       return 0;

@@ -122,7 +122,7 @@ export function adminRoutes(admin: AdminContext): Hono {
           apiToken: added.apiToken,
           webhookTokens: added.webhookTokens,
           warnings: added.warnings,
-          note: "The tokens are shown only in this answer; kontobro keeps their hashes. Store them now.",
+          note: "The API token is shown only in this answer (kontobro keeps its hash): store it now. The webhook tokens are kept in the tenant's settings; GET /api/v1/pulls with the API token lists their URLs again.",
         },
         201,
       );
