@@ -8,7 +8,9 @@
 //     FOR UPDATE (a row made for the purpose if there is none yet, never seen by anyone else), and re-reads it after
 //     taking it: a worker that waited finds the tokens the other one stored. What the refresh writes is committed
 //     before `exclusive` resolves, so before the new access token is used, and also when the refresh throws (the
-//     reconnect state a refused refresh token leads to is kept).
+//     reconnect state a refused refresh token leads to is kept). The transaction stays open for one token request: a
+//     hosted worker's connections end a transaction idle for dead_after / 2, which a target's request_timeout_ms
+//     must stay under anyway (tenant-runtime.ts warns); a token request made for a push passes the worker's fence as any other.
 import { AsyncLocalStorage } from "node:async_hooks";
 import { html } from "hono/html";
 import { join } from "node:path";
