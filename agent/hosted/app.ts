@@ -1,5 +1,5 @@
-// The hosted worker's HTTP surface (PostgreSQL storage, issue 17): /healthz, /readyz, the tenants' API (events
-// and status, each tenant by its own API token) and the operator's /admin/v1. Any worker answers for any tenant:
+// The hosted worker's HTTP surface (PostgreSQL storage, issue 17): /healthz, /readyz, the tenants' API (events,
+// status, inbox, pulls and exports, each tenant by its own API token) and the operator's /admin/v1. Any worker answers for any tenant:
 // intake requests of one tenant on two workers take turns on the tenant's intake_writer lock.
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import type { Metrics } from "../metrics.ts";
@@ -7,6 +7,7 @@ import type { SqlRunner } from "../db/pg/runner.ts";
 import type { TenantStore } from "../tenants/store.ts";
 import { adminRoutes, type AdminContext } from "../http/admin-api.ts";
 import { eventsRoute } from "../http/api.ts";
+import { exportsApi } from "../http/exports-api.ts";
 import { failedRequest, noRoute } from "../http/failure.ts";
 import type { ReadinessCheck } from "../http/health.ts";
 import { inboxFeedRoutes, pullsRoutes, type PullsSource } from "../http/inbox-api.ts";
@@ -81,6 +82,17 @@ function tenantApi(ctx: HostedAppContext): Hono<Vars> {
   for (const path of ["/inbox", "/inbox/*", "/pulls", "/pulls/*"]) api.use(path, tenantRunning(ctx));
   api.route("/inbox", inboxFeedRoutes(tenantPulls));
   api.route("/pulls", pullsRoutes(tenantPulls));
+  // The tenant's exports, files and export statuses: the SQLite agent's routes on the tenant's runner (row-level
+  // security holds them to its rows), with its own [exports] settings. No progress files: no data directory is shared.
+  for (const path of ["/exports", "/exports/*"]) api.use(path, tenantRunning(ctx));
+  api.route(
+    "/exports",
+    exportsApi({
+      runner: (c) => ctx.runner((c as Context<Vars>).get("tenant").id),
+      settings: (c) => (c as Context<Vars>).get("runtime").exports,
+      progressIn: null,
+    }),
+  );
   api.get("/status", async (c) => {
     const tenant = c.get("tenant");
     const runtime = ctx.fleet.get(tenant.id);

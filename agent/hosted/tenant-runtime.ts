@@ -20,6 +20,8 @@ import { createPulls, type PullsRuntime } from "../pulls/index.ts";
 import { recordSource } from "../record-source.ts";
 import { breakerPolicy, TargetStateStore } from "../target-state.ts";
 import { loadTenantConfig } from "../tenants/config.ts";
+import { exportSettings, type ExportSettings } from "../exports/config.ts";
+import { deliverOnStart } from "../exports/deliver.ts";
 import type { Tenant } from "../tenants/store.ts";
 
 /** A target of the tenant as this worker runs it. */
@@ -40,6 +42,8 @@ export interface TenantRuntime {
   targets: RuntimeTarget[];
   /** The tenant's pull jobs, inbox and PSA webhook deliverer on this worker. */
   pulls: PullsRuntime;
+  /** The tenant's own [exports] settings: its exports API (/api/v1/exports) runs with them. */
+  exports: ExportSettings;
   /** Wakes the tenant's dispatchers (new deliveries). */
   notify(): void;
   /** Dispatchers finish or release their pushes, then what intake was given is committed. */
@@ -120,6 +124,10 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
   const connectors = createConnectors(enabled, log, undefined, { credentials: (target) => tenantCredentialStore(runner, target) });
   const outbox = new Outbox(runner, Date.now, config.dispatch.missing_record_grace_minutes * 60_000, { leaseOwner: deps.workerId });
   const installationId = await ensureSetting(runner, "installation_id", () => randomUUID());
+  const exports = exportSettings(sections.exports);
+  // Files of an export that committed just before a worker stopped are written to the tenant's output_dir now (on
+  // this worker's machine: README, hosted mode); the files waiting are locked, so two workers never write one twice.
+  await deliverOnStart(runner, exports, log);
   const targetState = new TargetStateStore(runner);
   const records = recordSource(runner);
   const dispatchers = new Map<string, Dispatcher>();
@@ -197,6 +205,7 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
       held: held.get(t.name) ?? (t.paused ? "paused in the tenant's configuration" : null),
     })),
     pulls,
+    exports,
     notify,
     async stop() {
       await Promise.all([...[...dispatchers.values()].map((d) => d.stop(config.dispatch.shutdown_grace_ms)), pulls.stop()]);
