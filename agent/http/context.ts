@@ -68,6 +68,16 @@ export interface StatusContext {
   local?: AppContext;
   /** A hosted tenant's page: its slug, the worker that answered, and why the tenant does not run there, if it does not. */
   hosted?: { tenant: string; worker: number; notRunning?: string };
+  /**
+   * How a page's reads are grouped: a hosted tenant's in one PostgreSQL transaction (one connection, one BEGIN, instead
+   * of a transaction per statement). Absent on SQLite, where a transaction would hold the write lock while the page renders.
+   */
+  readTogether?: <T>(fn: (runner: SqlRunner) => Promise<T>) => Promise<T>;
+}
+
+/** Runs a page's handler with its reads grouped as the context says (StatusContext.readTogether). */
+export function withReads<T>(s: StatusContext, fn: (s: StatusContext) => Promise<T>): Promise<T> {
+  return s.readTogether ? s.readTogether((runner) => fn({ ...s, runner })) : fn(s);
 }
 
 /** The SQLite agent's status page. */

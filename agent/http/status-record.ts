@@ -39,7 +39,7 @@ import {
 } from "../record-story.ts";
 import { ATTEMPT_OUTCOME_LABELS, DELIVERY_STATUS_LABELS, INBOX_STATE_LABELS } from "../states.ts";
 import { showTime } from "../time.ts";
-import type { StatusContext, StatusTarget } from "./context.ts";
+import { type StatusContext, type StatusTarget, withReads } from "./context.ts";
 
 /** The record page's address; `base`: where the pages live ("" on SQLite, "/t/<slug>" for a hosted tenant). */
 export const recordHref = (entity: string, key: string, base = "") =>
@@ -85,38 +85,39 @@ export function registerRecordUi<E extends Env>(
   prefix: string,
   view: (c: Context<E>) => StatusContext | Promise<StatusContext>,
 ): void {
-  app.get(`${prefix}/ui/records`, async (c) => searchPage(c, await view(c)));
-  app.get(`${prefix}/ui/records/:entity/:key`, async (c) => {
-    const ctx = await view(c);
-    const kindParam = c.req.param("entity");
-    const key = c.req.param("key");
-    const entity = (RECORD_KINDS as readonly string[]).includes(kindParam) ? entityOfKind(kindParam as RecordKind) : null;
-    if (!entity || !isEntity(entity)) {
-      return c.html(
-        page(
-          ctx.base,
-          "No such kind of record",
-          html`<h1>No such kind of record</h1><p>kontobro keeps no records of the kind "${kindParam}". It keeps customers, projects, products, invoices and credit notes: search for one by its number.</p>${recordSearchForm(ctx.base, key)}`,
-        ),
-        404,
-      );
-    }
-    const record = await getRecord(ctx.runner, entity, key);
-    if (!record) {
-      const what = entity === "invoice" ? "invoice or credit note" : entity;
-      return c.html(
-        page(
-          ctx.base,
-          `No ${what} ${key}`,
-          html`<h1>No ${what} ${key}</h1>
+  app.get(`${prefix}/ui/records`, async (c) => withReads(await view(c), (ctx) => searchPage(c, ctx)));
+  app.get(`${prefix}/ui/records/:entity/:key`, async (c) => withReads(await view(c), (ctx) => recordRoute(c, ctx)));
+}
+
+async function recordRoute(c: Context<any>, ctx: StatusContext) {
+  const kindParam = c.req.param("entity") ?? "";
+  const key = c.req.param("key") ?? "";
+  const entity = (RECORD_KINDS as readonly string[]).includes(kindParam) ? entityOfKind(kindParam as RecordKind) : null;
+  if (!entity || !isEntity(entity)) {
+    return c.html(
+      page(
+        ctx.base,
+        "No such kind of record",
+        html`<h1>No such kind of record</h1><p>kontobro keeps no records of the kind "${kindParam}". It keeps customers, projects, products, invoices and credit notes: search for one by its number.</p>${recordSearchForm(ctx.base, key)}`,
+      ),
+      404,
+    );
+  }
+  const record = await getRecord(ctx.runner, entity, key);
+  if (!record) {
+    const what = entity === "invoice" ? "invoice or credit note" : entity;
+    return c.html(
+      page(
+        ctx.base,
+        `No ${what} ${key}`,
+        html`<h1>No ${what} ${key}</h1>
 <p>kontobro has received no ${what} numbered "${key}" from the PSA. Check the number (the PSA's number, not the accounting system's), or search every kind of record for it.</p>
 ${recordSearchForm(ctx.base, key)}`,
-        ),
-        404,
-      );
-    }
-    return c.html(page(ctx.base, recordName(kindOf(record.entity, record.payload), record.key), recordPage(ctx, record)));
-  });
+      ),
+      404,
+    );
+  }
+  return c.html(page(ctx.base, recordName(kindOf(record.entity, record.payload), record.key), recordPage(ctx, record)));
 }
 
 async function searchPage(c: Context<any>, ctx: StatusContext) {

@@ -2,7 +2,7 @@
 // (prefix "") and a hosted tenant's (prefix "/t/:slug", agent/hosted/status-page.ts) are the same routes over a
 // StatusContext. The guard in front of them is the caller's (ui-guard.ts; the tenant's in the hosted file).
 import type { Context, Env, Hono } from "hono";
-import type { StatusContext } from "./context.ts";
+import { type StatusContext, withReads } from "./context.ts";
 import { renderStatusPage } from "./status-page.ts";
 import { registerPullUi } from "./status-pulls.ts";
 import { registerRecordUi, retryReturnPath } from "./status-record.ts";
@@ -12,7 +12,9 @@ export function registerStatusPages<E extends Env>(
   prefix: string,
   view: (c: Context<E>) => StatusContext | Promise<StatusContext>,
 ): void {
-  app.get(`${prefix}/`, async (c) => c.html(await renderStatusPage(await view(c), { refresh: c.req.query("refresh") })));
+  app.get(`${prefix}/`, async (c) =>
+    c.html(await withReads(await view(c), (s) => renderStatusPage(s, { refresh: c.req.query("refresh") }))),
+  );
   // The retry button of the status page and of a record page (the guard makes it same-origin only).
   app.post(`${prefix}/ui/deliveries/:id/retry`, async (c) => {
     const s = await view(c);
