@@ -1,14 +1,15 @@
 // Each hosted tenant's status page (issue 17 item 3, agent/hosted/status-page.ts): a real hosted worker on a real
 // PostgreSQL server (test/pg-server.ts), two tenants added with TenantStore, each with its own e-conomic sandbox over
 // loopback. Each page shows only its tenant's records (a search for the other's invoice finds nothing), its links stay
-// under /t/<slug>/, its retry button works (and cannot reach the other tenant's delivery), another tenant's
-// credentials get 401; and Chromium (Debian's, through playwright-core) opens a page with Basic credentials.
+// under /t/<slug>/, its retry and run-now buttons work (and cannot reach the other tenant's deliveries or pulls), another
+// tenant's credentials get 401; and Chromium (Debian's, through playwright-core) opens a page with Basic credentials.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { SQL } from "bun";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { chromium, type Browser } from "playwright-core";
 import { validateConfig } from "../agent/config.ts";
+import { postgresRunner } from "../agent/db/pg/runner.ts";
 import { startHostedWorker, type HostedWorker } from "../agent/hosted/worker.ts";
 import { silentLogger } from "../agent/log.ts";
 import { TenantStore } from "../agent/tenants/store.ts";
@@ -25,6 +26,7 @@ if (!haveChromium)
   console.warn(`hosted status page in a browser skipped: ${CHROMIUM} is missing (apt-get install chromium; .ci/run does this)`);
 
 interface TenantUnderTest {
+  id: number;
   slug: string;
   token: string;
   sandbox: StartedEconomicSandbox;
@@ -118,7 +120,7 @@ beforeAll(async () => {
       },
       {},
     );
-    tenants[slug] = { slug, token: added.apiToken, sandbox };
+    tenants[slug] = { id: added.tenant.id, slug, token: added.apiToken, sandbox };
   }
   // Each tenant: a customer and an invoice of its own, booked at its own sandbox.
   await post(tenants.acme, [customerEvent(101, {}, "acme-c-101"), invoiceEvent(5001, 101, undefined, {}, "acme-i-5001")]);
@@ -250,6 +252,48 @@ describe.skipIf(!!unavailable)("a hosted tenant's status page", () => {
     });
     expect(res.headers.get("location")).toBe(back);
     await waitFor("globex's customer delivered after the retry", async () => (await count(tenants.globex, "needs_action")) === 0, 30_000);
+  });
+
+  test("the run-now button starts the tenant's own pull and comes back to its page; the webhook address is under its prefix", async () => {
+    const jobRow = async (t: TenantUnderTest) =>
+      /<tr data-job="books\/payments">[\s\S]*?<\/tr>/.exec((await get(`/t/${t.slug}/`, asTenant(t))).text)?.[0] ?? "";
+    const page = await get("/t/acme/", asTenant(tenants.acme));
+    expect(page.text).toContain('action="/t/acme/ui/pulls/books/payments/run"');
+    expect(page.text).toMatch(/<code>\/t\/acme\/webhooks\/economic\/[A-Za-z0-9_-]+<\/code>/);
+    expect(await jobRow(tenants.acme)).toContain("never");
+    const res = await fetch(`${worker.url}/t/acme/ui/pulls/books/payments/run`, {
+      method: "POST",
+      headers: { ...asTenant(tenants.acme), origin: worker.url, "content-type": "application/x-www-form-urlencoded" },
+      body: "",
+      redirect: "manual",
+    });
+    expect({ status: res.status, location: res.headers.get("location") }).toEqual({ status: 303, location: "/t/acme/" });
+    await waitFor("acme's pull run shown on its page", async () => (await jobRow(tenants.acme)).includes('class="run-ok"'), 30_000);
+    // Globex's job of the same name did not run.
+    expect(await jobRow(tenants.globex)).toContain("never");
+    // Another tenant's credentials cannot press it.
+    const refused = await fetch(`${worker.url}/t/globex/ui/pulls/books/payments/run`, {
+      method: "POST",
+      headers: { ...asTenant(tenants.acme), origin: worker.url },
+      redirect: "manual",
+    });
+    expect(refused.status).toBe(401);
+  });
+
+  test("a target whose sign-in was refused says so on its tenant's page, with the tenant's command to connect again", async () => {
+    // The state an OAuth target's refused refresh stores (agent/credentials.ts), in acme's rows.
+    const acme = postgresRunner(client, tenants.acme.id);
+    await acme.run(
+      `INSERT INTO credentials (target, issuer, client_id, state, problem, updated_at) VALUES ('books', 'https://issuer.example', 'app', 'reconnect', 'the refresh token was revoked', 1)`,
+    );
+    try {
+      const page = await get("/t/acme/", asTenant(tenants.acme));
+      expect(page.text).toContain('data-connection="reconnect"');
+      expect(page.text).toContain("<code>kontobro tenant connect acme books</code>");
+      expect((await get("/t/globex/", asTenant(tenants.globex))).text).not.toContain("data-connection");
+    } finally {
+      await acme.run(`DELETE FROM credentials WHERE target = 'books'`);
+    }
   });
 });
 

@@ -1,5 +1,5 @@
-// A hosted tenant's status page (issue 17 item 3): `/t/:slug/` and its record pages, search and retry button under
-// `/t/:slug/ui/*`, on any worker. The same routes and rendering as the SQLite agent's page (agent/http/status-routes.ts)
+// A hosted tenant's status page (issue 17 item 3): `/t/:slug/` and its record pages, search, retry and run-now buttons
+// under `/t/:slug/ui/*`, on any worker. The same routes and rendering as the SQLite agent's page (agent/http/status-routes.ts)
 // over the tenant's runner, so row-level security holds every statement to the tenant's rows, and every link of the
 // pages stays under the tenant's prefix. Who may open it: the tenant (HTTP Basic with the slug as the user name and
 // its API token as the password, which a browser asks for; or its token as a Bearer token) and the operator (the
@@ -117,6 +117,10 @@ async function tenantView(ctx: HostedAppContext, tenant: PageVars["Variables"]["
       ctx.fleet.get(tenant.id)?.notify();
       return r;
     },
+    // Its pull jobs, inbox and webhook addresses as this worker runs them; "run now" starts the pull here.
+    ...(runtime ? { pulls: runtime.pulls } : {}),
     hosted: { tenant: tenant.slug, worker: ctx.workerId, ...(notRunning ? { notRunning } : {}) },
+    // A page's reads in one transaction of the tenant: one connection of the pool, not one per statement.
+    readTogether: (fn) => runner.transaction(fn),
   };
 }
