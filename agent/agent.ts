@@ -117,7 +117,10 @@ export async function startRun(config: AgentConfig, targets: TargetConfig[], log
     );
   // PostgreSQL's modules load only when it is the storage (issue 16: idle memory).
   const { startHostedWorker } = await import("./hosted/worker.ts");
-  return startHostedWorker(config, log);
+  const worker = await startHostedWorker(config, log);
+  // The binary starts with a reluctant JIT (scripts/build.ts); from here on the hot paths get the normal one.
+  Bun.unsafe.setJITPolicy(1);
+  return worker;
 }
 
 /** What only `kontobro demo` adds to an agent. */

@@ -80,9 +80,11 @@ export async function build(names: string[] = PLATFORMS.map((p) => p.name)): Pro
       "--no-compile-autoload-dotenv",
       "--no-compile-autoload-bunfig",
       // Code that runs once at start (migrations, config and schema set-up) stays in the interpreter instead of
-      // being compiled by the optimising tiers, whose code and memory then stay resident (3 MB of idle RSS,
-      // issue 16); the agent restores the normal policy once it serves (agent/agent.ts).
-      "--compile-jit-policy=8",
+      // being compiled by the optimising tiers, whose code and memory then stay resident (issue 16: 8 → 100 took
+      // 4 MB more off the idle RSS of kontobro run); the agent and the hosted worker restore the normal policy once
+      // they serve (agent/agent.ts), so does the sandbox command. The other commands keep it: their work still
+      // reaches the JIT, a hundred times later.
+      "--compile-jit-policy=100",
       // Start time and idle memory (issue 16): a module imported with import() is its own chunk, parsed and run only
       // when first imported (nodemailer, PostgreSQL, the sandboxes), and so are the Node built-ins only it imports
       // (node:http, node:tls, node:zlib, … for nodemailer: 4 MB idle RSS); the code is stored as JavaScriptCore
