@@ -34,6 +34,7 @@ interface TenantUnderTest {
 
 let server: PgServer;
 let client: SQL;
+let store: TenantStore;
 let worker: HostedWorker;
 const tenants: Record<"acme" | "globex", TenantUnderTest> = {} as any;
 
@@ -98,7 +99,7 @@ beforeAll(async () => {
   );
   worker = await startHostedWorker(config, silentLogger);
   client = new SQL({ url: server.url, max: 1 });
-  const store = new TenantStore(client);
+  store = new TenantStore(client);
   for (const slug of ["acme", "globex"] as const) {
     const sandbox = (await startEconomicSandbox({ port: 0 }))!;
     const added = await store.add(
@@ -293,6 +294,21 @@ describe.skipIf(!!unavailable)("a hosted tenant's status page", () => {
       expect((await get("/t/globex/", asTenant(tenants.globex))).text).not.toContain("data-connection");
     } finally {
       await acme.run(`DELETE FROM credentials WHERE target = 'books'`);
+    }
+  });
+
+  test("a disabled tenant's page is closed to its token, saying so; the operator still opens it", async () => {
+    await store.setState("globex", "disabled");
+    try {
+      const closed = await get("/t/globex/", asTenant(tenants.globex));
+      expect(closed.status).toBe(403);
+      expect(closed.text).toContain('Tenant "globex" is disabled');
+      const operator = await get("/t/globex/", { authorization: `Bearer ${ADMIN_TOKEN}` });
+      expect(operator.status).toBe(200);
+      expect(operator.text).toContain("This tenant does not run on the worker that answered: it is disabled");
+      expect(operator.text).toContain('data-event="globex-i-6001"');
+    } finally {
+      await store.setState("globex", "active");
     }
   });
 });

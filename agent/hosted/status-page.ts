@@ -11,10 +11,11 @@ import type { StatusContext, StatusTarget } from "../http/context.ts";
 import { registerStatusPages } from "../http/status-routes.ts";
 import { isCrossSite } from "../http/ui-guard.ts";
 import { Outbox } from "../outbox.ts";
+import type { TenantState } from "../tenants/store.ts";
 import type { HostedAppContext } from "./app.ts";
 
 /** The tenant whose page a request opens, once the guard let it through. */
-type PageVars = { Variables: { pageTenant: { id: number; slug: string; updatedAt: number } } };
+type PageVars = { Variables: { pageTenant: { id: number; slug: string; state: TenantState; updatedAt: number } } };
 
 /** The routes of every tenant's pages; mounted at the hosted app's root. */
 export function tenantPages(ctx: HostedAppContext): Hono<PageVars> {
@@ -67,7 +68,7 @@ function tenantPageGuard(ctx: HostedAppContext): MiddlewareHandler<PageVars> {
     }
     if (!tenant) return unauthorized(c, slug);
     if (await isCrossSite(c)) return c.text("Cross-site requests are refused.", 403);
-    c.set("pageTenant", { id: tenant.id, slug: tenant.slug, updatedAt: tenant.updatedAt });
+    c.set("pageTenant", { id: tenant.id, slug: tenant.slug, state: tenant.state, updatedAt: tenant.updatedAt });
     await next();
   };
 }
@@ -93,7 +94,10 @@ async function tenantView(ctx: HostedAppContext, tenant: PageVars["Variables"]["
   if (runtime) {
     targets = runtime.targets.map((t) => ({ name: t.name, kind: t.kind, title: title(t.kind), paused: !t.sending, held: t.held }));
   } else {
-    notRunning = ctx.fleet.whyNotRunning(tenant.id) ?? "it has not started on this worker yet";
+    notRunning =
+      tenant.state !== "active"
+        ? "it is disabled (kontobro tenant enable starts it again)"
+        : (ctx.fleet.whyNotRunning(tenant.id) ?? "it has not started on this worker yet");
     // Its deliveries are still shown, under the targets its stored configuration names.
     const stored = (await ctx.tenants.get(tenant.slug))?.targets ?? [];
     targets = stored.map((t) => ({
