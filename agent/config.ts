@@ -49,6 +49,11 @@ export const AgentConfig = z.strictObject({
       port: z.number().int().min(0).max(65535).default(8787),
       /** Bearer token for /api/v1; required when host is not a loopback address. RFC 6750 token characters. */
       api_token: BearerToken.optional(),
+      /**
+       * The installation's address as people reach it (behind the load balancer), e.g. https://kontobro.example.com/.
+       * A hosted tenant's alert notices link its status page, <public_url>t/<slug>/.
+       */
+      public_url: z.url({ protocol: /^https?$/, error: "must be an http(s) URL such as https://kontobro.example.com/" }).optional(),
       max_body_bytes: z
         .number()
         .int()

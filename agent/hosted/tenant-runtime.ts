@@ -23,6 +23,8 @@ import { loadTenantConfig } from "../tenants/config.ts";
 import { exportSettings, type ExportSettings } from "../exports/config.ts";
 import { deliverOnStart } from "../exports/deliver.ts";
 import type { Tenant } from "../tenants/store.ts";
+import { CredentialsWatch } from "../notify/credentials.ts";
+import { tenantNotifier } from "./tenant-notifier.ts";
 
 /** A target of the tenant as this worker runs it. */
 export interface RuntimeTarget {
@@ -60,6 +62,8 @@ export interface RuntimeDeps {
   log: Logger;
   /** Why this worker may send nothing now (Worker.fence: its heartbeat too old, or declared dead), or null. */
   fence?: () => string | null;
+  /** The database's clock as this worker knows it (Worker.now), for times other workers compare (notice leases). */
+  now?: () => number;
 }
 
 /** Every connector's default request timeout. */
@@ -122,6 +126,10 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
   }
   // No SQLite database here: no per-target counters kept across restarts. OAuth tokens: the tenant's credentials rows.
   const connectors = createConnectors(enabled, log, undefined, { credentials: (target) => tenantCredentialStore(runner, target) });
+  // Watched: a 401 marks the target's credentials refused (the tenant's settings rows), a success working again: alerts.
+  const credentials = new CredentialsWatch(runner, log, deps.now);
+  await credentials.reconcile(enabled);
+  for (const [name, c] of credentials.wrap(connectors, (n) => enabled.find((t) => t.name === n)?.settings)) connectors.set(name, c);
   const outbox = new Outbox(runner, Date.now, config.dispatch.missing_record_grace_minutes * 60_000, { leaseOwner: deps.workerId });
   const installationId = await ensureSetting(runner, "installation_id", () => randomUUID());
   const exports = exportSettings(sections.exports);
@@ -193,6 +201,9 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
     throw e;
   }
   for (const d of dispatchers.values()) d.start();
+  // The tenant's alerts from its own [notifications]; every worker runs them, one round at a time per tenant.
+  const notifier = tenantNotifier({ tenant, runner, notifications: sections.notifications, targets: enabled, config, log, now: deps.now });
+  notifier?.start();
   log.info("tenant started", { sending: [...dispatchers.keys()] });
   return {
     tenant: { id: tenant.id, slug: tenant.slug },
@@ -209,6 +220,7 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
     notify,
     async stop() {
       await Promise.all([...[...dispatchers.values()].map((d) => d.stop(config.dispatch.shutdown_grace_ms)), pulls.stop()]);
+      await notifier?.stop();
       await intake.close();
       log.info("tenant stopped");
     },

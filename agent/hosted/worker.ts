@@ -106,7 +106,15 @@ async function startOn(storage: PostgresStorage, config: AgentConfig, log: Logge
     listTenants: () => tenants.list(),
     runner: (id) => storage.runner(id),
     start: (tenant, runner) =>
-      startTenantRuntime(tenant, runner, { config, workerId: worker.id, epoch, metrics, log, fence: () => worker.fence() }),
+      startTenantRuntime(tenant, runner, {
+        config,
+        workerId: worker.id,
+        epoch,
+        metrics,
+        log,
+        fence: () => worker.fence(),
+        now: () => worker.now(),
+      }),
     log,
   });
   worker.start();

@@ -268,6 +268,24 @@ export class Notifier {
 /** The status page as the recipients reach it: status_page_url, else the address kontobro listens on. */
 export function statusPageUrl(config: NotificationsConfig, http: { host: string; port: number }): string {
   if (config.status_page_url) return config.status_page_url;
+  return listenUrl(http);
+}
+
+/**
+ * A hosted tenant's status page as its recipients reach it: the tenant's own status_page_url, else /t/<slug>/ on the
+ * installation's [http] public_url, else on the address this worker listens on. Pure.
+ */
+export function tenantStatusPageUrl(
+  config: NotificationsConfig,
+  http: { host: string; port: number; public_url?: string },
+  slug: string,
+): string {
+  if (config.status_page_url) return config.status_page_url;
+  const base = http.public_url ?? listenUrl(http);
+  return `${base.endsWith("/") ? base : `${base}/`}t/${encodeURIComponent(slug)}/`;
+}
+
+function listenUrl(http: { host: string; port: number }): string {
   const host = http.host === "0.0.0.0" || http.host === "::" ? hostname() : http.host.includes(":") ? `[${http.host}]` : http.host;
   return `http://${host}:${http.port}/`;
 }
