@@ -151,26 +151,22 @@ describe.skipIf(!onPostgres)("hosted alerts on PostgreSQL, two tenants, two work
     }
   }, 60_000);
 
-  test("the tenant's runtime on two workers: a project the target refuses is told once, from the tenant's stored [notifications]", async () => {
-    const sandbox = await startEconomicSandbox({ port: 0 });
-    cleanups.push(() => sandbox.stop());
-    const hook = receiver();
-    const tenant = await open("postgres");
-    const slug = await slugOf(tenant);
+  /** The tenant's work as two workers start it (tenant-runtime.ts), from a stored configuration with a target on `sandbox`. */
+  async function runTenant(tenant: EngineStorage, slug: string, sandboxUrl: string, grant: string, hookUrl: string) {
     const id = (await tenant.storage.get<{ id: number }>("SELECT CAST(current_setting('kontobro.tenant') AS INTEGER) AS id"))!.id;
     const stored = {
       targets: [
         {
           name: "books",
           kind: "economic",
-          rest_url: sandbox.url,
-          projects_url: `${sandbox.url}/projectsapi/v1.1.0`,
+          rest_url: sandboxUrl,
+          projects_url: `${sandboxUrl}/projectsapi/v1.1.0`,
           app_secret_token: "demo-app-secret",
-          agreement_grant_token: "demo-agreement-grant",
+          agreement_grant_token: grant,
           requests_per_second: 0,
         },
       ],
-      notifications: { check_interval_seconds: 0.05, webhook: { url: hook.url } },
+      notifications: { check_interval_seconds: 0.05, webhook: { url: hookUrl } },
     };
     const row = { id, slug, name: slug, state: "active" as const, config: stored, targets: [], createdAt: 1, updatedAt: 1 };
     const runtimes = [];
@@ -178,6 +174,16 @@ describe.skipIf(!onPostgres)("hosted alerts on PostgreSQL, two tenants, two work
       const deps = { config, workerId: tenant.workerOf(runner)!, epoch: "e1", metrics: new Metrics(), log: silentLogger };
       runtimes.push(await startTenantRuntime(row, runner, deps));
     }
+    return runtimes;
+  }
+
+  test("the tenant's runtime on two workers: a project the target refuses is told once, from the tenant's stored [notifications]", async () => {
+    const sandbox = await startEconomicSandbox({ port: 0 });
+    cleanups.push(() => sandbox.stop());
+    const hook = receiver();
+    const tenant = await open("postgres");
+    const slug = await slugOf(tenant);
+    const runtimes = await runTenant(tenant, slug, sandbox.url, "demo-agreement-grant", hook.url);
     const parsed = parseEvents([customerEvent(8001), projectEvent("P-300" as any, 8001)]);
     if (!parsed.ok) throw new Error("fixture");
     await runtimes[1]!.intake.submit(parsed.events);
@@ -195,6 +201,31 @@ describe.skipIf(!onPostgres)("hosted alerts on PostgreSQL, two tenants, two work
       statusPage: `https://kontobro.example.com/t/${slug}/`,
     });
     expect(notice.problems.map((p: any) => p.what)).toEqual(["project P-300"]);
+  }, 60_000);
+
+  test("a target refusing the tenant's credentials is told to that tenant, and the refusal is the tenant's own", async () => {
+    const sandbox = await startEconomicSandbox({ port: 0 });
+    cleanups.push(() => sandbox.stop());
+    const hook = receiver();
+    const tenant = await open("postgres");
+    const other = await open("postgres");
+    const slug = await slugOf(tenant);
+    const runtimes = await runTenant(tenant, slug, sandbox.url, "revoked-grant", hook.url);
+    const parsed = parseEvents([customerEvent(8002)]);
+    if (!parsed.ok) throw new Error("fixture");
+    await runtimes[0]!.intake.submit(parsed.events);
+    await waitFor(
+      "the credentials notice",
+      async () => hook.bodies.some((b) => JSON.parse(b).problems.some((p: any) => p.kind === "credentials")),
+      30_000,
+    );
+    for (const r of runtimes) await r.stop();
+    const told = hook.bodies.flatMap((b) => JSON.parse(b).problems.map((p: any) => [p.kind, p.what]));
+    expect(told).toContainEqual(["credentials", "the credentials"]);
+    expect(
+      (await tenant.storage.all<{ name: string }>("SELECT name FROM settings WHERE name LIKE 'credentials:%'")).map((r) => r.name),
+    ).toEqual(["credentials:books"]);
+    expect(await other.storage.all("SELECT name FROM settings WHERE name LIKE 'credentials:%'")).toEqual([]);
   }, 60_000);
 
   test("a worker that dies mid-send: its notice is not sent by another worker during the lease, and is sent after it", async () => {
