@@ -18,7 +18,6 @@ import { IntakeThread } from "./intake-thread.ts";
 import { registerSecret, type Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { CredentialsWatch } from "./notify/credentials.ts";
-import { alertGauges } from "./notify/gauges.ts";
 import { notificationsEnabled } from "./notify/config.ts";
 import { Notifier, statusPageUrl } from "./notify/index.ts";
 import type { DemoMailbox } from "./notify/demo-mailbox.ts";
@@ -164,10 +163,7 @@ export async function startAgent(
     createConnectors(targets, log, db, { dataDir: config.agent.data_dir }),
     (name) => targets.find((t) => t.name === name)?.settings,
   );
-  metrics.gaugeSources.push(
-    () => budgetGauges(connectors),
-    () => alertGauges(db, [...connectors.keys()]),
-  );
+  metrics.gaugeSources.push(() => budgetGauges(connectors));
   // Delivery ids restart at 1 in a new data directory and repeat after a restore; the installation id and
   // a random epoch per start keep idempotency keys unique across reinstalls, restores and agents, so a
   // target's key cache never answers for someone else's request.

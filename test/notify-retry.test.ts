@@ -84,7 +84,7 @@ describe("notices survive a mail server that is down", () => {
     expect(smtp.mails.map((m) => m.headers.subject)).toEqual(["[kontobro] eco: project P-300 needs action"]);
     expect(smtp.mails[0]!.secure).toBe(true);
     expect(await statusPage(stack, notifier)).toContain("Every notice was sent.");
-  });
+  }, 30_000); // a real mail server, sandbox and agent: several seconds at a load of 20 on 2 cores
 });
 
 describe("credentials and the alert webhook", () => {
@@ -148,6 +148,11 @@ describe("credentials and the alert webhook", () => {
       ["credentials", "the credentials"],
     ]);
     expect(hook.text).toContain("kontobro: eco: 2 new problems need action");
+    // /metrics reads the same rows: the refusal and the open alerts by kind.
+    const metrics = await (await fetch(`${stack.agent.url}/metrics`)).text();
+    expect(metrics).toContain(`kontobro_target_credentials_refused{target="eco"} 1`);
+    expect(metrics).toContain(`kontobro_alerts_open{target="eco",kind="credentials"} 1`);
+    expect(metrics).toContain(`kontobro_alerts_open{target="eco",kind="delivery"} 1`);
 
     // Fixed token, restart, retry: delivered and accepted; one notice with both recoveries.
     const { targets } = validateConfig(
@@ -191,5 +196,5 @@ describe("credentials and the alert webhook", () => {
     expect(resolved.body).toContain("- Customer 4001: delivered");
     expect(resolved.body).toContain("- The credentials: the target accepts the credentials again");
     expect(JSON.parse(hooks[1]!.body).counts).toEqual({ new: 0, resolved: 2, cameAndWent: 0, open: 0 });
-  });
+  }, 30_000);
 });

@@ -1,5 +1,6 @@
 // The agent's HTTP surface: status page, /healthz, /readyz, /metrics and the API.
 import { Hono } from "hono";
+import { alertGauges } from "../notify/gauges.ts";
 import { deliveryCounts, pullGauges } from "../queries.ts";
 import { adminRoutes } from "./admin-api.ts";
 import { apiRoutes } from "./api.ts";
@@ -28,7 +29,10 @@ export function createApp(ctx: AppContext): Hono {
     c.header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
     // Events ever stored: rows are never deleted (retention keeps slim rows), so the count only grows.
     const stored = (ctx.db.$client.query(`SELECT count(*) AS n FROM events`).get() as { n: number }).n;
-    return c.body(ctx.metrics.render(await deliveryCounts(sqliteRunner(ctx.db.$client)), stored, pullGauges(ctx.db)));
+    const runner = sqliteRunner(ctx.db.$client);
+    const targets = ctx.targets.map((t) => t.name);
+    const gauges = [...pullGauges(ctx.db), ...(await alertGauges(runner, targets))];
+    return c.body(ctx.metrics.render(await deliveryCounts(runner), stored, gauges));
   });
 
   const guard = uiGuard({ loopback: ctx.listensOnLoopback, apiToken: () => ctx.apiToken });

@@ -3,7 +3,7 @@
 // working again. Kept in the settings table (credentials:<target>), so /readyz, the status page and the
 // notifier see it across restarts. A stored refusal is dropped at start when the target's settings changed
 // (someone fixed the token): the next call tells again. Through the SqlRunner, so a hosted tenant's refusals are its
-// own settings rows (row-level security); the SQLite agent's synchronous readers (/readyz, /metrics) read the same
+// own settings rows (row-level security); the SQLite agent's /readyz, which answers synchronously, reads the same
 // statement from the connection.
 import { createHash } from "node:crypto";
 import type { Connector } from "../../connectors/contract.ts";
@@ -35,7 +35,7 @@ export async function listRefusedCredentials(db: SqlRunner): Promise<Credentials
   return toRefused(await db.all<{ name: string; value: string }>(REFUSED));
 }
 
-/** The same, read at once from the SQLite agent's connection: /readyz and /metrics answer synchronously. */
+/** The same, read at once from the SQLite agent's connection: /readyz answers synchronously. */
 export function refusedCredentials(db: Db): CredentialsRefused[] {
   try {
     return toRefused(db.$client.query(REFUSED).all() as { name: string; value: string }[]);

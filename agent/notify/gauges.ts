@@ -1,21 +1,17 @@
 // /metrics for alerts: what needs a person per target, notices not sent yet, refused credentials. Read from
-// the database at scrape time (agent.ts adds these to Metrics.gaugeSources).
-import type { Db } from "../db/index.ts";
+// the database at scrape time (the /metrics route, agent/http/app.ts), through the SqlRunner.
+import type { SqlRunner } from "../db/pg/runner.ts";
 import type { Gauge } from "../metrics.ts";
-import { refusedCredentials } from "./credentials.ts";
+import { listRefusedCredentials } from "./credentials.ts";
 
-export function alertGauges(db: Db, targets: string[]): Gauge[] {
-  const c = db.$client;
-  const open = c.query(`SELECT target, kind, count(*) AS n FROM alerts WHERE resolved_at IS NULL GROUP BY target, kind`).all() as {
-    target: string;
-    kind: string;
-    n: number;
-  }[];
-  const unsent = c.query(`SELECT channel, count(*) AS n FROM notifications WHERE status = 'pending' GROUP BY channel`).all() as {
-    channel: string;
-    n: number;
-  }[];
-  const refused = new Set(refusedCredentials(db).map((r) => r.target));
+export async function alertGauges(db: SqlRunner, targets: string[]): Promise<Gauge[]> {
+  const open = await db.all<{ target: string; kind: string; n: number }>(
+    `SELECT target, kind, count(*) AS n FROM alerts WHERE resolved_at IS NULL GROUP BY target, kind ORDER BY target, kind`,
+  );
+  const unsent = await db.all<{ channel: string; n: number }>(
+    `SELECT channel, count(*) AS n FROM notifications WHERE status = 'pending' GROUP BY channel ORDER BY channel`,
+  );
+  const refused = new Set((await listRefusedCredentials(db)).map((r) => r.target));
   return [
     {
       name: "kontobro_alerts_open",
