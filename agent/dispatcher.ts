@@ -282,7 +282,9 @@ export class Dispatcher {
   /** Gives back the target's leases of this worker that no push of this dispatcher holds (Outbox.releaseOrphans). */
   private async releaseOrphans(): Promise<void> {
     const held = [...this.inFlight.keys(), ...this.finished.map((f) => f.delivery.id)];
-    const count = await this.outbox.releaseOrphans(this.target, held);
+    // Held as a stop's release is: such a lease may be a push's of this worker's earlier runtime of the tenant whose stop
+    // could not release it, with its create still on the wire.
+    const count = await this.outbox.releaseOrphans(this.target, held, this.options.releaseHoldMs ?? 0);
     this.orphansCheckedAt = Date.now();
     if (count > 0)
       this.log.warn("gave back leases of this worker that no push held (a round's commit answer was lost, or a release failed)", {

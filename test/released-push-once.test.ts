@@ -34,11 +34,11 @@ async function setUp() {
   opened.push({ db, book });
   const outbox = new Outbox(sqliteRunner(db.$client));
   const targetState = new TargetStateStore(outbox.runner);
-  const dispatcher = (connector: Connector, releaseHoldMs: number) =>
+  const dispatcher = (connector: Connector, releaseHoldMs: number, its: Outbox = outbox) =>
     new Dispatcher(
       "book",
       connector,
-      outbox,
+      its,
       {
         concurrency: 2,
         leaseMs: 60_000,
@@ -63,7 +63,7 @@ async function setUp() {
       remoteId: string | null;
       heldMs: number;
     };
-  return { db, book, dispatcher, delivery };
+  return { db, book, outbox, dispatcher, delivery };
 }
 
 /** A push that waits at `beforeCreate` until let go, and what became of it. */
@@ -130,5 +130,26 @@ describe("a push still under way when its tenant's dispatcher stops is booked on
       expect.objectContaining({ outcome: "interrupted" }),
       expect.objectContaining({ outcome: "delivered" }),
     ]);
+  }, 20_000);
+
+  test("a stop that could not release its leases (the database gone a moment): the new runtime gives them back held too", async () => {
+    const { book, outbox, dispatcher, delivery } = await setUp();
+    const answer = book.holdAnswers();
+    // The old runtime's outbox: its release at stop fails, as with a database that is briefly unreachable.
+    const failing: Outbox = Object.create(outbox);
+    failing.release = () => Promise.reject(new Error("connection refused"));
+    const old = dispatcher(bookConnector(book.url), 45_000, failing);
+    old.start();
+    await waitFor("the create on the wire", () => book.posts() === 1);
+    await old.stop(50).catch(() => {});
+    expect(delivery()).toMatchObject({ status: "in_flight" });
+    // The tenant's new runtime (same worker) finds a lease none of its pushes holds: given back, held as a stop would.
+    const fresh = dispatcher(bookConnector(book.url), 45_000);
+    fresh.start();
+    await waitFor("the orphaned lease given back", () => delivery().status === "pending");
+    expect(delivery()).toMatchObject({ status: "pending", uncertain: 1, heldMs: 45_000 });
+    answer();
+    await fresh.stop(1_000);
+    expect(book.posts()).toBe(1);
   }, 20_000);
 });
