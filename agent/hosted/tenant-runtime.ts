@@ -62,7 +62,10 @@ export interface RuntimeDeps {
   log: Logger;
   /** Why this worker may send nothing now (Worker.fence: its heartbeat too old, or declared dead), or null. */
   fence?: () => string | null;
-  /** The database's clock as this worker knows it (Worker.now), for times other workers compare (notice leases). */
+  /**
+   * The database's clock as this worker knows it (Worker.now): every time other workers compare (due times, leases,
+   * shared pauses, notice leases) is written and judged by it. Default Date.now.
+   */
   now?: () => number;
 }
 
@@ -130,7 +133,9 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
   const credentials = new CredentialsWatch(runner, log, deps.now);
   await credentials.reconcile(enabled);
   for (const [name, c] of credentials.wrap(connectors, (n) => enabled.find((t) => t.name === n)?.settings)) connectors.set(name, c);
-  const outbox = new Outbox(runner, Date.now, config.dispatch.missing_record_grace_minutes * 60_000, { leaseOwner: deps.workerId });
+  // Every time stored for other workers to compare (due times, leases, pauses) is on the database's clock.
+  const now = deps.now ?? Date.now;
+  const outbox = new Outbox(runner, now, config.dispatch.missing_record_grace_minutes * 60_000, { leaseOwner: deps.workerId });
   const installationId = await ensureSetting(runner, "installation_id", () => randomUUID());
   const exports = exportSettings(sections.exports);
   // Files of an export that committed just before a worker stopped are written to the tenant's output_dir now (on
@@ -162,6 +167,7 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
           // Pushes send nothing while this worker is fenced; a lease released at a stop while its push runs is held
           // for the longest a request of it may take (agent/db/pg/README.md §6).
           ...(deps.fence ? { fence: deps.fence } : {}),
+          now,
           releaseHoldMs: requestTimeoutOf(t),
         },
         log.child({ target: t.name }),
@@ -180,7 +186,7 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
     if (!names) targetsByEntity.set(entity, (names = [...connectors].filter(([, c]) => c.supports(entity)).map(([n]) => n)));
     return names;
   };
-  const intake = new IntakeWriter(outbox, targetsFor, notify);
+  const intake = new IntakeWriter(outbox, targetsFor, notify, now);
   intake.observer = (results) => metrics.countStored(results);
   // Pulls of the targets that run here. Each schedule slot runs once across all workers (the first to record its run
   // in job_runs runs it), a webhook hint or "run now" runs on the worker that got it unless a run is under way anywhere.
@@ -189,6 +195,7 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
     storage: runner,
     soleProcess: false,
     worker: deps.workerId,
+    now,
     config: { agent: config.agent, pulls: config.pulls, psa: sections.psa },
     targets: enabled.filter((t) => !held.get(t.name)),
     connectors,

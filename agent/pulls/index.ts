@@ -70,6 +70,8 @@ export async function createPulls(opts: {
   soleProcess: boolean;
   /** The worker's id (workers.id) when it is not: its runs carry it, so its recovery can end them if it dies. */
   worker?: number;
+  /** The clock stored times are written and judged by (a hosted worker: the database's, Worker.now). Default Date.now. */
+  now?: () => number;
   /** `psa` is the installation's on SQLite, the tenant's own section on PostgreSQL. */
   config: Pick<AgentConfig, "agent" | "psa" | "pulls">;
   targets: TargetConfig[];
@@ -77,7 +79,7 @@ export async function createPulls(opts: {
   log: Logger;
 }): Promise<PullsRuntime> {
   const { db, storage, config, log } = opts;
-  const inbox = new Inbox(storage);
+  const inbox = new Inbox(storage, opts.now);
   const psa = config.psa;
   const deliverer =
     psa.webhook_url && psa.webhook_secret
@@ -95,6 +97,7 @@ export async function createPulls(opts: {
             userAgent: `kontobro/${VERSION}`,
           },
           log.child({ component: "psa-webhook" }),
+          opts.now,
         )
       : null;
   if (psa.webhook_secret) registerSecret(psa.webhook_secret);
@@ -107,6 +110,7 @@ export async function createPulls(opts: {
     connectors: opts.connectors,
     log: log.child({ component: "pull" }),
     onStored: () => deliverer?.notify(),
+    ...(opts.now ? { now: opts.now } : {}),
   };
   const scheduler = new Scheduler(pullJobs(opts.targets, opts.connectors), {
     storage,
