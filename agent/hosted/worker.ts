@@ -36,9 +36,10 @@ export async function startHostedWorker(config: AgentConfig, log: Logger): Promi
   const storage = await openStorage(config, {
     connection: {
       application_name: "kontobro-worker",
-      // A transaction of ours only ever waits for its own statements. One left open longer is a process frozen or cut
-      // off mid-transaction: the server ends it before the others declare the worker dead, so its row locks never
-      // hold up their recovery of its leases (nor anyone's claims).
+      // A transaction of ours waits only for its own statements, or for one OAuth token request under its tenant's
+      // credentials row lock (agent/credentials.ts: request_timeout_ms stays under this). One left open longer is a
+      // process frozen or cut off mid-transaction: the server ends it before the others declare the worker dead, so
+      // its row locks never hold up their recovery of its leases (nor anyone's claims).
       idle_in_transaction_session_timeout: Math.floor(config.workers.dead_after_ms / 2),
     },
   });
@@ -56,7 +57,9 @@ async function startOn(storage: PostgresStorage, config: AgentConfig, log: Logge
   const ended = new Promise<number>((resolve) => (endWith = resolve));
   let stop: () => Promise<void> = async () => {};
   let lost = false;
-  const worker = await Worker.register(storage.client, {
+  // The heartbeat has a connection of its own: a main pool busy with slow work (token refreshes waiting on a slow
+  // identity server, a large export) must not keep it from the database until the others declare this worker dead.
+  const worker = await Worker.register(storage.separatePool(1), {
     heartbeatMs: config.workers.heartbeat_ms,
     deadAfterMs: config.workers.dead_after_ms,
     // Declared dead (silent longer than dead_after_ms: a pause, a partition): the others have taken back its leases,

@@ -40,6 +40,11 @@ export interface PostgresStorage {
   report: PostgresReport;
   /** The runner of one tenant: row-level security holds its statements to that tenant's rows. */
   runner(tenant: number): SqlRunner;
+  /**
+   * A pool of its own of `max` connections to the same database with the same settings, closed with the storage: for
+   * work that must not wait behind the main pool's (a worker's heartbeat).
+   */
+  separatePool(max: number): SQL;
   close(): Promise<void>;
 }
 
@@ -62,12 +67,15 @@ export async function openPostgres(url: string, options: OpenPostgresOptions = {
   const problem = postgresUrlProblem(url);
   if (problem) throw new StorageError(`[storage] url ${problem}.`, `Correct [storage] url in kontobro.toml.`);
   const where = partsOf(url);
-  const client = new SQL({
-    url,
-    max: options.max ?? 10,
-    connectionTimeout: options.connectTimeoutSeconds ?? 10,
-    ...(options.connection ? { connection: options.connection } : {}),
-  });
+  const pool = (max: number) =>
+    new SQL({
+      url,
+      max,
+      connectionTimeout: options.connectTimeoutSeconds ?? 10,
+      ...(options.connection ? { connection: options.connection } : {}),
+    });
+  const client = pool(options.max ?? 10);
+  const separate: SQL[] = [];
   try {
     let facts: ServerFacts;
     try {
@@ -89,7 +97,15 @@ export async function openPostgres(url: string, options: OpenPostgresOptions = {
       client,
       report,
       runner: (tenant) => postgresRunner(client, tenant),
-      close: () => client.close(),
+      separatePool(max) {
+        const p = pool(max);
+        separate.push(p);
+        return p;
+      },
+      async close() {
+        await Promise.all(separate.map((p) => p.close()));
+        await client.close();
+      },
     };
   } catch (e) {
     await client.close().catch(() => {});
