@@ -10,7 +10,7 @@ import { SQL } from "bun";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { storedCredentials, tenantCredentialStore } from "../agent/credentials.ts";
-import { postgresRunner, type SqlRunner } from "../agent/db/pg/runner.ts";
+import type { SqlRunner } from "../agent/db/pg/runner.ts";
 import { silentLogger } from "../agent/log.ts";
 import type { CredentialStore } from "../connectors/contract.ts";
 import { tokenUrl } from "../connectors/eaccounting/config.ts";
