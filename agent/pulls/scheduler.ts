@@ -2,6 +2,9 @@
 // A job never runs twice at once (in-process guard here; across processes and workers the runner's claimed
 // run row, and on SQLite its file lock); each schedule slot runs once whichever workers fire it (the run row
 // names its slot); a run missed while the agent was down is caught up at start; webhook hints are debounced.
+// A hint is never dropped: a hint that arrives while the job runs is followed by one more run once it ends, whether
+// the run is this process's (`again`) or another process's or worker's (the hinted run, answered "busy", is tried
+// again every recheckMs until it can claim the job: the other run has ended).
 import cron, { type ScheduledTask } from "node-cron";
 import { missedSlot, nextSlots } from "./cron.ts";
 import type { SqlRunner } from "../db/pg/runner.ts";
@@ -22,6 +25,11 @@ export interface SchedulerOptions {
   run: (job: JobRef, trigger: Trigger, slot: number | null) => Promise<RunResult>;
   /** Webhook hints for one job within this many ms start one run. */
   debounceMs: number;
+  /**
+   * A hinted run found the job running in another process or worker: it is tried again after this many ms until
+   * that run has ended and it runs. Default 1000.
+   */
+  recheckMs?: number;
   now?: () => number;
 }
 
@@ -113,15 +121,36 @@ export class Scheduler {
       this.again.add(key);
       return true;
     }
+    this.runHintedIn(job, this.opts.debounceMs);
+    return true;
+  }
+
+  /**
+   * The hinted run of `job` starts after `ms` (a later hint or re-check replaces the timer). The data a hint points at
+   * may be newer than the fetch of a run under way, so "busy" is never the end of a hint: busy here, the run follows
+   * this run (`again`); busy elsewhere (another worker's or process's run of the job), it is tried again until it runs.
+   */
+  private runHintedIn(job: ScheduledJob, ms: number): void {
+    const key = jobKey(job.target, job.stream);
     clearTimeout(this.timers.get(key));
     this.timers.set(
       key,
-      setTimeout(() => {
+      setTimeout(async () => {
         this.timers.delete(key);
-        void this.fire(job, "webhook");
-      }, this.opts.debounceMs),
+        if (this.stopped) return;
+        if (this.running.has(key)) {
+          this.again.add(key);
+          return;
+        }
+        const result = await this.fire(job, "webhook");
+        if (result.status !== "busy" || this.stopped || this.timers.has(key)) return;
+        if (this.running.has(key)) this.again.add(key);
+        else {
+          this.opts.log.debug("hinted pull waits for a run of the job elsewhere to end", { target: job.target, stream: job.stream });
+          this.runHintedIn(job, this.opts.recheckMs ?? 1000);
+        }
+      }, ms),
     );
-    return true;
   }
 
   private fire(job: ScheduledJob, trigger: Trigger, slot: number | null = null): Promise<RunResult> {
