@@ -61,14 +61,14 @@ export function apiTokenFor(db: Db, config: AgentConfig): string {
 /**
  * With a database, connectors get durable per-target counters (e.g. a daily call budget kept across restarts).
  * A target that signs in with OAuth (factory.oauth) gets its tokens from `opts.credentials` (a hosted tenant's, on
- * PostgreSQL) or the data directory: through `db`, or (commands that run without it) from `dataDir`, opened when
- * first needed; the `masters` of kontobro.toml.
+ * PostgreSQL, with `opts.signIn`, the command that signs it in again) or the data directory: through `db`, or
+ * (commands that run without it) from `dataDir`, opened when first needed; the `masters` of kontobro.toml.
  */
 export function createConnectors(
   targets: TargetConfig[],
   log: Logger,
   db?: Db,
-  opts: { dataDir?: string; credentials?: (target: string) => CredentialStore } = {},
+  opts: { dataDir?: string; credentials?: (target: string) => CredentialStore; signIn?: (target: string) => string } = {},
 ): Map<string, Connector> {
   const map = new Map<string, Connector>();
   for (const t of targets.filter((t) => t.enabled)) {
@@ -89,6 +89,7 @@ export function createConnectors(
         log: log.child({ target: t.name }),
         ...(db ? { counters: periodCounters(db, t.name) } : {}),
         ...(credentials ? { credentials } : {}),
+        ...(factory.oauth && opts.signIn ? { signIn: opts.signIn(t.name) } : {}),
         masters: t.masters ?? {},
       }),
     );

@@ -222,6 +222,11 @@ export interface ConnectorDeps {
   counters?: PeriodCounters;
   /** The target's OAuth tokens, kept in the agent's database (absent: kept in memory for this process only). */
   credentials?: CredentialStore;
+  /**
+   * The command a person runs to sign the target in (again), for hints: `kontobro connect <name>` when absent; a
+   * hosted tenant's is `kontobro tenant connect <slug> <name>`.
+   */
+  signIn?: string;
   /** Who is master of which entity (kontobro.toml `masters`); absent entities: the PSA. */
   masters?: Partial<Record<MasterEntity, MasterSide>>;
 }

@@ -44,10 +44,17 @@ function storeOn(s: EngineStorage, runner: SqlRunner): CredentialStore {
   return s.engine === "sqlite" ? storedCredentials(runner, "ledger", { lockFile: s.dataDir }) : tenantCredentialStore(runner, "ledger");
 }
 
-function connectorWith(srv: Sandbox, store: CredentialStore, over: Record<string, unknown> = {}): EaccountingConnector {
+function connectorWith(srv: Sandbox, store: CredentialStore, over: Record<string, unknown> = {}, signIn?: string): EaccountingConnector {
   const cfg = eaccounting.configSchema.parse(targetConfig(srv.url, { refresh_token: undefined, ...over }));
-  return eaccounting.create("ledger", cfg, { log: silentLogger, credentials: store }) as EaccountingConnector;
+  return eaccounting.create("ledger", cfg, {
+    log: silentLogger,
+    credentials: store,
+    ...(signIn ? { signIn } : {}),
+  }) as EaccountingConnector;
 }
+
+/** How the engine's agent says to sign the target in again: a hosted tenant's command names the tenant. */
+const signInOn = (s: EngineStorage) => (s.engine === "sqlite" ? undefined : "kontobro tenant connect initech ledger");
 
 /** A sandbox whose token endpoint answers slowly, so that two refreshes started together overlap. */
 async function slowTokenSandbox(): Promise<Sandbox> {
@@ -106,19 +113,31 @@ describe.each(engines)("OAuth tokens on %s", (engine) => {
     }
   }, 30_000);
 
-  test("a refused refresh token: one call, and the reconnect state is stored though the refresh threw; both workers say reconnect", async () => {
+  test("a refused refresh token: one call, and the reconnect state is stored though the refresh threw; both workers say reconnect, naming the engine's sign-in command", async () => {
     const s = await open(engine);
     const srv = await slowTokenSandbox();
     try {
       const { refresh_token } = await control(srv, "oauth/grant");
       await control(srv, "oauth/revoke");
       const a = storeOn(s, s.storage);
-      const workers = [connectorWith(srv, a, { refresh_token }), connectorWith(srv, storeOn(s, await s.worker()), { refresh_token })];
+      const signIn = signInOn(s);
+      const workers = [
+        connectorWith(srv, a, { refresh_token }, signIn),
+        connectorWith(srv, storeOn(s, await s.worker()), { refresh_token }, signIn),
+      ];
       const results = await Promise.allSettled(workers.map((c) => c.client.get("/customers")));
-      for (const r of results) expect(r.status === "rejected" && (r.reason as { code?: string }).code).toBe("eaccounting.reconnect");
+      const command = signIn ?? "kontobro connect ledger";
+      for (const r of results) {
+        expect(r.status).toBe("rejected");
+        expect((r as PromiseRejectedResult).reason).toMatchObject({
+          code: "eaccounting.reconnect",
+          hint: expect.stringContaining(`Run \`${command}\``),
+        });
+      }
       expect(tokenCalls(srv)).toBe(1);
       expect(await a.read()).toMatchObject({ state: "reconnect", problem: expect.stringContaining("invalid_grant") });
-      for (const c of workers) expect((await c.check())[0]).toMatchObject({ ok: false, name: "authorisation" });
+      for (const c of workers)
+        expect((await c.check())[0]).toMatchObject({ ok: false, name: "authorisation", hint: expect.stringContaining(command) });
     } finally {
       await srv.stop();
     }

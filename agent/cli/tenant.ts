@@ -199,7 +199,11 @@ const connect = defineCommand({
         input: console,
         home: {
           store,
-          connector: () => createConnectors([target], createLogger("error"), undefined, { credentials: () => store }).get(target.name),
+          connector: () =>
+            createConnectors([target], createLogger("error"), undefined, {
+              credentials: () => store,
+              signIn: () => `kontobro tenant connect ${slug} ${target.name}`,
+            }).get(target.name),
           where: `tenant ${slug}'s rows in PostgreSQL`,
           command: `kontobro tenant connect ${slug} ${target.name}`,
           close: () => {},

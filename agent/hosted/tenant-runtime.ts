@@ -128,7 +128,10 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
       );
   }
   // No SQLite database here: no per-target counters kept across restarts. OAuth tokens: the tenant's credentials rows.
-  const connectors = createConnectors(enabled, log, undefined, { credentials: (target) => tenantCredentialStore(runner, target) });
+  const connectors = createConnectors(enabled, log, undefined, {
+    credentials: (target) => tenantCredentialStore(runner, target),
+    signIn: (target) => `kontobro tenant connect ${tenant.slug} ${target}`,
+  });
   // Watched: a 401 marks the target's credentials refused (the tenant's settings rows), a success working again: alerts.
   const credentials = new CredentialsWatch(runner, log, deps.now);
   await credentials.reconcile(enabled);

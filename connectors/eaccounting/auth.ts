@@ -19,6 +19,8 @@ export interface TokenOptions {
   /** From kontobro.toml: used only while nothing is stored for this identity server. */
   bootstrapRefreshToken?: string;
   store: CredentialStore;
+  /** The command that signs the target in again (ConnectorDeps.signIn); `kontobro connect <target>` by default. */
+  signIn?: string;
   timeoutMs: number;
   now?: () => number;
 }
@@ -26,8 +28,8 @@ export interface TokenOptions {
 /** Refresh this long before the access token expires, so no request leaves with a dying token. */
 const MARGIN_MS = 60_000;
 
-export const reconnectHint = (target: string) =>
-  `Run \`kontobro connect ${target}\` and sign in to eAccounting as a user with access to the company (the app's access was removed, or its refresh token expired or was used elsewhere); kontobro retries by itself afterwards.`;
+export const reconnectHint = (signIn: string) =>
+  `Run \`${signIn}\` and sign in to eAccounting as a user with access to the company (the app's access was removed, or its refresh token expired or was used elsewhere); kontobro retries by itself afterwards.`;
 
 /** Deliveries and pulls wait this long between looks at the stored state while a person must reconnect. */
 export const RECONNECT_RETRY_MS = 60_000;
@@ -38,13 +40,13 @@ export const RECONNECT_RETRY_MS = 60_000;
  * (/readyz, alerts) records it like any other refusal.
  */
 export class ReconnectNeeded extends TargetError {
-  constructor(target: string, why: string) {
+  constructor(target: string, why: string, signIn: string) {
     super("retryable", {
       code: "eaccounting.reconnect",
       status: 401,
       retryAfterMs: RECONNECT_RETRY_MS,
       message: `reconnect: eAccounting no longer accepts kontobro's authorisation for ${target} (${why}).`,
-      hint: reconnectHint(target),
+      hint: reconnectHint(signIn),
     });
   }
 }
@@ -70,10 +72,13 @@ export class OAuthTokens {
   private readonly http: HttpClient;
   private readonly now: () => number;
   private readonly refreshOnce: () => Promise<string>;
+  /** The command that signs the target in again, for hints. */
+  readonly signIn: string;
   private cached: { token: string; expiresAt: number } | null = null;
 
   constructor(private readonly o: TokenOptions) {
     this.now = o.now ?? Date.now;
+    this.signIn = o.signIn ?? `kontobro connect ${o.target}`;
     this.http = new HttpClient({
       baseHeaders: () => ({}),
       timeoutMs: o.timeoutMs,
@@ -139,14 +144,14 @@ export class OAuthTokens {
     ) {
       return { token: c.accessToken, expiresAt: c.accessExpiresAt };
     }
-    if (c?.state === "reconnect") throw new ReconnectNeeded(this.o.target, c.problem ?? "the refresh token was refused");
+    if (c?.state === "reconnect") throw new ReconnectNeeded(this.o.target, c.problem ?? "the refresh token was refused", this.signIn);
     const refreshToken = c?.refreshToken ?? (c ? null : (this.o.bootstrapRefreshToken ?? null));
     if (!refreshToken) {
       throw new TargetError("retryable", {
         code: "eaccounting.not_connected",
         retryAfterMs: RECONNECT_RETRY_MS,
         message: `kontobro has no authorisation for eAccounting (${this.o.target}) yet.`,
-        hint: `Run \`kontobro connect ${this.o.target}\` and sign in to eAccounting; kontobro retries by itself afterwards.`,
+        hint: `Run \`${this.signIn}\` and sign in to eAccounting; kontobro retries by itself afterwards.`,
       });
     }
     const answer = await this.tokenRequest({ grant_type: "refresh_token", refresh_token: refreshToken });
@@ -161,7 +166,7 @@ export class OAuthTokens {
           state: "reconnect",
           problem: why,
         });
-        throw new ReconnectNeeded(this.o.target, why);
+        throw new ReconnectNeeded(this.o.target, why, this.signIn);
       }
       if (answer.status === 401 || /invalid_client/.test(String(answer.body?.error))) {
         throw new TargetError("permanent", {

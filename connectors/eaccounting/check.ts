@@ -24,7 +24,7 @@ export async function runChecks(
         ok: false,
         name: "authorisation",
         message: `kontobro is not connected to eAccounting for ${name} yet.`,
-        hint: `Run \`kontobro connect ${name}\` and sign in to eAccounting as a user of the company.`,
+        hint: `Run \`${tokens.signIn}\` and sign in to eAccounting as a user of the company.`,
       },
     ];
   }
@@ -34,14 +34,14 @@ export async function runChecks(
         ok: false,
         name: "authorisation",
         message: `reconnect: eAccounting no longer accepts kontobro's authorisation (${status.problem ?? "the refresh token was refused"}).`,
-        hint: reconnectHint(name),
+        hint: reconnectHint(tokens.signIn),
       },
     ];
   }
   try {
     await tokens.get();
   } catch (e) {
-    return [failed("authorisation", e, `Run \`kontobro connect ${name}\`.`)];
+    return [failed("authorisation", e, `Run \`${tokens.signIn}\`.`)];
   }
   const granted = (await tokens.status()).scope?.split(/\s+/).filter(Boolean) ?? null;
   items.push({
@@ -57,7 +57,7 @@ export async function runChecks(
         ok: false,
         name: "scopes",
         message: `eAccounting did not grant ${missing.join(", ")}.`,
-        hint: `Run \`kontobro connect ${name}\` again and accept every permission; the user needs access to sales, accounting and purchasing in eAccounting.`,
+        hint: `Run \`${tokens.signIn}\` again and accept every permission; the user needs access to sales, accounting and purchasing in eAccounting.`,
       });
   }
   // The company: its onboarding state answers on any call (4003 start-up guide, 4012 licence, 4011 no access, …).

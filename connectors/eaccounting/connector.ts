@@ -81,6 +81,7 @@ export class EaccountingConnector implements Connector {
       clientAuth: cfg.token_auth,
       bootstrapRefreshToken: cfg.refresh_token,
       store: deps.credentials ?? memoryCredentials(),
+      ...(deps.signIn ? { signIn: deps.signIn } : {}),
       timeoutMs: cfg.request_timeout_ms,
       now,
     });
