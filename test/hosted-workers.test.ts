@@ -290,6 +290,27 @@ describe.skipIf(!!unavailable)("kontobro run on PostgreSQL: two workers, three t
     }
   }, 60_000);
 
+  test("the deliveries API is the tenant's own on every worker: another's delivery is not found, for reading or retry", async () => {
+    const { acme, globex } = tenants;
+    const api = async (worker: RunningWorker, token: string, path: string, method = "GET") => {
+      const res = await fetch(`${worker.url}/api/v1${path}`, { method, headers: { authorization: `Bearer ${token}` } });
+      return { status: res.status, body: (await res.json()) as any };
+    };
+    // globex's needs-action project from the test before.
+    const listed = await api(workers.a, globex.token, "/deliveries?status=needs_action");
+    expect(listed.status).toBe(200);
+    expect(listed.body.deliveries.map((d: any) => d.key)).toEqual(["P-29999"]);
+    const id = listed.body.deliveries[0].id as number;
+    expect((await api(workers.b, acme.token, "/deliveries?status=needs_action")).body.deliveries).toEqual([]);
+    for (const w of Object.values(workers)) {
+      expect((await api(w, acme.token, `/deliveries/${id}`)).status).toBe(404);
+      expect((await api(w, acme.token, `/deliveries/${id}/retry`, "POST")).status).toBe(404);
+      expect((await api(w, globex.token, `/deliveries/${id}`)).body).toMatchObject({ id, key: "P-29999" });
+      expect((await api(w, globex.token, "/deliveries/not-a-number")).status).toBe(404);
+    }
+    expect((await api(workers.b, globex.token, `/deliveries/${id}/retry`, "POST")).body).toEqual({ id, status: "pending" });
+  }, 60_000);
+
   test("a disabled tenant's API answers 403 on every worker and nothing of it is sent until it is enabled", async () => {
     const { globex } = tenants;
     expect((await adminPost(workers.a, "/tenants/globex/disable")).body.tenant.state).toBe("disabled");

@@ -6,13 +6,14 @@ import type { Metrics } from "../metrics.ts";
 import type { SqlRunner } from "../db/pg/runner.ts";
 import type { TenantStore } from "../tenants/store.ts";
 import { adminRoutes, type AdminContext } from "../http/admin-api.ts";
-import { eventsRoute } from "../http/api.ts";
+import { deliveriesRoute, eventsRoute } from "../http/api.ts";
 import { exportsApi } from "../http/exports-api.ts";
 import { failedRequest, noRoute } from "../http/failure.ts";
 import type { ReadinessCheck } from "../http/health.ts";
 import { inboxFeedRoutes, pullsRoutes, type PullsSource } from "../http/inbox-api.ts";
 import { webhookRoutes } from "../http/target-webhooks.ts";
 import { requireTenant, type TenantVariables } from "../http/tenant-auth.ts";
+import { Outbox } from "../outbox.ts";
 import type { TenantFleet } from "./fleet.ts";
 import { tenantStatus } from "./status.ts";
 import { tenantPages } from "./status-page.ts";
@@ -73,6 +74,20 @@ function tenantApi(ctx: HostedAppContext): Hono<Vars> {
     requireTenant((token) => ctx.tenants.resolveApiToken(token)),
   );
   api.use("/events", tenantRunning(ctx));
+  api.route(
+    "/deliveries",
+    deliveriesRoute({
+      runner: (c) => ctx.runner(c.get("tenant").id),
+      // Back to pending through the tenant's Outbox; this worker's dispatcher of the target is woken, the others find it
+      // at their next idle poll.
+      retry: async (c, id) => {
+        const tenant = c.get("tenant").id;
+        const r = await new Outbox(ctx.runner(tenant)).retry(id);
+        if (r.ok) ctx.fleet.get(tenant)?.notify();
+        return r;
+      },
+    }),
+  );
   api.route("/events", eventsRoute({ maxBodyBytes: ctx.maxBodyBytes, metrics: ctx.metrics, intake: (c) => c.get("runtime").intake }));
   // The tenant's inbox feed, pull jobs and run-now: the SQLite agent's routes on the tenant's pulls on this worker.
   const tenantPulls: PullsSource = {

@@ -4,7 +4,7 @@ import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import { EventConflict, type Intake, IntakeUnavailable, parseEvents } from "../intake.ts";
 import type { Metrics } from "../metrics.ts";
-import { sqliteRunner } from "../db/pg/runner.ts";
+import { type SqlRunner, sqliteRunner } from "../db/pg/runner.ts";
 import { getDelivery, listDeliveries } from "../queries.ts";
 import { DELIVERY_STATUSES } from "../states.ts";
 import { requireApiToken } from "./auth.ts";
@@ -132,17 +132,20 @@ export function eventsRoute(opts: EventsIntakeOptions): Hono {
   return route;
 }
 
-export function apiRoutes(ctx: AppContext): Hono {
-  const api = new Hono();
+export interface DeliveriesOptions {
+  /** Where this request's deliveries are read (the SQLite file; a hosted tenant's runner). */
+  runner(c: Context): SqlRunner;
+  /** The delivery back to pending, and its target's dispatcher woken. */
+  retry(c: Context, id: number): Promise<{ ok: boolean; status?: string }>;
+}
 
-  api.use(
-    "*",
-    requireApiToken(() => ctx.apiToken),
-  );
-
-  api.route("/events", eventsRoute({ maxBodyBytes: ctx.maxBodyBytes, metrics: ctx.metrics, intake: () => ctx.intake }));
-
-  api.get("/deliveries", async (c) => {
+/**
+ * GET /deliveries, GET /deliveries/:id and POST /deliveries/:id/retry (mounted at /api/v1/deliveries), with the same
+ * contract wherever they are mounted (agent/http/app.ts, agent/hosted/app.ts). Authentication is the mounter's.
+ */
+export function deliveriesRoute(opts: DeliveriesOptions): Hono {
+  const route = new Hono();
+  route.get("/", async (c) => {
     // An empty parameter counts as absent (?status=&target=).
     const query = Object.fromEntries(Object.entries(c.req.query()).filter(([, v]) => v !== ""));
     const parsed = DeliveriesQuery.safeParse(query);
@@ -157,20 +160,29 @@ export function apiRoutes(ctx: AppContext): Hono {
       );
     }
     const { status, target, limit, before } = parsed.data;
-    const rows = await listDeliveries(sqliteRunner(ctx.db.$client), { status, target, limit, beforeId: before });
+    const rows = await listDeliveries(opts.runner(c), { status, target, limit, beforeId: before });
     return c.json({ deliveries: rows, next: rows.length > 0 ? rows[rows.length - 1]!.id : null });
   });
 
-  api.get("/deliveries/:id", async (c) => {
-    const row = await getDelivery(sqliteRunner(ctx.db.$client), Number(c.req.param("id")));
-    return row ? c.json(row) : c.json({ error: "not_found", message: `No delivery ${c.req.param("id")}.` }, 404);
+  const notFound = (c: Context) => c.json({ error: "not_found", message: `No delivery ${c.req.param("id")?.slice(0, 40)}.` }, 404);
+  /** The id in the path, or null when it is no delivery id (a number). */
+  const idOf = (c: Context) => {
+    const id = Number(c.req.param("id"));
+    return Number.isSafeInteger(id) && id > 0 ? id : null;
+  };
+
+  route.get("/:id", async (c) => {
+    const id = idOf(c);
+    const row = id === null ? null : await getDelivery(opts.runner(c), id);
+    return row ? c.json(row) : notFound(c);
   });
 
-  api.post("/deliveries/:id/retry", async (c) => {
-    const id = Number(c.req.param("id"));
-    const result = await ctx.retry(id);
+  route.post("/:id/retry", async (c) => {
+    const id = idOf(c);
+    if (id === null) return notFound(c);
+    const result = await opts.retry(c, id);
     if (result.ok) return c.json({ id, status: "pending" });
-    if (!result.status) return c.json({ error: "not_found", message: `No delivery ${c.req.param("id")}.` }, 404);
+    if (!result.status) return notFound(c);
     return c.json(
       {
         error: "conflict",
@@ -180,6 +192,20 @@ export function apiRoutes(ctx: AppContext): Hono {
       409,
     );
   });
+  return route;
+}
+
+export function apiRoutes(ctx: AppContext): Hono {
+  const api = new Hono();
+
+  api.use(
+    "*",
+    requireApiToken(() => ctx.apiToken),
+  );
+
+  api.route("/events", eventsRoute({ maxBodyBytes: ctx.maxBodyBytes, metrics: ctx.metrics, intake: () => ctx.intake }));
+
+  api.route("/deliveries", deliveriesRoute({ runner: () => sqliteRunner(ctx.db.$client), retry: (_c, id) => ctx.retry(id) }));
 
   return api;
 }
