@@ -106,6 +106,7 @@ beforeAll(async () => {
       {
         slug,
         config: {
+          exports: { company_name: `${slug} AB`, org_number: "556677-8899", currency: "NOK" },
           targets: [
             {
               name: "books",
@@ -279,6 +280,66 @@ describe.skipIf(!!unavailable)("a hosted tenant's status page", () => {
       redirect: "manual",
     });
     expect(refused.status).toBe(401);
+  });
+
+  test("the exports section: a tenant's page lists only its own files, runs a SIE export from its form, and refuses another tenant's credentials", async () => {
+    const form = { ...asTenant(tenants.acme), origin: worker.url, "content-type": "application/x-www-form-urlencoded" };
+    const before = await get("/t/acme/", asTenant(tenants.acme));
+    expect(before.text).toContain('id="exports"');
+    expect(before.text).toContain('action="/t/acme/ui/exports/run"');
+    expect(before.text).toContain('action="/t/acme/ui/exports/status"');
+    expect(before.text).toContain('<strong data-export-status="to_transfer">1</strong>');
+
+    // Another tenant's credentials: 401 on the form and the download, nothing exported.
+    const foreign = await fetch(`${worker.url}/t/acme/ui/exports/run`, {
+      method: "POST",
+      headers: { ...form, ...asTenant(tenants.globex) },
+      body: "what=sie4",
+      redirect: "manual",
+    });
+    expect(foreign.status).toBe(401);
+    expect((await get("/t/acme/", asTenant(tenants.acme))).text).toContain('<strong data-export-status="to_transfer">1</strong>');
+
+    // Acme's SIE 4 export from its page's form: its one invoice, its file linked under its prefix.
+    const run = await fetch(`${worker.url}/t/acme/ui/exports/run`, {
+      method: "POST",
+      headers: form,
+      body: "what=sie4",
+      redirect: "manual",
+    });
+    const result = await run.text();
+    expect(run.status).toBe(200);
+    expect(result).toContain("1 invoice(s) marked as transferred");
+    const download = /href="(\/t\/acme\/ui\/exports\/files\/(\d+)\/download)"/.exec(result);
+    expect(download).not.toBeNull();
+    for (const link of linksOf(result)) expect(link.startsWith("/t/acme/")).toBe(true);
+    const fileId = download![2]!;
+    const file = await fetch(`${worker.url}${download![1]}`, { headers: asTenant(tenants.acme) });
+    expect(file.status).toBe(200);
+    const sie = new TextDecoder("latin1").decode(await file.arrayBuffer());
+    expect(sie).toContain("#SIETYP 4");
+    expect(sie).toContain("5001");
+    expect(sie).not.toContain("6001");
+
+    const acme = await get("/t/acme/", asTenant(tenants.acme));
+    expect(acme.text).toContain(`<tr data-file="${fileId}">`);
+    expect(acme.text).toContain('<strong data-export-status="transferred">1</strong>');
+    for (const link of linksOf(acme.text)) expect(link.startsWith("/t/acme/")).toBe(true);
+    // Globex's page lists none of acme's files and its invoice is still to transfer.
+    const globex = await get("/t/globex/", asTenant(tenants.globex));
+    expect(globex.text).toContain("No files exported yet.");
+    expect(globex.text).not.toContain("data-file=");
+    expect(globex.text).toContain('<strong data-export-status="to_transfer">1</strong>');
+    // The file through globex's own page: row-level security finds no such file; with globex's credentials on acme's: 401.
+    expect((await get(`/t/globex/ui/exports/files/${fileId}/download`, asTenant(tenants.globex))).status).toBe(404);
+    expect((await get(`/t/acme/ui/exports/files/${fileId}/download`, asTenant(tenants.globex))).status).toBe(401);
+    const status = await fetch(`${worker.url}/t/acme/ui/exports/status`, {
+      method: "POST",
+      headers: { ...form, ...asTenant(tenants.globex) },
+      body: "number=5001&status=to_transfer",
+      redirect: "manual",
+    });
+    expect(status.status).toBe(401);
   });
 
   test("a target whose sign-in was refused says so on its tenant's page, with the tenant's command to connect again", async () => {

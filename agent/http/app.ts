@@ -12,7 +12,6 @@ import { exportsRoutes } from "./exports-api.ts";
 import { failedRequest, noRoute } from "./failure.ts";
 import { registerHealthRoutes } from "./health.ts";
 import { inboxRoutes, pullsApiRoutes } from "./inbox-api.ts";
-import { registerExportUi } from "./status-exports.ts";
 import { uiGuard } from "./ui-guard.ts";
 import { registerProgressUi } from "./status-progress.ts";
 import { registerStatusPages } from "./status-routes.ts";
@@ -52,9 +51,8 @@ export function createApp(ctx: AppContext): Hono {
   app.route("/webhooks", targetWebhookRoutes(ctx));
   // Long work under way (queues catching up, exports, pulls): the status page's section, fetched again while it runs.
   registerProgressUi(app, ctx);
-  // File exports: runs, files, export status, templates; and the status page's forms and downloads.
+  // File exports: runs, files, export status, templates (the status page's forms and downloads: status-routes.ts).
   app.route("/api/v1/exports", exportsRoutes(ctx));
-  registerExportUi(app, ctx);
   // `kontobro demo` only: the alert mails it built instead of sending them.
   registerDemoMailUi(app, ctx);
   // Hosted mode: the operator's API (tenants), only when its token is configured.

@@ -61,6 +61,8 @@ export interface StatusContext {
   /** The retry button: the delivery back to pending through the Outbox, and its target's dispatcher woken. */
   retry(id: number): Promise<{ ok: boolean; status?: string }>;
   pulls?: PullsRuntime;
+  /** File exports: the tenant's [exports] settings, and whether the page may run them and hand out files. */
+  exports?: ExportsRuntime;
   /**
    * The SQLite agent, for the sections that read its file and data directory only (progress files, master data,
    * alerts and notifications, the file's size, exports): absent on PostgreSQL, where the page says they do not run yet.
@@ -90,6 +92,7 @@ export function statusOf(ctx: AppContext): StatusContext {
     targets: ctx.targets,
     retry: (id) => ctx.retry(id),
     ...(ctx.pulls ? { pulls: ctx.pulls } : {}),
+    ...(ctx.exports ? { exports: ctx.exports } : {}),
     local: ctx,
   };
 }

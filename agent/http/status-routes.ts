@@ -4,6 +4,7 @@
 import type { Context, Env, Hono } from "hono";
 import { type StatusContext, withReads } from "./context.ts";
 import { renderStatusPage } from "./status-page.ts";
+import { registerExportUi } from "./status-exports.ts";
 import { registerPullUi } from "./status-pulls.ts";
 import { registerRecordUi, retryReturnPath } from "./status-record.ts";
 
@@ -25,4 +26,6 @@ export function registerStatusPages<E extends Env>(
   registerRecordUi(app, prefix, view);
   // The pulls section's "run now" buttons.
   registerPullUi(app, prefix, view);
+  // The exports section's forms and downloads.
+  registerExportUi(app, prefix, view);
 }
