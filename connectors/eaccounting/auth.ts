@@ -122,11 +122,17 @@ export class OAuthTokens {
     return this.refreshOnce();
   }
 
-  /** After a 401: forget the token that failed, unless it was replaced meanwhile. */
+  /**
+   * After a 401: forget the token that failed, unless it was replaced meanwhile. Read and written under `exclusive`: a
+   * refresh by another worker between the read and the write would otherwise be overwritten with the refresh token
+   * it has just rotated away, and the next refresh be refused (reconnect needed).
+   */
   async invalidate(failed: string): Promise<void> {
     if (this.cached?.token === failed) this.cached = null;
-    const c = await this.stored();
-    if (c?.accessToken === failed) await this.o.store.write({ ...c, accessToken: null, accessExpiresAt: null });
+    await this.o.store.exclusive(async () => {
+      const c = await this.stored();
+      if (c?.accessToken === failed) await this.o.store.write({ ...c, accessToken: null, accessExpiresAt: null });
+    });
   }
 
   /**
