@@ -132,7 +132,6 @@ const BUILT_AT_RUN_TIME = [
   'agent/delivery-stats.ts: COUNT_COLUMNS.join(", ")',
   'agent/delivery-stats.ts: COUNT_COLUMNS.join(", ")',
   "agent/exports/store.ts: marks",
-  "agent/hosted/status.ts: DELIVERY_COLUMNS",
   "agent/notify/alerts.ts: where",
   'agent/queries.ts: where.length ? `WHERE ${where.join(" AND ")}` : ""',
   "agent/tenants/store.ts: table",

@@ -2,7 +2,7 @@
 // and status, and the deliveries that need action. Read through the tenant's runner: row-level security holds
 // every statement to the tenant's rows.
 import type { SqlRunner } from "../db/pg/runner.ts";
-import { DELIVERY_COLUMNS, toDeliveryRow, type DeliveryRow } from "../queries.ts";
+import { deliveryCounts, type DeliveryRow, listDeliveries } from "../queries.ts";
 import { RESTORE_SETTING_SQL, type RestoreInfo } from "../restore.ts";
 import type { DeliveryStatus } from "../states.ts";
 import type { RuntimeTarget } from "./tenant-runtime.ts";
@@ -24,18 +24,14 @@ export interface TenantStatus {
   restore?: RestoreInfo;
 }
 
-const COUNTS = `SELECT target, status, count(*) AS n FROM deliveries GROUP BY target, status ORDER BY target, status`;
-const NEEDS_ACTION = `SELECT ${DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.seq = d.event_seq
-  WHERE d.status = 'needs_action' ORDER BY d.id DESC LIMIT ?1`;
-
 export async function tenantStatus(
   runner: SqlRunner,
   about: { tenant: string; worker: number; targets: RuntimeTarget[]; notRunning?: string },
 ): Promise<TenantStatus> {
   // One transaction: the counts and the list are of the same moment.
   const { counts, needsAction, restore } = await runner.transaction(async (tx) => ({
-    counts: await tx.all<{ target: string; status: DeliveryStatus; n: number }>(COUNTS),
-    needsAction: (await tx.all(NEEDS_ACTION, NEEDS_ACTION_LIMIT)).map(toDeliveryRow),
+    counts: await deliveryCounts(tx),
+    needsAction: await listDeliveries(tx, { status: "needs_action", limit: NEEDS_ACTION_LIMIT }),
     restore: (await tx.get<{ value: string }>(RESTORE_SETTING_SQL))?.value,
   }));
   return { ...about, counts, needsAction, ...(restore ? { restore: JSON.parse(restore) as RestoreInfo } : {}) };
