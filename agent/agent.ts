@@ -14,6 +14,7 @@ import { Dispatcher } from "./dispatcher.ts";
 import { exportSettings } from "./exports/config.ts";
 import { deliverOnStart } from "./exports/deliver.ts";
 import { createApp } from "./http/app.ts";
+import { listen } from "./http/listen.ts";
 import { IntakeThread } from "./intake-thread.ts";
 import { registerSecret, type Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
@@ -283,27 +284,13 @@ export async function startAgent(
   });
   let server: ReturnType<typeof Bun.serve>;
   try {
-    server = Bun.serve({
-      hostname: config.http.host,
-      port: config.http.port,
-      fetch: app.fetch,
-      // The app enforces http.max_body_bytes itself (by Content-Length, or while streaming) so that a
-      // too-large body gets a 413 that says what to do; Bun's own cap would answer with an empty body.
-      maxRequestBodySize: Number.MAX_SAFE_INTEGER,
-      error: () =>
-        new Response(JSON.stringify({ error: "internal_error", message: "Request failed." }), {
-          status: 500,
-          headers: { "content-type": "application/json" },
-        }),
-    });
+    server = listen(app, config.http);
   } catch (e) {
     clearInterval(highwater);
     await intake.close();
     db.$client.close();
     lock.release();
-    throw new Error(
-      `Cannot listen on ${config.http.host}:${config.http.port}: ${(e as Error).message}. Is another program using the port? Change http.port in kontobro.toml.`,
-    );
+    throw e;
   }
   for (const [name, d] of dispatchers) {
     if (targets.find((t) => t.name === name)?.paused) log.warn("target is paused: events are queued for it but not sent", { target: name });

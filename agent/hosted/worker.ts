@@ -8,6 +8,7 @@ import type { PostgresStorage } from "../db/pg/open.ts";
 import { RestoreWatch } from "../db/pg/restore-watch.ts";
 import { Worker, workerTimingProblem } from "../db/pg/workers.ts";
 import type { ReadinessCheck } from "../http/health.ts";
+import { listen } from "../http/listen.ts";
 import type { Logger } from "../log.ts";
 import { Metrics } from "../metrics.ts";
 import { openStorage } from "../storage.ts";
@@ -194,27 +195,14 @@ async function startOn(storage: PostgresStorage, config: AgentConfig, log: Logge
   });
   let server: ReturnType<typeof Bun.serve>;
   try {
-    server = Bun.serve({
-      hostname: config.http.host,
-      port: config.http.port,
-      fetch: app.fetch,
-      // eventsRoute enforces http.max_body_bytes itself, answering 413 with what to do.
-      maxRequestBodySize: Number.MAX_SAFE_INTEGER,
-      error: () =>
-        new Response(JSON.stringify({ error: "internal_error", message: "Request failed." }), {
-          status: 500,
-          headers: { "content-type": "application/json" },
-        }),
-    });
+    server = listen(app, config.http, " (each worker on one machine needs its own)");
   } catch (e) {
     clearInterval(refresher);
     void announcements.unlisten().catch(() => {});
     clearInterval(watcher);
     await fleet.stop();
     await worker.stop();
-    throw new Error(
-      `Cannot listen on ${config.http.host}:${config.http.port}: ${(e as Error).message}. Is another program using the port? Change http.port in kontobro.toml (each worker on one machine needs its own).`,
-    );
+    throw e;
   }
   const url = `http://${config.http.host.includes(":") ? `[${config.http.host}]` : config.http.host}:${server.port}`;
   log.info("kontobro worker started", { version: VERSION, url, worker: worker.id, storage: storage.location, tenants: fleet.size });
