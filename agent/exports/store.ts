@@ -223,3 +223,56 @@ export async function takeExportTurn(tx: SqlRunner): Promise<void> {
   await tx.run(EXPORT_TURN_ROW);
   await tx.lockForUpdate(EXPORT_TURN);
 }
+
+// Writing the files waiting for the output folder (deliver.ts) happens outside any transaction, so a slow or hung folder
+// holds no lock (on SQLite the whole database, intake included). Two deliverers never write at once: each first claims
+// the tenant's `export_delivery` settings row for a lease (value "<claimant> <lease end in ms>") in a short transaction,
+// and gives it back in the transaction that marks its files written. A claim whose lease ran out is taken over.
+const DELIVERY_ROW = `INSERT INTO settings (name, value) VALUES ('export_delivery', '') ON CONFLICT (name) DO NOTHING`;
+const DELIVERY_LOCK = `SELECT name FROM settings WHERE name = 'export_delivery' FOR UPDATE`;
+const DELIVERY_CLAIM = `SELECT value FROM settings WHERE name = 'export_delivery'`;
+const SET_DELIVERY_CLAIM = `UPDATE settings SET value = ?1 WHERE name = 'export_delivery'`;
+const RELEASE_DELIVERY_CLAIM = `UPDATE settings SET value = '' WHERE name = 'export_delivery' AND value = ?1`;
+const PENDING_FILES = `SELECT id, file_name AS fileName, bytes FROM export_files WHERE delivered_at IS NULL ORDER BY id`;
+const MARK_DELIVERED = `UPDATE export_files SET delivered_at = ?2 WHERE id = ?1 AND delivered_at IS NULL`;
+
+export interface PendingFile {
+  id: number;
+  fileName: string;
+  bytes: Uint8Array;
+}
+
+/** Who holds the delivery claim until when, from its settings value; null when free. Pure. */
+export function parseDeliveryClaim(value: string | null | undefined): { claimant: string; until: number } | null {
+  const m = /^(\S+) (\d+)$/.exec(value ?? "");
+  return m ? { claimant: m[1]!, until: Number(m[2]) } : null;
+}
+
+/**
+ * One short transaction: when no other claimant's lease runs past `now`, claims the tenant's delivery for `claimant`
+ * until `until` and returns the files waiting; else `busy` with the other lease's end.
+ */
+export function claimPendingFiles(
+  db: SqlRunner,
+  claimant: string,
+  now: number,
+  until: number,
+): Promise<{ files: PendingFile[] } | { busyUntil: number }> {
+  return db.transaction(async (tx) => {
+    await tx.run(DELIVERY_ROW);
+    await tx.lockForUpdate(DELIVERY_LOCK);
+    const held = parseDeliveryClaim((await tx.get<{ value: string }>(DELIVERY_CLAIM))?.value);
+    if (held && held.claimant !== claimant && held.until > now) return { busyUntil: held.until };
+    await tx.run(SET_DELIVERY_CLAIM, `${claimant} ${until}`);
+    const files = await tx.all<PendingFile>(PENDING_FILES);
+    return { files: files.map((f) => ({ ...f, bytes: new Uint8Array(f.bytes) })) };
+  });
+}
+
+/** The second short transaction: the files written marked so, and the claim given back if it is still this claimant's. */
+export function markFilesDelivered(db: SqlRunner, claimant: string, until: number, ids: number[], now: number): Promise<void> {
+  return db.transaction(async (tx) => {
+    for (const id of ids) await tx.run(MARK_DELIVERED, id, now);
+    await tx.run(RELEASE_DELIVERY_CLAIM, `${claimant} ${until}`);
+  });
+}
