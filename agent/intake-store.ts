@@ -102,6 +102,11 @@ export class IntakeStore {
     private readonly outbox: Outbox,
     private readonly targetsFor: (entity: Entity) => string[],
     private readonly now: () => number = Date.now,
+    /**
+     * Runs in each group's transaction once it has the intake turn, before anything is read or written; throwing stores
+     * nothing of the group (a hosted tenant: its configuration changed since this runtime started).
+     */
+    private readonly guard?: (tx: SqlRunner) => Promise<void>,
   ) {}
 
   /**
@@ -112,6 +117,7 @@ export class IntakeStore {
   storeGroup(requests: PreparedEvent[][]): Promise<RequestOutcome[]> {
     return this.outbox.runner.transaction(async (tx) => {
       await takeIntakeTurn(tx);
+      await this.guard?.(tx);
       const all = requests.flat();
       const d = new Decisions(await this.storedEvents(tx, all), await this.storedRecords(tx, all), await this.invoiceOwners(tx, all));
       const outcomes = requests.map((events) => decide(events, d));

@@ -2,6 +2,7 @@
 // transaction, agent/intake-store.ts), answering each caller only after its events are on disk.
 import { z } from "zod";
 import { IntakeStore, type PreparedEvent, prepareEvents, type RequestOutcome } from "./intake-store.ts";
+import type { SqlRunner } from "./db/pg/runner.ts";
 import { EVENT_TYPES, type Entity, type EventType } from "./model.ts";
 import type { Outbox } from "./outbox.ts";
 import { issuesToProblems, type Problem } from "./problem.ts";
@@ -192,8 +193,10 @@ export class IntakeWriter implements Intake {
     targetsFor: (entity: Entity) => string[],
     private readonly onStored: () => void = () => {},
     now: () => number = Date.now,
+    /** IntakeStore's guard: a throw (an IntakeUnavailable) refuses the whole group, nothing stored. */
+    guard?: (tx: SqlRunner) => Promise<void>,
   ) {
-    this.store = new IntakeStore(outbox, targetsFor, now);
+    this.store = new IntakeStore(outbox, targetsFor, now, guard);
   }
 
   submit(events: ValidEvent[]): Promise<StoredResult[]> {

@@ -11,7 +11,7 @@ import { tenantCredentialStore } from "../credentials.ts";
 import type { AgentConfig, TargetConfig } from "../config.ts";
 import type { SqlRunner } from "../db/pg/runner.ts";
 import { Dispatcher } from "../dispatcher.ts";
-import { IntakeWriter } from "../intake.ts";
+import { IntakeUnavailable, IntakeWriter } from "../intake.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Entity } from "../model.ts";
@@ -189,7 +189,17 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
     if (!names) targetsByEntity.set(entity, (names = [...connectors].filter(([, c]) => c.supports(entity)).map(([n]) => n)));
     return names;
   };
-  const intake = new IntakeWriter(outbox, targetsFor, notify, now);
+  // A group of events is stored only while the tenant's configuration is the one this runtime runs: a change commits
+  // under the tenant's intake turn (TenantStore.setConfig), so a group after it would make deliveries for the old
+  // targets; it is refused with 503, sent again, and taken by the new runtime.
+  const intake = new IntakeWriter(outbox, targetsFor, notify, now, async (tx) => {
+    const row = await tx.get<{ version: number }>(`SELECT updated_at AS version FROM tenants WHERE id = ?1`, tenant.id);
+    if (row?.version !== tenant.updatedAt)
+      throw new IntakeUnavailable(
+        `Tenant "${tenant.slug}" was changed or removed while these events were on their way; nothing was stored.`,
+        1,
+      );
+  });
   intake.observer = (results) => metrics.countStored(results);
   // Pulls of the targets that run here. Each schedule slot runs once across all workers (the first to record its run
   // in job_runs runs it), a webhook hint or "run now" runs on the worker that got it unless a run is under way anywhere.

@@ -9,6 +9,7 @@ import { connectorKinds } from "../../connectors/registry.ts";
 import { postgresRunner, type SqlRunner } from "../db/pg/runner.ts";
 import { tenants } from "../db/pg/schema.ts";
 import { TENANT_SETTING } from "../db/pg/tenancy.ts";
+import { takeIntakeTurn } from "../intake-store.ts";
 import { webhookTokenSetting } from "../pulls/settings.ts";
 import { checkSlug, targetsOf, validateTenantConfig } from "./config.ts";
 import { TenantError } from "./errors.ts";
@@ -153,6 +154,9 @@ export class TenantStore {
     const { config, targets, warnings } = validateTenantConfig(raw, env);
     const sending = new Set(targets.filter((t) => t.enabled).map((t) => t.name));
     return postgresRunner(this.client, found.id).transaction(async (tx) => {
+      // The tenant's intake turn first: an intake group committed before is counted below; one after finds the new
+      // version and is refused (the tenant runtime's guard), so no event gets deliveries for the old targets unseen.
+      await takeIntakeTurn(tx);
       const row = await tx.get<{ updatedAt: number }>("SELECT updated_at AS updatedAt FROM tenants WHERE id = ?1 FOR UPDATE", found.id);
       if (!row) throw notFound(slug);
       // Always a newer version, even within the same millisecond: the workers compare it to restart the tenant.
