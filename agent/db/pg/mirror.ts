@@ -89,6 +89,9 @@ export type Mirrored<T extends SQLiteTable> = PgTableWithColumns<{
   };
 }>;
 
+/** Tables that also get (tenant_id, id): the tenant's rows in id order (see mirrorTables). */
+const TENANT_ORDERED = new Set(["events"]);
+
 /**
  * Whether the SQLite table's key is a generated id (kept as the key alone: ids are unique across tenants). In SQLite
  * every INTEGER PRIMARY KEY of one column is the rowid, given a value when an INSERT leaves it out, with
@@ -153,10 +156,12 @@ export function mirrorTables<M extends Record<string, SQLiteTable>>(
         ...(naturalKey.length > 0
           ? [primaryKey({ name: `${cfg.name}_pkey`, columns: [t.tenantId, ...naturalKey.map(col)] as [any, ...any[]] })]
           : []),
-        // An id-keyed table keeps the id as its key alone (ids are global) and gains the tenant's rows in id order, as
-        // SQLite's rowid gives them: a tenant's newest event (max(seq)), its inbox feed after a seq, its latest runs
-        // are one probe there, where the key alone walks back past every newer row of the other tenants.
-        ...(identity ? [index(`${cfg.name}_tenant_${identity.name}`).on(t.tenantId, col(identity))] : []),
+        // The events keep their seq as the key alone (seqs are global) and gain the tenant's events in seq order, as
+        // SQLite's rowid gives them: a tenant's newest event (the claim's max(seq)) is one probe there, where the key
+        // alone walks back past every newer event of the other tenants. Not on the other id-keyed tables: on deliveries
+        // the planner took such an index for `id < ?` conditions (a record's older open delivery) and walked the
+        // tenant's rows instead of probing deliveries_record.
+        ...(identity && TENANT_ORDERED.has(cfg.name) ? [index(`${cfg.name}_tenant_${identity.name}`).on(t.tenantId, col(identity))] : []),
         ...cfg.indexes.map((i) => {
           const built = (i.config.unique ? uniqueIndex(i.config.name) : index(i.config.name)).on(
             t.tenantId,
