@@ -4,23 +4,18 @@
 // only, under its own company name; one tenant's token finds none of the other's runs, files, downloads or invoices;
 // export runs of one tenant sent to both workers at once never put an invoice in two files (the tenant's export turn).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { SQL, type Subprocess } from "bun";
+import { SQL } from "bun";
 import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { readSie } from "../formats/sie4/reader.ts";
 import { BASE, invoice } from "./exports-fixtures.ts";
 import { tempDir, waitFor } from "./helpers.ts";
+import { freePort, type RunningWorker, startWorkerProcess } from "./hosted-process.ts";
 import { pgUnavailable, startPgServer, type PgServer } from "./pg-server.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
 const unavailable = pgUnavailable();
 if (unavailable) console.warn(`exports on hosted workers skipped: ${unavailable}`);
-
-interface RunningWorker {
-  url: string;
-  proc: Subprocess<"ignore", "pipe", "pipe">;
-  log: () => string;
-}
 
 interface TenantUnderTest {
   slug: string;
@@ -33,13 +28,6 @@ let server: PgServer;
 let admin: SQL;
 const workers: RunningWorker[] = [];
 const tenants: Record<"acme" | "globex", TenantUnderTest> = {} as any;
-
-function freePort(): number {
-  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = probe.port;
-  probe.stop(true);
-  return port;
-}
 
 function workerConfig(name: string, port: number): string {
   const path = join(dir, `${name}.toml`);
@@ -63,29 +51,9 @@ tenants_refresh_ms = 300
   return path;
 }
 
-async function startWorker(name: string): Promise<RunningWorker> {
+function startWorker(name: string): Promise<RunningWorker> {
   const port = freePort();
-  const proc = Bun.spawn([process.execPath, "agent/main.ts", "run", "--config", workerConfig(name, port)], {
-    cwd: ROOT,
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  let text = "";
-  void (async () => {
-    const decoder = new TextDecoder();
-    for await (const chunk of proc.stderr) text += decoder.decode(chunk, { stream: true });
-  })();
-  const url = `http://127.0.0.1:${port}`;
-  await waitFor(
-    `worker ${name} ready`,
-    async () => {
-      if (proc.exitCode !== null) throw new Error(`worker ${name} exited ${proc.exitCode}: ${text}`);
-      return (await fetch(`${url}/readyz`).catch(() => null))?.status === 200;
-    },
-    60_000,
-  );
-  return { url, proc, log: () => text };
+  return startWorkerProcess(name, workerConfig(name, port), port);
 }
 
 /** `kontobro tenant add` with the tenant's own [exports] section and no targets; returns its API token. */

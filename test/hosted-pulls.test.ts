@@ -5,23 +5,18 @@
 // items; a schedule slot runs once across both workers; a webhook hint on either worker starts the tenant's pull; a
 // wrong token, another tenant's token or an unknown tenant is refused, saying so.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { SQL, type Subprocess } from "bun";
+import { SQL } from "bun";
 import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { startEconomicSandbox, type StartedEconomicSandbox } from "../connectors/economic/sandbox/index.ts";
 import { customerEvent, invoiceEvent, projectEvent, tempDir, waitFor } from "./helpers.ts";
+import { freePort, type RunningWorker, startWorkerProcess } from "./hosted-process.ts";
 import { pgUnavailable, startPgServer, type PgServer } from "./pg-server.ts";
 import { day, startPsaReceiver } from "./pull-harness.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
 const unavailable = pgUnavailable();
 if (unavailable) console.warn(`pulls on hosted workers skipped: ${unavailable}`);
-
-interface RunningWorker {
-  url: string;
-  proc: Subprocess<"ignore", "pipe", "pipe">;
-  log: () => string;
-}
 
 interface TenantUnderTest {
   slug: string;
@@ -37,13 +32,6 @@ let server: PgServer;
 let admin: SQL;
 const workers: RunningWorker[] = [];
 const tenants: Record<"acme" | "globex", TenantUnderTest> = {} as any;
-
-function freePort(): number {
-  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = probe.port;
-  probe.stop(true);
-  return port;
-}
 
 function workerConfig(name: string, port: number): string {
   const path = join(dir, `${name}.toml`);
@@ -76,29 +64,9 @@ tenants_refresh_ms = 300
   return path;
 }
 
-async function startWorker(name: string): Promise<RunningWorker> {
+function startWorker(name: string): Promise<RunningWorker> {
   const port = freePort();
-  const proc = Bun.spawn([process.execPath, "agent/main.ts", "run", "--config", workerConfig(name, port)], {
-    cwd: ROOT,
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  let text = "";
-  void (async () => {
-    const decoder = new TextDecoder();
-    for await (const chunk of proc.stderr) text += decoder.decode(chunk, { stream: true });
-  })();
-  const url = `http://127.0.0.1:${port}`;
-  await waitFor(
-    `worker ${name} ready`,
-    async () => {
-      if (proc.exitCode !== null) throw new Error(`worker ${name} exited ${proc.exitCode}: ${text}`);
-      return (await fetch(`${url}/readyz`).catch(() => null))?.status === 200;
-    },
-    60_000,
-  );
-  return { url, proc, log: () => text };
+  return startWorkerProcess(name, workerConfig(name, port), port);
 }
 
 /**

@@ -7,7 +7,7 @@
 // worker stopped with SIGTERM while the other goes on loses nothing; one paused past dead-after has its leases taken
 // by the other and exits 1 when it wakes, and still nothing is booked twice; /readyz and the API answer 503 once the database is gone.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { SQL, type Subprocess } from "bun";
+import { SQL } from "bun";
 import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { IntakeWriter } from "../agent/intake.ts";
@@ -16,20 +16,13 @@ import { parseEvents } from "../agent/intake.ts";
 import { Outbox } from "../agent/outbox.ts";
 import { startEconomicSandbox, type StartedEconomicSandbox } from "../connectors/economic/sandbox/index.ts";
 import { customerEvent, invoiceEvent, tempDir, waitFor } from "./helpers.ts";
+import { freePort, type RunningWorker, startWorkerProcess } from "./hosted-process.ts";
 import { pgUnavailable, startPgServer, type PgServer } from "./pg-server.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
 const ADMIN_TOKEN = "hosted-admin-token-0123456789";
 const unavailable = pgUnavailable();
 if (unavailable) console.warn(`hosted workers on PostgreSQL skipped: ${unavailable}`);
-
-interface RunningWorker {
-  name: string;
-  url: string;
-  proc: Subprocess<"ignore", "pipe", "pipe">;
-  /** What it logged (JSON lines on standard error). */
-  log: () => string;
-}
 
 interface TenantUnderTest {
   slug: string;
@@ -43,14 +36,6 @@ let server: PgServer;
 let admin: SQL;
 const workers: Record<"a" | "b", RunningWorker> = {} as any;
 const tenants: Record<"acme" | "globex" | "initech", TenantUnderTest> = {} as any;
-
-/** A loopback port nobody listens on right now. */
-function freePort(): number {
-  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = probe.port;
-  probe.stop(true);
-  return port;
-}
 
 function workerConfig(name: string, port: number, tenantsRefreshMs = 300): string {
   const path = join(dir, `${name}.toml`);
@@ -83,32 +68,11 @@ token = "${ADMIN_TOKEN}"
   return path;
 }
 
-async function startWorker(name: "a" | "b"): Promise<RunningWorker> {
+function startWorker(name: "a" | "b"): Promise<RunningWorker> {
   const port = freePort();
   // Worker B reads the tenants by itself only every ten minutes: it learns of a change from its announcement, or from
   // the tenant's row read with a request's token.
-  const config = workerConfig(name, port, name === "b" ? 600_000 : 300);
-  const proc = Bun.spawn([process.execPath, "agent/main.ts", "run", "--config", config], {
-    cwd: ROOT,
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  let text = "";
-  void (async () => {
-    const decoder = new TextDecoder();
-    for await (const chunk of proc.stderr) text += decoder.decode(chunk, { stream: true });
-  })();
-  const url = `http://127.0.0.1:${port}`;
-  await waitFor(
-    `worker ${name} ready`,
-    async () => {
-      if (proc.exitCode !== null) throw new Error(`worker ${name} exited ${proc.exitCode}: ${text}`);
-      return (await fetch(`${url}/readyz`).catch(() => null))?.status === 200;
-    },
-    60_000,
-  );
-  return { name, url, proc, log: () => text };
+  return startWorkerProcess(name, workerConfig(name, port, name === "b" ? 600_000 : 300), port);
 }
 
 /** `kontobro tenant add` as the operator runs it; returns the API token it prints once. */

@@ -5,12 +5,13 @@
 // and every invoice is booked exactly once. A restart of the worker, or of the server, is not taken for a restore; a
 // database rolled back under a running worker is; and so is the operator's `kontobro storage restored`.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { SQL, type Subprocess } from "bun";
+import { SQL } from "bun";
 import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { historyChange, identityChanges, type DatabaseIdentity, type StoredHistory } from "../agent/db/pg/restore-watch.ts";
 import { startEconomicSandbox, type StartedEconomicSandbox } from "../connectors/economic/sandbox/index.ts";
 import { customerEvent, invoiceEvent, tempDir, waitFor } from "./helpers.ts";
+import { freePort, type RunningWorker, startWorkerProcess } from "./hosted-process.ts";
 import { findPgBin, pgUnavailable, startPgServer, type PgServer } from "./pg-server.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
@@ -58,25 +59,12 @@ describe("what tells a restore or a move (pure)", () => {
   });
 });
 
-interface RunningWorker {
-  url: string;
-  proc: Subprocess<"ignore", "pipe", "pipe">;
-  log: () => string;
-}
-
 const dir = tempDir("kontobro-pg-restore-");
 let server: PgServer;
 let sandbox: StartedEconomicSandbox;
 let token = "";
 let restoredUrl = "";
 const running: RunningWorker[] = [];
-
-function freePort(): number {
-  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = probe.port;
-  probe.stop(true);
-  return port;
-}
 
 function configFor(name: string, url: string, port = 0): string {
   const path = join(dir, `${name}.toml`);
@@ -106,30 +94,9 @@ tenants_refresh_ms = 300
   return path;
 }
 
-async function startWorker(name: string, url: string): Promise<RunningWorker> {
+function startWorker(name: string, url: string): Promise<RunningWorker> {
   const port = freePort();
-  const proc = Bun.spawn([process.execPath, "agent/main.ts", "run", "--config", configFor(name, url, port)], {
-    cwd: ROOT,
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  let text = "";
-  void (async () => {
-    const decoder = new TextDecoder();
-    for await (const chunk of proc.stderr) text += decoder.decode(chunk, { stream: true });
-  })();
-  const worker = { url: `http://127.0.0.1:${port}`, proc, log: () => text };
-  running.push(worker);
-  await waitFor(
-    `worker ${name} ready`,
-    async () => {
-      if (proc.exitCode !== null) throw new Error(`worker ${name} exited ${proc.exitCode}: ${text}`);
-      return (await fetch(`${worker.url}/readyz`).catch(() => null))?.status === 200;
-    },
-    60_000,
-  );
-  return worker;
+  return startWorkerProcess(name, configFor(name, url, port), port, (w) => running.push(w));
 }
 
 async function stopWorker(w: RunningWorker): Promise<void> {

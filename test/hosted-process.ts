@@ -1,0 +1,58 @@
+// A hosted worker as a process of its own (`kontobro run` on PostgreSQL, from source), for the tests that run several:
+// started on a free loopback port with the caller's kontobro.toml, its standard error kept, ready once /readyz says so.
+import type { Subprocess } from "bun";
+import { resolve } from "node:path";
+import { waitFor } from "./helpers.ts";
+
+const ROOT = resolve(import.meta.dir, "..");
+
+export interface RunningWorker {
+  name: string;
+  url: string;
+  proc: Subprocess<"ignore", "pipe", "pipe">;
+  /** What it logged (JSON lines on standard error). */
+  log: () => string;
+}
+
+/** A loopback port free now (the worker listens on it next). */
+export function freePort(): number {
+  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = probe.port;
+  probe.stop(true);
+  return port;
+}
+
+/**
+ * Starts `kontobro run --config <config>` listening on `port` and waits until /readyz answers 200 (or it exits: the
+ * error holds what it logged). `started` sees the process at once, so a caller's clean-up stops it even if it never
+ * gets ready.
+ */
+export async function startWorkerProcess(
+  name: string,
+  config: string,
+  port: number,
+  started: (w: RunningWorker) => void = () => {},
+): Promise<RunningWorker> {
+  const proc = Bun.spawn([process.execPath, "agent/main.ts", "run", "--config", config], {
+    cwd: ROOT,
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  let text = "";
+  void (async () => {
+    const decoder = new TextDecoder();
+    for await (const chunk of proc.stderr) text += decoder.decode(chunk, { stream: true });
+  })();
+  const worker: RunningWorker = { name, url: `http://127.0.0.1:${port}`, proc, log: () => text };
+  started(worker);
+  await waitFor(
+    `worker ${name} ready`,
+    async () => {
+      if (proc.exitCode !== null) throw new Error(`worker ${name} exited ${proc.exitCode}: ${text}`);
+      return (await fetch(`${worker.url}/readyz`).catch(() => null))?.status === 200;
+    },
+    60_000,
+  );
+  return worker;
+}
