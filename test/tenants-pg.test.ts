@@ -118,6 +118,8 @@ describe.skipIf(!!unavailable)("tenants in the store", () => {
     const dump = JSON.stringify(await su`SELECT * FROM tenants`);
     expect(dump).not.toContain(added.apiToken);
     expect(dump).not.toContain(added.webhookTokens.books!);
+    // The tenants row holds no webhook token column of its own (tenants.webhook_token_hashes was never read: 0009).
+    expect(Object.keys(row).sort()).toEqual(["api_token_hash", "config", "created_at", "id", "name", "slug", "state", "updated_at"]);
     expect(await su`SELECT tenant_id, name, value FROM settings WHERE value = ${added.webhookTokens.books!}`).toEqual([
       { tenant_id: added.tenant.id, name: "webhook_token:books", value: added.webhookTokens.books! },
     ]);

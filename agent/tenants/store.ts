@@ -63,7 +63,7 @@ type Row = typeof tenants.$inferSelect;
 
 function toTenant(row: Row): Tenant {
   const config = JSON.parse(row.config) as Record<string, unknown>;
-  const { apiTokenHash: _, webhookTokenHashes: __, config: ___, ...rest } = row;
+  const { apiTokenHash: _, config: __, ...rest } = row;
   return { ...rest, config, targets: targetsOf(config) };
 }
 
@@ -104,7 +104,7 @@ export class TenantStore {
         .returning();
       if (added) {
         // The webhook tokens go to the tenant's own settings, where its workers read them (webhookTokenFor,
-        // agent/pulls/index.ts) and its API lists them again (GET /api/v1/pulls); tenants.webhook_token_hashes is no longer used.
+        // agent/pulls/index.ts) and its API lists them again (GET /api/v1/pulls).
         await tx.execute(sql`SELECT set_config(${TENANT_SETTING}, ${String(added.id)}, true)`);
         for (const [target, token] of Object.entries(webhookTokens))
           await tx.execute(sql`INSERT INTO settings (name, value) VALUES (${webhookTokenSetting(target)}, ${token})`);

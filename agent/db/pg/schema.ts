@@ -37,8 +37,6 @@ export const tenants = pgTable(
     config: text("config").notNull().default("{}"),
     /** sha256 (hex) of the tenant's API token; the token itself is shown once, when the tenant is added. */
     apiTokenHash: text("api_token_hash").notNull(),
-    /** sha256 (hex) of each target's webhook token, as JSON: {"<target name>": "<hash>"}. */
-    webhookTokenHashes: text("webhook_token_hashes").notNull().default("{}"),
     createdAt: bigint("created_at", { mode: "number" }).notNull(),
     updatedAt: bigint("updated_at", { mode: "number" }).notNull(),
   },
