@@ -1,5 +1,6 @@
 // Delivery statistics for the status page's charts (agent/delivery-stats.ts): one row per target and hour,
-// added to in the transaction that writes the push outcomes, kept 31 days (agent/retention.ts).
+// added to in the transaction that writes the push outcomes, kept 31 days (agent/retention.ts). And long work under
+// way (exports, pulls) as a hosted worker reports it for every worker to show (agent/running-work-sql.ts).
 import { integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
 
 /**
@@ -34,3 +35,21 @@ export const deliveryStats = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.target, t.hour] })],
 );
+
+/**
+ * An export or a pull under way, or just finished, as the worker running it last reported it (at most once a second):
+ * a hosted tenant's "In progress", shown by whichever worker serves its page. The SQLite agent reports to files in its
+ * data directory instead (agent/running-work.ts: an export there is one write transaction, which would hold back its own
+ * progress rows). Rows are removed once no longer shown.
+ */
+export const runningWork = sqliteTable("running_work", {
+  /** The work's id (agent/running-work.ts WorkEntry.id). */
+  id: text("id").primaryKey(),
+  /** workers.id of the worker running it (null where there are no workers): gone from workers, the work was cut off. */
+  worker: integer("worker"),
+  startedAt: integer("started_at").notNull(),
+  updatedAt: integer("updated_at").notNull(),
+  finishedAt: integer("finished_at"),
+  /** The WorkEntry as JSON. */
+  entry: text("entry").notNull(),
+});

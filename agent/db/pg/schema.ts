@@ -106,6 +106,7 @@ export const {
   pullStatus,
   jobRuns,
   deliveryStats,
+  runningWork,
 } = mirrored;
 
 /** Every tenant-scoped table, by its SQLite export name. */
