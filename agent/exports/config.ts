@@ -84,6 +84,8 @@ export interface ExportsRuntime {
   settings: ExportSettings;
   /** The status page has no login: it offers downloads and changes only when kontobro listens on loopback. */
   uiActions: boolean;
+  /** The clock of the output folder's delivery claim: the database's on a hosted worker (Worker.now); Date.now when absent. */
+  clock?: () => number;
 }
 
 export function exportSettings(c: ExportsConfig = ExportsConfig.parse({})): ExportSettings {

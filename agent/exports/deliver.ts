@@ -130,14 +130,18 @@ function writeFile(dir: string, f: PendingFile): WriteOutcome {
   }
 }
 
-/** At start: files whose export committed just before a crash are written now. Problems are logged, not fatal. */
+/**
+ * At start: files whose export committed just before a crash are written now. Problems are logged, not fatal. `now`:
+ * the clock of the claim's lease (a hosted worker's Worker.now, the database's clock; Date.now when absent).
+ */
 export async function deliverOnStart(
   db: SqlRunner,
   settings: { outputDir?: string },
   log: { info(m: string, f?: Record<string, unknown>): void; warn(m: string, f?: Record<string, unknown>): void },
+  now?: () => number,
 ): Promise<void> {
   if (!settings.outputDir) return;
-  const r = await deliverPending(db, settings.outputDir);
+  const r = await deliverPending(db, settings.outputDir, now ? { now } : {});
   if (r.delivered.length > 0) log.info("export files written to the output folder", { files: r.delivered });
   for (const p of r.problems) log.warn(p.message, { hint: p.hint });
 }

@@ -27,6 +27,11 @@ export type ExportRequest =
 export interface ExportOptions {
   by: Extract<ChangedBy, "api" | "cli" | "ui">;
   now?: Date;
+  /**
+   * The clock of the output folder's delivery claim (its lease, compared with other workers' claims) and of
+   * delivered_at: a hosted worker's Worker.now, the database's clock. Date.now when absent (SQLite: one machine).
+   */
+  clock?: () => number;
   /** Hears the export's progress (the CLI's progress line); every process sees it too (agent/running-work.ts). */
   onProgress?: (work: Readonly<WorkEntry>) => void;
   /** SQLite: the data directory's database, whose progress files show the export to other processes. Null on PostgreSQL. */
@@ -303,7 +308,7 @@ export async function runExport(
   if (outcome.ok && outcome.files.length > 0 && settings.outputDir) {
     try {
       options.faults?.beforeDelivery?.();
-      const delivered = await deliverPending(db, settings.outputDir);
+      const delivered = await deliverPending(db, settings.outputDir, options.clock ? { now: options.clock } : {});
       outcome.warnings.push(...delivered.problems);
     } catch (e) {
       work.finish("failed", "stored, not yet written to the output folder");

@@ -106,6 +106,8 @@ function tenantApi(ctx: HostedAppContext): Hono<Vars> {
       runner: (c) => ctx.runner((c as Context<Vars>).get("tenant").id),
       settings: (c) => (c as Context<Vars>).get("runtime").exports,
       progressIn: null,
+      // The delivery claim's lease is compared with other workers' claims: the database's clock (Worker.now).
+      clock: (c) => (c as Context<Vars>).get("runtime").now,
     }),
   );
   api.get("/status", async (c) => {

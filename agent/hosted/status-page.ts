@@ -124,7 +124,7 @@ async function tenantView(ctx: HostedAppContext, tenant: PageVars["Variables"]["
     // Its pull jobs, inbox and webhook addresses as this worker runs them; "run now" starts the pull here.
     ...(runtime ? { pulls: runtime.pulls } : {}),
     // Its exports with its own [exports] settings; the page has a login, so its forms and downloads are on.
-    ...(runtime ? { exports: { settings: runtime.exports, uiActions: true } } : {}),
+    ...(runtime ? { exports: { settings: runtime.exports, uiActions: true, clock: runtime.now } } : {}),
     hosted: { tenant: tenant.slug, worker: ctx.workerId, ...(notRunning ? { notRunning } : {}) },
     // A page's reads in one transaction of the tenant: one connection of the pool, not one per statement.
     readTogether: (fn) => runner.transaction(fn),

@@ -46,6 +46,8 @@ export interface TenantRuntime {
   pulls: PullsRuntime;
   /** The tenant's own [exports] settings: its exports API (/api/v1/exports) runs with them. */
   exports: ExportSettings;
+  /** The database's clock as this worker knows it (RuntimeDeps.now): leases other workers compare, as the export delivery's. */
+  now: () => number;
   /** Wakes the tenant's dispatchers (new deliveries). */
   notify(): void;
   /** Dispatchers finish or release their pushes, then what intake was given is committed. */
@@ -143,7 +145,7 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
   const exports = exportSettings(sections.exports);
   // Files of an export that committed just before a worker stopped are written to the tenant's output_dir now (on
   // this worker's machine: README, hosted mode); the files waiting are locked, so two workers never write one twice.
-  await deliverOnStart(runner, exports, log);
+  await deliverOnStart(runner, exports, log, now);
   const targetState = new TargetStateStore(runner);
   const records = recordSource(runner);
   const dispatchers = new Map<string, Dispatcher>();
@@ -237,6 +239,7 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
     })),
     pulls,
     exports,
+    now,
     notify,
     async stop() {
       await Promise.all([...[...dispatchers.values()].map((d) => d.stop(config.dispatch.shutdown_grace_ms)), pulls.stop()]);

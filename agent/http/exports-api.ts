@@ -124,6 +124,8 @@ export interface ExportsApiContext {
   settings(c: Context): ExportSettings;
   /** SQLite: the data directory's database, where progress files show an export to other processes; null on PostgreSQL. */
   progressIn: Db | null;
+  /** The clock of the output folder's delivery claim: the database's on a hosted worker (Worker.now); Date.now when absent. */
+  clock?(c: Context): () => number;
 }
 
 /** The routes, on the tenant `ctx` finds for each request. */
@@ -137,7 +139,11 @@ export function exportsApi(ctx: ExportsApiContext): Hono<any> {
     if (!body.ok) return body.response;
     const parsed = RunBody.safeParse(body.body);
     if (!parsed.success) return refuse(c, 422, issuesToProblems(parsed.error.issues));
-    const r = await runExport(db(c), settings(c), parsed.data, { by: "api", progressIn: ctx.progressIn });
+    const r = await runExport(db(c), settings(c), parsed.data, {
+      by: "api",
+      progressIn: ctx.progressIn,
+      ...(ctx.clock ? { clock: ctx.clock(c) } : {}),
+    });
     if (!r.ok) return refuse(c, r.httpStatus, r.problems);
     return c.json(
       { ...r, files: r.files.map((f) => ({ ...f, download: `/api/v1/exports/files/${f.id}/download` })) },

@@ -118,7 +118,11 @@ export function registerExportUi<E extends Env>(
       what === "sie4"
         ? { format: "sie4" as const, ...period }
         : { format: "template" as const, template: what.replace(/^template:/, ""), ...period };
-    const r = await runExport(s.runner, s.exports.settings, request, { by: "ui", progressIn: s.local?.db ?? null });
+    const r = await runExport(s.runner, s.exports.settings, request, {
+      by: "ui",
+      progressIn: s.local?.db ?? null,
+      ...(s.exports.clock ? { clock: s.exports.clock } : {}),
+    });
     return c.html(resultPage(s.base, r.ok ? "Export" : "Export refused", exportResultBody(s.base, r)), r.ok ? 200 : r.httpStatus);
   });
 
