@@ -245,6 +245,8 @@ export async function startAgent(
         log: log.child({ component: "notify" }),
         version: VERSION,
         retentionDays: config.agent.retention_days,
+        // The instance lock makes this process the only sender: a notice a crash cut mid-send goes again at once.
+        soleProcess: true,
         statusUrl: () => statusPageUrl(config.notifications, { host: config.http.host, port: server?.port ?? config.http.port }),
         targets: targets.filter((t) => t.enabled).map((t) => ({ name: t.name, title: connectorKinds[t.kind]!.title })),
         mailbox: extras.mailbox,

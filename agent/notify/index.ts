@@ -16,7 +16,9 @@
 // worker's). A worker that dies mid-send leaves the notice to be sent again once the lease has run out. The
 // guarantee is at least once, never a storm: a notice goes twice only when a worker dies (or its send outlasts
 // the lease) between the mail server's or webhook's answer and the commit that marks it sent. SQLite: one
-// process, the same statements; its write transaction holds the database, so the round turn takes nothing.
+// process, the same statements; its write transaction holds the database, so the round turn takes nothing, and
+// a claim holds no lease (soleProcess): no other worker is there to keep off, so a notice whose send a crash cut is
+// due again at once after the restart, as before leases, instead of waiting out a lease of at least five minutes.
 import { hostname } from "node:os";
 import { retryDelayMs } from "../backoff.ts";
 import type { SqlRunner } from "../db/pg/runner.ts";
@@ -40,6 +42,11 @@ export interface NotifierOptions {
   /** Sent notices and resolved alerts older than this many days are removed (0 keeps them). */
   retentionDays?: number;
   now?: () => number;
+  /**
+   * This process is the only one that sends the storage's notices (the SQLite agent, holding the data directory's
+   * instance lock): a notice is claimed without a lease, so one left claimed by a process that died is due at once.
+   */
+  soleProcess?: boolean;
   host?: string;
   /** Replaces the configured channels (tests). */
   senders?: Partial<Record<Channel, NoticeSender>>;
@@ -225,7 +232,8 @@ export class Notifier {
 
   /** Sends the due notices one by one, oldest first, each claimed with a lease; a failure is recorded and retried with backoff. */
   private async sendDue(): Promise<void> {
-    const leaseMs = noticeLeaseMs(this.o.config);
+    // A lease keeps other workers off a notice being sent; a sole process has none to keep off (see the top).
+    const leaseMs = this.o.soleProcess ? 0 : noticeLeaseMs(this.o.config);
     for (let sent = 0; sent < SEND_BATCH && !this.stopping; sent++) {
       const now = this.now();
       const leaseEnd = now + leaseMs;
