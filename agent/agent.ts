@@ -193,7 +193,7 @@ export async function startAgent(
       name,
       new Dispatcher(
         name,
-        withMasterGuard(connector, masterSyncFor(db, name, connector)),
+        withMasterGuard(connector, masterSyncFor(storage, name, connector)),
         outbox,
         {
           concurrency: config.dispatch.concurrency,

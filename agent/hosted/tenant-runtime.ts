@@ -1,11 +1,11 @@
 // One tenant's work on this worker (hosted mode, issue 17): its targets from the stored configuration, their
 // connectors, one outbox whose leases carry this worker's id, a dispatcher per target, an intake writer, and its pulls
-// (scheduler, inbox, PSA webhook deliverer from the tenant's own [psa], the targets' webhook tokens). Every
+// (scheduler, inbox, PSA webhook deliverer from the tenant's own [psa], the targets' webhook tokens), and master data
+// per entity where a target's connector keeps it (agent/master/: its pushes and pulls of customers and products). Every
 // statement runs through the tenant's runner, so row-level security holds it to the tenant's rows. Any number of
 // workers run the same tenant at once: claims, the (tenant, target) unit lock and the intake_writer lock make them
 // take turns where it matters (agent/db/pg/README.md §6).
 import { randomUUID } from "node:crypto";
-import { connectorKinds } from "../../connectors/registry.ts";
 import { createConnectors } from "../agent.ts";
 import { tenantCredentialStore } from "../credentials.ts";
 import type { AgentConfig, TargetConfig } from "../config.ts";
@@ -15,6 +15,7 @@ import { IntakeUnavailable, IntakeWriter } from "../intake.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Entity } from "../model.ts";
+import { masterSyncFor, withMasterGuard } from "../master/index.ts";
 import { Outbox } from "../outbox.ts";
 import { createPulls, type PullsRuntime } from "../pulls/index.ts";
 import { recordSource } from "../record-source.ts";
@@ -30,7 +31,7 @@ import { tenantNotifier } from "./tenant-notifier.ts";
 export interface RuntimeTarget {
   name: string;
   kind: string;
-  /** Sending now: enabled, not paused, and able to run on PostgreSQL. */
+  /** Sending now: enabled and not paused. */
   sending: boolean;
   /** Why it is not sending (its events are queued for it all the same), or null. */
   held: string | null;
@@ -80,18 +81,6 @@ export function requestTimeoutOf(t: TargetConfig): number {
   return typeof ms === "number" && ms > 0 ? ms : DEFAULT_REQUEST_TIMEOUT_MS;
 }
 
-/**
- * Why a target cannot run on PostgreSQL yet, or null. Its deliveries are queued (as for a paused target) and wait
- * until it can: nothing accepted is lost. Pure.
- */
-export function heldOnPostgres(t: TargetConfig): string | null {
-  // Such a connector's pushes of customers and products go through master per entity (agent/master/) whatever
-  // `masters` says (the PSA as master included), and its store is still the SQLite file's.
-  if ((connectorKinds[t.kind]?.masterEntities ?? []).length > 0)
-    return "its customers and products go through master data per entity (masters), which does not run on PostgreSQL yet";
-  return null;
-}
-
 /** The tenant's setting, created with `make()` the first time (the same statements as queries.ts's ensureSetting). */
 async function ensureSetting(runner: SqlRunner, name: string, make: () => string): Promise<string> {
   return runner.transaction(async (tx) => {
@@ -109,17 +98,8 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
   const log = deps.log.child({ tenant: tenant.slug });
   const { targets, sections } = loadTenantConfig(tenant.config);
   const enabled = targets.filter((t) => t.enabled);
-  const held = new Map(enabled.map((t) => [t.name, heldOnPostgres(t)]));
   for (const t of enabled) {
-    const why = held.get(t.name);
-    if (why)
-      log.error(
-        `target ${t.name} of tenant ${tenant.slug} cannot run on PostgreSQL: ${why}; its events are queued, not sent, and its pulls do not run`,
-        {
-          target: t.name,
-        },
-      );
-    else if (t.paused) log.warn("target is paused: events are queued for it but not sent", { target: t.name });
+    if (t.paused) log.warn("target is paused: events are queued for it but not sent", { target: t.name });
     // A push passes this worker's fence (agent/db/pg/workers.ts) until its last heartbeat is dead_after / 2 old; a
     // request let through then must land before the others take the lease back at dead_after, or their lookup may
     // miss it and create again.
@@ -150,12 +130,15 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
   const records = recordSource(runner);
   const dispatchers = new Map<string, Dispatcher>();
   for (const t of enabled) {
-    if (held.get(t.name) || t.paused) continue;
+    if (t.paused) continue;
+    const connector = connectors.get(t.name)!;
     dispatchers.set(
       t.name,
       new Dispatcher(
         t.name,
-        connectors.get(t.name)!,
+        // Customers and products go through master per entity where the connector offers master data (agent/master/),
+        // on the tenant's runner: a target master's version found at a first match goes to the tenant's inbox.
+        withMasterGuard(connector, masterSyncFor(runner, t.name, connector, { now })),
         outbox,
         {
           concurrency: config.dispatch.concurrency,
@@ -184,7 +167,7 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
   const notify = () => {
     for (const d of dispatchers.values()) d.notify();
   };
-  // Deliveries are made for every enabled target that takes the entity, sending or held: held ones wait.
+  // Deliveries are made for every enabled target that takes the entity, sending or paused: paused ones wait.
   const targetsByEntity = new Map<Entity, string[]>();
   const targetsFor = (entity: Entity) => {
     let names = targetsByEntity.get(entity);
@@ -212,7 +195,7 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
     worker: deps.workerId,
     now,
     config: { agent: config.agent, pulls: config.pulls, psa: sections.psa },
-    targets: enabled.filter((t) => !held.get(t.name)),
+    targets: enabled,
     connectors,
     log,
   });
@@ -235,7 +218,7 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
       name: t.name,
       kind: t.kind,
       sending: dispatchers.has(t.name),
-      held: held.get(t.name) ?? (t.paused ? "paused in the tenant's configuration" : null),
+      held: t.paused ? "paused in the tenant's configuration" : null,
     })),
     pulls,
     exports,

@@ -52,7 +52,8 @@ ${s.targets.map((t) =>
 )}
 ${s.pulls ? renderPullsSection({ pulls: s.pulls, targets: s.targets, base: s.base }) : ""}
 ${s.exports ? renderExportsSection(s) : ""}
-${local ? html`${renderMasterSection(local)}${renderStorageSection(local)}${renderNotificationsSection(local)}` : notYetOnPostgres(s)}
+${await renderMasterSection(s.runner)}
+${local ? html`${renderStorageSection(local)}${renderNotificationsSection(local)}` : notYetOnPostgres(s)}
 <section class="card"><h2>Recent events</h2>
 ${
   events.length === 0
@@ -80,7 +81,7 @@ function pageHeader(s: StatusContext) {
 
 /** On PostgreSQL: the sections that read the SQLite agent's file and data directory, named in one line. */
 function notYetOnPostgres(s: StatusContext) {
-  return html`<p class="card muted not-yet">Not on this page on PostgreSQL yet: work in progress, master data, alerts and notifications, and the storage's size${s.pulls ? "" : ", pulls"}. They do not run on a hosted worker yet.</p>`;
+  return html`<p class="card muted not-yet">Not on this page on PostgreSQL yet: work in progress, alerts and notifications, and the storage's size${s.pulls ? "" : ", pulls"}. They do not run on a hosted worker yet.</p>`;
 }
 
 /** The record an event is about: a link to its page; a record kept only for the exports (a time record, a user) by kind and number. */

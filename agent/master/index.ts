@@ -1,12 +1,12 @@
 // Master per entity wired into the agent with two small hooks: the dispatcher's connector is wrapped so pushes of
-// customers and products go through MasterSync.push (agent.ts), and a pull's master records go through
-// MasterSync.pulled inside the inbox's transaction (pulls/runner.ts → Inbox.storeBatch). A connector without
-// master data (no masterEntities in its factory) is returned as it is: the PSA is master, as before.
+// customers and products go through MasterSync.push (agent.ts; a hosted tenant's in agent/hosted/tenant-runtime.ts),
+// and a pull's master records go through MasterSync.pulled inside the inbox's transaction (pulls/runner.ts →
+// Inbox.storeBatch). A connector without master data (no masterEntities in its factory) is returned as it is: the
+// PSA is master, as before. Both engines: the store runs on the storage's runner.
 import type { Connector } from "../../connectors/contract.ts";
 import type { Entity } from "../model.ts";
 import { connectorKinds } from "../../connectors/registry.ts";
-import type { Db } from "../db/index.ts";
-import { sqliteRunner } from "../db/pg/runner.ts";
+import type { SqlRunner } from "../db/pg/runner.ts";
 import { Inbox } from "../pulls/inbox.ts";
 import { MasterStore } from "./store.ts";
 import { MasterSync } from "./sync.ts";
@@ -17,15 +17,24 @@ export { MasterSync, masterItem } from "./sync.ts";
 const isMasterEntity = (connector: Connector, e: Entity): e is "customer" | "product" =>
   (e === "customer" || e === "product") && !!connector.master?.entities.includes(e);
 
-/** The target's master sync, or null when its connector offers no master data. */
-export function masterSyncFor(db: Db, target: string, connector: Connector, withInbox = true): MasterSync | null {
+/**
+ * The target's master sync on `storage` (the SQLite agent's runner or a hosted tenant's), or null when its connector
+ * offers no master data. `withInbox`: pushes may store a target master's version in the inbox (the dispatcher's;
+ * a pull stores its own). `now`: the clock its times are written by (a hosted worker's: the database's).
+ */
+export function masterSyncFor(
+  storage: SqlRunner,
+  target: string,
+  connector: Connector,
+  opts: { withInbox?: boolean; now?: () => number } = {},
+): MasterSync | null {
   if (!connector.master) return null;
   return new MasterSync(
-    new MasterStore(db),
+    new MasterStore(storage, opts.now),
     target,
     connector.master,
     connectorKinds[connector.kind]?.title ?? connector.kind,
-    withInbox ? new Inbox(sqliteRunner(db.$client)) : undefined,
+    (opts.withInbox ?? true) ? new Inbox(storage, opts.now) : undefined,
   );
 }
 

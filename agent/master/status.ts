@@ -1,8 +1,9 @@
 // The status page's master-data section: the open reports of master per entity, once per record and kind
 // (changed in the non-master system, number matches but name does not, renumbered in one system, an article's
-// coding to check), with how often it was seen and how to fix it. Rendered from one line in status-page.ts.
+// coding to check), with how often it was seen and how to fix it. Rendered from one line in status-page.ts, on either
+// engine: the SQLite agent's page and a hosted tenant's (its runner: row-level security holds it to its reports).
 import { html } from "hono/html";
-import type { Db } from "../db/index.ts";
+import type { SqlRunner } from "../db/pg/runner.ts";
 import { showTime } from "../time.ts";
 import { MasterStore, type MasterReport } from "./store.ts";
 
@@ -13,13 +14,8 @@ const KIND_LABELS: Record<string, string> = {
   attention: "To check in the target",
 };
 
-export function renderMasterSection(ctx: { db: Db }) {
-  let reports: MasterReport[] = [];
-  try {
-    reports = new MasterStore(ctx.db).openReports(undefined, 200);
-  } catch {
-    return "";
-  }
+export async function renderMasterSection(runner: SqlRunner) {
+  const reports: MasterReport[] = await new MasterStore(runner).openReports(undefined, 200);
   if (reports.length === 0) return "";
   // Notes to check a new record in the target (an article's coding) come one per record: shown once per target.
   const attention = reports.filter((r) => r.kind === "attention");

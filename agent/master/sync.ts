@@ -7,11 +7,18 @@
 //             report instead of sending.
 // A change on the non-master side is reported once per record ("changed in the non-master system"); the status
 // page lists the open reports (agent/master/status.ts).
+// Both engines (the store's runner): a push's statements are each their own transaction, as they wait for the
+// target in between; pushes of one record take turns across workers (the outbox's claim), pushes of different
+// records touch different rows. A pull's decision reads and writes the record's row inside the page's transaction
+// with the row locked (PostgreSQL; SQLite's write transaction holds the file), so a push on another worker writes it
+// before or after, as a push in the same process does on SQLite. Rows are written with upserts (ON CONFLICT), so two
+// first writers of one row (a pull and a push of a new record) never fail on each other.
 import type { MasterData, MasterEntity, MasterRecord, PullItem, PushContext, PushResult } from "../../connectors/contract.ts";
 import { TargetError } from "../../connectors/http.ts";
+import type { SqlRunner } from "../db/pg/runner.ts";
 import type { Inbox } from "../pulls/inbox.ts";
 import { entityWord, fingerprint, keyOf, pluralWord, sameName } from "./policy.ts";
-import type { MasterStore } from "./store.ts";
+import type { MasterRow, MasterStore } from "./store.ts";
 
 export type PulledOutcome = "deliver" | "skip" | "report";
 
@@ -43,18 +50,19 @@ export class MasterSync {
 
   // ---- target → PSA -------------------------------------------------------------------------------------------
 
-  /** What to do with a master record pulled from the target. Runs inside the inbox's transaction. */
-  pulled(item: PullItem): PulledOutcome {
+  /** What to do with a master record pulled from the target. Runs inside the inbox's transaction (`tx`). */
+  async pulled(item: PullItem, tx: SqlRunner): Promise<PulledOutcome> {
+    const store = this.store.inside(tx);
     const rec = item.master!;
     const { entity } = rec;
     const side = this.master.sides[entity];
     const fpT = this.fp(entity, rec.data);
-    const state = this.store.byRemote(this.target, entity, rec.remoteId);
+    const state = await store.byRemoteLocked(this.target, entity, rec.remoteId);
     if (state) {
       // Unchanged, or our own push coming back.
       if (fpT === state.fingerprint || fpT === state.pending) {
         if (fpT !== state.fingerprint)
-          this.store.save(this.target, entity, state.key, {
+          await store.save(this.target, entity, state.key, {
             remoteId: rec.remoteId,
             name: rec.data.name,
             fingerprint: fpT,
@@ -64,7 +72,7 @@ export class MasterSync {
       }
       if (rec.key !== state.key) {
         // Renumbered at the target alone: the PSA matches by number, so delivering it would make a second record.
-        this.store.report(
+        await store.report(
           this.target,
           entity,
           state.key,
@@ -77,46 +85,46 @@ export class MasterSync {
         );
         return "report";
       }
-      this.store.save(this.target, entity, state.key, {
+      await store.save(this.target, entity, state.key, {
         remoteId: rec.remoteId,
         name: rec.data.name,
         fingerprint: fpT,
         modifiedAt: rec.modifiedAt,
       });
       if (side === "target") {
-        this.store.resolve(this.target, entity, state.key);
+        await store.resolve(this.target, entity, state.key);
         return "deliver";
       }
-      this.changedInNonMaster(entity, state.key, rec.data.name, "target");
+      await this.changedInNonMaster(store, entity, state.key, rec.data.name, "target");
       return "report";
     }
     // Not linked yet: a record the PSA has with this number, or a new one.
-    const psa = this.store.psaRecord(entity, rec.key);
+    const psa = await store.psaRecord(entity, rec.key);
     if (psa) {
       if (!sameName(psa.name, rec.data.name)) {
-        this.mismatch(entity, rec.key, psa.name, rec.data.name);
+        await this.mismatch(store, entity, rec.key, psa.name, rec.data.name);
         return "report";
       }
-      this.store.save(this.target, entity, rec.key, {
+      await store.save(this.target, entity, rec.key, {
         remoteId: rec.remoteId,
         name: rec.data.name,
         fingerprint: fpT,
         modifiedAt: rec.modifiedAt,
       });
-      this.store.link(this.target, entity, rec.key, rec.remoteId);
+      await store.link(this.target, entity, rec.key, rec.remoteId);
       if (this.fp(entity, psa) === fpT) return "skip";
       if (side === "target") return "deliver";
-      this.changedInNonMaster(entity, rec.key, rec.data.name, "target");
+      await this.changedInNonMaster(store, entity, rec.key, rec.data.name, "target");
       return "report";
     }
     // New in the target: it reaches the PSA whoever is master; linked, so the PSA's echo is known.
-    this.store.save(this.target, entity, rec.key, {
+    await store.save(this.target, entity, rec.key, {
       remoteId: rec.remoteId,
       name: rec.data.name,
       fingerprint: fpT,
       modifiedAt: rec.modifiedAt,
     });
-    this.store.link(this.target, entity, rec.key, rec.remoteId);
+    await store.link(this.target, entity, rec.key, rec.remoteId);
     return "deliver";
   }
 
@@ -127,7 +135,7 @@ export class MasterSync {
     const key = keyOf(entity, payload);
     const side = this.master.sides[entity];
     const fpP = this.fp(entity, payload);
-    let state = this.store.byKey(this.target, entity, key);
+    let state = await this.store.byKey(this.target, entity, key);
     if (!state || (!ctx.link && !state.fingerprint)) {
       const matched = await this.match(entity, key, payload, fpP);
       if ("result" in matched) return matched.result;
@@ -136,20 +144,20 @@ export class MasterSync {
     }
     const remoteId = ctx.link?.remoteId ?? state.remoteId;
     if (state.fingerprint === fpP) {
-      this.store.resolve(this.target, entity, key, "changed_in_non_master");
+      await this.store.resolve(this.target, entity, key, "changed_in_non_master");
       return { remoteId, note: `The same in ${this.title} already; nothing sent.` };
     }
     if (side === "target") {
-      this.changedInNonMaster(entity, key, payload.name, "psa");
+      await this.changedInNonMaster(this.store, entity, key, payload.name, "psa");
       return {
         remoteId,
         note: `Not sent: ${this.title} is master of ${pluralWord(entity)}, so a change made in the PSA is not sent there (reported on the status page).`,
       };
     }
-    this.store.setPending(this.target, entity, key, fpP);
+    await this.store.setPending(this.target, entity, key, fpP);
     const result = await send({ ...ctx, link: { remoteId } });
-    this.remember(entity, key, result, fpP, payload.name);
-    this.store.resolve(this.target, entity, key, "changed_in_non_master");
+    await this.remember(entity, key, result, fpP, payload.name);
+    await this.store.resolve(this.target, entity, key, "changed_in_non_master");
     return result;
   }
 
@@ -162,11 +170,11 @@ export class MasterSync {
     key: string,
     payload: any,
     fpP: string,
-  ): Promise<{ state: ReturnType<MasterStore["byKey"]> } | { result: PushResult }> {
+  ): Promise<{ state: MasterRow | null } | { result: PushResult }> {
     const found = await this.master.lookup(entity, key);
     if (!found) return { state: null };
     if (!sameName(found.data.name, payload.name)) {
-      this.mismatch(entity, key, payload.name, found.data.name);
+      await this.mismatch(this.store, entity, key, payload.name, found.data.name);
       throw new TargetError("permanent", {
         code: "master.number_name_mismatch",
         field: "name",
@@ -174,7 +182,7 @@ export class MasterSync {
         hint: `Give them the same name (in the master, ${this.master.sides[entity] === "target" ? this.title : "the PSA"}), or give one of them another number; then press retry. \`kontobro match ${this.target}\` lists every such pair.`,
       });
     }
-    const other = this.store.byRemote(this.target, entity, found.remoteId);
+    const other = await this.store.byRemote(this.target, entity, found.remoteId);
     if (other && other.key !== key) {
       throw new TargetError("permanent", {
         code: "master.renumbered",
@@ -186,7 +194,7 @@ export class MasterSync {
     const fpT = this.fp(entity, found.data);
     const side = this.master.sides[entity];
     // Target master, and its version differs: it goes to the PSA now (a person may have made it long ago, so no pull sees it).
-    this.store.save(this.target, entity, key, {
+    await this.store.save(this.target, entity, key, {
       remoteId: found.remoteId,
       name: found.data.name,
       fingerprint: side === "target" && fpT !== fpP ? null : fpT,
@@ -200,7 +208,7 @@ export class MasterSync {
         },
       };
     if (side === "target") {
-      await this.inbox?.storeBatch(this.target, pluralWord(entity), [masterItem(found)], null, { pulled: (i) => this.pulled(i) });
+      await this.inbox?.storeBatch(this.target, pluralWord(entity), [masterItem(found)], null, { pulled: (i, tx) => this.pulled(i, tx) });
       return {
         result: {
           remoteId: found.remoteId,
@@ -208,7 +216,7 @@ export class MasterSync {
         },
       };
     }
-    return { state: this.store.byKey(this.target, entity, key) };
+    return { state: await this.store.byKey(this.target, entity, key) };
   }
 
   private async create(
@@ -220,24 +228,26 @@ export class MasterSync {
     fpP: string,
   ): Promise<PushResult> {
     // Renumbered in the PSA alone? A linked record of another number has this name. Said once; a retry creates it.
-    const twins = this.store.sameName(this.target, entity, payload.name, key).filter((r) => this.store.psaRecord(entity, r.key));
-    if (twins.length > 0 && !this.store.openReport(this.target, entity, key, "renumbered")) {
+    const twins: MasterRow[] = [];
+    for (const r of await this.store.sameName(this.target, entity, payload.name, key))
+      if (await this.store.psaRecord(entity, r.key)) twins.push(r);
+    if (twins.length > 0 && !(await this.store.openReport(this.target, entity, key, "renumbered"))) {
       const t = twins[0]!;
       const message = `The PSA's ${entityWord(entity)} ${key} (${payload.name}) has the name of ${entityWord(entity)} ${t.key}, which ${this.title} has; if it was renumbered in the PSA alone, creating it would make a second ${entityWord(entity)} in ${this.title}.`;
       const hint = `If ${t.key} was renumbered to ${key}, renumber it in ${this.title} too (kontobro then links it by number and name) and press retry. If they are two different ${pluralWord(entity)}, press retry: kontobro creates ${key}.`;
-      this.store.report(this.target, entity, key, "renumbered", "psa", message, hint);
+      await this.store.report(this.target, entity, key, "renumbered", "psa", message, hint);
       throw new TargetError("permanent", { code: "master.renumbered", field: "number", message, hint });
     }
     const result = await send(ctx);
-    this.remember(entity, key, result, fpP, payload.name);
-    this.store.resolve(this.target, entity, key);
+    await this.remember(entity, key, result, fpP, payload.name);
+    await this.store.resolve(this.target, entity, key);
     return result;
   }
 
   /** What the target holds after a push: its own answer when the connector gives one. */
-  private remember(entity: MasterEntity, key: string, result: PushResult, fpP: string, name: unknown): void {
+  private async remember(entity: MasterEntity, key: string, result: PushResult, fpP: string, name: unknown): Promise<void> {
     const s = result.state;
-    this.store.save(
+    await this.store.save(
       this.target,
       entity,
       key,
@@ -246,12 +256,18 @@ export class MasterSync {
         : { remoteId: result.remoteId, name, fingerprint: fpP },
     );
     if (result.attention)
-      this.store.report(this.target, entity, key, "attention", "target", result.attention, `Open it in ${this.title} and check it.`);
+      await this.store.report(this.target, entity, key, "attention", "target", result.attention, `Open it in ${this.title} and check it.`);
   }
 
-  private changedInNonMaster(entity: MasterEntity, key: string, name: unknown, where: "psa" | "target"): void {
+  private async changedInNonMaster(
+    store: MasterStore,
+    entity: MasterEntity,
+    key: string,
+    name: unknown,
+    where: "psa" | "target",
+  ): Promise<void> {
     const master = where === "psa" ? this.title : "the PSA";
-    this.store.report(
+    await store.report(
       this.target,
       entity,
       key,
@@ -262,8 +278,8 @@ export class MasterSync {
     );
   }
 
-  private mismatch(entity: MasterEntity, key: string, psaName: unknown, targetName: unknown): void {
-    this.store.report(
+  private async mismatch(store: MasterStore, entity: MasterEntity, key: string, psaName: unknown, targetName: unknown): Promise<void> {
+    await store.report(
       this.target,
       entity,
       key,

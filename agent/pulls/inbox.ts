@@ -96,9 +96,9 @@ export function toInboxItem(row: InboxRow, attachment?: { href?: string; bytes?:
 const MAX_ITEM_ID = 2 ** 52;
 const nextItemId = (id: number) => (id >= MAX_ITEM_ID ? 1 : id + 1);
 
-/** Decides, inside storeBatch's transaction, what becomes of a master record read back from a target (agent/master/sync.ts). */
+/** Decides, inside storeBatch's transaction (`tx`), what becomes of a master record read back from a target (agent/master/sync.ts). */
 export interface MasterFilter {
-  pulled(item: PullItem): "deliver" | "skip" | "report";
+  pulled(item: PullItem, tx: SqlRunner): Promise<"deliver" | "skip" | "report">;
 }
 
 /** 52 bits of SHA-256 over target and remote id: a positive, exact JavaScript integer. */
@@ -214,7 +214,7 @@ export class Inbox {
       const counts: StoreCounts = { fetched: items.length, imported: 0, duplicates: 0, ignored: 0 };
       for (const item of items) {
         // Master data (agent/master/): delivered only when master per entity says so; in the same transaction.
-        const decided = item.master && master ? master.pulled(item) : "deliver";
+        const decided = item.master && master ? await master.pulled(item, tx) : "deliver";
         const outcome =
           decided === "skip"
             ? "duplicates"

@@ -57,8 +57,7 @@ export function pullJobs(targets: TargetConfig[], connectors: Map<string, Connec
 
 export async function createPulls(opts: {
   /**
-   * SQLite: the data directory's database (progress files, master data per entity). Null on PostgreSQL: no data
-   * directory is shared there, and targets with master data are held (agent/hosted/tenant-runtime.ts).
+   * SQLite: the data directory's database (progress files). Null on PostgreSQL: no data directory is shared there.
    */
   db: Db | null;
   /** Where the inbox, cursors, runs and webhook tokens are kept. */

@@ -35,8 +35,8 @@ export type RunResult =
 
 export interface RunnerDeps {
   /**
-   * SQLite: the data directory's database, for progress files and master data (agent/master/, not on the runner yet).
-   * Null on PostgreSQL: no progress files (no shared data directory), and a target with master data cannot pull there.
+   * SQLite: the data directory's database, for progress files. Null on PostgreSQL: no progress files (no shared data
+   * directory).
    */
   db: Db | null;
   /** Where the runs are recorded (job_runs). */
@@ -104,10 +104,8 @@ export async function runPull(deps: RunnerDeps, job: JobRef, trigger: Trigger, s
   const lock = deps.dataDir === null ? null : tryJobLock(deps.dataDir, job.target, job.stream);
   if (deps.dataDir !== null && !lock) return { status: "busy" };
   const log = deps.log.child({ target: job.target, stream: job.stream });
-  if (connector.master && deps.db === null)
-    throw new Error(`target ${job.target} keeps master data per entity, which does not run on PostgreSQL yet: its pulls cannot run here`);
-  // Master data read back goes through master per entity (agent/master/); null for targets without it.
-  const master = deps.db === null ? null : masterSyncFor(deps.db, job.target, connector, false);
+  // Master data read back goes through master per entity (agent/master/), in the page's transaction; null for targets without it.
+  const master = masterSyncFor(deps.storage, job.target, connector, { withInbox: false, now });
   let runId = 0;
   let work: ReturnType<typeof startWork> | undefined;
   const totals = { fetched: 0, imported: 0, duplicates: 0, ignored: 0, pages: 0 };
@@ -140,7 +138,7 @@ export async function runPull(deps: RunnerDeps, job: JobRef, trigger: Trigger, s
         job.stream,
         result.items,
         result.cursor,
-        master ? { pulled: (item) => master.pulled(item) } : undefined,
+        master ? { pulled: (item, tx) => master.pulled(item, tx) } : undefined,
         { cursorWas, stillRunning },
       );
       totals.pages += 1;
