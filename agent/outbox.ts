@@ -72,19 +72,29 @@ export interface Completed {
 const SQL = {
   // The first `?3` ready deliveries are picked before the joins: PostgreSQL, not knowing that each has one event,
   // otherwise joins all of the tenant's deliveries and events and sorts them (10 ms against 0.6 ms with 1,000 each).
+  // claimSeq: the newest event stored, read with them (an uncorrelated subquery: once, not per row).
   ready: `SELECT d.id, d.event_seq AS eventSeq, d.target, d.entity, d.key, d.attempts, d.uncertain, d.created_at AS createdAt, e.payload,
-                l.remote_id AS linkRemoteId, l.payload_hash AS linkPayloadHash
+                l.remote_id AS linkRemoteId, l.payload_hash AS linkPayloadHash, (SELECT coalesce(max(seq), 0) FROM events) AS claimSeq
            FROM (SELECT id, event_seq, target, entity, key, attempts, uncertain, created_at, next_attempt_at FROM deliveries
                   WHERE target = ?1 AND status = 'pending' AND next_attempt_at <= ?2 ORDER BY next_attempt_at, id LIMIT ?3) d
            JOIN events e ON e.seq = d.event_seq
            LEFT JOIN links l ON l.target = d.target AND l.entity = d.entity AND l.key = d.key
           ORDER BY d.next_attempt_at, d.id`,
-  openForRecord: `SELECT status FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 AND ${OPEN} AND status IN ('pending','in_flight','waiting') AND id <> ?4 AND id < ?5 LIMIT 1`,
-  link: `SELECT remote_id AS remoteId, payload_hash AS payloadHash FROM links WHERE target = ?1 AND entity = ?2 AND key = ?3`,
+  // What a claim checks of its deliveries' records, in one statement for all of them (a statement per delivery and
+  // dependency was a round trip each on PostgreSQL): ?2 is a JSON array of {e: entity, k: key, b: id}; per record,
+  // whether it has an open delivery to target ?1 with an id below b, and whether it has a link there. Materialized,
+  // so that PostgreSQL probes deliveries_record and the links' key with plain columns (a join on the JSON
+  // expressions, not leakproof, is kept above row-level security's filter: a walk of all the tenant's rows).
+  recordFacts: `WITH asked AS MATERIALIZED (SELECT json_extract(value, '$.e') AS entity, json_extract(value, '$.k') AS key,
+                CAST(json_extract(value, '$.b') AS BIGINT) AS below FROM json_each(?2))
+        SELECT asked.entity, asked.key, asked.below,
+               CASE WHEN EXISTS (SELECT 1 FROM deliveries WHERE target = ?1 AND entity = asked.entity AND key = asked.key AND ${OPEN}
+                       AND status IN ('pending','in_flight','waiting') AND id < asked.below) THEN 1 ELSE 0 END AS open,
+               CASE WHEN EXISTS (SELECT 1 FROM links WHERE target = ?1 AND entity = asked.entity AND key = asked.key) THEN 1 ELSE 0 END AS linked
+          FROM asked`,
   record: `SELECT last_event_seq AS seq, occurred_at AS occurredAt FROM records WHERE entity = ?1 AND key = ?2`,
   // After a restore: which of one target's records of one entity have a link there (the others are looked up first).
   linkedKeys: `SELECT key FROM links WHERE target = ?1 AND entity = ?2 AND key IN (SELECT value FROM json_each(?3))`,
-  maxSeq: `SELECT coalesce(max(seq), 0) AS seq FROM events`,
   // Intake's hot path: run per event inside the intake transaction.
   supersede: `UPDATE deliveries SET status = 'superseded', updated_at = ?4, waiting_on = NULL
           WHERE target = ?1 AND entity = ?2 AND key = ?3 AND ${OPEN} AND status IN ('pending', 'waiting', 'needs_action')
@@ -92,9 +102,13 @@ const SQL = {
   insert: `INSERT INTO deliveries (event_seq, target, entity, key, status, next_attempt_at, created_at, updated_at, uncertain)
          VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5, ?5, ?6)`,
   // ?1: the ids of a round's claim, a JSON array: one statement for all of them. ?4: the lease owner.
-  // Joined, not `id IN (…)`: PostgreSQL plans that as a hash semi-join over all of the tenant's deliveries.
-  lease: `UPDATE deliveries SET status = 'in_flight', lease_until = ?2, lease_owner = ?4, attempts = attempts + 1, updated_at = ?3
-          FROM (SELECT CAST(value AS BIGINT) AS id FROM json_each(?1)) claimed WHERE deliveries.id = claimed.id`,
+  // A materialized list joined, not `id IN (…)` nor a subquery PostgreSQL pulls up: either way the join's condition is
+  // on CAST(value AS BIGINT), which is not leakproof, so it is kept above row-level security's filter and PostgreSQL
+  // hash-joins all of the tenant's deliveries (1,000 heap pages for a tenant among 1,000); on a plain column it probes
+  // the primary key 50 times.
+  lease: `WITH claimed AS MATERIALIZED (SELECT CAST(value AS BIGINT) AS id FROM json_each(?1))
+          UPDATE deliveries SET status = 'in_flight', lease_until = ?2, lease_owner = ?4, attempts = attempts + 1, updated_at = ?3
+          FROM claimed WHERE deliveries.id = claimed.id`,
   // ?5: set when the wait is for a record the PSA has not sent (the grace period counts from the first such wait).
   // ?6: the status it parks from (pending when claimed, waiting when checked again; a push's outcome is parkOutcome).
   park: `UPDATE deliveries SET status = 'waiting', waiting_on = ?2, error_code = 'waiting', error_message = ?3, error_hint = NULL, error_field = NULL, lease_until = NULL, updated_at = ?4,
@@ -173,6 +187,20 @@ export interface OutboxOptions {
    */
   leaseOwner?: number | null;
 }
+
+/** What a claim read of its records (Outbox.recordFacts). */
+interface RecordFacts {
+  /** factKey(entity, key, below): the record has an open delivery with an id below `below` (ANY_ID: any). */
+  open: Set<string>;
+  /** recordRef(entity, key): the record has a link at the target. */
+  linked: Set<string>;
+  /** recordRef of the dependencies whose delivery the claim created (open from then on). */
+  added: Set<string>;
+}
+
+/** An id above every delivery's: "any open delivery of the record". */
+const ANY_ID = Number.MAX_SAFE_INTEGER;
+const factKey = (entity: string, key: string, below: number) => `${entity}\u0000${key}\u0000${below}`;
 
 export class Outbox {
   /** Per target: when waits for records the PSA never sent were last checked against the grace period. */
@@ -303,12 +331,13 @@ export class Outbox {
     if (target) await this.expireMissingWaits(tx, target, now);
     if (limit <= 0 || !registered) return [];
     const claimed: ClaimedDelivery[] = [];
-    const rows = await tx.all<any>(SQL.ready, target, now, limit);
-    const claimSeq = rows.length > 0 ? (await tx.get<{ seq: number }>(SQL.maxSeq))!.seq : 0;
-    for (const { linkRemoteId, linkPayloadHash, ...row } of rows) {
+    const ready = (await tx.all<any>(SQL.ready, target, now, limit)).map(({ linkRemoteId, linkPayloadHash, ...row }): ClaimedDelivery => {
       const link = linkRemoteId === null ? null : { remoteId: linkRemoteId, payloadHash: linkPayloadHash };
-      const d: ClaimedDelivery = { ...row, uncertain: !!row.uncertain, payload: JSON.parse(row.payload), claimSeq, link };
-      const blocker = await this.blockerOf(tx, d, supports);
+      return { ...row, uncertain: !!row.uncertain, payload: JSON.parse(row.payload), link };
+    });
+    const facts = await this.recordFacts(tx, target, ready, supports);
+    for (const d of ready) {
+      const blocker = await this.blockerOf(tx, d, supports, facts);
       if (blocker) {
         await tx.run(SQL.park, d.id, blocker.on, blocker.reason, now, blocker.missing ? now : null, "pending");
         continue;
@@ -353,22 +382,57 @@ export class Outbox {
     }
   }
 
-  /** Why a delivery cannot go yet, or null. `missing`: it waits for a record the PSA has not sent. */
+  /**
+   * What the claim of `ready` (deliveries to `target`) needs to know of their records, read in one statement: whether
+   * each delivery's record has an older open delivery, and whether each of their dependencies has any open delivery
+   * and a link at the target.
+   */
+  private async recordFacts(
+    tx: SqlRunner,
+    target: string,
+    ready: ClaimedDelivery[],
+    supports: (e: Entity) => boolean,
+  ): Promise<RecordFacts> {
+    const asked = new Map<string, { e: string; k: string; b: number }>();
+    const ask = (e: string, k: string, b: number) => asked.set(factKey(e, k, b), { e, k, b });
+    for (const d of ready) {
+      ask(d.entity, String(d.key), d.id);
+      for (const dep of dependenciesOf(d.entity, d.payload)) if (supports(dep.entity)) ask(dep.entity, String(dep.key), ANY_ID);
+    }
+    const facts: RecordFacts = { open: new Set(), linked: new Set(), added: new Set() };
+    if (asked.size === 0) return facts;
+    const rows = await tx.all<{ entity: string; key: string; below: number; open: number; linked: number }>(
+      SQL.recordFacts,
+      target,
+      JSON.stringify([...asked.values()]),
+    );
+    for (const r of rows) {
+      if (r.open) facts.open.add(factKey(r.entity, r.key, Number(r.below)));
+      if (r.linked) facts.linked.add(recordRef(r.entity, r.key));
+    }
+    return facts;
+  }
+
+  /**
+   * Why a delivery cannot go yet, or null. `missing`: it waits for a record the PSA has not sent. `facts`: what
+   * recordFacts read for the claim; a dependency's delivery created here is added to it (open for the rest of the claim).
+   */
   private async blockerOf(
     tx: SqlRunner,
     d: ClaimedDelivery,
     supports: (e: Entity) => boolean,
+    facts: RecordFacts,
   ): Promise<{ on: string; reason: string; missing?: boolean } | null> {
     // An older delivery of the same record is still open (in flight): keep per-record order.
-    if (await tx.get(SQL.openForRecord, d.target, d.entity, d.key, d.id, d.id)) {
+    if (facts.open.has(factKey(d.entity, String(d.key), d.id))) {
       return { on: recordRef(d.entity, d.key), reason: `waiting for an earlier change of ${d.entity} ${d.key} to finish` };
     }
     for (const dep of dependenciesOf(d.entity, d.payload)) {
       if (!supports(dep.entity)) continue;
       const ref = recordRef(dep.entity, dep.key);
-      const open = await tx.get<{ status: string }>(SQL.openForRecord, d.target, dep.entity, dep.key, -1, Number.MAX_SAFE_INTEGER);
+      const open = facts.open.has(factKey(dep.entity, String(dep.key), ANY_ID)) || facts.added.has(ref);
       if (open) return { on: ref, reason: `waiting for ${dep.entity} ${dep.key} to reach the target first` };
-      if (!(await tx.get(SQL.link, d.target, dep.entity, dep.key))) {
+      if (!facts.linked.has(ref)) {
         const known = await tx.get<{ seq: number; occurredAt: number | null }>(SQL.record, dep.entity, dep.key);
         if (dep.ifKnown && !known) continue;
         if (known && !(await tx.get(SQL.anyFor, d.target, dep.entity, dep.key))) {
@@ -377,6 +441,7 @@ export class Outbox {
           const now = this.now();
           const lost = mayHaveBeenPushed(await this.restoreDoubt(tx), known.occurredAt, now);
           await tx.run(SQL.insert, known.seq, d.target, dep.entity, dep.key, now, lost ? 1 : 0);
+          facts.added.add(ref);
           return { on: ref, reason: `waiting for ${dep.entity} ${dep.key} to reach the target first` };
         }
         const failed = await tx.get<{ id: number }>(SQL.failedFor, d.target, dep.entity, dep.key);
