@@ -230,7 +230,8 @@ export async function runExport(
   let markProgress: (marked: number) => void = () => undefined;
   const exporting = async (tx: SqlRunner): Promise<ExportResult> => {
     // Another export of the tenant on another worker waits here until this one has committed (PostgreSQL).
-    await store.takeExportTurn(tx);
+    // It may idle while it reads and builds (PostgreSQL: store.ts, EXPORT_BUILD_IDLE_MS), until it writes.
+    const turn = await store.takeExportTurn(tx, { building: true });
     let files: BuiltFile[];
     let leftOut: LeftOut[] = [];
     const warnings = [...checked.warnings];
@@ -273,11 +274,13 @@ export async function runExport(
             : `Nothing to export: no ${what.toLowerCase()}${periodText(request)}${template.filters.length ? " pass the template's filters" : ""}.`;
         return { ...nothing(none), invoices: { exported: [], leftOut }, warnings };
       }
+      await turn.built();
       if (period) warnings.push(...(await overlapWarnings(tx, template.dataType as keyof typeof PERIOD_SOURCE, period)));
       const runId = await store.insertRun(tx, runRow(template, request, options, nowMs));
       built.file.fileName = templateFileName(template, { today, from: period?.from, to: period?.to, run: runId });
       return finish(runId, [built.file]);
     }
+    await turn.built();
     const runId = await store.insertRun(tx, runRow(undefined, request, options, nowMs));
     return finish(runId, files);
 

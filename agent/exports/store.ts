@@ -216,12 +216,46 @@ export async function invoicesOfFile(db: SqlRunner, fileId: number): Promise<str
 const EXPORT_TURN = `SELECT name FROM settings WHERE name = 'export_writer' FOR UPDATE`;
 const EXPORT_TURN_ROW = `INSERT INTO settings (name, value) VALUES ('export_writer', '') ON CONFLICT (name) DO NOTHING`;
 
-/** Waits for the tenant's export turn, held by `tx` until it ends. Call it first in the transaction. */
-export async function takeExportTurn(tx: SqlRunner): Promise<void> {
+// PostgreSQL ends a transaction left idle longer than idle_in_transaction_session_timeout, which a hosted worker sets to
+// dead_after / 2 (agent/hosted/worker.ts): a worker frozen mid-transaction must not hold row locks the others need to
+// take back its leases. An export reads what it takes, then builds its files in JavaScript with no statement sent: idle
+// for the server, for 5 s at 20,000 invoices (SIE 4; 3 s more turning the rows read into invoices), so a large export
+// outlasted that timeout, lost its connection and rolled back. While it reads and builds, the transaction holds only
+// the tenant's export turn (the tenant's other exports and export status changes wait for it, as they would for the
+// build anyway) and its snapshot: nothing intake, the deliveries or the recovery of a dead worker's leases wait for.
+// So that part may idle up to EXPORT_BUILD_IDLE_MS (a frozen worker holds the turn that long at most); the worker's
+// own timeout is back before the export writes: its files, and the invoices it marks, which intake's hook
+// (exportStatusOnStore) of an invoice sent again would wait for while the tenant's intake turn is held.
+export const EXPORT_BUILD_IDLE_MS = 10 * 60_000;
+const IDLE_TIMEOUT = `SELECT current_setting('idle_in_transaction_session_timeout') AS value`;
+const SET_IDLE_TIMEOUT = `SELECT set_config('idle_in_transaction_session_timeout', ?1, true) AS value`;
+
+/** The turn an export holds (takeExportTurn): `built()` ends the build's idle allowance before the export writes. */
+export interface ExportTurn {
+  built(): Promise<void>;
+}
+
+/**
+ * Waits for the tenant's export turn, held by `tx` until it ends. Call it first in the transaction. `building`: an
+ * export's, whose reading and building that follow may idle up to EXPORT_BUILD_IDLE_MS until `built()` (PostgreSQL;
+ * see above). Status changes and templates, which write at once, keep the worker's timeout.
+ */
+export async function takeExportTurn(tx: SqlRunner, options: { building?: boolean } = {}): Promise<ExportTurn> {
   const locked = await tx.lockForUpdate(EXPORT_TURN);
-  if (locked !== 0) return; // taken (PostgreSQL), or nothing to take (SQLite: null)
-  await tx.run(EXPORT_TURN_ROW);
-  await tx.lockForUpdate(EXPORT_TURN);
+  const turn = { built: async () => {} };
+  if (locked === null) return turn; // SQLite: its write transaction holds the database, and no timeout ends it
+  if (locked === 0) {
+    await tx.run(EXPORT_TURN_ROW);
+    await tx.lockForUpdate(EXPORT_TURN);
+  }
+  if (!options.building) return turn;
+  const own = (await tx.get<{ value: string }>(IDLE_TIMEOUT))!.value;
+  await tx.get(SET_IDLE_TIMEOUT, `${EXPORT_BUILD_IDLE_MS}ms`);
+  return {
+    built: async () => {
+      await tx.get(SET_IDLE_TIMEOUT, own);
+    },
+  };
 }
 
 // Writing the files waiting for the output folder (deliver.ts) happens outside any transaction, so a slow or hung folder
