@@ -64,7 +64,7 @@ export interface StatusContext {
   /** File exports: the tenant's [exports] settings, and whether the page may run them and hand out files. */
   exports?: ExportsRuntime;
   /**
-   * The SQLite agent, for the sections that read its file and data directory only (progress files, master data,
+   * The SQLite agent, for the sections that read its file and data directory only (progress files,
    * alerts and notifications, the file's size, exports): absent on PostgreSQL, where the page says they do not run yet.
    */
   local?: AppContext;
