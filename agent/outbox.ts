@@ -152,6 +152,11 @@ const SQL = {
           WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_each(?2)) AND status = 'in_flight' AND ${leaseHeldBy(5)}`,
   releaseLeases: `UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, lease_owner = NULL, next_attempt_at = ?4, updated_at = ?1
             WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_each(?2)) AND status = 'in_flight' AND ${leaseHeldBy(3)}`,
+  // Leases (?2, a JSON array of ids) taken ahead by the lease owner ?3 and never started: pending again as they were,
+  // the attempt the lease counted taken back (nothing was sent under it). A materialized list joined, as in `lease`.
+  releaseUnsent: `WITH unsent AS MATERIALIZED (SELECT CAST(value AS BIGINT) AS id FROM json_each(?2))
+          UPDATE deliveries SET status = 'pending', lease_until = NULL, lease_owner = NULL, attempts = attempts - 1, updated_at = ?1
+            FROM unsent WHERE deliveries.id = unsent.id AND deliveries.status = 'in_flight' AND ${leaseHeldBy(3)}`,
   // A target's leases of a lease owner (?5; ?3 in releaseOrphans) that none of its pushes holds (?2, a JSON array of the ids
   // it holds); releaseOrphans makes them claimable again from ?5 on.
   interruptedOrphans: `INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, message, hint)
@@ -591,6 +596,17 @@ export class Outbox {
       await tx.run(SQL.interruptedReleased, now, JSON.stringify(ids), ...NO_ANSWER, this.leaseOwner);
       await tx.run(SQL.releaseLeases, now, JSON.stringify(ids), this.leaseOwner, now + holdMs);
     });
+  }
+
+  /**
+   * Gives back leases taken ahead that no push was started under (DispatcherOptions.ahead): pending again, not
+   * uncertain, with no attempt row, and the attempt the lease counted taken back. Leases no longer ours are left
+   * alone. In `tx` when given (a dispatcher round), else in a transaction of its own.
+   */
+  async releaseUnsent(ids: number[], tx?: SqlRunner): Promise<void> {
+    if (ids.length === 0) return;
+    const write = (t: SqlRunner) => t.run(SQL.releaseUnsent, this.now(), JSON.stringify(ids), this.leaseOwner);
+    await (tx ? write(tx) : this.runner.transaction(write));
   }
 
   /**

@@ -58,7 +58,7 @@ describe.each(engines)("leases of a live worker that no push holds, on %s", (eng
     const storage = await open(engine);
     const cut = cutAtCommit(storage.storage);
     const outbox = new Outbox(cut.runner, Date.now, 15 * 60_000, { leaseOwner: storage.workerOf(storage.storage) });
-    await enqueue(outbox, [1, 2, 3]);
+    await enqueue(outbox, [1, 2, 3, 4, 5]);
     const { connector, pushed } = target(false);
     cut.loseNextAnswer();
     const d = dispatcher(outbox, connector);
@@ -68,12 +68,13 @@ describe.each(engines)("leases of a live worker that no push holds, on %s", (eng
     } finally {
       await d.stop(1_000);
     }
-    // The first round leased two (concurrency 2) and its answer was lost: nothing was sent under those leases; they
-    // were given back with an interrupted attempt, looked up (uncertain) and delivered, each customer pushed once.
-    expect(pushed.sort()).toEqual([1, 2, 3]);
+    // The first round leased four (concurrency 2, and as many ahead) and its answer was lost: nothing was sent under
+    // those leases; they were given back with an interrupted attempt, looked up (uncertain) and delivered, each
+    // customer pushed once.
+    expect(pushed.sort()).toEqual([1, 2, 3, 4, 5]);
     const all = await rows(storage.storage);
-    expect(await interrupted(storage.storage)).toEqual(all.slice(0, 2).map((r) => r.id));
-    expect(all.map((r) => r.leaseOwner)).toEqual([null, null, null]);
+    expect(await interrupted(storage.storage)).toEqual(all.slice(0, 4).map((r) => r.id));
+    expect(all.map((r) => r.leaseOwner)).toEqual([null, null, null, null, null]);
   });
 
   test("a push still under way is never given back; a lease no push holds is, beside it", async () => {
