@@ -26,6 +26,8 @@ export interface InvoiceTerms {
 
 export class AgreementSettings {
   private cache = new Map<string, { at: number; value: Promise<any> }>();
+  /** The last plan made, with the zones and /self it was made of. */
+  private plan: { zones: VatZone[]; self: unknown; plan: VatZonePlan } | null = null;
 
   constructor(
     private readonly cfg: EconomicConfig,
@@ -34,10 +36,18 @@ export class AgreementSettings {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** The zones, the agreement's country and the configured overrides, as one plan. */
+  /**
+   * The zones, the agreement's country and the configured overrides, as one plan: made again only when what it is
+   * made of was read again (every customer's push asks for it; matching the zones' names cost more than the push's
+   * mapping).
+   */
   async vatZonePlan(): Promise<VatZonePlan> {
     const [zones, self] = await Promise.all([this.list<VatZone>("/vat-zones"), this.cached("/self", () => this.get(`${this.rest}/self`))]);
-    return planVatZones(this.cfg, zones, self);
+    const last = this.plan;
+    if (last && last.zones === zones && last.self === self) return last.plan;
+    const plan = planVatZones(this.cfg, zones, self);
+    this.plan = { zones, self, plan };
+    return plan;
   }
 
   /** The zone number for a customer whose address is in `country`; a TargetError (needs action) when it cannot be told. */
@@ -78,6 +88,7 @@ export class AgreementSettings {
   /** Forget everything read (after e-conomic refused a zone or terms that were looked up). */
   forget(): void {
     this.cache.clear();
+    this.plan = null;
   }
 
   private list<T>(path: string): Promise<T[]> {
