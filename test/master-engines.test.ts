@@ -1,9 +1,11 @@
 // Master per entity on both engines (issue 17): MasterSync and its store on a SQLite file and on a PostgreSQL tenant
 // (test/engines.ts), against the eAccounting sandbox over loopback; the PSA's records stored by the real intake, the
-// pulls' pages by the real inbox. On PostgreSQL each worker is a connection pool of its own: pushes of two records on
-// two workers at once and a pull on a third while they are under way (their requests landed, their answers not yet
-// remembered) leave each record linked once, nothing reported, nothing delivered back; a pull's page holds a record's
-// row until it commits, so a push's write of it on another worker waits.
+// pulls' pages by the real inbox: who is master, new records both ways, changes only from the master (reported once
+// per record), matching by number and name, renumbering in one system. On PostgreSQL each worker is a connection
+// pool of its own, as in the hosted workers: pushes of two records on two workers at once and a pull on a third
+// while they are under way (their requests landed, their answers not yet remembered) leave each record linked once,
+// nothing reported, nothing delivered back; a pull's page holds a record's row until it commits, so a push's write
+// of it on another worker waits.
 import { afterEach, describe, expect, test } from "bun:test";
 import type { Connector } from "../connectors/contract.ts";
 import type { EaccountingConnector } from "../connectors/eaccounting/connector.ts";
@@ -143,6 +145,43 @@ describe.each(engines)("master per entity on %s", (engine) => {
     expect((await inboxItems(s.storage)).map((i) => i.type)).toEqual(["customer.upserted"]);
     // Pulled later on another worker: nothing new (the inbox has this version).
     expect(await pull(await s.worker(), connector, "customers")).toMatchObject({ imported: 0, ignored: 0 });
+  }, 30_000);
+
+  test("matching by number and name: a number whose names differ needs action and is reported; a renumbering in one system is said, once, before a second record is made", async () => {
+    const s = await open(engine);
+    const e = env();
+    const [a, b] = [s.storage, await s.worker()];
+    await e.control("customers", {
+      CustomerNumber: "10043",
+      Name: "Helt annat företag AB",
+      InvoiceAddress1: "Gatan 1",
+      InvoicePostalCode: "11122",
+      InvoiceCity: "Stockholm",
+      InvoiceCountryCode: "SE",
+    });
+    const connector = e.connectorWith({}, { masters: { customer: "target" } });
+    await psaSends(a, {}, { number: "10043" });
+    const refused = await fx.thrown(guarded(a, connector).push("customer", fx.customer({ number: "10043" }), fx.ctx()));
+    expect(refused).toMatchObject({ code: "master.number_name_mismatch", kind: "permanent" });
+    expect(refused.hint).toContain("kontobro match ea");
+    // 10042 is new: created, linked. eAccounting (the master) renumbers it to 10050: not a new customer for the PSA.
+    await guarded(a, connector).push("customer", fx.customer(), fx.ctx());
+    await e.control("clock", { advanceMs: 2000 });
+    await e.control("customers/10042", { CustomerNumber: "10050" }, "PUT");
+    expect(await pull(b, connector, "customers")).toMatchObject({ imported: 0, ignored: 2 });
+    expect(await openReports(b)).toEqual([
+      { entity: "customer", key: "10042", kind: "renumbered", side: "target", count: 1 },
+      { entity: "customer", key: "10043", kind: "number_name_mismatch", side: "target", count: 2 },
+    ]);
+    expect(String(await renderMasterSection(a))).toContain("was renumbered in Visma eAccounting to 10050");
+    // The PSA renumbers 10042 to 10060 alone (the same name): said before a second customer is made; a retry makes it.
+    await psaSends(a, { number: "10060" });
+    const said = await fx.thrown(guarded(b, connector).push("customer", fx.customer({ number: "10060" }), fx.ctx()));
+    expect(said).toMatchObject({ code: "master.renumbered" });
+    expect(said.hint).toContain("press retry: kontobro creates 10060");
+    await guarded(a, connector).push("customer", fx.customer({ number: "10060" }), fx.ctx());
+    expect((await e.state()).customers.map((c: any) => c.CustomerNumber).sort()).toEqual(["10043", "10050", "10060"]);
+    expect(await inboxItems(a)).toEqual([]);
   }, 30_000);
 
   test("two workers push two new customers at once and a third pulls while both are under way: each linked once, nothing reported or delivered back; a change under way is recognised as the push's own", async () => {
