@@ -301,7 +301,7 @@ export async function startAgent(
   await pulls.start();
   notifier?.start();
   // A burst (an initial sync) shows its progress on the status page and in `kontobro status` (agent/queue-progress.ts).
-  const queueProgress = new QueueProgressWatch(db, [...dispatchers.keys()], log.child({ component: "queue-progress" }));
+  const queueProgress = new QueueProgressWatch(storage, [...dispatchers.keys()], log.child({ component: "queue-progress" }));
   queueProgress.start();
   const retention = startRetention(db, { retentionDays: config.agent.retention_days, log, metrics });
 

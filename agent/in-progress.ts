@@ -1,9 +1,17 @@
 // Everything in progress, as the status page's "In progress" section and `kontobro status` show it: each target's
 // queue catching up after a burst (agent/queue-progress.ts), then exports and pulls under way or just finished
-// (agent/running-work.ts), oldest first. Reads one settings row per target and a few small files.
-import type { Db } from "./db/index.ts";
+// (agent/running-work.ts), oldest first. Reads one settings row per target and a few small files (SQLite) or rows of
+// running_work (a hosted tenant, agent/running-work-sql.ts).
+import type { SqlRunner } from "./db/pg/runner.ts";
 import { describeQueueProgress, isCatchingUp, isStale, queueTotal, readQueueProgress } from "./queue-progress.ts";
-import { describeWorkState, isRunning, listWork } from "./running-work.ts";
+import { describeWorkState, isRunning, type WorkBoard } from "./running-work.ts";
+
+/** Where progress is read: the storage (queues' settings rows), the board work reports to, and the targets. */
+export interface ProgressSource {
+  runner: SqlRunner;
+  work: WorkBoard | null;
+  targets: readonly string[];
+}
 
 export interface ProgressItem {
   /** "queue:<target>", or the work's id. */
@@ -17,10 +25,10 @@ export interface ProgressItem {
   state: "running" | "finished" | "failed" | "stale";
 }
 
-export function progressItems(db: Db, targets: readonly string[], now = Date.now()): ProgressItem[] {
+export async function progressItems(source: ProgressSource, now = Date.now()): Promise<ProgressItem[]> {
   const items: ProgressItem[] = [];
-  for (const target of targets) {
-    const p = readQueueProgress(db, target, now);
+  for (const target of source.targets) {
+    const p = await readQueueProgress(source.runner, target, now);
     if (!p) continue;
     items.push({
       key: `queue:${target}`,
@@ -31,7 +39,7 @@ export function progressItems(db: Db, targets: readonly string[], now = Date.now
       state: !isCatchingUp(p) ? "finished" : isStale(p, now) ? "stale" : "running",
     });
   }
-  for (const w of listWork(db, now)) {
+  for (const w of (await source.work?.list(now)) ?? []) {
     items.push({
       key: w.id,
       title: w.title,

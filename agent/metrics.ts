@@ -84,19 +84,8 @@ export class Metrics {
   }
 
   render(deliveryCounts: { target: string; status: string; n: number }[], eventsStored: number, gauges: Gauge[] = []): string {
-    const out: string[] = [];
+    const out: string[] = [...renderGauges([...gauges, ...this.gaugeSources.flatMap((source) => source())]), ...renderInfo()];
     const help = (name: string, type: string, text: string) => out.push(`# HELP ${name} ${text}`, `# TYPE ${name} ${type}`);
-    for (const g of [...gauges, ...this.gaugeSources.flatMap((source) => source())]) {
-      help(g.name, "gauge", g.help);
-      for (const r of g.rows)
-        out.push(
-          `${g.name}{${Object.entries(r.labels)
-            .map(([k, v]) => `${k}="${esc(v)}"`)
-            .join(",")}} ${r.value}`,
-        );
-    }
-    help("kontobro_build_info", "gauge", "Always 1; the labels say which kontobro and which runtime.");
-    out.push(`kontobro_build_info{version="${esc(VERSION)}",runtime="bun",runtime_version="${esc(Bun.version)}"} 1`);
     processMetrics(help, out);
     help(
       "kontobro_events_stored_total",
@@ -136,6 +125,68 @@ export class Metrics {
     return out.join("\n") + "\n";
   }
 
+  /**
+   * A hosted worker's own /metrics: what this process counted since its start, summed over every tenant it runs (no
+   * tenant's target names: two tenants may both call theirs "economic"), and the process metrics. Each tenant's figures
+   * are at /t/<slug>/metrics, read from the database (agent/tenant-metrics.ts).
+   */
+  renderWorker(gauges: Gauge[] = []): string {
+    const out: string[] = [...renderGauges(gauges), ...renderInfo()];
+    const help = (name: string, type: string, text: string) => out.push(`# HELP ${name} ${text}`, `# TYPE ${name} ${type}`);
+    processMetrics(help, out);
+    const counter = (name: string, text: string, value: number) => {
+      help(name, "counter", text);
+      out.push(`${name} ${value}`);
+    };
+    counter("kontobro_events_received_total", "Events accepted by this worker's intake since its start, all tenants.", this.eventsReceived);
+    counter(
+      "kontobro_events_duplicate_total",
+      "Events acknowledged as repeats by this worker since its start, all tenants.",
+      this.eventsDuplicate,
+    );
+    counter(
+      "kontobro_events_conflict_total",
+      "Event ids repeated with other content since start (refused with 409), all tenants.",
+      this.eventsConflict,
+    );
+    counter(
+      "kontobro_events_stale_total",
+      "Events older (by occurredAt) than the stored version since start, all tenants.",
+      this.eventsStale,
+    );
+    counter(
+      "kontobro_events_rejected_total",
+      "Events rejected as invalid by this worker since its start, all tenants.",
+      this.eventsRejected,
+    );
+    const byOutcome = new Map<string, number>();
+    for (const [k, n] of this.pushes) {
+      const o = k.split("\u0000")[1]!;
+      byOutcome.set(o, (byOutcome.get(o) ?? 0) + n);
+    }
+    help("kontobro_pushes_total", "counter", "Pushes this worker finished since its start by outcome, all tenants and targets.");
+    for (const [o, n] of byOutcome) out.push(`kontobro_pushes_total{outcome="${o}"} ${n}`);
+    const all = new Histogram();
+    for (const h of this.pushLatency.values()) {
+      h.counts.forEach((n, i) => (all.counts[i] += n));
+      all.sum += h.sum;
+      all.count += h.count;
+    }
+    help("kontobro_push_duration_seconds", "histogram", "Time of one push by this worker, all tenants and targets.");
+    LATENCY_BUCKETS.forEach((b, i) => out.push(`kontobro_push_duration_seconds_bucket{le="${b}"} ${all.counts[i]}`));
+    out.push(
+      `kontobro_push_duration_seconds_bucket{le="+Inf"} ${all.count}`,
+      `kontobro_push_duration_seconds_sum ${all.sum}`,
+      `kontobro_push_duration_seconds_count ${all.count}`,
+    );
+    counter(
+      "kontobro_target_pauses_total",
+      "Pauses targets asked this worker for (429/503 with Retry-After) since its start, all tenants.",
+      [...this.targetPauses.values()].reduce((a, b) => a + b, 0),
+    );
+    return out.join("\n") + "\n";
+  }
+
   private renderTargetStates(help: Help, out: string[]) {
     const now = Date.now();
     help(
@@ -164,6 +215,28 @@ export class Metrics {
 }
 
 type Help = (name: string, type: string, text: string) => void;
+
+/** Gauges read at scrape time, each family with its HELP and TYPE. */
+export function renderGauges(gauges: Gauge[]): string[] {
+  const out: string[] = [];
+  for (const g of gauges) {
+    out.push(`# HELP ${g.name} ${g.help}`, `# TYPE ${g.name} gauge`);
+    for (const r of g.rows) {
+      const labels = Object.entries(r.labels).map(([k, v]) => `${k}="${esc(v)}"`);
+      out.push(`${g.name}${labels.length > 0 ? `{${labels.join(",")}}` : ""} ${r.value}`);
+    }
+  }
+  return out;
+}
+
+/** kontobro_build_info: which kontobro and which runtime answered. */
+export function renderInfo(): string[] {
+  return [
+    "# HELP kontobro_build_info Always 1; the labels say which kontobro and which runtime.",
+    "# TYPE kontobro_build_info gauge",
+    `kontobro_build_info{version="${esc(VERSION)}",runtime="bun",runtime_version="${esc(Bun.version)}"} 1`,
+  ];
+}
 
 /** The standard process metrics (as Prometheus's client libraries name them); Linux adds the /proc ones. */
 function processMetrics(help: Help, out: string[]) {

@@ -106,18 +106,14 @@ export function ensureSetting(db: Db, name: string, make: () => string): string 
 }
 
 /** Items pulled from targets for the PSA, and the last run of each pull, for /metrics. */
-export function pullGauges(db: Db): Gauge[] {
-  const inbox = db.$client.query(`SELECT target, state, count(*) AS n FROM inbox GROUP BY target, state`).all() as {
-    target: string;
-    state: string;
-    n: number;
-  }[];
-  const runs = db.$client
-    .query(
-      `SELECT target, stream, status, started_at AS startedAt, imported FROM job_runs j
-      WHERE id = (SELECT max(id) FROM job_runs WHERE target = j.target AND stream = j.stream)`,
-    )
-    .all() as { target: string; stream: string; status: string; startedAt: number; imported: number }[];
+export async function pullGauges(runner: SqlRunner): Promise<Gauge[]> {
+  const inbox = await runner.all<{ target: string; state: string; n: number }>(
+    `SELECT target, state, count(*) AS n FROM inbox GROUP BY target, state ORDER BY target, state`,
+  );
+  const runs = await runner.all<{ target: string; stream: string; status: string; startedAt: number; imported: number }>(
+    `SELECT target, stream, status, started_at AS startedAt, imported FROM job_runs j
+      WHERE id = (SELECT max(id) FROM job_runs WHERE target = j.target AND stream = j.stream) ORDER BY target, stream`,
+  );
   return [
     {
       name: "kontobro_inbox_items",

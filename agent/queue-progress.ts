@@ -2,9 +2,9 @@
 // "1,200 of 5,000 delivered since the burst started, 300/s, about 13 s left". The agent counts every second
 // with the outbox's indexes (open deliveries by deliveries_ready, delivered ones by deliveries_done) and keeps
 // the result in one settings row per target, so the status page and `kontobro status` only read that row.
-// Nothing is added to intake, claim or complete.
-import type { Statement } from "bun:sqlite";
-import type { Db } from "./db/index.ts";
+// Nothing is added to intake, claim or complete. The same on both engines, through the SqlRunner; a hosted tenant's
+// settings row is shared by its workers (QueueWatchOptions.shared).
+import type { SqlRunner } from "./db/pg/runner.ts";
 import type { Logger } from "./log.ts";
 import {
   addSample,
@@ -127,8 +127,8 @@ export function describeQueueProgress(p: QueueProgress, now: number): string {
 const settingName = (target: string) => `queue_progress:${target}`;
 
 /** The target's last burst as the agent counted it; null when there was none, or it ended long ago. O(1). */
-export function readQueueProgress(db: Db, target: string, now = Date.now()): QueueProgress | null {
-  const row = db.$client.query(`SELECT value FROM settings WHERE name = ?1`).get(settingName(target)) as { value: string } | null;
+export async function readQueueProgress(runner: SqlRunner, target: string, now = Date.now()): Promise<QueueProgress | null> {
+  const row = await runner.get<{ value: string }>(`SELECT value FROM settings WHERE name = ?1`, settingName(target));
   if (!row) return null;
   let p: QueueProgress;
   try {
@@ -146,68 +146,89 @@ export const QUEUE_COUNTS = {
   needsAction: `SELECT count(*) AS n FROM deliveries WHERE target = ?1 AND status = 'needs_action' AND updated_at >= ?2`,
 } as const;
 
-/** Counts every target's queue in the agent and keeps the progress of bursts (started by agent.ts). */
+const SAVE = `INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value`;
+
+export interface QueueWatchOptions {
+  /**
+   * Other workers count the same queues (a hosted tenant on PostgreSQL): each count starts from the stored progress,
+   * whoever wrote it, and a target counted by another worker within the last half second is left to it.
+   */
+  shared?: boolean;
+  /**
+   * Whether the target's queue moved on this worker since the last count (its pushes). A target that did not, and
+   * is not catching up, is not counted: an idle tenant costs no statement. Absent: every target is counted.
+   */
+  active?: (target: string) => boolean;
+}
+
+/**
+ * Counts every target's queue and keeps the progress of bursts: started by agent.ts (SQLite), and per tenant by a
+ * hosted worker (agent/hosted/tenant-runtime.ts; shared, counting only targets its dispatchers pushed to).
+ */
 export class QueueProgressWatch {
-  private readonly queries: Record<keyof typeof QUEUE_COUNTS, Statement>;
   private readonly state = new Map<string, QueueProgress | null>();
   /** Per target, the last count that found its queue quiet (a burst that starts began after it). */
   private readonly quietAt = new Map<string, number>();
-  private readonly save: Statement;
+  private loaded = false;
   private timer: ReturnType<typeof setTimeout> | null = null;
+  private stopped = false;
 
   constructor(
-    db: Db,
+    private readonly runner: SqlRunner,
     private readonly targets: string[],
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
+    private readonly options: QueueWatchOptions = {},
   ) {
-    const c = db.$client;
-    this.queries = {
-      open: c.prepare(QUEUE_COUNTS.open),
-      delivered: c.prepare(QUEUE_COUNTS.delivered),
-      needsAction: c.prepare(QUEUE_COUNTS.needsAction),
-    };
-    this.save = db.$client.prepare(
-      `INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value`,
-    );
-    // A burst under way when the agent stopped goes on from where it was.
-    for (const t of targets) {
-      this.state.set(t, readQueueProgress(db, t, Number.POSITIVE_INFINITY) ?? null);
-      // Nothing was delivered by this agent before it started: a backlog it finds belongs to its first burst.
-      this.quietAt.set(t, now());
-    }
+    // Nothing was delivered by this agent before it started: a backlog it finds belongs to its first burst.
+    for (const t of targets) this.quietAt.set(t, now());
   }
 
   /** Counts once; writes a target's row only while it catches up, and when it has caught up. */
-  tick(): void {
-    const count = (q: Statement, ...args: (string | number)[]) => (q.get(...args) as { n: number }).n;
+  async tick(): Promise<void> {
+    const count = async (text: string, ...args: (string | number)[]) => Number((await this.runner.get<{ n: number }>(text, ...args))!.n);
+    if (!this.loaded) {
+      // A burst under way when the agent stopped goes on from where it was.
+      for (const t of this.targets) this.state.set(t, await readQueueProgress(this.runner, t, Number.POSITIVE_INFINITY));
+      this.loaded = true;
+    }
     for (const target of this.targets) {
-      const prev = this.state.get(target) ?? null;
+      let prev = this.state.get(target) ?? null;
       const at = this.now();
-      const open = count(this.queries.open, target);
+      if (this.options.active && !this.options.active(target) && !isCatchingUp(prev) && !isFinishing(prev, at)) {
+        this.quietAt.set(target, at);
+        continue;
+      }
+      if (this.options.shared) {
+        prev = await readQueueProgress(this.runner, target, Number.POSITIVE_INFINITY);
+        this.state.set(target, prev);
+        if (prev && at - prev.updatedAt < WATCH_EVERY_MS / 2) continue;
+      }
+      const open = await count(QUEUE_COUNTS.open, target);
       const since = countsSince(prev, at, open, this.quietAt.get(target) ?? at);
       const next = nextQueueProgress(target, prev, {
         at,
         open,
         since,
-        delivered: since === null ? 0 : count(this.queries.delivered, target, since),
-        needsAction: since === null ? 0 : count(this.queries.needsAction, target, since),
+        delivered: since === null ? 0 : await count(QUEUE_COUNTS.delivered, target, since),
+        needsAction: since === null ? 0 : await count(QUEUE_COUNTS.needsAction, target, since),
       });
       if (!isCatchingUp(next)) this.quietAt.set(target, at);
       if (next === prev || !next) continue;
       this.state.set(target, next);
-      this.save.run(settingName(target), JSON.stringify(next));
+      await this.runner.run(SAVE, settingName(target), JSON.stringify(next));
     }
   }
 
   start(): void {
-    const loop = () => {
+    const loop = async () => {
       const started = performance.now();
       try {
-        this.tick();
+        await this.tick();
       } catch (e) {
         this.log.warn("could not count the queue's progress", { error: e });
       }
+      if (this.stopped) return;
       const took = performance.now() - started;
       this.timer = setTimeout(loop, Math.max(WATCH_EVERY_MS, took * 20));
       this.timer.unref?.();
@@ -217,6 +238,7 @@ export class QueueProgressWatch {
   }
 
   stop(): void {
+    this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
   }

@@ -3,6 +3,8 @@
 // pull the agent runs. Each piece of work is one small JSON file in <data dir>/progress/, replaced whole (written
 // beside it, then renamed) at most once a second. Not in the database: an export is one long SQLite write
 // transaction (nothing it writes there is visible before its commit, and nothing else can write meanwhile).
+// Where the work is reported is a WorkBoard: these files on SQLite, the running_work table on PostgreSQL (hosted
+// workers share no data directory; agent/running-work-sql.ts). The tracker and its readers are the same for both.
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Db } from "./db/index.ts";
@@ -55,6 +57,31 @@ const MAX_WRITE_FAILURES = 5;
 /** A file not rewritten for this long belongs to work that stopped without saying so (and whose pid was reused). */
 const ABANDONED_AFTER_MS = 60 * 60_000;
 
+/** Where work is reported and read back: a data directory's files (fileBoard), or the running_work table. */
+export interface WorkBoard {
+  /** Stores the entry as it is now; may throw (the tracker counts failures and gives up after a few in a row). */
+  save(entry: Readonly<WorkEntry>): void | Promise<void>;
+  /** Work under way, and work finished in the last SHOW_FINISHED_MS, oldest first. */
+  list(now?: number): Promise<WorkEntry[]>;
+}
+
+/** The data directory's board: one file per piece of work in <data dir>/progress (null for an in-memory database). */
+export function fileBoard(db: Db): WorkBoard | null {
+  const dir = progressDirOf(db);
+  if (dir === null) return null;
+  return {
+    save(entry) {
+      mkdirSync(dir, { recursive: true });
+      const file = join(dir, `${entry.id}.json`);
+      writeFileSync(`${file}.tmp`, JSON.stringify(entry));
+      renameSync(`${file}.tmp`, file);
+    },
+    list: async (now) => listWork(db, now),
+  };
+}
+
+const isBoard = (x: Db | WorkBoard): x is WorkBoard => typeof (x as WorkBoard).save === "function";
+
 /** <data dir>/progress, found from the database file (null for an in-memory database). */
 export function progressDirOf(db: Db): string | null {
   const file = db.$client.filename;
@@ -65,16 +92,16 @@ export function progressDirOf(db: Db): string | null {
  * Starts tracking a piece of work. `listener` hears every update (the CLI draws its progress line from it).
  * Neither writing the file nor the listener ever throws into the work: progress is only shown, and a full disk or
  * a closed pipe must not roll an export back. A write that fails is tried again at the next update (on Windows a
- * reader may hold the file for a moment), up to a few times in a row. `db` null (work on PostgreSQL, where no data
- * directory is shared): no file, only the listener hears it.
+ * reader may hold the file for a moment), up to a few times in a row. `board`: a SQLite database (its data
+ * directory's files) or a WorkBoard; null: nowhere, only the listener hears it.
  */
 export function startWork(
-  db: Db | null,
+  board: Db | WorkBoard | null,
   spec: { kind: WorkKind; title: string; unit: string; total?: number | null },
   options: { listener?: (e: Readonly<WorkEntry>) => void; now?: () => number } = {},
 ): WorkTracker {
   const now = options.now ?? Date.now;
-  const dir = db === null ? null : progressDirOf(db);
+  const where = board === null ? null : isBoard(board) ? board : fileBoard(board);
   const startedAt = now();
   const entry: WorkEntry = {
     id: `${spec.kind}-${process.pid}-${startedAt}-${Math.random().toString(36).slice(2, 8)}`,
@@ -88,16 +115,18 @@ export function startWork(
     updatedAt: startedAt,
     pid: process.pid,
   };
-  let failures = dir === null ? MAX_WRITE_FAILURES : 0;
+  let failures = where === null ? MAX_WRITE_FAILURES : 0;
   let sampledAt = startedAt;
   const write = () => {
     if (failures >= MAX_WRITE_FAILURES) return;
     try {
-      mkdirSync(dir!, { recursive: true });
-      const file = join(dir!, `${entry.id}.json`);
-      writeFileSync(`${file}.tmp`, JSON.stringify(entry));
-      renameSync(`${file}.tmp`, file);
-      failures = 0;
+      const saved = where!.save(entry);
+      if (saved instanceof Promise)
+        saved.then(
+          () => (failures = 0),
+          () => (failures += 1),
+        );
+      else failures = 0;
     } catch {
       failures += 1;
     }

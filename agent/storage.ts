@@ -70,7 +70,7 @@ export async function openStorage(config: StorageConfig, options: OpenPostgresOp
 
 /** What does not run on PostgreSQL yet: the parts of the agent that still hold a SQLite connection. */
 export const NOT_YET_ON_POSTGRES = [
-  "/metrics (a tenant has GET /api/v1/status and /api/v1/deliveries, and its status page at /t/<slug>/ without the sections that read the SQLite data directory: progress, exports, alerts, storage size)",
+  "the status page's alerts and storage sections (a tenant's page at /t/<slug>/ has the rest, its metrics are /t/<slug>/metrics)",
   "call budgets kept across restarts",
   "the commands that open the SQLite file (all but kontobro run, storage check and tenant)",
 ];

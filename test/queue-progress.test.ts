@@ -3,6 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { openDatabase, type Db } from "../agent/db/index.ts";
+import { sqliteRunner } from "../agent/db/pg/runner.ts";
 import { silentLogger } from "../agent/log.ts";
 import {
   BURST_ENDS_BELOW,
@@ -107,17 +108,18 @@ const deliver = (db: Db, target: string, n: number, at: number) =>
   );
 
 describe("QueueProgressWatch on a real outbox", () => {
-  test("a burst from the first count to caught up, kept in settings for the status page and the CLI", () => {
+  test("a burst from the first count to caught up, kept in settings for the status page and the CLI", async () => {
     const db = outbox();
+    const r = sqliteRunner(db.$client);
     let now = 1_000_000;
-    const watch = new QueueProgressWatch(db, ["eco", "quiet"], silentLogger, () => now);
+    const watch = new QueueProgressWatch(r, ["eco", "quiet"], silentLogger, () => now);
     queue(db, "quiet", 3, now);
     queue(db, "eco", 400, now);
     // Delivered before the burst is seen: not part of it.
     deliver(db, "eco", 100, now - 1);
-    watch.tick();
-    expect(readQueueProgress(db, "quiet", now)).toBeNull();
-    expect(readQueueProgress(db, "eco", now)).toMatchObject({ since: now, delivered: 0, open: 300, finishedAt: null });
+    await watch.tick();
+    expect(await readQueueProgress(r, "quiet", now)).toBeNull();
+    expect(await readQueueProgress(r, "eco", now)).toMatchObject({ since: now, delivered: 0, open: 300, finishedAt: null });
 
     now += 2000;
     deliver(db, "eco", 120, now);
@@ -125,51 +127,93 @@ describe("QueueProgressWatch on a real outbox", () => {
       `UPDATE deliveries SET status = 'needs_action', updated_at = ?1 WHERE id = (SELECT max(id) FROM deliveries WHERE target = 'eco')`,
       [now],
     );
-    watch.tick();
-    const mid = readQueueProgress(db, "eco", now)!;
+    await watch.tick();
+    const mid = (await readQueueProgress(r, "eco", now))!;
     expect(mid).toMatchObject({ delivered: 120, needsAction: 1, open: 179 });
     expect(describeQueueProgress(mid, now)).toBe("catching up: 120 of 300 delivered (40%), 1 need action · 60/s · about 3 s left");
 
     now += 3000;
     deliver(db, "eco", 179, now);
-    watch.tick();
-    const over = readQueueProgress(db, "eco", now)!;
+    await watch.tick();
+    const over = (await readQueueProgress(r, "eco", now))!;
     expect(over.finishedAt).toBe(now);
     expect(describeQueueProgress(over, now)).toBe("caught up: 299 delivered in 5 s, 1 need action");
     // A new watch (the agent restarted) does not start the finished burst again, and it is shown for a while only.
-    const later = new QueueProgressWatch(db, ["eco"], silentLogger, () => now + 1000);
-    later.tick();
-    expect(readQueueProgress(db, "eco", now + 1000)!.finishedAt).toBe(now);
-    expect(readQueueProgress(db, "eco", now + 11 * 60_000)).toBeNull();
+    const later = new QueueProgressWatch(r, ["eco"], silentLogger, () => now + 1000);
+    await later.tick();
+    expect((await readQueueProgress(r, "eco", now + 1000))!.finishedAt).toBe(now);
+    expect(await readQueueProgress(r, "eco", now + 11 * 60_000)).toBeNull();
     db.$client.close();
   });
 
-  test("what was delivered between the last quiet count and the first count of the burst belongs to it", () => {
+  test("what was delivered between the last quiet count and the first count of the burst belongs to it", async () => {
     const db = outbox();
+    const r = sqliteRunner(db.$client);
     let now = 3_000_000;
-    const watch = new QueueProgressWatch(db, ["eco"], silentLogger, () => now);
+    const watch = new QueueProgressWatch(r, ["eco"], silentLogger, () => now);
     now += 1000;
-    watch.tick(); // quiet
+    await watch.tick(); // quiet
     now += 1000;
     queue(db, "eco", 300, now - 900);
     deliver(db, "eco", 50, now - 500);
-    watch.tick();
-    expect(readQueueProgress(db, "eco", now)).toMatchObject({ since: 3_001_000, delivered: 50, open: 250 });
-    expect(describeQueueProgress(readQueueProgress(db, "eco", now)!, now)).toBe(
+    await watch.tick();
+    expect(await readQueueProgress(r, "eco", now)).toMatchObject({ since: 3_001_000, delivered: 50, open: 250 });
+    expect(describeQueueProgress((await readQueueProgress(r, "eco", now))!, now)).toBe(
       "catching up: 50 of 300 delivered (16%) · 50/s · about 5 s left",
     );
     db.$client.close();
   });
 
-  test("a burst under way when the agent stopped goes on after a restart, from when it started", () => {
+  test("a burst under way when the agent stopped goes on after a restart, from when it started", async () => {
     const db = outbox();
+    const r = sqliteRunner(db.$client);
     let now = 5_000_000;
     queue(db, "eco", 200, now);
-    new QueueProgressWatch(db, ["eco"], silentLogger, () => now).tick();
+    await new QueueProgressWatch(r, ["eco"], silentLogger, () => now).tick();
     now += 60_000;
     deliver(db, "eco", 50, now);
-    new QueueProgressWatch(db, ["eco"], silentLogger, () => now).tick();
-    expect(readQueueProgress(db, "eco", now)).toMatchObject({ since: 5_000_000, delivered: 50, open: 150 });
+    await new QueueProgressWatch(r, ["eco"], silentLogger, () => now).tick();
+    expect(await readQueueProgress(r, "eco", now)).toMatchObject({ since: 5_000_000, delivered: 50, open: 150 });
+    db.$client.close();
+  });
+
+  test("shared by workers (a hosted tenant): each goes on from the stored progress, counts only targets it pushed to, and leaves a fresh count alone", async () => {
+    const db = outbox();
+    const r = sqliteRunner(db.$client);
+    let now = 7_000_000;
+    const pushed = { a: new Set<string>(), b: new Set<string>() };
+    const worker = (name: "a" | "b") =>
+      new QueueProgressWatch(r, ["eco"], silentLogger, () => now, { shared: true, active: (t) => pushed[name].delete(t) });
+    const [a, b] = [worker("a"), worker("b")];
+    queue(db, "eco", 300, now);
+    // Nobody pushed: no count, nothing stored (an idle tenant costs no statement).
+    await a.tick();
+    await b.tick();
+    expect(await readQueueProgress(r, "eco", now)).toBeNull();
+    now += 1000;
+    pushed.a.add("eco");
+    deliver(db, "eco", 30, now);
+    await a.tick();
+    expect(await readQueueProgress(r, "eco", now)).toMatchObject({ since: 7_000_000, delivered: 30, open: 270 });
+    // B pushed too, but A counted 200 ms ago: B leaves the row as it is.
+    now += 200;
+    pushed.b.add("eco");
+    deliver(db, "eco", 10, now);
+    await b.tick();
+    expect(await readQueueProgress(r, "eco", now)).toMatchObject({ delivered: 30, updatedAt: 7_001_000 });
+    // Later only B pushes: it goes on with A's burst (same start, A's samples kept).
+    now += 1800;
+    pushed.b.add("eco");
+    deliver(db, "eco", 60, now);
+    await b.tick();
+    const p = (await readQueueProgress(r, "eco", now))!;
+    expect(p).toMatchObject({ since: 7_000_000, delivered: 100, open: 200, updatedAt: 7_003_000 });
+    expect(p.samples.map((x) => x.done)).toEqual([0, 30, 100]);
+    // A burst under way is counted whether or not this worker pushed: A, which pushed nothing since, ends it.
+    now += 1000;
+    deliver(db, "eco", 200, now);
+    await a.tick();
+    expect((await readQueueProgress(r, "eco", now))!.finishedAt).toBe(now);
     db.$client.close();
   });
 

@@ -1,13 +1,13 @@
 // `kontobro status --watch`: follows what is in progress (a queue catching up, exports, pulls) on one progress line
-// until all of it is over, then says how each ended. Reads what the agent and other commands keep (agent/in-progress.ts).
-import type { Db } from "../db/index.ts";
-import { progressItems, type ProgressItem } from "../in-progress.ts";
+// until all of it is over, then says how each ended. Reads what the agent and other commands keep (agent/in-progress.ts),
+// or what a hosted tenant's workers keep (`kontobro tenant status <slug> --watch`).
+import { progressItems, type ProgressItem, type ProgressSource } from "../in-progress.ts";
 import { ProgressLine } from "./progress-line.ts";
 
 const WATCH_EVERY_MS = 1_000;
 const line = (items: ProgressItem[]) => items.map((i) => `${i.title}: ${i.text}`).join(" | ");
 
-export async function watchProgress(db: Db, targets: readonly string[], progress = new ProgressLine()): Promise<number> {
+export async function watchProgress(source: ProgressSource, progress = new ProgressLine()): Promise<number> {
   const watched = new Set<string>();
   const interrupted = () => {
     progress.finish();
@@ -16,7 +16,7 @@ export async function watchProgress(db: Db, targets: readonly string[], progress
   process.once("SIGINT", interrupted);
   try {
     for (;;) {
-      const items = progressItems(db, targets);
+      const items = await progressItems(source);
       const running = items.filter((i) => i.state === "running");
       for (const i of running) watched.add(i.key);
       if (running.length === 0) {

@@ -2,9 +2,10 @@
 // the API token; --watch follows what is in progress until it is over (status-watch.ts).
 import { databasePath } from "../agent.ts";
 import { openDatabase } from "../db/index.ts";
-import { sqliteRunner } from "../db/pg/runner.ts";
-import { progressItems } from "../in-progress.ts";
-import { deliveryCounts, getSetting, lastSuccessAt, listDeliveries, pullGauges } from "../queries.ts";
+import { type SqlRunner, sqliteRunner } from "../db/pg/runner.ts";
+import { type ProgressItem, type ProgressSource, progressItems } from "../in-progress.ts";
+import { fileBoard } from "../running-work.ts";
+import { type DeliveryRow, deliveryCounts, getSetting, lastSuccessAt, listDeliveries, pullGauges } from "../queries.ts";
 import { storageLines } from "../retention.ts";
 import { CONFIG_OPTION, defineCommand } from "./command.ts";
 import { watchProgress } from "./status-watch.ts";
@@ -36,40 +37,14 @@ export const status = defineCommand({
       const runner = sqliteRunner(db.$client);
       const counts = await deliveryCounts(runner);
       const targetNames = [...new Set([...configured.filter((t) => t.enabled).map((t) => t.name), ...counts.map((c) => c.target)])];
-      if (values.watch) return await watchProgress(db, targetNames);
-      const progress = progressItems(db, targetNames);
-      const failing = await listDeliveries(runner, { status: "needs_action", limit: 50 });
-      const inbox = pullGauges(db)
-        .find((g) => g.name === "kontobro_inbox_items")!
-        .rows.map((r) => ({ target: r.labels.target!, state: r.labels.state!, n: r.value }));
+      const source = { runner, work: fileBoard(db), targets: targetNames };
+      if (values.watch) return await watchProgress(source);
+      const report = await statusReport(source);
       if (values.json) {
-        console.log(JSON.stringify({ counts, needsAction: failing, inbox, progress }, null, 2));
+        console.log(JSON.stringify(report, null, 2));
         return 0;
       }
-      const targets = [...new Set(counts.map((c) => c.target))];
-      if (targets.length === 0) console.log("No deliveries yet.");
-      for (const t of targets) {
-        const line = counts
-          .filter((c) => c.target === t)
-          .map((c) => `${c.status} ${c.n}`)
-          .join(", ");
-        const last = await lastSuccessAt(runner, t);
-        console.log(`${t}: ${line}; last success ${last ? new Date(last).toISOString() : "never"}`);
-      }
-      for (const t of [...new Set(inbox.map((r) => r.target))]) {
-        console.log(
-          `${t} → PSA: ${inbox
-            .filter((r) => r.target === t)
-            .map((r) => `${r.state} ${r.n}`)
-            .join(", ")}`,
-        );
-      }
-      if (progress.length > 0) console.log("In progress:");
-      for (const p of progress) console.log(`  ${p.title}: ${p.text}`);
-      for (const d of failing)
-        console.log(
-          `  needs action #${d.id} ${d.target} ${d.entity} ${d.key}: ${d.errorMessage}${d.errorHint ? `\n      fix: ${d.errorHint}` : ""}`,
-        );
+      await printStatus(runner, report);
       for (const line of storageLines(db)) console.log(line);
       console.log(
         `API token: ${config.http.api_token ? "(set in kontobro.toml)" : (getSetting(db, "api_token") ?? "(not generated yet; start the agent once)")}`,
@@ -80,3 +55,50 @@ export const status = defineCommand({
     }
   },
 });
+
+export interface StatusReport {
+  counts: { target: string; status: string; n: number }[];
+  needsAction: DeliveryRow[];
+  inbox: { target: string; state: string; n: number }[];
+  progress: ProgressItem[];
+}
+
+/** What `kontobro status` (and `kontobro tenant status`) shows of the storage `source.runner` reads. */
+export async function statusReport(source: ProgressSource): Promise<StatusReport> {
+  const { runner } = source;
+  const counts = await deliveryCounts(runner);
+  const progress = await progressItems(source);
+  const needsAction = await listDeliveries(runner, { status: "needs_action", limit: 50 });
+  const inbox = (await pullGauges(runner))
+    .find((g) => g.name === "kontobro_inbox_items")!
+    .rows.map((r) => ({ target: r.labels.target!, state: r.labels.state!, n: r.value }));
+  return { counts, needsAction, inbox, progress };
+}
+
+/** The report for a person: deliveries and last success per target, items for the PSA, what is in progress, what needs action. */
+export async function printStatus(runner: SqlRunner, { counts, needsAction, inbox, progress }: StatusReport): Promise<void> {
+  const targets = [...new Set(counts.map((c) => c.target))];
+  if (targets.length === 0) console.log("No deliveries yet.");
+  for (const t of targets) {
+    const line = counts
+      .filter((c) => c.target === t)
+      .map((c) => `${c.status} ${c.n}`)
+      .join(", ");
+    const last = await lastSuccessAt(runner, t);
+    console.log(`${t}: ${line}; last success ${last ? new Date(last).toISOString() : "never"}`);
+  }
+  for (const t of [...new Set(inbox.map((r) => r.target))]) {
+    console.log(
+      `${t} → PSA: ${inbox
+        .filter((r) => r.target === t)
+        .map((r) => `${r.state} ${r.n}`)
+        .join(", ")}`,
+    );
+  }
+  if (progress.length > 0) console.log("In progress:");
+  for (const p of progress) console.log(`  ${p.title}: ${p.text}`);
+  for (const d of needsAction)
+    console.log(
+      `  needs action #${d.id} ${d.target} ${d.entity} ${d.key}: ${d.errorMessage}${d.errorHint ? `\n      fix: ${d.errorHint}` : ""}`,
+    );
+}

@@ -1,4 +1,4 @@
-// `kontobro tenant add|list|set|connect|disable|enable|remove`: the tenants of a hosted installation (PostgreSQL
+// `kontobro tenant add|list|set|connect|status|disable|enable|remove`: the tenants of a hosted installation (PostgreSQL
 // storage, issue 17), as the admin API manages them. A tenant's file is a kontobro.toml holding only its [[targets]],
 // [psa], [exports] and [notifications]; its tokens are printed once, when it is added. `connect` signs a tenant's
 // OAuth target in (as `kontobro connect` does for a single installation) and keeps the tokens in the tenant's rows.
@@ -12,6 +12,7 @@ import { loadTenantConfig } from "../tenants/config.ts";
 import { loadConfig } from "./runtime.ts";
 import { CONFIG_OPTION, defineCommand, defineGroup } from "./command.ts";
 import { runConnect } from "./connect.ts";
+import { tenantStatus } from "./tenant-status.ts";
 import { TenantError } from "../tenants/errors.ts";
 import type { Tenant, TenantStore } from "../tenants/store.ts";
 
@@ -268,11 +269,11 @@ const remove = defineCommand({
 export const tenant = defineGroup({
   name: "tenant",
   args: "...",
-  summary: "tenants of a PostgreSQL installation: add, list, set, connect, disable, enable, remove",
+  summary: "tenants of a PostgreSQL installation: add, list, set, connect, status, disable, enable, remove",
   description:
     "A hosted installation (PostgreSQL storage) keeps many tenants in one database, each with its own targets,\n" +
     "API token and data. With the SQLite file there is exactly one tenant: kontobro.toml's.",
-  subcommands: [add, list, set, connect, disable, enable, remove],
+  subcommands: [add, list, set, connect, tenantStatus(withTenants), disable, enable, remove],
   examples: [
     "kontobro tenant add acme --file acme.toml",
     "kontobro tenant list",

@@ -11,7 +11,7 @@ import { isValidIsoDate } from "../../formats/sie4/writer.ts";
 import type { Db } from "../db/index.ts";
 import type { SqlRunner } from "../db/pg/runner.ts";
 import { problem, type Problem } from "../problem.ts";
-import { startWork, type WorkEntry, type WorkTracker } from "../running-work.ts";
+import { startWork, type WorkBoard, type WorkEntry, type WorkTracker } from "../running-work.ts";
 import { buildSieFiles, SIE_BUILD_STAGES, type BuiltFile, type LeftOut } from "./build-sie.ts";
 import { buildTemplateFile, leftOutWarnings } from "./build-template.ts";
 import type { ExportSettings } from "./config.ts";
@@ -34,8 +34,11 @@ export interface ExportOptions {
   clock?: () => number;
   /** Hears the export's progress (the CLI's progress line); every process sees it too (agent/running-work.ts). */
   onProgress?: (work: Readonly<WorkEntry>) => void;
-  /** SQLite: the data directory's database, whose progress files show the export to other processes. Null on PostgreSQL. */
-  progressIn?: Db | null;
+  /**
+   * Where the export's progress shows to other processes: SQLite, the data directory's database (its progress files); a
+   * hosted tenant, its running_work board (agent/running-work-sql.ts). Null: only `onProgress` hears it.
+   */
+  progressIn?: Db | WorkBoard | null;
   /** Fault injection for tests: throwing here rolls the whole export back, as a crash would. */
   faults?: { afterFilesStored?: () => void; afterInvoicesMarked?: () => void; beforeDelivery?: () => void };
 }

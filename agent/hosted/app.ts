@@ -98,7 +98,7 @@ function tenantApi(ctx: HostedAppContext): Hono<Vars> {
   api.route("/inbox", inboxFeedRoutes(tenantPulls));
   api.route("/pulls", pullsRoutes(tenantPulls));
   // The tenant's exports, files and export statuses: the SQLite agent's routes on the tenant's runner (row-level
-  // security holds them to its rows), with its own [exports] settings. No progress files: no data directory is shared.
+  // security holds them to its rows), with its own [exports] settings; progress to its running_work rows.
   for (const path of ["/exports", "/exports/*"]) api.use(path, tenantRunning(ctx));
   api.route(
     "/exports",
@@ -106,6 +106,8 @@ function tenantApi(ctx: HostedAppContext): Hono<Vars> {
       runner: (c) => ctx.runner((c as Context<Vars>).get("tenant").id),
       settings: (c) => (c as Context<Vars>).get("runtime").exports,
       progressIn: null,
+      // Progress to the tenant's running_work rows: its page on any worker shows the export under way.
+      work: (c) => (c as Context<Vars>).get("runtime").work,
       // The delivery claim's lease is compared with other workers' claims: the database's clock (Worker.now).
       clock: (c) => (c as Context<Vars>).get("runtime").now,
     }),
@@ -189,6 +191,16 @@ export function createHostedApp(ctx: HostedAppContext): Hono {
     const checks = await ctx.readiness();
     const ready = checks.every((x) => x.ok);
     return c.json({ status: ready ? "ready" : "not_ready", version: ctx.version, worker: ctx.workerId, checks }, ready ? 200 : 503);
+  });
+  // This worker's own figures (process, and what it counted since its start over all tenants); no tenant's data:
+  // each tenant's metrics are /t/<slug>/metrics (agent/hosted/status-page.ts).
+  app.get("/metrics", async (c) => {
+    c.header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    return c.body(
+      ctx.metrics.renderWorker([
+        { name: "kontobro_worker_tenants", help: "Tenants this worker runs now.", rows: [{ labels: {}, value: ctx.fleet.size }] },
+      ]),
+    );
   });
   app.route("/api/v1", tenantApi(ctx));
   app.route("/t/:slug/webhooks", tenantWebhooks(ctx));

@@ -1,9 +1,10 @@
 // A hosted tenant's status page (issue 17 item 3): `/t/:slug/` and its record pages, search, retry and run-now buttons
-// under `/t/:slug/ui/*`, on any worker. The same routes and rendering as the SQLite agent's page (agent/http/status-routes.ts)
-// over the tenant's runner, so row-level security holds every statement to the tenant's rows, and every link of the
-// pages stays under the tenant's prefix. Who may open it: the tenant (HTTP Basic with the slug as the user name and
-// its API token as the password, which a browser asks for; or its token as a Bearer token) and the operator (the
-// admin token, as either); anyone else gets 401. Posts must come from the page itself, as on SQLite (ui-guard.ts).
+// under `/t/:slug/ui/*`, and its metrics at `/t/:slug/metrics`, on any worker. The same routes and rendering as the
+// SQLite agent's page (agent/http/status-routes.ts) over the tenant's runner, so row-level security holds every
+// statement to the tenant's rows, and every link of the pages stays under the tenant's prefix. Who may open it: the
+// tenant (HTTP Basic with the slug as the user name and its API token as the password, which a browser asks for; or its
+// token as a Bearer token) and the operator (the admin token, as either); anyone else gets 401. Posts must come from the
+// page itself, as on SQLite (ui-guard.ts).
 import { Hono, type Context, type MiddlewareHandler } from "hono";
 import { connectorKinds } from "../../connectors/registry.ts";
 import { bearerToken, sameSecret } from "../http/auth.ts";
@@ -11,6 +12,8 @@ import type { StatusContext, StatusTarget } from "../http/context.ts";
 import { registerStatusPages } from "../http/status-routes.ts";
 import { isCrossSite } from "../http/ui-guard.ts";
 import { Outbox } from "../outbox.ts";
+import { liveWorkerIds, sqlWorkBoard } from "../running-work-sql.ts";
+import { renderTenantMetrics } from "../tenant-metrics.ts";
 import type { TenantState } from "../tenants/store.ts";
 import type { HostedAppContext } from "./app.ts";
 
@@ -26,6 +29,20 @@ export function tenantPages(ctx: HostedAppContext): Hono<PageVars> {
   app.use("/t/:slug/", guard);
   app.use("/t/:slug/ui/*", guard);
   registerStatusPages(app, "/t/:slug", (c) => tenantView(ctx, c.get("pageTenant")));
+  // The tenant's Prometheus metrics, from the database: the same figures whichever worker answers the scrape.
+  app.use("/t/:slug/metrics", guard);
+  app.get("/t/:slug/metrics", async (c) => {
+    const tenant = c.get("pageTenant");
+    const targets = ctx.fleet.get(tenant.id)?.targets ?? (await ctx.tenants.get(tenant.slug))?.targets ?? [];
+    c.header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    c.header("Cache-Control", "no-store");
+    return c.body(
+      await renderTenantMetrics(
+        ctx.runner(tenant.id),
+        targets.map((t) => t.name),
+      ),
+    );
+  });
   return app;
 }
 
@@ -125,6 +142,8 @@ async function tenantView(ctx: HostedAppContext, tenant: PageVars["Variables"]["
     ...(runtime ? { pulls: runtime.pulls } : {}),
     // Its exports with its own [exports] settings; the page has a login, so its forms and downloads are on.
     ...(runtime ? { exports: { settings: runtime.exports, uiActions: true, clock: runtime.now } } : {}),
+    // Its exports and pulls under way on any worker (running_work), and its queues catching up (its settings rows).
+    inProgress: { work: runtime?.work ?? sqlWorkBoard(runner, { worker: null, liveWorkers: liveWorkerIds }) },
     hosted: { tenant: tenant.slug, worker: ctx.workerId, ...(notRunning ? { notRunning } : {}) },
     // A page's reads in one transaction of the tenant: one connection of the pool, not one per statement.
     readTogether: (fn) => runner.transaction(fn),

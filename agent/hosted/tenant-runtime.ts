@@ -25,7 +25,23 @@ import { exportSettings, type ExportSettings } from "../exports/config.ts";
 import { deliverOnStart } from "../exports/deliver.ts";
 import type { Tenant } from "../tenants/store.ts";
 import { CredentialsWatch } from "../notify/credentials.ts";
+import { QueueProgressWatch } from "../queue-progress.ts";
+import type { WorkBoard } from "../running-work.ts";
+import { liveWorkerIds, sqlWorkBoard } from "../running-work-sql.ts";
 import { tenantNotifier } from "./tenant-notifier.ts";
+
+/**
+ * The worker's metrics as a tenant's dispatchers use them, noting each target the tenant pushed to (its queue watch
+ * counts only those). Everything else is the worker's own Metrics.
+ */
+function pushesSeen(metrics: Metrics, pushed: Set<string>): Metrics {
+  const seen = Object.create(metrics) as Metrics;
+  seen.observePush = (target, seconds, outcome) => {
+    pushed.add(target);
+    metrics.observePush(target, seconds, outcome);
+  };
+  return seen;
+}
 
 /** A target of the tenant as this worker runs it. */
 export interface RuntimeTarget {
@@ -49,6 +65,8 @@ export interface TenantRuntime {
   exports: ExportSettings;
   /** The database's clock as this worker knows it (RuntimeDeps.now): leases other workers compare, as the export delivery's. */
   now: () => number;
+  /** Where the tenant's exports and pulls on this worker report their progress, for every worker's page to show. */
+  work: WorkBoard;
   /** Wakes the tenant's dispatchers (new deliveries). */
   notify(): void;
   /** Dispatchers finish or release their pushes, then what intake was given is committed. */
@@ -123,6 +141,10 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
   const outbox = new Outbox(runner, now, config.dispatch.missing_record_grace_minutes * 60_000, { leaseOwner: deps.workerId });
   const installationId = await ensureSetting(runner, "installation_id", () => randomUUID());
   const exports = exportSettings(sections.exports);
+  // Its exports and pulls report progress to running_work (any worker's page shows them); its queues' bursts are
+  // counted by the workers that push them (agent/queue-progress.ts: the tenant's settings rows, shared).
+  const work = sqlWorkBoard(runner, { worker: deps.workerId, liveWorkers: liveWorkerIds });
+  const pushed = new Set<string>();
   // Files of an export that committed just before a worker stopped are written to the tenant's output_dir now (on
   // this worker's machine: README, hosted mode); the files waiting are locked, so two workers never write one twice.
   await deliverOnStart(runner, exports, log, now);
@@ -159,7 +181,7 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
           releaseHoldMs: requestTimeoutOf(t),
         },
         log.child({ target: t.name }),
-        metrics,
+        pushesSeen(metrics, pushed),
         records,
       ),
     );
@@ -198,6 +220,7 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
     targets: enabled,
     connectors,
     log,
+    work,
   });
   try {
     await pulls.start();
@@ -206,6 +229,11 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
     throw e;
   }
   for (const d of dispatchers.values()) d.start();
+  const queueProgress = new QueueProgressWatch(runner, [...dispatchers.keys()], log.child({ component: "queue-progress" }), now, {
+    shared: true,
+    active: (target) => pushed.delete(target),
+  });
+  queueProgress.start();
   // The tenant's alerts from its own [notifications]; every worker runs them, one round at a time per tenant.
   const notifier = tenantNotifier({ tenant, runner, notifications: sections.notifications, targets: enabled, config, log, now: deps.now });
   notifier?.start();
@@ -223,8 +251,10 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
     pulls,
     exports,
     now,
+    work,
     notify,
     async stop() {
+      queueProgress.stop();
       await Promise.all([...[...dispatchers.values()].map((d) => d.stop(config.dispatch.shutdown_grace_ms)), pulls.stop()]);
       await notifier?.stop();
       await intake.close();

@@ -13,7 +13,6 @@ import { failedRequest, noRoute } from "./failure.ts";
 import { registerHealthRoutes } from "./health.ts";
 import { inboxRoutes, pullsApiRoutes } from "./inbox-api.ts";
 import { uiGuard } from "./ui-guard.ts";
-import { registerProgressUi } from "./status-progress.ts";
 import { registerStatusPages } from "./status-routes.ts";
 import { targetWebhookRoutes } from "./target-webhooks.ts";
 
@@ -29,7 +28,7 @@ export function createApp(ctx: AppContext): Hono {
     const stored = (ctx.db.$client.query(`SELECT count(*) AS n FROM events`).get() as { n: number }).n;
     const runner = sqliteRunner(ctx.db.$client);
     const targets = ctx.targets.map((t) => t.name);
-    const gauges = [...pullGauges(ctx.db), ...(await alertGauges(runner, targets))];
+    const gauges = [...(await pullGauges(runner)), ...(await alertGauges(runner, targets))];
     return c.body(ctx.metrics.render(await deliveryCounts(runner), stored, gauges));
   });
 
@@ -49,8 +48,6 @@ export function createApp(ctx: AppContext): Hono {
   app.route("/api/v1/inbox", inboxRoutes(ctx));
   app.route("/api/v1/pulls", pullsApiRoutes(ctx));
   app.route("/webhooks", targetWebhookRoutes(ctx));
-  // Long work under way (queues catching up, exports, pulls): the status page's section, fetched again while it runs.
-  registerProgressUi(app, ctx);
   // File exports: runs, files, export status, templates (the status page's forms and downloads: status-routes.ts).
   app.route("/api/v1/exports", exportsRoutes(ctx));
   // `kontobro demo` only: the alert mails it built instead of sending them.

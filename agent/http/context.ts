@@ -7,6 +7,7 @@ import type { Metrics } from "../metrics.ts";
 import type { Notifier } from "../notify/index.ts";
 import type { DemoMailbox } from "../notify/demo-mailbox.ts";
 import type { PullsRuntime } from "../pulls/index.ts";
+import { fileBoard, type WorkBoard } from "../running-work.ts";
 import type { AdminContext } from "./admin-api.ts";
 
 /** What the HTTP layer needs from the running agent. */
@@ -68,6 +69,11 @@ export interface StatusContext {
    * alerts and notifications, the file's size, exports): absent on PostgreSQL, where the page says they do not run yet.
    */
   local?: AppContext;
+  /**
+   * The "In progress" section (queues catching up, read through `runner`; exports and pulls, from `work`): the SQLite
+   * agent's data directory files, a hosted tenant's running_work rows. Absent: no such section.
+   */
+  inProgress?: { work: WorkBoard | null };
   /** A hosted tenant's page: its slug, the worker that answered, and why the tenant does not run there, if it does not. */
   hosted?: { tenant: string; worker: number; notRunning?: string };
   /**
@@ -93,6 +99,7 @@ export function statusOf(ctx: AppContext): StatusContext {
     retry: (id) => ctx.retry(id),
     ...(ctx.pulls ? { pulls: ctx.pulls } : {}),
     ...(ctx.exports ? { exports: ctx.exports } : {}),
+    inProgress: { work: fileBoard(ctx.db) },
     local: ctx,
   };
 }

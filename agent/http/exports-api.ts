@@ -14,6 +14,7 @@ import { changeExportStatus, EXPORT_STATUSES, invoiceStatus, listInvoiceStatuses
 import { getFile, getFileBytes, getRun, invoicesOfFile, listFiles, listRuns } from "../exports/store.ts";
 import { deleteTemplate, findTemplate, listTemplates, saveTemplate } from "../exports/templates-store.ts";
 import { issuesToProblems, type Problem } from "../problem.ts";
+import type { WorkBoard } from "../running-work.ts";
 import { requireApiToken } from "./auth.ts";
 import type { AppContext } from "./context.ts";
 
@@ -124,6 +125,8 @@ export interface ExportsApiContext {
   settings(c: Context): ExportSettings;
   /** SQLite: the data directory's database, where progress files show an export to other processes; null on PostgreSQL. */
   progressIn: Db | null;
+  /** A hosted tenant: the board its exports report progress to, for every worker to show (its running_work rows). */
+  work?(c: Context): WorkBoard | null;
   /** The clock of the output folder's delivery claim: the database's on a hosted worker (Worker.now); Date.now when absent. */
   clock?(c: Context): () => number;
 }
@@ -141,7 +144,7 @@ export function exportsApi(ctx: ExportsApiContext): Hono<any> {
     if (!parsed.success) return refuse(c, 422, issuesToProblems(parsed.error.issues));
     const r = await runExport(db(c), settings(c), parsed.data, {
       by: "api",
-      progressIn: ctx.progressIn,
+      progressIn: ctx.work?.(c) ?? ctx.progressIn,
       ...(ctx.clock ? { clock: ctx.clock(c) } : {}),
     });
     if (!r.ok) return refuse(c, r.httpStatus, r.problems);

@@ -120,7 +120,7 @@ export function registerExportUi<E extends Env>(
         : { format: "template" as const, template: what.replace(/^template:/, ""), ...period };
     const r = await runExport(s.runner, s.exports.settings, request, {
       by: "ui",
-      progressIn: s.local?.db ?? null,
+      progressIn: s.inProgress?.work ?? null,
       ...(s.exports.clock ? { clock: s.exports.clock } : {}),
     });
     return c.html(resultPage(s.base, r.ok ? "Export" : "Export refused", exportResultBody(s.base, r)), r.ok ? 200 : r.httpStatus);

@@ -40,7 +40,7 @@ ${pageHeader(s)}
 ${refreshNote(refresh, s.base)}
 ${s.hosted?.notRunning ? html`<p class="card paused" role="alert">This tenant does not run on the worker that answered: ${s.hosted.notRunning}. Its events are kept; the operator finds the cause in the worker's log.</p>` : ""}
 ${restoreBanner(await lastRestore(s.runner))}
-${local ? renderProgressSection(local) : ""}
+${await renderProgressSection(s)}
 ${recordSearchSection(s.base)}
 ${s.targets.length === 0 ? html`<p class="card">No targets are configured. ${s.hosted ? "The operator adds them to the tenant's configuration." : "Add a [[targets]] table to kontobro.toml (see config/kontobro.example.toml)."}</p>` : ""}
 ${s.targets.map((t) =>
@@ -81,7 +81,7 @@ function pageHeader(s: StatusContext) {
 
 /** On PostgreSQL: the sections that read the SQLite agent's file and data directory, named in one line. */
 function notYetOnPostgres(s: StatusContext) {
-  return html`<p class="card muted not-yet">Not on this page on PostgreSQL yet: work in progress, alerts and notifications, and the storage's size${s.pulls ? "" : ", pulls"}. They do not run on a hosted worker yet.</p>`;
+  return html`<p class="card muted not-yet">Not on this page on PostgreSQL yet: alerts and notifications, and the storage's size${s.pulls ? "" : ", pulls"}. They do not run on a hosted worker yet.</p>`;
 }
 
 /** The record an event is about: a link to its page; a record kept only for the exports (a time record, a user) by kind and number. */

@@ -1,21 +1,19 @@
 // The status page's "In progress" section: a queue catching up after a burst, and exports and pulls under way (in
-// this agent or in a `kontobro export` / `kontobro pull` of its own), each with a <progress> bar labelled by its
-// text. Rendered from one line in status-page.ts; while something runs, a few lines of script fetch the section
-// again every two seconds (/ui/progress). Without script the page shows it as of its last load.
-import type { Hono } from "hono";
+// this agent or in a `kontobro export` / `kontobro pull` of its own; a hosted tenant's on any of its workers), each
+// with a <progress> bar labelled by its text. Rendered from one line in status-page.ts; while something runs, a few
+// lines of script fetch the section again every two seconds (<base>/ui/progress). Without script the page shows it
+// as of its last load.
 import { html, raw } from "hono/html";
 import { progressItems, type ProgressItem } from "../in-progress.ts";
-import type { AppContext } from "./context.ts";
+import type { StatusContext } from "./context.ts";
 
-export function renderProgressSection(ctx: AppContext, now = Date.now()) {
-  const items = progressItems(
-    ctx.db,
-    ctx.targets.map((t) => t.name),
-    now,
-  );
+/** The section, or "" when nothing is in progress (or the page has no progress to show: StatusContext.inProgress). */
+export async function renderProgressSection(s: StatusContext, now = Date.now()) {
+  if (!s.inProgress) return "";
+  const items = await progressItems({ runner: s.runner, work: s.inProgress.work, targets: s.targets.map((t) => t.name) }, now);
   if (items.length === 0) return "";
   const live = items.some((i) => i.state === "running");
-  return html`<section class="card progress" id="progress" aria-labelledby="progress-title" data-live="${live ? "1" : "0"}">
+  return html`<section class="card progress" id="progress" aria-labelledby="progress-title" data-live="${live ? "1" : "0"}" data-src="${s.base}/ui/progress">
 <style>${raw(CSS)}</style>
 <h2 id="progress-title">In progress</h2>
 ${items.map((item, i) => itemRow(item, i))}
@@ -33,11 +31,6 @@ function itemRow(item: ProgressItem, i: number) {
 </div>`;
 }
 
-/** The section alone, for the script that keeps it current. */
-export function registerProgressUi(app: Hono, ctx: AppContext): void {
-  app.get("/ui/progress", (c) => c.html(renderProgressSection(ctx)));
-}
-
 // Replaces the section's content with a fresh copy every 2 s, and stops once nothing runs any more; not when the
 // page's automatic updates are off (?refresh=0, status-refresh.ts).
 const REFRESH = `(() => {
@@ -46,7 +39,7 @@ const REFRESH = `(() => {
     const section = document.getElementById("progress");
     if (!section) return clearInterval(timer);
     try {
-      const res = await fetch("/ui/progress", { headers: { accept: "text/html" }, credentials: "same-origin" });
+      const res = await fetch(section.dataset.src, { headers: { accept: "text/html" }, credentials: "same-origin" });
       const box = document.createElement("div");
       box.innerHTML = await res.text();
       const fresh = box.querySelector("#progress");

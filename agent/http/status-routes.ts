@@ -4,6 +4,7 @@
 import type { Context, Env, Hono } from "hono";
 import { type StatusContext, withReads } from "./context.ts";
 import { renderStatusPage } from "./status-page.ts";
+import { renderProgressSection } from "./status-progress.ts";
 import { registerExportUi } from "./status-exports.ts";
 import { registerPullUi } from "./status-pulls.ts";
 import { registerRecordUi, retryReturnPath } from "./status-record.ts";
@@ -22,6 +23,8 @@ export function registerStatusPages<E extends Env>(
     await s.retry(Number(c.req.param("id")));
     return c.redirect(retryReturnPath((await c.req.parseBody()).back, s.base), 303);
   });
+  // The "In progress" section alone, for the script that keeps it current while something runs.
+  app.get(`${prefix}/ui/progress`, async (c) => c.html(await withReads(await view(c), (s) => renderProgressSection(s))));
   // "Where is my invoice?": the search by number and a page per record.
   registerRecordUi(app, prefix, view);
   // The pulls section's "run now" buttons.

@@ -12,6 +12,7 @@ import { registerSecret, type Logger } from "../log.ts";
 import { PsaDeliverer } from "./psa-webhook.ts";
 import { runPull, type JobRef } from "./runner.ts";
 import type { Trigger } from "../states.ts";
+import type { WorkBoard } from "../running-work.ts";
 import { Scheduler, type ScheduledJob } from "./scheduler.ts";
 import { storedSetting, webhookTokenSetting } from "./settings.ts";
 import { VERSION } from "../version.ts";
@@ -76,6 +77,8 @@ export async function createPulls(opts: {
   targets: TargetConfig[];
   connectors: Map<string, Connector>;
   log: Logger;
+  /** Where runs report their progress for every worker to show (a hosted tenant's running_work rows). */
+  work?: WorkBoard;
 }): Promise<PullsRuntime> {
   const { db, storage, config, log } = opts;
   const inbox = new Inbox(storage, opts.now);
@@ -110,6 +113,7 @@ export async function createPulls(opts: {
     log: log.child({ component: "pull" }),
     onStored: () => deliverer?.notify(),
     ...(opts.now ? { now: opts.now } : {}),
+    ...(opts.work ? { work: opts.work } : {}),
   };
   const scheduler = new Scheduler(pullJobs(opts.targets, opts.connectors), {
     storage,

@@ -14,7 +14,7 @@ import { type Inbox, StalePageError, type StoreCounts } from "./inbox.ts";
 import { tryJobLock } from "../lock.ts";
 import type { Logger } from "../log.ts";
 import type { Problem } from "../problem.ts";
-import { startWork, type WorkEntry } from "../running-work.ts";
+import { startWork, type WorkBoard, type WorkEntry } from "../running-work.ts";
 import type { RunStatus, Trigger } from "../states.ts";
 
 export interface JobRef {
@@ -60,6 +60,8 @@ export interface RunnerDeps {
   onStored?: () => void;
   /** Hears the run's progress (the CLI's progress line); every process sees it too (agent/running-work.ts). */
   onProgress?: (work: Readonly<WorkEntry>) => void;
+  /** Where the run's progress is reported for every worker to show (a hosted tenant's running_work); else `db`'s files. */
+  work?: WorkBoard;
 }
 
 /** A runaway connector that always says "more" must not loop forever. */
@@ -122,7 +124,7 @@ export async function runPull(deps: RunnerDeps, job: JobRef, trigger: Trigger, s
     log.info("pull started", { trigger, run: runId });
     // How many items a pull brings is not known until the target says "no more": progress counts what came.
     work = startWork(
-      deps.db,
+      deps.work ?? deps.db,
       { kind: "pull", title: `${job.target}: ${job.stream}`, unit: "items fetched" },
       { listener: deps.onProgress },
     );
