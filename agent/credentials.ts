@@ -11,6 +11,13 @@
 //     reconnect state a refused refresh token leads to is kept). The transaction stays open for one token request: a
 //     hosted worker's connections end a transaction idle for dead_after / 2, which a target's request_timeout_ms
 //     must stay under anyway (tenant-runtime.ts warns); a token request made for a push passes the worker's fence as any other.
+//     A refresh token rotates with every use: once the identity server has answered, the one stored is no longer
+//     accepted. When the transaction is lost before its commit (the connection dropped: a restart of the server, a
+//     backend ended), what the refresh wrote is stored again on fresh connections (`restore`), a few times within
+//     seconds; if the database still does not take it, this process keeps it in memory (reads return it, so the
+//     target goes on working here), tries again every few seconds until stored, and says in its log that the target
+//     needs a reconnect should it stop before. The store again only replaces the token this refresh used (or its
+//     own): a reconnect or a newer refresh stored meanwhile is kept.
 import { AsyncLocalStorage } from "node:async_hooks";
 import { html } from "hono/html";
 import { join } from "node:path";
@@ -18,7 +25,7 @@ import type { CredentialStore, StoredCredential } from "../connectors/contract.t
 import { openDatabase, type Db } from "./db/index.ts";
 import { sqliteRunner, type SqlRunner } from "./db/pg/runner.ts";
 import { tryJobLock } from "./lock.ts";
-import { registerSecret } from "./log.ts";
+import { registerSecret, type Logger } from "./log.ts";
 import { showTime } from "./time.ts";
 
 /** A refresh's own row, made only to be locked while nothing is stored yet (PostgreSQL); never committed. */
@@ -35,6 +42,13 @@ const MAKE_PLACEHOLDER = `INSERT INTO credentials (target, issuer, client_id, st
   ON CONFLICT (target) DO NOTHING`;
 const LOCK_ROW = `SELECT target FROM credentials WHERE target = ?1 FOR UPDATE`;
 const DROP_PLACEHOLDER = `DELETE FROM credentials WHERE target = ?1 AND issuer = ''`;
+const STORED_REFRESH_TOKEN = `SELECT refresh_token AS refreshToken FROM credentials WHERE target = ?1 AND issuer <> ''`;
+// A refresh's writes stored again after its transaction was lost: only over the refresh token stored when it began (?11)
+// or the newer one this process kept in memory then (?12), both rotated away by now, or its own (?4: the commit did
+// happen); never over a reconnect or a later refresh.
+const WRITE_AGAIN = `${WRITE}
+  WHERE credentials.refresh_token IS NOT DISTINCT FROM ?11 OR credentials.refresh_token IS NOT DISTINCT FROM ?12
+     OR credentials.refresh_token IS NOT DISTINCT FROM ?4`;
 
 /** How long a process waits for another one's refresh before it gives up (the other holds the lock at most a request). */
 const LOCK_WAIT_MS = 60_000;
@@ -42,40 +56,165 @@ const LOCK_WAIT_MS = 60_000;
 /** How one refresh at a time is made sure of: a lock file in the data directory (SQLite), or the row lock (PostgreSQL). */
 export type RefreshLock = { lockFile: string } | "row";
 
+/** What a refresh whose transaction was lost (PostgreSQL) does with what it wrote; see the top of this file. */
+export interface RestoreOptions {
+  /** Where it says what happened (the tenant's log on a hosted worker). */
+  log?: Pick<Logger, "info" | "warn" | "error">;
+  /** The command that signs the target in again, for the log: `kontobro tenant connect <slug> <target>`. */
+  signIn?: string;
+  /** Waits before each store again on a fresh connection (default 0, 0.25, 1, 2, 4 s). */
+  delaysMs?: number[];
+  /** Then, kept in memory: how often it is tried again until stored (default 5 s). */
+  everyMs?: number;
+}
+
+const RESTORE_DELAYS_MS = [0, 250, 1_000, 2_000, 4_000];
+
+/** The refresh tokens a lost refresh's tokens may be stored over (WRITE_AGAIN's ?11 and ?12). */
+type Replaces = [string | null, string | null];
+const RESTORE_EVERY_MS = 5_000;
+
+/** A refresh's transaction (PostgreSQL), while `exclusive` runs one: its reads and writes go through it. */
+interface Refresh {
+  tx: SqlRunner;
+  /** What it wrote last (or tried to: a write that failed took the transaction with it). */
+  wrote: StoredCredential | null;
+}
+
+const valuesOf = (target: string, v: Omit<StoredCredential, "updatedAt">, at: number) => [
+  target,
+  v.issuer,
+  v.clientId,
+  v.refreshToken,
+  v.accessToken,
+  v.accessExpiresAt,
+  v.scope,
+  v.state,
+  v.problem,
+  at,
+];
+
 /** The target's credentials on `runner` (the SQLite file's, or a tenant's on PostgreSQL). */
-export function storedCredentials(runner: SqlRunner, target: string, lock: RefreshLock, now: () => number = Date.now): CredentialStore {
-  /** The refresh's transaction while `exclusive` runs one (PostgreSQL): its reads and writes go through it. */
-  const refreshing = new AsyncLocalStorage<SqlRunner>();
-  const on = () => refreshing.getStore() ?? runner;
+export function storedCredentials(
+  runner: SqlRunner,
+  target: string,
+  lock: RefreshLock,
+  now: () => number = Date.now,
+  restore: RestoreOptions = {},
+): CredentialStore {
+  const refreshing = new AsyncLocalStorage<Refresh>();
+  const on = () => refreshing.getStore()?.tx ?? runner;
+  /** A refresh's writes the database did not take (PostgreSQL): newer than what it holds, so read from here. */
+  let unsaved: { value: StoredCredential; replaces: Replaces } | null = null;
+  const signIn = restore.signIn ?? `kontobro tenant connect <tenant> ${target}`;
+
+  /** Stores `value` over `replaces` on a fresh connection; true once stored or superseded (nothing left to do). */
+  const storeAgain = async (value: StoredCredential, replaces: Replaces): Promise<boolean> => {
+    const { changes } = await runner.run(WRITE_AGAIN, ...valuesOf(target, value, now()), ...replaces);
+    if (changes === 0)
+      restore.log?.info("the tokens of a lost token refresh were not stored again: newer ones were stored meanwhile", { target });
+    return true;
+  };
+  const keepTrying = (kept: NonNullable<typeof unsaved>) => {
+    const timer = setInterval(async () => {
+      if (unsaved !== kept) return clearInterval(timer); // stored by a later refresh, or replaced by a newer one
+      try {
+        await storeAgain(kept.value, kept.replaces);
+        if (unsaved === kept) unsaved = null;
+        clearInterval(timer);
+        restore.log?.warn("the rotated OAuth tokens kept in memory are stored now; nothing else to do", { target });
+      } catch {
+        // still not: the next round
+      }
+    }, restore.everyMs ?? RESTORE_EVERY_MS);
+    timer.unref?.();
+  };
+  /** After a refresh's transaction was lost: what it wrote is stored again, or kept in memory (see the top). */
+  const recover = async (value: StoredCredential, replaces: Replaces, lost: unknown): Promise<void> => {
+    let last: unknown = lost;
+    for (const delay of restore.delaysMs ?? RESTORE_DELAYS_MS) {
+      if (delay > 0) await Bun.sleep(delay);
+      try {
+        await storeAgain(value, replaces);
+        restore.log?.warn("a token refresh lost its database transaction before the commit; its rotated tokens were stored again", {
+          target,
+          error: lost,
+        });
+        return;
+      } catch (e) {
+        last = e;
+      }
+    }
+    const kept = { value: { ...value, updatedAt: now() }, replaces };
+    unsaved = kept;
+    keepTrying(kept);
+    restore.log?.error(
+      `the OAuth refresh token ${target}'s identity server just rotated could not be stored (the database does not answer); this worker keeps it in memory, goes on with it and stores it as soon as the database answers. The one stored is no longer accepted: if this worker stops before, ${target} needs a reconnect: run \`${signIn}\``,
+      { target, error: last },
+    );
+  };
+
   return {
     async read() {
-      const row = await on().get<StoredCredential>(READ, target);
-      if (row) {
-        registerSecret(row.refreshToken ?? undefined);
-        registerSecret(row.accessToken ?? undefined);
+      const row = refreshing.getStore() || !unsaved ? await on().get<StoredCredential>(READ, target) : null;
+      const c = unsaved?.value ?? row;
+      if (c) {
+        registerSecret(c.refreshToken ?? undefined);
+        registerSecret(c.accessToken ?? undefined);
       }
-      return row;
+      return c;
     },
     async write(v) {
       if (v.issuer === PLACEHOLDER_ISSUER) throw new Error(`a credential of ${target} names no token endpoint (issuer)`);
       registerSecret(v.refreshToken ?? undefined);
       registerSecret(v.accessToken ?? undefined);
-      await on().run(
-        WRITE,
-        target,
-        v.issuer,
-        v.clientId,
-        v.refreshToken,
-        v.accessToken,
-        v.accessExpiresAt,
-        v.scope,
-        v.state,
-        v.problem,
-        now(),
+      const refresh = refreshing.getStore();
+      if (!refresh) {
+        await runner.run(WRITE, ...valuesOf(target, v, now()));
+        return;
+      }
+      refresh.wrote = { ...v, updatedAt: now() };
+      try {
+        await refresh.tx.run(WRITE, ...valuesOf(target, v, now()));
+      } catch {
+        // The transaction is lost with it (the connection dropped): `exclusive` stores it again once the refresh is done.
+      }
+    },
+    exclusive: <T>(fn: () => Promise<T>) => {
+      if (lock !== "row") return underLockFile(lock.lockFile, target, fn);
+      const refresh: Refresh = { tx: runner, wrote: null };
+      let replaces: Replaces = [null, null];
+      /** `fn`'s outcome once it has run to its end (the transaction may be lost while it still waits for its answer). */
+      let done: Promise<{ ok: T } | { error: unknown }> | null = null;
+      return underRowLock(runner, target, now, async (tx) => {
+        refresh.tx = tx;
+        const stored = (await tx.get<{ refreshToken: string | null }>(STORED_REFRESH_TOKEN, target))?.refreshToken ?? null;
+        // Tokens kept in memory are newer than the stored ones: this refresh uses and replaces those.
+        replaces = [stored, unsaved ? unsaved.value.refreshToken : stored];
+        done = refreshing.run(refresh, fn).then(
+          (ok) => ({ ok }),
+          (error) => ({ error }),
+        );
+        const outcome = await done;
+        if ("error" in outcome) throw outcome.error;
+        return outcome.ok;
+      }).then(
+        (ok) => {
+          if (refresh.wrote) unsaved = null; // committed: newer than anything kept in memory
+          return ok;
+        },
+        async (lost) => {
+          if (!done) throw lost; // lost before the refresh began: nothing asked of the identity server
+          // The refresh runs to its end (its answer may still be on the way); its write into the lost transaction fails.
+          const outcome = await done;
+          // Lost before its commit after the refresh wrote: the identity server has rotated the refresh token already.
+          if (!refresh.wrote) throw "error" in outcome ? outcome.error : lost;
+          await recover(refresh.wrote, replaces, lost);
+          if ("error" in outcome) throw outcome.error;
+          return outcome.ok;
+        },
       );
     },
-    exclusive: <T>(fn: () => Promise<T>) =>
-      lock === "row" ? underRowLock(runner, target, now, (tx) => refreshing.run(tx, fn)) : underLockFile(lock.lockFile, target, fn),
   };
 }
 
@@ -123,9 +262,18 @@ export function credentialStore(db: Db, dataDir: string, target: string, now: ()
   return storedCredentials(sqliteRunner(db.$client), target, { lockFile: dataDir }, now);
 }
 
-/** A tenant's credentials on PostgreSQL (`runner` is the tenant's): one refresh at a time across all its workers. */
-export function tenantCredentialStore(runner: SqlRunner, target: string, now: () => number = Date.now): CredentialStore {
-  return storedCredentials(runner, target, "row", now);
+/**
+ * A tenant's credentials on PostgreSQL (`runner` is the tenant's): one refresh at a time across all its workers; a
+ * refresh whose transaction is lost stores its rotated tokens again (`restore`: where it says so, and the command
+ * that signs the target in again).
+ */
+export function tenantCredentialStore(
+  runner: SqlRunner,
+  target: string,
+  now: () => number = Date.now,
+  restore: RestoreOptions = {},
+): CredentialStore {
+  return storedCredentials(runner, target, "row", now, restore);
 }
 
 /** A store that opens the data directory's database only when first used (commands that run without it). */

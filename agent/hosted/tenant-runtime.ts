@@ -129,7 +129,9 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
   }
   // No SQLite database here: no per-target counters kept across restarts. OAuth tokens: the tenant's credentials rows.
   const connectors = createConnectors(enabled, log, undefined, {
-    credentials: (target) => tenantCredentialStore(runner, target),
+    // A refresh whose transaction is lost stores its rotated tokens again, or keeps them and says so in the tenant's log.
+    credentials: (target) =>
+      tenantCredentialStore(runner, target, Date.now, { log, signIn: `kontobro tenant connect ${tenant.slug} ${target}` }),
     signIn: (target) => `kontobro tenant connect ${tenant.slug} ${target}`,
   });
   // Watched: a 401 marks the target's credentials refused (the tenant's settings rows), a success working again: alerts.
