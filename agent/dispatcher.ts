@@ -109,6 +109,8 @@ export class Dispatcher {
    * `ready` until a round has applied it to the stored state.
    */
   private holdLaunches = false;
+  /** How many pushes have ended with such a signal: a round lifts the hold only if none came after it read `finished`. */
+  private holdingSignals = 0;
   /** Set by stop(): nothing more starts from `ready`. */
   private draining = false;
   private finished: Finished[] = [];
@@ -263,6 +265,7 @@ export class Dispatcher {
     // Pushes that finish while this round is written go to the next round.
     const finished = this.finished;
     this.finished = [];
+    const signalsSeen = this.holdingSignals;
     const now = this.now();
     /** Leases of `ready` the round gives back; back in `ready` (held) if the round fails. */
     const givingBack: { delivery: ClaimedDelivery; records: RecordLookup }[] = [];
@@ -287,8 +290,9 @@ export class Dispatcher {
     for (const { delivery, outcome } of finished) this.logOutcome(delivery, outcome);
     this.noteStateChange(before, after, now);
     for (const d of batch) this.ready.push({ delivery: d, records });
-    // What the round's gate allowed is in `ready` now (a gate other than "all" gave back what was there before).
-    this.holdLaunches = false;
+    // What the round's gate allowed is in `ready` now (a gate other than "all" gave back what was there before), unless
+    // a push said more about the target after the round read the answers.
+    if (this.holdingSignals === signalsSeen) this.holdLaunches = false;
     this.startReady();
     return { limit, claimed: batch.length, gate };
   }
@@ -438,7 +442,10 @@ export class Dispatcher {
       this.finished.push({ delivery: d, outcome, signal, latencyMs: this.now() - d.createdAt });
       this.inFlight.delete(d.id);
       // What it said about the target may pause it or open its breaker: no more starts until a round has applied it.
-      if (signal.kind === "throttled" || signal.kind === "failed") this.holdLaunches = true;
+      if (signal.kind === "throttled" || signal.kind === "failed") {
+        this.holdLaunches = true;
+        this.holdingSignals++;
+      }
       this.startReady();
       this.notifySoon();
     });

@@ -122,8 +122,16 @@ const SQL = {
   missing: `UPDATE deliveries SET status = 'needs_action', caused_by = ?2, waiting_on = NULL, error_code = 'missing_record', error_message = ?3, error_hint = ?4, error_field = NULL, updated_at = ?5
         WHERE id = ?1 AND status = 'waiting'`,
   failedFor: `SELECT id FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 AND ${OPEN} AND status = 'needs_action' LIMIT 1`,
-  done: `UPDATE deliveries SET status = 'done', lease_until = NULL, lease_owner = NULL, uncertain = 0, remote_id = ?2, note = ?3, done_at = ?4, updated_at = ?4,
-        latency_ms = ?5, error_code = NULL, error_message = NULL, error_hint = NULL, error_field = NULL WHERE id = ?1 AND status = 'in_flight' AND attempts = ?6 AND ${leaseHeldBy(7)}`,
+  // A round's delivered pushes in one statement: ?1 a JSON array of {i: id, a: the lease's attempt, r: remote id, n: note,
+  // l: latency ms}; each row written only while its lease is held; RETURNING the ids written. A materialized list joined
+  // on plain columns, as in `lease`.
+  done: `WITH pushed AS MATERIALIZED (SELECT CAST(json_extract(value, '$.i') AS BIGINT) AS id, CAST(json_extract(value, '$.a') AS BIGINT) AS attempt,
+               json_extract(value, '$.r') AS remote_id, json_extract(value, '$.n') AS note, CAST(json_extract(value, '$.l') AS BIGINT) AS latency_ms
+          FROM json_each(?1))
+        UPDATE deliveries SET status = 'done', lease_until = NULL, lease_owner = NULL, uncertain = 0, remote_id = pushed.remote_id, note = pushed.note,
+               done_at = ?2, updated_at = ?2, latency_ms = pushed.latency_ms, error_code = NULL, error_message = NULL, error_hint = NULL, error_field = NULL
+          FROM pushed WHERE deliveries.id = pushed.id AND deliveries.status = 'in_flight' AND deliveries.attempts = pushed.attempt AND ${leaseHeldBy(3)}
+        RETURNING deliveries.id`,
   // Whether a target has any delivery needing action, or waiting: most rounds have none, and then the
   // per-record statements that retire or wake them (retireOlder, wake) are not run at all.
   anyInStatus: `SELECT 1 AS found FROM deliveries WHERE target = ?1 AND status = ?2 LIMIT 1`,
@@ -460,18 +468,25 @@ export class Outbox {
 
   /**
    * The round's delivered pushes, the common outcome, written with as few statements as the round allows: one
-   * UPDATE per delivery, then their attempt rows and links in multi-row statements. Returns those written (their
+   * UPDATE for them all, then their attempt rows and links in multi-row statements. Returns those written (their
    * lease still held); only they link the record and wake what waits for it.
    */
   private async applyDone(tx: SqlRunner, delivered: Completed[], now: number): Promise<Completed[]> {
+    if (delivered.length === 0) return [];
+    const pushed = delivered.map(({ delivery: d, outcome, latencyMs }) => {
+      const o = outcome as Extract<Outcome, { kind: "done" }>;
+      return { i: d.id, a: d.attempts, r: o.remoteId, n: o.note ?? null, l: latencyMs === undefined ? null : Math.round(latencyMs) };
+    });
+    const landed = new Set(
+      (await tx.all<{ id: number }>(SQL.done, JSON.stringify(pushed), now, this.leaseOwner)).map((row) => Number(row.id)),
+    );
     const written: Completed[] = [];
     const attempts: unknown[][] = [];
     const links = new Map<string, unknown[]>();
     for (const r of delivered) {
-      const { delivery: d, latencyMs } = r;
+      const { delivery: d } = r;
       const o = r.outcome as Extract<Outcome, { kind: "done" }>;
-      const w = await tx.run(SQL.done, d.id, o.remoteId, o.note ?? null, now, latencyMs ?? null, d.attempts, this.leaseOwner);
-      if (w.changes === 0) continue;
+      if (!landed.has(d.id)) continue;
       written.push(r);
       attempts.push([d.id, d.attempts, now, "delivered", null, o.note ?? null, null, o.remoteId]);
       links.set(`${d.target}\u0000${recordRef(d.entity, d.key)}`, [d.target, d.entity, d.key, o.remoteId, o.payloadHash, now]);

@@ -52,15 +52,23 @@ function heldTarget() {
 function holdableRounds(real: SqlRunner) {
   let gate: Promise<void> | null = null;
   let open = () => {};
+  let running = 0;
   const runner: SqlRunner = {
     ...real,
     transactionDurableLater: async (fn) => {
       while (gate) await gate;
-      return real.transactionDurableLater(fn);
+      running++;
+      try {
+        return await real.transactionDurableLater(fn);
+      } finally {
+        running--;
+      }
     },
   };
   return {
     runner,
+    /** Rounds past the gate whose transaction has not ended. */
+    running: () => running,
     hold: () => (gate = new Promise<void>((resolve) => (open = resolve))),
     release: () => {
       gate = null;
@@ -98,6 +106,7 @@ describe.each(engines)("leases taken ahead of the pushes, on %s", (engine) => {
 
       // No round can start now; the two pushes end, and the two leases taken ahead start all the same.
       rounds.hold();
+      await waitFor("no round under way", () => rounds.running() === 0);
       t.answer(1, 2);
       await waitFor("the leases taken ahead started", () => t.pushed.length === 4);
       expect(t.pushed).toEqual([1, 2, 3, 4]);
