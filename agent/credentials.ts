@@ -108,26 +108,27 @@ export function storedCredentials(
   let unsaved: { value: StoredCredential; replaces: Replaces } | null = null;
   const signIn = restore.signIn ?? `kontobro tenant connect <tenant> ${target}`;
 
-  /** Stores `value` over `replaces` on a fresh connection; true once stored or superseded (nothing left to do). */
+  /** Stores `value` over `replaces` on a fresh connection: true, or false when newer tokens were stored meanwhile. */
   const storeAgain = async (value: StoredCredential, replaces: Replaces): Promise<boolean> => {
     const { changes } = await runner.run(WRITE_AGAIN, ...valuesOf(target, value, now()), ...replaces);
     if (changes === 0)
-      restore.log?.info("the tokens of a lost token refresh were not stored again: newer ones were stored meanwhile", { target });
-    return true;
+      restore.log?.info("the tokens of a lost token refresh were not stored: newer ones (a reconnect) were stored meanwhile", {
+        target,
+      });
+    return changes > 0;
   };
   const keepTrying = (kept: NonNullable<typeof unsaved>) => {
-    const timer = setInterval(async () => {
-      if (unsaved !== kept) return clearInterval(timer); // stored by a later refresh, or replaced by a newer one
+    const attempt = async () => {
+      if (unsaved !== kept) return; // stored by a later refresh, or replaced by newer ones kept
       try {
-        await storeAgain(kept.value, kept.replaces);
+        if (await storeAgain(kept.value, kept.replaces))
+          restore.log?.warn("the rotated OAuth tokens kept in memory are stored now; no reconnect is needed", { target });
         if (unsaved === kept) unsaved = null;
-        clearInterval(timer);
-        restore.log?.warn("the rotated OAuth tokens kept in memory are stored now; nothing else to do", { target });
       } catch {
-        // still not: the next round
+        setTimeout(attempt, restore.everyMs ?? RESTORE_EVERY_MS).unref?.(); // still not: again later
       }
-    }, restore.everyMs ?? RESTORE_EVERY_MS);
-    timer.unref?.();
+    };
+    setTimeout(attempt, restore.everyMs ?? RESTORE_EVERY_MS).unref?.();
   };
   /** After a refresh's transaction was lost: what it wrote is stored again, or kept in memory (see the top). */
   const recover = async (value: StoredCredential, replaces: Replaces, lost: unknown): Promise<void> => {
@@ -135,11 +136,11 @@ export function storedCredentials(
     for (const delay of restore.delaysMs ?? RESTORE_DELAYS_MS) {
       if (delay > 0) await Bun.sleep(delay);
       try {
-        await storeAgain(value, replaces);
-        restore.log?.warn("a token refresh lost its database transaction before the commit; its rotated tokens were stored again", {
-          target,
-          error: lost,
-        });
+        if (await storeAgain(value, replaces))
+          restore.log?.warn("a token refresh lost its database transaction before the commit; its rotated tokens were stored again", {
+            target,
+            error: lost,
+          });
         return;
       } catch (e) {
         last = e;
