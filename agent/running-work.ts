@@ -138,6 +138,22 @@ export function startWork(
       // The display failed (e.g. standard output closed): the work goes on.
     }
   };
+  /** A sample of the progress now, written. */
+  const record = (at: number) => {
+    if (trailing) clearTimeout(trailing);
+    trailing = null;
+    sampledAt = at;
+    entry.samples = addSample(entry.samples, { at, done: entry.done });
+    write();
+  };
+  // An update within the second is written when the second is up, unless another comes first: work that then waits
+  // long (an export waiting for the database) shows what it waits for, not what it did before.
+  let trailing: ReturnType<typeof setTimeout> | null = null;
+  const writeLater = () => {
+    if (trailing || where === null) return;
+    trailing = setTimeout(() => record(now()), Math.min(WRITE_EVERY_MS, Math.max(0, WRITE_EVERY_MS - (now() - sampledAt))));
+    trailing.unref?.();
+  };
   write();
   return {
     entry,
@@ -147,14 +163,13 @@ export function startWork(
       if (total !== undefined) entry.total = total;
       if (stage !== undefined) entry.stage = stage;
       entry.updatedAt = at;
-      if (at - sampledAt >= WRITE_EVERY_MS) {
-        sampledAt = at;
-        entry.samples = addSample(entry.samples, { at, done });
-        write();
-      }
+      if (at - sampledAt >= WRITE_EVERY_MS) record(at);
+      else writeLater();
       tell();
     },
     finish(outcome, message) {
+      if (trailing) clearTimeout(trailing);
+      trailing = null;
       const at = now();
       entry.updatedAt = at;
       entry.finishedAt = at;

@@ -5,6 +5,7 @@
 // same figures on both workers, passes promtool, holds nothing of the other tenant, and refuses the other tenant's
 // token; each worker's own /metrics names no tenant's target.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { SQL } from "bun";
 import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { startEconomicSandbox, type StartedEconomicSandbox } from "../connectors/economic/sandbox/index.ts";
@@ -26,6 +27,7 @@ interface TenantUnderTest {
 
 const dir = tempDir("kontobro-hosted-progress-");
 let server: PgServer;
+let admin: SQL;
 const workers: RunningWorker[] = [];
 const tenants: Record<"acme" | "globex", TenantUnderTest> = {} as any;
 
@@ -64,7 +66,12 @@ function addTenant(slug: string, sandbox: StartedEconomicSandbox): string {
   const file = join(dir, `${slug}.toml`);
   writeFileSync(
     file,
-    `[[targets]]
+    `[exports]
+company_name = "${slug} AB"
+org_number = "556677-8899"
+currency = "NOK"
+
+[[targets]]
 name = "${slug}-books"
 kind = "economic"
 rest_url = "${sandbox.url}"
@@ -135,6 +142,7 @@ const value = (t: string, series: string) => Number(new RegExp(`^${series.replac
 beforeAll(async () => {
   if (unavailable) return;
   server = await startPgServer();
+  admin = new SQL({ url: server.adminUrl, max: 1 });
   for (const slug of ["acme", "globex"] as const) {
     const sandbox = (await startEconomicSandbox({ port: 0 }))!;
     tenants[slug] = { slug, target: `${slug}-books`, sandbox, token: addTenant(slug, sandbox) };
@@ -153,6 +161,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const w of workers) w.proc.kill("SIGKILL");
+  await admin?.close();
   await server?.stop();
   for (const t of Object.values(tenants)) await t.sandbox?.stop();
 });
@@ -168,7 +177,7 @@ describe.skipIf(!!unavailable)("a hosted tenant's In progress and metrics, two w
       "the pull on B's page",
       async () => {
         const p = await get(b, "/t/acme/", basic("acme", acme.token));
-        return /data-state="running"/.test(p.text) && p.text.includes(`${acme.target}: expenses`) ? p.text : null;
+        return /data-state="running">/.test(p.text) && p.text.includes(`${acme.target}: expenses`) ? p.text : null;
       },
       10_000,
     );
@@ -199,7 +208,7 @@ describe.skipIf(!!unavailable)("a hosted tenant's In progress and metrics, two w
       "the pull finished on B's page",
       async () => {
         const p = await get(b, "/t/acme/ui/progress", bearer(acme.token));
-        return /data-state="finished"/.test(p.text) ? p.text : null;
+        return /data-state="finished">/.test(p.text) ? p.text : null;
       },
       10_000,
     );
@@ -207,6 +216,42 @@ describe.skipIf(!!unavailable)("a hosted tenant's In progress and metrics, two w
     const watch = tenantStatus("acme", "--watch");
     expect(watch.code).toBe(0);
     expect(watch.out).toContain("Nothing in progress");
+  }, 60_000);
+
+  test("an export under way on worker A (waiting for the tenant's export turn, held here) shows on B's page, then how it ended", async () => {
+    const [a, b] = workers as [RunningWorker, RunningWorker];
+    const { acme } = tenants;
+    const [row] = await admin`SELECT id FROM tenants WHERE slug = 'acme'`;
+    let release = () => {};
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let locked = () => {};
+    const isLocked = new Promise<void>((resolve) => (locked = resolve));
+    // The tenant's export turn (its export_writer settings row, agent/exports/store.ts), held as another export would.
+    const holding = admin.begin(async (tx) => {
+      await tx`INSERT INTO settings (tenant_id, name, value) VALUES (${row.id}, 'export_writer', '') ON CONFLICT DO NOTHING`;
+      await tx`SELECT name FROM settings WHERE tenant_id = ${row.id} AND name = 'export_writer' FOR UPDATE`;
+      locked();
+      await released;
+    });
+    await isLocked;
+    const exporting = post(a, acme, "/api/v1/exports/runs", { format: "sie4" });
+    try {
+      // What it waits for is shown, though it reports nothing more while it waits.
+      await waitFor("the export on B's page", async () => {
+        const p = await get(b, "/t/acme/ui/progress", bearer(acme.token));
+        return /data-state="running">/.test(p.text) && /SIE 4 export<\/strong> <span[^>]*>0 invoices, waiting for the database/.test(p.text);
+      });
+    } finally {
+      release();
+      await holding;
+    }
+    const done = await exporting;
+    expect(done.status).toBe(201);
+    expect(done.body.invoices.exported).toEqual(["5001"]);
+    await waitFor("the export finished on B's page", async () => {
+      const p = await get(b, "/t/acme/", basic("acme", acme.token));
+      return /data-state="finished"[^>]*>\s*<div><strong[^>]*>SIE 4 export<\/strong> <span[^>]*>finished in \d+ s, 1 invoices/.test(p.text);
+    });
   }, 60_000);
 
   test("a burst of deliveries shows its queue catching up, on either worker's page", async () => {

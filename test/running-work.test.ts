@@ -113,6 +113,20 @@ describe("running work", () => {
     db.$client.close();
   });
 
+  test("an update within the second is written when the second is up: work that then waits shows what it waits for", async () => {
+    const { db, dir } = store();
+    const work = startWork(db, { kind: "export", title: "SIE 4 export", unit: "invoices" });
+    work.update(0, null, "waiting for the database");
+    const other = openDatabase(join(dir, "kontobro.db"));
+    const read = () => listWork(other).find((e) => e.id === work.entry.id)!;
+    expect(read().stage).toBeUndefined();
+    await Bun.sleep(1_200);
+    expect(read().stage).toBe("waiting for the database");
+    work.finish("ok");
+    db.$client.close();
+    other.$client.close();
+  });
+
   test("an in-memory database has no data directory: nothing is written, nothing fails", () => {
     const db = openDatabase(":memory:");
     const work = startWork(db, { kind: "export", title: "SIE 4 export", unit: "invoices" });
