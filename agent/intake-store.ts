@@ -113,11 +113,14 @@ export class IntakeStore {
    * Stores each request of the group in one IMMEDIATE transaction (one fsync for them all), in order, each
    * seeing what the earlier ones stored. The whole group is read and written with a few statements: the
    * decisions are made per request in memory. Throws, with nothing stored, if the transaction fails.
+   * `requests` may be a function: called once the transaction holds the intake turn (and the guard passed), it
+   * says what the group is, so requests that arrived while another writer held the turn can join it.
    */
-  storeGroup(requests: PreparedEvent[][]): Promise<RequestOutcome[]> {
+  storeGroup(requests: PreparedEvent[][] | (() => PreparedEvent[][])): Promise<RequestOutcome[]> {
     return this.outbox.runner.transaction(async (tx) => {
       await takeIntakeTurn(tx);
       await this.guard?.(tx);
+      if (typeof requests === "function") requests = requests();
       const all = requests.flat();
       const d = new Decisions(await this.storedEvents(tx, all), await this.storedRecords(tx, all), await this.invoiceOwners(tx, all));
       const outcomes = requests.map((events) => decide(events, d));

@@ -224,19 +224,26 @@ export class IntakeWriter implements Intake {
 
   private async commitQueued(): Promise<void> {
     this.scheduled = false;
-    const group = this.queue;
-    this.queue = [];
-    if (group.length === 0) return;
+    if (this.queue.length === 0) return;
+    let group: Waiting[] | null = null;
+    const take = (): Waiting[] => {
+      group ??= this.queue.splice(0);
+      return group;
+    };
     let outcomes: RequestOutcome[];
     try {
       // One transaction (one fsync) for every waiting caller; a conflict in one request stores nothing of
-      // it and leaves the others' events in place.
-      outcomes = await this.store.storeGroup(group.map((w) => w.events));
+      // it and leaves the others' events in place. The group is what is queued once the transaction holds the
+      // tenant's intake turn: on PostgreSQL the tenant's writers on other workers take turns with this one, and
+      // what arrived here while one of them held it goes in this turn, not the next (with 4 workers, groups were a
+      // quarter of the size, so a tenant's intake a quarter of the rate).
+      outcomes = await this.store.storeGroup(() => take().map((w) => w.events));
     } catch (e) {
       const err = describeWriteError(e);
-      for (const w of group) w.reject(err);
+      for (const w of take()) w.reject(err);
       return;
     }
+    group = take();
     // Never throws: a throw here would end the chain of groups (later callers would wait for ever, close() too).
     // A listener that fails fails this group's callers (their events are stored: sent again, they are duplicates).
     try {
