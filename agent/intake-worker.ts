@@ -5,6 +5,7 @@
 // caller before its transaction has committed.
 import { drizzle } from "drizzle-orm/bun-sqlite";
 import { connect, type Db } from "./db/index.ts";
+import { heapPacer, WRITER_GROWTH_BYTES } from "./heap-pacer.ts";
 import { decodeRequests, type WriterRequest } from "./intake-handover.ts";
 import { IntakeStore, type RequestOutcome } from "./intake-store.ts";
 import type { Entity } from "./model.ts";
@@ -34,6 +35,8 @@ export type FromWriter =
   | { kind: "closed" };
 
 const reply = (m: FromWriter) => self.postMessage(m);
+/** A group's garbage is collected soon after its commit, not once this thread's heap has doubled (issue 16: peak memory). */
+const pacer = heapPacer({ growthBytes: WRITER_GROWTH_BYTES });
 
 let db: Db | undefined;
 let store: IntakeStore | undefined;
@@ -57,6 +60,8 @@ async function commitQueued(): Promise<void> {
   } catch (e) {
     reply({ kind: "failed", ids, message: e instanceof Error ? e.message : String(e) });
   }
+  // After the answer, so no caller waits for it; the main thread prepares the next group meanwhile.
+  pacer.check();
 }
 
 self.onmessage = (event: MessageEvent<ToWriter>) => {
