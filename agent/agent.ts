@@ -6,7 +6,7 @@ import { connectorKinds } from "../connectors/registry.ts";
 import { credentialStore, lazyCredentialStore } from "./credentials.ts";
 import { masterSyncFor, withMasterGuard } from "./master/index.ts";
 import type { AgentConfig, TargetConfig } from "./config.ts";
-import { isLoopback } from "./config.ts";
+import { ConfigError, isLoopback } from "./config.ts";
 import { openDatabase, type Db } from "./db/index.ts";
 import { sqliteRunner } from "./db/pg/runner.ts";
 import { acquireInstanceLock } from "./lock.ts";
@@ -31,6 +31,7 @@ import { databasePath, refuseUntilOnPostgres, storageOf } from "./storage.ts";
 import { ensureSetting } from "./queries.ts";
 import { recordSource } from "./record-source.ts";
 import { beginRun, readMarks, writeHighwater } from "./restore-sqlite.ts";
+import { type AccountChoices, accountProblems, reconcileAccounts } from "./target-account.ts";
 import { budgetGauges, periodCounters } from "./target-counters.ts";
 import { breakerPolicy, TargetStateStore } from "./target-state.ts";
 import { VERSION } from "./version.ts";
@@ -110,8 +111,15 @@ export interface RunningProcess {
  * What `kontobro run` starts: on PostgreSQL storage a worker of the hosted installation (agent/hosted/: every active
  * tenant, beside any number of other workers), else the agent of this one installation on its SQLite file.
  */
-export async function startRun(config: AgentConfig, targets: TargetConfig[], log: Logger): Promise<RunningProcess> {
-  if (storageOf(config).engine === "sqlite") return startAgent(config, targets, log);
+export async function startRun(
+  config: AgentConfig,
+  targets: TargetConfig[],
+  log: Logger,
+  accounts: AccountChoices = {},
+): Promise<RunningProcess> {
+  if (storageOf(config).engine === "sqlite") return startAgent(config, targets, log, { accounts });
+  if ((accounts.forget ?? []).length + (accounts.keep ?? []).length > 0)
+    log.warn("--forget-links and --keep-links are for the SQLite agent; a tenant's are options of `kontobro tenant set`");
   if (targets.length > 0)
     log.warn(
       "[[targets]] of kontobro.toml are not used on PostgreSQL storage: each tenant's targets are its own (kontobro tenant add SLUG --file FILE)",
@@ -124,10 +132,12 @@ export async function startRun(config: AgentConfig, targets: TargetConfig[], log
   return worker;
 }
 
-/** What only `kontobro demo` adds to an agent. */
+/** What only `kontobro demo` (or `kontobro run`'s options) adds to an agent. */
 export interface AgentExtras {
   /** Alert mails are built and kept here, shown at /ui/demo/mail, instead of being sent. */
   mailbox?: DemoMailbox;
+  /** `kontobro run --forget-links/--keep-links`: targets pointed at another account (agent/target-account.ts). */
+  accounts?: AccountChoices;
 }
 
 export async function startAgent(
@@ -149,6 +159,24 @@ export async function startAgent(
     throw e;
   }
   const storage = sqliteRunner(db.$client);
+  // A target of kontobro.toml pointed at another account while kontobro holds ids of records in the old one: refused
+  // (the agent does not start), unless `kontobro run --forget-links/--keep-links` says which (agent/target-account.ts).
+  try {
+    const checked = await storage.transaction((tx) => reconcileAccounts(tx, targets, extras.accounts));
+    if (checked.refused.length > 0 || checked.unknownChoices.length > 0)
+      throw new ConfigError([
+        ...accountProblems(checked.refused, {
+          forget: (t) => `start once with \`kontobro run --forget-links ${t}\``,
+          keep: (t) => `start once with \`kontobro run --keep-links ${t}\``,
+        }),
+        ...checked.unknownChoices.map((n) => `--forget-links/--keep-links: kontobro.toml has no target named "${n}"`),
+      ]);
+    for (const w of checked.warnings) log.warn(w);
+  } catch (e) {
+    db.$client.close();
+    lock.release();
+    throw e;
+  }
   const outbox = new Outbox(storage, Date.now, config.dispatch.missing_record_grace_minutes * 60_000);
   // We hold the instance lock, so anything still "in flight" belongs to a process that died.
   const recovered = await outbox.recoverExpiredLeases(true);

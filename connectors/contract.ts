@@ -244,6 +244,12 @@ export interface ConnectorFactory<C = any> {
   oauth?: OAuthFlow<C>;
   /** Keys of the [[targets]] table that were renamed (old → new): the old name still works, with a warning. */
   renamedKeys?: Record<string, string>;
+  /**
+   * Keys of the [[targets]] table (as parsed, defaults applied) that name the account or company the records go to: a
+   * target whose kind or one of these changes while keeping its name points at another account, where the remote ids
+   * kontobro holds for it (links, master data) mean nothing or other records (agent/target-account.ts).
+   */
+  accountKeys?: readonly string[];
   /** Streams the connector can pull, by name, with their default schedules. */
   pulls?: Record<string, PullStreamSpec>;
   /**

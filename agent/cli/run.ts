@@ -2,6 +2,7 @@
 import { startRun } from "../agent.ts";
 import { MAIN_GROWTH_BYTES, startHeapPacer } from "../heap-pacer.ts";
 import { storageOf } from "../storage.ts";
+import { choiceList } from "../target-account.ts";
 import { createLogger } from "../log.ts";
 import { CONFIG_OPTION, defineCommand } from "./command.ts";
 import { keepRunning, loadConfig, nextSignal } from "./runtime.ts";
@@ -13,8 +14,23 @@ export const run = defineCommand({
     "Serves the status page, the API and the webhooks, delivers events to the targets and runs the scheduled\n" +
     "pulls, until SIGTERM or Ctrl-C (then it finishes what is in flight and stops cleanly). Logs are JSON lines\n" +
     'on standard error. With [storage] url = "postgres://…" it is one worker of a hosted installation: it serves\n' +
-    "every active tenant (kontobro tenant) beside any number of other workers (README.md, Hosted mode).",
-  options: { ...CONFIG_OPTION },
+    "every active tenant (kontobro tenant) beside any number of other workers (README.md, Hosted mode).\n" +
+    "A target that keeps its name in kontobro.toml but points at another account (its kind, agreement, company or\n" +
+    "API host changed) while kontobro holds ids of records in the old one stops the start: rename the target, or\n" +
+    "start once with --forget-links (its records are created anew there) or --keep-links (the same account).",
+  options: {
+    "forget-links": {
+      type: "string",
+      value: "TARGET[,TARGET]",
+      help: "targets pointed at another account: forget their ids of records in the old one (created anew)",
+    },
+    "keep-links": {
+      type: "string",
+      value: "TARGET[,TARGET]",
+      help: "targets whose account settings changed but that are the same account (a new token): keep their ids",
+    },
+    ...CONFIG_OPTION,
+  },
   examples: [
     ["kontobro run", "with ./kontobro.toml"],
     "kontobro run --config /etc/kontobro/kontobro.toml",
@@ -30,7 +46,10 @@ export const run = defineCommand({
     // Listening from here: a SIGTERM while the agent starts (its server may already answer) stops it once it is up.
     const signal = nextSignal();
     // On PostgreSQL a worker of the hosted installation, which also ends by itself (exit 1) if the others declared it dead.
-    const running = await startRun(config, targets, log);
+    const running = await startRun(config, targets, log, {
+      forget: choiceList(values["forget-links"]),
+      keep: choiceList(values["keep-links"]),
+    });
     if (sqlite && !config.http.api_token) log.info("API token generated for this data directory; `kontobro status` shows it");
     // Peak memory through a burst (issue 16): the heap is collected as it grows, not only once it has doubled.
     const pacer = startHeapPacer({ growthBytes: MAIN_GROWTH_BYTES });

@@ -13,6 +13,7 @@ import { loadConfig } from "./runtime.ts";
 import { CONFIG_OPTION, defineCommand, defineGroup } from "./command.ts";
 import { runConnect } from "./connect.ts";
 import { tenantStatus } from "./tenant-status.ts";
+import { choiceList } from "../target-account.ts";
 import { TenantError } from "../tenants/errors.ts";
 import type { Tenant, TenantStore } from "../tenants/store.ts";
 
@@ -136,9 +137,24 @@ const set = defineCommand({
     "FILE is the tenant's whole configuration, as for `kontobro tenant add` (its [[targets]], [psa], [exports],\n" +
     "[notifications]); it is checked the same way and nothing is stored when it has a problem. Every worker starts\n" +
     "the tenant afresh with it at once. Deliveries queued for a target the new file drops stay queued (counted in\n" +
-    "GET /api/v1/status) and go out if the target comes back under the same name. Tokens do not change.",
+    "GET /api/v1/status) and go out if the target comes back under the same name. Tokens do not change. A target\n" +
+    "that keeps its name but points at another account (its kind, agreement, company or API host changed) while\n" +
+    "kontobro holds ids of records in the old one is refused: rename it, or pass --forget-links or --keep-links.",
   // --file as for tenant add: --config names kontobro.toml in every command.
-  options: { file: { type: "string", value: "FILE", help: "the tenant's new configuration (TOML), required" }, ...CONFIG_OPTION },
+  options: {
+    file: { type: "string", value: "FILE", help: "the tenant's new configuration (TOML), required" },
+    "forget-links": {
+      type: "string",
+      value: "TARGET[,TARGET]",
+      help: "targets pointed at another account: forget their ids of records in the old one (created anew)",
+    },
+    "keep-links": {
+      type: "string",
+      value: "TARGET[,TARGET]",
+      help: "targets whose account settings changed but that are the same account (a new token): keep their ids",
+    },
+    ...CONFIG_OPTION,
+  },
   positionals: [1, 1],
   examples: [["kontobro tenant set acme --file acme.toml", "after editing acme.toml"]],
   async run({ values, positionals: [slug], path, usage }) {
@@ -152,7 +168,10 @@ const set = defineCommand({
       return 2;
     }
     return withTenants(values.config, path, async (tenants) => {
-      const changed = await tenants.setConfig(slug!, file.raw, process.env);
+      const changed = await tenants.setConfig(slug!, file.raw, process.env, {
+        forget: choiceList(values["forget-links"]),
+        keep: choiceList(values["keep-links"]),
+      });
       for (const w of changed.warnings) console.log(`warning: ${w}`);
       console.log(`Tenant ${changed.tenant.slug} changed; targets: ${targetsText(changed.tenant)}. Every worker restarts it now.`);
       return 0;

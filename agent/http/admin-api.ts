@@ -2,7 +2,8 @@
 // token ([admin] token_file or token), never by a tenant's. Mounted by app.ts only when that token is set.
 //   GET    /admin/v1/tenants                 the tenants (no secrets: no configuration, no tokens)
 //   POST   /admin/v1/tenants                 {slug, name?, config}: adds one; its tokens are in this answer only
-//   PUT    /admin/v1/tenants/:slug/config    its configuration replaced (validated as when added); every worker restarts it
+//   PUT    /admin/v1/tenants/:slug/config    its configuration replaced (validated as when added); every worker restarts it;
+//                                            ?forget_links=T / ?keep_links=T for a target pointed at another account
 //   POST   /admin/v1/tenants/:slug/disable   its API answers 403, the workers skip it
 //   POST   /admin/v1/tenants/:slug/enable
 //   DELETE /admin/v1/tenants/:slug           a disabled tenant and all its rows
@@ -11,6 +12,7 @@ import { bodyLimit } from "hono/body-limit";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
 import { issuesToProblems } from "../problem.ts";
+import { choiceList } from "../target-account.ts";
 import { TENANT_SECTIONS } from "../tenants/config.ts";
 import { TenantError, type TenantErrorCode } from "../tenants/errors.ts";
 import type { Tenant, TenantStore } from "../tenants/store.ts";
@@ -36,6 +38,7 @@ const STATUS: Record<TenantErrorCode, ContentfulStatusCode> = {
   duplicate_slug: 409,
   not_found: 404,
   still_active: 409,
+  account_changed: 409,
 };
 
 /** A tenant as the admin API shows it: no configuration (it holds the targets' secrets) and no token hashes. */
@@ -136,7 +139,16 @@ export function adminRoutes(admin: AdminContext): Hono {
     const got = await jsonBody(c, 'the configuration ({"targets": [...]})');
     if ("refused" in got) return got.refused;
     try {
-      const changed = await admin.tenants.setConfig(c.req.param("slug"), got.body, {});
+      // ?forget_links=books,ledger / ?keep_links=…: a target pointed at another account (agent/target-account.ts).
+      const changed = await admin.tenants.setConfig(
+        c.req.param("slug"),
+        got.body,
+        {},
+        {
+          forget: choiceList(c.req.query("forget_links")),
+          keep: choiceList(c.req.query("keep_links")),
+        },
+      );
       return c.json({
         tenant: view(changed.tenant),
         warnings: changed.warnings,

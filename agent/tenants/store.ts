@@ -11,7 +11,8 @@ import { tenants } from "../db/pg/schema.ts";
 import { TENANT_SETTING } from "../db/pg/tenancy.ts";
 import { takeIntakeTurn } from "../intake-store.ts";
 import { webhookTokenSetting } from "../pulls/settings.ts";
-import { checkSlug, targetsOf, validateTenantConfig } from "./config.ts";
+import { type AccountChoices, accountProblems, reconcileAccounts } from "../target-account.ts";
+import { checkSlug, loadTenantConfig, targetsOf, validateTenantConfig } from "./config.ts";
 import { TenantError } from "./errors.ts";
 import { TENANT_TABLES } from "./tables.ts";
 import { newToken, sameHash, tokenHash } from "./tokens.ts";
@@ -146,12 +147,20 @@ export class TenantStore {
    * Replaces a tenant's configuration, validated as `add` validates it (nothing is stored when it is not valid); every
    * worker starts the tenant afresh with it (announced at commit). ${NAME} is read from `env` ({} from the admin API).
    * Deliveries already queued for a target it no longer has (removed or disabled) stay as they are: the warnings
-   * count them, GET /api/v1/status shows them, and they go out if the target comes back under the same name.
+   * count them, GET /api/v1/status shows them, and they go out if the target comes back under the same name. A target
+   * that keeps its name but points at another account while kontobro holds ids of records in the old one is refused
+   * unless `accounts` says to forget or keep them (agent/target-account.ts).
    */
-  async setConfig(slug: string, raw: unknown, env: Record<string, string | undefined>): Promise<{ tenant: Tenant; warnings: string[] }> {
+  async setConfig(
+    slug: string,
+    raw: unknown,
+    env: Record<string, string | undefined>,
+    accounts: AccountChoices = {},
+  ): Promise<{ tenant: Tenant; warnings: string[] }> {
     const found = await this.get(slug);
     if (!found) throw notFound(slug);
     const { config, targets, warnings } = validateTenantConfig(raw, env);
+    const previous = previousTargets(found.config);
     const sending = new Set(targets.filter((t) => t.enabled).map((t) => t.name));
     return postgresRunner(this.client, found.id).transaction(async (tx) => {
       // The tenant's intake turn first: an intake group committed before is counted below; one after finds the new
@@ -159,6 +168,22 @@ export class TenantStore {
       await takeIntakeTurn(tx);
       const row = await tx.get<{ updatedAt: number }>("SELECT updated_at AS updatedAt FROM tenants WHERE id = ?1 FOR UPDATE", found.id);
       if (!row) throw notFound(slug);
+      // A target pointed at another account: refused (nothing stored), or its ids forgotten or kept as asked.
+      const checked = await reconcileAccounts(tx, targets, accounts, previous);
+      if (checked.refused.length > 0 || checked.unknownChoices.length > 0)
+        throw new TenantError(
+          "account_changed",
+          `the configuration points ${checked.refused.length > 0 ? "a target at another account" : "at targets that are not there"}; nothing was changed`,
+          "Rename the target, or say for each target named whether kontobro forgets or keeps its ids of records in the old account.",
+          [
+            ...accountProblems(checked.refused, {
+              forget: (t) => `pass --forget-links ${t} (kontobro tenant set) or ?forget_links=${t} (PUT /admin/v1/tenants/${slug}/config)`,
+              keep: (t) => `pass --keep-links ${t} (or ?keep_links=${t})`,
+            }),
+            ...checked.unknownChoices.map((n) => `forget/keep links: the configuration has no target named "${n}"`),
+          ],
+        );
+      warnings.push(...checked.warnings);
       // Always a newer version, even within the same millisecond: the workers compare it to restart the tenant.
       const at = Math.max(this.now(), row.updatedAt + 1);
       await tx.run("UPDATE tenants SET config = ?1, updated_at = ?2 WHERE id = ?3", JSON.stringify(config), at, found.id);
@@ -218,6 +243,15 @@ export class TenantStore {
       .where(eq(tenants.apiTokenHash, hash));
     if (!row || !sameHash(row.hash, hash)) return null;
     return { id: row.id, slug: row.slug, state: row.state, updatedAt: row.updatedAt };
+  }
+}
+
+/** The targets of a tenant's stored configuration, parsed as the change's are; none when it no longer validates. */
+function previousTargets(config: Record<string, unknown>) {
+  try {
+    return loadTenantConfig(config).targets;
+  } catch {
+    return [];
   }
 }
 

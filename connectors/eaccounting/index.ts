@@ -44,6 +44,8 @@ export const eaccountingOAuth: OAuthFlow<EaccountingConfig> = {
 export const eaccounting: ConnectorFactory<EaccountingConfig> = {
   kind: "eaccounting",
   title: "Visma eAccounting",
+  // The company is the one whoever signs in (kontobro connect) picks: not in the settings; the API host is.
+  accountKeys: ["api_url"],
   configSchema: EaccountingConfig,
   create: (name, config, deps) => new EaccountingConnector(name, config, deps),
   masterEntities: ["customer", "product"],

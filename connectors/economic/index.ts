@@ -12,6 +12,8 @@ const DEMO = { appSecretToken: "demo-app-secret", agreementGrantToken: "demo-agr
 export const economic: ConnectorFactory<EconomicConfig> = {
   kind: "economic",
   title: "Visma e-conomic",
+  // The agreement is the customer's grant token's (another grant token: most likely another agreement).
+  accountKeys: ["rest_url", "agreement_grant_token"],
   configSchema: EconomicConfig,
   create: (name, config, deps) => new EconomicConnector(name, config, deps),
   // Moment's e-conomic integration: expenses once a day, payment status daily at 23:00 CET.

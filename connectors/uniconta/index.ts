@@ -12,6 +12,7 @@ const DEMO = { companyId: 12114, user: "kontobro", password: "demo-password" } a
 export const uniconta: ConnectorFactory<UnicontaConfig> = {
   kind: "uniconta",
   title: "Uniconta",
+  accountKeys: ["api_url", "company_id"],
   configSchema: UnicontaConfig,
   create: (name, config, deps) => new UnicontaConnector(name, config, deps),
   // Moment's Uniconta integration: expenses several times a day, payments daily at 21:00 CET (KB-UC, KB-UC-PAY).

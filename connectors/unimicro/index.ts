@@ -10,6 +10,7 @@ const DEMO = { clientId: "kontobro-demo", companyKey: "910c715b-0000-4000-8000-0
 export const unimicroFactory: ConnectorFactory<UniMicroConfig> = {
   kind: "unimicro",
   title: "Uni Micro (Uni Economy, DnB Regnskap, SpareBank 1 Regnskap)",
+  accountKeys: ["platform", "base_url", "company_key"],
   configSchema: UniMicroConfig,
   create: (name, config, deps) => new UniMicroConnector(name, settingsFrom(config), deps),
   // The same names as the other connectors for the same ideas.

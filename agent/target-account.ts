@@ -1,0 +1,145 @@
+// Which account a target's records go to, and what happens when a configuration keeps a target's name but points it
+// at another one (review finding 7). kontobro holds remote ids per target: links (the id each record got there, so a
+// change goes as an update), master data (customers and products matched there) and the pull cursors (a position in
+// that account's feeds). Pointed at another account, the same name would send updates to ids that do not exist there,
+// or worse exist as other records. The rule, the same for kontobro.toml (the SQLite agent at its start) and a hosted
+// tenant (`kontobro tenant set`, PUT /admin/v1/tenants/:slug/config):
+//   - The account is the target's kind and its connector's accountKeys (connectors/contract.ts), kept per target in
+//     the settings row `target_account:<name>` as a hash per key (some are secrets), written the first time the target
+//     is seen (a hosted tenant's first change compares with its previous configuration instead).
+//   - Another account while kontobro holds none of those ids for the target: recorded, nothing else.
+//   - Another account while it holds some: refused, naming the target, what changed and how many ids are held, with
+//     the two ways on: rename the target (a new name starts with no ids), or say which it is. `forget`: the target's
+//     links, master data and cursors are dropped in the same transaction as the change, so its records are created
+//     anew in the new account; `keep`: it is the same account after all (a new token for the same agreement), the ids
+//     stay. Both are recorded and said in a warning.
+// Deliveries queued for the target stay queued and go to the account it now points at. Pure apart from the SQL,
+// written once for both engines on the tenant's runner.
+import { createHash } from "node:crypto";
+import { connectorKinds } from "../connectors/registry.ts";
+import type { SqlRunner } from "./db/pg/runner.ts";
+
+/** A target as configured: enough to know its account. */
+export interface AccountTarget {
+  name: string;
+  kind: string;
+  settings: Record<string, unknown> | undefined;
+}
+
+/** The target's account: its kind and a hash of each of its connector's accountKeys. Pure. */
+export type Account = Record<string, string>;
+
+/** Per target named: forget its ids, or keep them (the same account after all). */
+export interface AccountChoices {
+  forget?: string[];
+  keep?: string[];
+}
+
+/** A change refused: another account while kontobro holds ids of the old one. */
+export interface AccountChange {
+  target: string;
+  /** "kind", or the keys whose values changed. */
+  changed: string[];
+  /** Links, master records and cursors kontobro holds for it. */
+  held: number;
+}
+
+const hash = (v: unknown) =>
+  createHash("sha256")
+    .update(JSON.stringify(v ?? null))
+    .digest("hex")
+    .slice(0, 16);
+
+export function accountOf(t: AccountTarget): Account {
+  const keys = connectorKinds[t.kind]?.accountKeys ?? [];
+  return { kind: t.kind, ...Object.fromEntries(keys.map((k) => [k, hash(t.settings?.[k])])) };
+}
+
+/** What differs between two accounts of a target: "kind", else the keys whose hashes differ. Pure. */
+export function accountDiff(before: Account, now: Account): string[] {
+  if (before.kind !== now.kind) return ["kind"];
+  return [...new Set([...Object.keys(before), ...Object.keys(now)])].filter((k) => k !== "kind" && before[k] !== now[k]);
+}
+
+const SETTING = (target: string) => `target_account:${target}`;
+const READ = `SELECT value FROM settings WHERE name = ?1`;
+const WRITE = `INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value`;
+/** The ids of the target's account kontobro holds, by table. */
+const HELD_IN = ["links", "master_records", "cursors"] as const;
+
+/** One line per refused change, for a ConfigError or a TenantError. Pure. */
+export function accountProblems(
+  refused: AccountChange[],
+  how: { forget: (target: string) => string; keep: (target: string) => string },
+): string[] {
+  return refused.map(
+    (r) =>
+      `targets.${r.target}: points at another account than before (${r.changed.join(", ")} changed), and kontobro holds ${r.held} id(s) of records in the old one (links, master data, pull cursors), to which updates would go. Give the target a new name to start afresh in the new account; or ${how.forget(r.target)} to forget those ids with this change (its records are then created anew there); or, if it is the same account after all (a new token), ${how.keep(r.target)}`,
+  );
+}
+
+/**
+ * Compares each target's account with the one recorded (else `previous`, a hosted tenant's configuration before the
+ * change) in `tx`, the change's transaction. Returns the changes refused (nothing written then: the caller refuses the
+ * whole configuration) or, when none is, records every target's account, applies the choices and returns warnings.
+ */
+export async function reconcileAccounts(
+  tx: SqlRunner,
+  targets: AccountTarget[],
+  choices: AccountChoices = {},
+  previous: AccountTarget[] = [],
+): Promise<{ refused: AccountChange[]; unknownChoices: string[]; warnings: string[] }> {
+  const forget = new Set(choices.forget ?? []);
+  const keep = new Set(choices.keep ?? []);
+  const unknownChoices = [...forget, ...keep].filter((n) => !targets.some((t) => t.name === n));
+  const refused: AccountChange[] = [];
+  const plan: { target: AccountTarget; account: Account; forget: boolean; warning?: string }[] = [];
+  for (const t of targets) {
+    const account = accountOf(t);
+    const row = await tx.get<{ value: string }>(READ, SETTING(t.name));
+    const earlier = previous.find((p) => p.name === t.name);
+    const before = row ? (JSON.parse(row.value) as Account) : earlier ? accountOf(earlier) : null;
+    const changed = before ? accountDiff(before, account) : [];
+    if (changed.length === 0) {
+      if (!row || row.value !== JSON.stringify(account)) plan.push({ target: t, account, forget: false });
+      continue;
+    }
+    let held = 0;
+    for (const table of HELD_IN) held += (await tx.get<{ n: number }>(`SELECT count(*) AS n FROM ${table} WHERE target = ?1`, t.name))!.n;
+    if (held === 0) plan.push({ target: t, account, forget: false });
+    else if (forget.has(t.name))
+      plan.push({
+        target: t,
+        account,
+        forget: true,
+        warning: `target ${t.name} points at another account (${changed.join(", ")} changed): its ${held} id(s) of records in the old one were forgotten; its records are created anew in the new account as they are sent`,
+      });
+    else if (keep.has(t.name))
+      plan.push({
+        target: t,
+        account,
+        forget: false,
+        warning: `target ${t.name}: ${changed.join(", ")} changed and was taken for the same account (kept): its ${held} id(s) of records there stay`,
+      });
+    else refused.push({ target: t.name, changed, held });
+  }
+  if (refused.length > 0 || unknownChoices.length > 0) return { refused, unknownChoices, warnings: [] };
+  // A target the change drops keeps its account recorded: back under its name later, it is compared with that.
+  for (const p of previous)
+    if (!targets.some((t) => t.name === p.name) && !(await tx.get(READ, SETTING(p.name))))
+      plan.push({ target: p, account: accountOf(p), forget: false });
+  const warnings: string[] = [];
+  for (const p of plan) {
+    if (p.forget) for (const table of HELD_IN) await tx.run(`DELETE FROM ${table} WHERE target = ?1`, p.target.name);
+    await tx.run(WRITE, SETTING(p.target.name), JSON.stringify(p.account));
+    if (p.warning) warnings.push(p.warning);
+  }
+  return { refused, unknownChoices, warnings };
+}
+
+/** Names given as --forget-links/--keep-links (comma-separated). Pure. */
+export const choiceList = (value: string | undefined): string[] =>
+  (value ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
