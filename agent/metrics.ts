@@ -127,7 +127,7 @@ export class Metrics {
 
   /**
    * A hosted worker's own /metrics: what this process counted since its start, summed over every tenant it runs (no
-   * tenant's target names: two tenants may both call theirs "economic"), and the process metrics. Each tenant's figures
+   * tenant's target names: two tenants may give theirs the same name), and the process metrics. Each tenant's figures
    * are at /t/<slug>/metrics, read from the database (agent/tenant-metrics.ts).
    */
   renderWorker(gauges: Gauge[] = []): string {

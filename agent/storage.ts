@@ -85,7 +85,7 @@ export function refuseUntilOnPostgres(config: StorageConfig, what: string): void
   throw new StorageError(
     `[storage] url names PostgreSQL (${displayUrl(choice.url)}), but ${what} works on the SQLite file only. ` +
       `Not yet on PostgreSQL: ${NOT_YET_ON_POSTGRES.join("; ")} (issue 17, in progress). Nothing was started.`,
-    "`kontobro run` serves a hosted installation's tenants on PostgreSQL; for this, leave [storage] url out of kontobro.toml " +
-      `to use the SQLite file in ${config.agent.data_dir}.`,
+    "`kontobro run` serves a hosted installation's tenants on PostgreSQL (`kontobro tenant status SLUG` shows a tenant as " +
+      `\`kontobro status\` shows the SQLite file); for this, leave [storage] url out of kontobro.toml to use the SQLite file in ${config.agent.data_dir}.`,
   );
 }
