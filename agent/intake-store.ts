@@ -5,7 +5,7 @@
 // most of intake's time). Runs on the thread that holds the connection: the agent's intake worker
 // (agent/intake-worker.ts) or an in-process IntakeWriter.
 import { multiRowSql } from "./db/multi-row.ts";
-import type { SqlRunner } from "./db/pg/runner.ts";
+import { type SqlRunner, together } from "./db/pg/runner.ts";
 import { exportStatusOnStore } from "./exports/status.ts";
 import type { RejectedEvent, StoredResult, ValidEvent } from "./intake.ts";
 import { decodedBase64Length, EVENT_TYPES, type Entity, type EventType, type InvoiceLike } from "./model.ts";
@@ -113,16 +113,23 @@ export class IntakeStore {
    * Stores each request of the group in one IMMEDIATE transaction (one fsync for them all), in order, each
    * seeing what the earlier ones stored. The whole group is read and written with a few statements: the
    * decisions are made per request in memory. Throws, with nothing stored, if the transaction fails.
-   * `requests` may be a function: called once the transaction holds the intake turn (and the guard passed), it
-   * says what the group is, so requests that arrived while another writer held the turn can join it.
+   * `requests` may be a function: called once the transaction holds the intake turn, it says what the group is, so
+   * requests that arrived while another writer held the turn can join it.
    */
   storeGroup(requests: PreparedEvent[][] | (() => PreparedEvent[][])): Promise<RequestOutcome[]> {
     return this.outbox.runner.transaction(async (tx) => {
       await takeIntakeTurn(tx);
-      await this.guard?.(tx);
       if (typeof requests === "function") requests = requests();
       const all = requests.flat();
-      const d = new Decisions(await this.storedEvents(tx, all), await this.storedRecords(tx, all), await this.invoiceOwners(tx, all));
+      // The guard and the reads are sent together: on PostgreSQL one round trip on the transaction's connection (it
+      // runs them in order, each after the turn was taken), where each was one while the tenant's turn is held.
+      const [, events, records, owners] = await together([
+        this.guard?.(tx) ?? Promise.resolve(),
+        this.storedEvents(tx, all),
+        this.storedRecords(tx, all),
+        this.invoiceOwners(tx, all),
+      ] as const);
+      const d = new Decisions(events, records, owners);
       const outcomes = requests.map((events) => decide(events, d));
       await this.write(tx, d, this.now());
       return outcomes;
@@ -138,13 +145,14 @@ export class IntakeStore {
     )) as { seq: number; id: string }[];
     for (const r of inserted) seqs.set(r.id, r.seq);
     const recordRows: unknown[][] = [];
+    const writes: Promise<unknown>[] = [];
     for (const [rk, i] of d.latest) {
       const { e } = d.rows[i]!;
       const r = d.records.get(rk)!;
       recordRows.push([e.entity, e.key, e.doc?.recordPayload ?? e.payload, r.version, seqs.get(e.id)!, e.occurredAt, now, r.psaId]);
-      await exportStatusOnStore(tx, e.entity, e.key, now);
+      writes.push(exportStatusOnStore(tx, e.entity, e.key, now));
     }
-    await upsertRecords(tx, recordRows);
+    writes.push(upsertRecords(tx, recordRows));
     const deliveries: NewDeliveries[] = [];
     d.rows.forEach(({ e, stale }, i) => {
       if (stale) return;
@@ -159,7 +167,10 @@ export class IntakeStore {
         occurredAt: e.occurredAt,
       });
     });
-    await this.outbox.enqueue(tx, deliveries);
+    // Sent with the records' writes (one round trip on PostgreSQL while the tenant's turn is held): none of them
+    // needs another's result.
+    writes.push(this.outbox.enqueue(tx, deliveries));
+    await together(writes);
   }
 
   /** The stored events with the group's ids (a repeat is a duplicate or a reused id). */
@@ -179,8 +190,11 @@ export class IntakeStore {
       else keysByEntity.set(e.entity, [e.key]);
     }
     const records = new Map<string, RecordState>();
-    for (const [entity, keys] of keysByEntity) {
-      for (const r of await tx.all<any>(SQL.recordsByKey, entity, JSON.stringify(keys))) {
+    const read = [...keysByEntity].map(
+      async ([entity, keys]) => [entity, await tx.all<any>(SQL.recordsByKey, entity, JSON.stringify(keys))] as const,
+    );
+    for (const [entity, rows] of await together(read)) {
+      for (const r of rows) {
         const doc = r.payload ? (JSON.parse(r.payload) as { kind?: string; psaId?: string }) : undefined;
         records.set(recordKey(entity, r.key), {
           version: r.version,

@@ -3,7 +3,7 @@
 // once and runs through a SqlRunner (agent/db/pg/runner.ts): the agent's SQLite file, or PostgreSQL.
 import { leaseHeldBy } from "./db/lease-owner.ts";
 import { multiRowSql } from "./db/multi-row.ts";
-import type { SqlRunner } from "./db/pg/runner.ts";
+import { type SqlRunner, together } from "./db/pg/runner.ts";
 import { addDeliveryStats, tallyOutcomes } from "./delivery-stats.ts";
 import { lockTargets } from "./target-state.ts";
 import { dependenciesOf, type Entity } from "./model.ts";
@@ -239,13 +239,16 @@ export class Outbox {
   async enqueue(tx: SqlRunner, events: NewDeliveries[]): Promise<void> {
     if (events.length === 0) return;
     const now = this.now();
-    await lockTargets(
-      tx,
-      events.flatMap((e) => e.targets),
-      now,
-    );
-    // After a restore, records the restored database may have forgotten pushing are looked up first.
-    const lost = await this.mayHaveBeenPushed(tx, events, now);
+    // After a restore, records the restored database may have forgotten pushing are looked up first. The restore's
+    // doubt is read with the targets' locks (one round trip on PostgreSQL).
+    const [, lost] = await together([
+      lockTargets(
+        tx,
+        events.flatMap((e) => e.targets),
+        now,
+      ),
+      this.mayHaveBeenPushed(tx, events, now),
+    ] as const);
     // Coalesce: an older delivery of the same record that has not started is replaced by this one.
     // If that one may already have reached the target, so may "this record" now: the flag carries over.
     const carried = new Map<string, boolean>();
@@ -261,10 +264,13 @@ export class Outbox {
         rows.push([e.eventSeq, target, e.entity, e.key, e.superseded ? "superseded" : "pending", now, now, now, uncertain ? 1 : 0]);
       }
     }
-    await insertDeliveries(tx, rows);
     // Deliveries refused because of these records (an invoice whose customer's name was too long, or that
-    // waited for it too long) are tried again now that the PSA has sent them.
-    await tx.run(SQL.retryCausedBy, JSON.stringify([...new Set(events.map((e) => recordRef(e.entity, e.key)))]), now);
+    // waited for it too long) are tried again now that the PSA has sent them. Sent with the insert: neither needs
+    // the other's result, and the retried are needs_action, which the inserted are not.
+    await together([
+      insertDeliveries(tx, rows),
+      tx.run(SQL.retryCausedBy, JSON.stringify([...new Set(events.map((e) => recordRef(e.entity, e.key)))]), now),
+    ]);
   }
 
   /**

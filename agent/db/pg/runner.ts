@@ -42,6 +42,19 @@ export interface SqliteRunner extends SqlRunner {
 
 type Params = unknown[];
 
+/**
+ * Statements of one transaction that do not need each other's results, sent together: on PostgreSQL they are
+ * pipelined on the transaction's connection (one round trip; the server runs them in the order they were started),
+ * on SQLite they run in that order as always. Waits for all of them, so that none is still running when the
+ * transaction ends (a statement after it would run outside it), then throws the first failure, if any.
+ */
+export async function together<T extends readonly unknown[]>(work: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const settled = await Promise.allSettled(work);
+  const failed = settled.find((s) => s.status === "rejected");
+  if (failed) throw failed.reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<unknown>).value) as unknown as T;
+}
+
 /** Statements kept per connection; far more than the texts the agent has, so only built texts ever leave. */
 const MAX_STATEMENTS = 1000;
 
