@@ -69,7 +69,9 @@ describe("kontobro.toml: the SQLite agent at its start", () => {
     const links = () => {
       const db = new Database(join(dir, "kontobro.db"), { readonly: true });
       try {
-        return (db.query("SELECT target, count(*) AS n FROM links GROUP BY target ORDER BY target").all() as { target: string; n: number }[])
+        return (
+          db.query("SELECT target, count(*) AS n FROM links GROUP BY target ORDER BY target").all() as { target: string; n: number }[]
+        )
           .map((r) => `${r.target}:${r.n}`)
           .join(" ");
       } finally {
@@ -123,6 +125,50 @@ describe("kontobro.toml: the SQLite agent at its start", () => {
     agent = await start(books({ agreement_grant_token: "another-agreement-grant", customer_group: 2 }));
     await agent.stop();
   }, 90_000);
+});
+
+describe("kontobro demo on the data directory of an earlier run", () => {
+  test("starts: each run's sandbox is a new one (another port), and the ids of the last one's records are forgotten", async () => {
+    const data = tempDir("kontobro-account-demo-");
+    const demo = async () => {
+      const proc = Bun.spawn(
+        [process.execPath, join(import.meta.dir, "../agent/main.ts"), "demo", "--port", "0", "--data", data, "--interval", "1"],
+        {
+          cwd: tempDir("kontobro-account-demo-cwd-"),
+          stdout: "pipe",
+          stderr: "pipe",
+        },
+      );
+      cleanups.push(() => proc.kill("SIGKILL"));
+      let out = "";
+      void (async () => {
+        for await (const chunk of proc.stdout) out += new TextDecoder().decode(chunk);
+      })();
+      const up = await Promise.race([
+        waitFor("the demo's banner", () => /Status page\s+http:/.test(out), 60_000),
+        proc.exited.then(async (code) => {
+          throw new Error(`the demo ended (${code}): ${await new Response(proc.stderr).text()}`);
+        }),
+      ]);
+      return { up, proc };
+    };
+    const linked = () => {
+      const db = new Database(join(data, "kontobro.db"), { readonly: true });
+      try {
+        return (db.query("SELECT count(*) AS n FROM links").get() as { n: number }).n;
+      } finally {
+        db.close();
+      }
+    };
+    let run = await demo();
+    await waitFor("the demo's records booked", () => linked() > 0, 60_000);
+    run.proc.kill("SIGTERM");
+    await run.proc.exited;
+    run = await demo();
+    expect(run.up).toBe(true);
+    run.proc.kill("SIGTERM");
+    await run.proc.exited;
+  }, 180_000);
 });
 
 const unavailable = pgUnavailable();
@@ -180,7 +226,9 @@ describe.skipIf(!!unavailable)("a hosted tenant: PUT /admin/v1/tenants/:slug/con
     expect(refused.body.problems[0]).toContain("--forget-links books (kontobro tenant set) or ?forget_links=books");
     expect((await storedToken())[0]!.agreement_grant_token).toBe("demo-agreement-grant");
     expect(await linked()).toBe(2);
-    expect((await put(other, "?forget_links=bookz")).body.problems).toContain('forget/keep links: the configuration has no target named "bookz"');
+    expect((await put(other, "?forget_links=bookz")).body.problems).toContain(
+      'forget/keep links: the configuration has no target named "bookz"',
+    );
 
     // The same account after all: kept, and said so.
     const sameAccount = { targets: [books({ agreement_grant_token: "new-token-same-agreement" })] };
