@@ -134,6 +134,8 @@ const BUILT_AT_RUN_TIME = [
   "agent/exports/store.ts: marks",
   "agent/notify/alerts.ts: where",
   'agent/queries.ts: where.length ? `WHERE ${where.join(" AND ")}` : ""',
+  // The latency columns' sums (run on PostgreSQL by test/hosted-progress-metrics.test.ts).
+  'agent/tenant-metrics.ts: LATENCY_BUCKETS.map((b) => `sum(${b.column}) AS ${b.column}`).join(", ")',
   "agent/tenants/store.ts: table",
   // A bound parameter of drizzle's sql tag (the setting's name), not text built into the statement.
   "agent/tenants/store.ts: webhookTokenSetting(target)",
