@@ -2,7 +2,7 @@
 // worker's runner is seen by another's with its progress, written at most once a second, then how it ended; finished
 // work goes from the listing after SHOW_FINISHED_MS and from the table at the next work's start; work whose worker is
 // gone shows as cut off. On PostgreSQL the reports land while a transaction of the same runner stays open (an
-// export's), each in a statement of its own.
+// export's), each in a statement of its own, and another tenant lists none of them.
 import { describe, expect, test } from "bun:test";
 import { SHOW_FINISHED_MS } from "../agent/progress.ts";
 import { liveWorkerIds, shownEntry, sqlWorkBoard } from "../agent/running-work-sql.ts";
@@ -79,7 +79,7 @@ describe.each(engines)("on %s", (engine) => {
   });
 
   test.if(engine === "postgres")(
-    "reports land while the runner's own transaction is open (an export's), and a dead worker's work shows cut off",
+    "reports land while the runner's own transaction is open (an export's), another tenant sees none, a dead worker's work shows cut off",
     async () => {
       const storage = await open(engine);
       const other = await storage.worker();
@@ -98,6 +98,11 @@ describe.each(engines)("on %s", (engine) => {
         // The export's own write is not seen yet: the report was not written in its transaction.
         expect(await other.get(`SELECT value FROM settings WHERE name = 'held'`)).toBeNull();
       });
+      // Another tenant of the same database lists none of it (row-level security on running_work).
+      const elsewhere = await open(engine);
+      expect(await sqlWorkBoard(elsewhere.storage, { worker: null, liveWorkers: liveWorkerIds }).list(now)).toEqual([]);
+      expect(await rows(elsewhere.storage)).toBe(0);
+      expect(await rows(other)).toBe(1);
       await storage.declareDead(storage.storage);
       const cut = (await reader.list(now)).at(-1)!;
       expect(cut).toMatchObject({ outcome: "failed", message: "cut off: the worker running it stopped before it finished" });
