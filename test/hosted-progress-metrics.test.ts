@@ -239,7 +239,9 @@ describe.skipIf(!!unavailable)("a hosted tenant's In progress and metrics, two w
       // What it waits for is shown, though it reports nothing more while it waits.
       await waitFor("the export on B's page", async () => {
         const p = await get(b, "/t/acme/ui/progress", bearer(acme.token));
-        return /data-state="running">/.test(p.text) && /SIE 4 export<\/strong> <span[^>]*>0 invoices, waiting for the database/.test(p.text);
+        return (
+          /data-state="running">/.test(p.text) && /SIE 4 export<\/strong> <span[^>]*>0 invoices, waiting for the database/.test(p.text)
+        );
       });
     } finally {
       release();
