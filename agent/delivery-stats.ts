@@ -38,6 +38,8 @@ export interface HourStats {
   retried: number;
   needsAction: number;
   latency: number[];
+  /** The latencies counted in `latency`, added up (ms). */
+  latencySumMs: number;
 }
 
 export const hourOf = (ms: number) => Math.floor(ms / HOUR_MS) * HOUR_MS;
@@ -52,6 +54,7 @@ export const emptyHour = (target: string, hour: number): HourStats => ({
   retried: 0,
   needsAction: 0,
   latency: LATENCY_BUCKETS.map(() => 0),
+  latencySumMs: 0,
 });
 
 /**
@@ -70,21 +73,24 @@ export function tallyOutcomes(results: Completed[], now: number): HourStats[] {
     if (outcome.kind === "done") {
       const s = of(delivery.target);
       s.delivered += 1;
-      if (latencyMs !== undefined) s.latency[latencyBucket(Math.max(0, latencyMs))]! += 1;
+      if (latencyMs !== undefined) {
+        s.latency[latencyBucket(Math.max(0, latencyMs))]! += 1;
+        s.latencySumMs += Math.max(0, Math.round(latencyMs));
+      }
     } else if (outcome.kind === "retry" && outcome.problem.code !== TARGET_PAUSED) of(delivery.target).retried += 1;
     else if (outcome.kind === "needs_action") of(delivery.target).needsAction += 1;
   }
   return [...byTarget.values()];
 }
 
-const COUNT_COLUMNS = ["delivered", "retried", "needs_action", ...LATENCY_BUCKETS.map((b) => b.column)];
+const COUNT_COLUMNS = ["delivered", "retried", "needs_action", ...LATENCY_BUCKETS.map((b) => b.column), "delivered_latency_ms"];
 
 const UPSERT = `INSERT INTO delivery_stats (target, hour, ${COUNT_COLUMNS.join(", ")}) VALUES (?, ?, ${COUNT_COLUMNS.map(() => "?").join(", ")})
   ON CONFLICT (target, hour) DO UPDATE SET ${COUNT_COLUMNS.map((c) => `${c} = delivery_stats.${c} + excluded.${c}`).join(", ")}`;
 
 /** Adds tallies to their hours' rows: one statement per target and hour, through the outcome transaction's `tx`. */
 export async function addDeliveryStats(tx: SqlRunner, rows: HourStats[]): Promise<void> {
-  for (const r of rows) await tx.run(UPSERT, r.target, r.hour, r.delivered, r.retried, r.needsAction, ...r.latency);
+  for (const r of rows) await tx.run(UPSERT, r.target, r.hour, r.delivered, r.retried, r.needsAction, ...r.latency, r.latencySumMs);
 }
 
 /** One target's hours from `fromHour` on, oldest first. */
@@ -101,6 +107,7 @@ export async function readDeliveryStats(runner: SqlRunner, target: string, fromH
     retried: r.retried!,
     needsAction: r.needs_action!,
     latency: LATENCY_BUCKETS.map((b) => r[b.column]!),
+    latencySumMs: r.delivered_latency_ms!,
   }));
 }
 

@@ -12,7 +12,7 @@ import { TargetStateStore } from "./target-state.ts";
 
 /** Every hour a target's pushes came to, summed (delivery_stats keeps a row per target and hour). */
 const STATS_TOTALS = `SELECT target, sum(delivered) AS delivered, sum(retried) AS retried, sum(needs_action) AS needs_action,
-  ${LATENCY_BUCKETS.map((b) => `sum(${b.column}) AS ${b.column}`).join(", ")}
+  ${LATENCY_BUCKETS.map((b) => `sum(${b.column}) AS ${b.column}`).join(", ")}, sum(delivered_latency_ms) AS delivered_latency_ms
   FROM delivery_stats GROUP BY target ORDER BY target`;
 
 type Totals = Record<string, number> & { target: string };
@@ -32,7 +32,8 @@ const labelText = (labels: Record<string, string> | undefined) =>
 /**
  * The delivery_stats sums as Prometheus families: pushes by outcome (done, retry, needs_action: the agent's
  * kontobro_pushes_total without wait and held, which the table does not count) and the latency from an event's
- * arrival to its delivery as a histogram (buckets of the table's columns, cumulated; no _sum: the table keeps none).
+ * arrival to its delivery as a histogram (buckets of the table's columns, cumulated; the sum from delivered_latency_ms,
+ * which hours written before that column came count as 0).
  * Counters: the table's rows only grow on PostgreSQL (its hours are not pruned there). Pure.
  */
 export function statsFamilies(totals: Totals[]): string[] {
@@ -51,6 +52,7 @@ export function statsFamilies(totals: Totals[]): string[] {
       latency.push(`kontobro_delivery_latency_seconds_bucket{target="${esc(t.target)}",le="${b.upToMs / 1000}"} ${cumulated}`);
     }
     latency.push(`kontobro_delivery_latency_seconds_bucket{target="${esc(t.target)}",le="+Inf"} ${cumulated}`);
+    latency.push(`kontobro_delivery_latency_seconds_sum{target="${esc(t.target)}"} ${num(t.delivered_latency_ms) / 1000}`);
     latency.push(`kontobro_delivery_latency_seconds_count{target="${esc(t.target)}"} ${cumulated}`);
   }
   return [

@@ -78,7 +78,7 @@ describe("delivery statistics", () => {
     ]);
     const [row, ...more] = await readDeliveryStats(sqliteRunner(db.$client), "eco", 0);
     expect(more).toEqual([]);
-    expect(row).toMatchObject({ target: "eco", hour: HOUR, delivered: 2, retried: 1, needsAction: 1 });
+    expect(row).toMatchObject({ target: "eco", hour: HOUR, delivered: 2, retried: 1, needsAction: 1, latencySumMs: 730 });
     expect(row!.latency[latencyBucket(30)]).toBe(1);
     expect(row!.latency[latencyBucket(700)]).toBe(1);
     expect(row!.latency.reduce((s, n) => s + n, 0)).toBe(2);

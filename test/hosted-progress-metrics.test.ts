@@ -302,6 +302,10 @@ describe.skipIf(!!unavailable)("a hosted tenant's In progress and metrics, two w
     ])
       expect(value(fromB, series)).toBe(value(fromA, series));
     expect(value(fromA, `kontobro_delivery_latency_seconds_bucket{target="${acme.target}",le="+Inf"}`)).toBe(value(fromA, done));
+    // Each delivery took some milliseconds from its event's arrival, and at most the time the test has run.
+    const sum = value(fromA, `kontobro_delivery_latency_seconds_sum{target="${acme.target}"}`);
+    expect(sum).toBeGreaterThan(0);
+    expect(sum / value(fromA, done)).toBeLessThan(120);
     expect(value(fromA, `kontobro_target_breaker_state{target="${acme.target}",state="closed"}`)).toBe(1);
     expect(value(fromA, `kontobro_pull_last_run_ok{target="${acme.target}",stream="expenses"}`)).toBe(1);
     expect(fromA).not.toContain("globex");

@@ -32,6 +32,8 @@ export const deliveryStats = sqliteTable(
     latencyLe5m: integer("latency_le_5m").notNull().default(0),
     latencyLe30m: integer("latency_le_30m").notNull().default(0),
     latencyOver30m: integer("latency_over_30m").notNull().default(0),
+    /** The delivered ones' latencies added up (ms): with `delivered`, their mean (the histogram's sum in /metrics). */
+    deliveredLatencyMs: integer("delivered_latency_ms").notNull().default(0),
   },
   (t) => [primaryKey({ columns: [t.target, t.hour] })],
 );

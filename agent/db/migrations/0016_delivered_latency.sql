@@ -1,0 +1,1 @@
+ALTER TABLE `delivery_stats` ADD `delivered_latency_ms` integer DEFAULT 0 NOT NULL;

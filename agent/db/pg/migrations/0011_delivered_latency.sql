@@ -1,0 +1,1 @@
+ALTER TABLE "delivery_stats" ADD COLUMN "delivered_latency_ms" bigint DEFAULT 0 NOT NULL;
