@@ -64,8 +64,14 @@ export function accountDiff(before: Account, now: Account): string[] {
 const SETTING = (target: string) => `target_account:${target}`;
 const READ = `SELECT value FROM settings WHERE name = ?1`;
 const WRITE = `INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value`;
-/** The ids of the target's account kontobro holds, by table. */
-const HELD_IN = ["links", "master_records", "cursors"] as const;
+/** The ids of the target's account kontobro holds: its links, master records and pull cursors. */
+const HELD = `SELECT (SELECT count(*) FROM links WHERE target = ?1) + (SELECT count(*) FROM master_records WHERE target = ?1)
+  + (SELECT count(*) FROM cursors WHERE target = ?1) AS n`;
+const FORGET = [
+  `DELETE FROM links WHERE target = ?1`,
+  `DELETE FROM master_records WHERE target = ?1`,
+  `DELETE FROM cursors WHERE target = ?1`,
+] as const;
 
 /** One line per refused change, for a ConfigError or a TenantError. Pure. */
 export function accountProblems(
@@ -104,8 +110,7 @@ export async function reconcileAccounts(
       if (!row || row.value !== JSON.stringify(account)) plan.push({ target: t, account, forget: false });
       continue;
     }
-    let held = 0;
-    for (const table of HELD_IN) held += (await tx.get<{ n: number }>(`SELECT count(*) AS n FROM ${table} WHERE target = ?1`, t.name))!.n;
+    const held = (await tx.get<{ n: number }>(HELD, t.name))!.n;
     if (held === 0) plan.push({ target: t, account, forget: false });
     else if (forget.has(t.name))
       plan.push({
@@ -130,7 +135,7 @@ export async function reconcileAccounts(
       plan.push({ target: p, account: accountOf(p), forget: false });
   const warnings: string[] = [];
   for (const p of plan) {
-    if (p.forget) for (const table of HELD_IN) await tx.run(`DELETE FROM ${table} WHERE target = ?1`, p.target.name);
+    if (p.forget) for (const statement of FORGET) await tx.run(statement, p.target.name);
     await tx.run(WRITE, SETTING(p.target.name), JSON.stringify(p.account));
     if (p.warning) warnings.push(p.warning);
   }
