@@ -302,9 +302,18 @@ export class Dispatcher {
     return this.options.concurrency + (this.options.ahead ?? this.options.concurrency);
   }
 
-  /** Starts leases of `ready` while push slots are free, unless a push's signal or stop holds them back. */
+  /**
+   * Starts leases of `ready` while push slots are free, unless a push's signal, a stop or the fence holds them back (the
+   * next round gives them back unsent).
+   */
   private startReady(): void {
-    while (!this.holdLaunches && !this.draining && this.inFlight.size < this.options.concurrency && this.ready.length > 0) {
+    while (
+      !this.holdLaunches &&
+      !this.draining &&
+      this.inFlight.size < this.options.concurrency &&
+      this.ready.length > 0 &&
+      this.whyNotSend() === null
+    ) {
       const { delivery, records } = this.ready.shift()!;
       this.launch(delivery, records);
     }

@@ -2,7 +2,7 @@
 // round leases up to concurrency + ahead, and a lease already durable starts the moment a push ends, without waiting
 // for the next round's transaction and fsync. Nothing is sent under one when it should not be: a push whose answer
 // may pause the target holds them back until a round has applied it, and a round whose gate is not "all" (a pause, the
-// breaker's probe) or a stop gives them back unsent (pending, neither uncertain nor counted as an attempt, no attempt
+// breaker's probe), a fenced worker or a stop gives them back unsent (pending, neither uncertain nor counted as an attempt, no attempt
 // row). Both engines: a real SQLite file and a tenant on a real PostgreSQL server; the real outbox and dispatcher.
 import { describe, expect, test } from "bun:test";
 import type { Connector } from "../connectors/contract.ts";
@@ -149,6 +149,37 @@ describe.each(engines)("leases taken ahead of the pushes, on %s", (engine) => {
       { key: "6", status: "pending", attempts: 0, uncertain: 0 },
     ]);
     expect(await attemptRows(storage.storage)).toEqual(["1 delivered", "2 delivered", "3 delivered", "4 delivered"]);
+  });
+
+  test("a worker fenced while leases wait ahead starts none of them; its next round gives them back unsent", async () => {
+    const storage = await open(engine);
+    const outbox = new Outbox(storage.storage, Date.now, 15 * 60_000, { leaseOwner: storage.workerOf(storage.storage) });
+    await enqueue(outbox, [1, 2, 3, 4, 5, 6]);
+    const t = heldTarget();
+    let fenced: string | null = null;
+    const d = testDispatcher(outbox, t.connector, { soleWorker: engine === "sqlite", fence: () => fenced });
+    d.start();
+    try {
+      await waitFor(
+        "four leased, two pushes under way",
+        async () => t.pushed.length === 2 && (await rows(storage.storage)).filter((r) => r.status === "in_flight").length === 4,
+      );
+      // Cut off (its heartbeat too old, say): the two pushes under way end; the leases ahead neither start nor fail.
+      fenced = "this worker's heartbeat is too old";
+      t.answer(1, 2);
+      await waitFor("3 and 4 given back", async () => (await rows(storage.storage)).slice(2, 4).every((r) => r.status === "pending"));
+    } finally {
+      t.answerAll();
+      await d.stop(1_000);
+    }
+    expect(t.pushed).toEqual([1, 2]);
+    expect((await rows(storage.storage)).slice(0, 4)).toEqual([
+      { key: "1", status: "done", attempts: 1, uncertain: 0 },
+      { key: "2", status: "done", attempts: 1, uncertain: 0 },
+      { key: "3", status: "pending", attempts: 0, uncertain: 0 },
+      { key: "4", status: "pending", attempts: 0, uncertain: 0 },
+    ]);
+    expect(await attemptRows(storage.storage)).toEqual(["1 delivered", "2 delivered"]);
   });
 
   test("a 429: no lease taken ahead is sent; the round that stores the pause gives them back unsent", async () => {
