@@ -13,6 +13,9 @@
 //     links, master data and cursors are dropped in the same transaction as the change, so its records are created
 //     anew in the new account; `keep`: it is the same account after all (a new token for the same agreement), the ids
 //     stay. Both are recorded and said in a warning.
+//   - Whenever it now points at another account (not kept), what was pulled from the old one no longer counts as
+//     seen: its inbox items are marked forgotten_at (kept, delivered if not yet) and its payment statuses dropped, so
+//     the new account's items, numbered afresh with the same remote ids, reach the PSA.
 // Deliveries queued for the target stay queued and go to the account it now points at. Pure apart from the SQL,
 // written once for both engines on the tenant's runner.
 import { createHash } from "node:crypto";
@@ -72,6 +75,14 @@ const FORGET = [
   `DELETE FROM master_records WHERE target = ?1`,
   `DELETE FROM cursors WHERE target = ?1`,
 ] as const;
+/**
+ * What was pulled from the old account, whenever the target now points at another one (its ids forgotten, or none
+ * held): its inbox items stay (those not delivered yet still go to the PSA) but no longer count as seen, since a new
+ * account numbers its entries and invoices afresh and its items would carry the same remote ids; and the payment
+ * statuses seen there go (a final one kept the invoice, booked anew in the new account, from being asked again).
+ */
+const PULLED_FROM_OLD = `UPDATE inbox SET forgotten_at = ?2 WHERE target = ?1 AND forgotten_at IS NULL`;
+const STATUS_FROM_OLD = `DELETE FROM pull_status WHERE target = ?1`;
 
 /** One line per refused change, for a ConfigError or a TenantError. Pure. */
 export function accountProblems(
@@ -99,7 +110,8 @@ export async function reconcileAccounts(
   const keep = new Set(choices.keep ?? []);
   const unknownChoices = [...forget, ...keep].filter((n) => !targets.some((t) => t.name === n));
   const refused: AccountChange[] = [];
-  const plan: { target: AccountTarget; account: Account; forget: boolean; warning?: string }[] = [];
+  /** `forget`: its ids go; `fresh`: it now points at another account than before (not taken for the same one). */
+  const plan: { target: AccountTarget; account: Account; forget: boolean; fresh?: boolean; warning?: string }[] = [];
   for (const t of targets) {
     const account = accountOf(t);
     const row = await tx.get<{ value: string }>(READ, SETTING(t.name));
@@ -111,12 +123,13 @@ export async function reconcileAccounts(
       continue;
     }
     const held = (await tx.get<{ n: number }>(HELD, t.name))!.n;
-    if (held === 0) plan.push({ target: t, account, forget: false });
+    if (held === 0) plan.push({ target: t, account, forget: false, fresh: true });
     else if (forget.has(t.name))
       plan.push({
         target: t,
         account,
         forget: true,
+        fresh: true,
         warning: `target ${t.name} points at another account (${changed.join(", ")} changed): its ${held} id(s) of records in the old one were forgotten; its records are created anew in the new account as they are sent`,
       });
     else if (keep.has(t.name))
@@ -134,8 +147,13 @@ export async function reconcileAccounts(
     if (!targets.some((t) => t.name === p.name) && !(await tx.get(READ, SETTING(p.name))))
       plan.push({ target: p, account: accountOf(p), forget: false });
   const warnings: string[] = [];
+  const now = Date.now();
   for (const p of plan) {
     if (p.forget) for (const statement of FORGET) await tx.run(statement, p.target.name);
+    if (p.fresh) {
+      await tx.run(PULLED_FROM_OLD, p.target.name, now);
+      await tx.run(STATUS_FROM_OLD, p.target.name);
+    }
     await tx.run(WRITE, SETTING(p.target.name), JSON.stringify(p.account));
     if (p.warning) warnings.push(p.warning);
   }

@@ -5,7 +5,7 @@ import { blob, index, integer, primaryKey, sqliteTable, text, uniqueIndex } from
 import { INBOX_STATES, RUN_STATUSES, RUN_TRIGGERS } from "../states.ts";
 
 /**
- * What was pulled for the PSA, once per (target, remote id). `seq` is the feed position: strictly
+ * What was pulled for the PSA, once per (target, remote id) of the target's account. `seq` is the feed position: strictly
  * increasing in commit order, and moved to the end when an item becomes deliverable later (its project
  * arrived), so a feed reader sees it again. State: new → delivered, or ignored_unknown_project.
  */
@@ -39,12 +39,19 @@ export const inbox = sqliteTable(
      * and a margin). Null when no request carries it; SQLite, one process, clears leftovers at start.
      */
     leaseUntil: integer("lease_until"),
+    /**
+     * When the target was pointed at another account and its ids forgotten (agent/target-account.ts): the item came
+     * from the old account. It stays (and is delivered if it was not yet), but no longer stands for what the target
+     * now holds: the new account's items with the same remote ids are new ones. Null: the target's current account.
+     */
+    forgottenAt: integer("forgotten_at"),
     createdAt: integer("created_at").notNull(),
     updatedAt: integer("updated_at").notNull(),
     deliveredAt: integer("delivered_at"),
   },
   (t) => [
-    uniqueIndex("inbox_remote").on(t.target, t.remoteId),
+    // Once per (target, remote id) of the target's current account.
+    uniqueIndex("inbox_remote").on(t.target, t.remoteId).where(sql`forgotten_at IS NULL`),
     uniqueIndex("inbox_seq").on(t.seq),
     index("inbox_state").on(t.state, t.seq),
     // What was pulled for one record (the status page's record page).

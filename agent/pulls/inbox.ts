@@ -117,7 +117,8 @@ const SQL = {
   // data directory, even of the whole folder, a new item lands after every position handed out before.
   nextSeq: `SELECT CASE WHEN coalesce(max(seq), 0) + 1 > ?1 THEN coalesce(max(seq), 0) + 1 ELSE ?1 END AS seq FROM inbox`,
   idTaken: `SELECT 1 AS taken FROM inbox WHERE id = ?1`,
-  byRemote: `SELECT id, state FROM inbox WHERE target = ?1 AND remote_id = ?2`,
+  // The target's current account only: an item of one it was pointed away from (forgotten_at) is another item.
+  byRemote: `SELECT id, state FROM inbox WHERE target = ?1 AND remote_id = ?2 AND forgotten_at IS NULL`,
   known: `SELECT 1 AS ok FROM records WHERE entity = ?1 AND key = ?2`,
   insert: `INSERT INTO inbox (seq, target, stream, remote_id, type, state, requires, payload, attachment_name, attachment_type, attachment, next_attempt_at, created_at, updated_at, id, record)
         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?12, ?13, ?14) ON CONFLICT DO NOTHING`,

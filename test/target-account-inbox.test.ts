@@ -1,0 +1,69 @@
+// A target pointed at another account with its ids forgotten (agent/target-account.ts, --forget-links /
+// ?forget_links): what was pulled from the old account must not stand for what the new one holds. A new account's
+// numbers start again (e-conomic's entries and booked invoices from 1), so its pull items carry the old one's remote
+// ids; taken as already seen they never reached the PSA. And an invoice whose payment status was final in the old
+// account is booked anew in the new one: its status there must be asked for again. Both engines (test/engines.ts).
+import { describe, expect, test } from "bun:test";
+import type { PullItem } from "../connectors/contract.ts";
+import { Inbox } from "../agent/pulls/inbox.ts";
+import { reconcileAccounts } from "../agent/target-account.ts";
+import { storageEngines } from "./engines.ts";
+
+const { engines, open } = storageEngines("target-account-inbox");
+
+const books = (token: string) => ({ name: "books", kind: "economic", settings: { agreement_grant_token: token } });
+const entry = (n: number, text: string): PullItem => ({
+  remoteId: `entry:2026:${n}`,
+  type: "expense.posted",
+  data: { text },
+});
+const paid = (bookedNumber: number): PullItem => ({
+  remoteId: `invoice:${bookedNumber}`,
+  type: "invoice.status_changed",
+  data: {},
+  status: { entity: "invoice", key: "INV-1", value: "paid", final: true, baseline: "booked" },
+});
+
+describe.each(engines)("%s", (engine) => {
+  test("forgotten: the new account's pull items with the old one's remote ids are stored, and its invoices' status asked for", async () => {
+    const storage = await open(engine);
+    const inbox = new Inbox(storage);
+    // The first agreement: recorded, an expense pulled, INV-1 booked (invoice 1 there) and paid.
+    await storage.transaction((tx) => reconcileAccounts(tx, [books("first")]));
+    await storage.run(
+      `INSERT INTO links (target, entity, key, remote_id, payload_hash, updated_at) VALUES ('books', 'invoice', 'INV-1', '1', 'h', 1)`,
+    );
+    expect(await inbox.storeBatch("books", "expenses", [entry(1, "old")], "c1")).toMatchObject({ imported: 1 });
+    expect(await inbox.storeBatch("books", "invoice-status", [paid(1)], null)).toMatchObject({ imported: 1 });
+    expect(await inbox.openInvoices("books")).toEqual([]);
+
+    // Another agreement under the same name, its ids forgotten.
+    const changed = await storage.transaction((tx) => reconcileAccounts(tx, [books("second")], { forget: ["books"] }));
+    expect(changed.refused).toEqual([]);
+    expect(changed.warnings).toEqual([expect.stringContaining("were forgotten")]);
+
+    // Its first expense is entry 1 as well: a new item for the PSA, not a duplicate.
+    expect(await inbox.storeBatch("books", "expenses", [entry(1, "new")], "c1")).toMatchObject({ imported: 1, duplicates: 0 });
+    const feed = await inbox.feed({ after: 0, limit: 10, target: "books" });
+    const expenses = feed.rows.filter((r) => r.stream === "expenses");
+    expect(expenses.map((r) => [r.remoteId, JSON.parse(r.payload).text])).toEqual([
+      ["entry:2026:1", "old"],
+      ["entry:2026:1", "new"],
+    ]);
+    expect(new Set(expenses.map((r) => r.id)).size).toBe(2);
+    // Pulled again from the new account: now it is a duplicate.
+    expect(await inbox.storeBatch("books", "expenses", [entry(1, "new")], "c1")).toMatchObject({ imported: 0, duplicates: 1 });
+
+    // INV-1 booked anew there (invoice 1 again): its payment status is open, and its change reaches the PSA.
+    await storage.run(
+      `INSERT INTO links (target, entity, key, remote_id, payload_hash, updated_at) VALUES ('books', 'invoice', 'INV-1', '1', 'h', 2)`,
+    );
+    expect(await inbox.openInvoices("books")).toEqual([{ key: "INV-1", remoteId: "1" }]);
+    expect(await inbox.storeBatch("books", "invoice-status", [paid(1)], null)).toMatchObject({ imported: 1 });
+    const statuses = (await inbox.feed({ after: 0, limit: 10, target: "books" })).rows.filter((r) => r.stream === "invoice-status");
+    expect(statuses.map((r) => [r.remoteId, JSON.parse(r.payload).previousStatus])).toEqual([
+      ["invoice:1#1", "booked"],
+      ["invoice:1#1", "booked"],
+    ]);
+  });
+});
