@@ -72,6 +72,12 @@ export interface DispatcherOptions {
   now?: () => number;
 }
 
+/**
+ * While at least half the leases taken ahead still wait, a push's answer waits up to this long for others before a
+ * round writes them: rounds of a few answers each cost their fixed statements, commit and fsync for those few.
+ */
+const GATHER_MS = 5;
+
 /** Shutdown writes answers that arrive during its last round in another, at most this many in all. */
 const FINAL_ROUNDS = 5;
 
@@ -122,6 +128,8 @@ export class Dispatcher {
   private lastState: TargetState | null = null;
   private readonly worker: WorkerLoop;
   private notifyScheduled = false;
+  /** The timer of a round put off while answers gather (GATHER_MS), if one is set. */
+  private gatherTimer: ReturnType<typeof setTimeout> | null = null;
   /** Leases of a round whose commit could not be made durable: nothing was sent under them; released at the next chance. */
   private readonly stranded = new Set<number>();
   /** Set once stop's grace has run out: no push of this dispatcher starts or sends another request. */
@@ -234,6 +242,8 @@ export class Dispatcher {
     await this.outbox.release(ended);
     const abandoned = [...running, ...ended];
     this.stranded.clear();
+    if (this.gatherTimer !== null) clearTimeout(this.gatherTimer);
+    this.gatherTimer = null;
     if (abandoned.length > 0)
       this.log.warn("released deliveries without a recorded answer at shutdown; they will be checked before any new create", {
         target: this.target,
@@ -246,7 +256,7 @@ export class Dispatcher {
     if (this.stranded.size > 0) await this.releaseStranded();
     if (Date.now() - this.orphansCheckedAt >= this.options.leaseMs) await this.releaseOrphans();
     const { limit, claimed, gate } = await this.round();
-    if (limit > 0 && claimed === limit) return 0;
+    if (limit > 0 && claimed === limit && this.roundDue()) return 0;
     if (gate.kind === "none") return Math.max(0, Math.min(this.options.idlePollMs, gate.until - this.now()));
     if (this.inFlight.size + this.ready.length >= this.capacity()) return this.options.idlePollMs;
     const due = await this.outbox.nextDueAt(this.target);
@@ -456,8 +466,28 @@ export class Dispatcher {
         this.holdingSignals++;
       }
       this.startReady();
-      this.notifySoon();
+      if (this.roundDue()) this.notifySoon();
+      else this.gatherSoon();
     });
+  }
+
+  /**
+   * Whether a round should run now rather than gather more answers: the leases waiting ahead are down to half
+   * (DispatcherOptions.ahead; with none, always), launches are held (a round must apply what a push said), or nothing
+   * is under way.
+   */
+  private roundDue(): boolean {
+    const ahead = this.options.ahead ?? this.options.concurrency;
+    return ahead === 0 || this.ready.length * 2 < ahead || this.holdLaunches || this.inFlight.size === 0;
+  }
+
+  /** A round within GATHER_MS, unless one is set already. */
+  private gatherSoon(): void {
+    if (this.gatherTimer !== null) return;
+    this.gatherTimer = setTimeout(() => {
+      this.gatherTimer = null;
+      this.notify();
+    }, GATHER_MS);
   }
 
   /**
