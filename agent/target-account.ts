@@ -15,7 +15,8 @@
 //     stay. Both are recorded and said in a warning.
 //   - Whenever it now points at another account (not kept), what was pulled from the old one no longer counts as
 //     seen: its inbox items are marked forgotten_at (kept, delivered if not yet) and its payment statuses dropped, so
-//     the new account's items, numbered afresh with the same remote ids, reach the PSA.
+//     the new account's items, numbered afresh with the same remote ids, reach the PSA; its master data reports are
+//     resolved (they were about records there).
 // Deliveries queued for the target stay queued and go to the account it now points at. Pure apart from the SQL,
 // written once for both engines on the tenant's runner.
 import { createHash } from "node:crypto";
@@ -83,6 +84,8 @@ const FORGET = [
  */
 const PULLED_FROM_OLD = `UPDATE inbox SET forgotten_at = ?2 WHERE target = ?1 AND forgotten_at IS NULL`;
 const STATUS_FROM_OLD = `DELETE FROM pull_status WHERE target = ?1`;
+/** What a person was told of the old account's master data (a change there, a renumbering) is over: resolved. */
+const REPORTS_FROM_OLD = `UPDATE master_reports SET resolved_at = ?2 WHERE target = ?1 AND resolved_at IS NULL`;
 
 /** One line per refused change, for a ConfigError or a TenantError. Pure. */
 export function accountProblems(
@@ -153,6 +156,7 @@ export async function reconcileAccounts(
     if (p.fresh) {
       await tx.run(PULLED_FROM_OLD, p.target.name, now);
       await tx.run(STATUS_FROM_OLD, p.target.name);
+      await tx.run(REPORTS_FROM_OLD, p.target.name, now);
     }
     await tx.run(WRITE, SETTING(p.target.name), JSON.stringify(p.account));
     if (p.warning) warnings.push(p.warning);

@@ -2,9 +2,11 @@
 // ?forget_links): what was pulled from the old account must not stand for what the new one holds. A new account's
 // numbers start again (e-conomic's entries and booked invoices from 1), so its pull items carry the old one's remote
 // ids; taken as already seen they never reached the PSA. And an invoice whose payment status was final in the old
-// account is booked anew in the new one: its status there must be asked for again. Both engines (test/engines.ts).
+// account is booked anew in the new one: its status there must be asked for again; and what a person was told of the
+// old account's master data is over. Both engines (test/engines.ts).
 import { describe, expect, test } from "bun:test";
 import type { PullItem } from "../connectors/contract.ts";
+import { MasterStore } from "../agent/master/store.ts";
 import { Inbox } from "../agent/pulls/inbox.ts";
 import { reconcileAccounts } from "../agent/target-account.ts";
 import { storageEngines } from "./engines.ts";
@@ -36,11 +38,17 @@ describe.each(engines)("%s", (engine) => {
     expect(await inbox.storeBatch("books", "expenses", [entry(1, "old")], "c1")).toMatchObject({ imported: 1 });
     expect(await inbox.storeBatch("books", "invoice-status", [paid(1)], null)).toMatchObject({ imported: 1 });
     expect(await inbox.openInvoices("books")).toEqual([]);
+    // A change made to a customer in that account, reported to a person.
+    const master = new MasterStore(storage);
+    await master.report("books", "customer", "C-1", "changed_in_non_master", "psa", "C-1 was changed in the first agreement");
+    expect((await master.openReports("books")).map((r) => r.key)).toEqual(["C-1"]);
 
     // Another agreement under the same name, its ids forgotten.
     const changed = await storage.transaction((tx) => reconcileAccounts(tx, [books("second")], { forget: ["books"] }));
     expect(changed.refused).toEqual([]);
     expect(changed.warnings).toEqual([expect.stringContaining("were forgotten")]);
+    // The report was about a record of the old account: no longer open on the status page.
+    expect(await master.openReports("books")).toEqual([]);
 
     // Its first expense is entry 1 as well: a new item for the PSA, not a duplicate.
     expect(await inbox.storeBatch("books", "expenses", [entry(1, "new")], "c1")).toMatchObject({ imported: 1, duplicates: 0 });
