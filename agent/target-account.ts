@@ -16,7 +16,8 @@
 //   - Whenever it now points at another account (not kept), what was pulled from the old one no longer counts as
 //     seen: its inbox items are marked forgotten_at (kept, delivered if not yet) and its payment statuses dropped, so
 //     the new account's items, numbered afresh with the same remote ids, reach the PSA; its master data reports are
-//     resolved (they were about records there).
+//     resolved (they were about records there), and a pull run of it under way is ended (its next page would start
+//     the old account afresh).
 // Deliveries queued for the target stay queued and go to the account it now points at. Pure apart from the SQL,
 // written once for both engines on the tenant's runner.
 import { createHash } from "node:crypto";
@@ -84,6 +85,16 @@ const FORGET = [
  */
 const PULLED_FROM_OLD = `UPDATE inbox SET forgotten_at = ?2 WHERE target = ?1 AND forgotten_at IS NULL`;
 const STATUS_FROM_OLD = `DELETE FROM pull_status WHERE target = ?1`;
+/**
+ * A pull run of the target under way (on another worker, with the configuration before the change) stores nothing more:
+ * its next page would read the cursor forgotten here and pull the old account from its start as the new one's. First
+ * of the change's statements: on PostgreSQL it waits for a page being stored (the run's row is held by it), so that
+ * page is in what the statements after it forget.
+ */
+const RUNS_OF_OLD = `UPDATE job_runs SET status = 'interrupted', finished_at = ?2, error_code = 'interrupted',
+    error_message = 'The run was stopped: its target was pointed at another account and what kontobro held of the old one was forgotten.',
+    error_hint = 'Nothing to do: the next run pulls the account the target points at now.'
+  WHERE target = ?1 AND status = 'running'`;
 /** What a person was told of the old account's master data (a change there, a renumbering) is over: resolved. */
 const REPORTS_FROM_OLD = `UPDATE master_reports SET resolved_at = ?2 WHERE target = ?1 AND resolved_at IS NULL`;
 
@@ -152,6 +163,7 @@ export async function reconcileAccounts(
   const warnings: string[] = [];
   const now = Date.now();
   for (const p of plan) {
+    if (p.fresh) await tx.run(RUNS_OF_OLD, p.target.name, now);
     if (p.forget) for (const statement of FORGET) await tx.run(statement, p.target.name);
     if (p.fresh) {
       await tx.run(PULLED_FROM_OLD, p.target.name, now);

@@ -9,11 +9,14 @@ import type { PullItem } from "../connectors/contract.ts";
 import { MasterStore } from "../agent/master/store.ts";
 import { Inbox } from "../agent/pulls/inbox.ts";
 import { reconcileAccounts } from "../agent/target-account.ts";
-import { storageEngines } from "./engines.ts";
+import { silentLogger } from "../agent/log.ts";
+import { runPull } from "../agent/pulls/runner.ts";
+import { workerEngines } from "./engines.ts";
+import { pullOnlyConnector } from "./paged-target.ts";
 
-const { engines, open } = storageEngines("target-account-inbox");
+const { engines, open } = workerEngines("target-account-inbox");
 
-const books = (token: string) => ({ name: "books", kind: "economic", settings: { agreement_grant_token: token } });
+const books = (token: string, name = "books") => ({ name, kind: "economic", settings: { agreement_grant_token: token } });
 const entry = (n: number, text: string): PullItem => ({
   remoteId: `entry:2026:${n}`,
   type: "expense.posted",
@@ -28,7 +31,7 @@ const paid = (bookedNumber: number): PullItem => ({
 
 describe.each(engines)("%s", (engine) => {
   test("forgotten: the new account's pull items with the old one's remote ids are stored, and its invoices' status asked for", async () => {
-    const storage = await open(engine);
+    const { storage } = await open(engine);
     const inbox = new Inbox(storage);
     // The first agreement: recorded, an expense pulled, INV-1 booked (invoice 1 there) and paid.
     await storage.transaction((tx) => reconcileAccounts(tx, [books("first")]));
@@ -73,5 +76,53 @@ describe.each(engines)("%s", (engine) => {
       ["invoice:1#1", "booked"],
       ["invoice:1#1", "booked"],
     ]);
+  });
+
+  test("a pull run under way when the ids are forgotten stores nothing more: its next page would start the old account afresh", async () => {
+    const s = await open(engine);
+    const inbox = new Inbox(s.storage);
+    await s.storage.transaction((tx) => reconcileAccounts(tx, [books("first", "eco")]));
+    // The old account's feed: two pages of one entry each (the cursor is the number of pages read).
+    const calls: (string | null)[] = [];
+    const connector = pullOnlyConnector(async (_stream, cursor) => {
+      calls.push(cursor);
+      const n = Number(cursor ?? 0) + 1;
+      return { items: [entry(n, "old")], cursor: String(n), more: n < 2 };
+    });
+    let forgotten: Promise<unknown> | null = null;
+    // The next page's cursor is read once the change has committed (as it is when the change lands between pages).
+    const cursorOf = inbox.cursor.bind(inbox);
+    inbox.cursor = async (target, stream) => {
+      await forgotten;
+      return cursorOf(target, stream);
+    };
+    const result = await runPull(
+      {
+        db: s.db,
+        storage: s.storage,
+        inbox,
+        dataDir: s.engine === "sqlite" ? s.dataDir : null,
+        worker: s.workerOf(s.storage),
+        connectors: new Map([["eco", connector]]),
+        log: silentLogger,
+        // After its first page, the target is pointed at another account, its ids forgotten (another worker, the admin API).
+        onStored: () => {
+          forgotten ??= s.storage.transaction((tx) => reconcileAccounts(tx, [books("second", "eco")], { forget: ["eco"] }));
+        },
+      },
+      { target: "eco", stream: "expenses", timezone: "UTC" },
+      "manual",
+    );
+    await forgotten;
+    // The run read the old account from its start again (its cursor was forgotten), but stored none of it.
+    expect(calls).toEqual([null, null]);
+    expect(result).toMatchObject({ status: "failed", problem: { code: "interrupted" } });
+    expect(await inbox.cursor("eco", "expenses")).toBeNull();
+    const current = await s.storage.all(`SELECT remote_id FROM inbox WHERE target = 'eco' AND forgotten_at IS NULL`);
+    expect(current).toEqual([]);
+    const run = await s.storage.get<{ status: string; message: string }>(
+      `SELECT status, error_message AS message FROM job_runs WHERE target = 'eco' ORDER BY id DESC LIMIT 1`,
+    );
+    expect(run).toEqual({ status: "interrupted", message: expect.stringContaining("another account") });
   });
 });

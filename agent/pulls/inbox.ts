@@ -208,7 +208,7 @@ export class Inbox {
     return this.storage.transaction(async (tx) => {
       if (run && !(await run.stillRunning(tx)))
         throw new StalePageError(
-          `The page of ${target}/${stream} was not stored: its run was ended by another worker (this one was declared dead after missing its heartbeats). The job's next run pulls these items again.`,
+          `The page of ${target}/${stream} was not stored: its run was ended by another worker (this one was declared dead after missing its heartbeats, or the target was pointed at another account meanwhile). The job's next run pulls what is due.`,
         );
       await tx.run(SQL.takeTurn);
       const now = this.now();
