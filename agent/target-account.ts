@@ -68,6 +68,7 @@ export function accountDiff(before: Account, now: Account): string[] {
 
 const SETTING = (target: string) => `target_account:${target}`;
 const READ = `SELECT value FROM settings WHERE name = ?1`;
+const LOCK = `SELECT name FROM settings WHERE name = ?1 FOR UPDATE`;
 const WRITE = `INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value`;
 /** The ids of the target's account kontobro holds: its links, master records and pull cursors. */
 const HELD = `SELECT (SELECT count(*) FROM links WHERE target = ?1) + (SELECT count(*) FROM master_records WHERE target = ?1)
@@ -87,9 +88,7 @@ const PULLED_FROM_OLD = `UPDATE inbox SET forgotten_at = ?2 WHERE target = ?1 AN
 const STATUS_FROM_OLD = `DELETE FROM pull_status WHERE target = ?1`;
 /**
  * A pull run of the target under way (on another worker, with the configuration before the change) stores nothing more:
- * its next page would read the cursor forgotten here and pull the old account from its start as the new one's. First
- * of the change's statements: on PostgreSQL it waits for a page being stored (the run's row is held by it), so that
- * page is in what the statements after it forget.
+ * its next page would read the cursor forgotten here and pull the old account from its start as the new one's.
  */
 const RUNS_OF_OLD = `UPDATE job_runs SET status = 'interrupted', finished_at = ?2, error_code = 'interrupted',
     error_message = 'The run was stopped: its target was pointed at another account and what kontobro held of the old one was forgotten.',
@@ -163,6 +162,9 @@ export async function reconcileAccounts(
   const warnings: string[] = [];
   const now = Date.now();
   for (const p of plan) {
+    // The account first: on PostgreSQL a pull's page takes this row before its run's (accountStillIs), so a page being
+    // stored is in what the statements below see, and one after the commit finds the new account.
+    await tx.run(WRITE, SETTING(p.target.name), JSON.stringify(p.account));
     if (p.fresh) await tx.run(RUNS_OF_OLD, p.target.name, now);
     if (p.forget) for (const statement of FORGET) await tx.run(statement, p.target.name);
     if (p.fresh) {
@@ -170,10 +172,22 @@ export async function reconcileAccounts(
       await tx.run(STATUS_FROM_OLD, p.target.name);
       await tx.run(REPORTS_FROM_OLD, p.target.name, now);
     }
-    await tx.run(WRITE, SETTING(p.target.name), JSON.stringify(p.account));
     if (p.warning) warnings.push(p.warning);
   }
   return { refused, unknownChoices, warnings };
+}
+
+/**
+ * Whether the account recorded for the target is still the one `t` (as this process was configured) points at: false
+ * once a change pointed it elsewhere (a hosted worker that has not heard of it yet; `kontobro pull` with a kontobro.toml
+ * the agent has not started with). Nothing recorded: true.
+ */
+export async function accountStillIs(tx: SqlRunner, t: AccountTarget): Promise<boolean> {
+  // In a pull page's transaction, before its run's row: a change of the account (which writes this row first) waits
+  // for the page, or the page for the change (PostgreSQL; SQLite's write transaction holds the file).
+  await tx.lockForUpdate(LOCK, SETTING(t.name));
+  const row = await tx.get<{ value: string }>(READ, SETTING(t.name));
+  return !row || row.value === JSON.stringify(accountOf(t));
 }
 
 /** Names given as --forget-links/--keep-links (comma-separated). Pure. */

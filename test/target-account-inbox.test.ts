@@ -125,4 +125,54 @@ describe.each(engines)("%s", (engine) => {
     );
     expect(run).toEqual({ status: "interrupted", message: expect.stringContaining("another account") });
   });
+
+  test("a run started with the configuration before the change (a worker that has not heard of it) stores nothing", async () => {
+    const s = await open(engine);
+    const inbox = new Inbox(s.storage);
+    const old = books("first", "eco");
+    await s.storage.transaction((tx) => reconcileAccounts(tx, [old]));
+    await inbox.storeBatch("eco", "expenses", [entry(1, "old")], "1");
+    // The change commits; this worker still runs the old configuration and its schedule starts a run.
+    await s.storage.transaction((tx) => reconcileAccounts(tx, [books("second", "eco")], { forget: ["eco"] }));
+    const connector = pullOnlyConnector(async (_stream, cursor) => {
+      const n = Number(cursor ?? 0) + 1;
+      return { items: [entry(n, "old")], cursor: String(n), more: n < 2 };
+    });
+    const result = await runPull(
+      {
+        db: s.db,
+        storage: s.storage,
+        inbox,
+        dataDir: s.engine === "sqlite" ? s.dataDir : null,
+        worker: s.workerOf(s.storage),
+        connectors: new Map([["eco", connector]]),
+        log: silentLogger,
+        targets: [old],
+      },
+      { target: "eco", stream: "expenses", timezone: "UTC" },
+      "schedule",
+    );
+    expect(result).toMatchObject({
+      status: "failed",
+      problem: { code: "interrupted", message: expect.stringContaining("another account") },
+    });
+    expect(await inbox.cursor("eco", "expenses")).toBeNull();
+    expect(await s.storage.all(`SELECT remote_id FROM inbox WHERE target = 'eco' AND forgotten_at IS NULL`)).toEqual([]);
+    // With the configuration as it is now, the run goes.
+    const now = await runPull(
+      {
+        db: s.db,
+        storage: s.storage,
+        inbox,
+        dataDir: s.engine === "sqlite" ? s.dataDir : null,
+        worker: s.workerOf(s.storage),
+        connectors: new Map([["eco", connector]]),
+        log: silentLogger,
+        targets: [books("second", "eco")],
+      },
+      { target: "eco", stream: "expenses", timezone: "UTC" },
+      "schedule",
+    );
+    expect(now).toMatchObject({ status: "ok", imported: 2 });
+  });
 });

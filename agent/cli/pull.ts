@@ -67,7 +67,7 @@ export const pull = defineCommand({
         const line = new ProgressLine();
         const onProgress = (w: Parameters<typeof describeWork>[0]) => line.update(describeWork(w));
         const result = await runPull(
-          { db, storage, inbox, dataDir: config.agent.data_dir, worker: null, connectors, log, onProgress },
+          { db, storage, inbox, dataDir: config.agent.data_dir, worker: null, connectors, log, onProgress, targets },
           job,
           "cli",
         );

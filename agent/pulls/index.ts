@@ -112,6 +112,8 @@ export async function createPulls(opts: {
     connectors: opts.connectors,
     log: log.child({ component: "pull" }),
     onStored: () => deliverer?.notify(),
+    // A page pulled with this configuration is stored only while its target's account is still the one recorded.
+    targets: opts.targets,
     ...(opts.now ? { now: opts.now } : {}),
     ...(opts.work ? { work: opts.work } : {}),
   };

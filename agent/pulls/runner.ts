@@ -16,6 +16,7 @@ import type { Logger } from "../log.ts";
 import type { Problem } from "../problem.ts";
 import { startWork, type WorkBoard, type WorkEntry } from "../running-work.ts";
 import type { RunStatus, Trigger } from "../states.ts";
+import { type AccountTarget, accountStillIs } from "../target-account.ts";
 
 export interface JobRef {
   target: string;
@@ -62,6 +63,11 @@ export interface RunnerDeps {
   onProgress?: (work: Readonly<WorkEntry>) => void;
   /** Where the run's progress is reported for every worker to show (a hosted tenant's running_work); else `db`'s files. */
   work?: WorkBoard;
+  /**
+   * The targets as this process was configured (kind and settings): a page is stored only while the account recorded
+   * for its target is still that one (agent/target-account.ts), else the run ends. Absent: not checked.
+   */
+  targets?: readonly AccountTarget[];
 }
 
 /** A runaway connector that always says "more" must not loop forever. */
@@ -128,7 +134,16 @@ export async function runPull(deps: RunnerDeps, job: JobRef, trigger: Trigger, s
       { kind: "pull", title: `${job.target}: ${job.stream}`, unit: "items fetched" },
       { listener: deps.onProgress },
     );
-    const stillRunning = async (tx: SqlRunner) => (await tx.run(SQL.stillRunning, runId)).changes > 0;
+    const configured = deps.targets?.find((t) => t.name === job.target);
+    const stillRunning = async (tx: SqlRunner) => {
+      // Pulled with a configuration whose account for the target is no longer the one recorded: not the new account's.
+      // Checked first: its row is taken before the run's, in the order a change of the account takes them.
+      if (configured && !(await accountStillIs(tx, configured)))
+        throw new StalePageError(
+          `The page of ${job.target}/${job.stream} was not stored: the target points at another account now than in the configuration this run was started with (it was changed meanwhile, or kontobro.toml was changed and the agent not started with it yet). A running agent or worker starts the target afresh with its configuration; on a single installation start it once (kontobro run, with --forget-links or --keep-links if asked).`,
+        );
+      return (await tx.run(SQL.stillRunning, runId)).changes > 0;
+    };
     for (let page = 0; page < MAX_PAGES; page++) {
       const cursorWas = await deps.inbox.cursor(job.target, job.stream);
       const result = await connector.pull(job.stream, cursorWas, {
