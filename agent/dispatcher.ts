@@ -208,9 +208,10 @@ export class Dispatcher {
    */
   async stop(graceMs: number): Promise<void> {
     if (!this.worker.running) return;
-    // From now on nothing is claimed (a round under way included) and nothing more starts from `ready`.
-    this.draining = true;
+    // The round under way (if any) ends as any round does: what it leased starts while push slots are free.
     await this.worker.stop();
+    // From now on nothing is claimed and nothing more starts from `ready`.
+    this.draining = true;
     // Leased ahead and never started: given back as they were, nothing sent under them.
     const unsent = this.ready.splice(0).map((r) => r.delivery.id);
     const unsentBack = await this.outbox.releaseUnsent(unsent).then(
