@@ -16,8 +16,8 @@
 //   - Whenever it now points at another account (not kept), what was pulled from the old one no longer counts as
 //     seen: its inbox items are marked forgotten_at (kept, delivered if not yet) and its payment statuses dropped, so
 //     the new account's items, numbered afresh with the same remote ids, reach the PSA; its master data reports are
-//     resolved (they were about records there), and a pull run of it under way is ended (its next page would start
-//     the old account afresh).
+//     resolved (they were about records there), a pull run of it under way is ended (its next page would start the
+//     old account afresh), and a push under way to the old account has its lease taken back (its answer writes no link).
 // Deliveries queued for the target stay queued and go to the account it now points at. Pure apart from the SQL,
 // written once for both engines on the tenant's runner.
 import { createHash } from "node:crypto";
@@ -94,6 +94,18 @@ const RUNS_OF_OLD = `UPDATE job_runs SET status = 'interrupted', finished_at = ?
     error_message = 'The run was stopped: its target was pointed at another account and what kontobro held of the old one was forgotten.',
     error_hint = 'Nothing to do: the next run pulls the account the target points at now.'
   WHERE target = ?1 AND status = 'running'`;
+/**
+ * A push to the old account under way (a worker with the configuration before the change) writes nothing when it
+ * answers: its lease is taken back as a dead worker's is (pending, uncertain, an interrupted attempt), so no link to
+ * a record in the old account lands after the ids were forgotten, and the delivery goes to the new account.
+ */
+const PUSHES_TO_OLD = [
+  `INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, message, hint)
+    SELECT id, attempts, ?2, 'interrupted', 'No answer was recorded: the target was pointed at another account while this push to the old one was under way.', 'Nothing to do: it goes to the account the target points at now.'
+    FROM deliveries WHERE target = ?1 AND status = 'in_flight'`,
+  `UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, lease_owner = NULL, updated_at = ?2
+    WHERE target = ?1 AND status = 'in_flight'`,
+] as const;
 /** What a person was told of the old account's master data (a change there, a renumbering) is over: resolved. */
 const REPORTS_FROM_OLD = `UPDATE master_reports SET resolved_at = ?2 WHERE target = ?1 AND resolved_at IS NULL`;
 
@@ -165,7 +177,7 @@ export async function reconcileAccounts(
     // The account first: on PostgreSQL a pull's page takes this row before its run's (accountStillIs), so a page being
     // stored is in what the statements below see, and one after the commit finds the new account.
     await tx.run(WRITE, SETTING(p.target.name), JSON.stringify(p.account));
-    if (p.fresh) await tx.run(RUNS_OF_OLD, p.target.name, now);
+    if (p.fresh) for (const statement of [RUNS_OF_OLD, ...PUSHES_TO_OLD]) await tx.run(statement, p.target.name, now);
     if (p.forget) for (const statement of FORGET) await tx.run(statement, p.target.name);
     if (p.fresh) {
       await tx.run(PULLED_FROM_OLD, p.target.name, now);

@@ -11,6 +11,8 @@ import { Inbox } from "../agent/pulls/inbox.ts";
 import { reconcileAccounts } from "../agent/target-account.ts";
 import { silentLogger } from "../agent/log.ts";
 import { runPull } from "../agent/pulls/runner.ts";
+import { Outbox } from "../agent/outbox.ts";
+import { enqueueCustomers } from "./dispatch-fixture.ts";
 import { workerEngines } from "./engines.ts";
 import { pullOnlyConnector } from "./paged-target.ts";
 
@@ -174,5 +176,32 @@ describe.each(engines)("%s", (engine) => {
       "schedule",
     );
     expect(now).toMatchObject({ status: "ok", imported: 2 });
+  });
+
+  test("a push under way when the ids are forgotten leaves no link of the old account: its delivery goes to the new one", async () => {
+    const s = await open(engine);
+    await s.storage.transaction((tx) => reconcileAccounts(tx, [books("first", "t")]));
+    const outbox = new Outbox(s.storage, Date.now, 15 * 60_000, { leaseOwner: s.workerOf(s.storage) });
+    // Customer 1 booked in the first agreement; customer 2's push to it under way (a worker with the old configuration).
+    await enqueueCustomers(outbox, [1]);
+    const [first] = await outbox.claim("t", 1, 60_000, () => true);
+    await outbox.complete([{ delivery: first!, outcome: { kind: "done", remoteId: "OLD-1", payloadHash: "h" } }]);
+    await enqueueCustomers(outbox, [2]);
+    const [second] = await outbox.claim("t", 1, 60_000, () => true);
+    expect(second?.key).toBe("2");
+
+    await s.storage.transaction((tx) => reconcileAccounts(tx, [books("second", "t")], { forget: ["t"] }));
+    // Its answer comes from the old account after the change: nothing of it is written.
+    await outbox.complete([{ delivery: second!, outcome: { kind: "done", remoteId: "OLD-2", payloadHash: "h" } }]);
+    expect(await s.storage.all(`SELECT key FROM links WHERE target = 't'`)).toEqual([]);
+    const row = await s.storage.get<{ status: string; uncertain: number }>(`SELECT status, uncertain FROM deliveries WHERE key = '2'`);
+    expect({ status: row!.status, uncertain: Number(row!.uncertain) }).toEqual({ status: "pending", uncertain: 1 });
+    const attempts = await s.storage.all<{ outcome: string; message: string }>(
+      `SELECT a.outcome, a.message FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id WHERE d.key = '2'`,
+    );
+    expect(attempts).toEqual([{ outcome: "interrupted", message: expect.stringContaining("another account") }]);
+    // It goes again, to the account the target points at now.
+    const [again] = await outbox.claim("t", 1, 60_000, () => true);
+    expect(again).toMatchObject({ key: "2", uncertain: true, link: null });
   });
 });
