@@ -15,9 +15,18 @@ function counting(real: SqlRunner) {
   let statements = 0;
   const wrap = (r: SqlRunner): SqlRunner => ({
     ...r,
-    all: (text, ...p) => (statements++, r.all(text, ...p)),
-    get: (text, ...p) => (statements++, r.get(text, ...p)),
-    run: (text, ...p) => (statements++, r.run(text, ...p)),
+    all: (text, ...p) => {
+      statements++;
+      return r.all(text, ...p);
+    },
+    get: (text, ...p) => {
+      statements++;
+      return r.get(text, ...p);
+    },
+    run: (text, ...p) => {
+      statements++;
+      return r.run(text, ...p);
+    },
     transaction: (fn) => r.transaction((tx) => fn(wrap(tx))),
     transactionDurableLater: (fn) => r.transactionDurableLater((tx) => fn(wrap(tx))),
   });
