@@ -70,7 +70,6 @@ export async function openStorage(config: StorageConfig, options: OpenPostgresOp
 
 /** What does not run on PostgreSQL yet: the parts of the agent that still hold a SQLite connection. */
 export const NOT_YET_ON_POSTGRES = [
-  "the status page's alerts and storage sections (a tenant's page at /t/<slug>/ has the rest, its metrics are /t/<slug>/metrics)",
   "call budgets kept across restarts",
   "the commands that open the SQLite file (all but kontobro run, storage check and tenant)",
 ];

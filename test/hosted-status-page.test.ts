@@ -138,6 +138,29 @@ afterAll(async () => {
 });
 
 describe.skipIf(!!unavailable)("a hosted tenant's status page", () => {
+  test("a tenant's notices not sent yet are on its page, with why and when they go again; never on another's", async () => {
+    // A notice of acme's whose webhook failed, as the tenant's notifier leaves it, in acme's rows.
+    const runner = postgresRunner(client, tenants.acme.id);
+    await runner.run(
+      `INSERT INTO notifications (batch, target, channel, subject, body, payload, status, attempts, next_attempt_at, last_error, created_at)
+       VALUES (1, 'books', 'webhook', 'acme: an invoice needs action', 'b', '{}', 'pending', 2, ?1, 'connection refused by hooks.acme.example', ?2)`,
+      Date.now() + 60_000,
+      Date.now(),
+    );
+    try {
+      const acme = await get("/t/acme/", asTenant(tenants.acme));
+      expect(acme.text).toContain('<section class="card notifications">');
+      expect(acme.text).toContain("acme: an invoice needs action");
+      expect(acme.text).toContain("connection refused by hooks.acme.example");
+      expect(acme.text).toContain("2 attempt(s)");
+      const globex = await get("/t/globex/", asTenant(tenants.globex));
+      expect(globex.text).not.toContain("an invoice needs action");
+      expect(globex.text).not.toContain('class="card notifications"');
+    } finally {
+      await runner.run(`DELETE FROM notifications`);
+    }
+  });
+
   test("each page shows only its own tenant's records, and every link stays under its prefix", async () => {
     const acme = await get("/t/acme/", asTenant(tenants.acme));
     expect(acme.status).toBe(200);
@@ -146,8 +169,7 @@ describe.skipIf(!!unavailable)("a hosted tenant's status page", () => {
     expect(acme.text).toContain('data-event="acme-i-5001"');
     expect(acme.text).not.toContain("globex");
     expect(acme.text).toMatch(/<strong data-status="done">2<\/strong>/);
-    // Sections that read the SQLite agent's files say in one line that they do not run here.
-    expect(acme.text).toContain('class="card muted not-yet"');
+    expect(acme.text).not.toContain("not-yet");
     const links = linksOf(acme.text);
     expect(links.length).toBeGreaterThan(3);
     for (const link of links) expect(link.startsWith("/t/acme/")).toBe(true);

@@ -144,6 +144,8 @@ async function tenantView(ctx: HostedAppContext, tenant: PageVars["Variables"]["
     ...(runtime ? { exports: { settings: runtime.exports, uiActions: true, clock: runtime.now } } : {}),
     // Its exports and pulls under way on any worker (running_work), and its queues catching up (its settings rows).
     inProgress: { work: runtime?.work ?? sqlWorkBoard(runner, { worker: null, liveWorkers: liveWorkerIds }) },
+    // How its alerts go as this worker runs them; its notices waiting or failed are its rows, whichever worker sends.
+    notificationChannels: runtime?.notificationChannels ?? [],
     hosted: { tenant: tenant.slug, worker: ctx.workerId, ...(notRunning ? { notRunning } : {}) },
     // A page's reads in one transaction of the tenant: one connection of the pool, not one per statement.
     readTogether: (fn) => runner.transaction(fn),

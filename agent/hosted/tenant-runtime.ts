@@ -69,6 +69,8 @@ export interface TenantRuntime {
   work: WorkBoard;
   /** Wakes the tenant's dispatchers (new deliveries). */
   notify(): void;
+  /** How the tenant's alerts go (each channel's description), for its page; empty without [notifications]. */
+  notificationChannels: string[];
   /** Dispatchers finish or release their pushes, then what intake was given is committed. */
   stop(): Promise<void>;
 }
@@ -255,6 +257,7 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
     now,
     work,
     notify,
+    notificationChannels: Object.values(notifier?.senders ?? {}).map((sender) => sender!.describe()),
     async stop() {
       queueProgress.stop();
       await Promise.all([...[...dispatchers.values()].map((d) => d.stop(config.dispatch.shutdown_grace_ms)), pulls.stop()]);

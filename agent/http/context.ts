@@ -65,8 +65,8 @@ export interface StatusContext {
   /** File exports: the tenant's [exports] settings, and whether the page may run them and hand out files. */
   exports?: ExportsRuntime;
   /**
-   * The SQLite agent, for the sections that read its file and data directory only (progress files,
-   * alerts and notifications, the file's size, exports): absent on PostgreSQL, where the page says they do not run yet.
+   * The SQLite agent, for the sections that read its file and data directory only (the file's size, the demo's
+   * mailbox): absent on PostgreSQL.
    */
   local?: AppContext;
   /**
@@ -74,6 +74,8 @@ export interface StatusContext {
    * agent's data directory files, a hosted tenant's running_work rows. Absent: no such section.
    */
   inProgress?: { work: WorkBoard | null };
+  /** How alerts go now (each channel's description), for the notifications card; empty when notifications are off. */
+  notificationChannels: string[];
   /** A hosted tenant's page: its slug, the worker that answered, and why the tenant does not run there, if it does not. */
   hosted?: { tenant: string; worker: number; notRunning?: string };
   /**
@@ -100,6 +102,7 @@ export function statusOf(ctx: AppContext): StatusContext {
     ...(ctx.pulls ? { pulls: ctx.pulls } : {}),
     ...(ctx.exports ? { exports: ctx.exports } : {}),
     inProgress: { work: fileBoard(ctx.db) },
+    notificationChannels: Object.values(ctx.notifier?.senders ?? {}).map((sender) => sender!.describe()),
     local: ctx,
   };
 }

@@ -1,9 +1,10 @@
 // The status page's notifications card: where alerts go, and every notice not sent yet with the reason
 // (the mail server is down, the login was refused, …) and the time of the next try. Rendered from one line
-// in status-page.ts; nothing is shown when notifications are off and nothing waits.
+// in status-page.ts, on either engine (a hosted tenant's rows only, through its runner); nothing is shown when
+// notifications are off and nothing waits.
 import { html } from "hono/html";
+import type { SqlRunner } from "../db/pg/runner.ts";
 import { showTime } from "../time.ts";
-import type { AppContext } from "./context.ts";
 
 interface Unsent {
   id: number;
@@ -17,33 +18,34 @@ interface Unsent {
   createdAt: number;
 }
 
-export function renderNotificationsSection(ctx: AppContext) {
+/**
+ * `channels`: how alerts go now (each sender's description: "e-mail to …", "webhook …"), empty when notifications are
+ * off.
+ */
+export async function renderNotificationsSection(runner: SqlRunner, channels: string[]) {
   let unsent: Unsent[] = [];
   let sent = 0;
   let lastSent: number | null = null;
   try {
-    const c = ctx.db.$client;
-    unsent = c
-      .query(`SELECT id, target, channel, recipients, subject, attempts, next_attempt_at AS nextAttemptAt, last_error AS lastError, created_at AS createdAt
-                        FROM notifications WHERE status = 'pending' ORDER BY id LIMIT 50`)
-      .all() as Unsent[];
-    const s = c.query(`SELECT count(*) AS n, max(sent_at) AS t FROM notifications WHERE status = 'sent'`).get() as {
-      n: number;
-      t: number | null;
-    };
-    sent = s.n;
-    lastSent = s.t;
+    unsent = await runner.all<Unsent>(
+      `SELECT id, target, channel, recipients, subject, attempts, next_attempt_at AS nextAttemptAt, last_error AS lastError, created_at AS createdAt
+         FROM notifications WHERE status = 'pending' ORDER BY id LIMIT 50`,
+    );
+    const s = await runner.get<{ n: number; t: number | null }>(
+      `SELECT count(*) AS n, max(sent_at) AS t FROM notifications WHERE status = 'sent'`,
+    );
+    sent = Number(s?.n ?? 0);
+    lastSent = s?.t == null ? null : Number(s.t);
   } catch {
     return "";
   }
-  const channels = Object.values(ctx.notifier?.senders ?? {}).map((s) => s!.describe());
   if (channels.length === 0 && unsent.length === 0) return "";
   const failed = unsent.filter((u) => u.lastError);
   return html`<section class="card notifications"><h2>Notifications</h2>
 ${
   channels.length > 0
     ? html`<p>Alerts go by ${channels.join(" and ")}. ${sent} notice(s) sent${lastSent ? html`, the last ${showTime(lastSent)}` : ""}.</p>`
-    : html`<p class="paused">Notifications are not configured any more; the notices below are not sent. Add [notifications] to kontobro.toml (see config/kontobro.example.toml).</p>`
+    : html`<p class="paused">Notifications are not configured any more; the notices below are not sent. Add [notifications] to the configuration (kontobro.toml, or the tenant's with kontobro tenant set; see config/kontobro.example.toml).</p>`
 }
 ${
   failed.length > 0

@@ -53,7 +53,8 @@ ${s.targets.map((t) =>
 ${s.pulls ? renderPullsSection({ pulls: s.pulls, targets: s.targets, base: s.base }) : ""}
 ${s.exports ? renderExportsSection(s) : ""}
 ${await renderMasterSection(s.runner)}
-${local ? html`${renderStorageSection(local)}${renderNotificationsSection(local)}` : notYetOnPostgres(s)}
+${local ? renderStorageSection(local) : ""}
+${await renderNotificationsSection(s.runner, s.notificationChannels)}
 <section class="card"><h2>Recent events</h2>
 ${
   events.length === 0
@@ -77,11 +78,6 @@ function pageHeader(s: StatusContext) {
   if (s.hosted)
     return html`<header><h1>kontobro</h1><span class="muted">tenant <strong class="tenant">${s.hosted.tenant}</strong> · worker ${s.hosted.worker} · ${about}</span></header>`;
   return html`<header><h1>kontobro</h1><span class="muted">${about} · <a href="/ui/api">API reference</a> · <a href="/readyz">readiness</a>${s.local ? demoMailLink(s.local) : ""}</span></header>`;
-}
-
-/** On PostgreSQL: the sections that read the SQLite agent's file and data directory, named in one line. */
-function notYetOnPostgres(s: StatusContext) {
-  return html`<p class="card muted not-yet">Not on this page on PostgreSQL yet: alerts and notifications, and the storage's size${s.pulls ? "" : ", pulls"}. They do not run on a hosted worker yet.</p>`;
 }
 
 /** The record an event is about: a link to its page; a record kept only for the exports (a time record, a user) by kind and number. */
