@@ -199,6 +199,11 @@ export interface OutboxOptions {
    * share PostgreSQL; null or absent on SQLite (one process).
    */
   leaseOwner?: number | null;
+  /**
+   * Runs in each claim's transaction, with its first read: false claims nothing (a hosted tenant's configuration changed
+   * since this runtime started, so its targets may point at other accounts now; agent/hosted/tenant-runtime.ts).
+   */
+  claimGuard?: (tx: SqlRunner) => Promise<boolean>;
 }
 
 /** What a claim read of its records (Outbox.recordFacts). */
@@ -220,6 +225,7 @@ export class Outbox {
   private readonly lastMissingCheck = new Map<string, number>();
   /** Written into every lease this outbox takes; its outcomes land only on leases that still carry it. */
   readonly leaseOwner: number | null;
+  private readonly claimGuard: ((tx: SqlRunner) => Promise<boolean>) | null;
 
   constructor(
     /** The storage the outbox runs on; public for the parts of a dispatcher round that share its transaction (target state). */
@@ -230,6 +236,7 @@ export class Outbox {
     options: OutboxOptions = {},
   ) {
     this.leaseOwner = options.leaseOwner ?? null;
+    this.claimGuard = options.claimGuard ?? null;
   }
 
   /**
@@ -336,7 +343,12 @@ export class Outbox {
     // A worker declared dead leases nothing more: no one would take those leases back (it learns it at its next
     // heartbeat; agent/db/pg/workers.ts). Read before the outcomes are written, so a recovery under way is waited
     // for, not deadlocked with on the deliveries both write; the outcomes then find their leases taken back.
-    const registered = this.leaseOwner === null || (await tx.lockForUpdate(SQL.ownerRegistered, this.leaseOwner)) !== 0;
+    // The claim's guard is sent with that read (one round trip on PostgreSQL), after the targets' locks.
+    const [owners, current] = await together([
+      this.leaseOwner === null ? Promise.resolve(null) : tx.lockForUpdate(SQL.ownerRegistered, this.leaseOwner),
+      this.claimGuard && target && limit > 0 ? this.claimGuard(tx) : Promise.resolve(true),
+    ] as const);
+    const registered = owners !== 0;
     const delivered: Completed[] = [];
     /** The outcomes written: only they count. */
     const landed: Completed[] = [];
@@ -348,7 +360,7 @@ export class Outbox {
     if (landed.length > 0) await addDeliveryStats(tx, tallyOutcomes(landed, now));
     // Also while the target is paused (limit 0): a missing record is the PSA's to fix, not the target's.
     if (target) await this.expireMissingWaits(tx, target, now);
-    if (limit <= 0 || !registered) return [];
+    if (limit <= 0 || !registered || !current) return [];
     const claimed: ClaimedDelivery[] = [];
     const ready = (await tx.all<any>(SQL.ready, target, now, limit)).map(({ linkRemoteId, linkPayloadHash, ...row }): ClaimedDelivery => {
       const link = linkRemoteId === null ? null : { remoteId: linkRemoteId, payloadHash: linkPayloadHash };

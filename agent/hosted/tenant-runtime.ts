@@ -58,6 +58,8 @@ export interface TenantRuntime {
   /** tenants.updated_at when it started: a changed tenant is started afresh. */
   version: number;
   intake: IntakeWriter;
+  /** The tenant's outbox on this worker: its claims lease nothing once the tenant's version moved on. */
+  outbox: Outbox;
   targets: RuntimeTarget[];
   /** The tenant's pull jobs, inbox and PSA webhook deliverer on this worker. */
   pulls: PullsRuntime;
@@ -142,7 +144,23 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
   for (const [name, c] of credentials.wrap(connectors, (n) => enabled.find((t) => t.name === n)?.settings)) connectors.set(name, c);
   // Every time stored for other workers to compare (due times, leases, pauses) is on the database's clock.
   const now = deps.now ?? Date.now;
-  const outbox = new Outbox(runner, now, config.dispatch.missing_record_grace_minutes * 60_000, { leaseOwner: deps.workerId });
+  // A claim leases nothing once the tenant's configuration is no longer the one this runtime runs: a target may point
+  // at another account now, and this runtime is about to be replaced. The tenant's row is read KEY SHARE, so a change
+  // (which locks it FOR UPDATE first) waits for a claim that read the old version to commit, then takes its leases back;
+  // SKIP LOCKED: a change under way is not waited for (the round may hold delivery rows the change takes back) but
+  // claims nothing, as after it.
+  const outbox = new Outbox(runner, now, config.dispatch.missing_record_grace_minutes * 60_000, {
+    leaseOwner: deps.workerId,
+    claimGuard: async (tx) => {
+      const row = await tx.get<{ version: number }>(
+        `SELECT updated_at AS version FROM tenants WHERE id = ?1 FOR KEY SHARE SKIP LOCKED`,
+        tenant.id,
+      );
+      if (row?.version === tenant.updatedAt) return true;
+      log.debug("claim skipped: the tenant's configuration changed; this runtime is being replaced", { version: tenant.updatedAt });
+      return false;
+    },
+  });
   const installationId = await ensureSetting(runner, "installation_id", () => randomUUID());
   const exports = exportSettings(sections.exports);
   // Its exports and pulls report progress to running_work (any worker's page shows them); its queues' bursts are
@@ -246,6 +264,7 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
     tenant: { id: tenant.id, slug: tenant.slug },
     version: tenant.updatedAt,
     intake,
+    outbox,
     targets: enabled.map((t) => ({
       name: t.name,
       kind: t.kind,
