@@ -166,7 +166,10 @@ describe.skipIf(!!unavailable)("kontobro run on PostgreSQL: two workers, three t
     const rows = await admin`SELECT id, pid FROM workers ORDER BY id`;
     expect(rows.map((r: any) => r.pid).sort()).toEqual([workers.a.proc.pid, workers.b.proc.pid].sort());
     for (const w of Object.values(workers)) {
-      const ready = (await (await fetch(`${w.url}/readyz`)).json()) as any;
+      // Each worker counts the live ones at its heartbeat: the other may have registered after its last one.
+      const readyz = async () => (await (await fetch(`${w.url}/readyz`)).json()) as any;
+      await waitFor("2 live workers counted", async () => JSON.stringify(await readyz()).includes("2 live worker(s)"), 10_000);
+      const ready = await readyz();
       expect(ready).toMatchObject({
         status: "ready",
         checks: [
