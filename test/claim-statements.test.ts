@@ -8,6 +8,7 @@ import { describe, expect, test } from "bun:test";
 import type { SqlRunner } from "../agent/db/pg/runner.ts";
 import { Outbox } from "../agent/outbox.ts";
 import { workerEngines } from "./engines.ts";
+import { recording } from "./plan-rows.ts";
 
 const { engines, open } = workerEngines("the claim's statements");
 
@@ -39,76 +40,6 @@ async function fill(runner: SqlRunner, from: number, n: number): Promise<void> {
        SELECT seq, 't', entity, key, 'pending', seq, 0, 0 FROM events WHERE seq NOT IN (SELECT event_seq FROM deliveries)`,
     );
   });
-}
-
-interface PlanNode {
-  "Relation Name"?: string;
-  "Actual Rows"?: number;
-  "Actual Loops"?: number;
-  "Rows Removed by Filter"?: number;
-  "Rows Removed by Index Recheck"?: number;
-  Plans?: PlanNode[];
-}
-
-/** Rows a plan read per table (returned, or read and filtered out), over all its loops. */
-function rowsRead(node: PlanNode, into = new Map<string, number>()): Map<string, number> {
-  const table = node["Relation Name"];
-  if (table) {
-    const perLoop = (node["Actual Rows"] ?? 0) + (node["Rows Removed by Filter"] ?? 0) + (node["Rows Removed by Index Recheck"] ?? 0);
-    into.set(table, (into.get(table) ?? 0) + perLoop * (node["Actual Loops"] ?? 1));
-  }
-  for (const child of node.Plans ?? []) rowsRead(child, into);
-  return into;
-}
-
-/**
- * The runner with every statement of its transactions recorded; on PostgreSQL (`explain`) each is first run under
- * EXPLAIN ANALYZE in a savepoint rolled back at once, and the rows its plan read are recorded with it.
- */
-function recording(runner: SqlRunner, explain: boolean) {
-  const statements: { text: string; rows?: Map<string, number> }[] = [];
-  const wrap = (tx: SqlRunner): SqlRunner => {
-    const record = async (text: string, params: unknown[]) => {
-      const entry: (typeof statements)[number] = { text: text.replace(/\s+/g, " ").trim() };
-      statements.push(entry);
-      if (!explain) return;
-      const undo = new Error("undo the EXPLAIN ANALYZE");
-      await tx
-        .transaction(async (sp) => {
-          // As on tables too large to scan or hash whole (these are small, and there scanning them is the cheaper
-          // plan): what is left is what the statement can probe. SET LOCAL ends with the savepoint.
-          for (const off of ["seqscan", "bitmapscan", "hashjoin", "mergejoin"]) await sp.run(`SET LOCAL enable_${off} = off`);
-          const [row] = await sp.all<Record<string, unknown>>(`EXPLAIN (ANALYZE, FORMAT JSON) ${text}`, ...params);
-          const plan = Object.values(row!)[0];
-          const [{ Plan }] = (typeof plan === "string" ? JSON.parse(plan) : plan) as { Plan: PlanNode }[];
-          entry.rows = rowsRead(Plan);
-          throw undo;
-        })
-        .catch((e) => {
-          if (e !== undo) throw e;
-        });
-    };
-    const each =
-      <K extends "all" | "get" | "run" | "lockForUpdate">(k: K) =>
-      async (text: string, ...params: unknown[]) => {
-        await record(text, params);
-        return (tx[k] as (text: string, ...params: unknown[]) => unknown)(text, ...params);
-      };
-    return {
-      all: each("all"),
-      get: each("get"),
-      run: each("run"),
-      lockForUpdate: each("lockForUpdate"),
-      transaction: (fn) => tx.transaction((inner) => fn(wrap(inner))),
-      transactionDurableLater: (fn) => tx.transactionDurableLater((inner) => fn(wrap(inner))),
-    } as SqlRunner;
-  };
-  const recorded: SqlRunner = {
-    ...runner,
-    transaction: (fn) => runner.transaction((tx) => fn(wrap(tx))),
-    transactionDurableLater: (fn) => runner.transactionDurableLater((tx) => fn(wrap(tx))),
-  };
-  return { runner: recorded, statements };
 }
 
 describe.each(engines)(`a claim of ${CLAIM} deliveries on %s`, (engine) => {

@@ -149,14 +149,21 @@ const SQL = {
   // Takes the items for one request. The WHERE is checked again on each row: of two workers that both read an item
   // as due, the second finds it leased once the first commits (PostgreSQL re-reads a row it waited for), and gets
   // nothing for it.
-  lease: `UPDATE inbox SET lease_until = ?3 WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_each(?1)) AND state = 'new'
-        AND next_attempt_at <= ?2 AND (lease_until IS NULL OR lease_until <= ?2) RETURNING id`,
-  releaseLeases: `UPDATE inbox SET lease_until = NULL WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_each(?1)) AND state = 'new'`,
+  // The statements given a JSON list of ids (?1 here, ?2 and ?6 below) join it MATERIALIZED: `id IN (SELECT CAST(value
+  // AS BIGINT) …)` joins on the cast, which is not leakproof, so under row-level security PostgreSQL keeps it above the
+  // policy's filter and walks every item of the tenant; on a plain column it probes the key per id (outbox.ts's lease).
+  lease: `WITH listed AS MATERIALIZED (SELECT DISTINCT CAST(value AS BIGINT) AS id FROM json_each(?1))
+        UPDATE inbox SET lease_until = ?3 FROM listed WHERE inbox.id = listed.id AND state = 'new'
+        AND next_attempt_at <= ?2 AND (lease_until IS NULL OR lease_until <= ?2) RETURNING inbox.id`,
+  releaseLeases: `WITH listed AS MATERIALIZED (SELECT DISTINCT CAST(value AS BIGINT) AS id FROM json_each(?1))
+        UPDATE inbox SET lease_until = NULL FROM listed WHERE inbox.id = listed.id AND state = 'new'`,
   releaseAllLeases: `UPDATE inbox SET lease_until = NULL WHERE lease_until IS NOT NULL`,
-  markDelivered: `UPDATE inbox SET state = 'delivered', delivered_via = 'webhook', delivered_at = ?1, updated_at = ?1, lease_until = NULL, error_code = NULL, error_message = NULL, error_hint = NULL
-        WHERE state = 'new' AND id IN (SELECT CAST(value AS BIGINT) FROM json_each(?2))`,
-  markFailed: `UPDATE inbox SET attempts = attempts + 1, next_attempt_at = ?1, updated_at = ?2, lease_until = NULL, error_code = ?3, error_message = ?4, error_hint = ?5
-        WHERE state = 'new' AND id IN (SELECT CAST(value AS BIGINT) FROM json_each(?6))`,
+  markDelivered: `WITH listed AS MATERIALIZED (SELECT DISTINCT CAST(value AS BIGINT) AS id FROM json_each(?2))
+        UPDATE inbox SET state = 'delivered', delivered_via = 'webhook', delivered_at = ?1, updated_at = ?1, lease_until = NULL, error_code = NULL, error_message = NULL, error_hint = NULL
+        FROM listed WHERE inbox.id = listed.id AND state = 'new'`,
+  markFailed: `WITH listed AS MATERIALIZED (SELECT DISTINCT CAST(value AS BIGINT) AS id FROM json_each(?6))
+        UPDATE inbox SET attempts = attempts + 1, next_attempt_at = ?1, updated_at = ?2, lease_until = NULL, error_code = ?3, error_message = ?4, error_hint = ?5
+        FROM listed WHERE inbox.id = listed.id AND state = 'new'`,
   counts: `SELECT target, state, count(*) AS n FROM inbox GROUP BY target, state ORDER BY target, state`,
   recent: `SELECT ${ROW_COLUMNS} FROM inbox WHERE target = ?1 ORDER BY seq DESC LIMIT ?2`,
 };
