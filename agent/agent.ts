@@ -1,5 +1,6 @@
 // The running agent: database, outbox, one dispatcher per target, intake and the HTTP server.
 import { randomBytes, randomUUID } from "node:crypto";
+import type { Hono } from "hono";
 import type { Connector, CredentialStore } from "../connectors/contract.ts";
 import { proxySettings, useProxy } from "../connectors/http.ts";
 import { connectorKinds } from "../connectors/registry.ts";
@@ -13,8 +14,10 @@ import { acquireInstanceLock } from "./lock.ts";
 import { Dispatcher } from "./dispatcher.ts";
 import { exportSettings } from "./exports/config.ts";
 import { deliverOnStart } from "./exports/deliver.ts";
+import { apiNativeRoutes } from "./http/api.ts";
 import { createApp } from "./http/app.ts";
-import { listen } from "./http/listen.ts";
+import type { AppContext } from "./http/context.ts";
+import { listen, type NativeRoutes } from "./http/listen.ts";
 import { IntakeThread } from "./intake-thread.ts";
 import { registerSecret, type Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
@@ -46,6 +49,8 @@ export interface RunningAgent {
   connectors: Map<string, Connector>;
   /** Scheduled pulls, the inbox and its delivery to the PSA. */
   pulls: PullsRuntime;
+  /** What the server answers with: the app, and the routes Bun answers before it (tests serve them on other ports too). */
+  http: { app: Hono; routes: NativeRoutes };
   stop(): Promise<void>;
 }
 
@@ -281,7 +286,7 @@ export async function startAgent(
       })
     : null;
 
-  const app = createApp({
+  const appContext: AppContext = {
     notifier,
     mailbox: extras.mailbox,
     pulls,
@@ -311,10 +316,13 @@ export async function startAgent(
       notifyAll();
       return r;
     },
-  });
+  };
+  const app = createApp(appContext);
+  // POST /api/v1/events is answered by Bun's own router, before the app (the same handler as the app's route).
+  const routes = apiNativeRoutes(appContext);
   let server: ReturnType<typeof Bun.serve>;
   try {
-    server = listen(app, config.http);
+    server = listen(app, config.http, "", routes);
   } catch (e) {
     clearInterval(highwater);
     await intake.close();
@@ -360,5 +368,5 @@ export async function startAgent(
       log.info("stopped");
     })());
 
-  return { url, db, outbox, intake, metrics, apiToken, connectors, pulls, stop };
+  return { url, db, outbox, intake, metrics, apiToken, connectors, pulls, http: { app, routes }, stop };
 }

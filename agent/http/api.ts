@@ -1,14 +1,14 @@
 // /api/v1: event intake and delivery management, behind a bearer token.
 import { Hono, type Context } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import { EventConflict, type Intake, IntakeUnavailable, parseEvents } from "../intake.ts";
 import type { Metrics } from "../metrics.ts";
 import { type SqlRunner, sqliteRunner } from "../db/pg/runner.ts";
 import { getDelivery, listDeliveries } from "../queries.ts";
 import { DELIVERY_STATUSES } from "../states.ts";
-import { requireApiToken } from "./auth.ts";
+import { apiTokenCheck, requireApiToken } from "./auth.ts";
 import type { AppContext } from "./context.ts";
+import { failedResponse } from "./failure.ts";
 
 const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -34,101 +34,147 @@ export interface EventsIntakeOptions {
   intake(c: Context): Intake;
 }
 
+/** Where the events route is mounted, as a failed request's log line names it (Hono's routePath for the route). */
+export const EVENTS_PATH = "/api/v1/events";
+
+/** A JSON answer as Hono's c.json gives it: the text, the status, Content-Type application/json (and `headers`). */
+const JSON_ONLY = { "Content-Type": "application/json" } as const;
+const json = (body: unknown, status: number, headers: Record<string, string> = JSON_ONLY) =>
+  new Response(JSON.stringify(body), { status, headers });
+
 /**
- * POST /events (mounted at /api/v1/events): reads, validates and stores a batch of events, and answers with the
- * same contract wherever it is mounted (agent/http/app.ts, agent/hosted/app.ts). Authentication is the mounter's.
+ * The body, at most `maxBytes` long, or null when it is longer (hono/body-limit's rule: by Content-Length when the
+ * request has one and no Transfer-Encoding, else counted while it streams in).
+ */
+async function bodyWithin(req: Request, maxBytes: number): Promise<ArrayBuffer | Uint8Array | null> {
+  const headers = req.headers;
+  const length = headers.get("content-length");
+  if (length !== null && !headers.has("transfer-encoding")) return Number.parseInt(length, 10) > maxBytes ? null : req.arrayBuffer();
+  const stream = req.body;
+  if (!stream) return req.arrayBuffer();
+  let buffer = new Uint8Array(0);
+  let size = 0;
+  const reader = stream.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    const offset = size;
+    size += value.length;
+    if (size > maxBytes) return null;
+    if (size > buffer.length) {
+      const grown = new Uint8Array(Math.min(maxBytes, Math.max(size, buffer.length * 2)));
+      grown.set(buffer.subarray(0, offset));
+      buffer = grown;
+    }
+    buffer.set(value, offset);
+  }
+  return buffer.subarray(0, size);
+}
+
+/**
+ * POST /api/v1/events, framework-free: reads, validates and stores a batch of events into `intake`, and answers with
+ * the same contract wherever it is served: the Hono route (eventsRoute: agent/http/app.ts, agent/hosted/app.ts) and the
+ * agent's native route in Bun's server (apiNativeRoutes). Authentication is the caller's; a failure other than a
+ * conflict or an unavailable database is thrown (Hono's onError, or the native route, answers it with failedResponse).
+ */
+export function eventsHandler(opts: Omit<EventsIntakeOptions, "intake">): (req: Request, intake: Intake) => Promise<Response> {
+  const tooLarge = JSON.stringify({
+    error: "body_too_large",
+    message: `The request body is larger than ${opts.maxBodyBytes} bytes.`,
+    hint: "Send fewer events per request, or raise http.max_body_bytes.",
+  });
+  return async (req, intake) => {
+    const bytes = await bodyWithin(req, opts.maxBodyBytes);
+    if (bytes === null) return new Response(tooLarge, { status: 413, headers: JSON_ONLY });
+    const type = req.headers.get("content-type") ?? "";
+    if (!/^application\/json\b/i.test(type)) {
+      return json(
+        {
+          error: "unsupported_media_type",
+          message: `Content-Type must be application/json, not "${type.slice(0, 80)}".`,
+          hint: "Send the events as JSON with Content-Type: application/json.",
+        },
+        415,
+      );
+    }
+    let text: string;
+    try {
+      text = STRICT_UTF8.decode(bytes);
+    } catch {
+      opts.metrics.eventsRejected += 1;
+      return json(
+        { error: "invalid_utf8", message: "The body is not valid UTF-8.", hint: "Encode the JSON as UTF-8 (ø, å and € included)." },
+        400,
+      );
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch (e) {
+      opts.metrics.eventsRejected += 1;
+      return json(
+        {
+          error: "invalid_json",
+          message: `The body is not valid JSON: ${(e as Error).message.slice(0, 200)}`,
+          hint: "Send one event object or an array of events as UTF-8 JSON.",
+        },
+        400,
+      );
+    }
+    const parsed = parseEvents(body);
+    if (!parsed.ok) {
+      opts.metrics.eventsRejected += Math.max(1, parsed.events.length);
+      return json(
+        {
+          error: parsed.status === 400 ? "bad_request" : "invalid_events",
+          message: parsed.message,
+          hint: parsed.hint,
+          events: parsed.events,
+        },
+        parsed.status,
+      );
+    }
+    try {
+      const results = await intake.submit(parsed.events);
+      let accepted = 0;
+      let duplicates = 0;
+      let stale = 0;
+      for (const r of results) {
+        if (r.status === "accepted") accepted += 1;
+        else if (r.status === "duplicate") duplicates += 1;
+        else if (r.status === "stale") stale += 1;
+      }
+      // Received, duplicate and stale are counted by intake itself (Metrics.countStored), whoever sends.
+      return json({ accepted, duplicates, stale, events: results }, 202);
+    } catch (e) {
+      if (e instanceof EventConflict) {
+        opts.metrics.eventsConflict += e.events.length;
+        return json({ error: "event_id_conflict", message: e.message, hint: e.hint, events: e.events }, 409);
+      }
+      if (e instanceof IntakeUnavailable) {
+        return json(
+          {
+            error: "unavailable",
+            message: e.message,
+            hint: "Send the same events again after the Retry-After delay; repeated ids are stored once.",
+          },
+          503,
+          { "Retry-After": String(e.retryAfterSeconds), "Content-Type": "application/json" },
+        );
+      }
+      throw e;
+    }
+  };
+}
+
+/**
+ * POST /events (mounted at /api/v1/events) as a Hono route: eventsHandler on the request's intake. Authentication is
+ * the mounter's.
  */
 export function eventsRoute(opts: EventsIntakeOptions): Hono {
   const route = new Hono();
-  route.post(
-    "/",
-    bodyLimit({
-      maxSize: opts.maxBodyBytes,
-      onError: (c) =>
-        c.json(
-          {
-            error: "body_too_large",
-            message: `The request body is larger than ${opts.maxBodyBytes} bytes.`,
-            hint: "Send fewer events per request, or raise http.max_body_bytes.",
-          },
-          413,
-        ),
-    }),
-    async (c) => {
-      const type = c.req.header("content-type") ?? "";
-      if (!/^application\/json\b/i.test(type)) {
-        return c.json(
-          {
-            error: "unsupported_media_type",
-            message: `Content-Type must be application/json, not "${type.slice(0, 80)}".`,
-            hint: "Send the events as JSON with Content-Type: application/json.",
-          },
-          415,
-        );
-      }
-      let text: string;
-      try {
-        text = STRICT_UTF8.decode(await c.req.arrayBuffer());
-      } catch {
-        opts.metrics.eventsRejected += 1;
-        return c.json(
-          { error: "invalid_utf8", message: "The body is not valid UTF-8.", hint: "Encode the JSON as UTF-8 (ø, å and € included)." },
-          400,
-        );
-      }
-      let body: unknown;
-      try {
-        body = JSON.parse(text);
-      } catch (e) {
-        opts.metrics.eventsRejected += 1;
-        return c.json(
-          {
-            error: "invalid_json",
-            message: `The body is not valid JSON: ${(e as Error).message.slice(0, 200)}`,
-            hint: "Send one event object or an array of events as UTF-8 JSON.",
-          },
-          400,
-        );
-      }
-      const parsed = parseEvents(body);
-      if (!parsed.ok) {
-        opts.metrics.eventsRejected += Math.max(1, parsed.events.length);
-        return c.json(
-          {
-            error: parsed.status === 400 ? "bad_request" : "invalid_events",
-            message: parsed.message,
-            hint: parsed.hint,
-            events: parsed.events,
-          },
-          parsed.status,
-        );
-      }
-      try {
-        const results = await opts.intake(c).submit(parsed.events);
-        const count = (status: string) => results.filter((r) => r.status === status).length;
-        const accepted = count("accepted");
-        // Received, duplicate and stale are counted by intake itself (Metrics.countStored), whoever sends.
-        return c.json({ accepted, duplicates: count("duplicate"), stale: count("stale"), events: results }, 202);
-      } catch (e) {
-        if (e instanceof EventConflict) {
-          opts.metrics.eventsConflict += e.events.length;
-          return c.json({ error: "event_id_conflict", message: e.message, hint: e.hint, events: e.events }, 409);
-        }
-        if (e instanceof IntakeUnavailable) {
-          c.header("Retry-After", String(e.retryAfterSeconds));
-          return c.json(
-            {
-              error: "unavailable",
-              message: e.message,
-              hint: "Send the same events again after the Retry-After delay; repeated ids are stored once.",
-            },
-            503,
-          );
-        }
-        throw e;
-      }
-    },
-  );
+  const handle = eventsHandler(opts);
+  route.post("/", (c) => handle(c.req.raw, opts.intake(c)));
   return route;
 }
 
@@ -208,4 +254,27 @@ export function apiRoutes(ctx: AppContext): Hono {
   api.route("/deliveries", deliveriesRoute({ runner: () => sqliteRunner(ctx.db.$client), retry: (_c, id) => ctx.retry(id) }));
 
   return api;
+}
+
+/**
+ * The routes Bun's server answers itself, before the Hono app (agent/http/listen.ts): POST /api/v1/events, the hot
+ * one (issue 16: Hono's routing and middleware were 15% of the main thread per single event). The same API token
+ * check and events handler as the app's route, and a failure answered as the app's onError answers it; any other
+ * method on the path, and any path Bun does not match exactly, goes to the app as before.
+ */
+export function apiNativeRoutes(ctx: AppContext): Record<string, { POST: (req: Request) => Promise<Response> }> {
+  const check = apiTokenCheck(() => ctx.apiToken);
+  const handle = eventsHandler({ maxBodyBytes: ctx.maxBodyBytes, metrics: ctx.metrics });
+  const events = async (req: Request): Promise<Response> => {
+    const refused = check(req.headers.get("authorization"));
+    if (refused) return refused;
+    try {
+      return await handle(req, ctx.intake);
+    } catch (e) {
+      // As Hono does: an Error is answered by onError (failedRequest); anything else goes to the server's own handler.
+      if (e instanceof Error) return failedResponse(e, EVENTS_PATH);
+      throw e;
+    }
+  };
+  return { [EVENTS_PATH]: { POST: events } };
 }

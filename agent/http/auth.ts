@@ -1,6 +1,6 @@
 // The API token. /api/v1 takes `Authorization: Bearer <token>` (RFC 6750 syntax, as hono/bearer-auth reads it);
 // every comparison of a secret is in constant time: both sides are hashed to equal length first.
-import type { Context, MiddlewareHandler } from "hono";
+import type { MiddlewareHandler } from "hono";
 import { timingSafeEqual } from "node:crypto";
 
 const digest = (s: string) => Bun.SHA256.hash(s) as Uint8Array;
@@ -20,12 +20,6 @@ const REALM = "kontobro";
 const API_TOKEN_HINT =
   "Send the header Authorization: Bearer <token> with the token from kontobro.toml (http.api_token) or `kontobro status`.";
 
-/** No token, a malformed header or a wrong token: the same 401, with a hint. */
-const unauthorized = (hint: string) => (c: Context) =>
-  c.json({ error: "unauthorized", message: "A valid API token is required.", hint }, 401, {
-    "WWW-Authenticate": `Bearer realm="${REALM}"`,
-  });
-
 /** RFC 6750's b64token: the characters an API token is made of. */
 const B64TOKEN = /^[A-Za-z0-9._~+/-]+=*$/;
 
@@ -36,20 +30,45 @@ function apiRequestToken(header: string | null): string | null {
   return B64TOKEN.test(token) ? token : null;
 }
 
+/** Two SHA-256 digests equal, in time that does not depend on where they differ. */
+function sameDigest(a: Uint8Array, b: Uint8Array): boolean {
+  let diff = a.length ^ b.length;
+  for (let i = 0; i < a.length && i < b.length; i++) diff |= a[i]! ^ b[i]!;
+  return diff === 0;
+}
+
 /**
- * Hono middleware: the request must carry `Authorization: Bearer <api token>`, else 401 with a hint (by
- * default where the API token is; the admin API names its own). It is on every API request's path, so it
- * is one plain function (hono/bearer-auth answered by throwing, and hashed with node:crypto's slower Hash).
+ * The API token check, on the Authorization header alone: null when it carries `Bearer <api token>`, else the 401
+ * to answer (no token, a malformed header or a wrong token: the same answer, with a hint; by default where the API
+ * token is, the admin API names its own). Framework-free: the Hono middleware (requireApiToken) and the agent's
+ * native route for event intake (agent/http/api.ts) use it alike.
  */
-export function requireApiToken(apiToken: () => string, hint = API_TOKEN_HINT): MiddlewareHandler {
+export function apiTokenCheck(apiToken: () => string, hint = API_TOKEN_HINT): (header: string | null) => Response | null {
   // The expected token's digest is computed once per token, not per request.
   let expected = { token: "", hash: digest("") };
-  const refuse = unauthorized(hint);
-  return async (c, next) => {
-    const given = apiRequestToken(c.req.raw.headers.get("authorization"));
+  const body = JSON.stringify({ error: "unauthorized", message: "A valid API token is required.", hint });
+  return (header) => {
+    const given = apiRequestToken(header);
     const token = apiToken();
     if (expected.token !== token) expected = { token, hash: digest(token) };
-    if (given === null || !timingSafeEqual(digest(given), expected.hash)) return refuse(c);
+    if (given !== null && sameDigest(digest(given), expected.hash)) return null;
+    return new Response(body, {
+      status: 401,
+      headers: { "Content-Type": "application/json", "WWW-Authenticate": `Bearer realm="${REALM}"` },
+    });
+  };
+}
+
+/**
+ * Hono middleware: the request must carry `Authorization: Bearer <api token>`, else 401 (apiTokenCheck). It is on
+ * every API request's path, so it is one plain function (hono/bearer-auth answered by throwing, and hashed with
+ * node:crypto's slower Hash).
+ */
+export function requireApiToken(apiToken: () => string, hint = API_TOKEN_HINT): MiddlewareHandler {
+  const check = apiTokenCheck(apiToken, hint);
+  return async (c, next) => {
+    const refused = check(c.req.raw.headers.get("authorization"));
+    if (refused) return refused;
     await next();
   };
 }

@@ -10,20 +10,30 @@ export const noRoute = (c: Context) => c.json({ error: "not_found", message: `No
 export function failedRequest(e: Error, c: Context) {
   // Hono's own middleware (bearer auth) answers by throwing its response.
   if (e instanceof HTTPException) return e.getResponse();
+  return failedResponse(e, c.req.routePath);
+}
+
+/**
+ * The answer to a request that failed inside kontobro on `route` (logged), framework-free: Hono's onError above and
+ * the agent's native route for event intake (agent/http/api.ts) answer alike.
+ */
+export function failedResponse(e: Error, route: string): Response {
   // Through the redactor: a webhook path carries its token.
-  console.error(JSON.stringify(redact({ level: "error", msg: "request failed", route: c.req.routePath, error: e.message })));
+  console.error(JSON.stringify(redact({ level: "error", msg: "request failed", route, error: e.message })));
   // The database down, restarting or out of connections (hosted mode): it passes, so the caller sends again.
   const passing = postgresTrouble(e);
   if (passing) {
-    c.header("Retry-After", "2");
-    return c.json({ error: "storage_unavailable", message: passing, hint: "Send the request again in a few seconds." }, 503);
+    return Response.json(
+      { error: "storage_unavailable", message: passing, hint: "Send the request again in a few seconds." },
+      { status: 503, headers: { "Retry-After": "2", "Content-Type": "application/json" } },
+    );
   }
-  return c.json(
+  return Response.json(
     {
       error: "internal_error",
       message: "Something went wrong inside kontobro; nothing partial was stored.",
       hint: "Try again; if it persists, send the log to support.",
     },
-    500,
+    { status: 500, headers: { "Content-Type": "application/json" } },
   );
 }
