@@ -23,6 +23,7 @@
 import { createHash } from "node:crypto";
 import { connectorKinds } from "../connectors/registry.ts";
 import type { SqlRunner } from "./db/pg/runner.ts";
+import { lockTargets } from "./target-state.ts";
 
 /** A target as configured: enough to know its account. */
 export interface AccountTarget {
@@ -173,6 +174,16 @@ export async function reconcileAccounts(
       plan.push({ target: p, account: accountOf(p), forget: false });
   const warnings: string[] = [];
   const now = Date.now();
+  // The targets pointed at another account: their locks (target_state, in name order) before any of their deliveries
+  // is taken back, the order in which a dispatcher round takes them (agent/outbox.ts, completeAndClaim). A round on
+  // another worker writing its pushes' outcomes holds the lock: the change waits for it to commit and then finds those
+  // outcomes written. It took the leases back first, and holding some of those rows while the round held others, one
+  // of the two was aborted as a deadlock (PostgreSQL; SQLite: nothing to do).
+  await lockTargets(
+    tx,
+    plan.filter((p) => p.fresh).map((p) => p.target.name),
+    now,
+  );
   for (const p of plan) {
     // The account first: on PostgreSQL a pull's page takes this row before its run's (accountStillIs), so a page being
     // stored is in what the statements below see, and one after the commit finds the new account.
