@@ -203,10 +203,16 @@ export class HttpClient {
 
   async request(method: string, url: string, options: RequestOptions = {}): Promise<HttpResponse> {
     this.holdIfPaused(method, url);
-    await this.opts.limiter?.take();
+    // Awaited only when there is something to wait for: each await of a plain value costs the push a turn.
+    if (this.opts.limiter) await this.opts.limiter.take();
     this.holdIfPaused(method, url);
     const isWrite = WRITE_METHODS.has(method);
-    const headers: Record<string, string> = { accept: "application/json", ...(await this.opts.baseHeaders()), ...options.headers };
+    const base = this.opts.baseHeaders();
+    const headers: Record<string, string> = {
+      accept: "application/json",
+      ...(base instanceof Promise ? await base : base),
+      ...options.headers,
+    };
     let body = options.body;
     if (options.json !== undefined) {
       headers["content-type"] = "application/json";
@@ -225,9 +231,9 @@ export class HttpClient {
         headers,
         body,
         keepalive: replaySafe,
-        signal: AbortSignal.timeout(options.timeoutMs ?? this.opts.timeoutMs),
+        signal: timeoutSignal(options.timeoutMs ?? this.opts.timeoutMs),
         redirect: "manual",
-        ...proxyOption(url),
+        ...proxyOptionOf(url),
       });
     } catch (e) {
       throw networkError(e, isWrite, method, url, this.opts.targetTitle, proxyFor(url));
@@ -439,6 +445,47 @@ export function proxyFor(url: string, s: ProxySettings = activeProxy): string | 
 export function proxyOption(url: string, s: ProxySettings = activeProxy): { proxy?: string } {
   const proxy = proxyFor(url, s);
   return (proxy ? { proxy } : { proxy: false }) as { proxy?: string };
+}
+
+/** proxyOption per origin (scheme, user, host and port: all it depends on), for the proxy settings in force. */
+let proxyOptions = new Map<string, { proxy?: string }>();
+let proxyOptionsFor = activeProxy;
+
+/** proxyOption(url), kept per origin: a request's URL is not parsed again for it (issue 16). */
+export function proxyOptionOf(url: string): { proxy?: string } {
+  if (proxyOptionsFor !== activeProxy) {
+    proxyOptions = new Map();
+    proxyOptionsFor = activeProxy;
+  }
+  // Up to the first "/" after "//": the authority and whatever precedes its path, so one key is one origin.
+  const start = url.indexOf("//");
+  const end = start < 0 ? -1 : url.indexOf("/", start + 2);
+  const origin = end < 0 ? url : url.slice(0, end);
+  let option = proxyOptions.get(origin);
+  if (option === undefined) {
+    option = proxyOption(url);
+    if (proxyOptions.size < 1000) proxyOptions.set(origin, option);
+  }
+  return option;
+}
+
+/**
+ * How late a request's timeout may fire: the requests started within this long of each other share one timer. A
+ * timer per request (AbortSignal.timeout) was one of the largest costs of a push on the agent's main thread.
+ */
+export const TIMEOUT_SLACK_MS = 50;
+const sharedTimeouts = new Map<number, { until: number; signal: AbortSignal }>();
+
+/**
+ * A signal that aborts with a TimeoutError (as AbortSignal.timeout's) no sooner than `ms` from now and at most
+ * TIMEOUT_SLACK_MS later: shared by the requests with the same timeout started within TIMEOUT_SLACK_MS of the first.
+ */
+export function timeoutSignal(ms: number, now = performance.now()): AbortSignal {
+  const shared = sharedTimeouts.get(ms);
+  if (shared && now < shared.until && !shared.signal.aborted) return shared.signal;
+  const signal = AbortSignal.timeout(ms + TIMEOUT_SLACK_MS);
+  sharedTimeouts.set(ms, { until: now + TIMEOUT_SLACK_MS, signal });
+  return signal;
 }
 
 /** A proxy URL without its password, for messages. */

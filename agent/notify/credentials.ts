@@ -50,6 +50,9 @@ export const settingsHash = (settings: unknown) =>
     .digest("hex")
     .slice(0, 16);
 
+/** A connector's method, as the wrapper hands it out. */
+type Method = (...args: unknown[]) => unknown;
+
 /** The methods that call the target; their outcome tells whether the credentials work. */
 const CALLS = new Set(["push", "find", "pull"]);
 
@@ -115,23 +118,32 @@ export class CredentialsWatch {
   wrap(connectors: Map<string, Connector>, settingsOf: (target: string) => unknown): Map<string, Connector> {
     const out = new Map<string, Connector>();
     for (const [name, connector] of connectors) {
+      // The functions handed out, made once per method (a push reads several: supports, validate, push).
+      const made = new Map<PropertyKey, { value: Method; fn: Method }>();
+      const watch =
+        (value: Method, obj: Connector) =>
+        async (...args: unknown[]) => {
+          try {
+            const result = await value.apply(obj, args);
+            // Known to work already (every success after the first): nothing to write, no turn to wait.
+            if (this.known.get(name) !== true) await this.working(name);
+            return result;
+          } catch (e) {
+            if (isTargetError(e) && e.status === 401) await this.refused(name, settingsOf(name), e.message, e.hint);
+            throw e;
+          }
+        };
       out.set(
         name,
         new Proxy(connector, {
           get: (obj, prop) => {
             const value = Reflect.get(obj, prop);
             if (typeof value !== "function") return value;
-            if (typeof prop !== "string" || !CALLS.has(prop)) return value.bind(obj);
-            return async (...args: unknown[]) => {
-              try {
-                const result = await value.apply(obj, args);
-                await this.working(name);
-                return result;
-              } catch (e) {
-                if (isTargetError(e) && e.status === 401) await this.refused(name, settingsOf(name), e.message, e.hint);
-                throw e;
-              }
-            };
+            const hit = made.get(prop);
+            if (hit && hit.value === value) return hit.fn;
+            const fn = typeof prop !== "string" || !CALLS.has(prop) ? value.bind(obj) : watch(value, obj);
+            made.set(prop, { value, fn });
+            return fn;
           },
         }),
       );

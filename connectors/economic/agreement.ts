@@ -26,8 +26,8 @@ export interface InvoiceTerms {
 
 export class AgreementSettings {
   private cache = new Map<string, { at: number; value: Promise<any> }>();
-  /** The last plan made, with the zones and /self it was made of. */
-  private plan: { zones: VatZone[]; self: unknown; plan: VatZonePlan } | null = null;
+  /** The last plan made, with the zones and /self it was made of (and the readings, cache entries, they came from). */
+  private plan: { zones: VatZone[]; self: unknown; plan: VatZonePlan; read: [Promise<VatZone[]>, Promise<unknown>] } | null = null;
 
   constructor(
     private readonly cfg: EconomicConfig,
@@ -42,11 +42,20 @@ export class AgreementSettings {
    * mapping).
    */
   async vatZonePlan(): Promise<VatZonePlan> {
-    const [zones, self] = await Promise.all([this.list<VatZone>("/vat-zones"), this.cached("/self", () => this.get(`${this.rest}/self`))]);
+    const read: [Promise<VatZone[]>, Promise<unknown>] = [
+      this.list<VatZone>("/vat-zones"),
+      this.cached("/self", () => this.get(`${this.rest}/self`)),
+    ];
     const last = this.plan;
-    if (last && last.zones === zones && last.self === self) return last.plan;
+    // The same readings as the plan's (the cache's entries, not read again): its plan, without waiting for them again.
+    if (last && last.read[0] === read[0] && last.read[1] === read[1]) return last.plan;
+    const [zones, self] = await Promise.all(read);
+    if (last && last.zones === zones && last.self === self) {
+      this.plan = { ...last, read };
+      return last.plan;
+    }
     const plan = planVatZones(this.cfg, zones, self);
-    this.plan = { zones, self, plan };
+    this.plan = { zones, self, plan, read };
     return plan;
   }
 
