@@ -9,6 +9,7 @@ import { lockTargets } from "./target-state.ts";
 import { dependenciesOf, type Entity } from "./model.ts";
 import type { Problem } from "./problem.ts";
 import { mayHaveBeenPushed, RESTORE_SETTING_SQL, restoreDoubt, type RestoreDoubt } from "./restore.ts";
+import { NOT_DONE, OPEN } from "./db/open-deliveries.ts";
 import { isOneOf, RETRYABLE_DELIVERY_STATUSES, type AttemptOutcome, type DeliveryStatus } from "./states.ts";
 
 export interface ClaimedDelivery {
@@ -37,10 +38,11 @@ export type Outcome =
 export const recordRef = (entity: string, key: string) => `${entity}:${key}`;
 
 /**
- * "Not finished" (neither done nor superseded) as the deliveries_record index has it (agent/db/schema.ts): a
- * query by record says so to read only those, however long the record's history.
+ * OPEN: "not finished" (neither done nor superseded), the rows of deliveries_record: a query by record says so to read
+ * only those, however long the record's history. NOT_DONE: the rows of deliveries_ready and deliveries_status_id. Each
+ * query by status says so, as SQLite uses a partial index only then (agent/db/open-deliveries.ts).
  */
-export const OPEN = "(status = 'done' OR status = 'superseded') = FALSE";
+export { NOT_DONE, OPEN };
 
 /** A stored event's deliveries to create (Outbox.enqueue). */
 export interface NewDeliveries {
@@ -76,7 +78,7 @@ const SQL = {
   ready: `SELECT d.id, d.event_seq AS eventSeq, d.target, d.entity, d.key, d.attempts, d.uncertain, d.created_at AS createdAt, e.payload,
                 l.remote_id AS linkRemoteId, l.payload_hash AS linkPayloadHash, (SELECT coalesce(max(seq), 0) FROM events) AS claimSeq
            FROM (SELECT id, event_seq, target, entity, key, attempts, uncertain, created_at, next_attempt_at FROM deliveries
-                  WHERE target = ?1 AND status = 'pending' AND next_attempt_at <= ?2 ORDER BY next_attempt_at, id LIMIT ?3) d
+                  WHERE target = ?1 AND status = 'pending' AND ${NOT_DONE} AND next_attempt_at <= ?2 ORDER BY next_attempt_at, id LIMIT ?3) d
            JOIN events e ON e.seq = d.event_seq
            LEFT JOIN links l ON l.target = d.target AND l.entity = d.entity AND l.key = d.key
           ORDER BY d.next_attempt_at, d.id`,
@@ -134,13 +136,14 @@ const SQL = {
         RETURNING deliveries.id`,
   // Whether a target has any delivery needing action, or waiting: most rounds have none, and then the
   // per-record statements that retire or wake them (retireOlder, wake) are not run at all.
-  anyInStatus: `SELECT 1 AS found FROM deliveries WHERE target = ?1 AND status = ?2 LIMIT 1`,
+  anyInStatus: `SELECT 1 AS found FROM deliveries WHERE target = ?1 AND status = ?2 AND ${NOT_DONE} LIMIT 1`,
   retireOlder: `UPDATE deliveries SET status = 'superseded', updated_at = ?5
         WHERE target = ?1 AND entity = ?2 AND key = ?3 AND ${OPEN} AND id < ?4 AND status = 'needs_action'`,
   newerOpen: `SELECT id FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 AND ${OPEN} AND id > ?4 AND status IN ('pending', 'waiting') LIMIT 1`,
   supersedeOne: `UPDATE deliveries SET status = 'superseded', lease_until = NULL, lease_owner = NULL, updated_at = ?2 WHERE id = ?1 AND status = 'in_flight' AND attempts = ?3 AND ${leaseHeldBy(4)}`,
   markUncertain: `UPDATE deliveries SET uncertain = 1, updated_at = ?2 WHERE id = ?1`,
-  anyFor: `SELECT 1 AS found FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 LIMIT 1`,
+  // Any delivery of the record, finished ones too: by its events (deliveries_record holds only open ones).
+  anyFor: `SELECT 1 AS found FROM events e JOIN deliveries d ON d.event_seq = e.seq WHERE e.entity = ?2 AND e.key = ?3 AND d.target = ?1 LIMIT 1`,
   retry: `UPDATE deliveries SET status = 'pending', lease_until = NULL, lease_owner = NULL, uncertain = ?2, next_attempt_at = ?3, updated_at = ?4,
         error_code = ?5, error_message = ?6, error_hint = ?7, error_field = ?8 WHERE id = ?1 AND status = 'in_flight' AND attempts = ?9 AND ${leaseHeldBy(10)}`,
   needsAction: `UPDATE deliveries SET status = 'needs_action', lease_until = NULL, lease_owner = NULL, uncertain = ?2, updated_at = ?3,
@@ -150,9 +153,9 @@ const SQL = {
   wake: `UPDATE deliveries SET status = 'pending', waiting_on = NULL, next_attempt_at = ?3, updated_at = ?3 WHERE target = ?1 AND status = 'waiting' AND waiting_on = ?2`,
   // ?2: 1 for every delivery in flight (at start, holding the instance lock), 0 for those whose lease ran out.
   interruptedExpired: `INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, message, hint)
-           SELECT id, attempts, ?1, 'interrupted', ?3, ?4 FROM deliveries WHERE status = 'in_flight' AND (?2 = 1 OR lease_until < ?1)`,
+           SELECT id, attempts, ?1, 'interrupted', ?3, ?4 FROM deliveries WHERE status = 'in_flight' AND ${NOT_DONE} AND (?2 = 1 OR lease_until < ?1)`,
   recoverExpired: `UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, lease_owner = NULL, next_attempt_at = ?1, updated_at = ?1
-            WHERE status = 'in_flight' AND (?2 = 1 OR lease_until < ?1)`,
+            WHERE status = 'in_flight' AND ${NOT_DONE} AND (?2 = 1 OR lease_until < ?1)`,
   // Leases given up at shutdown (?2, a JSON array of ids) by the lease owner ?5 (?3 in releaseLeases): only those it still holds;
   // claimable again from ?4 on.
   interruptedReleased: `INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, message, hint)
@@ -169,13 +172,13 @@ const SQL = {
   // it holds); releaseOrphans makes them claimable again from ?5 on.
   interruptedOrphans: `INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, message, hint)
          SELECT id, attempts, ?1, 'interrupted', ?3, ?4 FROM deliveries
-          WHERE target = ?6 AND status = 'in_flight' AND ${leaseHeldBy(5)} AND id NOT IN (SELECT CAST(value AS BIGINT) FROM json_each(?2))`,
+          WHERE target = ?6 AND status = 'in_flight' AND ${NOT_DONE} AND ${leaseHeldBy(5)} AND id NOT IN (SELECT CAST(value AS BIGINT) FROM json_each(?2))`,
   releaseOrphans: `UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, lease_owner = NULL, next_attempt_at = ?5, updated_at = ?1
-            WHERE target = ?4 AND status = 'in_flight' AND ${leaseHeldBy(3)} AND id NOT IN (SELECT CAST(value AS BIGINT) FROM json_each(?2))`,
+            WHERE target = ?4 AND status = 'in_flight' AND ${NOT_DONE} AND ${leaseHeldBy(3)} AND id NOT IN (SELECT CAST(value AS BIGINT) FROM json_each(?2))`,
   statusOf: `SELECT status FROM deliveries WHERE id = ?1`,
   retryNow: `UPDATE deliveries SET status = 'pending', next_attempt_at = ?2, waiting_on = NULL, updated_at = ?2 WHERE id = ?1`,
-  retryAllNeedingAction: `UPDATE deliveries SET status = 'pending', next_attempt_at = ?1, updated_at = ?1 WHERE status = 'needs_action' AND (CAST(?2 AS TEXT) IS NULL OR target = ?2)`,
-  nextDueAt: `SELECT min(next_attempt_at) AS t FROM deliveries WHERE target = ?1 AND status = 'pending'`,
+  retryAllNeedingAction: `UPDATE deliveries SET status = 'pending', next_attempt_at = ?1, updated_at = ?1 WHERE status = 'needs_action' AND ${NOT_DONE} AND (CAST(?2 AS TEXT) IS NULL OR target = ?2)`,
+  nextDueAt: `SELECT min(next_attempt_at) AS t FROM deliveries WHERE target = ?1 AND status = 'pending' AND ${NOT_DONE}`,
   // PostgreSQL only (lockForUpdate runs nothing on SQLite): the lease owner's workers row, held until the round
   // commits; a DELETE (declaring it dead) waits for it, and a recoverer's SKIP LOCKED passes it by until then.
   ownerRegistered: `SELECT id FROM workers WHERE id = ?1 FOR KEY SHARE`,

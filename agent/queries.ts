@@ -2,6 +2,7 @@
 // through the SqlRunner (one text for SQLite and a hosted tenant's PostgreSQL); settings and the pull gauges still read
 // the SQLite file.
 import type { Db } from "./db/index.ts";
+import { NOT_DONE } from "./db/open-deliveries.ts";
 import type { SqlRunner } from "./db/pg/runner.ts";
 import type { Gauge } from "./metrics.ts";
 import type { DeliveryStatus } from "./states.ts";
@@ -36,8 +37,11 @@ export const DELIVERY_COLUMNS = `d.id, d.target, d.entity, d.key, d.status, d.at
 
 export const toDeliveryRow = (r: any): DeliveryRow => ({ ...r, uncertain: !!r.uncertain });
 
+/** Every target's deliveries by status: those not done from deliveries_ready, the done ones from deliveries_done. */
 export function deliveryCounts(runner: SqlRunner): Promise<{ target: string; status: DeliveryStatus; n: number }[]> {
-  return runner.all(`SELECT target, status, count(*) AS n FROM deliveries GROUP BY target, status ORDER BY target, status`);
+  return runner.all(`SELECT target, status, count(*) AS n FROM deliveries WHERE ${NOT_DONE} GROUP BY target, status
+    UNION ALL SELECT target, 'done' AS status, count(*) AS n FROM deliveries WHERE status = 'done' GROUP BY target
+    ORDER BY target, status`);
 }
 
 export function eventCount(db: Db): number {
@@ -62,6 +66,8 @@ export async function listDeliveries(
   if (filter.status) {
     params.push(filter.status);
     where.push(`d.status = ?${params.length}`);
+    // The others are in deliveries_status_id; done ones, most rows, newest first walk the primary key back.
+    if (filter.status !== "done") where.push(`d.${NOT_DONE}`);
   }
   if (filter.target) {
     params.push(filter.target);

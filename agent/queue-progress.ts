@@ -4,6 +4,7 @@
 // the result in one settings row per target, so the status page and `kontobro status` only read that row.
 // Nothing is added to intake, claim or complete. The same on both engines, through the SqlRunner; a hosted tenant's
 // settings row is shared by its workers (QueueWatchOptions.shared).
+import { NOT_DONE } from "./db/open-deliveries.ts";
 import type { SqlRunner } from "./db/pg/runner.ts";
 import type { Logger } from "./log.ts";
 import {
@@ -141,9 +142,9 @@ export async function readQueueProgress(runner: SqlRunner, target: string, now =
 
 /** The counts of one target, each one range of an outbox index (test/queue-progress.test.ts checks the plans). */
 export const QUEUE_COUNTS = {
-  open: `SELECT count(*) AS n FROM deliveries WHERE target = ?1 AND status IN ('pending', 'in_flight', 'waiting')`,
+  open: `SELECT count(*) AS n FROM deliveries WHERE target = ?1 AND status IN ('pending', 'in_flight', 'waiting') AND ${NOT_DONE}`,
   delivered: `SELECT count(*) AS n FROM deliveries WHERE target = ?1 AND status = 'done' AND done_at >= ?2`,
-  needsAction: `SELECT count(*) AS n FROM deliveries WHERE target = ?1 AND status = 'needs_action' AND updated_at >= ?2`,
+  needsAction: `SELECT count(*) AS n FROM deliveries WHERE target = ?1 AND status = 'needs_action' AND ${NOT_DONE} AND updated_at >= ?2`,
 } as const;
 
 const SAVE = `INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value`;

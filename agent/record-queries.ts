@@ -81,7 +81,10 @@ export interface RecordDelivery {
   doneAt: number | null;
 }
 
-/** The record's newest `limit` deliveries to `target`, oldest first. */
+/**
+ * The record's newest `limit` deliveries to `target`, oldest first. Found by the record's events (events_record, then
+ * deliveries_event): deliveries_record holds only open deliveries, and most of a record's are done.
+ */
 export async function recordDeliveries(
   runner: SqlRunner,
   target: string,
@@ -93,8 +96,8 @@ export async function recordDeliveries(
     `SELECT d.id, d.target, d.status, d.attempts, e.event_id AS eventId, d.event_seq AS eventSeq, d.error_message AS errorMessage,
           d.error_hint AS errorHint, d.remote_id AS remoteId, d.note, d.next_attempt_at AS nextAttemptAt, d.created_at AS createdAt,
           d.updated_at AS updatedAt, d.done_at AS doneAt
-         FROM deliveries d JOIN events e ON e.seq = d.event_seq
-        WHERE d.target = ?1 AND d.entity = ?2 AND d.key = ?3 ORDER BY d.id DESC LIMIT ?4`,
+         FROM events e JOIN deliveries d ON d.event_seq = e.seq
+        WHERE e.entity = ?2 AND e.key = ?3 AND d.target = ?1 ORDER BY d.id DESC LIMIT ?4`,
     target,
     entity,
     key,

@@ -25,6 +25,7 @@
 // after it, only events dated inside it. Records with a link cost nothing more. The rule runs in intake's
 // transaction (Outbox.enqueue), reading the restore's setting once per group of requests and the links
 // of the records it applies to; the status page and the log show the window.
+import { NOT_DONE } from "./db/open-deliveries.ts";
 import type { SqlRunner } from "./db/pg/runner.ts";
 
 export interface RestoreInfo {
@@ -71,7 +72,7 @@ export function mayHaveBeenPushed(doubt: RestoreDoubt | null, occurredAt: number
 }
 
 /** Every open delivery becomes uncertain: looked up at its target before any create. ?1: now (ms). One text for both engines. */
-export const OPEN_DELIVERIES_UNCERTAIN = `UPDATE deliveries SET uncertain = 1, updated_at = ?1 WHERE status IN ('pending', 'in_flight', 'waiting', 'needs_action')`;
+export const OPEN_DELIVERIES_UNCERTAIN = `UPDATE deliveries SET uncertain = 1, updated_at = ?1 WHERE status IN ('pending', 'in_flight', 'waiting', 'needs_action') AND ${NOT_DONE}`;
 /** Records the restore (?1: RestoreInfo as JSON) in the tenant's settings. One text for both engines. */
 export const PUT_RESTORE_SETTING = `INSERT INTO settings (name, value) VALUES ('${RESTORE_SETTING}', ?1) ON CONFLICT (name) DO UPDATE SET value = excluded.value`;
 

@@ -22,6 +22,7 @@
 // written once for both engines on the tenant's runner.
 import { createHash } from "node:crypto";
 import { connectorKinds } from "../connectors/registry.ts";
+import { NOT_DONE } from "./db/open-deliveries.ts";
 import type { SqlRunner } from "./db/pg/runner.ts";
 import { lockTargets } from "./target-state.ts";
 
@@ -103,9 +104,9 @@ const RUNS_OF_OLD = `UPDATE job_runs SET status = 'interrupted', finished_at = ?
 const PUSHES_TO_OLD = [
   `INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, message, hint)
     SELECT id, attempts, ?2, 'interrupted', 'No answer was recorded: the target was pointed at another account while this push to the old one was under way.', 'Nothing to do: it goes to the account the target points at now.'
-    FROM deliveries WHERE target = ?1 AND status = 'in_flight'`,
+    FROM deliveries WHERE target = ?1 AND status = 'in_flight' AND ${NOT_DONE}`,
   `UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, lease_owner = NULL, updated_at = ?2
-    WHERE target = ?1 AND status = 'in_flight'`,
+    WHERE target = ?1 AND status = 'in_flight' AND ${NOT_DONE}`,
 ] as const;
 /** What a person was told of the old account's master data (a change there, a renumbering) is over: resolved. */
 const REPORTS_FROM_OLD = `UPDATE master_reports SET resolved_at = ?2 WHERE target = ?1 AND resolved_at IS NULL`;

@@ -100,16 +100,25 @@ function escapedChar(c: string): string {
   return c === "n" ? "\n" : c === "t" ? "\t" : c;
 }
 
-/** The statements of one source file (`file` names it in the result). */
-export function statementsOf(file: string, src: string): SqlStatement[] {
-  const literals = literalsOf(src);
+/** String constants of a source: const NAME = "…" / `…`, as written (a `${…}` in one is filled where it is used). */
+function constantsOf(src: string, literals = literalsOf(src)): Map<string, string> {
   const at = new Map(literals.map((l) => [l.start, l]));
-  // String constants of the file: const NAME = "…" / `…`.
   const constants = new Map<string, string>();
   for (const m of src.matchAll(/\bconst\s+([A-Za-z_$][\w$]*)\s*=\s*/g)) {
     const l = at.get(m.index + m[0].length);
     if (l) constants.set(m[1]!, l.value);
   }
+  return constants;
+}
+
+/**
+ * The statements of one source file (`file` names it in the result). `shared`: constants other files import (those of
+ * agent/db/open-deliveries.ts); the file's own of the same name win.
+ */
+export function statementsOf(file: string, src: string, shared: ReadonlyMap<string, string> = new Map()): SqlStatement[] {
+  const literals = literalsOf(src);
+  const at = new Map(literals.map((l) => [l.start, l]));
+  const constants = new Map([...shared, ...constantsOf(src, literals)]);
   const fill = (text: string, depth = 0): string =>
     depth > 5
       ? text
@@ -159,10 +168,14 @@ function leftOpen(text: string): string[] {
   return out;
 }
 
+/** The file whose string constants the agent's statements import (the partial indexes' conditions). */
+const SHARED_CONSTANTS = "agent/db/open-deliveries.ts";
+
 /** Every statement under agent/ (the PostgreSQL layer itself and generated files aside). */
 export function agentStatements(root = join(import.meta.dir, "..")): SqlStatement[] {
   const files = [...new Glob("agent/**/*.ts").scanSync(root)]
     .filter((f) => !f.startsWith("agent/db/pg/") && !f.endsWith(".generated.ts"))
     .sort();
-  return files.flatMap((f) => statementsOf(f, readFileSync(join(root, f), "utf8")));
+  const shared = constantsOf(readFileSync(join(root, SHARED_CONSTANTS), "utf8"));
+  return files.flatMap((f) => statementsOf(f, readFileSync(join(root, f), "utf8"), shared));
 }

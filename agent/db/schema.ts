@@ -2,6 +2,7 @@
 import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import { ATTEMPT_OUTCOMES, DELIVERY_STATUSES } from "../states.ts";
+import { NOT_DONE, OPEN } from "./open-deliveries.ts";
 
 /** Everything the PSA sent, once per source event id. */
 export const events = sqliteTable(
@@ -88,15 +89,17 @@ export const deliveries = sqliteTable(
     latencyMs: integer("latency_ms"),
   },
   (t) => [
-    index("deliveries_ready").on(t.target, t.status, t.nextAttemptAt),
-    // A record's deliveries, finished ones (done, superseded) apart from the rest: OPEN in agent/outbox.ts is how
-    // a query asks for the rest. Not by status: a lease (pending → in_flight) leaves this index alone, so claiming
-    // costs the same with a million deliveries waiting as with a thousand (issue 16). (No comma in the expression:
-    // drizzle-kit would split it.)
-    index("deliveries_record").on(t.target, t.entity, t.key, sql`(status = 'done' OR status = 'superseded')`),
+    // Done rows, most of a long-running database, are in none of the next three: a delivery that is done leaves them
+    // with one delete each (issue 16). A query reading them has the index's condition in its WHERE as written
+    // (agent/db/open-deliveries.ts); done ones are found by deliveries_done, deliveries_event or the primary key.
+    index("deliveries_ready").on(t.target, t.status, t.nextAttemptAt).where(sql.raw(NOT_DONE)),
+    // A record's open deliveries (neither done nor superseded). Not by status: a lease (pending → in_flight) keeps a
+    // delivery's place in it, so claiming costs the same with a million deliveries waiting as with a thousand (issue 16).
+    // All of a record's deliveries, finished ones too: by its events (events_record, then deliveries_event).
+    index("deliveries_record").on(t.target, t.entity, t.key).where(sql.raw(OPEN)),
     index("deliveries_waiting").on(t.target, t.waitingOn).where(sql`status = 'waiting'`),
-    // Listing by status, newest first (the API and the status page).
-    index("deliveries_status_id").on(t.status, t.id),
+    // Listing by status, newest first (the API and the status page); done ones newest first walk the primary key back.
+    index("deliveries_status_id").on(t.status, t.id).where(sql.raw(NOT_DONE)),
     // "Last successful delivery" per target without scanning every delivered row.
     index("deliveries_done").on(t.target, t.doneAt).where(sql`status = 'done'`),
     // Retention: "does this event still have deliveries".

@@ -2,6 +2,7 @@
 // the alerts table kept in step with it: a problem seen for the first time opens an alert, a problem gone
 // resolves it. Per target: records that need action (one alert per record, whatever its retries), pull
 // jobs whose last run failed, and credentials the target refused.
+import { NOT_DONE } from "../db/open-deliveries.ts";
 import type { SqlRunner } from "../db/pg/runner.ts";
 import { listRefusedCredentials } from "./credentials.ts";
 
@@ -41,7 +42,7 @@ export async function currentProblems(db: SqlRunner): Promise<Problem[]> {
   // The newest delivery of each record that needs action.
   const deliveries = await db.all<any>(
     `SELECT target, entity, key, id, attempts, error_code AS code, error_message AS message, error_hint AS hint FROM deliveries
-        WHERE id IN (SELECT max(id) FROM deliveries WHERE status = 'needs_action' GROUP BY target, entity, key) ORDER BY target, entity, key`,
+        WHERE id IN (SELECT max(id) FROM deliveries WHERE status = 'needs_action' AND ${NOT_DONE} GROUP BY target, entity, key) ORDER BY target, entity, key`,
   );
   const pulls = await db.all<any>(
     `SELECT target, stream, id, error_code AS code, error_message AS message, error_hint AS hint, started_at AS startedAt FROM job_runs j
@@ -95,7 +96,9 @@ async function resolutionOf(db: SqlRunner, a: AlertRow): Promise<string | null> 
   if (a.kind === "delivery") {
     const { entity, key } = a.detail as { entity: string; key: string };
     const latest = await db.get<{ status: string }>(
-      `SELECT status FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 ORDER BY id DESC LIMIT 1`,
+      // Finished ones too: by the record's events (deliveries_record holds only open deliveries).
+      `SELECT d.status FROM events e JOIN deliveries d ON d.event_seq = e.seq WHERE e.entity = ?2 AND e.key = ?3 AND d.target = ?1
+        ORDER BY d.id DESC LIMIT 1`,
       a.target,
       entity,
       key,

@@ -6,6 +6,7 @@ import type { SQL } from "bun";
 import { asc, eq, type SQLWrapper, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/bun-sql";
 import { connectorKinds } from "../../connectors/registry.ts";
+import { NOT_DONE } from "../db/open-deliveries.ts";
 import { postgresRunner, type SqlRunner } from "../db/pg/runner.ts";
 import { tenants } from "../db/pg/schema.ts";
 import { TENANT_SETTING } from "../db/pg/tenancy.ts";
@@ -25,7 +26,7 @@ export const TENANTS_CHANNEL = "kontobro_tenants";
 const ANNOUNCE_CHANGE = `SELECT pg_notify('${TENANTS_CHANNEL}', CAST(?1 AS TEXT)) AS sent`;
 /** A tenant's deliveries not done yet, per target. */
 const QUEUED_PER_TARGET = `SELECT target, count(*) AS n FROM deliveries
-  WHERE status IN ('pending', 'in_flight', 'waiting', 'needs_action') GROUP BY target ORDER BY target`;
+  WHERE status IN ('pending', 'in_flight', 'waiting', 'needs_action') AND ${NOT_DONE} GROUP BY target ORDER BY target`;
 
 export interface Tenant {
   id: number;

@@ -1,0 +1,6 @@
+DROP INDEX "deliveries_ready";--> statement-breakpoint
+DROP INDEX "deliveries_record";--> statement-breakpoint
+DROP INDEX "deliveries_status_id";--> statement-breakpoint
+CREATE INDEX "deliveries_ready" ON "deliveries" USING btree ("tenant_id","target","status","next_attempt_at") WHERE status <> 'done';--> statement-breakpoint
+CREATE INDEX "deliveries_record" ON "deliveries" USING btree ("tenant_id","target","entity","key") WHERE status <> 'done' AND status <> 'superseded';--> statement-breakpoint
+CREATE INDEX "deliveries_status_id" ON "deliveries" USING btree ("tenant_id","status","id") WHERE status <> 'done';
