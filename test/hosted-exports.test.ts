@@ -10,7 +10,7 @@ import { join, resolve } from "node:path";
 import { readSie } from "../formats/sie4/reader.ts";
 import { BASE, invoice } from "./exports-fixtures.ts";
 import { tempDir, waitFor } from "./helpers.ts";
-import { freePort, type RunningWorker, startWorkerProcess } from "./hosted-process.ts";
+import { freePort, type RunningWorker, startWorkerProcess, writeWorkerConfig } from "./hosted-process.ts";
 import { pgUnavailable, startPgServer, type PgServer } from "./pg-server.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
@@ -30,25 +30,7 @@ const workers: RunningWorker[] = [];
 const tenants: Record<"acme" | "globex", TenantUnderTest> = {} as any;
 
 function workerConfig(name: string, port: number): string {
-  const path = join(dir, `${name}.toml`);
-  writeFileSync(
-    path,
-    `[agent]
-data_dir = "${join(dir, `data-${name}`)}"
-
-[storage]
-url = "${server.url}"
-
-[http]
-port = ${port}
-
-[workers]
-heartbeat_ms = 200
-dead_after_ms = 3000
-tenants_refresh_ms = 300
-`,
-  );
-  return path;
+  return writeWorkerConfig(dir, name, server.url, port);
 }
 
 function startWorker(name: string): Promise<RunningWorker> {

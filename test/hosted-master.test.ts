@@ -17,7 +17,7 @@ import { tokenUrl } from "../connectors/eaccounting/config.ts";
 import { startEaccountingSandbox } from "../connectors/eaccounting/sandbox/index.ts";
 import { customerData, invoiceData, projectData, targetConfig } from "./eaccounting-fixtures.ts";
 import { tempDir, waitFor } from "./helpers.ts";
-import { freePort, type RunningWorker, startWorkerProcess } from "./hosted-process.ts";
+import { freePort, type RunningWorker, startWorkerProcess, writeWorkerConfig } from "./hosted-process.ts";
 import { pgUnavailable, startPgServer, type PgServer } from "./pg-server.ts";
 import { startPsaReceiver } from "./pull-harness.ts";
 
@@ -36,31 +36,7 @@ const workers: RunningWorker[] = [];
 let token = "";
 
 function workerConfig(name: string, port: number): string {
-  const path = join(dir, `${name}.toml`);
-  writeFileSync(
-    path,
-    `[agent]
-data_dir = "${join(dir, `data-${name}`)}"
-log_level = "debug"
-
-[storage]
-url = "${server.url}"
-
-[http]
-port = ${port}
-
-[dispatch]
-retry_base_ms = 20
-retry_max_ms = 200
-idle_poll_ms = 50
-
-[workers]
-heartbeat_ms = 200
-dead_after_ms = 3000
-tenants_refresh_ms = 300
-`,
-  );
-  return path;
+  return writeWorkerConfig(dir, name, server.url, port);
 }
 
 /** The tenant's file: its PSA webhook, and the eAccounting target without a refresh token (it is connected apart). */

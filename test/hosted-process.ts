@@ -1,7 +1,8 @@
 // A hosted worker as a process of its own (`kontobro run` on PostgreSQL, from source), for the tests that run several:
 // started on a free loopback port with the caller's kontobro.toml, its standard error kept, ready once /readyz says so.
 import type { Subprocess } from "bun";
-import { resolve } from "node:path";
+import { writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { waitFor } from "./helpers.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
@@ -12,6 +13,35 @@ export interface RunningWorker {
   proc: Subprocess<"ignore", "pipe", "pipe">;
   /** What it logged (JSON lines on standard error). */
   log: () => string;
+}
+
+/** Keys to set in a worker's kontobro.toml, per section (`null`: the key left out). */
+export type WorkerConfigOverrides = Record<string, Record<string, string | number | boolean | null>>;
+
+/**
+ * Writes `<dir>/<name>.toml`, a hosted worker's kontobro.toml, and returns its path: its data directory
+ * `<dir>/data-<name>`, the PostgreSQL `url`, `port` (0 for a command that does not listen) and the tests' fast timings
+ * (dispatch retries and idle poll, heartbeats, the workers' dead-after and tenants refresh); `overrides` sets or adds
+ * keys and sections (e.g. `{ admin: { token } }`).
+ */
+export function writeWorkerConfig(dir: string, name: string, url: string, port: number, overrides: WorkerConfigOverrides = {}): string {
+  const sections: WorkerConfigOverrides = {
+    agent: { data_dir: join(dir, `data-${name}`), log_level: "debug" },
+    storage: { url },
+    http: { port },
+    dispatch: { retry_base_ms: 20, retry_max_ms: 200, idle_poll_ms: 50 },
+    workers: { heartbeat_ms: 200, dead_after_ms: 3000, tenants_refresh_ms: 300 },
+  };
+  for (const [section, keys] of Object.entries(overrides)) sections[section] = { ...sections[section], ...keys };
+  const toml = Object.entries(sections)
+    .map(([section, keys]) => {
+      const lines = Object.entries(keys).filter(([, v]) => v !== null);
+      return `[${section}]\n${lines.map(([k, v]) => `${k} = ${typeof v === "string" ? JSON.stringify(v) : v}`).join("\n")}\n`;
+    })
+    .join("\n");
+  const path = join(dir, `${name}.toml`);
+  writeFileSync(path, toml);
+  return path;
 }
 
 /** A loopback port free now (the worker listens on it next). */

@@ -10,7 +10,7 @@ import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { startEconomicSandbox, type StartedEconomicSandbox } from "../connectors/economic/sandbox/index.ts";
 import { customerEvent, invoiceEvent, tempDir, waitFor } from "./helpers.ts";
-import { freePort, type RunningWorker, startWorkerProcess } from "./hosted-process.ts";
+import { freePort, type RunningWorker, startWorkerProcess, writeWorkerConfig } from "./hosted-process.ts";
 import { pgUnavailable, startPgServer, type PgServer } from "./pg-server.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
@@ -32,33 +32,7 @@ const workers: RunningWorker[] = [];
 const tenants: Record<"acme" | "globex", TenantUnderTest> = {} as any;
 
 function workerConfig(name: string, port: number): string {
-  const path = join(dir, `${name}.toml`);
-  writeFileSync(
-    path,
-    `[agent]
-data_dir = "${join(dir, `data-${name}`)}"
-
-[storage]
-url = "${server.url}"
-
-[http]
-port = ${port}
-
-[dispatch]
-retry_base_ms = 20
-retry_max_ms = 200
-idle_poll_ms = 50
-
-[workers]
-heartbeat_ms = 200
-dead_after_ms = 3000
-tenants_refresh_ms = 300
-
-[admin]
-token = "${ADMIN_TOKEN}"
-`,
-  );
-  return path;
+  return writeWorkerConfig(dir, name, server.url, port, { admin: { token: ADMIN_TOKEN } });
 }
 
 /** `kontobro tenant add` with one e-conomic target named after the tenant, whose expenses are pulled when asked. */

@@ -16,7 +16,7 @@ import { parseEvents } from "../agent/intake.ts";
 import { Outbox } from "../agent/outbox.ts";
 import { startEconomicSandbox, type StartedEconomicSandbox } from "../connectors/economic/sandbox/index.ts";
 import { customerEvent, invoiceEvent, tempDir, waitFor } from "./helpers.ts";
-import { freePort, type RunningWorker, startWorkerProcess } from "./hosted-process.ts";
+import { freePort, type RunningWorker, startWorkerProcess, writeWorkerConfig } from "./hosted-process.ts";
 import { pgUnavailable, startPgServer, type PgServer } from "./pg-server.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
@@ -38,34 +38,10 @@ const workers: Record<"a" | "b", RunningWorker> = {} as any;
 const tenants: Record<"acme" | "globex" | "initech", TenantUnderTest> = {} as any;
 
 function workerConfig(name: string, port: number, tenantsRefreshMs = 300): string {
-  const path = join(dir, `${name}.toml`);
-  writeFileSync(
-    path,
-    `[agent]
-data_dir = "${join(dir, `data-${name}`)}"
-log_level = "debug"
-
-[storage]
-url = "${server.url}"
-
-[http]
-port = ${port}
-
-[dispatch]
-retry_base_ms = 20
-retry_max_ms = 200
-idle_poll_ms = 50
-
-[workers]
-heartbeat_ms = 200
-dead_after_ms = 3000
-tenants_refresh_ms = ${tenantsRefreshMs}
-
-[admin]
-token = "${ADMIN_TOKEN}"
-`,
-  );
-  return path;
+  return writeWorkerConfig(dir, name, server.url, port, {
+    workers: { tenants_refresh_ms: tenantsRefreshMs },
+    admin: { token: ADMIN_TOKEN },
+  });
 }
 
 function startWorker(name: "a" | "b"): Promise<RunningWorker> {

@@ -11,7 +11,7 @@ import { join, resolve } from "node:path";
 import { historyChange, identityChanges, type DatabaseIdentity, type StoredHistory } from "../agent/db/pg/restore-watch.ts";
 import { startEconomicSandbox, type StartedEconomicSandbox } from "../connectors/economic/sandbox/index.ts";
 import { customerEvent, invoiceEvent, tempDir, waitFor } from "./helpers.ts";
-import { freePort, type RunningWorker, startWorkerProcess } from "./hosted-process.ts";
+import { freePort, type RunningWorker, startWorkerProcess, writeWorkerConfig } from "./hosted-process.ts";
 import { findPgBin, pgUnavailable, startPgServer, type PgServer } from "./pg-server.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
@@ -67,31 +67,7 @@ let restoredUrl = "";
 const running: RunningWorker[] = [];
 
 function configFor(name: string, url: string, port = 0): string {
-  const path = join(dir, `${name}.toml`);
-  writeFileSync(
-    path,
-    `[agent]
-data_dir = "${join(dir, `data-${name}`)}"
-log_level = "debug"
-
-[storage]
-url = "${url}"
-
-[http]
-port = ${port}
-
-[dispatch]
-retry_base_ms = 20
-retry_max_ms = 200
-idle_poll_ms = 50
-
-[workers]
-heartbeat_ms = 200
-dead_after_ms = 3000
-tenants_refresh_ms = 300
-`,
-  );
-  return path;
+  return writeWorkerConfig(dir, name, url, port);
 }
 
 function startWorker(name: string, url: string): Promise<RunningWorker> {
