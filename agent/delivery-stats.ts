@@ -1,7 +1,8 @@
 // Delivery statistics per target and hour (table delivery_stats, agent/db/schema-stats.ts), for the status
 // page's charts. The outcomes of a dispatcher round are tallied here and added by one upsert in the
 // transaction that writes them (agent/outbox.ts), so the counts are exactly what was committed. Rows older
-// than STATS_KEPT_DAYS are pruned with the rest of the finished work (agent/retention.ts).
+// than STATS_KEPT_DAYS are pruned with the rest of the finished work (agent/retention.ts); a hosted tenant's by its
+// runtime on each worker (agent/hosted/stats-prune.ts), into each target's hour 0.
 import type { Database } from "bun:sqlite";
 import { TARGET_PAUSED } from "../connectors/http.ts";
 import type { SqlRunner } from "./db/pg/runner.ts";
@@ -111,7 +112,32 @@ export async function readDeliveryStats(runner: SqlRunner, target: string, fromH
   }));
 }
 
+/** The oldest hour kept: the ones before it are older than STATS_KEPT_DAYS. Pure. */
+export const statsKeptFrom = (now: number) => hourOf(now) - STATS_KEPT_DAYS * DAY_MS;
+
 /** Drops the hours older than STATS_KEPT_DAYS; returns how many rows went. */
 export function pruneDeliveryStats(client: Database, now: number): number {
-  return client.run(`DELETE FROM delivery_stats WHERE hour < ?1`, [hourOf(now) - STATS_KEPT_DAYS * DAY_MS]).changes;
+  return client.run(`DELETE FROM delivery_stats WHERE hour < ?1`, [statsKeptFrom(now)]).changes;
+}
+
+/** Hour 0 of a target: its hours pruned so far, added up (never a real hour: the charts read the recent ones). */
+const PRUNED = `hour > 0 AND hour < ?1`;
+const FOLD_PRUNED = `INSERT INTO delivery_stats (target, hour, ${COUNT_COLUMNS.join(", ")})
+  SELECT target, 0, ${COUNT_COLUMNS.map((c) => `sum(${c})`).join(", ")} FROM delivery_stats WHERE ${PRUNED} GROUP BY target
+  ON CONFLICT (target, hour) DO UPDATE SET ${COUNT_COLUMNS.map((c) => `${c} = delivery_stats.${c} + excluded.${c}`).join(", ")}`;
+
+/**
+ * A hosted tenant's prune (PostgreSQL; its rows only, row-level security): the hours older than STATS_KEPT_DAYS go,
+ * as on SQLite, but are first added into the target's hour 0, so what /t/<slug>/metrics sums over all hours (its
+ * counters) never falls: a counter that fell would be taken by Prometheus for a reset. Their rows are locked first, so
+ * of two workers pruning the tenant at once the second waits and then finds nothing left to add. Returns the hours
+ * that went.
+ */
+export async function pruneTenantDeliveryStats(runner: SqlRunner, now: number): Promise<number> {
+  const from = statsKeptFrom(now);
+  return runner.transaction(async (tx) => {
+    await tx.lockForUpdate(`SELECT target FROM delivery_stats WHERE ${PRUNED} FOR UPDATE`, from);
+    await tx.run(FOLD_PRUNED, from);
+    return (await tx.run(`DELETE FROM delivery_stats WHERE ${PRUNED}`, from)).changes;
+  });
 }

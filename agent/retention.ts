@@ -19,6 +19,7 @@ import type { Db } from "./db/index.ts";
 import { pruneDeliveryStats, STATS_KEPT_DAYS } from "./delivery-stats.ts";
 import type { Logger } from "./log.ts";
 import type { Gauge } from "./metrics.ts";
+import { startPeriodic } from "./periodic.ts";
 import { getSetting } from "./queries.ts";
 
 export const DEFAULT_RETENTION_DAYS = 90;
@@ -299,28 +300,13 @@ export function startRetention(
 ): RetentionRuntime {
   options.metrics?.gaugeSources.push(() => retentionGauges(db));
   if (options.retentionDays <= 0) return { stop: async () => {} };
-  let stopped = false;
-  let running: Promise<void> | null = null;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const run = () => {
-    running = (async () => {
-      try {
-        const r = await pruneOnce(db, { retentionDays: options.retentionDays, shouldStop: () => stopped });
-        if (r.events + r.deliveries + r.inboxItems + r.jobRuns + (r.attempts ?? 0) + (r.statsHours ?? 0) > 0)
-          options.log.info(`pruned ${describePrune(r)}`, { ...r });
-      } catch (e) {
-        options.log.warn("pruning finished work failed; it is tried again at the next interval", { error: (e as Error).message });
-      }
-      running = null;
-      if (!stopped) (timer = setTimeout(run, options.intervalMs ?? 3_600_000)).unref?.();
-    })();
-  };
-  (timer = setTimeout(run, 0)).unref?.();
-  return {
-    stop: async () => {
-      stopped = true;
-      clearTimeout(timer);
-      await running;
-    },
-  };
+  return startPeriodic(async (stopped) => {
+    try {
+      const r = await pruneOnce(db, { retentionDays: options.retentionDays, shouldStop: stopped });
+      if (r.events + r.deliveries + r.inboxItems + r.jobRuns + (r.attempts ?? 0) + (r.statsHours ?? 0) > 0)
+        options.log.info(`pruned ${describePrune(r)}`, { ...r });
+    } catch (e) {
+      options.log.warn("pruning finished work failed; it is tried again at the next interval", { error: (e as Error).message });
+    }
+  }, options.intervalMs ?? 3_600_000);
 }

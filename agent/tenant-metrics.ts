@@ -34,7 +34,7 @@ const labelText = (labels: Record<string, string> | undefined) =>
  * kontobro_pushes_total without wait and held, which the table does not count) and the latency from an event's
  * arrival to its delivery as a histogram (buckets of the table's columns, cumulated; the sum from delivered_latency_ms,
  * which hours written before that column came count as 0).
- * Counters: the table's rows only grow on PostgreSQL (its hours are not pruned there). Pure.
+ * Counters: on PostgreSQL a pruned hour is added into its target's hour 0 (pruneTenantDeliveryStats), so the sums only grow. Pure.
  */
 export function statsFamilies(totals: Totals[]): string[] {
   const num = (v: unknown) => Number(v ?? 0);

@@ -29,6 +29,7 @@ import { QueueProgressWatch } from "../queue-progress.ts";
 import type { WorkBoard } from "../running-work.ts";
 import { liveWorkerIds, sqlWorkBoard } from "../running-work-sql.ts";
 import { tenantNotifier } from "./tenant-notifier.ts";
+import { startStatsPrune } from "./stats-prune.ts";
 
 /**
  * The worker's metrics as a tenant's dispatchers use them, noting each target the tenant pushed to (its queue watch
@@ -259,6 +260,8 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
   // The tenant's alerts from its own [notifications]; every worker runs them, one round at a time per tenant.
   const notifier = tenantNotifier({ tenant, runner, notifications: sections.notifications, targets: enabled, config, log, now: deps.now });
   notifier?.start();
+  // Its delivery statistics' hours older than the charts show, as the SQLite agent's retention prunes them.
+  const statsPrune = startStatsPrune(runner, { retentionDays: config.agent.retention_days, log, now });
   log.info("tenant started", { sending: [...dispatchers.keys()] });
   return {
     tenant: { id: tenant.id, slug: tenant.slug },
@@ -281,6 +284,7 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
       queueProgress.stop();
       await Promise.all([...[...dispatchers.values()].map((d) => d.stop(config.dispatch.shutdown_grace_ms)), pulls.stop()]);
       await notifier?.stop();
+      await statsPrune.stop();
       await intake.close();
       log.info("tenant stopped");
     },

@@ -1,0 +1,174 @@
+// A hosted tenant's delivery statistics are pruned as the SQLite agent's are (issue 17's leftovers: delivery_stats
+// grew for good on PostgreSQL): the tenant runtime prunes the hours older than STATS_KEPT_DAYS when it starts and
+// every hour, adding them into each target's hour 0 first, so /t/<slug>/metrics' counters (sums over all hours) never
+// fall; two workers pruning at once add them once; another tenant's hours are not touched; retention_days = 0 keeps
+// everything. Real parts: a real PostgreSQL server, the tenant store, the tenant runtime as a hosted worker starts it.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { AgentConfig } from "../agent/config.ts";
+import { openPostgres, type PostgresStorage } from "../agent/db/pg/open.ts";
+import type { SqlRunner } from "../agent/db/pg/runner.ts";
+import { Worker } from "../agent/db/pg/workers.ts";
+import { DAY_MS, hourOf, pruneTenantDeliveryStats } from "../agent/delivery-stats.ts";
+import { startTenantRuntime, type TenantRuntime } from "../agent/hosted/tenant-runtime.ts";
+import { silentLogger } from "../agent/log.ts";
+import { Metrics } from "../agent/metrics.ts";
+import { TenantStore } from "../agent/tenants/store.ts";
+import { waitFor } from "./helpers.ts";
+import { pgUnavailable, startPgServer, type PgServer } from "./pg-server.ts";
+
+const unavailable = pgUnavailable();
+if (unavailable) console.warn(`hosted delivery statistics pruning skipped: ${unavailable}`);
+
+let server: PgServer;
+let storage: PostgresStorage;
+let tenants: TenantStore;
+const runtimes: TenantRuntime[] = [];
+beforeAll(async () => {
+  if (unavailable) return;
+  server = await startPgServer();
+  storage = await openPostgres(server.url, { max: 6 });
+  tenants = new TenantStore(storage.client);
+}, 120_000);
+afterAll(async () => {
+  for (const r of runtimes) await r.stop();
+  await storage?.close();
+  await server?.stop();
+});
+
+const NOW = hourOf(Date.now());
+const daysAgo = (days: number) => NOW - days * DAY_MS;
+
+/** A tenant with no targets (its runtime starts no dispatcher), and its runner. */
+async function tenant(slug: string): Promise<SqlRunner> {
+  const { tenant } = await tenants.add({ slug, config: {} }, {});
+  return storage.runner(tenant.id);
+}
+
+async function hours(runner: SqlRunner, target: string, ...rows: [hour: number, delivered: number, retried: number][]) {
+  for (const [hour, delivered, retried] of rows)
+    await runner.run(
+      `INSERT INTO delivery_stats (target, hour, delivered, retried, needs_action, latency_le_50ms, delivered_latency_ms) VALUES (?1, ?2, ?3, ?4, 0, ?3, ?5)`,
+      target,
+      hour,
+      delivered,
+      retried,
+      delivered * 40,
+    );
+}
+
+const stored = (runner: SqlRunner) =>
+  runner.all<{ target: string; hour: number; delivered: number; retried: number; fast: number; latencyMs: number }>(
+    `SELECT target, hour, delivered, retried, latency_le_50ms AS fast, delivered_latency_ms AS "latencyMs" FROM delivery_stats ORDER BY target, hour`,
+  );
+
+/** What /t/<slug>/metrics sums, per target. */
+const totals = (runner: SqlRunner) =>
+  runner.all<{ target: string; delivered: number; retried: number }>(
+    `SELECT target, sum(delivered) AS delivered, sum(retried) AS retried FROM delivery_stats GROUP BY target ORDER BY target`,
+  );
+
+/** `runner` whose transactions stop before their DELETE until `gate` resolves. */
+function stoppingBeforeDelete(runner: SqlRunner, reached: () => void, gate: Promise<void>): SqlRunner {
+  return {
+    ...runner,
+    transaction: (fn) =>
+      runner.transaction((tx) =>
+        fn(
+          new Proxy(tx, {
+            get(target, prop) {
+              const value = Reflect.get(target, prop, target);
+              if (prop !== "run") return typeof value === "function" ? value.bind(target) : value;
+              return async (text: string, ...params: unknown[]) => {
+                if (text.startsWith("DELETE")) {
+                  reached();
+                  await gate;
+                }
+                return target.run(text, ...params);
+              };
+            },
+          }),
+        ),
+      ),
+  };
+}
+
+describe.skipIf(!!unavailable)("a hosted tenant's delivery statistics", () => {
+  test("the hours older than 31 days go, added into their target's hour 0: the sums stay", async () => {
+    const acme = await tenant("acme");
+    const globex = await tenant("globex");
+    await hours(acme, "books", [daysAgo(40), 3, 0], [daysAgo(35), 2, 1], [daysAgo(1), 5, 0]);
+    await hours(acme, "ledger", [daysAgo(32), 7, 2]);
+    await hours(globex, "books", [daysAgo(40), 11, 0]);
+    const before = await totals(acme);
+
+    expect(await pruneTenantDeliveryStats(acme, NOW)).toBe(3);
+    expect(await stored(acme)).toEqual([
+      { target: "books", hour: 0, delivered: 5, retried: 1, fast: 5, latencyMs: 200 },
+      { target: "books", hour: daysAgo(1), delivered: 5, retried: 0, fast: 5, latencyMs: 200 },
+      { target: "ledger", hour: 0, delivered: 7, retried: 2, fast: 7, latencyMs: 280 },
+    ]);
+    expect(await totals(acme)).toEqual(before);
+    // Another tenant's hours stay (row-level security).
+    expect((await stored(globex)).map((r) => r.hour)).toEqual([daysAgo(40)]);
+
+    // A month later the last hour is out too: added to what hour 0 holds; a prune with nothing old changes nothing.
+    expect(await pruneTenantDeliveryStats(acme, NOW + 31 * DAY_MS)).toBe(1);
+    expect(await pruneTenantDeliveryStats(acme, NOW + 31 * DAY_MS)).toBe(0);
+    expect(await stored(acme)).toEqual([
+      { target: "books", hour: 0, delivered: 10, retried: 1, fast: 10, latencyMs: 400 },
+      { target: "ledger", hour: 0, delivered: 7, retried: 2, fast: 7, latencyMs: 280 },
+    ]);
+    expect(await totals(acme)).toEqual(before);
+  });
+
+  test("two workers pruning at once add the old hours once", async () => {
+    const initech = await tenant("initech");
+    await hours(initech, "books", [daysAgo(40), 3, 0], [daysAgo(1), 1, 0]);
+    const other = await openPostgres(server.url, { max: 2 });
+    try {
+      let reached!: () => void;
+      const atDelete = new Promise<void>((r) => (reached = r));
+      let release!: () => void;
+      const gate = new Promise<void>((r) => {
+        release = r;
+      });
+      // The first has added the old hour into hour 0 and not yet deleted it; the second starts meanwhile.
+      const first = pruneTenantDeliveryStats(stoppingBeforeDelete(initech, reached, gate), NOW);
+      await atDelete;
+      const second = pruneTenantDeliveryStats(other.runner((await tenants.get("initech"))!.id), NOW);
+      await Bun.sleep(300);
+      release();
+      expect((await Promise.all([first, second])).sort()).toEqual([0, 1]);
+      expect(await totals(initech)).toEqual([{ target: "books", delivered: 4, retried: 0 }]);
+    } finally {
+      await other.close();
+    }
+  });
+
+  test("a tenant's runtime prunes them when it starts; retention_days = 0 keeps them", async () => {
+    const worker = await Worker.register(storage.client);
+    const start = async (slug: string, retention: number) => {
+      const runtime = await startTenantRuntime((await tenants.get(slug))!, storage.runner((await tenants.get(slug))!.id), {
+        config: AgentConfig.parse({ agent: { retention_days: retention } }),
+        workerId: worker.id,
+        epoch: slug,
+        metrics: new Metrics(),
+        log: silentLogger,
+      });
+      runtimes.push(runtime);
+    };
+    const kept = await tenant("kept");
+    const pruned = await tenant("pruned");
+    for (const runner of [kept, pruned]) await hours(runner, "books", [daysAgo(40), 3, 0], [daysAgo(1), 1, 0]);
+    await start("kept", 0);
+    await start("pruned", 90);
+    await waitFor("the runtime's first prune", async () => (await stored(pruned)).every((r) => r.hour !== daysAgo(40)));
+    expect((await stored(pruned)).map((r) => [r.hour, r.delivered])).toEqual([
+      [0, 3],
+      [daysAgo(1), 1],
+    ]);
+    await Bun.sleep(200);
+    expect((await stored(kept)).map((r) => r.hour)).toEqual([daysAgo(40), daysAgo(1)]);
+    await worker.stop();
+  });
+});
