@@ -3,9 +3,9 @@
 // the main thread goes on reading, parsing and validating the next requests; their messages queue here
 // and become the next group. Started by IntakeThread (agent/intake-thread.ts); nothing here answers a
 // caller before its transaction has committed.
-import { drizzle } from "drizzle-orm/bun-sqlite";
-import { connect, type Db } from "./db/index.ts";
-import { heapPacer, WRITER_GROWTH_BYTES } from "./heap-pacer.ts";
+import type { Database } from "bun:sqlite";
+import { connect } from "./db/connect.ts";
+import { heapPacer, WRITER_GROWTH_BYTES, workPacedHeapPacer } from "./heap-pacer.ts";
 import { decodeRequests, type WriterRequest } from "./intake-handover.ts";
 import { IntakeStore, type RequestOutcome } from "./intake-store.ts";
 import type { Entity } from "./model.ts";
@@ -35,10 +35,15 @@ export type FromWriter =
   | { kind: "closed" };
 
 const reply = (m: FromWriter) => self.postMessage(m);
-/** A group's garbage is collected soon after its commit, not once this thread's heap has doubled (issue 16: peak memory). */
-const pacer = heapPacer({ growthBytes: WRITER_GROWTH_BYTES });
+/**
+ * A group's garbage is collected soon after its commit, not once this thread's heap has doubled (issue 16: peak memory).
+ * The pacer looks at the heap once 64 KB of request text has come in since it last looked, not after every group (a
+ * look walks the heap): a group makes about 2 bytes of heap per byte of its text, so it still looks every ~128 KB of
+ * growth, and after every batch of 1,000 events (~250 KB of text) as before.
+ */
+const pacer = workPacedHeapPacer(heapPacer({ growthBytes: WRITER_GROWTH_BYTES }), WRITER_GROWTH_BYTES / 32);
 
-let db: Db | undefined;
+let db: Database | undefined;
 let store: IntakeStore | undefined;
 let queue: WriterRequest[] = [];
 let scheduled = false;
@@ -69,11 +74,13 @@ self.onmessage = (event: MessageEvent<ToWriter>) => {
   switch (m.kind) {
     case "open": {
       // The intake pages stay warm in a smaller cache than the main connection's.
-      db = drizzle({ client: connect(m.path, { busyTimeoutMs: m.busyTimeoutMs, cacheKb: 8192 }) }) as unknown as Db;
-      store = new IntakeStore(new Outbox(sqliteRunner(db.$client)), (entity) => m.targets[entity] ?? []);
+      // bun:sqlite itself: drizzle (and the migrations agent/db/index.ts embeds) stay out of this thread's heap.
+      db = connect(m.path, { busyTimeoutMs: m.busyTimeoutMs, cacheKb: 8192 });
+      store = new IntakeStore(new Outbox(sqliteRunner(db)), (entity) => m.targets[entity] ?? []);
       return reply({ kind: "ready" });
     }
     case "store":
+      pacer.did(m.requests.length);
       for (const request of decodeRequests(m.requests)) queue.push(request);
       if (!scheduled) {
         scheduled = true;
@@ -83,13 +90,13 @@ self.onmessage = (event: MessageEvent<ToWriter>) => {
       return;
     case "pragma":
       try {
-        return reply({ kind: "pragma", id: m.id, result: db!.$client.query(`PRAGMA ${m.statement}`).all() });
+        return reply({ kind: "pragma", id: m.id, result: db!.query(`PRAGMA ${m.statement}`).all() });
       } catch (e) {
         return reply({ kind: "pragma", id: m.id, message: (e as Error).message });
       }
     case "close":
       return void flush().finally(() => {
-        db?.$client.close();
+        db?.close();
         reply({ kind: "closed" });
       });
   }

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { heapPacer, paceStep } from "../agent/heap-pacer.ts";
+import { heapPacer, paceStep, workPacedHeapPacer } from "../agent/heap-pacer.ts";
 
 const MB = 1024 * 1024;
 
@@ -38,6 +38,38 @@ describe("heap pacer (issue 16: peak memory)", () => {
     expect(pacer.check()).toBe(true);
     expect(collected).toEqual([15 * MB, 16.5 * MB]);
     expect(pacer.collections).toBe(2);
+  });
+
+  test("paced by work: looks at the heap only once enough work was done since it last looked", () => {
+    let heap = 10 * MB;
+    let looks = 0;
+    const pacer = workPacedHeapPacer(
+      heapPacer({
+        growthBytes: 2 * MB,
+        heapBytes: () => {
+          looks += 1;
+          return heap;
+        },
+        collect: () => {
+          heap = 10 * MB;
+        },
+      }),
+      64 * 1024,
+    );
+    const before = looks; // the pacer's first look, at its start
+    heap = 20 * MB;
+    for (let i = 0; i < 13; i++) {
+      pacer.did(5000); // a group of ~30 single events
+      expect(pacer.check()).toBe(false);
+    }
+    expect(looks).toBe(before); // 65,000 bytes: not yet
+    pacer.did(5000);
+    expect(pacer.check()).toBe(true); // 70,000: looks, and the heap grew by 10 MB
+    expect(pacer.collections).toBe(1);
+    const after = looks;
+    pacer.did(250_000); // a batch of 1,000 events: looked at after its group
+    expect(pacer.check()).toBe(false);
+    expect(looks).toBe(after + 1);
   });
 
   test("keeps a real heap making promoted garbage well below where the engine alone lets it go", async () => {

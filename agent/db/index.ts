@@ -1,6 +1,6 @@
 // Opens the agent's SQLite file: durable settings, embedded migrations (one agent per data directory:
 // agent/lock.ts).
-import { Database } from "bun:sqlite";
+import type { Database } from "bun:sqlite";
 import { drizzle, type BunSQLiteDatabase } from "drizzle-orm/bun-sqlite";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
@@ -8,6 +8,9 @@ import * as schema from "./schema.ts";
 import { embeddedMigrations } from "./migrations.generated.ts";
 import { normaliseStoredPayloads } from "./normalise.ts";
 import { canonicaliseRecordKeys } from "./rekey.ts";
+import { connect, type OpenOptions } from "./connect.ts";
+
+export { connect, type OpenOptions } from "./connect.ts";
 
 export type Db = BunSQLiteDatabase<typeof schema> & { $client: Database };
 
@@ -19,13 +22,6 @@ export class StorageError extends Error {
     super(message);
     this.name = "StorageError";
   }
-}
-
-export interface OpenOptions {
-  /** Milliseconds a write waits for a lock before SQLITE_BUSY. */
-  busyTimeoutMs?: number;
-  /** Page cache in KB (default 8 MB). */
-  cacheKb?: number;
 }
 
 /** Opens (creating if needed) and migrates the database. Throws StorageError with a plain message. */
@@ -49,24 +45,6 @@ export function openDatabase(path: string, options: OpenOptions = {}): Db {
     throw describeOpenError(path, e);
   }
   return db;
-}
-
-/**
- * A connection with the agent's settings, to a database openDatabase has created and migrated (also the
- * intake worker's own connection, agent/intake-worker.ts). The settings are per connection.
- */
-export function connect(path: string, options: OpenOptions = {}): Database {
-  const sqlite = new Database(path, { create: true, strict: true });
-  // Durability first: an acknowledged event must survive a power cut (synchronous=FULL in WAL mode).
-  sqlite.exec("PRAGMA journal_mode = WAL");
-  sqlite.exec("PRAGMA synchronous = FULL");
-  sqlite.exec("PRAGMA foreign_keys = ON");
-  sqlite.exec(`PRAGMA busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
-  // 8 MB of page cache (SQLite's default is 2 MB) holds the pages a claim and a round touch, even with a backlog
-  // of a million (issue 16: a lease no longer rewrites an index page per delivery); the rest come from the OS's
-  // file cache. 32 MB, as before, made the agent 25 MB larger after a large backlog and claimed no faster.
-  sqlite.exec(`PRAGMA cache_size = ${options.cacheKb === undefined ? -8192 : -options.cacheKb}`);
-  return sqlite;
 }
 
 /** A plain-language StorageError for a database (or lock) file that could not be opened. */
