@@ -146,7 +146,9 @@ export async function reconcileAccounts(
     const before = row ? (JSON.parse(row.value) as Account) : earlier ? accountOf(earlier) : null;
     const changed = before ? accountDiff(before, account) : [];
     if (changed.length === 0) {
-      if (!row || row.value !== JSON.stringify(account)) plan.push({ target: t, account, forget: false });
+      const asked = forget.has(t.name) ? "forget" : keep.has(t.name) ? "keep" : null;
+      const warning = asked ? await sameAccountAsked(tx, t.name, asked, before !== null) : undefined;
+      if (warning || !row || row.value !== JSON.stringify(account)) plan.push({ target: t, account, forget: false, warning });
       continue;
     }
     const held = (await tx.get<{ n: number }>(HELD, t.name))!.n;
@@ -199,6 +201,19 @@ export async function reconcileAccounts(
     if (p.warning) warnings.push(p.warning);
   }
   return { refused, unknownChoices, warnings };
+}
+
+/**
+ * A target named to forget (or keep) its ids whose account did not change: nothing is forgotten, and the change says
+ * so, rather than leaving the person to think its ids went (e.g. a setting of the account that kontobro does not take
+ * for one, or the wrong target named).
+ */
+async function sameAccountAsked(tx: SqlRunner, target: string, asked: "forget" | "keep", known: boolean): Promise<string> {
+  const held = (await tx.get<{ n: number }>(HELD, target))!.n;
+  const why = known ? "it points at the same account as before" : "no earlier account of it is known (a new target)";
+  return asked === "forget"
+    ? `target ${target}: asked to forget its ids of records in its old account, but ${why}: nothing was forgotten, its ${held} id(s) stay. To start afresh in an account, give the target a new name`
+    : `target ${target}: asked to keep its ids as the same account's, but ${why}: nothing to keep (its ${held} id(s) stay as they were)`;
 }
 
 /**
