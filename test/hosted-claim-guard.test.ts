@@ -3,77 +3,24 @@
 // hosted runtime's claims lease nothing once the tenant's version is no longer the one it runs (Outbox's claimGuard,
 // wired in agent/hosted/tenant-runtime.ts), while the runtime of the current version claims them. Real parts: a real
 // PostgreSQL server, the tenant store, the tenant runtime as a hosted worker starts it, the e-conomic sandbox.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { startEconomicSandbox, type StartedEconomicSandbox } from "../connectors/economic/sandbox/index.ts";
-import { AgentConfig } from "../agent/config.ts";
-import { openPostgres, type PostgresStorage } from "../agent/db/pg/open.ts";
+import { describe, expect, test } from "bun:test";
 import { Worker } from "../agent/db/pg/workers.ts";
-import { startTenantRuntime, type TenantRuntime } from "../agent/hosted/tenant-runtime.ts";
-import { parseEvents } from "../agent/intake.ts";
-import { silentLogger } from "../agent/log.ts";
-import { Metrics } from "../agent/metrics.ts";
 import { TenantStore } from "../agent/tenants/store.ts";
-import { customerEvent } from "./helpers.ts";
-import { pgUnavailable, startPgServer, type PgServer } from "./pg-server.ts";
+import { customerEvents, hostedInProcess, pausedEconomicTarget } from "./hosted-in-process.ts";
 
-const unavailable = pgUnavailable();
-if (unavailable) console.warn(`claims after a tenant's configuration changed skipped: ${unavailable}`);
-
-let server: PgServer;
-let storage: PostgresStorage;
-let sandbox: StartedEconomicSandbox;
-const runtimes: TenantRuntime[] = [];
-beforeAll(async () => {
-  if (unavailable) return;
-  server = await startPgServer();
-  storage = await openPostgres(server.url, { max: 4 });
-  sandbox = await startEconomicSandbox({ port: 0 });
-}, 120_000);
-afterAll(async () => {
-  for (const r of runtimes) await r.stop();
-  await sandbox?.stop();
-  await storage?.close();
-  await server?.stop();
-});
-
+const hosted = hostedInProcess("claims after a tenant's configuration changed");
 // Paused: no dispatcher of the runtime claims in the background; the test claims through the runtime's outbox.
-const books = (grant: string) => ({
-  name: "books",
-  kind: "economic",
-  rest_url: sandbox.url,
-  projects_url: `${sandbox.url}/projectsapi/v1.1.0`,
-  app_secret_token: "demo-app-secret",
-  agreement_grant_token: grant,
-  requests_per_second: 0,
-  paused: true,
-});
+const books = (grant: string) => pausedEconomicTarget(hosted.sandbox.url, "books", grant);
 
-const events = (...numbers: number[]) => {
-  const parsed = parseEvents(numbers.map((n) => customerEvent(n)));
-  if (!parsed.ok) throw new Error("fixture");
-  return parsed.events;
-};
-
-describe.skipIf(!!unavailable)("claims after a tenant's configuration changed", () => {
+describe.skipIf(!!hosted.unavailable)("claims after a tenant's configuration changed", () => {
   test("the runtime of the old version claims nothing; the runtime of the current version claims the deliveries", async () => {
-    const tenants = new TenantStore(storage.client);
+    const tenants = new TenantStore(hosted.storage.client);
     const { tenant } = await tenants.add({ slug: "acme", config: { targets: [books("demo-agreement-grant")] } }, {});
-    const worker = await Worker.register(storage.client);
-    const runner = storage.runner(tenant.id);
-    const start = async (epoch: string) => {
-      const t = (await tenants.get("acme"))!;
-      const runtime = await startTenantRuntime(t, runner, {
-        config: AgentConfig.parse({}),
-        workerId: worker.id,
-        epoch,
-        metrics: new Metrics(),
-        log: silentLogger,
-      });
-      runtimes.push(runtime);
-      return runtime;
-    };
+    const worker = await Worker.register(hosted.storage.client);
+    const runner = hosted.storage.runner(tenant.id);
+    const start = async (epoch: string) => hosted.start((await tenants.get("acme"))!, worker.id, epoch);
     const old = await start("e1");
-    expect(await old.intake.submit(events(1, 2))).toHaveLength(2);
+    expect(await old.intake.submit(customerEvents(1, 2))).toHaveLength(2);
 
     // Pointed at another account (no ids held there yet: recorded, nothing else). The old runtime still runs here
     // (its worker has not heard of the change): it leases nothing.
@@ -97,25 +44,17 @@ describe.skipIf(!!unavailable)("claims after a tenant's configuration changed", 
   }, 60_000);
 
   test("a claim during a change under way claims nothing and waits for nothing; after a change given up it claims", async () => {
-    const tenants = new TenantStore(storage.client);
+    const tenants = new TenantStore(hosted.storage.client);
     const { tenant } = await tenants.add({ slug: "gamma", config: { targets: [books("demo-agreement-grant")] } }, {});
-    const worker = await Worker.register(storage.client);
-    const runner = storage.runner(tenant.id);
-    const runtime = await startTenantRuntime(tenant, runner, {
-      config: AgentConfig.parse({}),
-      workerId: worker.id,
-      epoch: "e1",
-      metrics: new Metrics(),
-      log: silentLogger,
-    });
-    runtimes.push(runtime);
-    expect(await runtime.intake.submit(events(1))).toHaveLength(1);
+    const worker = await Worker.register(hosted.storage.client);
+    const runtime = await hosted.start(tenant, worker.id, "e1");
+    expect(await runtime.intake.submit(customerEvents(1))).toHaveLength(1);
     // A change holds the tenant's row (TenantStore.setConfig locks it FOR UPDATE first), then is given up.
     let letGo!: () => void;
     const held = new Promise<void>((go) => (letGo = go));
     let locked!: () => void;
     const lockTaken = new Promise<void>((ok) => (locked = ok));
-    const change = storage
+    const change = hosted.storage
       .runner(tenant.id)
       .transaction(async (tx) => {
         await tx.get("SELECT updated_at FROM tenants WHERE id = ?1 FOR UPDATE", tenant.id);
@@ -133,19 +72,12 @@ describe.skipIf(!!unavailable)("claims after a tenant's configuration changed", 
   }, 60_000);
 
   test("a change waits for a claim under way that read the old version, then takes its leases back", async () => {
-    const tenants = new TenantStore(storage.client);
+    const tenants = new TenantStore(hosted.storage.client);
     const { tenant } = await tenants.add({ slug: "beta", config: { targets: [books("demo-agreement-grant")] } }, {});
-    const worker = await Worker.register(storage.client);
-    const runner = storage.runner(tenant.id);
-    const old = await startTenantRuntime(tenant, runner, {
-      config: AgentConfig.parse({}),
-      workerId: worker.id,
-      epoch: "e1",
-      metrics: new Metrics(),
-      log: silentLogger,
-    });
-    runtimes.push(old);
-    expect(await old.intake.submit(events(1))).toHaveLength(1);
+    const worker = await Worker.register(hosted.storage.client);
+    const runner = hosted.storage.runner(tenant.id);
+    const old = await hosted.start(tenant, worker.id, "e1");
+    expect(await old.intake.submit(customerEvents(1))).toHaveLength(1);
 
     // A dispatcher round of the old runtime has claimed (the version was still its own) and not yet committed.
     let letGo!: () => void;

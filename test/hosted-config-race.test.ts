@@ -5,72 +5,24 @@
 // intake stores a group only while the tenant's version is the one it runs; otherwise 503, nothing stored, and the
 // resend is taken by the new runtime. Real parts: a real PostgreSQL server, the tenant store, the tenant runtime as a
 // hosted worker starts it (agent/hosted/tenant-runtime.ts), the e-conomic sandbox on loopback.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { startEconomicSandbox, type StartedEconomicSandbox } from "../connectors/economic/sandbox/index.ts";
-import { AgentConfig } from "../agent/config.ts";
-import { openPostgres, type PostgresStorage } from "../agent/db/pg/open.ts";
+import { describe, expect, test } from "bun:test";
 import { Worker } from "../agent/db/pg/workers.ts";
-import { startTenantRuntime, type TenantRuntime } from "../agent/hosted/tenant-runtime.ts";
 import { takeIntakeTurn } from "../agent/intake-store.ts";
-import { IntakeUnavailable, parseEvents } from "../agent/intake.ts";
-import { silentLogger } from "../agent/log.ts";
-import { Metrics } from "../agent/metrics.ts";
+import { IntakeUnavailable } from "../agent/intake.ts";
 import { TenantStore } from "../agent/tenants/store.ts";
-import { customerEvent } from "./helpers.ts";
-import { pgUnavailable, startPgServer, type PgServer } from "./pg-server.ts";
+import { customerEvents, hostedInProcess, pausedEconomicTarget } from "./hosted-in-process.ts";
 
-const unavailable = pgUnavailable();
-if (unavailable) console.warn(`a tenant's configuration changed during intake skipped: ${unavailable}`);
+const hosted = hostedInProcess("a tenant's configuration changed during intake");
+const target = (name: string) => pausedEconomicTarget(hosted.sandbox.url, name);
 
-let server: PgServer;
-let storage: PostgresStorage;
-let sandbox: StartedEconomicSandbox;
-const runtimes: TenantRuntime[] = [];
-beforeAll(async () => {
-  if (unavailable) return;
-  server = await startPgServer();
-  storage = await openPostgres(server.url, { max: 4 });
-  sandbox = await startEconomicSandbox({ port: 0 });
-}, 120_000);
-afterAll(async () => {
-  for (const r of runtimes) await r.stop();
-  await sandbox?.stop();
-  await storage?.close();
-  await server?.stop();
-});
-
-const target = (name: string) => ({
-  name,
-  kind: "economic",
-  rest_url: sandbox.url,
-  projects_url: `${sandbox.url}/projectsapi/v1.1.0`,
-  app_secret_token: "demo-app-secret",
-  agreement_grant_token: "demo-agreement-grant",
-  requests_per_second: 0,
-  paused: true,
-});
-
-const events = (...numbers: number[]) => {
-  const parsed = parseEvents(numbers.map((n) => customerEvent(n)));
-  if (!parsed.ok) throw new Error("fixture");
-  return parsed.events;
-};
-
-describe.skipIf(!!unavailable)("a tenant's configuration changed while its events are on their way", () => {
+describe.skipIf(!!hosted.unavailable)("a tenant's configuration changed while its events are on their way", () => {
   test("the old runtime stores nothing once the change has committed; the change waits for a group under way", async () => {
-    const tenants = new TenantStore(storage.client);
+    const tenants = new TenantStore(hosted.storage.client);
     const { tenant } = await tenants.add({ slug: "acme", config: { targets: [target("old-books")] } }, {});
-    const worker = await Worker.register(storage.client);
-    const runner = storage.runner(tenant.id);
-    const runtime = await startTenantRuntime(tenant, runner, {
-      config: AgentConfig.parse({}),
-      workerId: worker.id,
-      epoch: "e1",
-      metrics: new Metrics(),
-      log: silentLogger,
-    });
-    runtimes.push(runtime);
-    expect(await runtime.intake.submit(events(1))).toHaveLength(1);
+    const worker = await Worker.register(hosted.storage.client);
+    const runner = hosted.storage.runner(tenant.id);
+    const runtime = await hosted.start(tenant, worker.id, "e1");
+    expect(await runtime.intake.submit(customerEvents(1))).toHaveLength(1);
 
     // A group under way holds the tenant's intake turn: the change waits for it, so what it stored is counted.
     let letGo!: () => void;
@@ -96,7 +48,7 @@ describe.skipIf(!!unavailable)("a tenant's configuration changed while its event
     expect(warnings.join(" ")).toContain("old-books");
 
     // The old runtime still runs here (the worker has not heard of the change yet): it stores nothing now.
-    const refused = await runtime.intake.submit(events(2)).catch((e) => e);
+    const refused = await runtime.intake.submit(customerEvents(2)).catch((e) => e);
     expect(refused).toBeInstanceOf(IntakeUnavailable);
     expect((refused as IntakeUnavailable).message).toContain("nothing was stored");
     const stored = await runner.all<{ key: string; target: string }>(
@@ -106,15 +58,8 @@ describe.skipIf(!!unavailable)("a tenant's configuration changed while its event
 
     // The new runtime (the configuration as it is now) takes the resend.
     const now = (await tenants.get("acme"))!;
-    const fresh = await startTenantRuntime(now, runner, {
-      config: AgentConfig.parse({}),
-      workerId: worker.id,
-      epoch: "e2",
-      metrics: new Metrics(),
-      log: silentLogger,
-    });
-    runtimes.push(fresh);
-    expect(await fresh.intake.submit(events(2))).toHaveLength(1);
+    const fresh = await hosted.start(now, worker.id, "e2");
+    expect(await fresh.intake.submit(customerEvents(2))).toHaveLength(1);
     expect(await runner.all("SELECT d.target FROM events e JOIN deliveries d ON d.event_seq = e.seq WHERE e.key = '2'")).toEqual([
       { target: "new-books" },
     ]);

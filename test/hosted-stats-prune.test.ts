@@ -3,45 +3,25 @@
 // every hour, adding them into each target's hour 0 first, so /t/<slug>/metrics' counters (sums over all hours) never
 // fall; two workers pruning at once add them once; another tenant's hours are not touched; retention_days = 0 keeps
 // everything. Real parts: a real PostgreSQL server, the tenant store, the tenant runtime as a hosted worker starts it.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { AgentConfig } from "../agent/config.ts";
-import { openPostgres, type PostgresStorage } from "../agent/db/pg/open.ts";
+import { describe, expect, test } from "bun:test";
 import type { SqlRunner } from "../agent/db/pg/runner.ts";
 import { Worker } from "../agent/db/pg/workers.ts";
 import { DAY_MS, hourOf, pruneTenantDeliveryStats } from "../agent/delivery-stats.ts";
-import { startTenantRuntime, type TenantRuntime } from "../agent/hosted/tenant-runtime.ts";
-import { silentLogger } from "../agent/log.ts";
-import { Metrics } from "../agent/metrics.ts";
 import { TenantStore } from "../agent/tenants/store.ts";
 import { waitFor } from "./helpers.ts";
-import { pgUnavailable, startPgServer, type PgServer } from "./pg-server.ts";
+import { hostedInProcess } from "./hosted-in-process.ts";
+import { openPostgres } from "../agent/db/pg/open.ts";
 
-const unavailable = pgUnavailable();
-if (unavailable) console.warn(`hosted delivery statistics pruning skipped: ${unavailable}`);
-
-let server: PgServer;
-let storage: PostgresStorage;
-let tenants: TenantStore;
-const runtimes: TenantRuntime[] = [];
-beforeAll(async () => {
-  if (unavailable) return;
-  server = await startPgServer();
-  storage = await openPostgres(server.url, { max: 6 });
-  tenants = new TenantStore(storage.client);
-}, 120_000);
-afterAll(async () => {
-  for (const r of runtimes) await r.stop();
-  await storage?.close();
-  await server?.stop();
-});
+const hosted = hostedInProcess("hosted delivery statistics pruning");
+const tenants = () => new TenantStore(hosted.storage.client);
 
 const NOW = hourOf(Date.now());
 const daysAgo = (days: number) => NOW - days * DAY_MS;
 
 /** A tenant with no targets (its runtime starts no dispatcher), and its runner. */
 async function tenant(slug: string): Promise<SqlRunner> {
-  const { tenant } = await tenants.add({ slug, config: {} }, {});
-  return storage.runner(tenant.id);
+  const { tenant } = await tenants().add({ slug, config: {} }, {});
+  return hosted.storage.runner(tenant.id);
 }
 
 async function hours(runner: SqlRunner, target: string, ...rows: [hour: number, delivered: number, retried: number][]) {
@@ -92,7 +72,7 @@ function stoppingBeforeDelete(runner: SqlRunner, reached: () => void, gate: Prom
   };
 }
 
-describe.skipIf(!!unavailable)("a hosted tenant's delivery statistics", () => {
+describe.skipIf(!!hosted.unavailable)("a hosted tenant's delivery statistics", () => {
   test("the hours older than 31 days go, added into their target's hour 0: the sums stay", async () => {
     const acme = await tenant("acme");
     const globex = await tenant("globex");
@@ -124,7 +104,7 @@ describe.skipIf(!!unavailable)("a hosted tenant's delivery statistics", () => {
   test("two workers pruning at once add the old hours once", async () => {
     const initech = await tenant("initech");
     await hours(initech, "books", [daysAgo(40), 3, 0], [daysAgo(1), 1, 0]);
-    const other = await openPostgres(server.url, { max: 2 });
+    const other = await openPostgres(hosted.server.url, { max: 2 });
     try {
       let reached!: () => void;
       const atDelete = new Promise<void>((r) => (reached = r));
@@ -135,7 +115,7 @@ describe.skipIf(!!unavailable)("a hosted tenant's delivery statistics", () => {
       // The first has added the old hour into hour 0 and not yet deleted it; the second starts meanwhile.
       const first = pruneTenantDeliveryStats(stoppingBeforeDelete(initech, reached, gate), NOW);
       await atDelete;
-      const second = pruneTenantDeliveryStats(other.runner((await tenants.get("initech"))!.id), NOW);
+      const second = pruneTenantDeliveryStats(other.runner((await tenants().get("initech"))!.id), NOW);
       await Bun.sleep(300);
       release();
       expect((await Promise.all([first, second])).sort()).toEqual([0, 1]);
@@ -146,17 +126,9 @@ describe.skipIf(!!unavailable)("a hosted tenant's delivery statistics", () => {
   });
 
   test("a tenant's runtime prunes them when it starts; retention_days = 0 keeps them", async () => {
-    const worker = await Worker.register(storage.client);
-    const start = async (slug: string, retention: number) => {
-      const runtime = await startTenantRuntime((await tenants.get(slug))!, storage.runner((await tenants.get(slug))!.id), {
-        config: AgentConfig.parse({ agent: { retention_days: retention } }),
-        workerId: worker.id,
-        epoch: slug,
-        metrics: new Metrics(),
-        log: silentLogger,
-      });
-      runtimes.push(runtime);
-    };
+    const worker = await Worker.register(hosted.storage.client);
+    const start = async (slug: string, retention: number) =>
+      hosted.start((await tenants().get(slug))!, worker.id, slug, { agent: { retention_days: retention } });
     const kept = await tenant("kept");
     const pruned = await tenant("pruned");
     for (const runner of [kept, pruned]) await hours(runner, "books", [daysAgo(40), 3, 0], [daysAgo(1), 1, 0]);
