@@ -2,133 +2,138 @@
 // A wrong config stops the agent with one line per problem, naming the key.
 import { readFileSync, statSync } from "node:fs";
 import { z } from "zod";
+import { lazySchema } from "./lazy-schema.ts";
 import { connectorKinds } from "../connectors/registry.ts";
-import { ExportsConfig } from "./exports/config.ts";
+import { exportsConfigSchema } from "./exports/config.ts";
 import { postgresUrlProblem, passwordOf } from "./db/pg/url.ts";
 import { registerSecret } from "./log.ts";
 import { parseMasters, type Masters } from "./master/policy.ts";
 import { issuesToProblems } from "./problem.ts";
-import { NotificationsConfig, notificationProblems } from "./notify/config.ts";
-import { PSA_DEFAULTS, PULLS_DEFAULTS, PsaConfig, PullsConfig, targetSchedules, type TargetPull } from "./pulls/config.ts";
+import { notificationProblems, notificationsConfigSchema } from "./notify/config.ts";
+import { PSA_DEFAULTS, PULLS_DEFAULTS, psaConfigSchema, pullsConfigSchema, targetSchedules, type TargetPull } from "./pulls/config.ts";
 
 /** A bearer token written in kontobro.toml (http.api_token, admin.token): RFC 6750 token characters. */
-export const BearerToken = z
-  .string()
-  .min(16, { error: "must be at least 16 characters" })
-  .regex(/^[A-Za-z0-9._~+/-]+=*$/, {
-    error:
-      "may hold only letters, digits and - . _ ~ + / (and = at the end), as a bearer token does; e.g. the output of openssl rand -base64 24",
-  });
+export const bearerTokenSchema = () =>
+  z
+    .string()
+    .min(16, { error: "must be at least 16 characters" })
+    .regex(/^[A-Za-z0-9._~+/-]+=*$/, {
+      error:
+        "may hold only letters, digits and - . _ ~ + / (and = at the end), as a bearer token does; e.g. the output of openssl rand -base64 24",
+    });
+export const BearerToken = lazySchema(bearerTokenSchema);
 
-export const AgentConfig = z.strictObject({
-  agent: z
-    .strictObject({
-      data_dir: z.string().min(1).default("./data"),
-      log_level: z.enum(["debug", "info", "warn", "error"]).default("info"),
-      busy_timeout_ms: z.number().int().min(0).max(600_000).default(5000),
-      /** Finished work older than this many days is pruned (0 keeps everything); see agent/retention.ts. */
-      retention_days: z.number().int().min(0).max(36_500).default(90),
-    })
-    .default({ data_dir: "./data", log_level: "info", busy_timeout_ms: 5000, retention_days: 90 }),
-  /** Where kontobro keeps its data: the SQLite file in agent.data_dir, or PostgreSQL (agent/storage.ts). */
-  storage: z
-    .strictObject({
-      /** postgres://role[:password]@host[:port]/database; unset: <agent.data_dir>/kontobro.db. */
-      url: z
-        .string()
-        .superRefine((url, ctx) => {
-          const problem = postgresUrlProblem(url);
-          if (problem) ctx.addIssue({ code: "custom", message: problem });
-        })
-        .optional(),
-    })
-    .prefault({}),
-  http: z
-    .strictObject({
-      host: z.string().min(1).default("127.0.0.1"),
-      port: z.number().int().min(0).max(65535).default(8787),
-      /** Bearer token for /api/v1; required when host is not a loopback address. RFC 6750 token characters. */
-      api_token: BearerToken.optional(),
-      /**
-       * The installation's address as people reach it (behind the load balancer), e.g. https://kontobro.example.com/.
-       * A hosted tenant's alert notices link its status page, <public_url>t/<slug>/.
-       */
-      public_url: z.url({ protocol: /^https?$/, error: "must be an http(s) URL such as https://kontobro.example.com/" }).optional(),
-      max_body_bytes: z
-        .number()
-        .int()
-        .min(1024)
-        .default(32 * 1024 * 1024),
-    })
-    .default({ host: "127.0.0.1", port: 8787, max_body_bytes: 32 * 1024 * 1024 }),
-  dispatch: z
-    .strictObject({
-      concurrency: z.number().int().min(1).max(256).default(8),
-      lease_seconds: z.number().min(1).default(120),
-      retry_base_ms: z.number().int().min(1).default(1000),
-      retry_max_ms: z.number().int().min(1).default(300_000),
-      idle_poll_ms: z.number().int().min(10).default(1000),
-      shutdown_grace_ms: z.number().int().min(0).default(10_000),
-      /** Minutes a delivery may wait for a record the PSA has not sent before it needs action. */
-      missing_record_grace_minutes: z.number().min(0).default(15),
-      /** Circuit breaker per target: 5xx answers, timeouts or broken connections in a row that open it. */
-      breaker_failures: z.number().int().min(1).default(5),
-      /** First delay before the open breaker's probe (doubles per failed probe up to breaker_max_ms). */
-      breaker_base_ms: z.number().int().min(1).default(5000),
-      breaker_max_ms: z.number().int().min(1).default(300_000),
-    })
-    .prefault({}),
-  psa: PsaConfig.default(PSA_DEFAULTS),
-  pulls: PullsConfig.default(PULLS_DEFAULTS),
-  /** File exports: SIE 4 and export templates (agent/exports/config.ts). */
-  exports: ExportsConfig.prefault({}),
-  /** Alerts by e-mail and webhook when something needs action or recovers (agent/notify/config.ts). */
-  notifications: NotificationsConfig.prefault({}),
-  /** Outbound requests to the targets through a corporate proxy (connectors/http.ts, proxySettings). */
-  proxy: z
-    .strictObject({
-      /** http://[user:password@]host:port, for http and https targets (https through CONNECT). Wins over the environment. */
-      url: z.url({ protocol: /^https?$/, error: "must be an http(s) URL such as http://proxy.example.com:3128" }).optional(),
-      /** More hosts that go direct, on top of NO_PROXY: "localhost,127.0.0.1,.intern.example.com". */
-      no_proxy: z.string().default(""),
-      /** Use HTTPS_PROXY / HTTP_PROXY from the environment when url is not set. */
-      from_environment: z.boolean().default(true),
-    })
-    .prefault({}),
-  /** The admin API (/admin/v1: tenants; PostgreSQL storage), guarded by its own token: off unless one is set. */
-  admin: z
-    .strictObject({
-      /** A file holding the admin token (kept out of kontobro.toml); see agent/tenants/admin-token.ts. */
-      token_file: z.string().min(1).optional(),
-      token: BearerToken.optional(),
-    })
-    .refine((a) => !(a.token_file && a.token), { error: "set token_file or token, not both" })
-    .prefault({}),
-  /**
-   * Hosted mode (PostgreSQL storage) only: every `kontobro run` is a worker of the installation (agent/hosted/).
-   * Heartbeat and dead-after are judged on the database's clock (agent/db/pg/workers.ts).
-   */
-  workers: z
-    .strictObject({
-      heartbeat_ms: z.number().int().min(10).default(5_000),
-      dead_after_ms: z.number().int().min(30).default(75_000),
-      /** How often a worker reads the tenants again to start new ones and stop disabled or removed ones. */
-      tenants_refresh_ms: z.number().int().min(100).default(30_000),
-    })
-    .prefault({}),
-  targets: z
-    .array(
-      z
-        .object({
-          name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,39}$/, { error: "must be lowercase letters, digits, - or _ (at most 40)" }),
-          kind: z.string(),
-          enabled: z.boolean().default(true),
-          paused: z.boolean().default(false),
-        })
-        .loose(),
-    )
-    .default([]),
-});
+export const agentConfigSchema = () =>
+  z.strictObject({
+    agent: z
+      .strictObject({
+        data_dir: z.string().min(1).default("./data"),
+        log_level: z.enum(["debug", "info", "warn", "error"]).default("info"),
+        busy_timeout_ms: z.number().int().min(0).max(600_000).default(5000),
+        /** Finished work older than this many days is pruned (0 keeps everything); see agent/retention.ts. */
+        retention_days: z.number().int().min(0).max(36_500).default(90),
+      })
+      .default({ data_dir: "./data", log_level: "info", busy_timeout_ms: 5000, retention_days: 90 }),
+    /** Where kontobro keeps its data: the SQLite file in agent.data_dir, or PostgreSQL (agent/storage.ts). */
+    storage: z
+      .strictObject({
+        /** postgres://role[:password]@host[:port]/database; unset: <agent.data_dir>/kontobro.db. */
+        url: z
+          .string()
+          .superRefine((url, ctx) => {
+            const problem = postgresUrlProblem(url);
+            if (problem) ctx.addIssue({ code: "custom", message: problem });
+          })
+          .optional(),
+      })
+      .prefault({}),
+    http: z
+      .strictObject({
+        host: z.string().min(1).default("127.0.0.1"),
+        port: z.number().int().min(0).max(65535).default(8787),
+        /** Bearer token for /api/v1; required when host is not a loopback address. RFC 6750 token characters. */
+        api_token: bearerTokenSchema().optional(),
+        /**
+         * The installation's address as people reach it (behind the load balancer), e.g. https://kontobro.example.com/.
+         * A hosted tenant's alert notices link its status page, <public_url>t/<slug>/.
+         */
+        public_url: z.url({ protocol: /^https?$/, error: "must be an http(s) URL such as https://kontobro.example.com/" }).optional(),
+        max_body_bytes: z
+          .number()
+          .int()
+          .min(1024)
+          .default(32 * 1024 * 1024),
+      })
+      .default({ host: "127.0.0.1", port: 8787, max_body_bytes: 32 * 1024 * 1024 }),
+    dispatch: z
+      .strictObject({
+        concurrency: z.number().int().min(1).max(256).default(8),
+        lease_seconds: z.number().min(1).default(120),
+        retry_base_ms: z.number().int().min(1).default(1000),
+        retry_max_ms: z.number().int().min(1).default(300_000),
+        idle_poll_ms: z.number().int().min(10).default(1000),
+        shutdown_grace_ms: z.number().int().min(0).default(10_000),
+        /** Minutes a delivery may wait for a record the PSA has not sent before it needs action. */
+        missing_record_grace_minutes: z.number().min(0).default(15),
+        /** Circuit breaker per target: 5xx answers, timeouts or broken connections in a row that open it. */
+        breaker_failures: z.number().int().min(1).default(5),
+        /** First delay before the open breaker's probe (doubles per failed probe up to breaker_max_ms). */
+        breaker_base_ms: z.number().int().min(1).default(5000),
+        breaker_max_ms: z.number().int().min(1).default(300_000),
+      })
+      .prefault({}),
+    psa: psaConfigSchema().default(PSA_DEFAULTS),
+    pulls: pullsConfigSchema().default(PULLS_DEFAULTS),
+    /** File exports: SIE 4 and export templates (agent/exports/config.ts). */
+    exports: exportsConfigSchema().prefault({}),
+    /** Alerts by e-mail and webhook when something needs action or recovers (agent/notify/config.ts). */
+    notifications: notificationsConfigSchema().prefault({}),
+    /** Outbound requests to the targets through a corporate proxy (connectors/http.ts, proxySettings). */
+    proxy: z
+      .strictObject({
+        /** http://[user:password@]host:port, for http and https targets (https through CONNECT). Wins over the environment. */
+        url: z.url({ protocol: /^https?$/, error: "must be an http(s) URL such as http://proxy.example.com:3128" }).optional(),
+        /** More hosts that go direct, on top of NO_PROXY: "localhost,127.0.0.1,.intern.example.com". */
+        no_proxy: z.string().default(""),
+        /** Use HTTPS_PROXY / HTTP_PROXY from the environment when url is not set. */
+        from_environment: z.boolean().default(true),
+      })
+      .prefault({}),
+    /** The admin API (/admin/v1: tenants; PostgreSQL storage), guarded by its own token: off unless one is set. */
+    admin: z
+      .strictObject({
+        /** A file holding the admin token (kept out of kontobro.toml); see agent/tenants/admin-token.ts. */
+        token_file: z.string().min(1).optional(),
+        token: bearerTokenSchema().optional(),
+      })
+      .refine((a) => !(a.token_file && a.token), { error: "set token_file or token, not both" })
+      .prefault({}),
+    /**
+     * Hosted mode (PostgreSQL storage) only: every `kontobro run` is a worker of the installation (agent/hosted/).
+     * Heartbeat and dead-after are judged on the database's clock (agent/db/pg/workers.ts).
+     */
+    workers: z
+      .strictObject({
+        heartbeat_ms: z.number().int().min(10).default(5_000),
+        dead_after_ms: z.number().int().min(30).default(75_000),
+        /** How often a worker reads the tenants again to start new ones and stop disabled or removed ones. */
+        tenants_refresh_ms: z.number().int().min(100).default(30_000),
+      })
+      .prefault({}),
+    targets: z
+      .array(
+        z
+          .object({
+            name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,39}$/, { error: "must be lowercase letters, digits, - or _ (at most 40)" }),
+            kind: z.string(),
+            enabled: z.boolean().default(true),
+            paused: z.boolean().default(false),
+          })
+          .loose(),
+      )
+      .default([]),
+  });
+export const AgentConfig = lazySchema(agentConfigSchema);
 export type AgentConfig = z.infer<typeof AgentConfig>;
 
 export interface TargetConfig {
@@ -193,7 +198,7 @@ export function validateConfig(raw: unknown, env: Record<string, string | undefi
   const problems: string[] = [];
   const warnings: string[] = [];
   const resolved = resolveEnv(raw ?? {}, env, "", problems);
-  const parsed = AgentConfig.safeParse(resolved);
+  const parsed = agentConfigSchema().safeParse(resolved);
   if (!parsed.success) problems.push(...zodProblems(parsed.error, ""));
   const targets: TargetConfig[] = [];
   const names = new Set<string>();

@@ -11,23 +11,29 @@
 // - In every line the sign lives in the quantity: a negative unit price is turned round together with
 //   the quantity (the amount is unchanged), so unitPrice >= 0 after parsing.
 // Connectors never look at line signs: they use customerQuantity() and customerTotal().
+//
+// Each schema is built when first used and kept (agent/lazy-schema.ts): an agent that has not yet taken in or
+// pushed an event holds none of them (issue 16, idle memory: 450 zod schema nodes, about 0.6 MB).
 import { z } from "zod";
+import { lazySchema, once } from "./lazy-schema.ts";
 
 const text = (max: number) => z.string().trim().min(1).max(max);
 const optionalText = (max: number) => z.string().trim().max(max).optional();
-const isoDate = z.iso.date({ error: "must be a date like 2026-03-31" });
+const isoDate = once(() => z.iso.date({ error: "must be a date like 2026-03-31" }));
 
 /** Largest amount (minor units) we accept anywhere: 10^13 = 100 billion NOK/DKK/SEK, far inside exact integers. */
 export const MAX_AMOUNT_MINOR = 10_000_000_000_000;
 /** Largest absolute quantity on a line. */
 export const MAX_QUANTITY = 1_000_000_000;
 const amountBound = `at most ${MAX_AMOUNT_MINOR.toLocaleString("en")} minor units in absolute value`;
-const minorUnits = z
-  .number({ error: "must be an integer amount in minor units (øre/cent), e.g. 145000 for 1450.00" })
-  .int({ error: "must be an integer amount in minor units (øre/cent), e.g. 145000 for 1450.00" })
-  .min(-MAX_AMOUNT_MINOR, { error: `must be ${amountBound}` })
-  .max(MAX_AMOUNT_MINOR, { error: `must be ${amountBound}` });
-const currency = z.string().regex(/^[A-Z]{3}$/, { error: "must be a 3-letter ISO 4217 code such as NOK, DKK or SEK" });
+const minorUnits = once(() =>
+  z
+    .number({ error: "must be an integer amount in minor units (øre/cent), e.g. 145000 for 1450.00" })
+    .int({ error: "must be an integer amount in minor units (øre/cent), e.g. 145000 for 1450.00" })
+    .min(-MAX_AMOUNT_MINOR, { error: `must be ${amountBound}` })
+    .max(MAX_AMOUNT_MINOR, { error: `must be ${amountBound}` }),
+);
+const currency = once(() => z.string().regex(/^[A-Z]{3}$/, { error: "must be a 3-letter ISO 4217 code such as NOK, DKK or SEK" }));
 
 /**
  * The one spelling of a record number: digits-only numbers lose their leading zeros ("0101" and 101
@@ -39,123 +45,150 @@ export function canonicalNumber(value: string | number): string {
 }
 
 /** PSA numbers arrive as strings or numbers; we keep them as canonical strings and let each connector's rules decide. */
-const recordNumber = z
-  .union([z.string(), z.number().int().nonnegative()])
-  .transform(canonicalNumber)
-  .pipe(z.string().min(1, { error: "must not be empty" }).max(50));
+const recordNumber = once(() =>
+  z
+    .union([z.string(), z.number().int().nonnegative()])
+    .transform(canonicalNumber)
+    .pipe(z.string().min(1, { error: "must not be empty" }).max(50)),
+);
 /** Product codes are codes, not numbers: kept exactly as sent (trimmed), "0101" stays "0101". */
-const recordCode = z
-  .union([z.string(), z.number().int().nonnegative()])
-  .transform((v) => String(v).trim())
-  .pipe(z.string().min(1, { error: "must not be empty" }).max(50));
+const recordCode = once(() =>
+  z
+    .union([z.string(), z.number().int().nonnegative()])
+    .transform((v) => String(v).trim())
+    .pipe(z.string().min(1, { error: "must not be empty" }).max(50)),
+);
 
-export const Address = z.object({
-  kind: z.enum(["postal", "visit", "delivery", "invoice"]).default("postal"),
-  street: optionalText(510),
-  zip: optionalText(30),
-  city: optionalText(50),
-  country: z
-    .string()
-    .regex(/^[A-Z]{2}$/, { error: "must be a 2-letter ISO 3166 country code such as NO, DK or SE" })
-    .optional(),
-});
+const address = once(() =>
+  z.object({
+    kind: z.enum(["postal", "visit", "delivery", "invoice"]).default("postal"),
+    street: optionalText(510),
+    zip: optionalText(30),
+    city: optionalText(50),
+    country: z
+      .string()
+      .regex(/^[A-Z]{2}$/, { error: "must be a 2-letter ISO 3166 country code such as NO, DK or SE" })
+      .optional(),
+  }),
+);
+export const Address = lazySchema(address);
 
 /**
  * The PSA's tags by tag group: group name → the code of the record's one tag in it (a PSA keeps e.g. a
  * project category or a department as a tag group with exactly one tag per record). Targets that map a
  * tag group to one of their fields name the group in their config.
  */
-export const Tags = z.record(z.string().trim().min(1).max(100), z.string().trim().min(1).max(100));
+const tags = once(() => z.record(z.string().trim().min(1).max(100), z.string().trim().min(1).max(100)));
+export const Tags = lazySchema(tags);
 
-export const Contact = z.object({
-  name: text(255),
-  email: z.email().optional(),
-  phone: optionalText(50),
-  role: optionalText(100),
-});
+const contact = once(() =>
+  z.object({
+    name: text(255),
+    email: z.email().optional(),
+    phone: optionalText(50),
+    role: optionalText(100),
+  }),
+);
+export const Contact = lazySchema(contact);
 
-export const Customer = z.object({
-  number: recordNumber,
-  name: text(255),
-  orgNumber: optionalText(40),
-  vatNumber: optionalText(50),
-  email: optionalText(255),
-  website: optionalText(255),
-  phone: optionalText(255),
-  fax: optionalText(255),
-  addresses: z.array(Address).max(10).default([]),
-  contacts: z.array(Contact).max(100).default([]),
-  currency: currency.default("NOK"),
-  paymentTermsDays: z.number().int().min(0).max(365).optional(),
-  group: optionalText(50),
-  active: z.boolean().default(true),
-});
+const customer = once(() =>
+  z.object({
+    number: recordNumber(),
+    name: text(255),
+    orgNumber: optionalText(40),
+    vatNumber: optionalText(50),
+    email: optionalText(255),
+    website: optionalText(255),
+    phone: optionalText(255),
+    fax: optionalText(255),
+    addresses: z.array(address()).max(10).default([]),
+    contacts: z.array(contact()).max(100).default([]),
+    currency: currency().default("NOK"),
+    paymentTermsDays: z.number().int().min(0).max(365).optional(),
+    group: optionalText(50),
+    active: z.boolean().default(true),
+  }),
+);
+export const Customer = lazySchema(customer);
 export type Customer = z.infer<typeof Customer>;
 
-export const Project = z
-  .object({
-    number: recordNumber,
-    name: text(255),
-    customerNumber: recordNumber.optional(),
-    status: z.enum(["active", "closed", "planned"]).default("active"),
-    startDate: isoDate.optional(),
-    endDate: isoDate.optional(),
-    department: optionalText(50),
-    description: optionalText(2500),
-    tags: Tags.optional(),
-  })
-  .refine((p) => !p.startDate || !p.endDate || p.startDate <= p.endDate, {
-    error: "endDate must not be before startDate",
-    path: ["endDate"],
-  });
+const project = once(() =>
+  z
+    .object({
+      number: recordNumber(),
+      name: text(255),
+      customerNumber: recordNumber().optional(),
+      status: z.enum(["active", "closed", "planned"]).default("active"),
+      startDate: isoDate().optional(),
+      endDate: isoDate().optional(),
+      department: optionalText(50),
+      description: optionalText(2500),
+      tags: tags().optional(),
+    })
+    .refine((p) => !p.startDate || !p.endDate || p.startDate <= p.endDate, {
+      error: "endDate must not be before startDate",
+      path: ["endDate"],
+    }),
+);
+export const Project = lazySchema(project);
 export type Project = z.infer<typeof Project>;
 
-export const Product = z.object({
-  code: recordCode,
-  name: text(300),
-  unit: optionalText(20),
-  price: minorUnits.optional(),
-  cost: minorUnits.optional(),
-  vatRate: z.number().min(0).max(100).optional(),
-  active: z.boolean().default(true),
-});
+const product = once(() =>
+  z.object({
+    code: recordCode(),
+    name: text(300),
+    unit: optionalText(20),
+    price: minorUnits().optional(),
+    cost: minorUnits().optional(),
+    vatRate: z.number().min(0).max(100).optional(),
+    active: z.boolean().default(true),
+  }),
+);
+export const Product = lazySchema(product);
 export type Product = z.infer<typeof Product>;
 
-export const LineKind = z.enum(["hours", "expenses", "products"]);
+const lineKind = once(() => z.enum(["hours", "expenses", "products"]));
+export const LineKind = lazySchema(lineKind);
 export type LineKind = z.infer<typeof LineKind>;
 
-export const InvoiceLine = z
-  .object({
-    text: text(2500),
-    quantity: z
-      .number()
-      .finite()
-      .min(-MAX_QUANTITY, { error: `must be between -${MAX_QUANTITY.toLocaleString("en")} and ${MAX_QUANTITY.toLocaleString("en")}` })
-      .max(MAX_QUANTITY, { error: `must be between -${MAX_QUANTITY.toLocaleString("en")} and ${MAX_QUANTITY.toLocaleString("en")}` })
-      .refine((q) => q !== 0, { error: "must not be zero" }),
-    unit: optionalText(20),
-    unitPrice: minorUnits,
-    vatCode: optionalText(10),
-    account: optionalText(20),
-    kind: LineKind.default("hours"),
-    productCode: recordCode.optional(),
-    /** The line's category at the target where it has one (e.g. a project category). */
-    category: optionalText(50),
-  })
-  .refine((l) => Math.abs(l.quantity * l.unitPrice) <= MAX_AMOUNT_MINOR, {
-    error: `quantity × unitPrice must be ${amountBound}`,
-    path: ["unitPrice"],
-  })
-  .transform((l) => (l.unitPrice < 0 ? { ...l, quantity: -l.quantity, unitPrice: -l.unitPrice } : l));
+const invoiceLine = once(() =>
+  z
+    .object({
+      text: text(2500),
+      quantity: z
+        .number()
+        .finite()
+        .min(-MAX_QUANTITY, { error: `must be between -${MAX_QUANTITY.toLocaleString("en")} and ${MAX_QUANTITY.toLocaleString("en")}` })
+        .max(MAX_QUANTITY, { error: `must be between -${MAX_QUANTITY.toLocaleString("en")} and ${MAX_QUANTITY.toLocaleString("en")}` })
+        .refine((q) => q !== 0, { error: "must not be zero" }),
+      unit: optionalText(20),
+      unitPrice: minorUnits(),
+      vatCode: optionalText(10),
+      account: optionalText(20),
+      kind: lineKind().default("hours"),
+      productCode: recordCode().optional(),
+      /** The line's category at the target where it has one (e.g. a project category). */
+      category: optionalText(50),
+    })
+    .refine((l) => Math.abs(l.quantity * l.unitPrice) <= MAX_AMOUNT_MINOR, {
+      error: `quantity × unitPrice must be ${amountBound}`,
+      path: ["unitPrice"],
+    })
+    .transform((l) => (l.unitPrice < 0 ? { ...l, quantity: -l.quantity, unitPrice: -l.unitPrice } : l)),
+);
+export const InvoiceLine = lazySchema(invoiceLine);
 export type InvoiceLine = z.infer<typeof InvoiceLine>;
 
-export const Pdf = z.object({
-  filename: text(200).default("invoice.pdf"),
-  contentBase64: z
-    .string()
-    .min(1)
-    .regex(/^[A-Za-z0-9+/=\s]+$/, { error: "must be base64" }),
-});
+const pdf = once(() =>
+  z.object({
+    filename: text(200).default("invoice.pdf"),
+    contentBase64: z
+      .string()
+      .min(1)
+      .regex(/^[A-Za-z0-9+/=\s]+$/, { error: "must be base64" }),
+  }),
+);
+export const Pdf = lazySchema(pdf);
 
 /** Bytes a base64 text decodes to (line breaks and padding ignored). */
 export function decodedBase64Length(b64: string): number {
@@ -163,118 +196,139 @@ export function decodedBase64Length(b64: string): number {
   return Math.floor((chars * 3) / 4);
 }
 
-const invoiceFields = {
-  number: recordNumber,
+const invoiceFields = once(() => ({
+  number: recordNumber(),
   /** The PSA's own id of the invoice; written into the target's reference field for lookups. */
   psaId: text(100),
-  customerNumber: recordNumber,
-  projectNumber: recordNumber.optional(),
-  date: isoDate,
-  dueDate: isoDate,
+  customerNumber: recordNumber(),
+  projectNumber: recordNumber().optional(),
+  date: isoDate(),
+  dueDate: isoDate(),
   paymentId: optionalText(30),
-  currency: currency.default("NOK"),
+  currency: currency().default("NOK"),
   ourReference: optionalText(250),
   yourReference: optionalText(250),
   heading: optionalText(250),
   department: optionalText(50),
-  tags: Tags.optional(),
-  lines: z.array(InvoiceLine).min(1, { error: "an invoice needs at least one line" }).max(1000),
-  pdf: Pdf.optional(),
-};
+  tags: tags().optional(),
+  lines: z.array(invoiceLine()).min(1, { error: "an invoice needs at least one line" }).max(1000),
+  pdf: pdf().optional(),
+}));
 
 /** Sum of the lines in minor units, as the document states them (before any sign convention). */
 const statedTotal = (lines: { quantity: number; unitPrice: number }[]) => lines.reduce((sum, l) => sum + lineAmount(l), 0);
 
-export const Invoice = z
-  .object({ ...invoiceFields, kind: z.literal("invoice").default("invoice") })
-  .refine((i) => i.dueDate >= i.date, { error: "dueDate must not be before date", path: ["dueDate"] })
-  .refine((i) => statedTotal(i.lines) >= 0, {
-    error:
-      "the invoice total is negative; an invoice that gives money back is a credit note: send it as invoice.credited with creditedInvoiceNumber",
-    path: ["lines"],
-  });
+const invoice = once(() =>
+  z
+    .object({ ...invoiceFields(), kind: z.literal("invoice").default("invoice") })
+    .refine((i) => i.dueDate >= i.date, { error: "dueDate must not be before date", path: ["dueDate"] })
+    .refine((i) => statedTotal(i.lines) >= 0, {
+      error:
+        "the invoice total is negative; an invoice that gives money back is a credit note: send it as invoice.credited with creditedInvoiceNumber",
+      path: ["lines"],
+    }),
+);
+export const Invoice = lazySchema(invoice);
 export type Invoice = z.infer<typeof Invoice>;
 
 /**
  * What a credit note credits: positive lines after parsing (see the sign rules at the top). A credit
  * note written with minus signs (negative total) is turned round line by line.
  */
-export const CreditNote = z
-  .object({
-    ...invoiceFields,
-    kind: z.literal("credit_note").default("credit_note"),
-    creditedInvoiceNumber: recordNumber,
-  })
-  .refine((i) => i.dueDate >= i.date, { error: "dueDate must not be before date", path: ["dueDate"] })
-  .refine((i) => i.creditedInvoiceNumber !== i.number, {
-    error: "a credit note has its own number; creditedInvoiceNumber names the invoice it credits",
-    path: ["creditedInvoiceNumber"],
-  })
-  .refine((i) => statedTotal(i.lines) !== 0, { error: "the credit note's lines add up to zero; it must credit an amount", path: ["lines"] })
-  .transform((i) => (statedTotal(i.lines) < 0 ? { ...i, lines: i.lines.map((l) => ({ ...l, quantity: -l.quantity })) } : i));
+const creditNote = once(() =>
+  z
+    .object({
+      ...invoiceFields(),
+      kind: z.literal("credit_note").default("credit_note"),
+      creditedInvoiceNumber: recordNumber(),
+    })
+    .refine((i) => i.dueDate >= i.date, { error: "dueDate must not be before date", path: ["dueDate"] })
+    .refine((i) => i.creditedInvoiceNumber !== i.number, {
+      error: "a credit note has its own number; creditedInvoiceNumber names the invoice it credits",
+      path: ["creditedInvoiceNumber"],
+    })
+    .refine((i) => statedTotal(i.lines) !== 0, {
+      error: "the credit note's lines add up to zero; it must credit an amount",
+      path: ["lines"],
+    })
+    .transform((i) => (statedTotal(i.lines) < 0 ? { ...i, lines: i.lines.map((l) => ({ ...l, quantity: -l.quantity })) } : i)),
+);
+export const CreditNote = lazySchema(creditNote);
 export type CreditNote = z.infer<typeof CreditNote>;
 
 export type InvoiceLike = Invoice | CreditNote;
 
 /** A person in the PSA: who records hours and claims expenses. Used by the file exports. */
-export const User = z.object({
-  number: recordNumber,
-  name: text(255),
-  email: z.email().optional(),
-  department: optionalText(50),
-  /** The employee number in the payroll system; payroll exports need it. */
-  externalEmployeeNumber: optionalText(50),
-  active: z.boolean().default(true),
-});
+const user = once(() =>
+  z.object({
+    number: recordNumber(),
+    name: text(255),
+    email: z.email().optional(),
+    department: optionalText(50),
+    /** The employee number in the payroll system; payroll exports need it. */
+    externalEmployeeNumber: optionalText(50),
+    active: z.boolean().default(true),
+  }),
+);
+export const User = lazySchema(user);
 export type User = z.infer<typeof User>;
 
 /** Hours one person recorded on one day. The PSA's id is the key; a repeat replaces the record. */
-export const TimeRecord = z.object({
-  id: recordNumber,
-  date: isoDate,
-  personNumber: recordNumber,
-  projectNumber: recordNumber.optional(),
-  activity: optionalText(100),
-  hours: z
-    .number({ error: "must be a number of hours, e.g. 7.5" })
-    .finite()
-    .min(0, { error: "must not be negative" })
-    .max(24, { error: "must be at most 24 hours for one record" }),
-  billable: z.boolean().default(true),
-  approved: z.boolean().default(false),
-  description: optionalText(2500),
-});
+const timeRecord = once(() =>
+  z.object({
+    id: recordNumber(),
+    date: isoDate(),
+    personNumber: recordNumber(),
+    projectNumber: recordNumber().optional(),
+    activity: optionalText(100),
+    hours: z
+      .number({ error: "must be a number of hours, e.g. 7.5" })
+      .finite()
+      .min(0, { error: "must not be negative" })
+      .max(24, { error: "must be at most 24 hours for one record" }),
+    billable: z.boolean().default(true),
+    approved: z.boolean().default(false),
+    description: optionalText(2500),
+  }),
+);
+export const TimeRecord = lazySchema(timeRecord);
 export type TimeRecord = z.infer<typeof TimeRecord>;
 
 /** One line of an expense claim: amount is gross (incl. VAT), both in minor units. */
-export const ExpenseLine = z
-  .object({
-    date: isoDate.optional(),
-    text: text(500),
-    category: optionalText(100),
-    account: optionalText(20),
-    projectNumber: recordNumber.optional(),
-    amount: minorUnits,
-    vatAmount: minorUnits.default(0),
-    vatCode: optionalText(10),
-  })
-  .refine((l) => Math.abs(l.vatAmount) <= Math.abs(l.amount) && (l.vatAmount === 0 || Math.sign(l.vatAmount) === Math.sign(l.amount)), {
-    error: "vatAmount must be part of amount (amount is gross, incl. VAT): same sign, not larger",
-    path: ["vatAmount"],
-  });
+const expenseLine = once(() =>
+  z
+    .object({
+      date: isoDate().optional(),
+      text: text(500),
+      category: optionalText(100),
+      account: optionalText(20),
+      projectNumber: recordNumber().optional(),
+      amount: minorUnits(),
+      vatAmount: minorUnits().default(0),
+      vatCode: optionalText(10),
+    })
+    .refine((l) => Math.abs(l.vatAmount) <= Math.abs(l.amount) && (l.vatAmount === 0 || Math.sign(l.vatAmount) === Math.sign(l.amount)), {
+      error: "vatAmount must be part of amount (amount is gross, incl. VAT): same sign, not larger",
+      path: ["vatAmount"],
+    }),
+);
+export const ExpenseLine = lazySchema(expenseLine);
 export type ExpenseLine = z.infer<typeof ExpenseLine>;
 
 /** An expense claim (travel and other outlays a person wants refunded). */
-export const ExpenseClaim = z.object({
-  number: recordNumber,
-  personNumber: recordNumber,
-  date: isoDate,
-  description: optionalText(500),
-  currency: currency.default("NOK"),
-  projectNumber: recordNumber.optional(),
-  approved: z.boolean().default(false),
-  lines: z.array(ExpenseLine).min(1, { error: "an expense claim needs at least one line" }).max(500),
-});
+const expenseClaim = once(() =>
+  z.object({
+    number: recordNumber(),
+    personNumber: recordNumber(),
+    date: isoDate(),
+    description: optionalText(500),
+    currency: currency().default("NOK"),
+    projectNumber: recordNumber().optional(),
+    approved: z.boolean().default(false),
+    lines: z.array(expenseLine()).min(1, { error: "an expense claim needs at least one line" }).max(500),
+  }),
+);
+export const ExpenseClaim = lazySchema(expenseClaim);
 export type ExpenseClaim = z.infer<typeof ExpenseClaim>;
 
 /** The kinds of record the agent stores and pushes. A credit note is stored as an invoice record. */
@@ -288,14 +342,62 @@ export type ExportOnlyEntity = "user" | "time_record" | "expense_claim";
 export type RecordEntity = Entity | ExportOnlyEntity;
 
 export const EVENT_TYPES = {
-  "customer.upserted": { entity: "customer", schema: Customer, key: (d: Customer) => d.number },
-  "project.upserted": { entity: "project", schema: Project, key: (d: Project) => d.number },
-  "product.upserted": { entity: "product", schema: Product, key: (d: Product) => d.code },
-  "invoice.finalized": { entity: "invoice", schema: Invoice, key: (d: Invoice) => d.number },
-  "invoice.credited": { entity: "invoice", schema: CreditNote, key: (d: CreditNote) => d.number },
-  "user.upserted": { entity: "user", schema: User, key: (d: User) => d.number },
-  "time_record.upserted": { entity: "time_record", schema: TimeRecord, key: (d: TimeRecord) => d.id },
-  "expense_claim.upserted": { entity: "expense_claim", schema: ExpenseClaim, key: (d: ExpenseClaim) => d.number },
+  "customer.upserted": {
+    entity: "customer",
+    get schema() {
+      return customer();
+    },
+    key: (d: Customer) => d.number,
+  },
+  "project.upserted": {
+    entity: "project",
+    get schema() {
+      return project();
+    },
+    key: (d: Project) => d.number,
+  },
+  "product.upserted": {
+    entity: "product",
+    get schema() {
+      return product();
+    },
+    key: (d: Product) => d.code,
+  },
+  "invoice.finalized": {
+    entity: "invoice",
+    get schema() {
+      return invoice();
+    },
+    key: (d: Invoice) => d.number,
+  },
+  "invoice.credited": {
+    entity: "invoice",
+    get schema() {
+      return creditNote();
+    },
+    key: (d: CreditNote) => d.number,
+  },
+  "user.upserted": {
+    entity: "user",
+    get schema() {
+      return user();
+    },
+    key: (d: User) => d.number,
+  },
+  "time_record.upserted": {
+    entity: "time_record",
+    get schema() {
+      return timeRecord();
+    },
+    key: (d: TimeRecord) => d.id,
+  },
+  "expense_claim.upserted": {
+    entity: "expense_claim",
+    get schema() {
+      return expenseClaim();
+    },
+    key: (d: ExpenseClaim) => d.number,
+  },
 } as const;
 export type EventType = keyof typeof EVENT_TYPES;
 
@@ -313,14 +415,14 @@ export interface Dependency {
 export function parseStored(entity: Entity, payload: unknown) {
   const schema =
     entity === "customer"
-      ? Customer
+      ? customer()
       : entity === "project"
-        ? Project
+        ? project()
         : entity === "product"
-          ? Product
+          ? product()
           : (payload as { kind?: string } | null)?.kind === "credit_note"
-            ? CreditNote
-            : Invoice;
+            ? creditNote()
+            : invoice();
   return (schema as z.ZodType<unknown>).safeParse(payload);
 }
 

@@ -6,7 +6,7 @@ import { parseEvents } from "../agent/intake.ts";
 import { customerTotal, type InvoiceLike } from "../agent/model.ts";
 import { invoicesToSieInput, invoiceToVoucher, SieInvoiceConfig } from "../formats/sie4/invoices.ts";
 import { writeSie4i } from "../formats/sie4/writer.ts";
-import { BUILTIN_TEMPLATES } from "../formats/templates/builtin.ts";
+import { builtinTemplates } from "../formats/templates/builtin.ts";
 import { renderTemplate } from "../formats/templates/render.ts";
 import { buildRows, type ExportData } from "../formats/templates/rows.ts";
 
@@ -112,7 +112,7 @@ describe("credit notes in the file exports", () => {
       for (const dataType of ["invoices", "invoices_by_account"] as const) {
         expect(buildRows(dataType, data(doc), { posting })).toEqual(buildRows(dataType, data(positive), { posting }));
       }
-      for (const t of BUILTIN_TEMPLATES.filter((x) => x.dataType === "invoices" || x.dataType === "invoices_by_account")) {
+      for (const t of builtinTemplates().filter((x) => x.dataType === "invoices" || x.dataType === "invoices_by_account")) {
         const render = (d: InvoiceLike) => renderTemplate(t, buildRows(t.dataType, data(d), { posting }).rows).text;
         expect(render(doc)).toBe(render(positive));
       }

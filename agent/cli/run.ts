@@ -51,6 +51,9 @@ export const run = defineCommand({
       keep: choiceList(values["keep-links"]),
     });
     if (sqlite && !config.http.api_token) log.info("API token generated for this data directory; `kontobro status` shows it");
+    // Idle memory (issue 16): what only the start used (kontobro.toml's schemas, which agent/lazy-schema.ts holds
+    // weakly) is garbage now, and nothing at idle allocates enough for the engine to collect it: one full collection.
+    Bun.gc(true);
     // Peak memory through a burst (issue 16): the heap is collected as it grows, not only once it has doubled.
     const pacer = startHeapPacer({ growthBytes: MAIN_GROWTH_BYTES });
     try {

@@ -1,5 +1,5 @@
 // Export templates in the database (the user's, per tenant on PostgreSQL) and in code (the built-in ones, read-only).
-import { BUILTIN_TEMPLATES, builtinTemplate } from "../../formats/templates/builtin.ts";
+import { builtinTemplate, builtinTemplates } from "../../formats/templates/builtin.ts";
 import { parseTemplate, type Template } from "../../formats/templates/definition.ts";
 import { DATA_TYPE_TITLES } from "../../formats/templates/fields.ts";
 import type { SqlRunner } from "../db/pg/runner.ts";
@@ -37,7 +37,7 @@ export async function listTemplates(db: SqlRunner): Promise<TemplateSummary[]> {
     `SELECT name, definition, updated_at AS updatedAt FROM export_templates ORDER BY name`,
   );
   return [
-    ...BUILTIN_TEMPLATES.map((t) => summary(t, true)),
+    ...builtinTemplates().map((t) => summary(t, true)),
     ...stored.flatMap((r) => {
       const p = fromRow(r);
       return p.ok ? [summary(p.template, false, r.updatedAt)] : [];

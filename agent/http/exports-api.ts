@@ -3,6 +3,7 @@
 // that tenant's runner with its [exports] settings. Every refusal is {error, message, hint, problems[]}.
 import { Hono, type Context } from "hono";
 import { z } from "zod";
+import { lazySchema, once } from "../lazy-schema.ts";
 import { parseTemplate, templateFileName, templateFromFile, templateToFile } from "../../formats/templates/definition.ts";
 import { DATA_TYPES, DATA_TYPE_TITLES, FIELDS, SELECTION } from "../../formats/templates/fields.ts";
 import type { Db } from "../db/index.ts";
@@ -18,48 +19,60 @@ import type { WorkBoard } from "../running-work.ts";
 import { requireApiToken } from "./auth.ts";
 import type { AppContext } from "./context.ts";
 
-const date = z.iso.date({ error: "must be a date like 2026-03-31" });
-const numberish = z.union([z.string(), z.number()], { error: "must be an invoice number" }).transform(String);
+const date = once(() => z.iso.date({ error: "must be a date like 2026-03-31" }));
+const numberish = once(() => z.union([z.string(), z.number()], { error: "must be an invoice number" }).transform(String));
 /** Also described in /api/v1/openapi.json (agent/http/openapi.ts). */
-export const RunBody = z
-  .strictObject({
-    format: z.enum(["sie4", "template"], { error: 'must be "sie4" or "template"' }).optional(),
-    template: z.string().min(1).max(60).optional(),
-    from: date.optional(),
-    to: date.optional(),
-  })
-  .refine((b) => (b.format === "sie4") !== (b.template !== undefined), {
-    error: 'send {"format": "sie4"} or {"template": "NAME"}, with optional "from" and "to" dates',
-    path: ["format"],
-  })
-  .transform((b) =>
-    b.template !== undefined
-      ? { format: "template" as const, template: b.template, from: b.from, to: b.to }
-      : { format: "sie4" as const, from: b.from, to: b.to },
-  );
+export const RunBody = lazySchema(
+  once(() =>
+    z
+      .strictObject({
+        format: z.enum(["sie4", "template"], { error: 'must be "sie4" or "template"' }).optional(),
+        template: z.string().min(1).max(60).optional(),
+        from: date().optional(),
+        to: date().optional(),
+      })
+      .refine((b) => (b.format === "sie4") !== (b.template !== undefined), {
+        error: 'send {"format": "sie4"} or {"template": "NAME"}, with optional "from" and "to" dates',
+        path: ["format"],
+      })
+      .transform((b) =>
+        b.template !== undefined
+          ? { format: "template" as const, template: b.template, from: b.from, to: b.to }
+          : { format: "sie4" as const, from: b.from, to: b.to },
+      ),
+  ),
+);
 /** Also described in /api/v1/openapi.json (agent/http/openapi.ts). */
-export const StatusBody = z
-  .strictObject({
-    number: numberish.optional(),
-    from: numberish.optional(),
-    to: numberish.optional(),
-    status: z.enum(EXPORT_STATUSES, { error: `must be one of ${EXPORT_STATUSES.join(", ")}` }),
-    skipInvalid: z.boolean().optional(),
-  })
-  .refine(
-    (b) => (b.number !== undefined) !== (b.from !== undefined && b.to !== undefined) && (b.from === undefined) === (b.to === undefined),
-    {
-      error: 'give either "number", or both "from" and "to" (a range of invoice numbers)',
-      path: ["number"],
-    },
-  );
+export const StatusBody = lazySchema(
+  once(() =>
+    z
+      .strictObject({
+        number: numberish().optional(),
+        from: numberish().optional(),
+        to: numberish().optional(),
+        status: z.enum(EXPORT_STATUSES, { error: `must be one of ${EXPORT_STATUSES.join(", ")}` }),
+        skipInvalid: z.boolean().optional(),
+      })
+      .refine(
+        (b) => (b.number !== undefined) !== (b.from !== undefined && b.to !== undefined) && (b.from === undefined) === (b.to === undefined),
+        {
+          error: 'give either "number", or both "from" and "to" (a range of invoice numbers)',
+          path: ["number"],
+        },
+      ),
+  ),
+);
 /** Also described in /api/v1/openapi.json (agent/http/openapi.ts). */
-export const PreviewBody = z.strictObject({
-  from: date.optional(),
-  to: date.optional(),
-  rows: z.number().int().min(1).max(200).optional(),
-  template: z.unknown().optional(),
-});
+export const PreviewBody = lazySchema(
+  once(() =>
+    z.strictObject({
+      from: date().optional(),
+      to: date().optional(),
+      rows: z.number().int().min(1).max(200).optional(),
+      template: z.unknown().optional(),
+    }),
+  ),
+);
 
 function refuse(c: Context, status: 400 | 404 | 409 | 422, problems: Problem[], error?: string) {
   const first = problems[0];

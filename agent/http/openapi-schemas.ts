@@ -5,6 +5,7 @@ import { z } from "zod";
 import { Template } from "../../formats/templates/definition.ts";
 import { EXPORT_STATUSES } from "../exports/status.ts";
 import { Envelope, MAX_EVENTS_PER_REQUEST } from "../intake.ts";
+import { built } from "../lazy-schema.ts";
 import { EVENT_TYPES, type EventType } from "../model.ts";
 import { DELIVERY_STATUSES, INBOX_STATES, RUN_STATUSES, RUN_TRIGGERS } from "../states.ts";
 import { DeliveriesQuery } from "./api.ts";
@@ -46,10 +47,11 @@ export const requestSchemas: [z.ZodType, string][] = [
   ]),
   [Event, "Event"],
   [EventsBody, "EventsBody"],
-  [RunBody, "ExportRunRequest"],
-  [StatusBody, "ExportStatusRequest"],
-  [PreviewBody, "TemplateTestRequest"],
-  [Template, "Template"],
+  // Built on first use (agent/lazy-schema.ts): the registry keys on the schema itself.
+  [built(RunBody), "ExportRunRequest"],
+  [built(StatusBody), "ExportStatusRequest"],
+  [built(PreviewBody), "TemplateTestRequest"],
+  [built(Template), "Template"],
 ];
 
 // ---- Answers ----

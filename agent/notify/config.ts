@@ -1,54 +1,61 @@
 // [notifications] in kontobro.toml: who is told when something needs action or recovers, by e-mail
 // (SMTP) and/or a JSON webhook for chat tools, and how often at most.
 import { z } from "zod";
+import { lazySchema } from "../lazy-schema.ts";
 
-const Address = z.email({ error: "must be an e-mail address, e.g. regnskap@example.com" });
+const addressSchema = () => z.email({ error: "must be an e-mail address, e.g. regnskap@example.com" });
 
-export const SmtpConfig = z
-  .strictObject({
-    host: z.string().min(1),
-    /** 587 for STARTTLS, 465 for TLS, 25 for a relay without TLS. */
-    port: z.number().int().min(1).max(65535).default(587),
-    /** starttls: plain connection upgraded with STARTTLS (required); tls: TLS from the start; none: no TLS (a local relay only). */
-    security: z.enum(["starttls", "tls", "none"]).default("starttls"),
-    user: z.string().min(1).optional(),
-    password: z.string().min(1).optional(),
-    /** The sender, e.g. "kontobro <kontobro@example.com>". */
-    from: z.string().min(3),
-    /** A PEM file with the CA that signed the mail server's certificate (an internal CA); else the system's CAs. */
-    ca_file: z.string().min(1).optional(),
-    timeout_ms: z.number().int().min(100).default(30_000),
-  })
-  .refine((s) => !s.password || s.user, {
-    error: "password is set but user is not; set both, or neither for a relay without login",
-    path: ["user"],
+export const smtpConfigSchema = () =>
+  z
+    .strictObject({
+      host: z.string().min(1),
+      /** 587 for STARTTLS, 465 for TLS, 25 for a relay without TLS. */
+      port: z.number().int().min(1).max(65535).default(587),
+      /** starttls: plain connection upgraded with STARTTLS (required); tls: TLS from the start; none: no TLS (a local relay only). */
+      security: z.enum(["starttls", "tls", "none"]).default("starttls"),
+      user: z.string().min(1).optional(),
+      password: z.string().min(1).optional(),
+      /** The sender, e.g. "kontobro <kontobro@example.com>". */
+      from: z.string().min(3),
+      /** A PEM file with the CA that signed the mail server's certificate (an internal CA); else the system's CAs. */
+      ca_file: z.string().min(1).optional(),
+      timeout_ms: z.number().int().min(100).default(30_000),
+    })
+    .refine((s) => !s.password || s.user, {
+      error: "password is set but user is not; set both, or neither for a relay without login",
+      path: ["user"],
+    });
+export const SmtpConfig = lazySchema(smtpConfigSchema);
+
+export const alertWebhookConfigSchema = () =>
+  z.strictObject({
+    /** Receives a JSON POST per notice; its "text" field suits Slack, Mattermost, Rocket.Chat and Google Chat incoming webhooks. */
+    url: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }),
+    /** Optional: signs the body like the PSA webhook (Kontobro-Signature: t=…,v1=HMAC-SHA256). */
+    secret: z.string().min(16, { error: "must be at least 16 characters" }).optional(),
+    timeout_ms: z.number().int().min(100).default(10_000),
   });
+export const AlertWebhookConfig = lazySchema(alertWebhookConfigSchema);
 
-export const AlertWebhookConfig = z.strictObject({
-  /** Receives a JSON POST per notice; its "text" field suits Slack, Mattermost, Rocket.Chat and Google Chat incoming webhooks. */
-  url: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }),
-  /** Optional: signs the body like the PSA webhook (Kontobro-Signature: t=…,v1=HMAC-SHA256). */
-  secret: z.string().min(16, { error: "must be at least 16 characters" }).optional(),
-  timeout_ms: z.number().int().min(100).default(10_000),
-});
-
-export const NotificationsConfig = z.strictObject({
-  /** Addresses that get every notice. */
-  recipients: z.array(Address).default([]),
-  /** More addresses per target name, on top of recipients: { books = ["regnskap@example.com"] } (books: a [[targets]] name). */
-  target_recipients: z.record(z.string(), z.array(Address)).default({}),
-  /** The status page as the recipients reach it (linked from every notice). Default: http://<http.host>:<http.port>/ */
-  status_page_url: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).optional(),
-  /** At most one notice per target in this many minutes; what happens meanwhile comes in one digest. */
-  min_interval_minutes: z.number().min(0).default(15),
-  /** How often kontobro looks for new and resolved problems. */
-  check_interval_seconds: z.number().min(0.01).default(10),
-  /** First retry of a notice that could not be sent; doubles up to retry_max_ms. Notices are never dropped. */
-  retry_base_ms: z.number().int().min(1).default(30_000),
-  retry_max_ms: z.number().int().min(1).default(1_800_000),
-  smtp: SmtpConfig.optional(),
-  webhook: AlertWebhookConfig.optional(),
-});
+export const notificationsConfigSchema = () =>
+  z.strictObject({
+    /** Addresses that get every notice. */
+    recipients: z.array(addressSchema()).default([]),
+    /** More addresses per target name, on top of recipients: { books = ["regnskap@example.com"] } (books: a [[targets]] name). */
+    target_recipients: z.record(z.string(), z.array(addressSchema())).default({}),
+    /** The status page as the recipients reach it (linked from every notice). Default: http://<http.host>:<http.port>/ */
+    status_page_url: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).optional(),
+    /** At most one notice per target in this many minutes; what happens meanwhile comes in one digest. */
+    min_interval_minutes: z.number().min(0).default(15),
+    /** How often kontobro looks for new and resolved problems. */
+    check_interval_seconds: z.number().min(0.01).default(10),
+    /** First retry of a notice that could not be sent; doubles up to retry_max_ms. Notices are never dropped. */
+    retry_base_ms: z.number().int().min(1).default(30_000),
+    retry_max_ms: z.number().int().min(1).default(1_800_000),
+    smtp: smtpConfigSchema().optional(),
+    webhook: alertWebhookConfigSchema().optional(),
+  });
+export const NotificationsConfig = lazySchema(notificationsConfigSchema);
 export type NotificationsConfig = z.infer<typeof NotificationsConfig>;
 
 /** Problems that need the list of targets (kontobro.toml's [[targets]]), one line each. */

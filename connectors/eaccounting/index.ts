@@ -5,7 +5,7 @@
 // eaccounting`; startDemoActivity (./demo.ts: a person working in eAccounting during the demo) is started by the demo.
 import type { ConnectorFactory, CredentialStore, OAuthFlow } from "../contract.ts";
 import { OAuthTokens } from "./auth.ts";
-import { authorizeUrl, EaccountingConfig, REQUIRED_SCOPES, tokenUrl } from "./config.ts";
+import { authorizeUrl, EaccountingConfig, eaccountingConfigSchema, REQUIRED_SCOPES, tokenUrl } from "./config.ts";
 import { EaccountingConnector } from "./connector.ts";
 import { startDemoActivity } from "./demo.ts";
 
@@ -46,7 +46,10 @@ export const eaccounting: ConnectorFactory<EaccountingConfig> = {
   title: "Visma eAccounting",
   // The company is the one whoever signs in (kontobro connect) picks: not in the settings; the API host is.
   accountKeys: ["api_url"],
-  configSchema: EaccountingConfig,
+  // Built when asked for (at the start, reading kontobro.toml), not kept: an idle agent holds no config schema (issue 16).
+  get configSchema() {
+    return eaccountingConfigSchema();
+  },
   create: (name, config, deps) => new EaccountingConnector(name, config, deps),
   masterEntities: ["customer", "product"],
   oauth: eaccountingOAuth,

@@ -1,11 +1,13 @@
 // The [[targets]] table for kind = "economic" in kontobro.toml.
 import { z } from "zod";
+import { lazySchema } from "../../agent/lazy-schema.ts";
 
-const LineProducts = z.strictObject({
-  hours: z.string().min(1).max(25).default("TIME"),
-  expenses: z.string().min(1).max(25).default("EXPENSE"),
-  products: z.string().min(1).max(25).default("PRODUCT"),
-});
+const lineProductsSchema = () =>
+  z.strictObject({
+    hours: z.string().min(1).max(25).default("TIME"),
+    expenses: z.string().min(1).max(25).default("EXPENSE"),
+    products: z.string().min(1).max(25).default("PRODUCT"),
+  });
 
 /** A comma list ("2800, 2810") or an array of positive integers; blank or empty means all. */
 const numberList = (what: string) =>
@@ -24,15 +26,16 @@ const numberList = (what: string) =>
   });
 
 /** Posted supplier expenses pulled into the PSA's projects (as Moment's e-conomic integration does). */
-const Expenses = z.strictObject({
-  accounts: numberList("account numbers").default([]),
-  cost_types: numberList("cost type numbers").default([]),
-  lookback_days: z.number().int().min(0).max(366).default(2),
-  activity: z.string().trim().min(1).max(100).default("Expenses"),
-  billable: z.boolean().default(true),
-  attachments: z.boolean().default(true),
-  page_size: z.number().int().min(1).max(1000).default(1000),
-});
+const expensesSchema = () =>
+  z.strictObject({
+    accounts: numberList("account numbers").default([]),
+    cost_types: numberList("cost type numbers").default([]),
+    lookback_days: z.number().int().min(0).max(366).default(2),
+    activity: z.string().trim().min(1).max(100).default("Expenses"),
+    billable: z.boolean().default(true),
+    attachments: z.boolean().default(true),
+    page_size: z.number().int().min(1).max(1000).default(1000),
+  });
 export const EXPENSE_DEFAULTS = {
   accounts: [],
   cost_types: [],
@@ -47,55 +50,58 @@ export const EXPENSE_DEFAULTS = {
  * `vat_zones = { domestic = 1, eu = 2, abroad = 3, GB = 3 }`: zone numbers per category and per country
  * (ISO code, wins over the category). Categories left out are found by name in the agreement's /vat-zones.
  */
-const VatZones = z
-  .record(z.string(), z.number().int().positive())
-  .superRefine((v, ctx) => {
-    for (const key of Object.keys(v)) {
-      if (!/^(domestic|eu|abroad|[A-Z]{2})$/.test(key)) {
-        ctx.addIssue({
-          code: "custom",
-          message: `unknown key "${key}": use domestic, eu, abroad or a 2-letter country code such as DE`,
-          path: [key],
-        });
+const vatZonesSchema = () =>
+  z
+    .record(z.string(), z.number().int().positive())
+    .superRefine((v, ctx) => {
+      for (const key of Object.keys(v)) {
+        if (!/^(domestic|eu|abroad|[A-Z]{2})$/.test(key)) {
+          ctx.addIssue({
+            code: "custom",
+            message: `unknown key "${key}": use domestic, eu, abroad or a 2-letter country code such as DE`,
+            path: [key],
+          });
+        }
       }
-    }
-  })
-  .transform((v): { domestic?: number; eu?: number; abroad?: number; countries: Record<string, number> } => {
-    const { domestic, eu, abroad, ...countries } = v;
-    return { domestic, eu, abroad, countries };
-  });
+    })
+    .transform((v): { domestic?: number; eu?: number; abroad?: number; countries: Record<string, number> } => {
+      const { domestic, eu, abroad, ...countries } = v;
+      return { domestic, eu, abroad, countries };
+    });
 
-export const EconomicConfig = z.strictObject({
-  rest_url: z.url().default("https://restapi.e-conomic.com"),
-  projects_url: z.url().default("https://apis.e-conomic.com/projectsapi/v1.1.0"),
-  app_secret_token: z.string().min(1, { error: "is required: the app's secret token (use ${ENV_VAR} to read it from the environment)" }),
-  agreement_grant_token: z.string().min(1, { error: "is required: the customer's agreement grant token (use ${ENV_VAR})" }),
-  customer_group: z.number().int().positive().default(1),
-  /** Deprecated: the VAT zone for domestic customers (now `vat_zones.domestic`). */
-  vat_zone: z.number().int().positive().optional(),
-  vat_zones: VatZones.default({ countries: {} }),
-  /** The agreement's own country (domestic VAT); default: from the agreement (GET /self), else DK. */
-  home_country: z
-    .string()
-    .regex(/^[A-Z]{2}$/, { error: "must be a 2-letter ISO 3166 country code such as DK" })
-    .optional(),
-  payment_terms: z.number().int().positive().default(1),
-  /**
-   * Payment terms of type "dueDate" used for invoices, so they keep the PSA's due date. Default: the
-   * agreement's first payment terms of that type; without any, e-conomic's payment_terms decide the due date.
-   */
-  due_date_payment_terms: z.number().int().positive().optional(),
-  layout: z.number().int().positive().default(19),
-  project_group: z.number().int().positive().default(1),
-  product_group: z.number().int().positive().default(1),
-  journal: z.number().int().positive().default(1),
-  /** e-conomic products used for invoice lines by kind (VAT and accounts follow each product's group). */
-  line_products: LineProducts.default({ hours: "TIME", expenses: "EXPENSE", products: "PRODUCT" }),
-  attach_pdf: z.boolean().default(true),
-  request_timeout_ms: z.number().int().min(100).max(600_000).default(30_000),
-  /** Client-side token bucket (e-conomic's own numbers are unpublished; fair use is 50,000 calls a day). */
-  requests_per_second: z.number().min(0).default(10),
-  burst: z.number().int().min(1).default(20),
-  expenses: Expenses.default(EXPENSE_DEFAULTS),
-});
+export const economicConfigSchema = () =>
+  z.strictObject({
+    rest_url: z.url().default("https://restapi.e-conomic.com"),
+    projects_url: z.url().default("https://apis.e-conomic.com/projectsapi/v1.1.0"),
+    app_secret_token: z.string().min(1, { error: "is required: the app's secret token (use ${ENV_VAR} to read it from the environment)" }),
+    agreement_grant_token: z.string().min(1, { error: "is required: the customer's agreement grant token (use ${ENV_VAR})" }),
+    customer_group: z.number().int().positive().default(1),
+    /** Deprecated: the VAT zone for domestic customers (now `vat_zones.domestic`). */
+    vat_zone: z.number().int().positive().optional(),
+    vat_zones: vatZonesSchema().default({ countries: {} }),
+    /** The agreement's own country (domestic VAT); default: from the agreement (GET /self), else DK. */
+    home_country: z
+      .string()
+      .regex(/^[A-Z]{2}$/, { error: "must be a 2-letter ISO 3166 country code such as DK" })
+      .optional(),
+    payment_terms: z.number().int().positive().default(1),
+    /**
+     * Payment terms of type "dueDate" used for invoices, so they keep the PSA's due date. Default: the
+     * agreement's first payment terms of that type; without any, e-conomic's payment_terms decide the due date.
+     */
+    due_date_payment_terms: z.number().int().positive().optional(),
+    layout: z.number().int().positive().default(19),
+    project_group: z.number().int().positive().default(1),
+    product_group: z.number().int().positive().default(1),
+    journal: z.number().int().positive().default(1),
+    /** e-conomic products used for invoice lines by kind (VAT and accounts follow each product's group). */
+    line_products: lineProductsSchema().default({ hours: "TIME", expenses: "EXPENSE", products: "PRODUCT" }),
+    attach_pdf: z.boolean().default(true),
+    request_timeout_ms: z.number().int().min(100).max(600_000).default(30_000),
+    /** Client-side token bucket (e-conomic's own numbers are unpublished; fair use is 50,000 calls a day). */
+    requests_per_second: z.number().min(0).default(10),
+    burst: z.number().int().min(1).default(20),
+    expenses: expensesSchema().default(EXPENSE_DEFAULTS),
+  });
+export const EconomicConfig = lazySchema(economicConfigSchema);
 export type EconomicConfig = z.infer<typeof EconomicConfig>;

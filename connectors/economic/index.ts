@@ -1,6 +1,6 @@
 // The e-conomic connector factory.
 import type { ConnectorFactory } from "../contract.ts";
-import { EconomicConfig } from "./config.ts";
+import { type EconomicConfig, economicConfigSchema } from "./config.ts";
 import { EconomicConnector } from "./connector.ts";
 import { startDemoActivity } from "./demo.ts";
 import { describePulled } from "./pull.ts";
@@ -14,7 +14,10 @@ export const economic: ConnectorFactory<EconomicConfig> = {
   title: "Visma e-conomic",
   // The agreement is the customer's grant token's (another grant token: most likely another agreement).
   accountKeys: ["rest_url", "agreement_grant_token"],
-  configSchema: EconomicConfig,
+  // Built when asked for (at the start, reading kontobro.toml), not kept: an idle agent holds no config schema (issue 16).
+  get configSchema() {
+    return economicConfigSchema();
+  },
   create: (name, config, deps) => new EconomicConnector(name, config, deps),
   // Moment's e-conomic integration: expenses once a day, payment status daily at 23:00 CET.
   pulls: {

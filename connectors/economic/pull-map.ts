@@ -1,6 +1,7 @@
 // e-conomic → PSA for pulls: booked ledger entries → expenses, booked invoices → payment status, the
 // expense stream's cursor, and webhook hints → streams. Pure functions; I/O is in pull.ts.
 import { z } from "zod";
+import { lazySchema, once } from "../../agent/lazy-schema.ts";
 import type { PullItem } from "../contract.ts";
 import { TargetError } from "../http.ts";
 import type { EconomicConfig } from "./config.ts";
@@ -15,22 +16,26 @@ function addDays(isoDate: string, days: number): string {
 export const toMinor = (x: number) => Math.round(x * 100);
 
 /** The parts of a booked entry (GET /accounting-years/{y}/entries) we rely on. */
-export const Entry = z.object({
-  entryNumber: z.number().int(),
-  voucherNumber: z.number().int(),
-  date: z.string(),
-  account: z.object({ accountNumber: z.number().int() }),
-  amount: z.number(),
-  currency: z.string().optional(),
-  text: z.string().optional(),
-  entryType: z.string().optional(),
-  dueDate: z.string().optional(),
-  project: z.object({ projectNumber: z.number().int() }).optional(),
-  costType: z.object({ costTypeNumber: z.number().int() }).optional(),
-  supplier: z.object({ supplierNumber: z.number().int() }).optional(),
-  supplierInvoiceNumber: z.string().optional(),
-  vatAccount: z.object({ vatCode: z.string() }).optional(),
-});
+export const Entry = lazySchema(
+  once(() =>
+    z.object({
+      entryNumber: z.number().int(),
+      voucherNumber: z.number().int(),
+      date: z.string(),
+      account: z.object({ accountNumber: z.number().int() }),
+      amount: z.number(),
+      currency: z.string().optional(),
+      text: z.string().optional(),
+      entryType: z.string().optional(),
+      dueDate: z.string().optional(),
+      project: z.object({ projectNumber: z.number().int() }).optional(),
+      costType: z.object({ costTypeNumber: z.number().int() }).optional(),
+      supplier: z.object({ supplierNumber: z.number().int() }).optional(),
+      supplierInvoiceNumber: z.string().optional(),
+      vatAccount: z.object({ vatCode: z.string() }).optional(),
+    }),
+  ),
+);
 export type Entry = z.infer<typeof Entry>;
 
 export function parseEntries(body: any): Entry[] {
@@ -59,18 +64,22 @@ export function unexpected(what: string): TargetError {
  * still to read, and the last entry number stored of the first of them (entries are read in
  * entryNumber order, so entryNumber is the stable tie-breaker for resuming between pages).
  */
-export const ExpenseCursor = z.object({
-  v: z.literal(1),
-  done: z.iso.date().optional(),
-  run: z
-    .object({
-      since: z.iso.date(),
-      until: z.iso.date(),
-      years: z.array(z.string()).min(1),
-      after: z.number().int().min(0),
-    })
-    .optional(),
-});
+export const ExpenseCursor = lazySchema(
+  once(() =>
+    z.object({
+      v: z.literal(1),
+      done: z.iso.date().optional(),
+      run: z
+        .object({
+          since: z.iso.date(),
+          until: z.iso.date(),
+          years: z.array(z.string()).min(1),
+          after: z.number().int().min(0),
+        })
+        .optional(),
+    }),
+  ),
+);
 export type ExpenseCursor = z.infer<typeof ExpenseCursor>;
 
 export function parseExpenseCursor(raw: string | null): ExpenseCursor {

@@ -1,7 +1,7 @@
 // The Uniconta connector factory (Denmark): customers, projects, invoices and credit notes through sales
 // orders, posted project costs and payment status back. Sources: ../../../shared/reference/api-notes/uniconta.md.
 import type { ConnectorFactory } from "../contract.ts";
-import { UnicontaConfig } from "./config.ts";
+import { type UnicontaConfig, unicontaConfigSchema } from "./config.ts";
 import { UnicontaConnector } from "./connector.ts";
 import { startDemoActivity } from "./demo.ts";
 import { describePulled } from "./pull.ts";
@@ -13,7 +13,10 @@ export const uniconta: ConnectorFactory<UnicontaConfig> = {
   kind: "uniconta",
   title: "Uniconta",
   accountKeys: ["api_url", "company_id"],
-  configSchema: UnicontaConfig,
+  // Built when asked for (at the start, reading kontobro.toml), not kept: an idle agent holds no config schema (issue 16).
+  get configSchema() {
+    return unicontaConfigSchema();
+  },
   create: (name, config, deps) => new UnicontaConnector(name, config, deps),
   // Moment's Uniconta integration: expenses several times a day, payments daily at 21:00 CET (KB-UC, KB-UC-PAY).
   pulls: {

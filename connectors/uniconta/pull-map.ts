@@ -1,6 +1,7 @@
 // Uniconta → PSA for pulls, pure: posted project costs (ProjectTransClient) → expenses, posted invoices and
 // their debtor transactions → payment status, the expense stream's cursor and its filters.
 import { z } from "zod";
+import { lazySchema, once } from "../../agent/lazy-schema.ts";
 import type { PullItem } from "../contract.ts";
 import { TargetError } from "../http.ts";
 import { lit, type Row } from "./client.ts";
@@ -21,21 +22,25 @@ export function addDays(isoDate: string, days: number): string {
  * so a cost posted later with an older date is still found (JournalPostedId rising is inferred, §8).
  * `run`: a run in progress, resumable after its last stored page: its window and the key of that page's last row.
  */
-export const ExpenseCursor = z.object({
-  v: z.literal(1),
-  start: z.iso.date(),
-  done: z.iso.date().optional(),
-  floor: z.number().int().min(0).default(0),
-  run: z
-    .object({
-      since: z.iso.date(),
-      until: z.iso.date(),
-      floor: z.number().int().min(0),
-      after: z.tuple([z.number(), z.number(), z.number()]).optional(),
-      max: z.number().int().min(0),
-    })
-    .optional(),
-});
+export const ExpenseCursor = lazySchema(
+  once(() =>
+    z.object({
+      v: z.literal(1),
+      start: z.iso.date(),
+      done: z.iso.date().optional(),
+      floor: z.number().int().min(0).default(0),
+      run: z
+        .object({
+          since: z.iso.date(),
+          until: z.iso.date(),
+          floor: z.number().int().min(0),
+          after: z.tuple([z.number(), z.number(), z.number()]).optional(),
+          max: z.number().int().min(0),
+        })
+        .optional(),
+    }),
+  ),
+);
 export type ExpenseCursor = z.infer<typeof ExpenseCursor>;
 
 export function parseExpenseCursor(raw: string | null, startDate: string | undefined, today: string): ExpenseCursor {

@@ -3,6 +3,7 @@
 // requests_per_second, burst, accounts / vat_codes per line kind, attach_pdf); the old names timeout_ms and
 // rate_per_second still work (index.ts renames them, with a warning).
 import { z } from "zod";
+import { lazySchema } from "../../agent/lazy-schema.ts";
 import type { LineKind } from "../../agent/model.ts";
 import type { LineSetup } from "./map.ts";
 
@@ -28,64 +29,70 @@ export const DEFAULT_CUSTOMER_RANGE: [number, number] = [100000, 199999];
 
 const perKind = <T extends z.ZodType>(t: T) =>
   z.object({ hours: t.optional(), expenses: t.optional(), products: t.optional() }).strict().default({});
-const vatCode = z.union([z.string().trim().min(1), z.number().int().nonnegative()]).transform(String);
+const vatCodeSchema = () => z.union([z.string().trim().min(1), z.number().int().nonnegative()]).transform(String);
 
-export const UniMicroConfig = z
-  .object({
-    platform: z.enum(["uni-economy", "dnb-regnskap", "sparebank1-regnskap", "custom"]).default("uni-economy"),
-    /** API host; required for "custom", overrides the brand default otherwise (test environment, sandbox). */
-    base_url: z.url().optional(),
-    /** The token endpoint, e.g. https://login.unieconomy.no/connect/token. */
-    identity_url: z.url().optional(),
-    /** Files service host for PDF upload; read from {base_url}/api/endpoints when absent. */
-    files_url: z.url().optional(),
-    client_id: z.string().trim().min(1),
-    /** Private key of the Unimicro certificate: PEM text or path to a PEM file. */
-    private_key: z.string().trim().min(1),
-    /** The certificate itself (PEM text or path), sent as x5c in the assertion header. */
-    certificate: z.string().trim().min(1).optional(),
-    scope: z.string().default("AppFramework"),
-    company_key: z.string().trim().min(1),
-    /** Sales account number per line kind (the same numbers as in the PSA). */
-    accounts: perKind(z.number().int().positive()),
-    /** VAT code per line kind, e.g. "3" (25 % output VAT). */
-    vat_codes: perKind(vatCode),
-    /** Product per line kind, by internal ID or by product number (PartName). */
-    product_ids: perKind(z.number().int().positive()),
-    product_numbers: perKind(z.union([z.string().trim().min(1), z.number().int()]).transform(String)),
-    /** [min, max] allowed customer numbers, or false for no range. Default: 100000–199999 except for "custom". */
-    customer_number_range: z.union([z.tuple([z.number().int().positive(), z.number().int().positive()]), z.literal(false)]).optional(),
-    /** The company's own currency; other currencies get a CurrencyCodeID. */
-    company_currency: z
-      .string()
-      .regex(/^[A-Z]{3}$/)
-      .default("NOK"),
-    /** Upload the invoice PDF to the Files service. Off by default: Moment's KB says Uni Economy cannot receive attachments. */
-    attach_pdf: z.boolean().default(false),
-    /** Milliseconds before a request is given up (was timeout_ms). */
-    request_timeout_ms: z.number().int().min(1000).max(300_000).default(30_000),
-    /** Client-side token bucket (was rate_per_second): no limits are documented; stay polite. 0 disables it. */
-    requests_per_second: z.number().min(0).default(5),
-    burst: z.number().int().min(1).default(10),
-  })
-  .superRefine((c, ctx) => {
-    const p = PLATFORMS[c.platform];
-    if (!c.base_url && !p.baseUrl)
-      ctx.addIssue({
-        code: "custom",
-        path: ["base_url"],
-        message: `base_url is required for platform "${c.platform}" (the API host, e.g. https://test.unimicro.no)`,
-      });
-    if (!c.identity_url && !p.identityUrl)
-      ctx.addIssue({
-        code: "custom",
-        path: ["identity_url"],
-        message: `identity_url is required for platform "${c.platform}" (the token endpoint, …/connect/token)`,
-      });
-    const r = c.customer_number_range;
-    if (r && r[0] > r[1])
-      ctx.addIssue({ code: "custom", path: ["customer_number_range"], message: "customer_number_range must be [min, max] with min ≤ max" });
-  });
+export const uniMicroConfigSchema = () =>
+  z
+    .object({
+      platform: z.enum(["uni-economy", "dnb-regnskap", "sparebank1-regnskap", "custom"]).default("uni-economy"),
+      /** API host; required for "custom", overrides the brand default otherwise (test environment, sandbox). */
+      base_url: z.url().optional(),
+      /** The token endpoint, e.g. https://login.unieconomy.no/connect/token. */
+      identity_url: z.url().optional(),
+      /** Files service host for PDF upload; read from {base_url}/api/endpoints when absent. */
+      files_url: z.url().optional(),
+      client_id: z.string().trim().min(1),
+      /** Private key of the Unimicro certificate: PEM text or path to a PEM file. */
+      private_key: z.string().trim().min(1),
+      /** The certificate itself (PEM text or path), sent as x5c in the assertion header. */
+      certificate: z.string().trim().min(1).optional(),
+      scope: z.string().default("AppFramework"),
+      company_key: z.string().trim().min(1),
+      /** Sales account number per line kind (the same numbers as in the PSA). */
+      accounts: perKind(z.number().int().positive()),
+      /** VAT code per line kind, e.g. "3" (25 % output VAT). */
+      vat_codes: perKind(vatCodeSchema()),
+      /** Product per line kind, by internal ID or by product number (PartName). */
+      product_ids: perKind(z.number().int().positive()),
+      product_numbers: perKind(z.union([z.string().trim().min(1), z.number().int()]).transform(String)),
+      /** [min, max] allowed customer numbers, or false for no range. Default: 100000–199999 except for "custom". */
+      customer_number_range: z.union([z.tuple([z.number().int().positive(), z.number().int().positive()]), z.literal(false)]).optional(),
+      /** The company's own currency; other currencies get a CurrencyCodeID. */
+      company_currency: z
+        .string()
+        .regex(/^[A-Z]{3}$/)
+        .default("NOK"),
+      /** Upload the invoice PDF to the Files service. Off by default: Moment's KB says Uni Economy cannot receive attachments. */
+      attach_pdf: z.boolean().default(false),
+      /** Milliseconds before a request is given up (was timeout_ms). */
+      request_timeout_ms: z.number().int().min(1000).max(300_000).default(30_000),
+      /** Client-side token bucket (was rate_per_second): no limits are documented; stay polite. 0 disables it. */
+      requests_per_second: z.number().min(0).default(5),
+      burst: z.number().int().min(1).default(10),
+    })
+    .superRefine((c, ctx) => {
+      const p = PLATFORMS[c.platform];
+      if (!c.base_url && !p.baseUrl)
+        ctx.addIssue({
+          code: "custom",
+          path: ["base_url"],
+          message: `base_url is required for platform "${c.platform}" (the API host, e.g. https://test.unimicro.no)`,
+        });
+      if (!c.identity_url && !p.identityUrl)
+        ctx.addIssue({
+          code: "custom",
+          path: ["identity_url"],
+          message: `identity_url is required for platform "${c.platform}" (the token endpoint, …/connect/token)`,
+        });
+      const r = c.customer_number_range;
+      if (r && r[0] > r[1])
+        ctx.addIssue({
+          code: "custom",
+          path: ["customer_number_range"],
+          message: "customer_number_range must be [min, max] with min ≤ max",
+        });
+    });
+export const UniMicroConfig = lazySchema(uniMicroConfigSchema);
 export type UniMicroConfig = z.output<typeof UniMicroConfig>;
 
 /** Everything the connector needs, with the brand defaults applied. */

@@ -1,7 +1,7 @@
 // The Uni Micro platform connector factory: Uni Economy, DnB Regnskap and SpareBank 1 Regnskap are one
 // platform with white-label front ends; only the hosts differ (see ../../../shared/reference/api-notes/unimicro.md §1).
 import type { ConnectorFactory } from "../contract.ts";
-import { settingsFrom, UniMicroConfig } from "./config.ts";
+import { settingsFrom, type UniMicroConfig, uniMicroConfigSchema } from "./config.ts";
 import { UniMicroConnector } from "./connector.ts";
 
 // The sandbox's demo server client and company (sandbox/index.ts DEMO_CLIENT_ID, DEMO_COMPANY), for demoTarget().
@@ -11,7 +11,10 @@ export const unimicroFactory: ConnectorFactory<UniMicroConfig> = {
   kind: "unimicro",
   title: "Uni Micro (Uni Economy, DnB Regnskap, SpareBank 1 Regnskap)",
   accountKeys: ["platform", "base_url", "company_key"],
-  configSchema: UniMicroConfig,
+  // Built when asked for (at the start, reading kontobro.toml), not kept: an idle agent holds no config schema (issue 16).
+  get configSchema() {
+    return uniMicroConfigSchema();
+  },
   create: (name, config, deps) => new UniMicroConnector(name, settingsFrom(config), deps),
   // The same names as the other connectors for the same ideas.
   renamedKeys: { timeout_ms: "request_timeout_ms", rate_per_second: "requests_per_second" },

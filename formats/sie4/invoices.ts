@@ -4,12 +4,13 @@
 // Signs follow the model (agent/model.ts): amounts are what the customer owes (customerQuantity), never
 // guessed from the signs of the lines.
 import { z } from "zod";
+import { lazySchema } from "../../agent/lazy-schema.ts";
 import { customerQuantity, lineAmount, type InvoiceLike, type LineKind, type Project } from "../../agent/model.ts";
 import { problem, type Problem } from "../../agent/problem.ts";
 import type { SieObjectRef, SieTransactionInput, SieVoucherInput, SieWriteInput } from "./writer.ts";
 
-const accountNo = z.string().regex(/^\d+$/, { error: "must be an account number (digits only), e.g. 1510" });
-const perKind = z.object({ hours: accountNo, expenses: accountNo, products: accountNo });
+const accountNoSchema = () => z.string().regex(/^\d+$/, { error: "must be an account number (digits only), e.g. 1510" });
+const perKindSchema = () => z.object({ hours: accountNoSchema(), expenses: accountNoSchema(), products: accountNoSchema() });
 
 /** Swedish BAS defaults; the keys are the PSA's `vatCode` values. Norwegian users map their own codes. */
 export const DEFAULT_VAT_CODES = {
@@ -37,57 +38,59 @@ export const BAS_ACCOUNT_NAMES: Readonly<Record<string, string>> = {
   "3740": "Öres- och kronutjämning",
 };
 
-export const SieInvoiceConfig = z.object({
-  /** Debited with the gross amount (BAS 1510; Norway 1500). */
-  receivableAccount: accountNo.default("1510"),
-  /** Revenue account per line kind when neither the line nor its VAT code names one (BAS; Norway 3000). */
-  revenueAccounts: perKind
-    .partial()
-    .transform((p) => ({ hours: "3041", expenses: "3590", products: "3001", ...p }))
-    .prefault({}),
-  /** Per PSA VAT code: rate in percent, output VAT account (needed when rate > 0), optional revenue accounts per kind. */
-  vatCodes: z
-    .record(
-      z.string(),
-      z.object({
-        rate: z.number().min(0).max(100),
-        account: accountNo.optional(),
-        revenueAccounts: perKind.partial().optional(),
-      }),
-    )
-    .default(DEFAULT_VAT_CODES),
-  /** Used for lines without a vatCode. */
-  defaultVatCode: z.string().default("25"),
-  /** Takes the difference when the total is rounded to whole kronor (BAS 3740; Norway 7740). */
-  roundingAccount: accountNo.default("3740"),
-  /** "none": the receivable is the exact gross; "krona": rounded to whole units, difference to roundingAccount. */
-  roundTotal: z.enum(["none", "krona"]).default("none"),
-  /** Voucher series; empty lets the importer choose (SIE 4I allows it). */
-  series: z.string().max(20).default(""),
-  /** "none": the importer numbers vouchers (recommended for 4I); "invoice_number": use the PSA's number. */
-  voucherNumber: z.enum(["none", "invoice_number"]).default("none"),
-  /** One revenue row per account (default) or one per invoice line with its text. */
-  revenueDetail: z.enum(["per_account", "per_line"]).default("per_account"),
-  /** Put the project on the revenue rows as dimension 6. */
-  projectDimension: z.boolean().default(true),
-  /** Cost centre (dimension 1) on revenue rows: none, a fixed object, or the project's department. */
-  costCentre: z
-    .discriminatedUnion("source", [
-      z.object({ source: z.literal("none") }),
-      z.object({ source: z.literal("fixed"), id: z.string().min(1) }),
-      z.object({ source: z.literal("project_department") }),
-    ])
-    .default({ source: "none" }),
-  /** Put the customer on the receivable row as dimension 8 (SIE's customer dimension). */
-  customerDimension: z.boolean().default(false),
-  /** The file's currency (#VALUTA). Documents in another currency are refused: SIE has no exchange rates. */
-  currency: z
-    .string()
-    .regex(/^[A-Z]{3}$/)
-    .default("SEK"),
-  /** Account names for #KONTO, over the BAS defaults. */
-  accountNames: z.record(z.string(), z.string()).default({}),
-});
+export const sieInvoiceConfigSchema = () =>
+  z.object({
+    /** Debited with the gross amount (BAS 1510; Norway 1500). */
+    receivableAccount: accountNoSchema().default("1510"),
+    /** Revenue account per line kind when neither the line nor its VAT code names one (BAS; Norway 3000). */
+    revenueAccounts: perKindSchema()
+      .partial()
+      .transform((p) => ({ hours: "3041", expenses: "3590", products: "3001", ...p }))
+      .prefault({}),
+    /** Per PSA VAT code: rate in percent, output VAT account (needed when rate > 0), optional revenue accounts per kind. */
+    vatCodes: z
+      .record(
+        z.string(),
+        z.object({
+          rate: z.number().min(0).max(100),
+          account: accountNoSchema().optional(),
+          revenueAccounts: perKindSchema().partial().optional(),
+        }),
+      )
+      .default(DEFAULT_VAT_CODES),
+    /** Used for lines without a vatCode. */
+    defaultVatCode: z.string().default("25"),
+    /** Takes the difference when the total is rounded to whole kronor (BAS 3740; Norway 7740). */
+    roundingAccount: accountNoSchema().default("3740"),
+    /** "none": the receivable is the exact gross; "krona": rounded to whole units, difference to roundingAccount. */
+    roundTotal: z.enum(["none", "krona"]).default("none"),
+    /** Voucher series; empty lets the importer choose (SIE 4I allows it). */
+    series: z.string().max(20).default(""),
+    /** "none": the importer numbers vouchers (recommended for 4I); "invoice_number": use the PSA's number. */
+    voucherNumber: z.enum(["none", "invoice_number"]).default("none"),
+    /** One revenue row per account (default) or one per invoice line with its text. */
+    revenueDetail: z.enum(["per_account", "per_line"]).default("per_account"),
+    /** Put the project on the revenue rows as dimension 6. */
+    projectDimension: z.boolean().default(true),
+    /** Cost centre (dimension 1) on revenue rows: none, a fixed object, or the project's department. */
+    costCentre: z
+      .discriminatedUnion("source", [
+        z.object({ source: z.literal("none") }),
+        z.object({ source: z.literal("fixed"), id: z.string().min(1) }),
+        z.object({ source: z.literal("project_department") }),
+      ])
+      .default({ source: "none" }),
+    /** Put the customer on the receivable row as dimension 8 (SIE's customer dimension). */
+    customerDimension: z.boolean().default(false),
+    /** The file's currency (#VALUTA). Documents in another currency are refused: SIE has no exchange rates. */
+    currency: z
+      .string()
+      .regex(/^[A-Z]{3}$/)
+      .default("SEK"),
+    /** Account names for #KONTO, over the BAS defaults. */
+    accountNames: z.record(z.string(), z.string()).default({}),
+  });
+export const SieInvoiceConfig = lazySchema(sieInvoiceConfigSchema);
 export type SieInvoiceConfig = z.infer<typeof SieInvoiceConfig>;
 
 export interface MappingContext {

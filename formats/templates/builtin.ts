@@ -1,6 +1,7 @@
 // Built-in export templates, from the file formats in ../shared/reference/api-notes/psa-moment.md §7.
 // They can be used as they are or saved under a new name and edited (like Moment's "global templates").
 // Columns marked `guess: true` are not settled by any published specification; their notes say why.
+import { once } from "../../agent/lazy-schema.ts";
 import { parseTemplate, type Template, type TemplateInput } from "./definition.ts";
 
 const ymd = "yyyyMMdd";
@@ -238,16 +239,13 @@ const CUSTOMER_LIST: TemplateInput = {
   ],
 };
 
-export const BUILTIN_TEMPLATES: readonly Template[] = [
-  XLEDGER_AR10,
-  VISMA_DOCUMENT_CENTER,
-  HOURS_FOR_PAYROLL,
-  INVOICE_JOURNAL,
-  CUSTOMER_LIST,
-].map((input) => {
-  const r = parseTemplate(input);
-  if (!r.ok) throw new Error(`built-in template ${input.name} is invalid: ${r.problems.map((p) => p.message).join("; ")}`);
-  return r.template;
-});
+/** The built-in templates, parsed when first asked for (an idle agent holds no template schema; issue 16). */
+export const builtinTemplates = once((): readonly Template[] =>
+  [XLEDGER_AR10, VISMA_DOCUMENT_CENTER, HOURS_FOR_PAYROLL, INVOICE_JOURNAL, CUSTOMER_LIST].map((input) => {
+    const r = parseTemplate(input);
+    if (!r.ok) throw new Error(`built-in template ${input.name} is invalid: ${r.problems.map((p) => p.message).join("; ")}`);
+    return r.template;
+  }),
+);
 
-export const builtinTemplate = (name: string): Template | undefined => BUILTIN_TEMPLATES.find((t) => t.name === name);
+export const builtinTemplate = (name: string): Template | undefined => builtinTemplates().find((t) => t.name === name);

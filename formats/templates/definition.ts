@@ -2,6 +2,7 @@
 // format), delimiter, encoding, header row, quoting and filters. zod for the shape, then checks against
 // the data type's fields, so every mistake comes back as a Problem naming the field to fix.
 import { z } from "zod";
+import { lazySchema, once } from "../../agent/lazy-schema.ts";
 import { issuesToProblems, problem, type Problem } from "../../agent/problem.ts";
 import { ENCODINGS } from "../encoding.ts";
 import {
@@ -20,63 +21,72 @@ export const TEMPLATE_NAME = /^[a-z0-9][a-z0-9_-]{0,59}$/;
 export const FILTER_OPS = ["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "contains", "starts_with", "empty", "not_empty"] as const;
 export type FilterOp = (typeof FILTER_OPS)[number];
 
-const scalar = z.union([z.string().max(200), z.number(), z.boolean()]);
+const scalar = once(() => z.union([z.string().max(200), z.number(), z.boolean()]));
 
-export const TemplateColumn = z.strictObject({
-  /** The header row's text for this column. */
-  header: z.string().max(100).default(""),
-  /** A field of the data type … */
-  field: z.string().max(60).optional(),
-  /** … or a constant written on every row (e.g. "GBAT10"); "" for an empty column. */
-  value: z.string().max(500).optional(),
-  /** Dates: yyyy, yy, MM, M, dd, d and literal separators. Overrides the template's dateFormat. */
-  dateFormat: z.string().optional(),
-  /** Money and decimal fields: digits after the separator. Money defaults to 2, decimals to 2. */
-  decimals: z.number().int().min(0).max(6).optional(),
-  decimalSeparator: z.enum([".", ","]).optional(),
-  /** Booleans: what to write for true and false. */
-  trueText: z.string().max(20).optional(),
-  falseText: z.string().max(20).optional(),
-  /** Longer values are cut to this many characters (reported). */
-  maxLength: z.number().int().min(1).max(10_000).optional(),
-  /** What is known or guessed about this column of the target format. */
-  note: z.string().max(500).optional(),
-  /** The column's meaning or format in the target system is a guess (shown in lists and previews). */
-  guess: z.boolean().optional(),
-});
+const templateColumn = once(() =>
+  z.strictObject({
+    /** The header row's text for this column. */
+    header: z.string().max(100).default(""),
+    /** A field of the data type … */
+    field: z.string().max(60).optional(),
+    /** … or a constant written on every row (e.g. "GBAT10"); "" for an empty column. */
+    value: z.string().max(500).optional(),
+    /** Dates: yyyy, yy, MM, M, dd, d and literal separators. Overrides the template's dateFormat. */
+    dateFormat: z.string().optional(),
+    /** Money and decimal fields: digits after the separator. Money defaults to 2, decimals to 2. */
+    decimals: z.number().int().min(0).max(6).optional(),
+    decimalSeparator: z.enum([".", ","]).optional(),
+    /** Booleans: what to write for true and false. */
+    trueText: z.string().max(20).optional(),
+    falseText: z.string().max(20).optional(),
+    /** Longer values are cut to this many characters (reported). */
+    maxLength: z.number().int().min(1).max(10_000).optional(),
+    /** What is known or guessed about this column of the target format. */
+    note: z.string().max(500).optional(),
+    /** The column's meaning or format in the target system is a guess (shown in lists and previews). */
+    guess: z.boolean().optional(),
+  }),
+);
+export const TemplateColumn = lazySchema(templateColumn);
 export type TemplateColumn = z.infer<typeof TemplateColumn>;
 
-export const TemplateFilter = z.strictObject({
-  field: z.string().max(60),
-  op: z.enum(FILTER_OPS),
-  /** Not used by empty / not_empty; a list for in / not_in; money in currency units (1000.50). */
-  value: z.union([scalar, z.array(scalar).max(500)]).optional(),
-});
+const templateFilter = once(() =>
+  z.strictObject({
+    field: z.string().max(60),
+    op: z.enum(FILTER_OPS),
+    /** Not used by empty / not_empty; a list for in / not_in; money in currency units (1000.50). */
+    value: z.union([scalar(), z.array(scalar()).max(500)]).optional(),
+  }),
+);
+export const TemplateFilter = lazySchema(templateFilter);
 export type TemplateFilter = z.infer<typeof TemplateFilter>;
 
-export const Template = z.strictObject({
-  name: z.string().regex(TEMPLATE_NAME, { error: "must be 1–60 lowercase letters, digits, - or _, starting with a letter or digit" }),
-  title: z.string().max(200).optional(),
-  description: z.string().max(2000).optional(),
-  dataType: z.enum(DATA_TYPES),
-  delimiter: z.string().length(1, { error: "must be one character, e.g. ; or , or a tab" }).default(";"),
-  encoding: z.enum(ENCODINGS).default("utf-8"),
-  lineEnding: z.enum(["crlf", "lf"]).default("crlf"),
-  headerRow: z.boolean().default(true),
-  quote: z.enum(["as_needed", "all", "text", "never"]).default("as_needed"),
-  /** Quote every header cell, whatever `quote` says (Visma Document Center wants this). */
-  quoteHeader: z.boolean().default(false),
-  dateFormat: z.string().default("yyyy-MM-dd"),
-  decimalSeparator: z.enum([".", ","]).default("."),
-  trueText: z.string().max(20).default("1"),
-  falseText: z.string().max(20).default("0"),
-  /** File name; {from}, {to}, {date} (today, yyyyMMdd) and {run} are replaced. */
-  fileName: z.string().min(1).max(120).optional(),
-  /** time_records_grouped only: the fields rows are grouped by. */
-  groupBy: z.array(z.string()).min(1).max(7).optional(),
-  filters: z.array(TemplateFilter).max(50).default([]),
-  columns: z.array(TemplateColumn).min(1, { error: "a template needs at least one column" }).max(200),
-});
+const template = once(() =>
+  z.strictObject({
+    name: z.string().regex(TEMPLATE_NAME, { error: "must be 1–60 lowercase letters, digits, - or _, starting with a letter or digit" }),
+    title: z.string().max(200).optional(),
+    description: z.string().max(2000).optional(),
+    dataType: z.enum(DATA_TYPES),
+    delimiter: z.string().length(1, { error: "must be one character, e.g. ; or , or a tab" }).default(";"),
+    encoding: z.enum(ENCODINGS).default("utf-8"),
+    lineEnding: z.enum(["crlf", "lf"]).default("crlf"),
+    headerRow: z.boolean().default(true),
+    quote: z.enum(["as_needed", "all", "text", "never"]).default("as_needed"),
+    /** Quote every header cell, whatever `quote` says (Visma Document Center wants this). */
+    quoteHeader: z.boolean().default(false),
+    dateFormat: z.string().default("yyyy-MM-dd"),
+    decimalSeparator: z.enum([".", ","]).default("."),
+    trueText: z.string().max(20).default("1"),
+    falseText: z.string().max(20).default("0"),
+    /** File name; {from}, {to}, {date} (today, yyyyMMdd) and {run} are replaced. */
+    fileName: z.string().min(1).max(120).optional(),
+    /** time_records_grouped only: the fields rows are grouped by. */
+    groupBy: z.array(z.string()).min(1).max(7).optional(),
+    filters: z.array(templateFilter()).max(50).default([]),
+    columns: z.array(templateColumn()).min(1, { error: "a template needs at least one column" }).max(200),
+  }),
+);
+export const Template = lazySchema(template);
 export type Template = z.infer<typeof Template>;
 export type TemplateInput = z.input<typeof Template>;
 
