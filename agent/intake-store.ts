@@ -145,14 +145,14 @@ export class IntakeStore {
     )) as { seq: number; id: string }[];
     for (const r of inserted) seqs.set(r.id, r.seq);
     const recordRows: unknown[][] = [];
-    const writes: Promise<unknown>[] = [];
+    const invoiceKeys: string[] = [];
     for (const [rk, i] of d.latest) {
       const { e } = d.rows[i]!;
       const r = d.records.get(rk)!;
       recordRows.push([e.entity, e.key, e.doc?.recordPayload ?? e.payload, r.version, seqs.get(e.id)!, e.occurredAt, now, r.psaId]);
-      writes.push(exportStatusOnStore(tx, e.entity, e.key, now));
+      if (e.entity === "invoice") invoiceKeys.push(e.key);
     }
-    writes.push(upsertRecords(tx, recordRows));
+    const writes: Promise<unknown>[] = [exportStatusOnStore(tx, invoiceKeys, now), upsertRecords(tx, recordRows)];
     const deliveries: NewDeliveries[] = [];
     d.rows.forEach(({ e, stale }, i) => {
       if (stale) return;

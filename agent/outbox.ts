@@ -97,10 +97,15 @@ const SQL = {
   record: `SELECT last_event_seq AS seq, occurred_at AS occurredAt FROM records WHERE entity = ?1 AND key = ?2`,
   // After a restore: which of one target's records of one entity have a link there (the others are looked up first).
   linkedKeys: `SELECT key FROM links WHERE target = ?1 AND entity = ?2 AND key IN (SELECT value FROM json_each(?3))`,
-  // Intake's hot path: run per event inside the intake transaction.
-  supersede: `UPDATE deliveries SET status = 'superseded', updated_at = ?4, waiting_on = NULL
-          WHERE target = ?1 AND entity = ?2 AND key = ?3 AND ${OPEN} AND status IN ('pending', 'waiting', 'needs_action')
-          RETURNING uncertain`,
+  // Intake's hot path, in the intake transaction: a group's supersedes in one statement (one per record was the writer's
+  // largest cost for records stored before, issue 16). ?1: a JSON array of {t: target, e: entity, k: key}, each once.
+  // Materialized, as recordFacts, so that PostgreSQL probes deliveries_record with plain columns.
+  supersedeAll: `WITH refs AS MATERIALIZED (SELECT json_extract(value, '$.t') AS target, json_extract(value, '$.e') AS entity,
+                json_extract(value, '$.k') AS key FROM json_each(?1))
+          UPDATE deliveries SET status = 'superseded', updated_at = ?2, waiting_on = NULL
+          FROM refs WHERE deliveries.target = refs.target AND deliveries.entity = refs.entity AND deliveries.key = refs.key
+            AND ${OPEN} AND status IN ('pending', 'waiting', 'needs_action')
+          RETURNING deliveries.target, deliveries.entity, deliveries.key, deliveries.uncertain`,
   insert: `INSERT INTO deliveries (event_seq, target, entity, key, status, next_attempt_at, created_at, updated_at, uncertain)
          VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5, ?5, ?6)`,
   // ?1: the ids of a round's claim, a JSON array: one statement for all of them. ?4: the lease owner.
@@ -261,16 +266,15 @@ export class Outbox {
     ] as const);
     // Coalesce: an older delivery of the same record that has not started is replaced by this one.
     // If that one may already have reached the target, so may "this record" now: the flag carries over.
+    // The older ones are replaced in one statement, before any of the group's deliveries is inserted.
+    const uncertainReplaced = await this.supersedeOpen(tx, events, now);
     const carried = new Map<string, boolean>();
     const rows: unknown[][] = [];
     for (const e of events) {
       for (const target of e.targets) {
         const ref = `${target}\u0000${recordRef(e.entity, e.key)}`;
         let uncertain = carried.get(ref);
-        if (uncertain === undefined) {
-          const replaced = e.seenBefore ? await tx.all<{ uncertain: number }>(SQL.supersede, target, e.entity, e.key, now) : [];
-          carried.set(ref, (uncertain = replaced.some((r) => r.uncertain) || lost.has(ref)));
-        }
+        if (uncertain === undefined) carried.set(ref, (uncertain = uncertainReplaced.has(ref) || lost.has(ref)));
         rows.push([e.eventSeq, target, e.entity, e.key, e.superseded ? "superseded" : "pending", now, now, now, uncertain ? 1 : 0]);
       }
     }
@@ -281,6 +285,27 @@ export class Outbox {
       insertDeliveries(tx, rows),
       tx.run(SQL.retryCausedBy, JSON.stringify([...new Set(events.map((e) => recordRef(e.entity, e.key)))]), now),
     ]);
+  }
+
+  /**
+   * Supersedes the open deliveries not yet started of the records stored before this request (seenBefore), in one
+   * statement for the group. Returns the records ("target\0entity:key") of which a replaced one may have reached the target.
+   */
+  private async supersedeOpen(tx: SqlRunner, events: NewDeliveries[], now: number): Promise<Set<string>> {
+    const uncertain = new Set<string>();
+    const asked = new Map<string, { t: string; e: string; k: string }>();
+    for (const e of events) {
+      if (!e.seenBefore) continue;
+      for (const t of e.targets) asked.set(`${t}\u0000${recordRef(e.entity, e.key)}`, { t, e: e.entity, k: e.key });
+    }
+    if (asked.size === 0) return uncertain;
+    const replaced = await tx.all<{ target: string; entity: string; key: string; uncertain: unknown }>(
+      SQL.supersedeAll,
+      JSON.stringify([...asked.values()]),
+      now,
+    );
+    for (const r of replaced) if (r.uncertain) uncertain.add(`${r.target}\u0000${recordRef(r.entity, r.key)}`);
+    return uncertain;
   }
 
   /**

@@ -54,6 +54,36 @@ async function state(db: SqlRunner) {
   };
 }
 
+/** An intake whose transactions' statements are kept (their texts), to count them. */
+function counting(db: SqlRunner): { intake: IntakeWriter; texts: string[] } {
+  const texts: string[] = [];
+  const seen = (tx: SqlRunner): SqlRunner => ({
+    ...tx,
+    all: (text, ...p) => {
+      texts.push(text);
+      return tx.all(text, ...p);
+    },
+    get: (text, ...p) => {
+      texts.push(text);
+      return tx.get(text, ...p);
+    },
+    run: (text, ...p) => {
+      texts.push(text);
+      return tx.run(text, ...p);
+    },
+  });
+  const counted: SqlRunner = { ...db, transaction: (fn) => db.transaction((tx) => fn(seen(tx))) };
+  return {
+    intake: new IntakeWriter(
+      new Outbox(counted, () => NOW),
+      () => ["t1", "t2"],
+      undefined,
+      () => NOW,
+    ),
+    texts,
+  };
+}
+
 /** A deterministic mix: several versions per record, with and without occurredAt, exact resends, invoices. */
 function mixedEvents(seed: number, count: number): unknown[] {
   let x = seed;
@@ -147,6 +177,46 @@ describe.each(engines)("a request is stored as if its events came one at a time,
       { target: "t1", uncertain: 1 },
       { target: "t2", uncertain: 0 },
     ]);
+  });
+
+  test("a request updating stored records supersedes all their older deliveries in one statement", async () => {
+    const db = await openStorage(engine);
+    const { intake, texts } = counting(db);
+    await send(
+      intake,
+      [1, 2, 3].map((n) => customerEvent(n, {}, `a${n}`)),
+    );
+    await db.run("UPDATE deliveries SET uncertain = 1 WHERE (target = 't1' AND key = '1') OR (target = 't2' AND key = '2')");
+    texts.length = 0;
+    await send(intake, [...[1, 2, 3].map((n) => customerEvent(n, { name: "B" }, `b${n}`)), customerEvent(4, {}, "b4")]);
+    expect(texts.filter((t) => t.includes("SET status = 'superseded'"))).toHaveLength(1);
+    const rows = await db.all(
+      "SELECT e.event_id AS id, d.target, d.status, d.uncertain FROM deliveries d JOIN events e ON e.seq = d.event_seq ORDER BY e.event_id, d.target",
+    );
+    expect(rows).toEqual(
+      ["a1", "a2", "a3", "b1", "b2", "b3", "b4"].flatMap((id) =>
+        ["t1", "t2"].map((target) => ({
+          id,
+          target,
+          status: id.startsWith("a") ? "superseded" : "pending",
+          uncertain: (target === "t1" && id.endsWith("1")) || (target === "t2" && id.endsWith("2")) ? 1 : 0,
+        })),
+      ),
+    );
+  });
+
+  test("a request's invoices are marked to transfer in one statement", async () => {
+    const db = await openStorage(engine);
+    const { intake, texts } = counting(db);
+    await send(intake, [invoiceEvent(801, 1), invoiceEvent(802, 1), customerEvent(1, {}, "c1"), invoiceEvent(803, 1)]);
+    expect(texts.filter((t) => t.includes("INTO invoice_export_status"))).toHaveLength(1);
+    expect(await db.all("SELECT invoice_key, status, changed_by FROM invoice_export_status ORDER BY invoice_key")).toEqual(
+      ["801", "802", "803"].map((invoice_key) => ({ invoice_key, status: "to_transfer", changed_by: "finalized" })),
+    );
+    // A request without invoices writes none.
+    texts.length = 0;
+    await send(intake, [customerEvent(2, {}, "c2")]);
+    expect(texts.filter((t) => t.includes("INTO invoice_export_status"))).toHaveLength(0);
   });
 
   test("conflicts inside one request store nothing of it", async () => {

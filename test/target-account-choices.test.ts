@@ -58,7 +58,10 @@ describe.each(engines.filter((e) => e === "postgres"))("%s", (engine) => {
     const dir = tempDir("kontobro-account-choices-");
     const config = writeWorkerConfig(dir, "cli", server!.url, 0);
     const file = join(dir, "initech.toml");
-    writeFileSync(file, `[[targets]]\nname = "books"\nkind = "economic"\napp_secret_token = "demo-app-secret"\nagreement_grant_token = "initech-grant"\n`);
+    writeFileSync(
+      file,
+      `[[targets]]\nname = "books"\nkind = "economic"\napp_secret_token = "demo-app-secret"\nagreement_grant_token = "initech-grant"\n`,
+    );
     const kontobro = (...argv: string[]) => {
       const r = Bun.spawnSync([process.execPath, "agent/main.ts", "tenant", ...argv, "--config", config], {
         cwd: resolve(import.meta.dir, ".."),

@@ -38,12 +38,17 @@ export function transitionProblem(number: string, from: ExportStatus | null, to:
   return null;
 }
 
-const TO_TRANSFER_ON_STORE = `INSERT INTO invoice_export_status (invoice_key, status, changed_at, changed_by) VALUES (?1, 'to_transfer', ?2, 'finalized')
+// ?1: a JSON array of invoice keys. `WHERE true`: SQLite's grammar for an upsert from a SELECT.
+const TO_TRANSFER_ON_STORE = `INSERT INTO invoice_export_status (invoice_key, status, changed_at, changed_by)
+  SELECT value, 'to_transfer', CAST(?2 AS BIGINT), 'finalized' FROM json_each(?1) WHERE true
   ON CONFLICT (invoice_key) DO NOTHING`;
 
-/** The intake hook: one INSERT per invoice, in intake's transaction `tx`. A later update keeps the status. */
-export async function exportStatusOnStore(tx: SqlRunner, entity: string, key: string, now: number): Promise<void> {
-  if (entity === "invoice") await tx.run(TO_TRANSFER_ON_STORE, key, now);
+/**
+ * The intake hook: the invoices of a group stored (their keys), in one INSERT in intake's transaction `tx` (one per
+ * invoice was a statement each on the intake writer's thread, issue 16). A later update keeps the status.
+ */
+export async function exportStatusOnStore(tx: SqlRunner, invoiceKeys: string[], now: number): Promise<void> {
+  if (invoiceKeys.length > 0) await tx.run(TO_TRANSFER_ON_STORE, JSON.stringify(invoiceKeys), now);
 }
 
 export interface InvoiceStatusRow {
