@@ -241,22 +241,26 @@ export class HttpClient {
     // The status line and headers are in: a pause the target asks for begins now, not once the body has
     // arrived (reading it takes another turn of the event loop, in which other pushes would still send).
     if (!res.ok && !options.accept?.includes(res.status)) this.pauseIfAsked(res.status, res.headers);
-    let parsed: any;
-    try {
-      if (options.binary && res.ok) parsed = new Uint8Array(await res.arrayBuffer());
-      else {
-        const raw = await res.text();
-        parsed = raw.length === 0 ? null : (res.headers.get("content-type") ?? "").includes("json") ? JSON.parse(raw) : raw;
-      }
-    } catch (e) {
-      // The answer started but never finished: for a write, the effect is unknown.
-      throw new TargetError(isWrite ? "uncertain" : "retryable", {
+    // The answer started but never finished (or its JSON did not): for a write, the effect is unknown.
+    const unfinished = (e: unknown) =>
+      new TargetError(isWrite ? "uncertain" : "retryable", {
         code: "connection_lost",
         message: `${this.opts.targetTitle} closed the connection while answering ${method} ${pathOf(url)}: ${errorText(e)}`,
         hint: "Usually temporary; kontobro retries and checks first whether the record arrived.",
       });
+    let response: HttpResponse;
+    try {
+      if (options.binary && res.ok) response = { status: res.status, headers: res.headers, body: new Uint8Array(await res.arrayBuffer()) };
+      else {
+        const raw = await res.text();
+        response =
+          raw.length > 0 && (res.headers.get("content-type") ?? "").includes("json")
+            ? jsonResponse(res.status, res.headers, raw, unfinished)
+            : { status: res.status, headers: res.headers, body: raw.length === 0 ? null : raw };
+      }
+    } catch (e) {
+      throw unfinished(e);
     }
-    const response: HttpResponse = { status: res.status, headers: res.headers, body: parsed };
     if (res.ok || options.accept?.includes(res.status)) return response;
     throw this.classify(response, method, url, isWrite);
   }
@@ -303,6 +307,29 @@ export class HttpClient {
       return new TargetError(kind, { ...authProblem(res.status, this.opts.targetTitle, p), status: res.status });
     return new TargetError(kind, p);
   }
+}
+
+/**
+ * A JSON answer whose body is parsed when first read: most successful writes are never read (a created customer's
+ * echo), and parsing them was a share of a push's cost on the main thread (issue 16). A body that is not JSON
+ * throws `invalid(error)` where it is read, as the request itself did before.
+ */
+function jsonResponse(status: number, headers: Headers, text: string, invalid: (e: unknown) => Error): HttpResponse {
+  let parsed: { value: any } | null = null;
+  return {
+    status,
+    headers,
+    get body() {
+      if (parsed === null) {
+        try {
+          parsed = { value: JSON.parse(text) };
+        } catch (e) {
+          throw invalid(e);
+        }
+      }
+      return parsed.value;
+    },
+  };
 }
 
 function pathOf(url: string): string {

@@ -1,12 +1,25 @@
 // What a request through connectors/http.ts no longer does each time (issue 16, goal 3: the agent's main thread per
-// delivery): a timer of its own for its timeout (requests started within TIMEOUT_SLACK_MS share one, which fires no
-// sooner than the timeout of each), and parsing its URL for the proxy (kept per origin, for the proxy settings in force).
-// Real HTTP on loopback: a server that never answers.
+// delivery): keep a timer of its own for its timeout (requests started within TIMEOUT_SLACK_MS share one, which fires no
+// sooner than the timeout of each), parse its URL for the proxy (kept per origin, for the proxy settings in force), and
+// parse a JSON answer no one reads (parsed when read). Real HTTP on loopback: a server that never answers, and one that
+// echoes.
 import { afterAll, expect, test } from "bun:test";
 import { HttpClient, proxyOptionOf, proxySettings, TIMEOUT_SLACK_MS, TargetError, timeoutSignal, useProxy } from "../connectors/http.ts";
 
 const silent = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Promise<Response>(() => {}) });
-afterAll(() => silent.stop(true));
+// Answers /broken with a complete body that is not JSON, anything else with its JSON echo.
+const echo = Bun.serve({
+  port: 0,
+  hostname: "127.0.0.1",
+  fetch: async (req) =>
+    new URL(req.url).pathname === "/broken"
+      ? new Response("{not json", { status: 201, headers: { "content-type": "application/json" } })
+      : Response.json({ got: await req.json() }, { status: 201 }),
+});
+afterAll(() => {
+  silent.stop(true);
+  echo.stop(true);
+});
 
 test("requests started close together share one timeout signal; later ones get another", () => {
   // Timeouts no other test uses, and a clock of the test's own.
@@ -61,4 +74,32 @@ test("the proxy option is kept per origin and follows a change of the proxy sett
   } finally {
     useProxy(proxySettings());
   }
+});
+
+test("a JSON answer is parsed when read; one that is not JSON fails where it is read, as a lost answer", async () => {
+  const client = new HttpClient({
+    baseHeaders: () => ({}),
+    timeoutMs: 5_000,
+    describeError: () => ({ code: "x", message: "x" }),
+    targetTitle: "echo",
+  });
+  const ok = await client.request("POST", `http://127.0.0.1:${echo.port}/customers`, {
+    json: { n: 1 },
+    headers: { "Idempotency-Key": "k" },
+  });
+  expect(ok.status).toBe(201);
+  expect(ok.body).toEqual({ got: { n: 1 } });
+  expect(ok.body).toBe(ok.body);
+  // The write took effect (201); its answer is not needed, so the request itself does not fail.
+  const broken = await client.request("POST", `http://127.0.0.1:${echo.port}/broken`, { json: {}, headers: { "Idempotency-Key": "k" } });
+  expect(broken.status).toBe(201);
+  let read: unknown = null;
+  try {
+    void broken.body;
+  } catch (e) {
+    read = e;
+  }
+  expect(read).toBeInstanceOf(TargetError);
+  expect((read as TargetError).code).toBe("connection_lost");
+  expect((read as TargetError).kind).toBe("uncertain");
 });
