@@ -162,12 +162,15 @@ const SQL = {
   recoverExpired: `UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, lease_owner = NULL, next_attempt_at = ?1, updated_at = ?1
             WHERE status = 'in_flight' AND ${NOT_DONE} AND (?2 = 1 OR lease_until < ?1)`,
   // Leases given up at shutdown (?2, a JSON array of ids) by the lease owner ?5 (?3 in releaseLeases): only those it still holds;
-  // claimable again from ?4 on.
-  interruptedReleased: `INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, message, hint)
-         SELECT id, attempts, ?1, 'interrupted', ?3, ?4 FROM deliveries
-          WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_each(?2)) AND status = 'in_flight' AND ${leaseHeldBy(5)}`,
-  releaseLeases: `UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, lease_owner = NULL, next_attempt_at = ?4, updated_at = ?1
-            WHERE id IN (SELECT CAST(value AS BIGINT) FROM json_each(?2)) AND status = 'in_flight' AND ${leaseHeldBy(3)}`,
+  // claimable again from ?4 on. A materialized list joined, as in `lease` (`id IN (SELECT CAST…)` read all of a tenant's
+  // deliveries under row-level security).
+  interruptedReleased: `WITH released AS MATERIALIZED (SELECT DISTINCT CAST(value AS BIGINT) AS id FROM json_each(?2))
+         INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, message, hint)
+         SELECT deliveries.id, attempts, ?1, 'interrupted', ?3, ?4 FROM released JOIN deliveries ON deliveries.id = released.id
+          WHERE status = 'in_flight' AND ${leaseHeldBy(5)}`,
+  releaseLeases: `WITH released AS MATERIALIZED (SELECT DISTINCT CAST(value AS BIGINT) AS id FROM json_each(?2))
+          UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, lease_owner = NULL, next_attempt_at = ?4, updated_at = ?1
+            FROM released WHERE deliveries.id = released.id AND deliveries.status = 'in_flight' AND ${leaseHeldBy(3)}`,
   // Leases (?2, a JSON array of ids) taken ahead by the lease owner ?3 and never started: pending again as they were,
   // the attempt the lease counted taken back (nothing was sent under it). A materialized list joined, as in `lease`.
   releaseUnsent: `WITH unsent AS MATERIALIZED (SELECT CAST(value AS BIGINT) AS id FROM json_each(?2))
