@@ -162,8 +162,8 @@ const SQL = {
   recoverExpired: `UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, lease_owner = NULL, next_attempt_at = ?1, updated_at = ?1
             WHERE status = 'in_flight' AND ${NOT_DONE} AND (?2 = 1 OR lease_until < ?1)`,
   // Leases given up at shutdown (?2, a JSON array of ids) by the lease owner ?5 (?3 in releaseLeases): only those it still holds;
-  // claimable again from ?4 on. A materialized list joined, as in `lease` (`id IN (SELECT CAST…)` read all of a tenant's
-  // deliveries under row-level security).
+  // claimable again from ?4 on. A materialized list joined, as in `lease`: the one form for a list of ids (`id IN (SELECT
+  // CAST…)` walked a tenant's rows under row-level security where PostgreSQL chose not to probe the key with it).
   interruptedReleased: `WITH released AS MATERIALIZED (SELECT DISTINCT CAST(value AS BIGINT) AS id FROM json_each(?2))
          INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, message, hint)
          SELECT deliveries.id, attempts, ?1, 'interrupted', ?3, ?4 FROM released JOIN deliveries ON deliveries.id = released.id
