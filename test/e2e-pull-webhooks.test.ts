@@ -36,26 +36,34 @@ describe("delivery to the PSA webhook", () => {
       "marked delivered",
       () => (stack.agent.db.$client.query(`SELECT count(*) AS n FROM inbox WHERE state = 'delivered'`).get() as any).n === 2,
     );
+    // Three refusals, then one accepted call per item.
     expect(stack.psa.calls.map((c) => c.status)).toEqual([503, 503, 503, 200, 200]);
     expect(stack.psa.calls.every((c) => c.verified)).toBe(true);
     const [a, b] = stack.psa.calls[0]!.items.map((i) => i.id);
-    // The batch first, oldest first; after it failed, each item is retried alone (issue 10 item 8).
+    // The batch first, oldest first; after it failed, each item is retried alone (issue 10 item 8). Which item's retry
+    // comes due first depends on the backoff's jitter and the machine's load, so the order of the singles is not fixed.
     const sent = stack.psa.calls.map((c) => c.items.map((i) => i.id));
-    expect(sent.slice(0, 3)).toEqual([[a, b], [a], [b]]);
-    expect(sent.slice(3).sort()).toEqual([[a], [b]].sort());
+    expect(sent[0]).toEqual([a, b]);
+    expect(sent.slice(1).every((ids) => ids.length === 1)).toBe(true);
+    const accepted = stack.psa.calls.filter((c) => c.status === 200).map((c) => c.items[0]!.id);
+    expect(accepted.sort()).toEqual([a, b].sort());
     expect(
       stack.psa
         .accepted()
         .map((i) => i.data.description)
         .sort(),
     ).toEqual(["A", "B"]);
+    // Each item's attempts are the refused calls it was in.
+    const refusedCalls = (id: string | undefined) =>
+      stack.psa.calls.filter((c) => c.status === 503 && c.items.some((i) => i.id === id)).length;
     const rows = stack.agent.db.$client
       .query(`SELECT state, attempts, delivered_via AS via, error_code AS code FROM inbox ORDER BY seq`)
       .all();
     expect(rows).toEqual([
-      { state: "delivered", attempts: 2, via: "webhook", code: null },
-      { state: "delivered", attempts: 2, via: "webhook", code: null },
+      { state: "delivered", attempts: refusedCalls(a), via: "webhook", code: null },
+      { state: "delivered", attempts: refusedCalls(b), via: "webhook", code: null },
     ]);
+    expect(refusedCalls(a) + refusedCalls(b)).toBe(4);
   });
 
   test("a PSA that cannot verify the signature (other secret) refuses, and kontobro keeps the items and says why", async () => {
