@@ -3,6 +3,7 @@
 import { z } from "zod";
 import { IntakeStore, type PreparedEvent, prepareEvents, type RequestOutcome } from "./intake-store.ts";
 import type { SqlRunner } from "./db/pg/runner.ts";
+import { lazySchema, once } from "./lazy-schema.ts";
 import { EVENT_TYPES, type Entity, type EventType } from "./model.ts";
 import type { Outbox } from "./outbox.ts";
 import { issuesToProblems, type Problem } from "./problem.ts";
@@ -31,21 +32,27 @@ export type ParseResult =
 
 const EVENT_TYPE_NAMES = Object.keys(EVENT_TYPES) as EventType[];
 
-/** Also described in /api/v1/openapi.json (agent/http/openapi.ts). */
-export const Envelope = z.object({
-  id: z.string({ error: "must be a string: the PSA's unique id of this event (a repeat of it is stored once)" }).trim().min(1).max(200),
-  type: z.string({ error: `must be one of ${EVENT_TYPE_NAMES.join(", ")}` }),
-  data: z.record(z.string(), z.unknown(), { error: "must be an object with the record's fields" }),
-  occurredAt: z.iso
-    .datetime({ offset: true, error: "must be an ISO 8601 time with a time zone, e.g. 2026-03-31T14:05:00Z or 2026-03-31T16:05:00+02:00" })
-    .optional(),
-});
+/** Also described in /api/v1/openapi.json (agent/http/openapi.ts). Built with the first request (agent/lazy-schema.ts). */
+const envelope = once(() =>
+  z.object({
+    id: z.string({ error: "must be a string: the PSA's unique id of this event (a repeat of it is stored once)" }).trim().min(1).max(200),
+    type: z.string({ error: `must be one of ${EVENT_TYPE_NAMES.join(", ")}` }),
+    data: z.record(z.string(), z.unknown(), { error: "must be an object with the record's fields" }),
+    occurredAt: z.iso
+      .datetime({
+        offset: true,
+        error: "must be an ISO 8601 time with a time zone, e.g. 2026-03-31T14:05:00Z or 2026-03-31T16:05:00+02:00",
+      })
+      .optional(),
+  }),
+);
+export const Envelope = lazySchema(envelope);
 
 /**
  * The envelope without its data: what an event whose data is a plain object is checked against. Envelope's
  * record check would only copy such data key by key before the event type's own schema reads it again.
  */
-const EnvelopeOfObject = Envelope.omit({ data: true });
+const envelopeOfObject = once(() => envelope().omit({ data: true }));
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === "object" && v !== null && Object.getPrototypeOf(v) === Object.prototype;
@@ -53,8 +60,8 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> =>
 /** The envelope checked once: data that is not a plain object goes through Envelope, whose problems name it. */
 function parseEnvelope(raw: unknown) {
   const data = (raw as { data?: unknown } | null)?.data;
-  if (!isPlainObject(data)) return Envelope.safeParse(raw);
-  const head = EnvelopeOfObject.safeParse(raw);
+  if (!isPlainObject(data)) return envelope().safeParse(raw);
+  const head = envelopeOfObject().safeParse(raw);
   return head.success ? { success: true as const, data: { ...head.data, data } } : head;
 }
 

@@ -11,6 +11,7 @@ import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { z } from "zod";
+import { lazySchema, once } from "../lazy-schema.ts";
 import { issuesToProblems } from "../problem.ts";
 import { choiceList } from "../target-account.ts";
 import { TENANT_SECTIONS } from "../tenants/config.ts";
@@ -24,13 +25,17 @@ export interface AdminContext {
   tenants: TenantStore;
 }
 
-export const NewTenantBody = z.strictObject({
-  slug: z.string().min(1).max(100).describe("Lowercase letters, digits and dashes (1 to 40), e.g. acme-consulting."),
-  name: z.string().trim().min(1).max(200).optional().describe("For people; the slug when absent."),
-  config: z
-    .record(z.string(), z.unknown())
-    .describe(`The tenant's ${TENANT_SECTIONS.join(", ")} with kontobro.toml's keys, as JSON ({"targets": [{"name": …, "kind": …}]}).`),
-});
+/** POST /admin/v1/tenants's body. Built on its first request (agent/lazy-schema.ts): the idle agent holds no route's schema. */
+const newTenantBody = once(() =>
+  z.strictObject({
+    slug: z.string().min(1).max(100).describe("Lowercase letters, digits and dashes (1 to 40), e.g. acme-consulting."),
+    name: z.string().trim().min(1).max(200).optional().describe("For people; the slug when absent."),
+    config: z
+      .record(z.string(), z.unknown())
+      .describe(`The tenant's ${TENANT_SECTIONS.join(", ")} with kontobro.toml's keys, as JSON ({"targets": [{"name": …, "kind": …}]}).`),
+  }),
+);
+export const NewTenantBody = lazySchema(newTenantBody);
 
 const STATUS: Record<TenantErrorCode, ContentfulStatusCode> = {
   invalid_slug: 400,
@@ -103,7 +108,7 @@ export function adminRoutes(admin: AdminContext): Hono {
   api.post("/tenants", ONE_MIB, async (c) => {
     const got = await jsonBody(c, "the tenant");
     if ("refused" in got) return got.refused;
-    const parsed = NewTenantBody.safeParse(got.body);
+    const parsed = newTenantBody().safeParse(got.body);
     if (!parsed.success) {
       return c.json(
         {

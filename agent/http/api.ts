@@ -5,6 +5,7 @@ import { EventConflict, type Intake, IntakeUnavailable, parseEvents } from "../i
 import type { Metrics } from "../metrics.ts";
 import { type SqlRunner, sqliteRunner } from "../db/pg/runner.ts";
 import { getDelivery, listDeliveries } from "../queries.ts";
+import { lazySchema, once } from "../lazy-schema.ts";
 import { DELIVERY_STATUSES } from "../states.ts";
 import { apiTokenCheck, requireApiToken } from "./auth.ts";
 import type { AppContext } from "./context.ts";
@@ -12,19 +13,25 @@ import { failedResponse } from "./failure.ts";
 
 const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true });
 
-/** GET /api/v1/deliveries: validates the query, and describes it in /api/v1/openapi.json. */
-export const DeliveriesQuery = z.object({
-  status: z.enum(DELIVERY_STATUSES).optional().describe("Only deliveries in this state."),
-  target: z.string().max(40).optional().describe("Only deliveries to this target (its name in kontobro.toml)."),
-  limit: z.coerce.number().int().min(1).max(1000).default(100).catch(100).describe("At most this many, newest first."),
-  before: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .optional()
-    .catch(undefined)
-    .describe("Only deliveries with a smaller id: the previous answer's next, for the next page."),
-});
+/**
+ * GET /api/v1/deliveries: validates the query, and describes it in /api/v1/openapi.json. Built on its first request
+ * (agent/lazy-schema.ts): the idle agent holds no route's schema.
+ */
+const deliveriesQuery = once(() =>
+  z.object({
+    status: z.enum(DELIVERY_STATUSES).optional().describe("Only deliveries in this state."),
+    target: z.string().max(40).optional().describe("Only deliveries to this target (its name in kontobro.toml)."),
+    limit: z.coerce.number().int().min(1).max(1000).default(100).catch(100).describe("At most this many, newest first."),
+    before: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .optional()
+      .catch(undefined)
+      .describe("Only deliveries with a smaller id: the previous answer's next, for the next page."),
+  }),
+);
+export const DeliveriesQuery = lazySchema(deliveriesQuery);
 
 /** What POST /api/v1/events needs: the SQLite agent's one intake, or (hosted mode) the intake of the request's tenant. */
 export interface EventsIntakeOptions {
@@ -194,7 +201,7 @@ export function deliveriesRoute(opts: DeliveriesOptions): Hono {
   route.get("/", async (c) => {
     // An empty parameter counts as absent (?status=&target=).
     const query = Object.fromEntries(Object.entries(c.req.query()).filter(([, v]) => v !== ""));
-    const parsed = DeliveriesQuery.safeParse(query);
+    const parsed = deliveriesQuery().safeParse(query);
     if (!parsed.success) {
       return c.json(
         {

@@ -4,6 +4,7 @@
 import { Hono, type Context } from "hono";
 import { z } from "zod";
 import { connectorKinds } from "../../connectors/registry.ts";
+import { lazySchema, once } from "../lazy-schema.ts";
 import { issuesToProblems } from "../problem.ts";
 import type { PullsRuntime } from "../pulls/index.ts";
 import { toInboxItem } from "../pulls/inbox.ts";
@@ -21,24 +22,27 @@ export interface PullsSource {
 /** The agent's own pulls (SQLite), behind its API token. */
 const agentPulls = (ctx: AppContext): PullsSource => ({ pulls: () => ctx.pulls, webhookBase: () => "/webhooks" });
 
-/** Also described in /api/v1/openapi.json (agent/http/openapi.ts). */
-export const FeedQuery = z.object({
-  after: z
-    .string()
-    .regex(/^\d{1,16}$/, { error: "must be the cursor from an earlier answer's next (digits), or 0 to start" })
-    .refine((v) => Number.isSafeInteger(Number(v)), { error: "must be the cursor from an earlier answer's next" })
-    .default("0"),
-  limit: z.coerce
-    .number({ error: "must be a number" })
-    .int()
-    .min(1, { error: "must be at least 1" })
-    .max(1000, { error: "must be at most 1000" })
-    .default(100),
-  target: z
-    .string()
-    .regex(/^[a-z0-9][a-z0-9_-]{0,39}$/, { error: "must be a target name from kontobro.toml" })
-    .optional(),
-});
+/** Also described in /api/v1/openapi.json (agent/http/openapi.ts). Built on its first request (agent/lazy-schema.ts). */
+const feedQuery = once(() =>
+  z.object({
+    after: z
+      .string()
+      .regex(/^\d{1,16}$/, { error: "must be the cursor from an earlier answer's next (digits), or 0 to start" })
+      .refine((v) => Number.isSafeInteger(Number(v)), { error: "must be the cursor from an earlier answer's next" })
+      .default("0"),
+    limit: z.coerce
+      .number({ error: "must be a number" })
+      .int()
+      .min(1, { error: "must be at least 1" })
+      .max(1000, { error: "must be at most 1000" })
+      .default(100),
+    target: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9_-]{0,39}$/, { error: "must be a target name from kontobro.toml" })
+      .optional(),
+  }),
+);
+export const FeedQuery = lazySchema(feedQuery);
 
 function badQuery(c: Context, error: z.ZodError) {
   const [p] = issuesToProblems(error.issues, {
@@ -70,7 +74,7 @@ export function inboxFeedRoutes(source: PullsSource): Hono<any> {
   api.get("/", async (c) => {
     const pulls = source.pulls(c);
     if (!pulls) return c.json({ items: [], next: "0", more: false });
-    const parsed = FeedQuery.safeParse(c.req.query());
+    const parsed = feedQuery().safeParse(c.req.query());
     if (!parsed.success) return badQuery(c, parsed.error);
     const after = Number(parsed.data.after);
     // A cursor beyond the newest item (a restored backup, a reinstall) would silently acknowledge items
@@ -95,7 +99,7 @@ export function inboxFeedRoutes(source: PullsSource): Hono<any> {
   api.get("/ignored", async (c) => {
     const pulls = source.pulls(c);
     if (!pulls) return c.json({ items: [], next: "0", more: false });
-    const parsed = FeedQuery.safeParse(c.req.query());
+    const parsed = feedQuery().safeParse(c.req.query());
     if (!parsed.success) return badQuery(c, parsed.error);
     const after = Number(parsed.data.after);
     const { rows, more } = await pulls.inbox.ignored({ after, limit: parsed.data.limit, target: parsed.data.target });

@@ -37,7 +37,7 @@ export const EventsBody = z
   .describe(`One event, or an array of up to ${MAX_EVENTS_PER_REQUEST}.`);
 
 /** The query validators of GET /deliveries and the inbox feed (described as query parameters). */
-export const queries = { deliveries: DeliveriesQuery, feed: FeedQuery };
+export const queries = { deliveries: built(DeliveriesQuery), feed: built(FeedQuery) };
 
 /** Request schemas with their component names. */
 export const requestSchemas: [z.ZodType, string][] = [

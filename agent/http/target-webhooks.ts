@@ -5,18 +5,24 @@
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
+import { once } from "../lazy-schema.ts";
 import { issuesToProblems } from "../problem.ts";
 import type { PullsRuntime, WebhookTarget } from "../pulls/index.ts";
 import { sameSecret } from "./auth.ts";
 import type { AppContext } from "./context.ts";
 
-/** Query parameters (URL-template merge fields such as invoice=[INVOICENO]) and flat JSON body fields. */
-const HintParams = z
-  .record(
-    z.string().max(50, { error: "parameter names must be at most 50 characters" }),
-    z.string().max(200, { error: "parameter values must be at most 200 characters" }),
-  )
-  .refine((p) => Object.keys(p).length <= 30, { error: "at most 30 parameters" });
+/**
+ * Query parameters (URL-template merge fields such as invoice=[INVOICENO]) and flat JSON body fields. Built with the
+ * first webhook (agent/lazy-schema.ts).
+ */
+const hintParamsSchema = once(() =>
+  z
+    .record(
+      z.string().max(50, { error: "parameter names must be at most 50 characters" }),
+      z.string().max(200, { error: "parameter values must be at most 200 characters" }),
+    )
+    .refine((p) => Object.keys(p).length <= 30, { error: "at most 30 parameters" }),
+);
 
 const unauthorized = (c: Context) =>
   c.json(
@@ -74,7 +80,7 @@ export function webhookRoutes(opts: { pulls: (c: Context<any>) => PullsRuntime |
     limit,
     async (c) => {
       const target = c.get("target");
-      const parsed = HintParams.safeParse(await hintParams(c));
+      const parsed = hintParamsSchema().safeParse(await hintParams(c));
       if (!parsed.success) {
         const [p] = issuesToProblems(parsed.error.issues, { hint: "Use the URL-template parameters shown on the status page." });
         return c.json({ error: "bad_request", message: p!.message, hint: p!.hint }, 400);

@@ -1,7 +1,6 @@
 // A tenant's name and configuration, validated before anything is stored (pure apart from reading `env`).
 // The configuration uses kontobro.toml's keys and is checked by the very same code (validateConfig): a
 // tenant's file is a kontobro.toml holding only the sections that belong to a tenant.
-import { z } from "zod";
 import { AgentConfig, ConfigError, resolveEnv, validateConfig, type TargetConfig } from "../config.ts";
 import { TenantError } from "./errors.ts";
 
@@ -10,8 +9,6 @@ export const TENANT_SECTIONS = ["targets", "psa", "exports", "notifications"] as
 
 const SLUG = /^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$/;
 const SLUG_RULE = "1 to 40 lowercase letters, digits and dashes, starting and ending with a letter or digit, e.g. acme-consulting";
-
-export const TenantSlug = z.string().regex(SLUG, { error: `must be ${SLUG_RULE}` });
 
 /** The slug, or a TenantError saying what a slug looks like. */
 export function checkSlug(slug: string): string {
