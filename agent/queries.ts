@@ -63,11 +63,14 @@ export async function listDeliveries(
   // Only the conditions in use go into the SQL, so SQLite can pick the (target, status) or (status, id) index.
   const where: string[] = [];
   const params: (string | number)[] = [];
-  if (filter.status) {
+  const done = filter.status === "done";
+  if (done) {
+    // Written out, as deliveries_done_id's condition: SQLite uses a partial index only then (agent/db/open-deliveries.ts).
+    where.push(`d.status = 'done'`);
+  } else if (filter.status) {
+    // The others are in deliveries_status_id.
     params.push(filter.status);
-    where.push(`d.status = ?${params.length}`);
-    // The others are in deliveries_status_id; done ones, most rows, newest first walk the primary key back.
-    if (filter.status !== "done") where.push(`d.${NOT_DONE}`);
+    where.push(`d.status = ?${params.length}`, `d.${NOT_DONE}`);
   }
   if (filter.target) {
     params.push(filter.target);
@@ -78,8 +81,11 @@ export async function listDeliveries(
     where.push(`d.id < ?${params.length}`);
   }
   params.push(Math.min(filter.limit ?? 100, 1000));
+  // Done ones by deliveries_done_id, also for one target: by deliveries_done (target, done_at) SQLite reads and sorts all
+  // of the target's done rows for a page. (PostgreSQL takes no hint: the dialect drops it.)
+  const doneHint = done ? "INDEXED BY deliveries_done_id" : "";
   const rows = await runner.all(
-    `SELECT ${DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.seq = d.event_seq
+    `SELECT ${DELIVERY_COLUMNS} FROM deliveries d ${doneHint} JOIN events e ON e.seq = d.event_seq
       ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY d.id DESC LIMIT ?${params.length}`,
     ...params,
   );

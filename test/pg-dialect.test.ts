@@ -135,7 +135,7 @@ const BUILT_AT_RUN_TIME = [
   'agent/delivery-stats.ts: COUNT_COLUMNS.join(", ")',
   "agent/exports/store.ts: marks",
   "agent/notify/alerts.ts: where",
-  'agent/queries.ts: where.length ? `WHERE ${where.join(" AND ")}` : ""',
+  "agent/queries.ts: doneHint",
   // The latency columns' sums (run on PostgreSQL by test/hosted-progress-metrics.test.ts).
   'agent/tenant-metrics.ts: LATENCY_BUCKETS.map((b) => `sum(${b.column}) AS ${b.column}`).join(", ")',
   "agent/tenants/store.ts: table",

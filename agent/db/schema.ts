@@ -91,17 +91,20 @@ export const deliveries = sqliteTable(
   (t) => [
     // Done rows, most of a long-running database, are in none of the next three: a delivery that is done leaves them
     // with one delete each (issue 16). A query reading them has the index's condition in its WHERE as written
-    // (agent/db/open-deliveries.ts); done ones are found by deliveries_done, deliveries_event or the primary key.
+    // (agent/db/open-deliveries.ts); done ones are found by deliveries_done, deliveries_done_id or deliveries_event.
     index("deliveries_ready").on(t.target, t.status, t.nextAttemptAt).where(sql.raw(NOT_DONE)),
     // A record's open deliveries (neither done nor superseded). Not by status: a lease (pending → in_flight) keeps a
     // delivery's place in it, so claiming costs the same with a million deliveries waiting as with a thousand (issue 16).
     // All of a record's deliveries, finished ones too: by its events (events_record, then deliveries_event).
     index("deliveries_record").on(t.target, t.entity, t.key).where(sql.raw(OPEN)),
     index("deliveries_waiting").on(t.target, t.waitingOn).where(sql`status = 'waiting'`),
-    // Listing by status, newest first (the API and the status page); done ones newest first walk the primary key back.
+    // Listing by status, newest first (the API and the status page); done ones by deliveries_done_id.
     index("deliveries_status_id").on(t.status, t.id).where(sql.raw(NOT_DONE)),
     // "Last successful delivery" per target without scanning every delivered row.
     index("deliveries_done").on(t.target, t.doneAt).where(sql`status = 'done'`),
+    // Done ones newest first (GET /api/v1/deliveries?status=done): an index range, not a walk back through the backlog
+    // above them on the primary key, nor every done row read and sorted (they left deliveries_status_id).
+    index("deliveries_done_id").on(t.id).where(sql`status = 'done'`),
     // Retention: "does this event still have deliveries".
     index("deliveries_event").on(t.eventSeq),
     // A new version of a record retries the deliveries refused because of it.

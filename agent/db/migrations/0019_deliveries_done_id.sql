@@ -1,0 +1,1 @@
+CREATE INDEX `deliveries_done_id` ON `deliveries` (`id`) WHERE status = 'done';

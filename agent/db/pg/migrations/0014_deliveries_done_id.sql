@@ -1,0 +1,1 @@
+CREATE INDEX "deliveries_done_id" ON "deliveries" USING btree ("tenant_id","id") WHERE status = 'done';
