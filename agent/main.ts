@@ -3,7 +3,7 @@
 // runs it, and turns what it throws into an exit code: 0 ok, 1 a check or command failed, 2 bad
 // configuration or usage.
 import { invoke } from "./cli/command.ts";
-import { commands, topLevelUsage } from "./cli/index.ts";
+import { loadCommand, topLevelUsage } from "./cli/index.ts";
 import { ConfigError } from "./config.ts";
 import { StorageError } from "./db/index.ts";
 
@@ -14,7 +14,8 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (name === "help") return main([...rest, "--help"]);
-  const command = commands.find((c) => c.name === name);
+  // Only this command's module is loaded (agent/cli/index.ts).
+  const command = await loadCommand(name);
   if (!command) {
     console.error(
       name.startsWith("-")

@@ -4,7 +4,8 @@
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import type { Command, LeafCommand } from "../agent/cli/command.ts";
-import { commands } from "../agent/cli/index.ts";
+import { loadCommands } from "../agent/cli/index.ts";
+import { LISTINGS } from "../agent/cli/listing.ts";
 import { main } from "../agent/main.ts";
 
 /** Runs main(argv), capturing what it prints. */
@@ -31,6 +32,7 @@ function walk(list: Command[], words: string[] = []): { words: string[]; command
   });
 }
 
+const commands = await loadCommands();
 const all = walk(commands);
 const leaves = all.filter((e): e is { words: string[]; command: LeafCommand } => !("subcommands" in e.command));
 const name = (words: string[]) => `kontobro ${words.join(" ")}`;
@@ -70,6 +72,31 @@ describe("top-level usage", () => {
       "service",
       "version",
     ]);
+  });
+
+  test("each command says of itself what the top-level usage lists (agent/cli/listing.ts)", () => {
+    expect(commands.map((c) => ({ name: c.name, args: c.args, summary: c.summary }))).toEqual(
+      LISTINGS.map((l) => ({ name: l.name, args: "args" in l ? l.args : undefined, summary: l.summary })),
+    );
+  });
+
+  test("only run's module loads with the entry point; another command's when it runs (issue 16, idle memory)", async () => {
+    const script = `
+      const cli = () => Object.keys(require.cache).filter((k) => k.includes("/agent/cli/")).map((k) => k.replace(/.*\\/agent\\/cli\\//, "")).sort();
+      const { main } = await import("./agent/main.ts");
+      const atStart = cli();
+      console.log = () => {};
+      await main(["--help"]);
+      const afterUsage = cli();
+      await main(["version"]);
+      process.stdout.write(JSON.stringify({ atStart, afterUsage, afterVersion: cli() }));`;
+    const proc = Bun.spawn([process.execPath, "-e", script], { cwd: join(import.meta.dir, ".."), stdout: "pipe", stderr: "pipe" });
+    const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    expect({ code, err }).toEqual({ code: 0, err: "" });
+    const loaded = JSON.parse(out);
+    expect(loaded.atStart).toEqual(["command.ts", "index.ts", "listing.ts", "run.ts", "runtime.ts"]);
+    expect(loaded.afterUsage).toEqual(loaded.atStart);
+    expect(loaded.afterVersion).toEqual([...loaded.atStart, "version.ts"].sort());
   });
 
   test("an unknown command or option exits 2", async () => {

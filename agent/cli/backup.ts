@@ -2,12 +2,11 @@
 import { databasePath } from "../agent.ts";
 import { backupDatabase } from "../restore-sqlite.ts";
 import { CONFIG_OPTION, defineCommand } from "./command.ts";
+import { listed } from "./listing.ts";
 import { loadConfig } from "./runtime.ts";
 
 export const backup = defineCommand({
-  name: "backup",
-  args: "FILE",
-  summary: "a consistent copy of the database, safe while the agent runs",
+  ...listed("backup"),
   description:
     "One snapshot of the database, write-ahead log included (SQLite's VACUUM INTO), taken while the agent\n" +
     "keeps working. It never overwrites a file: FILE must not exist. Restore it with `kontobro restore FILE`.",

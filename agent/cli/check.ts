@@ -8,11 +8,11 @@ import { webhookTokenFor } from "../pulls/index.ts";
 import { connectorKinds } from "../../connectors/registry.ts";
 import { reachability } from "./check-network.ts";
 import { CONFIG_OPTION, defineCommand } from "./command.ts";
+import { listed } from "./listing.ts";
 import { loadConfig } from "./runtime.ts";
 
 export const check = defineCommand({
-  name: "check",
-  summary: "verify each target's credentials and required set-up",
+  ...listed("check"),
   description:
     "Says whether each target can be reached, and whether through a proxy (HTTPS_PROXY/HTTP_PROXY/NO_PROXY or\n" +
     "[proxy] in kontobro.toml). Then asks each target whether the credentials work and the set-up kontobro relies on exists, and\n" +

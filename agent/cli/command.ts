@@ -71,7 +71,7 @@ export const CONFIG_OPTION = {
 
 const HELP_OPTION = { help: { type: "boolean", short: "h", help: "show this help" } } as const satisfies OptionSpecs;
 
-const synopsis = (c: Command) => (c.args ? `${c.name} ${c.args}` : c.name);
+const synopsis = (c: Pick<CommandBase, "name" | "args">) => (c.args ? `${c.name} ${c.args}` : c.name);
 
 /** Two columns, the first padded to its widest entry. */
 function columns(rows: [string, string][], indent = "  "): string {
@@ -79,10 +79,13 @@ function columns(rows: [string, string][], indent = "  "): string {
   return rows.map(([left, right]) => (right ? `${indent}${left.padEnd(width)}${right}` : `${indent}${left}`).trimEnd()).join("\n");
 }
 
-/** The list of commands of a usage; a group's listing shows the sub-commands of its nested groups too. */
-export function commandList(commands: Command[], expandGroups = false): string {
+/**
+ * The list of commands of a usage: commands, or their names, arguments and summaries (agent/cli/listing.ts); a group's
+ * listing shows the sub-commands of its nested groups too.
+ */
+export function commandList(commands: readonly (Command | Pick<CommandBase, "name" | "args" | "summary">)[], expandGroups = false): string {
   const rows = commands.flatMap((c): [string, string][] =>
-    expandGroups && isGroup(c) ? c.subcommands.map((s) => [`${c.name} ${synopsis(s)}`, s.summary]) : [[synopsis(c), c.summary]],
+    expandGroups && "subcommands" in c ? c.subcommands.map((s) => [`${c.name} ${synopsis(s)}`, s.summary]) : [[synopsis(c), c.summary]],
   );
   return columns(rows);
 }

@@ -14,6 +14,7 @@ import { openDatabase } from "../db/index.ts";
 import { createLogger } from "../log.ts";
 import { storageOf } from "../storage.ts";
 import { CONFIG_OPTION, defineCommand } from "./command.ts";
+import { listed, OAUTH_KINDS } from "./listing.ts";
 import { loadConfig } from "./runtime.ts";
 
 const LOOPBACK = new Set(["localhost", "127.0.0.1", "[::1]", "::1"]);
@@ -218,15 +219,10 @@ const page = (title: string, text: string, status = 200) =>
     { status, headers: { "content-type": "text/html; charset=utf-8" } },
   );
 
-/** The registry's kinds whose targets sign in with OAuth, and their names for the usage. */
-const oauthKinds = Object.keys(connectorKinds).filter((k) => connectorKinds[k]!.oauth);
-const oauthTitles = oauthKinds.map((k) => connectorKinds[k]!.title).join(", ");
-const example = oauthKinds[0] ?? "books";
+const example = OAUTH_KINDS[0] ?? "books";
 
 export const connect = defineCommand({
-  name: "connect",
-  args: "TARGET",
-  summary: `sign in to a target that uses OAuth (${oauthTitles}) and store its tokens`,
+  ...listed("connect"),
   description:
     "Prints the authorisation address of the target's identity server. Sign in there and accept; the browser\n" +
     "comes back to the app's redirect URI (redirect_uri in kontobro.toml), where this command listens when it is a\n" +
@@ -258,7 +254,7 @@ export const connect = defineCommand({
     const oauthTargets = targets.filter((t) => t.enabled && connectorKinds[t.kind]?.oauth).map((t) => t.name);
     if (!target || !connectorKinds[target.kind]?.oauth) {
       console.error(
-        `${path}: no target "${name}" that signs in with OAuth; those that do: ${oauthTargets.join(", ") || `none (add a target of kind ${oauthKinds.join(" or ")} to kontobro.toml)`}`,
+        `${path}: no target "${name}" that signs in with OAuth; those that do: ${oauthTargets.join(", ") || `none (add a target of kind ${OAUTH_KINDS.join(" or ")} to kontobro.toml)`}`,
       );
       return 2;
     }

@@ -5,14 +5,14 @@ import { DEMO_TARGETS, demoConfig, startDemoTarget, startSampleFeed } from "../d
 import { createLogger } from "../log.ts";
 import { DemoMailbox } from "../notify/demo-mailbox.ts";
 import { defineCommand } from "./command.ts";
+import { listed } from "./listing.ts";
 import { keepRunning } from "./runtime.ts";
 
 /** The registry's kinds that have a sandbox and so a demo target, in its order. */
 const kinds = DEMO_TARGETS;
 
 export const demo = defineCommand({
-  name: "demo",
-  summary: `run against a built-in sandbox with sample data (--target ${kinds.join("|")})`,
+  ...listed("demo"),
   description:
     "Needs no kontobro.toml and no account anywhere: it starts the target's sandbox in this process, points an\n" +
     "agent at it, and sends a sample customer, project and invoice every few seconds (and one broken record,\n" +

@@ -8,12 +8,11 @@ import { createLogger } from "../log.ts";
 import type { Entity } from "../model.ts";
 import { Outbox } from "../outbox.ts";
 import { CONFIG_OPTION, defineCommand } from "./command.ts";
+import { listed } from "./listing.ts";
 import { loadConfig } from "./runtime.ts";
 
 export const enqueue = defineCommand({
-  name: "enqueue",
-  args: "FILE|-",
-  summary: "store events from a JSON file (one event or an array) or standard input",
+  ...listed("enqueue"),
   description:
     "The events are validated and stored exactly as POST /api/v1/events would; a running agent delivers them\n" +
     "within its poll interval. Exits 1, storing nothing, if any event is invalid.",

@@ -25,6 +25,7 @@ import { deleteTemplate, findTemplate, listTemplates, saveTemplate } from "../ex
 import type { Problem } from "../problem.ts";
 import { describeWork } from "../running-work.ts";
 import { CONFIG_OPTION, defineCommand, defineGroup } from "./command.ts";
+import { listed } from "./listing.ts";
 import { ProgressLine } from "./progress-line.ts";
 import { loadConfig } from "./runtime.ts";
 
@@ -413,9 +414,7 @@ const fields = defineCommand({
 });
 
 export const exportCommand = defineGroup({
-  name: "export",
-  args: "...",
-  summary: "file exports: SIE 4 and templates, files, export status, templates",
+  ...listed("export"),
   description: "Works on the data directory directly, also while the agent runs. Every sub-command answers --help.",
   subcommands: [run, files, download, invoices, setStatus, templates, template, fields],
   examples: [

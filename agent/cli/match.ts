@@ -12,6 +12,7 @@ import { createLogger } from "../log.ts";
 import { describeMatch, matchReport, type MatchReport } from "../master/match.ts";
 import { parseStored } from "../model.ts";
 import { CONFIG_OPTION, defineCommand } from "./command.ts";
+import { listed } from "./listing.ts";
 import { loadConfig } from "./runtime.ts";
 
 /** The PSA's customers and products: from --psa FILE, else read-only from the data directory's records. */
@@ -72,9 +73,7 @@ export async function runMatch(o: {
 const example = Object.keys(connectorKinds).find((k) => connectorKinds[k]!.masterEntities?.length) ?? "books";
 
 export const match = defineCommand({
-  name: "match",
-  args: "TARGET",
-  summary: "before the first sync: customers and products in both systems, in one, and mismatches (dry run)",
+  ...listed("match"),
   description:
     "Lists the PSA's customers and products beside the target's, matched as kontobro matches them (number and\n" +
     "name): in both systems, only in one, and those whose number matches but whose name does not, which kontobro\n" +

@@ -4,11 +4,11 @@ import { databasePath } from "../agent.ts";
 import { openDatabase } from "../db/index.ts";
 import { databaseSize, describePrune, pruneOnce, storageLines } from "../retention.ts";
 import { CONFIG_OPTION, defineCommand } from "./command.ts";
+import { listed } from "./listing.ts";
 import { loadConfig } from "./runtime.ts";
 
 export const prune = defineCommand({
-  name: "prune",
-  summary: "prune finished work older than agent.retention_days now (--days N, --json)",
+  ...listed("prune"),
   description:
     "Removes the payloads and history of work finished longer ago than the retention period; what is still\n" +
     "open, what needs action and the newest state of every record are always kept (see the README, Retention).",

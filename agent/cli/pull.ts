@@ -9,6 +9,7 @@ import { pullJobs } from "../pulls/index.ts";
 import { runPull, type RunResult } from "../pulls/runner.ts";
 import { describeWork } from "../running-work.ts";
 import { CONFIG_OPTION, defineCommand } from "./command.ts";
+import { listed } from "./listing.ts";
 import { ProgressLine } from "./progress-line.ts";
 import { loadConfig } from "./runtime.ts";
 
@@ -20,9 +21,7 @@ export function describeRun(job: string, r: RunResult): string {
 }
 
 export const pull = defineCommand({
-  name: "pull",
-  args: "TARGET [STREAM]",
-  summary: "pull now from a target (expenses, payments), as the schedule would",
+  ...listed("pull"),
   description:
     "Runs the target's pulls (or just STREAM) in this process, from the stored cursor on, exactly as the\n" +
     "agent's schedule would; the job lock keeps it from overlapping a run of the agent. New items wait for the\n" +

@@ -4,12 +4,11 @@ import { StorageError } from "../db/index.ts";
 import { acquireInstanceLock } from "../lock.ts";
 import { restoreDatabase } from "../restore-sqlite.ts";
 import { CONFIG_OPTION, defineCommand } from "./command.ts";
+import { listed } from "./listing.ts";
 import { loadConfig } from "./runtime.ts";
 
 export const restore = defineCommand({
-  name: "restore",
-  args: "FILE",
-  summary: "put a backup in place (agent stopped; the replaced database is kept beside it)",
+  ...listed("restore"),
   description:
     "Checks that FILE is a sound kontobro database and puts it in place of the current one, which is kept as\n" +
     "kontobro.db.replaced-<time>. The agent must be stopped. At its next start every open delivery is looked up\n" +

@@ -4,12 +4,11 @@ import { openDatabase } from "../db/index.ts";
 import { sqliteRunner } from "../db/pg/runner.ts";
 import { Outbox } from "../outbox.ts";
 import { CONFIG_OPTION, defineCommand } from "./command.ts";
+import { listed } from "./listing.ts";
 import { loadConfig } from "./runtime.ts";
 
 export const retry = defineCommand({
-  name: "retry",
-  args: "ID|--all",
-  summary: "retry a delivery, or every delivery that needs action (--target NAME)",
+  ...listed("retry"),
   description:
     "Marks the delivery (by the id `kontobro status` shows) to be tried again at once; a running agent picks it\n" +
     "up within its poll interval. Usually after fixing the record in the PSA or the set-up in the target.",

@@ -5,11 +5,11 @@ import { storageOf } from "../storage.ts";
 import { choiceList } from "../target-account.ts";
 import { createLogger } from "../log.ts";
 import { CONFIG_OPTION, defineCommand } from "./command.ts";
+import { listed } from "./listing.ts";
 import { keepRunning, loadConfig, nextSignal } from "./runtime.ts";
 
 export const run = defineCommand({
-  name: "run",
-  summary: "run the agent with kontobro.toml (or --config FILE, or $KONTOBRO_CONFIG)",
+  ...listed("run"),
   description:
     "Serves the status page, the API and the webhooks, delivers events to the targets and runs the scheduled\n" +
     "pulls, until SIGTERM or Ctrl-C (then it finishes what is in flight and stops cleanly). Logs are JSON lines\n" +

@@ -1,15 +1,14 @@
 // `kontobro sandbox KIND`: a target's sandbox on its own, for trying a PSA integration or a benchmark.
 import { connectorKinds } from "../../connectors/registry.ts";
 import { defineCommand } from "./command.ts";
+import { listed, SANDBOX_KINDS } from "./listing.ts";
 import { untilSignal } from "./runtime.ts";
 
 /** The registry's kinds that have a sandbox, in its order. */
-const kinds = Object.keys(connectorKinds).filter((k) => connectorKinds[k]!.startSandbox);
+const kinds = SANDBOX_KINDS;
 
 export const sandbox = defineCommand({
-  name: "sandbox",
-  args: "KIND",
-  summary: `serve a sandbox on its own: ${kinds.join(", ").replace(/, (?=[^,]*$)/, " or ")} (--port N)`,
+  ...listed("sandbox"),
   description:
     "The same faithful test double `kontobro demo` and the tests use, on loopback, until Ctrl-C. Its state is at\n" + "/__sandbox/state.",
   options: {

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { basename, dirname, join, posix, resolve, win32 } from "node:path";
 import { loadConfigFile, validateConfig } from "../config.ts";
 import { CONFIG_OPTION, defineCommand, defineGroup } from "./command.ts";
+import { listed } from "./listing.ts";
 import { systemdUnit, winswXml, type ServiceSpec } from "./service-units.ts";
 
 const SYSTEM_UNIT_DIR = "/etc/systemd/system";
@@ -374,8 +375,7 @@ const status = defineCommand({
 });
 
 export const service = defineGroup({
-  name: "service",
-  summary: "install, uninstall or inspect kontobro as a system service",
+  ...listed("service"),
   description:
     "Linux: a systemd unit (restarted on failure, run by a dedicated user, hardened; only the data directory\n" +
     'is writable). Windows: a WinSW service wrapper. See README.md, "Running it as a service".',

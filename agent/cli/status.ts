@@ -8,12 +8,12 @@ import { fileBoard } from "../running-work.ts";
 import { type DeliveryRow, deliveryCounts, getSetting, lastSuccessAt, listDeliveries, pullGauges } from "../queries.ts";
 import { storageLines } from "../retention.ts";
 import { CONFIG_OPTION, defineCommand } from "./command.ts";
+import { listed } from "./listing.ts";
 import { watchProgress } from "./status-watch.ts";
 import { loadConfig } from "./runtime.ts";
 
 export const status = defineCommand({
-  name: "status",
-  summary: "deliveries per target and what needs action (--json)",
+  ...listed("status"),
   description:
     "Reads the data directory (also while the agent runs): deliveries per target and state, items waiting\n" +
     "for the PSA, what is in progress (a queue catching up after a burst, exports and pulls under way), up to\n" +

@@ -6,6 +6,7 @@ import { MIN_SERVER_VERSION } from "../db/pg/tenancy.ts";
 import { RESTORE_LOOKUP_DAYS } from "../restore.ts";
 import { NOT_YET_ON_POSTGRES, openStorage, storageOf, type Storage } from "../storage.ts";
 import { CONFIG_OPTION, defineCommand, defineGroup } from "./command.ts";
+import { listed } from "./listing.ts";
 import { loadConfig } from "./runtime.ts";
 
 const check = defineCommand({
@@ -113,9 +114,7 @@ export function reportLines(storage: Storage): string[] {
 }
 
 export const storage = defineGroup({
-  name: "storage",
-  args: "...",
-  summary: "the storage kontobro.toml names: the SQLite file or PostgreSQL",
+  ...listed("storage"),
   subcommands: [check, restored],
   examples: ["kontobro storage check", "kontobro storage restored"],
 });

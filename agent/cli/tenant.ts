@@ -11,6 +11,7 @@ import { createLogger } from "../log.ts";
 import { loadTenantConfig } from "../tenants/config.ts";
 import { loadConfig } from "./runtime.ts";
 import { CONFIG_OPTION, defineCommand, defineGroup } from "./command.ts";
+import { listed } from "./listing.ts";
 import { runConnect } from "./connect.ts";
 import { tenantStatus } from "./tenant-status.ts";
 import { choiceList } from "../target-account.ts";
@@ -286,9 +287,7 @@ const remove = defineCommand({
 });
 
 export const tenant = defineGroup({
-  name: "tenant",
-  args: "...",
-  summary: "tenants of a PostgreSQL installation: add, list, set, connect, status, disable, enable, remove",
+  ...listed("tenant"),
   description:
     "A hosted installation (PostgreSQL storage) keeps many tenants in one database, each with its own targets,\n" +
     "API token and data. With the SQLite file there is exactly one tenant: kontobro.toml's.",

@@ -1,10 +1,10 @@
 // `kontobro version`.
 import { VERSION } from "../version.ts";
 import { defineCommand } from "./command.ts";
+import { listed } from "./listing.ts";
 
 export const version = defineCommand({
-  name: "version",
-  summary: "print the version",
+  ...listed("version"),
   options: {},
   examples: ["kontobro version"],
   run() {
