@@ -124,6 +124,10 @@ describe("chaos verdict", () => {
     const other = { psaId: "B", createdAt: 20_000 };
     expect(draftsMadeAfterStop([unheard, other], [], [slow], [10_700], 1000)).toEqual({ afterStop: [unheard], others: [other] });
     expect(draftsMadeAfterStop([unheard], [], [slow], [9_000], 1000).afterStop).toEqual([]);
+    // Sent before its agent was killed, begun by a busy sandbox 20 ms after: no agent heard it either.
+    expect(draftsMadeAfterStop([unheard], [], [slow], [10_020], 1000).afterStop).toEqual([unheard]);
+    // Begun half a second after the stop: the next agent's, which heard it.
+    expect(draftsMadeAfterStop([unheard], [], [slow], [9_500], 1000).afterStop).toEqual([]);
     // The unheard draft was finished and booked; a later draft with the same PSA id was left.
     const later = { psaId: "A", createdAt: 15_000 };
     expect(draftsMadeAfterStop([later], [{ psaId: "A", createdAt: 11_498 }], [slow], [10_700], 1000).afterStop).toEqual([later]);
