@@ -104,7 +104,11 @@ describe("outbound proxy", () => {
     stack.agent = await startAgent(config, targets, silentLogger);
     const before = proxy.log.length;
     expect((await stack.post(customerEvent(7001))).status).toBe(202);
-    await stack.waitDelivered(1);
+    // It has timed out a few times in full runs under load and never alone: say where the delivery stood.
+    await stack.waitDelivered(1).catch(async (e) => {
+      const where = { deliveries: await stack.deliveries(), proxy: proxy.log.slice(before) };
+      throw new Error(`${(e as Error).message}; ${JSON.stringify(where)}`);
+    });
     const seen = proxy.log.slice(before);
     expect(seen.some((l) => l.startsWith(`POST ${stack.sandboxUrl}/customers`) || l.startsWith(`PUT ${stack.sandboxUrl}/customers`))).toBe(
       true,
