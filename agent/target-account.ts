@@ -40,6 +40,11 @@ export type Account = Record<string, string>;
 export interface AccountChoices {
   forget?: string[];
   keep?: string[];
+  /**
+   * Targets whose ids are forgotten if, and only if, their account changed, with nothing said when it did not: a policy
+   * of the caller (`kontobro demo`, whose sandbox is a new one at each start), not a person's choice to be checked.
+   */
+  forgetIfMoved?: string[];
 }
 
 /** A change refused: another account while kontobro holds ids of the old one. */
@@ -135,6 +140,7 @@ export async function reconcileAccounts(
 ): Promise<{ refused: AccountChange[]; unknownChoices: string[]; warnings: string[] }> {
   const forget = new Set(choices.forget ?? []);
   const keep = new Set(choices.keep ?? []);
+  const forgetIfMoved = new Set(choices.forgetIfMoved ?? []);
   const unknownChoices = [...forget, ...keep].filter((n) => !targets.some((t) => t.name === n));
   const refused: AccountChange[] = [];
   /** `forget`: its ids go; `fresh`: it now points at another account than before (not taken for the same one). */
@@ -153,7 +159,7 @@ export async function reconcileAccounts(
     }
     const held = (await tx.get<{ n: number }>(HELD, t.name))!.n;
     if (held === 0) plan.push({ target: t, account, forget: false, fresh: true });
-    else if (forget.has(t.name))
+    else if (forget.has(t.name) || forgetIfMoved.has(t.name))
       plan.push({
         target: t,
         account,

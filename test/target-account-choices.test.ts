@@ -52,6 +52,29 @@ describe.each(engines)("%s", (engine) => {
   });
 });
 
+describe.each(engines)("%s", (engine) => {
+  test("kontobro demo's policy (forgetIfMoved): ids forgotten when the account moved, nothing said when it did not", async () => {
+    const { storage } = await open(engine);
+    const demo = { forgetIfMoved: ["books"] };
+    // A new target, then the same account again: no warning (the demo said one at every start).
+    expect(await storage.transaction((tx) => reconcileAccounts(tx, [books("first")], demo))).toEqual({
+      refused: [],
+      unknownChoices: [],
+      warnings: [],
+    });
+    await storage.run(
+      `INSERT INTO links (target, entity, key, remote_id, payload_hash, updated_at) VALUES ('books', 'customer', '1', 'R1', 'h', 0)`,
+    );
+    expect((await storage.transaction((tx) => reconcileAccounts(tx, [books("first")], demo))).warnings).toEqual([]);
+    expect(await storage.all(`SELECT key FROM links`)).toEqual([{ key: "1" }]);
+    // Another account (the demo's next sandbox): forgotten, not refused, and said.
+    const moved = await storage.transaction((tx) => reconcileAccounts(tx, [books("second")], demo));
+    expect(moved.refused).toEqual([]);
+    expect(moved.warnings).toEqual([expect.stringContaining("its 1 id(s) of records in the old one were forgotten")]);
+    expect(await storage.all(`SELECT key FROM links`)).toEqual([]);
+  });
+});
+
 describe.each(engines.filter((e) => e === "postgres"))("%s", (engine) => {
   test("kontobro tenant set --forget-links for a target whose account did not change prints that nothing was forgotten", async () => {
     const { server } = await open(engine);

@@ -49,7 +49,10 @@ export const demo = defineCommand({
     const { config, targets } = demoConfig({ dataDir: values.data, port, target: demoTarget.target, pullEveryMs: interval, mail: true });
     const log = createLogger(config.agent.log_level);
     // Each run's sandbox is a new one (another port, none of the last one's records): the ids of those are forgotten.
-    const agent = await startAgent(config, targets, log, { mailbox: new DemoMailbox(), accounts: { forget: targets.map((t) => t.name) } });
+    const agent = await startAgent(config, targets, log, {
+      mailbox: new DemoMailbox(),
+      accounts: { forgetIfMoved: targets.map((t) => t.name) },
+    });
     const stopFeed = startSampleFeed(agent.db, agent.intake, interval, (m) => log.info(m));
     const factory = connectorKinds[kind]!;
     const stopActivity = factory.startDemoActivity?.(demoTarget.sandboxUrl, interval, (m) => log.info(m)) ?? (() => {});
