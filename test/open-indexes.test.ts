@@ -130,7 +130,7 @@ describe("on SQLite", () => {
     const where = Object.fromEntries(indexes.map((i) => [i.name, i.sql.replace(/^.* WHERE /s, "")]));
     expect(where.deliveries_ready).toBe("status <> 'done'");
     expect(where.deliveries_status_id).toBe("status <> 'done'");
-    expect(where.deliveries_record).toBe("status <> 'done' AND status <> 'superseded'");
+    expect(indexes.find((i) => i.name === "deliveries_record")!.sql).toContain("(status = 'done' OR status = 'superseded')");
     // What the record page reads of customer 1: all its deliveries, done ones too, found by its events.
     expect((await recordDeliveries(storage.storage, "t", "customer", "1")).map((d) => d.status)).toEqual(Array(VERSIONS + 1).fill("done"));
   }, 60_000);

@@ -8,5 +8,8 @@
 /** Not delivered: the rows of deliveries_ready and deliveries_status_id. */
 export const NOT_DONE = "status <> 'done'";
 
-/** Not finished (neither done nor superseded): the rows of deliveries_record. Implies NOT_DONE (it contains its text). */
-export const OPEN = `${NOT_DONE} AND status <> 'superseded'`;
+/**
+ * Not finished (neither done nor superseded): deliveries_record's key expression equal to FALSE (an index range of it on
+ * both engines, which match the expression as written). Implies NOT_DONE (it contains its text).
+ */
+export const OPEN = `${NOT_DONE} AND (status = 'done' OR status = 'superseded') = FALSE`;
