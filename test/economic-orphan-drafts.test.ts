@@ -4,6 +4,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:tes
 import type { EconomicConnector } from "../connectors/economic/connector.ts";
 import type { StartedEconomicSandbox } from "../connectors/economic/sandbox/index.ts";
 import { SAMPLE_PDF_BASE64 } from "../agent/demo.ts";
+import { signalOf } from "../agent/target-state.ts";
 import { canonical, connectorFor, draftsFor, pushCtx, startEconomic } from "./economic-fixtures.ts";
 import { customerEvent, invoiceEvent, waitFor } from "./helpers.ts";
 
@@ -107,6 +108,31 @@ describe("economic orphan drafts", () => {
     await conn.push("invoice", fixed, pushCtx({ customer, uncertain: true }));
     expect(draftsFor(sb, "PSA-INV-90005")).toEqual([]);
     expect(sb.sandbox.state.booked.get(90005)).toBeDefined();
+  });
+
+  test("a 429 to removing a leftover draft after booking keeps its status and Retry-After: the target is paused for every worker", async () => {
+    // A connector of its own: the 429 pauses its client for 2 s, which the other tests' connector must not inherit.
+    const own = connectorFor(sb, {});
+    const inv = canonical(invoiceEvent(90008, 9));
+    await own.push("invoice", inv, pushCtx({ customer }));
+    await strayDraft("PSA-INV-90008");
+    sb.sandbox.addFault({ kind: "429", method: "DELETE", path: "^/invoices/drafts/", retryAfterSeconds: 2, count: 1 });
+    const e = await own.push("invoice", inv, pushCtx({ customer, uncertain: true })).catch((err) => err);
+    expect(e).toMatchObject({ kind: "uncertain", code: "economic.draft_cleanup_pending", status: 429, retryAfterMs: 2000 });
+    // What the dispatcher makes of it: a pause of the target, stored for every worker (it was "ok" before).
+    expect(signalOf(e)).toMatchObject({ kind: "throttled", retryAfterMs: 2000 });
+  });
+
+  test("a 429 to removing the draft of a permanently refused invoice keeps its status and Retry-After too", async () => {
+    const bad = canonical(
+      invoiceEvent(90009, 9, undefined, { pdf: { filename: "f.pdf", contentBase64: Buffer.from("not a PDF").toString("base64") } }),
+    );
+    const own = connectorFor(sb, {});
+    sb.sandbox.addFault({ kind: "429", method: "DELETE", path: "^/invoices/drafts/", retryAfterSeconds: 2, count: 1 });
+    const e = await own.push("invoice", bad, pushCtx({ customer })).catch((err) => err);
+    expect(e).toMatchObject({ kind: "uncertain", code: "economic.draft_cleanup_pending", status: 429, retryAfterMs: 2000 });
+    expect(e.message).toContain("PDF");
+    expect(signalOf(e)).toMatchObject({ kind: "throttled", retryAfterMs: 2000 });
   });
 
   test("held back after its draft was sent (429 on the booking), the attempt is uncertain; the next removes that draft first", async () => {

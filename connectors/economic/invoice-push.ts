@@ -29,11 +29,15 @@ export class EconomicInvoices {
       // attempt) left. If that fails too while a draft of this attempt may be there, the delivery is not
       // left at "needs action" but retried as uncertain: that attempt removes the draft first.
       if (!isTargetError(e) || e.kind === "permanent") {
+        let removal: unknown;
         const removed = await this.removeDrafts(inv.psaId, ctx, "failed").then(
           () => true,
-          () => false,
+          (err) => {
+            removal = err;
+            return false;
+          },
         );
-        if (!removed && attempt.draftSent) throw cleanupPending(inv, e);
+        if (!removed && attempt.draftSent) throw cleanupPending(inv, e, removal);
         throw e;
       }
       // Held back after the draft was sent (a 429, a pause): the draft may be there, so the next attempt is
@@ -197,6 +201,7 @@ export class EconomicInvoices {
         code: "economic.draft_cleanup_pending",
         message: `Invoice ${inv.number} is booked in e-conomic, but removing leftover drafts with its PSA id failed: ${e instanceof Error ? e.message : String(e)}`,
         hint: "kontobro retries by itself; nothing is booked twice.",
+        ...targetSaid(e),
       });
     }
   }
@@ -221,12 +226,22 @@ function permanent(res: { status: number; body: any }): TargetError {
   return new TargetError("permanent", { ...p, status: res.status });
 }
 
+/**
+ * What a failed removal of drafts said about e-conomic (a 429 and its Retry-After, a 5xx), kept on the error the push
+ * ends with: the dispatcher pauses the target (for every worker) or counts the failure from it, as for any request.
+ * Without it, a 429 to a DELETE ended the push as a plain uncertain failure and the other workers went on sending.
+ */
+function targetSaid(e: unknown): { status?: number; retryAfterMs?: number } {
+  return isTargetError(e) ? { status: e.status, retryAfterMs: e.retryAfterMs } : {};
+}
+
 /** A permanent failure whose draft could not be removed: retried as uncertain, so the next attempt removes it first. */
-function cleanupPending(inv: InvoiceLike, e: unknown): TargetError {
+function cleanupPending(inv: InvoiceLike, e: unknown, removal: unknown): TargetError {
   return new TargetError("uncertain", {
     code: "economic.draft_cleanup_pending",
     message: `${e instanceof Error ? e.message : String(e)} Removing the draft this attempt left for invoice ${inv.number} in e-conomic failed too.`,
     hint: "kontobro removes the draft and tries again by itself; if e-conomic refuses the invoice again, it then needs action.",
+    ...targetSaid(removal),
   });
 }
 
