@@ -387,6 +387,16 @@ export class Dispatcher {
       const isProbe = f.delivery.id === this.probeId && s.probeOwner === this.outbox.leaseOwner;
       s = applySignal(s, f.signal, now, this.breaker, isProbe);
     }
+    // A pause the connector's client took outside any push (a late request's answer): stored, so every worker keeps it.
+    // A push's own pause is stored above, from the round's clock, after the client's: it is not stored twice.
+    const heldMs = this.connector.pausedForMs?.() ?? 0;
+    if (heldMs > 0 && now + heldMs > (s.pausedUntil ?? 0))
+      s = applySignal(
+        s,
+        { kind: "throttled", retryAfterMs: heldMs, reason: "the target asked to wait (an answer outside a push)" },
+        now,
+        this.breaker,
+      );
     const gate = admission(s, now);
     // A fenced worker claims nothing (it could not send it); it still writes the outcomes it has.
     const fenced = this.whyNotSend() !== null;

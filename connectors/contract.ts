@@ -117,6 +117,12 @@ export interface Connector {
   pull?(stream: string, cursor: string | null, options: PullOptions): Promise<PullResult>;
   /** Quotas the target counts against us (e.g. server calls per day), for /metrics and the status page. */
   budgets?(): TargetBudget[];
+  /**
+   * How long (ms) the connector's client still holds requests back because the target asked it to wait, 0 if not. A
+   * request made outside any push (e-conomic's removal of a draft answered late) can read a 429: the dispatcher's round
+   * stores that pause for every worker, as it stores a push's.
+   */
+  pausedForMs?(): number;
   /** Master data for master per entity (agent/master/): where the target can be master or creates records of its own. */
   master?: MasterData;
 }

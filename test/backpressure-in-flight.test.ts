@@ -147,3 +147,66 @@ describe("a 429 with Retry-After stops the pushes already under way", () => {
     }, 30_000);
   }
 });
+
+describe("a 429 read outside any push", () => {
+  test("pauses the target for every worker: the round stores the connector's pause (e-conomic's late draft removal)", async () => {
+    const seen: string[] = [];
+    const server = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      async fetch(req) {
+        const path = new URL(req.url).pathname;
+        seen.push(`${req.method} ${path}`);
+        if (req.method === "DELETE")
+          return Response.json({ message: "Too many requests" }, { status: 429, headers: { "retry-after": "600" } });
+        return Response.json({ id: 1 }, { status: 201 });
+      },
+    });
+    const url = `http://127.0.0.1:${server.port}`;
+    const http = new HttpClient({
+      baseHeaders: () => ({}),
+      timeoutMs: 10_000,
+      targetTitle: "Test target",
+      describeError: (res) => ({ code: `http_${res.status}`, message: `HTTP ${res.status}` }),
+    });
+    const connector: Connector = {
+      name: "t",
+      kind: "test",
+      supports: (e) => e === "customer",
+      check: async () => [],
+      validate: () => [],
+      async push(_entity, payload) {
+        const res = await http.request("POST", `${url}/customers`, { json: payload });
+        return { remoteId: String(res.body.id) };
+      },
+      find: async () => null,
+      pausedForMs: () => http.gate.remainingMs(),
+    };
+    const db = openDatabase(join(tempDir(), "k.db"));
+    const outbox = new Outbox(sqliteRunner(db.$client));
+    const store = new TargetStateStore(sqliteRunner(db.$client));
+    const dispatcher = new Dispatcher(
+      "t",
+      connector,
+      outbox,
+      { concurrency: 2, leaseMs: 30_000, backoff: { baseMs: 10, maxMs: 50 }, idlePollMs: 20, keyPrefix: "k", targetState: store },
+      silentLogger,
+      new Metrics(),
+      recordSource(outbox.runner),
+    );
+    cleanup = async () => {
+      await dispatcher.stop(1000);
+      server.stop(true);
+      db.$client.close();
+    };
+    // A request of the connector's own, after its push ended (a late draft's removal): answered 429, Retry-After 600 s.
+    expect(await http.request("DELETE", `${url}/drafts/7`).catch((e) => e.status)).toBe(429);
+    const parsed = parseEvents([customerEvent(1)]);
+    if (!parsed.ok) throw new Error(JSON.stringify(parsed));
+    await new IntakeWriter(outbox, () => ["t"]).submit(parsed.events);
+    dispatcher.start();
+    // The round stores the pause, as for a push's 429: another worker reads it there and sends nothing either.
+    await waitFor("the pause stored", async () => ((await store.get("t")).pausedUntil ?? 0) > Date.now() + 500_000);
+    expect(seen).toEqual(["DELETE /drafts/7"]);
+  }, 30_000);
+});

@@ -55,6 +55,11 @@ export class EconomicConnector implements Connector {
     return this.puller.pull(stream, cursor, options);
   }
 
+  /** A late draft's removal (invoice-push.ts) runs after its push: its 429 pauses this client, and the round stores it. */
+  pausedForMs(): number {
+    return this.http.gate.remainingMs();
+  }
+
   supports(entity: Entity): boolean {
     return SUPPORTED.includes(entity);
   }
