@@ -75,6 +75,33 @@ function lookupThenCreate(url: string, http: HttpClient): Connector {
   };
 }
 
+/** The target's one HTTP client, as a connector holds it. */
+function testClient(): HttpClient {
+  return new HttpClient({
+    baseHeaders: () => ({}),
+    timeoutMs: 10_000,
+    targetTitle: "Test target",
+    describeError: (res) => ({ code: `http_${res.status}`, message: `HTTP ${res.status}` }),
+  });
+}
+
+/** The real outbox, stored target state and dispatcher of target "t" on a new SQLite file (not started). */
+function dispatching(connector: Connector) {
+  const db = openDatabase(join(tempDir(), "k.db"));
+  const outbox = new Outbox(sqliteRunner(db.$client));
+  const store = new TargetStateStore(sqliteRunner(db.$client));
+  const dispatcher = new Dispatcher(
+    "t",
+    connector,
+    outbox,
+    { concurrency: 2, leaseMs: 30_000, backoff: { baseMs: 10, maxMs: 50 }, idlePollMs: 20, keyPrefix: "k", targetState: store },
+    silentLogger,
+    new Metrics(),
+    recordSource(outbox.runner),
+  );
+  return { db, outbox, store, dispatcher };
+}
+
 let cleanup: (() => Promise<void>) | null = null;
 afterEach(async () => {
   await cleanup?.();
@@ -86,24 +113,8 @@ describe("a 429 with Retry-After stops the pushes already under way", () => {
     test(`another push's follow-up request is not sent once the 429's status line is in (its body ${body === "whole" ? "sent whole" : "still arriving"})`, async () => {
       const target = startTarget(body);
       const url = `http://127.0.0.1:${target.server.port}`;
-      const http = new HttpClient({
-        baseHeaders: () => ({}),
-        timeoutMs: 10_000,
-        targetTitle: "Test target",
-        describeError: (res) => ({ code: `http_${res.status}`, message: `HTTP ${res.status}` }),
-      });
-      const db = openDatabase(join(tempDir(), "k.db"));
-      const outbox = new Outbox(sqliteRunner(db.$client));
-      const store = new TargetStateStore(sqliteRunner(db.$client));
-      const dispatcher = new Dispatcher(
-        "t",
-        lookupThenCreate(url, http),
-        outbox,
-        { concurrency: 2, leaseMs: 30_000, backoff: { baseMs: 10, maxMs: 50 }, idlePollMs: 20, keyPrefix: "k", targetState: store },
-        silentLogger,
-        new Metrics(),
-        recordSource(outbox.runner),
-      );
+      const http = testClient();
+      const { db, outbox, store, dispatcher } = dispatching(lookupThenCreate(url, http));
       cleanup = async () => {
         target.releaseBody();
         target.answerLookup();
@@ -163,12 +174,7 @@ describe("a 429 read outside any push", () => {
       },
     });
     const url = `http://127.0.0.1:${server.port}`;
-    const http = new HttpClient({
-      baseHeaders: () => ({}),
-      timeoutMs: 10_000,
-      targetTitle: "Test target",
-      describeError: (res) => ({ code: `http_${res.status}`, message: `HTTP ${res.status}` }),
-    });
+    const http = testClient();
     const connector: Connector = {
       name: "t",
       kind: "test",
@@ -182,18 +188,7 @@ describe("a 429 read outside any push", () => {
       find: async () => null,
       pausedForMs: () => http.gate.remainingMs(),
     };
-    const db = openDatabase(join(tempDir(), "k.db"));
-    const outbox = new Outbox(sqliteRunner(db.$client));
-    const store = new TargetStateStore(sqliteRunner(db.$client));
-    const dispatcher = new Dispatcher(
-      "t",
-      connector,
-      outbox,
-      { concurrency: 2, leaseMs: 30_000, backoff: { baseMs: 10, maxMs: 50 }, idlePollMs: 20, keyPrefix: "k", targetState: store },
-      silentLogger,
-      new Metrics(),
-      recordSource(outbox.runner),
-    );
+    const { db, outbox, store, dispatcher } = dispatching(connector);
     cleanup = async () => {
       await dispatcher.stop(1000);
       server.stop(true);

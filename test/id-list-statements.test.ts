@@ -47,17 +47,20 @@ async function fill(runner: SqlRunner, from: number, n: number): Promise<void> {
   });
 }
 
+/** ROWS rows of each kind; on PostgreSQL another tenant's rows between this one's, as a day's intake of both leaves them. */
+async function fillBeside(engine: (typeof engines)[number], storage: SqlRunner): Promise<void> {
+  if (engine !== "postgres") return fill(storage, 1, ROWS);
+  const other = (await open(engine)).storage;
+  for (let from = 1; from <= ROWS; from += 100) {
+    await fill(storage, from, 100);
+    await fill(other, from, 100);
+  }
+}
+
 describe.each(engines)("on %s", (engine) => {
   test("a record's attempts and the inbox's leases read the listed rows only", async () => {
     const { storage } = await open(engine);
-    if (engine === "postgres") {
-      // Another tenant's rows between this one's, as a day's intake of both leaves them.
-      const other = (await open(engine)).storage;
-      for (let from = 1; from <= ROWS; from += 100) {
-        await fill(storage, from, 100);
-        await fill(other, from, 100);
-      }
-    } else await fill(storage, 1, ROWS);
+    await fillBeside(engine, storage);
     await storage.run("ANALYZE");
     const { runner, statements } = recording(storage, engine === "postgres");
 
@@ -104,13 +107,7 @@ describe.each(engines)("on %s", (engine) => {
   test("leases given up at shutdown read the listed deliveries only", async () => {
     const opened = await open(engine);
     const { storage } = opened;
-    if (engine === "postgres") {
-      const other = (await open(engine)).storage;
-      for (let from = 1; from <= ROWS; from += 100) {
-        await fill(storage, from, 100);
-        await fill(other, from, 100);
-      }
-    } else await fill(storage, 1, ROWS);
+    await fillBeside(engine, storage);
     const owner = opened.workerOf(storage);
     // The tenant's last three deliveries are in flight under this worker's lease (the filled rows are done).
     const held = (await storage.all<{ id: number }>(`SELECT id FROM deliveries ORDER BY id DESC LIMIT 3`)).map((r) => r.id).reverse();

@@ -10,6 +10,7 @@ import { sqliteRunner } from "../agent/db/pg/runner.ts";
 import { listDeliveries } from "../agent/queries.ts";
 import { recordDeliveries } from "../agent/record-queries.ts";
 import { workerEngines } from "./engines.ts";
+import { planRows } from "./plan-rows.ts";
 import { agentStatements } from "./sql-statements.ts";
 
 const { engines, open } = workerEngines("the open-work indexes");
@@ -42,46 +43,6 @@ function statement(file: string, part: string): string {
   const found = agentStatements().filter((s) => s.file === file && s.text.includes(part));
   if (found.length !== 1) throw new Error(`${found.length} statements of ${file} contain "${part}"`);
   return found[0]!.text;
-}
-
-interface PlanNode {
-  "Relation Name"?: string;
-  "Actual Rows"?: number;
-  "Actual Loops"?: number;
-  "Rows Removed by Filter"?: number;
-  "Rows Removed by Index Recheck"?: number;
-  Plans?: PlanNode[];
-}
-
-/** Rows of deliveries a plan read (returned, or read and filtered out), over all its loops. */
-function deliveriesRead(node: PlanNode): number {
-  const own =
-    node["Relation Name"] === "deliveries"
-      ? ((node["Actual Rows"] ?? 0) + (node["Rows Removed by Filter"] ?? 0) + (node["Rows Removed by Index Recheck"] ?? 0)) *
-        (node["Actual Loops"] ?? 1)
-      : 0;
-  return own + (node.Plans ?? []).reduce((n, child) => n + deliveriesRead(child), 0);
-}
-
-/**
- * On PostgreSQL: the rows of deliveries `text` reads, run under EXPLAIN ANALYZE in a savepoint rolled back at once, with
- * scans and hashing off as on tables too large for them (these are small: scanning them is the cheaper plan there).
- */
-async function rowsRead(runner: SqlRunner, text: string, params: unknown[]): Promise<number> {
-  let read = -1;
-  const undo = new Error("undo the EXPLAIN ANALYZE");
-  await runner
-    .transaction(async (tx) => {
-      for (const off of ["seqscan", "bitmapscan", "hashjoin", "mergejoin"]) await tx.run(`SET LOCAL enable_${off} = off`);
-      const [row] = await tx.all<Record<string, unknown>>(`EXPLAIN (ANALYZE, FORMAT JSON) ${text}`, ...params);
-      const plan = Object.values(row!)[0];
-      read = deliveriesRead(((typeof plan === "string" ? JSON.parse(plan) : plan) as { Plan: PlanNode }[])[0]!.Plan);
-      throw undo;
-    })
-    .catch((e) => {
-      if (e !== undo) throw e;
-    });
-  return read;
 }
 
 describe("on SQLite", () => {
@@ -156,7 +117,7 @@ describe.each(engines.filter((e) => e === "postgres"))("on %s, a tenant whose de
       ["agent/notify/alerts.ts", "ORDER BY d.id DESC LIMIT 1", ["t", "customer", "1"], 2 * (VERSIONS + 1)],
     ];
     for (const [file, part, params, most] of cases) {
-      const read = await rowsRead(storage, statement(file, part), params);
+      const read = (await planRows(storage, statement(file, part), params)).get("deliveries") ?? 0;
       expect(read, `${file}: ${part}`).toBeGreaterThanOrEqual(0);
       expect(read, `${file}: ${part}`).toBeLessThanOrEqual(most);
     }
