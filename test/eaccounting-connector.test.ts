@@ -198,6 +198,8 @@ describe("rate limit", () => {
     const e = await thrown(env.connector.find("customer", customer()));
     expect(e).toMatchObject({ kind: "retryable", status: 429, retryAfterMs: 7000 });
     expect(env.connector.client.gate.remainingMs()).toBeGreaterThan(5000);
+    // What the dispatcher's round reads to store the pause for every worker (test/connector-pause.test.ts).
+    expect(env.connector.pausedForMs()).toBe(env.connector.client.gate.remainingMs());
     const held = await thrown(env.connector.find("customer", customer()));
     expect(held.code).toBe("target_paused");
   });

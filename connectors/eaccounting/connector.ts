@@ -108,6 +108,11 @@ export class EaccountingConnector implements Connector {
     this.puller = new EaccountingPuller(this.client, cfg, this.setup, (entity, row) => this.toMaster(entity, row));
   }
 
+  /** A 429 read by a request outside a push (a pull, the set-up lists) pauses this client: the round stores it for every worker. */
+  pausedForMs(): number {
+    return this.client.gate.remainingMs();
+  }
+
   supports(entity: Entity): boolean {
     return SUPPORTED.includes(entity);
   }

@@ -70,6 +70,11 @@ export class UnicontaConnector implements Connector {
     this.puller = new UnicontaPuller(this.client, cfg, this.budget, deps.log);
   }
 
+  /** A late order insert's answer (invoice-push.ts) comes after its push: its 429 pauses this client, and the round stores it. */
+  pausedForMs(): number {
+    return this.client.http.gate.remainingMs();
+  }
+
   supports(entity: Entity): boolean {
     return SUPPORTED.includes(entity);
   }

@@ -96,6 +96,11 @@ export class UniClient {
     });
   }
 
+  /** How long this client still holds requests back because Uni asked it to wait (a 429's Retry-After), 0 if not. */
+  pausedForMs(): number {
+    return this.http.gate.remainingMs();
+  }
+
   get title(): string {
     return this.o.title;
   }

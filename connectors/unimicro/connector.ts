@@ -108,6 +108,11 @@ export class UniMicroConnector implements Connector {
     this.filesUrl = s.filesUrl;
   }
 
+  /** A late invoice create's answer (lateCreates) comes after its push: its 429 pauses this client, and the round stores it. */
+  pausedForMs(): number {
+    return this.api.pausedForMs();
+  }
+
   supports(entity: Entity): boolean {
     return entity === "customer" || entity === "project" || entity === "product" || entity === "invoice";
   }
