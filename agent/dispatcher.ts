@@ -515,6 +515,8 @@ export class Dispatcher {
   }
 
   private logOutcome(d: ClaimedDelivery, o: Outcome): void {
+    // Nothing is built for a line that would not be written (a "delivered" line per delivery below log level info).
+    if (!this.log.enabled(o.kind === "done" ? "info" : "warn")) return;
     const base = { target: this.target, delivery: d.id, entity: d.entity, key: d.key, attempt: d.attempts };
     if (o.kind === "done") this.log.info("delivered", { ...base, remoteId: o.remoteId });
     else if (o.kind === "retry")
