@@ -114,6 +114,38 @@ export async function startSandboxProcess(binary: string, kind: string): Promise
   };
 }
 
+/** CPU time (user + system, all threads) a process has used so far, in µs, from /proc (clock ticks of 10 ms). */
+export function cpuMicros(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+}
+
+/** This process's CPU time so far, in µs. */
+export const ownCpuMicros = () => {
+  const u = process.cpuUsage();
+  return u.user + u.system;
+};
+
+/** Where the CPU of `work` went, in µs per item, by process (ticks of 10 ms: figures over a few seconds). */
+export async function cpuPerItem<T>(
+  items: number,
+  pids: Record<string, number | "self">,
+  work: () => Promise<T>,
+): Promise<{ result: T; perItem: Record<string, number> }> {
+  const read = (pid: number | "self") => (pid === "self" ? ownCpuMicros() : cpuMicros(pid));
+  const before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, read(pid)]));
+  const result = await work();
+  const perItem = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, (read(pid) - before[k]!) / items]));
+  return { result, perItem };
+}
+
+/** "agent 98 µs, load generator 33 µs" */
+export const describeCpu = (perItem: Record<string, number>) =>
+  Object.entries(perItem)
+    .map(([k, v]) => `${k} ${v.toFixed(1)} µs`)
+    .join(", ");
+
 /** Resident memory of a process in MB, from /proc. */
 export function rssMb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));

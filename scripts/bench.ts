@@ -20,7 +20,9 @@ import { IntakeStore, prepareEvents } from "../agent/intake-store.ts";
 import { Outbox } from "../agent/outbox.ts";
 import { pruneOnce } from "../agent/retention.ts";
 import {
+  cpuPerItem,
   customer,
+  describeCpu,
   type Figure,
   freePort,
   load,
@@ -380,7 +382,14 @@ async function main() {
   }
 
   /** The agent's intake, single events and batches of 1,000, beside the raw bun:sqlite baselines. */
-  let intakeRun: Promise<{ single: number; batched: number; rawSingle: number; rawBatched: number; bareServer: number }> | null = null;
+  let intakeRun: Promise<{
+    single: number;
+    batched: number;
+    rawSingle: number;
+    rawBatched: number;
+    bareServer: number;
+    cpu: { single: string; batched: string };
+  }> | null = null;
   const sqliteIntake = () => (intakeRun ??= measureIntake());
   const measureIntake = async () => {
     const rawSingle = rawSingleInsertsPerSecond();
@@ -396,20 +405,28 @@ async function main() {
       port,
     );
     const singles = Array.from({ length: opts.single }, (_, i) => JSON.stringify(customer(i + 1, "s")));
-    const single = await load(opts.single, 64, (i) => postEvents(agent.url, singles[i]!));
+    const pids = { agent: agent.proc.pid, "load generator": "self" } as const;
+    const single = await cpuPerItem(opts.single, pids, () => load(opts.single, 64, (i) => postEvents(agent.url, singles[i]!)));
     const batchBody = (b: number) => JSON.stringify(Array.from({ length: 1000 }, (_, k) => customer(1_000_000 + b * 1000 + k, "m")));
     const bodies = Array.from({ length: opts.batches }, (_, b) => batchBody(b));
-    const batched = await load(opts.batches, 4, (i) => postEvents(agent.url, bodies[i]!));
+    const batched = await cpuPerItem(opts.batches * 1000, pids, () => load(opts.batches, 4, (i) => postEvents(agent.url, bodies[i]!)));
     await agent.stop();
     const bareServer = await bareServerSinglePerSecond(singles.slice(0, 40_000));
-    return { single: single.perSecond, batched: batched.perSecond * 1000, rawSingle, rawBatched, bareServer };
+    return {
+      single: single.result.perSecond,
+      batched: batched.result.perSecond * 1000,
+      rawSingle,
+      rawBatched,
+      bareServer,
+      cpu: { single: describeCpu(single.perItem), batched: describeCpu(batched.perItem) },
+    };
   };
 
   if (runs("intake")) {
     say("intake throughput");
     const peer = plainjobBulkAddsPerSecond();
     const storePath = await storePathBatchedPerSecond();
-    const { single, batched, rawSingle: raw1, rawBatched: raw2, bareServer } = await sqliteIntake();
+    const { single, batched, rawSingle: raw1, rawBatched: raw2, bareServer, cpu } = await sqliteIntake();
     figures.push({
       name: "intake, single-event requests, concurrency 64, durable",
       value: single,
@@ -419,6 +436,7 @@ async function main() {
       // Issue 16: the fsync must not stop the agent from parsing and validating the next requests.
       target: "ratio ≥ 4",
       met: single >= 4 * raw1,
+      note: `CPU per event: ${cpu.single}`,
     });
     // Where goal 2's limit lies on this machine: HTTP alone, with the load generator on the same cores.
     figures.push({
@@ -437,6 +455,7 @@ async function main() {
       baselineName: "raw batched bun:sqlite inserts (1,000 per transaction)",
       target: "ratio ≥ 0.5",
       met: batched >= 0.5 * raw2,
+      note: `CPU per event: ${cpu.batched}`,
     });
     // Issue 16: bulk intake through HTTP with validation at least as fast as plainjob's bulk add.
     figures.push({
@@ -463,9 +482,12 @@ async function main() {
    * The agent draining opts.dispatch deliveries to the sandbox at `url`, beside raw round trips to it; the agent
    * is left running (the latency figures use it).
    */
-  const dispatchTo = async (url: string) => {
+  const dispatchTo = async (url: string, sandboxPid: number) => {
     const sandboxCustomers = sandboxOf.customers;
-    const rawHttp = await load(5000, 64, (i) => sandboxOf.rawCustomer.request(url, i));
+    const raw = await cpuPerItem(5000, { client: "self", sandbox: sandboxPid }, () =>
+      load(5000, 64, (i) => sandboxOf.rawCustomer.request(url, i)),
+    );
+    const rawHttp = raw.result;
     const before = await sandboxCustomers(url);
     const dir = tmp("dispatch");
     mkdirSync(join(dir, "data"), { recursive: true });
@@ -486,8 +508,15 @@ async function main() {
     // start-up (the process, opening the data directory) is the cold-start figure's, not dispatch's.
     const t0 = performance.now();
     const atStart = (await sandboxCustomers(url)) - before;
-    await until("the dispatch backlog to drain", async () => (await sandboxCustomers(url)) - before >= opts.dispatch, 600_000);
-    return { agent, rate: (opts.dispatch - atStart) / ((performance.now() - t0) / 1000), raw: rawHttp.perSecond };
+    const drain = await cpuPerItem(opts.dispatch - atStart, { agent: agent.proc.pid, sandbox: sandboxPid }, () =>
+      until("the dispatch backlog to drain", async () => (await sandboxCustomers(url)) - before >= opts.dispatch, 600_000),
+    );
+    return {
+      agent,
+      rate: (opts.dispatch - atStart) / ((performance.now() - t0) / 1000),
+      raw: rawHttp.perSecond,
+      cpu: `CPU per delivery: ${describeCpu(drain.perItem)}; per raw round trip: ${describeCpu(raw.perItem)}`,
+    };
   };
   /** The dispatch figure of the section below, or (--only pg) measured on a sandbox of its own. */
   let sqliteDispatch: { rate: number; raw: number } | null = null;
@@ -496,7 +525,7 @@ async function main() {
     say("dispatch throughput and latency");
     const sandbox = await startSandboxProcess(binary!, kind);
     const sandboxCustomers = sandboxOf.customers;
-    const { agent, rate, raw } = await dispatchTo(sandbox.url);
+    const { agent, rate, raw, cpu } = await dispatchTo(sandbox.url, sandbox.proc.pid);
     sqliteDispatch = { rate, raw };
     figures.push({
       name: `dispatch to the ${factory.title} sandbox, end to end`,
@@ -506,6 +535,7 @@ async function main() {
       baselineName: `${sandboxOf.rawCustomer.title}, concurrency 64`,
       target: "ratio ≥ 0.85 (issue 16)",
       met: rate >= 0.85 * raw,
+      note: cpu,
     });
 
     // Idle latency: one event at a time, intake commit → outcome commit, as the agent records it.
@@ -612,7 +642,7 @@ async function main() {
           if (sqliteDispatch) return sqliteDispatch;
           const sandbox = await startSandboxProcess(binary!, kind);
           try {
-            const { agent, rate, raw } = await dispatchTo(sandbox.url);
+            const { agent, rate, raw } = await dispatchTo(sandbox.url, sandbox.proc.pid);
             await agent.stop();
             return (sqliteDispatch = { rate, raw });
           } finally {
