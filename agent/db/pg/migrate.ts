@@ -1,9 +1,16 @@
-// Migrates a PostgreSQL database with the embedded migrations (scripts/embed-migrations.ts's shape) through
-// drizzle's own migrator and bookkeeping (drizzle.__drizzle_migrations); openPostgres (agent/db/pg/open.ts) calls
-// it. Many workers may start at once: an advisory lock lets one migrate while the others wait, then find nothing
-// left to do.
+// Migrates a PostgreSQL database with the embedded migrations (scripts/embed-migrations.ts's shape), keeping drizzle's
+// bookkeeping (drizzle.__drizzle_migrations: a migration is applied when a row's created_at is at least its `when`);
+// openPostgres (agent/db/pg/open.ts) calls it. Many workers may start at once: an advisory lock lets one migrate while
+// the others wait (polling, so a waiting worker holds no snapshot a concurrent index build would wait for), then find
+// nothing left to do.
+//
+// Each migration is one transaction, except its index statements on tables that already hold rows: those become steps
+// run after it with CONCURRENTLY (agent/db/pg/index-steps.ts), so intake and dispatch go on while an index is built.
+// The steps are written to drizzle.kontobro_index_steps in the migration's transaction and each is deleted when done:
+// a worker killed during a build leaves its steps there, and the next one to take the lock runs them first (a build
+// interrupted left an INVALID index: it is dropped and built again).
 import type { SQL } from "bun";
-import { drizzle } from "drizzle-orm/bun-sql";
+import { type IndexStatement, type IndexStep, planMigration, quoteIdent } from "./index-steps.ts";
 
 export interface EmbeddedMigration {
   tag: string;
@@ -16,19 +23,47 @@ export interface EmbeddedMigration {
 /** The advisory lock key every kontobro process takes to migrate ("kont" in ASCII). */
 export const MIGRATION_LOCK = 0x6b6f6e74;
 
-export async function migratePostgres(client: SQL, migrations: EmbeddedMigration[]): Promise<void> {
+export interface MigrateOptions {
+  /** How often a worker waiting for another's migration asks for the lock again (ms, default 250). */
+  pollMs?: number;
+  /** Told each index step as it starts (tests, logs). */
+  onStep?: (step: IndexStep) => void;
+}
+
+const STEPS_TABLE = "drizzle.kontobro_index_steps";
+
+export async function migratePostgres(client: SQL, migrations: EmbeddedMigration[], options: MigrateOptions = {}): Promise<void> {
   const conn = await client.reserve();
   try {
-    await conn`SELECT pg_advisory_lock(${MIGRATION_LOCK})`;
+    for (;;) {
+      const [got] = (await conn`SELECT pg_try_advisory_lock(${MIGRATION_LOCK}) AS got`) as { got: boolean }[];
+      if (got!.got) break;
+      await Bun.sleep(options.pollMs ?? 250);
+    }
     try {
-      const db = drizzle({ client: conn });
-      const entries = migrations.map((m) => ({
-        sql: m.sql.split("--> statement-breakpoint"),
-        bps: m.breakpoints,
-        folderMillis: m.when,
-        hash: m.hash,
-      }));
-      await (db as any).dialect.migrate(entries, (db as any).session, {});
+      await conn.unsafe(`CREATE SCHEMA IF NOT EXISTS drizzle`);
+      await conn.unsafe(
+        `CREATE TABLE IF NOT EXISTS drizzle.__drizzle_migrations (id SERIAL PRIMARY KEY, hash text NOT NULL, created_at bigint)`,
+      );
+      await conn.unsafe(`CREATE TABLE IF NOT EXISTS ${STEPS_TABLE} (seq SERIAL PRIMARY KEY, migration text NOT NULL, step jsonb NOT NULL)`);
+      // Steps an interrupted start left.
+      await runSteps(conn, options);
+      const [last] = (await conn.unsafe(`SELECT created_at FROM drizzle.__drizzle_migrations ORDER BY created_at DESC LIMIT 1`)) as {
+        created_at: string | number;
+      }[];
+      for (const m of migrations) {
+        if (last && Number(last.created_at) >= m.when) continue;
+        const statements = m.breakpoints ? m.sql.split("--> statement-breakpoint") : [m.sql];
+        const holdingRows = await tablesHoldingRows(conn);
+        const plan = planMigration(statements, (s) => holdingRows(s));
+        await conn.begin(async (tx) => {
+          for (const sql of plan.inTransaction) await tx.unsafe(sql);
+          for (const step of plan.steps)
+            await tx.unsafe(`INSERT INTO ${STEPS_TABLE} (migration, step) VALUES ($1, $2::jsonb)`, [m.tag, JSON.stringify(step)]);
+          await tx.unsafe(`INSERT INTO drizzle.__drizzle_migrations (hash, created_at) VALUES ($1, $2)`, [m.hash, m.when]);
+        });
+        await runSteps(conn, options);
+      }
       // The tables' owner (the role kontobro connects as) is held to row-level security too.
       const unforced = await conn`
         SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -39,5 +74,47 @@ export async function migratePostgres(client: SQL, migrations: EmbeddedMigration
     }
   } finally {
     conn.release();
+  }
+}
+
+/**
+ * Whether an index statement of this migration is on a table that holds rows now (its size is not 0: a table just
+ * created, or never written, has no pages). A dropped index's table is its own in the catalog.
+ */
+async function tablesHoldingRows(conn: SQL): Promise<(s: IndexStatement) => boolean> {
+  const [row] = (await conn.unsafe(
+    `SELECT coalesce(json_agg(c.relname), '[]') AS tables FROM pg_class c
+      WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r' AND pg_relation_size(c.oid) > 0`,
+  )) as { tables: string[] | string }[];
+  const tables = new Set<string>(typeof row!.tables === "string" ? JSON.parse(row!.tables) : row!.tables);
+  const [idx] = (await conn.unsafe(
+    `SELECT coalesce(json_object_agg(i.relname, t.relname), '{}') AS of FROM pg_index x
+       JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
+      WHERE i.relnamespace = current_schema()::regnamespace`,
+  )) as { of: Record<string, string> | string }[];
+  const tableOf: Record<string, string> = typeof idx!.of === "string" ? JSON.parse(idx!.of) : idx!.of;
+  return (s) => tables.has(s.kind === "create" ? s.table : (tableOf[s.name] ?? ""));
+}
+
+/** Runs the stored steps in order, each deleted once done; each may be run again after an interruption. */
+async function runSteps(conn: SQL, options: MigrateOptions): Promise<void> {
+  for (;;) {
+    const [next] = (await conn.unsafe(`SELECT seq, step FROM ${STEPS_TABLE} ORDER BY seq LIMIT 1`)) as {
+      seq: number;
+      step: IndexStep | string;
+    }[];
+    if (!next) return;
+    const step: IndexStep = typeof next.step === "string" ? JSON.parse(next.step) : next.step;
+    options.onStep?.(step);
+    if (step.op === "create") {
+      const [found] = (await conn.unsafe(`SELECT x.indisvalid AS valid FROM pg_index x WHERE x.indexrelid = to_regclass($1)`, [
+        quoteIdent(step.name),
+      ])) as { valid: boolean }[];
+      // A build that was interrupted left the index INVALID (never used by queries, still written): build it again.
+      if (found && !found.valid) await conn.unsafe(`DROP INDEX CONCURRENTLY IF EXISTS ${quoteIdent(step.name)}`);
+      if (!found?.valid) await conn.unsafe(step.sql);
+    } else if (step.op === "drop") await conn.unsafe(`DROP INDEX CONCURRENTLY IF EXISTS ${quoteIdent(step.name)}`);
+    else await conn.unsafe(`ALTER INDEX IF EXISTS ${quoteIdent(step.from)} RENAME TO ${quoteIdent(step.to)}`);
+    await conn.unsafe(`DELETE FROM ${STEPS_TABLE} WHERE seq = $1`, [next.seq]);
   }
 }

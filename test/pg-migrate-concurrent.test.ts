@@ -1,0 +1,207 @@
+// Upgrading a PostgreSQL database whose tables hold rows builds and drops their indexes CONCURRENTLY, outside the
+// migration's transaction (agent/db/pg/migrate.ts, index-steps.ts), on a real server (test/pg-server.ts): the upgrade
+// from the schema of migration 0012 (before the deliveries indexes of 0013-0015) gives the indexes a fresh install
+// has; a build interrupted (its backend terminated) leaves an INVALID index that the next start builds again; two
+// starting at once build each index once; and intake is answered while a build is under way.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { SQL } from "bun";
+import { AgentConfig } from "../agent/config.ts";
+import { migratePostgres } from "../agent/db/pg/migrate.ts";
+import type { IndexStep } from "../agent/db/pg/index-steps.ts";
+import { embeddedMigrations } from "../agent/db/pg/migrations.generated.ts";
+import { openPostgres } from "../agent/db/pg/open.ts";
+import { Worker } from "../agent/db/pg/workers.ts";
+import { startTenantRuntime } from "../agent/hosted/tenant-runtime.ts";
+import { silentLogger } from "../agent/log.ts";
+import { Metrics } from "../agent/metrics.ts";
+import { TenantStore } from "../agent/tenants/store.ts";
+import { customerEvents } from "./hosted-in-process.ts";
+import { waitFor } from "./helpers.ts";
+import { pgUnavailable, startPgServer, type PgServer } from "./pg-server.ts";
+
+const unavailable = pgUnavailable();
+if (unavailable) console.warn(`pg-migrate-concurrent skipped: ${unavailable}`);
+/** The migrations up to 0012: the schema a worker of that time left. */
+const BEFORE = embeddedMigrations.slice(
+  0,
+  embeddedMigrations.findIndex((m) => m.tag.startsWith("0013_")),
+);
+const ROWS = 20_000;
+const target = { name: "books", kind: "economic", app_secret_token: "x", agreement_grant_token: "y", paused: true };
+
+let server: PgServer;
+let freshIndexes: IndexRow[];
+const clients: SQL[] = [];
+const client = (url: string, max = 2) => {
+  const c = new SQL({ url, max });
+  clients.push(c);
+  return c;
+};
+
+interface IndexRow {
+  tablename: string;
+  indexname: string;
+  indexdef: string;
+}
+const adminUrl = (url: string) => url.replace("kontobro@", "postgres@");
+async function indexesOf(url: string): Promise<{ indexes: IndexRow[]; invalid: string[]; steps: number }> {
+  const admin = client(adminUrl(url), 1);
+  const indexes = (await admin.unsafe(
+    `SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY indexname`,
+  )) as IndexRow[];
+  const invalid = (
+    (await admin.unsafe(`SELECT c.relname FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid WHERE NOT x.indisvalid`)) as {
+      relname: string;
+    }[]
+  ).map((r) => r.relname);
+  const [{ n }] = (await admin.unsafe(`SELECT count(*)::int AS n FROM drizzle.kontobro_index_steps`)) as { n: number }[];
+  return { indexes: [...indexes], invalid, steps: n };
+}
+
+/** A database migrated to 0012 with three tenants and ROWS deliveries (most done) among them. */
+async function oldDatabase(name: string): Promise<string> {
+  const url = await server.createDatabase(name);
+  const c = client(url);
+  await migratePostgres(c, BEFORE);
+  const store = new TenantStore(c);
+  for (const slug of ["acme", "globex", "initech"]) await store.add({ slug, config: { targets: [target] } }, {});
+  const admin = client(adminUrl(url), 1);
+  await admin.unsafe(`INSERT INTO events (tenant_id, event_id, type, entity, key, payload, received_at)
+    SELECT 1 + g % 3, 'fill-' || g, 'customer.upserted', 'customer', 'c' || (g % 5000), '{}', 0 FROM generate_series(1, ${ROWS}) g`);
+  await admin.unsafe(`INSERT INTO deliveries (tenant_id, event_seq, target, entity, key, status, next_attempt_at, created_at, updated_at)
+    SELECT tenant_id, seq, 'books', entity, key, CASE WHEN seq % 10 = 0 THEN 'pending' ELSE 'done' END, 0, 0, 0 FROM events`);
+  return url;
+}
+
+const stepNames = (steps: IndexStep[]) => steps.map((s) => (s.op === "rename" ? `rename ${s.from}` : `${s.op} ${s.name}`));
+
+describe.skipIf(!!unavailable)("PostgreSQL upgrades build indexes on tables with rows CONCURRENTLY", () => {
+  beforeAll(async () => {
+    server = await startPgServer();
+    const fresh = await server.createDatabase("fresh");
+    const steps: IndexStep[] = [];
+    await migratePostgres(client(fresh), embeddedMigrations, { onStep: (s) => steps.push(s) });
+    // A fresh install's tables are empty after 0000: every index is built in its migration's transaction.
+    expect(steps).toEqual([]);
+    ({ indexes: freshIndexes } = await indexesOf(fresh));
+    expect(freshIndexes.map((i) => i.indexname)).toContain("deliveries_done_id");
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const c of clients) await c.close().catch(() => {});
+    await server?.stop();
+  });
+
+  test("the upgrade from 0012 gives a fresh install's indexes, each built on deliveries with CONCURRENTLY", async () => {
+    const url = await oldDatabase("upgrade");
+    const steps: IndexStep[] = [];
+    await migratePostgres(client(url), embeddedMigrations, { onStep: (s) => steps.push(s) });
+    const after = await indexesOf(url);
+    expect(after.indexes).toEqual(freshIndexes);
+    expect(after.invalid).toEqual([]);
+    expect(after.steps).toBe(0);
+    expect(stepNames(steps)).toContain("create deliveries_done_id");
+    expect(stepNames(steps)).toContain("create deliveries_record_kb_build");
+    for (const s of steps) if (s.op === "create") expect(s.sql).toContain("INDEX CONCURRENTLY");
+    // Started again: nothing left to do.
+    const again: IndexStep[] = [];
+    await migratePostgres(client(url), embeddedMigrations, { onStep: (s) => again.push(s) });
+    expect(again).toEqual([]);
+  }, 120_000);
+
+  test("intake is answered during a build; a build interrupted is built again at the next start", async () => {
+    const url = await oldDatabase("interrupted");
+    // A worker of the old schema, taking a tenant's events.
+    const storage = await openPostgres(url, { max: 4, migrations: BEFORE });
+    const admin = client(adminUrl(url), 2);
+    try {
+      const [tenant] = await new TenantStore(storage.client).list();
+      const worker = await Worker.register(storage.client);
+      const runtime = await startTenantRuntime(tenant!, storage.runner(tenant!.id), {
+        config: AgentConfig.parse({}),
+        workerId: worker.id,
+        epoch: "e1",
+        metrics: new Metrics(),
+        log: silentLogger,
+      });
+      try {
+        // A transaction that wrote to deliveries and stays open: a concurrent build waits for it, as for a long one.
+        let letGo!: () => void;
+        const held = new Promise<void>((go) => (letGo = go));
+        let wrote!: () => void;
+        const written = new Promise<void>((ok) => (wrote = ok));
+        const blocker = admin.begin(async (tx) => {
+          await tx.unsafe(`UPDATE deliveries SET note = note WHERE id = 1`);
+          wrote();
+          await held;
+        });
+        await written;
+        const building = () =>
+          admin.unsafe(
+            `SELECT pid FROM pg_stat_activity WHERE query LIKE 'CREATE%INDEX CONCURRENTLY%' AND datname = 'interrupted'`,
+          ) as Promise<{ pid: number }[]>;
+        const upgrade = migratePostgres(client(url), embeddedMigrations);
+        let failed: unknown = null;
+        const ended = upgrade.catch((e) => (failed = e));
+        await waitFor("a concurrent build under way", async () => (await building()).length === 1, 30_000);
+
+        const started = performance.now();
+        const stored = await runtime.intake.submit(customerEvents(9001, 9002));
+        const tookMs = performance.now() - started;
+        expect(stored.map((r) => r.status)).toEqual(["accepted", "accepted"]);
+        expect(tookMs).toBeLessThan(5_000);
+        expect(await building()).toHaveLength(1);
+
+        // The migrating worker dies mid-build: the index it was building is left INVALID, its step kept.
+        await admin.unsafe(
+          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'CREATE%INDEX CONCURRENTLY%' AND datname = 'interrupted'`,
+        );
+        await ended;
+        expect(failed).not.toBeNull();
+        letGo();
+        await blocker;
+        const broken = await indexesOf(url);
+        expect(broken.invalid).toEqual(["deliveries_ready_kb_build"]);
+        expect(broken.steps).toBeGreaterThan(0);
+
+        // The next start drops it and builds it again, then goes on.
+        const steps: IndexStep[] = [];
+        await migratePostgres(client(url), embeddedMigrations, { onStep: (s) => steps.push(s) });
+        expect(stepNames(steps)[0]).toBe("create deliveries_ready_kb_build");
+        const repaired = await indexesOf(url);
+        expect(repaired.invalid).toEqual([]);
+        expect(repaired.steps).toBe(0);
+        expect(repaired.indexes).toEqual(freshIndexes);
+        const [{ n }] = (await admin.unsafe(`SELECT count(*)::int AS n FROM events WHERE event_id NOT LIKE 'fill-%'`)) as { n: number }[];
+        expect(n).toBe(2);
+      } finally {
+        await runtime.stop();
+      }
+    } finally {
+      await storage.close();
+    }
+  }, 120_000);
+
+  test("two workers starting at once: one builds each index, the other waits and finds nothing left", async () => {
+    const url = await oldDatabase("together");
+    const a: IndexStep[] = [];
+    const b: IndexStep[] = [];
+    await Promise.all([
+      migratePostgres(client(url), embeddedMigrations, { onStep: (s) => a.push(s), pollMs: 20 }),
+      migratePostgres(client(url), embeddedMigrations, { onStep: (s) => b.push(s), pollMs: 20 }),
+    ]);
+    // One of them ran every step (0013-0015 on deliveries); the other, waiting for the lock, found none left.
+    const ran = [a, b].sort((x, y) => y.length - x.length);
+    expect(ran[1]).toEqual([]);
+    expect(stepNames(ran[0]!).filter((n) => n.startsWith("create"))).toEqual([
+      "create deliveries_ready_kb_build",
+      "create deliveries_record_kb_build",
+      "create deliveries_status_id_kb_build",
+      "create deliveries_done_id",
+      "create deliveries_record_kb_build",
+    ]);
+    const after = await indexesOf(url);
+    expect(after.indexes).toEqual(freshIndexes);
+    expect(after.invalid).toEqual([]);
+  }, 120_000);
+});
