@@ -139,9 +139,10 @@ const SQL = {
                done_at = ?2, updated_at = ?2, latency_ms = pushed.latency_ms, error_code = NULL, error_message = NULL, error_hint = NULL, error_field = NULL
           FROM pushed WHERE deliveries.id = pushed.id AND deliveries.status = 'in_flight' AND deliveries.attempts = pushed.attempt AND ${leaseHeldBy(3)}
         RETURNING deliveries.id`,
-  // Whether a target has any delivery needing action, or waiting: most rounds have none, and then the
-  // per-record statements that retire or wake them (retireOlder, wake) are not run at all.
-  anyInStatus: `SELECT 1 AS found FROM deliveries WHERE target = ?1 AND status = ?2 AND ${NOT_DONE} LIMIT 1`,
+  // Whether a target has any delivery needing action, and any waiting: most rounds have neither, and then the
+  // per-record statements that retire or wake them (retireOlder, wake) are not run at all. One statement for both.
+  anyHeld: `SELECT EXISTS (SELECT 1 FROM deliveries WHERE target = ?1 AND status = 'needs_action' AND ${NOT_DONE}) AS needsAction,
+               EXISTS (SELECT 1 FROM deliveries WHERE target = ?1 AND status = 'waiting' AND ${NOT_DONE}) AS waiting`,
   retireOlder: `UPDATE deliveries SET status = 'superseded', updated_at = ?5
         WHERE target = ?1 AND entity = ?2 AND key = ?3 AND ${OPEN} AND id < ?4 AND status = 'needs_action'`,
   newerOpen: `SELECT id FROM deliveries WHERE target = ?1 AND entity = ?2 AND key = ?3 AND ${OPEN} AND id > ?4 AND status IN ('pending', 'waiting') LIMIT 1`,
@@ -543,18 +544,19 @@ export class Outbox {
     if (written.length === 0) return written;
     await insertAttempts(tx, attempts);
     await upsertLinks(tx, [...links.values()]);
-    const anyIn = new Map<string, boolean>();
-    const has = async (target: string, status: DeliveryStatus) => {
-      const k = `${target}\u0000${status}`;
-      let v = anyIn.get(k);
-      if (v === undefined) anyIn.set(k, (v = (await tx.get(SQL.anyInStatus, target, status)) !== null));
-      return v;
-    };
+    // Read once per target of the round (retiring needs-action rows makes none wait, so reading both at once is as
+    // reading each when first needed); a delivery of a target with neither costs no statement and no turn.
+    const held = new Map<string, { needsAction: boolean; waiting: boolean }>();
     for (const { delivery: d } of written) {
+      let h = held.get(d.target);
+      if (h === undefined) {
+        const row = await tx.get<{ needsAction: unknown; waiting: unknown }>(SQL.anyHeld, d.target);
+        held.set(d.target, (h = { needsAction: !!row?.needsAction, waiting: !!row?.waiting }));
+      }
       // Older versions of this record that needed action are moot now: retrying one would overwrite this.
-      if (await has(d.target, "needs_action")) await tx.run(SQL.retireOlder, d.target, d.entity, d.key, d.id, now);
+      if (h.needsAction) await tx.run(SQL.retireOlder, d.target, d.entity, d.key, d.id, now);
       // Deliveries waiting for this record become ready again (they re-check their dependencies when claimed).
-      if (await has(d.target, "waiting")) await tx.run(SQL.wake, d.target, recordRef(d.entity, d.key), now);
+      if (h.waiting) await tx.run(SQL.wake, d.target, recordRef(d.entity, d.key), now);
     }
     return written;
   }
