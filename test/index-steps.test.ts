@@ -1,7 +1,7 @@
 // agent/db/pg/index-steps.ts: which statements of a PostgreSQL migration leave its transaction to build or drop an index
 // CONCURRENTLY, and in what order (pure; test/pg-migrate-concurrent.test.ts runs them on a real server).
 import { describe, expect, test } from "bun:test";
-import { buildingName, indexStatement, planMigration } from "../agent/db/pg/index-steps.ts";
+import { buildingName, describeIndexStep, indexStatement, planMigration } from "../agent/db/pg/index-steps.ts";
 import { embeddedMigrations } from "../agent/db/pg/migrations.generated.ts";
 
 const statementsOf = (tag: string) =>
@@ -76,5 +76,16 @@ describe("index statements of a migration", () => {
     const long = buildingName("x".repeat(63));
     expect(long.length).toBe(63);
     expect(long.endsWith("_kb_build")).toBe(true);
+  });
+
+  test("a step as the worker logs it", () => {
+    expect(describeIndexStep({ op: "create", name: "deliveries_done_id", sql: "" })).toEqual({
+      msg: "building an index (CONCURRENTLY)",
+      index: "deliveries_done_id",
+    });
+    expect(describeIndexStep({ op: "rename", from: "x_kb_build", to: "x" })).toEqual({
+      msg: "renaming an index built beside its old one",
+      index: "x",
+    });
   });
 });

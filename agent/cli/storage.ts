@@ -2,6 +2,7 @@
 // agent.data_dir, or PostgreSQL), migrated, and says what it found, or what is wrong and how to fix it.
 // `kontobro storage restored`: the operator tells the PostgreSQL workers the database was restored.
 import { StorageError } from "../db/index.ts";
+import { describeIndexStep } from "../db/pg/index-steps.ts";
 import { MIN_SERVER_VERSION } from "../db/pg/tenancy.ts";
 import { RESTORE_LOOKUP_DAYS } from "../restore.ts";
 import { NOT_YET_ON_POSTGRES, openStorage, storageOf, type Storage } from "../storage.ts";
@@ -29,7 +30,17 @@ const check = defineCommand({
     console.log(choice.engine === "sqlite" ? `Storage: the SQLite file ${choice.path}` : "Storage: PostgreSQL");
     let storage: Storage;
     try {
-      storage = await openStorage(config, { max: 2 });
+      storage = await openStorage(config, {
+        max: 2,
+        // An upgrade on a large PostgreSQL database may build indexes for minutes: say what it is doing.
+        migrate: {
+          onWait: () => console.log("  another kontobro process is migrating the database: waiting for it"),
+          onStep: (step) => {
+            const { msg, index } = describeIndexStep(step);
+            console.log(`  ${msg}: ${index}`);
+          },
+        },
+      });
     } catch (e) {
       if (!(e instanceof StorageError)) throw e;
       console.log(`  FAIL ${e.message}\n       fix: ${e.hint}`);

@@ -4,6 +4,7 @@
 // agent/hosted/fleet.ts) and answers any tenant's requests (agent/hosted/app.ts).
 import { randomBytes } from "node:crypto";
 import { ConfigError, type AgentConfig } from "../config.ts";
+import { describeIndexStep } from "../db/pg/index-steps.ts";
 import type { PostgresStorage } from "../db/pg/open.ts";
 import { RestoreWatch } from "../db/pg/restore-watch.ts";
 import { Worker, workerTimingProblem } from "../db/pg/workers.ts";
@@ -42,6 +43,14 @@ export async function startHostedWorker(config: AgentConfig, log: Logger): Promi
       // process frozen or cut off mid-transaction: the server ends it before the others declare the worker dead, so
       // its row locks never hold up their recovery of its leases (nor anyone's claims).
       idle_in_transaction_session_timeout: Math.floor(config.workers.dead_after_ms / 2),
+    },
+    // An upgrade on a large database may build indexes for minutes (CONCURRENTLY: the workers already running go on).
+    migrate: {
+      onWait: () => log.info("another worker is migrating the database; this one starts when it is done"),
+      onStep: (step) => {
+        const { msg, index } = describeIndexStep(step);
+        log.info(msg, { index });
+      },
     },
   });
   if (storage.engine !== "postgres") throw new Error("startHostedWorker needs PostgreSQL storage ([storage] url)");

@@ -90,3 +90,9 @@ export function planMigration(statements: string[], concurrent: (s: IndexStateme
   }
   return { inTransaction, steps: [...builds, ...dropped.map((name): IndexStep => ({ op: "drop", name }))] };
 }
+
+/** A step as a log line says it. */
+export function describeIndexStep(step: IndexStep): { msg: string; index: string } {
+  if (step.op === "rename") return { msg: "renaming an index built beside its old one", index: step.to };
+  return { msg: step.op === "create" ? "building an index (CONCURRENTLY)" : "dropping an index (CONCURRENTLY)", index: step.name };
+}

@@ -28,6 +28,8 @@ export interface MigrateOptions {
   pollMs?: number;
   /** Told each index step as it starts (tests, logs). */
   onStep?: (step: IndexStep) => void;
+  /** Told once when another process holds the migration lock (it may be building an index: minutes on a large table). */
+  onWait?: () => void;
 }
 
 const STEPS_TABLE = "drizzle.kontobro_index_steps";
@@ -35,9 +37,10 @@ const STEPS_TABLE = "drizzle.kontobro_index_steps";
 export async function migratePostgres(client: SQL, migrations: EmbeddedMigration[], options: MigrateOptions = {}): Promise<void> {
   const conn = await client.reserve();
   try {
-    for (;;) {
+    for (let waited = false; ; waited = true) {
       const [got] = (await conn`SELECT pg_try_advisory_lock(${MIGRATION_LOCK}) AS got`) as { got: boolean }[];
       if (got!.got) break;
+      if (!waited) options.onWait?.();
       await Bun.sleep(options.pollMs ?? 250);
     }
     try {

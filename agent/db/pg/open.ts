@@ -4,7 +4,7 @@
 // what is wrong and how to fix it; nothing is migrated before the checks pass.
 import { SQL } from "bun";
 import { StorageError } from "../index.ts";
-import { migratePostgres, type EmbeddedMigration } from "./migrate.ts";
+import { type EmbeddedMigration, type MigrateOptions, migratePostgres } from "./migrate.ts";
 import { embeddedMigrations } from "./migrations.generated.ts";
 import { postgresRunner, type SqlRunner } from "./runner.ts";
 import { MIN_SERVER_VERSION } from "./tenancy.ts";
@@ -57,6 +57,8 @@ export interface OpenPostgresOptions {
   connection?: Record<string, string | number | boolean>;
   /** The migrations to apply; the embedded ones unless a test gives others. */
   migrations?: EmbeddedMigration[];
+  /** Told when another process is migrating and of each index built or dropped CONCURRENTLY (the worker logs them). */
+  migrate?: Pick<MigrateOptions, "onWait" | "onStep">;
 }
 
 const FACTS = `SELECT current_setting('server_version_num')::integer AS "versionNum", current_setting('server_version') AS version,
@@ -86,7 +88,7 @@ export async function openPostgres(url: string, options: OpenPostgresOptions = {
     const refused = serverProblem(facts!);
     if (refused) throw refused;
     try {
-      await migratePostgres(client, options.migrations ?? embeddedMigrations);
+      await migratePostgres(client, options.migrations ?? embeddedMigrations, options.migrate);
     } catch (e) {
       throw migrateError(e, facts!);
     }
