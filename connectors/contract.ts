@@ -119,8 +119,8 @@ export interface Connector {
   budgets?(): TargetBudget[];
   /**
    * How long (ms) the connector's client still holds requests back because the target asked it to wait, 0 if not. A
-   * request made outside any push (e-conomic's removal of a draft answered late, Uni's and Uniconta's late creates, a
-   * pull) can read a 429: the dispatcher's round stores that pause for every worker, as it stores a push's. Every
+   * request made outside any push (a draft's removal or a create answered after its push ended, a lookup, a pull) can
+   * read a 429: the dispatcher's round stores that pause for every worker, as it stores a push's. Every
    * connector with a sandbox has it (test/connector-pause.test.ts).
    */
   pausedForMs?(): number;
