@@ -76,6 +76,10 @@ self.onmessage = (event: MessageEvent<ToWriter>) => {
       // The intake pages stay warm in a smaller cache than the main connection's.
       // bun:sqlite itself: drizzle (and the migrations agent/db/index.ts embeds) stay out of this thread's heap.
       db = connect(m.path, { busyTimeoutMs: m.busyTimeoutMs, cacheKb: 8192 });
+      // A multi-row INSERT inside the group's transaction keeps a statement journal (to undo that statement alone);
+      // past 64 KB SQLite spilled it to a temporary file, opened, written and closed about once a commit (issue 16).
+      // In memory it costs a group's statements, not the disk: nothing here is durable, the WAL is.
+      db.exec("PRAGMA temp_store = MEMORY");
       store = new IntakeStore(new Outbox(sqliteRunner(db)), (entity) => m.targets[entity] ?? []);
       return reply({ kind: "ready" });
     }
