@@ -6,9 +6,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { SQL } from "bun";
 import { AgentConfig } from "../agent/config.ts";
-import { migratePostgres } from "../agent/db/pg/migrate.ts";
+import { type EmbeddedMigration, MIGRATION_LOCK, migratePostgres } from "../agent/db/pg/migrate.ts";
 import type { IndexStep } from "../agent/db/pg/index-steps.ts";
 import { embeddedMigrations } from "../agent/db/pg/migrations.generated.ts";
+import { StorageError } from "../agent/db/index.ts";
 import { openPostgres } from "../agent/db/pg/open.ts";
 import { Worker } from "../agent/db/pg/workers.ts";
 import { startTenantRuntime } from "../agent/hosted/tenant-runtime.ts";
@@ -206,5 +207,92 @@ describe.skipIf(!!unavailable)("PostgreSQL upgrades build indexes on tables with
     const after = await indexesOf(url);
     expect(after.indexes).toEqual(freshIndexes);
     expect(after.invalid).toEqual([]);
+  }, 120_000);
+
+  test("a worker of an older version starting during a build (drizzle's migrator, waiting in pg_advisory_lock) starts; the build goes on", async () => {
+    const url = await oldDatabase("older");
+    const admin = client(adminUrl(url), 2);
+    // A transaction open on deliveries holds the first build back, so the older worker comes while it waits.
+    let letGo!: () => void;
+    const held = new Promise<void>((go) => (letGo = go));
+    let wrote!: () => void;
+    const written = new Promise<void>((ok) => (wrote = ok));
+    const blocker = admin.begin(async (tx) => {
+      await tx.unsafe(`UPDATE deliveries SET note = note WHERE id = 1`);
+      wrote();
+      await held;
+    });
+    await written;
+    let failed: unknown = null;
+    const upgrade = migratePostgres(client(url), embeddedMigrations).catch((e) => (failed = e));
+    await waitFor(
+      "a concurrent build under way",
+      async () =>
+        (await admin.unsafe(`SELECT 1 FROM pg_stat_activity WHERE query LIKE 'CREATE%INDEX CONCURRENTLY%' AND datname = 'older'`))
+          .length === 1,
+      30_000,
+    );
+    // The older version's start, as drizzle's migrator did it before 82f7194: a blocking pg_advisory_lock, then its
+    // look at what is applied (nothing of its own left), then the unlock.
+    const older = client(url, 1);
+    let olderGot: number | null = null;
+    let olderFailed: unknown = null;
+    const olderStart = (async () => {
+      await older`SELECT pg_advisory_lock(${MIGRATION_LOCK})`;
+      await older.begin((tx) => tx.unsafe(`SELECT created_at FROM drizzle.__drizzle_migrations ORDER BY created_at DESC LIMIT 1`));
+      olderGot = performance.now();
+      await older`SELECT pg_advisory_unlock(${MIGRATION_LOCK})`;
+    })().catch((e) => (olderFailed = e));
+    // Longer than deadlock_timeout (1 s) before the build goes on and waits for older snapshots.
+    await Bun.sleep(1_500);
+    letGo();
+    await blocker;
+    await Promise.all([upgrade, olderStart]);
+    expect(String(olderFailed ?? "")).toBe("");
+    expect(String(failed ?? "")).toBe("");
+    expect(olderGot).not.toBeNull();
+    const after = await indexesOf(url);
+    expect(after.invalid).toEqual([]);
+    expect(after.steps).toBe(0);
+    expect(after.indexes).toEqual(freshIndexes);
+  }, 120_000);
+
+  test("a unique index whose build fails: the error names the index, its migration and the duplicate, and the next start builds it", async () => {
+    const url = await server.createDatabase("duplicates");
+    const last = embeddedMigrations.at(-1)!.when;
+    const table: EmbeddedMigration = {
+      tag: "9001_t",
+      when: last + 1,
+      breakpoints: true,
+      hash: "t",
+      sql: `CREATE TABLE "t" ("id" serial PRIMARY KEY, "k" text NOT NULL);`,
+    };
+    const unique: EmbeddedMigration = {
+      tag: "9002_t_k",
+      when: last + 2,
+      breakpoints: true,
+      hash: "t_k",
+      sql: `ALTER TABLE "t" ADD COLUMN "z" integer;--> statement-breakpoint\nCREATE UNIQUE INDEX "t_k" ON "t" USING btree ("k");`,
+    };
+    await migratePostgres(client(url), [...embeddedMigrations, table]);
+    const admin = client(adminUrl(url), 1);
+    await admin.unsafe(`INSERT INTO t (k) VALUES ('a'), ('a'), ('b')`);
+    const error = await openPostgres(url, { migrations: [...embeddedMigrations, table, unique], max: 2 }).then(
+      (s) => s.close().then(() => null),
+      (e) => e,
+    );
+    expect(error).toBeInstanceOf(StorageError);
+    expect(error.message).toContain('t_k for migration 9002_t_k failed: could not create unique index "t_k" (Key (k)=(a) is duplicated)');
+    // Its migration's transaction was committed: the hint says so, not that nothing was done.
+    expect(error.hint).toContain("Migration 9002_t_k is applied");
+    expect(error.hint).toContain("Remove the duplicated rows");
+    expect((await indexesOf(url)).steps).toBe(1);
+    await admin.unsafe(`DELETE FROM t WHERE id = 2`);
+    const storage = await openPostgres(url, { migrations: [...embeddedMigrations, table, unique], max: 2 });
+    await storage.close();
+    const after = await indexesOf(url);
+    expect(after.steps).toBe(0);
+    expect(after.invalid).toEqual([]);
+    expect(after.indexes.find((i) => i.indexname === "t_k")?.indexdef).toContain("CREATE UNIQUE INDEX t_k");
   }, 120_000);
 });

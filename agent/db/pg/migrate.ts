@@ -1,8 +1,8 @@
 // Migrates a PostgreSQL database with the embedded migrations (scripts/embed-migrations.ts's shape), keeping drizzle's
 // bookkeeping (drizzle.__drizzle_migrations: a migration is applied when a row's created_at is at least its `when`);
-// openPostgres (agent/db/pg/open.ts) calls it. Many workers may start at once: an advisory lock lets one migrate while
-// the others wait (polling, so a waiting worker holds no snapshot a concurrent index build would wait for), then find
-// nothing left to do.
+// openPostgres (agent/db/pg/open.ts) calls it. Many workers may start at once: an advisory lock (STEPS_LOCK) lets one
+// migrate while the others wait (polling, so a waiting worker holds no snapshot a concurrent index build would wait
+// for), then find nothing left to do; MIGRATION_LOCK, which older versions wait for, is held around transactions only.
 //
 // Each migration is one transaction, except its index statements on tables that already hold rows: those become steps
 // run after it with CONCURRENTLY (agent/db/pg/index-steps.ts), so intake and dispatch go on while an index is built.
@@ -10,7 +10,7 @@
 // a worker killed during a build leaves its steps there, and the next one to take the lock runs them first (a build
 // interrupted left an INVALID index: it is dropped and built again).
 import type { SQL } from "bun";
-import { type IndexStatement, type IndexStep, planMigration, quoteIdent } from "./index-steps.ts";
+import { describeIndexStep, type IndexStatement, type IndexStep, planMigration, quoteIdent } from "./index-steps.ts";
 
 export interface EmbeddedMigration {
   tag: string;
@@ -22,6 +22,15 @@ export interface EmbeddedMigration {
 
 /** The advisory lock key every kontobro process takes to migrate ("kont" in ASCII). */
 export const MIGRATION_LOCK = 0x6b6f6e74;
+
+/**
+ * Taken (polled) by processes of this version for their whole migration, index steps included, so one migrates at a
+ * time. MIGRATION_LOCK itself is held only around transactions, never during a CONCURRENTLY step: a process of an
+ * older version (drizzle's migrator) waits for MIGRATION_LOCK in pg_advisory_lock, a statement holding a snapshot that
+ * a concurrent build waits for, and a build holding that lock would deadlock with it ('deadlock detected' ended the
+ * build or the older process's start).
+ */
+export const STEPS_LOCK = MIGRATION_LOCK + 1;
 
 export interface MigrateOptions {
   /** How often a worker waiting for another's migration asks for the lock again (ms, default 250). */
@@ -36,44 +45,71 @@ const STEPS_TABLE = "drizzle.kontobro_index_steps";
 
 export async function migratePostgres(client: SQL, migrations: EmbeddedMigration[], options: MigrateOptions = {}): Promise<void> {
   const conn = await client.reserve();
-  try {
-    for (let waited = false; ; waited = true) {
-      const [got] = (await conn`SELECT pg_try_advisory_lock(${MIGRATION_LOCK}) AS got`) as { got: boolean }[];
-      if (got!.got) break;
-      if (!waited) options.onWait?.();
+  let told = false;
+  const take = async (key: number) => {
+    for (;;) {
+      const [got] = (await conn`SELECT pg_try_advisory_lock(${key}) AS got`) as { got: boolean }[];
+      if (got!.got) return;
+      if (!told) options.onWait?.();
+      told = true;
       await Bun.sleep(options.pollMs ?? 250);
     }
+  };
+  /** Runs `fn` holding MIGRATION_LOCK (older versions migrate under it too). */
+  const locked = async <T>(fn: () => Promise<T>): Promise<T> => {
+    await take(MIGRATION_LOCK);
     try {
-      await conn.unsafe(`CREATE SCHEMA IF NOT EXISTS drizzle`);
-      await conn.unsafe(
-        `CREATE TABLE IF NOT EXISTS drizzle.__drizzle_migrations (id SERIAL PRIMARY KEY, hash text NOT NULL, created_at bigint)`,
-      );
-      await conn.unsafe(`CREATE TABLE IF NOT EXISTS ${STEPS_TABLE} (seq SERIAL PRIMARY KEY, migration text NOT NULL, step jsonb NOT NULL)`);
+      return await fn();
+    } finally {
+      await conn`SELECT pg_advisory_unlock(${MIGRATION_LOCK})`;
+    }
+  };
+  try {
+    await take(STEPS_LOCK);
+    try {
+      await locked(async () => {
+        await conn.unsafe(`CREATE SCHEMA IF NOT EXISTS drizzle`);
+        await conn.unsafe(
+          `CREATE TABLE IF NOT EXISTS drizzle.__drizzle_migrations (id SERIAL PRIMARY KEY, hash text NOT NULL, created_at bigint)`,
+        );
+        await conn.unsafe(
+          `CREATE TABLE IF NOT EXISTS ${STEPS_TABLE} (seq SERIAL PRIMARY KEY, migration text NOT NULL, step jsonb NOT NULL)`,
+        );
+      });
       // Steps an interrupted start left.
       await runSteps(conn, options);
-      const [last] = (await conn.unsafe(`SELECT created_at FROM drizzle.__drizzle_migrations ORDER BY created_at DESC LIMIT 1`)) as {
-        created_at: string | number;
-      }[];
-      for (const m of migrations) {
-        if (last && Number(last.created_at) >= m.when) continue;
-        const statements = m.breakpoints ? m.sql.split("--> statement-breakpoint") : [m.sql];
-        const holdingRows = await tablesHoldingRows(conn);
-        const plan = planMigration(statements, (s) => holdingRows(s));
-        await conn.begin(async (tx) => {
-          for (const sql of plan.inTransaction) await tx.unsafe(sql);
-          for (const step of plan.steps)
-            await tx.unsafe(`INSERT INTO ${STEPS_TABLE} (migration, step) VALUES ($1, $2::jsonb)`, [m.tag, JSON.stringify(step)]);
-          await tx.unsafe(`INSERT INTO drizzle.__drizzle_migrations (hash, created_at) VALUES ($1, $2)`, [m.hash, m.when]);
+      for (;;) {
+        // One migration at a time, the last applied read again under the lock (an older version may have migrated
+        // while this one ran steps without it).
+        const applied = await locked(async () => {
+          const [last] = (await conn.unsafe(`SELECT created_at FROM drizzle.__drizzle_migrations ORDER BY created_at DESC LIMIT 1`)) as {
+            created_at: string | number;
+          }[];
+          const m = migrations.find((m) => !(last && Number(last.created_at) >= m.when));
+          if (!m) return false;
+          const statements = m.breakpoints ? m.sql.split("--> statement-breakpoint") : [m.sql];
+          const holdingRows = await tablesHoldingRows(conn);
+          const plan = planMigration(statements, (s) => holdingRows(s));
+          await conn.begin(async (tx) => {
+            for (const sql of plan.inTransaction) await tx.unsafe(sql);
+            for (const step of plan.steps)
+              await tx.unsafe(`INSERT INTO ${STEPS_TABLE} (migration, step) VALUES ($1, $2::jsonb)`, [m.tag, JSON.stringify(step)]);
+            await tx.unsafe(`INSERT INTO drizzle.__drizzle_migrations (hash, created_at) VALUES ($1, $2)`, [m.hash, m.when]);
+          });
+          return true;
         });
+        if (!applied) break;
         await runSteps(conn, options);
       }
       // The tables' owner (the role kontobro connects as) is held to row-level security too.
-      const unforced = await conn`
-        SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.relrowsecurity AND NOT c.relforcerowsecurity`;
-      for (const { name } of unforced as { name: string }[]) await conn.unsafe(`ALTER TABLE "${name}" FORCE ROW LEVEL SECURITY`);
+      await locked(async () => {
+        const unforced = await conn`
+          SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.relrowsecurity AND NOT c.relforcerowsecurity`;
+        for (const { name } of unforced as { name: string }[]) await conn.unsafe(`ALTER TABLE "${name}" FORCE ROW LEVEL SECURITY`);
+      });
     } finally {
-      await conn`SELECT pg_advisory_unlock(${MIGRATION_LOCK})`;
+      await conn`SELECT pg_advisory_unlock(${STEPS_LOCK})`;
     }
   } finally {
     conn.release();
@@ -102,22 +138,48 @@ async function tablesHoldingRows(conn: SQL): Promise<(s: IndexStatement) => bool
 /** Runs the stored steps in order, each deleted once done; each may be run again after an interruption. */
 async function runSteps(conn: SQL, options: MigrateOptions): Promise<void> {
   for (;;) {
-    const [next] = (await conn.unsafe(`SELECT seq, step FROM ${STEPS_TABLE} ORDER BY seq LIMIT 1`)) as {
+    const [next] = (await conn.unsafe(`SELECT seq, migration, step FROM ${STEPS_TABLE} ORDER BY seq LIMIT 1`)) as {
       seq: number;
+      migration: string;
       step: IndexStep | string;
     }[];
     if (!next) return;
     const step: IndexStep = typeof next.step === "string" ? JSON.parse(next.step) : next.step;
     options.onStep?.(step);
-    if (step.op === "create") {
-      const [found] = (await conn.unsafe(`SELECT x.indisvalid AS valid FROM pg_index x WHERE x.indexrelid = to_regclass($1)`, [
-        quoteIdent(step.name),
-      ])) as { valid: boolean }[];
-      // A build that was interrupted left the index INVALID (never used by queries, still written): build it again.
-      if (found && !found.valid) await conn.unsafe(`DROP INDEX CONCURRENTLY IF EXISTS ${quoteIdent(step.name)}`);
-      if (!found?.valid) await conn.unsafe(step.sql);
-    } else if (step.op === "drop") await conn.unsafe(`DROP INDEX CONCURRENTLY IF EXISTS ${quoteIdent(step.name)}`);
-    else await conn.unsafe(`ALTER INDEX IF EXISTS ${quoteIdent(step.from)} RENAME TO ${quoteIdent(step.to)}`);
+    try {
+      await runStep(conn, step);
+    } catch (e) {
+      throw new IndexStepError(step, next.migration, e);
+    }
     await conn.unsafe(`DELETE FROM ${STEPS_TABLE} WHERE seq = $1`, [next.seq]);
   }
+}
+
+/**
+ * An index step that failed. Its migration's transaction was committed (and recorded) before it; the step stays in
+ * drizzle.kontobro_index_steps and the next start runs it again, before any later migration.
+ */
+export class IndexStepError extends Error {
+  constructor(
+    readonly step: IndexStep,
+    readonly migration: string,
+    cause: unknown,
+  ) {
+    const err = cause as { message?: string; detail?: unknown } | undefined;
+    const detail = typeof err?.detail === "string" && err.detail ? ` (${err.detail.replace(/\.$/, "")})` : "";
+    const { msg, index } = describeIndexStep(step);
+    super(`${msg} ${index} for migration ${migration} failed: ${err?.message ?? String(cause)}${detail}`, { cause });
+  }
+}
+
+async function runStep(conn: SQL, step: IndexStep): Promise<void> {
+  if (step.op === "create") {
+    const [found] = (await conn.unsafe(`SELECT x.indisvalid AS valid FROM pg_index x WHERE x.indexrelid = to_regclass($1)`, [
+      quoteIdent(step.name),
+    ])) as { valid: boolean }[];
+    // A build that was interrupted left the index INVALID (never used by queries, still written): build it again.
+    if (found && !found.valid) await conn.unsafe(`DROP INDEX CONCURRENTLY IF EXISTS ${quoteIdent(step.name)}`);
+    if (!found?.valid) await conn.unsafe(step.sql);
+  } else if (step.op === "drop") await conn.unsafe(`DROP INDEX CONCURRENTLY IF EXISTS ${quoteIdent(step.name)}`);
+  else await conn.unsafe(`ALTER INDEX IF EXISTS ${quoteIdent(step.from)} RENAME TO ${quoteIdent(step.to)}`);
 }

@@ -4,7 +4,7 @@
 // what is wrong and how to fix it; nothing is migrated before the checks pass.
 import { SQL } from "bun";
 import { StorageError } from "../index.ts";
-import { type EmbeddedMigration, type MigrateOptions, migratePostgres } from "./migrate.ts";
+import { type EmbeddedMigration, IndexStepError, type MigrateOptions, migratePostgres } from "./migrate.ts";
 import { embeddedMigrations } from "./migrations.generated.ts";
 import { postgresRunner, type SqlRunner } from "./runner.ts";
 import { MIN_SERVER_VERSION } from "./tenancy.ts";
@@ -179,9 +179,18 @@ function migrateError(e: unknown, f: ServerFacts): StorageError {
         `ALTER DATABASE ${f.database} OWNER TO "${f.role}"; ALTER SCHEMA public OWNER TO "${f.role}";`,
     );
   }
+  if (e instanceof IndexStepError) {
+    return new StorageError(
+      `The database "${f.database}" could not be migrated: ${e.message}.`,
+      `Migration ${e.migration} is applied; this index step and any after it stay in drizzle.kontobro_index_steps and are run again at the next start, before any later migration. ` +
+        (errno === "23505"
+          ? "Remove the duplicated rows the message names, then start again."
+          : "See the server's log, fix the cause, and start again."),
+    );
+  }
   return new StorageError(
     `The database "${f.database}" could not be migrated: ${message}.`,
-    "The migrations run in one transaction, so nothing was left half-done; see the server's log, fix the cause, and start again.",
+    "Each migration runs in its own transaction: the one that failed was rolled back and those before it stay applied; see the server's log, fix the cause, and start again.",
   );
 }
 
