@@ -233,8 +233,10 @@ describe.skipIf(!!unavailable)("a hosted tenant's In progress and metrics, two w
   test("a burst of deliveries shows its queue catching up, on either worker's page", async () => {
     const [a, b] = workers as [RunningWorker, RunningWorker];
     const { acme } = tenants;
-    // Each create takes 60 ms at the target: 250 of them take a few seconds on the two workers.
-    acme.sandbox.sandbox.addFault({ kind: "latency", method: "POST", path: "^/customers$", latencyMs: 60, count: 250 });
+    // Each create takes 250 ms at the target: 250 of them take about 4 s on the two workers (8 pushes each at a time),
+    // so the watch's counts (every second) see the 100 open that start a burst. At 60 ms the burst was over in about
+    // a second, often before a count saw it, and no line was written.
+    acme.sandbox.sandbox.addFault({ kind: "latency", method: "POST", path: "^/customers$", latencyMs: 250, count: 250 });
     const events = Array.from({ length: 250 }, (_, i) => customerEvent(1000 + i));
     expect((await post(a, acme, "/api/v1/events", events)).status).toBe(202);
     await waitFor("the burst delivered", async () => (await doneCount(b, acme)) === 252, 90_000);
