@@ -163,6 +163,11 @@ export async function startAgent(
     lock.release();
     throw e;
   }
+  // A dispatcher round's multi-row statements (the done UPDATE, the attempts' and links' INSERTs) keep statement
+  // journals; past 64 KB SQLite spilled them to a temporary file, opened, written and closed about every other round
+  // (issue 16; the intake writer's connection does the same). Nothing there is durable (the WAL is). Set after the
+  // migrations, whose index builds may sort more than memory should hold.
+  db.$client.exec("PRAGMA temp_store = MEMORY");
   const storage = sqliteRunner(db.$client);
   // A target of kontobro.toml pointed at another account while kontobro holds ids of records in the old one: refused
   // (the agent does not start), unless `kontobro run --forget-links/--keep-links` says which (agent/target-account.ts).
