@@ -1,7 +1,14 @@
 // agent/db/pg/index-steps.ts: which statements of a PostgreSQL migration leave its transaction to build or drop an index
 // CONCURRENTLY, and in what order (pure; test/pg-migrate-concurrent.test.ts runs them on a real server).
 import { describe, expect, test } from "bun:test";
-import { buildingName, describeIndexStep, indexStatement, planMigration } from "../agent/db/pg/index-steps.ts";
+import {
+  buildingName,
+  describeIndexStep,
+  indexesNamed,
+  indexStatement,
+  planMigration,
+  stepAfterLater,
+} from "../agent/db/pg/index-steps.ts";
 import { embeddedMigrations } from "../agent/db/pg/migrations.generated.ts";
 
 const statementsOf = (tag: string) =>
@@ -76,6 +83,32 @@ describe("index statements of a migration", () => {
     const long = buildingName("x".repeat(63));
     expect(long.length).toBe(63);
     expect(long.endsWith("_kb_build")).toBe(true);
+  });
+
+  test("a stored step on an index that a later migration, already applied, named is not run; its building index is dropped", () => {
+    const later = indexesNamed(statementsOf("0015_"));
+    expect(later).toEqual(["deliveries_record"]);
+    const steps = planMigration(statementsOf("0013_"), () => true).steps;
+    const left = steps
+      .map((s) => stepAfterLater(s, later))
+      .map((s) => (s === null ? null : s.op === "rename" ? `rename ${s.from}` : `${s.op} ${s.name}`));
+    expect(left).toEqual([
+      "create deliveries_ready_kb_build",
+      "drop deliveries_ready",
+      "rename deliveries_ready_kb_build",
+      // 0015 dropped deliveries_record and built its own: 0013's build beside it is dropped, if it was made.
+      "drop deliveries_record_kb_build",
+      null,
+      "drop deliveries_record_kb_build",
+      "create deliveries_status_id_kb_build",
+      "drop deliveries_status_id",
+      "rename deliveries_status_id_kb_build",
+    ]);
+    // Nothing later applied, or later migrations naming other indexes: every step as it is.
+    for (const named of [[], indexesNamed(statementsOf("0014_"))]) for (const s of steps) expect(stepAfterLater(s, named)).toBe(s);
+    // A plain build or drop of an index a later migration named (dropped it, built it again, or built it after a drop).
+    expect(stepAfterLater({ op: "create", name: "deliveries_done_id", sql: "" }, ["deliveries_done_id"])).toBeNull();
+    expect(stepAfterLater({ op: "drop", name: "x" }, ["x"])).toBeNull();
   });
 
   test("a step as the worker logs it", () => {

@@ -257,6 +257,55 @@ describe.skipIf(!!unavailable)("PostgreSQL upgrades build indexes on tables with
     expect(after.indexes).toEqual(freshIndexes);
   }, 120_000);
 
+  // A version from before 82f7194 that knows migrations after 0013 applies them the way drizzle's migrator did: under
+  // MIGRATION_LOCK, every pending one in one transaction, its plain SQL, a row each in drizzle's table, and the steps
+  // table ignored (simulated here: that version's migrator is not in this tree).
+  async function olderVersionMigrates(url: string, upTo: string) {
+    const older = client(url, 1);
+    await older`SELECT pg_advisory_lock(${MIGRATION_LOCK})`;
+    try {
+      const [last] = (await older.unsafe(`SELECT created_at FROM drizzle.__drizzle_migrations ORDER BY created_at DESC LIMIT 1`)) as {
+        created_at: string;
+      }[];
+      const known = embeddedMigrations.slice(0, embeddedMigrations.findIndex((m) => m.tag.startsWith(upTo)) + 1);
+      await older.begin(async (tx) => {
+        for (const m of known.filter((m) => m.when > Number(last!.created_at))) {
+          for (const sql of m.sql.split("--> statement-breakpoint")) if (sql.trim()) await tx.unsafe(sql);
+          await tx.unsafe(`INSERT INTO drizzle.__drizzle_migrations (hash, created_at) VALUES ($1, $2)`, [m.hash, m.when]);
+        }
+      });
+    } finally {
+      await older`SELECT pg_advisory_unlock(${MIGRATION_LOCK})`;
+    }
+  }
+
+  for (const at of ["create deliveries_ready_kb_build", "drop deliveries_record"])
+    test(`0013's steps interrupted before '${at}', 0014-0015 applied by an older version, then this one: a fresh install's indexes (0015's deliveries_record)`, async () => {
+      const url = await oldDatabase(`rollback_${at.split(" ")[1]}`);
+      // This version applies 0013 and is stopped (killed, or the rollback's restart) before that step.
+      const stopped = await migratePostgres(client(url), embeddedMigrations, {
+        onStep: (s) => {
+          if (stepNames([s])[0] === at) throw new Error("stopped");
+        },
+      }).catch((e) => e);
+      expect(String(stopped)).toContain("stopped");
+      const left = await indexesOf(url);
+      expect(left.steps).toBeGreaterThan(0);
+      // Rolled back: an older version applies 0014 and 0015, its 0015 dropping deliveries_record and building 0015's.
+      await olderVersionMigrates(url, "0015_");
+      // This version again: the left steps of 0013 on deliveries_record are not run, its building index is dropped.
+      const steps: IndexStep[] = [];
+      await migratePostgres(client(url), embeddedMigrations, { onStep: (s) => steps.push(s) });
+      const after = await indexesOf(url);
+      expect(after.indexes).toEqual(freshIndexes);
+      expect(after.steps).toBe(0);
+      expect(after.invalid).toEqual([]);
+      expect(stepNames(steps)).not.toContain("drop deliveries_record");
+      expect(stepNames(steps)).not.toContain("create deliveries_record_kb_build");
+      // The index 0013 had built beside it, if any, is dropped.
+      if (at === "drop deliveries_record") expect(stepNames(steps)[0]).toBe("drop deliveries_record_kb_build");
+    }, 120_000);
+
   test("a unique index whose build fails: the error names the index, its migration and the duplicate, and the next start builds it", async () => {
     const url = await server.createDatabase("duplicates");
     const last = embeddedMigrations.at(-1)!.when;

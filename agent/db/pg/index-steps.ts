@@ -96,3 +96,33 @@ export function describeIndexStep(step: IndexStep): { msg: string; index: string
   if (step.op === "rename") return { msg: "renaming an index built beside its old one", index: step.to };
   return { msg: step.op === "create" ? "building an index (CONCURRENTLY)" : "dropping an index (CONCURRENTLY)", index: step.name };
 }
+
+/** The indexes a migration's statements build or drop, by name. */
+export function indexesNamed(statements: string[]): string[] {
+  const names: string[] = [];
+  for (const sql of statements) {
+    const s = indexStatement(sql);
+    if (s && !names.includes(s.name)) names.push(s.name);
+  }
+  return names;
+}
+
+/**
+ * What is left to run of a stored step of a migration once later migrations, already applied, built or dropped the
+ * indexes `laterNamed`. A version from before the steps (drizzle's migrator) that knows those migrations applies them
+ * as they are, ignoring stored steps: e.g. 0013's steps left by an interrupted upgrade, then 0014-0015 applied by a
+ * rolled-back worker, whose 0015 dropped deliveries_record and built it with its own definition. The later migration
+ * decided such an index, so a step on it is not run: its own drop or build, and the swap of an index built beside it
+ * (`<name>_kb_build`, buildingName) becomes the drop of that building index, which nothing uses. A step on any other
+ * index is run as it is. Steps of one run never meet this: a migration's steps are run before the next is applied.
+ */
+export function stepAfterLater(step: IndexStep, laterNamed: readonly string[]): IndexStep | null {
+  const named = (name: string) => laterNamed.includes(name);
+  const beside = (name: string) => laterNamed.some((n) => n !== name && buildingName(n) === name);
+  if (step.op === "create") {
+    if (named(step.name)) return null;
+    return beside(step.name) ? { op: "drop", name: step.name } : step;
+  }
+  if (step.op === "drop") return named(step.name) ? null : step;
+  return named(step.to) ? { op: "drop", name: step.from } : step;
+}

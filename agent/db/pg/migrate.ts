@@ -8,9 +8,18 @@
 // run after it with CONCURRENTLY (agent/db/pg/index-steps.ts), so intake and dispatch go on while an index is built.
 // The steps are written to drizzle.kontobro_index_steps in the migration's transaction and each is deleted when done:
 // a worker killed during a build leaves its steps there, and the next one to take the lock runs them first (a build
-// interrupted left an INVALID index: it is dropped and built again).
+// interrupted left an INVALID index: it is dropped and built again). A left step on an index that a later migration,
+// applied meanwhile by an older version, built or dropped is not run (index-steps.ts's stepAfterLater).
 import type { SQL } from "bun";
-import { describeIndexStep, type IndexStatement, type IndexStep, planMigration, quoteIdent } from "./index-steps.ts";
+import {
+  describeIndexStep,
+  type IndexStatement,
+  type IndexStep,
+  indexesNamed,
+  planMigration,
+  quoteIdent,
+  stepAfterLater,
+} from "./index-steps.ts";
 
 export interface EmbeddedMigration {
   tag: string;
@@ -76,16 +85,15 @@ export async function migratePostgres(client: SQL, migrations: EmbeddedMigration
           `CREATE TABLE IF NOT EXISTS ${STEPS_TABLE} (seq SERIAL PRIMARY KEY, migration text NOT NULL, step jsonb NOT NULL)`,
         );
       });
+      const steps = { conn, migrations, options, locked };
       // Steps an interrupted start left.
-      await runSteps(conn, options);
+      await runSteps(steps);
       for (;;) {
         // One migration at a time, the last applied read again under the lock (an older version may have migrated
         // while this one ran steps without it).
         const applied = await locked(async () => {
-          const [last] = (await conn.unsafe(`SELECT created_at FROM drizzle.__drizzle_migrations ORDER BY created_at DESC LIMIT 1`)) as {
-            created_at: string | number;
-          }[];
-          const m = migrations.find((m) => !(last && Number(last.created_at) >= m.when));
+          const last = await lastApplied(conn);
+          const m = migrations.find((m) => !(last !== null && last >= m.when));
           if (!m) return false;
           const statements = m.breakpoints ? m.sql.split("--> statement-breakpoint") : [m.sql];
           const holdingRows = await tablesHoldingRows(conn);
@@ -99,7 +107,7 @@ export async function migratePostgres(client: SQL, migrations: EmbeddedMigration
           return true;
         });
         if (!applied) break;
-        await runSteps(conn, options);
+        await runSteps(steps);
       }
       // The tables' owner (the role kontobro connects as) is held to row-level security too.
       await locked(async () => {
@@ -135,8 +143,42 @@ async function tablesHoldingRows(conn: SQL): Promise<(s: IndexStatement) => bool
   return (s) => tables.has(s.kind === "create" ? s.table : (tableOf[s.name] ?? ""));
 }
 
-/** Runs the stored steps in order, each deleted once done; each may be run again after an interruption. */
-async function runSteps(conn: SQL, options: MigrateOptions): Promise<void> {
+/** The created_at of the last migration applied (drizzle's bookkeeping), or null. */
+async function lastApplied(conn: SQL): Promise<number | null> {
+  const [last] = (await conn.unsafe(`SELECT created_at FROM drizzle.__drizzle_migrations ORDER BY created_at DESC LIMIT 1`)) as {
+    created_at: string | number;
+  }[];
+  return last ? Number(last.created_at) : null;
+}
+
+interface StepRun {
+  conn: SQL;
+  migrations: EmbeddedMigration[];
+  options: MigrateOptions;
+  locked: <T>(fn: () => Promise<T>) => Promise<T>;
+}
+
+/**
+ * The indexes named by migrations after `tag` that are applied now: a version from before the steps may have applied
+ * them, ignoring the steps left (index-steps.ts's stepAfterLater). None for a migration this version does not know.
+ */
+async function namedLater(run: StepRun, tag: string): Promise<string[]> {
+  const m = run.migrations.find((m) => m.tag === tag);
+  const last = m ? await lastApplied(run.conn) : null;
+  if (!m || last === null) return [];
+  return run.migrations
+    .filter((later) => later.when > m.when && later.when <= last)
+    .flatMap((later) => indexesNamed(later.breakpoints ? later.sql.split("--> statement-breakpoint") : [later.sql]));
+}
+
+/**
+ * Runs the stored steps in order, each deleted once done; each may be run again after an interruption. A step on an
+ * index that a later migration, already applied, named is not run (stepAfterLater). A drop or rename is looked at and
+ * run under MIGRATION_LOCK, so an older version cannot apply such a migration in between (neither waits for snapshots);
+ * a build is not (minutes), and one whose index a migration applied meanwhile is undone by its swap's rename step.
+ */
+async function runSteps(run: StepRun): Promise<void> {
+  const { conn, options } = run;
   for (;;) {
     const [next] = (await conn.unsafe(`SELECT seq, migration, step FROM ${STEPS_TABLE} ORDER BY seq LIMIT 1`)) as {
       seq: number;
@@ -144,13 +186,18 @@ async function runSteps(conn: SQL, options: MigrateOptions): Promise<void> {
       step: IndexStep | string;
     }[];
     if (!next) return;
-    const step: IndexStep = typeof next.step === "string" ? JSON.parse(next.step) : next.step;
-    options.onStep?.(step);
-    try {
-      await runStep(conn, step);
-    } catch (e) {
-      throw new IndexStepError(step, next.migration, e);
-    }
+    const stored: IndexStep = typeof next.step === "string" ? JSON.parse(next.step) : next.step;
+    const once = async () => {
+      const step = stepAfterLater(stored, await namedLater(run, next.migration));
+      if (!step) return;
+      options.onStep?.(step);
+      try {
+        await runStep(conn, step);
+      } catch (e) {
+        throw new IndexStepError(step, next.migration, e);
+      }
+    };
+    await (stored.op === "create" ? once() : run.locked(once));
     await conn.unsafe(`DELETE FROM ${STEPS_TABLE} WHERE seq = $1`, [next.seq]);
   }
 }
