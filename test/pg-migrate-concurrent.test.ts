@@ -8,6 +8,7 @@ import { SQL } from "bun";
 import { AgentConfig } from "../agent/config.ts";
 import { type EmbeddedMigration, MIGRATION_LOCK, migratePostgres } from "../agent/db/pg/migrate.ts";
 import type { IndexStep } from "../agent/db/pg/index-steps.ts";
+import { describeSlowStep, type LockWait, type SlowStep } from "../agent/db/pg/migrate-report.ts";
 import { embeddedMigrations } from "../agent/db/pg/migrations.generated.ts";
 import { StorageError } from "../agent/db/index.ts";
 import { openPostgres } from "../agent/db/pg/open.ts";
@@ -305,6 +306,53 @@ describe.skipIf(!!unavailable)("PostgreSQL upgrades build indexes on tables with
       // The index 0013 had built beside it, if any, is dropped.
       if (at === "drop deliveries_record") expect(stepNames(steps)[0]).toBe("drop deliveries_record_kb_build");
     }, 120_000);
+
+  test("a build held up by a session left in a transaction says so every reportEveryMs, naming it; a worker waiting for the migration says so again too", async () => {
+    const url = await oldDatabase("held");
+    // An operator's psql left in a transaction on deliveries (as the role kontobro connects as, so its state is visible).
+    const psql = new SQL({ url, max: 1, connection: { application_name: "psql" } });
+    clients.push(psql);
+    let letGo!: () => void;
+    const held = new Promise<void>((go) => (letGo = go));
+    let locked!: (pid: number) => void;
+    const blockerPid = new Promise<number>((ok) => (locked = ok));
+    const blocker = psql.begin(async (tx) => {
+      await tx.unsafe(`LOCK TABLE deliveries IN ROW EXCLUSIVE MODE`);
+      const [{ pid }] = (await tx.unsafe(`SELECT pg_backend_pid() AS pid`)) as { pid: number }[];
+      locked(pid);
+      await held;
+    });
+    const pid = await blockerPid;
+    const slow: SlowStep[] = [];
+    const waits: LockWait[] = [];
+    const migrating = migratePostgres(client(url), embeddedMigrations, { reportEveryMs: 300, onSlowStep: (r) => slow.push(r) });
+    await waitFor("a step told slow", () => slow.length > 0, 30_000);
+    const waiting = migratePostgres(client(url), embeddedMigrations, { reportEveryMs: 300, pollMs: 20, onWait: (w) => waits.push(w) });
+    await waitFor("two slow reports and two waits told", () => slow.length >= 3 && waits.length >= 2, 30_000);
+    letGo();
+    await blocker;
+    await Promise.all([migrating, waiting]);
+
+    const report = slow.at(-1)!;
+    expect(report.step).toMatchObject({ op: "create", name: "deliveries_ready_kb_build" });
+    expect(report.migration).toStartWith("0013_");
+    expect(report.runningMs).toBeGreaterThan(slow[0]!.runningMs);
+    expect(report.blockers).toEqual([
+      expect.objectContaining({ pid, application: "psql", user: "kontobro", state: "idle in transaction" }),
+    ]);
+    expect(report.blockers[0]!.transactionMs).toBeGreaterThan(report.runningMs - 100);
+    const { msg } = describeSlowStep(report);
+    expect(msg).toContain(`building an index (CONCURRENTLY) deliveries_ready_kb_build (migration ${report.migration})`);
+    expect(msg).toContain(`pid ${pid} (application_name psql, role kontobro, idle in transaction, its transaction open`);
+    expect(msg).toContain("pg_terminate_backend");
+    // The waiting one: told at once, then again while the other still held the lock, with what the other was doing.
+    expect(waits[0]!.waitedMs).toBeLessThan(300);
+    expect(waits[1]!.waitedMs).toBeGreaterThanOrEqual(300);
+    expect(waits[1]!.holder?.query).toContain("INDEX CONCURRENTLY");
+    const after = await indexesOf(url);
+    expect(after.indexes).toEqual(freshIndexes);
+    expect(after.steps).toBe(0);
+  }, 120_000);
 
   test("a unique index whose build fails: the error names the index, its migration and the duplicate, and the next start builds it", async () => {
     const url = await server.createDatabase("duplicates");

@@ -5,6 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { ConfigError, type AgentConfig } from "../config.ts";
 import { describeIndexStep } from "../db/pg/index-steps.ts";
+import { describeLockWait, describeSlowStep } from "../db/pg/migrate-report.ts";
 import type { PostgresStorage } from "../db/pg/open.ts";
 import { RestoreWatch } from "../db/pg/restore-watch.ts";
 import { Worker, workerTimingProblem } from "../db/pg/workers.ts";
@@ -46,10 +47,21 @@ export async function startHostedWorker(config: AgentConfig, log: Logger): Promi
     },
     // An upgrade on a large database may build indexes for minutes (CONCURRENTLY: the workers already running go on).
     migrate: {
-      onWait: () => log.info("another worker is migrating the database; this one starts when it is done"),
+      onWait: (wait) => {
+        // The first time as info; still waiting a minute later (and every minute), as a warning.
+        const { msg, fields } = describeLockWait(wait);
+        if (wait.waitedMs < 1_000) log.info(msg, fields);
+        else log.warn(msg, fields);
+      },
       onStep: (step) => {
         const { msg, index } = describeIndexStep(step);
         log.info(msg, { index });
+      },
+      // Every minute while a step runs: a concurrent build waits for transactions open on its table (a psql session
+      // left in one waits forever), and the new workers listen only once the steps are done.
+      onSlowStep: (report) => {
+        const { msg, fields } = describeSlowStep(report);
+        log.warn(msg, fields);
       },
     },
   });

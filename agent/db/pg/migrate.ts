@@ -20,6 +20,7 @@ import {
   quoteIdent,
   stepAfterLater,
 } from "./index-steps.ts";
+import type { LockWait, Session, SlowStep } from "./migrate-report.ts";
 
 export interface EmbeddedMigration {
   tag: string;
@@ -46,21 +47,34 @@ export interface MigrateOptions {
   pollMs?: number;
   /** Told each index step as it starts (tests, logs). */
   onStep?: (step: IndexStep) => void;
-  /** Told once when another process holds the migration lock (it may be building an index: minutes on a large table). */
-  onWait?: () => void;
+  /**
+   * Told when another process holds the migration lock (it may be building an index: minutes on a large table), then
+   * again every reportEveryMs while it still does.
+   */
+  onWait?: (wait: LockWait) => void;
+  /** Told every reportEveryMs while an index step runs: how long it has run and what it waits on. */
+  onSlowStep?: (report: SlowStep) => void;
+  /** How often onWait and onSlowStep are told (ms, default 60,000). */
+  reportEveryMs?: number;
 }
 
 const STEPS_TABLE = "drizzle.kontobro_index_steps";
 
 export async function migratePostgres(client: SQL, migrations: EmbeddedMigration[], options: MigrateOptions = {}): Promise<void> {
   const conn = await client.reserve();
-  let told = false;
+  const everyMs = options.reportEveryMs ?? 60_000;
   const take = async (key: number) => {
+    let since: number | null = null;
+    let toldAt = 0;
     for (;;) {
       const [got] = (await conn`SELECT pg_try_advisory_lock(${key}) AS got`) as { got: boolean }[];
       if (got!.got) return;
-      if (!told) options.onWait?.();
-      told = true;
+      const now = performance.now();
+      since ??= now;
+      if (options.onWait && (toldAt === 0 || now - toldAt >= everyMs)) {
+        toldAt = now;
+        options.onWait({ waitedMs: now - since, holder: await lockHolder(conn, key).catch(() => null) });
+      }
       await Bun.sleep(options.pollMs ?? 250);
     }
   };
@@ -85,7 +99,8 @@ export async function migratePostgres(client: SQL, migrations: EmbeddedMigration
           `CREATE TABLE IF NOT EXISTS ${STEPS_TABLE} (seq SERIAL PRIMARY KEY, migration text NOT NULL, step jsonb NOT NULL)`,
         );
       });
-      const steps = { conn, migrations, options, locked };
+      const [{ pid }] = (await conn`SELECT pg_backend_pid() AS pid`) as { pid: number }[];
+      const steps = { client, conn, pid, migrations, options, locked, everyMs };
       // Steps an interrupted start left.
       await runSteps(steps);
       for (;;) {
@@ -152,10 +167,14 @@ async function lastApplied(conn: SQL): Promise<number | null> {
 }
 
 interface StepRun {
+  client: SQL;
   conn: SQL;
+  /** conn's server process. */
+  pid: number;
   migrations: EmbeddedMigration[];
   options: MigrateOptions;
   locked: <T>(fn: () => Promise<T>) => Promise<T>;
+  everyMs: number;
 }
 
 /**
@@ -192,7 +211,7 @@ async function runSteps(run: StepRun): Promise<void> {
       if (!step) return;
       options.onStep?.(step);
       try {
-        await runStep(conn, step);
+        await watched(run, step, next.migration, runStep(conn, step));
       } catch (e) {
         throw new IndexStepError(step, next.migration, e);
       }
@@ -200,6 +219,55 @@ async function runSteps(run: StepRun): Promise<void> {
     await (stored.op === "create" ? once() : run.locked(once));
     await conn.unsafe(`DELETE FROM ${STEPS_TABLE} WHERE seq = $1`, [next.seq]);
   }
+}
+
+/** `running` (a step on run.conn), with onSlowStep told every everyMs until it ends, from another connection. */
+async function watched(run: StepRun, step: IndexStep, migration: string, running: Promise<void>): Promise<void> {
+  const report = run.options.onSlowStep;
+  if (!report) return running;
+  const started = performance.now();
+  let asking = false;
+  const timer = setInterval(() => {
+    if (asking) return;
+    asking = true;
+    stepState(run.client, run.pid)
+      .then((state) => report({ step, migration, runningMs: performance.now() - started, ...state }))
+      .catch(() => {})
+      .finally(() => (asking = false));
+  }, run.everyMs);
+  try {
+    await running;
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+const SESSION = `json_build_object('pid', a.pid, 'application', a.application_name, 'user', a.usename::text, 'state', a.state,
+  'transactionMs', (extract(epoch FROM now() - a.xact_start) * 1000)::bigint,
+  'query', CASE WHEN a.query IS NULL THEN NULL ELSE left(regexp_replace(a.query, '\\s+', ' ', 'g'), 120) END)`;
+
+const sessions = (v: unknown): Session[] => (typeof v === "string" ? JSON.parse(v) : ((v as Session[] | null) ?? []));
+
+/** What the step's session `pid` waits on and whom for. */
+async function stepState(client: SQL, pid: number): Promise<Pick<SlowStep, "waitEvent" | "phase" | "blockers">> {
+  const [row] = (await client.unsafe(
+    `SELECT (SELECT a.wait_event_type || ': ' || a.wait_event FROM pg_stat_activity a WHERE a.pid = $1) AS "waitEvent",
+            (SELECT p.phase FROM pg_stat_progress_create_index p WHERE p.pid = $1) AS phase,
+            (SELECT coalesce(json_agg(${SESSION} ORDER BY a.pid), '[]') FROM pg_stat_activity a
+              WHERE a.pid = ANY(pg_blocking_pids($1))) AS blockers`,
+    [pid],
+  )) as { waitEvent: string | null; phase: string | null; blockers: unknown }[];
+  return { waitEvent: row!.waitEvent, phase: row!.phase, blockers: sessions(row!.blockers) };
+}
+
+/** The session holding advisory lock `key` (a bigint under 2^32: classid 0, objid the key), when visible. */
+async function lockHolder(conn: SQL, key: number): Promise<Session | null> {
+  const [row] = (await conn.unsafe(
+    `SELECT coalesce(json_agg(${SESSION}), '[]') AS holders FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+      WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid = $1 AND l.objsubid = 1`,
+    [key],
+  )) as { holders: unknown }[];
+  return sessions(row!.holders)[0] ?? null;
 }
 
 /**

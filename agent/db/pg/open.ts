@@ -57,8 +57,11 @@ export interface OpenPostgresOptions {
   connection?: Record<string, string | number | boolean>;
   /** The migrations to apply; the embedded ones unless a test gives others. */
   migrations?: EmbeddedMigration[];
-  /** Told when another process is migrating and of each index built or dropped CONCURRENTLY (the worker logs them). */
-  migrate?: Pick<MigrateOptions, "onWait" | "onStep">;
+  /**
+   * Told when another process is migrating (and every minute while it still is), of each index built or dropped
+   * CONCURRENTLY, and every minute while one runs, with what it waits on (the worker logs them).
+   */
+  migrate?: Pick<MigrateOptions, "onWait" | "onStep" | "onSlowStep" | "reportEveryMs">;
 }
 
 const FACTS = `SELECT current_setting('server_version_num')::integer AS "versionNum", current_setting('server_version') AS version,

@@ -1,0 +1,115 @@
+// What a PostgreSQL migration says while it takes long (agent/db/pg/migrate.ts gathers the facts, the worker logs them
+// and `kontobro storage check` prints them): an index step that has run for a while and what it waits on, and a process
+// waiting for another's migration. A CONCURRENTLY build waits for every transaction open on its table when it starts
+// (an operator's psql left in a transaction waits forever): without this, the migrating worker said nothing after its
+// step's first line and the new workers never became ready. Pure.
+import { describeIndexStep, type IndexStep } from "./index-steps.ts";
+
+/** Another server session, as pg_stat_activity shows it to the role kontobro connects as. */
+export interface Session {
+  pid: number;
+  /** application_name ('' when none). */
+  application: string;
+  user: string | null;
+  /** 'idle in transaction', 'active', …; null when the role may not see it (another role's session). */
+  state: string | null;
+  /** How long its transaction has been open (ms), or null (none, or not visible). */
+  transactionMs: number | null;
+  /** Its last statement, shortened; null when not visible. */
+  query: string | null;
+}
+
+/** An index step still running after a while. */
+export interface SlowStep {
+  step: IndexStep;
+  migration: string;
+  runningMs: number;
+  /** What the step's session waits on (pg_stat_activity's wait_event_type: wait_event), or null. */
+  waitEvent: string | null;
+  /** pg_stat_progress_create_index's phase of a build, or null. */
+  phase: string | null;
+  /** The sessions it waits for (pg_blocking_pids). */
+  blockers: Session[];
+}
+
+/** A process waiting for another's migration (the lock it polls is held). */
+export interface LockWait {
+  waitedMs: number;
+  /** The session holding the lock, when visible. */
+  holder: Session | null;
+}
+
+export interface Report {
+  msg: string;
+  fields: Record<string, unknown>;
+}
+
+/** "45 s", "3 min", "2 h 5 min". */
+export function duration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s} s`;
+  const min = Math.floor(s / 60);
+  if (min < 60) return `${min} min`;
+  return `${Math.floor(min / 60)} h ${min % 60} min`;
+}
+
+/** A session in a few words: "pid 4242 (psql, idle in transaction, its transaction open 5 min)". */
+export function describeSession(s: Session): string {
+  const parts = [s.application ? `application_name ${s.application}` : "no application_name"];
+  if (s.user) parts.push(`role ${s.user}`);
+  parts.push(s.state ?? "state not visible to this role");
+  if (s.transactionMs !== null) parts.push(`its transaction open ${duration(s.transactionMs)}`);
+  return `pid ${s.pid} (${parts.join(", ")})`;
+}
+
+const sessionFields = (s: Session) => ({
+  pid: s.pid,
+  application: s.application,
+  user: s.user,
+  state: s.state,
+  transactionS: s.transactionMs === null ? null : Math.round(s.transactionMs / 1000),
+  query: s.query,
+});
+
+/** The warn line repeated while an index step runs. */
+export function describeSlowStep(r: SlowStep): Report {
+  const { msg, index } = describeIndexStep(r.step);
+  const fields = {
+    index,
+    migration: r.migration,
+    runningS: Math.round(r.runningMs / 1000),
+    waitEvent: r.waitEvent,
+    phase: r.phase,
+    blockers: r.blockers.map(sessionFields),
+  };
+  const what = `an index step has run for ${duration(r.runningMs)}: ${msg} ${index} (migration ${r.migration})`;
+  const serving = "the workers already running serve meanwhile; new ones start when the steps are done";
+  if (r.blockers.length > 0) {
+    const hidden = r.blockers.some((b) => b.state === null);
+    return {
+      msg:
+        `${what}, waiting for ${r.blockers.map(describeSession).join("; ")}. A concurrent build waits for every transaction ` +
+        `open on its table when it starts: end ${r.blockers.length === 1 ? "that one" : "those"} (COMMIT or ROLLBACK in its ` +
+        `session, or SELECT pg_terminate_backend(pid)); ${serving}` +
+        (hidden ? ". A role granted pg_read_all_stats sees what another role's session is doing" : ""),
+      fields,
+    };
+  }
+  const doing = r.phase ? `, ${r.phase}` : r.waitEvent ? `, waiting on ${r.waitEvent}` : "";
+  return {
+    msg: `${what}${doing}; no other session holds it up: a build reads the whole table, minutes on a large one; ${serving}`,
+    fields,
+  };
+}
+
+/** The line told when a process starts waiting for another's migration, and again while it waits. */
+export function describeLockWait(w: LockWait): Report {
+  const since = w.waitedMs > 0 ? ` (waiting for ${duration(w.waitedMs)})` : "";
+  const who = w.holder ? `: ${describeSession(w.holder)}${w.holder.query ? `, running ${w.holder.query}` : ""}` : "";
+  return {
+    msg:
+      `another kontobro process is migrating the database${since}${who}; this one starts when it is done. ` +
+      "The migrating process says every minute what an index step waits on",
+    fields: { waitedS: Math.round(w.waitedMs / 1000), holder: w.holder ? sessionFields(w.holder) : null },
+  };
+}
