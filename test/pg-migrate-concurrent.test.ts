@@ -75,6 +75,32 @@ async function oldDatabase(name: string): Promise<string> {
   return url;
 }
 
+/**
+ * A transaction of `sql` that ran `statement` on deliveries and stays open until `release()`: a concurrent build waits for
+ * it, as for a long one. Resolves once the statement has run, with the session's pid.
+ */
+async function holdOpen(sql: SQL, statement: string): Promise<{ pid: number; release: () => Promise<void> }> {
+  let letGo!: () => void;
+  const held = new Promise<void>((go) => (letGo = go));
+  let holding!: (pid: number) => void;
+  const pid = new Promise<number>((ok) => (holding = ok));
+  const open = sql.begin(async (tx) => {
+    await tx.unsafe(statement);
+    const [row] = (await tx.unsafe(`SELECT pg_backend_pid() AS pid`)) as { pid: number }[];
+    holding(row!.pid);
+    await held;
+  });
+  const first = await Promise.race([pid, open.then(() => null)]);
+  if (first === null) throw new Error(`the transaction ended before it held: ${statement}`);
+  return {
+    pid: first,
+    release: async () => {
+      letGo();
+      await open;
+    },
+  };
+}
+
 const stepNames = (steps: IndexStep[]) => steps.map((s) => (s.op === "rename" ? `rename ${s.from}` : `${s.op} ${s.name}`));
 
 describe.skipIf(!!unavailable)("PostgreSQL upgrades build indexes on tables with rows CONCURRENTLY", () => {
@@ -128,16 +154,7 @@ describe.skipIf(!!unavailable)("PostgreSQL upgrades build indexes on tables with
       });
       try {
         // A transaction that wrote to deliveries and stays open: a concurrent build waits for it, as for a long one.
-        let letGo!: () => void;
-        const held = new Promise<void>((go) => (letGo = go));
-        let wrote!: () => void;
-        const written = new Promise<void>((ok) => (wrote = ok));
-        const blocker = admin.begin(async (tx) => {
-          await tx.unsafe(`UPDATE deliveries SET note = note WHERE id = 1`);
-          wrote();
-          await held;
-        });
-        await written;
+        const blocker = await holdOpen(admin, `UPDATE deliveries SET note = note WHERE id = 1`);
         const building = () =>
           admin.unsafe(
             `SELECT pid FROM pg_stat_activity WHERE query LIKE 'CREATE%INDEX CONCURRENTLY%' AND datname = 'interrupted'`,
@@ -160,8 +177,7 @@ describe.skipIf(!!unavailable)("PostgreSQL upgrades build indexes on tables with
         );
         await ended;
         expect(failed).not.toBeNull();
-        letGo();
-        await blocker;
+        await blocker.release();
         const broken = await indexesOf(url);
         expect(broken.invalid).toEqual(["deliveries_ready_kb_build"]);
         expect(broken.steps).toBeGreaterThan(0);
@@ -214,16 +230,7 @@ describe.skipIf(!!unavailable)("PostgreSQL upgrades build indexes on tables with
     const url = await oldDatabase("older");
     const admin = client(adminUrl(url), 2);
     // A transaction open on deliveries holds the first build back, so the older worker comes while it waits.
-    let letGo!: () => void;
-    const held = new Promise<void>((go) => (letGo = go));
-    let wrote!: () => void;
-    const written = new Promise<void>((ok) => (wrote = ok));
-    const blocker = admin.begin(async (tx) => {
-      await tx.unsafe(`UPDATE deliveries SET note = note WHERE id = 1`);
-      wrote();
-      await held;
-    });
-    await written;
+    const blocker = await holdOpen(admin, `UPDATE deliveries SET note = note WHERE id = 1`);
     let failed: unknown = null;
     const upgrade = migratePostgres(client(url), embeddedMigrations).catch((e) => (failed = e));
     await waitFor(
@@ -246,8 +253,7 @@ describe.skipIf(!!unavailable)("PostgreSQL upgrades build indexes on tables with
     })().catch((e) => (olderFailed = e));
     // Longer than deadlock_timeout (1 s) before the build goes on and waits for older snapshots.
     await Bun.sleep(1_500);
-    letGo();
-    await blocker;
+    await blocker.release();
     await Promise.all([upgrade, olderStart]);
     expect(String(olderFailed ?? "")).toBe("");
     expect(String(failed ?? "")).toBe("");
@@ -312,25 +318,15 @@ describe.skipIf(!!unavailable)("PostgreSQL upgrades build indexes on tables with
     // An operator's psql left in a transaction on deliveries (as the role kontobro connects as, so its state is visible).
     const psql = new SQL({ url, max: 1, connection: { application_name: "psql" } });
     clients.push(psql);
-    let letGo!: () => void;
-    const held = new Promise<void>((go) => (letGo = go));
-    let locked!: (pid: number) => void;
-    const blockerPid = new Promise<number>((ok) => (locked = ok));
-    const blocker = psql.begin(async (tx) => {
-      await tx.unsafe(`LOCK TABLE deliveries IN ROW EXCLUSIVE MODE`);
-      const [{ pid }] = (await tx.unsafe(`SELECT pg_backend_pid() AS pid`)) as { pid: number }[];
-      locked(pid);
-      await held;
-    });
-    const pid = await blockerPid;
+    const blocker = await holdOpen(psql, `LOCK TABLE deliveries IN ROW EXCLUSIVE MODE`);
+    const pid = blocker.pid;
     const slow: SlowStep[] = [];
     const waits: LockWait[] = [];
     const migrating = migratePostgres(client(url), embeddedMigrations, { reportEveryMs: 300, onSlowStep: (r) => slow.push(r) });
     await waitFor("a step told slow", () => slow.length > 0, 30_000);
     const waiting = migratePostgres(client(url), embeddedMigrations, { reportEveryMs: 300, pollMs: 20, onWait: (w) => waits.push(w) });
     await waitFor("two slow reports and two waits told", () => slow.length >= 3 && waits.length >= 2, 30_000);
-    letGo();
-    await blocker;
+    await blocker.release();
     await Promise.all([migrating, waiting]);
 
     const report = slow.at(-1)!;
