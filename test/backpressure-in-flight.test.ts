@@ -17,6 +17,21 @@ import { TargetStateStore } from "../agent/target-state.ts";
 import { customerEvent, tempDir, waitFor } from "./helpers.ts";
 import { sqliteRunner } from "../agent/db/pg/runner.ts";
 
+/** A loopback target answering with `answer`, and every request it saw as "METHOD /path", in order. */
+function recordingTarget(answer: (req: Request, path: string) => Response | Promise<Response>) {
+  const seen: string[] = [];
+  const server = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    fetch(req) {
+      const path = new URL(req.url).pathname;
+      seen.push(`${req.method} ${path}`);
+      return answer(req, path);
+    },
+  });
+  return { server, seen, url: `http://127.0.0.1:${server.port}` };
+}
+
 /**
  * The target: customer 1's lookup is answered 429 (Retry-After 600) at once, its body sent whole or held
  * until `releaseBody`; customer 2's lookup waits for `answerLookup` and then finds nothing. Creates book.
@@ -26,53 +41,52 @@ function startTarget(body: "whole" | "held") {
   let answerLookup = () => {};
   const bodyReleased = new Promise<void>((r) => (releaseBody = r));
   const lookupAnswered = new Promise<void>((r) => (answerLookup = r));
-  const seen: string[] = [];
-  const server = Bun.serve({
-    port: 0,
-    hostname: "127.0.0.1",
-    async fetch(req) {
-      const path = new URL(req.url).pathname;
-      seen.push(`${req.method} ${path}`);
-      if (path === "/customers/lookup/1") {
-        const headers = { "content-type": "application/json", "retry-after": "600" };
-        const message = JSON.stringify({ message: "Too many requests, slow down" });
-        if (body === "whole") return new Response(message, { status: 429, headers });
-        const stream = new ReadableStream({
-          async start(controller) {
-            controller.enqueue(new TextEncoder().encode(message.slice(0, 10)));
-            await bodyReleased;
-            controller.enqueue(new TextEncoder().encode(message.slice(10)));
-            controller.close();
-          },
-        });
-        return new Response(stream, { status: 429, headers });
-      }
-      if (path === "/customers/lookup/2") {
-        await lookupAnswered;
-        return Response.json([]);
-      }
-      await req.text();
-      return Response.json({ id: seen.length }, { status: 201 });
-    },
+  const { server, seen } = recordingTarget(async (req, path) => {
+    if (path === "/customers/lookup/1") {
+      const headers = { "content-type": "application/json", "retry-after": "600" };
+      const message = JSON.stringify({ message: "Too many requests, slow down" });
+      if (body === "whole") return new Response(message, { status: 429, headers });
+      const stream = new ReadableStream({
+        async start(controller) {
+          controller.enqueue(new TextEncoder().encode(message.slice(0, 10)));
+          await bodyReleased;
+          controller.enqueue(new TextEncoder().encode(message.slice(10)));
+          controller.close();
+        },
+      });
+      return new Response(stream, { status: 429, headers });
+    }
+    if (path === "/customers/lookup/2") {
+      await lookupAnswered;
+      return Response.json([]);
+    }
+    await req.text();
+    return Response.json({ id: seen.length }, { status: 201 });
   });
   return { server, seen, releaseBody, answerLookup };
 }
 
-/** A push that looks the customer up, then creates it: two requests through the target's one client. */
-function lookupThenCreate(url: string, http: HttpClient): Connector {
+/** Target "t"'s connector for customers, pushing with `push` (and `extra`'s members). */
+function customerConnector(push: Connector["push"], extra: Partial<Connector> = {}): Connector {
   return {
     name: "t",
     kind: "test",
     supports: (e) => e === "customer",
     check: async () => [],
     validate: () => [],
-    async push(_entity, payload) {
-      await http.request("GET", `${url}/customers/lookup/${payload.number}`);
-      const res = await http.request("POST", `${url}/customers`, { json: payload });
-      return { remoteId: String(res.body.id) };
-    },
+    push,
     find: async () => null,
+    ...extra,
   };
+}
+
+/** A push that looks the customer up, then creates it: two requests through the target's one client. */
+function lookupThenCreate(url: string, http: HttpClient): Connector {
+  return customerConnector(async (_entity, payload) => {
+    await http.request("GET", `${url}/customers/lookup/${payload.number}`);
+    const res = await http.request("POST", `${url}/customers`, { json: payload });
+    return { remoteId: String(res.body.id) };
+  });
 }
 
 /** The target's one HTTP client, as a connector holds it. */
@@ -161,33 +175,19 @@ describe("a 429 with Retry-After stops the pushes already under way", () => {
 
 describe("a 429 read outside any push", () => {
   test("pauses the target for every worker: the round stores the connector's pause (e-conomic's late draft removal)", async () => {
-    const seen: string[] = [];
-    const server = Bun.serve({
-      port: 0,
-      hostname: "127.0.0.1",
-      async fetch(req) {
-        const path = new URL(req.url).pathname;
-        seen.push(`${req.method} ${path}`);
-        if (req.method === "DELETE")
-          return Response.json({ message: "Too many requests" }, { status: 429, headers: { "retry-after": "600" } });
-        return Response.json({ id: 1 }, { status: 201 });
-      },
-    });
-    const url = `http://127.0.0.1:${server.port}`;
+    const { server, seen, url } = recordingTarget((req) =>
+      req.method === "DELETE"
+        ? Response.json({ message: "Too many requests" }, { status: 429, headers: { "retry-after": "600" } })
+        : Response.json({ id: 1 }, { status: 201 }),
+    );
     const http = testClient();
-    const connector: Connector = {
-      name: "t",
-      kind: "test",
-      supports: (e) => e === "customer",
-      check: async () => [],
-      validate: () => [],
-      async push(_entity, payload) {
+    const connector = customerConnector(
+      async (_entity, payload) => {
         const res = await http.request("POST", `${url}/customers`, { json: payload });
         return { remoteId: String(res.body.id) };
       },
-      find: async () => null,
-      pausedForMs: () => http.gate.remainingMs(),
-    };
+      { pausedForMs: () => http.gate.remainingMs() },
+    );
     const { db, outbox, store, dispatcher } = dispatching(connector);
     cleanup = async () => {
       await dispatcher.stop(1000);
