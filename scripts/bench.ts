@@ -162,6 +162,30 @@ async function storePathBatchedPerSecond(seconds = 2): Promise<number> {
 }
 
 /**
+ * The least CPU an event of a batch of 1,000 can take on any design that keeps goal 1's terms, measured in this process:
+ * its share of JSON.parse of the request body, its validation by the event model (parseEvents, zod), and one durable
+ * insert of its canonical payload under a unique event id (the raw batched baseline's cost per row). No HTTP, no
+ * thread handover, no duplicate or record checks, nothing but that one row. With every core busy, no request path can
+ * take in more than cores × 1,000,000 / that many events a second.
+ */
+function bulkIntakeLeastCpu(rawBatched: number, seconds = 2): { parse: number; validate: number; insert: number } {
+  const bodies = Array.from({ length: 20 }, (_, b) => JSON.stringify(Array.from({ length: 1000 }, (_, k) => customer(b * 1000 + k, "f"))));
+  let parsing = 0;
+  let validating = 0;
+  let n = 0;
+  while (parsing + validating < seconds * 1000) {
+    const t0 = performance.now();
+    const body = JSON.parse(bodies[(n / 1000) % bodies.length]!);
+    const t1 = performance.now();
+    if (!parseEvents(body).ok) throw new Error("the bench's own events did not validate");
+    validating += performance.now() - t1;
+    parsing += t1 - t0;
+    n += 1000;
+  }
+  return { parse: (parsing * 1000) / n, validate: (validating * 1000) / n, insert: 1_000_000 / rawBatched };
+}
+
+/**
  * The ceiling of single-event intake on this machine: a bare Bun server in a process of its own that reads each
  * request's JSON and answers 202, nothing stored, driven by the same load generator at concurrency 64.
  */
@@ -475,6 +499,19 @@ async function main() {
       baseline: peer,
       baselineName: "plainjob 0.0.14 queue.addMany, 1,000 jobs per call, synchronous=FULL",
       note: `${(storePath / raw2).toFixed(2)}× the raw batched inserts; the agent through HTTP reached ${(batched / storePath).toFixed(2)}× of it`,
+    });
+    // Where goal 1's limit lies on this machine, whatever the schema: every core busy with the least an event needs.
+    const least = bulkIntakeLeastCpu(raw2);
+    const leastMicros = least.parse + least.validate + least.insert;
+    figures.push({
+      name: "the least CPU a validated, durably stored event needs, on every core: bulk intake's bound on this machine, any design",
+      value: (navigator.hardwareConcurrency * 1_000_000) / leastMicros,
+      unit: "events/s",
+      baseline: peer,
+      baselineName: "plainjob 0.0.14 queue.addMany, 1,000 jobs per call, synchronous=FULL",
+      note:
+        `per event: JSON.parse ${least.parse.toFixed(2)} µs + validation ${least.validate.toFixed(2)} µs + one raw insert ${least.insert.toFixed(2)} µs ` +
+        `= ${leastMicros.toFixed(2)} µs, on ${navigator.hardwareConcurrency} cores; no HTTP, handover or checks`,
     });
   }
 
