@@ -50,7 +50,10 @@ export type Storage = SqliteStorage | PostgresStorage;
 export async function openStorage(config: StorageConfig, options: OpenPostgresOptions = {}): Promise<Storage> {
   const choice = storageOf(config);
   // PostgreSQL's modules (its client, drizzle's pg-core, the mirrored schema) load only when it is the storage.
-  if (choice.engine === "postgres") return (await import("./db/pg/open.ts")).openPostgres(choice.url, options);
+  if (choice.engine === "postgres") {
+    const migrate = { lockTimeoutMs: config.storage.migration_lock_timeout_ms, ...options.migrate };
+    return (await import("./db/pg/open.ts")).openPostgres(choice.url, { ...options, migrate });
+  }
   const db = openDatabase(choice.path, { busyTimeoutMs: config.agent.busy_timeout_ms });
   const c = db.$client;
   const report = {

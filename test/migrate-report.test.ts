@@ -1,7 +1,8 @@
 // agent/db/pg/migrate-report.ts: what a worker logs while an upgrade's index step runs long or it waits for another's
 // migration (pure; test/pg-migrate-concurrent.test.ts gathers the facts on a real server).
 import { describe, expect, test } from "bun:test";
-import { describeLockWait, describeSlowStep, duration, type Session } from "../agent/db/pg/migrate-report.ts";
+import { retryPause } from "../agent/db/pg/migrate.ts";
+import { describeLockTimeout, describeLockWait, describeSlowStep, duration, type Session } from "../agent/db/pg/migrate-report.ts";
 
 const psql: Session = {
   pid: 4242,
@@ -69,5 +70,39 @@ describe("reports of a long migration", () => {
     expect(again.msg).toContain("(waiting for 2 min): pid 4242 (application_name kontobro-worker, role kontobro, active");
     expect(again.msg).toContain("running CREATE INDEX CONCURRENTLY …");
     expect(again.fields).toMatchObject({ waitedS: 120, holder: { pid: 4242 } });
+  });
+
+  test("a migration that gave up waiting for a lock names the lock and its holders, says nothing was applied and when it is tried again", () => {
+    const r = describeLockTimeout({
+      what: "migration 0016_x",
+      attempts: 2,
+      lockTimeoutMs: 3_000,
+      waitingMs: 9_000,
+      retryInMs: 2_000,
+      lock: { relation: "deliveries", mode: "AccessExclusiveLock", locktype: "relation" },
+      blockers: [psql],
+    });
+    expect(r.msg).toStartWith(
+      "migration 0016_x could not take AccessExclusiveLock on deliveries within 3000 ms ([storage] migration_lock_timeout_ms), held by pid 4242 (application_name psql, role ops, idle in transaction, its transaction open 5 min). It was rolled back, nothing of it applied; attempt 3 in 2 s (waiting for 9 s so far).",
+    );
+    expect(r.msg).toContain("COMMIT or ROLLBACK in its session, or SELECT pg_terminate_backend(pid)");
+    expect(r.fields).toMatchObject({ attempts: 2, retryInS: 2, lock: { relation: "deliveries" }, blockers: [{ pid: 4242 }] });
+    // A row's lock, its holder not seen (the wait ended between two looks).
+    const row = describeLockTimeout({
+      what: "migration 0016_x",
+      attempts: 1,
+      lockTimeoutMs: 3_000,
+      waitingMs: 3_000,
+      retryInMs: 1_000,
+      lock: { relation: null, mode: "ShareLock", locktype: "transactionid" },
+      blockers: [],
+    });
+    expect(row.msg).toStartWith("migration 0016_x could not take ShareLock (transactionid: a row another transaction holds) within");
+    expect(row.msg).toContain("look for long ones in pg_stat_activity");
+  });
+
+  test("the pause between attempts doubles up to its ceiling", () => {
+    expect([1, 2, 3, 7, 8, 40].map((n) => retryPause(n))).toEqual([1_000, 2_000, 4_000, 60_000, 60_000, 60_000]);
+    expect([1, 2, 3].map((n) => retryPause(n, { retryPauseMs: 300, maxRetryPauseMs: 600 }))).toEqual([300, 600, 600]);
   });
 });

@@ -2,13 +2,14 @@
 // migration's transaction (agent/db/pg/migrate.ts, index-steps.ts), on a real server (test/pg-server.ts): the upgrade
 // from the schema of migration 0012 (before the deliveries indexes of 0013-0015) gives the indexes a fresh install
 // has; a build interrupted (its backend terminated) leaves an INVALID index that the next start builds again; two
-// starting at once build each index once; and intake is answered while a build is under way.
+// starting at once build each index once; and intake is answered while a build is under way. A migration's ALTER TABLE
+// held up by a long transaction gives up after lock_timeout and is tried again, so intake does not queue behind it.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { SQL } from "bun";
 import { AgentConfig } from "../agent/config.ts";
 import { type EmbeddedMigration, MIGRATION_LOCK, migratePostgres } from "../agent/db/pg/migrate.ts";
 import type { IndexStep } from "../agent/db/pg/index-steps.ts";
-import { describeSlowStep, type LockWait, type SlowStep } from "../agent/db/pg/migrate-report.ts";
+import { describeLockTimeout, describeSlowStep, type LockTimeout, type LockWait, type SlowStep } from "../agent/db/pg/migrate-report.ts";
 import { embeddedMigrations } from "../agent/db/pg/migrations.generated.ts";
 import { StorageError } from "../agent/db/index.ts";
 import { openPostgres } from "../agent/db/pg/open.ts";
@@ -322,7 +323,12 @@ describe.skipIf(!!unavailable)("PostgreSQL upgrades build indexes on tables with
     const pid = blocker.pid;
     const slow: SlowStep[] = [];
     const waits: LockWait[] = [];
-    const migrating = migratePostgres(client(url), embeddedMigrations, { reportEveryMs: 300, onSlowStep: (r) => slow.push(r) });
+    // lock_timeout is the migrations' transactions' alone: the steps, outside them, wait as long as they need to.
+    const migrating = migratePostgres(client(url), embeddedMigrations, {
+      reportEveryMs: 300,
+      onSlowStep: (r) => slow.push(r),
+      lockTimeoutMs: 100,
+    });
     await waitFor("a step told slow", () => slow.length > 0, 30_000);
     const waiting = migratePostgres(client(url), embeddedMigrations, { reportEveryMs: 300, pollMs: 20, onWait: (w) => waits.push(w) });
     await waitFor("two slow reports and two waits told", () => slow.length >= 3 && waits.length >= 2, 30_000);
@@ -387,5 +393,110 @@ describe.skipIf(!!unavailable)("PostgreSQL upgrades build indexes on tables with
     expect(after.steps).toBe(0);
     expect(after.invalid).toEqual([]);
     expect(after.indexes.find((i) => i.indexname === "t_k")?.indexdef).toContain("CREATE UNIQUE INDEX t_k");
+  }, 120_000);
+
+  test("a migration's ALTER TABLE behind a long transaction gives up after lock_timeout, naming it, and is tried again: intake does not queue behind it, and it lands once that transaction ends", async () => {
+    const url = await server.createDatabase("lock_timeout");
+    const addColumn: EmbeddedMigration = {
+      tag: "9001_deliveries_z",
+      when: embeddedMigrations.at(-1)!.when + 1,
+      breakpoints: true,
+      hash: "deliveries_z",
+      sql: `ALTER TABLE "deliveries" ADD COLUMN "z" integer;--> statement-breakpoint\nCREATE TABLE "t" ("id" serial PRIMARY KEY);`,
+    };
+    // A worker of the version before it, taking a tenant's events.
+    const storage = await openPostgres(url, { max: 4 });
+    const admin = client(adminUrl(url), 2);
+    const columns = async () =>
+      (
+        (await admin.unsafe(
+          `SELECT column_name FROM information_schema.columns WHERE table_name = 'deliveries' AND column_name = 'z'`,
+        )) as {
+          column_name: string;
+        }[]
+      ).length;
+    try {
+      await new TenantStore(storage.client).add({ slug: "acme", config: { targets: [target] } }, {});
+      const [tenant] = await new TenantStore(storage.client).list();
+      const worker = await Worker.register(storage.client);
+      const runtime = await startTenantRuntime(tenant!, storage.runner(tenant!.id), {
+        config: AgentConfig.parse({}),
+        workerId: worker.id,
+        epoch: "e1",
+        metrics: new Metrics(),
+        log: silentLogger,
+      });
+      const accepted = async (...numbers: number[]) => {
+        const started = performance.now();
+        const stored = await Promise.race([runtime.intake.submit(customerEvents(...numbers)), Bun.sleep(10_000).then(() => null)]);
+        return { statuses: stored?.map((r) => r.status) ?? "no answer in 10 s", ms: performance.now() - started };
+      };
+      try {
+        expect((await accepted(9000)).statuses).toEqual(["accepted"]);
+        // A report left open by an operator (the ACCESS SHARE lock of its read of deliveries, until it ends), as the role
+        // kontobro connects as.
+        const psql = new SQL({ url, max: 1, connection: { application_name: "psql" } });
+        clients.push(psql);
+        const blocker = await holdOpen(psql, `LOCK TABLE deliveries IN ACCESS SHARE MODE`);
+        const timeouts: LockTimeout[] = [];
+        const LOCK_TIMEOUT = 1_000;
+        let failed: unknown = null;
+        const upgrade = migratePostgres(client(url), [...embeddedMigrations, addColumn], {
+          lockTimeoutMs: LOCK_TIMEOUT,
+          retryPauseMs: 300,
+          maxRetryPauseMs: 600,
+          onLockTimeout: (t) => timeouts.push(t),
+        }).catch((e) => (failed = e));
+        try {
+          await waitFor(
+            "the ALTER TABLE waiting for its lock",
+            async () =>
+              (
+                await admin.unsafe(
+                  `SELECT 1 FROM pg_stat_activity WHERE query LIKE 'ALTER TABLE "deliveries"%' AND wait_event_type = 'Lock' AND datname = 'lock_timeout'`,
+                )
+              ).length === 1,
+            30_000,
+          );
+          // Intake's insert into deliveries queues behind the waiting ALTER TABLE, for lock_timeout at most.
+          const during = await accepted(9001, 9002);
+          expect(during.statuses).toEqual(["accepted", "accepted"]);
+          expect(during.ms).toBeLessThan(LOCK_TIMEOUT + 2_000);
+          await waitFor("two lock timeouts told", () => timeouts.length >= 2, 30_000);
+          // Each attempt was rolled back whole: neither the column nor the migration's table.
+          expect(await columns()).toBe(0);
+          expect(await admin.unsafe(`SELECT 1 FROM pg_class WHERE relname = 't'`)).toHaveLength(0);
+        } finally {
+          await blocker.release();
+        }
+        await upgrade;
+        expect(String(failed ?? "")).toBe("");
+        const first = timeouts[0]!;
+        expect(first).toMatchObject({
+          what: "migration 9001_deliveries_z",
+          attempts: 1,
+          lockTimeoutMs: LOCK_TIMEOUT,
+          retryInMs: 300,
+          lock: { relation: "deliveries", mode: "AccessExclusiveLock", locktype: "relation" },
+        });
+        expect(first.blockers).toEqual([
+          expect.objectContaining({ pid: blocker.pid, application: "psql", user: "kontobro", state: "idle in transaction" }),
+        ]);
+        expect(timeouts[1]).toMatchObject({ attempts: 2, retryInMs: 600 });
+        const { msg } = describeLockTimeout(timeouts[1]!);
+        expect(msg).toContain("migration 9001_deliveries_z could not take AccessExclusiveLock on deliveries within 1000 ms");
+        expect(msg).toContain(`held by pid ${blocker.pid} (application_name psql, role kontobro, idle in transaction`);
+        expect(msg).toContain("nothing of it applied; attempt 3 in 1 s");
+        expect(msg).toContain("pg_terminate_backend");
+        // Landed once the report ended; the worker of the version before goes on taking events.
+        expect(await columns()).toBe(1);
+        expect(await admin.unsafe(`SELECT 1 FROM pg_class WHERE relname = 't'`)).toHaveLength(1);
+        expect((await accepted(9003)).statuses).toEqual(["accepted"]);
+      } finally {
+        await runtime.stop();
+      }
+    } finally {
+      await storage.close();
+    }
   }, 120_000);
 });

@@ -3,7 +3,7 @@
 // `kontobro storage restored`: the operator tells the PostgreSQL workers the database was restored.
 import { StorageError } from "../db/index.ts";
 import { describeIndexStep } from "../db/pg/index-steps.ts";
-import { describeLockWait, describeSlowStep } from "../db/pg/migrate-report.ts";
+import { describeLockTimeout, describeLockWait, describeSlowStep } from "../db/pg/migrate-report.ts";
 import { MIN_SERVER_VERSION } from "../db/pg/tenancy.ts";
 import { RESTORE_LOOKUP_DAYS } from "../restore.ts";
 import { NOT_YET_ON_POSTGRES, openStorage, storageOf, type Storage } from "../storage.ts";
@@ -37,6 +37,7 @@ const check = defineCommand({
         migrate: {
           onWait: (wait) => console.log(`  ${describeLockWait(wait).msg}`),
           onSlowStep: (report) => console.log(`  ${describeSlowStep(report).msg}`),
+          onLockTimeout: (report) => console.log(`  ${describeLockTimeout(report).msg}`),
           onStep: (step) => {
             const { msg, index } = describeIndexStep(step);
             console.log(`  ${msg}: ${index}`);

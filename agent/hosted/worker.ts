@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { ConfigError, type AgentConfig } from "../config.ts";
 import { describeIndexStep } from "../db/pg/index-steps.ts";
-import { describeLockWait, describeSlowStep } from "../db/pg/migrate-report.ts";
+import { describeLockTimeout, describeLockWait, describeSlowStep } from "../db/pg/migrate-report.ts";
 import type { PostgresStorage } from "../db/pg/open.ts";
 import { RestoreWatch } from "../db/pg/restore-watch.ts";
 import { Worker, workerTimingProblem } from "../db/pg/workers.ts";
@@ -61,6 +61,11 @@ export async function startHostedWorker(config: AgentConfig, log: Logger): Promi
       // left in one waits forever), and the new workers listen only once the steps are done.
       onSlowStep: (report) => {
         const { msg, fields } = describeSlowStep(report);
+        log.warn(msg, fields);
+      },
+      // Each time a migration gave up waiting for a lock (a long transaction on its table) and was rolled back.
+      onLockTimeout: (report) => {
+        const { msg, fields } = describeLockTimeout(report);
         log.warn(msg, fields);
       },
     },

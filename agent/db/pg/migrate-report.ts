@@ -113,3 +113,60 @@ export function describeLockWait(w: LockWait): Report {
     fields: { waitedS: Math.round(w.waitedMs / 1000), holder: w.holder ? sessionFields(w.holder) : null },
   };
 }
+
+/** The lock a migration's statement waited for (pg_locks: its relation, or the kind of lock when it has none, e.g. a row's). */
+export interface WaitedLock {
+  /** The table (or index) waited for, or null (a row's or a transaction's lock). */
+  relation: string | null;
+  /** pg_locks' mode: 'AccessExclusiveLock', … */
+  mode: string;
+  /** pg_locks' locktype: 'relation', 'transactionid', … */
+  locktype: string;
+}
+
+/** A migration's transaction that gave up waiting for a lock (lock_timeout) and was rolled back, to be tried again. */
+export interface LockTimeout {
+  /** What was rolled back: "migration 0016_…" (or "forcing row-level security on new tables"). */
+  what: string;
+  /** How many attempts gave up so far. */
+  attempts: number;
+  lockTimeoutMs: number;
+  /** Since its first attempt. */
+  waitingMs: number;
+  /** The pause before the next attempt. */
+  retryInMs: number;
+  /** The lock its statement waited for, as last seen while it waited; null when not seen. */
+  lock: WaitedLock | null;
+  /** The sessions it waited for then (pg_blocking_pids). */
+  blockers: Session[];
+}
+
+/** The warn line told each time a migration gave up waiting for a lock. */
+export function describeLockTimeout(r: LockTimeout): Report {
+  const lock = r.lock
+    ? `${r.lock.mode} ${r.lock.relation ? `on ${r.lock.relation}` : `(${r.lock.locktype}: a row another transaction holds)`}`
+    : "a lock";
+  const held = r.blockers.length > 0 ? `, held by ${r.blockers.map(describeSession).join("; ")}` : "";
+  const hidden = r.blockers.some((b) => b.state === null);
+  const end =
+    r.blockers.length > 0
+      ? `End ${r.blockers.length === 1 ? "that transaction" : "those transactions"} (COMMIT or ROLLBACK in its session, or SELECT pg_terminate_backend(pid)) to let the upgrade go on`
+      : "A transaction open on that table holds it: look for long ones in pg_stat_activity (xact_start)";
+  return {
+    msg:
+      `${r.what} could not take ${lock} within ${r.lockTimeoutMs} ms ([storage] migration_lock_timeout_ms)${held}. ` +
+      `It was rolled back, nothing of it applied; attempt ${r.attempts + 1} in ${duration(r.retryInMs)} ` +
+      `(waiting for ${duration(r.waitingMs)} so far). Meanwhile the running workers go on (each attempt holds up the ` +
+      `table's other statements for that long at most); new workers start when the upgrade is done. ${end}` +
+      (hidden ? ". A role granted pg_read_all_stats sees what another role's session is doing" : ""),
+    fields: {
+      what: r.what,
+      attempts: r.attempts,
+      lockTimeoutMs: r.lockTimeoutMs,
+      waitingS: Math.round(r.waitingMs / 1000),
+      retryInS: Math.round(r.retryInMs / 1000),
+      lock: r.lock,
+      blockers: r.blockers.map(sessionFields),
+    },
+  };
+}

@@ -10,6 +10,13 @@
 // a worker killed during a build leaves its steps there, and the next one to take the lock runs them first (a build
 // interrupted left an INVALID index: it is dropped and built again). A left step on an index that a later migration,
 // applied meanwhile by an older version, built or dropped is not run (index-steps.ts's stepAfterLater).
+//
+// A migration's transaction waits for its locks for lock_timeout at most (lockTimeoutMs): its other DDL (ALTER TABLE
+// … ADD COLUMN) takes an ACCESS EXCLUSIVE lock, and while it waits behind a long transaction (a report, a session left
+// idle in transaction) every other statement on that table queues behind it: unbounded, intake and dispatch stopped,
+// silently, for as long as that transaction lasted. So it gives up after lock_timeout (SQLSTATE 55P03), is rolled back
+// (nothing of it applied) and is tried again after a pause that doubles, each retry told (onLockTimeout) with the lock
+// and the sessions holding it. The index steps run outside that transaction and keep waiting as long as they need to.
 import type { SQL } from "bun";
 import {
   describeIndexStep,
@@ -20,7 +27,7 @@ import {
   quoteIdent,
   stepAfterLater,
 } from "./index-steps.ts";
-import type { LockWait, Session, SlowStep } from "./migrate-report.ts";
+import type { LockTimeout, LockWait, Session, SlowStep, WaitedLock } from "./migrate-report.ts";
 
 export interface EmbeddedMigration {
   tag: string;
@@ -42,6 +49,9 @@ export const MIGRATION_LOCK = 0x6b6f6e74;
  */
 export const STEPS_LOCK = MIGRATION_LOCK + 1;
 
+/** How long a migration's statement waits for a lock before its transaction is rolled back and tried again (ms). */
+export const DEFAULT_MIGRATION_LOCK_TIMEOUT_MS = 3_000;
+
 export interface MigrateOptions {
   /** How often a worker waiting for another's migration asks for the lock again (ms, default 250). */
   pollMs?: number;
@@ -56,6 +66,17 @@ export interface MigrateOptions {
   onSlowStep?: (report: SlowStep) => void;
   /** How often onWait and onSlowStep are told (ms, default 60,000). */
   reportEveryMs?: number;
+  /**
+   * lock_timeout of each migration's transaction (ms, default DEFAULT_MIGRATION_LOCK_TIMEOUT_MS): how long other
+   * statements on a table may queue behind its ALTER TABLE waiting for a long transaction.
+   */
+  lockTimeoutMs?: number;
+  /** The pause after a transaction's first lock timeout (ms, default 1,000); it doubles after each, up to maxRetryPauseMs. */
+  retryPauseMs?: number;
+  /** The longest pause between attempts (ms, default 60,000). */
+  maxRetryPauseMs?: number;
+  /** Told each time a migration's transaction gave up waiting for a lock and was rolled back, before its pause. */
+  onLockTimeout?: (report: LockTimeout) => void;
 }
 
 const STEPS_TABLE = "drizzle.kontobro_index_steps";
@@ -105,32 +126,43 @@ export async function migratePostgres(client: SQL, migrations: EmbeddedMigration
       await runSteps(steps);
       for (;;) {
         // One migration at a time, the last applied read again under the lock (an older version may have migrated
-        // while this one ran steps without it).
-        const applied = await locked(async () => {
-          const last = await lastApplied(conn);
-          const m = migrations.find((m) => !(last !== null && last >= m.when));
-          if (!m) return false;
-          const statements = m.breakpoints ? m.sql.split("--> statement-breakpoint") : [m.sql];
-          const holdingRows = await tablesHoldingRows(conn);
-          const plan = planMigration(statements, (s) => holdingRows(s));
-          await conn.begin(async (tx) => {
-            for (const sql of plan.inTransaction) await tx.unsafe(sql);
-            for (const step of plan.steps)
-              await tx.unsafe(`INSERT INTO ${STEPS_TABLE} (migration, step) VALUES ($1, $2::jsonb)`, [m.tag, JSON.stringify(step)]);
-            await tx.unsafe(`INSERT INTO drizzle.__drizzle_migrations (hash, created_at) VALUES ($1, $2)`, [m.hash, m.when]);
-          });
-          return true;
-        });
+        // while this one ran steps without it); MIGRATION_LOCK is let go during the pause after a lock timeout.
+        const applied = await boundedLockWait(steps, (tagged) =>
+          locked(async () => {
+            const last = await lastApplied(conn);
+            const m = migrations.find((m) => !(last !== null && last >= m.when));
+            if (!m) return false;
+            tagged(`migration ${m.tag}`);
+            const statements = m.breakpoints ? m.sql.split("--> statement-breakpoint") : [m.sql];
+            const holdingRows = await tablesHoldingRows(conn);
+            const plan = planMigration(statements, (s) => holdingRows(s));
+            await conn.begin(async (tx) => {
+              await boundLocks(tx, options);
+              for (const sql of plan.inTransaction) await tx.unsafe(sql);
+              for (const step of plan.steps)
+                await tx.unsafe(`INSERT INTO ${STEPS_TABLE} (migration, step) VALUES ($1, $2::jsonb)`, [m.tag, JSON.stringify(step)]);
+              await tx.unsafe(`INSERT INTO drizzle.__drizzle_migrations (hash, created_at) VALUES ($1, $2)`, [m.hash, m.when]);
+            });
+            return true;
+          }),
+        );
         if (!applied) break;
         await runSteps(steps);
       }
-      // The tables' owner (the role kontobro connects as) is held to row-level security too.
-      await locked(async () => {
-        const unforced = await conn`
-          SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-           WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.relrowsecurity AND NOT c.relforcerowsecurity`;
-        for (const { name } of unforced as { name: string }[]) await conn.unsafe(`ALTER TABLE "${name}" FORCE ROW LEVEL SECURITY`);
-      });
+      // The tables' owner (the role kontobro connects as) is held to row-level security too (an ACCESS EXCLUSIVE lock
+      // on each table not yet forced: bounded as a migration's).
+      await boundedLockWait(steps, (tagged) =>
+        locked(async () => {
+          tagged("forcing row-level security on new tables");
+          await conn.begin(async (tx) => {
+            await boundLocks(tx, options);
+            const unforced = await tx.unsafe(`
+              SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.relrowsecurity AND NOT c.relforcerowsecurity`);
+            for (const { name } of unforced as { name: string }[]) await tx.unsafe(`ALTER TABLE "${name}" FORCE ROW LEVEL SECURITY`);
+          });
+        }),
+      );
     } finally {
       await conn`SELECT pg_advisory_unlock(${STEPS_LOCK})`;
     }
@@ -156,6 +188,89 @@ async function tablesHoldingRows(conn: SQL): Promise<(s: IndexStatement) => bool
   )) as { of: Record<string, string> | string }[];
   const tableOf: Record<string, string> = typeof idx!.of === "string" ? JSON.parse(idx!.of) : idx!.of;
   return (s) => tables.has(s.kind === "create" ? s.table : (tableOf[s.name] ?? ""));
+}
+
+const lockTimeoutOf = (o: MigrateOptions) => Math.max(1, Math.round(o.lockTimeoutMs ?? DEFAULT_MIGRATION_LOCK_TIMEOUT_MS));
+
+/** Sets lock_timeout for the rest of transaction `tx` (SET LOCAL: the index steps, outside it, are not bounded). */
+async function boundLocks(tx: SQL, o: MigrateOptions): Promise<void> {
+  await tx.unsafe(`SELECT set_config('lock_timeout', $1, true)`, [`${lockTimeoutOf(o)}ms`]);
+}
+
+/** The pause after the `failed`th lock timeout in a row: retryPauseMs, doubled each time, at most maxRetryPauseMs. Pure. */
+export function retryPause(failed: number, o: Pick<MigrateOptions, "retryPauseMs" | "maxRetryPauseMs"> = {}): number {
+  const first = o.retryPauseMs ?? 1_000;
+  return Math.min(o.maxRetryPauseMs ?? 60_000, first * 2 ** Math.min(failed - 1, 30));
+}
+
+/** The SQLSTATE of a server error (Bun's SQL: errno), or undefined. */
+function sqlState(e: unknown): string | undefined {
+  let err = e as { errno?: unknown; cause?: unknown } | undefined;
+  while (err && typeof err.errno !== "string" && err.cause && typeof err.cause === "object") err = err.cause as typeof err;
+  return typeof err?.errno === "string" ? err.errno : undefined;
+}
+
+/**
+ * Runs `attempt` (a transaction on run.conn under lock_timeout, which names what it runs through `tagged`) until it
+ * does not give up waiting for a lock (55P03, lock_not_available): after each, onLockTimeout is told the lock and the
+ * sessions holding it (watched from another connection while it ran) and it is tried again after retryPause.
+ */
+async function boundedLockWait<T>(run: StepRun, attempt: (tagged: (what: string) => void) => Promise<T>): Promise<T> {
+  const { options } = run;
+  const timeoutMs = lockTimeoutOf(options);
+  const started = performance.now();
+  for (let failed = 0; ; ) {
+    let what = "a migration";
+    const seen: { last: { lock: WaitedLock; blockers: Session[] } | null } = { last: null };
+    let asking = false;
+    // A lock wait is seen while it lasts: after the timeout the statement no longer waits and pg_blocking_pids is empty.
+    const timer = setInterval(
+      () => {
+        if (asking || !options.onLockTimeout) return;
+        asking = true;
+        lockWaitOf(run.client, run.pid)
+          .then((w) => {
+            if (w) seen.last = w;
+          })
+          .catch(() => {})
+          .finally(() => (asking = false));
+      },
+      Math.min(1_000, Math.max(20, timeoutMs / 3)),
+    );
+    try {
+      return await attempt((w) => (what = w));
+    } catch (e) {
+      if (sqlState(e) !== "55P03") throw e;
+    } finally {
+      clearInterval(timer);
+    }
+    failed++;
+    const pause = retryPause(failed, options);
+    const waited = seen.last;
+    options.onLockTimeout?.({
+      what,
+      attempts: failed,
+      lockTimeoutMs: timeoutMs,
+      waitingMs: performance.now() - started,
+      retryInMs: pause,
+      lock: waited?.lock ?? null,
+      blockers: waited?.blockers ?? [],
+    });
+    await Bun.sleep(pause);
+  }
+}
+
+/** The lock session `pid` waits for now and the sessions it waits for, or null when it waits for none. */
+async function lockWaitOf(client: SQL, pid: number): Promise<{ lock: WaitedLock; blockers: Session[] } | null> {
+  const [row] = (await client.unsafe(
+    `SELECT (SELECT json_build_object('relation', l.relation::regclass::text, 'mode', l.mode, 'locktype', l.locktype)
+               FROM pg_locks l WHERE l.pid = $1 AND NOT l.granted LIMIT 1) AS lock,
+            (SELECT coalesce(json_agg(${SESSION} ORDER BY a.pid), '[]') FROM pg_stat_activity a
+              WHERE a.pid = ANY(pg_blocking_pids($1))) AS blockers`,
+    [pid],
+  )) as { lock: WaitedLock | string | null; blockers: unknown }[];
+  if (!row?.lock) return null;
+  return { lock: typeof row.lock === "string" ? JSON.parse(row.lock) : row.lock, blockers: sessions(row.blockers) };
 }
 
 /** The created_at of the last migration applied (drizzle's bookkeeping), or null. */

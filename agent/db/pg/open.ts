@@ -59,9 +59,10 @@ export interface OpenPostgresOptions {
   migrations?: EmbeddedMigration[];
   /**
    * Told when another process is migrating (and every minute while it still is), of each index built or dropped
-   * CONCURRENTLY, and every minute while one runs, with what it waits on (the worker logs them).
+   * CONCURRENTLY, and every minute while one runs, with what it waits on, and each time a migration's transaction gave
+   * up waiting for a lock (the worker logs them); lockTimeoutMs is [storage] migration_lock_timeout_ms.
    */
-  migrate?: Pick<MigrateOptions, "onWait" | "onStep" | "onSlowStep" | "reportEveryMs">;
+  migrate?: Pick<MigrateOptions, "onWait" | "onStep" | "onSlowStep" | "reportEveryMs" | "lockTimeoutMs" | "onLockTimeout">;
 }
 
 const FACTS = `SELECT current_setting('server_version_num')::integer AS "versionNum", current_setting('server_version') AS version,
