@@ -61,6 +61,12 @@ describe("toPostgres", () => {
     );
   });
 
+  test("json_object(name, value, …) becomes json_build_object; json_object_agg and a quoted json_object( stay", () => {
+    expect(
+      toPostgres("SELECT CAST(json_object('v', r.version, 'p', r.payload) AS TEXT), json_object_agg(a, b), 'json_object(' FROM records r"),
+    ).toBe("SELECT CAST(json_build_object('v', r.version, 'p', r.payload) AS TEXT), json_object_agg(a, b), 'json_object(' FROM records r");
+  });
+
   test("SQLite's planner hints are dropped: INDEXED BY and a unary + before a column; a binary + stays", () => {
     expect(
       toPostgres("UPDATE deliveries INDEXED BY deliveries_caused_by SET n = n + 1, m = m+1 WHERE a = ?1 AND +entity = 'invoice'"),

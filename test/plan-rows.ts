@@ -51,6 +51,9 @@ export async function planRows(tx: SqlRunner, text: string, params: unknown[]): 
 export function recording(runner: SqlRunner, explain: boolean) {
   const statements: { text: string; rows?: Map<string, number> }[] = [];
   const wrap = (tx: SqlRunner): SqlRunner => {
+    // One statement at a time: an EXPLAIN's savepoint cannot share the connection with statements sent beside it
+    // (together(), agent/db/pg/runner.ts), which would run inside it and be rolled back with it.
+    let tail: Promise<unknown> = Promise.resolve();
     const record = async (text: string, params: unknown[]) => {
       const entry: (typeof statements)[number] = { text: text.replace(/\s+/g, " ").trim() };
       statements.push(entry);
@@ -58,9 +61,13 @@ export function recording(runner: SqlRunner, explain: boolean) {
     };
     const each =
       <K extends "all" | "get" | "run" | "lockForUpdate">(k: K) =>
-      async (text: string, ...params: unknown[]) => {
-        await record(text, params);
-        return (tx[k] as (text: string, ...params: unknown[]) => unknown)(text, ...params);
+      (text: string, ...params: unknown[]) => {
+        const result = tail.then(async () => {
+          await record(text, params);
+          return (tx[k] as (text: string, ...params: unknown[]) => unknown)(text, ...params);
+        });
+        tail = result.catch(() => {});
+        return result;
       };
     return {
       all: each("all"),

@@ -13,7 +13,8 @@ const NUMERIC = 1700;
  * with the tenant (agent/db/pg/mirror.ts); a camelCase alias (`AS eventSeq`) is quoted so it keeps its case;
  * `json_each(?N)` over a JSON array parameter becomes json_array_elements_text (rows of `value` on both);
  * `json_extract(column, '$.field')` becomes `->>` on the column read as json (a field's text: the stored payloads
- * hold strings where SQL reads a field; a number would come back as text here); SQLite's planner hints (INDEXED
+ * hold strings where SQL reads a field; a number would come back as text here); `json_object(name, value, …)` becomes
+ * json_build_object (read it with CAST(… AS TEXT): typed json, Bun would parse it); SQLite's planner hints (INDEXED
  * BY, unary +) are dropped.
  * String literals, quoted names and comments are left as they are.
  */
@@ -44,6 +45,7 @@ export function toPostgres(text: string): string {
       const conflict = atWord ? /^ON\s+CONFLICT\s*\(/i.exec(ahead) : null;
       const alias = atWord ? /^(?:AS|as)\s+([a-z][a-z0-9_]*[A-Z][A-Za-z0-9_]*)\b/.exec(ahead) : null;
       const jsonEach = atWord ? /^json_each\(\s*\?(\d*)\s*\)/i.exec(ahead) : null;
+      const jsonObject = atWord ? /^json_object\(/i.exec(ahead) : null;
       const jsonField = atWord ? /^json_extract\(\s*([A-Za-z_][\w.]*)\s*,\s*'\$\.([A-Za-z_]\w*)'\s*\)/i.exec(ahead) : null;
       // SQLite's planner hints (INDEXED BY name; a unary + that keeps an index from being used) mean nothing here.
       const indexedBy = atWord ? /^INDEXED\s+BY\s+\w+\s*/i.exec(ahead) : null;
@@ -59,6 +61,10 @@ export function toPostgres(text: string): string {
         highest = Math.max(highest, n);
         out += `json_array_elements_text(CAST(CAST($${n} AS text) AS json))`;
         i += jsonEach[0].length;
+      } else if (jsonObject) {
+        // The same arguments (name, value, …); PostgreSQL's json_object takes arrays of names and values.
+        out += "json_build_object(";
+        i += jsonObject[0].length;
       } else if (jsonField) {
         out += `(CAST(${jsonField[1]} AS json) ->> '${jsonField[2]}')`;
         i += jsonField[0].length;
