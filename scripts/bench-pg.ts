@@ -23,7 +23,10 @@ import { Outbox } from "../agent/outbox.ts";
 import type { BenchAdapter } from "../connectors/sandbox.ts";
 import { pgUnavailable, startPgServer, type PgServer } from "../test/pg-server.ts";
 import {
+  cpuMicros,
+  cpuPerItem,
   customer,
+  describeCpu,
   type Figure,
   freePort,
   load,
@@ -33,6 +36,7 @@ import {
   startAgentProcess,
   startSandboxProcess,
   targetToml,
+  treeCpuMicros,
   until,
 } from "./bench-support.ts";
 import { addTenantWithCli, eachLimited } from "./chaos-pg.ts";
@@ -112,6 +116,7 @@ async function measure(ctx: PgSectionContext, server: PgServer): Promise<void> {
     JSON.stringify(Array.from({ length: 1000 }, (_, k) => customer(1_000_000 + b * 1000 + k, "m"))),
   );
   const intake: { single: number; batched: number }[] = [];
+  const intakeCpu: string[] = [];
   for (const n of WORKER_COUNTS) {
     say(`PostgreSQL: intake through ${n} worker(s), ${opts.tenants} tenants`);
     const inst = await installation(ctx, server, `intake_${n}`, { target: ctx.sandboxOf.target("http://127.0.0.1:9"), paused: true });
@@ -119,9 +124,16 @@ async function measure(ctx: PgSectionContext, server: PgServer): Promise<void> {
     try {
       // Request i goes to worker i mod n, for a tenant that changes every n requests: each worker gets every tenant.
       const post = (i: number, body: string) => postEvents(workers[i % n]!.url, body, inst.tokens[Math.floor(i / n) % inst.tokens.length]!);
-      const single = await load(opts.single, 64, (i) => post(i, singles[i]!));
-      const batched = await load(opts.batches, 4, (i) => post(i, bodies[i]!));
-      intake.push({ single: single.perSecond, batched: batched.perSecond * 1000 });
+      // CPU per event by process: the workers together, the server (postmaster and backends), this load generator.
+      const pids = {
+        workers: () => workers.reduce((sum, w) => sum + cpuMicros(w.proc.pid), 0),
+        PostgreSQL: () => treeCpuMicros(server.pid()),
+        "load generator": "self",
+      } as const;
+      const single = await cpuPerItem(opts.single, pids, () => load(opts.single, 64, (i) => post(i, singles[i]!)));
+      const batched = await cpuPerItem(opts.batches * 1000, pids, () => load(opts.batches, 4, (i) => post(i, bodies[i]!)));
+      intake.push({ single: single.result.perSecond, batched: batched.result.perSecond * 1000 });
+      intakeCpu.push(`  ${n} worker(s): batches ${describeCpu(batched.perItem)}; single events ${describeCpu(single.perItem)}`);
     } finally {
       await Promise.all(workers.map((w) => w.stop()));
     }
@@ -257,6 +269,7 @@ async function measure(ctx: PgSectionContext, server: PgServer): Promise<void> {
   console.log(
     "\n  (×): SQLite's to its own baselines (bun:sqlite, above); PostgreSQL's to the baseline in the last column; claim: to 1,000 pending.",
   );
+  console.log(`\n  intake, CPU per event by process:\n${intakeCpu.join("\n")}`);
 }
 
 /** One insert per commit, then 1,000 rows per multi-row INSERT and transaction, the payload of the SQLite baselines. */

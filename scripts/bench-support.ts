@@ -1,6 +1,6 @@
 // Process plumbing for the benchmark: the compiled agent and sandbox as separate processes, load
 // generation over loopback, RSS sampling. No figures are computed here.
-import { readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 /** One figure of the benchmark, printed and kept in dist/bench.json; with a baseline, printed as a ratio to it. */
@@ -121,19 +121,46 @@ export function cpuMicros(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10_000;
 }
 
+/**
+ * CPU time in µs of a process and its children: those it has reaped (cutime, cstime: a PostgreSQL backend that ended)
+ * and those still running (a backend of a live connection), read from /proc.
+ */
+export function treeCpuMicros(pid: number): number {
+  const fieldsOf = (p: number | string) => {
+    const stat = readFileSync(`/proc/${p}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  };
+  const own = fieldsOf(pid);
+  let ticks = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]);
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const f = fieldsOf(entry);
+      if (Number(f[1]) === pid) ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // ended meanwhile: its time is in the parent's cutime now
+    }
+  }
+  return ticks * 10_000;
+}
+
 /** This process's CPU time so far, in µs. */
 export const ownCpuMicros = () => {
   const u = process.cpuUsage();
   return u.user + u.system;
 };
 
-/** Where the CPU of `work` went, in µs per item, by process (ticks of 10 ms: figures over a few seconds). */
+/**
+ * Where the CPU of `work` went, in µs per item, by process (ticks of 10 ms: figures over a few seconds); a function
+ * reads the µs of several (treeCpuMicros, a sum over worker processes).
+ */
 export async function cpuPerItem<T>(
   items: number,
-  pids: Record<string, number | "self">,
+  pids: Record<string, number | "self" | (() => number)>,
   work: () => Promise<T>,
 ): Promise<{ result: T; perItem: Record<string, number> }> {
-  const read = (pid: number | "self") => (pid === "self" ? ownCpuMicros() : cpuMicros(pid));
+  const read = (pid: number | "self" | (() => number)) =>
+    pid === "self" ? ownCpuMicros() : typeof pid === "function" ? pid() : cpuMicros(pid);
   const before = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, read(pid)]));
   const result = await work();
   const perItem = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, (read(pid) - before[k]!) / items]));

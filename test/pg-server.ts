@@ -16,6 +16,8 @@ export interface PgServer {
   /** The same database as the superuser `postgres` (creating roles, reading across tenants). */
   adminUrl: string;
   port: number;
+  /** The server's main process (the postmaster; every backend is its child): for CPU figures. */
+  pid(): number;
   /** Creates another empty database (owned by `kontobro`) on the same server and returns its URL. */
   createDatabase(name: string): Promise<string>;
   /** Restarts the server (fast shutdown, same settings and data): clients lose their connections. */
@@ -171,6 +173,8 @@ export async function startPgServer(options: PgServerOptions = {}): Promise<PgSe
       url,
       adminUrl: urlOf(database, SUPERUSER),
       port,
+      // postmaster.pid's first line; read each time, as a restart starts another.
+      pid: () => Number(readFileSync(join(data, "postmaster.pid"), "utf8").split("\n")[0]),
       createDatabase,
       restart: () => run([join(bin, "pg_ctl"), "-D", data, "-l", logFile, "-m", "fast", "-w", "-t", "60", "restart"], "pg_ctl restart"),
       stop: async () => {
