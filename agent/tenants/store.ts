@@ -7,6 +7,7 @@ import { asc, eq, type SQLWrapper, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/bun-sql";
 import { connectorKinds } from "../../connectors/registry.ts";
 import { NOT_DONE } from "../db/open-deliveries.ts";
+import { rowsFromPostgres } from "../db/pg/dialect.ts";
 import { postgresRunner, type SqlRunner } from "../db/pg/runner.ts";
 import { tenants } from "../db/pg/schema.ts";
 import { TENANT_SETTING } from "../db/pg/tenancy.ts";
@@ -238,14 +239,16 @@ export class TenantStore {
    */
   async resolveApiToken(token: string): Promise<ResolvedTenant | null> {
     const hash = tokenHash(token);
-    const [row] = await this.db
-      .select({ id: tenants.id, slug: tenants.slug, state: tenants.state, updatedAt: tenants.updatedAt, hash: tenants.apiTokenHash })
-      .from(tenants)
-      .where(eq(tenants.apiTokenHash, hash));
+    // Written out, not built with drizzle's builder: this runs for every API request, and building the query cost the
+    // worker 50-65 µs each (profile figures, 5,000 lookups: 60-87 µs of CPU against 12-23 µs).
+    const res = await this.client.unsafe(RESOLVE_API_TOKEN, [hash]);
+    const [row] = rowsFromPostgres<ResolvedTenant & { hash: string }>(res, res.columns);
     if (!row || !sameHash(row.hash, hash)) return null;
     return { id: row.id, slug: row.slug, state: row.state, updatedAt: row.updatedAt };
   }
 }
+
+const RESOLVE_API_TOKEN = `SELECT id, slug, state, updated_at AS "updatedAt", api_token_hash AS hash FROM tenants WHERE api_token_hash = $1`;
 
 /** The targets of a tenant's stored configuration, parsed as the change's are; none when it no longer validates. */
 function previousTargets(config: Record<string, unknown>) {
