@@ -17,11 +17,34 @@ import type { Entity } from "./model.ts";
 export const WRITER_IDLE_MS = 60_000;
 
 /**
- * How long requests gathering for an idle writer wait for the rest of a wave (Writer.gather). At concurrency 64 the
- * writer's groups alternated between ~60 requests and a few stragglers, each straggler group paying a whole commit;
- * waiting until as many as the last group have come makes each group about the whole concurrency (issue 16).
+ * How long requests gathering for an idle writer wait for the rest of a half wave (Writer.gather). At concurrency 64
+ * the writer's groups alternated between ~60 requests and a few stragglers, each straggler group paying a whole
+ * commit; waiting until enough have come keeps every group a sizeable part of the concurrency (issue 16).
  */
 export const GATHER_MS = 2;
+
+/**
+ * When the requests gathered on the main thread go over to the writer (issue 16). A wave of callers goes over in two
+ * halves: while the writer commits one, the main thread reads, parses and validates the other, and the answered
+ * half's next requests become the group after. With the whole wave in one group (before), the main thread and the
+ * writer took turns and each idled while the other worked (at concurrency 64: the main thread read 64 requests in one
+ * turn of its event loop, about 1.5-3 ms, then the writer committed them, 1.5-2 ms, then the callers were answered).
+ * Pure.
+ *
+ * - `gathered`: requests waiting to go over;
+ * - `inFlight`: the sizes of the groups handed over and not answered yet, oldest first;
+ * - `wave`: the most requests unanswered at once before the last group went over (about the callers' concurrency).
+ *
+ * "now": hand over; "wait": until the writer answers a group (one is in flight); "later": the writer is idle and
+ * fewer than half the wave have come: wait GATHER_MS at most for the others. With a group in flight the next one goes
+ * when it is as large (the two halves); at most two are in flight, as a third would only queue at the writer behind
+ * them. A lone request after lone requests (a wave of 1) never waits.
+ */
+export function handOverWhen(gathered: number, inFlight: readonly number[], wave: number): "now" | "wait" | "later" {
+  if (gathered === 0 || inFlight.length >= 2) return "wait";
+  if (inFlight.length === 1) return gathered >= inFlight[0]! ? "now" : "wait";
+  return gathered >= Math.ceil(wave / 2) ? "now" : "later";
+}
 
 interface Waiting {
   resolve: (r: StoredResult[]) => void;
@@ -161,16 +184,17 @@ class Writer {
   private readonly pragmas = new Map<number, Waiting & { resolve: (r: any) => void }>();
   private next = 1;
   /**
-   * Requests not yet handed over. While the writer has requests it has not answered, new ones gather here and go
-   * over together when it answers: one message each way per group commit, not one per turn of the event loop.
+   * Requests not yet handed over. They gather here and go over together (handOverWhen): one message each way per
+   * group commit, not one per turn of the event loop.
    */
   private outgoing: WriterRequest[] = [];
-  /** Requests handed over and not answered yet. */
-  private handedOver = 0;
-  /** How many requests the last group had: an idle writer's next group waits (GATHER_MS at most) for as many. */
-  private lastGroup = 0;
-  /** The gathered requests go over on the next turn of the event loop (soon), or when they have waited (later). */
-  private soon: ReturnType<typeof setImmediate> | null = null;
+  /** The groups handed over and not answered yet, oldest first: the id of each one's last request, and its size. */
+  private inFlight: { last: number; size: number }[] = [];
+  /** The most requests unanswered at once before the last group went over (handOverWhen). */
+  private wave = 0;
+  /** The most requests unanswered at once since the last group went over (0 once all are answered). */
+  private peak = 0;
+  /** The gathered requests go over when they have waited GATHER_MS, unless enough come first. */
   private later: ReturnType<typeof setTimeout> | null = null;
   private stopped: Error | null = null;
   private closed?: () => void;
@@ -207,8 +231,9 @@ class Writer {
     return new Promise((resolve, reject) => {
       const id = this.next++;
       this.waiting.set(id, { resolve, reject });
+      this.peak = Math.max(this.peak, this.waiting.size);
       this.outgoing.push({ id, events: prepared });
-      if (this.handedOver === 0) this.gather();
+      this.gather();
     });
   }
 
@@ -234,24 +259,24 @@ class Writer {
   }
 
   /**
-   * The writer is idle and requests are gathering. Once as many as the last group had have come, they go over on the
-   * next turn of the event loop (with whatever that turn reads too); fewer wait up to GATHER_MS for the others. The
-   * callers of the last group are sending their next requests, and a group of stragglers would pay a whole commit
-   * for a few events (issue 16: at concurrency 64 a third of the groups held under 8 requests, a third over 56). A lone request after lone
-   * requests (a last group of 1) never waits; the first one after a burst waits GATHER_MS once.
+   * Requests are gathering: they go over as handOverWhen says, at once: the main thread reads a wave's requests in
+   * one turn of the event loop (at concurrency 64 about 1.5-3 ms), and a half handed over within it is committed
+   * while the other half is read. The callers of the last group answered are sending their next requests, and a
+   * group of stragglers would pay a whole commit for a few events (issue 16: at concurrency 64 a third of the groups
+   * held under 8 requests, a third over 56). The first lone request after a burst waits GATHER_MS once.
    */
   private gather(): void {
-    if (this.outgoing.length >= this.lastGroup) {
-      if (this.soon !== null) return;
-      this.cancelGather();
-      this.soon = setImmediate(() => this.handOver());
-    } else this.later ??= setTimeout(() => this.handOver(), GATHER_MS);
+    const when = handOverWhen(
+      this.outgoing.length,
+      this.inFlight.map((g) => g.size),
+      this.wave,
+    );
+    if (when === "now") this.handOver();
+    else if (when === "later") this.later ??= setTimeout(() => this.handOver(), GATHER_MS);
   }
 
   private cancelGather(): void {
-    if (this.soon !== null) clearImmediate(this.soon);
     if (this.later !== null) clearTimeout(this.later);
-    this.soon = null;
     this.later = null;
   }
 
@@ -259,27 +284,28 @@ class Writer {
     this.cancelGather();
     const requests = this.outgoing;
     if (requests.length === 0) return;
-    this.lastGroup = requests.length;
     this.outgoing = [];
-    this.handedOver += requests.length;
+    // Callers answered a moment ago may not have sent their next requests yet: the wave is the most seen at once.
+    this.wave = this.peak;
+    this.peak = this.waiting.size;
+    this.inFlight.push({ last: requests[requests.length - 1]!.id, size: requests.length });
     this.worker.postMessage({ kind: "store", requests: encodeRequests(requests) } satisfies ToWriter);
   }
 
   /**
-   * The writer answered these requests: what gathered meanwhile goes over now (its next group), before anyone is
-   * answered, if it is as many as the last group; else it waits for the answered callers' next requests (gather).
+   * The writer answered these requests (one group or more: it commits together what it has received meanwhile).
+   * What gathered goes over now, before anyone is answered, if handOverWhen says so; else it waits (gather).
    */
-  private answered(count: number): void {
-    this.handedOver -= count;
-    if (this.handedOver !== 0 || this.outgoing.length === 0) return;
-    if (this.outgoing.length >= this.lastGroup) this.handOver();
-    else this.gather();
+  private answered(ids: number[]): void {
+    const last = ids[ids.length - 1]!;
+    while (this.inFlight.length > 0 && this.inFlight[0]!.last <= last) this.inFlight.shift();
+    this.gather();
   }
 
   private receive(m: FromWriter): void {
     switch (m.kind) {
       case "stored": {
-        this.answered(m.ids.length);
+        this.answered(m.ids);
         const outcomes = JSON.parse(m.outcomes) as RequestOutcome[];
         m.ids.forEach((id, i) => {
           const w = this.take(id);
@@ -289,7 +315,7 @@ class Writer {
         break;
       }
       case "failed": {
-        this.answered(m.ids.length);
+        this.answered(m.ids);
         const err = describeWriteError(new Error(m.message));
         for (const id of m.ids) this.take(id)?.reject(err);
         break;
@@ -306,6 +332,7 @@ class Writer {
         this.closed?.();
         return;
     }
+    if (this.waiting.size === 0) this.peak = 0;
     if (this.waiting.size === 0 && this.pragmas.size === 0 && this.outgoing.length === 0) this.hooks.idle();
   }
 
@@ -320,6 +347,7 @@ class Writer {
     this.stopped ??= err;
     this.cancelGather();
     this.outgoing = [];
+    this.inFlight = [];
     for (const w of [...this.waiting.values(), ...this.pragmas.values()]) w.reject(err);
     this.waiting.clear();
     this.pragmas.clear();
