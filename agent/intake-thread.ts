@@ -32,19 +32,36 @@ export const GATHER_MS = 2;
  * Pure.
  *
  * - `gathered`: requests waiting to go over;
- * - `inFlight`: the sizes of the groups handed over and not answered yet, oldest first;
+ * - `inFlight`: the groups handed over and not answered yet, oldest first;
  * - `wave`: the most requests unanswered at once before the last group went over (about the callers' concurrency).
  *
  * "now": hand over; "wait": until the writer answers a group (one is in flight); "later": the writer is idle and
  * fewer than half the wave have come: wait GATHER_MS at most for the others. With a group in flight the next one goes
  * when it is as large (the two halves); at most two are in flight, as a third would only queue at the writer behind
- * them. A lone request after lone requests (a wave of 1) never waits.
+ * them. A wave under 2 × MIN_HALF goes over whole, as before. A lone request after lone requests (a wave of 1) never
+ * waits.
  */
-export function handOverWhen(gathered: number, inFlight: readonly number[], wave: number): "now" | "wait" | "later" {
+export function handOverWhen(gathered: number, inFlight: readonly InFlight[], wave: number): "now" | "wait" | "later" {
   if (gathered === 0 || inFlight.length >= 2) return "wait";
-  if (inFlight.length === 1) return gathered >= inFlight[0]! ? "now" : "wait";
-  return gathered >= Math.ceil(wave / 2) ? "now" : "later";
+  if (inFlight.length === 1) return inFlight[0]!.half && gathered >= inFlight[0]!.size ? "now" : "wait";
+  return gathered >= (inHalves(wave) ? Math.ceil(wave / 2) : wave) ? "now" : "later";
 }
+
+/** A group handed over and not answered yet: its size, and whether it went as half a wave (handOverWhen). */
+export interface InFlight {
+  size: number;
+  half: boolean;
+}
+
+/** Does a wave this large go over in halves? */
+export const inHalves = (wave: number) => wave >= 2 * MIN_HALF;
+
+/**
+ * The smallest half handOverWhen makes: a smaller wave goes over whole. A half's commit costs the writer about as much
+ * as the main thread's work on 16 requests, so halves of fewer pay more than they overlap: at concurrency 8 (halves of
+ * 4) the writer's CPU per event went from 77-99 to 115-127 µs and throughput fell by about a quarter (issue 16).
+ */
+export const MIN_HALF = 16;
 
 interface Waiting {
   resolve: (r: StoredResult[]) => void;
@@ -188,8 +205,8 @@ class Writer {
    * group commit, not one per turn of the event loop.
    */
   private outgoing: WriterRequest[] = [];
-  /** The groups handed over and not answered yet, oldest first: the id of each one's last request, and its size. */
-  private inFlight: { last: number; size: number }[] = [];
+  /** The groups handed over and not answered yet, oldest first, with the id of each one's last request. */
+  private inFlight: (InFlight & { last: number })[] = [];
   /** The most requests unanswered at once before the last group went over (handOverWhen). */
   private wave = 0;
   /** The most requests unanswered at once since the last group went over (0 once all are answered). */
@@ -266,11 +283,7 @@ class Writer {
    * held under 8 requests, a third over 56). The first lone request after a burst waits GATHER_MS once.
    */
   private gather(): void {
-    const when = handOverWhen(
-      this.outgoing.length,
-      this.inFlight.map((g) => g.size),
-      this.wave,
-    );
+    const when = handOverWhen(this.outgoing.length, this.inFlight, this.wave);
     if (when === "now") this.handOver();
     else if (when === "later") this.later ??= setTimeout(() => this.handOver(), GATHER_MS);
   }
@@ -285,10 +298,12 @@ class Writer {
     const requests = this.outgoing;
     if (requests.length === 0) return;
     this.outgoing = [];
+    // The second half of a wave goes as a half too, though the wave seen since the first is only that first half.
+    const half = this.inFlight.length === 0 ? inHalves(this.wave) : this.inFlight[0]!.half;
+    this.inFlight.push({ last: requests[requests.length - 1]!.id, size: requests.length, half });
     // Callers answered a moment ago may not have sent their next requests yet: the wave is the most seen at once.
     this.wave = this.peak;
     this.peak = this.waiting.size;
-    this.inFlight.push({ last: requests[requests.length - 1]!.id, size: requests.length });
     this.worker.postMessage({ kind: "store", requests: encodeRequests(requests) } satisfies ToWriter);
   }
 

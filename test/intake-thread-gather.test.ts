@@ -8,7 +8,7 @@ import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { openDatabase } from "../agent/db/index.ts";
 import { parseEvents, type ValidEvent } from "../agent/intake.ts";
-import { handOverWhen, IntakeThread } from "../agent/intake-thread.ts";
+import { handOverWhen, IntakeThread, MIN_HALF } from "../agent/intake-thread.ts";
 import { customerEvent, tempDir } from "./helpers.ts";
 
 const event = (n: number): ValidEvent[] => {
@@ -78,16 +78,16 @@ describe("the intake writer's groups", () => {
 
   test("while the writer commits half a wave, the other half is already with it", async () => {
     const { path, db, intake } = await setUp(60_000);
-    const WAVE = 20;
-    // Two waves of 20 callers at once: the writer's groups become halves of 10 (the writer may commit two halves that
-    // reach it together as one).
+    const WAVE = 2 * MIN_HALF;
+    // Two waves of callers at once: the writer's groups become halves (the writer may commit two halves that reach it
+    // together as one).
     for (let w = 0; w < 2; w++) await Promise.all(Array.from({ length: WAVE }, (_, i) => intake.submit(event(w * WAVE + i + 1))));
     // Another connection holds the write lock: the writer's next commit waits for it.
     const other = new Database(path);
     other.exec("BEGIN IMMEDIATE");
-    const first = Array.from({ length: WAVE / 2 }, (_, i) => intake.submit(event(100 + i)));
+    const first = Array.from({ length: WAVE / 2 }, (_, i) => intake.submit(event(1_000 + i)));
     await Bun.sleep(20);
-    const second = Array.from({ length: WAVE / 2 }, (_, i) => intake.submit(event(200 + i)));
+    const second = Array.from({ length: WAVE / 2 }, (_, i) => intake.submit(event(2_000 + i)));
     await Bun.sleep(20);
     other.exec("COMMIT");
     // The main thread now takes no answer from the writer (it does not return to its event loop), so whatever the
@@ -118,6 +118,7 @@ describe("the intake writer's groups", () => {
 });
 
 describe("handOverWhen", () => {
+  const half = (size: number) => ({ size, half: true });
   test("an idle writer takes half the wave at once, fewer after GATHER_MS; a lone request after lone ones at once", () => {
     expect(handOverWhen(0, [], 64)).toBe("wait");
     expect(handOverWhen(31, [], 64)).toBe("later");
@@ -126,9 +127,16 @@ describe("handOverWhen", () => {
     expect(handOverWhen(1, [], 0)).toBe("now");
   });
 
-  test("with a group in flight, the next goes when it is as large; never a third in flight", () => {
-    expect(handOverWhen(31, [32], 64)).toBe("wait");
-    expect(handOverWhen(32, [32], 64)).toBe("now");
-    expect(handOverWhen(64, [32, 32], 64)).toBe("wait");
+  test("with half a wave in flight, the next goes when it is as large; never a third in flight", () => {
+    expect(handOverWhen(31, [half(32)], 64)).toBe("wait");
+    expect(handOverWhen(32, [half(32)], 32)).toBe("now");
+    expect(handOverWhen(64, [half(32), half(32)], 64)).toBe("wait");
+  });
+
+  test("a wave under two of MIN_HALF goes over whole, as before the halves", () => {
+    const small = 2 * MIN_HALF - 1;
+    expect(handOverWhen(small - 1, [], small)).toBe("later");
+    expect(handOverWhen(small, [], small)).toBe("now");
+    expect(handOverWhen(small, [{ size: small, half: false }], small)).toBe("wait");
   });
 });
