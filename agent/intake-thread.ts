@@ -298,8 +298,9 @@ class Writer {
     const requests = this.outgoing;
     if (requests.length === 0) return;
     this.outgoing = [];
-    // The second half of a wave goes as a half too, though the wave seen since the first is only that first half.
-    const half = this.inFlight.length === 0 ? inHalves(this.wave) : this.inFlight[0]!.half;
+    // The wave as seen before this group: at the second half of a wave after a quiet moment, `wave` saw only the first
+    // half, `peak` both.
+    const half = inHalves(Math.max(this.wave, this.peak));
     this.inFlight.push({ last: requests[requests.length - 1]!.id, size: requests.length, half });
     // Callers answered a moment ago may not have sent their next requests yet: the wave is the most seen at once.
     this.wave = this.peak;
