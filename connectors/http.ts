@@ -225,7 +225,7 @@ export class HttpClient {
     if (isWrite && push) push.wrote = true;
     let res: Response;
     try {
-      const replaySafe = options.replaySafe ?? (!isWrite || Object.keys(headers).some((h) => h.toLowerCase() === "idempotency-key"));
+      const replaySafe = options.replaySafe ?? (!isWrite || hasIdempotencyKey(headers));
       res = await fetch(url, {
         method,
         headers,
@@ -330,6 +330,12 @@ function jsonResponse(status: number, headers: Headers, text: string, invalid: (
       return parsed.value;
     },
   };
+}
+
+/** Whether the headers carry an Idempotency-Key, in any case (no list of names, no lowered copy of each). */
+function hasIdempotencyKey(headers: Record<string, string>): boolean {
+  for (const h in headers) if (h.length === 15 && h.toLowerCase() === "idempotency-key") return true;
+  return false;
 }
 
 function pathOf(url: string): string {

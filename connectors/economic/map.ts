@@ -23,7 +23,11 @@ export const countryName = (iso?: string) => (iso ? (COUNTRY_NAMES[iso] ?? iso) 
 /** Drops undefined, null and false (e-conomic omits false booleans and rejects nulls). */
 export function compact<T extends Record<string, unknown>>(o: T): Partial<T> {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(o)) if (v !== undefined && v !== null && v !== false && v !== "") out[k] = v;
+  // for…in over the object literals given here: the keys of Object.entries, in its order, without its pairs (issue 16).
+  for (const k in o) {
+    const v = o[k];
+    if (v !== undefined && v !== null && v !== false && v !== "") out[k] = v;
+  }
   return out as Partial<T>;
 }
 
