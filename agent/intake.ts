@@ -91,8 +91,10 @@ export function parseEvents(body: unknown): ParseResult {
   const valid: ValidEvent[] = [];
   const rejected: RejectedEvent[] = [];
   list.forEach((raw, index) => {
-    const env = parseEnvelope(raw);
     const id = typeof (raw as any)?.id === "string" ? (raw as any).id : undefined;
+    const malformed = malformedTextAt(raw);
+    if (malformed !== null) return rejected.push({ index, id, problems: [malformedText(malformed)] });
+    const env = parseEnvelope(raw);
     if (!env.success) return rejected.push({ index, id, problems: issuesToProblems(env.error.issues) });
     const spec = EVENT_TYPES[env.data.type as EventType];
     if (!spec) {
@@ -130,6 +132,41 @@ export function parseEvents(body: unknown): ParseResult {
     };
   }
   return { ok: true, events: valid };
+}
+
+/**
+ * Where `value` holds text that is not well-formed Unicode: the path of the first string or object key with a lone
+ * UTF-16 surrogate ("\ud800" without its pair), which JSON can spell but UTF-8 cannot hold. Stored, SQLite would turn
+ * it into U+FFFD (an id that is not the one sent: the group's commit failed) and PostgreSQL refuses it in JSON, so it
+ * would fail every request committed with it, and a target would get replacement characters. null when all is well
+ * formed. Pure.
+ */
+export function malformedTextAt(value: unknown, path = ""): string | null {
+  if (typeof value === "string") return value.isWellFormed() ? null : path;
+  if (typeof value !== "object" || value === null) return null;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const at = malformedTextAt(value[i], `${path}.${i}`);
+      if (at !== null) return at;
+    }
+    return null;
+  }
+  for (const key in value) {
+    const keyPath = path ? `${path}.${key}` : key;
+    if (!key.isWellFormed()) return keyPath;
+    const at = malformedTextAt((value as Record<string, unknown>)[key], keyPath);
+    if (at !== null) return at;
+  }
+  return null;
+}
+
+function malformedText(field: string): Problem {
+  return {
+    code: "invalid.text",
+    field,
+    message: `${field}: is not valid Unicode text: it holds a lone UTF-16 surrogate (such as \\ud800 without its pair)`,
+    hint: "Send text as UTF-8. In JSON a \\uD800-\\uDBFF escape must be followed by its \\uDC00-\\uDFFF pair (an emoji is two escapes).",
+  };
 }
 
 export interface StoredResult {
