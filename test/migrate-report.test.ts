@@ -2,7 +2,14 @@
 // migration (pure; test/pg-migrate-concurrent.test.ts gathers the facts on a real server).
 import { describe, expect, test } from "bun:test";
 import { retryPause } from "../agent/db/pg/migrate.ts";
-import { describeLockTimeout, describeLockWait, describeSlowStep, duration, type Session } from "../agent/db/pg/migrate-report.ts";
+import {
+  deadlockOf,
+  describeLockTimeout,
+  describeLockWait,
+  describeSlowStep,
+  duration,
+  type Session,
+} from "../agent/db/pg/migrate-report.ts";
 
 const psql: Session = {
   pid: 4242,
@@ -75,6 +82,8 @@ describe("reports of a long migration", () => {
   test("a migration that gave up waiting for a lock names the lock and its holders, says nothing was applied and when it is tried again", () => {
     const r = describeLockTimeout({
       what: "migration 0016_x",
+      reason: "lock_timeout",
+      statements: 1,
       attempts: 2,
       lockTimeoutMs: 3_000,
       waitingMs: 9_000,
@@ -86,10 +95,13 @@ describe("reports of a long migration", () => {
       "migration 0016_x could not take AccessExclusiveLock on deliveries within 3000 ms ([storage] migration_lock_timeout_ms), held by pid 4242 (application_name psql, role ops, idle in transaction, its transaction open 5 min). It was rolled back, nothing of it applied; attempt 3 in 2 s (waiting for 9 s so far).",
     );
     expect(r.msg).toContain("COMMIT or ROLLBACK in its session, or SELECT pg_terminate_backend(pid)");
+    expect(r.msg).toContain("hold up other statements on the tables it alters for up to 3000 ms;");
     expect(r.fields).toMatchObject({ attempts: 2, retryInS: 2, lock: { relation: "deliveries" }, blockers: [{ pid: 4242 }] });
     // A row's lock, its holder not seen (the wait ended between two looks).
     const row = describeLockTimeout({
       what: "migration 0016_x",
+      reason: "lock_timeout",
+      statements: 1,
       attempts: 1,
       lockTimeoutMs: 3_000,
       waitingMs: 3_000,
@@ -99,6 +111,80 @@ describe("reports of a long migration", () => {
     });
     expect(row.msg).toStartWith("migration 0016_x could not take ShareLock (transactionid: a row another transaction holds) within");
     expect(row.msg).toContain("look for long ones in pg_stat_activity");
+  });
+
+  test("in a migration of several statements a lock taken early is kept while each later statement waits: the stall it can cause adds up", () => {
+    const r = describeLockTimeout({
+      what: "migration 0016_x",
+      reason: "lock_timeout",
+      statements: 3,
+      attempts: 1,
+      lockTimeoutMs: 3_000,
+      waitingMs: 3_000,
+      retryInMs: 1_000,
+      lock: { relation: "deliveries", mode: "AccessExclusiveLock", locktype: "relation" },
+      blockers: [psql],
+    });
+    expect(r.msg).toContain(
+      "each attempt can hold up other statements on the tables it alters for up to 3 × 3000 ms (a lock taken by one of its 3 statements is kept while each later one waits up to lock_timeout)",
+    );
+    expect(r.msg).not.toContain("at most");
+  });
+
+  test("a deadlock's DETAIL gives the lock the migration's session waited for and the other sessions in it", () => {
+    const detail =
+      "Process 8141 waits for AccessExclusiveLock on relation 16389 of database 16385; blocked by process 8142.\n" +
+      "Process 8142 waits for AccessShareLock on relation 16386 of database 16385; blocked by process 8141.";
+    expect(deadlockOf(detail, 8141)).toEqual({
+      lock: { mode: "AccessExclusiveLock", locktype: "relation", relationOid: 16389 },
+      others: [8142],
+    });
+    expect(deadlockOf(detail, 8142)).toEqual({
+      lock: { mode: "AccessShareLock", locktype: "relation", relationOid: 16386 },
+      others: [8141],
+    });
+    // Three in the cycle, the migration waiting for a row's transaction.
+    const three =
+      "Process 1 waits for ShareLock on transaction 755; blocked by process 2.\n" +
+      "Process 2 waits for ExclusiveLock on tuple (0,5) of relation 163 of database 5; blocked by process 3.\n" +
+      "Process 3 waits for AccessShareLock on relation 170 of database 5; blocked by process 1.";
+    expect(deadlockOf(three, 1)).toEqual({ lock: { mode: "ShareLock", locktype: "transactionid", relationOid: null }, others: [2, 3] });
+    expect(deadlockOf(three, 2).lock).toEqual({ mode: "ExclusiveLock", locktype: "tuple", relationOid: 163 });
+    expect(deadlockOf("", 1)).toEqual({ lock: null, others: [] });
+  });
+
+  test("a migration ended by a deadlock says so, names the other session and that it is tried again", () => {
+    const worker: Session = { ...psql, application: "kontobro-worker", user: "kontobro", query: "SELECT …" };
+    const r = describeLockTimeout({
+      what: "migration 0016_x",
+      reason: "deadlock",
+      statements: 2,
+      attempts: 1,
+      lockTimeoutMs: 3_000,
+      waitingMs: 1_000,
+      retryInMs: 1_000,
+      lock: { relation: "deliveries", mode: "AccessExclusiveLock", locktype: "relation" },
+      blockers: [worker],
+    });
+    expect(r.msg).toStartWith(
+      "migration 0016_x met pid 4242 (application_name kontobro-worker, role kontobro, idle in transaction, its transaction open 5 min) in a deadlock while waiting for AccessExclusiveLock on deliveries (each waited for a lock the other held; PostgreSQL's deadlock check ended the migration's transaction after deadlock_timeout). It was rolled back, nothing of it applied; attempt 2 in 1 s",
+    );
+    expect(r.msg).toContain("up to 2 × 3000 ms");
+    expect(r.msg).toContain("The other transaction went on");
+    expect(r.fields).toMatchObject({ reason: "deadlock", statements: 2, blockers: [{ pid: 4242 }] });
+    // The other session ended before it was looked up.
+    const gone = describeLockTimeout({
+      what: "migration 0016_x",
+      reason: "deadlock",
+      statements: 1,
+      attempts: 1,
+      lockTimeoutMs: 3_000,
+      waitingMs: 1_000,
+      retryInMs: 1_000,
+      lock: null,
+      blockers: [],
+    });
+    expect(gone.msg).toStartWith("migration 0016_x met another transaction in a deadlock while waiting for a lock (");
   });
 
   test("the pause between attempts doubles up to its ceiling", () => {

@@ -499,4 +499,70 @@ describe.skipIf(!!unavailable)("PostgreSQL upgrades build indexes on tables with
       await storage.close();
     }
   }, 120_000);
+
+  test("a migration that meets a worker's transaction in a deadlock (ended by PostgreSQL's check after deadlock_timeout, before lock_timeout) is rolled back and tried again, naming that session, and lands once it ends", async () => {
+    const url = await server.createDatabase("deadlock");
+    await migratePostgres(client(url), embeddedMigrations);
+    const twoTables: EmbeddedMigration = {
+      tag: "9002_two_tables",
+      when: embeddedMigrations.at(-1)!.when + 1,
+      breakpoints: true,
+      hash: "two_tables",
+      sql: `ALTER TABLE "events" ADD COLUMN "z" integer;--> statement-breakpoint\nALTER TABLE "deliveries" ADD COLUMN "z" integer;`,
+    };
+    // A running worker's transaction, as a round that reads deliveries, then the events they are for.
+    const worker = await new SQL({ url, max: 1, connection: { application_name: "kontobro-old" } }).reserve();
+    const admin = client(adminUrl(url), 1);
+    try {
+      await worker`BEGIN`;
+      await worker`SELECT set_config('kontobro.tenant', '1', true)`;
+      await worker`SELECT count(*) FROM deliveries`;
+      const [{ pid }] = (await worker`SELECT pg_backend_pid() AS pid`) as { pid: number }[];
+      const timeouts: LockTimeout[] = [];
+      let failed: unknown = null;
+      // lock_timeout at its default (3 s): the deadlock check (1 s) ends the migration's transaction first.
+      const upgrade = migratePostgres(client(url), [...embeddedMigrations, twoTables], {
+        retryPauseMs: 200,
+        onLockTimeout: (t) => timeouts.push(t),
+      }).catch((e) => (failed = e));
+      // The migration holds events and waits for deliveries; the worker now waits for events: a cycle.
+      await waitFor(
+        "the ALTER TABLE on deliveries waiting for its lock",
+        async () =>
+          (
+            await admin.unsafe(
+              `SELECT 1 FROM pg_stat_activity WHERE query LIKE '%ALTER TABLE "deliveries"%' AND wait_event_type = 'Lock' AND datname = 'deadlock'`,
+            )
+          ).length === 1,
+        30_000,
+      );
+      await worker`SELECT count(*) FROM events`;
+      await waitFor("a deadlock told", () => timeouts.length >= 1 || failed !== null, 30_000);
+      expect(String(failed ?? "")).toBe("");
+      await worker`ROLLBACK`;
+      await upgrade;
+      expect(String(failed ?? "")).toBe("");
+      expect(timeouts[0]).toMatchObject({
+        what: "migration 9002_two_tables",
+        reason: "deadlock",
+        statements: 2,
+        attempts: 1,
+        retryInMs: 200,
+        lock: { relation: "deliveries", mode: "AccessExclusiveLock", locktype: "relation" },
+      });
+      expect(timeouts[0]!.blockers).toEqual([expect.objectContaining({ pid, application: "kontobro-old", user: "kontobro" })]);
+      const { msg } = describeLockTimeout(timeouts[0]!);
+      expect(msg).toStartWith(
+        `migration 9002_two_tables met pid ${pid} (application_name kontobro-old, role kontobro, idle in transaction, its transaction open`,
+      );
+      expect(msg).toContain("in a deadlock while waiting for AccessExclusiveLock on deliveries");
+      expect(msg).toContain("nothing of it applied; attempt 2 in 0 s");
+      const added = (await admin.unsafe(
+        `SELECT table_name FROM information_schema.columns WHERE column_name = 'z' AND table_name IN ('events', 'deliveries') ORDER BY 1`,
+      )) as { table_name: string }[];
+      expect(added.map((r) => r.table_name)).toEqual(["deliveries", "events"]);
+    } finally {
+      worker.release();
+    }
+  }, 120_000);
 });

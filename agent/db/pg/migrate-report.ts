@@ -124,10 +124,22 @@ export interface WaitedLock {
   locktype: string;
 }
 
-/** A migration's transaction that gave up waiting for a lock (lock_timeout) and was rolled back, to be tried again. */
+/** Why a migration's transaction was rolled back: it waited lock_timeout for a lock (55P03), or met a deadlock (40P01). */
+export type GaveUp = "lock_timeout" | "deadlock";
+
+/**
+ * A migration's transaction that gave up waiting for a lock (lock_timeout) or was ended by PostgreSQL's deadlock
+ * check, and was rolled back, to be tried again.
+ */
 export interface LockTimeout {
   /** What was rolled back: "migration 0016_…" (or "forcing row-level security on new tables"). */
   what: string;
+  reason: GaveUp;
+  /**
+   * How many statements its transaction runs: a lock one of them took is kept while each later one waits, up to
+   * lock_timeout, so an attempt can hold up a table's other statements for up to this many lock_timeouts.
+   */
+  statements: number;
   /** How many attempts gave up so far. */
   attempts: number;
   lockTimeoutMs: number;
@@ -137,30 +149,76 @@ export interface LockTimeout {
   retryInMs: number;
   /** The lock its statement waited for, as last seen while it waited; null when not seen. */
   lock: WaitedLock | null;
-  /** The sessions it waited for then (pg_blocking_pids). */
+  /** The sessions it waited for then (pg_blocking_pids; in a deadlock, the others the server named). */
   blockers: Session[];
 }
 
-/** The warn line told each time a migration gave up waiting for a lock. */
+/** What a deadlock's DETAIL says: the lock the migration's session waited for, and the other sessions in it. */
+export interface Deadlock {
+  lock: { mode: string; locktype: string; relationOid: number | null } | null;
+  others: number[];
+}
+
+/**
+ * Reads a deadlock error's DETAIL ("Process 8141 waits for AccessExclusiveLock on relation 16389 of database 16385;
+ * blocked by process 8142.", a line per process in the cycle) for session `pid`'s side. Pure.
+ */
+export function deadlockOf(detail: string, pid: number): Deadlock {
+  let lock: Deadlock["lock"] = null;
+  const others = new Set<number>();
+  for (const line of detail.split("\n")) {
+    const m = /^Process (\d+) waits for (\w+) on (.*?); blocked by process (\d+)\.?$/.exec(line.trim());
+    if (!m) continue;
+    for (const p of [Number(m[1]), Number(m[4])]) if (p !== pid) others.add(p);
+    if (Number(m[1]) !== pid) continue;
+    const object = m[3]!;
+    const relation = /^(?:tuple \S+ of )?relation (\d+)/.exec(object);
+    const locktype = object.startsWith("transaction ")
+      ? "transactionid"
+      : object.startsWith("tuple ")
+        ? "tuple"
+        : relation
+          ? "relation"
+          : object.split(" ")[0]!;
+    lock = { mode: m[2]!, locktype, relationOid: relation ? Number(relation[1]) : null };
+  }
+  return { lock, others: [...others] };
+}
+
+/** The warn line told each time a migration gave up waiting for a lock or was ended by a deadlock. */
 export function describeLockTimeout(r: LockTimeout): Report {
   const lock = r.lock
     ? `${r.lock.mode} ${r.lock.relation ? `on ${r.lock.relation}` : `(${r.lock.locktype}: a row another transaction holds)`}`
     : "a lock";
-  const held = r.blockers.length > 0 ? `, held by ${r.blockers.map(describeSession).join("; ")}` : "";
+  const named = r.blockers.map(describeSession).join("; ");
   const hidden = r.blockers.some((b) => b.state === null);
-  const end =
-    r.blockers.length > 0
-      ? `End ${r.blockers.length === 1 ? "that transaction" : "those transactions"} (COMMIT or ROLLBACK in its session, or SELECT pg_terminate_backend(pid)) to let the upgrade go on`
+  const one = r.blockers.length === 1;
+  const deadlock = r.reason === "deadlock";
+  const what = deadlock
+    ? `${r.what} met ${named || "another transaction"} in a deadlock while waiting for ${lock} (each waited for a lock ` +
+      `the other held; PostgreSQL's deadlock check ended the migration's transaction after deadlock_timeout)`
+    : `${r.what} could not take ${lock} within ${r.lockTimeoutMs} ms ([storage] migration_lock_timeout_ms)${named ? `, held by ${named}` : ""}`;
+  // A lock one statement took is kept while each later one waits, up to lock_timeout: the stall adds up.
+  const stall =
+    r.statements > 1
+      ? `up to ${r.statements} × ${r.lockTimeoutMs} ms (a lock taken by one of its ${r.statements} statements is kept while each later one waits up to lock_timeout)`
+      : `up to ${r.lockTimeoutMs} ms`;
+  const end = deadlock
+    ? `The other transaction went on; the next attempt usually finds its tables free. If deadlocks recur, end ${one ? "that session's" : "those sessions'"} ` +
+      "transactions (SELECT pg_terminate_backend(pid)) or stop the older workers for the upgrade"
+    : r.blockers.length > 0
+      ? `End ${one ? "that transaction" : "those transactions"} (COMMIT or ROLLBACK in its session, or SELECT pg_terminate_backend(pid)) to let the upgrade go on`
       : "A transaction open on that table holds it: look for long ones in pg_stat_activity (xact_start)";
   return {
     msg:
-      `${r.what} could not take ${lock} within ${r.lockTimeoutMs} ms ([storage] migration_lock_timeout_ms)${held}. ` +
-      `It was rolled back, nothing of it applied; attempt ${r.attempts + 1} in ${duration(r.retryInMs)} ` +
-      `(waiting for ${duration(r.waitingMs)} so far). Meanwhile the running workers go on (each attempt holds up the ` +
-      `table's other statements for that long at most); new workers start when the upgrade is done. ${end}` +
+      `${what}. It was rolled back, nothing of it applied; attempt ${r.attempts + 1} in ${duration(r.retryInMs)} ` +
+      `(waiting for ${duration(r.waitingMs)} so far). Meanwhile the running workers go on, though each attempt can hold ` +
+      `up other statements on the tables it alters for ${stall}; new workers start when the upgrade is done. ${end}` +
       (hidden ? ". A role granted pg_read_all_stats sees what another role's session is doing" : ""),
     fields: {
       what: r.what,
+      reason: r.reason,
+      statements: r.statements,
       attempts: r.attempts,
       lockTimeoutMs: r.lockTimeoutMs,
       waitingS: Math.round(r.waitingMs / 1000),

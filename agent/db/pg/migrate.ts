@@ -16,7 +16,10 @@
 // idle in transaction) every other statement on that table queues behind it: unbounded, intake and dispatch stopped,
 // silently, for as long as that transaction lasted. So it gives up after lock_timeout (SQLSTATE 55P03), is rolled back
 // (nothing of it applied) and is tried again after a pause that doubles, each retry told (onLockTimeout) with the lock
-// and the sessions holding it. The index steps run outside that transaction and keep waiting as long as they need to.
+// and the sessions holding it; a deadlock with a worker's transaction (40P01, found after deadlock_timeout, before
+// lock_timeout) is retried the same way. Each statement waits up to lock_timeout, and a lock an earlier one took is kept
+// meanwhile: an attempt can hold a table up for (statements) × lock_timeout. The index steps run outside that
+// transaction and keep waiting as long as they need to.
 import type { SQL } from "bun";
 import {
   describeIndexStep,
@@ -27,7 +30,16 @@ import {
   quoteIdent,
   stepAfterLater,
 } from "./index-steps.ts";
-import type { LockTimeout, LockWait, Session, SlowStep, WaitedLock } from "./migrate-report.ts";
+import {
+  type Deadlock,
+  deadlockOf,
+  type GaveUp,
+  type LockTimeout,
+  type LockWait,
+  type Session,
+  type SlowStep,
+  type WaitedLock,
+} from "./migrate-report.ts";
 
 export interface EmbeddedMigration {
   tag: string;
@@ -132,10 +144,10 @@ export async function migratePostgres(client: SQL, migrations: EmbeddedMigration
             const last = await lastApplied(conn);
             const m = migrations.find((m) => !(last !== null && last >= m.when));
             if (!m) return false;
-            tagged(`migration ${m.tag}`);
             const statements = m.breakpoints ? m.sql.split("--> statement-breakpoint") : [m.sql];
             const holdingRows = await tablesHoldingRows(conn);
             const plan = planMigration(statements, (s) => holdingRows(s));
+            tagged(`migration ${m.tag}`, plan.inTransaction.length);
             await conn.begin(async (tx) => {
               await boundLocks(tx, options);
               for (const sql of plan.inTransaction) await tx.unsafe(sql);
@@ -159,6 +171,7 @@ export async function migratePostgres(client: SQL, migrations: EmbeddedMigration
             const unforced = await tx.unsafe(`
               SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.relrowsecurity AND NOT c.relforcerowsecurity`);
+            tagged("forcing row-level security on new tables", unforced.length);
             for (const { name } of unforced as { name: string }[]) await tx.unsafe(`ALTER TABLE "${name}" FORCE ROW LEVEL SECURITY`);
           });
         }),
@@ -203,24 +216,35 @@ export function retryPause(failed: number, o: Pick<MigrateOptions, "retryPauseMs
   return Math.min(o.maxRetryPauseMs ?? 60_000, first * 2 ** Math.min(failed - 1, 30));
 }
 
-/** The SQLSTATE of a server error (Bun's SQL: errno), or undefined. */
-function sqlState(e: unknown): string | undefined {
-  let err = e as { errno?: unknown; cause?: unknown } | undefined;
+/** The server error in `e` (Bun's SQL: errno is its SQLSTATE, detail the server's DETAIL), or undefined. */
+function serverError(e: unknown): { state: string; detail: string } | undefined {
+  let err = e as { errno?: unknown; detail?: unknown; cause?: unknown } | undefined;
   while (err && typeof err.errno !== "string" && err.cause && typeof err.cause === "object") err = err.cause as typeof err;
-  return typeof err?.errno === "string" ? err.errno : undefined;
+  if (typeof err?.errno !== "string") return undefined;
+  return { state: err.errno, detail: typeof err.detail === "string" ? err.detail : "" };
 }
 
 /**
- * Runs `attempt` (a transaction on run.conn under lock_timeout, which names what it runs through `tagged`) until it
- * does not give up waiting for a lock (55P03, lock_not_available): after each, onLockTimeout is told the lock and the
- * sessions holding it (watched from another connection while it ran) and it is tried again after retryPause.
+ * The SQLSTATEs after which a migration's transaction (rolled back whole by them) is tried again: it gave up waiting
+ * for a lock (lock_timeout), or PostgreSQL's deadlock check (deadlock_timeout, 1 s by default: before lock_timeout)
+ * ended it because it and another transaction (a worker's that read its tables in another order) each waited for a
+ * lock the other held. Not retried, the new worker exited at start and, restarted, could meet the same deadlock again.
  */
-async function boundedLockWait<T>(run: StepRun, attempt: (tagged: (what: string) => void) => Promise<T>): Promise<T> {
+const RETRIED: Record<string, GaveUp> = { "55P03": "lock_timeout", "40P01": "deadlock" };
+
+/**
+ * Runs `attempt` (a transaction on run.conn under lock_timeout, which names what it runs and how many statements it
+ * has through `tagged`) until it ends without giving up waiting for a lock (RETRIED: a lock timeout or a deadlock):
+ * after each, onLockTimeout is told the lock and the sessions holding it (watched from another connection while it
+ * ran; for a deadlock, those the server's DETAIL names) and it is tried again after retryPause.
+ */
+async function boundedLockWait<T>(run: StepRun, attempt: (tagged: (what: string, statements?: number) => void) => Promise<T>): Promise<T> {
   const { options } = run;
   const timeoutMs = lockTimeoutOf(options);
   const started = performance.now();
   for (let failed = 0; ; ) {
     let what = "a migration";
+    let statements = 1;
     const seen: { last: { lock: WaitedLock; blockers: Session[] } | null } = { last: null };
     let asking = false;
     // A lock wait is seen while it lasts: after the timeout the statement no longer waits and pg_blocking_pids is empty.
@@ -237,18 +261,33 @@ async function boundedLockWait<T>(run: StepRun, attempt: (tagged: (what: string)
       },
       Math.min(1_000, Math.max(20, timeoutMs / 3)),
     );
+    let reason: GaveUp | undefined;
+    let detail = "";
     try {
-      return await attempt((w) => (what = w));
+      return await attempt((w, n) => {
+        what = w;
+        if (n !== undefined) statements = n;
+      });
     } catch (e) {
-      if (sqlState(e) !== "55P03") throw e;
+      const err = serverError(e);
+      reason = err && RETRIED[err.state];
+      if (!reason) throw e;
+      detail = err!.detail;
     } finally {
       clearInterval(timer);
     }
     failed++;
     const pause = retryPause(failed, options);
-    const waited = seen.last;
+    let waited: { lock: WaitedLock | null; blockers: Session[] } | null = seen.last;
+    if (reason === "deadlock" && options.onLockTimeout) {
+      // The other transactions went on: they are named by the server's DETAIL, not seen waiting.
+      const facts = await deadlockFacts(run.client, deadlockOf(detail, run.pid)).catch(() => null);
+      if (facts) waited = { lock: facts.lock ?? waited?.lock ?? null, blockers: facts.blockers };
+    }
     options.onLockTimeout?.({
       what,
+      reason,
+      statements,
       attempts: failed,
       lockTimeoutMs: timeoutMs,
       waitingMs: performance.now() - started,
@@ -271,6 +310,27 @@ async function lockWaitOf(client: SQL, pid: number): Promise<{ lock: WaitedLock;
   )) as { lock: WaitedLock | string | null; blockers: unknown }[];
   if (!row?.lock) return null;
   return { lock: typeof row.lock === "string" ? JSON.parse(row.lock) : row.lock, blockers: sessions(row.blockers) };
+}
+
+/**
+ * The lock the migration's session waited for in a deadlock (its table's name, while it still exists) and the other
+ * sessions in it as pg_stat_activity shows them now (their transactions went on), or null when the DETAIL named none.
+ */
+async function deadlockFacts(client: SQL, d: Deadlock): Promise<{ lock: WaitedLock | null; blockers: Session[] } | null> {
+  if (!d.lock && d.others.length === 0) return null;
+  const [row] = (await client.unsafe(
+    `SELECT (SELECT to_regclass($1::oid::regclass::text)::text) AS relation,
+            (SELECT coalesce(json_agg(${SESSION} ORDER BY a.pid), '[]') FROM pg_stat_activity a
+              WHERE a.pid = ANY($2::int[])) AS blockers`,
+    [d.lock?.relationOid ?? 0, `{${d.others.join(",")}}`],
+  )) as { relation: string | null; blockers: unknown }[];
+  const lock = d.lock && {
+    relation: d.lock.relationOid === null ? null : (row?.relation ?? null),
+    mode: d.lock.mode,
+    locktype: d.lock.locktype,
+  };
+  // A session that ended meanwhile is not named.
+  return { lock, blockers: sessions(row?.blockers) };
 }
 
 /** The created_at of the last migration applied (drizzle's bookkeeping), or null. */
