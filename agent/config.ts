@@ -48,7 +48,7 @@ export const agentConfigSchema = () =>
         /**
          * PostgreSQL: how long a migration's statement waits for a table lock (ALTER TABLE behind a long transaction,
          * with every other statement on that table queued behind it) before its transaction is rolled back and tried
-         * again after a pause (agent/db/pg/migrate.ts).
+         * again after a pause (agent/db/pg/migrate.ts). Per statement: a lock an earlier one took is kept meanwhile.
          */
         migration_lock_timeout_ms: z.number().int().min(100).max(600_000).default(3_000),
       })
