@@ -121,6 +121,8 @@ export async function startRun(
   targets: TargetConfig[],
   log: Logger,
   accounts: AccountChoices = {},
+  /** Aborted by a SIGTERM while it starts: on PostgreSQL an upgrade waiting between attempts stops at once. */
+  signal?: AbortSignal,
 ): Promise<RunningProcess> {
   if (storageOf(config).engine === "sqlite") return startAgent(config, targets, log, { accounts });
   if ((accounts.forget ?? []).length + (accounts.keep ?? []).length > 0)
@@ -131,7 +133,7 @@ export async function startRun(
     );
   // PostgreSQL's modules load only when it is the storage (issue 16: idle memory).
   const { startHostedWorker } = await import("./hosted/worker.ts");
-  const worker = await startHostedWorker(config, log);
+  const worker = await startHostedWorker(config, log, signal);
   // The binary starts with a reluctant JIT (scripts/build.ts); from here on the hot paths get the normal one.
   Bun.unsafe.setJITPolicy(1);
   return worker;

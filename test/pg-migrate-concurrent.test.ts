@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { SQL } from "bun";
 import { AgentConfig } from "../agent/config.ts";
-import { type EmbeddedMigration, MIGRATION_LOCK, migratePostgres } from "../agent/db/pg/migrate.ts";
+import { type EmbeddedMigration, MIGRATION_LOCK, MigrationStopped, migratePostgres, STEPS_LOCK } from "../agent/db/pg/migrate.ts";
 import type { IndexStep } from "../agent/db/pg/index-steps.ts";
 import { describeLockTimeout, describeSlowStep, type LockTimeout, type LockWait, type SlowStep } from "../agent/db/pg/migrate-report.ts";
 import { embeddedMigrations } from "../agent/db/pg/migrations.generated.ts";
@@ -565,4 +565,36 @@ describe.skipIf(!!unavailable)("PostgreSQL upgrades build indexes on tables with
       worker.release();
     }
   }, 120_000);
+
+  test("a process waiting for another's migration stops at once when its signal is aborted (SIGTERM), having migrated nothing", async () => {
+    const url = await server.createDatabase("stop_waiting");
+    await migratePostgres(client(url), embeddedMigrations.slice(0, -1));
+    // Another process migrating: it holds the lock this one polls.
+    const other = await client(url, 1).reserve();
+    await other`SELECT pg_advisory_lock(${STEPS_LOCK})`;
+    try {
+      const stop = new AbortController();
+      const waits: LockWait[] = [];
+      const upgrade = migratePostgres(client(url), embeddedMigrations, {
+        pollMs: 5_000,
+        onWait: (w) => waits.push(w),
+        signal: stop.signal,
+      }).then(
+        () => "migrated",
+        (e) => e,
+      );
+      await waitFor("the wait told", () => waits.length === 1, 10_000);
+      const aborted = performance.now();
+      stop.abort("SIGTERM");
+      const outcome = await upgrade;
+      expect(performance.now() - aborted).toBeLessThan(1_000);
+      expect(outcome).toBeInstanceOf(MigrationStopped);
+      expect((outcome as Error).message).toBe("stopped (SIGTERM) while waiting for another kontobro process's migration");
+      const [{ n }] = (await client(url, 1)`SELECT count(*)::int AS n FROM drizzle.__drizzle_migrations`) as { n: number }[];
+      expect(n).toBe(embeddedMigrations.length - 1);
+    } finally {
+      await other`SELECT pg_advisory_unlock(${STEPS_LOCK})`;
+      other.release();
+    }
+  }, 60_000);
 });

@@ -49,11 +49,28 @@ export const run = defineCommand({
       log.warn("no targets are configured; events are stored but go nowhere until you add a [[targets]] table");
     // Listening from here: a SIGTERM while the agent starts (its server may already answer) stops it once it is up.
     const signal = nextSignal();
-    // On PostgreSQL a worker of the hosted installation, which also ends by itself (exit 1) if the others declared it dead.
-    const running = await startRun(config, targets, log, {
-      forget: choiceList(values["forget-links"]),
-      keep: choiceList(values["keep-links"]),
-    });
+    // An upgrade on PostgreSQL retries for as long as a long transaction holds a table it alters: a SIGTERM meanwhile
+    // stops it at once (between two attempts, nothing of the migration applied), not only once the worker is up.
+    const starting = new AbortController();
+    void signal.then((name) => starting.abort(name));
+    let running: Awaited<ReturnType<typeof startRun>>;
+    try {
+      // On PostgreSQL a worker of the hosted installation, which also ends by itself (exit 1) if the others declared it dead.
+      running = await startRun(
+        config,
+        targets,
+        log,
+        { forget: choiceList(values["forget-links"]), keep: choiceList(values["keep-links"]) },
+        starting.signal,
+      );
+    } catch (e) {
+      // By name: agent/db/pg/migrate.ts loads only on PostgreSQL (issue 16: idle memory).
+      if (starting.signal.aborted && e instanceof Error && e.name === "MigrationStopped") {
+        log.info(e.message);
+        return 0;
+      }
+      throw e;
+    }
     if (sqlite && !config.http.api_token) log.info("API token generated for this data directory; `kontobro status` shows it");
     // And what only the start used is garbage now; nothing at idle allocates enough for the engine to collect it.
     Bun.gc(true);

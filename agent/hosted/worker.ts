@@ -32,7 +32,8 @@ export interface HostedWorker {
   stop(): Promise<void>;
 }
 
-export async function startHostedWorker(config: AgentConfig, log: Logger): Promise<HostedWorker> {
+/** `signal`: aborted (SIGTERM), an upgrade waiting for a table lock or another's migration stops (MigrationStopped). */
+export async function startHostedWorker(config: AgentConfig, log: Logger, signal?: AbortSignal): Promise<HostedWorker> {
   const timing = workerTimingProblem(config.workers.heartbeat_ms, config.workers.dead_after_ms);
   if (timing) throw new ConfigError([`workers: ${timing}`]);
   const admin = adminToken(config.admin);
@@ -47,6 +48,7 @@ export async function startHostedWorker(config: AgentConfig, log: Logger): Promi
     },
     // An upgrade on a large database may build indexes for minutes (CONCURRENTLY: the workers already running go on).
     migrate: {
+      signal,
       onWait: (wait) => {
         // The first time as info; still waiting a minute later (and every minute), as a warning.
         const { msg, fields } = describeLockWait(wait);

@@ -89,6 +89,38 @@ export interface MigrateOptions {
   maxRetryPauseMs?: number;
   /** Told each time a migration's transaction gave up waiting for a lock and was rolled back, before its pause. */
   onLockTimeout?: (report: LockTimeout) => void;
+  /**
+   * Aborted (`kontobro run`'s SIGTERM, its reason the signal's name): the upgrade stops at once with MigrationStopped
+   * while it pauses between two attempts or waits for another process's migration, nothing of the migration under way
+   * applied. An attempt under way ends first (lock_timeout at most); an index step is not interrupted.
+   */
+  signal?: AbortSignal;
+}
+
+/** The upgrade stopped by MigrateOptions.signal while it waited: nothing of the migration it was on is applied. */
+export class MigrationStopped extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "MigrationStopped";
+  }
+}
+
+/** Sleeps `ms`, or throws MigrationStopped(stopped(" (SIGTERM)")) at once when `signal` is aborted (before or meanwhile). */
+function pause(ms: number, signal: AbortSignal | undefined, stopped: (why: string) => string): Promise<void> {
+  if (!signal) return Bun.sleep(ms);
+  return new Promise((resolve, reject) => {
+    const abort = () => {
+      clearTimeout(timer);
+      const why = typeof signal.reason === "string" ? ` (${signal.reason})` : "";
+      reject(new MigrationStopped(stopped(why)));
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", abort);
+      resolve();
+    }, ms);
+    if (signal.aborted) abort();
+    else signal.addEventListener("abort", abort, { once: true });
+  });
 }
 
 const STEPS_TABLE = "drizzle.kontobro_index_steps";
@@ -108,7 +140,7 @@ export async function migratePostgres(client: SQL, migrations: EmbeddedMigration
         toldAt = now;
         options.onWait({ waitedMs: now - since, holder: await lockHolder(conn, key).catch(() => null) });
       }
-      await Bun.sleep(options.pollMs ?? 250);
+      await pause(options.pollMs ?? 250, options.signal, (why) => `stopped${why} while waiting for another kontobro process's migration`);
     }
   };
   /** Runs `fn` holding MIGRATION_LOCK (older versions migrate under it too). */
@@ -277,7 +309,7 @@ async function boundedLockWait<T>(run: StepRun, attempt: (tagged: (what: string,
       clearInterval(timer);
     }
     failed++;
-    const pause = retryPause(failed, options);
+    const wait = retryPause(failed, options);
     let waited: { lock: WaitedLock | null; blockers: Session[] } | null = seen.last;
     if (reason === "deadlock" && options.onLockTimeout) {
       // The other transactions went on: they are named by the server's DETAIL, not seen waiting.
@@ -291,11 +323,11 @@ async function boundedLockWait<T>(run: StepRun, attempt: (tagged: (what: string,
       attempts: failed,
       lockTimeoutMs: timeoutMs,
       waitingMs: performance.now() - started,
-      retryInMs: pause,
+      retryInMs: wait,
       lock: waited?.lock ?? null,
       blockers: waited?.blockers ?? [],
     });
-    await Bun.sleep(pause);
+    await pause(wait, options.signal, (why) => `stopped during the upgrade${why}; nothing of ${what} applied (the next start applies it)`);
   }
 }
 

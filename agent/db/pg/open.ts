@@ -4,7 +4,7 @@
 // what is wrong and how to fix it; nothing is migrated before the checks pass.
 import { SQL } from "bun";
 import { StorageError } from "../index.ts";
-import { type EmbeddedMigration, IndexStepError, type MigrateOptions, migratePostgres } from "./migrate.ts";
+import { type EmbeddedMigration, IndexStepError, type MigrateOptions, MigrationStopped, migratePostgres } from "./migrate.ts";
 import { embeddedMigrations } from "./migrations.generated.ts";
 import { postgresRunner, type SqlRunner } from "./runner.ts";
 import { MIN_SERVER_VERSION } from "./tenancy.ts";
@@ -62,7 +62,7 @@ export interface OpenPostgresOptions {
    * CONCURRENTLY, and every minute while one runs, with what it waits on, and each time a migration's transaction gave
    * up waiting for a lock (the worker logs them); lockTimeoutMs is [storage] migration_lock_timeout_ms.
    */
-  migrate?: Pick<MigrateOptions, "onWait" | "onStep" | "onSlowStep" | "reportEveryMs" | "lockTimeoutMs" | "onLockTimeout">;
+  migrate?: Pick<MigrateOptions, "onWait" | "onStep" | "onSlowStep" | "reportEveryMs" | "lockTimeoutMs" | "onLockTimeout" | "signal">;
 }
 
 const FACTS = `SELECT current_setting('server_version_num')::integer AS "versionNum", current_setting('server_version') AS version,
@@ -94,6 +94,8 @@ export async function openPostgres(url: string, options: OpenPostgresOptions = {
     try {
       await migratePostgres(client, options.migrations ?? embeddedMigrations, options.migrate);
     } catch (e) {
+      // Stopped on purpose (SIGTERM), not failed: `kontobro run` says so and exits 0.
+      if (e instanceof MigrationStopped) throw e;
       throw migrateError(e, facts!);
     }
     const report = { ...facts!, ...(await tableFacts(client)) };
