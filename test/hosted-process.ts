@@ -52,6 +52,22 @@ export function freePort(): number {
   return port;
 }
 
+/** `kontobro run --config <config>` from source: what it logged so far, and `drained` once its stderr has ended. */
+export function spawnRun(config: string) {
+  const proc = Bun.spawn([process.execPath, "agent/main.ts", "run", "--config", config], {
+    cwd: ROOT,
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  let text = "";
+  const drained = (async () => {
+    const decoder = new TextDecoder();
+    for await (const chunk of proc.stderr) text += decoder.decode(chunk, { stream: true });
+  })();
+  return { proc, log: () => text, drained };
+}
+
 /**
  * Starts `kontobro run --config <config>` listening on `port` and waits until /readyz answers 200 (or it exits: the
  * error holds what it logged). `started` sees the process at once, so a caller's clean-up stops it even if it never
@@ -63,23 +79,13 @@ export async function startWorkerProcess(
   port: number,
   started: (w: RunningWorker) => void = () => {},
 ): Promise<RunningWorker> {
-  const proc = Bun.spawn([process.execPath, "agent/main.ts", "run", "--config", config], {
-    cwd: ROOT,
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  let text = "";
-  void (async () => {
-    const decoder = new TextDecoder();
-    for await (const chunk of proc.stderr) text += decoder.decode(chunk, { stream: true });
-  })();
-  const worker: RunningWorker = { name, url: `http://127.0.0.1:${port}`, proc, log: () => text };
+  const { proc, log } = spawnRun(config);
+  const worker: RunningWorker = { name, url: `http://127.0.0.1:${port}`, proc, log };
   started(worker);
   await waitFor(
     `worker ${name} ready`,
     async () => {
-      if (proc.exitCode !== null) throw new Error(`worker ${name} exited ${proc.exitCode}: ${text}`);
+      if (proc.exitCode !== null) throw new Error(`worker ${name} exited ${proc.exitCode}: ${log()}`);
       return (await fetch(`${worker.url}/readyz`).catch(() => null))?.status === 200;
     },
     60_000,

@@ -7,10 +7,9 @@ import { SQL } from "bun";
 import { migratePostgres } from "../agent/db/pg/migrate.ts";
 import { embeddedMigrations } from "../agent/db/pg/migrations.generated.ts";
 import { tempDir, waitFor } from "./helpers.ts";
-import { freePort, writeWorkerConfig } from "./hosted-process.ts";
+import { freePort, spawnRun, writeWorkerConfig } from "./hosted-process.ts";
 import { pgUnavailable, startPgServer, type PgServer } from "./pg-server.ts";
 
-const ROOT = `${import.meta.dir}/..`;
 const unavailable = pgUnavailable();
 if (unavailable) console.warn(`pg-run-stop-during-upgrade skipped: ${unavailable}`);
 const LAST = embeddedMigrations.at(-1)!;
@@ -39,24 +38,14 @@ test.skipIf(!!unavailable)(
       storage: { url, migration_lock_timeout_ms: 100 },
       admin: { token: "stop-upgrade-admin-token-0123456789" },
     });
-    const proc = Bun.spawn([process.execPath, "agent/main.ts", "run", "--config", config], {
-      cwd: ROOT,
-      stdin: "ignore",
-      stdout: "ignore",
-      stderr: "pipe",
-    });
-    let text = "";
-    const read = (async () => {
-      const decoder = new TextDecoder();
-      for await (const chunk of proc.stderr) text += decoder.decode(chunk, { stream: true });
-    })();
+    const { proc, log, drained } = spawnRun(config);
     try {
       // The third attempt gave up: the pause before the fourth is 4 s.
       await waitFor(
         "three attempts given up",
         () => {
-          if (proc.exitCode !== null) throw new Error(`the worker exited ${proc.exitCode}: ${text}`);
-          return (text.match(/could not take/g) ?? []).length >= 3;
+          if (proc.exitCode !== null) throw new Error(`the worker exited ${proc.exitCode}: ${log()}`);
+          return (log().match(/could not take/g) ?? []).length >= 3;
         },
         30_000,
       );
@@ -64,7 +53,8 @@ test.skipIf(!!unavailable)(
       proc.kill("SIGTERM");
       const code = await Promise.race([proc.exited, Bun.sleep(10_000).then(() => "still running 10 s after SIGTERM")]);
       const ms = performance.now() - signalled;
-      if (typeof code === "number") await read;
+      if (typeof code === "number") await drained;
+      const text = log();
       expect({ code, text }).toMatchObject({ code: 0 });
       expect(ms).toBeLessThan(2_000);
       expect(text).toContain(`stopped during the upgrade (SIGTERM); nothing of migration ${LAST.tag} applied`);
