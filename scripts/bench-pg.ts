@@ -59,7 +59,7 @@ export interface PgBenchOptions {
 export interface SqliteSide {
   intake(): Promise<{ single: number; batched: number; rawSingle: number; rawBatched: number }>;
   dispatch(): Promise<{ rate: number; raw: number }>;
-  claimMs(pending: number): Promise<number>;
+  claimScaling(pending: number): Promise<{ small: number; large: number }>;
 }
 
 export interface PgSectionContext {
@@ -221,8 +221,7 @@ async function measure(ctx: PgSectionContext, server: PgServer): Promise<void> {
   say(`PostgreSQL: claim with ${opts.backlog.toLocaleString("en")} pending over ${opts.claimTenants.toLocaleString("en")} tenants`);
   const pgSmall = (await pgClaimMs(server, "claim_small", 0)).busy;
   const pgLarge = await pgClaimMs(server, "claim_large", opts.claimTenants);
-  const sqliteSmall = await ctx.sqlite.claimMs(1_000);
-  const sqliteLarge = await ctx.sqlite.claimMs(opts.backlog);
+  const { small: sqliteSmall, large: sqliteLarge } = await ctx.sqlite.claimScaling(opts.backlog);
   const over = `over ${opts.claimTenants.toLocaleString("en")} tenants`;
   // A claim is one worker's transaction: the PostgreSQL figures stand in the first worker column.
   rows.push([

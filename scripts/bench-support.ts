@@ -121,6 +121,11 @@ export function cpuMicros(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10_000;
 }
 
+/** CPU time the calling thread has run so far, in ms, from /proc/thread-self/schedstat (nanoseconds, not clock ticks). */
+export function threadCpuMs(): number {
+  return Number(readFileSync("/proc/thread-self/schedstat", "utf8").split(" ")[0]) / 1e6;
+}
+
 /**
  * CPU time in µs of a process and its children: those it has reaped (cutime, cstime: a PostgreSQL backend that ended)
  * and those still running (a backend of a live connection), read from /proc.
