@@ -126,7 +126,8 @@ const pushFence = new AsyncLocalStorage<{ fence: SendFence; wrote: boolean }>();
  * Runs one push under a fence: every request it makes through an HttpClient (after waiting for the rate limiter)
  * first asks the fence, and is not sent while the fence gives a reason. Connectors need do nothing: the context
  * follows the push's awaits. A refused request fails as retryable if the push sent no write before it, else as
- * uncertain (an earlier write of the push may have had its effect).
+ * uncertain (an earlier write of the push may have had its effect). The one exception is a request that undoes the
+ * push's own write (RequestOptions.undoesOwnWrite).
  */
 export function pushUnder<T>(fence: SendFence, push: () => Promise<T>): Promise<T> {
   return pushFence.run({ fence, wrote: false }, push);
@@ -168,6 +169,14 @@ export interface RequestOptions {
    * Default: true for GET and for requests carrying an Idempotency-Key header.
    */
   replaySafe?: boolean;
+  /**
+   * The request undoes something this very push made and only that (a DELETE of the draft it created, by the number
+   * its own answer gave): sent even when the push's fence is closed (pushUnder). A worker fenced after such a write
+   * (declared dead while its request was on its way, e.g. paused between the fence and the wire) may no longer finish
+   * the push, and the attempt that took its lease over may have looked for leftovers before the write landed; undoing
+   * it cannot touch what any other attempt makes.
+   */
+  undoesOwnWrite?: boolean;
 }
 
 export interface HttpClientOptions {
@@ -220,7 +229,7 @@ export class HttpClient {
     }
     // Asked last, right before sending: the limiter's wait and the headers (a token refresh) may have taken long.
     const push = pushFence.getStore();
-    const why = push?.fence();
+    const why = options.undoesOwnWrite ? null : push?.fence();
     if (why) throw notSentError(why, `${method} ${pathOf(url)} to ${this.opts.targetTitle}`, push!.wrote);
     if (isWrite && push) push.wrote = true;
     let res: Response;

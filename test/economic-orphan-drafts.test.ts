@@ -5,6 +5,7 @@ import type { EconomicConnector } from "../connectors/economic/connector.ts";
 import type { StartedEconomicSandbox } from "../connectors/economic/sandbox/index.ts";
 import { SAMPLE_PDF_BASE64 } from "../agent/demo.ts";
 import { signalOf } from "../agent/target-state.ts";
+import { NOT_SENT, pushUnder } from "../connectors/http.ts";
 import { canonical, connectorFor, draftsFor, pushCtx, startEconomic } from "./economic-fixtures.ts";
 import { customerEvent, invoiceEvent, waitFor } from "./helpers.ts";
 
@@ -161,5 +162,38 @@ describe("economic orphan drafts", () => {
     // …and is removed when its answer arrives: nothing with the PSA id stays.
     await waitFor("no draft with the PSA id", () => draftsFor(sb, "PSA-INV-90006").length === 0, 10_000);
     expect(sb.sandbox.state.booked.size).toBe(1);
+  }, 20_000);
+
+  // A hosted worker paused between its fence and the wire sends its draft POST when it wakes, after the others declared
+  // it dead and the attempt that took the delivery over looked for drafts (and booked): it hears the draft's number,
+  // may send nothing more of the push (connectors/http.ts pushUnder), and must not leave that draft behind.
+  const declaredDead = "worker 7 was declared dead by the others; its leases were taken back";
+
+  test("fenced once its draft was made, the attempt books nothing and deletes that draft, which no other attempt books", async () => {
+    const inv = canonical(invoiceEvent(90010, 9));
+    // The fence closes once the draft is at e-conomic: the booking is the first request it holds back.
+    const fence = () => (draftsFor(sb, "PSA-INV-90010").length > 0 ? declaredDead : null);
+    const e = await pushUnder(fence, () => conn.push("invoice", inv, pushCtx({ customer }))).catch((err) => err);
+    expect(e).toMatchObject({ kind: "uncertain", code: NOT_SENT });
+    expect(e.message).toContain(`PUT /invoices/booked/90010 to e-conomic was not sent: ${declaredDead}`);
+    expect(draftsFor(sb, "PSA-INV-90010")).toEqual([]);
+    expect(sb.sandbox.state.booked.size).toBe(0);
+  });
+
+  test("a draft answered late to a worker fenced meanwhile is deleted all the same", async () => {
+    const slow = connectorFor(sb, { request_timeout_ms: 300 });
+    const inv = canonical(invoiceEvent(90011, 9));
+    sb.sandbox.addFault({ kind: "latency", method: "POST", path: "^/invoices/drafts$", latencyMs: 1500, count: 1 });
+    let fenced: string | null = null;
+    const first = await pushUnder(
+      () => fenced,
+      () => slow.push("invoice", inv, pushCtx({ customer })),
+    ).catch((err) => err);
+    expect(first).toMatchObject({ kind: "uncertain", code: "timeout" });
+    // Declared dead while its draft POST is still unanswered.
+    fenced = declaredDead;
+    await waitFor("the late draft POST to take effect", () => sb.sandbox.state.counters.nextDraftNumber >= 2, 10_000);
+    await waitFor("no draft with the PSA id", () => draftsFor(sb, "PSA-INV-90011").length === 0, 10_000);
+    expect(sb.sandbox.state.booked.size).toBe(0);
   }, 20_000);
 });

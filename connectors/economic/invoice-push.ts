@@ -2,7 +2,7 @@
 // carrying the PSA's id outlives the push (README "Orphan drafts").
 import type { Customer, InvoiceLike } from "../../agent/model.ts";
 import type { PushContext, PushResult } from "../contract.ts";
-import { isTargetError, TargetError, type HttpClient, type HttpResponse } from "../http.ts";
+import { isTargetError, NOT_SENT, TargetError, type HttpClient, type HttpResponse } from "../http.ts";
 import { answerWithin, LATE_ANSWER_WAIT_MS } from "../late-answers.ts";
 import type { AgreementSettings } from "./agreement.ts";
 import { describeEconomicError, filterValue } from "./client.ts";
@@ -21,10 +21,16 @@ export class EconomicInvoices {
   ) {}
 
   async push(inv: InvoiceLike, ctx: PushContext): Promise<PushResult> {
-    const attempt = { draftSent: false };
+    const attempt: Attempt = { draftSent: false, draft: null };
     try {
       return await this.pushOnce(inv, ctx, attempt);
     } catch (e) {
+      // Fenced after its draft was made (its worker declared dead meanwhile, e.g. paused while the draft POST was on its
+      // way, or stopping): it books nothing more, and the attempt that took the delivery over may have looked for drafts
+      // before this one landed. Its own draft, by the number only it knows, is deleted even so (nothing another attempt
+      // books); the delivery stays uncertain, so a later attempt still looks.
+      if (isTargetError(e) && e.code === NOT_SENT && attempt.draft !== null)
+        await this.discardOwnDraft(attempt.draft, `${ctx.idempotencyKey}-delete-fenced-${attempt.draft}`);
       // A permanent failure has no next attempt to tidy up after it: remove the drafts it (or an earlier
       // attempt) left. If that fails too while a draft of this attempt may be there, the delivery is not
       // left at "needs action" but retried as uncertain: that attempt removes the draft first.
@@ -53,7 +59,7 @@ export class EconomicInvoices {
    * sending its draft leaves the delivery uncertain (push), so a plain attempt is the draft, the PDF and the
    * booking; a booking refused because the number is used is looked up on every path.
    */
-  private async pushOnce(inv: InvoiceLike, ctx: PushContext, attempt: { draftSent: boolean }): Promise<PushResult> {
+  private async pushOnce(inv: InvoiceLike, ctx: PushContext, attempt: Attempt): Promise<PushResult> {
     const number = Number(inv.number);
     const reconcile = ctx.link !== null || ctx.uncertain;
     if (reconcile) {
@@ -75,6 +81,7 @@ export class EconomicInvoices {
     if (reconcile) await this.removeDrafts(inv.psaId, ctx, "before");
     attempt.draftSent = true;
     const draftNumber = await this.createDraft(draftInvoiceBody(inv, customer, this.cfg, { vatZone, terms }), inv, ctx);
+    attempt.draft = draftNumber;
     const notes: string[] = [];
     if (inv.pdf && this.cfg.attach_pdf) await this.attachPdf(draftNumber, inv, ctx);
     else if (inv.pdf) notes.push("PDF not attached: attach_pdf is off for this target.");
@@ -137,11 +144,11 @@ export class EconomicInvoices {
   }
 
   private discardLateDraft(request: Promise<HttpResponse>, inv: InvoiceLike, ctx: PushContext): void {
-    const done: Promise<void> = request
-      .then(
+    this.listen(
+      request.then(
         async (res) => {
           const n = Number(res.body?.draftInvoiceNumber);
-          if (Number.isInteger(n) && n >= 1) await this.persist(() => this.deleteDraft(n, `${ctx.idempotencyKey}-late-delete-${n}`));
+          if (Number.isInteger(n) && n >= 1) await this.persist(() => this.deleteDraft(n, `${ctx.idempotencyKey}-late-delete-${n}`, true));
         },
         // The answer broke off after all (reset after the commit, or none within the wait): the draft may exist,
         // its number unknown. Once the invoice is booked, every draft with its PSA id is an orphan; before that,
@@ -152,7 +159,19 @@ export class EconomicInvoices {
             if (await this.findBooked(inv)) await this.removeDrafts(inv.psaId, ctx, "late");
           });
         },
-      )
+      ),
+    );
+  }
+
+  /** Deletes the draft this attempt made, tried once now and, if refused, in the background as a late draft is (persist). */
+  private async discardOwnDraft(n: number, key: string): Promise<void> {
+    const remove = () => this.deleteDraft(n, key, true);
+    await remove().catch(() => this.listen(this.persist(remove)));
+  }
+
+  /** Work that goes on after the push, listened to until it settles. */
+  private listen(work: Promise<void>): void {
+    const done: Promise<void> = work
       .catch(() => undefined)
       .finally(() => {
         this.pendingLate.delete(done);
@@ -216,9 +235,20 @@ export class EconomicInvoices {
     for (const n of numbers) await this.deleteDraft(n, `${ctx.idempotencyKey}-delete-${step}-${n}`);
   }
 
-  private async deleteDraft(n: number, key: string): Promise<void> {
-    await this.http.request("DELETE", `${this.rest}/invoices/drafts/${n}`, { accept: [404], headers: { "Idempotency-Key": key } });
+  /** `own`: the draft this attempt made (its number came in its own answer), deleted even when the push is fenced. */
+  private async deleteDraft(n: number, key: string, own = false): Promise<void> {
+    await this.http.request("DELETE", `${this.rest}/invoices/drafts/${n}`, {
+      accept: [404],
+      headers: { "Idempotency-Key": key },
+      undoesOwnWrite: own,
+    });
   }
+}
+
+/** What one attempt has done so far: whether it sent its draft POST, and the draft's number once it was answered. */
+interface Attempt {
+  draftSent: boolean;
+  draft: number | null;
 }
 
 function permanent(res: { status: number; body: any }): TargetError {

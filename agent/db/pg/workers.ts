@@ -66,7 +66,7 @@ export class Worker {
    * (the server stamped it later still), and only until it learns it was declared dead. The other half of dead-after
    * is the margin for a request let through just before the fence closes, and for clocks that run at slightly
    * different rates. Nothing is released: its leases are left for the recovery (or, once a beat gets through again,
-   * for itself).
+   * for itself). A push still undoes its own write (connectors/http.ts RequestOptions.undoesOwnWrite).
    */
   fence(): string | null {
     if (this.declaredDead) return `worker ${this.id} was declared dead by the others; its leases were taken back`;
