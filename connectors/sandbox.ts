@@ -29,6 +29,8 @@ export interface LoggedRequest {
   retryAfterMs?: number;
   /** The Location of a created resource, where the answer names one. */
   location?: string;
+  /** The client had closed its connection before the answer was ready (its process killed, or gone): nobody heard it. */
+  clientGone?: boolean;
 }
 
 /** A booked invoice or credit note as read back from a sandbox, in minor units, customer's point of view. */
@@ -108,6 +110,7 @@ export function serveLogged(fetch: (req: Request) => Response | Promise<Response
         status: res.status,
         ...(ra !== null && /^\d+$/.test(ra) ? { retryAfterMs: Number(ra) * 1000 } : {}),
         ...(location ? { location } : {}),
+        ...(req.signal.aborted ? { clientGone: true } : {}),
       });
       return res;
     },

@@ -109,7 +109,10 @@ const SENT_BEFORE_STOP_MS = 250;
  * Of the drafts left, those traced to a create whose answer reached no agent (it was answered after the
  * client timeout, and the agent that sent it was stopped meanwhile: the READMEs' "left open" case): the
  * draft itself, or another document with its PSA id, was made by such a create (at Uni Micro the unheard
- * draft can be the one finished and booked, and a later one left).
+ * draft can be the one finished and booked, and a later one left). Stopped meanwhile: the sandbox saw the agent's
+ * connection closed before it answered (LoggedRequest.clientGone: killed, or a worker that exited by itself after
+ * the others declared it dead, which `stops` does not list), or, by the clock, a stop between the request's start
+ * (less SENT_BEFORE_STOP_MS) and its answer.
  */
 export function draftsMadeAfterStop<D extends { psaId: string | null; createdAt: number }>(
   drafts: D[],
@@ -121,7 +124,8 @@ export function draftsMadeAfterStop<D extends { psaId: string | null; createdAt:
   const unheard = log.filter(
     (r) =>
       r.answeredAt - r.startedAt > timeoutMs &&
-      stops.some((s) => r.answeredEpoch - (r.answeredAt - r.startedAt) < s + SENT_BEFORE_STOP_MS && s < r.answeredEpoch),
+      (r.clientGone === true ||
+        stops.some((s) => r.answeredEpoch - (r.answeredAt - r.startedAt) < s + SENT_BEFORE_STOP_MS && s < r.answeredEpoch)),
   );
   const madeUnheard = (createdAt: number | undefined) =>
     createdAt !== undefined && unheard.some((r) => Math.abs(r.answeredEpoch - createdAt) <= 50);

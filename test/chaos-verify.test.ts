@@ -1,6 +1,7 @@
 // The chaos run's verdict is itself tested: a wrong booking, a doubled or missing one, a left draft and a
 // request sent during a Retry-After must each be caught; the PSA's events follow the model's sign rules.
 import { describe, expect, test } from "bun:test";
+import { serveLogged } from "../connectors/sandbox.ts";
 import { chaosEvents, expectedDocs, forTenant, masterNumbers, rng } from "../scripts/chaos-events.ts";
 import {
   draftsMadeAfterStop,
@@ -10,6 +11,7 @@ import {
   type LoggedRequest,
   type TargetSnapshot,
 } from "../scripts/chaos-verify.ts";
+import { waitFor } from "./helpers.ts";
 
 const events = chaosEvents(40, rng(1));
 const expected = expectedDocs(events);
@@ -131,6 +133,29 @@ describe("chaos verdict", () => {
     // The unheard draft was finished and booked; a later draft with the same PSA id was left.
     const later = { psaId: "A", createdAt: 15_000 };
     expect(draftsMadeAfterStop([later], [{ psaId: "A", createdAt: 11_498 }], [slow], [10_700], 1000).afterStop).toEqual([later]);
+    // Its agent gone before the answer whatever the stops say (begun by a sandbox busier than SENT_BEFORE_STOP_MS allows,
+    // or a worker that exited by itself): no agent heard it. Gone but answered within the timeout: a draft left by it
+    // is one the next attempt's lookup should have found.
+    expect(draftsMadeAfterStop([unheard], [], [{ ...slow, clientGone: true }], [], 1000).afterStop).toEqual([unheard]);
+    expect(draftsMadeAfterStop([unheard], [], [{ ...slow, clientGone: true }], [9_500], 1000).afterStop).toEqual([unheard]);
+    expect(draftsMadeAfterStop([unheard], [], [{ ...slow, startedAt: 1000, clientGone: true }], [], 1000).afterStop).toEqual([]);
+  });
+
+  test("the sandbox's request log says when the client had gone before the answer", async () => {
+    const log: LoggedRequest[] = [];
+    const server = serveLogged(async () => {
+      await Bun.sleep(500);
+      return new Response("{}", { status: 201 });
+    }, log);
+    const url = `http://127.0.0.1:${server.port}/`;
+    const child = Bun.spawn([process.execPath, "-e", `await fetch(${JSON.stringify(url)}, { method: "POST", body: "gone" })`]);
+    await waitFor("the killed client's request at the sandbox", () => server.pendingRequests > 0);
+    child.kill("SIGKILL");
+    await child.exited;
+    await (await fetch(url, { method: "POST", body: "heard" })).text();
+    await waitFor("both answered", () => log.length === 2);
+    server.stop(true);
+    expect(log.map((r) => r.clientGone ?? false)).toEqual([true, false]);
   });
 });
 
