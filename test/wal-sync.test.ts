@@ -4,6 +4,7 @@
 // WAL mode.
 import { describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
+import { symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { connect } from "../agent/db/index.ts";
 import { sqliteRunner } from "../agent/db/pg/runner.ts";
@@ -14,11 +15,13 @@ const synchronous = (c: Database) => (c.prepare("PRAGMA synchronous").get() as {
 const FULL = 2;
 const NORMAL = 1;
 
-function fileDb(): Database {
-  const c = connect(join(tempDir(), "k.db"));
+function fileDbAt(path: string): Database {
+  const c = connect(path);
   c.exec("CREATE TABLE t (a INTEGER)");
   return c;
 }
+
+const fileDb = () => fileDbAt(join(tempDir(), "k.db"));
 
 describe("a durable-later transaction (WalSync through the SQLite runner)", () => {
   test("commits at once without the fsync (NORMAL), is back at FULL after, and is durable once the WAL is synced", async () => {
@@ -48,6 +51,17 @@ describe("a durable-later transaction (WalSync through the SQLite runner)", () =
     await expect(failing).rejects.toThrow("busy");
     expect(synchronous(c)).toBe(FULL);
     expect((c.query("SELECT count(*) AS n FROM t").get() as { n: number }).n).toBe(0);
+    runner.close();
+  });
+
+  test("a database opened by a symbolic link: the WAL synced is SQLite's, beside the file the link names", async () => {
+    const real = join(tempDir(), "k.db");
+    fileDbAt(real).close();
+    const link = join(tempDir(), "k.db");
+    symlinkSync(real, link);
+    const runner = sqliteRunner(connect(link));
+    const { durable } = await runner.transactionDurableLater((tx) => tx.run("INSERT INTO t VALUES (1)"));
+    await durable;
     runner.close();
   });
 

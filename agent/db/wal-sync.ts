@@ -8,7 +8,6 @@
 // synchronous=FULL as before: the setting is restored as soon as this one has committed.
 import type { Database } from "bun:sqlite";
 import { closeSync, fsync, openSync } from "node:fs";
-import { resolve } from "node:path";
 
 const FULL = 2;
 const DURABLE = Promise.resolve();
@@ -26,10 +25,12 @@ export class WalSync {
 
   constructor(private readonly client: Database) {
     this.totalChanges = client.prepare("SELECT total_changes() AS n");
-    const file = client.filename;
+    // SQLite's own path of the file (symbolic links resolved; "" in memory): its WAL is beside that one, not beside a
+    // symbolic link the connection was opened by (there, opening "-wal" failed and no commit was ever durable).
+    const main = (client.prepare("PRAGMA database_list").all() as { name: string; file: string }[]).find((d) => d.name === "main");
     // prepare, not query: a cached statement would answer with the setting it was compiled under.
     const full = (client.prepare("PRAGMA synchronous").get() as { synchronous: number }).synchronous === FULL;
-    this.wal = file && file !== ":memory:" && full ? `${resolve(file)}-wal` : null;
+    this.wal = main?.file && full ? `${main.file}-wal` : null;
   }
 
   /**
