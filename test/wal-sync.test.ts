@@ -4,7 +4,8 @@
 // WAL mode.
 import { describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { symlinkSync } from "node:fs";
+import { renameSync, rmSync, symlinkSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { connect } from "../agent/db/index.ts";
 import { sqliteRunner } from "../agent/db/pg/runner.ts";
@@ -77,5 +78,23 @@ describe("a durable-later transaction (WalSync through the SQLite runner)", () =
     expect(plain.result).toBe(1);
     await plain.durable;
     runner.close();
+  });
+
+  test("after a failed fsync nothing more is made durable on the connection, not even once the WAL could be synced again", async () => {
+    const c = fileDb(); // SQLite has its WAL open
+    const wal = `${c.filename}-wal`;
+    // The name now leads to a FIFO: the first sync opens it, and fsync fails (EINVAL), as a write-back error (EIO) would.
+    renameSync(wal, `${wal}.real`);
+    execFileSync("mkfifo", [wal]);
+    const reopened = sqliteRunner(c);
+    const failing = await reopened.transactionDurableLater((tx) => tx.run("INSERT INTO t VALUES (2)"));
+    await expect(failing.durable).rejects.toThrow();
+    rmSync(wal);
+    renameSync(`${wal}.real`, wal);
+    // The WAL can be synced again, but the failed commit's frames may not be on the disk and every later one is behind
+    // them: it is refused, and says what to do.
+    const later = await reopened.transactionDurableLater((tx) => tx.run("INSERT INTO t VALUES (3)"));
+    await expect(later.durable).rejects.toThrow(/An earlier fsync of the database's WAL failed .*restart kontobro/);
+    reopened.close();
   });
 });

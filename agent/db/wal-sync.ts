@@ -22,6 +22,10 @@ export class WalSync {
   private readonly totalChanges;
   /** The WAL file's descriptor, opened at the first sync and kept: opening it for every round cost more than the fsync's dispatch. */
   private fd: number | null = null;
+  /** The last sync asked for: each waits for the one before it (one fsync at a time, see sync). */
+  private last: Promise<void> = DURABLE;
+  /** Set by a failed fsync: from then on nothing more is made durable on this connection (see sync). */
+  private failed: Error | null = null;
 
   constructor(private readonly client: Database) {
     this.totalChanges = client.prepare("SELECT total_changes() AS n");
@@ -61,11 +65,28 @@ export class WalSync {
   }
 
   /**
-   * fsyncs the WAL. Opening it may fail for a moment (EMFILE: too many open files): that is tried again, since no
-   * fsync was attempted. A failed fsync is not: after one, Linux may have dropped the dirty pages, and a second
-   * fsync would report success for data that never reached the disk. The descriptor is dropped after any failure.
+   * fsyncs the WAL, after the syncs asked for before (one at a time: Linux reports a write-back error to one fsync of a
+   * descriptor, and one running beside the failed one could succeed for pages that never reached the disk). Opening it
+   * may fail for a moment (EMFILE: too many open files): that is tried again, since no fsync was attempted. A failed
+   * fsync is not, and nothing after it is made durable: Linux may have dropped the failed pages, a later fsync (on a new
+   * descriptor, which is not told of the error) would report success for frames after them, and after a power cut
+   * SQLite's recovery stops at the first frame whose checksum fails, so those later commits would be lost although
+   * they were reported durable (a push sent under such a lease would be sent again). Every later sync rejects, so
+   * nothing more is sent under a lease of this connection's rounds (each round's leases are released unsent and the
+   * error is logged) until kontobro is restarted (SQLite then recovers the WAL from the disk).
    */
-  private async sync(wal: string): Promise<void> {
+  private sync(wal: string): Promise<void> {
+    const run = this.last.then(() => this.syncNow(wal));
+    this.last = run.catch(() => {});
+    return run;
+  }
+
+  private async syncNow(wal: string): Promise<void> {
+    if (this.failed)
+      throw new Error(
+        `An earlier fsync of the database's WAL failed (${this.failed.message}): what was written since cannot be made durable. Check the disk (kernel log, free space), then restart kontobro.`,
+        { cause: this.failed },
+      );
     for (let attempt = 1; this.fd === null; attempt++) {
       try {
         const fd = openSync(wal, "r+");
@@ -81,6 +102,7 @@ export class WalSync {
     try {
       await new Promise<void>((done, failed) => fsync(fd, (e) => (e ? failed(e) : done())));
     } catch (e) {
+      this.failed = e instanceof Error ? e : new Error(String(e));
       if (this.fd === fd) this.close();
       throw e;
     }
