@@ -345,8 +345,13 @@ export function postgresTrouble(e: unknown, depth = 0): string | null {
     if (inner) return inner;
   }
   const state = typeof errno === "string" ? errno : "";
+  // 25P03 and 57P05: the server ended the session for idling (a worker stalled inside its transaction past the
+  // idle_in_transaction_session_timeout it set, agent/hosted/worker.ts): the transaction was not committed.
   const lostConnection =
-    (typeof code === "string" && code.startsWith("ERR_POSTGRES_CONNECTION")) || state.startsWith("08") || /^57P0[123]$/.test(state);
+    (typeof code === "string" && code.startsWith("ERR_POSTGRES_CONNECTION")) ||
+    state.startsWith("08") ||
+    /^57P0[1235]$/.test(state) ||
+    state === "25P03";
   if (lostConnection)
     return "The database could not be reached; the events may not have been stored. Send them again shortly (an event sent twice is stored once).";
   if (state.startsWith("53") || state === "40001" || state === "40P01")
