@@ -44,10 +44,11 @@ describe("Uniconta order inserts answered late", () => {
     const r = await pushUntilDone(invoice());
     expect(r.tries[0]).toBe("timeout");
     expect(r.remoteId).toBe("20001");
-    // The late insert has been answered (the sandbox logs a request once answered), and nothing came after it.
+    // The late insert has been answered (the sandbox logs a request once answered); the attempt after it (uncertain)
+    // replaced that order by a fresh one, a line insert of the uncertain attempt possibly still on its way.
     await waitFor("the late insert answered", async () => (await orderInserts()).some((q: any) => q.fault === "latency"));
     await Bun.sleep(200);
-    expect(await orderInserts()).toHaveLength(1);
+    expect(await orderInserts()).toHaveLength(2);
     expect(await postings()).toHaveLength(1);
     expect((await env.rows("DebtorInvoiceClient")).map((i: any) => i.InvoiceNumber)).toEqual([20001]);
     expect(await env.rows("DebtorOrderClient")).toEqual([]);

@@ -100,6 +100,16 @@ export class UnicontaInvoices {
     const header = orderFields(inv, { cfg: this.cfg, project });
     const gateway = this.cfg.posting !== "order_only";
     let order = !gateway || ctx.uncertain || ctx.link ? await this.findOrder(inv) : null;
+    let found: Row[] | null = order ? await this.client.readBy("DebtorOrderLineClient", "OrderNumber", order.OrderNumber) : null;
+    if (order && ctx.uncertain && found!.length === 0) {
+      // An order without lines after an uncertain attempt: that attempt's line insert may still be on its way (a
+      // hosted worker paused between its fence and the wire, an answer past request_timeout_ms), and lines given to
+      // this order now would be doubled when it lands. A fresh order instead: that insert then lands on a deleted
+      // order, which Uniconta refuses.
+      await this.client.remove("DebtorOrderClient", [{ RowId: order.RowId }]);
+      order = null;
+      found = null;
+    }
     const fresh = !order;
     if (!order) {
       // An earlier insert for this invoice still unanswered: another now could leave two orders.
@@ -123,7 +133,7 @@ export class UnicontaInvoices {
 
     // 3. Its lines, as one list (one call, not one per line).
     const wanted = orderLines(inv, Number(order.OrderNumber), { cfg: this.cfg, project });
-    const existing = fresh ? [] : await this.client.readBy("DebtorOrderLineClient", "OrderNumber", order.OrderNumber);
+    const existing = found ?? [];
     if (!sameLines(existing, wanted)) {
       if (existing.length > 0)
         await this.client.remove(
