@@ -250,7 +250,11 @@ export class UnicontaClient {
   }
 
   /** InvoiceAPI.PostInvoice for an order through the gateway. A lost answer is uncertain (the invoice may exist). */
-  async postOrder(orderNumber: number, args: { simulate: boolean; invoiceNumber?: number }): Promise<InvoicePostingResult> {
+  /** `timeoutMs`: how long the request is listened to (a posting past the attempt's deadline, PendingCreates). */
+  async postOrder(
+    orderNumber: number,
+    args: { simulate: boolean; invoiceNumber?: number; timeoutMs?: number },
+  ): Promise<InvoicePostingResult> {
     const weight = this.o.budget.gatewayCost();
     const query = `simulate=${args.simulate}${args.invoiceNumber ? `&invoiceNumber=${args.invoiceNumber}` : ""}`;
     let res: HttpResponse;
@@ -259,7 +263,7 @@ export class UnicontaClient {
         "POST",
         `${this.gateway()}/Companies/${this.o.companyId}/Invoice/DebtorOrders/${orderNumber}?${query}`,
         args.simulate ? `simulating the posting of order ${orderNumber}` : `posting order ${orderNumber}`,
-        { login: "user", weight },
+        { login: "user", weight, ...(args.timeoutMs === undefined ? {} : { timeoutMs: args.timeoutMs }) },
       );
     } catch (e) {
       // Sent (whatever the answer): the gateway has logged in. Not sent (budget spent, target paused): it has not.

@@ -37,6 +37,11 @@ export class UnicontaInvoices {
   private waiters: (() => void)[] = [];
   /** Order inserts answered after request_timeout_ms: still listened to, and nothing more created meanwhile. */
   private readonly lateOrders: PendingCreates;
+  /**
+   * Postings answered after request_timeout_ms: still listened to, and until they answer no attempt for that invoice
+   * looks for its posted invoice or posts (whether Uniconta deletes an order once invoiced is not verified, README).
+   */
+  private readonly latePostings: PendingCreates;
 
   constructor(
     private readonly client: UnicontaClient,
@@ -49,6 +54,15 @@ export class UnicontaInvoices {
         title: "Uniconta",
         call: "POST /api/Entities/Insert/DebtorOrderClient",
         afterwards: "An order answered late is finished, not doubled.",
+      },
+      cfg.request_timeout_ms,
+      "uniconta.create_pending",
+    );
+    this.latePostings = new PendingCreates(
+      {
+        title: "Uniconta",
+        call: "POST /Invoice/DebtorOrders (posting)",
+        afterwards: "An invoice posted late is found, not posted again.",
       },
       cfg.request_timeout_ms,
       "uniconta.create_pending",
@@ -88,7 +102,9 @@ export class UnicontaInvoices {
    */
   private async pushOne(inv: InvoiceLike, ctx: PushContext, me: symbol, attempt: { orderSent: boolean }): Promise<PushResult> {
     const project = inv.projectNumber ? ((ctx.record?.("project", inv.projectNumber) as Project | null) ?? null) : null;
-    // 1. Posted already (by an earlier attempt, or by a person from our order)? Then never again.
+    // 1. Posted already (by an earlier attempt, or by a person from our order)? Then never again. A posting of an
+    // earlier attempt still unanswered may yet post it: wait for its answer first.
+    this.latePostings.assertNonePending(inv.psaId, inv.number);
     const posted = await this.findPosted(inv);
     if (posted) {
       await this.removeLeftoverOrders(inv, posted);
@@ -159,7 +175,10 @@ export class UnicontaInvoices {
       if (sim.Header?.InvoiceNumber !== undefined && !sameNumber(sim.Header.InvoiceNumber, inv.number))
         throw this.mismatch(inv, sim.Header.InvoiceNumber, false);
     }
-    const result = await this.client.postOrder(Number(order.OrderNumber), { simulate: false, invoiceNumber });
+    const result = await this.latePostings.create(
+      inv.psaId,
+      this.client.postOrder(Number(order.OrderNumber), { simulate: false, invoiceNumber, timeoutMs: LATE_ANSWER_WAIT_MS }),
+    );
     const row = result.Header?.InvoiceNumber !== undefined ? result.Header : await this.findPosted(inv);
     if (!row)
       throw new TargetError("uncertain", {
