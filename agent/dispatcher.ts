@@ -572,6 +572,9 @@ export class Dispatcher {
       );
       return { outcome: { kind: "done", remoteId: result.remoteId, payloadHash: hash, note: result.note }, signal: { kind: "ok" } };
     } catch (e) {
+      // A create still listened to past its deadline: the delivery stays leased (and its push slot taken, the request
+      // being still out) until the answer is in, so that no attempt, on this worker or another, creates it again meanwhile.
+      if (isTargetError(e) && e.lateAnswer) await e.lateAnswer;
       return { outcome: this.failure(d, e), signal: signalOf(e) };
     }
   }

@@ -19,8 +19,13 @@ export class TargetError extends Error implements Problem {
   readonly record?: Problem["record"];
   readonly status?: number;
   readonly retryAfterMs?: number;
+  /**
+   * A create of this push still listened to past the attempt's deadline (connectors/late-answers.ts PendingCreates):
+   * settles once its answer is in (or the wait is over). The dispatcher keeps the delivery leased until then.
+   */
+  readonly lateAnswer?: Promise<void>;
 
-  constructor(kind: FailureKind, p: Problem & { status?: number; retryAfterMs?: number }) {
+  constructor(kind: FailureKind, p: Problem & { status?: number; retryAfterMs?: number; lateAnswer?: Promise<void> }) {
     super(p.message);
     this.name = "TargetError";
     this.kind = kind;
@@ -30,6 +35,7 @@ export class TargetError extends Error implements Problem {
     this.record = p.record;
     this.status = p.status;
     this.retryAfterMs = p.retryAfterMs;
+    this.lateAnswer = p.lateAnswer;
   }
 }
 

@@ -18,13 +18,14 @@ export interface LateCall {
 
 /**
  * Races `request` (sent with a timeout of LATE_ANSWER_WAIT_MS) against `deadlineMs`. Within it: the answer.
- * Past it: `onLate` gets the request, still listened to, and the attempt fails as uncertain.
+ * Past it: `onLate` gets the request, still listened to, and the attempt fails as uncertain. If `onLate` returns a
+ * promise, the error carries it (TargetError.lateAnswer): the delivery stays leased until it settles.
  */
 export async function answerWithin<T>(
   request: Promise<T>,
   deadlineMs: number,
   what: LateCall,
-  onLate: (late: Promise<T>) => void,
+  onLate: (late: Promise<T>) => Promise<void> | void,
 ): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const deadline = new Promise<"late">((resolve) => {
@@ -32,8 +33,9 @@ export async function answerWithin<T>(
   });
   const first = await Promise.race([request, deadline]).finally(() => clearTimeout(timer));
   if (first !== "late") return first;
-  onLate(request);
+  const lateAnswer = onLate(request) ?? undefined;
   throw new TargetError("uncertain", {
+    lateAnswer,
     code: "timeout",
     message: `${what.title} did not answer ${what.call} in time`,
     hint: `Usually temporary; kontobro retries and checks first whether the record arrived. ${what.afterwards}`,
@@ -43,6 +45,8 @@ export async function answerWithin<T>(
 /**
  * Creates still listened to, by PSA id: while one is unanswered, no attempt for that document creates
  * another (it could leave two); once its answer is in, the next attempt finds and finishes what it made.
+ * This process's attempts are held here; every other worker's by the delivery, which the dispatcher keeps leased
+ * until the late answer is in (TargetError.lateAnswer): a retry on another worker looked before the create landed.
  */
 export class PendingCreates {
   private readonly pending = new Map<string, Promise<void>>();
@@ -68,15 +72,14 @@ export class PendingCreates {
   /** The create for `psaId`, with the attempt's deadline; a late one is remembered until it answers. */
   create<T>(psaId: string, request: Promise<T>): Promise<T> {
     return answerWithin(request, this.deadlineMs, this.what, (late) => {
-      this.pending.set(
-        psaId,
-        late
-          .then(
-            () => undefined,
-            () => undefined,
-          )
-          .finally(() => this.pending.delete(psaId)),
-      );
+      const answered = late
+        .then(
+          () => undefined,
+          () => undefined,
+        )
+        .finally(() => this.pending.delete(psaId));
+      this.pending.set(psaId, answered);
+      return answered;
     });
   }
 }
