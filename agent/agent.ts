@@ -20,6 +20,7 @@ import type { AppContext } from "./http/context.ts";
 import { listen, type NativeRoutes } from "./http/listen.ts";
 import { IntakeThread } from "./intake-thread.ts";
 import { registerSecret, type Logger } from "./log.ts";
+import { intakeRefusal } from "./durability.ts";
 import { Metrics } from "./metrics.ts";
 import { CredentialsWatch } from "./notify/credentials.ts";
 import { notificationsEnabled } from "./notify/config.ts";
@@ -269,6 +270,8 @@ export async function startAgent(
     targets: Object.fromEntries(ENTITIES.map((e) => [e, targetsFor(e)])),
     onStored: notifyAll,
     onIdleEnd: () => Bun.gc(true),
+    // After a failed fsync of the WAL an acknowledged event could be lost with the frames before it: the PSA keeps it.
+    refuse: () => intakeRefusal(db),
   });
   // Counted at intake, so events from the demo feed count as received like those from the API.
   intake.observer = (results) => metrics.countStored(results);

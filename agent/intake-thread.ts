@@ -7,7 +7,7 @@
 // without any (a thread and its connection are about 8 MB of an idle agent's memory, issue 16's goal 6).
 // Requests that arrive while it ends wait for it to finish and go to the next one; nothing is dropped.
 import type { Intake, StoredResult, ValidEvent } from "./intake.ts";
-import { describeWriteError, settle } from "./intake.ts";
+import { describeWriteError, IntakeUnavailable, settle } from "./intake.ts";
 import { type PreparedEvent, prepareEvents, type RequestOutcome } from "./intake-store.ts";
 import { encodeRequests, type WriterRequest } from "./intake-handover.ts";
 import type { FromWriter, ToWriter } from "./intake-worker.ts";
@@ -80,7 +80,12 @@ export interface IntakeThreadOptions {
   idleMs?: number;
   /** Called once a writer has ended for want of requests (the agent collects garbage then: a burst is over). */
   onIdleEnd?: () => void;
+  /** Why no event may be stored now (agent/durability.ts), or null: such a request is answered 503, nothing stored. */
+  refuse?: () => string | null;
 }
+
+/** Retry-After of a refused request: the cause lasts until kontobro is restarted. */
+const REFUSED_RETRY_AFTER_S = 60;
 
 export class IntakeThread implements Intake {
   observer?: (results: StoredResult[]) => void;
@@ -109,6 +114,8 @@ export class IntakeThread implements Intake {
 
   submit(events: ValidEvent[]): Promise<StoredResult[]> {
     if (this.closed) return Promise.reject(this.closed);
+    const refused = this.o.refuse?.();
+    if (refused) return Promise.reject(new IntakeUnavailable(refused, REFUSED_RETRY_AFTER_S));
     const prepared = prepareEvents(events);
     // Writers are handed requests in the order they were submitted (promise reactions run in order).
     return this.use().then((w) => w.submit(prepared));

@@ -15,6 +15,24 @@ const DURABLE = Promise.resolve();
 const OPEN_ATTEMPTS = 3;
 const OPEN_RETRY_MS = 20;
 
+/**
+ * A failed fsync of the WAL (see WalSync.sync): from then on nothing more is made durable on the connection, so the
+ * dispatchers send nothing until kontobro is restarted. /readyz, /metrics, the status page and intake all read this.
+ */
+export interface WalFailure {
+  /** When the fsync failed (epoch ms). */
+  at: number;
+  error: Error;
+}
+
+/** What an operator does about a WalFailure. */
+export const WAL_FAILURE_HINT =
+  "Check the disk (kernel log, free space), then restart kontobro: SQLite recovers the database from the disk.";
+
+/** The failure in a sentence: what happened, and what it stops. */
+export const describeWalFailure = (f: WalFailure) =>
+  `An fsync of the database's WAL failed at ${new Date(f.at).toISOString()} (${f.error.message}): nothing written since can be made durable, so nothing is sent to the targets until kontobro is restarted.`;
+
 export class WalSync {
   /** The WAL file, or null when there is none to sync (an in-memory database, or a connection not at FULL). */
   private readonly wal: string | null;
@@ -25,7 +43,7 @@ export class WalSync {
   /** The last sync asked for: each waits for the one before it (one fsync at a time, see sync). */
   private last: Promise<void> = DURABLE;
   /** Set by a failed fsync: from then on nothing more is made durable on this connection (see sync). */
-  private failed: Error | null = null;
+  private failed: WalFailure | null = null;
 
   constructor(private readonly client: Database) {
     this.totalChanges = client.prepare("SELECT total_changes() AS n");
@@ -58,6 +76,11 @@ export class WalSync {
     };
   }
 
+  /** The failed fsync, if one failed: nothing more is made durable on this connection. */
+  get failure(): WalFailure | null {
+    return this.failed;
+  }
+
   /** Closes the WAL file (with the connection). */
   close(): void {
     if (this.fd !== null) closeSync(this.fd);
@@ -84,8 +107,8 @@ export class WalSync {
   private async syncNow(wal: string): Promise<void> {
     if (this.failed)
       throw new Error(
-        `An earlier fsync of the database's WAL failed (${this.failed.message}): what was written since cannot be made durable. Check the disk (kernel log, free space), then restart kontobro.`,
-        { cause: this.failed },
+        `An earlier fsync of the database's WAL failed (${this.failed.error.message}): what was written since cannot be made durable. ${WAL_FAILURE_HINT}`,
+        { cause: this.failed.error },
       );
     for (let attempt = 1; this.fd === null; attempt++) {
       try {
@@ -102,7 +125,7 @@ export class WalSync {
     try {
       await new Promise<void>((done, failed) => fsync(fd, (e) => (e ? failed(e) : done())));
     } catch (e) {
-      this.failed = e instanceof Error ? e : new Error(String(e));
+      this.failed = { at: Date.now(), error: e instanceof Error ? e : new Error(String(e)) };
       if (this.fd === fd) this.close();
       throw e;
     }

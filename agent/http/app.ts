@@ -1,5 +1,6 @@
 // The agent's HTTP surface: status page, /healthz, /readyz, /metrics and the API.
 import { Hono } from "hono";
+import { durabilityGauge } from "../durability.ts";
 import { alertGauges } from "../notify/gauges.ts";
 import { deliveryCounts, pullGauges } from "../queries.ts";
 import { adminRoutes } from "./admin-api.ts";
@@ -19,7 +20,7 @@ import { targetWebhookRoutes } from "./target-webhooks.ts";
 export function createApp(ctx: AppContext): Hono {
   const app = new Hono();
 
-  // /healthz (liveness) and /readyz (database, migrations, credentials): agent/http/health.ts.
+  // /healthz (liveness) and /readyz (database, durability, migrations, credentials): agent/http/health.ts.
   registerHealthRoutes(app, ctx);
 
   app.get("/metrics", async (c) => {
@@ -28,7 +29,7 @@ export function createApp(ctx: AppContext): Hono {
     const stored = (ctx.db.$client.query(`SELECT count(*) AS n FROM events`).get() as { n: number }).n;
     const runner = sqliteRunner(ctx.db.$client);
     const targets = ctx.targets.map((t) => t.name);
-    const gauges = [...(await pullGauges(runner)), ...(await alertGauges(runner, targets))];
+    const gauges = [...(await pullGauges(runner)), ...(await alertGauges(runner, targets)), durabilityGauge(ctx.db)];
     return c.body(ctx.metrics.render(await deliveryCounts(runner), stored, gauges));
   });
 

@@ -1,10 +1,11 @@
 // /healthz and /readyz, for load balancers, service managers and monitoring. No token: they say nothing
 // secret. /healthz: the process answers (liveness; restart it when this fails). /readyz: it can do its
-// work: the database takes a write, every migration this binary knows is applied, and no target's
-// credentials are refused (readiness; alert or take it out of rotation when this fails).
+// work: the database takes a write, its WAL's fsync has not failed, every migration this binary knows is
+// applied, and no target's credentials are refused (readiness; alert or take it out of rotation when this fails).
 import type { Hono } from "hono";
 import { embeddedMigrations } from "../db/migrations.generated.ts";
 import type { Db } from "../db/index.ts";
+import { durabilityFault } from "../durability.ts";
 import { refusedCredentials } from "../notify/credentials.ts";
 import type { AppContext } from "./context.ts";
 
@@ -35,6 +36,13 @@ function databaseWritable(db: Db, now: number): ReadinessCheck {
       hint: "Check the free disk space and that the user running kontobro may write the data directory; a backup holding a lock passes by itself.",
     };
   }
+}
+
+/** Every commit is made durable: no fsync of the WAL has failed (after one, nothing is sent until a restart). */
+function walSynced(db: Db): ReadinessCheck {
+  const fault = durabilityFault(db);
+  if (!fault) return { name: "durability", ok: true, message: "Every commit so far was made durable." };
+  return { name: "durability", ok: false, message: fault.message, hint: fault.hint };
 }
 
 /** Every embedded migration is applied (a database newer or older than this binary shows here). */
@@ -81,7 +89,7 @@ function credentialChecks(db: Db, targets: string[]): ReadinessCheck[] {
 }
 
 export function readiness(db: Db, targets: string[], now = Date.now()): { ready: boolean; checks: ReadinessCheck[] } {
-  const checks = [databaseWritable(db, now), migrationsApplied(db), ...credentialChecks(db, targets)];
+  const checks = [databaseWritable(db, now), walSynced(db), migrationsApplied(db), ...credentialChecks(db, targets)];
   return { ready: checks.every((c) => c.ok), checks };
 }
 

@@ -8,6 +8,7 @@ import { deliveryCounts, lastSuccessAt, listDeliveries, recentEvents, type Deliv
 import { RESTORE_SETTING_SQL, type RestoreInfo } from "../restore.ts";
 import { DELIVERY_STATUS_LABELS, DELIVERY_STATUSES } from "../states.ts";
 import { describeTargetState, TargetStateStore } from "../target-state.ts";
+import { type DurabilityFault, durabilityFault } from "../durability.ts";
 import { showTime } from "../time.ts";
 import type { StatusContext, StatusTarget } from "./context.ts";
 import { demoMailLink } from "./demo-mail.ts";
@@ -38,6 +39,7 @@ export async function renderStatusPage(s: StatusContext, options: { refresh?: st
 ${pageHeader(s)}
 <main>
 ${refreshNote(refresh, s.base)}
+${local ? durabilityBanner(durabilityFault(local.db)) : ""}
 ${s.hosted?.notRunning ? html`<p class="card paused" role="alert">This tenant does not run on the worker that answered: ${s.hosted.notRunning}. Its events are kept; the operator finds the cause in the worker's log.</p>` : ""}
 ${restoreBanner(await lastRestore(s.runner))}
 ${await renderProgressSection(s)}
@@ -90,6 +92,14 @@ function eventRecord(base: string, e: { entity: string; type: string; key: strin
 async function lastRestore(runner: SqlRunner): Promise<RestoreInfo | null> {
   const v = (await runner.get<{ value: string }>(RESTORE_SETTING_SQL))?.value;
   return v ? (JSON.parse(v) as RestoreInfo) : null;
+}
+
+/** Shown, first, once an fsync of the WAL failed: dispatch and intake have stopped until kontobro is restarted. */
+function durabilityBanner(fault: DurabilityFault | null) {
+  if (!fault) return "";
+  return html`<section class="card fault durability" role="alert"><h2>Nothing is sent: the database cannot be made durable</h2>
+<p>${fault.message} Intake answers 503, so the PSA keeps its events and sends them again.</p>
+<p><strong>What to do:</strong> ${fault.hint}</p></section>`;
 }
 
 /** Shown once a restore was detected: what kontobro did and what the user should do. */
@@ -170,5 +180,6 @@ h2{margin:0 0 8px;font-size:18px} h3{font-size:15px;margin:16px 0 8px}
 button{background:#1d2330;color:#fff;border:0;border-radius:4px;padding:4px 12px;cursor:pointer}
 button:focus-visible,a:focus-visible,input:focus-visible,select:focus-visible,summary:focus-visible{outline:3px solid #2e90fa;outline-offset:2px}
 caption{text-align:left;font-weight:600;padding:4px 0} tbody th{font-weight:normal}
+.fault{border-left:6px solid #b42318;background:#fef3f2} .fault h2{color:#b42318}
 .ok{color:#067647} .paused{background:#fffaeb;border-left:4px solid #f79009;padding:6px 10px;border-radius:4px} table{border-collapse:collapse;width:100%;font-size:13px}
 th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #eaecf0}`;

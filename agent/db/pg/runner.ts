@@ -10,7 +10,7 @@
 //     tenant (SET LOCAL kontobro.tenant), which row-level security and the tenant_id defaults rely on.
 import type { Database, Statement } from "bun:sqlite";
 import type { SQL, TransactionSQL } from "bun";
-import { WalSync } from "../wal-sync.ts";
+import { type WalFailure, WalSync } from "../wal-sync.ts";
 import { rowsFromPostgres, toPostgres } from "./dialect.ts";
 import { TENANT_SETTING } from "./tenancy.ts";
 
@@ -38,6 +38,8 @@ export interface SqlRunner {
 /** A SQLite connection's runner: also closes the connection (and the WAL file it keeps open for durable commits). */
 export interface SqliteRunner extends SqlRunner {
   close(): void;
+  /** A failed fsync of the WAL on this connection (agent/db/wal-sync.ts): nothing more is made durable until a restart. */
+  walFailure(): WalFailure | null;
 }
 
 type Params = unknown[];
@@ -209,6 +211,7 @@ function newSqliteRunner(db: Database): SqliteRunner {
     lockForUpdate: async () => null,
     transaction: (fn) => exclusive(async () => (await immediate(fn, false)).result),
     transactionDurableLater: (fn) => exclusive(() => immediate(fn, true)),
+    walFailure: () => walSync?.failure ?? null,
     close: () => {
       walSync?.close();
       for (const st of statements.values()) st.finalize();

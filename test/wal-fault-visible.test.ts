@@ -1,0 +1,75 @@
+// A failed fsync of the database's WAL stops dispatch until kontobro is restarted (agent/db/wal-sync.ts). That must
+// not go unnoticed: a real agent (SQLite file, HTTP, the e-conomic sandbox) whose WAL fsync fails answers /readyz 503
+// naming it, sets kontobro_database_fsync_failed in /metrics, shows it first on the status page, and refuses events
+// (503: the PSA keeps them); once restarted it is ready and delivers again. The fsync fails as in
+// test/wal-sync.test.ts: a FIFO in the WAL's place, opened by the first round that syncs.
+import { afterAll, describe, expect, test } from "bun:test";
+import { execFileSync } from "node:child_process";
+import { renameSync, rmSync } from "node:fs";
+import { databasePath } from "../agent/storage.ts";
+import { startStack, type Stack } from "./e2e-harness.ts";
+import { customerEvent, waitFor } from "./helpers.ts";
+
+let stack: Stack | undefined;
+afterAll(async () => {
+  await stack?.stop();
+});
+
+const readyz = async (s: Stack) => {
+  const res = await fetch(`${s.agent.url}/readyz`);
+  return {
+    status: res.status,
+    body: (await res.json()) as { status: string; checks: { name: string; ok: boolean; message: string; hint?: string }[] },
+  };
+};
+const fsyncFailedGauge = async (s: Stack) =>
+  /^kontobro_database_fsync_failed (\d)$/m.exec(await (await fetch(`${s.agent.url}/metrics`)).text())?.[1];
+const statusPage = async (s: Stack) => (await fetch(`${s.agent.url}/`)).text();
+
+describe("a failed fsync of the WAL", () => {
+  test("is reported by /readyz, /metrics and the status page, intake refuses events, and a restart ends it", async () => {
+    stack = await startStack();
+    const wal = `${databasePath(stack.dataDir)}-wal`;
+    // The intake writer opens its connection (and SQLite's WAL) now, before the name leads elsewhere.
+    await stack.agent.intake.pragma("user_version");
+    expect((await readyz(stack)).status).toBe(200);
+    expect(await fsyncFailedGauge(stack)).toBe("0");
+    expect(await statusPage(stack)).not.toContain('class="card fault durability"');
+
+    // SQLite keeps writing the real WAL by its descriptors; the round's fsync opens the name: a FIFO, and fsync fails.
+    renameSync(wal, `${wal}.real`);
+    execFileSync("mkfifo", [wal]);
+    expect((await stack.post(customerEvent(1))).status).toBe(202);
+
+    const notReady = await waitFor("/readyz 503", async () => {
+      const r = await readyz(stack!);
+      return r.status === 503 ? r : null;
+    }).then((r) => r!);
+    expect(notReady.body.status).toBe("not_ready");
+    const check = notReady.body.checks.find((c) => c.name === "durability")!;
+    expect(check.ok).toBe(false);
+    expect(check.message).toMatch(/An fsync of the database's WAL failed at .*nothing is sent to the targets until kontobro is restarted/);
+    expect(check.hint).toContain("Check the disk");
+    expect(check.hint).toContain("restart kontobro");
+    expect(await fsyncFailedGauge(stack)).toBe("1");
+    const page = await statusPage(stack);
+    expect(page).toContain('class="card fault durability" role="alert"');
+    expect(page).toContain("Nothing is sent: the database cannot be made durable");
+    // Nothing was sent, and no event is acknowledged while it lasts: the PSA keeps it and sends it again.
+    const sandboxCounts = async () => ((await (await fetch(`${stack!.sandboxUrl}/__sandbox/stats`)).json()) as any).counts;
+    expect((await sandboxCounts()).customers).toBe(0);
+    const refused = await stack.post(customerEvent(2));
+    expect(refused.status).toBe(503);
+    expect(refused.body.message).toContain("Nothing was stored");
+
+    // The operator checked the disk and restarted kontobro.
+    rmSync(wal);
+    renameSync(`${wal}.real`, wal);
+    await stack.restart();
+    expect((await readyz(stack)).status).toBe(200);
+    expect(await fsyncFailedGauge(stack)).toBe("0");
+    expect((await stack.post(customerEvent(2))).status).toBe(202);
+    await stack.waitDelivered(2);
+    expect((await sandboxCounts()).customers).toBe(2);
+  });
+});
