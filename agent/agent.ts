@@ -20,7 +20,7 @@ import type { AppContext } from "./http/context.ts";
 import { listen, type NativeRoutes } from "./http/listen.ts";
 import { IntakeThread } from "./intake-thread.ts";
 import { registerSecret, type Logger } from "./log.ts";
-import { intakeRefusal } from "./durability.ts";
+import { durabilityProblems, intakeRefusal } from "./durability.ts";
 import { Metrics } from "./metrics.ts";
 import { CredentialsWatch } from "./notify/credentials.ts";
 import { notificationsEnabled } from "./notify/config.ts";
@@ -292,6 +292,11 @@ export async function startAgent(
         soleProcess: true,
         statusUrl: () => statusPageUrl(config.notifications, { host: config.http.host, port: server?.port ?? config.http.port }),
         targets: targets.filter((t) => t.enabled).map((t) => ({ name: t.name, title: connectorKinds[t.kind]!.title })),
+        problems: () =>
+          durabilityProblems(
+            db,
+            targets.filter((t) => t.enabled).map((t) => t.name),
+          ),
         mailbox: extras.mailbox,
       })
     : null;

@@ -1,11 +1,12 @@
 // Whether the SQLite agent still makes its writes durable. After a failed fsync of the database's WAL
 // (agent/db/wal-sync.ts) nothing more is: the dispatchers send nothing, and an event intake stored could be lost with
-// the frames before it, until kontobro is restarted. One fact, read by /readyz, /metrics, the status page and intake,
-// so that a queue stopped this way does not go unnoticed.
+// the frames before it, until kontobro is restarted. One fact, read by /readyz, /metrics, the status page, intake and
+// the notifier (an alert by e-mail or webhook), so that a queue stopped this way does not go unnoticed.
 import type { Db } from "./db/index.ts";
 import { sqliteRunner } from "./db/pg/runner.ts";
 import { describeWalFailure, WAL_FAILURE_HINT } from "./db/wal-sync.ts";
 import type { Gauge } from "./metrics.ts";
+import type { Problem } from "./notify/alerts.ts";
 
 export interface DurabilityFault {
   /** When the fsync failed (epoch ms). */
@@ -32,4 +33,19 @@ export function durabilityGauge(db: Db): Gauge {
     help: "1 once an fsync of the database's WAL failed: nothing is sent to the targets and no event is taken until kontobro is restarted; else 0.",
     rows: [{ labels: {}, value: durabilityFault(db) ? 1 : 0 }],
   };
+}
+
+/** The fault as an alert of each target (the notifier's problems): none of them is sent anything until a restart. */
+export function durabilityProblems(db: Db, targets: string[]): Problem[] {
+  const fault = durabilityFault(db);
+  if (!fault) return [];
+  return targets.map((target) => ({
+    target,
+    kind: "storage",
+    subject: "",
+    code: "wal_fsync_failed",
+    message: fault.message,
+    hint: fault.hint,
+    detail: { since: fault.since },
+  }));
 }

@@ -1,11 +1,13 @@
 // A failed fsync of the database's WAL stops dispatch until kontobro is restarted (agent/db/wal-sync.ts). That must
 // not go unnoticed: a real agent (SQLite file, HTTP, the e-conomic sandbox) whose WAL fsync fails answers /readyz 503
-// naming it, sets kontobro_database_fsync_failed in /metrics, shows it first on the status page, and refuses events
-// (503: the PSA keeps them); once restarted it is ready and delivers again. The fsync fails as in
+// naming it, sets kontobro_database_fsync_failed in /metrics, shows it first on the status page, mails it (an alert
+// of kind storage), and refuses events (503: the PSA keeps them); once restarted it is ready, the alert is resolved
+// and it delivers again. The fsync fails as in
 // test/wal-sync.test.ts: a FIFO in the WAL's place, opened by the first round that syncs.
 import { afterAll, describe, expect, test } from "bun:test";
 import { execFileSync } from "node:child_process";
 import { renameSync, rmSync } from "node:fs";
+import { DemoMailbox } from "../agent/notify/demo-mailbox.ts";
 import { databasePath } from "../agent/storage.ts";
 import { startStack, type Stack } from "./e2e-harness.ts";
 import { customerEvent, waitFor } from "./helpers.ts";
@@ -28,7 +30,17 @@ const statusPage = async (s: Stack) => (await fetch(`${s.agent.url}/`)).text();
 
 describe("a failed fsync of the WAL", () => {
   test("is reported by /readyz, /metrics and the status page, intake refuses events, and a restart ends it", async () => {
-    stack = await startStack();
+    const mailbox = new DemoMailbox();
+    stack = await startStack({
+      sections: {
+        notifications: {
+          recipients: ["it@example.com"],
+          check_interval_seconds: 0.05,
+          smtp: { host: "127.0.0.1", from: "kontobro@example.com" },
+        },
+      },
+      extras: { mailbox },
+    });
     const wal = `${databasePath(stack.dataDir)}-wal`;
     // The intake writer opens its connection (and SQLite's WAL) now, before the name leads elsewhere.
     await stack.agent.intake.pragma("user_version");
@@ -55,6 +67,11 @@ describe("a failed fsync of the WAL", () => {
     const page = await statusPage(stack);
     expect(page).toContain('class="card fault durability" role="alert"');
     expect(page).toContain("Nothing is sent: the database cannot be made durable");
+    const mail = await waitFor("the alert mail", () =>
+      mailbox.list().find((m) => m.subject.includes("the database cannot be made durable")),
+    );
+    expect(mail!.subject).toBe("[kontobro] eco: nothing is sent: the database cannot be made durable");
+    expect(mail!.text).toContain("Check the disk");
     // Nothing was sent, and no event is acknowledged while it lasts: the PSA keeps it and sends it again.
     const sandboxCounts = async () => ((await (await fetch(`${stack!.sandboxUrl}/__sandbox/stats`)).json()) as any).counts;
     expect((await sandboxCounts()).customers).toBe(0);
@@ -68,6 +85,10 @@ describe("a failed fsync of the WAL", () => {
     await stack.restart();
     expect((await readyz(stack)).status).toBe(200);
     expect(await fsyncFailedGauge(stack)).toBe("0");
+    const storageAlert = () =>
+      stack!.agent.db.$client.query(`SELECT resolution FROM alerts WHERE kind = 'storage'`).get() as { resolution: string | null } | null;
+    await waitFor("the alert resolved", () => storageAlert()?.resolution);
+    expect(storageAlert()!.resolution).toBe("kontobro was restarted and makes its commits durable again");
     expect((await stack.post(customerEvent(2))).status).toBe(202);
     await stack.waitDelivered(2);
     expect((await sandboxCounts()).customers).toBe(2);

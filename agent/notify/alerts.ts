@@ -1,17 +1,18 @@
 // What needs a person now, read from the database (so nothing is missed across crashes and restarts), and
 // the alerts table kept in step with it: a problem seen for the first time opens an alert, a problem gone
 // resolves it. Per target: records that need action (one alert per record, whatever its retries), pull
-// jobs whose last run failed, and credentials the target refused.
+// jobs whose last run failed, credentials the target refused, and what only the running process knows (a failed
+// fsync of the SQLite agent's WAL, agent/durability.ts: nothing is sent to any target until a restart).
 import { NOT_DONE } from "../db/open-deliveries.ts";
 import type { SqlRunner } from "../db/pg/runner.ts";
 import { listRefusedCredentials } from "./credentials.ts";
 
-export type AlertKind = "delivery" | "pull" | "credentials";
+export type AlertKind = "delivery" | "pull" | "credentials" | "storage";
 
 export interface Problem {
   target: string;
   kind: AlertKind;
-  /** "invoice:20001", the stream, or "" (credentials). */
+  /** "invoice:20001", the stream, or "" (credentials, storage). */
   subject: string;
   code: string | null;
   message: string;
@@ -117,15 +118,17 @@ async function resolutionOf(db: SqlRunner, a: AlertRow): Promise<string | null> 
     if (!last) return "no run is recorded any more";
     return last.status === "ok" ? "the pull succeeded" : null;
   }
+  if (a.kind === "storage") return "kontobro was restarted and makes its commits durable again";
   return "the target accepts the credentials again";
 }
 
 /**
- * Opens, updates and resolves alerts to match the current problems. Runs inside the caller's transaction (`tx`: the
- * notifier's round), so what it reads and writes commits together.
+ * Opens, updates and resolves alerts to match the current problems: those in the database, and `known`, those only
+ * this process knows of (NotifierOptions.problems). Runs inside the caller's transaction (`tx`: the notifier's round),
+ * so what it reads and writes commits together.
  */
-export async function syncAlerts(tx: SqlRunner, now: number): Promise<{ opened: number; resolved: number }> {
-  const current = new Map((await currentProblems(tx)).map((p) => [keyOf(p), p]));
+export async function syncAlerts(tx: SqlRunner, now: number, known: Problem[] = []): Promise<{ opened: number; resolved: number }> {
+  const current = new Map([...(await currentProblems(tx)), ...known].map((p) => [keyOf(p), p]));
   const open = await selectAlerts(tx, "resolved_at IS NULL");
   let opened = 0;
   let resolved = 0;
@@ -170,11 +173,12 @@ export async function syncAlerts(tx: SqlRunner, now: number): Promise<{ opened: 
   return { opened, resolved };
 }
 
-/** "invoice 20001", "the expenses pull", "the credentials". */
+/** "invoice 20001", "the expenses pull", "the credentials", "the database". */
 export function whatOf(a: Pick<Problem, "kind" | "subject">): string {
   if (a.kind === "delivery") {
     const i = a.subject.indexOf(":");
     return `${a.subject.slice(0, i)} ${a.subject.slice(i + 1)}`;
   }
+  if (a.kind === "storage") return "the database";
   return a.kind === "pull" ? `the ${a.subject} pull` : "the credentials";
 }

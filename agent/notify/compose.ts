@@ -38,6 +38,7 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 function headline(a: AlertRow, title: string): string {
   if (a.kind === "delivery") return `${whatOf(a)} needs action`;
   if (a.kind === "pull") return `${whatOf(a)} failed`;
+  if (a.kind === "storage") return "nothing is sent: the database cannot be made durable";
   return `${title} refuses kontobro's credentials`;
 }
 

@@ -23,7 +23,7 @@ import { hostname } from "node:os";
 import { retryDelayMs } from "../backoff.ts";
 import type { SqlRunner } from "../db/pg/runner.ts";
 import { registerSecret, type Logger } from "../log.ts";
-import { selectAlerts, syncAlerts } from "./alerts.ts";
+import { type Problem, selectAlerts, syncAlerts } from "./alerts.ts";
 import { composeNotice } from "./compose.ts";
 import type { NotificationsConfig } from "./config.ts";
 import { mailboxSender, type DemoMailbox } from "./demo-mailbox.ts";
@@ -35,6 +35,8 @@ export interface NotifierOptions {
   config: NotificationsConfig;
   /** Configured targets: name and the connector's title. */
   targets: { name: string; title: string }[];
+  /** Problems only this process knows of, not the database (the SQLite agent's failed WAL fsync, agent/durability.ts). */
+  problems?: () => Problem[];
   /** The status page's address for the links (a function: the port may be known only once the server listens). */
   statusUrl: string | (() => string);
   log: Logger;
@@ -125,7 +127,7 @@ export class Notifier {
       const now = this.now();
       await this.o.storage.transaction(async (tx) => {
         if (!(await takeRoundTurn(tx))) return; // another worker's round of this tenant is under way
-        await syncAlerts(tx, now);
+        await syncAlerts(tx, now, this.o.problems?.());
         await this.compose(tx, now);
       });
       await this.sendDue();
