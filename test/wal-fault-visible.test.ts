@@ -78,6 +78,15 @@ describe("a failed fsync of the WAL", () => {
     const refused = await stack.post(customerEvent(2));
     expect(refused.status).toBe(503);
     expect(refused.body.message).toContain("Nothing was stored");
+    // And the dispatcher waits without writing: no round leases and releases the delivery again and again (each such
+    // release counted an attempt and wrote an attempt row, some twenty a second at the test's poll).
+    const churn = () =>
+      stack!.agent.db.$client
+        .query(`SELECT (SELECT sum(attempts) FROM deliveries) AS attempts, (SELECT count(*) FROM delivery_attempts) AS rows`)
+        .get();
+    const before = churn();
+    await Bun.sleep(500);
+    expect(churn()).toEqual(before);
 
     // The operator checked the disk and restarted kontobro.
     rmSync(wal);

@@ -92,9 +92,16 @@ describe("a durable-later transaction (WalSync through the SQLite runner)", () =
     rmSync(wal);
     renameSync(`${wal}.real`, wal);
     // The WAL can be synced again, but the failed commit's frames may not be on the disk and every later one is behind
-    // them: it is refused, and says what to do.
-    const later = await reopened.transactionDurableLater((tx) => tx.run("INSERT INTO t VALUES (3)"));
-    await expect(later.durable).rejects.toThrow(/An earlier fsync of the database's WAL failed .*restart kontobro/);
+    // them: it is refused before it begins (nothing of it written), and says what to do.
+    let ran = false;
+    await expect(
+      reopened.transactionDurableLater(async (tx) => {
+        ran = true;
+        return tx.run("INSERT INTO t VALUES (3)");
+      }),
+    ).rejects.toThrow(/An earlier fsync of the database's WAL failed .*restart kontobro/);
+    expect(ran).toBe(false);
+    expect(c.query("SELECT count(*) AS n FROM t WHERE a = 3").get()).toEqual({ n: 0 });
     reopened.close();
   });
 });

@@ -104,12 +104,17 @@ export class WalSync {
     return run;
   }
 
-  private async syncNow(wal: string): Promise<void> {
+  /** Throws once an fsync has failed: nothing more can be made durable on this connection (see sync). */
+  assertHealthy(): void {
     if (this.failed)
       throw new Error(
         `An earlier fsync of the database's WAL failed (${this.failed.error.message}): what was written since cannot be made durable. ${WAL_FAILURE_HINT}`,
         { cause: this.failed.error },
       );
+  }
+
+  private async syncNow(wal: string): Promise<void> {
+    this.assertHealthy();
     for (let attempt = 1; this.fd === null; attempt++) {
       try {
         const fd = openSync(wal, "r+");

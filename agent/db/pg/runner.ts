@@ -152,7 +152,11 @@ function newSqliteRunner(db: Database): SqliteRunner {
     /** The transaction's state; an object, as callbacks change it while the function awaits. */
     const t: { state: "open" | "spanned" | "ended" } = { state: "open" };
     const tx = transactionRunner(() => (t.state === "open" ? null : t.state === "spanned" ? SPANNED : ENDED));
-    const relaxed = durableLater ? (walSync ??= new WalSync(db)).relax() : null;
+    // After a failed fsync no durable-later transaction begins: its commit could never be made durable, and a round
+    // that leased, found its leases not durable and released them unsent wrote an attempt for each, every round.
+    const sync = durableLater ? (walSync ??= new WalSync(db)) : null;
+    sync?.assertHealthy();
+    const relaxed = sync?.relax() ?? null;
     /** Ends the transaction without committing (at most once). */
     const rollBack = () => {
       open = false;
