@@ -49,7 +49,8 @@ export async function answerWithin<T>(
  * until the late answer is in (TargetError.lateAnswer): a retry on another worker looked before the create landed.
  */
 export class PendingCreates {
-  private readonly pending = new Map<string, Promise<void>>();
+  /** By PSA id: the request still unanswered ("POST /api/biz/invoices"), cleared when it answers. */
+  private readonly pending = new Map<string, string>();
 
   constructor(
     private readonly what: LateCall,
@@ -60,26 +61,31 @@ export class PendingCreates {
 
   /** Throws (retryable) while an earlier create for this PSA id is unanswered. */
   assertNonePending(psaId: string, number: string): void {
-    if (!this.pending.has(psaId)) return;
+    const call = this.pending.get(psaId);
+    if (call === undefined) return;
     throw new TargetError("retryable", {
       code: this.pendingCode,
       retryAfterMs: 1000,
-      message: `${this.what.title} has not yet answered an earlier request to create invoice ${number}; kontobro creates nothing more until it does.`,
+      message: `${this.what.title} has not yet answered an earlier request for invoice ${number} (${call}); kontobro sends nothing more for it until it does.`,
       hint: "Nothing to do: kontobro waits for that answer and then finishes what it made.",
     });
   }
 
-  /** The create for `psaId`, with the attempt's deadline; a late one is remembered until it answers. */
-  create<T>(psaId: string, request: Promise<T>): Promise<T> {
-    return answerWithin(request, this.deadlineMs, this.what, (late) => {
-      const answered = late
-        .then(
-          () => undefined,
-          () => undefined,
-        )
-        .finally(() => this.pending.delete(psaId));
-      this.pending.set(psaId, answered);
-      return answered;
+  /**
+   * The create for `psaId`, with the attempt's deadline; a late one is remembered until it answers. `call` names
+   * the request when this guard covers more than one (a draft's rewrite beside its create).
+   */
+  create<T>(psaId: string, request: Promise<T>, call: string = this.what.call): Promise<T> {
+    return answerWithin(request, this.deadlineMs, { ...this.what, call }, (late) => {
+      this.pending.set(psaId, call);
+      return late.then(
+        () => {
+          this.pending.delete(psaId);
+        },
+        () => {
+          this.pending.delete(psaId);
+        },
+      );
     });
   }
 }

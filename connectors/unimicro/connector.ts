@@ -73,7 +73,11 @@ export class UniMicroConnector implements Connector {
   private readonly ids: IdLookups;
   private readonly rules: RuleOptions;
   private filesUrl: string | undefined;
-  private readonly lateCreates: PendingCreates;
+  /**
+   * The writes that make or change an invoice's rows (the draft's create and its rewrite), answered after
+   * request_timeout_ms: still listened to, and until they answer no attempt for that invoice reads or writes it.
+   */
+  private readonly lateWrites: PendingCreates;
 
   constructor(
     readonly name: string,
@@ -99,8 +103,8 @@ export class UniMicroConnector implements Connector {
       title: s.title,
     });
     this.ids = new IdLookups(this.api);
-    this.lateCreates = new PendingCreates(
-      { title: s.title, call: "POST /api/biz/invoices", afterwards: "A draft answered late is finished, not doubled." },
+    this.lateWrites = new PendingCreates(
+      { title: s.title, call: "POST /api/biz/invoices", afterwards: "What a late request made is finished, not doubled." },
       s.timeoutMs,
       "unimicro.create_pending",
     );
@@ -108,7 +112,7 @@ export class UniMicroConnector implements Connector {
     this.filesUrl = s.filesUrl;
   }
 
-  /** A late invoice create's answer (lateCreates) comes after its push: its 429 pauses this client, and the round stores it. */
+  /** A late invoice write's answer (lateWrites) comes after its push: its 429 pauses this client, and the round stores it. */
   pausedForMs(): number {
     return this.api.pausedForMs();
   }
@@ -337,6 +341,8 @@ export class UniMicroConnector implements Connector {
   }
 
   private async pushInvoice(inv: InvoiceLike, ctx: PushContext): Promise<PushResult> {
+    // An earlier attempt's write still unanswered may yet make or change rows: read nothing before it has landed.
+    this.lateWrites.assertNonePending(inv.psaId, inv.number);
     // What did earlier attempts leave? A booked invoice is done; a draft is rewritten and booked.
     let row = ctx.link ? await this.byLink("invoices", ctx.link) : null;
     if (row && markerPsaId(row.InternalNote) !== inv.psaId) row = null; // a link to a row that is not ours (any more) is not trusted
@@ -386,15 +392,20 @@ export class UniMicroConnector implements Connector {
           guid,
           existing: { itemIds, defaultDimensionsId: draft?.DefaultDimensions?.ID ?? draft?.DefaultDimensionsID },
         });
-        await this.api.put(`/api/biz/invoices/${draftId}`, { ID: draftId, ...body });
+        // Late, it would land beside the next attempt's rewrite (both item sets booked): listened to past the deadline.
+        const path = `/api/biz/invoices/${draftId}`;
+        await this.lateWrites.create(
+          inv.psaId,
+          this.api.request("PUT", path, { json: { ID: draftId, ...body }, timeoutMs: LATE_ANSWER_WAIT_MS }),
+          `PUT ${path}`,
+        );
       } catch (e) {
         // Until this PUT marks it, our credit draft is unmarked: only an uncertain attempt adopts it (creditDraft).
         throw unmarked && e instanceof TargetError && e.kind === "retryable" ? new TargetError("uncertain", e) : e;
       }
     } else {
-      this.lateCreates.assertNonePending(inv.psaId, inv.number);
       const body = mapInvoice(inv, { ...refs, guid: deterministicGuid(ctx.idempotencyKey) });
-      const created = await this.lateCreates.create(
+      const created = await this.lateWrites.create(
         inv.psaId,
         this.api.request("POST", "/api/biz/invoices", { json: body, timeoutMs: LATE_ANSWER_WAIT_MS }),
       );

@@ -25,6 +25,8 @@ export interface UniMicroSandboxOptions {
   attachments?: boolean;
   invoiceNumbers?: StoreOptions["invoiceNumbers"];
   voucherNumbers?: StoreOptions["voucherNumbers"];
+  /** A PUT deleting an already deleted child row: refused ("gone", default) or accepted as a no-op ("kept"); unverified. */
+  deletedChildren?: StoreOptions["deletedChildren"];
   /** The invoice transition answers 204 (conventions) or 200 (2019 swagger). Default 204. */
   transitionStatus?: 200 | 204;
 }
@@ -46,6 +48,7 @@ export function createUniMicroSandbox(opts: UniMicroSandboxOptions = {}) {
     attachments: opts.attachments ?? profile === "unimicro",
     invoiceNumbers: opts.invoiceNumbers ?? "client",
     voucherNumbers: opts.voucherNumbers ?? "payment-id",
+    deletedChildren: opts.deletedChildren ?? "gone",
   };
   let demo: { clientId: string; privateKeyPem: string } | undefined;
   let clients = opts.clients;

@@ -12,6 +12,12 @@ export interface StoreOptions {
   invoiceNumbers: "client" | "series";
   /** "payment-id": the voucher is numbered from the invoice's PaymentID (KB-UE); "series": next number. */
   voucherNumbers: "payment-id" | "series";
+  /**
+   * A PUT deleting a child row that an earlier PUT deleted: "gone" refuses it (400, the row no longer belongs to
+   * the record); "kept" accepts it and changes nothing, as a platform that keeps deleted rows (every entity has
+   * `Deleted`, §4.2) may. Which one the platform does is unverified.
+   */
+  deletedChildren: "gone" | "kept";
 }
 
 /** An answer in the platform's error envelope. */
@@ -53,6 +59,8 @@ interface MergeCtx {
   mode: "post" | "put";
   entity: string;
   newGuids: string[];
+  /** Child rows this write deletes (kept in `deletedChildIds` once it succeeds). */
+  deletedIds: number[];
 }
 
 /** Navigation properties the platform expands from a foreign key (2019 swagger: CustomerInvoice.JournalEntry, by JournalEntryID). */
@@ -64,6 +72,7 @@ export class CompanyStore {
   private seq = 1000;
   readonly rows: Record<string, Row[]> = Object.fromEntries(Object.keys(COLLECTIONS).map((k) => [k, []]));
   private readonly guids = new Set<string>();
+  private readonly deletedChildIds = new Set<number>();
   readonly fileLinks: { FileID: number; EntityType: string; EntityID: number }[] = [];
   private next = { customer: 100000, project: 1, product: 1, invoice: 10001, voucher: 1 };
 
@@ -158,8 +167,9 @@ export class CompanyStore {
           if (!el || typeof el !== "object") continue;
           if (el.ID) {
             const at = list.findIndex((x) => x.ID === el.ID);
+            if (at < 0 && el.Deleted && this.o.deletedChildren === "kept" && this.deletedChildIds.has(el.ID)) continue;
             if (at < 0) throw new ApiError(400, { Message: `${k} with ID ${el.ID} does not belong to this ${ctx.entity}` });
-            if (el.Deleted) list.splice(at, 1);
+            if (el.Deleted) ctx.deletedIds.push(...list.splice(at, 1).map((x) => x.ID));
             else this.merge(list[at]!, el, ctx, `${path}.${k}`);
           } else if (!el.Deleted) {
             const child = this.newChild(el, ctx, `${path}.${k}`);
@@ -185,7 +195,7 @@ export class CompanyStore {
 
   /** `createdBy`: who made the row (the platform fills CreatedBy with the caller's identity). */
   create(coll: string, body: Row, createdBy: string | null = null): Row {
-    const ctx: MergeCtx = { mode: "post", entity: COLLECTIONS[coll]!, newGuids: [] };
+    const ctx: MergeCtx = { mode: "post", entity: COLLECTIONS[coll]!, newGuids: [], deletedIds: [] };
     const row: Row = {
       ID: this.id(),
       Deleted: false,
@@ -206,13 +216,14 @@ export class CompanyStore {
     if (coll === "invoices" && existing.StatusCode !== INVOICE_STATUS.draft) {
       throw new ApiError(400, { Message: `CustomerInvoice ${id} has status ${existing.StatusCode} and can no longer be changed` });
     }
-    const ctx: MergeCtx = { mode: "put", entity: COLLECTIONS[coll]!, newGuids: [] };
+    const ctx: MergeCtx = { mode: "put", entity: COLLECTIONS[coll]!, newGuids: [], deletedIds: [] };
     const copy = structuredClone(existing); // all or nothing: validate the copy, then swap it in
     this.merge(copy, body, ctx, "");
     copy.UpdatedAt = new Date().toISOString();
     this.finish(coll, copy);
     this.rows[coll]![this.rows[coll]!.indexOf(existing)] = copy;
     ctx.newGuids.forEach((g) => this.guids.add(g));
+    ctx.deletedIds.forEach((id) => this.deletedChildIds.add(id));
     return copy;
   }
 

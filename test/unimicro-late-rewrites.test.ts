@@ -1,0 +1,82 @@
+// Uni Micro requests that reach the platform after the attempt that sent them gave up (request_timeout_ms) and
+// after another attempt of the same delivery went on: the rewrite of a draft (PUT invoices/{id}) and the credit
+// action (PUT invoices/{id}?action=create-credit-draft-invoice). Real parts: the sandbox over loopback, delays
+// by its fault rules.
+import { afterEach, describe, expect, test } from "bun:test";
+import { Invoice } from "../agent/model.ts";
+import { TargetError } from "../connectors/http.ts";
+import { ctx, invoice, seedMasterData, startEnv, type Env } from "./unimicro-fixtures.ts";
+
+let env: Env;
+afterEach(() => env?.stop());
+
+// An attempt gives up at TIMEOUT; the late request is carried out at LATE, after the next attempt has read the
+// draft (it starts at TIMEOUT), and before that attempt's delayed request (at TIMEOUT + NEXT) is.
+const TIMEOUT = 2000;
+const LATE = 2800;
+const NEXT = 1600;
+
+async function attempt(payload: unknown, uncertain: boolean): Promise<any> {
+  return env.connector.push("invoice", payload, ctx({ uncertain })).catch((e) => e);
+}
+
+/** What the dispatcher does: push again (uncertain) until done; a permanent failure ends it ("needs action"). */
+async function pushUntilDone(payload: unknown): Promise<{ remoteId?: string; tries: string[]; failed?: TargetError }> {
+  const tries: string[] = [];
+  for (let i = 0; i < 200; i++) {
+    const r = await attempt(payload, true);
+    if (!(r instanceof Error)) return { remoteId: r.remoteId, tries };
+    if (!(r instanceof TargetError) || r.kind === "permanent") return { tries, failed: r as TargetError };
+    tries.push(r.code);
+    await Bun.sleep(50);
+  }
+  throw new Error(`not done after 200 tries: ${tries.join(", ")}`);
+}
+
+/** A draft of ours left by an earlier attempt: its booking was answered with a 503 (uncertain). */
+async function leaveDraft(payload: unknown): Promise<void> {
+  await env.faults({ method: "POST", path: "action=invoice", fault: "503", count: 1 });
+  const r = await attempt(payload, false);
+  expect(r).toMatchObject({ kind: "uncertain" });
+}
+
+const booked = async () => (await env.company()).invoices.filter((r: any) => r.StatusCode !== 42001);
+const itemsOf = (row: any) => row.Items.map((it: any) => [it.ItemText, it.NumberOfItems]);
+
+describe("a Uni Micro draft rewrite answered late", () => {
+  const inv = Invoice.parse(invoice());
+  const lines = [
+    ["Konsulenttimer april", 37.5],
+    ["Hotell prosjektreise", 1],
+  ];
+
+  test("landing between the next attempt's read of the draft and its own rewrite: booked once, nothing refused", async () => {
+    env = startEnv({ config: { request_timeout_ms: TIMEOUT } });
+    await seedMasterData(env);
+    await leaveDraft(inv);
+    await env.faults({ method: "PUT", path: "^/api/biz/invoices/\\d+$", fault: "latency", latencyMs: LATE, count: 1 });
+    expect(await attempt(inv, true)).toMatchObject({ kind: "uncertain", code: "timeout" });
+    await env.faults({ method: "PUT", path: "^/api/biz/invoices/\\d+$", fault: "latency", latencyMs: NEXT, count: 1 });
+    const r = await pushUntilDone(inv);
+    expect(r.failed).toBeUndefined();
+    expect(r.tries).toContain("unimicro.create_pending");
+    const rows = await booked();
+    expect(rows).toHaveLength(1);
+    expect(itemsOf(rows[0])).toEqual(lines);
+  }, 30_000);
+
+  test("landing between the next attempt's rewrite and its booking: booked with one set of lines", async () => {
+    env = startEnv({ config: { request_timeout_ms: TIMEOUT }, sandbox: { deletedChildren: "kept" } });
+    await seedMasterData(env);
+    await leaveDraft(inv);
+    await env.faults({ method: "PUT", path: "^/api/biz/invoices/\\d+$", fault: "latency", latencyMs: LATE, count: 1 });
+    expect(await attempt(inv, true)).toMatchObject({ kind: "uncertain", code: "timeout" });
+    await env.faults({ method: "POST", path: "action=invoice", fault: "latency", latencyMs: NEXT, count: 1 });
+    const r = await pushUntilDone(inv);
+    expect(r.failed).toBeUndefined();
+    expect(r.tries).toContain("unimicro.create_pending");
+    const rows = await booked();
+    expect(rows).toHaveLength(1);
+    expect(itemsOf(rows[0])).toEqual(lines);
+  }, 30_000);
+});
