@@ -80,3 +80,19 @@ describe("a Uni Micro draft rewrite answered late", () => {
     expect(itemsOf(rows[0])).toEqual(lines);
   }, 30_000);
 });
+
+describe("a Uni Micro booking answered late", () => {
+  test("landing between the next attempt's read of the draft and its rewrite: done, nothing refused", async () => {
+    env = startEnv({ config: { request_timeout_ms: TIMEOUT } });
+    await seedMasterData(env);
+    const inv = Invoice.parse(invoice());
+    await env.faults({ method: "POST", path: "action=invoice", fault: "latency", latencyMs: LATE, count: 1 });
+    expect(await attempt(inv, false)).toMatchObject({ kind: "uncertain", code: "timeout" });
+    await env.faults({ method: "PUT", path: "^/api/biz/invoices/\\d+$", fault: "latency", latencyMs: NEXT, count: 1 });
+    const r = await pushUntilDone(inv);
+    expect(r.failed).toBeUndefined();
+    expect(r.tries).toContain("unimicro.create_pending");
+    const rows = await booked();
+    expect(rows.map((x: any) => String(x.ID))).toEqual([r.remoteId!]);
+  }, 30_000);
+});

@@ -74,8 +74,8 @@ export class UniMicroConnector implements Connector {
   private readonly rules: RuleOptions;
   private filesUrl: string | undefined;
   /**
-   * The writes that make or change an invoice's rows (the draft's create and its rewrite), answered after
-   * request_timeout_ms: still listened to, and until they answer no attempt for that invoice reads or writes it.
+   * The writes that make or change an invoice's rows (the draft's create, its rewrite and the booking), answered
+   * after request_timeout_ms: still listened to, and until they answer no attempt for that invoice reads or writes it.
    */
   private readonly lateWrites: PendingCreates;
 
@@ -411,8 +411,10 @@ export class UniMicroConnector implements Connector {
       );
       draftId = created.body?.ID as number;
     }
-    // The invoice transition books it: it gets its journal entry (voucher) and keeps our payment id (KID).
-    await this.api.request("POST", `/api/biz/invoices/${draftId}?action=invoice`);
+    // The invoice transition books it: it gets its journal entry (voucher) and keeps our payment id (KID). Late, it
+    // would book the draft under the next attempt's rewrite, which the platform then refuses: listened to as well.
+    const booking = `/api/biz/invoices/${draftId}?action=invoice`;
+    await this.lateWrites.create(inv.psaId, this.api.request("POST", booking, { timeoutMs: LATE_ANSWER_WAIT_MS }), `POST ${booking}`);
     // Booked by this very attempt: no file can be linked to it yet, so the PDF goes without a look first.
     const notes = [await this.numberNote(draftId, inv), await this.attachPdf(draftId, inv, false)];
     return this.result(draftId, notes);
