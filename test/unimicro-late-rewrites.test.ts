@@ -1,9 +1,9 @@
 // Uni Micro requests that reach the platform after the attempt that sent them gave up (request_timeout_ms) and
-// after another attempt of the same delivery went on: the rewrite of a draft (PUT invoices/{id}) and the credit
-// action (PUT invoices/{id}?action=create-credit-draft-invoice). Real parts: the sandbox over loopback, delays
-// by its fault rules.
+// after another attempt of the same delivery went on: the rewrite of a draft (PUT invoices/{id}), the booking
+// (POST invoices/{id}?action=invoice) and the credit action (PUT invoices/{id}?action=create-credit-draft-invoice).
+// Real parts: the sandbox over loopback, delays by its fault rules.
 import { afterEach, describe, expect, test } from "bun:test";
-import { Invoice } from "../agent/model.ts";
+import { CreditNote, Invoice } from "../agent/model.ts";
 import { TargetError } from "../connectors/http.ts";
 import { ctx, invoice, seedMasterData, startEnv, type Env } from "./unimicro-fixtures.ts";
 
@@ -94,5 +94,33 @@ describe("a Uni Micro booking answered late", () => {
     expect(r.tries).toContain("unimicro.create_pending");
     const rows = await booked();
     expect(rows.map((x: any) => String(x.ID))).toEqual([r.remoteId!]);
+  }, 30_000);
+});
+
+describe("a Uni Micro credit action answered late", () => {
+  test("its unmarked credit draft is adopted and booked: one credit note, no credit draft left", async () => {
+    env = startEnv({ config: { request_timeout_ms: TIMEOUT } });
+    await seedMasterData(env);
+    await env.connector.push("invoice", Invoice.parse(invoice()), ctx());
+    const credit = CreditNote.parse(
+      invoice({
+        kind: "credit_note",
+        number: "10118",
+        psaId: "psa-inv-10118",
+        creditedInvoiceNumber: "10117",
+        lines: [{ text: "Kreditert", quantity: 1, unitPrice: 100000, kind: "hours" }],
+      }),
+    );
+    await env.faults({ method: "PUT", path: "action=create-credit-draft-invoice", fault: "latency", latencyMs: LATE, count: 1 });
+    expect(await attempt(credit, false)).toMatchObject({ kind: "uncertain", code: "timeout" });
+    const r = await pushUntilDone(credit);
+    expect(r.failed).toBeUndefined();
+    expect(r.tries).toContain("unimicro.create_pending");
+    await Bun.sleep(LATE - TIMEOUT + 200); // past the late action in the sandbox, had nobody waited for it
+    const credits = (await env.company()).invoices.filter((i: any) => i.InvoiceReferenceID);
+    expect(credits.map((i: any) => [i.StatusCode, i.InternalNote, i.TaxExclusiveAmount])).toEqual([
+      [42002, "kontobro:psa-inv-10118", -1000],
+    ]);
+    expect(String(credits[0].ID)).toBe(r.remoteId!);
   }, 30_000);
 });

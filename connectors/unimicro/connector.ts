@@ -74,8 +74,9 @@ export class UniMicroConnector implements Connector {
   private readonly rules: RuleOptions;
   private filesUrl: string | undefined;
   /**
-   * The writes that make or change an invoice's rows (the draft's create, its rewrite and the booking), answered
-   * after request_timeout_ms: still listened to, and until they answer no attempt for that invoice reads or writes it.
+   * The writes that make or change an invoice's rows (the draft's create, its rewrite, the credit action, the
+   * booking), answered after request_timeout_ms: still listened to, and until they answer no attempt for that
+   * invoice reads or writes it.
    */
   private readonly lateWrites: PendingCreates;
 
@@ -472,8 +473,10 @@ export class UniMicroConnector implements Connector {
       });
       return { id: adopt.ID, unmarked: adopt !== mine };
     }
-    const draft = await this.api.put(`/api/biz/invoices/${original.ID}?action=create-credit-draft-invoice`);
-    return { id: draft.ID as number, unmarked: true };
+    // Late, its draft would land beside the next attempt's: listened to, and then adopted by that attempt (uncertain).
+    const path = `/api/biz/invoices/${original.ID}?action=create-credit-draft-invoice`;
+    const draft = await this.lateWrites.create(inv.psaId, this.api.request("PUT", path, { timeoutMs: LATE_ANSWER_WAIT_MS }), `PUT ${path}`);
+    return { id: draft.body?.ID as number, unmarked: true };
   }
 
   /** The PSA is master for numbers: say so when the platform booked under another invoice or voucher number. */
