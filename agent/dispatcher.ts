@@ -559,7 +559,9 @@ export class Dispatcher {
         };
       const why = this.whyNotSend();
       if (why) throw notSentError(why, "the push", false);
-      // Every request of the push asks the fence first (connectors/http.ts pushUnder).
+      // Every request of the push asks the fence first, and the push ends only once every write it sent has answered
+      // (connectors/http.ts pushUnder): a write answered after request_timeout_ms keeps the delivery leased and its push
+      // slot taken until then, so no attempt, on this worker or another, looks the record up or writes it meanwhile.
       const result = await pushUnder(
         () => this.whyNotSend(),
         () =>
@@ -572,9 +574,6 @@ export class Dispatcher {
       );
       return { outcome: { kind: "done", remoteId: result.remoteId, payloadHash: hash, note: result.note }, signal: { kind: "ok" } };
     } catch (e) {
-      // A create still listened to past its deadline: the delivery stays leased (and its push slot taken, the request
-      // being still out) until the answer is in, so that no attempt, on this worker or another, creates it again meanwhile.
-      if (isTargetError(e) && e.lateAnswer) await e.lateAnswer;
       return { outcome: this.failure(d, e), signal: signalOf(e) };
     }
   }

@@ -19,13 +19,8 @@ export class TargetError extends Error implements Problem {
   readonly record?: Problem["record"];
   readonly status?: number;
   readonly retryAfterMs?: number;
-  /**
-   * A create of this push still listened to past the attempt's deadline (connectors/late-answers.ts PendingCreates):
-   * settles once its answer is in (or the wait is over). The dispatcher keeps the delivery leased until then.
-   */
-  readonly lateAnswer?: Promise<void>;
 
-  constructor(kind: FailureKind, p: Problem & { status?: number; retryAfterMs?: number; lateAnswer?: Promise<void> }) {
+  constructor(kind: FailureKind, p: Problem & { status?: number; retryAfterMs?: number }) {
     super(p.message);
     this.name = "TargetError";
     this.kind = kind;
@@ -35,7 +30,6 @@ export class TargetError extends Error implements Problem {
     this.record = p.record;
     this.status = p.status;
     this.retryAfterMs = p.retryAfterMs;
-    this.lateAnswer = p.lateAnswer;
   }
 }
 
@@ -125,8 +119,18 @@ export const NOT_SENT = "not_sent";
 /** Why the push under way may send nothing now (its dispatcher stopping, its worker fenced), or null. */
 export type SendFence = () => string | null;
 
-/** The fence of the push that runs in this async context, and whether that push has sent a write yet. */
-const pushFence = new AsyncLocalStorage<{ fence: SendFence; wrote: boolean }>();
+/** How long a write of a push that outlived its deadline (request_timeout_ms) is still listened to. */
+export const LATE_ANSWER_WAIT_MS = 10 * 60 * 1000;
+
+/** The push that runs in this async context: its fence, whether it has sent a write yet, and its writes answered late. */
+interface PushUnderWay {
+  fence: SendFence;
+  wrote: boolean;
+  /** Writes past their deadline still listened to: each settles once its answer is in or the wait is over. */
+  late: Promise<void>[];
+}
+
+const pushFence = new AsyncLocalStorage<PushUnderWay>();
 
 /**
  * Runs one push under a fence: every request it makes through an HttpClient (after waiting for the rate limiter)
@@ -134,9 +138,20 @@ const pushFence = new AsyncLocalStorage<{ fence: SendFence; wrote: boolean }>();
  * follows the push's awaits. A refused request fails as retryable if the push sent no write before it, else as
  * uncertain (an earlier write of the push may have had its effect). The one exception is a request that undoes the
  * push's own write (RequestOptions.undoesOwnWrite).
+ *
+ * The push ends (either way) only once every write it sent has answered: a write past its deadline fails the push
+ * (uncertain) but is still listened to (HttpClient.request), and is waited for here, whatever the connector made of
+ * its error. So the dispatcher keeps the delivery leased, and no attempt (on this worker or another) looks the record
+ * up or writes it again, until the late write has landed or been refused.
  */
-export function pushUnder<T>(fence: SendFence, push: () => Promise<T>): Promise<T> {
-  return pushFence.run({ fence, wrote: false }, push);
+export async function pushUnder<T>(fence: SendFence, push: () => Promise<T>): Promise<T> {
+  const under: PushUnderWay = { fence, wrote: false, late: [] };
+  try {
+    return await pushFence.run(under, push);
+  } finally {
+    // A late answer's own work (e-conomic deletes a late draft) may send writes that are late in turn.
+    while (under.late.length > 0) await Promise.all(under.late.splice(0));
+  }
 }
 
 /** The error of a request (or a whole push) held back by the fence: nothing of it was sent. */
@@ -163,7 +178,6 @@ export interface RequestOptions {
   json?: unknown;
   body?: string | Uint8Array | FormData | Blob;
   headers?: Record<string, string>;
-  timeoutMs?: number;
   /** Statuses the caller handles itself (e.g. 404 on a lookup) instead of an error. */
   accept?: number[];
   /** Return the body as bytes (a PDF, an image) instead of parsing it as JSON or text. */
@@ -183,6 +197,16 @@ export interface RequestOptions {
    * it cannot touch what any other attempt makes.
    */
   undoesOwnWrite?: boolean;
+  /**
+   * A POST that changes nothing at the target (a token request, a simulated posting): given up at the deadline like
+   * a read, not listened to past it (see HttpClient.request).
+   */
+  changesNothing?: boolean;
+  /**
+   * A write of a push answered after its deadline: gets the answer still to come (it settles once it is in, or fails
+   * when the wait is over), e.g. to delete a draft nobody will book. The push waits for that answer, not for this.
+   */
+  onLateAnswer?: (answer: Promise<HttpResponse>) => void;
 }
 
 export interface HttpClientOptions {
@@ -238,18 +262,27 @@ export class HttpClient {
     const why = options.undoesOwnWrite ? null : push?.fence();
     if (why) throw notSentError(why, `${method} ${pathOf(url)} to ${this.opts.targetTitle}`, push!.wrote);
     if (isWrite && push) push.wrote = true;
+    const replaySafe = options.replaySafe ?? (!isWrite || hasIdempotencyKey(headers));
+    const init: RequestInit = { method, headers, body, keepalive: replaySafe, redirect: "manual", ...proxyOptionOf(url) };
+    // A write of a push is not cut off at its deadline: the target may carry it out all the same, after the next
+    // attempt has looked or written (an older version landing over a newer one). The attempt still fails at the
+    // deadline, but the request is listened to until it answers, and the push ends only then (pushUnder).
+    if (!push || !isWrite || options.changesNothing) return this.exchange(url, init, isWrite, options, this.opts.timeoutMs);
+    return this.answerWithin(this.exchange(url, init, isWrite, options, LATE_ANSWER_WAIT_MS), method, url, push, options);
+  }
+
+  /** The request sent and its answer read, or the TargetError that says what went wrong; cut off after `timeoutMs`. */
+  private async exchange(
+    url: string,
+    init: RequestInit,
+    isWrite: boolean,
+    options: RequestOptions,
+    timeoutMs: number,
+  ): Promise<HttpResponse> {
+    const method = init.method!;
     let res: Response;
     try {
-      const replaySafe = options.replaySafe ?? (!isWrite || hasIdempotencyKey(headers));
-      res = await fetch(url, {
-        method,
-        headers,
-        body,
-        keepalive: replaySafe,
-        signal: timeoutSignal(options.timeoutMs ?? this.opts.timeoutMs),
-        redirect: "manual",
-        ...proxyOptionOf(url),
-      });
+      res = await fetch(url, { ...init, signal: timeoutSignal(timeoutMs) });
     } catch (e) {
       throw networkError(e, isWrite, method, url, this.opts.targetTitle, proxyFor(url));
     }
@@ -278,6 +311,36 @@ export class HttpClient {
     }
     if (res.ok || options.accept?.includes(res.status)) return response;
     throw this.classify(response, method, url, isWrite);
+  }
+
+  /**
+   * A push's write, raced against the target's request timeout. Within it: its answer. Past it: the attempt fails as
+   * uncertain ("timeout", as a read's would), and the answer still to come is handed to the push (pushUnder waits for
+   * it) and to `onLateAnswer`. A late 429 or 503 with Retry-After still pauses the target (exchange).
+   */
+  private async answerWithin(
+    answer: Promise<HttpResponse>,
+    method: string,
+    url: string,
+    push: PushUnderWay,
+    options: RequestOptions,
+  ): Promise<HttpResponse> {
+    const deadline = timeoutSignal(this.opts.timeoutMs);
+    let passed!: () => void;
+    const late = new Promise<"late">((resolve) => {
+      passed = () => resolve("late");
+      deadline.addEventListener("abort", passed, { once: true });
+    });
+    const first = await Promise.race([answer, late]).finally(() => deadline.removeEventListener("abort", passed));
+    if (first !== "late") return first;
+    push.late.push(answer.then(ignore, ignore));
+    options.onLateAnswer?.(answer);
+    const proxy = proxyFor(url);
+    throw new TargetError("uncertain", {
+      code: "timeout",
+      message: `${this.opts.targetTitle} did not answer ${method} ${pathOf(url)} in time${proxy ? ` through the proxy ${showProxy(proxy)}` : ""}`,
+      hint: `Usually temporary; kontobro waits for its answer (up to ${LATE_ANSWER_WAIT_MS / 60_000} minutes), then retries and checks first whether the record arrived.`,
+    });
   }
 
   /** Sends nothing while the target's pause lasts: fails at once as retryable (nothing was sent). */
@@ -360,6 +423,8 @@ function pathOf(url: string): string {
     return url;
   }
 }
+
+const ignore = (): void => undefined;
 
 function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);

@@ -7,7 +7,7 @@ import { SAMPLE_PDF_BASE64 } from "../agent/demo.ts";
 import { signalOf } from "../agent/target-state.ts";
 import { NOT_SENT, pushUnder } from "../connectors/http.ts";
 import { canonical, connectorFor, draftsFor, pushCtx, startEconomic } from "./economic-fixtures.ts";
-import { customerEvent, invoiceEvent, waitFor } from "./helpers.ts";
+import { attemptHoldLost, customerEvent, invoiceEvent, waitFor } from "./helpers.ts";
 
 let sb: StartedEconomicSandbox;
 let conn: EconomicConnector;
@@ -152,9 +152,10 @@ describe("economic orphan drafts", () => {
     const inv = canonical(invoiceEvent(90006, 9));
     // The first draft POST is held 1.5 s by e-conomic: the client gives up at 300 ms, the draft lands later.
     sb.sandbox.addFault({ kind: "latency", method: "POST", path: "^/invoices/drafts$", latencyMs: 1500, count: 1 });
-    const first = await slow.push("invoice", inv, pushCtx({ customer })).catch((err) => err);
+    const first = await attemptHoldLost(() => slow.push("invoice", inv, pushCtx({ customer }))).catch((err) => err);
     expect(first).toMatchObject({ kind: "uncertain", code: "timeout" });
-    // The retry (uncertain) books at once with a draft of its own, before the late one lands.
+    // Its hold on the late POST lost (a stop past its grace), the retry (uncertain) books at once with a draft of its
+    // own, before the late one lands.
     expect(await slow.push("invoice", inv, pushCtx({ customer, uncertain: true }))).toMatchObject({ remoteId: "90006" });
     expect(sb.sandbox.state.booked.get(90006)).toBeDefined();
     // The late draft does land at e-conomic (draft numbers 1 and 2 were handed out)…
@@ -187,11 +188,14 @@ describe("economic orphan drafts", () => {
     let fenced: string | null = null;
     const first = await pushUnder(
       () => fenced,
-      () => slow.push("invoice", inv, pushCtx({ customer })),
+      () =>
+        slow.push("invoice", inv, pushCtx({ customer })).catch((err) => {
+          // Declared dead while its draft POST is still unanswered.
+          fenced = declaredDead;
+          throw err;
+        }),
     ).catch((err) => err);
     expect(first).toMatchObject({ kind: "uncertain", code: "timeout" });
-    // Declared dead while its draft POST is still unanswered.
-    fenced = declaredDead;
     await waitFor("the late draft POST to take effect", () => sb.sandbox.state.counters.nextDraftNumber >= 2, 10_000);
     await waitFor("no draft with the PSA id", () => draftsFor(sb, "PSA-INV-90011").length === 0, 10_000);
     expect(sb.sandbox.state.booked.size).toBe(0);

@@ -2,6 +2,7 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pushUnder } from "../connectors/http.ts";
 
 export const tempDir = (prefix = "kontobro-") => mkdtempSync(join(tmpdir(), prefix));
 
@@ -52,4 +53,27 @@ export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeout
     await Bun.sleep(20);
   }
   throw new Error(`timed out waiting for ${what} (last value: ${JSON.stringify(last)})`);
+}
+
+/**
+ * One attempt as the dispatcher makes it (connectors/http.ts pushUnder): a write answered after request_timeout_ms
+ * fails the push at the deadline, and the attempt ends only once that write has answered.
+ */
+export const asDispatcher = <T>(push: () => Promise<T>): Promise<T> => pushUnder(() => null, push);
+
+/**
+ * An attempt whose hold on its late writes is lost (a stop past its grace, a lease taken over): it settles as soon as
+ * the push fails or succeeds, while a write answered late is still listened to (and acted on) behind it.
+ */
+export function attemptHoldLost<T>(push: () => Promise<T>): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    pushUnder(
+      () => null,
+      () =>
+        push().then(resolve, (e) => {
+          reject(e);
+          throw e;
+        }),
+    ).catch(() => undefined);
+  });
 }

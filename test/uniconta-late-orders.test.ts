@@ -1,10 +1,11 @@
 // Found by the chaos run (seed 7), Uniconta: an order insert answered after request_timeout_ms must not leave
-// a second order. The late insert is still listened to; until it is answered nothing more is created for that
-// invoice (uniconta.create_pending), then the next attempt finds and finishes that order. An order of ours found
+// a second order. The late insert is still listened to, and the attempt ends only once it is answered (connectors/
+// http.ts pushUnder), so nothing more is created for that invoice meanwhile; then the next attempt finds and finishes
+// that order. An order of ours found
 // next to the posted invoice (a late insert of a process that was stopped) is deleted.
 import { afterEach, describe, expect, test } from "bun:test";
 import { TargetError } from "../connectors/http.ts";
-import { waitFor } from "./helpers.ts";
+import { asDispatcher, waitFor } from "./helpers.ts";
 import { COMPANY, ctx, invoice, seedMasterData, startEnv, type Env } from "./uniconta-fixtures.ts";
 
 let env: Env;
@@ -18,7 +19,7 @@ async function pushUntilDone(payload: unknown, connector = env.connector): Promi
   let uncertain = false;
   for (let i = 0; i < 100; i++) {
     try {
-      return { ...(await connector.push("invoice", payload, ctx({ uncertain }))), tries };
+      return { ...(await asDispatcher(() => connector.push("invoice", payload, ctx({ uncertain })))), tries };
     } catch (e) {
       if (!(e instanceof TargetError) || e.kind === "permanent") throw e;
       tries.push(e.code);

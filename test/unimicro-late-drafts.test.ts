@@ -4,7 +4,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { TargetError } from "../connectors/http.ts";
 import { CreditNote, Invoice } from "../agent/model.ts";
 import { ctx, invoice, seedMasterData, startEnv, type Env } from "./unimicro-fixtures.ts";
-import { waitFor } from "./helpers.ts";
+import { asDispatcher, waitFor } from "./helpers.ts";
 
 let env: Env;
 afterEach(() => env?.stop());
@@ -14,7 +14,7 @@ async function pushUntilDone(payload: unknown, uncertain = false): Promise<{ rem
   const tries: string[] = [];
   for (let i = 0; i < 100; i++) {
     try {
-      return { ...(await env.connector.push("invoice", payload, ctx({ uncertain }))), tries };
+      return { ...(await asDispatcher(() => env.connector.push("invoice", payload, ctx({ uncertain })))), tries };
     } catch (e) {
       if (!(e instanceof TargetError) || e.kind === "permanent") throw e;
       tries.push(e.code);

@@ -240,6 +240,8 @@ export class OAuthTokens {
         body: new URLSearchParams(asForm ? { ...form, client_id: this.o.clientId, client_secret: this.o.clientSecret } : form).toString(),
         accept: [400, 401, 403],
         headers: { "content-type": "application/x-www-form-urlencoded", ...(asForm ? {} : { authorization: `Basic ${basic}` }) },
+        // Not a record's write: nothing would use a late answer, so no push waits for one (connectors/http.ts).
+        changesNothing: true,
       });
     } catch (e) {
       // A token request books nothing; "uncertain" would only start lookups. (A lost answer to a refresh may

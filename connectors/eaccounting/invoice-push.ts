@@ -5,7 +5,6 @@
 import type { Customer, InvoiceLike, Project } from "../../agent/model.ts";
 import type { PushContext, PushResult } from "../contract.ts";
 import { TargetError } from "../http.ts";
-import { LATE_ANSWER_WAIT_MS, PendingCreates } from "../late-answers.ts";
 import { EaccountingClient, type Row } from "./client.ts";
 import type { EaccountingConfig } from "./config.ts";
 import { draftFields, draftNeedsRemoteCustomer, referenceValue } from "./map.ts";
@@ -15,30 +14,16 @@ export const draftRemoteId = (draftId: string) => `draft:${draftId}`;
 export const draftIdOf = (remoteId: string) => (remoteId.startsWith("draft:") ? remoteId.slice(6) : null);
 
 export class EaccountingInvoices {
-  /** Draft POSTs answered after request_timeout_ms: still listened to, and no other draft made meanwhile. */
-  private readonly lateDrafts: PendingCreates;
-
   constructor(
     private readonly client: EaccountingClient,
     private readonly cfg: EaccountingConfig,
     private readonly setup: SetupLists,
-  ) {
-    this.lateDrafts = new PendingCreates(
-      {
-        title: "eAccounting",
-        call: "POST /v2/customerinvoicedrafts",
-        afterwards: "A draft answered late is found and updated, not doubled.",
-      },
-      cfg.request_timeout_ms,
-      "eaccounting.create_pending",
-    );
-  }
+  ) {}
 
   async push(inv: InvoiceLike, ctx: PushContext): Promise<PushResult> {
     const what = inv.kind === "credit_note" ? "credit note" : "invoice";
-    // 1. Ours already? By the link, or (after an uncertain attempt) by the reference field.
-    // A draft POST of an earlier attempt still unanswered: the lookup could miss it and a second draft be made.
-    this.lateDrafts.assertNonePending(inv.psaId, inv.number);
+    // 1. Ours already? By the link, or (after an uncertain attempt) by the reference field. A draft POST of an earlier
+    // attempt answered late has landed by now: that attempt ended only once it had answered (connectors/http.ts).
     const existing = ctx.link ? await this.byLink(ctx.link.remoteId) : ctx.uncertain ? await this.find(inv) : null;
     if (existing?.invoice) {
       return {
@@ -56,8 +41,7 @@ export class EaccountingInvoices {
     }
     let draft: Row;
     try {
-      const sent = this.client.request("POST", "/customerinvoicedrafts", { json: body, timeoutMs: LATE_ANSWER_WAIT_MS });
-      draft = (await this.lateDrafts.create(inv.psaId, sent)).body as Row;
+      draft = (await this.client.request("POST", "/customerinvoicedrafts", { json: body })).body as Row;
     } catch (e) {
       throw this.explain(e, inv);
     }

@@ -2,8 +2,7 @@
 // carrying the PSA's id outlives the push (README "Orphan drafts").
 import type { Customer, InvoiceLike } from "../../agent/model.ts";
 import type { PushContext, PushResult } from "../contract.ts";
-import { isTargetError, NOT_SENT, TargetError, type HttpClient, type HttpResponse } from "../http.ts";
-import { answerWithin, LATE_ANSWER_WAIT_MS } from "../late-answers.ts";
+import { isTargetError, LATE_ANSWER_WAIT_MS, NOT_SENT, TargetError, type HttpClient, type HttpResponse } from "../http.ts";
 import type { AgreementSettings } from "./agreement.ts";
 import { describeEconomicError, filterValue } from "./client.ts";
 import type { EconomicConfig } from "./config.ts";
@@ -117,21 +116,15 @@ export class EconomicInvoices {
   }
 
   /**
-   * The draft POST, with a deadline of its own: at request_timeout_ms the attempt gives up (uncertain),
-   * but the request keeps listening, and a draft answered late is deleted when the answer comes.
+   * The draft POST: at request_timeout_ms the attempt gives up (uncertain), but the request keeps listening
+   * (connectors/http.ts, every write of a push), and a draft answered late is deleted when the answer comes.
    */
   private async createDraft(body: object, inv: InvoiceLike, ctx: PushContext): Promise<number> {
-    const request = this.http.request("POST", `${this.rest}/invoices/drafts`, {
+    const first = await this.http.request("POST", `${this.rest}/invoices/drafts`, {
       json: body,
       headers: { "Idempotency-Key": `${ctx.idempotencyKey}-draft` },
-      timeoutMs: LATE_ANSWER_WAIT_MS,
+      onLateAnswer: (late) => this.discardLateDraft(late, inv, ctx),
     });
-    const first = await answerWithin(
-      request,
-      this.cfg.request_timeout_ms,
-      { title: "e-conomic", call: "POST /invoices/drafts", afterwards: "A draft answered late is deleted." },
-      (late) => this.discardLateDraft(late, inv, ctx),
-    );
     const draftNumber = Number(first.body?.draftInvoiceNumber);
     if (!Number.isInteger(draftNumber) || draftNumber < 1) {
       throw new TargetError("uncertain", {

@@ -194,8 +194,8 @@ export class UnicontaClient {
   }
 
   /** Inserts one entity or a list; answers what Uniconta stored when it says (null when the answer is empty). */
-  async insert<T extends Row | Row[]>(type: string, body: T, options: { timeoutMs?: number } = {}): Promise<T | null> {
-    const res = await this.call("POST", `${this.api}/api/Entities/Insert/${type}`, `inserting ${type}`, { json: body, ...options });
+  async insert<T extends Row | Row[]>(type: string, body: T): Promise<T | null> {
+    const res = await this.call("POST", `${this.api}/api/Entities/Insert/${type}`, `inserting ${type}`, { json: body });
     return res.body && typeof res.body === "object" ? (res.body as T) : null;
   }
 
@@ -250,11 +250,7 @@ export class UnicontaClient {
   }
 
   /** InvoiceAPI.PostInvoice for an order through the gateway. A lost answer is uncertain (the invoice may exist). */
-  /** `timeoutMs`: how long the request is listened to (a posting past the attempt's deadline, PendingCreates). */
-  async postOrder(
-    orderNumber: number,
-    args: { simulate: boolean; invoiceNumber?: number; timeoutMs?: number },
-  ): Promise<InvoicePostingResult> {
+  async postOrder(orderNumber: number, args: { simulate: boolean; invoiceNumber?: number }): Promise<InvoicePostingResult> {
     const weight = this.o.budget.gatewayCost();
     const query = `simulate=${args.simulate}${args.invoiceNumber ? `&invoiceNumber=${args.invoiceNumber}` : ""}`;
     let res: HttpResponse;
@@ -263,7 +259,8 @@ export class UnicontaClient {
         "POST",
         `${this.gateway()}/Companies/${this.o.companyId}/Invoice/DebtorOrders/${orderNumber}?${query}`,
         args.simulate ? `simulating the posting of order ${orderNumber}` : `posting order ${orderNumber}`,
-        { login: "user", weight, ...(args.timeoutMs === undefined ? {} : { timeoutMs: args.timeoutMs }) },
+        // A simulation books nothing: given up at the deadline like a read.
+        { login: "user", weight, changesNothing: args.simulate },
       );
     } catch (e) {
       // Sent (whatever the answer): the gateway has logged in. Not sent (budget spent, target paused): it has not.

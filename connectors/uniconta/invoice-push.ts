@@ -9,7 +9,6 @@ import type { ConnectorDeps, PushContext, PushResult } from "../contract.ts";
 import { TargetError } from "../http.ts";
 import type { Row, UnicontaClient } from "./client.ts";
 import type { UnicontaConfig } from "./config.ts";
-import { LATE_ANSWER_WAIT_MS, PendingCreates } from "../late-answers.ts";
 import {
   dateOf,
   differs,
@@ -35,39 +34,13 @@ export class UnicontaInvoices {
   /** Pushes under way and their PSA numbers: Uniconta numbers in posting order, so lower numbers post first. */
   private readonly active = new Map<symbol, number>();
   private waiters: (() => void)[] = [];
-  /** Order inserts answered after request_timeout_ms: still listened to, and nothing more created meanwhile. */
-  private readonly lateOrders: PendingCreates;
-  /**
-   * Postings answered after request_timeout_ms: still listened to, and until they answer no attempt for that invoice
-   * looks for its posted invoice or posts (whether Uniconta deletes an order once invoiced is not verified, README).
-   */
-  private readonly latePostings: PendingCreates;
 
   constructor(
     private readonly client: UnicontaClient,
     private readonly cfg: UnicontaConfig,
     private readonly setup: SetupLists,
     private readonly log: Logger,
-  ) {
-    this.lateOrders = new PendingCreates(
-      {
-        title: "Uniconta",
-        call: "POST /api/Entities/Insert/DebtorOrderClient",
-        afterwards: "An order answered late is finished, not doubled.",
-      },
-      cfg.request_timeout_ms,
-      "uniconta.create_pending",
-    );
-    this.latePostings = new PendingCreates(
-      {
-        title: "Uniconta",
-        call: "POST /Invoice/DebtorOrders (posting)",
-        afterwards: "An invoice posted late is found, not posted again.",
-      },
-      cfg.request_timeout_ms,
-      "uniconta.create_pending",
-    );
-  }
+  ) {}
 
   async push(inv: InvoiceLike, ctx: PushContext): Promise<PushResult> {
     const me = Symbol(inv.number);
@@ -102,9 +75,9 @@ export class UnicontaInvoices {
    */
   private async pushOne(inv: InvoiceLike, ctx: PushContext, me: symbol, attempt: { orderSent: boolean }): Promise<PushResult> {
     const project = inv.projectNumber ? ((ctx.record?.("project", inv.projectNumber) as Project | null) ?? null) : null;
-    // 1. Posted already (by an earlier attempt, or by a person from our order)? Then never again. A posting of an
-    // earlier attempt still unanswered may yet post it: wait for its answer first.
-    this.latePostings.assertNonePending(inv.psaId, inv.number);
+    // 1. Posted already (by an earlier attempt, or by a person from our order)? Then never again. A posting or an
+    // order insert of an earlier attempt answered late has landed by now: that attempt ended only once it had
+    // answered (connectors/http.ts; whether Uniconta deletes an order once invoiced is not verified, README).
     const posted = await this.findPosted(inv);
     if (posted) {
       await this.removeLeftoverOrders(inv, posted);
@@ -128,13 +101,8 @@ export class UnicontaInvoices {
     }
     const fresh = !order;
     if (!order) {
-      // An earlier insert for this invoice still unanswered: another now could leave two orders.
-      this.lateOrders.assertNonePending(inv.psaId, inv.number);
       attempt.orderSent = gateway;
-      const answer = await this.lateOrders.create(
-        inv.psaId,
-        this.client.insert("DebtorOrderClient", header, { timeoutMs: LATE_ANSWER_WAIT_MS }),
-      );
+      const answer = await this.client.insert("DebtorOrderClient", header);
       order = answer && !Array.isArray(answer) && answer.OrderNumber ? answer : await this.findOrder(inv);
       if (!order) {
         throw new TargetError("uncertain", {
@@ -175,10 +143,7 @@ export class UnicontaInvoices {
       if (sim.Header?.InvoiceNumber !== undefined && !sameNumber(sim.Header.InvoiceNumber, inv.number))
         throw this.mismatch(inv, sim.Header.InvoiceNumber, false);
     }
-    const result = await this.latePostings.create(
-      inv.psaId,
-      this.client.postOrder(Number(order.OrderNumber), { simulate: false, invoiceNumber, timeoutMs: LATE_ANSWER_WAIT_MS }),
-    );
+    const result = await this.client.postOrder(Number(order.OrderNumber), { simulate: false, invoiceNumber });
     const row = result.Header?.InvoiceNumber !== undefined ? result.Header : await this.findPosted(inv);
     if (!row)
       throw new TargetError("uncertain", {
@@ -251,7 +216,6 @@ export class UnicontaInvoices {
    * landed after another attempt posted. They would only invoice the customer twice, so they are deleted.
    */
   private async removeLeftoverOrders(inv: InvoiceLike, posted: Row): Promise<void> {
-    this.lateOrders.assertNonePending(inv.psaId, inv.number); // its order lands later: look again after that
     const left = await this.client.readBy("DebtorOrderClient", this.cfg.reference_field, referenceValue(inv.psaId));
     if (left.length === 0) return;
     await this.client.remove(

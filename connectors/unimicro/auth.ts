@@ -122,7 +122,12 @@ export class TokenSource {
     });
     const started = this.now();
     const res = await this.http
-      .request("POST", this.o.identityUrl, { body: form.toString(), headers: { "content-type": "application/x-www-form-urlencoded" } })
+      // A token request changes nothing at the target: no push waits for a late answer to it (connectors/http.ts).
+      .request("POST", this.o.identityUrl, {
+        body: form.toString(),
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        changesNothing: true,
+      })
       .catch((e) => {
         // A token request has no lasting effect, so "uncertain" would only trigger needless lookups.
         if (e instanceof TargetError && e.kind === "uncertain") throw new TargetError("retryable", e);

@@ -7,7 +7,6 @@ import { TargetError, TokenBucket } from "../http.ts";
 import { TokenSource } from "./auth.ts";
 import { runChecks } from "./check.ts";
 import { IdLookups, q, requireId, UniClient } from "./client.ts";
-import { LATE_ANSWER_WAIT_MS, PendingCreates } from "../late-answers.ts";
 import type { UniMicroSettings } from "./config.ts";
 import {
   deterministicGuid,
@@ -73,12 +72,6 @@ export class UniMicroConnector implements Connector {
   private readonly ids: IdLookups;
   private readonly rules: RuleOptions;
   private filesUrl: string | undefined;
-  /**
-   * The writes that make or change an invoice's rows (the draft's create, its rewrite, the credit action, the
-   * booking), answered after request_timeout_ms: still listened to, and until they answer no attempt for that
-   * invoice reads or writes it.
-   */
-  private readonly lateWrites: PendingCreates;
 
   constructor(
     readonly name: string,
@@ -104,11 +97,6 @@ export class UniMicroConnector implements Connector {
       title: s.title,
     });
     this.ids = new IdLookups(this.api);
-    this.lateWrites = new PendingCreates(
-      { title: s.title, call: "POST /api/biz/invoices", afterwards: "What a late request made is finished, not doubled." },
-      s.timeoutMs,
-      "unimicro.create_pending",
-    );
     this.rules = { title: s.title, customerNumberRange: s.customerNumberRange, lines: s.lines };
     this.filesUrl = s.filesUrl;
   }
@@ -342,9 +330,8 @@ export class UniMicroConnector implements Connector {
   }
 
   private async pushInvoice(inv: InvoiceLike, ctx: PushContext): Promise<PushResult> {
-    // An earlier attempt's write still unanswered may yet make or change rows: read nothing before it has landed.
-    this.lateWrites.assertNonePending(inv.psaId, inv.number);
-    // What did earlier attempts leave? A booked invoice is done; a draft is rewritten and booked.
+    // What did earlier attempts leave? (A write of one answered late has landed by now: that attempt ended only once
+    // it had answered, connectors/http.ts.) A booked invoice is done; a draft is rewritten and booked.
     let row = ctx.link ? await this.byLink("invoices", ctx.link) : null;
     if (row && markerPsaId(row.InternalNote) !== inv.psaId) row = null; // a link to a row that is not ours (any more) is not trusted
     let credited: any[] | undefined;
@@ -393,29 +380,18 @@ export class UniMicroConnector implements Connector {
           guid,
           existing: { itemIds, defaultDimensionsId: draft?.DefaultDimensions?.ID ?? draft?.DefaultDimensionsID },
         });
-        // Late, it would land beside the next attempt's rewrite (both item sets booked): listened to past the deadline.
-        const path = `/api/biz/invoices/${draftId}`;
-        await this.lateWrites.create(
-          inv.psaId,
-          this.api.request("PUT", path, { json: { ID: draftId, ...body }, timeoutMs: LATE_ANSWER_WAIT_MS }),
-          `PUT ${path}`,
-        );
+        await this.api.request("PUT", `/api/biz/invoices/${draftId}`, { json: { ID: draftId, ...body } });
       } catch (e) {
         // Until this PUT marks it, our credit draft is unmarked: only an uncertain attempt adopts it (creditDraft).
         throw unmarked && e instanceof TargetError && e.kind === "retryable" ? new TargetError("uncertain", e) : e;
       }
     } else {
       const body = mapInvoice(inv, { ...refs, guid: deterministicGuid(ctx.idempotencyKey) });
-      const created = await this.lateWrites.create(
-        inv.psaId,
-        this.api.request("POST", "/api/biz/invoices", { json: body, timeoutMs: LATE_ANSWER_WAIT_MS }),
-      );
+      const created = await this.api.request("POST", "/api/biz/invoices", { json: body });
       draftId = created.body?.ID as number;
     }
-    // The invoice transition books it: it gets its journal entry (voucher) and keeps our payment id (KID). Late, it
-    // would book the draft under the next attempt's rewrite, which the platform then refuses: listened to as well.
-    const booking = `/api/biz/invoices/${draftId}?action=invoice`;
-    await this.lateWrites.create(inv.psaId, this.api.request("POST", booking, { timeoutMs: LATE_ANSWER_WAIT_MS }), `POST ${booking}`);
+    // The invoice transition books it: it gets its journal entry (voucher) and keeps our payment id (KID).
+    await this.api.request("POST", `/api/biz/invoices/${draftId}?action=invoice`);
     // Booked by this very attempt: no file can be linked to it yet, so the PDF goes without a look first.
     const notes = [await this.numberNote(draftId, inv), await this.attachPdf(draftId, inv, false)];
     return this.result(draftId, notes);
@@ -473,9 +449,8 @@ export class UniMicroConnector implements Connector {
       });
       return { id: adopt.ID, unmarked: adopt !== mine };
     }
-    // Late, its draft would land beside the next attempt's: listened to, and then adopted by that attempt (uncertain).
-    const path = `/api/biz/invoices/${original.ID}?action=create-credit-draft-invoice`;
-    const draft = await this.lateWrites.create(inv.psaId, this.api.request("PUT", path, { timeoutMs: LATE_ANSWER_WAIT_MS }), `PUT ${path}`);
+    // Answered late, its draft is adopted by the next attempt (uncertain), which begins only once it has landed.
+    const draft = await this.api.request("PUT", `/api/biz/invoices/${original.ID}?action=create-credit-draft-invoice`);
     return { id: draft.body?.ID as number, unmarked: true };
   }
 
