@@ -61,8 +61,9 @@ export interface DispatcherOptions {
    */
   fence?: () => string | null;
   /**
-   * The longest a request already sent may take to land (the connector's request timeout): a lease released at stop
-   * while its push is still under way is claimable again only after this long. Default 0.
+   * The longest a request already sent may take to land (a write of a push is listened to for up to
+   * LATE_ANSWER_WAIT_MS, connectors/http.ts): a lease released at stop while its push is still under way is claimable
+   * again only after this long. Default 0.
    */
   releaseHoldMs?: number;
   /**

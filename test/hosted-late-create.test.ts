@@ -1,5 +1,5 @@
 // A create answered after request_timeout_ms, with many workers (review E). Worker A's attempt gives up at the deadline
-// but keeps listening (connectors/late-answers.ts PendingCreates), and no attempt of A creates again until the answer
+// but keeps listening (connectors/http.ts, every write of a push), and no attempt of A creates again until the answer
 // is in. Another worker knew nothing of it: the delivery was back to pending at once, worker B claimed the retry, looked
 // for the draft before A's had landed, and made a second one with the same reference (eAccounting: whoever sends both
 // invoices the customer twice). Now the delivery stays leased by A until A's late answer is in, so B looks only then.

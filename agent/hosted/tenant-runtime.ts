@@ -7,6 +7,7 @@
 // take turns where it matters (agent/db/pg/README.md §6).
 import { randomUUID } from "node:crypto";
 import { createConnectors } from "../agent.ts";
+import { LATE_ANSWER_WAIT_MS } from "../../connectors/http.ts";
 import { tenantCredentialStore } from "../credentials.ts";
 import type { AgentConfig, TargetConfig } from "../config.ts";
 import type { SqlRunner } from "../db/pg/runner.ts";
@@ -198,10 +199,11 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
           // recovery of its leases, agent/db/pg/dead-workers.ts).
           soleWorker: false,
           // Pushes send nothing while this worker is fenced; a lease released at a stop while its push runs is held
-          // for the longest a request of it may take (agent/db/pg/README.md §6).
+          // for the longest a request of it may still land: a write is listened to for LATE_ANSWER_WAIT_MS
+          // (connectors/http.ts), so the push may still be waiting for one (agent/db/pg/README.md §6).
           ...(deps.fence ? { fence: deps.fence } : {}),
           now,
-          releaseHoldMs: requestTimeoutOf(t),
+          releaseHoldMs: Math.max(requestTimeoutOf(t), LATE_ANSWER_WAIT_MS),
         },
         log.child({ target: t.name }),
         pushesSeen(metrics, pushed),
