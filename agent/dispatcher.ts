@@ -4,7 +4,7 @@
 // stored pause lasts nothing is claimed, and while its circuit breaker is open or half-open at most one
 // delivery (the probe) is claimed.
 import type { Connector } from "../connectors/contract.ts";
-import { isTargetError, notSentError, pushUnder } from "../connectors/http.ts";
+import { isTargetError, LATE_ANSWER_WAIT_MS, notSentError, pushUnder } from "../connectors/http.ts";
 import { retryDelayMs, type BackoffPolicy } from "./backoff.ts";
 import type { SqlRunner } from "./db/pg/runner.ts";
 import type { Logger } from "./log.ts";
@@ -571,6 +571,15 @@ export class Dispatcher {
             uncertain: d.uncertain,
             idempotencyKey: `${this.options.keyPrefix}-${d.id}-${d.attempts}`,
             record: records,
+          }),
+        (writes) =>
+          this.log.warn("a write of this push got no answer within request_timeout_ms; the delivery stays in flight until it answers", {
+            target: this.target,
+            delivery: d.id,
+            entity: d.entity,
+            key: d.key,
+            writes,
+            waitsAtMostMs: LATE_ANSWER_WAIT_MS,
           }),
       );
       return { outcome: { kind: "done", remoteId: result.remoteId, payloadHash: hash, note: result.note }, signal: { kind: "ok" } };

@@ -144,12 +144,14 @@ const pushFence = new AsyncLocalStorage<PushUnderWay>();
  * its error. So the dispatcher keeps the delivery leased, and no attempt (on this worker or another) looks the record
  * up or writes it again, until the late write has landed or been refused.
  */
-export async function pushUnder<T>(fence: SendFence, push: () => Promise<T>): Promise<T> {
+export async function pushUnder<T>(fence: SendFence, push: () => Promise<T>, waiting?: (writes: number) => void): Promise<T> {
   const under: PushUnderWay = { fence, wrote: false, late: [] };
   try {
     return await pushFence.run(under, push);
   } finally {
-    // A late answer's own work (e-conomic deletes a late draft) may send writes that are late in turn.
+    // `waiting` hears how many writes the push waits for; a late answer's own work (e-conomic deletes a late draft) may
+    // send writes that are late in turn.
+    if (under.late.length > 0) waiting?.(under.late.length);
     while (under.late.length > 0) await Promise.all(under.late.splice(0));
   }
 }

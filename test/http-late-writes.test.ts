@@ -37,17 +37,28 @@ const client = () =>
 const url = (path: string) => `http://127.0.0.1:${server.port}${path}`;
 const open = () => null;
 
-/** Runs `push` under pushUnder; returns its error, when the push failed, and when the whole push ended. */
-async function timed(push: () => Promise<unknown>): Promise<{ error: unknown; failedAfterMs: number; endedAfterMs: number }> {
+/**
+ * Runs `push` under pushUnder; returns its error, when the push failed, when the whole push ended, and how many late
+ * writes pushUnder said it waits for (the dispatcher logs it).
+ */
+async function timed(
+  push: () => Promise<unknown>,
+): Promise<{ error: unknown; failedAfterMs: number; endedAfterMs: number; waitedFor: number }> {
   const started = performance.now();
   let failedAfterMs = Number.NaN;
-  const error = await pushUnder(open, () =>
-    push().catch((e) => {
-      failedAfterMs = performance.now() - started;
-      throw e;
-    }),
+  let waitedFor = 0;
+  const error = await pushUnder(
+    open,
+    () =>
+      push().catch((e) => {
+        failedAfterMs = performance.now() - started;
+        throw e;
+      }),
+    (writes) => {
+      waitedFor = writes;
+    },
   ).catch((e) => e);
-  return { error, failedAfterMs, endedAfterMs: performance.now() - started };
+  return { error, failedAfterMs, endedAfterMs: performance.now() - started, waitedFor };
 }
 
 describe("requests past request_timeout_ms", () => {
@@ -57,6 +68,7 @@ describe("requests past request_timeout_ms", () => {
     expect(r.error).toMatchObject({ kind: "uncertain", code: "timeout", message: "Test target did not answer PUT /customers/1 in time" });
     expect(r.failedAfterMs).toBeLessThan(LATE_MS - 100);
     expect(r.endedAfterMs).toBeGreaterThanOrEqual(LATE_MS - 20);
+    expect(r.waitedFor).toBe(1);
     expect(answered).toContain("PUT /customers/1");
   });
 
@@ -86,6 +98,7 @@ describe("requests past request_timeout_ms", () => {
       const r = await timed(send);
       expect(r.error).toMatchObject({ code: "timeout" });
       expect(r.endedAfterMs).toBeLessThan(LATE_MS - 100);
+      expect(r.waitedFor).toBe(0);
     }
     const started = performance.now();
     expect(await http.request("PUT", url("/customers/3")).catch((e) => e)).toMatchObject({ kind: "uncertain", code: "timeout" });
