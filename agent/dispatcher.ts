@@ -82,6 +82,13 @@ const GATHER_MS = 5;
 /** Shutdown writes answers that arrive during its last round in another, at most this many in all. */
 const FINAL_ROUNDS = 5;
 
+/** A push whose writes are listened to past their deadline (Dispatcher.late). */
+interface LateCreate {
+  delivery: ClaimedDelivery;
+  signal: TargetSignal;
+  untilMs: number;
+}
+
 interface Finished extends Completed {
   /** What the push said about the target (not about the record). */
   signal: TargetSignal;
@@ -121,6 +128,13 @@ export class Dispatcher {
   /** Set by stop(): nothing more starts from `ready`. */
   private draining = false;
   private finished: Finished[] = [];
+  /**
+   * Pushes whose writes outlived their deadline and are still listened to (connectors/http.ts pushUnder), for the next round to
+   * store: what the timeout says about the target (the breaker hears a target that answers no create in time at once,
+   * not 10 minutes on), and the lease's hold until those writes can no longer land (`untilMs`, this process's clock:
+   * whoever releases or recovers the lease keeps it pending until then, Outbox.holdLate).
+   */
+  private late: LateCreate[] = [];
   private readonly targetState: TargetStateStore;
   private readonly breaker: BreakerPolicy;
   /** The delivery sent as the breaker's probe by this worker, if one is out. */
@@ -277,14 +291,17 @@ export class Dispatcher {
     // Pushes that finish while this round is written go to the next round.
     const finished = this.finished;
     this.finished = [];
+    const late = this.late;
+    this.late = [];
     const signalsSeen = this.holdingSignals;
     const now = this.now();
     /** Leases of `ready` the round gives back; back in `ready` (held) if the round fails. */
     const givingBack: { delivery: ClaimedDelivery; records: RecordLookup }[] = [];
     const committed = await this.outbox.runner
-      .transactionDurableLater((tx) => this.writeRound(tx, finished, now, givingBack))
+      .transactionDurableLater((tx) => this.writeRound(tx, finished, late, now, givingBack))
       .catch((e) => {
         this.finished = finished.concat(this.finished);
+        this.late = late.concat(this.late);
         if (givingBack.length > 0) {
           this.ready = givingBack.concat(this.ready);
           this.holdLaunches = true;
@@ -292,7 +309,7 @@ export class Dispatcher {
         throw e;
       });
     const { batch, records, gate, limit, before, after } = committed.result;
-    if (finished.some((f) => f.delivery.id === this.probeId)) this.probeId = null;
+    if ([...late, ...finished].some((f) => f.delivery.id === this.probeId)) this.probeId = null;
     try {
       await committed.durable;
     } catch (e) {
@@ -377,13 +394,14 @@ export class Dispatcher {
   private async writeRound(
     tx: SqlRunner,
     finished: Finished[],
+    late: LateCreate[],
     now: number,
     givingBack: { delivery: ClaimedDelivery; records: RecordLookup }[],
   ) {
     await lockTargets(tx, [this.target], now);
     const before = await this.targetState.get(this.target, tx);
     let s = before;
-    for (const f of finished) {
+    for (const f of [...late, ...finished]) {
       // Still this worker's probe: not freed since by the recovery of a worker declared dead (this one, cut off).
       const isProbe = f.delivery.id === this.probeId && s.probeOwner === this.outbox.leaseOwner;
       s = applySignal(s, f.signal, now, this.breaker, isProbe);
@@ -418,6 +436,12 @@ export class Dispatcher {
           : gate.kind === "probe"
             ? Math.min(this.options.concurrency - this.inFlight.size, 1)
             : 0;
+    // Before the outcomes: a late write answered meanwhile has its outcome in `finished`, which sets the next attempt.
+    const wallNow = Date.now();
+    await this.outbox.holdLate(
+      tx,
+      late.map((l) => ({ delivery: l.delivery, until: now + Math.max(0, l.untilMs - wallNow) })),
+    );
     const batch =
       finished.length > 0 || limit > 0
         ? await this.outbox.completeAndClaim(tx, finished, this.target, limit, this.options.leaseMs, (e) => this.connector.supports(e))
@@ -472,15 +496,18 @@ export class Dispatcher {
       this.metrics.observePush(this.target, latencyMs / 1000, outcome);
       this.finished.push({ delivery: d, outcome, signal, latencyMs: this.now() - d.createdAt });
       this.inFlight.delete(d.id);
-      // What it said about the target may pause it or open its breaker: no more starts until a round has applied it.
-      if (signal.kind === "throttled" || signal.kind === "failed") {
-        this.holdLaunches = true;
-        this.holdingSignals++;
-      }
+      this.holdFor(signal);
       this.startReady();
       if (this.roundDue()) this.notifySoon();
       else this.gatherSoon();
     });
+  }
+
+  /** What a push said about the target may pause it or open its breaker: no more starts until a round has applied it. */
+  private holdFor(signal: TargetSignal): void {
+    if (signal.kind !== "throttled" && signal.kind !== "failed") return;
+    this.holdLaunches = true;
+    this.holdingSignals++;
   }
 
   /**
@@ -535,6 +562,8 @@ export class Dispatcher {
   /** One push, turned into an outcome and what it says about the target. Never throws. */
   private async deliver(d: ClaimedDelivery, records: RecordLookup): Promise<{ outcome: Outcome; signal: TargetSignal }> {
     const none: TargetSignal = { kind: "none" };
+    /** Set once a write of the push outlived its deadline: the next round has heard the timeout (Dispatcher.late). */
+    let late = false;
     try {
       const parsed = parseStored(d.entity, d.payload);
       if (!parsed.success) {
@@ -572,20 +601,36 @@ export class Dispatcher {
             idempotencyKey: `${this.options.keyPrefix}-${d.id}-${d.attempts}`,
             record: records,
           }),
-        (writes) =>
-          this.log.warn("a write of this push got no answer within request_timeout_ms; the delivery stays in flight until it answers", {
-            target: this.target,
-            delivery: d.id,
-            entity: d.entity,
-            key: d.key,
-            writes,
-            waitsAtMostMs: LATE_ANSWER_WAIT_MS,
-          }),
+        (writes) => {
+          late = true;
+          this.listenLate(d, writes);
+        },
       );
       return { outcome: { kind: "done", remoteId: result.remoteId, payloadHash: hash, note: result.note }, signal: { kind: "ok" } };
     } catch (e) {
-      return { outcome: this.failure(d, e), signal: signalOf(e) };
+      return { outcome: this.failure(d, e), signal: late ? none : signalOf(e) };
     }
+  }
+
+  /**
+   * A push whose writes outlived their deadline, still listened to: the next round stores what the timeout says about
+   * the target (the breaker hears a target that answers no write in time at once, not when the answer comes, up to
+   * LATE_ANSWER_WAIT_MS on) and holds the lease until those writes can no longer land (Outbox.holdLate).
+   */
+  private listenLate(d: ClaimedDelivery, writes: number): void {
+    this.log.warn("a write of this push got no answer within request_timeout_ms; the delivery stays in flight until it answers", {
+      target: this.target,
+      delivery: d.id,
+      entity: d.entity,
+      key: d.key,
+      writes,
+      waitsAtMostMs: LATE_ANSWER_WAIT_MS,
+    });
+    const signal: TargetSignal = { kind: "failed", reason: `${this.target} did not answer ${writes} write(s) within request_timeout_ms` };
+    // The writes were sent before their deadline passed: each is listened to for at most this long from now.
+    this.late.push({ delivery: d, signal, untilMs: Date.now() + LATE_ANSWER_WAIT_MS });
+    this.holdFor(signal);
+    this.notifySoon();
   }
 
   private failure(d: ClaimedDelivery, e: unknown): Outcome {

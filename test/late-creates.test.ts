@@ -1,0 +1,158 @@
+// Writes answered after request_timeout_ms (connectors/http.ts, every write of a push): the attempt gives up at the deadline, the
+// write is listened to for up to LATE_ANSWER_WAIT_MS, and the delivery stays leased until its answer is in.
+//
+// What the timeout says about the target used to reach the circuit breaker only with the late answer: a target that
+// hung on every create filled every push slot for 10 minutes while the breaker stayed closed and the status page said
+// the target was sending normally. Now the breaker hears it at the deadline.
+//
+// When the listening was cut short (a stop: a hosted tenant restarted, the agent stopped; or a crash), the lease went
+// back to pending held only for the request timeout (a stop) or not at all (a crash's recovery): the next runtime, with
+// a connector of its own knowing nothing of the late create, looked for the draft before the late one had landed and
+// made a second eAccounting draft with the same reference. Now the round after the deadline holds the lease in the
+// database until the create can no longer land, and every release and recovery keeps that hold.
+//
+// A real SQLite file, two dispatchers on it (the old and the new runtime), the eAccounting sandbox on loopback.
+import { afterEach, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import type { Connector } from "../connectors/contract.ts";
+import { LATE_ANSWER_WAIT_MS } from "../connectors/http.ts";
+import { openDatabase, type Db } from "../agent/db/index.ts";
+import { sqliteRunner } from "../agent/db/pg/runner.ts";
+import { Dispatcher } from "../agent/dispatcher.ts";
+import { IntakeWriter, parseEvents } from "../agent/intake.ts";
+import { silentLogger } from "../agent/log.ts";
+import { Metrics } from "../agent/metrics.ts";
+import { Outbox } from "../agent/outbox.ts";
+import { recordSource } from "../agent/record-source.ts";
+import { BREAKER_DEFAULTS, TargetStateStore } from "../agent/target-state.ts";
+import { customerData, invoiceData, projectData, startEnv, type Env } from "./eaccounting-fixtures.ts";
+import { tempDir, waitFor } from "./helpers.ts";
+
+const REQUEST_TIMEOUT_MS = 300;
+const LATE_POST_MS = 1500;
+
+const opened: { db: Db; env: Env }[] = [];
+afterEach(async () => {
+  for (const { db, env } of opened.splice(0)) {
+    await env.stop();
+    db.$client.close();
+  }
+});
+
+/** A SQLite outbox with a customer, its project and `invoices` invoices for the sandbox's target "ea". */
+async function setUp(invoices = 1) {
+  const db = openDatabase(join(tempDir(), "k.db"));
+  const env = startEnv({ config: { request_timeout_ms: REQUEST_TIMEOUT_MS } });
+  opened.push({ db, env });
+  const outbox = new Outbox(sqliteRunner(db.$client));
+  const targetState = new TargetStateStore(outbox.runner);
+  // As a hosted tenant's runtime: its stop holds a released lease for the target's request timeout.
+  const dispatcher = (connector: Connector, breakerFailures = BREAKER_DEFAULTS.failures, fence?: () => string | null) =>
+    new Dispatcher(
+      "ea",
+      connector,
+      outbox,
+      {
+        concurrency: 2,
+        leaseMs: 60_000,
+        backoff: { baseMs: 10, maxMs: 50 },
+        idlePollMs: 20,
+        keyPrefix: `k-${Math.random()}`,
+        targetState,
+        soleWorker: false,
+        releaseHoldMs: REQUEST_TIMEOUT_MS,
+        breaker: { ...BREAKER_DEFAULTS, failures: breakerFailures },
+        ...(fence ? { fence } : {}),
+      },
+      silentLogger,
+      new Metrics(),
+      recordSource(outbox.runner),
+    );
+  const parsed = parseEvents([
+    { id: "c-1", type: "customer.upserted", data: customerData() },
+    { id: "p-1", type: "project.upserted", data: projectData() },
+    ...Array.from({ length: invoices }, (_, i) => ({
+      id: `i-${i + 1}`,
+      type: "invoice.finalized",
+      data: invoiceData({ number: String(20001 + i), psaId: `psa-inv-${20001 + i}` }),
+    })),
+  ]);
+  if (!parsed.ok) throw new Error("the test's events do not parse");
+  await new IntakeWriter(outbox, () => ["ea"]).submit(parsed.events);
+  /** The connector, counting invoice pushes that gave up. */
+  const watched = () => {
+    const counts = { gaveUp: 0 };
+    const inner = env.connector;
+    const connector: Connector = Object.create(inner);
+    connector.push = (e, p, c) =>
+      inner.push(e, p, c).catch((err) => {
+        if (e === "invoice") counts.gaveUp++;
+        throw err;
+      });
+    return { connector, counts };
+  };
+  return { db, env, dispatcher, watched, targetState, outbox };
+}
+
+/**
+ * An invoice whose draft POST outlives its deadline (answered after LATE_POST_MS); `restart` ends the runtime that sent
+ * it, then a new one with a connector of its own starts. Exactly one draft must be left, found and finished.
+ */
+async function lateDraftAcrossRestart(restart: (old: Dispatcher, outbox: Outbox) => Promise<void>) {
+  const { db, env, dispatcher, watched, outbox } = await setUp();
+  await env.faults({ method: "POST", path: "/v2/customerinvoicedrafts$", fault: "latency", latencyMs: LATE_POST_MS, count: 1 });
+  const { connector, counts } = watched();
+  let crashed = false;
+  const old = dispatcher(connector, BREAKER_DEFAULTS.failures, () => (crashed ? "the test's runtime crashed" : null));
+  old.start();
+  await waitFor("the invoice attempt giving up at the deadline", () => counts.gaveUp > 0);
+  const invoice = () =>
+    db.$client
+      .query("SELECT status, remote_id AS remoteId, next_attempt_at AS nextAttemptAt FROM deliveries WHERE entity = 'invoice'")
+      .get() as { status: string; remoteId: string | null; nextAttemptAt: number };
+  const gaveUpAt = Date.now();
+  // The round after the deadline holds the lease until the late POST can no longer land (LATE_ANSWER_WAIT_MS from its send).
+  await waitFor("the lease held", () => invoice().nextAttemptAt >= gaveUpAt + LATE_ANSWER_WAIT_MS - 60_000, 2_000);
+  await restart(old, outbox);
+  crashed = true;
+  expect(invoice().status).toBe("pending");
+  expect(invoice().nextAttemptAt).toBeGreaterThanOrEqual(gaveUpAt + LATE_ANSWER_WAIT_MS - 60_000);
+  const fresh = dispatcher(env.connectorWith({}));
+  fresh.start();
+  await Bun.sleep(LATE_POST_MS + 500); // the late draft lands meanwhile; the new runtime has made none of its own
+  expect((await env.state()).drafts).toHaveLength(1);
+  // The hold has passed: the new runtime looks the draft up, finds the late one and finishes it.
+  db.$client.run("UPDATE deliveries SET next_attempt_at = updated_at WHERE entity = 'invoice'");
+  await waitFor("the invoice delivered", () => invoice().status === "done", 15_000);
+  await fresh.stop(1_000);
+  await old.stop(0);
+  const drafts = (await env.state()).drafts;
+  expect(drafts.map((d: any) => d.ElectronicReference)).toEqual(["kontobro:psa-inv-20001"]);
+  expect(invoice().remoteId).toBe(`draft:${drafts[0].Id}`);
+}
+
+describe("creates answered late", () => {
+  test("a stop (a tenant's restart, the agent stopped): the lease is released held until the late draft can have landed", async () => {
+    await lateDraftAcrossRestart((old) => old.stop(50));
+  }, 30_000);
+
+  test("a crash: the restart's recovery of the lease keeps the hold; one draft, found and updated", async () => {
+    // The old runtime sends nothing more (it crashed; its late POST is still processed by the target), and the restart
+    // takes back every lease left in flight, as the SQLite agent's start does.
+    await lateDraftAcrossRestart(async (_old, outbox) => {
+      await outbox.recoverExpiredLeases(true);
+    });
+  }, 30_000);
+
+  test("a target that answers no create in time: the circuit breaker opens at the deadlines, not when the late answers come", async () => {
+    const { env, dispatcher, watched, targetState } = await setUp(2);
+    await env.faults({ method: "POST", path: "/v2/customerinvoicedrafts$", fault: "latency", latencyMs: 5_000, count: 2 });
+    const { connector, counts } = watched();
+    const d = dispatcher(connector, 2);
+    d.start();
+    await waitFor("both invoice attempts giving up at the deadline", () => counts.gaveUp === 2);
+    // Both push slots wait for late answers; the status page's target line reads this state.
+    await waitFor("the breaker open", async () => (await targetState.get("ea")).breaker === "open", 2_000);
+    await d.stop(0);
+  }, 30_000);
+});
