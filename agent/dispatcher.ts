@@ -86,7 +86,6 @@ const FINAL_ROUNDS = 5;
 interface LateCreate {
   delivery: ClaimedDelivery;
   signal: TargetSignal;
-  untilMs: number;
 }
 
 interface Finished extends Completed {
@@ -129,10 +128,9 @@ export class Dispatcher {
   private draining = false;
   private finished: Finished[] = [];
   /**
-   * Pushes whose writes outlived their deadline and are still listened to (connectors/http.ts pushUnder), for the next round to
-   * store: what the timeout says about the target (the breaker hears a target that answers no create in time at once,
-   * not 10 minutes on), and the lease's hold until those writes can no longer land (`untilMs`, this process's clock:
-   * whoever releases or recovers the lease keeps it pending until then, Outbox.holdLate).
+   * Pushes whose writes outlived their deadline and are still listened to (connectors/http.ts pushUnder), for the next
+   * round to store what the timeout says about the target: the breaker hears a target that answers no write in time at
+   * once, not up to 10 minutes on when the answers come.
    */
   private late: LateCreate[] = [];
   private readonly targetState: TargetStateStore;
@@ -436,12 +434,6 @@ export class Dispatcher {
           : gate.kind === "probe"
             ? Math.min(this.options.concurrency - this.inFlight.size, 1)
             : 0;
-    // Before the outcomes: a late write answered meanwhile has its outcome in `finished`, which sets the next attempt.
-    const wallNow = Date.now();
-    await this.outbox.holdLate(
-      tx,
-      late.map((l) => ({ delivery: l.delivery, until: now + Math.max(0, l.untilMs - wallNow) })),
-    );
     const batch =
       finished.length > 0 || limit > 0
         ? await this.outbox.completeAndClaim(tx, finished, this.target, limit, this.options.leaseMs, (e) => this.connector.supports(e))
@@ -615,7 +607,7 @@ export class Dispatcher {
   /**
    * A push whose writes outlived their deadline, still listened to: the next round stores what the timeout says about
    * the target (the breaker hears a target that answers no write in time at once, not when the answer comes, up to
-   * LATE_ANSWER_WAIT_MS on) and holds the lease until those writes can no longer land (Outbox.holdLate).
+   * LATE_ANSWER_WAIT_MS on).
    */
   private listenLate(d: ClaimedDelivery, writes: number): void {
     this.log.warn("a write of this push got no answer within request_timeout_ms; the delivery stays in flight until it answers", {
@@ -627,8 +619,7 @@ export class Dispatcher {
       waitsAtMostMs: LATE_ANSWER_WAIT_MS,
     });
     const signal: TargetSignal = { kind: "failed", reason: `${this.target} did not answer ${writes} write(s) within request_timeout_ms` };
-    // The writes were sent before their deadline passed: each is listened to for at most this long from now.
-    this.late.push({ delivery: d, signal, untilMs: Date.now() + LATE_ANSWER_WAIT_MS });
+    this.late.push({ delivery: d, signal });
     this.holdFor(signal);
     this.notifySoon();
   }

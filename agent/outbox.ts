@@ -160,9 +160,7 @@ const SQL = {
   // ?2: 1 for every delivery in flight (at start, holding the instance lock), 0 for those whose lease ran out.
   interruptedExpired: `INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, message, hint)
            SELECT id, attempts, ?1, 'interrupted', ?3, ?4 FROM deliveries WHERE status = 'in_flight' AND ${NOT_DONE} AND (?2 = 1 OR lease_until < ?1)`,
-  // next_attempt_at: a later one is kept (holdLate: a create of the push may still land), as by releaseLeases and
-  // releaseOrphans below.
-  recoverExpired: `UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, lease_owner = NULL, next_attempt_at = CASE WHEN next_attempt_at > ?1 THEN next_attempt_at ELSE ?1 END, updated_at = ?1
+  recoverExpired: `UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, lease_owner = NULL, next_attempt_at = ?1, updated_at = ?1
             WHERE status = 'in_flight' AND ${NOT_DONE} AND (?2 = 1 OR lease_until < ?1)`,
   // Leases given up at shutdown (?2, a JSON array of ids) by the lease owner ?5 (?3 in releaseLeases): only those it still holds;
   // claimable again from ?4 on. A materialized list joined, as in `lease`: the one form for a list of ids (`id IN (SELECT
@@ -172,7 +170,7 @@ const SQL = {
          SELECT deliveries.id, attempts, ?1, 'interrupted', ?3, ?4 FROM released JOIN deliveries ON deliveries.id = released.id
           WHERE status = 'in_flight' AND ${leaseHeldBy(5)}`,
   releaseLeases: `WITH released AS MATERIALIZED (SELECT DISTINCT CAST(value AS BIGINT) AS id FROM json_each(?2))
-          UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, lease_owner = NULL, next_attempt_at = CASE WHEN next_attempt_at > ?4 THEN next_attempt_at ELSE ?4 END, updated_at = ?1
+          UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, lease_owner = NULL, next_attempt_at = ?4, updated_at = ?1
             FROM released WHERE deliveries.id = released.id AND deliveries.status = 'in_flight' AND ${leaseHeldBy(3)}`,
   // Leases (?2, a JSON array of ids) taken ahead by the lease owner ?3 and never started: pending again as they were,
   // the attempt the lease counted taken back (nothing was sent under it). A materialized list joined, as in `lease`.
@@ -184,11 +182,8 @@ const SQL = {
   interruptedOrphans: `INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, message, hint)
          SELECT id, attempts, ?1, 'interrupted', ?3, ?4 FROM deliveries
           WHERE target = ?6 AND status = 'in_flight' AND ${NOT_DONE} AND ${leaseHeldBy(5)} AND id NOT IN (SELECT CAST(value AS BIGINT) FROM json_each(?2))`,
-  releaseOrphans: `UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, lease_owner = NULL, next_attempt_at = CASE WHEN next_attempt_at > ?5 THEN next_attempt_at ELSE ?5 END, updated_at = ?1
+  releaseOrphans: `UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, lease_owner = NULL, next_attempt_at = ?5, updated_at = ?1
             WHERE target = ?4 AND status = 'in_flight' AND ${NOT_DONE} AND ${leaseHeldBy(3)} AND id NOT IN (SELECT CAST(value AS BIGINT) FROM json_each(?2))`,
-  // A lease whose create is listened to past its deadline (?2: until when it may land): whoever releases or recovers the
-  // lease keeps it pending until then (a worker declared dead, a crash, a stop), so no attempt looks before it landed.
-  holdLate: `UPDATE deliveries SET next_attempt_at = ?2 WHERE id = ?1 AND status = 'in_flight' AND attempts = ?3 AND ${leaseHeldBy(4)}`,
   statusOf: `SELECT status FROM deliveries WHERE id = ?1`,
   retryNow: `UPDATE deliveries SET status = 'pending', next_attempt_at = ?2, waiting_on = NULL, updated_at = ?2 WHERE id = ?1`,
   retryAllNeedingAction: `UPDATE deliveries SET status = 'pending', next_attempt_at = ?1, updated_at = ?1 WHERE status = 'needs_action' AND ${NOT_DONE} AND (CAST(?2 AS TEXT) IS NULL OR target = ?2)`,
@@ -667,15 +662,6 @@ export class Outbox {
       await tx.run(SQL.interruptedReleased, now, JSON.stringify(ids), ...NO_ANSWER, this.leaseOwner);
       await tx.run(SQL.releaseLeases, now, JSON.stringify(ids), this.leaseOwner, now + holdMs);
     });
-  }
-
-  /**
-   * Leases whose push has a write out past its deadline (connectors/http.ts pushUnder): claimable again, once released or
-   * recovered by anyone, only from `until` on (the database's clock), when that create can no longer land. In `tx`, a
-   * dispatcher round. The outcome written once the late answer is in sets its own next attempt.
-   */
-  async holdLate(tx: SqlRunner, holds: { delivery: ClaimedDelivery; until: number }[]): Promise<void> {
-    for (const { delivery: d, until } of holds) await tx.run(SQL.holdLate, d.id, until, d.attempts, this.leaseOwner);
   }
 
   /**

@@ -50,8 +50,7 @@ const DELETE_ONE = "DELETE FROM workers WHERE id = $1 RETURNING id, host, pid";
  * {id, host, pid}) back to pending and uncertain, each with its "interrupted" attempt (message $2, a format() text
  * taking the worker's id, host and pid; hint $3), and their running pull runs ended as interrupted (message $4,
  * the same kind of format() text; hint $5). next_attempt_at is left as it was: it was due when the push was
- * claimed, so it is due now on every worker's clock, unless the push's create was still listened to past its deadline
- * (Outbox.holdLate): then it is held until that create can no longer land. The half-open targets whose probe these workers had out
+ * claimed, so it is due now on every worker's clock. The half-open targets whose probe these workers had out
  * (probe_owner) get their probe back: no owner, and the next probe due now or when the target's pause ends, never
  * later than it was (releaseProbe in agent/target-state.ts, which a SQLite start applies). Times written are the
  * server's (epoch ms). One round trip: the counts come back as one row.
