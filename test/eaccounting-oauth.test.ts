@@ -10,9 +10,11 @@ import { connectionState, credentialStore } from "../agent/credentials.ts";
 import { openDatabase } from "../agent/db/index.ts";
 import { sqliteRunner } from "../agent/db/pg/runner.ts";
 import { redact, silentLogger } from "../agent/log.ts";
+import { memoryCredentials, OAuthTokens } from "../connectors/eaccounting/auth.ts";
 import type { EaccountingConnector } from "../connectors/eaccounting/connector.ts";
 import { startEaccountingSandbox } from "../connectors/eaccounting/sandbox/index.ts";
 import { tokenUrl } from "../connectors/eaccounting/config.ts";
+import { TargetError } from "../connectors/http.ts";
 import { ev, startEaStack, type EaStack } from "./eaccounting-harness.ts";
 import { customerData, targetConfig } from "./eaccounting-fixtures.ts";
 import { tempDir, waitFor } from "./helpers.ts";
@@ -227,5 +229,37 @@ describe("a revoked refresh token", () => {
     await s.waitDone(2);
     expect((await s.state()).customers.map((c: any) => c.Name)).toEqual(["Fjordkraft AB"]);
     expect(await s.page()).not.toContain("Reconnect needed");
+  });
+});
+
+describe("the identity server failing", () => {
+  test("a 503 or 429 to a token refresh is said plainly, retried, and the refresh token still works afterwards", async () => {
+    const srv = startEaccountingSandbox();
+    cleanups.push(() => srv.stop());
+    const { refresh_token } = await control(srv.url, "oauth/grant");
+    const tokens = new OAuthTokens({
+      target: "ea",
+      tokenUrl: `${srv.url}/connect/token`,
+      clientId: "kontobro-sandbox",
+      clientSecret: "sandbox-secret",
+      bootstrapRefreshToken: refresh_token,
+      store: memoryCredentials(),
+      timeoutMs: 5_000,
+    });
+    for (const fault of [
+      { fault: "503", path: "^/connect/token$", count: 1 },
+      { fault: "429", path: "^/connect/token$", count: 1, retryAfterSeconds: 2 },
+    ]) {
+      await control(srv.url, "faults", fault);
+      const failed = await tokens.get().then(
+        () => null,
+        (e: TargetError) => e,
+      );
+      expect(failed).toBeInstanceOf(TargetError);
+      expect({ kind: failed!.kind, code: failed!.code }).toEqual({ kind: "retryable", code: "eaccounting.token_error" });
+      expect(failed!.message).toBe(`eAccounting's identity server answered HTTP ${fault.fault} to a token request.`);
+    }
+    expect(await tokens.get()).toMatch(/\S/);
+    expect(srv.sandbox.identity.stats.reused).toBe(0);
   });
 });

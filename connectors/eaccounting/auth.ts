@@ -83,7 +83,11 @@ export class OAuthTokens {
       baseHeaders: () => ({}),
       timeoutMs: o.timeoutMs,
       targetTitle: "eAccounting's identity server",
-      describeError: () => ({ code: "eaccounting.token_error", message: "" }),
+      // What reaches here is not 400/401/403 (those are read in refresh and exchangeCode): a 5xx, a 429.
+      describeError: (res) => ({
+        code: "eaccounting.token_error",
+        message: `eAccounting's identity server answered ${describeTokenError(res)} to a token request.`,
+      }),
     });
     // The token is handed out (and cached) only once `exclusive` has resolved: its refresh token is committed then.
     this.refreshOnce = singleFlight(async () => {
