@@ -37,7 +37,8 @@ export interface LoggedRequest {
 export interface BookedDoc {
   /** The PSA id the target carries (a reference field or a marker in a note), or null. */
   psaId: string | null;
-  number: string;
+  /** The PSA's invoice number as the target carries it; null where the target numbers the document itself (a draft a person sends later). */
+  number: string | null;
   customer: string;
   lines: { text: string; quantity: number; unitPrice: number }[];
   /** What the document changes in what the customer owes: negative for a credit note. */
@@ -89,8 +90,21 @@ export interface ChaosTarget {
  */
 export type ChaosAdapter = (o: { name: string; dir: string; random: () => number; plan: FaultPlan }) => Promise<ChaosTarget>;
 
-/** Bun.serve around a sandbox's fetch on loopback, logging every request on one monotonic clock. */
-export function serveLogged(fetch: (req: Request) => Response | Promise<Response>, log: LoggedRequest[]) {
+/** The wait an answer asks for, in ms, from its Retry-After header (seconds). */
+export function retryAfterHeaderMs(res: Response): number | undefined {
+  const ra = res.headers.get("retry-after");
+  return ra !== null && /^\d+$/.test(ra) ? Number(ra) * 1000 : undefined;
+}
+
+/**
+ * Bun.serve around a sandbox's fetch on loopback, logging every request on one monotonic clock. `retryAfterMs`
+ * reads the wait an answer asks for, for a target that says it elsewhere than in the Retry-After header.
+ */
+export function serveLogged(
+  fetch: (req: Request) => Response | Promise<Response>,
+  log: LoggedRequest[],
+  retryAfterMs: (res: Response) => number | undefined | Promise<number | undefined> = retryAfterHeaderMs,
+) {
   return Bun.serve({
     port: 0,
     hostname: "127.0.0.1",
@@ -98,7 +112,7 @@ export function serveLogged(fetch: (req: Request) => Response | Promise<Response
     async fetch(req) {
       const startedAt = performance.now();
       const res = await fetch(req);
-      const ra = res.headers.get("retry-after");
+      const wait = await retryAfterMs(res);
       const location = res.headers.get("location");
       const url = new URL(req.url);
       log.push({
@@ -108,7 +122,7 @@ export function serveLogged(fetch: (req: Request) => Response | Promise<Response
         answeredAt: performance.now(),
         answeredEpoch: Date.now(),
         status: res.status,
-        ...(ra !== null && /^\d+$/.test(ra) ? { retryAfterMs: Number(ra) * 1000 } : {}),
+        ...(wait !== undefined ? { retryAfterMs: wait } : {}),
         ...(location ? { location } : {}),
         ...(req.signal.aborted ? { clientGone: true } : {}),
       });

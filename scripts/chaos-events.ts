@@ -69,7 +69,17 @@ export function chaosEvents(invoices: number, random: () => number): ChaosEvent[
   const projects = Math.max(5, Math.ceil(invoices / 10));
   const events: ChaosEvent[] = [];
   for (let c = 1; c <= customers; c++)
-    events.push({ id: `chaos-c-${c}`, type: "customer.upserted", data: { number: 100 + c, name: `Chaos customer ${c}`, currency: "NOK" } });
+    events.push({
+      id: `chaos-c-${c}`,
+      type: "customer.upserted",
+      // A full address, as a PSA sends it: a target may need every part of it on a customer (and refuse the customer without).
+      data: {
+        number: 100 + c,
+        name: `Chaos customer ${c}`,
+        currency: "NOK",
+        addresses: [{ kind: "postal", street: `Kaosgata ${c}`, zip: "0150", city: "Oslo", country: "NO" }],
+      },
+    });
   for (let p = 1; p <= projects; p++)
     events.push({
       id: `chaos-p-${p}`,

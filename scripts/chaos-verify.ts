@@ -49,7 +49,7 @@ export function verify(
   for (const b of s.booked) {
     if (b.psaId !== null && expected.has(b.psaId)) {
       byPsaId.set(b.psaId, [...(byPsaId.get(b.psaId) ?? []), b]);
-    } else if (ourNumbers.has(b.number)) {
+    } else if (b.number !== null && ourNumbers.has(b.number)) {
       duplicates += 1; // our number, booked without our PSA id (or with another's)
       note(`booked ${b.number} carries PSA id ${b.psaId}, not ${ourNumbers.get(b.number)}`);
     }
@@ -65,10 +65,10 @@ export function verify(
     }
     if (got.length > 1) {
       duplicates += got.length - 1;
-      note(`${want.psaId} booked ${got.length} times (${got.map((g) => g.number).join(", ")})`);
+      note(`${want.psaId} booked ${got.length} times (${got.map((g) => g.number ?? "unnumbered").join(", ")})`);
     }
     const problems = got
-      .map((g) => (g.number === want.number ? whatIsWrong(want, g) : `booked as ${g.number}, PSA sent ${want.number}`))
+      .map((g) => (g.number === null || g.number === want.number ? whatIsWrong(want, g) : `booked as ${g.number}, PSA sent ${want.number}`))
       .filter((p) => p !== null);
     if (problems.length > 0) {
       wrong += 1;

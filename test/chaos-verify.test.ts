@@ -81,6 +81,19 @@ describe("chaos verdict", () => {
     }
   });
 
+  test("a document the target numbers itself (no PSA number on it) is judged by its PSA id and content", () => {
+    const unnumbered = () => {
+      const s = perfect();
+      s.booked = s.booked.map((b) => ({ ...b, number: null }));
+      return s;
+    };
+    expect(verify(expected, master, unnumbered())).toMatchObject({ missing: 0, duplicates: 0, wrong: 0 });
+    const spoiled = unnumbered();
+    spoiled.booked[0]!.customer = "999";
+    spoiled.booked.push({ ...spoiled.booked[1]! });
+    expect(verify(expected, master, spoiled)).toMatchObject({ missing: 0, duplicates: 1, wrong: 1 });
+  });
+
   test("booked twice, missing, booked under our number with another PSA id, and drafts left are counted", () => {
     const s = perfect();
     s.booked.push({ ...s.booked[0]!, number: "999999" });

@@ -140,8 +140,12 @@ export function describeEaccountingError(status: number, body: unknown, method: 
 
 /** The wait a 429 asks for: Retry-After, else "Try again in N seconds" in the message. */
 export function retryAfterOf(e: TargetError): number | undefined {
-  if (e.retryAfterMs !== undefined) return e.retryAfterMs;
-  const m = /try again in (\d+) seconds?/i.exec(e.message);
+  return e.retryAfterMs ?? waitInMessage(e.message);
+}
+
+/** "Try again in N seconds" in an error message (eaccounting.md §4), in ms. */
+export function waitInMessage(message: string): number | undefined {
+  const m = /try again in (\d+) seconds?/i.exec(message);
   return m ? Number(m[1]) * 1000 : undefined;
 }
 

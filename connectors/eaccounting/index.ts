@@ -66,6 +66,7 @@ export const eaccounting: ConnectorFactory<EaccountingConfig> = {
     const s = startEaccountingSandbox({ port });
     return { url: s.url, demoTarget: demoTarget(s.url), stop: s.stop };
   },
+  chaos: async () => (await import("./sandbox/chaos.ts")).chaos,
   calls: async () => (await import("./sandbox/calls.ts")).calls,
 };
 
