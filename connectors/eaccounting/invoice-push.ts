@@ -13,6 +13,13 @@ import type { SetupLists } from "./setup.ts";
 export const draftRemoteId = (draftId: string) => `draft:${draftId}`;
 export const draftIdOf = (remoteId: string) => (remoteId.startsWith("draft:") ? remoteId.slice(6) : null);
 
+/** What a lookup found of an invoice at eAccounting: our draft (and further drafts with our reference), or the invoice made from it. */
+interface Found {
+  draft?: Row;
+  copies?: Row[];
+  invoice?: Row;
+}
+
 export class EaccountingInvoices {
   constructor(
     private readonly client: EaccountingClient,
@@ -33,6 +40,7 @@ export class EaccountingInvoices {
     }
     const body = await this.draftBody(inv, ctx);
     if (existing?.draft) {
+      if (existing.copies?.length) await this.removeCopies(inv, body, existing.draft, existing.copies);
       await this.client.put(`/customerinvoicedrafts/${existing.draft.Id}`, body);
       return {
         remoteId: draftRemoteId(existing.draft.Id),
@@ -57,26 +65,38 @@ export class EaccountingInvoices {
     };
   }
 
-  /** Our draft, or the invoice eAccounting made from it, by the reference field (drafts, then invoices). */
-  async find(inv: InvoiceLike): Promise<{ draft?: Row; invoice?: Row } | null> {
+  /**
+   * Our draft, or the invoice eAccounting made from it, by the reference field (drafts, then invoices). `copies`:
+   * further drafts with our reference (a create whose answer reached no process landed after a later attempt looked).
+   */
+  async find(inv: InvoiceLike): Promise<Found | null> {
     const marker = referenceValue(inv.psaId);
     const field = this.cfg.reference_field;
     const q = { filter: `${field} eq ${EaccountingClient.lit(marker)}`, where: (r: Row) => r[field] === marker };
-    const drafts = await this.client.all("customerinvoicedrafts", q);
-    if (drafts.length > 1) {
-      throw new TargetError("permanent", {
-        code: "eaccounting.draft_duplicate",
-        message: `eAccounting has ${drafts.length} drafts carrying kontobro's reference for ${inv.kind === "credit_note" ? "credit note" : "invoice"} ${inv.number}; sending both would invoice the customer twice.`,
-        hint: "Delete the extra draft(s) in eAccounting (Sales › Invoice drafts), keep one, then press retry.",
-      });
-    }
-    if (drafts[0]) return { draft: drafts[0] };
+    const [draft, ...copies] = await this.client.all("customerinvoicedrafts", q);
+    if (draft) return { draft, ...(copies.length ? { copies } : {}) };
     // An invoice eAccounting made from our draft (a person sent it between our attempts).
     const invoices = await this.client.all("customerinvoices", q);
     return invoices[0] ? { invoice: invoices[0] } : null;
   }
 
-  private async byLink(remoteId: string): Promise<{ draft?: Row; invoice?: Row } | null> {
+  /**
+   * Several drafts with our reference: sending each would invoice the customer again. Copies of what kontobro writes
+   * now (every field it sends, every row) are its own, unchanged, and deleted; if one differs, a person has worked on
+   * it and chooses which to keep.
+   */
+  private async removeCopies(inv: InvoiceLike, body: Row, draft: Row, copies: Row[]): Promise<void> {
+    if (![draft, ...copies].every((d) => holdsAllOf(d, body))) {
+      throw new TargetError("permanent", {
+        code: "eaccounting.draft_duplicate",
+        message: `eAccounting has ${copies.length + 1} drafts carrying kontobro's reference for ${inv.kind === "credit_note" ? "credit note" : "invoice"} ${inv.number}, and one was changed there; sending more than one would invoice the customer twice.`,
+        hint: "Delete the extra draft(s) in eAccounting (Sales › Invoice drafts), keep one, then press retry.",
+      });
+    }
+    for (const copy of copies) await this.client.request("DELETE", `/customerinvoicedrafts/${copy.Id}`, { accept: [404] });
+  }
+
+  private async byLink(remoteId: string): Promise<Found | null> {
     const id = draftIdOf(remoteId);
     if (!id) return null;
     const res = await this.client.request("GET", `/customerinvoicedrafts/${id}`, { accept: [404] });
@@ -158,4 +178,12 @@ export class EaccountingInvoices {
     }
     return new TargetError("permanent", { ...e, message: `${what}: ${e.message}` });
   }
+}
+
+/** Whether `draft` holds every field of `body` as sent (rows in order, each with the fields sent, and no others added). */
+export function holdsAllOf(draft: Row, body: Row): boolean {
+  const same = (sent: Row, got: Row) => Object.entries(sent).every(([k, v]) => k === "Rows" || got[k] === v);
+  const rows = (draft.Rows ?? []) as Row[];
+  const sentRows = (body.Rows ?? []) as Row[];
+  return same(body, draft) && rows.length === sentRows.length && sentRows.every((r, i) => same(r, rows[i]!));
 }
