@@ -1,4 +1,4 @@
-// The short chaos run inside `npm test`, against e-conomic and against Uni Micro: the compiled agent is
+// The short chaos run inside `npm test`, against e-conomic, Uni Micro and eAccounting: the compiled agent is
 // killed at random moments while the sandbox injects 503s/429s (Retry-After 0), 500s, dropped answers,
 // latency and invoice creates answered after the client timeout; a backup taken mid-run is restored
 // (and the PSA sends everything again); for a few seconds the target answers 429 with Retry-After 2.
@@ -28,7 +28,7 @@ function expectSound(r: ChaosReport): void {
   // this is counted, not timed); that the pause also holds back the next request of every push under way
   // is test/backpressure-in-flight.test.ts.
   expect(r.maxRequestsInRetryAfterWindow).toBeLessThanOrEqual(r.concurrency);
-  // Left open and documented in both connector READMEs: a draft whose late answer reached no agent (it was
+  // Left open and documented in the connector READMEs: a draft whose late answer reached no agent (it was
   // stopped while waiting) stays. The CLI run counts it as a failure; here every other orphan fails the test.
   expect({
     missing: r.missing,
