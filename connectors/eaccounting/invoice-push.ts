@@ -73,7 +73,10 @@ export class EaccountingInvoices {
     const marker = referenceValue(inv.psaId);
     const field = this.cfg.reference_field;
     const q = { filter: `${field} eq ${EaccountingClient.lit(marker)}`, where: (r: Row) => r[field] === marker };
-    const [draft, ...copies] = await this.client.all("customerinvoicedrafts", q);
+    // The oldest first (then by Id), whatever order eAccounting lists them in: every attempt keeps the same one.
+    const [draft, ...copies] = (await this.client.all("customerinvoicedrafts", q)).sort(
+      (a, b) => String(a.CreatedUtc).localeCompare(String(b.CreatedUtc)) || String(a.Id).localeCompare(String(b.Id)),
+    );
     if (draft) return { draft, ...(copies.length ? { copies } : {}) };
     // An invoice eAccounting made from our draft (a person sent it between our attempts).
     const invoices = await this.client.all("customerinvoices", q);
