@@ -233,7 +233,7 @@ describe("a revoked refresh token", () => {
 });
 
 describe("the identity server failing", () => {
-  test("a 503 or 429 to a token refresh is said plainly, retried, and the refresh token still works afterwards", async () => {
+  test("a 503 or 429 to a token refresh is said plainly, a 429's wait is kept, and the refresh token still works afterwards", async () => {
     const srv = startEaccountingSandbox();
     cleanups.push(() => srv.stop());
     const { refresh_token } = await control(srv.url, "oauth/grant");
@@ -246,6 +246,7 @@ describe("the identity server failing", () => {
       store: memoryCredentials(),
       timeoutMs: 5_000,
     });
+    let lastFailure: TargetError | null = null;
     for (const fault of [
       { fault: "503", path: "^/connect/token$", count: 1 },
       { fault: "429", path: "^/connect/token$", count: 1, retryAfterSeconds: 2 },
@@ -255,10 +256,14 @@ describe("the identity server failing", () => {
         () => null,
         (e: TargetError) => e,
       );
+      lastFailure = failed;
       expect(failed).toBeInstanceOf(TargetError);
       expect({ kind: failed!.kind, code: failed!.code }).toEqual({ kind: "retryable", code: "eaccounting.token_error" });
-      expect(failed!.message).toBe(`eAccounting's identity server answered HTTP ${fault.fault} to a token request.`);
+      expect(failed!.message).toStartWith(`eAccounting's identity server answered HTTP ${fault.fault}`);
+      expect(failed!.message).toEndWith(" to a token request.");
     }
+    // The 429 said how long to wait in its message only: that is the pause (it held back nothing before).
+    expect(lastFailure!.retryAfterMs).toBe(2000);
     expect(await tokens.get()).toMatch(/\S/);
     expect(srv.sandbox.identity.stats.reused).toBe(0);
   });

@@ -8,6 +8,7 @@
 // bootstrap refresh_token is a secret of kontobro.toml.
 import type { CredentialStore, StoredCredential } from "../contract.ts";
 import { HttpClient, singleFlight, TargetError, type HttpResponse } from "../http.ts";
+import { retryAfterOf } from "./client.ts";
 
 export interface TokenOptions {
   target: string;
@@ -53,7 +54,9 @@ export class ReconnectNeeded extends TargetError {
 
 function describeTokenError(res: HttpResponse): string {
   const b = res.body && typeof res.body === "object" ? res.body : {};
-  return [b.error, b.error_description].filter(Boolean).join(": ") || `HTTP ${res.status}`;
+  const oauth = [b.error, b.error_description].filter(Boolean).join(": ");
+  // eAccounting's own error envelope, where the answer is one (e.g. a 429 saying "Try again in N seconds").
+  return oauth || (b.DeveloperErrorMessage ? `HTTP ${res.status} (${b.DeveloperErrorMessage})` : `HTTP ${res.status}`);
 }
 
 /** An in-memory store (no database: a one-off command); `exclusive` is the process's own. */
@@ -251,6 +254,9 @@ export class OAuthTokens {
       // A token request books nothing; "uncertain" would only start lookups. (A lost answer to a refresh may
       // still have used up the refresh token: the next refresh then says reconnect. See README, unverified.)
       if (e instanceof TargetError && e.kind === "uncertain") throw new TargetError("retryable", e);
+      // A 429's wait may be in its message only, as the API's are: the pause it asks for holds the whole target.
+      if (e instanceof TargetError && e.status === 429)
+        throw new TargetError(e.kind, { ...e, message: e.message, retryAfterMs: retryAfterOf(e) });
       throw e;
     }
   }
