@@ -12,7 +12,9 @@ import { connectorKinds } from "../connectors/registry.ts";
 import type { ChaosTarget } from "../connectors/sandbox.ts";
 import { tempDir } from "./helpers.ts";
 
-const kinds = Object.keys(connectorKinds).filter((k) => connectorKinds[k]!.chaos);
+// eAccounting's throttle answers name the wait in their message; its pause is tested in eaccounting-connector's
+// rate-limit test, so it is left out here although it has a chaos adapter now.
+const kinds = Object.keys(connectorKinds).filter((k) => connectorKinds[k]!.chaos && k !== "eaccounting");
 const plan = { timeoutMs: 5_000, slowCreateMs: 6_000, slowCreateProbability: 0 };
 
 let target: ChaosTarget | null = null;
@@ -32,7 +34,7 @@ async function connectorAgainstSandbox(kind: string): Promise<Connector> {
 }
 
 describe("a connector's client pause is visible to the dispatcher", () => {
-  test("every connector with a sandbox is covered (eAccounting, which has no chaos adapter, in eaccounting-connector's rate-limit test)", () => {
+  test("every connector with a sandbox is covered (eAccounting in eaccounting-connector's rate-limit test)", () => {
     const withSandbox = Object.keys(connectorKinds).filter((k) => connectorKinds[k]!.startSandbox);
     expect([...kinds, "eaccounting"].sort()).toEqual(withSandbox.sort());
   });
