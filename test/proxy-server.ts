@@ -2,6 +2,7 @@
 // what a corporate proxy does: CONNECT host:port (a tunnel, for https) and absolute-form requests
 // (GET http://host/path, for http), one request per client connection. Every request is logged.
 import { connect, createServer, type Socket } from "node:net";
+import { Transform } from "node:stream";
 
 export interface TestProxy {
   url: string;
@@ -55,7 +56,9 @@ export async function startProxy(): Promise<TestProxy> {
       const upstream = connect(Number(url.port || 80), url.hostname, () => {
         upstream.write(`${method} ${url.pathname}${url.search} ${version}\r\n${[...headers, "Connection: close"].join("\r\n")}\r\n\r\n`);
         if (rest.length) upstream.write(rest);
-        upstream.pipe(client);
+        // This proxy closes the client's connection after one answer, so it says so (as an HTTP/1.1 proxy must): a
+        // client that took the connection for a kept-alive one sent its next request into the closing socket.
+        upstream.pipe(closingAfterAnswer()).pipe(client);
         client.pipe(upstream);
       });
       upstream.on("error", () => {
@@ -79,4 +82,28 @@ export async function startProxy(): Promise<TestProxy> {
         server.close(() => resolve());
       }),
   };
+}
+
+/** Passes an HTTP answer through with its head's Connection header set to close. */
+function closingAfterAnswer(): Transform {
+  let head: Buffer | null = Buffer.alloc(0);
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      if (head === null) return done(null, chunk);
+      head = Buffer.concat([head, chunk]);
+      const end = head.indexOf("\r\n\r\n");
+      if (end < 0) return done();
+      const lines = head
+        .subarray(0, end)
+        .toString("latin1")
+        .split("\r\n")
+        .filter((l) => !/^connection:/i.test(l));
+      const out = Buffer.concat([Buffer.from(`${[...lines, "Connection: close"].join("\r\n")}\r\n\r\n`, "latin1"), head.subarray(end + 4)]);
+      head = null;
+      done(null, out);
+    },
+    flush(done) {
+      done(null, head && head.length > 0 ? head : undefined);
+    },
+  });
 }
