@@ -7,6 +7,7 @@ import type { Connector } from "../connectors/contract.ts";
 import { isTargetError, LATE_ANSWER_WAIT_MS, notSentError, pushUnder } from "../connectors/http.ts";
 import { retryDelayMs, type BackoffPolicy } from "./backoff.ts";
 import type { SqlRunner } from "./db/pg/runner.ts";
+import { causedByWalFailure, WAL_FAILURE_HINT } from "./db/wal-sync.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { dependenciesOf, parseStored } from "./model.ts";
@@ -149,6 +150,8 @@ export class Dispatcher {
   private stopping: string | null = null;
   /** When leases of this worker that none of its pushes holds were last given back (0: at the next round). */
   private orphansCheckedAt = 0;
+  /** Whether the failed fsync of the database's WAL was logged (see logRoundError). */
+  private walFailureLogged = false;
   /** The clock stored times are judged by (DispatcherOptions.now). */
   private readonly now: () => number;
 
@@ -172,10 +175,28 @@ export class Dispatcher {
       onError: (e) => {
         // A round whose COMMIT answer was lost may have committed leases this dispatcher knows nothing of.
         this.orphansCheckedAt = 0;
-        this.log.warn("dispatcher could not read or write the outbox; trying again", { target: this.target, error: e });
+        this.logRoundError(e);
         return this.options.idlePollMs;
       },
       onCrash: (e) => this.log.error("dispatcher stopped by an unexpected error", { target: this.target, error: e }),
+    });
+  }
+
+  /**
+   * A round failed. A failed fsync of the database's WAL fails every round until kontobro is restarted: said once (the
+   * alert, /readyz and the status page keep showing it), not at every poll.
+   */
+  private logRoundError(e: unknown): void {
+    if (!causedByWalFailure(e)) {
+      this.log.warn("dispatcher could not read or write the outbox; trying again", { target: this.target, error: e });
+      return;
+    }
+    if (this.walFailureLogged) return;
+    this.walFailureLogged = true;
+    this.log.error("nothing is sent to this target until kontobro is restarted: an fsync of the database's WAL failed", {
+      target: this.target,
+      error: e,
+      hint: WAL_FAILURE_HINT,
     });
   }
 

@@ -2,7 +2,7 @@
 import { join } from "node:path";
 import { startAgent, type AgentExtras, type RunningAgent } from "../agent/agent.ts";
 import { validateConfig } from "../agent/config.ts";
-import { createLogger, silentLogger } from "../agent/log.ts";
+import { createLogger, type Logger, silentLogger } from "../agent/log.ts";
 import { startEconomicSandbox } from "../connectors/economic/sandbox/index.ts";
 import { tempDir, waitFor } from "./helpers.ts";
 
@@ -32,6 +32,8 @@ export async function startStack(
     sections?: Record<string, unknown>;
     /** What only `kontobro demo` adds (the demo mailbox). */
     extras?: AgentExtras;
+    /** Where the agent logs (default: nowhere, or stderr with KONTOBRO_TEST_LOG set). */
+    log?: Logger;
   } = {},
 ): Promise<Stack> {
   const sandbox = await startEconomicSandbox({ port: 0 });
@@ -57,7 +59,7 @@ export async function startStack(
     },
     {},
   );
-  const log = process.env.KONTOBRO_TEST_LOG ? createLogger("debug") : silentLogger;
+  const log = options.log ?? (process.env.KONTOBRO_TEST_LOG ? createLogger("debug") : silentLogger);
   const stack: Stack = {
     agent: await startAgent(config, targets, log, options.extras),
     sandboxUrl: sandbox.url,

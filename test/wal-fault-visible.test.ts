@@ -7,6 +7,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { execFileSync } from "node:child_process";
 import { renameSync, rmSync } from "node:fs";
+import { createLogger } from "../agent/log.ts";
 import { DemoMailbox } from "../agent/notify/demo-mailbox.ts";
 import { databasePath } from "../agent/storage.ts";
 import { startStack, type Stack } from "./e2e-harness.ts";
@@ -31,7 +32,9 @@ const statusPage = async (s: Stack) => (await fetch(`${s.agent.url}/`)).text();
 describe("a failed fsync of the WAL", () => {
   test("is reported by /readyz, /metrics and the status page, intake refuses events, and a restart ends it", async () => {
     const mailbox = new DemoMailbox();
+    const logged: { level: string; msg: string; target?: string; error?: { message: string }; hint?: string }[] = [];
     stack = await startStack({
+      log: createLogger("warn", {}, (line) => logged.push(JSON.parse(line))),
       sections: {
         notifications: {
           recipients: ["it@example.com"],
@@ -85,8 +88,17 @@ describe("a failed fsync of the WAL", () => {
         .query(`SELECT (SELECT sum(attempts) FROM deliveries) AS attempts, (SELECT count(*) FROM delivery_attempts) AS rows`)
         .get();
     const before = churn();
+    const linesBefore = logged.length;
     await Bun.sleep(500);
     expect(churn()).toEqual(before);
+    // Nor does it log the fault again at every poll (one line a second per target, for as long as it lasted): the
+    // dispatcher said it once, with what to do.
+    expect(logged.length).toBe(linesBefore);
+    const dispatcherLines = logged.filter((l) => l.target === "eco");
+    expect(dispatcherLines).toHaveLength(1);
+    expect(dispatcherLines[0]!.level).toBe("error");
+    expect(dispatcherLines[0]!.msg).toContain("nothing is sent to this target until kontobro is restarted");
+    expect(dispatcherLines[0]!.hint).toContain("Check the disk");
 
     // The operator checked the disk and restarted kontobro.
     rmSync(wal);

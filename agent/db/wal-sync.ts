@@ -33,6 +33,18 @@ export const WAL_FAILURE_HINT =
 export const describeWalFailure = (f: WalFailure) =>
   `An fsync of the database's WAL failed at ${new Date(f.at).toISOString()} (${f.error.message}): nothing written since can be made durable, so nothing is sent to the targets until kontobro is restarted.`;
 
+/**
+ * Thrown once an fsync of the WAL has failed (by that fsync, and by every later durable transaction): it lasts until
+ * kontobro is restarted, so whoever retries on errors (the dispatcher) says it once, not at every try.
+ */
+export class WalFailedError extends Error {
+  override readonly name = "WalFailedError";
+}
+
+/** Whether `e`, or an error it was caused by, is a WalFailedError. */
+export const causedByWalFailure = (e: unknown): boolean =>
+  e instanceof WalFailedError || (e instanceof Error && e.cause !== undefined && causedByWalFailure(e.cause));
+
 export class WalSync {
   /** The WAL file, or null when there is none to sync (an in-memory database, or a connection not at FULL). */
   private readonly wal: string | null;
@@ -107,7 +119,7 @@ export class WalSync {
   /** Throws once an fsync has failed: nothing more can be made durable on this connection (see sync). */
   assertHealthy(): void {
     if (this.failed)
-      throw new Error(
+      throw new WalFailedError(
         `An earlier fsync of the database's WAL failed (${this.failed.error.message}): what was written since cannot be made durable. ${WAL_FAILURE_HINT}`,
         { cause: this.failed.error },
       );
@@ -130,9 +142,10 @@ export class WalSync {
     try {
       await new Promise<void>((done, failed) => fsync(fd, (e) => (e ? failed(e) : done())));
     } catch (e) {
-      this.failed = { at: Date.now(), error: e instanceof Error ? e : new Error(String(e)) };
+      const error = e instanceof Error ? e : new Error(String(e));
+      this.failed = { at: Date.now(), error };
       if (this.fd === fd) this.close();
-      throw e;
+      throw new WalFailedError(error.message, { cause: error });
     }
   }
 
