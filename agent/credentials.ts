@@ -122,7 +122,12 @@ export function storedCredentials(
       if (unsaved !== kept) return; // stored by a later refresh, or replaced by newer ones kept
       try {
         if (await storeAgain(kept.value, kept.replaces))
-          restore.log?.warn("the rotated OAuth tokens kept in memory are stored now; no reconnect is needed", { target });
+          restore.log?.warn(
+            kept.value.state === "reconnect"
+              ? `the reconnect state kept in memory is stored now; nothing is sent to ${target} until you run \`${signIn}\``
+              : "the rotated OAuth tokens kept in memory are stored now; no reconnect is needed",
+            { target },
+          );
         if (unsaved === kept) unsaved = null;
       } catch {
         setTimeout(attempt, restore.everyMs ?? RESTORE_EVERY_MS).unref?.(); // still not: again later
@@ -137,10 +142,12 @@ export function storedCredentials(
       if (delay > 0) await Bun.sleep(delay);
       try {
         if (await storeAgain(value, replaces))
-          restore.log?.warn("a token refresh lost its database transaction before the commit; its rotated tokens were stored again", {
-            target,
-            error: lost,
-          });
+          restore.log?.warn(
+            value.state === "reconnect"
+              ? `a token refresh lost its database transaction before the commit; the reconnect state it wrote was stored again (the identity server refused the refresh token: ${value.problem}). Nothing is sent to ${target} until you run \`${signIn}\``
+              : "a token refresh lost its database transaction before the commit; its rotated tokens were stored again",
+            { target, error: lost },
+          );
         return;
       } catch (e) {
         last = e;
@@ -150,7 +157,9 @@ export function storedCredentials(
     unsaved = kept;
     keepTrying(kept);
     restore.log?.error(
-      `the OAuth refresh token ${target}'s identity server just rotated could not be stored (the database does not answer); this worker keeps it in memory, goes on with it and stores it as soon as the database answers. The one stored is no longer accepted: if this worker stops before, ${target} needs a reconnect: run \`${signIn}\``,
+      value.state === "reconnect"
+        ? `${target}'s identity server refused the refresh token (${value.problem}), and the reconnect state could not be stored (the database does not answer); this worker keeps it in memory and stores it as soon as the database answers. Nothing is sent to ${target} until you run \`${signIn}\``
+        : `the OAuth refresh token ${target}'s identity server just rotated could not be stored (the database does not answer); this worker keeps it in memory, goes on with it and stores it as soon as the database answers. The one stored is no longer accepted: if this worker stops before, ${target} needs a reconnect: run \`${signIn}\``,
       { target, error: last },
     );
   };
@@ -200,9 +209,11 @@ export function storedCredentials(
         if ("error" in outcome) throw outcome.error;
         return outcome.ok;
       }).then(
-        (ok) => {
-          if (refresh.wrote) unsaved = null; // committed: newer than anything kept in memory
-          return ok;
+        // Committed, also when the refresh threw (a refused refresh token: the reconnect state it wrote is stored).
+        (outcome) => {
+          if (refresh.wrote) unsaved = null; // newer than anything kept in memory
+          if ("error" in outcome) throw outcome.error;
+          return outcome.ok;
         },
         async (lost) => {
           if (!done) throw lost; // lost before the refresh began: nothing asked of the identity server
@@ -219,9 +230,17 @@ export function storedCredentials(
   };
 }
 
-/** PostgreSQL: `fn` in one transaction holding the target's credentials row; committed also when `fn` throws. */
-async function underRowLock<T>(runner: SqlRunner, target: string, now: () => number, fn: (tx: SqlRunner) => Promise<T>): Promise<T> {
-  const outcome = await runner.transaction(async (tx) => {
+/**
+ * PostgreSQL: `fn` in one transaction holding the target's credentials row; committed also when `fn` throws. Resolves
+ * with `fn`'s outcome once committed; rejects only when the transaction was lost (not committed).
+ */
+function underRowLock<T>(
+  runner: SqlRunner,
+  target: string,
+  now: () => number,
+  fn: (tx: SqlRunner) => Promise<T>,
+): Promise<{ ok: T } | { error: unknown }> {
+  return runner.transaction(async (tx) => {
     await tx.run(MAKE_PLACEHOLDER, target, now());
     await tx.lockForUpdate(LOCK_ROW, target);
     let result: { ok: T } | { error: unknown };
@@ -238,8 +257,6 @@ async function underRowLock<T>(runner: SqlRunner, target: string, now: () => num
     }
     return result;
   });
-  if ("error" in outcome) throw outcome.error;
-  return outcome.ok;
 }
 
 /** SQLite: `fn` while this process holds the target's refresh lock file; each write commits at once. */

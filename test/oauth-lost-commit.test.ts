@@ -96,6 +96,32 @@ async function slowRefresh(tokens: OAuthTokens, t1: string, ms: number) {
   return tokens.get();
 }
 
+describe.skipIf(!!unavailable)("a token refresh the identity server refuses", () => {
+  // Before, the refusal (thrown after the commit) was taken for a lost transaction: the reconnect state was written a
+  // second time and the log said "a token refresh lost its database transaction before the commit; its rotated tokens
+  // were stored again": nothing was lost, nothing rotated, and nothing said that the target needs a reconnect.
+  test("committed: the reconnect state is stored, the refusal is thrown, and nothing is logged of a lost transaction", async () => {
+    const s = await signedIn();
+    await control("oauth/revoke", { refreshToken: s.r1 });
+    await s.tokens.invalidate(s.t1);
+    await expect(s.tokens.get()).rejects.toThrow("no longer accepts kontobro's authorisation");
+    expect(await s.stored()).toMatchObject({ state: "reconnect", accessToken: null });
+    expect(s.logged).toEqual([]);
+  }, 60_000);
+
+  test("lost before its commit: the reconnect state is stored again, and the log says to reconnect (not that tokens rotated)", async () => {
+    const s = await signedIn();
+    await control("oauth/revoke", { refreshToken: s.r1 });
+    const refused = slowRefresh(s.tokens, s.t1, 1_500);
+    await admin`SELECT pg_terminate_backend(${await refreshBackend()})`;
+    await expect(refused).rejects.toThrow("no longer accepts kontobro's authorisation");
+    expect(await s.stored()).toMatchObject({ state: "reconnect", accessToken: null });
+    expect(s.logged).toHaveLength(1);
+    expect(s.logged[0]!.message).toContain("the reconnect state it wrote was stored again");
+    expect(s.logged[0]!.message).toContain(`run \`kontobro tenant connect ${s.slug} ledger\``);
+  }, 60_000);
+});
+
 describe.skipIf(!!unavailable)("a token refresh whose transaction is lost between the answer and the commit", () => {
   test("backend ended: the rotated tokens are stored again on a fresh connection, and the next refresh works", async () => {
     const s = await signedIn();
