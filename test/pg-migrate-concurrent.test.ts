@@ -566,6 +566,125 @@ describe.skipIf(!!unavailable)("PostgreSQL upgrades build indexes on tables with
     }
   }, 120_000);
 
+  test("a SIGTERM during an attempt that then lands: the worker stops before the next migration, not after the whole upgrade", async () => {
+    const url = await server.createDatabase("stop_after_attempt");
+    await migratePostgres(client(url), embeddedMigrations);
+    const when = embeddedMigrations.at(-1)!.when;
+    const addColumn: EmbeddedMigration = {
+      tag: "9003_add_column",
+      when: when + 1,
+      breakpoints: true,
+      hash: "add_column",
+      sql: `ALTER TABLE "events" ADD COLUMN "y" integer;`,
+    };
+    const newTable: EmbeddedMigration = {
+      tag: "9004_new_table",
+      when: when + 2,
+      breakpoints: true,
+      hash: "new_table",
+      sql: `CREATE TABLE "later" ("a" integer);`,
+    };
+    const admin = client(adminUrl(url), 1);
+    // A report left open on events: the first attempt of 9003 waits for it (lock_timeout long enough).
+    const report = await client(url, 1).reserve();
+    await report`BEGIN`;
+    await report`LOCK TABLE events IN ACCESS SHARE MODE`;
+    const stop = new AbortController();
+    const upgrade = migratePostgres(client(url), [...embeddedMigrations, addColumn, newTable], {
+      lockTimeoutMs: 30_000,
+      signal: stop.signal,
+    }).then(
+      () => "migrated",
+      (e) => e,
+    );
+    try {
+      await waitFor(
+        "9003's ALTER TABLE waiting for its lock",
+        async () =>
+          (
+            await admin.unsafe(
+              `SELECT 1 FROM pg_stat_activity WHERE query LIKE '%ALTER TABLE "events"%' AND wait_event_type = 'Lock' AND datname = 'stop_after_attempt'`,
+            )
+          ).length === 1,
+        30_000,
+      );
+      stop.abort("SIGTERM");
+    } finally {
+      await report`ROLLBACK`;
+      report.release();
+    }
+    const outcome = await upgrade;
+    expect(outcome).toBeInstanceOf(MigrationStopped);
+    expect((outcome as Error).message).toBe(
+      "stopped during the upgrade (SIGTERM); nothing of migration 9004_new_table applied (the next start applies it)",
+    );
+    const tags = (await admin.unsafe(`SELECT hash FROM drizzle.__drizzle_migrations WHERE created_at > $1 ORDER BY created_at`, [
+      when,
+    ])) as {
+      hash: string;
+    }[];
+    expect(tags.map((t) => t.hash)).toEqual(["add_column"]);
+    const [{ later }] = (await admin.unsafe(`SELECT to_regclass('later') IS NOT NULL AS later`)) as { later: boolean }[];
+    expect(later).toBe(false);
+  }, 60_000);
+
+  test("a SIGTERM during an attempt that then lands with an index step: the worker stops before the step, which the next start runs", async () => {
+    const url = await server.createDatabase("stop_before_step");
+    await migratePostgres(client(url), embeddedMigrations);
+    await new TenantStore(client(url)).add({ slug: "acme", config: { targets: [target] } }, {});
+    const admin = client(adminUrl(url), 1);
+    await admin.unsafe(`INSERT INTO events (tenant_id, event_id, type, entity, key, payload, received_at)
+      VALUES (1, 'e1', 'customer.upserted', 'customer', 'c1', '{}', 0)`);
+    const withIndex: EmbeddedMigration = {
+      tag: "9005_with_index",
+      when: embeddedMigrations.at(-1)!.when + 1,
+      breakpoints: true,
+      hash: "with_index",
+      sql: `ALTER TABLE "events" ADD COLUMN "y" integer;--> statement-breakpoint\nCREATE INDEX "events_y" ON "events" USING btree ("y");`,
+    };
+    const report = await client(url, 1).reserve();
+    await report`BEGIN`;
+    await report`LOCK TABLE events IN ACCESS SHARE MODE`;
+    const stop = new AbortController();
+    const steps: IndexStep[] = [];
+    const upgrade = migratePostgres(client(url), [...embeddedMigrations, withIndex], {
+      lockTimeoutMs: 30_000,
+      signal: stop.signal,
+      onStep: (step) => steps.push(step),
+    }).then(
+      () => "migrated",
+      (e) => e,
+    );
+    try {
+      await waitFor(
+        "9005's ALTER TABLE waiting for its lock",
+        async () =>
+          (
+            await admin.unsafe(
+              `SELECT 1 FROM pg_stat_activity WHERE query LIKE '%ALTER TABLE "events"%' AND wait_event_type = 'Lock' AND datname = 'stop_before_step'`,
+            )
+          ).length === 1,
+        30_000,
+      );
+      stop.abort("SIGTERM");
+    } finally {
+      await report`ROLLBACK`;
+      report.release();
+    }
+    const outcome = await upgrade;
+    expect(outcome).toBeInstanceOf(MigrationStopped);
+    expect((outcome as Error).message).toBe(
+      "stopped during the upgrade (SIGTERM); migration 9005_with_index is applied, building an index (CONCURRENTLY) events_y is left to the next start",
+    );
+    expect(steps).toEqual([]);
+    expect((await indexesOf(url)).steps).toBe(1);
+    // The next start builds it.
+    await migratePostgres(client(url), [...embeddedMigrations, withIndex]);
+    const after = await indexesOf(url);
+    expect(after.steps).toBe(0);
+    expect(after.indexes.map((i) => i.indexname)).toContain("events_y");
+  }, 60_000);
+
   test("a process waiting for another's migration stops at once when its signal is aborted (SIGTERM), having migrated nothing", async () => {
     const url = await server.createDatabase("stop_waiting");
     await migratePostgres(client(url), embeddedMigrations.slice(0, -1));

@@ -92,7 +92,8 @@ export interface MigrateOptions {
   /**
    * Aborted (`kontobro run`'s SIGTERM, its reason the signal's name): the upgrade stops at once with MigrationStopped
    * while it pauses between two attempts or waits for another process's migration, nothing of the migration under way
-   * applied. An attempt under way ends first (lock_timeout at most); an index step is not interrupted.
+   * applied. An attempt under way ends first (lock_timeout per statement at most), an index step under way is not
+   * interrupted: the upgrade then stops before the next migration or index step (the next start goes on from there).
    */
   signal?: AbortSignal;
 }
@@ -105,14 +106,21 @@ export class MigrationStopped extends Error {
   }
 }
 
+/** Why `signal` was aborted, for a MigrationStopped's message: " (SIGTERM)", or "". */
+const abortReason = (signal: AbortSignal) => (typeof signal.reason === "string" ? ` (${signal.reason})` : "");
+
+/** Throws MigrationStopped(stopped(" (SIGTERM)")) when `signal` has been aborted: checked before each migration and index step. */
+function stopIfAborted(signal: AbortSignal | undefined, stopped: (why: string) => string): void {
+  if (signal?.aborted) throw new MigrationStopped(stopped(abortReason(signal)));
+}
+
 /** Sleeps `ms`, or throws MigrationStopped(stopped(" (SIGTERM)")) at once when `signal` is aborted (before or meanwhile). */
 function pause(ms: number, signal: AbortSignal | undefined, stopped: (why: string) => string): Promise<void> {
   if (!signal) return Bun.sleep(ms);
   return new Promise((resolve, reject) => {
     const abort = () => {
       clearTimeout(timer);
-      const why = typeof signal.reason === "string" ? ` (${signal.reason})` : "";
-      reject(new MigrationStopped(stopped(why)));
+      reject(new MigrationStopped(stopped(abortReason(signal))));
     };
     const timer = setTimeout(() => {
       signal.removeEventListener("abort", abort);
@@ -176,6 +184,11 @@ export async function migratePostgres(client: SQL, migrations: EmbeddedMigration
             const last = await lastApplied(conn);
             const m = migrations.find((m) => !(last !== null && last >= m.when));
             if (!m) return false;
+            // Stopped (SIGTERM) during the attempt before, which landed: not on to the next migration.
+            stopIfAborted(
+              options.signal,
+              (why) => `stopped during the upgrade${why}; nothing of migration ${m.tag} applied (the next start applies it)`,
+            );
             const statements = m.breakpoints ? m.sql.split("--> statement-breakpoint") : [m.sql];
             const holdingRows = await tablesHoldingRows(conn);
             const plan = planMigration(statements, (s) => holdingRows(s));
@@ -413,6 +426,10 @@ async function runSteps(run: StepRun): Promise<void> {
     }[];
     if (!next) return;
     const stored: IndexStep = typeof next.step === "string" ? JSON.parse(next.step) : next.step;
+    stopIfAborted(options.signal, (why) => {
+      const { msg, index } = describeIndexStep(stored);
+      return `stopped during the upgrade${why}; migration ${next.migration} is applied, ${msg} ${index} is left to the next start`;
+    });
     const once = async () => {
       const step = stepAfterLater(stored, await namedLater(run, next.migration));
       if (!step) return;

@@ -191,7 +191,9 @@ function migrateError(e: unknown, f: ServerFacts): StorageError {
       `Migration ${e.migration} is applied; this index step and any after it stay in drizzle.kontobro_index_steps and are run again at the next start, before any later migration. ` +
         (errno === "23505"
           ? "Remove the duplicated rows the message names, then start again."
-          : "See the server's log, fix the cause, and start again."),
+          : errno === "40P01"
+            ? "PostgreSQL ended the step to break a deadlock with another session (the message names its process); nothing needs fixing: start again (a worker waiting for this one's migration runs the step at once)."
+            : "See the server's log, fix the cause, and start again."),
     );
   }
   return new StorageError(
