@@ -565,6 +565,7 @@ export class Dispatcher {
         ...base,
         code: o.problem.code,
         message: o.problem.message,
+        hint: o.problem.hint,
         inMs: o.delayMs,
         uncertain: o.uncertain,
       });

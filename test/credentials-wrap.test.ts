@@ -10,7 +10,7 @@ import { TargetError } from "../connectors/http.ts";
 import { openDatabase } from "../agent/db/index.ts";
 import { sqliteRunner } from "../agent/db/pg/runner.ts";
 import { CredentialsWatch, listRefusedCredentials } from "../agent/notify/credentials.ts";
-import { silentLogger } from "../agent/log.ts";
+import { createLogger } from "../agent/log.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "kontobro-credentials-wrap-"));
 const db = openDatabase(join(dir, "kontobro.db"));
@@ -19,7 +19,7 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-test("each method is handed out once; a 401 stores the refusal, the next success drops it", async () => {
+test("each method is handed out once; a 401 stores the refusal (logged with its hint), the next success drops it", async () => {
   let refuse = false;
   const connector = {
     kind: "stub",
@@ -31,7 +31,9 @@ test("each method is handed out once; a 401 stores the refusal, the next success
     },
   } as unknown as Connector;
   const storage = sqliteRunner(db.$client);
-  const watched = new CredentialsWatch(storage, silentLogger).wrap(new Map([["eco", connector]]), () => ({ token: "t" })).get("eco")!;
+  const lines: { msg: string; message?: string; hint?: string }[] = [];
+  const log = createLogger("warn", {}, (l) => lines.push(JSON.parse(l)));
+  const watched = new CredentialsWatch(storage, log).wrap(new Map([["eco", connector]]), () => ({ token: "t" })).get("eco")!;
   expect(watched.push).toBe(watched.push);
   expect(watched.supports).toBe(watched.supports);
   expect(watched.supports("customer")).toBe(true);
@@ -42,6 +44,8 @@ test("each method is handed out once; a 401 stores the refusal, the next success
   refuse = true;
   await expect(watched.push("customer", {}, ctx)).rejects.toThrow("no");
   expect((await listRefusedCredentials(storage)).map((r) => [r.target, r.message])).toEqual([["eco", "no"]]);
+  // The log line says what to do, as the alert does.
+  expect(lines.find((l) => l.msg === "the target refused kontobro's credentials")).toMatchObject({ message: "no", hint: "new token" });
   refuse = false;
   await watched.push("customer", {}, ctx);
   expect(await listRefusedCredentials(storage)).toEqual([]);

@@ -3,6 +3,8 @@
 // outbox and dispatcher on a SQLite file.
 import { expect, test } from "bun:test";
 import { join } from "node:path";
+import type { Connector } from "../connectors/contract.ts";
+import { TargetError } from "../connectors/http.ts";
 import { Dispatcher } from "../agent/dispatcher.ts";
 import { openDatabase } from "../agent/db/index.ts";
 import { sqliteRunner } from "../agent/db/pg/runner.ts";
@@ -74,3 +76,38 @@ for (const level of ["info", "warn"] as Level[])
     expect(target.pushed.sort()).toEqual([1, 2, 3]);
     expect(calls.filter((c) => c.msg === "delivered").length).toBe(level === "info" ? 3 : 0);
   });
+
+// A push that will be retried said what failed but not what to do: a retryable problem's hint (eAccounting's "not
+// connected yet: run `kontobro connect …`", retried until someone does) was in no log line.
+test("a push that failed and will be retried logs the problem's hint", async () => {
+  const db = openDatabase(join(tempDir("kontobro-log-levels-"), "k.db"));
+  const outbox = new Outbox(sqliteRunner(db.$client));
+  const lines: { msg: string; code?: string; hint?: string }[] = [];
+  const connector = {
+    ...memoryTarget(false).connector,
+    push: async () => {
+      throw new TargetError("retryable", { code: "t.not_connected", message: "No authorisation yet.", hint: "Run `kontobro connect t`." });
+    },
+  } as Connector;
+  const dispatcher = new Dispatcher(
+    "t",
+    connector,
+    outbox,
+    { concurrency: 1, leaseMs: 30_000, backoff: { baseMs: 10, maxMs: 50 }, idlePollMs: 20, keyPrefix: "k" },
+    createLogger("warn", {}, (l) => lines.push(JSON.parse(l))),
+    new Metrics(),
+    recordSource(outbox.runner),
+  );
+  await enqueueCustomers(outbox, [1]);
+  dispatcher.start();
+  try {
+    await waitFor("a retry logged", () => lines.find((l) => l.msg === "push failed; will retry"));
+  } finally {
+    await dispatcher.stop(1000);
+    db.$client.close();
+  }
+  expect(lines.find((l) => l.msg === "push failed; will retry")).toMatchObject({
+    code: "t.not_connected",
+    hint: "Run `kontobro connect t`.",
+  });
+});

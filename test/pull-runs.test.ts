@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { TargetError } from "../connectors/http.ts";
 import type { SqlRunner } from "../agent/db/pg/runner.ts";
-import { silentLogger } from "../agent/log.ts";
+import { createLogger, silentLogger } from "../agent/log.ts";
 import { Inbox } from "../agent/pulls/inbox.ts";
 import { PsaDeliverer } from "../agent/pulls/psa-webhook.ts";
 import { type JobRef, lastGoodRunAt, recentRuns, runPull, type RunnerDeps } from "../agent/pulls/runner.ts";
@@ -46,7 +46,7 @@ function fakeTarget(pages = 3) {
       calls.push(cursor);
       if (gate) await gate;
       if (target.failAt !== null && cursor === target.failAt)
-        throw new TargetError("retryable", { code: "http_503", message: "The target answered 503." });
+        throw new TargetError("retryable", { code: "http_503", message: "The target answered 503.", hint: "Usually temporary." });
       const n = Number(cursor ?? 0) + 1;
       return { items: [{ remoteId: `entry:${n}`, type: "expense.posted", data: { n } }], cursor: String(n), more: n < pages };
     }),
@@ -93,6 +93,16 @@ describe.each(engines)("pull runs (%s)", (engine) => {
       ["ok", null],
     ]);
     expect(more.calls).toEqual(["3", "4"]);
+  });
+
+  test("a failed run's log line says what to do (the problem's hint), as its job_runs row does", async () => {
+    const s = await open(engine);
+    const target = fakeTarget(2);
+    target.failAt = "1";
+    const lines: { msg: string; code?: string; hint?: string }[] = [];
+    const log = createLogger("warn", {}, (l) => lines.push(JSON.parse(l)));
+    expect(await runPull({ ...depsOf(s, s.storage, target), log }, JOB, "manual")).toMatchObject({ status: "failed" });
+    expect(lines.find((l) => l.msg === "pull failed")).toMatchObject({ code: "http_503", hint: "Usually temporary." });
   });
 
   test("a job never has two runs at once; a schedule slot runs once, but a failed one may be caught up", async () => {

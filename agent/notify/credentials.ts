@@ -96,7 +96,7 @@ export class CredentialsWatch {
         PREFIX + target,
         JSON.stringify(value),
       );
-      this.log.warn("the target refused kontobro's credentials", { target, message });
+      this.log.warn("the target refused kontobro's credentials", { target, message, hint });
     } catch (e) {
       this.known.delete(target);
       this.log.warn("could not record that the target refused the credentials", { target, error: e });

@@ -179,7 +179,7 @@ export async function runPull(deps: RunnerDeps, job: JobRef, trigger: Trigger, s
         log.error("could not record the failed run", { run: runId, error: inner });
       }
     }
-    log.warn("pull failed", { run: runId, code: problem.code, message: problem.message, ...totals });
+    log.warn("pull failed", { run: runId, code: problem.code, message: problem.message, hint: problem.hint, ...totals });
     work?.finish("failed", problem.message);
     return { status: "failed", runId, problem, ...totals };
   } finally {
