@@ -34,7 +34,7 @@ import { startRetention } from "./retention.ts";
 import { databasePath, refuseUntilOnPostgres, storageOf } from "./storage.ts";
 import { ensureSetting } from "./queries.ts";
 import { recordSource } from "./record-source.ts";
-import { beginRun, readMarks, writeHighwater } from "./restore-sqlite.ts";
+import { beginRun, HIGHWATER_FILE, readMarks, writeHighwater } from "./restore-sqlite.ts";
 import { type AccountChoices, accountProblems, reconcileAccounts } from "./target-account.ts";
 import { budgetGauges, periodCounters } from "./target-counters.ts";
 import { breakerPolicy, TargetStateStore } from "./target-state.ts";
@@ -218,11 +218,20 @@ export async function startAgent(
       { ...run.restore },
     );
   }
+  /** Whether the last write of the high-water marks failed: said once, not every HIGHWATER_EVERY_MS, until one succeeds. */
+  let highwaterFailing = false;
   const highwater = setInterval(() => {
     try {
       writeHighwater(config.agent.data_dir, { ...readMarks(db.$client), generation: run.generation });
+      if (highwaterFailing) log.info(`${HIGHWATER_FILE} is written again`);
+      highwaterFailing = false;
     } catch (e) {
-      log.warn("could not write the high-water marks beside the database", { error: e });
+      if (!highwaterFailing)
+        log.warn(
+          `could not write ${HIGHWATER_FILE} beside the database: until it is written, a restore of an older copy of the database would not be noticed at the next start (tried again every few seconds)`,
+          { error: e, hint: "Check the data directory's free space and that kontobro's user may write to it." },
+        );
+      highwaterFailing = true;
     }
   }, HIGHWATER_EVERY_MS);
   const targetState = new TargetStateStore(storage);

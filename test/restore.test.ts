@@ -1,14 +1,15 @@
 // Issue 10, item 2: restoring a backup never repeats an idempotency key for other content, is detected
 // at start, and turns every open delivery into "look it up first". Real agent, real e-conomic sandbox.
 import { afterEach, describe, expect, test } from "bun:test";
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync, rmdirSync } from "node:fs";
 import { join } from "node:path";
 import { databasePath } from "../agent/agent.ts";
 import { openDatabase } from "../agent/db/index.ts";
-import { backupDatabase, lastRestore, restoreDatabase, restoreReason } from "../agent/restore-sqlite.ts";
+import { createLogger } from "../agent/log.ts";
+import { backupDatabase, HIGHWATER_FILE, lastRestore, restoreDatabase, restoreReason } from "../agent/restore-sqlite.ts";
 import { main } from "../agent/main.ts";
 import { startStack, type Stack } from "./e2e-harness.ts";
-import { customerEvent, invoiceEvent, tempDir } from "./helpers.ts";
+import { customerEvent, invoiceEvent, tempDir, waitFor } from "./helpers.ts";
 
 let stack: Stack | undefined;
 afterEach(async () => {
@@ -97,4 +98,26 @@ describe("kontobro backup / restore", () => {
     expect(await main(["restore", join(tempDir(), "missing.db"), "--config", toml])).toBe(1);
     await s.restart();
   });
+});
+
+describe("the high-water marks beside the database", () => {
+  // Written every 5 s; a write that failed was logged at each, for as long as it failed, and did not say what it
+  // costs or what to do.
+  test("a failing write is logged once, saying what it costs and what to do, and its recovery once", async () => {
+    const logged: { level: string; msg: string; hint?: string }[] = [];
+    stack = await startStack({ log: createLogger("info", {}, (l) => logged.push(JSON.parse(l))) });
+    const about = () => logged.filter((l) => l.msg.includes(HIGHWATER_FILE));
+    // Its temporary file's name taken by a directory: the write fails (EISDIR), whoever kontobro runs as.
+    const tmp = join(stack.dataDir, `${HIGHWATER_FILE}.tmp`);
+    mkdirSync(tmp);
+    await waitFor("the failed write logged", () => about().length > 0, 8_000);
+    await Bun.sleep(5_500); // the next write fails too
+    expect(about()).toHaveLength(1);
+    expect(about()[0]!.level).toBe("warn");
+    expect(about()[0]!.msg).toContain("a restore of an older copy of the database would not be noticed at the next start");
+    expect(about()[0]!.hint).toContain("free space");
+    rmdirSync(tmp);
+    await waitFor("written again", () => about().length === 2, 8_000);
+    expect(about()[1]).toMatchObject({ level: "info", msg: `${HIGHWATER_FILE} is written again` });
+  }, 30_000);
 });
