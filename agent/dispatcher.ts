@@ -172,23 +172,30 @@ export class Dispatcher {
       step: () => this.step(),
       // The database may be busy (a backup holding a lock) or briefly unavailable: never let that end
       // the dispatcher; try again shortly. Leases protect whatever was in progress.
-      onError: (e) => {
+      onError: (e, repeated) => {
         // A round whose COMMIT answer was lost may have committed leases this dispatcher knows nothing of.
         this.orphansCheckedAt = 0;
-        this.logRoundError(e);
+        this.logRoundError(e, repeated);
         return this.options.idlePollMs;
       },
+      onRecovered: (failedRounds) => this.log.info("dispatcher reads and writes the outbox again", { target: this.target, failedRounds }),
       onCrash: (e) => this.log.error("dispatcher stopped by an unexpected error", { target: this.target, error: e }),
     });
   }
 
   /**
-   * A round failed. A failed fsync of the database's WAL fails every round until kontobro is restarted: said once (the
-   * alert, /readyz and the status page keep showing it), not at every poll.
+   * A round failed. Said once while it fails the same way (`repeated`: a database that stays busy or unavailable fails
+   * every poll; /readyz shows it meanwhile), and again when the error changes. A failed fsync of the database's WAL
+   * fails every round until kontobro is restarted: said once (the alert, /readyz and the status page keep showing it).
    */
-  private logRoundError(e: unknown): void {
+  private logRoundError(e: unknown, repeated: boolean): void {
     if (!causedByWalFailure(e)) {
-      this.log.warn("dispatcher could not read or write the outbox; trying again", { target: this.target, error: e });
+      if (repeated) return;
+      this.log.warn("dispatcher could not read or write the outbox; trying again at every poll, said again only when the error changes", {
+        target: this.target,
+        error: e,
+        hint: "Usually a lock held for a while (a backup) and temporary. If it lasts, check /readyz, the disk (free space, permissions) and the log above.",
+      });
       return;
     }
     if (this.walFailureLogged) return;

@@ -4,8 +4,14 @@
 export interface WorkerLoopOptions {
   /** One round of work; returns how long to sleep before the next round (0: after one timer turn). */
   step: () => number | Promise<number>;
-  /** A step threw: report it and say how long to wait before trying again. The loop keeps running. */
-  onError: (error: unknown) => number;
+  /**
+   * A step threw: report it and say how long to wait before trying again. The loop keeps running. `repeated`: the step
+   * before failed with the same message and none succeeded since, so it was reported already (a database that stays
+   * unavailable fails every poll: said once, not once a second).
+   */
+  onError: (error: unknown, repeated: boolean) => number;
+  /** A step succeeded after `failedSteps` that threw: say that it works again. */
+  onRecovered?: (failedSteps: number) => void;
   /** The loop itself broke (a bug): it has stopped. */
   onCrash: (error: unknown) => void;
 }
@@ -16,6 +22,8 @@ export class WorkerLoop {
   /** notify() came while a step ran: its work may have come too late for that step, so the next runs at once. */
   private notified = false;
   private done: Promise<void> = Promise.resolve();
+  /** The message of the last step that threw, while no step has succeeded since; and how many threw. */
+  private failing: { message: string; steps: number } | null = null;
 
   constructor(private readonly options: WorkerLoopOptions) {}
 
@@ -67,8 +75,16 @@ export class WorkerLoop {
       this.notified = false;
       try {
         wait = await this.options.step();
+        if (this.failing) {
+          const { steps } = this.failing;
+          this.failing = null;
+          this.options.onRecovered?.(steps);
+        }
       } catch (e) {
-        wait = this.options.onError(e);
+        const message = e instanceof Error ? e.message : String(e);
+        const repeated = this.failing?.message === message;
+        this.failing = { message, steps: (this.failing?.steps ?? 0) + 1 };
+        wait = this.options.onError(e, repeated);
       }
       if (this.active) await this.sleep(wait);
     }

@@ -56,3 +56,40 @@ test("a notify that comes while a step runs is not lost: the next step runs at o
   expect(steps).toBe(2);
   await loop.stop();
 });
+
+test("a step failing the same way again is marked repeated, a new error is not, and the first success after failures is reported", async () => {
+  const failures = [
+    new Error("database is locked"),
+    new Error("database is locked"),
+    new Error("disk I/O error"),
+    null,
+    new Error("database is locked"),
+  ];
+  const seen: string[] = [];
+  let round = 0;
+  const loop = new WorkerLoop({
+    step: async () => {
+      const failure = failures[round++];
+      if (failure) throw failure;
+      return failure === null ? 0 : 60_000;
+    },
+    onError: (e, repeated) => {
+      seen.push(`${(e as Error).message}${repeated ? " (repeated)" : ""}`);
+      return 0;
+    },
+    onRecovered: (failedSteps) => seen.push(`recovered after ${failedSteps}`),
+    onCrash: () => seen.push("crash"),
+  });
+  loop.start();
+  await Bun.sleep(30);
+  await loop.stop();
+  expect(seen).toEqual([
+    "database is locked",
+    "database is locked (repeated)",
+    "disk I/O error",
+    "recovered after 3",
+    // After a success the same error is news again.
+    "database is locked",
+    "recovered after 1",
+  ]);
+});

@@ -83,10 +83,14 @@ export class PsaDeliverer {
   ) {
     this.worker = new WorkerLoop({
       step: () => this.deliverOnce(),
-      onError: (e) => {
-        this.log.error("PSA webhook delivery failed unexpectedly; trying again later", { error: e });
+      onError: (e, repeated) => {
+        if (!repeated)
+          this.log.error("PSA webhook delivery failed unexpectedly; trying again at every poll, said again only when the error changes", {
+            error: e,
+          });
         return this.opts.pollMs;
       },
+      onRecovered: (failedSteps) => this.log.info("PSA webhook delivery works again", { failedSteps }),
       onCrash: (e) => this.log.error("PSA webhook delivery stopped by an unexpected error", { error: e }),
     });
   }
