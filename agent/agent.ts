@@ -7,7 +7,7 @@ import { connectorKinds } from "../connectors/registry.ts";
 import { credentialStore, lazyCredentialStore } from "./credentials.ts";
 import { masterSyncFor, withMasterGuard } from "./master/index.ts";
 import type { AgentConfig, TargetConfig } from "./config.ts";
-import { ConfigError, isLoopback } from "./config.ts";
+import { ConfigError, isLoopback, lateAnswerWaitOf } from "./config.ts";
 import { openDatabase, type Db } from "./db/index.ts";
 import { sqliteRunner } from "./db/pg/runner.ts";
 import { acquireInstanceLock } from "./lock.ts";
@@ -253,6 +253,9 @@ export async function startAgent(
           keyPrefix: `kontobro-${installationId}-${run.epoch}-${name}`,
           breaker: breakerPolicy(config.dispatch),
           targetState,
+          // A lease taken back without its answer (this agent stopped while the push ran, or crashed: the recovery at
+          // start) waits this long, so a write of it still on its way lands before anyone looks.
+          lateAnswerWaitMs: lateAnswerWaitOf(targets.find((t) => t.name === name)!),
         },
         log.child({ target: name }),
         metrics,

@@ -3,6 +3,7 @@
 import { readFileSync, statSync } from "node:fs";
 import { z } from "zod";
 import { lazySchema } from "./lazy-schema.ts";
+import { LATE_ANSWER_WAIT_MS } from "../connectors/http.ts";
 import { connectorKinds } from "../connectors/registry.ts";
 import { exportsConfigSchema } from "./exports/config.ts";
 import { postgresUrlProblem, passwordOf } from "./db/pg/url.ts";
@@ -154,6 +155,17 @@ export interface TargetConfig {
   pulls?: TargetPull[];
   /** Who is master of customers and products (`masters`; absent: the PSA). See agent/master/. */
   masters?: Masters;
+}
+
+/**
+ * The target's late_answer_wait_ms (every connector's setting; LATE_ANSWER_WAIT_MS when absent), never less than its
+ * request_timeout_ms: how long a write of a push is listened to, and how long a delivery whose lease was taken back
+ * without its answer waits before it is tried again (agent/dispatcher.ts).
+ */
+export function lateAnswerWaitOf(t: TargetConfig): number {
+  const wait = t.settings?.late_answer_wait_ms;
+  const timeout = t.settings?.request_timeout_ms;
+  return Math.max(typeof wait === "number" ? wait : LATE_ANSWER_WAIT_MS, typeof timeout === "number" ? timeout : 0);
 }
 
 export interface LoadedConfig {

@@ -62,11 +62,12 @@ export interface DispatcherOptions {
    */
   fence?: () => string | null;
   /**
-   * The longest a request already sent may take to land (a write of a push is listened to for up to
-   * LATE_ANSWER_WAIT_MS, connectors/http.ts): a lease released at stop while its push is still under way is claimable
-   * again only after this long. Default 0.
+   * The target's late_answer_wait_ms: the longest a write of a push may take to land at the target. A write answered
+   * after request_timeout_ms is listened to this long (connectors/http.ts pushUnder), and a lease taken back without its
+   * answer (released at a stop while its push runs, recovered after a crash or from a worker declared dead) is claimable
+   * again only this long after (agent/outbox.ts HELD_FROM). Default LATE_ANSWER_WAIT_MS.
    */
-  releaseHoldMs?: number;
+  lateAnswerWaitMs?: number;
   /**
    * The clock the stored times are judged by (epoch ms): on PostgreSQL the database's, as the worker's heartbeat
    * measures it (Worker.now), so that every worker ends a shared pause at the same moment. Default Date.now.
@@ -154,6 +155,8 @@ export class Dispatcher {
   private walFailureLogged = false;
   /** The clock stored times are judged by (DispatcherOptions.now). */
   private readonly now: () => number;
+  /** DispatcherOptions.lateAnswerWaitMs. */
+  private readonly lateAnswerWaitMs: number;
 
   constructor(
     private readonly target: string,
@@ -167,6 +170,7 @@ export class Dispatcher {
   ) {
     this.breaker = options.breaker ?? BREAKER_DEFAULTS;
     this.now = options.now ?? Date.now;
+    this.lateAnswerWaitMs = options.lateAnswerWaitMs ?? LATE_ANSWER_WAIT_MS;
     this.targetState = options.targetState ?? new TargetStateStore(outbox.runner);
     this.worker = new WorkerLoop({
       step: () => this.step(),
@@ -242,8 +246,8 @@ export class Dispatcher {
    *
    * A lease is never given back while its push can still send (issue 17): once the grace has run out, the pushes
    * still under way may send nothing more (no push starts, no further request of one is sent: pushUnder), and their
-   * leases are released with `releaseHoldMs` before anyone may claim them, the longest a request already on the wire
-   * may take to land. The same for a tenant's restart (this process lives on and its pushes end by themselves, having
+   * leases are released held for `lateAnswerWaitMs` before anyone may claim them, the longest a request already on the
+   * wire may take to land. The same for a tenant's restart (this process lives on and its pushes end by themselves, having
    * sent nothing more) and for the process's exit (which need not wait for them): bounded, and no one looks the
    * record up before our last request can have landed.
    */
@@ -280,7 +284,7 @@ export class Dispatcher {
     const ended = [...new Set([...this.finished.map((f) => f.delivery.id), ...this.stranded, ...(unsentBack ? [] : unsent)])].filter(
       (id) => !this.inFlight.has(id),
     );
-    await this.outbox.release(running, this.options.releaseHoldMs ?? 0);
+    await this.outbox.release(running, true);
     await this.outbox.release(ended);
     const abandoned = [...running, ...ended];
     this.stranded.clear();
@@ -397,7 +401,7 @@ export class Dispatcher {
     const held = [...this.inFlight.keys(), ...this.ready.map((r) => r.delivery.id), ...this.finished.map((f) => f.delivery.id)];
     // Held as a stop's release is: such a lease may be a push's of this worker's earlier runtime of the tenant whose stop
     // could not release it, with its create still on the wire.
-    const count = await this.outbox.releaseOrphans(this.target, held, this.options.releaseHoldMs ?? 0);
+    const count = await this.outbox.releaseOrphans(this.target, held);
     this.orphansCheckedAt = Date.now();
     if (count > 0)
       this.log.warn("gave back leases of this worker that no push held (a round's commit answer was lost, or a release failed)", {
@@ -464,7 +468,15 @@ export class Dispatcher {
             : 0;
     const batch =
       finished.length > 0 || limit > 0
-        ? await this.outbox.completeAndClaim(tx, finished, this.target, limit, this.options.leaseMs, (e) => this.connector.supports(e))
+        ? await this.outbox.completeAndClaim(
+            tx,
+            finished,
+            this.target,
+            limit,
+            this.options.leaseMs,
+            (e) => this.connector.supports(e),
+            this.lateAnswerWaitMs,
+          )
         : [];
     if (gate.kind === "probe" && batch.length > 0) s = takeProbe(s, now, this.options.leaseMs, this.outbox.leaseOwner);
     if (s !== before) await this.targetState.put(s, tx);
@@ -626,6 +638,7 @@ export class Dispatcher {
           late = true;
           this.listenLate(d, writes);
         },
+        this.lateAnswerWaitMs,
       );
       return { outcome: { kind: "done", remoteId: result.remoteId, payloadHash: hash, note: result.note }, signal: { kind: "ok" } };
     } catch (e) {
@@ -645,7 +658,7 @@ export class Dispatcher {
       entity: d.entity,
       key: d.key,
       writes,
-      waitsAtMostMs: LATE_ANSWER_WAIT_MS,
+      waitsAtMostMs: this.lateAnswerWaitMs,
     });
     const signal: TargetSignal = { kind: "failed", reason: `${this.target} did not answer ${writes} write(s) within request_timeout_ms` };
     this.late.push({ delivery: d, signal });

@@ -1,7 +1,7 @@
 // The outbox: deliveries (one per event and target) and the state machine they move through.
 // Every change of state is one transaction; the network call happens between two of them. The SQL is written
 // once and runs through a SqlRunner (agent/db/pg/runner.ts): the agent's SQLite file, or PostgreSQL.
-import { leaseHeldBy } from "./db/lease-owner.ts";
+import { heldFrom, leaseHeldBy, RETRY_EARLY, STILL_LANDING } from "./db/lease-owner.ts";
 import { multiRowSql } from "./db/multi-row.ts";
 import { type SqlRunner, together } from "./db/pg/runner.ts";
 import { addDeliveryStats, tallyOutcomes } from "./delivery-stats.ts";
@@ -71,6 +71,9 @@ export interface Completed {
  * SQLite). A worker declared dead (PostgreSQL), or whose lease ran out and was taken again, finds another lease there,
  * so its late outcome changes nothing.
  */
+/** A taken-back lease's delivery is due again from `?n` plus its lease's late_answer_wait_ms (agent/db/lease-owner.ts). */
+const HELD_FROM = (n: number) => heldFrom(`?${n}`);
+
 const SQL = {
   // The first `?3` ready deliveries are picked before the joins: PostgreSQL, not knowing that each has one event,
   // otherwise joins all of the tenant's deliveries and events and sorts them (10 ms against 0.6 ms with 1,000 each).
@@ -113,8 +116,10 @@ const SQL = {
   // on CAST(value AS BIGINT), which is not leakproof, so it is kept above row-level security's filter and PostgreSQL
   // hash-joins all of the tenant's deliveries (1,000 heap pages for a tenant among 1,000); on a plain column it probes
   // the primary key 50 times.
+  // ?5: the target's late_answer_wait_ms, the hold of this lease if it is taken back without an answer (HELD_FROM).
   lease: `WITH claimed AS MATERIALIZED (SELECT CAST(value AS BIGINT) AS id FROM json_each(?1))
-          UPDATE deliveries SET status = 'in_flight', lease_until = ?2, lease_owner = ?4, attempts = attempts + 1, updated_at = ?3
+          UPDATE deliveries SET status = 'in_flight', lease_until = ?2, lease_owner = ?4, attempts = attempts + 1, updated_at = ?3,
+            late_answer_wait_ms = ?5
           FROM claimed WHERE deliveries.id = claimed.id`,
   // ?5: set when the wait is for a record the PSA has not sent (the grace period counts from the first such wait).
   // ?6: the status it parks from (pending when claimed, waiting when checked again; a push's outcome is parkOutcome).
@@ -160,17 +165,22 @@ const SQL = {
   // ?2: 1 for every delivery in flight (at start, holding the instance lock), 0 for those whose lease ran out.
   interruptedExpired: `INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, message, hint)
            SELECT id, attempts, ?1, 'interrupted', ?3, ?4 FROM deliveries WHERE status = 'in_flight' AND ${NOT_DONE} AND (?2 = 1 OR lease_until < ?1)`,
-  recoverExpired: `UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, lease_owner = NULL, next_attempt_at = ?1, updated_at = ?1
+  // Held (HELD_FROM): a write of the push may still be on its way to the target. ?3, ?4: why, as the attempt row says.
+  recoverExpired: `UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, lease_owner = NULL, next_attempt_at = ${HELD_FROM(1)},
+            updated_at = ?1, error_code = 'interrupted', error_message = ?3, error_hint = ?4, error_field = NULL
             WHERE status = 'in_flight' AND ${NOT_DONE} AND (?2 = 1 OR lease_until < ?1)`,
-  // Leases given up at shutdown (?2, a JSON array of ids) by the lease owner ?5 (?3 in releaseLeases): only those it still holds;
-  // claimable again from ?4 on. A materialized list joined, as in `lease`: the one form for a list of ids (`id IN (SELECT
-  // CAST…)` walked a tenant's rows under row-level security where PostgreSQL chose not to probe the key with it).
+  // Leases given up at shutdown (?2, a JSON array of ids) by the lease owner ?5 (?3 in releaseLeases): only those it still
+  // holds; claimable again at once (?4 = 0: their pushes have ended) or once a write still on its way can have landed (?4 = 1,
+  // HELD_FROM). A materialized list joined, as in `lease`: the one form for a list of ids (`id IN (SELECT CAST…)` walked a
+  // tenant's rows under row-level security where PostgreSQL chose not to probe the key with it).
   interruptedReleased: `WITH released AS MATERIALIZED (SELECT DISTINCT CAST(value AS BIGINT) AS id FROM json_each(?2))
          INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, message, hint)
          SELECT deliveries.id, attempts, ?1, 'interrupted', ?3, ?4 FROM released JOIN deliveries ON deliveries.id = released.id
           WHERE status = 'in_flight' AND ${leaseHeldBy(5)}`,
   releaseLeases: `WITH released AS MATERIALIZED (SELECT DISTINCT CAST(value AS BIGINT) AS id FROM json_each(?2))
-          UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, lease_owner = NULL, next_attempt_at = ?4, updated_at = ?1
+          UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, lease_owner = NULL,
+            next_attempt_at = CASE WHEN ?4 = 1 THEN ${HELD_FROM(1)} ELSE ?1 END, updated_at = ?1,
+            error_code = 'interrupted', error_message = ?5, error_hint = ?6, error_field = NULL
             FROM released WHERE deliveries.id = released.id AND deliveries.status = 'in_flight' AND ${leaseHeldBy(3)}`,
   // Leases (?2, a JSON array of ids) taken ahead by the lease owner ?3 and never started: pending again as they were,
   // the attempt the lease counted taken back (nothing was sent under it). A materialized list joined, as in `lease`.
@@ -178,11 +188,12 @@ const SQL = {
           UPDATE deliveries SET status = 'pending', lease_until = NULL, lease_owner = NULL, attempts = attempts - 1, updated_at = ?1
             FROM unsent WHERE deliveries.id = unsent.id AND deliveries.status = 'in_flight' AND ${leaseHeldBy(3)}`,
   // A target's leases of a lease owner (?5; ?3 in releaseOrphans) that none of its pushes holds (?2, a JSON array of the ids
-  // it holds); releaseOrphans makes them claimable again from ?5 on.
+  // it holds); releaseOrphans makes them claimable again once a write of their push can have landed (HELD_FROM).
   interruptedOrphans: `INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, message, hint)
          SELECT id, attempts, ?1, 'interrupted', ?3, ?4 FROM deliveries
           WHERE target = ?6 AND status = 'in_flight' AND ${NOT_DONE} AND ${leaseHeldBy(5)} AND id NOT IN (SELECT CAST(value AS BIGINT) FROM json_each(?2))`,
-  releaseOrphans: `UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, lease_owner = NULL, next_attempt_at = ?5, updated_at = ?1
+  releaseOrphans: `UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, lease_owner = NULL, next_attempt_at = ${HELD_FROM(1)},
+            updated_at = ?1, error_code = 'interrupted', error_message = ?5, error_hint = ?6, error_field = NULL
             WHERE target = ?4 AND status = 'in_flight' AND ${NOT_DONE} AND ${leaseHeldBy(3)} AND id NOT IN (SELECT CAST(value AS BIGINT) FROM json_each(?2))`,
   statusOf: `SELECT status FROM deliveries WHERE id = ?1`,
   retryNow: `UPDATE deliveries SET status = 'pending', next_attempt_at = ?2, waiting_on = NULL, updated_at = ?2 WHERE id = ?1`,
@@ -347,8 +358,14 @@ export class Outbox {
    * Leases up to `limit` ready deliveries of one target. A delivery whose record is still in flight, or
    * whose customer/project/product is not yet at the target, is parked as "waiting" instead.
    */
-  claim(target: string, limit: number, leaseMs: number, supports: (e: Entity) => boolean): Promise<ClaimedDelivery[]> {
-    return this.runner.transaction((tx) => this.completeAndClaim(tx, [], target, limit, leaseMs, supports));
+  claim(
+    target: string,
+    limit: number,
+    leaseMs: number,
+    supports: (e: Entity) => boolean,
+    lateAnswerWaitMs = 0,
+  ): Promise<ClaimedDelivery[]> {
+    return this.runner.transaction((tx) => this.completeAndClaim(tx, [], target, limit, leaseMs, supports, lateAnswerWaitMs));
   }
 
   /** Writes the outcomes of finished pushes and releases their leases, in one transaction. */
@@ -360,7 +377,8 @@ export class Outbox {
    * A dispatcher round's work in its transaction `tx` (one fsync per round): record what finished, then lease
    * what is ready. A delivery whose record is still in flight, or whose customer/project/product is not yet at
    * the target, is parked as "waiting" instead of leased. An outcome whose lease is no longer held (taken back
-   * from a worker declared dead, or given up) writes nothing, and nothing follows from it.
+   * from a worker declared dead, or given up) writes nothing, and nothing follows from it. `lateAnswerWaitMs`: the
+   * target's late_answer_wait_ms, kept with each lease (HELD_FROM).
    */
   async completeAndClaim(
     tx: SqlRunner,
@@ -369,6 +387,7 @@ export class Outbox {
     limit: number,
     leaseMs: number,
     supports: (e: Entity) => boolean,
+    lateAnswerWaitMs = 0,
   ): Promise<ClaimedDelivery[]> {
     const now = this.now();
     await lockTargets(tx, target ? [target, ...results.map((r) => r.delivery.target)] : results.map((r) => r.delivery.target), now);
@@ -408,7 +427,8 @@ export class Outbox {
       d.attempts += 1;
       claimed.push(d);
     }
-    if (claimed.length > 0) await tx.run(SQL.lease, JSON.stringify(claimed.map((d) => d.id)), now + leaseMs, now, this.leaseOwner);
+    if (claimed.length > 0)
+      await tx.run(SQL.lease, JSON.stringify(claimed.map((d) => d.id)), now + leaseMs, now, this.leaseOwner, lateAnswerWaitMs);
     return claimed;
   }
 
@@ -645,22 +665,23 @@ export class Outbox {
   recoverExpiredLeases(all = false): Promise<number> {
     const now = this.now();
     return this.runner.transaction(async (tx) => {
-      await tx.run(SQL.interruptedExpired, now, all ? 1 : 0, ...NO_ANSWER);
-      return (await tx.run(SQL.recoverExpired, now, all ? 1 : 0)).changes;
+      await tx.run(SQL.interruptedExpired, now, all ? 1 : 0, ...HELD_NO_ANSWER);
+      return (await tx.run(SQL.recoverExpired, now, all ? 1 : 0, ...HELD_NO_ANSWER)).changes;
     });
   }
 
   /**
-   * Releases leases we hold without an answer (shutdown): pending again, uncertain, and claimable only after `holdMs`
-   * (a push still under way may have a request on the wire: no one looks the record up before it can have landed).
-   * Leases no longer ours are left alone.
+   * Releases leases we hold without an answer (shutdown): pending again, uncertain. `stillSending`: their pushes are
+   * still under way (a write may be on the wire), so they are claimable only once it can have landed (HELD_FROM);
+   * else at once. Leases no longer ours are left alone.
    */
-  async release(ids: number[], holdMs = 0): Promise<void> {
+  async release(ids: number[], stillSending = false): Promise<void> {
     if (ids.length === 0) return;
     const now = this.now();
     await this.runner.transaction(async (tx) => {
-      await tx.run(SQL.interruptedReleased, now, JSON.stringify(ids), ...NO_ANSWER, this.leaseOwner);
-      await tx.run(SQL.releaseLeases, now, JSON.stringify(ids), this.leaseOwner, now + holdMs);
+      const why = stillSending ? HELD_NO_ANSWER : NO_ANSWER;
+      await tx.run(SQL.interruptedReleased, now, JSON.stringify(ids), ...why, this.leaseOwner);
+      await tx.run(SQL.releaseLeases, now, JSON.stringify(ids), this.leaseOwner, stillSending ? 1 : 0, ...why);
     });
   }
 
@@ -683,14 +704,14 @@ export class Outbox {
    * failed. Nothing else takes back a live worker's lease on PostgreSQL, so without this the delivery, and every
    * change waiting behind it, would stay in flight for ever. Called by the target's dispatcher between its rounds
    * (never while one is under way, when a lease just committed may not be in `held` yet); claimable again after
-   * `holdMs` (a push of an earlier dispatcher may still have a request on the wire). Returns how many.
+   * the hold of HELD_FROM (a push of an earlier dispatcher may still have a request on the wire). Returns how many.
    */
-  async releaseOrphans(target: string, held: Iterable<number>, holdMs = 0): Promise<number> {
+  async releaseOrphans(target: string, held: Iterable<number>): Promise<number> {
     const now = this.now();
     const ids = JSON.stringify([...held]);
     return this.runner.transaction(async (tx) => {
-      await tx.run(SQL.interruptedOrphans, now, ids, ...NO_ANSWER, this.leaseOwner, target);
-      return (await tx.run(SQL.releaseOrphans, now, ids, this.leaseOwner, target, now + holdMs)).changes;
+      await tx.run(SQL.interruptedOrphans, now, ids, ...HELD_NO_ANSWER, this.leaseOwner, target);
+      return (await tx.run(SQL.releaseOrphans, now, ids, this.leaseOwner, target, ...HELD_NO_ANSWER)).changes;
     });
   }
 
@@ -721,5 +742,8 @@ const NO_ANSWER = [
   "No answer was recorded: kontobro stopped, or its lease ran out, while this push was under way. It may have reached the target.",
   "Nothing to do: the next attempt looks the record up at the target first, so it is not created twice.",
 ] as const;
+
+/** The same, for a lease held until a write of its push can no longer land (HELD_FROM). */
+const HELD_NO_ANSWER = [`${NO_ANSWER[0].slice(0, -1)}, ${STILL_LANDING}`, `${NO_ANSWER[1]} ${RETRY_EARLY}`] as const;
 
 const capitalise = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);

@@ -119,12 +119,18 @@ export const NOT_SENT = "not_sent";
 /** Why the push under way may send nothing now (its dispatcher stopping, its worker fenced), or null. */
 export type SendFence = () => string | null;
 
-/** How long a write of a push that outlived its deadline (request_timeout_ms) is still listened to. */
+/**
+ * How long a write of a push that outlived its deadline (request_timeout_ms) is still listened to, by default: the
+ * longest the target is taken to carry a write out after it was sent. Each target's `late_answer_wait_ms` sets its own
+ * (the dispatcher passes it to pushUnder, and holds a lease taken back without its answer this long: agent/outbox.ts).
+ */
 export const LATE_ANSWER_WAIT_MS = 10 * 60 * 1000;
 
 /** The push that runs in this async context: its fence, whether it has sent a write yet, and its writes answered late. */
 interface PushUnderWay {
   fence: SendFence;
+  /** How long its writes are listened to past their deadline (the target's late_answer_wait_ms). */
+  lateAnswerWaitMs: number;
   wrote: boolean;
   /** Writes past their deadline still listened to: each settles once its answer is in or the wait is over. */
   late: Promise<void>[];
@@ -142,10 +148,16 @@ const pushFence = new AsyncLocalStorage<PushUnderWay>();
  * The push ends (either way) only once every write it sent has answered: a write past its deadline fails the push
  * (uncertain) but is still listened to (HttpClient.request), and is waited for here, whatever the connector made of
  * its error. So the dispatcher keeps the delivery leased, and no attempt (on this worker or another) looks the record
- * up or writes it again, until the late write has landed or been refused.
+ * up or writes it again, until the late write has landed or been refused. A write is listened to for `lateAnswerWaitMs`
+ * from its send (the target's late_answer_wait_ms), then cut off.
  */
-export async function pushUnder<T>(fence: SendFence, push: () => Promise<T>, waiting?: (writes: number) => void): Promise<T> {
-  const under: PushUnderWay = { fence, wrote: false, late: [] };
+export async function pushUnder<T>(
+  fence: SendFence,
+  push: () => Promise<T>,
+  waiting?: (writes: number) => void,
+  lateAnswerWaitMs = LATE_ANSWER_WAIT_MS,
+): Promise<T> {
+  const under: PushUnderWay = { fence, lateAnswerWaitMs, wrote: false, late: [] };
   try {
     return await pushFence.run(under, push);
   } finally {
@@ -270,7 +282,8 @@ export class HttpClient {
     // attempt has looked or written (an older version landing over a newer one). The attempt still fails at the
     // deadline, but the request is listened to until it answers, and the push ends only then (pushUnder).
     if (!push || !isWrite || options.changesNothing) return this.exchange(url, init, isWrite, options, this.opts.timeoutMs);
-    return this.answerWithin(this.exchange(url, init, isWrite, options, LATE_ANSWER_WAIT_MS), method, url, push, options);
+    const wait = Math.max(this.opts.timeoutMs, push.lateAnswerWaitMs);
+    return this.answerWithin(this.exchange(url, init, isWrite, options, wait), method, url, push, options);
   }
 
   /** The request sent and its answer read, or the TargetError that says what went wrong; cut off after `timeoutMs`. */
@@ -341,7 +354,7 @@ export class HttpClient {
     throw new TargetError("uncertain", {
       code: "timeout",
       message: `${this.opts.targetTitle} did not answer ${method} ${pathOf(url)} in time${proxy ? ` through the proxy ${showProxy(proxy)}` : ""}`,
-      hint: `Usually temporary; kontobro waits for its answer (up to ${LATE_ANSWER_WAIT_MS / 60_000} minutes), then retries and checks first whether the record arrived.`,
+      hint: `Usually temporary; kontobro waits for its answer (up to ${showWait(push.lateAnswerWaitMs)}, the target's late_answer_wait_ms), then retries and checks first whether the record arrived.`,
     });
   }
 
@@ -427,6 +440,16 @@ function pathOf(url: string): string {
 }
 
 const ignore = (): void => undefined;
+
+/** A wait in words: "10 minutes", "90 seconds". */
+function showWait(ms: number): string {
+  return ms % 60_000 === 0 ? `${ms / 60_000} minute${ms === 60_000 ? "" : "s"}` : `${Math.round(ms / 1000)} seconds`;
+}
+
+/** The late_answer_wait_ms of the push under way in this async context (LATE_ANSWER_WAIT_MS outside any push). */
+export function lateAnswerWaitMs(): number {
+  return pushFence.getStore()?.lateAnswerWaitMs ?? LATE_ANSWER_WAIT_MS;
+}
 
 function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);

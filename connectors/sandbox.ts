@@ -65,6 +65,11 @@ export interface FaultPlan {
   slowCreateMs: number;
   /** Probability of a slow invoice-create answer. */
   slowCreateProbability: number;
+  /**
+   * The target's late_answer_wait_ms (the agent's), above slowCreateMs: a lease the agent lost to a kill waits this long,
+   * so the run stays short while no write it injects lands later.
+   */
+  lateAnswerWaitMs: number;
 }
 
 /** A sandbox started for the chaos run, behind a request log. */

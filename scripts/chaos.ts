@@ -131,6 +131,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     timeoutMs: opts.timeoutMs ?? 1000,
     slowCreateMs: opts.slowCreateMs ?? 1500,
     slowCreateProbability: opts.slowCreateProbability ?? 0.03,
+    // Past the slow creates' answers, so a delivery whose lease a kill took back waits only seconds (a real target's 10 minutes
+    // would outlast the run), and no write the sandbox holds lands after that wait.
+    lateAnswerWaitMs: (opts.slowCreateMs ?? 1500) + 1500,
   };
   const retryAfterSeconds = opts.retryAfterSeconds ?? 2;
   const throttleWindowMs = opts.throttleWindowMs ?? 4000;

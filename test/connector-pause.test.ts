@@ -15,7 +15,7 @@ import { tempDir } from "./helpers.ts";
 // eAccounting's throttle answers name the wait in their message; its pause is tested in eaccounting-connector's
 // rate-limit test, so it is left out here although it has a chaos adapter now.
 const kinds = Object.keys(connectorKinds).filter((k) => connectorKinds[k]!.chaos && k !== "eaccounting");
-const plan = { timeoutMs: 5_000, slowCreateMs: 6_000, slowCreateProbability: 0 };
+const plan = { timeoutMs: 5_000, slowCreateMs: 6_000, slowCreateProbability: 0, lateAnswerWaitMs: 7_000 };
 
 let target: ChaosTarget | null = null;
 afterEach(async () => {

@@ -65,7 +65,16 @@ export function testDispatcher(
     "t",
     connector,
     outbox,
-    { concurrency: 2, leaseMs: 30_000, backoff: { baseMs: 10, maxMs: 50 }, idlePollMs: 20, keyPrefix: "k", ...options },
+    // A lease taken back waits lateAnswerWaitMs: short here, for the tests of other things.
+    {
+      concurrency: 2,
+      leaseMs: 30_000,
+      backoff: { baseMs: 10, maxMs: 50 },
+      idlePollMs: 20,
+      keyPrefix: "k",
+      lateAnswerWaitMs: 500,
+      ...options,
+    },
     silentLogger,
     metrics,
     recordSource(outbox.runner),

@@ -64,6 +64,7 @@ async function startWorker(connector: Connector) {
       targetState: new TargetStateStore(outbox.runner),
       soleWorker: false,
       fence: () => worker.fence(),
+      lateAnswerWaitMs: 1_000,
     },
     silentLogger,
     new Metrics(),

@@ -5,6 +5,10 @@
 // invoices the customer twice). Now the delivery stays leased by A until A's late answer is in, so B looks only then.
 // A real PostgreSQL server (test/pg-server.ts), two workers with real heartbeats, the eAccounting sandbox over loopback;
 // A is fenced once its attempt has given up, so that the retry is B's.
+//
+// And when worker A goes (stopped, or declared dead) while its draft POST is still on its way (held by the target), the
+// lease taken back from it used to be due at once: B looked before A's draft had landed, made and kept its own, and A's
+// landed beside it. Now the lease is due only once the target's late_answer_wait_ms has passed (agent/db/pg/dead-workers.ts).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Connector } from "../connectors/contract.ts";
 import { openPostgres, type PostgresStorage } from "../agent/db/pg/open.ts";
@@ -21,6 +25,8 @@ import { waitFor } from "./helpers.ts";
 import { pgUnavailable, startPgServer, type PgServer } from "./pg-server.ts";
 
 const TIMING = { heartbeatMs: 100, deadAfterMs: 5_000 };
+/** The target's late_answer_wait_ms in these tests. */
+const LATE_ANSWER_WAIT_MS = 6_000;
 
 const unavailable = pgUnavailable();
 if (unavailable) console.warn(`hosted late-create tests skipped: ${unavailable}`);
@@ -47,12 +53,12 @@ afterAll(async () => {
 });
 
 /** A worker of its own: a pool, a registered row with real heartbeats, and a dispatcher fenced by `fence` and by them. */
-async function startWorker(connector: Connector, fence: () => string | null = () => null) {
+async function startWorker(connector: Connector, fence: () => string | null = () => null, of = tenant) {
   const pool = await openPostgres(server.url);
   pools.push(pool);
   const worker = await Worker.register(pool.client, TIMING);
   worker.start();
-  const outbox = new Outbox(pool.runner(tenant), Date.now, 900_000, { leaseOwner: worker.id });
+  const outbox = new Outbox(pool.runner(of), Date.now, 900_000, { leaseOwner: worker.id });
   const dispatcher = new Dispatcher(
     "ea",
     connector,
@@ -66,6 +72,7 @@ async function startWorker(connector: Connector, fence: () => string | null = ()
       targetState: new TargetStateStore(outbox.runner),
       soleWorker: false,
       fence: () => fence() ?? worker.fence(),
+      lateAnswerWaitMs: LATE_ANSWER_WAIT_MS,
     },
     silentLogger,
     new Metrics(),
@@ -111,5 +118,45 @@ describe.skipIf(!!unavailable)("a create answered late, with many workers", () =
     await a.dispatcher.stop(1_000);
     await b.worker.stop();
     await a.worker.stop();
+  }, 60_000);
+
+  test("worker A goes while its draft POST is held by the target: the lease taken back waits, then B finds A's draft", async () => {
+    await env?.stop();
+    // Within its timeout when A goes (a kill just after the request left); the target carries it out 4 s after it came.
+    env = startEnv({ config: { request_timeout_ms: 10_000 } });
+    await env.faults({ method: "POST", path: "/v2/customerinvoicedrafts$", fault: "latency", latencyMs: 4_000, count: 1 });
+    // A tenant of its own: the first test's links name records of its sandbox.
+    const [row] = (await pools[0]!.client.unsafe(
+      `INSERT INTO tenants (slug, name, api_token_hash, created_at, updated_at) VALUES ('bolt', 'Bolt', 'b', 1, 1) RETURNING id`,
+    )) as { id: number }[];
+    const bolt = Number(row!.id);
+    let gone = false;
+    const a = await startWorker(env.connector, () => (gone ? "worker A is gone" : null), bolt);
+    const parsed = parseEvents([
+      { id: "c-2", type: "customer.upserted", data: customerData() },
+      { id: "p-2", type: "project.upserted", data: projectData() },
+      { id: "i-2", type: "invoice.finalized", data: invoiceData({ number: "20002", psaId: "psa-inv-20002" }) },
+    ]);
+    if (!parsed.ok) throw new Error("the test's events do not parse");
+    await new IntakeWriter(a.outbox, () => ["ea"]).submit(parsed.events);
+    const faults = async () => (await (await fetch(`${env!.url}/__sandbox/faults`)).json()) as { rules: unknown[] };
+    await waitFor("worker A's draft POST held by the sandbox", async () => (await faults()).rules.length === 0, 20_000);
+    // A goes: it sends nothing more, and its leases are taken back (as for a worker declared dead: the same statement).
+    gone = true;
+    await a.worker.stop();
+    const invoice = () =>
+      a.outbox.runner.get<{ status: string; remoteId: string | null; errorMessage: string | null }>(
+        "SELECT status, remote_id AS remoteId, error_message AS errorMessage FROM deliveries WHERE entity = 'invoice'",
+      );
+    expect(await invoice()).toMatchObject({ status: "pending", errorMessage: expect.stringContaining("late_answer_wait_ms") });
+    const b = await startWorker(env.connectorWith({}), undefined, bolt);
+    await waitFor("the invoice delivered", async () => (await invoice())?.status === "done", 20_000);
+    await Bun.sleep(4_000); // past the held POST, had the recovery not waited for it
+    const drafts = (await env.state()).drafts;
+    expect(drafts.map((d: any) => d.ElectronicReference)).toEqual(["kontobro:psa-inv-20002"]);
+    expect((await invoice())?.remoteId).toBe(`draft:${drafts[0].Id}`);
+    await b.dispatcher.stop(1_000);
+    await a.dispatcher.stop(1_000);
+    await b.worker.stop();
   }, 60_000);
 });

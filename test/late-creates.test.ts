@@ -52,7 +52,7 @@ async function setUp(invoices = 1) {
         keyPrefix: `k-${Math.random()}`,
         targetState,
         soleWorker: false,
-        releaseHoldMs: REQUEST_TIMEOUT_MS,
+        lateAnswerWaitMs: 10_000,
         breaker: { ...BREAKER_DEFAULTS, failures: breakerFailures },
         ...(fence ? { fence } : {}),
       },

@@ -34,7 +34,7 @@ async function setUp() {
   opened.push({ db, book });
   const outbox = new Outbox(sqliteRunner(db.$client));
   const targetState = new TargetStateStore(outbox.runner);
-  const dispatcher = (connector: Connector, releaseHoldMs: number, its: Outbox = outbox) =>
+  const dispatcher = (connector: Connector, lateAnswerWaitMs: number, its: Outbox = outbox) =>
     new Dispatcher(
       "book",
       connector,
@@ -47,7 +47,7 @@ async function setUp() {
         keyPrefix: "k",
         targetState,
         soleWorker: false,
-        releaseHoldMs,
+        lateAnswerWaitMs,
       },
       silentLogger,
       new Metrics(),

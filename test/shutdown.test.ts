@@ -35,7 +35,8 @@ describe("graceful shutdown", () => {
   });
 
   test("without grace the lease is released as uncertain, and the restart books the invoice exactly once", async () => {
-    stack = await startStack({ dispatch: { shutdown_grace_ms: 0 } });
+    // The restart tries the invoice again only once the target's late_answer_wait_ms has passed since the stop.
+    stack = await startStack({ dispatch: { shutdown_grace_ms: 0 }, economic: { request_timeout_ms: 1000, late_answer_wait_ms: 1000 } });
     await stack.post([customerEvent(2)]);
     await stack.waitDelivered(1);
     // The booking reaches e-conomic but answers slowly: we stop before the answer arrives.
@@ -44,7 +45,6 @@ describe("graceful shutdown", () => {
     await waitFor("invoice in flight", () => row(stack, "invoice")?.status === "in_flight");
     await stack.agent.stop();
     expect(storedRow(stack, "invoice")).toEqual({ status: "pending", uncertain: 1 });
-    await Bun.sleep(600); // the slow booking completes at the target meanwhile
     await stack.restart();
     await waitFor("invoice delivered", () => row(stack, "invoice")?.status === "done");
     const booked = (await stack.sandboxState()).booked.filter((b: any) => b.bookedInvoiceNumber === 70001);

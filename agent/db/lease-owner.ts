@@ -14,3 +14,20 @@ export function leaseHeldBy(n: number): string {
   if (!Number.isInteger(n) || n < 1) throw new Error(`leaseHeldBy(${n}): the parameter number is a whole number from 1 (?1, ?2, …)`);
   return `lease_owner IS NOT DISTINCT FROM ?${n}`;
 }
+
+/**
+ * A lease taken back without its push's answer (a crash, a worker declared dead, a stop while the push ran) holds the
+ * delivery for the late_answer_wait_ms its lease was taken with (deliveries.late_answer_wait_ms, set at the claim from
+ * the target's setting): a write of the push may have left just before, and the target may carry it out up to that
+ * long after it was sent. `now` is the SQL for the moment the lease is taken back. NULL (a lease of an older version):
+ * no hold.
+ */
+export function heldFrom(now: string): string {
+  return `${now} + coalesce(late_answer_wait_ms, 0)`;
+}
+
+/** What the record page says of such a delivery (after "It may have reached the target"), and the hint's last words. */
+export const STILL_LANDING =
+  "and a write of it may still land there: it is tried again (the record looked up first) only once the target's late_answer_wait_ms has passed since then, at the next attempt's time shown.";
+export const RETRY_EARLY =
+  "Pressing retry sends it sooner, but then a write of the interrupted attempt that lands afterwards can leave a second draft or order at the target.";

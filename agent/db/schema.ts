@@ -69,6 +69,13 @@ export const deliveries = sqliteTable(
      * lands only while it still does (agent/db/lease-owner.ts). SQLite (one process) never sets it: always NULL.
      */
     leaseOwner: integer("lease_owner"),
+    /**
+     * The target's late_answer_wait_ms when the lease was taken: a write sent under it may land at the target up to this
+     * long after it was sent. A lease taken back without its answer (a crash, a worker declared dead, a stop) makes the
+     * delivery due no sooner than this long after, so no attempt looks the record up before that write can have landed.
+     * NULL (leases of an older version): no hold.
+     */
+    lateAnswerWaitMs: integer("late_answer_wait_ms"),
     /** An earlier attempt may have reached the target: look up before creating. */
     uncertain: integer("uncertain", { mode: "boolean" }).notNull().default(false),
     /** "entity:key" this delivery waits for, while status = waiting. */

@@ -7,9 +7,8 @@
 // take turns where it matters (agent/db/pg/README.md §6).
 import { randomUUID } from "node:crypto";
 import { createConnectors } from "../agent.ts";
-import { LATE_ANSWER_WAIT_MS } from "../../connectors/http.ts";
 import { tenantCredentialStore } from "../credentials.ts";
-import type { AgentConfig, TargetConfig } from "../config.ts";
+import { lateAnswerWaitOf, type AgentConfig, type TargetConfig } from "../config.ts";
 import type { SqlRunner } from "../db/pg/runner.ts";
 import { Dispatcher } from "../dispatcher.ts";
 import { IntakeUnavailable, IntakeWriter } from "../intake.ts";
@@ -198,12 +197,12 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
           // Other workers run this target too: a breaker probe out may be theirs (a dead worker's is freed by the
           // recovery of its leases, agent/db/pg/dead-workers.ts).
           soleWorker: false,
-          // Pushes send nothing while this worker is fenced; a lease released at a stop while its push runs is held
-          // for the longest a request of it may still land: a write is listened to for LATE_ANSWER_WAIT_MS
-          // (connectors/http.ts), so the push may still be waiting for one (agent/db/pg/README.md §6).
+          // Pushes send nothing while this worker is fenced; a lease taken back while its push runs (released at a
+          // stop, or recovered from a worker declared dead) is held for the longest a write of it may still land, the
+          // target's late_answer_wait_ms (agent/db/pg/README.md §6).
           ...(deps.fence ? { fence: deps.fence } : {}),
           now,
-          releaseHoldMs: Math.max(requestTimeoutOf(t), LATE_ANSWER_WAIT_MS),
+          lateAnswerWaitMs: lateAnswerWaitOf(t),
         },
         log.child({ target: t.name }),
         pushesSeen(metrics, pushed),

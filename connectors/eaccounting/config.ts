@@ -77,6 +77,12 @@ export const eaccountingConfigSchema = () =>
     /** Invoices older than this are not looked for by the status pull (first run: 60 days back). */
     invoices_start_date: isoDateSchema().optional(),
     request_timeout_ms: z.number().int().min(100).max(600_000).default(30_000),
+    /**
+     * How long a write may still land at the target after it was sent (ms): a write answered after request_timeout_ms
+     * is listened to this long, and a delivery whose push was cut short by a crash, a stop or a worker declared dead is
+     * not tried again before this long after (so no second draft is made while the first is still on its way).
+     */
+    late_answer_wait_ms: z.number().int().min(1000).max(3_600_000).default(600_000),
     /** Client-side token bucket per endpoint; eAccounting allows 600 a minute per client and endpoint (0 = none). */
     requests_per_second: z.number().min(0).default(8),
     burst: z.number().int().min(1).default(20),

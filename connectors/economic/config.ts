@@ -98,6 +98,12 @@ export const economicConfigSchema = () =>
     line_products: lineProductsSchema().default({ hours: "TIME", expenses: "EXPENSE", products: "PRODUCT" }),
     attach_pdf: z.boolean().default(true),
     request_timeout_ms: z.number().int().min(100).max(600_000).default(30_000),
+    /**
+     * How long a write may still land at the target after it was sent (ms): a write answered after request_timeout_ms
+     * is listened to this long, and a delivery whose push was cut short by a crash, a stop or a worker declared dead is
+     * not tried again before this long after (so no second draft is made while the first is still on its way).
+     */
+    late_answer_wait_ms: z.number().int().min(1000).max(3_600_000).default(600_000),
     /** Client-side token bucket (e-conomic's own numbers are unpublished; fair use is 50,000 calls a day). */
     requests_per_second: z.number().min(0).default(10),
     burst: z.number().int().min(1).default(20),

@@ -2,7 +2,7 @@
 // carrying the PSA's id outlives the push (README "Orphan drafts").
 import type { Customer, InvoiceLike } from "../../agent/model.ts";
 import type { PushContext, PushResult } from "../contract.ts";
-import { isTargetError, LATE_ANSWER_WAIT_MS, NOT_SENT, TargetError, type HttpClient, type HttpResponse } from "../http.ts";
+import { isTargetError, lateAnswerWaitMs, NOT_SENT, TargetError, type HttpClient, type HttpResponse } from "../http.ts";
 import type { AgreementSettings } from "./agreement.ts";
 import { describeEconomicError, filterValue } from "./client.ts";
 import type { EconomicConfig } from "./config.ts";
@@ -177,7 +177,7 @@ export class EconomicInvoices {
    * (5xx, 429, a pause, a broken connection) is retried with backoff for as long as late answers are heard.
    */
   private async persist(work: () => Promise<void>): Promise<void> {
-    const until = Date.now() + LATE_ANSWER_WAIT_MS;
+    const until = Date.now() + lateAnswerWaitMs();
     for (let delay = 250; ; delay = Math.min(delay * 2, 30_000)) {
       try {
         return await work();

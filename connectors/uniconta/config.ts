@@ -95,6 +95,12 @@ export const unicontaConfigSchema = () =>
       /** Attach the PSA's PDF to the posted invoice (order_only: to the order) as a UserDocsClient document. */
       attach_pdf: z.boolean().default(true),
       request_timeout_ms: z.number().int().min(100).max(600_000).default(30_000),
+      /**
+       * How long a write may still land at the target after it was sent (ms): a write answered after request_timeout_ms
+       * is listened to this long, and a delivery whose push was cut short by a crash, a stop or a worker declared dead is
+       * not tried again before this long after (so no second draft is made while the first is still on its way).
+       */
+      late_answer_wait_ms: z.number().int().min(1000).max(3_600_000).default(600_000),
       /** Client-side token bucket; Uniconta's limit is per day (calls_per_day), not per second. */
       requests_per_second: z.number().min(0).default(5),
       burst: z.number().int().min(1).default(10),

@@ -19,6 +19,7 @@
 // has died or stops; deleting the rows and recovering in one transaction means a recoverer that dies half-way
 // leaves nothing half-done (the rows come back and the next pass does it all).
 import type { SQL } from "bun";
+import { heldFrom, RETRY_EARLY, STILL_LANDING } from "../lease-owner.ts";
 import { rowsFromPostgres } from "./dialect.ts";
 import { TENANT_SETTING } from "./tenancy.ts";
 
@@ -49,9 +50,10 @@ const DELETE_ONE = "DELETE FROM workers WHERE id = $1 RETURNING id, host, pid";
  * In the transaction's current tenant: the in_flight deliveries leased by the workers in $1 (a JSON array of
  * {id, host, pid}) back to pending and uncertain, each with its "interrupted" attempt (message $2, a format() text
  * taking the worker's id, host and pid; hint $3), and their running pull runs ended as interrupted (message $4,
- * the same kind of format() text; hint $5). next_attempt_at is left as it was: it was due when the push was
- * claimed, so it is due now on every worker's clock. The half-open targets whose probe these workers had out
- * (probe_owner) get their probe back: no owner, and the next probe due now or when the target's pause ends, never
+ * the same kind of format() text; hint $5). Each delivery is due again once a write its worker may have sent just before
+ * can no longer land: now plus the late_answer_wait_ms its lease was taken with (heldFrom, agent/db/lease-owner.ts); the
+ * delivery also shows why it waits (error_message and error_hint, as its attempt row). The half-open targets whose
+ * probe these workers had out (probe_owner) get their probe back: no owner, and the next probe due now or when the target's pause ends, never
  * later than it was (releaseProbe in agent/target-state.ts, which a SQLite start applies). Times written are the
  * server's (epoch ms). One round trip: the counts come back as one row.
  */
@@ -59,7 +61,9 @@ const RECOVER = `WITH gone AS (
     SELECT * FROM json_to_recordset(CAST(CAST($1 AS text) AS json)) AS w(id bigint, host text, pid integer)),
   clock AS (SELECT CAST(extract(epoch FROM clock_timestamp()) * 1000 AS bigint) AS ms),
   recovered AS (
-    UPDATE deliveries d SET status = 'pending', uncertain = 1, lease_until = NULL, lease_owner = NULL, updated_at = clock.ms
+    UPDATE deliveries d SET status = 'pending', uncertain = 1, lease_until = NULL, lease_owner = NULL, updated_at = clock.ms,
+        next_attempt_at = ${heldFrom("clock.ms")}, error_code = 'interrupted', error_message = format(CAST($2 AS text), gone.id, gone.host, gone.pid),
+        error_hint = $3, error_field = NULL
       FROM gone, clock WHERE d.status = 'in_flight' AND d.lease_owner = gone.id
     RETURNING d.id, d.attempts, gone.id AS worker, gone.host, gone.pid, clock.ms),
   recorded AS (
@@ -83,14 +87,14 @@ interface Messages {
   run: string;
 }
 const DIED: Messages = {
-  push: "No answer was recorded: worker %s (%s, pid %s) stopped sending heartbeats while this push was under way. It may have reached the target.",
+  push: `No answer was recorded: worker %s (%s, pid %s) stopped sending heartbeats while this push was under way. It may have reached the target, ${STILL_LANDING}`,
   run: "The run was cut off: worker %s (%s, pid %s) stopped answering (no heartbeat) before it finished.",
 };
 const STOPPED: Messages = {
-  push: "No answer was recorded: worker %s (%s, pid %s) stopped while this push was under way. It may have reached the target.",
+  push: `No answer was recorded: worker %s (%s, pid %s) stopped while this push was under way. It may have reached the target, ${STILL_LANDING}`,
   run: "The run was cut off: worker %s (%s, pid %s) stopped before it finished.",
 };
-const PUSH_HINT = "Nothing to do: the next attempt looks the record up at the target first, so it is not created twice.";
+const PUSH_HINT = `Nothing to do: the next attempt looks the record up at the target first, so it is not created twice. ${RETRY_EARLY}`;
 const RUN_HINT = "Nothing is lost: the job's next scheduled run, or a pull started by hand, continues from the last page that was stored.";
 
 /** Declares dead every worker silent for more than `deadAfterMs` (server clock) and takes back its leases. */

@@ -74,7 +74,7 @@ export const chaos: ChaosAdapter = async ({ name, random, plan }) => {
       `[[targets]]\nname = "${name}"\nkind = "eaccounting"\napi_url = "${demo.api_url}"\nidentity_url = "${demo.identity_url}"\n` +
       `client_id = "${demo.client_id}"\nclient_secret = "${demo.client_secret}"\nrefresh_token = "${demo.refresh_token}"\n` +
       `default_article = "${demo.default_article}"\nreference_field = "${REFERENCE_FIELD}"\ncredit_notes = "draft"\n` +
-      `requests_per_second = 0\nrequest_timeout_ms = ${plan.timeoutMs}\n`,
+      `requests_per_second = 0\nrequest_timeout_ms = ${plan.timeoutMs}\nlate_answer_wait_ms = ${plan.lateAnswerWaitMs}\n`,
     background: () =>
       setRules([
         { fault: "503", probability: 0.02, retryAfterSeconds: 0 },

@@ -15,7 +15,7 @@ export const chaos: ChaosAdapter = async ({ name, random, plan }) => {
     log,
     toml:
       `[[targets]]\nname = "${name}"\nkind = "economic"\nrest_url = "${url}"\nprojects_url = "${url}/projectsapi/v1.1.0"\n` +
-      `app_secret_token = "demo-app-secret"\nagreement_grant_token = "demo-agreement-grant"\nrequests_per_second = 0\nrequest_timeout_ms = ${plan.timeoutMs}\n`,
+      `app_secret_token = "demo-app-secret"\nagreement_grant_token = "demo-agreement-grant"\nrequests_per_second = 0\nrequest_timeout_ms = ${plan.timeoutMs}\nlate_answer_wait_ms = ${plan.lateAnswerWaitMs}\n`,
     background() {
       sandbox.clearFaults();
       for (const rule of [

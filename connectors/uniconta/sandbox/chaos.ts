@@ -50,7 +50,7 @@ export const chaos: ChaosAdapter = async ({ name, random, plan }) => {
       `company_id = ${DEMO.companyId}\nusername = "${DEMO.user}"\npassword = "${DEMO.password}"\n` +
       `default_customer_group = "ERHVERV"\ncredit_note_payment_terms = "NK0"\n` +
       `accounts = ${inline(demo.accounts)}\nvat_codes = ${inline(demo.vat_codes)}\ncategories = ${inline(demo.categories)}\n` +
-      `send_invoice_number = true\ncalls_per_day = 1000000\nrequests_per_second = 0\nrequest_timeout_ms = ${plan.timeoutMs}\n`,
+      `send_invoice_number = true\ncalls_per_day = 1000000\nrequests_per_second = 0\nrequest_timeout_ms = ${plan.timeoutMs}\nlate_answer_wait_ms = ${plan.lateAnswerWaitMs}\n`,
     background: () =>
       setRules([
         { fault: "503", probability: 0.02, retryAfterSeconds: 0 },

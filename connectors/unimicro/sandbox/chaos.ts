@@ -27,7 +27,7 @@ export const chaos: ChaosAdapter = async ({ name, dir, plan }) => {
       `[[targets]]\nname = "${name}"\nkind = "unimicro"\nplatform = "custom"\nbase_url = "${url}"\nidentity_url = "${url}/connect/token"\n` +
       `client_id = "${DEMO_CLIENT_ID}"\nprivate_key = "${keyPath}"\ncompany_key = "${DEMO_COMPANY.Key}"\n` +
       `accounts = { hours = 3000, expenses = 3400, products = 3000 }\nvat_codes = { hours = "3", expenses = "3", products = "3" }\n` +
-      `product_numbers = { hours = "1", expenses = "2", products = "3" }\nrequests_per_second = 0\nrequest_timeout_ms = ${plan.timeoutMs}\n`,
+      `product_numbers = { hours = "1", expenses = "2", products = "3" }\nrequests_per_second = 0\nrequest_timeout_ms = ${plan.timeoutMs}\nlate_answer_wait_ms = ${plan.lateAnswerWaitMs}\n`,
     background: () =>
       setRules([
         { fault: "503", probability: 0.02, retryAfterSeconds: 0 },

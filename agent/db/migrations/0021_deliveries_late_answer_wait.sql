@@ -1,0 +1,1 @@
+ALTER TABLE `deliveries` ADD `late_answer_wait_ms` integer;

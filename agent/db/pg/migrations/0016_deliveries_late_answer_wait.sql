@@ -1,0 +1,1 @@
+ALTER TABLE "deliveries" ADD COLUMN "late_answer_wait_ms" bigint;
