@@ -157,7 +157,7 @@ function budgetLines(t: StatusTarget) {
 
 function problemRow(base: string, d: DeliveryRow, withRetry: boolean) {
   return html`<div class="problem" data-delivery="${d.id}">
-<div><strong><a href="${recordHref(d.entity, d.key, base)}">${recordName(kindOfEvent(d.entity as Entity, d.eventType), d.key)}</a></strong> <span class="muted">delivery ${d.id} · ${d.attempts} attempt(s)${d.uncertain ? " · checked before resend" : ""}</span></div>
+<div><strong><a href="${recordHref(d.entity, d.key, base)}">${recordName(kindOfEvent(d.entity as Entity, d.eventType), d.key)}</a></strong> <span class="muted">delivery ${d.id} · ${d.attempts} attempt(s)${d.uncertain ? " · checked before resend" : ""}${d.status === "pending" ? ` · next attempt at ${showTime(d.nextAttemptAt)}` : ""}</span></div>
 <div class="message">${d.errorMessage ?? ""}</div>
 ${d.errorHint ? html`<div class="hint">How to fix: ${d.errorHint}</div>` : ""}
 ${withRetry ? retryForm(base, d, kindOfEvent(d.entity as Entity, d.eventType), d.key) : ""}
