@@ -64,6 +64,9 @@ projects_url = "${sandbox.url}/projectsapi/v1.1.0"
 app_secret_token = "demo-app-secret"
 agreement_grant_token = "demo-agreement-grant"
 requests_per_second = 0
+# A lease taken back from a worker declared dead waits this long (a write of it may still land): short for the test.
+request_timeout_ms = 1500
+late_answer_wait_ms = 3000
 ${moreTargets}`,
   );
   const res = Bun.spawnSync([process.execPath, "agent/main.ts", "tenant", "add", slug, "--file", file, "--config", config], { cwd: ROOT });

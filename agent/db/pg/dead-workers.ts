@@ -51,7 +51,8 @@ const DELETE_ONE = "DELETE FROM workers WHERE id = $1 RETURNING id, host, pid";
  * {id, host, pid}) back to pending and uncertain, each with its "interrupted" attempt (message $2, a format() text
  * taking the worker's id, host and pid; hint $3), and their running pull runs ended as interrupted (message $4,
  * the same kind of format() text; hint $5). Each delivery is due again once a write its worker may have sent just before
- * can no longer land: now plus the late_answer_wait_ms its lease was taken with (heldFrom, agent/db/lease-owner.ts); the
+ * can no longer land: now plus the late_answer_wait_ms its lease was taken with (heldFrom, agent/db/lease-owner.ts; a lease
+ * without one keeps its next_attempt_at, due when the push was claimed, so due now on every worker's clock); the
  * delivery also shows why it waits (error_message and error_hint, as its attempt row). The half-open targets whose
  * probe these workers had out (probe_owner) get their probe back: no owner, and the next probe due now or when the target's pause ends, never
  * later than it was (releaseProbe in agent/target-state.ts, which a SQLite start applies). Times written are the
@@ -62,7 +63,7 @@ const RECOVER = `WITH gone AS (
   clock AS (SELECT CAST(extract(epoch FROM clock_timestamp()) * 1000 AS bigint) AS ms),
   recovered AS (
     UPDATE deliveries d SET status = 'pending', uncertain = 1, lease_until = NULL, lease_owner = NULL, updated_at = clock.ms,
-        next_attempt_at = ${heldFrom("clock.ms")}, error_code = 'interrupted', error_message = format(CAST($2 AS text), gone.id, gone.host, gone.pid),
+        next_attempt_at = CASE WHEN d.late_answer_wait_ms > 0 THEN ${heldFrom("clock.ms")} ELSE d.next_attempt_at END, error_code = 'interrupted', error_message = format(CAST($2 AS text), gone.id, gone.host, gone.pid),
         error_hint = $3, error_field = NULL
       FROM gone, clock WHERE d.status = 'in_flight' AND d.lease_owner = gone.id
     RETURNING d.id, d.attempts, gone.id AS worker, gone.host, gone.pid, clock.ms),
