@@ -217,6 +217,9 @@ export async function startAgent(
       "restore detected: every open delivery is looked up at the target before any new create, and so is every record not linked at a target until lookupsUntil (or whose change is dated before it); events the PSA sent after the backup are not in this database, so ask the PSA to send again what changed since then",
       { ...run.restore },
     );
+    // A write sent after the backup was taken (its hold is not in the restored database) may still land: each target's
+    // pending deliveries wait its late_answer_wait_ms before they look.
+    for (const t of targets.filter((t) => t.enabled)) await outbox.holdAfterRestore(t.name, lateAnswerWaitOf(t));
   }
   /** Whether the last write of the high-water marks failed: said once, not every HIGHWATER_EVERY_MS, until one succeeds. */
   let highwaterFailing = false;

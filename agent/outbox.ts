@@ -195,6 +195,10 @@ const SQL = {
   releaseOrphans: `UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, lease_owner = NULL, next_attempt_at = ${HELD_FROM(1)},
             updated_at = ?1, error_code = 'interrupted', error_message = ?5, error_hint = ?6, error_field = NULL
             WHERE target = ?4 AND status = 'in_flight' AND ${NOT_DONE} AND ${leaseHeldBy(3)} AND id NOT IN (SELECT CAST(value AS BIGINT) FROM json_each(?2))`,
+  // After a restore (?2: the target, ?3: due no sooner than this): its pending deliveries, with why they wait (?4, ?5).
+  holdRestored: `UPDATE deliveries SET next_attempt_at = CASE WHEN next_attempt_at > ?3 THEN next_attempt_at ELSE ?3 END, updated_at = ?1,
+            error_code = 'restored', error_message = ?4, error_hint = ?5, error_field = NULL
+            WHERE target = ?2 AND status = 'pending' AND ${NOT_DONE}`,
   statusOf: `SELECT status FROM deliveries WHERE id = ?1`,
   retryNow: `UPDATE deliveries SET status = 'pending', next_attempt_at = ?2, waiting_on = NULL, updated_at = ?2 WHERE id = ?1`,
   retryAllNeedingAction: `UPDATE deliveries SET status = 'pending', next_attempt_at = ?1, updated_at = ?1 WHERE status = 'needs_action' AND ${NOT_DONE} AND (CAST(?2 AS TEXT) IS NULL OR target = ?2)`,
@@ -715,6 +719,18 @@ export class Outbox {
     });
   }
 
+  /**
+   * After a restore was detected: the restored database knows nothing of the pushes that ran after the backup, nor of
+   * the holds they left (HELD_FROM), so a write of one may still be on its way to the target. The target's pending
+   * deliveries are due no sooner than `lateAnswerWaitMs` from now, and say why. Returns how many.
+   */
+  async holdAfterRestore(target: string, lateAnswerWaitMs: number): Promise<number> {
+    const now = this.now();
+    return this.runner.transaction(
+      async (tx) => (await tx.run(SQL.holdRestored, now, target, now + lateAnswerWaitMs, ...RESTORED_NO_ANSWER)).changes,
+    );
+  }
+
   /** A person pressed retry: try again now. Returns false if the delivery cannot be retried. */
   retry(id: number): Promise<{ ok: boolean; status?: DeliveryStatus }> {
     return this.runner.transaction(async (tx) => {
@@ -741,6 +757,12 @@ export class Outbox {
 const NO_ANSWER = [
   "No answer was recorded: kontobro stopped, or its lease ran out, while this push was under way. It may have reached the target.",
   "Nothing to do: the next attempt looks the record up at the target first, so it is not created twice.",
+] as const;
+
+/** Why a pending delivery waits after a restore (holdAfterRestore). */
+const RESTORED_NO_ANSWER = [
+  `kontobro was restored from a backup: an attempt made after the backup was taken may have reached the target, ${STILL_LANDING}`,
+  `Nothing to do: the next attempt looks the record up at the target first, so it is not created twice. ${RETRY_EARLY}`,
 ] as const;
 
 /** The same, for a lease held until a write of its push can no longer land (HELD_FROM). */

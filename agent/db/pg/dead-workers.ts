@@ -50,13 +50,13 @@ const DELETE_ONE = "DELETE FROM workers WHERE id = $1 RETURNING id, host, pid";
  * In the transaction's current tenant: the in_flight deliveries leased by the workers in $1 (a JSON array of
  * {id, host, pid}) back to pending and uncertain, each with its "interrupted" attempt (message $2, a format() text
  * taking the worker's id, host and pid; hint $3), and their running pull runs ended as interrupted (message $4,
- * the same kind of format() text; hint $5). Each delivery is due again once a write its worker may have sent just before
- * can no longer land: now plus the late_answer_wait_ms its lease was taken with (heldFrom, agent/db/lease-owner.ts; a lease
- * without one keeps its next_attempt_at, due when the push was claimed, so due now on every worker's clock); the
- * delivery also shows why it waits (error_message and error_hint, as its attempt row). The half-open targets whose
- * probe these workers had out (probe_owner) get their probe back: no owner, and the next probe due now or when the target's pause ends, never
- * later than it was (releaseProbe in agent/target-state.ts, which a SQLite start applies). Times written are the
- * server's (epoch ms). One round trip: the counts come back as one row.
+ * the same kind of format() text; hint $5). Each delivery is due again once a write its worker may have sent just
+ * before can no longer land: now plus the late_answer_wait_ms its lease was taken with (heldFrom,
+ * agent/db/lease-owner.ts; a lease without one keeps its next_attempt_at, due when the push was claimed, so due now on
+ * every worker's clock); the delivery also shows why it waits (error_message and error_hint, as its attempt row). The
+ * half-open targets whose probe these workers had out (probe_owner) get their probe back: no owner, and the next probe
+ * due now or when the target's pause ends, never later than it was (releaseProbe in agent/target-state.ts, which a
+ * SQLite start applies). Times written are the server's (epoch ms). One round trip: the counts come back as one row.
  */
 const RECOVER = `WITH gone AS (
     SELECT * FROM json_to_recordset(CAST(CAST($1 AS text) AS json)) AS w(id bigint, host text, pid integer)),
