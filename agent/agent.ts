@@ -194,9 +194,12 @@ export async function startAgent(
   // We hold the instance lock, so anything still "in flight" belongs to a process that died.
   const recovered = await outbox.recoverExpiredLeases(true);
   if (recovered > 0)
-    log.warn("recovered deliveries left in flight by a previous run; each is looked up at the target before any new create", {
-      count: recovered,
-    });
+    log.warn(
+      "recovered deliveries left in flight by a previous run; each waits its target's late_answer_wait_ms (a write of it may still land), then is looked up at the target before any new create",
+      {
+        count: recovered,
+      },
+    );
 
   const metrics = new Metrics();
   // Watched: a 401 marks the target's credentials refused, a success working again (/readyz, alerts).
