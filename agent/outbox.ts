@@ -1,7 +1,7 @@
 // The outbox: deliveries (one per event and target) and the state machine they move through.
 // Every change of state is one transaction; the network call happens between two of them. The SQL is written
 // once and runs through a SqlRunner (agent/db/pg/runner.ts): the agent's SQLite file, or PostgreSQL.
-import { heldFrom, leaseHeldBy, RETRY_EARLY, STILL_LANDING } from "./db/lease-owner.ts";
+import { leaseHeldBy, RETRY_EARLY, STILL_LANDING } from "./db/lease-owner.ts";
 import { multiRowSql } from "./db/multi-row.ts";
 import { type SqlRunner, together } from "./db/pg/runner.ts";
 import { addDeliveryStats, tallyOutcomes } from "./delivery-stats.ts";
@@ -71,8 +71,11 @@ export interface Completed {
  * SQLite). A worker declared dead (PostgreSQL), or whose lease ran out and was taken again, finds another lease there,
  * so its late outcome changes nothing.
  */
-/** A taken-back lease's delivery is due again from `?n` plus its lease's late_answer_wait_ms (agent/db/lease-owner.ts). */
-const HELD_FROM = (n: number) => heldFrom(`?${n}`);
+/**
+ * A taken-back lease's delivery is due again from ?1 (now) plus its lease's late_answer_wait_ms: heldFrom("?1")
+ * (agent/db/lease-owner.ts), written out so that test/sql-statements reads the statements that use it.
+ */
+const HELD_FROM = "?1 + coalesce(late_answer_wait_ms, 0)";
 
 const SQL = {
   // The first `?3` ready deliveries are picked before the joins: PostgreSQL, not knowing that each has one event,
@@ -166,7 +169,7 @@ const SQL = {
   interruptedExpired: `INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, message, hint)
            SELECT id, attempts, ?1, 'interrupted', ?3, ?4 FROM deliveries WHERE status = 'in_flight' AND ${NOT_DONE} AND (?2 = 1 OR lease_until < ?1)`,
   // Held (HELD_FROM): a write of the push may still be on its way to the target. ?3, ?4: why, as the attempt row says.
-  recoverExpired: `UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, lease_owner = NULL, next_attempt_at = ${HELD_FROM(1)},
+  recoverExpired: `UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, lease_owner = NULL, next_attempt_at = ${HELD_FROM},
             updated_at = ?1, error_code = 'interrupted', error_message = ?3, error_hint = ?4, error_field = NULL
             WHERE status = 'in_flight' AND ${NOT_DONE} AND (?2 = 1 OR lease_until < ?1)`,
   // Leases given up at shutdown (?2, a JSON array of ids) by the lease owner ?5 (?3 in releaseLeases): only those it still
@@ -179,7 +182,7 @@ const SQL = {
           WHERE status = 'in_flight' AND ${leaseHeldBy(5)}`,
   releaseLeases: `WITH released AS MATERIALIZED (SELECT DISTINCT CAST(value AS BIGINT) AS id FROM json_each(?2))
           UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, lease_owner = NULL,
-            next_attempt_at = CASE WHEN ?4 = 1 THEN ${HELD_FROM(1)} ELSE ?1 END, updated_at = ?1,
+            next_attempt_at = CASE WHEN ?4 = 1 THEN ${HELD_FROM} ELSE ?1 END, updated_at = ?1,
             error_code = 'interrupted', error_message = ?5, error_hint = ?6, error_field = NULL
             FROM released WHERE deliveries.id = released.id AND deliveries.status = 'in_flight' AND ${leaseHeldBy(3)}`,
   // Leases (?2, a JSON array of ids) taken ahead by the lease owner ?3 and never started: pending again as they were,
@@ -192,7 +195,7 @@ const SQL = {
   interruptedOrphans: `INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, message, hint)
          SELECT id, attempts, ?1, 'interrupted', ?3, ?4 FROM deliveries
           WHERE target = ?6 AND status = 'in_flight' AND ${NOT_DONE} AND ${leaseHeldBy(5)} AND id NOT IN (SELECT CAST(value AS BIGINT) FROM json_each(?2))`,
-  releaseOrphans: `UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, lease_owner = NULL, next_attempt_at = ${HELD_FROM(1)},
+  releaseOrphans: `UPDATE deliveries SET status = 'pending', uncertain = 1, lease_until = NULL, lease_owner = NULL, next_attempt_at = ${HELD_FROM},
             updated_at = ?1, error_code = 'interrupted', error_message = ?5, error_hint = ?6, error_field = NULL
             WHERE target = ?4 AND status = 'in_flight' AND ${NOT_DONE} AND ${leaseHeldBy(3)} AND id NOT IN (SELECT CAST(value AS BIGINT) FROM json_each(?2))`,
   // After a restore (?2: the target, ?3: due no sooner than this): its pending deliveries, with why they wait (?4, ?5).
