@@ -21,8 +21,8 @@ export interface PreparedEvent {
   /** The canonical payload (JSON of the validated data). */
   payload: string;
   occurredAt: number | null;
-  /** Invoices and credit notes: what the number and PSA id checks need, and the record's payload. */
-  doc?: { kind: InvoiceLike["kind"]; number: string; psaId: string; recordPayload: string };
+  /** Invoices and credit notes: what the number, PSA id and credited-document checks need, and the record's payload. */
+  doc?: { kind: InvoiceLike["kind"]; number: string; psaId: string; credits?: string; recordPayload: string };
 }
 
 /** Serialises validated events for the writer (on the caller's thread, off the writer's). Pure. */
@@ -32,7 +32,8 @@ export function prepareEvents(events: ValidEvent[]): PreparedEvent[] {
     const prepared: PreparedEvent = { id: e.id, type: e.type, entity: e.entity, key: e.key, payload, occurredAt: e.occurredAt ?? null };
     if (e.entity === "invoice") {
       const doc = e.data as InvoiceLike;
-      prepared.doc = { kind: doc.kind, number: String(doc.number), psaId: doc.psaId, recordPayload: recordPayload(doc, payload) };
+      const credits = doc.kind === "credit_note" ? String(doc.creditedInvoiceNumber) : undefined;
+      prepared.doc = { kind: doc.kind, number: String(doc.number), psaId: doc.psaId, credits, recordPayload: recordPayload(doc, payload) };
     }
     return prepared;
   });
@@ -198,13 +199,20 @@ export class IntakeStore {
     return stored;
   }
 
-  /** The stored records the request's events are versions of (invoices with their kind and PSA id). */
+  /**
+   * The stored records the request's events are versions of (invoices with their kind and PSA id), and the documents
+   * its credit notes credit.
+   */
   private async storedRecords(tx: SqlRunner, events: PreparedEvent[]): Promise<Map<string, RecordState>> {
     const keysByEntity = new Map<Entity, Set<string>>();
+    const add = (entity: Entity, key: string) => {
+      const keys = keysByEntity.get(entity);
+      if (keys) keys.add(key);
+      else keysByEntity.set(entity, new Set([key]));
+    };
     for (const e of events) {
-      const keys = keysByEntity.get(e.entity);
-      if (keys) keys.add(e.key);
-      else keysByEntity.set(e.entity, new Set([e.key]));
+      add(e.entity, e.key);
+      if (e.doc?.credits !== undefined) add("invoice", e.doc.credits);
     }
     const records = new Map<string, RecordState>();
     const read = [...keysByEntity].map(
@@ -293,7 +301,7 @@ function decide(events: PreparedEvent[], d: Decisions): RequestOutcome {
       return;
     }
     d.set(d.events, e.id, e);
-    const taken = e.doc ? documentTaken(e.doc, d.records, d.psaOwners) : null;
+    const taken = e.doc ? (documentTaken(e.doc, d.records, d.psaOwners) ?? creditsACreditNote(e.doc, d.records)) : null;
     if (taken) return conflicts.push({ index, id: e.id, problems: [taken] });
     const rk = recordKey(e.entity, e.key);
     const record = d.records.get(rk);
@@ -351,6 +359,20 @@ function documentTaken(
     };
   }
   return null;
+}
+
+/**
+ * A credit note lowers what the customer owes, whatever its signs (agent/model.ts). One that credits a credit note
+ * takes a credit back, which raises it: booked, it would credit the customer a second time.
+ */
+function creditsACreditNote(doc: NonNullable<PreparedEvent["doc"]>, records: Map<string, RecordState>): Problem | null {
+  if (doc.credits === undefined || records.get(recordKey("invoice", doc.credits))?.kind !== "credit_note") return null;
+  return {
+    code: "invoice.credits_credit_note",
+    field: "data.creditedInvoiceNumber",
+    message: `Credit note ${doc.number} credits credit note ${doc.credits}; a credit note always lowers what the customer owes, so it would credit the customer a second time. It was not stored.`,
+    hint: `To take credit note ${doc.credits} back (the customer owes that amount again), send an invoice (invoice.finalized) with its own number; to credit more of the original invoice, set creditedInvoiceNumber to that invoice's number.`,
+  };
 }
 
 function addOwner(owners: Map<string, string[]>, psaId: string, key: string): void {
