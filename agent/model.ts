@@ -460,3 +460,12 @@ export function customerQuantity(inv: Pick<InvoiceLike, "kind">, line: Pick<Invo
 export function customerTotal(inv: Pick<InvoiceLike, "kind" | "lines">): number {
   return inv.lines.reduce((sum, l) => sum + lineAmount({ quantity: customerQuantity(inv, l), unitPrice: l.unitPrice }), 0);
 }
+
+/**
+ * Whether a document a target booked with this net total (minor units, the customer's point of view: negative for a
+ * credit note) is for other amounts than `inv`: a later version changed what the customer owes. Each line may round its
+ * own way at the target, so up to one minor unit a line is rounding, not a change.
+ */
+export function bookedAmountDiffers(inv: Pick<InvoiceLike, "kind" | "lines">, bookedNetMinor: number): boolean {
+  return !Number.isFinite(bookedNetMinor) || Math.abs(bookedNetMinor - customerTotal(inv)) > inv.lines.length;
+}

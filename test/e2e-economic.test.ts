@@ -119,7 +119,11 @@ describe("e-conomic end to end", () => {
           layout: { layoutNumber: 19 },
           recipient: { name: "Customer 8", vatZone: { vatZoneNumber: 1 } },
           references: { other: "PSA-INV-50001" },
-          lines: [{ lineNumber: 1, product: { productNumber: "TIME" }, description: "x", quantity: 1, unitNetPrice: 10 }],
+          // The version the delivery holds: the booking it made before the crash.
+          lines: [
+            { lineNumber: 1, product: { productNumber: "TIME" }, description: "Consulting", quantity: 7.5, unitNetPrice: 1450 },
+            { lineNumber: 2, product: { productNumber: "TIME" }, description: "Travel", quantity: 1, unitNetPrice: 500 },
+          ],
         }),
       })
     ).json();

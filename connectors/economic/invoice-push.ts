@@ -1,6 +1,6 @@
 // Invoices and credit notes: draft → PDF → booking with the PSA's number, and the rule that no draft
 // carrying the PSA's id outlives the push (README "Orphan drafts").
-import type { Customer, InvoiceLike } from "../../agent/model.ts";
+import { bookedAmountDiffers, customerTotal, type Customer, type InvoiceLike } from "../../agent/model.ts";
 import type { PushContext, PushResult } from "../contract.ts";
 import { isTargetError, lateAnswerWaitMs, NOT_SENT, TargetError, type HttpClient, type HttpResponse } from "../http.ts";
 import type { AgreementSettings } from "./agreement.ts";
@@ -65,8 +65,7 @@ export class EconomicInvoices {
       const booked = await this.findBooked(inv);
       if (booked) {
         await this.sweepAfterBooking(inv, ctx);
-        if (ctx.link) throw alreadyBooked(inv);
-        return { remoteId: String(number) };
+        return bookedBefore(inv, booked, ctx);
       }
     }
     const customer = (ctx.record?.("customer", inv.customerNumber) as Customer | null) ?? null;
@@ -95,7 +94,7 @@ export class EconomicInvoices {
       const booked = await this.findBooked(inv);
       if (!booked) throw permanent(res);
       await this.sweepAfterBooking(inv, ctx);
-      return { remoteId: String(number) };
+      return bookedBefore(inv, booked, ctx);
     }
     if (reconcile) await this.sweepAfterBooking(inv, ctx);
     if (!terms.keepsDueDate && res.body?.dueDate && res.body.dueDate !== inv.dueDate) {
@@ -268,10 +267,24 @@ function cleanupPending(inv: InvoiceLike, e: unknown, removal: unknown): TargetE
   });
 }
 
-function alreadyBooked(inv: InvoiceLike): TargetError {
+/**
+ * Our invoice was booked before this attempt (by an earlier version, an attempt whose answer was lost, or before a
+ * restore). Done if it books the amounts this version says; a version with other amounts cannot change it.
+ */
+function bookedBefore(inv: InvoiceLike, booked: any, ctx: PushContext): PushResult {
+  const net = Math.round(Number(booked?.netAmount) * 100);
+  if (bookedAmountDiffers(inv, net)) throw alreadyBooked(inv, net);
+  const note = ctx.link
+    ? `Invoice ${inv.number} is already booked in e-conomic with these amounts; a booked invoice cannot change, so other changes of this version (texts, references) were not sent.`
+    : undefined;
+  return { remoteId: String(Number(inv.number)), ...(note ? { note } : {}) };
+}
+
+function alreadyBooked(inv: InvoiceLike, bookedNet: number): TargetError {
+  const amount = (minor: number) => `${(minor / 100).toFixed(2)} ${inv.currency}`;
   return new TargetError("permanent", {
     code: "economic.invoice_already_booked",
-    message: `Invoice ${inv.number} is already booked in e-conomic and booked invoices cannot be changed.`,
+    message: `${inv.kind === "credit_note" ? "Credit note" : "Invoice"} ${inv.number} is already booked in e-conomic with net ${amount(bookedNet)}, and booked invoices cannot be changed; this version says net ${amount(customerTotal(inv))}.`,
     hint: "Issue a credit note in the PSA (and a new invoice if needed) instead of changing a finalized invoice.",
   });
 }
