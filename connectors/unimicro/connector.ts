@@ -1,6 +1,16 @@
 // The Uni Micro platform connector: customers, projects, products and finalized invoices / credit notes.
 // Every create is preceded by a lookup by natural key, so a repeated or uncertain push never duplicates.
-import { CreditNote, Customer, Invoice, Product, Project, type Entity, type InvoiceLike } from "../../agent/model.ts";
+import {
+  bookedAmountDiffers,
+  CreditNote,
+  Customer,
+  customerTotal,
+  Invoice,
+  Product,
+  Project,
+  type Entity,
+  type InvoiceLike,
+} from "../../agent/model.ts";
 import { issuesToProblems, type Problem } from "../../agent/problem.ts";
 import type { CheckItem, Connector, ConnectorDeps, Link, PushContext, PushResult } from "../contract.ts";
 import { TargetError, TokenBucket } from "../http.ts";
@@ -31,7 +41,7 @@ const isDraft = (row: { StatusCode?: number | null }) => row.StatusCode == null 
 const STATUS_NAMES: Record<number, string> = { 42001: "draft", 42002: "invoiced", 42003: "partly paid", 42004: "paid", 42006: "credited" };
 const statusName = (row: { StatusCode?: number | null }) =>
   row.StatusCode == null ? "draft" : (STATUS_NAMES[row.StatusCode] ?? `status ${row.StatusCode}`);
-const INVOICE_SELECT = "ID,InvoiceNumber,StatusCode,InternalNote,InvoiceReferenceID,CreatedBy";
+const INVOICE_SELECT = "ID,InvoiceNumber,StatusCode,InternalNote,InvoiceReferenceID,CreatedBy,TaxExclusiveAmount";
 const CUSTOMER_EXPAND = "Info,Info.InvoiceAddress,Info.ShippingAddress,Info.DefaultEmail,Info.DefaultPhone,Info.Phones";
 
 type Parsed = { ok: true; data: any } | { ok: false; problems: Problem[] };
@@ -344,10 +354,11 @@ export class UniMicroConnector implements Connector {
         inv.kind === "credit_note" ? inv.creditedInvoiceNumber : undefined,
       ));
     if (row && !isDraft(row)) {
+      this.sameAmountsAsBooked(inv, row);
       const notes = [await this.attachPdf(row.ID, inv, true)];
       if (ctx.link)
         notes.push(
-          `Invoice ${inv.number} is already booked in ${this.s.title}, where a booked invoice cannot be changed; later changes were not sent. Credit it in the PSA if it is wrong.`,
+          `Invoice ${inv.number} is already booked in ${this.s.title} with these amounts; a booked invoice cannot be changed, so other changes of this version (texts, references) were not sent.`,
         );
       return this.result(row.ID, notes);
     }
@@ -413,6 +424,24 @@ export class UniMicroConnector implements Connector {
       // Until this PUT marks it, our credit draft is unmarked: only an uncertain attempt adopts it (creditDraft).
       throw unmarked && e instanceof TargetError && e.kind === "retryable" ? new TargetError("uncertain", e) : e;
     }
+  }
+
+  /**
+   * A booked invoice of ours found for this version (a later one, or a resend after a restore) must book what it says:
+   * other amounts need the user (a booked invoice cannot change). Compared in the company currency only, where
+   * `TaxExclusiveAmount` is known to be in the invoice's currency.
+   */
+  private sameAmountsAsBooked(inv: InvoiceLike, row: any): void {
+    if (inv.currency !== this.s.companyCurrency) return;
+    const booked = Math.round(Number(row.TaxExclusiveAmount) * 100);
+    if (!bookedAmountDiffers(inv, booked)) return;
+    const amount = (minor: number) => `${(minor / 100).toFixed(2)} ${inv.currency}`;
+    const what = inv.kind === "credit_note" ? "Credit note" : "Invoice";
+    throw new TargetError("permanent", {
+      code: "unimicro.invoice_changed_after_booking",
+      message: `${what} ${inv.number} is booked in ${this.s.title} (ID ${row.ID}) with ${amount(booked)} excluding VAT; this version says ${amount(customerTotal(inv))}, and a booked invoice cannot be changed.`,
+      hint: "Credit it in the PSA (and send a new invoice if needed) instead of changing a finalized invoice.",
+    });
   }
 
   private result(id: number, notes: (string | undefined)[]): PushResult {
