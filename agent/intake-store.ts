@@ -8,7 +8,7 @@ import { multiRowSql } from "./db/multi-row.ts";
 import { type SqlRunner, together } from "./db/pg/runner.ts";
 import { exportStatusOnStore } from "./exports/status.ts";
 import type { RejectedEvent, StoredResult, ValidEvent } from "./intake.ts";
-import { decodedBase64Length, EVENT_TYPES, type Entity, type EventType, type InvoiceLike } from "./model.ts";
+import { canonicalNumber, decodedBase64Length, EVENT_TYPES, type Entity, type EventType, type InvoiceLike } from "./model.ts";
 import type { NewDeliveries, Outbox } from "./outbox.ts";
 import type { Problem } from "./problem.ts";
 
@@ -22,7 +22,15 @@ export interface PreparedEvent {
   payload: string;
   occurredAt: number | null;
   /** Invoices and credit notes: what the number, PSA id and credited-document checks need, and the record's payload. */
-  doc?: { kind: InvoiceLike["kind"]; number: string; psaId: string; credits?: string; recordPayload: string };
+  doc?: {
+    kind: InvoiceLike["kind"];
+    number: string;
+    psaId: string;
+    customerNumber: string;
+    currency: string;
+    credits?: string;
+    recordPayload: string;
+  };
 }
 
 /** Serialises validated events for the writer (on the caller's thread, off the writer's). Pure. */
@@ -33,7 +41,15 @@ export function prepareEvents(events: ValidEvent[]): PreparedEvent[] {
     if (e.entity === "invoice") {
       const doc = e.data as InvoiceLike;
       const credits = doc.kind === "credit_note" ? String(doc.creditedInvoiceNumber) : undefined;
-      prepared.doc = { kind: doc.kind, number: String(doc.number), psaId: doc.psaId, credits, recordPayload: recordPayload(doc, payload) };
+      prepared.doc = {
+        kind: doc.kind,
+        number: String(doc.number),
+        psaId: doc.psaId,
+        customerNumber: String(doc.customerNumber),
+        currency: doc.currency,
+        credits,
+        recordPayload: recordPayload(doc, payload),
+      };
     }
     return prepared;
   });
@@ -54,9 +70,11 @@ interface RecordState {
   version: number;
   occurredAt: number | null;
   psaId: string | null;
-  /** Invoices: the stored document's kind and PSA id as its payload says. */
+  /** Invoices: the stored document's kind, PSA id, customer and currency as its payload says. */
   kind?: string;
   payloadPsaId?: string;
+  customerNumber?: string;
+  currency?: string;
   /** Stored before this request (its open deliveries are superseded by the new version). */
   stored: boolean;
 }
@@ -223,13 +241,17 @@ export class IntakeStore {
       for (const { key, stored } of rows) {
         if (stored === null) continue;
         const r = JSON.parse(stored) as { version: number; occurredAt: number | null; psaId: string | null; payload: string | null };
-        const doc = r.payload ? (JSON.parse(r.payload) as { kind?: string; psaId?: string }) : undefined;
+        const doc = r.payload
+          ? (JSON.parse(r.payload) as { kind?: string; psaId?: string; customerNumber?: string | number; currency?: string })
+          : undefined;
         records.set(recordKey(entity, key), {
           version: r.version,
           occurredAt: r.occurredAt,
           psaId: r.psaId,
           kind: doc?.kind,
           payloadPsaId: doc?.psaId,
+          customerNumber: doc?.customerNumber === undefined ? undefined : canonicalNumber(doc.customerNumber),
+          currency: doc?.currency,
           stored: true,
         });
       }
@@ -301,7 +323,7 @@ function decide(events: PreparedEvent[], d: Decisions): RequestOutcome {
       return;
     }
     d.set(d.events, e.id, e);
-    const taken = e.doc ? (documentTaken(e.doc, d.records, d.psaOwners) ?? creditsACreditNote(e.doc, d.records)) : null;
+    const taken = e.doc ? (documentTaken(e.doc, d.records, d.psaOwners) ?? creditedElsewhere(e.doc, d.records)) : null;
     if (taken) return conflicts.push({ index, id: e.id, problems: [taken] });
     const rk = recordKey(e.entity, e.key);
     const record = d.records.get(rk);
@@ -316,6 +338,8 @@ function decide(events: PreparedEvent[], d: Decisions): RequestOutcome {
       psaId: e.doc?.psaId ?? null,
       kind: e.doc?.kind,
       payloadPsaId: e.doc?.psaId,
+      customerNumber: e.doc?.customerNumber,
+      currency: e.doc?.currency,
       stored: record?.stored ?? false,
     });
     if (e.doc) d.set(d.psaOwners, e.doc.psaId, [...(d.psaOwners.get(e.doc.psaId) ?? []), e.key]);
@@ -362,17 +386,40 @@ function documentTaken(
 }
 
 /**
- * A credit note lowers what the customer owes, whatever its signs (agent/model.ts). One that credits a credit note
- * takes a credit back, which raises it: booked, it would credit the customer a second time.
+ * What a credit note credits must be an invoice of the same customer in the same currency, where kontobro holds it.
+ * A credit note lowers what the customer owes, whatever its signs (agent/model.ts): one crediting a credit note would
+ * credit the customer a second time; one for another customer lowers that customer's balance against an invoice it
+ * never had (and marks the other's invoice credited).
  */
-function creditsACreditNote(doc: NonNullable<PreparedEvent["doc"]>, records: Map<string, RecordState>): Problem | null {
-  if (doc.credits === undefined || records.get(recordKey("invoice", doc.credits))?.kind !== "credit_note") return null;
-  return {
-    code: "invoice.credits_credit_note",
-    field: "data.creditedInvoiceNumber",
-    message: `Credit note ${doc.number} credits credit note ${doc.credits}; a credit note always lowers what the customer owes, so it would credit the customer a second time. It was not stored.`,
-    hint: `To take credit note ${doc.credits} back (the customer owes that amount again), send an invoice (invoice.finalized) with its own number; to credit more of the original invoice, set creditedInvoiceNumber to that invoice's number.`,
-  };
+function creditedElsewhere(doc: NonNullable<PreparedEvent["doc"]>, records: Map<string, RecordState>): Problem | null {
+  const credited = doc.credits === undefined ? undefined : records.get(recordKey("invoice", doc.credits));
+  if (!credited) return null;
+  const hint = `Set creditedInvoiceNumber to the invoice this credit note credits, of the same customer and currency; to take credit note ${doc.credits} back (the customer owes that amount again), send an invoice (invoice.finalized) with its own number.`;
+  const refused = (what: string) => `Credit note ${doc.number} credits ${what}; it was not stored.`;
+  if (credited.kind === "credit_note")
+    return {
+      code: "invoice.credits_credit_note",
+      field: "data.creditedInvoiceNumber",
+      message: refused(
+        `credit note ${doc.credits}: a credit note always lowers what the customer owes, so it would credit the customer a second time`,
+      ),
+      hint,
+    };
+  if (credited.customerNumber !== undefined && credited.customerNumber !== doc.customerNumber)
+    return {
+      code: "invoice.credits_other_customer",
+      field: "data.customerNumber",
+      message: refused(`invoice ${doc.credits} of customer ${credited.customerNumber}, but is for customer ${doc.customerNumber}`),
+      hint: `Credit invoice ${doc.credits} to customer ${credited.customerNumber} (and invoice customer ${doc.customerNumber} separately if needed). ${hint}`,
+    };
+  if (credited.currency !== undefined && credited.currency !== doc.currency)
+    return {
+      code: "invoice.credits_other_currency",
+      field: "data.currency",
+      message: refused(`invoice ${doc.credits} in ${credited.currency}, but is in ${doc.currency}`),
+      hint: `Write the credit note in ${credited.currency}, the currency of invoice ${doc.credits}. ${hint}`,
+    };
+  return null;
 }
 
 function addOwner(owners: Map<string, string[]>, psaId: string, key: string): void {

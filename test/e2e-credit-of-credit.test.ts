@@ -1,17 +1,19 @@
 // A credit note always lowers what the customer owes (agent/model.ts), whatever signs the PSA wrote. A "credit note"
 // of a credit note means the opposite (the first credit is taken back, the customer owes again), which the model
-// cannot say: it used to be booked as a second credit of the invoice, crediting the customer twice.
+// cannot say: it used to be booked as a second credit of the invoice, crediting the customer twice. A credit note for
+// another customer than the invoice it credits was booked too, lowering that customer's balance (and, at Uni Micro,
+// marking the other customer's invoice credited).
 import { expect, test } from "bun:test";
 import { startStack } from "./e2e-harness.ts";
 import { customerEvent, invoiceEvent, waitFor } from "./helpers.ts";
 
-const credit = (number: number, credited: number, lines: object[], id = `cn-${number}`) => ({
-  id,
+const credit = (number: number, credited: number, lines: object[], more: object = {}) => ({
+  id: `cn-${number}`,
   type: "invoice.credited",
-  data: { ...invoiceEvent(number, 9).data, psaId: `PSA-CN-${number}`, creditedInvoiceNumber: credited, lines },
+  data: { ...invoiceEvent(number, 9).data, psaId: `PSA-CN-${number}`, creditedInvoiceNumber: credited, lines, ...more },
 });
 
-test("a credit note of a credit note is refused at intake, stored or in the same request, and never books a second credit", async () => {
+test("a credit note of a credit note, or of another customer's invoice or currency, is refused at intake and books nothing", async () => {
   const stack = await startStack();
   try {
     const invoiceLines = [{ text: "Consulting", quantity: 10, unitPrice: 100000, kind: "hours" }];
@@ -35,10 +37,27 @@ test("a credit note of a credit note is refused at intake, stored or in the same
     expect(sameRequest.body.events[0].index).toBe(1);
     expect(sameRequest.body.events[0].problems[0].code).toBe("invoice.credits_credit_note");
 
+    // Another customer's invoice, or another currency: refused too, naming the invoice's customer or currency.
+    const one = [{ text: "Consulting", quantity: 1, unitPrice: 100000, kind: "hours" }];
+    await stack.post([customerEvent(10)]);
+    const otherCustomer = await stack.post([credit(1006, 1001, one, { customerNumber: "010" })]);
+    expect(otherCustomer.status).toBe(409);
+    expect(otherCustomer.body.events[0].problems[0]).toMatchObject({
+      code: "invoice.credits_other_customer",
+      field: "data.customerNumber",
+    });
+    expect(otherCustomer.body.events[0].problems[0].message).toContain("invoice 1001 of customer 9");
+    const otherCurrency = await stack.post([credit(1007, 1001, one, { currency: "EUR" })]);
+    expect(otherCurrency.status).toBe(409);
+    expect(otherCurrency.body.events[0].problems[0]).toMatchObject({ code: "invoice.credits_other_currency", field: "data.currency" });
+    // The same customer written with a leading zero is the same customer.
+    expect((await stack.post([credit(1008, 1001, one, { customerNumber: "09" })])).status).toBe(202);
+
     await waitFor("queue settled", async () => (await stack.deliveries()).every((d: any) => d.status === "done"));
     const booked = (await stack.sandboxState()).booked.map((b: any) => [b.references?.other, b.netAmount]);
     expect(booked.sort()).toEqual([
       ["PSA-CN-1002", -10000],
+      ["PSA-CN-1008", -1000],
       ["PSA-INV-1001", 10000],
     ]);
   } finally {
