@@ -72,6 +72,44 @@ export interface FaultPlan {
   lateAnswerWaitMs: number;
 }
 
+/** A fault rule of the chaos run, as the sandboxes' fault bodies spell it (e-conomic's names `fault` `kind`). */
+export interface ChaosFaultRule {
+  fault: "503" | "500" | "429" | "drop_after_commit" | "latency";
+  method?: "POST" | "PUT";
+  /** A regular expression the request's path must match. */
+  path?: string;
+  probability: number;
+  retryAfterSeconds?: number;
+  latencyMs?: number;
+}
+
+/**
+ * The chaos run's background faults, the same at every target: 503s and 429s with Retry-After 0, 500s, answers dropped
+ * after a POST or PUT was carried out (only on paths matching `writesPath`, where given), some latency, and slow answers
+ * (plan.slowCreateMs, past the agent's request timeout) to the POSTs whose paths match `slowCreates`: the invoice's
+ * create and, where there is one, its posting. Pure.
+ */
+export function chaosBackgroundFaults(plan: FaultPlan, slowCreates: string[], writesPath?: string): ChaosFaultRule[] {
+  const onWrites = writesPath === undefined ? {} : { path: writesPath };
+  return [
+    { fault: "503", probability: 0.02, retryAfterSeconds: 0 },
+    { fault: "500", probability: 0.01 },
+    { fault: "429", probability: 0.01, retryAfterSeconds: 0 },
+    { fault: "drop_after_commit", method: "POST", ...onWrites, probability: 0.03 },
+    { fault: "drop_after_commit", method: "PUT", ...onWrites, probability: 0.03 },
+    { fault: "latency", probability: 0.1, latencyMs: 20 },
+    ...slowCreates.map(
+      (path): ChaosFaultRule => ({
+        fault: "latency",
+        method: "POST",
+        path,
+        probability: plan.slowCreateProbability,
+        latencyMs: plan.slowCreateMs,
+      }),
+    ),
+  ];
+}
+
 /** A sandbox started for the chaos run, behind a request log. */
 export interface ChaosTarget {
   /** The [[targets]] table for kontobro.toml. */

@@ -4,7 +4,15 @@
 // a PSA invoice is done when one draft carries its reference (or one invoice eAccounting made from such a draft):
 // that one stands for it. Any further draft with the same reference is left over: sending it would invoice the
 // customer twice, so a person would have to delete it.
-import { minor, retryAfterHeaderMs, serveLogged, type BookedDoc, type ChaosAdapter, type LoggedRequest } from "../../sandbox.ts";
+import {
+  minor,
+  retryAfterHeaderMs,
+  serveLogged,
+  type BookedDoc,
+  type ChaosAdapter,
+  type LoggedRequest,
+  chaosBackgroundFaults,
+} from "../../sandbox.ts";
 import { waitInMessage } from "../client.ts";
 import { demoTarget } from "../index.ts";
 import { psaIdOf } from "../map.ts";
@@ -75,24 +83,9 @@ export const chaos: ChaosAdapter = async ({ name, random, plan }) => {
       `client_id = "${demo.client_id}"\nclient_secret = "${demo.client_secret}"\nrefresh_token = "${demo.refresh_token}"\n` +
       `default_article = "${demo.default_article}"\nreference_field = "${REFERENCE_FIELD}"\ncredit_notes = "draft"\n` +
       `requests_per_second = 0\nrequest_timeout_ms = ${plan.timeoutMs}\nlate_answer_wait_ms = ${plan.lateAnswerWaitMs}\n`,
-    background: () =>
-      setRules([
-        { fault: "503", probability: 0.02, retryAfterSeconds: 0 },
-        { fault: "500", probability: 0.01 },
-        { fault: "429", probability: 0.01, retryAfterSeconds: 0 },
-        // Writes of the API only: a refresh answer lost after the identity server rotated the token ends in the
-        // reconnect state by design (README "Authorisation"; its own tests), which would stop the run, not test it.
-        { fault: "drop_after_commit", method: "POST", path: "^/v2/", probability: 0.03 },
-        { fault: "drop_after_commit", method: "PUT", path: "^/v2/", probability: 0.03 },
-        { fault: "latency", probability: 0.1, latencyMs: 20 },
-        {
-          fault: "latency",
-          method: "POST",
-          path: "^/v2/customerinvoicedrafts$",
-          probability: plan.slowCreateProbability,
-          latencyMs: plan.slowCreateMs,
-        },
-      ]),
+    // Dropped answers to writes of the API only: a refresh answer lost after the identity server rotated the token ends
+    // in the reconnect state by design (README "Authorisation"; its own tests), which would stop the run, not test it.
+    background: () => setRules(chaosBackgroundFaults(plan, ["^/v2/customerinvoicedrafts$"], "^/v2/")),
     throttle: (retryAfterSeconds) => setRules([{ fault: "429", probability: 1, retryAfterSeconds }]),
     faultsInjected: () => ({ ...sandbox.faults.injected }),
     snapshot() {

@@ -1,6 +1,6 @@
 // The chaos run's adapter for the e-conomic sandbox (scripts/chaos.ts): the sandbox behind a request log,
 // its fault rules, the [[targets]] table, and the booked invoices, drafts, customers and projects read back.
-import { minor, serveLogged, type BookedDoc, type ChaosAdapter, type LoggedRequest } from "../../sandbox.ts";
+import { chaosBackgroundFaults, minor, serveLogged, type BookedDoc, type ChaosAdapter, type LoggedRequest } from "../../sandbox.ts";
 import { createEconomicSandbox } from "./index.ts";
 
 export const chaos: ChaosAdapter = async ({ name, random, plan }) => {
@@ -18,22 +18,7 @@ export const chaos: ChaosAdapter = async ({ name, random, plan }) => {
       `app_secret_token = "demo-app-secret"\nagreement_grant_token = "demo-agreement-grant"\nrequests_per_second = 0\nrequest_timeout_ms = ${plan.timeoutMs}\nlate_answer_wait_ms = ${plan.lateAnswerWaitMs}\n`,
     background() {
       sandbox.clearFaults();
-      for (const rule of [
-        { kind: "503", probability: 0.02, retryAfterSeconds: 0 },
-        { kind: "500", probability: 0.01 },
-        { kind: "429", probability: 0.01, retryAfterSeconds: 0 },
-        { kind: "drop_after_commit", method: "POST", probability: 0.03 },
-        { kind: "drop_after_commit", method: "PUT", probability: 0.03 },
-        { kind: "latency", probability: 0.1, latencyMs: 20 },
-        {
-          kind: "latency",
-          method: "POST",
-          path: "^/invoices/drafts$",
-          probability: plan.slowCreateProbability,
-          latencyMs: plan.slowCreateMs,
-        },
-      ] as const)
-        sandbox.addFault(rule);
+      for (const { fault, ...rule } of chaosBackgroundFaults(plan, ["^/invoices/drafts$"])) sandbox.addFault({ kind: fault, ...rule });
     },
     throttle(retryAfterSeconds) {
       sandbox.clearFaults();

@@ -1,7 +1,7 @@
 // The chaos run's adapter for the Uniconta sandbox (scripts/chaos.ts): the sandbox behind a request log,
 // its fault rules, the [[targets]] table (posting through the sandbox's gateway with the PSA's invoice
 // numbers), and the posted invoices, unposted orders (the drafts), debtors and projects read back.
-import { minor, serveLogged, type BookedDoc, type ChaosAdapter, type LoggedRequest } from "../../sandbox.ts";
+import { minor, serveLogged, type BookedDoc, type ChaosAdapter, type LoggedRequest, chaosBackgroundFaults } from "../../sandbox.ts";
 import { demoTarget } from "../index.ts";
 import { FaultRulesBody } from "./faults.ts";
 import { createUnicontaSandbox, DEMO } from "./index.ts";
@@ -51,30 +51,9 @@ export const chaos: ChaosAdapter = async ({ name, random, plan }) => {
       `default_customer_group = "ERHVERV"\ncredit_note_payment_terms = "NK0"\n` +
       `accounts = ${inline(demo.accounts)}\nvat_codes = ${inline(demo.vat_codes)}\ncategories = ${inline(demo.categories)}\n` +
       `send_invoice_number = true\ncalls_per_day = 1000000\nrequests_per_second = 0\nrequest_timeout_ms = ${plan.timeoutMs}\nlate_answer_wait_ms = ${plan.lateAnswerWaitMs}\n`,
+    // Slow creates: the order (the draft) and its posting through the gateway.
     background: () =>
-      setRules([
-        { fault: "503", probability: 0.02, retryAfterSeconds: 0 },
-        { fault: "500", probability: 0.01 },
-        { fault: "429", probability: 0.01, retryAfterSeconds: 0 },
-        { fault: "drop_after_commit", method: "POST", probability: 0.03 },
-        { fault: "drop_after_commit", method: "PUT", probability: 0.03 },
-        { fault: "latency", probability: 0.1, latencyMs: 20 },
-        // Slow creates: the order (the draft) and its posting through the gateway.
-        {
-          fault: "latency",
-          method: "POST",
-          path: "/Entities/Insert/DebtorOrderClient$",
-          probability: plan.slowCreateProbability,
-          latencyMs: plan.slowCreateMs,
-        },
-        {
-          fault: "latency",
-          method: "POST",
-          path: "^/gateway/Companies/\\d+/Invoice/DebtorOrders/",
-          probability: plan.slowCreateProbability,
-          latencyMs: plan.slowCreateMs,
-        },
-      ]),
+      setRules(chaosBackgroundFaults(plan, ["/Entities/Insert/DebtorOrderClient$", "^/gateway/Companies/\\d+/Invoice/DebtorOrders/"])),
     throttle: (retryAfterSeconds) => setRules([{ fault: "429", probability: 1, retryAfterSeconds }]),
     faultsInjected: () => ({ ...sandbox.faults.injected }),
     findings() {

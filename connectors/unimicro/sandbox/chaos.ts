@@ -3,7 +3,7 @@
 // customers and projects read back.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { minor, serveLogged, type BookedDoc, type ChaosAdapter, type LoggedRequest } from "../../sandbox.ts";
+import { minor, serveLogged, type BookedDoc, type ChaosAdapter, type LoggedRequest, chaosBackgroundFaults } from "../../sandbox.ts";
 import { markerPsaId } from "../map.ts";
 import { FaultRulesBody } from "./faults.ts";
 import { createUniMicroSandbox, DEMO_CLIENT_ID, DEMO_COMPANY } from "./index.ts";
@@ -28,22 +28,7 @@ export const chaos: ChaosAdapter = async ({ name, dir, plan }) => {
       `client_id = "${DEMO_CLIENT_ID}"\nprivate_key = "${keyPath}"\ncompany_key = "${DEMO_COMPANY.Key}"\n` +
       `accounts = { hours = 3000, expenses = 3400, products = 3000 }\nvat_codes = { hours = "3", expenses = "3", products = "3" }\n` +
       `product_numbers = { hours = "1", expenses = "2", products = "3" }\nrequests_per_second = 0\nrequest_timeout_ms = ${plan.timeoutMs}\nlate_answer_wait_ms = ${plan.lateAnswerWaitMs}\n`,
-    background: () =>
-      setRules([
-        { fault: "503", probability: 0.02, retryAfterSeconds: 0 },
-        { fault: "500", probability: 0.01 },
-        { fault: "429", probability: 0.01, retryAfterSeconds: 0 },
-        { fault: "drop_after_commit", method: "POST", probability: 0.03 },
-        { fault: "drop_after_commit", method: "PUT", probability: 0.03 },
-        { fault: "latency", probability: 0.1, latencyMs: 20 },
-        {
-          fault: "latency",
-          method: "POST",
-          path: "^/api/biz/invoices$",
-          probability: plan.slowCreateProbability,
-          latencyMs: plan.slowCreateMs,
-        },
-      ]),
+    background: () => setRules(chaosBackgroundFaults(plan, ["^/api/biz/invoices$"])),
     throttle: (retryAfterSeconds) => setRules([{ fault: "429", probability: 1, retryAfterSeconds }]),
     faultsInjected() {
       const counts: Record<string, number> = {};
