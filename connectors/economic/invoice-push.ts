@@ -105,13 +105,24 @@ export class EconomicInvoices {
     return { remoteId: String(number), ...(notes.length ? { note: notes.join(" ") } : {}) };
   }
 
-  /** The booked invoice with this number, if it is ours; a different invoice with our number is refused. */
+  /**
+   * Our booked invoice: the one with this number, if it carries our PSA id. One request asks for both what has the
+   * number and what carries the PSA id (`references.other`, filterable on booked invoices): an invoice with the number
+   * that is not ours is refused, and so is ours booked under another number (booked before local state was lost, the
+   * PSA has renumbered it since): booking it again would book it twice.
+   */
   async findBooked(inv: InvoiceLike): Promise<any | null> {
-    const res = await this.http.request("GET", `${this.rest}/invoices/booked/${Number(inv.number)}`, { accept: [404] });
-    if (res.status === 404) return null;
-    const booked = res.body;
-    if (booked?.references?.other !== inv.psaId) throw numberTaken(inv, booked);
-    return booked;
+    const number = Number(inv.number);
+    const filter = encodeURIComponent(`bookedInvoiceNumber$eq:${number}$or:references.other$eq:${filterValue(inv.psaId)}`);
+    const res = await this.http.request("GET", `${this.rest}/invoices/booked?filter=${filter}&pagesize=1000`);
+    const rows: any[] = res.body?.collection ?? [];
+    const withNumber = rows.find((b) => Number(b.bookedInvoiceNumber) === number);
+    if (withNumber && withNumber.references?.other !== inv.psaId) throw numberTaken(inv, withNumber);
+    if (withNumber) return withNumber;
+    // Filters compare strings ignoring case: only our PSA id exactly is ours.
+    const elsewhere = rows.filter((b) => b.references?.other === inv.psaId);
+    if (elsewhere.length > 0) throw bookedUnderOtherNumber(inv, elsewhere);
+    return null;
   }
 
   /**
@@ -304,6 +315,28 @@ function numberTaken(inv: InvoiceLike, booked: any): TargetError {
     code: "economic.invoice_number_taken",
     message: `Invoice number ${inv.number} is already used in e-conomic by booked invoice ${booked?.bookedInvoiceNumber ?? inv.number}${what ? ` (${what})` : ""}, ${ref ? `reference "${ref}"` : "no PSA reference"}; it is not ${inv.psaId}, so kontobro does not link it.`,
     hint: "Invoice numbers must not be made in e-conomic by hand. Agree a separate number range, renumber the invoice in the PSA, and send it again.",
+    field: "number",
+  });
+}
+
+/**
+ * Never linked: our PSA invoice booked under another number (the PSA renumbered it after local state was lost). The
+ * link would name another number than the PSA's, and booking it again would book it twice.
+ */
+function bookedUnderOtherNumber(inv: InvoiceLike, booked: any[]): TargetError {
+  const what = inv.kind === "credit_note" ? "credit note" : "invoice";
+  const numbers = booked.map((b) => b.bookedInvoiceNumber).join(", ");
+  const first = booked[0];
+  const details = [
+    first?.date && `dated ${first.date}`,
+    first?.netAmount !== undefined && `net ${first.netAmount}${first?.currency ? ` ${first.currency}` : ""}`,
+  ]
+    .filter(Boolean)
+    .join(", ");
+  return new TargetError("permanent", {
+    code: "economic.invoice_booked_under_other_number",
+    message: `PSA ${what} ${inv.psaId} is already booked in e-conomic as booked invoice ${numbers}${details ? ` (${details})` : ""}; the PSA now sends it as ${inv.number} (renumbered, and kontobro has no record of the first booking: a reinstall or a restore), so kontobro did not book it again.`,
+    hint: `Booked invoice ${first?.bookedInvoiceNumber} is this PSA ${what}, booked once; nothing more is needed in e-conomic (a booked invoice keeps its number), so note in the PSA that ${inv.number} is booked as ${first?.bookedInvoiceNumber}. If ${inv.number} is in fact another ${what}, give it a PSA id of its own in the PSA and send it again.`,
     field: "number",
   });
 }
