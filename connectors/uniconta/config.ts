@@ -87,7 +87,7 @@ export const unicontaConfigSchema = () =>
       project_department_tag_group: z.string().trim().min(1).optional(),
       invoice_department: z.enum(["none", "invoice", "invoice_tag_group", "project", "project_tag_group"]).default("none"),
       invoice_department_tag_group: z.string().trim().min(1).optional(),
-      /** The company's currency: expenses are reported in it. */
+      /** The company's currency: expenses are reported in it, and an invoice in it found posted is compared by amount. */
       company_currency: z
         .string()
         .regex(/^[A-Z]{3}$/)

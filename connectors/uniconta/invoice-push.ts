@@ -4,7 +4,7 @@
 // reference field of the order (copied to the posted invoice) and looked up before anything is created,
 // so nothing is ordered or posted twice. Uniconta numbers invoices from its own series; a number that is
 // not the PSA's is "needs action", never hidden.
-import type { InvoiceLike, Project } from "../../agent/model.ts";
+import { bookedAmountDiffers, customerTotal, type InvoiceLike, type Project } from "../../agent/model.ts";
 import type { ConnectorDeps, PushContext, PushResult } from "../contract.ts";
 import { TargetError } from "../http.ts";
 import type { Row, UnicontaClient } from "./client.ts";
@@ -301,6 +301,7 @@ export class UnicontaInvoices {
 
   /** The invoice is posted: attach the PDF once, check its number and date, link it. */
   private async done(row: Row, inv: InvoiceLike, postedNow: boolean, ctx: PushContext): Promise<PushResult> {
+    if (!postedNow) this.sameAmountsAsPosted(inv, row);
     const notes: (string | undefined)[] = [await this.attachPdf(inv, "DebtorInvoiceClient", row.RowId, !postedNow)];
     if (!sameNumber(row.InvoiceNumber, inv.number)) {
       const key = `${inv.psaId}:${row.InvoiceNumber}`;
@@ -312,13 +313,32 @@ export class UnicontaInvoices {
     }
     if (!postedNow && ctx.link)
       notes.push(
-        `Invoice ${row.InvoiceNumber} is posted in Uniconta, where a posted invoice cannot change; later changes were not sent. Credit it in the PSA if it is wrong.`,
+        `Invoice ${row.InvoiceNumber} is posted in Uniconta with these amounts; a posted invoice cannot change, so other changes of this version (texts, references) were not sent.`,
       );
     const date = dateOf(row.Date);
     if (date && date !== inv.date)
       notes.push(`Uniconta dated the invoice ${date}, the PSA ${inv.date} (a gateway that posts with today's date does this).`);
     const note = notes.filter(Boolean).join(" ");
     return { remoteId: String(row.InvoiceNumber), ...(note ? { note } : {}) };
+  }
+
+  /**
+   * A posted invoice of ours found for this version (a later one, or a resend after a restore) must post what it says:
+   * other amounts need the user (a posted invoice cannot change). Compared in the company currency only: whether
+   * `NetAmount` is in the invoice's currency or the company's is unverified (README, Unverified).
+   */
+  private sameAmountsAsPosted(inv: InvoiceLike, row: Row): void {
+    if (inv.currency !== this.cfg.company_currency) return;
+    const posted = Math.round(Number(row.NetAmount) * 100);
+    if (!bookedAmountDiffers(inv, posted)) return;
+    const amount = (minor: number) =>
+      Number.isFinite(minor) ? `${(minor / 100).toFixed(2)} ${inv.currency}` : "an amount kontobro could not read";
+    const what = inv.kind === "credit_note" ? "Credit note" : "Invoice";
+    throw new TargetError("permanent", {
+      code: "uniconta.invoice_changed_after_posting",
+      message: `${what} ${inv.number} is posted in Uniconta (invoice ${row.InvoiceNumber}) with ${amount(posted)} excluding VAT; this version says ${amount(customerTotal(inv))}, and a posted invoice cannot be changed.`,
+      hint: "Credit it in the PSA (and send a new invoice if needed) instead of changing a finalized invoice.",
+    });
   }
 
   private mismatch(inv: InvoiceLike, number: unknown, posted: boolean): TargetError {
