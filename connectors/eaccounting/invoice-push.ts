@@ -2,7 +2,7 @@
 // invoice when a person sends it there, and the "invoices" pull reports the number and status back. The PSA id
 // is kept in the reference field ("kontobro:<psaId>"); eAccounting has no idempotency key, so a create whose
 // earlier attempt is uncertain looks for a draft (or an invoice made from one) carrying it first.
-import type { Customer, InvoiceLike, Project } from "../../agent/model.ts";
+import { bookedAmountDiffers, customerTotal, type Customer, type InvoiceLike, type Project } from "../../agent/model.ts";
 import type { PushContext, PushResult } from "../contract.ts";
 import { TargetError } from "../http.ts";
 import { EaccountingClient, type Row } from "./client.ts";
@@ -33,9 +33,10 @@ export class EaccountingInvoices {
     // attempt answered late has landed by now: that attempt ended only once it had answered (connectors/http.ts).
     const existing = ctx.link ? await this.byLink(ctx.link.remoteId) : ctx.uncertain ? await this.find(inv) : null;
     if (existing?.invoice) {
+      sameAmountsAsSent(inv, existing.invoice);
       return {
         remoteId: draftRemoteId(existing.invoice.CreatedFromDraftId ?? existing.invoice.Id),
-        note: `eAccounting has already sent ${what} ${inv.number} as invoice ${existing.invoice.InvoiceNumber}; a sent invoice cannot change, so later changes were not sent. Credit it in eAccounting if it is wrong.`,
+        note: `eAccounting has already sent ${what} ${inv.number} as invoice ${existing.invoice.InvoiceNumber} with these amounts; a sent invoice cannot change, so other changes of this version (texts, references) were not sent.`,
       };
     }
     const body = await this.draftBody(inv, ctx);
@@ -181,6 +182,29 @@ export class EaccountingInvoices {
     }
     return new TargetError("permanent", { ...e, message: `${what}: ${e.message}` });
   }
+}
+
+/**
+ * The invoice eAccounting made from our draft (sent, so booked) must book what this version says (a later version, or
+ * a resend after a restore): other amounts need the user, as a sent invoice cannot change. Compared by its rows'
+ * `AmountNoVat` (§8.1), which have no base-currency twin as the header totals have (`TotalAmount` beside
+ * `TotalAmountInvoiceCurrency`) and hold no öre rounding; by size, as the sign of a credit invoice's rows is
+ * unverified. Up to one minor unit a line is rounding (the model's `bookedAmountDiffers`).
+ */
+function sameAmountsAsSent(inv: InvoiceLike, invoice: Row): void {
+  const rows = Array.isArray(invoice.Rows) ? (invoice.Rows as Row[]).filter((r) => !r.IsTextRow) : null;
+  const size = rows ? Math.abs(Math.round(rows.reduce((sum, r) => sum + Number(r.AmountNoVat) * 100, 0))) : Number.NaN;
+  const booked = customerTotal(inv) < 0 ? -size : size;
+  const currency = typeof invoice.CurrencyCode === "string" ? invoice.CurrencyCode : inv.currency;
+  if (currency === inv.currency && !bookedAmountDiffers(inv, booked)) return;
+  const amount = (minor: number, cur: string) =>
+    Number.isFinite(minor) ? `${(minor / 100).toFixed(2)} ${cur}` : "amounts kontobro could not read (no AmountNoVat on its rows)";
+  const what = inv.kind === "credit_note" ? "Credit note" : "Invoice";
+  throw new TargetError("permanent", {
+    code: "eaccounting.invoice_changed_after_sending",
+    message: `${what} ${inv.number} was sent in eAccounting as invoice ${invoice.InvoiceNumber} with ${amount(booked, currency)} excluding VAT; this version says ${amount(customerTotal(inv), inv.currency)}, and a sent invoice cannot be changed.`,
+    hint: 'Credit it (in eAccounting, or from the PSA with credit_notes = "draft") and send a new invoice if needed, instead of changing a sent invoice.',
+  });
 }
 
 /** Whether `draft` holds every field of `body` as sent (rows in order, each with the fields sent, and no others added). */
