@@ -41,7 +41,7 @@ const isDraft = (row: { StatusCode?: number | null }) => row.StatusCode == null 
 const STATUS_NAMES: Record<number, string> = { 42001: "draft", 42002: "invoiced", 42003: "partly paid", 42004: "paid", 42006: "credited" };
 const statusName = (row: { StatusCode?: number | null }) =>
   row.StatusCode == null ? "draft" : (STATUS_NAMES[row.StatusCode] ?? `status ${row.StatusCode}`);
-const INVOICE_SELECT = "ID,InvoiceNumber,StatusCode,InternalNote,InvoiceReferenceID,CreatedBy,TaxExclusiveAmount";
+const INVOICE_SELECT = "ID,InvoiceNumber,PaymentID,StatusCode,InternalNote,InvoiceReferenceID,CreatedBy,TaxExclusiveAmount";
 const CUSTOMER_EXPAND = "Info,Info.InvoiceAddress,Info.ShippingAddress,Info.DefaultEmail,Info.DefaultPhone,Info.Phones";
 
 type Parsed = { ok: true; data: any } | { ok: false; problems: Problem[] };
@@ -172,7 +172,9 @@ export class UniMicroConnector implements Connector {
         // Only a booked invoice of ours counts as found: a draft left by an earlier attempt is finished by
         // push(); an invoice with the PSA's number that kontobro did not create is never linked (it throws).
         const { own: row } = await this.ownInvoiceRow(String(payload.number), String(payload.psaId ?? ""));
-        return row && !isDraft(row) ? link(row.ID) : null;
+        if (!row || isDraft(row)) return null;
+        this.requireSameInvoice(row, payload);
+        return link(row.ID);
       }
     }
   }
@@ -284,7 +286,7 @@ export class UniMicroConnector implements Connector {
     const credited = creditedNumber ? all.filter((r) => String(r.InvoiceNumber ?? "") === creditedNumber) : [];
     const rows = all.filter((r) => !credited.includes(r));
     const ours = rows.filter((r) => psaId !== "" && markerPsaId(r.InternalNote) === psaId);
-    const booked = ours.find((r) => !isDraft(r));
+    const booked = ours.find((r) => !isDraft(r) && String(r.InvoiceNumber ?? "") === number) ?? ours.find((r) => !isDraft(r));
     if (booked) return { own: booked, credited };
     const foreign = rows.find((r) => !ours.includes(r) && String(r.InvoiceNumber ?? "") === number);
     if (foreign) throw this.foreignInvoice(foreign, number);
@@ -354,6 +356,7 @@ export class UniMicroConnector implements Connector {
         inv.kind === "credit_note" ? inv.creditedInvoiceNumber : undefined,
       ));
     if (row && !isDraft(row)) {
+      this.requireSameInvoice(row, inv);
       this.sameAmountsAsBooked(inv, row);
       const notes = [await this.attachPdf(row.ID, inv, true)];
       if (ctx.link)
@@ -424,6 +427,29 @@ export class UniMicroConnector implements Connector {
       // Until this PUT marks it, our credit draft is unmarked: only an uncertain attempt adopts it (creditDraft).
       throw unmarked && e instanceof TargetError && e.kind === "retryable" ? new TargetError("uncertain", e) : e;
     }
+  }
+
+  /**
+   * Our booked invoice under another number than this version's is this invoice only if it keeps the payment id this
+   * version sends: the platform's own number series renumbered it when it was booked (the push said so in a note).
+   * Otherwise the PSA renumbered the invoice after kontobro lost its local state (a restore, a reinstall: intake's
+   * psa_id_taken cannot see the first booking): linking it would name another number than the PSA's, and it is never
+   * booked again either, so it needs the user.
+   */
+  private requireSameInvoice(row: any, inv: Pick<InvoiceLike, "number" | "psaId" | "paymentId" | "kind">): void {
+    const number = String(inv.number);
+    if (String(row.InvoiceNumber ?? "") === number || String(row.PaymentID ?? "") === String(paymentIdFor(inv))) return;
+    const what = inv.kind === "credit_note" ? "credit note" : "invoice";
+    throw new TargetError("permanent", {
+      code: "unimicro.invoice_booked_under_other_number",
+      field: "number",
+      message:
+        `PSA ${what} ${inv.psaId} is already booked in ${this.s.title} as ${what} ${row.InvoiceNumber} (ID ${row.ID}, payment id ${row.PaymentID ?? "none"}); ` +
+        `the PSA now sends it as ${number} (renumbered, and kontobro has no record of the first booking: a reinstall or a restore), so kontobro did not book it again.`,
+      hint:
+        `${what[0]!.toUpperCase()}${what.slice(1)} ${row.InvoiceNumber} in ${this.s.title} is this PSA ${what}, booked once; nothing more is needed in ${this.s.title}, so note in the PSA that ${number} is booked as ${row.InvoiceNumber}. ` +
+        `If ${number} is in fact another ${what}, give it a PSA id of its own in the PSA and send it again.`,
+    });
   }
 
   /**
