@@ -307,7 +307,7 @@ export class UnicontaInvoices {
       const key = `${inv.psaId}:${row.InvoiceNumber}`;
       if (postedNow || !this.reported.has(key)) {
         this.reported.add(key);
-        throw this.mismatch(inv, row.InvoiceNumber, true);
+        throw postedNow ? this.mismatch(inv, row.InvoiceNumber, true) : this.foundUnderOtherNumber(inv, row);
       }
       notes.push(`Uniconta numbered PSA invoice ${inv.number} as ${row.InvoiceNumber} (reported as needs action, then accepted by retry).`);
     }
@@ -351,6 +351,26 @@ export class UnicontaInvoices {
       hint: posted
         ? `${NUMBER_SERIES_HINT} Invoice ${number} stays as it is (a posted invoice cannot be renumbered): press retry to accept Uniconta's number for this one; kontobro never posts it again.`
         : `${NUMBER_SERIES_HINT} Then press retry.`,
+    });
+  }
+
+  /**
+   * Our posted invoice, found by the reference field under another number than this version's. Uniconta's number
+   * series may have given it that number when kontobro posted it, or the PSA renumbered the invoice after kontobro
+   * lost its local state (a reinstall, a restore: intake's psa_id_taken cannot see the first posting). Nothing on the
+   * posted invoice tells which, so the message names both; either way it is never posted again.
+   */
+  private foundUnderOtherNumber(inv: InvoiceLike, row: Row): TargetError {
+    const what = inv.kind === "credit_note" ? "credit note" : "invoice";
+    return new TargetError("permanent", {
+      code: "uniconta.invoice_number_mismatch",
+      field: "number",
+      message:
+        `PSA ${what} ${inv.psaId} is already posted in Uniconta as invoice ${row.InvoiceNumber} (customer ${row.Account}, ${dateOf(row.Date)}); the PSA sends it as ${inv.number}, so kontobro did not post it again. ` +
+        `Either Uniconta's number series gave it ${row.InvoiceNumber} when kontobro posted it, or the PSA renumbered it after kontobro lost its local state (a reinstall or a restore).`,
+      hint:
+        `Invoice ${row.InvoiceNumber} in Uniconta is this PSA ${what}, posted once, and stays as it is (a posted invoice cannot be renumbered): note in the PSA that ${inv.number} is posted as ${row.InvoiceNumber}, then press retry to accept it; kontobro never posts it again. ` +
+        `If the number series caused it: ${NUMBER_SERIES_HINT} If ${inv.number} is in fact another ${what}, give it a PSA id of its own in the PSA and send it again.`,
     });
   }
 
