@@ -134,6 +134,21 @@ describe.each(engines)("a worker declared dead on %s", (engine) => {
     expect((await live.claim("t", 10, LEASE_MS, ALL)).map((d) => d.id).sort()).toEqual([mine!.id, mine!.id + 1]);
   });
 
+  test("a newer version sent while the taken-back delivery is held waits for that hold, saying why", async () => {
+    await send(customerEvent(1));
+    const [mine] = await dead.claim("t", 10, LEASE_MS, ALL, 60_000);
+    await takeBack();
+    const held = `SELECT status, next_attempt_at AS nextAttemptAt, error_code AS errorCode, error_message AS errorMessage FROM deliveries WHERE id = ?1`;
+    const hold = await runner.get<any>(held, mine!.id);
+    expect(hold).toMatchObject({ status: "pending", errorCode: "interrupted" });
+    expect(hold.nextAttemptAt).toBeGreaterThan(clock); // PostgreSQL: the server's clock, ahead of the test's
+    await send(customerEvent(1, { name: "Customer 1, renamed" }));
+    const newer = (await runner.get<{ id: number }>("SELECT max(id) AS id FROM deliveries"))!.id;
+    expect(newer).not.toBe(mine!.id);
+    expect(await runner.get(held, newer)).toEqual(hold);
+    expect(await live.claim("t", 10, LEASE_MS, ALL)).toEqual([]);
+  });
+
   test("each outcome of the live worker clears its lease owner", async () => {
     await send(customerEvent(1), customerEvent(2), customerEvent(3), customerEvent(4));
     const [a, b, c, d] = await live.claim("t", 10, LEASE_MS, ALL);

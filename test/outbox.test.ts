@@ -193,6 +193,61 @@ describe.each(engines)("outbox on %s", (engine) => {
     expect(d2!.uncertain).toBe(true);
   });
 
+  const held = (id: number) =>
+    runner.get<any>(
+      "SELECT status, uncertain, next_attempt_at AS nextAttemptAt, error_code AS errorCode, error_message AS errorMessage FROM deliveries WHERE id = ?1",
+      id,
+    );
+  const newest = async (key: string) =>
+    (await runner.get<{ id: number }>("SELECT max(id) AS id FROM deliveries WHERE target = 't1' AND key = ?1", key))!.id;
+
+  test("a newer version of a record whose delivery is held after a crash waits for that hold, and says why", async () => {
+    await send(customerEvent(1, { name: "v1" }));
+    const [d1] = await outbox.claim("t1", 10, 1000, ALL, 60_000);
+    clock += 5_000;
+    expect(await outbox.recoverExpiredLeases()).toBe(1); // a write of it may land until clock + 60 s
+    const hold = await held(d1!.id);
+    expect(hold).toMatchObject({ status: "pending", errorCode: "interrupted", nextAttemptAt: clock + 60_000 });
+    clock += 1_000;
+    await send(customerEvent(1, { name: "v2" }));
+    const d2 = await newest("1");
+    expect(d2).not.toBe(d1!.id);
+    expect(await held(d1!.id)).toMatchObject({ status: "superseded" });
+    expect(await held(d2)).toEqual({ ...hold, uncertain: 1 });
+    // A third version, during the same hold, inherits it again (the second one's own hold now).
+    await send(customerEvent(1, { name: "v3" }));
+    expect(await held(await newest("1"))).toEqual({ ...hold, uncertain: 1 });
+    expect(await outbox.claim("t1", 10, 60_000, ALL)).toHaveLength(0);
+    clock = hold.nextAttemptAt;
+    const [d3] = await outbox.claim("t1", 10, 60_000, ALL);
+    expect(d3).toMatchObject({ uncertain: true, payload: { name: "v3" } });
+    // The other target's delivery of v1 was never held: its versions go at once.
+    expect((await outbox.claim("t2", 10, 60_000, ALL)).map((d) => d.payload.name)).toEqual(["v3"]);
+  });
+
+  test("a newer version sent after a restore waits for the restore's hold; once the hold is over it goes at once", async () => {
+    await send(customerEvent(1, { name: "v1" }), customerEvent(2, { name: "v1" }));
+    expect(await outbox.holdAfterRestore("t1", 60_000)).toBe(2);
+    const hold = await held(await newest("1"));
+    expect(hold).toMatchObject({ errorCode: "restored", nextAttemptAt: clock + 60_000 });
+    clock += 1_000;
+    await send(customerEvent(1, { name: "v2" }));
+    expect(await held(await newest("1"))).toEqual(hold);
+    clock += 60_000; // the hold is over: a newer version is due when it is stored, with nothing to say
+    await send(customerEvent(2, { name: "v2" }));
+    expect(await held(await newest("2"))).toMatchObject({ status: "pending", nextAttemptAt: clock, errorCode: null });
+  });
+
+  test("a newer version does not take over an older one's retry delay (only a hold for a write still landing)", async () => {
+    await send(customerEvent(1, { name: "v1" }));
+    const [d1] = await outbox.claim("t1", 10, 60_000, ALL);
+    await outbox.complete([
+      { delivery: d1!, outcome: { kind: "retry", delayMs: 60_000, uncertain: false, problem: { code: "http_503", message: "m" } } },
+    ]);
+    await send(customerEvent(1, { name: "v2" }));
+    expect(await held(await newest("1"))).toMatchObject({ status: "pending", nextAttemptAt: clock, errorCode: null });
+  });
+
   test("an older version that needed action is retired once a newer one is delivered (a retry cannot overwrite it)", async () => {
     await send(customerEvent(1, { name: "v1" }));
     const [d1] = await outbox.claim("t1", 10, 60_000, ALL);
