@@ -128,6 +128,9 @@ const FIRST = range(30_001, 5);
 const AFTER_DUMP = range(30_006, 5);
 const EVERYTHING = [customerEvent(700), ...[...FIRST, ...AFTER_DUMP].map((n) => invoiceEvent(n, 700))];
 
+// The target's late_answer_wait_ms (with the request timeout it never goes below) is short: the dump catches the three
+// invoices in flight, the restored database's worker declares the dumping one dead and holds them that long (a write
+// of their push may still land), 10 minutes by default.
 beforeAll(async () => {
   if (unavailable) return;
   server = await startPgServer();
@@ -143,6 +146,8 @@ projects_url = "${sandbox.url}/projectsapi/v1.1.0"
 app_secret_token = "demo-app-secret"
 agreement_grant_token = "demo-agreement-grant"
 requests_per_second = 0
+request_timeout_ms = 1000
+late_answer_wait_ms = 1000
 `,
   );
   const added = cli(["tenant", "add", "acme", "--file", file, "--config", configFor("cli", server.url)]);
