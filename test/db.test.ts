@@ -28,6 +28,28 @@ describe("database", () => {
     db.$client.close();
   });
 
+  test("an open waits for a lock held elsewhere (a connection's last checkpoint) instead of failing at once", async () => {
+    const path = join(tmp(), "k.db");
+    // Another process holds the file exclusively for a moment, as the last connection closing does while it checkpoints.
+    const holder = Bun.spawn(
+      [
+        process.execPath,
+        "-e",
+        `const { Database } = require("bun:sqlite"); const db = new Database(${JSON.stringify(path)});
+         db.exec("PRAGMA journal_mode = WAL"); db.exec("PRAGMA locking_mode = EXCLUSIVE");
+         db.exec("CREATE TABLE held (x)"); db.exec("INSERT INTO held VALUES (1)");
+         console.log("held"); setTimeout(() => db.close(), 300);`,
+      ],
+      { stdout: "pipe" },
+    );
+    const { value } = await holder.stdout.getReader().read();
+    expect(new TextDecoder().decode(value).trim()).toBe("held");
+    const db = openDatabase(path); // before: StorageError "locked by another program", at once
+    expect((db.$client.query("SELECT count(*) AS n FROM held").get() as any).n).toBe(1);
+    db.$client.close();
+    expect(await holder.exited).toBe(0);
+  });
+
   test("the embedded migrations match the drizzle-kit folder", () => {
     const generated = readFileSync(join(import.meta.dir, "../agent/db/migrations.generated.ts"), "utf8");
     expect(generated).toBe(renderEmbeddedMigrations(join(import.meta.dir, "../agent/db/migrations")));

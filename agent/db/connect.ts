@@ -16,11 +16,14 @@ export interface OpenOptions {
  */
 export function connect(path: string, options: OpenOptions = {}): Database {
   const sqlite = new Database(path, { create: true, strict: true });
+  // Before anything reads the file: switching to WAL reads it, and a connection closing elsewhere holds it exclusively
+  // for its last checkpoint (the agent's own during a restart, `kontobro status` beside a stopping agent). Without
+  // the timeout set, that read failed at once with "database is locked" (a restart in test/e2e-economic, CI).
+  sqlite.exec(`PRAGMA busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
   // Durability first: an acknowledged event must survive a power cut (synchronous=FULL in WAL mode).
   sqlite.exec("PRAGMA journal_mode = WAL");
   sqlite.exec("PRAGMA synchronous = FULL");
   sqlite.exec("PRAGMA foreign_keys = ON");
-  sqlite.exec(`PRAGMA busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
   // 8 MB of page cache (SQLite's default is 2 MB) holds the pages a claim and a round touch, even with a backlog
   // of a million (issue 16: a lease no longer rewrites an index page per delivery); the rest come from the OS's
   // file cache. 32 MB, as before, made the agent 25 MB larger after a large backlog and claimed no faster.
