@@ -18,7 +18,7 @@ export function connect(path: string, options: OpenOptions = {}): Database {
   const sqlite = new Database(path, { create: true, strict: true });
   // Before anything reads the file: switching to WAL reads it, and a connection closing elsewhere holds it exclusively
   // for its last checkpoint (the agent's own during a restart, `kontobro status` beside a stopping agent). Without
-  // the timeout set, that read failed at once with "database is locked" (a restart in test/e2e-economic, CI).
+  // the timeout set, that read failed at once with "database is locked" (an agent restarted in a test, on CI).
   sqlite.exec(`PRAGMA busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
   // Durability first: an acknowledged event must survive a power cut (synchronous=FULL in WAL mode).
   sqlite.exec("PRAGMA journal_mode = WAL");
