@@ -113,6 +113,8 @@ export function parseEvents(body: unknown): ParseResult {
     }
     const data = spec.schema.safeParse(env.data.data);
     if (!data.success) return rejected.push({ index, id, problems: issuesToProblems(data.error.issues, { prefix: "data" }) });
+    const unknown = droppedFields(raw, { ...env.data, data: data.data });
+    if (unknown.length > 0) return rejected.push({ index, id, problems: unknown.map((f) => unknownField(f, env.data.type)) });
     valid.push({
       id: env.data.id,
       type: env.data.type as EventType,
@@ -158,6 +160,30 @@ export function malformedTextAt(value: unknown, path = ""): string | null {
     if (at !== null) return at;
   }
   return null;
+}
+
+/**
+ * The fields of `sent` that parsing dropped from `parsed`: names the schema does not know (vat_code for vatCode, a
+ * discount, a line amount, an invoice total). Refused rather than ignored, since the target would book the document
+ * without what they meant. Paths like "data.lines.0.vat_code", in the order sent. Pure.
+ */
+export function droppedFields(sent: unknown, parsed: unknown, path = ""): string[] {
+  if (Array.isArray(sent) && Array.isArray(parsed)) return sent.flatMap((v, i) => droppedFields(v, parsed[i], `${path}${i}.`));
+  if (!isPlainObject(sent) || !isPlainObject(parsed)) return [];
+  return Object.keys(sent).flatMap((key) => {
+    // A record's keys are trimmed (tag groups): " Avdeling " is kept as "Avdeling".
+    const kept = Object.hasOwn(parsed, key) ? key : Object.hasOwn(parsed, key.trim()) ? key.trim() : null;
+    return kept === null ? [path + key] : droppedFields(sent[key], parsed[kept], `${path}${key}.`);
+  });
+}
+
+function unknownField(field: string, type: string): Problem {
+  return {
+    code: "invalid.unknown_field",
+    field,
+    message: `${field}: unknown field: kontobro has no such field for ${type}, so it would be ignored`,
+    hint: `Remove it, or spell it as the API names it (GET /api/v1/openapi.json, the schema of ${type}; e.g. vatCode, not vat_code). An ignored discount, amount or VAT code would book the document wrong, so it is refused.`,
+  };
 }
 
 function malformedText(field: string): Problem {
