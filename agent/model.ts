@@ -151,6 +151,16 @@ const lineKind = once(() => z.enum(["hours", "expenses", "products"]));
 export const LineKind = lazySchema(lineKind);
 export type LineKind = z.infer<typeof LineKind>;
 
+/**
+ * A quantity without the noise of binary floating point: a PSA that computed 0.1 + 0.2 sent 0.30000000000000004 and
+ * means 0.3 (a target allowing two decimals would refuse the noise). Only a value within a hair (10^-12 relative) of one
+ * with at most 6 decimals is rounded to it; real decimals such as 1/3 are kept for the target's own rules.
+ */
+export function withoutBinaryNoise(quantity: number): number {
+  const rounded = Math.round(quantity * 1e6) / 1e6;
+  return Math.abs(rounded - quantity) <= Math.abs(quantity) * 1e-12 ? rounded : quantity;
+}
+
 const invoiceLine = once(() =>
   z
     .object({
@@ -160,7 +170,8 @@ const invoiceLine = once(() =>
         .finite()
         .min(-MAX_QUANTITY, { error: `must be between -${MAX_QUANTITY.toLocaleString("en")} and ${MAX_QUANTITY.toLocaleString("en")}` })
         .max(MAX_QUANTITY, { error: `must be between -${MAX_QUANTITY.toLocaleString("en")} and ${MAX_QUANTITY.toLocaleString("en")}` })
-        .refine((q) => q !== 0, { error: "must not be zero" }),
+        .refine((q) => q !== 0, { error: "must not be zero" })
+        .transform(withoutBinaryNoise),
       unit: optionalText(20),
       unitPrice: minorUnits(),
       vatCode: optionalText(10),
