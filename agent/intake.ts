@@ -60,8 +60,8 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> =>
 /** The envelope checked once: data that is not a plain object goes through Envelope, whose problems name it. */
 function parseEnvelope(raw: unknown) {
   const data = (raw as { data?: unknown } | null)?.data;
-  if (!isPlainObject(data)) return envelope().safeParse(raw);
-  const head = envelopeOfObject().safeParse(raw);
+  if (!isPlainObject(data)) return envelope().safeParse(raw, { reportInput: true });
+  const head = envelopeOfObject().safeParse(raw, { reportInput: true });
   return head.success ? { success: true as const, data: { ...head.data, data } } : head;
 }
 
@@ -111,7 +111,7 @@ export function parseEvents(body: unknown): ParseResult {
         ],
       });
     }
-    const data = spec.schema.safeParse(env.data.data);
+    const data = spec.schema.safeParse(env.data.data, { reportInput: true });
     if (!data.success) return rejected.push({ index, id, problems: issuesToProblems(data.error.issues, { prefix: "data" }) });
     const unknown = droppedFields(raw, { ...env.data, data: data.data });
     if (unknown.length > 0) return rejected.push({ index, id, problems: unknown.map((f) => unknownField(f, env.data.type)) });

@@ -26,12 +26,14 @@ export const MAX_AMOUNT_MINOR = 10_000_000_000_000;
 /** Largest absolute quantity on a line. */
 export const MAX_QUANTITY = 1_000_000_000;
 const amountBound = `at most ${MAX_AMOUNT_MINOR.toLocaleString("en")} minor units in absolute value`;
+// The bounds first, each ending the checks: an amount beyond them gets one problem, the bound (int's own safe-integer
+// bound would add a second one saying "must be an integer" of a value that is one).
 const minorUnits = once(() =>
   z
     .number({ error: "must be an integer amount in minor units (øre/cent), e.g. 145000 for 1450.00" })
-    .int({ error: "must be an integer amount in minor units (øre/cent), e.g. 145000 for 1450.00" })
-    .min(-MAX_AMOUNT_MINOR, { error: `must be ${amountBound}` })
-    .max(MAX_AMOUNT_MINOR, { error: `must be ${amountBound}` }),
+    .min(-MAX_AMOUNT_MINOR, { error: `must be ${amountBound}`, abort: true })
+    .max(MAX_AMOUNT_MINOR, { error: `must be ${amountBound}`, abort: true })
+    .int({ error: "must be an integer amount in minor units (øre/cent), e.g. 145000 for 1450.00" }),
 );
 const currency = once(() => z.string().regex(/^[A-Z]{3}$/, { error: "must be a 3-letter ISO 4217 code such as NOK, DKK or SEK" }));
 

@@ -65,11 +65,22 @@ function fieldPath(prefix: string, path: readonly PropertyKey[], brackets: boole
 function hintFor(i: z.core.$ZodIssue): string {
   switch (i.code) {
     case "invalid_type":
-      return (i as any).input === undefined ? "Add this field; it is required." : `Send a ${(i as any).expected} here.`;
+      // The value sent is in the issue only when the parse reported inputs (intake does); without it, it was missing.
+      return (i as any).input === undefined
+        ? "Add this field; it is required."
+        : `Send a ${(i as any).expected} here, not ${kindOf((i as any).input)}.`;
     case "too_big":
-      return `Shorten it to at most ${(i as any).maximum}${(i as any).origin === "string" ? " characters" : ""}.`;
+      return (i as any).origin === "string"
+        ? `Shorten it to at most ${(i as any).maximum} characters.`
+        : (i as any).origin === "array"
+          ? `Send at most ${(i as any).maximum} item(s).`
+          : `Send a value of at most ${(i as any).maximum}.`;
     case "too_small":
-      return (i as any).origin === "array" ? `Send at least ${(i as any).minimum} item(s).` : "Fill in a value.";
+      return (i as any).origin === "array"
+        ? `Send at least ${(i as any).minimum} item(s).`
+        : (i as any).origin === "string"
+          ? "Fill in a value."
+          : `Send a value of at least ${(i as any).minimum}.`;
     case "invalid_value":
       return `Use one of: ${((i as any).values ?? []).join(", ")}.`;
     case "unrecognized_keys":
@@ -77,4 +88,11 @@ function hintFor(i: z.core.$ZodIssue): string {
     default:
       return "Correct the value in the PSA and send the event again.";
   }
+}
+
+/** "a string", "an array", "null": what kind of value was sent, for a hint. */
+function kindOf(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  return typeof value === "object" ? "an object" : `a ${typeof value}`;
 }

@@ -1,0 +1,46 @@
+// What a PSA's developer reads when intake refuses a value it sent: the hint must fit what was wrong. Before, every
+// value of the wrong type was told "Add this field; it is required." (the price was there, as a string), a negative
+// number "Fill in a value.", a number too large "Shorten it", and a huge amount got two problems, the first saying it
+// must be an integer (it was one).
+import { describe, expect, test } from "bun:test";
+import { parseEvents } from "../agent/intake.ts";
+import { customerEvent, invoiceEvent } from "./helpers.ts";
+
+function problemsOf(body: unknown) {
+  const r = parseEvents(body);
+  if (r.ok) throw new Error("accepted");
+  return r.events.flatMap((e) => e.problems);
+}
+
+const withLine = (line: Record<string, unknown>) => {
+  const e = invoiceEvent(100, 7);
+  return { ...e, data: { ...e.data, lines: [{ text: "Work", quantity: 1, unitPrice: 145000, ...line }] } };
+};
+
+describe("intake's hints fit the value sent", () => {
+  test("a price sent as a string is told to be a number, not to be added", () => {
+    const [p, ...more] = problemsOf(withLine({ unitPrice: "145000" }));
+    expect(more).toEqual([]);
+    expect(p!.field).toBe("data.lines.0.unitPrice");
+    expect(p!.hint).toBe("Send a number here, not a string.");
+  });
+
+  test("a missing price is told to be added", () => {
+    const e = withLine({});
+    delete (e.data.lines[0] as Record<string, unknown>).unitPrice;
+    expect(problemsOf(e)[0]!.hint).toBe("Add this field; it is required.");
+  });
+
+  test("a negative customer number is told the lowest value", () => {
+    const [p] = problemsOf(customerEvent(-1));
+    expect(p!.field).toBe("data.number");
+    expect(p!.hint).toBe("Send a value of at least 0.");
+  });
+
+  test("an amount beyond every bound gets one problem: the bound", () => {
+    const problems = problemsOf(withLine({ unitPrice: 1e20 }));
+    expect(problems).toHaveLength(1);
+    expect(problems[0]!.message).toBe("data.lines.0.unitPrice: must be at most 10,000,000,000,000 minor units in absolute value");
+    expect(problems[0]!.hint).toBe("Send a value of at most 10000000000000.");
+  });
+});
