@@ -92,7 +92,7 @@ export function parseEvents(body: unknown): ParseResult {
   const rejected: RejectedEvent[] = [];
   list.forEach((raw, index) => {
     const id = typeof (raw as any)?.id === "string" ? (raw as any).id : undefined;
-    const malformed = malformedTextAt(raw);
+    const malformed = textFaultAt(raw, "");
     if (malformed !== null) return rejected.push({ index, id, problems: [malformedText(malformed)] });
     const env = parseEnvelope(raw);
     if (!env.success) return rejected.push({ index, id, problems: issuesToProblems(env.error.issues) });
@@ -136,30 +136,53 @@ export function parseEvents(body: unknown): ParseResult {
   return { ok: true, events: valid };
 }
 
+/** What makes a string unstorable, or null: a lone UTF-16 surrogate, a NUL character. */
+function textFault(s: string): string | null {
+  if (!s.isWellFormed()) return "a lone UTF-16 surrogate (such as \\ud800 without its pair)";
+  return s.includes("\u0000") ? "a NUL character (\\u0000)" : null;
+}
+
 /**
- * Where `value` holds text that is not well-formed Unicode: the path of the first string or object key with a lone
- * UTF-16 surrogate ("\ud800" without its pair), which JSON can spell but UTF-8 cannot hold. Stored, SQLite would turn
- * it into U+FFFD (an id that is not the one sent: the group's commit failed) and PostgreSQL refuses it in JSON, so it
- * would fail every request committed with it, and a target would get replacement characters. null when all is well
- * formed. Pure.
+ * Where `value` holds text kontobro cannot store: the path of the first string or object key with a lone UTF-16
+ * surrogate ("\ud800" without its pair, which JSON can spell but UTF-8 cannot hold) or a NUL ("\u0000"). Stored, SQLite
+ * would turn a surrogate into U+FFFD (an id that is not the one sent: the group's commit failed); PostgreSQL refuses
+ * both in text and in what it reads out of JSON (->>), so it would fail every request committed with it, and a target
+ * would get replacement or invisible characters. null when all is well formed. Pure.
  */
 export function malformedTextAt(value: unknown, path = ""): string | null {
-  if (typeof value === "string") return value.isWellFormed() ? null : path;
+  return textFaultAt(value, path)?.path ?? null;
+}
+
+function textFaultAt(value: unknown, path: string): { path: string; fault: string } | null {
+  if (typeof value === "string") {
+    const fault = textFault(value);
+    return fault ? { path, fault } : null;
+  }
   if (typeof value !== "object" || value === null) return null;
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
-      const at = malformedTextAt(value[i], `${path}.${i}`);
+      const at = textFaultAt(value[i], `${path}.${i}`);
       if (at !== null) return at;
     }
     return null;
   }
   for (const key in value) {
     const keyPath = path ? `${path}.${key}` : key;
-    if (!key.isWellFormed()) return keyPath;
-    const at = malformedTextAt((value as Record<string, unknown>)[key], keyPath);
+    const fault = textFault(key);
+    if (fault) return { path: keyPath, fault };
+    const at = textFaultAt((value as Record<string, unknown>)[key], keyPath);
     if (at !== null) return at;
   }
   return null;
+}
+
+function malformedText({ path: field, fault }: { path: string; fault: string }): Problem {
+  return {
+    code: "invalid.text",
+    field,
+    message: `${field}: is not text kontobro can store: it holds ${fault}`,
+    hint: "Send text as UTF-8 without NUL characters. In JSON a \\uD800-\\uDBFF escape must be followed by its \\uDC00-\\uDFFF pair (an emoji is two escapes); remove any \\u0000.",
+  };
 }
 
 /**
@@ -183,15 +206,6 @@ function unknownField(field: string, type: string): Problem {
     field,
     message: `${field}: unknown field: kontobro has no such field for ${type}, so it would be ignored`,
     hint: `Remove it, or spell it as the API names it (GET /api/v1/openapi.json, the schema of ${type}; e.g. vatCode, not vat_code). An ignored discount, amount or VAT code would book the document wrong, so it is refused.`,
-  };
-}
-
-function malformedText(field: string): Problem {
-  return {
-    code: "invalid.text",
-    field,
-    message: `${field}: is not valid Unicode text: it holds a lone UTF-16 surrogate (such as \\ud800 without its pair)`,
-    hint: "Send text as UTF-8. In JSON a \\uD800-\\uDBFF escape must be followed by its \\uDC00-\\uDFFF pair (an emoji is two escapes).",
   };
 }
 
