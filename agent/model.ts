@@ -224,7 +224,19 @@ const invoiceFields = once(() => ({
   heading: optionalText(250),
   department: optionalText(50),
   tags: tags().optional(),
-  lines: z.array(invoiceLine()).min(1, { error: "an invoice needs at least one line" }).max(1000),
+  lines: z
+    .array(invoiceLine())
+    .min(1, { error: "an invoice needs at least one line" })
+    .max(1000)
+    .superRefine((lines, ctx) => {
+      // Each line is bounded, their sum too: past 2^53 a number no longer holds every integer.
+      const total = statedTotal(lines);
+      if (Math.abs(total) > MAX_AMOUNT_MINOR)
+        ctx.addIssue({
+          code: "custom",
+          message: `the lines add up to ${total.toLocaleString("en")} minor units; a document's total must be ${amountBound}`,
+        });
+    }),
   pdf: pdf().optional(),
 }));
 
