@@ -194,7 +194,9 @@ export function droppedFields(sent: unknown, parsed: unknown, path = ""): string
   if (Array.isArray(sent) && Array.isArray(parsed)) return sent.flatMap((v, i) => droppedFields(v, parsed[i], `${path}${i}.`));
   if (!isPlainObject(sent) || !isPlainObject(parsed)) return [];
   return Object.keys(sent).flatMap((key) => {
-    // A record's keys are trimmed (tag groups): " Avdeling " is kept as "Avdeling".
+    // A key holding undefined is absent (JSON cannot send it: a caller in-process can). A record's keys are trimmed
+    // (tag groups): " Avdeling " is kept as "Avdeling".
+    if (sent[key] === undefined) return [];
     const kept = Object.hasOwn(parsed, key) ? key : Object.hasOwn(parsed, key.trim()) ? key.trim() : null;
     return kept === null ? [path + key] : droppedFields(sent[key], parsed[kept], `${path}${key}.`);
   });
