@@ -86,6 +86,9 @@ export const Tags = lazySchema(tags);
 const contact = once(() =>
   z.object({
     name: text(255),
+    /** The name's parts where a target keeps them (a pulled customer's contact carries them; a PSA may echo them). */
+    firstName: optionalText(255),
+    lastName: optionalText(255),
     email: z.email().optional(),
     phone: optionalText(50),
     role: optionalText(100),

@@ -56,9 +56,12 @@ describe("unknown fields are refused, not ignored", () => {
     if (!r.ok) expect(r.events.map((e) => e.index)).toEqual([1]);
   });
 
-  test("known fields as sent are still accepted: padded tag groups, a credit note with minus signs", () => {
+  test("known fields as sent are still accepted: padded tag groups, an echoed contact, a credit note with minus signs", () => {
     const tagged = parseEvents(invoiceWith({}, { tags: { " Avdeling ": "Bergen" } }));
     expect(tagged.ok).toBe(true);
+    // A customer as kontobro's inbox gives it to the PSA (a target's contact with its name's parts), echoed back.
+    const echoed = parseEvents(customerEvent(7, { contacts: [{ name: "Kari Nordmann", firstName: "Kari", lastName: "Nordmann" }] }));
+    expect(echoed.ok).toBe(true);
     const credit = invoiceEvent(101, 7, undefined, { creditedInvoiceNumber: 100 });
     const r = parseEvents({
       ...credit,
