@@ -34,7 +34,7 @@ describe("intake hand-over", () => {
         events: prepared({ id: "c-1", type: "customer.upserted", data: { number: "0101", name: 'Ærø "AS"\n{x}', currency: "DKK" } }),
       },
       { id: 2, events: prepared([invoice(10), invoice(11, "JVBERi0xLjQK")]) },
-      { id: 3, events: prepared({ id: "p-1", type: "product.upserted", data: { code: "0101", name: "\\ backslash \u0000 nul" } }) },
+      { id: 3, events: prepared({ id: "p-1", type: "product.upserted", data: { code: "0101", name: "\\ backslash \u0001 soh \t tab" } }) },
     ];
     expect(requests[1]!.events[1]!.doc!.recordPayload).not.toBe(requests[1]!.events[1]!.payload);
     const text = encodeRequests(requests);

@@ -95,7 +95,8 @@ function paths(): Json {
         summary: "Send events from the PSA",
         description:
           `One event or an array of up to ${MAX_EVENTS_PER_REQUEST}, as JSON. All or nothing: when one event is invalid, none is stored. ` +
-          "Answered only after the events are committed to disk. Money is in integer minor units (øre, cent).",
+          "Answered only after the events are committed to disk. Money is in integer minor units (øre, cent). " +
+          "A field not named in an event type's schema is refused (422, invalid.unknown_field), never ignored.",
         body: ref("EventsBody"),
         responses: {
           "202": json(ref("EventsAccepted"), "Stored (or acknowledged again: duplicates and stale versions)."),
