@@ -35,7 +35,17 @@ const minorUnits = once(() =>
     .max(MAX_AMOUNT_MINOR, { error: `must be ${amountBound}`, abort: true })
     .int({ error: "must be an integer amount in minor units (øre/cent), e.g. 145000 for 1450.00" }),
 );
-const currency = once(() => z.string().regex(/^[A-Z]{3}$/, { error: "must be a 3-letter ISO 4217 code such as NOK, DKK or SEK" }));
+/** ISO 4217 as the runtime's ICU knows it: a code outside it fails at every target ("currency does not exist"). */
+const currency = once(() => {
+  const known = new Set(Intl.supportedValuesOf("currency"));
+  return z
+    .string()
+    .regex(/^[A-Z]{3}$/, { error: "must be a 3-letter ISO 4217 code such as NOK, DKK or SEK", abort: true })
+    .superRefine((code, ctx) => {
+      if (!known.has(code))
+        ctx.addIssue({ code: "custom", message: `${code} is not an ISO 4217 currency code; send one such as NOK, DKK, SEK or EUR` });
+    });
+});
 
 /**
  * The one spelling of a record number: digits-only numbers lose their leading zeros ("0101" and 101

@@ -1,0 +1,26 @@
+// A currency code that is not ISO 4217 ("XYZ", "NKR") was accepted (202) and failed later at the target ("currency
+// does not exist", needs action) or went into a file export. It is refused at intake, on the field, saying what to send.
+import { describe, expect, test } from "bun:test";
+import { parseEvents } from "../agent/intake.ts";
+import { customerEvent, invoiceEvent } from "./helpers.ts";
+
+describe("currency codes", () => {
+  test.each(["XYZ", "NKR"])("%s on an invoice and a customer is refused, naming the field", (code) => {
+    for (const body of [invoiceEvent(1, 7, undefined, { currency: code }), customerEvent(7, { currency: code })]) {
+      const r = parseEvents(body);
+      expect(r.ok).toBe(false);
+      if (r.ok) continue;
+      const [p, ...more] = r.events[0]!.problems;
+      expect(more).toEqual([]);
+      expect(p).toMatchObject({
+        field: "data.currency",
+        message: `data.currency: ${code} is not an ISO 4217 currency code; send one such as NOK, DKK, SEK or EUR`,
+      });
+    }
+  });
+
+  test("ISO codes pass, the Nordic ones and others", () => {
+    for (const code of ["NOK", "DKK", "SEK", "EUR", "ISK", "USD", "GBP", "CHF", "PLN"])
+      expect(parseEvents(invoiceEvent(1, 7, undefined, { currency: code })).ok).toBe(true);
+  });
+});
