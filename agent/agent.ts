@@ -309,7 +309,7 @@ export async function startAgent(
         // The instance lock makes this process the only sender: a notice a crash cut mid-send goes again at once.
         soleProcess: true,
         statusUrl: () => statusPageUrl(config.notifications, { host: config.http.host, port: server?.port ?? config.http.port }),
-        targets: targets.filter((t) => t.enabled).map((t) => ({ name: t.name, title: connectorKinds[t.kind]!.title })),
+        targets: targets.filter((t) => t.enabled).map((t) => ({ name: t.name, title: connectorKinds[t.kind]!.title, paused: t.paused })),
         problems: () =>
           durabilityProblems(
             db,

@@ -29,7 +29,7 @@ export function tenantNotifier(o: TenantNotifierOptions): Notifier | null {
   return new Notifier({
     storage: o.runner,
     config: o.notifications,
-    targets: o.targets.map((t) => ({ name: t.name, title: connectorKinds[t.kind]?.title ?? t.kind })),
+    targets: o.targets.map((t) => ({ name: t.name, title: connectorKinds[t.kind]?.title ?? t.kind, paused: t.paused })),
     statusUrl: tenantStatusPageUrl(o.notifications, o.config.http, o.tenant.slug),
     log: o.log.child({ component: "notify" }),
     version: VERSION,

@@ -1,18 +1,19 @@
 // What needs a person now, read from the database (so nothing is missed across crashes and restarts), and
 // the alerts table kept in step with it: a problem seen for the first time opens an alert, a problem gone
 // resolves it. Per target: records that need action (one alert per record, whatever its retries), pull
-// jobs whose last run failed, credentials the target refused, and what only the running process knows (a failed
+// jobs whose last run failed, credentials the target refused, a queue that stopped moving (stalled.ts), and what only the running process knows (a failed
 // fsync of the SQLite agent's WAL, agent/durability.ts: nothing is sent to any target until a restart).
 import { NOT_DONE } from "../db/open-deliveries.ts";
 import type { SqlRunner } from "../db/pg/runner.ts";
 import { listRefusedCredentials } from "./credentials.ts";
+import { stalledQueues, type StalledCheck } from "./stalled.ts";
 
-export type AlertKind = "delivery" | "pull" | "credentials" | "storage";
+export type AlertKind = "delivery" | "pull" | "credentials" | "storage" | "stalled";
 
 export interface Problem {
   target: string;
   kind: AlertKind;
-  /** "invoice:20001", the stream, or "" (credentials, storage). */
+  /** "invoice:20001", the stream, or "" (credentials, storage, stalled). */
   subject: string;
   code: string | null;
   message: string;
@@ -38,8 +39,8 @@ export async function selectAlerts(db: SqlRunner, where: string, ...params: (str
   return (await db.all<any>(`SELECT ${ALERT_COLUMNS} FROM alerts WHERE ${where} ORDER BY id`, ...params)).map(toAlert);
 }
 
-/** Everything that needs a person right now. */
-export async function currentProblems(db: SqlRunner): Promise<Problem[]> {
+/** Everything that needs a person right now; the stalled queues only with `stalled` (the notifier's targets and setting). */
+export async function currentProblems(db: SqlRunner, stalled?: StalledCheck): Promise<Problem[]> {
   // The newest delivery of each record that needs action.
   const deliveries = await db.all<any>(
     `SELECT target, entity, key, id, attempts, error_code AS code, error_message AS message, error_hint AS hint FROM deliveries
@@ -84,6 +85,7 @@ export async function currentProblems(db: SqlRunner): Promise<Problem[]> {
         detail: { since: r.since },
       }),
     ),
+    ...(stalled ? await stalledQueues(db, stalled) : []),
   ];
 }
 
@@ -119,6 +121,7 @@ async function resolutionOf(db: SqlRunner, a: AlertRow): Promise<string | null> 
     return last.status === "ok" ? "the pull succeeded" : null;
   }
   if (a.kind === "storage") return "kontobro was restarted and makes its commits durable again";
+  if (a.kind === "stalled") return "the queue moves again: nothing open is that old any more";
   return "the target accepts the credentials again";
 }
 
@@ -127,8 +130,13 @@ async function resolutionOf(db: SqlRunner, a: AlertRow): Promise<string | null> 
  * this process knows of (NotifierOptions.problems). Runs inside the caller's transaction (`tx`: the notifier's round),
  * so what it reads and writes commits together.
  */
-export async function syncAlerts(tx: SqlRunner, now: number, known: Problem[] = []): Promise<{ opened: number; resolved: number }> {
-  const current = new Map([...(await currentProblems(tx)), ...known].map((p) => [keyOf(p), p]));
+export async function syncAlerts(
+  tx: SqlRunner,
+  now: number,
+  known: Problem[] = [],
+  stalled?: StalledCheck,
+): Promise<{ opened: number; resolved: number }> {
+  const current = new Map([...(await currentProblems(tx, stalled)), ...known].map((p) => [keyOf(p), p]));
   const open = await selectAlerts(tx, "resolved_at IS NULL");
   let opened = 0;
   let resolved = 0;
@@ -173,12 +181,13 @@ export async function syncAlerts(tx: SqlRunner, now: number, known: Problem[] = 
   return { opened, resolved };
 }
 
-/** "invoice 20001", "the expenses pull", "the credentials", "the database". */
+/** "invoice 20001", "the expenses pull", "the credentials", "the database", "the queue". */
 export function whatOf(a: Pick<Problem, "kind" | "subject">): string {
   if (a.kind === "delivery") {
     const i = a.subject.indexOf(":");
     return `${a.subject.slice(0, i)} ${a.subject.slice(i + 1)}`;
   }
   if (a.kind === "storage") return "the database";
+  if (a.kind === "stalled") return "the queue";
   return a.kind === "pull" ? `the ${a.subject} pull` : "the credentials";
 }

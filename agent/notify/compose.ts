@@ -39,6 +39,7 @@ function headline(a: AlertRow, title: string): string {
   if (a.kind === "delivery") return `${whatOf(a)} needs action`;
   if (a.kind === "pull") return `${whatOf(a)} failed`;
   if (a.kind === "storage") return "nothing is sent: the database cannot be made durable";
+  if (a.kind === "stalled") return `the queue is stuck: ${a.detail.entity} ${a.detail.key} is not delivered yet`;
   return `${title} refuses kontobro's credentials`;
 }
 
@@ -47,6 +48,8 @@ function whatLine(a: AlertRow): string {
   const d = a.detail as Record<string, any>;
   if (a.kind === "delivery") return `${whatOf(a)} (delivery ${d.delivery}, ${plural(d.attempts ?? 0, "attempt")})`;
   if (a.kind === "pull") return `${whatOf(a)} (run ${d.run})`;
+  if (a.kind === "stalled")
+    return `${whatOf(a)} (its oldest: ${d.entity} ${d.key}, delivery ${d.delivery}, ${plural(d.attempts ?? 0, "attempt")})`;
   return whatOf(a);
 }
 

@@ -47,6 +47,11 @@ export const notificationsConfigSchema = () =>
     status_page_url: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).optional(),
     /** At most one notice per target in this many minutes; what happens meanwhile comes in one digest. */
     min_interval_minutes: z.number().min(0).default(15),
+    /**
+     * A target's queue is stuck (one alert) when a delivery that does not need action is still not delivered this many
+     * minutes after it was queued: a target down or throttling for hours, a paused target, a dispatcher that stopped. 0: never.
+     */
+    stalled_after_minutes: z.number().min(0).default(60),
     /** How often kontobro looks for new and resolved problems. */
     check_interval_seconds: z.number().min(0.01).default(10),
     /** First retry of a notice that could not be sent; doubles up to retry_max_ms. Notices are never dropped. */

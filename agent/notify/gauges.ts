@@ -15,7 +15,7 @@ export async function alertGauges(db: SqlRunner, targets: string[]): Promise<Gau
   return [
     {
       name: "kontobro_alerts_open",
-      help: "Problems that need a person, by target and kind (delivery, pull, credentials, storage), as the notifier last saw them.",
+      help: "Problems that need a person, by target and kind (delivery, pull, credentials, storage, stalled), as the notifier last saw them.",
       rows: open.map((r) => ({ labels: { target: r.target, kind: r.kind }, value: r.n })),
     },
     {

@@ -33,8 +33,8 @@ export interface NotifierOptions {
   /** The tenant's storage: sqliteRunner(db) for the SQLite agent, the tenant's runner on PostgreSQL. */
   storage: SqlRunner;
   config: NotificationsConfig;
-  /** Configured targets: name and the connector's title. */
-  targets: { name: string; title: string }[];
+  /** Configured targets: name, the connector's title, and whether kontobro.toml pauses it. */
+  targets: { name: string; title: string; paused?: boolean }[];
   /** Problems only this process knows of, not the database (the SQLite agent's failed WAL fsync, agent/durability.ts). */
   problems?: () => Problem[];
   /** The status page's address for the links (a function: the port may be known only once the server listens). */
@@ -127,7 +127,11 @@ export class Notifier {
       const now = this.now();
       await this.o.storage.transaction(async (tx) => {
         if (!(await takeRoundTurn(tx))) return; // another worker's round of this tenant is under way
-        await syncAlerts(tx, now, this.o.problems?.());
+        await syncAlerts(tx, now, this.o.problems?.(), {
+          targets: this.o.targets,
+          stalledAfterMs: this.o.config.stalled_after_minutes * 60_000,
+          now,
+        });
         await this.compose(tx, now);
       });
       await this.sendDue();

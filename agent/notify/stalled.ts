@@ -1,0 +1,107 @@
+// A target's queue that stopped moving: the oldest delivery that neither reached the target nor needs action, once it is
+// older than [notifications] stalled_after_minutes. Every other alert names a failure someone saw; this one catches what
+// fails quietly: a target down or throttling for hours (retried by itself, never "needs action"), a hang, a target
+// paused in kontobro.toml and forgotten, a delivery held or waiting behind another that does not move, a dispatcher that
+// stopped or fails every round. One alert per target (subject ""), resolved once nothing that old is open.
+import { NOT_DONE } from "../db/open-deliveries.ts";
+import type { SqlRunner } from "../db/pg/runner.ts";
+import { TargetStateStore, type TargetState } from "../target-state.ts";
+import { showTime } from "../time.ts";
+import type { Problem } from "./alerts.ts";
+
+export interface StalledCheck {
+  /** Configured, enabled targets; `paused`: paused = true in kontobro.toml. */
+  targets: { name: string; paused?: boolean }[];
+  /** An open delivery older than this (since it was queued) makes its target's queue stalled; 0: never. */
+  stalledAfterMs: number;
+  now: number;
+}
+
+interface Oldest {
+  id: number;
+  entity: string;
+  key: string;
+  status: string;
+  attempts: number;
+  createdAt: number;
+  nextAttemptAt: number;
+  waitingOn: string | null;
+  code: string | null;
+  message: string | null;
+  hint: string | null;
+}
+
+// Per status: the partial index deliveries_status_id (status, id) gives the oldest at once.
+const OLDEST_OPEN = `SELECT id, entity, key, status, attempts, created_at AS createdAt, next_attempt_at AS nextAttemptAt,
+    waiting_on AS waitingOn, error_code AS code, error_message AS message, error_hint AS hint
+  FROM deliveries WHERE status = ?2 AND ${NOT_DONE} AND target = ?1 ORDER BY id LIMIT 1`;
+const MOVING = ["pending", "in_flight", "waiting"] as const;
+
+/** The oldest delivery to `target` that is neither delivered, replaced nor needing action; null when none. */
+async function oldestOpen(db: SqlRunner, target: string): Promise<Oldest | null> {
+  let oldest: Oldest | null = null;
+  for (const status of MOVING) {
+    const row = await db.get<Oldest>(OLDEST_OPEN, target, status);
+    if (row && (!oldest || row.id < oldest.id)) oldest = row;
+  }
+  return oldest;
+}
+
+const capitalise = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
+
+/** "40 s", "45 min", "3 h 20 min", "2 days 4 h". Pure. */
+export function showAge(ms: number): string {
+  if (ms < 60_000) return `${Math.round(ms / 1000)} s`;
+  const minutes = Math.floor(ms / 60_000);
+  if (minutes < 60) return `${minutes} min`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 48) return minutes % 60 === 0 ? `${hours} h` : `${hours} h ${minutes % 60} min`;
+  return `${Math.floor(hours / 24)} days ${hours % 24} h`;
+}
+
+/** Where the oldest delivery stands, in a few words. Pure. */
+function standing(d: Oldest, now: number): string {
+  if (d.status === "waiting") return `it waits for ${d.waitingOn?.replace(":", " ") ?? "another record"} to reach the target first`;
+  if (d.status === "in_flight") return "it is being sent";
+  if (d.attempts === 0 && !d.message)
+    return d.nextAttemptAt <= now ? "it has not been tried" : `its first try is due ${showTime(d.nextAttemptAt)}`;
+  const tried = `${d.attempts} attempt${d.attempts === 1 ? "" : "s"}`;
+  return `${tried}, next ${d.nextAttemptAt <= now ? "due now" : showTime(d.nextAttemptAt)}${d.message ? `: ${d.message.replace(/\.+$/, "")}` : ""}`;
+}
+
+/** What to do, from the most likely cause: kontobro.toml, the target's pause or breaker, then the delivery itself. Pure. */
+function whatToDo(d: Oldest, paused: boolean, s: TargetState, now: number): string {
+  if (paused)
+    return "The target is paused in kontobro.toml (paused = true): nothing is sent to it. Remove paused (or set it to false) and restart kontobro.";
+  if (s.pausedUntil !== null && s.pausedUntil > now)
+    return `The target asked kontobro to wait until ${showTime(s.pausedUntil)}${s.pauseReason ? ` (${s.pauseReason})` : ""}; sending resumes by itself then. If it keeps asking, check the target's quota and rate limits with its vendor.`;
+  if (s.breaker !== "closed")
+    return `The target failed ${s.failures} time(s) in a row (server errors, timeouts or broken connections); kontobro keeps probing it and resumes by itself. Check the target's service status, and this server's network, DNS and proxy (\`kontobro check\`).`;
+  if (d.status === "waiting") return "Open the record it waits for on the status page: that one is not delivered yet, and says why.";
+  if (d.attempts === 0 && !d.message && d.nextAttemptAt <= now)
+    return "Nothing is sending to this target: look in kontobro's log for errors of the dispatcher, and restart kontobro.";
+  return d.hint ?? "kontobro retries by itself; the record's page on the status page lists every attempt and its answer.";
+}
+
+/** The stalled queues of the configured targets, one problem each. */
+export async function stalledQueues(db: SqlRunner, check: StalledCheck): Promise<Problem[]> {
+  if (check.stalledAfterMs <= 0) return [];
+  const problems: Problem[] = [];
+  const state = new TargetStateStore(db);
+  for (const t of check.targets) {
+    const d = await oldestOpen(db, t.name);
+    if (!d || check.now - d.createdAt < check.stalledAfterMs) continue;
+    const s = await state.get(t.name);
+    const what = `${d.entity} ${d.key}`;
+    problems.push({
+      target: t.name,
+      kind: "stalled",
+      subject: "",
+      code: "queue_stalled",
+      message: `${capitalise(what)}, queued ${showTime(d.createdAt)}, is not delivered after ${showAge(check.stalledAfterMs)}: ${standing(d, check.now)}.`,
+      hint: whatToDo(d, t.paused === true, s, check.now),
+      detail: { delivery: d.id, entity: d.entity, key: d.key, status: d.status, attempts: d.attempts, queuedAt: d.createdAt },
+    });
+  }
+  return problems;
+}
