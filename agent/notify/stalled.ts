@@ -31,7 +31,10 @@ interface Oldest {
   hint: string | null;
 }
 
-// Per status: the partial index deliveries_status_id (status, id) gives the oldest at once.
+// Per status: whether the target has any (deliveries_ready, target and status), then the oldest, walking the partial index
+// deliveries_status_id (status, id) from its start to the target's first: without the first, a target with none of that
+// status would walk every other target's.
+const ANY_OPEN = `SELECT 1 AS found FROM deliveries WHERE target = ?1 AND status = ?2 AND ${NOT_DONE} LIMIT 1`;
 const OLDEST_OPEN = `SELECT id, entity, key, status, attempts, created_at AS createdAt, next_attempt_at AS nextAttemptAt,
     waiting_on AS waitingOn, error_code AS code, error_message AS message, error_hint AS hint
   FROM deliveries WHERE status = ?2 AND ${NOT_DONE} AND target = ?1 ORDER BY id LIMIT 1`;
@@ -41,6 +44,7 @@ const MOVING = ["pending", "in_flight", "waiting"] as const;
 async function oldestOpen(db: SqlRunner, target: string): Promise<Oldest | null> {
   let oldest: Oldest | null = null;
   for (const status of MOVING) {
+    if (!(await db.get(ANY_OPEN, target, status))) continue;
     const row = await db.get<Oldest>(OLDEST_OPEN, target, status);
     if (row && (!oldest || row.id < oldest.id)) oldest = row;
   }
