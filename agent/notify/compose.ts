@@ -16,6 +16,11 @@ export interface NoticeInput {
   resolved: AlertRow[];
   /** Problems that came and went between two notices (never announced). */
   cameAndWent: number;
+  /**
+   * A reminder (Notifier.remind): `opened` are problems told before and still open; this is when the target's last
+   * notice was stored (null: none is kept any more).
+   */
+  reminderSince?: number | null;
   /** Problems of this target still open after this notice. */
   stillOpen: number;
   minIntervalMinutes: number;
@@ -67,7 +72,16 @@ export function composeNotice(n: NoticeInput): Notice {
   const single = n.opened.length + n.resolved.length === 1;
   const lines: string[] = [`kontobro on ${n.host}, target "${n.target}" (${n.targetTitle})`, ""];
   let subject: string;
-  if (single && n.opened.length === 1) {
+  if (n.reminderSince !== undefined) {
+    subject = `${tag} reminder: ${plural(n.opened.length, "problem")} still open`;
+    lines.push(
+      `Reminder: ${n.opened.length === 1 ? "this problem is" : "these problems are"} still open${n.reminderSince ? ` since the last notice (${showTime(n.reminderSince)})` : ""}.`,
+    );
+    n.opened
+      .slice(0, DIGEST_DETAILS)
+      .forEach((a, i) => lines.push("", `${i + 1}. ${capitalise(headline(a, n.targetTitle))}`, ...problemBlock(a, "   ")));
+    if (n.opened.length > DIGEST_DETAILS) lines.push("", `... and ${n.opened.length - DIGEST_DETAILS} more: see the status page.`);
+  } else if (single && n.opened.length === 1) {
     const a = n.opened[0]!;
     subject = `${tag} ${headline(a, n.targetTitle)}`;
     lines.push(`${capitalise(headline(a, n.targetTitle))}.`, "", ...problemBlock(a));
@@ -137,7 +151,14 @@ export function composeNotice(n: NoticeInput): Notice {
     text: chat,
     statusPage: n.statusUrl,
     at: new Date(n.now).toISOString(),
-    counts: { new: n.opened.length, resolved: n.resolved.length, cameAndWent: n.cameAndWent, open: n.stillOpen },
+    // A reminder's problems were told before: none is new.
+    reminder: n.reminderSince !== undefined,
+    counts: {
+      new: n.reminderSince !== undefined ? 0 : n.opened.length,
+      resolved: n.resolved.length,
+      cameAndWent: n.cameAndWent,
+      open: n.stillOpen,
+    },
     problems: n.opened.map(item),
     resolved: n.resolved.map(item),
   };

@@ -52,6 +52,11 @@ export const notificationsConfigSchema = () =>
      * minutes after it was queued: a target down or throttling for hours, a paused target, a dispatcher that stopped. 0: never.
      */
     stalled_after_minutes: z.number().min(0).default(60),
+    /**
+     * A target whose problems are still open this many hours after its last notice gets them again (one reminder listing
+     * them), so a mail missed or filtered does not leave them unseen for days. 0: told once only.
+     */
+    remind_after_hours: z.number().min(0).default(24),
     /** How often kontobro looks for new and resolved problems. */
     check_interval_seconds: z.number().min(0.01).default(10),
     /** First retry of a notice that could not be sent; doubles up to retry_max_ms. Notices are never dropped. */

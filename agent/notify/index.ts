@@ -23,7 +23,7 @@ import { hostname } from "node:os";
 import { retryDelayMs } from "../backoff.ts";
 import type { SqlRunner } from "../db/pg/runner.ts";
 import { registerSecret, type Logger } from "../log.ts";
-import { type Problem, selectAlerts, syncAlerts } from "./alerts.ts";
+import { type AlertRow, type Problem, selectAlerts, syncAlerts } from "./alerts.ts";
 import { composeNotice } from "./compose.ts";
 import type { NotificationsConfig } from "./config.ts";
 import { mailboxSender, type DemoMailbox } from "./demo-mailbox.ts";
@@ -196,35 +196,70 @@ export class Notifier {
       for (const a of [...opened, ...wentAway]) await tx.run(`UPDATE alerts SET opened_batch = ?2 WHERE id = ?1`, a.id, batch);
       for (const a of [...resolved, ...wentAway]) await tx.run(`UPDATE alerts SET resolved_batch = ?2 WHERE id = ?1`, a.id, batch);
       if (!tell) continue;
-      const stillOpen = (await tx.get<{ n: number }>(`SELECT count(*) AS n FROM alerts WHERE target = ?1 AND resolved_at IS NULL`, target))!
-        .n;
-      const notice = composeNotice({
+      await this.store(tx, target, channels, { opened, resolved, cameAndWent: wentAway.length, now, batch });
+    }
+    await this.remind(tx, now, targets);
+  }
+
+  /**
+   * Targets with problems still open remind_after_hours after their last notice (and no news now) get them all again in
+   * one reminder: a first mail missed, filtered or deleted does not leave a problem unseen for days.
+   */
+  private async remind(tx: SqlRunner, now: number, toldNow: string[]): Promise<void> {
+    const afterMs = this.o.config.remind_after_hours * 3_600_000;
+    if (afterMs <= 0) return;
+    const open = await tx.all<{ target: string }>(
+      `SELECT DISTINCT target FROM alerts WHERE resolved_at IS NULL AND opened_batch > 0 ORDER BY target`,
+    );
+    for (const { target } of open) {
+      if (toldNow.includes(target)) continue;
+      const channels = this.channelsFor(target);
+      if (channels.length === 0) continue;
+      const last = (await tx.get<{ t: number | null }>(`SELECT max(created_at) AS t FROM notifications WHERE target = ?1`, target))!.t;
+      if (last !== null && now - last < afterMs) continue;
+      const still = await selectAlerts(tx, "target = ?1 AND resolved_at IS NULL AND opened_batch > 0", target);
+      const batch = (await tx.get<{ b: number }>(`SELECT coalesce(max(batch), 0) + 1 AS b FROM notifications`))!.b;
+      await this.store(tx, target, channels, { opened: still, resolved: [], cameAndWent: 0, now, batch, reminderSince: last });
+    }
+  }
+
+  /** Composes one notice for `target` and stores it, one row per channel (in the round's `tx`). */
+  private async store(
+    tx: SqlRunner,
+    target: string,
+    channels: { channel: Channel; recipients?: string[] }[],
+    n: { opened: AlertRow[]; resolved: AlertRow[]; cameAndWent: number; now: number; batch: number; reminderSince?: number | null },
+  ): Promise<void> {
+    const { now, batch } = n;
+    const stillOpen = (await tx.get<{ n: number }>(`SELECT count(*) AS n FROM alerts WHERE target = ?1 AND resolved_at IS NULL`, target))!
+      .n;
+    const notice = composeNotice({
+      target,
+      targetTitle: this.o.targets.find((t) => t.name === target)?.title ?? target,
+      host: this.host,
+      statusUrl: typeof this.o.statusUrl === "string" ? this.o.statusUrl : this.o.statusUrl(),
+      opened: n.opened,
+      resolved: n.resolved,
+      cameAndWent: n.cameAndWent,
+      ...(n.reminderSince !== undefined ? { reminderSince: n.reminderSince } : {}),
+      stillOpen,
+      minIntervalMinutes: this.o.config.min_interval_minutes,
+      version: this.o.version,
+      now,
+    });
+    for (const { channel, recipients } of channels) {
+      await tx.run(
+        `INSERT INTO notifications (batch, target, channel, recipients, subject, body, payload, status, next_attempt_at, created_at)
+               VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8)`,
+        batch,
         target,
-        targetTitle: this.o.targets.find((t) => t.name === target)?.title ?? target,
-        host: this.host,
-        statusUrl: typeof this.o.statusUrl === "string" ? this.o.statusUrl : this.o.statusUrl(),
-        opened,
-        resolved,
-        cameAndWent: wentAway.length,
-        stillOpen,
-        minIntervalMinutes: this.o.config.min_interval_minutes,
-        version: this.o.version,
+        channel,
+        recipients ? JSON.stringify(recipients) : null,
+        notice.subject,
+        notice.text,
+        JSON.stringify(notice.payload),
         now,
-      });
-      for (const { channel, recipients } of channels) {
-        await tx.run(
-          `INSERT INTO notifications (batch, target, channel, recipients, subject, body, payload, status, next_attempt_at, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?8)`,
-          batch,
-          target,
-          channel,
-          recipients ? JSON.stringify(recipients) : null,
-          notice.subject,
-          notice.text,
-          JSON.stringify(notice.payload),
-          now,
-        );
-      }
+      );
     }
   }
 
