@@ -2,6 +2,10 @@
 // answering 500 to everything (retried by itself, breaker open) or the target paused in kontobro.toml and forgotten,
 // and a real SMTP server over loopback. Once the queue moves again the recovery is told too.
 import { afterAll, describe, expect, test } from "bun:test";
+import { sqliteRunner } from "../agent/db/pg/runner.ts";
+import { silentLogger } from "../agent/log.ts";
+import { NotificationsConfig } from "../agent/notify/config.ts";
+import { Notifier } from "../agent/notify/index.ts";
 import { startStack, type Stack } from "./e2e-harness.ts";
 import { customerEvent, waitFor } from "./helpers.ts";
 import { startSmtp, type TestSmtp } from "./notify-smtp.ts";
@@ -44,11 +48,14 @@ describe("a stuck queue is told", () => {
     expect(mail.body).toContain("Customer 1, queued ");
     expect(mail.body).toMatch(/is not delivered after 1 s: \d+ attempts, next [^:]+: e-conomic: Internal server error/);
     expect(mail.body).toContain("Check the target's service status");
-    expect(await metrics(stack)).toContain('kontobro_alerts_open{target="eco",kind="stalled"} 1');
+    const stuck = await metrics(stack);
+    expect(stuck).toContain('kontobro_alerts_open{target="eco",kind="stalled"} 1');
+    expect(Number(stuck.match(/^kontobro_delivery_oldest_open_age_seconds\{target="eco"\} (\S+)$/m)?.[1])).toBeGreaterThan(1);
     expect(await stack.deliveries("needs_action")).toEqual([]);
 
     await fetch(`${stack.sandboxUrl}/__sandbox/faults`, { method: "DELETE" });
     await stack.waitDelivered(1);
+    expect(await metrics(stack)).toContain('kontobro_delivery_oldest_open_age_seconds{target="eco"} 0\n');
     const resolved = (await waitFor("the resolved mail", () => smtp.mails.find((m) => m.headers.subject?.includes("resolved")), 30_000))!;
     expect(resolved.headers.subject).toBe("[kontobro] eco: resolved: the queue (the queue moves again: nothing open is that old any more)");
   }, 60_000);
@@ -59,5 +66,37 @@ describe("a stuck queue is told", () => {
     const mail = (await waitFor("the stuck-queue mail", () => smtp.mails.find((m) => m.headers.subject?.includes("stuck"))))!;
     expect(mail.body).toContain("it has not been tried");
     expect(mail.body).toContain("The target is paused in kontobro.toml (paused = true)");
+  }, 60_000);
+
+  test("the server's clock gone back: what was queued 'later than now' is told, with the clock to check", async () => {
+    // No [notifications] in the agent: only the notifier below, on the clock as it is now, composes and sends.
+    const stack = await startStack({ economic: { paused: true } });
+    cleanups.push(() => stack.stop());
+    const smtp = await startSmtp();
+    cleanups.push(() => smtp.stop());
+    await stack.post([customerEvent(3)]);
+    await waitFor("queued", async () => (await stack.deliveries("pending")).length === 1);
+    // The clock went back two hours (a wrong time corrected): the agent's own notifier, on that clock.
+    const clock = { t: Date.now() - 2 * 3_600_000 };
+    const notifier = new Notifier({
+      storage: sqliteRunner(stack.agent.db.$client),
+      config: NotificationsConfig.parse({
+        recipients: ["it@example.com"],
+        smtp: { host: "127.0.0.1", port: smtp.port, from: "kontobro@example.com", ca_file: smtp.caFile },
+      }),
+      targets: [{ name: "eco", title: "Visma e-conomic" }],
+      statusUrl: "http://kontobro.example.local:8787/",
+      log: silentLogger,
+      version: "test",
+      now: () => clock.t,
+    });
+    cleanups.push(() => notifier.stop());
+    await notifier.tick();
+    expect(smtp.mails).toHaveLength(1);
+    const mail = smtp.mails[0]!;
+    expect(mail.headers.subject).toBe("[kontobro] eco: the queue is stuck: customer 3 is not delivered yet");
+    expect(mail.body).toContain("later than the time now");
+    expect(mail.body).toContain("the server's clock went back");
+    expect(mail.body).toContain("timedatectl, NTP");
   }, 60_000);
 });

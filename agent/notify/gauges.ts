@@ -1,8 +1,9 @@
-// /metrics for alerts: what needs a person per target, notices not sent yet, refused credentials. Read from
-// the database at scrape time (the /metrics route, agent/http/app.ts), through the SqlRunner.
+// /metrics for alerts: how long the oldest open delivery has waited, what needs a person per target, notices not sent yet,
+// refused credentials. Read from the database at scrape time (the /metrics route, agent/http/app.ts), through the SqlRunner.
 import type { SqlRunner } from "../db/pg/runner.ts";
 import type { Gauge } from "../metrics.ts";
 import { listRefusedCredentials } from "./credentials.ts";
+import { oldestOpen } from "./stalled.ts";
 
 export async function alertGauges(db: SqlRunner, targets: string[]): Promise<Gauge[]> {
   const open = await db.all<{ target: string; kind: string; n: number }>(
@@ -12,7 +13,18 @@ export async function alertGauges(db: SqlRunner, targets: string[]): Promise<Gau
     `SELECT channel, count(*) AS n FROM notifications WHERE status = 'pending' GROUP BY channel ORDER BY channel`,
   );
   const refused = new Set((await listRefusedCredentials(db)).map((r) => r.target));
+  const now = Date.now();
+  const waited = [];
+  for (const target of targets) {
+    const oldest = await oldestOpen(db, target);
+    waited.push({ labels: { target }, value: oldest ? Math.max(0, (now - oldest.createdAt) / 1000) : 0 });
+  }
   return [
+    {
+      name: "kontobro_delivery_oldest_open_age_seconds",
+      help: "Seconds since the oldest delivery that is neither delivered nor needing action was queued, by target; 0 when none. Alert when it keeps growing: the queue is stuck.",
+      rows: waited,
+    },
     {
       name: "kontobro_alerts_open",
       help: "Problems that need a person, by target and kind (delivery, pull, credentials, storage, stalled), as the notifier last saw them.",

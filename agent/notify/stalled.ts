@@ -41,7 +41,7 @@ const OLDEST_OPEN = `SELECT id, entity, key, status, attempts, created_at AS cre
 const MOVING = ["pending", "in_flight", "waiting"] as const;
 
 /** The oldest delivery to `target` that is neither delivered, replaced nor needing action; null when none. */
-async function oldestOpen(db: SqlRunner, target: string): Promise<Oldest | null> {
+export async function oldestOpen(db: SqlRunner, target: string): Promise<Oldest | null> {
   let oldest: Oldest | null = null;
   for (const status of MOVING) {
     if (!(await db.get(ANY_OPEN, target, status))) continue;
@@ -87,6 +87,25 @@ function whatToDo(d: Oldest, paused: boolean, s: TargetState, now: number): stri
   return d.hint ?? "kontobro retries by itself; the record's page on the status page lists every attempt and its answer.";
 }
 
+/** A delivery queued this far "in the future" says the server's clock went back since. */
+const CLOCK_SLACK_MS = 5 * 60_000;
+
+/**
+ * The clock went back (a wrong time corrected, say a day): every time stored by the clock as it was (the next try, a
+ * lease) lies ahead by as much, so those deliveries wait until the clock gets there again, and their age reads negative.
+ */
+function clockWentBack(target: string, d: Oldest, now: number): Problem {
+  return {
+    target,
+    kind: "stalled",
+    subject: "",
+    code: "clock_went_back",
+    message: `${capitalise(`${d.entity} ${d.key}`)} was queued at ${showTime(d.createdAt)}, ${showAge(d.createdAt - now)} later than the time now (${showTime(now)}): the server's clock went back. Deliveries scheduled by the clock as it was wait until it gets there again.`,
+    hint: "Check the server's time and its time synchronisation (timedatectl, NTP). What waits goes by itself once the clock reaches the times it was given; Retry on its record's page sends a delivery now.",
+    detail: { delivery: d.id, entity: d.entity, key: d.key, status: d.status, attempts: d.attempts, queuedAt: d.createdAt },
+  };
+}
+
 /** The stalled queues of the configured targets, one problem each. */
 export async function stalledQueues(db: SqlRunner, check: StalledCheck): Promise<Problem[]> {
   if (check.stalledAfterMs <= 0) return [];
@@ -94,7 +113,12 @@ export async function stalledQueues(db: SqlRunner, check: StalledCheck): Promise
   const state = new TargetStateStore(db);
   for (const t of check.targets) {
     const d = await oldestOpen(db, t.name);
-    if (!d || check.now - d.createdAt < check.stalledAfterMs) continue;
+    if (!d) continue;
+    if (d.createdAt - check.now > CLOCK_SLACK_MS) {
+      problems.push(clockWentBack(t.name, d, check.now));
+      continue;
+    }
+    if (check.now - d.createdAt < check.stalledAfterMs) continue;
     const s = await state.get(t.name);
     const what = `${d.entity} ${d.key}`;
     problems.push({
