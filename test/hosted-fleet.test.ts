@@ -78,6 +78,7 @@ describe("TenantFleet", () => {
     );
     await fleet.refresh();
     expect(events).toEqual([]);
+    expect(fleet.notRunning).toBe(2);
     expect(fleet.whyNotRunning(1)).toBe(
       "its stored configuration is not valid: the tenant's configuration has 1 problem(s); targets[0].kind: unknown",
     );
@@ -87,11 +88,13 @@ describe("TenantFleet", () => {
     await fleet.refresh();
     expect(events).toEqual(["start t2@1"]);
     expect(fleet.get(1)).toBeUndefined();
+    expect(fleet.notRunning).toBe(1);
 
     tenants = [tenant(1, { updatedAt: 2 }), tenant(2)];
     await fleet.refresh();
     expect(events).toEqual(["start t2@1", "start t1@2"]);
     expect(fleet.whyNotRunning(1)).toBeUndefined();
+    expect(fleet.notRunning).toBe(0);
   });
 
   test("calls made while a refresh waits share it; after stop() nothing starts again", async () => {

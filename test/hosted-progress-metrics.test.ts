@@ -313,6 +313,7 @@ describe.skipIf(!!unavailable)("a hosted tenant's In progress and metrics, two w
       expect(r.status).toBe(200);
       expect(value(r.text, "process_resident_memory_bytes")).toBeGreaterThan(0);
       expect(value(r.text, "kontobro_worker_tenants")).toBe(2);
+      expect(value(r.text, "kontobro_worker_tenants_not_running")).toBe(0);
       expect(r.text).toMatch(/^kontobro_pushes_total\{outcome="done"\} \d+$/m);
       expect(r.text).not.toContain("acme");
       expect(r.text).not.toContain("globex");

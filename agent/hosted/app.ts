@@ -199,6 +199,11 @@ export function createHostedApp(ctx: HostedAppContext): Hono {
     return c.body(
       ctx.metrics.renderWorker([
         { name: "kontobro_worker_tenants", help: "Tenants this worker runs now.", rows: [{ labels: {}, value: ctx.fleet.size }] },
+        {
+          name: "kontobro_worker_tenants_not_running",
+          help: "Active tenants this worker does not run (their stored configuration is not valid, or their start failed): nothing is delivered for them here. Their status page says why.",
+          rows: [{ labels: {}, value: ctx.fleet.notRunning }],
+        },
       ]),
     );
   });

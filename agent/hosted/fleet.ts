@@ -24,6 +24,8 @@ export class TenantFleet {
   /** A refresh that has not started yet. */
   private waiting: Promise<void> | null = null;
   private stopped = false;
+  /** The active tenants the last refresh read. */
+  private active = new Set<number>();
 
   constructor(private readonly deps: FleetDeps) {}
 
@@ -44,6 +46,17 @@ export class TenantFleet {
 
   get size(): number {
     return this.running.size;
+  }
+
+  /**
+   * Active tenants (as the last refresh read them) that do not run on this worker: their stored configuration is not
+   * valid, or their start failed (tried again at each refresh). Every worker runs every active tenant, so one that runs
+   * nowhere has nothing delivered, pulled or told (its notifier is part of its runtime): /metrics shows it.
+   */
+  get notRunning(): number {
+    let n = 0;
+    for (const id of this.active) if (!this.running.has(id)) n += 1;
+    return n;
   }
 
   /**
@@ -93,6 +106,7 @@ export class TenantFleet {
       return;
     }
     const active = new Map(tenants.filter((t) => t.state === "active").map((t) => [t.id, t]));
+    this.active = new Set(active.keys());
     // Stopped first: a changed tenant is stopped before it starts afresh.
     const leaving = [...this.running.values()].filter((r) => active.get(r.tenant.id)?.updatedAt !== r.version);
     for (const r of leaving) this.running.delete(r.tenant.id);
