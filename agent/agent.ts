@@ -342,6 +342,7 @@ export async function startAgent(
           title: connectorKinds[t.kind]!.title,
           paused: t.paused,
           ...(c?.budgets ? { budgets: () => c.budgets!() } : {}),
+          dispatchFailing: () => dispatchers.get(t.name)?.roundsFailing() ?? null,
         };
       }),
     retry: async (id) => {

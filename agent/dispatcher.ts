@@ -29,7 +29,7 @@ import {
   type TargetSignal,
   type TargetState,
 } from "./target-state.ts";
-import { WorkerLoop } from "./worker-loop.ts";
+import { type StepFailure, WorkerLoop } from "./worker-loop.ts";
 
 export interface DispatcherOptions {
   concurrency: number;
@@ -153,6 +153,8 @@ export class Dispatcher {
   private orphansCheckedAt = 0;
   /** Whether the failed fsync of the database's WAL was logged (see logRoundError). */
   private walFailureLogged = false;
+  /** The loop stopped on an error outside its steps (a bug): nothing restarts it before kontobro does. */
+  private crashed: StepFailure | null = null;
   /** The clock stored times are judged by (DispatcherOptions.now). */
   private readonly now: () => number;
   /** DispatcherOptions.lateAnswerWaitMs. */
@@ -183,7 +185,10 @@ export class Dispatcher {
         return this.options.idlePollMs;
       },
       onRecovered: (failedRounds) => this.log.info("dispatcher reads and writes the outbox again", { target: this.target, failedRounds }),
-      onCrash: (e) => this.log.error("dispatcher stopped by an unexpected error", { target: this.target, error: e }),
+      onCrash: (e) => {
+        this.crashed = { message: `its loop stopped: ${e instanceof Error ? e.message : String(e)}`, steps: 1, since: Date.now() };
+        this.log.error("dispatcher stopped by an unexpected error", { target: this.target, error: e });
+      },
     });
   }
 
@@ -233,6 +238,14 @@ export class Dispatcher {
         error: e,
       });
     }
+  }
+
+  /**
+   * Its rounds failing now (each threw, none succeeded since: nothing is leased or written meanwhile), or null; after its
+   * loop stopped on a bug, that error. For /readyz.
+   */
+  roundsFailing(): StepFailure | null {
+    return this.crashed ?? this.worker.failure;
   }
 
   /** New work may be ready (called by intake after a commit, and by retry). */

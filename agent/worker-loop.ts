@@ -16,19 +16,31 @@ export interface WorkerLoopOptions {
   onCrash: (error: unknown) => void;
 }
 
+/** Steps that threw in a row: the last one's message, how many, and when the first of them ended (epoch ms). */
+export interface StepFailure {
+  message: string;
+  steps: number;
+  since: number;
+}
+
 export class WorkerLoop {
   private active = false;
   private wake: (() => void) | null = null;
   /** notify() came while a step ran: its work may have come too late for that step, so the next runs at once. */
   private notified = false;
   private done: Promise<void> = Promise.resolve();
-  /** The message of the last step that threw, while no step has succeeded since; and how many threw. */
-  private failing: { message: string; steps: number } | null = null;
+  /** The message of the last step that threw, while no step has succeeded since; how many threw, since when. */
+  private failing: StepFailure | null = null;
 
   constructor(private readonly options: WorkerLoopOptions) {}
 
   get running(): boolean {
     return this.active;
+  }
+
+  /** The steps failing now (each threw, none succeeded since), or null. */
+  get failure(): StepFailure | null {
+    return this.failing;
   }
 
   /** Starts the loop (the first step runs at once); does nothing when it runs already. */
@@ -83,7 +95,7 @@ export class WorkerLoop {
       } catch (e) {
         const message = e instanceof Error ? e.message : String(e);
         const repeated = this.failing?.message === message;
-        this.failing = { message, steps: (this.failing?.steps ?? 0) + 1 };
+        this.failing = { message, steps: (this.failing?.steps ?? 0) + 1, since: this.failing?.since ?? Date.now() };
         wait = this.options.onError(e, repeated);
       }
       if (this.active) await this.sleep(wait);

@@ -30,6 +30,7 @@ describe("/healthz and /readyz", () => {
       ["durability", true],
       ["migrations", true],
       ["credentials:eco", true],
+      ["dispatch:eco", true],
     ]);
 
     // The sandbox answers 401 to a wrong agreement grant token.
@@ -63,13 +64,36 @@ describe("/healthz and /readyz", () => {
     const last = db.$client.query(`SELECT hash, created_at FROM __drizzle_migrations ORDER BY created_at DESC LIMIT 1`).get() as any;
     db.$client.run(`DELETE FROM __drizzle_migrations WHERE created_at = ?1`, [last.created_at]);
     try {
-      const r = readiness(db, ["eco"]);
+      const r = readiness(db, [{ name: "eco" }]);
       expect(r.ready).toBe(false);
       expect(r.checks.find((c) => c.name === "migrations")).toMatchObject({ ok: false, hint: expect.stringContaining("Restart kontobro") });
     } finally {
       db.$client.run(`INSERT INTO __drizzle_migrations (hash, created_at) VALUES (?1, ?2)`, [last.hash, last.created_at]);
     }
-    expect(readiness(db, ["eco"]).ready).toBe(true);
+    expect(readiness(db, [{ name: "eco" }]).ready).toBe(true);
+  });
+
+  test("a dispatcher whose rounds fail while the database takes writes is not ready, and says what failed", async () => {
+    const s = await startStack();
+    try {
+      // Every round now fails (as a bug would), while the database check's write still succeeds.
+      s.agent.db.$client.run(`ALTER TABLE target_state RENAME TO target_state_away`);
+      expect((await s.post(customerEvent(81))).status).toBe(202);
+      const failing = await waitFor("readyz 503", async () => {
+        const r = await getJson(`${s.agent.url}/readyz`);
+        return r.status === 503 ? r : null;
+      });
+      expect(failing!.body.checks.filter((c: any) => !c.ok).map((c: any) => c.name)).toEqual(["dispatch:eco"]);
+      const check = failing!.body.checks.find((c: any) => c.name === "dispatch:eco");
+      expect(check.message).toMatch(/^eco: nothing is sent: the dispatcher's last \d+ rounds failed \(about 1 min\): .*target_state/);
+      expect(check.hint).toContain("restart kontobro");
+
+      s.agent.db.$client.run(`ALTER TABLE target_state_away RENAME TO target_state`);
+      await s.waitDelivered(1);
+      expect((await getJson(`${s.agent.url}/readyz`)).body.status).toBe("ready");
+    } finally {
+      await s.stop();
+    }
   });
 });
 

@@ -8,6 +8,7 @@ import type { Notifier } from "../notify/index.ts";
 import type { DemoMailbox } from "../notify/demo-mailbox.ts";
 import type { PullsRuntime } from "../pulls/index.ts";
 import { fileBoard, type WorkBoard } from "../running-work.ts";
+import type { StepFailure } from "../worker-loop.ts";
 import type { AdminContext } from "./admin-api.ts";
 
 /** What the HTTP layer needs from the running agent. */
@@ -20,7 +21,15 @@ export interface AppContext {
   listensOnLoopback: boolean;
   maxBodyBytes: number;
   /** `budgets`: the target's quotas as its connector counts them (Connector.budgets), when it has any. */
-  targets: { name: string; kind: string; title: string; paused: boolean; budgets?: () => TargetBudget[] }[];
+  /** `dispatchFailing`: its dispatcher's rounds failing now (Dispatcher.roundsFailing), for /readyz. */
+  targets: {
+    name: string;
+    kind: string;
+    title: string;
+    paused: boolean;
+    budgets?: () => TargetBudget[];
+    dispatchFailing?: () => StepFailure | null;
+  }[];
   retry(id: number): Promise<{ ok: boolean; status?: string }>;
   startedAt: number;
   version: string;

@@ -7,6 +7,7 @@ import { embeddedMigrations } from "../db/migrations.generated.ts";
 import type { Db } from "../db/index.ts";
 import { durabilityFault } from "../durability.ts";
 import { refusedCredentials } from "../notify/credentials.ts";
+import type { StepFailure } from "../worker-loop.ts";
 import type { AppContext } from "./context.ts";
 
 export interface ReadinessCheck {
@@ -88,8 +89,48 @@ function credentialChecks(db: Db, targets: string[]): ReadinessCheck[] {
   });
 }
 
-export function readiness(db: Db, targets: string[], now = Date.now()): { ready: boolean; checks: ReadinessCheck[] } {
-  const checks = [databaseWritable(db, now), walSynced(db), migrationsApplied(db), ...credentialChecks(db, targets)];
+/** A dispatcher whose rounds failed this many times in a row (each after busy_timeout_ms, if the database was locked). */
+const FAILED_ROUNDS = 3;
+
+/**
+ * Each target's dispatcher makes its rounds: not FAILED_ROUNDS of them failed in a row (a round leases and records
+ * outcomes; while they fail nothing is sent to the target), and its loop has not stopped. A database that cannot be
+ * written fails its own check too; rounds failing while it takes writes are a bug, retried at every poll.
+ */
+function dispatchChecks(targets: ReadinessTarget[], now: number): ReadinessCheck[] {
+  return targets
+    .filter((t) => t.dispatchFailing)
+    .map((t) => {
+      const f = t.dispatchFailing!();
+      if (!f || f.steps < FAILED_ROUNDS)
+        return { name: `dispatch:${t.name}`, ok: true, message: `${t.name}: the dispatcher makes its rounds.` };
+      const minutes = Math.max(1, Math.round((now - f.since) / 60_000));
+      return {
+        name: `dispatch:${t.name}`,
+        ok: false,
+        message: `${t.name}: nothing is sent: the dispatcher's last ${f.steps} rounds failed (about ${minutes} min): ${f.message}`,
+        hint: "If the database check fails too, fix that first (rounds go on by themselves after). Otherwise restart kontobro, and report the error (in kontobro's log at level warn or error, component dispatcher) if it comes back.",
+      };
+    });
+}
+
+/** A target as readiness sees it: its name, and its dispatcher's failing rounds when it runs one. */
+export interface ReadinessTarget {
+  name: string;
+  dispatchFailing?: () => StepFailure | null;
+}
+
+export function readiness(db: Db, targets: ReadinessTarget[], now = Date.now()): { ready: boolean; checks: ReadinessCheck[] } {
+  const checks = [
+    databaseWritable(db, now),
+    walSynced(db),
+    migrationsApplied(db),
+    ...credentialChecks(
+      db,
+      targets.map((t) => t.name),
+    ),
+    ...dispatchChecks(targets, now),
+  ];
   return { ready: checks.every((c) => c.ok), checks };
 }
 
@@ -101,10 +142,7 @@ export function registerHealthRoutes(app: Hono, ctx: AppContext): void {
 
   app.get("/readyz", (c) => {
     c.header("Cache-Control", "no-store");
-    const { ready, checks } = readiness(
-      ctx.db,
-      ctx.targets.map((t) => t.name),
-    );
+    const { ready, checks } = readiness(ctx.db, ctx.targets);
     return c.json({ status: ready ? "ready" : "not_ready", version: ctx.version, checks }, ready ? 200 : 503);
   });
 }
