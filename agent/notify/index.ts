@@ -61,6 +61,8 @@ export interface NotifierOptions {
 export type Channel = "email" | "webhook";
 
 const SEND_BATCH = 20;
+/** Rounds that failed in a row (the database cannot be read or written) before that is told directly: a minute at the default interval. */
+const FAILED_ROUNDS_TOLD = 6;
 const PRUNE_EVERY_MS = 3_600_000;
 
 /**
@@ -106,6 +108,11 @@ export class Notifier {
   /** stop() was called: a round under way sends nothing more (the rest goes after the next start). */
   private stopping = false;
   private lastPrune = 0;
+  /**
+   * Rounds failing in a row: the database cannot be read or written (full, read-only, gone), so no problem can be stored
+   * or told the usual way; after FAILED_ROUNDS_TOLD it is told directly, once, and so is its end (tellDirectly).
+   */
+  private failing: { rounds: number; message: string; told: boolean } | null = null;
 
   constructor(private readonly o: NotifierOptions) {
     this.now = o.now ?? Date.now;
@@ -139,8 +146,61 @@ export class Notifier {
         await this.prune(now);
         this.lastPrune = now;
       }
+      if (this.failing?.told)
+        await this.tellDirectly(
+          "kontobro writes its database again",
+          `kontobro on ${this.host} reads and writes its database again; the problems and notices it could not store meanwhile follow as usual.`,
+        );
+      this.failing = null;
     } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      this.failing = { rounds: (this.failing?.rounds ?? 0) + 1, message, told: this.failing?.told ?? false };
       this.o.log.warn("notifications: could not check for problems or send notices; trying again", { error: e });
+      if (this.failing.rounds >= FAILED_ROUNDS_TOLD && !this.failing.told) {
+        this.failing.told = true;
+        await this.tellDirectly(
+          "the database cannot be written: nothing is delivered",
+          [
+            `kontobro on ${this.host} cannot use its database: ${message}`,
+            "",
+            "Nothing is delivered to the targets and the PSA's events are refused (it sends them again later) until it can.",
+            "How to fix: check the free disk space and that the user running kontobro may write the data directory (a read-only",
+            "file system, permissions); /readyz says what fails. kontobro goes on by itself once the database takes writes.",
+          ].join("\n"),
+        );
+      }
+    }
+  }
+
+  /**
+   * A notice that cannot be stored first (the database is what fails): sent at once on every channel, to every recipient
+   * of every target, and not retried (the next failing stretch tells it again). Never throws.
+   */
+  private async tellDirectly(headline: string, text: string): Promise<void> {
+    const recipients = [...new Set([...this.o.config.recipients, ...Object.values(this.o.config.target_recipients).flat()])];
+    const statusUrl = typeof this.o.statusUrl === "string" ? this.o.statusUrl : this.o.statusUrl();
+    const subject = `[kontobro] ${headline}`;
+    const body = `${text}\n\nStatus page: ${statusUrl}\n\n--\nkontobro ${this.o.version}.\nRecipients are set in kontobro.toml, [notifications].\n`;
+    const payload = JSON.stringify({
+      type: "kontobro.notice",
+      version: this.o.version,
+      host: this.host,
+      target: "",
+      subject,
+      text: `kontobro: ${headline}\n${text}`,
+      statusPage: statusUrl,
+      at: new Date(this.now()).toISOString(),
+      problems: [],
+      resolved: [],
+    });
+    const notice = { id: 0, batch: 0, target: "", subject, body, payload };
+    for (const [channel, sender] of Object.entries(this.senders) as [Channel, NoticeSender | undefined][]) {
+      if (!sender || (channel === "email" && recipients.length === 0)) continue;
+      try {
+        await sender.send({ ...notice, recipients: channel === "email" ? recipients : [] });
+      } catch (e) {
+        this.o.log.error("could not send the notice that the database cannot be written", { channel, subject, error: e });
+      }
     }
   }
 
