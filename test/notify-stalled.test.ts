@@ -7,7 +7,7 @@ import { silentLogger } from "../agent/log.ts";
 import { NotificationsConfig } from "../agent/notify/config.ts";
 import { Notifier } from "../agent/notify/index.ts";
 import { startStack, type Stack } from "./e2e-harness.ts";
-import { customerEvent, waitFor } from "./helpers.ts";
+import { customerEvent, invoiceEvent, projectEvent, waitFor } from "./helpers.ts";
 import { startSmtp, type TestSmtp } from "./notify-smtp.ts";
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -66,6 +66,18 @@ describe("a stuck queue is told", () => {
     const mail = (await waitFor("the stuck-queue mail", () => smtp.mails.find((m) => m.headers.subject?.includes("stuck"))))!;
     expect(mail.body).toContain("it has not been tried");
     expect(mail.body).toContain("The target is paused in kontobro.toml (paused = true)");
+  }, 60_000);
+
+  test("an invoice waiting behind a project that needs action is not told again as a stuck queue", async () => {
+    const { stack, smtp } = await stackWithMail();
+    await stack.post([customerEvent(4), projectEvent("P-104" as any, 4), invoiceEvent(40, 4, "P-104" as any)]);
+    await waitFor("the project needs action, the invoice waits", async () => {
+      const [action, waiting] = [await stack.deliveries("needs_action"), await stack.deliveries("waiting")];
+      return action.length === 1 && waiting.length === 1;
+    });
+    await waitFor("the needs-action mail", () => smtp.mails[0]);
+    await Bun.sleep(2500); // twice stalled_after_minutes
+    expect(smtp.mails.map((m) => m.headers.subject)).toEqual(["[kontobro] eco: project P-104 needs action"]);
   }, 60_000);
 
   test("the server's clock gone back: what was queued 'later than now' is told, with the clock to check", async () => {

@@ -38,6 +38,15 @@ const ANY_OPEN = `SELECT 1 AS found FROM deliveries WHERE target = ?1 AND status
 const OLDEST_OPEN = `SELECT id, entity, key, status, attempts, created_at AS createdAt, next_attempt_at AS nextAttemptAt,
     waiting_on AS waitingOn, error_code AS code, error_message AS message, error_hint AS hint
   FROM deliveries WHERE status = ?2 AND ${NOT_DONE} AND target = ?1 ORDER BY id LIMIT 1`;
+// A waiting delivery counts only while what it waits for neither needs action (told as such already) nor waits itself
+// (judged on its own): so an invoice behind a customer that needs action is not told twice, but a wait that nothing
+// ends any more (the record it waits for delivered, or nowhere open) is.
+const OLDEST_WAITING = `SELECT id, entity, key, status, attempts, created_at AS createdAt, next_attempt_at AS nextAttemptAt,
+    waiting_on AS waitingOn, error_code AS code, error_message AS message, error_hint AS hint
+  FROM deliveries w WHERE status = 'waiting' AND ${NOT_DONE} AND target = ?1
+    AND NOT EXISTS (SELECT 1 FROM deliveries b WHERE b.target = ?1 AND b.status IN ('needs_action', 'waiting') AND b.status <> 'done'
+      AND b.entity || ':' || b.key = w.waiting_on)
+  ORDER BY id LIMIT 1`;
 const MOVING = ["pending", "in_flight", "waiting"] as const;
 
 /** The oldest delivery to `target` that is neither delivered, replaced nor needing action; null when none. */
@@ -45,7 +54,7 @@ export async function oldestOpen(db: SqlRunner, target: string): Promise<Oldest 
   let oldest: Oldest | null = null;
   for (const status of MOVING) {
     if (!(await db.get(ANY_OPEN, target, status))) continue;
-    const row = await db.get<Oldest>(OLDEST_OPEN, target, status);
+    const row = await (status === "waiting" ? db.get<Oldest>(OLDEST_WAITING, target) : db.get<Oldest>(OLDEST_OPEN, target, status));
     if (row && (!oldest || row.id < oldest.id)) oldest = row;
   }
   return oldest;
