@@ -67,6 +67,7 @@ describe("chaos", () => {
           log: () => {},
         }),
       );
-    }, 120_000);
+      // 12-55 s alone on two cores; a machine busy with other work took more than 120 (CI beside other engineers' tests).
+    }, 240_000);
   }
 });
