@@ -3,7 +3,7 @@
 // deliverer leaves the files to the one holding the claim, which writes those exported meanwhile too; and a claim whose
 // lease ran out is taken over, the same file then written twice with the same bytes, harmlessly.
 import { describe, expect, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { deliverPending } from "../agent/exports/deliver.ts";
 import { runExport } from "../agent/exports/service.ts";
@@ -104,5 +104,25 @@ describe("export files are written to the output folder outside the database's w
     expect(await stale).toEqual({ delivered: [join(out, file.fileName)], problems: [] });
     expect(readFileSync(join(out, file.fileName))).toEqual(bytes);
     expect(written(out)).toEqual([file.fileName]);
+  });
+
+  test("a write cut short (a file size limit or a full disk takes only part of it) leaves no file in the folder", () => {
+    const out = tempDir("kontobro-out-");
+    const path = join(out, "SIE4I_1.SI");
+    // The shell ignores SIGXFSZ, so a write past the limit fails with EFBIG; the limit is 2 blocks of 512 bytes.
+    const child = Bun.spawnSync([
+      "sh",
+      "-c",
+      `trap '' XFSZ; ulimit -f 2; exec "$0" "$@"`,
+      process.execPath,
+      join(import.meta.dir, "export-write-child.ts"),
+      path,
+      "8000",
+    ]);
+    const outcome = JSON.parse(child.stdout.toString());
+    // Before: write() took 1024 of the 8000 bytes, the short count was not looked at, and the cut file was renamed into place.
+    expect(outcome.ok).toBe(false);
+    expect(existsSync(path) ? statSync(path).size : "no file").toBe("no file");
+    expect(written(out)).toEqual([]);
   });
 });

@@ -12,7 +12,7 @@
 // tenant's files; the folder is the worker's: a folder every worker shares (a network mount) is needed for all files
 // to land in one place (README, hosted mode).
 import { randomUUID } from "node:crypto";
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import type { SqlRunner } from "../db/pg/runner.ts";
 import { problem, type Problem } from "../problem.ts";
@@ -21,17 +21,32 @@ import { claimPendingFiles, markFilesDelivered, type PendingFile } from "./store
 /** How long a claim to write a tenant's files holds before another deliverer may take it over. */
 export const DELIVERY_LEASE_MS = 5 * 60_000;
 
-function writeAtomically(path: string, bytes: Uint8Array): void {
+/** write() may take only part of the bytes (a full disk, a file size limit): write the rest until all are in, or fail. */
+function writeAll(fd: number, bytes: Uint8Array): void {
+  for (let done = 0; done < bytes.length; ) {
+    const n = writeSync(fd, bytes, done, bytes.length - done);
+    if (n <= 0) throw new Error(`only ${done} of ${bytes.length} bytes could be written`);
+    done += n;
+  }
+}
+
+/** Writes `path` whole or not at all; a failed write leaves neither the file nor its temporary file. */
+export function writeAtomically(path: string, bytes: Uint8Array): void {
   // A temporary name per writer: a second writer of the same file (a lease run out) never truncates the first's.
   const temp = `${path}.${randomUUID().slice(0, 8)}.part`;
   const fd = openSync(temp, "w");
   try {
-    writeSync(fd, bytes);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    try {
+      writeAll(fd, bytes);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temp, path);
+  } catch (e) {
+    rmSync(temp, { force: true });
+    throw e;
   }
-  renameSync(temp, path);
 }
 
 const sameBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
@@ -123,7 +138,7 @@ function writeFile(dir: string, f: PendingFile): WriteOutcome {
       problem: problem(
         "exports.output_dir_unwritable",
         `Export file ${f.id} (${f.fileName}) could not be written to ${dir}: ${(e as Error).message}.`,
-        "Fix exports.output_dir or its permissions; the file is kept in kontobro and written there at the next export or start.",
+        "Fix exports.output_dir or its permissions, or free space on its disk; the file is kept in kontobro and written there at the next export or start.",
         "exports.output_dir",
       ),
     };
