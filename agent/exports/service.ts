@@ -16,6 +16,7 @@ import { buildSieFiles, SIE_BUILD_STAGES, type BuiltFile, type LeftOut } from ".
 import { buildTemplateFile, leftOutWarnings } from "./build-template.ts";
 import type { ExportSettings } from "./config.ts";
 import { deliverPending } from "./deliver.ts";
+import { alreadyInFolder, unknownSieFiles } from "./found-files.ts";
 import type { ChangedBy } from "./status.ts";
 import * as store from "./store.ts";
 import { findTemplate } from "./templates-store.ts";
@@ -231,6 +232,8 @@ export async function runExport(
   // Another export (or a long write) holds the database: say so rather than look stuck.
   work.update(0, null, "waiting for the database");
   let markProgress: (marked: number) => void = () => undefined;
+  // Read before the transaction: a slow folder must not hold the database.
+  const found = !template && settings.outputDir ? await unknownSieFiles(db, settings.outputDir) : [];
   const exporting = async (tx: SqlRunner): Promise<ExportResult> => {
     // Another export of the tenant on another worker waits here until this one has committed (PostgreSQL).
     // It may idle while it reads and builds (PostgreSQL: store.ts, EXPORT_BUILD_IDLE_MS), until it writes.
@@ -242,13 +245,20 @@ export async function runExport(
       work.update(0, null, "selecting invoices");
       const invoices = await store.loadInvoicesToTransfer(tx, checked.period);
       if (invoices.length === 0) return nothing(`No invoices to transfer${periodText(request)}.`);
+      const doubles = alreadyInFolder(
+        found,
+        invoices.map((i) => i.doc),
+        settings.outputDir!,
+      );
+      if (doubles.length > 0) return { ok: false, httpStatus: 422, problems: doubles };
       const progress = sieProgress(work, invoices.length);
       markProgress = progress.mark;
       const built = buildSieFiles(
         invoices.map((i) => i.doc),
         { customers: await store.loadCustomers(tx), projects: await store.loadProjects(tx) },
         settings,
-        { now, firstSerial: (await store.sieFileCount(tx)) + 1 },
+        // After the folder's files too: a serial the importer has seen is never given to another file.
+        { now, firstSerial: Math.max(await store.sieFileCount(tx), ...found.map((f) => f.serial)) + 1 },
         progress.build,
       );
       if (!built.ok) return { ok: false, httpStatus: 422, problems: built.problems };

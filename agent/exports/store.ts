@@ -151,9 +151,15 @@ export async function finishRun(
   );
 }
 
-/** How many SIE files exist: their serial numbers run 1, 2, 3, … without gaps (PayEx naming). */
+/** How many SIE files exist: their serial numbers run 1, 2, 3, … without gaps (PayEx naming), unless the database went back in time. */
 export async function sieFileCount(db: SqlRunner): Promise<number> {
   return (await db.get<{ n: number }>(`SELECT count(*) AS n FROM export_files WHERE format = 'sie4i'`))!.n;
+}
+
+/** The names of the SIE files the database holds. */
+export async function sieFileNames(db: SqlRunner): Promise<Set<string>> {
+  const rows = await db.all<{ name: string }>(`SELECT file_name AS name FROM export_files WHERE format = 'sie4i'`);
+  return new Set(rows.map((r) => r.name));
 }
 
 export async function listRuns(db: SqlRunner, limit = 50): Promise<RunRow[]> {

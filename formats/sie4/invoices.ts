@@ -109,6 +109,13 @@ function vatOf(netMinor: number, ratePercent: number): number {
 
 const roundToWhole = (minor: number) => Math.sign(minor) * Math.round(Math.abs(minor) / 100) * 100;
 
+/** The #VER text of a document's voucher: names the document, so a file found again tells which documents it holds. */
+export function voucherText(doc: InvoiceLike): string {
+  return doc.kind === "credit_note"
+    ? `Kreditnota ${doc.number} avser faktura ${doc.creditedInvoiceNumber}`
+    : `Faktura ${doc.number}, kund ${doc.customerNumber}`;
+}
+
 /** Maps one finalized invoice or credit note to one balanced voucher, or says why it cannot. */
 export function invoiceToVoucher(doc: InvoiceLike, config: SieInvoiceConfig, context: MappingContext = {}): VoucherResult {
   const problems: Problem[] = [];
@@ -228,17 +235,13 @@ export function invoiceToVoucher(doc: InvoiceLike, config: SieInvoiceConfig, con
   const balance = transactions.reduce((s, t) => s + t.amountMinor, 0);
   if (balance !== 0) throw new Error(`internal: voucher for ${what} does not balance (${balance})`); // by construction impossible
 
-  const text =
-    doc.kind === "credit_note"
-      ? `Kreditnota ${doc.number} avser faktura ${doc.creditedInvoiceNumber}`
-      : `Faktura ${doc.number}, kund ${doc.customerNumber}`;
   return {
     ok: true,
     voucher: {
       series: config.series,
       ...(config.voucherNumber === "invoice_number" ? { number: doc.number } : {}),
       date: doc.date,
-      text,
+      text: voucherText(doc),
       transactions,
     },
   };
