@@ -3,7 +3,7 @@
 // "to transfer" again, and exporting them would hand the accounting system the same vouchers a second time (4I
 // vouchers "must neither be forgotten nor imported twice", SIE 4B §7.4). An SIE export reads the folder first
 // (outside its transaction: a slow folder must not hold the database) and refuses to export what such a file holds.
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { toCp437Text } from "../../formats/sie4/cp437.ts";
 import { voucherText } from "../../formats/sie4/invoices.ts";
@@ -23,18 +23,38 @@ export interface FoundSieFile {
   voucherTexts: Set<string>;
 }
 
-/** Our SIE files in `dir` whose names the database does not have. None when the folder does not exist yet. */
+/**
+ * Our SIE files in `dir` whose names the database does not have. None when the folder does not exist yet or cannot
+ * be read (writing the export's file there then fails with its own message); a file that cannot be read is passed over.
+ */
 export async function unknownSieFiles(db: SqlRunner, dir: string): Promise<FoundSieFile[]> {
   const known = await sieFileNames(db);
-  if (!existsSync(dir)) return [];
   const found: FoundSieFile[] = [];
-  for (const fileName of readdirSync(dir).sort()) {
+  for (const fileName of readFolder(dir)) {
     const m = SIE_FILE_NAME.exec(fileName);
     if (!m || known.has(fileName)) continue;
-    const { document } = readSie(new Uint8Array(readFileSync(join(dir, fileName))));
-    found.push({ fileName, serial: Number(m[1]), voucherTexts: new Set(document.vouchers.map((v) => v.text ?? "")) });
+    const bytes = readFile(join(dir, fileName));
+    if (!bytes) continue;
+    const texts = readSie(bytes).document.vouchers.map((v) => v.text ?? "");
+    found.push({ fileName, serial: Number(m[1]), voucherTexts: new Set(texts) });
   }
   return found;
+}
+
+function readFolder(dir: string): string[] {
+  try {
+    return readdirSync(dir).sort();
+  } catch {
+    return [];
+  }
+}
+
+function readFile(path: string): Uint8Array | null {
+  try {
+    return new Uint8Array(readFileSync(path));
+  } catch {
+    return null;
+  }
 }
 
 const MAX_LISTED = 20;
