@@ -14,6 +14,7 @@ import { problem, type Problem } from "../problem.ts";
 import { startWork, type WorkBoard, type WorkEntry, type WorkTracker } from "../running-work.ts";
 import { buildSieFiles, SIE_BUILD_STAGES, type BuiltFile, type LeftOut } from "./build-sie.ts";
 import { buildTemplateFile, leftOutWarnings } from "./build-template.ts";
+import { changedSinceExport } from "./changed.ts";
 import type { ExportSettings } from "./config.ts";
 import { deliverPending } from "./deliver.ts";
 import { alreadyInFolder, unknownSieFiles } from "./found-files.ts";
@@ -244,7 +245,8 @@ export async function runExport(
     if (!template) {
       work.update(0, null, "selecting invoices");
       const invoices = await store.loadInvoicesToTransfer(tx, checked.period);
-      if (invoices.length === 0) return nothing(`No invoices to transfer${periodText(request)}.`);
+      warnings.push(...(await changedSinceExport(tx, settings)));
+      if (invoices.length === 0) return { ...nothing(`No invoices to transfer${periodText(request)}.`), warnings };
       const doubles = alreadyInFolder(
         found,
         invoices.map((i) => i.doc),
