@@ -189,6 +189,22 @@ describe("template validation", () => {
     ).toEqual(["filters.0.field"]);
   });
 
+  test("a file name with an unknown placeholder, a brace left open or a period the data type has not is refused, saying where", () => {
+    const fileNameProblems = (fileName: string, dataType = "invoices") => {
+      const r = parseTemplate({ name: "t", dataType, columns: [{ field: "number" }], fileName });
+      return r.ok ? [] : r.problems.filter((p) => p.field === "fileName").map((p) => `${p.message} | ${p.hint}`);
+    };
+    // Before: all were accepted, and "{dato}" became "_dato_": every export's file had the same name.
+    expect(fileNameProblems("faktura_{dato}.csv")).toEqual([
+      'fileName: "{dato}" (character 9) is not a placeholder. | Use {from}, {to}, {date} (today) or {run} (the export\'s number), e.g. t_{date}_{run}.csv.',
+    ]);
+    expect(fileNameProblems("faktura_{date.csv")[0]).toContain('"{" (character 9) is not closed');
+    expect(fileNameProblems("faktura_date}.csv")[0]).toContain('"}" (character 13) closes no "{"');
+    expect(fileNameProblems("faktura_{from}-{to}.csv")[0]).toContain("Invoices are not exported by period, so {from} is always empty");
+    expect(fileNameProblems("timer_{from}-{to}_{run}.csv", "time_records")).toEqual([]);
+    expect(fileNameProblems("faktura_{date}_{run}.csv")).toEqual([]);
+  });
+
   test("template file round trip; a foreign or broken file is refused", () => {
     for (const t of builtinTemplates()) {
       const back = templateFromFile(templateToFile(t));

@@ -13,6 +13,8 @@ import {
   FIELDS,
   GROUP_KEYS,
   filterFieldType,
+  SELECTION,
+  type DataType,
   type FieldType,
 } from "./fields.ts";
 import { checkDateFormat } from "./format.ts";
@@ -93,6 +95,31 @@ export type TemplateInput = z.input<typeof Template>;
 const NUMERIC: FieldType[] = ["integer", "decimal", "money"];
 const ORDERED: FieldType[] = [...NUMERIC, "date", "text"];
 
+const FILE_NAME_PLACEHOLDERS = ["{from}", "{to}", "{date}", "{run}"];
+
+/** What is wrong with a file name pattern's placeholders (render.ts templateFileName replaces them), with positions. */
+function fileNameProblems(pattern: string, dataType: DataType, name: string): string[] {
+  const problems: string[] = [];
+  let open = -1;
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c === "{" && open >= 0) problems.push(`"{" (character ${open + 1}) is not closed before the next "{".`);
+    if (c === "{") open = i;
+    if (c === "}" && open < 0) problems.push(`"}" (character ${i + 1}) closes no "{".`);
+    if (c === "}" && open >= 0) {
+      const placeholder = pattern.slice(open, i + 1);
+      if (!FILE_NAME_PLACEHOLDERS.includes(placeholder)) problems.push(`"${placeholder}" (character ${open + 1}) is not a placeholder.`);
+      else if ((placeholder === "{from}" || placeholder === "{to}") && SELECTION[dataType] !== "period")
+        problems.push(
+          `${DATA_TYPE_TITLES[dataType]} are not exported by period, so ${placeholder} is always empty in "${name}"'s file names.`,
+        );
+      open = -1;
+    }
+  }
+  if (open >= 0) problems.push(`"{" (character ${open + 1}) is not closed.`);
+  return problems;
+}
+
 /** Checks a template against its data type's fields. Pure; [] when the template is usable. */
 export function checkTemplate(t: Template): Problem[] {
   const problems: Problem[] = [];
@@ -114,6 +141,15 @@ export function checkTemplate(t: Template): Problem[] {
       `the decimal separator "${t.decimalSeparator}" is also the delimiter and values are never quoted.`,
       "Use another delimiter, the other decimal separator, or quote as needed.",
     );
+  }
+  if (t.fileName !== undefined) {
+    for (const p of fileNameProblems(t.fileName, t.dataType, t.name))
+      say(
+        "bad_file_name",
+        "fileName",
+        p,
+        `Use {from}, {to}, {date} (today) or {run} (the export's number), e.g. ${t.name}_{date}_{run}.csv.`,
+      );
   }
   const dateProblem = checkDateFormat(t.dateFormat);
   if (dateProblem) say("bad_date_format", "dateFormat", dateProblem, "Write dates with yyyy, MM and dd, e.g. yyyyMMdd or dd.MM.yyyy.");
