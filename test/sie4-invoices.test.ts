@@ -241,6 +241,21 @@ describe("invoices → SIE file", () => {
     expect(mine.map(shape)).toEqual([fixture[0]!, fixture[2]!].map(shape));
   });
 
+  test("numbered with the invoice number: vouchers in increasing number order whatever their dates; a number with other characters than digits is refused", () => {
+    const numbered = SieInvoiceConfig.parse({ voucherNumber: "invoice_number", series: "F" });
+    const docs = [
+      invoice({ number: "10002", psaId: "a", date: "2025-01-10" }),
+      invoice({ number: "10001", psaId: "b", date: "2025-01-20" }),
+      credit({ number: "9", psaId: "c", date: "2025-01-05" }),
+      invoice({ number: "F-12", psaId: "d", date: "2025-01-15" }),
+    ];
+    const { input, rejected } = invoicesToSieInput(docs, numbered, HEADER);
+    // Before: sorted by date (10002 before 10001: an importer refuses a series out of order), and "F-12" was written as vernr.
+    expect(input.vouchers.map((v) => v.number)).toEqual(["9", "10001", "10002"]);
+    expect(rejected.map((r) => [r.number, r.problems[0]!.code])).toEqual([["F-12", "sie4.bad_voucher_number"]]);
+    expect(rejected[0]!.problems[0]!.hint).toContain("voucher_number");
+  });
+
   test("property: random invoices and credit notes always balance and survive write → read", () => {
     let seed = 7;
     const rand = (n: number) => Math.floor(((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * n);

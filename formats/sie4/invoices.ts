@@ -121,6 +121,16 @@ export function invoiceToVoucher(doc: InvoiceLike, config: SieInvoiceConfig, con
   const problems: Problem[] = [];
   const isCredit = doc.kind === "credit_note";
   const what = `${isCredit ? "Credit note" : "Invoice"} ${doc.number}`;
+  if (config.voucherNumber === "invoice_number" && !/^\d+$/.test(doc.number)) {
+    problems.push(
+      problem(
+        "sie4.bad_voucher_number",
+        `${what}: SIE voucher numbers are digits only, so its number cannot number the voucher.`,
+        'Set voucher_number = "none" under [exports.sie4] (the accounting system then numbers the vouchers), or number invoices with digits in the PSA.',
+        "number",
+      ),
+    );
+  }
   if (doc.currency !== config.currency) {
     problems.push(
       problem(
@@ -271,7 +281,11 @@ export function invoicesToSieInput(
 ): { input: SieWriteInput; rejected: { number: string; problems: Problem[] }[] } {
   const vouchers: SieVoucherInput[] = [];
   const rejected: { number: string; problems: Problem[] }[] = [];
-  const sorted = [...docs].sort((a, b) => a.date.localeCompare(b.date) || a.number.localeCompare(b.number, "sv", { numeric: true }));
+  // Numbered vouchers must come in increasing order within their series (SIE 4B); unnumbered ones go by date.
+  const byNumber = (a: InvoiceLike, b: InvoiceLike) => a.number.localeCompare(b.number, "sv", { numeric: true });
+  const sorted = [...docs].sort(
+    config.voucherNumber === "invoice_number" ? byNumber : (a, b) => a.date.localeCompare(b.date) || byNumber(a, b),
+  );
   for (const doc of sorted) {
     const r = invoiceToVoucher(doc, config, context);
     if (r.ok) vouchers.push(r.voucher);
