@@ -210,6 +210,10 @@ describe("invoice → voucher", () => {
         ["sie4.missing_vat_account", "lines[1].vatCode"],
       ]);
       expect(r.problems[1]!.hint).toContain('vatCodes."3"');
+      // Before: "export this document separately", which no setting allows (one currency per configuration).
+      expect(r.problems[0]!.hint).toBe(
+        'Book it in the accounting system by hand, then mark it "do not transfer" (kontobro export set-status 10001 do_not_transfer) so exports stop leaving it out.',
+      );
     }
   });
 });

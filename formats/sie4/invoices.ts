@@ -135,8 +135,8 @@ export function invoiceToVoucher(doc: InvoiceLike, config: SieInvoiceConfig, con
     problems.push(
       problem(
         "sie4.currency_mismatch",
-        `${what} is in ${doc.currency}, the SIE file in ${config.currency}.`,
-        "SIE 4 files hold one currency; export this document separately or post it in the accounting system.",
+        `${what} is in ${doc.currency}, the SIE file in ${config.currency}: SIE 4 files hold one currency and no exchange rates.`,
+        `Book it in the accounting system by hand, then mark it "do not transfer" (kontobro export set-status ${doc.number} do_not_transfer) so exports stop leaving it out.`,
         "currency",
       ),
     );
