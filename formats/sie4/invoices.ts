@@ -121,16 +121,6 @@ export function invoiceToVoucher(doc: InvoiceLike, config: SieInvoiceConfig, con
   const problems: Problem[] = [];
   const isCredit = doc.kind === "credit_note";
   const what = `${isCredit ? "Credit note" : "Invoice"} ${doc.number}`;
-  if (config.voucherNumber === "invoice_number" && !/^\d+$/.test(doc.number)) {
-    problems.push(
-      problem(
-        "sie4.bad_voucher_number",
-        `${what}: SIE voucher numbers are digits only, so its number cannot number the voucher.`,
-        'Set voucher_number = "none" under [exports.sie4] (the accounting system then numbers the vouchers), or number invoices with digits in the PSA.',
-        "number",
-      ),
-    );
-  }
   if (doc.currency !== config.currency) {
     problems.push(
       problem(
@@ -257,6 +247,17 @@ export function invoiceToVoucher(doc: InvoiceLike, config: SieInvoiceConfig, con
   };
 }
 
+/** SIE voucher numbers are digits only: with voucherNumber "invoice_number", a document numbered otherwise cannot be written. */
+function badVoucherNumber(doc: InvoiceLike, config: SieInvoiceConfig): Problem | null {
+  if (config.voucherNumber !== "invoice_number" || /^\d+$/.test(doc.number)) return null;
+  return problem(
+    "sie4.bad_voucher_number",
+    `${doc.kind === "credit_note" ? "Credit note" : "Invoice"} ${doc.number}: SIE voucher numbers are digits only, so its number cannot number the voucher.`,
+    'Set voucher_number = "none" under [exports.sie4] (the accounting system then numbers the vouchers), or number invoices with digits in the PSA.',
+    "number",
+  );
+}
+
 export interface SieHeader {
   program: string;
   programVersion: string;
@@ -287,7 +288,8 @@ export function invoicesToSieInput(
     config.voucherNumber === "invoice_number" ? byNumber : (a, b) => a.date.localeCompare(b.date) || byNumber(a, b),
   );
   for (const doc of sorted) {
-    const r = invoiceToVoucher(doc, config, context);
+    const bad = badVoucherNumber(doc, config);
+    const r: VoucherResult = bad ? { ok: false, problems: [bad] } : invoiceToVoucher(doc, config, context);
     if (r.ok) vouchers.push(r.voucher);
     else rejected.push({ number: doc.number, problems: r.problems });
     progress?.(vouchers.length + rejected.length);
