@@ -205,6 +205,25 @@ describe("template validation", () => {
     expect(fileNameProblems("faktura_{date}_{run}.csv")).toEqual([]);
   });
 
+  test("a template file broken by hand says at which line and column, and what was expected there", () => {
+    const good = templateToFile(builtinTemplate("customer-list")!);
+    const messageFor = (text: string) => {
+      const r = templateFromFile(text);
+      return r.ok ? "accepted" : r.problems[0]!.message;
+    };
+    // Before: only Bun's "JSON Parse error: Unexpected token '}'", with no place in the file.
+    expect(messageFor(good.replace('"name": "customer-list",', '"name": "customer-list"'))).toMatch(
+      /^The file is not valid JSON: line \d+, column \d+: expected , or } after the value, found "\\""/,
+    );
+    expect(messageFor('{\n  "format": "kontobro-export-template",\n  "template": {"name": "x",}\n}')).toBe(
+      'The file is not valid JSON: line 3, column 28: expected a name in double quotes, found "}" (a comma before } is not allowed).',
+    );
+    expect(messageFor('{"a": "C:\\Users"}')).toContain("line 1, column 10: a backslash in a text must be written");
+    expect(messageFor("{")).toBe(
+      "The file is not valid JSON: line 1, column 2: expected a name in double quotes, found the end of the file.",
+    );
+  });
+
   test("template file round trip; a foreign or broken file is refused", () => {
     for (const t of builtinTemplates()) {
       const back = templateFromFile(templateToFile(t));

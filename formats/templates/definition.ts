@@ -18,6 +18,7 @@ import {
   type FieldType,
 } from "./fields.ts";
 import { checkDateFormat } from "./format.ts";
+import { findJsonError } from "./json-error.ts";
 
 export const TEMPLATE_NAME = /^[a-z0-9][a-z0-9_-]{0,59}$/;
 export const FILTER_OPS = ["eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "contains", "starts_with", "empty", "not_empty"] as const;
@@ -293,13 +294,14 @@ export function templateFromFile(text: string): ParsedTemplate {
   try {
     json = JSON.parse(text.replace(/^\ufeff/, ""));
   } catch (e) {
+    const at = findJsonError(text.replace(/^\ufeff/, ""));
     return {
       ok: false,
       problems: [
         problem(
           "template.not_json",
-          `The file is not valid JSON: ${(e as Error).message.slice(0, 200)}`,
-          "Import a file written by `kontobro export template get` or the API's template download.",
+          `The file is not valid JSON: ${at ? `line ${at.line}, column ${at.column}: ${at.message}.` : (e as Error).message.slice(0, 200)}`,
+          "Fix the file there (a text editor shows line and column), or start again from a file written by `kontobro export template show NAME --out FILE` or the API's template download.",
         ),
       ],
     };
@@ -311,7 +313,7 @@ export function templateFromFile(text: string): ParsedTemplate {
         problem(
           "template.not_a_template_file",
           `The file is not a kontobro export template (expected "format": "${TEMPLATE_FILE_FORMAT}", "version": 1 and a "template" object).`,
-          "Import a file written by `kontobro export template get` or the API's template download.",
+          "Import a file written by `kontobro export template show NAME --out FILE` or the API's template download.",
           "format",
         ),
       ],
