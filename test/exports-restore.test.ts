@@ -2,7 +2,7 @@
 // exported since are "to transfer" again, while their file is still in the output folder, where the accounting
 // system imports it. The next export must not hand the importer the same vouchers a second time, nor reuse a serial.
 import { describe, expect, test } from "bun:test";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openDatabase } from "../agent/db/index.ts";
 import { sqliteRunner } from "../agent/db/pg/runner.ts";
@@ -44,6 +44,15 @@ describe("SIE 4 export after a restore of an older database", () => {
     expect(problem?.message).toContain("SIE4I_5566778899_20260320100000_1.SI");
     expect(problem?.message).toContain("1001");
     expect(problem?.hint).toContain("set-status 1001 transferred");
+    expect(problem?.hint).toContain("If the accounting system has imported");
+
+    // The importer sets #FLAGGA 1 once it has read a file: then the refusal says so.
+    const path = join(out, "SIE4I_5566778899_20260320100000_1.SI");
+    writeFileSync(path, readFileSync(path).toString("latin1").replace("#FLAGGA 0", "#FLAGGA 1"), "latin1");
+    const read = await runExport(restored, s, { format: "sie4" }, { by: "cli", now: new Date("2026-03-21T11:00:00Z") });
+    expect(!read.ok && read.problems[0]!.hint).toStartWith(
+      "The accounting system has read SIE4I_5566778899_20260320100000_1.SI (its #FLAGGA is 1)",
+    );
     expect(await statusOf(restored, 1002)).toBe("to_transfer");
 
     // Told so, the user marks 1001 transferred (the accounting system has it): the next export takes 1002 only, serial 2.

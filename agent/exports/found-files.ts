@@ -21,6 +21,8 @@ export interface FoundSieFile {
   serial: number;
   /** The #VER texts of its vouchers (voucherText(), as written in CP437). */
   voucherTexts: Set<string>;
+  /** The importer has read it: it sets #FLAGGA to 1 after a successful read (SIE 4B §7.4). */
+  read: boolean;
 }
 
 /**
@@ -35,8 +37,9 @@ export async function unknownSieFiles(db: SqlRunner, dir: string): Promise<Found
     if (!m || known.has(fileName)) continue;
     const bytes = readFile(join(dir, fileName));
     if (!bytes) continue;
-    const texts = readSie(bytes).document.vouchers.map((v) => v.text ?? "");
-    found.push({ fileName, serial: Number(m[1]), voucherTexts: new Set(texts) });
+    const { document } = readSie(bytes);
+    const texts = document.vouchers.map((v) => v.text ?? "");
+    found.push({ fileName, serial: Number(m[1]), voucherTexts: new Set(texts), read: document.flag === 1 });
   }
   return found;
 }
@@ -70,7 +73,9 @@ export function alreadyInFolder(found: FoundSieFile[], docs: InvoiceLike[], dir:
       problem(
         "exports.output_dir_has_unknown_file",
         `${f.fileName} in ${dir} is not in kontobro's database (the database is older than the folder: a backup restored?), and it holds ${numbers.length} invoice(s) that are "to transfer" again: ${listed}. Exporting them would give the accounting system the same vouchers twice. Nothing was exported.`,
-        `If the accounting system has imported ${f.fileName}, mark those invoices transferred (kontobro export set-status ${numbers[0]} transferred, one number or a range at a time); if it has not, move the file out of the folder. Then export again.`,
+        f.read
+          ? `The accounting system has read ${f.fileName} (its #FLAGGA is 1): mark those invoices transferred (kontobro export set-status ${numbers[0]} transferred, one number or a range at a time), then export again.`
+          : `If the accounting system has imported ${f.fileName}, mark those invoices transferred (kontobro export set-status ${numbers[0]} transferred, one number or a range at a time); if it has not, move the file out of the folder. Then export again.`,
         "exports.output_dir",
       ),
     ];
