@@ -269,6 +269,27 @@ describe("rendering", () => {
     expect(rowsOf(t).text).toBe('No,Name,Active,Const\n1,"Åse; ""Øvrebø""",Y,X\n2,Bo,N,X\n10,Cé € 😀,Y,X\n');
   });
 
+  test("maxLength cuts names and texts; a number, e-mail or amount too long is never cut: the file is refused, saying where", () => {
+    const t = tpl({
+      dataType: "users",
+      columns: [
+        { header: "#", field: "number", maxLength: 1 },
+        { header: "Name", field: "name", maxLength: 2 },
+        { header: "Mail", field: "email", maxLength: 5 },
+      ],
+    });
+    const r = rowsOf(t);
+    // Before: "10" was written as "1" (another user's number) and the e-mail cut, with only a warning.
+    expect(r.errors.map((p) => [p.code, p.field])).toEqual([
+      ["template.value_too_long", "columns.0.maxLength"],
+      ["template.value_too_long", "columns.2.maxLength"],
+    ]);
+    expect(r.errors[0]!.message).toBe(
+      'Column 1 ("#"): 1 value(s) are longer than 1 characters, first in row 3: "10". Cutting it would write another number, code or amount, so no file was written.',
+    );
+    expect(r.warnings.map((w) => w.code)).toEqual(["template.value_truncated"]); // the names, cut as before
+  });
+
   test("tab delimiter without header, and a non-UTF-8 encoding with reported replacements", () => {
     const t = tpl({
       dataType: "users",

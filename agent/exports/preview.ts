@@ -78,7 +78,7 @@ export async function previewTemplate(
         guess: !!c.guess,
         ...(c.note ? { note: c.note } : {}),
       })),
-      warnings: [...checked.warnings, ...leftOutWarnings(built.rejected), ...rendered.warnings],
+      warnings: [...rendered.errors, ...checked.warnings, ...leftOutWarnings(built.rejected), ...rendered.warnings],
       message:
         totalRows === 0
           ? `No rows: there are no ${scope} that pass the filters, so an export now would write no file.`

@@ -275,6 +275,7 @@ export async function runExport(
       const period = SELECTION[template.dataType] === "period" ? (checked.period as Period) : undefined;
       const today = now.toISOString().slice(0, 10);
       const built = buildTemplateFile(template, data, settings, { today, run: 0, period });
+      if (built.rendered.errors.length > 0) return { ok: false, httpStatus: 422, problems: built.rendered.errors };
       const invoices = built.file?.invoices.length ?? 0;
       if (SELECTION[template.dataType] === "to_transfer") {
         work.update(0, invoices, MARKING);

@@ -33,6 +33,30 @@ export interface FieldSpec {
   description: string;
 }
 
+/**
+ * Fields whose values are names or free text: a column's maxLength may cut them (reported). Any other value (a number,
+ * account, code, e-mail, amount, date) is never cut: a cut one is another one, so a value too long refuses the file.
+ */
+export const CUTTABLE_FIELDS: ReadonlySet<string> = new Set([
+  "name",
+  "customerName",
+  "projectName",
+  "personName",
+  "accountName",
+  "contactName",
+  "heading",
+  "ourReference",
+  "yourReference",
+  "description",
+  "rowText",
+  "text",
+  "activity",
+  "street",
+  "city",
+  "group",
+  "category",
+]);
+
 /** How a data type selects its records when exported. */
 export type Selection =
   /** Every record (customers, projects, users). */

@@ -4,7 +4,7 @@
 import { problem, type Problem } from "../../agent/problem.ts";
 import type { Template, TemplateColumn, TemplateFilter } from "./definition.ts";
 import { ENCODING_TITLES, encodeText, toEncodable } from "../encoding.ts";
-import { FIELDS, filterFieldType, filtersRecords, type FieldType } from "./fields.ts";
+import { CUTTABLE_FIELDS, FIELDS, filterFieldType, filtersRecords, type FieldType } from "./fields.ts";
 import { csvCell, formatDate, formatDecimal, formatMoney } from "./format.ts";
 import type { Row, Value } from "./rows.ts";
 
@@ -91,6 +91,8 @@ export interface Rendered {
   /** The rows written, after filters (to mark invoices as transferred). */
   rows: Row[];
   warnings: Problem[];
+  /** Values that cannot be written as the template says (too long and not to be cut): no file may be made. */
+  errors: Problem[];
 }
 
 interface Tally {
@@ -106,6 +108,7 @@ export function renderTemplate(t: Template, allRows: Row[], options: { limit?: n
   const eol = t.lineEnding === "lf" ? "\n" : "\r\n";
   const substituted = new Map<string, Tally>();
   const truncated = new Map<number, Tally>();
+  const tooLong = new Map<number, Tally>();
   const delimiterChanged: Tally = { count: 0, example: "" };
 
   const cellText = (raw: string, colIndex: number, rowIndex: number, isText: boolean, forceQuote = false): string => {
@@ -120,10 +123,12 @@ export function renderTemplate(t: Template, allRows: Row[], options: { limit?: n
     // Cut after transliteration (€ → EUR is longer), so the written value really fits.
     let value = enc.text;
     if (c.maxLength !== undefined && [...value].length > c.maxLength) {
-      value = [...value].slice(0, c.maxLength).join("");
-      const tally = truncated.get(colIndex) ?? { count: 0, example: `row ${rowIndex + 1}: "${raw.slice(0, 60)}"` };
+      const cuttable = rowIndex < 0 || (c.field !== undefined && CUTTABLE_FIELDS.has(c.field));
+      if (cuttable) value = [...value].slice(0, c.maxLength).join("");
+      const tallies = cuttable ? truncated : tooLong;
+      const tally = tallies.get(colIndex) ?? { count: 0, example: `row ${rowIndex + 1}: "${raw.slice(0, 60)}"` };
       tally.count++;
-      truncated.set(colIndex, tally);
+      tallies.set(colIndex, tally);
     }
     const cell = csvCell(value, t.delimiter, forceQuote ? "all" : t.quote, isText);
     if (cell.changed) {
@@ -175,7 +180,17 @@ export function renderTemplate(t: Template, allRows: Row[], options: { limit?: n
       ),
     );
   }
-  return { bytes: encodeText(text, t.encoding), text, header, cells, rows, warnings };
+  const errors = [...tooLong]
+    .sort(([a], [b]) => a - b)
+    .map(([i, v]) =>
+      problem(
+        "template.value_too_long",
+        `Column ${i + 1} ("${t.columns[i]!.header}"): ${v.count} value(s) are longer than ${t.columns[i]!.maxLength} characters, first in ${v.example}. Cutting it would write another number, code or amount, so no file was written.`,
+        "Raise the column's maxLength if the receiving system takes longer values; otherwise change the value in the PSA (or in exports.posting) to fit.",
+        `columns.${i}.maxLength`,
+      ),
+    );
+  return { bytes: encodeText(text, t.encoding), text, header, cells, rows, warnings, errors };
 }
 
 /** File name from the template's pattern ({from}, {to}, {date}, {run}) or a default; safe characters only. */
