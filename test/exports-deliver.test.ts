@@ -3,9 +3,10 @@
 // deliverer leaves the files to the one holding the claim, which writes those exported meanwhile too; and a claim whose
 // lease ran out is taken over, the same file then written twice with the same bytes, harmlessly.
 import { describe, expect, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { deliverPending } from "../agent/exports/deliver.ts";
+import { deliverOnStart, deliverPending } from "../agent/exports/deliver.ts";
+import { silentLogger } from "../agent/log.ts";
 import { runExport } from "../agent/exports/service.ts";
 import { listFiles } from "../agent/exports/store.ts";
 import type { SqlRunner } from "../agent/db/pg/runner.ts";
@@ -124,5 +125,19 @@ describe("export files are written to the output folder outside the database's w
     expect(outcome.ok).toBe(false);
     expect(existsSync(path) ? statSync(path).size : "no file").toBe("no file");
     expect(written(out)).toEqual([]);
+  });
+
+  test("at start, temporary files a writer killed mid-write left are removed; a fresh one (a live writer's) and others' files are not", async () => {
+    const { runner } = testDb();
+    const out = tempDir("kontobro-out-");
+    const old = "SIE4I_5566778899_20260320100000_1.SI.0a1b2c3d.part";
+    for (const name of [old, "SIE4I_5566778899_20260320100000_2.SI.0a1b2c3e.part", "notes.part"])
+      writeFileSync(join(out, name), "#FLAGGA 0");
+    const hourAgo = new Date(Date.now() - 60 * 60_000);
+    utimesSync(join(out, old), hourAgo, hourAgo);
+    utimesSync(join(out, "notes.part"), hourAgo, hourAgo);
+    await deliverOnStart(runner, { outputDir: out }, silentLogger);
+    // Before: the half-written file stayed in the folder for good, where an importer taking every file reads it.
+    expect(written(out)).toEqual(["SIE4I_5566778899_20260320100000_2.SI.0a1b2c3e.part", "notes.part"]);
   });
 });

@@ -12,7 +12,19 @@
 // tenant's files; the folder is the worker's: a folder every worker shares (a network mount) is needed for all files
 // to land in one place (README, hosted mode).
 import { randomUUID } from "node:crypto";
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from "node:fs";
 import { join } from "node:path";
 import type { SqlRunner } from "../db/pg/runner.ts";
 import { problem, type Problem } from "../problem.ts";
@@ -145,6 +157,34 @@ function writeFile(dir: string, f: PendingFile): WriteOutcome {
   }
 }
 
+/** Our temporary files (writeAtomically) the lease is long over for: left by a writer killed mid-write. */
+const TEMPORARY_FILE = /\.[0-9a-f]{8}\.part$/;
+
+/**
+ * Removes the temporary files a writer killed mid-write left in `dir` (an importer that takes every file would read
+ * them: half a file). Only those older than a delivery lease: a live writer (another worker on a shared folder) may
+ * be writing a newer one. Returns their names; a folder or file that cannot be read or removed is left alone.
+ */
+export function removeLeftTemporaryFiles(dir: string, now: number): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return names.filter((name) => {
+    if (!TEMPORARY_FILE.test(name)) return false;
+    try {
+      const path = join(dir, name);
+      if (now - statSync(path).mtimeMs < DELIVERY_LEASE_MS) return false;
+      rmSync(path);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
 /**
  * At start: files whose export committed just before a crash are written now. Problems are logged, not fatal. `now`:
  * the clock of the claim's lease (a hosted worker's Worker.now, the database's clock; Date.now when absent).
@@ -156,6 +196,8 @@ export async function deliverOnStart(
   now?: () => number,
 ): Promise<void> {
   if (!settings.outputDir) return;
+  const removed = removeLeftTemporaryFiles(settings.outputDir, (now ?? Date.now)());
+  if (removed.length > 0) log.info("half-written export files removed from the output folder", { files: removed });
   const r = await deliverPending(db, settings.outputDir, now ? { now } : {});
   if (r.delivered.length > 0) log.info("export files written to the output folder", { files: r.delivered });
   for (const p of r.problems) log.warn(p.message, { hint: p.hint });
