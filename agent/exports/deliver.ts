@@ -1,7 +1,8 @@
 // Writes stored export files to exports.output_dir, where an accounting system or a person picks them up.
 // The database is the truth: a file is written only after its export has committed, and a file whose
 // export committed but was not yet written (a crash in between) is written at the next start.
-// Each file appears atomically (a temporary name of its own, fsync, rename), so an importer never reads half a file.
+// Each file appears atomically (a temporary name of its own, fsync, rename, fsync of the folder), so an importer never
+// reads half a file and a file marked delivered survives a power cut.
 // No transaction is open while files are written: a slow or hung folder (a network mount) must not hold the database
 // (on SQLite the write lock, which intake needs; on PostgreSQL idle_in_transaction_session_timeout). One deliverer of a
 // tenant at a time (store.claimPendingFiles): a short transaction claims the delivery for a lease and reads the files
@@ -25,7 +26,7 @@ import {
   statSync,
   writeSync,
 } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { SqlRunner } from "../db/pg/runner.ts";
 import { problem, type Problem } from "../problem.ts";
 import { claimPendingFiles, markFilesDelivered, type PendingFile } from "./store.ts";
@@ -58,6 +59,23 @@ export function writeAtomically(path: string, bytes: Uint8Array): void {
   } catch (e) {
     rmSync(temp, { force: true });
     throw e;
+  }
+  syncFolder(dirname(path));
+}
+
+/**
+ * The rename lasts through a power cut only once the folder's entry is on disk: without this a file marked delivered
+ * could be gone after one. A file system that cannot sync a folder (EINVAL, some network mounts) is left as it is; any
+ * other failure fails the write, and the file, still waiting, is written again (same path, same bytes).
+ */
+function syncFolder(dir: string): void {
+  const fd = openSync(dir, "r");
+  try {
+    fsyncSync(fd);
+  } catch (e) {
+    if ((e as { code?: string }).code !== "EINVAL") throw e;
+  } finally {
+    closeSync(fd);
   }
 }
 
