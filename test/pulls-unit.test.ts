@@ -253,8 +253,8 @@ describe.each(engines)("inbox (%s)", (engine) => {
     expect((await inbox.storeBatch("eco", "payments", [st("paid")], null)).imported).toBe(1);
     const rows = (await inbox.feed({ after: 0, limit: 10 })).rows;
     expect(rows.map((r) => [r.remoteId, r.type, JSON.parse(r.payload).previousStatus])).toEqual([
-      ["invoice:7#1", "invoice.status_changed", "unpaid"],
-      ["invoice:7#2", "invoice.paid", "sent"],
+      ["invoice:7#1:sent", "invoice.status_changed", "unpaid"],
+      ["invoice:7#2:paid", "invoice.paid", "sent"],
     ]);
   });
 

@@ -75,8 +75,8 @@ describe.each(engines)("%s", (engine) => {
     expect(await inbox.storeBatch("books", "invoice-status", [paid(1)], null)).toMatchObject({ imported: 1 });
     const statuses = (await inbox.feed({ after: 0, limit: 10, target: "books" })).rows.filter((r) => r.stream === "invoice-status");
     expect(statuses.map((r) => [r.remoteId, JSON.parse(r.payload).previousStatus])).toEqual([
-      ["invoice:1#1", "booked"],
-      ["invoice:1#1", "booked"],
+      ["invoice:1#1:paid", "booked"],
+      ["invoice:1#1:paid", "booked"],
     ]);
   });
 

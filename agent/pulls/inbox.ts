@@ -291,7 +291,12 @@ export class Inbox {
     return known ? "imported" : "ignored";
   }
 
-  /** A status stream item is stored only when the record's state changed since it was last seen. */
+  /**
+   * A status stream item is stored only when the record's state changed since it was last seen. Its remote id names
+   * the change: the record, how many changes it has had, and the state it changed to. A restore rolls the count
+   * back, so the count alone could name a change the PSA already took (overdue) for another (paid), and the PSA,
+   * deduping on the id, would drop it; with the state in it, the same id is only ever the same news.
+   */
   private async storeStatus(
     tx: SqlRunner,
     target: string,
@@ -306,7 +311,7 @@ export class Inbox {
     await tx.run(SQL.putStatus, target, s.entity, s.key, s.value, s.final ? 1 : 0, changes, now);
     if (previous === s.value) return "duplicates";
     const data = { ...(item.data as object), previousStatus: previous };
-    await this.insert(tx, target, stream, `${item.remoteId}#${changes}`, item, "new", data, now);
+    await this.insert(tx, target, stream, `${item.remoteId}#${changes}:${s.value}`, item, "new", data, now);
     return "imported";
   }
 
