@@ -162,8 +162,10 @@ describe("supplier invoices to project costs", () => {
         },
       ],
     });
+    await s.control("clock", { advanceMs: 1000 }); // entered before the first run (the server's clock counts seconds)
     expect(await s.runNow("expenses")).toMatchObject({ status: "ok", imported: 2, duplicates: 0 });
     // Later the same week: a new one and the same ones again.
+    await s.control("clock", { advanceMs: 3_600_000 });
     await s.control("supplier-invoices", {
       SupplierName: "Taxi AB",
       InvoiceNumber: "X-2",
@@ -193,6 +195,25 @@ describe("supplier invoices to project costs", () => {
     });
     expect(accepted("expense.posted").find((i) => i.data.supplier.name === "SJ AB").data.projectNumber).toBe("P24018");
     expect(new Set(accepted("expense.posted").map((i) => i.remoteId)).size).toBe(3);
+  });
+
+  test("a supplier invoice entered after a run but dated before the window (late bookkeeping, days of downtime) still comes", async () => {
+    s = await startEaStack();
+    await s.send(masterData());
+    await s.waitDone(2);
+    const item = (await s.state()).costCenters.find((c: any) => c.Number === 1).Items.find((i: any) => i.ShortName === "P24017");
+    expect(await s.runNow("expenses")).toMatchObject({ status: "ok", imported: 0 });
+    await s.control("clock", { advanceMs: 3_600_000 }); // an hour later the bookkeeper enters last month's invoice
+    await s.control("supplier-invoices", {
+      SupplierName: "Late AB",
+      InvoiceNumber: "L-1",
+      InvoiceDate: `${addDays(today(), -30)}T00:00:00`,
+      Rows: [{ AccountNumber: 5830, DebetAmount: 700, CreditAmount: 0, TransactionText: "Hyra", CostCenterItemId1: item.Id }],
+    });
+    expect(await s.runNow("expenses")).toMatchObject({ status: "ok", imported: 1 });
+    expect(await s.runNow("expenses")).toMatchObject({ imported: 0, duplicates: 1 });
+    await waitFor("the late cost at the PSA", () => accepted("expense.posted").length === 1);
+    expect(accepted("expense.posted")[0].data).toMatchObject({ projectNumber: "P24017", amount: 70000, date: addDays(today(), -30) });
   });
 });
 

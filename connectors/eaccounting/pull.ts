@@ -4,7 +4,8 @@
 //   invoices: drafts kontobro made that eAccounting has sent (numbered) or that are paid: invoice.sent and
 //             invoice.paid with eAccounting's number and the PSA's id, once each (status items).
 //   expenses: supplier invoice rows with a project (cost-centre item or ProjectId) in the invoice-date window
-//             (this week and the one before, by default), read again every run; each row reaches the PSA once.
+//             (this week and the one before, by default), read again every run, and those changed since the last
+//             run whatever their date; each row reaches the PSA once.
 import type { MasterEntity, MasterRecord, PullItem, PullOptions, PullResult } from "../contract.ts";
 import { TargetError } from "../http.ts";
 import type { EaccountingClient, Row } from "./client.ts";
@@ -19,11 +20,18 @@ interface Cursor {
   since?: string;
   run?: { from: string | null; page: number; serverTime: string | null };
 }
-/** The expense window: a run in progress (its window start and next page), or the day of the last complete run. */
+/**
+ * The expense window: a run in progress (its window start, next page, the watermark it reads with and the server time
+ * of its first page), or the day of the last complete run. `changedSince`: the server time of the last complete run's
+ * first page (minus overlap_seconds after the first run); supplier invoices changed (entered, posted) since then are
+ * read whatever their invoice date, so one dated before the window (entered late, or while the agent was down) is not
+ * missed.
+ */
 interface ExpenseCursor {
   v: 1;
-  window?: { since: string; page: number };
+  window?: { since: string; page: number; changedSince?: string; serverTime?: string };
   done?: string;
+  changedSince?: string;
 }
 
 function parseCursor(raw: string | null, stream: string): Cursor & ExpenseCursor {
@@ -181,13 +189,10 @@ export class EaccountingPuller {
     const saved = parseCursor(raw, "expenses") as ExpenseCursor;
     let since = saved.window?.since ?? windowStart(today, e.period, e.lookback_periods);
     if (e.start_date && e.start_date > since) since = e.start_date;
+    const changedSince = saved.window ? saved.window.changedSince : saved.changedSince;
     const pageNo = saved.window?.page ?? 1;
-    const page = await this.client.page(
-      "supplierinvoices",
-      { filter: `InvoiceDate ge ${this.client.date(since)}`, where: (r) => (dateOf(r.InvoiceDate) ?? "") >= since },
-      pageNo,
-      e.page_size,
-    );
+    const page = await this.client.page("supplierinvoices", this.expenseQuery(since, changedSince), pageNo, e.page_size);
+    const serverTime = saved.window?.serverTime ?? page.serverTime ?? new Date().toISOString();
     const items: PullItem[] = [];
     for (const inv of page.rows) {
       if (Number(inv.Status ?? 1) !== 1) continue; // drafts (0) and deleted (2) are not costs
@@ -223,8 +228,27 @@ export class EaccountingPuller {
       }
     }
     const more = page.page < page.pages;
-    const next: ExpenseCursor = more ? { v: 1, window: { since, page: pageNo + 1 } } : { v: 1, done: today };
+    const next: ExpenseCursor = more
+      ? { v: 1, window: { since, page: pageNo + 1, ...(changedSince ? { changedSince } : {}), serverTime } }
+      : // The first run reads the window only; what changed before it (older than the window) is not asked for later.
+        { v: 1, done: today, changedSince: minusSeconds(serverTime, changedSince ? this.cfg.overlap_seconds : 0) };
     return { items, cursor: JSON.stringify(next), more };
+  }
+
+  /** Invoices dated in the window, or changed since the last run (never dated before start_date). */
+  private expenseQuery(since: string, changedSince: string | undefined): { filter: string; where: (r: Row) => boolean } {
+    const start = this.cfg.expenses.start_date;
+    const dated = `InvoiceDate ge ${this.client.date(since)}`;
+    const parts = [changedSince ? `(${dated} or ModifiedUtc ge ${this.client.date(changedSince)})` : dated];
+    if (start && changedSince) parts.push(`InvoiceDate ge ${this.client.date(start)}`);
+    return {
+      filter: parts.join(" and "),
+      where: (r) => {
+        const date = dateOf(r.InvoiceDate) ?? "";
+        if (start && date < start) return false;
+        return date >= since || (!!changedSince && !(ms(r.ModifiedUtc) < ms(changedSince)));
+      },
+    };
   }
 
   /** The PSA project of a supplier invoice row: the configured cost centre's item (its abbreviation), else the eAccounting project. */
