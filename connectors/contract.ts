@@ -86,8 +86,11 @@ export interface PullResult<T = unknown> {
 export interface PullOptions {
   /** Today's date (YYYY-MM-DD) in the job's time zone: the day a lookback window is counted from. */
   today: string;
-  /** Invoices this agent booked at the target whose status is not final yet (for payment-status streams). */
-  openInvoices: { key: string; remoteId: string }[];
+  /**
+   * Invoices this agent booked at the target whose status is not final yet, or became final only lately (a payment can
+   * be reversed), with the status last stored for each (null: none yet); for payment-status streams.
+   */
+  openInvoices: { key: string; remoteId: string; status?: string | null }[];
 }
 
 /** A stream a connector can pull, with the schedule it gets when kontobro.toml names none. */

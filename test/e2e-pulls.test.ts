@@ -150,7 +150,8 @@ describe("invoice payment status to the PSA", () => {
     expect(await stack.runNow("payments")).toMatchObject({ imported: 0, duplicates: 2 }); // partly paid is still sent
     await stack.control("payments", { invoice: 20001 });
     expect(await stack.runNow("payments")).toMatchObject({ imported: 1 });
-    expect(await stack.runNow("payments")).toMatchObject({ fetched: 1, imported: 0 }); // paid is final: no longer asked for
+    // Paid is still asked for a while (a payment can be reversed); unchanged, it gives nothing.
+    expect(await stack.runNow("payments")).toMatchObject({ fetched: 2, imported: 0, duplicates: 2 });
 
     await waitFor("three status items at the PSA", () => stack.psa.accepted().length === 3);
     const got = stack.psa.accepted().map((i) => [i.type, i.data.invoiceNumber, i.data.previousStatus, i.data.status]);
@@ -162,6 +163,22 @@ describe("invoice payment status to the PSA", () => {
     const paid = stack.psa.accepted().find((i) => i.type === "invoice.paid");
     expect(paid.data).toMatchObject({ remainder: 0, currency: "NOK" });
     expect(paid.data.amount).toBeGreaterThan(0);
+  });
+
+  test("paid, then the payment reversed at e-conomic: the PSA hears the invoice is open again", async () => {
+    stack = await startPullStack();
+    await seedPsa(stack, [], [20005]);
+    await stack.control("invoices/booked/20005", { dueDate: day(30), sent: true }, "PATCH");
+    await stack.control("payments", { invoice: 20005 });
+    expect(await stack.runNow("payments")).toMatchObject({ status: "ok", imported: 1 }); // paid
+    const { remainder } = await stack.control("payments", { invoice: 20005, amount: -100 }); // the bank returned it
+    expect(remainder).toBe(100);
+    expect(await stack.runNow("payments")).toMatchObject({ status: "ok", imported: 1 });
+    await waitFor("both changes at the PSA", () => stack.psa.accepted().length === 2);
+    expect(stack.psa.accepted().map((i) => [i.type, i.data.previousStatus, i.data.status, i.data.remainder])).toEqual([
+      ["invoice.paid", "unpaid", "paid", 0],
+      ["invoice.status_changed", "paid", "sent", 10000],
+    ]);
   });
 
   test("an invoice the PSA sent but kontobro never booked is not asked for", async () => {

@@ -2,7 +2,7 @@
 // real SQLite file and on a real PostgreSQL server (dedupe, state changes, cursor written only with its batch).
 import { describe, expect, test } from "bun:test";
 import { type ConfigError, validateConfig } from "../agent/config.ts";
-import { Inbox } from "../agent/pulls/inbox.ts";
+import { FINAL_RECHECK_MS, Inbox } from "../agent/pulls/inbox.ts";
 import { buildBatch, signatureHeader } from "../agent/pulls/psa-webhook.ts";
 import type { PullItem } from "../connectors/contract.ts";
 import { EconomicConfig } from "../connectors/economic/config.ts";
@@ -256,6 +256,28 @@ describe.each(engines)("inbox (%s)", (engine) => {
       ["invoice:7#1:sent", "invoice.status_changed", "unpaid"],
       ["invoice:7#2:paid", "invoice.paid", "sent"],
     ]);
+  });
+
+  test("an invoice seen paid is asked about for FINAL_RECHECK_MS after it became paid, however often it is seen paid meanwhile", async () => {
+    const { storage } = await fresh();
+    let clock = 1_000_000;
+    const inbox = new Inbox(storage, () => clock);
+    await storage.run(
+      `INSERT INTO links (target, entity, key, remote_id, payload_hash, updated_at) VALUES ('eco', 'invoice', '7', '20007', 'h', 1)`,
+    );
+    const st = (value: string): PullItem => ({
+      remoteId: "invoice:20007",
+      type: value === "paid" ? "invoice.paid" : "invoice.status_changed",
+      data: { status: value },
+      status: { entity: "invoice", key: "7", value, baseline: "unpaid", final: value === "paid" },
+    });
+    expect(await inbox.openInvoices("eco")).toEqual([{ key: "7", remoteId: "20007", status: null }]);
+    await inbox.storeBatch("eco", "payments", [st("paid")], null);
+    clock += FINAL_RECHECK_MS - 1;
+    expect((await inbox.storeBatch("eco", "payments", [st("paid")], null)).duplicates).toBe(1); // seen paid again
+    expect(await inbox.openInvoices("eco")).toEqual([{ key: "7", remoteId: "20007", status: "paid" }]);
+    clock += 2;
+    expect(await inbox.openInvoices("eco")).toEqual([]);
   });
 
   test("a crash while storing a page stores nothing of it, cursor included", async () => {

@@ -93,6 +93,9 @@ export function toInboxItem(row: InboxRow, attachment?: { href?: string; bytes?:
   };
 }
 
+/** How long an invoice seen paid is still asked about (a reversed payment reopens it): 35 days. */
+export const FINAL_RECHECK_MS = 35 * 86_400_000;
+
 const MAX_ITEM_ID = 2 ** 52;
 const nextItemId = (id: number) => (id >= MAX_ITEM_ID ? 1 : id + 1);
 
@@ -124,8 +127,10 @@ const SQL = {
         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?12, ?13, ?14) ON CONFLICT DO NOTHING`,
   release: `UPDATE inbox SET state = 'new', seq = ?2, next_attempt_at = ?3, updated_at = ?3 WHERE id = ?1 AND state = 'ignored_unknown_project'`,
   status: `SELECT value, changes FROM pull_status WHERE target = ?1 AND entity = ?2 AND key = ?3`,
+  // updated_at: when the record came to its present state (kept while it is seen unchanged).
   putStatus: `INSERT INTO pull_status (target, entity, key, value, final, changes, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-        ON CONFLICT (target, entity, key) DO UPDATE SET value = ?4, final = ?5, changes = ?6, updated_at = ?7`,
+        ON CONFLICT (target, entity, key) DO UPDATE SET value = ?4, final = ?5, changes = ?6,
+          updated_at = CASE WHEN pull_status.value = ?4 THEN pull_status.updated_at ELSE ?7 END`,
   getCursor: `SELECT value FROM cursors WHERE target = ?1 AND stream = ?2`,
   putCursor: `INSERT INTO cursors (target, stream, value, updated_at) VALUES (?1, ?2, ?3, ?4)
         ON CONFLICT (target, stream) DO UPDATE SET value = ?3, updated_at = ?4`,
@@ -133,9 +138,10 @@ const SQL = {
   // wrote one meanwhile; on PostgreSQL the second writer waits for the first and then finds the row changed).
   moveCursor: `UPDATE cursors SET value = ?3, updated_at = ?4 WHERE target = ?1 AND stream = ?2 AND value = ?5`,
   firstCursor: `INSERT INTO cursors (target, stream, value, updated_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (target, stream) DO NOTHING`,
-  openInvoices: `SELECT l.key, l.remote_id AS remoteId FROM links l
+  // A final state (paid) is still asked about for FINAL_RECHECK_MS after it came: a payment can be reversed.
+  openInvoices: `SELECT l.key, l.remote_id AS remoteId, s.value AS status FROM links l
         LEFT JOIN pull_status s ON s.target = l.target AND s.entity = 'invoice' AND s.key = l.key
-        WHERE l.target = ?1 AND l.entity = 'invoice' AND (s.final IS NULL OR s.final = 0) ORDER BY l.key`,
+        WHERE l.target = ?1 AND l.entity = 'invoice' AND (s.final IS NULL OR s.final = 0 OR s.updated_at >= ?2) ORDER BY l.key`,
   feed: `SELECT ${ROW_COLUMNS} FROM inbox WHERE state IN ('new', 'delivered') AND seq > ?1 AND (CAST(?2 AS TEXT) IS NULL OR target = ?2) ORDER BY seq LIMIT ?3`,
   ignored: `SELECT ${ROW_COLUMNS} FROM inbox WHERE state = 'ignored_unknown_project' AND seq > ?1 AND (CAST(?2 AS TEXT) IS NULL OR target = ?2) ORDER BY seq LIMIT ?3`,
   lastSeq: `SELECT coalesce(max(seq), 0) AS s FROM inbox`,
@@ -193,9 +199,17 @@ export class Inbox {
     return (await this.storage.get<{ value: string }>(SQL.getCursor, target, stream))?.value ?? null;
   }
 
-  /** Invoices booked at `target` by this agent whose payment status is not final yet. */
-  openInvoices(target: string): Promise<{ key: string; remoteId: string }[]> {
-    return this.storage.all<{ key: string; remoteId: string }>(SQL.openInvoices, target);
+  /**
+   * Invoices booked at `target` by this agent whose payment status is not final, or became final (paid) less than
+   * FINAL_RECHECK_MS ago: a payment reversed at the target (returned by the bank, booked on the wrong invoice) makes
+   * it open again, and the PSA must hear that.
+   */
+  openInvoices(target: string): Promise<{ key: string; remoteId: string; status: string | null }[]> {
+    return this.storage.all<{ key: string; remoteId: string; status: string | null }>(
+      SQL.openInvoices,
+      target,
+      this.now() - FINAL_RECHECK_MS,
+    );
   }
 
   /**

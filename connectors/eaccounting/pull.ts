@@ -139,9 +139,11 @@ export class EaccountingPuller {
 
   private async statuses(raw: string | null, options: PullOptions): Promise<PullResult> {
     const open = new Map<string, string>();
+    const lastStatus = new Map<string, string | null>();
     for (const i of options.openInvoices) {
       const d = draftIdOf(i.remoteId);
       if (d) open.set(d, i.key);
+      lastStatus.set(i.key, i.status ?? null);
     }
     const first = `${this.cfg.invoices_start_date ?? addDays(options.today, -60)}T00:00:00Z`;
     const { rows, next, more } = await this.modifiedPage("customerinvoices", "ModifiedUtc", raw, "invoices", first);
@@ -163,13 +165,15 @@ export class EaccountingPuller {
         overdue: Number(inv.PaymentStatus) === 2,
         ...(paid && inv.PaymentDate ? { paymentDate: dateOf(inv.PaymentDate) } : {}),
       };
-      // Sent first, then paid: each once, in that order, even when both happened between two pulls.
-      items.push({
-        remoteId: `invoice:${key}`,
-        type: "invoice.sent",
-        data: { ...data, status: "sent" },
-        status: { entity: "invoice", key, value: "sent", baseline: "draft" },
-      });
+      // Sent first, then paid: each once, in that order, even when both happened between two pulls. A paid one is asked
+      // about a while longer (its payment may be reversed): still paid, it gives no second "sent"; reversed, it does.
+      if (!paid || lastStatus.get(key) !== "paid")
+        items.push({
+          remoteId: `invoice:${key}`,
+          type: "invoice.sent",
+          data: { ...data, status: "sent" },
+          status: { entity: "invoice", key, value: "sent", baseline: "draft" },
+        });
       if (paid)
         items.push({
           remoteId: `invoice:${key}`,

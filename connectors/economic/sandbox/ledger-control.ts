@@ -1,6 +1,6 @@
 // Test hooks of the sandbox's ledger under /__sandbox/ (no auth, no faults):
 //   POST  /__sandbox/book/supplier-invoices  book supplier invoices (project, cost type, receipt) as a booked journal
-//   POST  /__sandbox/payments                register a customer payment on a booked invoice (unpaid → paid)
+//   POST  /__sandbox/payments                register a customer payment on a booked invoice (unpaid → paid; a negative amount reverses one)
 //   PATCH /__sandbox/invoices/booked/:n      set an invoice's due date or mark it sent
 //   POST  /__sandbox/suppliers               add a supplier
 //   POST  /__sandbox/webhooks                subscribe a URL (with merge fields) to "invoice" or "daybook" events
@@ -52,7 +52,15 @@ const SupplierInvoices = z
   .strict();
 
 const Payment = z
-  .object({ invoice: z.number().int().positive(), amount: z.number().positive().optional(), date: isoDate.optional() })
+  .object({
+    invoice: z.number().int().positive(),
+    // Negative: a payment reversed (returned by the bank, or booked against the wrong invoice): the remainder grows again.
+    amount: z
+      .number()
+      .refine((x) => x !== 0, "must not be 0")
+      .optional(),
+    date: isoDate.optional(),
+  })
   .strict();
 const InvoicePatch = z.object({ dueDate: isoDate.optional(), sent: z.boolean().optional() }).strict();
 const Supplier = z
