@@ -189,6 +189,37 @@ describe("invoice payment status to the PSA", () => {
   });
 });
 
+describe("the PSA webhook down for long", () => {
+  test("items it keeps refusing are told, and the alert is resolved once it takes them", async () => {
+    const notices: any[] = [];
+    const chat = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      async fetch(req) {
+        notices.push(await req.json());
+        return new Response("ok");
+      },
+    });
+    try {
+      stack = await startPullStack({
+        notifications: { webhook: { url: `http://127.0.0.1:${chat.port}/hook` }, check_interval_seconds: 0.05, min_interval_minutes: 0 },
+        psa: { retry_base_ms: 1, retry_max_ms: 5 },
+      });
+      stack.psa.down(true);
+      await seedPsa(stack, [], [20001]);
+      await stack.control("invoices/booked/20001", { sent: true }, "PATCH");
+      expect(await stack.runNow("payments")).toMatchObject({ imported: 1 });
+      const told = await waitFor("a notice about the PSA webhook", () => notices.find((n) => /PSA webhook/.test(JSON.stringify(n))));
+      expect(JSON.stringify(told)).toContain("has not taken 1 item(s) pulled from eco");
+      stack.psa.down(false);
+      await waitFor("the item at the PSA", () => stack.psa.accepted().length === 1);
+      await waitFor("the alert resolved", () => notices.some((n) => JSON.stringify(n).includes("the PSA webhook takes the items again")));
+    } finally {
+      chat.stop(true);
+    }
+  }, 30_000);
+});
+
 describe("the feed", () => {
   test("pages in order with a stable cursor; reading past items acknowledges them", async () => {
     stack = await startPullStack({ psa: { webhook_url: undefined } });

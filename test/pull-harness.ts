@@ -26,6 +26,7 @@ export interface PsaCall {
 export function startPsaReceiver(secret = PSA_SECRET) {
   const calls: PsaCall[] = [];
   let failNext = 0;
+  let failing = false;
   const server = Bun.serve({
     port: 0,
     hostname: "127.0.0.1",
@@ -35,9 +36,9 @@ export function startPsaReceiver(secret = PSA_SECRET) {
       const m = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(signature);
       const expected = m ? createHmac("sha256", secret).update(`${m[1]}.${body}`).digest() : Buffer.alloc(32);
       const verified = !!m && timingSafeEqual(expected, Buffer.from(m[2]!, "hex")) && Math.abs(Date.now() / 1000 - Number(m[1])) < 300;
-      const failing = failNext > 0;
-      if (failing) failNext--;
-      const status = failing ? 503 : verified ? 200 : 401;
+      const refused = failing || failNext > 0;
+      if (failNext > 0) failNext--;
+      const status = refused ? 503 : verified ? 200 : 401;
       calls.push({ signature, body, items: JSON.parse(body).items, verified, status });
       return new Response(status === 200 ? "ok" : "no", { status });
     },
@@ -49,6 +50,10 @@ export function startPsaReceiver(secret = PSA_SECRET) {
     accepted: () => calls.filter((c) => c.status === 200).flatMap((c) => c.items),
     failNext(n: number) {
       failNext = n;
+    },
+    /** Answers 503 to every call until told otherwise. */
+    down(on: boolean) {
+      failing = on;
     },
     stop: () => server.stop(true),
   };
@@ -73,6 +78,7 @@ export async function startPullStack(
     economic?: Record<string, unknown>;
     psa?: Record<string, unknown>;
     pulls?: Record<string, unknown>;
+    notifications?: Record<string, unknown>;
     dataDir?: string;
     sandbox?: StartedEconomicSandbox;
   } = {},
@@ -87,6 +93,7 @@ export async function startPullStack(
       dispatch: { retry_base_ms: 20, retry_max_ms: 200, idle_poll_ms: 50 },
       psa: { webhook_url: psa.url, webhook_secret: PSA_SECRET, retry_base_ms: 20, retry_max_ms: 200, poll_ms: 50, ...options.psa },
       pulls: { webhook_debounce_ms: 50, ...options.pulls },
+      ...(options.notifications ? { notifications: options.notifications } : {}),
       targets: [
         {
           name: "eco",

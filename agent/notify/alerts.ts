@@ -1,15 +1,21 @@
 // What needs a person now, read from the database (so nothing is missed across crashes and restarts), and
 // the alerts table kept in step with it: a problem seen for the first time opens an alert, a problem gone
 // resolves it. Per target: records that need action (one alert per record, whatever its retries), pull
-// jobs whose last run failed, credentials the target refused, a queue that stopped moving (stalled.ts), and what only
-// the running process knows (a failed fsync of the SQLite agent's WAL, agent/durability.ts: nothing is sent to any
-// target until a restart).
+// jobs whose last run failed, credentials the target refused, a queue that stopped moving (stalled.ts), items pulled
+// from it that the PSA webhook keeps refusing (PSA_ALERT_ATTEMPTS attempts or more), and what only the running process
+// knows (a failed fsync of the SQLite agent's WAL, agent/durability.ts: nothing is sent to any target until a restart).
 import { NOT_DONE } from "../db/open-deliveries.ts";
 import type { SqlRunner } from "../db/pg/runner.ts";
 import { listRefusedCredentials } from "./credentials.ts";
 import { stalledQueues, type StalledCheck } from "./stalled.ts";
 
-export type AlertKind = "delivery" | "pull" | "credentials" | "storage" | "stalled";
+export type AlertKind = "delivery" | "pull" | "credentials" | "storage" | "stalled" | "psa";
+
+/**
+ * An item the PSA webhook has refused (or not answered) this many times is told (with the default retry_base_ms of
+ * 1 s doubling, after about 17 minutes): until then a PSA briefly down is not worth a notice.
+ */
+export const PSA_ALERT_ATTEMPTS = 10;
 
 export interface Problem {
   target: string;
@@ -52,6 +58,13 @@ export async function currentProblems(db: SqlRunner, stalled?: StalledCheck): Pr
       WHERE id = (SELECT max(id) FROM job_runs WHERE target = j.target AND stream = j.stream) AND status = 'failed'`,
   );
   const refused = await listRefusedCredentials(db);
+  // Per target, the oldest item the PSA webhook keeps refusing, and how many wait behind the same problem.
+  const psa = await db.all<any>(
+    `SELECT target, id, attempts, error_code AS code, error_message AS message, error_hint AS hint,
+        (SELECT count(*) FROM inbox w WHERE w.target = i.target AND w.state = 'new' AND w.attempts >= ?1) AS waiting
+      FROM inbox i WHERE id = (SELECT id FROM inbox WHERE target = i.target AND state = 'new' AND attempts >= ?1 ORDER BY seq LIMIT 1)`,
+    PSA_ALERT_ATTEMPTS,
+  );
   return [
     ...deliveries.map(
       (d): Problem => ({
@@ -73,6 +86,19 @@ export async function currentProblems(db: SqlRunner, stalled?: StalledCheck): Pr
         message: p.message ?? "The pull failed.",
         hint: p.hint,
         detail: { run: p.id, stream: p.stream, startedAt: p.startedAt },
+      }),
+    ),
+    ...psa.map(
+      (p): Problem => ({
+        target: p.target,
+        kind: "psa",
+        subject: "",
+        code: p.code,
+        message: `The PSA webhook has not taken ${p.waiting} item(s) pulled from ${p.target} after ${p.attempts} attempts or more: ${p.message ?? "no answer"}`,
+        hint:
+          p.hint ??
+          "Check that the PSA is up and that psa.webhook_url and psa.webhook_secret match its side; the items are sent again by themselves.",
+        detail: { item: p.id, attempts: p.attempts, waiting: p.waiting },
       }),
     ),
     ...refused.map(
@@ -123,6 +149,7 @@ async function resolutionOf(db: SqlRunner, a: AlertRow): Promise<string | null> 
   }
   if (a.kind === "storage") return "kontobro was restarted and makes its commits durable again";
   if (a.kind === "stalled") return "the queue moves again: nothing open is that old any more";
+  if (a.kind === "psa") return "the PSA webhook takes the items again";
   return "the target accepts the credentials again";
 }
 
@@ -190,5 +217,6 @@ export function whatOf(a: Pick<Problem, "kind" | "subject">): string {
   }
   if (a.kind === "storage") return "the database";
   if (a.kind === "stalled") return "the queue";
+  if (a.kind === "psa") return "the PSA webhook";
   return a.kind === "pull" ? `the ${a.subject} pull` : "the credentials";
 }

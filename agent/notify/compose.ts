@@ -45,6 +45,7 @@ function headline(a: AlertRow, title: string): string {
   if (a.kind === "pull") return `${whatOf(a)} failed`;
   if (a.kind === "storage") return "nothing is sent: the database cannot be made durable";
   if (a.kind === "stalled") return `the queue is stuck: ${a.detail.entity} ${a.detail.key} is not delivered yet`;
+  if (a.kind === "psa") return "the PSA webhook does not take what was pulled";
   return `${title} refuses kontobro's credentials`;
 }
 
