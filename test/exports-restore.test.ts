@@ -65,3 +65,73 @@ describe("SIE 4 export after a restore of an older database", () => {
     });
   });
 });
+
+/** The cells of column `col` (0-based) of each line of a template file in the folder, header row skipped when `header`. */
+function columnInFolder(out: string, col: number, header: boolean, encoding: BufferEncoding): Record<string, string[]> {
+  const files: Record<string, string[]> = {};
+  for (const name of readdirSync(out).sort()) {
+    const lines = readFileSync(join(out, name))
+      .toString(encoding)
+      .replace(/^\uFEFF/, "")
+      .split(/\r?\n/)
+      .filter(Boolean);
+    files[name] = [...new Set(lines.slice(header ? 1 : 0).map((l) => l.split(";")[col]!))];
+  }
+  return files;
+}
+
+describe("template export after a restore of an older database", () => {
+  test("xledger-ar10: invoices whose file is in the output folder but not in the database are not exported again", async () => {
+    const { db, runner, dir } = testDb();
+    const out = join(dir, "out");
+    const s = settings({ output_dir: out });
+    await seed(runner, [...BASE(), invoice(1001)]);
+    const backup = join(dir, "backup.db");
+    db.$client.run(`VACUUM INTO '${backup}'`);
+    const ar10 = { format: "template", template: "xledger-ar10" } as const;
+    const first = await runExport(runner, s, ar10, { by: "cli", now: new Date("2026-03-20T10:00:00Z") });
+    expect(first.ok && first.invoices.exported).toEqual(["1001"]);
+    db.$client.close();
+
+    const restored = sqliteRunner(openDatabase(backup).$client);
+    expect(await statusOf(restored, 1001)).toBe("to_transfer");
+    await seed(restored, [invoice(1002)]);
+    const again = await runExport(restored, s, ar10, { by: "cli", now: new Date("2026-03-21T10:00:00Z") });
+    // Before: AR10_20260321_1.csv held 1001 again beside 1002 (the importer booked 1001 twice).
+    expect(columnInFolder(out, 1, false, "latin1")).toEqual({ "AR10_20260320_1.csv": ["1001"] });
+    expect(again.ok).toBe(false);
+    const problem = !again.ok ? again.problems[0]! : undefined;
+    expect(problem?.code).toBe("exports.output_dir_has_unknown_file");
+    expect(problem?.message).toContain("AR10_20260320_1.csv");
+    expect(problem?.message).toContain(": 1001.");
+    expect(problem?.hint).toContain("set-status 1001 transferred");
+    expect(await statusOf(restored, 1002)).toBe("to_transfer");
+
+    expect((await changeExportStatus(restored, { number: "1001" }, "transferred", "cli")).ok).toBe(true);
+    const third = await runExport(restored, s, ar10, { by: "cli", now: new Date("2026-03-22T10:00:00Z") });
+    expect(third.ok && third.invoices.exported).toEqual(["1002"]);
+    expect(columnInFolder(out, 1, false, "latin1")).toEqual({ "AR10_20260320_1.csv": ["1001"], "AR10_20260322_1.csv": ["1002"] });
+  });
+
+  test("an invoice-journal file found stops an SIE export of the invoices it holds", async () => {
+    const { db, runner, dir } = testDb();
+    const out = join(dir, "out");
+    const s = settings({ output_dir: out });
+    await seed(runner, [...BASE(), invoice(1001), invoice(1002)]);
+    const backup = join(dir, "backup.db");
+    db.$client.run(`VACUUM INTO '${backup}'`);
+    const journal = { format: "template", template: "invoice-journal" } as const;
+    const first = await runExport(runner, s, journal, { by: "cli", now: new Date("2026-03-20T10:00:00Z") });
+    expect(first.ok && first.invoices.exported).toEqual(["1001", "1002"]);
+    db.$client.close();
+
+    const restored = sqliteRunner(openDatabase(backup).$client);
+    const sie = await runExport(restored, s, { format: "sie4" }, { by: "cli", now: new Date("2026-03-21T10:00:00Z") });
+    // Before: an SIE file with 1001 and 1002 was written beside the journal that holds them.
+    expect(readdirSync(out)).toEqual(["invoice-journal_20260320_1.csv"]);
+    const problems = !sie.ok ? sie.problems : [];
+    expect(problems.map((p) => p.code)).toEqual(["exports.output_dir_has_unknown_file"]);
+    expect(problems[0]?.message).toStartWith("invoice-journal_20260320_1.csv in ");
+    expect(problems[0]?.message).toContain('"to transfer" again: 1001, 1002.');
+  });
+});

@@ -6,7 +6,8 @@ import { builtinTemplate, builtinTemplates } from "../formats/templates/builtin.
 import { parseTemplate, type Template, templateFromFile, templateToFile, type TemplateInput } from "../formats/templates/definition.ts";
 import { decodeText, encodeText, toEncodable } from "../formats/encoding.ts";
 import { checkDateFormat, csvCell, formatDate, formatDecimal, formatMoney } from "../formats/templates/format.ts";
-import { renderTemplate } from "../formats/templates/render.ts";
+import { invoiceNumbersIn, namesInvoices, writtenNumber } from "../formats/templates/read.ts";
+import { renderTemplate, templateFileName, templateFileNameRegExp } from "../formats/templates/render.ts";
 import { buildRows, type ExportData } from "../formats/templates/rows.ts";
 
 const tpl = (over: Partial<TemplateInput>): Template => {
@@ -390,5 +391,54 @@ describe("invoice rows", () => {
       ["10002", -120000, -30000, -150000],
     ]);
     expect(rejected.map((r) => [r.number, r.problems[0]!.code])).toEqual([["10003", "sie4.unknown_vat_code"]]);
+  });
+});
+
+describe("reading back which invoices a template's file holds", () => {
+  const awkward = ["10;01", 'K"2"', " 3 ", "Ø4"];
+  const rows = awkward.map((number) => ({ number, customerName: 'Kund; "A"' }));
+  for (const quote of ["as_needed", "all", "text", "never"] as const)
+    for (const encoding of ["utf-8-bom", "iso-8859-1", "cp437"] as const)
+      test(`quote ${quote}, ${encoding}: every number as written`, () => {
+        const t = tpl({
+          dataType: "invoices",
+          quote,
+          encoding,
+          columns: [
+            { header: "Name", field: "customerName" },
+            { header: "No", field: "number" },
+          ],
+        });
+        const bytes = renderTemplate(t, rows).bytes;
+        expect(namesInvoices(t)).toBe(true);
+        expect([...invoiceNumbersIn(t, bytes)].sort()).toEqual(awkward.map((n) => writtenNumber(t, n)).sort());
+        if (quote !== "never") expect(writtenNumber(t, "10;01")).toBe("10;01");
+      });
+
+  test("a template without the invoice number column, or of other data, names no invoices", () => {
+    expect(namesInvoices(tpl({ dataType: "invoices", columns: [{ header: "Net", field: "netAmount" }] }))).toBe(false);
+    expect(namesInvoices(tpl({}))).toBe(false);
+  });
+
+  test("the file name pattern matches every name the template gives, and no other", () => {
+    const given = tpl({ dataType: "invoices", fileName: "AR {date}-{run}.csv" });
+    const named = tpl({ name: "journal", dataType: "invoices" });
+    const names = [
+      templateFileName(given, { today: "2026-03-20", run: 7 }),
+      templateFileName(named, { today: "2026-03-20", run: 12 }),
+      templateFileName(named, { today: "2026-03-20", from: "2026-03-01", to: "2026-03-31", run: 3 }),
+      templateFileName(named, { today: "2026-03-20", from: "2026-03-01", run: 4 }),
+    ];
+    expect(names).toEqual(["AR_20260320-7.csv", "journal_20260320_12.csv", "journal_20260301-20260331_3.csv", "journal_20260301-_4.csv"]);
+    expect(templateFileNameRegExp(given).test(names[0]!)).toBe(true);
+    for (const n of names.slice(1)) expect(templateFileNameRegExp(named).test(n)).toBe(true);
+    for (const other of [
+      "AR_20260320-7.csv.part",
+      "xAR_20260320-7.csv",
+      "AR_2026032-7.csv",
+      "journal_20260320_.csv",
+      "journal2_20260320_1.csv",
+    ])
+      expect([other, templateFileNameRegExp(given).test(other) || templateFileNameRegExp(named).test(other)]).toEqual([other, false]);
   });
 });

@@ -17,10 +17,10 @@ import { buildTemplateFile, leftOutWarnings } from "./build-template.ts";
 import { changedSinceExport } from "./changed.ts";
 import type { ExportSettings } from "./config.ts";
 import { deliverPending } from "./deliver.ts";
-import { alreadyInFolder, unknownSieFiles } from "./found-files.ts";
+import { alreadyInFolder, unknownFiles } from "./found-files.ts";
 import type { ChangedBy } from "./status.ts";
 import * as store from "./store.ts";
-import { findTemplate } from "./templates-store.ts";
+import { allTemplates, findTemplate } from "./templates-store.ts";
 
 export type ExportRequest =
   | { format: "sie4"; from?: string; to?: string }
@@ -234,7 +234,8 @@ export async function runExport(
   work.update(0, null, "waiting for the database");
   let markProgress: (marked: number) => void = () => undefined;
   // Read before the transaction: a slow folder must not hold the database.
-  const found = !template && settings.outputDir ? await unknownSieFiles(db, settings.outputDir) : [];
+  const ofInvoices = !template || SELECTION[template.dataType] === "to_transfer";
+  const found = ofInvoices && settings.outputDir ? await unknownFiles(db, settings.outputDir, await allTemplates(db)) : [];
   const exporting = async (tx: SqlRunner): Promise<ExportResult> => {
     // Another export of the tenant on another worker waits here until this one has committed (PostgreSQL).
     // It may idle while it reads and builds (PostgreSQL: store.ts, EXPORT_BUILD_IDLE_MS), until it writes.
@@ -276,6 +277,13 @@ export async function runExport(
       const today = now.toISOString().slice(0, 10);
       const built = buildTemplateFile(template, data, settings, { today, run: 0, period });
       if (built.rendered.errors.length > 0) return { ok: false, httpStatus: 422, problems: built.rendered.errors };
+      const written = new Set(built.file?.invoices);
+      const doubles = alreadyInFolder(
+        found,
+        (data.invoices ?? []).map((i) => i.doc).filter((d) => written.has(d.number)),
+        settings.outputDir!,
+      );
+      if (doubles.length > 0) return { ok: false, httpStatus: 422, problems: doubles };
       const invoices = built.file?.invoices.length ?? 0;
       if (SELECTION[template.dataType] === "to_transfer") {
         work.update(0, invoices, MARKING);

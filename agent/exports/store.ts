@@ -156,9 +156,9 @@ export async function sieFileCount(db: SqlRunner): Promise<number> {
   return (await db.get<{ n: number }>(`SELECT count(*) AS n FROM export_files WHERE format = 'sie4i'`))!.n;
 }
 
-/** The names of the SIE files the database holds. */
-export async function sieFileNames(db: SqlRunner): Promise<Set<string>> {
-  const rows = await db.all<{ name: string }>(`SELECT file_name AS name FROM export_files WHERE format = 'sie4i'`);
+/** The names of the files (SIE and template) the database holds. */
+export async function exportFileNames(db: SqlRunner): Promise<Set<string>> {
+  const rows = await db.all<{ name: string }>(`SELECT file_name AS name FROM export_files`);
   return new Set(rows.map((r) => r.name));
 }
 

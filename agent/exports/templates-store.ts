@@ -32,17 +32,27 @@ function fromRow(row: { definition: string }): { ok: true; template: Template } 
   return parseTemplate(JSON.parse(row.definition));
 }
 
-export async function listTemplates(db: SqlRunner): Promise<TemplateSummary[]> {
-  const stored = await db.all<{ name: string; definition: string; updatedAt: number }>(
+/** The stored templates that are valid, by name. */
+async function storedTemplates(db: SqlRunner): Promise<{ template: Template; updatedAt: number }[]> {
+  const rows = await db.all<{ name: string; definition: string; updatedAt: number }>(
     `SELECT name, definition, updated_at AS updatedAt FROM export_templates ORDER BY name`,
   );
+  return rows.flatMap((r) => {
+    const p = fromRow(r);
+    return p.ok ? [{ template: p.template, updatedAt: r.updatedAt }] : [];
+  });
+}
+
+export async function listTemplates(db: SqlRunner): Promise<TemplateSummary[]> {
   return [
     ...builtinTemplates().map((t) => summary(t, true)),
-    ...stored.flatMap((r) => {
-      const p = fromRow(r);
-      return p.ok ? [summary(p.template, false, r.updatedAt)] : [];
-    }),
+    ...(await storedTemplates(db)).map((s) => summary(s.template, false, s.updatedAt)),
   ];
+}
+
+/** Every template: the built-in ones, then the stored ones. */
+export async function allTemplates(db: SqlRunner): Promise<Template[]> {
+  return [...builtinTemplates(), ...(await storedTemplates(db)).map((s) => s.template)];
 }
 
 export type Found = { ok: true; template: Template; builtin: boolean } | { ok: false; httpStatus: 404 | 422; problems: Problem[] };

@@ -193,14 +193,34 @@ export function renderTemplate(t: Template, allRows: Row[], options: { limit?: n
   return { bytes: encodeText(text, t.encoding), text, header, cells, rows, warnings, errors };
 }
 
+const fileNamePattern = (t: Template, withPeriod: boolean): string =>
+  t.fileName ?? (withPeriod ? `${t.name}_{from}-{to}_{run}.csv` : `${t.name}_{date}_{run}.csv`);
+const safeFileName = (name: string) => name.replace(/[^A-Za-z0-9._-]/g, "_");
+
 /** File name from the template's pattern ({from}, {to}, {date}, {run}) or a default; safe characters only. */
 export function templateFileName(t: Template, at: { today: string; from?: string; to?: string; run: number }): string {
   const compact = (d?: string) => (d ?? "").replaceAll("-", "");
-  const pattern = t.fileName ?? (at.from ? `${t.name}_{from}-{to}_{run}.csv` : `${t.name}_{date}_{run}.csv`);
-  const name = pattern
+  const name = fileNamePattern(t, !!at.from)
     .replaceAll("{from}", compact(at.from))
     .replaceAll("{to}", compact(at.to))
     .replaceAll("{date}", compact(at.today))
     .replaceAll("{run}", String(at.run));
-  return name.replace(/[^A-Za-z0-9._-]/g, "_");
+  return safeFileName(name);
+}
+
+const PLACEHOLDER_PATTERNS: Record<string, string> = {
+  "{from}": "(?:\\d{8})?",
+  "{to}": "(?:\\d{8})?",
+  "{date}": "\\d{8}",
+  "{run}": "\\d+",
+};
+
+/** Every name templateFileName() can give `t` (any day, period and run). */
+export function templateFileNameRegExp(t: Template): RegExp {
+  const one = (pattern: string) =>
+    pattern
+      .split(/(\{(?:from|to|date|run)\})/)
+      .map((part, i) => (i % 2 === 1 ? PLACEHOLDER_PATTERNS[part]! : safeFileName(part).replace(/[.*+?^${}()|[\]\\]/g, "\\$&")))
+      .join("");
+  return new RegExp(`^(?:${[fileNamePattern(t, false), fileNamePattern(t, true)].map(one).join("|")})$`);
 }
