@@ -2,12 +2,13 @@
 // exported since are "to transfer" again, while their file is still in the output folder, where the accounting
 // system imports it. The next export must not hand the importer the same vouchers a second time, nor reuse a serial.
 import { describe, expect, test } from "bun:test";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openDatabase } from "../agent/db/index.ts";
 import { sqliteRunner } from "../agent/db/pg/runner.ts";
 import { runExport } from "../agent/exports/service.ts";
 import { changeExportStatus } from "../agent/exports/status.ts";
+import { saveTemplate } from "../agent/exports/templates-store.ts";
 import { readSie } from "../formats/sie4/reader.ts";
 import { BASE, invoice, seed, settings, statusOf, testDb } from "./exports-fixtures.ts";
 
@@ -133,5 +134,65 @@ describe("template export after a restore of an older database", () => {
     expect(problems.map((p) => p.code)).toEqual(["exports.output_dir_has_unknown_file"]);
     expect(problems[0]?.message).toStartWith("invoice-journal_20260320_1.csv in ");
     expect(problems[0]?.message).toContain('"to transfer" again: 1001, 1002.');
+  });
+
+  test("a saved template (quoted cells, header, number not first) is read back; an SIE file found stops a template export", async () => {
+    const { db, runner, dir } = testDb();
+    const out = join(dir, "out");
+    const s = settings({ output_dir: out });
+    await seed(runner, [...BASE(), invoice(1001), invoice(1002)]);
+    const mine = {
+      name: "bilag",
+      dataType: "invoices",
+      delimiter: ",",
+      encoding: "windows-1252",
+      quote: "all",
+      fileName: "bilag-{run}.txt",
+      columns: [
+        { header: "Kunde", field: "customerName" },
+        { header: "Beløp", field: "grossAmount", decimalSeparator: "," },
+        { header: "Faktura", field: "number" },
+      ],
+    };
+    expect((await saveTemplate(runner, mine)).ok).toBe(true);
+    const backup = join(dir, "backup.db");
+    db.$client.run(`VACUUM INTO '${backup}'`);
+    const first = await runExport(
+      runner,
+      s,
+      { format: "template", template: "bilag" },
+      { by: "cli", now: new Date("2026-03-20T10:00:00Z") },
+    );
+    expect(first.ok && first.invoices.exported).toEqual(["1001", "1002"]);
+    db.$client.close();
+
+    const restored = sqliteRunner(openDatabase(backup).$client);
+    expect((await changeExportStatus(restored, { number: "1002" }, "transferred", "cli")).ok).toBe(true);
+    const journal = await runExport(
+      restored,
+      s,
+      { format: "template", template: "invoice-journal" },
+      { by: "cli", now: new Date("2026-03-21T10:00:00Z") },
+    );
+    expect(readdirSync(out)).toEqual(["bilag-1.txt"]);
+    expect(!journal.ok && journal.problems.map((p) => p.message.replace(/ in .* is not/, " is not").split(". Exporting")[0])).toEqual([
+      'bilag-1.txt is not in kontobro\'s database (the database is older than the folder: a backup restored?), and it holds 1 invoice(s) that are "to transfer" again: 1001',
+    ]);
+
+    // The file is moved away (never imported): an SIE export takes 1001; after another restore its file stops the template.
+    renameSync(join(out, "bilag-1.txt"), join(dir, "bilag-1.txt"));
+    const sieBackup = join(dir, "backup-2.db");
+    restored.run(`VACUUM INTO '${sieBackup}'`);
+    const sie = await runExport(restored, s, { format: "sie4" }, { by: "cli", now: new Date("2026-03-22T10:00:00Z") });
+    expect(sie.ok && sie.invoices.exported).toEqual(["1001"]);
+    const again = sqliteRunner(openDatabase(sieBackup).$client);
+    const bilag = await runExport(
+      again,
+      s,
+      { format: "template", template: "bilag" },
+      { by: "cli", now: new Date("2026-03-23T10:00:00Z") },
+    );
+    expect(readdirSync(out)).toEqual(["SIE4I_5566778899_20260322100000_1.SI"]);
+    expect(!bilag.ok && bilag.problems[0]!.message).toStartWith("SIE4I_5566778899_20260322100000_1.SI in ");
   });
 });
