@@ -16,6 +16,8 @@ export const DELIVERY_STATUS_LABELS: Record<DeliveryStatus, string> = {
   done: "Delivered",
   superseded: "Superseded",
 };
+/** Open and not needing action: what still moves by itself (the stuck-queue check, agent/notify/stalled.ts). */
+export const MOVING_DELIVERY_STATUSES = ["pending", "in_flight", "waiting"] as const satisfies readonly DeliveryStatus[];
 /** What a person may retry (the API's and the status page's retry). */
 export const RETRYABLE_DELIVERY_STATUSES = ["needs_action", "pending", "waiting"] as const satisfies readonly DeliveryStatus[];
 

@@ -5,6 +5,7 @@
 // stopped or fails every round. One alert per target (subject ""), resolved once nothing that old is open.
 import { NOT_DONE } from "../db/open-deliveries.ts";
 import type { SqlRunner } from "../db/pg/runner.ts";
+import { MOVING_DELIVERY_STATUSES } from "../states.ts";
 import { TargetStateStore, type TargetState } from "../target-state.ts";
 import { showTime } from "../time.ts";
 import type { Problem } from "./alerts.ts";
@@ -47,12 +48,11 @@ const OLDEST_WAITING = `SELECT id, entity, key, status, attempts, created_at AS 
     AND NOT EXISTS (SELECT 1 FROM deliveries b WHERE b.target = ?1 AND b.status IN ('needs_action', 'waiting') AND b.status <> 'done'
       AND b.entity || ':' || b.key = w.waiting_on)
   ORDER BY id LIMIT 1`;
-const MOVING = ["pending", "in_flight", "waiting"] as const;
 
 /** The oldest delivery to `target` that is neither delivered, replaced nor needing action; null when none. */
 export async function oldestOpen(db: SqlRunner, target: string): Promise<Oldest | null> {
   let oldest: Oldest | null = null;
-  for (const status of MOVING) {
+  for (const status of MOVING_DELIVERY_STATUSES) {
     if (!(await db.get(ANY_OPEN, target, status))) continue;
     const row = await (status === "waiting" ? db.get<Oldest>(OLDEST_WAITING, target) : db.get<Oldest>(OLDEST_OPEN, target, status));
     if (row && (!oldest || row.id < oldest.id)) oldest = row;
