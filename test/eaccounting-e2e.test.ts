@@ -85,6 +85,36 @@ describe("invoices as drafts, number and status back", () => {
   });
 });
 
+describe("a line's VAT code", () => {
+  const withVatCode = () =>
+    invoiceData({
+      lines: [
+        { text: "Konsulttimmar april", quantity: 37.5, unitPrice: 125000, kind: "hours" },
+        { text: "Kursavgift", quantity: 1, unitPrice: 500000, kind: "expenses", vatCode: "0" },
+      ],
+    });
+
+  test("eAccounting books the article's VAT, so a line carrying a VAT code needs action, naming it; nothing is sent", async () => {
+    s = await startEaStack();
+    await s.send([...masterData(), ev("invoice.finalized", withVatCode())]);
+    const d = await waitFor("the invoice needs action", async () =>
+      (await s!.deliveries("needs_action")).find((x: any) => x.entity === "invoice"),
+    );
+    expect(d.errorCode).toBe("eaccounting.line_vat_code");
+    expect(d.errorMessage).toContain('line 2 ("Kursavgift") carries VAT code 0');
+    expect(d.errorMessage).toContain("article 100's account coding");
+    expect(d.errorHint).toContain('line_vat_code = "ignore"');
+    expect((await s.state()).drafts).toHaveLength(0);
+  });
+
+  test('with line_vat_code = "ignore" the operator accepts the article\'s VAT: the invoice is drafted', async () => {
+    s = await startEaStack({ target: { line_vat_code: "ignore" } });
+    await s.send([...masterData(), ev("invoice.finalized", withVatCode())]);
+    await s.waitDone(3);
+    expect((await s.state()).drafts).toHaveLength(1);
+  });
+});
+
 describe("credit notes", () => {
   const credit = () =>
     ev("invoice.credited", {

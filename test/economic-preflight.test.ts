@@ -121,6 +121,40 @@ describe("economic pre-flight", () => {
   });
 });
 
+describe("a line's VAT code (e-conomic books the product group's VAT)", () => {
+  const lines = [
+    { text: "Consulting", quantity: 7.5, unitPrice: 145000, kind: "hours" },
+    { text: "Course fee", quantity: 1, unitPrice: 500000, kind: "expenses", vatCode: "0" },
+  ];
+
+  test("a line carrying a VAT code needs action naming the line, the code and the product; nothing is drafted", async () => {
+    const stack = await startStack();
+    try {
+      await stack.post([customerEvent(101), invoiceEvent(93020, 101, undefined, { lines })]);
+      const d = await waitFor("invoice needs action", async () =>
+        (await stack.deliveries("needs_action")).find((x) => x.entity === "invoice"),
+      );
+      expect(d.errorCode).toBe("economic.line_vat_code");
+      expect(d.errorMessage).toContain('line 2 ("Course fee") carries VAT code 0');
+      expect(d.errorMessage).toContain("product EXPENSE's product group");
+      expect(d.errorHint).toContain('line_vat_code = "ignore"');
+      expect((await stack.sandboxState()).drafts).toEqual([]);
+    } finally {
+      await stack.stop();
+    }
+  });
+
+  test('with line_vat_code = "ignore" the operator accepts the product group\'s VAT: the invoice is booked', async () => {
+    const stack = await startStack({ economic: { line_vat_code: "ignore" } });
+    try {
+      await stack.post([customerEvent(101), invoiceEvent(93021, 101, undefined, { lines })]);
+      await waitFor("invoice booked", async () => (await stack.deliveries("done")).some((x) => x.entity === "invoice"));
+    } finally {
+      await stack.stop();
+    }
+  });
+});
+
 /** A PDF of exactly `bytes` bytes, base64 wrapped at 76 characters per line as MIME does. */
 function wrappedPdf(bytes: number): string {
   const head = "%PDF-1.4\n",

@@ -1,6 +1,7 @@
 // The [[targets]] table for kind = "economic" in kontobro.toml.
 import { z } from "zod";
 import { lazySchema } from "../../agent/lazy-schema.ts";
+import { lineVatCodeSetting } from "../line-vat.ts";
 
 const lineProductsSchema = () =>
   z.strictObject({
@@ -96,6 +97,8 @@ export const economicConfigSchema = () =>
     journal: z.number().int().positive().default(1),
     /** e-conomic products used for invoice lines by kind (VAT and accounts follow each product's group). */
     line_products: lineProductsSchema().default({ hours: "TIME", expenses: "EXPENSE", products: "PRODUCT" }),
+    /** A line's vatCode: e-conomic books the product group's VAT, so a line carrying one needs action ("refuse") unless "ignore". */
+    line_vat_code: lineVatCodeSetting(),
     attach_pdf: z.boolean().default(true),
     request_timeout_ms: z.number().int().min(100).max(600_000).default(30_000),
     /**
