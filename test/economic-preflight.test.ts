@@ -121,36 +121,63 @@ describe("economic pre-flight", () => {
   });
 });
 
-describe("a line's VAT code (e-conomic books the product group's VAT)", () => {
-  const lines = [
-    { text: "Consulting", quantity: 7.5, unitPrice: 145000, kind: "hours" },
-    { text: "Course fee", quantity: 1, unitPrice: 500000, kind: "expenses", vatCode: "0" },
-  ];
+describe("a line's VAT code (e-conomic books the product group's sales account VAT)", () => {
+  const dk = { addresses: [{ street: "Strandvejen 1", zip: "2100", city: "København", country: "DK" }] };
+  const line = (text: string, kind: string, vatCode: string) => ({ text, quantity: 1, unitPrice: 100000, kind, vatCode });
+  const lookups = async (url: string) => {
+    const { families } = (await (await fetch(`${url}/__sandbox/requests`)).json()) as any;
+    return Object.entries(families as Record<string, { requests: number }>)
+      .filter(([f]) => f.startsWith("GET /products/") || f.includes("sales-accounts"))
+      .map(([f, c]) => `${f} ${c.requests}`)
+      .sort();
+  };
 
-  test("a line carrying a VAT code needs action naming the line, the code and the product; nothing is drafted", async () => {
+  test("a code the product group books goes through (looked up once per product and group); another needs action, naming both", async () => {
     const stack = await startStack();
     try {
-      await stack.post([customerEvent(101), invoiceEvent(93020, 101, undefined, { lines })]);
+      await stack.post([
+        customerEvent(101, dk),
+        invoiceEvent(93020, 101, undefined, { lines: [line("Consulting", "hours", "U25")] }),
+        invoiceEvent(93021, 101, undefined, { lines: [line("Consulting", "hours", "u25")] }),
+      ]);
+      await stack.waitDelivered(3);
+      expect(await lookups(stack.sandboxUrl)).toEqual(["GET /product-groups/{id}/sales-accounts 1", "GET /products/TIME 1"]);
+
+      await stack.post([
+        invoiceEvent(93022, 101, undefined, { lines: [line("Consulting", "hours", "U25"), line("Course fee", "expenses", "0")] }),
+      ]);
       const d = await waitFor("invoice needs action", async () =>
         (await stack.deliveries("needs_action")).find((x) => x.entity === "invoice"),
       );
       expect(d.errorCode).toBe("economic.line_vat_code");
-      expect(d.errorMessage).toContain('line 2 ("Course fee") carries VAT code 0');
-      expect(d.errorMessage).toContain("product EXPENSE's product group");
+      expect(d.errorMessage).toContain('Invoice 93022, line 2 ("Course fee") carries VAT code 0');
+      expect(d.errorMessage).toContain("product EXPENSE's group 1: sales account 1010 for VAT zone 1, VAT code U25");
+      expect(d.errorHint).toContain("product group books VAT code 0");
       expect(d.errorHint).toContain('line_vat_code = "ignore"');
-      expect((await stack.sandboxState()).drafts).toEqual([]);
+      expect((await stack.sandboxState()).drafts).toEqual([]); // nothing sent
     } finally {
       await stack.stop();
     }
   });
 
-  test('with line_vat_code = "ignore" the operator accepts the product group\'s VAT: the invoice is booked', async () => {
-    const stack = await startStack({ economic: { line_vat_code: "ignore" } });
+  test('a customer abroad is booked without VAT: a line saying U25 needs action; with line_vat_code = "ignore" it is booked', async () => {
+    const stack = await startStack();
     try {
-      await stack.post([customerEvent(101), invoiceEvent(93021, 101, undefined, { lines })]);
-      await waitFor("invoice booked", async () => (await stack.deliveries("done")).some((x) => x.entity === "invoice"));
+      await stack.post([customerEvent(101), invoiceEvent(93023, 101, undefined, { lines: [line("Consulting", "hours", "U25")] })]);
+      const d = await waitFor("invoice needs action", async () =>
+        (await stack.deliveries("needs_action")).find((x) => x.entity === "invoice"),
+      );
+      expect(d.errorMessage).toContain("sales account 1020 for VAT zone 3, without VAT");
     } finally {
       await stack.stop();
+    }
+    const ignoring = await startStack({ economic: { line_vat_code: "ignore" } });
+    try {
+      await ignoring.post([customerEvent(101), invoiceEvent(93024, 101, undefined, { lines: [line("Consulting", "hours", "U25")] })]);
+      await ignoring.waitDelivered(2);
+      expect((await ignoring.sandboxState()).booked.map((b: any) => b.bookedInvoiceNumber ?? b.number)).toEqual([93024]);
+    } finally {
+      await ignoring.stop();
     }
   });
 });

@@ -1,5 +1,6 @@
 // What the connector reads from the agreement itself and keeps for a while: its country (GET /self), its
-// VAT zones (GET /vat-zones) and its payment terms (GET /payment-terms). Used by pushes and by check.
+// VAT zones (GET /vat-zones), its payment terms (GET /payment-terms) and the VAT a product's lines are booked with
+// (its group's sales accounts). Used by pushes and by check.
 import { TargetError } from "../http.ts";
 import type { EconomicConfig } from "./config.ts";
 import { CATEGORY_TEXT, chooseVatZone, describeZone, planVatZones, type VatZone, type VatZonePlan } from "./vat.ts";
@@ -14,6 +15,12 @@ export interface PaymentTerms {
   name?: string;
   paymentTermsType?: string;
   daysOfCredit?: number;
+}
+
+/** One row of GET /product-groups/{n}/sales-accounts. */
+interface SalesAccount {
+  salesAccount?: { accountNumber?: number; name?: string; vatAccount?: { vatCode?: string } };
+  vatZone?: { vatZoneNumber?: number };
 }
 
 /** The payment terms invoices use, and whether they carry the PSA's due date. */
@@ -92,6 +99,23 @@ export class AgreementSettings {
 
   paymentTerms(): Promise<PaymentTerms[]> {
     return this.list<PaymentTerms>("/payment-terms");
+  }
+
+  /**
+   * The sales account e-conomic books a line on this product on, for customers in this VAT zone, and that account's
+   * VAT code (none: no VAT): the product's group (GET /products/{n}) and the group's sales account for the zone
+   * (GET /product-groups/{n}/sales-accounts), each read once in a while. `product` false: e-conomic has no such product;
+   * `account` undefined: the group has no sales account for the zone. Either way the VAT it would book cannot be told.
+   */
+  async lineVat(productNumber: string, zone: number): Promise<{ product: boolean; group?: number; account?: number; vatCode?: string }> {
+    const key = `/products/${productNumber}`;
+    const product = await this.cached(key, () => this.get(`${this.rest}/products/${encodeURIComponent(productNumber)}`));
+    if (!product) this.cache.delete(key); // asked again next time: it may be created any moment
+    const group = Number(product?.productGroup?.productGroupNumber);
+    if (!product || !Number.isInteger(group)) return { product: !!product };
+    const accounts = await this.list<SalesAccount>(`/product-groups/${group}/sales-accounts`);
+    const forZone = accounts.find((a) => a.vatZone?.vatZoneNumber === zone)?.salesAccount;
+    return { product: true, group, account: forZone?.accountNumber, vatCode: forZone?.vatAccount?.vatCode };
   }
 
   /** Forget everything read (after e-conomic refused a zone or terms that were looked up). */

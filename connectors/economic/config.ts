@@ -97,7 +97,7 @@ export const economicConfigSchema = () =>
     journal: z.number().int().positive().default(1),
     /** e-conomic products used for invoice lines by kind (VAT and accounts follow each product's group). */
     line_products: lineProductsSchema().default({ hours: "TIME", expenses: "EXPENSE", products: "PRODUCT" }),
-    /** A line's vatCode: e-conomic books the product group's VAT, so a line carrying one needs action ("refuse") unless "ignore". */
+    /** A line's vatCode that is not the VAT code its product group books needs action ("refuse"); "ignore" skips the comparison. */
     line_vat_code: lineVatCodeSetting(),
     attach_pdf: z.boolean().default(true),
     request_timeout_ms: z.number().int().min(100).max(600_000).default(30_000),

@@ -73,6 +73,7 @@ export class EconomicInvoices {
       this.settings.vatZoneFor(customer ? postalAddress(customer)?.country : undefined, !!customer?.vatNumber),
       this.settings.invoiceTerms(),
     ]);
+    await this.checkLineVat(inv, vatZone);
     // Drafts carrying our PSA id are left over from earlier attempts (whose answer was lost, or that
     // failed after creating one), possibly of an older version of the invoice: remove them, then book a
     // fresh draft of the current version.
@@ -111,6 +112,33 @@ export class EconomicInvoices {
    * that is not ours is refused, and so is ours booked under another number (booked before local state was lost, the
    * PSA has renumbered it since): booking it again would book it twice.
    */
+  /**
+   * A line has no VAT at e-conomic: it is booked with its product group's sales account for the recipient's zone, and
+   * that account's VAT code. A line whose vatCode is another (or that e-conomic would book without VAT) needs action
+   * before anything is sent, unless line_vat_code = "ignore" (README "A line's VAT code").
+   */
+  private async checkLineVat(inv: InvoiceLike, vatZone: number): Promise<void> {
+    if (this.cfg.line_vat_code === "ignore") return;
+    const doc = inv.kind === "credit_note" ? "Credit note" : "Invoice";
+    for (const [i, l] of inv.lines.entries()) {
+      if (l.vatCode === undefined) continue;
+      const product = l.productCode ?? this.cfg.line_products[l.kind];
+      const vat = await this.settings.lineVat(product, vatZone);
+      if (vat.vatCode !== undefined && vat.vatCode.trim().toLowerCase() === l.vatCode.trim().toLowerCase()) continue;
+      const booked = !vat.product
+        ? `e-conomic has no product ${product}, so the VAT it would book cannot be told`
+        : vat.account === undefined
+          ? `product ${product}'s group ${vat.group} has no sales account for VAT zone ${vatZone}, so the VAT e-conomic would book cannot be told`
+          : `e-conomic books it with product ${product}'s group ${vat.group}: sales account ${vat.account} for VAT zone ${vatZone}, ${vat.vatCode ? `VAT code ${vat.vatCode}` : "without VAT"}`;
+      throw new TargetError("permanent", {
+        code: "economic.line_vat_code",
+        field: `lines.${i}.vatCode`,
+        message: `${doc} ${inv.number}, line ${i + 1} ("${l.text.slice(0, 40)}") carries VAT code ${l.vatCode}, but a line has no VAT of its own at e-conomic: ${booked}. Nothing was sent.`,
+        hint: `Put the line on a product whose product group books VAT code ${l.vatCode} (the line's product in the PSA, or line_products in kontobro.toml), or correct the VAT code in the PSA; then press retry. If the product group's VAT is always right for this target, set line_vat_code = "ignore" in its section of kontobro.toml and restart.`,
+      });
+    }
+  }
+
   async findBooked(inv: InvoiceLike): Promise<any | null> {
     const number = Number(inv.number);
     const filter = encodeURIComponent(`bookedInvoiceNumber$eq:${number}$or:references.other$eq:${filterValue(inv.psaId)}`);

@@ -5,7 +5,6 @@
 import { decodedBase64Length, type Customer, type InvoiceLike } from "../../agent/model.ts";
 import type { Problem } from "../../agent/problem.ts";
 import type { RelatedRecords } from "../contract.ts";
-import { lineVatCodeProblems } from "../line-vat.ts";
 import type { EconomicConfig } from "./config.ts";
 import { billingAddressIndex, countryName, draftInvoiceBody, invoiceHeading, invoiceTextLine1, toDecimal } from "./map.ts";
 import { maxLength, numeric } from "./rule-kit.ts";
@@ -54,16 +53,6 @@ export function invoiceRules(inv: InvoiceLike, related?: RelatedRecords, cfg?: E
     add(`lines[${i}].quantity`, tooManyDecimals(doc, i, l.text, "quantity", l.quantity, "quantity"));
     add(`lines[${i}].unitNetPrice`, tooManyDecimals(doc, i, l.text, "unit price", toDecimal(l.unitPrice), "unitPrice"));
   });
-  add(
-    "",
-    lineVatCodeProblems(inv, (l) => l.productCode ?? cfg?.line_products[l.kind], {
-      codePrefix: "economic",
-      title: "e-conomic",
-      vatSource: (product) => `product ${product ?? "(line_products)"}'s product group (its sales account's VAT code)`,
-      productHint: "the line's product in the PSA, or line_products in kontobro.toml",
-      setting: cfg?.line_vat_code ?? "refuse",
-    }),
-  );
   if (inv.pdf) {
     // Decoded bytes: line-wrapped base64 counts no line breaks (a payload may carry only the size).
     const pdf = inv.pdf as { contentBase64?: string; size?: number };

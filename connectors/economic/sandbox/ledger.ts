@@ -55,7 +55,8 @@ export function createLedger(today = new Date()): LedgerState {
   const y = today.getUTCFullYear();
   const years = new Map([y - 1, y, y + 1].map((n) => [String(n), { year: String(n), fromDate: `${n}-01-01`, toDate: `${n}-12-31` }]));
   const accounts = new Map<number, Json>([
-    [1010, { accountNumber: 1010, name: "Salg af ydelser", accountType: "profitAndLoss" }],
+    [1010, { accountNumber: 1010, name: "Salg af ydelser", accountType: "profitAndLoss", vatAccount: { vatCode: "U25" } }],
+    [1020, { accountNumber: 1020, name: "Salg uden moms", accountType: "profitAndLoss" }],
     [2800, { accountNumber: 2800, name: "Materialer til projekter", accountType: "profitAndLoss" }],
     [2810, { accountNumber: 2810, name: "Underleverandører", accountType: "profitAndLoss" }],
     [2820, { accountNumber: 2820, name: "Rejser", accountType: "profitAndLoss" }],

@@ -79,6 +79,30 @@ export function registerRestRoutes(app: Hono, core: SandboxCore): void {
   for (const spec of LOOKUPS) registerLookup(app, core, spec);
   registerCustomers(app, core);
   registerProducts(app, core);
+  registerSalesAccounts(app, core);
+}
+
+/** A product group's sales account for each VAT zone, with the account's VAT code: what a line on its products books. */
+function registerSalesAccounts(app: Hono, core: SandboxCore): void {
+  app.get("/product-groups/:n/sales-accounts", (c) => {
+    const group = intSegment(c.req.param("n")) ?? NaN;
+    if (!core.state.productGroups.has(group)) return notFound("Product group");
+    const base = origin(c);
+    const byZone = core.state.salesAccounts.get(group) ?? {};
+    const items = Object.entries(byZone).flatMap(([zone, account]) => {
+      const a = core.state.ledger.accounts.get(account);
+      const z = core.state.vatZones.get(Number(zone));
+      if (!a || !z) return [];
+      return [
+        {
+          salesAccount: { ...a, self: `${base}/accounts/${account}` },
+          vatZone: { ...z, self: `${base}/vat-zones/${zone}` },
+        },
+      ];
+    });
+    return restCollection(c, items, { filterable: new Set() });
+  });
+  app.all("/product-groups/:n/sales-accounts", methodNotAllowed);
 }
 
 function registerLookup(app: Hono, core: SandboxCore, spec: LookupSpec): void {

@@ -31,6 +31,8 @@ export interface SandboxState {
   layouts: Map<number, Json>;
   units: Map<number, Json>;
   productGroups: Map<number, Json>;
+  /** Each product group's sales account per VAT zone (GET /product-groups/{n}/sales-accounts). */
+  salesAccounts: Map<number, Record<number, number>>;
   journals: Map<number, Json>;
   projectGroups: Map<number, Json>;
   customers: Map<number, Json>;
@@ -74,6 +76,8 @@ export function createState(): SandboxState {
       { unitNumber: 2, name: "hours" },
     ]),
     productGroups: byNumber("productGroupNumber", [{ productGroupNumber: 1, name: "Services and goods" }]),
+    // Domestic sales on 1010 (VAT code U25); EU, abroad and exempt on 1020 (no VAT account: no VAT).
+    salesAccounts: new Map([[1, { 1: 1010, 2: 1020, 3: 1020, 4: 1020 }]]),
     journals: byNumber("journalNumber", [
       {
         journalNumber: 1,
