@@ -1,12 +1,13 @@
 // A line's VAT code that the target cannot take: targets whose sales lines have no VAT field book each line with the
 // VAT of its product (a product group, an article's coding). Sending such a line as if its code were kept would book
-// it with another VAT than the PSA invoiced without anyone knowing, so it is refused before anything is sent, unless
-// the operator set `line_vat_code = "ignore"` for the target (the product's VAT is always the right one).
+// it with another VAT than the PSA invoiced without anyone knowing. Where a connector can tell which VAT the target
+// books, it compares (e-conomic); where it cannot, a line carrying a code is refused before anything is sent
+// (lineVatCodeProblems). Either way `line_vat_code = "ignore"` says the operator accepts the product's VAT.
 import type { InvoiceLike } from "../agent/model.ts";
 import { problem, type Problem } from "../agent/problem.ts";
 import { z } from "zod";
 
-/** The target setting: "refuse" (default) a line carrying a VAT code, or "ignore" the code and book the product's VAT. */
+/** The target setting: "refuse" (default) a line whose VAT code the target would not book, or "ignore" the code and book the product's VAT. */
 export const lineVatCodeSetting = () => z.enum(["refuse", "ignore"]).default("refuse");
 
 export interface LineVatTarget {
