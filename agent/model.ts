@@ -469,8 +469,8 @@ export function dependenciesOf(entity: Entity, payload: any): Dependency[] {
   if (entity === "project" && payload.customerNumber) return [{ entity: "customer", key: payload.customerNumber }];
   if (entity !== "invoice") return [];
   const deps: Dependency[] = [{ entity: "customer", key: payload.customerNumber }];
-  if (payload.kind === "credit_note" && payload.creditedInvoiceNumber)
-    deps.push({ entity: "invoice", key: payload.creditedInvoiceNumber, ifKnown: true });
+  const credited = creditedInvoiceOf(entity, payload);
+  if (credited !== null) deps.push({ entity: "invoice", key: credited, ifKnown: true });
   if (payload.projectNumber) deps.push({ entity: "project", key: payload.projectNumber });
   // Products named on lines may be the target's own master data (set up there, never sent by the PSA):
   // waited for only when the PSA has sent them.
@@ -478,6 +478,13 @@ export function dependenciesOf(entity: Entity, payload: any): Dependency[] {
     deps.push({ entity: "product", key: code, ifKnown: true });
   }
   return deps;
+}
+
+/** The number of the invoice a stored credit note credits; null for any other record. */
+export function creditedInvoiceOf(entity: Entity, payload: any): string | null {
+  return entity === "invoice" && payload?.kind === "credit_note" && payload.creditedInvoiceNumber
+    ? String(payload.creditedInvoiceNumber)
+    : null;
 }
 
 /**

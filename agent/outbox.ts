@@ -6,7 +6,7 @@ import { multiRowSql } from "./db/multi-row.ts";
 import { type SqlRunner, together } from "./db/pg/runner.ts";
 import { addDeliveryStats, tallyOutcomes } from "./delivery-stats.ts";
 import { lockTargets } from "./target-state.ts";
-import { dependenciesOf, type Entity } from "./model.ts";
+import { creditedInvoiceOf, dependenciesOf, type Entity } from "./model.ts";
 import type { Problem } from "./problem.ts";
 import { mayHaveBeenPushed, RESTORE_SETTING_SQL, restoreDoubt, type RestoreDoubt } from "./restore.ts";
 import { NOT_DONE, OPEN } from "./db/open-deliveries.ts";
@@ -107,6 +107,18 @@ const SQL = {
                        AND status IN ('pending','in_flight','waiting') AND id < asked.below) THEN 1 ELSE 0 END AS open,
                CASE WHEN EXISTS (SELECT 1 FROM links WHERE target = ?1 AND entity = asked.entity AND key = asked.key) THEN 1 ELSE 0 END AS linked
           FROM asked`,
+  // The credit notes to target ?1 under way of the invoices ?2 (a JSON array of invoice numbers): in flight, or pending
+  // and held until a write of their last push can have landed (HELD_FROM, holdRestored; ?3 now). Read only by a claim
+  // with credit notes among its ready deliveries (creditsUnderWay). Two index ranges of deliveries_ready, not the
+  // target's whole backlog of pending ones.
+  creditsUnderWay: `SELECT d.key, json_extract(e.payload, '$.creditedInvoiceNumber') AS credited
+           FROM (SELECT key, event_seq FROM deliveries WHERE target = ?1 AND status = 'in_flight' AND ${NOT_DONE} AND entity = 'invoice'
+                 UNION ALL
+                 SELECT key, event_seq FROM deliveries WHERE target = ?1 AND status = 'pending' AND ${NOT_DONE} AND next_attempt_at > ?3
+                   AND entity = 'invoice' AND error_code IN ('interrupted', 'restored')) d
+           JOIN events e ON e.seq = d.event_seq
+          WHERE json_extract(e.payload, '$.kind') = 'credit_note'
+            AND json_extract(e.payload, '$.creditedInvoiceNumber') IN (SELECT value FROM json_each(?2))`,
   record: `SELECT last_event_seq AS seq, occurred_at AS occurredAt FROM records WHERE entity = ?1 AND key = ?2`,
   // After a restore: which of one target's records of one entity have a link there (the others are looked up first).
   linkedKeys: `SELECT key FROM links WHERE target = ?1 AND entity = ?2 AND key IN (SELECT value FROM json_each(?3))`,
@@ -465,14 +477,17 @@ export class Outbox {
       return { ...row, uncertain: !!row.uncertain, payload: JSON.parse(row.payload), link };
     });
     const facts = await this.recordFacts(tx, target, ready, supports);
+    const credits = await this.creditsUnderWay(tx, target, ready, now);
     for (const d of ready) {
-      const blocker = await this.blockerOf(tx, d, supports, facts);
+      const blocker = (await this.blockerOf(tx, d, supports, facts)) ?? creditTurnBlocker(d, credits);
       if (blocker) {
         await tx.run(SQL.park, d.id, blocker.on, blocker.reason, now, blocker.missing ? now : null, "pending");
         continue;
       }
       d.attempts += 1;
       claimed.push(d);
+      const credited = creditedInvoiceOf(d.entity, d.payload);
+      if (credited !== null) credits?.set(credited, String(d.key));
     }
     if (claimed.length > 0)
       await tx.run(SQL.lease, JSON.stringify(claimed.map((d) => d.id)), now + leaseMs, now, this.leaseOwner, lateAnswerWaitMs);
@@ -541,6 +556,17 @@ export class Outbox {
       if (r.linked) facts.linked.add(recordRef(r.entity, r.key));
     }
     return facts;
+  }
+
+  /**
+   * Credit notes of one invoice go to a target one at a time (creditTurnBlocker): per invoice credited by a credit note
+   * among `ready`, the key of its credit note under way there. Null, and no statement, when `ready` has no credit note.
+   */
+  private async creditsUnderWay(tx: SqlRunner, target: string, ready: ClaimedDelivery[], now: number): Promise<Map<string, string> | null> {
+    const invoices = new Set(ready.map((d) => creditedInvoiceOf(d.entity, d.payload)).filter((n) => n !== null));
+    if (invoices.size === 0) return null;
+    const rows = await tx.all<{ key: string; credited: string }>(SQL.creditsUnderWay, target, JSON.stringify([...invoices]), now);
+    return new Map(rows.map((r) => [String(r.credited), String(r.key)]));
   }
 
   /**
@@ -794,6 +820,25 @@ export class Outbox {
   async nextDueAt(target: string): Promise<number | null> {
     return (await this.runner.get<{ t: number | null }>(SQL.nextDueAt, target))?.t ?? null;
   }
+}
+
+/**
+ * A credit note waits while another credit note of the same invoice is under way to the target (`credits`:
+ * creditsUnderWay, with those leased by this claim): a target may make a credit note from the invoice as a draft that
+ * the push marks as its own only later (Uni Micro's credit action), so two side by side take each other's drafts. It
+ * waits for that credit note's record, and its outcome wakes it (as for an earlier change of its own record).
+ */
+function creditTurnBlocker(
+  d: ClaimedDelivery,
+  credits: Map<string, string> | null,
+): { on: string; reason: string; missing?: boolean } | null {
+  const invoice = creditedInvoiceOf(d.entity, d.payload);
+  const other = invoice === null ? undefined : credits?.get(invoice);
+  if (other === undefined || other === String(d.key)) return null;
+  return {
+    on: recordRef("invoice", other),
+    reason: `waiting for credit note ${other} of invoice ${invoice} to finish: credit notes of one invoice go to the target one at a time`,
+  };
 }
 
 /** An attempt whose answer never arrived: kontobro stopped (or lost the lease) while the push was under way. */

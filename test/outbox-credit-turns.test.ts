@@ -1,0 +1,58 @@
+// Credit notes of one invoice go to a target one at a time, whichever worker claims them: a target may make a credit
+// note from the invoice as a draft the push marks only later (Uni Micro's credit action), and two pushed side by side
+// took each other's drafts (one credit note booked, the other lost). The turns were kept per process
+// (connectors/unimicro/credit-turns.ts), so hosted workers sharing a tenant did not share them; the claim keeps them
+// now. Both engines: a real SQLite file, and a tenant on a real PostgreSQL server with two workers (own clients).
+import { beforeEach, describe, expect, test } from "bun:test";
+import { IntakeWriter, parseEvents } from "../agent/intake.ts";
+import { type ClaimedDelivery, Outbox } from "../agent/outbox.ts";
+import { workerEngines } from "./engines.ts";
+import { customerEvent, invoiceEvent } from "./helpers.ts";
+
+const ALL = () => true;
+const LEASE_MS = 60_000;
+const { engines, open } = workerEngines("the credit turn tests");
+
+const creditNote = (n: number, credited: number) => ({
+  ...invoiceEvent(n, 1, undefined, { creditedInvoiceNumber: credited }),
+  type: "invoice.credited",
+});
+const keys = (ds: ClaimedDelivery[]) => ds.map((d) => d.key).sort();
+
+describe.each(engines)("credit notes of one invoice on %s", (engine) => {
+  let clock: number;
+  let workers: Outbox[];
+
+  beforeEach(async () => {
+    clock = 1_000_000;
+    const storage = await open(engine);
+    const runners = [storage.storage, await storage.worker()];
+    workers = runners.map((r) => new Outbox(r, () => clock, 15 * 60_000, { leaseOwner: storage.workerOf(r) }));
+    const send = async (...events: unknown[]) => {
+      const parsed = parseEvents(events);
+      if (!parsed.ok) throw new Error(JSON.stringify(parsed));
+      await new IntakeWriter(
+        workers[0]!,
+        () => ["t"],
+        () => {},
+        () => clock,
+      ).submit(parsed.events);
+    };
+    await send(customerEvent(1));
+    const [customer] = await workers[0]!.claim("t", 10, LEASE_MS, ALL);
+    await workers[0]!.complete([{ delivery: customer!, outcome: { kind: "done", remoteId: "c1", payloadHash: "h" } }]);
+    await send(creditNote(201, 100), creditNote(202, 100), creditNote(203, 101));
+  });
+
+  test("two workers claiming at once lease one credit note of an invoice between them; the other follows its outcome", async () => {
+    const [a, b] = await Promise.all(workers.map((w) => w.claim("t", 1, LEASE_MS, ALL)));
+    const [c, d] = await Promise.all(workers.map((w) => w.claim("t", 10, LEASE_MS, ALL)));
+    const leased = [...a!, ...b!, ...c!, ...d!];
+    expect(keys(leased)).toEqual(["201", "203"]);
+    expect(await workers[1]!.claim("t", 10, LEASE_MS, ALL)).toEqual([]);
+    const first = leased.find((x) => x.key === "201")!;
+    const holder = workers[a!.concat(c!).includes(first) ? 0 : 1]!;
+    await holder.complete([{ delivery: first, outcome: { kind: "done", remoteId: "r201", payloadHash: "h" } }]);
+    expect(keys(await workers[1 - workers.indexOf(holder)]!.claim("t", 10, LEASE_MS, ALL))).toEqual(["202"]);
+  });
+});
