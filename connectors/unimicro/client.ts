@@ -114,7 +114,6 @@ export class UniClient {
       body?: RequestOptions["body"];
       accept?: number[];
       headers?: Record<string, string>;
-      onLateAnswer?: RequestOptions["onLateAnswer"];
     } = {},
   ): Promise<HttpResponse> {
     const url = path.startsWith("http") ? path : this.o.baseUrl.replace(/\/+$/, "") + path;

@@ -16,7 +16,6 @@ import type { CheckItem, Connector, ConnectorDeps, Link, PushContext, PushResult
 import { TargetError, TokenBucket } from "../http.ts";
 import { TokenSource } from "./auth.ts";
 import { runChecks } from "./check.ts";
-import { type CreditTurn, CreditTurns } from "./credit-turns.ts";
 import { IdLookups, q, requireId, UniClient } from "./client.ts";
 import type { UniMicroSettings } from "./config.ts";
 import {
@@ -82,7 +81,6 @@ export class UniMicroConnector implements Connector {
   private readonly api: UniClient;
   private readonly ids: IdLookups;
   private readonly rules: RuleOptions;
-  private readonly creditTurns = new CreditTurns();
   private filesUrl: string | undefined;
 
   constructor(
@@ -384,17 +382,14 @@ export class UniMicroConnector implements Connector {
         draftId,
       });
     let unmarked = false;
-    const turn = !draftId && inv.kind === "credit_note" ? await this.creditTurns.take(inv.creditedInvoiceNumber) : null;
-    try {
-      if (turn) ({ id: draftId, unmarked } = await this.creditDraft(inv as CreditNote, ctx.uncertain, turn, credited));
-      if (draftId) await this.rewriteDraft(draftId, inv, refs, ctx, unmarked, turn);
-      else {
-        const body = mapInvoice(inv, { ...refs, guid: deterministicGuid(ctx.idempotencyKey) });
-        const created = await this.api.request("POST", "/api/biz/invoices", { json: body });
-        draftId = created.body?.ID as number;
-      }
-    } finally {
-      turn?.end();
+    // A credit note of the same invoice is never pushed beside this one (the outbox's claim keeps them one at a time,
+    // agent/outbox.ts creditTurnBlocker): any unmarked credit draft of the invoice is an earlier attempt's or a person's.
+    if (!draftId && inv.kind === "credit_note") ({ id: draftId, unmarked } = await this.creditDraft(inv, ctx.uncertain, credited));
+    if (draftId) await this.rewriteDraft(draftId, inv, refs, ctx, unmarked);
+    else {
+      const body = mapInvoice(inv, { ...refs, guid: deterministicGuid(ctx.idempotencyKey) });
+      const created = await this.api.request("POST", "/api/biz/invoices", { json: body });
+      draftId = created.body?.ID as number;
     }
     // The invoice transition books it: it gets its journal entry (voucher) and keeps our payment id (KID).
     await this.api.request("POST", `/api/biz/invoices/${draftId}?action=invoice`);
@@ -410,7 +405,6 @@ export class UniMicroConnector implements Connector {
     refs: Omit<Parameters<typeof mapInvoice>[1], "guid" | "existing">,
     ctx: PushContext,
     unmarked: boolean,
-    turn: CreditTurn | null,
   ): Promise<void> {
     try {
       const draft = await this.api.get(`/api/biz/invoices/${draftId}?expand=Items,DefaultDimensions`);
@@ -422,7 +416,7 @@ export class UniMicroConnector implements Connector {
         guid,
         existing: { itemIds, defaultDimensionsId: draft?.DefaultDimensions?.ID ?? draft?.DefaultDimensionsID },
       });
-      await this.api.request("PUT", `/api/biz/invoices/${draftId}`, { json: { ID: draftId, ...body }, onLateAnswer: turn?.holdFor });
+      await this.api.request("PUT", `/api/biz/invoices/${draftId}`, { json: { ID: draftId, ...body } });
     } catch (e) {
       // Until this PUT marks it, our credit draft is unmarked: only an uncertain attempt adopts it (creditDraft).
       throw unmarked && e instanceof TargetError && e.kind === "retryable" ? new TargetError("uncertain", e) : e;
@@ -482,12 +476,7 @@ export class UniMicroConnector implements Connector {
    * original without a kontobro marker was made by someone else: never taken over, and "needs action", since
    * booking ours next to it could credit the invoice twice.
    */
-  private async creditDraft(
-    inv: CreditNote,
-    uncertain: boolean,
-    turn: CreditTurn,
-    credited?: any[],
-  ): Promise<{ id: number; unmarked: boolean }> {
+  private async creditDraft(inv: CreditNote, uncertain: boolean, credited?: any[]): Promise<{ id: number; unmarked: boolean }> {
     const originals =
       credited ?? (await this.api.list("invoices", { filter: `InvoiceNumber eq ${q(inv.creditedInvoiceNumber)}`, select: INVOICE_SELECT }));
     const original = originals.find((r) => !isDraft(r));
@@ -528,9 +517,7 @@ export class UniMicroConnector implements Connector {
       return { id: adopt.ID, unmarked: adopt !== mine };
     }
     // Answered late, its draft is adopted by the next attempt (uncertain), which begins only once it has landed.
-    const draft = await this.api.request("PUT", `/api/biz/invoices/${original.ID}?action=create-credit-draft-invoice`, {
-      onLateAnswer: turn.holdFor,
-    });
+    const draft = await this.api.request("PUT", `/api/biz/invoices/${original.ID}?action=create-credit-draft-invoice`);
     return { id: draft.body?.ID as number, unmarked: true };
   }
 
