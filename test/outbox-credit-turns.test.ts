@@ -1,7 +1,7 @@
 // Credit notes of one invoice go to a target one at a time, whichever worker claims them: a target may make a credit
 // note from the invoice as a draft the push marks only later (Uni Micro's credit action), and two pushed side by side
 // took each other's drafts (one credit note booked, the other lost). The turns were kept per process
-// (connectors/unimicro/credit-turns.ts), so hosted workers sharing a tenant did not share them; the claim keeps them
+// (Uni Micro's CreditTurns, now removed), so hosted workers sharing a tenant did not share them; the claim keeps them
 // now. Both engines: a real SQLite file, and a tenant on a real PostgreSQL server with two workers (own clients).
 import { beforeEach, describe, expect, test } from "bun:test";
 import { IntakeWriter, parseEvents } from "../agent/intake.ts";

@@ -13,6 +13,8 @@ export const publicKey = pair.publicKey;
 export interface Env {
   url: string;
   connector: ReturnType<typeof unimicroFactory.create>;
+  /** Another connector on the same sandbox and settings (another process's, or a hosted worker's). */
+  another(): ReturnType<typeof unimicroFactory.create>;
   state(): Promise<any>;
   company(): Promise<any>;
   faults(rules: unknown): Promise<void>;
@@ -36,7 +38,8 @@ export function startEnv(o: { sandbox?: UniMicroSandboxOptions; config?: Record<
     request_timeout_ms: 5000,
     ...o.config,
   });
-  const connector = unimicroFactory.create("uni-test", config, { log: silentLogger });
+  const another = () => unimicroFactory.create("uni-test", config, { log: silentLogger });
+  const connector = another();
   const control = async (path: string, body?: unknown): Promise<any> => {
     const res = await fetch(
       `${srv.url}/__sandbox/${path}`,
@@ -51,6 +54,7 @@ export function startEnv(o: { sandbox?: UniMicroSandboxOptions; config?: Record<
   return {
     url: srv.url,
     connector,
+    another,
     state,
     company: async () => (await state()).companies[DEMO_COMPANY.Key],
     faults: async (rules) => {
