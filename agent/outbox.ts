@@ -110,12 +110,13 @@ const SQL = {
   // The credit notes to target ?1 under way of the invoices ?2 (a JSON array of invoice numbers): in flight, or pending
   // and held until a write of their last push can have landed (HELD_FROM, holdRestored; ?3 now). Read only by a claim
   // with credit notes among its ready deliveries (creditsUnderWay). Two index ranges of deliveries_ready, not the
-  // target's whole backlog of pending ones.
+  // target's whole backlog of pending ones; `+entity` keeps SQLite off deliveries_record (target, entity), which holds
+  // every invoice delivery the target ever had, done ones too.
   creditsUnderWay: `SELECT d.key, json_extract(e.payload, '$.creditedInvoiceNumber') AS credited
-           FROM (SELECT key, event_seq FROM deliveries WHERE target = ?1 AND status = 'in_flight' AND ${NOT_DONE} AND entity = 'invoice'
+           FROM (SELECT key, event_seq FROM deliveries WHERE target = ?1 AND status = 'in_flight' AND ${NOT_DONE} AND +entity = 'invoice'
                  UNION ALL
                  SELECT key, event_seq FROM deliveries WHERE target = ?1 AND status = 'pending' AND ${NOT_DONE} AND next_attempt_at > ?3
-                   AND entity = 'invoice' AND error_code IN ('interrupted', 'restored')) d
+                   AND +entity = 'invoice' AND error_code IN ('interrupted', 'restored')) d
            JOIN events e ON e.seq = d.event_seq
           WHERE json_extract(e.payload, '$.kind') = 'credit_note'
             AND json_extract(e.payload, '$.creditedInvoiceNumber') IN (SELECT value FROM json_each(?2))`,
