@@ -107,12 +107,6 @@ export class EconomicInvoices {
   }
 
   /**
-   * Our booked invoice: the one with this number, if it carries our PSA id. One request asks for both what has the
-   * number and what carries the PSA id (`references.other`, filterable on booked invoices): an invoice with the number
-   * that is not ours is refused, and so is ours booked under another number (booked before local state was lost, the
-   * PSA has renumbered it since): booking it again would book it twice.
-   */
-  /**
    * A line has no VAT at e-conomic: it is booked with its product group's sales account for the recipient's zone, and
    * that account's VAT code. A line whose vatCode is another (or that e-conomic would book without VAT) needs action
    * before anything is sent, unless line_vat_code = "ignore" (README "A line's VAT code").
@@ -139,6 +133,12 @@ export class EconomicInvoices {
     }
   }
 
+  /**
+   * Our booked invoice: the one with this number, if it carries our PSA id. One request asks for both what has the
+   * number and what carries the PSA id (`references.other`, filterable on booked invoices): an invoice with the number
+   * that is not ours is refused, and so is ours booked under another number (booked before local state was lost, the
+   * PSA has renumbered it since): booking it again would book it twice.
+   */
   async findBooked(inv: InvoiceLike): Promise<any | null> {
     const number = Number(inv.number);
     const filter = encodeURIComponent(`bookedInvoiceNumber$eq:${number}$or:references.other$eq:${filterValue(inv.psaId)}`);
