@@ -10,7 +10,7 @@ import { settingsFrom, UniMicroConfig } from "../connectors/unimicro/config.ts";
 import { deterministicGuid, lineNeeds, mapCustomer, mapInvoice, paymentIdFor, voucherFollows } from "../connectors/unimicro/map.ts";
 import { customerRules, invoiceRules, projectRules, type RuleOptions } from "../connectors/unimicro/rules.ts";
 import { IdentityServer } from "../connectors/unimicro/sandbox/auth.ts";
-import { Faults, FaultRulesBody } from "../connectors/unimicro/sandbox/faults.ts";
+import { FaultRulesBody, newFaults } from "../connectors/unimicro/sandbox/faults.ts";
 import { parseFilter, runQuery } from "../connectors/unimicro/sandbox/query.ts";
 import { kidFor } from "../connectors/unimicro/sandbox/store.ts";
 import { customer, invoice, privateKeyPem, publicKey } from "./unimicro-fixtures.ts";
@@ -333,7 +333,7 @@ describe("sandbox query engine", () => {
 
 describe("sandbox fault rules", () => {
   test("one-shot by default, counted, method and case-insensitive path filters, `kind` alias", () => {
-    const f = new Faults();
+    const f = newFaults();
     f.add(
       FaultRulesBody.parse([
         { fault: "503", path: "^/api/biz/customers$" },

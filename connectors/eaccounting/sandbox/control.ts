@@ -3,7 +3,8 @@
 // create or edit a customer or article, send a draft (it becomes a numbered invoice), register a payment, book
 // a supplier invoice with project rows.
 import type { Hono } from "hono";
-import { FaultRulesBody, withConnectionClose, type Faults } from "./faults.ts";
+import { faultRoutes } from "../../sandbox-faults.ts";
+import { type EAccountingFaults, FaultRulesBody } from "./faults.ts";
 import type { Invoicing } from "./invoicing.ts";
 import type { IdentityServer } from "./oauth.ts";
 import type { CompanyStore } from "./store.ts";
@@ -11,7 +12,7 @@ import { EaError, envelope, type Row } from "./validate.ts";
 import type { ApiState } from "./api.ts";
 
 export interface ControlDeps {
-  faults: Faults;
+  faults: EAccountingFaults;
   identity: IdentityServer;
   api: ApiState;
   store(): CompanyStore;
@@ -45,19 +46,7 @@ export function registerControl(app: Hono, d: ControlDeps): void {
     d.reset();
     return c.json({ reset: true });
   });
-  app.get("/__sandbox/faults", (c) => c.json({ rules: d.faults.list(), injected: d.faults.injected }));
-  app.post("/__sandbox/faults", async (c) => {
-    const parsed = FaultRulesBody.safeParse(await c.req.json().catch(() => undefined));
-    if (!parsed.success)
-      return c.json(
-        { message: "Invalid fault rules.", issues: parsed.error.issues.map((i) => `${i.path.join(".") || "(body)"}: ${i.message}`) },
-        400,
-      );
-    d.faults.add(parsed.data);
-    const res = Response.json({ rules: d.faults.list() }, { status: 201 });
-    return d.faults.dropArmed() ? withConnectionClose(res) : res;
-  });
-  app.delete("/__sandbox/faults", (c) => c.json({ cleared: d.faults.clear() }));
+  faultRoutes(app, d.faults, FaultRulesBody);
 
   /** {advanceMs} or {offsetMs}: the server clock (ServerTimeUtc, ChangedUtc, token expiry). */
   app.post("/__sandbox/clock", (c) =>

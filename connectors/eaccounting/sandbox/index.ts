@@ -10,7 +10,7 @@ import { Hono } from "hono";
 import { registerRequestCounts, RequestCounts } from "../../sandbox.ts";
 import { apiRoutes, type ApiState } from "./api.ts";
 import { registerControl } from "./control.ts";
-import { Faults, RateLimiter, withConnectionClose } from "./faults.ts";
+import { newFaults, RateLimiter, withConnectionClose } from "./faults.ts";
 import fixtures from "./fixtures.json";
 import { Invoicing, type InvoicingOptions } from "./invoicing.ts";
 import { IdentityServer, SCOPES, type OAuthOptions } from "./oauth.ts";
@@ -58,7 +58,7 @@ export function createEaccountingSandbox(opts: EaccountingSandboxOptions = {}) {
     if (opts.demoGrant !== false) identity.grant(DEMO.clientId, DEMO.scope.split(" "), DEMO.refreshToken);
   };
   grantDemo();
-  const faults = new Faults(opts.random);
+  const faults = newFaults(opts.random);
   const limiter = new RateLimiter(opts.rateLimitPerMinute ?? 600, now);
   const api: ApiState = {
     store: () => store,

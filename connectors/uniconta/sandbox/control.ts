@@ -2,13 +2,14 @@
 // number series, and what people do in Uniconta by hand: invoice an order, post project costs, register a
 // payment, create a row directly (a debtor with a credit limit typed in by a person, a foreign order, …).
 import type { Hono } from "hono";
-import { FaultRulesBody, withConnectionClose, type Faults } from "./faults.ts";
+import { faultRoutes } from "../../sandbox-faults.ts";
+import { FaultRulesBody, type UnicontaFaults } from "./faults.ts";
 import { balances, postOrder, postProjectCosts, registerPayment, type PostingOptions, type ProjectCost } from "./posting.ts";
 import type { Quota } from "./quota.ts";
 import { UcError, type CompanyStore } from "./store.ts";
 
 export interface ControlDeps {
-  faults: Faults;
+  faults: UnicontaFaults;
   quota: Quota;
   store(companyId?: number): CompanyStore | undefined;
   stores(): Map<number, CompanyStore>;
@@ -36,19 +37,7 @@ export function registerControl(app: Hono, d: ControlDeps): void {
     d.reset();
     return c.json({ reset: true });
   });
-  app.get("/__sandbox/faults", (c) => c.json({ rules: d.faults.list(), injected: d.faults.injected }));
-  app.post("/__sandbox/faults", async (c) => {
-    const parsed = FaultRulesBody.safeParse(await c.req.json().catch(() => undefined));
-    if (!parsed.success)
-      return c.json(
-        { message: "Invalid fault rules.", issues: parsed.error.issues.map((i) => `${i.path.join(".") || "(body)"}: ${i.message}`) },
-        400,
-      );
-    d.faults.add(parsed.data);
-    const res = Response.json({ rules: d.faults.list() }, { status: 201 });
-    return d.faults.dropArmed() ? withConnectionClose(res) : res;
-  });
-  app.delete("/__sandbox/faults", (c) => c.json({ cleared: d.faults.clear() }));
+  faultRoutes(app, d.faults, FaultRulesBody);
 
   /** {limit?, mode?, slowMs?, used?, user?}: the daily quota and what a user has used of it today. */
   app.post("/__sandbox/quota", async (c) => {

@@ -7,7 +7,7 @@ import { Hono, type Context } from "hono";
 import { registerRequestCounts, RequestCounts } from "../../sandbox.ts";
 import { registerControl } from "./control.ts";
 import fixtures from "./fixtures.json";
-import { Faults, withConnectionClose } from "./faults.ts";
+import { newFaults, withConnectionClose } from "./faults.ts";
 import { QueryError, runQuery } from "./odata.ts";
 import { postOrder, type PostingOptions } from "./posting.ts";
 import { authenticate, dayIn, Quota, type Caller, type QuotaOptions, type User } from "./quota.ts";
@@ -59,7 +59,7 @@ export function createUnicontaSandbox(opts: UnicontaSandboxOptions = {}) {
   };
   const users: User[] = fixtures.users.map((u) => ({ ...u }));
   const quota = new Quota({ limit: 5000, mode: "slow", slowMs: 1000, timezone: "Europe/Copenhagen", ...opts.quota });
-  const faults = new Faults(opts.random);
+  const faults = newFaults(opts.random);
   let stores = new Map<number, CompanyStore>();
   const fresh = () => {
     stores = new Map(fixtures.companies.map((c) => [c.CompanyId, new CompanyStore(c, storeOptions)]));
@@ -129,7 +129,7 @@ export function createUnicontaSandbox(opts: UnicontaSandboxOptions = {}) {
         let listed = false;
         for (let trial = 1; trial <= 5 && !listed; trial++) {
           calls += 2;
-          listed = !faults.emptyCompanies(c.req.method, path);
+          listed = !faults.take("empty_companies", c.req.method, path);
         }
         if (!listed) {
           await charge(c, caller, calls - (c.req.method === "POST" ? (opts.gatewayPostCalls ?? 3) : 0));
@@ -155,7 +155,7 @@ export function createUnicontaSandbox(opts: UnicontaSandboxOptions = {}) {
     return type;
   };
   const companies = (caller: Caller, c: Context) =>
-    faults.emptyCompanies(c.req.method, new URL(c.req.url).pathname)
+    faults.take("empty_companies", c.req.method, new URL(c.req.url).pathname)
       ? []
       : fixtures.companies.filter((x) => caller.user.companies.includes(x.CompanyId));
   const listAnswer = (c: Context, rows: Row[]) => c.json(opts.listShape === "array" ? rows : { value: rows });

@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { Hono } from "hono";
 import { registerRequestCounts, RequestCounts } from "../../sandbox.ts";
 import { IdentityServer, type SandboxClient } from "./auth.ts";
-import { Faults, FaultRulesBody, withConnectionClose } from "./faults.ts";
+import { faultRoutes } from "../../sandbox-faults.ts";
+import { FaultRulesBody, newFaults } from "./faults.ts";
 import { QueryError } from "./query.ts";
 import { ApiError, COLLECTIONS, CompanyStore, notFound, WRITABLE, type Profile, type StoreOptions } from "./store.ts";
 
@@ -64,7 +65,7 @@ export function createUniMicroSandbox(opts: UniMicroSandboxOptions = {}) {
     IsTest: c.IsTest ?? true,
   }));
   const identity = new IdentityServer(clients, opts.tokenLifetimeSeconds ?? 3600);
-  const faults = new Faults();
+  const faults = newFaults();
   let stores = new Map<string, CompanyStore>();
   const freshStores = () => {
     stores = new Map(companies.map((c) => [c.Key, new CompanyStore(c, storeOptions)]));
@@ -187,20 +188,7 @@ export function createUniMicroSandbox(opts: UniMicroSandboxOptions = {}) {
 
   // ---- the outer server: control API, request log and faults around everything else -----------------------
   const app = new Hono();
-  app.get("/__sandbox/faults", (c) => c.json({ rules: faults.list() }));
-  app.post("/__sandbox/faults", async (c) => {
-    const parsed = FaultRulesBody.safeParse(await c.req.json().catch(() => undefined));
-    if (!parsed.success)
-      return c.json(
-        { message: "Invalid control request.", issues: parsed.error.issues.map((i) => `${i.path.join(".") || "(body)"}: ${i.message}`) },
-        400,
-      );
-    faults.add(parsed.data);
-    // This very connection would be reused for the next request: close it once a drop is armed.
-    const res = Response.json({ rules: faults.list() }, { status: 201 });
-    return faults.dropArmed() ? withConnectionClose(res) : res;
-  });
-  app.delete("/__sandbox/faults", (c) => c.json({ cleared: faults.clear() }));
+  faultRoutes(app, faults, FaultRulesBody);
   app.get("/__sandbox/state", (c) => c.json(state()));
   /** The ledger lines (journalentrylines) of a company: what the bookings did to the accounts. */
   app.get("/__sandbox/ledger", (c) => c.json(stores.get(c.req.query("companyKey") ?? companies[0]!.Key)?.rows.journalentrylines ?? []));
