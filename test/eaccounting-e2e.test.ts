@@ -85,6 +85,34 @@ describe("invoices as drafts, number and status back", () => {
   });
 });
 
+describe("an invoice sent in eAccounting before kontobro linked its draft", () => {
+  test("its number reaches the PSA once the draft is linked, though the invoices pull read it before (watermark past it)", async () => {
+    s = await startEaStack();
+    await s.send(masterData());
+    await s.waitDone(2);
+    // The draft is made but its answer is lost; the attempts after it cannot look it up yet, so no link is stored.
+    await s.control("faults", [
+      { method: "POST", path: "/v2/customerinvoicedrafts$", fault: "drop_after_commit" },
+      { method: "GET", path: "/v2/customerinvoicedrafts", fault: "503", count: 100_000 },
+    ]);
+    await s.send([ev("invoice.finalized", invoiceData())]);
+    await waitFor("the draft made, unlinked", async () => (await s!.state()).drafts.length === 1);
+    // A person sends the draft meanwhile; the pulls read the invoice while no link names it, and move on.
+    await s.control("send-draft", { reference: ["ElectronicReference", "kontobro:psa-inv-20001"] });
+    expect(await s.runNow("invoices")).toMatchObject({ status: "ok", imported: 0 });
+    await s.control("clock", { advanceMs: 400_000 }); // past overlap_seconds (300)
+    expect(await s.runNow("invoices")).toMatchObject({ status: "ok", imported: 0 });
+    expect((await s.deliveries("done")).some((d: any) => d.entity === "invoice")).toBe(false);
+    // The lookup works again: the attempt finds the invoice made from its draft and links it.
+    await s.control("faults", undefined, "DELETE");
+    await s.waitDone(3);
+    expect(await s.runNow("invoices")).toMatchObject({ status: "ok", imported: 1 });
+    expect(await s.runNow("invoices")).toMatchObject({ status: "ok", imported: 0 });
+    await waitFor("sent at the PSA", () => accepted("invoice.sent").length === 1);
+    expect(accepted("invoice.sent")[0].data).toMatchObject({ invoiceNumber: "20001", eaccountingInvoiceNumber: 1001, status: "sent" });
+  });
+});
+
 describe("a line's VAT code", () => {
   const withVatCode = () =>
     invoiceData({

@@ -8,17 +8,21 @@
 //             run whatever their date; each row reaches the PSA once.
 import type { MasterEntity, MasterRecord, PullItem, PullOptions, PullResult } from "../contract.ts";
 import { TargetError } from "../http.ts";
-import type { EaccountingClient, Row } from "./client.ts";
 import type { EaccountingConfig } from "./config.ts";
+import { EaccountingClient, type Row } from "./client.ts";
 import { draftIdOf } from "./invoice-push.ts";
 import { dateOf, psaIdOf, toMinor } from "./map.ts";
 import type { SetupLists } from "./setup.ts";
 
-/** A modified-since run: where it started (null: everything), the page it is at, the server time of its first page. */
+/**
+ * A modified-since run: where it started (null: everything), the page it is at, the server time of its first page.
+ * `linked` (invoices stream): the drafts the last run knew as linked and not reported yet (see sentBeforeLinked).
+ */
 interface Cursor {
   v: 1;
   since?: string;
   run?: { from: string | null; page: number; serverTime: string | null };
+  linked?: string[];
 }
 /**
  * The expense window: a run in progress (its window start, next page, the watermark it reads with and the server time
@@ -146,9 +150,13 @@ export class EaccountingPuller {
       lastStatus.set(i.key, i.status ?? null);
     }
     const first = `${this.cfg.invoices_start_date ?? addDays(options.today, -60)}T00:00:00Z`;
+    const { linked, run } = parseCursor(raw, "invoices");
+    const unreported = [...open].filter(([, key]) => !lastStatus.get(key)).map(([draftId]) => draftId);
+    const early = run ? [] : await this.sentBeforeLinked(unreported, linked);
     const { rows, next, more } = await this.modifiedPage("customerinvoices", "ModifiedUtc", raw, "invoices", first);
+    const seen = new Set(rows.map((r) => r.Id));
     const items: PullItem[] = [];
-    for (const inv of rows) {
+    for (const inv of [...early.filter((r) => !seen.has(r.Id)), ...rows]) {
       const key = inv.CreatedFromDraftId ? open.get(inv.CreatedFromDraftId) : undefined;
       if (!key) continue;
       const paid = Number(inv.PaymentStatus) === 0;
@@ -182,7 +190,26 @@ export class EaccountingPuller {
           status: { entity: "invoice", key, value: "paid", final: true, baseline: "draft" },
         });
     }
-    return { items, cursor: JSON.stringify(next), more };
+    return { items, cursor: JSON.stringify({ ...next, linked: run ? (linked ?? []) : unreported }), more };
+  }
+
+  /**
+   * Invoices made from drafts linked since the last run (not in `linked`) and not reported yet. The modified-since read
+   * misses one a person sent before kontobro stored its link (a draft created on an attempt whose answer was lost, linked
+   * by a later attempt; a restore): it was read while no link named it, and the watermark moved past it. Looked up by
+   * draft, as a push looks up its link (one request per draft, once).
+   */
+  private async sentBeforeLinked(unreported: string[], linked: string[] | undefined): Promise<Row[]> {
+    const known = new Set(linked ?? []);
+    const out: Row[] = [];
+    for (const id of unreported.filter((d) => !known.has(d))) {
+      const made = await this.client.all("customerinvoices", {
+        filter: `CreatedFromDraftId eq ${EaccountingClient.lit(id)}`,
+        where: (r) => r.CreatedFromDraftId === id,
+      });
+      if (made[0]) out.push(made[0]);
+    }
+    return out;
   }
 
   // ---- supplier costs ----------------------------------------------------------------------------------------
