@@ -85,6 +85,21 @@ describe("scheduler", () => {
     expect(body.calls.map((c) => c.trigger)).toEqual(["webhook"]);
   });
 
+  test("webhook hints that never stop (a target booking a long batch) do not postpone the hinted run for ever", async () => {
+    freshDb();
+    const body = gatedBody();
+    scheduler = new Scheduler([job(null)], { storage: sqliteRunner(db.$client), log: silentLogger, debounceMs: 300, run: body.run });
+    const started = Date.now();
+    // A hint every 50 ms for 1.5 s: the run starts within the debounce of the first, while the hints still come.
+    while (Date.now() - started < 1500 && body.calls.length === 0) {
+      scheduler.hint("eco", "expenses");
+      await Bun.sleep(50);
+    }
+    expect(body.calls).toHaveLength(1);
+    body.release();
+    await waitFor("idle", () => !scheduler!.isRunning("eco", "expenses") && body.calls.length >= 1);
+  });
+
   test("the job lock keeps a second process (or connection) out while a run holds it", () => {
     const dir = tempDir("kontobro-lock-");
     const first = tryJobLock(dir, "eco", "expenses")!;

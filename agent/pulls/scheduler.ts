@@ -121,12 +121,14 @@ export class Scheduler {
       this.again.add(key);
       return true;
     }
-    this.runHintedIn(job, this.opts.debounceMs);
+    // A hinted run already waits to start: it reads what this hint points at too. Restarting its timer on every hint
+    // would put it off for as long as hints keep coming (a target booking a long batch sends one per record).
+    if (!this.timers.has(key)) this.runHintedIn(job, this.opts.debounceMs);
     return true;
   }
 
   /**
-   * The hinted run of `job` starts after `ms` (a later hint or re-check replaces the timer). The data a hint points at
+   * The hinted run of `job` starts after `ms` (later hints join it; a re-check sets a new timer). The data a hint points at
    * may be newer than the fetch of a run under way, so "busy" is never the end of a hint: busy here, the run follows
    * this run (`again`); busy elsewhere (another worker's or process's run of the job), it is tried again until it runs.
    */
