@@ -148,6 +148,25 @@ const project = once(() =>
 export const Project = lazySchema(project);
 export type Project = z.infer<typeof Project>;
 
+/**
+ * A VAT rate in percent: 25 is 25 %. Nordic rates are 0 or at least 6 % (6, 10, 11.11, 12, 13.5, 14, 15, 24, 25,
+ * 25.5), so a rate between 0 and 1 is a fraction (0.25 for 25 %) that would be booked as a quarter of a percent:
+ * refused, never guessed.
+ */
+export const vatPercent = once(() =>
+  z
+    .number({ error: "must be a VAT rate in percent, e.g. 25 for 25 %" })
+    .min(0, { error: "must be a VAT rate in percent from 0 to 100, e.g. 25 for 25 %", abort: true })
+    .max(100, { error: "must be a VAT rate in percent from 0 to 100, e.g. 25 for 25 %", abort: true })
+    .superRefine((rate, ctx) => {
+      if (rate > 0 && rate < 1)
+        ctx.addIssue({
+          code: "custom",
+          message: `${rate} is a fraction, but the VAT rate is in percent: send ${Math.round(rate * 10000) / 100} for ${Math.round(rate * 10000) / 100} % (no Nordic VAT rate lies between 0 and 1 %)`,
+        });
+    }),
+);
+
 const product = once(() =>
   z.object({
     code: recordCode(),
@@ -155,7 +174,7 @@ const product = once(() =>
     unit: optionalText(20),
     price: minorUnits().optional(),
     cost: minorUnits().optional(),
-    vatRate: z.number().min(0).max(100).optional(),
+    vatRate: vatPercent().optional(),
     active: z.boolean().default(true),
   }),
 );

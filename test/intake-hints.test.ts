@@ -44,3 +44,20 @@ describe("intake's hints fit the value sent", () => {
     expect(problems[0]!.hint).toBe("Send a value of at most 10000000000000.");
   });
 });
+
+describe("a product's VAT rate is in percent", () => {
+  const product = (vatRate: number) => ({
+    id: `p-${vatRate}`,
+    type: "product.upserted",
+    data: { code: "KONS", name: "Konsulent", vatRate },
+  });
+
+  test("a fraction (0.25 for 25 %) is refused, saying what to send; 0, 6, 11.11 and 25 are taken", () => {
+    const [p, ...more] = problemsOf(product(0.25));
+    expect(more).toEqual([]);
+    expect(p!.field).toBe("data.vatRate");
+    expect(p!.message).toContain("0.25 is a fraction, but the VAT rate is in percent: send 25 for 25 %");
+    expect(problemsOf(product(0.12))[0]!.message).toContain("send 12 for 12 %");
+    for (const rate of [0, 6, 11.11, 25, 25.5]) expect(parseEvents([product(rate)]).ok).toBe(true);
+  });
+});

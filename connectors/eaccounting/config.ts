@@ -4,6 +4,7 @@
 // key, read by agent/config.ts. Every point the notes leave unverified is a named setting here (see README).
 import { z } from "zod";
 import { lazySchema } from "../../agent/lazy-schema.ts";
+import { vatPercent } from "../../agent/model.ts";
 import { lineVatCodeSetting } from "../line-vat.ts";
 
 const isoDateSchema = () => z.iso.date({ error: "must be a date like 2026-01-01" });
@@ -63,7 +64,7 @@ export const eaccountingConfigSchema = () =>
     /** Payment terms (days, type Normal) of customers the PSA sends without any. */
     payment_terms_days: z.number().int().min(0).max(365).default(30),
     /** The company's standard VAT rate: articles the PSA sends without a rate, and supplier costs. */
-    vat_rate: z.number().min(0).max(100).default(25),
+    vat_rate: vatPercent().default(25),
     /** The article account coding of new articles (id or name); default: the services coding at the article's VAT rate. */
     article_coding: z.string().trim().min(1).optional(),
     units: unitsSchema().default(UNIT_DEFAULTS),
