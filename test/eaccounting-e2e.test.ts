@@ -143,6 +143,36 @@ describe("a line's VAT code", () => {
   });
 });
 
+describe("a line's account", () => {
+  const withAccount = () =>
+    invoiceData({
+      lines: [
+        { text: "Konsulttimmar april", quantity: 37.5, unitPrice: 125000, kind: "hours" },
+        { text: "Licens", quantity: 1, unitPrice: 500000, kind: "products", account: "3010" },
+      ],
+    });
+
+  test("eAccounting books the article's coding sales account, so a line carrying an account needs action, naming it; nothing is sent", async () => {
+    s = await startEaStack();
+    await s.send([...masterData(), ev("invoice.finalized", withAccount())]);
+    const d = await waitFor("the invoice needs action", async () =>
+      (await s!.deliveries("needs_action")).find((x: any) => x.entity === "invoice"),
+    );
+    expect(d.errorCode).toBe("eaccounting.line_account");
+    expect(d.errorMessage).toContain('line 2 ("Licens") carries account 3010, but eAccounting has no account on a line');
+    expect(d.errorMessage).toContain("sales account of article 100's account coding");
+    expect(d.errorHint).toContain('line_account = "ignore"');
+    expect((await s.state()).drafts).toHaveLength(0);
+  });
+
+  test('with line_account = "ignore" the operator accepts the article\'s account: the invoice is drafted', async () => {
+    s = await startEaStack({ target: { line_account: "ignore" } });
+    await s.send([...masterData(), ev("invoice.finalized", withAccount())]);
+    await s.waitDone(3);
+    expect((await s.state()).drafts).toHaveLength(1);
+  });
+});
+
 describe("credit notes", () => {
   const credit = () =>
     ev("invoice.credited", {

@@ -182,6 +182,45 @@ describe("a line's VAT code (e-conomic books the product group's sales account V
   });
 });
 
+describe("a line's account (e-conomic books the product group's sales account)", () => {
+  const dk = { addresses: [{ street: "Strandvejen 1", zip: "2100", city: "København", country: "DK" }] };
+  const line = (text: string, kind: string, account: string) => ({ text, quantity: 1, unitPrice: 100000, kind, account });
+
+  test("the account the product group books goes through; another needs action naming the account e-conomic books", async () => {
+    const stack = await startStack();
+    try {
+      await stack.post([customerEvent(101, dk), invoiceEvent(93030, 101, undefined, { lines: [line("Consulting", "hours", "1010")] })]);
+      await stack.waitDelivered(2);
+      await stack.post([
+        invoiceEvent(93031, 101, undefined, { lines: [line("Consulting", "hours", "1010"), line("Licence", "products", "3010")] }),
+      ]);
+      const d = await waitFor("invoice needs action", async () =>
+        (await stack.deliveries("needs_action")).find((x) => x.entity === "invoice"),
+      );
+      expect(d.errorCode).toBe("economic.line_account");
+      expect(d.errorMessage).toContain('Invoice 93031, line 2 ("Licence") carries account 3010, but a line has no account of its own');
+      expect(d.errorMessage).toContain("product PRODUCT's group 1: sales account 1010 for VAT zone 1");
+      expect(d.errorHint).toContain("product group books on sales account 3010");
+      expect(d.errorHint).toContain('line_account = "ignore"');
+      expect((await stack.sandboxState()).booked.map((b: any) => b.bookedInvoiceNumber ?? b.number)).toEqual([93030]);
+      expect((await stack.sandboxState()).drafts).toEqual([]); // nothing sent
+    } finally {
+      await stack.stop();
+    }
+  });
+
+  test('with line_account = "ignore" the operator accepts the product group\'s account: the invoice is booked', async () => {
+    const stack = await startStack({ economic: { line_account: "ignore" } });
+    try {
+      await stack.post([customerEvent(101, dk), invoiceEvent(93032, 101, undefined, { lines: [line("Licence", "products", "3010")] })]);
+      await stack.waitDelivered(2);
+      expect((await stack.sandboxState()).booked.map((b: any) => b.bookedInvoiceNumber ?? b.number)).toEqual([93032]);
+    } finally {
+      await stack.stop();
+    }
+  });
+});
+
 /** A PDF of exactly `bytes` bytes, base64 wrapped at 76 characters per line as MIME does. */
 function wrappedPdf(bytes: number): string {
   const head = "%PDF-1.4\n",

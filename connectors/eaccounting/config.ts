@@ -5,7 +5,7 @@
 import { z } from "zod";
 import { lazySchema } from "../../agent/lazy-schema.ts";
 import { vatPercent } from "../../agent/model.ts";
-import { lineVatCodeSetting } from "../line-vat.ts";
+import { lineFieldSetting } from "../line-booking.ts";
 
 const isoDateSchema = () => z.iso.date({ error: "must be a date like 2026-01-01" });
 const codeSchema = () => z.string().trim().min(1).max(40);
@@ -54,7 +54,9 @@ export const eaccountingConfigSchema = () =>
     /** The article invoice lines without a product use (its number); `kontobro check` verifies it. */
     default_article: codeSchema().optional(),
     /** A line's vatCode: eAccounting books the article's coding VAT, so a line carrying one needs action ("refuse") unless "ignore". */
-    line_vat_code: lineVatCodeSetting(),
+    line_vat_code: lineFieldSetting(),
+    /** A line's account: eAccounting books the article's coding sales account, so a line carrying one needs action ("refuse") unless "ignore". */
+    line_account: lineFieldSetting(),
     /** The cost centre (1-3) whose items are the PSA's projects; invoice and supplier rows use CostCenterItemId<n>. */
     cost_center: z.number().int().min(1).max(3).default(1),
     /** The draft field that carries "kontobro:<PSA id>" for lookups (the PSA's own references keep their fields). */

@@ -5,7 +5,7 @@
 import type { Customer, Entity, InvoiceLike, Product, Project } from "../../agent/model.ts";
 import { problem, type Problem } from "../../agent/problem.ts";
 import type { RelatedRecords } from "../contract.ts";
-import { lineVatCodeProblems } from "../line-vat.ts";
+import { unkeptLineProblems } from "../line-booking.ts";
 import type { EaccountingConfig } from "./config.ts";
 import { addressLines, customerAddress, referenceValue } from "./map.ts";
 
@@ -197,12 +197,12 @@ export function invoiceRules(inv: InvoiceLike, related: RelatedRecords | undefin
     }
   });
   out.push(
-    ...lineVatCodeProblems(inv, (l) => l.productCode ?? cfg.default_article, {
+    ...unkeptLineProblems(inv, (l) => l.productCode ?? cfg.default_article, {
       codePrefix: "eaccounting",
       title: "eAccounting",
-      vatSource: (article) => `article ${article ?? "(default_article)"}'s account coding`,
-      productHint: "the line's product in the PSA, or default_article in kontobro.toml",
-      setting: cfg.line_vat_code,
+      source: (article) => `article ${article ?? "(default_article)"}'s account coding`,
+      product: { owner: "article's account coding", where: "the line's product in the PSA, or default_article in kontobro.toml" },
+      settings: cfg,
     }),
   );
   return out;

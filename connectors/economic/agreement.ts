@@ -107,7 +107,10 @@ export class AgreementSettings {
    * (GET /product-groups/{n}/sales-accounts), each read once in a while. `product` false: e-conomic has no such product;
    * `account` undefined: the group has no sales account for the zone. Either way the VAT it would book cannot be told.
    */
-  async lineVat(productNumber: string, zone: number): Promise<{ product: boolean; group?: number; account?: number; vatCode?: string }> {
+  async lineBooking(
+    productNumber: string,
+    zone: number,
+  ): Promise<{ product: boolean; group?: number; account?: number; vatCode?: string }> {
     const key = `/products/${productNumber}`;
     const product = await this.cached(key, () => this.get(`${this.rest}/products/${encodeURIComponent(productNumber)}`));
     if (!product) this.cache.delete(key); // asked again next time: it may be created any moment

@@ -1,7 +1,7 @@
 // The [[targets]] table for kind = "economic" in kontobro.toml.
 import { z } from "zod";
 import { lazySchema } from "../../agent/lazy-schema.ts";
-import { lineVatCodeSetting } from "../line-vat.ts";
+import { lineFieldSetting } from "../line-booking.ts";
 
 const lineProductsSchema = () =>
   z.strictObject({
@@ -98,7 +98,9 @@ export const economicConfigSchema = () =>
     /** e-conomic products used for invoice lines by kind (VAT and accounts follow each product's group). */
     line_products: lineProductsSchema().default({ hours: "TIME", expenses: "EXPENSE", products: "PRODUCT" }),
     /** A line's vatCode that is not the VAT code its product group books needs action ("refuse"); "ignore" skips the comparison. */
-    line_vat_code: lineVatCodeSetting(),
+    line_vat_code: lineFieldSetting(),
+    /** A line's account that is not the sales account its product group books needs action ("refuse"); "ignore" skips the comparison. */
+    line_account: lineFieldSetting(),
     attach_pdf: z.boolean().default(true),
     request_timeout_ms: z.number().int().min(100).max(600_000).default(30_000),
     /**

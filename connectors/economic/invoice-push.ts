@@ -4,6 +4,7 @@ import { bookedAmountDiffers, customerTotal, type Customer, type InvoiceLike } f
 import type { PushContext, PushResult } from "../contract.ts";
 import { isTargetError, lateAnswerWaitMs, NOT_SENT, TargetError, type HttpClient, type HttpResponse } from "../http.ts";
 import type { AgreementSettings } from "./agreement.ts";
+import { checkedLineFields, LINE_FIELDS, sameLineValue, unkeptLineHint } from "../line-booking.ts";
 import { describeEconomicError, filterValue } from "./client.ts";
 import type { EconomicConfig } from "./config.ts";
 import { bookBody, draftInvoiceBody, postalAddress } from "./map.ts";
@@ -73,7 +74,7 @@ export class EconomicInvoices {
       this.settings.vatZoneFor(customer ? postalAddress(customer)?.country : undefined, !!customer?.vatNumber),
       this.settings.invoiceTerms(),
     ]);
-    await this.checkLineVat(inv, vatZone);
+    await this.checkLineBooking(inv, vatZone);
     // Drafts carrying our PSA id are left over from earlier attempts (whose answer was lost, or that
     // failed after creating one), possibly of an older version of the invoice: remove them, then book a
     // fresh draft of the current version.
@@ -107,29 +108,36 @@ export class EconomicInvoices {
   }
 
   /**
-   * A line has no VAT at e-conomic: it is booked with its product group's sales account for the recipient's zone, and
-   * that account's VAT code. A line whose vatCode is another (or that e-conomic would book without VAT) needs action
-   * before anything is sent, unless line_vat_code = "ignore" (README "A line's VAT code").
+   * A line has no VAT and no account at e-conomic: it is booked on its product group's sales account for the recipient's
+   * zone, with that account's VAT code. A line whose vatCode or account is another (or that e-conomic would book without
+   * VAT) needs action before anything is sent, unless that field's setting is "ignore" (README "A line's VAT code and
+   * account").
    */
-  private async checkLineVat(inv: InvoiceLike, vatZone: number): Promise<void> {
-    if (this.cfg.line_vat_code === "ignore") return;
+  private async checkLineBooking(inv: InvoiceLike, vatZone: number): Promise<void> {
     const doc = inv.kind === "credit_note" ? "Credit note" : "Invoice";
     for (const [i, l] of inv.lines.entries()) {
-      if (l.vatCode === undefined) continue;
+      const checked = checkedLineFields(l, this.cfg);
+      if (checked.length === 0) continue;
       const product = l.productCode ?? this.cfg.line_products[l.kind];
-      const vat = await this.settings.lineVat(product, vatZone);
-      if (vat.vatCode !== undefined && vat.vatCode.trim().toLowerCase() === l.vatCode.trim().toLowerCase()) continue;
-      const booked = !vat.product
-        ? `e-conomic has no product ${product}, so the VAT it would book cannot be told`
-        : vat.account === undefined
-          ? `product ${product}'s group ${vat.group} has no sales account for VAT zone ${vatZone}, so the VAT e-conomic would book cannot be told`
-          : `e-conomic books it with product ${product}'s group ${vat.group}: sales account ${vat.account} for VAT zone ${vatZone}, ${vat.vatCode ? `VAT code ${vat.vatCode}` : "without VAT"}`;
-      throw new TargetError("permanent", {
-        code: "economic.line_vat_code",
-        field: `lines.${i}.vatCode`,
-        message: `${doc} ${inv.number}, line ${i + 1} ("${l.text.slice(0, 40)}") carries VAT code ${l.vatCode}, but a line has no VAT of its own at e-conomic: ${booked}. Nothing was sent.`,
-        hint: `Put the line on a product whose product group books VAT code ${l.vatCode} (the line's product in the PSA, or line_products in kontobro.toml), or correct the VAT code in the PSA; then press retry. If the product group's VAT is always right for this target, set line_vat_code = "ignore" in its section of kontobro.toml and restart.`,
-      });
+      const booked = await this.settings.lineBooking(product, vatZone);
+      for (const { field, sent } of checked) {
+        if (sameLineValue(field, field === "account" ? booked.account : booked.vatCode, sent)) continue;
+        const label = LINE_FIELDS[field].label;
+        const what = !booked.product
+          ? `e-conomic has no product ${product}, so what it would book cannot be told`
+          : booked.account === undefined
+            ? `product ${product}'s group ${booked.group} has no sales account for VAT zone ${vatZone}, so what e-conomic would book cannot be told`
+            : `e-conomic books it with product ${product}'s group ${booked.group}: sales account ${booked.account} for VAT zone ${vatZone}, ${booked.vatCode ? `VAT code ${booked.vatCode}` : "without VAT"}`;
+        throw new TargetError("permanent", {
+          code: `economic.${LINE_FIELDS[field].setting}`,
+          field: `lines.${i}.${field}`,
+          message: `${doc} ${inv.number}, line ${i + 1} ("${l.text.slice(0, 40)}") carries ${label} ${sent}, but a line has no ${label} of its own at e-conomic: ${what}. Nothing was sent.`,
+          hint: unkeptLineHint(field, sent, {
+            owner: "product group",
+            where: "the line's product in the PSA, or line_products in kontobro.toml",
+          }),
+        });
+      }
     }
   }
 
