@@ -7,71 +7,27 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { NOT_SENT } from "../connectors/http.ts";
 import type { Connector } from "../connectors/contract.ts";
-import { openPostgres, type PostgresStorage } from "../agent/db/pg/open.ts";
 import { Worker } from "../agent/db/pg/workers.ts";
-import { Dispatcher } from "../agent/dispatcher.ts";
 import { IntakeWriter, parseEvents } from "../agent/intake.ts";
-import { silentLogger } from "../agent/log.ts";
-import { Metrics } from "../agent/metrics.ts";
-import { Outbox } from "../agent/outbox.ts";
-import { recordSource } from "../agent/record-source.ts";
-import { TargetStateStore } from "../agent/target-state.ts";
 import { bookConnector, startBookTarget } from "./book-target.ts";
 import { customerEvent, waitFor } from "./helpers.ts";
-import { pgUnavailable, startPgServer, type PgServer } from "./pg-server.ts";
+import { type HostedCluster, startHostedCluster, startHostedWorker } from "./hosted-workers.ts";
+import { pgUnavailable } from "./pg-server.ts";
 
 const TIMING = { heartbeatMs: 100, deadAfterMs: 900 };
 
 const unavailable = pgUnavailable();
 if (unavailable) console.warn(`fenced worker tests skipped: ${unavailable}`);
 
-let server: PgServer;
-const pools: PostgresStorage[] = [];
-let tenant = 0;
+let cluster: HostedCluster;
 
 beforeAll(async () => {
-  if (unavailable) return;
-  server = await startPgServer();
-  const admin = await openPostgres(server.url);
-  pools.push(admin);
-  const [row] = (await admin.client.unsafe(
-    `INSERT INTO tenants (slug, name, api_token_hash, created_at, updated_at) VALUES ('acme', 'Acme', 'a', 1, 1) RETURNING id`,
-  )) as { id: number }[];
-  tenant = Number(row!.id);
+  if (!unavailable) cluster = await startHostedCluster();
 }, 120_000);
-afterAll(async () => {
-  for (const p of pools) await p.close().catch(() => {});
-  await server?.stop();
-});
+afterAll(() => cluster?.stop());
 
-/** A worker of its own: a pool, a registered row with real heartbeats, and a dispatcher fenced by them. */
-async function startWorker(connector: Connector) {
-  const pool = await openPostgres(server.url);
-  pools.push(pool);
-  const worker = await Worker.register(pool.client, TIMING);
-  worker.start();
-  const outbox = new Outbox(pool.runner(tenant), Date.now, 900_000, { leaseOwner: worker.id });
-  const dispatcher = new Dispatcher(
-    "book",
-    connector,
-    outbox,
-    {
-      concurrency: 2,
-      leaseMs: 60_000,
-      backoff: { baseMs: 10, maxMs: 50 },
-      idlePollMs: 20,
-      keyPrefix: `k-${worker.id}`,
-      targetState: new TargetStateStore(outbox.runner),
-      soleWorker: false,
-      fence: () => worker.fence(),
-      lateAnswerWaitMs: 1_000,
-    },
-    silentLogger,
-    new Metrics(),
-    recordSource(outbox.runner),
-  );
-  return { pool, worker, outbox, dispatcher };
-}
+/** A worker of its own (test/hosted-workers.ts), started by the test. */
+const startWorker = (connector: Connector) => startHostedWorker(cluster, { target: "book", connector, timing: TIMING, start: false });
 
 /** A push that waits at `beforeCreate` until let go (a frozen process, or one waiting for the rate limiter), and its error. */
 function heldConnector(url: string) {
@@ -126,8 +82,7 @@ describe.skipIf(!!unavailable)("a worker the others declared dead sends nothing 
   }, 60_000);
 
   test("a worker whose heartbeat finds its row gone (declared dead) is fenced for good", async () => {
-    const pool = await openPostgres(server.url);
-    pools.push(pool);
+    const pool = await cluster.pool();
     const worker = await Worker.register(pool.client, TIMING);
     expect(await worker.heartbeat()).toBe(true);
     expect(worker.fence()).toBeNull();

@@ -11,18 +11,11 @@
 // landed beside it. Now the lease is due only once the target's late_answer_wait_ms has passed (agent/db/pg/dead-workers.ts).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Connector } from "../connectors/contract.ts";
-import { openPostgres, type PostgresStorage } from "../agent/db/pg/open.ts";
-import { Worker } from "../agent/db/pg/workers.ts";
-import { Dispatcher } from "../agent/dispatcher.ts";
 import { IntakeWriter, parseEvents } from "../agent/intake.ts";
-import { silentLogger } from "../agent/log.ts";
-import { Metrics } from "../agent/metrics.ts";
-import { Outbox } from "../agent/outbox.ts";
-import { recordSource } from "../agent/record-source.ts";
-import { TargetStateStore } from "../agent/target-state.ts";
 import { customerData, invoiceData, projectData, startEnv, type Env } from "./eaccounting-fixtures.ts";
 import { waitFor } from "./helpers.ts";
-import { pgUnavailable, startPgServer, type PgServer } from "./pg-server.ts";
+import { type HostedCluster, startHostedCluster, startHostedWorker } from "./hosted-workers.ts";
+import { pgUnavailable } from "./pg-server.ts";
 
 const TIMING = { heartbeatMs: 100, deadAfterMs: 5_000 };
 /** The target's late_answer_wait_ms in these tests. */
@@ -31,56 +24,27 @@ const LATE_ANSWER_WAIT_MS = 6_000;
 const unavailable = pgUnavailable();
 if (unavailable) console.warn(`hosted late-create tests skipped: ${unavailable}`);
 
-let server: PgServer;
-const pools: PostgresStorage[] = [];
-let tenant = 0;
+let cluster: HostedCluster;
 let env: Env | undefined;
 
 beforeAll(async () => {
-  if (unavailable) return;
-  server = await startPgServer();
-  const admin = await openPostgres(server.url);
-  pools.push(admin);
-  const [row] = (await admin.client.unsafe(
-    `INSERT INTO tenants (slug, name, api_token_hash, created_at, updated_at) VALUES ('acme', 'Acme', 'a', 1, 1) RETURNING id`,
-  )) as { id: number }[];
-  tenant = Number(row!.id);
+  if (!unavailable) cluster = await startHostedCluster();
 }, 120_000);
 afterAll(async () => {
   await env?.stop();
-  for (const p of pools) await p.close().catch(() => {});
-  await server?.stop();
+  await cluster?.stop();
 });
 
-/** A worker of its own: a pool, a registered row with real heartbeats, and a dispatcher fenced by `fence` and by them. */
-async function startWorker(connector: Connector, fence: () => string | null = () => null, of = tenant) {
-  const pool = await openPostgres(server.url);
-  pools.push(pool);
-  const worker = await Worker.register(pool.client, TIMING);
-  worker.start();
-  const outbox = new Outbox(pool.runner(of), Date.now, 900_000, { leaseOwner: worker.id });
-  const dispatcher = new Dispatcher(
-    "ea",
+/** A worker of its own (test/hosted-workers.ts), fenced by `fence` and by its heartbeats. */
+const startWorker = (connector: Connector, fence: () => string | null = () => null, tenant = cluster.tenant) =>
+  startHostedWorker(cluster, {
+    target: "ea",
     connector,
-    outbox,
-    {
-      concurrency: 2,
-      leaseMs: 60_000,
-      backoff: { baseMs: 10, maxMs: 50 },
-      idlePollMs: 20,
-      keyPrefix: `k-${worker.id}`,
-      targetState: new TargetStateStore(outbox.runner),
-      soleWorker: false,
-      fence: () => fence() ?? worker.fence(),
-      lateAnswerWaitMs: LATE_ANSWER_WAIT_MS,
-    },
-    silentLogger,
-    new Metrics(),
-    recordSource(outbox.runner),
-  );
-  dispatcher.start();
-  return { worker, outbox, dispatcher };
-}
+    tenant,
+    timing: TIMING,
+    fence,
+    dispatcher: { lateAnswerWaitMs: LATE_ANSWER_WAIT_MS },
+  });
 
 describe.skipIf(!!unavailable)("a create answered late, with many workers", () => {
   test("another worker's retry waits for the late answer: one eAccounting draft, found and updated", async () => {
@@ -126,10 +90,7 @@ describe.skipIf(!!unavailable)("a create answered late, with many workers", () =
     env = startEnv({ config: { request_timeout_ms: 10_000 } });
     await env.faults({ method: "POST", path: "/v2/customerinvoicedrafts$", fault: "latency", latencyMs: 4_000, count: 1 });
     // A tenant of its own: the first test's links name records of its sandbox.
-    const [row] = (await pools[0]!.client.unsafe(
-      `INSERT INTO tenants (slug, name, api_token_hash, created_at, updated_at) VALUES ('bolt', 'Bolt', 'b', 1, 1) RETURNING id`,
-    )) as { id: number }[];
-    const bolt = Number(row!.id);
+    const bolt = await cluster.addTenant("bolt");
     let gone = false;
     const a = await startWorker(env.connector, () => (gone ? "worker A is gone" : null), bolt);
     const parsed = parseEvents([

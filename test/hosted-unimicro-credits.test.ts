@@ -6,76 +6,32 @@
 // workers with real heartbeats, each a dispatcher with a connector of its own, the Uni Micro sandbox over loopback.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Connector } from "../connectors/contract.ts";
-import { openPostgres, type PostgresStorage } from "../agent/db/pg/open.ts";
-import { Worker } from "../agent/db/pg/workers.ts";
-import { Dispatcher } from "../agent/dispatcher.ts";
 import { IntakeWriter, parseEvents } from "../agent/intake.ts";
-import { silentLogger } from "../agent/log.ts";
-import { Metrics } from "../agent/metrics.ts";
-import { Outbox } from "../agent/outbox.ts";
-import { recordSource } from "../agent/record-source.ts";
-import { TargetStateStore } from "../agent/target-state.ts";
 import { waitFor } from "./helpers.ts";
-import { pgUnavailable, startPgServer, type PgServer } from "./pg-server.ts";
+import { type HostedCluster, startHostedCluster, startHostedWorker } from "./hosted-workers.ts";
+import { pgUnavailable } from "./pg-server.ts";
 import { customer, type Env, invoice, project, startEnv } from "./unimicro-fixtures.ts";
 
 const unavailable = pgUnavailable();
 if (unavailable) console.warn(`hosted Uni Micro credit note tests skipped: ${unavailable}`);
 
-let server: PgServer;
-const pools: PostgresStorage[] = [];
-let tenant = 0;
+let cluster: HostedCluster;
 let env: Env | undefined;
 
 beforeAll(async () => {
-  if (unavailable) return;
-  server = await startPgServer();
-  const admin = await openPostgres(server.url);
-  pools.push(admin);
-  const [row] = (await admin.client.unsafe(
-    `INSERT INTO tenants (slug, name, api_token_hash, created_at, updated_at) VALUES ('acme', 'Acme', 'a', 1, 1) RETURNING id`,
-  )) as { id: number }[];
-  tenant = Number(row!.id);
+  if (!unavailable) cluster = await startHostedCluster();
 }, 120_000);
 afterAll(async () => {
   env?.stop();
-  for (const p of pools) await p.close().catch(() => {});
-  await server?.stop();
+  await cluster?.stop();
 });
 
 /**
- * A worker of its own: a pool, a registered row with real heartbeats, and a dispatcher pushing one record at a time and
- * leasing none ahead (so that each worker takes one of the two credit notes).
+ * A worker of its own (test/hosted-workers.ts), pushing one record at a time and leasing none ahead (so that each
+ * worker takes one of the two credit notes).
  */
-async function startWorker(connector: Connector) {
-  const pool = await openPostgres(server.url);
-  pools.push(pool);
-  const worker = await Worker.register(pool.client, { heartbeatMs: 100, deadAfterMs: 5_000 });
-  worker.start();
-  const outbox = new Outbox(pool.runner(tenant), Date.now, 900_000, { leaseOwner: worker.id });
-  const dispatcher = new Dispatcher(
-    "uni",
-    connector,
-    outbox,
-    {
-      concurrency: 1,
-      ahead: 0,
-      leaseMs: 60_000,
-      backoff: { baseMs: 10, maxMs: 50 },
-      idlePollMs: 20,
-      keyPrefix: `k-${worker.id}`,
-      targetState: new TargetStateStore(outbox.runner),
-      soleWorker: false,
-      fence: () => worker.fence(),
-      lateAnswerWaitMs: 1_000,
-    },
-    silentLogger,
-    new Metrics(),
-    recordSource(outbox.runner),
-  );
-  dispatcher.start();
-  return { worker, outbox, dispatcher };
-}
+const startWorker = (connector: Connector) =>
+  startHostedWorker(cluster, { target: "uni", connector, dispatcher: { concurrency: 1, ahead: 0 } });
 
 const credit = (number: string, unitPrice: number) => ({
   id: `cn-${number}`,
