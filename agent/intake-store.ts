@@ -110,10 +110,10 @@ const insertEvents = multiRowSql(
   "RETURNING seq, event_id AS id",
 );
 const upsertRecords = multiRowSql(
-  "INSERT INTO records (entity, key, payload, version, last_event_seq, occurred_at, updated_at, psa_id)",
-  8,
+  "INSERT INTO records (entity, key, payload, version, last_event_seq, occurred_at, updated_at, psa_id, credits)",
+  9,
   `ON CONFLICT (entity, key) DO UPDATE SET payload = excluded.payload, version = excluded.version, last_event_seq = excluded.last_event_seq,
-         occurred_at = excluded.occurred_at, psa_id = excluded.psa_id, updated_at = excluded.updated_at`,
+         occurred_at = excluded.occurred_at, psa_id = excluded.psa_id, credits = excluded.credits, updated_at = excluded.updated_at`,
 );
 
 // Intake decides a group in memory from what it reads, then writes (duplicates, reused ids, numbers taken, stale and
@@ -184,7 +184,17 @@ export class IntakeStore {
     for (const [rk, i] of d.latest) {
       const { e } = d.rows[i]!;
       const r = d.records.get(rk)!;
-      recordRows.push([e.entity, e.key, e.doc?.recordPayload ?? e.payload, r.version, seqs.get(e.id)!, e.occurredAt, now, r.psaId]);
+      recordRows.push([
+        e.entity,
+        e.key,
+        e.doc?.recordPayload ?? e.payload,
+        r.version,
+        seqs.get(e.id)!,
+        e.occurredAt,
+        now,
+        r.psaId,
+        e.doc?.credits ?? null,
+      ]);
       if (e.entity === "invoice") invoiceKeys.push(e.key);
     }
     const writes: Promise<unknown>[] = [exportStatusOnStore(tx, invoiceKeys, now), upsertRecords(tx, recordRows)];

@@ -6,6 +6,7 @@ import { multiRowSql } from "./db/multi-row.ts";
 import { type SqlRunner, together } from "./db/pg/runner.ts";
 import { addDeliveryStats, tallyOutcomes } from "./delivery-stats.ts";
 import { lockTargets } from "./target-state.ts";
+import { type CreditPicture, documentAmount, overCredit } from "./credit-room.ts";
 import { creditedInvoiceOf, dependenciesOf, type Entity } from "./model.ts";
 import type { Problem } from "./problem.ts";
 import { mayHaveBeenPushed, RESTORE_SETTING_SQL, restoreDoubt, type RestoreDoubt } from "./restore.ts";
@@ -120,6 +121,17 @@ const SQL = {
            JOIN events e ON e.seq = d.event_seq
           WHERE json_extract(e.payload, '$.kind') = 'credit_note'
             AND json_extract(e.payload, '$.creditedInvoiceNumber') IN (SELECT value FROM json_each(?2))`,
+  // The invoices ?2 (a JSON array of numbers) that credit notes among a claim's ready deliveries credit (credit-room.ts):
+  // each invoice's record, and its credit notes linked at target ?1 (booked there). Read only by such a claim.
+  // `+entity` keeps SQLite on records_credits, not on the primary key's range of every invoice.
+  creditPicture: `WITH credited AS MATERIALIZED (SELECT value AS invoice FROM json_each(?2))
+        SELECT credited.invoice, 'invoice' AS role, r.key, r.payload FROM credited JOIN records r ON r.entity = 'invoice' AND r.key = credited.invoice
+        UNION ALL
+        SELECT credited.invoice, 'credit' AS role, r.key, r.payload FROM credited JOIN records r ON r.credits = credited.invoice AND +r.entity = 'invoice'
+         WHERE EXISTS (SELECT 1 FROM links l WHERE l.target = ?1 AND l.entity = 'invoice' AND l.key = r.key)`,
+  // A claimed credit note that would credit more than its invoice (credit-room.ts): needs action, never sent.
+  overCredit: `UPDATE deliveries SET status = 'needs_action', waiting_on = NULL, error_code = ?2, error_message = ?3, error_hint = ?4, error_field = ?5, updated_at = ?6
+        WHERE id = ?1 AND status = 'pending'`,
   record: `SELECT last_event_seq AS seq, occurred_at AS occurredAt FROM records WHERE entity = ?1 AND key = ?2`,
   // After a restore: which of one target's records of one entity have a link there (the others are looked up first).
   linkedKeys: `SELECT key FROM links WHERE target = ?1 AND entity = ?2 AND key IN (SELECT value FROM json_each(?3))`,
@@ -479,10 +491,16 @@ export class Outbox {
     });
     const facts = await this.recordFacts(tx, target, ready, supports);
     const credits = await this.creditsUnderWay(tx, target, ready, now);
+    const pictures = await this.creditPictures(tx, target, ready);
     for (const d of ready) {
       const blocker = (await this.blockerOf(tx, d, supports, facts)) ?? creditTurnBlocker(d, credits);
       if (blocker) {
         await tx.run(SQL.park, d.id, blocker.on, blocker.reason, now, blocker.missing ? now : null, "pending");
+        continue;
+      }
+      const refused = overCreditOf(d, pictures);
+      if (refused) {
+        await tx.run(SQL.overCredit, d.id, refused.code, refused.message, refused.hint ?? null, refused.field ?? null, now);
         continue;
       }
       d.attempts += 1;
@@ -568,6 +586,40 @@ export class Outbox {
     if (invoices.size === 0) return null;
     const rows = await tx.all<{ key: string; credited: string }>(SQL.creditsUnderWay, target, JSON.stringify([...invoices]), now);
     return new Map(rows.map((r) => [String(r.credited), String(r.key)]));
+  }
+
+  /**
+   * Per invoice credited by a credit note among `ready` that is not booked at the target yet (no link): the invoice's
+   * total and its credit notes booked there (overCreditOf). Null, and no statement, when there is none.
+   */
+  private async creditPictures(tx: SqlRunner, target: string, ready: ClaimedDelivery[]): Promise<Map<string, CreditPicture> | null> {
+    const invoices = new Set(
+      ready
+        .filter((d) => !d.link)
+        .map((d) => creditedInvoiceOf(d.entity, d.payload))
+        .filter((n) => n !== null),
+    );
+    if (invoices.size === 0) return null;
+    const rows = await tx.all<{ invoice: string; role: string; key: string; payload: string }>(
+      SQL.creditPicture,
+      target,
+      JSON.stringify([...invoices]),
+    );
+    const pictures = new Map<string, CreditPicture>();
+    const pictureOf = (invoice: string) => {
+      let p = pictures.get(invoice);
+      if (!p) pictures.set(invoice, (p = { invoiceTotal: null, currency: "", booked: new Map() }));
+      return p;
+    };
+    for (const r of rows) {
+      const doc = JSON.parse(r.payload) as { lines?: { quantity: number; unitPrice: number }[]; currency?: string };
+      const p = pictureOf(String(r.invoice));
+      if (r.role === "invoice") {
+        p.invoiceTotal = documentAmount(doc.lines ?? []);
+        p.currency = doc.currency ?? "";
+      } else p.booked.set(String(r.key), documentAmount(doc.lines ?? []));
+    }
+    return pictures;
   }
 
   /**
@@ -840,6 +892,17 @@ function creditTurnBlocker(
     on: recordRef("invoice", other),
     reason: `waiting for credit note ${other} of invoice ${invoice} to finish: credit notes of one invoice go to the target one at a time`,
   };
+}
+
+/**
+ * A credit note not yet booked at the target (no link) that would credit more than its invoice, with the credit notes
+ * of it booked there (agent/credit-room.ts): the problem it needs action with. Null for anything else.
+ */
+function overCreditOf(d: ClaimedDelivery, pictures: Map<string, CreditPicture> | null): Problem | null {
+  const invoice = creditedInvoiceOf(d.entity, d.payload);
+  const picture = invoice === null || d.link ? undefined : pictures?.get(invoice);
+  if (!picture) return null;
+  return overCredit(String(d.key), invoice!, documentAmount(d.payload.lines ?? []), picture, d.target);
 }
 
 /** An attempt whose answer never arrived: kontobro stopped (or lost the lease) while the push was under way. */

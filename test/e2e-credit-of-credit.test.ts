@@ -16,7 +16,8 @@ const credit = (number: number, credited: number, lines: object[], more: object 
 test("a credit note of a credit note, or of another customer's invoice or currency, is refused at intake and books nothing", async () => {
   const stack = await startStack();
   try {
-    const invoiceLines = [{ text: "Consulting", quantity: 10, unitPrice: 100000, kind: "hours" }];
+    // 11,000.00: room for the full credit of 10,000.00 below and one of 1,000.00 (more would be over-crediting).
+    const invoiceLines = [{ text: "Consulting", quantity: 11, unitPrice: 100000, kind: "hours" }];
     // The PSA writes credit notes with minus signs; taking a credit back it writes the credit note's lines turned round.
     await stack.post([customerEvent(9), { ...invoiceEvent(1001, 9), data: { ...invoiceEvent(1001, 9).data, lines: invoiceLines } }]);
     expect((await stack.post([credit(1002, 1001, [{ text: "Consulting", quantity: -10, unitPrice: 100000, kind: "hours" }])])).status).toBe(
@@ -58,7 +59,7 @@ test("a credit note of a credit note, or of another customer's invoice or curren
     expect(booked.sort()).toEqual([
       ["PSA-CN-1002", -10000],
       ["PSA-CN-1008", -1000],
-      ["PSA-INV-1001", 10000],
+      ["PSA-INV-1001", 11000],
     ]);
   } finally {
     await stack.stop();

@@ -41,9 +41,15 @@ export const records = sqliteTable(
     occurredAt: integer("occurred_at"),
     /** Invoices and credit notes: the PSA's id of the document (one number per PSA id, checked at intake). */
     psaId: text("psa_id"),
+    /** Credit notes: the number of the invoice it credits (a push adds up what the invoice's credit notes credit). */
+    credits: text("credits"),
     updatedAt: integer("updated_at").notNull(),
   },
-  (t) => [primaryKey({ columns: [t.entity, t.key] }), index("records_psa_id").on(t.psaId).where(sql`psa_id IS NOT NULL`)],
+  (t) => [
+    primaryKey({ columns: [t.entity, t.key] }),
+    index("records_psa_id").on(t.psaId).where(sql`psa_id IS NOT NULL`),
+    index("records_credits").on(t.credits).where(sql`credits IS NOT NULL`),
+  ],
 );
 
 /**

@@ -1,0 +1,53 @@
+// Over-crediting: the credit notes of one invoice booked at a target never add up to more than the invoice.
+// Checked when a credit note is claimed for a target (agent/outbox.ts), where credit notes of one invoice go one at a
+// time, so what is booked there cannot change while this one is pushed. What counts as booked: a credit note of the
+// invoice linked at the target (its push was done), with its latest version's amount. An invoice kontobro never held
+// (booked before kontobro) has no total here: its credit notes go unchecked, as before.
+import { lineAmount } from "./model.ts";
+import type { Problem } from "./problem.ts";
+import { showMoney } from "./record-story.ts";
+
+/** A stored document's lines, as intake kept them (any signs: older versions stored credit notes with minus signs). */
+type Lines = { quantity: number; unitPrice: number }[];
+
+/** What an invoice's total, or a credit note's credit, is in minor units: its lines' sum, whatever the signs. */
+export function documentAmount(lines: Lines): number {
+  return Math.abs(lines.reduce((sum, l) => sum + lineAmount(l), 0));
+}
+
+/** One invoice as a claim sees it: its total (null: kontobro does not hold it) and its credit notes booked at the target. */
+export interface CreditPicture {
+  invoiceTotal: number | null;
+  currency: string;
+  /** Credit note number → the amount it credits. */
+  booked: Map<string, number>;
+}
+
+/**
+ * Why credit note `key` (crediting `amount`) must not be pushed: with the credit notes of the invoice booked at the
+ * target it would credit more than the invoice's total. Null when it fits, or when the invoice is unknown.
+ */
+export function overCredit(key: string, invoice: string, amount: number, picture: CreditPicture, target: string): Problem | null {
+  if (picture.invoiceTotal === null) return null;
+  const others = [...picture.booked].filter(([k]) => k !== key);
+  const already = others.reduce((sum, [, a]) => sum + a, 0);
+  if (already + amount <= picture.invoiceTotal) return null;
+  const money = (minor: number) => showMoney(minor, picture.currency);
+  const left = Math.max(0, picture.invoiceTotal - already);
+  const booked =
+    others.length === 0
+      ? ""
+      : ` ${others.map(([k, a]) => `credit note ${k} (${money(a)})`).join(", ")} already ${others.length === 1 ? "credits" : "credit"} it at ${target}, ${money(left)} is left;`;
+  return {
+    code: "invoice.credit_exceeds_invoice",
+    field: "data.lines",
+    message:
+      `Credit note ${key} credits ${money(amount)} of invoice ${invoice}, whose total is ${money(picture.invoiceTotal)};${booked} ` +
+      `together that is ${money(already + amount)}, more than the invoice. It was not sent to ${target}.`,
+    hint:
+      others.length === 0
+        ? `Correct credit note ${key} in the PSA to credit at most ${money(picture.invoiceTotal)} and send it again (a new version is checked by itself); what goes beyond the invoice is not a credit of it.`
+        : `If credit note ${key} is the same credit as one already booked (sent twice, or again under a new number), cancel it in the PSA: nothing is missing at ${target}. ` +
+          `If it is a further credit, correct it in the PSA to credit at most ${money(left)} and send it again (a new version is checked by itself).`,
+  };
+}
