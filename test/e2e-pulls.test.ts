@@ -181,6 +181,32 @@ describe("invoice payment status to the PSA", () => {
     ]);
   });
 
+  test("a fully credited invoice is not reported overdue, and credit notes are not asked about", async () => {
+    stack = await startPullStack();
+    await seedPsa(stack, [], [20006, 20007]);
+    const creditOf = (n: number, credited: number, share: number) => ({
+      id: `cn-${n}`,
+      type: "invoice.credited",
+      data: {
+        ...invoiceEvent(n, 10042).data,
+        psaId: `PSA-CN-${n}`,
+        creditedInvoiceNumber: credited,
+        lines: invoiceEvent(n, 10042).data.lines.map((l) => ({ ...l, quantity: l.quantity * share })),
+      },
+    });
+    // 20006 credited in full (in two halves), 20007 by half: both were due ten days ago and e-conomic's ledger keeps
+    // their remainders open until someone matches the entries there.
+    await stack.sendPsa([creditOf(20016, 20006, 0.5), creditOf(20017, 20006, 0.5), creditOf(20018, 20007, 0.5)]);
+    await waitFor(
+      "credit notes booked",
+      async () => (await stack.api("/api/v1/deliveries?status=done&limit=1000")).body.deliveries.length >= 6,
+    );
+    for (const n of [20006, 20007]) await stack.control(`invoices/booked/${n}`, { dueDate: day(-10), sent: true }, "PATCH");
+    expect(await stack.runNow("payments")).toMatchObject({ status: "ok", fetched: 1, imported: 1 });
+    await waitFor("the change at the PSA", () => stack.psa.accepted().length === 1);
+    expect(stack.psa.accepted().map((i) => [i.data.invoiceNumber, i.data.status])).toEqual([["20007", "overdue"]]);
+  });
+
   test("an invoice the PSA sent but kontobro never booked is not asked for", async () => {
     stack = await startPullStack();
     await seedPsa(stack, [], [20003]);

@@ -4,6 +4,7 @@
 // agent's SQLite file, or one tenant on PostgreSQL.
 import { createHash } from "node:crypto";
 import type { PullItem } from "../../connectors/contract.ts";
+import { documentAmount } from "../credit-room.ts";
 import type { SqlRunner } from "../db/pg/runner.ts";
 import type { Problem } from "../problem.ts";
 import type { InboxState } from "../states.ts";
@@ -138,10 +139,17 @@ const SQL = {
   // wrote one meanwhile; on PostgreSQL the second writer waits for the first and then finds the row changed).
   moveCursor: `UPDATE cursors SET value = ?3, updated_at = ?4 WHERE target = ?1 AND stream = ?2 AND value = ?5`,
   firstCursor: `INSERT INTO cursors (target, stream, value, updated_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (target, stream) DO NOTHING`,
-  // A final state (paid) is still asked about for FINAL_RECHECK_MS after it came: a payment can be reversed.
+  // A final state (paid) is still asked about for FINAL_RECHECK_MS after it came: a payment can be reversed. Credit notes
+  // are not asked about: the customer pays none (records.credits names the invoice a credit note credits).
   openInvoices: `SELECT l.key, l.remote_id AS remoteId, s.value AS status FROM links l
         LEFT JOIN pull_status s ON s.target = l.target AND s.entity = 'invoice' AND s.key = l.key
-        WHERE l.target = ?1 AND l.entity = 'invoice' AND (s.final IS NULL OR s.final = 0 OR s.updated_at >= ?2) ORDER BY l.key`,
+        WHERE l.target = ?1 AND l.entity = 'invoice' AND (s.final IS NULL OR s.final = 0 OR s.updated_at >= ?2)
+          AND NOT EXISTS (SELECT 1 FROM records r WHERE r.entity = 'invoice' AND r.key = l.key AND r.credits IS NOT NULL) ORDER BY l.key`,
+  // The credit notes booked at target ?1 (linked there), with what they credit, and the invoices they credit.
+  bookedCredits: `SELECT r.credits AS invoice, r.payload FROM records r
+        WHERE r.credits IS NOT NULL AND +r.entity = 'invoice' AND EXISTS (SELECT 1 FROM links l WHERE l.target = ?1 AND l.entity = 'invoice' AND l.key = r.key)`,
+  invoiceTotals: `SELECT asked.value AS key, (SELECT r.payload FROM records r WHERE r.entity = 'invoice' AND r.key = asked.value) AS payload
+        FROM json_each(?1) AS asked`,
   feed: `SELECT ${ROW_COLUMNS} FROM inbox WHERE state IN ('new', 'delivered') AND seq > ?1 AND (CAST(?2 AS TEXT) IS NULL OR target = ?2) ORDER BY seq LIMIT ?3`,
   ignored: `SELECT ${ROW_COLUMNS} FROM inbox WHERE state = 'ignored_unknown_project' AND seq > ?1 AND (CAST(?2 AS TEXT) IS NULL OR target = ?2) ORDER BY seq LIMIT ?3`,
   lastSeq: `SELECT coalesce(max(seq), 0) AS s FROM inbox`,
@@ -204,12 +212,37 @@ export class Inbox {
    * FINAL_RECHECK_MS ago: a payment reversed at the target (returned by the bank, booked on the wrong invoice) makes
    * it open again, and the PSA must hear that.
    */
-  openInvoices(target: string): Promise<{ key: string; remoteId: string; status: string | null }[]> {
-    return this.storage.all<{ key: string; remoteId: string; status: string | null }>(
+  async openInvoices(target: string): Promise<{ key: string; remoteId: string; status: string | null }[]> {
+    const open = await this.storage.all<{ key: string; remoteId: string; status: string | null }>(
       SQL.openInvoices,
       target,
       this.now() - FINAL_RECHECK_MS,
     );
+    const credited = await this.fullyCredited(target);
+    return credited.size === 0 ? open : open.filter((i) => !credited.has(i.key));
+  }
+
+  /**
+   * The invoices whose credit notes booked at `target` credit their whole total. Not asked about any more: the target's
+   * ledger may keep their remainder open (e-conomic does until someone matches the entries), which would be reported
+   * to the PSA as overdue, for an invoice it credited.
+   */
+  private async fullyCredited(target: string): Promise<Set<string>> {
+    const credited = new Map<string, number>();
+    for (const r of await this.storage.all<{ invoice: string; payload: string }>(SQL.bookedCredits, target)) {
+      const key = String(r.invoice);
+      credited.set(key, (credited.get(key) ?? 0) + documentAmount(JSON.parse(r.payload).lines ?? []));
+    }
+    const full = new Set<string>();
+    if (credited.size === 0) return full;
+    const invoices = await this.storage.all<{ key: string; payload: string | null }>(
+      SQL.invoiceTotals,
+      JSON.stringify([...credited.keys()]),
+    );
+    for (const i of invoices) {
+      if (i.payload !== null && credited.get(String(i.key))! >= documentAmount(JSON.parse(i.payload).lines ?? [])) full.add(String(i.key));
+    }
+    return full;
   }
 
   /**
