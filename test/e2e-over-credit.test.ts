@@ -3,8 +3,11 @@
 // credit note larger than its invoice was booked as it was. Now the one that would go beyond the invoice needs action,
 // naming what is booked already, and is never sent; credit notes that fit, whatever their signs, are booked.
 import { afterEach, expect, test } from "bun:test";
+import { join } from "node:path";
+import { databasePath } from "../agent/agent.ts";
+import { backupDatabase, restoreDatabase } from "../agent/restore-sqlite.ts";
 import { startStack, type Stack } from "./e2e-harness.ts";
-import { customerEvent, invoiceEvent, waitFor } from "./helpers.ts";
+import { customerEvent, invoiceEvent, tempDir, waitFor } from "./helpers.ts";
 
 let stack: Stack | undefined;
 afterEach(async () => {
@@ -98,4 +101,26 @@ test("a credit note for an invoice kontobro never held (booked before kontobro) 
   const s = stack;
   await s.post([customerEvent(1), credit(220, 77, [{ quantity: 1, unitPrice: 5_000_000 }])]);
   expect(outcome(await settled(s, "cn-220"))).toEqual({ status: "done", code: null });
+}, 30_000);
+
+test("after a restore that forgot a booked credit note: its resend is found, and the same credit under a new number needs action", async () => {
+  stack = await startStack();
+  const s = stack;
+  await s.post([customerEvent(1), invoice(130, 100_000)]);
+  await s.waitDelivered(2);
+  const backup = join(tempDir(), "backup.db");
+  backupDatabase(databasePath(s.dataDir), backup);
+  await s.post([credit(230, 130, [{ quantity: 1, unitPrice: 100_000 }])]);
+  expect(outcome(await settled(s, "cn-230"))).toEqual({ status: "done", code: null });
+  await s.agent.stop();
+  restoreDatabase(s.dataDir, databasePath(s.dataDir), backup);
+  await s.restart();
+
+  // The PSA sends again what changed since the backup: the credit note, found booked, not booked twice.
+  await s.post([credit(230, 130, [{ quantity: 1, unitPrice: 100_000 }], "cn-230-again")]);
+  expect(outcome(await settled(s, "cn-230-again"))).toEqual({ status: "done", code: null });
+  // And, by mistake, the same credit under a new number.
+  await s.post([credit(231, 130, [{ quantity: 1, unitPrice: 100_000 }])]);
+  expect(outcome(await settled(s, "cn-231"))).toEqual({ status: "needs_action", code: "invoice.credit_exceeds_invoice" });
+  expect(await bookedNets(s)).toEqual({ 130: 1000, 230: -1000 });
 }, 30_000);
