@@ -501,6 +501,7 @@ export class Outbox {
       const refused = overCreditOf(d, pictures);
       if (refused) {
         await tx.run(SQL.overCredit, d.id, refused.code, refused.message, refused.hint ?? null, refused.field ?? null, now);
+        await this.recordAttempt(tx, d, now, "needs_action", refused.code, refused.message, refused.hint ?? null, null);
         continue;
       }
       d.attempts += 1;

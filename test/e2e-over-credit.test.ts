@@ -124,3 +124,23 @@ test("after a restore that forgot a booked credit note: its resend is found, and
   expect(outcome(await settled(s, "cn-231"))).toEqual({ status: "needs_action", code: "invoice.credit_exceeds_invoice" });
   expect(await bookedNets(s)).toEqual({ 130: 1000, 230: -1000 });
 }, 30_000);
+
+test("a credit note for an invoice still waiting waits with it, and is then checked against it", async () => {
+  stack = await startStack();
+  const s = stack;
+  // The invoice waits for its customer; its credit notes wait for the invoice.
+  await s.post([
+    invoice(140, 100_000),
+    credit(240, 140, [{ quantity: 1, unitPrice: 70_000 }]),
+    credit(241, 140, [{ quantity: 1, unitPrice: 70_000 }]),
+  ]);
+  await waitFor(
+    "both credit notes waiting",
+    async () => (await s.deliveries("waiting")).filter((d: any) => d.eventId.startsWith("cn-")).length === 2,
+  );
+  await s.post([customerEvent(1)]);
+  const outcomes = [outcome(await settled(s, "cn-240")), outcome(await settled(s, "cn-241"))];
+  expect(outcomes).toContainEqual({ status: "done", code: null });
+  expect(outcomes).toContainEqual({ status: "needs_action", code: "invoice.credit_exceeds_invoice" });
+  expect(Object.keys(await bookedNets(s)).length).toBe(2);
+}, 30_000);

@@ -22,13 +22,15 @@ const keys = (ds: ClaimedDelivery[]) => ds.map((d) => d.key).sort();
 describe.each(engines)("credit notes of one invoice on %s", (engine) => {
   let clock: number;
   let workers: Outbox[];
+  let send: (...events: unknown[]) => Promise<void>;
+  let storage: Awaited<ReturnType<typeof open>>;
 
   beforeEach(async () => {
     clock = 1_000_000;
-    const storage = await open(engine);
+    storage = await open(engine);
     const runners = [storage.storage, await storage.worker()];
     workers = runners.map((r) => new Outbox(r, () => clock, 15 * 60_000, { leaseOwner: storage.workerOf(r) }));
-    const send = async (...events: unknown[]) => {
+    send = async (...events: unknown[]) => {
       const parsed = parseEvents(events);
       if (!parsed.ok) throw new Error(JSON.stringify(parsed));
       await new IntakeWriter(
@@ -54,5 +56,21 @@ describe.each(engines)("credit notes of one invoice on %s", (engine) => {
     const holder = workers[a!.concat(c!).includes(first) ? 0 : 1]!;
     await holder.complete([{ delivery: first, outcome: { kind: "done", remoteId: "r201", payloadHash: "h" } }]);
     expect(keys(await workers[1 - workers.indexOf(holder)]!.claim("t", 10, LEASE_MS, ALL))).toEqual(["202"]);
+  });
+
+  test("a credit note that with those booked would credit more than the invoice needs action at the claim, never leased", async () => {
+    await send(invoiceEvent(300, 1), creditNote(301, 300), creditNote(302, 300));
+    const claimed = await workers[0]!.claim("t", 10, LEASE_MS, ALL);
+    const invoice = claimed.find((x) => x.key === "300")!;
+    await workers[0]!.complete([{ delivery: invoice, outcome: { kind: "done", remoteId: "r300", payloadHash: "h" } }]);
+    const [first] = (await workers[1]!.claim("t", 10, LEASE_MS, ALL)).filter((x) => x.key === "301" || x.key === "302");
+    await workers[1]!.complete([{ delivery: first!, outcome: { kind: "done", remoteId: `r${first!.key}`, payloadHash: "h" } }]);
+    expect(keys(await workers[0]!.claim("t", 10, LEASE_MS, ALL)).filter((k) => k === "301" || k === "302")).toEqual([]);
+    const other = first!.key === "301" ? "302" : "301";
+    const row = await storage.storage.get<{ status: string; code: string }>(
+      "SELECT status, error_code AS code FROM deliveries WHERE entity = 'invoice' AND key = ?1",
+      other,
+    );
+    expect(row).toEqual({ status: "needs_action", code: "invoice.credit_exceeds_invoice" });
   });
 });
