@@ -104,16 +104,20 @@ const SQL = {
            (SELECT max(r.key) FROM records r WHERE r.psa_id = asked.value AND +r.entity = 'invoice') AS highest
            FROM json_each(?1) AS asked`,
 };
+// The invoice each credit note of a group credits (records.credits), ?1 a JSON array of {k: key, c: credited}: its own
+// statement, run only for a group with credit notes, so that a group without any writes the columns every version has.
+const SET_CREDITS = `WITH credited AS MATERIALIZED (SELECT json_extract(value, '$.k') AS key, json_extract(value, '$.c') AS credits FROM json_each(?1))
+  UPDATE records SET credits = credited.credits FROM credited WHERE records.entity = 'invoice' AND records.key = credited.key`;
 const insertEvents = multiRowSql(
   "INSERT INTO events (event_id, type, entity, key, payload, received_at, occurred_at, stale)",
   8,
   "RETURNING seq, event_id AS id",
 );
 const upsertRecords = multiRowSql(
-  "INSERT INTO records (entity, key, payload, version, last_event_seq, occurred_at, updated_at, psa_id, credits)",
-  9,
+  "INSERT INTO records (entity, key, payload, version, last_event_seq, occurred_at, updated_at, psa_id)",
+  8,
   `ON CONFLICT (entity, key) DO UPDATE SET payload = excluded.payload, version = excluded.version, last_event_seq = excluded.last_event_seq,
-         occurred_at = excluded.occurred_at, psa_id = excluded.psa_id, credits = excluded.credits, updated_at = excluded.updated_at`,
+         occurred_at = excluded.occurred_at, psa_id = excluded.psa_id, updated_at = excluded.updated_at`,
 );
 
 // Intake decides a group in memory from what it reads, then writes (duplicates, reused ids, numbers taken, stale and
@@ -181,23 +185,20 @@ export class IntakeStore {
     for (const r of inserted) seqs.set(r.id, r.seq);
     const recordRows: unknown[][] = [];
     const invoiceKeys: string[] = [];
+    const credits: { k: string; c: string }[] = [];
     for (const [rk, i] of d.latest) {
       const { e } = d.rows[i]!;
       const r = d.records.get(rk)!;
-      recordRows.push([
-        e.entity,
-        e.key,
-        e.doc?.recordPayload ?? e.payload,
-        r.version,
-        seqs.get(e.id)!,
-        e.occurredAt,
-        now,
-        r.psaId,
-        e.doc?.credits ?? null,
-      ]);
+      recordRows.push([e.entity, e.key, e.doc?.recordPayload ?? e.payload, r.version, seqs.get(e.id)!, e.occurredAt, now, r.psaId]);
       if (e.entity === "invoice") invoiceKeys.push(e.key);
+      if (e.doc?.credits !== undefined) credits.push({ k: e.key, c: e.doc.credits });
     }
-    const writes: Promise<unknown>[] = [exportStatusOnStore(tx, invoiceKeys, now), upsertRecords(tx, recordRows)];
+    // A group with credit notes then says what each credits, in the rows the upsert made (a round trip more on PostgreSQL).
+    const upserted = upsertRecords(tx, recordRows);
+    const writes: Promise<unknown>[] = [
+      exportStatusOnStore(tx, invoiceKeys, now),
+      credits.length === 0 ? upserted : upserted.then(() => tx.run(SET_CREDITS, JSON.stringify(credits))),
+    ];
     const deliveries: NewDeliveries[] = [];
     d.rows.forEach(({ e, stale }, i) => {
       if (stale) return;

@@ -1,2 +1,3 @@
 ALTER TABLE "records" ADD COLUMN "credits" text;--> statement-breakpoint
-CREATE INDEX "records_credits" ON "records" USING btree ("tenant_id","credits") WHERE credits IS NOT NULL;
+CREATE INDEX "records_credits" ON "records" USING btree ("tenant_id","credits") WHERE credits IS NOT NULL;--> statement-breakpoint
+DO $$ DECLARE t integer; BEGIN FOR t IN SELECT id FROM tenants LOOP PERFORM set_config('kontobro.tenant', t::text, true); UPDATE records SET credits = payload::json->>'creditedInvoiceNumber' WHERE entity = 'invoice' AND payload::json->>'kind' = 'credit_note'; END LOOP; END $$;
