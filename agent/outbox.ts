@@ -108,19 +108,23 @@ const SQL = {
                        AND status IN ('pending','in_flight','waiting') AND id < asked.below) THEN 1 ELSE 0 END AS open,
                CASE WHEN EXISTS (SELECT 1 FROM links WHERE target = ?1 AND entity = asked.entity AND key = asked.key) THEN 1 ELSE 0 END AS linked
           FROM asked`,
-  // The credit notes to target ?1 under way of the invoices ?2 (a JSON array of invoice numbers): in flight, or pending
-  // and held until a write of their last push can have landed (HELD_FROM, holdRestored; ?3 now). Read only by a claim
-  // with credit notes among its ready deliveries (creditsUnderWay). Two index ranges of deliveries_ready, not the
-  // target's whole backlog of pending ones; `+entity` keeps SQLite off deliveries_record (target, entity), which holds
-  // every invoice delivery the target ever had, done ones too.
-  creditsUnderWay: `SELECT d.key, json_extract(e.payload, '$.creditedInvoiceNumber') AS credited
-           FROM (SELECT key, event_seq FROM deliveries WHERE target = ?1 AND status = 'in_flight' AND ${NOT_DONE} AND +entity = 'invoice'
-                 UNION ALL
-                 SELECT key, event_seq FROM deliveries WHERE target = ?1 AND status = 'pending' AND ${NOT_DONE} AND next_attempt_at > ?3
-                   AND +entity = 'invoice' AND error_code IN ('interrupted', 'restored')) d
-           JOIN events e ON e.seq = d.event_seq
-          WHERE json_extract(e.payload, '$.kind') = 'credit_note'
-            AND json_extract(e.payload, '$.creditedInvoiceNumber') IN (SELECT value FROM json_each(?2))`,
+  // The credit notes to target ?1 under way of the invoices ?2 (a JSON array of invoice numbers): in flight; pending and
+  // held until a write of their last push can have landed (HELD_FROM, holdRestored; ?3 now); or pending after a push
+  // whose outcome is unknown (uncertain: it may have been booked, and its next attempt looks first). Read only by a
+  // claim with credit notes among its ready deliveries (creditsUnderWay): the invoices' credit notes by records_credits,
+  // then each one's open deliveries to the target by deliveries_record, never the target's backlog of pending ones.
+  // The one that goes on is the last row: one in flight if any, else the same one at every claim (by key).
+  creditsUnderWay: `WITH invoices AS MATERIALIZED (SELECT value AS invoice FROM json_each(?2)),
+        notes AS MATERIALIZED (SELECT r.key, r.credits FROM invoices JOIN records r ON r.credits = invoices.invoice AND +r.entity = 'invoice')
+        SELECT key, credited FROM (
+          SELECT notes.key, notes.credits AS credited,
+                 (SELECT min(CASE WHEN status = 'in_flight' THEN 0 ELSE 1 END) FROM deliveries
+                   WHERE target = ?1 AND entity = 'invoice' AND key = notes.key AND ${OPEN}
+                     AND (status = 'in_flight' OR (status = 'pending'
+                          AND (uncertain = 1 OR (next_attempt_at > ?3 AND error_code IN ('interrupted', 'restored')))))) AS rank
+            FROM notes) under_way
+         WHERE rank IS NOT NULL
+         ORDER BY rank DESC, key`,
   // The invoices ?2 (a JSON array of numbers) that credit notes among a claim's ready deliveries credit (credit-room.ts):
   // each invoice's record, and its credit notes linked at target ?1 (booked there). Read only by such a claim.
   // `+entity` keeps SQLite on records_credits, not on the primary key's range of every invoice.

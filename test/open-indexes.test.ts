@@ -108,6 +108,8 @@ describe.each(engines.filter((e) => e === "postgres"))("on %s, a tenant whose de
       ["agent/outbox.ts", "ORDER BY next_attempt_at, id LIMIT ?3) d", ["t", Date.now(), 50], 51],
       ["agent/outbox.ts", "WITH asked AS MATERIALIZED", ["t", JSON.stringify([{ e: "customer", k: String(CUSTOMERS), b: 1e15 }])], 1],
       ["agent/outbox.ts", "min(next_attempt_at)", ["t"], pending],
+      // The credit notes under way of an invoice (a claim with a credit note among its ready ones): that invoice's own.
+      ["agent/outbox.ts", "WITH invoices AS MATERIALIZED", ["t", JSON.stringify(["1"]), Date.now()], 0],
       ["agent/outbox.ts", "AS needsAction", ["t"], 0],
       // Any delivery of a record, done ones too: the record's own (its events' deliveries to both targets).
       ["agent/outbox.ts", "SELECT 1 AS found FROM events e JOIN deliveries d", ["t", "customer", "1"], 2 * (VERSIONS + 1)],

@@ -58,6 +58,21 @@ describe.each(engines)("credit notes of one invoice on %s", (engine) => {
     expect(keys(await workers[1 - workers.indexOf(holder)]!.claim("t", 10, LEASE_MS, ALL))).toEqual(["202"]);
   });
 
+  test("a credit note whose push ended in doubt holds the next credit note of its invoice until its outcome is known", async () => {
+    const first = (await workers[0]!.claim("t", 10, LEASE_MS, ALL)).find((x) => x.key === "201")!;
+    const timeout = { code: "timeout", message: "no answer in time" };
+    // Its create may have been booked: the next attempt looks first. Until then the other credit note must not go (it
+    // could take the first one's draft at the target, or credit the invoice beside a credit that was booked).
+    await workers[0]!.complete([{ delivery: first, outcome: { kind: "retry", problem: timeout, delayMs: 30_000, uncertain: true } }]);
+    expect(keys(await workers[1]!.claim("t", 10, LEASE_MS, ALL))).toEqual([]);
+    clock += 60_000;
+    // Both due now, the waiting one first by its time: the one in doubt goes, alone.
+    const [again, ...rest] = await workers[1]!.claim("t", 10, LEASE_MS, ALL);
+    expect([again!.key, ...keys(rest)]).toEqual(["201"]);
+    await workers[1]!.complete([{ delivery: again!, outcome: { kind: "done", remoteId: "r201", payloadHash: "h" } }]);
+    expect(keys(await workers[0]!.claim("t", 10, LEASE_MS, ALL))).toEqual(["202"]);
+  });
+
   test("a credit note that with those booked would credit more than the invoice needs action at the claim, never leased", async () => {
     await send(invoiceEvent(300, 1), creditNote(301, 300), creditNote(302, 300));
     const claimed = await workers[0]!.claim("t", 10, LEASE_MS, ALL);
