@@ -269,7 +269,8 @@ const remove = defineCommand({
   summary: "delete a disabled tenant and all its rows (--yes)",
   description:
     "Deletes the tenant and every row it has in every table (events, deliveries, credentials, inbox, exports…)\n" +
-    "in one transaction. Only a disabled tenant can be removed (kontobro tenant disable SLUG first). Cannot be undone.",
+    "in one transaction. Only a disabled tenant can be removed (kontobro tenant disable SLUG first), once no worker\n" +
+    "pushes or pulls for it any more (refused meanwhile: try again a moment later). Cannot be undone.",
   options: { yes: { type: "boolean", help: "confirm: delete the tenant and everything it has" }, ...CONFIG_OPTION },
   positionals: [1, 1],
   examples: [["kontobro tenant remove acme --yes", "after kontobro tenant disable acme"]],

@@ -43,6 +43,7 @@ const STATUS: Record<TenantErrorCode, ContentfulStatusCode> = {
   duplicate_slug: 409,
   not_found: 404,
   still_active: 409,
+  work_under_way: 409,
   account_changed: 409,
 };
 

@@ -1,6 +1,13 @@
 // What can go wrong when tenants are managed, as one error type: the CLI prints its message and problems,
 // the admin API answers with its code (agent/http/admin-api.ts maps each code to an HTTP status).
-export type TenantErrorCode = "invalid_slug" | "invalid_config" | "duplicate_slug" | "not_found" | "still_active" | "account_changed";
+export type TenantErrorCode =
+  | "invalid_slug"
+  | "invalid_config"
+  | "duplicate_slug"
+  | "not_found"
+  | "still_active"
+  | "work_under_way"
+  | "account_changed";
 
 export class TenantError extends Error {
   constructor(

@@ -206,7 +206,8 @@ export class TenantStore {
 
   /**
    * Deletes a disabled tenant and every row it has, in every tenant table, in one transaction: all of it or
-   * nothing. An active tenant is refused (disable it first, so nothing of it is running when it goes).
+   * nothing. An active tenant is refused (disable it first, so nothing of it is running when it goes), and so is one
+   * whose pushes or pulls are still under way on a worker (refuseWorkUnderWay).
    */
   async remove(slug: string): Promise<{ slug: string; rows: number }> {
     const found = await this.get(slug);
@@ -223,6 +224,7 @@ export class TenantStore {
       const row = await tx.get<{ state: string }>("SELECT state FROM tenants WHERE id = ?1 FOR UPDATE", found.id);
       if (!row) throw notFound(slug);
       if (row.state === "active") throw refuseActive();
+      await refuseWorkUnderWay(tx, slug);
       let rows = 0;
       // tenant_id named as well as enforced by row-level security: a connection that bypasses it (a superuser's)
       // still deletes this tenant's rows only.
@@ -249,6 +251,31 @@ export class TenantStore {
 }
 
 const RESOLVE_API_TOKEN = `SELECT id, slug, state, updated_at AS "updatedAt", api_token_hash AS hash FROM tenants WHERE api_token_hash = $1`;
+
+/** A tenant's deliveries leased by a worker and its pull runs not ended: work a worker is doing for it right now. */
+const UNDER_WAY = `SELECT (SELECT count(*) FROM deliveries WHERE status = 'in_flight') AS pushes,
+  (SELECT count(*) FROM job_runs WHERE status = 'running') AS pulls`;
+
+/**
+ * Refuses to remove a tenant while a worker pushes or pulls for it. A disable stops the tenant on every worker at once,
+ * but a push under way finishes or is handed back only within [dispatch] shutdown_grace_ms (a worker that missed the
+ * announcement, within [workers] tenants_refresh_ms; a dead worker's, once the others take its leases back after
+ * dead_after_ms): removed meanwhile, its rows went while its request could still book at the target, with nothing left
+ * to say so. Run in remove's transaction, after the tenant's row is locked: the claims of a disabled tenant lease nothing.
+ */
+async function refuseWorkUnderWay(tx: SqlRunner, slug: string): Promise<void> {
+  const { pushes, pulls } = (await tx.get<{ pushes: number; pulls: number }>(UNDER_WAY))!;
+  if (pushes === 0 && pulls === 0) return;
+  const what = [
+    ...(pushes > 0 ? [`${pushes} push${pushes === 1 ? "" : "es"} to its targets`] : []),
+    ...(pulls > 0 ? [`${pulls} pull${pulls === 1 ? "" : "s"}`] : []),
+  ].join(" and ");
+  throw new TenantError(
+    "work_under_way",
+    `tenant "${slug}" still has ${what} under way on a worker; nothing was removed`,
+    `The workers finish or hand them back within [dispatch] shutdown_grace_ms of the disable (a worker that stopped answering, once the others take its leases back after [workers] dead_after_ms): run kontobro tenant remove ${slug} again then. \`kontobro tenant status ${slug}\` shows what is in flight.`,
+  );
+}
 
 /** The targets of a tenant's stored configuration, parsed as the change's are; none when it no longer validates. */
 function previousTargets(config: Record<string, unknown>) {
