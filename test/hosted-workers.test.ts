@@ -257,6 +257,58 @@ describe.skipIf(!!unavailable)("kontobro run on PostgreSQL: two workers, three t
     expect((await api(workers.b, globex.token, `/deliveries/${id}/retry`, "POST")).body).toEqual({ id, status: "pending" });
   }, 60_000);
 
+  test("the API token rotated while the PSA keeps sending: the old one is refused at once on both workers, nothing lost or booked twice, the tenant not restarted", async () => {
+    const { acme } = tenants;
+    const startsBefore = (w: RunningWorker) => w.log().split('"msg":"tenant started","tenant":"acme"').length;
+    const starts = Object.values(workers).map(startsBefore);
+    // The PSA sends an invoice every 20 ms, to either worker, with the token it has; a refused one it sends again
+    // once it has the new token (as a PSA that keeps what the API did not take).
+    let token = acme.token;
+    let fresh: string | null = null;
+    const numbers = range(11_001, 40);
+    const answers: { n: number; status: number; old: boolean }[] = [];
+    const sender = (async () => {
+      for (const [i, n] of numbers.entries()) {
+        for (;;) {
+          const used = token;
+          const { status } = await post(i % 2 ? workers.a : workers.b, used, [invoiceEvent(n, 700)]);
+          answers.push({ n, status, old: used === acme.token });
+          if (status === 202) break;
+          await waitFor("the PSA given the new token", () => fresh !== null);
+          token = fresh!;
+        }
+        await Bun.sleep(20);
+      }
+    })();
+    await waitFor("a few invoices sent", () => answers.length >= 10);
+    const rotated = await adminPost(workers.b, "/tenants/acme/rotate-token");
+    expect(rotated.status).toBe(200);
+    const newToken: string = rotated.body.apiToken;
+    expect(newToken).not.toBe(acme.token);
+    // From the rotation's answer on, the old token is refused on every worker; the new one is taken.
+    for (const w of Object.values(workers)) {
+      expect((await post(w, acme.token, [customerEvent(700)])).status).toBe(401);
+      expect((await status(w, acme.token)).status).toBe(401);
+      expect((await status(w, newToken)).body.tenant).toBe("acme");
+    }
+    fresh = newToken;
+    await sender;
+    expect(answers.filter((a) => a.status !== 202).every((a) => a.status === 401 && a.old)).toBe(true);
+    await waitFor(
+      "every invoice booked",
+      async () => {
+        const booked = await bookedNumbers(acme.sandbox);
+        return numbers.every((n) => booked.includes(n));
+      },
+      60_000,
+    );
+    const booked = await bookedNumbers(acme.sandbox);
+    expect(booked.filter((n) => numbers.includes(n))).toEqual(numbers);
+    // Nothing else of the tenant changed: no worker started it afresh.
+    expect(Object.values(workers).map(startsBefore)).toEqual(starts);
+    acme.token = newToken;
+  }, 120_000);
+
   test("a disabled tenant's API answers 403 on every worker and nothing of it is sent until it is enabled", async () => {
     const { globex } = tenants;
     expect((await adminPost(workers.a, "/tenants/globex/disable")).body.tenant.state).toBe("disabled");

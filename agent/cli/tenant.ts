@@ -1,4 +1,4 @@
-// `kontobro tenant add|list|set|connect|status|disable|enable|remove`: the tenants of a hosted installation (PostgreSQL
+// `kontobro tenant add|list|set|connect|status|rotate-token|disable|enable|remove`: the tenants of a hosted installation (PostgreSQL
 // storage, issue 17), as the admin API manages them. A tenant's file is a kontobro.toml holding only its [[targets]],
 // [psa], [exports] and [notifications]; its tokens are printed once, when it is added. `connect` signs a tenant's
 // OAuth target in (as `kontobro connect` does for a single installation) and keeps the tokens in the tenant's rows.
@@ -263,6 +263,27 @@ const enable = stateCommand(
   "Its API takes requests again and the workers take up its work.",
 );
 
+const rotateToken = defineCommand({
+  name: "rotate-token",
+  args: "SLUG",
+  summary: "give a tenant a new API token (printed once); the old one is refused at once",
+  description:
+    "Every worker refuses the old token (401) from now on: events the PSA sends with it are not stored, so give the\n" +
+    "PSA the new one at once (a PSA that sends again after a 401 loses nothing). Nothing else of the tenant changes:\n" +
+    "its work goes on, no worker restarts it, its webhook tokens stay.",
+  options: { ...CONFIG_OPTION },
+  positionals: [1, 1],
+  examples: [["kontobro tenant rotate-token acme", "after its token leaked"]],
+  run: ({ values, positionals: [slug], path }) =>
+    withTenants(values.config, path, async (tenants) => {
+      const { tenant, apiToken } = await tenants.rotateApiToken(slug!);
+      console.log(`Tenant ${tenant.slug} has a new API token; the old one is refused from now on.`);
+      console.log("\nIts API token, shown only now (kontobro keeps its hash): give it to the tenant's PSA.");
+      console.log(`  ${apiToken}`);
+      return 0;
+    }),
+});
+
 const remove = defineCommand({
   name: "remove",
   args: "SLUG",
@@ -292,7 +313,7 @@ export const tenant = defineGroup({
   description:
     "A hosted installation (PostgreSQL storage) keeps many tenants in one database, each with its own targets,\n" +
     "API token and data. With the SQLite file there is exactly one tenant: kontobro.toml's.",
-  subcommands: [add, list, set, connect, tenantStatus(withTenants), disable, enable, remove],
+  subcommands: [add, list, set, connect, tenantStatus(withTenants), rotateToken, disable, enable, remove],
   examples: [
     "kontobro tenant add acme --file acme.toml",
     "kontobro tenant list",

@@ -4,6 +4,7 @@
 //   POST   /admin/v1/tenants                 {slug, name?, config}: adds one; its tokens are in this answer only
 //   PUT    /admin/v1/tenants/:slug/config    its configuration replaced (validated as when added); every worker restarts it;
 //                                            ?forget_links=T / ?keep_links=T for a target pointed at another account
+//   POST   /admin/v1/tenants/:slug/rotate-token  a new API token, in this answer only; the old one is refused at once
 //   POST   /admin/v1/tenants/:slug/disable   its API answers 403, the workers skip it
 //   POST   /admin/v1/tenants/:slug/enable
 //   DELETE /admin/v1/tenants/:slug           a disabled tenant and all its rows
@@ -177,6 +178,20 @@ export function adminRoutes(admin: AdminContext): Hono {
       }
     });
   }
+
+  api.post("/tenants/:slug/rotate-token", async (c) => {
+    try {
+      const { tenant, apiToken } = await admin.tenants.rotateApiToken(c.req.param("slug"));
+      c.header("Cache-Control", "no-store");
+      return c.json({
+        tenant: view(tenant),
+        apiToken,
+        note: "The new API token is shown only in this answer (kontobro keeps its hash); the old one is refused (401) on every worker from now on: give the PSA this one.",
+      });
+    } catch (e) {
+      return refusal(c, e);
+    }
+  });
 
   api.delete("/tenants/:slug", async (c) => {
     try {

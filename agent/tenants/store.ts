@@ -199,6 +199,22 @@ export class TenantStore {
     });
   }
 
+  /**
+   * Gives the tenant a new API token (returned: shown once, only its hash is stored): the old one is refused (401) on
+   * every worker from the commit on, since each request looks its token up in the database. The tenant's row keeps its
+   * version (updated_at): no worker restarts it, and deliveries in flight, pulls and intake go on.
+   */
+  async rotateApiToken(slug: string): Promise<{ tenant: Tenant; apiToken: string }> {
+    const apiToken = newToken();
+    const [row] = await this.db
+      .update(tenants)
+      .set({ apiTokenHash: tokenHash(apiToken) })
+      .where(eq(tenants.slug, slug))
+      .returning();
+    if (!row) throw notFound(slug);
+    return { tenant: toTenant(row), apiToken };
+  }
+
   /** The tenant's runner: its rows, under row-level security (e.g. its OAuth tokens, `kontobro tenant connect`). */
   runnerOf(tenant: Tenant): SqlRunner {
     return postgresRunner(this.client, tenant.id);
