@@ -309,6 +309,66 @@ describe.skipIf(!!unavailable)("kontobro run on PostgreSQL: two workers, three t
     acme.token = newToken;
   }, 120_000);
 
+  test("a target's credentials changed while its pushes are in flight: what the target refused waits, and one retry of all sends it once the right ones are in", async () => {
+    const { acme } = tenants;
+    const books = (secret: string) => ({
+      targets: [
+        {
+          name: "books",
+          kind: "economic",
+          rest_url: acme.sandbox.url,
+          projects_url: `${acme.sandbox.url}/projectsapi/v1.1.0`,
+          app_secret_token: secret,
+          agreement_grant_token: "demo-agreement-grant",
+          requests_per_second: 0,
+          request_timeout_ms: 1500,
+          late_answer_wait_ms: 3000,
+        },
+      ],
+    });
+    // Slow drafts: pushes are in flight when the credentials change.
+    await fetch(`${acme.sandbox.url}/__sandbox/faults`, {
+      method: "POST",
+      body: JSON.stringify({ rules: [{ method: "POST", path: "^/invoices/drafts$", kind: "latency", latencyMs: 800, count: 12 }] }),
+      headers: { "content-type": "application/json" },
+    });
+    const numbers = range(12_001, 12);
+    const send = async (ns: number[]) => {
+      for (const [i, n] of ns.entries())
+        expect((await post(i % 2 ? workers.a : workers.b, acme.token, [invoiceEvent(n, 700)])).status).toBe(202);
+    };
+    expect((await post(workers.a, acme.token, [customerEvent(700)])).status).toBe(202);
+    await send(numbers.slice(0, 6));
+    // The secret the target does not take (a rotation at the target not yet known here, or a typo), while those are
+    // in flight: they finish with the secret they were sent with; the invoices after are refused by the target.
+    expect((await adminPut(workers.a, "/tenants/acme/config", books("not-the-app-secret"))).status).toBe(200);
+    await send(numbers.slice(6));
+    await waitFor(
+      "the later invoices refused by the target",
+      async () => (await status(workers.b, acme.token)).body.needsAction.length === 6,
+      30_000,
+    );
+    expect((await bookedNumbers(acme.sandbox)).filter((n) => numbers.includes(n))).toEqual(numbers.slice(0, 6));
+    // The right secret back: what needs action stays until a person retries it, all at once.
+    expect((await adminPut(workers.b, "/tenants/acme/config", books("demo-app-secret"))).status).toBe(200);
+    const waiting = (await status(workers.a, acme.token)).body.needsAction.length;
+    const retried = await fetch(`${workers.a.url}/api/v1/deliveries/retry?target=books`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${acme.token}` },
+    });
+    expect([retried.status, await retried.json()]).toEqual([200, { retried: waiting, target: "books" }]);
+    await waitFor(
+      "every invoice booked",
+      async () => {
+        const booked = await bookedNumbers(acme.sandbox);
+        return numbers.every((n) => booked.includes(n));
+      },
+      60_000,
+    );
+    expect((await bookedNumbers(acme.sandbox)).filter((n) => numbers.includes(n))).toEqual(numbers);
+    await waitFor("acme all done", () => allDone(workers.b, acme.token), 30_000);
+  }, 120_000);
+
   test("a disabled tenant's API answers 403 on every worker and nothing of it is sent until it is enabled", async () => {
     const { globex } = tenants;
     expect((await adminPost(workers.a, "/tenants/globex/disable")).body.tenant.state).toBe("disabled");

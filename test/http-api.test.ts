@@ -71,6 +71,10 @@ describe("HTTP API", () => {
       (await fetch(`${stack.agent.url}/api/v1/deliveries/${list.deliveries[0].id}/retry`, { method: "POST", headers: auth })).status,
     ).toBe(409);
     expect((await fetch(`${stack.agent.url}/api/v1/deliveries/999999/retry`, { method: "POST", headers: auth })).status).toBe(404);
+    // Every one that needs action, of a target: none here.
+    const all = await fetch(`${stack.agent.url}/api/v1/deliveries/retry?target=eco`, { method: "POST", headers: auth });
+    expect([all.status, await all.json()]).toEqual([200, { retried: 0, target: "eco" }]);
+    expect((await fetch(`${stack.agent.url}/api/v1/deliveries/retry`, { method: "POST" })).status).toBe(401);
   });
 
   test("the status page's retry button refuses cross-site posts", async () => {

@@ -86,6 +86,12 @@ function tenantApi(ctx: HostedAppContext): Hono<Vars> {
         if (r.ok) ctx.fleet.get(tenant)?.notify();
         return r;
       },
+      retryNeedingAction: async (c, target) => {
+        const tenant = c.get("tenant").id;
+        const n = await new Outbox(ctx.runner(tenant)).retryAllNeedingAction(target);
+        if (n > 0) ctx.fleet.get(tenant)?.notify();
+        return n;
+      },
     }),
   );
   api.route("/events", eventsRoute({ maxBodyBytes: ctx.maxBodyBytes, metrics: ctx.metrics, intake: (c) => c.get("runtime").intake }));

@@ -3,6 +3,7 @@ import { Hono, type Context } from "hono";
 import { z } from "zod";
 import { EventConflict, type Intake, IntakeUnavailable, parseEvents } from "../intake.ts";
 import type { Metrics } from "../metrics.ts";
+import { Outbox } from "../outbox.ts";
 import { type SqlRunner, sqliteRunner } from "../db/pg/runner.ts";
 import { getDelivery, listDeliveries } from "../queries.ts";
 import { lazySchema, once } from "../lazy-schema.ts";
@@ -190,10 +191,13 @@ export interface DeliveriesOptions {
   runner(c: Context): SqlRunner;
   /** The delivery back to pending, and its target's dispatcher woken. */
   retry(c: Context, id: number): Promise<{ ok: boolean; status?: string }>;
+  /** Every delivery that needs action (of `target`, or of all) back to pending; how many. */
+  retryNeedingAction(c: Context, target: string | undefined): Promise<number>;
 }
 
 /**
- * GET /deliveries, GET /deliveries/:id and POST /deliveries/:id/retry (mounted at /api/v1/deliveries), with the same
+ * GET /deliveries, GET /deliveries/:id, POST /deliveries/:id/retry and POST /deliveries/retry (every one that needs
+ * action, ?target=NAME for one target's: after credentials were fixed) (mounted at /api/v1/deliveries), with the same
  * contract wherever they are mounted (agent/http/app.ts, agent/hosted/app.ts). Authentication is the mounter's.
  */
 export function deliveriesRoute(opts: DeliveriesOptions): Hono {
@@ -230,6 +234,11 @@ export function deliveriesRoute(opts: DeliveriesOptions): Hono {
     return row ? c.json(row) : notFound(c);
   });
 
+  route.post("/retry", async (c) => {
+    const target = c.req.query("target") || undefined;
+    return c.json({ retried: await opts.retryNeedingAction(c, target), ...(target ? { target } : {}) });
+  });
+
   route.post("/:id/retry", async (c) => {
     const id = idOf(c);
     if (id === null) return notFound(c);
@@ -258,7 +267,15 @@ export function apiRoutes(ctx: AppContext): Hono {
 
   api.route("/events", eventsRoute({ maxBodyBytes: ctx.maxBodyBytes, metrics: ctx.metrics, intake: () => ctx.intake }));
 
-  api.route("/deliveries", deliveriesRoute({ runner: () => sqliteRunner(ctx.db.$client), retry: (_c, id) => ctx.retry(id) }));
+  api.route(
+    "/deliveries",
+    deliveriesRoute({
+      runner: () => sqliteRunner(ctx.db.$client),
+      retry: (_c, id) => ctx.retry(id),
+      // The dispatchers find them at their next idle poll, as after `kontobro retry --all`.
+      retryNeedingAction: (_c, target) => new Outbox(sqliteRunner(ctx.db.$client)).retryAllNeedingAction(target),
+    }),
+  );
 
   return api;
 }

@@ -120,6 +120,11 @@ export const DeliveryList = z.object({
 
 export const RetryAccepted = z.object({ id: z.number().int(), status: z.literal("pending") });
 
+export const RetriedNeedingAction = z.object({
+  retried: z.number().int().describe("How many deliveries that needed action are pending again."),
+  target: z.string().optional().describe("The target asked for, when one was."),
+});
+
 export const InboxItem = z
   .object({
     id: z.number().int().describe("Stable: the same entry of the target always has the same id. Dedupe on it."),
@@ -221,6 +226,7 @@ export const responseSchemas: [z.ZodType, string][] = [
   [Delivery, "Delivery"],
   [DeliveryList, "DeliveryList"],
   [RetryAccepted, "RetryAccepted"],
+  [RetriedNeedingAction, "RetriedNeedingAction"],
   [InboxItem, "InboxItem"],
   [InboxPage, "InboxPage"],
   [JobRun, "PullRun"],

@@ -136,6 +136,19 @@ function paths(): Json {
         responses: { "200": json(ref("Delivery"), "The delivery."), "404": error("No such delivery.") },
       }),
     },
+    "/deliveries/retry": {
+      post: operation({
+        id: "retryDeliveriesNeedingAction",
+        tag: "Deliveries",
+        summary: "Retry every delivery that needs action",
+        description:
+          "After the cause is fixed for all of them at once (a target's credentials refused, then corrected): every delivery that needs action, or only those of the target named by ?target=NAME, is pending again.",
+        params: [
+          { name: "target", in: "query", required: false, description: "Only this target's deliveries.", schema: { type: "string" } },
+        ],
+        responses: { "200": json(ref("RetriedNeedingAction"), "How many are pending again.") },
+      }),
+    },
     "/deliveries/{id}/retry": {
       post: operation({
         id: "retryDelivery",
