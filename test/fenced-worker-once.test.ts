@@ -11,7 +11,7 @@ import { Worker } from "../agent/db/pg/workers.ts";
 import { IntakeWriter, parseEvents } from "../agent/intake.ts";
 import { bookConnector, startBookTarget } from "./book-target.ts";
 import { customerEvent, waitFor } from "./helpers.ts";
-import { type HostedCluster, startHostedCluster, startHostedWorker } from "./hosted-workers.ts";
+import { type HostedCluster, startHostedCluster, startHostedWorker } from "./hosted-cluster.ts";
 import { pgUnavailable } from "./pg-server.ts";
 
 const TIMING = { heartbeatMs: 100, deadAfterMs: 900 };
@@ -26,7 +26,7 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(() => cluster?.stop());
 
-/** A worker of its own (test/hosted-workers.ts), started by the test. */
+/** A worker of its own (test/hosted-cluster.ts), started by the test. */
 const startWorker = (connector: Connector) => startHostedWorker(cluster, { target: "book", connector, timing: TIMING, start: false });
 
 /** A push that waits at `beforeCreate` until let go (a frozen process, or one waiting for the rate limiter), and its error. */

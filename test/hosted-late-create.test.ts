@@ -14,7 +14,7 @@ import type { Connector } from "../connectors/contract.ts";
 import { IntakeWriter, parseEvents } from "../agent/intake.ts";
 import { customerData, invoiceData, projectData, startEnv, type Env } from "./eaccounting-fixtures.ts";
 import { waitFor } from "./helpers.ts";
-import { type HostedCluster, startHostedCluster, startHostedWorker } from "./hosted-workers.ts";
+import { type HostedCluster, startHostedCluster, startHostedWorker } from "./hosted-cluster.ts";
 import { pgUnavailable } from "./pg-server.ts";
 
 const TIMING = { heartbeatMs: 100, deadAfterMs: 5_000 };
@@ -35,7 +35,7 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-/** A worker of its own (test/hosted-workers.ts), fenced by `fence` and by its heartbeats. */
+/** A worker of its own (test/hosted-cluster.ts), fenced by `fence` and by its heartbeats. */
 const startWorker = (connector: Connector, fence: () => string | null = () => null, tenant = cluster.tenant) =>
   startHostedWorker(cluster, {
     target: "ea",

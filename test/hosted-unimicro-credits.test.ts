@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Connector } from "../connectors/contract.ts";
 import { IntakeWriter, parseEvents } from "../agent/intake.ts";
 import { waitFor } from "./helpers.ts";
-import { type HostedCluster, startHostedCluster, startHostedWorker } from "./hosted-workers.ts";
+import { type HostedCluster, startHostedCluster, startHostedWorker } from "./hosted-cluster.ts";
 import { pgUnavailable } from "./pg-server.ts";
 import { customer, type Env, invoice, project, startEnv } from "./unimicro-fixtures.ts";
 
@@ -27,7 +27,7 @@ afterAll(async () => {
 });
 
 /**
- * A worker of its own (test/hosted-workers.ts), pushing one record at a time and leasing none ahead (so that each
+ * A worker of its own (test/hosted-cluster.ts), pushing one record at a time and leasing none ahead (so that each
  * worker takes one of the two credit notes).
  */
 const startWorker = (connector: Connector) =>
