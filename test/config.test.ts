@@ -52,6 +52,20 @@ describe("config", () => {
     for (const p of problems) expect(p).not.toContain("\n");
   });
 
+  test("a misspelt key in any connector's table is refused, naming it (not silently left at its default)", () => {
+    const targets = [
+      { name: "eco", kind: "economic", app_secret_token: "a", agreement_grant_token: "g", request_timeout_msx: 1000 },
+      { name: "uni", kind: "unimicro", client_id: "c", private_key: "k", company_key: "ck", company_curency: "SEK" },
+      { name: "eac", kind: "eaccounting", client_id: "c", client_secret: "s", atach_pdf: true },
+      { name: "unc", kind: "uniconta", company_id: 1, username: "u", password: "p", atach_pdf: true },
+    ];
+    const problems = problemsOf(() => validateConfig({ targets }, {}));
+    expect(problems).toContain("targets[0]: unknown key(s) request_timeout_msx");
+    expect(problems).toContain("targets[1]: unknown key(s) company_curency");
+    expect(problems).toContain("targets[2]: unknown key(s) atach_pdf");
+    expect(problems).toContain("targets[3]: unknown key(s) atach_pdf");
+  });
+
   test("a non-loopback address requires an API token", () => {
     const problems = problemsOf(() => validateConfig({ http: { host: "0.0.0.0" } }, {}));
     expect(problems[0]).toContain("http.api_token must be set");

@@ -28,12 +28,12 @@ export type Platform = keyof typeof PLATFORMS;
 export const DEFAULT_CUSTOMER_RANGE: [number, number] = [100000, 199999];
 
 const perKind = <T extends z.ZodType>(t: T) =>
-  z.object({ hours: t.optional(), expenses: t.optional(), products: t.optional() }).strict().default({});
+  z.strictObject({ hours: t.optional(), expenses: t.optional(), products: t.optional() }).default({});
 const vatCodeSchema = () => z.union([z.string().trim().min(1), z.number().int().nonnegative()]).transform(String);
 
 export const uniMicroConfigSchema = () =>
   z
-    .object({
+    .strictObject({
       platform: z.enum(["uni-economy", "dnb-regnskap", "sparebank1-regnskap", "custom"]).default("uni-economy"),
       /** API host; required for "custom", overrides the brand default otherwise (test environment, sandbox). */
       base_url: z.url().optional(),
