@@ -17,7 +17,7 @@ import { Database } from "bun:sqlite";
 import { copyFileSync, existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Db } from "./db/index.ts";
-import { StorageError } from "./db/index.ts";
+import { newerSchemaProblem, StorageError } from "./db/index.ts";
 import { OPEN_DELIVERIES_UNCERTAIN, PUT_RESTORE_SETTING, RESTORE_SETTING_SQL, restoreInfo, type RestoreInfo } from "./restore.ts";
 
 export const HIGHWATER_FILE = "kontobro.highwater.json";
@@ -185,6 +185,8 @@ export function restoreDatabase(_dataDir: string, dbPath: string, file: string, 
     const hasSettings = candidate.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'settings'").get();
     if (!hasSettings || !setting(candidate, "installation_id"))
       throw new StorageError(`${file} is not a kontobro database.`, "Give the path of a file made by `kontobro backup`.");
+    const newer = newerSchemaProblem(candidate, file);
+    if (newer) throw newer;
   } catch (e) {
     candidate.close();
     throw e instanceof StorageError

@@ -9,6 +9,7 @@ import { embeddedMigrations } from "./migrations.generated.ts";
 import { normaliseStoredPayloads } from "./normalise.ts";
 import { canonicaliseRecordKeys } from "./rekey.ts";
 import { connect, type OpenOptions } from "./connect.ts";
+import { VERSION } from "../version.ts";
 
 export { connect, type OpenOptions } from "./connect.ts";
 
@@ -37,7 +38,9 @@ export function openDatabase(path: string, options: OpenOptions = {}): Db {
   }
   const db = drizzle({ client: sqlite, schema }) as Db;
   try {
+    refuseNewerSchema(sqlite, path);
     migrate(db);
+    recordSchemaWriter(sqlite);
     canonicaliseRecordKeys(sqlite);
     normaliseStoredPayloads(sqlite);
   } catch (e) {
@@ -49,6 +52,7 @@ export function openDatabase(path: string, options: OpenOptions = {}): Db {
 
 /** A plain-language StorageError for a database (or lock) file that could not be opened. */
 export function describeOpenError(path: string, e: unknown): StorageError {
+  if (e instanceof StorageError) return e;
   const msg = e instanceof Error ? e.message : String(e);
   if (/readonly|read-only|permission denied|unable to open|EACCES/i.test(msg)) {
     return new StorageError(
@@ -80,4 +84,63 @@ export function migrate(db: Db): void {
     hash: m.hash,
   }));
   (db as any).dialect.migrate(migrations, (db as any).session, {});
+}
+
+/** The newest migration this binary carries; a database with a later one was migrated by a newer kontobro. */
+const NEWEST_MIGRATION = embeddedMigrations[embeddedMigrations.length - 1]!;
+
+/** The settings row naming the kontobro (and its newest migration) that last migrated or opened the database. */
+const SCHEMA_WRITER = "schema_written_by";
+
+interface SchemaWriter {
+  version: string;
+  migration: string;
+}
+
+/**
+ * Refuses a database that a newer kontobro has migrated (a rollback to an older binary): drizzle's migrator would
+ * skip every migration it knows and let this binary run on columns and rules it does not know. Nothing is written.
+ */
+export function refuseNewerSchema(c: Database, path: string): void {
+  const problem = newerSchemaProblem(c, path);
+  if (problem) throw problem;
+}
+
+/** The refusal for a database migrated by a newer kontobro, or null when this binary knows its schema. */
+export function newerSchemaProblem(c: Database, path: string): StorageError | null {
+  const tracked = c.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '__drizzle_migrations'").get();
+  if (!tracked) return null;
+  const newer = c
+    .query("SELECT count(*) AS count, max(created_at) AS newest FROM __drizzle_migrations WHERE created_at > ?1")
+    .get(NEWEST_MIGRATION.when) as { count: number; newest: number | null };
+  if (newer.count === 0) return null;
+  const writer = schemaWriter(c);
+  const by = writer
+    ? `kontobro ${writer.version} (schema ${writer.migration})`
+    : `a newer kontobro (${newer.count} migration(s) this one does not know, the newest written ${new Date(Number(newer.newest)).toISOString().slice(0, 10)})`;
+  const needs = writer ? `kontobro ${writer.version} or newer` : "the newer kontobro that upgraded it";
+  return new StorageError(
+    `The database ${path} was upgraded by ${by}; this kontobro ${VERSION} knows the schema only up to ${NEWEST_MIGRATION.tag} and will not run on it (it could book wrong).`,
+    `Install ${needs} again, which this database needs; or, to go back to kontobro ${VERSION}, restore the backup taken before the upgrade (kontobro restore FILE; what happened since then is lost from the database).`,
+  );
+}
+
+function schemaWriter(c: Database): SchemaWriter | null {
+  const row = c.query("SELECT value FROM settings WHERE name = ?1").get(SCHEMA_WRITER) as { value: string } | null;
+  if (!row) return null;
+  try {
+    const parsed = JSON.parse(row.value) as Partial<SchemaWriter>;
+    return typeof parsed.version === "string" && typeof parsed.migration === "string" ? (parsed as SchemaWriter) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Names this binary as the database's writer (after its migrations), for the refusal an older one gives. */
+function recordSchemaWriter(c: Database): void {
+  const value = JSON.stringify({ version: VERSION, migration: NEWEST_MIGRATION.tag } satisfies SchemaWriter);
+  c.run(
+    "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value WHERE value <> excluded.value",
+    [SCHEMA_WRITER, value],
+  );
 }
