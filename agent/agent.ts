@@ -310,6 +310,7 @@ export async function startAgent(
         soleProcess: true,
         statusUrl: () => statusPageUrl(config.notifications, { host: config.http.host, port: server?.port ?? config.http.port }),
         targets: targets.filter((t) => t.enabled).map((t) => ({ name: t.name, title: connectorKinds[t.kind]!.title, paused: t.paused })),
+        pulls: pulls.scheduler.jobs,
         problems: () =>
           durabilityProblems(
             db,

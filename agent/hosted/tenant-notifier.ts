@@ -9,6 +9,7 @@ import type { SqlRunner } from "../db/pg/runner.ts";
 import type { Logger } from "../log.ts";
 import { type NotificationsConfig, notificationsEnabled } from "../notify/config.ts";
 import { Notifier, tenantStatusPageUrl } from "../notify/index.ts";
+import type { ScheduledPull } from "../notify/overdue-pulls.ts";
 import { VERSION } from "../version.ts";
 
 export interface TenantNotifierOptions {
@@ -17,6 +18,8 @@ export interface TenantNotifierOptions {
   notifications: NotificationsConfig;
   /** The tenant's enabled targets. */
   targets: TargetConfig[];
+  /** The tenant's scheduled pull jobs (its scheduler's). */
+  pulls?: ScheduledPull[];
   config: Pick<AgentConfig, "http" | "agent">;
   log: Logger;
   /** The database's clock as this worker knows it (Worker.now): notice leases are compared across workers. */
@@ -30,6 +33,7 @@ export function tenantNotifier(o: TenantNotifierOptions): Notifier | null {
     storage: o.runner,
     config: o.notifications,
     targets: o.targets.map((t) => ({ name: t.name, title: connectorKinds[t.kind]?.title ?? t.kind, paused: t.paused })),
+    ...(o.pulls ? { pulls: o.pulls } : {}),
     statusUrl: tenantStatusPageUrl(o.notifications, o.config.http, o.tenant.slug),
     log: o.log.child({ component: "notify" }),
     version: VERSION,

@@ -259,7 +259,16 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
   });
   queueProgress.start();
   // The tenant's alerts from its own [notifications]; every worker runs them, one round at a time per tenant.
-  const notifier = tenantNotifier({ tenant, runner, notifications: sections.notifications, targets: enabled, config, log, now: deps.now });
+  const notifier = tenantNotifier({
+    tenant,
+    runner,
+    notifications: sections.notifications,
+    targets: enabled,
+    pulls: pulls.scheduler.jobs,
+    config,
+    log,
+    now: deps.now,
+  });
   notifier?.start();
   // Its delivery statistics' hours older than the charts show, as the SQLite agent's retention prunes them.
   const statsPrune = startStatsPrune(runner, { retentionDays: config.agent.retention_days, log, now });

@@ -1,12 +1,14 @@
 // What needs a person now, read from the database (so nothing is missed across crashes and restarts), and
 // the alerts table kept in step with it: a problem seen for the first time opens an alert, a problem gone
 // resolves it. Per target: records that need action (one alert per record, whatever its retries), pull
-// jobs whose last run failed, credentials the target refused, a queue that stopped moving (stalled.ts), items pulled
-// from it that the PSA webhook keeps refusing (PSA_ALERT_ATTEMPTS attempts or more), and what only the running process
-// knows (a failed fsync of the SQLite agent's WAL, agent/durability.ts: nothing is sent to any target until a restart).
+// jobs whose last run failed or that stopped completing (overdue-pulls.ts), credentials the target refused, a queue that
+// stopped moving (stalled.ts), items pulled from it that the PSA webhook keeps refusing (PSA_ALERT_ATTEMPTS attempts or
+// more), and what only the running process knows (a failed fsync of the SQLite agent's WAL, agent/durability.ts:
+// nothing is sent to any target until a restart).
 import { NOT_DONE } from "../db/open-deliveries.ts";
 import type { SqlRunner } from "../db/pg/runner.ts";
 import { listRefusedCredentials } from "./credentials.ts";
+import { overduePulls } from "./overdue-pulls.ts";
 import { stalledQueues, type StalledCheck } from "./stalled.ts";
 
 export type AlertKind = "delivery" | "pull" | "credentials" | "storage" | "stalled" | "psa";
@@ -113,6 +115,7 @@ export async function currentProblems(db: SqlRunner, stalled?: StalledCheck): Pr
       }),
     ),
     ...(stalled ? await stalledQueues(db, stalled) : []),
+    ...(stalled?.pulls ? await overduePulls(db, stalled.pulls, stalled.now) : []),
   ];
 }
 

@@ -25,6 +25,7 @@ import type { SqlRunner } from "../db/pg/runner.ts";
 import { registerSecret, type Logger } from "../log.ts";
 import { type AlertRow, type Problem, selectAlerts, syncAlerts } from "./alerts.ts";
 import { composeNotice } from "./compose.ts";
+import type { ScheduledPull } from "./overdue-pulls.ts";
 import type { NotificationsConfig } from "./config.ts";
 import { mailboxSender, type DemoMailbox } from "./demo-mailbox.ts";
 import { mailSender, webhookSender, type NoticeSender, type OutgoingNotice } from "./send.ts";
@@ -35,6 +36,8 @@ export interface NotifierOptions {
   config: NotificationsConfig;
   /** Configured targets: name, the connector's title, and whether kontobro.toml pauses it. */
   targets: { name: string; title: string; paused?: boolean }[];
+  /** The scheduled pull jobs (the scheduler's): one that has not completed for too long is told (overdue-pulls.ts). */
+  pulls?: ScheduledPull[];
   /** Problems only this process knows of, not the database (the SQLite agent's failed WAL fsync, agent/durability.ts). */
   problems?: () => Problem[];
   /** The status page's address for the links (a function: the port may be known only once the server listens). */
@@ -137,6 +140,7 @@ export class Notifier {
         await syncAlerts(tx, now, this.o.problems?.(), {
           targets: this.o.targets,
           stalledAfterMs: this.o.config.stalled_after_minutes * 60_000,
+          ...(this.o.pulls ? { pulls: this.o.pulls } : {}),
           now,
         });
         await this.compose(tx, now);

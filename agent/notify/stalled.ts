@@ -9,12 +9,15 @@ import { MOVING_DELIVERY_STATUSES } from "../states.ts";
 import { TargetStateStore, type TargetState } from "../target-state.ts";
 import { showTime } from "../time.ts";
 import type { Problem } from "./alerts.ts";
+import type { ScheduledPull } from "./overdue-pulls.ts";
 
 export interface StalledCheck {
   /** Configured, enabled targets; `paused`: paused = true in kontobro.toml. */
   targets: { name: string; paused?: boolean }[];
   /** An open delivery older than this (since it was queued) makes its target's queue stalled; 0: never. */
   stalledAfterMs: number;
+  /** The scheduled pull jobs, told when they stop completing (overdue-pulls.ts). */
+  pulls?: ScheduledPull[];
   now: number;
 }
 
