@@ -9,7 +9,7 @@ import { NOT_DONE } from "../db/open-deliveries.ts";
 import type { SqlRunner } from "../db/pg/runner.ts";
 import { listRefusedCredentials } from "./credentials.ts";
 import { overduePulls } from "./overdue-pulls.ts";
-import { stalledQueues, type StalledCheck } from "./stalled.ts";
+import { stalledQueues, type StalledCheck, unconfiguredQueues } from "./stalled.ts";
 
 export type AlertKind = "delivery" | "pull" | "credentials" | "storage" | "stalled" | "psa";
 
@@ -115,6 +115,7 @@ export async function currentProblems(db: SqlRunner, stalled?: StalledCheck): Pr
       }),
     ),
     ...(stalled ? await stalledQueues(db, stalled) : []),
+    ...(stalled ? await unconfiguredQueues(db, stalled) : []),
     ...(stalled?.pulls ? await overduePulls(db, stalled.pulls, stalled.now) : []),
   ];
 }
@@ -151,6 +152,8 @@ async function resolutionOf(db: SqlRunner, a: AlertRow): Promise<string | null> 
     return last.status === "ok" ? "the pull succeeded" : null;
   }
   if (a.kind === "storage") return "kontobro was restarted and makes its commits durable again";
+  if (a.kind === "stalled" && a.code === "target_not_configured")
+    return "the target is configured again, or nothing is queued for it any more";
   if (a.kind === "stalled") return "the queue moves again: nothing open is that old any more";
   if (a.kind === "psa") return "the PSA webhook takes the items again";
   return "the target accepts the credentials again";

@@ -44,6 +44,7 @@ function headline(a: AlertRow, title: string): string {
   if (a.kind === "delivery") return `${whatOf(a)} needs action`;
   if (a.kind === "pull") return a.code === "pull_overdue" ? `${whatOf(a)} has stopped completing` : `${whatOf(a)} failed`;
   if (a.kind === "storage") return "nothing is sent: the database cannot be made durable";
+  if (a.kind === "stalled" && a.code === "target_not_configured") return "deliveries are queued for a target not in kontobro.toml";
   if (a.kind === "stalled") return `the queue is stuck: ${a.detail.entity} ${a.detail.key} is not delivered yet`;
   if (a.kind === "psa") return "the PSA webhook does not take what was pulled";
   return `${title} refuses kontobro's credentials`;
@@ -54,7 +55,7 @@ function whatLine(a: AlertRow): string {
   const d = a.detail as Record<string, any>;
   if (a.kind === "delivery") return `${whatOf(a)} (delivery ${d.delivery}, ${plural(d.attempts ?? 0, "attempt")})`;
   if (a.kind === "pull") return d.run === undefined ? whatOf(a) : `${whatOf(a)} (run ${d.run})`;
-  if (a.kind === "stalled")
+  if (a.kind === "stalled" && d.delivery !== undefined)
     return `${whatOf(a)} (its oldest: ${d.entity} ${d.key}, delivery ${d.delivery}, ${plural(d.attempts ?? 0, "attempt")})`;
   return whatOf(a);
 }

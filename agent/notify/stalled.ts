@@ -145,3 +145,42 @@ export async function stalledQueues(db: SqlRunner, check: StalledCheck): Promise
   }
   return problems;
 }
+
+// The next target, after ?1, with an open delivery: one seek on deliveries_ready (target first, open ones only), so all
+// the targets with a queue are found in as many seeks, however long their queues.
+const NEXT_QUEUED_TARGET = `SELECT min(target) AS target FROM deliveries WHERE ${NOT_DONE} AND target > ?1`;
+const OPEN_OF_TARGET = `SELECT count(*) AS n, min(created_at) AS since FROM deliveries WHERE target = ?1 AND ${NOT_DONE}`;
+
+/** The targets that have open deliveries. */
+export async function queuedTargets(db: SqlRunner): Promise<string[]> {
+  const names: string[] = [];
+  for (let after = ""; ; ) {
+    const next = (await db.get<{ target: string | null }>(NEXT_QUEUED_TARGET, after))?.target ?? null;
+    if (next === null) return names;
+    names.push(next);
+    after = next;
+  }
+}
+
+/**
+ * Deliveries queued for a target that is no longer an enabled one (removed from kontobro.toml, renamed, enabled =
+ * false): nothing sends them and no other check looks at them. One problem per such target, at once.
+ */
+export async function unconfiguredQueues(db: SqlRunner, check: StalledCheck): Promise<Problem[]> {
+  const configured = new Set(check.targets.map((t) => t.name));
+  const problems: Problem[] = [];
+  for (const name of await queuedTargets(db)) {
+    if (configured.has(name)) continue;
+    const open = (await db.get<{ n: number; since: number }>(OPEN_OF_TARGET, name))!;
+    problems.push({
+      target: name,
+      kind: "stalled",
+      subject: "",
+      code: "target_not_configured",
+      message: `${open.n} deliver${open.n === 1 ? "y is" : "ies are"} queued for target "${name}" (the oldest since ${showTime(open.since)}), which is not an enabled target in kontobro.toml (removed, renamed, or enabled = false): nothing sends ${open.n === 1 ? "it" : "them"}. They are kept.`,
+      hint: `Renamed? Give the target its old name back (name = "${name}"): what kontobro booked there (its customers, projects and invoices) is kept under that name, and a target under a new name starts without it, so records already booked could be booked again. Removed or disabled on purpose: these wait until "${name}" is configured and enabled again.`,
+      detail: { open: open.n, since: open.since },
+    });
+  }
+  return problems;
+}
