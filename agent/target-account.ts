@@ -18,6 +18,9 @@
 //     the new account's items, numbered afresh with the same remote ids, reach the PSA; its master data reports are
 //     resolved (they were about records there), a pull run of it under way is ended (its next page would start the
 //     old account afresh), and a push under way to the old account has its lease taken back (its answer writes no link).
+//   - A target new to kontobro (no account recorded) pointing at the account recorded for a target no longer configured
+//     that holds ids there: that target renamed, refused naming the old name (its ids are under that name, so records
+//     there could be made a second time), unless `forget` is given for the new name (start afresh all the same).
 // Deliveries queued for the target stay queued and go to the account it now points at. Pure apart from the SQL,
 // written once for both engines on the tenant's runner.
 import { createHash } from "node:crypto";
@@ -54,6 +57,11 @@ export interface AccountChange {
   changed: string[];
   /** Links, master records and cursors kontobro holds for it. */
   held: number;
+  /**
+   * A target new to kontobro pointing at the account of a target no longer configured that holds ids there (`held`):
+   * that target renamed. Under the new name those ids are not found, so records already there could be made again.
+   */
+  renamedFrom?: string;
 }
 
 const hash = (v: unknown) =>
@@ -121,9 +129,10 @@ export function accountProblems(
   refused: AccountChange[],
   how: { forget: (target: string) => string; keep: (target: string) => string },
 ): string[] {
-  return refused.map(
-    (r) =>
-      `targets.${r.target}: points at another account than before (${r.changed.join(", ")} changed), and kontobro holds ${r.held} id(s) of records in the old one (links, master data, pull cursors), to which updates would go. Give the target a new name to start afresh in the new account; or ${how.forget(r.target)} to forget those ids with this change (its records are then created anew there); or, if it is the same account after all (a new token), ${how.keep(r.target)}`,
+  return refused.map((r) =>
+    r.renamedFrom
+      ? `targets.${r.target}: points at the same account as target "${r.renamedFrom}", which is no longer configured and under whose name kontobro holds ${r.held} id(s) of records there (links, master data, pull cursors). Under a new name they are not found, so records already in that account could be created (booked) a second time. Give the target back its name "${r.renamedFrom}"; or, to start afresh under the new name all the same, ${how.forget(r.target)}`
+      : `targets.${r.target}: points at another account than before (${r.changed.join(", ")} changed), and kontobro holds ${r.held} id(s) of records in the old one (links, master data, pull cursors), to which updates would go. Give the target a new name to start afresh in the new account; or ${how.forget(r.target)} to forget those ids with this change (its records are then created anew there); or, if it is the same account after all (a new token), ${how.keep(r.target)}`,
   );
 }
 
@@ -151,6 +160,13 @@ export async function reconcileAccounts(
     const earlier = previous.find((p) => p.name === t.name);
     const before = row ? (JSON.parse(row.value) as Account) : earlier ? accountOf(earlier) : null;
     const changed = before ? accountDiff(before, account) : [];
+    if (!before && !forget.has(t.name)) {
+      const renamed = await renamedFrom(tx, t, account, targets);
+      if (renamed) {
+        refused.push({ target: t.name, changed: [], ...renamed });
+        continue;
+      }
+    }
     if (changed.length === 0) {
       const asked = forget.has(t.name) ? "forget" : keep.has(t.name) ? "keep" : null;
       const warning = asked ? await sameAccountAsked(tx, t.name, asked, before !== null) : undefined;
@@ -207,6 +223,28 @@ export async function reconcileAccounts(
     if (p.warning) warnings.push(p.warning);
   }
   return { refused, unknownChoices, warnings };
+}
+
+const RECORDED = `SELECT name, value FROM settings WHERE name LIKE 'target_account:%'`;
+
+/**
+ * A target seen for the first time whose account is the one recorded for a target no longer configured that holds ids
+ * there: that target, renamed (the name it had and the ids held under it), else null.
+ */
+async function renamedFrom(
+  tx: SqlRunner,
+  t: AccountTarget,
+  account: Account,
+  targets: AccountTarget[],
+): Promise<{ renamedFrom: string; held: number } | null> {
+  const same = JSON.stringify(account);
+  for (const row of await tx.all<{ name: string; value: string }>(RECORDED)) {
+    const old = row.name.slice(SETTING("").length);
+    if (old === t.name || targets.some((o) => o.name === old) || row.value !== same) continue;
+    const held = (await tx.get<{ n: number }>(HELD, old))!.n;
+    if (held > 0) return { renamedFrom: old, held };
+  }
+  return null;
 }
 
 /**

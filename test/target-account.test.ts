@@ -127,6 +127,49 @@ describe("kontobro.toml: the SQLite agent at its start", () => {
   }, 90_000);
 });
 
+describe("kontobro.toml: a target renamed", () => {
+  test("to a name new to kontobro, on the same account where the old name holds links: refused, naming the old name", async () => {
+    const dir = tempDir("kontobro-account-rename-");
+    const start = (target: Record<string, unknown>, accounts?: { forget?: string[] }) => {
+      const { config, targets } = validateConfig({ agent: { data_dir: dir }, http: { port: 0, api_token: TOKEN }, targets: [target] }, {});
+      return startAgent(config, targets, silentLogger, accounts ? { accounts } : {});
+    };
+    const linked = () => {
+      const db = new Database(join(dir, "kontobro.db"), { readonly: true });
+      try {
+        return (db.query("SELECT count(*) AS n FROM links WHERE target = 'books'").get() as { n: number }).n;
+      } finally {
+        db.close();
+      }
+    };
+    let agent = await start(books());
+    const res = await fetch(`${agent.url}/api/v1/events`, {
+      method: "POST",
+      body: JSON.stringify([customerEvent(1)]),
+      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+    });
+    expect(res.status).toBe(202);
+    await waitFor("the customer booked", () => linked() === 1, 20_000);
+    await agent.stop();
+
+    const problems = await refusedWith(start(books({ name: "books-dk" })));
+    expect(problems).toEqual([
+      expect.stringMatching(
+        /^targets\.books-dk: points at the same account as target "books", which is no longer configured and under whose name kontobro holds 1 id\(s\) of records there/,
+      ),
+    ]);
+    expect(problems[0]).toContain('Give the target back its name "books"');
+    expect(problems[0]).toContain("`kontobro run --forget-links books-dk`");
+    // Its old name back: starts with its link.
+    agent = await start(books());
+    await agent.stop();
+    // Afresh under the new name all the same, when asked.
+    agent = await start(books({ name: "books-dk" }), { forget: ["books-dk"] });
+    await agent.stop();
+    expect(linked()).toBe(1);
+  }, 60_000);
+});
+
 describe("kontobro demo on the data directory of an earlier run", () => {
   test("starts: each run's sandbox is a new one (another port), and the ids of the last one's records are forgotten", async () => {
     const data = tempDir("kontobro-account-demo-");
