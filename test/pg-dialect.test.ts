@@ -127,6 +127,11 @@ const SQLITE_ONLY = [
   { file: "agent/db/rekey.ts", contains: "GLOB", why: "a one-time repair of SQLite files written before keys were canonical" },
   { file: "agent/http/health.ts", contains: "__drizzle_migrations", why: "PostgreSQL keeps drizzle's log in drizzle.__drizzle_migrations" },
   { file: "agent/storage.ts", contains: "__drizzle_migrations", why: "the SQLite file's migration log, in `kontobro storage check`" },
+  {
+    file: "agent/db/index.ts",
+    contains: "__drizzle_migrations",
+    why: "the SQLite file's migration log: one a newer kontobro wrote is refused",
+  },
 ];
 
 /**

@@ -140,7 +140,7 @@ function schemaWriter(c: Database): SchemaWriter | null {
 function recordSchemaWriter(c: Database): void {
   const value = JSON.stringify({ version: VERSION, migration: NEWEST_MIGRATION.tag } satisfies SchemaWriter);
   c.run(
-    "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value WHERE value <> excluded.value",
+    "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value WHERE settings.value <> excluded.value",
     [SCHEMA_WRITER, value],
   );
 }
