@@ -119,6 +119,19 @@ describe("v2 API", () => {
     await control("reset");
   });
 
+  test("DELETE /customers/{id}: 204, then the customer is gone (404 ResourceNotFound on a read and on a second delete)", async () => {
+    const t = await freshToken();
+    const created = await api(t, "POST", "/customers", customer());
+    expect((await api(t, "DELETE", `/customers/${created.body.Id}`)).status).toBe(204);
+    expect(await api(t, "GET", `/customers/${created.body.Id}`)).toMatchObject({ status: 404, body: { ErrorCode: 3000 } });
+    expect(await api(t, "DELETE", `/customers/${created.body.Id}`)).toMatchObject({ status: 404, body: { ErrorCode: 3000 } });
+    expect((await api(t, "GET", "/customers")).body.Data).toEqual([]);
+    const again = await api(t, "POST", "/customers", customer());
+    expect(again.status).toBe(201); // the number is free again
+    expect(again.body.Id).not.toBe(created.body.Id);
+    await control("reset");
+  });
+
   test("pagination and modified-since filters on the server clock", async () => {
     const t = await freshToken();
     for (let i = 1; i <= 5; i++) await api(t, "POST", "/customers", customer({ CustomerNumber: String(i), Name: `C${i}` }));

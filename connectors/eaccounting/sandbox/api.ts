@@ -117,6 +117,10 @@ export function apiRoutes(st: ApiState): Hono<Env> {
   api.get("/customers/:id", (c) => c.json(s().customer(c.req.param("id"))));
   api.post("/customers", async (c) => c.json(s().createCustomer(await body(c)), 201));
   api.put("/customers/:id", async (c) => c.json(s().replaceCustomer(c.req.param("id"), await body(c))));
+  api.delete("/customers/:id", (c) => {
+    s().deleteCustomer(c.req.param("id"));
+    return c.body(null, 204);
+  });
 
   // ---- articles (§7) -------------------------------------------------------------------------------------------
   api.get("/articles", (c) => page(c, [...s().articles.values()]));

@@ -136,6 +136,18 @@ export function registerControl(app: Hono, d: ControlDeps): void {
       200,
     ),
   );
+  /** A person deletes a customer in eAccounting, by its number (as DELETE /v2/customers/{customerId} does). */
+  app.delete("/__sandbox/customers/:number", (c) =>
+    run(
+      c,
+      () => {
+        const row = byNumber(d.store().customers, "CustomerNumber", c.req.param("number"));
+        d.store().deleteCustomer(row.Id);
+        return { deleted: row.Id };
+      },
+      200,
+    ),
+  );
   /** An article created in eAccounting (defaults: services 25 %, pieces, active). */
   app.post("/__sandbox/articles", (c) =>
     run(c, (b) => d.store().createArticle({ IsActive: true, CodingId: d.store().codings[0]!.Id, UnitId: d.store().units[2]!.Id, ...b })),

@@ -109,6 +109,11 @@ export class CompanyStore {
     return c;
   }
 
+  /** DELETE /v2/customers/{customerId} (§5): gone at once; a second delete, or a read, answers 404 ResourceNotFound. */
+  deleteCustomer(id: string): void {
+    if (!this.customers.delete(id)) throw notFound("Customer");
+  }
+
   // ---- articles (§7) ----------------------------------------------------------------------------------------
 
   private checkArticle(body: Row, id: string | null): void {
