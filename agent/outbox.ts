@@ -211,6 +211,10 @@ const SQL = {
         error_code = ?4, error_message = ?5, error_hint = ?6, error_field = ?7, caused_by = ?8 WHERE id = ?1 AND status = 'in_flight' AND attempts = ?9 AND ${leaseHeldBy(10)}`,
   // The attempt's history row (the record page), next to the outcome it records.
   attempt: `INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, code, message, hint, remote_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)`,
+  // A record the target no longer has (Problem.record.gone): its link stays (a later push looks it up by it, finds it
+  // gone and creates it), but no version counts as sent there any more, nor does what master per entity saw of it.
+  forgetSent: `UPDATE links SET payload_hash = '', updated_at = ?4 WHERE target = ?1 AND entity = ?2 AND key = ?3`,
+  forgetSeen: `DELETE FROM master_records WHERE target = ?1 AND entity = ?2 AND key = ?3`,
   wake: `UPDATE deliveries SET status = 'pending', waiting_on = NULL, next_attempt_at = ?3, updated_at = ?3 WHERE target = ?1 AND status = 'waiting' AND waiting_on = ?2`,
   // ?2: 1 for every delivery in flight (at start, holding the instance lock), 0 for those whose lease ran out.
   interruptedExpired: `INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome, message, hint)
@@ -769,6 +773,11 @@ export class Outbox {
         if ((await tx.run(SQL.parkOutcome, d.id, o.on, o.reason, now, ...lease)).changes === 0) return false;
         await this.recordAttempt(tx, d, now, "wait", null, o.reason, null, null);
         return true;
+    }
+    const gone = o.problem.record?.gone ? o.problem.record : null;
+    if (gone) {
+      await tx.run(SQL.forgetSent, d.target, gone.entity, gone.key, now);
+      await tx.run(SQL.forgetSeen, d.target, gone.entity, gone.key);
     }
     // Deliveries waiting for this record become ready again (they re-check their dependencies when claimed).
     await tx.run(SQL.wake, d.target, recordRef(d.entity, d.key), now);

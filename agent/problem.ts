@@ -12,9 +12,11 @@ export interface Problem {
   field?: string;
   /**
    * The record the user must change when it is not the one being pushed (an invoice refused because of
-   * its customer's name): a new version of that record retries the refused delivery by itself.
+   * its customer's name): a new version of that record retries the refused delivery by itself. `gone`: the target
+   * has no such record (deleted there since kontobro sent it): what kontobro remembers of its push there is forgotten,
+   * so the PSA's next version of it, even unchanged, is sent and creates it again.
    */
-  record?: { entity: "customer" | "project" | "product" | "invoice"; key: string };
+  record?: { entity: "customer" | "project" | "product" | "invoice"; key: string; gone?: boolean };
 }
 
 export function problem(code: string, message: string, hint?: string, field?: string): Problem {

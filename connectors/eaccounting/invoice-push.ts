@@ -48,12 +48,7 @@ export class EaccountingInvoices {
         note: `Draft for ${what} ${inv.number} updated in eAccounting (Sales › Invoice drafts); send it from there.`,
       };
     }
-    let draft: Row;
-    try {
-      draft = (await this.client.request("POST", "/customerinvoicedrafts", { json: body })).body as Row;
-    } catch (e) {
-      throw this.explain(e, inv);
-    }
+    const draft = await this.createDraft(inv, ctx, body);
     if (!draft?.Id)
       throw new TargetError("uncertain", {
         code: "eaccounting.unexpected_answer",
@@ -64,6 +59,23 @@ export class EaccountingInvoices {
       remoteId: draftRemoteId(draft.Id),
       note: `Draft for ${what} ${inv.number} is in eAccounting (Sales › Invoice drafts): send it from there; eAccounting numbers it, and kontobro reports the number and payment to the PSA.`,
     };
+  }
+
+  /**
+   * The draft created. Refused with 404 (ResourceNotFound), an id kept from an earlier lookup may name a customer or
+   * article deleted in eAccounting since: each is looked up again by number, once, and the draft made with what
+   * eAccounting has now (one a person re-created under the same number), or the missing record is named.
+   */
+  private async createDraft(inv: InvoiceLike, ctx: PushContext, body: Row): Promise<Row> {
+    for (let lookedUpAgain = false; ; lookedUpAgain = true) {
+      try {
+        return (await this.client.request("POST", "/customerinvoicedrafts", { json: body })).body as Row;
+      } catch (e) {
+        if (lookedUpAgain || !(e instanceof TargetError && e.status === 404)) throw this.explain(e, inv);
+      }
+      this.setup.forgetIds();
+      body = await this.draftBody(inv, ctx);
+    }
   }
 
   /**
@@ -114,16 +126,23 @@ export class EaccountingInvoices {
 
   private async draftBody(inv: InvoiceLike, ctx: PushContext): Promise<Row> {
     const customer = (ctx.record?.("customer", inv.customerNumber) as Customer | null) ?? null;
-    const remote = await this.setup.idOf("customer", inv.customerNumber);
+    let remote = await this.setup.idOf("customer", inv.customerNumber);
+    let remoteCustomer: Row | null =
+      remote?.row ?? (remote && draftNeedsRemoteCustomer(customer) ? await this.customerOrNull(remote.id) : {});
+    if (remote && !remoteCustomer) {
+      // The id kept names a customer deleted in eAccounting since: looked up again by number.
+      this.setup.forgetIds();
+      remote = await this.setup.idOf("customer", inv.customerNumber);
+      remoteCustomer = remote?.row ?? {};
+    }
     if (!remote) {
       throw new TargetError("permanent", {
         code: "eaccounting.customer_missing",
-        record: { entity: "customer", key: inv.customerNumber },
-        message: `Customer ${inv.customerNumber} of ${inv.kind === "credit_note" ? "credit note" : "invoice"} ${inv.number} does not exist in eAccounting.`,
-        hint: "kontobro sends customers before their invoices; it may have been deleted in eAccounting. Send the customer again from the PSA; the invoice follows by itself.",
+        record: { entity: "customer", key: inv.customerNumber, gone: true },
+        message: `Customer ${inv.customerNumber} of ${inv.kind === "credit_note" ? "credit note" : "invoice"} ${inv.number} does not exist in eAccounting, though kontobro sends customers before their invoices: it was probably deleted (or renumbered) there.`,
+        hint: `Send customer ${inv.customerNumber} again from the PSA (unchanged will do): kontobro creates it in eAccounting again and the invoice follows by itself. Or create customer ${inv.customerNumber} in eAccounting (Sales › Customers) and press retry.`,
       });
     }
-    const remoteCustomer = remote.row ?? (draftNeedsRemoteCustomer(customer) ? await this.client.get(`/customers/${remote.id}`) : {});
     const articleIds: string[] = [];
     const unitIds: (string | undefined)[] = [];
     for (const [i, l] of inv.lines.entries()) {
@@ -151,14 +170,27 @@ export class EaccountingInvoices {
         const project = ctx.record?.("project", inv.projectNumber) as Project | null;
         throw new TargetError("permanent", {
           code: "eaccounting.project_missing",
-          record: { entity: "project", key: inv.projectNumber },
-          message: `Project ${inv.projectNumber}${project ? ` (${project.name})` : ""} of invoice ${inv.number} is not a cost-centre item in eAccounting.`,
-          hint: "kontobro sends projects before their invoices; send the project again from the PSA and the invoice follows by itself.",
+          record: { entity: "project", key: inv.projectNumber, gone: true },
+          message: `Project ${inv.projectNumber}${project ? ` (${project.name})` : ""} of invoice ${inv.number} is not a cost-centre item in eAccounting, though kontobro sends projects before their invoices: it was probably deleted (or renumbered) there.`,
+          hint: `Send project ${inv.projectNumber} again from the PSA (unchanged will do): kontobro creates the item again and the invoice follows by itself.`,
         });
       }
       costCenterItemId = item.Id;
     }
-    return draftFields(inv, { cfg: this.cfg, customerId: remote.id, customer, remoteCustomer, articleIds, unitIds, costCenterItemId });
+    return draftFields(inv, {
+      cfg: this.cfg,
+      customerId: remote.id,
+      customer,
+      remoteCustomer: remoteCustomer ?? {},
+      articleIds,
+      unitIds,
+      costCenterItemId,
+    });
+  }
+
+  private async customerOrNull(id: string): Promise<Row | null> {
+    const res = await this.client.request("GET", `/customers/${id}`, { accept: [404] });
+    return res.status === 404 ? null : (res.body as Row);
   }
 
   /** eAccounting's refusals of a draft, said for this invoice and where to fix them. */

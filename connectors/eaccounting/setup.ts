@@ -31,6 +31,11 @@ export class SetupLists {
 
   forget(): void {
     this.cache.clear();
+    this.forgetIds();
+  }
+
+  /** The ids kept by number: one may name a customer or article deleted in eAccounting since (404); each is looked up again. */
+  forgetIds(): void {
     this.ids.clear();
   }
 
