@@ -166,11 +166,15 @@ export class EconomicInvoices {
    * (connectors/http.ts, every write of a push), and a draft answered late is deleted when the answer comes.
    */
   private async createDraft(body: object, inv: InvoiceLike, ctx: PushContext): Promise<number> {
-    const first = await this.http.request("POST", `${this.rest}/invoices/drafts`, {
-      json: body,
-      headers: { "Idempotency-Key": `${ctx.idempotencyKey}-draft` },
-      onLateAnswer: (late) => this.discardLateDraft(late, inv, ctx),
-    });
+    const first = await this.http
+      .request("POST", `${this.rest}/invoices/drafts`, {
+        json: body,
+        headers: { "Idempotency-Key": `${ctx.idempotencyKey}-draft` },
+        onLateAnswer: (late) => this.discardLateDraft(late, inv, ctx),
+      })
+      .catch((e) => {
+        throw goneAtTarget(e, inv) ?? e;
+      });
     const draftNumber = Number(first.body?.draftInvoiceNumber);
     if (!Number.isInteger(draftNumber) || draftNumber < 1) {
       throw new TargetError("uncertain", {
@@ -288,6 +292,28 @@ export class EconomicInvoices {
 interface Attempt {
   draftSent: boolean;
   draft: number | null;
+}
+
+/**
+ * A draft refused because its customer or project does not exist (E06000 on `customer` / `project`): kontobro sent it
+ * before the invoice, so it was deleted (or renumbered) in e-conomic since. Named, and forgotten as sent
+ * (Problem.record.gone), so the PSA's resend creates it again and the invoice follows by itself.
+ */
+function goneAtTarget(e: unknown, inv: InvoiceLike): TargetError | null {
+  if (!isTargetError(e) || e.kind !== "permanent" || e.code !== "E06000") return null;
+  const entity = e.field?.split(".")[0];
+  if (entity !== "customer" && entity !== "project") return null;
+  const key = entity === "customer" ? inv.customerNumber : inv.projectNumber;
+  if (!key) return null;
+  const doc = inv.kind === "credit_note" ? "credit note" : "invoice";
+  return new TargetError("permanent", {
+    code: `economic.${entity}_missing`,
+    field: e.field,
+    record: { entity, key, gone: true },
+    message: `${entity === "customer" ? "Customer" : "Project"} ${key} of ${doc} ${inv.number} does not exist in e-conomic, though kontobro sends ${entity}s before their invoices: it was probably deleted (or renumbered) there. (${e.message})`,
+    hint: `Send ${entity} ${key} again from the PSA (unchanged will do): kontobro creates it in e-conomic again and the ${doc} follows by itself. Or create ${entity} ${key} in e-conomic and press retry.`,
+    status: e.status,
+  });
 }
 
 function permanent(res: { status: number; body: any }): TargetError {

@@ -102,7 +102,9 @@ export class UnicontaInvoices {
     const fresh = !order;
     if (!order) {
       attempt.orderSent = gateway;
-      const answer = await this.client.insert("DebtorOrderClient", header);
+      const answer = await this.client.insert("DebtorOrderClient", header).catch(async (e) => {
+        throw (await this.goneAtTarget(e, inv)) ?? e;
+      });
       order = answer && !Array.isArray(answer) && answer.OrderNumber ? answer : await this.findOrder(inv);
       if (!order) {
         throw new TargetError("uncertain", {
@@ -240,6 +242,31 @@ export class UnicontaInvoices {
       });
     }
     return rows[0] ?? null;
+  }
+
+  /**
+   * An order refused for a missing reference (AccountIsMissing, CouldNotFind): when its customer or project is the one
+   * missing (looked up by number), kontobro sent it before the invoice, so it was deleted (or renumbered) in Uniconta
+   * since. Named, and forgotten as sent (Problem.record.gone), so the PSA's resend creates it again and the invoice
+   * follows by itself. Null for any other refusal.
+   */
+  private async goneAtTarget(e: unknown, inv: InvoiceLike): Promise<TargetError | null> {
+    if (!(e instanceof TargetError) || !/^uniconta\.(AccountIsMissing|CouldNotFind)$/.test(e.code)) return null;
+    const missing = async (type: string, field: string, key: string | undefined) =>
+      !!key && (await this.client.readBy(type, field, key)).length === 0;
+    const [entity, key] = (await missing("DebtorClient", "Account", inv.customerNumber))
+      ? (["customer", inv.customerNumber] as const)
+      : (await missing("ProjectClient", "Number", inv.projectNumber))
+        ? (["project", inv.projectNumber!] as const)
+        : [null, null];
+    if (!entity) return null;
+    const doc = inv.kind === "credit_note" ? "credit note" : "invoice";
+    return new TargetError("permanent", {
+      code: `uniconta.${entity}_missing`,
+      record: { entity, key, gone: true },
+      message: `${entity === "customer" ? "Customer" : "Project"} ${key} of ${doc} ${inv.number} does not exist in Uniconta, though kontobro sends ${entity}s before their invoices: it was probably deleted (or renumbered) there. (${e.message})`,
+      hint: `Send ${entity} ${key} again from the PSA (unchanged will do): kontobro creates it in Uniconta again and the ${doc} follows by itself. Or create ${entity} ${key} in Uniconta and press retry.`,
+    });
   }
 
   /** The codes the order names exist in Uniconta; otherwise nothing is sent and the message lists what exists. */

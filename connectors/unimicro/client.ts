@@ -220,12 +220,20 @@ export class IdLookups {
 }
 
 /** The ID a lookup found, or a permanent error saying what the target lacks and how to fix it. */
-export async function requireId(title: string, kind: string, key: string, id: Promise<number | null>, hint: string): Promise<number> {
+export async function requireId(
+  title: string,
+  kind: string,
+  key: string,
+  id: Promise<number | null>,
+  hint: string,
+  record?: Problem["record"],
+): Promise<number> {
   const found = await id;
   if (found) return found;
   throw new TargetError("permanent", {
     code: `unimicro.${kind}_missing`,
     message: `${title} has no ${kind.replace("_", " ")} ${key}.`,
     hint,
+    ...(record ? { record } : {}),
   });
 }

@@ -75,6 +75,9 @@ function refuse(problems: Problem[]): TargetError {
   return new TargetError("permanent", { ...first!, message });
 }
 
+/** What an invoice refers to at the target, as internal IDs (mapInvoice's references). */
+type InvoiceRefs = Omit<Parameters<typeof mapInvoice>[1], "guid" | "existing">;
+
 export class UniMicroConnector implements Connector {
   readonly kind = "unimicro";
   private readonly tokens: TokenSource;
@@ -185,16 +188,22 @@ export class UniMicroConnector implements Connector {
     return this.api.get(`/api/biz/${entity}/${link.remoteId}${expand ? `?expand=${encodeURIComponent(expand)}` : ""}`, [404]);
   }
 
-  private requireId(kind: string, key: string, id: Promise<number | null>, hint: string): Promise<number> {
-    return requireId(this.s.title, kind, key, id, hint);
+  private requireId(kind: string, key: string, id: Promise<number | null>, hint: string, record?: Problem["record"]): Promise<number> {
+    return requireId(this.s.title, kind, key, id, hint, record);
   }
 
-  private customerId(number: string): Promise<number> {
+  /**
+   * The ID of a customer or project kontobro sent before what refers to it (which waits for it): missing, it was
+   * deleted (or renumbered) in the target since, and is forgotten as sent (Problem.record.gone), so the PSA's resend
+   * creates it again and what waits follows by itself.
+   */
+  private sentId(entity: "customer" | "project", number: string): Promise<number> {
     return this.requireId(
-      "customer",
+      entity,
       number,
-      this.ids.customer(number),
-      `Push customer ${number} first (kontobro does so by itself unless it failed), or check that nobody changed its number in ${this.s.title}; then press retry.`,
+      entity === "customer" ? this.ids.customer(number) : this.ids.project(number),
+      `kontobro sends ${entity}s before what refers to them, so it was probably deleted (or renumbered) in ${this.s.title}. Send ${entity} ${number} again from the PSA (unchanged will do): kontobro creates it again and this follows by itself. Or create ${entity} ${number} in ${this.s.title} and press retry.`,
+      { entity, key: number, gone: true },
     );
   }
 
@@ -228,7 +237,7 @@ export class UniMicroConnector implements Connector {
   }
 
   private async pushProject(p: Project, ctx: PushContext): Promise<PushResult> {
-    const customerId = p.customerNumber ? await this.customerId(p.customerNumber) : undefined;
+    const customerId = p.customerNumber ? await this.sentId("customer", p.customerNumber) : undefined;
     const existing =
       (await this.byLink("projects", ctx.link)) ??
       (await this.api.list("projects", { filter: `ProjectNumber eq ${q(p.number)}`, select: "ID,ProjectNumber", top: 1 }))[0];
@@ -363,16 +372,7 @@ export class UniMicroConnector implements Connector {
         );
       return this.result(row.ID, notes);
     }
-    const customerId = await this.customerId(inv.customerNumber);
-    const projectId = inv.projectNumber
-      ? await this.requireId(
-          "project",
-          inv.projectNumber,
-          this.ids.project(inv.projectNumber),
-          `Push project ${inv.projectNumber} first, or check that nobody changed its number in ${this.s.title}; then press retry.`,
-        )
-      : undefined;
-    const refs = { customerId, projectId, currencyCodeId: await this.currencyId(inv.currency), lines: await this.resolveLines(inv) };
+    const refs = await this.invoiceRefs(inv);
 
     let draftId: number | undefined = row?.ID;
     if (draftId)
@@ -387,9 +387,7 @@ export class UniMicroConnector implements Connector {
     if (!draftId && inv.kind === "credit_note") ({ id: draftId, unmarked } = await this.creditDraft(inv, ctx.uncertain, credited));
     if (draftId) await this.rewriteDraft(draftId, inv, refs, ctx, unmarked);
     else {
-      const body = mapInvoice(inv, { ...refs, guid: deterministicGuid(ctx.idempotencyKey) });
-      const created = await this.api.request("POST", "/api/biz/invoices", { json: body });
-      draftId = created.body?.ID as number;
+      draftId = await this.createDraft(inv, refs, ctx);
     }
     // The invoice transition books it: it gets its journal entry (voucher) and keeps our payment id (KID).
     await this.api.request("POST", `/api/biz/invoices/${draftId}?action=invoice`);
@@ -398,14 +396,36 @@ export class UniMicroConnector implements Connector {
     return this.result(draftId!, notes);
   }
 
+  /** The internal IDs an invoice refers to, by the PSA's numbers (kept per connector once looked up). */
+  private async invoiceRefs(inv: InvoiceLike): Promise<InvoiceRefs> {
+    const customerId = await this.sentId("customer", inv.customerNumber);
+    const projectId = inv.projectNumber ? await this.sentId("project", inv.projectNumber) : undefined;
+    return { customerId, projectId, currencyCodeId: await this.currencyId(inv.currency), lines: await this.resolveLines(inv) };
+  }
+
+  /**
+   * The new draft's ID. Refused for a foreign key, an ID kept from an earlier lookup may name a record deleted in the
+   * target since: the IDs are looked up again by number, once (one re-created under the number is used, a missing
+   * one named). The refused POST made nothing, so its guid is free.
+   */
+  private async createDraft(inv: InvoiceLike, refs: InvoiceRefs, ctx: PushContext): Promise<number> {
+    const post = async (r: InvoiceRefs) =>
+      (
+        await this.api.request("POST", "/api/biz/invoices", {
+          json: mapInvoice(inv, { ...r, guid: deterministicGuid(ctx.idempotencyKey) }),
+        })
+      ).body?.ID as number;
+    try {
+      return await post(refs);
+    } catch (e) {
+      if (!(e instanceof TargetError && e.code === "unimicro.foreign_key")) throw e;
+    }
+    this.ids.clear();
+    return post(await this.invoiceRefs(inv));
+  }
+
   /** Puts the invoice's rows, references and marker on a draft (ours, or the credit draft just made, then unmarked). */
-  private async rewriteDraft(
-    draftId: number,
-    inv: InvoiceLike,
-    refs: Omit<Parameters<typeof mapInvoice>[1], "guid" | "existing">,
-    ctx: PushContext,
-    unmarked: boolean,
-  ): Promise<void> {
+  private async rewriteDraft(draftId: number, inv: InvoiceLike, refs: InvoiceRefs, ctx: PushContext, unmarked: boolean): Promise<void> {
     try {
       const draft = await this.api.get(`/api/biz/invoices/${draftId}?expand=Items,DefaultDimensions`);
       const itemIds: number[] = (draft?.Items ?? []).map((it: any) => it.ID).filter(Boolean);

@@ -12,7 +12,7 @@ import { IdentityServer, type SandboxClient } from "./auth.ts";
 import { faultRoutes } from "../../sandbox-faults.ts";
 import { FaultRulesBody, newFaults } from "./faults.ts";
 import { QueryError } from "./query.ts";
-import { ApiError, COLLECTIONS, CompanyStore, notFound, WRITABLE, type Profile, type StoreOptions } from "./store.ts";
+import { ApiError, COLLECTIONS, CompanyStore, DELETABLE, notFound, WRITABLE, type Profile, type StoreOptions } from "./store.ts";
 
 export interface UniMicroSandboxOptions {
   /** "dnb-regnskap" / "sparebank1-regnskap" enforce the number rules server-side. Default "unimicro". */
@@ -172,6 +172,12 @@ export function createUniMicroSandbox(opts: UniMicroSandboxOptions = {}) {
     if (!WRITABLE.has(coll)) throw new ApiError(405, { Message: `${COLLECTIONS[coll]} cannot be changed through this API` });
     return c.json(store.update(coll, id, await jsonBody(c)));
   });
+  api.delete("/api/biz/:coll/:id", (c) => {
+    const coll = collection(c.req.param("coll"));
+    if (!DELETABLE.has(coll)) throw new ApiError(405, { Message: `${COLLECTIONS[coll]} cannot be deleted through this API` });
+    c.get("store").remove(coll, intId(c.req.param("id")));
+    return c.body(null, 204);
+  });
   api.post("/api/biz/:coll/:id", async (c) => {
     const coll = collection(c.req.param("coll")),
       id = intId(c.req.param("id")),
@@ -237,6 +243,13 @@ export function createUniMicroSandbox(opts: UniMicroSandboxOptions = {}) {
   );
   app.post("/__sandbox/manual/:coll{customers|projects}", (c) =>
     manual(c, (store, b, user) => store.create(c.req.param("coll"), b.row ?? {}, user)),
+  );
+  /** A customer or project a user deletes in the app, by its ID (as `DELETE /api/biz/customers/42` does). */
+  app.delete("/__sandbox/manual/:coll{customers|projects}/:id", (c) =>
+    manual(c, (store) => {
+      store.remove(c.req.param("coll"), Number(c.req.param("id")));
+      return { deleted: Number(c.req.param("id")) };
+    }),
   );
   app.patch("/__sandbox/manual/invoices/:id", (c) =>
     manual(c, (store, b) => {

@@ -49,6 +49,8 @@ export const COLLECTIONS: Record<string, string> = {
   files: "File",
 };
 export const WRITABLE = new Set(["customers", "projects", "products", "invoices"]);
+/** What a client may delete (customers, projects, products: unimicro.md §4.1, §6); invoices are credited, not deleted. */
+export const DELETABLE = new Set(["customers", "projects", "products"]);
 
 export const INVOICE_STATUS = { draft: 42001, invoiced: 42002, partlyPaid: 42003, paid: 42004, credited: 42006 } as const;
 const ID_FIELD_OF: Record<string, string> = { Info: "BusinessRelationID" };
@@ -225,6 +227,16 @@ export class CompanyStore {
     ctx.newGuids.forEach((g) => this.guids.add(g));
     ctx.deletedIds.forEach((id) => this.deletedChildIds.add(id));
     return copy;
+  }
+
+  /**
+   * `DELETE customers/42` (unimicro.md §4.1): the row is gone, so reads and foreign keys naming it fail. The answer's
+   * status (204 here) and whether the platform keeps the row with `Deleted: true` instead are unverified.
+   */
+  remove(coll: string, id: number): void {
+    const at = this.rows[coll]!.findIndex((r) => r.ID === id);
+    if (at < 0) throw notFound(`${COLLECTIONS[coll]} ${id}`);
+    this.rows[coll]!.splice(at, 1);
   }
 
   private requireFk(coll: string, id: unknown, entity: string, field: string): void {
