@@ -302,7 +302,7 @@ describe.each(engines)("outbox on %s", (engine) => {
   const outcomes = {
     done: { kind: "done", remoteId: "r", payloadHash: "h" },
     needs_action: { kind: "needs_action", uncertain: false, problem: { code: "x", message: "bad", hint: "fix" } },
-    retry: { kind: "retry", delayMs: 5000, uncertain: true, problem: { code: "http_503", message: "down" } },
+    retry: { kind: "retry", delayMs: 5000, uncertain: false, problem: { code: "http_503", message: "down" } },
   } as const;
   for (const [kind, outcome] of Object.entries(outcomes)) {
     test(`a credit note is not claimed while another of its invoice is in flight, nor two in one claim; it goes once the first is ${kind}`, async () => {
@@ -320,6 +320,18 @@ describe.each(engines)("outbox on %s", (engine) => {
       expect((await status(first!.id)).status).not.toBe("in_flight");
     });
   }
+
+  test("a credit note waits while another of its invoice is to be retried in doubt (it may have been booked), then follows it", async () => {
+    await creditNotesOf100();
+    const [first] = await outbox.claim("t1", 10, 60_000, ALL);
+    await outbox.complete([{ delivery: first!, outcome: { ...outcomes.retry, uncertain: true } }]);
+    expect(keys(await outbox.claim("t1", 10, 60_000, ALL))).toEqual([]);
+    clock += 5_000;
+    const [again] = await outbox.claim("t1", 10, 60_000, ALL);
+    expect(again!.key).toBe("201");
+    await outbox.complete([{ delivery: again!, outcome: outcomes.done }]);
+    expect(keys(await outbox.claim("t1", 10, 60_000, ALL))).toEqual(["202"]);
+  });
 
   test("a credit note waits for one of its invoice released with a write still on its way, then follows it", async () => {
     targets = ["t1"];
