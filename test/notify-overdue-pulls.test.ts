@@ -7,7 +7,7 @@ import { sqliteRunner } from "../agent/db/pg/runner.ts";
 import { silentLogger } from "../agent/log.ts";
 import { NotificationsConfig } from "../agent/notify/config.ts";
 import { Notifier } from "../agent/notify/index.ts";
-import { longestInterval, OVERDUE_MARGIN_MS } from "../agent/notify/overdue-pulls.ts";
+import { longestInterval, OVERDUE_MARGIN_MS, type ScheduledPull } from "../agent/notify/overdue-pulls.ts";
 import { waitFor } from "./helpers.ts";
 import { startSmtp } from "./notify-smtp.ts";
 import { startPullStack } from "./pull-harness.ts";
@@ -89,5 +89,53 @@ describe("a scheduled pull that stops completing", () => {
       "[kontobro] eco: the expenses pull has stopped completing",
       "[kontobro] eco: resolved: the expenses pull (the pull succeeded)",
     ]);
+  }, 60_000);
+
+  test("is resolved once the pull is no longer scheduled, though its last run did not end well", async () => {
+    const stack = await startPullStack({ economic: { expenses: { accounts: "2800", cost_types: "1" }, request_timeout_ms: 30_000 } });
+    cleanups.push(() => stack.stop());
+    const smtp = await startSmtp();
+    cleanups.push(() => smtp.stop());
+    const storage = () => sqliteRunner(stack.agent.db.$client);
+    const notifierFor = (pulls: ScheduledPull[]) => {
+      const notifier = new Notifier({
+        storage: storage(),
+        config: NotificationsConfig.parse({
+          recipients: ["it@example.com"],
+          min_interval_minutes: 0,
+          smtp: { host: "127.0.0.1", port: smtp.port, from: "kontobro@example.com", ca_file: smtp.caFile },
+        }),
+        targets: [{ name: "eco", title: "Visma e-conomic" }],
+        pulls,
+        statusUrl: "http://kontobro.example.local:8787/",
+        log: silentLogger,
+        version: "test",
+        host: "kontobro-test",
+      });
+      cleanups.push(() => notifier.stop());
+      return notifier;
+    };
+    // A run that hangs for longer than an interval: told as hung.
+    await stack.control("faults", { kind: "latency", probability: 1, latencyMs: 4000 });
+    const run = stack.runNow("expenses");
+    await waitFor("the run under way", async () => (await storage().get("SELECT 1 AS r FROM job_runs WHERE status = 'running'")) !== null);
+    await storage().run("UPDATE settings SET value = ?1 WHERE name = 'pull_first_seen:eco:expenses'", String(Date.now() - 72 * HOUR));
+    await storage().run(
+      "UPDATE job_runs SET started_at = ?1 WHERE status = 'running'",
+      Date.now() - 24 * HOUR - OVERDUE_MARGIN_MS - 60_000,
+    );
+    await notifierFor(stack.agent.pulls.scheduler.jobs.filter((j) => j.stream === "expenses")).tick();
+    expect(smtp.mails.map((m) => m.headers.subject)).toEqual(["[kontobro] eco: the expenses pull has stopped completing"]);
+
+    // The operator takes the pull out of kontobro.toml (or its target) and restarts. Nothing runs the job any more, so
+    // nothing ends its last run either (a run left "running" is ended when its job next runs): before, its alert stayed
+    // open, with a reminder every day, for ever. It is over: the pull is no longer scheduled.
+    await notifierFor([]).tick();
+    expect(await storage().get("SELECT 1 AS open FROM alerts WHERE kind = 'pull' AND resolved_at IS NULL")).toBeNull();
+    expect(smtp.mails.map((m) => m.headers.subject)).toContain(
+      "[kontobro] eco: resolved: the expenses pull (the pull is no longer scheduled)",
+    );
+    await stack.control("faults", undefined, "DELETE");
+    await run;
   }, 60_000);
 });

@@ -8,7 +8,7 @@
 import { NOT_DONE } from "../db/open-deliveries.ts";
 import type { SqlRunner } from "../db/pg/runner.ts";
 import { listRefusedCredentials } from "./credentials.ts";
-import { overduePulls } from "./overdue-pulls.ts";
+import { overduePulls, type ScheduledPull } from "./overdue-pulls.ts";
 import { stalledQueues, type StalledCheck, unconfiguredQueues } from "./stalled.ts";
 
 export type AlertKind = "delivery" | "pull" | "credentials" | "storage" | "stalled" | "psa";
@@ -126,7 +126,7 @@ const keyOf = (p: { target: string; kind: string; subject: string }) => `${p.tar
  * Why an open alert that is no longer a current problem is over, or null while it is still under way
  * (a record retried and not delivered yet, a pull running again).
  */
-async function resolutionOf(db: SqlRunner, a: AlertRow): Promise<string | null> {
+async function resolutionOf(db: SqlRunner, a: AlertRow, scheduled?: ScheduledPull[]): Promise<string | null> {
   if (a.kind === "delivery") {
     const { entity, key } = a.detail as { entity: string; key: string };
     const latest = await db.get<{ status: string }>(
@@ -143,6 +143,10 @@ async function resolutionOf(db: SqlRunner, a: AlertRow): Promise<string | null> 
     return null;
   }
   if (a.kind === "pull") {
+    // Taken out of kontobro.toml (or made manual, or its target gone): nothing runs the job any more, so nothing ends a
+    // run it left "running" either (ended only when its job next runs), and the alert would stay open for ever.
+    if (a.code === "pull_overdue" && scheduled && !scheduled.some((p) => p.cron && p.target === a.target && p.stream === a.subject))
+      return "the pull is no longer scheduled";
     const last = await db.get<{ status: string }>(
       `SELECT status FROM job_runs WHERE target = ?1 AND stream = ?2 ORDER BY id DESC LIMIT 1`,
       a.target,
@@ -192,7 +196,7 @@ export async function syncAlerts(
         );
       continue;
     }
-    const resolution = await resolutionOf(tx, a);
+    const resolution = await resolutionOf(tx, a, stalled?.pulls);
     if (resolution === null) continue;
     await tx.run(`UPDATE alerts SET resolved_at = ?2, resolution = ?3 WHERE id = ?1`, a.id, now, resolution);
     resolved += 1;
