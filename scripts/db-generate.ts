@@ -17,7 +17,8 @@ if (embed.exitCode !== 0) process.exit(embed.exitCode ?? 1);
 // Workers of the version before go on, unaware, on the schema the new migration makes (a rolling upgrade): say so now
 // when it takes away or narrows something they use. Imported now: the embedding above has just rewritten it.
 const { embeddedMigrations } = await import("../agent/db/pg/migrations.generated.ts");
-for (const c of contractingStatements(embeddedMigrations.slice(-1)))
+const newest = embeddedMigrations[embeddedMigrations.length - 1]!.tag;
+for (const c of contractingStatements(embeddedMigrations).filter((c) => c.migration === newest))
   console.warn(
     `warning: ${c.migration}: ${c.statement}\n  ${c.why}. Workers of the version before keep running on this schema during a rolling upgrade (agent/db/pg/rolling-upgrade.ts): split the change over two releases, or name it in REVIEWED of test/pg-migrations-compatible.test.ts with what the upgrade needs (and say so in README, Upgrades).`,
   );

@@ -27,7 +27,7 @@ describe("PostgreSQL migrations and the workers of the version before", () => {
     expect(unreviewed).toEqual([]);
   });
 
-  test("what is named: drops, renames, narrowed columns, new uniqueness on tables that held rows; not on a new table", () => {
+  test("what is named: drops (of a unique index, a default too), renames, narrowed columns, new uniqueness on tables that held rows; not on a new table", () => {
     const named = (sql: string) => contractingStatements([{ tag: "0099_x", sql }]).map((c) => c.why.split(" ")[0]);
     expect(named(`ALTER TABLE "deliveries" DROP COLUMN "remote_id";`)).toEqual(["drops"]);
     expect(named(`ALTER TABLE "deliveries" RENAME COLUMN "a" TO "b";`)).toEqual(["renames"]);
@@ -36,6 +36,16 @@ describe("PostgreSQL migrations and the workers of the version before", () => {
     expect(named(`ALTER TABLE "deliveries" ADD COLUMN "a" bigint NOT NULL;`)).toEqual(["adds"]);
     expect(named(`CREATE UNIQUE INDEX "x" ON "deliveries" USING btree ("tenant_id","key");`)).toEqual(["adds"]);
     expect(named(`DROP TABLE "cursors";`)).toEqual(["drops"]);
+    expect(named(`ALTER TABLE "deliveries" ALTER COLUMN "attempts" DROP DEFAULT;`)).toEqual(["drops"]);
+    // A unique index dropped (the version before's ON CONFLICT may name it), a plain one not.
+    const dropped = contractingStatements([
+      { tag: "0098_x", sql: `CREATE UNIQUE INDEX "u" ON "deliveries" USING btree ("tenant_id","key");` },
+      { tag: "0099_y", sql: [`DROP INDEX "u";`, `DROP INDEX "deliveries_ready";`].join("--> statement-breakpoint\n") },
+    ]);
+    expect(dropped.map((c) => [c.migration, c.statement])).toEqual([
+      ["0098_x", `CREATE UNIQUE INDEX "u" ON "deliveries" USING btree ("tenant_id","key");`],
+      ["0099_y", `DROP INDEX "u";`],
+    ]);
     // Added: a nullable column, one with a default, an index, a table with its own constraints.
     expect(
       named(
