@@ -6,6 +6,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { sqliteRunner } from "../agent/db/pg/runner.ts";
 import { silentLogger } from "../agent/log.ts";
 import { NotificationsConfig } from "../agent/notify/config.ts";
+import { syncAlerts } from "../agent/notify/alerts.ts";
 import { Notifier } from "../agent/notify/index.ts";
 import { longestInterval, OVERDUE_MARGIN_MS, type ScheduledPull } from "../agent/notify/overdue-pulls.ts";
 import { waitFor } from "./helpers.ts";
@@ -127,15 +128,42 @@ describe("a scheduled pull that stops completing", () => {
     await notifierFor(stack.agent.pulls.scheduler.jobs.filter((j) => j.stream === "expenses")).tick();
     expect(smtp.mails.map((m) => m.headers.subject)).toEqual(["[kontobro] eco: the expenses pull has stopped completing"]);
 
-    // The operator takes the pull out of kontobro.toml (or its target) and restarts. Nothing runs the job any more, so
-    // nothing ends its last run either (a run left "running" is ended when its job next runs): before, its alert stayed
-    // open, with a reminder every day, for ever. It is over: the pull is no longer scheduled.
-    await notifierFor([]).tick();
+    // The operator makes the pull one run only when asked (no cron) and restarts. Nothing runs the job on its own any
+    // more, so nothing ends its last run either (a run left "running" is ended when its job next runs): before, its
+    // alert stayed open, with a reminder every day, for ever. It is over: the pull is no longer scheduled.
+    const expenses = stack.agent.pulls.scheduler.jobs.find((j) => j.stream === "expenses")!;
+    await notifierFor([{ ...expenses, cron: null }]).tick();
     expect(await storage().get("SELECT 1 AS open FROM alerts WHERE kind = 'pull' AND resolved_at IS NULL")).toBeNull();
     expect(smtp.mails.map((m) => m.headers.subject)).toContain(
       "[kontobro] eco: resolved: the expenses pull (the pull is no longer scheduled)",
     );
     await stack.control("faults", undefined, "DELETE");
     await run;
+  }, 60_000);
+
+  test("a failed pull's alert is resolved once the pull is taken out of kontobro.toml", async () => {
+    const stack = await startPullStack({ economic: { expenses: { accounts: "2800", cost_types: "1" } } });
+    cleanups.push(() => stack.stop());
+    const storage = sqliteRunner(stack.agent.db.$client);
+    const expenses = stack.agent.pulls.scheduler.jobs.filter((j) => j.stream === "expenses");
+    const sync = (pulls: ScheduledPull[]) =>
+      storage.transaction((tx) =>
+        syncAlerts(tx, Date.now(), [], { targets: [{ name: "eco" }], stalledAfterMs: 0, pulls, now: Date.now() }),
+      );
+    await stack.control("faults", { kind: "500", probability: 1 });
+    expect((await stack.runNow("expenses")).status).toBe("failed");
+    await stack.control("faults", undefined, "DELETE");
+    await sync(expenses);
+    const openPull = () => storage.get<{ n: number }>("SELECT count(*) AS n FROM alerts WHERE kind = 'pull' AND resolved_at IS NULL");
+    expect((await openPull())!.n).toBe(1);
+    // Still configured: still open.
+    await sync(expenses);
+    expect((await openPull())!.n).toBe(1);
+    // Taken out (the operator gave up on it): before, the failed run stayed a problem for ever.
+    await sync([]);
+    expect((await openPull())!.n).toBe(0);
+    expect(await storage.get("SELECT resolution FROM alerts WHERE kind = 'pull'")).toEqual({
+      resolution: "the pull is no longer configured",
+    });
   }, 60_000);
 });

@@ -48,6 +48,10 @@ export async function selectAlerts(db: SqlRunner, where: string, ...params: (str
   return (await db.all<any>(`SELECT ${ALERT_COLUMNS} FROM alerts WHERE ${where} ORDER BY id`, ...params)).map(toAlert);
 }
 
+/** The configured pull job `target`/`stream` (scheduled or run only when asked), or undefined. */
+const configuredPull = (pulls: ScheduledPull[], target: string, stream: string) =>
+  pulls.find((p) => p.target === target && p.stream === stream);
+
 /** Everything that needs a person right now; the stalled queues only with `stalled` (the notifier's targets and setting). */
 export async function currentProblems(db: SqlRunner, stalled?: StalledCheck): Promise<Problem[]> {
   // The newest delivery of each record that needs action.
@@ -59,6 +63,8 @@ export async function currentProblems(db: SqlRunner, stalled?: StalledCheck): Pr
     `SELECT target, stream, id, error_code AS code, error_message AS message, error_hint AS hint, started_at AS startedAt FROM job_runs j
       WHERE id = (SELECT max(id) FROM job_runs WHERE target = j.target AND stream = j.stream) AND status = 'failed'`,
   );
+  // A pull taken out of kontobro.toml (or its target) is no problem any more, whatever its last run did.
+  const configured = (p: { target: string; stream: string }) => !stalled?.pulls || configuredPull(stalled.pulls, p.target, p.stream);
   const refused = await listRefusedCredentials(db);
   // Per target, the oldest item the PSA webhook keeps refusing, and how many wait behind the same problem.
   const psa = await db.all<any>(
@@ -79,7 +85,7 @@ export async function currentProblems(db: SqlRunner, stalled?: StalledCheck): Pr
         detail: { delivery: d.id, entity: d.entity, key: d.key, attempts: d.attempts },
       }),
     ),
-    ...pulls.map(
+    ...pulls.filter(configured).map(
       (p): Problem => ({
         target: p.target,
         kind: "pull",
@@ -143,10 +149,11 @@ async function resolutionOf(db: SqlRunner, a: AlertRow, scheduled?: ScheduledPul
     return null;
   }
   if (a.kind === "pull") {
-    // Taken out of kontobro.toml (or made manual, or its target gone): nothing runs the job any more, so nothing ends a
-    // run it left "running" either (ended only when its job next runs), and the alert would stay open for ever.
-    if (a.code === "pull_overdue" && scheduled && !scheduled.some((p) => p.cron && p.target === a.target && p.stream === a.subject))
-      return "the pull is no longer scheduled";
+    // Taken out of kontobro.toml (or its target), or made manual: nothing runs the job on its own any more, so neither a
+    // good run nor the end of a run it left "running" (ended only when its job next runs) would ever resolve the alert.
+    const job = scheduled ? configuredPull(scheduled, a.target, a.subject) : null;
+    if (scheduled && !job) return "the pull is no longer configured";
+    if (a.code === "pull_overdue" && job && !job.cron) return "the pull is no longer scheduled";
     const last = await db.get<{ status: string }>(
       `SELECT status FROM job_runs WHERE target = ?1 AND stream = ?2 ORDER BY id DESC LIMIT 1`,
       a.target,
