@@ -160,12 +160,16 @@ export async function reconcileAccounts(
     const earlier = previous.find((p) => p.name === t.name);
     const before = row ? (JSON.parse(row.value) as Account) : earlier ? accountOf(earlier) : null;
     const changed = before ? accountDiff(before, account) : [];
-    if (!before && !forget.has(t.name)) {
-      const renamed = await renamedFrom(tx, t, account, targets);
-      if (renamed) {
-        refused.push({ target: t.name, changed: [], ...renamed });
-        continue;
-      }
+    const renamed = before ? null : await renamedFrom(tx, t, account, targets);
+    if (renamed && !forget.has(t.name)) {
+      refused.push({ target: t.name, changed: [], ...renamed });
+      continue;
+    }
+    if (renamed) {
+      // Started afresh under the new name as asked: the old name's ids stay, unused (nothing to forget under this one).
+      const warning = `target ${t.name} starts afresh, as asked: the ${renamed.held} id(s) kontobro holds under "${renamed.renamedFrom}" for the same account are not used, so records already booked there under that name are created again when they are sent`;
+      plan.push({ target: t, account, forget: false, warning });
+      continue;
     }
     if (changed.length === 0) {
       const asked = forget.has(t.name) ? "forget" : keep.has(t.name) ? "keep" : null;

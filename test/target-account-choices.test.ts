@@ -50,6 +50,31 @@ describe.each(engines)("%s", (engine) => {
     const checked = await storage.transaction((tx) => reconcileAccounts(tx, [books("first")], { forget: ["books"] }));
     expect(checked.warnings).toEqual([expect.stringContaining("no earlier account of it is known (a new target): nothing was forgotten")]);
   });
+
+  test("a target renamed, started afresh all the same: said what that means, not that nothing was forgotten", async () => {
+    const { storage } = await open(engine);
+    await storage.transaction((tx) => reconcileAccounts(tx, [books("first")]));
+    await storage.run(
+      `INSERT INTO links (target, entity, key, remote_id, payload_hash, updated_at) VALUES ('books', 'customer', '1', 'R1', 'h', 0)`,
+    );
+    const renamed = { ...books("first"), name: "books-dk" };
+    expect((await storage.transaction((tx) => reconcileAccounts(tx, [renamed]))).refused).toEqual([
+      { target: "books-dk", changed: [], renamedFrom: "books", held: 1 },
+    ]);
+    // Before, the refusal's own way on (--forget-links books-dk) was answered "nothing was forgotten … give the target a
+    // new name", which it had just been given.
+    const afresh = await storage.transaction((tx) => reconcileAccounts(tx, [renamed], { forget: ["books-dk"] }));
+    expect(afresh).toEqual({
+      refused: [],
+      unknownChoices: [],
+      warnings: [
+        'target books-dk starts afresh, as asked: the 1 id(s) kontobro holds under "books" for the same account are not used, so records already booked there under that name are created again when they are sent',
+      ],
+    });
+    expect(await storage.all(`SELECT target, key FROM links`)).toEqual([{ target: "books", key: "1" }]);
+    // Recorded: the next start, asked nothing, starts without a word.
+    expect(await storage.transaction((tx) => reconcileAccounts(tx, [renamed]))).toEqual({ refused: [], unknownChoices: [], warnings: [] });
+  });
 });
 
 describe.each(engines)("%s", (engine) => {
