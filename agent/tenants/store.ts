@@ -286,10 +286,18 @@ async function refuseWorkUnderWay(tx: SqlRunner, slug: string): Promise<void> {
     ...(pushes > 0 ? [`${pushes} push${pushes === 1 ? "" : "es"} to its targets`] : []),
     ...(pulls > 0 ? [`${pulls} pull${pulls === 1 ? "" : "s"}`] : []),
   ].join(" and ");
+  const when = [
+    ...(pushes > 0
+      ? [
+          "the workers finish its pushes or hand them back within [dispatch] shutdown_grace_ms of the disable (a worker that stopped answering: once the others take its leases back after [workers] dead_after_ms)",
+        ]
+      : []),
+    ...(pulls > 0 ? ["a pull under way runs to its end, which for a long pull can take a while"] : []),
+  ].join("; ");
   throw new TenantError(
     "work_under_way",
     `tenant "${slug}" still has ${what} under way on a worker; nothing was removed`,
-    `The workers finish or hand them back within [dispatch] shutdown_grace_ms of the disable (a worker that stopped answering, once the others take its leases back after [workers] dead_after_ms): run kontobro tenant remove ${slug} again then. \`kontobro tenant status ${slug}\` shows what is in flight.`,
+    `Wait until nothing of it is under way (${when}), then run kontobro tenant remove ${slug} again. \`kontobro tenant status ${slug}\` shows what is in flight.`,
   );
 }
 
