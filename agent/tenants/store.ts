@@ -269,7 +269,7 @@ export class TenantStore {
 const RESOLVE_API_TOKEN = `SELECT id, slug, state, updated_at AS "updatedAt", api_token_hash AS hash FROM tenants WHERE api_token_hash = $1`;
 
 /** A tenant's deliveries leased by a worker and its pull runs not ended: work a worker is doing for it right now. */
-const UNDER_WAY = `SELECT (SELECT count(*) FROM deliveries WHERE status = 'in_flight') AS pushes,
+const UNDER_WAY = `SELECT (SELECT count(*) FROM deliveries WHERE status = 'in_flight' AND ${NOT_DONE}) AS pushes,
   (SELECT count(*) FROM job_runs WHERE status = 'running') AS pulls`;
 
 /**
