@@ -62,6 +62,8 @@ export interface AccountChange {
    * that target renamed. Under the new name those ids are not found, so records already there could be made again.
    */
   renamedFrom?: string;
+  /** With renamedFrom: what the two have in common, the settings that tell the account (the kind and accountKeys). */
+  sameBy?: string[];
 }
 
 const hash = (v: unknown) =>
@@ -131,7 +133,7 @@ export function accountProblems(
 ): string[] {
   return refused.map((r) =>
     r.renamedFrom
-      ? `targets.${r.target}: points at the same account as target "${r.renamedFrom}", which is no longer configured and under whose name kontobro holds ${r.held} id(s) of records there (links, master data, pull cursors). Under a new name they are not found, so records already in that account could be created (booked) a second time. Give the target back its name "${r.renamedFrom}"; or, to start afresh under the new name all the same, ${how.forget(r.target)}`
+      ? `targets.${r.target}: points at the same account as target "${r.renamedFrom}", which is no longer configured and under whose name kontobro holds ${r.held} id(s) of records there (links, master data, pull cursors), as far as the settings tell (the same ${(r.sameBy ?? ["kind"]).join(", ")}). Under a new name those ids are not found, so records already in that account could be created (booked) a second time. Give the target back its name "${r.renamedFrom}"; or, if it is another company or agreement (one chosen at sign-in is not in the settings), or to start afresh under the new name all the same, ${how.forget(r.target)}`
       : `targets.${r.target}: points at another account than before (${r.changed.join(", ")} changed), and kontobro holds ${r.held} id(s) of records in the old one (links, master data, pull cursors), to which updates would go. Give the target a new name to start afresh in the new account; or ${how.forget(r.target)} to forget those ids with this change (its records are then created anew there); or, if it is the same account after all (a new token), ${how.keep(r.target)}`,
   );
 }
@@ -240,13 +242,13 @@ async function renamedFrom(
   t: AccountTarget,
   account: Account,
   targets: AccountTarget[],
-): Promise<{ renamedFrom: string; held: number } | null> {
+): Promise<{ renamedFrom: string; held: number; sameBy: string[] } | null> {
   const same = JSON.stringify(account);
   for (const row of await tx.all<{ name: string; value: string }>(RECORDED)) {
     const old = row.name.slice(SETTING("").length);
     if (old === t.name || targets.some((o) => o.name === old) || row.value !== same) continue;
     const held = (await tx.get<{ n: number }>(HELD, old))!.n;
-    if (held > 0) return { renamedFrom: old, held };
+    if (held > 0) return { renamedFrom: old, held, sameBy: Object.keys(account) };
   }
   return null;
 }

@@ -59,7 +59,7 @@ describe.each(engines)("%s", (engine) => {
     );
     const renamed = { ...books("first"), name: "books-dk" };
     expect((await storage.transaction((tx) => reconcileAccounts(tx, [renamed]))).refused).toEqual([
-      { target: "books-dk", changed: [], renamedFrom: "books", held: 1 },
+      { target: "books-dk", changed: [], renamedFrom: "books", held: 1, sameBy: ["kind", "rest_url", "agreement_grant_token"] },
     ]);
     // Before, the refusal's own way on (--forget-links books-dk) was answered "nothing was forgotten … give the target a
     // new name", which it had just been given.

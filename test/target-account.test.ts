@@ -155,7 +155,7 @@ describe("kontobro.toml: a target renamed", () => {
     const problems = await refusedWith(start(books({ name: "books-dk" })));
     expect(problems).toEqual([
       expect.stringMatching(
-        /^targets\.books-dk: points at the same account as target "books", which is no longer configured and under whose name kontobro holds 1 id\(s\) of records there/,
+        /^targets\.books-dk: points at the same account as target "books", which is no longer configured and under whose name kontobro holds 1 id\(s\) of records there \(links, master data, pull cursors\), as far as the settings tell \(the same kind, rest_url, agreement_grant_token\)/,
       ),
     ]);
     expect(problems[0]).toContain('Give the target back its name "books"');
