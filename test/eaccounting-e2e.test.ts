@@ -91,11 +91,16 @@ describe("an invoice sent in eAccounting before kontobro linked its draft", () =
     await s.send(masterData());
     await s.waitDone(2);
     // The draft is made but its answer is lost; the attempts after it cannot look it up yet, so no link is stored.
+    // The first attempt's own lookup (every first push looks) goes through; the draft POST is slowed until the
+    // lookups after it are refused.
     await s.control("faults", [
+      { method: "POST", path: "/v2/customerinvoicedrafts$", fault: "latency", latencyMs: 1000 },
       { method: "POST", path: "/v2/customerinvoicedrafts$", fault: "drop_after_commit" },
-      { method: "GET", path: "/v2/customerinvoicedrafts", fault: "503", count: 100_000 },
     ]);
+    await s.control("requests", undefined, "DELETE");
     await s.send([ev("invoice.finalized", invoiceData())]);
+    await waitFor("the first attempt's lookup", async () => (await s!.control("requests")).families["GET /v2/customerinvoices"]);
+    await s.control("faults", [{ method: "GET", path: "/v2/customerinvoicedrafts", fault: "503", count: 100_000 }]);
     await waitFor("the draft made, unlinked", async () => (await s!.state()).drafts.length === 1);
     // A person sends the draft meanwhile; the pulls read the invoice while no link names it, and move on.
     await s.control("send-draft", { reference: ["ElectronicReference", "kontobro:psa-inv-20001"] });

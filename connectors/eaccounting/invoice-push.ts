@@ -1,7 +1,7 @@
 // Invoices as drafts (issue 13, item 5): kontobro creates a customer invoice draft; eAccounting numbers the
 // invoice when a person sends it there, and the "invoices" pull reports the number and status back. The PSA id
-// is kept in the reference field ("kontobro:<psaId>"); eAccounting has no idempotency key, so a create whose
-// earlier attempt is uncertain looks for a draft (or an invoice made from one) carrying it first.
+// is kept in the reference field ("kontobro:<psaId>"); eAccounting has no idempotency key and no number guard, so
+// every push without a link looks for a draft (or an invoice made from one) carrying it first.
 import { bookedAmountDiffers, customerTotal, type Customer, type InvoiceLike, type Project } from "../../agent/model.ts";
 import type { PushContext, PushResult } from "../contract.ts";
 import { TargetError } from "../http.ts";
@@ -29,9 +29,11 @@ export class EaccountingInvoices {
 
   async push(inv: InvoiceLike, ctx: PushContext): Promise<PushResult> {
     const what = inv.kind === "credit_note" ? "credit note" : "invoice";
-    // 1. Ours already? By the link, or (after an uncertain attempt) by the reference field. A draft POST of an earlier
-    // attempt answered late has landed by now: that attempt ended only once it had answered (connectors/http.ts).
-    const existing = ctx.link ? await this.byLink(ctx.link.remoteId) : ctx.uncertain ? await this.find(inv) : null;
+    // 1. Ours already? By the link, or else by the reference field, on every first push: eAccounting has no number
+    // guard, so a PSA resend after kontobro lost its local state (a new data directory, a restore nobody detected)
+    // would otherwise make a second draft of an invoice already made or sent. A draft POST of an earlier attempt
+    // answered late has landed by now: that attempt ended only once it had answered (connectors/http.ts).
+    const existing = ctx.link ? await this.byLink(ctx.link.remoteId) : await this.find(inv);
     if (existing?.invoice) {
       sameAmountsAsSent(inv, existing.invoice);
       return {
