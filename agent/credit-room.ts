@@ -1,8 +1,9 @@
 // Over-crediting: the credit notes of one invoice booked at a target never add up to more than the invoice.
 // Checked when a credit note is claimed for a target (agent/outbox.ts), where credit notes of one invoice go one at a
 // time, so what is booked there cannot change while this one is pushed. What counts as booked: a credit note of the
-// invoice linked at the target (its push was done), with its latest version's amount. An invoice kontobro never held
-// (booked before kontobro) has no total here: its credit notes go unchecked, as before.
+// invoice linked at the target (its push was done). Amounts, the invoice's total too, are those of the newest version
+// done at the target (agent/outbox.ts BOOKED_VERSION), not of a later one that needs action or is not sent yet. An
+// invoice kontobro never held (booked before kontobro) has no total here: its credit notes go unchecked, as before.
 import { lineAmount } from "./model.ts";
 import type { Problem } from "./problem.ts";
 import { showMoney } from "./record-story.ts";

@@ -85,6 +85,13 @@ const HELD_FROM = "?1 + coalesce(late_answer_wait_ms, 0)";
  */
 const HELD = "deliveries.error_code IN ('interrupted', 'restored') AND deliveries.next_attempt_at > ?2";
 
+/**
+ * The payload of invoice record `r` as it is at target ?1: its newest version whose push was done there. The record's
+ * own (newest) payload when there is none (never pushed there) or retention has emptied that version's event.
+ */
+const BOOKED_VERSION = `coalesce((SELECT nullif(e.payload, '') FROM deliveries d JOIN events e ON e.seq = d.event_seq
+           WHERE d.target = ?1 AND d.entity = 'invoice' AND d.key = r.key AND d.status = 'done' ORDER BY d.id DESC LIMIT 1), r.payload)`;
+
 const SQL = {
   // The first `?3` ready deliveries are picked before the joins: PostgreSQL, not knowing that each has one event,
   // otherwise joins all of the tenant's deliveries and events and sorts them (10 ms against 0.6 ms with 1,000 each).
@@ -128,10 +135,12 @@ const SQL = {
   // The invoices ?2 (a JSON array of numbers) that credit notes among a claim's ready deliveries credit (credit-room.ts):
   // each invoice's record, and its credit notes linked at target ?1 (booked there). Read only by such a claim.
   // `+entity` keeps SQLite on records_credits, not on the primary key's range of every invoice.
+  // Each document's amount is the one at the target: its newest version done there (BOOKED_VERSION), not a later
+  // version that needs action (a booked invoice's other amounts) or is not sent yet.
   creditPicture: `WITH credited AS MATERIALIZED (SELECT value AS invoice FROM json_each(?2))
-        SELECT credited.invoice, 'invoice' AS role, r.key, r.payload FROM credited JOIN records r ON r.entity = 'invoice' AND r.key = credited.invoice
+        SELECT credited.invoice, 'invoice' AS role, r.key, ${BOOKED_VERSION} AS payload FROM credited JOIN records r ON r.entity = 'invoice' AND r.key = credited.invoice
         UNION ALL
-        SELECT credited.invoice, 'credit' AS role, r.key, r.payload FROM credited JOIN records r ON r.credits = credited.invoice AND +r.entity = 'invoice'
+        SELECT credited.invoice, 'credit' AS role, r.key, ${BOOKED_VERSION} AS payload FROM credited JOIN records r ON r.credits = credited.invoice AND +r.entity = 'invoice'
          WHERE EXISTS (SELECT 1 FROM links l WHERE l.target = ?1 AND l.entity = 'invoice' AND l.key = r.key)`,
   // A claimed credit note that would credit more than its invoice (credit-room.ts): needs action, never sent.
   overCredit: `UPDATE deliveries SET status = 'needs_action', waiting_on = NULL, error_code = ?2, error_message = ?3, error_hint = ?4, error_field = ?5, updated_at = ?6

@@ -144,3 +144,19 @@ test("a credit note for an invoice still waiting waits with it, and is then chec
   expect(outcomes).toContainEqual({ status: "needs_action", code: "invoice.credit_exceeds_invoice" });
   expect(Object.keys(await bookedNets(s)).length).toBe(2);
 }, 30_000);
+
+test("a later version of a booked invoice that needs action (other amounts) does not widen what its credit notes may credit", async () => {
+  stack = await startStack();
+  const s = stack;
+  await s.post([customerEvent(1), invoice(100, 100_000)]);
+  await s.waitDelivered(2);
+  // The PSA corrects the booked invoice to 2,000.00: e-conomic keeps the booked 1,000.00, so this version needs action.
+  await s.post([{ ...invoice(100, 200_000), id: "inv-100-v2" }]);
+  expect(outcome(await settled(s, "inv-100-v2"))).toEqual({ status: "needs_action", code: "economic.invoice_already_booked" });
+  // A credit note of 1,500.00 credits more than the 1,000.00 booked, whatever the refused version says.
+  await s.post([credit(200, 100, [{ quantity: 1, unitPrice: 150_000 }])]);
+  const over = await settled(s, "cn-200");
+  expect(outcome(over)).toEqual({ status: "needs_action", code: "invoice.credit_exceeds_invoice" });
+  expect(over.errorMessage).toContain("whose total is 1,000.00 NOK");
+  expect(await bookedNets(s)).toEqual({ 100: 1000 });
+});

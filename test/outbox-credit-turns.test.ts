@@ -88,4 +88,28 @@ describe.each(engines)("credit notes of one invoice on %s", (engine) => {
     );
     expect(row).toEqual({ status: "needs_action", code: "invoice.credit_exceeds_invoice" });
   });
+
+  test("a later version of a booked invoice that needs action (other amounts) does not widen what may be credited", async () => {
+    const booked = { lines: [{ text: "Consulting", quantity: 1, unitPrice: 100_000, kind: "hours" }] };
+    await send(invoiceEvent(400, 1, undefined, booked, "i-400-v1"));
+    const [v1] = (await workers[0]!.claim("t", 10, LEASE_MS, ALL)).filter((x) => x.key === "400");
+    await workers[0]!.complete([{ delivery: v1!, outcome: { kind: "done", remoteId: "r400", payloadHash: "h" } }]);
+    // The PSA's correction to 11,375.00: the target keeps the booked 1,000.00, so this version needs action.
+    await send(invoiceEvent(400, 1, undefined, {}, "i-400-v2"));
+    const [v2] = (await workers[1]!.claim("t", 10, LEASE_MS, ALL)).filter((x) => x.key === "400");
+    const refused = {
+      kind: "needs_action",
+      uncertain: false,
+      problem: { code: "x.invoice_already_booked", message: "booked", hint: "credit it" },
+    } as const;
+    await workers[1]!.complete([{ delivery: v2!, outcome: refused }]);
+    // A credit note of 11,375.00 credits more than the 1,000.00 booked.
+    await send(creditNote(401, 400));
+    expect(keys(await workers[0]!.claim("t", 10, LEASE_MS, ALL)).filter((k) => k === "401")).toEqual([]);
+    const row = await storage.storage.get<{ status: string; code: string; message: string }>(
+      "SELECT status, error_code AS code, error_message AS message FROM deliveries WHERE entity = 'invoice' AND key = '401'",
+    );
+    expect({ status: row!.status, code: row!.code }).toEqual({ status: "needs_action", code: "invoice.credit_exceeds_invoice" });
+    expect(row!.message).toContain("whose total is 1,000.00 NOK");
+  });
 });
