@@ -29,8 +29,9 @@ const credit = (n: number, unitPrice: number, id: string) => ({
     lines: [{ text: "Credit", kind: "hours", quantity: 1, unitPrice }],
   },
 });
-const invoice = (id: string, hours = 7.5) =>
-  invoiceEvent(20001, 10501, 30501, { lines: [{ text: "Consulting", quantity: hours, unitPrice: 145000, kind: "hours" }, TRAVEL] }, id);
+/** Invoice `n` (20001 unless said): 11,375.00 NOK net with 7.5 hours, 13,550.00 with 9. */
+const invoice = (id: string, hours = 7.5, n = 20001) =>
+  invoiceEvent(n, 10501, 30501, { lines: [{ text: "Consulting", quantity: hours, unitPrice: 145000, kind: "hours" }, TRAVEL] }, id);
 const TRAVEL = { text: "Travel", quantity: 1, unitPrice: 50000, kind: "expenses" };
 
 /** An agent on a data directory of its own (a new installation), against the one sandbox. */
@@ -139,12 +140,20 @@ describe("a new, empty database against a company that holds kontobro's bookings
       await post([customerEvent(10501, {}, "c1"), projectEvent(30501, 10501, {}, "p1"), invoice("i1"), credit(20002, 100_000, "cn1")]);
       expect(outcome(await settled("i1"))).toEqual({ status: "done", code: null });
       expect(outcome(await settled("cn1"))).toEqual({ status: "done", code: null });
+      // After the credit note: Uniconta's number series gives numbers in the order of posting.
+      await post([invoice("j1", 7.5, 20003)]);
+      expect(outcome(await settled("j1"))).toEqual({ status: "done", code: null });
       await agent.stop();
       await c.afterFirst?.(target.sandboxUrl);
       const before = c.held(await sandboxControl(target.sandboxUrl)("state"));
 
       // The data directory is gone: a new installation, and the PSA sends its history again.
       agent = await startFresh(target, c.settings ?? {});
+      // First a correction of an invoice the PSA does not send again as it was: other amounts than booked.
+      await post([customerEvent(10501, {}, "c2a"), projectEvent(30501, 10501, {}, "p2a"), invoice("j2", 9, 20003)]);
+      const correction = await settled("j2");
+      expect(outcome(correction)).toEqual({ status: "needs_action", code: c.changedCode });
+      expect(correction.message).toContain("13550.00");
       const moved = { addresses: [{ street: "Kaigaten 9", zip: "5015", city: "Bergen", country: "NO" }] };
       await post([customerEvent(10501, moved, "c2"), projectEvent(30501, 10501, { name: "Project 30501 renamed" }, "p2")]);
       await post([invoice("i2"), credit(20002, 100_000, "cn2")]);
@@ -155,7 +164,7 @@ describe("a new, empty database against a company that holds kontobro's bookings
       const held = () => sandboxControl(target!.sandboxUrl)("state").then(c.held);
       expect((await held()).documents).toEqual(before.documents);
       // A further credit note that, with the 1,000.00 credited, credits more than the invoice's 11,375.00.
-      await post([credit(20003, 1_100_000, "cn3")]);
+      await post([credit(20005, 1_100_000, "cn3")]);
       const over = await settled("cn3");
       expect(outcome(over)).toEqual({ status: "needs_action", code: "invoice.credit_exceeds_invoice" });
       // A corrected version of the booked invoice: other amounts.
@@ -166,7 +175,7 @@ describe("a new, empty database against a company that holds kontobro's bookings
 
       const after = await held();
       expect(after.documents).toEqual(before.documents);
-      expect(after.documents).toHaveLength(2);
+      expect(after.documents).toHaveLength(3);
       expect(after.customers).toEqual(["Kaigaten 9"]);
       expect(after.projects).toEqual(["Project 30501 renamed"]);
     }, 60_000);

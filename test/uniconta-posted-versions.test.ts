@@ -51,4 +51,10 @@ test("an invoice in another currency than the company's is not compared (which c
   await env.connector.push("invoice", invoice(lines(2)), ctx(records));
   const again = await env.connector.push("invoice", invoice(lines(3)), ctx({ ...records, uncertain: true }));
   expect(again.remoteId).toBe("20001");
+  // Done, but not as if its amounts were checked: the note says they were not (a resend into a new data directory is
+  // such a first push too).
+  expect(again.note).toContain("Its amounts were not compared (the invoice is in DKK, company_currency is EUR)");
+  const linked = await env.connector.push("invoice", invoice(lines(3)), ctx({ ...records, link: { remoteId: "20001" } }));
+  expect(linked.note).toContain("were not compared");
+  expect(linked.note).not.toContain("with these amounts");
 });

@@ -328,7 +328,7 @@ export class UnicontaInvoices {
 
   /** The invoice is posted: attach the PDF once, check its number and date, link it. */
   private async done(row: Row, inv: InvoiceLike, postedNow: boolean, ctx: PushContext): Promise<PushResult> {
-    if (!postedNow) this.sameAmountsAsPosted(inv, row);
+    const compared = !postedNow && this.sameAmountsAsPosted(inv, row);
     const notes: (string | undefined)[] = [await this.attachPdf(inv, "DebtorInvoiceClient", row.RowId, !postedNow)];
     if (!sameNumber(row.InvoiceNumber, inv.number)) {
       const key = `${inv.psaId}:${row.InvoiceNumber}`;
@@ -338,9 +338,13 @@ export class UnicontaInvoices {
       }
       notes.push(`Uniconta numbered PSA invoice ${inv.number} as ${row.InvoiceNumber} (reported as needs action, then accepted by retry).`);
     }
-    if (!postedNow && ctx.link)
+    if (compared && ctx.link)
       notes.push(
         `Invoice ${row.InvoiceNumber} is posted in Uniconta with these amounts; a posted invoice cannot change, so other changes of this version (texts, references) were not sent.`,
+      );
+    if (!postedNow && !compared)
+      notes.push(
+        `Invoice ${row.InvoiceNumber} is posted in Uniconta already; a posted invoice cannot change, so nothing of this version was sent. Its amounts were not compared (the invoice is in ${inv.currency}, company_currency is ${this.cfg.company_currency}): check them in Uniconta.`,
       );
     const date = dateOf(row.Date);
     if (date && date !== inv.date)
@@ -352,12 +356,12 @@ export class UnicontaInvoices {
   /**
    * A posted invoice of ours found for this version (a later one, or a resend after a restore) must post what it says:
    * other amounts need the user (a posted invoice cannot change). Compared in the company currency only: whether
-   * `NetAmount` is in the invoice's currency or the company's is unverified (README, Unverified).
+   * `NetAmount` is in the invoice's currency or the company's is unverified (README, Unverified). False: not compared.
    */
-  private sameAmountsAsPosted(inv: InvoiceLike, row: Row): void {
-    if (inv.currency !== this.cfg.company_currency) return;
+  private sameAmountsAsPosted(inv: InvoiceLike, row: Row): boolean {
+    if (inv.currency !== this.cfg.company_currency) return false;
     const posted = Math.round(Number(row.NetAmount) * 100);
-    if (!bookedAmountDiffers(inv, posted)) return;
+    if (!bookedAmountDiffers(inv, posted)) return true;
     const amount = (minor: number) =>
       Number.isFinite(minor) ? `${(minor / 100).toFixed(2)} ${inv.currency}` : "an amount kontobro could not read";
     const what = inv.kind === "credit_note" ? "Credit note" : "Invoice";
