@@ -20,8 +20,10 @@ export function documentAmount(lines: Lines): number {
 export interface CreditPicture {
   invoiceTotal: number | null;
   currency: string;
-  /** Credit note number → the amount it credits. */
+  /** Credit note number → the amount it credits: booked there, or maybe booked (`inDoubt`). */
   booked: Map<string, number>;
+  /** The credit notes among `booked` that need action after a push in doubt: not known to be booked, but they may be. */
+  inDoubt: Set<string>;
 }
 
 /**
@@ -35,10 +37,15 @@ export function overCredit(key: string, invoice: string, amount: number, picture
   if (already + amount <= picture.invoiceTotal) return null;
   const money = (minor: number) => showMoney(minor, picture.currency);
   const left = Math.max(0, picture.invoiceTotal - already);
+  const doubted = others.filter(([k]) => picture.inDoubt.has(k)).map(([k]) => k);
   const booked =
     others.length === 0
       ? ""
-      : ` ${others.map(([k, a]) => `credit note ${k} (${money(a)})`).join(", ")} already ${others.length === 1 ? "credits" : "credit"} it at ${target}, ${money(left)} is left;`;
+      : ` ${others.map(([k, a]) => `credit note ${k} (${money(a)}${picture.inDoubt.has(k) ? ", may be booked: a push of it ended in doubt" : ""})`).join(", ")} already ${others.length === 1 ? "credits" : "credit"} it at ${target}, ${money(left)} is left;`;
+  const doubt =
+    doubted.length === 0
+      ? ""
+      : `Credit note ${doubted.join(", ")} needs action after a push whose outcome is unknown and counts as booked until that is known: look at ${target} whether it is booked; put it right (retry it, and its next push looks there first; or correct it in the PSA), then retry this one. `;
   return {
     code: "invoice.credit_exceeds_invoice",
     field: "data.lines",
@@ -46,9 +53,10 @@ export function overCredit(key: string, invoice: string, amount: number, picture
       `Credit note ${key} credits ${money(amount)} of invoice ${invoice}, whose total is ${money(picture.invoiceTotal)};${booked} ` +
       `together that is ${money(already + amount)}, more than the invoice. It was not sent to ${target}.`,
     hint:
-      others.length === 0
+      doubt +
+      (others.length === 0
         ? `Correct credit note ${key} in the PSA to credit at most ${money(picture.invoiceTotal)} and send it again (a new version is checked by itself); what goes beyond the invoice is not a credit of it.`
         : `If credit note ${key} is the same credit as one already booked (sent twice, or again under a new number), cancel it in the PSA: nothing is missing at ${target}. ` +
-          `If it is a further credit, correct it in the PSA to credit at most ${money(left)} and send it again (a new version is checked by itself).`,
+          `If it is a further credit, correct it in the PSA to credit at most ${money(left)} and send it again (a new version is checked by itself).`),
   };
 }

@@ -133,15 +133,20 @@ const SQL = {
          WHERE rank IS NOT NULL
          ORDER BY rank DESC, key`,
   // The invoices ?2 (a JSON array of numbers) that credit notes among a claim's ready deliveries credit (credit-room.ts):
-  // each invoice's record, and its credit notes linked at target ?1 (booked there). Read only by such a claim.
-  // `+entity` keeps SQLite on records_credits, not on the primary key's range of every invoice.
-  // Each document's amount is the one at the target: its newest version done there (BOOKED_VERSION), not a later
-  // version that needs action (a booked invoice's other amounts) or is not sent yet.
-  creditPicture: `WITH credited AS MATERIALIZED (SELECT value AS invoice FROM json_each(?2))
+  // each invoice's record, and its credit notes linked at target ?1 (booked there, role 'credit') or needing action
+  // there after a push in doubt (they may be booked, role 'doubt'; one pending in doubt holds the turn instead). Read
+  // only by such a claim. `+entity` keeps SQLite on records_credits, not on the primary key's range of every invoice;
+  // the deliveries are probed by deliveries_record. Each document's amount is the one at the target: its newest version
+  // done there (BOOKED_VERSION), not a later version that needs action (a booked invoice's other amounts) or is not sent yet.
+  creditPicture: `WITH credited AS MATERIALIZED (SELECT value AS invoice FROM json_each(?2)),
+        notes AS MATERIALIZED (SELECT credited.invoice, r.key, ${BOOKED_VERSION} AS payload,
+               EXISTS (SELECT 1 FROM links l WHERE l.target = ?1 AND l.entity = 'invoice' AND l.key = r.key) AS linked
+          FROM credited JOIN records r ON r.credits = credited.invoice AND +r.entity = 'invoice')
         SELECT credited.invoice, 'invoice' AS role, r.key, ${BOOKED_VERSION} AS payload FROM credited JOIN records r ON r.entity = 'invoice' AND r.key = credited.invoice
         UNION ALL
-        SELECT credited.invoice, 'credit' AS role, r.key, ${BOOKED_VERSION} AS payload FROM credited JOIN records r ON r.credits = credited.invoice AND +r.entity = 'invoice'
-         WHERE EXISTS (SELECT 1 FROM links l WHERE l.target = ?1 AND l.entity = 'invoice' AND l.key = r.key)`,
+        SELECT invoice, CASE WHEN linked THEN 'credit' ELSE 'doubt' END AS role, key, payload FROM notes
+         WHERE linked OR EXISTS (SELECT 1 FROM deliveries d WHERE d.target = ?1 AND d.entity = 'invoice' AND d.key = notes.key AND ${OPEN}
+                                   AND d.status = 'needs_action' AND d.uncertain = 1)`,
   // A claimed credit note that would credit more than its invoice (credit-room.ts): needs action, never sent.
   overCredit: `UPDATE deliveries SET status = 'needs_action', waiting_on = NULL, error_code = ?2, error_message = ?3, error_hint = ?4, error_field = ?5, updated_at = ?6
         WHERE id = ?1 AND status = 'pending'`,
@@ -519,6 +524,10 @@ export class Outbox {
       if (refused) {
         await tx.run(SQL.overCredit, d.id, refused.code, refused.message, refused.hint ?? null, refused.field ?? null, now);
         await this.recordAttempt(tx, d, now, "needs_action", refused.code, refused.message, refused.hint ?? null, null);
+        // Its turn ends here, as at an outcome: the credit notes of its invoice waiting for it go on (checked themselves).
+        const credited = creditedInvoiceOf(d.entity, d.payload);
+        if (credited !== null && credits?.get(credited) === String(d.key)) credits.delete(credited);
+        await tx.run(SQL.wake, d.target, recordRef(d.entity, d.key), now);
         continue;
       }
       d.attempts += 1;
@@ -626,7 +635,7 @@ export class Outbox {
     const pictures = new Map<string, CreditPicture>();
     const pictureOf = (invoice: string) => {
       let p = pictures.get(invoice);
-      if (!p) pictures.set(invoice, (p = { invoiceTotal: null, currency: "", booked: new Map() }));
+      if (!p) pictures.set(invoice, (p = { invoiceTotal: null, currency: "", booked: new Map(), inDoubt: new Set() }));
       return p;
     };
     for (const r of rows) {
@@ -635,7 +644,10 @@ export class Outbox {
       if (r.role === "invoice") {
         p.invoiceTotal = documentAmount(doc.lines ?? []);
         p.currency = doc.currency ?? "";
-      } else p.booked.set(String(r.key), documentAmount(doc.lines ?? []));
+        continue;
+      }
+      p.booked.set(String(r.key), documentAmount(doc.lines ?? []));
+      if (r.role === "doubt") p.inDoubt.add(String(r.key));
     }
     return pictures;
   }

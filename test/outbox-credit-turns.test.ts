@@ -17,6 +17,17 @@ const creditNote = (n: number, credited: number) => ({
   ...invoiceEvent(n, 1, undefined, { creditedInvoiceNumber: credited }),
   type: "invoice.credited",
 });
+/** A credit note of `amount` (minor units) on one line, sent under event id `id`. */
+const creditOf = (n: number, credited: number, amount: number, id = `c-${n}`) => ({
+  ...invoiceEvent(
+    n,
+    1,
+    undefined,
+    { creditedInvoiceNumber: credited, lines: [{ text: "Credit", quantity: 1, unitPrice: amount, kind: "hours" }] },
+    id,
+  ),
+  type: "invoice.credited",
+});
 const keys = (ds: ClaimedDelivery[]) => ds.map((d) => d.key).sort();
 
 describe.each(engines)("credit notes of one invoice on %s", (engine) => {
@@ -71,6 +82,40 @@ describe.each(engines)("credit notes of one invoice on %s", (engine) => {
     expect([again!.key, ...keys(rest)]).toEqual(["201"]);
     await workers[1]!.complete([{ delivery: again!, outcome: { kind: "done", remoteId: "r201", payloadHash: "h" } }]);
     expect(keys(await workers[0]!.claim("t", 10, LEASE_MS, ALL))).toEqual(["202"]);
+  });
+
+  test("a credit note in doubt refused at the claim as over-crediting lets the credit note waiting for it go on (checked itself)", async () => {
+    const done = (w: Outbox, d: ClaimedDelivery) =>
+      w.complete([{ delivery: d, outcome: { kind: "done", remoteId: `r${d.key}`, payloadHash: "h" } }]);
+    const claimOf = async (w: Outbox, key: string) => (await w.claim("t", 10, LEASE_MS, ALL)).find((x) => x.key === key);
+    await send(invoiceEvent(300, 1), creditOf(301, 300, 600_000));
+    await done(workers[0]!, (await claimOf(workers[0]!, "300"))!);
+    await done(workers[0]!, (await claimOf(workers[0]!, "301"))!);
+    // 302 fits (1,000,000 of 1,137,500) and goes; its answer is lost, so it may be booked; 303 waits for it.
+    await send(creditOf(302, 300, 400_000), creditOf(303, 300, 100_000));
+    const second = (await claimOf(workers[0]!, "302"))!;
+    const timeout = { code: "timeout", message: "no answer in time" };
+    await workers[0]!.complete([{ delivery: second, outcome: { kind: "retry", problem: timeout, delayMs: 30_000, uncertain: true } }]);
+    expect(await claimOf(workers[1]!, "303")).toBeUndefined();
+    // Meanwhile the PSA lowers the invoice to 950,000: 302's next claim refuses it (600,000 + 400,000 is more).
+    await send(
+      invoiceEvent(300, 1, undefined, { lines: [{ text: "Consulting", quantity: 1, unitPrice: 950_000, kind: "hours" }] }, "i-300-v2"),
+    );
+    clock += 60_000;
+    await done(workers[1]!, (await claimOf(workers[1]!, "300"))!);
+    expect(await claimOf(workers[1]!, "302")).toBeUndefined();
+    const statusOf = (key: string) =>
+      storage.storage.get<{ status: string; code: string | null; message: string | null }>(
+        "SELECT status, error_code AS code, error_message AS message FROM deliveries WHERE entity = 'invoice' AND key = ?1 AND status <> 'superseded'",
+        key,
+      );
+    expect(await statusOf("302")).toMatchObject({ status: "needs_action", code: "invoice.credit_exceeds_invoice" });
+    // 303 no longer waits for a turn that never ends: it is checked by itself (302 may be booked, so it counts).
+    await workers[1]!.claim("t", 10, LEASE_MS, ALL);
+    const third = await statusOf("303");
+    expect(third!.status).not.toBe("waiting");
+    expect(third).toMatchObject({ status: "needs_action", code: "invoice.credit_exceeds_invoice" });
+    expect(third!.message).toContain("302");
   });
 
   test("a credit note that with those booked would credit more than the invoice needs action at the claim, never leased", async () => {
