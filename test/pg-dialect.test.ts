@@ -125,6 +125,13 @@ describe("agentStatements finds the SQL in the source", () => {
 const SQLITE_ONLY = [
   { file: "agent/restore-sqlite.ts", contains: "sqlite_master", why: "reads SQLite's own catalogue of a backup file" },
   { file: "agent/db/rekey.ts", contains: "GLOB", why: "a one-time repair of SQLite files written before keys were canonical" },
+  // records.credits kept with the payloads those repairs rewrite (json_extract of a parameter, SQLite's JSON functions).
+  { file: "agent/db/rekey.ts", contains: "creditedInvoiceNumber", why: "the same repair, keeping records.credits with the payload" },
+  {
+    file: "agent/db/normalise.ts",
+    contains: "creditedInvoiceNumber",
+    why: "a one-time repair of SQLite payloads stored before signs were one",
+  },
   { file: "agent/http/health.ts", contains: "__drizzle_migrations", why: "PostgreSQL keeps drizzle's log in drizzle.__drizzle_migrations" },
   { file: "agent/storage.ts", contains: "__drizzle_migrations", why: "the SQLite file's migration log, in `kontobro storage check`" },
   {

@@ -84,3 +84,45 @@ test("the upgrade fills records.credits for the SQLite file's credit notes", () 
   ]);
   after.$client.close();
 });
+
+test("records.credits follows the one-off upgrades of an older file that spelt the credited invoice 0010", () => {
+  const path = join(tempDir(), "kontobro.db");
+  const before = new Database(path);
+  const upTo = sqliteMigrations.findIndex((m) => m.tag.endsWith("_records_credits"));
+  const db = drizzle({ client: before }) as any;
+  db.dialect.migrate(
+    sqliteMigrations
+      .slice(0, upTo)
+      .map((m) => ({ sql: m.sql.split("--> statement-breakpoint"), bps: m.breakpoints, folderMillis: m.when, hash: m.hash })),
+    db.session,
+    {},
+  );
+  // Stored before numbers had one spelling: the invoice under key 0010, its credit notes naming it so (one of them
+  // under key 012 too). The migration copies 0010; the upgrades that run after it make them 10 and 12.
+  const doc = (number: string, extra: Record<string, unknown>) => ({
+    number,
+    psaId: `PSA-${number}`,
+    customerNumber: "1",
+    date: "2026-11-20",
+    dueDate: "2026-12-04",
+    currency: "NOK",
+    lines: [{ text: "Consulting", quantity: 1, unitPrice: 100_000, kind: "hours" }],
+    ...extra,
+  });
+  const insert = before.query(
+    "INSERT INTO records (entity, key, payload, version, last_event_seq, updated_at) VALUES ('invoice', ?1, ?2, 1, 1, 0)",
+  );
+  insert.run("0010", JSON.stringify(doc("0010", { kind: "invoice" })));
+  insert.run("11", JSON.stringify(doc("11", { kind: "credit_note", creditedInvoiceNumber: "0010" })));
+  insert.run("012", JSON.stringify(doc("012", { kind: "credit_note", creditedInvoiceNumber: "0010" })));
+  before.close();
+  const after = openDatabase(path);
+  expect(
+    after.$client.query("SELECT key, credits, json_extract(payload, '$.creditedInvoiceNumber') AS named FROM records ORDER BY key").all(),
+  ).toEqual([
+    { key: "10", credits: null, named: null },
+    { key: "11", credits: "10", named: "10" },
+    { key: "12", credits: "10", named: "10" },
+  ]);
+  after.$client.close();
+});

@@ -14,7 +14,11 @@ export function normaliseStoredPayloads(c: Database): number {
   let changed = 0;
   const update = {
     events: c.prepare("UPDATE events SET payload = ?2 WHERE seq = ?1"),
-    records: c.prepare("UPDATE records SET payload = ?2 WHERE entity = 'invoice' AND key = ?1"),
+    // records.credits follows the payload: the migration that added it ran before this, on payloads saying "0010" for 10.
+    records: c.prepare(
+      `UPDATE records SET payload = ?2, credits = CASE WHEN json_extract(?2, '$.kind') = 'credit_note' THEN CAST(json_extract(?2, '$.creditedInvoiceNumber') AS TEXT) END
+        WHERE entity = 'invoice' AND key = ?1`,
+    ),
   };
   c.transaction(() => {
     let after = 0;

@@ -22,7 +22,13 @@ export function canonicaliseRecordKeys(c: Database): number {
       const parsed = PUSHED.has(r.entity) ? parseStored(r.entity as Entity, JSON.parse(r.payload)) : null;
       const payload = parsed?.success ? JSON.stringify(parsed.data) : r.payload;
       const [from, to] = [`${r.entity}:${r.key}`, `${r.entity}:${key}`];
-      c.run("UPDATE records SET key = ?3, payload = ?4 WHERE entity = ?1 AND key = ?2", [r.entity, r.key, key, payload]);
+      // records.credits follows the payload (the migration that added it ran before this, on the old spelling).
+      c.run(
+        `UPDATE records SET key = ?3, payload = ?4,
+           credits = CASE WHEN json_extract(?4, '$.kind') = 'credit_note' THEN CAST(json_extract(?4, '$.creditedInvoiceNumber') AS TEXT) END
+         WHERE entity = ?1 AND key = ?2`,
+        [r.entity, r.key, key, payload],
+      );
       for (const table of ["events", "deliveries", "links"])
         c.run(`UPDATE ${table} SET key = ?3 WHERE entity = ?1 AND key = ?2`, [r.entity, r.key, key]);
       c.run("UPDATE deliveries SET waiting_on = ?2 WHERE waiting_on = ?1", [from, to]);
