@@ -145,9 +145,11 @@ const SQL = {
         LEFT JOIN pull_status s ON s.target = l.target AND s.entity = 'invoice' AND s.key = l.key
         WHERE l.target = ?1 AND l.entity = 'invoice' AND (s.final IS NULL OR s.final = 0 OR s.updated_at >= ?2)
           AND NOT EXISTS (SELECT 1 FROM records r WHERE r.entity = 'invoice' AND r.key = l.key AND r.credits IS NOT NULL) ORDER BY l.key`,
-  // The credit notes booked at target ?1 (linked there), with what they credit, and the invoices they credit.
-  bookedCredits: `SELECT r.credits AS invoice, r.payload FROM records r
-        WHERE r.credits IS NOT NULL AND +r.entity = 'invoice' AND EXISTS (SELECT 1 FROM links l WHERE l.target = ?1 AND l.entity = 'invoice' AND l.key = r.key)`,
+  // The credit notes booked at target ?1 (linked there) of the invoices ?2 (a JSON array of numbers: those still asked
+  // about), each with the invoice it credits, by records_credits: never the credit notes of every invoice ever paid.
+  bookedCredits: `WITH asked AS MATERIALIZED (SELECT value AS invoice FROM json_each(?2))
+        SELECT asked.invoice, r.payload FROM asked JOIN records r ON r.credits = asked.invoice AND +r.entity = 'invoice'
+         WHERE EXISTS (SELECT 1 FROM links l WHERE l.target = ?1 AND l.entity = 'invoice' AND l.key = r.key)`,
   invoiceTotals: `SELECT asked.value AS key, (SELECT r.payload FROM records r WHERE r.entity = 'invoice' AND r.key = asked.value) AS payload
         FROM json_each(?1) AS asked`,
   feed: `SELECT ${ROW_COLUMNS} FROM inbox WHERE state IN ('new', 'delivered') AND seq > ?1 AND (CAST(?2 AS TEXT) IS NULL OR target = ?2) ORDER BY seq LIMIT ?3`,
@@ -218,18 +220,20 @@ export class Inbox {
       target,
       this.now() - FINAL_RECHECK_MS,
     );
-    const credited = await this.fullyCredited(target);
+    const credited = await this.fullyCredited(target, open);
     return credited.size === 0 ? open : open.filter((i) => !credited.has(i.key));
   }
 
   /**
-   * The invoices whose credit notes booked at `target` credit their whole total. Not asked about any more: the target's
+   * The invoices among `open` whose credit notes booked at `target` credit their whole total. Not asked about any more: the target's
    * ledger may keep their remainder open (e-conomic does until someone matches the entries), which would be reported
    * to the PSA as overdue, for an invoice it credited.
    */
-  private async fullyCredited(target: string): Promise<Set<string>> {
+  private async fullyCredited(target: string, open: { key: string }[]): Promise<Set<string>> {
     const credited = new Map<string, number>();
-    for (const r of await this.storage.all<{ invoice: string; payload: string }>(SQL.bookedCredits, target)) {
+    if (open.length === 0) return new Set();
+    const asked = JSON.stringify(open.map((i) => String(i.key)));
+    for (const r of await this.storage.all<{ invoice: string; payload: string }>(SQL.bookedCredits, target, asked)) {
       const key = String(r.invoice);
       credited.set(key, (credited.get(key) ?? 0) + documentAmount(JSON.parse(r.payload).lines ?? []));
     }
