@@ -29,8 +29,16 @@ export interface CreditPicture {
 /**
  * Why credit note `key` (crediting `amount`) must not be pushed: with the credit notes of the invoice booked at the
  * target it would credit more than the invoice's total. Null when it fits, or when the invoice is unknown.
+ * `sentBefore`: an earlier push of it ended in doubt, so it may be at the target already although this one sends nothing.
  */
-export function overCredit(key: string, invoice: string, amount: number, picture: CreditPicture, target: string): Problem | null {
+export function overCredit(
+  key: string,
+  invoice: string,
+  amount: number,
+  picture: CreditPicture,
+  target: string,
+  sentBefore = false,
+): Problem | null {
   if (picture.invoiceTotal === null) return null;
   const others = [...picture.booked].filter(([k]) => k !== key);
   const already = others.reduce((sum, [, a]) => sum + a, 0);
@@ -51,7 +59,8 @@ export function overCredit(key: string, invoice: string, amount: number, picture
     field: "data.lines",
     message:
       `Credit note ${key} credits ${money(amount)} of invoice ${invoice}, whose total is ${money(picture.invoiceTotal)};${booked} ` +
-      `together that is ${money(already + amount)}, more than the invoice. It was not sent to ${target}.`,
+      `together that is ${money(already + amount)}, more than the invoice. It was not sent to ${target}` +
+      (sentBefore ? ` now, but an earlier push of it ended in doubt: it may be booked there already (look at ${target}).` : "."),
     hint:
       doubt +
       (others.length === 0

@@ -937,7 +937,7 @@ function overCreditOf(d: ClaimedDelivery, pictures: Map<string, CreditPicture> |
   const invoice = creditedInvoiceOf(d.entity, d.payload);
   const picture = invoice === null || d.link ? undefined : pictures?.get(invoice);
   if (!picture) return null;
-  return overCredit(String(d.key), invoice!, documentAmount(d.payload.lines ?? []), picture, d.target);
+  return overCredit(String(d.key), invoice!, documentAmount(d.payload.lines ?? []), picture, d.target, d.uncertain);
 }
 
 /** An attempt whose answer never arrived: kontobro stopped (or lost the lease) while the push was under way. */
