@@ -135,18 +135,23 @@ const SQL = {
   // The invoices ?2 (a JSON array of numbers) that credit notes among a claim's ready deliveries credit (credit-room.ts):
   // each invoice's record, and its credit notes linked at target ?1 (booked there, role 'credit') or needing action
   // there after a push in doubt (they may be booked, role 'doubt'; one pending in doubt holds the turn instead). Read
-  // only by such a claim. `+entity` keeps SQLite on records_credits, not on the primary key's range of every invoice;
-  // the deliveries are probed by deliveries_record. Each document's amount is the one at the target: its newest version
-  // done there (BOOKED_VERSION), not a later version that needs action (a booked invoice's other amounts) or is not sent yet.
+  // only by such a claim, by index probes per invoice asked: each CTE of the list is read once (SQLite, without
+  // statistics, walked every credit note by records_credits, and every invoice by the primary key's entity range, for a
+  // list read twice), the invoice by a scalar subquery on the primary key, `+entity` keeps SQLite on records_credits,
+  // and the deliveries are probed by deliveries_record. Each document's amount is the one at the target: its newest
+  // version done there (BOOKED_VERSION), not a later version that needs action (a booked invoice's other amounts) or
+  // is not sent yet.
   creditPicture: `WITH credited AS MATERIALIZED (SELECT value AS invoice FROM json_each(?2)),
         notes AS MATERIALIZED (SELECT credited.invoice, r.key, ${BOOKED_VERSION} AS payload,
                EXISTS (SELECT 1 FROM links l WHERE l.target = ?1 AND l.entity = 'invoice' AND l.key = r.key) AS linked
-          FROM credited JOIN records r ON r.credits = credited.invoice AND +r.entity = 'invoice')
-        SELECT credited.invoice, 'invoice' AS role, r.key, ${BOOKED_VERSION} AS payload FROM credited JOIN records r ON r.entity = 'invoice' AND r.key = credited.invoice
+          FROM credited JOIN records r ON r.credits = credited.invoice AND +r.entity = 'invoice'),
+        asked AS MATERIALIZED (SELECT value AS invoice FROM json_each(?2))
+        SELECT invoice, 'invoice' AS role, invoice AS key,
+               (SELECT ${BOOKED_VERSION} FROM records r WHERE r.entity = 'invoice' AND r.key = asked.invoice) AS payload FROM asked
         UNION ALL
         SELECT invoice, CASE WHEN linked THEN 'credit' ELSE 'doubt' END AS role, key, payload FROM notes
          WHERE linked OR EXISTS (SELECT 1 FROM deliveries d WHERE d.target = ?1 AND d.entity = 'invoice' AND d.key = notes.key AND ${OPEN}
-                                   AND d.status = 'needs_action' AND d.uncertain = 1)`,
+                                   AND +d.status = 'needs_action' AND d.uncertain = 1)`,
   // A claimed credit note that would credit more than its invoice (credit-room.ts): needs action, never sent.
   overCredit: `UPDATE deliveries SET status = 'needs_action', waiting_on = NULL, error_code = ?2, error_message = ?3, error_hint = ?4, error_field = ?5, updated_at = ?6
         WHERE id = ?1 AND status = 'pending'`,
@@ -627,7 +632,7 @@ export class Outbox {
         .filter((n) => n !== null),
     );
     if (invoices.size === 0) return null;
-    const rows = await tx.all<{ invoice: string; role: string; key: string; payload: string }>(
+    const rows = await tx.all<{ invoice: string; role: string; key: string; payload: string | null }>(
       SQL.creditPicture,
       target,
       JSON.stringify([...invoices]),
@@ -639,6 +644,7 @@ export class Outbox {
       return p;
     };
     for (const r of rows) {
+      if (r.payload === null) continue; // an invoice kontobro does not hold: no total, its credit notes go unchecked
       const doc = JSON.parse(r.payload) as { lines?: { quantity: number; unitPrice: number }[]; currency?: string };
       const p = pictureOf(String(r.invoice));
       if (r.role === "invoice") {
