@@ -5,9 +5,13 @@
 // deliveries: its join was on CAST(value AS BIGINT), which is not leakproof). Both engines: a real SQLite file, and
 // a tenant on a real PostgreSQL server beside another whose rows are interleaved with its own.
 import { describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { openDatabase } from "../agent/db/index.ts";
 import type { SqlRunner } from "../agent/db/pg/runner.ts";
 import { Outbox } from "../agent/outbox.ts";
 import { workerEngines } from "./engines.ts";
+import { tempDir } from "./helpers.ts";
+import { agentStatements } from "./sql-statements.ts";
 import { recording } from "./plan-rows.ts";
 
 const { engines, open } = workerEngines("the claim's statements");
@@ -72,4 +76,25 @@ describe.each(engines)(`a claim of ${CLAIM} deliveries on %s`, (engine) => {
       for (const s of statements) expect(s.rows!.get("deliveries") ?? 0, s.text.slice(0, 90)).toBeLessThanOrEqual(2 * CLAIM + 1);
     }
   }, 120_000);
+});
+
+// A claim with a credit note among its ready deliveries reads the credit notes of the invoices they credit
+// (creditsUnderWay, creditPicture): by index probes per invoice, never every credit note or invoice the file holds.
+// SQLite plans without statistics (kontobro runs no ANALYZE), so the plan of an empty file is the plan it runs with.
+test("the claim's credit statements probe records and deliveries per invoice on SQLite, walking none", () => {
+  const db = openDatabase(join(tempDir(), "kontobro.db"));
+  const OPEN_PARAMS: Record<string, unknown[]> = { creditsUnderWay: ["t", '["100"]', 0], creditPicture: ["t", '["100"]'] };
+  const outbox = agentStatements().filter((s) => s.file === "agent/outbox.ts" && s.builtFrom.length === 0);
+  for (const [name, params] of Object.entries(OPEN_PARAMS)) {
+    const statement = outbox.find((s) => s.text.includes(name === "creditPicture" ? "'doubt'" : "ORDER BY rank DESC"));
+    expect(statement, name).toBeDefined();
+    const plan = (db.$client.query(`EXPLAIN QUERY PLAN ${statement!.text}`).all(...(params as never[])) as { detail: string }[]).map(
+      (r) => r.detail,
+    );
+    const walks = plan.filter(
+      (d) => /^SCAN (r|d|deliveries|records|links)\b/.test(d) || /\((entity|target)=\?\)$/.test(d) || /\(target=\? AND status=\?\)/.test(d),
+    );
+    expect(walks, `${name}:\n${plan.join("\n")}`).toEqual([]);
+  }
+  db.$client.close();
 });
