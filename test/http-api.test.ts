@@ -74,6 +74,10 @@ describe("HTTP API", () => {
     // Every one that needs action, of a target: none here.
     const all = await fetch(`${stack.agent.url}/api/v1/deliveries/retry?target=eco`, { method: "POST", headers: auth });
     expect([all.status, await all.json()]).toEqual([200, { retried: 0, target: "eco" }]);
+    // A name no delivery went to (a typo) is said to be one, not answered "none needed action".
+    const typo = await fetch(`${stack.agent.url}/api/v1/deliveries/retry?target=ecoo`, { method: "POST", headers: auth });
+    expect(typo.status).toBe(404);
+    expect(((await typo.json()) as { message: string }).message).toContain('No delivery has gone to a target named "ecoo"');
     expect((await fetch(`${stack.agent.url}/api/v1/deliveries/retry`, { method: "POST" })).status).toBe(401);
   });
 

@@ -186,6 +186,9 @@ export function eventsRoute(opts: EventsIntakeOptions): Hono {
   return route;
 }
 
+/** Whether any delivery, done ones too, has gone to target ?1. */
+const ANY_DELIVERY_TO = `SELECT 1 AS found FROM deliveries WHERE target = ?1 LIMIT 1`;
+
 export interface DeliveriesOptions {
   /** Where this request's deliveries are read (the SQLite file; a hosted tenant's runner). */
   runner(c: Context): SqlRunner;
@@ -236,7 +239,18 @@ export function deliveriesRoute(opts: DeliveriesOptions): Hono {
 
   route.post("/retry", async (c) => {
     const target = c.req.query("target") || undefined;
-    return c.json({ retried: await opts.retryNeedingAction(c, target), ...(target ? { target } : {}) });
+    const retried = await opts.retryNeedingAction(c, target);
+    // A name no delivery has ever gone to (a typo) must not read as "nothing needed action there".
+    if (retried === 0 && target && !(await opts.runner(c).get(ANY_DELIVERY_TO, target)))
+      return c.json(
+        {
+          error: "not_found",
+          message: `No delivery has gone to a target named "${target.slice(0, 80)}"; nothing was retried.`,
+          hint: "Use the target's name as in kontobro.toml (each delivery in GET /api/v1/deliveries names its target), or leave target out to retry every one that needs action.",
+        },
+        404,
+      );
+    return c.json({ retried, ...(target ? { target } : {}) });
   });
 
   route.post("/:id/retry", async (c) => {

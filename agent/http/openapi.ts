@@ -146,7 +146,10 @@ function paths(): Json {
         params: [
           { name: "target", in: "query", required: false, description: "Only this target's deliveries.", schema: { type: "string" } },
         ],
-        responses: { "200": json(ref("RetriedNeedingAction"), "How many are pending again.") },
+        responses: {
+          "200": json(ref("RetriedNeedingAction"), "How many are pending again."),
+          "404": error("No delivery has gone to a target of that name (a typo): nothing was retried."),
+        },
       }),
     },
     "/deliveries/{id}/retry": {
