@@ -94,7 +94,7 @@ export class EconomicInvoices {
       // Possibly booked by an attempt whose answer we lost (or by an earlier installation: a PSA resend
       // into an empty data directory); otherwise the number is taken or the data refused.
       const booked = await this.findBooked(inv);
-      if (!booked) throw permanent(res);
+      if (!booked) throw (await this.yearRefusing(inv)) ?? permanent(res);
       await this.sweepAfterBooking(inv, ctx);
       return bookedBefore(inv, booked, ctx);
     }
@@ -139,6 +139,22 @@ export class EconomicInvoices {
         });
       }
     }
+  }
+
+  /**
+   * A booking refused because the invoice's date lies in no accounting year, or in a closed one: e-conomic books only
+   * into an open year, and what it answers otherwise is unverified, so the year is looked up by the date
+   * (`GET /accounting-years`, economic.md). Null when the year is open or cannot be read now (the refusal stands as
+   * e-conomic said it).
+   */
+  private async yearRefusing(inv: InvoiceLike): Promise<TargetError | null> {
+    const filter = encodeURIComponent(`fromDate$lte:${inv.date}$and:toDate$gte:${inv.date}`);
+    const res = await this.http.request("GET", `${this.rest}/accounting-years?filter=${filter}`).catch(() => null);
+    const years: any[] | undefined = res?.body?.collection;
+    if (!Array.isArray(years)) return null;
+    const year = years[0];
+    if (year && year.closed !== true) return null;
+    return accountingYearClosed(inv, year ? { year: String(year.year), fromDate: year.fromDate, toDate: year.toDate } : null);
   }
 
   /**
@@ -313,6 +329,21 @@ function goneAtTarget(e: unknown, inv: InvoiceLike): TargetError | null {
     message: `${entity === "customer" ? "Customer" : "Project"} ${key} of ${doc} ${inv.number} does not exist in e-conomic, though kontobro sends ${entity}s before their invoices: it was probably deleted (or renumbered) there. (${e.message})`,
     hint: `Send ${entity} ${key} again from the PSA (unchanged will do): kontobro creates it in e-conomic again and the ${doc} follows by itself. Or create ${entity} ${key} in e-conomic and press retry.`,
     status: e.status,
+  });
+}
+
+/** Booking refused: the invoice's date is in a closed accounting year (`year`) or in none. It is never booked on another date. */
+function accountingYearClosed(inv: InvoiceLike, year: { year: string; fromDate: string; toDate: string } | null): TargetError {
+  const what = inv.kind === "credit_note" ? "Credit note" : "Invoice";
+  const where = year
+    ? `in accounting year ${year.year} (${year.fromDate} to ${year.toDate}), which is closed in e-conomic`
+    : "in no accounting year in e-conomic (the year is not created yet)";
+  const fix = year ? `Open accounting year ${year.year} in e-conomic` : `Create the accounting year containing ${inv.date} in e-conomic`;
+  return new TargetError("permanent", {
+    code: "economic.accounting_year_closed",
+    message: `${what} ${inv.number} is dated ${inv.date}, ${where}, so e-conomic did not book it. It was not booked on another date.`,
+    hint: `${fix}, then run \`kontobro retry\` (or press retry): kontobro books it dated ${inv.date}. If the date is wrong, correct it in the PSA and send the invoice again.`,
+    field: "date",
   });
 }
 

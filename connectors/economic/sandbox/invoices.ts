@@ -19,7 +19,7 @@ import {
 } from "./http.ts";
 import { checkCurrency, intSegment, methodNotAllowed, notFound, origin, type SandboxCore } from "./rest.ts";
 import { registerAttachmentRoutes } from "./attachments.ts";
-import { fireWebhooks } from "./ledger.ts";
+import { fireWebhooks, yearOf } from "./ledger.ts";
 import type { BookedRecord, Json, SandboxState } from "./state.ts";
 
 const schema = (s: unknown) => s as JsonSchema;
@@ -333,6 +333,19 @@ function book(core: SandboxCore, base: string, body: Json): Response {
         message: "customer does not exist.",
         value: draft.invoice.customer?.customerNumber,
         developerHint: `Find a list of resources at ${base}/customers.`,
+      },
+    ]);
+  }
+  // Booking needs an open accounting year containing the invoice date. What e-conomic answers then (code and wording)
+  // is unverified (economic.md): a 400 with this sandbox's own code; the connector names the year itself.
+  if (!yearOf(s.ledger, draft.invoice.date)) {
+    return validationError([
+      {
+        segments: ["draftInvoice", "date"],
+        errorCode: "SANDBOX_NO_OPEN_ACCOUNTING_YEAR",
+        message: `No open accounting year contains ${draft.invoice.date}.`,
+        value: draft.invoice.date,
+        developerHint: `See ${base}/accounting-years.`,
       },
     ]);
   }

@@ -4,6 +4,8 @@
 //   PATCH /__sandbox/invoices/booked/:n      set an invoice's due date or mark it sent
 //   POST  /__sandbox/suppliers               add a supplier
 //   POST  /__sandbox/webhooks                subscribe a URL (with merge fields) to "invoice" or "daybook" events
+//   PUT   /__sandbox/accounting-years/:y  create an accounting year, or close or open one ({ fromDate?, toDate?, closed? })
+//   DELETE /__sandbox/accounting-years/:y  remove an accounting year (a date in no year, as before it is created)
 //   GET   /__sandbox/ledger                  years, entries, receipts and webhook calls as JSON
 import type { Context, Hono } from "hono";
 import { z } from "zod";
@@ -66,6 +68,7 @@ const InvoicePatch = z.object({ dueDate: isoDate.optional(), sent: z.boolean().o
 const Supplier = z
   .object({ supplierNumber: z.number().int().positive(), name: z.string().min(1).max(255), currency: z.string().length(3).default("DKK") })
   .strict();
+const AccountingYear = z.object({ fromDate: isoDate.optional(), toDate: isoDate.optional(), closed: z.boolean().optional() }).strict();
 const Webhook = z.object({ type: z.enum(["invoice", "daybook"]), url: z.url(), method: z.enum(["GET", "POST"]).default("POST") }).strict();
 
 const round2 = (x: number) => (Math.sign(x) * Math.round(Math.abs(x) * 100 + 1e-9)) / 100;
@@ -166,6 +169,24 @@ export function registerLedgerControlRoutes(app: Hono, state: () => SandboxState
     const sub = { id: hooks.length + 1, ...body };
     hooks.push(sub);
     return Response.json(sub, { status: 201 });
+  });
+
+  app.put("/__sandbox/accounting-years/:year", async (c) => {
+    const body = await parse(c, AccountingYear);
+    if (body instanceof Response) return body;
+    const year = c.req.param("year");
+    const years = state().ledger.years;
+    const was = years.get(year) ?? { year, fromDate: `${year}-01-01`, toDate: `${year}-12-31` };
+    const now = { ...was, ...body };
+    years.set(year, now);
+    return Response.json(now);
+  });
+
+  app.delete("/__sandbox/accounting-years/:year", (c) => {
+    const gone = state().ledger.years.delete(c.req.param("year"));
+    return gone
+      ? new Response(null, { status: 204 })
+      : Response.json({ message: `No accounting year ${c.req.param("year")}.` }, { status: 404 });
   });
 
   app.get("/__sandbox/ledger", () => {

@@ -51,9 +51,13 @@ export const SUPPLIER_PAYABLES_ACCOUNT = 6800;
 export const BANK_ACCOUNT = 5820;
 export const DEBTORS_ACCOUNT = 5600;
 
+/** The sandbox's first accounting year: tests' fixed dates stay in an open year as the calendar moves on. */
+export const FIRST_YEAR = 2020;
+
 export function createLedger(today = new Date()): LedgerState {
-  const y = today.getUTCFullYear();
-  const years = new Map([y - 1, y, y + 1].map((n) => [String(n), { year: String(n), fromDate: `${n}-01-01`, toDate: `${n}-12-31` }]));
+  const last = today.getUTCFullYear() + 1;
+  const calendarYears = Array.from({ length: last - FIRST_YEAR + 1 }, (_, i) => FIRST_YEAR + i);
+  const years = new Map(calendarYears.map((n) => [String(n), { year: String(n), fromDate: `${n}-01-01`, toDate: `${n}-12-31` }]));
   const accounts = new Map<number, Json>([
     [1010, { accountNumber: 1010, name: "Salg af ydelser", accountType: "profitAndLoss", vatAccount: { vatCode: "U25" } }],
     [1020, { accountNumber: 1020, name: "Salg uden moms", accountType: "profitAndLoss" }],
