@@ -513,8 +513,21 @@ export function creditedInvoiceOf(entity: Entity, payload: any): string | null {
  * øre and the halves.
  */
 export function lineAmount(line: Pick<InvoiceLine, "quantity" | "unitPrice">): number {
-  const raw = Number((line.quantity * line.unitPrice).toPrecision(15));
+  const raw = unroundedLineAmount(line);
   return Math.sign(raw) * Math.round(Math.abs(raw));
+}
+
+/** quantity × unit price in minor units before rounding, read to 15 significant digits (see lineAmount). */
+const unroundedLineAmount = (line: Pick<InvoiceLine, "quantity" | "unitPrice">) => Number((line.quantity * line.unitPrice).toPrecision(15));
+
+/**
+ * How far a target computing a document's total from its lines may land from customerTotal by rounding alone, in minor
+ * units: one for each line whose quantity × unit price is not a whole number of minor units (the target may round its
+ * halves the other way, or round only the sum). A whole line is booked exactly by any target, so an invoice of whole
+ * lines has no room: every øre of difference is a change.
+ */
+export function roundingRoom(lines: readonly Pick<InvoiceLine, "quantity" | "unitPrice">[]): number {
+  return lines.filter((l) => !Number.isInteger(unroundedLineAmount(l))).length;
 }
 
 /**
@@ -532,9 +545,10 @@ export function customerTotal(inv: Pick<InvoiceLike, "kind" | "lines">): number 
 
 /**
  * Whether a document a target booked with this net total (minor units, the customer's point of view: negative for a
- * credit note) is for other amounts than `inv`: a later version changed what the customer owes. Each line may round its
- * own way at the target, so up to one minor unit a line is rounding, not a change.
+ * credit note) is for other amounts than `inv`: a later version changed what the customer owes. A line that rounds may
+ * round its own way at the target (roundingRoom); any difference beyond that is a change. (It was one minor unit for
+ * every line: on an invoice of 40 whole lines a correction of 0.30 passed as rounding and was never booked.)
  */
 export function bookedAmountDiffers(inv: Pick<InvoiceLike, "kind" | "lines">, bookedNetMinor: number): boolean {
-  return !Number.isFinite(bookedNetMinor) || Math.abs(bookedNetMinor - customerTotal(inv)) > inv.lines.length;
+  return !Number.isFinite(bookedNetMinor) || Math.abs(bookedNetMinor - customerTotal(inv)) > roundingRoom(inv.lines);
 }

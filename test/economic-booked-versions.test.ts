@@ -49,3 +49,36 @@ test("after a restore, a resent booked invoice is done when its amounts are unch
   const booked = (await s.sandboxState()).booked.map((b: any) => [b.bookedInvoiceNumber, b.netAmount]);
   expect(booked).toEqual([[1701, 2000]]);
 }, 30_000);
+
+// A later version of a booked invoice of many whole-øre lines: one line's price corrected by 0.04 NOK (0.30 on the line). Up to one øre a
+// line was taken as rounding, so on 40 lines 30 øre counted as "the same amounts" and the version was done with the note
+// "already booked with these amounts", the correction never booked and nobody told. Lines whose quantity × unit price is
+// whole øre round nowhere, at any target: the room is one øre per line that rounds (none here).
+test("a later version that changes a line of a many-line booked invoice by less than one øre a line needs action", async () => {
+  stack = await startStack();
+  const s = stack;
+  const lines = (corrected: number) =>
+    Array.from({ length: 40 }, (_, i) => ({
+      text: `Day ${i + 1}`,
+      quantity: 7.5,
+      unitPrice: i === 0 ? corrected : 123_456,
+      kind: "hours",
+    }));
+  const many = (id: string, firstPrice: number) => ({
+    ...invoiceEvent(1702, 1, undefined, {}, id),
+    data: { ...invoiceEvent(1702, 1).data, lines: lines(firstPrice) },
+  });
+  await s.post([customerEvent(1), many("m1", 123_456)]);
+  await s.waitDelivered(2);
+
+  await s.post([many("m2", 123_456 + 4)]);
+  const changed = await waitFor("the corrected version settled", async () =>
+    (await s.deliveries()).find((d: any) => d.eventId === "m2" && ["done", "needs_action"].includes(d.status)),
+  );
+  expect({ status: changed.status, code: changed.errorCode ?? null }).toEqual({
+    status: "needs_action",
+    code: "economic.invoice_already_booked",
+  });
+  expect(changed.errorMessage).toContain("370368.00"); // booked: 40 × 7.5 × 1234.56
+  expect(changed.errorMessage).toContain("370368.30"); // the correction: 7.5 × 0.04 more
+}, 30_000);

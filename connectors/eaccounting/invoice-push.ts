@@ -223,7 +223,7 @@ export class EaccountingInvoices {
  * a resend after a restore): other amounts need the user, as a sent invoice cannot change. Compared by its rows'
  * `AmountNoVat` (§8.1), which have no base-currency twin as the header totals have (`TotalAmount` beside
  * `TotalAmountInvoiceCurrency`) and hold no öre rounding; by size, as the sign of a credit invoice's rows is
- * unverified. Up to one minor unit a line is rounding (the model's `bookedAmountDiffers`).
+ * unverified. Up to one minor unit for each line that rounds is rounding (the model's `bookedAmountDiffers`).
  */
 function sameAmountsAsSent(inv: InvoiceLike, invoice: Row): void {
   const rows = Array.isArray(invoice.Rows) ? (invoice.Rows as Row[]).filter((r) => !r.IsTextRow) : null;
