@@ -4,6 +4,7 @@
 import type { SqlRunner } from "./db/pg/runner.ts";
 import type { Entity } from "./model.ts";
 import { recordRef } from "./outbox.ts";
+import { statusValue } from "./pulls/inbox.ts";
 import { entityOfKind, kindOf, type SearchRequest, type StoredEvent } from "./record-story.ts";
 import type { AttemptOutcome, DeliveryStatus, InboxState } from "./states.ts";
 
@@ -181,5 +182,5 @@ export async function pulledStatus(
     entity,
     key,
   );
-  return row ? { ...row, final: !!row.final } : null;
+  return row ? { ...row, value: statusValue(row.value), final: !!row.final } : null;
 }

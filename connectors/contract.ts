@@ -65,8 +65,10 @@ export interface PullItem<T = unknown> {
   /**
    * For status streams: the record's current state. The agent stores an item only when the state differs
    * from the last one seen (or from `baseline` the first time); once `final`, the record is not asked for again.
+   * `detail` tells two states of the same `value` apart (an invoice partly paid, then paid more: its remainder): a new
+   * detail is a change too, and is part of the change's id. Neither may contain ":".
    */
-  status?: { entity: Entity; key: string; value: string; final?: boolean; baseline?: string };
+  status?: { entity: Entity; key: string; value: string; final?: boolean; baseline?: string; detail?: string };
   /** A file that belongs to the item (the voucher's receipt), delivered with it. */
   attachment?: { filename: string; contentType: string; bytes: Uint8Array };
   /** A master-data record read back from the target (type "<entity>.upserted"): agent/master/ decides whether it reaches the PSA. */

@@ -146,23 +146,51 @@ describe("invoice payment status to the PSA", () => {
     await stack.control("invoices/booked/20001", { sent: true }, "PATCH");
     await stack.control("invoices/booked/20002", { dueDate: day(-10) }, "PATCH");
     expect(await stack.runNow("payments")).toMatchObject({ imported: 2 });
-    await stack.control("payments", { invoice: 20001, amount: 100 });
-    expect(await stack.runNow("payments")).toMatchObject({ imported: 0, duplicates: 2 }); // partly paid is still sent
+    await stack.control("payments", { invoice: 20002, amount: 100 });
+    expect(await stack.runNow("payments")).toMatchObject({ imported: 1, duplicates: 1 }); // 20002 partly paid
     await stack.control("payments", { invoice: 20001 });
     expect(await stack.runNow("payments")).toMatchObject({ imported: 1 });
     // Paid is still asked for a while (a payment can be reversed); unchanged, it gives nothing.
     expect(await stack.runNow("payments")).toMatchObject({ fetched: 2, imported: 0, duplicates: 2 });
 
-    await waitFor("three status items at the PSA", () => stack.psa.accepted().length === 3);
+    await waitFor("four status items at the PSA", () => stack.psa.accepted().length === 4);
     const got = stack.psa.accepted().map((i) => [i.type, i.data.invoiceNumber, i.data.previousStatus, i.data.status]);
     expect(got.sort()).toEqual([
       ["invoice.paid", "20001", "sent", "paid"],
       ["invoice.status_changed", "20001", "unpaid", "sent"],
+      ["invoice.status_changed", "20002", "overdue", "partially_paid"],
       ["invoice.status_changed", "20002", "unpaid", "overdue"],
     ]);
     const paid = stack.psa.accepted().find((i) => i.type === "invoice.paid");
     expect(paid.data).toMatchObject({ remainder: 0, currency: "NOK" });
     expect(paid.data.amount).toBeGreaterThan(0);
+  });
+
+  test("paid in parts at e-conomic: each part reaches the PSA once, with what is paid and what is left, then paid", async () => {
+    stack = await startPullStack();
+    await seedPsa(stack, [], [20008]);
+    await stack.control("invoices/booked/20008", { dueDate: day(30), sent: true }, "PATCH");
+    const total = (await stack.control("payments", { invoice: 20008, amount: 30 })).remainder + 30;
+    expect(await stack.runNow("payments")).toMatchObject({ status: "ok", imported: 1 });
+    expect(await stack.runNow("payments")).toMatchObject({ imported: 0, duplicates: 1 }); // unchanged: nothing new
+    await stack.control("payments", { invoice: 20008, amount: 20 }); // a second part, as large as the first would be no matter
+    expect(await stack.runNow("payments")).toMatchObject({ imported: 1 });
+    await stack.control("payments", { invoice: 20008, amount: -20 }); // the bank returned the second part
+    expect(await stack.runNow("payments")).toMatchObject({ imported: 1 });
+    await stack.control("payments", { invoice: 20008 }); // the rest
+    expect(await stack.runNow("payments")).toMatchObject({ imported: 1 });
+
+    await waitFor("four changes at the PSA", () => stack.psa.accepted().length === 4);
+    const minor = (x: number) => Math.round(x * 100);
+    expect(stack.psa.accepted().map((i) => [i.type, i.data.previousStatus, i.data.status, i.data.paidAmount, i.data.remainder])).toEqual([
+      ["invoice.status_changed", "unpaid", "partially_paid", 3000, minor(total - 30)],
+      ["invoice.status_changed", "partially_paid", "partially_paid", 5000, minor(total - 50)],
+      ["invoice.status_changed", "partially_paid", "partially_paid", 3000, minor(total - 30)],
+      ["invoice.paid", "partially_paid", "paid", minor(total), 0],
+    ]);
+    const ids = stack.psa.accepted().map((i) => i.id);
+    expect(new Set(ids).size).toBe(4); // the reversal brought back an earlier remainder, as its own item
+    expect(stack.psa.accepted()[0].data).toMatchObject({ amount: minor(total), currency: "NOK", overdue: false });
   });
 
   test("paid, then the payment reversed at e-conomic: the PSA hears the invoice is open again", async () => {
@@ -177,7 +205,7 @@ describe("invoice payment status to the PSA", () => {
     await waitFor("both changes at the PSA", () => stack.psa.accepted().length === 2);
     expect(stack.psa.accepted().map((i) => [i.type, i.data.previousStatus, i.data.status, i.data.remainder])).toEqual([
       ["invoice.paid", "unpaid", "paid", 0],
-      ["invoice.status_changed", "paid", "sent", 10000],
+      ["invoice.status_changed", "paid", "partially_paid", 10000], // 100 of it is open again
     ]);
   });
 

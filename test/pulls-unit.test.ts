@@ -134,7 +134,16 @@ describe("e-conomic expenses mapping", () => {
     expect(paymentStatus({ remainder: 10 }, false, true)).toBe("overdue");
     expect(paymentStatus({ remainder: 10, sent: "x" }, false, false)).toBe("sent");
     expect(paymentStatus({ remainder: 10 }, false, false)).toBe("unpaid");
-    expect(paymentItem("20001", { bookedInvoiceNumber: 20001, grossAmount: 125, remainder: 0 }, "paid")).toMatchObject({
+    // Paid in part (short by a bank fee, or a first instalment): partly paid, overdue or not; overpaid is paid.
+    expect(paymentStatus({ grossAmount: 125, remainder: 0.5, sent: "x" }, false, true)).toBe("partially_paid");
+    expect(paymentStatus({ grossAmount: 125, remainder: 125, sent: "x" }, false, true)).toBe("overdue");
+    expect(paymentStatus({ grossAmount: 125, remainder: -5 }, false, false)).toBe("paid");
+    expect(paymentItem("20001", { bookedInvoiceNumber: 20001, grossAmount: 125, remainder: 25.5 }, "partially_paid", true)).toMatchObject({
+      type: "invoice.status_changed",
+      data: { status: "partially_paid", amount: 12500, paidAmount: 9950, remainder: 2550, overdue: true },
+      status: { value: "partially_paid", detail: "2550", final: false, baseline: "unpaid" },
+    });
+    expect(paymentItem("20001", { bookedInvoiceNumber: 20001, grossAmount: 125, remainder: 0 }, "paid", false)).toMatchObject({
       type: "invoice.paid",
       status: { value: "paid", final: true, baseline: "unpaid" },
     });
@@ -255,6 +264,28 @@ describe.each(engines)("inbox (%s)", (engine) => {
     expect(rows.map((r) => [r.remoteId, r.type, JSON.parse(r.payload).previousStatus])).toEqual([
       ["invoice:7#1:sent", "invoice.status_changed", "unpaid"],
       ["invoice:7#2:paid", "invoice.paid", "sent"],
+    ]);
+  });
+
+  test("a status's detail (a partly paid invoice's remainder) makes each change its own item, under its own id", async () => {
+    const { inbox } = await fresh();
+    const st = (value: string, detail?: string): PullItem => ({
+      remoteId: "invoice:7",
+      type: value === "paid" ? "invoice.paid" : "invoice.status_changed",
+      data: { status: value },
+      status: { entity: "invoice", key: "7", value, baseline: "unpaid", final: value === "paid", ...(detail ? { detail } : {}) },
+    });
+    expect((await inbox.storeBatch("eco", "payments", [st("partially_paid", "40000")], null)).imported).toBe(1);
+    expect((await inbox.storeBatch("eco", "payments", [st("partially_paid", "40000")], null)).duplicates).toBe(1);
+    expect((await inbox.storeBatch("eco", "payments", [st("partially_paid", "25000")], null)).imported).toBe(1); // paid more
+    expect((await inbox.storeBatch("eco", "payments", [st("partially_paid", "40000")], null)).imported).toBe(1); // one reversed
+    expect((await inbox.storeBatch("eco", "payments", [st("paid")], null)).imported).toBe(1);
+    const rows = (await inbox.feed({ after: 0, limit: 10 })).rows;
+    expect(rows.map((r) => [r.remoteId, JSON.parse(r.payload).previousStatus])).toEqual([
+      ["invoice:7#1:partially_paid:40000", "unpaid"],
+      ["invoice:7#2:partially_paid:25000", "partially_paid"],
+      ["invoice:7#3:partially_paid:40000", "partially_paid"],
+      ["invoice:7#4:paid", "partially_paid"],
     ]);
   });
 

@@ -132,10 +132,18 @@ export const InboxItem = z
     target: z.string(),
     stream: z.string(),
     type: z.string().describe("expense.posted, invoice.paid, invoice.status_changed, …"),
-    remoteId: z.string(),
+    remoteId: z
+      .string()
+      .describe(
+        "The target's id of the entry; for a status change `invoice:<number>#<count of changes>:<status>[:<remainder in minor units>]` (the remainder for `partially_paid`), so each change, a second partial payment or a reversal included, is its own item.",
+      ),
     state: z.enum(INBOX_STATES),
     requires: z.object({ entity: z.string(), key: z.string() }).optional().describe("The PSA record the item belongs to."),
-    data: z.record(z.string(), z.unknown()),
+    data: z
+      .record(z.string(), z.unknown())
+      .describe(
+        "The item's content. invoice.paid / invoice.status_changed: invoiceNumber, status (sent, overdue, partially_paid, paid, …), previousStatus, and where the target tells them amount, remainder and (e-conomic) paidAmount and overdue, in minor units of the invoice's currency (`currency`). See the README (Expenses and payment status back to the PSA).",
+      ),
     attachment: z.object({ filename: z.string(), contentType: z.string(), size: z.number().int(), href: z.string().optional() }).optional(),
     createdAt: z.string(),
     deliveredAt: z.string().optional(),

@@ -111,6 +111,11 @@ export function stableItemId(target: string, remoteId: string): number {
   return h.readUIntBE(0, 6) * 16 + (h[6]! >> 4) + 1;
 }
 
+/** A status as stored (`partially_paid:40000`: value and detail, see PullItem.status) → its value (`partially_paid`). */
+export function statusValue<T extends string | null>(stored: T): T {
+  return (stored === null ? stored : stored.split(":")[0]) as T;
+}
+
 /** The inbox's statements, written once for both engines. */
 const SQL = {
   // Writers of the inbox take turns (PostgreSQL, many workers: feed positions are handed out in commit order, so a
@@ -221,7 +226,7 @@ export class Inbox {
       this.now() - FINAL_RECHECK_MS,
     );
     const credited = await this.fullyCredited(target, open);
-    return credited.size === 0 ? open : open.filter((i) => !credited.has(i.key));
+    return open.filter((i) => !credited.has(i.key)).map((i) => ({ ...i, status: statusValue(i.status) }));
   }
 
   /**
@@ -356,13 +361,14 @@ export class Inbox {
     now: number,
   ): Promise<"imported" | "duplicates"> {
     const s = item.status!;
+    const state = s.detail === undefined ? s.value : `${s.value}:${s.detail}`;
     const last = await tx.get<{ value: string; changes: number }>(SQL.status, target, s.entity, s.key);
     const previous = last?.value ?? s.baseline ?? null;
-    const changes = (last?.changes ?? 0) + (previous === s.value ? 0 : 1);
-    await tx.run(SQL.putStatus, target, s.entity, s.key, s.value, s.final ? 1 : 0, changes, now);
-    if (previous === s.value) return "duplicates";
-    const data = { ...(item.data as object), previousStatus: previous };
-    await this.insert(tx, target, stream, `${item.remoteId}#${changes}:${s.value}`, item, "new", data, now);
+    const changes = (last?.changes ?? 0) + (previous === state ? 0 : 1);
+    await tx.run(SQL.putStatus, target, s.entity, s.key, state, s.final ? 1 : 0, changes, now);
+    if (previous === state) return "duplicates";
+    const data = { ...(item.data as object), previousStatus: statusValue(previous) };
+    await this.insert(tx, target, stream, `${item.remoteId}#${changes}:${state}`, item, "new", data, now);
     return "imported";
   }
 

@@ -219,17 +219,29 @@ export function selfId(id: string): string {
 
 // ── payment status ─────────────────────────────────────────────────────────────────────────────────
 
-export type PaymentStatus = "unpaid" | "sent" | "overdue" | "paid";
+export type PaymentStatus = "unpaid" | "sent" | "overdue" | "partially_paid" | "paid";
 
-/** paid (nothing left to pay) > overdue > sent (e-conomic sent it) > unpaid. */
-export function paymentStatus(booked: { remainder?: number; sent?: unknown }, inPaid: boolean, inOverdue: boolean): PaymentStatus {
-  if (inPaid || booked.remainder === 0) return "paid";
+/**
+ * paid (nothing left to pay: in /invoices/paid, or remainder 0 or below, overpaid) > partially_paid (paid in part: a
+ * remainder above 0 and below the invoice's total) > overdue > sent (e-conomic sent it) > unpaid. `remainder` and
+ * `grossAmount` are both in the invoice's currency, whatever currency the customer paid in.
+ */
+export function paymentStatus(
+  booked: { remainder?: number; grossAmount?: number; sent?: unknown },
+  inPaid: boolean,
+  inOverdue: boolean,
+): PaymentStatus {
+  const remainder = booked.remainder === undefined ? undefined : toMinor(booked.remainder);
+  if (inPaid || (remainder !== undefined && remainder <= 0)) return "paid";
+  if (remainder !== undefined && remainder < toMinor(booked.grossAmount ?? 0)) return "partially_paid";
   if (inOverdue) return "overdue";
   if (booked.sent) return "sent";
   return "unpaid";
 }
 
-export function paymentItem(key: string, booked: any, status: PaymentStatus): PullItem {
+export function paymentItem(key: string, booked: any, status: PaymentStatus, overdue: boolean): PullItem {
+  const amount = toMinor(booked.grossAmount ?? 0);
+  const remainder = toMinor(booked.remainder ?? 0);
   return {
     remoteId: `invoice:${booked.bookedInvoiceNumber}`,
     type: status === "paid" ? "invoice.paid" : "invoice.status_changed",
@@ -237,13 +249,23 @@ export function paymentItem(key: string, booked: any, status: PaymentStatus): Pu
       invoiceNumber: key,
       bookedInvoiceNumber: booked.bookedInvoiceNumber,
       status,
-      amount: toMinor(booked.grossAmount ?? 0),
-      remainder: toMinor(booked.remainder ?? 0),
+      amount,
+      paidAmount: amount - remainder,
+      remainder,
       currency: booked.currency,
       dueDate: booked.dueDate,
+      overdue,
     },
-    // kontobro booked it and the PSA knows it is unpaid: the first item is sent when that changes.
-    status: { entity: "invoice", key, value: status, final: status === "paid", baseline: "unpaid" },
+    // kontobro booked it and the PSA knows it is unpaid: the first item is sent when that changes. A partly paid invoice
+    // paid more (or a payment of it reversed) is a change too: its remainder is the status's detail.
+    status: {
+      entity: "invoice",
+      key,
+      value: status,
+      final: status === "paid",
+      baseline: "unpaid",
+      ...(status === "partially_paid" ? { detail: String(remainder) } : {}),
+    },
   };
 }
 

@@ -165,8 +165,9 @@ export class EconomicPuller {
       if (!Array.isArray(booked?.collection)) throw unexpected("a list of booked invoices");
       for (const b of booked.collection) {
         const key = keyOf.get(b.bookedInvoiceNumber);
-        if (key !== undefined)
-          items.push(paymentItem(key, b, paymentStatus(b, isPaid.has(b.bookedInvoiceNumber), isOverdue.has(b.bookedInvoiceNumber))));
+        if (key === undefined) continue;
+        const overdue = isOverdue.has(b.bookedInvoiceNumber);
+        items.push(paymentItem(key, b, paymentStatus(b, isPaid.has(b.bookedInvoiceNumber), overdue), overdue));
       }
     }
     return { items, cursor: null, more: false };
