@@ -275,6 +275,7 @@ const SQL = {
   statusOf: `SELECT status FROM deliveries WHERE id = ?1`,
   retryNow: `UPDATE deliveries SET status = 'pending', next_attempt_at = ?2, waiting_on = NULL, updated_at = ?2 WHERE id = ?1`,
   retryAllNeedingAction: `UPDATE deliveries SET status = 'pending', next_attempt_at = ?1, updated_at = ?1 WHERE status = 'needs_action' AND ${NOT_DONE} AND (CAST(?2 AS TEXT) IS NULL OR target = ?2)`,
+  anyDeliveryTo: `SELECT 1 AS found FROM deliveries WHERE target = ?1 LIMIT 1`,
   nextDueAt: `SELECT min(next_attempt_at) AS t FROM deliveries WHERE target = ?1 AND status = 'pending' AND ${NOT_DONE}`,
   // PostgreSQL only (lockForUpdate runs nothing on SQLite): the lease owner's workers row, held until the round
   // commits; a DELETE (declaring it dead) waits for it, and a recoverer's SKIP LOCKED passes it by until then.
@@ -908,6 +909,14 @@ export class Outbox {
   /** Retries every delivery that needs action (optionally for one target). */
   async retryAllNeedingAction(target?: string): Promise<number> {
     return (await this.runner.run(SQL.retryAllNeedingAction, this.now(), target ?? null)).changes;
+  }
+
+  /**
+   * Whether any delivery, done ones too, has gone to `target`: a retry of a name none has gone to (a typo) must not read
+   * as "nothing needed action there" (the API's 404, `kontobro retry --all --target`).
+   */
+  async anyDeliveryTo(target: string): Promise<boolean> {
+    return (await this.runner.get(SQL.anyDeliveryTo, target)) !== null;
   }
 
   /** Earliest time a pending delivery of `target` becomes ready, or null. */

@@ -71,6 +71,11 @@ describe("kontobro CLI", () => {
     expect(JSON.parse(status.out).inbox).toEqual([]);
     expect((await cli(["retry", "1"], undefined, { APP: "x" })).out).toContain("delivery 1 will be retried");
     expect((await cli(["retry", "99"], undefined, { APP: "x" })).code).toBe(1);
+    expect((await cli(["retry", "--all", "--target", "eco"], undefined, { APP: "x" })).out).toContain("0 deliveries will be retried");
+    const typo = await cli(["retry", "--all", "--target", "ecoo"], undefined, { APP: "x" });
+    expect(typo.code).toBe(1);
+    expect(typo.err).toContain('No delivery has gone to a target named "ecoo"; nothing was retried.');
+    expect(typo.err).toContain("configured: eco");
   });
 
   test("run without any kontobro.toml explains what to do", async () => {

@@ -34,7 +34,16 @@ export const retry = defineCommand({
     try {
       const outbox = new Outbox(sqliteRunner(db.$client));
       if (values.all) {
-        console.log(`${await outbox.retryAllNeedingAction(values.target)} deliveries will be retried`);
+        const retried = await outbox.retryAllNeedingAction(values.target);
+        if (retried === 0 && values.target !== undefined && !(await outbox.anyDeliveryTo(values.target))) {
+          const names = config.targets.map((t) => t.name).join(", ") || "none";
+          console.error(
+            `No delivery has gone to a target named "${values.target}"; nothing was retried.\n` +
+              `Use the target's name as in kontobro.toml (configured: ${names}), or leave --target out to retry every one that needs action.`,
+          );
+          return 1;
+        }
+        console.log(`${retried} deliveries will be retried`);
         return 0;
       }
       const r = await outbox.retry(id);

@@ -186,9 +186,6 @@ export function eventsRoute(opts: EventsIntakeOptions): Hono {
   return route;
 }
 
-/** Whether any delivery, done ones too, has gone to target ?1. */
-const ANY_DELIVERY_TO = `SELECT 1 AS found FROM deliveries WHERE target = ?1 LIMIT 1`;
-
 export interface DeliveriesOptions {
   /** Where this request's deliveries are read (the SQLite file; a hosted tenant's runner). */
   runner(c: Context): SqlRunner;
@@ -241,7 +238,7 @@ export function deliveriesRoute(opts: DeliveriesOptions): Hono {
     const target = c.req.query("target") || undefined;
     const retried = await opts.retryNeedingAction(c, target);
     // A name no delivery has ever gone to (a typo) must not read as "nothing needed action there".
-    if (retried === 0 && target && !(await opts.runner(c).get(ANY_DELIVERY_TO, target)))
+    if (retried === 0 && target && !(await new Outbox(opts.runner(c)).anyDeliveryTo(target)))
       return c.json(
         {
           error: "not_found",
