@@ -1,4 +1,4 @@
-// A customer or project a person deletes at the target after kontobro sent it, through the real agent (SQLite file,
+// A customer, project or product a person deletes at the target after kontobro sent it, through the real agent (SQLite file,
 // dispatcher) and each target's sandbox over loopback: the next invoice needs action naming the record, and what the
 // hint says works: the PSA sends the record again, unchanged, it is created again, and the invoice follows by itself.
 // (eAccounting: test eaccounting-deleted-customer.)
@@ -12,11 +12,12 @@ import { startStack } from "./e2e-harness.ts";
 import { customerEvent, invoiceEvent, projectEvent, tempDir, waitFor } from "./helpers.ts";
 import { BASE_CONFIG, customerData, invoiceData, projectData } from "./uniconta-fixtures.ts";
 
-type Entity = "customer" | "project";
+type Entity = "customer" | "project" | "product";
 
 /** One target's agent and sandbox, and what a person does there. */
 interface Setup {
-  events: Record<Entity, () => object> & { invoice: (n: number) => object };
+  /** An invoice; with `product`, its first line is the product's (productCode). */
+  events: Record<Entity, () => object> & { invoice: (n: number, product?: boolean) => object };
   send(events: object[]): Promise<void>;
   deliveries(): Promise<any[]>;
   /** A person deletes the record at the target. */
@@ -45,12 +46,14 @@ const apiOf =
 async function economic(): Promise<Setup> {
   const stack = await startStack();
   const auth = { "x-appsecrettoken": "demo-app-secret", "x-agreementgranttoken": "demo-agreement-grant" };
-  const path = (e: Entity) => (e === "customer" ? "/customers/10042" : "/projectsapi/v1.1.0/projects/4711");
+  const path = (e: Entity) =>
+    e === "customer" ? "/customers/10042" : e === "project" ? "/projectsapi/v1.1.0/projects/4711" : `/products/${PRODUCT}`;
   return {
     events: {
       customer: () => customerEvent(10042),
       project: () => projectEvent(4711, 10042),
-      invoice: (n) => invoiceEvent(n, 10042, 4711),
+      product: () => productEvent(),
+      invoice: (n, product) => invoiceEvent(n, 10042, 4711, product ? { lines: productLines() } : {}),
     },
     send: async (events) => void (await stack.post(events)),
     deliveries: () => stack.deliveries(),
@@ -75,10 +78,17 @@ async function unimicro(): Promise<Setup> {
     const company = Object.values(((await (await fetch(`${target.sandboxUrl}/__sandbox/state`)).json()) as any).companies)[0] as any;
     return e === "customer"
       ? company.customers.find((c: any) => String(c.CustomerNumber) === "10501")
-      : company.projects.find((p: any) => String(p.ProjectNumber) === "701");
+      : e === "project"
+        ? company.projects.find((p: any) => String(p.ProjectNumber) === "701")
+        : company.products.find((p: any) => p.PartName === PRODUCT);
   };
   return {
-    events: { customer: () => customerEvent(10501), project: () => projectEvent(701, 10501), invoice: (n) => invoiceEvent(n, 10501, 701) },
+    events: {
+      customer: () => customerEvent(10501),
+      project: () => projectEvent(701, 10501),
+      product: () => productEvent(),
+      invoice: (n, product) => invoiceEvent(n, 10501, 701, product ? { lines: productLines() } : {}),
+    },
     send: async (events) => void (await api("/api/v1/events", { method: "POST", body: JSON.stringify(events) })),
     deliveries: async () => (await api("/api/v1/deliveries?limit=1000")).deliveries,
     async remove(e) {
@@ -118,6 +128,9 @@ async function uniconta(): Promise<Setup> {
     events: {
       customer: () => ev("customer.upserted", customerData()),
       project: () => ev("project.upserted", projectData()),
+      product: () => {
+        throw new Error("kontobro sends no products to Uniconta");
+      },
       invoice: (k) => ev("invoice.finalized", invoiceData({ number: String(k), psaId: `psa-inv-${k}` })),
     },
     send: async (events) => void (await api("/api/v1/events", { method: "POST", body: JSON.stringify(events) })),
@@ -143,6 +156,14 @@ async function uniconta(): Promise<Setup> {
   };
 }
 
+const PRODUCT = "CONSULT-7";
+const productEvent = () => ({
+  id: `prod-${Math.random()}`,
+  type: "product.upserted",
+  data: { code: PRODUCT, name: "Consulting senior", price: 145000 },
+});
+const productLines = () => [{ text: "Consulting", quantity: 7.5, unitPrice: 145000, kind: "hours", productCode: PRODUCT }];
+
 const done = async (s: Setup, entity: string, min: number) =>
   (await s.deliveries()).filter((d: any) => d.entity === entity && d.status === "done").length >= min;
 
@@ -153,18 +174,28 @@ for (const [kind, start, hasInvoice] of [
   ["uniconta", uniconta, false],
 ] as const) {
   describe(`${kind}: a record deleted there after kontobro sent it`, () => {
-    for (const entity of ["customer", "project"] as const) {
+    for (const entity of ["customer", "project", ...(kind === "uniconta" ? [] : ["product" as const])] as const) {
       test(`${entity}: the next invoice needs action naming it; the PSA sends it again, unchanged: created again, the invoice follows`, async () => {
         const s = (running = await start());
         // Uniconta: a customer with a project cannot be deleted, so the customer case has no project.
         const alone = kind === "uniconta" && entity === "customer";
-        await s.send([s.events.customer(), ...(alone ? [] : [s.events.project()]), ...(hasInvoice ? [s.events.invoice(20001)] : [])]);
-        await waitFor("sent", async () => (await done(s, "customer", 1)) && (alone || (await done(s, "project", 1))));
+        const product = entity === "product";
+        await s.send([
+          s.events.customer(),
+          ...(alone ? [] : [s.events.project()]),
+          ...(product ? [s.events.product()] : []),
+          ...(hasInvoice ? [s.events.invoice(20001, product)] : []),
+        ]);
+        await waitFor(
+          "sent",
+          async () =>
+            (await done(s, "customer", 1)) && (alone || (await done(s, "project", 1))) && (!product || (await done(s, "product", 1))),
+        );
         if (hasInvoice) await waitFor("first invoice", () => done(s, "invoice", 1));
         await s.remove(entity);
         expect(await s.exists(entity)).toBe(false);
 
-        const invoice = s.events.invoice(hasInvoice ? 20002 : 20001) as any;
+        const invoice = s.events.invoice(hasInvoice ? 20002 : 20001, product) as any;
         if (alone) delete invoice.data.projectNumber;
         await s.send([invoice]);
         const waiting = await waitFor("the invoice needs action", async () =>

@@ -3,7 +3,7 @@
 // sends the customer again: it is created again and the invoice follows by itself); one a person re-created under
 // the same number is the one the invoice goes to.
 import { afterEach, describe, expect, test } from "bun:test";
-import { customerData, invoiceData, projectData } from "./eaccounting-fixtures.ts";
+import { customerData, invoiceData, productData, projectData } from "./eaccounting-fixtures.ts";
 import { ev, startEaStack, type EaStack } from "./eaccounting-harness.ts";
 import { waitFor } from "./helpers.ts";
 
@@ -89,5 +89,32 @@ describe("a customer deleted in eAccounting", () => {
     await s!.send([secondInvoice()]);
     await waitFor("the invoice is drafted", async () => !!(await draftOf("psa-inv-20002")));
     expect((await draftOf("psa-inv-20002")).CustomerId).toBe(made.Id);
+  });
+});
+
+describe("an article deleted in eAccounting", () => {
+  test("the next invoice with the product's line needs action naming it; the PSA sends the product again, unchanged: created again, the invoice follows", async () => {
+    s = await startEaStack();
+    const line = { text: "Konsulttimmar", quantity: 37.5, unitPrice: 125000, kind: "hours", productCode: "KONS" };
+    await s.send([
+      ev("customer.upserted", customerData()),
+      ev("project.upserted", projectData()),
+      ev("product.upserted", productData()),
+      ev("invoice.finalized", invoiceData({ lines: [line] })),
+    ]);
+    await s.waitDone(4);
+    await s.control("articles/KONS", undefined, "DELETE");
+
+    await s.send([ev("invoice.finalized", invoiceData({ number: "20002", psaId: "psa-inv-20002", lines: [line] }))]);
+    const waiting = await waitFor("the invoice needs action", async () =>
+      (await s!.deliveries("needs_action")).find((x: any) => x.entity === "invoice"),
+    );
+    expect(waiting).toMatchObject({ errorCode: "eaccounting.article_missing" });
+    expect(waiting.errorHint).toContain("Send product KONS again from the PSA (unchanged will do)");
+
+    await s.send([ev("product.upserted", productData())]); // what the hint says
+    await waitFor("the invoice is drafted", async () => !!(await draftOf("psa-inv-20002")));
+    expect((await s.state()).articles.filter((a: any) => a.Number === "KONS")).toHaveLength(1);
+    expect(await s.deliveries("needs_action")).toEqual([]);
   });
 });

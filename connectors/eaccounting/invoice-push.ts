@@ -155,10 +155,12 @@ export class EaccountingInvoices {
         throw new TargetError("permanent", {
           code: "eaccounting.article_missing",
           field: `lines.${i}.productCode`,
-          ...(fromLine ? { record: { entity: "product" as const, key: number } } : {}),
+          // The line's own product: sent before (when the PSA sends products), it was deleted there since; forgotten as
+          // sent (Problem.record.gone), so the PSA's resend, unchanged too, creates it again.
+          ...(fromLine ? { record: { entity: "product" as const, key: number, gone: true } } : {}),
           message: `${inv.kind === "credit_note" ? "Credit note" : "Invoice"} ${inv.number}, line ${i + 1}: eAccounting has no article ${number}${fromLine ? " (the line's product)" : " (default_article in kontobro.toml)"}.`,
           hint: fromLine
-            ? "Send the product from the PSA (or create the article in eAccounting, Sales › Articles); the invoice follows by itself."
+            ? `Send product ${number} again from the PSA (unchanged will do): kontobro creates the article again and the invoice follows by itself. Or create article ${number} in eAccounting (Sales › Articles) and press retry.`
             : "Create the article in eAccounting or fix default_article in kontobro.toml (`kontobro check` verifies it); then press retry.",
         });
       }

@@ -311,22 +311,25 @@ interface Attempt {
 }
 
 /**
- * A draft refused because its customer or project does not exist (E06000 on `customer` / `project`): kontobro sent it
- * before the invoice, so it was deleted (or renumbered) in e-conomic since. Named, and forgotten as sent
- * (Problem.record.gone), so the PSA's resend creates it again and the invoice follows by itself.
+ * A draft refused because its customer, project or a line's product does not exist (E06000 on `customer`, `project`,
+ * `lines.N.product`): kontobro sent it before the invoice (a product: when the PSA sends products), so it was deleted
+ * (or renumbered) in e-conomic since. Named, and forgotten as sent (Problem.record.gone), so the PSA's resend creates it
+ * again and the invoice follows by itself. A product from line_products (not the line's own) is the set-up's, not a
+ * record of the PSA: left to the refusal as it is.
  */
 function goneAtTarget(e: unknown, inv: InvoiceLike): TargetError | null {
   if (!isTargetError(e) || e.kind !== "permanent" || e.code !== "E06000") return null;
-  const entity = e.field?.split(".")[0];
-  if (entity !== "customer" && entity !== "project") return null;
-  const key = entity === "customer" ? inv.customerNumber : inv.projectNumber;
-  if (!key) return null;
+  const missing = missingRecord(e.field, inv);
+  if (!missing) return null;
+  const { entity, key } = missing;
   const doc = inv.kind === "credit_note" ? "credit note" : "invoice";
+  const what = `${entity[0]!.toUpperCase()}${entity.slice(1)} ${key}`;
+  const sent = entity === "product" ? "products (when the PSA sends them)" : `${entity}s`;
   return new TargetError("permanent", {
     code: `economic.${entity}_missing`,
     field: e.field,
     record: { entity, key, gone: true },
-    message: `${entity === "customer" ? "Customer" : "Project"} ${key} of ${doc} ${inv.number} does not exist in e-conomic, though kontobro sends ${entity}s before their invoices: it was probably deleted (or renumbered) there. (${e.message})`,
+    message: `${what} of ${doc} ${inv.number} does not exist in e-conomic, though kontobro sends ${sent} before their invoices: it was probably deleted (or renumbered) there. (${e.message})`,
     hint: `Send ${entity} ${key} again from the PSA (unchanged will do): kontobro creates it in e-conomic again and the ${doc} follows by itself. Or create ${entity} ${key} in e-conomic and press retry.`,
     status: e.status,
   });
@@ -345,6 +348,15 @@ function accountingYearClosed(inv: InvoiceLike, year: { year: string; fromDate: 
     hint: `${fix}, then run \`kontobro retry\` (or press retry): kontobro books it dated ${inv.date}. If the date is wrong, correct it in the PSA and send the invoice again.`,
     field: "date",
   });
+}
+
+/** The PSA record an E06000's field names: the invoice's customer or project, or a line's own product. */
+function missingRecord(field: string | undefined, inv: InvoiceLike): { entity: "customer" | "project" | "product"; key: string } | null {
+  const [head, index, tail] = field?.split(".") ?? [];
+  if (head === "customer") return { entity: "customer", key: inv.customerNumber };
+  if (head === "project" && inv.projectNumber) return { entity: "project", key: inv.projectNumber };
+  const code = head === "lines" && tail === "product" ? inv.lines[Number(index)]?.productCode : undefined;
+  return code ? { entity: "product", key: code } : null;
 }
 
 function permanent(res: { status: number; body: any }): TargetError {

@@ -193,16 +193,17 @@ export class UniMicroConnector implements Connector {
   }
 
   /**
-   * The ID of a customer or project kontobro sent before what refers to it (which waits for it): missing, it was
-   * deleted (or renumbered) in the target since, and is forgotten as sent (Problem.record.gone), so the PSA's resend
-   * creates it again and what waits follows by itself.
+   * The ID of a customer, project or a line's own product kontobro sent before what refers to it (which waits for it; a
+   * product: when the PSA sends products): missing, it was deleted (or renumbered) in the target since, and is forgotten
+   * as sent (Problem.record.gone), so the PSA's resend creates it again and what waits follows by itself.
    */
-  private sentId(entity: "customer" | "project", number: string): Promise<number> {
+  private sentId(entity: "customer" | "project" | "product", number: string): Promise<number> {
+    const sent = entity === "product" ? "products (when the PSA sends them)" : `${entity}s`;
     return this.requireId(
       entity,
       number,
-      entity === "customer" ? this.ids.customer(number) : this.ids.project(number),
-      `kontobro sends ${entity}s before what refers to them, so it was probably deleted (or renumbered) in ${this.s.title}. Send ${entity} ${number} again from the PSA (unchanged will do): kontobro creates it again and this follows by itself. Or create ${entity} ${number} in ${this.s.title} and press retry.`,
+      entity === "customer" ? this.ids.customer(number) : entity === "project" ? this.ids.project(number) : this.ids.product(number),
+      `kontobro sends ${sent} before what refers to them, so it was probably deleted (or renumbered) in ${this.s.title}. Send ${entity} ${number} again from the PSA (unchanged will do): kontobro creates it again and this follows by itself. Or create ${entity} ${number} in ${this.s.title} and press retry.`,
       { entity, key: number, gone: true },
     );
   }
@@ -339,12 +340,14 @@ export class UniMicroConnector implements Connector {
         : undefined;
       const productId =
         n.productId ??
-        (await this.requireId(
-          "product",
-          n.productNumber!,
-          this.ids.product(n.productNumber!),
-          `Create product ${n.productNumber} in ${this.s.title}, or fix product_numbers.${line.kind} in kontobro.toml (${at}).`,
-        ));
+        (line.productCode
+          ? await this.sentId("product", line.productCode)
+          : await this.requireId(
+              "product",
+              n.productNumber!,
+              this.ids.product(n.productNumber!),
+              `Create product ${n.productNumber} in ${this.s.title}, or fix product_numbers.${line.kind} in kontobro.toml (${at}).`,
+            ));
       out.push({ productId, accountId, vatTypeId });
     }
     return out;

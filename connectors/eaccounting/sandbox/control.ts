@@ -162,6 +162,18 @@ export function registerControl(app: Hono, d: ControlDeps): void {
       200,
     ),
   );
+  /** An article a person deletes in eAccounting (the API has no DELETE for articles, eaccounting.md §7; the app may). */
+  app.delete("/__sandbox/articles/:number", (c) =>
+    run(
+      c,
+      () => {
+        const row = byNumber(d.store().articles, "Number", c.req.param("number"));
+        d.store().articles.delete(row.Id);
+        return { deleted: row.Id };
+      },
+      200,
+    ),
+  );
   /** {ShortName, Name?, IsActive?, costCenterNumber?}: a cost-centre item made or changed in eAccounting. */
   app.post("/__sandbox/costcenteritems", (c) =>
     run(c, (b) => {

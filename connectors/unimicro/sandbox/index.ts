@@ -244,8 +244,8 @@ export function createUniMicroSandbox(opts: UniMicroSandboxOptions = {}) {
   app.post("/__sandbox/manual/:coll{customers|projects}", (c) =>
     manual(c, (store, b, user) => store.create(c.req.param("coll"), b.row ?? {}, user)),
   );
-  /** A customer or project a user deletes in the app, by its ID (as `DELETE /api/biz/customers/42` does). */
-  app.delete("/__sandbox/manual/:coll{customers|projects}/:id", (c) =>
+  /** A customer, project or product a user deletes in the app, by its ID (as `DELETE /api/biz/customers/42` does). */
+  app.delete("/__sandbox/manual/:coll{customers|projects|products}/:id", (c) =>
     manual(c, (store) => {
       store.remove(c.req.param("coll"), Number(c.req.param("id")));
       return { deleted: Number(c.req.param("id")) };
