@@ -301,8 +301,13 @@ const remove = defineCommand({
       return 2;
     }
     return withTenants(values.config, path, async (tenants) => {
-      const { rows } = await tenants.remove(slug!);
+      const { rows, dropped } = await tenants.remove(slug!);
       console.log(`Tenant ${slug} removed, with its ${rows} row${rows === 1 ? "" : "s"}.`);
+      const total = dropped.reduce((sum, d) => sum + d.n, 0);
+      if (total > 0)
+        console.log(
+          `${total} queued deliver${total === 1 ? "y" : "ies"} never delivered went with it: ${dropped.map((d) => `${d.target} ${d.n}`).join(", ")}.`,
+        );
       return 0;
     });
   },

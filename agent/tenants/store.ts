@@ -223,9 +223,10 @@ export class TenantStore {
   /**
    * Deletes a disabled tenant and every row it has, in every tenant table, in one transaction: all of it or
    * nothing. An active tenant is refused (disable it first, so nothing of it is running when it goes), and so is one
-   * whose pushes or pulls are still under way on a worker (refuseWorkUnderWay).
+   * whose pushes or pulls are still under way on a worker (refuseWorkUnderWay). `dropped`: its deliveries not done yet,
+   * per target, that go with it undelivered (counted in the same transaction, so the number is what was deleted).
    */
-  async remove(slug: string): Promise<{ slug: string; rows: number }> {
+  async remove(slug: string): Promise<{ slug: string; rows: number; dropped: { target: string; n: number }[] }> {
     const found = await this.get(slug);
     if (!found) throw notFound(slug);
     const refuseActive = () =>
@@ -241,13 +242,14 @@ export class TenantStore {
       if (!row) throw notFound(slug);
       if (row.state === "active") throw refuseActive();
       await refuseWorkUnderWay(tx, slug);
+      const dropped = (await tx.all<{ target: string; n: number }>(QUEUED_PER_TARGET)).map((q) => ({ target: q.target, n: Number(q.n) }));
       let rows = 0;
       // tenant_id named as well as enforced by row-level security: a connection that bypasses it (a superuser's)
       // still deletes this tenant's rows only.
       for (const table of TENANT_TABLES) rows += (await tx.run(`DELETE FROM ${table} WHERE tenant_id = ?1`, found.id)).changes;
       await tx.run("DELETE FROM tenants WHERE id = ?1", found.id);
       await tx.get(ANNOUNCE_CHANGE, found.id);
-      return { slug, rows };
+      return { slug, rows, dropped };
     });
   }
 
