@@ -135,6 +135,33 @@ describe.skipIf(!!unavailable)("tenants in the store", () => {
     expect(await refusal(store.add({ slug: "acme", config: {} }, {}))).toEqual({ code: "duplicate_slug", problems: [] });
   });
 
+  test("two rotations of an API token at once: one is refused, so no caller is shown a token already replaced", async () => {
+    const added = await store.add({ slug: "rotating", config: configOf() }, {});
+    // Both rotations read the token, then wait at their UPDATE for the row this transaction holds.
+    // (Returned in an object: a transaction's callback that returns an array has its promises awaited inside it.)
+    const { rotations } = await su.begin(async (tx) => {
+      await tx`SELECT 1 FROM tenants WHERE slug = 'rotating' FOR UPDATE`;
+      const rotations = [store.rotateApiToken("rotating"), store.rotateApiToken("rotating")];
+      for (let i = 0; i < 200; i++) {
+        const [{ n }] = await tx`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'update "tenants"%'`;
+        if (n === 2) break;
+        await Bun.sleep(25);
+      }
+      return { rotations };
+    });
+    const settled = await Promise.allSettled(rotations);
+    const won = settled.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
+    const lost = settled.flatMap((s) => (s.status === "rejected" ? [s.reason] : []));
+    expect(won).toHaveLength(1);
+    expect(lost).toHaveLength(1);
+    expect(lost[0]).toBeInstanceOf(TenantError);
+    expect(lost[0].code).toBe("token_rotated");
+    expect(lost[0].message).toContain("rotated by another request at the same time");
+    // The token shown is the one that works; the first one is refused.
+    expect((await store.resolveApiToken(won[0]!.apiToken))?.slug).toBe("rotating");
+    expect(await store.resolveApiToken(added.apiToken)).toBeNull();
+  });
+
   test("a second tenant cannot see the first's rows, and removing the first leaves the second's", async () => {
     const a = await store.add({ slug: "tenant-a", config: configOf() }, {});
     const b = await store.add({ slug: "tenant-b", config: configOf() }, {});

@@ -7,7 +7,8 @@ export type TenantErrorCode =
   | "not_found"
   | "still_active"
   | "work_under_way"
-  | "account_changed";
+  | "account_changed"
+  | "token_rotated";
 
 export class TenantError extends Error {
   constructor(

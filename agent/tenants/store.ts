@@ -3,7 +3,7 @@
 // tenant's rows under row-level security, and removing a tenant deletes them in one transaction. Every change is
 // announced on TENANTS_CHANNEL in its own transaction (delivered at commit): every worker refreshes its tenants at once.
 import type { SQL } from "bun";
-import { asc, eq, type SQLWrapper, sql } from "drizzle-orm";
+import { and, asc, eq, type SQLWrapper, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/bun-sql";
 import { connectorKinds } from "../../connectors/registry.ts";
 import { NOT_DONE } from "../db/open-deliveries.ts";
@@ -202,16 +202,25 @@ export class TenantStore {
   /**
    * Gives the tenant a new API token (returned: shown once, only its hash is stored): the old one is refused (401) on
    * every worker from the commit on, since each request looks its token up in the database. The tenant's row keeps its
-   * version (updated_at): no worker restarts it, and deliveries in flight, pulls and intake go on.
+   * version (updated_at): no worker restarts it, and deliveries in flight, pulls and intake go on. It replaces the token
+   * it read, or nothing: of two rotations at once one is refused (`token_rotated`), so no caller is shown a token that
+   * another one had already replaced.
    */
   async rotateApiToken(slug: string): Promise<{ tenant: Tenant; apiToken: string }> {
+    const [was] = await this.db.select({ hash: tenants.apiTokenHash }).from(tenants).where(eq(tenants.slug, slug));
+    if (!was) throw notFound(slug);
     const apiToken = newToken();
     const [row] = await this.db
       .update(tenants)
       .set({ apiTokenHash: tokenHash(apiToken) })
-      .where(eq(tenants.slug, slug))
+      .where(and(eq(tenants.slug, slug), eq(tenants.apiTokenHash, was.hash)))
       .returning();
-    if (!row) throw notFound(slug);
+    if (!row)
+      throw new TenantError(
+        "token_rotated",
+        `tenant "${slug}"'s API token was rotated by another request at the same time; the token made here was never valid`,
+        "The other request's token is the valid one: use it, or rotate again to get a new one.",
+      );
     return { tenant: toTenant(row), apiToken };
   }
 
