@@ -5,6 +5,7 @@ import type { PushContext, PushResult } from "../contract.ts";
 import { isTargetError, lateAnswerWaitMs, NOT_SENT, TargetError, type HttpClient, type HttpResponse } from "../http.ts";
 import type { AgreementSettings } from "./agreement.ts";
 import { checkedLineFields, LINE_FIELDS, sameLineValue, unkeptLineHint } from "../line-booking.ts";
+import { targetTotalDiffers } from "../target-total.ts";
 import { describeEconomicError, filterValue } from "./client.ts";
 import type { EconomicConfig } from "./config.ts";
 import { bookBody, draftInvoiceBody, postalAddress } from "./map.ts";
@@ -80,8 +81,12 @@ export class EconomicInvoices {
     // fresh draft of the current version.
     if (reconcile) await this.removeDrafts(inv.psaId, ctx, "before");
     attempt.draftSent = true;
-    const draftNumber = await this.createDraft(draftInvoiceBody(inv, customer, this.cfg, { vatZone, terms }), inv, ctx);
+    const draft = await this.createDraft(draftInvoiceBody(inv, customer, this.cfg, { vatZone, terms }), inv, ctx);
+    const draftNumber = draft.number;
     attempt.draft = draftNumber;
+    // The draft's answer carries e-conomic's own total: one it computed otherwise is never booked (push deletes the draft).
+    const differs = targetTotalDiffers(inv, { net: draft.answer?.netAmount, currency: draft.answer?.currency }, TOTAL_AT_ECONOMIC);
+    if (differs) throw differs;
     const notes: string[] = [];
     if (inv.pdf && this.cfg.attach_pdf) await this.attachPdf(draftNumber, inv, ctx);
     else if (inv.pdf) notes.push("PDF not attached: attach_pdf is off for this target.");
@@ -181,7 +186,7 @@ export class EconomicInvoices {
    * The draft POST: at request_timeout_ms the attempt gives up (uncertain), but the request keeps listening
    * (connectors/http.ts, every write of a push), and a draft answered late is deleted when the answer comes.
    */
-  private async createDraft(body: object, inv: InvoiceLike, ctx: PushContext): Promise<number> {
+  private async createDraft(body: object, inv: InvoiceLike, ctx: PushContext): Promise<{ number: number; answer: any }> {
     const first = await this.http
       .request("POST", `${this.rest}/invoices/drafts`, {
         json: body,
@@ -199,7 +204,7 @@ export class EconomicInvoices {
         hint: "kontobro checks and retries by itself.",
       });
     }
-    return draftNumber;
+    return { number: draftNumber, answer: first.body };
   }
 
   private discardLateDraft(request: Promise<HttpResponse>, inv: InvoiceLike, ctx: PushContext): void {
@@ -303,6 +308,8 @@ export class EconomicInvoices {
     });
   }
 }
+
+const TOTAL_AT_ECONOMIC = { codePrefix: "economic", title: "e-conomic", left: "Its draft was deleted in e-conomic." };
 
 /** What one attempt has done so far: whether it sent its draft POST, and the draft's number once it was answered. */
 interface Attempt {

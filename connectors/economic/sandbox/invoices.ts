@@ -152,7 +152,8 @@ function buildLine(s: SandboxState, base: string, line: Json, i: number, vatRate
   }
   const unit = checkRef(errors, [...at, "unit"], line.unit, "unitNumber", (n) => s.units.has(n), `${base}/units`);
   const quantity = line.quantity ?? 1;
-  const unitNetPrice = line.unitNetPrice ?? product?.salesPrice ?? 0;
+  const listed = product ? s.priceList.get(product.productNumber) : undefined;
+  const unitNetPrice = listed ?? line.unitNetPrice ?? product?.salesPrice ?? 0;
   const total = round2(quantity * unitNetPrice * (1 - (line.discountPercentage ?? 0) / 100));
   return {
     ...line,

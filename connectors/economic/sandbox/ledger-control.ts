@@ -6,6 +6,7 @@
 //   POST  /__sandbox/webhooks                subscribe a URL (with merge fields) to "invoice" or "daybook" events
 //   PUT   /__sandbox/accounting-years/:y  create an accounting year, or close or open one ({ fromDate?, toDate?, closed? })
 //   DELETE /__sandbox/accounting-years/:y  remove an accounting year (a date in no year, as before it is created)
+//   PUT   /__sandbox/price-list            a fault: book these products at these unit prices whatever a line says ({ "<productNumber>": price })
 //   GET   /__sandbox/ledger                  years, entries, receipts and webhook calls as JSON
 import type { Context, Hono } from "hono";
 import { z } from "zod";
@@ -69,6 +70,7 @@ const Supplier = z
   .object({ supplierNumber: z.number().int().positive(), name: z.string().min(1).max(255), currency: z.string().length(3).default("DKK") })
   .strict();
 const AccountingYear = z.object({ fromDate: isoDate.optional(), toDate: isoDate.optional(), closed: z.boolean().optional() }).strict();
+const PriceList = z.record(z.string(), z.number());
 const Webhook = z.object({ type: z.enum(["invoice", "daybook"]), url: z.url(), method: z.enum(["GET", "POST"]).default("POST") }).strict();
 
 const round2 = (x: number) => (Math.sign(x) * Math.round(Math.abs(x) * 100 + 1e-9)) / 100;
@@ -187,6 +189,13 @@ export function registerLedgerControlRoutes(app: Hono, state: () => SandboxState
     return gone
       ? new Response(null, { status: 204 })
       : Response.json({ message: `No accounting year ${c.req.param("year")}.` }, { status: 404 });
+  });
+
+  app.put("/__sandbox/price-list", async (c) => {
+    const body = await parse(c, PriceList);
+    if (body instanceof Response) return body;
+    state().priceList = new Map(Object.entries(body));
+    return Response.json(body);
   });
 
   app.get("/__sandbox/ledger", () => {

@@ -43,6 +43,11 @@ export interface SandboxState {
   counters: { nextDraftNumber: number; objectVersion: number };
   /** Accounting years, accounts, suppliers, VAT, booked entries and webhooks (ledger.ts). */
   ledger: LedgerState;
+  /**
+   * A fault, not e-conomic's documented behaviour: products booked at this unit price whatever a line's unitNetPrice
+   * says (a price list the agreement applies), so the draft's totals are not the invoice's. Set by PUT /__sandbox/price-list.
+   */
+  priceList: Map<string, number>;
 }
 
 /** Seed items a control call can remove so a check fails with a readable error. */
@@ -93,6 +98,7 @@ export function createState(): SandboxState {
     booked: new Map(),
     counters: { nextDraftNumber: 1, objectVersion: 0 },
     ledger: createLedger(),
+    priceList: new Map(),
   };
   for (const g of [
     { number: PROJECT_GROUP_INTERNAL, name: "Internal", type: 1 },
