@@ -20,7 +20,34 @@ const lines = {
   hours: { accountNumber: 3000, vatCode: "3", productNumber: "1" },
   expenses: { accountNumber: 3400, vatCode: "3", productId: 31 },
 };
-const rules: RuleOptions = { title: "DnB Regnskap", customerNumberRange: [100000, 199999], lines };
+const rules: RuleOptions = {
+  title: "DnB Regnskap",
+  customerNumberRange: [100000, 199999],
+  lines,
+  companyCurrency: "NOK",
+  currencyPriceField: "unset",
+};
+
+describe("an invoice in another currency than the company's", () => {
+  test("is refused until currency_price_field is set, naming both currencies and the setting; then its price goes in that field", () => {
+    const eur = Invoice.parse(invoice({ currency: "EUR" }));
+    const [p, ...more] = invoiceRules(eur, rules);
+    expect(more).toEqual([]);
+    expect(p?.code).toBe("unimicro.currency_price_field_unset");
+    expect(p?.message).toContain("is in EUR, not the company's currency NOK");
+    expect(p?.hint).toContain('currency_price_field = "PriceExVatCurrency"');
+    expect(invoiceRules(Invoice.parse(invoice()), rules)).toEqual([]);
+    expect(invoiceRules(eur, { ...rules, currencyPriceField: "PriceExVatCurrency" })).toEqual([]);
+
+    const body: any = mapInvoice(eur, {
+      guid,
+      customerId: 1,
+      priceField: "PriceExVatCurrency",
+      lines: [{ productId: 1 }, { productId: 1 }],
+    });
+    expect(body.Items.map((i: any) => [i.PriceExVatCurrency, i.PriceExVat])).toEqual(eur.lines.map((l) => [l.unitPrice / 100, undefined]));
+  });
+});
 
 describe("map", () => {
   test("guids are stable per seed and path, UUID-shaped, and differ between paths", () => {

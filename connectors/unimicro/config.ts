@@ -62,6 +62,11 @@ export const uniMicroConfigSchema = () =>
         .string()
         .regex(/^[A-Z]{3}$/)
         .default("NOK"),
+      /**
+       * Which item field carries a price in an invoice's own currency when it is not company_currency: unverified
+       * (the platform has PriceExVat and PriceExVatCurrency), so "unset" sends no such invoice until it is chosen.
+       */
+      currency_price_field: z.enum(["unset", "PriceExVat", "PriceExVatCurrency"]).default("unset"),
       /** Upload the invoice PDF to the Files service. Off by default: Moment's KB says Uni Economy cannot receive attachments. */
       attach_pdf: z.boolean().default(false),
       /** Milliseconds before a request is given up (was timeout_ms). */
@@ -116,11 +121,14 @@ export interface UniMicroSettings {
   lines: Partial<Record<LineKind, LineSetup>>;
   customerNumberRange: [number, number] | null;
   companyCurrency: string;
+  currencyPriceField: CurrencyPriceField;
   attachPdf: boolean;
   timeoutMs: number;
   requestsPerSecond: number;
   burst: number;
 }
+
+export type CurrencyPriceField = UniMicroConfig["currency_price_field"];
 
 export function settingsFrom(c: UniMicroConfig): UniMicroSettings {
   const p = PLATFORMS[c.platform];
@@ -148,6 +156,7 @@ export function settingsFrom(c: UniMicroConfig): UniMicroSettings {
     customerNumberRange:
       c.customer_number_range === false ? null : (c.customer_number_range ?? (c.platform === "custom" ? null : DEFAULT_CUSTOMER_RANGE)),
     companyCurrency: c.company_currency,
+    currencyPriceField: c.currency_price_field,
     attachPdf: c.attach_pdf,
     timeoutMs: c.request_timeout_ms,
     requestsPerSecond: c.requests_per_second,

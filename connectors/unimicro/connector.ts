@@ -14,6 +14,7 @@ import {
 import { issuesToProblems, type Problem } from "../../agent/problem.ts";
 import type { CheckItem, Connector, ConnectorDeps, Link, PushContext, PushResult } from "../contract.ts";
 import { TargetError, TokenBucket } from "../http.ts";
+import { targetTotalDiffers } from "../target-total.ts";
 import { TokenSource } from "./auth.ts";
 import { runChecks } from "./check.ts";
 import { IdLookups, q, requireId, UniClient } from "./client.ts";
@@ -40,6 +41,9 @@ const isDraft = (row: { StatusCode?: number | null }) => row.StatusCode == null 
 const STATUS_NAMES: Record<number, string> = { 42001: "draft", 42002: "invoiced", 42003: "partly paid", 42004: "paid", 42006: "credited" };
 const statusName = (row: { StatusCode?: number | null }) =>
   row.StatusCode == null ? "draft" : (STATUS_NAMES[row.StatusCode] ?? `status ${row.StatusCode}`);
+/** The invoice's total excluding VAT in the currency its prices were sent in: the twin of the item price field. */
+const totalField = (price: InvoiceRefs["priceField"]) =>
+  price === "PriceExVatCurrency" ? "TaxExclusiveAmountCurrency" : "TaxExclusiveAmount";
 const INVOICE_SELECT = "ID,InvoiceNumber,PaymentID,StatusCode,InternalNote,InvoiceReferenceID,CreatedBy,TaxExclusiveAmount";
 const CUSTOMER_EXPAND = "Info,Info.InvoiceAddress,Info.ShippingAddress,Info.DefaultEmail,Info.DefaultPhone,Info.Phones";
 
@@ -110,7 +114,13 @@ export class UniMicroConnector implements Connector {
       title: s.title,
     });
     this.ids = new IdLookups(this.api);
-    this.rules = { title: s.title, customerNumberRange: s.customerNumberRange, lines: s.lines };
+    this.rules = {
+      title: s.title,
+      customerNumberRange: s.customerNumberRange,
+      lines: s.lines,
+      companyCurrency: s.companyCurrency,
+      currencyPriceField: s.currencyPriceField,
+    };
     this.filesUrl = s.filesUrl;
   }
 
@@ -388,10 +398,21 @@ export class UniMicroConnector implements Connector {
     // A credit note of the same invoice is never pushed beside this one (the outbox's claim keeps them one at a time,
     // agent/outbox.ts creditTurnBlocker): any unmarked credit draft of the invoice is an earlier attempt's or a person's.
     if (!draftId && inv.kind === "credit_note") ({ id: draftId, unmarked } = await this.creditDraft(inv, ctx.uncertain, credited));
-    if (draftId) await this.rewriteDraft(draftId, inv, refs, ctx, unmarked);
-    else {
-      draftId = await this.createDraft(inv, refs, ctx);
-    }
+    let answer: any;
+    if (draftId) answer = await this.rewriteDraft(draftId, inv, refs, ctx, unmarked);
+    else ({ id: draftId, answer } = await this.createDraft(inv, refs, ctx));
+    // The draft's answer carries the platform's own total: one it computed otherwise is never booked. The draft stays
+    // (unbooked, marked): the next attempt rewrites it, as after any refusal.
+    const differs = targetTotalDiffers(
+      inv,
+      { net: answer?.[totalField(refs.priceField)] },
+      {
+        codePrefix: "unimicro",
+        title: this.s.title,
+        left: `Its draft (ID ${draftId}) stays unbooked in ${this.s.title}; kontobro rewrites it when the invoice is sent again or retried.`,
+      },
+    );
+    if (differs) throw differs;
     // The invoice transition books it: it gets its journal entry (voucher) and keeps our payment id (KID).
     await this.api.request("POST", `/api/biz/invoices/${draftId}?action=invoice`);
     // Booked by this very attempt: no file can be linked to it yet, so the PDF goes without a look first.
@@ -403,7 +424,19 @@ export class UniMicroConnector implements Connector {
   private async invoiceRefs(inv: InvoiceLike): Promise<InvoiceRefs> {
     const customerId = await this.sentId("customer", inv.customerNumber);
     const projectId = inv.projectNumber ? await this.sentId("project", inv.projectNumber) : undefined;
-    return { customerId, projectId, currencyCodeId: await this.currencyId(inv.currency), lines: await this.resolveLines(inv) };
+    return {
+      customerId,
+      projectId,
+      currencyCodeId: await this.currencyId(inv.currency),
+      priceField: this.priceField(inv.currency),
+      lines: await this.resolveLines(inv),
+    };
+  }
+
+  /** PriceExVat in the company's currency; in another, the field currency_price_field names (rules refuse "unset"). */
+  private priceField(currency: string): InvoiceRefs["priceField"] {
+    const chosen = this.s.currencyPriceField;
+    return currency === this.s.companyCurrency || chosen === "unset" ? "PriceExVat" : chosen;
   }
 
   /**
@@ -411,13 +444,15 @@ export class UniMicroConnector implements Connector {
    * target since: the IDs are looked up again by number, once (one re-created under the number is used, a missing
    * one named). The refused POST made nothing, so its guid is free.
    */
-  private async createDraft(inv: InvoiceLike, refs: InvoiceRefs, ctx: PushContext): Promise<number> {
-    const post = async (r: InvoiceRefs) =>
-      (
+  private async createDraft(inv: InvoiceLike, refs: InvoiceRefs, ctx: PushContext): Promise<{ id: number; answer: any }> {
+    const post = async (r: InvoiceRefs) => {
+      const answer = (
         await this.api.request("POST", "/api/biz/invoices", {
           json: mapInvoice(inv, { ...r, guid: deterministicGuid(ctx.idempotencyKey) }),
         })
-      ).body?.ID as number;
+      ).body;
+      return { id: answer?.ID as number, answer };
+    };
     try {
       return await post(refs);
     } catch (e) {
@@ -428,7 +463,7 @@ export class UniMicroConnector implements Connector {
   }
 
   /** Puts the invoice's rows, references and marker on a draft (ours, or the credit draft just made, then unmarked). */
-  private async rewriteDraft(draftId: number, inv: InvoiceLike, refs: InvoiceRefs, ctx: PushContext, unmarked: boolean): Promise<void> {
+  private async rewriteDraft(draftId: number, inv: InvoiceLike, refs: InvoiceRefs, ctx: PushContext, unmarked: boolean): Promise<any> {
     try {
       const draft = await this.api.get(`/api/biz/invoices/${draftId}?expand=Items,DefaultDimensions`);
       const itemIds: number[] = (draft?.Items ?? []).map((it: any) => it.ID).filter(Boolean);
@@ -439,7 +474,7 @@ export class UniMicroConnector implements Connector {
         guid,
         existing: { itemIds, defaultDimensionsId: draft?.DefaultDimensions?.ID ?? draft?.DefaultDimensionsID },
       });
-      await this.api.request("PUT", `/api/biz/invoices/${draftId}`, { json: { ID: draftId, ...body } });
+      return (await this.api.request("PUT", `/api/biz/invoices/${draftId}`, { json: { ID: draftId, ...body } })).body;
     } catch (e) {
       // Until this PUT marks it, our credit draft is unmarked: only an uncertain attempt adopts it (creditDraft).
       throw unmarked && e instanceof TargetError && e.kind === "retryable" ? new TargetError("uncertain", e) : e;

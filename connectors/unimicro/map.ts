@@ -195,6 +195,8 @@ export interface InvoiceRefs {
   customerId: number;
   projectId?: number;
   currencyCodeId?: number;
+  /** The item field a line's price goes in: PriceExVat, or PriceExVatCurrency for another currency if so configured. */
+  priceField?: "PriceExVat" | "PriceExVatCurrency";
   /** One per canonical line, same order. */
   lines: ResolvedLine[];
   /** When rewriting an existing draft: its item rows (deleted and replaced) and default dimensions row. */
@@ -210,7 +212,7 @@ export function mapInvoice(inv: InvoiceLike, refs: InvoiceRefs) {
     ProductID: refs.lines[i]!.productId,
     ItemText: l.text,
     NumberOfItems: customerQuantity(inv, l),
-    PriceExVat: toAmount(l.unitPrice),
+    [refs.priceField ?? "PriceExVat"]: toAmount(l.unitPrice),
     PriceSetByUser: true, // the PSA's price, not the product's list price
     ...(l.unit ? { Unit: l.unit } : {}),
     ...(refs.lines[i]!.accountId ? { AccountID: refs.lines[i]!.accountId } : {}),

@@ -1,5 +1,6 @@
 // Pre-flight rules for the Uni Micro platform, checked before any network call. Pure.
 // Sources: Moment's KB for Uni Economy / DnB Regnskap / SpareBank 1 Regnskap (numbers), the 2019 swagger (types).
+import type { CurrencyPriceField } from "./config.ts";
 import { customerTotal, type Customer, type InvoiceLike, type LineKind, type Product, type Project } from "../../agent/model.ts";
 import { problem, type Problem } from "../../agent/problem.ts";
 import { lineNeeds, paymentIdFor, type LineSetup } from "./map.ts";
@@ -11,6 +12,8 @@ export interface RuleOptions {
   customerNumberRange: [number, number] | null;
   /** Account / VAT code / product per line kind from kontobro.toml. */
   lines: Partial<Record<LineKind, LineSetup>>;
+  companyCurrency: string;
+  currencyPriceField: CurrencyPriceField;
 }
 
 const INT32_MAX = 2_147_483_647;
@@ -107,11 +110,29 @@ function paymentIdProblems(inv: InvoiceLike, o: RuleOptions): Problem[] {
       ];
 }
 
+/**
+ * An invoice in another currency than the company's while currency_price_field is unset: which item field carries a
+ * price in the invoice's currency is unverified, and the wrong one books the amounts as the company's currency.
+ */
+function currencyProblems(inv: InvoiceLike, o: RuleOptions): Problem[] {
+  if (inv.currency === o.companyCurrency || o.currencyPriceField !== "unset") return [];
+  const doc = inv.kind === "credit_note" ? "Credit note" : "Invoice";
+  return [
+    problem(
+      "unimicro.currency_price_field_unset",
+      `${doc} ${inv.number} is in ${inv.currency}, not the company's currency ${o.companyCurrency}. Whether ${o.title} reads an item's price in the invoice's currency from PriceExVat or from PriceExVatCurrency is not verified, and the wrong one would book ${inv.currency} amounts as ${o.companyCurrency}, so kontobro sends no invoice in another currency until told. Nothing was sent.`,
+      `Make a ${inv.currency} invoice by hand in ${o.title} and see which of its items' PriceExVat and PriceExVatCurrency holds the ${inv.currency} price; set currency_price_field = "PriceExVatCurrency" (or "PriceExVat") in this target's section of kontobro.toml, restart, and run \`kontobro retry\`. If company_currency is wrong, correct it instead.`,
+      "currency",
+    ),
+  ];
+}
+
 export function invoiceRules(inv: InvoiceLike, o: RuleOptions): Problem[] {
   const out: Problem[] = [
     ...customerNumberProblems(inv.customerNumber, "customerNumber", o, false),
     ...(inv.projectNumber ? projectNumberProblems(inv.projectNumber, "projectNumber", o) : []),
     ...paymentIdProblems(inv, o),
+    ...currencyProblems(inv, o),
   ];
   if (inv.kind === "credit_note" && inv.creditedInvoiceNumber === inv.number) {
     out.push(

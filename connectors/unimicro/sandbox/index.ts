@@ -198,6 +198,15 @@ export function createUniMicroSandbox(opts: UniMicroSandboxOptions = {}) {
   app.get("/__sandbox/state", (c) => c.json(state()));
   /** The ledger lines (journalentrylines) of a company: what the bookings did to the accounts. */
   app.get("/__sandbox/ledger", (c) => c.json(stores.get(c.req.query("companyKey") ?? companies[0]!.Key)?.rows.journalentrylines ?? []));
+  /** A fault: a company's lines on these products (by PartName) are booked at these prices ({"1": 1500}; {} ends it). */
+  app.put("/__sandbox/price-list", async (c) => {
+    const store = stores.get(c.req.query("companyKey") ?? companies[0]!.Key);
+    const prices = await c.req.json().catch(() => null);
+    if (!store || !prices || typeof prices !== "object" || Object.values(prices).some((v) => typeof v !== "number"))
+      return c.json({ error: "need a known companyKey and a JSON object of PartName: price" }, 400);
+    store.priceList = new Map(Object.entries(prices as Record<string, number>));
+    return c.json(prices);
+  });
   app.post("/__sandbox/reset", (c) => {
     reset();
     return c.json({ reset: true });

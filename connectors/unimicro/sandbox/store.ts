@@ -76,6 +76,11 @@ export class CompanyStore {
   private readonly guids = new Set<string>();
   private readonly deletedChildIds = new Set<number>();
   readonly fileLinks: { FileID: number; EntityType: string; EntityID: number }[] = [];
+  /**
+   * A fault, not the platform's documented behaviour: products (by PartName) whose lines are booked at this PriceExVat
+   * whatever an item says (a price list), so the invoice's TaxExclusiveAmount is not the one sent. PUT /__sandbox/price-list.
+   */
+  priceList = new Map<string, number>();
   private next = { customer: 100000, project: 1, product: 1, invoice: 10001, voucher: 1 };
 
   constructor(
@@ -296,6 +301,8 @@ export class CompanyStore {
       this.requireFk("projects", item.Dimensions?.ProjectID, "Dimensions", "ProjectID");
       const vatType = this.byId("vattypes", item.VatTypeID ?? product?.VatTypeID);
       item.VatPercent = vatType?.VatPercent ?? 0;
+      const listed = product ? this.priceList.get(String(product.PartName)) : undefined;
+      if (listed !== undefined) item.PriceExVat = listed;
       item.SumTotalExVat = round2(
         Number(item.NumberOfItems ?? 0) * Number(item.PriceExVat ?? 0) * (1 - Number(item.DiscountPercent ?? 0) / 100),
       );
