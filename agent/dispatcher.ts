@@ -21,6 +21,7 @@ import {
   describeTargetState,
   lockTargets,
   releaseProbe,
+  rescheduleAhead,
   signalOf,
   takeProbe,
   TargetStateStore,
@@ -80,6 +81,12 @@ export interface DispatcherOptions {
  * round writes them: rounds of a few answers each cost their fixed statements, commit and fsync for those few.
  */
 const GATHER_MS = 5;
+
+/**
+ * The clock (DispatcherOptions.now) went back if it fell behind the monotonic clock by more than this between two rounds:
+ * then the next round reschedules what was scheduled by the clock as it was (Dispatcher.noteClock).
+ */
+const CLOCK_BACK_MS = 1000;
 
 /** Shutdown writes answers that arrive during its last round in another, at most this many in all. */
 const FINAL_ROUNDS = 5;
@@ -159,6 +166,14 @@ export class Dispatcher {
   private readonly now: () => number;
   /** DispatcherOptions.lateAnswerWaitMs. */
   private readonly lateAnswerWaitMs: number;
+  /** The clock (this.now) minus the monotonic clock at the last round: a drop says the clock went back. */
+  private clockOffset: number | null = null;
+  /**
+   * The next round reschedules what the clock, as it was before it went back, scheduled ahead (Outbox.rescheduleAhead,
+   * target-state rescheduleAhead): at the first round (the clock may have gone back while kontobro was stopped) and after
+   * noteClock saw it go back.
+   */
+  private rescheduleDue = true;
 
   constructor(
     private readonly target: string,
@@ -229,7 +244,8 @@ export class Dispatcher {
       await this.targetState.transaction(async (tx) => {
         await lockTargets(tx, [this.target], this.now());
         const s = await this.targetState.get(this.target, tx);
-        const released = releaseProbe(s, this.now());
+        // After the clock went back, its pause and next probe first (the round's rescheduling no longer sees a state written now).
+        const released = releaseProbe(rescheduleAhead(s, this.now()), this.now());
         if (released !== s) await this.targetState.put(released, tx);
       });
     } catch (e) {
@@ -338,10 +354,12 @@ export class Dispatcher {
     this.late = [];
     const signalsSeen = this.holdingSignals;
     const now = this.now();
+    this.noteClock(now);
+    const rescheduling = this.rescheduleDue;
     /** Leases of `ready` the round gives back; back in `ready` (held) if the round fails. */
     const givingBack: { delivery: ClaimedDelivery; records: RecordLookup }[] = [];
     const committed = await this.outbox.runner
-      .transactionDurableLater((tx) => this.writeRound(tx, finished, late, now, givingBack))
+      .transactionDurableLater((tx) => this.writeRound(tx, finished, late, now, givingBack, rescheduling))
       .catch((e) => {
         this.finished = finished.concat(this.finished);
         this.late = late.concat(this.late);
@@ -351,7 +369,18 @@ export class Dispatcher {
         }
         throw e;
       });
-    const { batch, records, gate, limit, before, after } = committed.result;
+    const { batch, records, gate, limit, before, after, rescheduled } = committed.result;
+    if (rescheduling) this.rescheduleDue = false;
+    if (rescheduled.deliveries > 0 || rescheduled.state)
+      this.log.warn(
+        "the clock went back: deliveries and the target's pause or breaker, scheduled by the clock as it was, are due as long after now as they were then",
+        {
+          target: this.target,
+          deliveries: rescheduled.deliveries,
+          pauseOrBreaker: rescheduled.state,
+          hint: "Check the server's time and its time synchronisation (timedatectl, NTP).",
+        },
+      );
     if ([...late, ...finished].some((f) => f.delivery.id === this.probeId)) this.probeId = null;
     try {
       await committed.durable;
@@ -367,6 +396,17 @@ export class Dispatcher {
     if (this.holdingSignals === signalsSeen) this.holdLaunches = false;
     this.startReady();
     return { limit, claimed: batch.length, gate };
+  }
+
+  /**
+   * Notes the round's clock against the monotonic one: if it went back by more than CLOCK_BACK_MS since the last round
+   * (an NTP correction of a clock that ran ahead, a VM restored), times stored before lie ahead by as much, and the
+   * next round reschedules them. A clock that goes forward needs nothing: what was due goes sooner.
+   */
+  private noteClock(now: number): void {
+    const offset = now - performance.now();
+    if (this.clockOffset !== null && offset < this.clockOffset - CLOCK_BACK_MS) this.rescheduleDue = true;
+    this.clockOffset = offset;
   }
 
   /** Pushes under way plus leases waiting in `ready`, at most. */
@@ -440,10 +480,12 @@ export class Dispatcher {
     late: LateCreate[],
     now: number,
     givingBack: { delivery: ClaimedDelivery; records: RecordLookup }[],
+    rescheduling: boolean,
   ) {
     await lockTargets(tx, [this.target], now);
     const before = await this.targetState.get(this.target, tx);
-    let s = before;
+    let s = rescheduling ? rescheduleAhead(before, now) : before;
+    const rescheduled = { deliveries: rescheduling ? await this.outbox.rescheduleAhead(tx, this.target, now) : 0, state: s !== before };
     for (const f of [...late, ...finished]) {
       // Still this worker's probe: not freed since by the recovery of a worker declared dead (this one, cut off).
       const isProbe = f.delivery.id === this.probeId && s.probeOwner === this.outbox.leaseOwner;
@@ -497,7 +539,7 @@ export class Dispatcher {
       batch.flatMap((d) => dependenciesOf(d.entity, d.payload)),
       tx,
     );
-    return { batch, records, gate, limit, before, after: s };
+    return { batch, records, gate, limit, before, after: s, rescheduled };
   }
 
   private noteStateChange(before: TargetState, after: TargetState, now: number): void {

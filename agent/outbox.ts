@@ -272,6 +272,12 @@ const SQL = {
   holdRestored: `UPDATE deliveries SET next_attempt_at = CASE WHEN next_attempt_at > ?3 THEN next_attempt_at ELSE ?3 END, updated_at = ?1,
             error_code = 'restored', error_message = ?4, error_hint = ?5, error_field = NULL
             WHERE target = ?2 AND status = 'pending' AND ${NOT_DONE}`,
+  // The clock went back (?2: now): a pending delivery last written later than now was given its due time by the clock as
+  // it was. It is due as long after now as it was after that write (its backoff, Retry-After or late-answer hold, whole:
+  // never shortened, as the time passed since that write is not known), and written now, so a second run (another
+  // worker's) changes nothing. One range of deliveries_ready: the target's pending deliveries due after now.
+  rescheduleAhead: `UPDATE deliveries SET next_attempt_at = ?2 + (next_attempt_at - updated_at), updated_at = ?2
+            WHERE target = ?1 AND status = 'pending' AND ${NOT_DONE} AND next_attempt_at > ?2 AND updated_at > ?2`,
   statusOf: `SELECT status FROM deliveries WHERE id = ?1`,
   retryNow: `UPDATE deliveries SET status = 'pending', next_attempt_at = ?2, waiting_on = NULL, updated_at = ?2 WHERE id = ?1`,
   retryAllNeedingAction: `UPDATE deliveries SET status = 'pending', next_attempt_at = ?1, updated_at = ?1 WHERE status = 'needs_action' AND ${NOT_DONE} AND (CAST(?2 AS TEXT) IS NULL OR target = ?2)`,
@@ -824,6 +830,15 @@ export class Outbox {
     remoteId: string | null,
   ): Promise<void> {
     await tx.run(SQL.attempt, d.id, d.attempts, now, outcome, code, message, hint, remoteId);
+  }
+
+  /**
+   * After the clock went back (seen at a dispatcher's start or in its loop): the target's pending deliveries that were
+   * scheduled by the clock as it was, ahead by as much, are due again as long after now as they were then (SQL
+   * rescheduleAhead). In the dispatcher round's transaction `tx`. Returns how many.
+   */
+  async rescheduleAhead(tx: SqlRunner, target: string, now: number): Promise<number> {
+    return (await tx.run(SQL.rescheduleAhead, target, now)).changes;
   }
 
   /**

@@ -167,6 +167,18 @@ export function releaseProbe(s: TargetState, now: number): TargetState {
     : s;
 }
 
+/**
+ * The clock went back: a state written later than `now` (updatedAt ahead) set its pause and next probe by the clock as
+ * it was. Both move back by as much as updatedAt is ahead (no more than the clock went back, so neither ends sooner than
+ * the target asked or the breaker set). Pure; the same object when updatedAt is not ahead (a second run changes nothing).
+ */
+export function rescheduleAhead(s: TargetState, now: number): TargetState {
+  const ahead = s.updatedAt - now;
+  if (ahead <= 0) return s;
+  const back = (t: number | null) => (t === null ? null : t - ahead);
+  return { ...s, pausedUntil: back(s.pausedUntil), nextProbeAt: back(s.nextProbeAt), updatedAt: now };
+}
+
 /** One line for the status page and `kontobro status`. Pure. */
 export function describeTargetState(s: TargetState, now: number): string {
   if (s.pausedUntil !== null && s.pausedUntil > now) {

@@ -46,6 +46,8 @@ export class Worker {
   private declaredDead = false;
   /** The database's clock minus this machine's, as the last heartbeat measured it (see now()). */
   private clockOffsetMs = 0;
+  /** The database's time the last heartbeat read, and when (performance.now()) it was read (see now()). */
+  private serverTime = { ms: 0, at: 0 };
 
   private constructor(
     private readonly client: SQL,
@@ -79,14 +81,22 @@ export class Worker {
    * The time now on the database's clock (epoch ms), as this machine's clock corrected by the offset the last heartbeat
    * measured. Every worker judges the stored times (a Retry-After pause, a breaker's next probe, a retry's due time) by
    * this clock: a worker whose machine runs a minute fast would otherwise end another's pause a minute early.
+   * Never behind the database's time at that heartbeat plus the time passed since on the monotonic clock: this machine's
+   * clock going back (an NTP correction) moves no stored time of the others' (Dispatcher.noteClock would take it for the
+   * database's clock going back) before the next heartbeat measures the offset again. The larger of the two, as the
+   * monotonic clock stands still while the machine is suspended.
    */
   now(): number {
-    return Date.now() + this.clockOffsetMs;
+    return Math.max(Date.now() + this.clockOffsetMs, Math.round(this.serverTime.ms + performance.now() - this.serverTime.at));
   }
 
-  /** The offset of the database's clock from this machine's, from the server's time read between `before` and `after`. */
-  private noteServerTime(serverMs: number, before: number, after: number): void {
+  /**
+   * The offset of the database's clock from this machine's, from the server's time read between `before` and `after`
+   * (Date.now()), `sentAt` and `now` (performance.now()).
+   */
+  private noteServerTime(serverMs: number, before: number, after: number, sentAt: number): void {
     this.clockOffsetMs = Math.round(serverMs - (before + after) / 2);
+    this.serverTime = { ms: serverMs, at: (sentAt + performance.now()) / 2 };
   }
 
   /** Registers this process (host, pid; started and heard from now, on the server's clock). Call start() to beat. */
@@ -103,7 +113,7 @@ export class Worker {
     ]);
     const [row] = rowsFromPostgres<{ id: number; serverMs: number }>(res, res.columns);
     const worker = new Worker(client, row!.id, heartbeatMs, deadAfterMs, options, sentAt);
-    worker.noteServerTime(row!.serverMs, before, Date.now());
+    worker.noteServerTime(row!.serverMs, before, Date.now(), sentAt);
     return worker;
   }
 
@@ -117,7 +127,7 @@ export class Worker {
     const [row] = rowsFromPostgres<{ serverMs: number }>(res, res.columns);
     if (row) {
       this.lastBeatSentAt = Math.max(this.lastBeatSentAt, sentAt);
-      this.noteServerTime(row.serverMs, before, Date.now());
+      this.noteServerTime(row.serverMs, before, Date.now(), sentAt);
     } else this.declaredDead = true;
     return row !== undefined;
   }

@@ -1,0 +1,49 @@
+// The server's clock went back (a clock that ran an hour ahead corrected by NTP, a VM restored) while kontobro was
+// stopped: the retry times, the late-answer hold and the target's pause it had stored were set by the clock as it was,
+// an hour ahead. Real parts: the agent on a real SQLite file, the e-conomic sandbox over loopback; the stored times are
+// written into the file as that clock wrote them. Before, nothing was sent for an hour; now each is due as long after
+// the start as it was after its write, and the hold is not shortened.
+import { Database } from "bun:sqlite";
+import { afterEach, expect, test } from "bun:test";
+import { databasePath } from "../agent/storage.ts";
+import { type Stack, startStack } from "./e2e-harness.ts";
+import { customerEvent, waitFor } from "./helpers.ts";
+
+const HOUR = 3_600_000;
+let stack: Stack | undefined;
+afterEach(async () => {
+  await stack?.stop();
+  stack = undefined;
+});
+
+test("after the clock went back an hour, retries, the hold and the pause stored by the clock as it was go as long after the start as they were set for", async () => {
+  stack = await startStack({ economic: { paused: true, late_answer_wait_ms: 3000 } });
+  expect((await stack.post([customerEvent(101), customerEvent(102)])).status).toBe(202);
+  await stack.agent.stop();
+
+  // Written by the clock an hour ahead: a retry 2 s after its write, a hold of the late-answer wait (3 s) after a lease
+  // was taken back, and the target's pause (Retry-After 1 s).
+  const ahead = Date.now() + HOUR;
+  const db = new Database(databasePath(stack.dataDir));
+  const set = db.query("UPDATE deliveries SET next_attempt_at = ?2, updated_at = ?3, error_code = ?4, uncertain = ?5 WHERE key = ?1");
+  set.run("101", ahead + 2000, ahead, "http_503", 0);
+  set.run("102", ahead + 3000, ahead, "interrupted", 1);
+  db.query(
+    `INSERT INTO target_state (target, paused_until, pause_reason, breaker, failures, next_probe_at, updated_at)
+     VALUES ('eco', ?1, '429: Retry-After 1', 'half_open', 0, ?1, ?2)
+     ON CONFLICT (target) DO UPDATE SET paused_until = excluded.paused_until, pause_reason = excluded.pause_reason,
+       breaker = excluded.breaker, next_probe_at = excluded.next_probe_at, updated_at = excluded.updated_at`,
+  ).run(ahead + 1000, ahead);
+  db.close();
+
+  const started = Date.now();
+  await stack.restartWith({ paused: false });
+  await waitFor("both delivered", async () => (await stack!.deliveries("done")).length === 2, 20_000);
+  const done = new Database(databasePath(stack.dataDir), { readonly: true });
+  const doneAt = (key: string) => (done.query("SELECT done_at AS t FROM deliveries WHERE key = ?1").get(key) as { t: number }).t;
+  // The hold is whole: a write of the interrupted push may still land within late_answer_wait_ms of the start.
+  expect(doneAt("102") - started).toBeGreaterThanOrEqual(3000);
+  expect(doneAt("101") - started).toBeGreaterThanOrEqual(2000);
+  expect(doneAt("101") - started).toBeLessThan(HOUR);
+  done.close();
+}, 40_000);
