@@ -9,6 +9,7 @@ import {
   BREAKER_DEFAULTS,
   breakerPolicy,
   releaseProbe,
+  rescheduleAhead,
   describeTargetState,
   initialState,
   readTargetState,
@@ -198,5 +199,23 @@ describe("configuration and restarts", () => {
     expect(releaseProbe(paused, T0 + 10)).toBe(paused);
     const open = { ...initialState("t"), breaker: "open" as const, failures: 5, probeDelayMs: 1000, nextProbeAt: T0 + 1000 };
     expect(releaseProbe(open, T0 + 10)).toBe(open);
+  });
+});
+
+describe("rescheduleAhead: the clock went back", () => {
+  test("a state written ahead of now moves its pause and next probe back by as much; one written before now stays as it is", () => {
+    const T0 = 1_700_000_000_000;
+    const ahead = {
+      ...initialState("t", T0 + 3_600_000),
+      pausedUntil: T0 + 3_601_000,
+      breaker: "half_open" as const,
+      nextProbeAt: T0 + 3_601_000,
+    };
+    expect(rescheduleAhead(ahead, T0)).toMatchObject({ pausedUntil: T0 + 1000, nextProbeAt: T0 + 1000, updatedAt: T0 });
+    // Idempotent: written now, a second run (another worker's) changes nothing.
+    const once = rescheduleAhead(ahead, T0);
+    expect(rescheduleAhead(once, T0)).toBe(once);
+    const before = { ...ahead, updatedAt: T0 - 5 };
+    expect(rescheduleAhead(before, T0)).toBe(before);
   });
 });

@@ -25,6 +25,8 @@ test("after the clock went back an hour, retries, the hold and the pause stored 
   // was taken back, and the target's pause (Retry-After 1 s).
   const ahead = Date.now() + HOUR;
   const db = new Database(databasePath(stack.dataDir));
+  // The stopped agent's intake thread may still be closing its connection.
+  db.exec("PRAGMA busy_timeout = 10000");
   const set = db.query("UPDATE deliveries SET next_attempt_at = ?2, updated_at = ?3, error_code = ?4, uncertain = ?5 WHERE key = ?1");
   set.run("101", ahead + 2000, ahead, "http_503", 0);
   set.run("102", ahead + 3000, ahead, "interrupted", 1);

@@ -103,8 +103,9 @@ function whatToDo(d: Oldest, paused: boolean, s: TargetState, now: number): stri
 const CLOCK_SLACK_MS = 5 * 60_000;
 
 /**
- * The clock went back (a wrong time corrected, say a day): every time stored by the clock as it was (the next try, a
- * lease) lies ahead by as much, so those deliveries wait until the clock gets there again, and their age reads negative.
+ * The clock went back (a wrong time corrected, say a day): every time stored by the clock as it was lies ahead by as
+ * much, and the deliveries' ages read negative. The dispatcher reschedules their tries and the target's pause when it
+ * sees the clock go back (Dispatcher.noteClock), so nothing waits for the clock to get there again.
  */
 function clockWentBack(target: string, d: Oldest, now: number): Problem {
   return {
@@ -112,8 +113,8 @@ function clockWentBack(target: string, d: Oldest, now: number): Problem {
     kind: "stalled",
     subject: "",
     code: "clock_went_back",
-    message: `${capitalise(`${d.entity} ${d.key}`)} was queued at ${showTime(d.createdAt)}, ${showAge(d.createdAt - now)} later than the time now (${showTime(now)}): the server's clock went back. Deliveries scheduled by the clock as it was wait until it gets there again.`,
-    hint: "Check the server's time and its time synchronisation (timedatectl, NTP). What waits goes by itself once the clock reaches the times it was given; Retry on its record's page sends a delivery now.",
+    message: `${capitalise(`${d.entity} ${d.key}`)} was queued at ${showTime(d.createdAt)}, ${showAge(d.createdAt - now)} later than the time now (${showTime(now)}): the server's clock went back. kontobro has rescheduled the tries and the target's pause set by the clock as it was: each is due as long after now as it was then.`,
+    hint: "Check the server's time and its time synchronisation (timedatectl, NTP). This alert ends once the clock has passed the times the deliveries were queued at.",
     detail: { delivery: d.id, entity: d.entity, key: d.key, status: d.status, attempts: d.attempts, queuedAt: d.createdAt },
   };
 }
