@@ -96,7 +96,7 @@ export function registerControl(app: Hono, d: ControlDeps): void {
   );
   app.post("/__sandbox/oauth/check", (c) => run(c, (b) => ({ valid: d.identity.isValidRefreshToken(String(b.refreshToken ?? "")) }), 200));
 
-  /** {code: 4003 | 4004 | 4009 | 4011 | 4012 | 4034 | null}; {readonly: bool}; {rateLimitPerMinute}; {lockedBefore}; {nextInvoiceNumber}; {filter}. */
+  /** {code: 4003 | 4004 | 4009 | 4011 | 4012 | 4034 | null}; {readonly: bool}; {rateLimitPerMinute}; {lockedBefore}; {nextInvoiceNumber}; {filter}; {currencyRates: {EUR: 11.5}} (company currency per unit). */
   app.post("/__sandbox/settings", (c) =>
     run(
       c,
@@ -108,6 +108,7 @@ export function registerControl(app: Hono, d: ControlDeps): void {
         if ("lockedBefore" in b) d.invoicing().lockedBefore = b.lockedBefore;
         if (typeof b.nextInvoiceNumber === "number") d.invoicing().nextInvoiceNumber = b.nextInvoiceNumber;
         if (typeof b.filter === "boolean") d.api.query.filter = b.filter;
+        if (b.currencyRates) Object.assign(d.invoicing().currencyRates, b.currencyRates);
         if (b.dateLiterals) d.api.query.dateLiterals = b.dateLiterals;
         return {
           onboarding: d.api.onboarding.code,
@@ -203,7 +204,7 @@ export function registerControl(app: Hono, d: ControlDeps): void {
       return { ...invoice, SendType: 2 };
     }),
   );
-  /** {invoiceNumber, amount?}: a payment received (the whole remainder without amount). */
+  /** {invoiceNumber, amount?}: a payment received, in the invoice's currency (the whole remainder without amount; below 0: returned). */
   app.post("/__sandbox/payments", (c) =>
     run(c, (b) => d.invoicing().registerPayment(Number(b.invoiceNumber), typeof b.amount === "number" ? b.amount : undefined)),
   );

@@ -12,7 +12,7 @@ import { apiRoutes, type ApiState } from "./api.ts";
 import { registerControl } from "./control.ts";
 import { newFaults, RateLimiter, withConnectionClose } from "./faults.ts";
 import fixtures from "./fixtures.json";
-import { Invoicing, type InvoicingOptions } from "./invoicing.ts";
+import { CURRENCY_RATES, Invoicing, type InvoicingOptions } from "./invoicing.ts";
 import { IdentityServer, SCOPES, type OAuthOptions } from "./oauth.ts";
 import type { QueryOptions } from "./query.ts";
 import { CompanyStore, type StoreOptions } from "./store.ts";
@@ -51,7 +51,11 @@ export function createEaccountingSandbox(opts: EaccountingSandboxOptions = {}) {
     vatNumberCheck: opts.vatNumberCheck ?? true,
   };
   let store = new CompanyStore(storeOptions, now);
-  let invoicing = new Invoicing(store, { creditDrafts: opts.creditDrafts ?? true }, fixtures.nextInvoiceNumber);
+  const invoicingOptions: InvoicingOptions = {
+    creditDrafts: opts.creditDrafts ?? true,
+    currencyRates: { ...CURRENCY_RATES, ...opts.currencyRates },
+  };
+  let invoicing = new Invoicing(store, invoicingOptions, fixtures.nextInvoiceNumber);
   const oauthOptions: OAuthOptions = { accessTokenSeconds: 3600, refreshTokenSeconds: 0, grantable: [...SCOPES], ...opts.oauth };
   let identity = new IdentityServer(fixtures.clients, oauthOptions, now);
   const grantDemo = () => {
@@ -118,7 +122,7 @@ export function createEaccountingSandbox(opts: EaccountingSandboxOptions = {}) {
   }
   const reset = () => {
     store = new CompanyStore(storeOptions, now);
-    invoicing = new Invoicing(store, { creditDrafts: opts.creditDrafts ?? true }, fixtures.nextInvoiceNumber);
+    invoicing = new Invoicing(store, invoicingOptions, fixtures.nextInvoiceNumber);
     identity = new IdentityServer(fixtures.clients, { ...oauthOptions }, now);
     grantDemo();
     faults.clear();

@@ -7,7 +7,15 @@ import type { CompanyStore } from "./store.ts";
 export interface InvoicingOptions {
   /** Drafts of a credit invoice (IsCreditInvoice) allowed through the API (unverified which signs they take). */
   creditDrafts: boolean;
+  /**
+   * The exchange rate of each invoice currency, in the company's currency (SEK) per unit (invented rates; eAccounting
+   * fetches its own). An invoice in another currency keeps its totals and remainder twice: `TotalAmount` and
+   * `RemainingAmount` in the company's currency, `…InvoiceCurrency` in the invoice's (field digest, CustomerInvoiceApi).
+   */
+  currencyRates: Record<string, number>;
 }
+
+export const CURRENCY_RATES: Record<string, number> = { EUR: 11.5, NOK: 1, DKK: 1.55, USD: 10.5, GBP: 13.25 };
 
 const clone = <T>(x: T): T => structuredClone(x);
 const ROW_FIELDS = [
@@ -39,6 +47,8 @@ export class Invoicing {
   private nextSupplierNumber = 1;
   /** Invoices dated before this day cannot be bookkept (a locked period or year: 4013). */
   lockedBefore: string | null = null;
+  /** InvoicingOptions.currencyRates, changeable through POST /__sandbox/settings {currencyRates}. */
+  readonly currencyRates: Record<string, number>;
 
   constructor(
     private readonly s: CompanyStore,
@@ -46,6 +56,7 @@ export class Invoicing {
     firstNumber: number,
   ) {
     this.nextInvoiceNumber = firstNumber;
+    this.currencyRates = { ...o.currencyRates };
   }
 
   // ---- drafts (§8.1) ------------------------------------------------------------------------------------
@@ -167,6 +178,7 @@ export class Invoicing {
     const invoiceDay = keepOriginalDraftDate && draftDay ? draftDay : draftDay && draftDay > today ? draftDay : today;
     if (this.lockedBefore && invoiceDay < this.lockedBefore)
       throw new EaError(400, 4013, `CannotBookkeepInvoice: ${invoiceDay} is in a locked period (locked before ${this.lockedBefore}).`);
+    const rate = this.rateOf(String(d.InvoiceCurrencyCode ?? this.s.company.CurrencyCode));
     const number = this.nextInvoiceNumber++;
     const now = this.s.nowIso();
     const invoice: Row = {
@@ -176,8 +188,13 @@ export class Invoicing {
       InvoiceDate: `${invoiceDay}T00:00:00`,
       DueDate: d.DueDate ?? `${invoiceDay}T00:00:00`,
       CurrencyCode: d.InvoiceCurrencyCode,
+      CurrencyRate: rate,
       CreatedFromDraftId: d.Id,
-      RemainingAmount: d.TotalAmount,
+      TotalAmount: round2(d.TotalAmount * rate),
+      TotalVatAmount: round2(d.TotalVatAmount * rate),
+      TotalAmountInvoiceCurrency: d.TotalAmount,
+      TotalVatAmountInvoiceCurrency: d.TotalVatAmount,
+      RemainingAmount: round2(d.TotalAmount * rate),
       RemainingAmountInvoiceCurrency: d.TotalAmount,
       PaymentStatus: 1,
       VoucherNumber: `F${number}`,
@@ -195,6 +212,17 @@ export class Invoicing {
     this.drafts.delete(id);
     this.invoices.set(invoice.Id, invoice);
     return this.read(invoice);
+  }
+
+  /** Company currency per unit of `currency`: 1 for the company's own; a currency without a rate is refused. */
+  private rateOf(currency: string): number {
+    if (currency === this.s.company.CurrencyCode) return 1;
+    const rate = this.currencyRates[currency];
+    if (!rate)
+      throw invalid(
+        `CurrencyCode: the sandbox has no exchange rate for ${currency} (set one with POST /__sandbox/settings {currencyRates}).`,
+      );
+    return rate;
   }
 
   private vatOf(r: Row): number {
@@ -216,17 +244,22 @@ export class Invoicing {
     return this.read(i);
   }
 
-  /** A payment registered in eAccounting (the whole remainder without `amount`). */
+  /**
+   * A payment registered in eAccounting, in the invoice's currency (the whole remainder without `amount`; below 0: a
+   * payment returned by the bank). Nothing left (or overpaid) is Paid (0); anything left again is Unpaid (1).
+   */
   registerPayment(invoiceNumber: number, amount?: number): Row {
     const inv = [...this.invoices.values()].find((i) => i.InvoiceNumber === invoiceNumber);
     if (!inv) throw notFound(`Customer invoice ${invoiceNumber}`);
-    const paid = amount ?? inv.RemainingAmount;
-    inv.RemainingAmount = round2(Number(inv.RemainingAmount) - paid);
-    inv.RemainingAmountInvoiceCurrency = inv.RemainingAmount;
-    if (Math.abs(inv.RemainingAmount) < 0.005) {
-      inv.RemainingAmount = 0;
+    const left = round2(Number(inv.RemainingAmountInvoiceCurrency) - (amount ?? inv.RemainingAmountInvoiceCurrency));
+    inv.RemainingAmountInvoiceCurrency = Math.abs(left) < 0.005 ? 0 : left;
+    inv.RemainingAmount = round2(inv.RemainingAmountInvoiceCurrency * Number(inv.CurrencyRate ?? 1));
+    if (inv.RemainingAmountInvoiceCurrency <= 0) {
       inv.PaymentStatus = 0;
       inv.PaymentDate = `${this.s.today()}T00:00:00`;
+    } else {
+      inv.PaymentStatus = 1;
+      delete inv.PaymentDate;
     }
     inv.ModifiedUtc = this.s.nowIso();
     return this.read(inv);
