@@ -85,6 +85,66 @@ describe("invoices as drafts, number and status back", () => {
   });
 });
 
+describe("partial payments and the invoice's currency", () => {
+  const sendAndDraft = async (currency: string) => {
+    await s!.send([
+      ev("customer.upserted", customerData({ currency })),
+      ev("project.upserted", projectData()),
+      ev("invoice.finalized", invoiceData({ currency })),
+    ]);
+    await s!.waitDone(3);
+    await s!.control("send-draft", { draftId: (await s!.state()).drafts[0].Id });
+  };
+  const pay = async (amount?: number) => {
+    await s!.control("payments", { invoiceNumber: 1001, amount });
+    await s!.control("clock", { advanceMs: 1000 });
+  };
+
+  test("an invoice in euro at a Swedish company, paid in part: total, paid and remainder reach the PSA in euro, not in kronor", async () => {
+    s = await startEaStack({ sandbox: { currencyRates: { EUR: 11.5 } } });
+    await sendAndDraft("EUR");
+    expect(await s.runNow("invoices")).toMatchObject({ status: "ok" });
+    await waitFor("sent at the PSA", () => s!.psa.accepted().length === 1);
+    expect(s.psa.accepted()[0].data).toMatchObject({ status: "sent", currency: "EUR", amount: 6107375, paidAmount: 0, remainder: 6107375 });
+    await pay(10000);
+    const [invoice] = (await s.state()).invoices;
+    expect(invoice).toMatchObject({ CurrencyCode: "EUR", RemainingAmountInvoiceCurrency: 51073.75, RemainingAmount: 587348.13 });
+    expect(await s.runNow("invoices")).toMatchObject({ status: "ok", imported: 1 });
+    await waitFor("partly paid at the PSA", () => s!.psa.accepted().length === 2);
+    expect(s.psa.accepted()[1]).toMatchObject({
+      type: "invoice.status_changed",
+      data: { status: "partially_paid", currency: "EUR", amount: 6107375, paidAmount: 1000000, remainder: 5107375 },
+    });
+  });
+
+  test("paid in parts: each part reaches the PSA once, with what is paid and what is left, a returned part too, then paid", async () => {
+    s = await startEaStack();
+    await sendAndDraft("SEK");
+    await pay(10000);
+    expect(await s.runNow("invoices")).toMatchObject({ status: "ok", imported: 2 }); // sent, and partly paid
+    expect(await s.runNow("invoices")).toMatchObject({ imported: 0 }); // unchanged: nothing new
+    await pay(5000); // a second part
+    expect(await s.runNow("invoices")).toMatchObject({ imported: 1 });
+    await pay(-5000); // the bank returned the second part
+    expect(await s.runNow("invoices")).toMatchObject({ imported: 1 });
+    await pay(); // the rest
+    expect(await s.runNow("invoices")).toMatchObject({ imported: 1 });
+    await s.control("clock", { advanceMs: 1000 });
+    expect(await s.runNow("invoices")).toMatchObject({ imported: 0 });
+
+    await waitFor("five changes at the PSA", () => s!.psa.accepted().length === 5);
+    expect(s.psa.accepted().map((i) => [i.type, i.data.previousStatus, i.data.status, i.data.paidAmount, i.data.remainder])).toEqual([
+      ["invoice.sent", "draft", "sent", 1000000, 5107375],
+      ["invoice.status_changed", "sent", "partially_paid", 1000000, 5107375],
+      ["invoice.status_changed", "partially_paid", "partially_paid", 1500000, 4607375],
+      ["invoice.status_changed", "partially_paid", "partially_paid", 1000000, 5107375],
+      ["invoice.paid", "partially_paid", "paid", 6107375, 0],
+    ]);
+    expect(new Set(s.psa.accepted().map((i) => i.id)).size).toBe(5); // the returned part brought back a remainder, as its own item
+    expect(s.psa.accepted()[1].data).toMatchObject({ amount: 6107375, currency: "SEK", overdue: true }); // due in May
+  });
+});
+
 describe("an invoice sent in eAccounting before kontobro linked its draft", () => {
   test("its number reaches the PSA once the draft is linked, though the invoices pull read it before (watermark past it)", async () => {
     s = await startEaStack();

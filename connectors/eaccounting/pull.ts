@@ -1,8 +1,9 @@
 // Scheduled pulls from eAccounting:
 //   customers, products: master data changed since the watermark (ChangedUtc on the server's clock, Meta.ServerTimeUtc,
 //             minus overlap_seconds), as master records in the PSA's shape; agent/master/ decides what reaches the PSA.
-//   invoices: drafts kontobro made that eAccounting has sent (numbered) or that are paid: invoice.sent and
-//             invoice.paid with eAccounting's number and the PSA's id, once each (status items).
+//   invoices: drafts kontobro made that eAccounting has sent (numbered), paid in part or paid: invoice.sent and
+//             invoice.paid with eAccounting's number and the PSA's id, once each, and partially_paid once per remainder
+//             (status items; money in the invoice's currency).
 //   expenses: supplier invoice rows with a project (cost-centre item or ProjectId) in the invoice-date window
 //             (this week and the one before, by default), read again every run, and those changed since the last
 //             run whatever their date; each row reaches the PSA once.
@@ -158,37 +159,7 @@ export class EaccountingPuller {
     const items: PullItem[] = [];
     for (const inv of [...early.filter((r) => !seen.has(r.Id)), ...rows]) {
       const key = inv.CreatedFromDraftId ? open.get(inv.CreatedFromDraftId) : undefined;
-      if (!key) continue;
-      const paid = Number(inv.PaymentStatus) === 0;
-      const data = {
-        invoiceNumber: key,
-        psaId: psaIdOf(inv[this.cfg.reference_field]),
-        eaccountingInvoiceNumber: inv.InvoiceNumber,
-        eaccountingInvoiceId: inv.Id,
-        invoiceDate: dateOf(inv.InvoiceDate),
-        dueDate: dateOf(inv.DueDate),
-        amount: toMinor(inv.TotalAmount),
-        remainder: toMinor(inv.RemainingAmount),
-        currency: inv.CurrencyCode,
-        overdue: Number(inv.PaymentStatus) === 2,
-        ...(paid && inv.PaymentDate ? { paymentDate: dateOf(inv.PaymentDate) } : {}),
-      };
-      // Sent first, then paid: each once, in that order, even when both happened between two pulls. A paid one is asked
-      // about a while longer (its payment may be reversed): still paid, it gives no second "sent"; reversed, it does.
-      if (!paid || lastStatus.get(key) !== "paid")
-        items.push({
-          remoteId: `invoice:${key}`,
-          type: "invoice.sent",
-          data: { ...data, status: "sent" },
-          status: { entity: "invoice", key, value: "sent", baseline: "draft" },
-        });
-      if (paid)
-        items.push({
-          remoteId: `invoice:${key}`,
-          type: "invoice.paid",
-          data: { ...data, status: "paid" },
-          status: { entity: "invoice", key, value: "paid", final: true, baseline: "draft" },
-        });
+      if (key) items.push(...statusItems(key, inv, lastStatus.get(key) ?? null, this.cfg.reference_field));
     }
     return { items, cursor: JSON.stringify({ ...next, linked: run ? (linked ?? []) : unreported }), more };
   }
@@ -300,4 +271,61 @@ export class EaccountingPuller {
     }
     return null;
   }
+}
+
+export type PaymentStatus = "sent" | "partially_paid" | "paid";
+
+/**
+ * An invoice's money in its own currency: `TotalAmountInvoiceCurrency` and `RemainingAmountInvoiceCurrency`, not
+ * `TotalAmount` and `RemainingAmount` (their twins in the company's currency, field digest CustomerInvoiceApi). A twin
+ * left out is taken as the same amount (unverified: whether eAccounting leaves them out of an invoice in its own currency).
+ */
+export function moneyOf(inv: Row): { amount: number; paidAmount: number; remainder: number } {
+  const amount = toMinor(inv.TotalAmountInvoiceCurrency ?? inv.TotalAmount);
+  const remainder = toMinor(inv.RemainingAmountInvoiceCurrency ?? inv.RemainingAmount);
+  return { amount, paidAmount: amount - remainder, remainder };
+}
+
+/** paid (PaymentStatus 0) > partially_paid (a remainder above 0 and below the total) > sent; overdue (2) is a flag. */
+export function paymentStatus(inv: Row): PaymentStatus {
+  if (Number(inv.PaymentStatus) === 0) return "paid";
+  const { amount, remainder } = moneyOf(inv);
+  return remainder > 0 && remainder < amount ? "partially_paid" : "sent";
+}
+
+/**
+ * The status items of an invoice made from one of kontobro's drafts. Sent first when the PSA has not heard of it yet
+ * (each once, in that order, even when sent and paid between two pulls); then its state now. A partly paid invoice is a
+ * new item for each new remainder (the status's detail). A paid one is asked about a while longer (its payment may be
+ * reversed): still paid, it gives nothing new; reversed, it is sent or partially_paid again.
+ */
+export function statusItems(key: string, inv: Row, last: string | null, referenceField: string): PullItem[] {
+  const status = paymentStatus(inv);
+  const money = moneyOf(inv);
+  const data = {
+    invoiceNumber: key,
+    psaId: psaIdOf(inv[referenceField]),
+    eaccountingInvoiceNumber: inv.InvoiceNumber,
+    eaccountingInvoiceId: inv.Id,
+    invoiceDate: dateOf(inv.InvoiceDate),
+    dueDate: dateOf(inv.DueDate),
+    ...money,
+    currency: inv.CurrencyCode,
+    overdue: Number(inv.PaymentStatus) === 2,
+    ...(status === "paid" && inv.PaymentDate ? { paymentDate: dateOf(inv.PaymentDate) } : {}),
+  };
+  const item = (value: PaymentStatus): PullItem => ({
+    remoteId: `invoice:${key}`,
+    type: value === "paid" ? "invoice.paid" : value === "sent" ? "invoice.sent" : "invoice.status_changed",
+    data: { ...data, status: value },
+    status: {
+      entity: "invoice",
+      key,
+      value,
+      final: value === "paid",
+      baseline: "draft",
+      ...(value === "partially_paid" ? { detail: String(money.remainder) } : {}),
+    },
+  });
+  return status === "sent" || last ? [item(status)] : [item("sent"), item(status)];
 }
