@@ -143,6 +143,21 @@ describe("partial payments and the invoice's currency", () => {
     expect(new Set(s.psa.accepted().map((i) => i.id)).size).toBe(5); // the returned part brought back a remainder, as its own item
     expect(s.psa.accepted()[1].data).toMatchObject({ amount: 6107375, currency: "SEK", overdue: true }); // due in May
   });
+
+  test("paid, then part of the payment returned by the bank: the PSA hears the invoice is partly open again", async () => {
+    s = await startEaStack();
+    await sendAndDraft("SEK");
+    await pay();
+    expect(await s.runNow("invoices")).toMatchObject({ status: "ok", imported: 2 }); // sent, paid
+    await pay(-10000);
+    expect(await s.runNow("invoices")).toMatchObject({ status: "ok", imported: 1 });
+    await waitFor("three changes at the PSA", () => s!.psa.accepted().length === 3);
+    expect(s.psa.accepted().map((i) => [i.type, i.data.previousStatus, i.data.status, i.data.remainder])).toEqual([
+      ["invoice.sent", "draft", "sent", 0],
+      ["invoice.paid", "sent", "paid", 0],
+      ["invoice.status_changed", "paid", "partially_paid", 1000000],
+    ]);
+  });
 });
 
 describe("an invoice sent in eAccounting before kontobro linked its draft", () => {
