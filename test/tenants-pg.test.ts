@@ -143,7 +143,8 @@ describe.skipIf(!!unavailable)("tenants in the store", () => {
       await tx`SELECT 1 FROM tenants WHERE slug = 'rotating' FOR UPDATE`;
       const rotations = [store.rotateApiToken("rotating"), store.rotateApiToken("rotating")];
       for (let i = 0; i < 200; i++) {
-        const [{ n }] = await tx`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'update "tenants"%'`;
+        const [{ n }] =
+          await tx`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'update "tenants"%'`;
         if (n === 2) break;
         await Bun.sleep(25);
       }
