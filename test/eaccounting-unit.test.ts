@@ -19,6 +19,7 @@ import {
   unitKindOf,
 } from "../connectors/eaccounting/map.ts";
 import { windowStart } from "../connectors/eaccounting/pull.ts";
+import { draftTotalDiffers } from "../connectors/eaccounting/invoice-push.ts";
 import { customerRules, invoiceRules, productRules, projectRules } from "../connectors/eaccounting/rules.ts";
 import { TargetError } from "../connectors/http.ts";
 
@@ -329,6 +330,51 @@ describe("errors", () => {
       expect(describeEaccountingError(403, { ErrorCode: code, DeveloperErrorMessage: "x" }, "GET", "/v2/customers").hint).toBeTruthy();
     const e = new TargetError("retryable", { code: "eaccounting.TooManyRequests", message: "… Try again in 55 seconds.", status: 429 });
     expect(retryAfterOf(e)).toBe(55_000);
+  });
+});
+
+describe("a draft's own total (its POST or PUT answer)", () => {
+  // invoice(): 37.5 × 1250.00 + 1 × 1984.00 = 48859.00 SEK excluding VAT; 25 % VAT is 12214.75.
+  const answer = (over: Record<string, unknown> = {}) => ({
+    TotalAmount: 61073.75,
+    TotalVatAmount: 12214.75,
+    InvoiceCurrencyCode: "SEK",
+    ...over,
+  });
+  const credit = () =>
+    CreditNote.parse({ ...invoice(), number: "20002", psaId: "cn", creditedInvoiceNumber: "20001", kind: "credit_note" });
+
+  test("the PSA's net is TotalAmount - TotalVatAmount; another net or currency is the needs-action error", () => {
+    expect(draftTotalDiffers(invoice(), answer())).toBeNull();
+    const other = draftTotalDiffers(invoice(), answer({ TotalAmount: 71073.75 }));
+    expect(other).toMatchObject({ kind: "permanent", code: "eaccounting.total_differs" });
+    expect(other!.message).toContain("as 58859.00 SEK, but the PSA invoiced 48859.00 SEK");
+    // A gross total compared as if it were the net (VAT added on top of a VAT-inclusive price) is a difference too.
+    expect(draftTotalDiffers(invoice(), answer({ TotalAmount: 48859, TotalVatAmount: 9771.8 }))?.code).toBe("eaccounting.total_differs");
+    const eur = draftTotalDiffers(invoice({ currency: "EUR" }), answer());
+    expect(eur!.message).toContain("as 48859.00 SEK, but the PSA invoiced 48859.00 EUR");
+    expect(draftTotalDiffers(invoice({ currency: "EUR" }), answer({ InvoiceCurrencyCode: "EUR" }))).toBeNull();
+  });
+
+  test("öre rounding: the net with or without TotalRoundings (which one TotalAmount holds is unverified)", () => {
+    expect(draftTotalDiffers(invoice(), answer({ TotalAmount: 61074, TotalRoundings: 0.25 }))).toBeNull();
+    expect(draftTotalDiffers(invoice(), answer({ TotalRoundings: 0.25 }))).toBeNull();
+    expect(draftTotalDiffers(invoice(), answer({ TotalAmount: 61074, TotalRoundings: 0.1 }))?.code).toBe("eaccounting.total_differs");
+  });
+
+  test("a credit invoice draft by size (the sign of its totals is unverified): negative or positive, the same amount", () => {
+    expect(draftTotalDiffers(credit(), answer({ TotalAmount: -61073.75, TotalVatAmount: -12214.75 }))).toBeNull();
+    expect(draftTotalDiffers(credit(), answer())).toBeNull();
+    const other = draftTotalDiffers(credit(), answer({ TotalAmount: -71073.75, TotalVatAmount: -12214.75 }));
+    expect(other!.message).toContain(
+      "Credit note 20002: eAccounting computed its total excluding VAT as -58859.00 SEK, but the PSA invoiced -48859.00 SEK",
+    );
+  });
+
+  test("an answer without its totals is not compared; totals that are not numbers are a difference", () => {
+    expect(draftTotalDiffers(invoice(), { Id: "d" })).toBeNull();
+    expect(draftTotalDiffers(invoice(), answer({ TotalVatAmount: null }))).toBeNull();
+    expect(draftTotalDiffers(invoice(), answer({ TotalAmount: "n/a" }))?.message).toContain('"n/a - 12214.75" SEK');
   });
 });
 

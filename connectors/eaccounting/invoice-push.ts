@@ -5,6 +5,7 @@
 import { bookedAmountDiffers, customerTotal, type Customer, type InvoiceLike, type Project } from "../../agent/model.ts";
 import type { PushContext, PushResult } from "../contract.ts";
 import { TargetError } from "../http.ts";
+import { targetTotalDiffers } from "../target-total.ts";
 import { EaccountingClient, type Row } from "./client.ts";
 import type { EaccountingConfig } from "./config.ts";
 import { draftFields, draftNeedsRemoteCustomer, referenceValue } from "./map.ts";
@@ -44,7 +45,7 @@ export class EaccountingInvoices {
     const body = await this.draftBody(inv, ctx);
     if (existing?.draft) {
       if (existing.copies?.length) await this.removeCopies(inv, body, existing.draft, existing.copies);
-      await this.client.put(`/customerinvoicedrafts/${existing.draft.Id}`, body);
+      await this.refuseOtherTotal(inv, await this.client.put(`/customerinvoicedrafts/${existing.draft.Id}`, body), existing.draft.Id);
       return {
         remoteId: draftRemoteId(existing.draft.Id),
         note: `Draft for ${what} ${inv.number} updated in eAccounting (Sales › Invoice drafts); send it from there.`,
@@ -57,10 +58,22 @@ export class EaccountingInvoices {
         message: `eAccounting accepted the draft for ${what} ${inv.number} without its Id.`,
         hint: "kontobro looks it up by its reference before creating anything.",
       });
+    await this.refuseOtherTotal(inv, draft, draft.Id);
     return {
       remoteId: draftRemoteId(draft.Id),
       note: `Draft for ${what} ${inv.number} is in eAccounting (Sales › Invoice drafts): send it from there; eAccounting numbers it, and kontobro reports the number and payment to the PSA.`,
     };
+  }
+
+  /**
+   * A draft whose own total (its answer: no extra request) is not the PSA's never stands as the invoice: a person would
+   * send it as it is. It is deleted, as a copy is (a 404: gone already), and the invoice needs action naming both totals.
+   */
+  private async refuseOtherTotal(inv: InvoiceLike, answer: Row, draftId: string): Promise<void> {
+    const differs = draftTotalDiffers(inv, answer);
+    if (!differs) return;
+    await this.client.request("DELETE", `/customerinvoicedrafts/${draftId}`, { accept: [404] });
+    throw differs;
   }
 
   /**
@@ -242,6 +255,36 @@ function sameAmountsAsSent(inv: InvoiceLike, invoice: Row): void {
     hint: 'Credit it (in eAccounting, or from the PSA with credit_notes = "draft") and send a new invoice if needed, instead of changing a sent invoice.',
   });
 }
+
+/**
+ * Null when the total eAccounting computed for a draft (its POST or PUT answer) is the PSA's; else the needs-action
+ * error. The draft answers `TotalAmount` and `TotalVatAmount` (§8.1, set by the server) in the draft's currency
+ * (`InvoiceCurrencyCode`; the base-currency totals are their `…BaseCurrency` twins); excluding VAT it is
+ * `TotalAmount - TotalVatAmount`. Unverified: whether `TotalAmount` holds the öre rounding (`TotalRoundings`), so the net
+ * with it taken off counts too (whichever is nearer the PSA's); and the sign of a credit invoice's totals, so a credit
+ * note's are compared by size. A draft answered without either total is not compared (README, "The draft's own total").
+ */
+export function draftTotalDiffers(inv: InvoiceLike, draft: Row): TargetError | null {
+  const gross = draft?.TotalAmount,
+    vat = draft?.TotalVatAmount;
+  const known = (x: unknown) => x !== undefined && x !== null;
+  let net: number | string | undefined;
+  if (known(gross) && known(vat)) {
+    const psa = customerTotal(inv) / 100;
+    const plain = Number(gross) - Number(vat);
+    const lessRounding = plain - Number(draft.TotalRoundings ?? 0);
+    net = Math.abs(lessRounding - psa) < Math.abs(plain - psa) ? lessRounding : plain;
+    if (inv.kind === "credit_note") net = psa < 0 ? -Math.abs(net) : Math.abs(net);
+    if (!Number.isFinite(net)) net = `${String(gross)} - ${String(vat)}`;
+  }
+  return targetTotalDiffers(inv, { net, currency: draft?.InvoiceCurrencyCode }, TOTAL_AT_EACCOUNTING);
+}
+
+const TOTAL_AT_EACCOUNTING = {
+  codePrefix: "eaccounting",
+  title: "eAccounting",
+  left: "Its draft was deleted in eAccounting, so nobody can send it as it was.",
+};
 
 /** Whether `draft` holds every field of `body` as sent (rows in order, each with the fields sent, and no others added). */
 export function holdsAllOf(draft: Row, body: Row): boolean {

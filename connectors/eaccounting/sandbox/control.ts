@@ -121,6 +121,21 @@ export function registerControl(app: Hono, d: ControlDeps): void {
     ),
   );
 
+  /** A fault, not eAccounting's documented behaviour: {"<article number>": unitPrice} books those rows at that price; {} ends it. */
+  app.put("/__sandbox/price-list", (c) =>
+    run(
+      c,
+      (b) => {
+        const entries = Object.entries(b ?? {});
+        if (entries.some(([, v]) => typeof v !== "number" || !Number.isFinite(v)))
+          throw new EaError(400, 2000, 'price-list: give {"<article number>": unitPrice, …} with numbers as prices.');
+        d.invoicing().priceList = new Map(entries as [string, number][]);
+        return Object.fromEntries(entries);
+      },
+      200,
+    ),
+  );
+
   // ---- a person in eAccounting ---------------------------------------------------------------------------------
   /** A customer created in eAccounting (defaults: 30 days, active, a company). */
   app.post("/__sandbox/customers", (c) =>

@@ -110,6 +110,7 @@ export function createEaccountingSandbox(opts: EaccountingSandboxOptions = {}) {
         rateLimitPerMinute: limiter.perMinute,
         lockedBefore: invoicing.lockedBefore,
         nextInvoiceNumber: invoicing.nextInvoiceNumber,
+        priceList: Object.fromEntries(invoicing.priceList),
       },
       customers: [...store.customers.values()],
       articles: [...store.articles.values()],

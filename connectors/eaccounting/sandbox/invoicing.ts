@@ -49,6 +49,11 @@ export class Invoicing {
   lockedBefore: string | null = null;
   /** InvoicingOptions.currencyRates, changeable through POST /__sandbox/settings {currencyRates}. */
   readonly currencyRates: Record<string, number>;
+  /**
+   * A fault, not eAccounting's documented behaviour: rows of these articles (by number) take this unit price whatever
+   * the row's UnitPrice says (a price list applied), so the draft's totals are not the PSA's. PUT /__sandbox/price-list.
+   */
+  priceList = new Map<string, number>();
 
   constructor(
     private readonly s: CompanyStore,
@@ -96,7 +101,7 @@ export class Invoicing {
         if (!unit) throw notFound(`Rows[${i}].UnitId: Unit ${row.UnitId}`);
         row.UnitAbbreviation = unit.Abbreviation;
         const qty = Number(r.Quantity ?? 1),
-          price = Number(r.UnitPrice ?? article.NetPrice ?? 0);
+          price = this.priceList.get(String(article.Number)) ?? Number(r.UnitPrice ?? article.NetPrice ?? 0);
         if (Math.abs(Math.round(price * 100) - price * 100) > 1e-6)
           throw invalid(`Rows[${i}].UnitPrice: The field UnitPrice allows at most 2 decimals for a domestic customer.`);
         const amount = round2(qty * price * (1 - Number(r.DiscountPercentage ?? 0)));
