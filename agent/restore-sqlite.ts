@@ -14,7 +14,7 @@
 //   and its position grows with the clock (agent/pulls/inbox.ts), restored or not.
 //
 import { Database } from "bun:sqlite";
-import { copyFileSync, existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { closeSync, copyFileSync, existsSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Db } from "./db/index.ts";
 import { newerSchemaProblem, StorageError } from "./db/index.ts";
@@ -141,10 +141,15 @@ export function backupDatabase(dbPath: string, file: string, now = new Date()): 
       `${file} already exists; a backup never overwrites a file.`,
       "Choose a new file name, e.g. with the date in it.",
     );
+  // The copy holds the targets' OAuth tokens: made empty and owner-only first (VACUUM INTO fills an empty file).
+  if (process.platform !== "win32") closeSync(openSync(file, "wx", 0o600));
   const src = new Database(dbPath, { readonly: true });
   try {
     src.exec("PRAGMA busy_timeout = 10000");
     src.run("VACUUM INTO ?1", [file]);
+  } catch (e) {
+    rmSync(file, { force: true }); // nothing half-made is left to be taken for a backup, or to block the next one
+    throw e;
   } finally {
     src.close();
   }

@@ -2,7 +2,7 @@
 // agent/lock.ts).
 import type { Database } from "bun:sqlite";
 import { drizzle, type BunSQLiteDatabase } from "drizzle-orm/bun-sqlite";
-import { mkdirSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import * as schema from "./schema.ts";
 import { embeddedMigrations } from "./migrations.generated.ts";
@@ -30,6 +30,7 @@ export function openDatabase(path: string, options: OpenOptions = {}): Db {
   if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
   let sqlite: Database;
   try {
+    if (path !== ":memory:") keepOwnerOnly(path);
     sqlite = connect(path, options);
     const check = sqlite.query("PRAGMA quick_check").get() as { quick_check: string } | null;
     if (check && check.quick_check !== "ok") throw new Error(`integrity check failed: ${check.quick_check}`);
@@ -48,6 +49,26 @@ export function openDatabase(path: string, options: OpenOptions = {}): Db {
     throw describeOpenError(path, e);
   }
   return db;
+}
+
+/**
+ * The database holds the targets' OAuth tokens and the PSA's invoices: only its owner may read it. A new file is made
+ * 0600 before SQLite opens it (its -wal and -shm files take the database's mode); one others can read (made before,
+ * under the usual umask 022, or copied by hand) loses those bits. A file of another owner is left as it is.
+ */
+function keepOwnerOnly(path: string): void {
+  if (process.platform === "win32") return;
+  if (!existsSync(path)) closeSync(openSync(path, "a", 0o600));
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+    if (!existsSync(file)) continue;
+    const mode = statSync(file).mode & 0o777;
+    if ((mode & 0o077) === 0) continue;
+    try {
+      chmodSync(file, mode & 0o700);
+    } catch (e) {
+      if ((e as { code?: string }).code !== "EPERM") throw e;
+    }
+  }
 }
 
 /** A plain-language StorageError for a database (or lock) file that could not be opened. */
