@@ -22,6 +22,23 @@ describe("status page guard", () => {
       expect((await app(true).request("/", { headers: { host } })).status).toBe(403);
   });
 
+  test("on loopback, a request a reverse proxy passed on (Forwarded, X-Forwarded-For, X-Real-IP) needs the API token", async () => {
+    // A proxy set up for the targets' webhooks forwards everything by default, with the Host of its upstream.
+    const host = "127.0.0.1:8787";
+    const forwards: Record<string, string>[] = [
+      { "x-forwarded-for": "203.0.113.9" },
+      { forwarded: "for=203.0.113.9" },
+      { "x-real-ip": "203.0.113.9" },
+    ];
+    for (const proxied of forwards) {
+      const res = await app(true).request("/", { headers: { host, ...proxied } });
+      expect(res.status).toBe(401);
+      expect(res.headers.get("www-authenticate")).toContain("Basic");
+      const withToken = await app(true).request("/", { headers: { host, ...proxied, authorization: "Bearer the-api-token-123456" } });
+      expect(withToken.status).toBe(200);
+    }
+  });
+
   test("posts must be same-origin; a null or garbage Origin is refused, not a crash", async () => {
     const post = (headers: Record<string, string>) =>
       app(true).request("/ui/x", { method: "POST", headers: { host: "127.0.0.1:8787", ...headers } });

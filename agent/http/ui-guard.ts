@@ -45,13 +45,19 @@ function passwordOf(header: string | undefined): string | null {
 }
 
 /**
+ * Whether a reverse proxy passed this request on: it names the client it came from. A proxy set up for the targets'
+ * webhooks forwards every path by default, with its upstream's Host (127.0.0.1), so the Host alone cannot tell.
+ */
+const viaProxy = (c: Context) => ["forwarded", "x-forwarded-for", "x-real-ip"].some((h) => c.req.header(h) !== undefined);
+
+/**
  * On loopback: only loopback Host names are answered, so a web page cannot reach the status page by
- * DNS rebinding. Elsewhere: the API token is required (Bearer, or as the password of HTTP Basic, which
- * a browser asks for). Posts must be same-origin.
+ * DNS rebinding. Elsewhere, or through a reverse proxy: the API token is required (Bearer, or as the password of
+ * HTTP Basic, which a browser asks for). Posts must be same-origin.
  */
 export function uiGuard(opts: { loopback: boolean; apiToken: () => string }) {
   return async (c: Context, next: Next) => {
-    if (opts.loopback) {
+    if (opts.loopback && !viaProxy(c)) {
       if (!LOOPBACK_HOST.test(c.req.header("host") ?? "")) {
         return c.text("kontobro's status page answers only on localhost / 127.0.0.1.", 403);
       }
