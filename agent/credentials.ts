@@ -19,6 +19,7 @@
 //     needs a reconnect should it stop before. The store again only replaces the token this refresh used (or its
 //     own): a reconnect or a newer refresh stored meanwhile is kept.
 import { AsyncLocalStorage } from "node:async_hooks";
+import { randomUUID } from "node:crypto";
 import { html } from "hono/html";
 import { join } from "node:path";
 import type { CredentialStore, StoredCredential } from "../connectors/contract.ts";
@@ -107,6 +108,8 @@ export function storedCredentials(
   /** A refresh's writes the database did not take (PostgreSQL): newer than what it holds, so read from here. */
   let unsaved: { value: StoredCredential; replaces: Replaces } | null = null;
   const signIn = restore.signIn ?? `kontobro tenant connect <tenant> ${target}`;
+  /** This store's tokens in the log's redaction: the latest of each only (they rotate). */
+  const slot = `credentials:${randomUUID()}`;
 
   /** Stores `value` over `replaces` on a fresh connection: true, or false when newer tokens were stored meanwhile. */
   const storeAgain = async (value: StoredCredential, replaces: Replaces): Promise<boolean> => {
@@ -169,15 +172,15 @@ export function storedCredentials(
       const row = refreshing.getStore() || !unsaved ? await on().get<StoredCredential>(READ, target) : null;
       const c = unsaved?.value ?? row;
       if (c) {
-        registerSecret(c.refreshToken ?? undefined);
-        registerSecret(c.accessToken ?? undefined);
+        registerSecret(c.refreshToken ?? undefined, `${slot}:refresh`);
+        registerSecret(c.accessToken ?? undefined, `${slot}:access`);
       }
       return c;
     },
     async write(v) {
       if (v.issuer === PLACEHOLDER_ISSUER) throw new Error(`a credential of ${target} names no token endpoint (issuer)`);
-      registerSecret(v.refreshToken ?? undefined);
-      registerSecret(v.accessToken ?? undefined);
+      registerSecret(v.refreshToken ?? undefined, `${slot}:refresh`);
+      registerSecret(v.accessToken ?? undefined, `${slot}:access`);
       const refresh = refreshing.getStore();
       if (!refresh) {
         await runner.run(WRITE, ...valuesOf(target, v, now()));

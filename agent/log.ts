@@ -4,16 +4,29 @@ const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 
 
 const SECRET_KEY = /token|secret|password|authorization|api[-_]?key|assertion|grant/i;
 const secretValues = new Set<string>();
+/** Secrets that rotate (OAuth tokens), by slot: each slot holds its latest value only. */
+const rotatingSecrets = new Map<string, string>();
 
-/** Register a secret value so it is masked wherever it appears in a log line. */
-export function registerSecret(value: string | undefined): void {
-  if (value && value.length >= 4) secretValues.add(value);
+/**
+ * Register a secret value so it is masked wherever it appears in a log line. A `slot` names a secret that rotates (a
+ * token refreshed every hour): its new value replaces the one before, so the set does not grow with every rotation
+ * (kept all, a year of hourly tokens made every log line thousands of string searches, and held them all in memory).
+ */
+export function registerSecret(value: string | undefined, slot?: string): void {
+  if (!value || value.length < 4) return;
+  if (slot === undefined) secretValues.add(value);
+  else rotatingSecrets.set(slot, value);
+}
+
+function maskSecrets(text: string, secrets: Iterable<string>): string {
+  let out = text;
+  for (const s of secrets) if (out.includes(s)) out = out.split(s).join("[redacted]");
+  return out;
 }
 
 export function redact(value: unknown, depth = 0): unknown {
   if (typeof value === "string") {
-    let out = value;
-    for (const s of secretValues) if (out.includes(s)) out = out.split(s).join("[redacted]");
+    const out = maskSecrets(maskSecrets(value, secretValues), rotatingSecrets.values());
     return out.replace(/(Bearer\s+)[A-Za-z0-9._~+/=-]+/gi, "$1[redacted]");
   }
   if (depth > 6 || value === null || typeof value !== "object") return value;
