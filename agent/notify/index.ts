@@ -100,6 +100,13 @@ const MARK_SENT = `UPDATE notifications SET status = 'sent', attempts = ?2, sent
 // Only while the lease is still this worker's: a late failure never shortens another worker's lease.
 const MARK_FAILED = `UPDATE notifications SET attempts = ?2, next_attempt_at = ?3, last_error = ?4
   WHERE id = ?1 AND status = 'pending' AND next_attempt_at = ?5`;
+// The clock went back (NTP correcting a clock that ran ahead, a VM restored): a notice's retry or lease end, set by the
+// clock as it was, lies ahead by as much, and the notice would wait that long (a day back: a day with no alert). No
+// time this file sets lies further ahead than the longest backoff or lease (?1 is now plus that and a slack), so one
+// beyond it was set by a clock ahead of now: it is due then instead. One range of notifications_due; none normally.
+const CAP_AHEAD = `UPDATE notifications SET next_attempt_at = ?1 WHERE status = 'pending' AND next_attempt_at > ?1`;
+/** CAP_AHEAD's slack: workers' clocks (each the database's as its heartbeat measured it) differ by far less. */
+const CAP_SLACK_MS = 60_000;
 
 export class Notifier {
   readonly senders: Partial<Record<Channel, NoticeSender>>;
@@ -339,6 +346,8 @@ export class Notifier {
   private async sendDue(): Promise<void> {
     // A lease keeps other workers off a notice being sent; a sole process has none to keep off (see the top).
     const leaseMs = this.o.soleProcess ? 0 : noticeLeaseMs(this.o.config);
+    const latest = Math.max(this.o.config.retry_max_ms, leaseMs) + CAP_SLACK_MS;
+    await this.o.storage.run(CAP_AHEAD, this.now() + latest);
     for (let sent = 0; sent < SEND_BATCH && !this.stopping; sent++) {
       const now = this.now();
       const leaseEnd = now + leaseMs;
