@@ -45,4 +45,37 @@ describe("e-conomic: the draft's own total checked before booking", () => {
     expect(s.booked.map((b: any) => [b.bookedInvoiceNumber, b.netAmount])).toEqual([[20001, 11375]]);
     expect(s.drafts).toHaveLength(0);
   });
+
+  test("a line e-conomic discounts (netAmount is before discounts) is not booked: needs action naming the line; retry books it", async () => {
+    stack = await startStack();
+    const discounts = (d: Record<string, number>) =>
+      fetch(`${stack.sandboxUrl}/__sandbox/line-discounts`, {
+        method: "PUT",
+        body: JSON.stringify(d),
+        headers: { "content-type": "application/json" },
+      });
+    expect((await discounts({ TIME: 10 })).status).toBe(200);
+    await stack.post([customerEvent(10042), projectEvent(4711, 10042), invoiceEvent(20001, 10042, 4711)]);
+    const inv = await waitFor("invoice needs action", async () =>
+      (await stack.deliveries()).find((d) => d.entity === "invoice" && (d.status === "needs_action" || d.status === "done")),
+    );
+    expect(inv.status).toBe("needs_action");
+    expect(inv.errorCode).toBe("economic.total_differs");
+    expect(inv.errorMessage).toContain('e-conomic gave line 1 ("Consulting") a discount of 10%');
+    expect(inv.errorMessage).toContain("It was not booked.");
+    expect(inv.errorHint).toContain("kontobro retry");
+    let s = await stack.sandboxState();
+    expect(s.booked).toHaveLength(0);
+    expect(s.drafts).toHaveLength(0);
+
+    await discounts({});
+    const res = await fetch(`${stack.agent.url}/api/v1/deliveries/${inv.id}/retry`, {
+      method: "POST",
+      headers: { authorization: "Bearer test-token-0123456789" },
+    });
+    expect(res.status).toBe(200);
+    await waitFor("invoice booked after retry", async () => (await stack.deliveries("done")).some((d) => d.id === inv.id));
+    s = await stack.sandboxState();
+    expect(s.booked.map((b: any) => [b.bookedInvoiceNumber, b.netAmount])).toEqual([[20001, 11375]]);
+  });
 });

@@ -85,7 +85,9 @@ export class EconomicInvoices {
     const draftNumber = draft.number;
     attempt.draft = draftNumber;
     // The draft's answer carries e-conomic's own total: one it computed otherwise is never booked (push deletes the draft).
-    const differs = targetTotalDiffers(inv, { net: draft.answer?.netAmount, currency: draft.answer?.currency }, TOTAL_AT_ECONOMIC);
+    const differs =
+      targetTotalDiffers(inv, { net: draft.answer?.netAmount, currency: draft.answer?.currency }, TOTAL_AT_ECONOMIC) ??
+      discountGiven(inv, draft.answer);
     if (differs) throw differs;
     const notes: string[] = [];
     if (inv.pdf && this.cfg.attach_pdf) await this.attachPdf(draftNumber, inv, ctx);
@@ -310,6 +312,26 @@ export class EconomicInvoices {
 }
 
 const TOTAL_AT_ECONOMIC = { codePrefix: "economic", title: "e-conomic", left: "Its draft was deleted in e-conomic." };
+
+/**
+ * A line e-conomic gave a discount (a customer's or product's own, as its invoice-line templates carry): the PSA sends
+ * none, and netAmount is "before all taxes and discounts" (REST schemas), so the total alone does not show it. Null
+ * when no line of the draft's answer has a discountPercentage other than 0.
+ */
+function discountGiven(inv: InvoiceLike, answer: any): TargetError | null {
+  const lines: any[] = Array.isArray(answer?.lines) ? answer.lines : [];
+  const at = lines.findIndex((l) => Number(l?.discountPercentage ?? 0) !== 0);
+  if (at < 0) return null;
+  const line = lines[at];
+  const n = Number(line.lineNumber ?? at + 1);
+  const text = String(inv.lines[n - 1]?.text ?? line.description ?? "").slice(0, 40);
+  const doc = inv.kind === "credit_note" ? "Credit note" : "Invoice";
+  return new TargetError("permanent", {
+    code: "economic.total_differs",
+    message: `${doc} ${inv.number}: e-conomic gave line ${n} ("${text}") a discount of ${line.discountPercentage}%, which the PSA did not give, so it would book less than the PSA invoiced (its netAmount, before discounts, does not show it). It was not booked. ${TOTAL_AT_ECONOMIC.left}`,
+    hint: `Remove the discount e-conomic gives this customer on ${line.product?.productNumber ? `product ${line.product.productNumber}` : "this line's product"} (a PSA discount goes on the invoice as a negative line), then send the ${doc.toLowerCase()} again or run \`kontobro retry\` (or press retry).`,
+  });
+}
 
 /** What one attempt has done so far: whether it sent its draft POST, and the draft's number once it was answered. */
 interface Attempt {

@@ -73,9 +73,12 @@ function buildDraft(core: SandboxCore, base: string, body: Json): { errors: Fiel
   }
   const vatRate = zone === DOMESTIC_VAT_ZONE ? core.vatRate : 0;
   const lines = ((body.lines ?? []) as Json[]).map((line, i) => buildLine(s, base, line, i, vatRate, errors));
+  // netAmount and a line's totalNetAmount are "before all taxes and discounts have been applied" (REST schemas); the VAT
+  // and the gross amount the customer owes are of the lines after their discounts.
   const net = round2(lines.reduce((sum, l) => sum + l.totalNetAmount, 0));
+  const discounted = round2(lines.reduce((sum, l) => sum + afterDiscount(l), 0));
   const cost = round2(lines.reduce((sum, l) => sum + (l.unitCostPrice ?? 0) * l.quantity, 0));
-  const vat = round2(net * vatRate);
+  const vat = round2(discounted * vatRate);
   const exchangeRate = body.exchangeRate ?? 100;
   const inBase = (x: number) => round2((x * exchangeRate) / 100);
   const doc: Json = {
@@ -97,8 +100,8 @@ function buildDraft(core: SandboxCore, base: string, body: Json): { errors: Fiel
     netAmount: net,
     netAmountInBaseCurrency: inBase(net),
     vatAmount: vat,
-    grossAmount: round2(net + vat),
-    grossAmountInBaseCurrency: inBase(round2(net + vat)),
+    grossAmount: round2(discounted + vat),
+    grossAmountInBaseCurrency: inBase(round2(discounted + vat)),
     roundingAmount: 0,
     costPriceInBaseCurrency: inBase(cost),
     marginInBaseCurrency: inBase(round2(net - cost)),
@@ -107,6 +110,9 @@ function buildDraft(core: SandboxCore, base: string, body: Json): { errors: Fiel
   };
   return { errors, doc };
 }
+
+/** A line's net amount after its discount (what is owed for it before VAT). */
+const afterDiscount = (l: Json) => round2(l.quantity * l.unitNetPrice * (1 - (l.discountPercentage ?? 0) / 100));
 
 function buildLine(s: SandboxState, base: string, line: Json, i: number, vatRate: number, errors: FieldError[]): Json {
   const at = ["lines", i];
@@ -154,9 +160,12 @@ function buildLine(s: SandboxState, base: string, line: Json, i: number, vatRate
   const quantity = line.quantity ?? 1;
   const listed = product ? s.priceList.get(product.productNumber) : undefined;
   const unitNetPrice = listed ?? line.unitNetPrice ?? product?.salesPrice ?? 0;
-  const total = round2(quantity * unitNetPrice * (1 - (line.discountPercentage ?? 0) / 100));
+  // A discount the agreement gives on the product (a fault, PUT /__sandbox/line-discounts) where the line sets none.
+  const discountPercentage = line.discountPercentage ?? (product ? s.lineDiscounts.get(product.productNumber) : undefined);
+  const total = round2(quantity * unitNetPrice);
   return {
     ...line,
+    ...(discountPercentage === undefined ? {} : { discountPercentage }),
     lineNumber: line.lineNumber ?? i + 1,
     sortKey: line.sortKey ?? line.lineNumber ?? i + 1,
     ...(product ? { product: { productNumber: product.productNumber } } : {}),
@@ -165,7 +174,7 @@ function buildLine(s: SandboxState, base: string, line: Json, i: number, vatRate
     unitNetPrice,
     totalNetAmount: total,
     vatRate: vatRate * 100,
-    vatAmount: round2(total * vatRate),
+    vatAmount: round2(afterDiscount({ quantity, unitNetPrice, discountPercentage }) * vatRate),
   };
 }
 

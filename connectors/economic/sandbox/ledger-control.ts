@@ -7,6 +7,7 @@
 //   PUT   /__sandbox/accounting-years/:y  create an accounting year, or close or open one ({ fromDate?, toDate?, closed? })
 //   DELETE /__sandbox/accounting-years/:y  remove an accounting year (a date in no year, as before it is created)
 //   PUT   /__sandbox/price-list            a fault: book these products at these unit prices whatever a line says ({ "<productNumber>": price })
+//   PUT   /__sandbox/line-discounts        a fault: give lines of these products this discount in percent ({ "<productNumber>": 10 })
 //   GET   /__sandbox/ledger                  years, entries, receipts and webhook calls as JSON
 import type { Context, Hono } from "hono";
 import { z } from "zod";
@@ -195,6 +196,13 @@ export function registerLedgerControlRoutes(app: Hono, state: () => SandboxState
     const body = await parse(c, PriceList);
     if (body instanceof Response) return body;
     state().priceList = new Map(Object.entries(body));
+    return Response.json(body);
+  });
+
+  app.put("/__sandbox/line-discounts", async (c) => {
+    const body = await parse(c, PriceList);
+    if (body instanceof Response) return body;
+    state().lineDiscounts = new Map(Object.entries(body));
     return Response.json(body);
   });
 

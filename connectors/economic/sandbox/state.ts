@@ -48,6 +48,12 @@ export interface SandboxState {
    * says (a price list the agreement applies), so the draft's totals are not the invoice's. Set by PUT /__sandbox/price-list.
    */
   priceList: Map<string, number>;
+  /**
+   * A fault: the agreement's discount in percent on these products, given to a line that sets no discountPercentage (a
+   * customer's invoice-line template carries one, REST schemas), so the invoice is booked for less than its netAmount
+   * says (which is before discounts). Set by PUT /__sandbox/line-discounts.
+   */
+  lineDiscounts: Map<string, number>;
 }
 
 /** Seed items a control call can remove so a check fails with a readable error. */
@@ -99,6 +105,7 @@ export function createState(): SandboxState {
     counters: { nextDraftNumber: 1, objectVersion: 0 },
     ledger: createLedger(),
     priceList: new Map(),
+    lineDiscounts: new Map(),
   };
   for (const g of [
     { number: PROJECT_GROUP_INTERNAL, name: "Internal", type: 1 },
