@@ -53,7 +53,10 @@ export interface DispatcherOptions {
   targetState?: TargetStateStore;
   /**
    * This is the only worker of the target (the agent holds the instance lock), so a probe left "out" by a
-   * process that died is released at start. Default true; false for a worker among many.
+   * process that died is released at start, and times stored ahead by a clock that went back are rescheduled
+   * (noteClock). Default true; false for a worker among many: each judges due times by the database's clock as its
+   * last heartbeat measured it, so one worker's reschedule after the database's clock went back would make due, on a
+   * worker that has not measured it yet, a late-answer hold not over (a second booking): there they wait for the clock.
    */
   soleWorker?: boolean;
   /**
@@ -173,7 +176,7 @@ export class Dispatcher {
    * target-state rescheduleAhead): at the first round (the clock may have gone back while kontobro was stopped) and after
    * noteClock saw it go back.
    */
-  private rescheduleDue = true;
+  private rescheduleDue: boolean;
 
   constructor(
     private readonly target: string,
@@ -188,6 +191,7 @@ export class Dispatcher {
     this.breaker = options.breaker ?? BREAKER_DEFAULTS;
     this.now = options.now ?? Date.now;
     this.lateAnswerWaitMs = options.lateAnswerWaitMs ?? LATE_ANSWER_WAIT_MS;
+    this.rescheduleDue = options.soleWorker !== false;
     this.targetState = options.targetState ?? new TargetStateStore(outbox.runner);
     this.worker = new WorkerLoop({
       step: () => this.step(),
@@ -405,7 +409,7 @@ export class Dispatcher {
    */
   private noteClock(now: number): void {
     const offset = now - performance.now();
-    if (this.clockOffset !== null && offset < this.clockOffset - CLOCK_BACK_MS) this.rescheduleDue = true;
+    if (this.clockOffset !== null && offset < this.clockOffset - CLOCK_BACK_MS) this.rescheduleDue = this.options.soleWorker !== false;
     this.clockOffset = offset;
   }
 

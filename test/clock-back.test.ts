@@ -5,9 +5,15 @@
 // the start as it was after its write, and the hold is not shortened.
 import { Database } from "bun:sqlite";
 import { afterEach, expect, test } from "bun:test";
+import { join } from "node:path";
+import type { Connector } from "../connectors/contract.ts";
+import { openDatabase } from "../agent/db/index.ts";
+import { sqliteRunner } from "../agent/db/pg/runner.ts";
+import { Outbox } from "../agent/outbox.ts";
 import { databasePath } from "../agent/storage.ts";
+import { enqueueCustomers, testDispatcher } from "./dispatch-fixture.ts";
 import { type Stack, startStack } from "./e2e-harness.ts";
-import { customerEvent, waitFor } from "./helpers.ts";
+import { customerEvent, tempDir, waitFor } from "./helpers.ts";
 
 const HOUR = 3_600_000;
 let stack: Stack | undefined;
@@ -49,3 +55,47 @@ test("after the clock went back an hour, retries, the hold and the pause stored 
   expect(doneAt("101") - started).toBeLessThan(HOUR);
   done.close();
 }, 40_000);
+
+// A worker among many (hosted, PostgreSQL) does not reschedule: each worker judges due times by the database's clock
+// as its own last heartbeat measured it, so a reschedule by one that has seen the database's clock go back would make
+// due, on another that has not measured it yet, a late-answer hold not over: a write that may still land sent again.
+// Real outbox and dispatcher on a real SQLite file (the rule is the dispatcher's, the same on either engine).
+test("a worker among many leaves a hold stored ahead as it is; the sole worker reschedules it", async () => {
+  for (const soleWorker of [false, true]) {
+    const dir = tempDir("kontobro-clock-back-");
+    const db = openDatabase(join(dir, "k.db"));
+    const outbox = new Outbox(sqliteRunner(db.$client));
+    await enqueueCustomers(outbox, [7]);
+    const ahead = Date.now() + HOUR;
+    db.$client
+      .query("UPDATE deliveries SET next_attempt_at = ?1, updated_at = ?2, uncertain = 1, error_code = 'interrupted'")
+      .run(ahead + 600, ahead);
+    const pushed: string[] = [];
+    const connector = {
+      name: "t",
+      kind: "test",
+      supports: (e: string) => e === "customer",
+      check: async () => [],
+      validate: () => [],
+      push: async (_entity: string, payload: { number: string }) => {
+        pushed.push(payload.number);
+        return { remoteId: `R-${payload.number}` };
+      },
+      find: async () => null,
+    } as unknown as Connector;
+    const d = testDispatcher(outbox, connector, { soleWorker });
+    d.start();
+    try {
+      if (soleWorker) await waitFor("the hold rescheduled and sent after it", () => pushed.length === 1, 10_000);
+      else {
+        await Bun.sleep(1500);
+        expect(pushed).toEqual([]);
+        const row = db.$client.query("SELECT next_attempt_at AS due FROM deliveries").get() as { due: number };
+        expect(row.due).toBe(ahead + 600);
+      }
+    } finally {
+      await d.stop(1_000);
+      db.$client.close();
+    }
+  }
+}, 30_000);
