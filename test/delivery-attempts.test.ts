@@ -149,7 +149,9 @@ describe("record queries", () => {
       null,
     );
     expect((await pulledFor(sqliteRunner(db.$client), "project", "101")).map((i) => i.type)).toEqual(["expense.posted"]);
-    expect((await pulledFor(sqliteRunner(db.$client), "invoice", "10042")).map((i) => i.remoteId)).toEqual(["invoice:9#1:paid"]);
+    expect((await pulledFor(sqliteRunner(db.$client), "invoice", "10042")).map((i) => i.remoteId.replace(/@\d+$/, ""))).toEqual([
+      "invoice:9#1:paid",
+    ]);
     expect(await pulledFor(sqliteRunner(db.$client), "customer", "101")).toEqual([]);
   });
 });

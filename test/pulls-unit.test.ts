@@ -202,6 +202,8 @@ const knownProject = (key: string) =>
   `INSERT INTO records (entity, key, payload, version, last_event_seq, updated_at) VALUES ('project', '${key}', '{}', 1, 0, 0)`;
 
 describe.each(engines)("inbox (%s)", (engine) => {
+  /** A status change's remote id without the time of the change (AgentInbox: `…@<ms>`). */
+  const withoutTime = (remoteId: string) => remoteId.replace(/@\d+$/, "");
   const fresh = async () => {
     const { storage } = await open(engine);
     await storage.run(knownProject("4711"));
@@ -261,10 +263,11 @@ describe.each(engines)("inbox (%s)", (engine) => {
     expect((await inbox.storeBatch("eco", "payments", [st("sent")], null)).duplicates).toBe(1);
     expect((await inbox.storeBatch("eco", "payments", [st("paid")], null)).imported).toBe(1);
     const rows = (await inbox.feed({ after: 0, limit: 10 })).rows;
-    expect(rows.map((r) => [r.remoteId, r.type, JSON.parse(r.payload).previousStatus])).toEqual([
+    expect(rows.map((r) => [withoutTime(r.remoteId), r.type, JSON.parse(r.payload).previousStatus])).toEqual([
       ["invoice:7#1:sent", "invoice.status_changed", "unpaid"],
       ["invoice:7#2:paid", "invoice.paid", "sent"],
     ]);
+    expect(rows[0]!.remoteId).toMatch(/^invoice:7#1:sent@\d+$/);
   });
 
   test("a status's detail (a partly paid invoice's remainder) makes each change its own item, under its own id", async () => {
@@ -281,12 +284,48 @@ describe.each(engines)("inbox (%s)", (engine) => {
     expect((await inbox.storeBatch("eco", "payments", [st("partially_paid", "40000")], null)).imported).toBe(1); // one reversed
     expect((await inbox.storeBatch("eco", "payments", [st("paid")], null)).imported).toBe(1);
     const rows = (await inbox.feed({ after: 0, limit: 10 })).rows;
-    expect(rows.map((r) => [r.remoteId, JSON.parse(r.payload).previousStatus])).toEqual([
+    expect(rows.map((r) => [withoutTime(r.remoteId), JSON.parse(r.payload).previousStatus])).toEqual([
       ["invoice:7#1:partially_paid:40000", "unpaid"],
       ["invoice:7#2:partially_paid:25000", "partially_paid"],
       ["invoice:7#3:partially_paid:40000", "partially_paid"],
       ["invoice:7#4:paid", "partially_paid"],
     ]);
+  });
+
+  test("after a restore rolled the changes back, a change never gets the id of one the PSA took before it", async () => {
+    const { storage } = await fresh();
+    let clock = 1_000_000;
+    const inbox = new Inbox(storage, () => clock);
+    const st = (value: string, detail?: string): PullItem => ({
+      remoteId: "invoice:7",
+      type: "invoice.status_changed",
+      data: { status: value },
+      status: { entity: "invoice", key: "7", value, baseline: "unpaid", ...(detail ? { detail } : {}) },
+    });
+    await inbox.storeBatch("eco", "payments", [st("sent")], null);
+    // The backup is taken here.
+    const backup = {
+      status: await storage.all("SELECT value, changes FROM pull_status"),
+      lastItem: (await storage.get<{ id: number }>("SELECT max(id) AS id FROM inbox"))!.id,
+    };
+    clock += 60_000;
+    await inbox.storeBatch("eco", "payments", [st("partially_paid", "60000")], null);
+    clock += 60_000;
+    await inbox.storeBatch("eco", "payments", [st("partially_paid", "30000")], null);
+    const taken = (await inbox.feed({ after: 0, limit: 10 })).rows.map((r) => r.id);
+    expect(taken).toHaveLength(3);
+    // The backup restored (the status and the feed as they were), then the bank returns the second part: 60000 again.
+    await storage.run("DELETE FROM inbox WHERE id > ?1", backup.lastItem);
+    await storage.run(
+      "UPDATE pull_status SET value = ?1, changes = ?2",
+      (backup.status[0] as any).value,
+      (backup.status[0] as any).changes,
+    );
+    clock += 60_000;
+    expect((await inbox.storeBatch("eco", "payments", [st("partially_paid", "60000")], null)).imported).toBe(1);
+    const rows = (await inbox.feed({ after: 0, limit: 10 })).rows;
+    expect(rows.map((r) => withoutTime(r.remoteId))).toEqual(["invoice:7#1:sent", "invoice:7#2:partially_paid:60000"]);
+    expect(taken).not.toContain(rows[1]!.id);
   });
 
   test("an invoice seen paid is asked about for FINAL_RECHECK_MS after it became paid, however often it is seen paid meanwhile", async () => {

@@ -135,7 +135,7 @@ export const InboxItem = z
     remoteId: z
       .string()
       .describe(
-        "The target's id of the entry; for a status change `invoice:<number>#<count of changes>:<status>[:<remainder in minor units>]` (the remainder for `partially_paid`), so each change, a second partial payment or a reversal included, is its own item.",
+        "The target's id of the entry; for a status change `invoice:<number>#<count of changes>:<status>[:<remainder in minor units>]@<time of the change, ms>` (the remainder for `partially_paid`), so each change, a second partial payment or a reversal included, is its own item, and a change after a restore never takes the id of one before it.",
       ),
     state: z.enum(INBOX_STATES),
     requires: z.object({ entity: z.string(), key: z.string() }).optional().describe("The PSA record the item belongs to."),

@@ -368,7 +368,11 @@ export class Inbox {
     await tx.run(SQL.putStatus, target, s.entity, s.key, state, s.final ? 1 : 0, changes, now);
     if (previous === state) return "duplicates";
     const data = { ...(item.data as object), previousStatus: statusValue(previous) };
-    await this.insert(tx, target, stream, `${item.remoteId}#${changes}:${state}`, item, "new", data, now);
+    // The change's time makes its id one a restore cannot hand out again: the count and the stored status roll back with
+    // the database, so a change after a restore (a part of a payment returned) could otherwise get the id of one the PSA
+    // took before it (the same count, status and remainder) and be dropped there as a duplicate. A change seen again
+    // after a restore reaches the PSA again under a new id: news it had, never news it misses.
+    await this.insert(tx, target, stream, `${item.remoteId}#${changes}:${state}@${now}`, item, "new", data, now);
     return "imported";
   }
 
