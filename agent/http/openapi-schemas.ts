@@ -142,7 +142,7 @@ export const InboxItem = z
     data: z
       .record(z.string(), z.unknown())
       .describe(
-        "The item's content. invoice.paid / invoice.status_changed: invoiceNumber, status (sent, overdue, partially_paid, paid, …), previousStatus, and where the target tells them amount, remainder and (e-conomic, eAccounting) paidAmount and overdue, in minor units of the invoice's currency (`currency`). See the README (Expenses and payment status back to the PSA).",
+        "The item's content. invoice.paid / invoice.status_changed: invoiceNumber, status (sent, overdue, partially_paid, paid, …), previousStatus, and where the target tells them amount, remainder, paidAmount and overdue, in minor units of the invoice's currency (`currency`). See the README (Expenses and payment status back to the PSA).",
       ),
     attachment: z.object({ filename: z.string(), contentType: z.string(), size: z.number().int(), href: z.string().optional() }).optional(),
     createdAt: z.string(),
