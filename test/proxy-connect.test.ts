@@ -164,7 +164,9 @@ describe("outbound proxy", () => {
       `viaproxy (economic):\n  network: 127.0.0.1:${tlsFront.port} through the proxy ${proxy.url} (from HTTPS_PROXY)\n  ok   reachable: 127.0.0.1:${tlsFront.port} answered`,
     );
     expect(r.out).toMatch(/viaproxy \(economic\):\n(.*\n){2} {2}ok +tokens: Connected/);
-    expect(proxy.log.slice(before).filter((l) => l === `CONNECT 127.0.0.1:${tlsFront.port}`).length).toBeGreaterThanOrEqual(2);
+    // At least one tunnel: the reachability HEAD and the check's requests may share one pooled tunnel when one ends before
+    // the next starts (it failed twice in full runs under load with ≥ 2, never alone).
+    expect(proxy.log.slice(before).filter((l) => l === `CONNECT 127.0.0.1:${tlsFront.port}`).length).toBeGreaterThanOrEqual(1);
     // The https target only ever through a tunnel (the agent of the test above may still pull over http).
     expect(
       proxy.log
