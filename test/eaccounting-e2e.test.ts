@@ -424,4 +424,41 @@ describe("the known errors before sending", () => {
     await waitFor("the invoice as a draft", async () => (await s!.state()).drafts.length === 1);
     expect((await s.state()).drafts[0]).toMatchObject({ InvoiceCity: "Uppsala", CustomerNumber: "10043" });
   });
+
+  test("a line text over eAccounting's 2,000 characters and a reference over its 100 are refused before any draft, never cut", async () => {
+    s = await startEaStack();
+    const long = "Konsulttimmar, ".repeat(133) + "april"; // 2,000 characters: fits
+    await s.send([
+      ...masterData(),
+      ev(
+        "invoice.finalized",
+        invoiceData({
+          yourReference: "O".repeat(101),
+          lines: [
+            { text: long, quantity: 37.5, unitPrice: 125000, kind: "hours" },
+            { text: `${long}!`, quantity: 1, unitPrice: 198400, kind: "expenses" },
+          ],
+        }),
+      ),
+    ]);
+    const failed = await waitFor("the invoice needs action", async () =>
+      (await s!.deliveries("needs_action")).find((d: any) => d.entity === "invoice"),
+    );
+    expect(failed).toMatchObject({ errorCode: "eaccounting.too_long", errorField: "yourReference" });
+    expect(failed.errorMessage).toContain("2001 characters; eAccounting takes at most 2000");
+    expect(failed.errorMessage).toContain("the text of line 2");
+    expect(failed.errorMessage).toContain("your reference is 101 characters; eAccounting takes at most 100");
+    expect((await s.state()).drafts).toHaveLength(0);
+  });
+
+  test("an invoice's PDF, which kontobro does not attach in eAccounting, is said in the note, never dropped silently", async () => {
+    s = await startEaStack();
+    await s.send([
+      ...masterData(),
+      ev("invoice.finalized", invoiceData({ pdf: { filename: "20001.pdf", contentBase64: "JVBERi0xLjQK" } })),
+    ]);
+    await s.waitDone(3);
+    const inv = (await s.deliveries("done")).find((d: any) => d.entity === "invoice");
+    expect(inv.note).toContain("20001.pdf was not attached");
+  });
 });

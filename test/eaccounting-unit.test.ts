@@ -274,6 +274,26 @@ describe("pre-flight rules", () => {
     expect(projectRules(Project.parse({ number: "P240170001", name: long })).map((x) => x.field)).toEqual(["number", "name"]);
   });
 
+  test("a line text over 2,000 characters is refused, not cut; the references over 100 too, but not the one carrying kontobro's marker", () => {
+    const text = "é".repeat(2001);
+    const inv = invoice({ lines: [{ text, quantity: 1, unitPrice: 100, productCode: "100" }], ourReference: "x".repeat(101) });
+    expect(invoiceRules(inv, undefined, cfg).map((x) => [x.code, x.field])).toEqual([
+      ["eaccounting.too_long", "ourReference"],
+      ["eaccounting.too_long", "lines.0.text"],
+    ]);
+    const markerInOurs = EaccountingConfig.parse({
+      client_id: "c",
+      client_secret: "s",
+      default_article: "100",
+      reference_field: "OurReference",
+    });
+    expect(invoiceRules(inv, undefined, markerInOurs).map((x) => x.field)).toEqual(["lines.0.text"]);
+    // Were a text ever sent, it goes whole: eAccounting refuses it with the field's name rather than booking a cut one.
+    const ctx = { cfg, customerId: "cust", customer: customer(), remoteCustomer: {}, articleIds: ["a100"], unitIds: [undefined] };
+    const row = (draftFields(inv, ctx).Rows as any[]).find((r) => !r.IsTextRow);
+    expect(row.Text).toBe(text);
+  });
+
   test("a customer or invoice without address, postcode, city or country is refused before sending, naming the field", () => {
     const p = customerRules(customer({ addresses: [{ kind: "invoice", street: "Gatan 1", city: "Stockholm" }] }));
     expect(p.map((x) => x.field)).toEqual(["addresses.0.zip", "addresses.0.country"]);

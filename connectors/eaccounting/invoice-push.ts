@@ -48,7 +48,7 @@ export class EaccountingInvoices {
       await this.refuseOtherTotal(inv, await this.client.put(`/customerinvoicedrafts/${existing.draft.Id}`, body), existing.draft.Id);
       return {
         remoteId: draftRemoteId(existing.draft.Id),
-        note: `Draft for ${what} ${inv.number} updated in eAccounting (Sales › Invoice drafts); send it from there.`,
+        note: withPdfNote(inv, `Draft for ${what} ${inv.number} updated in eAccounting (Sales › Invoice drafts); send it from there.`),
       };
     }
     const draft = await this.createDraft(inv, ctx, body);
@@ -61,7 +61,10 @@ export class EaccountingInvoices {
     await this.refuseOtherTotal(inv, draft, draft.Id);
     return {
       remoteId: draftRemoteId(draft.Id),
-      note: `Draft for ${what} ${inv.number} is in eAccounting (Sales › Invoice drafts): send it from there; eAccounting numbers it, and kontobro reports the number and payment to the PSA.`,
+      note: withPdfNote(
+        inv,
+        `Draft for ${what} ${inv.number} is in eAccounting (Sales › Invoice drafts): send it from there; eAccounting numbers it, and kontobro reports the number and payment to the PSA.`,
+      ),
     };
   }
 
@@ -231,6 +234,15 @@ export class EaccountingInvoices {
     }
     return new TargetError("permanent", { ...e, message: `${what}: ${e.message}` });
   }
+}
+
+/**
+ * kontobro sends no PDF to eAccounting (the draft is sent from there, and eAccounting makes the invoice's PDF): a PSA
+ * PDF is said in the note, not dropped unseen.
+ */
+function withPdfNote(inv: InvoiceLike, note: string): string {
+  if (!inv.pdf) return note;
+  return `${note} The PSA's PDF ${inv.pdf.filename} was not attached: kontobro does not send PDFs to eAccounting, which makes the invoice's own PDF when it is sent; attach the PSA's by hand to the draft if the customer must get it.`;
 }
 
 /**

@@ -249,7 +249,8 @@ export interface DraftContext {
   costCenterItemId?: string;
 }
 
-const textRow = (text: string) => ({ IsTextRow: true, Text: text.slice(0, 2000), ReversedConstructionServicesVatFree: false });
+/** Texts go as the PSA wrote them: the rules refuse one over eAccounting's limits before sending, nothing is cut here. */
+const textRow = (text: string) => ({ IsTextRow: true, Text: text, ReversedConstructionServicesVatFree: false });
 
 /**
  * Whether a draft takes anything from eAccounting's own customer record: only what the PSA's customer lacks
@@ -278,7 +279,7 @@ export function draftFields(inv: InvoiceLike, ctx: DraftContext): Row {
       defined({
         ArticleId: ctx.articleIds[i],
         IsTextRow: false,
-        Text: l.text.slice(0, 2000),
+        Text: l.text,
         Quantity: customerQuantity(inv, l),
         UnitPrice: toAmount(l.unitPrice),
         UnitId: ctx.unitIds[i],
@@ -294,7 +295,7 @@ export function draftFields(inv: InvoiceLike, ctx: DraftContext): Row {
     IsCreditInvoice: credit || undefined,
     InvoiceDate: dateTime(inv.date),
     DueDate: dateTime(credit ? inv.date : inv.dueDate),
-    InvoiceCustomerName: (c?.name ?? ctx.remoteCustomer.Name)?.slice(0, 50),
+    InvoiceCustomerName: c?.name ?? ctx.remoteCustomer.Name,
     InvoiceAddress1: line1 ?? ctx.remoteCustomer.InvoiceAddress1,
     InvoiceAddress2: line1 ? line2 : ctx.remoteCustomer.InvoiceAddress2,
     InvoicePostalCode: a?.zip ?? ctx.remoteCustomer.InvoicePostalCode,

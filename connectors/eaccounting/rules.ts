@@ -173,8 +173,34 @@ export function invoiceRules(inv: InvoiceLike, related: RelatedRecords | undefin
       });
     }
   }
+  // Texts the customer reads on the invoice: one over eAccounting's limit is refused here, never cut (a cut line text
+  // is another invoice than the PSA's). A reference in the field that carries kontobro's marker is not sent.
+  for (const [field, targetField, label] of [
+    ["ourReference", "OurReference", "our reference"],
+    ["yourReference", "YourReference", "your reference"],
+  ] as const) {
+    if (cfg.reference_field === targetField) continue;
+    out.push(
+      ...tooLong(
+        inv[field],
+        100,
+        `${what} ${inv.number}: ${label}`,
+        field,
+        "Shorten it in the PSA (at most 100 characters), then send the invoice again.",
+      ),
+    );
+  }
   inv.lines.forEach((l, i) => {
     const at = `${what} ${inv.number}, line ${i + 1} ("${l.text.slice(0, 40)}")`;
+    out.push(
+      ...tooLong(
+        l.text,
+        2000,
+        `${what} ${inv.number}: the text of line ${i + 1}`,
+        `lines.${i}.text`,
+        "Shorten the line text in the PSA (or split the line), then send the invoice again; kontobro does not cut a text the customer reads.",
+      ),
+    );
     if (!l.productCode && !cfg.default_article) {
       out.push(
         problem(
