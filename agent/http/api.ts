@@ -88,8 +88,10 @@ async function bodyWithin(req: Request, maxBytes: number): Promise<ArrayBuffer |
 export function eventsHandler(opts: Omit<EventsIntakeOptions, "intake">): (req: Request, intake: Intake) => Promise<Response> {
   const tooLarge = JSON.stringify({
     error: "body_too_large",
-    message: `The request body is larger than ${opts.maxBodyBytes} bytes.`,
-    hint: "Send fewer events per request, or raise http.max_body_bytes.",
+    message: `The request body is larger than ${opts.maxBodyBytes} bytes (http.max_body_bytes, ${(opts.maxBodyBytes / 1024 / 1024).toFixed(1)} MiB); nothing of it was stored.`,
+    // A single event this large is an invoice with a large PDF (base64 makes it a third larger): fewer events per request
+    // do not help it.
+    hint: "Send fewer events per request. If one event alone is this large, its PDF is (base64 adds a third to the PDF's size): make the PDF smaller in the PSA (fewer or smaller images), or raise http.max_body_bytes.",
   });
   return async (req, intake) => {
     const bytes = await bodyWithin(req, opts.maxBodyBytes);
