@@ -483,6 +483,25 @@ describe("calls per invoice", () => {
   });
 });
 
+describe("the PDF at its limits", () => {
+  test("a PDF Uniconta refuses as too big: the invoice is posted, the note says so and what to do; with attach_pdf off the note says it was not sent", async () => {
+    env = startEnv({ sandbox: { maxFileBytes: 1024 } });
+    await seedMasterData(env);
+    const big = { filename: "scan.pdf", contentBase64: Buffer.alloc(2048, "%PDF-1.4 ").toString("base64") };
+    const res = await env.connector.push("invoice", invoice({ pdf: big }), ctx());
+    expect(res.remoteId).toBe("20001");
+    expect(res.note).toContain("refused the PDF scan.pdf");
+    expect(res.note).toContain("FileIsTooBig");
+    expect(res.note).toContain("attach it by hand");
+    expect(await env.rows("UserDocsClient")).toEqual([]);
+
+    const off = env.connectorWith({ attach_pdf: false });
+    const plain = await off.push("invoice", invoice({ number: "20002", psaId: "no-pdf-sent", pdf: PDF }), ctx());
+    expect(plain.note).toContain("PDF faktura-20001.pdf was not sent: attach_pdf is off");
+    expect(await env.rows("UserDocsClient")).toEqual([]);
+  });
+});
+
 describe("the daily call budget", () => {
   test("never exceeded: a push that would pass it is not sent and waits for midnight; pulls stop at the reserve", async () => {
     env = startEnv({ config: { calls_per_day: 60, reserve_for_pushes: 20 } });

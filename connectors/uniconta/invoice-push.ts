@@ -405,10 +405,14 @@ export class UnicontaInvoices {
     });
   }
 
-  /** Attaches the PSA's PDF (UserDocsClient) once; a refused file is a note, the invoice stays posted. */
+  /**
+   * Attaches the PSA's PDF (UserDocsClient) once; a refused file (its size limit is unknown: FileIsTooBig) is a note,
+   * the invoice stays posted. A PDF not sent (attach_pdf off) is said in the note too, never dropped unseen.
+   */
   private async attachPdf(inv: InvoiceLike, table: string, rowId: unknown, checkFirst: boolean): Promise<string | undefined> {
-    if (!inv.pdf || !this.cfg.attach_pdf || rowId === undefined) return undefined;
+    if (!inv.pdf || rowId === undefined) return undefined;
     const filename = inv.pdf.filename;
+    if (!this.cfg.attach_pdf) return `The PSA's PDF ${filename} was not sent: attach_pdf is off for this target.`;
     if (checkFirst) {
       const docs = await this.client.readBy("UserDocsClient", "TableRowId", Number(rowId));
       if (docs.some((d) => d.TableId === table && d.Text === filename)) return undefined;
@@ -424,7 +428,7 @@ export class UnicontaInvoices {
       return undefined;
     } catch (e) {
       if (e instanceof TargetError && e.kind === "permanent")
-        return `The invoice is in Uniconta, but it refused the PDF (${e.message}). Set attach_pdf = false to stop sending it.`;
+        return `The invoice is in Uniconta, but it refused the PDF ${filename} (${e.message}). Make the PDF smaller in the PSA and attach it by hand in Uniconta, or set attach_pdf = false to stop sending PDFs.`;
       throw e;
     }
   }
