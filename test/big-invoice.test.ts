@@ -53,6 +53,20 @@ describe("a 1,000-line invoice with a big PDF", () => {
     expect((await stack.sandboxState()).counts.drafts).toBe(draftsBefore);
   }, 60_000);
 
+  test("a file e-conomic refuses after the draft is made (not a PDF): the draft is deleted, nothing booked, the invoice needs action", async () => {
+    const notPdf = { filename: "scan.pdf", contentBase64: Buffer.from("\x89PNG\r\n not a pdf").toString("base64") };
+    expect((await stack.post([invoiceEvent(88004, 77001, undefined, { lines: yearOfLines(), pdf: notPdf })])).status).toBe(202);
+    const failed = await waitFor(
+      "the invoice needs action",
+      async () => (await stack.deliveries("needs_action")).find((d: any) => d.key === "88004"),
+      30_000,
+    );
+    expect(failed.errorMessage).toBeTruthy();
+    const counts = (await stack.sandboxState()).counts;
+    expect(counts.drafts).toBe(0);
+    expect((await fetch(`${stack.sandboxUrl}/invoices/booked/88004`, { headers: ECONOMIC_AUTH })).status).toBe(404);
+  }, 60_000);
+
   test("one invoice whose PDF makes the body larger than http.max_body_bytes: 413 that says the PDF is too large for one request", async () => {
     const res = await stack.post([invoiceEvent(88003, 77001, undefined, { pdf: pdfOf(25 * MB) })]);
     expect(res.status).toBe(413);
