@@ -10,13 +10,18 @@
 //   - a slim row of every pruned inbox item (same reason: a later pull of the same remote id is a duplicate);
 //   - the last run and the last good run of every pull job (the scheduler's catch-up reads them);
 //   - the newest delivery row (restore detection compares the highest ids with marks kept beside the file);
-//   - everything in the export tables (the user's files).
+//   - the export tables' rows (runs, files with their size and SHA-256, every invoice's export status), so nothing
+//     is ever exported twice; the content of a file goes once it is older than retention_days and was written to the
+//     output folder or offered for download (agent/exports/store.ts pruneExportFileBytes; a file still waiting for the
+//     folder keeps it).
 // Delivery attempts (the record page's history) older than retention_days go, whatever their delivery's state:
 // the delivery row keeps its latest state.
 // Delivery statistics (the status page's charts) are kept STATS_KEPT_DAYS, whatever retention_days says.
 import { statSync } from "node:fs";
 import type { Db } from "./db/index.ts";
+import { sqliteRunner } from "./db/pg/runner.ts";
 import { pruneDeliveryStats, STATS_KEPT_DAYS } from "./delivery-stats.ts";
+import { EXPORT_FILES_PER_STATEMENT, pruneExportFileBytes } from "./exports/store.ts";
 import type { Logger } from "./log.ts";
 import type { Gauge } from "./metrics.ts";
 import { startPeriodic } from "./periodic.ts";
@@ -42,6 +47,8 @@ export interface PruneResult {
   attempts?: number;
   /** Hours of delivery statistics older than STATS_KEPT_DAYS (absent in results stored by older versions). */
   statsHours?: number;
+  /** Export files whose content was removed (absent in results stored by older versions). */
+  exportFiles?: number;
   durationMs: number;
   /** Stopped early (the agent is shutting down); the next run continues. */
   interrupted?: boolean;
@@ -87,6 +94,7 @@ export async function pruneOnce(db: Db, options: PruneOptions): Promise<PruneRes
     jobRuns: 0,
     attempts: 0,
     statsHours: 0,
+    exportFiles: 0,
     durationMs: 0,
   };
   const c = db.$client;
@@ -161,6 +169,13 @@ export async function pruneOnce(db: Db, options: PruneOptions): Promise<PruneRes
       if (old.length > 0) result.attempts! += write(() => q.deleteAttempts.run(old[old.length - 1]!.id, cutoff).changes);
       await yieldToEventLoop();
       if (old.length < batch) break;
+    }
+
+    while (!stop()) {
+      const n = await pruneExportFileBytes(sqliteRunner(c), cutoff, EXPORT_FILES_PER_STATEMENT);
+      result.exportFiles! += n;
+      await yieldToEventLoop();
+      if (n < EXPORT_FILES_PER_STATEMENT) break;
     }
 
     if (!stop()) result.statsHours = write(() => pruneDeliveryStats(c, at));
@@ -255,6 +270,7 @@ export function retentionGauges(db: Db): Gauge[] {
           { labels: { kind: "job_runs" }, value: last.jobRuns },
           { labels: { kind: "delivery_attempts" }, value: last.attempts ?? 0 },
           { labels: { kind: "delivery_stats_hours" }, value: last.statsHours ?? 0 },
+          { labels: { kind: "export_files" }, value: last.exportFiles ?? 0 },
         ],
       },
     );
@@ -282,7 +298,7 @@ export function storageLines(db: Db): string[] {
 }
 
 export function describePrune(r: PruneResult): string {
-  return `finished work older than ${r.retentionDays} days: ${r.events} event payload(s), ${r.deliveries} deliveries, ${r.inboxItems} inbox item(s), ${r.jobRuns} job run(s), ${r.attempts ?? 0} delivery attempt(s), ${r.statsHours ?? 0} hour(s) of delivery statistics (kept ${STATS_KEPT_DAYS} days) removed in ${(r.durationMs / 1000).toFixed(1)} s${r.interrupted ? " (interrupted; continued next time)" : ""}`;
+  return `finished work older than ${r.retentionDays} days: ${r.events} event payload(s), ${r.deliveries} deliveries, ${r.inboxItems} inbox item(s), ${r.jobRuns} job run(s), ${r.attempts ?? 0} delivery attempt(s), ${r.exportFiles ?? 0} export file(s)' content, ${r.statsHours ?? 0} hour(s) of delivery statistics (kept ${STATS_KEPT_DAYS} days) removed in ${(r.durationMs / 1000).toFixed(1)} s${r.interrupted ? " (interrupted; continued next time)" : ""}`;
 }
 
 export interface RetentionRuntime {
@@ -303,7 +319,7 @@ export function startRetention(
   return startPeriodic(async (stopped) => {
     try {
       const r = await pruneOnce(db, { retentionDays: options.retentionDays, shouldStop: stopped });
-      if (r.events + r.deliveries + r.inboxItems + r.jobRuns + (r.attempts ?? 0) + (r.statsHours ?? 0) > 0)
+      if (r.events + r.deliveries + r.inboxItems + r.jobRuns + (r.attempts ?? 0) + (r.exportFiles ?? 0) + (r.statsHours ?? 0) > 0)
         options.log.info(`pruned ${describePrune(r)}`, { ...r });
     } catch (e) {
       options.log.warn("pruning finished work failed; it is tried again at the next interval", { error: (e as Error).message });

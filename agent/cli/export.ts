@@ -20,7 +20,7 @@ import {
   type ExportStatus,
   type InvoiceSelector,
 } from "../exports/status.ts";
-import { getFileBytes, listFiles } from "../exports/store.ts";
+import { getFileBytes, listFiles, prunedFileProblem } from "../exports/store.ts";
 import { deleteTemplate, findTemplate, listTemplates, saveTemplate } from "../exports/templates-store.ts";
 import type { Problem } from "../problem.ts";
 import { describeWork } from "../running-work.ts";
@@ -152,6 +152,11 @@ const download = defineCommand({
       const f = await getFileBytes(db, Number(id));
       if (!f) {
         console.error(`No export file ${id}; \`kontobro export files\` lists them.`);
+        return 1;
+      }
+      if (f.pruned) {
+        const p = prunedFileProblem(f, Number(id));
+        console.error(`${p.message}\n${p.hint}`);
         return 1;
       }
       const out = values.out;

@@ -27,15 +27,20 @@ export async function changedSinceExport(db: SqlRunner, settings: ExportSettings
   const rows = await db.all<{ payload: string; fileId: number }>(CHANGED_SINCE);
   if (rows.length === 0) return [];
   const projects = [...(await loadProjects(db)).values()];
-  const files = new Map<number, { fileName: string; vouchers: SieVoucher[] }>();
+  // vouchers null: retention removed the file's content, so what it holds can no longer be compared.
+  const files = new Map<number, { fileName: string; vouchers: SieVoucher[] | null }>();
   const warnings: Problem[] = [];
   for (const { payload, fileId } of rows) {
     const doc = JSON.parse(payload) as InvoiceLike;
     if (!files.has(fileId)) {
       const file = (await getFileBytes(db, fileId))!;
-      files.set(fileId, { fileName: file.fileName, vouchers: readSie(file.bytes).document.vouchers });
+      files.set(fileId, { fileName: file.fileName, vouchers: file.pruned ? null : readSie(file.bytes).document.vouchers });
     }
     const file = files.get(fileId)!;
+    if (!file.vouchers) {
+      warnings.push(prunedFileChanged(doc, file.fileName, fileId));
+      continue;
+    }
     const exported = file.vouchers.find((v) => v.text === toCp437Text(voucherText(doc)).text);
     const now = invoiceToVoucher(doc, settings.posting, { projects });
     const was = exported && { amountMinor: exported.transactions[0]?.amountMinor ?? 0, date: exported.date ?? "" };
@@ -55,4 +60,15 @@ export async function changedSinceExport(db: SqlRunner, settings: ExportSettings
     );
   }
   return warnings;
+}
+
+/** A transferred invoice changed after its file's content was pruned: it cannot be compared, so it is always said. */
+function prunedFileChanged(doc: InvoiceLike, fileName: string, fileId: number): Problem {
+  const what = doc.kind === "credit_note" ? "Credit note" : "Invoice";
+  return problem(
+    "exports.changed_after_export",
+    `${what} ${doc.number} changed after ${fileName} (export file ${fileId}) transferred it; that file is older than the retention period and its content was removed, so kontobro cannot tell whether the voucher differs.`,
+    `Compare the voucher in the accounting system with the ${what.toLowerCase()} as it is now; if it differs, correct it there, or reverse it there and set the ${what.toLowerCase()} to "to transfer" (kontobro export set-status ${doc.number} to_transfer).`,
+    "status",
+  );
 }

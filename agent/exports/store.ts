@@ -3,7 +3,7 @@
 // runner (a transaction's `tx` or the runner itself); callers own the transactions.
 import type { Customer, ExpenseClaim, InvoiceLike, Project, TimeRecord, User } from "../model.ts";
 import type { SqlRunner } from "../db/pg/runner.ts";
-import type { Problem } from "../problem.ts";
+import { problem, type Problem } from "../problem.ts";
 
 async function recordMap<T>(db: SqlRunner, entity: string): Promise<Map<string, T>> {
   const rows = await db.all<{ key: string; payload: string }>(`SELECT key, payload FROM records WHERE entity = ?1`, entity);
@@ -185,12 +185,46 @@ export function getFile(db: SqlRunner, id: number): Promise<FileRow | null> {
   return db.get<FileRow>(`SELECT ${FILE_COLUMNS} FROM export_files f JOIN export_runs r ON r.id = f.run_id WHERE f.id = ?1`, id);
 }
 
-export async function getFileBytes(db: SqlRunner, id: number): Promise<{ fileName: string; format: string; bytes: Uint8Array } | null> {
-  const r = await db.get<{ fileName: string; format: string; bytes: Uint8Array }>(
-    `SELECT file_name AS fileName, format, bytes FROM export_files WHERE id = ?1`,
+/** A file's content; `pruned`: retention removed it (the row, its invoices' statuses and its SHA-256 stay), `bytes` is then empty. */
+export async function getFileBytes(
+  db: SqlRunner,
+  id: number,
+): Promise<{ fileName: string; format: string; bytes: Uint8Array; pruned: boolean } | null> {
+  const r = await db.get<{ fileName: string; format: string; bytes: Uint8Array; size: number }>(
+    `SELECT file_name AS fileName, format, bytes, size FROM export_files WHERE id = ?1`,
     id,
   );
-  return r ? { fileName: r.fileName, format: r.format, bytes: new Uint8Array(r.bytes) } : null;
+  if (!r) return null;
+  const bytes = new Uint8Array(r.bytes);
+  return { fileName: r.fileName, format: r.format, bytes, pruned: bytes.length < Number(r.size) };
+}
+
+/** What to tell someone downloading a file whose content retention removed. */
+export function prunedFileProblem(file: { fileName: string }, id: number): Problem {
+  return problem(
+    "exports.file_pruned",
+    `Export file ${id} (${file.fileName}) is older than the retention period (retention_days): its content was removed from the database; its row, SHA-256 and the export statuses of its invoices stay.`,
+    "Take the copy in exports.output_dir (or wherever it was downloaded to). To make the invoices' file again, set them to transfer (kontobro export set-status FROM..TO to_transfer) and export again; only do that if the accounting system has not imported the old file.",
+  );
+}
+
+/** Export files emptied per statement by retention: each may hold megabytes, so a few at a time. */
+export const EXPORT_FILES_PER_STATEMENT = 10;
+
+/**
+ * Retention: the content of files created before `cutoff` that were written to the output folder or offered
+ * for download since (delivered_at set) goes, at most `batch` of them; a file still waiting for the folder keeps
+ * its bytes. The row stays (size, SHA-256, the invoices it transferred), so nothing is ever exported twice.
+ * Written once for both engines; returns how many files it emptied.
+ */
+export async function pruneExportFileBytes(db: SqlRunner, cutoff: number, batch: number): Promise<number> {
+  const r = await db.run(
+    `UPDATE export_files SET bytes = substr(bytes, 1, 0) WHERE id IN (
+       SELECT id FROM export_files WHERE created_at < ?1 AND delivered_at IS NOT NULL AND length(bytes) > 0 ORDER BY id LIMIT ?2)`,
+    cutoff,
+    batch,
+  );
+  return r.changes;
 }
 
 /** Earlier runs over the same records whose period overlaps from…to. */

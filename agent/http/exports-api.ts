@@ -12,7 +12,7 @@ import { exportSettings, type ExportSettings } from "../exports/config.ts";
 import { previewTemplate } from "../exports/preview.ts";
 import { runExport } from "../exports/service.ts";
 import { changeExportStatus, EXPORT_STATUSES, invoiceStatus, listInvoiceStatuses, statusCounts } from "../exports/status.ts";
-import { getFile, getFileBytes, getRun, invoicesOfFile, listFiles, listRuns } from "../exports/store.ts";
+import { getFile, getFileBytes, getRun, invoicesOfFile, listFiles, listRuns, prunedFileProblem } from "../exports/store.ts";
 import { deleteTemplate, findTemplate, listTemplates, saveTemplate } from "../exports/templates-store.ts";
 import { issuesToProblems, type Problem } from "../problem.ts";
 import type { WorkBoard } from "../running-work.ts";
@@ -211,6 +211,7 @@ export function exportsApi(ctx: ExportsApiContext): Hono<any> {
         { error: "not_found", message: `No export file ${c.req.param("id")}.`, hint: "List the files with GET /api/v1/exports/files." },
         404,
       );
+    if (f.pruned) return c.json({ error: "gone", ...prunedFileProblem(f, Number(c.req.param("id"))) }, 410);
     return attachment(c, f.fileName, f.bytes, "application/octet-stream");
   });
 

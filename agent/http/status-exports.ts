@@ -7,7 +7,7 @@ import { html, raw } from "hono/html";
 import { DATA_TYPE_TITLES } from "../../formats/templates/fields.ts";
 import { runExport, type ExportResult } from "../exports/service.ts";
 import { changeExportStatus, EXPORT_STATUSES, STATUS_LABELS, statusCounts, type ExportStatus } from "../exports/status.ts";
-import { getFileBytes, listFiles, listRuns } from "../exports/store.ts";
+import { getFileBytes, listFiles, listRuns, prunedFileProblem } from "../exports/store.ts";
 import { listTemplates } from "../exports/templates-store.ts";
 import type { Problem } from "../problem.ts";
 import { showTime } from "../time.ts";
@@ -155,6 +155,10 @@ ${r.unchanged.length ? ` ${r.unchanged.length} already had that status.` : ""}</
     if (!s.exports?.uiActions) return refused(c);
     const f = await getFileBytes(s.runner, Number(c.req.param("id")));
     if (!f) return c.text(`No export file ${c.req.param("id")}.`, 404);
+    if (f.pruned) {
+      const p = prunedFileProblem(f, Number(c.req.param("id")));
+      return c.text(`${p.message}\n${p.hint}`, 410);
+    }
     c.header("Content-Type", "application/octet-stream");
     c.header("Content-Disposition", `attachment; filename="${f.fileName.replace(/[^A-Za-z0-9._-]/g, "_")}"`);
     return c.body(f.bytes as Uint8Array<ArrayBuffer>);
