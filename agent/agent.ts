@@ -23,6 +23,7 @@ import { registerSecret, type Logger } from "./log.ts";
 import { durabilityProblems, intakeRefusal } from "./durability.ts";
 import { Metrics } from "./metrics.ts";
 import { CredentialsWatch } from "./notify/credentials.ts";
+import { credentialExpiryProblems } from "./notify/expiry.ts";
 import { notificationsEnabled } from "./notify/config.ts";
 import { Notifier, statusPageUrl } from "./notify/index.ts";
 import type { DemoMailbox } from "./notify/demo-mailbox.ts";
@@ -311,11 +312,13 @@ export async function startAgent(
         statusUrl: () => statusPageUrl(config.notifications, { host: config.http.host, port: server?.port ?? config.http.port }),
         targets: targets.filter((t) => t.enabled).map((t) => ({ name: t.name, title: connectorKinds[t.kind]!.title, paused: t.paused })),
         pulls: pulls.scheduler.jobs,
-        problems: () =>
-          durabilityProblems(
+        problems: () => [
+          ...durabilityProblems(
             db,
             targets.filter((t) => t.enabled).map((t) => t.name),
           ),
+          ...credentialExpiryProblems(connectors, config.notifications.credential_expiry_warn_days, Date.now()),
+        ],
         mailbox: extras.mailbox,
       })
     : null;

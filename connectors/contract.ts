@@ -102,12 +102,29 @@ export interface PullStreamSpec {
   timezone: string;
 }
 
+/** A credential with a known end, read from the settings (no network). */
+export interface ExpiringCredential {
+  /** Short and stable, e.g. "certificate": one alert per credential, from "expires soon" to "expired". */
+  id: string;
+  /** What expires, in plain words, e.g. "the client certificate (CN=kontobro)". */
+  what: string;
+  /** Epoch ms. */
+  expiresAt: number;
+  /** How to renew it. */
+  renew: string;
+}
+
 export interface Connector {
   readonly name: string;
   readonly kind: string;
   supports(entity: Entity): boolean;
   /** Credentials and the set-up the target needs; plain-language results. */
   check(): Promise<CheckItem[]>;
+  /**
+   * Credentials whose end date the connector knows (a client certificate's notAfter): kontobro alerts some weeks
+   * before (agent/notify/expiry.ts). Absent when nothing the connector holds has a known end.
+   */
+  expiringCredentials?(): ExpiringCredential[];
   /**
    * Pre-flight rules, no network: an empty list means the payload can be pushed. `related` gives the
    * latest canonical payload of another record (an invoice's customer), so a rule can name the record

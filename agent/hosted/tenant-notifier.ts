@@ -3,11 +3,13 @@
 // only (row-level security). Every worker runs it for every active tenant; the notifier's round turn and the lease
 // on each notice make one round at a time per tenant and one send per notice (agent/notify/index.ts). The mails
 // link the tenant's status page, /t/<slug>/ on the installation's [http] public_url.
+import type { Connector } from "../../connectors/contract.ts";
 import { connectorKinds } from "../../connectors/registry.ts";
 import type { AgentConfig, TargetConfig } from "../config.ts";
 import type { SqlRunner } from "../db/pg/runner.ts";
 import type { Logger } from "../log.ts";
 import { type NotificationsConfig, notificationsEnabled } from "../notify/config.ts";
+import { credentialExpiryProblems } from "../notify/expiry.ts";
 import { Notifier, tenantStatusPageUrl } from "../notify/index.ts";
 import type { ScheduledPull } from "../notify/overdue-pulls.ts";
 import { VERSION } from "../version.ts";
@@ -18,6 +20,8 @@ export interface TenantNotifierOptions {
   notifications: NotificationsConfig;
   /** The tenant's enabled targets. */
   targets: TargetConfig[];
+  /** The tenant's connectors: credentials with a known end are told before it (agent/notify/expiry.ts). */
+  connectors?: Map<string, Connector>;
   /** The tenant's scheduled pull jobs (its scheduler's). */
   pulls?: ScheduledPull[];
   config: Pick<AgentConfig, "http" | "agent">;
@@ -34,6 +38,9 @@ export function tenantNotifier(o: TenantNotifierOptions): Notifier | null {
     config: o.notifications,
     targets: o.targets.map((t) => ({ name: t.name, title: connectorKinds[t.kind]?.title ?? t.kind, paused: t.paused })),
     ...(o.pulls ? { pulls: o.pulls } : {}),
+    ...(o.connectors
+      ? { problems: () => credentialExpiryProblems(o.connectors!, o.notifications.credential_expiry_warn_days, (o.now ?? Date.now)()) }
+      : {}),
     statusUrl: tenantStatusPageUrl(o.notifications, o.config.http, o.tenant.slug),
     log: o.log.child({ component: "notify" }),
     version: VERSION,

@@ -264,6 +264,7 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
     runner,
     notifications: sections.notifications,
     targets: enabled,
+    connectors,
     pulls: pulls.scheduler.jobs,
     config,
     log,

@@ -8,6 +8,7 @@
 import { NOT_DONE } from "../db/open-deliveries.ts";
 import type { SqlRunner } from "../db/pg/runner.ts";
 import { listRefusedCredentials } from "./credentials.ts";
+import { EXPIRY_SUBJECT_PREFIX } from "./expiry.ts";
 import { overduePulls, type ScheduledPull } from "./overdue-pulls.ts";
 import { stalledQueues, type StalledCheck, unconfiguredQueues } from "./stalled.ts";
 
@@ -167,6 +168,7 @@ async function resolutionOf(db: SqlRunner, a: AlertRow, scheduled?: ScheduledPul
     return "the target is configured again, or nothing is queued for it any more";
   if (a.kind === "stalled") return "the queue moves again: nothing open is that old any more";
   if (a.kind === "psa") return "the PSA webhook takes the items again";
+  if (a.subject.startsWith(EXPIRY_SUBJECT_PREFIX)) return "it was renewed (or is no longer configured)";
   return "the target accepts the credentials again";
 }
 

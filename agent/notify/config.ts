@@ -57,6 +57,11 @@ export const notificationsConfigSchema = () =>
      * them), so a mail missed or filtered does not leave them unseen for days. 0: told once only.
      */
     remind_after_hours: z.number().min(0).default(24),
+    /**
+     * A credential with a known end (a Uni Micro client certificate) opens an alert this many days before it, naming
+     * the date and how to renew; it stays open once the date has passed, until renewed. 0: never.
+     */
+    credential_expiry_warn_days: z.number().min(0).default(30),
     /** How often kontobro looks for new and resolved problems. */
     check_interval_seconds: z.number().min(0.01).default(10),
     /** First retry of a notice that could not be sent; doubles up to retry_max_ms. Notices are never dropped. */

@@ -57,11 +57,25 @@ function describeTokenError(res: HttpResponse, title: string): Problem {
   };
 }
 
+/** An instant as the messages show it: 2027-01-31 12:00 UTC. */
+export const utcMinute = (ms: number) => `${new Date(ms).toISOString().slice(0, 16).replace("T", " ")} UTC`;
+
+/** How to renew the certificate, for the alert, `kontobro check` and the needs-action message. */
+export const RENEW_CERTIFICATE =
+  "Order a new certificate for the server client in the Uni Micro developer portal, export its private key and certificate from the .p12 (connectors/unimicro/README.md), point private_key and certificate in kontobro.toml at them and restart kontobro; then run `kontobro check` and retry the records that need action.";
+
+/** The certificate's subject and notAfter (epoch ms). */
+export interface CertificateInfo {
+  subject: string;
+  notAfter: number;
+}
+
 /** One cached access token, refreshed before it expires by a single refresher shared by all callers. */
 export class TokenSource {
   private current: { token: string; expiresAt: number } | null = null;
   private key: KeyObject | null = null;
   private x5c: string | undefined;
+  private cert: CertificateInfo | undefined;
   private readonly http: HttpClient;
   private readonly now: () => number;
   private readonly refresh: () => Promise<string>;
@@ -93,7 +107,11 @@ export class TokenSource {
     if (this.key) return this.key;
     try {
       this.key = createPrivateKey(readPem(this.o.privateKey, "private key"));
-      if (this.o.certificate) this.x5c = new X509Certificate(readPem(this.o.certificate, "certificate")).raw.toString("base64");
+      if (this.o.certificate) {
+        const cert = new X509Certificate(readPem(this.o.certificate, "certificate"));
+        this.x5c = cert.raw.toString("base64");
+        this.cert = { subject: cert.subject.replace(/\n/g, ", "), notAfter: Date.parse(cert.validTo) };
+      }
     } catch (e) {
       if (e instanceof TargetError) throw e;
       throw new TargetError("permanent", {
@@ -105,8 +123,21 @@ export class TokenSource {
     return this.key;
   }
 
+  /** The configured certificate (null without one); throws as a token request would when the PEM files are unusable. */
+  certificate(): CertificateInfo | null {
+    this.loadKeys();
+    return this.cert ?? null;
+  }
+
   private async fetchToken(): Promise<string> {
     const key = this.loadKeys();
+    // An expired certificate is not sent: the person who must act learns that, not a bare invalid_client.
+    if (this.cert && this.now() >= this.cert.notAfter)
+      throw new TargetError("permanent", {
+        code: "unimicro.certificate_expired",
+        message: `The ${this.o.targetTitle} client certificate (${this.cert.subject}) expired on ${utcMinute(this.cert.notAfter)}: kontobro cannot sign in with it, so nothing is pushed or pulled until it is renewed.`,
+        hint: RENEW_CERTIFICATE,
+      });
     const form = new URLSearchParams({
       grant_type: "client_credentials",
       scope: this.o.scope,

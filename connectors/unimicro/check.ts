@@ -2,7 +2,7 @@
 // VAT codes and products of each line kind exist.
 import type { CheckItem } from "../contract.ts";
 import { TargetError } from "../http.ts";
-import type { TokenSource } from "./auth.ts";
+import { RENEW_CERTIFICATE, type TokenSource, utcMinute } from "./auth.ts";
 import { requireId, type IdLookups, type UniClient } from "./client.ts";
 import type { UniMicroSettings } from "./config.ts";
 
@@ -14,6 +14,9 @@ export async function runChecks(s: UniMicroSettings, tokens: TokenSource, api: U
     message: e instanceof Error ? e.message : String(e),
     hint: (e as TargetError)?.hint,
   });
+  const certificate = certificateItem(tokens);
+  if (certificate) items.push(certificate);
+  if (certificate && !certificate.ok) return items;
   try {
     await tokens.get();
     items.push({ ok: true, name: "credentials", message: `Signed in to ${s.title} as server client ${s.clientId}.` });
@@ -68,4 +71,36 @@ export async function runChecks(s: UniMicroSettings, tokens: TokenSource, api: U
     }
   }
   return items;
+}
+
+/** Days before its end from which `kontobro check` says to renew the certificate (the alert's default too). */
+const RENEW_WITHIN_DAYS = 30;
+const DAY_MS = 86_400_000;
+
+/** The certificate's end date (null without one; an unusable PEM is the credentials item's failure). */
+function certificateItem(tokens: TokenSource, now = Date.now()): CheckItem | null {
+  let cert: ReturnType<TokenSource["certificate"]>;
+  try {
+    cert = tokens.certificate();
+  } catch {
+    return null;
+  }
+  if (!cert) return null;
+  const until = utcMinute(cert.notAfter);
+  if (cert.notAfter <= now)
+    return {
+      ok: false,
+      name: "certificate",
+      message: `The client certificate (${cert.subject}) expired on ${until}.`,
+      hint: RENEW_CERTIFICATE,
+    };
+  const days = Math.floor((cert.notAfter - now) / DAY_MS);
+  if (days < RENEW_WITHIN_DAYS)
+    return {
+      ok: true,
+      name: "certificate",
+      message: `The client certificate (${cert.subject}) expires on ${until}, in ${days} day(s): renew it before then.`,
+      hint: RENEW_CERTIFICATE,
+    };
+  return { ok: true, name: "certificate", message: `The client certificate (${cert.subject}) is valid until ${until}.` };
 }

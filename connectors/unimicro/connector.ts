@@ -12,10 +12,10 @@ import {
   type InvoiceLike,
 } from "../../agent/model.ts";
 import { issuesToProblems, type Problem } from "../../agent/problem.ts";
-import type { CheckItem, Connector, ConnectorDeps, Link, PushContext, PushResult } from "../contract.ts";
+import type { CheckItem, Connector, ConnectorDeps, ExpiringCredential, Link, PushContext, PushResult } from "../contract.ts";
 import { TargetError, TokenBucket } from "../http.ts";
 import { targetTotalDiffers } from "../target-total.ts";
-import { TokenSource } from "./auth.ts";
+import { type CertificateInfo, RENEW_CERTIFICATE, TokenSource } from "./auth.ts";
 import { runChecks } from "./check.ts";
 import { IdLookups, q, requireId, UniClient } from "./client.ts";
 import type { UniMicroSettings } from "./config.ts";
@@ -652,6 +652,19 @@ export class UniMicroConnector implements Connector {
   }
 
   // ---- check ---------------------------------------------------------------------------------------
+
+  /** The client certificate's notAfter (none without a certificate, or while its PEM is unusable: check says why). */
+  expiringCredentials(): ExpiringCredential[] {
+    let cert: CertificateInfo | null;
+    try {
+      cert = this.tokens.certificate();
+    } catch {
+      return [];
+    }
+    return cert
+      ? [{ id: "certificate", what: `the client certificate (${cert.subject})`, expiresAt: cert.notAfter, renew: RENEW_CERTIFICATE }]
+      : [];
+  }
 
   check(): Promise<CheckItem[]> {
     return runChecks(this.s, this.tokens, this.api, this.ids);
