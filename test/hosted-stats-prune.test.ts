@@ -11,6 +11,7 @@ import { TenantStore } from "../agent/tenants/store.ts";
 import { waitFor } from "./helpers.ts";
 import { hostedInProcess } from "./hosted-in-process.ts";
 import { openPostgres } from "../agent/db/pg/open.ts";
+import { getFile, getFileBytes, insertFile, insertRun } from "../agent/exports/store.ts";
 
 const hosted = hostedInProcess("hosted delivery statistics pruning");
 const tenants = () => new TenantStore(hosted.storage.client);
@@ -141,6 +142,49 @@ describe.skipIf(!!hosted.unavailable)("a hosted tenant's delivery statistics", (
     ]);
     await Bun.sleep(200);
     expect((await stored(kept)).map((r) => r.hour)).toEqual([daysAgo(40), daysAgo(1)]);
+    await worker.stop();
+  });
+
+  test("a tenant's runtime removes the content of its export files older than retention_days; rows and newer files stay", async () => {
+    const worker = await Worker.register(hosted.storage.client);
+    const runner = await tenant("exports");
+    const file = async (daysOld: number, toDeliver: boolean) => {
+      const runId = await insertRun(runner, {
+        kind: "sie4",
+        template: null,
+        dataType: "invoices",
+        periodFrom: null,
+        periodTo: null,
+        rowCount: 1,
+        invoiceCount: 1,
+        warnings: [],
+        requestedBy: "cli",
+        createdAt: Date.now() - daysOld * DAY_MS,
+      });
+      return insertFile(runner, {
+        runId,
+        fileName: `f${daysOld}-${toDeliver}.SI`,
+        format: "sie4i",
+        encoding: "cp437",
+        periodFrom: null,
+        periodTo: null,
+        bytes: new Uint8Array(5000).fill(65),
+        sha256: "x",
+        rowCount: 1,
+        createdAt: Date.now() - daysOld * DAY_MS,
+        toDeliver,
+      });
+    };
+    const old = await file(100, false);
+    const waiting = await file(100, true);
+    const recent = await file(10, false);
+    await hosted.start((await tenants().get("exports"))!, worker.id, "exports");
+    // Before: export files were never pruned on PostgreSQL either.
+    await waitFor("the runtime's first prune", async () => (await getFileBytes(runner, old))!.pruned);
+    expect((await getFileBytes(runner, old))!.bytes.length).toBe(0);
+    expect((await getFile(runner, old))!.size).toBe(5000);
+    expect((await getFileBytes(runner, waiting))!.bytes.length).toBe(5000);
+    expect((await getFileBytes(runner, recent))!.bytes.length).toBe(5000);
     await worker.stop();
   });
 });
