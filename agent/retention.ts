@@ -77,6 +77,17 @@ const PRUNABLE_EVENTS = `
      ELSE EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq AND d.status IN ('done', 'superseded') AND d.updated_at < ?3)
    END`;
 
+// Written once for both engines (hosted tenants: agent/hosted/stats-prune.ts).
+/** Pull runs that finished before ?1, at most ?2, but never a job's last run or last good run (the scheduler's catch-up). */
+export const PRUNE_JOB_RUNS = `DELETE FROM job_runs WHERE id IN (
+  SELECT j.id FROM job_runs j WHERE j.status <> 'running' AND j.finished_at IS NOT NULL AND j.finished_at < ?1
+     AND j.id <> (SELECT max(id) FROM job_runs WHERE target = j.target AND stream = j.stream)
+     AND j.id IS DISTINCT FROM (SELECT id FROM job_runs WHERE target = j.target AND stream = j.stream AND status = 'ok' ORDER BY started_at DESC, id DESC LIMIT 1)
+   LIMIT ?2)`;
+/** Attempt ids grow with time: the old ones are a prefix. */
+export const OLDEST_ATTEMPTS = `SELECT id, at FROM delivery_attempts ORDER BY id LIMIT ?1`;
+export const DELETE_ATTEMPTS = `DELETE FROM delivery_attempts WHERE id <= ?1 AND at < ?2`;
+
 /** Prunes once, chunk by chunk. Safe to run while the agent runs (also from another process). */
 export async function pruneOnce(db: Db, options: PruneOptions): Promise<PruneResult> {
   const now = options.now ?? Date.now;
@@ -111,14 +122,9 @@ export async function pruneOnce(db: Db, options: PruneOptions): Promise<PruneRes
     slimInbox: c.prepare(
       `UPDATE inbox SET payload = '{}', attachment = NULL, attachment_name = NULL, attachment_type = NULL WHERE id = ?1 AND state = 'delivered'`,
     ),
-    jobRuns: c.prepare(`DELETE FROM job_runs WHERE id IN (
-      SELECT j.id FROM job_runs j WHERE j.status <> 'running' AND j.finished_at IS NOT NULL AND j.finished_at < ?1
-         AND j.id <> (SELECT max(id) FROM job_runs WHERE target = j.target AND stream = j.stream)
-         AND j.id IS DISTINCT FROM (SELECT id FROM job_runs WHERE target = j.target AND stream = j.stream AND status = 'ok' ORDER BY started_at DESC, id DESC LIMIT 1)
-       LIMIT ?2)`),
-    // Attempt ids grow with time: the old ones are a prefix.
-    oldestAttempts: c.prepare(`SELECT id, at FROM delivery_attempts ORDER BY id LIMIT ?1`),
-    deleteAttempts: c.prepare(`DELETE FROM delivery_attempts WHERE id <= ?1 AND at < ?2`),
+    jobRuns: c.prepare(PRUNE_JOB_RUNS),
+    oldestAttempts: c.prepare(OLDEST_ATTEMPTS),
+    deleteAttempts: c.prepare(DELETE_ATTEMPTS),
   };
   const write = <T>(fn: () => T): T => c.transaction(fn).immediate();
 

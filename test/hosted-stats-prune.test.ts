@@ -187,4 +187,42 @@ describe.skipIf(!!hosted.unavailable)("a hosted tenant's delivery statistics", (
     expect((await getFileBytes(runner, recent))!.bytes.length).toBe(5000);
     await worker.stop();
   });
+
+  test("a tenant's runtime prunes pull runs and delivery attempts older than retention_days; each job's last and last good run stay", async () => {
+    const worker = await Worker.register(hosted.storage.client);
+    const runner = await tenant("runs");
+    const run = (stream: string, status: string, daysOld: number) =>
+      runner.run(
+        `INSERT INTO job_runs (target, stream, trigger, status, started_at, finished_at) VALUES ('books', ?1, 'schedule', ?2, ?3, ?3)`,
+        stream,
+        status,
+        Date.now() - daysOld * DAY_MS,
+      );
+    await run("payments", "ok", 200); // old
+    await run("payments", "ok", 150); // the last good run: stays
+    await run("payments", "failed", 120); // the last run: stays
+    await run("expenses", "ok", 100); // old
+    await run("expenses", "ok", 5);
+    const attempt = (deliveryId: number, daysOld: number) =>
+      runner.run(
+        `INSERT INTO delivery_attempts (delivery_id, attempt, at, outcome) VALUES (?1, 1, ?2, 'failed')`,
+        deliveryId,
+        Date.now() - daysOld * DAY_MS,
+      );
+    await attempt(1, 120);
+    await attempt(2, 100);
+    await attempt(3, 3);
+    await hosted.start((await tenants().get("runs"))!, worker.id, "runs");
+    const runs = () => runner.all<{ stream: string; status: string }>(`SELECT stream, status FROM job_runs ORDER BY id`);
+    // Before: neither was ever pruned on PostgreSQL.
+    await waitFor("the runtime's first prune", async () => (await runs()).length === 3);
+    expect(await runs()).toEqual([
+      { stream: "payments", status: "ok" },
+      { stream: "payments", status: "failed" },
+      { stream: "expenses", status: "ok" },
+    ]);
+    await waitFor("attempts pruned", async () => (await runner.all(`SELECT id FROM delivery_attempts`)).length === 1);
+    expect(await runner.all(`SELECT delivery_id AS d FROM delivery_attempts`)).toEqual([{ d: 3 }]);
+    await worker.stop();
+  });
 });

@@ -2,14 +2,15 @@
 // starts on a worker, then every hour, the hours older than STATS_KEPT_DAYS go (pruneTenantDeliveryStats: added
 // into each target's hour 0 first, so the tenant's counters never fall). Every worker runs it for every tenant it
 // runs; a prune that finds nothing old costs one statement on the tenant's index. `retention_days = 0` keeps
-// everything, as on SQLite. The content of export files older than retention_days goes too, with the SQLite agent's
-// statement (agent/exports/store.ts pruneExportFileBytes). The rest of retention (events, deliveries, attempts, inbox,
-// runs) is not on PostgreSQL yet.
+// everything, as on SQLite. Pull runs, delivery attempts and the content of export files older than retention_days go
+// too, with the SQLite agent's statements (agent/retention.ts, agent/exports/store.ts pruneExportFileBytes). The rest of
+// retention (event payloads, finished deliveries, inbox content) is not on PostgreSQL yet.
 import type { SqlRunner } from "../db/pg/runner.ts";
 import { pruneTenantDeliveryStats } from "../delivery-stats.ts";
 import { EXPORT_FILES_PER_STATEMENT, pruneExportFileBytes } from "../exports/store.ts";
 import type { Logger } from "../log.ts";
 import { type Periodic, startPeriodic } from "../periodic.ts";
+import { DELETE_ATTEMPTS, OLDEST_ATTEMPTS, PRUNE_JOB_RUNS } from "../retention.ts";
 
 const DAY_MS = 86_400_000;
 
@@ -28,8 +29,13 @@ export function startStatsPrune(runner: SqlRunner, o: StatsPruneOptions): Period
     try {
       const hours = await pruneTenantDeliveryStats(runner, o.now());
       if (hours > 0) o.log.info(`pruned ${hours} hour(s) of delivery statistics (added into their targets' totals)`);
-      const files = await pruneExportFiles(runner, o.now() - o.retentionDays * DAY_MS);
+      const cutoff = o.now() - o.retentionDays * DAY_MS;
+      const files = await pruneExportFiles(runner, cutoff);
       if (files > 0) o.log.info(`removed the content of ${files} export file(s) older than ${o.retentionDays} days (their rows stay)`);
+      const runs = await pruneJobRuns(runner, cutoff);
+      const attempts = await pruneAttempts(runner, cutoff);
+      if (runs + attempts > 0)
+        o.log.info(`pruned ${runs} pull run(s) and ${attempts} delivery attempt(s) older than ${o.retentionDays} days`);
     } catch (e) {
       o.log.warn("pruning delivery statistics failed; it is tried again at the next interval", { error: (e as Error).message });
     }
@@ -43,5 +49,30 @@ async function pruneExportFiles(runner: SqlRunner, cutoff: number): Promise<numb
     const n = await pruneExportFileBytes(runner, cutoff, EXPORT_FILES_PER_STATEMENT);
     total += n;
     if (n < EXPORT_FILES_PER_STATEMENT) return total;
+  }
+}
+
+/** Rows per statement for pull runs and delivery attempts, as on SQLite. */
+const BATCH = 200;
+
+/** Pull runs that finished before the cut-off; each job's last run and last good run stay (the scheduler's catch-up). */
+async function pruneJobRuns(runner: SqlRunner, cutoff: number): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const n = (await runner.run(PRUNE_JOB_RUNS, cutoff, BATCH)).changes;
+    total += n;
+    if (n < BATCH) return total;
+  }
+}
+
+/** Delivery attempts (the record pages' history) from before the cut-off: the oldest ids, up to the first newer one. */
+async function pruneAttempts(runner: SqlRunner, cutoff: number): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const rows = await runner.all<{ id: number; at: number }>(OLDEST_ATTEMPTS, BATCH);
+    const end = rows.findIndex((r) => Number(r.at) >= cutoff);
+    const old = end < 0 ? rows : rows.slice(0, end);
+    if (old.length > 0) total += (await runner.run(DELETE_ATTEMPTS, old[old.length - 1]!.id, cutoff)).changes;
+    if (old.length < BATCH) return total;
   }
 }
