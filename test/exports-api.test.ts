@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startAgent, type RunningAgent } from "../agent/agent.ts";
 import { validateConfig } from "../agent/config.ts";
 import { silentLogger } from "../agent/log.ts";
+import { pruneOnce } from "../agent/retention.ts";
 import { readSie } from "../formats/sie4/reader.ts";
 import { BASE, creditNote, invoice, timeRecord } from "./exports-fixtures.ts";
 import { tempDir } from "./helpers.ts";
@@ -202,5 +203,24 @@ describe("status page", () => {
     const html = await run.text();
     expect(html).toContain("1 invoice(s) marked as transferred");
     expect(html).toMatch(/href="\/ui\/exports\/files\/\d+\/download"/);
+  });
+});
+
+describe("a file whose content retention removed", () => {
+  test("its download answers 410 exports.file_pruned, saying where the copy is, in the API and on the status page", async () => {
+    const files = (await call("GET", "/api/v1/exports/files")).body.files as { id: number; size: number }[];
+    const oldest = files[files.length - 1]!;
+    const now = Date.now();
+    agent.db.$client.run(`UPDATE export_files SET created_at = ?1 WHERE id = ?2`, [now - 100 * 86_400_000, oldest.id]);
+    expect((await pruneOnce(agent.db, { retentionDays: 90, now: () => now })).exportFiles).toBe(1);
+    const api = await call("GET", `/api/v1/exports/files/${oldest.id}/download`);
+    // Before: 200 with an empty body (or, before retention pruned them, the file for ever).
+    expect(api.status).toBe(410);
+    expect(api.body).toMatchObject({ error: "gone", code: "exports.file_pruned" });
+    expect(api.body.hint).toContain("exports.output_dir");
+    expect((await call("GET", `/api/v1/exports/files/${oldest.id}`)).body).toMatchObject({ id: oldest.id, size: oldest.size });
+    const page = await fetch(`${agent.url}/ui/exports/files/${oldest.id}/download`);
+    expect(page.status).toBe(410);
+    expect(await page.text()).toContain("its content was removed");
   });
 });
