@@ -218,7 +218,12 @@ describe("a file whose content retention removed", () => {
     expect(api.status).toBe(410);
     expect(api.body).toMatchObject({ error: "gone", code: "exports.file_pruned" });
     expect(api.body.hint).toContain("exports.output_dir");
-    expect((await call("GET", `/api/v1/exports/files/${oldest.id}`)).body).toMatchObject({ id: oldest.id, size: oldest.size });
+    expect((await call("GET", `/api/v1/exports/files/${oldest.id}`)).body).toMatchObject({
+      id: oldest.id,
+      size: oldest.size,
+      contentPruned: true,
+    });
+    expect((await fetch(`${agent.url}/`).then((r) => r.text())).includes("content removed after retention_days")).toBe(true);
     const page = await fetch(`${agent.url}/ui/exports/files/${oldest.id}/download`);
     expect(page.status).toBe(410);
     expect(await page.text()).toContain("its content was removed");

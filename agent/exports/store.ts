@@ -70,6 +70,8 @@ export interface FileRow {
   rowCount: number;
   createdAt: number;
   deliveredAt: number | null;
+  /** Retention removed its content (pruneExportFileBytes): the row stays, the download answers 410. */
+  contentPruned: boolean;
   kind: string;
   template: string | null;
   dataType: string;
@@ -78,7 +80,9 @@ export interface FileRow {
 const RUN_COLUMNS = `id, kind, template, data_type AS dataType, period_from AS periodFrom, period_to AS periodTo, row_count AS rowCount,
   invoice_count AS invoiceCount, warnings, requested_by AS requestedBy, created_at AS createdAt`;
 const FILE_COLUMNS = `f.id, f.run_id AS runId, f.file_name AS fileName, f.format, f.encoding, f.period_from AS periodFrom, f.period_to AS periodTo,
-  f.size, f.sha256, f.row_count AS rowCount, f.created_at AS createdAt, f.delivered_at AS deliveredAt, r.kind, r.template, r.data_type AS dataType`;
+  f.size, f.sha256, f.row_count AS rowCount, f.created_at AS createdAt, f.delivered_at AS deliveredAt, CASE WHEN length(f.bytes) < f.size THEN 1 ELSE 0 END AS contentPruned,
+  r.kind, r.template, r.data_type AS dataType`;
+const toFile = (r: any): FileRow => ({ ...r, contentPruned: Boolean(r.contentPruned) });
 
 const toRun = (r: any): RunRow => ({ ...r, warnings: JSON.parse(r.warnings) });
 
@@ -171,18 +175,20 @@ export async function getRun(db: SqlRunner, id: number): Promise<RunRow | null> 
   return r ? toRun(r) : null;
 }
 
-export function listFiles(db: SqlRunner, filter: { limit?: number; beforeId?: number; runId?: number } = {}): Promise<FileRow[]> {
-  return db.all<FileRow>(
+export async function listFiles(db: SqlRunner, filter: { limit?: number; beforeId?: number; runId?: number } = {}): Promise<FileRow[]> {
+  const rows = await db.all(
     `SELECT ${FILE_COLUMNS} FROM export_files f JOIN export_runs r ON r.id = f.run_id
       WHERE (CAST(?1 AS BIGINT) IS NULL OR f.id < ?1) AND (CAST(?2 AS BIGINT) IS NULL OR f.run_id = ?2) ORDER BY f.id DESC LIMIT ?3`,
     filter.beforeId ?? null,
     filter.runId ?? null,
     Math.min(filter.limit ?? 100, 1000),
   );
+  return rows.map(toFile);
 }
 
-export function getFile(db: SqlRunner, id: number): Promise<FileRow | null> {
-  return db.get<FileRow>(`SELECT ${FILE_COLUMNS} FROM export_files f JOIN export_runs r ON r.id = f.run_id WHERE f.id = ?1`, id);
+export async function getFile(db: SqlRunner, id: number): Promise<FileRow | null> {
+  const r = await db.get(`SELECT ${FILE_COLUMNS} FROM export_files f JOIN export_runs r ON r.id = f.run_id WHERE f.id = ?1`, id);
+  return r ? toFile(r) : null;
 }
 
 /** A file's content; `pruned`: retention removed it (the row, its invoices' statuses and its SHA-256 stay), `bytes` is then empty. */

@@ -214,7 +214,9 @@ export const PullResult = z.object({
 const loose = (description: string) => z.object({}).catchall(z.unknown()).describe(description);
 export const ExportRun = loose("An export run: its format or template, period, counts, warnings and files (each with a download link).");
 export const ExportRuns = z.object({ runs: z.array(ExportRun) });
-export const ExportFile = loose("A produced file: name, format, period, size, checksum, download link.");
+export const ExportFile = loose(
+  "A produced file: name, format, period, size, checksum, download link; contentPruned: retention removed its content (the download answers 410).",
+);
 export const ExportFiles = z.object({ files: z.array(ExportFile), next: z.number().int().nullable() });
 export const InvoiceExportStatus = loose("An invoice's export status (to transfer, transferred, excluded) with its history.");
 export const InvoiceStatuses = z

@@ -296,7 +296,11 @@ function paths(): Json {
         tag: "Exports",
         summary: "Download an export file",
         params: [fileId],
-        responses: { "200": binary("The file's bytes, as written."), "404": error("No such file.") },
+        responses: {
+          "200": binary("The file's bytes, as written."),
+          "404": error("No such file."),
+          "410": error("Retention removed the file's content (exports.file_pruned; contentPruned in its metadata): its row stays."),
+        },
       }),
     },
     "/exports/invoices": {
