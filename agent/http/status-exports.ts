@@ -57,7 +57,7 @@ ${
 <thead><tr><th scope="col">Id</th><th scope="col">Made</th><th scope="col">File</th><th scope="col">Export</th><th scope="col">Period</th><th scope="col">Rows</th><th scope="col">Size</th><th scope="col">SHA-256</th></tr></thead><tbody>
 ${files.map(
   (f) => html`<tr data-file="${f.id}"><td>${f.id}</td><td>${showTime(f.createdAt)}</td>
-<th scope="row">${f.contentPruned ? html`${f.fileName} <span class="muted">(content removed after retention_days; the copy is in the output folder)</span>` : actions ? html`<a href="${base}/ui/exports/files/${f.id}/download" download>${f.fileName}</a>` : html`${f.fileName} <span class="muted">(kontobro export download ${f.id})</span>`}${f.deliveredAt === null ? html` <span class="waiting">not yet in the output folder (written at the next export or start; see that export's warnings)</span>` : ""}</th>
+<th scope="row">${f.contentPruned ? html`${f.fileName} <span class="muted">(content removed after retention_days${f.deliveredAt ? "; the copy is in the output folder" : ""})</span>` : actions ? html`<a href="${base}/ui/exports/files/${f.id}/download" download>${f.fileName}</a>` : html`${f.fileName} <span class="muted">(kontobro export download ${f.id})</span>`}${f.deliveredAt === null ? html` <span class="waiting">not yet in the output folder (written at the next export or start; see that export's warnings)</span>` : ""}</th>
 <td>${f.kind === "sie4" ? "SIE 4" : f.template}</td><td>${f.periodFrom ?? ""}${f.periodFrom || f.periodTo ? " – " : ""}${f.periodTo ?? ""}</td>
 <td>${f.rowCount}</td><td>${size(f.size)}</td><td><code title="${f.sha256}">${f.sha256.slice(0, 12)}</code></td></tr>`,
 )}
