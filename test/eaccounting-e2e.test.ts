@@ -461,4 +461,15 @@ describe("the known errors before sending", () => {
     const inv = (await s.deliveries("done")).find((d: any) => d.entity === "invoice");
     expect(inv.note).toContain("20001.pdf was not attached");
   });
+
+  test("with reference_field = OurReference, the PSA's own our reference (displaced by the marker) is said in the note, never dropped silently", async () => {
+    s = await startEaStack({ target: { reference_field: "OurReference" } });
+    await s.send([...masterData(), ev("invoice.finalized", invoiceData())]);
+    await s.waitDone(3);
+    const inv = (await s.deliveries("done")).find((d: any) => d.entity === "invoice");
+    const [draft] = (await s.state()).drafts;
+    expect(draft).toMatchObject({ OurReference: "kontobro:psa-inv-20001", YourReference: "Ole Olsen" });
+    expect(inv.note).toContain(`The PSA's our reference "Kari Nordmann" was not sent: OurReference carries kontobro's marker`);
+    expect(inv.note).not.toContain("your reference");
+  });
 });

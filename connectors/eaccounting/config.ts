@@ -59,7 +59,10 @@ export const eaccountingConfigSchema = () =>
     line_account: lineFieldSetting(),
     /** The cost centre (1-3) whose items are the PSA's projects; invoice and supplier rows use CostCenterItemId<n>. */
     cost_center: z.number().int().min(1).max(3).default(1),
-    /** The draft field that carries "kontobro:<PSA id>" for lookups (the PSA's own references keep their fields). */
+    /**
+     * The draft field that carries "kontobro:<PSA id>" for lookups. With OurReference or YourReference, the PSA's own
+     * reference for that field is not sent (the push's note names it); the other keeps its field.
+     */
     reference_field: z
       .enum(["ElectronicReference", "OurReference", "YourReference", "BuyersOrderReference"])
       .default("ElectronicReference"),

@@ -48,7 +48,7 @@ export class EaccountingInvoices {
       await this.refuseOtherTotal(inv, await this.client.put(`/customerinvoicedrafts/${existing.draft.Id}`, body), existing.draft.Id);
       return {
         remoteId: draftRemoteId(existing.draft.Id),
-        note: withPdfNote(inv, `Draft for ${what} ${inv.number} updated in eAccounting (Sales › Invoice drafts); send it from there.`),
+        note: this.withNotes(inv, `Draft for ${what} ${inv.number} updated in eAccounting (Sales › Invoice drafts); send it from there.`),
       };
     }
     const draft = await this.createDraft(inv, ctx, body);
@@ -61,11 +61,16 @@ export class EaccountingInvoices {
     await this.refuseOtherTotal(inv, draft, draft.Id);
     return {
       remoteId: draftRemoteId(draft.Id),
-      note: withPdfNote(
+      note: this.withNotes(
         inv,
         `Draft for ${what} ${inv.number} is in eAccounting (Sales › Invoice drafts): send it from there; eAccounting numbers it, and kontobro reports the number and payment to the PSA.`,
       ),
     };
+  }
+
+  /** The draft's note, with what of the PSA's invoice the draft does not carry (its PDF, a reference the marker displaced). */
+  private withNotes(inv: InvoiceLike, note: string): string {
+    return [note, pdfNote(inv), displacedReferenceNote(inv, this.cfg.reference_field)].filter(Boolean).join(" ");
   }
 
   /**
@@ -240,9 +245,21 @@ export class EaccountingInvoices {
  * kontobro sends no PDF to eAccounting (the draft is sent from there, and eAccounting makes the invoice's PDF): a PSA
  * PDF is said in the note, not dropped unseen.
  */
-function withPdfNote(inv: InvoiceLike, note: string): string {
-  if (!inv.pdf) return note;
-  return `${note} The PSA's PDF ${inv.pdf.filename} was not attached: kontobro does not send PDFs to eAccounting, which makes the invoice's own PDF when it is sent; attach the PSA's by hand to the draft if the customer must get it.`;
+function pdfNote(inv: InvoiceLike): string | undefined {
+  if (!inv.pdf) return undefined;
+  return `The PSA's PDF ${inv.pdf.filename} was not attached: kontobro does not send PDFs to eAccounting, which makes the invoice's own PDF when it is sent; attach the PSA's by hand to the draft if the customer must get it.`;
+}
+
+/**
+ * With reference_field = OurReference or YourReference, kontobro's marker takes that field: the PSA's own reference for
+ * it cannot go with the draft (the marker is how kontobro finds the draft and its invoice again), so it is said in the
+ * note, not dropped unseen; the person who sends the draft can add it as a text row.
+ */
+function displacedReferenceNote(inv: InvoiceLike, field: EaccountingConfig["reference_field"]): string | undefined {
+  const value = field === "OurReference" ? inv.ourReference : field === "YourReference" ? inv.yourReference : undefined;
+  if (!value?.trim()) return undefined;
+  const label = field === "OurReference" ? "our reference" : "your reference";
+  return `The PSA's ${label} "${value}" was not sent: ${field} carries kontobro's marker (reference_field in kontobro.toml). If the customer must see it, add it to the draft as a text row, not in ${field}: kontobro finds the draft and its invoice by the marker.`;
 }
 
 /**
