@@ -53,16 +53,20 @@ describe("a 1,000-line invoice with a big PDF", () => {
     expect((await stack.sandboxState()).counts.drafts).toBe(draftsBefore);
   }, 60_000);
 
-  test("a file e-conomic refuses after the draft is made (not a PDF): the draft is deleted, nothing booked, the invoice needs action", async () => {
+  test("a file e-conomic would refuse only after the draft is made (not a PDF): needs action before any draft, naming its first bytes", async () => {
     const notPdf = { filename: "scan.pdf", contentBase64: Buffer.from("\x89PNG\r\n not a pdf").toString("base64") };
+    const postsBefore = (await stack.sandboxState()).requests.byMethod.POST ?? 0;
     expect((await stack.post([invoiceEvent(88004, 77001, undefined, { lines: yearOfLines(), pdf: notPdf })])).status).toBe(202);
     const failed = await waitFor(
       "the invoice needs action",
       async () => (await stack.deliveries("needs_action")).find((d: any) => d.key === "88004"),
       30_000,
     );
-    expect(failed.errorMessage).toBeTruthy();
-    const counts = (await stack.sandboxState()).counts;
+    expect(failed).toMatchObject({ errorCode: "economic.pdf_not_pdf", errorField: "pdf" });
+    expect(failed.errorMessage).toContain('scan.pdf is not a PDF file: it begins with "??PNG"');
+    const state = await stack.sandboxState();
+    expect(state.requests.byMethod.POST ?? 0).toBe(postsBefore); // no draft was made (and deleted)
+    const counts = state.counts;
     expect(counts.drafts).toBe(0);
     expect((await fetch(`${stack.sandboxUrl}/invoices/booked/88004`, { headers: ECONOMIC_AUTH })).status).toBe(404);
   }, 60_000);

@@ -5,7 +5,7 @@ import type { EconomicConnector } from "../connectors/economic/connector.ts";
 import { invoiceRules, MAX_PDF_BYTES } from "../connectors/economic/invoice-rules.ts";
 import type { StartedEconomicSandbox } from "../connectors/economic/sandbox/index.ts";
 import { startStack } from "./e2e-harness.ts";
-import { canonical, pushCtx, startEconomic } from "./economic-fixtures.ts";
+import { canonical, connectorFor, pushCtx, startEconomic } from "./economic-fixtures.ts";
 import { customerEvent, invoiceEvent, waitFor } from "./helpers.ts";
 
 let sb: StartedEconomicSandbox;
@@ -245,4 +245,25 @@ describe("economic PDF size", () => {
     expect(over[0]).toMatchObject({ code: "economic.pdf_too_large", field: "pdf" });
     expect(over[0]!.message).toContain("9.0 MB");
   }, 20_000);
+
+  test("a PSA 'PDF' that is not one (not %PDF- first) needs action before any draft, naming its first bytes; with attach_pdf = false neither PDF rule applies", () => {
+    const png = invoice(93103, {
+      pdf: { filename: "scan.pdf", contentBase64: Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]).toString("base64") },
+    });
+    const c = customer101();
+    const problems = conn.validate("invoice", png, related(c));
+    expect(problems.map((p) => [p.code, p.field])).toEqual([["economic.pdf_not_pdf", "pdf"]]);
+    expect(problems[0]!.message).toBe(
+      'The invoice PDF scan.pdf is not a PDF file: it begins with "?PNG?", not "%PDF-"; e-conomic attaches only PDF files.',
+    );
+    expect(problems[0]!.hint).toContain("attach_pdf = false");
+    // Line-wrapped from its first characters, a PDF is still one.
+    const wrapped = Buffer.from("%PDF-1.7\n%%EOF\n").toString("base64").replace(/.{4}/g, "$&\r\n");
+    expect(conn.validate("invoice", invoice(93104, { pdf: { filename: "ok.pdf", contentBase64: wrapped } }), related(c))).toEqual([]);
+    // Not sent, so not refused: the hint's way out works.
+    const off = connectorFor(sb, { attach_pdf: false });
+    const huge = invoice(93105, { pdf: { filename: "big.pdf", contentBase64: Buffer.alloc(MAX_PDF_BYTES + 3, "x").toString("base64") } });
+    expect(off.validate("invoice", png, related(c))).toEqual([]);
+    expect(off.validate("invoice", huge, related(c))).toEqual([]);
+  });
 });

@@ -53,21 +53,8 @@ export function invoiceRules(inv: InvoiceLike, related?: RelatedRecords, cfg?: E
     add(`lines[${i}].quantity`, tooManyDecimals(doc, i, l.text, "quantity", l.quantity, "quantity"));
     add(`lines[${i}].unitNetPrice`, tooManyDecimals(doc, i, l.text, "unit price", toDecimal(l.unitPrice), "unitPrice"));
   });
-  if (inv.pdf) {
-    // Decoded bytes: line-wrapped base64 counts no line breaks (a payload may carry only the size).
-    const pdf = inv.pdf as { contentBase64?: string; size?: number };
-    const bytes = typeof pdf.contentBase64 === "string" ? decodedBase64Length(pdf.contentBase64) : (pdf.size ?? 0);
-    if (bytes > MAX_PDF_BYTES) {
-      add("pdf", [
-        {
-          code: "economic.pdf_too_large",
-          field: "pdf",
-          message: `The ${doc} PDF is ${megabytes(bytes)} MB; e-conomic accepts at most 9 MB.`,
-          hint: "Make the PDF smaller in the PSA (fewer or smaller images), or set attach_pdf = false for this target.",
-        },
-      ]);
-    }
-  }
+  // The PDF is sent only with attach_pdf on (the default); e-conomic's rules for it are checked before the draft is made.
+  if (inv.pdf && cfg?.attach_pdf !== false) add("pdf", pdfRules(inv.pdf as StoredPdf, doc));
   const customer = (related?.("customer", inv.customerNumber) as Customer | null | undefined) ?? null;
   if (customer) add("recipient", recipientRules(inv, customer, doc));
   if (cfg)
@@ -83,6 +70,54 @@ export function invoiceRules(inv: InvoiceLike, related?: RelatedRecords, cfg?: E
     );
   return found.map((f) => f.problem);
 }
+
+/** A PDF as an invoice carries it: its content, or only its size once the content was removed from a stored record. */
+interface StoredPdf {
+  filename: string;
+  contentBase64?: string;
+  size?: number;
+}
+
+/** e-conomic attaches only a valid PDF of at most 9 MB (api-notes economic.md); either refused would come after the draft is made. */
+function pdfRules(pdf: StoredPdf, doc: string): Problem[] {
+  const out: Problem[] = [];
+  // Decoded bytes: line-wrapped base64 counts no line breaks (a payload may carry only the size).
+  const bytes = typeof pdf.contentBase64 === "string" ? decodedBase64Length(pdf.contentBase64) : (pdf.size ?? 0);
+  if (bytes > MAX_PDF_BYTES) {
+    out.push({
+      code: "economic.pdf_too_large",
+      field: "pdf",
+      message: `The ${doc} PDF is ${megabytes(bytes)} MB; e-conomic accepts at most 9 MB.`,
+      hint: "Make the PDF smaller in the PSA (fewer or smaller images), or set attach_pdf = false for this target.",
+    });
+  }
+  const head = typeof pdf.contentBase64 === "string" ? base64Head(pdf.contentBase64, PDF_MAGIC.length) : PDF_MAGIC;
+  if (head !== PDF_MAGIC) {
+    out.push({
+      code: "economic.pdf_not_pdf",
+      field: "pdf",
+      message: `The ${doc} PDF ${pdf.filename} is not a PDF file: it begins with "${printable(head)}", not "${PDF_MAGIC}"; e-conomic attaches only PDF files.`,
+      hint: "Have the PSA send the invoice as a PDF (not an image, a Word file or an HTML page), or set attach_pdf = false for this target; then press retry.",
+    });
+  }
+  return out;
+}
+
+/** The first bytes of every PDF file. */
+const PDF_MAGIC = "%PDF-";
+
+/** The first `n` bytes a base64 text decodes to, read from its start only (whitespace in it ignored). */
+function base64Head(b64: string, n: number): string {
+  const chars = Math.ceil(n / 3) * 4;
+  const start = b64
+    .slice(0, chars * 4)
+    .replace(/\s/g, "")
+    .slice(0, chars);
+  return Buffer.from(start, "base64").subarray(0, n).toString("latin1");
+}
+
+/** Bytes as a person can read them in a message: other than printable ASCII shown as "?". */
+const printable = (s: string) => s.replace(/[^\x20-\x7e]/g, "?");
 
 function tooManyDecimals(doc: string, i: number, text: string, what: string, value: number, field: string): Problem[] {
   const n = decimals(value);
