@@ -10,8 +10,11 @@ export interface TargetDocument {
   codePrefix: string;
   /** The target's name as the user knows it. */
   title: string;
-  /** What was made and what became of it, for the message: "The draft was deleted; nothing was booked." */
-  left: string;
+  /**
+   * What was not done and what became of the draft, in the target's own terms, for the message: "It was not booked.
+   * Its draft was deleted in …" where kontobro books, "Its draft was deleted in …" where a person sends the drafts.
+   */
+  outcome: string;
 }
 
 /**
@@ -34,7 +37,7 @@ export function targetTotalDiffers(
   const theirs = Number.isFinite(net) ? `${minor(net)} ${currency}` : `"${String(answered.net)}" ${currency}`;
   return new TargetError("permanent", {
     code: `${t.codePrefix}.total_differs`,
-    message: `${doc} ${inv.number}: ${t.title} computed its total excluding VAT as ${theirs}, but the PSA invoiced ${minor(psa)} ${inv.currency}. It was not booked. ${t.left}`,
+    message: `${doc} ${inv.number}: ${t.title} computed its total excluding VAT as ${theirs}, but the PSA invoiced ${minor(psa)} ${inv.currency}. ${t.outcome}`,
     hint: `Look at what ${t.title} computes otherwise than the PSA: a product's own price or a price list used instead of the line's price, a quantity with more decimals than it keeps, the currency (${inv.currency}). Correct it in ${t.title} or in the PSA and send the ${doc.toLowerCase()} again, or run \`kontobro retry\` (or press retry).`,
   });
 }

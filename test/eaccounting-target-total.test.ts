@@ -26,7 +26,8 @@ describe("eAccounting: the draft's own total checked before it stands as the inv
     expect(inv.errorCode).toBe("eaccounting.total_differs");
     // 37.5 h and one expense line at 1500 instead of 1250.00 and 1984.00.
     expect(inv.errorMessage).toContain("eAccounting computed its total excluding VAT as 57750.00 SEK, but the PSA invoiced 48859.00 SEK");
-    expect(inv.errorMessage).toContain("Its draft was deleted in eAccounting");
+    expect(inv.errorMessage).toContain("but the PSA invoiced 48859.00 SEK. Its draft was deleted in eAccounting");
+    expect(inv.errorMessage).not.toContain("booked"); // kontobro books nothing in eAccounting: a person sends the drafts
     expect(inv.errorHint).toContain("a product's own price or a price list");
     expect(inv.errorHint).toContain("kontobro retry");
     expect((await s.state()).drafts).toHaveLength(0);

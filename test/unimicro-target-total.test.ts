@@ -49,6 +49,7 @@ describe("Uni Micro: the draft's own total checked before booking", () => {
     );
     expect(inv.errorCode).toBe("unimicro.total_differs");
     expect(inv.errorMessage).toMatch(/computed its total excluding VAT as \d+\.\d\d NOK, but the PSA invoiced 11375\.00 NOK/);
+    expect(inv.errorMessage).toMatch(/It was not booked\. Its draft \(ID \d+\) stays unbooked/);
     expect(inv.errorHint).toContain("kontobro retry");
     expect((await invoices()).map((r: any) => r.StatusCode)).toEqual([42001]); // a draft, not booked
 

@@ -312,7 +312,8 @@ export function draftTotalDiffers(inv: InvoiceLike, draft: Row): TargetError | n
 const TOTAL_AT_EACCOUNTING = {
   codePrefix: "eaccounting",
   title: "eAccounting",
-  left: "Its draft was deleted in eAccounting, so nobody can send it as it was.",
+  // kontobro books nothing in eAccounting (a person sends the drafts it makes): no "It was not booked" here.
+  outcome: "Its draft was deleted in eAccounting, so nobody can send it as it was.",
 };
 
 /** Whether `draft` holds every field of `body` as sent (rows in order, each with the fields sent, and no others added). */

@@ -311,7 +311,7 @@ export class EconomicInvoices {
   }
 }
 
-const TOTAL_AT_ECONOMIC = { codePrefix: "economic", title: "e-conomic", left: "Its draft was deleted in e-conomic." };
+const TOTAL_AT_ECONOMIC = { codePrefix: "economic", title: "e-conomic", outcome: "It was not booked. Its draft was deleted in e-conomic." };
 
 /**
  * A line e-conomic gave a discount (a customer's or product's own, as its invoice-line templates carry): the PSA sends
@@ -328,7 +328,7 @@ function discountGiven(inv: InvoiceLike, answer: any): TargetError | null {
   const doc = inv.kind === "credit_note" ? "Credit note" : "Invoice";
   return new TargetError("permanent", {
     code: "economic.total_differs",
-    message: `${doc} ${inv.number}: e-conomic gave line ${n} ("${text}") a discount of ${line.discountPercentage}%, which the PSA did not give, so it would book less than the PSA invoiced (its netAmount, before discounts, does not show it). It was not booked. ${TOTAL_AT_ECONOMIC.left}`,
+    message: `${doc} ${inv.number}: e-conomic gave line ${n} ("${text}") a discount of ${line.discountPercentage}%, which the PSA did not give, so it would book less than the PSA invoiced (its netAmount, before discounts, does not show it). ${TOTAL_AT_ECONOMIC.outcome}`,
     hint: `Remove the discount e-conomic gives this customer on ${line.product?.productNumber ? `product ${line.product.productNumber}` : "this line's product"} (a PSA discount goes on the invoice as a negative line), then send the ${doc.toLowerCase()} again or run \`kontobro retry\` (or press retry).`,
   });
 }

@@ -409,7 +409,7 @@ export class UniMicroConnector implements Connector {
       {
         codePrefix: "unimicro",
         title: this.s.title,
-        left: `Its draft (ID ${draftId}) stays unbooked in ${this.s.title}; kontobro rewrites it when the invoice is sent again or retried.`,
+        outcome: `It was not booked. Its draft (ID ${draftId}) stays unbooked in ${this.s.title}; kontobro rewrites it when the invoice is sent again or retried.`,
       },
     );
     if (differs) throw differs;
