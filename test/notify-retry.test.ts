@@ -10,6 +10,7 @@ import { renderStatusPage } from "../agent/http/status-page.ts";
 import { sqliteRunner } from "../agent/db/pg/runner.ts";
 import { silentLogger } from "../agent/log.ts";
 import { NotificationsConfig } from "../agent/notify/config.ts";
+import { alertGauges } from "../agent/notify/gauges.ts";
 import { Notifier } from "../agent/notify/index.ts";
 import { startStack, type Stack } from "./e2e-harness.ts";
 import { customerEvent, projectEvent, waitFor } from "./helpers.ts";
@@ -196,5 +197,58 @@ describe("credentials and the alert webhook", () => {
     expect(resolved.body).toContain("- Customer 4001: delivered");
     expect(resolved.body).toContain("- The credentials: the target accepts the credentials again");
     expect(JSON.parse(hooks[1]!.body).counts).toEqual({ new: 0, resolved: 2, cameAndWent: 0, open: 0 });
+  }, 30_000);
+});
+
+describe("a mail server broken for good", () => {
+  test("the oldest unsent notice's age is on /metrics; one still unsent after retention_days is dropped with a warning, not kept for years", async () => {
+    const stack = await startStack();
+    cleanups.push(() => stack.stop());
+    const port = await freePort(); // nothing listens there, ever
+    const t0 = Date.now() - 3_600_000; // stored an hour ago: /metrics reads its age by the real clock
+    const clock = { t: t0 };
+    const warnings: string[] = [];
+    const notifier = new Notifier({
+      storage: sqliteRunner(stack.agent.db.$client),
+      config: NotificationsConfig.parse({
+        recipients: ["it@example.com"],
+        retry_base_ms: 60_000,
+        retry_max_ms: 600_000,
+        smtp: { host: "127.0.0.1", port, security: "none", from: "kontobro@example.com", timeout_ms: 2000 },
+      }),
+      targets: [{ name: "eco", title: "Visma e-conomic" }],
+      statusUrl: "http://kontobro.example.local:8787/",
+      log: { ...silentLogger, warn: (msg: string) => void warnings.push(msg) },
+      version: "test",
+      now: () => clock.t,
+      host: "kontobro-test",
+      retentionDays: 30,
+    });
+    cleanups.push(() => notifier.stop());
+
+    await stack.post([customerEvent(1), projectEvent("P-301" as any, 1)]);
+    await waitFor("needs action", async () => (await stack.deliveries("needs_action")).length === 1);
+    await notifier.tick();
+    const pending = () =>
+      stack.agent.db.$client
+        .query(`SELECT id, created_at AS createdAt FROM notifications WHERE status = 'pending' ORDER BY id`)
+        .all() as any[];
+    const [first] = pending();
+    expect(first.createdAt).toBe(t0);
+    const gauge = (await alertGauges(sqliteRunner(stack.agent.db.$client), ["eco"])).find(
+      (g) => g.name === "kontobro_notifications_oldest_unsent_age_seconds",
+    );
+    expect(gauge?.rows).toHaveLength(1);
+    expect(gauge!.rows[0]!.labels).toEqual({ channel: "email" });
+    expect(gauge!.rows[0]!.value).toBeGreaterThanOrEqual(3600);
+    expect(gauge!.rows[0]!.value).toBeLessThan(3660);
+
+    // 31 days on, still unsent: the old notice goes (its problem is still open, so a reminder tells it anew).
+    clock.t = t0 + 31 * 86_400_000;
+    await notifier.tick();
+    const left = pending();
+    expect(left.map((r) => r.id)).not.toContain(first.id);
+    expect(left.every((r) => r.createdAt > t0)).toBe(true);
+    expect(warnings.some((w) => w.startsWith("dropped 1 notice(s) not sent in 30 days"))).toBe(true);
   }, 30_000);
 });

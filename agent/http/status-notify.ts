@@ -53,7 +53,7 @@ ${
         (u) => html`<div class="problem notice-failed" data-notice="${u.id}">
 <div><strong>${u.subject}</strong> <span class="muted">${u.channel}${u.recipients ? ` to ${(JSON.parse(u.recipients) as string[]).join(", ")}` : ""} · ${u.attempts} attempt(s) since ${showTime(u.createdAt)}</span></div>
 <div class="message">${u.lastError}</div>
-<div class="hint">Kept and tried again at ${showTime(u.nextAttemptAt)}; nothing is lost while the ${u.channel === "email" ? "mail server" : "webhook"} is unreachable.</div>
+<div class="hint">Kept and tried again at ${showTime(u.nextAttemptAt)}; nothing is lost while the ${u.channel === "email" ? "mail server" : "webhook"} is unreachable, unless for longer than retention_days (then the notice is dropped; its problems stay on this page).</div>
 </div>`,
       )}`
     : unsent.length > 0

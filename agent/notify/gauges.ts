@@ -9,8 +9,8 @@ export async function alertGauges(db: SqlRunner, targets: string[]): Promise<Gau
   const open = await db.all<{ target: string; kind: string; n: number }>(
     `SELECT target, kind, count(*) AS n FROM alerts WHERE resolved_at IS NULL GROUP BY target, kind ORDER BY target, kind`,
   );
-  const unsent = await db.all<{ channel: string; n: number }>(
-    `SELECT channel, count(*) AS n FROM notifications WHERE status = 'pending' GROUP BY channel ORDER BY channel`,
+  const unsent = await db.all<{ channel: string; n: number; oldest: number }>(
+    `SELECT channel, count(*) AS n, min(created_at) AS oldest FROM notifications WHERE status = 'pending' GROUP BY channel ORDER BY channel`,
   );
   const refused = new Set((await listRefusedCredentials(db)).map((r) => r.target));
   const now = Date.now();
@@ -32,8 +32,13 @@ export async function alertGauges(db: SqlRunner, targets: string[]): Promise<Gau
     },
     {
       name: "kontobro_notifications_unsent",
-      help: "Alert notices stored and not sent yet, by channel (email, webhook); they are retried until sent.",
+      help: "Alert notices stored and not sent yet, by channel (email, webhook); they are retried until sent, or dropped after retention_days.",
       rows: unsent.map((r) => ({ labels: { channel: r.channel }, value: r.n })),
+    },
+    {
+      name: "kontobro_notifications_oldest_unsent_age_seconds",
+      help: "Seconds since the oldest notice not sent yet was stored, by channel. Alert when it keeps growing: nobody is told of problems.",
+      rows: unsent.map((r) => ({ labels: { channel: r.channel }, value: Math.max(0, (now - Number(r.oldest)) / 1000) })),
     },
     {
       name: "kontobro_target_credentials_refused",

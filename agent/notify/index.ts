@@ -377,12 +377,26 @@ export class Notifier {
     }
   }
 
-  /** Sent notices and told, resolved alerts older than the retention period. */
+  /**
+   * Sent notices and told, resolved alerts older than the retention period; and notices never sent in that time (a mail
+   * server or webhook broken for good): they would otherwise pile up for years, each retried, and all arrive at once,
+   * long stale, when the channel works again. Their problems stay on the status page, and a reminder tells those still
+   * open anew (remind_after_hours). The drop is logged; /metrics showed the oldest unsent notice's age before it.
+   */
   private async prune(now: number): Promise<void> {
     const days = this.o.retentionDays ?? 0;
     if (days <= 0) return;
     const cutoff = now - days * 86_400_000;
     await this.o.storage.run(`DELETE FROM notifications WHERE status = 'sent' AND sent_at < ?1`, cutoff);
+    const stale = await this.o.storage.run(`DELETE FROM notifications WHERE status = 'pending' AND created_at < ?1`, cutoff);
+    if (stale.changes > 0)
+      this.o.log.warn(
+        `dropped ${stale.changes} notice(s) not sent in ${days} days (retention_days); the problems they told of are on the status page`,
+        {
+          dropped: stale.changes,
+          hint: "Check [notifications] in kontobro.toml (the mail server, the webhook URL): the status page's Notifications card shows why notices are not sent.",
+        },
+      );
     await this.o.storage.run(`DELETE FROM alerts WHERE resolved_at < ?1 AND resolved_batch IS NOT NULL`, cutoff);
   }
 }
