@@ -87,6 +87,11 @@ export const PRUNE_JOB_RUNS = `DELETE FROM job_runs WHERE id IN (
 /** Attempt ids grow with time: the old ones are a prefix. */
 export const OLDEST_ATTEMPTS = `SELECT id, at FROM delivery_attempts ORDER BY id LIMIT ?1`;
 export const DELETE_ATTEMPTS = `DELETE FROM delivery_attempts WHERE id <= ?1 AND at < ?2`;
+/** Delivered inbox items after feed position ?1 that the PSA received before ?2 and that still hold content, at most ?3. */
+export const INBOX_TO_SLIM = `SELECT id, seq FROM inbox WHERE state = 'delivered' AND seq > ?1 AND delivered_at < ?2
+  AND (attachment IS NOT NULL OR payload <> '{}') ORDER BY seq LIMIT ?3`;
+/** An inbox item's slim row: content and attachment go, the row stays (a later pull of its remote id is a duplicate). */
+export const SLIM_INBOX_ITEM = `UPDATE inbox SET payload = '{}', attachment = NULL, attachment_name = NULL, attachment_type = NULL WHERE id = ?1 AND state = 'delivered'`;
 
 /** Prunes once, chunk by chunk. Safe to run while the agent runs (also from another process). */
 export async function pruneOnce(db: Db, options: PruneOptions): Promise<PruneResult> {
@@ -117,11 +122,8 @@ export async function pruneOnce(db: Db, options: PruneOptions): Promise<PruneRes
     // The newest delivery row always stays: its id is a high-water mark that restore detection compares.
     deleteDeliveries: c.prepare(`DELETE FROM deliveries WHERE event_seq = ?1 AND status IN ('done', 'superseded') AND updated_at < ?2
       AND id < (SELECT max(id) FROM deliveries)`),
-    inbox: c.prepare(`SELECT id, seq FROM inbox WHERE state = 'delivered' AND seq > ?1 AND delivered_at < ?2
-      AND (attachment IS NOT NULL OR payload <> '{}') ORDER BY seq LIMIT ?3`),
-    slimInbox: c.prepare(
-      `UPDATE inbox SET payload = '{}', attachment = NULL, attachment_name = NULL, attachment_type = NULL WHERE id = ?1 AND state = 'delivered'`,
-    ),
+    inbox: c.prepare(INBOX_TO_SLIM),
+    slimInbox: c.prepare(SLIM_INBOX_ITEM),
     jobRuns: c.prepare(PRUNE_JOB_RUNS),
     oldestAttempts: c.prepare(OLDEST_ATTEMPTS),
     deleteAttempts: c.prepare(DELETE_ATTEMPTS),

@@ -8,7 +8,10 @@ import type { SqlRunner } from "../agent/db/pg/runner.ts";
 import { Worker } from "../agent/db/pg/workers.ts";
 import { DAY_MS, hourOf, pruneTenantDeliveryStats } from "../agent/delivery-stats.ts";
 import { TenantStore } from "../agent/tenants/store.ts";
-import { waitFor } from "./helpers.ts";
+import { customerEvent, waitFor } from "./helpers.ts";
+import { IntakeStore, prepareEvents } from "../agent/intake-store.ts";
+import { parseEvents } from "../agent/intake.ts";
+import { Outbox } from "../agent/outbox.ts";
 import { hostedInProcess } from "./hosted-in-process.ts";
 import { openPostgres } from "../agent/db/pg/open.ts";
 import { getFile, getFileBytes, insertFile, insertRun } from "../agent/exports/store.ts";
@@ -223,6 +226,124 @@ describe.skipIf(!!hosted.unavailable)("a hosted tenant's delivery statistics", (
     ]);
     await waitFor("attempts pruned", async () => (await runner.all(`SELECT id FROM delivery_attempts`)).length === 1);
     expect(await runner.all(`SELECT delivery_id AS d FROM delivery_attempts`)).toEqual([{ d: 3 }]);
+    await worker.stop();
+  });
+});
+
+describe.skipIf(!!hosted.unavailable)("a hosted tenant's finished work older than retention_days", () => {
+  const prepared = (raw: unknown[]) => {
+    const parsed = parseEvents(raw);
+    if (!parsed.ok) throw new Error(`fixture: ${JSON.stringify(parsed)}`);
+    return prepareEvents(parsed.events);
+  };
+  /** Intake as the PSA's requests reach it, `daysOld` days ago; deliveries to target "books". */
+  const intake = (runner: SqlRunner, daysOld: number, ...events: unknown[]) =>
+    new IntakeStore(
+      new Outbox(runner),
+      () => ["books"],
+      () => Date.now() - daysOld * DAY_MS,
+    ).storeGroup([prepared(events)]);
+  const finish = (runner: SqlRunner, eventId: string, status: string, daysOld: number) =>
+    runner.run(
+      `UPDATE deliveries SET status = ?2, updated_at = ?3, done_at = ?3 WHERE event_seq = (SELECT seq FROM events WHERE event_id = ?1)`,
+      eventId,
+      status,
+      Date.now() - daysOld * DAY_MS,
+    );
+  const payloads = (runner: SqlRunner) =>
+    runner.all<{ id: string; pruned: number }>(
+      `SELECT event_id AS id, CASE WHEN payload = '' THEN 1 ELSE 0 END AS pruned FROM events ORDER BY event_id`,
+    );
+  const deliveries = (runner: SqlRunner) =>
+    runner.all<{ id: string; status: string }>(
+      `SELECT e.event_id AS id, d.status FROM deliveries d JOIN events e ON e.seq = d.event_seq ORDER BY e.event_id`,
+    );
+
+  test("event payloads, finished deliveries and inbox content go; latest versions, open deliveries and slim rows stay; a resent old event id is still a duplicate", async () => {
+    const worker = await Worker.register(hosted.storage.client);
+    const runner = await tenant("finished");
+    const other = await tenant("finished-other");
+    // c1: an old version delivered long ago (pruned with its delivery) and its latest version (kept, old as it is).
+    await intake(runner, 200, customerEvent(1, { name: "One" }, "c1-v1"));
+    await finish(runner, "c1-v1", "done", 199);
+    await intake(runner, 150, customerEvent(1, { name: "One B" }, "c1-v2"));
+    await finish(runner, "c1-v2", "done", 149);
+    // c2: an old version whose delivery needs action (kept, with its delivery), then a newer one.
+    await intake(runner, 200, customerEvent(2, { name: "Two" }, "c2-v1"));
+    await intake(runner, 150, customerEvent(2, { name: "Two B" }, "c2-v2"));
+    await finish(runner, "c2-v1", "needs_action", 149);
+    // c4: an old version whose delivery finished after the cut-off (done late): kept until that is old too.
+    await intake(runner, 200, customerEvent(4, { name: "Four" }, "c4-v1"));
+    await finish(runner, "c4-v1", "done", 10);
+    await intake(runner, 150, customerEvent(4, { name: "Four B" }, "c4-v2"));
+    // c3: a version superseded long ago (pruned), a recent version superseded lately (kept), and the latest.
+    await intake(runner, 200, customerEvent(3, { name: "Three" }, "c3-v1"));
+    await finish(runner, "c3-v1", "superseded", 199);
+    await intake(runner, 10, customerEvent(3, { name: "Three B" }, "c3-v2"));
+    await finish(runner, "c3-v2", "superseded", 9);
+    await intake(runner, 5, customerEvent(3, { name: "Three C" }, "c3-v3"));
+    // Another tenant's old version delivered long ago: not this tenant's prune (row-level security; its runtime is not started).
+    await intake(other, 200, customerEvent(1, { name: "One" }, "c1-v1"));
+    await finish(other, "c1-v1", "done", 199);
+    await intake(other, 150, customerEvent(1, { name: "One B" }, "c1-v2"));
+    const item = (seq: number, state: string, daysOld: number) =>
+      runner.run(
+        `INSERT INTO inbox (seq, target, stream, remote_id, type, state, payload, attachment_name, attachment_type, attachment, created_at, updated_at, delivered_at)
+         VALUES (?1, 'books', 'expenses', ?2, 'expense', ?3, '{"amount":12}', 'r.pdf', 'application/pdf', ?4, ?5, ?5, ?6)`,
+        seq,
+        `r${seq}`,
+        state,
+        new Uint8Array(3000).fill(7),
+        Date.now() - daysOld * DAY_MS,
+        state === "delivered" ? Date.now() - daysOld * DAY_MS : null,
+      );
+    await item(1, "delivered", 120); // old and delivered: slim
+    await item(2, "new", 120); // old, not delivered: kept
+    await item(3, "delivered", 10); // recent: kept
+
+    await hosted.start((await tenants().get("finished"))!, worker.id, "finished", { agent: { retention_days: 90 } });
+    // Before: nothing of this was ever pruned on PostgreSQL.
+    await waitFor("the runtime's first prune", async () => (await payloads(runner)).some((p) => p.pruned === 1));
+    await waitFor(
+      "inbox pruned",
+      async () => (await runner.get<{ n: number }>(`SELECT count(*) AS n FROM inbox WHERE payload = '{}'`))!.n === 1,
+    );
+    expect(await payloads(runner)).toEqual([
+      { id: "c1-v1", pruned: 1 },
+      { id: "c1-v2", pruned: 0 },
+      { id: "c2-v1", pruned: 0 },
+      { id: "c2-v2", pruned: 0 },
+      { id: "c3-v1", pruned: 1 },
+      { id: "c3-v2", pruned: 0 },
+      { id: "c3-v3", pruned: 0 },
+      { id: "c4-v1", pruned: 0 },
+      { id: "c4-v2", pruned: 0 },
+    ]);
+    expect(await deliveries(runner)).toEqual([
+      { id: "c1-v2", status: "done" },
+      { id: "c2-v1", status: "needs_action" },
+      { id: "c2-v2", status: "pending" },
+      { id: "c3-v2", status: "superseded" },
+      { id: "c3-v3", status: "pending" },
+      { id: "c4-v1", status: "done" },
+      { id: "c4-v2", status: "pending" },
+    ]);
+    expect(
+      await runner.all(`SELECT remote_id AS id, payload, attachment IS NULL AS gone, attachment_name AS name FROM inbox ORDER BY seq`),
+    ).toEqual([
+      { id: "r1", payload: "{}", gone: true, name: null },
+      { id: "r2", payload: '{"amount":12}', gone: false, name: "r.pdf" },
+      { id: "r3", payload: '{"amount":12}', gone: false, name: "r.pdf" },
+    ]);
+    expect(await payloads(other)).toEqual([
+      { id: "c1-v1", pruned: 0 },
+      { id: "c1-v2", pruned: 0 },
+    ]);
+    // The PSA re-sends the pruned event: still a duplicate (its content can no longer be compared), nothing stored or pushed.
+    expect(await intake(runner, 0, customerEvent(1, { name: "One" }, "c1-v1"))).toEqual([
+      { stored: [{ id: "c1-v1", status: "duplicate" }] },
+    ]);
+    expect((await deliveries(runner)).length).toBe(7);
     await worker.stop();
   });
 });

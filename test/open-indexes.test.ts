@@ -126,5 +126,25 @@ describe.each(engines.filter((e) => e === "postgres"))("on %s, a tenant whose de
     }
     // The record page: customer 1's deliveries to t, done ones too, by its events.
     expect((await recordDeliveries(storage, "t", "customer", "1")).map((d) => d.status)).toEqual(Array(VERSIONS + 1).fill("done"));
+
+    // Retention (agent/hosted/finished-work-prune.ts): a chunk of 50 old events, found by events_unpruned, and their
+    // deliveries (to t, and u for odd customers), never the tenant's other events or deliveries.
+    const chunk = 50;
+    const file = "agent/hosted/finished-work-prune.ts";
+    const seqs = JSON.stringify(
+      (await storage.all<{ seq: number }>(`SELECT seq FROM events ORDER BY seq LIMIT ${chunk}`)).map((r) => r.seq),
+    );
+    const retention: [string, unknown[], string, number][] = [
+      // (and the row after them: the sort by seq among events of the same time reads one more)
+      ["ORDER BY received_at, seq LIMIT ?4", [1e15, 0, 0, chunk], "events", chunk + 1],
+      // (an UPDATE's own plan node counts the rows it changes once more)
+      ["UPDATE events SET payload = ''", [seqs, 1e15], "events", 2 * chunk],
+      ["UPDATE events SET payload = ''", [seqs, 1e15], "deliveries", 2 * chunk],
+      ["DELETE FROM deliveries WHERE event_seq IN", [seqs, 1e15], "deliveries", 2 * chunk],
+    ];
+    for (const [part, params, table, most] of retention) {
+      const read = (await planRows(storage, statement(file, part), params)).get(table) ?? 0;
+      expect(read, `${file}: ${part} (${table})`).toBeLessThanOrEqual(most);
+    }
   }, 120_000);
 });

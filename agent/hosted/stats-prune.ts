@@ -3,12 +3,14 @@
 // into each target's hour 0 first, so the tenant's counters never fall). Every worker runs it for every tenant it
 // runs; a prune that finds nothing old costs one statement on the tenant's index. `retention_days = 0` keeps
 // everything, as on SQLite. Pull runs, delivery attempts and the content of export files older than retention_days go
-// too, with the SQLite agent's statements (agent/retention.ts, agent/exports/store.ts pruneExportFileBytes). The rest of
-// retention (event payloads, finished deliveries, inbox content) is not on PostgreSQL yet.
+// too, with the SQLite agent's statements (agent/retention.ts, agent/exports/store.ts pruneExportFileBytes), and so do
+// event payloads, finished deliveries and inbox content (agent/hosted/finished-work-prune.ts). A tenant that stops
+// ends its prune between two transactions; the next start continues.
 import type { SqlRunner } from "../db/pg/runner.ts";
 import { pruneTenantDeliveryStats } from "../delivery-stats.ts";
 import { EXPORT_FILES_PER_STATEMENT, pruneExportFileBytes } from "../exports/store.ts";
 import type { Logger } from "../log.ts";
+import { pruneFinishedWork } from "./finished-work-prune.ts";
 import { type Periodic, startPeriodic } from "../periodic.ts";
 import { DELETE_ATTEMPTS, OLDEST_ATTEMPTS, PRUNE_JOB_RUNS } from "../retention.ts";
 
@@ -25,11 +27,18 @@ export interface StatsPruneOptions {
 /** Starts the tenant's prune (the first at once); stop() waits for one under way. */
 export function startStatsPrune(runner: SqlRunner, o: StatsPruneOptions): Periodic {
   if (o.retentionDays <= 0) return { stop: async () => {} };
-  return startPeriodic(async () => {
+  return startPeriodic(async (stopped) => {
     try {
       const hours = await pruneTenantDeliveryStats(runner, o.now());
       if (hours > 0) o.log.info(`pruned ${hours} hour(s) of delivery statistics (added into their targets' totals)`);
       const cutoff = o.now() - o.retentionDays * DAY_MS;
+      const work = await pruneFinishedWork(runner, cutoff, stopped);
+      if (work.events + work.deliveries + work.inboxItems > 0)
+        o.log.info(
+          `pruned ${work.events} event payload(s), ${work.deliveries} finished deliveries and ${work.inboxItems} inbox item(s)' content older than ${o.retentionDays} days (their slim rows stay)`,
+          { ...work },
+        );
+      if (stopped()) return;
       const files = await pruneExportFiles(runner, cutoff);
       if (files > 0) o.log.info(`removed the content of ${files} export file(s) older than ${o.retentionDays} days (their rows stay)`);
       const runs = await pruneJobRuns(runner, cutoff);
@@ -37,7 +46,7 @@ export function startStatsPrune(runner: SqlRunner, o: StatsPruneOptions): Period
       if (runs + attempts > 0)
         o.log.info(`pruned ${runs} pull run(s) and ${attempts} delivery attempt(s) older than ${o.retentionDays} days`);
     } catch (e) {
-      o.log.warn("pruning delivery statistics failed; it is tried again at the next interval", { error: (e as Error).message });
+      o.log.warn("pruning finished work failed; it is tried again at the next interval", { error: (e as Error).message });
     }
   }, o.intervalMs ?? 3_600_000);
 }

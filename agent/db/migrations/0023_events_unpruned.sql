@@ -1,0 +1,1 @@
+CREATE INDEX `events_unpruned` ON `events` (`received_at`) WHERE payload <> '';

@@ -1,0 +1,1 @@
+CREATE INDEX "events_unpruned" ON "events" USING btree ("tenant_id","received_at") WHERE payload <> '';
