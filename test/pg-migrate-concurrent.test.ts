@@ -212,7 +212,7 @@ describe.skipIf(!!unavailable)("PostgreSQL upgrades build indexes on tables with
     ]);
     // The one that waited was told once (the worker logs it), however often it asked for the lock.
     expect(waited).toBe(1);
-    // One of them ran every step (0013-0015 on deliveries); the other, waiting for the lock, found none left.
+    // One of them ran every step (0013-0015 on deliveries, 0018 on events); the other, waiting for the lock, found none left.
     const ran = [a, b].sort((x, y) => y.length - x.length);
     expect(ran[1]).toEqual([]);
     expect(stepNames(ran[0]!).filter((n) => n.startsWith("create"))).toEqual([
@@ -221,6 +221,7 @@ describe.skipIf(!!unavailable)("PostgreSQL upgrades build indexes on tables with
       "create deliveries_status_id_kb_build",
       "create deliveries_done_id",
       "create deliveries_record_kb_build",
+      "create events_unpruned",
     ]);
     const after = await indexesOf(url);
     expect(after.indexes).toEqual(freshIndexes);
