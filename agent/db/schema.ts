@@ -25,9 +25,6 @@ export const events = sqliteTable(
     uniqueIndex("events_event_id").on(t.eventId),
     // A record's story on the status page: its events in order (seq is the rowid, so it is in the index).
     index("events_record").on(t.entity, t.key),
-    // Retention on PostgreSQL (agent/hosted/stats-prune.ts): the events that still hold their payload, oldest first. A
-    // tenant's events are spread over the global seq, so this is how a prune finds its old ones without walking others'.
-    index("events_unpruned").on(t.receivedAt).where(sql`payload <> ''`),
   ],
 );
 

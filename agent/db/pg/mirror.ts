@@ -11,6 +11,7 @@ import {
   bigint,
   customType,
   foreignKey,
+  type IndexBuilder,
   index,
   integer,
   pgPolicy,
@@ -93,6 +94,15 @@ export type Mirrored<T extends SQLiteTable> = PgTableWithColumns<{
 const TENANT_ORDERED = new Set(["events"]);
 
 /**
+ * Indexes only the PostgreSQL twin has. events_unpruned: a hosted tenant's prune (agent/hosted/finished-work-prune.ts)
+ * finds its events that still hold their payload, oldest first, where its events are spread over the seq all tenants
+ * share; the SQLite agent walks its own seq instead, and pays no index entry per event stored for it.
+ */
+const POSTGRES_ONLY: Record<string, (t: Record<string, any>) => IndexBuilder[]> = {
+  events: (t) => [index("events_unpruned").on(t.tenantId, t.receivedAt).where(sql`payload <> ''`)],
+};
+
+/**
  * Whether the SQLite table's key is a generated id (kept as the key alone: ids are unique across tenants). In SQLite
  * every INTEGER PRIMARY KEY of one column is the rowid, given a value when an INSERT leaves it out, with
  * AUTOINCREMENT (never reused) or without (delivery_attempts.id); on PostgreSQL both are an identity.
@@ -162,6 +172,7 @@ export function mirrorTables<M extends Record<string, SQLiteTable>>(
         // the planner took such an index for `id < ?` conditions (a record's older open delivery) and walked the
         // tenant's rows instead of probing deliveries_record.
         ...(identity && TENANT_ORDERED.has(cfg.name) ? [index(`${cfg.name}_tenant_${identity.name}`).on(t.tenantId, col(identity))] : []),
+        ...(POSTGRES_ONLY[cfg.name]?.(t) ?? []),
         ...cfg.indexes.map((i) => {
           const built = (i.config.unique ? uniqueIndex(i.config.name) : index(i.config.name)).on(
             t.tenantId,

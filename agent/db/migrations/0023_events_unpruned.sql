@@ -1,1 +1,0 @@
-CREATE INDEX `events_unpruned` ON `events` (`received_at`) WHERE payload <> '';
