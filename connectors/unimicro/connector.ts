@@ -229,34 +229,28 @@ export class UniMicroConnector implements Connector {
   }
 
   private async pushCustomer(c: Customer, ctx: PushContext): Promise<PushResult> {
-    let existing = await this.byLink("customers", ctx.link, CUSTOMER_EXPAND);
-    if (!existing) {
-      const rows = await this.api.list("customers", { filter: `CustomerNumber eq ${Number(c.number)}`, expand: CUSTOMER_EXPAND, top: 1 });
-      existing = rows[0] ?? null;
-    }
-    const body = mapCustomer(c, {
-      guid: deterministicGuid(ctx.idempotencyKey),
-      currencyCodeId: await this.currencyId(c.currency),
-      existing: existing ? existingCustomerRows(existing) : undefined,
-    });
-    const saved = existing
-      ? await this.api.put(`/api/biz/customers/${existing.ID}`, { ID: existing.ID, ...body })
-      : await this.api.post("/api/biz/customers", body);
-    const id = saved?.ID ?? existing?.ID;
+    const byNumber = async () =>
+      (await this.api.list("customers", { filter: `CustomerNumber eq ${Number(c.number)}`, expand: CUSTOMER_EXPAND, top: 1 }))[0] ?? null;
+    const existing = (await this.byLink("customers", ctx.link, CUSTOMER_EXPAND)) ?? (await byNumber());
+    const currencyCodeId = await this.currencyId(c.currency);
+    const body = (found: any) =>
+      mapCustomer(c, {
+        guid: deterministicGuid(ctx.idempotencyKey),
+        currencyCodeId,
+        existing: found ? existingCustomerRows(found) : undefined,
+      });
+    const id = await this.save("customers", c.number, existing, body, byNumber);
     this.ids.remember("customer", c.number, id);
     return { remoteId: String(id) };
   }
 
   private async pushProject(p: Project, ctx: PushContext): Promise<PushResult> {
     const customerId = p.customerNumber ? await this.sentId("customer", p.customerNumber) : undefined;
-    const existing =
-      (await this.byLink("projects", ctx.link)) ??
-      (await this.api.list("projects", { filter: `ProjectNumber eq ${q(p.number)}`, select: "ID,ProjectNumber", top: 1 }))[0];
-    const body = mapProject(p, { guid: deterministicGuid(ctx.idempotencyKey), customerId, isNew: !existing });
-    const saved = existing
-      ? await this.api.put(`/api/biz/projects/${existing.ID}`, { ID: existing.ID, ...body })
-      : await this.api.post("/api/biz/projects", body);
-    const id = saved?.ID ?? existing.ID;
+    const byNumber = async () =>
+      (await this.api.list("projects", { filter: `ProjectNumber eq ${q(p.number)}`, select: "ID,ProjectNumber", top: 1 }))[0] ?? null;
+    const existing = (await this.byLink("projects", ctx.link)) ?? (await byNumber());
+    const body = (found: any) => mapProject(p, { guid: deterministicGuid(ctx.idempotencyKey), customerId, isNew: !found });
+    const id = await this.save("projects", p.number, existing, body, byNumber);
     this.ids.remember("project", p.number, id);
     return { remoteId: String(id) };
   }
@@ -274,16 +268,44 @@ export class UniMicroConnector implements Connector {
     const vatTypeId = setup.vatCode
       ? await this.requireId("vat_code", setup.vatCode, this.ids.vatType(setup.vatCode), `Fix vat_codes.products in kontobro.toml.`)
       : undefined;
-    const existing =
-      (await this.byLink("products", ctx.link)) ??
-      (await this.api.list("products", { filter: `PartName eq ${q(p.code)}`, select: "ID,PartName", top: 1 }))[0];
-    const body = mapProduct(p, { guid: deterministicGuid(ctx.idempotencyKey), accountId, vatTypeId, isNew: !existing });
-    const saved = existing
-      ? await this.api.put(`/api/biz/products/${existing.ID}`, { ID: existing.ID, ...body })
-      : await this.api.post("/api/biz/products", body);
-    const id = saved?.ID ?? existing.ID;
+    const byNumber = async () =>
+      (await this.api.list("products", { filter: `PartName eq ${q(p.code)}`, select: "ID,PartName", top: 1 }))[0] ?? null;
+    const existing = (await this.byLink("products", ctx.link)) ?? (await byNumber());
+    const body = (found: any) => mapProduct(p, { guid: deterministicGuid(ctx.idempotencyKey), accountId, vatTypeId, isNew: !found });
+    const id = await this.save("products", p.code, existing, body, byNumber);
     this.ids.remember("product", p.code, id);
     return { remoteId: String(id) };
+  }
+
+  /**
+   * Updates the record found (by link or number), or creates it. A create refused by the platform may be a race: another
+   * process (a second kontobro installation against this company, or a person) created the same number between the
+   * lookup and the POST, and the refused POST made nothing. So the number is looked up once more: found, it is updated
+   * (matched by number, as the PSA is master); not found, the refusal stands.
+   */
+  private async save(
+    coll: string,
+    number: string,
+    existing: any | null,
+    body: (found: any | null) => any,
+    byNumber: () => Promise<any | null>,
+  ): Promise<number> {
+    const put = async (found: any) =>
+      (await this.api.put(`/api/biz/${coll}/${found.ID}`, { ID: found.ID, ...body(found) }))?.ID ?? found.ID;
+    if (existing) return put(existing);
+    try {
+      return (await this.api.post(`/api/biz/${coll}`, body(null)))?.ID;
+    } catch (e) {
+      const raced = e instanceof TargetError && e.kind === "permanent" ? await byNumber() : null;
+      if (!raced) throw e;
+      this.deps.log.warn(`unimicro: ${number} was created by someone else between kontobro's lookup and its create; updated it instead`, {
+        target: this.name,
+        entity: coll,
+        number,
+        refused: e instanceof Error ? e.message : String(e),
+      });
+      return put(raced);
+    }
   }
 
   // ---- invoices and credit notes ------------------------------------------------------------------
@@ -309,6 +331,36 @@ export class UniMicroConnector implements Connector {
     const foreign = rows.find((r) => !ours.includes(r) && String(r.InvoiceNumber ?? "") === number);
     if (foreign) throw this.foreignInvoice(foreign, number);
     return { own: ours[0] ?? null, credited };
+  }
+
+  /**
+   * Our draft, just before it is booked: another process may be booking the same PSA invoice at this moment (a second
+   * kontobro installation against this company, which the PSA sends it too). Its draft carries the same marker (nothing
+   * in it tells installations apart), and whether the platform refuses a second booking under the same number is
+   * unverified. The lowest draft with our marker is the one booked; a process that finds one of ours booked, or a draft
+   * of ours with a lower ID, books nothing: needs action, naming its own draft (the API cannot delete an invoice draft).
+   */
+  private async bookedElsewhere(inv: InvoiceLike, draftId: number): Promise<TargetError | null> {
+    const ours = await this.api.list("invoices", {
+      filter: `InternalNote eq ${q(invoiceMarker(inv.psaId))}`,
+      select: INVOICE_SELECT,
+      orderby: "ID",
+    });
+    const other = ours.find((r) => r.ID !== draftId && (!isDraft(r) || r.ID < draftId));
+    if (!other) return null;
+    const what = inv.kind === "credit_note" ? "credit note" : "invoice";
+    const theirs = isDraft(other)
+      ? `its draft (ID ${other.ID}) is being booked`
+      : `it is booked already (ID ${other.ID}, number ${other.InvoiceNumber})`;
+    return new TargetError("permanent", {
+      code: "unimicro.booked_elsewhere",
+      message:
+        `PSA ${what} ${inv.psaId} (${inv.number}) was sent to ${this.s.title} by another process while this one made its draft (ID ${draftId}): ${theirs}. ` +
+        `Most likely a second kontobro installation runs against this ${this.s.title} company. Draft ${draftId} was not booked.`,
+      hint:
+        `Run one kontobro installation per ${this.s.title} company, and stop the other. Delete draft ${draftId} in ${this.s.title} (it carries this PSA ${what}'s marker; booked, it would invoice it twice), ` +
+        `then press retry: kontobro links the booked ${what} and never books it a second time.`,
+    });
   }
 
   /** An invoice the agent did not create carries the PSA's invoice number: never linked, "needs action". */
@@ -413,6 +465,8 @@ export class UniMicroConnector implements Connector {
       },
     );
     if (differs) throw differs;
+    const elsewhere = await this.bookedElsewhere(inv, draftId!);
+    if (elsewhere) throw elsewhere;
     // The invoice transition books it: it gets its journal entry (voucher) and keeps our payment id (KID).
     await this.api.request("POST", `/api/biz/invoices/${draftId}?action=invoice`);
     // Booked by this very attempt: no file can be linked to it yet, so the PDF goes without a look first.
@@ -561,8 +615,8 @@ export class UniMicroConnector implements Connector {
       throw new TargetError("permanent", {
         code: "unimicro.credit_draft_foreign",
         field: "creditedInvoiceNumber",
-        message: `Invoice ${inv.creditedInvoiceNumber} has a credit draft in ${this.s.title} (ID ${foreign.ID}, draft) that kontobro did not create. kontobro never takes over a credit note it did not create, and booking credit note ${inv.number} next to it could credit the invoice twice.`,
-        hint: `In ${this.s.title}, delete that credit draft if credit note ${inv.number} from the PSA is the same credit (or book it there and cancel credit note ${inv.number} in the PSA); then press retry.`,
+        message: `Invoice ${inv.creditedInvoiceNumber} has a credit draft in ${this.s.title} (ID ${foreign.ID}, draft) that this kontobro did not create (made by hand, or by a second kontobro installation against this company, which marks it as its own once it has made it). kontobro never takes over a credit note it did not create, and booking credit note ${inv.number} next to it could credit the invoice twice.`,
+        hint: `In ${this.s.title}, delete that credit draft if credit note ${inv.number} from the PSA is the same credit (or book it there and cancel credit note ${inv.number} in the PSA); then press retry. If a second kontobro installation runs against this company, stop it (one per company) and press retry: kontobro links the credit note that one booked.`,
       });
     }
     const adopt = mine ?? orphan;
