@@ -135,6 +135,21 @@ const CASES: Record<string, Case> = {
       projects: company(s).projects.map((p: any) => p.ProjectNumber),
     }),
   },
+  uniconta: {
+    settings: { company_currency: "NOK" },
+    prepare: async (url) => void (await sandboxControl(url)("number-series", { next: 20001 })),
+    yields: ["uniconta.posted_elsewhere"],
+    expected: [
+      [20001, "kontobro:PSA-INV-20001"],
+      [20002, "kontobro:PSA-CN-20002"],
+    ],
+    held: (s) => ({
+      documents: company(s).rows.DebtorInvoiceClient.map((r: any) => [r.InvoiceNumber, r.OurRef]),
+      leftovers: (company(s).rows.DebtorOrderClient ?? []).map((r: any) => r.OrderNumber),
+      customers: company(s).rows.DebtorClient.map((c: any) => c.Account),
+      projects: company(s).rows.ProjectClient.map((p: any) => p.Number),
+    }),
+  },
 };
 
 describe("two installations against one company, sent the same records at the same moment", () => {

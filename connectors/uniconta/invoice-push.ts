@@ -137,8 +137,13 @@ export class UnicontaInvoices {
       return { remoteId: `order:${order.OrderNumber}`, note: [note, pdfNote].filter(Boolean).join(" ") };
     }
 
-    // 4. Post it through the gateway, after any lower-numbered invoice under way.
+    // 4. Post it through the gateway, after any lower-numbered invoice under way, unless another process posts it.
     await this.turn(me, Number(inv.number));
+    const elsewhere = fresh ? await this.postedElsewhere(inv, order) : null;
+    if (elsewhere) {
+      attempt.orderSent = false; // its order is deleted; the other's orders are not this attempt's to clean up
+      throw elsewhere;
+    }
     const invoiceNumber = this.cfg.send_invoice_number && /^\d+$/.test(inv.number) ? Number(inv.number) : undefined;
     if (this.cfg.simulate_before_post) {
       const sim = await this.client.postOrder(Number(order.OrderNumber), { simulate: true, invoiceNumber });
@@ -154,6 +159,31 @@ export class UnicontaInvoices {
         hint: "kontobro looks it up again before doing anything else.",
       });
     return this.done(row, inv, true, ctx);
+  }
+
+  /**
+   * Our fresh order, just before it is posted: another process may be posting the same PSA invoice at this moment (a
+   * second kontobro installation against this company, which the PSA sends it too). Its order or invoice carries the
+   * same reference (nothing in it tells installations apart), and Uniconta would post both, each under a number of its
+   * own. The lowest order with our reference is the one posted; a process whose order is not the lowest, or that finds
+   * the invoice posted already, deletes its order and stops: the error (needs action) is returned, and retry links the
+   * posted invoice. Null: this order is the one to post.
+   */
+  private async postedElsewhere(inv: InvoiceLike, order: Row): Promise<TargetError | null> {
+    // The orders first: one posted between the two reads is then found posted (it was not yet when its order was gone).
+    const orders = await this.client.readBy("DebtorOrderClient", this.cfg.reference_field, referenceValue(inv.psaId));
+    const lower = orders.filter((o) => Number(o.OrderNumber) < Number(order.OrderNumber));
+    const posted = lower.length === 0 ? await this.findPosted(inv) : null;
+    if (!posted && lower.length === 0) return null;
+    await this.client.remove("DebtorOrderClient", [{ RowId: order.RowId }]);
+    const other = posted ? `invoice ${posted.InvoiceNumber}` : `order ${lower.map((o) => o.OrderNumber).join(", ")}`;
+    return new TargetError("permanent", {
+      code: "uniconta.posted_elsewhere",
+      message:
+        `Uniconta has ${other} carrying kontobro's reference for PSA invoice ${inv.psaId} (${inv.number}), made by another process while this one made its order: ` +
+        `most likely a second kontobro installation against this Uniconta company. This one's order ${order.OrderNumber} was deleted and nothing was posted.`,
+      hint: `Run one kontobro installation per Uniconta company, and stop the other. Press retry: kontobro links the invoice once it is posted (and never posts it a second time).`,
+    });
   }
 
   /**

@@ -8,8 +8,8 @@ export const calls: CallsAdapter = {
   minimum: {
     customer: two,
     project: two,
-    invoice: { requests: 5, calls: 7 },
-    credit_note: { requests: 5, calls: 7 },
+    invoice: { requests: 7, calls: 9 },
+    credit_note: { requests: 7, calls: 9 },
   },
   budget: {
     calls: 5_000,
