@@ -150,6 +150,23 @@ const CASES: Record<string, Case> = {
       projects: company(s).rows.ProjectClient.map((p: any) => p.Number),
     }),
   },
+  eaccounting: {
+    settings: { credit_notes: "draft" },
+    yields: ["eaccounting.draft_made_elsewhere"],
+    expected: [
+      ["draft", "kontobro:PSA-INV-20001"],
+      ["draft", "kontobro:PSA-CN-20002"],
+    ],
+    held: (s) => ({
+      documents: [
+        ...s.drafts.map((d: any) => ["draft", d.YourReference ?? d.ElectronicReference]),
+        ...s.invoices.map((i: any) => [i.InvoiceNumber, i.YourReference ?? i.ElectronicReference]),
+      ],
+      leftovers: [],
+      customers: s.customers.map((c: any) => c.CustomerNumber),
+      projects: s.costCenters.find((c: any) => c.Number === 1).Items.map((i: any) => i.ShortName),
+    }),
+  },
 };
 
 describe("two installations against one company, sent the same records at the same moment", () => {

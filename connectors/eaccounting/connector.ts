@@ -3,6 +3,7 @@
 // drafts (invoice-push.ts), and pulls of master data, invoice status and supplier costs (pull.ts). Every create
 // whose earlier attempt is uncertain is preceded by a lookup by number (eAccounting has no idempotency key).
 import type { Customer, Entity, InvoiceLike, Product, Project } from "../../agent/model.ts";
+import { sameName } from "../../agent/master/policy.ts";
 import type { Problem } from "../../agent/problem.ts";
 import type {
   CheckItem,
@@ -181,15 +182,32 @@ export class EaccountingConnector implements Connector {
       const mapped = customerFields(c, { Id: terms.Id, NumberOfDays: terms.NumberOfDays });
       let existing = ctx.link ? await this.getOrNull(`/customers/${ctx.link.remoteId}`) : null;
       if (!existing && (ctx.link || ctx.uncertain)) existing = await this.setup.customerByNumber(c.number);
-      let row: Row;
-      if (!existing) row = await this.client.post("/customers", mapped);
-      else
-        row = differs(existing, mapped, CUSTOMER_OWNED)
-          ? await this.client.put(`/customers/${existing.Id}`, mergeEntity(existing, mapped, CUSTOMER_OWNED))
-          : existing;
+      if (!existing) {
+        try {
+          const row = await this.client.post("/customers", mapped);
+          this.setup.remember("customer", c.number, row.Id);
+          return { remoteId: row.Id, state: await this.toMaster("customer", row) };
+        } catch (e) {
+          existing = isConflict(e) ? await this.racedCustomer(c) : null;
+          if (!existing) throw e;
+        }
+      }
+      const row = differs(existing, mapped, CUSTOMER_OWNED)
+        ? await this.client.put(`/customers/${existing.Id}`, mergeEntity(existing, mapped, CUSTOMER_OWNED))
+        : existing;
       this.setup.remember("customer", c.number, row.Id);
       return { remoteId: row.Id, state: await this.toMaster("customer", row) };
     });
+  }
+
+  /**
+   * The customer that made eAccounting refuse our create (4000 Conflict: the number is taken), when it is this one:
+   * another process (a second kontobro installation against this company) created it between the match by number
+   * and name and our create. Same number and name: updated as the one matched. Otherwise null: the refusal stands.
+   */
+  private async racedCustomer(c: Customer): Promise<Row | null> {
+    const found = await this.setup.customerByNumber(c.number);
+    return found && sameName(found.Name, c.name) ? found : null;
   }
 
   // ---- articles ---------------------------------------------------------------------------------------------

@@ -59,6 +59,7 @@ export class EaccountingInvoices {
         hint: "kontobro looks it up by its reference before creating anything.",
       });
     await this.refuseOtherTotal(inv, draft, draft.Id);
+    await this.yieldToOlderDraft(inv, draft);
     return {
       remoteId: draftRemoteId(draft.Id),
       note: this.withNotes(
@@ -82,6 +83,28 @@ export class EaccountingInvoices {
     if (!differs) return;
     await this.client.request("DELETE", `/customerinvoicedrafts/${draftId}`, { accept: [404] });
     throw differs;
+  }
+
+  /**
+   * Our new draft, looked for again: another process may have made one for the same PSA invoice at this moment (a
+   * second kontobro installation against this company, which the PSA sends it too), with the same reference (nothing
+   * in it tells installations apart). Sending both would invoice the customer twice. Ours stays only when every other
+   * is younger: one made as early as ours (the same CreatedUtc) may have looked before ours existed, so both step
+   * back then. A draft stepping back is deleted, and the invoice needs action: retry links the other (or makes one).
+   */
+  private async yieldToOlderDraft(inv: InvoiceLike, draft: Row): Promise<void> {
+    const found = await this.find(inv);
+    const drafts = found?.draft ? [found.draft, ...(found.copies ?? [])] : [];
+    const created = String(drafts.find((d) => d.Id === draft.Id)?.CreatedUtc ?? draft.CreatedUtc);
+    const older = drafts.find((d) => d.Id !== draft.Id && String(d.CreatedUtc) <= created);
+    if (!older) return;
+    await this.client.request("DELETE", `/customerinvoicedrafts/${draft.Id}`, { accept: [404] });
+    const what = inv.kind === "credit_note" ? "credit note" : "invoice";
+    throw new TargetError("permanent", {
+      code: "eaccounting.draft_made_elsewhere",
+      message: `Another process made a draft carrying kontobro's reference for PSA ${what} ${inv.psaId} (${inv.number}) in eAccounting while this one made its own: most likely a second kontobro installation against this eAccounting company. This one's draft was deleted; the other's (${older.Id}) stays.`,
+      hint: "Run one kontobro installation per eAccounting company, and stop the other. Press retry: kontobro links the other's draft (and never makes a second one).",
+    });
   }
 
   /**
