@@ -208,3 +208,21 @@ describe("two installations against one company, sent the same records at the sa
     }, 90_000);
   }
 });
+
+describe("two installations: a credit note sent to one for an invoice the other booked", () => {
+  for (const [kind, c] of Object.entries(CASES)) {
+    test(`${kind}: booked once, against the other's invoice`, async () => {
+      target = await startDemoTarget(kind);
+      await c.prepare?.(target.sandboxUrl);
+      agents = [await startInstallation(target, c.settings ?? {}), await startInstallation(target, c.settings ?? {})];
+      const [first, second] = agents as [RunningAgent, RunningAgent];
+      await post(first, [customerEvent(10501, {}, "c1"), projectEvent(30501, 10501, {}, "p1"), invoice("i1")]);
+      expect(await outcome(first, "i1")).toEqual({ status: "done", code: null });
+      await post(second, [customerEvent(10501, {}, "c1"), projectEvent(30501, 10501, {}, "p1"), credit(20002, 100_000, "cn1")]);
+      expect(await outcome(second, "cn1")).toEqual({ status: "done", code: null });
+      const held = c.held(await sandboxControl(target.sandboxUrl)("state"));
+      expect(held.documents).toEqual(c.expected);
+      expect(held.leftovers).toEqual([]);
+    }, 60_000);
+  }
+});
