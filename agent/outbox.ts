@@ -11,7 +11,7 @@ import { creditedInvoiceOf, dependenciesOf, type Entity } from "./model.ts";
 import type { Problem } from "./problem.ts";
 import { mayHaveBeenPushed, RESTORE_SETTING_SQL, restoreDoubt, type RestoreDoubt } from "./restore.ts";
 import { NOT_DONE, OPEN } from "./db/open-deliveries.ts";
-import { isOneOf, RETRYABLE_DELIVERY_STATUSES, type AttemptOutcome, type DeliveryStatus } from "./states.ts";
+import type { AttemptOutcome, DeliveryStatus } from "./states.ts";
 
 export interface ClaimedDelivery {
   id: number;
@@ -279,7 +279,11 @@ const SQL = {
   rescheduleAhead: `UPDATE deliveries SET next_attempt_at = ?2 + (next_attempt_at - updated_at), updated_at = ?2
             WHERE target = ?1 AND status = 'pending' AND ${NOT_DONE} AND next_attempt_at > ?2 AND updated_at > ?2`,
   statusOf: `SELECT status FROM deliveries WHERE id = ?1`,
-  retryNow: `UPDATE deliveries SET status = 'pending', next_attempt_at = ?2, waiting_on = NULL, updated_at = ?2 WHERE id = ?1`,
+  // A person's retry: only while the delivery is still retryable (RETRYABLE_DELIVERY_STATUSES) when written. On
+  // PostgreSQL another worker may change it meanwhile (superseded by a newer version, leased by a dispatcher): such a
+  // row is left as it is.
+  retryNow: `UPDATE deliveries SET status = 'pending', next_attempt_at = ?2, waiting_on = NULL, updated_at = ?2
+        WHERE id = ?1 AND status IN ('needs_action', 'pending', 'waiting')`,
   retryAllNeedingAction: `UPDATE deliveries SET status = 'pending', next_attempt_at = ?1, updated_at = ?1 WHERE status = 'needs_action' AND ${NOT_DONE} AND (CAST(?2 AS TEXT) IS NULL OR target = ?2)`,
   anyDeliveryTo: `SELECT 1 AS found FROM deliveries WHERE target = ?1 LIMIT 1`,
   nextDueAt: `SELECT min(next_attempt_at) AS t FROM deliveries WHERE target = ?1 AND status = 'pending' AND ${NOT_DONE}`,
@@ -913,11 +917,9 @@ export class Outbox {
   /** A person pressed retry: try again now. Returns false if the delivery cannot be retried. */
   retry(id: number): Promise<{ ok: boolean; status?: DeliveryStatus }> {
     return this.runner.transaction(async (tx) => {
+      if ((await tx.run(SQL.retryNow, id, this.now())).changes === 1) return { ok: true, status: "pending" as const };
       const row = await tx.get<{ status: DeliveryStatus }>(SQL.statusOf, id);
-      if (!row) return { ok: false };
-      if (!isOneOf(RETRYABLE_DELIVERY_STATUSES, row.status)) return { ok: false, status: row.status };
-      await tx.run(SQL.retryNow, id, this.now());
-      return { ok: true, status: "pending" as const };
+      return row ? { ok: false, status: row.status } : { ok: false };
     });
   }
 
