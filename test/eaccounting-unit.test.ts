@@ -294,6 +294,20 @@ describe("pre-flight rules", () => {
     expect(row.Text).toBe(text);
   });
 
+  test("kontobro's marker is checked against reference_field's own limit: BuyersOrderReference takes 35, the others 100", () => {
+    const psaId = "psa-0123456789-abcdefghijklmnop"; // "kontobro:" + 31 = 40 characters
+    const buyers = EaccountingConfig.parse({ ...cfg, reference_field: "BuyersOrderReference" });
+    const refused = invoiceRules(invoice({ psaId }), undefined, buyers);
+    expect(refused.map((x) => [x.code, x.field])).toEqual([["eaccounting.psa_id_too_long", "psaId"]]);
+    expect(refused[0]!.message).toContain("is 40 characters; eAccounting's BuyersOrderReference (reference_field) takes at most 35");
+    expect(refused[0]!.hint).toContain('reference_field = "ElectronicReference"');
+    expect(invoiceRules(invoice({ psaId: "p".repeat(26) }), undefined, buyers)).toEqual([]); // 35 exactly
+    expect(invoiceRules(invoice({ psaId }), undefined, cfg)).toEqual([]);
+    const long = invoiceRules(invoice({ psaId: "p".repeat(92) }), undefined, cfg);
+    expect(long.map((x) => x.code)).toEqual(["eaccounting.psa_id_too_long"]);
+    expect(long[0]!.message).toContain("ElectronicReference (reference_field) takes at most 100");
+  });
+
   test("a customer or invoice without address, postcode, city or country is refused before sending, naming the field", () => {
     const p = customerRules(customer({ addresses: [{ kind: "invoice", street: "Gatan 1", city: "Stockholm" }] }));
     expect(p.map((x) => x.field)).toEqual(["addresses.0.zip", "addresses.0.country"]);

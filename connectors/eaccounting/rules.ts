@@ -126,6 +126,31 @@ export function projectRules(p: Project): Problem[] {
   ];
 }
 
+/** The most each reference_field takes on a draft (CustomerInvoiceDraftApi, api-notes eaccounting.md §8.1). */
+export const REFERENCE_FIELD_MAX: Record<EaccountingConfig["reference_field"], number> = {
+  ElectronicReference: 100,
+  OurReference: 100,
+  YourReference: 100,
+  BuyersOrderReference: 35,
+};
+
+/** kontobro's marker must fit reference_field whole: a cut one would not find the draft again, so eAccounting's refusal is met here. */
+function markerProblems(inv: InvoiceLike, field: EaccountingConfig["reference_field"]): Problem[] {
+  const marker = referenceValue(inv.psaId);
+  const max = REFERENCE_FIELD_MAX[field];
+  if (len(marker) <= max) return [];
+  return [
+    problem(
+      "eaccounting.psa_id_too_long",
+      `${inv.kind === "credit_note" ? "Credit note" : "Invoice"} ${inv.number}: kontobro's marker "${marker.slice(0, 60)}${len(marker) > 60 ? "…" : ""}" is ${len(marker)} characters; eAccounting's ${field} (reference_field) takes at most ${max}.`,
+      max < 100
+        ? `Set reference_field = "ElectronicReference" in kontobro.toml (it takes 100 characters) while no invoice is on its way to eAccounting (kontobro finds its drafts again by that field), then press retry.`
+        : "The PSA's ids are longer than eAccounting's reference fields allow; report it to kontobro support.",
+      "psaId",
+    ),
+  ];
+}
+
 export function invoiceRules(inv: InvoiceLike, related: RelatedRecords | undefined, cfg: EaccountingConfig): Problem[] {
   const what = inv.kind === "credit_note" ? "Credit note" : "Invoice";
   const out: Problem[] = [];
@@ -140,16 +165,7 @@ export function invoiceRules(inv: InvoiceLike, related: RelatedRecords | undefin
     );
     return out;
   }
-  if (len(referenceValue(inv.psaId)) > 100) {
-    out.push(
-      problem(
-        "eaccounting.psa_id_too_long",
-        `The PSA id "${inv.psaId}" is too long for eAccounting's ${cfg.reference_field} (100 characters with kontobro's prefix).`,
-        "This is a PSA set-up problem; report it to kontobro support.",
-        "psaId",
-      ),
-    );
-  }
+  out.push(...markerProblems(inv, cfg.reference_field));
   const customer = related?.("customer", inv.customerNumber) as Customer | null | undefined;
   if (customer) {
     const a = customerAddress(customer);
