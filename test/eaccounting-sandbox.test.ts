@@ -103,6 +103,11 @@ describe("v2 API", () => {
       DeveloperErrorMessage: "Name: The field Name must be a string with a maximum length of 50.",
     });
     expect(long.body.ErrorId).toMatch(/^[0-9a-f-]{36}$/);
+    // .NET counts UTF-16 code units: 49 characters and an emoji are 51 (the notes do not say; lengthUnit is the option).
+    const emoji = customer({ Name: `${"x".repeat(49)}😀` });
+    expect((await api(t, "POST", "/customers", emoji)).body.DeveloperErrorMessage).toBe(
+      "Name: The field Name must be a string with a maximum length of 50.",
+    );
     expect((await api(t, "POST", "/customers", customer({ InvoiceCity: undefined }))).body.DeveloperErrorMessage).toBe(
       "InvoiceCity: The InvoiceCity field is required.",
     );
@@ -117,6 +122,26 @@ describe("v2 API", () => {
     const noNumber = await api(t, "POST", "/customers", customer({ CustomerNumber: undefined, Name: "Numbered by eAccounting" }));
     expect(noNumber.body.CustomerNumber).toBe("1");
     await control("reset");
+  });
+
+  test("lengthUnit code_points: an emoji counts as 1, so 49 characters and an emoji fit a 50-character name", async () => {
+    const other = startEaccountingSandbox({ lengthUnit: "code_points" });
+    try {
+      const { refresh_token } = (await (await fetch(`${other.url}/__sandbox/oauth/grant`, { method: "POST", body: "{}" })).json()) as any;
+      const token = await fetch(`${other.url}/connect/token`, {
+        method: "POST",
+        body: new URLSearchParams({ grant_type: "refresh_token", refresh_token }).toString(),
+        headers: { authorization: basic, "content-type": "application/x-www-form-urlencoded" },
+      });
+      const res = await fetch(`${other.url}/v2/customers`, {
+        method: "POST",
+        body: JSON.stringify(customer({ Name: `${"x".repeat(49)}😀` })),
+        headers: { authorization: `Bearer ${((await token.json()) as any).access_token}`, "content-type": "application/json" },
+      });
+      expect(res.status).toBe(201);
+    } finally {
+      other.stop();
+    }
   });
 
   test("DELETE /customers/{id}: 204, then the customer is gone (404 ResourceNotFound on a read and on a second delete)", async () => {

@@ -274,6 +274,15 @@ describe("pre-flight rules", () => {
     expect(projectRules(Project.parse({ number: "P240170001", name: long })).map((x) => x.field)).toEqual(["number", "name"]);
   });
 
+  test("lengths count UTF-16 code units as eAccounting (.NET) does: 49 characters and an emoji are 51, over a 50-character name", () => {
+    const name = `${"x".repeat(49)}😀`;
+    const p = customerRules(customer({ name }));
+    expect(p.map((x) => [x.code, x.field])).toEqual([["eaccounting.too_long", "name"]]);
+    expect(p[0]!.message).toContain("the name is 51 characters (an emoji counts as 2); eAccounting takes at most 50");
+    expect(customerRules(customer({ name: `${"x".repeat(48)}😀` }))).toEqual([]);
+    expect(projectRules(Project.parse({ number: "P2401701😀", name: "x" })).map((x) => x.field)).toEqual(["number"]);
+  });
+
   test("a line text over 2,000 characters is refused, not cut; the references over 100 too, but not the one carrying kontobro's marker", () => {
     const text = "é".repeat(2001);
     const inv = invoice({ lines: [{ text, quantity: 1, unitPrice: 100, productCode: "100" }], ourReference: "x".repeat(101) });

@@ -9,14 +9,17 @@ import { unkeptLineProblems } from "../line-booking.ts";
 import type { EaccountingConfig } from "./config.ts";
 import { addressLines, customerAddress, referenceValue } from "./map.ts";
 
-const len = (s: string | undefined) => [...(s ?? "")].length;
+/** eAccounting is a .NET service: its limits count UTF-16 code units (an emoji is 2), as JavaScript's length does. */
+const len = (s: string | undefined) => (s ?? "").length;
+/** Whether the text holds a character eAccounting counts as 2 (an emoji, or another one beyond U+FFFF). */
+const countsTwice = (s: string) => s.length !== [...s].length;
 
 function tooLong(value: string | undefined, max: number, what: string, field: string, hint: string): Problem[] {
   if (len(value) <= max) return [];
   return [
     problem(
       "eaccounting.too_long",
-      `${what} is ${len(value)} characters; eAccounting takes at most ${max} ("${value!.slice(0, 60)}${len(value) > 60 ? "…" : ""}").`,
+      `${what} is ${len(value)} characters${countsTwice(value!) ? " (an emoji counts as 2)" : ""}; eAccounting takes at most ${max} ("${value!.slice(0, 60)}${len(value) > 60 ? "…" : ""}").`,
       hint,
       field,
     ),

@@ -49,6 +49,7 @@ export function createEaccountingSandbox(opts: EaccountingSandboxOptions = {}) {
   const storeOptions: StoreOptions = {
     duplicateCustomerNumber: opts.duplicateCustomerNumber ?? "conflict",
     vatNumberCheck: opts.vatNumberCheck ?? true,
+    lengthUnit: opts.lengthUnit ?? "utf16",
   };
   let store = new CompanyStore(storeOptions, now);
   const invoicingOptions: InvoicingOptions = {

@@ -67,7 +67,7 @@ export class Invoicing {
   // ---- drafts (§8.1) ------------------------------------------------------------------------------------
 
   private buildDraft(body: Row, id: string, created: string): Row {
-    validate("draft", body);
+    validate("draft", body, this.s.o.lengthUnit);
     if (body.IsCreditInvoice && !this.o.creditDrafts)
       throw invalid("IsCreditInvoice: Credit invoice drafts cannot be created through the API.");
     const customer = this.s.customers.get(String(body.CustomerId));
@@ -76,7 +76,7 @@ export class Invoicing {
     let net = 0,
       vat = 0;
     const outRows = rows.map((r: Row, i: number) => {
-      validate("draftRow", r, `Rows[${i}].`);
+      validate("draftRow", r, this.s.o.lengthUnit, `Rows[${i}].`);
       const row: Row = Object.fromEntries(ROW_FIELDS.filter((f) => r[f] !== undefined).map((f) => [f, r[f]]));
       row.Id = crypto.randomUUID();
       row.LineNumber ??= i + 1;

@@ -4,13 +4,15 @@
 // in a customer"): a field left out is gone afterwards. Changes stamp ChangedUtc / ModifiedUtc from the
 // sandbox's clock, so modified-since filters see them.
 import fixtures from "./fixtures.json";
-import { checkVatNumber, conflict, EaError, invalid, notFound, validate, type Row } from "./validate.ts";
+import { checkVatNumber, conflict, EaError, invalid, notFound, validate, type LengthUnit, type Row } from "./validate.ts";
 
 export interface StoreOptions {
   /** A second customer with the same CustomerNumber: 4000 Conflict (Q7: unverified) or accepted. */
   duplicateCustomerNumber: "conflict" | "allow";
   /** Check VatNumber's documented format (VIES itself is out of reach). */
   vatNumberCheck: boolean;
+  /** How string lengths are counted against the fields' maxima: UTF-16 code units as .NET does (default), or code points. */
+  lengthUnit: LengthUnit;
 }
 
 const clone = <T>(x: T): T => structuredClone(x);
@@ -67,7 +69,7 @@ export class CompanyStore {
   // ---- customers (§5) -------------------------------------------------------------------------------------
 
   private checkCustomer(body: Row, id: string | null): Row {
-    validate("customer", body);
+    validate("customer", body, this.o.lengthUnit);
     checkVatNumber(body.VatNumber);
     const terms = this.terms.find((t) => t.Id === body.TermsOfPaymentId);
     if (!terms) throw notFound(`TermsOfPaymentId: Terms of payment ${body.TermsOfPaymentId}`);
@@ -117,7 +119,7 @@ export class CompanyStore {
   // ---- articles (§7) ----------------------------------------------------------------------------------------
 
   private checkArticle(body: Row, id: string | null): void {
-    validate("article", body);
+    validate("article", body, this.o.lengthUnit);
     if (!this.codings.some((c) => c.Id === body.CodingId)) throw notFound(`CodingId: Article account coding ${body.CodingId}`);
     if (!this.units.some((u) => u.Id === body.UnitId)) throw notFound(`UnitId: Unit ${body.UnitId}`);
     const other = [...this.articles.values()].find((a) => a.Id !== id && same(a.Number, body.Number));
@@ -181,7 +183,7 @@ export class CompanyStore {
   }
 
   private checkItem(body: Row, id: string | null): Row {
-    validate("costCenterItem", body);
+    validate("costCenterItem", body, this.o.lengthUnit);
     const center = this.costCenter(String(body.CostCenterId));
     for (const i of center.Items as Row[]) {
       if (i.Id === id) continue;
@@ -220,7 +222,7 @@ export class CompanyStore {
   // ---- projects (§6; read by supplier invoice rows) --------------------------------------------------------
 
   createProject(body: Row): Row {
-    validate("project", body);
+    validate("project", body, this.o.lengthUnit);
     if ([...this.projects.values()].some((p) => same(p.Number, body.Number)))
       throw conflict(`Conflict: a project with number ${body.Number} already exists.`);
     if (body.CustomerId && !this.customers.has(body.CustomerId)) throw notFound("Customer");

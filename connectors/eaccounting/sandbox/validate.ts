@@ -137,15 +137,22 @@ export const SPECS: Record<string, Spec> = {
 
 const missing = (v: unknown) => v === undefined || v === null || (typeof v === "string" && v.trim() === "");
 
+/**
+ * How a field's length is counted against its maximum. eAccounting is a .NET service, whose string length counts UTF-16
+ * code units (an emoji is 2); the notes do not say, so counting code points (an emoji is 1) is the other option.
+ */
+export type LengthUnit = "utf16" | "code_points";
+const lengthIn = (unit: LengthUnit, s: string) => (unit === "utf16" ? s.length : [...s].length);
+
 /** Throws 2000 for the first problem, named by field (with `at` before it for nested rows). */
-export function validate(kind: keyof typeof SPECS, body: Row, at = ""): void {
+export function validate(kind: keyof typeof SPECS, body: Row, unit: LengthUnit, at = ""): void {
   if (!body || typeof body !== "object" || Array.isArray(body))
     throw invalid(`${at || "The request"}: The request body must be a JSON object.`);
   const spec = SPECS[kind]!;
   for (const f of spec.required ?? []) if (missing(body[f])) throw invalid(`${at}${f}: The ${f} field is required.`);
   for (const [f, n] of Object.entries(spec.max ?? {})) {
     const v = body[f];
-    if (typeof v === "string" && [...v].length > n)
+    if (typeof v === "string" && lengthIn(unit, v) > n)
       throw invalid(`${at}${f}: The field ${f} must be a string with a maximum length of ${n}.`);
   }
   for (const [f, n] of Object.entries(spec.decimals ?? {})) {
