@@ -1,5 +1,5 @@
 // A year of hours on one invoice, through the real agent to the e-conomic sandbox over loopback: 1,000 lines of long
-// texts (Sámi and emoji), a PDF at e-conomic's 9 MB and a 15 MB scan over it, and a body over http.max_body_bytes.
+// texts (Sámi and emoji), a PDF at e-conomic's 9.0 MB (9,000,000 bytes) and a 15 MB scan over it, and a body over http.max_body_bytes.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startStack, type Stack } from "./e2e-harness.ts";
 import { customerEvent, invoiceEvent, waitFor } from "./helpers.ts";
@@ -21,9 +21,9 @@ const longText = (i: number) => `Linje ${i}: Čáhcesuolu ŋ ŧ đ š ž 🧾 `.
 const yearOfLines = () => Array.from({ length: 1000 }, (_, i) => ({ text: longText(i), quantity: 7.5, unitPrice: 1000, kind: "hours" }));
 
 describe("a 1,000-line invoice with a big PDF", () => {
-  test("1,000 lines of 2,500 characters with a 9 MB PDF: taken in and booked whole, every line's text as sent", async () => {
+  test("1,000 lines of 2,500 characters with a 9.0 MB PDF: taken in and booked whole, every line's text as sent", async () => {
     const customer = customerEvent(77001, { name: "Sámediggi Čáhcesuolu 🧾 AS" });
-    const inv = invoiceEvent(88001, 77001, undefined, { lines: yearOfLines(), pdf: pdfOf(9 * MB) });
+    const inv = invoiceEvent(88001, 77001, undefined, { lines: yearOfLines(), pdf: pdfOf(9_000_000) });
     const body = JSON.stringify([customer, inv]);
     expect(body.length).toBeLessThan(32 * MB);
     const res = await stack.post(body);
@@ -39,7 +39,7 @@ describe("a 1,000-line invoice with a big PDF", () => {
     expect(booked.lines[999].description).toBe(longText(999));
   }, 90_000);
 
-  test("a 15 MB scanned PDF, over e-conomic's 9 MB: taken in, then needs action before any draft is made, naming the size", async () => {
+  test("a 15 MB scanned PDF, over e-conomic's 9.0 MB: taken in, then needs action before any draft is made, naming the size", async () => {
     const draftsBefore = (await stack.sandboxState()).counts.drafts;
     const res = await stack.post([invoiceEvent(88002, 77001, undefined, { lines: yearOfLines(), pdf: pdfOf(15 * MB) })]);
     expect(res.status).toBe(202);
@@ -49,7 +49,7 @@ describe("a 1,000-line invoice with a big PDF", () => {
       30_000,
     );
     expect(failed).toMatchObject({ errorCode: "economic.pdf_too_large", errorField: "pdf" });
-    expect(failed.errorMessage).toContain("e-conomic accepts at most 9 MB");
+    expect(failed.errorMessage).toContain("e-conomic accepts at most 9,000,000 bytes (9.0 MB)");
     expect((await stack.sandboxState()).counts.drafts).toBe(draftsBefore);
   }, 60_000);
 

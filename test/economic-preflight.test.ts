@@ -1,5 +1,5 @@
 // Issue 10, items 12 and 14 (e-conomic): limits of the draft invoice schema caught before sending, at the
-// record and PSA field the user must change; the 9 MB PDF rule counts decoded bytes.
+// record and PSA field the user must change; the 9.0 MB PDF rule counts decoded bytes.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { EconomicConnector } from "../connectors/economic/connector.ts";
 import { invoiceRules, MAX_PDF_BYTES } from "../connectors/economic/invoice-rules.ts";
@@ -243,8 +243,16 @@ describe("economic PDF size", () => {
     const over = invoiceRules(invoice(93102, { pdf: { filename: "big.pdf", contentBase64: wrappedPdf(MAX_PDF_BYTES + 1) } }), related(c));
     expect(over).toHaveLength(1);
     expect(over[0]).toMatchObject({ code: "economic.pdf_too_large", field: "pdf" });
-    expect(over[0]!.message).toContain("9.0 MB");
+    expect(over[0]!.message).toContain("at most 9,000,000 bytes (9.0 MB)");
   }, 20_000);
+
+  test("a PDF between 9,000,000 bytes and 9 × 1024 × 1024 (the notes' 9.0 MB read both ways) needs action before any draft, naming the limit in bytes", () => {
+    const c = customer101();
+    const between = invoiceRules(invoice(93104, { pdf: { filename: "big.pdf", contentBase64: wrappedPdf(9_200_000) } }), related(c));
+    expect(between.map((p) => [p.code, p.field])).toEqual([["economic.pdf_too_large", "pdf"]]);
+    expect(between[0]!.message).toBe("The invoice PDF is 9,200,000 bytes; e-conomic accepts at most 9,000,000 bytes (9.0 MB).");
+    expect(invoiceRules(invoice(93105, { pdf: { filename: "ok.pdf", contentBase64: wrappedPdf(9_000_000) } }), related(c))).toEqual([]);
+  });
 
   test("a PSA 'PDF' that is not one (not %PDF- first) needs action before any draft, naming its first bytes; with attach_pdf = false neither PDF rule applies", () => {
     const png = invoice(93103, {

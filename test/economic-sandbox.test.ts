@@ -391,6 +391,23 @@ describe("invoices", () => {
     expect((await attach(999, PDF)).status).toBe(404);
   });
 
+  test("attachmentMaxBytes: the notes' 9.0 MB read as 9,000,000 bytes refuses a PDF the default reading (9 × 1024 × 1024) takes", async () => {
+    const between = new Uint8Array(9_000_001);
+    between.set(PDF);
+    expect((await attach(await newDraft(), between)).status).toBe(201);
+    const main = sb;
+    sb = await startEconomicSandbox({ port: 0, attachmentMaxBytes: 9_000_000 });
+    try {
+      expect((await rest("POST", "/customers", customer(10042, { name: "Fjordkraft Bygg AS" }))).status).toBe(201);
+      const refused = await attach(await newDraft(), between);
+      expect(refused.status).toBe(413);
+      expect(refused.body.message).toContain("9.0 MB");
+    } finally {
+      await sb.stop();
+      sb = main;
+    }
+  });
+
   test("drafts can be deleted once", async () => {
     const n = await newDraft();
     const del = await rest("DELETE", `/invoices/drafts/${n}`);

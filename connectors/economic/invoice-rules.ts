@@ -11,8 +11,11 @@ import { maxLength, numeric } from "./rule-kit.ts";
 import draftsPost from "./sandbox/schemas/invoices.drafts.post.schema.json";
 import { decimals, formatPath, validateSchema, type JsonSchema, type PathSegment } from "./schema-validate.ts";
 
-/** e-conomic's limit for a draft attachment, counted in decoded bytes (sandbox/attachments.ts has the same). */
-export const MAX_PDF_BYTES = 9 * 1024 * 1024;
+/**
+ * e-conomic's limit for a draft attachment, counted in decoded bytes. The notes say "9.0 MB", which may be 9 × 1024 × 1024
+ * or 9,000,000 bytes (unverified): the smaller is kept, so a PDF in between is refused here, not after the draft is made.
+ */
+export const MAX_PDF_BYTES = 9_000_000;
 
 /** Limits of the draft's recipient (invoices.drafts.post); the customer itself allows more. */
 const RECIPIENT = { name: 250, address: 250, zip: 50, city: 250, country: 50 } as const;
@@ -78,7 +81,7 @@ interface StoredPdf {
   size?: number;
 }
 
-/** e-conomic attaches only a valid PDF of at most 9 MB (api-notes economic.md); either refused would come after the draft is made. */
+/** e-conomic attaches only a valid PDF of at most 9.0 MB (api-notes economic.md); either refused would come after the draft is made. */
 function pdfRules(pdf: StoredPdf, doc: string): Problem[] {
   const out: Problem[] = [];
   // Decoded bytes: line-wrapped base64 counts no line breaks (a payload may carry only the size).
@@ -87,7 +90,7 @@ function pdfRules(pdf: StoredPdf, doc: string): Problem[] {
     out.push({
       code: "economic.pdf_too_large",
       field: "pdf",
-      message: `The ${doc} PDF is ${megabytes(bytes)} MB; e-conomic accepts at most 9 MB.`,
+      message: `The ${doc} PDF is ${bytes.toLocaleString("en")} bytes; e-conomic accepts at most ${MAX_PDF_BYTES.toLocaleString("en")} bytes (9.0 MB).`,
       hint: "Make the PDF smaller in the PSA (fewer or smaller images), or set attach_pdf = false for this target.",
     });
   }
@@ -218,8 +221,4 @@ function clip(s: string): string {
 
 function round2(x: number): number {
   return Math.round(x * 100) / 100;
-}
-
-function megabytes(bytes: number): string {
-  return (bytes / (1024 * 1024)).toFixed(1);
 }

@@ -5,6 +5,7 @@ import { restError, restJson } from "./http.ts";
 import { methodNotAllowed, notFound, origin } from "./rest.ts";
 import type { Attachment } from "./state.ts";
 
+/** The default: the larger reading of the notes' "9.0 MB" (the option attachmentMaxBytes takes the other, 9,000,000). */
 export const MAX_ATTACHMENT_BYTES = 9 * 1024 * 1024;
 
 export interface MultipartFile {
@@ -56,7 +57,11 @@ function countPages(bytes: Uint8Array): number {
   return Math.max(1, (text.match(/\/Type\s*\/Page(?!s)/g) ?? []).length);
 }
 
-export function registerAttachmentRoutes(app: Hono, draftOf: (c: Context) => { attachment?: Attachment } | undefined): void {
+export function registerAttachmentRoutes(
+  app: Hono,
+  draftOf: (c: Context) => { attachment?: Attachment } | undefined,
+  maxBytes: number,
+): void {
   const attachmentInfo = (c: Context, a: Attachment) => {
     const self = `${origin(c)}/invoices/drafts/${c.req.param("n")}/attachment`;
     return { file: `${self}/file`, pages: a.pages, self };
@@ -73,13 +78,13 @@ export function registerAttachmentRoutes(app: Hono, draftOf: (c: Context) => { a
     const type = c.req.header("content-type") ?? "";
     if (!/^multipart\/form-data/i.test(type))
       return restError(415, "Upload the file as multipart/form-data; application/json is not accepted here.");
-    if (Number(c.req.header("content-length") ?? 0) > MAX_ATTACHMENT_BYTES + 64 * 1024) return tooLarge();
+    if (Number(c.req.header("content-length") ?? 0) > maxBytes + 64 * 1024) return tooLarge();
     const file = firstMultipartFile(new Uint8Array(await c.req.arrayBuffer()), type);
     if (!file)
       return restError(400, "No file was found in the request.", {
         developerHint: "Send the PDF as a part of multipart/form-data with a boundary.",
       });
-    if (file.bytes.byteLength > MAX_ATTACHMENT_BYTES) return tooLarge();
+    if (file.bytes.byteLength > maxBytes) return tooLarge();
     if (new TextDecoder().decode(file.bytes.subarray(0, 5)) !== "%PDF-") {
       return restError(400, "Only valid PDF files can be attached to a draft invoice.", {
         developerHint: "The file must be a PDF (it must start with %PDF-).",

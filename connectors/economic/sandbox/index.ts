@@ -8,6 +8,7 @@ import { Hono, type MiddlewareHandler } from "hono";
 import { getPath } from "hono/utils/url";
 import { registerRequestCounts, RequestCounts } from "../../sandbox.ts";
 import { registerControlRoutes, type ControlTarget } from "./control.ts";
+import { MAX_ATTACHMENT_BYTES } from "./attachments.ts";
 import { FaultTable, IdempotencyCache, faultMiddleware, faultRuleSchema, type FaultCounts, type FaultRule } from "./faults.ts";
 import { familyError, isOpenApiPath, openApiError, PROJECTS_PREFIX, restError } from "./http.ts";
 import { registerInvoiceRoutes } from "./invoices.ts";
@@ -28,6 +29,8 @@ export interface EconomicSandboxOptions {
   agreementGrantToken?: string;
   /** VAT rate of the domestic VAT zone (1); other zones have none. Default 0.25. */
   vatRate?: number;
+  /** The largest draft attachment, bytes: "9.0 MB" in the notes, read as 9 × 1024 × 1024 (default) or 9,000,000 (unverified). */
+  attachmentMaxBytes?: number;
   /** Source of randomness for probability faults (tests can make it deterministic). */
   random?: () => number;
   /** Called when a drop_after_commit rule is added; startEconomicSandbox closes idle connections here. */
@@ -77,6 +80,7 @@ export function createEconomicSandbox(opts: EconomicSandboxOptions = {}): Econom
       return state;
     },
     vatRate: opts.vatRate ?? 0.25,
+    attachmentMaxBytes: opts.attachmentMaxBytes ?? MAX_ATTACHMENT_BYTES,
   };
 
   // OpenAPI paths are matched case-insensitively (`/Projects` and `/projects` are the same resource).

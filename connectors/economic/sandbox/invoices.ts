@@ -250,7 +250,7 @@ export function registerInvoiceRoutes(app: Hono, core: SandboxCore): void {
   });
   app.all("/invoices/drafts/:n", methodNotAllowed);
   app.get("/invoices/drafts/:n/pdf", (c) => (draftOf(c) ? renderedPdf(`draft invoice ${c.req.param("n")}`) : notFound("Draft invoice")));
-  registerAttachmentRoutes(app, draftOf);
+  registerAttachmentRoutes(app, draftOf, core.attachmentMaxBytes);
 
   app.get("/invoices/booked", (c) =>
     restCollection(

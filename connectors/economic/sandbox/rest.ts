@@ -27,6 +27,8 @@ export interface SandboxCore {
   readonly state: SandboxState;
   /** VAT rate for the domestic VAT zone (1), e.g. 0.25. */
   readonly vatRate: number;
+  /** The largest draft attachment in bytes: "9.0 MB" in the notes, 9 × 1024 × 1024 or 9,000,000 (unverified which). */
+  readonly attachmentMaxBytes: number;
 }
 
 const schema = (s: unknown) => s as JsonSchema;
