@@ -552,3 +552,12 @@ export function customerTotal(inv: Pick<InvoiceLike, "kind" | "lines">): number 
 export function bookedAmountDiffers(inv: Pick<InvoiceLike, "kind" | "lines">, bookedNetMinor: number): boolean {
   return !Number.isFinite(bookedNetMinor) || Math.abs(bookedNetMinor - customerTotal(inv)) > roundingRoom(inv.lines);
 }
+
+/** Names as kontobro compares them for a match: trimmed, spaces collapsed, case and Unicode form ignored. */
+export const normaliseName = (name: unknown) =>
+  String(name ?? "")
+    .normalize("NFC")
+    .trim()
+    .replace(/\s+/g, " ")
+    .toLocaleLowerCase("sv");
+export const sameName = (a: unknown, b: unknown) => normaliseName(a) === normaliseName(b);

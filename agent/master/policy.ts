@@ -40,14 +40,8 @@ export function parseMasters(factory: ConnectorFactory, raw: unknown, at: string
 /** A canonical record's key: the customer number, the product code. */
 export const keyOf = (entity: MasterEntity, data: any): string => String(entity === "customer" ? data?.number : data?.code);
 
-/** Names as kontobro compares them for a match: trimmed, spaces collapsed, case and Unicode form ignored. */
-export const normaliseName = (name: unknown) =>
-  String(name ?? "")
-    .normalize("NFC")
-    .trim()
-    .replace(/\s+/g, " ")
-    .toLocaleLowerCase("sv");
-export const sameName = (a: unknown, b: unknown) => normaliseName(a) === normaliseName(b);
+// Names are compared as the event model says (agent/model.ts: connectors compare them the same way).
+export { normaliseName, sameName } from "../model.ts";
 
 function stable(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(stable);

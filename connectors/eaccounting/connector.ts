@@ -3,7 +3,7 @@
 // drafts (invoice-push.ts), and pulls of master data, invoice status and supplier costs (pull.ts). Every create
 // whose earlier attempt is uncertain is preceded by a lookup by number (eAccounting has no idempotency key).
 import type { Customer, Entity, InvoiceLike, Product, Project } from "../../agent/model.ts";
-import { sameName } from "../../agent/master/policy.ts";
+import { sameName } from "../../agent/model.ts";
 import type { Problem } from "../../agent/problem.ts";
 import type {
   CheckItem,
