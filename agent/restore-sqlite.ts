@@ -129,6 +129,18 @@ export function lastRestore(db: Db): RestoreInfo | null {
   return v ? (JSON.parse(v) as RestoreInfo) : null;
 }
 
+/** The database read only, for a backup; one this user cannot read is said plainly. */
+function openForBackup(dbPath: string): Database {
+  try {
+    return new Database(dbPath, { readonly: true });
+  } catch (e) {
+    throw new StorageError(
+      `The database ${dbPath} cannot be read for a backup (${(e as Error).message}).`,
+      "Run kontobro backup as the user that runs kontobro: the database is readable by its owner only (it holds the targets' tokens).",
+    );
+  }
+}
+
 /**
  * `kontobro backup FILE`: a consistent copy while the agent runs (VACUUM INTO reads one snapshot, WAL
  * included), marked as a backup so that running on it later is noticed as a restore.
@@ -141,9 +153,15 @@ export function backupDatabase(dbPath: string, file: string, now = new Date()): 
       `${file} already exists; a backup never overwrites a file.`,
       "Choose a new file name, e.g. with the date in it.",
     );
-  // The copy holds the targets' OAuth tokens: made empty and owner-only first (VACUUM INTO fills an empty file).
-  if (process.platform !== "win32") closeSync(openSync(file, "wx", 0o600));
-  const src = new Database(dbPath, { readonly: true });
+  // Opened before the copy is made: a database this user cannot read leaves no empty file behind.
+  const src = openForBackup(dbPath);
+  try {
+    // The copy holds the targets' OAuth tokens: made empty and owner-only first (VACUUM INTO fills an empty file).
+    if (process.platform !== "win32") closeSync(openSync(file, "wx", 0o600));
+  } catch (e) {
+    src.close(); // a file made meanwhile by someone else (wx) is theirs: left alone
+    throw e;
+  }
   try {
     src.exec("PRAGMA busy_timeout = 10000");
     src.run("VACUUM INTO ?1", [file]);

@@ -1,7 +1,7 @@
 // The database holds the targets' OAuth refresh and access tokens and the PSA's invoices: no other user of the machine
 // may read it, or a backup of it, whatever the umask (the usual 022 made them 0644: readable by everyone).
 import { describe, expect, test } from "bun:test";
-import { chmodSync, readdirSync, statSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { openDatabase } from "../agent/db/index.ts";
 import { backupDatabase } from "../agent/restore-sqlite.ts";
@@ -56,4 +56,17 @@ describe.skipIf(process.platform === "win32")("the database's file permissions",
       backupDatabase(join(dir, "kontobro.db"), join(dir, "nightly.db"));
       expect(modeOf(join(dir, "nightly.db"))).toBe("600");
     }));
+});
+
+describe("kontobro backup that cannot read the database", () => {
+  // The database unreadable for the user running the backup (now that it is owner-only, a backup run as another
+  // user), here a folder where the file should be: SQLite cannot open it.
+  test("leaves no empty file behind to be taken for a backup, or to block the next one", () => {
+    const dir = tempDir();
+    const unreadable = join(dir, "kontobro.db");
+    mkdirSync(unreadable);
+    const file = join(dir, "nightly.db");
+    expect(() => backupDatabase(unreadable, file)).toThrow(/cannot be read for a backup/);
+    expect(existsSync(file)).toBe(false);
+  });
 });
