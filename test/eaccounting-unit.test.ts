@@ -317,6 +317,16 @@ describe("pre-flight rules", () => {
     expect(long[0]!.message).toContain("ElectronicReference (reference_field) takes at most 100");
   });
 
+  test("an invoice whose customer's name is over eAccounting's 50 characters is refused before any draft, not sent whole or cut", () => {
+    // The customer's own push refuses the name, but an invoice still goes for a customer eAccounting already has (made
+    // before the name grew, by hand, or eAccounting master of customers): its InvoiceCustomerName goes as the PSA's.
+    const long = customer({ name: "Nordisk Förvaltning och Fastighetsservice i Norrland AB" });
+    const p = invoiceRules(invoice(), (e) => (e === "customer" ? long : null), cfg);
+    expect(p.map((x) => [x.code, x.field])).toEqual([["eaccounting.too_long", "customerNumber"]]);
+    expect(p[0]).toMatchObject({ record: { entity: "customer", key: "10042" } });
+    expect(p[0]!.message).toContain("55 characters");
+  });
+
   test("a customer or invoice without address, postcode, city or country is refused before sending, naming the field", () => {
     const p = customerRules(customer({ addresses: [{ kind: "invoice", street: "Gatan 1", city: "Stockholm" }] }));
     expect(p.map((x) => x.field)).toEqual(["addresses.0.zip", "addresses.0.country"]);

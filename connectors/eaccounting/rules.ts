@@ -171,6 +171,16 @@ export function invoiceRules(inv: InvoiceLike, related: RelatedRecords | undefin
   out.push(...markerProblems(inv, cfg.reference_field));
   const customer = related?.("customer", inv.customerNumber) as Customer | null | undefined;
   if (customer) {
+    // The draft's InvoiceCustomerName is the PSA's name, whole: the customer's own push refuses a longer one, but an
+    // invoice still goes for a customer eAccounting already has (made before, by hand, or eAccounting its master).
+    for (const p of tooLong(
+      customer.name,
+      50,
+      `${what} ${inv.number}: the name of customer ${customer.number}`,
+      "customerNumber",
+      "Shorten the customer's name in the PSA (at most 50 characters); the invoice follows by itself.",
+    ))
+      out.push({ ...p, record: { entity: "customer", key: inv.customerNumber } });
     const a = customerAddress(customer);
     const missing = [
       ["address", addressLines(a?.street)[0]],
