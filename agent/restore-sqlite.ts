@@ -160,7 +160,10 @@ export function backupDatabase(dbPath: string, file: string, now = new Date()): 
     if (process.platform !== "win32") closeSync(openSync(file, "wx", 0o600));
   } catch (e) {
     src.close(); // a file made meanwhile by someone else (wx) is theirs: left alone
-    throw e;
+    throw new StorageError(
+      `The backup file ${file} cannot be created (${(e as Error).message}).`,
+      "Choose a file name that does not exist yet, in a folder that exists and that the user running kontobro backup may write to.",
+    );
   }
   try {
     src.exec("PRAGMA busy_timeout = 10000");

@@ -58,7 +58,7 @@ describe.skipIf(process.platform === "win32")("the database's file permissions",
     }));
 });
 
-describe("kontobro backup that cannot read the database", () => {
+describe("kontobro backup that cannot be made", () => {
   // The database unreadable for the user running the backup (now that it is owner-only, a backup run as another
   // user), here a folder where the file should be: SQLite cannot open it.
   test("leaves no empty file behind to be taken for a backup, or to block the next one", () => {
@@ -68,5 +68,13 @@ describe("kontobro backup that cannot read the database", () => {
     const file = join(dir, "nightly.db");
     expect(() => backupDatabase(unreadable, file)).toThrow(/cannot be read for a backup/);
     expect(existsSync(file)).toBe(false);
+  });
+
+  test("into a folder that does not exist: says which file cannot be created and what to check", () => {
+    const dir = tempDir();
+    openDatabase(join(dir, "kontobro.db")).$client.close();
+    expect(() => backupDatabase(join(dir, "kontobro.db"), join(dir, "no-such-folder", "nightly.db"))).toThrow(
+      /backup file .*nightly\.db cannot be created/,
+    );
   });
 });
