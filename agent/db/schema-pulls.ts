@@ -113,6 +113,9 @@ export const jobRuns = sqliteTable(
   },
   (t) => [
     index("job_runs_job").on(t.target, t.stream, t.startedAt),
+    // Retention's hourly prune (agent/retention.ts PRUNE_JOB_RUNS) reads only the runs that finished before its cut-off,
+    // not every run kept (on PostgreSQL, each worker for each tenant).
+    index("job_runs_finished").on(t.finishedAt),
     // Once per schedule across workers: the first to insert a slot's run runs it; a failed or interrupted one may be
     // run again (a catch-up), a running or good one not.
     uniqueIndex("job_runs_slot").on(t.target, t.stream, t.slot).where(sql`slot IS NOT NULL AND status IN ('running', 'ok')`),

@@ -1,0 +1,1 @@
+CREATE INDEX "job_runs_finished" ON "job_runs" USING btree ("tenant_id","finished_at");
