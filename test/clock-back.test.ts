@@ -6,12 +6,11 @@
 import { Database } from "bun:sqlite";
 import { afterEach, expect, test } from "bun:test";
 import { join } from "node:path";
-import type { Connector } from "../connectors/contract.ts";
 import { openDatabase } from "../agent/db/index.ts";
 import { sqliteRunner } from "../agent/db/pg/runner.ts";
 import { Outbox } from "../agent/outbox.ts";
 import { databasePath } from "../agent/storage.ts";
-import { enqueueCustomers, testDispatcher } from "./dispatch-fixture.ts";
+import { enqueueCustomers, memoryTarget, testDispatcher } from "./dispatch-fixture.ts";
 import { type Stack, startStack } from "./e2e-harness.ts";
 import { customerEvent, tempDir, waitFor } from "./helpers.ts";
 
@@ -70,19 +69,7 @@ test("a worker among many leaves a hold stored ahead as it is; the sole worker r
     db.$client
       .query("UPDATE deliveries SET next_attempt_at = ?1, updated_at = ?2, uncertain = 1, error_code = 'interrupted'")
       .run(ahead + 600, ahead);
-    const pushed: string[] = [];
-    const connector = {
-      name: "t",
-      kind: "test",
-      supports: (e: string) => e === "customer",
-      check: async () => [],
-      validate: () => [],
-      push: async (_entity: string, payload: { number: string }) => {
-        pushed.push(payload.number);
-        return { remoteId: `R-${payload.number}` };
-      },
-      find: async () => null,
-    } as unknown as Connector;
+    const { connector, pushed } = memoryTarget(false);
     const d = testDispatcher(outbox, connector, { soleWorker });
     d.start();
     try {
