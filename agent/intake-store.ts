@@ -10,7 +10,7 @@ import { exportStatusOnStore } from "./exports/status.ts";
 import type { RejectedEvent, StoredResult, ValidEvent } from "./intake.ts";
 import { canonicalNumber, decodedBase64Length, EVENT_TYPES, type Entity, type EventType, type InvoiceLike } from "./model.ts";
 import type { NewDeliveries, Outbox } from "./outbox.ts";
-import type { Problem } from "./problem.ts";
+import { capitalise, type Problem } from "./problem.ts";
 
 /** What the writer needs of a validated event: plain data, so it can be handed to the intake worker. */
 export interface PreparedEvent {
@@ -438,8 +438,6 @@ function addOwner(owners: Map<string, string[]>, psaId: string, key: string): vo
   if (keys) keys.push(key);
   else owners.set(psaId, [key]);
 }
-
-const capitalise = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
 
 /**
  * Is a repeated event id the same event? Compared as the current model would store the earlier one:

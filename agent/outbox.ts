@@ -8,7 +8,7 @@ import { addDeliveryStats, tallyOutcomes } from "./delivery-stats.ts";
 import { lockTargets } from "./target-state.ts";
 import { type CreditPicture, documentAmount, overCredit } from "./credit-room.ts";
 import { creditedInvoiceOf, dependenciesOf, type Entity } from "./model.ts";
-import type { Problem } from "./problem.ts";
+import { capitalise, type Problem } from "./problem.ts";
 import { mayHaveBeenPushed, RESTORE_SETTING_SQL, restoreDoubt, type RestoreDoubt } from "./restore.ts";
 import { NOT_DONE, OPEN } from "./db/open-deliveries.ts";
 import type { AttemptOutcome, DeliveryStatus } from "./states.ts";
@@ -986,5 +986,3 @@ const RESTORED_NO_ANSWER = [
 
 /** The same, for a lease held until a write of its push can no longer land (HELD_FROM). */
 const HELD_NO_ANSWER = [`${NO_ANSWER[0].slice(0, -1)}, ${STILL_LANDING}`, `${NO_ANSWER[1]} ${RETRY_EARLY}`] as const;
-
-const capitalise = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);

@@ -98,3 +98,6 @@ function kindOf(value: unknown): string {
   if (Array.isArray(value)) return "an array";
   return typeof value === "object" ? "an object" : `a ${typeof value}`;
 }
+
+/** A message's first letter in upper case ("customer 10042" → "Customer 10042"). */
+export const capitalise = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);

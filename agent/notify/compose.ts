@@ -3,6 +3,7 @@
 // and the webhook's JSON (with a short "text" that chat tools show as is).
 import { showTime } from "../time.ts";
 import { whatOf, type AlertRow } from "./alerts.ts";
+import { capitalise } from "../problem.ts";
 
 export interface NoticeInput {
   target: string;
@@ -37,7 +38,6 @@ export interface Notice {
 /** At most this many problems are written out in a digest; the rest are counted. */
 export const DIGEST_DETAILS = 20;
 
-const capitalise = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
 function headline(a: AlertRow, title: string): string {

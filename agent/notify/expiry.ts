@@ -4,6 +4,7 @@
 // the connectors (Connector.expiringCredentials: the settings, no network), as problems only the process knows.
 import type { Connector } from "../../connectors/contract.ts";
 import type { Problem } from "./alerts.ts";
+import { capitalise } from "../problem.ts";
 
 const DAY_MS = 86_400_000;
 
@@ -35,5 +36,3 @@ export function credentialExpiryProblems(connectors: Iterable<[string, Connector
   }
   return problems;
 }
-
-const capitalise = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);

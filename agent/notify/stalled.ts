@@ -10,6 +10,7 @@ import { TargetStateStore, type TargetState } from "../target-state.ts";
 import { showTime } from "../time.ts";
 import type { Problem } from "./alerts.ts";
 import type { ScheduledPull } from "./overdue-pulls.ts";
+import { capitalise } from "../problem.ts";
 
 export interface StalledCheck {
   /** Configured, enabled targets; `paused`: paused = true in kontobro.toml. */
@@ -62,8 +63,6 @@ export async function oldestOpen(db: SqlRunner, target: string): Promise<Oldest 
   }
   return oldest;
 }
-
-const capitalise = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
 
 /** "40 s", "45 min", "3 h 20 min", "2 days 4 h". Pure. */
 export function showAge(ms: number): string {

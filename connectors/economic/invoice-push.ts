@@ -1,6 +1,7 @@
 // Invoices and credit notes: draft → PDF → booking with the PSA's number, and the rule that no draft
 // carrying the PSA's id outlives the push (README "Orphan drafts").
 import { bookedAmountDiffers, customerTotal, type Customer, type InvoiceLike } from "../../agent/model.ts";
+import { capitalise } from "../../agent/problem.ts";
 import type { PushContext, PushResult } from "../contract.ts";
 import { isTargetError, lateAnswerWaitMs, NOT_SENT, TargetError, type HttpClient, type HttpResponse } from "../http.ts";
 import type { AgreementSettings } from "./agreement.ts";
@@ -352,7 +353,7 @@ function goneAtTarget(e: unknown, inv: InvoiceLike): TargetError | null {
   if (!missing) return null;
   const { entity, key } = missing;
   const doc = inv.kind === "credit_note" ? "credit note" : "invoice";
-  const what = `${entity[0]!.toUpperCase()}${entity.slice(1)} ${key}`;
+  const what = `${capitalise(entity)} ${key}`;
   const sent = entity === "product" ? "products (when the PSA sends them)" : `${entity}s`;
   return new TargetError("permanent", {
     code: `economic.${entity}_missing`,
