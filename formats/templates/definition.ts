@@ -78,6 +78,11 @@ const template = once(() =>
     /** Quote every header cell, whatever `quote` says (Visma Document Center wants this). */
     quoteHeader: z.boolean().default(false),
     dateFormat: z.string().default("yyyy-MM-dd"),
+    /**
+     * Texts from the PSA that a spreadsheet would run as a formula (`=…`, `@…`, `+`/`-` and more than a number):
+     * "neutralise" writes them with a leading `'`; "keep" writes them as they are (a system that reads the file itself).
+     */
+    formulas: z.enum(["neutralise", "keep"]).default("neutralise"),
     decimalSeparator: z.enum([".", ","]).default("."),
     trueText: z.string().max(20).default("1"),
     falseText: z.string().max(20).default("0"),

@@ -60,6 +60,17 @@ export function formatDecimal(value: number, decimals: number, separator: string
   return (value < 0 && scaled !== 0 ? "-" : "") + whole + frac;
 }
 
+/**
+ * A text that a spreadsheet would run as a formula when the file is opened (CSV injection: a customer named
+ * `=HYPERLINK("http://…")` or `@SUM(…)`, or `+`/`-` followed by more than a number) gets a leading `'`, so Excel and
+ * LibreOffice show it as text. A plain signed number or phone number (`-5`, `+46 70 123 45 67`) is left as it is.
+ */
+export function neutraliseFormula(value: string): string {
+  const start = value.trimStart();
+  const formula = /^[=@]/.test(start) || (/^[+-]/.test(start) && !/^[+-][\d\s.,()/-]*$/.test(start));
+  return formula ? `'${value}` : value;
+}
+
 export type QuoteMode = "as_needed" | "all" | "text" | "never";
 
 /**

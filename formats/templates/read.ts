@@ -2,16 +2,17 @@
 // folder the database does not know (a backup restored), so that their invoices are not exported a second time. Pure.
 import { decodeText, toEncodable } from "../encoding.ts";
 import type { Template } from "./definition.ts";
-import { csvCell } from "./format.ts";
+import { csvCell, neutraliseFormula } from "./format.ts";
 
 /** Whether a file of `t` tells which invoices it holds: an invoice template with the invoice number in a column. */
 export function namesInvoices(t: Template): boolean {
   return (t.dataType === "invoices" || t.dataType === "invoices_by_account") && t.columns.some((c) => c.field === "number");
 }
 
-/** The invoice number as `t` writes it in its cells (unquoted): transliterated, and with quote never, no delimiter. */
+/** The invoice number as `t` writes it in its cells (unquoted): transliterated, guarded against formulas, and with quote never, no delimiter. */
 export function writtenNumber(t: Template, number: string): string {
-  const text = toEncodable(number, t.encoding).text;
+  const encoded = toEncodable(number, t.encoding).text;
+  const text = t.formulas === "neutralise" ? neutraliseFormula(encoded) : encoded;
   return t.quote === "never" ? csvCell(text, t.delimiter, "never", true).cell : text;
 }
 

@@ -5,7 +5,7 @@ import { problem, type Problem } from "../../agent/problem.ts";
 import type { Template, TemplateColumn, TemplateFilter } from "./definition.ts";
 import { ENCODING_TITLES, encodeText, toEncodable } from "../encoding.ts";
 import { CUTTABLE_FIELDS, FIELDS, filterFieldType, filtersRecords, type FieldType } from "./fields.ts";
-import { csvCell, formatDate, formatDecimal, formatMoney } from "./format.ts";
+import { csvCell, formatDate, formatDecimal, formatMoney, neutraliseFormula } from "./format.ts";
 import type { Row, Value } from "./rows.ts";
 
 const isEmpty = (v: Value) => v === undefined || v === "";
@@ -110,10 +110,20 @@ export function renderTemplate(t: Template, allRows: Row[], options: { limit?: n
   const truncated = new Map<number, Tally>();
   const tooLong = new Map<number, Tally>();
   const delimiterChanged: Tally = { count: 0, example: "" };
+  const formulas: Tally = { count: 0, example: "" };
 
-  const cellText = (raw: string, colIndex: number, rowIndex: number, isText: boolean, forceQuote = false): string => {
+  /** `fromPsa`: a text field's value (not a header or constant the template's author wrote), guarded against formulas. */
+  const cellText = (raw: string, colIndex: number, rowIndex: number, isText: boolean, forceQuote = false, fromPsa = false): string => {
     const c = t.columns[colIndex]!;
     const enc = toEncodable(raw, t.encoding);
+    if (fromPsa && t.formulas === "neutralise") {
+      const guarded = neutraliseFormula(enc.text);
+      if (guarded !== enc.text) {
+        formulas.count++;
+        formulas.example ||= `row ${rowIndex + 1}, column "${c.header || colIndex + 1}": "${enc.text.slice(0, 60)}"`;
+        enc.text = guarded;
+      }
+    }
     for (const s of enc.substitutions) {
       const key = `${s.char} → ${s.replacement}`;
       const tally = substituted.get(key) ?? { count: 0, example: `row ${rowIndex + 1}, column "${c.header || colIndex + 1}"` };
@@ -141,8 +151,8 @@ export function renderTemplate(t: Template, allRows: Row[], options: { limit?: n
   const header = t.headerRow ? t.columns.map((c, i) => cellText(c.header, i, -1, true, t.quoteHeader)) : null;
   const cells = rows.map((row, r) =>
     t.columns.map((c, i) => {
-      const isText = c.value !== undefined || fields[c.field!]!.type === "text";
-      return cellText(formatValue(t, c, row), i, r, isText);
+      const isField = c.value === undefined && fields[c.field!]!.type === "text";
+      return cellText(formatValue(t, c, row), i, r, isField || c.value !== undefined, false, isField);
     }),
   );
   const lines = [...(header ? [header] : []), ...cells].map((cs) => cs.join(t.delimiter));
@@ -177,6 +187,16 @@ export function renderTemplate(t: Template, allRows: Row[], options: { limit?: n
         `${delimiterChanged.count} value(s) contained the delimiter "${t.delimiter}" or a quote and were changed, because values are never quoted (first at ${delimiterChanged.example}).`,
         'Set quote to "as_needed" if the receiving system reads quoted values.',
         "quote",
+      ),
+    );
+  }
+  if (formulas.count > 0) {
+    warnings.push(
+      problem(
+        "template.formula_neutralised",
+        `${formulas.count} value(s) would run as a formula in a spreadsheet and were written with a leading ' (first at ${formulas.example}).`,
+        'Nothing to do if the file is opened in a spreadsheet; if a system reads it and needs the values as they are, set formulas to "keep" in the template.',
+        "formulas",
       ),
     );
   }
