@@ -206,6 +206,39 @@ describe("template validation", () => {
     expect(fileNameProblems("faktura_{date}_{run}.csv")).toEqual([]);
   });
 
+  test("quote never: a column whose amounts, dates or yes/no texts hold the delimiter is refused at save, naming the column", () => {
+    // Before: only the template-wide decimal separator was checked; a column's own "," with delimiter "," wrote 1234,50
+    // as "1234 50" (another amount) with a warning only, and a date format "dd-MM-yyyy" with delimiter "-" split dates.
+    const never = (over: Record<string, unknown>, columns: unknown[]) =>
+      parseTemplate({ name: "t", dataType: "invoices", quote: "never", columns, ...over });
+    const clashes = (r: ReturnType<typeof parseTemplate>) =>
+      r.ok ? [] : r.problems.filter((p) => p.code === "template.delimiter_clash").map((p) => p.field);
+    expect(clashes(never({ delimiter: "," }, [{ field: "number" }, { field: "netAmount", decimalSeparator: "," }]))).toEqual([
+      "columns.1.decimalSeparator",
+    ]);
+    expect(
+      clashes(never({ delimiter: "-" }, [{ field: "netAmount" }, { field: "date" }, { field: "date", dateFormat: "yyyyMMdd" }])),
+    ).toEqual(["columns.0.field", "columns.1.field"]);
+    expect(clashes(never({ delimiter: "/" }, [{ field: "date", dateFormat: "dd/MM/yyyy" }]))).toEqual(["columns.0.dateFormat"]);
+    expect(
+      clashes(
+        parseTemplate({
+          name: "t",
+          dataType: "customers",
+          quote: "never",
+          delimiter: ";",
+          trueText: "ja;1",
+          columns: [{ field: "active" }],
+        }),
+      ),
+    ).toEqual(["columns.0.field"]);
+    // Quoted as needed, or a separator that is not the delimiter: fine.
+    expect(never({ delimiter: "," }, [{ field: "netAmount", decimalSeparator: "." }]).ok).toBe(true);
+    expect(
+      parseTemplate({ name: "t", dataType: "invoices", delimiter: ",", columns: [{ field: "netAmount", decimalSeparator: "," }] }).ok,
+    ).toBe(true);
+  });
+
   test("a template file broken by hand says at which line and column, and what was expected there", () => {
     const good = templateToFile(builtinTemplate("customer-list")!);
     const messageFor = (text: string) => {

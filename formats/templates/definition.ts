@@ -148,6 +148,14 @@ export function checkTemplate(t: Template): Problem[] {
       "Use another delimiter, the other decimal separator, or quote as needed.",
     );
   }
+  /** With quote never, a delimiter inside a value becomes a space: in an amount, date or yes/no text that is another value. */
+  const clash = (at: string, what: string) =>
+    say(
+      "delimiter_clash",
+      at,
+      `${what} the delimiter "${t.delimiter}", and values are never quoted: it would be written as a space, which is another value.`,
+      'Use another delimiter, change this format, or set quote to "as_needed".',
+    );
   if (t.fileName !== undefined) {
     for (const p of fileNameProblems(t.fileName, t.dataType, t.name))
       say(
@@ -208,6 +216,20 @@ export function checkTemplate(t: Template): Problem[] {
       return;
     }
     if (!type) return;
+    if (t.quote === "never") {
+      const separator = c.decimalSeparator ?? t.decimalSeparator;
+      const digits = /^\d$/.test(t.delimiter);
+      if ((type === "money" || type === "decimal") && c.decimalSeparator !== undefined && separator === t.delimiter)
+        clash(`${at}.decimalSeparator`, `the decimal separator "${separator}" is`);
+      else if ((type === "money" || type === "decimal" || type === "integer") && (t.delimiter === "-" || digits))
+        clash(`${at}.field`, `a number can contain`);
+      const dateFormat = c.dateFormat ?? t.dateFormat;
+      if (type === "date" && (digits || dateFormat.replace(/yyyy|yy|MM|M|dd|d/g, "").includes(t.delimiter)))
+        clash(`${at}.${c.dateFormat !== undefined ? "dateFormat" : "field"}`, `the date format "${dateFormat}" writes`);
+      for (const k of ["trueText", "falseText"] as const)
+        if (type === "boolean" && (c[k] ?? t[k]).includes(t.delimiter))
+          clash(`${at}.${c[k] !== undefined ? k : "field"}`, `${k} "${c[k] ?? t[k]}" contains`);
+    }
     if (c.dateFormat !== undefined) {
       if (type !== "date")
         say("format_not_applicable", `${at}.dateFormat`, `"${c.field}" is ${type}, not a date.`, "Remove dateFormat from this column.");
