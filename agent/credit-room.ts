@@ -4,6 +4,7 @@
 // invoice linked at the target (its push was done). Amounts, the invoice's total too, are those of the newest version
 // done at the target (agent/outbox.ts BOOKED_VERSION), not of a later one that needs action or is not sent yet. An
 // invoice kontobro never held (booked before kontobro) has no total here: its credit notes go unchecked, as before.
+// The same check refuses a credit note whose "invoice" is a credit note (sent after the credit note crediting it).
 import { lineAmount } from "./model.ts";
 import type { Problem } from "./problem.ts";
 import { showMoney } from "./record-story.ts";
@@ -20,6 +21,8 @@ export function documentAmount(lines: Lines): number {
 export interface CreditPicture {
   invoiceTotal: number | null;
   currency: string;
+  /** The credited document is a credit note itself (the PSA sent it after the credit note crediting it). */
+  creditNote: boolean;
   /** Credit note number → the amount it credits: booked there, or maybe booked (`inDoubt`). */
   booked: Map<string, number>;
   /** The credit notes among `booked` that need action after a push in doubt: not known to be booked, but they may be. */
@@ -27,7 +30,7 @@ export interface CreditPicture {
 }
 
 /**
- * Why credit note `key` (crediting `amount`) must not be pushed: with the credit notes of the invoice booked at the
+ * Why credit note `key` (crediting `amount`) must not be pushed: it credits a credit note, or with the credit notes of the invoice booked at the
  * target it would credit more than the invoice's total. Null when it fits, or when the invoice is unknown.
  * `sentBefore`: an earlier push of it ended in doubt, so it may be at the target already although this one sends nothing.
  */
@@ -40,6 +43,7 @@ export function overCredit(
   sentBefore = false,
 ): Problem | null {
   if (picture.invoiceTotal === null) return null;
+  if (picture.creditNote) return creditOfCreditNote(key, invoice, target, sentBefore);
   const others = [...picture.booked].filter(([k]) => k !== key);
   const already = others.reduce((sum, [, a]) => sum + a, 0);
   if (already + amount <= picture.invoiceTotal) return null;
@@ -67,5 +71,23 @@ export function overCredit(
         ? `Correct credit note ${key} in the PSA to credit at most ${money(picture.invoiceTotal)} and send it again (a new version is checked by itself); what goes beyond the invoice is not a credit of it.`
         : `If credit note ${key} is the same credit as one already booked (sent twice, or again under a new number), cancel it in the PSA: nothing is missing at ${target}. ` +
           `If it is a further credit, correct it in the PSA to credit at most ${money(left)} and send it again (a new version is checked by itself).`),
+  };
+}
+
+/**
+ * Credit note `key` credits credit note `creditNote`: intake refuses that when the credited one is stored first
+ * (invoice.credits_credit_note), but one sent before the credit note it credits is stored, as intake cannot yet tell.
+ * Booked, it would credit the customer a second time (a credit note always lowers what the customer owes), where the
+ * PSA meant the first credit taken back.
+ */
+function creditOfCreditNote(key: string, creditNote: string, target: string, sentBefore: boolean): Problem {
+  return {
+    code: "invoice.credits_credit_note",
+    field: "data.creditedInvoiceNumber",
+    message:
+      `Credit note ${key} credits credit note ${creditNote}: a credit note always lowers what the customer owes, so it would credit the customer a second time. ` +
+      `It was not sent to ${target}` +
+      (sentBefore ? ` now, but an earlier push of it ended in doubt: it may be booked there already (look at ${target}).` : "."),
+    hint: `Cancel credit note ${key} in the PSA. If it credits an invoice, correct its creditedInvoiceNumber to that invoice and send it again; to take credit note ${creditNote} back (the customer owes that amount again), send an invoice (invoice.finalized) with its own number.`,
   };
 }

@@ -651,16 +651,17 @@ export class Outbox {
     const pictures = new Map<string, CreditPicture>();
     const pictureOf = (invoice: string) => {
       let p = pictures.get(invoice);
-      if (!p) pictures.set(invoice, (p = { invoiceTotal: null, currency: "", booked: new Map(), inDoubt: new Set() }));
+      if (!p) pictures.set(invoice, (p = { invoiceTotal: null, currency: "", creditNote: false, booked: new Map(), inDoubt: new Set() }));
       return p;
     };
     for (const r of rows) {
       if (r.payload === null) continue; // an invoice kontobro does not hold: no total, its credit notes go unchecked
-      const doc = JSON.parse(r.payload) as { lines?: { quantity: number; unitPrice: number }[]; currency?: string };
+      const doc = JSON.parse(r.payload) as { kind?: string; lines?: { quantity: number; unitPrice: number }[]; currency?: string };
       const p = pictureOf(String(r.invoice));
       if (r.role === "invoice") {
         p.invoiceTotal = documentAmount(doc.lines ?? []);
         p.currency = doc.currency ?? "";
+        p.creditNote = doc.kind === "credit_note";
         continue;
       }
       p.booked.set(String(r.key), documentAmount(doc.lines ?? []));

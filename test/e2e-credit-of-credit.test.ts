@@ -65,3 +65,34 @@ test("a credit note of a credit note, or of another customer's invoice or curren
     await stack.stop();
   }
 }, 30_000);
+
+test("a credit note of a credit note sent before the credit note it credits needs action and is never booked", async () => {
+  const stack = await startStack();
+  try {
+    const invoiceLines = [{ text: "Consulting", quantity: 11, unitPrice: 100000, kind: "hours" }];
+    await stack.post([customerEvent(9), { ...invoiceEvent(1001, 9), data: { ...invoiceEvent(1001, 9).data, lines: invoiceLines } }]);
+    await stack.waitDelivered(2);
+    // The PSA sends the credit of credit note 1012 before 1012 itself (both in one request, or 1012 in a later one
+    // while the first still waits): intake cannot tell yet what 1012 is, and both are stored.
+    const stored = await stack.post([
+      credit(1013, 1012, [{ text: "Consulting", quantity: 1, unitPrice: 100000, kind: "hours" }]),
+      credit(1012, 1001, [{ text: "Consulting", quantity: -1, unitPrice: 100000, kind: "hours" }]),
+    ]);
+    expect(stored.status).toBe(202);
+    const settled = (await waitFor("both settled", async () => {
+      const ds = await stack.deliveries();
+      const of = (id: string) => ds.find((d: any) => d.eventId === id && ["done", "needs_action"].includes(d.status));
+      return of("cn-1012") && of("cn-1013") ? { first: of("cn-1012"), second: of("cn-1013") } : undefined;
+    }))!;
+    expect(settled.first.status).toBe("done");
+    expect(settled.second).toMatchObject({ status: "needs_action", errorCode: "invoice.credits_credit_note" });
+    expect(settled.second.errorMessage).toContain("credit note 1012");
+    const booked = (await stack.sandboxState()).booked.map((b: any) => [b.references?.other, b.netAmount]);
+    expect(booked.sort()).toEqual([
+      ["PSA-CN-1012", -1000],
+      ["PSA-INV-1001", 11000],
+    ]);
+  } finally {
+    await stack.stop();
+  }
+}, 30_000);
