@@ -4,8 +4,9 @@
 // invoice linked at the target (its push was done). Amounts, the invoice's total too, are those of the newest version
 // done at the target (agent/outbox.ts BOOKED_VERSION), not of a later one that needs action or is not sent yet. An
 // invoice kontobro never held (booked before kontobro) has no total here: its credit notes go unchecked, as before.
-// The same check refuses a credit note whose "invoice" is a credit note (sent after the credit note crediting it).
-import { lineAmount } from "./model.ts";
+// The same claim refuses a credit note of a credit note, of another customer's invoice or in another currency, which
+// intake could not tell when the credit note came first (creditedMismatch).
+import { canonicalNumber, lineAmount } from "./model.ts";
 import type { Problem } from "./problem.ts";
 import { showMoney } from "./record-story.ts";
 
@@ -23,6 +24,8 @@ export interface CreditPicture {
   currency: string;
   /** The credited document is a credit note itself (the PSA sent it after the credit note crediting it). */
   creditNote: boolean;
+  /** The credited document's customer (canonical number), where kontobro holds it. */
+  customerNumber?: string;
   /** Credit note number → the amount it credits: booked there, or maybe booked (`inDoubt`). */
   booked: Map<string, number>;
   /** The credit notes among `booked` that need action after a push in doubt: not known to be booked, but they may be. */
@@ -30,7 +33,7 @@ export interface CreditPicture {
 }
 
 /**
- * Why credit note `key` (crediting `amount`) must not be pushed: it credits a credit note, or with the credit notes of the invoice booked at the
+ * Why credit note `key` (crediting `amount`) must not be pushed: with the credit notes of the invoice booked at the
  * target it would credit more than the invoice's total. Null when it fits, or when the invoice is unknown.
  * `sentBefore`: an earlier push of it ended in doubt, so it may be at the target already although this one sends nothing.
  */
@@ -43,7 +46,6 @@ export function overCredit(
   sentBefore = false,
 ): Problem | null {
   if (picture.invoiceTotal === null) return null;
-  if (picture.creditNote) return creditOfCreditNote(key, invoice, target, sentBefore);
   const others = [...picture.booked].filter(([k]) => k !== key);
   const already = others.reduce((sum, [, a]) => sum + a, 0);
   if (already + amount <= picture.invoiceTotal) return null;
@@ -75,19 +77,50 @@ export function overCredit(
 }
 
 /**
- * Credit note `key` credits credit note `creditNote`: intake refuses that when the credited one is stored first
- * (invoice.credits_credit_note), but one sent before the credit note it credits is stored, as intake cannot yet tell.
- * Booked, it would credit the customer a second time (a credit note always lowers what the customer owes), where the
- * PSA meant the first credit taken back.
+ * Why credit note `key` must not be pushed though its amount fits: the document it credits is a credit note, or another
+ * customer's, or in another currency. Intake refuses these (invoice.credits_*) when the credited document is stored
+ * first; a credit note sent before it is stored, as intake cannot yet tell. Booked, a credit of a credit note credits
+ * the customer a second time (a credit note always lowers what the customer owes) where the PSA meant the credit taken
+ * back; one of another customer's invoice lowers the wrong balance. Null when it matches, or the invoice is unknown.
  */
-function creditOfCreditNote(key: string, creditNote: string, target: string, sentBefore: boolean): Problem {
-  return {
-    code: "invoice.credits_credit_note",
-    field: "data.creditedInvoiceNumber",
+export function creditedMismatch(
+  key: string,
+  note: { customerNumber?: unknown; currency?: unknown },
+  invoice: string,
+  picture: CreditPicture,
+  target: string,
+  sentBefore = false,
+): Problem | null {
+  if (picture.invoiceTotal === null) return null;
+  const refused = (code: string, field: string, what: string, fix: string): Problem => ({
+    code,
+    field,
     message:
-      `Credit note ${key} credits credit note ${creditNote}: a credit note always lowers what the customer owes, so it would credit the customer a second time. ` +
-      `It was not sent to ${target}` +
+      `Credit note ${key} credits ${what}. It was not sent to ${target}` +
       (sentBefore ? ` now, but an earlier push of it ended in doubt: it may be booked there already (look at ${target}).` : "."),
-    hint: `Cancel credit note ${key} in the PSA. If it credits an invoice, correct its creditedInvoiceNumber to that invoice and send it again; to take credit note ${creditNote} back (the customer owes that amount again), send an invoice (invoice.finalized) with its own number.`,
-  };
+    hint: `${fix}If it credits an invoice, set creditedInvoiceNumber to that invoice, of the same customer and currency, and send it again.`,
+  });
+  if (picture.creditNote)
+    return refused(
+      "invoice.credits_credit_note",
+      "data.creditedInvoiceNumber",
+      `credit note ${invoice}: a credit note always lowers what the customer owes, so it would credit the customer a second time`,
+      `To take credit note ${invoice} back (the customer owes that amount again), cancel credit note ${key} and send an invoice (invoice.finalized) with its own number. `,
+    );
+  const customer = note.customerNumber === undefined ? undefined : canonicalNumber(String(note.customerNumber));
+  if (picture.customerNumber !== undefined && customer !== undefined && picture.customerNumber !== customer)
+    return refused(
+      "invoice.credits_other_customer",
+      "data.customerNumber",
+      `invoice ${invoice} of customer ${picture.customerNumber}, but is for customer ${customer}`,
+      `Credit invoice ${invoice} to customer ${picture.customerNumber} (and invoice customer ${customer} separately if needed). `,
+    );
+  if (picture.currency !== "" && note.currency !== undefined && picture.currency !== note.currency)
+    return refused(
+      "invoice.credits_other_currency",
+      "data.currency",
+      `invoice ${invoice} in ${picture.currency}, but is in ${String(note.currency)}`,
+      `Write the credit note in ${picture.currency}, the currency of invoice ${invoice}. `,
+    );
+  return null;
 }

@@ -6,8 +6,8 @@ import { multiRowSql } from "./db/multi-row.ts";
 import { type SqlRunner, together } from "./db/pg/runner.ts";
 import { addDeliveryStats, tallyOutcomes } from "./delivery-stats.ts";
 import { lockTargets } from "./target-state.ts";
-import { type CreditPicture, documentAmount, overCredit } from "./credit-room.ts";
-import { creditedInvoiceOf, dependenciesOf, type Entity } from "./model.ts";
+import { type CreditPicture, creditedMismatch, documentAmount, overCredit } from "./credit-room.ts";
+import { canonicalNumber, creditedInvoiceOf, dependenciesOf, type Entity } from "./model.ts";
 import { capitalise, type Problem } from "./problem.ts";
 import { mayHaveBeenPushed, RESTORE_SETTING_SQL, restoreDoubt, type RestoreDoubt } from "./restore.ts";
 import { NOT_DONE, OPEN } from "./db/open-deliveries.ts";
@@ -656,12 +656,18 @@ export class Outbox {
     };
     for (const r of rows) {
       if (r.payload === null) continue; // an invoice kontobro does not hold: no total, its credit notes go unchecked
-      const doc = JSON.parse(r.payload) as { kind?: string; lines?: { quantity: number; unitPrice: number }[]; currency?: string };
+      const doc = JSON.parse(r.payload) as {
+        kind?: string;
+        customerNumber?: string | number;
+        lines?: { quantity: number; unitPrice: number }[];
+        currency?: string;
+      };
       const p = pictureOf(String(r.invoice));
       if (r.role === "invoice") {
         p.invoiceTotal = documentAmount(doc.lines ?? []);
         p.currency = doc.currency ?? "";
         p.creditNote = doc.kind === "credit_note";
+        if (doc.customerNumber !== undefined) p.customerNumber = canonicalNumber(doc.customerNumber);
         continue;
       }
       p.booked.set(String(r.key), documentAmount(doc.lines ?? []));
@@ -963,14 +969,18 @@ function creditTurnBlocker(
 }
 
 /**
- * A credit note not yet booked at the target (no link) that would credit more than its invoice, with the credit notes
- * of it booked there (agent/credit-room.ts): the problem it needs action with. Null for anything else.
+ * A credit note not yet booked at the target (no link) that credits a credit note, another customer's invoice or one in
+ * another currency, or would credit more than its invoice with the credit notes of it booked there
+ * (agent/credit-room.ts): the problem it needs action with. Null for anything else.
  */
 function overCreditOf(d: ClaimedDelivery, pictures: Map<string, CreditPicture> | null): Problem | null {
   const invoice = creditedInvoiceOf(d.entity, d.payload);
   const picture = invoice === null || d.link ? undefined : pictures?.get(invoice);
   if (!picture) return null;
-  return overCredit(String(d.key), invoice!, documentAmount(d.payload.lines ?? []), picture, d.target, d.uncertain);
+  return (
+    creditedMismatch(String(d.key), d.payload, invoice!, picture, d.target, d.uncertain) ??
+    overCredit(String(d.key), invoice!, documentAmount(d.payload.lines ?? []), picture, d.target, d.uncertain)
+  );
 }
 
 /** An attempt whose answer never arrived: kontobro stopped (or lost the lease) while the push was under way. */

@@ -96,3 +96,36 @@ test("a credit note of a credit note sent before the credit note it credits need
     await stack.stop();
   }
 }, 30_000);
+
+test("a credit note sent before its invoice, for another customer or in another currency, needs action and is never booked", async () => {
+  const stack = await startStack();
+  try {
+    await stack.post([customerEvent(9), customerEvent(10)]);
+    await stack.waitDelivered(2);
+    const one = [{ text: "Consulting", quantity: 1, unitPrice: 100000, kind: "hours" }];
+    const invoice = (n: number) => ({ ...invoiceEvent(n, 9), data: { ...invoiceEvent(n, 9).data, lines: one } });
+    // The credit notes come first: intake does not hold the invoices yet, so it cannot compare.
+    const stored = await stack.post([
+      credit(1022, 1021, one, { customerNumber: "10" }),
+      credit(1032, 1031, one, { currency: "EUR" }),
+      invoice(1021),
+      invoice(1031),
+    ]);
+    expect(stored.status).toBe(202);
+    const settled = (await waitFor("all settled", async () => {
+      const ds = await stack.deliveries();
+      const of = (id: string) => ds.find((d: any) => d.eventId === id && ["done", "needs_action"].includes(d.status));
+      return of("cn-1022") && of("cn-1032") && of("i-1021") && of("i-1031")
+        ? { customer: of("cn-1022"), currency: of("cn-1032") }
+        : undefined;
+    }))!;
+    expect(settled.customer).toMatchObject({ status: "needs_action", errorCode: "invoice.credits_other_customer" });
+    expect(settled.customer.errorMessage).toContain("invoice 1021 of customer 9");
+    expect(settled.currency).toMatchObject({ status: "needs_action", errorCode: "invoice.credits_other_currency" });
+    expect(settled.currency.errorMessage).toContain("invoice 1031 in NOK");
+    const booked = (await stack.sandboxState()).booked.map((b: any) => b.references?.other);
+    expect(booked.sort()).toEqual(["PSA-INV-1021", "PSA-INV-1031"]);
+  } finally {
+    await stack.stop();
+  }
+}, 30_000);
