@@ -35,7 +35,7 @@ describe("customers, articles and projects", () => {
     expect(res.attention).toContain("check the coding");
     let a = (await env.state()).articles.find((x: any) => x.Number === "KONS");
     expect(a).toMatchObject({ NetPrice: 1450, GrossPrice: 1812.5, UnitAbbreviation: "h", CodingName: "Tjänster 25 %" });
-    const again = await env.connector.push("product", product({ price: 150000, vatRate: 12 }), ctx({ link: { remoteId: res.remoteId } }));
+    const again = await env.connector.push("product", product({ price: 150000 }), ctx({ link: { remoteId: res.remoteId } }));
     expect(again.attention).toBeUndefined();
     a = (await env.state()).articles.find((x: any) => x.Number === "KONS");
     expect(a).toMatchObject({ NetPrice: 1500, GrossPrice: 1875, CodingName: "Tjänster 25 %" });
@@ -95,8 +95,32 @@ describe("the known errors (item 8)", () => {
     expect(e.hint).toContain("Tjänster 25 % (25%)");
     expect((await env.state()).requests.filter((r: any) => r.method === "POST" && r.path === "/v2/articles")).toHaveLength(0);
     const named = env.connectorWith({ article_coding: "Tjänster 12 %" });
-    await named.push("product", product({ code: "X12", vatRate: 17 }), ctx());
+    await named.push("product", product({ code: "X12", vatRate: 12 }), ctx());
     expect((await env.state()).articles.find((a: any) => a.Number === "X12").CodingName).toBe("Tjänster 12 %");
+  });
+
+  test("a product whose VAT rate is not its article's coding's needs action: the article would book every line with the coding's VAT", async () => {
+    env = startEnv();
+    const res = await env.connector.push("product", product(), ctx());
+    // The PSA changes the product to 12 %: the article keeps its 25 % coding, so its invoice lines would book 25 %.
+    const e = await thrown(
+      env.connector.push("product", product({ price: 150000, vatRate: 12 }), ctx({ link: { remoteId: res.remoteId } })),
+    );
+    expect(e).toMatchObject({ kind: "permanent", code: "eaccounting.coding_rate_differs", field: "vatRate" });
+    expect(e.message).toContain(
+      'has 12 % VAT in the PSA, but its article in eAccounting has the account coding "Tjänster 25 %" at 25 % VAT',
+    );
+    expect(e.hint).toContain("Tjänster 12 %");
+    expect((await env.state()).articles.find((x: any) => x.Number === "KONS")).toMatchObject({
+      NetPrice: 1450,
+      CodingName: "Tjänster 25 %",
+    });
+    // A configured article_coding at another rate than the product's is not used for it either.
+    const named = env.connectorWith({ article_coding: "Tjänster 12 %" });
+    const n = await thrown(named.push("product", product({ code: "X17", vatRate: 17 }), ctx()));
+    expect(n).toMatchObject({ kind: "permanent", code: "eaccounting.coding_rate_differs", field: "vatRate" });
+    expect(n.message).toContain('article_coding in kontobro.toml is "Tjänster 12 %" at 12 % VAT');
+    expect((await env.state()).articles.find((a: any) => a.Number === "X17")).toBeUndefined();
   });
 
   test("an inactivated article on an invoice line: 409, reactivate it in eAccounting", async () => {

@@ -222,13 +222,14 @@ export class EaccountingConnector implements Connector {
       let attention: string | undefined;
       if (!existing) {
         const coding = await this.setup.codingFor(p);
-        row = await this.client.post(
-          "/articles",
-          articleFields(p, { unitId: unit.Id, codingId: coding.Id, vatRate: p.vatRate ?? this.cfg.vat_rate }),
-        );
-        attention = `Article ${p.code} (${p.name}) was created in eAccounting with the account coding "${coding.Name}" (services at ${p.vatRate ?? this.cfg.vat_rate} % VAT): check the coding in eAccounting (Sales › Articles).`;
+        await this.setup.requireCodingRate(p, coding, false);
+        const rate = (await this.setup.vatRateOf(coding.Id)) ?? p.vatRate ?? this.cfg.vat_rate;
+        row = await this.client.post("/articles", articleFields(p, { unitId: unit.Id, codingId: coding.Id, vatRate: rate }));
+        attention = `Article ${p.code} (${p.name}) was created in eAccounting with the account coding "${coding.Name}" (${rate} % VAT): check the coding in eAccounting (Sales › Articles).`;
       } else {
-        // An existing article keeps its coding (and so its VAT rate); prices follow the PSA.
+        // An existing article keeps its coding (and so its VAT rate), which must be the PSA's rate; prices follow the PSA.
+        const coding = (await this.setup.rows("articleaccountcodings")).find((c) => c.Id === existing.CodingId);
+        if (coding) await this.setup.requireCodingRate(p, coding, true);
         const rate = (await this.setup.vatRateOf(existing.CodingId)) ?? p.vatRate ?? this.cfg.vat_rate;
         const mapped = articleFields(p, { unitId: unit.Id, vatRate: rate });
         row = differs(existing, mapped, ARTICLE_OWNED)

@@ -16,6 +16,9 @@ const same = (a: unknown, b: unknown) =>
   String(b ?? "")
     .trim()
     .toLowerCase();
+/** A coding's VAT rate in percent (eAccounting gives a fraction: 0.25), or undefined when it has none. */
+const codingRate = (c: Row): number | undefined =>
+  c.VatRatePercent === undefined || c.VatRatePercent === null ? undefined : Math.round(Number(c.VatRatePercent) * 10000) / 100;
 const list = (rows: Row[], show: (r: Row) => string) =>
   rows.slice(0, 30).map(show).join(", ") + (rows.length > 30 ? `, … (${rows.length} in all)` : "");
 
@@ -116,13 +119,35 @@ export class SetupLists {
       message: this.cfg.article_coding
         ? `eAccounting has no article account coding "${this.cfg.article_coding}" (article_coding in kontobro.toml), so article ${p.code} was not created.`
         : `eAccounting has no services coding at ${rate} % VAT for article ${p.code} (${p.name}); an article without coding is refused (CodingId), so nothing was sent.`,
-      hint: `Set article_coding in kontobro.toml to one of eAccounting's codings: ${list(codings, (c) => `${c.Name} (${c.VatRate ?? `${Number(c.VatRatePercent) * 100} %`})`)}; or send the product with another VAT rate from the PSA. Then press retry.`,
+      hint: `Create a services coding at ${rate} % in eAccounting, or set article_coding in kontobro.toml to one of eAccounting's codings at ${rate} % (its codings: ${list(codings, (c) => `${c.Name} (${c.VatRate ?? `${Number(c.VatRatePercent) * 100} %`})`)}); or correct the product's VAT rate in the PSA. Then press retry.`,
     });
   }
 
   async vatRateOf(codingId: string): Promise<number | undefined> {
     const c = (await this.rows("articleaccountcodings")).find((x) => x.Id === codingId);
-    return c && c.VatRatePercent !== undefined ? Math.round(Number(c.VatRatePercent) * 10000) / 100 : undefined;
+    return c ? codingRate(c) : undefined;
+  }
+
+  /**
+   * An article's coding decides the VAT of every invoice line on it (a line has no VAT of its own): a coding at another
+   * rate than the PSA's product states would book those lines with another VAT. Such a product needs action; one
+   * without a rate takes the coding's. `existing`: the article is in eAccounting already (and keeps its coding).
+   */
+  async requireCodingRate(p: Pick<Product, "vatRate" | "code" | "name">, coding: Row, existing: boolean): Promise<void> {
+    const rate = codingRate(coding);
+    if (p.vatRate === undefined || rate === undefined || Math.abs(rate - p.vatRate) < 0.001) return;
+    const codings = (await this.rows("articleaccountcodings")).filter((c) => c.IsActive !== false);
+    const atRate = codings.filter((c) => codingRate(c) !== undefined && Math.abs(codingRate(c)! - p.vatRate!) < 0.001);
+    throw new TargetError("permanent", {
+      code: "eaccounting.coding_rate_differs",
+      field: "vatRate",
+      message: existing
+        ? `Product ${p.code} (${p.name}) has ${p.vatRate} % VAT in the PSA, but its article in eAccounting has the account coding "${coding.Name}" at ${rate} % VAT, and eAccounting books every invoice line on the article with its coding's VAT. Nothing was changed.`
+        : `Product ${p.code} (${p.name}) has ${p.vatRate} % VAT in the PSA, but article_coding in kontobro.toml is "${coding.Name}" at ${rate} % VAT, and eAccounting would book every invoice line on the article with it. Nothing was sent.`,
+      hint: existing
+        ? `Give article ${p.code} a coding at ${p.vatRate} % in eAccounting (Sales › Articles › the article › Account coding${atRate.length ? `: ${list(atRate, (c) => String(c.Name))}` : ""}), or correct the product's VAT rate in the PSA; then press retry.`
+        : `Remove article_coding from kontobro.toml (new articles then get the services coding at their own rate${atRate.length ? `: ${list(atRate, (c) => String(c.Name))}` : ""}) and restart, or correct the product's VAT rate in the PSA; then press retry.`,
+    });
   }
 
   /** The configured cost centre (cost_center = its number 1-3), active. */
