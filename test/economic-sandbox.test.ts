@@ -367,6 +367,25 @@ describe("invoices", () => {
     expect(gone.body.errors.draftInvoice.errors[0].errorCode).toBe("E06000");
   });
 
+  test("VAT is booked as e-conomic books it: each line with its product group's sales account for the recipient's zone, that account's VAT code's rate", async () => {
+    // Group 2 books domestic sales on 1020, an account without VAT code: its lines carry no VAT, also for a domestic customer.
+    sb.sandbox.state.productGroups.set(2, { productGroupNumber: 2, name: "Exempt services" });
+    sb.sandbox.state.salesAccounts.set(2, { 1: 1020, 2: 1020, 3: 1020, 4: 1020 });
+    sb.sandbox.state.products.set("EXEMPT", { productNumber: "EXEMPT", name: "Exempt", productGroup: { productGroupNumber: 2 } });
+    const n = await newDraft({
+      lines: [
+        { product: { productNumber: "PRODUCT" }, description: "Taxed", quantity: 1, unitNetPrice: 100 },
+        { product: { productNumber: "EXEMPT" }, description: "Exempt", quantity: 1, unitNetPrice: 100 },
+      ],
+    });
+    const d = (await rest("GET", `/invoices/drafts/${n}`)).body;
+    expect(d).toMatchObject({ netAmount: 200, vatAmount: 25, grossAmount: 225 });
+    expect(d.lines.map((l: any) => [l.vatRate, l.vatAmount])).toEqual([
+      [25, 25],
+      [0, 0],
+    ]);
+  });
+
   test("a credit note is a booked invoice with negative amounts", async () => {
     const n = await newDraft({
       lines: [{ product: { productNumber: "PRODUCT" }, description: "Return", quantity: -2, unitNetPrice: 100 }],

@@ -71,14 +71,19 @@ function buildDraft(core: SandboxCore, base: string, body: Json): { errors: Fiel
       developerHint: "Send dueDate.",
     });
   }
-  const vatRate = zone === DOMESTIC_VAT_ZONE ? core.vatRate : 0;
-  const lines = ((body.lines ?? []) as Json[]).map((line, i) => buildLine(s, base, line, i, vatRate, errors));
+  // No VAT field on lines (economic.md §8.1): a line on a product is booked on its group's sales account for the
+  // recipient's zone, with that account's VAT code and the code's rate (none: no VAT). A line without a product (or
+  // whose group has no account for the zone) takes the sandbox's flat rate for domestic customers.
+  const flatRate = zone === DOMESTIC_VAT_ZONE ? core.vatRate : 0;
+  const lines = ((body.lines ?? []) as Json[]).map((line, i) =>
+    buildLine(s, base, line, i, (product) => lineVatRate(s, product, zone, flatRate), errors),
+  );
   // netAmount and a line's totalNetAmount are "before all taxes and discounts have been applied" (REST schemas); the VAT
   // and the gross amount the customer owes are of the lines after their discounts.
   const net = round2(lines.reduce((sum, l) => sum + l.totalNetAmount, 0));
   const discounted = round2(lines.reduce((sum, l) => sum + afterDiscount(l), 0));
   const cost = round2(lines.reduce((sum, l) => sum + (l.unitCostPrice ?? 0) * l.quantity, 0));
-  const vat = round2(discounted * vatRate);
+  const vat = round2(lines.reduce((sum, l) => sum + afterDiscount(l) * (l.vatRate / 100), 0));
   const exchangeRate = body.exchangeRate ?? 100;
   const inBase = (x: number) => round2((x * exchangeRate) / 100);
   const doc: Json = {
@@ -114,7 +119,24 @@ function buildDraft(core: SandboxCore, base: string, body: Json): { errors: Fiel
 /** A line's net amount after its discount (what is owed for it before VAT). */
 const afterDiscount = (l: Json) => round2(l.quantity * l.unitNetPrice * (1 - (l.discountPercentage ?? 0) / 100));
 
-function buildLine(s: SandboxState, base: string, line: Json, i: number, vatRate: number, errors: FieldError[]): Json {
+/** The VAT rate (a fraction) e-conomic books a line on this product with, for a recipient in this zone. */
+function lineVatRate(s: SandboxState, product: Json | undefined, zone: number | undefined, flatRate: number): number {
+  const group = Number(product?.productGroup?.productGroupNumber);
+  const account = zone === undefined ? undefined : s.salesAccounts.get(group)?.[zone];
+  const salesAccount = account === undefined ? undefined : s.ledger.accounts.get(account);
+  if (!salesAccount) return flatRate;
+  const code = salesAccount.vatAccount?.vatCode;
+  return code ? Number(s.ledger.vatAccounts.get(code)?.ratePercentage ?? 0) / 100 : 0;
+}
+
+function buildLine(
+  s: SandboxState,
+  base: string,
+  line: Json,
+  i: number,
+  rateOf: (product: Json | undefined) => number,
+  errors: FieldError[],
+): Json {
   const at = ["lines", i];
   let product: Json | undefined;
   if (line.product !== undefined) {
@@ -163,6 +185,7 @@ function buildLine(s: SandboxState, base: string, line: Json, i: number, vatRate
   // A discount the agreement gives on the product (a fault, PUT /__sandbox/line-discounts) where the line sets none.
   const discountPercentage = line.discountPercentage ?? (product ? s.lineDiscounts.get(product.productNumber) : undefined);
   const total = round2(quantity * unitNetPrice);
+  const vatRate = rateOf(product);
   return {
     ...line,
     ...(discountPercentage === undefined ? {} : { discountPercentage }),
