@@ -64,3 +64,26 @@ describe("e-conomic connector", () => {
     expect((sb.sandbox.state.customers.get(2) as any).name).toBe("Renamed");
   });
 });
+
+describe("a product's VAT rate", () => {
+  test("a product at another rate than product_group's domestic sales account books needs action; at that rate, or without one, it is sent", async () => {
+    const product = (code: string, vatRate?: number) =>
+      data({
+        id: `p-${code}`,
+        type: "product.upserted",
+        occurredAt: "2026-04-01T10:00:00Z",
+        data: { code, name: `Product ${code}`, vatRate },
+      });
+    const pctx = (key: string) => ({ link: null, uncertain: false, idempotencyKey: key, record: () => null });
+    // Group 1 books domestic sales on 1010 with U25 (25 %): a 12 % product would book every line on it at 25 %.
+    const e: any = await conn.push("product", product("FOOD", 12), pctx("vat-food")).catch((x) => x);
+    expect(e).toMatchObject({ kind: "permanent", code: "economic.product_vat_rate", field: "vatRate" });
+    expect(e.message).toContain(
+      "has 12 % VAT in the PSA, but product group 1 (product_group) books domestic sales on account 1010 with VAT code U25 at 25 %",
+    );
+    expect(sb.sandbox.state.products.has("FOOD")).toBe(false);
+    await conn.push("product", product("KONS", 25), pctx("vat-kons"));
+    await conn.push("product", product("MISC"), pctx("vat-misc"));
+    expect(sb.sandbox.state.products.has("KONS") && sb.sandbox.state.products.has("MISC")).toBe(true);
+  });
+});

@@ -116,9 +116,20 @@ export class AgreementSettings {
     if (!product) this.cache.delete(key); // asked again next time: it may be created any moment
     const group = Number(product?.productGroup?.productGroupNumber);
     if (!product || !Number.isInteger(group)) return { product: !!product };
+    return { product: true, group, ...(await this.groupBooking(group, zone)) };
+  }
+
+  /** A product group's sales account for customers in this VAT zone and that account's VAT code (none: no VAT). */
+  async groupBooking(group: number, zone: number): Promise<{ account?: number; vatCode?: string }> {
     const accounts = await this.list<SalesAccount>(`/product-groups/${group}/sales-accounts`);
     const forZone = accounts.find((a) => a.vatZone?.vatZoneNumber === zone)?.salesAccount;
-    return { product: true, group, account: forZone?.accountNumber, vatCode: forZone?.vatAccount?.vatCode };
+    return { account: forZone?.accountNumber, vatCode: forZone?.vatAccount?.vatCode };
+  }
+
+  /** A VAT code's rate in percent (GET /vat-accounts), or undefined when the agreement has no such code. */
+  async vatRate(vatCode: string): Promise<number | undefined> {
+    const found = (await this.list<{ vatCode?: string; ratePercentage?: number }>("/vat-accounts")).find((v) => v.vatCode === vatCode);
+    return found ? Number(found.ratePercentage ?? 0) : undefined;
   }
 
   /** Forget everything read (after e-conomic refused a zone or terms that were looked up). */

@@ -106,8 +106,30 @@ export class EconomicConnector implements Connector {
   }
 
   private async pushProduct(p: Product, ctx: PushContext): Promise<PushResult> {
+    if (p.vatRate !== undefined) await this.requireGroupRate(p, p.vatRate);
     const body = productBody(p, this.cfg);
     return this.upsertRest(`${this.rest}/products/${encodeURIComponent(p.code)}`, `${this.rest}/products`, body, ctx, p.code);
+  }
+
+  /**
+   * A product goes into product_group, whose sales account decides the VAT of every invoice line on it (a line has no
+   * VAT of its own): for domestic customers, the VAT code of the group's domestic sales account. A product whose PSA
+   * rate is not that code's would be booked with another VAT: it needs action, nothing is sent. What cannot be told
+   * (no domestic sales account, a code /vat-accounts lacks) is left to the invoice's own line check.
+   */
+  private async requireGroupRate(p: Product, rate: number): Promise<void> {
+    const group = this.cfg.product_group;
+    const zone = await this.settings.vatZoneFor(undefined);
+    const { account, vatCode } = await this.settings.groupBooking(group, zone);
+    if (account === undefined) return;
+    const booked = vatCode ? await this.settings.vatRate(vatCode) : 0;
+    if (booked === undefined || Math.abs(booked - rate) < 0.001) return;
+    throw new TargetError("permanent", {
+      code: "economic.product_vat_rate",
+      field: "vatRate",
+      message: `Product ${p.code} (${p.name}) has ${rate} % VAT in the PSA, but product group ${group} (product_group) books domestic sales on account ${account} ${vatCode ? `with VAT code ${vatCode} at ${booked} %` : "without VAT"}, and e-conomic books every invoice line on the product with it. Nothing was sent.`,
+      hint: `Correct the product's VAT rate in the PSA if it is wrong. kontobro puts every product into the one product_group, so if all products are at ${rate} %, set product_group in this target's section of kontobro.toml to a group whose domestic sales account books ${rate} % (e-conomic: Settings › Product groups) and restart; a product at another rate than product_group's cannot be sent. Then press retry.`,
+    });
   }
 
   /** PUT when it exists (known link, or found after an uncertain attempt), else POST; a duplicate on POST means it exists. */
