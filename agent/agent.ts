@@ -37,6 +37,7 @@ import { ensureSetting } from "./queries.ts";
 import { recordSource } from "./record-source.ts";
 import { beginRun, HIGHWATER_FILE, readMarks, writeHighwater } from "./restore-sqlite.ts";
 import { type AccountChoices, accountProblems, reconcileAccounts } from "./target-account.ts";
+import { reconcileLookups } from "./target-lookup.ts";
 import { budgetGauges, periodCounters } from "./target-counters.ts";
 import { breakerPolicy, TargetStateStore } from "./target-state.ts";
 import { VERSION } from "./version.ts";
@@ -175,17 +176,24 @@ export async function startAgent(
   const storage = sqliteRunner(db.$client);
   // A target of kontobro.toml pointed at another account while kontobro holds ids of records in the old one: refused
   // (the agent does not start), unless `kontobro run --forget-links/--keep-links` says which (agent/target-account.ts).
+  // So is one whose setting that finds its records again there changed while some of them may have landed unlinked
+  // (agent/target-lookup.ts). Refused, the transaction writes nothing.
   try {
-    const checked = await storage.transaction((tx) => reconcileAccounts(tx, targets, extras.accounts));
-    if (checked.refused.length > 0 || checked.unknownChoices.length > 0)
-      throw new ConfigError([
+    const warnings = await storage.transaction(async (tx) => {
+      const lookups = await reconcileLookups(tx, targets);
+      const checked = await reconcileAccounts(tx, targets, extras.accounts);
+      const problems = [
         ...accountProblems(checked.refused, {
           forget: (t) => `start once with \`kontobro run --forget-links ${t}\``,
           keep: (t) => `start once with \`kontobro run --keep-links ${t}\``,
         }),
         ...checked.unknownChoices.map((n) => `--forget-links/--keep-links: kontobro.toml has no target named "${n}"`),
-      ]);
-    for (const w of checked.warnings) log.warn(w);
+        ...lookups,
+      ];
+      if (problems.length > 0) throw new ConfigError(problems);
+      return checked.warnings;
+    });
+    for (const w of warnings) log.warn(w);
   } catch (e) {
     db.$client.close();
     lock.release();

@@ -279,6 +279,16 @@ export async function accountStillIs(tx: SqlRunner, t: AccountTarget): Promise<b
   return !row || row.value === JSON.stringify(accountOf(t));
 }
 
+/**
+ * Whether `t` points at another account than the one recorded for its name (else `earlier`'s, a hosted tenant's
+ * configuration before the change): false when none is known.
+ */
+export async function accountMoved(tx: SqlRunner, t: AccountTarget, earlier?: AccountTarget): Promise<boolean> {
+  const row = await tx.get<{ value: string }>(READ, SETTING(t.name));
+  const before = row ? (JSON.parse(row.value) as Account) : earlier ? accountOf(earlier) : null;
+  return before !== null && accountDiff(before, accountOf(t)).length > 0;
+}
+
 /** Names given as --forget-links/--keep-links (comma-separated). Pure. */
 export const choiceList = (value: string | undefined): string[] =>
   (value ?? "")

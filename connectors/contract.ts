@@ -279,6 +279,12 @@ export interface ConnectorFactory<C = any> {
    * kontobro holds for it (links, master data) mean nothing or other records (agent/target-account.ts).
    */
   accountKeys?: readonly string[];
+  /**
+   * Keys of the [[targets]] table (as parsed) by which the connector finds again what it sent (the field of its marker):
+   * a record whose create may have landed with its answer lost is looked up by them before it is created again, so one
+   * changed while such deliveries wait would have them created (booked) a second time (agent/target-lookup.ts).
+   */
+  lookupKeys?: readonly string[];
   /** Streams the connector can pull, by name, with their default schedules. */
   pulls?: Record<string, PullStreamSpec>;
   /**

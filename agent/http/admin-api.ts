@@ -46,6 +46,7 @@ const STATUS: Record<TenantErrorCode, ContentfulStatusCode> = {
   still_active: 409,
   work_under_way: 409,
   account_changed: 409,
+  lookup_changed: 409,
   token_rotated: 409,
 };
 

@@ -8,6 +8,7 @@ export type TenantErrorCode =
   | "still_active"
   | "work_under_way"
   | "account_changed"
+  | "lookup_changed"
   | "token_rotated";
 
 export class TenantError extends Error {
@@ -15,7 +16,7 @@ export class TenantError extends Error {
     readonly code: TenantErrorCode,
     message: string,
     readonly hint: string,
-    /** One line per problem, named by its key (targets[0].kind: …), for invalid_config and account_changed. */
+    /** One line per problem, named by its key (targets[0].kind: …), for invalid_config, account_changed and lookup_changed. */
     readonly problems: string[] = [],
   ) {
     super(message);

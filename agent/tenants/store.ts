@@ -14,6 +14,7 @@ import { TENANT_SETTING } from "../db/pg/tenancy.ts";
 import { takeIntakeTurn } from "../intake-store.ts";
 import { webhookTokenSetting } from "../pulls/settings.ts";
 import { type AccountChoices, accountProblems, reconcileAccounts } from "../target-account.ts";
+import { reconcileLookups } from "../target-lookup.ts";
 import { checkSlug, loadTenantConfig, targetsOf, validateTenantConfig } from "./config.ts";
 import { TenantError } from "./errors.ts";
 import { TENANT_TABLES } from "./tables.ts";
@@ -170,6 +171,16 @@ export class TenantStore {
       await takeIntakeTurn(tx);
       const row = await tx.get<{ updatedAt: number }>("SELECT updated_at AS updatedAt FROM tenants WHERE id = ?1 FOR UPDATE", found.id);
       if (!row) throw notFound(slug);
+      // A target whose setting that finds its records again there changed while some of them may have landed unlinked:
+      // refused (agent/target-lookup.ts; before the accounts are recorded, which it compares with).
+      const lookups = await reconcileLookups(tx, targets, previous);
+      if (lookups.length > 0)
+        throw new TenantError(
+          "lookup_changed",
+          "the configuration changes a setting by which kontobro finds its records again at a target while some wait for their outcome there; nothing was changed",
+          "Keep the setting as it was until those deliveries are settled, then change it.",
+          lookups,
+        );
       // A target pointed at another account: refused (nothing stored), or its ids forgotten or kept as asked.
       const checked = await reconcileAccounts(tx, targets, accounts, previous);
       if (checked.refused.length > 0 || checked.unknownChoices.length > 0)

@@ -46,6 +46,8 @@ export const eaccounting: ConnectorFactory<EaccountingConfig> = {
   title: "Visma eAccounting",
   // The company is the one whoever signs in (kontobro connect) picks: not in the settings; the API host is.
   accountKeys: ["api_url"],
+  // Drafts and invoices are found again by kontobro's marker in this field.
+  lookupKeys: ["reference_field"],
   // Built when asked for (at the start, reading kontobro.toml), not kept: an idle agent holds no config schema (issue 16).
   get configSchema() {
     return eaccountingConfigSchema();

@@ -13,6 +13,8 @@ export const uniconta: ConnectorFactory<UnicontaConfig> = {
   kind: "uniconta",
   title: "Uniconta",
   accountKeys: ["api_url", "company_id"],
+  // Orders are found again by kontobro's marker in this field.
+  lookupKeys: ["reference_field"],
   // Built when asked for (at the start, reading kontobro.toml), not kept: an idle agent holds no config schema (issue 16).
   get configSchema() {
     return unicontaConfigSchema();
