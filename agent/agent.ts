@@ -210,6 +210,25 @@ export async function startAgent(
       },
     );
 
+  // A target back in the configuration: what it missed meanwhile replaces the older versions queued for it. Only the
+  // targets not sending at the last start (all of them the first time) can have missed anything: a backlog is not read
+  // at every start.
+  const SENDING = "targets_sending";
+  const sentBefore = await storage.get<{ value: string }>("SELECT value FROM settings WHERE name = ?1", SENDING);
+  const wasSending = new Set<string>(sentBefore ? JSON.parse(sentBefore.value) : []);
+  for (const t of targets.filter((t) => t.enabled && !wasSending.has(t.name))) {
+    const caught = await outbox.catchUp(t.name);
+    if (caught > 0)
+      log.warn(
+        `target ${t.name}: ${caught} queued deliver${caught === 1 ? "y was of a version" : "ies were of versions"} older than the PSA's newest, which came while the target was out of the configuration: the newest goes instead`,
+      );
+  }
+  await storage.run(
+    "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+    SENDING,
+    JSON.stringify(targets.filter((t) => t.enabled).map((t) => t.name)),
+  );
+
   const metrics = new Metrics();
   // Watched: a 401 marks the target's credentials refused, a success working again (/readyz, alerts).
   const credentials = new CredentialsWatch(storage, log);

@@ -156,6 +156,12 @@ const SQL = {
   overCredit: `UPDATE deliveries SET status = 'needs_action', waiting_on = NULL, error_code = ?2, error_message = ?3, error_hint = ?4, error_field = ?5, updated_at = ?6
         WHERE id = ?1 AND status = 'pending'`,
   record: `SELECT last_event_seq AS seq, occurred_at AS occurredAt FROM records WHERE entity = ?1 AND key = ?2`,
+  // The open deliveries to target ?1, not started, of versions older than their record's newest: the target missed the
+  // newer versions (out of the configuration when they came; intake queues for configured targets only). Outbox.catchUp.
+  behind: `SELECT DISTINCT r.last_event_seq AS seq, d.entity, d.key, r.occurred_at AS occurredAt
+           FROM deliveries d JOIN records r ON r.entity = d.entity AND r.key = d.key
+          WHERE d.target = ?1 AND d.status IN ('pending', 'waiting', 'needs_action') AND ${NOT_DONE} AND r.last_event_seq > d.event_seq
+          ORDER BY r.last_event_seq`,
   // After a restore: which of one target's records of one entity have a link there (the others are looked up first).
   linkedKeys: `SELECT key FROM links WHERE target = ?1 AND entity = ?2 AND key IN (SELECT value FROM json_each(?3))`,
   // Intake's hot path, in the intake transaction: a group's supersedes in one statement (one per record was the writer's
@@ -399,6 +405,23 @@ export class Outbox {
     // A replaced delivery held until a write of an earlier push can have landed (a crash, a stop, a restore) hands its
     // hold on: the new version, due at once, would look the record up before that write lands and create its own.
     if (replaced.held.length > 0) await tx.run(SQL.holdReplacing, JSON.stringify(replaced.held), now);
+  }
+
+  /**
+   * Brings the target's queue up to the records' newest versions: a delivery not started of a version older than its
+   * record's newest is one whose newer versions the target missed while it was out of the configuration (removed or
+   * disabled: intake queues for the configured targets only), and sent as it is, the target would get the older version
+   * and never the PSA's newest. Each is replaced by a delivery of the newest version, as intake would have replaced it
+   * (enqueue: the uncertain flag and a hold carry over). In `tx` when given, else its own transaction. Returns how many.
+   */
+  async catchUp(target: string, tx?: SqlRunner): Promise<number> {
+    const run = async (tx: SqlRunner) => {
+      const behind = await tx.all<{ seq: number; entity: Entity; key: string; occurredAt: number | null }>(SQL.behind, target);
+      const events = behind.map((r) => ({ ...r, eventSeq: r.seq, targets: [target], seenBefore: true, superseded: false }));
+      await this.enqueue(tx, events);
+      return events.length;
+    };
+    return tx ? run(tx) : this.runner.transaction(run);
   }
 
   /**

@@ -12,6 +12,7 @@ import { postgresRunner, type SqlRunner } from "../db/pg/runner.ts";
 import { tenants } from "../db/pg/schema.ts";
 import { TENANT_SETTING } from "../db/pg/tenancy.ts";
 import { takeIntakeTurn } from "../intake-store.ts";
+import { Outbox } from "../outbox.ts";
 import { webhookTokenSetting } from "../pulls/settings.ts";
 import { type AccountChoices, accountProblems, reconcileAccounts } from "../target-account.ts";
 import { reconcileLookups } from "../target-lookup.ts";
@@ -200,6 +201,16 @@ export class TenantStore {
       // Always a newer version, even within the same millisecond: the workers compare it to restart the tenant.
       const at = Math.max(this.now(), row.updatedAt + 1);
       await tx.run("UPDATE tenants SET config = ?1, updated_at = ?2 WHERE id = ?3", JSON.stringify(config), at, found.id);
+      // A target back in the configuration: what it missed meanwhile replaces the older versions queued for it.
+      const sentBefore = new Set(previous.filter((t) => t.enabled).map((t) => t.name));
+      for (const name of sending) {
+        if (sentBefore.has(name)) continue;
+        const caught = await new Outbox(tx).catchUp(name, tx);
+        if (caught > 0)
+          warnings.push(
+            `target ${name}: ${caught} queued deliver${caught === 1 ? "y was of a version" : "ies were of versions"} older than the PSA's newest, which came while the target was out of the configuration: the newest goes instead`,
+          );
+      }
       const queued = await tx.all<{ target: string; n: number }>(QUEUED_PER_TARGET);
       for (const q of queued.filter((q) => !sending.has(q.target)))
         warnings.push(
