@@ -5,7 +5,8 @@
 // done at the target (agent/outbox.ts BOOKED_VERSION), not of a later one that needs action or is not sent yet. An
 // invoice kontobro never held (booked before kontobro) has no total here: its credit notes go unchecked, as before.
 // The same claim refuses a credit note of a credit note, of another customer's invoice or in another currency, which
-// intake could not tell when the credit note came first (creditedMismatch).
+// intake could not tell when the credit note came first (creditedMismatch). The exports (agent/exports/credits.ts)
+// leave out the same credit notes, by the same check.
 import { canonicalNumber, lineAmount } from "./model.ts";
 import type { Problem } from "./problem.ts";
 import { showMoney } from "./record-story.ts";
@@ -32,6 +33,55 @@ export interface CreditPicture {
   inDoubt: Set<string>;
 }
 
+/** Where a credit note goes, as the messages name it: a target (`toTarget`), or the file exports (`TO_EXPORTS`). */
+export interface CreditDestination {
+  /** What did not happen: "sent to e-conomic", "exported". */
+  sent: string;
+  /** Where credit notes are booked: "at e-conomic", "in an export file". */
+  at: string;
+}
+export const toTarget = (target: string): CreditDestination => ({ sent: `sent to ${target}`, at: `at ${target}` });
+export const TO_EXPORTS: CreditDestination = { sent: "exported", at: "in an export file" };
+
+/** One row of a statement reading credit pictures: the credited document, or one of its credit notes booked or maybe booked. */
+export interface PictureRow {
+  invoice: string;
+  /** 'invoice': the credited document itself (payload null: kontobro does not hold it); 'credit': booked; 'doubt': maybe. */
+  role: string;
+  key: string;
+  payload: string | null;
+}
+
+/** The pictures of the invoices `rows` describe, by invoice number. */
+export function creditPictures(rows: PictureRow[]): Map<string, CreditPicture> {
+  const pictures = new Map<string, CreditPicture>();
+  const pictureOf = (invoice: string) => {
+    let p = pictures.get(invoice);
+    if (!p) pictures.set(invoice, (p = { invoiceTotal: null, currency: "", creditNote: false, booked: new Map(), inDoubt: new Set() }));
+    return p;
+  };
+  for (const r of rows) {
+    if (r.payload === null) continue; // an invoice kontobro does not hold: no total, its credit notes go unchecked
+    const doc = JSON.parse(r.payload) as {
+      kind?: string;
+      customerNumber?: string | number;
+      lines?: Lines;
+      currency?: string;
+    };
+    const p = pictureOf(String(r.invoice));
+    if (r.role === "invoice") {
+      p.invoiceTotal = documentAmount(doc.lines ?? []);
+      p.currency = doc.currency ?? "";
+      p.creditNote = doc.kind === "credit_note";
+      if (doc.customerNumber !== undefined) p.customerNumber = canonicalNumber(doc.customerNumber);
+      continue;
+    }
+    p.booked.set(String(r.key), documentAmount(doc.lines ?? []));
+    if (r.role === "doubt") p.inDoubt.add(String(r.key));
+  }
+  return pictures;
+}
+
 /**
  * Why credit note `key` (crediting `amount`) must not be pushed: with the credit notes of the invoice booked at the
  * target it would credit more than the invoice's total. Null when it fits, or when the invoice is unknown.
@@ -42,7 +92,7 @@ export function overCredit(
   invoice: string,
   amount: number,
   picture: CreditPicture,
-  target: string,
+  to: CreditDestination,
   sentBefore = false,
 ): Problem | null {
   if (picture.invoiceTotal === null) return null;
@@ -55,23 +105,23 @@ export function overCredit(
   const booked =
     others.length === 0
       ? ""
-      : ` ${others.map(([k, a]) => `credit note ${k} (${money(a)}${picture.inDoubt.has(k) ? ", may be booked: a push of it ended in doubt" : ""})`).join(", ")} already ${others.length === 1 ? "credits" : "credit"} it at ${target}, ${money(left)} is left;`;
+      : ` ${others.map(([k, a]) => `credit note ${k} (${money(a)}${picture.inDoubt.has(k) ? ", may be booked: a push of it ended in doubt" : ""})`).join(", ")} already ${others.length === 1 ? "credits" : "credit"} it ${to.at}, ${money(left)} is left;`;
   const doubt =
     doubted.length === 0
       ? ""
-      : `Credit note ${doubted.join(", ")} needs action after a push whose outcome is unknown and counts as booked until that is known: look at ${target} whether it is booked; put it right (retry it, and its next push looks there first; or correct it in the PSA), then retry this one. `;
+      : `Credit note ${doubted.join(", ")} needs action after a push whose outcome is unknown and counts as booked until that is known: look ${to.at} whether it is booked; put it right (retry it, and its next push looks there first; or correct it in the PSA), then retry this one. `;
   return {
     code: "invoice.credit_exceeds_invoice",
     field: "data.lines",
     message:
       `Credit note ${key} credits ${money(amount)} of invoice ${invoice}, whose total is ${money(picture.invoiceTotal)};${booked} ` +
-      `together that is ${money(already + amount)}, more than the invoice. It was not sent to ${target}` +
-      (sentBefore ? ` now, but an earlier push of it ended in doubt: it may be booked there already (look at ${target}).` : "."),
+      `together that is ${money(already + amount)}, more than the invoice. It was not ${to.sent}` +
+      (sentBefore ? ` now, but an earlier push of it ended in doubt: it may be booked there already (look ${to.at}).` : "."),
     hint:
       doubt +
       (others.length === 0
         ? `Correct credit note ${key} in the PSA to credit at most ${money(picture.invoiceTotal)} and send it again (a new version is checked by itself); what goes beyond the invoice is not a credit of it.`
-        : `If credit note ${key} is the same credit as one already booked (sent twice, or again under a new number), cancel it in the PSA: nothing is missing at ${target}. ` +
+        : `If credit note ${key} is the same credit as one already booked (sent twice, or again under a new number), cancel it in the PSA: nothing is missing ${to.at}. ` +
           `If it is a further credit, correct it in the PSA to credit at most ${money(left)} and send it again (a new version is checked by itself).`),
   };
 }
@@ -88,7 +138,7 @@ export function creditedMismatch(
   note: { customerNumber?: unknown; currency?: unknown },
   invoice: string,
   picture: CreditPicture,
-  target: string,
+  to: CreditDestination,
   sentBefore = false,
 ): Problem | null {
   if (picture.invoiceTotal === null) return null;
@@ -96,8 +146,8 @@ export function creditedMismatch(
     code,
     field,
     message:
-      `Credit note ${key} credits ${what}. It was not sent to ${target}` +
-      (sentBefore ? ` now, but an earlier push of it ended in doubt: it may be booked there already (look at ${target}).` : "."),
+      `Credit note ${key} credits ${what}. It was not ${to.sent}` +
+      (sentBefore ? ` now, but an earlier push of it ended in doubt: it may be booked there already (look ${to.at}).` : "."),
     hint: `${fix}If it credits an invoice, set creditedInvoiceNumber to that invoice, of the same customer and currency, and send it again.`,
   });
   if (picture.creditNote)

@@ -6,8 +6,16 @@ import { multiRowSql } from "./db/multi-row.ts";
 import { type SqlRunner, together } from "./db/pg/runner.ts";
 import { addDeliveryStats, tallyOutcomes } from "./delivery-stats.ts";
 import { lockTargets } from "./target-state.ts";
-import { type CreditPicture, creditedMismatch, documentAmount, overCredit } from "./credit-room.ts";
-import { canonicalNumber, creditedInvoiceOf, dependenciesOf, type Entity } from "./model.ts";
+import {
+  type CreditPicture,
+  creditedMismatch,
+  creditPictures,
+  documentAmount,
+  overCredit,
+  type PictureRow,
+  toTarget,
+} from "./credit-room.ts";
+import { creditedInvoiceOf, dependenciesOf, type Entity } from "./model.ts";
 import { capitalise, type Problem } from "./problem.ts";
 import { mayHaveBeenPushed, RESTORE_SETTING_SQL, restoreDoubt, type RestoreDoubt } from "./restore.ts";
 import { NOT_DONE, OPEN } from "./db/open-deliveries.ts";
@@ -666,37 +674,7 @@ export class Outbox {
         .filter((n) => n !== null),
     );
     if (invoices.size === 0) return null;
-    const rows = await tx.all<{ invoice: string; role: string; key: string; payload: string | null }>(
-      SQL.creditPicture,
-      target,
-      JSON.stringify([...invoices]),
-    );
-    const pictures = new Map<string, CreditPicture>();
-    const pictureOf = (invoice: string) => {
-      let p = pictures.get(invoice);
-      if (!p) pictures.set(invoice, (p = { invoiceTotal: null, currency: "", creditNote: false, booked: new Map(), inDoubt: new Set() }));
-      return p;
-    };
-    for (const r of rows) {
-      if (r.payload === null) continue; // an invoice kontobro does not hold: no total, its credit notes go unchecked
-      const doc = JSON.parse(r.payload) as {
-        kind?: string;
-        customerNumber?: string | number;
-        lines?: { quantity: number; unitPrice: number }[];
-        currency?: string;
-      };
-      const p = pictureOf(String(r.invoice));
-      if (r.role === "invoice") {
-        p.invoiceTotal = documentAmount(doc.lines ?? []);
-        p.currency = doc.currency ?? "";
-        p.creditNote = doc.kind === "credit_note";
-        if (doc.customerNumber !== undefined) p.customerNumber = canonicalNumber(doc.customerNumber);
-        continue;
-      }
-      p.booked.set(String(r.key), documentAmount(doc.lines ?? []));
-      if (r.role === "doubt") p.inDoubt.add(String(r.key));
-    }
-    return pictures;
+    return creditPictures(await tx.all<PictureRow>(SQL.creditPicture, target, JSON.stringify([...invoices])));
   }
 
   /**
@@ -1001,8 +979,8 @@ function overCreditOf(d: ClaimedDelivery, pictures: Map<string, CreditPicture> |
   const picture = invoice === null || d.link ? undefined : pictures?.get(invoice);
   if (!picture) return null;
   return (
-    creditedMismatch(String(d.key), d.payload, invoice!, picture, d.target, d.uncertain) ??
-    overCredit(String(d.key), invoice!, documentAmount(d.payload.lines ?? []), picture, d.target, d.uncertain)
+    creditedMismatch(String(d.key), d.payload, invoice!, picture, toTarget(d.target), d.uncertain) ??
+    overCredit(String(d.key), invoice!, documentAmount(d.payload.lines ?? []), picture, toTarget(d.target), d.uncertain)
   );
 }
 

@@ -9,6 +9,7 @@ import type { SqlRunner } from "../db/pg/runner.ts";
 import type { Problem } from "../problem.ts";
 import { leftOutWarnings } from "./build-template.ts";
 import type { ExportSettings } from "./config.ts";
+import { invoicesToExport } from "./credits.ts";
 import { checkPeriod } from "./service.ts";
 import * as store from "./store.ts";
 
@@ -42,11 +43,13 @@ export async function previewTemplate(
   // One transaction, as an export reads (on SQLite its reads see one moment).
   return db.transaction(async (tx): Promise<Preview> => {
     const period = checked.period;
+    const { invoices, leftOut: refused } =
+      selection === "to_transfer" ? await invoicesToExport(tx, period) : { invoices: undefined, leftOut: [] };
     const data = {
       customers: await store.loadCustomers(tx),
       projects: await store.loadProjects(tx),
       users: await store.loadUsers(tx),
-      ...(selection === "to_transfer" ? { invoices: await store.loadInvoicesToTransfer(tx, period) } : {}),
+      ...(invoices ? { invoices } : {}),
       ...(t.dataType.startsWith("time_records") ? { timeRecords: await store.loadTimeRecords(tx, period!.from!, period!.to!) } : {}),
       ...(t.dataType === "expense_claims" ? { claims: await store.loadClaims(tx, period!.from!, period!.to!) } : {}),
     };
@@ -78,7 +81,7 @@ export async function previewTemplate(
         guess: !!c.guess,
         ...(c.note ? { note: c.note } : {}),
       })),
-      warnings: [...rendered.errors, ...checked.warnings, ...leftOutWarnings(built.rejected), ...rendered.warnings],
+      warnings: [...rendered.errors, ...checked.warnings, ...leftOutWarnings([...refused, ...built.rejected]), ...rendered.warnings],
       message:
         totalRows === 0
           ? `No rows: there are no ${scope} that pass the filters, so an export now would write no file.`

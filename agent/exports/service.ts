@@ -15,6 +15,7 @@ import { startWork, type WorkBoard, type WorkEntry, type WorkTracker } from "../
 import { buildSieFiles, SIE_BUILD_STAGES, type BuiltFile, type LeftOut } from "./build-sie.ts";
 import { buildTemplateFile, leftOutWarnings } from "./build-template.ts";
 import { changedSinceExport } from "./changed.ts";
+import { invoicesToExport } from "./credits.ts";
 import type { ExportSettings } from "./config.ts";
 import { deliverPending } from "./deliver.ts";
 import { alreadyInFolder, unknownFiles } from "./found-files.ts";
@@ -188,17 +189,23 @@ function sieProgress(work: WorkTracker, invoices: number) {
   };
 }
 
-async function loadData(db: SqlRunner, t: Template, period: Partial<Period> | undefined): Promise<ExportData> {
+/** The template's data; `refused`: credit notes to transfer it must leave out (./credits.ts). */
+async function loadData(
+  db: SqlRunner,
+  t: Template,
+  period: Partial<Period> | undefined,
+): Promise<{ data: ExportData; refused: LeftOut[] }> {
   const data: ExportData = {
     customers: await store.loadCustomers(db),
     projects: await store.loadProjects(db),
     users: await store.loadUsers(db),
   };
-  if (SELECTION[t.dataType] === "to_transfer") data.invoices = await store.loadInvoicesToTransfer(db, period);
+  let refused: LeftOut[] = [];
+  if (SELECTION[t.dataType] === "to_transfer") ({ invoices: data.invoices, leftOut: refused } = await invoicesToExport(db, period));
   if (t.dataType === "time_records" || t.dataType === "time_records_grouped")
     data.timeRecords = await store.loadTimeRecords(db, period!.from!, period!.to!);
   if (t.dataType === "expense_claims") data.claims = await store.loadClaims(db, period!.from!, period!.to!);
-  return data;
+  return { data, refused };
 }
 
 /** Runs one export. Never leaves a file without its invoices marked, or marked invoices without their file. */
@@ -245,9 +252,9 @@ export async function runExport(
     const warnings = [...checked.warnings];
     if (!template) {
       work.update(0, null, "selecting invoices");
-      const invoices = await store.loadInvoicesToTransfer(tx, checked.period);
+      const { invoices, leftOut: refused } = await invoicesToExport(tx, checked.period);
       warnings.push(...(await changedSinceExport(tx, settings)));
-      if (invoices.length === 0) return { ...nothing(`No invoices to transfer${periodText(request)}.`), warnings };
+      if (invoices.length === 0 && refused.length === 0) return { ...nothing(`No invoices to transfer${periodText(request)}.`), warnings };
       const doubles = alreadyInFolder(
         found,
         invoices.map((i) => i.doc),
@@ -265,14 +272,15 @@ export async function runExport(
         progress.build,
       );
       if (!built.ok) return { ok: false, httpStatus: 422, problems: built.problems };
-      ({ files, leftOut } = built);
+      files = built.files;
+      leftOut = [...refused, ...built.leftOut];
       warnings.push(...leftOutWarnings(leftOut), ...built.warnings);
       if (files.length === 0)
         return { ...nothing(`No invoice could be exported${periodText(request)}.`), invoices: { exported: [], leftOut }, warnings };
     } else {
       work.update(0, null, "building the file");
-      const data = await loadData(tx, template, checked.period);
-      if (data.invoices?.length === 0) return nothing(`No invoices to transfer${periodText(request)}.`);
+      const { data, refused } = await loadData(tx, template, checked.period);
+      if (data.invoices?.length === 0 && refused.length === 0) return nothing(`No invoices to transfer${periodText(request)}.`);
       const period = SELECTION[template.dataType] === "period" ? (checked.period as Period) : undefined;
       const today = now.toISOString().slice(0, 10);
       const built = buildTemplateFile(template, data, settings, { today, run: 0, period });
@@ -289,11 +297,11 @@ export async function runExport(
         work.update(0, invoices, MARKING);
         markProgress = (n) => work.update(n, invoices, MARKING);
       } else work.update(0, built.file?.rowCount ?? null, "storing the file");
-      leftOut = built.leftOut;
-      warnings.push(...built.warnings);
+      leftOut = [...refused, ...built.leftOut];
+      warnings.push(...leftOutWarnings(refused), ...built.warnings);
       if (!built.file) {
         const none =
-          leftOut.length > 0 && leftOut.length === data.invoices?.length
+          leftOut.length > 0 && leftOut.length === (data.invoices?.length ?? 0) + refused.length
             ? `No invoice could be exported${periodText(request)}.`
             : `Nothing to export: no ${what.toLowerCase()}${periodText(request)}${template.filters.length ? " pass the template's filters" : ""}.`;
         return { ...nothing(none), invoices: { exported: [], leftOut }, warnings };
