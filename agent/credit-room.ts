@@ -6,7 +6,7 @@
 // invoice kontobro never held (booked before kontobro) has no total here: its credit notes go unchecked, as before.
 // The same claim refuses a credit note of a credit note, of another customer's invoice or in another currency, which
 // intake could not tell when the credit note came first (creditedMismatch). The exports (agent/exports/credits.ts)
-// leave out the same credit notes, by the same check.
+// leave out the same credit notes, by the same checks, with "booked" meaning transferred (exported or set by hand).
 import { canonicalNumber, lineAmount } from "./model.ts";
 import type { Problem } from "./problem.ts";
 import { showMoney } from "./record-story.ts";

@@ -1,9 +1,11 @@
 // The credit notes an export may carry: the same checks as before a push (agent/credit-room.ts), so a file never
 // books what no target would. A credit note credits an invoice of the same customer in the same currency, not a credit
-// note. Intake refuses these when the credited document is stored first; a credit note sent before it is stored, and
-// is checked here. One left out stays "to transfer", and every export (and a template's test) says why, with the codes
-// and messages of intake and the outbox, until it is corrected in the PSA or set "do not transfer".
-import { creditedMismatch, creditPictures, type PictureRow, TO_EXPORTS } from "../credit-room.ts";
+// note, and with the credit notes of that invoice already transferred (by an export, or set so by hand: booked in the
+// receiving system) no more than the invoice's total. Intake refuses the first three when the credited document is
+// stored first; a credit note sent before it is stored, and is checked here. One left out stays "to transfer", and
+// every export (and a template's test) says why, with the codes and messages of intake and the outbox, until it is
+// corrected in the PSA or set "do not transfer". Credit notes of one invoice in one export count in turn, oldest first.
+import { creditedMismatch, creditPictures, documentAmount, overCredit, type PictureRow, TO_EXPORTS } from "../credit-room.ts";
 import type { SqlRunner } from "../db/pg/runner.ts";
 import { creditedInvoiceOf } from "../model.ts";
 import type { Problem } from "../problem.ts";
@@ -42,8 +44,10 @@ export async function invoicesToExport(
     const picture = pictures.get(credits);
     if (!picture) continue; // an invoice kontobro never held: unchecked, as at a target
     const key = String(doc.number);
-    const problem = creditedMismatch(key, doc, credits, picture, TO_EXPORTS);
+    const amount = documentAmount(doc.lines);
+    const problem = creditedMismatch(key, doc, credits, picture, TO_EXPORTS) ?? overCredit(key, credits, amount, picture, TO_EXPORTS);
     if (problem) refused.set(key, problem);
+    else picture.booked.set(key, amount); // in this export: the invoice's next credit note counts it
   }
   return {
     invoices: invoices.filter((i) => !refused.has(String(i.doc.number))),
