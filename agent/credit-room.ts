@@ -39,6 +39,8 @@ export interface CreditDestination {
   sent: string;
   /** Where credit notes are booked: "at e-conomic", "in an export file". */
   at: string;
+  /** The message's last sentence when the credit note went there before it could be checked (not "It was not {sent}."). */
+  gone?: string;
 }
 export const toTarget = (target: string): CreditDestination => ({ sent: `sent to ${target}`, at: `at ${target}` });
 export const TO_EXPORTS: CreditDestination = { sent: "exported", at: "in an export file" };
@@ -146,8 +148,10 @@ export function creditedMismatch(
     code,
     field,
     message:
-      `Credit note ${key} credits ${what}. It was not ${to.sent}` +
-      (sentBefore ? ` now, but an earlier push of it ended in doubt: it may be booked there already (look ${to.at}).` : "."),
+      `Credit note ${key} credits ${what}. ` +
+      (to.gone ??
+        `It was not ${to.sent}` +
+          (sentBefore ? ` now, but an earlier push of it ended in doubt: it may be booked there already (look ${to.at}).` : ".")),
     hint: `${fix}If it credits an invoice, set creditedInvoiceNumber to that invoice, of the same customer and currency, and send it again.`,
   });
   if (picture.creditNote)

@@ -136,3 +136,24 @@ test("over-crediting: a credit note larger than its invoice, or with those trans
   ]);
   expect(more.body.message).toContain("No invoice could be exported");
 }, 30_000);
+
+test("a credit note exported before kontobro held what it credits, which then turns out another customer's: the next export says so", async () => {
+  await start();
+  await post([...BASE(), customer(101)]);
+  // Invoice 3801 is not here yet: the credit note cannot be checked, and is exported (as to a target).
+  await post([creditNote(3802, 3801, { customerNumber: 101 })]);
+  const first = await call("POST", "/api/v1/exports/runs", { format: "sie4" });
+  expect(first.body.invoices.exported).toEqual(["3802"]);
+  await post([invoice(3801), invoice(3803)]); // 3801 is customer 100's
+  const next = await call("POST", "/api/v1/exports/runs", { template: "invoice-journal" });
+  expect(next.body.invoices.exported.sort()).toEqual(["3801", "3803"]);
+  const said = next.body.warnings.find((w: any) => w.code === "invoice.credits_other_customer");
+  expect(said.message).toContain("Credit note 3802 credits invoice 3801 of customer 100, but is for customer 101.");
+  expect(said.message).toContain(`It was exported (export file ${first.body.files[0].id}) before kontobro held invoice 3801`);
+  expect(said.hint).toContain("kontobro export set-status 3802 to_transfer");
+  // Said by the exports until one writes a file; set back to "to transfer", it is left out as any other.
+  await call("POST", "/api/v1/exports/invoices/status", { number: 3802, status: "to_transfer" });
+  const after = await call("POST", "/api/v1/exports/runs", { format: "sie4" });
+  expect(after.body.warnings.map((w: any) => w.code)).toEqual(["invoice.credits_other_customer"]);
+  expect(after.body.invoices.leftOut.map((l: any) => l.number)).toEqual(["3802"]);
+}, 30_000);

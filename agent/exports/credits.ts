@@ -5,7 +5,15 @@
 // stored first; a credit note sent before it is stored, and is checked here. One left out stays "to transfer", and
 // every export (and a template's test) says why, with the codes and messages of intake and the outbox, until it is
 // corrected in the PSA or set "do not transfer". Credit notes of one invoice in one export count in turn, oldest first.
-import { creditedMismatch, creditPictures, documentAmount, overCredit, type PictureRow, TO_EXPORTS } from "../credit-room.ts";
+import {
+  type CreditDestination,
+  creditedMismatch,
+  creditPictures,
+  documentAmount,
+  overCredit,
+  type PictureRow,
+  TO_EXPORTS,
+} from "../credit-room.ts";
 import type { SqlRunner } from "../db/pg/runner.ts";
 import { creditedInvoiceOf } from "../model.ts";
 import type { Problem } from "../problem.ts";
@@ -53,4 +61,39 @@ export async function invoicesToExport(
     invoices: invoices.filter((i) => !refused.has(String(i.doc.number))),
     leftOut: [...refused].map(([number, problem]) => ({ number, problems: [problem] })),
   };
+}
+
+// Credit notes transferred before the document they credit was stored, or changed: it arrived (or changed) after the
+// credit note's transfer and since the last export that wrote a file. By records_credits (credit notes only).
+const CREDITED_SINCE = `SELECT r.credits AS invoice, r.key, r.payload, c.payload AS credited, s.export_file_id AS fileId
+  FROM records r JOIN invoice_export_status s ON s.invoice_key = r.key
+  JOIN records c ON c.entity = 'invoice' AND c.key = r.credits
+  WHERE r.credits IS NOT NULL AND +r.entity = 'invoice' AND s.status = 'transferred' AND c.updated_at > s.changed_at
+    AND c.updated_at > COALESCE((SELECT max(created_at) FROM export_runs WHERE row_count > 0), 0)
+  ORDER BY r.key`;
+
+/**
+ * A credit note exported (or set transferred) before kontobro held what it credits, which then turned out a credit
+ * note, another customer's invoice or one in another currency: the accounting system has it as an ordinary credit, and
+ * nothing kontobro does takes it back. Each export says so (the check's code and message), until one writes a file.
+ */
+export async function exportedCreditsNowWrong(db: SqlRunner): Promise<Problem[]> {
+  const rows = await db.all<{ invoice: string; key: string; payload: string; credited: string; fileId: number | null }>(CREDITED_SINCE);
+  const warnings: Problem[] = [];
+  for (const r of rows) {
+    const invoice = String(r.invoice);
+    const picture = creditPictures([{ invoice, role: "invoice", key: invoice, payload: r.credited }]).get(invoice)!;
+    const where = r.fileId === null ? "set transferred by hand" : `exported (export file ${r.fileId})`;
+    const gone: CreditDestination = {
+      ...TO_EXPORTS,
+      gone: `It was ${where} before kontobro held ${picture.creditNote ? "credit note" : "invoice"} ${invoice}, so the accounting system has it as an ordinary credit.`,
+    };
+    const wrong = creditedMismatch(String(r.key), JSON.parse(r.payload), invoice, picture, gone);
+    if (wrong)
+      warnings.push({
+        ...wrong,
+        hint: `Reverse credit note ${r.key} in the accounting system; kontobro does not take it back by itself. ${wrong.hint ?? ""} Then set it to "to transfer" (kontobro export set-status ${r.key} to_transfer): the next export checks it again.`,
+      });
+  }
+  return warnings;
 }

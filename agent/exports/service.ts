@@ -15,7 +15,7 @@ import { startWork, type WorkBoard, type WorkEntry, type WorkTracker } from "../
 import { buildSieFiles, SIE_BUILD_STAGES, type BuiltFile, type LeftOut } from "./build-sie.ts";
 import { buildTemplateFile, leftOutWarnings } from "./build-template.ts";
 import { changedSinceExport } from "./changed.ts";
-import { invoicesToExport } from "./credits.ts";
+import { exportedCreditsNowWrong, invoicesToExport } from "./credits.ts";
 import type { ExportSettings } from "./config.ts";
 import { deliverPending } from "./deliver.ts";
 import { alreadyInFolder, unknownFiles } from "./found-files.ts";
@@ -253,7 +253,7 @@ export async function runExport(
     if (!template) {
       work.update(0, null, "selecting invoices");
       const { invoices, leftOut: refused } = await invoicesToExport(tx, checked.period);
-      warnings.push(...(await changedSinceExport(tx, settings)));
+      warnings.push(...(await changedSinceExport(tx, settings)), ...(await exportedCreditsNowWrong(tx)));
       if (invoices.length === 0 && refused.length === 0) return { ...nothing(`No invoices to transfer${periodText(request)}.`), warnings };
       const doubles = alreadyInFolder(
         found,
@@ -280,7 +280,9 @@ export async function runExport(
     } else {
       work.update(0, null, "building the file");
       const { data, refused } = await loadData(tx, template, checked.period);
-      if (data.invoices?.length === 0 && refused.length === 0) return nothing(`No invoices to transfer${periodText(request)}.`);
+      if (data.invoices) warnings.push(...(await exportedCreditsNowWrong(tx)));
+      if (data.invoices?.length === 0 && refused.length === 0)
+        return { ...nothing(`No invoices to transfer${periodText(request)}.`), warnings };
       const period = SELECTION[template.dataType] === "period" ? (checked.period as Period) : undefined;
       const today = now.toISOString().slice(0, 10);
       const built = buildTemplateFile(template, data, settings, { today, run: 0, period });
