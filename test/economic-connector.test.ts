@@ -87,3 +87,99 @@ describe("a product's VAT rate", () => {
     expect(sb.sandbox.state.products.has("KONS") && sb.sandbox.state.products.has("MISC")).toBe(true);
   });
 });
+
+describe("a product group per VAT rate (product_groups_by_vat_rate)", () => {
+  let byRate: EconomicConnector;
+  beforeAll(() => {
+    // Group 2 books sales in every zone on 1020, an account without VAT code: VAT-exempt services.
+    sb.sandbox.state.productGroups.set(2, { productGroupNumber: 2, name: "Exempt services" });
+    sb.sandbox.state.salesAccounts.set(2, { 1: 1020, 2: 1020, 3: 1020, 4: 1020 });
+    byRate = new EconomicConnector(
+      "eco-rates",
+      EconomicConfig.parse({
+        rest_url: sb.url,
+        projects_url: sb.projectsUrl,
+        app_secret_token: "demo-app-secret",
+        agreement_grant_token: "demo-agreement-grant",
+        requests_per_second: 0,
+        product_groups_by_vat_rate: { "0": 2 },
+      }),
+      { log: silentLogger },
+    );
+  });
+  const product = (code: string, vatRate?: number) =>
+    data({
+      id: `p-${code}-${vatRate}`,
+      type: "product.upserted",
+      occurredAt: "2026-04-01T10:00:00Z",
+      data: { code, name: `Product ${code}`, vatRate },
+    });
+  const pctx = (key: string, linked = false) => ({
+    link: linked ? { remoteId: key } : null,
+    uncertain: false,
+    idempotencyKey: key,
+    record: () => null,
+  });
+  const groupOf = (code: string) => (sb.sandbox.state.products.get(code) as any)?.productGroup?.productGroupNumber;
+
+  test("each product goes into the group of its rate; an unnamed rate or none into product_group; a rate neither books needs action naming the setting", async () => {
+    await byRate.push("product", product("EXEMPT", 0), pctx("r-exempt"));
+    await byRate.push("product", product("TAXED", 25), pctx("r-taxed"));
+    await byRate.push("product", product("NORATE"), pctx("r-norate"));
+    expect([groupOf("EXEMPT"), groupOf("TAXED"), groupOf("NORATE")]).toEqual([2, 1, 1]);
+    const e: any = await byRate.push("product", product("FOOD", 12), pctx("r-food")).catch((x) => x);
+    expect(e).toMatchObject({ kind: "permanent", code: "economic.product_vat_rate", field: "vatRate" });
+    expect(e.hint).toContain('product_groups_by_vat_rate = { "12" = N }');
+    expect(sb.sandbox.state.products.has("FOOD")).toBe(false);
+  });
+
+  test("a configured group at another rate than its key needs action naming that entry", async () => {
+    const wrong = new EconomicConnector(
+      "eco-wrong",
+      EconomicConfig.parse({
+        rest_url: sb.url,
+        projects_url: sb.projectsUrl,
+        app_secret_token: "demo-app-secret",
+        agreement_grant_token: "demo-agreement-grant",
+        requests_per_second: 0,
+        product_groups_by_vat_rate: { "0": 1 },
+      }),
+      { log: silentLogger },
+    );
+    const e: any = await wrong.push("product", product("ZERO", 0), pctx("w-zero")).catch((x) => x);
+    expect(e).toMatchObject({ code: "economic.product_vat_rate" });
+    expect(e.message).toContain(
+      'product group 1 (product_groups_by_vat_rate "0") books domestic sales on account 1010 with VAT code U25 at 25 %',
+    );
+    expect(sb.sandbox.state.products.has("ZERO")).toBe(false);
+  });
+
+  test("a product whose rate changed in the PSA is moved to its new rate's group, and its invoice lines are checked and booked with that group's VAT", async () => {
+    const customer = data(customerEvent(40, { addresses: [{ street: "Vestergade 1", zip: "1456", city: "København", country: "DK" }] }));
+    await byRate.push("customer", customer, pctx("r-c40"));
+    await byRate.push("product", product("ADVICE", 25), pctx("r-advice-1"));
+    const line = { text: "Advice", quantity: 1, unitPrice: 100000, kind: "hours", productCode: "ADVICE", vatCode: "U25" };
+    const ictx = (key: string) => ({
+      link: null,
+      uncertain: false,
+      idempotencyKey: key,
+      record: (e: string) => (e === "customer" ? customer : null),
+    });
+    await byRate.push("invoice", data(invoiceEvent(4001, 40, undefined, { lines: [line] })), ictx("r-i4001"));
+    expect(sb.sandbox.state.booked.get(4001)).toMatchObject({ invoice: { vatAmount: 250 } });
+
+    // The PSA makes the product VAT-exempt: the update moves it into group 2; booked invoices keep their VAT.
+    await byRate.push("product", product("ADVICE", 0), pctx("ADVICE", true));
+    expect(groupOf("ADVICE")).toBe(2);
+    expect(sb.sandbox.state.booked.get(4001)).toMatchObject({ invoice: { vatAmount: 250 } });
+    // A line still stating U25 would now be booked without VAT: needs action (not the group read before the move).
+    const stale: any = await byRate
+      .push("invoice", data(invoiceEvent(4002, 40, undefined, { lines: [line] })), ictx("r-i4002"))
+      .catch((x) => x);
+    expect(stale).toMatchObject({ kind: "permanent", code: "economic.line_vat_code" });
+    expect(sb.sandbox.state.booked.has(4002)).toBe(false);
+    const { vatCode: _, ...exempt } = line;
+    await byRate.push("invoice", data(invoiceEvent(4003, 40, undefined, { lines: [exempt] })), ictx("r-i4003"));
+    expect(sb.sandbox.state.booked.get(4003)).toMatchObject({ invoice: { netAmount: 1000, vatAmount: 0 } });
+  });
+});

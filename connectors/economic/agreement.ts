@@ -132,6 +132,11 @@ export class AgreementSettings {
     return found ? Number(found.ratePercentage ?? 0) : undefined;
   }
 
+  /** Forget a product read for lineBooking (it was just pushed: its group may be another now). */
+  forgetProduct(productNumber: string): void {
+    this.cache.delete(`/products/${productNumber}`);
+  }
+
   /** Forget everything read (after e-conomic refused a zone or terms that were looked up). */
   forget(): void {
     this.cache.clear();

@@ -70,6 +70,29 @@ const vatZonesSchema = () =>
       return { domestic, eu, abroad, countries };
     });
 
+/**
+ * `product_groups_by_vat_rate = { "25" = 1, "0" = 2 }`: the product group for products at each VAT rate (percent, as the
+ * PSA's vatRate; quote a rate with decimals: "12.5"). A rate not named, and a product without a rate, go into product_group.
+ */
+const groupsByVatRateSchema = () =>
+  z
+    .record(z.string(), z.number().int().positive())
+    .superRefine((v, ctx) => {
+      const seen = new Set<number>();
+      for (const key of Object.keys(v)) {
+        if (seen.has(Number(key))) ctx.addIssue({ code: "custom", message: `the rate "${key}" is named twice`, path: [key] });
+        seen.add(Number(key));
+        if (!/^\d{1,3}(\.\d{1,2})?$/.test(key.trim()) || Number(key) > 100) {
+          ctx.addIssue({
+            code: "custom",
+            message: `"${key}" is not a VAT rate: use the rate in percent as the PSA sends it, e.g. { "25" = 1, "0" = 2, "12.5" = 3 }`,
+            path: [key],
+          });
+        }
+      }
+    })
+    .transform((v) => Object.entries(v).map(([rate, group]) => ({ rate: Number(rate), group })));
+
 export const economicConfigSchema = () =>
   z.strictObject({
     rest_url: z.url().default("https://restapi.e-conomic.com"),
@@ -93,7 +116,9 @@ export const economicConfigSchema = () =>
     due_date_payment_terms: z.number().int().positive().optional(),
     layout: z.number().int().positive().default(19),
     project_group: z.number().int().positive().default(1),
+    /** Product group for new and updated products (and those at a rate product_groups_by_vat_rate does not name). */
     product_group: z.number().int().positive().default(1),
+    product_groups_by_vat_rate: groupsByVatRateSchema().default([]),
     journal: z.number().int().positive().default(1),
     /** e-conomic products used for invoice lines by kind (VAT and accounts follow each product's group). */
     line_products: lineProductsSchema().default({ hours: "TIME", expenses: "EXPENSE", products: "PRODUCT" }),

@@ -20,7 +20,7 @@ import { runChecks } from "./check.ts";
 import { createEconomicHttp, describeEconomicError } from "./client.ts";
 import type { EconomicConfig } from "./config.ts";
 import { EconomicInvoices } from "./invoice-push.ts";
-import { customerBody, postalAddress, productBody, projectBody } from "./map.ts";
+import { customerBody, postalAddress, productBody, productGroupFor, projectBody } from "./map.ts";
 import { EconomicPuller } from "./pull.ts";
 import { economicRules } from "./rules.ts";
 
@@ -108,27 +108,37 @@ export class EconomicConnector implements Connector {
   private async pushProduct(p: Product, ctx: PushContext): Promise<PushResult> {
     if (p.vatRate !== undefined) await this.requireGroupRate(p, p.vatRate);
     const body = productBody(p, this.cfg);
-    return this.upsertRest(`${this.rest}/products/${encodeURIComponent(p.code)}`, `${this.rest}/products`, body, ctx, p.code);
+    try {
+      return await this.upsertRest(`${this.rest}/products/${encodeURIComponent(p.code)}`, `${this.rest}/products`, body, ctx, p.code);
+    } finally {
+      // Its group may have changed (a new VAT rate): an invoice line's check reads the product again.
+      this.settings.forgetProduct(p.code);
+    }
   }
 
   /**
-   * A product goes into product_group, whose sales account decides the VAT of every invoice line on it (a line has no
-   * VAT of its own): for domestic customers, the VAT code of the group's domestic sales account. A product whose PSA
-   * rate is not that code's would be booked with another VAT: it needs action, nothing is sent. What cannot be told
-   * (no domestic sales account, a code /vat-accounts lacks) is left to the invoice's own line check.
+   * A product goes into the group of its VAT rate (product_groups_by_vat_rate, else product_group), whose sales account
+   * decides the VAT of every invoice line on it (a line has no VAT of its own): for domestic customers, the VAT code of
+   * the group's domestic sales account. A product whose PSA rate is not that code's would be booked with another VAT: it
+   * needs action, nothing is sent. An existing product is moved (the PUT carries the group): the PSA is master of the
+   * rate, and invoices booked before keep the VAT they were booked with. What cannot be told (no domestic sales account,
+   * a code /vat-accounts lacks) is left to the invoice's own line check.
    */
   private async requireGroupRate(p: Product, rate: number): Promise<void> {
-    const group = this.cfg.product_group;
+    const { group, named } = productGroupFor(p, this.cfg);
     const zone = await this.settings.vatZoneFor(undefined);
     const { account, vatCode } = await this.settings.groupBooking(group, zone);
     if (account === undefined) return;
     const booked = vatCode ? await this.settings.vatRate(vatCode) : 0;
     if (booked === undefined || Math.abs(booked - rate) < 0.001) return;
+    const setting = named ? `product_groups_by_vat_rate "${rate}"` : "product_group";
     throw new TargetError("permanent", {
       code: "economic.product_vat_rate",
       field: "vatRate",
-      message: `Product ${p.code} (${p.name}) has ${rate} % VAT in the PSA, but product group ${group} (product_group) books domestic sales on account ${account} ${vatCode ? `with VAT code ${vatCode} at ${booked} %` : "without VAT"}, and e-conomic books every invoice line on the product with it. Nothing was sent.`,
-      hint: `Correct the product's VAT rate in the PSA if it is wrong. kontobro puts every product into the one product_group, so if all products are at ${rate} %, set product_group in this target's section of kontobro.toml to a group whose domestic sales account books ${rate} % (e-conomic: Settings › Product groups) and restart; a product at another rate than product_group's cannot be sent. Then press retry.`,
+      message: `Product ${p.code} (${p.name}) has ${rate} % VAT in the PSA, but product group ${group} (${setting}) books domestic sales on account ${account} ${vatCode ? `with VAT code ${vatCode} at ${booked} %` : "without VAT"}, and e-conomic books every invoice line on the product with it. Nothing was sent.`,
+      hint: named
+        ? `Correct the product's VAT rate in the PSA if it is wrong; else set product_groups_by_vat_rate's group for "${rate}" in this target's section of kontobro.toml to a group whose domestic sales account books ${rate} % (e-conomic: Settings › Product groups) and restart. Then press retry.`
+        : `Correct the product's VAT rate in the PSA if it is wrong; else name a product group for it in this target's section of kontobro.toml, product_groups_by_vat_rate = { "${rate}" = N } with N a group whose domestic sales account books ${rate} % (e-conomic: Settings › Product groups), and restart. Then press retry.`,
     });
   }
 

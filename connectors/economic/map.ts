@@ -81,11 +81,20 @@ export function projectBody(p: Project, cfg: EconomicConfig) {
   });
 }
 
+/**
+ * The product group a product goes into: product_groups_by_vat_rate's group for its VAT rate, else product_group (also for
+ * a product without a rate). `named`: the rate is in product_groups_by_vat_rate.
+ */
+export function productGroupFor(p: Pick<Product, "vatRate">, cfg: EconomicConfig): { group: number; named: boolean } {
+  const entry = p.vatRate === undefined ? undefined : cfg.product_groups_by_vat_rate.find((e) => Math.abs(e.rate - p.vatRate!) < 0.001);
+  return entry ? { group: entry.group, named: true } : { group: cfg.product_group, named: false };
+}
+
 export function productBody(p: Product, cfg: EconomicConfig) {
   return compact({
     productNumber: p.code,
     name: p.name,
-    productGroup: { productGroupNumber: cfg.product_group },
+    productGroup: { productGroupNumber: productGroupFor(p, cfg).group },
     salesPrice: p.price === undefined ? undefined : toDecimal(p.price),
     costPrice: p.cost === undefined ? undefined : toDecimal(p.cost),
     barred: !p.active,
