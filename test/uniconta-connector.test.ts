@@ -186,6 +186,24 @@ describe("invoices through orders and the gateway", () => {
     expect(await env.connector.find("invoice", inv)).toEqual({ remoteId: "20001" });
   });
 
+  test("a customer whose prices include VAT in Uniconta: the order says PricesInclVat false, so the PSA's net prices are posted as net", async () => {
+    env = startEnv();
+    await seedMasterData(env);
+    // A person ticks "prices incl. VAT" on the customer in Uniconta; a new order takes it unless the order says otherwise.
+    const [debtor] = await env.rows("DebtorClient");
+    await fetch(`${env.url}/api/Entities/Update/DebtorClient`, {
+      method: "PUT",
+      headers: {
+        authorization: `Basic ${Buffer.from(`00${COMPANY}/kontobro:demo-password`).toString("base64")}`,
+        "content-type": "application/json",
+      },
+      body: JSON.stringify({ ...debtor, PricesInclVat: true }),
+    });
+    expect(await env.connector.push("invoice", invoice(), ctx({ record: related({ project: project() }) }))).toEqual({ remoteId: "20001" });
+    const [posted] = await env.rows("DebtorInvoiceClient");
+    expect(posted).toMatchObject({ NetAmount: 48859, Vat: 12214.75, TotalAmount: 61073.75 });
+  });
+
   test("a dropped answer on order creation: the retry finds the order by its reference and replaces it; one invoice, no order left", async () => {
     env = startEnv();
     await seedMasterData(env);

@@ -106,6 +106,7 @@ describe("map", () => {
       InvoiceDate: "2026-04-30T00:00:00",
       DueDate: "2026-05-14T00:00:00",
       Currency: "DKK",
+      PricesInclVat: false,
       OurRef: "kontobro:psa-inv-20001",
       YourRef: "Ole Olsen",
       Remark: "April 2026",

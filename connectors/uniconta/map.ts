@@ -188,6 +188,9 @@ export function orderFields(inv: InvoiceLike, ctx: OrderContext): Row {
     DueDate: dateTime(credit ? inv.date : inv.dueDate),
     Payment: credit ? cfg.credit_note_payment_terms : cfg.payment_terms,
     Currency: inv.currency,
+    // The PSA's prices exclude VAT. Said on every order: one that does not say it may take its customer's "prices incl.
+    // VAT" (as a new order in Uniconta's screens does), and the net prices would then be posted as gross (README).
+    PricesInclVat: false,
     ...refs,
     [ref]: referenceValue(inv.psaId),
     Remark: inv.heading ?? (credit ? `Kreditnota til faktura ${inv.creditedInvoiceNumber}` : undefined),

@@ -51,6 +51,7 @@ export function createUnicontaSandbox(opts: UnicontaSandboxOptions = {}) {
     itemlessLines: opts.itemlessLines ?? true,
     categoryRequired: opts.categoryRequired ?? true,
     maxFileBytes: opts.maxFileBytes ?? 10 * 1024 * 1024,
+    pricesInclVatFromDebtor: opts.pricesInclVatFromDebtor ?? "when_unset",
   };
   const posting: PostingOptions = {
     honourInvoiceNumber: opts.honourInvoiceNumber ?? false,

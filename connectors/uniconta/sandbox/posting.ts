@@ -57,10 +57,13 @@ export function postOrder(
   const debtor = store.byKey("DebtorClient", order.Account);
   if (!debtor) throw new UcError("AccountIsMissing", `Debtor ${order.Account} does not exist`);
   const rate = (vat: unknown) => Number(store.byKey("GLVatClient", vat)?.Rate ?? 0);
+  // PricesInclVat on the order: each line's Price includes its VAT, so the net amount is taken out of it.
+  const gross = order.PricesInclVat === true;
   const priced = lines.map((l) => {
-    const amount = round2(Number(l.Qty ?? 0) * Number(l.Price ?? 0) * (1 - Number(l.DiscountPct ?? 0) / 100));
+    const sum = round2(Number(l.Qty ?? 0) * Number(l.Price ?? 0) * (1 - Number(l.DiscountPct ?? 0) / 100));
     const vatCode = l.Vat ?? debtor.Vat;
-    return { line: l, amount, vatCode, vat: round2((amount * rate(vatCode)) / 100) };
+    const amount = gross ? round2(sum / (1 + rate(vatCode) / 100)) : sum;
+    return { line: l, amount, vatCode, vat: gross ? round2(sum - amount) : round2((amount * rate(vatCode)) / 100) };
   });
   const net = round2(priced.reduce((s, p) => s + p.amount, 0));
   const vat = round2(priced.reduce((s, p) => s + p.vat, 0));

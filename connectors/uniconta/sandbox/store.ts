@@ -39,7 +39,7 @@ const FIELDS: Record<string, Set<string>> = {
   DebtorClient:
     list(`RowId Account Address1 Address2 Address3 BalanceMethod BankAccount Blocked City CompanyRegNo ContactEmail ContactPerson Country Created CreditMax
     Currency DeliveryAddress1 DeliveryAddress2 DeliveryAddress3 DeliveryCity DeliveryCountry DeliveryName DeliveryZipCode EAN EmailDocuments Group InvoiceEmail
-    InvoiceInXML LayoutGroup MobilPhone Name Payment Phone PriceList UserLanguage Vat VatNumber VatZone Www ZipCode ${DIMS}`),
+    InvoiceInXML LayoutGroup MobilPhone Name Payment Phone PriceList PricesInclVat UserLanguage Vat VatNumber VatZone Www ZipCode ${DIMS}`),
   ProjectClient:
     list(`RowId Account Blocked City Created Currency Description Email EndDate FixedPrice Group InvoicingMethod MasterProject Name Number OurRef
     Payment PersonInCharge Phase PrStandard PrType PriceList Requisition StartDate Vat WorkAddress1 WorkAddress2 WorkAddress3 WorkCountry YourRef ZipCode ${DIMS}`),
@@ -97,6 +97,12 @@ export interface StoreOptions {
   categoryRequired: boolean;
   /** FileIsTooBig above this many bytes (the real limit is unknown). */
   maxFileBytes: number;
+  /**
+   * Whether a new order's PricesInclVat comes from its debtor (uniconta.md lists the flag on both; what an API insert
+   * does is unverified): "when_unset", as a new order in Uniconta's screens takes it; "always", even over the order's
+   * own; "never".
+   */
+  pricesInclVatFromDebtor: "when_unset" | "always" | "never";
 }
 
 export type Company = (typeof fixtures.companies)[number];
@@ -153,6 +159,11 @@ export class CompanyStore {
     for (const e of incoming) {
       const row = this.sanitize(type, e);
       if (type === "DebtorOrderClient" && !row.OrderNumber) row.OrderNumber = ++this.orderNumber;
+      if (type === "DebtorOrderClient" && this.o.pricesInclVatFromDebtor !== "never") {
+        const debtor = this.byKey("DebtorClient", row.Account);
+        if (debtor?.PricesInclVat !== undefined && (row.PricesInclVat === undefined || this.o.pricesInclVatFromDebtor === "always"))
+          row.PricesInclVat = debtor.PricesInclVat;
+      }
       if (type === "DebtorOrderLineClient" && !row.LineNumber) {
         const order = Number(row.OrderNumber);
         const last =
