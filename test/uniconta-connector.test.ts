@@ -325,6 +325,38 @@ describe("invoices through orders and the gateway", () => {
     expect(await keep.push("invoice", invoice(), ctx())).toEqual({ remoteId: "20001" });
   });
 
+  test("simulate_before_post compares the simulated total excluding VAT with the PSA's: another total is not posted, and its order is deleted", async () => {
+    // A Uniconta that puts the customer's "prices incl. VAT" over the order's own (unverified, README Unverified 24).
+    env = startEnv({ sandbox: { pricesInclVatFromDebtor: "always" } });
+    await seedMasterData(env);
+    const [debtor] = await env.rows("DebtorClient");
+    await fetch(`${env.url}/api/Entities/Update/DebtorClient`, {
+      method: "PUT",
+      headers: {
+        authorization: `Basic ${Buffer.from(`00${COMPANY}/kontobro:demo-password`).toString("base64")}`,
+        "content-type": "application/json",
+      },
+      body: JSON.stringify({ ...debtor, PricesInclVat: true }),
+    });
+    const careful = env.connectorWith({ simulate_before_post: true });
+    const e = await thrown(careful.push("invoice", invoice(), ctx({ record: related({ project: project() }) })));
+    expect(e).toMatchObject({ kind: "permanent", code: "uniconta.total_differs" });
+    expect(e.message).toContain("Uniconta computed its total excluding VAT as 39087.20 DKK, but the PSA invoiced 48859.00 DKK");
+    expect(await env.rows("DebtorInvoiceClient")).toEqual([]);
+    expect(await env.rows("DebtorOrderClient")).toEqual([]);
+    // The customer's flag taken off in Uniconta: the same invoice is posted, its total the PSA's.
+    await fetch(`${env.url}/api/Entities/Update/DebtorClient`, {
+      method: "PUT",
+      headers: {
+        authorization: `Basic ${Buffer.from(`00${COMPANY}/kontobro:demo-password`).toString("base64")}`,
+        "content-type": "application/json",
+      },
+      body: JSON.stringify({ ...debtor, PricesInclVat: false }),
+    });
+    expect(await careful.push("invoice", invoice(), ctx({ record: related({ project: project() }) }))).toEqual({ remoteId: "20001" });
+    expect((await env.rows("DebtorInvoiceClient"))[0]).toMatchObject({ NetAmount: 48859 });
+  });
+
   test("a VAT code, account or category unknown in Uniconta is refused before sending, naming it", async () => {
     env = startEnv();
     await seedMasterData(env);

@@ -7,6 +7,7 @@
 import { bookedAmountDiffers, customerTotal, type InvoiceLike, type Project } from "../../agent/model.ts";
 import type { ConnectorDeps, PushContext, PushResult } from "../contract.ts";
 import { TargetError } from "../http.ts";
+import { targetTotalDiffers } from "../target-total.ts";
 import type { Row, UnicontaClient } from "./client.ts";
 import type { UnicontaConfig } from "./config.ts";
 import {
@@ -147,6 +148,11 @@ export class UnicontaInvoices {
     const invoiceNumber = this.cfg.send_invoice_number && /^\d+$/.test(inv.number) ? Number(inv.number) : undefined;
     if (this.cfg.simulate_before_post) {
       const sim = await this.client.postOrder(Number(order.OrderNumber), { simulate: true, invoiceNumber });
+      const total = this.simulatedTotalDiffers(inv, sim.Header);
+      if (total) {
+        attempt.orderSent = true; // its order (fresh or found) is deleted: nobody invoices it as it is
+        throw total;
+      }
       if (sim.Header?.InvoiceNumber !== undefined && !sameNumber(sim.Header.InvoiceNumber, inv.number))
         throw this.mismatch(inv, sim.Header.InvoiceNumber, false);
     }
@@ -402,6 +408,17 @@ export class UnicontaInvoices {
     });
   }
 
+  /**
+   * The simulated posting's header carries the invoice's NetAmount (the posting sample, uniconta.md §6): other than the
+   * PSA's (an order posted with prices incl. VAT, a price list, an item's own price), the order is not posted. Compared
+   * in company_currency only, like a posted invoice found again: whether NetAmount is in the invoice's currency or the
+   * company's is unverified (README, Unverified 13). Null: the same, or not told.
+   */
+  private simulatedTotalDiffers(inv: InvoiceLike, header: Row | undefined): TargetError | null {
+    if (inv.currency !== this.cfg.company_currency) return null;
+    return targetTotalDiffers(inv, { net: header?.NetAmount }, TOTAL_AT_UNICONTA);
+  }
+
   private mismatch(inv: InvoiceLike, number: unknown, posted: boolean): TargetError {
     return new TargetError("permanent", {
       code: "uniconta.invoice_number_mismatch",
@@ -463,3 +480,9 @@ export class UnicontaInvoices {
     }
   }
 }
+
+const TOTAL_AT_UNICONTA = {
+  codePrefix: "uniconta",
+  title: "Uniconta",
+  outcome: "It was not posted: simulate_before_post asked Uniconta first, and kontobro deleted its order in Uniconta.",
+};
