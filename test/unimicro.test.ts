@@ -136,6 +136,29 @@ describe("unimicro push: customer → project → invoice → credit note", () =
     expect((await env.company()).invoices).toHaveLength(0);
   });
 
+  test("a purchase (input) VAT code on a sales line, or in vat_codes, needs action naming it; nothing is sent", async () => {
+    env = startEnv();
+    await seedMasterData(env);
+    const lines = [
+      { text: "Konsulenttimer april", quantity: 37.5, unitPrice: 125000, kind: "hours", vatCode: "3" },
+      { text: "Hotell prosjektreise", quantity: 1, unitPrice: 198400, kind: "expenses", vatCode: "1" },
+    ];
+    const e = await thrown(env.connector.push("invoice", invoice({ lines }), ctx()));
+    expect(e).toMatchObject({ kind: "permanent", code: "unimicro.vat_code_not_output" });
+    expect(e.message).toContain(
+      'VAT code 1 ("Inngående mva, høy sats") of invoice 10117, line 2 (expenses) is not an output (sales) VAT code',
+    );
+    expect(e.hint).toContain("correct the line's VAT code in the PSA");
+    expect((await env.company()).invoices).toHaveLength(0);
+    env.stop();
+    env = startEnv({ config: { vat_codes: { hours: "3", expenses: "1", products: "3" } } });
+    await seedMasterData(env);
+    const configured = await thrown(env.connector.push("invoice", invoice(), ctx()));
+    expect(configured).toMatchObject({ code: "unimicro.vat_code_not_output" });
+    expect(configured.hint).toContain("fix vat_codes.expenses");
+    expect((await env.company()).invoices).toHaveLength(0);
+  });
+
   test("a wrong internal ID answered with a 500 foreign-key error is permanent, not uncertain", async () => {
     env = startEnv({ config: { product_ids: { hours: 999999 } } });
     await seedMasterData(env);

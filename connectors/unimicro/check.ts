@@ -3,7 +3,7 @@
 import type { CheckItem } from "../contract.ts";
 import { TargetError } from "../http.ts";
 import { RENEW_CERTIFICATE, type TokenSource, utcMinute } from "./auth.ts";
-import { requireId, type IdLookups, type UniClient } from "./client.ts";
+import { requireId, requireSalesVatType, type IdLookups, type UniClient } from "./client.ts";
 import type { UniMicroSettings } from "./config.ts";
 
 export async function runChecks(s: UniMicroSettings, tokens: TokenSource, api: UniClient, ids: IdLookups): Promise<CheckItem[]> {
@@ -50,7 +50,7 @@ export async function runChecks(s: UniMicroSettings, tokens: TokenSource, api: U
         );
       if (setup.vatCode)
         parts.push(
-          `VAT code ${setup.vatCode} → ID ${await requireId(s.title, "vat_code", setup.vatCode, ids.vatType(setup.vatCode), `Fix vat_codes.${kind}.`)}`,
+          `VAT code ${setup.vatCode} → ID ${await requireSalesVatType(s.title, ids, setup.vatCode, `vat_codes.${kind}`, `Fix vat_codes.${kind}.`)}`,
         );
       if (setup.productId) {
         if (!(await api.get(`/api/biz/products/${setup.productId}`, [404])))

@@ -180,6 +180,7 @@ export class IdLookups {
   /** After a foreign-key error a cached ID may be stale (deleted in the target): forget them all. */
   clear(): void {
     this.cache.clear();
+    this.vatTypes.clear();
   }
 
   remember(kind: string, key: string, id: number): void {
@@ -189,14 +190,28 @@ export class IdLookups {
     this.cache.delete(`${kind}:${key}`);
   }
 
-  private async lookup(kind: string, key: string, entity: string, filter: string): Promise<number | null> {
+  private async lookup(
+    kind: string,
+    key: string,
+    entity: string,
+    filter: string,
+    select = "ID",
+    seen?: (row: any) => void,
+  ): Promise<number | null> {
     const hit = this.cache.get(`${kind}:${key}`);
     if (hit) return hit;
-    const rows = await this.api.list<{ ID: number }>(entity, { filter, select: "ID", top: 1 });
+    const rows = await this.api.list<{ ID: number }>(entity, { filter, select, top: 1 });
     const id = rows[0]?.ID;
     if (!id) return null;
+    seen?.(rows[0]);
     this.remember(kind, key, id);
     return id;
+  }
+
+  /** A VAT code read by vatType: its name and whether it is an output (sales) VAT code (OutputVat; undefined: not said). */
+  private readonly vatTypes = new Map<string, { name?: string; outputVat?: boolean }>();
+  vatTypeOf(vatCode: string): { name?: string; outputVat?: boolean } | undefined {
+    return this.vatTypes.get(vatCode);
   }
 
   customer(number: string) {
@@ -212,11 +227,29 @@ export class IdLookups {
     return this.lookup("account", String(accountNumber), "accounts", `AccountNumber eq ${accountNumber}`);
   }
   vatType(vatCode: string) {
-    return this.lookup("vattype", vatCode, "vattypes", `VatCode eq ${q(vatCode)}`);
+    return this.lookup("vattype", vatCode, "vattypes", `VatCode eq ${q(vatCode)}`, "ID,Name,OutputVat", (r) =>
+      this.vatTypes.set(vatCode, { name: r.Name ?? undefined, outputVat: typeof r.OutputVat === "boolean" ? r.OutputVat : undefined }),
+    );
   }
   currency(code: string) {
     return this.lookup("currency", code, "currencycodes", `Code eq ${q(code)}`);
   }
+}
+
+/**
+ * The ID of the VAT type of a VAT code used on a sales line (an invoice line, a product's): it must be an output
+ * (sales) VAT code (VatType.OutputVat, unimicro.md §8.1). A purchase (input) VAT code would book the line's VAT as
+ * deductible input VAT: refused, naming the code and where it came from. A VAT type that does not say is used.
+ */
+export async function requireSalesVatType(title: string, ids: IdLookups, vatCode: string, where: string, hint: string): Promise<number> {
+  const id = await requireId(title, "vat_code", vatCode, ids.vatType(vatCode), hint);
+  const type = ids.vatTypeOf(vatCode);
+  if (type?.outputVat !== false) return id;
+  throw new TargetError("permanent", {
+    code: "unimicro.vat_code_not_output",
+    message: `VAT code ${vatCode}${type.name ? ` ("${type.name}")` : ""} of ${where} is not an output (sales) VAT code in ${title}, so it cannot be used on a sales invoice: ${title} would book the line's VAT as purchase (input) VAT. Nothing was sent.`,
+    hint: `Use the output VAT code for the line's rate (e.g. 3 for 25 %, 31 for 15 %, 33 for 12 %, 5 or 6 for no VAT). ${hint}`,
+  });
 }
 
 /** The ID a lookup found, or a permanent error saying what the target lacks and how to fix it. */

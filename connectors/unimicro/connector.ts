@@ -17,7 +17,7 @@ import { TargetError, TokenBucket } from "../http.ts";
 import { targetTotalDiffers } from "../target-total.ts";
 import { type CertificateInfo, RENEW_CERTIFICATE, TokenSource } from "./auth.ts";
 import { runChecks } from "./check.ts";
-import { IdLookups, q, requireId, UniClient } from "./client.ts";
+import { IdLookups, q, requireId, requireSalesVatType, UniClient } from "./client.ts";
 import type { UniMicroSettings } from "./config.ts";
 import {
   deterministicGuid,
@@ -266,7 +266,13 @@ export class UniMicroConnector implements Connector {
         )
       : undefined;
     const vatTypeId = setup.vatCode
-      ? await this.requireId("vat_code", setup.vatCode, this.ids.vatType(setup.vatCode), `Fix vat_codes.products in kontobro.toml.`)
+      ? await requireSalesVatType(
+          this.s.title,
+          this.ids,
+          setup.vatCode,
+          `product ${p.code} (vat_codes.products)`,
+          "Fix vat_codes.products in kontobro.toml.",
+        )
       : undefined;
     const byNumber = async () =>
       (await this.api.list("products", { filter: `PartName eq ${q(p.code)}`, select: "ID,PartName", top: 1 }))[0] ?? null;
@@ -393,11 +399,12 @@ export class UniMicroConnector implements Connector {
           )
         : undefined;
       const vatTypeId = n.vatCode
-        ? await this.requireId(
-            "vat_code",
+        ? await requireSalesVatType(
+            this.s.title,
+            this.ids,
             n.vatCode,
-            this.ids.vatType(n.vatCode),
-            `VAT code ${n.vatCode} (${at}) must exist in ${this.s.title}; VAT codes must be the same in both systems.`,
+            `${inv.kind === "credit_note" ? "credit note" : "invoice"} ${inv.number}, ${at}`,
+            `VAT code ${n.vatCode} (${at}) must exist in ${this.s.title} as an output VAT code; VAT codes must be the same in both systems: ${line.vatCode ? "correct the line's VAT code in the PSA" : `fix vat_codes.${line.kind} in kontobro.toml`}.`,
           )
         : undefined;
       const productId =

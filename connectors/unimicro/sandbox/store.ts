@@ -127,6 +127,9 @@ export class CompanyStore {
     add("products", { PartName: "1", Name: "Timer", Unit: "timer", AccountID: acc[3000]!.ID, VatTypeID: vat["3"]!.ID, StatusCode: null });
     add("products", { PartName: "2", Name: "Utlegg", Unit: "stk", AccountID: acc[3400]!.ID, VatTypeID: vat["3"]!.ID, StatusCode: null });
     add("products", { PartName: "3", Name: "Varer", Unit: "stk", AccountID: acc[3000]!.ID, VatTypeID: vat["3"]!.ID, StatusCode: null });
+    // A purchase (input) VAT code, as every company has: not for sales lines.
+    const input = add("accounts", { AccountNumber: 2710, AccountName: "Inngående merverdiavgift", Visible: true });
+    add("vattypes", { VatCode: "1", VatPercent: 25, Name: "Inngående mva, høy sats", OutputVat: false, IncomingAccountID: input.ID });
     this.guids.clear();
   }
 
