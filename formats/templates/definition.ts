@@ -14,6 +14,7 @@ import {
   GROUP_KEYS,
   filterFieldType,
   SELECTION,
+  WHOLE_DOCUMENTS,
   type DataType,
   type FieldType,
 } from "./fields.ts";
@@ -267,6 +268,16 @@ export function checkTemplate(t: Template): Problem[] {
           `"${flt.field}" is not a field of time records or of their groups.`,
           `Use a time record field (${Object.keys(FIELDS.time_records).join(", ")}, month) or a group total (${[...AGGREGATE_FIELDS].join(", ")}).`,
         );
+      return;
+    }
+    const whole = WHOLE_DOCUMENTS[t.dataType];
+    if (whole && !whole.fields.includes(flt.field)) {
+      say(
+        "row_filter",
+        `${at}.field`,
+        `"${flt.field}" is a field of one ${whole.row}: a filter on it would write only some rows of an ${whole.document} (an unbalanced voucher at import) and still mark the whole ${whole.document} transferred, so the rest would never be exported.`,
+        `Filter on the ${whole.document}'s own fields, which keep or leave out an ${whole.document} whole: ${whole.fields.join(", ")}. To keep ${whole.document}s out of every export, set their export status to "do not transfer".`,
+      );
       return;
     }
     const needsValue = flt.op !== "empty" && flt.op !== "not_empty";

@@ -208,6 +208,16 @@ export const FIELDS: Record<DataType, Record<string, FieldSpec>> = {
   },
 };
 
+/**
+ * Data types whose rows are the parts of one document that an export marks transferred as a whole (the rows of an
+ * invoice's voucher): their filters may only test the document's own fields, which hold one value on every row of it,
+ * so a filter keeps or leaves out a document whole. A filter on a row's own field (rowType, account, amount) would write
+ * part of a voucher (unbalanced at import) and mark the whole invoice transferred, never to be exported again.
+ */
+export const WHOLE_DOCUMENTS: Partial<Record<DataType, { row: string; document: string; fields: readonly string[] }>> = {
+  invoices_by_account: { row: "voucher row", document: "invoice", fields: Object.keys(INVOICE_FIELDS) },
+};
+
 export const SELECTION: Record<DataType, Selection> = {
   customers: "all",
   projects: "all",
