@@ -14,6 +14,7 @@ import { acquireInstanceLock } from "./lock.ts";
 import { Dispatcher } from "./dispatcher.ts";
 import { exportSettings } from "./exports/config.ts";
 import { deliverOnStart } from "./exports/deliver.ts";
+import { templatesNeedingFixes } from "./exports/templates-store.ts";
 import { apiNativeRoutes } from "./http/api.ts";
 import { createApp } from "./http/app.ts";
 import type { AppContext } from "./http/context.ts";
@@ -409,6 +410,12 @@ export async function startAgent(
   const url = `http://${config.http.host.includes(":") ? `[${config.http.host}]` : config.http.host}:${server.port}`;
   // The binary starts with a reluctant JIT (scripts/build.ts); from here on the hot paths get the normal one.
   Bun.unsafe.setJITPolicy(1);
+  // A saved export template this version's checks refuse (saved by an earlier one) cannot be exported until fixed: say so.
+  for (const t of await templatesNeedingFixes(storage))
+    log.warn(`export template "${t.name}" does not pass this version's checks and cannot be exported until it is fixed`, {
+      problems: t.problems.slice(1).map((p) => p.message),
+      hint: t.problems[0]!.hint,
+    });
   log.info("kontobro started", { version: VERSION, url, targets: [...connectors.keys()], dataDir: config.agent.data_dir });
 
   let stopping: Promise<void> | null = null;

@@ -3,7 +3,7 @@
 // the writes; an export is one transaction).
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { templateFileName, templateFromFile, templateToFile } from "../../formats/templates/definition.ts";
+import { type Template, templateFileName, templateFromFile, templateToFile } from "../../formats/templates/definition.ts";
 import { DATA_TYPES, DATA_TYPE_TITLES, FIELDS, SELECTION, type DataType } from "../../formats/templates/fields.ts";
 import { databasePath } from "../agent.ts";
 import { openDatabase, type Db } from "../db/index.ts";
@@ -259,8 +259,10 @@ const templates = defineCommand({
       }
       for (const t of list) {
         console.log(
-          `${t.name.padEnd(32)} ${DATA_TYPE_TITLES[t.dataType as DataType] ?? t.dataType}${t.builtin ? ", built in" : ""}${t.guessedColumns ? `, ${t.guessedColumns} guessed column(s)` : ""}${t.title ? `\n  ${t.title}` : ""}`,
+          `${t.name.padEnd(32)} ${DATA_TYPE_TITLES[t.dataType as DataType] ?? t.dataType}${t.builtin ? ", built in" : ""}${t.guessedColumns ? `, ${t.guessedColumns} guessed column(s)` : ""}${t.problems ? ", NEEDS FIXING (cannot be exported)" : ""}${t.title ? `\n  ${t.title}` : ""}`,
         );
+        for (const p of t.problems?.slice(1) ?? []) console.log(`  ${p.message}${p.hint ? `\n    fix: ${p.hint}` : ""}`);
+        if (t.problems) console.log(`  fix: ${t.problems[0]!.hint}`);
       }
       return 0;
     }),
@@ -279,16 +281,18 @@ const templateShow = defineCommand({
   run: ({ values, positionals: [name] }) =>
     withStore(values.config, async (db) => {
       const found = await findTemplate(db, name!);
-      if (!found.ok) {
+      if (!found.ok && !found.stored) {
         printProblems(found.problems);
         return 1;
       }
-      const t = found.template;
+      // A saved template that needs fixing is shown as stored, to be fixed and imported again; what is wrong goes to stderr.
+      if (!found.ok) printProblems(found.problems, "needs fixing");
+      const t = found.ok ? found.template : (found.stored as Template);
       if (!values.out) {
         process.stdout.write(templateToFile(t));
         return 0;
       }
-      const path = existsSync(values.out) && statSync(values.out).isDirectory() ? join(values.out, templateFileName(t.name)) : values.out;
+      const path = existsSync(values.out) && statSync(values.out).isDirectory() ? join(values.out, templateFileName(name!)) : values.out;
       writeFileSync(path, templateToFile(t));
       console.log(`wrote ${path}`);
       return 0;

@@ -4,7 +4,7 @@
 import { Hono, type Context } from "hono";
 import { z } from "zod";
 import { lazySchema, once } from "../lazy-schema.ts";
-import { parseTemplate, templateFileName, templateFromFile, templateToFile } from "../../formats/templates/definition.ts";
+import { parseTemplate, type Template, templateFileName, templateFromFile, templateToFile } from "../../formats/templates/definition.ts";
 import { DATA_TYPES, DATA_TYPE_TITLES, FIELDS, SELECTION } from "../../formats/templates/fields.ts";
 import type { Db } from "../db/index.ts";
 import { sqliteRunner, type SqlRunner } from "../db/pg/runner.ts";
@@ -279,7 +279,9 @@ export function exportsApi(ctx: ExportsApiContext): Hono<any> {
   });
   api.get("/templates/:name", async (c) => {
     const r = await findTemplate(db(c), c.req.param("name"));
-    return r.ok ? c.json({ ...r.template, builtin: r.builtin }) : refuse(c, r.httpStatus, r.problems);
+    if (r.ok) return c.json({ ...r.template, builtin: r.builtin });
+    // A saved template that needs fixing is shown as stored, with what is wrong, so it can be fixed.
+    return r.stored ? c.json({ ...r.stored, builtin: false, problems: r.problems }) : refuse(c, r.httpStatus, r.problems);
   });
   api.put("/templates/:name", async (c) => {
     const body = await jsonBody(c);
@@ -294,11 +296,13 @@ export function exportsApi(ctx: ExportsApiContext): Hono<any> {
   });
   api.get("/templates/:name/file", async (c) => {
     const r = await findTemplate(db(c), c.req.param("name"));
-    if (!r.ok) return refuse(c, r.httpStatus, r.problems);
+    if (!r.ok && !r.stored) return refuse(c, r.httpStatus, r.problems);
+    // A saved template that needs fixing is downloaded as stored, to be fixed and imported again.
+    const t = r.ok ? r.template : (r.stored as Template);
     return attachment(
       c,
-      templateFileName(r.template.name),
-      new TextEncoder().encode(templateToFile(r.template)),
+      templateFileName(c.req.param("name")),
+      new TextEncoder().encode(templateToFile(t)),
       "application/json; charset=utf-8",
     );
   });

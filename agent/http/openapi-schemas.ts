@@ -224,7 +224,13 @@ export const InvoiceStatuses = z
   .describe(`Statuses: ${EXPORT_STATUSES.join(", ")}.`);
 export const StatusChange = loose("The invoices whose status changed, and those refused.");
 export const DataTypes = z.object({ dataTypes: z.array(loose("A data type templates can export: its fields and selection.")) });
-export const TemplateList = z.object({ templates: z.array(loose("A template: name, data type, title, built in or not.")) });
+export const TemplateList = z.object({
+  templates: z.array(
+    loose(
+      "A template: name, data type, title, built in or not; `problems` when a saved one does not pass this version's checks (saved by an earlier version): it cannot be exported or tested until it is fixed and saved again.",
+    ),
+  ),
+});
 export const TemplatePreview = loose("The first rows of the file exactly as it would hold them; nothing is stored.");
 export const TemplateImported = z.object({ name: z.string(), created: z.boolean() });
 

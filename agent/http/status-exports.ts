@@ -23,6 +23,8 @@ export async function renderExportsSection(s: StatusContext) {
   const last = (await listRuns(db, 1))[0];
   const actions = s.exports?.uiActions ?? false;
   const templates = await listTemplates(db);
+  // Saved by an earlier version and refused by this one's checks: shown with what is wrong, not left out.
+  const broken = templates.filter((t) => t.problems);
   return html`<section class="card exports" id="exports"><style>${raw(CSS)}</style>
 <h2>Exports to accounting <span class="muted">SIE 4 and export templates</span></h2>
 <ul class="counts">${EXPORT_STATUSES.map((s) => html`<li><span>${STATUS_LABELS[s]}</span><strong data-export-status="${s}">${counts[s]}</strong></li>`)}</ul>
@@ -37,7 +39,7 @@ ${
   templates.length === 0
     ? ""
     : html`<form method="post" action="${base}/ui/exports/run" class="inline export-template"><fieldset><legend>With an export template</legend>
-<label>template <select name="what">${templates.map((t) => html`<option value="template:${t.name}">${t.title ?? t.name} (${DATA_TYPE_TITLES[t.dataType as keyof typeof DATA_TYPE_TITLES] ?? t.dataType})${t.guessedColumns ? ` · ${t.guessedColumns} guessed column(s)` : ""}</option>`)}</select></label>
+<label>template <select name="what">${templates.map((t) => html`<option value="template:${t.name}">${t.title ?? t.name} (${DATA_TYPE_TITLES[t.dataType as keyof typeof DATA_TYPE_TITLES] ?? t.dataType})${t.guessedColumns ? ` · ${t.guessedColumns} guessed column(s)` : ""}${t.problems ? " · needs fixing" : ""}</option>`)}</select></label>
 <label>from <input type="date" name="from"></label> <label>to <input type="date" name="to"></label>
 <button type="submit">${TEMPLATE_BUTTON}</button>
 <p class="muted">Invoices go as for SIE 4. Time records and expense claims: give the period; they carry no exported flag, so an overlapping period repeats rows.</p></fieldset></form>`
@@ -47,6 +49,11 @@ ${
 <label>to <input name="to" size="8"></label> <label>set to <select name="status">${EXPORT_STATUSES.map((s) => html`<option value="${s}">${STATUS_LABELS[s]}</option>`)}</select></label>
 <label><input type="checkbox" name="skipInvalid" value="1"> skip those that cannot change</label> <button type="submit">${STATUS_BUTTON}</button></fieldset></form>`
     : html`<p class="muted">kontobro listens on a non-loopback address and this page has no login, so exports are run, changed and downloaded with the API (/api/v1/exports) or <code>kontobro export</code>.</p>`
+}
+${
+  broken.length > 0
+    ? html`<h3>Templates that need fixing</h3>${broken.map((t) => html`<div class="template-needs-fixing" data-template="${t.name}"><h4>${t.title ?? t.name} <span class="muted">(${t.name})</span></h4>${t.problems!.map(problemBox)}</div>`)}`
+    : ""
 }
 ${last && last.warnings.length > 0 ? html`<h3>Warnings of the last export (#${last.id})</h3>${last.warnings.map(problemBox)}` : ""}
 <h3>Files</h3>
