@@ -2,7 +2,7 @@
 // exported since are "to transfer" again, while their file is still in the output folder, where the accounting
 // system imports it. The next export must not hand the importer the same vouchers a second time, nor reuse a serial.
 import { describe, expect, test } from "bun:test";
-import { readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openDatabase } from "../agent/db/index.ts";
 import { sqliteRunner } from "../agent/db/pg/runner.ts";
@@ -10,6 +10,7 @@ import { runExport } from "../agent/exports/service.ts";
 import { changeExportStatus } from "../agent/exports/status.ts";
 import { saveTemplate } from "../agent/exports/templates-store.ts";
 import { readSie } from "../formats/sie4/reader.ts";
+import { checkTemplate, Template } from "../formats/templates/definition.ts";
 import { BASE, invoice, seed, settings, statusOf, testDb } from "./exports-fixtures.ts";
 
 /** Invoice numbers per file in the folder, from the vouchers' texts ("Faktura 1001, kund 100"). */
@@ -194,5 +195,40 @@ describe("template export after a restore of an older database", () => {
     );
     expect(readdirSync(out)).toEqual(["SIE4I_5566778899_20260322100000_1.SI"]);
     expect(!bilag.ok && bilag.problems[0]!.message).toStartWith("SIE4I_5566778899_20260322100000_1.SI in ");
+  });
+
+  test("a file of a saved template this version's checks refuse (saved and run by an earlier version) still stops an SIE export", async () => {
+    const { runner, dir } = testDb();
+    const out = join(dir, "out");
+    mkdirSync(out);
+    await seed(runner, [...BASE(), invoice(1001), invoice(1002)]);
+    // As the earlier version stored it (017b49e refuses the column's decimal separator "," with delimiter "," never quoted)…
+    const old = Template.parse({
+      name: "old-comma",
+      dataType: "invoices",
+      delimiter: ",",
+      quote: "never",
+      fileName: "old-comma_{run}.csv",
+      columns: [
+        { header: "Number", field: "number" },
+        { header: "Gross", field: "grossAmount", decimalSeparator: "," },
+      ],
+    });
+    expect(checkTemplate(old).map((p) => p.code)).toEqual(["template.delimiter_clash"]);
+    await runner.run(
+      `INSERT INTO export_templates (name, data_type, definition, created_at, updated_at) VALUES (?1, ?2, ?3, 1, 1)`,
+      old.name,
+      old.dataType,
+      JSON.stringify(old),
+    );
+    // … and the file it wrote then, in the folder; the database (a backup restored) does not know it.
+    writeFileSync(join(out, "old-comma_7.csv"), "Number,Gross\r\n1001,11736 56\r\n");
+    const sie = await runExport(runner, settings({ output_dir: out }), { format: "sie4" }, { by: "cli" });
+    // Before: the template was passed over as invalid, its file not read, and 1001 went into the SIE file a second time.
+    expect(sie.ok).toBe(false);
+    expect(!sie.ok && sie.problems.map((p) => [p.code, p.message.includes("old-comma_7.csv"), p.message.includes(": 1001.")])).toEqual([
+      ["exports.output_dir_has_unknown_file", true, true],
+    ]);
+    expect(await statusOf(runner, 1001)).toBe("to_transfer");
   });
 });

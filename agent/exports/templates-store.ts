@@ -102,9 +102,12 @@ export async function templatesNeedingFixes(db: SqlRunner): Promise<{ name: stri
   return (await storedTemplates(db)).filter((s) => s.problems.length > 0).map((s) => ({ name: s.row.name, problems: s.problems }));
 }
 
-/** Every template: the built-in ones, then the saved ones this version's checks accept. */
+/**
+ * Every template whose files can be read back (found-files.ts): the built-in ones, then the saved ones, including one
+ * this version's checks refuse, as the files it wrote before the upgrade may still be in the output folder.
+ */
 export async function allTemplates(db: SqlRunner): Promise<Template[]> {
-  return [...builtinTemplates(), ...(await storedTemplates(db)).flatMap((s) => (s.problems.length === 0 ? [s.shaped!] : []))];
+  return [...builtinTemplates(), ...(await storedTemplates(db)).flatMap((s) => (s.shaped ? [s.shaped] : []))];
 }
 
 export type Found =
