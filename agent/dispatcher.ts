@@ -317,12 +317,23 @@ export class Dispatcher {
     const ended = [...new Set([...this.finished.map((f) => f.delivery.id), ...this.stranded, ...(unsentBack ? [] : unsent)])].filter(
       (id) => !this.inFlight.has(id),
     );
-    await this.outbox.release(running, true);
-    await this.outbox.release(ended);
     const abandoned = [...running, ...ended];
     this.stranded.clear();
     if (this.gatherTimer !== null) clearTimeout(this.gatherTimer);
     this.gatherTimer = null;
+    try {
+      await this.outbox.release(running, true);
+      await this.outbox.release(ended);
+    } catch (e) {
+      // The database cannot be written (full, read-only): the leases stay as they are, and the next start takes every
+      // lease back as one whose answer is unknown (Outbox.recoverExpiredLeases), as after a crash. Stopping goes on.
+      this.log.warn("could not release deliveries at shutdown; the next start takes them back and checks them before any new create", {
+        target: this.target,
+        count: abandoned.length,
+        error: e,
+      });
+      return;
+    }
     if (abandoned.length > 0)
       this.log.warn("released deliveries without a recorded answer at shutdown; they will be checked before any new create", {
         target: this.target,
