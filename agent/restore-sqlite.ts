@@ -166,24 +166,31 @@ export function backupDatabase(dbPath: string, file: string, now = new Date()): 
     );
   }
   try {
-    src.exec("PRAGMA busy_timeout = 10000");
-    src.run("VACUUM INTO ?1", [file]);
+    try {
+      src.exec("PRAGMA busy_timeout = 10000");
+      src.run("VACUUM INTO ?1", [file]);
+    } finally {
+      src.close();
+    }
+    const copy = new Database(file);
+    try {
+      const installationId = setting(copy, "installation_id");
+      putSetting(
+        copy,
+        "backup_of",
+        JSON.stringify({ installationId, generation: Number(setting(copy, "generation") ?? 0), takenAt: now.toISOString() }),
+      );
+    } finally {
+      copy.close();
+    }
   } catch (e) {
-    rmSync(file, { force: true }); // nothing half-made is left to be taken for a backup, or to block the next one
-    throw e;
-  } finally {
-    src.close();
-  }
-  const copy = new Database(file);
-  try {
-    const installationId = setting(copy, "installation_id");
-    putSetting(
-      copy,
-      "backup_of",
-      JSON.stringify({ installationId, generation: Number(setting(copy, "generation") ?? 0), takenAt: now.toISOString() }),
+    // Nothing half-made is left to be taken for a backup, or to block the next one. SQLite's own words ("database or disk
+    // is full", "disk I/O error") read as if kontobro's database were full: the message names the backup file.
+    for (const f of [file, `${file}-journal`, `${file}-wal`, `${file}-shm`]) rmSync(f, { force: true });
+    throw new StorageError(
+      `The backup could not be written to ${file} (${(e as Error).message}); nothing was kept.`,
+      "Free disk space where the backup goes (a full disk is the usual cause) or choose another folder, then run kontobro backup again.",
     );
-  } finally {
-    copy.close();
   }
   return { bytes: Bun.file(file).size };
 }

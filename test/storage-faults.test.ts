@@ -2,7 +2,7 @@
 // what it did not store, stores nothing partial, and the agent says plainly what is wrong.
 import { afterEach, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openDatabase } from "../agent/db/index.ts";
 import { startStack, type Stack } from "./e2e-harness.ts";
@@ -17,8 +17,11 @@ afterEach(async () => {
 
 const count = (s: Stack, table: string) => (s.agent.db.$client.query(`SELECT count(*) AS n FROM ${table}`).get() as any).n;
 
-async function runCli(args: string[], opts: { cwd: string; asNobody?: boolean }) {
-  const cmd = [process.execPath, MAIN, ...args];
+async function runCli(args: string[], opts: { cwd: string; asNobody?: boolean; fileSizeBlocks?: number }) {
+  let cmd = [process.execPath, MAIN, ...args];
+  // A file size limit (blocks of 512 bytes) cuts a write short as a full disk does; the shell ignores SIGXFSZ, so the
+  // write fails with EFBIG instead of the signal killing the process.
+  if (opts.fileSizeBlocks) cmd = ["sh", "-c", `trap '' XFSZ; ulimit -f ${opts.fileSizeBlocks}; exec "$0" "$@"`, ...cmd];
   const proc = Bun.spawn(opts.asNobody ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ...cmd] : cmd, {
     cwd: opts.cwd,
     stdout: "pipe",
@@ -72,6 +75,22 @@ describe("storage faults", () => {
     await fetch(`${stack.sandboxUrl}/__sandbox/faults`, { method: "DELETE" });
     expect((await stack.post(big)).status).toBe(202);
     await waitFor("all delivered", async () => (await stack!.deliveries("done")).length === 51, 30_000);
+  });
+
+  test("a backup to a disk that fills up: a clear error naming the backup file, and no part of it left behind", async () => {
+    const dir = tempDir();
+    const data = join(dir, "data");
+    const db = openDatabase(join(data, "kontobro.db"));
+    db.$client.run("CREATE TABLE filler (x TEXT)");
+    for (let i = 0; i < 200; i++) db.$client.run("INSERT INTO filler VALUES (?1)", ["x".repeat(2000)]);
+    db.$client.close();
+    const file = join(dir, "nightly.db");
+    const r = await runCli(["backup", file, "--config", configIn(dir, data)], { cwd: dir, fileSizeBlocks: 200 });
+    expect(r.code).toBe(1);
+    // Before: "kontobro: disk I/O error" ("database or disk is full" on a full disk), as if kontobro's own database were.
+    expect(r.err).toContain(`The backup could not be written to ${file}`);
+    expect(r.err).toContain("fix: Free disk space");
+    expect(existsSync(file)).toBe(false);
   });
 
   test("a corrupt database stops the agent at start with a clear message", async () => {
