@@ -376,19 +376,33 @@ export function settle(w: Omit<Waiting, "events">, outcome: RequestOutcome, obse
   }
 }
 
-/** A failed write in plain language: busy, disk full and read-only become IntakeUnavailable (503, Retry-After). */
+/**
+ * A failed write in plain language: busy, disk full, read-only, an I/O error and a damaged database become
+ * IntakeUnavailable (503, Retry-After). By SQLite's own messages (the writer's thread passes on the message alone):
+ * "database disk image is malformed" and "disk I/O error" say "disk" too, and are no full disk.
+ */
 export function describeWriteError(e: unknown): Error {
   const msg = e instanceof Error ? e.message : String(e);
   const pg = postgresTrouble(e);
   if (pg) return new IntakeUnavailable(pg, 2);
   if (/busy|locked/i.test(msg)) return new IntakeUnavailable("The database is busy; nothing was stored. Send the events again shortly.", 1);
-  if (/full|disk|SQLITE_FULL|no space/i.test(msg))
+  if (/disk is full|SQLITE_FULL|no space/i.test(msg))
     return new IntakeUnavailable(
       "The disk is full; nothing was stored. Free disk space on the kontobro server, then send the events again.",
       30,
     );
   if (/readonly|read-only/i.test(msg))
     return new IntakeUnavailable("The database is read-only; nothing was stored. Fix the permissions of the data directory.", 30);
+  if (/malformed|SQLITE_CORRUPT|not a database/i.test(msg))
+    return new IntakeUnavailable(
+      `The database is damaged (${msg}); nothing was stored. kontobro's administrator must restore a backup (kontobro restore), then send the events again.`,
+      300,
+    );
+  if (/I\/O error|SQLITE_IOERR/i.test(msg))
+    return new IntakeUnavailable(
+      `The database could not be written (${msg}); nothing was stored. Check the kontobro server's disk (free space, errors in the system log) and its /readyz, then send the events again.`,
+      30,
+    );
   return e instanceof Error ? e : new Error(msg);
 }
 
