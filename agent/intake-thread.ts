@@ -6,7 +6,7 @@
 // The thread runs only while there is intake: it starts with the first request and ends after a minute
 // without any (a thread and its connection are about 8 MB of an idle agent's memory, issue 16's goal 6).
 // Requests that arrive while it ends wait for it to finish and go to the next one; nothing is dropped.
-import type { Intake, StoredResult, ValidEvent } from "./intake.ts";
+import type { Intake, IntakeFailure, StoredResult, ValidEvent } from "./intake.ts";
 import { describeWriteError, IntakeUnavailable, settle } from "./intake.ts";
 import { type PreparedEvent, prepareEvents, type RequestOutcome } from "./intake-store.ts";
 import { encodeRequests, type WriterRequest } from "./intake-handover.ts";
@@ -97,6 +97,7 @@ export class IntakeThread implements Intake {
   /** A PRAGMA was run on the writer's connection: keep that connection (and its setting) for good. */
   private pinned = false;
   private closed: Error | null = null;
+  private failure: IntakeFailure | null = null;
   /** Writer threads started so far (diagnostics). */
   started = 0;
 
@@ -118,7 +119,27 @@ export class IntakeThread implements Intake {
     if (refused) return Promise.reject(new IntakeUnavailable(refused, REFUSED_RETRY_AFTER_S));
     const prepared = prepareEvents(events);
     // Writers are handed requests in the order they were submitted (promise reactions run in order).
-    return this.use().then((w) => w.submit(prepared));
+    return this.use()
+      .then((w) => w.submit(prepared))
+      .then(
+        (stored) => {
+          this.failure = null;
+          return stored;
+        },
+        (e) => {
+          if (e instanceof IntakeUnavailable && e.lasting)
+            this.failure = { message: e.message, since: this.failure?.since ?? Date.now(), requests: (this.failure?.requests ?? 0) + 1 };
+          throw e;
+        },
+      );
+  }
+
+  /**
+   * Requests refused for a lasting reason (a full disk, …) with none stored since, for /readyz: its own probe, a
+   * one-row update, may still fit where a request's rows do not.
+   */
+  failing(): IntakeFailure | null {
+    return this.failure;
   }
 
   /** Runs a PRAGMA on the writer's own connection (per-connection settings: diagnostics and fault tests). */

@@ -253,15 +253,26 @@ export class EventConflict extends Error {
     "Each problem below says what is taken. An event id names one change for ever; an invoice or credit note number and a PSA id each name one document.";
 }
 
-/** Thrown when the database cannot take the events right now; nothing of the batch was stored. */
+/**
+ * Thrown when the database cannot take the events right now; nothing of the batch was stored. `lasting`: it will not
+ * pass by itself (a full disk, a read-only or damaged database, an I/O error), unlike a busy database; /readyz says it.
+ */
 export class IntakeUnavailable extends Error {
   constructor(
     message: string,
     readonly retryAfterSeconds: number,
+    readonly lasting = false,
   ) {
     super(message);
     this.name = "IntakeUnavailable";
   }
+}
+
+/** Intake's requests refused since `since` for a lasting reason (IntakeUnavailable.lasting), none stored since. */
+export interface IntakeFailure {
+  message: string;
+  since: number;
+  requests: number;
 }
 
 /** Stores validated events: in process (IntakeWriter) or on the writer's own thread (IntakeThread, agent/intake-thread.ts). */
@@ -272,6 +283,8 @@ export interface Intake {
   observer?: (results: StoredResult[]) => void;
   /** Finishes what was submitted; nothing more is taken. */
   close(): Promise<void>;
+  /** Its requests failing now for a lasting reason, none stored since (for /readyz), or null. */
+  failing?(): IntakeFailure | null;
 }
 
 interface Waiting {
@@ -390,18 +403,21 @@ export function describeWriteError(e: unknown): Error {
     return new IntakeUnavailable(
       "The disk is full; nothing was stored. Free disk space on the kontobro server, then send the events again.",
       30,
+      true,
     );
   if (/readonly|read-only/i.test(msg))
-    return new IntakeUnavailable("The database is read-only; nothing was stored. Fix the permissions of the data directory.", 30);
+    return new IntakeUnavailable("The database is read-only; nothing was stored. Fix the permissions of the data directory.", 30, true);
   if (/malformed|SQLITE_CORRUPT|not a database/i.test(msg))
     return new IntakeUnavailable(
       `The database is damaged (${msg}); nothing was stored. kontobro's administrator must restore a backup (kontobro restore), then send the events again.`,
       300,
+      true,
     );
   if (/I\/O error|SQLITE_IOERR/i.test(msg))
     return new IntakeUnavailable(
       `The database could not be written (${msg}); nothing was stored. Check the kontobro server's disk (free space, errors in the system log) and its /readyz, then send the events again.`,
       30,
+      true,
     );
   return e instanceof Error ? e : new Error(msg);
 }

@@ -27,6 +27,7 @@ describe("/healthz and /readyz", () => {
     expect(before.body.status).toBe("ready");
     expect(before.body.checks.map((c: any) => [c.name, c.ok])).toEqual([
       ["database", true],
+      ["intake", true],
       ["durability", true],
       ["migrations", true],
       ["credentials:eco", true],

@@ -93,6 +93,27 @@ describe("storage faults", () => {
     expect(existsSync(file)).toBe(false);
   });
 
+  test("a full disk that intake cannot write to is on /readyz, though its own small probe still fits, until a request is stored", async () => {
+    stack = await startStack();
+    const c = stack.agent.db.$client;
+    const pages = (c.query("PRAGMA page_count").get() as any).page_count;
+    // Full for every connection: a write that needs no new page (the probe's one-row update) still goes through.
+    c.run(`PRAGMA max_page_count = ${pages}`);
+    await stack.agent.intake.pragma(`max_page_count = ${pages}`);
+    const big = Array.from({ length: 50 }, (_, i) => customerEvent(100 + i, { name: "x".repeat(250) }));
+    expect((await stack.post(big)).status).toBe(503);
+    const ready = await fetch(`${stack.agent.url}/readyz`);
+    const checks = ((await ready.json()) as any).checks;
+    // Before: 200 "ready", every check ok, while each request of the PSA got 503 "The disk is full".
+    expect(ready.status).toBe(503);
+    expect(checks.find((k: any) => k.name === "intake")).toMatchObject({ ok: false });
+    expect(checks.find((k: any) => k.name === "intake").message).toContain("The disk is full");
+    c.run("PRAGMA max_page_count = 1073741823");
+    await stack.agent.intake.pragma("max_page_count = 1073741823"); // space freed
+    expect((await stack.post(big)).status).toBe(202);
+    expect((await fetch(`${stack.agent.url}/readyz`)).status).toBe(200);
+  });
+
   test("a corrupt database stops the agent at start with a clear message", async () => {
     const dir = tempDir();
     mkdirSync(join(dir, "data"));

@@ -6,6 +6,7 @@ import type { Hono } from "hono";
 import { embeddedMigrations } from "../db/migrations.generated.ts";
 import type { Db } from "../db/index.ts";
 import { durabilityFault } from "../durability.ts";
+import type { IntakeFailure } from "../intake.ts";
 import { refusedCredentials } from "../notify/credentials.ts";
 import type { StepFailure } from "../worker-loop.ts";
 import type { AppContext } from "./context.ts";
@@ -120,9 +121,29 @@ export interface ReadinessTarget {
   dispatchFailing?: () => StepFailure | null;
 }
 
-export function readiness(db: Db, targets: ReadinessTarget[], now = Date.now()): { ready: boolean; checks: ReadinessCheck[] } {
+/**
+ * Intake stores what the PSA sends: no request refused for a lasting reason (a full disk, …) since the last one stored.
+ * The database check's one-row update may still fit where a request's rows do not (a full disk reuses the WAL's room).
+ */
+function intakeStoring(failure: IntakeFailure | null): ReadinessCheck {
+  if (!failure) return { name: "intake", ok: true, message: "Intake stores the events it is sent." };
+  return {
+    name: "intake",
+    ok: false,
+    message: `Events are refused: ${failure.requests} request(s) since ${new Date(failure.since).toISOString()} could not be stored: ${failure.message}`,
+    hint: "Fix what the message says; the PSA sends the events again after the Retry-After of its 503, and this check passes once a request is stored.",
+  };
+}
+
+export function readiness(
+  db: Db,
+  targets: ReadinessTarget[],
+  now = Date.now(),
+  intakeFailing: () => IntakeFailure | null = () => null,
+): { ready: boolean; checks: ReadinessCheck[] } {
   const checks = [
     databaseWritable(db, now),
+    intakeStoring(intakeFailing()),
     walSynced(db),
     migrationsApplied(db),
     ...credentialChecks(
@@ -142,7 +163,7 @@ export function registerHealthRoutes(app: Hono, ctx: AppContext): void {
 
   app.get("/readyz", (c) => {
     c.header("Cache-Control", "no-store");
-    const { ready, checks } = readiness(ctx.db, ctx.targets);
+    const { ready, checks } = readiness(ctx.db, ctx.targets, Date.now(), () => ctx.intake.failing?.() ?? null);
     return c.json({ status: ready ? "ready" : "not_ready", version: ctx.version, checks }, ready ? 200 : 503);
   });
 }
