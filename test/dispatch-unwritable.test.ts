@@ -34,6 +34,10 @@ describe("an outcome that cannot be written", () => {
     const checks = ((await ready.json()) as any).checks;
     expect(checks.find((c: any) => c.name === "database").message).toContain("cannot be written");
     expect(checks.find((c: any) => c.name === "dispatch:eco").message).toContain("nothing is sent");
+    // The status page says it first (before: nothing; the invoice looked as if on its way).
+    const page = await (await fetch(`${stack.agent.url}/`)).text();
+    expect(page).toContain("eco: nothing is sent");
+    expect(page).toContain("attempt to write a readonly database");
     stack.agent.db.$client.run("PRAGMA query_only = 0");
     await waitFor("the invoice done", async () => (await stack!.deliveries("done")).length === 2, 20_000);
     expect(await booked(stack)).toHaveLength(1);

@@ -108,10 +108,15 @@ describe("storage faults", () => {
     expect(ready.status).toBe(503);
     expect(checks.find((k: any) => k.name === "intake")).toMatchObject({ ok: false });
     expect(checks.find((k: any) => k.name === "intake").message).toContain("The disk is full");
+    // The status page says it first, too (before: nothing; queues looked as usual).
+    const page = await (await fetch(`${stack.agent.url}/`)).text();
+    expect(page).toContain("Events are refused");
+    expect(page).toContain("The disk is full");
     c.run("PRAGMA max_page_count = 1073741823");
     await stack.agent.intake.pragma("max_page_count = 1073741823"); // space freed
     expect((await stack.post(big)).status).toBe(202);
     expect((await fetch(`${stack.agent.url}/readyz`)).status).toBe(200);
+    expect(await (await fetch(`${stack.agent.url}/`)).text()).not.toContain("Events are refused");
   });
 
   test("a corrupt database stops the agent at start with a clear message", async () => {

@@ -98,7 +98,7 @@ const FAILED_ROUNDS = 3;
  * outcomes; while they fail nothing is sent to the target), and its loop has not stopped. A database that cannot be
  * written fails its own check too; rounds failing while it takes writes are a bug, retried at every poll.
  */
-function dispatchChecks(targets: ReadinessTarget[], now: number): ReadinessCheck[] {
+export function dispatchChecks(targets: ReadinessTarget[], now: number): ReadinessCheck[] {
   return targets
     .filter((t) => t.dispatchFailing)
     .map((t) => {
@@ -125,7 +125,7 @@ export interface ReadinessTarget {
  * Intake stores what the PSA sends: no request refused for a lasting reason (a full disk, …) since the last one stored.
  * The database check's one-row update may still fit where a request's rows do not (a full disk reuses the WAL's room).
  */
-function intakeStoring(failure: IntakeFailure | null): ReadinessCheck {
+export function intakeStoring(failure: IntakeFailure | null): ReadinessCheck {
   if (!failure) return { name: "intake", ok: true, message: "Intake stores the events it is sent." };
   return {
     name: "intake",

@@ -9,6 +9,7 @@ import { RESTORE_SETTING_SQL, type RestoreInfo } from "../restore.ts";
 import { DELIVERY_STATUS_LABELS, DELIVERY_STATUSES } from "../states.ts";
 import { describeTargetState, TargetStateStore } from "../target-state.ts";
 import { type DurabilityFault, durabilityFault } from "../durability.ts";
+import { dispatchChecks, intakeStoring, type ReadinessCheck } from "./health.ts";
 import { showTime } from "../time.ts";
 import type { StatusContext, StatusTarget } from "./context.ts";
 import { demoMailLink } from "./demo-mail.ts";
@@ -40,6 +41,7 @@ ${pageHeader(s)}
 <main>
 ${refreshNote(refresh, s.base)}
 ${local ? durabilityBanner(durabilityFault(local.db)) : ""}
+${local ? storageBanner([intakeStoring(local.intake.failing?.() ?? null), ...dispatchChecks(local.targets, Date.now())]) : ""}
 ${s.hosted?.notRunning ? html`<p class="card paused" role="alert">This tenant does not run on the worker that answered: ${s.hosted.notRunning}. Its events are kept; the operator finds the cause in the worker's log.</p>` : ""}
 ${restoreBanner(await lastRestore(s.runner))}
 ${await renderProgressSection(s)}
@@ -100,6 +102,17 @@ function durabilityBanner(fault: DurabilityFault | null) {
   return html`<section class="card fault durability" role="alert"><h2>Nothing is sent: the database cannot be made durable</h2>
 <p>${fault.message} Intake answers 503, so the PSA keeps its events and sends them again.</p>
 <p><strong>What to do:</strong> ${fault.hint}</p></section>`;
+}
+
+/**
+ * Shown, first, while intake refuses events for a lasting reason (a full disk, …) or a dispatcher's rounds fail: the
+ * queues below look as usual meanwhile. The same checks as /readyz's, without its write.
+ */
+function storageBanner(checks: ReadinessCheck[]) {
+  const failing = checks.filter((c) => !c.ok);
+  if (failing.length === 0) return "";
+  return html`<section class="card fault storage-fault" role="alert"><h2>kontobro cannot store or send now</h2>
+${failing.map((c) => html`<p>${c.message}</p><p><strong>What to do:</strong> ${c.hint}</p>`)}</section>`;
 }
 
 /** Shown once a restore was detected: what kontobro did and what the user should do. */
