@@ -74,6 +74,15 @@ describe("/healthz and /readyz", () => {
     expect(readiness(db, [{ name: "eco" }]).ready).toBe(true);
   });
 
+  test("a dispatcher whose rounds fail for a full disk, while the database check's small write still fits: told to free space, not to restart", () => {
+    const full = { message: "database or disk is full", steps: 40, since: Date.now() - 120_000 };
+    const check = readiness(stack!.agent.db, [{ name: "eco", dispatchFailing: () => full }]).checks.find((c) => c.name === "dispatch:eco")!;
+    expect(check.ok).toBe(false);
+    // Before: "Otherwise restart kontobro, and report the error": a restart frees no space, and it is no bug.
+    expect(check.hint).not.toContain("restart kontobro");
+    expect(check.hint).toContain("Free disk space");
+  });
+
   test("a dispatcher whose rounds fail while the database takes writes is not ready, and says what failed", async () => {
     const s = await startStack();
     try {
