@@ -3,6 +3,7 @@
 import { z } from "zod";
 import { IntakeStore, type PreparedEvent, prepareEvents, type RequestOutcome } from "./intake-store.ts";
 import type { SqlRunner } from "./db/pg/runner.ts";
+import { storageTrouble } from "./db/storage-trouble.ts";
 import { lazySchema, once } from "./lazy-schema.ts";
 import { EVENT_TYPES, type Entity, type EventType } from "./model.ts";
 import type { Outbox } from "./outbox.ts";
@@ -391,35 +392,37 @@ export function settle(w: Omit<Waiting, "events">, outcome: RequestOutcome, obse
 
 /**
  * A failed write in plain language: busy, disk full, read-only, an I/O error and a damaged database become
- * IntakeUnavailable (503, Retry-After). By SQLite's own messages (the writer's thread passes on the message alone):
- * "database disk image is malformed" and "disk I/O error" say "disk" too, and are no full disk.
+ * IntakeUnavailable (503, Retry-After), by SQLite's words (agent/db/storage-trouble.ts).
  */
 export function describeWriteError(e: unknown): Error {
   const msg = e instanceof Error ? e.message : String(e);
   const pg = postgresTrouble(e);
   if (pg) return new IntakeUnavailable(pg, 2);
   if (/busy|locked/i.test(msg)) return new IntakeUnavailable("The database is busy; nothing was stored. Send the events again shortly.", 1);
-  if (/disk is full|SQLITE_FULL|no space/i.test(msg))
-    return new IntakeUnavailable(
-      "The disk is full; nothing was stored. Free disk space on the kontobro server, then send the events again.",
-      30,
-      true,
-    );
-  if (/readonly|read-only/i.test(msg))
-    return new IntakeUnavailable("The database is read-only; nothing was stored. Fix the permissions of the data directory.", 30, true);
-  if (/malformed|SQLITE_CORRUPT|not a database/i.test(msg))
-    return new IntakeUnavailable(
-      `The database is damaged (${msg}); nothing was stored. kontobro's administrator must restore a backup (kontobro restore), then send the events again.`,
-      300,
-      true,
-    );
-  if (/I\/O error|SQLITE_IOERR/i.test(msg))
-    return new IntakeUnavailable(
-      `The database could not be written (${msg}); nothing was stored. Check the kontobro server's disk (free space, errors in the system log) and its /readyz, then send the events again.`,
-      30,
-      true,
-    );
-  return e instanceof Error ? e : new Error(msg);
+  switch (storageTrouble(msg)) {
+    case "full":
+      return new IntakeUnavailable(
+        "The disk is full; nothing was stored. Free disk space on the kontobro server, then send the events again.",
+        30,
+        true,
+      );
+    case "read-only":
+      return new IntakeUnavailable("The database is read-only; nothing was stored. Fix the permissions of the data directory.", 30, true);
+    case "damaged":
+      return new IntakeUnavailable(
+        `The database is damaged (${msg}); nothing was stored. kontobro's administrator must restore a backup (kontobro restore), then send the events again.`,
+        300,
+        true,
+      );
+    case "io":
+      return new IntakeUnavailable(
+        `The database could not be written (${msg}); nothing was stored. Check the kontobro server's disk (free space, errors in the system log) and its /readyz, then send the events again.`,
+        30,
+        true,
+      );
+    case null:
+      return e instanceof Error ? e : new Error(msg);
+  }
 }
 
 /**

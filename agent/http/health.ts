@@ -5,6 +5,7 @@
 import type { Hono } from "hono";
 import { embeddedMigrations } from "../db/migrations.generated.ts";
 import type { Db } from "../db/index.ts";
+import { storageTrouble } from "../db/storage-trouble.ts";
 import { durabilityFault } from "../durability.ts";
 import type { IntakeFailure } from "../intake.ts";
 import { refusedCredentials } from "../notify/credentials.ts";
@@ -98,12 +99,6 @@ const FAILED_ROUNDS = 3;
  * outcomes; while they fail nothing is sent to the target), and its loop has not stopped. A database that cannot be
  * written fails its own check too; rounds failing while it takes writes are a bug, retried at every poll.
  */
-/**
- * SQLite's words for a database that cannot be written (full, read-only, an I/O error): the database check's one-row
- * update may still fit a full disk where a round's rows do not, so the round's own error decides the hint.
- */
-const STORAGE_TROUBLE = /disk is full|SQLITE_FULL|no space|readonly|read-only|I\/O error|SQLITE_IOERR/i;
-
 export function dispatchChecks(targets: ReadinessTarget[], now: number): ReadinessCheck[] {
   return targets
     .filter((t) => t.dispatchFailing)
@@ -116,7 +111,8 @@ export function dispatchChecks(targets: ReadinessTarget[], now: number): Readine
         name: `dispatch:${t.name}`,
         ok: false,
         message: `${t.name}: nothing is sent: the dispatcher's last ${f.steps} rounds failed (about ${minutes} min): ${f.message}`,
-        hint: STORAGE_TROUBLE.test(f.message)
+        // The database check's one-row update may still fit a full disk where a round's rows do not: the round's error decides.
+        hint: ["full", "read-only", "io"].includes(storageTrouble(f.message) ?? "")
           ? "Free disk space on the kontobro server (or fix the data directory's permissions, or the disk the system log blames); the rounds go on by themselves after, and answers already given by the target are written then."
           : "If the database check fails too, fix that first (rounds go on by themselves after). Otherwise restart kontobro, and report the error (in kontobro's log at level warn or error, component dispatcher) if it comes back.",
       };

@@ -9,6 +9,7 @@ import { isTargetError } from "../../connectors/http.ts";
 import { masterSyncFor } from "../master/index.ts";
 import { todayIn } from "./cron.ts";
 import type { Db } from "../db/index.ts";
+import { storageTrouble } from "../db/storage-trouble.ts";
 import type { SqlRunner } from "../db/pg/runner.ts";
 import { type Inbox, StalePageError, type StoreCounts } from "./inbox.ts";
 import { tryJobLock } from "../lock.ts";
@@ -196,6 +197,12 @@ function describeFailure(e: unknown): Problem {
       hint: "Nothing to do: the job's next run continues from the last page that was stored.",
     };
   const message = e instanceof Error ? e.message : String(e);
+  if (storageTrouble(e))
+    return {
+      code: "storage_unwritable",
+      message: `The pulled page could not be stored: ${message}.`,
+      hint: "Free disk space on the kontobro server (or fix what the message says about its database); the next run starts from the last page stored, so nothing is lost.",
+    };
   return {
     code: "internal_error",
     message: `Unexpected error: ${message}`,
