@@ -6,7 +6,7 @@ import { chmodSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openDatabase } from "../agent/db/index.ts";
 import { startStack, type Stack } from "./e2e-harness.ts";
-import { customerEvent, tempDir, waitFor } from "./helpers.ts";
+import { customerEvent, invoiceEvent, tempDir, waitFor } from "./helpers.ts";
 
 const MAIN = join(import.meta.dir, "../agent/main.ts");
 let stack: Stack | undefined;
@@ -117,6 +117,20 @@ describe("storage faults", () => {
     expect((await stack.post(big)).status).toBe(202);
     expect((await fetch(`${stack.agent.url}/readyz`)).status).toBe(200);
     expect(await (await fetch(`${stack.agent.url}/`)).text()).not.toContain("Events are refused");
+  });
+
+  test("an export run on the status page while the database cannot be written: 503 saying what to fix, no bug to report", async () => {
+    stack = await startStack({ sections: { exports: { output_dir: tempDir() } } });
+    expect((await stack.post([customerEvent(1), invoiceEvent(1, 1)])).status).toBe(202);
+    stack.agent.db.$client.run("PRAGMA query_only = 1"); // as a full disk or a read-only file
+    const res = await fetch(`${stack.agent.url}/ui/exports/run`, { method: "POST", body: new URLSearchParams({ what: "sie4" }) });
+    const body = (await res.json()) as any;
+    stack.agent.db.$client.run("PRAGMA query_only = 0");
+    // Before: 500 "Something went wrong inside kontobro", "if it persists, send the log to support".
+    expect(res.status).toBe(503);
+    expect(res.headers.get("retry-after")).toBe("30");
+    expect(body.message).toContain("kontobro cannot write its database (attempt to write a readonly database)");
+    expect(body.hint).toContain("Free disk space");
   });
 
   test("a corrupt database stops the agent at start with a clear message", async () => {

@@ -2,6 +2,7 @@
 // they do not have and a request that failed inside kontobro.
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
+import { storageTrouble } from "../db/storage-trouble.ts";
 import { postgresTrouble } from "../intake.ts";
 import { redact } from "../log.ts";
 
@@ -26,6 +27,21 @@ export function failedResponse(e: Error, route: string): Response {
     return Response.json(
       { error: "storage_unavailable", message: passing, hint: "Send the request again in a few seconds." },
       { status: 503, headers: { "Retry-After": "2", "Content-Type": "application/json" } },
+    );
+  }
+  // The database full, read-only, damaged or failing (SQLite): no bug to report; what to fix, and nothing was stored.
+  const trouble = storageTrouble(e);
+  if (trouble) {
+    return Response.json(
+      {
+        error: "storage_unwritable",
+        message: `kontobro cannot write its database (${e.message}); nothing was stored.`,
+        hint:
+          trouble === "damaged"
+            ? "The database must be restored from a backup (kontobro restore); see the status page and /readyz."
+            : "Free disk space on the kontobro server (or fix the data directory's permissions, or the disk the system log blames), then try again.",
+      },
+      { status: 503, headers: { "Retry-After": "30", "Content-Type": "application/json" } },
     );
   }
   return Response.json(
