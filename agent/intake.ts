@@ -66,8 +66,11 @@ function parseEnvelope(raw: unknown) {
   return head.success ? { success: true as const, data: { ...head.data, data } } : head;
 }
 
-/** Validates one event or an array of them. Nothing is stored unless every event is valid. */
-export function parseEvents(body: unknown): ParseResult {
+/**
+ * Validates one event or an array of them. Nothing is stored unless every event is valid. `repeatedKeys`: the paths of
+ * the keys the JSON text named twice in one object (agent/json-keys.ts), each refusing its event.
+ */
+export function parseEvents(body: unknown, repeatedKeys: readonly (string | number)[][] = []): ParseResult {
   const list = Array.isArray(body) ? body : [body];
   if (body === null || typeof body !== "object") {
     return {
@@ -91,8 +94,15 @@ export function parseEvents(body: unknown): ParseResult {
   }
   const valid: ValidEvent[] = [];
   const rejected: RejectedEvent[] = [];
+  const repeated = new Map<number, Problem[]>();
+  for (const path of repeatedKeys) {
+    const [index, ...field] = Array.isArray(body) ? path : [0, ...path];
+    repeated.set(index as number, [...(repeated.get(index as number) ?? []), repeatedKey(field.join("."))]);
+  }
   list.forEach((raw, index) => {
     const id = typeof (raw as any)?.id === "string" ? (raw as any).id : undefined;
+    const twice = repeated.get(index);
+    if (twice) return rejected.push({ index, id, problems: twice });
     const malformed = textFaultAt(raw, "");
     if (malformed !== null) return rejected.push({ index, id, problems: [malformedText(malformed)] });
     const env = parseEnvelope(raw);
@@ -220,6 +230,15 @@ function collectDropped(sent: unknown, parsed: unknown, at: (string | number)[],
     else if (typeof value === "object" && value !== null) collectDropped(value, parsed[kept], at, dropped);
     at.pop();
   }
+}
+
+function repeatedKey(field: string): Problem {
+  return {
+    code: "invalid.duplicate_key",
+    field,
+    message: `${field}: is sent twice in the same object; JSON keeps only the last, so which value the PSA meant is unknown`,
+    hint: "Send each field once per object. Check how the PSA writes this JSON: a field written by two parts of its code (a base class and an override, two merged maps) appears twice.",
+  };
 }
 
 function unknownField(field: string, type: string): Problem {

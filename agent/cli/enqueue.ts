@@ -4,6 +4,7 @@ import { createConnectors, databasePath } from "../agent.ts";
 import { openDatabase } from "../db/index.ts";
 import { sqliteRunner } from "../db/pg/runner.ts";
 import { EventConflict, IntakeWriter, parseEvents, type StoredResult } from "../intake.ts";
+import { duplicateKeys } from "../json-keys.ts";
 import { createLogger } from "../log.ts";
 import type { Entity } from "../model.ts";
 import { Outbox } from "../outbox.ts";
@@ -28,7 +29,7 @@ export const enqueue = defineCommand({
       console.error(`${source}: not valid JSON: ${(e as Error).message}`);
       return 1;
     }
-    const parsed = parseEvents(body);
+    const parsed = parseEvents(body, duplicateKeys(text));
     if (!parsed.ok) {
       console.error(`${parsed.message}\n${parsed.hint}`);
       for (const ev of parsed.events)

@@ -2,6 +2,7 @@
 import { Hono, type Context } from "hono";
 import { z } from "zod";
 import { EventConflict, type Intake, IntakeUnavailable, parseEvents } from "../intake.ts";
+import { duplicateKeys } from "../json-keys.ts";
 import type { Metrics } from "../metrics.ts";
 import { Outbox } from "../outbox.ts";
 import { type SqlRunner, sqliteRunner } from "../db/pg/runner.ts";
@@ -131,7 +132,7 @@ export function eventsHandler(opts: Omit<EventsIntakeOptions, "intake">): (req: 
         400,
       );
     }
-    const parsed = parseEvents(body);
+    const parsed = parseEvents(body, duplicateKeys(text));
     if (!parsed.ok) {
       opts.metrics.eventsRejected += Math.max(1, parsed.events.length);
       return json(

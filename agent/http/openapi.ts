@@ -96,7 +96,7 @@ function paths(): Json {
         description:
           `One event or an array of up to ${MAX_EVENTS_PER_REQUEST}, as JSON. All or nothing: when one event is invalid, none is stored. ` +
           "Answered only after the events are committed to disk. Money is in integer minor units (øre, cent). " +
-          "A field not named in an event type's schema is refused (422, invalid.unknown_field), never ignored.",
+          "A field not named in an event type's schema is refused (422, invalid.unknown_field), never ignored; so is a field sent twice in one object (422, invalid.duplicate_key).",
         body: ref("EventsBody"),
         responses: {
           "202": json(ref("EventsAccepted"), "Stored (or acknowledged again: duplicates and stale versions)."),
