@@ -36,7 +36,13 @@ const EVENT_TYPE_NAMES = Object.keys(EVENT_TYPES) as EventType[];
 /** Also described in /api/v1/openapi.json (agent/http/openapi.ts). Built with the first request (agent/lazy-schema.ts). */
 const envelope = once(() =>
   z.object({
-    id: z.string({ error: "must be a string: the PSA's unique id of this event (a repeat of it is stored once)" }).trim().min(1).max(200),
+    // Each check its own message: the schema's `error` is every issue's message that has none (an empty id was told
+    // "must be a string").
+    id: z
+      .string({ error: "must be a string: the PSA's unique id of this event (a repeat of it is stored once)" })
+      .trim()
+      .min(1, { error: "must not be empty: send the PSA's unique id of this event" })
+      .max(200, { error: "must be at most 200 characters" }),
     type: z.string({ error: `must be one of ${EVENT_TYPE_NAMES.join(", ")}` }),
     data: z.record(z.string(), z.unknown(), { error: "must be an object with the record's fields" }),
     occurredAt: z.iso

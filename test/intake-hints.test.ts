@@ -45,6 +45,25 @@ describe("intake's hints fit the value sent", () => {
   });
 });
 
+describe("the event id's problems say what is wrong with it", () => {
+  // Every problem of the id said "must be a string", also of a string that was empty, blank or too long.
+  test.each([
+    ["empty", "", "id: must not be empty: send the PSA's unique id of this event", "Fill in a value."],
+    ["blank", "   ", "id: must not be empty: send the PSA's unique id of this event", "Fill in a value."],
+    ["201 characters", "e".repeat(201), "id: must be at most 200 characters", "Shorten it to at most 200 characters."],
+  ])("%s", (_what, id, message, hint) => {
+    const [p, ...more] = problemsOf({ ...customerEvent(7), id });
+    expect(more).toEqual([]);
+    expect(p).toMatchObject({ field: "id", message, hint });
+  });
+
+  test("a number, or none, is told to be a string", () => {
+    const { id: _, ...none } = customerEvent(7);
+    for (const body of [{ ...customerEvent(7), id: 123 }, none])
+      expect(problemsOf(body)[0]!.message).toBe("id: must be a string: the PSA's unique id of this event (a repeat of it is stored once)");
+  });
+});
+
 describe("a product's VAT rate is in percent", () => {
   const product = (vatRate: number) => ({
     id: `p-${vatRate}`,
