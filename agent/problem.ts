@@ -68,9 +68,11 @@ function hintFor(i: z.core.$ZodIssue): string {
   switch (i.code) {
     case "invalid_type":
       // The value sent is in the issue only when the parse reported inputs (intake does); without it, it was missing.
-      return (i as any).input === undefined
-        ? "Add this field; it is required."
-        : `Send a ${(i as any).expected} here, not ${kindOf((i as any).input)}.`;
+      if ((i as any).input === undefined) return "Add this field; it is required.";
+      // A number with decimals where a whole one belongs (an amount in minor units): most often computed in floating point.
+      if ((i as any).expected === "int" && typeof (i as any).input === "number")
+        return `Send a whole number here, not ${(i as any).input}; round a value the PSA computed (in floating point 19.99 × 100 is 1998.9999999999998).`;
+      return `Send ${expectedKind((i as any).expected)} here, not ${kindOf((i as any).input)}.`;
     case "too_big":
       return (i as any).origin === "string"
         ? `Shorten it to at most ${(i as any).maximum} characters.`
@@ -90,6 +92,13 @@ function hintFor(i: z.core.$ZodIssue): string {
     default:
       return "Correct the value in the PSA and send the event again.";
   }
+}
+
+/** What zod expected, as a hint names it: "a whole number" (int), "an object" (a record), "an array". */
+function expectedKind(expected: string): string {
+  if (expected === "int") return "a whole number";
+  if (expected === "record") return "an object";
+  return /^[aeiou]/.test(expected) ? `an ${expected}` : `a ${expected}`;
 }
 
 /** "a string", "an array", "null": what kind of value was sent, for a hint. */

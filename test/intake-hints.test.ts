@@ -25,6 +25,26 @@ describe("intake's hints fit the value sent", () => {
     expect(p!.hint).toBe("Send a number here, not a string.");
   });
 
+  // "Send a int here, not a number." for a price with decimals, "Send a array here" for an object, "Send a record here"
+  // for data sent as an array.
+  test.each([
+    [0.30000000000000004, "0.30000000000000004"],
+    [1998.9999999999998, "1998.9999999999998"],
+    [14500.5, "14500.5"],
+  ])("a price of %d, not whole, is told to be a whole number and to round", (unitPrice, shown) => {
+    const [p, ...more] = problemsOf(withLine({ unitPrice }));
+    expect(more).toEqual([]);
+    expect(p!.hint).toBe(
+      `Send a whole number here, not ${shown}; round a value the PSA computed (in floating point 19.99 × 100 is 1998.9999999999998).`,
+    );
+  });
+
+  test("an object, an array and data are named with the right word", () => {
+    expect(problemsOf(customerEvent(7, { addresses: {} }))[0]!.hint).toBe("Send an array here, not an object.");
+    expect(problemsOf(customerEvent(7, { addresses: [5] }))[0]!.hint).toBe("Send an object here, not a number.");
+    expect(problemsOf({ ...customerEvent(7), data: [] })[0]!.hint).toBe("Send an object here, not an array.");
+  });
+
   test("a missing price is told to be added", () => {
     const e = withLine({});
     delete (e.data.lines[0] as Record<string, unknown>).unitPrice;
