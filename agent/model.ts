@@ -20,6 +20,14 @@ import { lazySchema, once } from "./lazy-schema.ts";
 const text = (max: number) => z.string().trim().min(1).max(max);
 const optionalText = (max: number) => z.string().trim().max(max).optional();
 const isoDate = once(() => z.iso.date({ error: "must be a date like 2026-03-31" }));
+/**
+ * A refinement's `when`: compare the dates only when each is one. By default it ran when a date had failed its own check
+ * (a format problem does not end the parse), so 2026-13-01 also got "dueDate must not be before date" by the order of the
+ * text, and a dueDate that was fine was named wrong.
+ */
+const whenDates = (...fields: string[]) => ({
+  when: (payload: z.core.ParsePayload) => !payload.issues.some((i) => fields.includes(i.path?.[0] as string)),
+});
 
 /** Largest amount (minor units) we accept anywhere: 10^13 = 100 billion NOK/DKK/SEK, far inside exact integers. */
 export const MAX_AMOUNT_MINOR = 10_000_000_000_000;
@@ -143,6 +151,7 @@ const project = once(() =>
     .refine((p) => !p.startDate || !p.endDate || p.startDate <= p.endDate, {
       error: "endDate must not be before startDate",
       path: ["endDate"],
+      ...whenDates("startDate", "endDate"),
     }),
 );
 export const Project = lazySchema(project);
@@ -278,7 +287,7 @@ const statedTotal = (lines: { quantity: number; unitPrice: number }[]) => lines.
 const invoice = once(() =>
   z
     .object({ ...invoiceFields(), kind: z.literal("invoice").default("invoice") })
-    .refine((i) => i.dueDate >= i.date, { error: "dueDate must not be before date", path: ["dueDate"] })
+    .refine((i) => i.dueDate >= i.date, { error: "dueDate must not be before date", path: ["dueDate"], ...whenDates("date", "dueDate") })
     .refine((i) => statedTotal(i.lines) >= 0, {
       error:
         "the invoice total is negative; an invoice that gives money back is a credit note: send it as invoice.credited with creditedInvoiceNumber",
@@ -299,7 +308,7 @@ const creditNote = once(() =>
       kind: z.literal("credit_note").default("credit_note"),
       creditedInvoiceNumber: recordNumber(),
     })
-    .refine((i) => i.dueDate >= i.date, { error: "dueDate must not be before date", path: ["dueDate"] })
+    .refine((i) => i.dueDate >= i.date, { error: "dueDate must not be before date", path: ["dueDate"], ...whenDates("date", "dueDate") })
     .refine((i) => i.creditedInvoiceNumber !== i.number, {
       error: "a credit note has its own number; creditedInvoiceNumber names the invoice it credits",
       path: ["creditedInvoiceNumber"],

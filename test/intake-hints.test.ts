@@ -100,3 +100,26 @@ describe("a product's VAT rate is in percent", () => {
     for (const rate of [0, 6, 11.11, 25, 25.5]) expect(parseEvents([product(rate)]).ok).toBe(true);
   });
 });
+
+describe("a date that is no date is the one problem of its field", () => {
+  // 2026-13-01 and 20261120 sort after 2026-12-04 as text: the invoice was also told "dueDate must not be before date",
+  // naming a dueDate that was fine; a project's endDate likewise.
+  test.each(["2026-13-01", "20261120", "2026-02-30"])("invoice date %s", (date) => {
+    const problems = problemsOf(invoiceEvent(100, 7, undefined, { date }));
+    expect(problems.map((p) => p.field)).toEqual(["data.date"]);
+    expect(problems[0]!.message).toBe("data.date: must be a date like 2026-03-31");
+  });
+
+  test("a project's startDate", () => {
+    const project = { id: "p-1", type: "project.upserted", data: { number: 1, name: "P", startDate: "2026-13-01", endDate: "2026-12-31" } };
+    expect(problemsOf(project).map((p) => p.field)).toEqual(["data.startDate"]);
+  });
+
+  test("dates that are dates are still compared", () => {
+    expect(problemsOf(invoiceEvent(100, 7, undefined, { dueDate: "2026-11-19" })).map((p) => p.message)).toEqual([
+      "data.dueDate: dueDate must not be before date",
+    ]);
+    const project = { id: "p-1", type: "project.upserted", data: { number: 1, name: "P", startDate: "2026-12-01", endDate: "2026-11-30" } };
+    expect(problemsOf(project).map((p) => p.field)).toEqual(["data.endDate"]);
+  });
+});
