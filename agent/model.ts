@@ -43,6 +43,13 @@ const minorUnits = once(() =>
     .max(MAX_AMOUNT_MINOR, { error: `must be ${amountBound}`, abort: true })
     .int({ error: "must be an integer amount in minor units (øre/cent), e.g. 145000 for 1450.00" }),
 );
+/**
+ * The X codes of ISO 4217 that are money an invoice can be in (CFA francs, East Caribbean dollar, Caribbean guilder, CFP
+ * franc). The others are gold, silver, platinum, palladium, bond-market units, SDR, SUCRE, the ADB unit, the code for
+ * testing (XTS) and for "no currency" (XXX), and old ones: no target books an invoice in them.
+ */
+const X_CURRENCIES = new Set(["XAF", "XCD", "XCG", "XOF", "XPF"]);
+
 /** ISO 4217 as the runtime's ICU knows it: a code outside it fails at every target ("currency does not exist"). */
 const currency = once(() => {
   const known = new Set(Intl.supportedValuesOf("currency"));
@@ -52,6 +59,11 @@ const currency = once(() => {
     .superRefine((code, ctx) => {
       if (!known.has(code))
         ctx.addIssue({ code: "custom", message: `${code} is not an ISO 4217 currency code; send one such as NOK, DKK, SEK or EUR` });
+      else if (code.startsWith("X") && !X_CURRENCIES.has(code))
+        ctx.addIssue({
+          code: "custom",
+          message: `${code} is an ISO 4217 code but no currency an invoice can be in (X codes are kept for metals, units of account, testing and "no currency"); send one such as NOK, DKK, SEK or EUR`,
+        });
     });
 });
 
