@@ -55,7 +55,16 @@ const currency = once(() => {
   const known = new Set(Intl.supportedValuesOf("currency"));
   return z
     .string()
-    .regex(/^[A-Z]{3}$/, { error: "must be a 3-letter ISO 4217 code such as NOK, DKK or SEK", abort: true })
+    .regex(/^[A-Z]{3}$/, {
+      // "dkk", " DKK": the code is there, written otherwise.
+      error: (issue) => {
+        const sent = String(issue.input).trim().toUpperCase();
+        return known.has(sent)
+          ? `must be the code in capitals, without spaces: send ${sent}`
+          : "must be a 3-letter ISO 4217 code such as NOK, DKK or SEK";
+      },
+      abort: true,
+    })
     .superRefine((code, ctx) => {
       if (!known.has(code))
         ctx.addIssue({ code: "custom", message: `${code} is not an ISO 4217 currency code; send one such as NOK, DKK, SEK or EUR` });

@@ -33,6 +33,22 @@ describe("currency codes", () => {
     ]);
   });
 
+  // "dkk" and " DKK" were told "must be a 3-letter ISO 4217 code such as NOK, DKK or SEK": they are, but written otherwise.
+  test.each(["dkk", " DKK", "Dkk"])("%p is told to be sent as DKK", (code) => {
+    const r = parseEvents(customerEvent(7, { currency: code }));
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.events[0]!.problems).toMatchObject([
+      { field: "data.currency", message: "data.currency: must be the code in capitals, without spaces: send DKK" },
+    ]);
+  });
+
+  test("a code that is no code is still told what one looks like", () => {
+    const r = parseEvents(customerEvent(7, { currency: "kroner" }));
+    if (r.ok) throw new Error("accepted");
+    expect(r.events[0]!.problems[0]!.message).toBe("data.currency: must be a 3-letter ISO 4217 code such as NOK, DKK or SEK");
+  });
+
   test("ISO codes pass, the Nordic ones and others", () => {
     for (const code of ["NOK", "DKK", "SEK", "EUR", "ISK", "USD", "GBP", "CHF", "PLN", "XOF", "XCD"])
       expect(parseEvents(invoiceEvent(1, 7, undefined, { currency: code })).ok).toBe(true);
