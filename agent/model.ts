@@ -78,10 +78,11 @@ const currency = once(() => {
 
 /**
  * The one spelling of a record number: digits-only numbers lose their leading zeros ("0101" and 101
- * are the same customer), anything else is kept as sent (trimmed).
+ * are the same customer), anything else is kept as sent (trimmed, in Unicode's composed form NFC: "Å" sent as A and a
+ * combining ring, as macOS and some libraries write it, is the same number as "Å" in one character).
  */
 export function canonicalNumber(value: string | number): string {
-  const s = String(value).trim();
+  const s = String(value).normalize("NFC").trim();
   return /^\d+$/.test(s) ? s.replace(/^0+(?=\d)/, "") : s;
 }
 
@@ -92,11 +93,11 @@ const recordNumber = once(() =>
     .transform(canonicalNumber)
     .pipe(z.string().min(1, { error: "must not be empty" }).max(50)),
 );
-/** Product codes are codes, not numbers: kept exactly as sent (trimmed), "0101" stays "0101". */
+/** Product codes are codes, not numbers: kept exactly as sent (trimmed, NFC as a number), "0101" stays "0101". */
 const recordCode = once(() =>
   z
     .union([z.string(), z.number().int().nonnegative()])
-    .transform((v) => String(v).trim())
+    .transform((v) => String(v).normalize("NFC").trim())
     .pipe(z.string().min(1, { error: "must not be empty" }).max(50)),
 );
 
@@ -273,8 +274,8 @@ export function decodedBase64Length(b64: string): number {
 
 const invoiceFields = once(() => ({
   number: recordNumber(),
-  /** The PSA's own id of the invoice; written into the target's reference field for lookups. */
-  psaId: text(100),
+  /** The PSA's own id of the invoice; written into the target's reference field for lookups. NFC, as a number. */
+  psaId: z.string().normalize("NFC").trim().min(1).max(100),
   customerNumber: recordNumber(),
   projectNumber: recordNumber().optional(),
   date: isoDate(),
