@@ -72,6 +72,10 @@ function hintFor(i: z.core.$ZodIssue): string {
       // A number with decimals where a whole one belongs (an amount in minor units): most often computed in floating point.
       if ((i as any).expected === "int" && typeof (i as any).input === "number")
         return `Send a whole number here, not ${(i as any).input}; round a value the PSA computed (in floating point 19.99 × 100 is 1998.9999999999998).`;
+      // null where a field has no value: JSON serialisers write it for an empty optional field, which is left out instead
+      // (a null event in an array is no field: told only what belongs there).
+      if ((i as any).input === null && typeof i.path[i.path.length - 1] === "string")
+        return `Send ${expectedKind((i as any).expected)} here, not null; where the field has no value, leave it out (null is not taken for an empty field).`;
       return `Send ${expectedKind((i as any).expected)} here, not ${kindOf((i as any).input)}.`;
     case "too_big":
       return (i as any).origin === "string"

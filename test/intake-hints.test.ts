@@ -45,6 +45,23 @@ describe("intake's hints fit the value sent", () => {
     expect(problemsOf({ ...customerEvent(7), data: [] })[0]!.hint).toBe("Send an object here, not an array.");
   });
 
+  // An optional field sent as null (a serialiser's empty field) was told "Send a string here, not null.", not that the
+  // field may be left out.
+  test("null for an optional field is told to leave the field out", () => {
+    const [p, ...more] = problemsOf(customerEvent(7, { email: null }));
+    expect(more).toEqual([]);
+    expect(p).toMatchObject({
+      field: "data.email",
+      hint: "Send a string here, not null; where the field has no value, leave it out (null is not taken for an empty field).",
+    });
+  });
+
+  test("a null event in a batch is told an event belongs there, not to leave a field out", () => {
+    const r = parseEvents([customerEvent(7), null]);
+    if (r.ok) throw new Error("accepted");
+    expect(r.events[0]).toMatchObject({ index: 1, problems: [{ hint: "Send an object here, not null." }] });
+  });
+
   test("a missing price is told to be added", () => {
     const e = withLine({});
     delete (e.data.lines[0] as Record<string, unknown>).unitPrice;
