@@ -5,7 +5,7 @@ import { IntakeStore, type PreparedEvent, prepareEvents, type RequestOutcome } f
 import type { SqlRunner } from "./db/pg/runner.ts";
 import { storageTrouble } from "./db/storage-trouble.ts";
 import { lazySchema, once } from "./lazy-schema.ts";
-import { EVENT_TYPES, type Entity, type EventType } from "./model.ts";
+import { EVENT_TYPES, type Entity, type EventType, visibleOnly } from "./model.ts";
 import type { Outbox } from "./outbox.ts";
 import { issuesToProblems, type Problem } from "./problem.ts";
 
@@ -44,7 +44,8 @@ const envelope = once(() =>
       .normalize("NFC")
       .trim()
       .min(1, { error: "must not be empty: send the PSA's unique id of this event" })
-      .max(200, { error: "must be at most 200 characters" }),
+      .max(200, { error: "must be at most 200 characters" })
+      .refine(visibleOnly.check, { error: visibleOnly.error }),
     type: z.string({ error: `must be one of ${EVENT_TYPE_NAMES.join(", ")}` }),
     data: z.record(z.string(), z.unknown(), { error: "must be an object with the record's fields" }),
     occurredAt: z.iso

@@ -86,19 +86,37 @@ export function canonicalNumber(value: string | number): string {
   return /^\d+$/.test(s) ? s.replace(/^0+(?=\d)/, "") : s;
 }
 
+/**
+ * A character an identifier must not hold because nobody sees it: a format character (U+200B ZERO WIDTH SPACE, U+00AD
+ * SOFT HYPHEN, a direction mark) or a control character (a tab). Pasted into a PSA with a number, it made "10\u200b01" a
+ * customer other than 1001 that looks the same everywhere.
+ */
+const INVISIBLE = /[\p{Cc}\p{Cf}]/u;
+
+/** A refinement refusing an identifier with an invisible character, naming it and where it is. */
+export const visibleOnly = {
+  check: (s: string) => !INVISIBLE.test(s),
+  error: (issue: { input?: unknown }) => {
+    const s = String(issue.input);
+    const at = s.search(INVISIBLE);
+    const code = `U+${s.codePointAt(at)!.toString(16).toUpperCase().padStart(4, "0")}`;
+    return `holds an invisible character (${code}) after "${s.slice(0, at).slice(-20)}": remove it in the PSA, or it names something other than what everyone sees`;
+  },
+};
+
 /** PSA numbers arrive as strings or numbers; we keep them as canonical strings and let each connector's rules decide. */
 const recordNumber = once(() =>
   z
     .union([z.string(), z.number().int().nonnegative()])
     .transform(canonicalNumber)
-    .pipe(z.string().min(1, { error: "must not be empty" }).max(50)),
+    .pipe(z.string().min(1, { error: "must not be empty" }).max(50).refine(visibleOnly.check, { error: visibleOnly.error })),
 );
 /** Product codes are codes, not numbers: kept exactly as sent (trimmed, NFC as a number), "0101" stays "0101". */
 const recordCode = once(() =>
   z
     .union([z.string(), z.number().int().nonnegative()])
     .transform((v) => String(v).normalize("NFC").trim())
-    .pipe(z.string().min(1, { error: "must not be empty" }).max(50)),
+    .pipe(z.string().min(1, { error: "must not be empty" }).max(50).refine(visibleOnly.check, { error: visibleOnly.error })),
 );
 
 const address = once(() =>
@@ -275,7 +293,7 @@ export function decodedBase64Length(b64: string): number {
 const invoiceFields = once(() => ({
   number: recordNumber(),
   /** The PSA's own id of the invoice; written into the target's reference field for lookups. NFC, as a number. */
-  psaId: z.string().normalize("NFC").trim().min(1).max(100),
+  psaId: z.string().normalize("NFC").trim().min(1).max(100).refine(visibleOnly.check, { error: visibleOnly.error }),
   customerNumber: recordNumber(),
   projectNumber: recordNumber().optional(),
   date: isoDate(),
