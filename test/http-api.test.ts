@@ -43,6 +43,30 @@ describe("HTTP API", () => {
     expect(eventCount()).toBe(before);
   });
 
+  // A body in Latin-1 or UTF-16, declared as such, was told only "The body is not valid UTF-8.": the PSA's developer,
+  // who had declared the encoding, was not told that the declaration is not read.
+  test("a body in another encoding, declared in Content-Type, is told that JSON is read as UTF-8 only", async () => {
+    const before = eventCount();
+    const text = JSON.stringify(customerEvent(5, { name: "Ålesund Bygg" }));
+    const latin1 = Uint8Array.from(text, (ch) => ch.charCodeAt(0));
+    for (const [charset, body] of [
+      ["iso-8859-1", latin1],
+      ["utf-16", new Uint8Array(Buffer.from(`\ufeff${text}`, "utf16le"))],
+    ] as const) {
+      const res = await fetch(`${stack.agent.url}/api/v1/events`, {
+        method: "POST",
+        body,
+        headers: { authorization: "Bearer test-token-0123456789", "content-type": `application/json; charset=${charset}` },
+      });
+      expect(res.status).toBe(400);
+      const answer = (await res.json()) as { error: string; message: string; hint: string };
+      expect(answer.error).toBe("invalid_utf8");
+      expect(answer.message).toBe(`The body is not valid UTF-8 (the Content-Type says charset=${charset}).`);
+      expect(answer.hint).toContain("UTF-8 only");
+    }
+    expect(eventCount()).toBe(before);
+  });
+
   test("a body over the limit is 413", async () => {
     const huge = JSON.stringify({ id: "big", type: "customer.upserted", data: { number: 1, name: "x".repeat(40 * 1024 * 1024) } });
     const res = await stack.post(huge);

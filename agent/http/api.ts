@@ -113,8 +113,15 @@ export function eventsHandler(opts: Omit<EventsIntakeOptions, "intake">): (req: 
       text = STRICT_UTF8.decode(bytes);
     } catch {
       opts.metrics.eventsRejected += 1;
+      // A PSA that declares its encoding (charset=iso-8859-1, utf-16) is told that is why: JSON is read as UTF-8 only.
+      const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(type)?.[1];
+      const declared = charset && !/^utf-?8$/i.test(charset) ? ` (the Content-Type says charset=${charset.slice(0, 40)})` : "";
       return json(
-        { error: "invalid_utf8", message: "The body is not valid UTF-8.", hint: "Encode the JSON as UTF-8 (ø, å and € included)." },
+        {
+          error: "invalid_utf8",
+          message: `The body is not valid UTF-8${declared}.`,
+          hint: "Encode the JSON as UTF-8 (ø, å and € included): kontobro reads JSON as UTF-8 only (RFC 8259), whatever charset is declared; declare charset=utf-8 or none.",
+        },
         400,
       );
     }
