@@ -93,6 +93,13 @@ function hintFor(i: z.core.$ZodIssue): string {
       return `Use one of: ${((i as any).values ?? []).join(", ")}.`;
     case "unrecognized_keys":
       return "Remove the unknown field(s).";
+    // A date or time that is no such thing (2026-02-30, 2026-1-5, a time on a date, no zone on a time).
+    case "invalid_format":
+      if ((i as any).format === "date")
+        return "Send the date as YYYY-MM-DD (2026-03-31): no time or zone, month and day with two digits, a day its month has (2026-02-30 is none).";
+      if ((i as any).format === "datetime")
+        return "Send the time as ISO 8601 with its zone: 2026-03-31T14:05:00Z (UTC) or 2026-03-31T16:05:00+02:00, on a day its month has.";
+      return "Correct the value in the PSA and send the event again.";
     default:
       return "Correct the value in the PSA and send the event again.";
   }

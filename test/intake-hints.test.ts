@@ -127,6 +127,19 @@ describe("a date that is no date is the one problem of its field", () => {
     expect(problems[0]!.message).toBe("data.date: must be a date like 2026-03-31");
   });
 
+  // They were told "Correct the value in the PSA and send the event again.", which does not say what a date looks like.
+  test.each(["2026-02-30", "2026-1-5", "2026-11-20T10:00:00Z"])("invoice date %s is told what a date looks like", (date) => {
+    expect(problemsOf(invoiceEvent(100, 7, undefined, { date }))[0]!.hint).toBe(
+      "Send the date as YYYY-MM-DD (2026-03-31): no time or zone, month and day with two digits, a day its month has (2026-02-30 is none).",
+    );
+  });
+
+  test("occurredAt without a zone is told what a time looks like", () => {
+    expect(problemsOf({ ...customerEvent(7), occurredAt: "2026-11-20T10:00:00" })[0]!.hint).toBe(
+      "Send the time as ISO 8601 with its zone: 2026-03-31T14:05:00Z (UTC) or 2026-03-31T16:05:00+02:00, on a day its month has.",
+    );
+  });
+
   test("a project's startDate", () => {
     const project = { id: "p-1", type: "project.upserted", data: { number: 1, name: "P", startDate: "2026-13-01", endDate: "2026-12-31" } };
     expect(problemsOf(project).map((p) => p.field)).toEqual(["data.startDate"]);
