@@ -107,14 +107,15 @@ export const visibleOnly = {
 /** PSA numbers arrive as strings or numbers; we keep them as canonical strings and let each connector's rules decide. */
 const recordNumber = once(() =>
   z
-    .union([z.string(), z.number().int().nonnegative()])
+    // 1.5 failed both: told only "Invalid input".
+    .union([z.string(), z.number().int().nonnegative()], { error: 'must be a whole number (10042) or a text ("K-10042")' })
     .transform(canonicalNumber)
     .pipe(z.string().min(1, { error: "must not be empty" }).max(50).refine(visibleOnly.check, { error: visibleOnly.error })),
 );
 /** Product codes are codes, not numbers: kept exactly as sent (trimmed, NFC as a number), "0101" stays "0101". */
 const recordCode = once(() =>
   z
-    .union([z.string(), z.number().int().nonnegative()])
+    .union([z.string(), z.number().int().nonnegative()], { error: 'must be a whole number (101) or a text ("KONS-101")' })
     .transform((v) => String(v).normalize("NFC").trim())
     .pipe(z.string().min(1, { error: "must not be empty" }).max(50).refine(visibleOnly.check, { error: visibleOnly.error })),
 );

@@ -68,6 +68,14 @@ describe("intake's hints fit the value sent", () => {
     expect(problemsOf(e)[0]!.hint).toBe("Add this field; it is required.");
   });
 
+  test("a customer number of 1.5, or true, is told what a number is", () => {
+    for (const number of [1.5, true]) {
+      const [p, ...more] = problemsOf(customerEvent(7, { number }));
+      expect(more).toEqual([]);
+      expect(p!.message).toBe('data.number: must be a whole number (10042) or a text ("K-10042")');
+    }
+  });
+
   test("a negative customer number is told the lowest value", () => {
     const [p] = problemsOf(customerEvent(-1));
     expect(p!.field).toBe("data.number");
