@@ -116,7 +116,8 @@ export function parseEvents(body: unknown, repeatedKeys: readonly (string | numb
     if (malformed !== null) return rejected.push({ index, id, problems: [malformedText(malformed)] });
     const env = parseEnvelope(raw);
     if (!env.success) return rejected.push({ index, id, problems: issuesToProblems(env.error.issues) });
-    const spec = EVENT_TYPES[env.data.type as EventType];
+    // Own keys only: "constructor" or "toString" found Object's (a 500 saying to try again, for ever).
+    const spec = Object.hasOwn(EVENT_TYPES, env.data.type) ? EVENT_TYPES[env.data.type as EventType] : undefined;
     if (!spec) {
       return rejected.push({
         index,

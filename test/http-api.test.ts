@@ -67,6 +67,14 @@ describe("HTTP API", () => {
     expect(eventCount()).toBe(before);
   });
 
+  // A type naming what every object has (constructor, toString, __proto__) was looked up as an event type and found,
+  // and the request failed with 500 "Try again": the PSA would resend it for ever.
+  test.each(["constructor", "toString", "__proto__", "hasOwnProperty"])("event type %s is 422 unknown event type", async (type) => {
+    const res = await stack.post({ ...customerEvent(6), type });
+    expect(res.status).toBe(422);
+    expect(res.body.events[0].problems).toMatchObject([{ code: "invalid.event_type", field: "type" }]);
+  });
+
   test("a body over the limit is 413", async () => {
     const huge = JSON.stringify({ id: "big", type: "customer.upserted", data: { number: 1, name: "x".repeat(40 * 1024 * 1024) } });
     const res = await stack.post(huge);
