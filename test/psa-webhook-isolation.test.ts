@@ -264,3 +264,53 @@ describe("a PSA that is down", () => {
     expect(calls.slice(3).flat().sort()).toEqual(["a", "b", "c", "d", "e", "f"]);
   });
 });
+
+describe("the state of one record reaches the PSA in order", () => {
+  test("an invoice's 'paid' waits while its older 'sent' is being retried (refused, PSA down): the PSA never hears sent after paid", async () => {
+    let t = 1_000_000;
+    const now = () => t; // the clock moves only when the test says so
+    const db = openDatabase(join(tempDir("kontobro-psa-webhook-"), "k.db"));
+    const inbox = new Inbox(sqliteRunner(db.$client), now);
+    const status = (value: string) => ({
+      remoteId: "invoice:1001",
+      type: value === "paid" ? "invoice.paid" : "invoice.status_changed",
+      data: { invoiceNumber: "1001", status: value },
+      status: { entity: "invoice" as const, key: "1001", value, final: value === "paid", baseline: "unpaid" },
+    });
+    const expense = { remoteId: "entry:1", type: "expense.posted", data: { status: "cost" } };
+    let refuseSent = true;
+    const heard: string[] = [];
+    const server = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      async fetch(req) {
+        const statuses: string[] = JSON.parse(await req.text()).items.map((i: any) => i.data.status);
+        if (refuseSent && statuses.includes("sent")) return new Response("not now", { status: 503 });
+        heard.push(...statuses);
+        return new Response("ok");
+      },
+    });
+    cleanups.push(() => server.stop(true));
+    await inbox.storeBatch("eco", "payments", [status("sent")], null);
+    const deliverer = startDeliverer(
+      inbox,
+      options(`http://127.0.0.1:${server.port}/hook`, { retryBaseMs: 1000, retryMaxMs: 60_000 }),
+      now,
+    );
+    const attempts = () => (db.$client.query(`SELECT max(attempts) AS n FROM inbox`).get() as { n: number }).n;
+    await waitFor("'sent' refused once", () => attempts() === 1);
+    // Paid meanwhile, and an expense: the expense is another record's and goes out; 'paid' waits for 'sent'.
+    await inbox.storeBatch("eco", "payments", [status("paid")], null);
+    await inbox.storeBatch("eco", "expenses", [expense], null);
+    deliverer.notify();
+    await waitFor("the expense delivered", () => heard.includes("cost"));
+    await Bun.sleep(300);
+    expect(heard).toEqual(["cost"]);
+    // The PSA takes 'sent' now: it is retried when due, and 'paid' follows it.
+    refuseSent = false;
+    t += 3_600_000;
+    deliverer.notify();
+    await waitFor("both statuses delivered", () => heard.length === 3);
+    expect(heard).toEqual(["cost", "sent", "paid"]);
+  });
+});

@@ -116,6 +116,15 @@ export function statusValue<T extends string | null>(stored: T): T {
   return (stored === null ? stored : stored.split(":")[0]) as T;
 }
 
+/**
+ * An item about a record's state (a status item: no `requires`, its record named) goes to the PSA webhook only after
+ * every older undelivered one of the same record and target: an invoice's "sent" retried after a failure must not reach the PSA
+ * after its "paid", which the PSA would then take for the invoice's state. Expenses (they name the project they
+ * require) are facts of their own and never wait for each other.
+ */
+const IN_TURN = `(inbox.requires IS NOT NULL OR inbox.record IS NULL OR NOT EXISTS (SELECT 1 FROM inbox older
+        WHERE older.record = inbox.record AND older.target = inbox.target AND older.requires IS NULL AND older.state = 'new' AND older.seq < inbox.seq))`;
+
 /** The inbox's statements, written once for both engines. */
 const SQL = {
   // Writers of the inbox take turns (PostgreSQL, many workers: feed positions are handed out in commit order, so a
@@ -163,10 +172,11 @@ const SQL = {
   acknowledge: `UPDATE inbox SET state = 'delivered', delivered_via = 'feed', delivered_at = ?1, updated_at = ?1
         WHERE state = 'new' AND seq <= ?2 AND (CAST(?3 AS TEXT) IS NULL OR target = ?3)`,
   attachment: `SELECT attachment_name AS name, attachment_type AS type, attachment AS bytes FROM inbox WHERE id = ?1 AND attachment IS NOT NULL`,
-  // Due and not carried by a request of another worker (lease_until); `?3 = 1`: only those never attempted.
+  // Due and not carried by a request of another worker (lease_until); `?3 = 1`: only those never attempted. An item
+  // waiting behind an older one of the same record (IN_TURN) is not due: its turn comes when that one is delivered.
   undelivered: `SELECT ${ROW_COLUMNS} FROM inbox WHERE state = 'new' AND next_attempt_at <= ?2 AND (lease_until IS NULL OR lease_until <= ?2)
-        AND (?3 = 0 OR attempts = 0) ORDER BY seq LIMIT ?1`,
-  nextUndeliveredAt: `SELECT min(CASE WHEN lease_until > next_attempt_at THEN lease_until ELSE next_attempt_at END) AS t FROM inbox WHERE state = 'new'`,
+        AND (?3 = 0 OR attempts = 0) AND ${IN_TURN} ORDER BY seq LIMIT ?1`,
+  nextUndeliveredAt: `SELECT min(CASE WHEN lease_until > next_attempt_at THEN lease_until ELSE next_attempt_at END) AS t FROM inbox WHERE state = 'new' AND ${IN_TURN}`,
   // Takes the items for one request. The WHERE is checked again on each row: of two workers that both read an item
   // as due, the second finds it leased once the first commits (PostgreSQL re-reads a row it waited for), and gets
   // nothing for it.
