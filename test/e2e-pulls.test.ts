@@ -24,7 +24,7 @@ const feedAll = async (query = "") =>
   ] as any[];
 
 describe("e-conomic expenses to the PSA", () => {
-  test("a daily pull imports exactly the right entries, once, including one booked late inside the lookback", async () => {
+  test("a daily pull imports exactly the right entries, once, including ones booked after the last run and dated before its window", async () => {
     stack = await startPullStack({
       economic: { expenses: { accounts: "2800, 2810", cost_types: "1, 2", activity: "Udlæg", billable: true } },
     });
@@ -90,24 +90,26 @@ describe("e-conomic expenses to the PSA", () => {
         .sort(),
     ).toEqual([40000, 60000]);
 
-    // Booked late: one dated yesterday (inside the lookback), one three days ago (outside it).
+    // Booked late: one dated yesterday (inside the lookback), one three days ago (outside it, booked after the first
+    // run: a cost the PSA must still re-invoice). The one dated five days ago was booked before the first run.
     const late = await stack.book([
       { date: day(-1), supplierNumber: 2, text: "Late but in time", lines: [line(2810, 125, 4712, 2)] },
-      { date: day(-3), supplierNumber: 2, text: "Late and too old", lines: [line(2810, 125, 4712, 2)] },
+      { date: day(-3), supplierNumber: 2, text: "Late and dated back", lines: [line(2810, 125, 4712, 2)] },
     ]);
     const second = await stack.runNow("expenses");
-    expect(second).toMatchObject({ status: "ok", imported: 1, duplicates: 3, ignored: 1 });
+    expect(second).toMatchObject({ status: "ok", imported: 2, duplicates: 3, ignored: 1 });
     const after = await feedAll();
-    expect(after).toHaveLength(5);
+    expect(after).toHaveLength(6);
     expect(after.filter((i) => i.data.voucherNumber === late.booked[0].voucherNumber)).toHaveLength(1);
-    expect(after.filter((i) => i.data.voucherNumber === late.booked[1].voucherNumber)).toHaveLength(0);
-    expect(new Set(after.map((i) => i.remoteId)).size).toBe(5);
+    expect(after.filter((i) => i.data.voucherNumber === late.booked[1].voucherNumber)).toHaveLength(1);
+    expect(after.filter((i) => i.data.voucherNumber === v[4])).toHaveLength(0);
+    expect(new Set(after.map((i) => i.remoteId)).size).toBe(6);
 
     // The PSA creates project 9999: the next pull delivers the entry it ignored before, once.
     await stack.sendPsa([projectEvent(9999, 10042)]);
     expect(await stack.runNow("expenses")).toMatchObject({ status: "ok", imported: 1, ignored: 0 });
     expect(await stack.runNow("expenses")).toMatchObject({ status: "ok", imported: 0 });
-    await waitFor("five expenses at the PSA", () => stack.psa.accepted().length === 5);
+    await waitFor("six expenses at the PSA", () => stack.psa.accepted().length === 6);
     expect(stack.psa.accepted().filter((i) => i.data.projectNumber === "9999")).toHaveLength(1);
     const runs = (await stack.api("/api/v1/pulls")).body.jobs.find((j: any) => j.stream === "expenses").runs;
     expect(runs.map((r: any) => [r.trigger, r.status])).toEqual([
@@ -119,7 +121,7 @@ describe("e-conomic expenses to the PSA", () => {
     const metrics = await (await fetch(`${stack.agent.url}/metrics`)).text();
     expect(metrics).toContain('kontobro_pull_last_run_ok{target="eco",stream="expenses"} 1');
     expect(metrics).toContain('kontobro_pull_last_run_imported{target="eco",stream="expenses"} 0');
-    expect(metrics).toMatch(/kontobro_inbox_items\{target="eco",state="delivered"\} 5/);
+    expect(metrics).toMatch(/kontobro_inbox_items\{target="eco",state="delivered"\} 6/);
   });
 
   test("blank account and cost type lists mean all; an entry with no project is never an expense", async () => {

@@ -60,21 +60,28 @@ export function unexpected(what: string): TargetError {
 
 /**
  * `done`: the day through which every booked entry has been looked at (the start day of the last
- * complete run). `run`: a run in progress, resumable: its window start, its day, the accounting years
+ * complete run). `floors`: per open accounting year, the highest entry number that existed when the last
+ * complete run read it: e-conomic numbers entries as they are booked, so an entry above it was booked later,
+ * whatever its date (a supplier invoice dated last week and booked today), and the next run reads it too.
+ * `run`: a run in progress, resumable: its window start, its day, the accounting years
  * still to read, and the last entry number stored of the first of them (entries are read in
- * entryNumber order, so entryNumber is the stable tie-breaker for resuming between pages).
+ * entryNumber order, so entryNumber is the stable tie-breaker for resuming between pages); `floors`, the
+ * floors it reads with (0: none yet, the window only), and `next`, the floors the next run will read with.
  */
 export const ExpenseCursor = lazySchema(
   once(() =>
     z.object({
       v: z.literal(1),
       done: z.iso.date().optional(),
+      floors: z.record(z.string(), z.number().int().min(0)).optional(),
       run: z
         .object({
           since: z.iso.date(),
           until: z.iso.date(),
           years: z.array(z.string()).min(1),
           after: z.number().int().min(0),
+          floors: z.record(z.string(), z.number().int().min(0)).optional(),
+          next: z.record(z.string(), z.number().int().min(0)).optional(),
         })
         .optional(),
     }),
@@ -105,9 +112,16 @@ export function windowStart(done: string | undefined, today: string, lookbackDay
   return addDays(from, -lookbackDays);
 }
 
-/** The server-side filter: posted supplier-invoice and finance entries of the window, after the resume point. */
-export function entriesFilter(since: string, after: number, costTypes: number[]): string {
-  const parts = [`date$gte:${since}`, `entryNumber$gt:${after}`, "(entryType$eq:supplierInvoice$or:entryType$eq:financeVoucher)"];
+/**
+ * The server-side filter: posted supplier-invoice and finance entries of the window, or booked after `floor` (the
+ * year's highest entry number at the last run; 0: none), after the resume point.
+ */
+export function entriesFilter(since: string, after: number, costTypes: number[], floor = 0): string {
+  const parts = [
+    floor > 0 ? `(date$gte:${since}$or:entryNumber$gt:${floor})` : `date$gte:${since}`,
+    `entryNumber$gt:${after}`,
+    "(entryType$eq:supplierInvoice$or:entryType$eq:financeVoucher)",
+  ];
   if (costTypes.length > 0) parts.push(`costType.costTypeNumber$in:[${costTypes.join(",")}]`);
   return parts.join("$and:");
 }

@@ -47,17 +47,26 @@ export class EconomicPuller {
     const cfg = this.cfg.expenses;
     const cursor = parseExpenseCursor(raw);
     const since = cursor.run?.since ?? windowStart(cursor.done, today, cfg.lookback_days);
-    const years = await this.accountingYears(since, cursor.run?.until ?? today);
+    const until = cursor.run?.until ?? today;
+    const years = await this.accountingYears(since, until, cursor.floors ?? {});
     let run = cursor.run;
     if (!run) {
       // No accounting year covers the window yet: nothing can be booked there; the window stays put.
       if (years.size === 0) return { items: [], cursor: null, more: false };
-      run = { since, until: today, years: [...years.keys()], after: 0 };
+      // Each year is read with its floor (an entry booked since the last run, whatever its date); a year without one
+      // (the first run, a new year) with the window only, and its floor for the next run is its highest entry now.
+      const floors: Record<string, number> = {};
+      const next: Record<string, number> = {};
+      for (const [year, y] of years) {
+        floors[year] = cursor.floors?.[year] ?? 0;
+        next[year] = floors[year] || (await this.highestEntry(y.entries));
+      }
+      run = { since, until, years: [...years.keys()], after: 0, floors, next };
     }
     const year = run.years[0]!;
-    const link = years.get(year) ?? `${this.rest}/accounting-years/${selfId(year)}/entries`;
+    const link = years.get(year)?.entries ?? `${this.rest}/accounting-years/${selfId(year)}/entries`;
     const page = await this.get(link, {
-      filter: entriesFilter(run.since, run.after, cfg.cost_types),
+      filter: entriesFilter(run.since, run.after, cfg.cost_types, run.floors?.[year] ?? 0),
       sort: "entryNumber",
       pagesize: String(cfg.page_size),
     });
@@ -68,27 +77,47 @@ export class EconomicPuller {
       entries.filter((e) => isExpense(e, cfg)),
     );
     const last = entries.length > 0 ? entries[entries.length - 1]!.entryNumber : run.after;
+    // Read with a floor, every entry above it that matches was read: the next run's floor is the highest of them.
+    const nextFloors = { ...run.next, ...(run.floors?.[year] ? { [year]: Math.max(run.next?.[year] ?? 0, last) } : {}) };
     let next: ExpenseCursor;
-    if (page?.pagination?.nextPage) next = { v: 1, done: cursor.done, run: { ...run, after: last } };
-    else if (run.years.length > 1) next = { v: 1, done: cursor.done, run: { ...run, years: run.years.slice(1), after: 0 } };
-    else next = { v: 1, done: run.until };
+    if (page?.pagination?.nextPage)
+      next = { v: 1, done: cursor.done, floors: cursor.floors, run: { ...run, after: last, next: nextFloors } };
+    else if (run.years.length > 1)
+      next = { v: 1, done: cursor.done, floors: cursor.floors, run: { ...run, years: run.years.slice(1), after: 0, next: nextFloors } };
+    else next = { v: 1, done: run.until, floors: nextFloors };
     return { items, cursor: JSON.stringify(next), more: next.run !== undefined };
   }
 
-  /** Accounting years overlapping [since, until], oldest first: year → its entries link. */
-  private async accountingYears(since: string, until: string): Promise<Map<string, string>> {
+  /**
+   * Accounting years to read, oldest first: those overlapping [since, until], and those still open that have a floor
+   * (an entry booked late into last year after the window has moved on). Year → its entries link.
+   */
+  private async accountingYears(since: string, until: string, floors: Record<string, number>): Promise<Map<string, { entries: string }>> {
     const body = await this.get(`${this.rest}/accounting-years`, {
-      filter: `toDate$gte:${since}$and:fromDate$lte:${until}`,
+      filter: `fromDate$lte:${until}`,
       sort: "fromDate",
       pagesize: "1000",
     });
     if (!Array.isArray(body?.collection)) throw unexpected("a list of accounting years");
     return new Map(
-      body.collection.map((y: any) => [
-        String(y.year),
-        typeof y.entries === "string" ? y.entries : `${this.rest}/accounting-years/${selfId(String(y.year))}/entries`,
-      ]),
+      body.collection
+        .filter(
+          (y: any) => (typeof y.toDate === "string" && y.toDate >= since) || (floors[String(y.year)] !== undefined && y.closed !== true),
+        )
+        .map((y: any) => [
+          String(y.year),
+          { entries: typeof y.entries === "string" ? y.entries : `${this.rest}/accounting-years/${selfId(String(y.year))}/entries` },
+        ]),
     );
+  }
+
+  /** The highest entry number booked in a year so far (0: none). */
+  private async highestEntry(entriesLink: string): Promise<number> {
+    const body = await this.get(entriesLink, { sort: "-entryNumber", pagesize: "1" });
+    if (!Array.isArray(body?.collection)) throw unexpected("a list of entries");
+    const top = body.collection[0]?.entryNumber;
+    if (top !== undefined && !Number.isInteger(top)) throw unexpected("an entry with entryNumber");
+    return top ?? 0;
   }
 
   private async expenseItems(year: string, entriesLink: string, expenses: Entry[]): Promise<PullItem[]> {
