@@ -99,6 +99,18 @@ describe("the known errors (item 8)", () => {
     expect((await env.state()).articles.find((a: any) => a.Number === "X12").CodingName).toBe("Tjänster 12 %");
   });
 
+  test("no coding at the rate: once a person makes one in eAccounting (the hint's fix), retry creates the article at once", async () => {
+    env = startEnv();
+    const six = env.sandbox.store().codings.find((c) => c.Name === "Tjänster 6 %")!;
+    six.IsActive = false; // eAccounting has no services coding at 6 % in use
+    const e = await thrown(env.connector.push("product", product({ code: "BOK", name: "Böcker", vatRate: 6 }), ctx()));
+    expect(e).toMatchObject({ kind: "permanent", code: "eaccounting.coding_unknown" });
+    expect(e.hint).toContain("Then press retry");
+    six.IsActive = true; // the hint's fix: a services coding at 6 % in eAccounting
+    const res = await env.connector.push("product", product({ code: "BOK", name: "Böcker", vatRate: 6 }), ctx());
+    expect((await env.state()).articles.find((a: any) => a.Id === res.remoteId).CodingName).toBe("Tjänster 6 %");
+  });
+
   test("a product whose VAT rate is not its article's coding's needs action: the article would book every line with the coding's VAT", async () => {
     env = startEnv();
     const res = await env.connector.push("product", product(), ctx());

@@ -99,20 +99,28 @@ export class SetupLists {
     return u ? String(u.Code ?? u.Abbreviation ?? u.Name) : undefined;
   }
 
-  /** The coding of a new article: article_coding, else the services coding at the product's VAT rate. */
+  /**
+   * The coding of a new article: article_coding, else the services coding at the product's VAT rate. Not among the
+   * codings as last read, they are read again: the refusal's fix is a coding made (or made active) in eAccounting.
+   */
   async codingFor(p: Pick<Product, "vatRate" | "code" | "name">): Promise<Row> {
-    const codings = (await this.rows("articleaccountcodings")).filter((c) => c.IsActive !== false);
     const rate = p.vatRate ?? this.cfg.vat_rate;
-    const found = this.cfg.article_coding
-      ? codings.find(
-          (c) => c.Id === this.cfg.article_coding || same(c.Name, this.cfg.article_coding) || same(c.NameEnglish, this.cfg.article_coding),
-        )
-      : codings.find(
-          (c) =>
-            /service|tjänst|tjenest/i.test(`${c.Type} ${c.Name} ${c.NameEnglish}`) &&
-            Math.abs(Number(c.VatRatePercent) * 100 - rate) < 0.001,
-        );
+    const pick = (rows: Row[]) => {
+      const codings = rows.filter((c) => c.IsActive !== false);
+      return this.cfg.article_coding
+        ? codings.find(
+            (c) =>
+              c.Id === this.cfg.article_coding || same(c.Name, this.cfg.article_coding) || same(c.NameEnglish, this.cfg.article_coding),
+          )
+        : codings.find(
+            (c) =>
+              /service|tjänst|tjenest/i.test(`${c.Type} ${c.Name} ${c.NameEnglish}`) &&
+              Math.abs(Number(c.VatRatePercent) * 100 - rate) < 0.001,
+          );
+    };
+    const found = pick(await this.rows("articleaccountcodings")) ?? pick(await this.rows("articleaccountcodings", true));
     if (found) return found;
+    const codings = (await this.rows("articleaccountcodings")).filter((c) => c.IsActive !== false);
     throw new TargetError("permanent", {
       code: "eaccounting.coding_unknown",
       field: "vatRate",
