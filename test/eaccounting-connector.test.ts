@@ -127,6 +127,18 @@ describe("the known errors (item 8)", () => {
       NetPrice: 1450,
       CodingName: "Tjänster 25 %",
     });
+    // A person gives the article a coding made since kontobro read the codings (kept 10 minutes), at 12 %: the PSA's
+    // 25 % product is not sent either (the coding is looked up again, not taken as unknown and let through).
+    const store = env.sandbox.store();
+    store.codings.push({
+      ...store.codings.find((c) => c.Name === "Tjänster 12 %")!,
+      Id: "c0d00000-0000-4000-8000-000000000112",
+      Name: "Konsult 12 %",
+    });
+    await env.control("articles/KONS", { CodingId: "c0d00000-0000-4000-8000-000000000112" }, "PUT");
+    const fresh = await thrown(env.connector.push("product", product({ price: 150000 }), ctx({ link: { remoteId: res.remoteId } })));
+    expect(fresh).toMatchObject({ kind: "permanent", code: "eaccounting.coding_rate_differs" });
+    expect(fresh.message).toContain('the account coding "Konsult 12 %" at 12 % VAT');
     // A configured article_coding at another rate than the product's is not used for it either.
     const named = env.connectorWith({ article_coding: "Tjänster 12 %" });
     const n = await thrown(named.push("product", product({ code: "X17", vatRate: 17 }), ctx()));

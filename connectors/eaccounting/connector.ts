@@ -228,7 +228,7 @@ export class EaccountingConnector implements Connector {
         attention = `Article ${p.code} (${p.name}) was created in eAccounting with the account coding "${coding.Name}" (${rate} % VAT): check the coding in eAccounting (Sales › Articles).`;
       } else {
         // An existing article keeps its coding (and so its VAT rate), which must be the PSA's rate; prices follow the PSA.
-        const coding = (await this.setup.rows("articleaccountcodings")).find((c) => c.Id === existing.CodingId);
+        const coding = existing.CodingId ? await this.setup.coding(existing.CodingId) : undefined;
         if (coding) await this.setup.requireCodingRate(p, coding, true);
         const rate = (await this.setup.vatRateOf(existing.CodingId)) ?? p.vatRate ?? this.cfg.vat_rate;
         const mapped = articleFields(p, { unitId: unit.Id, vatRate: rate });

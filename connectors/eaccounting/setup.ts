@@ -137,6 +137,16 @@ export class SetupLists {
   }
 
   /**
+   * A coding by id; one not among the codings as last read is looked for in them read again (a person may have made it
+   * and put it on an article since), so an article's coding is never taken as unknown only because the list is old
+   * (a product push compares its rate: requireCodingRate).
+   */
+  async coding(codingId: string): Promise<Row | undefined> {
+    const byId = (rows: Row[]) => rows.find((x) => x.Id === codingId);
+    return byId(await this.rows("articleaccountcodings")) ?? byId(await this.rows("articleaccountcodings", true));
+  }
+
+  /**
    * An article's coding decides the VAT of every invoice line on it (a line has no VAT of its own): a coding at another
    * rate than the PSA's product states would book those lines with another VAT. Such a product needs action; one
    * without a rate takes the coding's. `existing`: the article is in eAccounting already (and keeps its coding).
