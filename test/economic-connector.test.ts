@@ -90,22 +90,20 @@ describe("a product's VAT rate", () => {
 
 describe("a product group per VAT rate (product_groups_by_vat_rate)", () => {
   let byRate: EconomicConnector;
+  let byRateConfig: EconomicConfig;
   beforeAll(() => {
     // Group 2 books sales in every zone on 1020, an account without VAT code: VAT-exempt services.
     sb.sandbox.state.productGroups.set(2, { productGroupNumber: 2, name: "Exempt services" });
     sb.sandbox.state.salesAccounts.set(2, { 1: 1020, 2: 1020, 3: 1020, 4: 1020 });
-    byRate = new EconomicConnector(
-      "eco-rates",
-      EconomicConfig.parse({
-        rest_url: sb.url,
-        projects_url: sb.projectsUrl,
-        app_secret_token: "demo-app-secret",
-        agreement_grant_token: "demo-agreement-grant",
-        requests_per_second: 0,
-        product_groups_by_vat_rate: { "0": 2 },
-      }),
-      { log: silentLogger },
-    );
+    byRateConfig = EconomicConfig.parse({
+      rest_url: sb.url,
+      projects_url: sb.projectsUrl,
+      app_secret_token: "demo-app-secret",
+      agreement_grant_token: "demo-agreement-grant",
+      requests_per_second: 0,
+      product_groups_by_vat_rate: { "0": 2 },
+    });
+    byRate = new EconomicConnector("eco-rates", byRateConfig, { log: silentLogger });
   });
   const product = (code: string, vatRate?: number) =>
     data({
@@ -181,5 +179,33 @@ describe("a product group per VAT rate (product_groups_by_vat_rate)", () => {
     const { vatCode: _, ...exempt } = line;
     await byRate.push("invoice", data(invoiceEvent(4003, 40, undefined, { lines: [exempt] })), ictx("r-i4003"));
     expect(sb.sandbox.state.booked.get(4003)).toMatchObject({ invoice: { netAmount: 1000, vatAmount: 0 } });
+  });
+
+  test("hosted: the move is seen by another worker's connector too, whose cache still holds the product's old group", async () => {
+    // Two workers of one tenant: each has its own connector (and cache); either may claim the product or the invoice.
+    const other = new EconomicConnector("eco-rates", byRateConfig, { log: silentLogger });
+    const customer = data(customerEvent(41, { addresses: [{ street: "Vestergade 2", zip: "1456", city: "København", country: "DK" }] }));
+    await byRate.push("customer", customer, pctx("h-c41"));
+    await byRate.push("product", product("AUDIT", 25), pctx("h-audit-1"));
+    const line = { text: "Audit", quantity: 1, unitPrice: 100000, kind: "hours", productCode: "AUDIT", vatCode: "U25" };
+    let psaProduct = product("AUDIT", 25);
+    const ictx = (key: string) => ({
+      link: null,
+      uncertain: false,
+      idempotencyKey: key,
+      record: (e: string) => (e === "customer" ? customer : e === "product" ? psaProduct : null),
+    });
+    await other.push("invoice", data(invoiceEvent(4101, 41, undefined, { lines: [line] })), ictx("h-i4101"));
+    expect(sb.sandbox.state.booked.get(4101)).toMatchObject({ invoice: { vatAmount: 250 } });
+    // The PSA makes the product VAT-exempt; the first worker moves it into group 2.
+    psaProduct = product("AUDIT", 0);
+    await byRate.push("product", psaProduct, pctx("AUDIT", true));
+    expect(groupOf("AUDIT")).toBe(2);
+    // The second worker checks a line still stating U25: it would be booked without VAT, so it needs action.
+    const stale: any = await other
+      .push("invoice", data(invoiceEvent(4102, 41, undefined, { lines: [line] })), ictx("h-i4102"))
+      .catch((x) => x);
+    expect(stale).toMatchObject({ kind: "permanent", code: "economic.line_vat_code" });
+    expect(sb.sandbox.state.booked.has(4102)).toBe(false);
   });
 });

@@ -104,15 +104,23 @@ export class AgreementSettings {
   /**
    * The sales account e-conomic books a line on this product on, for customers in this VAT zone, and that account's
    * VAT code (none: no VAT): the product's group (GET /products/{n}) and the group's sales account for the zone
-   * (GET /product-groups/{n}/sales-accounts), each read once in a while. `product` false: e-conomic has no such product;
+   * (GET /product-groups/{n}/sales-accounts), each read once in a while; the product again when it is not in
+   * `expectedGroup` (the group kontobro puts the PSA's product into). `product` false: e-conomic has no such product;
    * `account` undefined: the group has no sales account for the zone. Either way the VAT it would book cannot be told.
    */
   async lineBooking(
     productNumber: string,
     zone: number,
+    expectedGroup?: number,
   ): Promise<{ product: boolean; group?: number; account?: number; vatCode?: string }> {
     const key = `/products/${productNumber}`;
-    const product = await this.cached(key, () => this.get(`${this.rest}/products/${encodeURIComponent(productNumber)}`));
+    const read = () => this.cached(key, () => this.get(`${this.rest}/products/${encodeURIComponent(productNumber)}`));
+    let product = await read();
+    if (product && expectedGroup !== undefined && Number(product.productGroup?.productGroupNumber) !== expectedGroup) {
+      // Read before kontobro put it into `expectedGroup` (its push forgets it only in the process that made it): again.
+      this.cache.delete(key);
+      product = await read();
+    }
     if (!product) this.cache.delete(key); // asked again next time: it may be created any moment
     const group = Number(product?.productGroup?.productGroupNumber);
     if (!product || !Number.isInteger(group)) return { product: !!product };

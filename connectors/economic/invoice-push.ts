@@ -1,6 +1,6 @@
 // Invoices and credit notes: draft → PDF → booking with the PSA's number, and the rule that no draft
 // carrying the PSA's id outlives the push (README "Orphan drafts").
-import { bookedAmountDiffers, customerTotal, type Customer, type InvoiceLike } from "../../agent/model.ts";
+import { bookedAmountDiffers, customerTotal, type Customer, type InvoiceLike, type Product } from "../../agent/model.ts";
 import { capitalise } from "../../agent/problem.ts";
 import type { PushContext, PushResult } from "../contract.ts";
 import { isTargetError, lateAnswerWaitMs, NOT_SENT, TargetError, type HttpClient, type HttpResponse } from "../http.ts";
@@ -9,7 +9,7 @@ import { checkedLineFields, LINE_FIELDS, sameLineValue, unkeptLineHint } from ".
 import { targetTotalDiffers } from "../target-total.ts";
 import { describeEconomicError, filterValue } from "./client.ts";
 import type { EconomicConfig } from "./config.ts";
-import { bookBody, draftInvoiceBody, postalAddress } from "./map.ts";
+import { bookBody, draftInvoiceBody, postalAddress, productGroupFor } from "./map.ts";
 
 export class EconomicInvoices {
   /** Late draft answers still being listened to (tests wait for them; a stopped agent drops them). */
@@ -76,7 +76,7 @@ export class EconomicInvoices {
       this.settings.vatZoneFor(customer ? postalAddress(customer)?.country : undefined, !!customer?.vatNumber),
       this.settings.invoiceTerms(),
     ]);
-    await this.checkLineBooking(inv, vatZone);
+    await this.checkLineBooking(inv, vatZone, ctx);
     // Drafts carrying our PSA id are left over from earlier attempts (whose answer was lost, or that
     // failed after creating one), possibly of an older version of the invoice: remove them, then book a
     // fresh draft of the current version.
@@ -121,13 +121,20 @@ export class EconomicInvoices {
    * VAT) needs action before anything is sent, unless that field's setting is "ignore" (README "A line's VAT code and
    * account").
    */
-  private async checkLineBooking(inv: InvoiceLike, vatZone: number): Promise<void> {
+  private async checkLineBooking(inv: InvoiceLike, vatZone: number, ctx: PushContext): Promise<void> {
     const doc = inv.kind === "credit_note" ? "Credit note" : "Invoice";
     for (const [i, l] of inv.lines.entries()) {
       const checked = checkedLineFields(l, this.cfg);
       if (checked.length === 0) continue;
       const product = l.productCode ?? this.cfg.line_products[l.kind];
-      const booked = await this.settings.lineBooking(product, vatZone);
+      // The group kontobro puts the PSA's product into (its VAT rate's): a product read before another process moved it
+      // there (hosted: another worker's push) is read again, not checked against its old group.
+      const psaProduct = l.productCode ? ((ctx.record?.("product", l.productCode) as Product | null) ?? null) : null;
+      const booked = await this.settings.lineBooking(
+        product,
+        vatZone,
+        psaProduct ? productGroupFor(psaProduct, this.cfg).group : undefined,
+      );
       for (const { field, sent } of checked) {
         if (sameLineValue(field, field === "account" ? booked.account : booked.vatCode, sent)) continue;
         const label = LINE_FIELDS[field].label;
