@@ -8,7 +8,7 @@ import { connectorKinds } from "../connectors/registry.ts";
 import { exportsConfigSchema } from "./exports/config.ts";
 import { postgresUrlProblem, passwordOf } from "./db/pg/url.ts";
 import { registerSecret } from "./log.ts";
-import { parseMasters, type Masters } from "./master/policy.ts";
+import { MASTER_KEYS, parseMasters, type Masters } from "./master/policy.ts";
 import { issuesToProblems } from "./problem.ts";
 import { notificationProblems, notificationsConfigSchema } from "./notify/config.ts";
 import { PSA_DEFAULTS, PULLS_DEFAULTS, psaConfigSchema, pullsConfigSchema, targetSchedules, type TargetPull } from "./pulls/config.ts";
@@ -220,6 +220,7 @@ export function validateConfig(raw: unknown, env: Record<string, string | undefi
   if (!parsed.success) problems.push(...zodProblems(parsed.error, ""));
   const targets: TargetConfig[] = [];
   const names = new Set<string>();
+  const masterOf = new Map<string, string>();
   const rawTargets = (resolved as any)?.targets;
   (Array.isArray(rawTargets) ? rawTargets : []).forEach((t: any, i: number) => {
     const at = `targets[${i}]`;
@@ -231,6 +232,17 @@ export function validateConfig(raw: unknown, env: Record<string, string | undefi
     const { name, kind, enabled, paused, pulls, masters, ...rest } = t;
     const schedules = targetSchedules(factory, pulls, at, problems);
     const sides = parseMasters(factory, masters, at, problems);
+    // One master per entity: the PSA holds one set of customers (products), and a master's changes go to the PSA, so
+    // two masters would send it changes of one record from both (enabled or not: turning one on must not make two).
+    for (const [plural, entity] of Object.entries(MASTER_KEYS)) {
+      if (sides[entity] !== "target") continue;
+      const first = masterOf.get(entity);
+      if (first === undefined) masterOf.set(entity, name);
+      else
+        problems.push(
+          `${at}.masters.${plural}: target "${first}" is already the master of ${plural}; the PSA has one set of ${plural}, so only one system can be their master (write "psa" for all targets but one)`,
+        );
+    }
     const settings = factory.configSchema.safeParse(renameKeys(rest, factory.renamedKeys, at, problems, warnings));
     if (!settings.success) return problems.push(...zodProblems(settings.error, at));
     // Secrets written directly in the file are masked in logs as well as those from ${ENV}.

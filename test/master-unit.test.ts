@@ -50,6 +50,33 @@ describe("masters in kontobro.toml", () => {
       ]);
     }
   });
+
+  test("two targets named master of one entity are refused: the PSA has one set of customers", () => {
+    const ea = (name: string, masters: object) => ({ name, kind: "eaccounting", client_id: "c", client_secret: "s", masters });
+    try {
+      validateConfig(
+        {
+          targets: [
+            ea("ea1", { customers: "target" }),
+            ea("ea2", { customers: "target", products: "target" }),
+            { ...ea("ea3", { products: "target" }), enabled: false },
+          ],
+        },
+        {},
+      );
+      throw new Error("expected a ConfigError");
+    } catch (e) {
+      expect(e).toBeInstanceOf(ConfigError);
+      expect((e as ConfigError).problems).toEqual([
+        'targets[1].masters.customers: target "ea1" is already the master of customers; the PSA has one set of customers, so only one system can be their master (write "psa" for all targets but one)',
+        'targets[2].masters.products: target "ea2" is already the master of products; the PSA has one set of products, so only one system can be their master (write "psa" for all targets but one)',
+      ]);
+    }
+    // One master of each entity, in different targets: fine.
+    expect(validateConfig({ targets: [ea("ea1", { customers: "target" }), ea("ea2", { products: "target" })] }, {}).targets).toHaveLength(
+      2,
+    );
+  });
 });
 
 describe("matching and comparing", () => {
