@@ -228,7 +228,12 @@ export const masterRecords = sqliteTable(
     modifiedAt: text("modified_at"),
     updatedAt: integer("updated_at").notNull(),
   },
-  (t) => [primaryKey({ columns: [t.target, t.entity, t.key] }), uniqueIndex("master_records_remote").on(t.target, t.entity, t.remoteId)],
+  (t) => [
+    primaryKey({ columns: [t.target, t.entity, t.key] }),
+    uniqueIndex("master_records_remote").on(t.target, t.entity, t.remoteId),
+    // Another target's record of the same number (a new record pulled from one target is checked against them).
+    index("master_records_key").on(t.entity, t.key),
+  ],
 );
 
 /**

@@ -48,6 +48,7 @@ const SQL = {
   // (its pending fingerprint, its answer) lands before the page's decision or after its commit, never in between.
   lockByRemote: `SELECT key FROM master_records WHERE target = ?1 AND entity = ?2 AND remote_id = ?3 FOR UPDATE`,
   all: `SELECT ${ROW} FROM master_records WHERE target = ?1 AND entity = ?2`,
+  otherTargets: `SELECT ${ROW} FROM master_records WHERE entity = ?2 AND key = ?3 AND target <> ?1 ORDER BY target`,
   upsert: `INSERT INTO master_records (target, entity, key, remote_id, name, fingerprint, pending_fingerprint, modified_at, updated_at)
         VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7, ?8)
         ON CONFLICT (target, entity, key) DO UPDATE SET remote_id = ?4, name = ?5, fingerprint = ?6, pending_fingerprint = NULL, modified_at = coalesce(?7, master_records.modified_at), updated_at = ?8`,
@@ -91,6 +92,11 @@ export class MasterStore {
   async byRemoteLocked(target: string, entity: MasterEntity, remoteId: string): Promise<MasterRow | null> {
     await this.storage.lockForUpdate(SQL.lockByRemote, target, entity, remoteId);
     return this.byRemote(target, entity, remoteId);
+  }
+
+  /** The record of this number at the other targets (each may have given the number to a customer of its own). */
+  otherTargets(target: string, entity: MasterEntity, key: string): Promise<MasterRow[]> {
+    return this.storage.all<MasterRow>(SQL.otherTargets, target, entity, key);
   }
 
   /** Linked records of another key whose name at the target is this one (a renumbering in one system?). */

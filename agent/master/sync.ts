@@ -117,7 +117,14 @@ export class MasterSync {
       await this.changedInNonMaster(store, entity, rec.key, rec.data.name, "target");
       return "report";
     }
-    // New in the target: it reaches the PSA whoever is master; linked, so the PSA's echo is known.
+    // New in the target. Another target may have sent the PSA a different record of this number (before the PSA
+    // sent it back, or a PSA that never does): the PSA matches by number, so delivering it would merge the two.
+    const other = (await store.otherTargets(this.target, entity, rec.key)).find((r) => !sameName(r.name, rec.data.name));
+    if (other) {
+      await this.mismatch(store, entity, rec.key, other.name, rec.data.name, other.target);
+      return "report";
+    }
+    // It reaches the PSA whoever is master; linked, so the PSA's echo is known.
     await store.save(this.target, entity, rec.key, {
       remoteId: rec.remoteId,
       name: rec.data.name,
@@ -278,14 +285,23 @@ export class MasterSync {
     );
   }
 
-  private async mismatch(store: MasterStore, entity: MasterEntity, key: string, psaName: unknown, targetName: unknown): Promise<void> {
+  /** `via`: the PSA's record came from that other target (sent to the PSA by kontobro), not from the PSA's own events. */
+  private async mismatch(
+    store: MasterStore,
+    entity: MasterEntity,
+    key: string,
+    psaName: unknown,
+    targetName: unknown,
+    via?: string,
+  ): Promise<void> {
+    const psa = via ? `the PSA (sent there from target ${via})` : "the PSA";
     await store.report(
       this.target,
       entity,
       key,
       "number_name_mismatch",
       "target",
-      `${cap(entityWord(entity))} ${key} is "${psaName}" in the PSA but "${targetName}" in ${this.title}: the number matches, the name does not, so kontobro does not take them for the same ${entityWord(entity)} and sends nothing either way.`,
+      `${cap(entityWord(entity))} ${key} is "${psaName}" in ${psa} but "${targetName}" in ${this.title}: the number matches, the name does not, so kontobro does not take them for the same ${entityWord(entity)} and sends nothing either way.`,
       `Give them the same name, or one of them another number; \`kontobro match ${this.target}\` lists every such pair.`,
     );
   }

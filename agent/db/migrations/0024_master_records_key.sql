@@ -1,0 +1,1 @@
+CREATE INDEX `master_records_key` ON `master_records` (`entity`,`key`);
