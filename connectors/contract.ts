@@ -41,6 +41,12 @@ export interface PushResult {
   note?: string;
   /** A master-data record as the target holds it after the push (agent/master/ keeps it, so the push coming back is not echoed). */
   state?: MasterRecord;
+  /**
+   * A master-data update: the record as the target held it when the push read it, before changing it. agent/master/
+   * compares it with what it last saw there, so a change made in the target meanwhile (not pulled yet) is reported,
+   * not overwritten without a word.
+   */
+  before?: MasterRecord;
   /** Something a person should look at in the target although the push succeeded (a new article's coding); reported once. */
   attention?: string;
 }

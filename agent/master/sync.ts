@@ -165,6 +165,11 @@ export class MasterSync {
     const result = await send({ ...ctx, link: { remoteId } });
     await this.remember(entity, key, result, fpP, payload.name);
     await this.store.resolve(this.target, entity, key, "changed_in_non_master");
+    // Changed in the target since kontobro last saw it there (a pull would have reported it): the PSA's version
+    // replaced it, so say so rather than lose that change without a word. Our own push under way is no change.
+    const before = result.before ? this.fp(entity, result.before.data) : null;
+    if (before && state.fingerprint && ![state.fingerprint, state.pending, fpP].includes(before))
+      await this.changedInNonMaster(this.store, entity, key, result.before!.data.name, "target", true);
     return result;
   }
 
@@ -272,15 +277,20 @@ export class MasterSync {
     key: string,
     name: unknown,
     where: "psa" | "target",
+    /** The master's version has since replaced the change there. */
+    replaced = false,
   ): Promise<void> {
     const master = where === "psa" ? this.title : "the PSA";
+    const fate = replaced
+      ? `the change was not sent to ${master}, and ${master}'s version has replaced it in ${this.title}`
+      : `the change was not sent to ${master}`;
     await store.report(
       this.target,
       entity,
       key,
       "changed_in_non_master",
       where,
-      `${this.who(entity, key, name)} was changed in ${where === "psa" ? "the PSA" : this.title}, which is not the master of ${pluralWord(entity)} (changed in the non-master system); the change was not sent to ${master}.`,
+      `${this.who(entity, key, name)} was changed in ${where === "psa" ? "the PSA" : this.title}, which is not the master of ${pluralWord(entity)} (changed in the non-master system); ${fate}.`,
       `Make the change in ${master}, the master of ${pluralWord(entity)}; its version then goes to ${where === "psa" ? "the PSA" : this.title}. (kontobro.toml's masters setting decides who is master.)`,
     );
   }

@@ -196,7 +196,7 @@ export class EaccountingConnector implements Connector {
         ? await this.client.put(`/customers/${existing.Id}`, mergeEntity(existing, mapped, CUSTOMER_OWNED))
         : existing;
       this.setup.remember("customer", c.number, row.Id);
-      return { remoteId: row.Id, state: await this.toMaster("customer", row) };
+      return { remoteId: row.Id, state: await this.toMaster("customer", row), before: await this.toMaster("customer", existing) };
     });
   }
 
@@ -220,6 +220,7 @@ export class EaccountingConnector implements Connector {
       if (!existing && (ctx.link || ctx.uncertain)) existing = await this.setup.articleByNumber(p.code);
       let row: Row;
       let attention: string | undefined;
+      let before: MasterRecord | undefined;
       if (!existing) {
         const coding = await this.setup.codingFor(p);
         await this.setup.requireCodingRate(p, coding, false);
@@ -232,12 +233,13 @@ export class EaccountingConnector implements Connector {
         if (coding) await this.setup.requireCodingRate(p, coding, true);
         const rate = (await this.setup.vatRateOf(existing.CodingId)) ?? p.vatRate ?? this.cfg.vat_rate;
         const mapped = articleFields(p, { unitId: unit.Id, vatRate: rate });
+        before = await this.toMaster("product", existing);
         row = differs(existing, mapped, ARTICLE_OWNED)
           ? await this.client.put(`/articles/${existing.Id}`, mergeEntity(existing, mapped, ARTICLE_OWNED))
           : existing;
       }
       this.setup.remember("article", p.code, row.Id);
-      return { remoteId: row.Id, state: await this.toMaster("product", row), ...(attention ? { attention, note: attention } : {}) };
+      return { remoteId: row.Id, state: await this.toMaster("product", row), before, ...(attention ? { attention, note: attention } : {}) };
     });
   }
 
