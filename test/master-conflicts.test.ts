@@ -37,4 +37,24 @@ describe("a change made at both sides at once", () => {
     expect(openReports()).toEqual([{ entity: "customer", key: "10042", kind: "changed_in_non_master", side: "target" }]);
     expect(await s.page()).toContain("the PSA&#39;s version has replaced it in Visma eAccounting");
   });
+
+  test("eAccounting is master: its change wins and reaches the PSA; the PSA's change is reported, not sent", async () => {
+    s = await startEaStack({ target: { masters: { customers: "target" } } });
+    await s.send([ev("customer.upserted", customerData())]);
+    await s.waitDone(1);
+    expect(await s.runNow("customers")).toMatchObject({ imported: 0 });
+    await s.control("clock", { advanceMs: 2000 });
+    await s.control("customers/10042", { Name: "Fjordkraft (ändrad i eAccounting)" }, "PUT");
+    await s.send([ev("customer.upserted", customerData({ name: "Fjordkraft AB" }))]);
+    await s.waitDone(2);
+    expect(await s.runNow("customers")).toMatchObject({ imported: 1 });
+    expect((await customerRow("10042")).Name).toBe("Fjordkraft (ändrad i eAccounting)");
+    expect(s.psa.accepted().map((i) => i.data.name)).toEqual(["Fjordkraft (ändrad i eAccounting)"]);
+    expect(openReports()).toEqual([{ entity: "customer", key: "10042", kind: "changed_in_non_master", side: "psa" }]);
+    expect(await s.page()).toContain("Visma eAccounting&#39;s version was sent to the PSA in its place");
+    // The PSA takes eAccounting's version (its echo): the two agree again, the report is resolved.
+    await s.send([ev("customer.upserted", s.psa.accepted()[0].data)]);
+    await s.waitDone(3);
+    expect(openReports()).toEqual([]);
+  });
 });

@@ -92,7 +92,15 @@ export class MasterSync {
         modifiedAt: rec.modifiedAt,
       });
       if (side === "target") {
+        // The PSA's own change that was not sent here (reported) is replaced by this version at the PSA: the report
+        // stays, saying so, unless the PSA already holds this version.
+        const psa = await store.psaRecord(entity, state.key);
+        const psaLoses =
+          !!psa &&
+          this.fp(entity, psa) !== fpT &&
+          (await store.openReport(this.target, entity, state.key, "changed_in_non_master"))?.side === "psa";
         await store.resolve(this.target, entity, state.key);
+        if (psaLoses) await this.changedInNonMaster(store, entity, state.key, psa.name, "psa", true);
         return "deliver";
       }
       await this.changedInNonMaster(store, entity, state.key, rec.data.name, "target");
@@ -281,9 +289,11 @@ export class MasterSync {
     replaced = false,
   ): Promise<void> {
     const master = where === "psa" ? this.title : "the PSA";
-    const fate = replaced
-      ? `the change was not sent to ${master}, and ${master}'s version has replaced it in ${this.title}`
-      : `the change was not sent to ${master}`;
+    const fate = !replaced
+      ? `the change was not sent to ${master}`
+      : where === "target"
+        ? `the change was not sent to the PSA, and the PSA's version has replaced it in ${this.title}`
+        : `the change was not sent to ${this.title}, and ${this.title}'s version was sent to the PSA in its place`;
     await store.report(
       this.target,
       entity,
