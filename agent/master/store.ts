@@ -61,6 +61,7 @@ const SQL = {
         RETURNING count`,
   openReport: `SELECT ${REPORT} FROM master_reports WHERE target = ?1 AND entity = ?2 AND key = ?3 AND kind = ?4 AND resolved_at IS NULL`,
   resolve: `UPDATE master_reports SET resolved_at = ?5 WHERE target = ?1 AND entity = ?2 AND key = ?3 AND resolved_at IS NULL AND (CAST(?4 AS TEXT) IS NULL OR kind = ?4) AND kind <> 'attention'`,
+  openOfSide: `SELECT key FROM master_reports WHERE target = ?1 AND entity = ?2 AND kind = ?3 AND side = ?4 AND resolved_at IS NULL ORDER BY key LIMIT ?5`,
   open: `SELECT ${REPORT} FROM master_reports WHERE resolved_at IS NULL AND (CAST(?1 AS TEXT) IS NULL OR target = ?1) AND (kind <> 'attention' OR last_at > ?2) ORDER BY last_at DESC LIMIT ?3`,
   psa: `SELECT payload FROM records WHERE entity = ?1 AND key = ?2`,
   link: `INSERT INTO links (target, entity, key, remote_id, payload_hash, updated_at) VALUES (?1, ?2, ?3, ?4, '', ?5) ON CONFLICT (target, entity, key) DO NOTHING`,
@@ -150,6 +151,11 @@ export class MasterStore {
   /** The systems agree again (or a person accepted it): reports of the record (of `kind`) are resolved. */
   async resolve(target: string, entity: MasterEntity, key: string, kind: ReportKind | null = null): Promise<void> {
     await this.storage.run(SQL.resolve, target, entity, key, kind, this.now());
+  }
+
+  /** Keys of the target's open reports of `kind` made on `side`. */
+  async openKeys(target: string, entity: MasterEntity, kind: ReportKind, side: MasterSide, limit: number): Promise<string[]> {
+    return (await this.storage.all<{ key: string }>(SQL.openOfSide, target, entity, kind, side, limit)).map((r) => r.key);
   }
 
   openReports(target?: string, limit = 100): Promise<MasterReport[]> {

@@ -59,6 +59,12 @@ export class MasterSync {
     const fpT = this.fp(entity, rec.data);
     const state = await store.byRemoteLocked(this.target, entity, rec.remoteId);
     if (state) {
+      // Changed here while the PSA was master (reported, not sent), and the target is master now (kontobro.toml's
+      // masters was switched): its version is the one that counts, so it goes to the PSA now.
+      if (fpT === state.fingerprint && side === "target" && (await this.changedHereUnsent(store, entity, state.key))) {
+        await store.resolve(this.target, entity, state.key);
+        return "deliver";
+      }
       // Unchanged, or our own push coming back.
       if (fpT === state.fingerprint || fpT === state.pending) {
         if (fpT !== state.fingerprint)
@@ -141,6 +147,24 @@ export class MasterSync {
     });
     await store.link(this.target, entity, rec.key, rec.remoteId);
     return "deliver";
+  }
+
+  private async changedHereUnsent(store: MasterStore, entity: MasterEntity, key: string): Promise<boolean> {
+    return (await store.openReport(this.target, entity, key, "changed_in_non_master"))?.side === "target";
+  }
+
+  /**
+   * The target is master of `entity`, and records changed here while the PSA was (reported, never sent) are not
+   * pulled again, as their change is behind the watermark: read again, for a pull to send them to the PSA now.
+   */
+  async switchedToTarget(entity: MasterEntity, limit = 100): Promise<PullItem[]> {
+    if (this.master.sides[entity] !== "target") return [];
+    const items: PullItem[] = [];
+    for (const key of await this.store.openKeys(this.target, entity, "changed_in_non_master", "target", limit)) {
+      const found = await this.master.lookup(entity, key);
+      if (found) items.push(masterItem(found));
+    }
+    return items;
   }
 
   // ---- PSA → target -------------------------------------------------------------------------------------------

@@ -145,6 +145,17 @@ export async function runPull(deps: RunnerDeps, job: JobRef, trigger: Trigger, s
         );
       return (await tx.run(SQL.stillRunning, runId)).changes > 0;
     };
+    // The target was made master of this stream's entity in kontobro.toml: its changes reported while the PSA was
+    // master go to the PSA first (they are behind the watermark). Stored like a page, without moving the cursor.
+    const entity = job.stream === "customers" ? "customer" : job.stream === "products" ? "product" : null;
+    const switched = master && entity && connector.master?.entities.includes(entity) ? await master.switchedToTarget(entity) : [];
+    if (switched.length > 0) {
+      const counts = await deps.inbox.storeBatch(job.target, job.stream, switched, null, {
+        pulled: (item, tx) => master!.pulled(item, tx),
+      });
+      for (const k of ["fetched", "imported", "duplicates", "ignored"] as const) totals[k] += counts[k];
+      if (counts.imported > 0) deps.onStored?.();
+    }
     for (let page = 0; page < MAX_PAGES; page++) {
       const cursorWas = await deps.inbox.cursor(job.target, job.stream);
       const result = await connector.pull(job.stream, cursorWas, {
