@@ -18,6 +18,7 @@ import { closeSync, copyFileSync, existsSync, openSync, readFileSync, renameSync
 import { join } from "node:path";
 import type { Db } from "./db/index.ts";
 import { newerSchemaProblem, StorageError } from "./db/index.ts";
+import { syncWritten } from "./fsync.ts";
 import { OPEN_DELIVERIES_UNCERTAIN, PUT_RESTORE_SETTING, RESTORE_SETTING_SQL, restoreInfo, type RestoreInfo } from "./restore.ts";
 
 export const HIGHWATER_FILE = "kontobro.highwater.json";
@@ -183,6 +184,9 @@ export function backupDatabase(dbPath: string, file: string, now = new Date()): 
     } finally {
       copy.close();
     }
+    // Reported done only once it lasts: a power cut right after must not leave a short or missing file (SQLite's own
+    // syncs do not cover the folder's entry for it).
+    syncWritten(file);
   } catch (e) {
     // Nothing half-made is left to be taken for a backup, or to block the next one. SQLite's own words ("database or disk
     // is full", "disk I/O error") read as if kontobro's database were full: the message names the backup file.
@@ -243,5 +247,7 @@ export function restoreDatabase(_dataDir: string, dbPath: string, file: string, 
   } finally {
     restored.close();
   }
+  // The copy's bytes (a backup already marked is not written to above, so SQLite syncs nothing) and the folder's renames.
+  syncWritten(dbPath);
   return { keptAs };
 }

@@ -11,6 +11,7 @@ import { sqliteRunner, type SqlRunner } from "../db/pg/runner.ts";
 import { exportSettings, type ExportSettings } from "../exports/config.ts";
 import { previewTemplate } from "../exports/preview.ts";
 import { runExport } from "../exports/service.ts";
+import { syncWritten } from "../fsync.ts";
 import {
   changeExportStatus,
   EXPORT_STATUSES,
@@ -166,6 +167,7 @@ const download = defineCommand({
       }
       const path = !out ? f.fileName : existsSync(out) && statSync(out).isDirectory() ? join(out, f.fileName) : out;
       writeFileSync(path, f.bytes);
+      syncWritten(path);
       console.log(`wrote ${path} (${f.bytes.length} bytes)`);
       return 0;
     });
@@ -294,6 +296,7 @@ const templateShow = defineCommand({
       }
       const path = existsSync(values.out) && statSync(values.out).isDirectory() ? join(values.out, templateFileName(name!)) : values.out;
       writeFileSync(path, templateToFile(t));
+      syncWritten(path);
       console.log(`wrote ${path}`);
       return 0;
     }),

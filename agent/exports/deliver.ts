@@ -28,6 +28,7 @@ import {
 } from "node:fs";
 import { dirname, join } from "node:path";
 import type { SqlRunner } from "../db/pg/runner.ts";
+import { syncPath } from "../fsync.ts";
 import { problem, type Problem } from "../problem.ts";
 import { claimPendingFiles, markFilesDelivered, type PendingFile } from "./store.ts";
 
@@ -60,23 +61,9 @@ export function writeAtomically(path: string, bytes: Uint8Array): void {
     rmSync(temp, { force: true });
     throw e;
   }
-  syncFolder(dirname(path));
-}
-
-/**
- * The rename lasts through a power cut only once the folder's entry is on disk: without this a file marked delivered
- * could be gone after one. A file system that cannot sync a folder (EINVAL, some network mounts) is left as it is; any
- * other failure fails the write, and the file, still waiting, is written again (same path, same bytes).
- */
-function syncFolder(dir: string): void {
-  const fd = openSync(dir, "r");
-  try {
-    fsyncSync(fd);
-  } catch (e) {
-    if ((e as { code?: string }).code !== "EINVAL") throw e;
-  } finally {
-    closeSync(fd);
-  }
+  // The rename lasts through a power cut only once the folder's entry is on disk: without this a file marked delivered
+  // could be gone after one. Failing, the write fails, and the file, still waiting, is written again (same path, same bytes).
+  syncPath(dirname(path));
 }
 
 const sameBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
