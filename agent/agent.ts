@@ -21,6 +21,7 @@ import type { AppContext } from "./http/context.ts";
 import { listen, type NativeRoutes } from "./http/listen.ts";
 import { IntakeThread } from "./intake-thread.ts";
 import { registerSecret, type Logger } from "./log.ts";
+import { DiskSpaceWatch } from "./disk-space.ts";
 import { durabilityProblems, intakeRefusal } from "./durability.ts";
 import { Metrics } from "./metrics.ts";
 import { CredentialsWatch } from "./notify/credentials.ts";
@@ -326,6 +327,11 @@ export async function startAgent(
   const pulls = await createPulls({ db, storage, soleProcess: true, config, targets, connectors, log });
   const exports = { settings: exportSettings(config.exports), uiActions: isLoopback(config.http.host) };
   await deliverOnStart(storage, exports.settings, log);
+  // Free space where the database and the export files go, read every 30 s: told before a full disk stops intake.
+  const disk = new DiskSpaceWatch(config.agent.data_dir, exports.settings.outputDir, config.agent.disk_free_warn_bytes, log);
+  disk.start();
+  metrics.gaugeSources.push(() => disk.gauges());
+  const enabledTargets = targets.filter((t) => t.enabled).map((t) => t.name);
 
   // Alerts by e-mail and webhook (agent/notify/): only when [notifications] names a channel.
   const notifier = notificationsEnabled(config.notifications)
@@ -341,10 +347,8 @@ export async function startAgent(
         targets: targets.filter((t) => t.enabled).map((t) => ({ name: t.name, title: connectorKinds[t.kind]!.title, paused: t.paused })),
         pulls: pulls.scheduler.jobs,
         problems: () => [
-          ...durabilityProblems(
-            db,
-            targets.filter((t) => t.enabled).map((t) => t.name),
-          ),
+          ...durabilityProblems(db, enabledTargets),
+          ...disk.problems(enabledTargets),
           ...credentialExpiryProblems(connectors, config.notifications.credential_expiry_warn_days, Date.now()),
         ],
         mailbox: extras.mailbox,
@@ -353,6 +357,7 @@ export async function startAgent(
 
   const appContext: AppContext = {
     notifier,
+    disk,
     mailbox: extras.mailbox,
     pulls,
     exports,
@@ -391,6 +396,7 @@ export async function startAgent(
     server = listen(app, config.http, "", routes);
   } catch (e) {
     clearInterval(highwater);
+    disk.stop();
     await intake.close();
     db.$client.close();
     lock.release();
@@ -428,6 +434,7 @@ export async function startAgent(
       await pulls.stop();
       await notifier?.stop();
       await retention.stop();
+      disk.stop();
       server.stop(true);
       // What the writer was given is committed before the connections close.
       await intake.close();

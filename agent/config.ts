@@ -24,6 +24,9 @@ export const bearerTokenSchema = () =>
     });
 export const BearerToken = lazySchema(bearerTokenSchema);
 
+/** agent.disk_free_warn_bytes by default: 1 GiB, days of events and exports for most installations. */
+export const DISK_FREE_WARN_BYTES = 1024 ** 3;
+
 export const agentConfigSchema = () =>
   z.strictObject({
     agent: z
@@ -33,8 +36,16 @@ export const agentConfigSchema = () =>
         busy_timeout_ms: z.number().int().min(0).max(600_000).default(5000),
         /** Finished work older than this many days is pruned (0 keeps everything); see agent/retention.ts. */
         retention_days: z.number().int().min(0).max(36_500).default(90),
+        /** Below this many free bytes on the disk of data_dir (or of exports.output_dir) kontobro warns (agent/disk-space.ts); 0: never. */
+        disk_free_warn_bytes: z.number().int().min(0).default(DISK_FREE_WARN_BYTES),
       })
-      .default({ data_dir: "./data", log_level: "info", busy_timeout_ms: 5000, retention_days: 90 }),
+      .default({
+        data_dir: "./data",
+        log_level: "info",
+        busy_timeout_ms: 5000,
+        retention_days: 90,
+        disk_free_warn_bytes: DISK_FREE_WARN_BYTES,
+      }),
     /** Where kontobro keeps its data: the SQLite file in agent.data_dir, or PostgreSQL (agent/storage.ts). */
     storage: z
       .strictObject({

@@ -1,5 +1,6 @@
 import type { TargetBudget } from "../../connectors/contract.ts";
 import type { Db } from "../db/index.ts";
+import type { DiskSpaceWatch } from "../disk-space.ts";
 import { sqliteRunner, type SqlRunner } from "../db/pg/runner.ts";
 import type { ExportsRuntime } from "../exports/config.ts";
 import type { Intake } from "../intake.ts";
@@ -39,6 +40,8 @@ export interface AppContext {
   exports?: ExportsRuntime;
   /** Alerts by e-mail and webhook, when [notifications] is configured (agent/notify/). */
   notifier?: Notifier | null;
+  /** Free space on the disks of the database and the export output folder (agent/disk-space.ts). */
+  disk?: DiskSpaceWatch;
   /** `kontobro demo`: the alert mails it built instead of sending them (/ui/demo/mail). */
   mailbox?: DemoMailbox;
   /** The admin API (/admin/v1: tenants), on PostgreSQL storage with [admin] token_file or token set. */

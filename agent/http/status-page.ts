@@ -8,6 +8,7 @@ import { deliveryCounts, lastSuccessAt, listDeliveries, recentEvents, type Deliv
 import { RESTORE_SETTING_SQL, type RestoreInfo } from "../restore.ts";
 import { DELIVERY_STATUS_LABELS, DELIVERY_STATUSES } from "../states.ts";
 import { describeTargetState, TargetStateStore } from "../target-state.ts";
+import { type DiskLow, lowHint, lowMessage } from "../disk-space.ts";
 import { type DurabilityFault, durabilityFault } from "../durability.ts";
 import { dispatchChecks, intakeStoring, type ReadinessCheck } from "./health.ts";
 import { showTime } from "../time.ts";
@@ -42,6 +43,7 @@ ${pageHeader(s)}
 ${refreshNote(refresh, s.base)}
 ${local ? durabilityBanner(durabilityFault(local.db)) : ""}
 ${local ? storageBanner([intakeStoring(local.intake.failing?.() ?? null), ...dispatchChecks(local.targets, Date.now())]) : ""}
+${local?.disk ? diskBanner(local.disk.low()) : ""}
 ${s.hosted?.notRunning ? html`<p class="card paused" role="alert">This tenant does not run on the worker that answered: ${s.hosted.notRunning}. Its events are kept; the operator finds the cause in the worker's log.</p>` : ""}
 ${restoreBanner(await lastRestore(s.runner))}
 ${await renderProgressSection(s)}
@@ -113,6 +115,13 @@ function storageBanner(checks: ReadinessCheck[]) {
   if (failing.length === 0) return "";
   return html`<section class="card fault storage-fault" role="alert"><h2>kontobro cannot store or send now</h2>
 ${failing.map((c) => html`<p>${c.message}</p><p><strong>What to do:</strong> ${c.hint}</p>`)}</section>`;
+}
+
+/** Shown while a disk kontobro writes to has less free space than agent.disk_free_warn_bytes: before it is full. */
+function diskBanner(low: DiskLow[]) {
+  if (low.length === 0) return "";
+  return html`<section class="card paused disk-low" role="alert"><h2>The disk is nearly full</h2>
+${low.map((l) => html`<p data-holds="${l.holds}">${lowMessage(l)}</p><p><strong>What to do:</strong> ${lowHint(l.holds)}</p>`)}</section>`;
 }
 
 /** Shown once a restore was detected: what kontobro did and what the user should do. */

@@ -1,5 +1,5 @@
-// The status page's storage card: the database's size on disk and what the last prune of finished work
-// removed (agent/retention.ts). Rendered from one line in status-page.ts.
+// The status page's storage card: the database's size on disk, the free space on its disk (and the export folder's,
+// agent/disk-space.ts) and what the last prune of finished work removed (agent/retention.ts). Rendered from one line in status-page.ts.
 import { html } from "hono/html";
 import { databaseSize, formatBytes, lastPrune } from "../retention.ts";
 import { showTime } from "../time.ts";
@@ -11,6 +11,10 @@ export function renderStorageSection(ctx: AppContext) {
   return html`<section class="card storage"><h2>Storage</h2>
 <p>Database: <strong class="database-bytes" data-bytes="${size.bytes}">${formatBytes(size.bytes)}</strong>
 <span class="muted">(write-ahead log ${formatBytes(size.walBytes)}; ${formatBytes(size.freeBytes)} freed by pruning, reused before the file grows)</span></p>
+${(ctx.disk?.current() ?? []).map(
+  (r) =>
+    html`<p class="disk-free${r.freeBytes < (ctx.disk?.thresholdBytes ?? 0) ? " paused" : ""}" data-holds="${r.holds}" data-free-bytes="${r.freeBytes}">Free on the disk of ${r.holds === "database" ? "the database" : "the export output folder"}: <strong>${formatBytes(r.freeBytes)}</strong> of ${formatBytes(r.sizeBytes)} <span class="muted">(${r.path}; ${ctx.disk!.thresholdBytes > 0 ? `warned below ${formatBytes(ctx.disk!.thresholdBytes)}` : "no warning"}: agent.disk_free_warn_bytes)</span></p>`,
+)}
 ${
   last
     ? html`<p class="last-prune">Last prune ${showTime(last.at)}: finished work older than ${last.retentionDays} days —

@@ -4,7 +4,7 @@
 // jobs whose last run failed or that stopped completing (overdue-pulls.ts), credentials the target refused, a queue that
 // stopped moving (stalled.ts), items pulled from it that the PSA webhook keeps refusing (PSA_ALERT_ATTEMPTS attempts or
 // more), and what only the running process knows (a failed fsync of the SQLite agent's WAL, agent/durability.ts:
-// nothing is sent to any target until a restart).
+// nothing is sent to any target until a restart; a disk running out of space, agent/disk-space.ts).
 import { NOT_DONE } from "../db/open-deliveries.ts";
 import type { SqlRunner } from "../db/pg/runner.ts";
 import { listRefusedCredentials } from "./credentials.ts";
@@ -12,7 +12,7 @@ import { EXPIRY_SUBJECT_PREFIX } from "./expiry.ts";
 import { overduePulls, type ScheduledPull } from "./overdue-pulls.ts";
 import { stalledQueues, type StalledCheck, unconfiguredQueues } from "./stalled.ts";
 
-export type AlertKind = "delivery" | "pull" | "credentials" | "storage" | "stalled" | "psa";
+export type AlertKind = "delivery" | "pull" | "credentials" | "storage" | "disk" | "stalled" | "psa";
 
 /**
  * An item the PSA webhook has refused (or not answered) this many times is told (with the default retry_base_ms of
@@ -164,6 +164,7 @@ async function resolutionOf(db: SqlRunner, a: AlertRow, scheduled?: ScheduledPul
     return last.status === "ok" ? "the pull succeeded" : null;
   }
   if (a.kind === "storage") return "kontobro was restarted and makes its commits durable again";
+  if (a.kind === "disk") return "free disk space is back above agent.disk_free_warn_bytes";
   if (a.kind === "stalled" && a.code === "target_not_configured")
     return "the target is configured again, or nothing is queued for it any more";
   if (a.kind === "stalled") return "the queue moves again: nothing open is that old any more";
@@ -235,6 +236,7 @@ export function whatOf(a: Pick<Problem, "kind" | "subject">): string {
     return `${a.subject.slice(0, i)} ${a.subject.slice(i + 1)}`;
   }
   if (a.kind === "storage") return "the database";
+  if (a.kind === "disk") return a.subject === "exports" ? "the export output folder's disk" : "the database's disk";
   if (a.kind === "stalled") return "the queue";
   if (a.kind === "psa") return "the PSA webhook";
   return a.kind === "pull" ? `the ${a.subject} pull` : "the credentials";

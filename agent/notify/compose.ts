@@ -44,6 +44,7 @@ function headline(a: AlertRow, title: string): string {
   if (a.kind === "delivery") return `${whatOf(a)} needs action`;
   if (a.kind === "pull") return a.code === "pull_overdue" ? `${whatOf(a)} has stopped completing` : `${whatOf(a)} failed`;
   if (a.kind === "storage") return "nothing is sent: the database cannot be made durable";
+  if (a.kind === "disk") return `${whatOf(a)} is nearly full`;
   if (a.kind === "stalled" && a.code === "target_not_configured") return "deliveries are queued for a target not in kontobro.toml";
   if (a.kind === "stalled") return `the queue is stuck: ${a.detail.entity} ${a.detail.key} is not delivered yet`;
   if (a.kind === "psa") return "the PSA webhook does not take what was pulled";
