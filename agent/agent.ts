@@ -346,6 +346,7 @@ export async function startAgent(
         statusUrl: () => statusPageUrl(config.notifications, { host: config.http.host, port: server?.port ?? config.http.port }),
         targets: targets.filter((t) => t.enabled).map((t) => ({ name: t.name, title: connectorKinds[t.kind]!.title, paused: t.paused })),
         pulls: pulls.scheduler.jobs,
+        psaWebhook: Boolean(config.psa.webhook_url),
         problems: () => [
           ...durabilityProblems(db, enabledTargets),
           ...disk.problems(enabledTargets),

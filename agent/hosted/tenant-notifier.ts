@@ -24,6 +24,8 @@ export interface TenantNotifierOptions {
   connectors?: Map<string, Connector>;
   /** The tenant's scheduled pull jobs (its scheduler's). */
   pulls?: ScheduledPull[];
+  /** The tenant's psa.webhook_url is set (kontobro sends the pulled items), else its PSA reads the feed. */
+  psaWebhook?: boolean;
   config: Pick<AgentConfig, "http" | "agent">;
   log: Logger;
   /** The database's clock as this worker knows it (Worker.now): notice leases are compared across workers. */
@@ -38,6 +40,7 @@ export function tenantNotifier(o: TenantNotifierOptions): Notifier | null {
     config: o.notifications,
     targets: o.targets.map((t) => ({ name: t.name, title: connectorKinds[t.kind]?.title ?? t.kind, paused: t.paused })),
     ...(o.pulls ? { pulls: o.pulls } : {}),
+    psaWebhook: o.psaWebhook === true,
     ...(o.connectors
       ? { problems: () => credentialExpiryProblems(o.connectors!, o.notifications.credential_expiry_warn_days, (o.now ?? Date.now)()) }
       : {}),

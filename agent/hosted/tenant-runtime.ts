@@ -266,6 +266,7 @@ export async function startTenantRuntime(tenant: Tenant, runner: SqlRunner, deps
     targets: enabled,
     connectors,
     pulls: pulls.scheduler.jobs,
+    psaWebhook: Boolean(sections.psa?.webhook_url),
     config,
     log,
     now: deps.now,

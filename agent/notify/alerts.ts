@@ -3,14 +3,16 @@
 // resolves it. Per target: records that need action (one alert per record, whatever its retries), pull
 // jobs whose last run failed or that stopped completing (overdue-pulls.ts), credentials the target refused, a queue that
 // stopped moving (stalled.ts), items pulled from it that the PSA webhook keeps refusing (PSA_ALERT_ATTEMPTS attempts or
-// more), and what only the running process knows (a failed fsync of the SQLite agent's WAL, agent/durability.ts:
-// nothing is sent to any target until a restart; a disk running out of space, agent/disk-space.ts).
+// more) or that the PSA does not take at all (unread-inbox.ts), and what only the running process knows (a failed
+// fsync of the SQLite agent's WAL, agent/durability.ts: nothing is sent to any target until a restart; a disk
+// running out of space, agent/disk-space.ts).
 import { NOT_DONE } from "../db/open-deliveries.ts";
 import type { SqlRunner } from "../db/pg/runner.ts";
 import { listRefusedCredentials } from "./credentials.ts";
 import { EXPIRY_SUBJECT_PREFIX } from "./expiry.ts";
 import { overduePulls, type ScheduledPull } from "./overdue-pulls.ts";
 import { stalledQueues, type StalledCheck, unconfiguredQueues } from "./stalled.ts";
+import { UNREAD_SUBJECT, unreadInbox } from "./unread-inbox.ts";
 
 export type AlertKind = "delivery" | "pull" | "credentials" | "storage" | "disk" | "stalled" | "psa";
 
@@ -124,6 +126,7 @@ export async function currentProblems(db: SqlRunner, stalled?: StalledCheck): Pr
     ...(stalled ? await stalledQueues(db, stalled) : []),
     ...(stalled ? await unconfiguredQueues(db, stalled) : []),
     ...(stalled?.pulls ? await overduePulls(db, stalled.pulls, stalled.now) : []),
+    ...(stalled?.unread ? await unreadInbox(db, { ...stalled.unread, now: stalled.now }) : []),
   ];
 }
 
@@ -168,6 +171,7 @@ async function resolutionOf(db: SqlRunner, a: AlertRow, scheduled?: ScheduledPul
   if (a.kind === "stalled" && a.code === "target_not_configured")
     return "the target is configured again, or nothing is queued for it any more";
   if (a.kind === "stalled") return "the queue moves again: nothing open is that old any more";
+  if (a.kind === "psa" && a.subject === UNREAD_SUBJECT) return "the PSA has taken them";
   if (a.kind === "psa") return "the PSA webhook takes the items again";
   if (a.subject.startsWith(EXPIRY_SUBJECT_PREFIX)) return "it was renewed (or is no longer configured)";
   return "the target accepts the credentials again";
@@ -238,6 +242,6 @@ export function whatOf(a: Pick<Problem, "kind" | "subject">): string {
   if (a.kind === "storage") return "the database";
   if (a.kind === "disk") return a.subject === "exports" ? "the export output folder's disk" : "the database's disk";
   if (a.kind === "stalled") return "the queue";
-  if (a.kind === "psa") return "the PSA webhook";
+  if (a.kind === "psa") return a.subject === UNREAD_SUBJECT ? "the items pulled for the PSA" : "the PSA webhook";
   return a.kind === "pull" ? `the ${a.subject} pull` : "the credentials";
 }

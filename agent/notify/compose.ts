@@ -3,6 +3,7 @@
 // and the webhook's JSON (with a short "text" that chat tools show as is).
 import { showTime } from "../time.ts";
 import { whatOf, type AlertRow } from "./alerts.ts";
+import { UNREAD_SUBJECT } from "./unread-inbox.ts";
 import { capitalise } from "../problem.ts";
 
 export interface NoticeInput {
@@ -47,6 +48,8 @@ function headline(a: AlertRow, title: string): string {
   if (a.kind === "disk") return `${whatOf(a)} is nearly full`;
   if (a.kind === "stalled" && a.code === "target_not_configured") return "deliveries are queued for a target not in kontobro.toml";
   if (a.kind === "stalled") return `the queue is stuck: ${a.detail.entity} ${a.detail.key} is not delivered yet`;
+  if (a.kind === "psa" && a.subject === UNREAD_SUBJECT)
+    return `the PSA has not taken ${plural(Number(a.detail.items), "item")} pulled from ${a.target}`;
   if (a.kind === "psa") return "the PSA webhook does not take what was pulled";
   return `${title} refuses kontobro's credentials`;
 }

@@ -53,6 +53,11 @@ export const notificationsConfigSchema = () =>
      */
     stalled_after_minutes: z.number().min(0).default(60),
     /**
+     * Items pulled for the PSA (expenses, payment statuses) that the PSA has not taken this many minutes after they were
+     * ready are told, one alert per target: a PSA that stopped reading the feed, a webhook sender that stopped. 0: never.
+     */
+    psa_unread_after_minutes: z.number().min(0).default(60),
+    /**
      * A target whose problems are still open this many hours after its last notice gets them again (one reminder listing
      * them), so a mail missed or filtered does not leave them unseen for days. 0: told once only.
      */

@@ -38,6 +38,8 @@ export interface NotifierOptions {
   targets: { name: string; title: string; paused?: boolean }[];
   /** The scheduled pull jobs (the scheduler's): one that has not completed for too long is told (overdue-pulls.ts). */
   pulls?: ScheduledPull[];
+  /** psa.webhook_url is set (kontobro sends the pulled items), else the PSA reads the feed: said when they pile up. */
+  psaWebhook?: boolean;
   /** Problems only this process knows of, not the database (the SQLite agent's failed WAL fsync, agent/durability.ts). */
   problems?: () => Problem[];
   /** The status page's address for the links (a function: the port may be known only once the server listens). */
@@ -148,6 +150,7 @@ export class Notifier {
           targets: this.o.targets,
           stalledAfterMs: this.o.config.stalled_after_minutes * 60_000,
           ...(this.o.pulls ? { pulls: this.o.pulls } : {}),
+          unread: { afterMs: this.o.config.psa_unread_after_minutes * 60_000, webhook: this.o.psaWebhook === true },
           now,
         });
         await this.compose(tx, now);

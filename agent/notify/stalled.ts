@@ -19,6 +19,8 @@ export interface StalledCheck {
   stalledAfterMs: number;
   /** The scheduled pull jobs, told when they stop completing (overdue-pulls.ts). */
   pulls?: ScheduledPull[];
+  /** Items pulled for the PSA and not taken are told after `afterMs` (unread-inbox.ts); absent: not checked. */
+  unread?: { afterMs: number; webhook: boolean };
   now: number;
 }
 
