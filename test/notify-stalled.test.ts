@@ -60,6 +60,23 @@ describe("a stuck queue is told", () => {
     expect(resolved.headers.subject).toBe("[kontobro] eco: resolved: the queue (the queue moves again: nothing open is that old any more)");
   }, 60_000);
 
+  test("a target down while the PSA keeps sending a record again: told, dated from its first version not delivered", async () => {
+    const { stack, smtp } = await stackWithMail();
+    await stack.addFaults({ kind: "500", probability: 1 });
+    // A new version every 0.4 s, each replacing the one before (the "hour" is 1.2 s): the open delivery is never old.
+    let mail: (typeof smtp.mails)[number] | undefined;
+    for (let i = 0; i < 25 && !mail; i++) {
+      await stack.post([customerEvent(5, { name: `Customer 5 v${i}` })]);
+      await Bun.sleep(400);
+      mail = smtp.mails.find((m) => m.headers.subject?.includes("stuck"));
+    }
+    expect(mail?.headers.subject).toBe("[kontobro] eco: the queue is stuck: customer 5 is not delivered yet");
+    expect(mail!.body).toContain("since sent again by the PSA: each newer version replaced the one before, none reached the target");
+    expect(mail!.body).toContain("Check the target's service status");
+    const age = (await metrics(stack)).match(/^kontobro_delivery_oldest_open_age_seconds\{target="eco"\} (\S+)$/m)?.[1];
+    expect(Number(age)).toBeGreaterThan(1.2);
+  }, 60_000);
+
   test("a target paused in kontobro.toml and forgotten: mailed with how to unpause", async () => {
     const { stack, smtp } = await stackWithMail({ paused: true });
     await stack.post([customerEvent(2)]);

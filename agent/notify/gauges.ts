@@ -3,7 +3,7 @@
 import type { SqlRunner } from "../db/pg/runner.ts";
 import type { Gauge } from "../metrics.ts";
 import { listRefusedCredentials } from "./credentials.ts";
-import { oldestOpen } from "./stalled.ts";
+import { oldestUndelivered } from "./stalled.ts";
 
 export async function alertGauges(db: SqlRunner, targets: string[]): Promise<Gauge[]> {
   const open = await db.all<{ target: string; kind: string; n: number }>(
@@ -16,7 +16,7 @@ export async function alertGauges(db: SqlRunner, targets: string[]): Promise<Gau
   const now = Date.now();
   const waited = [];
   for (const target of targets) {
-    const oldest = await oldestOpen(db, target);
+    const oldest = await oldestUndelivered(db, target);
     waited.push({ labels: { target }, value: oldest ? Math.max(0, (now - oldest.createdAt) / 1000) : 0 });
   }
   return [

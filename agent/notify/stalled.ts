@@ -66,6 +66,32 @@ export async function oldestOpen(db: SqlRunner, target: string): Promise<Oldest 
   return oldest;
 }
 
+// A record the PSA sends again and again while the target takes nothing: each version replaces the one before, so its
+// open delivery is always young, and a queue of such records (projects whose hours change, a PSA re-sending its
+// register) never looked stuck. Its age counts from its oldest version replaced since the target last delivered
+// anything: the target's last delivery (deliveries_done), then the first replaced version queued after it whose record
+// is still on its way (deliveries_status_id from that id on; the record's open delivery by deliveries_record).
+const LAST_DONE = `SELECT id, done_at AS doneAt FROM deliveries WHERE target = ?1 AND status = 'done' ORDER BY done_at DESC LIMIT 1`;
+const FIRST_REPLACED = `SELECT s.entity, s.key, s.created_at AS createdAt, o.id, o.status, o.attempts, o.next_attempt_at AS nextAttemptAt,
+    o.waiting_on AS waitingOn, o.error_code AS code, o.error_message AS message, o.error_hint AS hint
+  FROM deliveries s JOIN deliveries o ON o.target = ?1 AND o.entity = s.entity AND o.key = s.key
+    AND (o.status = 'done' OR o.status = 'superseded') = FALSE AND o.status IN ('pending', 'in_flight')
+  WHERE s.status = 'superseded' AND s.status <> 'done' AND s.id > ?2 AND s.target = ?1 AND s.created_at > ?3
+  ORDER BY s.id LIMIT 1`;
+
+/**
+ * The oldest delivery to `target`, as oldestOpen, but a record sent again meanwhile dated from its first version queued
+ * since the target last delivered anything; `resent` says so. Null when none.
+ */
+export async function oldestUndelivered(db: SqlRunner, target: string): Promise<(Oldest & { resent?: boolean }) | null> {
+  const oldest = await oldestOpen(db, target);
+  if (!oldest) return null;
+  const last = await db.get<{ id: number; doneAt: number }>(LAST_DONE, target);
+  const replaced = await db.get<Oldest>(FIRST_REPLACED, target, last?.id ?? 0, last?.doneAt ?? 0);
+  if (!replaced || Number(replaced.createdAt) >= Number(oldest.createdAt)) return oldest;
+  return { ...replaced, resent: true };
+}
+
 /** "40 s", "45 min", "3 h 20 min", "2 days 4 h". Pure. */
 export function showAge(ms: number): string {
   if (ms < 60_000) return `${Math.round(ms / 1000)} s`;
@@ -126,7 +152,7 @@ export async function stalledQueues(db: SqlRunner, check: StalledCheck): Promise
   const problems: Problem[] = [];
   const state = new TargetStateStore(db);
   for (const t of check.targets) {
-    const d = await oldestOpen(db, t.name);
+    const d = await oldestUndelivered(db, t.name);
     if (!d) continue;
     if (d.createdAt - check.now > CLOCK_SLACK_MS) {
       problems.push(clockWentBack(t.name, d, check.now));
@@ -140,7 +166,7 @@ export async function stalledQueues(db: SqlRunner, check: StalledCheck): Promise
       kind: "stalled",
       subject: "",
       code: "queue_stalled",
-      message: `${capitalise(what)}, queued ${showTime(d.createdAt)}, is not delivered after ${showAge(check.stalledAfterMs)}: ${standing(d, check.now)}.`,
+      message: `${capitalise(what)}, queued ${showTime(d.createdAt)}${d.resent ? " (since sent again by the PSA: each newer version replaced the one before, none reached the target)" : ""}, is not delivered after ${showAge(check.stalledAfterMs)}: ${standing(d, check.now)}.`,
       hint: whatToDo(d, t.paused === true, s, check.now),
       detail: { delivery: d.id, entity: d.entity, key: d.key, status: d.status, attempts: d.attempts, queuedAt: d.createdAt },
     });
