@@ -205,7 +205,12 @@ export class Dispatcher {
       },
       onRecovered: (failedRounds) => this.log.info("dispatcher reads and writes the outbox again", { target: this.target, failedRounds }),
       onCrash: (e) => {
-        this.crashed = { message: `its loop stopped: ${e instanceof Error ? e.message : String(e)}`, steps: 1, since: Date.now() };
+        this.crashed = {
+          message: `its loop stopped: ${e instanceof Error ? e.message : String(e)}`,
+          steps: 1,
+          since: Date.now(),
+          stopped: true,
+        };
         this.log.error("dispatcher stopped by an unexpected error", { target: this.target, error: e });
       },
     });

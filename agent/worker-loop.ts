@@ -21,6 +21,8 @@ export interface StepFailure {
   message: string;
   steps: number;
   since: number;
+  /** The loop itself stopped (onCrash): no step runs again before a restart. */
+  stopped?: boolean;
 }
 
 export class WorkerLoop {

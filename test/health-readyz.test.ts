@@ -3,6 +3,7 @@
 // e-conomic sandbox, then fixed settings and a successful push).
 import { afterAll, describe, expect, test } from "bun:test";
 import { readiness } from "../agent/http/health.ts";
+import { createLogger } from "../agent/log.ts";
 import { startStack, type Stack } from "./e2e-harness.ts";
 import { customerEvent, waitFor } from "./helpers.ts";
 
@@ -101,6 +102,35 @@ describe("/healthz and /readyz", () => {
       s.agent.db.$client.run(`ALTER TABLE target_state_away RENAME TO target_state`);
       await s.waitDelivered(1);
       expect((await getJson(`${s.agent.url}/readyz`)).body.status).toBe("ready");
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test("a dispatcher whose loop stopped on an unexpected error is not ready, at once, and stays so until a restart", async () => {
+    // The loop stops when its error handling itself throws (a bug): here, writing the round's warning fails.
+    const log = createLogger("warn", {}, (line) => {
+      if (line.includes("dispatcher could not read or write the outbox")) throw new Error("the log cannot be written");
+    });
+    const s = await startStack({ log });
+    try {
+      s.agent.db.$client.run(`ALTER TABLE target_state RENAME TO target_state_away`);
+      expect((await s.post(customerEvent(82))).status).toBe(202);
+      const stopped = await waitFor("readyz 503", async () => {
+        const r = await getJson(`${s.agent.url}/readyz`);
+        return r.status === 503 ? r : null;
+      });
+      const check = stopped!.body.checks.find((c: any) => c.name === "dispatch:eco");
+      expect(check.message).toMatch(
+        /^eco: nothing is sent: the dispatcher stopped on an unexpected error \([^)]+\): its loop stopped: the log cannot be written$/,
+      );
+      expect(check.hint).toContain("Restart kontobro");
+
+      // The database is fine again, but nothing restarts the loop: still not ready, and nothing is delivered.
+      s.agent.db.$client.run(`ALTER TABLE target_state_away RENAME TO target_state`);
+      await Bun.sleep(300);
+      expect((await fetch(`${s.agent.url}/readyz`)).status).toBe(503);
+      expect(await s.deliveries("done")).toEqual([]);
     } finally {
       await s.stop();
     }

@@ -9,6 +9,7 @@ import { storageTrouble } from "../db/storage-trouble.ts";
 import { durabilityFault } from "../durability.ts";
 import type { IntakeFailure } from "../intake.ts";
 import { refusedCredentials } from "../notify/credentials.ts";
+import { showTime } from "../time.ts";
 import type { StepFailure } from "../worker-loop.ts";
 import type { AppContext } from "./context.ts";
 
@@ -104,8 +105,15 @@ export function dispatchChecks(targets: ReadinessTarget[], now: number): Readine
     .filter((t) => t.dispatchFailing)
     .map((t) => {
       const f = t.dispatchFailing!();
-      if (!f || f.steps < FAILED_ROUNDS)
+      if (!f || (f.steps < FAILED_ROUNDS && !f.stopped))
         return { name: `dispatch:${t.name}`, ok: true, message: `${t.name}: the dispatcher makes its rounds.` };
+      if (f.stopped)
+        return {
+          name: `dispatch:${t.name}`,
+          ok: false,
+          message: `${t.name}: nothing is sent: the dispatcher stopped on an unexpected error (${showTime(f.since)}): ${f.message}`,
+          hint: "Restart kontobro: nothing restarts the dispatcher before. Report the error (in kontobro's log at level error, component dispatcher).",
+        };
       const minutes = Math.max(1, Math.round((now - f.since) / 60_000));
       return {
         name: `dispatch:${t.name}`,
