@@ -189,7 +189,7 @@ export class IntakeStore {
     for (const [rk, i] of d.latest) {
       const { e } = d.rows[i]!;
       const r = d.records.get(rk)!;
-      recordRows.push([e.entity, e.key, e.doc?.recordPayload ?? e.payload, r.version, seqs.get(e.id)!, e.occurredAt, now, r.psaId]);
+      recordRows.push([e.entity, e.key, e.doc?.recordPayload ?? e.payload, r.version, seqs.get(e.id)!, r.occurredAt, now, r.psaId]);
       if (e.entity === "invoice") invoiceKeys.push(e.key);
       if (e.doc?.credits !== undefined) credits.push({ k: e.key, c: e.doc.credits });
     }
@@ -210,7 +210,8 @@ export class IntakeStore {
         targets: this.targetsFor(e.entity),
         seenBefore: d.records.get(rk)!.stored,
         superseded: d.latest.get(rk) !== i,
-        occurredAt: e.occurredAt,
+        // The record's latest known time, as records.occurred_at keeps it (catchUp and a dependency sent late read that).
+        occurredAt: d.records.get(rk)!.occurredAt,
       });
     });
     // Sent with the records' writes (one round trip on PostgreSQL while the tenant's turn is held): none of them
@@ -345,7 +346,9 @@ function decide(events: PreparedEvent[], d: Decisions): RequestOutcome {
     }
     d.set(d.records, rk, {
       version: (record?.version ?? 0) + 1,
-      occurredAt: e.occurredAt,
+      // A version without a time keeps the record's latest known one: else a late resend of a version older than that
+      // would not be stale, and would be pushed over the newer one. (Not older than it, so this is the latest.)
+      occurredAt: e.occurredAt ?? record?.occurredAt ?? null,
       psaId: e.doc?.psaId ?? null,
       kind: e.doc?.kind,
       payloadPsaId: e.doc?.psaId,

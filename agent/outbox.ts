@@ -63,7 +63,10 @@ export interface NewDeliveries {
   seenBefore: boolean;
   /** A newer version of the record came later in the same request: this delivery is superseded at once. */
   superseded: boolean;
-  /** The PSA's occurredAt (ms), if it sent one: after a restore, a change from before its window is looked up (agent/restore.ts). */
+  /**
+   * The record's latest known occurredAt (ms) from the PSA (records.occurred_at: a version sent without one keeps the time
+   * before it), null if none had one: after a restore, a record from before its window is looked up (agent/restore.ts).
+   */
   occurredAt: number | null;
 }
 

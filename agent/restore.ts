@@ -14,11 +14,12 @@
 //   1. the record has no link at that target: a record with a link is pushed as an update, and every
 //      connector reconciles through the link; one with a delivery open at the restore is uncertain already,
 //      and a newer version inherits that (Outbox.enqueue), and
-//   2. its event came within RESTORE_LOOKUP_DAYS of the restore, or says (occurredAt) it happened before
-//      that window closed: a resend of anything from before the restore is looked up however late it
-//      comes, and a PSA clock up to that far ahead of ours changes nothing.
+//   2. its event came within RESTORE_LOOKUP_DAYS of the restore, or the record's latest known occurredAt
+//      (records.occurred_at: a version sent without one keeps the time before it) is before that window
+//      closed: a resend of anything from before the restore is looked up however late it comes, and a PSA
+//      clock up to that far ahead of ours changes nothing.
 // Nothing narrower is safe: the restored database cannot tell a resend from a new record, nor name the
-// records it lost. What it cannot cover: after the window, an event without occurredAt, or a change made
+// records it lost. What it cannot cover: after the window, a record never sent with occurredAt, or a change made
 // after the window to a record pushed only in the lost span and never resent before that change.
 // Cost: while the window is open every record new to a target costs the connector's lookups before its
 // create (typically one or two GETs: by number, or by our reference among drafts and booked invoices);
