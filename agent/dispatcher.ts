@@ -675,11 +675,7 @@ export class Dispatcher {
     try {
       const parsed = parseStored(d.entity, d.payload);
       if (!parsed.success) {
-        const problem = combineProblems(
-          issuesToProblems(parsed.error.issues, {
-            hint: "This record was stored by an older kontobro and no longer passes today's checks; correct it in the PSA and send it again.",
-          }),
-        );
+        const problem = combineProblems(issuesToProblems(parsed.error.issues, { hint: storedRefusedHint(parsed.error.issues) }));
         return { outcome: { kind: "needs_action", problem, uncertain: d.uncertain }, signal: none };
       }
       const payload = parsed.data as Record<string, unknown>;
@@ -771,4 +767,18 @@ export class Dispatcher {
       },
     };
   }
+}
+
+/**
+ * What to do with a stored record today's checks refuse. A new version of it fixes any field but the ones that name it
+ * (its number or code, an invoice's PSA id): one corrected there is another record, and this delivery can never go.
+ */
+function storedRefusedHint(issues: readonly { path: readonly PropertyKey[] }[]): string {
+  const naming = issues.map((i) => i.path[0]).find((f) => f === "number" || f === "code" || f === "psaId");
+  if (naming === undefined)
+    return "This record was stored by an older kontobro and no longer passes today's checks; correct it in the PSA and send it again.";
+  return (
+    `This record was stored by an older kontobro with a ${String(naming)} today's checks refuse. Corrected in the PSA it is another record, sent as a new one; ` +
+    "this delivery can never go and stays needing action (kontobro has no command to drop it). If it reached the target before, correct or merge it there by hand."
+  );
 }
