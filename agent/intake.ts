@@ -40,8 +40,6 @@ const envelope = once(() =>
     // "must be a string").
     id: z
       .string({ error: "must be a string: the PSA's unique id of this event (a repeat of it is stored once)" })
-      // One id however its letters are composed (agent/model.ts canonicalNumber): a resend in another form is a repeat.
-      .normalize("NFC")
       .trim()
       .min(1, { error: "must not be empty: send the PSA's unique id of this event" })
       .max(200, { error: "must be at most 200 characters" })

@@ -78,11 +78,11 @@ const currency = once(() => {
 
 /**
  * The one spelling of a record number: digits-only numbers lose their leading zeros ("0101" and 101
- * are the same customer), anything else is kept as sent (trimmed, in Unicode's composed form NFC: "Å" sent as A and a
- * combining ring, as macOS and some libraries write it, is the same number as "Å" in one character).
+ * are the same customer), anything else is kept as sent (trimmed). Unicode forms are not normalised: a record key
+ * stored by an earlier version stays the key its PSA's next version finds (README Numbers).
  */
 export function canonicalNumber(value: string | number): string {
-  const s = String(value).normalize("NFC").trim();
+  const s = String(value).trim();
   return /^\d+$/.test(s) ? s.replace(/^0+(?=\d)/, "") : s;
 }
 
@@ -112,11 +112,11 @@ const recordNumber = once(() =>
     .transform(canonicalNumber)
     .pipe(z.string().min(1, { error: "must not be empty" }).max(50).refine(visibleOnly.check, { error: visibleOnly.error })),
 );
-/** Product codes are codes, not numbers: kept exactly as sent (trimmed, NFC as a number), "0101" stays "0101". */
+/** Product codes are codes, not numbers: kept exactly as sent (trimmed), "0101" stays "0101". */
 const recordCode = once(() =>
   z
     .union([z.string(), z.number().int().nonnegative()], { error: 'must be a whole number (101) or a text ("KONS-101")' })
-    .transform((v) => String(v).normalize("NFC").trim())
+    .transform((v) => String(v).trim())
     .pipe(z.string().min(1, { error: "must not be empty" }).max(50).refine(visibleOnly.check, { error: visibleOnly.error })),
 );
 
@@ -293,8 +293,8 @@ export function decodedBase64Length(b64: string): number {
 
 const invoiceFields = once(() => ({
   number: recordNumber(),
-  /** The PSA's own id of the invoice; written into the target's reference field for lookups. NFC, as a number. */
-  psaId: z.string().normalize("NFC").trim().min(1).max(100).refine(visibleOnly.check, { error: visibleOnly.error }),
+  /** The PSA's own id of the invoice; written into the target's reference field for lookups. */
+  psaId: z.string().trim().min(1).max(100).refine(visibleOnly.check, { error: visibleOnly.error }),
   customerNumber: recordNumber(),
   projectNumber: recordNumber().optional(),
   date: isoDate(),
