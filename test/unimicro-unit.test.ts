@@ -4,7 +4,7 @@ import { describe, expect, test } from "bun:test";
 import { createPrivateKey, generateKeyPairSync } from "node:crypto";
 import { CreditNote, Customer, customerQuantity, Invoice } from "../agent/model.ts";
 import { buildClientAssertion } from "../connectors/unimicro/auth.ts";
-import { describeUniError, flattenValidation, queryString } from "../connectors/unimicro/client.ts";
+import { booksInputVat, describeUniError, flattenValidation, queryString } from "../connectors/unimicro/client.ts";
 import { type ConfigError, validateConfig } from "../agent/config.ts";
 import { settingsFrom, UniMicroConfig } from "../connectors/unimicro/config.ts";
 import { deterministicGuid, lineNeeds, mapCustomer, mapInvoice, paymentIdFor, voucherFollows } from "../connectors/unimicro/map.ts";
@@ -416,5 +416,19 @@ describe("sandbox identity server", () => {
     ).toContain("expired");
     ids.expireAll();
     expect(ids.authenticate(`Bearer ${ok.body.access_token}`)).toBeNull();
+  });
+});
+
+describe("unimicro booksInputVat: which VAT codes a sales line may not use", () => {
+  test("a code that is not an output code is refused only where it would book VAT as input VAT", () => {
+    // An input code at 25 %, and one whose rate is not said but which has only an input VAT account.
+    expect(booksInputVat({ outputVat: false, percent: 25 })).toBe(true);
+    expect(booksInputVat({ outputVat: false, incomingAccount: true, outgoingAccount: false })).toBe(true);
+    // Code 0, no VAT handling: not an output code, books no VAT.
+    expect(booksInputVat({ outputVat: false, percent: 0 })).toBe(false);
+    expect(booksInputVat({ outputVat: false })).toBe(false);
+    expect(booksInputVat({ outputVat: false, incomingAccount: true, outgoingAccount: true })).toBe(false);
+    expect(booksInputVat({ outputVat: true, percent: 25, incomingAccount: true })).toBe(false);
+    expect(booksInputVat({ percent: 25 })).toBe(false);
   });
 });

@@ -159,6 +159,28 @@ describe("unimicro push: customer → project → invoice → credit note", () =
     expect((await env.company()).invoices).toHaveLength(0);
   });
 
+  test("code 0 (no VAT handling: OutputVat false, 0 %, no VAT account) on a sales line is booked without VAT", async () => {
+    env = startEnv({ config: { vat_codes: { hours: "3", expenses: "0", products: "3" } } });
+    await seedMasterData(env);
+    const lines = [
+      { text: "Konsulenttimer april", quantity: 37.5, unitPrice: 125000, kind: "hours" },
+      { text: "Gebyr", quantity: 1, unitPrice: 10000, kind: "products", vatCode: "0" },
+      { text: "Hotell prosjektreise", quantity: 1, unitPrice: 198400, kind: "expenses" },
+    ];
+    const pushed = await env.connector.push("invoice", invoice({ lines }), ctx());
+    const co = await env.company();
+    expect(co.invoices).toHaveLength(1);
+    expect(String(co.invoices[0].ID)).toBe(pushed.remoteId);
+    const items = co.invoices[0].Items;
+    expect(items.map((i: any) => [i.VatPercent, i.SumVat])).toEqual([
+      [25, 11718.75],
+      [0, 0],
+      [0, 0],
+    ]);
+    expect(items[1].VatTypeID).toBe(items[2].VatTypeID);
+    expect(items[1].VatTypeID).not.toBe(items[0].VatTypeID);
+  });
+
   test("a wrong internal ID answered with a 500 foreign-key error is permanent, not uncertain", async () => {
     env = startEnv({ config: { product_ids: { hours: 999999 } } });
     await seedMasterData(env);

@@ -208,9 +208,9 @@ export class IdLookups {
     return id;
   }
 
-  /** A VAT code read by vatType: its name and whether it is an output (sales) VAT code (OutputVat; undefined: not said). */
-  private readonly vatTypes = new Map<string, { name?: string; outputVat?: boolean }>();
-  vatTypeOf(vatCode: string): { name?: string; outputVat?: boolean } | undefined {
+  /** A VAT code as vatType read it (undefined: not said). */
+  private readonly vatTypes = new Map<string, VatTypeFacts>();
+  vatTypeOf(vatCode: string): VatTypeFacts | undefined {
     return this.vatTypes.get(vatCode);
   }
 
@@ -227,8 +227,20 @@ export class IdLookups {
     return this.lookup("account", String(accountNumber), "accounts", `AccountNumber eq ${accountNumber}`);
   }
   vatType(vatCode: string) {
-    return this.lookup("vattype", vatCode, "vattypes", `VatCode eq ${q(vatCode)}`, "ID,Name,OutputVat", (r) =>
-      this.vatTypes.set(vatCode, { name: r.Name ?? undefined, outputVat: typeof r.OutputVat === "boolean" ? r.OutputVat : undefined }),
+    return this.lookup(
+      "vattype",
+      vatCode,
+      "vattypes",
+      `VatCode eq ${q(vatCode)}`,
+      "ID,Name,OutputVat,VatPercent,IncomingAccountID,OutgoingAccountID",
+      (r) =>
+        this.vatTypes.set(vatCode, {
+          name: r.Name ?? undefined,
+          outputVat: typeof r.OutputVat === "boolean" ? r.OutputVat : undefined,
+          percent: typeof r.VatPercent === "number" ? r.VatPercent : undefined,
+          incomingAccount: r.IncomingAccountID ? true : r.IncomingAccountID === undefined ? undefined : false,
+          outgoingAccount: r.OutgoingAccountID ? true : r.OutgoingAccountID === undefined ? undefined : false,
+        }),
     );
   }
   currency(code: string) {
@@ -236,15 +248,39 @@ export class IdLookups {
   }
 }
 
+/** What kontobro reads of a VatType (unieconomy-biz-field-digest VatType; undefined: the answer did not say). */
+export interface VatTypeFacts {
+  name?: string;
+  /** OutputVat: an output (sales) VAT code. */
+  outputVat?: boolean;
+  /** VatPercent: its rate now. */
+  percent?: number;
+  /** IncomingAccountID / OutgoingAccountID set: it books VAT to an input (deductible) / output account. */
+  incomingAccount?: boolean;
+  outgoingAccount?: boolean;
+}
+
 /**
- * The ID of the VAT type of a VAT code used on a sales line (an invoice line, a product's): it must be an output
- * (sales) VAT code (VatType.OutputVat, unimicro.md §8.1). A purchase (input) VAT code would book the line's VAT as
- * deductible input VAT: refused, naming the code and where it came from. A VAT type that does not say is used.
+ * Whether a VAT code would book a sales line's VAT as purchase (input, deductible) VAT: a code that is not an output
+ * code (OutputVat false) with a rate above 0, or, its rate not said, with an input VAT account and no output one.
+ * A code that is not an output code at 0 % (code 0, "no VAT handling", on sales outside VAT) books no VAT: not refused.
+ * Which flags the platform's standard codes carry is unverified (unimicro.md §8.1 names the fields only).
+ */
+export function booksInputVat(t: VatTypeFacts | undefined): boolean {
+  if (t?.outputVat !== false) return false;
+  if (t.percent !== undefined) return t.percent > 0;
+  return t.incomingAccount === true && t.outgoingAccount !== true;
+}
+
+/**
+ * The ID of the VAT type of a VAT code used on a sales line (an invoice line, a product's). A code that would book the
+ * line's VAT as deductible input VAT (booksInputVat) is refused, naming the code and where it came from; any other
+ * code, also one that does not say what it is, is used.
  */
 export async function requireSalesVatType(title: string, ids: IdLookups, vatCode: string, where: string, hint: string): Promise<number> {
   const id = await requireId(title, "vat_code", vatCode, ids.vatType(vatCode), hint);
   const type = ids.vatTypeOf(vatCode);
-  if (type?.outputVat !== false) return id;
+  if (!type || !booksInputVat(type)) return id;
   throw new TargetError("permanent", {
     code: "unimicro.vat_code_not_output",
     message: `VAT code ${vatCode}${type.name ? ` ("${type.name}")` : ""} of ${where} is not an output (sales) VAT code in ${title}, so it cannot be used on a sales invoice: ${title} would book the line's VAT as purchase (input) VAT. Nothing was sent.`,

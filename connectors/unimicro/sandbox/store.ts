@@ -114,7 +114,6 @@ export class CompanyStore {
     }
     const vat: Record<string, Row> = {};
     for (const [code, pct, name] of [
-      ["0", 0, "Ingen mva"],
       ["3", 25, "Utgående mva, høy sats"],
       ["31", 15, "Utgående mva, middels sats"],
       ["33", 12, "Utgående mva, lav sats"],
@@ -127,6 +126,9 @@ export class CompanyStore {
     add("products", { PartName: "1", Name: "Timer", Unit: "timer", AccountID: acc[3000]!.ID, VatTypeID: vat["3"]!.ID, StatusCode: null });
     add("products", { PartName: "2", Name: "Utlegg", Unit: "stk", AccountID: acc[3400]!.ID, VatTypeID: vat["3"]!.ID, StatusCode: null });
     add("products", { PartName: "3", Name: "Varer", Unit: "stk", AccountID: acc[3000]!.ID, VatTypeID: vat["3"]!.ID, StatusCode: null });
+    // Code 0, "no VAT handling", as Norwegian companies have it: neither output nor input VAT (OutputVat false), 0 %,
+    // no VAT account; used on sales lines outside VAT (whether the platform's code 0 says OutputVat false is unverified).
+    add("vattypes", { VatCode: "0", VatPercent: 0, Name: "Ingen mva-behandling", OutputVat: false });
     // A purchase (input) VAT code, as every company has: not for sales lines.
     const input = add("accounts", { AccountNumber: 2710, AccountName: "Inngående merverdiavgift", Visible: true });
     add("vattypes", { VatCode: "1", VatPercent: 25, Name: "Inngående mva, høy sats", OutputVat: false, IncomingAccountID: input.ID });
