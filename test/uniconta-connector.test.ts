@@ -357,6 +357,45 @@ describe("invoices through orders and the gateway", () => {
     expect((await env.rows("DebtorInvoiceClient"))[0]).toMatchObject({ NetAmount: 48859 });
   });
 
+  test("without simulate_before_post the posting's own total is compared: another total needs action naming both; retry links it, never posting again", async () => {
+    env = startEnv({ sandbox: { pricesInclVatFromDebtor: "always" } });
+    await seedMasterData(env);
+    const [debtor] = await env.rows("DebtorClient");
+    await fetch(`${env.url}/api/Entities/Update/DebtorClient`, {
+      method: "PUT",
+      headers: {
+        authorization: `Basic ${Buffer.from(`00${COMPANY}/kontobro:demo-password`).toString("base64")}`,
+        "content-type": "application/json",
+      },
+      body: JSON.stringify({ ...debtor, PricesInclVat: true }),
+    });
+    const records = ctx({ record: related({ project: project() }) });
+    const e = await thrown(env.connector.push("invoice", invoice(), records));
+    expect(e).toMatchObject({ kind: "permanent", code: "uniconta.posted_total_differs" });
+    expect(e.message).toContain("Uniconta computed its total excluding VAT as 39087.20 DKK, but the PSA invoiced 48859.00 DKK");
+    expect(e.message).toContain("It is posted in Uniconta as invoice 20001");
+    expect(e.hint).toContain("credit invoice 20001 in Uniconta");
+    expect(e.hint).toContain("press retry");
+    expect(await env.rows("DebtorInvoiceClient")).toHaveLength(1);
+    expect(await env.rows("DebtorOrderClient")).toEqual([]);
+    // The person's retry links the posted invoice, naming both totals; nothing is posted again.
+    const linked = await env.connector.push("invoice", invoice(), records);
+    expect(linked.remoteId).toBe("20001");
+    expect(linked.note).toContain("39087.20 DKK excluding VAT, not the PSA's 48859.00 DKK");
+    // A restarted connector (or another worker) reports it once more before linking it: never hidden.
+    const restarted = env.connectorWith({});
+    const again = await thrown(restarted.push("invoice", invoice(), records));
+    expect(again.code).toBe("uniconta.invoice_changed_after_posting");
+    expect(again.hint).toContain("press retry");
+    expect((await restarted.push("invoice", invoice(), records)).remoteId).toBe("20001");
+    // A later version (linked) with other amounts is not taken for it: it still needs action.
+    const later = await thrown(
+      restarted.push("invoice", invoice(), ctx({ record: related({ project: project() }), link: { remoteId: "20001" } })),
+    );
+    expect(later.code).toBe("uniconta.invoice_changed_after_posting");
+    expect(await env.rows("DebtorInvoiceClient")).toHaveLength(1);
+  });
+
   test("a VAT code, account or category unknown in Uniconta is refused before sending, naming it", async () => {
     env = startEnv();
     await seedMasterData(env);

@@ -186,6 +186,42 @@ describe("Uniconta through the agent", () => {
     expect(await s.rows("DebtorInvoiceClient")).toHaveLength(1);
   });
 
+  test("a posting whose total is not the PSA's needs action naming both totals, its credit note waits; retry links it and the credit note follows", async () => {
+    const s = await start({}, { pricesInclVatFromDebtor: "always" });
+    await s.send([customerEv(), projectEv()]);
+    await waitFor("customer and project done", async () => (await count("done")) === 2);
+    const [debtor] = await s.rows("DebtorClient");
+    const pricesInclVat = (on: boolean) =>
+      fetch(`${s.sandboxUrl}/api/Entities/Update/DebtorClient`, {
+        method: "PUT",
+        headers: {
+          authorization: `Basic ${Buffer.from(`00${COMPANY}/kontobro:demo-password`).toString("base64")}`,
+          "content-type": "application/json",
+        },
+        body: JSON.stringify({ ...debtor, PricesInclVat: on }),
+      });
+    await pricesInclVat(true);
+    await s.send([invoiceEv(), creditEv({ lines: [{ text: "Rabat", quantity: 2, unitPrice: 125000, kind: "hours" }] })]);
+    await waitFor("invoice needs action", async () => (await count("needs_action")) === 1);
+    const [d] = await s.deliveries("needs_action");
+    expect(d.errorCode).toBe("uniconta.posted_total_differs");
+    expect(d.errorMessage).toContain("but the PSA invoiced 48859.00 DKK");
+    expect(d.errorMessage).toContain("posted in Uniconta as invoice 20001");
+    const page = await (await fetch(`${s.agent.url}/`, { headers: { authorization: `Bearer ${TOKEN}` } })).text();
+    expect(page.includes("the PSA invoiced 48859.00 DKK. It is posted in Uniconta as invoice 20001")).toBe(true);
+    expect((await s.deliveries("waiting")).map((x: any) => x.key)).toEqual(["20002"]);
+    expect(await s.rows("DebtorInvoiceClient")).toHaveLength(1);
+
+    // The person does what the hint says: the customer's flag off in Uniconta (the wrong invoice credited there), retry.
+    await pricesInclVat(false);
+    expect((await s.api(`/api/v1/deliveries/${d.id}/retry`, { method: "POST" })).status).toBeLessThan(300);
+    await waitFor("invoice and credit note done", async () => (await count("done")) === 4);
+    const inv = (await s.deliveries("done")).find((x: any) => x.key === "20001");
+    expect(inv.remoteId).toBe("20001");
+    expect(inv.note).toContain("not the PSA's 48859.00 DKK");
+    expect((await s.rows("DebtorInvoiceClient")).map((r: any) => r.InvoiceNumber)).toEqual([20001, 20002]);
+  });
+
   test("the quota running low and out: pulls are postponed, invoices still go, nothing ever passes the quota", async () => {
     const s = await start(
       { calls_per_day: 80, reserve_for_pushes: 40, expenses: { start_date: day(-5) } },

@@ -164,6 +164,9 @@ export class UnicontaInvoices {
         message: `The gateway posted order ${order.OrderNumber} but the invoice cannot be found.`,
         hint: "kontobro looks it up again before doing anything else.",
       });
+    // Posted: a total other than the PSA's is booked now and can only be reported (needs action; retry links it).
+    const wrong = this.postedTotalDiffers(inv, row);
+    if (wrong) throw wrong;
     return this.done(row, inv, true, ctx);
   }
 
@@ -364,8 +367,9 @@ export class UnicontaInvoices {
 
   /** The invoice is posted: attach the PDF once, check its number and date, link it. */
   private async done(row: Row, inv: InvoiceLike, postedNow: boolean, ctx: PushContext): Promise<PushResult> {
-    const compared = !postedNow && this.sameAmountsAsPosted(inv, row);
-    const notes: (string | undefined)[] = [await this.attachPdf(inv, "DebtorInvoiceClient", row.RowId, !postedNow)];
+    const accepted = !postedNow && !ctx.link ? this.acceptedTotal(inv, row) : undefined;
+    const compared = !postedNow && !accepted && this.sameAmountsAsPosted(inv, row, !!ctx.link);
+    const notes: (string | undefined)[] = [accepted, await this.attachPdf(inv, "DebtorInvoiceClient", row.RowId, !postedNow)];
     if (!sameNumber(row.InvoiceNumber, inv.number)) {
       const key = `${inv.psaId}:${row.InvoiceNumber}`;
       if (postedNow || !this.reported.has(key)) {
@@ -394,18 +398,63 @@ export class UnicontaInvoices {
    * other amounts need the user (a posted invoice cannot change). Compared in the company currency only: whether
    * `NetAmount` is in the invoice's currency or the company's is unverified (README, Unverified). False: not compared.
    */
-  private sameAmountsAsPosted(inv: InvoiceLike, row: Row): boolean {
+  private sameAmountsAsPosted(inv: InvoiceLike, row: Row, linked: boolean): boolean {
     if (inv.currency !== this.cfg.company_currency) return false;
     const posted = Math.round(Number(row.NetAmount) * 100);
     if (!bookedAmountDiffers(inv, posted)) return true;
+    // Not linked yet: this posting is the only one of the invoice, and its credit notes wait for it. Reported once;
+    // the retry a person presses links it (acceptedTotal), as when the posting itself is found to differ.
+    if (!linked) this.reported.add(totalKey(inv, row));
     const amount = (minor: number) =>
       Number.isFinite(minor) ? `${(minor / 100).toFixed(2)} ${inv.currency}` : "an amount kontobro could not read";
     const what = inv.kind === "credit_note" ? "Credit note" : "Invoice";
     throw new TargetError("permanent", {
       code: "uniconta.invoice_changed_after_posting",
       message: `${what} ${inv.number} is posted in Uniconta (invoice ${row.InvoiceNumber}) with ${amount(posted)} excluding VAT; this version says ${amount(customerTotal(inv))}, and a posted invoice cannot be changed.`,
-      hint: "Credit it in the PSA (and send a new invoice if needed) instead of changing a finalized invoice.",
+      hint: linked
+        ? "Credit it in the PSA (and send a new invoice if needed) instead of changing a finalized invoice."
+        : `Either the PSA changed it after it was posted (credit it in the PSA, and send a new invoice if needed), or Uniconta priced it otherwise when it was posted (see uniconta.posted_total_differs: credit invoice ${row.InvoiceNumber} in Uniconta and post the PSA's amounts there). Then press retry: kontobro links invoice ${row.InvoiceNumber} without posting anything, and the PSA's credit notes of it follow.`,
     });
+  }
+
+  /**
+   * The posting's answer (or the invoice found posted) carries its NetAmount (the posting sample, uniconta.md §6): other
+   * than the PSA's (prices read as incl. VAT, a price list, an item's own price), a wrong total is booked, which cannot
+   * be refused any more. It needs action once, naming both totals and what to do in Uniconta; the retry a person presses
+   * then links the posted invoice (acceptedTotal), so the PSA's credit notes of it are not held back for ever. Compared
+   * in company_currency only (README, Unverified 13). Null: the same, or not told.
+   */
+  private postedTotalDiffers(inv: InvoiceLike, row: Row): TargetError | null {
+    if (inv.currency !== this.cfg.company_currency) return null;
+    const doc = inv.kind === "credit_note" ? "credit note" : "invoice";
+    const differs = targetTotalDiffers(
+      inv,
+      { net: row.NetAmount },
+      {
+        ...TOTAL_AT_UNICONTA,
+        outcome: `It is posted in Uniconta as invoice ${row.InvoiceNumber} with Uniconta's total, and a posted invoice cannot be changed: the books hold a total the PSA did not ${inv.kind === "credit_note" ? "credit" : "invoice"}.`,
+      },
+    );
+    if (!differs) return null;
+    this.reported.add(totalKey(inv, row));
+    return new TargetError("permanent", {
+      code: "uniconta.posted_total_differs",
+      message: differs.message,
+      hint:
+        `Find what Uniconta priced otherwise than the PSA (the customer's "prices incl. VAT", a price list, an item's own price) and correct it in Uniconta (or set simulate_before_post = true, which compares before posting). ` +
+        `Then credit invoice ${row.InvoiceNumber} in Uniconta (Debtor › Invoices: a credit note of it reverses exactly what was posted) and post the PSA's amounts there by hand, or correct the ${doc} in the PSA if Uniconta's total is the right one. ` +
+        `Then press retry: kontobro links invoice ${row.InvoiceNumber} to PSA ${doc} ${inv.number} without posting anything (it never posts it again), and the PSA's credit notes of it follow.`,
+    });
+  }
+
+  /**
+   * A retry of an invoice whose posted total was reported (postedTotalDiffers, or sameAmountsAsPosted for an invoice
+   * found posted with no link) by this process: the note that links it, naming both totals. Undefined: not reported.
+   */
+  private acceptedTotal(inv: InvoiceLike, row: Row): string | undefined {
+    const posted = Math.round(Number(row.NetAmount) * 100);
+    if (!this.reported.has(totalKey(inv, row)) || !bookedAmountDiffers(inv, posted)) return undefined;
+    return `Invoice ${row.InvoiceNumber} is posted in Uniconta with ${(posted / 100).toFixed(2)} ${inv.currency} excluding VAT, not the PSA's ${(customerTotal(inv) / 100).toFixed(2)} ${inv.currency} (reported as needs action, then accepted by retry): kontobro linked it and posted nothing.`;
   }
 
   /**
@@ -480,6 +529,9 @@ export class UnicontaInvoices {
     }
   }
 }
+
+/** A posted invoice's total reported for this PSA invoice, by the posted invoice and the total. */
+const totalKey = (inv: InvoiceLike, row: Row) => `total:${inv.psaId}:${row.InvoiceNumber}:${Math.round(Number(row.NetAmount) * 100)}`;
 
 const TOTAL_AT_UNICONTA = {
   codePrefix: "uniconta",
