@@ -104,7 +104,9 @@ export function parseEvents(body: unknown, repeatedKeys: readonly (string | numb
   const repeated = new Map<number, Problem[]>();
   for (const path of repeatedKeys) {
     const [index, ...field] = Array.isArray(body) ? path : [0, ...path];
-    repeated.set(index as number, [...(repeated.get(index as number) ?? []), repeatedKey(field.join("."))]);
+    const problems = repeated.get(index as number) ?? [];
+    problems.push(repeatedKey(field.join(".")));
+    repeated.set(index as number, problems);
   }
   list.forEach((raw, index) => {
     const id = typeof (raw as any)?.id === "string" ? (raw as any).id : undefined;

@@ -7,8 +7,15 @@ const BACKSLASH = 92;
 const COLON = 58;
 
 /**
+ * The repeats told at most: the events are refused at the first, and the list is for a person to read. Bounds the work
+ * of a text that repeats a key hundreds of thousands of times (each told repeat is a path, and a problem in the answer).
+ */
+export const MAX_REPEATED_KEYS = 20;
+
+/**
  * The paths of the keys `text` (valid JSON: JSON.parse took it) repeats in one object, in the order met: a key's
- * escapes are read (\u0061 is a), array positions are numbers. [] when every object names each key once. Pure.
+ * escapes are read (\u0061 is a), array positions are numbers; the first MAX_REPEATED_KEYS only. [] when every object
+ * names each key once. Pure.
  * One pass: a string is skipped with indexOf (a PDF's megabytes of base64 at memory speed); in valid JSON every quote
  * outside a string opens one, so only brackets, commas and strings followed by a colon (keys) need a look.
  */
@@ -39,8 +46,10 @@ export function duplicateKeys(text: string): (string | number)[][] {
       const quoted = text.slice(start, end + 1);
       const key = quoted.includes("\\") ? JSON.stringify(JSON.parse(quoted)) : quoted;
       top.at = key;
-      if (top.keys.has(key)) found.push(open.map((o) => (typeof o.at === "string" ? (JSON.parse(o.at) as string) : o.at)));
-      else top.keys.add(key);
+      if (top.keys.has(key)) {
+        found.push(open.map((o) => (typeof o.at === "string" ? (JSON.parse(o.at) as string) : o.at)));
+        if (found.length === MAX_REPEATED_KEYS) return found;
+      } else top.keys.add(key);
       i = j;
     } else if (c === 123) open.push({ keys: new Set(), at: '""' });
     else if (c === 91) open.push({ keys: null, at: 0 });

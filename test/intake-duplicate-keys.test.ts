@@ -3,7 +3,7 @@
 // invoice booked with whichever amount came last, and no one was told. It is refused (422, invalid.duplicate_key),
 // naming the event and the field, over real HTTP and in `kontobro enqueue` (the same parse).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { duplicateKeys } from "../agent/json-keys.ts";
+import { duplicateKeys, MAX_REPEATED_KEYS } from "../agent/json-keys.ts";
 import { startStack, type Stack } from "./e2e-harness.ts";
 import { customerEvent, invoiceEvent } from "./helpers.ts";
 
@@ -51,5 +51,17 @@ describe("a field sent twice in one object", () => {
     expect(duplicateKeys('[{"a":"}\\"],{","a":2}]')).toEqual([[0, "a"]]);
     expect(duplicateKeys('[1, [2, {"x":1}], {"y":[],"y":{}}]')).toEqual([[2, "y"]]);
     expect(duplicateKeys('{"a":1,"b":2}')).toEqual([]);
+  });
+
+  test("a body repeating one key 50,000 times: 422 at once, the first repeats listed, not 50,000 (the agent's loop is not held)", async () => {
+    const body = `{"id":"dk-many","type":"customer.upserted","data":{"number":81005,${'"name":"A",'.repeat(50_000)}"currency":"NOK"}}`;
+    const t0 = performance.now();
+    const res = await stack.post(body);
+    const ms = performance.now() - t0;
+    expect(res.status).toBe(422);
+    const problems = res.body.events[0].problems;
+    expect(problems.length).toBe(MAX_REPEATED_KEYS);
+    expect(problems[0]).toMatchObject({ code: "invalid.duplicate_key", field: "data.name" });
+    expect(ms).toBeLessThan(3000);
   });
 });
