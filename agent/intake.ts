@@ -4,6 +4,7 @@ import { z } from "zod";
 import { IntakeStore, type PreparedEvent, prepareEvents, type RequestOutcome } from "./intake-store.ts";
 import type { SqlRunner } from "./db/pg/runner.ts";
 import { storageTrouble } from "./db/storage-trouble.ts";
+import { MAX_NESTING } from "./json-keys.ts";
 import { lazySchema, once } from "./lazy-schema.ts";
 import { EVENT_TYPES, type Entity, type EventType, visibleOnly } from "./model.ts";
 import type { Outbox } from "./outbox.ts";
@@ -113,7 +114,8 @@ export function parseEvents(body: unknown, repeatedKeys: readonly (string | numb
     const twice = repeated.get(index);
     if (twice) return rejected.push({ index, id, problems: twice });
     const malformed = textFaultAt(raw, "");
-    if (malformed !== null) return rejected.push({ index, id, problems: [malformedText(malformed)] });
+    if (malformed !== null)
+      return rejected.push({ index, id, problems: [malformed.deep ? tooDeep(malformed.path) : malformedText(malformed)] });
     const env = parseEnvelope(raw);
     if (!env.success) return rejected.push({ index, id, problems: issuesToProblems(env.error.issues) });
     // Own keys only: "constructor" or "toString" found Object's (a 500 saying to try again, for ever).
@@ -174,15 +176,18 @@ export function malformedTextAt(value: unknown, path = ""): string | null {
   return textFaultAt(value, path)?.path ?? null;
 }
 
-function textFaultAt(value: unknown, path: string): { path: string; fault: string } | null {
+/** A fault of text (textFault), or `deep`: the value nests deeper than MAX_NESTING, where nothing is looked at further. */
+function textFaultAt(value: unknown, path: string, depth = 0): { path: string; fault: string; deep?: true } | null {
   if (typeof value === "string") {
     const fault = textFault(value);
     return fault ? { path, fault } : null;
   }
   if (typeof value !== "object" || value === null) return null;
+  // Each level is a call here and in the schemas' parse: a body nested 100,000 deep overflowed the stack (a 500).
+  if (depth === MAX_NESTING) return { path, fault: `nesting deeper than ${MAX_NESTING} levels`, deep: true };
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
-      const at = textFaultAt(value[i], `${path}.${i}`);
+      const at = textFaultAt(value[i], `${path}.${i}`, depth + 1);
       if (at !== null) return at;
     }
     return null;
@@ -191,10 +196,19 @@ function textFaultAt(value: unknown, path: string): { path: string; fault: strin
     const keyPath = path ? `${path}.${key}` : key;
     const fault = textFault(key);
     if (fault) return { path: keyPath, fault };
-    const at = textFaultAt((value as Record<string, unknown>)[key], keyPath);
+    const at = textFaultAt((value as Record<string, unknown>)[key], keyPath, depth + 1);
     if (at !== null) return at;
   }
   return null;
+}
+
+function tooDeep(field: string): Problem {
+  return {
+    code: "invalid.too_deep",
+    field,
+    message: `${field}: nests objects or arrays deeper than ${MAX_NESTING} levels; no field of an event does`,
+    hint: "Send the fields the event type names (see the OpenAPI description), each with a value of its own type: a list or object nested in itself this deep is no record.",
+  };
 }
 
 function malformedText({ path: field, fault }: { path: string; fault: string }): Problem {

@@ -12,6 +12,9 @@ const COLON = 58;
  */
 export const MAX_REPEATED_KEYS = 20;
 
+/** The deepest an event's values may nest (arrays and objects within its data); no record of the model comes near. */
+export const MAX_NESTING = 32;
+
 /**
  * The paths of the keys `text` (valid JSON: JSON.parse took it) repeats in one object, in the order met: a key's
  * escapes are read (\u0061 is a), array positions are numbers; the first MAX_REPEATED_KEYS only. [] when every object
@@ -51,9 +54,12 @@ export function duplicateKeys(text: string): (string | number)[][] {
         if (found.length === MAX_REPEATED_KEYS) return found;
       } else top.keys.add(key);
       i = j;
-    } else if (c === 123) open.push({ keys: new Set(), at: '""' });
-    else if (c === 91) open.push({ keys: null, at: 0 });
-    else if (c === 125 || c === 93) open.pop();
+    } else if (c === 123 || c === 91) {
+      // Deeper than an event may nest (the array of events, the event, its values): that event is refused as too deep
+      // (parseEvents), and the paths of repeats down there would cost their depth each.
+      if (open.length > MAX_NESTING + 1) return found;
+      open.push(c === 123 ? { keys: new Set(), at: '""' } : { keys: null, at: 0 });
+    } else if (c === 125 || c === 93) open.pop();
     else if (c === 44) {
       const top = open[open.length - 1];
       if (top && top.keys === null) top.at = (top.at as number) + 1;

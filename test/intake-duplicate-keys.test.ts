@@ -3,7 +3,7 @@
 // invoice booked with whichever amount came last, and no one was told. It is refused (422, invalid.duplicate_key),
 // naming the event and the field, over real HTTP and in `kontobro enqueue` (the same parse).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { duplicateKeys, MAX_REPEATED_KEYS } from "../agent/json-keys.ts";
+import { duplicateKeys, MAX_NESTING, MAX_REPEATED_KEYS } from "../agent/json-keys.ts";
 import { startStack, type Stack } from "./e2e-harness.ts";
 import { customerEvent, invoiceEvent } from "./helpers.ts";
 
@@ -63,5 +63,22 @@ describe("a field sent twice in one object", () => {
     expect(problems.length).toBe(MAX_REPEATED_KEYS);
     expect(problems[0]).toMatchObject({ code: "invalid.duplicate_key", field: "data.name" });
     expect(ms).toBeLessThan(3000);
+  });
+
+  test("a value nested 200,000 deep: 422 saying so (was a stack overflow answered 500 'try again'), and the agent answers after", async () => {
+    const deep = "[".repeat(200_000) + "]".repeat(200_000);
+    const res = await stack.post(
+      `[${JSON.stringify(customerEvent(81006))},{"id":"dk-deep","type":"customer.upserted","data":{"number":81007,"name":${deep}}}]`,
+    );
+    expect(res.status).toBe(422);
+    expect(res.body.events).toEqual([
+      {
+        index: 1,
+        id: "dk-deep",
+        problems: [expect.objectContaining({ code: "invalid.too_deep", field: expect.stringMatching(/^data\.name\.0\.0\./) })],
+      },
+    ]);
+    expect(res.body.events[0].problems[0].message).toContain(`deeper than ${MAX_NESTING} levels`);
+    expect((await stack.post(customerEvent(81008))).status).toBe(202);
   });
 });
