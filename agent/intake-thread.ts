@@ -86,6 +86,11 @@ export interface IntakeThreadOptions {
 
 /** Retry-After of a refused request: the cause lasts until kontobro is restarted. */
 const REFUSED_RETRY_AFTER_S = 60;
+/**
+ * How long a refusal for a lasting reason is told on /readyz with no request since: at least this, and at least two of
+ * its Retry-After, so that a PSA resending after it keeps the check failing while the cause lasts.
+ */
+const REFUSAL_REMEMBERED_MS = 5 * 60_000;
 
 export class IntakeThread implements Intake {
   observer?: (results: StoredResult[]) => void;
@@ -127,8 +132,15 @@ export class IntakeThread implements Intake {
           return stored;
         },
         (e) => {
-          if (e instanceof IntakeUnavailable && e.lasting)
-            this.failure = { message: e.message, since: this.failure?.since ?? Date.now(), requests: (this.failure?.requests ?? 0) + 1 };
+          if (e instanceof IntakeUnavailable && e.lasting) {
+            const now = Date.now();
+            this.failure = {
+              message: e.message,
+              since: this.failure?.since ?? now,
+              requests: (this.failure?.requests ?? 0) + 1,
+              until: now + Math.max(REFUSAL_REMEMBERED_MS, 2 * e.retryAfterSeconds * 1000),
+            };
+          }
           throw e;
         },
       );
@@ -136,10 +148,12 @@ export class IntakeThread implements Intake {
 
   /**
    * Requests refused for a lasting reason (a full disk, …) with none stored since, for /readyz: its own probe, a
-   * one-row update, may still fit where a request's rows do not.
+   * one-row update, may still fit where a request's rows do not. Null again once the last refusal is older than
+   * IntakeFailure.until, no request having come since: nothing then says the cause is still there (the space may have
+   * been freed), and a load balancer that took kontobro out for it would otherwise never send the request that clears it.
    */
-  failing(): IntakeFailure | null {
-    return this.failure;
+  failing(now = Date.now()): IntakeFailure | null {
+    return this.failure && now < this.failure.until ? this.failure : null;
   }
 
   /** Runs a PRAGMA on the writer's own connection (per-connection settings: diagnostics and fault tests). */

@@ -317,6 +317,8 @@ export interface IntakeFailure {
   message: string;
   since: number;
   requests: number;
+  /** Told until then unless another request is refused (the last refusal's time, plus twice its Retry-After or more). */
+  until: number;
 }
 
 /** Stores validated events: in process (IntakeWriter) or on the writer's own thread (IntakeThread, agent/intake-thread.ts). */
@@ -328,7 +330,7 @@ export interface Intake {
   /** Finishes what was submitted; nothing more is taken. */
   close(): Promise<void>;
   /** Its requests failing now for a lasting reason, none stored since (for /readyz), or null. */
-  failing?(): IntakeFailure | null;
+  failing?(now?: number): IntakeFailure | null;
 }
 
 interface Waiting {

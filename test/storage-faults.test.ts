@@ -5,6 +5,7 @@ import { Database } from "bun:sqlite";
 import { chmodSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openDatabase } from "../agent/db/index.ts";
+import { readiness } from "../agent/http/health.ts";
 import { startStack, type Stack } from "./e2e-harness.ts";
 import { customerEvent, invoiceEvent, tempDir, waitFor } from "./helpers.ts";
 
@@ -117,6 +118,22 @@ describe("storage faults", () => {
     expect((await stack.post(big)).status).toBe(202);
     expect((await fetch(`${stack.agent.url}/readyz`)).status).toBe(200);
     expect(await (await fetch(`${stack.agent.url}/`)).text()).not.toContain("Events are refused");
+  });
+
+  test("a refusal for a full disk is not remembered for ever: with no request since, /readyz's intake check passes again after 5 minutes", async () => {
+    stack = await startStack();
+    const c = stack.agent.db.$client;
+    const pages = (c.query("PRAGMA page_count").get() as any).page_count;
+    c.run(`PRAGMA max_page_count = ${pages}`);
+    await stack.agent.intake.pragma(`max_page_count = ${pages}`);
+    expect((await stack.post(Array.from({ length: 50 }, (_, i) => customerEvent(100 + i, { name: "x".repeat(250) })))).status).toBe(503);
+    c.run("PRAGMA max_page_count = 1073741823"); // the space freed, and no request since (or a load balancer sends none
+    await stack.agent.intake.pragma("max_page_count = 1073741823"); // to a kontobro its /readyz calls not ready)
+    const intakeCheck = (at: number) =>
+      readiness(stack!.agent.db, [], at, (now) => stack!.agent.intake.failing?.(now) ?? null).checks.find((k) => k.name === "intake")!;
+    expect(intakeCheck(Date.now() + 4 * 60_000).ok).toBe(false); // a PSA resending after Retry-After keeps it failing
+    // Before: failing for good, until the next request stored: behind a load balancer checking /readyz, never.
+    expect(intakeCheck(Date.now() + 6 * 60_000).ok).toBe(true);
   });
 
   test("an export run on the status page while the database cannot be written: 503 saying what to fix, no bug to report", async () => {

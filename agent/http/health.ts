@@ -143,7 +143,7 @@ export function intakeStoring(failure: IntakeFailure | null): ReadinessCheck {
     name: "intake",
     ok: false,
     message: `Events are refused: ${failure.requests} request(s) since ${new Date(failure.since).toISOString()} could not be stored: ${failure.message}`,
-    hint: "Fix what the message says; the PSA sends the events again after the Retry-After of its 503, and this check passes once a request is stored.",
+    hint: "Fix what the message says; the PSA sends the events again after the Retry-After of its 503, and this check passes once a request is stored (or, with no request since, 5 minutes after the last refusal; 10 for a damaged database).",
   };
 }
 
@@ -151,11 +151,11 @@ export function readiness(
   db: Db,
   targets: ReadinessTarget[],
   now = Date.now(),
-  intakeFailing: () => IntakeFailure | null = () => null,
+  intakeFailing: (now: number) => IntakeFailure | null = () => null,
 ): { ready: boolean; checks: ReadinessCheck[] } {
   const checks = [
     databaseWritable(db, now),
-    intakeStoring(intakeFailing()),
+    intakeStoring(intakeFailing(now)),
     walSynced(db),
     migrationsApplied(db),
     ...credentialChecks(
@@ -175,7 +175,7 @@ export function registerHealthRoutes(app: Hono, ctx: AppContext): void {
 
   app.get("/readyz", (c) => {
     c.header("Cache-Control", "no-store");
-    const { ready, checks } = readiness(ctx.db, ctx.targets, Date.now(), () => ctx.intake.failing?.() ?? null);
+    const { ready, checks } = readiness(ctx.db, ctx.targets, Date.now(), (now) => ctx.intake.failing?.(now) ?? null);
     return c.json({ status: ready ? "ready" : "not_ready", version: ctx.version, checks }, ready ? 200 : 503);
   });
 }
