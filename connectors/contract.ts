@@ -75,6 +75,14 @@ export interface PullItem<T = unknown> {
    * detail is a change too, and is part of the change's id. Neither may contain ":".
    */
   status?: { entity: Entity; key: string; value: string; final?: boolean; baseline?: string; detail?: string };
+  /**
+   * For an item the target can still change after it was pulled (a supplier invoice's cost row): what the PSA acts on
+   * (amount, project, date…), as one string. The same remoteId seen again with another version is a change: the agent
+   * stores an `expense.changed` item naming the first one (`replaces`); see agent/pulls/inbox.ts.
+   */
+  version?: string;
+  /** With `version`: the target says the item is gone (deleted, cancelled); the agent stores an `expense.cancelled` item naming it. */
+  cancelled?: boolean;
   /** A file that belongs to the item (the voucher's receipt), delivered with it. */
   attachment?: { filename: string; contentType: string; bytes: Uint8Array };
   /** A master-data record read back from the target (type "<entity>.upserted"): agent/master/ decides whether it reaches the PSA. */

@@ -385,6 +385,53 @@ describe("supplier invoices to project costs", () => {
   });
 });
 
+describe("supplier costs changed or deleted after they were pulled", () => {
+  test("a row's new amount reaches the PSA as expense.changed naming the cost, a deleted invoice as expense.cancelled; each once", async () => {
+    s = await startEaStack();
+    await s.send(masterData());
+    await s.waitDone(2);
+    const item = (await s.state()).costCenters.find((c: any) => c.Number === 1).Items.find((i: any) => i.ShortName === "P24017");
+    const [booked] = (
+      await s.control("supplier-invoices", {
+        SupplierName: "Hotel Bergen AS",
+        InvoiceNumber: "H-7",
+        InvoiceDate: `${today()}T00:00:00`,
+        Rows: [{ AccountNumber: 5830, DebetAmount: 1984, CreditAmount: 0, TransactionText: "Hotell", CostCenterItemId1: item.Id }],
+      })
+    ).booked;
+    await s.control("clock", { advanceMs: 1000 });
+    expect(await s.runNow("expenses")).toMatchObject({ status: "ok", imported: 1 });
+    await waitFor("the cost at the PSA", () => accepted("expense.posted").length === 1);
+    const posted = accepted("expense.posted")[0];
+    // The bookkeeper corrects the amount: 1984 was a typo for 1894.
+    await s.control("clock", { advanceMs: 3_600_000 });
+    const rows = booked.Rows.map((r: any) => ({ ...r, DebetAmount: 1894 }));
+    await s.control(`supplier-invoices/${booked.Id}`, { Rows: rows }, "PUT");
+    expect(await s.runNow("expenses")).toMatchObject({ status: "ok", imported: 1, duplicates: 0 });
+    expect(await s.runNow("expenses")).toMatchObject({ imported: 0, duplicates: 1 });
+    await waitFor("the change at the PSA", () => accepted("expense.changed").length === 1);
+    const changed = accepted("expense.changed")[0];
+    expect(changed.id).not.toBe(posted.id);
+    expect(changed.data).toMatchObject({ amount: 189400, projectNumber: "P24017", replaces: posted.id, replacesRemoteId: posted.remoteId });
+    // Then the invoice is deleted (Status 2): the PSA is told the cost is gone, once.
+    await s.control("clock", { advanceMs: 3_600_000 });
+    await s.control(`supplier-invoices/${booked.Id}`, { Status: 2 }, "PUT");
+    expect(await s.runNow("expenses")).toMatchObject({ status: "ok", imported: 1 });
+    expect(await s.runNow("expenses")).toMatchObject({ imported: 0, duplicates: 1 });
+    await waitFor("the cancellation at the PSA", () => accepted("expense.cancelled").length === 1);
+    const cancelled = accepted("expense.cancelled")[0];
+    expect(cancelled).toMatchObject({ requires: { entity: "project", key: "P24017" } });
+    expect(cancelled.data).toMatchObject({ status: "deleted", replaces: posted.id, replacesRemoteId: posted.remoteId });
+    expect(new Set([posted.id, changed.id, cancelled.id]).size).toBe(3);
+    expect(
+      s.psa
+        .accepted()
+        .filter((i) => i.type.startsWith("expense."))
+        .map((i) => i.type),
+    ).toEqual(["expense.posted", "expense.changed", "expense.cancelled"]);
+  });
+});
+
 describe("the known errors before sending", () => {
   test("a 51-character name and a customer without city are refused with no request; the invoice waits for its customer and follows the fix", async () => {
     s = await startEaStack();

@@ -131,7 +131,7 @@ export const InboxItem = z
     seq: z.number().int(),
     target: z.string(),
     stream: z.string(),
-    type: z.string().describe("expense.posted, invoice.paid, invoice.status_changed, …"),
+    type: z.string().describe("expense.posted, expense.changed, expense.cancelled, invoice.paid, invoice.status_changed, …"),
     remoteId: z
       .string()
       .describe(

@@ -64,6 +64,11 @@ const ROW_COLUMNS = `id, seq, target, stream, remote_id AS remoteId, type, state
   error_hint AS errorHint, delivered_via AS deliveredVia, created_at AS createdAt, delivered_at AS deliveredAt`;
 
 export const requiresRef = (r: { entity: string; key: string }) => `${r.entity}:${r.key}`;
+const parseRef = (ref: string | null): PullItem["requires"] => {
+  if (!ref) return undefined;
+  const at = ref.indexOf(":");
+  return { entity: ref.slice(0, at) as NonNullable<PullItem["requires"]>["entity"], key: ref.slice(at + 1) };
+};
 
 /** A stored row as the PSA sees it. Attachments are linked (feed) or inlined (webhook). */
 export function toInboxItem(row: InboxRow, attachment?: { href?: string; bytes?: Uint8Array }): InboxItem {
@@ -116,14 +121,25 @@ export function statusValue<T extends string | null>(stored: T): T {
   return (stored === null ? stored : stored.split(":")[0]) as T;
 }
 
+/** A cost the target changed, or cancelled, after it was pulled (PullItem.version): items naming the first one. */
+export const EXPENSE_CHANGED = "expense.changed";
+export const EXPENSE_CANCELLED = "expense.cancelled";
+const CANCELLED = "\u0000cancelled";
+
 /**
  * An item about a record's state (a status item: no `requires`, its record named) goes to the PSA webhook only after
  * every older undelivered one of the same record and target: an invoice's "sent" retried after a failure must not reach the PSA
  * after its "paid", which the PSA would then take for the invoice's state. Expenses (they name the project they
- * require) are facts of their own and never wait for each other.
+ * require) are facts of their own and never wait for each other; a cost's change or cancellation waits for the older
+ * undelivered items of the same cost (its first item, its earlier changes), so the PSA never hears a change before the
+ * cost, nor an older amount after a newer one.
  */
 const IN_TURN = `(inbox.requires IS NOT NULL OR inbox.record IS NULL OR NOT EXISTS (SELECT 1 FROM inbox older
-        WHERE older.record = inbox.record AND older.target = inbox.target AND older.requires IS NULL AND older.state = 'new' AND older.seq < inbox.seq))`;
+        WHERE older.record = inbox.record AND older.target = inbox.target AND older.requires IS NULL AND older.state = 'new' AND older.seq < inbox.seq))
+    AND (inbox.type NOT IN ('${EXPENSE_CHANGED}', '${EXPENSE_CANCELLED}') OR NOT EXISTS (SELECT 1 FROM inbox older
+        WHERE older.target = inbox.target AND older.state = 'new' AND older.seq < inbox.seq
+          AND (older.remote_id = json_extract(inbox.payload, '$.replacesRemoteId')
+            OR json_extract(older.payload, '$.replacesRemoteId') = json_extract(inbox.payload, '$.replacesRemoteId'))))`;
 
 /** The inbox's statements, written once for both engines. */
 const SQL = {
@@ -136,7 +152,7 @@ const SQL = {
   nextSeq: `SELECT CASE WHEN coalesce(max(seq), 0) + 1 > ?1 THEN coalesce(max(seq), 0) + 1 ELSE ?1 END AS seq FROM inbox`,
   idTaken: `SELECT 1 AS taken FROM inbox WHERE id = ?1`,
   // The target's current account only: an item of one it was pointed away from (forgotten_at) is another item.
-  byRemote: `SELECT id, state FROM inbox WHERE target = ?1 AND remote_id = ?2 AND forgotten_at IS NULL`,
+  byRemote: `SELECT id, state, requires FROM inbox WHERE target = ?1 AND remote_id = ?2 AND forgotten_at IS NULL`,
   known: `SELECT 1 AS ok FROM records WHERE entity = ?1 AND key = ?2`,
   insert: `INSERT INTO inbox (seq, target, stream, remote_id, type, state, requires, payload, attachment_name, attachment_type, attachment, next_attempt_at, created_at, updated_at, id, record)
         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?12, ?13, ?14) ON CONFLICT DO NOTHING`,
@@ -296,8 +312,11 @@ export class Inbox {
               ? "ignored"
               : item.status
                 ? await this.storeStatus(tx, target, stream, item, now)
-                : await this.storeItem(tx, target, stream, item, now);
-        counts[outcome] += 1;
+                : item.version !== undefined
+                  ? await this.storeVersion(tx, target, stream, item, now)
+                  : await this.storeItem(tx, target, stream, item, now);
+        if (outcome === "none") counts.fetched -= 1;
+        else counts[outcome] += 1;
       }
       if (cursor !== null && !(await this.putCursor(tx, target, stream, cursor, now, run)))
         throw new StalePageError(
@@ -355,6 +374,61 @@ export class Inbox {
     }
     await this.insert(tx, target, stream, item.remoteId, item, known ? "new" : "ignored_unknown_project", item.data, now);
     return known ? "imported" : "ignored";
+  }
+
+  /**
+   * An item the target can change after it was pulled (PullItem.version: a supplier invoice's cost row). The first
+   * sighting is stored as any item, under its remote id (`expense.posted`). A later sighting with another version (a
+   * new amount, project or date), or cancelled, is a new item: `expense.changed` (the new data) or `expense.cancelled`,
+   * naming the first item (`replaces`: its id, `replacesRemoteId`: its remote id), so the PSA sets, or removes, the one
+   * cost it keeps for it. The version standing for the cost is kept in pull_status (entity "expense"). A change's remote id
+   * carries its count and the time it was seen, as a status change's does: after a restore rolled the count back, a change
+   * never gets the id of one the PSA took before (and is dropped there as a duplicate); one seen again is heard again,
+   * which sets the cost to the same amount. An item stored before versions were kept is taken as unchanged the first time.
+   */
+  private async storeVersion(
+    tx: SqlRunner,
+    target: string,
+    stream: string,
+    item: PullItem,
+    now: number,
+  ): Promise<"imported" | "duplicates" | "ignored" | "none"> {
+    const version = item.cancelled ? CANCELLED : item.version!;
+    const first = await tx.get<{ id: number; state: InboxState; requires: string | null }>(SQL.byRemote, target, item.remoteId);
+    const last = await tx.get<{ value: string; changes: number }>(SQL.status, target, "expense", item.remoteId);
+    const stands: { v: string; id: string } = last ? JSON.parse(last.value) : { v: version, id: item.remoteId };
+    const put = (v: string, id: string, changes: number) =>
+      tx.run(SQL.putStatus, target, "expense", item.remoteId, JSON.stringify({ v, id }), 0, changes, now);
+    if (!first) {
+      // Never reported (a row that was never a cost: no project, a draft): nothing to cancel, and nothing fetched.
+      if (item.cancelled) return "none";
+      await put(version, item.remoteId, 0);
+      return this.storeItem(tx, target, stream, item, now);
+    }
+    if (stands.v === version) {
+      if (!last) await put(version, item.remoteId, 0);
+      // The same version again: released if it waited for its project (as storeItem does for any item).
+      const standing = await tx.get<{ id: number; state: InboxState; requires: string | null }>(SQL.byRemote, target, stands.id);
+      if (standing?.state !== "ignored_unknown_project") return "duplicates";
+      if (!(await this.known(tx, standing.requires))) return "ignored";
+      await tx.run(SQL.release, standing.id, await this.nextSeq(tx), now);
+      return "imported";
+    }
+    const changes = (last?.changes ?? 0) + 1;
+    const remoteId = `${item.remoteId}#${changes}@${now}`;
+    // A cancellation is about the cost's project as last reported (the target may no longer name one).
+    const requires = item.cancelled ? parseRef(first.requires) : item.requires;
+    const known = await this.known(tx, requires ? requiresRef(requires) : null);
+    const data = { ...(item.data as object), replaces: first.id, replacesRemoteId: item.remoteId };
+    const type = item.cancelled ? EXPENSE_CANCELLED : EXPENSE_CHANGED;
+    await this.insert(tx, target, stream, remoteId, { ...item, type, requires }, known ? "new" : "ignored_unknown_project", data, now);
+    await put(version, remoteId, changes);
+    return known ? "imported" : "ignored";
+  }
+
+  private async known(tx: SqlRunner, requires: string | null): Promise<boolean> {
+    const r = parseRef(requires);
+    return !r || (await tx.get(SQL.known, r.entity, r.key)) !== null;
   }
 
   /**

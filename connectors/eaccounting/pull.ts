@@ -197,17 +197,24 @@ export class EaccountingPuller {
     const serverTime = saved.window?.serverTime ?? page.serverTime ?? new Date().toISOString();
     const items: PullItem[] = [];
     for (const inv of page.rows) {
-      if (Number(inv.Status ?? 1) !== 1) continue; // drafts (0) and deleted (2) are not costs
+      // Drafts (0) and deleted ones (2) are not costs: a row the PSA had from it is cancelled there.
+      const live = Number(inv.Status ?? 1) === 1;
       for (const [i, row] of ((inv.Rows as Row[]) ?? []).entries()) {
-        const project = await this.projectOf(row);
-        if (!project) continue;
+        const remoteId = `supplierinvoice:${inv.Id}:${row.Id ?? row.LineNumber ?? i + 1}`;
+        const project = live ? await this.projectOf(row) : null;
         const amount = toMinor(Number(row.DebetAmount ?? 0) - Number(row.CreditAmount ?? 0));
-        if (amount === 0) continue;
         const date = dateOf(inv.InvoiceDate) ?? today;
+        // No longer a cost (deleted, its project or amount taken away): cancelled, if the PSA had it (agent/pulls/inbox.ts).
+        if (!project || amount === 0) {
+          items.push({ remoteId, type: "expense.posted", version: "", cancelled: true, data: this.cancelledData(inv, row, date) });
+          continue;
+        }
         items.push({
-          remoteId: `supplierinvoice:${inv.Id}:${row.Id ?? row.LineNumber ?? i + 1}`,
+          remoteId,
           type: "expense.posted",
           requires: { entity: "project", key: project },
+          // What the PSA re-invoices: a row changed in any of these after it was pulled reaches it as expense.changed.
+          version: [project, amount, date, inv.CurrencyCode ?? ""].join("|"),
           data: {
             projectNumber: project,
             activity: e.activity,
@@ -235,6 +242,18 @@ export class EaccountingPuller {
       : // The first run reads the window only; what changed before it (older than the window) is not asked for later.
         { v: 1, done: today, changedSince: minusSeconds(serverTime, changedSince ? this.cfg.overlap_seconds : 0) };
     return { items, cursor: JSON.stringify(next), more };
+  }
+
+  /** What an expense.cancelled item tells besides the cost it names (agent/pulls/inbox.ts). */
+  private cancelledData(inv: Row, row: Row, date: string) {
+    return {
+      date,
+      status: Number(inv.Status ?? 1) === 2 ? "deleted" : Number(inv.Status ?? 1) === 0 ? "draft" : "not_a_cost",
+      supplier: { number: inv.SupplierNumber, name: inv.SupplierName },
+      supplierInvoiceNumber: inv.InvoiceNumber,
+      voucherNumber: inv.VoucherNumber,
+      accountNumber: row.AccountNumber,
+    };
   }
 
   /** Invoices dated in the window, or changed since the last run (never dated before start_date). */
