@@ -124,6 +124,21 @@ describe("e-conomic expenses to the PSA", () => {
     expect(metrics).toMatch(/kontobro_inbox_items\{target="eco",state="delivered"\} 6/);
   });
 
+  test("a year with no entry yet when a run reads it: an entry booked into it after that run, dated before the next run's window, still reaches the PSA", async () => {
+    stack = await startPullStack({ economic: { expenses: { accounts: "", cost_types: "", lookback_days: 0 } } });
+    // One accounting year around today (the calendar's may split yesterday from today in January), empty.
+    for (const y of new Set([day(-1), day(0)].map((d) => d.slice(0, 4))))
+      expect((await fetch(`${stack.sandbox.url}/__sandbox/accounting-years/${y}`, { method: "DELETE" })).status).toBe(204);
+    await stack.control("accounting-years/2090", { fromDate: day(-40), toDate: day(40) }, "PUT");
+    await seedPsa(stack, [4711]);
+    expect(await stack.runNow("expenses")).toMatchObject({ status: "ok", imported: 0 });
+    // Booked after the run, dated yesterday: before the next run's window (lookback 0: today only).
+    const { booked } = await stack.book([{ date: day(-1), supplierNumber: 1, text: "Dated back", lines: [line(2800, 100, 4711, 1)] }]);
+    expect(await stack.runNow("expenses")).toMatchObject({ status: "ok", imported: 1 });
+    expect(await stack.runNow("expenses")).toMatchObject({ status: "ok", imported: 0 });
+    expect((await feedAll()).map((i) => i.data.voucherNumber)).toEqual([booked[0].voucherNumber]);
+  });
+
   test("blank account and cost type lists mean all; an entry with no project is never an expense", async () => {
     stack = await startPullStack({ economic: { expenses: { accounts: "", cost_types: "", lookback_days: 0 } } });
     await seedPsa(stack, [4711]);

@@ -66,7 +66,8 @@ export function unexpected(what: string): TargetError {
  * `run`: a run in progress, resumable: its window start, its day, the accounting years
  * still to read, and the last entry number stored of the first of them (entries are read in
  * entryNumber order, so entryNumber is the stable tie-breaker for resuming between pages); `floors`, the
- * floors it reads with (0: none yet, the window only), and `next`, the floors the next run will read with.
+ * floors it reads with (a year without one: not read before, the window only), and `next`, the floors the next run
+ * will read with.
  */
 export const ExpenseCursor = lazySchema(
   once(() =>
@@ -114,11 +115,12 @@ export function windowStart(done: string | undefined, today: string, lookbackDay
 
 /**
  * The server-side filter: posted supplier-invoice and finance entries of the window, or booked after `floor` (the
- * year's highest entry number at the last run; 0: none), after the resume point.
+ * year's highest entry number at the last run, 0 when it had none; undefined: the year was not read before), after
+ * the resume point.
  */
-export function entriesFilter(since: string, after: number, costTypes: number[], floor = 0): string {
+export function entriesFilter(since: string, after: number, costTypes: number[], floor?: number): string {
   const parts = [
-    floor > 0 ? `(date$gte:${since}$or:entryNumber$gt:${floor})` : `date$gte:${since}`,
+    floor !== undefined ? `(date$gte:${since}$or:entryNumber$gt:${floor})` : `date$gte:${since}`,
     `entryNumber$gt:${after}`,
     "(entryType$eq:supplierInvoice$or:entryType$eq:financeVoucher)",
   ];

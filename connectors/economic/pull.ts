@@ -54,19 +54,21 @@ export class EconomicPuller {
       // No accounting year covers the window yet: nothing can be booked there; the window stays put.
       if (years.size === 0) return { items: [], cursor: null, more: false };
       // Each year is read with its floor (an entry booked since the last run, whatever its date); a year without one
-      // (the first run, a new year) with the window only, and its floor for the next run is its highest entry now.
+      // (the first run, a new year) with the window only, and its floor for the next run is its highest entry now: 0
+      // when it has none yet, a floor like any other (every entry booked into it later is read).
       const floors: Record<string, number> = {};
       const next: Record<string, number> = {};
       for (const [year, y] of years) {
-        floors[year] = cursor.floors?.[year] ?? 0;
-        next[year] = floors[year] || (await this.highestEntry(y.entries));
+        const floor = cursor.floors?.[year];
+        if (floor !== undefined) floors[year] = next[year] = floor;
+        else next[year] = await this.highestEntry(y.entries);
       }
       run = { since, until, years: [...years.keys()], after: 0, floors, next };
     }
     const year = run.years[0]!;
     const link = years.get(year)?.entries ?? `${this.rest}/accounting-years/${selfId(year)}/entries`;
     const page = await this.get(link, {
-      filter: entriesFilter(run.since, run.after, cfg.cost_types, run.floors?.[year] ?? 0),
+      filter: entriesFilter(run.since, run.after, cfg.cost_types, run.floors?.[year]),
       sort: "entryNumber",
       pagesize: String(cfg.page_size),
     });
@@ -78,7 +80,7 @@ export class EconomicPuller {
     );
     const last = entries.length > 0 ? entries[entries.length - 1]!.entryNumber : run.after;
     // Read with a floor, every entry above it that matches was read: the next run's floor is the highest of them.
-    const nextFloors = { ...run.next, ...(run.floors?.[year] ? { [year]: Math.max(run.next?.[year] ?? 0, last) } : {}) };
+    const nextFloors = { ...run.next, ...(run.floors?.[year] !== undefined ? { [year]: Math.max(run.next?.[year] ?? 0, last) } : {}) };
     let next: ExpenseCursor;
     if (page?.pagination?.nextPage)
       next = { v: 1, done: cursor.done, floors: cursor.floors, run: { ...run, after: last, next: nextFloors } };
