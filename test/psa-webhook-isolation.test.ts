@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { databasePath } from "../agent/agent.ts";
 import { openDatabase, type Db } from "../agent/db/index.ts";
 import { sqliteRunner } from "../agent/db/pg/runner.ts";
+import { masterItem } from "../agent/master/sync.ts";
 import { Inbox } from "../agent/pulls/inbox.ts";
 import { silentLogger } from "../agent/log.ts";
 import { PsaDeliverer, type PsaWebhookOptions } from "../agent/pulls/psa-webhook.ts";
@@ -312,5 +313,46 @@ describe("the state of one record reaches the PSA in order", () => {
     deliverer.notify();
     await waitFor("both statuses delivered", () => heard.length === 3);
     expect(heard).toEqual(["cost", "sent", "paid"]);
+  });
+});
+
+describe("a master record's versions reach the PSA in order", () => {
+  test("customer 7001's later version waits while its older one is being retried: the PSA never ends with the older name", async () => {
+    let t = 1_000_000;
+    const now = () => t;
+    const db = openDatabase(join(tempDir("kontobro-psa-webhook-"), "k.db"));
+    const inbox = new Inbox(sqliteRunner(db.$client), now);
+    const version = (name: string, modifiedAt: string) =>
+      masterItem({ entity: "customer", key: "7001", remoteId: "c-7001", data: { number: "7001", name } as any, modifiedAt });
+    let refuseOld = true;
+    const heard: string[] = [];
+    const server = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      async fetch(req) {
+        const names: string[] = JSON.parse(await req.text()).items.map((i: any) => i.data.name);
+        if (refuseOld && names.includes("Alfa Bygg")) return new Response("not now", { status: 503 });
+        heard.push(...names);
+        return new Response("ok");
+      },
+    });
+    cleanups.push(() => server.stop(true));
+    await inbox.storeBatch("ea", "customers", [version("Alfa Bygg", "2026-11-20T10:00:00Z")], null);
+    const deliverer = startDeliverer(
+      inbox,
+      options(`http://127.0.0.1:${server.port}/hook`, { retryBaseMs: 1000, retryMaxMs: 60_000 }),
+      now,
+    );
+    const attempts = () => (db.$client.query(`SELECT max(attempts) AS n FROM inbox`).get() as { n: number }).n;
+    await waitFor("the first version refused once", () => attempts() === 1);
+    await inbox.storeBatch("ea", "customers", [version("Alfa Bygg AB", "2026-11-20T11:00:00Z")], null);
+    deliverer.notify();
+    await Bun.sleep(500);
+    expect(heard).toEqual([]);
+    refuseOld = false;
+    t += 3_600_000;
+    deliverer.notify();
+    await waitFor("both versions delivered", () => heard.length === 2);
+    expect(heard).toEqual(["Alfa Bygg", "Alfa Bygg AB"]);
   });
 });

@@ -127,12 +127,13 @@ export const EXPENSE_CANCELLED = "expense.cancelled";
 const CANCELLED = "\u0000cancelled";
 
 /**
- * An item about a record's state (a status item: no `requires`, its record named) goes to the PSA webhook only after
- * every older undelivered one of the same record and target: an invoice's "sent" retried after a failure must not reach the PSA
- * after its "paid", which the PSA would then take for the invoice's state. Expenses (they name the project they
- * require) are facts of their own and never wait for each other; a cost's change or cancellation waits for the older
- * undelivered items of the same cost (its first item, its earlier changes), so the PSA never hears a change before the
- * cost, nor an older amount after a newer one.
+ * An item about a record's state (a status item, or a master record's version: no `requires`, its record named) goes to
+ * the PSA webhook only after every older undelivered one of the same record and target: an invoice's "sent" retried
+ * after a failure must not reach the PSA after its "paid", nor a customer's older version after its newer one, which
+ * the PSA would then take for the record's state. Expenses (they name the project they require) are facts of their own
+ * and never wait for each other; a cost's change or cancellation waits for the older undelivered items of the same cost
+ * (its first item, its earlier changes), so the PSA never hears a change before the cost, nor an older amount after a
+ * newer one.
  */
 const IN_TURN = `(inbox.requires IS NOT NULL OR inbox.record IS NULL OR NOT EXISTS (SELECT 1 FROM inbox older
         WHERE older.record = inbox.record AND older.target = inbox.target AND older.requires IS NULL AND older.state = 'new' AND older.seq < inbox.seq))
@@ -485,8 +486,10 @@ export class Inbox {
       a ? Buffer.from(a.bytes) : null,
       now,
     ];
-    // The record it is about: a status item's record, else the record it requires.
-    const record = item.status ? requiresRef(item.status) : item.requires ? requiresRef(item.requires) : null;
+    // The record it is about: a status item's record, a master record's own (its versions reach the PSA in turn, as a
+    // status item's do: IN_TURN), else the record it requires.
+    const about = item.status ?? item.master ?? item.requires;
+    const record = about ? requiresRef(about) : null;
     let id = await this.idFor(tx, target, remoteId);
     for (let tries = 0; (await tx.run(SQL.insert, ...row, id, record)).changes === 0; tries++) {
       // Stored already; or, on PostgreSQL, the id is another tenant's item (ids are unique across the database,
