@@ -703,6 +703,7 @@ export class Dispatcher {
             link: link ? { remoteId: link.remoteId } : null,
             uncertain: d.uncertain,
             idempotencyKey: `${this.options.keyPrefix}-${d.id}-${d.attempts}`,
+            delivery: d.id,
             record: records,
           }),
         (writes) => {

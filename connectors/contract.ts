@@ -28,6 +28,11 @@ export interface PushContext {
    * (a target's key cache would otherwise answer with what a previous attempt created and then removed).
    */
   idempotencyKey: string;
+  /**
+   * The delivery this attempt is of: the same for all its attempts (a person's retry of it included), another for each
+   * version the PSA sends. Something told as needs action on one delivery and accepted by its retry is this one's.
+   */
+  delivery?: number;
   /** The latest canonical payload of another record (e.g. the invoice's customer), or null if never received. */
   record?: RelatedRecords;
 }

@@ -222,6 +222,40 @@ describe("Uniconta through the agent", () => {
     expect((await s.rows("DebtorInvoiceClient")).map((r: any) => r.InvoiceNumber)).toEqual([20001, 20002]);
   });
 
+  test("a posting whose total is not the PSA's is linked only by a person's retry of it: the PSA sending the invoice again meanwhile still needs action", async () => {
+    const s = await start({}, { pricesInclVatFromDebtor: "always" });
+    await s.send([customerEv(), projectEv()]);
+    await waitFor("customer and project done", async () => (await count("done")) === 2);
+    const [debtor] = await s.rows("DebtorClient");
+    await fetch(`${s.sandboxUrl}/api/Entities/Update/DebtorClient`, {
+      method: "PUT",
+      headers: {
+        authorization: `Basic ${Buffer.from(`00${COMPANY}/kontobro:demo-password`).toString("base64")}`,
+        "content-type": "application/json",
+      },
+      body: JSON.stringify({ ...debtor, PricesInclVat: true }),
+    });
+    await s.send([invoiceEv()]);
+    await waitFor("invoice needs action", async () => (await count("needs_action")) === 1);
+    const [first] = await s.deliveries("needs_action");
+    expect(first.errorCode).toBe("uniconta.posted_total_differs");
+    // The PSA sends the invoice again (a resend of its register, another event id) before anyone has looked: its new
+    // delivery replaces the one that needs action, and no person has accepted Uniconta's total for it.
+    await s.send([invoiceEv()]);
+    const invoiceDone = async () => (await s.deliveries("done")).some((d: any) => d.key === "20001");
+    await waitFor(
+      "the new version tried",
+      async () => (await invoiceDone()) || (await s.deliveries("needs_action")).some((d: any) => d.id !== first.id),
+    );
+    expect(await invoiceDone()).toBe(false);
+    const [second] = await s.deliveries("needs_action");
+    expect(second.errorCode).toBe("uniconta.invoice_changed_after_posting");
+    // That delivery's retry, a person's, links it.
+    expect((await s.api(`/api/v1/deliveries/${second.id}/retry`, { method: "POST" })).status).toBeLessThan(300);
+    await waitFor("invoice done", invoiceDone);
+    expect(await s.rows("DebtorInvoiceClient")).toHaveLength(1);
+  });
+
   test("the quota running low and out: pulls are postponed, invoices still go, nothing ever passes the quota", async () => {
     const s = await start(
       { calls_per_day: 80, reserve_for_pushes: 40, expenses: { start_date: day(-5) } },

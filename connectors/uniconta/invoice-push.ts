@@ -165,7 +165,7 @@ export class UnicontaInvoices {
         hint: "kontobro looks it up again before doing anything else.",
       });
     // Posted: a total other than the PSA's is booked now and can only be reported (needs action; retry links it).
-    const wrong = this.postedTotalDiffers(inv, row);
+    const wrong = this.postedTotalDiffers(inv, row, ctx);
     if (wrong) throw wrong;
     return this.done(row, inv, true, ctx);
   }
@@ -367,8 +367,8 @@ export class UnicontaInvoices {
 
   /** The invoice is posted: attach the PDF once, check its number and date, link it. */
   private async done(row: Row, inv: InvoiceLike, postedNow: boolean, ctx: PushContext): Promise<PushResult> {
-    const accepted = !postedNow && !ctx.link ? this.acceptedTotal(inv, row) : undefined;
-    const compared = !postedNow && !accepted && this.sameAmountsAsPosted(inv, row, !!ctx.link);
+    const accepted = !postedNow && !ctx.link ? this.acceptedTotal(inv, row, ctx) : undefined;
+    const compared = !postedNow && !accepted && this.sameAmountsAsPosted(inv, row, ctx);
     const notes: (string | undefined)[] = [accepted, await this.attachPdf(inv, "DebtorInvoiceClient", row.RowId, !postedNow)];
     if (!sameNumber(row.InvoiceNumber, inv.number)) {
       const key = `${inv.psaId}:${row.InvoiceNumber}`;
@@ -398,13 +398,14 @@ export class UnicontaInvoices {
    * other amounts need the user (a posted invoice cannot change). Compared in the company currency only: whether
    * `NetAmount` is in the invoice's currency or the company's is unverified (README, Unverified). False: not compared.
    */
-  private sameAmountsAsPosted(inv: InvoiceLike, row: Row, linked: boolean): boolean {
+  private sameAmountsAsPosted(inv: InvoiceLike, row: Row, ctx: PushContext): boolean {
+    const linked = !!ctx.link;
     if (inv.currency !== this.cfg.company_currency) return false;
     const posted = Math.round(Number(row.NetAmount) * 100);
     if (!bookedAmountDiffers(inv, posted)) return true;
     // Not linked yet: this posting is the only one of the invoice, and its credit notes wait for it. Reported once;
     // the retry a person presses links it (acceptedTotal), as when the posting itself is found to differ.
-    if (!linked) this.reported.add(totalKey(inv, row));
+    if (!linked) this.reported.add(totalKey(inv, row, ctx));
     const amount = (minor: number) =>
       Number.isFinite(minor) ? `${(minor / 100).toFixed(2)} ${inv.currency}` : "an amount kontobro could not read";
     const what = inv.kind === "credit_note" ? "Credit note" : "Invoice";
@@ -424,7 +425,7 @@ export class UnicontaInvoices {
    * then links the posted invoice (acceptedTotal), so the PSA's credit notes of it are not held back for ever. Compared
    * in company_currency only (README, Unverified 13). Null: the same, or not told.
    */
-  private postedTotalDiffers(inv: InvoiceLike, row: Row): TargetError | null {
+  private postedTotalDiffers(inv: InvoiceLike, row: Row, ctx: PushContext): TargetError | null {
     if (inv.currency !== this.cfg.company_currency) return null;
     const doc = inv.kind === "credit_note" ? "credit note" : "invoice";
     const differs = targetTotalDiffers(
@@ -436,7 +437,7 @@ export class UnicontaInvoices {
       },
     );
     if (!differs) return null;
-    this.reported.add(totalKey(inv, row));
+    this.reported.add(totalKey(inv, row, ctx));
     return new TargetError("permanent", {
       code: "uniconta.posted_total_differs",
       message: differs.message,
@@ -448,12 +449,13 @@ export class UnicontaInvoices {
   }
 
   /**
-   * A retry of an invoice whose posted total was reported (postedTotalDiffers, or sameAmountsAsPosted for an invoice
-   * found posted with no link) by this process: the note that links it, naming both totals. Undefined: not reported.
+   * A retry of the delivery whose posted total was reported (postedTotalDiffers, or sameAmountsAsPosted for an invoice
+   * found posted with no link) by this process: the note that links it, naming both totals. Undefined: not reported. A
+   * new version (the PSA sending the invoice again) is another delivery: reported in its turn, its retry links it.
    */
-  private acceptedTotal(inv: InvoiceLike, row: Row): string | undefined {
+  private acceptedTotal(inv: InvoiceLike, row: Row, ctx: PushContext): string | undefined {
     const posted = Math.round(Number(row.NetAmount) * 100);
-    if (!this.reported.has(totalKey(inv, row)) || !bookedAmountDiffers(inv, posted)) return undefined;
+    if (!this.reported.has(totalKey(inv, row, ctx)) || !bookedAmountDiffers(inv, posted)) return undefined;
     return `Invoice ${row.InvoiceNumber} is posted in Uniconta with ${(posted / 100).toFixed(2)} ${inv.currency} excluding VAT, not the PSA's ${(customerTotal(inv) / 100).toFixed(2)} ${inv.currency} (reported as needs action, then accepted by retry): kontobro linked it and posted nothing.`;
   }
 
@@ -530,8 +532,12 @@ export class UnicontaInvoices {
   }
 }
 
-/** A posted invoice's total reported for this PSA invoice, by the posted invoice and the total. */
-const totalKey = (inv: InvoiceLike, row: Row) => `total:${inv.psaId}:${row.InvoiceNumber}:${Math.round(Number(row.NetAmount) * 100)}`;
+/**
+ * A posted invoice's total reported for this PSA invoice, by the delivery told (only its retry, a person's, accepts it:
+ * a version sent meanwhile may replace it before anyone saw it), the posted invoice and the total.
+ */
+const totalKey = (inv: InvoiceLike, row: Row, ctx: PushContext) =>
+  `total:${ctx.delivery ?? ""}:${inv.psaId}:${row.InvoiceNumber}:${Math.round(Number(row.NetAmount) * 100)}`;
 
 const TOTAL_AT_UNICONTA = {
   codePrefix: "uniconta",
