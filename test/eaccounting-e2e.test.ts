@@ -432,6 +432,50 @@ describe("supplier costs changed or deleted after they were pulled", () => {
   });
 });
 
+describe("supplier invoices read over several pages while one changes", () => {
+  test("a row changed between two pages, on a server listing by ModifiedUtc, does not push the one behind it out of the run: each cost reaches the PSA", async () => {
+    // eAccounting documents no order for lists; this sandbox sorts them by ModifiedUtc, so a changed row moves to the end.
+    s = await startEaStack({ target: { expenses: { page_size: 2 } }, sandbox: { query: { order: "modified" } } });
+    await s.send(masterData());
+    await s.waitDone(2);
+    const item = (await s.state()).costCenters.find((c: any) => c.Number === 1).Items.find((i: any) => i.ShortName === "P24017");
+    expect(await s.runNow("expenses")).toMatchObject({ status: "ok", imported: 0 }); // the first run: the window only
+    // Three costs entered late, dated before the window: only a read of what changed since the last run finds them.
+    await s.control("clock", { advanceMs: 3_600_000 });
+    const cost = (n: string, amount: number) => ({
+      SupplierName: "Hotel Bergen AS",
+      InvoiceNumber: n,
+      InvoiceDate: `${addDays(today(), -30)}T00:00:00`,
+      Rows: [{ AccountNumber: 5830, DebetAmount: amount, CreditAmount: 0, TransactionText: "Hotell", CostCenterItemId1: item.Id }],
+    });
+    const { booked } = await s.control("supplier-invoices", { invoices: [cost("A-1", 100), cost("B-2", 200), cost("C-3", 300)] });
+    await s.control("clock", { advanceMs: 3_600_000 }); // older than the next run's overlap
+    // Page 2 is slow; while it is on its way the bookkeeper corrects A-1 (on page 1).
+    await s.control("faults", [{ method: "GET", path: "/v2/supplierinvoices\\?\\$page=2&", fault: "latency", latencyMs: 1500 }]);
+    const read = async () => (await s!.state()).requests.filter((r: any) => r.path.startsWith("/v2/supplierinvoices?") && r.status === 200);
+    const readBefore = (await read()).length;
+    const run = s.runNow("expenses");
+    await waitFor("page 1 read", async () => (await read()).length > readBefore);
+    await s.control("clock", { advanceMs: 1000 });
+    await s.control(`supplier-invoices/${booked[0].Id}`, { Rows: booked[0].Rows.map((r: any) => ({ ...r, DebetAmount: 150 })) }, "PUT");
+    expect(await run).toMatchObject({ status: "ok" });
+    // The next run reads what changed since: A-1's new amount. One page: one request for the list.
+    const before = (await read()).length;
+    expect(await s.runNow("expenses")).toMatchObject({ status: "ok" });
+    expect((await read()).length - before).toBe(1);
+    await waitFor(
+      "three costs and a change at the PSA",
+      () => accepted("expense.posted").length >= 3 && accepted("expense.changed").length === 1,
+    );
+    expect(
+      accepted("expense.posted")
+        .map((i) => i.data.supplierInvoiceNumber)
+        .sort(),
+    ).toEqual(["A-1", "B-2", "C-3"]);
+    expect(accepted("expense.changed")[0].data).toMatchObject({ supplierInvoiceNumber: "A-1", amount: 15000 });
+  });
+});
+
 describe("the known errors before sending", () => {
   test("a 51-character name and a customer without city are refused with no request; the invoice waits for its customer and follows the fix", async () => {
     s = await startEaStack();

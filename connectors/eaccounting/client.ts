@@ -171,6 +171,8 @@ export interface Page {
   rows: Row[];
   page: number;
   pages: number;
+  /** Meta.TotalNumberOfResults: how many rows the whole list has (all pages, as the server filtered them). */
+  total: number | null;
   serverTime: string | null;
 }
 
@@ -263,6 +265,7 @@ export class EaccountingClient {
       rows,
       page,
       pages: Number(meta.TotalNumberOfPages ?? 1),
+      total: Number.isFinite(Number(meta.TotalNumberOfResults)) ? Number(meta.TotalNumberOfResults) : null,
       serverTime: typeof meta.ServerTimeUtc === "string" ? meta.ServerTimeUtc : null,
     };
   }

@@ -31,10 +31,19 @@ interface Cursor {
  * first page (minus overlap_seconds after the first run); supplier invoices changed (entered, posted) since then are
  * read whatever their invoice date, so one dated before the window (entered late, or while the agent was down) is not
  * missed.
+ *
+ * The list has no documented order (eaccounting.md §4: only $page, $pagesize, $filter). Where the server orders it so
+ * that a row changed during a run moves (by ModifiedUtc, say), every row behind it moves up a place, and one crossing
+ * into a page already read would be skipped; for a row dated before the window, read only because it changed, for good.
+ * So the pages after the first read only rows modified before the first page's server time (`ModifiedUtc lt`): a row
+ * changed since leaves the list instead of moving in it (the next run reads it: it changed after this run's
+ * changedSince), and none can join; a row that left shows as a smaller TotalNumberOfResults, and the run begins again
+ * at page 1 (with the same bound: the list only shrinks, so it ends). A one-page run asks nothing more.
  */
 interface ExpenseCursor {
   v: 1;
-  window?: { since: string; page: number; changedSince?: string; serverTime?: string };
+  /** `total`: how many rows the list had when the run began (or began again); see expenses(). */
+  window?: { since: string; page: number; changedSince?: string; serverTime?: string; total?: number };
   done?: string;
   changedSince?: string;
 }
@@ -193,8 +202,13 @@ export class EaccountingPuller {
     if (e.start_date && e.start_date > since) since = e.start_date;
     const changedSince = saved.window ? saved.window.changedSince : saved.changedSince;
     const pageNo = saved.window?.page ?? 1;
-    const page = await this.client.page("supplierinvoices", this.expenseQuery(since, changedSince), pageNo, e.page_size);
-    const serverTime = saved.window?.serverTime ?? page.serverTime ?? new Date().toISOString();
+    // After the first page: only rows modified before it was read (see ExpenseCursor).
+    const before = saved.window?.serverTime;
+    const page = await this.client.page("supplierinvoices", this.expenseQuery(since, changedSince, before), pageNo, e.page_size);
+    const serverTime = before ?? page.serverTime ?? new Date().toISOString();
+    const total = saved.window?.total ?? page.total ?? undefined;
+    // A row left the list since the run began (changed, deleted): those behind it moved up; read it again from page 1.
+    const shrunk = saved.window?.total !== undefined && page.total !== null && page.total !== saved.window.total;
     const items: PullItem[] = [];
     for (const inv of page.rows) {
       // Drafts (0) and deleted ones (2) are not costs: a row the PSA had from it is cancelled there.
@@ -236,9 +250,18 @@ export class EaccountingPuller {
         });
       }
     }
-    const more = page.page < page.pages;
+    const more = shrunk || page.page < page.pages;
     const next: ExpenseCursor = more
-      ? { v: 1, window: { since, page: pageNo + 1, ...(changedSince ? { changedSince } : {}), serverTime } }
+      ? {
+          v: 1,
+          window: {
+            since,
+            page: shrunk ? 1 : pageNo + 1,
+            ...(changedSince ? { changedSince } : {}),
+            serverTime,
+            ...(shrunk ? { total: page.total! } : total !== undefined ? { total } : {}),
+          },
+        }
       : // The first run reads the window only; what changed before it (older than the window) is not asked for later.
         { v: 1, done: today, changedSince: minusSeconds(serverTime, changedSince ? this.cfg.overlap_seconds : 0) };
     return { items, cursor: JSON.stringify(next), more };
@@ -256,17 +279,26 @@ export class EaccountingPuller {
     };
   }
 
-  /** Invoices dated in the window, or changed since the last run (never dated before start_date). */
-  private expenseQuery(since: string, changedSince: string | undefined): { filter: string; where: (r: Row) => boolean } {
+  /**
+   * Invoices dated in the window, or changed since the last run (never dated before start_date); `before`: only those
+   * modified before then (the pages after a run's first).
+   */
+  private expenseQuery(
+    since: string,
+    changedSince: string | undefined,
+    before: string | undefined,
+  ): { filter: string; where: (r: Row) => boolean } {
     const start = this.cfg.expenses.start_date;
     const dated = `InvoiceDate ge ${this.client.date(since)}`;
     const parts = [changedSince ? `(${dated} or ModifiedUtc ge ${this.client.date(changedSince)})` : dated];
     if (start && changedSince) parts.push(`InvoiceDate ge ${this.client.date(start)}`);
+    if (before) parts.push(`ModifiedUtc lt ${this.client.date(before)}`);
     return {
       filter: parts.join(" and "),
       where: (r) => {
         const date = dateOf(r.InvoiceDate) ?? "";
         if (start && date < start) return false;
+        if (before && ms(r.ModifiedUtc) >= ms(before)) return false;
         return date >= since || (!!changedSince && !(ms(r.ModifiedUtc) < ms(changedSince)));
       },
     };

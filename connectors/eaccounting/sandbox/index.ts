@@ -72,7 +72,7 @@ export function createEaccountingSandbox(opts: EaccountingSandboxOptions = {}) {
       return identity;
     },
     limiter,
-    query: { filter: true, dateLiterals: "any", maxPageSize: 1000, defaultPageSize: 50, ...opts.query },
+    query: { filter: true, dateLiterals: "any", maxPageSize: 1000, defaultPageSize: 50, order: "stored", ...opts.query },
     retryAfterHeader: opts.retryAfterHeader ?? false,
     onboarding: { code: null },
     readonlyUser: { on: false },

@@ -12,6 +12,12 @@ export interface QueryOptions {
   /** The largest $pagesize (unverified, Q7); larger asks are cut to it. */
   maxPageSize: number;
   defaultPageSize: number;
+  /**
+   * The order of a list, which the notes do not document (§4: only $page, $pagesize, $filter): "stored" (as the rows
+   * were created; a changed row keeps its place) or "modified" (by ModifiedUtc / ChangedUtc, oldest first: a changed row
+   * moves to the end, and those behind it move up a place, across a page boundary too).
+   */
+  order: "stored" | "modified";
 }
 
 type Value = string | number | boolean | null | { date: number };
@@ -126,6 +132,10 @@ export function listPage(rows: Row[], query: Record<string, string>, o: QueryOpt
     if (!o.filter) throw queryError("$filter is not supported on this endpoint");
     const node = parseFilter(query.$filter, o);
     selected = rows.filter((r) => matches(r, node));
+  }
+  if (o.order === "modified") {
+    const at = (r: Row) => Date.parse(String(r.ModifiedUtc ?? r.ChangedUtc ?? "")) || 0;
+    selected = [...selected].sort((a, b) => at(a) - at(b));
   }
   const page = query.$page === undefined ? 1 : Number(query.$page);
   const size = query.$pagesize === undefined ? o.defaultPageSize : Number(query.$pagesize);
