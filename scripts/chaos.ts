@@ -242,6 +242,10 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     const from = target.log.length;
     target.throttle(retryAfterSeconds);
     await Bun.sleep(throttleWindowMs);
+    // On a loaded machine the agent may send nothing in the window (restarting, backing off, waiting on a round): the
+    // window stays open until it has throttled a request, at most a minute more, so the Retry-After check has one to read.
+    const throttledOne = () => target.log.slice(from).some((r) => r.status === 429 && r.retryAfterMs);
+    for (const until = Date.now() + 60_000; !throttledOne() && Date.now() < until; ) await Bun.sleep(100);
     target.background();
     throttled = target.log.slice(from).filter((r) => r.status === 429 && r.retryAfterMs).length;
     await Bun.sleep(retryAfterSeconds * 1000 + 500);
