@@ -36,7 +36,7 @@ export const agentConfigSchema = () =>
         busy_timeout_ms: z.number().int().min(0).max(600_000).default(5000),
         /** Finished work older than this many days is pruned (0 keeps everything); see agent/retention.ts. */
         retention_days: z.number().int().min(0).max(36_500).default(90),
-        /** Below this many free bytes on the disk of data_dir (or of exports.output_dir) kontobro warns (agent/disk-space.ts); 0: never. */
+        /** Below this many free bytes on the disk of data_dir (or of exports.output_dir) kontobro warns, until above it plus 10% (agent/disk-space.ts); 0: never. */
         disk_free_warn_bytes: z.number().int().min(0).default(DISK_FREE_WARN_BYTES),
       })
       .default({

@@ -3,8 +3,10 @@
 // fail) at once; this says so before: a gauge on /metrics, a line on the status page, a warning in the log and an alert
 // (to every target's recipients) while the free space is below agent.disk_free_warn_bytes, resolved once it is back.
 // Read by statfs every CHECK_EVERY_MS (cheap, but nothing needs it per request): the gauge, the page and the alert show
-// the last reading. Hosted mode has no local database file (PostgreSQL's disk is watched on its own server); this is
-// the SQLite agent's.
+// the last reading. Once low, a file system counts as back only above the threshold plus BACK_MARGIN of it: free space
+// hovering around the threshold (a WAL growing and checkpointed, a log rotated) would otherwise open and resolve an
+// alert, and log a warning and an info line, at every other reading. Hosted mode has no local database file
+// (PostgreSQL's disk is watched on its own server); this is the SQLite agent's.
 import { statfsSync, statSync } from "node:fs";
 import type { Logger } from "./log.ts";
 import type { Gauge } from "./metrics.ts";
@@ -12,6 +14,9 @@ import type { Problem } from "./notify/alerts.ts";
 import { formatBytes } from "./retention.ts";
 
 export const CHECK_EVERY_MS = 30_000;
+
+/** Once low, the free space must exceed the threshold by this part of it to count as back (hysteresis). */
+export const BACK_MARGIN = 0.1;
 
 /** What the file system holds: the database (its data directory), or the export output folder. */
 export type DiskHolds = "database" | "exports";
@@ -26,7 +31,12 @@ export interface DiskReading {
 
 export interface DiskLow extends DiskReading {
   thresholdBytes: number;
+  /** Above this much free space it counts as back: the threshold plus BACK_MARGIN of it. */
+  backAboveBytes: number;
 }
+
+/** The free space above which a low file system counts as back. */
+export const backAbove = (thresholdBytes: number) => Math.ceil(thresholdBytes * (1 + BACK_MARGIN));
 
 /** statfs of `path`: the bytes available to an unprivileged user (root's reserve left out) and the file system's size. */
 export function readDisk(holds: DiskHolds, path: string): DiskReading {
@@ -84,18 +94,27 @@ export class DiskSpaceWatch {
         continue;
       }
       const r = readings.at(-1)!;
-      const low = this.isLow(r);
       const was = this.state.get(holds);
-      if (low && was !== "low") this.log.warn(lowMessage({ ...r, thresholdBytes: this.thresholdBytes }), { hint: lowHint(r.holds) });
+      const low = this.isLow(r, was === "low");
+      if (low && was !== "low") this.log.warn(lowMessage(this.asLow(r)), { hint: lowHint(r.holds) });
       if (!low && was === "low")
-        this.log.info(`free disk space is back above ${formatBytes(this.thresholdBytes)}`, { folder: r.path, freeBytes: r.freeBytes });
+        this.log.info(`free disk space is back above ${formatBytes(backAbove(this.thresholdBytes))}`, {
+          folder: r.path,
+          freeBytes: r.freeBytes,
+        });
       this.state.set(holds, low ? "low" : "ok");
     }
     this.readings = readings;
   }
 
-  private isLow(r: DiskReading): boolean {
-    return this.thresholdBytes > 0 && r.freeBytes < this.thresholdBytes;
+  /** Below the threshold; or, when it was low at the last reading, not yet above the threshold plus its margin. */
+  private isLow(r: DiskReading, wasLow: boolean): boolean {
+    if (this.thresholdBytes <= 0) return false;
+    return r.freeBytes < this.thresholdBytes || (wasLow && r.freeBytes <= backAbove(this.thresholdBytes));
+  }
+
+  private asLow(r: DiskReading): DiskLow {
+    return { ...r, thresholdBytes: this.thresholdBytes, backAboveBytes: backAbove(this.thresholdBytes) };
   }
 
   /** The last readings. */
@@ -103,9 +122,9 @@ export class DiskSpaceWatch {
     return this.readings;
   }
 
-  /** The file systems below the threshold at the last reading. */
+  /** The file systems low at the last reading: below the threshold, or not yet back above it and its margin. */
   low(): DiskLow[] {
-    return this.readings.filter((r) => this.isLow(r)).map((r) => ({ ...r, thresholdBytes: this.thresholdBytes }));
+    return this.readings.filter((r) => this.state.get(r.holds) === "low").map((r) => this.asLow(r));
   }
 
   gauges(): Gauge[] {
@@ -139,7 +158,13 @@ export class DiskSpaceWatch {
           code: "disk_space_low",
           message: lowMessage(l),
           hint: lowHint(l.holds),
-          detail: { folder: l.path, freeBytes: l.freeBytes, sizeBytes: l.sizeBytes, thresholdBytes: l.thresholdBytes },
+          detail: {
+            folder: l.path,
+            freeBytes: l.freeBytes,
+            sizeBytes: l.sizeBytes,
+            thresholdBytes: l.thresholdBytes,
+            backAboveBytes: l.backAboveBytes,
+          },
         }),
       ),
     );
@@ -148,7 +173,10 @@ export class DiskSpaceWatch {
 
 export function lowMessage(l: DiskLow): string {
   const what = l.holds === "database" ? "the database" : "the export output folder";
-  return `Only ${formatBytes(l.freeBytes)} of ${formatBytes(l.sizeBytes)} is free on the disk holding ${what} (${l.path}), below agent.disk_free_warn_bytes (${formatBytes(l.thresholdBytes)}).`;
+  const where = `of ${formatBytes(l.sizeBytes)} is free on the disk holding ${what} (${l.path})`;
+  if (l.freeBytes < l.thresholdBytes)
+    return `Only ${formatBytes(l.freeBytes)} ${where}, below agent.disk_free_warn_bytes (${formatBytes(l.thresholdBytes)}).`;
+  return `Only ${formatBytes(l.freeBytes)} ${where}: it fell below agent.disk_free_warn_bytes (${formatBytes(l.thresholdBytes)}) and counts as back above ${formatBytes(l.backAboveBytes)}.`;
 }
 
 export function lowHint(holds: DiskHolds): string {

@@ -13,7 +13,7 @@ export function renderStorageSection(ctx: AppContext) {
 <span class="muted">(write-ahead log ${formatBytes(size.walBytes)}; ${formatBytes(size.freeBytes)} freed by pruning, reused before the file grows)</span></p>
 ${(ctx.disk?.current() ?? []).map(
   (r) =>
-    html`<p class="disk-free${r.freeBytes < (ctx.disk?.thresholdBytes ?? 0) ? " paused" : ""}" data-holds="${r.holds}" data-free-bytes="${r.freeBytes}">Free on the disk of ${r.holds === "database" ? "the database" : "the export output folder"}: <strong>${formatBytes(r.freeBytes)}</strong> of ${formatBytes(r.sizeBytes)} <span class="muted">(${r.path}; ${ctx.disk!.thresholdBytes > 0 ? `warned below ${formatBytes(ctx.disk!.thresholdBytes)}` : "no warning"}: agent.disk_free_warn_bytes)</span></p>`,
+    html`<p class="disk-free${ctx.disk!.low().some((l) => l.holds === r.holds) ? " paused" : ""}" data-holds="${r.holds}" data-free-bytes="${r.freeBytes}">Free on the disk of ${r.holds === "database" ? "the database" : "the export output folder"}: <strong>${formatBytes(r.freeBytes)}</strong> of ${formatBytes(r.sizeBytes)} <span class="muted">(${r.path}; ${ctx.disk!.thresholdBytes > 0 ? `warned below ${formatBytes(ctx.disk!.thresholdBytes)}` : "no warning"}: agent.disk_free_warn_bytes)</span></p>`,
 )}
 ${
   last

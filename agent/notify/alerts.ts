@@ -7,6 +7,7 @@
 // fsync of the SQLite agent's WAL, agent/durability.ts: nothing is sent to any target until a restart; a disk
 // running out of space, agent/disk-space.ts).
 import { NOT_DONE } from "../db/open-deliveries.ts";
+import { BACK_MARGIN } from "../disk-space.ts";
 import type { SqlRunner } from "../db/pg/runner.ts";
 import { listRefusedCredentials } from "./credentials.ts";
 import { EXPIRY_SUBJECT_PREFIX } from "./expiry.ts";
@@ -167,7 +168,7 @@ async function resolutionOf(db: SqlRunner, a: AlertRow, scheduled?: ScheduledPul
     return last.status === "ok" ? "the pull succeeded" : null;
   }
   if (a.kind === "storage") return "kontobro was restarted and makes its commits durable again";
-  if (a.kind === "disk") return "free disk space is back above agent.disk_free_warn_bytes";
+  if (a.kind === "disk") return `free disk space is back above agent.disk_free_warn_bytes and its ${BACK_MARGIN * 100}% margin`;
   if (a.kind === "stalled" && a.code === "target_not_configured")
     return "the target is configured again, or nothing is queued for it any more";
   if (a.kind === "stalled") return "the queue moves again: nothing open is that old any more";
