@@ -12,6 +12,12 @@ import { issuesToProblems, type Problem } from "./problem.ts";
 
 export const MAX_EVENTS_PER_REQUEST = 1000;
 
+/**
+ * The problems one refused event lists at most, then one more saying how many were left out: the list is for a person
+ * to read, and an object of a million unknown keys made a million problems (an 80 MB answer built on the main thread).
+ */
+export const MAX_PROBLEMS_PER_EVENT = 20;
+
 export interface ValidEvent {
   id: string;
   type: EventType;
@@ -111,33 +117,34 @@ export function parseEvents(body: unknown, repeatedKeys: readonly (string | numb
   }
   list.forEach((raw, index) => {
     const id = typeof (raw as any)?.id === "string" ? (raw as any).id : undefined;
+    /** Refuses the event with its first MAX_PROBLEMS_PER_EVENT problems of `total` (more were found than given). */
+    const reject = (problems: Problem[], total = problems.length) => rejected.push({ index, id, problems: listed(problems, total) });
     const twice = repeated.get(index);
-    if (twice) return rejected.push({ index, id, problems: twice });
+    if (twice) return reject(twice);
     const malformed = textFaultAt(raw, "");
-    if (malformed !== null)
-      return rejected.push({ index, id, problems: [malformed.deep ? tooDeep(malformed.path) : malformedText(malformed)] });
+    if (malformed !== null) return reject([malformed.deep ? tooDeep(malformed.path) : malformedText(malformed)]);
     const env = parseEnvelope(raw);
-    if (!env.success) return rejected.push({ index, id, problems: issuesToProblems(env.error.issues) });
+    if (!env.success) return reject(issuesToProblems(env.error.issues));
     // Own keys only: "constructor" or "toString" found Object's (a 500 saying to try again, for ever).
     const spec = Object.hasOwn(EVENT_TYPES, env.data.type) ? EVENT_TYPES[env.data.type as EventType] : undefined;
     if (!spec) {
-      return rejected.push({
-        index,
-        id,
-        problems: [
-          {
-            code: "invalid.event_type",
-            field: "type",
-            message: `type: unknown event type "${env.data.type.slice(0, 60)}"`,
-            hint: `Use one of: ${EVENT_TYPE_NAMES.join(", ")}.`,
-          },
-        ],
-      });
+      return reject([
+        {
+          code: "invalid.event_type",
+          field: "type",
+          message: `type: unknown event type "${env.data.type.slice(0, 60)}"`,
+          hint: `Use one of: ${EVENT_TYPE_NAMES.join(", ")}.`,
+        },
+      ]);
     }
     const data = spec.schema.safeParse(env.data.data, { reportInput: true });
-    if (!data.success) return rejected.push({ index, id, problems: issuesToProblems(data.error.issues, { prefix: "data" }) });
-    const unknown = droppedFields(raw, { ...env.data, data: data.data });
-    if (unknown.length > 0) return rejected.push({ index, id, problems: unknown.map((f) => unknownField(f, env.data.type)) });
+    if (!data.success) return reject(issuesToProblems(data.error.issues, { prefix: "data" }));
+    const unknown = droppedFields(raw, { ...env.data, data: data.data }, MAX_PROBLEMS_PER_EVENT);
+    if (unknown.count > 0)
+      return reject(
+        unknown.fields.map((f) => unknownField(f, env.data.type)),
+        unknown.count,
+      );
     valid.push({
       id: env.data.id,
       type: env.data.type as EventType,
@@ -157,6 +164,23 @@ export function parseEvents(body: unknown, repeatedKeys: readonly (string | numb
     };
   }
   return { ok: true, events: valid };
+}
+
+/**
+ * The first MAX_PROBLEMS_PER_EVENT of an event's `total` problems (`problems` may hold only those), and then, when
+ * there were more, one saying how many are not listed.
+ */
+function listed(problems: Problem[], total: number): Problem[] {
+  if (total <= MAX_PROBLEMS_PER_EVENT) return problems;
+  const more = total - MAX_PROBLEMS_PER_EVENT;
+  return [
+    ...problems.slice(0, MAX_PROBLEMS_PER_EVENT),
+    {
+      code: "invalid.more_problems",
+      message: `and ${more} more problem(s) of this event, not listed: the first ${MAX_PROBLEMS_PER_EVENT} of ${total} are`,
+      hint: "Fix the problems listed and send the event again: the answer lists the next ones. Hundreds of unknown fields mostly mean the PSA sends a map of its own (one key per custom field or per id) as the event's fields; send only the fields the event type names (GET /api/v1/openapi.json).",
+    },
+  ];
 }
 
 /** What makes a string unstorable, or null: a lone UTF-16 surrogate, a NUL character. */
@@ -223,16 +247,22 @@ function malformedText({ path: field, fault }: { path: string; fault: string }):
 /**
  * The fields of `sent` that parsing dropped from `parsed`: names the schema does not know (vat_code for vatCode, a
  * discount, a line amount, an invoice total). Refused rather than ignored, since the target would book the document
- * without what they meant. Paths like "data.lines.0.vat_code", in the order sent. Pure.
+ * without what they meant. `fields`: the paths of the first `max` ("data.lines.0.vat_code"), in the order sent;
+ * `count`: how many there are. Pure.
  */
-export function droppedFields(sent: unknown, parsed: unknown): string[] {
-  const dropped: string[] = [];
+export function droppedFields(sent: unknown, parsed: unknown, max = Number.POSITIVE_INFINITY): { fields: string[]; count: number } {
+  const dropped = { fields: [] as string[], count: 0, max };
   collectDropped(sent, parsed, [], dropped);
-  return dropped;
+  return { fields: dropped.fields, count: dropped.count };
 }
 
-/** droppedFields' walk: `at` is the path so far, joined only for a field dropped (intake's hot path, issue 16). */
-function collectDropped(sent: unknown, parsed: unknown, at: (string | number)[], dropped: string[]): void {
+/** droppedFields' walk: `at` is the path so far, joined only for a field listed (intake's hot path, issue 16). */
+function collectDropped(
+  sent: unknown,
+  parsed: unknown,
+  at: (string | number)[],
+  dropped: { fields: string[]; count: number; max: number },
+): void {
   if (Array.isArray(sent)) {
     if (!Array.isArray(parsed)) return;
     for (let i = 0; i < sent.length; i++) {
@@ -250,8 +280,10 @@ function collectDropped(sent: unknown, parsed: unknown, at: (string | number)[],
     if (value === undefined) continue;
     const kept = Object.hasOwn(parsed, key) ? key : Object.hasOwn(parsed, key.trim()) ? key.trim() : null;
     at.push(key);
-    if (kept === null) dropped.push(at.join("."));
-    else if (typeof value === "object" && value !== null) collectDropped(value, parsed[kept], at, dropped);
+    if (kept === null) {
+      if (dropped.count < dropped.max) dropped.fields.push(at.join("."));
+      dropped.count += 1;
+    } else if (typeof value === "object" && value !== null) collectDropped(value, parsed[kept], at, dropped);
     at.pop();
   }
 }

@@ -3,7 +3,8 @@
 // otherwise get a 202 while the target books the invoice without what the field meant (full price, default VAT, the
 // wrong version first).
 import { describe, expect, test } from "bun:test";
-import { parseEvents } from "../agent/intake.ts";
+import { MAX_PROBLEMS_PER_EVENT, parseEvents } from "../agent/intake.ts";
+import { startStack } from "./e2e-harness.ts";
 import { customerEvent, invoiceEvent } from "./helpers.ts";
 
 /** The invoice of helpers.ts with `patch` on its first line and `extra` on the invoice. */
@@ -69,5 +70,47 @@ describe("unknown fields are refused, not ignored", () => {
       data: { ...credit.data, lines: credit.data.lines.map((l) => ({ ...l, quantity: -l.quantity })) },
     });
     expect(r.ok).toBe(true);
+  });
+
+  test("200,000 unknown keys in one event: a short 422 naming the first ones and how many more (not 200,000 problems), and the agent answers another request meanwhile", async () => {
+    const stack = await startStack({});
+    try {
+      const keys = Array.from({ length: 200_000 }, (_, i) => `"x${i}":1`).join(",");
+      const body = `[${JSON.stringify(customerEvent(81101))},{"id":"uk-many","type":"customer.upserted","data":{"number":"81102","name":"A",${keys}}}]`;
+      const post = (b: string) =>
+        fetch(`${stack.agent.url}/api/v1/events`, {
+          method: "POST",
+          body: b,
+          headers: { authorization: "Bearer test-token-0123456789", "content-type": "application/json" },
+        });
+      const [many, other] = await Promise.all([post(body), stack.post(customerEvent(81103))]);
+      expect(other.status).toBe(202);
+      expect(many.status).toBe(422);
+      const text = await many.text();
+      // Before: every key a problem of its own, an 80 MB answer.
+      expect(text.length).toBeLessThan(20_000);
+      const { events } = JSON.parse(text);
+      expect(events).toHaveLength(1);
+      expect(events[0]).toMatchObject({ index: 1, id: "uk-many" });
+      const problems = events[0].problems;
+      expect(problems).toHaveLength(MAX_PROBLEMS_PER_EVENT + 1);
+      expect(problems.slice(0, MAX_PROBLEMS_PER_EVENT).map((p: { field: string }) => p.field)).toEqual(
+        Array.from({ length: MAX_PROBLEMS_PER_EVENT }, (_, i) => `data.x${i}`),
+      );
+      expect(problems.at(-1)).toMatchObject({ code: "invalid.more_problems" });
+      expect(problems.at(-1).message).toContain(`and ${200_000 - MAX_PROBLEMS_PER_EVENT} more problem(s) of this event`);
+      // Nothing of the refused request stored; the other request's event is.
+      const numbers = stack.agent.db.$client.query("SELECT key FROM events WHERE entity = 'customer'").all() as { key: string }[];
+      expect(numbers.map((n) => n.key)).toEqual(["81103"]);
+    } finally {
+      await stack.stop();
+    }
+  });
+
+  test("exactly as many unknown fields as are listed: no line saying more", () => {
+    const extra = Object.fromEntries(Array.from({ length: MAX_PROBLEMS_PER_EVENT }, (_, i) => [`x${i}`, 1]));
+    const problems = refusedFields({ ...customerEvent(81104), data: { ...customerEvent(81104).data, ...extra } });
+    expect(problems).toHaveLength(MAX_PROBLEMS_PER_EVENT);
+    expect(problems.every((p) => p.code === "invalid.unknown_field")).toBe(true);
   });
 });

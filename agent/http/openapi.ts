@@ -2,7 +2,7 @@
 // openapi-schemas.ts: the request validators the routes use, and the answers' shapes. Served at
 // /api/v1/openapi.json and rendered as a page at /ui/api (api-reference.ts).
 import { z } from "zod";
-import { MAX_EVENTS_PER_REQUEST } from "../intake.ts";
+import { MAX_EVENTS_PER_REQUEST, MAX_PROBLEMS_PER_EVENT } from "../intake.ts";
 import { queries, requestSchemas, responseSchemas } from "./openapi-schemas.ts";
 
 type Json = Record<string, any>;
@@ -107,7 +107,10 @@ function paths(): Json {
           ),
           "413": error("The body is larger than http.max_body_bytes."),
           "415": error("Content-Type is not application/json."),
-          "422": json(ref("EventsRefused"), "Invalid events, with a message and hint per event and field; nothing was stored."),
+          "422": json(
+            ref("EventsRefused"),
+            `Invalid events, with a message and hint per event and field (at most ${MAX_PROBLEMS_PER_EVENT} per event, then one invalid.more_problems saying how many more); nothing was stored.`,
+          ),
           "503": {
             ...error("The database cannot take them now (busy, full, read-only); nothing was stored."),
             headers: {
