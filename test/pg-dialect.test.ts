@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { openDatabase } from "../agent/db/index.ts";
 import { postgresRunner, sqliteRunner, type SqlRunner } from "../agent/db/pg/runner.ts";
 import { tempDir } from "./helpers.ts";
+import { creditsSentUnchecked } from "../agent/notify/credited-after-push.ts";
 
 describe("toPostgres", () => {
   test("numbered parameters become $N, reused numbers stay the same parameter", () => {
@@ -224,6 +225,7 @@ describe.skipIf(!!unavailable)("every SQL statement of the agent on a real Postg
       expect(onSqlite.reports).toEqual([{ count: 1 }, { count: 2 }, { count: 1 }, { firstAt: 30, lastAt: 30 }]);
       expect(onSqlite.range).toEqual([{ number: "9" }, { number: "10" }, { number: "2147483648" }]);
       expect(onSqlite.listed.map((r) => r.number)).toEqual(["2147483648", "10", "9", "A-1"]);
+      expect(onSqlite.wrongCredits).toEqual([["eco", "credit note:31", "invoice.credits_other_customer"]]);
       expect(onSqlite.keptRuns).toEqual([
         { stream: "payments", status: "ok", startedAt: 2 },
         { stream: "expenses", status: "failed", startedAt: 5 },
@@ -316,5 +318,20 @@ async function rewrittenStatements(db: SqlRunner, statements: SqlStatement[]) {
   await db.run(statementIn(statements, "agent/retention.ts", "DELETE FROM job_runs"), 50, 10);
   // Older than the cut-off, yet kept: each job's newest run and its newest successful one (if it has one).
   const keptRuns = await db.all("SELECT stream, status, started_at AS startedAt FROM job_runs ORDER BY started_at");
-  return { counters, seqs, newestNeedingAction, reports, range, listed, keptRuns };
+
+  // Credit notes linked at eco whose credited invoice arrived after them (agent/notify/credited-after-push.ts): 31
+  // credits customer 9's invoice 30 (stored after it) for customer 10; 32 credits it too but is newer than it; 33 is not linked.
+  const record = `INSERT INTO records (entity, key, payload, version, last_event_seq, updated_at, credits) VALUES ('invoice', ?1, ?2, 1, 1, ?3, ?4)`;
+  const note = (customer: string) => JSON.stringify({ kind: "credit_note", customerNumber: customer, currency: "NOK", lines: [] });
+  await db.run(record, "31", note("10"), 100, "30");
+  await db.run(record, "33", note("10"), 100, "30");
+  await db.run(record, "30", JSON.stringify({ kind: "invoice", customerNumber: "9", currency: "NOK", lines: [] }), 200, null);
+  await db.run(record, "32", note("10"), 300, "30");
+  for (const key of ["31", "32"])
+    await db.run(
+      `INSERT INTO links (target, entity, key, remote_id, payload_hash, updated_at) VALUES ('eco', 'invoice', ?1, 'r', 'h', 150)`,
+      key,
+    );
+  const wrongCredits = (await creditsSentUnchecked(db, ["eco", "other"])).map((p) => [p.target, p.subject, p.code]);
+  return { counters, seqs, newestNeedingAction, reports, range, listed, keptRuns, wrongCredits };
 }

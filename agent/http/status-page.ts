@@ -23,6 +23,8 @@ import { renderStorageSection } from "./status-storage.ts";
 import { CHART_CSS, chartsFrom, targetCharts } from "./status-charts.ts";
 import { REFRESH_CSS, refreshNote, refreshSeconds } from "./status-refresh.ts";
 import { readDeliveryStats } from "../delivery-stats.ts";
+import type { Problem } from "../notify/alerts.ts";
+import { creditsSentUnchecked } from "../notify/credited-after-push.ts";
 import { recordHref, recordSearchSection, retryForm } from "./status-record.ts";
 import { isEntity, kindOfEvent, recordName } from "../record-story.ts";
 import type { Entity } from "../model.ts";
@@ -136,6 +138,7 @@ async function targetCard(s: StatusContext, t: StatusTarget, counts: { status: s
   const byStatus = new Map(counts.map((c) => [c.status, c.n]));
   const now = Date.now();
   const failures = await listDeliveries(s.runner, { target: t.name, status: "needs_action", limit: 50 });
+  const wrongCredits = await creditsSentUnchecked(s.runner, [t.name]);
   const waiting = await listDeliveries(s.runner, { target: t.name, status: "waiting", limit: 10 });
   const retrying = (await listDeliveries(s.runner, { target: t.name, status: "pending", limit: 10 })).filter((d) => d.errorMessage);
   const lastSuccess = await lastSuccessAt(s.runner, t.name);
@@ -149,7 +152,8 @@ ${budgetLines(t)}
 <p>Last successful delivery: <strong class="last-success">${showTime(lastSuccess)}</strong></p>
 <ul class="counts">${DELIVERY_STATUSES.map((st) => html`<li class="status-${st}"><span>${DELIVERY_STATUS_LABELS[st]}</span><strong data-status="${st}">${byStatus.get(st) ?? 0}</strong></li>`)}</ul>
 ${targetCharts(t.name, stats, now)}
-${failures.length > 0 ? html`<h3>Needs action</h3>${failures.map((d) => problemRow(s.base, d, true))}` : html`<p class="ok">Nothing needs action.</p>`}
+${failures.length > 0 ? html`<h3>Needs action</h3>${failures.map((d) => problemRow(s.base, d, true))}` : wrongCredits.length > 0 ? "" : html`<p class="ok">Nothing needs action.</p>`}
+${wrongCredits.length > 0 ? html`<h3>Credit notes booked against the wrong document</h3>${wrongCredits.map((p) => wrongCreditRow(s.base, p))}` : ""}
 ${retrying.length > 0 ? html`<h3>Retrying</h3>${retrying.map((d) => problemRow(s.base, d, false))}` : ""}
 ${waiting.length > 0 ? html`<h3>Waiting</h3>${waiting.map((d) => problemRow(s.base, d, false))}` : ""}
 </section>`;
@@ -175,6 +179,16 @@ function budgetLines(t: StatusTarget) {
     (b) =>
       html`<p class="budget${b.used >= b.limit ? " paused" : ""}" data-budget="${b.name}" data-used="${b.used}" data-limit="${b.limit}">${b.title}: <strong>${b.used} of ${b.limit}</strong> (${b.period})${b.note ? ` · ${b.note}` : ""}</p>`,
   );
+}
+
+/** A credit note at the target crediting what turned out the wrong document (agent/notify/credited-after-push.ts). */
+function wrongCreditRow(base: string, p: Problem) {
+  const key = String(p.detail.key);
+  return html`<div class="problem credited-after-push" data-credit-note="${key}" data-code="${p.code ?? ""}">
+<div><strong><a href="${recordHref("invoice", key, base)}">credit note ${key}</a></strong> <span class="muted">at ${p.target}</span></div>
+<div class="message">${p.message}</div>
+<div class="hint">How to fix: ${p.hint}</div>
+</div>`;
 }
 
 function problemRow(base: string, d: DeliveryRow, withRetry: boolean) {

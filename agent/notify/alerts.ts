@@ -3,13 +3,15 @@
 // resolves it. Per target: records that need action (one alert per record, whatever its retries), pull
 // jobs whose last run failed or that stopped completing (overdue-pulls.ts), credentials the target refused, a queue that
 // stopped moving (stalled.ts), items pulled from it that the PSA webhook keeps refusing (PSA_ALERT_ATTEMPTS attempts or
-// more) or that the PSA does not take at all (unread-inbox.ts), and what only the running process knows (a failed
+// more) or that the PSA does not take at all (unread-inbox.ts), credit notes at it crediting what turned out the wrong
+// document (credited-after-push.ts), and what only the running process knows (a failed
 // fsync of the SQLite agent's WAL, agent/durability.ts: nothing is sent to any target until a restart; a disk
 // running out of space, agent/disk-space.ts).
 import { NOT_DONE } from "../db/open-deliveries.ts";
 import { BACK_MARGIN } from "../disk-space.ts";
 import type { SqlRunner } from "../db/pg/runner.ts";
 import { listRefusedCredentials } from "./credentials.ts";
+import { creditsSentUnchecked } from "./credited-after-push.ts";
 import { EXPIRY_SUBJECT_PREFIX } from "./expiry.ts";
 import { overduePulls, type ScheduledPull } from "./overdue-pulls.ts";
 import { stalledQueues, type StalledCheck, unconfiguredQueues } from "./stalled.ts";
@@ -124,6 +126,14 @@ export async function currentProblems(db: SqlRunner, stalled?: StalledCheck): Pr
         detail: { since: r.since },
       }),
     ),
+    // Credit notes at the configured targets crediting what turned out a credit note, another customer's invoice or one in
+    // another currency (credited-after-push.ts).
+    ...(stalled
+      ? await creditsSentUnchecked(
+          db,
+          stalled.targets.map((t) => t.name),
+        )
+      : []),
     ...(stalled ? await stalledQueues(db, stalled) : []),
     ...(stalled ? await unconfiguredQueues(db, stalled) : []),
     ...(stalled?.pulls ? await overduePulls(db, stalled.pulls, stalled.now) : []),
@@ -138,6 +148,8 @@ const keyOf = (p: { target: string; kind: string; subject: string }) => `${p.tar
  * (a record retried and not delivered yet, a pull running again).
  */
 async function resolutionOf(db: SqlRunner, a: AlertRow, scheduled?: ScheduledPull[]): Promise<string | null> {
+  if (a.kind === "delivery" && a.detail.sentUnchecked)
+    return "the credit note and the document it credits no longer differ (a new version of one of them)";
   if (a.kind === "delivery") {
     const { entity, key } = a.detail as { entity: string; key: string };
     const latest = await db.get<{ status: string }>(

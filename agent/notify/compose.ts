@@ -57,6 +57,7 @@ function headline(a: AlertRow, title: string): string {
 /** "invoice 20001 (delivery 17, 2 attempts)" */
 function whatLine(a: AlertRow): string {
   const d = a.detail as Record<string, any>;
+  if (a.kind === "delivery" && d.delivery === undefined) return `${whatOf(a)} (at ${a.target})`; // credited-after-push.ts
   if (a.kind === "delivery") return `${whatOf(a)} (delivery ${d.delivery}, ${plural(d.attempts ?? 0, "attempt")})`;
   if (a.kind === "pull") return d.run === undefined ? whatOf(a) : `${whatOf(a)} (run ${d.run})`;
   if (a.kind === "stalled" && d.delivery !== undefined)
