@@ -186,6 +186,33 @@ describe("Uniconta through the agent", () => {
     expect(await s.rows("DebtorInvoiceClient")).toHaveLength(1);
   });
 
+  test("a number mismatch is accepted only by a person's retry of the delivery told: the PSA sending the invoice again meanwhile still needs action", async () => {
+    const s = await start();
+    await s.control("number-series", { next: 20010 });
+    await s.send([customerEv(), projectEv(), invoiceEv()]);
+    await waitFor("invoice needs action", async () => (await count("needs_action")) === 1);
+    const [first] = await s.deliveries("needs_action");
+    expect(first.errorCode).toBe("uniconta.invoice_number_mismatch");
+    // The PSA sends the invoice again (another event id) before anyone has looked: its new delivery replaces the one
+    // that needs action, and no person has accepted Uniconta's number for it.
+    await s.send([invoiceEv()]);
+    const invoiceDone = async () => (await s.deliveries("done")).some((d: any) => d.key === "20001");
+    await waitFor(
+      "the new version tried",
+      async () => (await invoiceDone()) || (await s.deliveries("needs_action")).some((d: any) => d.id !== first.id),
+    );
+    expect(await invoiceDone()).toBe(false);
+    const [second] = await s.deliveries("needs_action");
+    expect(second.errorCode).toBe("uniconta.invoice_number_mismatch");
+    expect(second.errorMessage).toContain("as invoice 20010");
+    // That delivery's retry, a person's, accepts Uniconta's number.
+    expect((await s.api(`/api/v1/deliveries/${second.id}/retry`, { method: "POST" })).status).toBeLessThan(300);
+    await waitFor("invoice done", invoiceDone);
+    const inv = (await s.deliveries("done")).find((x: any) => x.key === "20001");
+    expect(inv.remoteId).toBe("20010");
+    expect(await s.rows("DebtorInvoiceClient")).toHaveLength(1);
+  });
+
   test("a posting whose total is not the PSA's needs action naming both totals, its credit note waits; retry links it and the credit note follows", async () => {
     const s = await start({}, { pricesInclVatFromDebtor: "always" });
     await s.send([customerEv(), projectEv()]);

@@ -30,7 +30,10 @@ export const NUMBER_SERIES_HINT =
   'In Uniconta open General Ledger › Maintenance › Voucher number series and set "next number" of the invoice series to the PSA\'s next invoice number: the PSA is master for invoice numbers, and Uniconta does not take them from an integration.';
 
 export class UnicontaInvoices {
-  /** Number mismatches reported as "needs action" by this process: a retry after that accepts Uniconta's number. */
+  /**
+   * Number mismatches and posted totals reported as "needs action" by this process, by delivery (numberKey, totalKey):
+   * a retry of that delivery accepts Uniconta's number or total.
+   */
   private readonly reported = new Set<string>();
   /** Pushes under way and their PSA numbers: Uniconta numbers in posting order, so lower numbers post first. */
   private readonly active = new Map<symbol, number>();
@@ -371,7 +374,7 @@ export class UnicontaInvoices {
     const compared = !postedNow && !accepted && this.sameAmountsAsPosted(inv, row, ctx);
     const notes: (string | undefined)[] = [accepted, await this.attachPdf(inv, "DebtorInvoiceClient", row.RowId, !postedNow)];
     if (!sameNumber(row.InvoiceNumber, inv.number)) {
-      const key = `${inv.psaId}:${row.InvoiceNumber}`;
+      const key = numberKey(inv, row, ctx);
       if (postedNow || !this.reported.has(key)) {
         this.reported.add(key);
         throw postedNow ? this.mismatch(inv, row.InvoiceNumber, true) : this.foundUnderOtherNumber(inv, row);
@@ -531,6 +534,12 @@ export class UnicontaInvoices {
     }
   }
 }
+
+/**
+ * A posted invoice's number (not the PSA's) reported for this PSA invoice, by the delivery told: only its retry, a
+ * person's, accepts it (a version sent meanwhile may replace it before anyone saw it), and the posted invoice.
+ */
+const numberKey = (inv: InvoiceLike, row: Row, ctx: PushContext) => `number:${ctx.delivery ?? ""}:${inv.psaId}:${row.InvoiceNumber}`;
 
 /**
  * A posted invoice's total reported for this PSA invoice, by the delivery told (only its retry, a person's, accepts it:
