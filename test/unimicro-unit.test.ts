@@ -4,7 +4,7 @@ import { describe, expect, test } from "bun:test";
 import { createPrivateKey, generateKeyPairSync } from "node:crypto";
 import { CreditNote, Customer, customerQuantity, Invoice } from "../agent/model.ts";
 import { buildClientAssertion } from "../connectors/unimicro/auth.ts";
-import { booksInputVat, describeUniError, flattenValidation, queryString } from "../connectors/unimicro/client.ts";
+import { booksInputVat, describeUniError, flattenValidation, queryString, vatRateOn } from "../connectors/unimicro/client.ts";
 import { type ConfigError, validateConfig } from "../agent/config.ts";
 import { settingsFrom, UniMicroConfig } from "../connectors/unimicro/config.ts";
 import { deterministicGuid, lineNeeds, mapCustomer, mapInvoice, paymentIdFor, voucherFollows } from "../connectors/unimicro/map.ts";
@@ -430,5 +430,38 @@ describe("unimicro booksInputVat: which VAT codes a sales line may not use", () 
     expect(booksInputVat({ outputVat: false, incomingAccount: true, outgoingAccount: true })).toBe(false);
     expect(booksInputVat({ outputVat: true, percent: 25, incomingAccount: true })).toBe(false);
     expect(booksInputVat({ percent: 25 })).toBe(false);
+  });
+
+  test("dated rates (VatTypePercentages) decide on the invoice's date, over a VatPercent left at 0", () => {
+    const input = { outputVat: false, percent: 0, rates: [{ from: "2005-01-01", percent: 25 }] };
+    expect(booksInputVat(input, "2024-04-30")).toBe(true);
+    // The rate that applies on the date: 0 % then, 25 % from 2024 on.
+    const changed = {
+      outputVat: false,
+      percent: 0,
+      rates: [
+        { to: "2023-12-31", percent: 0 },
+        { from: "2024-01-01", percent: 25 },
+      ],
+    };
+    expect(booksInputVat(changed, "2023-06-30")).toBe(false);
+    expect(booksInputVat(changed, "2024-01-01")).toBe(true);
+    // Dated rates none of which applies on the date: any rate above 0 is refused.
+    expect(booksInputVat({ outputVat: false, percent: 0, rates: [{ from: "2025-01-01", percent: 25 }] }, "2024-04-30")).toBe(true);
+    // Code 0 with a dated 0 %; no dated rates: VatPercent, as before.
+    expect(booksInputVat({ outputVat: false, percent: 0, rates: [{ from: "2005-01-01", percent: 0 }] }, "2024-04-30")).toBe(false);
+    expect(booksInputVat({ outputVat: false, percent: 25, rates: [] }, "2024-04-30")).toBe(true);
+    expect(
+      vatRateOn(
+        {
+          percent: 0,
+          rates: [
+            { from: "2020-04-01", to: "2021-09-30", percent: 6 },
+            { from: "2021-10-01", percent: 12 },
+          ],
+        },
+        "2021-09-30",
+      ),
+    ).toBe(6);
   });
 });

@@ -181,6 +181,27 @@ describe("unimicro push: customer → project → invoice → credit note", () =
     expect(items[1].VatTypeID).not.toBe(items[0].VatTypeID);
   });
 
+  test("a platform keeping VAT rates only as dated rates (VatPercent 0): an input code at 25 % on a sales line still needs action; output codes are booked at the rate of the invoice's date", async () => {
+    env = startEnv({ sandbox: { vatRates: "dated" } });
+    await seedMasterData(env);
+    const input = [
+      { text: "Konsulenttimer april", quantity: 37.5, unitPrice: 125000, kind: "hours", vatCode: "3" },
+      { text: "Hotell prosjektreise", quantity: 1, unitPrice: 198400, kind: "expenses", vatCode: "1" },
+    ];
+    const e = await thrown(env.connector.push("invoice", invoice({ lines: input }), ctx()));
+    expect(e).toMatchObject({ kind: "permanent", code: "unimicro.vat_code_not_output" });
+    expect(e.message).toContain('VAT code 1 ("Inngående mva, høy sats") of invoice 10117, line 2 (expenses)');
+    expect((await env.company()).invoices).toHaveLength(0);
+    // Output codes: the low rate of 2021-05-01 was 6 %, as the platform's dated rates say.
+    const lines = [
+      { text: "Konsulenttimer", quantity: 1, unitPrice: 100000, kind: "hours", vatCode: "3" },
+      { text: "Persontransport", quantity: 1, unitPrice: 100000, kind: "expenses", vatCode: "33" },
+    ];
+    await env.connector.push("invoice", invoice({ date: "2021-05-01", dueDate: "2021-05-15", lines }), ctx());
+    const items = (await env.company()).invoices[0].Items;
+    expect(items.map((i: any) => i.VatPercent)).toEqual([25, 6]);
+  });
+
   test("a wrong internal ID answered with a 500 foreign-key error is permanent, not uncertain", async () => {
     env = startEnv({ config: { product_ids: { hours: 999999 } } });
     await seedMasterData(env);

@@ -195,12 +195,12 @@ export class IdLookups {
     key: string,
     entity: string,
     filter: string,
-    select = "ID",
-    seen?: (row: any) => void,
+    read: { select?: string; expand?: string; seen?: (row: any) => void } = { select: "ID" },
   ): Promise<number | null> {
     const hit = this.cache.get(`${kind}:${key}`);
     if (hit) return hit;
-    const rows = await this.api.list<{ ID: number }>(entity, { filter, select, top: 1 });
+    const { seen, ...query } = read;
+    const rows = await this.api.list<{ ID: number }>(entity, { filter, ...query, top: 1 });
     const id = rows[0]?.ID;
     if (!id) return null;
     seen?.(rows[0]);
@@ -226,22 +226,29 @@ export class IdLookups {
   account(accountNumber: number) {
     return this.lookup("account", String(accountNumber), "accounts", `AccountNumber eq ${accountNumber}`);
   }
+  /**
+   * The VatType with its dated rates (VatTypePercentages, expanded in the same request). The whole row is read, not a
+   * select: whether the platform keeps an expanded list under a select is unverified (README, Field mapping).
+   */
   vatType(vatCode: string) {
-    return this.lookup(
-      "vattype",
-      vatCode,
-      "vattypes",
-      `VatCode eq ${q(vatCode)}`,
-      "ID,Name,OutputVat,VatPercent,IncomingAccountID,OutgoingAccountID",
-      (r) =>
+    return this.lookup("vattype", vatCode, "vattypes", `VatCode eq ${q(vatCode)}`, {
+      expand: "VatTypePercentages",
+      seen: (r) =>
         this.vatTypes.set(vatCode, {
           name: r.Name ?? undefined,
           outputVat: typeof r.OutputVat === "boolean" ? r.OutputVat : undefined,
           percent: typeof r.VatPercent === "number" ? r.VatPercent : undefined,
+          rates: Array.isArray(r.VatTypePercentages)
+            ? r.VatTypePercentages.filter((p: any) => typeof p?.VatPercent === "number" && !p.Deleted).map((p: any) => ({
+                from: p.ValidFrom ? String(p.ValidFrom).slice(0, 10) : undefined,
+                to: p.ValidTo ? String(p.ValidTo).slice(0, 10) : undefined,
+                percent: p.VatPercent,
+              }))
+            : undefined,
           incomingAccount: r.IncomingAccountID ? true : r.IncomingAccountID === undefined ? undefined : false,
           outgoingAccount: r.OutgoingAccountID ? true : r.OutgoingAccountID === undefined ? undefined : false,
         }),
-    );
+    });
   }
   currency(code: string) {
     return this.lookup("currency", code, "currencycodes", `Code eq ${q(code)}`);
@@ -253,34 +260,60 @@ export interface VatTypeFacts {
   name?: string;
   /** OutputVat: an output (sales) VAT code. */
   outputVat?: boolean;
-  /** VatPercent: its rate now. */
+  /** VatPercent: its rate (perhaps 0 where the platform keeps the rates dated). */
   percent?: number;
+  /** VatTypePercentages: its dated rates (ValidFrom, ValidTo as YYYY-MM-DD; undefined: open). */
+  rates?: { from?: string; to?: string; percent: number }[];
   /** IncomingAccountID / OutgoingAccountID set: it books VAT to an input (deductible) / output account. */
   incomingAccount?: boolean;
   outgoingAccount?: boolean;
 }
 
 /**
- * Whether a VAT code would book a sales line's VAT as purchase (input, deductible) VAT: a code that is not an output
- * code (OutputVat false) with a rate above 0, or, its rate not said, with an input VAT account and no output one.
- * A code that is not an output code at 0 % (code 0, "no VAT handling", on sales outside VAT) books no VAT: not refused.
- * Which flags the platform's standard codes carry is unverified (unimicro.md §8.1 names the fields only).
+ * A VAT code's rate on a date (YYYY-MM-DD): the dated rate that applies (VatTypePercentages), else VatPercent. Dated
+ * rates none of which applies: the highest of them and VatPercent (which one the platform then uses is unverified, and
+ * a rate above 0 is what must not be missed). Undefined: no rate said.
  */
-export function booksInputVat(t: VatTypeFacts | undefined): boolean {
-  if (t?.outputVat !== false) return false;
-  if (t.percent !== undefined) return t.percent > 0;
-  return t.incomingAccount === true && t.outgoingAccount !== true;
+export function vatRateOn(t: VatTypeFacts, date: string): number | undefined {
+  const rates = t.rates ?? [];
+  const on = rates.filter((r) => (!r.from || r.from <= date) && (!r.to || date <= r.to));
+  if (on.length > 0) return Math.max(...on.map((r) => r.percent));
+  if (rates.length > 0) return Math.max(...rates.map((r) => r.percent), t.percent ?? 0);
+  return t.percent;
 }
 
 /**
+ * Whether a VAT code would book a sales line's VAT as purchase (input, deductible) VAT: a code that is not an output
+ * code (OutputVat false) with a rate above 0 on the date (vatRateOn: the invoice's; today's for a product or the
+ * settings), or, its rate not said, with an input VAT account and no output one. A code that is not an output code at
+ * 0 % (code 0, "no VAT handling", on sales outside VAT) books no VAT: not refused. Which flags and rates the platform's
+ * standard codes carry is unverified (unimicro.md §8.1 names the fields only).
+ */
+export function booksInputVat(t: VatTypeFacts | undefined, date = today()): boolean {
+  if (t?.outputVat !== false) return false;
+  const rate = vatRateOn(t, date);
+  if (rate !== undefined) return rate > 0;
+  return t.incomingAccount === true && t.outgoingAccount !== true;
+}
+
+const today = () => new Date().toISOString().slice(0, 10);
+
+/**
  * The ID of the VAT type of a VAT code used on a sales line (an invoice line, a product's). A code that would book the
- * line's VAT as deductible input VAT (booksInputVat) is refused, naming the code and where it came from; any other
+ * line's VAT as deductible input VAT (booksInputVat, at the rate of `date`: the invoice's; today's if not given) is refused, naming the code and where it came from; any other
  * code, also one that does not say what it is, is used.
  */
-export async function requireSalesVatType(title: string, ids: IdLookups, vatCode: string, where: string, hint: string): Promise<number> {
+export async function requireSalesVatType(
+  title: string,
+  ids: IdLookups,
+  vatCode: string,
+  where: string,
+  hint: string,
+  date?: string,
+): Promise<number> {
   const id = await requireId(title, "vat_code", vatCode, ids.vatType(vatCode), hint);
   const type = ids.vatTypeOf(vatCode);
-  if (!type || !booksInputVat(type)) return id;
+  if (!type || !booksInputVat(type, date)) return id;
   throw new TargetError("permanent", {
     code: "unimicro.vat_code_not_output",
     message: `VAT code ${vatCode}${type.name ? ` ("${type.name}")` : ""} of ${where} is not an output (sales) VAT code in ${title}, so it cannot be used on a sales invoice: ${title} would book the line's VAT as purchase (input) VAT. Nothing was sent.`,

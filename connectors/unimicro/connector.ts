@@ -405,6 +405,7 @@ export class UniMicroConnector implements Connector {
             n.vatCode,
             `${inv.kind === "credit_note" ? "credit note" : "invoice"} ${inv.number}, ${at}`,
             `VAT code ${n.vatCode} (${at}) must exist in ${this.s.title} as an output VAT code; VAT codes must be the same in both systems: ${line.vatCode ? "correct the line's VAT code in the PSA" : `fix vat_codes.${line.kind} in kontobro.toml`}.`,
+            inv.date,
           )
         : undefined;
       const productId =

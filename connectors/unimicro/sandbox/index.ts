@@ -28,6 +28,8 @@ export interface UniMicroSandboxOptions {
   voucherNumbers?: StoreOptions["voucherNumbers"];
   /** A PUT deleting an already deleted child row: refused ("gone", default) or accepted as a no-op ("kept"); unverified. */
   deletedChildren?: StoreOptions["deletedChildren"];
+  /** A VatType's rate in VatPercent ("percent", default: unimicro.md §8.1) or only in dated VatTypePercentages ("dated"); unverified. */
+  vatRates?: StoreOptions["vatRates"];
   /** The invoice transition answers 204 (conventions) or 200 (2019 swagger). Default 204. */
   transitionStatus?: 200 | 204;
 }
@@ -50,6 +52,7 @@ export function createUniMicroSandbox(opts: UniMicroSandboxOptions = {}) {
     invoiceNumbers: opts.invoiceNumbers ?? "client",
     voucherNumbers: opts.voucherNumbers ?? "payment-id",
     deletedChildren: opts.deletedChildren ?? "gone",
+    vatRates: opts.vatRates ?? "percent",
   };
   let demo: { clientId: string; privateKeyPem: string } | undefined;
   let clients = opts.clients;

@@ -18,6 +18,12 @@ export interface StoreOptions {
    * `Deleted`, §4.2) may. Which one the platform does is unverified.
    */
   deletedChildren: "gone" | "kept";
+  /**
+   * Where a VatType keeps its rate: "percent" in `VatPercent` (the field unimicro.md §8.1 names), its
+   * `VatTypePercentages` empty; "dated" in `VatTypePercentages` (ValidFrom, ValidTo, VatPercent: the 2019 swagger's
+   * VatTypePercentage), `VatPercent` left at 0. Which one the platform does is unverified.
+   */
+  vatRates: "percent" | "dated";
 }
 
 /** An answer in the platform's error envelope. */
@@ -70,6 +76,15 @@ const REFERENCES: Record<string, { name: string; coll: string; key: string }[]> 
   invoices: [{ name: "JournalEntry", coll: "journalentries", key: "JournalEntryID" }],
 };
 
+/** A VatType's rate on a date: the dated one (VatTypePercentages) that applies, else VatPercent. */
+function vatRateOn(vatType: Row, date: string): number {
+  const day = date.slice(0, 10);
+  const dated = ((vatType.VatTypePercentages ?? []) as Row[]).find(
+    (r) => (!r.ValidFrom || String(r.ValidFrom).slice(0, 10) <= day) && (!r.ValidTo || day <= String(r.ValidTo).slice(0, 10)),
+  );
+  return Number(dated?.VatPercent ?? vatType.VatPercent ?? 0);
+}
+
 export class CompanyStore {
   private seq = 1000;
   readonly rows: Record<string, Row[]> = Object.fromEntries(Object.keys(COLLECTIONS).map((k) => [k, []]));
@@ -112,6 +127,20 @@ export class CompanyStore {
     ] as const) {
       acc[n] = add("accounts", { AccountNumber: n, AccountName: name, Visible: true });
     }
+    // A VatType's rate: in VatPercent, or dated in VatTypePercentages (vatRates). The low rate was 6 % from 2020-04-01
+    // to 2021-09-30 (Norway); a dated answer shows it, VatPercent says today's.
+    const rates = (now: number, history: [string, string | null, number][] = [["2005-01-01", null, now]]) =>
+      this.o.vatRates === "dated"
+        ? {
+            VatPercent: 0,
+            VatTypePercentages: history.map(([from, to, pct]) => ({ ID: this.id(), ValidFrom: from, ValidTo: to, VatPercent: pct })),
+          }
+        : { VatPercent: now, VatTypePercentages: [] };
+    const low: [string, string | null, number][] = [
+      ["2005-01-01", "2020-03-31", 12],
+      ["2020-04-01", "2021-09-30", 6],
+      ["2021-10-01", null, 12],
+    ];
     const vat: Record<string, Row> = {};
     for (const [code, pct, name] of [
       ["3", 25, "Utgående mva, høy sats"],
@@ -120,7 +149,13 @@ export class CompanyStore {
       ["5", 0, "Ingen utgående mva innenlands"],
       ["6", 0, "Utenfor mva-loven"],
     ] as const) {
-      vat[code] = add("vattypes", { VatCode: code, VatPercent: pct, Name: name, OutputVat: true, OutgoingAccountID: acc[2700]!.ID });
+      vat[code] = add("vattypes", {
+        VatCode: code,
+        ...rates(pct, code === "33" ? low : undefined),
+        Name: name,
+        OutputVat: true,
+        OutgoingAccountID: acc[2700]!.ID,
+      });
     }
     for (const code of ["NOK", "EUR", "SEK", "DKK", "USD", "GBP"]) add("currencycodes", { Code: code, Name: code, ShortCode: code });
     add("products", { PartName: "1", Name: "Timer", Unit: "timer", AccountID: acc[3000]!.ID, VatTypeID: vat["3"]!.ID, StatusCode: null });
@@ -128,10 +163,10 @@ export class CompanyStore {
     add("products", { PartName: "3", Name: "Varer", Unit: "stk", AccountID: acc[3000]!.ID, VatTypeID: vat["3"]!.ID, StatusCode: null });
     // Code 0, "no VAT handling", as Norwegian companies have it: neither output nor input VAT (OutputVat false), 0 %,
     // no VAT account; used on sales lines outside VAT (whether the platform's code 0 says OutputVat false is unverified).
-    add("vattypes", { VatCode: "0", VatPercent: 0, Name: "Ingen mva-behandling", OutputVat: false });
+    add("vattypes", { VatCode: "0", ...rates(0), Name: "Ingen mva-behandling", OutputVat: false });
     // A purchase (input) VAT code, as every company has: not for sales lines.
     const input = add("accounts", { AccountNumber: 2710, AccountName: "Inngående merverdiavgift", Visible: true });
-    add("vattypes", { VatCode: "1", VatPercent: 25, Name: "Inngående mva, høy sats", OutputVat: false, IncomingAccountID: input.ID });
+    add("vattypes", { VatCode: "1", ...rates(25), Name: "Inngående mva, høy sats", OutputVat: false, IncomingAccountID: input.ID });
     this.guids.clear();
   }
 
@@ -305,7 +340,7 @@ export class CompanyStore {
       this.requireFk("vattypes", item.VatTypeID, "CustomerInvoiceItem", "VatTypeID");
       this.requireFk("projects", item.Dimensions?.ProjectID, "Dimensions", "ProjectID");
       const vatType = this.byId("vattypes", item.VatTypeID ?? product?.VatTypeID);
-      item.VatPercent = vatType?.VatPercent ?? 0;
+      item.VatPercent = vatType ? vatRateOn(vatType, String(row.InvoiceDate ?? "")) : 0;
       const listed = product ? this.priceList.get(String(product.PartName)) : undefined;
       if (listed !== undefined) item.PriceExVat = listed;
       item.SumTotalExVat = round2(
