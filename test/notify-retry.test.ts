@@ -38,7 +38,11 @@ function notifierFor(stack: Stack, config: unknown, clock: { t: number }) {
 }
 
 const statusPage = async (stack: Stack, notifier: Notifier) =>
-  String(await renderStatusPage(statusOf({ db: stack.agent.db, notifier, targets: [], version: "test", startedAt: 0 } as any)));
+  String(
+    await renderStatusPage(
+      statusOf({ db: stack.agent.db, intake: stack.agent.intake, notifier, targets: [], version: "test", startedAt: 0 } as any),
+    ),
+  );
 
 describe("notices survive a mail server that is down", () => {
   test("kept, shown on the status page with the reason, retried, and delivered once the server answers", async () => {
