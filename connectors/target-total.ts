@@ -2,7 +2,7 @@
 // with the PSA's before the document is booked. A target that books a line at another price than sent (a product's own
 // price, a price list), with fewer quantity decimals, or in another currency would otherwise book a total the PSA never
 // invoiced, and nobody would know: a booked invoice cannot be changed.
-import { customerTotal, roundingRoom, type InvoiceLike } from "../agent/model.ts";
+import { bookedAmountDiffers, customerTotal, type InvoiceLike } from "../agent/model.ts";
 import { TargetError } from "./http.ts";
 
 export interface TargetDocument {
@@ -32,7 +32,7 @@ export function targetTotalDiffers(
   const net = answered.net === undefined || answered.net === null ? psa : Math.round(Number(answered.net) * 100);
   const currency = answered.currency === undefined || answered.currency === null ? inv.currency : String(answered.currency);
   const sameCurrency = currency.toUpperCase() === inv.currency.toUpperCase();
-  if (sameCurrency && Number.isFinite(net) && Math.abs(net - psa) <= roundingRoom(inv.lines)) return null;
+  if (sameCurrency && !bookedAmountDiffers(inv, net)) return null;
   const doc = inv.kind === "credit_note" ? "Credit note" : "Invoice";
   const theirs = Number.isFinite(net) ? `${minor(net)} ${currency}` : `"${String(answered.net)}" ${currency}`;
   return new TargetError("permanent", {

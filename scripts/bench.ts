@@ -16,6 +16,7 @@ import { join } from "node:path";
 import { openDatabase } from "../agent/db/index.ts";
 import { sqliteRunner } from "../agent/db/pg/runner.ts";
 import { IntakeWriter, parseEvents } from "../agent/intake.ts";
+import { duplicateKeys } from "../agent/json-keys.ts";
 import { IntakeStore, prepareEvents } from "../agent/intake-store.ts";
 import { Outbox } from "../agent/outbox.ts";
 import { pruneOnce } from "../agent/retention.ts";
@@ -171,21 +172,28 @@ async function storePathBatchedPerSecond(seconds = 2): Promise<number> {
  * thread handover, no duplicate or record checks, nothing but that one row. With every core busy, no request path can
  * take in more than cores × 1,000,000 / that many events a second.
  */
-function bulkIntakeLeastCpu(rawBatched: number, seconds = 2): { parse: number; validate: number; insert: number } {
+function bulkIntakeLeastCpu(rawBatched: number, seconds = 2): { parse: number; scan: number; validate: number; insert: number } {
   const bodies = Array.from({ length: 20 }, (_, b) => JSON.stringify(Array.from({ length: 1000 }, (_, k) => customer(b * 1000 + k, "f"))));
   let parsing = 0;
+  let scanning = 0;
   let validating = 0;
   let n = 0;
-  while (parsing + validating < seconds * 1000) {
+  while (parsing + scanning + validating < seconds * 1000) {
+    const text = bodies[(n / 1000) % bodies.length]!;
     const t0 = performance.now();
-    const body = JSON.parse(bodies[(n / 1000) % bodies.length]!);
+    const body = JSON.parse(text);
     const t1 = performance.now();
-    if (!parseEvents(body).ok) throw new Error("the bench's own events did not validate");
-    validating += performance.now() - t1;
+    // The contract refuses a field named twice (JSON.parse keeps the last without a word): a second reading of the body.
+    const repeated = duplicateKeys(text);
+    const t2 = performance.now();
+    if (!parseEvents(body, repeated).ok) throw new Error("the bench's own events did not validate");
+    validating += performance.now() - t2;
+    scanning += t2 - t1;
     parsing += t1 - t0;
     n += 1000;
   }
-  return { parse: (parsing * 1000) / n, validate: (validating * 1000) / n, insert: 1_000_000 / rawBatched };
+  const per = (ms: number) => (ms * 1000) / n;
+  return { parse: per(parsing), scan: per(scanning), validate: per(validating), insert: 1_000_000 / rawBatched };
 }
 
 /**
@@ -531,7 +539,7 @@ async function main() {
     });
     // Where goal 1's limit lies on this machine, whatever the schema: every core busy with the least an event needs.
     const least = bulkIntakeLeastCpu(raw2);
-    const leastMicros = least.parse + least.validate + least.insert;
+    const leastMicros = least.parse + least.scan + least.validate + least.insert;
     figures.push({
       name: "the least CPU a validated, durably stored event needs, on every core: bulk intake's bound on this machine, any design",
       value: (navigator.hardwareConcurrency * 1_000_000) / leastMicros,
@@ -539,7 +547,7 @@ async function main() {
       baseline: peer,
       baselineName: "plainjob 0.0.14 queue.addMany, 1,000 jobs per call, synchronous=FULL",
       note:
-        `per event: JSON.parse ${least.parse.toFixed(2)} µs + validation ${least.validate.toFixed(2)} µs + one raw insert ${least.insert.toFixed(2)} µs ` +
+        `per event: JSON.parse ${least.parse.toFixed(2)} µs + the repeated-key scan ${least.scan.toFixed(2)} µs + validation ${least.validate.toFixed(2)} µs + one raw insert ${least.insert.toFixed(2)} µs ` +
         `= ${leastMicros.toFixed(2)} µs, on ${navigator.hardwareConcurrency} cores; no HTTP, handover or checks`,
     });
   }
